@@ -1,0 +1,54 @@
+#pragma once
+// The dissector interface: one instance per flow, fed the in-order byte stream of each direction
+// by the TCP reassembler (or one datagram at a time for UDP).
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+
+#include "dissectors/api/flow_context.h"
+
+namespace medmon {
+
+// What a dissector did with the bytes it was given.
+//  used    bytes consumed from the front of the data.
+//  need    when used < data.size(): call again only once at least `need` bytes (counted from the
+//          first unconsumed byte) are available; the sensor buffers them, up to its per-flow cap.
+//  skip    after `used`, drop this many further bytes of the stream without delivering them
+//          (DICOM pixel data): memory stays O(max PDU), never O(object).
+//  give_up stop feeding this dissector for the rest of the flow.
+struct Consumed {
+  size_t used = 0;
+  size_t need = 0;
+  uint64_t skip = 0;
+  bool give_up = false;
+};
+
+class Dissector {
+ public:
+  virtual ~Dissector() = default;
+  // In-order bytes of one direction (TCP), or one whole datagram (UDP).
+  virtual Consumed on_data(Dir dir, std::span<const uint8_t> data, FlowContext& ctx) = 0;
+  // `missing` bytes of this direction were lost (capture loss, memcap): resynchronise.
+  virtual void on_gap(Dir dir, uint64_t missing, FlowContext& ctx) = 0;
+  // This direction ended (FIN/RST/timeout/end of input).
+  virtual void on_end(Dir dir, FlowContext& ctx) = 0;
+  // The flow is over: emit whatever is still pending (open associations, unacked messages).
+  virtual void on_flow_end(FlowContext& ctx) {}
+};
+
+enum class Probe : uint8_t { no, need_more, yes };
+enum class Transport : uint8_t { tcp = 1, udp = 2, both = 3 };
+
+// One registry entry per protocol.
+struct DissectorInfo {
+  std::string_view name;  // "dicom", "hl7": also the `app` value of flows it claims
+  Transport transport = Transport::tcp;
+  // Content detection on the first bytes of a direction; called on every port.
+  // need_more: too few bytes to decide (the sensor retries with more, up to a small window).
+  Probe (*probe)(std::span<const uint8_t> first_bytes, Dir dir) = nullptr;
+  std::unique_ptr<Dissector> (*make)() = nullptr;
+  std::span<const uint16_t> port_hints;  // only orders the probes; never required
+};
+
+}  // namespace medmon

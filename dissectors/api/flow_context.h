@@ -1,0 +1,87 @@
+#pragma once
+// What a dissector sees of the flow it is parsing: packet time, event output, anomalies, the
+// pseudonymiser, and the facts it learns for the policy (application, PHI seen in clear, named
+// attributes such as AE titles). Constructed by the sensor per flow; unit tests construct one
+// over a MemorySink.
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "sensor/common/types.h"
+#include "sensor/output/event_output.h"
+#include "sensor/output/pseudonymiser.h"
+
+namespace medmon {
+
+// What the dissectors learnt about a flow; read by the policy and written in the `flow` event.
+struct FlowFacts {
+  std::string app;                       // "dicom", "hl7", ... empty = none of ours
+  bool tls = false;                      // the flow is encrypted (nDPI: TLS/DTLS/SSH...)
+  std::vector<std::string> phi_fields;   // PHI fields seen in clear, unique, in first-seen order
+  std::vector<std::pair<std::string, std::string>> attrs;  // e.g. {"dicom.calling_ae","CT01"}
+
+  void add_phi(std::string_view field) {
+    for (auto& f : phi_fields) if (f == field) return;
+    phi_fields.emplace_back(field);
+  }
+  void set_attr(std::string_view k, std::string_view v) {
+    for (auto& [key, val] : attrs) if (key == k) { val.assign(v); return; }
+    attrs.emplace_back(std::string(k), std::string(v));
+  }
+  const std::string* attr(std::string_view k) const {
+    for (auto& [key, val] : attrs) if (key == k) return &val;
+    return nullptr;
+  }
+};
+
+class FlowContext {
+ public:
+  FlowContext(EventOutput& out, const Pseudonymiser& phi, const EventEndpoints& ep, FlowFacts& facts)
+      : out_(out), phi_(phi), ep_(ep), facts_(facts) {}
+
+  Timestamp now() const { return now_; }
+  void set_now(Timestamp t) { now_ = t; }
+  // Offset, in the current direction's byte stream, of the first byte of the data being delivered.
+  uint64_t stream_offset() const { return stream_offset_; }
+  void set_stream_offset(uint64_t o) { stream_offset_ = o; }
+
+  // Starts an event with the flow's common header; finish it with end_event().
+  JsonWriter& begin_event(std::string_view event_type) { return out_.begin(event_type, now_, &ep_); }
+  void end_event() { out_.end(); }
+
+  // Malformed input: an `anomaly` event and a counter "anomaly.<dissector>.<name>".
+  void anomaly(std::string_view dissector, std::string_view name, uint64_t offset,
+               std::string_view detail = {}) {
+    std::string counter = "anomaly.";
+    counter.append(dissector).append(".").append(name);
+    ++out_.counters().at(counter);
+    auto& w = begin_event("anomaly");
+    w.object("anomaly");
+    w.field("dissector", dissector);
+    w.field("name", name);
+    w.field("offset", offset);
+    if (!detail.empty()) w.field("detail", detail);
+    w.end_object();
+    end_event();
+  }
+
+  // Every PHI value leaves through here: a keyed pseudonym unless raw output was asked for.
+  std::string pseudonym(std::string_view value) const { return phi_(value); }
+  const Pseudonymiser& pseudonymiser() const { return phi_; }
+
+  FlowFacts& facts() { return facts_; }
+  const EventEndpoints& endpoints() const { return ep_; }
+  Counters& counters() { return out_.counters(); }
+
+ private:
+  EventOutput& out_;
+  const Pseudonymiser& phi_;
+  const EventEndpoints& ep_;
+  FlowFacts& facts_;
+  Timestamp now_{};
+  uint64_t stream_offset_ = 0;
+};
+
+}  // namespace medmon

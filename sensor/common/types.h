@@ -1,0 +1,48 @@
+#pragma once
+// Small value types shared by every stage: packet time, IP addresses, directions.
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+namespace medmon {
+
+// Packet time in microseconds since the Unix epoch. Never the wall clock.
+struct Timestamp {
+  int64_t usec = 0;
+  friend bool operator==(Timestamp a, Timestamp b) { return a.usec == b.usec; }
+  friend auto operator<=>(Timestamp a, Timestamp b) { return a.usec <=> b.usec; }
+};
+
+// RFC 3339, UTC, microseconds: 2024-01-01T08:00:00.000123Z
+std::string format_rfc3339(Timestamp ts);
+void append_rfc3339(std::string& out, Timestamp ts);
+
+// Direction of bytes relative to the flow's initiator (the client).
+enum class Dir : uint8_t { to_server = 0, to_client = 1 };
+inline Dir reverse(Dir d) { return d == Dir::to_server ? Dir::to_client : Dir::to_server; }
+inline const char* dir_name(Dir d) { return d == Dir::to_server ? "to_server" : "to_client"; }
+
+// IPv4 or IPv6 address; IPv4 is stored in the first 4 bytes.
+struct IpAddr {
+  std::array<uint8_t, 16> b{};
+  uint8_t family = 0;  // 4 or 6, 0 = none
+
+  static IpAddr v4(const uint8_t* p) { IpAddr a; std::memcpy(a.b.data(), p, 4); a.family = 4; return a; }
+  static IpAddr v6(const uint8_t* p) { IpAddr a; std::memcpy(a.b.data(), p, 16); a.family = 6; return a; }
+  static bool parse(std::string_view text, IpAddr& out);
+  std::string to_string() const;
+  void append_to(std::string& out) const;
+
+  friend bool operator==(const IpAddr& x, const IpAddr& y) { return x.family == y.family && x.b == y.b; }
+  friend auto operator<=>(const IpAddr& x, const IpAddr& y) {
+    if (auto c = x.family <=> y.family; c != 0) return c;
+    return x.b <=> y.b;
+  }
+};
+
+enum class L4 : uint8_t { other = 0, icmp = 1, tcp = 6, udp = 17, icmp6 = 58 };
+const char* l4_name(uint8_t proto);
+
+}  // namespace medmon

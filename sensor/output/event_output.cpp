@@ -1,0 +1,84 @@
+#include "sensor/output/event_output.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+namespace medmon {
+
+JsonWriter& EventOutput::begin(std::string_view event_type, Timestamp ts, const EventEndpoints* ep) {
+  line_.clear();
+  type_.assign(event_type);
+  writer_ = JsonWriter(line_);
+  writer_.begin_object();
+  writer_.key("ts");
+  line_.push_back('"');
+  append_rfc3339(line_, ts);
+  line_.push_back('"');
+  writer_.field("event_type", event_type);
+  if (ep) {
+    if (!ep->flow_id.empty()) writer_.field("flow_id", ep->flow_id);
+    if (ep->src.family) {
+      writer_.key("src_ip"); line_.push_back('"'); ep->src.append_to(line_); line_.push_back('"');
+      writer_.field("src_port", ep->src_port);
+      writer_.key("dst_ip"); line_.push_back('"'); ep->dst.append_to(line_); line_.push_back('"');
+      writer_.field("dst_port", ep->dst_port);
+      writer_.field("proto", l4_name(ep->proto));
+      if (ep->vlan) writer_.field("vlan", ep->vlan);
+      if (annotator_) annotator_->annotate(*ep, writer_);
+    }
+  }
+  return writer_;
+}
+
+void EventOutput::end() {
+  writer_.end_object();
+  ++events_;
+  ++counters_.at("events." + type_);
+  for (auto* o : observers_) o->on_event(type_, line_);
+  for (auto& s : sinks_) s->write_line(type_, line_);
+}
+
+void EventOutput::flush() {
+  for (auto& s : sinks_) s->flush();
+}
+
+FileSink::FileSink(const std::string& path) {
+  if (path == "-") {
+    fd_ = STDOUT_FILENO;
+  } else {
+    fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (fd_ < 0) throw std::runtime_error(path + ": " + std::strerror(errno));
+    owned_ = true;
+  }
+  buf_.reserve(1 << 20);
+}
+
+FileSink::~FileSink() {
+  flush();
+  if (owned_) ::close(fd_);
+}
+
+void FileSink::write_line(std::string_view, std::string_view line) {
+  buf_.append(line);
+  buf_.push_back('\n');
+  if (buf_.size() >= (1 << 20)) flush();
+}
+
+void FileSink::flush() {
+  size_t off = 0;
+  while (off < buf_.size()) {
+    ssize_t n = ::write(fd_, buf_.data() + off, buf_.size() - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      break;  // output gone (closed pipe, full disk): drop rather than spin
+    }
+    off += static_cast<size_t>(n);
+  }
+  buf_.clear();
+}
+
+}  // namespace medmon

@@ -1,0 +1,99 @@
+#pragma once
+// Event output: every event is one JSON object on one line, keys in a fixed order, starting
+// with the common header (ts, event_type, flow_id, src_ip, src_port, dst_ip, dst_port, proto,
+// vlan, then src/dst device and zone when a policy knows them). Lines are handed whole to the
+// sinks, so a crash or an error exit never leaves half a line behind.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sensor/common/counters.h"
+#include "sensor/common/types.h"
+#include "sensor/output/json_writer.h"
+
+namespace medmon {
+
+// The addressing part of an event, oriented client -> server.
+struct EventEndpoints {
+  std::string_view flow_id;  // empty: no flow (e.g. a decode anomaly)
+  IpAddr src, dst;
+  uint16_t src_port = 0, dst_port = 0;
+  uint8_t proto = 0;
+  uint16_t vlan = 0;  // outer 802.1Q id, 0 = untagged
+};
+
+// Adds site knowledge (device and zone names) to the common header. Implemented by the policy.
+class HeaderAnnotator {
+ public:
+  virtual ~HeaderAnnotator() = default;
+  virtual void annotate(const EventEndpoints& ep, JsonWriter& w) = 0;
+};
+
+// Receives finished lines (without the trailing newline).
+class EventSink {
+ public:
+  virtual ~EventSink() = default;
+  virtual void write_line(std::string_view event_type, std::string_view line) = 0;
+  virtual void flush() {}
+};
+
+// Sees every event after it is finished (policy engine, asset tracker, summary).
+class EventObserver {
+ public:
+  virtual ~EventObserver() = default;
+  virtual void on_event(std::string_view event_type, std::string_view line) = 0;
+};
+
+class EventOutput {
+ public:
+  // Starts an event; returns a writer positioned inside the top-level object.
+  JsonWriter& begin(std::string_view event_type, Timestamp ts, const EventEndpoints* ep);
+  void end();
+
+  void add_sink(std::shared_ptr<EventSink> s) { sinks_.push_back(std::move(s)); }
+  void add_observer(EventObserver* o) { observers_.push_back(o); }
+  void set_annotator(HeaderAnnotator* a) { annotator_ = a; }
+  void flush();
+  Counters& counters() { return counters_; }
+  uint64_t events_written() const { return events_; }
+
+ private:
+  std::string line_;
+  std::string type_;
+  JsonWriter writer_{line_};
+  std::vector<std::shared_ptr<EventSink>> sinks_;
+  std::vector<EventObserver*> observers_;
+  HeaderAnnotator* annotator_ = nullptr;
+  Counters counters_;
+  uint64_t events_ = 0;
+};
+
+// Writes lines to a file descriptor through a large buffer; flushes only whole lines.
+class FileSink : public EventSink {
+ public:
+  // path "-" = stdout. Throws std::runtime_error when the file cannot be opened.
+  explicit FileSink(const std::string& path);
+  ~FileSink() override;
+  void write_line(std::string_view event_type, std::string_view line) override;
+  void flush() override;
+
+ private:
+  int fd_ = -1;
+  bool owned_ = false;
+  std::string buf_;
+};
+
+// Keeps lines in memory (unit tests, report generation).
+class MemorySink : public EventSink {
+ public:
+  void write_line(std::string_view event_type, std::string_view line) override {
+    lines.emplace_back(line);
+    types.emplace_back(event_type);
+  }
+  std::vector<std::string> lines;
+  std::vector<std::string> types;
+};
+
+}  // namespace medmon

@@ -1,0 +1,32 @@
+#pragma once
+// The single place a PHI value may leave medmon. By default a value becomes a keyed pseudonym
+// (HMAC-SHA256 with the site key, truncated): the same patient gives the same pseudonym across
+// flows and protocols (a DICOM Patient ID and an HL7 PID-3 of the same value match), but the
+// value cannot be recovered without the key. Raw mode exists for forensics only.
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace medmon {
+
+class Pseudonymiser {
+ public:
+  enum class Mode { pseudonym, raw };
+  explicit Pseudonymiser(std::string key = default_key(), Mode mode = Mode::pseudonym)
+      : key_(std::move(key)), mode_(mode) {}
+
+  // "phi:" + 16 hex digits of HMAC-SHA256(key, normalise(value)); or the raw value in raw mode.
+  std::string operator()(std::string_view value) const;
+  // Trims spaces, NUL padding and trailing component separators ('^') so the same value
+  // written by DICOM and HL7 peers compares equal.
+  static std::string_view normalise(std::string_view value);
+  Mode mode() const { return mode_; }
+  // Fixed key used when no site key is configured (tests, demo). A deployment sets its own.
+  static std::string default_key() { return "medmon-default-site-key"; }
+
+ private:
+  std::string key_;
+  Mode mode_;
+};
+
+}  // namespace medmon
