@@ -1,0 +1,47 @@
+#pragma once
+// The hook through which a policy judges flows. The pipeline calls judge() once per flow as it
+// ends, before writing the flow's `flow` event; the verdict goes into that event and any alerts
+// are written through `out` right after it.
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "dissectors/api/flow_context.h"
+#include "sensor/output/event_output.h"
+
+namespace medmon {
+
+struct FlowSummary {
+  EventEndpoints ep;                    // client -> server (initiator first)
+  std::array<uint8_t, 6> client_mac{};  // zero when the link has no MAC
+  std::array<uint8_t, 6> server_mac{};
+  Timestamp start, end;
+  std::array<uint64_t, 2> pkts{};       // [to_server, to_client]
+  std::array<uint64_t, 2> bytes{};      // frame bytes, as on the wire
+  std::array<uint64_t, 2> payload_bytes{};
+  bool syn_seen = false;                // the initiator was seen opening the connection
+  bool server_answered = false;         // SYN-ACK or any packet back
+  std::string end_state;                // closed, reset, idle_timeout, ... (see docs/schema/flow.json)
+  std::string ndpi_protocol;            // e.g. "TLS", "SMBv23", "SSH", "Unknown"
+  std::string ndpi_app;                 // e.g. "Google" for TLS.Google, empty otherwise
+  std::string ndpi_category;
+  std::string sni;                      // TLS SNI when nDPI saw one
+  const FlowFacts* facts = nullptr;     // what medmon's own dissectors learnt (app, PHI, attributes)
+};
+
+struct FlowVerdict {
+  std::string verdict;                  // declared / undeclared / forbidden; empty = not judged
+  std::string rule;                     // the matching or contradicted rule id
+  std::vector<std::string> mds2;        // MDS2 question ids contradicted
+};
+
+class FlowJudge {
+ public:
+  virtual ~FlowJudge() = default;
+  virtual FlowVerdict judge(const FlowSummary& flow, EventOutput& out) = 0;
+  // Called when the input ends, for host-level findings (scans, fan-out) that need all flows.
+  virtual void finish(Timestamp now, EventOutput& out) {}
+};
+
+}  // namespace medmon
