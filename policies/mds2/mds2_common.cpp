@@ -1,0 +1,250 @@
+// Shared pieces of the MDS2 importers: answer normalisation, id matching, notes, mapping.
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <unordered_map>
+
+#include "policies/mds2/mds2_form.h"
+
+namespace medmon::mds2 {
+
+const char* answer_name(Answer a) {
+  switch (a) {
+    case Answer::yes: return "yes";
+    case Answer::no: return "no";
+    case Answer::na: return "n.a.";
+    case Answer::see_note: return "see-note";
+    case Answer::blank: return "blank";
+    case Answer::text: return "text";
+  }
+  return "blank";
+}
+
+const Question* Form::find(std::string_view id) const {
+  for (auto& q : questions) if (q.id == id) return &q;
+  return nullptr;
+}
+
+std::string collapse_ws(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  bool space = false;
+  for (unsigned char c : s) {
+    // Non-breaking spaces (U+00A0 as UTF-8 C2 A0) are handled by the caller's strip; here ASCII.
+    if (std::isspace(c)) { space = !out.empty(); continue; }
+    if (space) { out.push_back(' '); space = false; }
+    out.push_back(static_cast<char>(c));
+  }
+  return out;
+}
+
+std::string strip_html(std::string_view s) {
+  if (s.find('<') == std::string_view::npos && s.find('&') == std::string_view::npos) return std::string(s);
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    char c = s[i];
+    if (c == '<') {
+      // Only treat it as a tag when it looks like one: "<p>", "</p>", "<br/>", "<a href=..>".
+      size_t j = i + 1;
+      if (j < s.size() && (std::isalpha(static_cast<unsigned char>(s[j])) || s[j] == '/' || s[j] == '!')) {
+        size_t close = s.find('>', j);
+        if (close != std::string_view::npos) {
+          out.push_back(' ');
+          i = close + 1;
+          continue;
+        }
+      }
+      out.push_back(c);
+      ++i;
+    } else if (c == '&') {
+      static const std::pair<std::string_view, std::string_view> ents[] = {
+          {"&amp;", "&"}, {"&lt;", "<"}, {"&gt;", ">"}, {"&quot;", "\""}, {"&#39;", "'"},
+          {"&apos;", "'"}, {"&nbsp;", " "}};
+      bool done = false;
+      for (auto& [e, r] : ents) {
+        if (s.substr(i, e.size()) == e) { out.append(r); i += e.size(); done = true; break; }
+      }
+      if (!done) { out.push_back(c); ++i; }
+    } else {
+      out.push_back(c);
+      ++i;
+    }
+  }
+  return out;
+}
+
+namespace {
+bool is_upper(char c) { return c >= 'A' && c <= 'Z'; }
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+std::string lower(std::string_view s) {
+  std::string o(s);
+  for (auto& c : o) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return o;
+}
+}  // namespace
+
+bool match_question_id(std::string_view s, std::string& id) {
+  // ^(DOC|[A-Z]{4})-\d+(\.\d+)*
+  size_t i = 0;
+  if (s.substr(0, 4) == "DOC-") i = 3;
+  else if (s.size() >= 5 && is_upper(s[0]) && is_upper(s[1]) && is_upper(s[2]) && is_upper(s[3]) && s[4] == '-') i = 4;
+  else return false;
+  ++i;  // '-'
+  if (i >= s.size() || !is_digit(s[i])) return false;
+  while (i < s.size() && is_digit(s[i])) ++i;
+  while (i + 1 < s.size() && s[i] == '.' && is_digit(s[i + 1])) {
+    ++i;
+    while (i < s.size() && is_digit(s[i])) ++i;
+  }
+  // The id must end at a word boundary ("CONN-4 " or "CONN-4," not "CONN-4x").
+  if (i < s.size() && (std::isalnum(static_cast<unsigned char>(s[i])) || s[i] == '-')) return false;
+  id.assign(s.substr(0, i));
+  return true;
+}
+
+std::string canonical_id(std::string_view raw) {
+  // Typo in the official HN 1-2019 form, copied into vendor files.
+  if (raw.substr(0, 5) == "SHAD-") return "SAHD-" + std::string(raw.substr(5));
+  if (raw.substr(0, 5) == "SBoM-") return "SBOM-" + std::string(raw.substr(5));
+  return std::string(raw);
+}
+
+Answer normalise_answer(std::string_view text, std::string& detail) {
+  std::string t = collapse_ws(text);
+  detail = t;
+  // Placeholders such as "__" or "____" mean the vendor left the cell empty.
+  bool only_underscores = !t.empty() && std::all_of(t.begin(), t.end(), [](char c) { return c == '_'; });
+  if (t.empty() || only_underscores) { detail.clear(); return Answer::blank; }
+  std::string l = lower(t);
+  auto word_is = [&](std::string_view w) {
+    if (l.compare(0, w.size(), w) != 0) return false;
+    return l.size() == w.size() || !std::isalnum(static_cast<unsigned char>(l[w.size()]));
+  };
+  if (word_is("see note") || word_is("see notes")) return Answer::see_note;
+  if (word_is("n/a") || word_is("na") || word_is("n.a.") || word_is("n.a") || word_is("not applicable"))
+    return Answer::na;
+  if (word_is("yes") || word_is("y")) return Answer::yes;
+  if (word_is("no") || word_is("n")) return Answer::no;
+  return Answer::text;
+}
+
+std::string excel_serial_to_date(std::string_view serial) {
+  std::string s(serial);
+  char* end = nullptr;
+  double v = std::strtod(s.c_str(), &end);
+  if (s.empty() || end != s.c_str() + s.size()) return {};
+  if (v < 1 || v > 2958465) return {};  // 1900-01-01 .. 9999-12-31
+  // Days since 1899-12-30 (Excel's 1900 leap-year bug is absorbed by this epoch for dates after
+  // 1900-03-01, which every MDS2 release date is).
+  long days = static_cast<long>(v) - 25569;  // to Unix epoch days
+  // civil_from_days (H. Hinnant)
+  long z = days + 719468;
+  long era = (z >= 0 ? z : z - 146096) / 146097;
+  long doe = z - era * 146097;
+  long yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  long y = yoe + era * 400;
+  long doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  long mp = (5 * doy + 2) / 153;
+  long d = doy - (153 * mp + 2) / 5 + 1;
+  long m = mp + (mp < 10 ? 3 : -9);
+  if (m <= 2) ++y;
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%04ld-%02ld-%02ld", y, m, d);
+  return buf;
+}
+
+namespace {
+const std::unordered_map<std::string_view, Mapping>& mapping_table() {
+  static const std::unordered_map<std::string_view, Mapping> t = {
+#include "policies/mds2/template_mapping.inc"
+  };
+  return t;
+}
+
+// "See Note 5", "See Notes 3, 4", "Note 2" -> {"Note 5"} ...
+std::vector<std::string> note_keys(std::string_view ref) {
+  std::vector<std::string> keys;
+  std::string l = lower(ref);
+  if (l.find("note") == std::string::npos) return keys;
+  for (size_t i = 0; i < l.size();) {
+    if (is_digit(l[i])) {
+      size_t j = i;
+      while (j < l.size() && is_digit(l[j])) ++j;
+      keys.push_back("Note " + l.substr(i, j - i));
+      i = j;
+    } else {
+      ++i;
+    }
+  }
+  return keys;
+}
+}  // namespace
+
+const Mapping* template_mapping(std::string_view id) {
+  auto& t = mapping_table();
+  auto it = t.find(id);
+  return it == t.end() ? nullptr : &it->second;
+}
+
+void finish_form(Form& f) {
+  size_t real = 0;
+  for (auto& q : f.questions) if (q.id.substr(0, 4) != "DOC-") ++real;
+  if (real == 0) {
+    throw ImportError(f.source_file + ": no HN 1-2019 question ids (such as CONN-4 or TXCF-2) found; "
+                      "expected a sheet or lines keyed by ids matching ^(DOC|[A-Z]{4})-\\d+(\\.\\d+)*");
+  }
+  for (auto& q : f.questions) {
+    if (q.id == "DOC-7") {
+      std::string d = excel_serial_to_date(q.detail);
+      if (!d.empty()) q.detail = d;
+    }
+    std::string nd;
+    Answer na = normalise_answer(q.note_ref, nd);
+    q.note_ref = (na == Answer::blank) ? std::string() : nd;
+    std::string text = q.note;  // free text the row carried beside the answer
+    for (auto src : {std::string_view(q.note_ref), std::string_view(q.detail)}) {
+      for (auto& k : note_keys(src)) {
+        auto it = f.notes.find(k);
+        if (it == f.notes.end()) continue;
+        if (text.find(it->second) != std::string::npos) continue;
+        if (!text.empty()) text += " ";
+        text += it->second;
+      }
+    }
+    q.note = text;
+    // Vendor copies often drop columns E-G; they belong to the template, so take them from it.
+    if (q.iec_tr_80001_2_2.empty() && q.nist_800_53.empty() && q.iso_27002.empty()) {
+      if (auto* m = template_mapping(q.id)) {
+        q.iec_tr_80001_2_2 = m->iec; q.nist_800_53 = m->nist; q.iso_27002 = m->iso;
+      }
+    }
+  }
+  // Duplicate ids (a file pasted twice, a typo'd id equal to a real one): first one wins.
+  std::vector<Question> uniq;
+  uniq.reserve(f.questions.size());
+  for (auto& q : f.questions) {
+    bool dup = false;
+    for (auto& u : uniq) if (u.id == q.id) { dup = true; break; }
+    if (dup) { f.warnings.push_back("duplicate question id " + q.raw_id + " ignored"); continue; }
+    uniq.push_back(std::move(q));
+  }
+  f.questions = std::move(uniq);
+}
+
+Form read_any(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ImportError(path + ": cannot open file");
+  char magic[5] = {};
+  in.read(magic, 4);
+  std::string m(magic, static_cast<size_t>(in.gcount()));
+  if (m.size() >= 4 && m.compare(0, 4, "PK\x03\x04") == 0) return read_xlsx(path);
+  if (m.size() >= 4 && m == "%PDF") return read_pdf(path);
+  if (m.size() >= 4 && static_cast<unsigned char>(m[0]) == 0xD0 && static_cast<unsigned char>(m[1]) == 0xCF)
+    throw ImportError(path + ": legacy binary .xls workbook; save it as .xlsx (or CSV) and import that");
+  return read_text(path);
+}
+
+}  // namespace medmon::mds2

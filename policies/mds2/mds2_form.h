@@ -1,0 +1,103 @@
+#pragma once
+// The MDS2 form (ANSI/NEMA HN 1-2019) as read from a vendor's file, whatever its format.
+// Answers are normalised (yes/no/n.a./see-note/blank, or free text for the DOC header) and keep
+// the vendor's own wording as `detail`. Every importer fills the same Form, so XLSX, CSV, Markdown
+// and PDF copies of one declaration produce the same model.
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace medmon::mds2 {
+
+enum class Answer { yes, no, na, see_note, blank, text };
+const char* answer_name(Answer a);  // "yes", "no", "n.a.", "see-note", "blank", "text"
+
+struct Question {
+  std::string id;        // canonical id, e.g. "SAHD-15" (the form's "SHAD-15" typo is fixed)
+  std::string raw_id;    // as written in the file
+  std::string question;  // question text, whitespace collapsed
+  Answer answer = Answer::blank;
+  std::string detail;    // the answer as written, whitespace collapsed
+  std::string note_ref;  // column D as written ("See Note 5"), blank placeholders dropped
+  std::string note;      // resolved note text(s)
+  // The form's own mapping (columns E-G of the NEMA workbook); empty when the form leaves it blank.
+  std::string iec_tr_80001_2_2, nist_800_53, iso_27002;
+};
+
+struct Form {
+  std::string edition = "HN 1-2019";
+  std::string source_file;
+  std::string source_format;  // xlsx, csv, tsv, text, markdown, pdf
+  std::vector<Question> questions;            // in form order
+  std::map<std::string, std::string> notes;   // "Note 5" -> text
+  std::vector<std::string> warnings;
+
+  const Question* find(std::string_view id) const;
+};
+
+// Thrown for files that cannot be read as an HN 1-2019 form (I/O errors, other editions).
+struct ImportError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Normalises one answer cell.
+Answer normalise_answer(std::string_view text, std::string& detail);
+// True when s starts with a question id (DOC-1, CONN-1.2.1, SHAD-15); sets id to the matched text.
+bool match_question_id(std::string_view s, std::string& id);
+// The form's typos mapped to the id a policy should use (SHAD-15 -> SAHD-15).
+std::string canonical_id(std::string_view raw);
+// Excel serial day number (1900 date system) -> YYYY-MM-DD; empty when not a plausible date.
+std::string excel_serial_to_date(std::string_view serial);
+// Removes HTML tags and decodes the common entities; block tags become spaces.
+std::string strip_html(std::string_view s);
+// Trims and collapses runs of whitespace to one space.
+std::string collapse_ws(std::string_view s);
+
+// Importers. All throw ImportError with a message a person can act on.
+Form read_xlsx(const std::string& path);
+Form read_text(const std::string& path);            // CSV, TSV, plain text, Markdown
+Form read_text_buffer(std::string_view text, std::string_view format_hint, std::string_view source = {});
+Form read_pdf(const std::string& path);
+// Picks the importer by content (zip / %PDF / text).
+Form read_any(const std::string& path);
+
+// After the rows are read: resolves note references, fills the mapping from the NEMA template
+// where the file has none, and rejects files with no question ids.
+void finish_form(Form& f);
+
+// The form's own E-G mapping for a question id (from the NEMA HN 1-2019 workbook); nullptr if none.
+struct Mapping { const char* iec; const char* nist; const char* iso; };
+const Mapping* template_mapping(std::string_view id);
+
+// A vendor port table row (`--ports ports.csv`).
+struct PortEntry {
+  uint16_t port = 0;
+  std::string protocol;   // tcp / udp
+  std::string direction;  // inbound / outbound / both
+  std::string service;
+  bool default_enabled = true;
+  int line = 0;
+};
+std::vector<PortEntry> read_ports_csv(const std::string& path);
+
+// The machine-derived switches of a device model: each follows from one MDS2 question.
+// value = (answer == yes), or (answer == no) when `inverted`; unknown for n.a./blank/see-note.
+struct Switch {
+  const char* name;      // key under mds2_derived
+  const char* question;  // MDS2 id it cites
+  bool inverted;
+};
+const std::vector<Switch>& derived_switches();
+const Switch* find_switch(std::string_view name);
+
+struct ImportOptions {
+  std::string model_id;  // overrides the id derived from DOC-3 / DOC-2
+  std::string sha256;  // of the form file
+};
+// Renders a device model YAML (schema medmon.model/v1) from a form and optional port table.
+std::string render_model(const Form& f, const std::vector<PortEntry>& ports, const ImportOptions& opt);
+
+}  // namespace medmon::mds2

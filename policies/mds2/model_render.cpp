@@ -1,0 +1,269 @@
+// Device model YAML from an imported form: derived switches citing their questions, the vendor's
+// port table as flows, the raw answers with the form's mapping, and what a person must fill in.
+#include <cctype>
+#include <fstream>
+#include <sstream>
+
+#include "policies/mds2/mds2_form.h"
+#include "policies/mds2/rows.h"
+
+namespace medmon::mds2 {
+
+const std::vector<Switch>& derived_switches() {
+  static const std::vector<Switch> s = {
+      {"internal_only", "CONN-4", true},
+      {"internet_required", "CONN-6", false},
+      {"communicates_internal", "CONN-3", false},
+      {"port_list_provided", "CONN-2", false},
+      {"api_calls", "CONN-5", false},
+      {"tls_supported", "CONN-7", false},
+      {"tls_configurable", "CONN-7.1", false},
+      {"remote_control", "CONN-8", false},
+      {"wireless", "CONN-1.1", false},
+      {"phi_any", "MPII-1", false},
+      {"phi_wired", "MPII-3.5", false},
+      {"phi_wireless", "MPII-3.6", false},
+      {"phi_external", "MPII-3.7", false},
+      {"phi_proprietary", "MPII-3.9", false},
+      {"phi_point_to_point_only", "TXCF-1", false},
+      {"phi_encrypted_claim", "TXCF-2", false},
+      {"phi_fixed_destinations", "TXCF-3", false},
+      {"authenticated_connections_only", "TXCF-4", false},
+      {"secure_transmission", "TXCF-5", false},
+      {"node_authentication", "NAUT-1", false},
+      {"network_acl", "NAUT-2", false},
+      {"remote_service", "RMOT-1", false},
+      {"remote_service_phi", "RMOT-1.3", false},
+      {"predictive_maintenance", "RMOT-2", false},
+      {"other_remote", "RMOT-3", false},
+      {"file_shares_disabled", "SAHD-7", false},
+      {"unused_ports_disabled", "SAHD-8", false},
+      {"legacy_services_disabled", "SAHD-9", false},
+      {"ntp", "AUDT-4.1.1", false},
+      {"atna_syslog", "AUDT-5.2", false},
+  };
+  return s;
+}
+
+const Switch* find_switch(std::string_view name) {
+  for (auto& s : derived_switches()) if (name == s.name) return &s;
+  return nullptr;
+}
+
+namespace {
+
+std::string q(std::string_view s) {
+  std::string o = "\"";
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') { o.push_back('\\'); o.push_back(static_cast<char>(c)); }
+    else if (c == '\n') o += "\\n";
+    else if (c == '\t') o += "\\t";
+    else if (c < 0x20) { char b[8]; std::snprintf(b, sizeof b, "\\x%02x", c); o += b; }
+    else o.push_back(static_cast<char>(c));
+  }
+  return o + "\"";
+}
+
+std::string slug(std::string_view s) {
+  std::string o;
+  for (unsigned char c : s) {
+    if (std::isalnum(c)) o.push_back(static_cast<char>(std::tolower(c)));
+    else if (!o.empty() && o.back() != '-') o.push_back('-');
+  }
+  while (!o.empty() && o.back() == '-') o.pop_back();
+  return o;
+}
+
+std::string answer_of(const Form& f, std::string_view id) {
+  auto* x = f.find(id);
+  if (!x || x->answer == Answer::blank || x->answer == Answer::na) return {};
+  return x->detail;
+}
+
+std::string app_for_service(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  s = collapse_ws(s);
+  auto has = [&](std::string_view w) { return s.find(w) != std::string::npos; };
+  if (has("dicom")) return "dicom";
+  if (has("hl7") || has("mllp")) return "hl7";
+  if (has("https") || has("tls") || has("ssl")) return "tls";
+  if (has("http")) return "http";
+  if (has("ntp")) return "ntp";
+  if (has("dns")) return "dns";
+  if (has("dhcp")) return "dhcp";
+  if (has("syslog")) return "syslog";
+  if (has("ldap")) return "ldap";
+  if (has("ssh") || has("sftp")) return "ssh";
+  if (has("smb") || has("cifs")) return "smb";
+  if (has("rdp")) return "rdp";
+  if (has("vnc")) return "vnc";
+  if (has("telnet")) return "telnet";
+  if (has("ftp")) return "ftp";
+  if (has("snmp")) return "snmp";
+  return {};
+}
+
+}  // namespace
+
+std::vector<PortEntry> read_ports_csv(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ImportError(path + ": cannot open port table");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  std::string text = ss.str();
+  char delim = text.find('\t') != std::string::npos && text.find(',') == std::string::npos ? '\t' : ',';
+  auto rows = detail::parse_delimited(text, delim);
+  // Columns: port, protocol, direction, service, default state (header optional, any order).
+  int c_port = 0, c_proto = 1, c_dir = 2, c_svc = 3, c_def = 4;
+  std::vector<PortEntry> out;
+  int line = 0;
+  for (auto& row : rows) {
+    ++line;
+    for (auto& c : row) c = collapse_ws(c);
+    if (row.empty() || (row.size() == 1 && row[0].empty()) || (!row[0].empty() && row[0][0] == '#')) continue;
+    std::string first = row[0];
+    for (auto& ch : first) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    if (line == 1 && !std::isdigit(static_cast<unsigned char>(first.empty() ? 'x' : first[0]))) {
+      for (int i = 0; i < static_cast<int>(row.size()); ++i) {
+        std::string h = row[i];
+        for (auto& ch : h) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        if (h.find("port") != std::string::npos) c_port = i;
+        else if (h.find("proto") != std::string::npos) c_proto = i;
+        else if (h.find("dir") != std::string::npos) c_dir = i;
+        else if (h.find("serv") != std::string::npos) c_svc = i;
+        else if (h.find("default") != std::string::npos || h.find("state") != std::string::npos || h.find("status") != std::string::npos) c_def = i;
+      }
+      continue;
+    }
+    auto cell = [&](int i) { return i < static_cast<int>(row.size()) ? row[i] : std::string(); };
+    PortEntry e;
+    e.line = line;
+    std::string p = cell(c_port);
+    char* end = nullptr;
+    long v = std::strtol(p.c_str(), &end, 10);
+    if (p.empty() || *end != 0 || v <= 0 || v > 65535)
+      throw ImportError(path + ":" + std::to_string(line) + ": port '" + p + "' is not a number 1-65535");
+    e.port = static_cast<uint16_t>(v);
+    e.protocol = cell(c_proto);
+    for (auto& ch : e.protocol) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    if (e.protocol.empty()) e.protocol = "tcp";
+    if (e.protocol != "tcp" && e.protocol != "udp")
+      throw ImportError(path + ":" + std::to_string(line) + ": protocol '" + e.protocol + "' (expected tcp or udp)");
+    std::string d = cell(c_dir);
+    for (auto& ch : d) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    if (d.find("in") == 0) e.direction = "inbound";
+    else if (d.find("out") == 0) e.direction = "outbound";
+    else if (d.find("both") == 0 || d.find("bi") == 0 || d.empty()) e.direction = "both";
+    else throw ImportError(path + ":" + std::to_string(line) + ": direction '" + d + "' (expected inbound, outbound or both)");
+    e.service = cell(c_svc);
+    std::string def = cell(c_def);
+    for (auto& ch : def) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    e.default_enabled = !(def.find("disabled") != std::string::npos || def == "off" || def == "no" || def == "false");
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+std::string render_model(const Form& f, const std::vector<PortEntry>& ports, const ImportOptions& opt) {
+  std::string o;
+  o.reserve(64 * 1024);
+  std::string file = f.source_file.substr(f.source_file.find_last_of('/') == std::string::npos ? 0 : f.source_file.find_last_of('/') + 1);
+  o += "# Device model imported by `medmon mds2 import` from " + file + " (" + f.source_format + ", ANSI/NEMA HN 1-2019).\n";
+  o += "# Review it before use. A person must still fill in:\n";
+  o += "#   - flows: the peer role of each conversation (pacs, ris_mwl, ntp, ...), bound to addresses by the site file;\n";
+  o += "#   - dicom: local AE titles (or ae_title_from_site), SOP classes, DIMSE in/out, C-MOVE destinations;\n";
+  o += "#   - hl7: message types in/out and the peer roles;\n";
+  o += "#   - fingerprints: DICOM implementation class UID / version name, HL7 MSH-3, from the conformance statement;\n";
+  o += "#   - conflicts: disagreements between this form and other vendor documents.\n";
+  o += "schema: medmon.model/v1\n";
+  std::string id = opt.model_id;
+  if (id.empty()) {
+    std::string m = answer_of(f, "DOC-3");
+    if (m.empty() || m == "Hidden") m = answer_of(f, "DOC-2");
+    id = slug(m);
+    if (id.empty()) id = "imported-model";
+  }
+  o += "model:\n";
+  o += "  id: " + q(id) + "\n";
+  o += "  manufacturer: " + q(answer_of(f, "DOC-1")) + "  # DOC-1\n";
+  o += "  description: " + q(answer_of(f, "DOC-2")) + "  # DOC-2\n";
+  std::string models = answer_of(f, "DOC-3");
+  o += "  models: [" + (models.empty() ? std::string() : q(models)) + "]  # DOC-3\n";
+  o += "  intended_use: " + q(answer_of(f, "DOC-6")) + "  # DOC-6\n";
+  o += "  software_versions: []  # not part of the 2019 form: take it from the DICOM conformance statement\n";
+  o += "  documents:\n";
+  o += "    - kind: mds2\n";
+  o += "      form: \"HN 1-2019\"\n";
+  o += "      id: " + q(answer_of(f, "DOC-4")) + "  # DOC-4\n";
+  o += "      release_date: " + q(answer_of(f, "DOC-7")) + "  # DOC-7\n";
+  o += "      file: " + q(file) + "\n";
+  o += "      format: " + f.source_format + "\n";
+  if (!opt.sha256.empty()) o += "      sha256: " + q(opt.sha256) + "\n";
+  o += "  conflicts: []  # keep disagreements between vendor documents here: {ids: [...], text: ...}\n";
+
+  o += "mds2_derived:  # each switch follows from one answer; null = not answered yes/no, decide on site\n";
+  for (auto& s : derived_switches()) {
+    auto* x = f.find(s.question);
+    std::string val = "null";
+    std::string ans = x ? (x->detail.empty() ? std::string(answer_name(x->answer)) : x->detail) : "missing";
+    if (x && (x->answer == Answer::yes || x->answer == Answer::no)) {
+      bool v = (x->answer == Answer::yes) != s.inverted;
+      val = v ? "true" : "false";
+    }
+    std::string line = "  " + std::string(s.name) + ": " + val;
+    if (line.size() < 36) line.append(36 - line.size(), ' ');
+    o += line + "  # " + s.question + " = " + ans + "\n";
+  }
+
+  if (ports.empty()) {
+    auto* c2 = f.find("CONN-2");
+    o += "flows: []  # no port table given";
+    if (c2) o += std::string(" (CONN-2 = ") + (c2->detail.empty() ? answer_name(c2->answer) : c2->detail) + ")";
+    o += ": list each declared conversation (see docs/policy.md)\n";
+  } else {
+    o += "flows:  # from the vendor port table; narrow peer_role to site roles\n";
+    for (auto& p : ports) {
+      auto emit = [&](bool inbound) {
+        o += "  - id: " + q(std::string(inbound ? "in-" : "out-") + p.protocol + "-" + std::to_string(p.port)) + "\n";
+        o += std::string("    initiator: ") + (inbound ? "peer" : "device") + "\n";
+        o += "    peer_role: any_internal  # TO FILL IN: the site role of the peer\n";
+        o += "    l4: " + p.protocol + "\n";
+        o += "    dst_port: [" + std::to_string(p.port) + "]\n";
+        std::string app = app_for_service(p.service);
+        if (!app.empty()) o += "    app: " + app + "\n";
+        if (app == "tls") o += "    tls: required\n";
+        o += std::string("    default_enabled: ") + (p.default_enabled ? "true" : "false") + "\n";
+        o += "    description: " + q(p.service) + "\n";
+        o += "    source: [" + q("ports:" + std::to_string(p.line)) + ", CONN-2]\n";
+      };
+      if (p.direction != "outbound") emit(true);
+      if (p.direction != "inbound") emit(false);
+    }
+  }
+  o += "forbidden_apps: []  # RMOT-1, SAHD-7 and SAHD-9 add theirs at load time; add model-specific ones here\n";
+  auto* rm = f.find("RMOT-1");
+  o += "remote_service:\n";
+  o += std::string("  endpoints: []  # vendor remote-service hosts (RMOT-1 = ") +
+       (rm ? (rm->detail.empty() ? answer_name(rm->answer) : rm->detail) : "missing") + ")\n";
+
+  o += "mds2:  # raw answers as read, with the form's IEC TR 80001-2-2 / NIST SP 800-53 / ISO 27002 mapping\n";
+  o += "  form: \"HN 1-2019\"\n";
+  o += "  answers:\n";
+  for (auto& x : f.questions) {
+    o += "    " + x.id + ": {answer: " + q(answer_name(x.answer)) + ", detail: " + q(x.detail);
+    if (x.raw_id != x.id) o += ", raw_id: " + q(x.raw_id);
+    if (!x.note_ref.empty()) o += ", note_ref: " + q(x.note_ref);
+    if (!x.note.empty()) o += ", note: " + q(x.note);
+    if (!x.iec_tr_80001_2_2.empty()) o += ", iec_tr_80001_2_2: " + q(x.iec_tr_80001_2_2);
+    if (!x.nist_800_53.empty()) o += ", nist_800_53: " + q(x.nist_800_53);
+    if (!x.iso_27002.empty()) o += ", iso_27002: " + q(x.iso_27002);
+    o += "}\n";
+  }
+  o += "  notes:";
+  if (f.notes.empty()) o += " {}";
+  o += "\n";
+  for (auto& [k, v] : f.notes) o += "    " + q(k) + ": " + q(v) + "\n";
+  return o;
+}
+
+}  // namespace medmon::mds2

@@ -1,0 +1,32 @@
+// MDS2 from PDF: poppler's text extraction in physical layout (table columns stay apart as runs
+// of spaces), then the keyed text reader.
+#include <memory>
+#include <poppler-document.h>
+#include <poppler-page.h>
+
+#include "policies/mds2/mds2_form.h"
+
+namespace medmon::mds2 {
+
+Form read_pdf(const std::string& path) {
+  std::unique_ptr<poppler::document> doc(poppler::document::load_from_file(path));
+  if (!doc) throw ImportError(path + ": not a readable PDF");
+  if (doc->is_locked()) throw ImportError(path + ": PDF is password protected");
+  std::string text;
+  int pages = doc->pages();
+  if (pages > 2000) throw ImportError(path + ": more than 2000 pages; not an MDS2 form");
+  for (int i = 0; i < pages; ++i) {
+    std::unique_ptr<poppler::page> p(doc->create_page(i));
+    if (!p) continue;
+    auto bytes = p->text(poppler::rectf(), poppler::page::physical_layout).to_utf8();
+    text.append(bytes.data(), bytes.size());
+    text.push_back('\n');
+  }
+  Form f = read_text_buffer(text, "text", path);
+  f.source_file = path;
+  f.source_format = "pdf";
+  finish_form(f);
+  return f;
+}
+
+}  // namespace medmon::mds2

@@ -1,0 +1,27 @@
+#pragma once
+// Internal: turns one row of cells (from any format) into a Question or a note.
+#include <string>
+#include <vector>
+
+#include "policies/mds2/mds2_form.h"
+
+namespace medmon::mds2::detail {
+
+// Column positions taken from the form's header row ("Question ID", "Question", ...); -1 = absent.
+struct Columns {
+  int id = -1, question = -1, answer = -1, note = -1, iec = -1, nist = -1, iso = -1;
+  bool valid() const { return id >= 0; }
+};
+
+// Recognises the header row; returns true and fills cols when `cells` is one.
+bool header_columns(const std::vector<std::string>& cells, Columns& cols);
+// Adds the row to the form when it is keyed by a question id or a note number. With cols the
+// cells are positional; without, fields after the id are classified by their shape (used for
+// PDF text and loose text where blank cells vanish).
+void add_row(Form& f, std::vector<std::string> cells, const Columns* cols);
+// RFC 4180 records; quoted fields may hold delimiters and newlines.
+std::vector<std::vector<std::string>> parse_delimited(std::string_view text, char delim);
+// Raises ImportError when the text is from an edition other than HN 1-2019.
+void check_edition(const Form& f, std::string_view all_text);
+
+}  // namespace medmon::mds2::detail

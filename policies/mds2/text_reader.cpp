@@ -1,0 +1,387 @@
+// MDS2 from CSV, TSV, Markdown and plain text: any line (or table row) keyed by a question id.
+#include <algorithm>
+#include <cctype>
+#include <fstream>
+#include <sstream>
+
+#include "policies/mds2/mds2_form.h"
+#include "policies/mds2/rows.h"
+
+namespace medmon::mds2 {
+namespace detail {
+namespace {
+
+std::string lower(std::string_view s) {
+  std::string o(s);
+  for (auto& c : o) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return o;
+}
+
+// Markdown emphasis and code marks around a cell ("**CONN-4**", "`No`").
+std::string unmark(std::string s) {
+  auto strip = [](char c) { return c == '*' || c == '`' || c == '_'; };
+  size_t b = 0, e = s.size();
+  while (b < e && strip(s[b]) && !(s[b] == '_' && std::all_of(s.begin(), s.end(), [](char c) { return c == '_'; }))) ++b;
+  while (e > b && (s[e - 1] == '*' || s[e - 1] == '`')) --e;
+  return s.substr(b, e - b);
+}
+
+bool is_note_key(const std::string& s, std::string& key) {
+  std::string l = lower(s);
+  if (l.compare(0, 5, "note ") != 0 && l.compare(0, 5, "note#") != 0) return false;
+  size_t i = 5;
+  while (i < l.size() && (l[i] == ' ' || l[i] == '#')) ++i;
+  size_t j = i;
+  while (j < l.size() && std::isdigit(static_cast<unsigned char>(l[j]))) ++j;
+  if (j == i) return false;
+  while (j < l.size() && (l[j] == ':' || l[j] == '.' || l[j] == ' ')) ++j;
+  if (j != l.size()) return false;
+  key = "Note " + l.substr(i, j - i);
+  while (!key.empty() && !std::isdigit(static_cast<unsigned char>(key.back()))) key.pop_back();
+  return true;
+}
+
+bool looks_note_ref(const std::string& l) {
+  // "see note 5", "see notes 3, 4", "note 2"
+  if (l.compare(0, 8, "see note") == 0 || l.compare(0, 5, "note ") == 0)
+    return std::any_of(l.begin(), l.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+  return false;
+}
+bool looks_iec(const std::string& l) { return l.compare(0, 8, "section ") == 0; }
+bool looks_nist(const std::string& s) {
+  return s.size() >= 4 && std::isupper(static_cast<unsigned char>(s[0])) && std::isupper(static_cast<unsigned char>(s[1])) &&
+         s[2] == '-' && (std::isdigit(static_cast<unsigned char>(s[3])) || s[3] == ' ');
+}
+bool looks_iso(const std::string& s) {
+  return (s.size() >= 3 && s[0] == 'A' && s[1] == '.' && std::isdigit(static_cast<unsigned char>(s[2]))) ||
+         s.compare(0, 4, "ISO ") == 0;
+}
+
+}  // namespace
+
+bool header_columns(const std::vector<std::string>& cells, Columns& cols) {
+  Columns c;
+  for (int i = 0; i < static_cast<int>(cells.size()); ++i) {
+    std::string l = lower(collapse_ws(unmark(strip_html(cells[i]))));
+    if (l == "question id" || l == "id") c.id = i;
+    else if (l == "question") c.question = i;
+    else if (l.find("80001") != std::string::npos) c.iec = i;
+    else if (l.find("800-53") != std::string::npos) c.nist = i;
+    else if (l.find("27002") != std::string::npos) c.iso = i;
+    else if (l == "see note" || l == "note #" || l == "note" || l == "notes") c.note = i;
+    else if (l == "answer" || l == "response" || l.compare(0, 7, "yes, no") == 0) c.answer = i;
+  }
+  if (c.id < 0 || c.question < 0) return false;
+  if (c.answer < 0) c.answer = c.question + 1;  // the NEMA sheet leaves C5 blank
+  cols = c;
+  return true;
+}
+
+void add_row(Form& f, std::vector<std::string> cells, const Columns* cols) {
+  for (auto& c : cells) c = collapse_ws(unmark(collapse_ws(strip_html(c))));
+  // First non-empty cell carries the key.
+  size_t k = 0;
+  while (k < cells.size() && cells[k].empty()) ++k;
+  if (k == cells.size()) return;
+  std::string key;
+  {
+    // "Note 5: text" or "**Note 5**: text" in one cell (Markdown lists, loose text).
+    const std::string& c = cells[k];
+    std::string l = lower(c);
+    if (l.compare(0, 5, "note ") == 0) {
+      size_t i = 5;
+      while (i < l.size() && std::isdigit(static_cast<unsigned char>(l[i]))) ++i;
+      size_t j = i;
+      while (j < l.size() && (l[j] == '*' || l[j] == ':' || l[j] == '.' || l[j] == ' ')) ++j;
+      if (i > 5 && j > i && j < l.size() && l.find(':', i) < j) {
+        f.notes["Note " + c.substr(5, i - 5)] = c.substr(j);
+        return;
+      }
+    }
+  }
+  if (is_note_key(cells[k], key)) {
+    for (size_t j = k + 1; j < cells.size(); ++j) {
+      if (!cells[j].empty()) { f.notes[key] = cells[j]; break; }
+    }
+    return;
+  }
+  std::string raw;
+  if (!match_question_id(cells[k], raw)) return;
+  // "CONN-4 Can the device ...? No" in one cell: split the id off.
+  if (raw.size() < cells[k].size()) {
+    std::string rest = collapse_ws(cells[k].substr(raw.size()));
+    while (!rest.empty() && (rest[0] == ',' || rest[0] == ':' || rest[0] == ' ' || rest[0] == '|')) rest.erase(0, 1);
+    cells[k] = raw;
+    cells.insert(cells.begin() + static_cast<long>(k) + 1, rest);
+  }
+  Question q;
+  q.raw_id = raw;
+  q.id = canonical_id(raw);
+  auto cell = [&](int i) -> std::string { return (i >= 0 && static_cast<size_t>(i) < cells.size()) ? cells[i] : std::string(); };
+
+  if (cols && cols->valid() && static_cast<int>(k) == cols->id) {
+    q.question = cell(cols->question);
+    std::string ans = cell(cols->answer);
+    q.answer = normalise_answer(ans, q.detail);
+    q.note_ref = cell(cols->note);
+    q.iec_tr_80001_2_2 = cell(cols->iec);
+    q.nist_800_53 = cell(cols->nist);
+    q.iso_27002 = cell(cols->iso);
+    f.questions.push_back(std::move(q));
+    return;
+  }
+
+  // Classify by shape: blank cells may have vanished (PDF text, loose text).
+  std::vector<std::string> rest;
+  for (size_t j = k + 1; j < cells.size(); ++j) if (!cells[j].empty()) rest.push_back(cells[j]);
+  if (rest.size() == 1) {
+    // One cell holding question and answer: `"Question?": Yes` (Markdown lists) or `Question? Yes`.
+    std::string s = rest[0];
+    size_t cut = s.rfind("\":");
+    size_t skip = 2;
+    if (cut == std::string::npos) { cut = s.rfind('?'); skip = 1; }
+    if (cut == std::string::npos) { cut = s.rfind(':'); skip = 1; }
+    if (cut != std::string::npos) {
+      std::string qtext = s.substr(0, cut + (skip == 1 && s[cut] == '?' ? 1 : 0));
+      std::string ans = collapse_ws(s.substr(cut + skip));
+      if (!qtext.empty() && (qtext[0] == '"' || qtext[0] == ',')) qtext.erase(0, qtext[0] == ',' ? 1 : 1);
+      while (!qtext.empty() && (qtext[0] == '"' || qtext[0] == ' ')) qtext.erase(0, 1);
+      if (!qtext.empty() && qtext.back() == '"') qtext.pop_back();
+      rest = {collapse_ws(qtext)};
+      if (!ans.empty()) rest.push_back(ans);
+    }
+  }
+  if (!rest.empty()) q.question = rest[0];
+  bool have_answer = false;
+  int last_map = -1;
+  std::string extra;
+  for (size_t j = 1; j < rest.size(); ++j) {
+    const std::string& s = rest[j];
+    std::string l = lower(s);
+    if (!have_answer) {
+      std::string d;
+      Answer a = normalise_answer(s, d);
+      if (a != Answer::text && a != Answer::blank && !looks_note_ref(l)) {
+        q.answer = a; q.detail = d; have_answer = true; continue;
+      }
+    }
+    if (q.note_ref.empty() && (looks_note_ref(l) || std::all_of(s.begin(), s.end(), [](char c) { return c == '_'; }))) {
+      q.note_ref = s; continue;
+    }
+    if (looks_iec(l) && last_map < 0) { q.iec_tr_80001_2_2 = s; last_map = 0; continue; }
+    if (looks_nist(s) && last_map < 1) { q.nist_800_53 = s; last_map = 1; continue; }
+    if (looks_iso(s) && last_map < 2) { q.iso_27002 = s; last_map = 2; continue; }
+    if (l == "none" && (have_answer || last_map >= 0) && last_map < 2) {
+      // "None" fills the next mapping column after the last one seen.
+      if (last_map == 0) { q.nist_800_53 = s; last_map = 1; }
+      else { q.iso_27002 = s; last_map = 2; }
+      continue;
+    }
+    if (!have_answer) { q.answer = normalise_answer(s, q.detail); have_answer = true; continue; }
+    if (!extra.empty()) extra += " ";
+    extra += s;
+  }
+  q.note = extra;
+  f.questions.push_back(std::move(q));
+}
+
+void check_edition(const Form& f, std::string_view all_text) {
+  size_t real = 0;
+  for (auto& q : f.questions) if (q.id.compare(0, 4, "DOC-") != 0) ++real;
+  if (real >= 10) return;
+  std::string l = lower(all_text);
+  auto has = [&](std::string_view s) { return l.find(s) != std::string::npos; };
+  if (has("hn 1-2013") || has("management of private data") || (has("private data") && has("2013")))
+    throw ImportError(f.source_file + ": this is the HIMSS/NEMA HN 1-2013 edition of the MDS2 form; only "
+                      "ANSI/NEMA HN 1-2019 (question ids such as CONN-4, TXCF-2) is supported. Ask the "
+                      "manufacturer for the 2019 form or write the device model by hand (docs/policy.md)");
+  if (has("ephi") && (has("2004") || has("software revision") || has("himss")))
+    throw ImportError(f.source_file + ": this is the 2004 (v1.0) edition of the MDS2 form; only ANSI/NEMA "
+                      "HN 1-2019 (question ids such as CONN-4, TXCF-2) is supported. Ask the manufacturer "
+                      "for the 2019 form or write the device model by hand (docs/policy.md)");
+}
+
+}  // namespace detail
+
+namespace {
+
+std::vector<std::vector<std::string>> parse_delimited_impl(std::string_view t, char delim) {
+  std::vector<std::vector<std::string>> rows;
+  std::vector<std::string> row;
+  std::string field;
+  bool quoted = false, at_start = true;
+  for (size_t i = 0; i < t.size(); ++i) {
+    char c = t[i];
+    if (quoted) {
+      if (c == '"') {
+        if (i + 1 < t.size() && t[i + 1] == '"') { field.push_back('"'); ++i; }
+        else quoted = false;
+      } else {
+        field.push_back(c);
+      }
+      continue;
+    }
+    if (c == '"' && at_start) { quoted = true; at_start = false; continue; }
+    if (c == delim) { row.push_back(std::move(field)); field.clear(); at_start = true; continue; }
+    if (c == '\r') continue;
+    if (c == '\n') {
+      row.push_back(std::move(field)); field.clear();
+      rows.push_back(std::move(row)); row.clear();
+      at_start = true;
+      continue;
+    }
+    field.push_back(c);
+    at_start = false;
+  }
+  if (!field.empty() || !row.empty()) { row.push_back(std::move(field)); rows.push_back(std::move(row)); }
+  return rows;
+}
+
+std::vector<std::string> split_pipes(std::string_view line) {
+  std::vector<std::string> cells;
+  std::string cur;
+  size_t b = line.find('|');
+  for (size_t i = b + 1; i < line.size(); ++i) {
+    if (line[i] == '\\' && i + 1 < line.size() && line[i + 1] == '|') { cur.push_back('|'); ++i; continue; }
+    if (line[i] == '|') { cells.push_back(cur); cur.clear(); continue; }
+    cur.push_back(line[i]);
+  }
+  if (!collapse_ws(cur).empty()) cells.push_back(cur);
+  return cells;
+}
+
+// Loose text: cells separated by tabs or by runs of two or more spaces (PDF text layout).
+std::vector<std::string> split_loose(std::string_view line) {
+  std::vector<std::string> cells;
+  std::string cur;
+  for (size_t i = 0; i < line.size(); ++i) {
+    char c = line[i];
+    bool sep = c == '\t' || (c == ' ' && i + 1 < line.size() && line[i + 1] == ' ');
+    if (sep) {
+      if (!cur.empty()) { cells.push_back(cur); cur.clear(); }
+      while (i + 1 < line.size() && (line[i + 1] == ' ' || line[i + 1] == '\t')) ++i;
+      continue;
+    }
+    cur.push_back(c);
+  }
+  if (!cur.empty()) cells.push_back(cur);
+  return cells;
+}
+
+std::vector<std::string_view> lines_of(std::string_view t) {
+  std::vector<std::string_view> out;
+  size_t b = 0;
+  while (b <= t.size()) {
+    size_t e = t.find('\n', b);
+    if (e == std::string_view::npos) e = t.size();
+    std::string_view l = t.substr(b, e - b);
+    if (!l.empty() && l.back() == '\r') l.remove_suffix(1);
+    out.push_back(l);
+    b = e + 1;
+  }
+  return out;
+}
+
+std::string_view ltrim(std::string_view s) {
+  while (!s.empty() && (s[0] == ' ' || s[0] == '\t' || s[0] == '-' || s[0] == '*' || s[0] == '>')) s.remove_prefix(1);
+  return s;
+}
+
+}  // namespace
+
+Form read_text_buffer(std::string_view text, std::string_view hint, std::string_view source) {
+  Form f;
+  f.source_file = std::string(source);
+  f.source_format = std::string(hint);
+  // UTF-8 BOM
+  if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
+  std::string format(hint);
+  if (format.empty() || format == "text") {
+    // Sniff from the lines that start with an id.
+    size_t tabs = 0, commas = 0, pipes = 0, keyed = 0;
+    std::string id;
+    for (auto l : lines_of(text)) {
+      std::string_view s = l;
+      bool pipe = false;
+      while (!s.empty() && (s[0] == ' ' || s[0] == '|')) { pipe |= s[0] == '|'; s.remove_prefix(1); }
+      s = ltrim(s);
+      while (!s.empty() && (s[0] == '*' || s[0] == '`')) s.remove_prefix(1);
+      if (!match_question_id(s, id)) continue;
+      ++keyed;
+      if (pipe) ++pipes;
+      else if (s.size() > id.size() && s[id.size()] == '\t') ++tabs;
+      else if (s.size() > id.size() && s[id.size()] == ',') ++commas;
+    }
+    if (keyed == 0) format = "text";
+    else if (pipes * 2 >= keyed) format = "markdown";
+    else if (tabs * 2 >= keyed) format = "tsv";
+    else if (commas * 2 >= keyed) format = "csv";
+    else format = "text";
+    if (f.source_format.empty()) f.source_format = format;
+  }
+  detail::Columns cols;
+  bool have_cols = false;
+  if (format == "csv" || format == "tsv") {
+    for (auto& row : parse_delimited_impl(text, format == "csv" ? ',' : '\t')) {
+      if (!have_cols && detail::header_columns(row, cols)) { have_cols = true; continue; }
+      detail::add_row(f, row, have_cols ? &cols : nullptr);
+    }
+  } else {
+    for (auto l : lines_of(text)) {
+      std::string_view s = l;
+      size_t p = s.find_first_not_of(" \t");
+      if (p != std::string_view::npos && s[p] == '|') {
+        auto cells = split_pipes(s);
+        bool sep = !cells.empty() && std::all_of(cells.begin(), cells.end(), [](const std::string& c) {
+          return c.find_first_not_of(" :-") == std::string::npos;
+        });
+        if (sep) continue;
+        if (!have_cols && detail::header_columns(cells, cols)) { have_cols = true; continue; }
+        detail::add_row(f, cells, have_cols ? &cols : nullptr);
+        continue;
+      }
+      s = ltrim(s);
+      std::string id;
+      std::string_view probe = s;
+      while (!probe.empty() && (probe[0] == '*' || probe[0] == '`')) probe.remove_prefix(1);
+      std::string key;
+      if (match_question_id(probe, id) && probe.size() > id.size() && probe[id.size()] == ',' &&
+          probe.find('\t') == std::string_view::npos) {
+        // MediCapture style: CONN-4,"Question?": Answer
+        detail::add_row(f, {id, std::string(probe.substr(id.size() + 1))}, nullptr);
+        continue;
+      }
+      auto cells = split_loose(s);
+      if (cells.size() == 1 && match_question_id(probe, id)) cells = {std::string(probe)};
+      detail::add_row(f, cells, nullptr);
+    }
+  }
+  detail::check_edition(f, text);
+  return f;
+}
+
+std::vector<std::vector<std::string>> detail::parse_delimited(std::string_view text, char delim) {
+  return parse_delimited_impl(text, delim);
+}
+
+Form read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ImportError(path + ": cannot open file");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  std::string text = ss.str();
+  if (text.size() > (64u << 20)) throw ImportError(path + ": larger than 64 MiB; not an MDS2 form");
+  std::string hint;
+  auto dot = path.rfind('.');
+  std::string ext = dot == std::string::npos ? "" : path.substr(dot + 1);
+  for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (ext == "csv") hint = "csv";
+  else if (ext == "tsv" || ext == "tab") hint = "tsv";
+  else if (ext == "md" || ext == "markdown") hint = "markdown";
+  Form f = read_text_buffer(text, hint, path);
+  f.source_file = path;
+  finish_form(f);
+  return f;
+}
+
+}  // namespace medmon::mds2
