@@ -1,7 +1,7 @@
 #pragma once
 // The hook through which a policy judges flows. The pipeline calls judge() once per flow as it
-// ends, before writing the flow's `flow` event; the verdict goes into that event and any alerts
-// are written through `out` right after it.
+// ends; the verdict goes into the flow's `flow` event, which is written right after any alerts
+// the judge wrote through `out`.
 #include <array>
 #include <cstdint>
 #include <string>

@@ -12,19 +12,19 @@ namespace medmon {
 JsonWriter& EventOutput::begin(std::string_view event_type, Timestamp ts, const EventEndpoints* ep) {
   line_.clear();
   type_.assign(event_type);
-  writer_ = JsonWriter(line_);
+  writer_.reset();
   writer_.begin_object();
   writer_.key("ts");
-  line_.push_back('"');
+  writer_.raw_value().push_back('"');
   append_rfc3339(line_, ts);
   line_.push_back('"');
   writer_.field("event_type", event_type);
   if (ep) {
     if (!ep->flow_id.empty()) writer_.field("flow_id", ep->flow_id);
     if (ep->src.family) {
-      writer_.key("src_ip"); line_.push_back('"'); ep->src.append_to(line_); line_.push_back('"');
+      writer_.key("src_ip"); writer_.raw_value().push_back('"'); ep->src.append_to(line_); line_.push_back('"');
       writer_.field("src_port", ep->src_port);
-      writer_.key("dst_ip"); line_.push_back('"'); ep->dst.append_to(line_); line_.push_back('"');
+      writer_.key("dst_ip"); writer_.raw_value().push_back('"'); ep->dst.append_to(line_); line_.push_back('"');
       writer_.field("dst_port", ep->dst_port);
       writer_.field("proto", l4_name(ep->proto));
       if (ep->vlan) writer_.field("vlan", ep->vlan);

@@ -10,6 +10,8 @@ namespace medmon {
 class JsonWriter {
  public:
   explicit JsonWriter(std::string& out) : out_(out) {}
+  // Forgets nesting state (the buffer is left as is).
+  void reset() { depth_ = 0; has_items_ = 0; after_key_ = false; }
 
   void begin_object() { comma(); out_.push_back('{'); push(); }
   void end_object() { pop(); out_.push_back('}'); }
@@ -41,6 +43,8 @@ class JsonWriter {
   void null() { comma(); out_.append("null"); }
   // Inserts already-serialised JSON as one value.
   void raw(std::string_view json) { comma(); out_.append(json); }
+  // Starts a value the caller appends itself (already valid JSON) to the returned buffer.
+  std::string& raw_value() { comma(); return out_; }
 
   template <class T> void field(std::string_view k, const T& v) { key(k); value(v); }
   void object(std::string_view k) { key(k); begin_object(); }

@@ -1,0 +1,134 @@
+#include "dissectors/ndpi/ndpi_classifier.h"
+
+#include <cstring>
+#include <stdexcept>
+
+extern "C" {
+#include <ndpi/ndpi_api.h>
+}
+
+namespace medmon {
+
+NdpiClassifier::NdpiClassifier(Limits limits, Counters& counters)
+    : limits_(limits),
+      c_detected_(counters.at("ndpi.detected")),
+      c_gave_up_(counters.at("ndpi.gave_up")),
+      c_cap_hits_(counters.at("ndpi.flow_cap_hits")) {
+  ndpi_ = ndpi_init_detection_module(ndpi_no_prefs);
+  if (!ndpi_) throw std::runtime_error("nDPI initialisation failed");
+  NDPI_PROTOCOL_BITMASK all;
+  NDPI_BITMASK_SET_ALL(all);
+  ndpi_set_protocol_detection_bitmask2(ndpi_, &all);
+  ndpi_finalize_initialization(ndpi_);
+}
+
+NdpiClassifier::~NdpiClassifier() {
+  if (ndpi_) ndpi_exit_detection_module(ndpi_);
+}
+
+void NdpiClassifier::capture_result(State& s, uint16_t master, uint16_t app, uint16_t category) {
+  // nDPI reports "TLS.Google" as master TLS + app Google, or plain "SSH" as app only.
+  if (master == NDPI_PROTOCOL_UNKNOWN) { master = app; app = NDPI_PROTOCOL_UNKNOWN; }
+  s.result.master = master;
+  s.result.app = app;
+  s.result.category = category;
+  if (s.flow) {
+    s.result.risk = s.flow->risk;
+    if (s.flow->host_server_name[0]) {
+      s.result.sni.assign(s.flow->host_server_name, strnlen(s.flow->host_server_name, sizeof s.flow->host_server_name));
+    }
+  }
+}
+
+void NdpiClassifier::process(State& s, const uint8_t* l3, uint32_t len, uint64_t time_ms) {
+  if (s.finished) return;
+  if (!s.flow) {
+    if (in_detection_ >= limits_.max_flows_in_detection) {
+      ++c_cap_hits_;
+      s.finished = true;
+      return;
+    }
+    s.flow = static_cast<ndpi_flow_struct*>(ndpi_flow_malloc(SIZEOF_FLOW_STRUCT));
+    if (!s.flow) { s.finished = true; return; }
+    std::memset(s.flow, 0, SIZEOF_FLOW_STRUCT);
+    ++in_detection_;
+  }
+  if (len > 0xFFFF) len = 0xFFFF;
+  ndpi_protocol p = ndpi_detection_process_packet(ndpi_, s.flow, l3, static_cast<uint16_t>(len), time_ms);
+  ++s.packets;
+  bool detected = p.app_protocol != NDPI_PROTOCOL_UNKNOWN || p.master_protocol != NDPI_PROTOCOL_UNKNOWN;
+  if (detected) {
+    capture_result(s, p.master_protocol, p.app_protocol, static_cast<uint16_t>(p.category));
+    s.result.detected = true;
+    // Keep going a little while nDPI can still extract metadata (TLS SNI, certificates).
+    if (!ndpi_extra_dissection_possible(ndpi_, s.flow) || s.packets >= limits_.max_packets) {
+      ++c_detected_;
+      ndpi_free_flow(s.flow);
+      s.flow = nullptr;
+      --in_detection_;
+      s.finished = true;
+    }
+    return;
+  }
+  if (s.packets >= limits_.max_packets) finish(s);
+}
+
+void NdpiClassifier::finish(State& s) {
+  if (s.finished && !s.flow) return;
+  if (s.flow) {
+    if (!s.result.detected) {
+      uint8_t guessed = 0;
+      ndpi_protocol p = ndpi_detection_giveup(ndpi_, s.flow, 1, &guessed);
+      capture_result(s, p.master_protocol, p.app_protocol, static_cast<uint16_t>(p.category));
+      s.result.guessed = guessed;
+      ++c_gave_up_;
+    } else {
+      ++c_detected_;
+    }
+    ndpi_free_flow(s.flow);
+    s.flow = nullptr;
+    --in_detection_;
+  }
+  s.finished = true;
+}
+
+std::string NdpiClassifier::protocol_name(const NdpiResult& r) const {
+  if (r.master == NDPI_PROTOCOL_UNKNOWN) return "Unknown";
+  const char* n = ndpi_get_proto_name(ndpi_, r.master);
+  return n ? n : "Unknown";
+}
+
+std::string NdpiClassifier::app_name(const NdpiResult& r) const {
+  if (r.app == NDPI_PROTOCOL_UNKNOWN || r.app == r.master) return {};
+  const char* n = ndpi_get_proto_name(ndpi_, r.app);
+  return n ? n : "";
+}
+
+std::string NdpiClassifier::category_name(const NdpiResult& r) const {
+  const char* n = ndpi_category_get_name(ndpi_, static_cast<ndpi_protocol_category_t>(r.category));
+  return n ? n : "";
+}
+
+std::vector<std::string> NdpiClassifier::risk_names(uint64_t risk) {
+  std::vector<std::string> out;
+  for (int i = 1; i < NDPI_MAX_RISK && i < 64; ++i) {
+    if (risk & (1ULL << i)) {
+      const char* n = ndpi_risk2str(static_cast<ndpi_risk_enum>(i));
+      if (n) out.emplace_back(n);
+    }
+  }
+  return out;
+}
+
+bool NdpiClassifier::is_encrypted(const NdpiResult& r) const {
+  switch (r.master) {
+    case NDPI_PROTOCOL_TLS: case NDPI_PROTOCOL_DTLS: case NDPI_PROTOCOL_SSH: case NDPI_PROTOCOL_QUIC:
+    case NDPI_PROTOCOL_MAIL_IMAPS: case NDPI_PROTOCOL_MAIL_POPS: case NDPI_PROTOCOL_MAIL_SMTPS:
+    case NDPI_PROTOCOL_OPENVPN: case NDPI_PROTOCOL_WIREGUARD: case NDPI_PROTOCOL_IP_IPSEC:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace medmon

@@ -1,0 +1,68 @@
+#pragma once
+// nDPI 4.2 glue: classifies every flow that medmon's own dissectors do not claim (SMB, RDP,
+// SSH, TLS with SNI, ...). nDPI's per-flow state (~700 bytes) lives only while detection runs:
+// it is freed as soon as the flow is classified or after a bounded number of packets, and the
+// number of flows in detection at once is capped.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "sensor/common/counters.h"
+
+struct ndpi_detection_module_struct;
+struct ndpi_flow_struct;
+
+namespace medmon {
+
+struct NdpiResult {
+  uint16_t master = 0;   // e.g. TLS
+  uint16_t app = 0;      // e.g. Google (0 when none)
+  uint16_t category = 0;
+  uint64_t risk = 0;
+  bool detected = false;
+  bool guessed = false;
+  std::string sni;       // TLS/QUIC server name, DNS/HTTP host
+};
+
+class NdpiClassifier {
+ public:
+  struct Limits {
+    uint32_t max_packets = 24;              // per flow, then give up
+    size_t max_flows_in_detection = 262144; // nDPI state held at once
+  };
+  // Detection state for one flow.
+  struct State {
+    ndpi_flow_struct* flow = nullptr;
+    uint16_t packets = 0;
+    bool finished = false;
+    NdpiResult result;
+  };
+
+  NdpiClassifier(Limits limits, Counters& counters);
+  ~NdpiClassifier();
+  NdpiClassifier(const NdpiClassifier&) = delete;
+  NdpiClassifier& operator=(const NdpiClassifier&) = delete;
+
+  // Feeds one IP packet (header included). No-op once the state is finished.
+  void process(State& s, const uint8_t* l3, uint32_t len, uint64_t time_ms);
+  // Stops detection (flow end, or a medmon dissector claimed the flow): guesses if undetected.
+  void finish(State& s);
+
+  std::string protocol_name(const NdpiResult& r) const;  // "TLS", "SMBv23", "Unknown"
+  std::string app_name(const NdpiResult& r) const;       // "Google" or empty
+  std::string category_name(const NdpiResult& r) const;
+  static std::vector<std::string> risk_names(uint64_t risk);
+  bool is_encrypted(const NdpiResult& r) const;          // TLS, DTLS, SSH, QUIC, ...
+
+ private:
+  void capture_result(State& s, uint16_t master, uint16_t app, uint16_t category);
+
+  Limits limits_;
+  ndpi_detection_module_struct* ndpi_ = nullptr;
+  size_t in_detection_ = 0;
+  uint64_t& c_detected_;
+  uint64_t& c_gave_up_;
+  uint64_t& c_cap_hits_;
+};
+
+}  // namespace medmon

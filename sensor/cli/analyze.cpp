@@ -1,0 +1,154 @@
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <fstream>
+#include <random>
+
+#include "sensor/capture/pcap_source.h"
+#include "sensor/cli/commands.h"
+#include "sensor/cli/summary.h"
+#include "sensor/decode/decoder.h"
+#include "sensor/engine/pipeline.h"
+
+namespace medmon {
+
+namespace {
+std::atomic<bool> g_stop{false};
+void on_signal(int) { g_stop = true; }
+
+std::string read_key_file(const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) {
+    // First run: create a random key readable by the owner only.
+    std::random_device rd;
+    std::string key;
+    static constexpr char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 32; ++i) { unsigned v = rd() & 0xFF; key += hex[v >> 4]; key += hex[v & 15]; }
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd < 0) throw ConfigError(path + ": cannot create PHI key file");
+    if (::write(fd, key.data(), key.size()) != static_cast<ssize_t>(key.size())) { ::close(fd); throw ConfigError(path + ": cannot write PHI key file"); }
+    ::close(fd);
+    return key;
+  }
+  if ((st.st_mode & 077) != 0)
+    throw ConfigError(fmt::format("{}: PHI key file must not be readable by group or others (mode {:o}; run chmod 600)", path, st.st_mode & 0777));
+  std::ifstream in(path);
+  std::string key((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  while (!key.empty() && (key.back() == '\n' || key.back() == '\r' || key.back() == ' ')) key.pop_back();
+  if (key.size() < 16) throw ConfigError(path + ": PHI key is shorter than 16 characters");
+  return key;
+}
+}  // namespace
+
+SensorConfig load_sensor_config(const CommonOptions& o) {
+  SensorConfig c = o.config_file.empty() ? SensorConfig{} : load_config(o.config_file);
+  if (!o.phi_mode.empty()) c.phi_mode = o.phi_mode;
+  if (!o.site_policy.empty()) c.site_policy = o.site_policy;
+  return c;
+}
+
+Pseudonymiser make_pseudonymiser(const SensorConfig& c) {
+  std::string key = Pseudonymiser::default_key();
+  if (!c.phi_key_file.empty()) key = read_key_file(c.phi_key_file);
+  else if (!c.phi_key.empty()) key = c.phi_key;
+  auto mode = c.phi_mode == "raw" ? Pseudonymiser::Mode::raw : Pseudonymiser::Mode::pseudonym;
+  if (mode == Pseudonymiser::Mode::raw)
+    fmt::print(stderr, "medmon: warning: --phi raw writes patient data in clear into the output\n");
+  return Pseudonymiser(key, mode);
+}
+
+int run_analyze(const AnalyzeOptions& o) {
+  SensorConfig cfg;
+  Depth depth = Depth::policy;
+  parse_depth(o.ladder, depth);
+  Severity fail_on = Severity::high;
+  parse_severity(o.fail_on, fail_on);
+  std::unique_ptr<Pseudonymiser> phi;
+  try {
+    cfg = load_sensor_config(o);
+    phi = std::make_unique<Pseudonymiser>(make_pseudonymiser(cfg));
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "medmon: {}\n", e.what());
+    return kExitUsage;
+  }
+
+  EventOutput out;
+  try {
+    out.add_sink(std::make_shared<FileSink>(o.out));
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "medmon: cannot write events: {}\n", e.what());
+    return kExitUsage;
+  }
+  Summary summary;
+  out.add_observer(&summary);
+  Pipeline pipeline(cfg, depth, out, *phi, nullptr);
+
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  const bool progress = !o.quiet && isatty(STDERR_FILENO);
+  auto t0 = std::chrono::steady_clock::now();
+  auto last_draw = t0;
+  int rc = kExitClean;
+  std::string error;
+
+  for (const auto& file : o.files) {
+    std::unique_ptr<PcapSource> src;
+    try {
+      src = PcapSource::open_file(file);
+    } catch (const std::exception& e) {
+      error = e.what();
+      rc = kExitInput;
+      break;
+    }
+    int dlt = src->datalink();
+    if (!linktype_supported(dlt)) {
+      const char* name = pcap_datalink_val_to_name(dlt);
+      error = fmt::format("{}: unsupported link type {} ({})", file, dlt, name ? name : "unknown");
+      rc = kExitInput;
+      break;
+    }
+    pipeline.set_linktype(dlt);
+    const pcap_pkthdr* h;
+    const uint8_t* data;
+    for (;;) {
+      auto r = src->next(h, data);
+      if (r != PcapSource::Next::packet) {
+        if (r == PcapSource::Next::error) { error = file + ": " + src->error(); rc = kExitInput; }
+        break;
+      }
+      Timestamp ts{int64_t(h->ts.tv_sec) * 1000000 + h->ts.tv_usec};
+      pipeline.packet(data, h->caplen, h->len, ts);
+      if (progress && (pipeline.packets() & 0xFFFF) == 0) {
+        auto now = std::chrono::steady_clock::now();
+        if (now - last_draw > std::chrono::milliseconds(200)) {
+          last_draw = now;
+          double secs = std::chrono::duration<double>(now - t0).count();
+          double pct = src->file_size() ? 100.0 * double(src->position()) / double(src->file_size()) : 0;
+          fmt::print(stderr, "\r{}: {:5.1f}%  {:>12} pkts  {:>10.0f} pkts/s ", file, pct, pipeline.packets(),
+                     secs > 0 ? double(pipeline.packets()) / secs : 0.0);
+        }
+      }
+      if (g_stop) break;
+    }
+    if (rc != kExitClean || g_stop) break;
+  }
+  if (progress) fmt::print(stderr, "\r{:80}\r", "");
+  // Whatever happened, the flows seen so far are written as complete events.
+  pipeline.finish(g_stop ? FlowEnd::interrupted : FlowEnd::end_of_input);
+  out.flush();
+  if (rc != kExitClean) {
+    fmt::print(stderr, "medmon: {}\n", error);
+    return rc;
+  }
+  if (!o.quiet) summary.print(o.out == "-" ? stderr : stdout, out.counters(), pipeline.packets(), pipeline.bytes());
+  if (fail_on != Severity::none && summary.alerts_at_or_above(fail_on) > 0) return kExitAlerts;
+  return kExitClean;
+}
+
+}  // namespace medmon

@@ -1,0 +1,45 @@
+#pragma once
+// Subcommands of the medmon binary and what they share.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sensor/engine/config.h"
+#include "sensor/output/pseudonymiser.h"
+
+namespace medmon {
+
+// Exit codes (documented in README.md).
+constexpr int kExitClean = 0, kExitAlerts = 1, kExitUsage = 2, kExitInput = 3;
+
+struct CommonOptions {
+  std::string config_file;
+  std::string out = "-";
+  std::string phi_mode;       // overrides the config when set
+  std::string site_policy;    // overrides the config when set
+  std::string ladder = "policy";
+  std::string fail_on = "high";
+  bool quiet = false;
+};
+
+struct AnalyzeOptions : CommonOptions {
+  std::vector<std::string> files;
+};
+
+struct LiveOptions : CommonOptions {
+  std::string iface;
+  std::string bpf;
+  int snaplen = 65535;
+  bool no_promisc = false;
+  int buffer_mb = 64;
+  double stats_interval = 60;
+};
+
+// Loads the configuration and the PHI key; throws ConfigError.
+SensorConfig load_sensor_config(const CommonOptions& o);
+Pseudonymiser make_pseudonymiser(const SensorConfig& c);
+
+int run_analyze(const AnalyzeOptions& o);
+int run_live(const LiveOptions& o);
+
+}  // namespace medmon

@@ -1,0 +1,64 @@
+// medmon: passive monitor of medical-device traffic. See README.md for usage.
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <cstdio>
+
+#include "medmon_version.h"
+#include "sensor/cli/commands.h"
+#if MEDMON_HAVE_POLICY
+#include "policies/cli/policy_cli.h"
+#endif
+
+using namespace medmon;
+
+namespace {
+void add_common(CLI::App* c, CommonOptions& o) {
+  c->add_option("--out,-o", o.out, "Events output file (JSON Lines), '-' for stdout");
+  c->add_option("--config,-c", o.config_file, "Sensor configuration (YAML)")->check(CLI::ExistingFile);
+  c->add_option("--site", o.site_policy, "Site policy (YAML) binding devices to models and zones");
+  c->add_option("--phi", o.phi_mode, "PHI values in output: pseudonym (default) or raw (forensics only)")
+      ->check(CLI::IsMember({"pseudonym", "raw"}));
+  c->add_option("--fail-on", o.fail_on, "Exit 1 when an alert at or above this severity was raised")
+      ->check(CLI::IsMember({"info", "low", "medium", "high", "critical", "none"}));
+  c->add_option("--ladder", o.ladder, "Stop the pipeline after this stage (benchmarking)")
+      ->check(CLI::IsMember({"decode", "flow", "reassembly", "ndpi", "dissect", "policy"}));
+  c->add_flag("--quiet,-q", o.quiet, "No summary or progress on the terminal");
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"medmon: passive network monitor for medical devices (DICOM, HL7, MDS2 policies)"};
+  app.set_version_flag("--version,-V", std::string("medmon ") + MEDMON_VERSION);
+  app.require_subcommand(1);
+  int exit_code = kExitClean;
+
+  AnalyzeOptions ao;
+  auto* analyze = app.add_subcommand("analyze", "Analyse pcap/pcapng files (in order; '-' reads stdin)");
+  analyze->add_option("files", ao.files, "Capture files")->required();
+  add_common(analyze, ao);
+  analyze->callback([&] { exit_code = run_analyze(ao); });
+
+  LiveOptions lo;
+  auto* live = app.add_subcommand("live", "Monitor a network interface (SPAN/mirror port)");
+  live->add_option("-i,--interface", lo.iface, "Interface to capture on")->required();
+  live->add_option("-f,--filter", lo.bpf, "BPF capture filter");
+  live->add_option("-s,--snaplen", lo.snaplen, "Bytes captured per packet")->check(CLI::Range(64, 262144));
+  live->add_flag("--no-promisc", lo.no_promisc, "Do not put the interface in promiscuous mode");
+  live->add_option("--buffer-mb", lo.buffer_mb, "Kernel capture buffer (MiB)")->check(CLI::Range(1, 4096));
+  live->add_option("--stats-interval", lo.stats_interval, "Seconds between stats events")->check(CLI::Range(1.0, 86400.0));
+  add_common(live, lo);
+  live->callback([&] { exit_code = run_live(lo); });
+
+#if MEDMON_HAVE_POLICY
+  register_policy_commands(app, exit_code);
+#endif
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : kExitUsage;
+  }
+  return exit_code;
+}

@@ -1,0 +1,29 @@
+#pragma once
+// The human summary printed at the end of `analyze`, and the alert tally behind --fail-on.
+#include <array>
+#include <cstdio>
+#include <map>
+#include <string>
+
+#include "sensor/output/event_output.h"
+
+namespace medmon {
+
+enum class Severity : int { info = 0, low = 1, medium = 2, high = 3, critical = 4, none = 5 };
+bool parse_severity(const std::string& s, Severity& out);
+
+class Summary : public EventObserver {
+ public:
+  void on_event(std::string_view type, std::string_view line) override;
+  void print(std::FILE* out, const Counters& counters, uint64_t packets, uint64_t bytes) const;
+  uint64_t alerts_at_or_above(Severity s) const;
+
+ private:
+  std::map<std::string, uint64_t> apps_;      // flows by detected protocol
+  std::map<std::string, uint64_t> verdicts_;
+  std::map<std::string, uint64_t> rules_;     // alerts by rule
+  std::array<uint64_t, 5> by_severity_{};
+  uint64_t flows_ = 0, anomalies_ = 0, alerts_ = 0;
+};
+
+}  // namespace medmon

@@ -1,0 +1,296 @@
+#include "sensor/decode/decoder.h"
+
+#include <cstring>
+
+namespace medmon {
+
+namespace {
+inline uint16_t be16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
+inline uint32_t be32(const uint8_t* p) { return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3]; }
+inline uint32_t le32(const uint8_t* p) { return uint32_t(p[3]) << 24 | uint32_t(p[2]) << 16 | uint32_t(p[1]) << 8 | p[0]; }
+
+constexpr uint16_t ETH_IPV4 = 0x0800, ETH_IPV6 = 0x86DD, ETH_VLAN = 0x8100, ETH_QINQ = 0x88A8,
+                   ETH_QINQ_OLD = 0x9100, ETH_PPPOE_SESSION = 0x8864;
+}  // namespace
+
+bool linktype_supported(int dlt) {
+  switch (dlt) {
+    case linktype::NULL_: case linktype::EN10MB: case linktype::RAW: case linktype::RAW_OPENBSD:
+    case linktype::LOOP: case linktype::LINUX_SLL: case linktype::LINUX_SLL2: case linktype::IPV4:
+    case linktype::IPV6: case linktype::RAW_LT:
+      return true;
+    default:
+      return false;
+  }
+}
+
+Decoder::Decoder(int dlt, Counters& counters, AnomalyFn on_anomaly, FragmentLimits frag)
+    : dlt_(dlt),
+      counters_(counters),
+      on_anomaly_(std::move(on_anomaly)),
+      frags_(frag, counters),
+      c_not_ip_(counters.at("decode.not_ip")),
+      c_malformed_(counters.at("decode.malformed")),
+      c_fragments_(counters.at("ip.fragments.seen")) {}
+
+DecodeStatus Decoder::bad(std::string_view name, uint32_t off, const Packet& out) {
+  ++c_malformed_;
+  if (on_anomaly_) on_anomaly_(name, off, out);
+  return DecodeStatus::malformed;
+}
+
+DecodeStatus Decoder::decode(const uint8_t* frame, uint32_t caplen, uint32_t wirelen, Timestamp ts, Packet& out) {
+  out = Packet{};
+  out.ts = ts;
+  out.cap_len = caplen;
+  out.wire_len = wirelen;
+  return link(frame, caplen, out);
+}
+
+DecodeStatus Decoder::link(const uint8_t* p, uint32_t len, Packet& out) {
+  switch (dlt_) {
+    case linktype::EN10MB: {
+      if (len < 14) return bad("ethernet.truncated", 0, out);
+      out.has_mac = true;
+      std::memcpy(out.dst_mac.data(), p, 6);
+      std::memcpy(out.src_mac.data(), p + 6, 6);
+      uint16_t type = be16(p + 12);
+      if (type < 0x0600) {  // 802.3 length field: LLC/SNAP, not IP for our purposes
+        ++c_not_ip_;
+        return DecodeStatus::not_ip;
+      }
+      return ether_payload(type, p + 14, len - 14, 14, out);
+    }
+    case linktype::LINUX_SLL: {
+      if (len < 16) return bad("sll.truncated", 0, out);
+      uint16_t halen = be16(p + 4);
+      if (be16(p + 2) == 1 && halen == 6) { out.has_mac = true; std::memcpy(out.src_mac.data(), p + 6, 6); }
+      return ether_payload(be16(p + 14), p + 16, len - 16, 16, out);
+    }
+    case linktype::LINUX_SLL2: {
+      if (len < 20) return bad("sll2.truncated", 0, out);
+      uint8_t halen = p[11];
+      if (be16(p + 8) == 1 && halen == 6) { out.has_mac = true; std::memcpy(out.src_mac.data(), p + 12, 6); }
+      return ether_payload(be16(p), p + 20, len - 20, 20, out);
+    }
+    case linktype::NULL_:
+    case linktype::LOOP: {
+      if (len < 4) return bad("loopback.truncated", 0, out);
+      // DLT_NULL is in host byte order of the capturing machine; DLT_LOOP is network order.
+      uint32_t family = dlt_ == linktype::LOOP ? be32(p) : le32(p);
+      if (dlt_ == linktype::NULL_ && family > 0xFFFF) family = be32(p);
+      switch (family) {
+        case 2: return ipv4(p + 4, len - 4, 4, out);
+        case 24: case 28: case 30: return ipv6(p + 4, len - 4, 4, out);  // AF_INET6 on BSDs / macOS
+        default: ++c_not_ip_; return DecodeStatus::not_ip;
+      }
+    }
+    case linktype::IPV4: return ipv4(p, len, 0, out);
+    case linktype::IPV6: return ipv6(p, len, 0, out);
+    default:  // raw IP: version from the first nibble
+      return ip(p, len, 0, out);
+  }
+}
+
+DecodeStatus Decoder::ether_payload(uint16_t type, const uint8_t* p, uint32_t len, uint32_t off, Packet& out) {
+  for (int depth = 0; depth < 4; ++depth) {
+    switch (type) {
+      case ETH_IPV4: return ipv4(p, len, off, out);
+      case ETH_IPV6: return ipv6(p, len, off, out);
+      case ETH_VLAN: case ETH_QINQ: case ETH_QINQ_OLD: {
+        if (len < 4) return bad("vlan.truncated", off, out);
+        uint16_t id = be16(p) & 0x0FFF;
+        if (out.vlan_count < 2) out.vlan[out.vlan_count] = id;
+        ++out.vlan_count;
+        type = be16(p + 2);
+        p += 4; len -= 4; off += 4;
+        continue;
+      }
+      case ETH_PPPOE_SESSION: {
+        if (len < 8) return bad("pppoe.truncated", off, out);
+        uint16_t plen = be16(p + 4);
+        uint16_t ppp = be16(p + 6);
+        if (plen < 2) return bad("pppoe.bad_length", off, out);
+        uint32_t inner = std::min<uint32_t>(len - 8, plen - 2u);
+        if (ppp == 0x0021) return ipv4(p + 8, inner, off + 8, out);
+        if (ppp == 0x0057) return ipv6(p + 8, inner, off + 8, out);
+        ++c_not_ip_;
+        return DecodeStatus::not_ip;
+      }
+      default:
+        ++c_not_ip_;
+        return DecodeStatus::not_ip;
+    }
+  }
+  return bad("vlan.too_many_tags", off, out);
+}
+
+DecodeStatus Decoder::ip(const uint8_t* p, uint32_t len, uint32_t off, Packet& out) {
+  if (len < 1) return bad("ip.truncated", off, out);
+  switch (p[0] >> 4) {
+    case 4: return ipv4(p, len, off, out);
+    case 6: return ipv6(p, len, off, out);
+    default: return bad("ip.bad_version", off, out);
+  }
+}
+
+DecodeStatus Decoder::ipv4(const uint8_t* p, uint32_t len, uint32_t off, Packet& out) {
+  if (len < 20) return bad("ipv4.truncated", off, out);
+  if ((p[0] >> 4) != 4) return bad("ipv4.bad_version", off, out);
+  uint32_t ihl = (p[0] & 0x0F) * 4u;
+  if (ihl < 20) return bad("ipv4.bad_header_length", off, out);
+  if (ihl > len) return bad("ipv4.truncated_header", off, out);
+  uint32_t total = be16(p + 2);
+  if (total < ihl) return bad("ipv4.bad_total_length", off, out);
+  out.ip_version = 4;
+  out.src = IpAddr::v4(p + 12);
+  out.dst = IpAddr::v4(p + 16);
+  out.proto = p[9];
+  // Trim Ethernet padding; a snaplen-truncated packet keeps what was captured.
+  if (total < len) len = total;
+  else if (total > len) counters_.add("ipv4.truncated_payload");
+  uint16_t frag = be16(p + 6);
+  bool more = frag & 0x2000;
+  uint32_t frag_off = (frag & 0x1FFF) * 8u;
+  if (more || frag_off) {
+    ++c_fragments_;
+    if (total > len) return bad("ipv4.truncated_fragment", off, out);
+    FragmentTable::Key key{out.src, out.dst, be16(p + 4), out.proto};
+    bool conflict = false;
+    auto r = frags_.add(key, out.ts, std::span<const uint8_t>(p, ihl), frag_off, more,
+                        std::span<const uint8_t>(p + ihl, len - ihl), reassembled_, conflict);
+    if (conflict) bad("ipv4.fragment_overlap_conflict", off, out);
+    if (r != FragmentTable::Result::complete) return DecodeStatus::fragment;
+    // Rebuild a plain header: total length set, fragment fields cleared.
+    uint32_t n = static_cast<uint32_t>(reassembled_.size());
+    reassembled_[2] = static_cast<uint8_t>(n >> 8);
+    reassembled_[3] = static_cast<uint8_t>(n);
+    reassembled_[6] = 0;
+    reassembled_[7] = 0;
+    out.reassembled = true;
+    out.l3 = reassembled_.data();
+    out.l3_len = n;
+    return transport(reassembled_.data() + ihl, n - ihl, off + ihl, out);
+  }
+  out.l3 = p;
+  out.l3_len = len;
+  return transport(p + ihl, len - ihl, off + ihl, out);
+}
+
+DecodeStatus Decoder::ipv6(const uint8_t* p, uint32_t len, uint32_t off, Packet& out) {
+  if (len < 40) return bad("ipv6.truncated", off, out);
+  if ((p[0] >> 4) != 6) return bad("ipv6.bad_version", off, out);
+  out.ip_version = 6;
+  out.src = IpAddr::v6(p + 8);
+  out.dst = IpAddr::v6(p + 24);
+  uint32_t plen = be16(p + 4);
+  if (40 + plen < len) len = 40 + plen;
+  else if (40 + plen > len) counters_.add("ipv6.truncated_payload");
+  uint8_t next = p[6];
+  uint32_t pos = 40;
+  for (int n = 0; n < 16; ++n) {
+    switch (next) {
+      case 0: case 43: case 60: {  // hop-by-hop, routing, destination options
+        if (pos + 8 > len) return bad("ipv6.truncated_extension", off + pos, out);
+        uint32_t hlen = (p[pos + 1] + 1u) * 8u;
+        if (pos + hlen > len) return bad("ipv6.bad_extension_length", off + pos, out);
+        next = p[pos];
+        pos += hlen;
+        continue;
+      }
+      case 51: {  // authentication header: length in 4-octet units
+        if (pos + 8 > len) return bad("ipv6.truncated_extension", off + pos, out);
+        uint32_t hlen = (p[pos + 1] + 2u) * 4u;
+        if (pos + hlen > len) return bad("ipv6.bad_extension_length", off + pos, out);
+        next = p[pos];
+        pos += hlen;
+        continue;
+      }
+      case 44: {  // fragment
+        if (pos + 8 > len) return bad("ipv6.truncated_extension", off + pos, out);
+        uint8_t inner = p[pos];
+        uint16_t fo = be16(p + pos + 2);
+        bool more = fo & 1;
+        uint32_t frag_off = fo & 0xFFF8;
+        uint32_t id = be32(p + pos + 4);
+        pos += 8;
+        if (!more && frag_off == 0) { next = inner; continue; }  // atomic fragment
+        ++c_fragments_;
+        out.proto = inner;
+        // Rebuild with the 40-byte base header only, next header = the fragmented protocol.
+        uint8_t hdr[40];
+        std::memcpy(hdr, p, 40);
+        hdr[6] = inner;
+        FragmentTable::Key key{out.src, out.dst, id, inner};
+        bool conflict = false;
+        auto r = frags_.add(key, out.ts, std::span<const uint8_t>(hdr, 40), frag_off, more,
+                            std::span<const uint8_t>(p + pos, len - pos), reassembled_, conflict);
+        if (conflict) bad("ipv6.fragment_overlap_conflict", off + pos, out);
+        if (r != FragmentTable::Result::complete) return DecodeStatus::fragment;
+        uint32_t total = static_cast<uint32_t>(reassembled_.size());
+        uint32_t pl = total - 40;
+        reassembled_[4] = static_cast<uint8_t>(pl >> 8);
+        reassembled_[5] = static_cast<uint8_t>(pl);
+        out.reassembled = true;
+        out.l3 = reassembled_.data();
+        out.l3_len = total;
+        return transport(reassembled_.data() + 40, pl, off + 40, out);
+      }
+      default:
+        out.proto = next;
+        out.l3 = p;
+        out.l3_len = len;
+        return transport(p + pos, len - pos, off + pos, out);
+    }
+  }
+  return bad("ipv6.too_many_extensions", off + pos, out);
+}
+
+DecodeStatus Decoder::transport(const uint8_t* p, uint32_t len, uint32_t off, Packet& out) {
+  switch (out.proto) {
+    case 6: {
+      if (len < 20) return bad("tcp.truncated_header", off, out);
+      out.sport = be16(p);
+      out.dport = be16(p + 2);
+      out.seq = be32(p + 4);
+      out.ack = be32(p + 8);
+      uint32_t doff = (p[12] >> 4) * 4u;
+      if (doff < 20) return bad("tcp.bad_data_offset", off, out);
+      if (doff > len) return bad("tcp.data_offset_beyond_packet", off, out);
+      out.tcp_flags = p[13];
+      out.payload = p + doff;
+      out.payload_len = len - doff;
+      return DecodeStatus::ok;
+    }
+    case 17: {
+      if (len < 8) return bad("udp.truncated_header", off, out);
+      out.sport = be16(p);
+      out.dport = be16(p + 2);
+      uint32_t ulen = be16(p + 4);
+      if (ulen < 8 && !(ulen == 0 && out.ip_version == 6)) return bad("udp.bad_length", off, out);
+      uint32_t n = len - 8;
+      if (ulen >= 8 && ulen - 8 < n) n = ulen - 8;
+      out.payload = p + 8;
+      out.payload_len = n;
+      return DecodeStatus::ok;
+    }
+    case 1:
+    case 58: {
+      if (len < 4) return bad(out.proto == 1 ? "icmp.truncated" : "icmp6.truncated", off, out);
+      out.icmp_type = p[0];
+      out.icmp_code = p[1];
+      // Echo request/reply pairs share an identifier: use it as the "port" so they form one flow.
+      bool echo = out.proto == 1 ? (p[0] == 8 || p[0] == 0) : (p[0] == 128 || p[0] == 129);
+      if (echo && len >= 8) { out.sport = be16(p + 4); out.dport = out.sport; }
+      out.payload = p + 4;
+      out.payload_len = len - 4;
+      return DecodeStatus::ok;
+    }
+    default:
+      out.payload = p;
+      out.payload_len = len;
+      return DecodeStatus::ok;
+  }
+}
+
+}  // namespace medmon

@@ -1,0 +1,58 @@
+#pragma once
+// Link, network and transport decoding. Every read is bounds-checked against the captured
+// length; malformed input is reported through the anomaly callback and the packet is counted
+// and dropped, never trusted.
+#include <cstdint>
+#include <functional>
+#include <string_view>
+#include <vector>
+
+#include "sensor/common/counters.h"
+#include "sensor/decode/ip_fragments.h"
+#include "sensor/decode/packet.h"
+
+namespace medmon {
+
+// libpcap DLT_* values medmon decodes.
+namespace linktype {
+constexpr int NULL_ = 0, EN10MB = 1, RAW = 12, RAW_OPENBSD = 14, LOOP = 108, LINUX_SLL = 113,
+              LINUX_SLL2 = 276, IPV4 = 228, IPV6 = 229, RAW_LT = 101;
+}
+bool linktype_supported(int dlt);
+
+enum class DecodeStatus : uint8_t {
+  ok,          // IP packet decoded; out is valid
+  not_ip,      // ARP, LLDP, ...: counted, nothing to do
+  fragment,    // an IP fragment held for reassembly
+  malformed,   // reported as an anomaly
+};
+
+class Decoder {
+ public:
+  // name: stable anomaly name ("ipv4.bad_header_length"); offset: byte offset in the frame.
+  using AnomalyFn = std::function<void(std::string_view name, uint32_t offset, const Packet& partial)>;
+
+  Decoder(int dlt, Counters& counters, AnomalyFn on_anomaly, FragmentLimits frag = {});
+  DecodeStatus decode(const uint8_t* frame, uint32_t caplen, uint32_t wirelen, Timestamp ts, Packet& out);
+  FragmentTable& fragments() { return frags_; }
+
+ private:
+  DecodeStatus link(const uint8_t* p, uint32_t len, Packet& out);
+  DecodeStatus ether_payload(uint16_t ethertype, const uint8_t* p, uint32_t len, uint32_t off, Packet& out);
+  DecodeStatus ip(const uint8_t* p, uint32_t len, uint32_t off, Packet& out);
+  DecodeStatus ipv4(const uint8_t* p, uint32_t len, uint32_t off, Packet& out);
+  DecodeStatus ipv6(const uint8_t* p, uint32_t len, uint32_t off, Packet& out);
+  DecodeStatus transport(const uint8_t* p, uint32_t len, uint32_t off, Packet& out);
+  DecodeStatus bad(std::string_view name, uint32_t off, const Packet& out);
+
+  int dlt_;
+  Counters& counters_;
+  AnomalyFn on_anomaly_;
+  FragmentTable frags_;
+  std::vector<uint8_t> reassembled_;
+  uint64_t& c_not_ip_;
+  uint64_t& c_malformed_;
+  uint64_t& c_fragments_;
+};
+
+}  // namespace medmon

@@ -1,0 +1,100 @@
+#include "sensor/decode/ip_fragments.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace medmon {
+
+FragmentTable::FragmentTable(FragmentLimits limits, Counters& c)
+    : limits_(limits),
+      c_complete_(c.at("ip.fragments.reassembled")),
+      c_timeout_(c.at("ip.fragments.timeout")),
+      c_evicted_(c.at("ip.fragments.evicted")),
+      c_too_big_(c.at("ip.fragments.too_big")) {}
+
+void FragmentTable::drop(std::map<Key, Datagram>::iterator it, uint64_t& counter) {
+  bytes_ -= it->second.data.size();
+  order_.erase(it->second.age);
+  table_.erase(it);
+  ++counter;
+}
+
+void FragmentTable::expire(Timestamp now) {
+  while (!order_.empty()) {
+    auto it = table_.find(order_.front());
+    if (now.usec - it->second.first.usec < limits_.timeout_usec) break;
+    drop(it, c_timeout_);
+  }
+}
+
+FragmentTable::Result FragmentTable::add(const Key& key, Timestamp ts, std::span<const uint8_t> header,
+                                         uint32_t offset, bool more, std::span<const uint8_t> data,
+                                         std::vector<uint8_t>& out, bool& conflict) {
+  conflict = false;
+  expire(ts);
+  uint64_t end64 = uint64_t(offset) + data.size();
+  if (end64 > 65535) { ++c_too_big_; return Result::dropped; }
+  uint32_t end = static_cast<uint32_t>(end64);
+
+  auto it = table_.find(key);
+  if (it == table_.end()) {
+    while (table_.size() >= limits_.max_datagrams && !order_.empty()) drop(table_.find(order_.front()), c_evicted_);
+    it = table_.emplace(key, Datagram{}).first;
+    it->second.first = ts;
+    order_.push_back(key);
+    it->second.age = std::prev(order_.end());
+  }
+  Datagram& d = it->second;
+  if (offset == 0 || d.header.empty()) d.header.assign(header.begin(), header.end());
+  if (!more) {
+    if (d.have_last && d.total != end) { drop(it, c_too_big_); return Result::dropped; }
+    d.have_last = true;
+    d.total = end;
+  }
+  if (end > d.data.size()) {
+    size_t grow = end - d.data.size();
+    while (bytes_ + grow > limits_.max_bytes && order_.size() > 1) {
+      auto oldest = table_.find(order_.front());
+      if (oldest == it) break;
+      drop(oldest, c_evicted_);
+    }
+    if (bytes_ + grow > limits_.max_bytes) { drop(it, c_evicted_); return Result::dropped; }
+    d.data.resize(end);
+    bytes_ += grow;
+  }
+  // Copy only into holes: the first copy of every byte wins; compare overlapped bytes.
+  uint32_t pos = offset;
+  auto& have = d.have;
+  size_t i = 0;
+  while (pos < end) {
+    while (i < have.size() && have[i].second <= pos) ++i;
+    uint32_t hole_end = (i < have.size()) ? std::min(end, std::max(pos, have[i].first)) : end;
+    if (hole_end > pos) {
+      std::memcpy(d.data.data() + pos, data.data() + (pos - offset), hole_end - pos);
+      pos = hole_end;
+    } else {
+      uint32_t cover_end = std::min(end, have[i].second);
+      if (std::memcmp(d.data.data() + pos, data.data() + (pos - offset), cover_end - pos) != 0) conflict = true;
+      pos = cover_end;
+    }
+  }
+  // Merge the new range into the sorted list.
+  have.emplace_back(offset, end);
+  std::sort(have.begin(), have.end());
+  std::vector<std::pair<uint32_t, uint32_t>> merged;
+  for (auto& r : have) {
+    if (!merged.empty() && r.first <= merged.back().second) merged.back().second = std::max(merged.back().second, r.second);
+    else merged.push_back(r);
+  }
+  have.swap(merged);
+
+  if (d.have_last && have.size() == 1 && have[0].first == 0 && have[0].second >= d.total) {
+    out.assign(d.header.begin(), d.header.end());
+    out.insert(out.end(), d.data.begin(), d.data.begin() + d.total);
+    drop(it, c_complete_);
+    return Result::complete;
+  }
+  return Result::pending;
+}
+
+}  // namespace medmon

@@ -1,0 +1,66 @@
+#pragma once
+// Bounded IPv4/IPv6 fragment reassembly. Overlapping fragments keep the first copy of each byte
+// (and are reported when their bytes differ: an evasion technique). Datagrams that never
+// complete are dropped after a timeout or when the table is full, with counters.
+#include <cstdint>
+#include <list>
+#include <map>
+#include <span>
+#include <vector>
+
+#include "sensor/common/counters.h"
+#include "sensor/common/types.h"
+
+namespace medmon {
+
+struct FragmentLimits {
+  size_t max_datagrams = 4096;             // pending datagrams at once
+  size_t max_bytes = 64ull << 20;          // all pending fragment data
+  int64_t timeout_usec = 30'000'000;       // packet time
+};
+
+class FragmentTable {
+ public:
+  struct Key {
+    IpAddr src, dst;
+    uint32_t id = 0;
+    uint8_t proto = 0;
+    auto operator<=>(const Key&) const = default;
+  };
+  enum class Result { pending, complete, dropped };
+
+  FragmentTable(FragmentLimits limits, Counters& c);
+
+  // Adds a fragment. `header` is the IP header to rebuild the datagram with (IPv4 header, or
+  // the 40-byte IPv6 base header); offset in bytes. When complete, `out` holds the whole IP
+  // datagram (rebuilt header + payload) and stays valid until the next call.
+  // `conflict` is set when an overlap carried different bytes.
+  Result add(const Key& key, Timestamp ts, std::span<const uint8_t> header, uint32_t offset,
+             bool more, std::span<const uint8_t> data, std::vector<uint8_t>& out, bool& conflict);
+  void expire(Timestamp now);
+  size_t pending() const { return table_.size(); }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  struct Datagram {
+    Timestamp first;
+    std::vector<uint8_t> header;
+    std::vector<uint8_t> data;                      // grows to the highest end seen
+    std::vector<std::pair<uint32_t, uint32_t>> have; // sorted, merged [begin, end)
+    uint32_t total = 0;                              // known once the last fragment arrives
+    bool have_last = false;
+    std::list<Key>::iterator age;
+  };
+  void drop(std::map<Key, Datagram>::iterator it, uint64_t& counter);
+
+  FragmentLimits limits_;
+  std::map<Key, Datagram> table_;
+  std::list<Key> order_;  // oldest first
+  size_t bytes_ = 0;
+  uint64_t& c_complete_;
+  uint64_t& c_timeout_;
+  uint64_t& c_evicted_;
+  uint64_t& c_too_big_;
+};
+
+}  // namespace medmon

@@ -1,0 +1,42 @@
+#pragma once
+// A decoded packet: views into the captured bytes (or into the fragment reassembler's buffer),
+// valid until the next packet is decoded.
+#include <array>
+#include <cstdint>
+
+#include "sensor/common/types.h"
+
+namespace medmon {
+
+namespace tcpflag {
+constexpr uint8_t FIN = 0x01, SYN = 0x02, RST = 0x04, PSH = 0x08, ACK = 0x10, URG = 0x20;
+}
+
+struct Packet {
+  Timestamp ts;
+  uint32_t wire_len = 0;  // frame length on the wire
+  uint32_t cap_len = 0;   // bytes captured
+
+  bool has_mac = false;
+  std::array<uint8_t, 6> src_mac{}, dst_mac{};
+  uint8_t vlan_count = 0;
+  std::array<uint16_t, 2> vlan{};  // outer first
+
+  // Layer 3: the whole IP packet (header + payload), as nDPI wants it.
+  const uint8_t* l3 = nullptr;
+  uint32_t l3_len = 0;
+  uint8_t ip_version = 0;
+  IpAddr src, dst;
+  bool reassembled = false;  // rebuilt from IP fragments
+
+  // Layer 4
+  uint8_t proto = 0;  // IP protocol number
+  uint16_t sport = 0, dport = 0;
+  uint32_t seq = 0, ack = 0;
+  uint8_t tcp_flags = 0;
+  uint8_t icmp_type = 0, icmp_code = 0;
+  const uint8_t* payload = nullptr;
+  uint32_t payload_len = 0;
+};
+
+}  // namespace medmon

@@ -1,0 +1,181 @@
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <vector>
+
+#include "sensor/decode/decoder.h"
+#include "sensor/decode/test/frames.h"
+
+using namespace medmon;
+using namespace medmon::test;
+
+namespace {
+struct Harness {
+  Counters counters;
+  std::vector<std::string> anomalies;
+  Decoder dec;
+  explicit Harness(int dlt)
+      : dec(dlt, counters, [this](std::string_view n, uint32_t, const Packet&) { anomalies.emplace_back(n); }) {}
+  DecodeStatus run(const Bytes& f, Packet& p) {
+    return dec.decode(f.data(), static_cast<uint32_t>(f.size()), static_cast<uint32_t>(f.size()), Timestamp{1}, p);
+  }
+};
+}  // namespace
+
+TEST_CASE("Ethernet IPv4 TCP decodes addresses, ports, flags and payload") {
+  Harness h(linktype::EN10MB);
+  auto f = ether(0x0800, ipv4(ip4(10, 0, 0, 1), ip4(10, 0, 0, 2), 6, tcp(40000, 104, 100, 0, tcpflag::SYN | tcpflag::PSH, "hello")));
+  Packet p;
+  REQUIRE(h.run(f, p) == DecodeStatus::ok);
+  CHECK(p.src.to_string() == "10.0.0.1");
+  CHECK(p.dst.to_string() == "10.0.0.2");
+  CHECK(p.sport == 40000);
+  CHECK(p.dport == 104);
+  CHECK(p.seq == 100);
+  CHECK(p.tcp_flags == (tcpflag::SYN | tcpflag::PSH));
+  CHECK(std::string(reinterpret_cast<const char*>(p.payload), p.payload_len) == "hello");
+  CHECK(p.has_mac);
+  CHECK(p.l3_len == 20 + 20 + 5);
+}
+
+TEST_CASE("Ethernet padding is trimmed by the IPv4 total length") {
+  Harness h(linktype::EN10MB);
+  auto f = ether(0x0800, ipv4(ip4(10, 0, 0, 1), ip4(10, 0, 0, 2), 17, udp(1, 2, "ab")));
+  f.resize(60, 0);  // minimum Ethernet frame
+  Packet p;
+  REQUIRE(h.run(f, p) == DecodeStatus::ok);
+  CHECK(p.payload_len == 2);
+}
+
+TEST_CASE("802.1Q and QinQ keep the VLAN ids, outer first") {
+  Harness h(linktype::EN10MB);
+  auto inner = ipv4(ip4(10, 0, 0, 1), ip4(10, 0, 0, 2), 17, udp(5000, 5001, "x"));
+  Packet p;
+  REQUIRE(h.run(ether(0x0800, inner, {10}), p) == DecodeStatus::ok);
+  CHECK(p.vlan_count == 1);
+  CHECK(p.vlan[0] == 10);
+  REQUIRE(h.run(ether(0x0800, inner, {100, 20}), p) == DecodeStatus::ok);
+  CHECK(p.vlan_count == 2);
+  CHECK(p.vlan[0] == 100);
+  CHECK(p.vlan[1] == 20);
+}
+
+TEST_CASE("IPv4 options are skipped") {
+  Harness h(linktype::RAW);
+  auto f = ipv4(ip4(1, 1, 1, 1), ip4(2, 2, 2, 2), 17, udp(53, 53, "q"), 1, 0, 7);
+  Packet p;
+  REQUIRE(h.run(f, p) == DecodeStatus::ok);
+  CHECK(p.sport == 53);
+  CHECK(p.payload_len == 1);
+}
+
+TEST_CASE("IPv6 with hop-by-hop and destination options") {
+  Harness h(linktype::EN10MB);
+  uint8_t a[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  uint8_t b[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2};
+  Bytes ext;
+  auto l4 = tcp(1000, 2575, 1, 0, tcpflag::SYN);
+  ext.push_back(60); ext.push_back(0); ext.insert(ext.end(), 6, 0);  // hop-by-hop -> dest opts
+  ext.push_back(6); ext.push_back(0); ext.insert(ext.end(), 6, 0);   // dest opts -> TCP
+  ext.insert(ext.end(), l4.begin(), l4.end());
+  Packet p;
+  REQUIRE(h.run(ether(0x86DD, ipv6(a, b, 0, ext)), p) == DecodeStatus::ok);
+  CHECK(p.proto == 6);
+  CHECK(p.dport == 2575);
+  CHECK(p.src.to_string() == "2001:db8::1");
+}
+
+TEST_CASE("IPv4 fragments reassemble out of order, overlaps keep the first copy") {
+  Harness h(linktype::RAW);
+  std::string data(64, 'A');
+  data.replace(32, 32, std::string(32, 'B'));
+  auto whole = udp(7, 9, data);  // 72 bytes of UDP
+  Bytes part1(whole.begin(), whole.begin() + 40), part2(whole.begin() + 40, whole.end());
+  Packet p;
+  // Second fragment first (offset 40 = 5 units), then the first.
+  CHECK(h.run(ipv4(ip4(1, 1, 1, 1), ip4(2, 2, 2, 2), 17, part2, 77, 5), p) == DecodeStatus::fragment);
+  REQUIRE(h.run(ipv4(ip4(1, 1, 1, 1), ip4(2, 2, 2, 2), 17, part1, 77, 0x2000), p) == DecodeStatus::ok);
+  CHECK(p.reassembled);
+  CHECK(p.payload_len == 64);
+  CHECK(std::string(reinterpret_cast<const char*>(p.payload), 64) == data);
+  CHECK(h.counters.get("ip.fragments.reassembled") == 1);
+
+  // Overlap with different bytes: reported, first copy wins.
+  Bytes over(whole.begin() + 32, whole.begin() + 48);
+  over[0] ^= 0xFF;
+  CHECK(h.run(ipv4(ip4(1, 1, 1, 1), ip4(2, 2, 2, 2), 17, part1, 78, 0x2000), p) == DecodeStatus::fragment);
+  CHECK(h.run(ipv4(ip4(1, 1, 1, 1), ip4(2, 2, 2, 2), 17, over, 78, 0x2000 | 4), p) == DecodeStatus::fragment);
+  REQUIRE(h.run(ipv4(ip4(1, 1, 1, 1), ip4(2, 2, 2, 2), 17, part2, 78, 5), p) == DecodeStatus::ok);
+  CHECK(std::string(reinterpret_cast<const char*>(p.payload), 64) == data);
+  CHECK(h.anomalies == std::vector<std::string>{"ipv4.fragment_overlap_conflict"});
+}
+
+TEST_CASE("Fragment table is bounded") {
+  Counters c;
+  FragmentLimits lim;
+  lim.max_datagrams = 8;
+  Decoder dec(linktype::RAW, c, nullptr, lim);
+  Packet p;
+  for (uint16_t id = 0; id < 100; ++id) {
+    auto f = ipv4(ip4(1, 1, 1, 1), ip4(2, 2, 2, 2), 17, Bytes(16, 0), id, 0x2000);
+    dec.decode(f.data(), static_cast<uint32_t>(f.size()), static_cast<uint32_t>(f.size()), Timestamp{1}, p);
+  }
+  CHECK(dec.fragments().pending() == 8);
+  CHECK(c.get("ip.fragments.evicted") == 92);
+}
+
+TEST_CASE("Malformed packets are anomalies, never crashes") {
+  Harness h(linktype::EN10MB);
+  Packet p;
+  auto good = ether(0x0800, ipv4(ip4(10, 0, 0, 1), ip4(10, 0, 0, 2), 6, tcp(1, 2, 0, 0, 0, "data")));
+  // Every truncation of a valid frame.
+  for (size_t n = 0; n < 14 + 20 + 20; ++n) {  // every cut inside the headers
+    Bytes cut(good.begin(), good.begin() + n);
+    auto r = h.run(cut, p);
+    CHECK(r != DecodeStatus::ok);
+  }
+  CHECK_FALSE(h.anomalies.empty());
+  // Bad IHL, bad TCP data offset.
+  auto bad_ihl = good;
+  bad_ihl[14] = 0x43;
+  CHECK(h.run(bad_ihl, p) == DecodeStatus::malformed);
+  auto bad_doff = good;
+  bad_doff[14 + 20 + 12] = 0xF0;  // 60-byte header in a 24-byte segment
+  CHECK(h.run(bad_doff, p) == DecodeStatus::malformed);
+  CHECK(h.anomalies.back() == "tcp.data_offset_beyond_packet");
+}
+
+TEST_CASE("Link types: NULL, SLL, SLL2, PPPoE") {
+  auto ip = ipv4(ip4(127, 0, 0, 1), ip4(127, 0, 0, 1), 17, udp(1, 2, "z"));
+  Packet p;
+  {
+    Harness h(linktype::NULL_);
+    Bytes f = {2, 0, 0, 0};
+    f.insert(f.end(), ip.begin(), ip.end());
+    REQUIRE(h.run(f, p) == DecodeStatus::ok);
+    CHECK(p.dport == 2);
+  }
+  {
+    Harness h(linktype::LINUX_SLL);
+    Bytes f = {0, 0, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0, 0x08, 0x00};
+    f.insert(f.end(), ip.begin(), ip.end());
+    REQUIRE(h.run(f, p) == DecodeStatus::ok);
+    CHECK(p.has_mac);
+  }
+  {
+    Harness h(linktype::LINUX_SLL2);
+    Bytes f = {0x08, 0x00, 0, 0, 0, 0, 0, 1, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0};
+    f.insert(f.end(), ip.begin(), ip.end());
+    REQUIRE(h.run(f, p) == DecodeStatus::ok);
+  }
+  {
+    Harness h(linktype::EN10MB);
+    Bytes pppoe = {0x11, 0x00, 0x00, 0x01};
+    put16(pppoe, static_cast<uint16_t>(ip.size() + 2));
+    put16(pppoe, 0x0021);
+    pppoe.insert(pppoe.end(), ip.begin(), ip.end());
+    REQUIRE(h.run(ether(0x8864, pppoe), p) == DecodeStatus::ok);
+    CHECK(p.sport == 1);
+  }
+  CHECK_FALSE(linktype_supported(147));
+}

@@ -1,0 +1,118 @@
+#include "sensor/engine/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <fmt/format.h>
+
+#include <functional>
+#include <map>
+
+namespace medmon {
+
+bool parse_depth(const std::string& s, Depth& out) {
+  static const std::map<std::string, Depth> names = {
+      {"decode", Depth::decode}, {"flow", Depth::flow}, {"reassembly", Depth::reassembly},
+      {"ndpi", Depth::ndpi}, {"dissect", Depth::dissect}, {"policy", Depth::policy}};
+  auto it = names.find(s);
+  if (it == names.end()) return false;
+  out = it->second;
+  return true;
+}
+
+namespace {
+
+[[noreturn]] void fail(const std::string& file, const YAML::Node& n, const std::string& what) {
+  const YAML::Mark m = n.Mark();
+  throw ConfigError(fmt::format("{}:{}:{}: {}", file, m.line + 1, m.column + 1, what));
+}
+
+template <class T>
+T number(const std::string& file, const YAML::Node& n, const std::string& key, T min, T max) {
+  T v{};
+  try {
+    v = n.as<T>();
+  } catch (const YAML::Exception&) {
+    fail(file, n, fmt::format("'{}' must be a number", key));
+  }
+  if (v < min || v > max) fail(file, n, fmt::format("'{}' must be between {} and {}", key, min, max));
+  return v;
+}
+
+// Seconds (may be fractional) to microseconds.
+int64_t seconds(const std::string& file, const YAML::Node& n, const std::string& key) {
+  double v = number<double>(file, n, key, 0.0, 86400.0 * 365);
+  return static_cast<int64_t>(v * 1e6);
+}
+
+using Handler = std::function<void(const YAML::Node&)>;
+
+void section(const std::string& file, const YAML::Node& node, const std::string& name,
+             const std::map<std::string, Handler>& keys) {
+  if (!node.IsMap()) fail(file, node, fmt::format("'{}' must be a mapping", name));
+  for (auto it = node.begin(); it != node.end(); ++it) {
+    std::string k = it->first.as<std::string>();
+    auto h = keys.find(k);
+    if (h == keys.end()) {
+      std::string known;
+      for (auto& [kk, _] : keys) known += (known.empty() ? "" : ", ") + kk;
+      fail(file, it->first, fmt::format("unknown key '{}' in '{}' (expected one of: {})", k, name, known));
+    }
+    h->second(it->second);
+  }
+}
+
+}  // namespace
+
+SensorConfig load_config(const std::string& path) {
+  SensorConfig c;
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::BadFile&) {
+    throw ConfigError(path + ": cannot read file");
+  } catch (const YAML::ParserException& e) {
+    throw ConfigError(fmt::format("{}:{}:{}: {}", path, e.mark.line + 1, e.mark.column + 1, e.msg));
+  }
+  if (root.IsNull()) return c;
+  const auto& f = path;
+  section(f, root, "top level", {
+    {"flows", [&](const YAML::Node& n) { section(f, n, "flows", {
+      {"max_flows", [&](const YAML::Node& v) { c.flows.max_flows = number<size_t>(f, v, "max_flows", 1, 100'000'000); }},
+      {"tcp_idle_timeout", [&](const YAML::Node& v) { c.flows.tcp_idle_usec = seconds(f, v, "tcp_idle_timeout"); }},
+      {"tcp_closed_timeout", [&](const YAML::Node& v) { c.flows.tcp_closed_usec = seconds(f, v, "tcp_closed_timeout"); }},
+      {"udp_idle_timeout", [&](const YAML::Node& v) { c.flows.udp_idle_usec = seconds(f, v, "udp_idle_timeout"); }},
+      {"absolute_timeout", [&](const YAML::Node& v) { c.flows.absolute_usec = seconds(f, v, "absolute_timeout"); }},
+    }); }},
+    {"reassembly", [&](const YAML::Node& n) { section(f, n, "reassembly", {
+      {"max_queued_bytes_per_direction", [&](const YAML::Node& v) { c.reassembly.max_queued_bytes = number<size_t>(f, v, "max_queued_bytes_per_direction", 1024, size_t(1) << 32); }},
+      {"max_queued_segments_per_direction", [&](const YAML::Node& v) { c.reassembly.max_queued_segments = number<size_t>(f, v, "max_queued_segments_per_direction", 1, 1'000'000); }},
+      {"memcap", [&](const YAML::Node& v) { c.reassembly_memcap = number<size_t>(f, v, "memcap", 65536, size_t(1) << 40); }},
+      {"ack_gap_packets", [&](const YAML::Node& v) { c.reassembly.ack_gap_packets = number<uint32_t>(f, v, "ack_gap_packets", 1, 1'000'000); }},
+      {"max_dissector_buffer", [&](const YAML::Node& v) { c.feeder.max_buffer = number<size_t>(f, v, "max_dissector_buffer", 4096, size_t(1) << 30); }},
+    }); }},
+    {"fragments", [&](const YAML::Node& n) { section(f, n, "fragments", {
+      {"max_datagrams", [&](const YAML::Node& v) { c.fragments.max_datagrams = number<size_t>(f, v, "max_datagrams", 1, 10'000'000); }},
+      {"memcap", [&](const YAML::Node& v) { c.fragments.max_bytes = number<size_t>(f, v, "memcap", 65536, size_t(1) << 40); }},
+      {"timeout", [&](const YAML::Node& v) { c.fragments.timeout_usec = seconds(f, v, "timeout"); }},
+    }); }},
+    {"ndpi", [&](const YAML::Node& n) { section(f, n, "ndpi", {
+      {"max_packets", [&](const YAML::Node& v) { c.ndpi.max_packets = number<uint32_t>(f, v, "max_packets", 1, 1000); }},
+      {"max_flows_in_detection", [&](const YAML::Node& v) { c.ndpi.max_flows_in_detection = number<size_t>(f, v, "max_flows_in_detection", 1, 100'000'000); }},
+    }); }},
+    {"output", [&](const YAML::Node& n) { section(f, n, "output", {
+      {"stats_interval", [&](const YAML::Node& v) { c.stats_interval_usec = seconds(f, v, "stats_interval"); }},
+      {"phi", [&](const YAML::Node& v) {
+        std::string m = v.as<std::string>();
+        if (m != "pseudonym" && m != "raw") fail(f, v, "'phi' must be 'pseudonym' or 'raw'");
+        c.phi_mode = m; }},
+      {"phi_key", [&](const YAML::Node& v) { c.phi_key = v.as<std::string>(); }},
+      {"phi_key_file", [&](const YAML::Node& v) { c.phi_key_file = v.as<std::string>(); }},
+    }); }},
+    {"policy", [&](const YAML::Node& n) { section(f, n, "policy", {
+      {"site", [&](const YAML::Node& v) { c.site_policy = v.as<std::string>(); }},
+    }); }},
+  });
+  return c;
+}
+
+}  // namespace medmon

@@ -1,0 +1,362 @@
+#include "sensor/engine/pipeline.h"
+
+#include "dissectors/registry.h"
+#include "sensor/engine/stream_feeder.h"
+
+namespace medmon {
+
+// Everything a flow carries beyond its counters; allocated on the first packet with payload.
+struct Pipeline::FlowState : FlowExtension {
+  FlowState(Pipeline& p, Flow& f)
+      : flow_id(f.id()), ctx(p.out_, p.phi_, ep, facts) {
+    ep.flow_id = flow_id;
+    ep.src = f.client_ip();
+    ep.dst = f.server_ip();
+    ep.src_port = f.client_port();
+    ep.dst_port = f.server_port();
+    ep.proto = f.key.proto;
+    ep.vlan = f.key.vlan;
+  }
+  std::string flow_id;
+  EventEndpoints ep;
+  FlowFacts facts;
+  FlowContext ctx;
+  std::unique_ptr<TcpReassembler> reasm[2];
+  std::unique_ptr<StreamFeeder> feeder;
+  NdpiClassifier::State ndpi;
+};
+
+// Adapts the reassembler's output of one direction to the stream feeder.
+class Pipeline::DirSink : public StreamSink {
+ public:
+  DirSink(Pipeline& p, FlowState& st, Dir dir) : p_(p), st_(st), dir_(dir) {}
+  void data(std::span<const uint8_t> bytes, uint64_t offset) override {
+    if (st_.feeder) st_.feeder->data(dir_, bytes, offset, st_.ctx);
+  }
+  void gap(uint64_t offset, uint64_t length) override {
+    ++p_.c_tcp_gaps_;
+    if (st_.feeder) st_.feeder->gap(dir_, length, st_.ctx);
+  }
+  void overlap_conflict(uint64_t offset) override {
+    ++p_.c_overlap_conflicts_;
+    st_.ctx.anomaly("tcp", "overlap_conflict", offset, dir_name(dir_));
+  }
+
+ private:
+  Pipeline& p_;
+  FlowState& st_;
+  Dir dir_;
+};
+
+Pipeline::Pipeline(const SensorConfig& cfg, Depth depth, EventOutput& out, const Pseudonymiser& phi,
+                   FlowJudge* judge)
+    : cfg_(cfg),
+      depth_(depth),
+      out_(out),
+      phi_(phi),
+      judge_(depth >= Depth::policy ? judge : nullptr),
+      reasm_mem_(cfg.reassembly_memcap, out.counters()),
+      c_tcp_gaps_(out.counters().at("tcp.gaps")),
+      c_overlap_conflicts_(out.counters().at("tcp.overlap_conflicts")) {
+  flows_ = std::make_unique<FlowTable>(cfg_.flows, out_.counters(),
+                                       [this](Flow& f, FlowEnd why) { on_flow_end(f, why); });
+  if (depth_ >= Depth::ndpi) ndpi_ = std::make_unique<NdpiClassifier>(cfg_.ndpi, out_.counters());
+}
+
+Pipeline::~Pipeline() = default;
+
+void Pipeline::set_linktype(int dlt) {
+  decoder_ = std::make_unique<Decoder>(
+      dlt, out_.counters(),
+      [this](std::string_view name, uint32_t offset, const Packet& p) { on_decode_anomaly(name, offset, p); },
+      cfg_.fragments);
+}
+
+void Pipeline::on_decode_anomaly(std::string_view name, uint32_t offset, const Packet& p) {
+  std::string counter = "anomaly.decode.";
+  counter.append(name);
+  ++out_.counters().at(counter);
+  EventEndpoints ep;
+  if (p.src.family) {
+    ep.src = p.src; ep.dst = p.dst; ep.src_port = p.sport; ep.dst_port = p.dport; ep.proto = p.proto;
+    ep.vlan = p.vlan_count ? p.vlan[0] : 0;
+  }
+  auto& w = out_.begin("anomaly", p.ts, p.src.family ? &ep : nullptr);
+  w.object("anomaly");
+  w.field("dissector", "decode");
+  w.field("name", name);
+  w.field("offset", offset);
+  w.end_object();
+  out_.end();
+}
+
+Pipeline::FlowState& Pipeline::state_of(Flow& f) {
+  if (!f.ext) {
+    auto st = std::make_unique<FlowState>(*this, f);
+    if (depth_ >= Depth::dissect && (f.key.proto == 6 || f.key.proto == 17)) {
+      st->feeder = std::make_unique<StreamFeeder>(all_dissectors(), f.key.proto == 6 ? Transport::tcp : Transport::udp,
+                                                  f.server_port(), cfg_.feeder);
+    }
+    if (f.key.proto == 6 && depth_ >= Depth::reassembly) {
+      for (int d = 0; d < 2; ++d) {
+        st->reasm[d] = std::make_unique<TcpReassembler>(cfg_.reassembly, reasm_mem_);
+        if (f.isn_seen[d]) st->reasm[d]->syn(f.isn[d]);
+      }
+    }
+    f.ext = std::move(st);
+  }
+  return static_cast<FlowState&>(*f.ext);
+}
+
+void Pipeline::packet(const uint8_t* frame, uint32_t caplen, uint32_t wirelen, Timestamp ts) {
+  ++packets_;
+  bytes_ += wirelen;
+  if (ts.usec > last_ts_.usec) last_ts_ = ts;
+  if (!decoder_) return;
+  Packet p;
+  DecodeStatus ds = decoder_->decode(frame, caplen, wirelen, ts, p);
+  if (ds != DecodeStatus::ok || depth_ == Depth::decode) return;
+
+  // Timeouts advance with packet time, checked once per second of it.
+  if (last_ts_.usec >= next_expire_usec_) {
+    flows_->expire(last_ts_);
+    decoder_->fragments().expire(last_ts_);
+    next_expire_usec_ = last_ts_.usec + 1'000'000;
+  }
+  if (cfg_.stats_interval_usec > 0) {
+    if (next_stats_usec_ == 0) next_stats_usec_ = last_ts_.usec + cfg_.stats_interval_usec;
+    else if (last_ts_.usec >= next_stats_usec_) {
+      write_stats(last_ts_);
+      next_stats_usec_ = last_ts_.usec + cfg_.stats_interval_usec;
+    }
+  }
+
+  Dir dir;
+  Flow& f = flows_->lookup(p, dir);
+  int d = static_cast<int>(dir);
+  if (ts.usec > f.last.usec) f.last = ts;
+  ++f.pkts[d];
+  f.bytes[d] += wirelen;
+  f.payload_bytes[d] += p.payload_len;
+  if (p.has_mac && f.pkts[d] == 1) {
+    (dir == Dir::to_server ? f.client_mac : f.server_mac) = p.src_mac;
+    (dir == Dir::to_server ? f.server_mac : f.client_mac) = p.dst_mac;
+  }
+  if (p.proto == 6) {
+    f.tcp_flags[d] |= p.tcp_flags;
+    if (p.tcp_flags & tcpflag::SYN) {
+      if (p.tcp_flags & tcpflag::ACK) f.synack_seen = true; else f.syn_seen = true;
+      if (!f.isn_seen[d]) { f.isn_seen[d] = true; f.isn[d] = p.seq; }
+    }
+    if (p.tcp_flags & tcpflag::FIN) f.fin_seen[d] = true;
+    if (p.tcp_flags & tcpflag::RST) f.rst_seen = true;
+  }
+  flows_->touch(f);
+  if (depth_ == Depth::flow) return;
+
+  if (p.proto == 6) tcp(f, dir, p);
+  else if (p.proto == 17) udp(f, dir, p);
+}
+
+void Pipeline::tcp(Flow& f, Dir dir, const Packet& p) {
+  if (!f.ext && p.payload_len == 0) return;  // nothing to reassemble or classify yet
+  FlowState& st = state_of(f);
+  int d = static_cast<int>(dir);
+  st.ctx.set_now(p.ts);
+  TcpReassembler& r = *st.reasm[d];
+  TcpReassembler& other = *st.reasm[1 - d];
+  DirSink sink(*this, st, dir);
+  DirSink other_sink(*this, st, reverse(dir));
+  if ((p.tcp_flags & tcpflag::SYN) && !(p.tcp_flags & tcpflag::RST)) r.syn(p.seq);
+  if (p.tcp_flags & tcpflag::ACK) other.peer_ack(p.ack);
+  r.segment(p.seq, std::span<const uint8_t>(p.payload, p.payload_len), p.tcp_flags & tcpflag::FIN, sink);
+  other.tick(other_sink);
+
+  if (ndpi_ && !st.ndpi.finished) {
+    if (st.feeder && st.feeder->claimed()) {
+      ndpi_->finish(st.ndpi);  // medmon's own dissector knows better
+    } else if (p.payload_len > 0 || st.ndpi.flow) {
+      ndpi_->process(st.ndpi, p.l3, p.l3_len, static_cast<uint64_t>(p.ts.usec / 1000));
+    }
+  }
+}
+
+void Pipeline::udp(Flow& f, Dir dir, const Packet& p) {
+  FlowState& st = state_of(f);
+  st.ctx.set_now(p.ts);
+  if (st.feeder && p.payload_len > 0)
+    st.feeder->data(dir, std::span<const uint8_t>(p.payload, p.payload_len), 0, st.ctx);
+  if (ndpi_ && !st.ndpi.finished) {
+    if (st.feeder && st.feeder->claimed()) ndpi_->finish(st.ndpi);
+    else ndpi_->process(st.ndpi, p.l3, p.l3_len, static_cast<uint64_t>(p.ts.usec / 1000));
+  }
+}
+
+void Pipeline::on_flow_end(Flow& f, FlowEnd why) {
+  auto* st = static_cast<FlowState*>(f.ext.get());
+  if (st) {
+    st->ctx.set_now(f.last);
+    for (int d = 0; d < 2; ++d) {
+      if (st->reasm[d]) {
+        DirSink sink(*this, *st, static_cast<Dir>(d));
+        st->reasm[d]->flush(sink);
+      }
+    }
+    if (st->feeder) st->feeder->flow_end(st->ctx);
+    if (ndpi_) ndpi_->finish(st->ndpi);
+  }
+  write_flow_event(f, why, st);
+}
+
+void Pipeline::write_flow_event(Flow& f, FlowEnd why, FlowState* st) {
+  std::string local_id;
+  EventEndpoints local_ep;
+  const EventEndpoints* ep = st ? &st->ep : nullptr;
+  if (!ep) {
+    local_id = f.id();
+    local_ep.flow_id = local_id;
+    local_ep.src = f.client_ip(); local_ep.dst = f.server_ip();
+    local_ep.src_port = f.client_port(); local_ep.dst_port = f.server_port();
+    local_ep.proto = f.key.proto; local_ep.vlan = f.key.vlan;
+    ep = &local_ep;
+  }
+  std::string ndpi_proto, ndpi_app, ndpi_cat;
+  if (st && ndpi_) {
+    ndpi_proto = ndpi_->protocol_name(st->ndpi.result);
+    ndpi_app = ndpi_->app_name(st->ndpi.result);
+    ndpi_cat = ndpi_->category_name(st->ndpi.result);
+    if (ndpi_->is_encrypted(st->ndpi.result)) st->facts.tls = true;
+  }
+  FlowVerdict verdict;
+  if (judge_) {
+    FlowSummary s;
+    s.ep = *ep;
+    s.client_mac = f.client_mac;
+    s.server_mac = f.server_mac;
+    s.start = f.start;
+    s.end = f.last;
+    s.pkts = f.pkts;
+    s.bytes = f.bytes;
+    s.payload_bytes = f.payload_bytes;
+    s.syn_seen = f.syn_seen;
+    s.server_answered = f.synack_seen || f.pkts[1] > 0;
+    s.end_state = flow_end_name(why);
+    s.ndpi_protocol = ndpi_proto;
+    s.ndpi_app = ndpi_app;
+    s.ndpi_category = ndpi_cat;
+    if (st) { s.sni = st->ndpi.result.sni; s.facts = &st->facts; }
+    verdict = judge_->judge(s, out_);
+  }
+
+  auto& w = out_.begin("flow", f.last, ep);
+  w.object("flow");
+  std::string& b = w.buffer();
+  w.key("start"); w.raw_value().push_back('"'); append_rfc3339(b, f.start); b.push_back('"');
+  w.key("end"); w.raw_value().push_back('"'); append_rfc3339(b, f.last); b.push_back('"');
+  w.field("duration", static_cast<double>(f.last.usec - f.start.usec) / 1e6);
+  w.field("state", flow_end_name(why));
+  w.field("initiator", f.initiator_syn ? "syn" : "first_packet");
+  w.field("pkts_toserver", f.pkts[0]);
+  w.field("pkts_toclient", f.pkts[1]);
+  w.field("bytes_toserver", f.bytes[0]);
+  w.field("bytes_toclient", f.bytes[1]);
+  w.field("payload_bytes_toserver", f.payload_bytes[0]);
+  w.field("payload_bytes_toclient", f.payload_bytes[1]);
+  if (f.key.proto == 6) {
+    auto flags = [](uint8_t v) {
+      std::string s;
+      if (v & tcpflag::SYN) s += 'S';
+      if (v & tcpflag::ACK) s += 'A';
+      if (v & tcpflag::FIN) s += 'F';
+      if (v & tcpflag::PSH) s += 'P';
+      if (v & tcpflag::RST) s += 'R';
+      if (v & tcpflag::URG) s += 'U';
+      return s;
+    };
+    w.field("tcp_flags_toserver", flags(f.tcp_flags[0]));
+    w.field("tcp_flags_toclient", flags(f.tcp_flags[1]));
+    if (st && st->reasm[0]) {
+      w.field("gaps_toserver", st->reasm[0]->gaps());
+      w.field("gaps_toclient", st->reasm[1]->gaps());
+      w.field("gap_bytes_toserver", st->reasm[0]->gap_bytes());
+      w.field("gap_bytes_toclient", st->reasm[1]->gap_bytes());
+      if (st->reasm[0]->midstream() || st->reasm[1]->midstream()) w.field("midstream", true);
+    }
+  }
+  w.end_object();
+  w.key("app");
+  if (st && !st->facts.app.empty()) w.value(st->facts.app); else w.null();
+  if (st && ndpi_) {
+    w.object("ndpi");
+    w.field("protocol", ndpi_proto);
+    if (!ndpi_app.empty()) w.field("app", ndpi_app);
+    if (!ndpi_cat.empty()) w.field("category", ndpi_cat);
+    if (st->ndpi.result.guessed) w.field("guessed", true);
+    w.array("risks");
+    for (auto& r : NdpiClassifier::risk_names(st->ndpi.result.risk)) w.value(r);
+    w.end_array();
+    w.end_object();
+    if (!st->ndpi.result.sni.empty() && ndpi_proto == "TLS") {
+      w.object("tls");
+      w.field("sni", st->ndpi.result.sni);
+      w.end_object();
+    }
+  }
+  if (st && !st->facts.phi_fields.empty() && !st->facts.tls) {
+    w.array("phi_cleartext");
+    for (auto& p : st->facts.phi_fields) w.value(p);
+    w.end_array();
+  }
+  if (!verdict.verdict.empty()) {
+    w.field("verdict", verdict.verdict);
+    if (!verdict.rule.empty()) w.field("verdict_rule", verdict.rule);
+    if (!verdict.mds2.empty()) {
+      w.array("mds2");
+      for (auto& m : verdict.mds2) w.value(m);
+      w.end_array();
+    }
+  }
+  out_.end();
+}
+
+void Pipeline::set_capture_stats(uint64_t received, uint64_t dropped, uint64_t if_dropped) {
+  have_capture_stats_ = true;
+  cap_received_ = received;
+  cap_dropped_ = dropped;
+  cap_if_dropped_ = if_dropped;
+}
+
+void Pipeline::write_stats(Timestamp ts) {
+  auto& c = out_.counters();
+  c.at("tcp.reassembly.memory_peak") = reasm_mem_.peak;
+  auto& w = out_.begin("stats", ts, nullptr);
+  w.object("stats");
+  w.field("packets", packets_);
+  w.field("bytes", bytes_);
+  w.field("flows", c.get("flows.created"));
+  w.field("flows_active", static_cast<uint64_t>(flows_->size()));
+  if (have_capture_stats_) {
+    w.object("capture");
+    w.field("received", cap_received_);
+    w.field("dropped", cap_dropped_);
+    w.field("if_dropped", cap_if_dropped_);
+    w.end_object();
+  }
+  w.object("counters");
+  for (auto& [name, v] : c.all()) {
+    if (v == 0) continue;
+    w.field(name, v);
+  }
+  w.end_object();
+  w.end_object();
+  out_.end();
+}
+
+void Pipeline::finish(FlowEnd why) {
+  flows_->end_all(why);
+  if (judge_) judge_->finish(last_ts_, out_);
+  write_stats(last_ts_);
+  out_.flush();
+}
+
+}  // namespace medmon

@@ -1,0 +1,67 @@
+#pragma once
+// One packet goes through decode -> flow table -> TCP reassembly -> dissectors / nDPI -> policy
+// once, on one thread, with no copy of payload except out-of-order data.
+#include <memory>
+
+#include "dissectors/ndpi/ndpi_classifier.h"
+#include "sensor/decode/decoder.h"
+#include "sensor/engine/config.h"
+#include "sensor/engine/flow_judge.h"
+#include "sensor/flow/flow_table.h"
+#include "sensor/flow/tcp_reassembler.h"
+#include "sensor/output/event_output.h"
+#include "sensor/output/pseudonymiser.h"
+
+namespace medmon {
+
+class Pipeline {
+ public:
+  Pipeline(const SensorConfig& cfg, Depth depth, EventOutput& out, const Pseudonymiser& phi,
+           FlowJudge* judge = nullptr);
+  ~Pipeline();
+
+  // Sets the link type of the packets that follow (each input file may have its own).
+  void set_linktype(int dlt);
+  void packet(const uint8_t* frame, uint32_t caplen, uint32_t wirelen, Timestamp ts);
+  // Ends every open flow (end of input, or `interrupted` on a signal) and writes final stats.
+  void finish(FlowEnd why);
+  // Writes a `stats` event now (packet time).
+  void write_stats(Timestamp ts);
+  // Extra gauges for `stats` (kernel drops in live mode).
+  void set_capture_stats(uint64_t received, uint64_t dropped, uint64_t if_dropped);
+
+  uint64_t packets() const { return packets_; }
+  uint64_t bytes() const { return bytes_; }
+  Timestamp last_ts() const { return last_ts_; }
+  Counters& counters() { return out_.counters(); }
+
+ private:
+  struct FlowState;
+  class DirSink;
+  FlowState& state_of(Flow& f);
+  void on_decode_anomaly(std::string_view name, uint32_t offset, const Packet& p);
+  void on_flow_end(Flow& f, FlowEnd why);
+  void write_flow_event(Flow& f, FlowEnd why, FlowState* st);
+  void tcp(Flow& f, Dir dir, const Packet& p);
+  void udp(Flow& f, Dir dir, const Packet& p);
+
+  SensorConfig cfg_;
+  Depth depth_;
+  EventOutput& out_;
+  const Pseudonymiser& phi_;
+  FlowJudge* judge_;
+  std::unique_ptr<Decoder> decoder_;
+  std::unique_ptr<FlowTable> flows_;
+  ReassemblyMemory reasm_mem_;
+  std::unique_ptr<NdpiClassifier> ndpi_;
+  Timestamp last_ts_{};
+  int64_t next_expire_usec_ = 0;
+  int64_t next_stats_usec_ = 0;
+  uint64_t packets_ = 0, bytes_ = 0;
+  uint64_t cap_received_ = 0, cap_dropped_ = 0, cap_if_dropped_ = 0;
+  bool have_capture_stats_ = false;
+  uint64_t& c_tcp_gaps_;
+  uint64_t& c_overlap_conflicts_;
+};
+
+}  // namespace medmon

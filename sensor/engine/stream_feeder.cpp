@@ -1,0 +1,192 @@
+#include "sensor/engine/stream_feeder.h"
+
+#include <algorithm>
+
+namespace medmon {
+
+StreamFeeder::StreamFeeder(std::span<const DissectorInfo* const> candidates, Transport transport,
+                           uint16_t server_port, const FeederLimits& limits)
+    : transport_(transport), limits_(limits) {
+  // Probes whose port hint matches run first; every probe runs on every port.
+  for (int pass = 0; pass < 2; ++pass) {
+    for (const DissectorInfo* d : candidates) {
+      if (!d || !d->probe || !d->make) continue;
+      if ((static_cast<uint8_t>(d->transport) & static_cast<uint8_t>(transport)) == 0) continue;
+      bool hinted = std::find(d->port_hints.begin(), d->port_hints.end(), server_port) != d->port_hints.end();
+      if (hinted == (pass == 0)) order_.push_back(d);
+    }
+  }
+  if (order_.empty()) state_ = State::none;
+}
+
+void StreamFeeder::detach() {
+  state_ = State::none;
+  dissector_.reset();
+  for (auto& d : dirs_) { std::vector<uint8_t>().swap(d.pending); d.skip = 0; d.need = 0; }
+}
+
+void StreamFeeder::data(Dir dir, std::span<const uint8_t> bytes, uint64_t offset, FlowContext& ctx) {
+  DirState& s = dirs_[static_cast<int>(dir)];
+  if (state_ == State::none) return;
+  if (state_ == State::probing) {
+    if (s.probe_said_no) return;
+    if (transport_ == Transport::udp) s.pending.clear();  // each datagram is probed on its own
+    if (s.pending.empty()) s.next_offset = offset;
+    // Hold the bytes while probing (a decision comes within probe_window bytes): the chosen
+    // dissector then gets the stream from its first byte.
+    if (s.pending.size() + bytes.size() > limits_.max_buffer) { detach(); return; }
+    s.pending.insert(s.pending.end(), bytes.begin(), bytes.end());
+    probe(dir, ctx);
+    return;
+  }
+  feed(dir, bytes, ctx);
+}
+
+void StreamFeeder::probe(Dir dir, FlowContext& ctx) {
+  DirState& s = dirs_[static_cast<int>(dir)];
+  std::span<const uint8_t> window(s.pending.data(), std::min(s.pending.size(), limits_.probe_window));
+  bool undecided = false;
+  for (const DissectorInfo* d : order_) {
+    Probe r = d->probe(window, dir);
+    if (r == Probe::yes) { claim(d, dir, ctx); return; }
+    if (r == Probe::need_more) undecided = true;
+  }
+  if (transport_ == Transport::udp) { s.pending.clear(); return; }  // the next datagram may match
+  if (!undecided || s.pending.size() >= limits_.probe_window) {
+    s.probe_said_no = true;
+    std::vector<uint8_t>().swap(s.pending);
+    if (dirs_[0].probe_said_no && dirs_[1].probe_said_no) detach();
+  }
+}
+
+void StreamFeeder::claim(const DissectorInfo* info, Dir first, FlowContext& ctx) {
+  info_ = info;
+  dissector_ = info->make();
+  state_ = State::active;
+  ctx.facts().app.assign(info->name);
+  ++ctx.counters().at(std::string("app.").append(info->name).append(".flows"));
+  // Replay what was held while probing: the direction that matched first.
+  for (Dir d : {first, reverse(first)}) {
+    DirState& s = dirs_[static_cast<int>(d)];
+    s.probe_said_no = false;
+    if (s.pending.empty()) continue;
+    std::vector<uint8_t> held;
+    held.swap(s.pending);
+    ctx.set_stream_offset(s.next_offset);
+    feed(d, held, ctx);
+    if (state_ != State::active) return;
+  }
+}
+
+void StreamFeeder::feed(Dir dir, std::span<const uint8_t> bytes, FlowContext& ctx) {
+  DirState& s = dirs_[static_cast<int>(dir)];
+  if (s.skip) {
+    uint64_t n = std::min<uint64_t>(s.skip, bytes.size());
+    s.skip -= n;
+    s.next_offset += n;
+    bytes = bytes.subspan(static_cast<size_t>(n));
+    if (bytes.empty()) return;
+  }
+  if (transport_ == Transport::udp) {  // datagrams are never joined
+    ctx.set_stream_offset(s.next_offset);
+    Consumed r = dissector_->on_data(dir, bytes, ctx);
+    s.next_offset += bytes.size();
+    if (r.give_up) detach();
+    return;
+  }
+  if (s.pending.empty()) {
+    run(dir, bytes, ctx);
+    if (state_ != State::active) return;
+    if (!bytes.empty()) s.pending.assign(bytes.begin(), bytes.end());
+    return;
+  }
+  if (s.pending.size() + bytes.size() > limits_.max_buffer) {
+    // The dissector asked for more than the cap: treat the held bytes as lost.
+    ctx.anomaly("stream", "buffer_cap_exceeded", s.next_offset);
+    ++ctx.counters().at("stream.buffer_cap_hits");
+    uint64_t lost = s.pending.size();
+    s.next_offset += lost;
+    std::vector<uint8_t>().swap(s.pending);
+    s.need = 0;
+    dissector_->on_gap(dir, lost, ctx);
+    if (state_ != State::active) return;
+    run(dir, bytes, ctx);
+    if (state_ == State::active && !bytes.empty()) s.pending.assign(bytes.begin(), bytes.end());
+    return;
+  }
+  s.pending.insert(s.pending.end(), bytes.begin(), bytes.end());
+  if (s.pending.size() < s.need) return;
+  std::vector<uint8_t> held;
+  held.swap(s.pending);
+  std::span<const uint8_t> rest(held);
+  run(dir, rest, ctx);
+  if (state_ == State::active && !rest.empty()) {
+    // Keep the unconsumed tail; held is about to be discarded.
+    s.pending.assign(rest.begin(), rest.end());
+  }
+}
+
+void StreamFeeder::run(Dir dir, std::span<const uint8_t>& bytes, FlowContext& ctx) {
+  DirState& s = dirs_[static_cast<int>(dir)];
+  s.need = 0;
+  while (!bytes.empty()) {
+    ctx.set_stream_offset(s.next_offset);
+    Consumed r = dissector_->on_data(dir, bytes, ctx);
+    if (r.give_up) { detach(); bytes = {}; return; }
+    size_t used = std::min(r.used, bytes.size());
+    bytes = bytes.subspan(used);
+    s.next_offset += used;
+    if (r.skip) {
+      uint64_t n = std::min<uint64_t>(r.skip, bytes.size());
+      bytes = bytes.subspan(static_cast<size_t>(n));
+      s.next_offset += n;
+      s.skip = r.skip - n;
+      if (s.skip) return;  // everything given was skipped; more to drop later
+      continue;
+    }
+    if (used == 0) {
+      // Wait for more: at least one byte more than now, or what the dissector asked for.
+      s.need = std::max(r.need, bytes.size() + 1);
+      return;
+    }
+  }
+}
+
+void StreamFeeder::gap(Dir dir, uint64_t missing, FlowContext& ctx) {
+  DirState& s = dirs_[static_cast<int>(dir)];
+  if (state_ == State::probing) {
+    // A hole before anything was recognised: stop probing this direction.
+    s.probe_said_no = true;
+    std::vector<uint8_t>().swap(s.pending);
+    if (dirs_[0].probe_said_no && dirs_[1].probe_said_no) detach();
+    return;
+  }
+  if (state_ != State::active) return;
+  if (s.skip >= missing) {  // the hole falls inside bytes the dissector skips anyway
+    s.skip -= missing;
+    s.next_offset += missing;
+    return;
+  }
+  // Held bytes [next_offset, +pending) are useless without what follows them.
+  uint64_t lost = missing - s.skip + s.pending.size();
+  s.next_offset += s.pending.size() + missing;
+  s.skip = 0;
+  std::vector<uint8_t>().swap(s.pending);
+  s.need = 0;
+  dissector_->on_gap(dir, lost, ctx);
+}
+
+void StreamFeeder::end(Dir dir, FlowContext& ctx) {
+  DirState& s = dirs_[static_cast<int>(dir)];
+  if (s.ended) return;
+  s.ended = true;
+  if (state_ == State::active) dissector_->on_end(dir, ctx);
+}
+
+void StreamFeeder::flow_end(FlowContext& ctx) {
+  if (state_ != State::active) return;
+  for (Dir d : {Dir::to_server, Dir::to_client}) end(d, ctx);
+  if (dissector_) dissector_->on_flow_end(ctx);
+}
+
+}  // namespace medmon

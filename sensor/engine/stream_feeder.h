@@ -1,0 +1,62 @@
+#pragma once
+// Connects one flow's byte streams to a dissector: runs the content probes of every registered
+// dissector on the first bytes of each direction (port hints only order them), then feeds the
+// chosen dissector, holding back unconsumed bytes (bounded) and honouring `skip`.
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "dissectors/api/dissector.h"
+
+namespace medmon {
+
+struct FeederLimits {
+  size_t probe_window = 512;            // bytes per direction a probe may ask for
+  size_t max_buffer = 2u << 20;         // unconsumed bytes held per direction
+};
+
+class StreamFeeder {
+ public:
+  StreamFeeder(std::span<const DissectorInfo* const> candidates, Transport transport,
+               uint16_t server_port, const FeederLimits& limits);
+
+  // In-order bytes of one direction starting at stream `offset` (TCP), or one datagram (UDP).
+  void data(Dir dir, std::span<const uint8_t> bytes, uint64_t offset, FlowContext& ctx);
+  void gap(Dir dir, uint64_t missing, FlowContext& ctx);
+  void end(Dir dir, FlowContext& ctx);
+  void flow_end(FlowContext& ctx);
+
+  const DissectorInfo* claimed() const { return state_ == State::active ? info_ : nullptr; }
+  bool probing() const { return state_ == State::probing; }
+  bool done() const { return state_ == State::none; }
+  size_t buffered() const { return dirs_[0].pending.size() + dirs_[1].pending.size(); }
+
+ private:
+  enum class State : uint8_t { probing, active, none };
+  struct DirState {
+    std::vector<uint8_t> pending;  // bytes the dissector has not consumed yet
+    uint64_t skip = 0;             // bytes to drop before the next delivery
+    size_t need = 0;               // wait for this many pending bytes before calling again
+    uint64_t next_offset = 0;      // stream offset of pending[0] (or of the next byte)
+    bool probe_said_no = false;
+    bool ended = false;
+  };
+
+  void probe(Dir dir, FlowContext& ctx);
+  void claim(const DissectorInfo* info, Dir first, FlowContext& ctx);
+  void feed(Dir dir, std::span<const uint8_t> bytes, FlowContext& ctx);
+  void run(Dir dir, std::span<const uint8_t>& bytes, FlowContext& ctx);
+  void detach();
+
+  std::vector<const DissectorInfo*> order_;
+  Transport transport_;
+  const FeederLimits& limits_;
+  State state_ = State::probing;
+  const DissectorInfo* info_ = nullptr;
+  std::unique_ptr<Dissector> dissector_;
+  std::array<DirState, 2> dirs_;
+};
+
+}  // namespace medmon

@@ -1,0 +1,180 @@
+#include "sensor/flow/flow_table.h"
+
+#include <cstring>
+
+namespace medmon {
+
+namespace {
+inline uint64_t fnv(uint64_t h, const void* p, size_t n) {
+  auto* b = static_cast<const uint8_t*>(p);
+  for (size_t i = 0; i < n; ++i) { h ^= b[i]; h *= 1099511628211ULL; }
+  return h;
+}
+inline uint64_t mix(uint64_t x) {
+  x ^= x >> 33; x *= 0xff51afd7ed558ccdULL; x ^= x >> 33; x *= 0xc4ceb9fe1a85ec53ULL; x ^= x >> 33;
+  return x;
+}
+}  // namespace
+
+size_t FlowKeyHash::operator()(const FlowKey& k) const noexcept {
+  uint64_t w[5];
+  std::memcpy(&w[0], k.a.b.data(), 8);
+  std::memcpy(&w[1], k.a.b.data() + 8, 8);
+  std::memcpy(&w[2], k.b.b.data(), 8);
+  std::memcpy(&w[3], k.b.b.data() + 8, 8);
+  w[4] = uint64_t(k.pa) << 32 | uint64_t(k.pb) << 16 | uint64_t(k.vlan) << 4 | k.proto;
+  uint64_t h = 0x9E3779B97F4A7C15ULL;
+  for (uint64_t x : w) h = mix(h ^ x) + 0x9E3779B97F4A7C15ULL;
+  return static_cast<size_t>(h);
+}
+
+const char* flow_end_name(FlowEnd e) {
+  switch (e) {
+    case FlowEnd::closed: return "closed";
+    case FlowEnd::reset: return "reset";
+    case FlowEnd::idle_timeout: return "idle_timeout";
+    case FlowEnd::absolute_timeout: return "absolute_timeout";
+    case FlowEnd::evicted: return "evicted";
+    case FlowEnd::end_of_input: return "end_of_input";
+    case FlowEnd::interrupted: return "interrupted";
+    case FlowEnd::reused: return "reused";
+  }
+  return "unknown";
+}
+
+std::string Flow::id() const {
+  uint64_t h = 14695981039346656037ULL;
+  const IpAddr& c = client_ip();
+  const IpAddr& s = server_ip();
+  uint16_t cp = client_port(), sp = server_port();
+  h = fnv(h, c.b.data(), 16);
+  h = fnv(h, &cp, 2);
+  h = fnv(h, s.b.data(), 16);
+  h = fnv(h, &sp, 2);
+  h = fnv(h, &key.proto, 1);
+  h = fnv(h, &key.vlan, 2);
+  h = fnv(h, &start.usec, 8);
+  h = mix(h);
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out(17, 'F');
+  for (int i = 0; i < 16; ++i) out[1 + i] = hex[(h >> (60 - 4 * i)) & 15];
+  return out;
+}
+
+FlowTable::FlowTable(FlowLimits limits, Counters& counters, EndFn on_end)
+    : limits_(limits),
+      on_end_(std::move(on_end)),
+      c_created_(counters.at("flows.created")),
+      c_evicted_(counters.at("flows.evicted")),
+      c_timeout_(counters.at("flows.timed_out")),
+      c_peak_(counters.at("flows.peak_active")) {
+  map_.reserve(std::min<size_t>(limits_.max_flows, 1u << 16));
+}
+
+FlowTable::~FlowTable() = default;
+
+void FlowTable::unlink(Flow& f) {
+  List& l = lists_[f.lru_class];
+  if (f.lru_prev) f.lru_prev->lru_next = f.lru_next; else l.head = f.lru_next;
+  if (f.lru_next) f.lru_next->lru_prev = f.lru_prev; else l.tail = f.lru_prev;
+  f.lru_prev = f.lru_next = nullptr;
+}
+
+void FlowTable::push_back(Flow& f) {
+  f.lru_class = f.key.proto != 6 ? 2 : (f.closing() ? 1 : 0);
+  List& l = lists_[f.lru_class];
+  f.lru_prev = l.tail;
+  f.lru_next = nullptr;
+  if (l.tail) l.tail->lru_next = &f; else l.head = &f;
+  l.tail = &f;
+}
+
+void FlowTable::touch(Flow& f) {
+  unlink(f);
+  push_back(f);
+}
+
+int64_t FlowTable::timeout_of(const Flow& f) const {
+  switch (f.lru_class) {
+    case 0: return limits_.tcp_idle_usec;
+    case 1: return limits_.tcp_closed_usec;
+    default: return limits_.udp_idle_usec;
+  }
+}
+
+void FlowTable::end(Flow& f, FlowEnd why) {
+  unlink(f);
+  if (on_end_) on_end_(f, why);
+  FlowKey k = f.key;  // f is destroyed by erase
+  map_.erase(k);
+}
+
+void FlowTable::expire(Timestamp now) {
+  for (auto& l : lists_) {
+    while (l.head && now.usec - l.head->last.usec > timeout_of(*l.head)) {
+      Flow& f = *l.head;
+      FlowEnd why = f.lru_class == 1 ? (f.rst_seen ? FlowEnd::reset : FlowEnd::closed) : FlowEnd::idle_timeout;
+      if (why == FlowEnd::idle_timeout) ++c_timeout_;
+      end(f, why);
+    }
+  }
+}
+
+void FlowTable::end_all(FlowEnd why) {
+  // Oldest first, so output order follows flow activity.
+  for (;;) {
+    Flow* oldest = nullptr;
+    for (auto& l : lists_)
+      if (l.head && (!oldest || l.head->last < oldest->last)) oldest = l.head;
+    if (!oldest) break;
+    end(*oldest, why);
+  }
+}
+
+Flow& FlowTable::lookup(const Packet& p, Dir& dir) {
+  FlowKey k;
+  bool src_is_a = (p.src < p.dst) || (p.src == p.dst && p.sport <= p.dport);
+  if (src_is_a) { k.a = p.src; k.b = p.dst; k.pa = p.sport; k.pb = p.dport; }
+  else { k.a = p.dst; k.b = p.src; k.pa = p.dport; k.pb = p.sport; }
+  k.proto = p.proto;
+  k.vlan = p.vlan_count ? p.vlan[0] : 0;
+
+  auto it = map_.find(k);
+  if (it != map_.end()) {
+    Flow& f = it->second;
+    bool from_client = (src_is_a == f.client_is_a);
+    bool new_syn = p.proto == 6 && (p.tcp_flags & (tcpflag::SYN | tcpflag::ACK)) == tcpflag::SYN;
+    if (new_syn && f.closing()) {
+      end(f, FlowEnd::reused);  // a new connection on a closed 5-tuple
+    } else if (p.ts.usec - f.start.usec > limits_.absolute_usec) {
+      end(f, FlowEnd::absolute_timeout);
+    } else {
+      dir = from_client ? Dir::to_server : Dir::to_client;
+      return f;
+    }
+  }
+  while (map_.size() >= limits_.max_flows) {
+    Flow* oldest = nullptr;
+    for (auto& l : lists_)
+      if (l.head && (!oldest || l.head->last < oldest->last)) oldest = l.head;
+    if (!oldest) break;
+    ++c_evicted_;
+    end(*oldest, FlowEnd::evicted);
+  }
+  auto [nit, inserted] = map_.try_emplace(k);
+  Flow& f = nit->second;
+  f.key = k;
+  f.start = f.last = p.ts;
+  bool synack = p.proto == 6 && (p.tcp_flags & (tcpflag::SYN | tcpflag::ACK)) == (tcpflag::SYN | tcpflag::ACK);
+  bool syn = p.proto == 6 && (p.tcp_flags & tcpflag::SYN);
+  // The client is the sender of the first packet, unless that packet is a SYN-ACK.
+  f.client_is_a = synack ? !src_is_a : src_is_a;
+  f.initiator_syn = syn;
+  dir = synack ? Dir::to_client : Dir::to_server;
+  push_back(f);
+  ++c_created_;
+  if (map_.size() > c_peak_) c_peak_ = map_.size();
+  return f;
+}
+
+}  // namespace medmon

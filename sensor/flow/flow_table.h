@@ -1,0 +1,111 @@
+#pragma once
+// Bidirectional flow table: 5-tuple + VLAN key, bounded capacity with LRU eviction, idle and
+// absolute timeouts driven by packet time (never the wall clock), TCP state, per-direction
+// counters. Application state hangs off each flow through FlowExtension, allocated only for
+// flows that carry payload.
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "sensor/common/counters.h"
+#include "sensor/common/types.h"
+#include "sensor/decode/packet.h"
+
+namespace medmon {
+
+struct FlowLimits {
+  size_t max_flows = 1'000'000;
+  int64_t tcp_idle_usec = 600'000'000;      // established / unknown TCP
+  int64_t tcp_closed_usec = 10'000'000;     // after FIN both ways or RST
+  int64_t udp_idle_usec = 120'000'000;      // UDP and everything else
+  int64_t absolute_usec = 3'600'000'000;    // a flow record at least every hour
+};
+
+struct FlowKey {
+  IpAddr a, b;  // normalised: (a, pa) <= (b, pb)
+  uint16_t pa = 0, pb = 0;
+  uint16_t vlan = 0;
+  uint8_t proto = 0;
+  friend bool operator==(const FlowKey&, const FlowKey&) = default;
+};
+
+struct FlowKeyHash {
+  size_t operator()(const FlowKey& k) const noexcept;
+};
+
+enum class FlowEnd : uint8_t { closed, reset, idle_timeout, absolute_timeout, evicted, end_of_input, interrupted, reused };
+const char* flow_end_name(FlowEnd e);
+
+class FlowExtension {
+ public:
+  virtual ~FlowExtension() = default;
+};
+
+struct Flow {
+  FlowKey key;
+  bool client_is_a = true;
+  bool initiator_syn = false;   // orientation from a SYN (or SYN-ACK), else from the first packet
+  bool syn_seen = false, synack_seen = false, rst_seen = false;
+  std::array<bool, 2> fin_seen{};
+  uint8_t lru_class = 0;
+  std::array<bool, 2> isn_seen{};       // per direction: SYN seen, isn valid
+  std::array<uint32_t, 2> isn{};
+  Timestamp start, last;
+  std::array<uint64_t, 2> pkts{}, bytes{}, payload_bytes{};
+  std::array<uint8_t, 2> tcp_flags{};
+  std::array<uint8_t, 6> client_mac{}, server_mac{};
+  Flow* lru_prev = nullptr;
+  Flow* lru_next = nullptr;
+  std::unique_ptr<FlowExtension> ext;
+
+  const IpAddr& client_ip() const { return client_is_a ? key.a : key.b; }
+  const IpAddr& server_ip() const { return client_is_a ? key.b : key.a; }
+  uint16_t client_port() const { return client_is_a ? key.pa : key.pb; }
+  uint16_t server_port() const { return client_is_a ? key.pb : key.pa; }
+  bool closing() const { return rst_seen || (fin_seen[0] && fin_seen[1]); }
+  // Deterministic id: a hash of the oriented 5-tuple, VLAN and start time.
+  std::string id() const;
+};
+
+class FlowTable {
+ public:
+  using EndFn = std::function<void(Flow&, FlowEnd)>;
+
+  FlowTable(FlowLimits limits, Counters& counters, EndFn on_end);
+  ~FlowTable();
+
+  // Finds or creates the flow of a decoded packet and tells the packet's direction.
+  // May end other flows first (capacity eviction, reuse of a closed 5-tuple by a new SYN,
+  // absolute timeout), calling on_end for each.
+  Flow& lookup(const Packet& p, Dir& dir);
+  // Marks activity: moves the flow to the back of its timeout list.
+  void touch(Flow& f);
+  // Ends flows idle longer than their timeout at packet time `now`.
+  void expire(Timestamp now);
+  // Ends every flow (end of input, shutdown).
+  void end_all(FlowEnd why);
+
+  size_t size() const { return map_.size(); }
+  const FlowLimits& limits() const { return limits_; }
+
+ private:
+  struct List { Flow* head = nullptr; Flow* tail = nullptr; };
+  void unlink(Flow& f);
+  void push_back(Flow& f);
+  int64_t timeout_of(const Flow& f) const;
+  void end(Flow& f, FlowEnd why);
+
+  FlowLimits limits_;
+  EndFn on_end_;
+  std::unordered_map<FlowKey, Flow, FlowKeyHash> map_;
+  std::array<List, 3> lists_;  // 0: TCP open, 1: TCP closing, 2: UDP/other (one timeout each)
+  uint64_t& c_created_;
+  uint64_t& c_evicted_;
+  uint64_t& c_timeout_;
+  uint64_t& c_peak_;
+};
+
+}  // namespace medmon

@@ -1,0 +1,172 @@
+#include "sensor/flow/tcp_reassembler.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace medmon {
+
+TcpReassembler::~TcpReassembler() { release(queued_bytes_); }
+
+void TcpReassembler::release(size_t n) {
+  queued_bytes_ -= n;
+  mem_->used -= n;
+}
+
+void TcpReassembler::syn(uint32_t seq) {
+  if (base_set_) return;
+  base_seq_ = seq + 1;
+  base_set_ = true;
+}
+
+void TcpReassembler::peer_ack(uint32_t ack) {
+  if (!base_set_) return;
+  int64_t off = offset_of(ack);
+  if (fin_off_ >= 0 && off > fin_off_) off = fin_off_;  // the ACK of a FIN covers one phantom byte
+  if (off > static_cast<int64_t>(acked_off_)) acked_off_ = static_cast<uint64_t>(off);
+}
+
+void TcpReassembler::segment(uint32_t seq, std::span<const uint8_t> payload, bool fin, StreamSink& sink) {
+  if (!base_set_) {  // picked up mid-stream: the first byte seen is offset 0
+    base_seq_ = seq;
+    base_set_ = true;
+    midstream_ = true;
+  }
+  int64_t off = offset_of(seq);
+  if (fin) {
+    int64_t f = off + static_cast<int64_t>(payload.size());
+    if (fin_off_ < 0 || f < fin_off_) fin_off_ = f;
+  }
+  if (payload.empty()) return;
+  int64_t end = off + static_cast<int64_t>(payload.size());
+  if (end <= static_cast<int64_t>(next_off_)) {  // all of it delivered already
+    retrans_bytes_ += payload.size();
+    return;
+  }
+  if (off < static_cast<int64_t>(next_off_)) {
+    size_t cut = static_cast<size_t>(static_cast<int64_t>(next_off_) - off);
+    retrans_bytes_ += cut;
+    payload = payload.subspan(cut);
+    off = static_cast<int64_t>(next_off_);
+  }
+  uint64_t uoff = static_cast<uint64_t>(off);
+  if (uoff == next_off_ && queue_.empty()) {  // the common case: in order, nothing queued
+    sink.data(payload, uoff);
+    next_off_ += payload.size();
+    return;
+  }
+  insert(uoff, payload, sink);
+  drain(sink);
+}
+
+void TcpReassembler::insert(uint64_t off, std::span<const uint8_t> data, StreamSink& sink) {
+  uint64_t end = off + data.size();
+  // Walk the queued entries that overlap [off, end): store only the holes (first copy wins)
+  // and compare what overlaps.
+  auto it = queue_.upper_bound(off);
+  if (it != queue_.begin()) {
+    auto prev = std::prev(it);
+    if (prev->first + prev->second.size() > off) it = prev;
+  }
+  uint64_t pos = off;
+  std::vector<std::pair<uint64_t, std::span<const uint8_t>>> holes;
+  while (pos < end) {
+    if (it == queue_.end() || it->first >= end) {
+      holes.emplace_back(pos, data.subspan(pos - off, end - pos));
+      break;
+    }
+    if (it->first > pos) {
+      holes.emplace_back(pos, data.subspan(pos - off, it->first - pos));
+      pos = it->first;
+    }
+    uint64_t e_end = it->first + it->second.size();
+    uint64_t ov_end = std::min(end, e_end);
+    if (ov_end > pos) {
+      if (std::memcmp(it->second.data() + (pos - it->first), data.data() + (pos - off), ov_end - pos) != 0)
+        sink.overlap_conflict(pos);
+      pos = ov_end;
+    }
+    ++it;
+  }
+  for (auto& [hoff, bytes] : holes) {
+    // Caps: per direction and global. Hitting one gives up on the oldest hole.
+    while (!queue_.empty() &&
+           (queued_bytes_ + bytes.size() > limits_->max_queued_bytes ||
+            queue_.size() + 1 > limits_->max_queued_segments || mem_->used + bytes.size() > mem_->cap)) {
+      if (mem_->used + bytes.size() > mem_->cap) ++mem_->memcap_hits;
+      ++limit_hits_;
+      force_gap(queue_.begin()->first, sink);
+      drain(sink);
+      if (hoff < next_off_) break;
+    }
+    if (hoff < next_off_) {
+      // The forced gap moved past this piece; deliver what is still ahead.
+      uint64_t hend = hoff + bytes.size();
+      if (hend <= next_off_) continue;
+      bytes = bytes.subspan(next_off_ - hoff);
+      hoff = next_off_;
+    }
+    if (hoff == next_off_ && queue_.empty()) {
+      sink.data(bytes, hoff);
+      next_off_ += bytes.size();
+      continue;
+    }
+    if (bytes.size() > limits_->max_queued_bytes || mem_->used + bytes.size() > mem_->cap) {
+      // Cannot hold even this piece: skip to it.
+      if (mem_->used + bytes.size() > mem_->cap) ++mem_->memcap_hits;
+      ++limit_hits_;
+      force_gap(hoff, sink);
+      drain(sink);
+      if (hoff == next_off_) { sink.data(bytes, hoff); next_off_ += bytes.size(); }
+      continue;
+    }
+    queue_.emplace(hoff, std::vector<uint8_t>(bytes.begin(), bytes.end()));
+    queued_bytes_ += bytes.size();
+    mem_->used += bytes.size();
+    mem_->peak = std::max(mem_->peak, mem_->used);
+  }
+}
+
+void TcpReassembler::drain(StreamSink& sink) {
+  while (!queue_.empty()) {
+    auto it = queue_.begin();
+    if (it->first > next_off_) break;
+    uint64_t e_end = it->first + it->second.size();
+    if (e_end > next_off_) {
+      size_t skip = static_cast<size_t>(next_off_ - it->first);
+      sink.data(std::span<const uint8_t>(it->second).subspan(skip), next_off_);
+      next_off_ = e_end;
+    }
+    release(it->second.size());
+    queue_.erase(it);
+  }
+  if (acked_off_ <= next_off_) ack_wait_ = 0;
+}
+
+void TcpReassembler::force_gap(uint64_t upto, StreamSink& sink) {
+  if (upto <= next_off_) return;
+  uint64_t len = upto - next_off_;
+  ++gaps_;
+  gap_bytes_ += len;
+  sink.gap(next_off_, len);
+  next_off_ = upto;
+}
+
+void TcpReassembler::tick(StreamSink& sink) {
+  if (acked_off_ <= next_off_) { ack_wait_ = 0; return; }
+  if (++ack_wait_ < limits_->ack_gap_packets) return;
+  // The receiver has had these bytes for a while and we never saw them: capture loss.
+  uint64_t upto = acked_off_;
+  if (!queue_.empty()) upto = std::min(upto, queue_.begin()->first);
+  force_gap(upto, sink);
+  drain(sink);
+  ack_wait_ = 0;
+}
+
+void TcpReassembler::flush(StreamSink& sink) {
+  while (!queue_.empty()) {
+    force_gap(queue_.begin()->first, sink);
+    drain(sink);
+  }
+}
+
+}  // namespace medmon

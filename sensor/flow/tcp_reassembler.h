@@ -1,0 +1,90 @@
+#pragma once
+// One direction of a TCP connection turned back into an ordered byte stream.
+// - In-order segments go straight to the sink (no copy); only out-of-order data is queued.
+// - Overlaps: the first copy of every byte wins; overlapping bytes that differ are reported
+//   (an attacker can hide data from a monitor that silently picks one copy).
+// - Losses become explicit gaps: when the peer acknowledges bytes that were never seen (after a
+//   grace of a few packets, since a SPAN port reorders), when a cap is hit, or at the end.
+// - Memory is capped per direction and globally; hitting a cap forces a gap and is counted.
+#include <cstdint>
+#include <map>
+#include <span>
+#include <vector>
+
+#include "sensor/common/counters.h"
+
+namespace medmon {
+
+struct ReassemblyLimits {
+  size_t max_queued_bytes = 1u << 20;  // per direction
+  size_t max_queued_segments = 2048;   // per direction
+  uint32_t ack_gap_packets = 16;       // packets to wait for acknowledged-but-unseen bytes
+};
+
+// Shared by every stream: the global cap on queued out-of-order bytes.
+struct ReassemblyMemory {
+  explicit ReassemblyMemory(size_t cap, Counters& c)
+      : cap(cap), memcap_hits(c.at("tcp.reassembly.global_memcap_hits")) {}
+  size_t cap;
+  size_t used = 0;
+  size_t peak = 0;
+  uint64_t& memcap_hits;
+};
+
+class StreamSink {
+ public:
+  virtual ~StreamSink() = default;
+  virtual void data(std::span<const uint8_t> bytes, uint64_t offset) = 0;
+  virtual void gap(uint64_t offset, uint64_t length) = 0;
+  virtual void overlap_conflict(uint64_t offset) = 0;
+};
+
+class TcpReassembler {
+ public:
+  TcpReassembler(const ReassemblyLimits& limits, ReassemblyMemory& mem) : limits_(&limits), mem_(&mem) {}
+  ~TcpReassembler();
+  TcpReassembler(const TcpReassembler&) = delete;
+  TcpReassembler& operator=(const TcpReassembler&) = delete;
+
+  void syn(uint32_t seq);
+  void segment(uint32_t seq, std::span<const uint8_t> payload, bool fin, StreamSink& sink);
+  // The other direction acknowledged `ack`.
+  void peer_ack(uint32_t ack);
+  // Once per packet of the flow: turns long-acknowledged holes into gaps.
+  void tick(StreamSink& sink);
+  // End of the stream: deliver what is queued, holes as gaps.
+  void flush(StreamSink& sink);
+
+  bool started() const { return base_set_; }
+  bool midstream() const { return midstream_; }
+  uint64_t delivered() const { return next_off_; }
+  uint64_t gaps() const { return gaps_; }
+  uint64_t gap_bytes() const { return gap_bytes_; }
+  uint64_t retransmitted_bytes() const { return retrans_bytes_; }
+  size_t queued_bytes() const { return queued_bytes_; }
+  uint64_t limit_hits() const { return limit_hits_; }
+
+ private:
+  int64_t offset_of(uint32_t seq) const {
+    return static_cast<int64_t>(next_off_) + static_cast<int32_t>(seq - static_cast<uint32_t>(base_seq_ + next_off_));
+  }
+  void insert(uint64_t off, std::span<const uint8_t> data, StreamSink& sink);
+  void drain(StreamSink& sink);
+  void force_gap(uint64_t upto, StreamSink& sink);
+  void release(size_t n);
+
+  const ReassemblyLimits* limits_;
+  ReassemblyMemory* mem_;
+  std::map<uint64_t, std::vector<uint8_t>> queue_;  // non-overlapping, keyed by stream offset
+  uint32_t base_seq_ = 0;    // sequence number of stream offset 0
+  uint64_t next_off_ = 0;    // next offset to deliver
+  uint64_t acked_off_ = 0;   // highest offset the peer acknowledged
+  int64_t fin_off_ = -1;
+  uint32_t ack_wait_ = 0;
+  size_t queued_bytes_ = 0;
+  uint64_t gaps_ = 0, gap_bytes_ = 0, retrans_bytes_ = 0, limit_hits_ = 0;
+  bool base_set_ = false;
+  bool midstream_ = false;
+};
+
+}  // namespace medmon

@@ -1,0 +1,140 @@
+#include <catch2/catch.hpp>
+
+#include <set>
+#include <vector>
+
+#include "sensor/decode/decoder.h"
+#include "sensor/decode/test/frames.h"
+#include "sensor/flow/flow_table.h"
+
+using namespace medmon;
+using namespace medmon::test;
+
+namespace {
+struct Ended { std::string id; FlowEnd why; uint64_t to_server, to_client; bool client_is_first; };
+
+Packet pkt(uint32_t src, uint16_t sp, uint32_t dst, uint16_t dp, uint8_t flags, int64_t t, uint8_t proto = 6) {
+  Packet p;
+  uint8_t a[4] = {uint8_t(src >> 24), uint8_t(src >> 16), uint8_t(src >> 8), uint8_t(src)};
+  uint8_t b[4] = {uint8_t(dst >> 24), uint8_t(dst >> 16), uint8_t(dst >> 8), uint8_t(dst)};
+  p.src = IpAddr::v4(a);
+  p.dst = IpAddr::v4(b);
+  p.sport = sp;
+  p.dport = dp;
+  p.proto = proto;
+  p.tcp_flags = flags;
+  p.ts = Timestamp{t};
+  return p;
+}
+
+struct Table {
+  Counters c;
+  std::vector<Ended> ended;
+  FlowTable t;
+  explicit Table(FlowLimits l = {})
+      : t(l, c, [this](Flow& f, FlowEnd why) {
+          ended.push_back({f.id(), why, f.pkts[0], f.pkts[1], f.client_port() == 40000});
+        }) {}
+  Dir feed(const Packet& p) {
+    Dir d;
+    Flow& f = t.lookup(p, d);
+    ++f.pkts[static_cast<int>(d)];
+    f.last = p.ts;
+    if (p.tcp_flags & tcpflag::FIN) f.fin_seen[static_cast<int>(d)] = true;
+    if (p.tcp_flags & tcpflag::RST) f.rst_seen = true;
+    t.touch(f);
+    return d;
+  }
+};
+}  // namespace
+
+TEST_CASE("Both directions map to one flow, oriented by the SYN") {
+  Table tb;
+  CHECK(tb.feed(pkt(ip4(10, 0, 0, 1), 40000, ip4(10, 0, 0, 2), 104, tcpflag::SYN, 1)) == Dir::to_server);
+  CHECK(tb.feed(pkt(ip4(10, 0, 0, 2), 104, ip4(10, 0, 0, 1), 40000, tcpflag::SYN | tcpflag::ACK, 2)) == Dir::to_client);
+  CHECK(tb.feed(pkt(ip4(10, 0, 0, 1), 40000, ip4(10, 0, 0, 2), 104, tcpflag::ACK, 3)) == Dir::to_server);
+  CHECK(tb.t.size() == 1);
+  tb.t.end_all(FlowEnd::end_of_input);
+  REQUIRE(tb.ended.size() == 1);
+  CHECK(tb.ended[0].to_server == 2);
+  CHECK(tb.ended[0].to_client == 1);
+  CHECK(tb.ended[0].client_is_first);
+}
+
+TEST_CASE("A SYN-ACK seen first still makes its receiver the client") {
+  Table tb;
+  CHECK(tb.feed(pkt(ip4(10, 0, 0, 2), 104, ip4(10, 0, 0, 1), 40000, tcpflag::SYN | tcpflag::ACK, 1)) == Dir::to_client);
+  tb.t.end_all(FlowEnd::end_of_input);
+  CHECK(tb.ended[0].client_is_first);
+}
+
+TEST_CASE("Flow ids are deterministic and distinct") {
+  Table a, b;
+  for (int i = 0; i < 100; ++i) {
+    a.feed(pkt(ip4(10, 0, 0, 1), static_cast<uint16_t>(1000 + i), ip4(10, 0, 0, 2), 80, tcpflag::SYN, i));
+    b.feed(pkt(ip4(10, 0, 0, 1), static_cast<uint16_t>(1000 + i), ip4(10, 0, 0, 2), 80, tcpflag::SYN, i));
+  }
+  a.t.end_all(FlowEnd::end_of_input);
+  b.t.end_all(FlowEnd::end_of_input);
+  std::set<std::string> ids;
+  for (size_t i = 0; i < a.ended.size(); ++i) {
+    CHECK(a.ended[i].id == b.ended[i].id);
+    ids.insert(a.ended[i].id);
+  }
+  CHECK(ids.size() == 100);
+}
+
+TEST_CASE("Idle timeouts follow packet time, per protocol class") {
+  FlowLimits l;
+  l.tcp_idle_usec = 100;
+  l.udp_idle_usec = 50;
+  l.tcp_closed_usec = 10;
+  Table tb(l);
+  tb.feed(pkt(ip4(1, 1, 1, 1), 1, ip4(2, 2, 2, 2), 2, tcpflag::SYN, 0));
+  tb.feed(pkt(ip4(1, 1, 1, 1), 3, ip4(2, 2, 2, 2), 4, 0, 0, 17));
+  tb.t.expire(Timestamp{60});
+  REQUIRE(tb.ended.size() == 1);
+  CHECK(tb.ended[0].why == FlowEnd::idle_timeout);
+  tb.t.expire(Timestamp{101});
+  CHECK(tb.ended.size() == 2);
+  // A closed connection goes quickly.
+  tb.feed(pkt(ip4(1, 1, 1, 1), 5, ip4(2, 2, 2, 2), 6, tcpflag::RST, 200));
+  tb.t.expire(Timestamp{211});
+  REQUIRE(tb.ended.size() == 3);
+  CHECK(tb.ended[2].why == FlowEnd::reset);
+}
+
+TEST_CASE("Capacity evicts the least recently used flow") {
+  FlowLimits l;
+  l.max_flows = 10;
+  Table tb(l);
+  for (int i = 0; i < 25; ++i) tb.feed(pkt(ip4(1, 1, 1, 1), static_cast<uint16_t>(i + 1), ip4(2, 2, 2, 2), 80, tcpflag::SYN, i));
+  CHECK(tb.t.size() == 10);
+  CHECK(tb.c.get("flows.evicted") == 15);
+  CHECK(tb.ended.front().why == FlowEnd::evicted);
+}
+
+TEST_CASE("A new SYN on a closed 5-tuple starts a new flow; absolute timeout splits long flows") {
+  FlowLimits l;
+  l.absolute_usec = 1000;
+  Table tb(l);
+  tb.feed(pkt(ip4(1, 1, 1, 1), 40000, ip4(2, 2, 2, 2), 80, tcpflag::SYN, 0));
+  tb.feed(pkt(ip4(1, 1, 1, 1), 40000, ip4(2, 2, 2, 2), 80, tcpflag::FIN | tcpflag::ACK, 1));
+  tb.feed(pkt(ip4(2, 2, 2, 2), 80, ip4(1, 1, 1, 1), 40000, tcpflag::FIN | tcpflag::ACK, 2));
+  tb.feed(pkt(ip4(1, 1, 1, 1), 40000, ip4(2, 2, 2, 2), 80, tcpflag::SYN, 3));
+  REQUIRE(tb.ended.size() == 1);
+  CHECK(tb.ended[0].why == FlowEnd::reused);
+  tb.feed(pkt(ip4(1, 1, 1, 1), 40000, ip4(2, 2, 2, 2), 80, tcpflag::ACK, 2000));
+  REQUIRE(tb.ended.size() == 2);
+  CHECK(tb.ended[1].why == FlowEnd::absolute_timeout);
+}
+
+TEST_CASE("VLAN is part of the key") {
+  Table tb;
+  auto p = pkt(ip4(1, 1, 1, 1), 1, ip4(2, 2, 2, 2), 2, 0, 0, 17);
+  tb.feed(p);
+  p.vlan_count = 1;
+  p.vlan[0] = 10;
+  tb.feed(p);
+  CHECK(tb.t.size() == 2);
+}

@@ -1,0 +1,81 @@
+#include <catch2/catch.hpp>
+
+#include "sensor/common/types.h"
+#include "sensor/output/event_output.h"
+#include "sensor/output/json_writer.h"
+#include "sensor/output/pseudonymiser.h"
+
+using namespace medmon;
+
+TEST_CASE("JsonWriter keeps key order and nests") {
+  std::string s;
+  JsonWriter w(s);
+  w.begin_object();
+  w.field("b", 1);
+  w.field("a", "x");
+  w.array("list");
+  w.value(uint64_t{1});
+  w.value(true);
+  w.null();
+  w.end_array();
+  w.object("o");
+  w.field("k", int64_t{-5});
+  w.end_object();
+  w.end_object();
+  CHECK(s == R"({"b":1,"a":"x","list":[1,true,null],"o":{"k":-5}})");
+}
+
+TEST_CASE("JsonWriter escapes control characters and invalid UTF-8") {
+  std::string s;
+  JsonWriter::append_escaped(s, std::string_view("a\"b\\c\n\x01\xff\xc3\xa9", 10));
+  CHECK(s == "\"a\\\"b\\\\c\\n\\u0001\\u00ff\xc3\xa9\"");
+}
+
+TEST_CASE("Timestamps are RFC 3339 UTC with microseconds") {
+  CHECK(format_rfc3339(Timestamp{0}) == "1970-01-01T00:00:00.000000Z");
+  CHECK(format_rfc3339(Timestamp{1704096000123456}) == "2024-01-01T08:00:00.123456Z");
+}
+
+TEST_CASE("IP addresses format and parse") {
+  IpAddr a;
+  REQUIRE(IpAddr::parse("10.1.2.3", a));
+  CHECK(a.to_string() == "10.1.2.3");
+  REQUIRE(IpAddr::parse("2001:db8::1", a));
+  CHECK(a.to_string() == "2001:db8::1");
+  CHECK_FALSE(IpAddr::parse("10.1.2", a));
+}
+
+TEST_CASE("Pseudonymiser is keyed, stable and never returns the value") {
+  Pseudonymiser p("key-one");
+  Pseudonymiser q("key-two");
+  std::string a = p("DOE^JANE");
+  CHECK(a.rfind("phi:", 0) == 0);
+  CHECK(a.size() == 20);
+  CHECK(a.find("DOE") == std::string::npos);
+  CHECK(a == p("DOE^JANE  "));   // DICOM padding
+  CHECK(a == p("DOE^JANE^^"));   // empty trailing components
+  CHECK(a != q("DOE^JANE"));
+  Pseudonymiser raw("k", Pseudonymiser::Mode::raw);
+  CHECK(raw("DOE^JANE ") == "DOE^JANE");
+}
+
+TEST_CASE("EventOutput writes the common header first and whole lines") {
+  EventOutput out;
+  auto sink = std::make_shared<MemorySink>();
+  out.add_sink(sink);
+  EventEndpoints ep;
+  ep.flow_id = "F1";
+  IpAddr::parse("10.0.0.1", ep.src);
+  IpAddr::parse("10.0.0.2", ep.dst);
+  ep.src_port = 1234;
+  ep.dst_port = 104;
+  ep.proto = 6;
+  ep.vlan = 10;
+  auto& w = out.begin("test", Timestamp{1000001}, &ep);
+  w.field("x", 1);
+  out.end();
+  REQUIRE(sink->lines.size() == 1);
+  CHECK(sink->lines[0] ==
+        R"({"ts":"1970-01-01T00:00:01.000001Z","event_type":"test","flow_id":"F1","src_ip":"10.0.0.1","src_port":1234,"dst_ip":"10.0.0.2","dst_port":104,"proto":"tcp","vlan":10,"x":1})");
+  CHECK(out.counters().get("events.test") == 1);
+}
