@@ -1,0 +1,238 @@
+#pragma once
+// HL7 v2 (ER7) message parsing: zero-copy views over the bytes of one message.
+//
+//   hl7cpp::Message msg;
+//   if (msg.parse(text) == hl7cpp::ParseStatus::ok) {
+//     std::string_view family = msg.get("PID-5.1");          // raw (still escaped)
+//     std::string name = msg.pid().patient_name().text();     // unescaped
+//   }
+//
+// Every accessor returns a view into the parsed text; nothing is copied until text() or
+// unescape_to() is called. Indices follow HL7 numbering: fields, repetitions, components and
+// sub-components are 1-based, and MSH-1 is the field separator itself (MSH-2 the encoding
+// characters), so msg.msh().field(9) is MSH-9 as the standard numbers it.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace hl7cpp {
+
+// The delimiters of a message, read from MSH-1/MSH-2 (or FHS/BHS); never assumed.
+struct Separators {
+  char field = '|';
+  char component = '^';
+  char repetition = '~';
+  char escape = '\\';
+  char subcomponent = '&';
+  char truncation = 0;  // v2.7+: optional 5th encoding character, 0 = none
+};
+
+// The n-th (1-based) piece of s split on c; empty when there are fewer pieces.
+std::string_view nth_piece(std::string_view s, char c, size_t n);
+// Number of pieces of s split on c (an empty string is one empty piece).
+size_t piece_count(std::string_view s, char c);
+
+// Appends the unescaped form of raw (HL7 v2 section 2.10 escape sequences) to out. Handles the
+// delimiter escapes F S T R E and P (truncation), X hex bytes and the formatting commands (.br
+// .sp .in .ti .sk .ce .fi .nf); highlighting (H, N), character-set switches (C, M) and
+// application-defined (Z) sequences are dropped. Returns false when raw held a malformed
+// sequence (unterminated, bad hex, empty); what could be decoded is still appended.
+bool unescape_to(std::string_view raw, const Separators& sep, std::string& out);
+inline bool has_escape(std::string_view raw, const Separators& sep) {
+  return raw.find(sep.escape) != std::string_view::npos;
+}
+
+class Component {
+ public:
+  Component() = default;
+  Component(std::string_view raw, const Separators* sep, bool leaf = false)
+      : raw_(raw), sep_(sep), leaf_(leaf) {}
+  std::string_view raw() const { return raw_; }
+  bool empty() const { return raw_.empty(); }
+  size_t size() const { return leaf_ || !sep_ ? 1 : piece_count(raw_, sep_->subcomponent); }
+  // n-th sub-component (1-based).
+  std::string_view sub(size_t n) const {
+    if (leaf_ || !sep_) return n == 1 ? raw_ : std::string_view();
+    return nth_piece(raw_, sep_->subcomponent, n);
+  }
+  std::string text() const;
+
+ private:
+  std::string_view raw_;
+  const Separators* sep_ = nullptr;
+  bool leaf_ = false;
+};
+
+class Repetition {
+ public:
+  Repetition() = default;
+  Repetition(std::string_view raw, const Separators* sep, bool leaf = false)
+      : raw_(raw), sep_(sep), leaf_(leaf) {}
+  std::string_view raw() const { return raw_; }
+  bool empty() const { return raw_.empty(); }
+  size_t size() const { return leaf_ || !sep_ ? 1 : piece_count(raw_, sep_->component); }
+  Component component(size_t n) const {
+    if (leaf_ || !sep_) return Component(n == 1 ? raw_ : std::string_view(), sep_, true);
+    return Component(nth_piece(raw_, sep_->component, n), sep_);
+  }
+  std::string text() const;
+
+ private:
+  std::string_view raw_;
+  const Separators* sep_ = nullptr;
+  bool leaf_ = false;
+};
+
+class Field {
+ public:
+  Field() = default;
+  Field(std::string_view raw, const Separators* sep, bool leaf = false)
+      : raw_(raw), sep_(sep), leaf_(leaf) {}
+  // The field as sent, escape sequences included.
+  std::string_view raw() const { return raw_; }
+  bool empty() const { return raw_.empty(); }
+  // `""` is HL7's explicit null ("delete the value"): present but carries no data.
+  bool is_null() const { return raw_ == "\"\""; }
+  // Present with a value: not empty, not the explicit null, not only separators.
+  bool has_value() const;
+  size_t repetitions() const { return leaf_ || !sep_ ? 1 : piece_count(raw_, sep_->repetition); }
+  Repetition repetition(size_t n) const {
+    if (leaf_ || !sep_) return Repetition(n == 1 ? raw_ : std::string_view(), sep_, true);
+    return Repetition(nth_piece(raw_, sep_->repetition, n), sep_);
+  }
+  // Component n of the first repetition (the common case).
+  Component component(size_t n) const { return repetition(1).component(n); }
+  // Unescaped text of the whole field.
+  std::string text() const;
+  bool unescape_to(std::string& out) const { return sep_ ? hl7cpp::unescape_to(raw_, *sep_, out) : (out.append(raw_), true); }
+  // MSH-1 and MSH-2 hold the delimiters themselves and are never split.
+  bool is_leaf() const { return leaf_; }
+
+ private:
+  std::string_view raw_;
+  const Separators* sep_ = nullptr;
+  bool leaf_ = false;
+};
+
+class Segment {
+ public:
+  Segment() = default;
+  Segment(std::string_view raw, const Separators* sep) : raw_(raw), sep_(sep) {}
+  explicit operator bool() const { return !raw_.empty(); }
+  std::string_view raw() const { return raw_; }
+  // Segment id: the text before the first field separator ("PID", "ZPI").
+  std::string_view name() const;
+  // MSH, FHS and BHS carry the delimiters in fields 1 and 2.
+  bool is_header() const;
+  // Highest field number present (MSH-1/MSH-2 count as fields).
+  size_t field_count() const;
+  // Field n as HL7 numbers it; n = 0 is the segment id. Absent fields are empty.
+  Field field(size_t n) const;
+  // One pass over the segment: out[k] = raw field k for k < out_size (0 = segment id).
+  // Returns the number of entries filled (field_count() + 1, capped at out_size).
+  size_t split_fields(std::string_view* out, size_t out_size) const;
+  const Separators* separators() const { return sep_; }
+
+ protected:
+  std::string_view raw_;
+  const Separators* sep_ = nullptr;
+};
+
+enum class ParseStatus : uint8_t {
+  ok,
+  empty,            // nothing but whitespace
+  no_header,        // does not start with MSH (or FHS/BHS)
+  bad_encoding,     // MSH-1/MSH-2 missing, repeated or not usable as delimiters
+  too_many_segments // parsed, but segments beyond the cap were dropped
+};
+const char* to_string(ParseStatus s);
+
+// Character set declared in MSH-18 (HL70211).
+enum class Charset : uint8_t { unspecified, ascii, latin1, latin_other, utf8, unicode_other, other };
+Charset charset_from_msh18(std::string_view msh18_first_repetition);
+const char* to_string(Charset c);
+// Appends text in charset c as UTF-8: ISO 8859-1 is converted; UTF-8 and ASCII pass through;
+// anything else passes through unchanged (the JSON writer escapes invalid bytes).
+void to_utf8(std::string_view text, Charset c, std::string& out);
+
+class Msh; class Evn; class Pid; class Pd1; class Nk1; class Pv1; class Orc; class Obr; class Obx;
+class Msa; class Err; class In1; class Gt1; class Mrg; class Prt; class Nte;
+
+class Message {
+ public:
+  struct Limits {
+    size_t max_segments = 4096;
+  };
+  Message() = default;
+  explicit Message(Limits l) : limits_(l) {}
+  // Non-copyable: segments view the separators owned by this object.
+  Message(const Message&) = delete;
+  Message& operator=(const Message&) = delete;
+
+  // Parses one message (MSH first). Segments end with CR, LF or CRLF; blank lines are skipped.
+  // The text must outlive the message. Storage is reused across calls: no allocation once warm.
+  ParseStatus parse(std::string_view text);
+
+  std::string_view raw() const { return raw_; }
+  const Separators& separators() const { return sep_; }
+  size_t size() const { return segs_.size(); }
+  Segment segment(size_t i) const { return i < segs_.size() ? Segment(segs_[i], &sep_) : Segment(); }
+  // The n-th (1-based) segment with this id; an empty segment when absent.
+  Segment find(std::string_view name, size_t occurrence = 1) const;
+  size_t count(std::string_view name) const;
+  // Segments were terminated with LF or CRLF somewhere (non-conforming but common).
+  bool lf_line_ends() const { return lf_; }
+
+  // Path access, e.g. "PID-5", "PID-5.1", "PID-3[2].1", "PID-3(2).4.2", "OBX(2)-5",
+  // "OBX[2].5" and python-hl7's "PID.F3.R1.C2.S2". Returns the raw (escaped) text; empty when
+  // the path is absent or malformed. Deeper paths than the data degrade like python-hl7: a field
+  // without components answers component 1 with the whole field.
+  std::string_view get(std::string_view path) const;
+  // Same, unescaped.
+  std::string get_text(std::string_view path) const;
+
+  Charset charset() const;
+
+  Msh msh() const; Evn evn() const; Pid pid() const; Pd1 pd1() const; Nk1 nk1(size_t n = 1) const;
+  Pv1 pv1() const; Orc orc(size_t n = 1) const; Obr obr(size_t n = 1) const; Obx obx(size_t n = 1) const;
+  Msa msa() const; Err err(size_t n = 1) const; In1 in1(size_t n = 1) const; Gt1 gt1(size_t n = 1) const;
+  Mrg mrg() const; Prt prt(size_t n = 1) const; Nte nte(size_t n = 1) const;
+
+ private:
+  Limits limits_;
+  std::string_view raw_;
+  Separators sep_;
+  std::vector<std::string_view> segs_;
+  bool lf_ = false;
+};
+
+// Reads MSH-1/MSH-2 (or FHS/BHS) at the start of text. Returns false when they are unusable.
+bool read_separators(std::string_view text, Separators& out);
+
+// Splits a payload (one MLLP frame, one HTTP body, a file) into messages. A payload is one
+// message, or a batch (BHS..BTS) or file (FHS..FTS) of them; each message runs from its MSH to
+// the next MSH or batch/file segment. Zero-copy: callbacks get views into the payload.
+struct PayloadInfo {
+  bool file = false;         // FHS seen
+  bool batch = false;        // BHS seen
+  size_t messages = 0;
+  size_t stray_segments = 0; // segments outside any message (other than batch/file headers)
+  size_t headers_out_of_place = 0;  // FHS after content, FHS or BHS repeated
+  std::string_view fhs, fts, bhs, bts;  // the batch/file segments, when present
+};
+
+class PayloadHandler {
+ public:
+  virtual ~PayloadHandler() = default;
+  // One message; `in_batch` when it sits inside FHS/BHS.
+  virtual void message(std::string_view text, size_t offset, bool in_batch) = 0;
+  // A segment outside any message (not a batch/file segment).
+  virtual void stray_segment(std::string_view /*segment*/, size_t /*offset*/) {}
+};
+PayloadInfo split_payload(std::string_view payload, PayloadHandler& h);
+
+}  // namespace hl7cpp
+
+#include "hl7cpp/segments.h"

@@ -1,0 +1,80 @@
+#pragma once
+// MLLP framing (0x0B <message> 0x1C 0x0D) over a byte stream. Feed the stream in chunks of any
+// size: the frames and anomalies reported are the same for every way of splitting it. A frame
+// that arrives whole inside one chunk is handed over as a view into that chunk (no copy); only
+// frames split across chunks are assembled in an internal buffer bounded by max_frame.
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace hl7cpp {
+
+enum class MllpAnomaly : uint8_t {
+  missing_start_block,   // a message (MSH/FHS/BHS) began without 0x0B; framed anyway
+  missing_end_block,     // a new 0x0B arrived inside a frame: the frame before it had no end
+  unterminated_frame,    // the stream ended (or lost bytes) inside a frame
+  data_outside_frame,    // non-whitespace bytes between frames
+  frame_too_large,       // a frame exceeded max_frame; skipped up to its end block
+  bad_end_block,         // 0x1C not followed by 0x0D
+};
+const char* to_string(MllpAnomaly a);
+
+struct MllpFrame {
+  std::string_view payload;  // the bytes between start and end block
+  uint64_t offset = 0;       // stream offset of the start block (or of the first byte if none)
+  bool terminated = true;    // ended with 0x1C (false: cut by a new start block or stream end)
+  bool start_block = true;   // began with 0x0B
+};
+
+class MllpHandler {
+ public:
+  virtual ~MllpHandler() = default;
+  virtual void frame(const MllpFrame& f) = 0;
+  virtual void anomaly(MllpAnomaly a, uint64_t offset) = 0;
+};
+
+class MllpFramer {
+ public:
+  static constexpr uint8_t kStartBlock = 0x0B, kEndBlock = 0x1C, kCarriageReturn = 0x0D;
+  explicit MllpFramer(size_t max_frame = 4u << 20) : max_frame_(max_frame) {}
+
+  void feed(std::span<const uint8_t> data, MllpHandler& h);
+  void feed(std::string_view data, MllpHandler& h) {
+    feed(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(data.data()), data.size()), h);
+  }
+  // `n` bytes of the stream were lost: the frame in progress is dropped and framing resumes at
+  // the next start block (bytes before it are the tail of a lost frame, not reported).
+  void gap(uint64_t n, MllpHandler& h);
+  // End of stream: an open frame is delivered (terminated = false) and reported.
+  void finish(MllpHandler& h);
+
+  uint64_t offset() const { return pos_; }
+  bool in_frame() const { return state_ == State::in_frame || state_ == State::discard; }
+  size_t buffered() const { return buf_.size(); }
+  void reset();
+
+ private:
+  enum class State : uint8_t { idle, in_frame, after_end, discard };
+  void flush_junk(MllpHandler& h);
+  void deliver(std::string_view payload, bool terminated, MllpHandler& h);
+
+  size_t max_frame_;
+  State state_ = State::idle;
+  uint64_t pos_ = 0;             // stream offset of the next byte fed
+  uint64_t frame_off_ = 0;
+  bool frame_sb_ = true;
+  std::string buf_;              // partial frame carried across chunks
+  // Bytes seen between frames.
+  uint64_t junk_off_ = 0;
+  uint64_t junk_len_ = 0;
+  bool junk_text_ = false;       // the run holds non-whitespace
+  bool resyncing_ = false;       // after a gap: silently skip to the next start block
+  char hdr_[3] = {0, 0, 0};      // first non-whitespace bytes of the run, to spot a bare MSH
+  uint8_t hdr_len_ = 0;
+  bool hdr_ok_ = true;           // the run so far can still be the start of a bare message
+  uint64_t hdr_off_ = 0;
+};
+
+}  // namespace hl7cpp

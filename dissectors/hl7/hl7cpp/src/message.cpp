@@ -1,0 +1,415 @@
+#include "hl7cpp/message.h"
+
+#include <cstring>
+
+namespace hl7cpp {
+
+namespace {
+
+const char* find_char(const char* p, const char* end, char c) {
+  return static_cast<const char*>(std::memchr(p, static_cast<unsigned char>(c), static_cast<size_t>(end - p)));
+}
+
+bool is_header_name(std::string_view s) {
+  return s.size() >= 3 && (s.substr(0, 3) == "MSH" || s.substr(0, 3) == "FHS" || s.substr(0, 3) == "BHS");
+}
+
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v'; }
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
+  while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+// Calls f(segment, offset) for each non-empty line; lines end with CR, LF or CRLF.
+template <class F>
+void for_each_line(std::string_view text, bool& saw_lf, F&& f) {
+  const char* begin = text.data();
+  const char* end = begin + text.size();
+  saw_lf = !text.empty() && std::memchr(begin, '\n', text.size()) != nullptr;
+  const char* p = begin;
+  while (p < end) {
+    const char* q;
+    if (!saw_lf) {
+      q = find_char(p, end, '\r');
+    } else {
+      q = p;
+      while (q < end && *q != '\r' && *q != '\n') ++q;
+      if (q == end) q = nullptr;
+    }
+    const char* line_end = q ? q : end;
+    if (line_end > p) {
+      if (!f(std::string_view(p, static_cast<size_t>(line_end - p)), static_cast<size_t>(p - begin))) return;
+    }
+    p = q ? q + 1 : end;
+  }
+}
+
+}  // namespace
+
+std::string_view nth_piece(std::string_view s, char c, size_t n) {
+  if (n == 0) return {};
+  const char* p = s.data();
+  const char* end = p + s.size();
+  while (--n) {
+    const char* q = find_char(p, end, c);
+    if (!q) return {};
+    p = q + 1;
+  }
+  const char* q = find_char(p, end, c);
+  return std::string_view(p, static_cast<size_t>((q ? q : end) - p));
+}
+
+size_t piece_count(std::string_view s, char c) {
+  size_t n = 1;
+  const char* p = s.data();
+  const char* end = p + s.size();
+  while (p < end) {
+    const char* q = find_char(p, end, c);
+    if (!q) break;
+    ++n;
+    p = q + 1;
+  }
+  return n;
+}
+
+bool Field::has_value() const {
+  if (raw_.empty() || is_null()) return false;
+  if (leaf_ || !sep_) return true;
+  for (char ch : raw_)
+    if (ch != sep_->component && ch != sep_->repetition && ch != sep_->subcomponent && ch != ' ') return true;
+  return false;
+}
+
+std::string Component::text() const {
+  std::string out;
+  if (sep_ && !leaf_) hl7cpp::unescape_to(raw_, *sep_, out); else out.assign(raw_);
+  return out;
+}
+std::string Repetition::text() const {
+  std::string out;
+  if (sep_ && !leaf_) hl7cpp::unescape_to(raw_, *sep_, out); else out.assign(raw_);
+  return out;
+}
+std::string Field::text() const {
+  std::string out;
+  if (sep_ && !leaf_) hl7cpp::unescape_to(raw_, *sep_, out); else out.assign(raw_);
+  return out;
+}
+
+bool Segment::is_header() const {
+  return sep_ && raw_.size() >= 4 && is_header_name(raw_) && raw_[3] == sep_->field;
+}
+
+std::string_view Segment::name() const {
+  if (!sep_) return raw_.substr(0, 3);
+  if (is_header()) return raw_.substr(0, 3);
+  size_t k = raw_.find(sep_->field);
+  return k == std::string_view::npos ? raw_ : raw_.substr(0, k);
+}
+
+size_t Segment::field_count() const {
+  if (raw_.empty() || !sep_) return 0;
+  size_t pieces = piece_count(raw_, sep_->field);
+  return is_header() ? pieces : pieces - 1;
+}
+
+Field Segment::field(size_t n) const {
+  if (raw_.empty() || !sep_) return Field();
+  if (is_header()) {
+    if (n == 0) return Field(raw_.substr(0, 3), sep_, true);
+    if (n == 1) return Field(raw_.substr(3, 1), sep_, true);
+    if (n == 2) return Field(nth_piece(raw_, sep_->field, 2), sep_, true);
+    return Field(nth_piece(raw_, sep_->field, n), sep_);
+  }
+  return Field(nth_piece(raw_, sep_->field, n + 1), sep_, n == 0);
+}
+
+size_t Segment::split_fields(std::string_view* out, size_t out_size) const {
+  if (raw_.empty() || !sep_ || out_size == 0) return 0;
+  const char* p = raw_.data();
+  const char* end = p + raw_.size();
+  size_t k = 0;
+  bool header = is_header();
+  if (header) {
+    out[k++] = raw_.substr(0, 3);
+    if (k < out_size) out[k++] = raw_.substr(3, 1);
+    p += 4;
+  }
+  while (k < out_size) {
+    const char* q = find_char(p, end, sep_->field);
+    out[k++] = std::string_view(p, static_cast<size_t>((q ? q : end) - p));
+    if (!q) break;
+    p = q + 1;
+  }
+  return k;
+}
+
+const char* to_string(ParseStatus s) {
+  switch (s) {
+    case ParseStatus::ok: return "ok";
+    case ParseStatus::empty: return "empty";
+    case ParseStatus::no_header: return "no_header";
+    case ParseStatus::bad_encoding: return "bad_encoding";
+    case ParseStatus::too_many_segments: return "too_many_segments";
+  }
+  return "?";
+}
+
+bool read_separators(std::string_view text, Separators& out) {
+  if (text.size() < 4 || !is_header_name(text)) return false;
+  Separators s;
+  s.field = text[3];
+  auto usable = [](char c) {
+    unsigned char u = static_cast<unsigned char>(c);
+    return u > 0x20 && u < 0x7f && !((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'));
+  };
+  if (!usable(s.field)) return false;
+  size_t end = 4;
+  while (end < text.size() && text[end] != s.field && text[end] != '\r' && text[end] != '\n') ++end;
+  std::string_view enc = text.substr(4, end - 4);
+  if (enc.size() > 5) return false;
+  char* slots[5] = {&s.component, &s.repetition, &s.escape, &s.subcomponent, &s.truncation};
+  for (size_t i = 0; i < enc.size(); ++i) {
+    if (!usable(enc[i]) || enc[i] == s.field) return false;
+    *slots[i] = enc[i];
+  }
+  // Defaults for the missing ones must not collide with the declared ones.
+  const char all[5] = {s.component, s.repetition, s.escape, s.subcomponent, s.field};
+  for (int i = 0; i < 5; ++i)
+    for (int j = i + 1; j < 5; ++j)
+      if (all[i] == all[j]) return false;
+  if (s.truncation && (s.truncation == s.field || s.truncation == s.component || s.truncation == s.repetition ||
+                       s.truncation == s.escape || s.truncation == s.subcomponent))
+    return false;
+  out = s;
+  return true;
+}
+
+ParseStatus Message::parse(std::string_view text) {
+  segs_.clear();
+  lf_ = false;
+  sep_ = Separators();
+  text = trim(text);
+  raw_ = text;
+  if (text.empty()) return ParseStatus::empty;
+  if (!is_header_name(text)) return ParseStatus::no_header;
+  if (!read_separators(text, sep_)) return ParseStatus::bad_encoding;
+  bool truncated = false;
+  for_each_line(text, lf_, [&](std::string_view line, size_t) {
+    if (segs_.size() >= limits_.max_segments) { truncated = true; return false; }
+    segs_.push_back(line);
+    return true;
+  });
+  return truncated ? ParseStatus::too_many_segments : ParseStatus::ok;
+}
+
+Segment Message::find(std::string_view name, size_t occurrence) const {
+  if (occurrence == 0) return Segment();
+  for (auto s : segs_) {
+    if (s.size() >= name.size() && s.compare(0, name.size(), name) == 0 &&
+        (s.size() == name.size() || s[name.size()] == sep_.field)) {
+      if (--occurrence == 0) return Segment(s, &sep_);
+    }
+  }
+  return Segment();
+}
+
+size_t Message::count(std::string_view name) const {
+  size_t n = 0;
+  for (auto s : segs_)
+    if (s.size() >= name.size() && s.compare(0, name.size(), name) == 0 &&
+        (s.size() == name.size() || s[name.size()] == sep_.field))
+      ++n;
+  return n;
+}
+
+namespace {
+
+struct Path {
+  std::string_view seg;
+  size_t seg_occ = 1, field = 0, rep = 1, comp = 0, sub = 0;
+  bool rep_given = false;
+  bool ok = false;
+};
+
+bool read_num(std::string_view& s, size_t& v) {
+  size_t i = 0, n = 0;
+  while (i < s.size() && s[i] >= '0' && s[i] <= '9' && i < 6) { n = n * 10 + static_cast<size_t>(s[i] - '0'); ++i; }
+  if (i == 0) return false;
+  s.remove_prefix(i);
+  v = n;
+  return true;
+}
+
+// Optional "(n)" or "[n]".
+bool read_index(std::string_view& s, size_t& v) {
+  if (s.empty() || (s[0] != '(' && s[0] != '[')) return true;
+  char close = s[0] == '(' ? ')' : ']';
+  s.remove_prefix(1);
+  if (!read_num(s, v) || s.empty() || s[0] != close) return false;
+  s.remove_prefix(1);
+  return true;
+}
+
+Path parse_path(std::string_view p) {
+  Path r;
+  size_t i = 0;
+  while (i < p.size() && ((p[i] >= 'A' && p[i] <= 'Z') || (p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'z')) && i < 3) ++i;
+  if (i != 3) return r;
+  r.seg = p.substr(0, 3);
+  p.remove_prefix(3);
+  if (!read_index(p, r.seg_occ)) return r;
+  if (p.empty() || (p[0] != '-' && p[0] != '.')) return r;
+  p.remove_prefix(1);
+  if (!p.empty() && (p[0] == 'F' || p[0] == 'f')) p.remove_prefix(1);
+  if (!read_num(p, r.field)) return r;
+  if (!p.empty() && (p[0] == '(' || p[0] == '[')) r.rep_given = true;
+  if (!read_index(p, r.rep)) return r;
+  int level = 0;  // next unlabelled number: 0 = component, 1 = sub-component
+  while (!p.empty()) {
+    if (p[0] != '.') return r;
+    p.remove_prefix(1);
+    char tag = p.empty() ? 0 : p[0];
+    size_t v = 0;
+    if (tag == 'R' || tag == 'r' || tag == 'C' || tag == 'c' || tag == 'S' || tag == 's') {
+      p.remove_prefix(1);
+      if (!read_num(p, v)) return r;
+      if (tag == 'R' || tag == 'r') { r.rep = v; r.rep_given = true; }
+      else if (tag == 'C' || tag == 'c') { r.comp = v; level = 1; }
+      else { r.sub = v; level = 2; }
+    } else {
+      if (!read_num(p, v)) return r;
+      if (level == 0) { r.comp = v; level = 1; }
+      else if (level == 1) { r.sub = v; level = 2; }
+      else return r;
+    }
+  }
+  r.ok = r.seg_occ > 0 && r.rep > 0;
+  return r;
+}
+
+}  // namespace
+
+std::string_view Message::get(std::string_view path) const {
+  Path p = parse_path(path);
+  if (!p.ok) return {};
+  Segment s = find(p.seg, p.seg_occ);
+  if (!s) return {};
+  Field f = s.field(p.field);
+  if (p.comp == 0 && p.sub == 0 && !p.rep_given) return f.raw();
+  Repetition r = f.repetition(p.rep);
+  if (p.comp == 0 && p.sub == 0) return r.raw();
+  Component c = r.component(p.comp == 0 ? 1 : p.comp);
+  if (p.sub == 0) return c.raw();
+  return c.sub(p.sub);
+}
+
+std::string Message::get_text(std::string_view path) const {
+  std::string out;
+  unescape_to(get(path), sep_, out);
+  return out;
+}
+
+Charset Message::charset() const {
+  Msh m = msh();
+  if (!m) return Charset::unspecified;
+  return charset_from_msh18(m.character_set().repetition(1).raw());
+}
+
+Charset charset_from_msh18(std::string_view v) {
+  v = trim(v);
+  if (v.empty()) return Charset::unspecified;
+  if (v == "ASCII" || v == "ISO IR6") return Charset::ascii;
+  if (v == "8859/1" || v == "ISO IR100") return Charset::latin1;
+  if (v.substr(0, 5) == "8859/" || v.substr(0, 6) == "ISO IR1") return Charset::latin_other;
+  if (v == "UNICODE UTF-8" || v == "ISO IR192" || v == "UTF-8") return Charset::utf8;
+  if (v.substr(0, 7) == "UNICODE") return Charset::unicode_other;
+  return Charset::other;
+}
+
+const char* to_string(Charset c) {
+  switch (c) {
+    case Charset::unspecified: return "unspecified";
+    case Charset::ascii: return "ascii";
+    case Charset::latin1: return "iso-8859-1";
+    case Charset::latin_other: return "iso-8859";
+    case Charset::utf8: return "utf-8";
+    case Charset::unicode_other: return "unicode";
+    case Charset::other: return "other";
+  }
+  return "?";
+}
+
+void to_utf8(std::string_view text, Charset c, std::string& out) {
+  if (c != Charset::latin1) { out.append(text); return; }
+  for (char ch : text) {
+    unsigned char u = static_cast<unsigned char>(ch);
+    if (u < 0x80) out.push_back(ch);
+    else { out.push_back(static_cast<char>(0xC0 | (u >> 6))); out.push_back(static_cast<char>(0x80 | (u & 0x3F))); }
+  }
+}
+
+PayloadInfo split_payload(std::string_view payload, PayloadHandler& h) {
+  PayloadInfo info;
+  const char* base = payload.data();
+  size_t msg_start = std::string_view::npos, msg_end = 0;
+  bool in_batch = false, seen_content = false, lf = false;
+  auto close = [&] {
+    if (msg_start == std::string_view::npos) return;
+    ++info.messages;
+    h.message(payload.substr(msg_start, msg_end - msg_start), msg_start, in_batch || info.file);
+    msg_start = std::string_view::npos;
+  };
+  for_each_line(payload, lf, [&](std::string_view line, size_t off) {
+    std::string_view t = line;
+    // Leading spaces/tabs before a segment id are tolerated (python-hl7 strips them too).
+    size_t lead = 0;
+    while (lead < t.size() && (t[lead] == ' ' || t[lead] == '\t' || t[lead] == '\f' || t[lead] == '\v')) ++lead;
+    t.remove_prefix(lead);
+    off += lead;
+    if (t.empty()) return true;
+    std::string_view id = t.substr(0, 3);
+    if (id == "FHS" || id == "BHS" || id == "BTS" || id == "FTS") {
+      close();
+      if (id == "FHS") {
+        if (info.file || seen_content) ++info.headers_out_of_place;
+        if (!info.file) info.fhs = t;
+        info.file = true;
+      } else if (id == "BHS") {
+        if (in_batch) ++info.headers_out_of_place;
+        if (!info.batch) info.bhs = t;
+        info.batch = true;
+        in_batch = true;
+      } else if (id == "BTS") {
+        // A trailer without its header is tolerated (python-hl7 ignores it too).
+        if (info.bts.empty()) info.bts = t;
+        in_batch = false;
+      } else {
+        info.fts = t;
+      }
+      seen_content = true;
+      return true;
+    }
+    seen_content = true;
+    if (id == "MSH") {
+      close();
+      msg_start = off;
+      msg_end = off + t.size();
+      return true;
+    }
+    if (msg_start != std::string_view::npos) {
+      msg_end = off + t.size();
+    } else {
+      ++info.stray_segments;
+      h.stray_segment(t, off);
+    }
+    return true;
+  });
+  close();
+  (void)base;
+  return info;
+}
+
+}  // namespace hl7cpp
