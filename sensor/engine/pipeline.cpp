@@ -225,8 +225,12 @@ void Pipeline::write_flow_event(Flow& f, FlowEnd why, FlowState* st) {
     ndpi_proto = ndpi_->protocol_name(st->ndpi.result);
     ndpi_app = ndpi_->app_name(st->ndpi.result);
     ndpi_cat = ndpi_->category_name(st->ndpi.result);
-    if (ndpi_->is_encrypted(st->ndpi.result)) st->facts.tls = true;
+    if (ndpi_->is_encrypted(st->ndpi.result)) {
+      st->facts.tls = true;
+      if (st->facts.app.empty() && ndpi_proto == "TLS") st->facts.app = tls_app_for(f);
+    }
   }
+  if (st && !st->facts.tls && !st->facts.app.empty()) remember_app_server(f, st->facts.app);
   FlowVerdict verdict;
   if (judge_) {
     FlowSummary s;
@@ -317,6 +321,20 @@ void Pipeline::write_flow_event(Flow& f, FlowEnd why, FlowState* st) {
     }
   }
   out_.end();
+}
+
+std::string Pipeline::tls_app_for(const Flow& f) const {
+  uint16_t port = f.server_port();
+  if (port == 2762) return "dicom-tls";
+  if (port == 6575) return "hl7-tls";
+  for (const char* app : {"dicom", "hl7"})
+    if (app_servers_.count({f.server_ip(), app})) return std::string(app) + "-tls";
+  return {};
+}
+
+void Pipeline::remember_app_server(const Flow& f, const std::string& app) {
+  if (app_servers_.size() >= 65536) return;
+  app_servers_.emplace(f.server_ip(), app);
 }
 
 void Pipeline::set_capture_stats(uint64_t received, uint64_t dropped, uint64_t if_dropped) {

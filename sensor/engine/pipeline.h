@@ -2,6 +2,8 @@
 // One packet goes through decode -> flow table -> TCP reassembly -> dissectors / nDPI -> policy
 // once, on one thread, with no copy of payload except out-of-order data.
 #include <memory>
+#include <set>
+#include <utility>
 
 #include "dissectors/ndpi/ndpi_classifier.h"
 #include "sensor/decode/decoder.h"
@@ -44,6 +46,12 @@ class Pipeline {
   void write_flow_event(Flow& f, FlowEnd why, FlowState* st);
   void tcp(Flow& f, Dir dir, const Packet& p);
   void udp(Flow& f, Dir dir, const Packet& p);
+
+  // Servers seen speaking a medical protocol in clear: a TLS flow to them (or to the protocol's
+  // TLS port) is recorded as that protocol over TLS ("dicom-tls"). Bounded.
+  std::string tls_app_for(const Flow& f) const;
+  void remember_app_server(const Flow& f, const std::string& app);
+  std::set<std::pair<IpAddr, std::string>> app_servers_;
 
   SensorConfig cfg_;
   Depth depth_;
