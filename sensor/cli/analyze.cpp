@@ -87,7 +87,7 @@ int run_analyze(const AnalyzeOptions& o) {
   }
   Summary summary;
   out.add_observer(&summary);
-  Pipeline pipeline(cfg, depth, out, *phi, nullptr);
+  Pipeline pipeline(cfg, depth, out, *phi, {});
 
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);

@@ -57,7 +57,7 @@ int run_live(const LiveOptions& o) {
     fmt::print(stderr, "medmon: cannot write events: {}\n", e.what());
     return kExitUsage;
   }
-  Pipeline pipeline(cfg, depth, out, *phi, nullptr);
+  Pipeline pipeline(cfg, depth, out, *phi, {});
   pipeline.set_linktype(dlt);
 
   g_live_src = src.get();

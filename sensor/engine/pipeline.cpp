@@ -49,12 +49,12 @@ class Pipeline::DirSink : public StreamSink {
 };
 
 Pipeline::Pipeline(const SensorConfig& cfg, Depth depth, EventOutput& out, const Pseudonymiser& phi,
-                   FlowJudge* judge)
+                   std::vector<FlowJudge*> judges)
     : cfg_(cfg),
       depth_(depth),
       out_(out),
       phi_(phi),
-      judge_(depth >= Depth::policy ? judge : nullptr),
+      judges_(depth >= Depth::policy ? std::move(judges) : std::vector<FlowJudge*>{}),
       reasm_mem_(cfg.reassembly_memcap, out.counters()),
       c_tcp_gaps_(out.counters().at("tcp.gaps")),
       c_overlap_conflicts_(out.counters().at("tcp.overlap_conflicts")) {
@@ -232,7 +232,7 @@ void Pipeline::write_flow_event(Flow& f, FlowEnd why, FlowState* st) {
   }
   if (st && !st->facts.tls && !st->facts.app.empty()) remember_app_server(f, st->facts.app);
   FlowVerdict verdict;
-  if (judge_) {
+  if (!judges_.empty()) {
     FlowSummary s;
     s.ep = *ep;
     s.client_mac = f.client_mac;
@@ -249,7 +249,10 @@ void Pipeline::write_flow_event(Flow& f, FlowEnd why, FlowState* st) {
     s.ndpi_app = ndpi_app;
     s.ndpi_category = ndpi_cat;
     if (st) { s.sni = st->ndpi.result.sni; s.facts = &st->facts; }
-    verdict = judge_->judge(s, out_);
+    for (FlowJudge* j : judges_) {
+      FlowVerdict v = j->judge(s, out_);
+      if (verdict.verdict.empty()) verdict = std::move(v);
+    }
   }
 
   auto& w = out_.begin("flow", f.last, ep);
@@ -372,7 +375,7 @@ void Pipeline::write_stats(Timestamp ts) {
 
 void Pipeline::finish(FlowEnd why) {
   flows_->end_all(why);
-  if (judge_) judge_->finish(last_ts_, out_);
+  for (FlowJudge* j : judges_) j->finish(last_ts_, out_);
   write_stats(last_ts_);
   out_.flush();
 }

@@ -3,6 +3,7 @@
 // once, on one thread, with no copy of payload except out-of-order data.
 #include <memory>
 #include <set>
+#include <vector>
 #include <utility>
 
 #include "dissectors/ndpi/ndpi_classifier.h"
@@ -18,8 +19,10 @@ namespace medmon {
 
 class Pipeline {
  public:
+  // judges: called in order for every ending flow (policy, asset inventory, ...); the first
+  // non-empty verdict goes into the flow event. Only used at depth `policy`.
   Pipeline(const SensorConfig& cfg, Depth depth, EventOutput& out, const Pseudonymiser& phi,
-           FlowJudge* judge = nullptr);
+           std::vector<FlowJudge*> judges = {});
   ~Pipeline();
 
   // Sets the link type of the packets that follow (each input file may have its own).
@@ -57,7 +60,7 @@ class Pipeline {
   Depth depth_;
   EventOutput& out_;
   const Pseudonymiser& phi_;
-  FlowJudge* judge_;
+  std::vector<FlowJudge*> judges_;
   std::unique_ptr<Decoder> decoder_;
   std::unique_ptr<FlowTable> flows_;
   ReassemblyMemory reasm_mem_;
