@@ -1,0 +1,162 @@
+#include <catch2/catch.hpp>
+
+#include <string>
+
+#include "hl7cpp/message.h"
+
+using namespace hl7cpp;
+
+namespace {
+// Made-up patient.
+const std::string kMsg =
+    "MSH|^~\\&|GHH LAB|ELAB-3|GHH OE|BLDG4|200202150930||ORU^R01^ORU_R01|CNTRL-3456|P|2.4|||AL|NE||UNICODE UTF-8\r"
+    "PID|||555-44-4444^^^GHH^MR~A1^^^X||EVERYWOMAN^EVE^E^^^^L|JONES|19620320|F|||153 FERNWOOD DR.^^STATESVILLE^OH^35292\r"
+    "OBR|1|845439^GHH OE|1045813^GHH LAB|1554-5^GLUCOSE\r"
+    "OBX|1|SN|1554-5^GLUCOSE^POST 12H CFST:MCNC:PT:SER/PLAS:QN||^182|mg/dl|70_105|H|||F\r"
+    "OBX|2|FN|1553-5^GLUCOSE||^183|mg/dl|70_105|H|||F|||||||EQ-1&LAB&1.2.3&ISO\r"
+    "PID|Field1|Component1^Component2|Component1^Sub-Component1&Sub-Component2^Component3|Repeat1~Repeat2\r";
+}  // namespace
+
+TEST_CASE("MSH numbering: MSH-1 is the field separator, MSH-2 the encoding characters") {
+  Message m;
+  REQUIRE(m.parse(kMsg) == ParseStatus::ok);
+  auto msh = m.msh();
+  REQUIRE(msh);
+  CHECK(msh.field_separator().raw() == "|");
+  CHECK(msh.encoding_characters().raw() == "^~\\&");
+  CHECK(msh.encoding_characters().repetitions() == 1);  // never split
+  CHECK(msh.sending_application().raw() == "GHH LAB");
+  CHECK(msh.message_code() == "ORU");
+  CHECK(msh.trigger_event() == "R01");
+  CHECK(msh.message_structure() == "ORU_R01");
+  CHECK(msh.message_control_id().raw() == "CNTRL-3456");
+  CHECK(msh.version_id().raw() == "2.4");
+  CHECK(msh.accept_acknowledgment_type().raw() == "AL");
+  CHECK(m.get("MSH-1") == "|");
+  CHECK(m.get("MSH-9.2") == "R01");
+  CHECK(m.charset() == Charset::utf8);
+  CHECK(msh.field_count() == 18);
+}
+
+TEST_CASE("named and path access over segments, repetitions, components, sub-components") {
+  Message m;
+  REQUIRE(m.parse(kMsg) == ParseStatus::ok);
+  CHECK(m.size() == 6);
+  CHECK(m.count("OBX") == 2);
+  CHECK(m.pid().patient_name().component(1).raw() == "EVERYWOMAN");
+  CHECK(m.pid().patient_identifier_list().repetitions() == 2);
+  CHECK(m.pid().patient_identifier_list().repetition(2).component(1).raw() == "A1");
+  CHECK(m.get("PID-5.1") == "EVERYWOMAN");
+  CHECK(m.get("PID-5") == "EVERYWOMAN^EVE^E^^^^L");
+  CHECK(m.get("PID-3[2].1") == "A1");
+  CHECK(m.get("PID-3(2).4") == "X");
+  CHECK(m.get("PID.F3.R2.C4") == "X");
+  CHECK(m.get("PID-11.3") == "STATESVILLE");
+  CHECK(m.get("OBX(2)-5.2") == "183");
+  CHECK(m.get("OBX[2]-18.1.3") == "1.2.3");
+  CHECK(m.obx(2).equipment_instance_identifier().component(1).sub(1) == "EQ-1");
+  CHECK(m.get("PID(2)-3.2.2") == "Sub-Component2");
+  CHECK(m.get("PID(2)-4[2]") == "Repeat2");
+  CHECK(m.get("PID.F3") == "555-44-4444^^^GHH^MR~A1^^^X");
+  CHECK(m.get("PID-99").empty());
+  CHECK(m.get("ZZZ-1").empty());
+  CHECK(m.get("P").empty());
+  CHECK(m.get("PID-").empty());
+  CHECK(m.obr().placer_order_number().component(1).raw() == "845439");
+  // Absent segments answer empty views.
+  CHECK(!m.msa());
+  CHECK(m.msa().acknowledgment_code().empty());
+  CHECK(m.pv1().visit_number().raw().empty());
+  // A field without components answers component 1 with itself.
+  CHECK(m.get("PID-8.1") == "F");
+  CHECK(m.get("PID-8.2").empty());
+}
+
+TEST_CASE("delimiters come from MSH-1/MSH-2, not assumed") {
+  Message m;
+  REQUIRE(m.parse("MSH#@*$%#SND#FAC#RCV#FAC#2024##ADT@A08#C1#T#2.3\rPID#1##ID1@@@AUTH%XX*ID2##ROE@JOHN$S$X\r") ==
+          ParseStatus::ok);
+  CHECK(m.separators().field == '#');
+  CHECK(m.separators().component == '@');
+  CHECK(m.separators().repetition == '*');
+  CHECK(m.separators().escape == '$');
+  CHECK(m.separators().subcomponent == '%');
+  CHECK(m.msh().message_code() == "ADT");
+  CHECK(m.get("PID-3[2]") == "ID2");
+  CHECK(m.get("PID-3.4.2") == "XX");
+  CHECK(m.pid().patient_name().component(2).text() == "JOHN@X");
+  // Missing encoding characters fall back to the defaults.
+  REQUIRE(m.parse("MSH|^~|A|B\rMSA|AA|X&Y\r") == ParseStatus::ok);
+  CHECK(m.separators().escape == '\\');
+  CHECK(m.get("MSA-2.1.2") == "Y");
+}
+
+TEST_CASE("bad headers are rejected") {
+  Message m;
+  CHECK(m.parse("") == ParseStatus::empty);
+  CHECK(m.parse("  \r\n") == ParseStatus::empty);
+  CHECK(m.parse("PID|1") == ParseStatus::no_header);
+  CHECK(m.parse("MSH") == ParseStatus::bad_encoding);
+  CHECK(m.parse("MSHA^~\\&") == ParseStatus::bad_encoding);
+  CHECK(m.parse("MSH|^^\\&|") == ParseStatus::bad_encoding);   // duplicate delimiter
+  CHECK(m.parse("MSH|^~\\&#!|") == ParseStatus::bad_encoding); // too many
+  Message small(Message::Limits{3});
+  CHECK(small.parse("MSH|^~\\&\rA|\rB|\rC|\rD|\r") == ParseStatus::too_many_segments);
+  CHECK(small.size() == 3);
+}
+
+TEST_CASE("segment ends: CR, LF and CRLF; blank lines skipped") {
+  Message m;
+  REQUIRE(m.parse("MSH|^~\\&|A\nPID|1||X\r\n\r\nOBX|1\n") == ParseStatus::ok);
+  CHECK(m.lf_line_ends());
+  CHECK(m.size() == 3);
+  CHECK(m.get("PID-3") == "X");
+  REQUIRE(m.parse("MSH|^~\\&|A\rPID|1||X\r") == ParseStatus::ok);
+  CHECK_FALSE(m.lf_line_ends());
+}
+
+TEST_CASE("field values: empty, explicit null, present") {
+  Separators s;
+  CHECK_FALSE(Field("", &s).has_value());
+  CHECK_FALSE(Field("\"\"", &s).has_value());
+  CHECK_FALSE(Field("^^~^", &s).has_value());
+  CHECK(Field("^X", &s).has_value());
+  CHECK(Field("\"\"", &s).is_null());
+}
+
+TEST_CASE("batch and file payloads split into messages") {
+  struct H : PayloadHandler {
+    std::vector<std::string> msgs;
+    std::vector<bool> batch;
+    size_t stray = 0;
+    void message(std::string_view t, size_t, bool b) override { msgs.emplace_back(t); batch.push_back(b); }
+    void stray_segment(std::string_view, size_t) override { ++stray; }
+  } h;
+  std::string p = "FHS|^~\\&|A\rBHS|^~\\&|A\rMSH|^~\\&|A|||||ADT^A01|1\rPID|1\rMSH|^~\\&|A|||||ADT^A01|2\rBTS|2\rFTS|1\r";
+  PayloadInfo info = split_payload(p, h);
+  CHECK(info.file);
+  CHECK(info.batch);
+  CHECK(info.messages == 2);
+  REQUIRE(h.msgs.size() == 2);
+  CHECK(h.msgs[0] == "MSH|^~\\&|A|||||ADT^A01|1\rPID|1");
+  CHECK(h.batch[1]);
+  CHECK(info.bts == "BTS|2");
+  CHECK(info.headers_out_of_place == 0);
+  H g;
+  info = split_payload("EVN|A04\rMSH|^~\\&|A\rBHS|^~\\&\rBHS|^~\\&\r", g);
+  CHECK(g.stray == 1);
+  CHECK(info.headers_out_of_place == 1);
+  CHECK(g.msgs.size() == 1);
+}
+
+TEST_CASE("charset names from MSH-18") {
+  CHECK(charset_from_msh18("") == Charset::unspecified);
+  CHECK(charset_from_msh18("ASCII") == Charset::ascii);
+  CHECK(charset_from_msh18("8859/1") == Charset::latin1);
+  CHECK(charset_from_msh18("8859/15") == Charset::latin_other);
+  CHECK(charset_from_msh18("UNICODE UTF-8") == Charset::utf8);
+  CHECK(charset_from_msh18("UNICODE UTF-16") == Charset::unicode_other);
+  std::string out;
+  to_utf8("M\xfcller", Charset::latin1, out);
+  CHECK(out == "M\xc3\xbcller");
+}

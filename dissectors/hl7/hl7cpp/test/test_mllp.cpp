@@ -1,0 +1,86 @@
+#include <catch2/catch.hpp>
+
+#include <random>
+#include <string>
+#include <vector>
+
+#include "hl7cpp/mllp.h"
+
+using namespace hl7cpp;
+
+namespace {
+struct Rec : MllpHandler {
+  std::vector<std::string> log;
+  void frame(const MllpFrame& f) override {
+    log.push_back("F@" + std::to_string(f.offset) + (f.terminated ? "" : "!") + (f.start_block ? "" : "?") + ":" +
+                  std::string(f.payload));
+  }
+  void anomaly(MllpAnomaly a, uint64_t off) override { log.push_back(std::string("A:") + to_string(a) + "@" + std::to_string(off)); }
+};
+
+std::vector<std::string> run(const std::string& s, const std::vector<size_t>& cuts, size_t max = 1 << 20) {
+  MllpFramer f(max);
+  Rec r;
+  size_t p = 0;
+  for (size_t c : cuts) { f.feed(s.substr(p, c - p), r); p = c; }
+  f.feed(s.substr(p), r);
+  f.finish(r);
+  return r.log;
+}
+}  // namespace
+
+TEST_CASE("frames and their offsets") {
+  std::string s = "\x0bMSH|a\rPID|1\r\x1c\r\x0bMSH|b\x1c\r";
+  auto log = run(s, {});
+  REQUIRE(log.size() == 2);
+  CHECK(log[0] == "F@0:MSH|a\rPID|1\r");
+  CHECK(log[1] == "F@16:MSH|b");
+}
+
+TEST_CASE("framing is split-invariant, anomalies included") {
+  std::string s = "xx\x0bMSH|a\x1c\r\n\x0bMSH|b\x1cZ\x0bMSH|c\x0bMSH|d\x1c\r\r\nMSH|e\x1c\rjunk\x0bMSH|f";
+  auto want = run(s, {});
+  CHECK(want == std::vector<std::string>{
+                    "A:data_outside_frame@0", "F@2:MSH|a", "F@11:MSH|b", "A:bad_end_block@20",
+                    "A:data_outside_frame@20", "F@21:MSH|c!", "A:missing_end_block@27", "F@27:MSH|d",
+                    "A:missing_start_block@37", "F@37?:MSH|e", "A:data_outside_frame@45", "A:unterminated_frame@49",
+                    "F@49!:MSH|f"});
+  for (size_t a = 0; a <= s.size(); ++a)
+    for (size_t b = a; b <= s.size(); ++b) {
+      INFO("cuts " << a << "," << b);
+      REQUIRE(run(s, {a, b}) == want);
+    }
+}
+
+TEST_CASE("frames over the cap are skipped, the same for every split") {
+  std::string s = "\x0bMSH|0123456789\x1c\r\x0bMSH|ok\x1c\r\x0bMSH|0123456789\x0bMSH|ok2\x1c\r";
+  auto want = run(s, {}, 8);
+  CHECK(want == std::vector<std::string>{"A:frame_too_large@0", "F@17:MSH|ok", "A:frame_too_large@27",
+                                         "F@42:MSH|ok2"});
+  for (size_t a = 0; a <= s.size(); ++a) REQUIRE(run(s, {a}, 8) == want);
+}
+
+TEST_CASE("a gap drops the frame in progress and resyncs silently") {
+  MllpFramer f;
+  Rec r;
+  f.feed(std::string("\x0bMSH|a"), r);
+  f.gap(100, r);
+  f.feed(std::string("tail of lost frame\x1c\r\x0bMSH|b\x1c\r"), r);
+  f.finish(r);
+  CHECK(r.log == std::vector<std::string>{"A:unterminated_frame@0", "F@126:MSH|b"});
+}
+
+TEST_CASE("random streams: same frames for random chunkings") {
+  std::mt19937 rng(3);
+  const std::string alpha = "\x0b\x1c\rMSH|x\n ";
+  for (int round = 0; round < 200; ++round) {
+    std::string s;
+    size_t n = std::uniform_int_distribution<size_t>(0, 200)(rng);
+    for (size_t i = 0; i < n; ++i) s += alpha[std::uniform_int_distribution<size_t>(0, alpha.size() - 1)(rng)];
+    auto want = run(s, {}, 16);
+    std::vector<size_t> cuts;
+    for (size_t i = 0; i < s.size(); ++i)
+      if (std::uniform_int_distribution<int>(0, 3)(rng) == 0) cuts.push_back(i);
+    REQUIRE(run(s, cuts, 16) == want);
+  }
+}
