@@ -1,5 +1,7 @@
 #include "dissectors/registry.h"
 
+#include "dissectors/hl7/hl7_dissector.h"
+
 // Adding a protocol: include its header and add one line to kAll.
 
 namespace medmon {
@@ -7,6 +9,7 @@ namespace medmon {
 namespace {
 const DissectorInfo* const kAll[] = {
     nullptr,  // keeps the array non-empty; skipped by all_dissectors()
+    &kHl7Info,
 };
 }  // namespace
 

@@ -183,6 +183,9 @@ void MllpFramer::feed(std::span<const uint8_t> data, MllpHandler& h) {
       }
     }
   }
+  // A bare message whose first bytes closed this chunk: keep them for the next one.
+  if (state_ == State::in_frame && begin && begin < end)
+    buf_.append(reinterpret_cast<const char*>(begin), static_cast<size_t>(end - begin));
   pos_ += data.size();
 }
 

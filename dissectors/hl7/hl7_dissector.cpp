@@ -1,0 +1,662 @@
+#include "dissectors/hl7/hl7_dissector.h"
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "dissectors/hl7/http_body.h"
+#include "hl7cpp/message.h"
+#include "hl7cpp/mllp.h"
+
+namespace medmon {
+namespace hl7 {
+
+namespace {
+
+constexpr size_t kMaxFrame = 4u << 20;   // largest message we assemble (ED results carry PDFs)
+constexpr size_t kMaxPending = 256;      // unacknowledged messages tracked per flow
+constexpr size_t kMaxControlId = 48;     // longer control ids are compared on this prefix
+constexpr size_t kMaxListed = 16;        // cap for lists inside one event
+constexpr std::string_view kName = "hl7";
+
+bool is_header_id(const uint8_t* p) {
+  return (p[0] == 'M' && p[1] == 'S' && p[2] == 'H') || (p[0] == 'F' && p[1] == 'H' && p[2] == 'S') ||
+         (p[0] == 'B' && p[1] == 'H' && p[2] == 'S');
+}
+bool is_delim(uint8_t c) {
+  return c > 0x20 && c < 0x7f && !((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'));
+}
+bool icontains(std::string_view hay, std::string_view needle) {
+  if (needle.size() > hay.size()) return false;
+  for (size_t i = 0; i + needle.size() <= hay.size(); ++i) {
+    size_t k = 0;
+    for (; k < needle.size(); ++k) {
+      char a = hay[i + k];
+      if (a >= 'A' && a <= 'Z') a = static_cast<char>(a - 'A' + 'a');
+      if (a != needle[k]) break;
+    }
+    if (k == needle.size()) return true;
+  }
+  return false;
+}
+bool hl7_content_type(std::string_view ct) {
+  return icontains(ct, "hl7") || icontains(ct, "er7");
+}
+// Body (or its start) looks like HL7 v2: optional 0x0B/whitespace, then MSH/FHS/BHS + delimiter.
+Probe body_is_hl7(std::span<const uint8_t> b) {
+  size_t i = 0;
+  while (i < b.size() && (b[i] == 0x0B || b[i] == '\r' || b[i] == '\n' || b[i] == ' ')) ++i;
+  if (b.size() - i < 4) return Probe::need_more;
+  return is_header_id(b.data() + i) && is_delim(b[i + 3]) ? Probe::yes : Probe::no;
+}
+
+// PHI fields we look for, by segment (HIPAA Safe Harbor identifiers; see docs/hl7.md).
+struct PhiSeg {
+  const char* seg;
+  std::array<uint8_t, 18> fields;  // 0-terminated
+};
+constexpr PhiSeg kPhi[] = {
+    {"PID", {2, 3, 4, 5, 6, 7, 9, 11, 12, 13, 14, 18, 19, 20, 21, 23, 29, 0}},
+    {"NK1", {2, 4, 5, 6, 16, 30, 31, 32, 37, 0}},
+    {"IN1", {16, 18, 19, 36, 49, 0}},
+    {"GT1", {2, 3, 5, 6, 7, 8, 12, 16, 0}},
+    {"PV1", {19, 44, 45, 0}},
+    {"MRG", {1, 3, 4, 7, 0}},
+    {"PD1", {4, 0}},
+    {"ORC", {2, 3, 0}},
+    {"OBR", {2, 3, 0}},
+    {"OBX", {5, 0}},
+    {"NTE", {3, 0}},
+    {"EVN", {2, 0}},
+};
+constexpr size_t kPhiSegs = sizeof(kPhi) / sizeof(kPhi[0]);
+
+// Bit index of each (segment, field) in the table above, and its name ("PID-5").
+struct PhiIndex {
+  std::array<std::array<int8_t, 50>, kPhiSegs> bit{};
+  std::vector<std::string> names;
+  PhiIndex() {
+    for (auto& row : bit) row.fill(-1);
+    for (size_t s = 0; s < kPhiSegs; ++s)
+      for (uint8_t f : kPhi[s].fields) {
+        if (!f) break;
+        bit[s][f] = static_cast<int8_t>(names.size());
+        names.push_back(std::string(kPhi[s].seg) + "-" + std::to_string(f));
+      }
+  }
+};
+const PhiIndex& phi_index() {
+  static const PhiIndex idx;
+  return idx;
+}
+int phi_seg(std::string_view name) {
+  for (size_t s = 0; s < kPhiSegs; ++s)
+    if (name == kPhi[s].seg) return static_cast<int>(s);
+  return -1;
+}
+
+struct PendingMsg {
+  char id[kMaxControlId];
+  uint8_t id_len = 0;
+  char type[24];
+  uint8_t type_len = 0;
+  Timestamp ts;
+  Dir dir = Dir::to_server;
+  std::string_view control_id() const { return {id, id_len}; }
+  std::string_view msg_type() const { return {type, type_len}; }
+};
+
+enum class Mode : uint8_t { unknown, mllp, http };
+
+class Hl7Dissector;
+
+struct DirState : hl7cpp::MllpHandler, HttpHandler {
+  Hl7Dissector* self = nullptr;
+  Dir dir = Dir::to_server;
+  Mode mode = Mode::unknown;
+  hl7cpp::MllpFramer framer{kMaxFrame};
+  HttpReader http{kMaxFrame};
+  uint64_t base = 0;          // stream offset of the first byte this dissector saw
+  bool based = false;
+  FlowContext* ctx = nullptr;
+
+  void frame(const hl7cpp::MllpFrame& f) override;
+  void anomaly(hl7cpp::MllpAnomaly a, uint64_t offset) override;
+  void http_message(const HttpMessage& m) override;
+  void http_anomaly(std::string_view name, uint64_t offset) override;
+};
+
+// Scratch space for one body framed with MLLP inside HTTP.
+struct BodyFrames : hl7cpp::MllpHandler {
+  Hl7Dissector* self;
+  DirState* ds;
+  uint64_t base;
+  void frame(const hl7cpp::MllpFrame& f) override;
+  void anomaly(hl7cpp::MllpAnomaly a, uint64_t offset) override;
+};
+
+class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
+ public:
+  Hl7Dissector() {
+    for (int d = 0; d < 2; ++d) {
+      dirs_[d].self = this;
+      dirs_[d].dir = static_cast<Dir>(d);
+    }
+  }
+
+  Consumed on_data(Dir dir, std::span<const uint8_t> data, FlowContext& ctx) override {
+    DirState& s = dirs_[static_cast<int>(dir)];
+    s.ctx = &ctx;
+    if (!s.based) { s.base = ctx.stream_offset(); s.based = true; }
+    if (s.mode == Mode::unknown) {
+      size_t i = 0;
+      while (i < data.size() && (data[i] == '\r' || data[i] == '\n')) ++i;
+      auto rest = data.subspan(i);
+      if (rest.empty()) return {data.size(), 0, 0, false};
+      if (rest[0] == 0x0B || rest[0] == 'M' || rest[0] == 'F' || rest[0] == 'B') {
+        s.mode = Mode::mllp;
+      } else {
+        static constexpr std::string_view kHttp[] = {"POST ", "PUT ", "HTTP/"};
+        bool maybe = false, http = false;
+        for (auto m : kHttp) {
+          size_t n = std::min(m.size(), rest.size());
+          if (std::memcmp(rest.data(), m.data(), n) == 0) {
+            if (n == m.size()) http = true; else maybe = true;
+          }
+        }
+        if (http) s.mode = Mode::http;
+        else if (maybe) return {0, data.size() + 5, 0, false};
+        else s.mode = Mode::mllp;  // the framer reports what it cannot frame
+      }
+    }
+    cur_ctx_ = &ctx;
+    if (s.mode == Mode::mllp) s.framer.feed(data, s);
+    else s.http.feed(data, s);
+    return {data.size(), 0, 0, false};
+  }
+
+  void on_gap(Dir dir, uint64_t missing, FlowContext& ctx) override {
+    DirState& s = dirs_[static_cast<int>(dir)];
+    s.ctx = &ctx;
+    cur_ctx_ = &ctx;
+    ++ctx.counters().at("hl7.gaps");
+    if (s.mode == Mode::mllp) s.framer.gap(missing, s);
+    else if (s.mode == Mode::http) s.http.gap(missing);
+  }
+
+  void on_end(Dir dir, FlowContext& ctx) override {
+    DirState& s = dirs_[static_cast<int>(dir)];
+    s.ctx = &ctx;
+    cur_ctx_ = &ctx;
+    if (s.mode == Mode::mllp) s.framer.finish(s);
+    else if (s.mode == Mode::http) s.http.finish(s);
+  }
+
+  void on_flow_end(FlowContext& ctx) override {
+    if (pending_.empty()) return;
+    ctx.counters().at("hl7.unacked") += pending_.size();
+    auto& w = ctx.begin_event("hl7");
+    w.object("hl7");
+    w.field("kind", "unacked");
+    w.field("unacked_count", static_cast<uint64_t>(pending_.size()));
+    w.array("unacked");
+    size_t n = 0;
+    for (auto& p : pending_) {
+      if (n++ == kMaxListed) break;
+      w.begin_object();
+      w.field("control_id", p.control_id());
+      w.field("message_type", p.msg_type());
+      w.field("direction", dir_name(p.dir));
+      w.field("sent", format_rfc3339(p.ts));
+      w.end_object();
+    }
+    w.end_array();
+    w.end_object();
+    ctx.end_event();
+    pending_.clear();
+  }
+
+  // One framed or HTTP payload: split into messages (batches hold several).
+  void payload(DirState& s, std::string_view text, uint64_t offset, const char* transport, bool complete) {
+    cur_dir_ = &s;
+    cur_offset_ = offset;
+    cur_transport_ = transport;
+    cur_complete_ = complete;
+    stray_reported_ = false;
+    hl7cpp::PayloadInfo info = hl7cpp::split_payload(text, *this);
+    FlowContext& ctx = *s.ctx;
+    if (info.headers_out_of_place) ctx.anomaly(kName, "hl7.batch_structure", offset);
+    if (info.messages == 0 && info.stray_segments == 0) {
+      bool blank = std::all_of(text.begin(), text.end(), [](char c) { return c == '\r' || c == '\n' || c == ' '; });
+      if (!blank) ctx.anomaly(kName, "hl7.no_message", offset);
+    }
+    if (info.file || info.batch) ++ctx.counters().at("hl7.batches");
+  }
+
+  // hl7cpp::PayloadHandler
+  void message(std::string_view text, size_t off, bool in_batch) override {
+    process_message(*cur_dir_, text, cur_offset_ + off, in_batch);
+  }
+  void stray_segment(std::string_view, size_t off) override {
+    if (stray_reported_) return;
+    stray_reported_ = true;
+    cur_dir_->ctx->anomaly(kName, "hl7.segment_outside_message", cur_offset_ + off);
+  }
+
+ private:
+  // Text of a raw value for output: unescaped only when it holds escapes, converted to UTF-8
+  // when MSH-18 says ISO 8859-1. Returns a view valid until the next call with the same scratch.
+  std::string_view text_of(std::string_view raw, std::string& scratch) {
+    bool esc = hl7cpp::has_escape(raw, msg_.separators());
+    bool latin = charset_ == hl7cpp::Charset::latin1 &&
+                 std::any_of(raw.begin(), raw.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; });
+    if (!esc && !latin) return raw;
+    scratch.clear();
+    if (esc) {
+      tmp_.clear();
+      if (!hl7cpp::unescape_to(raw, msg_.separators(), tmp_)) bad_escape_ = true;
+      if (latin) hl7cpp::to_utf8(tmp_, charset_, scratch); else scratch.swap(tmp_);
+    } else {
+      hl7cpp::to_utf8(raw, charset_, scratch);
+    }
+    return scratch;
+  }
+  void write_text(JsonWriter& w, std::string_view key, std::string_view raw) {
+    if (raw.empty()) return;
+    w.field(key, text_of(raw, scratch_));
+  }
+
+  void process_message(DirState& s, std::string_view text, uint64_t offset, bool in_batch);
+
+  std::array<DirState, 2> dirs_;
+  hl7cpp::Message msg_;
+  hl7cpp::Charset charset_ = hl7cpp::Charset::unspecified;
+  std::vector<PendingMsg> pending_;
+  std::string scratch_, tmp_, pseudo_in_;
+  std::array<std::string_view, 64> f_{};
+  FlowContext* cur_ctx_ = nullptr;
+  DirState* cur_dir_ = nullptr;
+  uint64_t cur_offset_ = 0;
+  const char* cur_transport_ = "mllp";
+  bool cur_complete_ = true;
+  bool stray_reported_ = false;
+  bool bad_escape_ = false;
+  uint64_t phi_seen_flow_ = 0;   // PHI fields already added to the flow facts
+  bool attrs_set_ = false;
+  uint64_t* msg_counter_ = nullptr;
+  friend struct DirState;
+  friend struct BodyFrames;
+};
+
+void DirState::frame(const hl7cpp::MllpFrame& f) {
+  self->payload(*this, f.payload, base + f.offset + (f.start_block ? 1 : 0), f.start_block ? "mllp" : "tcp",
+                f.terminated);
+}
+void DirState::anomaly(hl7cpp::MllpAnomaly a, uint64_t offset) {
+  std::string name = "mllp.";
+  name += hl7cpp::to_string(a);
+  ctx->anomaly(kName, name, base + offset);
+}
+void DirState::http_anomaly(std::string_view name, uint64_t offset) { ctx->anomaly(kName, name, base + offset); }
+
+void DirState::http_message(const HttpMessage& m) {
+  if (m.body.empty()) return;
+  auto b = std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(m.body.data()), m.body.size());
+  bool typed = hl7_content_type(m.content_type);
+  if (!typed && body_is_hl7(b) != Probe::yes) return;  // some other HTTP exchange on the flow
+  ++ctx->counters().at("hl7.http_bodies");
+  size_t i = 0;
+  while (i < b.size() && (b[i] == '\r' || b[i] == '\n' || b[i] == ' ')) ++i;
+  uint64_t body_off = base + m.offset;  // bodies are reassembled: offsets point at the HTTP message
+  if (i < b.size() && b[i] == 0x0B) {
+    BodyFrames bf;
+    bf.self = self;
+    bf.ds = this;
+    bf.base = body_off;
+    hl7cpp::MllpFramer fr(kMaxFrame);
+    fr.feed(b, bf);
+    fr.finish(bf);
+    return;
+  }
+  self->payload(*this, m.body, body_off, "http", m.complete);
+}
+
+void BodyFrames::frame(const hl7cpp::MllpFrame& f) { self->payload(*ds, f.payload, base, "http", f.terminated); }
+void BodyFrames::anomaly(hl7cpp::MllpAnomaly a, uint64_t) {
+  std::string name = "mllp.";
+  name += hl7cpp::to_string(a);
+  ds->ctx->anomaly(kName, name, base);
+}
+
+void Hl7Dissector::process_message(DirState& s, std::string_view text, uint64_t offset, bool in_batch) {
+  FlowContext& ctx = *s.ctx;
+  if (!msg_counter_) msg_counter_ = &ctx.counters().at("hl7.messages");
+  ++*msg_counter_;
+  hl7cpp::ParseStatus st = msg_.parse(text);
+  if (st == hl7cpp::ParseStatus::bad_encoding) {
+    ctx.anomaly(kName, "hl7.bad_encoding_characters", offset);
+    return;
+  }
+  if (st == hl7cpp::ParseStatus::too_many_segments) ctx.anomaly(kName, "hl7.too_many_segments", offset);
+  if (st != hl7cpp::ParseStatus::ok && st != hl7cpp::ParseStatus::too_many_segments) {
+    ctx.anomaly(kName, "hl7.bad_header", offset);
+    return;
+  }
+  bad_escape_ = false;
+  const hl7cpp::Separators& sep = msg_.separators();
+  hl7cpp::Msh msh = msg_.msh();
+
+  // MSH, one pass.
+  size_t nf = msh.split_fields(f_.data(), 22);
+  auto F = [&](size_t k) { return k < nf ? f_[k] : std::string_view(); };
+  std::string_view msh3 = F(3), msh4 = F(4), msh5 = F(5), msh6 = F(6), msh7 = F(7), msh9 = F(9),
+                   msh10 = F(10), msh11 = F(11), msh12 = F(12), msh15 = F(15), msh16 = F(16), msh18 = F(18);
+  charset_ = hl7cpp::charset_from_msh18(hl7cpp::nth_piece(msh18, sep.repetition, 1));
+  std::string_view msg_code = hl7cpp::nth_piece(msh9, sep.component, 1);
+  std::string_view trigger = hl7cpp::nth_piece(msh9, sep.component, 2);
+  std::string_view structure = hl7cpp::nth_piece(msh9, sep.component, 3);
+  std::string_view version = hl7cpp::nth_piece(msh12, sep.component, 1);
+  std::string_view proc_id = hl7cpp::nth_piece(msh11, sep.component, 1);
+
+  // Walk the other segments once.
+  const PhiIndex& phi = phi_index();
+  uint64_t phi_mask = 0;
+  std::array<std::string_view, 24> seg_names{};
+  size_t n_names = 0;
+  std::string_view patient_id, patient_name, placer, filler, ack_code, ack_id, err_code;
+  std::array<std::string_view, kMaxListed> equipment{};
+  size_t n_equipment = 0;
+  struct PrtDevice { std::string_view device, udi, serial, type; };
+  std::array<PrtDevice, 4> prt{};
+  size_t n_prt = 0;
+  bool z_phi = false;
+  for (size_t i = 0; i < msg_.size(); ++i) {
+    hl7cpp::Segment seg = msg_.segment(i);
+    std::string_view name = seg.name();
+    if (name.size() > 8) name = name.substr(0, 8);
+    bool dup = false;
+    for (size_t k = 0; k < n_names; ++k) if (seg_names[k] == name) { dup = true; break; }
+    if (!dup && n_names < seg_names.size()) seg_names[n_names++] = name;
+    if (i == 0) continue;
+    int ps = phi_seg(name);
+    bool is_prt = name == "PRT", is_msa = name == "MSA", is_err = name == "ERR";
+    bool is_z = !name.empty() && name[0] == 'Z';
+    if (ps < 0 && !is_prt && !is_msa && !is_err && !is_z) continue;
+    size_t n = seg.split_fields(f_.data(), f_.size());
+    auto G = [&](size_t k) { return k < n ? f_[k] : std::string_view(); };
+    auto present = [&](size_t k) { return hl7cpp::Field(G(k), &sep).has_value(); };
+    if (ps >= 0) {
+      for (uint8_t fld : kPhi[ps].fields) {
+        if (!fld) break;
+        if (present(fld)) phi_mask |= 1ULL << phi.bit[ps][fld];
+      }
+      std::string_view sname = kPhi[ps].seg;
+      if (sname == "PID") {
+        if (patient_id.empty()) {
+          // CX.1 of the first identifier: the MRN a DICOM Patient ID carries too.
+          patient_id = hl7cpp::nth_piece(hl7cpp::nth_piece(G(3), sep.repetition, 1), sep.component, 1);
+          if (patient_id.empty()) patient_id = hl7cpp::nth_piece(G(2), sep.component, 1);
+        }
+        if (patient_name.empty()) patient_name = hl7cpp::nth_piece(G(5), sep.repetition, 1);
+      } else if (sname == "ORC" || sname == "OBR") {
+        if (placer.empty()) placer = hl7cpp::nth_piece(G(2), sep.component, 1);
+        if (filler.empty()) filler = hl7cpp::nth_piece(G(3), sep.component, 1);
+      } else if (sname == "OBX") {
+        std::string_view eq = hl7cpp::nth_piece(G(18), sep.repetition, 1);
+        if (!eq.empty() && n_equipment < equipment.size()) {
+          bool seen = false;
+          for (size_t k = 0; k < n_equipment; ++k) if (equipment[k] == eq) seen = true;
+          if (!seen) equipment[n_equipment++] = eq;
+        }
+      }
+    } else if (is_prt) {
+      PrtDevice d{G(10), G(16), G(20), G(22)};
+      if ((!d.device.empty() || !d.udi.empty() || !d.serial.empty()) && n_prt < prt.size()) prt[n_prt++] = d;
+    } else if (is_msa) {
+      if (ack_code.empty()) {
+        ack_code = G(1);
+        ack_id = G(2);
+      }
+    } else if (is_err) {
+      if (err_code.empty()) {
+        // v2.5+: ERR-3 (CWE); v2.3/2.4: ERR-1 (ELD) whose 4th component is the code.
+        err_code = hl7cpp::nth_piece(G(3), sep.component, 1);
+        if (err_code.empty())
+          err_code = hl7cpp::nth_piece(hl7cpp::nth_piece(G(1), sep.component, 4), sep.subcomponent, 1);
+      }
+    } else if (is_z) {
+      for (size_t k = 1; k < n && !z_phi; ++k) if (present(k)) z_phi = true;
+    }
+  }
+
+  // Flow facts: PHI fields seen in clear, sender identity.
+  FlowFacts& facts = ctx.facts();
+  uint64_t fresh = phi_mask & ~phi_seen_flow_;
+  if (fresh) {
+    for (size_t b = 0; b < phi.names.size(); ++b)
+      if (fresh & (1ULL << b)) facts.add_phi(phi.names[b]);
+    phi_seen_flow_ |= fresh;
+  }
+  if (z_phi) facts.add_phi("Z-segment");
+  bool is_response = !ack_code.empty();
+  if (!attrs_set_ && !is_response) {
+    attrs_set_ = true;
+    facts.set_attr("hl7.msh3", text_of(msh3, scratch_));
+    facts.set_attr("hl7.msh4", text_of(msh4, scratch_));
+    facts.set_attr("hl7.msh5", text_of(msh5, scratch_));
+    facts.set_attr("hl7.msh6", text_of(msh6, scratch_));
+    facts.set_attr("hl7.version", version);
+    if (!proc_id.empty()) facts.set_attr("hl7.processing_id", proc_id);
+  }
+
+  // ACK pairing.
+  bool matched = false;
+  int64_t latency_us = 0;
+  std::string_view acked_type;
+  char acked_buf[24];
+  if (is_response) {
+    std::string_view id = ack_id.substr(0, kMaxControlId);
+    for (size_t k = 0; k < pending_.size(); ++k) {
+      if (pending_[k].control_id() == id && pending_[k].dir != s.dir) {
+        matched = true;
+        latency_us = ctx.now().usec - pending_[k].ts.usec;
+        std::memcpy(acked_buf, pending_[k].type, pending_[k].type_len);
+        acked_type = std::string_view(acked_buf, pending_[k].type_len);
+        pending_.erase(pending_.begin() + static_cast<ptrdiff_t>(k));
+        break;
+      }
+    }
+    if (!matched) ++ctx.counters().at("hl7.ack.unmatched");
+    if (ack_code.size() == 2 && ack_code[1] != 'A') ++ctx.counters().at("hl7.ack.negative");
+  } else if (!in_batch && !msh10.empty() &&
+             !(msh15 == "NE" && (msh16.empty() || msh16 == "NE"))) {
+    std::string_view id = msh10.substr(0, kMaxControlId);
+    PendingMsg* slot = nullptr;
+    for (auto& p : pending_) if (p.control_id() == id && p.dir == s.dir) { slot = &p; break; }
+    if (slot) {
+      ++ctx.counters().at("hl7.duplicate_control_id");
+    } else if (pending_.size() >= kMaxPending) {
+      ++ctx.counters().at("hl7.ack.table_full");
+    } else {
+      pending_.emplace_back();
+      slot = &pending_.back();
+    }
+    if (slot) {
+      slot->id_len = static_cast<uint8_t>(id.size());
+      std::memcpy(slot->id, id.data(), id.size());
+      size_t tl = 0;
+      auto put = [&](std::string_view v) {
+        size_t n = std::min(v.size(), sizeof(slot->type) - tl);
+        std::memcpy(slot->type + tl, v.data(), n);
+        tl += n;
+      };
+      put(msg_code);
+      if (!trigger.empty()) { put("^"); put(trigger); }
+      slot->type_len = static_cast<uint8_t>(tl);
+      slot->ts = ctx.now();
+      slot->dir = s.dir;
+    }
+  }
+
+  // The event.
+  JsonWriter& w = ctx.begin_event("hl7");
+  w.object("hl7");
+  w.field("kind", "message");
+  w.field("transport", cur_transport_);
+  w.field("direction", dir_name(s.dir));
+  w.field("offset", offset);
+  if (!cur_complete_) w.field("complete", false);
+  if (in_batch) w.field("batch", true);
+  if (msg_.lf_line_ends()) w.field("lf_line_ends", true);
+  write_text(w, "sending_application", msh3);
+  write_text(w, "sending_facility", msh4);
+  write_text(w, "receiving_application", msh5);
+  write_text(w, "receiving_facility", msh6);
+  if (!msh7.empty()) w.field("message_datetime", hl7cpp::nth_piece(msh7, sep.component, 1));
+  write_text(w, "message_type", msg_code);
+  write_text(w, "trigger_event", trigger);
+  write_text(w, "message_structure", structure);
+  write_text(w, "control_id", msh10);
+  write_text(w, "processing_id", proc_id);
+  write_text(w, "version", version);
+  write_text(w, "accept_ack_type", msh15);
+  write_text(w, "application_ack_type", msh16);
+  if (!msh18.empty()) {
+    write_text(w, "charset", hl7cpp::nth_piece(msh18, sep.repetition, 1));
+  }
+  w.array("segments");
+  for (size_t k = 0; k < n_names; ++k) w.value(seg_names[k]);
+  w.end_array();
+  w.field("segment_count", static_cast<uint64_t>(msg_.size()));
+  if (is_response) {
+    w.object("ack");
+    w.field("code", ack_code);
+    w.field("control_id", text_of(ack_id, scratch_));
+    w.field("matched", matched);
+    if (matched) {
+      w.field("latency_us", latency_us);
+      if (!acked_type.empty()) w.field("acked_type", acked_type);
+    }
+    if (!err_code.empty()) w.field("error_code", err_code);
+    w.end_object();
+  }
+  if (phi_mask || z_phi) {
+    w.array("phi_fields");
+    for (size_t b = 0; b < phi.names.size(); ++b)
+      if (phi_mask & (1ULL << b)) w.value(phi.names[b]);
+    if (z_phi) w.value("Z-segment");
+    w.end_array();
+  }
+  if (!patient_id.empty() || !patient_name.empty()) {
+    w.object("patient");
+    if (!patient_id.empty()) w.field("id", ctx.pseudonym(text_of(patient_id, scratch_)));
+    if (!patient_name.empty()) {
+      // XPN family^given^middle^suffix^prefix reordered to DICOM PN family^given^middle^prefix^suffix,
+      // so a name pseudonymises the same from both protocols.
+      pseudo_in_.clear();
+      std::string_view c[5];
+      for (size_t k = 0; k < 5; ++k) c[k] = hl7cpp::nth_piece(patient_name, sep.component, k + 1);
+      c[0] = hl7cpp::nth_piece(c[0], sep.subcomponent, 1);
+      const size_t order[5] = {0, 1, 2, 4, 3};
+      for (size_t k = 0; k < 5; ++k) {
+        if (k) pseudo_in_.push_back('^');
+        pseudo_in_.append(text_of(c[order[k]], scratch_));
+      }
+      w.field("name", ctx.pseudonym(pseudo_in_));
+    }
+    w.end_object();
+  }
+  if (!placer.empty() || !filler.empty()) {
+    w.object("order");
+    if (!placer.empty()) w.field("placer", ctx.pseudonym(text_of(placer, scratch_)));
+    if (!filler.empty()) w.field("filler", ctx.pseudonym(text_of(filler, scratch_)));
+    w.end_object();
+  }
+  if (n_equipment || n_prt) {
+    // Device identity (for the asset inventory): the equipment that produced results.
+    w.array("devices");
+    for (size_t k = 0; k < n_equipment; ++k) {
+      w.begin_object();
+      w.field("source", "OBX-18");
+      w.field("id", text_of(equipment[k], scratch_));
+      w.end_object();
+    }
+    for (size_t k = 0; k < n_prt; ++k) {
+      w.begin_object();
+      w.field("source", "PRT");
+      write_text(w, "id", prt[k].device);
+      write_text(w, "udi", prt[k].udi);
+      write_text(w, "serial", prt[k].serial);
+      write_text(w, "type", prt[k].type);
+      w.end_object();
+    }
+    w.end_array();
+  }
+  w.end_object();
+  ctx.end_event();
+  if (bad_escape_) ctx.anomaly(kName, "hl7.bad_escape", offset);
+}
+
+std::unique_ptr<Dissector> make() { return std::make_unique<Hl7Dissector>(); }
+
+constexpr uint16_t kPorts[] = {2575};
+
+}  // namespace
+
+Probe probe(std::span<const uint8_t> b, Dir) {
+  if (b.empty()) return Probe::need_more;
+  if (b[0] == 0x0B) {
+    if (b.size() < 5) return Probe::need_more;
+    return is_header_id(b.data() + 1) && is_delim(b[4]) ? Probe::yes : Probe::no;
+  }
+  if (b[0] == 'M' || b[0] == 'F' || b[0] == 'B') {
+    // A bare message (no MLLP): MSH + field separator + encoding characters.
+    if (b.size() < 8) {
+      static constexpr std::string_view ids[] = {"MSH", "FHS", "BHS"};
+      for (auto id : ids)
+        if (std::memcmp(b.data(), id.data(), std::min<size_t>(3, b.size())) == 0) return Probe::need_more;
+      return Probe::no;
+    }
+    if (!is_header_id(b.data()) || !is_delim(b[3])) return Probe::no;
+    for (size_t i = 4; i < 7; ++i)
+      if (!is_delim(b[i]) || b[i] == b[3]) return Probe::no;
+    return Probe::yes;
+  }
+  // HL7 in HTTP: a request with a body, or a response.
+  std::string_view s(reinterpret_cast<const char*>(b.data()), b.size());
+  static constexpr std::string_view kStarts[] = {"POST ", "PUT ", "HTTP/"};
+  bool http = false;
+  for (auto m : kStarts) {
+    size_t n = std::min(m.size(), s.size());
+    if (s.compare(0, n, m.substr(0, n)) == 0) {
+      if (n < m.size()) return Probe::need_more;
+      http = true;
+    }
+  }
+  if (!http) return Probe::no;
+  size_t end = s.find("\r\n\r\n");
+  std::string_view head = s.substr(0, end);
+  size_t ct = 0;
+  while ((ct = head.find('\n', ct)) != std::string_view::npos) {
+    ++ct;
+    std::string_view line = head.substr(ct, head.find('\n', ct) - ct);
+    if (line.size() > 13 && icontains(line.substr(0, 13), "content-type:") && hl7_content_type(line.substr(13)))
+      return Probe::yes;
+  }
+  if (end == std::string_view::npos) return Probe::need_more;
+  return body_is_hl7(b.subspan(end + 4));
+}
+
+}  // namespace hl7
+
+const DissectorInfo kHl7Info = {
+    .name = "hl7",
+    .transport = Transport::tcp,
+    .probe = &hl7::probe,
+    .make = &hl7::make,
+    .port_hints = hl7::kPorts,
+};
+
+}  // namespace medmon

@@ -1,0 +1,19 @@
+#pragma once
+// HL7 v2 dissector: messages over MLLP (any port) and in HTTP bodies. One `hl7` event per
+// message with its header fields, the segments present, the PHI fields seen (values only as
+// pseudonyms), device identity, and ACK pairing by control id. Built on hl7cpp.
+#include <span>
+
+#include "dissectors/api/dissector.h"
+
+namespace medmon {
+
+extern const DissectorInfo kHl7Info;
+
+namespace hl7 {
+// Content probe: 0x0B then MSH/FHS/BHS, a bare MSH with its delimiters, or an HTTP message
+// whose Content-Type or body is HL7 v2.
+Probe probe(std::span<const uint8_t> first, Dir dir);
+}  // namespace hl7
+
+}  // namespace medmon

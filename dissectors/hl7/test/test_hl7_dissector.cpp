@@ -1,0 +1,315 @@
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <random>
+#include <string>
+#include <vector>
+
+#include "dissectors/hl7/hl7_dissector.h"
+#include "sensor/output/event_output.h"
+#include "sensor/output/pseudonymiser.h"
+
+using namespace medmon;
+using json = nlohmann::json;
+
+namespace {
+
+// Made-up patients only.
+const std::string kAdt =
+    "MSH|^~\\&|ADT1|GOOD HEALTH HOSPITAL|LAB|GHH|20240101120000||ADT^A01^ADT_A01|MSG0001|P|2.5.1\r"
+    "EVN|A01|20240101120000\r"
+    "PID|1||PAT000123^^^GHH^MR||DOE^JANE^Q^^DR^^L||19700101|F|||1 MAIN ST^^SPRINGFIELD^IL^62701||(555)555-0100|||S||AC0001|123-45-6789\r"
+    "NK1|1|DOE^JOHN|SPO^SPOUSE||(555)555-0101\r"
+    "PV1|1|I|ICU^1^2^GHH||||0148^ADDISON^JAMES||||||||||||V0001\r";
+const std::string kAck =
+    "MSH|^~\\&|LAB|GHH|ADT1|GOOD HEALTH HOSPITAL|20240101120001||ACK^A01^ACK|ACK0001|P|2.5.1\rMSA|AA|MSG0001\r";
+const std::string kOru =
+    "MSH|^~\\&|MONITOR|ICU|EHR|GHH|20240101120500||ORU^R01^ORU_R01|ORU77|P|2.7\r"
+    "PID|1||PAT000124^^^GHH^MR||O\\T\\BRIEN^ANNE\r"
+    "OBR|1|PLC100|FIL200|8867-4^Heart rate^LN\r"
+    "OBX|1|NM|8867-4^Heart rate^LN||72|/min|||||F|||20240101120455||||MON-ICU-07\r"
+    "PRT|1|AD||EQUIP||||||||||||(01)00812345678901(21)SN123|||LOT9|SN123||MON\r";
+
+std::string mllp(const std::string& m) { return "\x0b" + m + "\x1c\r"; }
+std::string with_id(std::string m, const std::string& id) { return m.replace(m.find("MSG0001"), 7, id); }
+
+struct Harness {
+  EventOutput out;
+  std::shared_ptr<MemorySink> sink = std::make_shared<MemorySink>();
+  Pseudonymiser phi;
+  EventEndpoints ep;
+  FlowFacts facts;
+  FlowContext ctx{out, phi, ep, facts};
+  std::unique_ptr<Dissector> d = kHl7Info.make();
+  uint64_t off[2] = {0, 0};
+  Harness() {
+    out.add_sink(sink);
+    ep.flow_id = "f1";
+  }
+  void feed(Dir dir, std::string_view bytes, int64_t ts = 1704110400000000) {
+    ctx.set_now(Timestamp{ts});
+    ctx.set_stream_offset(off[static_cast<int>(dir)]);
+    auto r = d->on_data(dir, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()), ctx);
+    REQUIRE(r.used == bytes.size());
+    off[static_cast<int>(dir)] += bytes.size();
+  }
+  void end() {
+    d->on_end(Dir::to_server, ctx);
+    d->on_end(Dir::to_client, ctx);
+    d->on_flow_end(ctx);
+  }
+  std::vector<json> events(const std::string& type = "") const {
+    std::vector<json> v;
+    for (size_t i = 0; i < sink->lines.size(); ++i)
+      if (type.empty() || sink->types[i] == type) v.push_back(json::parse(sink->lines[i]));
+    return v;
+  }
+  std::string all() const {
+    std::string s;
+    for (auto& l : sink->lines) s += l + "\n";
+    return s;
+  }
+};
+
+Probe probe_str(std::string_view s) {
+  return hl7::probe(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(s.data()), s.size()), Dir::to_server);
+}
+
+}  // namespace
+
+TEST_CASE("probe: MLLP, bare MSH and HTTP with an HL7 body") {
+  CHECK(probe_str("\x0bMSH|^~\\&|A") == Probe::yes);
+  CHECK(probe_str("\x0b" "BHS|^~\\&|") == Probe::yes);
+  CHECK(probe_str("\x0bMS") == Probe::need_more);
+  CHECK(probe_str("\x0bXYZ|^~") == Probe::no);
+  CHECK(probe_str("MSH|^~\\&|APP") == Probe::yes);
+  CHECK(probe_str("MSH") == Probe::need_more);
+  CHECK(probe_str("MSHELLO WORLD") == Probe::no);
+  CHECK(probe_str("GET / HTTP/1.1\r\n") == Probe::no);
+  CHECK(probe_str("POST /hl7 HTTP/1.1\r\nContent-Type: x-application/hl7-v2+er7\r\n") == Probe::yes);
+  CHECK(probe_str("POST /x HTTP/1.1\r\nContent-Type: text/plain\r\n\r\nMSH|^~\\&|") == Probe::yes);
+  CHECK(probe_str("POST /x HTTP/1.1\r\nContent-Type: text/plain\r\n\r\n{\"a\":1}") == Probe::no);
+  CHECK(probe_str("POST /x HTTP/1.1\r\nHost: a\r\n") == Probe::need_more);
+  CHECK(probe_str("SSH-2.0-OpenSSH") == Probe::no);
+}
+
+TEST_CASE("one event per message with header fields, PHI only as pseudonyms") {
+  Harness h;
+  h.feed(Dir::to_server, mllp(kAdt));
+  h.feed(Dir::to_client, mllp(kAck), 1704110400002500);
+  h.end();
+  auto ev = h.events("hl7");
+  REQUIRE(ev.size() == 2);
+  auto m = ev[0]["hl7"];
+  CHECK(m["kind"] == "message");
+  CHECK(m["transport"] == "mllp");
+  CHECK(m["direction"] == "to_server");
+  CHECK(m["sending_application"] == "ADT1");
+  CHECK(m["sending_facility"] == "GOOD HEALTH HOSPITAL");
+  CHECK(m["receiving_application"] == "LAB");
+  CHECK(m["receiving_facility"] == "GHH");
+  CHECK(m["message_datetime"] == "20240101120000");
+  CHECK(m["message_type"] == "ADT");
+  CHECK(m["trigger_event"] == "A01");
+  CHECK(m["message_structure"] == "ADT_A01");
+  CHECK(m["control_id"] == "MSG0001");
+  CHECK(m["processing_id"] == "P");
+  CHECK(m["version"] == "2.5.1");
+  CHECK(m["segments"] == json::array({"MSH", "EVN", "PID", "NK1", "PV1"}));
+  CHECK(m["segment_count"] == 5);
+  CHECK(m["phi_fields"] == json::array({"PID-3", "PID-5", "PID-7", "PID-11", "PID-13", "PID-18", "PID-19",
+                                        "NK1-2", "NK1-5", "PV1-19", "EVN-2"}));
+  // The same HMAC as DICOM: PID-3.1 equals a DICOM Patient ID, PID-5 a DICOM PN.
+  CHECK(m["patient"]["id"] == h.phi("PAT000123"));
+  CHECK(m["patient"]["name"] == h.phi("DOE^JANE^Q^DR"));
+  auto a = ev[1]["hl7"];
+  CHECK(a["direction"] == "to_client");
+  CHECK(a["message_type"] == "ACK");
+  CHECK(a["ack"]["code"] == "AA");
+  CHECK(a["ack"]["control_id"] == "MSG0001");
+  CHECK(a["ack"]["matched"] == true);
+  CHECK(a["ack"]["latency_us"] == 2500);
+  CHECK(a["ack"]["acked_type"] == "ADT^A01");
+  CHECK(!a.contains("phi_fields"));
+  // No PHI value leaves in clear.
+  std::string all = h.all();
+  for (const char* v : {"DOE", "JANE", "PAT000123", "19700101", "MAIN ST", "555-0100", "123-45-6789", "V0001"})
+    CHECK(all.find(v) == std::string::npos);
+  CHECK(h.facts.phi_fields.size() == 11);
+  REQUIRE(h.facts.attr("hl7.msh3"));
+  CHECK(*h.facts.attr("hl7.msh3") == "ADT1");
+  CHECK(h.events("anomaly").empty());
+}
+
+TEST_CASE("every split point of an MLLP stream gives the same events") {
+  std::string c2s = mllp(kAdt) + mllp(kOru) + "\r\n" + mllp(with_id(kAdt, "MSG0002"));
+  std::string s2c = mllp(kAck);
+  Harness whole;
+  whole.feed(Dir::to_server, c2s);
+  whole.feed(Dir::to_client, s2c);
+  whole.end();
+  std::string want = whole.all();
+  REQUIRE(whole.events("hl7").size() == 5);
+  for (size_t cut = 0; cut <= c2s.size(); ++cut) {
+    Harness h;
+    h.feed(Dir::to_server, c2s.substr(0, cut));
+    h.feed(Dir::to_server, c2s.substr(cut));
+    h.feed(Dir::to_client, s2c);
+    h.end();
+    INFO("cut at " << cut);
+    REQUIRE(h.all() == want);
+  }
+  // Byte by byte, and random chunkings.
+  Harness b;
+  for (char c : c2s) b.feed(Dir::to_server, std::string_view(&c, 1));
+  b.feed(Dir::to_client, s2c);
+  b.end();
+  CHECK(b.all() == want);
+  std::mt19937 rng(7);
+  for (int round = 0; round < 50; ++round) {
+    Harness h;
+    size_t p = 0;
+    while (p < c2s.size()) {
+      size_t n = std::uniform_int_distribution<size_t>(1, 64)(rng);
+      h.feed(Dir::to_server, c2s.substr(p, n));
+      p += n;
+    }
+    h.feed(Dir::to_client, s2c);
+    h.end();
+    REQUIRE(h.all() == want);
+  }
+}
+
+TEST_CASE("unacknowledged messages are reported at flow end") {
+  Harness h;
+  h.feed(Dir::to_server, mllp(kAdt) + mllp(kOru));
+  h.feed(Dir::to_client, mllp(kAck));
+  h.end();
+  auto ev = h.events("hl7");
+  REQUIRE(ev.size() == 4);
+  auto u = ev[3]["hl7"];
+  CHECK(u["kind"] == "unacked");
+  CHECK(u["unacked_count"] == 1);
+  CHECK(u["unacked"][0]["control_id"] == "ORU77");
+  CHECK(u["unacked"][0]["message_type"] == "ORU^R01");
+  CHECK(h.out.counters().get("hl7.unacked") == 1);
+}
+
+TEST_CASE("negative and unmatched ACKs") {
+  Harness h;
+  h.feed(Dir::to_server, mllp(kAdt));
+  h.feed(Dir::to_client, mllp("MSH|^~\\&|LAB|GHH|ADT1|GHH|20240101||ACK^A01^ACK|A2|P|2.5.1\rMSA|AE|MSG0001|bad\rERR||PID^1^3|101^Required field missing^HL70357|E\r"));
+  h.feed(Dir::to_client, mllp("MSH|^~\\&|LAB|GHH|ADT1|GHH|20240101||ACK|A3|P|2.5.1\rMSA|AA|NOSUCH\r"));
+  h.end();
+  auto ev = h.events("hl7");
+  REQUIRE(ev.size() == 3);
+  CHECK(ev[1]["hl7"]["ack"]["code"] == "AE");
+  CHECK(ev[1]["hl7"]["ack"]["matched"] == true);
+  CHECK(ev[1]["hl7"]["ack"]["error_code"] == "101");
+  CHECK(ev[2]["hl7"]["ack"]["matched"] == false);
+  CHECK(h.out.counters().get("hl7.ack.negative") == 1);
+  CHECK(h.out.counters().get("hl7.ack.unmatched") == 1);
+}
+
+TEST_CASE("escapes, device identity, orders") {
+  Harness h;
+  h.feed(Dir::to_server, mllp(kOru));
+  h.end();
+  auto m = h.events("hl7").at(0)["hl7"];
+  CHECK(m["patient"]["name"] == h.phi("O&BRIEN^ANNE"));
+  CHECK(m["order"]["placer"] == h.phi("PLC100"));
+  CHECK(m["order"]["filler"] == h.phi("FIL200"));
+  REQUIRE(m["devices"].size() == 2);
+  CHECK(m["devices"][0]["source"] == "OBX-18");
+  CHECK(m["devices"][0]["id"] == "MON-ICU-07");
+  CHECK(m["devices"][1]["source"] == "PRT");
+  CHECK(m["devices"][1]["udi"] == "(01)00812345678901(21)SN123");
+  CHECK(m["devices"][1]["serial"] == "SN123");
+  CHECK(m["devices"][1]["type"] == "MON");
+  CHECK(m["phi_fields"] == json::array({"PID-3", "PID-5", "OBR-2", "OBR-3", "OBX-5"}));
+}
+
+TEST_CASE("LF and CRLF segment ends are tolerated") {
+  std::string lf = kAdt, crlf;
+  for (char& c : lf) if (c == '\r') c = '\n';
+  for (char c : kAdt) { if (c == '\r') crlf += "\r\n"; else crlf += c; }
+  for (auto& body : {lf, crlf}) {
+    Harness h;
+    h.feed(Dir::to_server, mllp(body));
+    h.end();
+    auto m = h.events("hl7").at(0)["hl7"];
+    CHECK(m["lf_line_ends"] == true);
+    CHECK(m["segment_count"] == 5);
+    CHECK(m["patient"]["id"] == h.phi("PAT000123"));
+  }
+}
+
+TEST_CASE("framing anomalies") {
+  Harness h;
+  h.feed(Dir::to_server, "junk" + mllp(kAdt) + kAck + "\x0b" + kAdt + "\x0b" + kAdt.substr(0, 30));
+  h.end();
+  std::vector<std::string> names;
+  for (auto& e : h.events("anomaly")) names.push_back(e["anomaly"]["name"]);
+  CHECK(names == std::vector<std::string>{"mllp.data_outside_frame", "mllp.missing_start_block",
+                                          "mllp.missing_end_block", "mllp.missing_end_block",
+                                          "mllp.unterminated_frame"});
+  auto ev = h.events("hl7");
+  // The ADT, the bare ACK (framed as "tcp"), the ADT cut by a new start block, the partial one.
+  REQUIRE(ev.size() >= 4);
+  CHECK(ev[1]["hl7"]["transport"] == "tcp");
+  CHECK(ev[1]["hl7"]["message_type"] == "ACK");
+  CHECK(ev[2]["hl7"]["complete"] == false);
+  CHECK(h.events("anomaly")[0]["anomaly"]["offset"] == 0);
+}
+
+TEST_CASE("HL7 over HTTP: request body and ACK in the response") {
+  Harness h;
+  std::string req = "POST /hl7 HTTP/1.1\r\nHost: lis\r\nContent-Type: x-application/hl7-v2+er7; charset=utf-8\r\n"
+                    "Content-Length: " + std::to_string(kAdt.size()) + "\r\n\r\n" + kAdt;
+  std::string resp = "HTTP/1.1 200 OK\r\nContent-Type: x-application/hl7-v2+er7\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                     [&] { char b[16]; snprintf(b, sizeof b, "%zx", kAck.size()); return std::string(b); }() + "\r\n" +
+                     kAck + "\r\n0\r\n\r\n";
+  for (size_t cut = 0; cut < req.size(); cut += 7) {
+    Harness k;
+    k.feed(Dir::to_server, req.substr(0, cut));
+    k.feed(Dir::to_server, req.substr(cut));
+    k.feed(Dir::to_client, resp);
+    k.end();
+    auto ev = k.events("hl7");
+    REQUIRE(ev.size() == 2);
+    CHECK(ev[0]["hl7"]["transport"] == "http");
+    CHECK(ev[0]["hl7"]["control_id"] == "MSG0001");
+    CHECK(ev[1]["hl7"]["ack"]["matched"] == true);
+  }
+  h.feed(Dir::to_server, "POST /x HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}");
+  h.end();
+  CHECK(h.events("hl7").empty());
+}
+
+TEST_CASE("batches: one event per message, not awaiting ACKs") {
+  Harness h;
+  std::string batch = "FHS|^~\\&|A|B\rBHS|^~\\&|A|B\r" + kAdt + with_id(kAdt, "MSG0009") +
+                      "BTS|2\rFTS|1\r";
+  h.feed(Dir::to_server, mllp(batch));
+  h.end();
+  auto ev = h.events("hl7");
+  REQUIRE(ev.size() == 2);
+  CHECK(ev[0]["hl7"]["batch"] == true);
+  CHECK(ev[1]["hl7"]["control_id"] == "MSG0009");
+  CHECK(h.events("anomaly").empty());
+}
+
+TEST_CASE("hostile input does not crash") {
+  std::mt19937 rng(11);
+  const std::string alphabet = std::string("\x0b\x1c\r\n|^~\\&MSHPIDXFT0123") + '\0';
+  for (int round = 0; round < 300; ++round) {
+    Harness h;
+    std::string s = round % 2 ? "\x0bMSH|^~\\&|" : "";
+    size_t n = std::uniform_int_distribution<size_t>(0, 400)(rng);
+    for (size_t i = 0; i < n; ++i) s += alphabet[std::uniform_int_distribution<size_t>(0, alphabet.size() - 1)(rng)];
+    h.feed(Dir::to_server, s);
+    h.feed(Dir::to_client, s);
+    h.end();
+  }
+  SUCCEED();
+}
