@@ -1,0 +1,112 @@
+// `medmon mds2 import` and `medmon policy check`.
+#include "policies/cli/policy_cli.h"
+
+#include <openssl/evp.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+
+#include "policies/mds2/mds2_form.h"
+
+namespace medmon {
+namespace {
+
+std::string sha256_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return {};
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  char buf[65536];
+  while (in) {
+    in.read(buf, sizeof buf);
+    if (in.gcount() > 0) EVP_DigestUpdate(ctx, buf, static_cast<size_t>(in.gcount()));
+  }
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_DigestFinal_ex(ctx, md, &n);
+  EVP_MD_CTX_free(ctx);
+  static const char* hex = "0123456789abcdef";
+  std::string s;
+  for (unsigned i = 0; i < n; ++i) { s.push_back(hex[md[i] >> 4]); s.push_back(hex[md[i] & 15]); }
+  return s;
+}
+
+int run_import(const std::string& form, const std::string& out, const std::string& ports, const std::string& id) {
+  try {
+    mds2::Form f = mds2::read_any(form);
+    std::vector<mds2::PortEntry> pt;
+    if (!ports.empty()) pt = mds2::read_ports_csv(ports);
+    mds2::ImportOptions opt;
+    opt.sha256 = sha256_file(form);
+    opt.model_id = id;
+    std::string yaml = mds2::render_model(f, pt, opt);
+    for (auto& w : f.warnings) std::fprintf(stderr, "medmon: %s: warning: %s\n", form.c_str(), w.c_str());
+    if (out == "-") {
+      std::fwrite(yaml.data(), 1, yaml.size(), stdout);
+    } else {
+      std::ofstream o(out, std::ios::binary | std::ios::trunc);
+      if (!o) { std::fprintf(stderr, "medmon: %s: cannot write\n", out.c_str()); return 2; }
+      o << yaml;
+      if (!o.flush()) { std::fprintf(stderr, "medmon: %s: write failed\n", out.c_str()); return 2; }
+      std::fprintf(stderr, "medmon: %s: %zu answers from %s (%s)\n", out.c_str(), f.questions.size(), form.c_str(),
+                   f.source_format.c_str());
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "medmon: %s\n", e.what());
+    return 2;
+  }
+}
+
+int run_check(const std::string& site, const std::string& models) {
+  policy::Errors errs;
+  auto s = policy::load_site(site, models, errs);
+  for (auto& e : errs.list) std::fprintf(stderr, "%s\n", e.format().c_str());
+  if (!s || !errs.empty()) {
+    std::fprintf(stderr, "medmon: policy check failed: %zu error%s\n", errs.list.size(), errs.list.size() == 1 ? "" : "s");
+    return 2;
+  }
+  size_t flows = 0;
+  for (auto& m : s->models) flows += m->flows.size();
+  std::printf("%s: ok: %zu zones, %zu roles, %zu devices, %zu models, %zu declared flows\n", site.c_str(),
+              s->zones.size(), s->roles.size(), s->devices.size(), s->models.size(), flows);
+  return 0;
+}
+
+}  // namespace
+
+void register_policy_commands(CLI::App& app, int& exit_code) {
+  auto* mds2 = app.add_subcommand("mds2", "MDS2 (ANSI/NEMA HN 1-2019) manufacturer declarations");
+  mds2->require_subcommand(1);
+  auto* imp = mds2->add_subcommand("import", "Import an MDS2 form (XLSX, CSV/TSV, Markdown, text, PDF) as a device model");
+  struct ImportArgs { std::string form, out = "-", ports, id; };
+  auto ia = std::make_shared<ImportArgs>();
+  imp->add_option("form", ia->form, "The MDS2 form")->required();
+  imp->add_option("-o,--out", ia->out, "Model YAML to write ('-' = stdout)");
+  imp->add_option("--ports", ia->ports, "Vendor port table (CSV: port, protocol, direction, service, default state)");
+  imp->add_option("--id", ia->id, "Model id (default: from DOC-3 / DOC-2)");
+  imp->callback([ia, &exit_code] { exit_code = run_import(ia->form, ia->out, ia->ports, ia->id); });
+
+  auto* pol = app.add_subcommand("policy", "Site policies");
+  pol->require_subcommand(1);
+  auto* chk = pol->add_subcommand("check", "Validate a site file and the device models it names");
+  struct CheckArgs { std::string site, models; };
+  auto ca = std::make_shared<CheckArgs>();
+  chk->add_option("site", ca->site, "Site YAML")->required();
+  chk->add_option("--models", ca->models, "Directory of device models (default: <site dir>/../devices)");
+  chk->callback([ca, &exit_code] { exit_code = run_check(ca->site, ca->models); });
+}
+
+std::unique_ptr<policy::PolicyJudge> load_policy_judge(const std::string& site_path, const std::string& models_dir,
+                                                       const std::string& baseline_path) {
+  policy::Errors errs;
+  policy::JudgeOptions opt;
+  opt.baseline_path = baseline_path;
+  auto j = policy::PolicyJudge::load(site_path, models_dir, opt, errs);
+  for (auto& e : errs.list) std::fprintf(stderr, "%s\n", e.format().c_str());
+  if (!errs.empty()) return nullptr;
+  return j;
+}
+
+}  // namespace medmon

@@ -1,0 +1,687 @@
+// YAML loading of device models and site bindings. Every problem becomes an error located at
+// file:line:column that says what was expected; nothing falls back silently to a default.
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <set>
+
+#include "policies/engine/policy.h"
+#include "policies/mds2/mds2_form.h"
+
+namespace medmon::policy {
+
+std::string LoadError::format() const {
+  std::string s = file;
+  if (line > 0) s += ":" + std::to_string(line) + ":" + std::to_string(column);
+  return s + ": " + message;
+}
+
+const char* severity_name(Severity s) {
+  switch (s) {
+    case Severity::info: return "info";
+    case Severity::low: return "low";
+    case Severity::medium: return "medium";
+    case Severity::high: return "high";
+    case Severity::critical: return "critical";
+  }
+  return "info";
+}
+
+bool parse_severity(std::string_view s, Severity& out) {
+  static const std::pair<std::string_view, Severity> t[] = {{"info", Severity::info}, {"low", Severity::low},
+      {"medium", Severity::medium}, {"high", Severity::high}, {"critical", Severity::critical}};
+  for (auto& [n, v] : t) if (s == n) { out = v; return true; }
+  return false;
+}
+
+bool Cidr::parse(std::string_view text, Cidr& out) {
+  auto slash = text.find('/');
+  std::string_view addr = text.substr(0, slash);
+  IpAddr a;
+  if (!IpAddr::parse(addr, a)) return false;
+  int maxbits = a.family == 4 ? 32 : 128;
+  int bits = maxbits;
+  if (slash != std::string_view::npos) {
+    std::string_view b = text.substr(slash + 1);
+    if (b.empty() || b.size() > 3) return false;
+    bits = 0;
+    for (char c : b) {
+      if (c < '0' || c > '9') return false;
+      bits = bits * 10 + (c - '0');
+    }
+    if (bits > maxbits) return false;
+  }
+  // Host bits must be zero: "10.1.2.3/24" is almost always a typo for a /32 or a /24 network.
+  int nbytes = a.family == 4 ? 4 : 16;
+  for (int i = 0; i < nbytes; ++i) {
+    int keep = std::clamp(bits - i * 8, 0, 8);
+    uint8_t mask = keep == 8 ? 0xFF : static_cast<uint8_t>(0xFF00 >> keep);
+    if (a.b[i] & ~mask) return false;
+  }
+  out.net = a;
+  out.bits = static_cast<uint8_t>(bits);
+  return true;
+}
+
+bool Cidr::contains(const IpAddr& a) const {
+  if (a.family != net.family) return false;
+  int full = bits / 8, rest = bits % 8;
+  for (int i = 0; i < full; ++i) if (a.b[i] != net.b[i]) return false;
+  if (rest) {
+    uint8_t mask = static_cast<uint8_t>(0xFF00 >> rest);
+    if ((a.b[full] & mask) != net.b[full]) return false;
+  }
+  return true;
+}
+
+int8_t Model::sw_value(std::string_view name) const {
+  auto& sws = mds2::derived_switches();
+  for (size_t i = 0; i < sws.size() && i < sw.size(); ++i) if (name == sws[i].name) return sw[i];
+  return -1;
+}
+
+const Model* Site::find_model(std::string_view id) const {
+  for (auto& m : models) if (m->id == id) return m.get();
+  return nullptr;
+}
+
+int Site::role_index(std::string_view name) const {
+  for (size_t i = 0; i < roles.size(); ++i) if (roles[i].name == name) return static_cast<int>(i);
+  return -1;
+}
+
+namespace {
+
+std::string lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// Reading helpers that record errors against one file.
+struct Reader {
+  std::string file;
+  Errors& errs;
+  size_t start = errs.list.size();
+
+  bool ok() const { return errs.list.size() == start; }
+  void err(const YAML::Node& n, const std::string& msg) {
+    auto m = n.Mark();
+    if (m.is_null()) errs.add(file, 0, 0, msg);
+    else errs.add(file, m.line + 1, m.column + 1, msg);
+  }
+  void err_mark(const YAML::Mark& m, const std::string& msg) {
+    if (m.is_null()) errs.add(file, 0, 0, msg);
+    else errs.add(file, m.line + 1, m.column + 1, msg);
+  }
+  void err_at(Where w, const std::string& msg) { errs.add(file, w.line, w.column, msg); }
+  static Where where(const YAML::Node& n) {
+    auto m = n.Mark();
+    return m.is_null() ? Where{} : Where{m.line + 1, m.column + 1};
+  }
+
+  bool is_map(const YAML::Node& n, const std::string& what) {
+    if (n.IsMap()) return true;
+    err(n, what + ": expected a mapping (key: value)");
+    return false;
+  }
+  void keys(const YAML::Node& n, const std::string& what, std::initializer_list<std::string_view> allowed) {
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      std::string k = it->first.IsScalar() ? it->first.Scalar() : std::string("?");
+      if (std::find(allowed.begin(), allowed.end(), k) != allowed.end()) continue;
+      std::string exp;
+      for (auto a : allowed) { if (!exp.empty()) exp += ", "; exp += a; }
+      err(it->first, "unknown key '" + k + "' in " + what + " (expected one of: " + exp + ")");
+    }
+  }
+  bool str(const YAML::Node& n, const std::string& what, std::string& out) {
+    if (!n.IsScalar()) { err(n, what + ": expected a string"); return false; }
+    out = n.Scalar();
+    return true;
+  }
+  bool boolean(const YAML::Node& n, const std::string& what, bool& out) {
+    std::string s = n.IsScalar() ? lower(n.Scalar()) : "";
+    if (s == "true" || s == "yes") { out = true; return true; }
+    if (s == "false" || s == "no") { out = false; return true; }
+    err(n, what + ": expected true or false");
+    return false;
+  }
+  bool uint(const YAML::Node& n, const std::string& what, uint64_t max, uint64_t& out) {
+    std::string s = n.IsScalar() ? n.Scalar() : "";
+    uint64_t v = 0;
+    bool good = !s.empty() && s.size() < 12;
+    for (char c : s) { if (c < '0' || c > '9') { good = false; break; } v = v * 10 + static_cast<uint64_t>(c - '0'); }
+    if (!good || v > max) { err(n, what + ": expected a whole number 0-" + std::to_string(max)); return false; }
+    out = v;
+    return true;
+  }
+  // A scalar or a sequence of scalars.
+  std::vector<std::string> strs(const YAML::Node& n, const std::string& what) {
+    std::vector<std::string> out;
+    if (n.IsNull()) return out;
+    if (n.IsScalar()) { out.push_back(n.Scalar()); return out; }
+    if (!n.IsSequence()) { err(n, what + ": expected a string or a list of strings"); return out; }
+    for (auto e : n) {
+      if (!e.IsScalar()) { err(e, what + ": expected a string"); continue; }
+      out.push_back(e.Scalar());
+    }
+    return out;
+  }
+  std::vector<uint16_t> ports(const YAML::Node& n, const std::string& what) {
+    std::vector<uint16_t> out;
+    auto one = [&](const YAML::Node& e) {
+      uint64_t v;
+      if (uint(e, what, 65535, v)) {
+        if (v == 0) err(e, what + ": expected a port 1-65535");
+        else out.push_back(static_cast<uint16_t>(v));
+      }
+    };
+    if (n.IsScalar()) one(n);
+    else if (n.IsSequence()) for (auto e : n) one(e);
+    else err(n, what + ": expected a port or a list of ports");
+    return out;
+  }
+  std::vector<Cidr> cidrs(const YAML::Node& n, const std::string& what) {
+    std::vector<Cidr> out;
+    for (auto& s : strs(n, what)) {
+      Cidr c;
+      if (Cidr::parse(s, c)) { out.push_back(c); continue; }
+      // Point at the element when it is a list.
+      YAML::Mark at = n.Mark();
+      if (n.IsSequence()) for (auto e : n) if (e.IsScalar() && e.Scalar() == s) { at = e.Mark(); break; }
+      err_mark(at, what + ": '" + s + "' is not an IP address or CIDR (expected e.g. 10.10.1.0/24 with zero host bits, or 10.10.1.10)");
+    }
+    return out;
+  }
+};
+
+bool load_yaml(const std::string& path, Errors& errs, YAML::Node& root) {
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::BadFile&) {
+    errs.add(path, 0, 0, "cannot open file");
+    return false;
+  } catch (const YAML::ParserException& e) {
+    errs.add(path, e.mark.line + 1, e.mark.column + 1, "YAML syntax error: " + e.msg);
+    return false;
+  } catch (const YAML::Exception& e) {
+    errs.add(path, e.mark.is_null() ? 0 : e.mark.line + 1, e.mark.is_null() ? 0 : e.mark.column + 1,
+             std::string("YAML error: ") + e.msg);
+    return false;
+  }
+  return true;
+}
+
+const std::set<std::string, std::less<>> kKnownApps = {
+    "dicom", "hl7", "http", "tls", "ssh", "smb", "rpc", "rdp", "winrm", "telnet", "vnc", "ftp",
+    "teamviewer", "anydesk", "ntp", "dns", "dhcp", "syslog", "ldap", "kerberos", "snmp", "icmp",
+    "mqtt", "modbus", "sql", "proprietary", "any"};
+const std::set<std::string, std::less<>> kDimse = {"C-ECHO", "C-STORE", "C-FIND", "C-MOVE", "C-GET",
+    "N-CREATE", "N-SET", "N-GET", "N-ACTION", "N-EVENT-REPORT", "N-DELETE", "C-CANCEL"};
+
+void check_apps(Reader& r, const YAML::Node& n, const std::vector<std::string>& apps, const std::string& what) {
+  for (auto& a : apps) {
+    if (kKnownApps.count(a)) continue;
+    std::string exp;
+    for (auto& k : kKnownApps) { if (!exp.empty()) exp += ", "; exp += k; }
+    r.err(n, what + ": unknown application '" + a + "' (expected one of: " + exp + ")");
+  }
+}
+
+void load_flow(Reader& r, const YAML::Node& n, Model& m) {
+  if (!r.is_map(n, "flow")) return;
+  r.keys(n, "flow", {"id", "initiator", "peer_role", "l4", "dst_port", "app", "tls", "phi", "default_enabled",
+                     "source", "description", "icmp_type", "optional"});
+  FlowRule f;
+  f.where = Reader::where(n);
+  if (!n["id"]) r.err(n, "flow: missing key 'id' (every flow needs a stable id for verdicts and alerts)");
+  else r.str(n["id"], "flow id", f.id);
+  std::string what = "flow '" + f.id + "'";
+  if (auto x = n["initiator"]) {
+    std::string s;
+    if (r.str(x, what + " initiator", s)) {
+      if (s == "device") f.initiator = Initiator::device;
+      else if (s == "peer") f.initiator = Initiator::peer;
+      else if (s == "any") f.initiator = Initiator::any;
+      else r.err(x, what + " initiator: '" + s + "' (expected device, peer or any)");
+    }
+  } else {
+    r.err(n, what + ": missing key 'initiator' (expected device, peer or any)");
+  }
+  if (auto x = n["peer_role"]) { r.str(x, what + " peer_role", f.peer_role); f.role_where = Reader::where(x); }
+  else r.err(n, what + ": missing key 'peer_role' (a site role, or any / any_internal / external)");
+  if (auto x = n["l4"]) {
+    std::string s;
+    if (r.str(x, what + " l4", s)) {
+      if (s == "tcp") f.l4 = 6;
+      else if (s == "udp") f.l4 = 17;
+      else if (s == "icmp") f.l4 = 1;
+      else if (s == "any") f.l4 = 0;
+      else r.err(x, what + " l4: '" + s + "' (expected tcp, udp, icmp or any)");
+    }
+  }
+  if (auto x = n["dst_port"]) f.ports = r.ports(x, what + " dst_port");
+  if (auto x = n["app"]) {
+    f.apps = r.strs(x, what + " app");
+    for (auto& a : f.apps) a = lower(a);
+    check_apps(r, x, f.apps, what + " app");
+    if (std::find(f.apps.begin(), f.apps.end(), "any") != f.apps.end()) f.apps.clear();
+  }
+  if (auto x = n["tls"]) {
+    std::string s;
+    if (r.str(x, what + " tls", s)) {
+      if (s == "required") f.tls = Tls::required;
+      else if (s == "optional") f.tls = Tls::optional;
+      else if (s == "forbidden") f.tls = Tls::forbidden;
+      else r.err(x, what + " tls: '" + s + "' (expected required, optional or forbidden)");
+    }
+  }
+  if (auto x = n["phi"]) {
+    std::string s;
+    if (r.str(x, what + " phi", s)) {
+      if (s == "expected") f.phi = 1;
+      else if (s == "none") f.phi = 0;
+      else r.err(x, what + " phi: '" + s + "' (expected 'expected' or 'none')");
+    }
+  }
+  if (auto x = n["default_enabled"]) r.boolean(x, what + " default_enabled", f.default_enabled);
+  if (auto x = n["source"]) f.source = r.strs(x, what + " source");
+  if (auto x = n["description"]) r.str(x, what + " description", f.description);
+  for (auto& o : m.flows) if (!f.id.empty() && o.id == f.id) r.err(n, what + ": duplicate flow id");
+  m.flows.push_back(std::move(f));
+}
+
+void load_derived(Reader& r, const YAML::Node& n, Model& m) {
+  if (!r.is_map(n, "mds2_derived")) return;
+  auto& sws = mds2::derived_switches();
+  for (auto it = n.begin(); it != n.end(); ++it) {
+    std::string k = it->first.Scalar();
+    const mds2::Switch* s = mds2::find_switch(k);
+    if (!s) {
+      std::string exp;
+      for (auto& x : sws) { if (!exp.empty()) exp += ", "; exp += x.name; }
+      r.err(it->first, "unknown key '" + k + "' in mds2_derived (expected one of: " + exp + ")");
+      continue;
+    }
+    size_t idx = static_cast<size_t>(s - sws.data());
+    if (it->second.IsNull()) { m.sw[idx] = -1; continue; }
+    bool v;
+    if (r.boolean(it->second, "mds2_derived " + k, v)) m.sw[idx] = v ? 1 : 0;
+  }
+}
+
+void derive_forbidden(Model& m) {
+  // What the answers themselves forbid; explicit `forbidden_apps` entries come first.
+  if (m.sw_value("remote_service") == 0)
+    m.forbidden.push_back({{"rdp", "vnc", "teamviewer", "anydesk", "ssh", "telnet", "winrm"}, Direction::any, {"RMOT-1"}});
+  if (m.sw_value("file_shares_disabled") == 1)
+    m.forbidden.push_back({{"smb"}, Direction::inbound, {"SAHD-7"}});
+  if (m.sw_value("legacy_services_disabled") == 1)
+    m.forbidden.push_back({{"telnet", "ftp"}, Direction::any, {"SAHD-9"}});
+}
+
+}  // namespace
+
+std::unique_ptr<Model> load_model(const std::string& path, Errors& errs) {
+  Reader r{path, errs};
+  YAML::Node root;
+  if (!load_yaml(path, errs, root)) return nullptr;
+  if (!r.is_map(root, "device model")) return nullptr;
+  auto m = std::make_unique<Model>();
+  m->file = path;
+  m->sw.assign(mds2::derived_switches().size(), -1);
+  r.keys(root, "device model", {"schema", "model", "fingerprints", "mds2_derived", "zones", "flows", "dicom", "hl7",
+                                "remote_service", "forbidden_apps", "alerting", "mds2"});
+  if (auto s = root["schema"]) {
+    std::string v;
+    if (r.str(s, "schema", v) && v != "medmon.model/v1")
+      r.err(s, "unsupported schema '" + v + "' (expected medmon.model/v1)");
+  } else {
+    r.err(root, "missing key 'schema' (expected schema: medmon.model/v1)");
+  }
+  if (auto md = root["model"]; md && r.is_map(md, "model")) {
+    r.keys(md, "model", {"id", "manufacturer", "description", "models", "intended_use", "software_versions",
+                         "documents", "conflicts"});
+    if (auto x = md["id"]) r.str(x, "model id", m->id);
+    else r.err(md, "model: missing key 'id'");
+    if (auto x = md["manufacturer"]) r.str(x, "model manufacturer", m->manufacturer);
+    if (auto x = md["description"]) r.str(x, "model description", m->description);
+    if (auto x = md["conflicts"]; x && !x.IsNull()) {
+      if (!x.IsSequence()) r.err(x, "model conflicts: expected a list of {ids: [...], text: ...}");
+      else for (auto c : x) {
+        if (!r.is_map(c, "conflict")) continue;
+        r.keys(c, "conflict", {"ids", "text"});
+        std::string t;
+        if (c["text"]) r.str(c["text"], "conflict text", t);
+        m->conflicts.push_back({c["ids"] ? r.strs(c["ids"], "conflict ids") : std::vector<std::string>{}, t});
+      }
+    }
+  } else if (!md) {
+    r.err(root, "missing key 'model' (expected model: {id: ..., manufacturer: ...})");
+  }
+  if (auto fp = root["fingerprints"]; fp && !fp.IsNull() && r.is_map(fp, "fingerprints")) {
+    r.keys(fp, "fingerprints", {"dicom_implementation_class_uid", "dicom_implementation_version_name",
+                                "hl7_msh3_sending_application", "mac_oui", "tls_ja4", "dicom_dataset"});
+    if (fp["dicom_implementation_class_uid"]) m->impl_class_uids = r.strs(fp["dicom_implementation_class_uid"], "fingerprint");
+    if (fp["dicom_implementation_version_name"]) m->impl_version_names = r.strs(fp["dicom_implementation_version_name"], "fingerprint");
+    if (fp["hl7_msh3_sending_application"]) m->hl7_msh3 = r.strs(fp["hl7_msh3_sending_application"], "fingerprint");
+  }
+  if (auto d = root["mds2_derived"]; d && !d.IsNull()) load_derived(r, d, *m);
+  if (auto z = root["zones"]; z && !z.IsNull() && r.is_map(z, "zones")) {
+    r.keys(z, "model zones", {"allowed", "never"});
+    m->zones_where = Reader::where(z);
+    if (z["allowed"]) m->zones_allowed = r.strs(z["allowed"], "zones allowed");
+    if (z["never"]) m->zones_never = r.strs(z["never"], "zones never");
+  }
+  if (auto fl = root["flows"]; fl && !fl.IsNull()) {
+    if (!fl.IsSequence()) r.err(fl, "flows: expected a list of flow entries");
+    else for (auto f : fl) load_flow(r, f, *m);
+  }
+  if (auto d = root["dicom"]; d && !d.IsNull() && r.is_map(d, "dicom")) {
+    r.keys(d, "dicom", {"local_aes", "ae_titles", "ae_title_from_site", "sop_classes", "remote_roles", "transfer_syntaxes",
+                        "dimse_in", "dimse_out", "c_move", "c_get", "max_pdu", "user_identity", "source"});
+    auto& dm = m->dicom;
+    dm.present = true;
+    dm.where = Reader::where(d);
+    if (d["ae_titles"]) dm.ae_titles = r.strs(d["ae_titles"], "dicom ae_titles");
+    if (d["sop_classes"]) dm.sop_classes = r.strs(d["sop_classes"], "dicom sop_classes");
+    for (auto key : {"dimse_in", "dimse_out"}) {
+      if (!d[key]) continue;
+      dm.dimse_checked = true;
+      auto v = r.strs(d[key], std::string("dicom ") + key);
+      for (auto& c : v) if (!kDimse.count(c)) r.err(d[key], std::string("dicom ") + key + ": unknown DIMSE command '" + c + "' (expected e.g. C-ECHO, C-STORE, C-FIND, C-MOVE, C-GET, N-ACTION)");
+      (std::string_view(key) == "dimse_in" ? dm.dimse_in : dm.dimse_out) = std::move(v);
+    }
+    if (auto cm = d["c_move"]; cm && r.is_map(cm, "dicom c_move")) {
+      r.keys(cm, "dicom c_move", {"allowed", "allowed_destinations"});
+      if (cm["allowed"]) r.boolean(cm["allowed"], "dicom c_move allowed", dm.c_move_allowed);
+      if (cm["allowed_destinations"]) dm.move_destinations = r.strs(cm["allowed_destinations"], "dicom c_move allowed_destinations");
+    }
+    if (auto cg = d["c_get"]; cg && r.is_map(cg, "dicom c_get")) r.keys(cg, "dicom c_get", {"allowed"});
+    if (d["user_identity"]) dm.user_identity = r.strs(d["user_identity"], "dicom user_identity");
+    if (d["source"]) dm.source = r.strs(d["source"], "dicom source");
+  }
+  if (auto h = root["hl7"]; h && !h.IsNull() && r.is_map(h, "hl7")) {
+    r.keys(h, "hl7", {"enabled_by_default", "role", "listen", "peer_roles", "peers", "inbound_types", "outbound_types",
+                      "ack_mode", "source"});
+    auto& hm = m->hl7;
+    hm.present = true;
+    hm.where = Reader::where(h);
+    if (h["peer_roles"]) hm.peer_roles = r.strs(h["peer_roles"], "hl7 peer_roles");
+    if (h["inbound_types"]) hm.inbound_types = r.strs(h["inbound_types"], "hl7 inbound_types");
+    if (h["outbound_types"]) hm.outbound_types = r.strs(h["outbound_types"], "hl7 outbound_types");
+    if (h["source"]) hm.source = r.strs(h["source"], "hl7 source");
+  }
+  if (auto rs = root["remote_service"]; rs && !rs.IsNull() && r.is_map(rs, "remote_service")) {
+    r.keys(rs, "remote_service", {"declared", "owner_initiated", "patient_data_visible", "predictive_maintenance",
+                                  "other_remote", "endpoints"});
+    if (rs["endpoints"]) m->remote_endpoints = r.strs(rs["endpoints"], "remote_service endpoints");
+  }
+  if (auto fa = root["forbidden_apps"]; fa && !fa.IsNull()) {
+    if (!fa.IsSequence()) r.err(fa, "forbidden_apps: expected a list of {app: ..., direction: ...}");
+    else for (auto e : fa) {
+      if (!r.is_map(e, "forbidden_apps entry")) continue;
+      r.keys(e, "forbidden_apps entry", {"app", "direction", "source"});
+      ForbiddenApp f;
+      if (e["app"]) { f.apps = r.strs(e["app"], "forbidden app"); for (auto& a : f.apps) a = lower(a); check_apps(r, e["app"], f.apps, "forbidden app"); }
+      else r.err(e, "forbidden_apps entry: missing key 'app'");
+      if (auto d = e["direction"]) {
+        std::string s;
+        if (r.str(d, "forbidden direction", s)) {
+          if (s == "inbound") f.direction = Direction::inbound;
+          else if (s == "outbound") f.direction = Direction::outbound;
+          else if (s == "any") f.direction = Direction::any;
+          else r.err(d, "forbidden direction: '" + s + "' (expected inbound, outbound or any)");
+        }
+      }
+      if (e["source"]) f.source = r.strs(e["source"], "forbidden source");
+      m->forbidden.push_back(std::move(f));
+    }
+  }
+  if (auto a = root["alerting"]; a && !a.IsNull()) r.is_map(a, "alerting");
+  if (auto x = root["mds2"]; x && !x.IsNull() && r.is_map(x, "mds2")) {
+    r.keys(x, "mds2", {"form", "answers", "notes"});
+    if (auto ans = x["answers"]; ans && !ans.IsNull() && r.is_map(ans, "mds2 answers")) {
+      for (auto it = ans.begin(); it != ans.end(); ++it) {
+        std::string id = it->first.Scalar(), dummy;
+        if (!mds2::match_question_id(id, dummy) || dummy != id) {
+          r.err(it->first, "mds2 answers: '" + id + "' is not an MDS2 question id (expected e.g. CONN-4)");
+          continue;
+        }
+        if (!r.is_map(it->second, "mds2 answer " + id)) continue;
+        r.keys(it->second, "mds2 answer " + id, {"answer", "detail", "raw_id", "note_ref", "note", "iec_tr_80001_2_2",
+                                                 "nist_800_53", "iso_27002"});
+        AnswerInfo ai;
+        auto g = [&](const char* k, std::string& out) { if (it->second[k]) r.str(it->second[k], std::string("mds2 answer ") + id + " " + k, out); };
+        g("answer", ai.answer); g("detail", ai.detail); g("iec_tr_80001_2_2", ai.iec);
+        g("nist_800_53", ai.nist); g("iso_27002", ai.iso);
+        m->answers[id] = std::move(ai);
+      }
+    }
+  }
+  derive_forbidden(*m);
+  if (!r.ok()) return nullptr;
+  return m;
+}
+
+namespace {
+
+bool parse_mac(std::string_view s, std::array<uint8_t, 6>& out) {
+  if (s.size() != 17) return false;
+  for (int i = 0; i < 6; ++i) {
+    auto hex = [](char c) -> int {
+      if (c >= '0' && c <= '9') return c - '0';
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+      return -1;
+    };
+    int h = hex(s[i * 3]), l = hex(s[i * 3 + 1]);
+    if (h < 0 || l < 0 || (i < 5 && s[i * 3 + 2] != ':' && s[i * 3 + 2] != '-')) return false;
+    out[i] = static_cast<uint8_t>(h * 16 + l);
+  }
+  return true;
+}
+
+}  // namespace
+
+std::unique_ptr<Site> load_site(const std::string& path, const std::string& models_dir_in, Errors& errs) {
+  namespace fs = std::filesystem;
+  Reader r{path, errs};
+  YAML::Node root;
+  if (!load_yaml(path, errs, root)) return nullptr;
+  if (!r.is_map(root, "site")) return nullptr;
+  auto site = std::make_unique<Site>();
+  site->file = path;
+  r.keys(root, "site", {"schema", "site", "models", "internal_networks", "zones", "zone_matrix", "roles", "devices",
+                        "thresholds", "severity"});
+  if (auto s = root["schema"]) {
+    std::string v;
+    if (r.str(s, "schema", v) && v != "medmon.site/v1")
+      r.err(s, "unsupported schema '" + v + "' (expected medmon.site/v1)");
+  } else {
+    r.err(root, "missing key 'schema' (expected schema: medmon.site/v1)");
+  }
+  if (auto s = root["site"]; s && r.is_map(s, "site")) {
+    r.keys(s, "site", {"name", "production"});
+    if (s["name"]) r.str(s["name"], "site name", site->name);
+    if (s["production"]) r.boolean(s["production"], "site production", site->production);
+  }
+  if (auto n = root["internal_networks"]) site->internal = r.cidrs(n, "internal_networks");
+  else r.err(root, "missing key 'internal_networks' (the site's own address ranges, e.g. [10.0.0.0/8])");
+
+  if (auto z = root["zones"]; z && !z.IsNull()) {
+    if (!z.IsSequence()) r.err(z, "zones: expected a list of {name, cidrs, vlans}");
+    else for (auto e : z) {
+      if (!r.is_map(e, "zone")) continue;
+      r.keys(e, "zone", {"name", "cidrs", "vlan", "vlans", "description"});
+      Zone zone;
+      if (e["name"]) r.str(e["name"], "zone name", zone.name);
+      else r.err(e, "zone: missing key 'name'");
+      if (e["cidrs"]) zone.cidrs = r.cidrs(e["cidrs"], "zone '" + zone.name + "' cidrs");
+      else r.err(e, "zone '" + zone.name + "': missing key 'cidrs'");
+      for (auto k : {"vlan", "vlans"}) {
+        if (!e[k]) continue;
+        auto v = r.ports(e[k], "zone '" + zone.name + "' vlan");
+        for (auto x : v) if (x > 4094) r.err(e[k], "zone '" + zone.name + "' vlan: expected 1-4094");
+        zone.vlans.insert(zone.vlans.end(), v.begin(), v.end());
+      }
+      for (auto& o : site->zones) if (o.name == zone.name) r.err(e, "zone '" + zone.name + "': duplicate zone name");
+      site->zones.push_back(std::move(zone));
+    }
+  }
+  auto zone_known = [&](const std::string& z) {
+    for (auto& x : site->zones) if (x.name == z) return true;
+    return z == "external";
+  };
+  if (auto zm = root["zone_matrix"]; zm && !zm.IsNull()) {
+    if (!zm.IsSequence()) r.err(zm, "zone_matrix: expected a list of {from, to}");
+    else for (auto e : zm) {
+      if (!r.is_map(e, "zone_matrix entry")) continue;
+      r.keys(e, "zone_matrix entry", {"from", "to", "description"});
+      std::string from, to;
+      if (e["from"]) r.str(e["from"], "zone_matrix from", from); else r.err(e, "zone_matrix entry: missing key 'from'");
+      if (e["to"]) r.str(e["to"], "zone_matrix to", to); else r.err(e, "zone_matrix entry: missing key 'to'");
+      if (!from.empty() && !zone_known(from)) r.err(e["from"], "zone_matrix from: unknown zone '" + from + "' (define it under zones)");
+      if (!to.empty() && !zone_known(to)) r.err(e["to"], "zone_matrix to: unknown zone '" + to + "' (define it under zones)");
+      site->zone_matrix.emplace_back(from, to);
+    }
+  }
+  if (auto rl = root["roles"]; rl && !rl.IsNull()) {
+    if (!rl.IsSequence()) r.err(rl, "roles: expected a list of {role, ips, ae_titles, ports}");
+    else for (auto e : rl) {
+      if (!r.is_map(e, "role")) continue;
+      r.keys(e, "role", {"role", "ips", "ae_titles", "ports", "hl7_apps", "description"});
+      Role role;
+      if (e["role"]) r.str(e["role"], "role name", role.name); else r.err(e, "role: missing key 'role'");
+      std::string what = "role '" + role.name + "'";
+      if (e["ips"]) role.addrs = r.cidrs(e["ips"], what + " ips");
+      if (e["ae_titles"]) role.ae_titles = r.strs(e["ae_titles"], what + " ae_titles");
+      if (e["ports"]) role.ports = r.ports(e["ports"], what + " ports");
+      if (e["hl7_apps"]) role.hl7_apps = r.strs(e["hl7_apps"], what + " hl7_apps");
+      if (site->role_index(role.name) >= 0) r.err(e, what + ": duplicate role");
+      site->roles.push_back(std::move(role));
+    }
+  }
+  // Models named by the site file.
+  fs::path site_dir = fs::path(path).parent_path();
+  std::string models_dir = models_dir_in.empty() ? (site_dir / ".." / "devices").lexically_normal().string() : models_dir_in;
+  if (auto ml = root["models"]; ml && !ml.IsNull()) {
+    for (auto& p : r.strs(ml, "models")) {
+      fs::path mp = fs::path(p).is_absolute() ? fs::path(p) : site_dir / p;
+      if (!fs::exists(mp)) {
+        YAML::Mark at = ml.Mark();
+        if (ml.IsSequence()) for (auto e : ml) if (e.IsScalar() && e.Scalar() == p) { at = e.Mark(); break; }
+        r.err_mark(at, "models: file '" + mp.lexically_normal().string() + "' not found");
+        continue;
+      }
+      if (auto m = load_model(mp.lexically_normal().string(), errs)) {
+        if (site->find_model(m->id)) continue;
+        site->models.push_back(std::move(m));
+      }
+    }
+  }
+  if (auto dl = root["devices"]; dl && !dl.IsNull()) {
+    if (!dl.IsSequence()) r.err(dl, "devices: expected a list of {name, model, ip, ...}");
+    else for (auto e : dl) {
+      if (!r.is_map(e, "device")) continue;
+      r.keys(e, "device", {"name", "model", "ip", "ips", "mac", "macs", "ae_title", "ae_titles", "hl7_apps", "zone",
+                           "roles", "enable", "description"});
+      Device d;
+      if (e["name"]) r.str(e["name"], "device name", d.name); else r.err(e, "device: missing key 'name'");
+      std::string what = "device '" + d.name + "'";
+      for (auto k : {"ip", "ips"}) {
+        if (!e[k]) continue;
+        for (auto& c : r.cidrs(e[k], what + " " + k)) {
+          if ((c.net.family == 4 && c.bits != 32) || (c.net.family == 6 && c.bits != 128))
+            r.err(e[k], what + " " + k + ": expected single addresses, not a network");
+          else d.ips.push_back(c.net);
+        }
+      }
+      for (auto k : {"mac", "macs"}) {
+        if (!e[k]) continue;
+        for (auto& s : r.strs(e[k], what + " mac")) {
+          std::array<uint8_t, 6> mac;
+          if (parse_mac(s, mac)) d.macs.push_back(mac);
+          else r.err(e[k], what + " mac: '" + s + "' (expected six hex bytes, e.g. 00:1a:2b:3c:4d:5e)");
+        }
+      }
+      if (d.ips.empty() && d.macs.empty()) r.err(e, what + ": needs 'ip' or 'mac' to bind it to traffic");
+      for (auto k : {"ae_title", "ae_titles"}) if (e[k]) { auto v = r.strs(e[k], what + " ae_title"); d.ae_titles.insert(d.ae_titles.end(), v.begin(), v.end()); }
+      if (e["hl7_apps"]) d.hl7_apps = r.strs(e["hl7_apps"], what + " hl7_apps");
+      if (e["roles"]) {
+        d.roles = r.strs(e["roles"], what + " roles");
+        for (auto& ro : d.roles) if (site->role_index(ro) < 0) {
+          // A device may be the only member of a role; create it.
+          Role nr; nr.name = ro; site->roles.push_back(nr);
+        }
+      }
+      if (e["enable"]) d.enable = r.strs(e["enable"], what + " enable");
+      if (e["zone"]) {
+        r.str(e["zone"], what + " zone", d.zone);
+        if (!zone_known(d.zone)) r.err(e["zone"], what + " zone: unknown zone '" + d.zone + "' (define it under zones)");
+      }
+      if (!e["model"]) {
+        r.err(e, what + ": missing key 'model' (the device model id, e.g. acme-ct)");
+      } else if (r.str(e["model"], what + " model", d.model_id)) {
+        if (!site->find_model(d.model_id)) {
+          fs::path mp = fs::path(models_dir) / (d.model_id + ".yaml");
+          if (fs::exists(mp)) {
+            if (auto m = load_model(mp.string(), errs)) {
+              if (m->id != d.model_id)
+                r.err(e["model"], what + " model: " + mp.string() + " declares id '" + m->id + "', not '" + d.model_id + "'");
+              else site->models.push_back(std::move(m));
+            }
+          } else {
+            r.err(e["model"], what + " model: model '" + d.model_id + "' not found (looked in the site's models: list and " + mp.string() + ")");
+          }
+        }
+      }
+      for (auto& o : site->devices) if (o.name == d.name) r.err(e, what + ": duplicate device name");
+      site->devices.push_back(std::move(d));
+    }
+  }
+  if (auto t = root["thresholds"]; t && !t.IsNull() && r.is_map(t, "thresholds")) {
+    r.keys(t, "thresholds", {"fanout_hosts", "scan_ports", "reject_burst", "reject_window_s"});
+    uint64_t v;
+    auto& th = site->thresholds;
+    if (t["fanout_hosts"] && r.uint(t["fanout_hosts"], "thresholds fanout_hosts", 100000, v)) th.fanout_hosts = static_cast<uint32_t>(std::max<uint64_t>(v, 1));
+    if (t["scan_ports"] && r.uint(t["scan_ports"], "thresholds scan_ports", 65535, v)) th.scan_ports = static_cast<uint32_t>(std::max<uint64_t>(v, 1));
+    if (t["reject_burst"] && r.uint(t["reject_burst"], "thresholds reject_burst", 100000, v)) th.reject_burst = static_cast<uint32_t>(std::max<uint64_t>(v, 1));
+    if (t["reject_window_s"] && r.uint(t["reject_window_s"], "thresholds reject_window_s", 86400, v)) th.reject_window_s = static_cast<uint32_t>(v);
+  }
+  if (auto sv = root["severity"]; sv && !sv.IsNull() && r.is_map(sv, "severity")) {
+    for (auto it = sv.begin(); it != sv.end(); ++it) {
+      std::string s;
+      Severity level;
+      if (!r.str(it->second, "severity " + it->first.Scalar(), s)) continue;
+      if (!parse_severity(s, level)) { r.err(it->second, "severity: '" + s + "' (expected info, low, medium, high or critical)"); continue; }
+      site->severity_overrides[it->first.Scalar()] = level;
+    }
+  }
+  // Cross-references: every role a bound model speaks of must exist in the site.
+  static const std::set<std::string, std::less<>> builtin = {"any", "any_internal", "external"};
+  for (auto& d : site->devices) {
+    for (auto& m : site->models) {
+      if (m->id != d.model_id) continue;
+      d.model = m.get();
+      for (auto& f : m->flows) {
+        if (builtin.count(f.peer_role)) continue;
+        f.role_index = site->role_index(f.peer_role);
+        if (f.role_index < 0)
+          errs.add(m->file, f.role_where.line, f.role_where.column,
+                   "flow '" + f.id + "': unknown role '" + f.peer_role + "' (not bound in " + path +
+                       " roles; expected a site role or any / any_internal / external)");
+      }
+      for (auto& ro : m->hl7.peer_roles)
+        if (!builtin.count(ro) && site->role_index(ro) < 0)
+          errs.add(m->file, m->hl7.where.line, m->hl7.where.column, "hl7 peer_roles: unknown role '" + ro + "' (not bound in " + path + " roles)");
+      for (auto& z : m->zones_allowed)
+        if (!zone_known(z)) errs.add(m->file, m->zones_where.line, m->zones_where.column, "zones allowed: unknown zone '" + z + "' (not defined in " + path + ")");
+    }
+  }
+  if (!r.ok()) return nullptr;
+  return site;
+}
+
+}  // namespace medmon::policy

@@ -1,0 +1,853 @@
+// Per-flow evaluation of the policy: verdicts, alerts with MDS2 citations, header annotation.
+#include "policies/engine/policy_judge.h"
+
+#include <nlohmann/json.hpp>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <fstream>
+
+#include "policies/mds2/mds2_form.h"
+
+namespace medmon::policy {
+
+namespace {
+
+constexpr size_t kMaxEmitted = 1u << 20;   // remembered (rule, device, peer) triples
+constexpr size_t kMaxAeTracked = 4096;
+constexpr size_t kMaxRejectSources = 4096;
+
+bool ieq(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
+  return true;
+}
+bool istarts(std::string_view s, std::string_view p) { return s.size() >= p.size() && ieq(s.substr(0, p.size()), p); }
+
+// The application of a flow: our dissectors first, else nDPI's protocol, by content.
+std::string_view app_of(const FlowSummary& f) {
+  if (f.facts && !f.facts->app.empty()) return f.facts->app;
+  std::string_view p = f.ndpi_protocol;
+  if (p.empty() || ieq(p, "Unknown")) return {};
+  if (istarts(p, "SMB")) return "smb";
+  if (ieq(p, "RDP")) return "rdp";
+  if (ieq(p, "SSH")) return "ssh";
+  if (ieq(p, "Telnet")) return "telnet";
+  if (ieq(p, "VNC")) return "vnc";
+  if (istarts(p, "FTP")) return "ftp";
+  if (ieq(p, "DCE_RPC") || ieq(p, "RPC") || ieq(p, "MS_RPC")) return "rpc";
+  if (ieq(p, "TeamViewer")) return "teamviewer";
+  if (ieq(p, "AnyDesk")) return "anydesk";
+  if (ieq(p, "TLS") || ieq(p, "DTLS") || ieq(p, "QUIC")) return "tls";
+  if (ieq(p, "HTTP")) {
+    // WS-Management runs over HTTP; its well-known ports tell WinRM from a web page.
+    if (f.ep.dst_port == 5985 || f.ep.dst_port == 5986) return "winrm";
+    return "http";
+  }
+  if (ieq(p, "NTP")) return "ntp";
+  if (ieq(p, "DNS") || ieq(p, "MDNS") || ieq(p, "LLMNR")) return "dns";
+  if (ieq(p, "DHCP") || ieq(p, "DHCPV6")) return "dhcp";
+  if (ieq(p, "Syslog")) return "syslog";
+  if (ieq(p, "LDAP")) return "ldap";
+  if (ieq(p, "Kerberos")) return "kerberos";
+  if (ieq(p, "SNMP")) return "snmp";
+  if (ieq(p, "ICMP") || ieq(p, "ICMPV6")) return "icmp";
+  if (ieq(p, "DICOM")) return "dicom";
+  if (ieq(p, "HL7")) return "hl7";
+  return p;
+}
+
+bool encrypted(const FlowSummary& f, std::string_view app) {
+  if (f.facts && f.facts->tls) return true;
+  return app == "tls" || app == "ssh" || ieq(f.ndpi_protocol, "TLS") || ieq(f.ndpi_protocol, "DTLS") ||
+         ieq(f.ndpi_protocol, "QUIC");
+}
+
+bool is_lateral(std::string_view app) {
+  static constexpr std::string_view l[] = {"smb", "rpc", "rdp", "winrm", "ssh", "telnet", "vnc", "ftp", "teamviewer", "anydesk"};
+  for (auto x : l) if (app == x) return true;
+  return false;
+}
+bool is_infrastructure(std::string_view app) { return app == "dns" || app == "dhcp" || app == "ntp" || app == "icmp"; }
+
+const std::string* attr(const FlowSummary& f, std::string_view k) { return f.facts ? f.facts->attr(k) : nullptr; }
+
+// Iterates a comma-separated attribute value.
+template <class F> void each_item(std::string_view s, F fn) {
+  while (!s.empty()) {
+    size_t c = s.find(',');
+    std::string_view item = s.substr(0, c);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    if (!item.empty()) fn(item);
+    if (c == std::string_view::npos) break;
+    s.remove_prefix(c + 1);
+  }
+}
+
+bool contains(const std::vector<std::string>& v, std::string_view s) {
+  for (auto& x : v) if (x == s) return true;
+  return false;
+}
+
+uint64_t fnv(uint64_t h, std::string_view s) {
+  for (unsigned char c : s) { h ^= c; h *= 1099511628211ull; }
+  h ^= 0xff; h *= 1099511628211ull;  // separator
+  return h;
+}
+uint64_t triple_key(std::string_view rule, std::string_view dev, std::string_view peer) {
+  return fnv(fnv(fnv(1469598103934665603ull, rule), dev), peer);
+}
+
+bool hl7_type_allowed(const std::vector<std::string>& allowed, std::string_view type) {
+  for (auto& a : allowed) {
+    if (a == type) return true;
+    // "ORM" allows every trigger of ORM; "ACK" matches "ACK^O01".
+    if (a.find('^') == std::string::npos && type.size() > a.size() && type.substr(0, a.size()) == a && type[a.size()] == '^')
+      return true;
+  }
+  return false;
+}
+
+std::string ip_str(const IpAddr& a) { std::string s; a.append_to(s); return s; }
+
+}  // namespace
+
+struct PolicyJudge::Alert {
+  std::string_view rule;
+  Severity sev = Severity::medium;
+  std::string message, device, peer;
+  struct Cite { std::string id, answer, iec, nist, iso; };
+  std::vector<Cite> mds2;
+  std::vector<std::pair<std::string_view, std::string>> evidence;
+  std::vector<std::string> phi_fields;
+};
+
+struct PolicyJudge::SideResult {
+  int level = 0;  // 0 declared, 1 undeclared, 2 forbidden
+  std::string rule;
+  std::vector<std::string> mds2;
+};
+
+PolicyJudge::PolicyJudge(std::unique_ptr<Site> site, JudgeOptions opt) : site_(std::move(site)), opt_(std::move(opt)) {
+  auto& s = *site_;
+  for (uint32_t i = 0; i < s.devices.size(); ++i) {
+    for (auto& ip : s.devices[i].ips) dev_by_ip_.emplace(IpKey(ip), i);
+    for (auto& mac : s.devices[i].macs) dev_by_mac_.emplace_back(mac, i);
+  }
+  dev_state_.resize(s.devices.size());
+  // Roles: up to 64 get a bit each (a site with more roles is not plausible for one policy).
+  for (size_t r = 0; r < s.roles.size() && r < 64; ++r) {
+    uint64_t bit = 1ull << r;
+    for (auto& c : s.roles[r].addrs) {
+      bool host = (c.net.family == 4 && c.bits == 32) || (c.net.family == 6 && c.bits == 128);
+      if (host) roles_by_ip_[IpKey(c.net)] |= bit;
+      else roles_by_cidr_.emplace_back(c, bit);
+    }
+    for (auto& ae : s.roles[r].ae_titles)
+      for (auto& c : s.roles[r].addrs) ae_bindings_[ae].push_back(c.net);
+  }
+  for (auto& d : s.devices) {
+    for (auto& ro : d.roles) {
+      int r = s.role_index(ro);
+      if (r >= 0 && r < 64) for (auto& ip : d.ips) roles_by_ip_[IpKey(ip)] |= 1ull << r;
+    }
+    for (auto& ae : d.ae_titles) for (auto& ip : d.ips) ae_bindings_[ae].push_back(ip);
+  }
+  for (size_t z = 0; z < s.zones.size(); ++z)
+    for (auto& c : s.zones[z].cidrs) zone_cidrs_.emplace_back(c, static_cast<int>(z));
+  std::stable_sort(zone_cidrs_.begin(), zone_cidrs_.end(), [](auto& a, auto& b) { return a.first.bits > b.first.bits; });
+  size_t nz = s.zones.size() + 1;  // last index = external
+  zone_matrix_.assign(nz * nz, 0);
+  auto zidx = [&](const std::string& n) -> int {
+    if (n == "external") return static_cast<int>(nz - 1);
+    for (size_t z = 0; z < s.zones.size(); ++z) if (s.zones[z].name == n) return static_cast<int>(z);
+    return -1;
+  };
+  for (auto& [from, to] : s.zone_matrix) {
+    int a = zidx(from), b = zidx(to);
+    if (a >= 0 && b >= 0) zone_matrix_[a * nz + b] = 1;
+  }
+}
+
+std::unique_ptr<PolicyJudge> PolicyJudge::load(const std::string& site_path, const std::string& models_dir,
+                                               const JudgeOptions& opt, Errors& errs) {
+  auto site = load_site(site_path, models_dir, errs);
+  if (!site) return nullptr;
+  auto j = std::make_unique<PolicyJudge>(std::move(site), opt);
+  if (!opt.baseline_path.empty() && !j->load_baseline(opt.baseline_path, errs)) return nullptr;
+  return j;
+}
+
+void PolicyJudge::accept(std::string_view rule, std::string_view device, std::string_view peer) {
+  baseline_.insert(triple_key(rule, device, peer));
+}
+
+bool PolicyJudge::load_baseline(const std::string& path, Errors& errs) {
+  std::ifstream in(path);
+  if (!in) { errs.add(path, 0, 0, "cannot open baseline file"); return false; }
+  std::string first;
+  std::streampos start = in.tellg();
+  while (std::getline(in, first) && first.find_first_not_of(" \t\r") == std::string::npos) {}
+  bool jsonl = !first.empty() && first[first.find_first_not_of(" \t")] == '{';
+  in.clear();
+  in.seekg(start);
+  size_t before = errs.list.size();
+  if (jsonl) {
+    // Alert events from an earlier run (`medmon analyze ... --out baseline.jsonl`): other event types are skipped.
+    std::string line;
+    int n = 0;
+    while (std::getline(in, line)) {
+      ++n;
+      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+      auto j = nlohmann::json::parse(line, nullptr, false);
+      if (j.is_discarded() || !j.is_object()) { errs.add(path, n, 1, "baseline: not a JSON object (expected one alert event per line)"); continue; }
+      if (!j.contains("alert")) continue;
+      auto& a = j["alert"];
+      if (!a.is_object() || !a.contains("rule") || !a["rule"].is_string()) { errs.add(path, n, 1, "baseline: alert without a rule"); continue; }
+      auto s = [&](const char* k) { return a.contains(k) && a[k].is_string() ? a[k].get<std::string>() : std::string(); };
+      accept(s("rule"), s("device"), s("peer"));
+    }
+  } else {
+    YAML::Node root;
+    try { root = YAML::LoadFile(path); }
+    catch (const YAML::Exception& e) { errs.add(path, e.mark.line + 1, e.mark.column + 1, "baseline: YAML syntax error: " + e.msg); return false; }
+    YAML::Node list = root.IsMap() ? root["accepted"] : root;
+    if (!list || !list.IsSequence()) {
+      errs.add(path, 1, 1, "baseline: expected a list of {rule, device, peer} (or under 'accepted:'), or alert JSON lines");
+      return false;
+    }
+    for (auto e : list) {
+      if (!e.IsMap() || !e["rule"] || !e["rule"].IsScalar()) {
+        errs.add(path, e.Mark().line + 1, e.Mark().column + 1, "baseline entry: expected {rule: ..., device: ..., peer: ...}");
+        continue;
+      }
+      for (auto it = e.begin(); it != e.end(); ++it) {
+        std::string k = it->first.Scalar();
+        if (k != "rule" && k != "device" && k != "peer" && k != "reason")
+          errs.add(path, it->first.Mark().line + 1, it->first.Mark().column + 1, "baseline entry: unknown key '" + k + "' (expected rule, device, peer, reason)");
+      }
+      auto s = [&](const char* k) { return e[k] && e[k].IsScalar() ? e[k].Scalar() : std::string(); };
+      accept(s("rule"), s("device"), s("peer"));
+    }
+  }
+  return errs.list.size() == before;
+}
+
+const Device* PolicyJudge::device_at(const IpAddr& ip, const std::array<uint8_t, 6>& mac) const {
+  auto it = dev_by_ip_.find(IpKey(ip));
+  if (it != dev_by_ip_.end()) return &site_->devices[it->second];
+  if (!dev_by_mac_.empty()) {
+    static const std::array<uint8_t, 6> zero{};
+    if (mac != zero)
+      for (auto& [m, i] : dev_by_mac_) if (m == mac) return &site_->devices[i];
+  }
+  return nullptr;
+}
+
+int PolicyJudge::zone_of(const IpAddr& ip) const {
+  for (auto& [c, z] : zone_cidrs_) if (c.contains(ip)) return z;
+  return internal(ip) ? -1 : static_cast<int>(site_->zones.size());  // external pseudo-zone
+}
+
+bool PolicyJudge::internal(const IpAddr& ip) const {
+  for (auto& c : site_->internal) if (c.contains(ip)) return true;
+  return false;
+}
+
+uint64_t PolicyJudge::roles_of(const IpAddr& ip) const {
+  uint64_t m = 0;
+  auto it = roles_by_ip_.find(IpKey(ip));
+  if (it != roles_by_ip_.end()) m = it->second;
+  for (auto& [c, bit] : roles_by_cidr_) if (c.contains(ip)) m |= bit;
+  return m;
+}
+
+void PolicyJudge::annotate(const EventEndpoints& ep, JsonWriter& w) {
+  static const std::array<uint8_t, 6> nomac{};
+  const Device* s = device_at(ep.src, nomac);
+  const Device* d = device_at(ep.dst, nomac);
+  if (s) w.field("src_device", s->name);
+  if (d) w.field("dst_device", d->name);
+  if (ep.src.family) {
+    int z = zone_of(ep.src);
+    if (z >= 0 && static_cast<size_t>(z) < site_->zones.size()) w.field("src_zone", site_->zones[z].name);
+    else if (z >= 0) w.field("src_zone", "external");
+  }
+  if (ep.dst.family) {
+    int z = zone_of(ep.dst);
+    if (z >= 0 && static_cast<size_t>(z) < site_->zones.size()) w.field("dst_zone", site_->zones[z].name);
+    else if (z >= 0) w.field("dst_zone", "external");
+  }
+}
+
+void PolicyJudge::cite(Alert& a, const Model* m, std::string_view qid) const {
+  for (auto& c : a.mds2) if (c.id == qid) return;
+  Alert::Cite c;
+  c.id = std::string(qid);
+  bool have = false;
+  if (m) {
+    auto it = m->answers.find(c.id);
+    if (it != m->answers.end()) {
+      c.answer = it->second.answer;
+      c.iec = it->second.iec; c.nist = it->second.nist; c.iso = it->second.iso;
+      have = true;
+    }
+    if (c.answer.empty()) {
+      // Hand-written models state the derived switch, not the answer: recover the answer from it.
+      for (size_t i = 0; i < mds2::derived_switches().size() && i < m->sw.size(); ++i) {
+        auto& s = mds2::derived_switches()[i];
+        if (qid != s.question || m->sw[i] < 0) continue;
+        bool yes = (m->sw[i] == 1) != s.inverted;
+        c.answer = yes ? "yes" : "no";
+      }
+    }
+  }
+  if (!have) {
+    if (auto* t = mds2::template_mapping(qid)) { c.iec = t->iec; c.nist = t->nist; c.iso = t->iso; }
+  }
+  if (c.answer.empty()) c.answer = "unknown";
+  a.mds2.push_back(std::move(c));
+}
+
+void PolicyJudge::emit(const FlowSummary& f, Alert& a, EventOutput& out) {
+  auto ov = site_->severity_overrides.find(std::string(a.rule));
+  if (ov != site_->severity_overrides.end()) a.sev = ov->second;
+  uint64_t key = triple_key(a.rule, a.device, a.peer);
+  if (baseline_.count(key)) { ++suppressed_; ++out.counters().at("policy.alerts_baselined"); return; }
+  if (emitted_.count(key)) { ++repeats_; ++out.counters().at("policy.alert_repeats"); return; }
+  if (emitted_.size() < kMaxEmitted) emitted_.insert(key);
+  ++alerts_written_;
+  ++out.counters().at("policy.alerts");
+  if (a.sev > max_sev_) max_sev_ = a.sev;
+  auto& w = out.begin("alert", f.end.usec ? f.end : f.start, &f.ep);
+  w.object("alert");
+  w.field("rule", a.rule);
+  w.field("severity", severity_name(a.sev));
+  w.field("message", a.message);
+  w.field("device", a.device);
+  w.field("peer", a.peer);
+  w.array("mds2");
+  for (auto& c : a.mds2) {
+    w.begin_object();
+    w.field("id", c.id);
+    w.field("answer", c.answer);
+    auto opt = [&](std::string_view k, const std::string& v) { w.key(k); if (v.empty()) w.null(); else w.value(v); };
+    opt("iec_tr_80001_2_2", c.iec);
+    opt("nist_800_53", c.nist);
+    opt("iso_27002", c.iso);
+    w.end_object();
+  }
+  w.end_array();
+  w.object("evidence");
+  w.array("flow_ids");
+  w.value(f.ep.flow_id);
+  w.end_array();
+  for (auto& [k, v] : a.evidence) w.field(k, v);
+  if (!a.phi_fields.empty()) {
+    w.array("phi_fields");
+    for (auto& p : a.phi_fields) w.value(p);
+    w.end_array();
+  }
+  w.end_object();
+  w.end_object();
+  out.end();
+}
+
+PolicyJudge::SideResult PolicyJudge::eval_side(const FlowSummary& f, const Device& dev, bool dev_is_client,
+                                               EventOutput& out) {
+  SideResult res;
+  const Model* m = dev.model;
+  const IpAddr& peer_ip = dev_is_client ? f.ep.dst : f.ep.src;
+  const Device* peer_dev = device_at(peer_ip, dev_is_client ? f.server_mac : f.client_mac);
+  std::string_view app = app_of(f);
+  bool enc = encrypted(f, app);
+  bool peer_internal = internal(peer_ip);
+  uint64_t peer_roles = roles_of(peer_ip);
+  uint16_t port = f.ep.dst_port;
+  auto peer_name = [&] { return peer_dev ? peer_dev->name : ip_str(peer_ip); };
+  auto base = [&](std::string_view rule, Severity sev) {
+    Alert a;
+    a.rule = rule;
+    a.sev = sev;
+    a.device = dev.name;
+    a.peer = peer_name();
+    a.evidence.emplace_back("app", std::string(app.empty() ? "unknown" : app));
+    if (!f.ndpi_protocol.empty()) a.evidence.emplace_back("ndpi_protocol", f.ndpi_protocol);
+    a.evidence.emplace_back("direction", dev_is_client ? "outbound" : "inbound");
+    a.evidence.emplace_back("server_port", std::to_string(port));
+    a.evidence.emplace_back("model", dev.model_id);
+    return a;
+  };
+
+  // 1. Declared flows.
+  const FlowRule* match = nullptr;
+  if (m) {
+    for (auto& r : m->flows) {
+      if (r.initiator == Initiator::device && !dev_is_client) continue;
+      if (r.initiator == Initiator::peer && dev_is_client) continue;
+      if (r.l4 && r.l4 != f.ep.proto) continue;
+      if (r.peer_role == "any") {
+      } else if (r.peer_role == "any_internal") {
+        if (!peer_internal) continue;
+      } else if (r.peer_role == "external") {
+        if (peer_internal) continue;
+      } else if (r.role_index < 0 || r.role_index >= 64 || !(peer_roles & (1ull << r.role_index))) {
+        continue;
+      }
+      if (!r.ports.empty() || (r.role_index >= 0 && !site_->roles[r.role_index].ports.empty())) {
+        bool ok = std::find(r.ports.begin(), r.ports.end(), port) != r.ports.end();
+        // The site's real service port for the role (PACS on 11112 instead of 104).
+        if (!ok && r.role_index >= 0 && dev_is_client) {
+          auto& rp = site_->roles[r.role_index].ports;
+          ok = std::find(rp.begin(), rp.end(), port) != rp.end();
+        }
+        if (!ok && !dev_is_client && r.role_index >= 0 && r.ports.empty()) ok = true;
+        if (!ok) continue;
+      }
+      if (!r.apps.empty() && !app.empty()) {
+        bool ok = false;
+        for (auto& a : r.apps) if (a == app) { ok = true; break; }
+        // DICOM or HL7 over TLS shows up as TLS: the rule's app is inside.
+        if (!ok && app == "tls" && r.tls != Tls::forbidden) ok = true;
+        if (!ok) continue;
+      }
+      match = &r;
+      break;
+    }
+  }
+
+  if (match) {
+    res.rule = match->id;
+    if (!match->default_enabled && !contains(dev.enable, match->id)) {
+      res.level = 1;
+      Alert a = base("flow.disabled_by_default", Severity::low);
+      a.message = "Flow matches '" + match->id + "', which the manufacturer ships disabled; the site has not enabled it for " + dev.name;
+      a.evidence.emplace_back("matched_rule", match->id);
+      for (auto& s : match->source) { std::string id; if (mds2::match_question_id(s, id)) cite(a, m, id); }
+      emit(f, a, out);
+    }
+    if (match->tls == Tls::required && !enc && f.payload_bytes[0] + f.payload_bytes[1] > 0) {
+      Alert a = base("tls.required_cleartext", Severity::high);
+      a.message = "Cleartext " + std::string(app.empty() ? "traffic" : app) + " on '" + match->id +
+                  "', which the model requires to use TLS";
+      a.evidence.emplace_back("matched_rule", match->id);
+      for (auto& s : match->source) { std::string id; if (mds2::match_question_id(s, id)) cite(a, m, id); }
+      cite(a, m, "TXCF-5");
+      emit(f, a, out);
+    }
+  } else if (m) {
+    // 2. Not declared: does an answer forbid it?
+    Direction dir = dev_is_client ? Direction::outbound : Direction::inbound;
+    const ForbiddenApp* fb = nullptr;
+    if (!app.empty())
+      for (auto& x : m->forbidden) {
+        if (x.direction != Direction::any && x.direction != dir) continue;
+        if (contains(x.apps, app)) { fb = &x; break; }
+      }
+    int peer_zone = zone_of(peer_ip);
+    bool zone_never = peer_zone >= 0 && static_cast<size_t>(peer_zone) < site_->zones.size() &&
+                      contains(m->zones_never, site_->zones[peer_zone].name);
+    if (!peer_internal && zone_never == false && contains(m->zones_never, "external")) zone_never = true;
+    res.level = 1;
+    if (is_lateral(app)) {
+      Alert a = base("lateral.admin_protocol", Severity::high);
+      a.message = std::string(app) + (dev_is_client ? " from " : " to ") + "medical device " + dev.name +
+                  (dev_is_client ? " to " : " from ") + peer_name() + ", not declared by the manufacturer";
+      if (fb) {
+        res.level = 2;
+        a.message += "; contradicts MDS2";
+        for (auto& s : fb->source) { std::string id; if (mds2::match_question_id(s, id)) { cite(a, m, id); res.mds2.push_back(id); } }
+        a.sev = Severity::high;
+      }
+      res.rule = "lateral.admin_protocol";
+      emit(f, a, out);
+    } else if (fb) {
+      res.level = 2;
+      res.rule = "flow.forbidden_app";
+      Alert a = base("flow.forbidden_app", Severity::high);
+      a.message = std::string(app) + (dev_is_client ? " from " : " to ") + dev.name + " is forbidden by its model";
+      for (auto& s : fb->source) { std::string id; if (mds2::match_question_id(s, id)) { cite(a, m, id); res.mds2.push_back(id); } }
+      emit(f, a, out);
+    } else if (!peer_internal && m->sw_value("internal_only") == 1) {
+      res.level = 2;
+      res.rule = "flow.external_forbidden";
+      Alert a = base("flow.external_forbidden", Severity::high);
+      a.message = dev.name + " talks to " + peer_name() + " outside the site, but the manufacturer declares it never communicates outside the customer environment";
+      cite(a, m, "CONN-4");
+      res.mds2.push_back("CONN-4");
+      if (m->sw_value("internet_required") == 0) { cite(a, m, "CONN-6"); res.mds2.push_back("CONN-6"); }
+      emit(f, a, out);
+    } else if (peer_internal && m->sw_value("communicates_internal") == 0 && !is_infrastructure(app)) {
+      res.level = 2;
+      res.rule = "flow.internal_forbidden";
+      Alert a = base("flow.internal_forbidden", Severity::high);
+      a.message = dev.name + " talks to " + peer_name() + ", but the manufacturer declares it does not communicate with other systems";
+      cite(a, m, "CONN-3");
+      res.mds2.push_back("CONN-3");
+      emit(f, a, out);
+    } else if (!dev_is_client && f.server_answered && f.syn_seen && m->sw_value("unused_ports_disabled") == 1 &&
+               f.ep.proto == 6) {
+      res.level = 2;
+      res.rule = "flow.unlisted_listening_port";
+      Alert a = base("flow.unlisted_listening_port", Severity::high);
+      a.message = dev.name + " accepted a connection on port " + std::to_string(port) +
+                  ", which is not in its declared flows although unused ports are declared disabled";
+      cite(a, m, "SAHD-8");
+      res.mds2.push_back("SAHD-8");
+      emit(f, a, out);
+    } else if (zone_never) {
+      res.level = 2;
+      res.rule = "lateral.zone_forbidden";
+      Alert a = base("lateral.zone_forbidden", Severity::high);
+      a.message = dev.name + " talks to " + peer_name() + " in a zone its model never allows";
+      emit(f, a, out);
+    } else {
+      res.rule = "flow.undeclared";
+      Alert a = base("flow.undeclared", Severity::medium);
+      a.message = std::string(dev_is_client ? "Outbound " : "Inbound ") + (app.empty() ? "traffic" : std::string(app)) +
+                  (dev_is_client ? " from " : " to ") + dev.name + (dev_is_client ? " to " : " from ") + peer_name() +
+                  " on port " + std::to_string(port) + " matches no declared flow of model " + dev.model_id;
+      if (m->sw_value("port_list_provided") == 1) cite(a, m, "CONN-2");
+      if (m->sw_value("phi_fixed_destinations") == 1 && f.facts && !f.facts->phi_fields.empty()) cite(a, m, "TXCF-3");
+      emit(f, a, out);
+    }
+  }
+
+  // 3. PHI in clear.
+  if (m && f.facts && !f.facts->phi_fields.empty() && !enc) {
+    Severity sev = Severity::high;
+    std::string why;
+    if (match && match->phi == 1) sev = Severity::low;
+    Alert a = base("phi.cleartext", sev);
+    a.phi_fields = f.facts->phi_fields;
+    bool contradicts = false;
+    if (m->sw_value("phi_encrypted_claim") == 1) { cite(a, m, "TXCF-2"); contradicts = true; }
+    if (m->sw_value("phi_any") == 0) { cite(a, m, "MPII-1"); contradicts = true; }
+    if (m->sw_value("phi_wired") == 0) { cite(a, m, "MPII-3.5"); contradicts = true; }
+    if (m->sw_value("phi_point_to_point_only") == 1) { cite(a, m, "TXCF-1"); contradicts = true; }
+    if (contradicts) a.sev = Severity::high;
+    if (!match) { a.sev = std::max(a.sev, Severity::high); why = " on an undeclared flow"; }
+    if (!peer_internal) {
+      a.sev = Severity::critical;
+      cite(a, m, "MPII-3.7");
+      why += " to an external address";
+    }
+    a.message = "PHI (" + std::to_string(f.facts->phi_fields.size()) + " field" + (f.facts->phi_fields.size() == 1 ? "" : "s") +
+                ") sent in clear between " + dev.name + " and " + peer_name() + why + (contradicts ? "; contradicts MDS2" : "");
+    if (match) a.evidence.emplace_back("matched_rule", match->id);
+    emit(f, a, out);
+  }
+
+  // 4. HL7 against the model (the device as receiver or sender).
+  if (m && m->hl7.present && app == "hl7") {
+    const std::string* types = attr(f, "hl7.message_types");
+    const std::string* msh3 = attr(f, "hl7.msh3");
+    if (!dev_is_client) {
+      // The sender must hold one of the declared peer roles, and use the role's MSH-3 when it has one.
+      bool bound = m->hl7.peer_roles.empty();
+      std::vector<std::string> apps;
+      for (auto& ro : m->hl7.peer_roles) {
+        if (ro == "any" || (ro == "any_internal" && peer_internal)) { bound = true; continue; }
+        int ri = site_->role_index(ro);
+        if (ri >= 0 && ri < 64 && (peer_roles & (1ull << ri))) {
+          bound = true;
+          apps.insert(apps.end(), site_->roles[ri].hl7_apps.begin(), site_->roles[ri].hl7_apps.end());
+        }
+      }
+      if (peer_dev) apps.insert(apps.end(), peer_dev->hl7_apps.begin(), peer_dev->hl7_apps.end());
+      bool app_ok = apps.empty() || !msh3 || contains(apps, *msh3);
+      if (!bound || !app_ok) {
+        Alert a = base("hl7.sender_unbound", Severity::high);
+        a.message = "HL7 to " + dev.name + " from " + peer_name() +
+                    (bound ? ", whose sending application is not the one bound to its role" : ", which is not bound to a declared HL7 peer role");
+        if (msh3) a.evidence.emplace_back("msh3", *msh3);
+        cite(a, m, "MPII-3.10");
+        emit(f, a, out);
+      }
+    }
+    if (types) {
+      const auto& allowed = dev_is_client ? m->hl7.outbound_types : m->hl7.inbound_types;
+      std::string bad;
+      each_item(*types, [&](std::string_view t) {
+        if (!hl7_type_allowed(allowed, t)) { if (!bad.empty()) bad += ","; bad += t; }
+      });
+      if (!bad.empty()) {
+        Alert a = base("hl7.message_type_undeclared", Severity::medium);
+        a.message = "HL7 " + bad + (dev_is_client ? " sent by " : " received by ") + dev.name + " is not among the declared message types";
+        a.evidence.emplace_back("message_types", bad);
+        emit(f, a, out);
+      }
+    }
+  }
+
+  // 5. DICOM against the model.
+  if (m && m->dicom.present && app == "dicom") {
+    auto& dm = m->dicom;
+    if (const std::string* cmds = attr(f, "dicom.commands"); cmds && dm.dimse_checked) {
+      const auto& allowed = dev_is_client ? dm.dimse_out : dm.dimse_in;
+      std::string bad;
+      each_item(*cmds, [&](std::string_view c) {
+        if (!contains(allowed, c)) { if (!bad.empty()) bad += ","; bad += c; }
+      });
+      if (!bad.empty()) {
+        Alert a = base("dicom.dimse_undeclared", Severity::medium);
+        a.message = "DICOM " + bad + (dev_is_client ? " issued by " : " served by ") + dev.name + ", not declared " +
+                    (dev_is_client ? "(dimse_out)" : "(dimse_in)");
+        a.evidence.emplace_back("commands", bad);
+        emit(f, a, out);
+      }
+    }
+    if (const std::string* sops = attr(f, "dicom.sop_classes"); sops && !dm.sop_classes.empty()) {
+      std::string bad;
+      each_item(*sops, [&](std::string_view c) {
+        if (!contains(dm.sop_classes, c)) { if (!bad.empty()) bad += ","; bad += c; }
+      });
+      if (!bad.empty()) {
+        Alert a = base("dicom.sop_class_undeclared", Severity::medium);
+        a.message = "DICOM SOP class(es) " + bad + " used with " + dev.name + " are not declared by its model";
+        a.evidence.emplace_back("sop_classes", bad);
+        emit(f, a, out);
+      }
+    }
+    if (const std::string* dest = attr(f, "dicom.move_destination"); dest && !dev_is_client) {
+      // The device is the C-MOVE SCP: it would send images to `dest`.
+      std::string bad;
+      each_item(*dest, [&](std::string_view d) {
+        bool ok = false;
+        if (dm.c_move_allowed) {
+          for (auto& x : dm.move_destinations) {
+            if (x == d) { ok = true; break; }
+            if (x.rfind("role:", 0) == 0) {
+              int ri = site_->role_index(std::string_view(x).substr(5));
+              if (ri >= 0 && contains(site_->roles[ri].ae_titles, d)) { ok = true; break; }
+              if (ri >= 0)
+                for (auto& dv : site_->devices)
+                  if (contains(dv.roles, site_->roles[ri].name) && contains(dv.ae_titles, d)) { ok = true; break; }
+              if (ok) break;
+            }
+          }
+        }
+        if (!ok) { if (!bad.empty()) bad += ","; bad += d; }
+      });
+      if (!bad.empty()) {
+        Alert a = base("dicom.move_destination_undeclared", Severity::high);
+        a.message = "C-MOVE asks " + dev.name + " to send images to AE " + bad + ", which is not a declared destination";
+        a.evidence.emplace_back("move_destination", bad);
+        if (auto* c = attr(f, "dicom.calling_ae")) a.evidence.emplace_back("calling_ae", *c);
+        cite(a, m, "TXCF-3");
+        emit(f, a, out);
+      }
+    }
+  }
+  return res;
+}
+
+void PolicyJudge::eval_dicom_flow(const FlowSummary& f, const Device* cdev, const Device* sdev, EventOutput& out) {
+  const std::string* calling = attr(f, "dicom.calling_ae");
+  const Model* m = cdev ? cdev->model : (sdev ? sdev->model : nullptr);
+  std::string dev_name = cdev ? cdev->name : (sdev ? sdev->name : ip_str(f.ep.dst));
+  auto base = [&](std::string_view rule, Severity sev) {
+    Alert a;
+    a.rule = rule; a.sev = sev;
+    a.device = dev_name;
+    a.peer = ip_str(f.ep.src);
+    if (calling) a.evidence.emplace_back("calling_ae", *calling);
+    if (auto* c = attr(f, "dicom.called_ae")) a.evidence.emplace_back("called_ae", *c);
+    a.evidence.emplace_back("client_ip", ip_str(f.ep.src));
+    return a;
+  };
+  if (calling && !calling->empty()) {
+    auto it = ae_bindings_.find(*calling);
+    if (it != ae_bindings_.end()) {
+      bool ok = false;
+      for (auto& ip : it->second) if (ip == f.ep.src) { ok = true; break; }
+      if (!ok) {
+        Alert a = base("dicom.ae_spoofing", Severity::high);
+        a.peer = *calling + "@" + ip_str(f.ep.src);
+        a.message = "Calling AE " + *calling + " is bound to another address but was used from " + ip_str(f.ep.src);
+        cite(a, m, "NAUT-1");
+        cite(a, m, "TXCF-4");
+        emit(f, a, out);
+      }
+    } else {
+      auto& seen = ae_seen_[*calling];
+      bool known = false;
+      for (auto& ip : seen) if (ip == f.ep.src) { known = true; break; }
+      if (!known) {
+        if (!seen.empty()) {
+          Alert a = base("dicom.ae_new_ip", Severity::medium);
+          a.peer = *calling + "@" + ip_str(f.ep.src);
+          a.message = "Calling AE " + *calling + " seen from a new address " + ip_str(f.ep.src) + " (first seen from " + ip_str(seen.front()) + ")";
+          cite(a, m, "NAUT-1");
+          emit(f, a, out);
+        }
+        if (seen.size() < 16) seen.push_back(f.ep.src);
+        if (ae_seen_.size() > kMaxAeTracked) ae_seen_.clear();  // bounded: start over rather than grow
+      }
+    }
+  }
+  // Association rejects in a burst from one source: AE title guessing.
+  const std::string* result = attr(f, "dicom.result");
+  if (result && (*result == "rejected" || *result == "reject")) {
+    if (rejects_.size() > kMaxRejectSources) rejects_.clear();
+    auto& q = rejects_[IpKey(f.ep.src)];
+    int64_t t = f.start.usec;
+    q.push_back(t);
+    int64_t window = static_cast<int64_t>(site_->thresholds.reject_window_s) * 1000000;
+    while (!q.empty() && q.front() < t - window) q.pop_front();
+    while (q.size() > site_->thresholds.reject_burst) q.pop_front();
+    if (q.size() >= site_->thresholds.reject_burst) {
+      auto& last = reject_alerted_[IpKey(f.ep.src)];
+      if (last == 0 || t - last > window) {
+        last = t ? t : 1;
+        Alert a = base("dicom.reject_burst", Severity::high);
+        a.message = std::to_string(q.size()) + " DICOM associations from " + ip_str(f.ep.src) + " rejected within " +
+                    std::to_string(site_->thresholds.reject_window_s) + " s: AE title guessing";
+        if (auto* r = attr(f, "dicom.reject_reason")) a.evidence.emplace_back("reject_reason", *r);
+        cite(a, m, "NAUT-1");
+        emit(f, a, out);
+      }
+    }
+  }
+  // User identity with a passcode on a cleartext association.
+  std::string_view app = app_of(f);
+  const std::string* uit = attr(f, "dicom.user_identity_type");
+  const std::string* pw = attr(f, "dicom.user_identity_password");
+  bool has_pw = (uit && *uit == "2") || (pw && (*pw == "true" || *pw == "1"));
+  if (has_pw && !encrypted(f, app)) {
+    Alert a = base("dicom.cleartext_password", Severity::high);
+    a.message = "DICOM user identity with a password sent in clear by " + ip_str(f.ep.src);
+    cite(a, m, "TXCF-2");
+    emit(f, a, out);
+  }
+}
+
+void PolicyJudge::track_fanout(const FlowSummary& f, const Device& dev, EventOutput& out) {
+  auto& st = dev_state_[static_cast<size_t>(&dev - site_->devices.data())];
+  auto& th = site_->thresholds;
+  IpKey peer(f.ep.dst);
+  auto base = [&](std::string_view rule) {
+    Alert a;
+    a.rule = rule; a.sev = Severity::high; a.device = dev.name;
+    a.evidence.emplace_back("model", dev.model_id);
+    return a;
+  };
+  if (!st.fanout_alerted && st.peers.size() <= th.fanout_hosts) {
+    st.peers.insert(peer);
+    if (st.peers.size() > th.fanout_hosts) {
+      st.fanout_alerted = true;
+      Alert a = base("lateral.fan_out");
+      a.peer = "*";
+      a.message = dev.name + " contacted more than " + std::to_string(th.fanout_hosts) + " distinct hosts";
+      a.evidence.emplace_back("distinct_hosts", std::to_string(st.peers.size()));
+      a.evidence.emplace_back("last_port", std::to_string(f.ep.dst_port));
+      cite(a, dev.model, "SAHD-8");
+      emit(f, a, out);
+    }
+  }
+  if (st.scan_alerted.count(peer)) return;
+  if (st.ports.size() > th.fanout_hosts * 2 + 64 && !st.ports.count(peer)) return;  // bounded
+  auto& ports = st.ports[peer];
+  if (std::find(ports.begin(), ports.end(), f.ep.dst_port) == ports.end()) ports.push_back(f.ep.dst_port);
+  if (ports.size() > th.scan_ports) {
+    st.scan_alerted.insert(peer);
+    Alert a = base("lateral.port_scan");
+    a.peer = ip_str(f.ep.dst);
+    a.message = dev.name + " tried " + std::to_string(ports.size()) + " distinct ports on " + a.peer;
+    a.evidence.emplace_back("distinct_ports", std::to_string(ports.size()));
+    cite(a, dev.model, "SAHD-8");
+    ports.clear();
+    ports.shrink_to_fit();
+    emit(f, a, out);
+  }
+}
+
+FlowVerdict PolicyJudge::judge(const FlowSummary& f, EventOutput& out) {
+  FlowVerdict v;
+  const Device* cdev = device_at(f.ep.src, f.client_mac);
+  const Device* sdev = device_at(f.ep.dst, f.server_mac);
+  std::string_view app = app_of(f);
+
+  // Zone matrix: site-wide, for every flow between two known zones.
+  int cz = zone_of(f.ep.src), sz = zone_of(f.ep.dst);
+  if (cz >= 0 && sz >= 0 && cz != sz) {
+    size_t nz = site_->zones.size() + 1;
+    if (!zone_matrix_[static_cast<size_t>(cz) * nz + static_cast<size_t>(sz)]) {
+      auto zname = [&](int z) { return static_cast<size_t>(z) < site_->zones.size() ? site_->zones[z].name : std::string("external"); };
+      Alert a;
+      a.rule = "lateral.zone_crossing";
+      a.sev = (cdev || sdev) ? Severity::medium : Severity::low;
+      a.device = cdev ? cdev->name : (sdev ? sdev->name : ip_str(f.ep.src));
+      a.peer = cdev ? (sdev ? sdev->name : ip_str(f.ep.dst)) : ip_str(f.ep.src);
+      a.message = "Flow from zone " + zname(cz) + " to zone " + zname(sz) + " is not in the site's zone matrix";
+      a.evidence.emplace_back("src_zone", zname(cz));
+      a.evidence.emplace_back("dst_zone", zname(sz));
+      a.evidence.emplace_back("app", std::string(app.empty() ? "unknown" : app));
+      a.evidence.emplace_back("server_port", std::to_string(f.ep.dst_port));
+      emit(f, a, out);
+      if (v.verdict.empty() && (cdev || sdev)) { v.verdict = "undeclared"; v.rule = "lateral.zone_crossing"; }
+    }
+  }
+
+  // HL7 processing id: test/debug messages on a production network.
+  if (app == "hl7" && site_->production) {
+    if (const std::string* pid = attr(f, "hl7.processing_id")) {
+      bool test = false;
+      each_item(*pid, [&](std::string_view p) { if (!p.empty() && (p[0] == 'T' || p[0] == 'D')) test = true; });
+      if (test) {
+        Alert a;
+        a.rule = "hl7.test_on_production";
+        a.sev = Severity::medium;
+        a.device = sdev ? sdev->name : (cdev ? cdev->name : ip_str(f.ep.dst));
+        a.peer = ip_str(f.ep.src);
+        a.message = "HL7 message with processing id " + *pid + " (test/debug) on the production site";
+        a.evidence.emplace_back("processing_id", *pid);
+        if (auto* s = attr(f, "hl7.msh3")) a.evidence.emplace_back("msh3", *s);
+        emit(f, a, out);
+      }
+    }
+  }
+  if (app == "dicom") eval_dicom_flow(f, cdev, sdev, out);
+
+  if (!cdev && !sdev) return v;  // not a flow of a known device: only site-wide checks
+  SideResult worst;
+  worst.level = -1;
+  for (int side = 0; side < 2; ++side) {
+    const Device* d = side == 0 ? cdev : sdev;
+    if (!d) continue;
+    if (side == 1 && cdev == sdev) continue;
+    SideResult r = eval_side(f, *d, side == 0, out);
+    if (r.level > worst.level) worst = std::move(r);
+    if (side == 0) track_fanout(f, *d, out);
+    // An unknown peer: an address the site binds to no role and no device.
+    const IpAddr& peer = side == 0 ? f.ep.dst : f.ep.src;
+    if (!device_at(peer, side == 0 ? f.server_mac : f.client_mac) && roles_of(peer) == 0 && !is_infrastructure(app)) {
+      Alert a;
+      a.rule = "lateral.new_peer";
+      a.sev = Severity::low;
+      a.device = d->name;
+      a.peer = ip_str(peer);
+      a.message = d->name + " talks to " + a.peer + ", a host the site binds to no role or device";
+      a.evidence.emplace_back("server_port", std::to_string(f.ep.dst_port));
+      a.evidence.emplace_back("app", std::string(app.empty() ? "unknown" : app));
+      emit(f, a, out);
+    }
+  }
+  static const char* names[] = {"declared", "undeclared", "forbidden"};
+  // A zone crossing already made the flow undeclared; a side's own finding may be worse.
+  if (worst.level >= 0 && !(worst.level == 0 && !v.verdict.empty())) {
+    v.verdict = names[worst.level];
+    v.rule = std::move(worst.rule);
+    v.mds2 = std::move(worst.mds2);
+  }
+  return v;
+}
+
+void PolicyJudge::finish(Timestamp now, EventOutput& out) {
+  out.counters().at("policy.alerts_written") = alerts_written_;
+}
+
+}  // namespace medmon::policy

@@ -1,0 +1,88 @@
+#pragma once
+// Judges every flow against the site's policy and writes alerts; adds device and zone names to
+// every event header. The policy is compiled into hash tables at load so a flow costs a few
+// lookups; alert text is only built when an alert fires.
+#include <deque>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "policies/engine/policy.h"
+#include "sensor/engine/flow_judge.h"
+
+namespace medmon::policy {
+
+struct JudgeOptions {
+  std::string baseline_path;  // accepted alerts (alert JSONL from an earlier run, or YAML list)
+};
+
+class PolicyJudge : public FlowJudge, public HeaderAnnotator {
+ public:
+  explicit PolicyJudge(std::unique_ptr<Site> site, JudgeOptions opt = {});
+
+  // Loads site + models (+ baseline). Returns nullptr with errors filled on failure.
+  static std::unique_ptr<PolicyJudge> load(const std::string& site_path, const std::string& models_dir,
+                                           const JudgeOptions& opt, Errors& errs);
+
+  FlowVerdict judge(const FlowSummary& flow, EventOutput& out) override;
+  void finish(Timestamp now, EventOutput& out) override;
+  void annotate(const EventEndpoints& ep, JsonWriter& w) override;
+
+  // CI mode: the highest severity of alerts written (baseline-suppressed ones excluded).
+  bool any_alert() const { return alerts_written_ > 0; }
+  Severity max_severity() const { return max_sev_; }
+  // 1 when an alert at or above `fail_on` was written, else 0.
+  int exit_code(Severity fail_on) const { return alerts_written_ > 0 && max_sev_ >= fail_on ? 1 : 0; }
+  uint64_t alerts_written() const { return alerts_written_; }
+  uint64_t alerts_suppressed() const { return suppressed_; }
+  const Site& site() const { return *site_; }
+
+  // Adds one accepted (rule, device, peer) triple; used by the baseline loader and tests.
+  void accept(std::string_view rule, std::string_view device, std::string_view peer);
+
+ private:
+  struct Alert;
+  struct SideResult;
+  struct DeviceState {
+    std::unordered_set<IpKey, IpKeyHash> peers;   // distinct peers contacted (capped)
+    std::unordered_map<IpKey, std::vector<uint16_t>, IpKeyHash> ports;  // per host, capped
+    bool fanout_alerted = false;
+    std::unordered_set<IpKey, IpKeyHash> scan_alerted;
+  };
+
+  const Device* device_at(const IpAddr& ip, const std::array<uint8_t, 6>& mac) const;
+  int zone_of(const IpAddr& ip) const;
+  bool internal(const IpAddr& ip) const;
+  uint64_t roles_of(const IpAddr& ip) const;
+  bool load_baseline(const std::string& path, Errors& errs);
+
+  SideResult eval_side(const FlowSummary& f, const Device& dev, bool dev_is_client, EventOutput& out);
+  void eval_dicom_flow(const FlowSummary& f, const Device* cdev, const Device* sdev, EventOutput& out);
+  void track_fanout(const FlowSummary& f, const Device& dev, EventOutput& out);
+  void emit(const FlowSummary& f, Alert& a, EventOutput& out);
+  void cite(Alert& a, const Model* m, std::string_view qid) const;
+
+  std::unique_ptr<Site> site_;
+  JudgeOptions opt_;
+  std::unordered_map<IpKey, uint32_t, IpKeyHash> dev_by_ip_;
+  std::vector<std::pair<std::array<uint8_t, 6>, uint32_t>> dev_by_mac_;
+  std::unordered_map<IpKey, uint64_t, IpKeyHash> roles_by_ip_;       // exact addresses
+  std::vector<std::pair<Cidr, uint64_t>> roles_by_cidr_;              // networks
+  std::vector<std::pair<Cidr, int>> zone_cidrs_;                      // longest prefix first
+  std::vector<uint8_t> zone_matrix_;                                  // nz*nz allowed bits
+  std::unordered_map<std::string, std::vector<IpAddr>> ae_bindings_;  // AE title -> bound IPs
+  std::unordered_map<std::string, std::vector<IpAddr>> ae_seen_;       // unbound AE -> IPs seen
+  std::unordered_map<IpKey, std::deque<int64_t>, IpKeyHash> rejects_;  // source -> reject times
+  std::unordered_map<IpKey, int64_t, IpKeyHash> reject_alerted_;
+  std::vector<DeviceState> dev_state_;
+  std::unordered_set<uint64_t> emitted_;    // (rule, device, peer) already alerted
+  std::unordered_set<uint64_t> baseline_;
+  std::vector<const char*> lateral_apps_;
+  Severity max_sev_ = Severity::info;
+  uint64_t alerts_written_ = 0, suppressed_ = 0, repeats_ = 0;
+  std::string scratch_;
+};
+
+}  // namespace medmon::policy
