@@ -1,5 +1,6 @@
 #include "dissectors/registry.h"
 
+#include "dissectors/dicom/dicom_dissector.h"
 #include "dissectors/hl7/hl7_dissector.h"
 
 // Adding a protocol: include its header and add one line to kAll.
@@ -9,6 +10,7 @@ namespace medmon {
 namespace {
 const DissectorInfo* const kAll[] = {
     nullptr,  // keeps the array non-empty; skipped by all_dissectors()
+    &kDicomInfo,
     &kHl7Info,
 };
 }  // namespace

@@ -1,0 +1,439 @@
+#include "dissectors/dicom/dataset.h"
+
+#include <iconv.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "dissectors/dicom/pdu.h"
+#include "dissectors/dicom/phi_tags.h"
+
+namespace medmon::dicom {
+
+Syntax syntax_of(std::string_view ts) {
+  if (ts == "1.2.840.10008.1.2") return Syntax::implicit_le;
+  if (ts == "1.2.840.10008.1.2.2") return Syntax::explicit_be;
+  if (ts == "1.2.840.10008.1.2.1.99") return Syntax::deflated;
+  // Explicit VR LE and every encapsulated (compressed) syntax: headers are explicit VR LE.
+  return Syntax::explicit_le;
+}
+
+void DatasetSummary::clear() {
+  phi_mask = 0;
+  for (std::string* s : {&charset, &sop_class, &modality, &manufacturer, &model, &software, &station,
+                         &serial, &patient_name, &patient_id, &accession})
+    s->clear();
+  pixel_data = truncated = false;
+  elements = 0;
+  max_depth = 0;
+}
+
+struct DatasetWalker::Zlib {
+  z_stream zs{};
+  bool ok = false;
+  Zlib() { ok = inflateInit2(&zs, -15) == Z_OK; }  // raw deflate (PS3.5 A.5)
+  ~Zlib() { if (ok) inflateEnd(&zs); }
+};
+
+DatasetWalker::DatasetWalker() = default;
+DatasetWalker::~DatasetWalker() = default;
+
+namespace {
+
+constexpr uint32_t kUndefined = 0xFFFFFFFF;
+constexpr uint32_t kItem = 0xFFFEE000;
+constexpr uint32_t kItemDelim = 0xFFFEE00D;
+constexpr uint32_t kSeqDelim = 0xFFFEE0DD;
+
+enum R { kOk, kIncomplete, kBad };
+
+struct Header {
+  uint32_t tag = 0;
+  uint32_t len = 0;
+  uint8_t hdr = 8;
+  bool sq = false;
+};
+
+inline uint16_t rd16(const uint8_t* p, bool be) { return be ? uint16_t(p[0] << 8 | p[1]) : uint16_t(p[0] | p[1] << 8); }
+inline uint32_t rd32(const uint8_t* p, bool be) {
+  return be ? uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3]
+            : uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
+}
+inline bool upper(uint8_t c) { return c >= 'A' && c <= 'Z'; }
+
+bool long_vr(uint8_t a, uint8_t b) {
+  switch (a) {
+    case 'O': return b == 'B' || b == 'D' || b == 'F' || b == 'L' || b == 'V' || b == 'W';
+    case 'S': return b == 'Q' || b == 'V';
+    case 'U': return b == 'C' || b == 'N' || b == 'R' || b == 'T' || b == 'V';
+    default: return false;
+  }
+}
+
+// Element header at d[p..end).
+R read_header(std::span<const uint8_t> d, size_t p, size_t end, Syntax s, Header& h) {
+  if (end - p < 8) return kIncomplete;
+  const uint8_t* q = d.data() + p;
+  bool be = s == Syntax::explicit_be;
+  uint16_t g = rd16(q, be), e = rd16(q + 2, be);
+  h.tag = uint32_t(g) << 16 | e;
+  h.sq = false;
+  if (g == 0xFFFE || s == Syntax::implicit_le) {  // items and delimiters never have a VR
+    h.len = rd32(q + 4, be);
+    h.hdr = 8;
+    return kOk;
+  }
+  uint8_t v0 = q[4], v1 = q[5];
+  if (!upper(v0) || !upper(v1)) return kBad;
+  if (long_vr(v0, v1)) {
+    if (end - p < 12) return kIncomplete;
+    h.len = rd32(q + 8, be);
+    h.hdr = 12;
+  } else {
+    h.len = rd16(q + 6, be);
+    h.hdr = 8;
+  }
+  h.sq = v0 == 'S' && v1 == 'Q';
+  return kOk;
+}
+
+bool has_value(std::span<const uint8_t> v) {
+  for (uint8_t c : v)  // padding, empty components and wildcards are no value (query keys)
+    if (c != ' ' && c != 0 && c != '*' && c != '?' && c != '^' && c != '\\' && c != '=') return true;
+  return false;
+}
+
+void keep(std::string& dst, std::span<const uint8_t> v, size_t cap) {
+  if (!dst.empty()) return;  // first occurrence wins
+  if (v.size() > cap) v = v.first(cap);
+  std::string_view s = trim(std::string_view(reinterpret_cast<const char*>(v.data()), v.size()));
+  dst.assign(s);
+}
+
+struct Walk {
+  std::span<const uint8_t> d;
+  Syntax syntax;
+  DatasetSummary& sum;
+  int max_depth;
+
+  void record(uint32_t tag, std::span<const uint8_t> v) {
+    ++sum.elements;
+    int i = phi_index(tag);
+    if (i >= 0 && has_value(v)) sum.phi_mask |= uint64_t(1) << i;
+    switch (tag) {
+      case 0x00080005: keep(sum.charset, v, 64); break;
+      case 0x00080016: keep(sum.sop_class, v, 64); break;
+      case 0x00080060: keep(sum.modality, v, 16); break;
+      case 0x00080070: keep(sum.manufacturer, v, 64); break;
+      case 0x00081090: keep(sum.model, v, 64); break;
+      case 0x00181020: keep(sum.software, v, 128); break;
+      case 0x00081010: keep(sum.station, v, 16); break;
+      case 0x00181000: keep(sum.serial, v, 64); break;
+      case 0x00100010: keep(sum.patient_name, v, 324); break;
+      case 0x00100020: keep(sum.patient_id, v, 64); break;
+      case 0x00080050: keep(sum.accession, v, 16); break;
+      default: break;
+    }
+  }
+  void mark_sequence(uint32_t tag, uint32_t len) {
+    ++sum.elements;
+    int i = phi_index(tag);
+    if (i >= 0 && len != 0) sum.phi_mask |= uint64_t(1) << i;
+  }
+  bool implicit_sequence(size_t p, size_t end, uint32_t len) const {
+    // Without a dictionary, an implicit VR value that opens with an Item tag is a sequence.
+    return syntax == Syntax::implicit_le && len >= 8 && end - p >= 4 && d[p] == 0xFE && d[p + 1] == 0xFF &&
+           d[p + 2] == 0x00 && d[p + 3] == 0xE0;
+  }
+
+  // Elements in [p, end) until end, or until the delimiter `stop` is read. `open`: end is the
+  // end of the bytes received so far, more may come.
+  R elements(size_t& p, size_t end, bool open, int depth, uint32_t stop) {
+    while (true) {
+      if (p == end) return stop ? (open ? kIncomplete : kBad) : kOk;
+      Header h;
+      R r = read_header(d, p, end, syntax, h);
+      if (r == kIncomplete) return open ? kIncomplete : kBad;
+      if (r == kBad) return kBad;
+      if (stop && h.tag == stop) { p += 8; return kOk; }
+      if (h.tag == kItem || h.tag == kItemDelim || h.tag == kSeqDelim) return kBad;
+      p += h.hdr;
+      if (h.sq || h.len == kUndefined || implicit_sequence(p, end, h.len)) {
+        if (depth >= max_depth) return kBad;
+        mark_sequence(h.tag, h.len);
+        if (h.len == kUndefined) {
+          R s = items(p, end, open, depth + 1, true);
+          if (s != kOk) return s;
+        } else {
+          if (h.len > end - p) return open ? kIncomplete : kBad;
+          size_t q = p;
+          R s = items(q, p + h.len, false, depth + 1, false);
+          if (s != kOk) return kBad;
+          p += h.len;
+        }
+        continue;
+      }
+      if (h.len > end - p) return open ? kIncomplete : kBad;
+      record(h.tag, d.subspan(p, h.len));
+      p += h.len;
+    }
+  }
+
+  R items(size_t& p, size_t end, bool open, int depth, bool undefined) {
+    if (static_cast<uint32_t>(depth) > sum.max_depth) sum.max_depth = static_cast<uint32_t>(depth);
+    while (true) {
+      if (p == end) return undefined ? (open ? kIncomplete : kBad) : kOk;
+      Header h;
+      R r = read_header(d, p, end, syntax, h);
+      if (r == kIncomplete) return open ? kIncomplete : kBad;
+      if (r == kBad) return kBad;
+      if (h.tag == kSeqDelim) { p += 8; return kOk; }
+      if (h.tag != kItem) return kBad;
+      p += 8;
+      if (h.len == kUndefined) {
+        R s = elements(p, end, open, depth, kItemDelim);
+        if (s != kOk) return s;
+      } else {
+        if (h.len > end - p) return open ? kIncomplete : kBad;
+        size_t q = p;
+        R s = elements(q, p + h.len, false, depth, 0);
+        if (s != kOk) return kBad;
+        p += h.len;
+      }
+    }
+  }
+};
+
+bool wanted(uint32_t tag) {
+  switch (tag) {
+    case 0x00080005: case 0x00080016: case 0x00080060: case 0x00080070: case 0x00081090:
+    case 0x00181020: case 0x00081010: case 0x00181000: case 0x00100010: case 0x00100020:
+    case 0x00080050:
+      return true;
+    default:
+      return phi_index(tag) >= 0;
+  }
+}
+
+}  // namespace
+
+void DatasetWalker::start(Syntax s) {
+  syntax_ = s;
+  active_ = true;
+  done_ = false;
+  buf_.clear();
+  buf_offset_ = 0;
+  skip_ = 0;
+  walked_ = 0;
+  error_ = nullptr;
+  error_offset_ = 0;
+  sum_.clear();
+  if (s == Syntax::deflated) z_ = std::make_unique<Zlib>();
+  else z_.reset();
+}
+
+void DatasetWalker::fail(const char* name, uint64_t off) {
+  if (!error_) { error_ = name; error_offset_ = off; }
+  done_ = true;
+}
+
+bool DatasetWalker::feed(std::span<const uint8_t> bytes) {
+  if (!active_ || done_) return true;
+  if (syntax_ != Syntax::deflated) return feed_plain(bytes);
+  if (!z_ || !z_->ok) { fail("dataset_inflate_error", 0); return true; }
+  uint8_t out[16384];
+  z_->zs.next_in = const_cast<uint8_t*>(bytes.data());
+  z_->zs.avail_in = static_cast<uInt>(bytes.size());
+  while (!done_ && z_->zs.avail_in > 0) {
+    z_->zs.next_out = out;
+    z_->zs.avail_out = sizeof out;
+    int rc = inflate(&z_->zs, Z_NO_FLUSH);
+    size_t n = sizeof out - z_->zs.avail_out;
+    if (n) feed_plain(std::span<const uint8_t>(out, n));
+    if (rc == Z_STREAM_END) break;
+    if (rc != Z_OK && rc != Z_BUF_ERROR) { fail("dataset_inflate_error", buf_offset_); break; }
+    if (rc == Z_BUF_ERROR && n == 0) break;
+  }
+  if (done_) z_.reset();
+  return done_;
+}
+
+bool DatasetWalker::feed_plain(std::span<const uint8_t> bytes) {
+  while (!bytes.empty() && !done_) {
+    if (skip_) {
+      size_t n = static_cast<size_t>(std::min<uint64_t>(skip_, bytes.size()));
+      skip_ -= n;
+      walked_ += n;
+      buf_offset_ += n;
+      bytes = bytes.subspan(n);
+      if (walked_ > kHeaderBudget) { sum_.truncated = true; done_ = true; }
+      continue;
+    }
+    size_t n = std::min(kBufferCap - buf_.size(), bytes.size());
+    buf_.insert(buf_.end(), bytes.begin(), bytes.begin() + static_cast<ptrdiff_t>(n));
+    bytes = bytes.subspan(n);
+    walk();
+    if (!done_ && buf_.size() >= kBufferCap) {  // one element or sequence larger than the cap
+      sum_.truncated = true;
+      done_ = true;
+    }
+  }
+  return done_;
+}
+
+void DatasetWalker::walk() {
+  if (syntax_ == Syntax::detect) {
+    if (buf_.size() < 6) return;
+    syntax_ = upper(buf_[4]) && upper(buf_[5]) ? Syntax::explicit_le : Syntax::implicit_le;
+  }
+  Walk w{buf_, syntax_, sum_, kMaxDepth};
+  size_t p = 0;
+  const size_t end = buf_.size();
+  while (!done_) {
+    Header h;
+    R r = read_header(buf_, p, end, syntax_, h);
+    if (r == kIncomplete) break;
+    if (r == kBad) { fail("dataset_bad_element", buf_offset_ + p); break; }
+    if (h.tag == 0x7FE00010 || h.tag == 0x7FE00008 || h.tag == 0x7FE00009) {  // pixel data: stop
+      sum_.pixel_data = true;
+      done_ = true;
+      break;
+    }
+    if (h.tag == kItem || h.tag == kItemDelim || h.tag == kSeqDelim) {
+      fail("dataset_unexpected_delimiter", buf_offset_ + p);
+      break;
+    }
+    size_t v = p + h.hdr;
+    size_t avail = end - v;
+    if (syntax_ == Syntax::implicit_le && h.len != kUndefined && h.len >= 8 && avail < 4 && !h.sq) break;
+    if (h.sq || h.len == kUndefined || w.implicit_sequence(v, end, h.len)) {
+      if (h.len != kUndefined && h.len > kBufferCap) {  // too big to hold: step over it unread
+        w.mark_sequence(h.tag, h.len);
+        skip_ = h.len - std::min<uint64_t>(avail, h.len);
+        p = v + static_cast<size_t>(std::min<uint64_t>(avail, h.len));
+        if (skip_) break;
+        continue;
+      }
+      size_t q = v;
+      R s;
+      if (h.len == kUndefined) {
+        s = w.items(q, end, true, 1, true);
+      } else {
+        if (h.len > avail) break;
+        s = w.items(q, v + h.len, false, 1, false);
+      }
+      if (s == kIncomplete) break;
+      if (s == kBad) { fail("dataset_bad_sequence", buf_offset_ + p); break; }
+      w.mark_sequence(h.tag, h.len);
+      p = q;
+      continue;
+    }
+    if (h.len <= avail) {
+      w.record(h.tag, std::span<const uint8_t>(buf_).subspan(v, h.len));
+      p = v + h.len;
+      continue;
+    }
+    if (wanted(h.tag) && h.len <= kValueCap) break;  // wait for the whole value
+    // Long or uninteresting value: count it and drop it without buffering.
+    if (wanted(h.tag)) {
+      ++sum_.elements;
+      int i = phi_index(h.tag);
+      if (i >= 0 && h.len) sum_.phi_mask |= uint64_t(1) << i;
+    }
+    skip_ = h.len - avail;
+    p = end;
+    break;
+  }
+  if (p) {
+    buf_.erase(buf_.begin(), buf_.begin() + static_cast<ptrdiff_t>(p));
+    buf_offset_ += p;
+    walked_ += p;
+  }
+  if (!done_ && walked_ > kHeaderBudget) { sum_.truncated = true; done_ = true; }
+}
+
+void DatasetWalker::finish() {
+  if (!active_) return;
+  if (!done_) {
+    if (syntax_ == Syntax::detect && !buf_.empty()) {
+      syntax_ = buf_.size() >= 6 && upper(buf_[4]) && upper(buf_[5]) ? Syntax::explicit_le : Syntax::implicit_le;
+      walk();
+    }
+    if (!done_ && (!buf_.empty() || skip_)) fail("dataset_truncated", buf_offset_);
+    done_ = true;
+  }
+  active_ = false;
+  z_.reset();
+  std::vector<uint8_t>().swap(buf_);
+}
+
+namespace {
+const char* iconv_name(std::string_view term) {
+  struct M { std::string_view term; const char* name; };
+  static constexpr M kMap[] = {
+      {"ISO_IR 100", "ISO-8859-1"}, {"ISO 2022 IR 100", "ISO-8859-1"},
+      {"ISO_IR 101", "ISO-8859-2"}, {"ISO 2022 IR 101", "ISO-8859-2"},
+      {"ISO_IR 109", "ISO-8859-3"}, {"ISO 2022 IR 109", "ISO-8859-3"},
+      {"ISO_IR 110", "ISO-8859-4"}, {"ISO 2022 IR 110", "ISO-8859-4"},
+      {"ISO_IR 144", "ISO-8859-5"}, {"ISO 2022 IR 144", "ISO-8859-5"},
+      {"ISO_IR 127", "ISO-8859-6"}, {"ISO 2022 IR 127", "ISO-8859-6"},
+      {"ISO_IR 126", "ISO-8859-7"}, {"ISO 2022 IR 126", "ISO-8859-7"},
+      {"ISO_IR 138", "ISO-8859-8"}, {"ISO 2022 IR 138", "ISO-8859-8"},
+      {"ISO_IR 148", "ISO-8859-9"}, {"ISO 2022 IR 148", "ISO-8859-9"},
+      {"ISO_IR 203", "ISO-8859-15"}, {"ISO 2022 IR 203", "ISO-8859-15"},
+      {"ISO_IR 166", "TIS-620"}, {"ISO 2022 IR 166", "TIS-620"},
+      {"ISO_IR 13", "SHIFT_JIS"}, {"ISO 2022 IR 13", "SHIFT_JIS"},
+      {"ISO 2022 IR 87", "ISO-2022-JP-2"}, {"ISO 2022 IR 159", "ISO-2022-JP-2"},
+      {"ISO 2022 IR 149", "EUC-KR"}, {"ISO 2022 IR 58", "GB2312"},
+      {"GB18030", "GB18030"}, {"GBK", "GBK"},
+  };
+  for (const M& m : kMap)
+    if (m.term == term) return m.name;
+  return nullptr;
+}
+
+bool ascii(std::string_view s) {
+  for (char c : s)
+    if (static_cast<unsigned char>(c) >= 0x80 || c == 0x1B) return false;
+  return true;
+}
+}  // namespace
+
+void decode_text(std::string_view raw, std::string_view charset, std::string& out) {
+  out.clear();
+  if (ascii(raw)) { out.assign(raw); return; }
+  // Multi-valued (code extensions): the last term names the set the non-ASCII text uses.
+  std::string_view term = charset;
+  while (!term.empty()) {
+    size_t bs = term.rfind('\\');
+    std::string_view last = trim(bs == std::string_view::npos ? term : term.substr(bs + 1));
+    if (!last.empty() || bs == std::string_view::npos) { term = last; break; }
+    term = term.substr(0, bs);
+  }
+  if (term.empty() || term == "ISO_IR 192") { out.assign(raw); return; }
+  if (term == "ISO_IR 100" || term == "ISO 2022 IR 100") {  // the common case, no iconv
+    for (char ch : raw) {
+      auto c = static_cast<unsigned char>(ch);
+      if (c < 0x80) out.push_back(static_cast<char>(c));
+      else { out.push_back(static_cast<char>(0xC0 | c >> 6)); out.push_back(static_cast<char>(0x80 | (c & 0x3F))); }
+    }
+    return;
+  }
+  const char* name = iconv_name(term);
+  if (!name) { out.assign(raw); return; }
+  iconv_t cd = iconv_open("UTF-8", name);
+  if (cd == reinterpret_cast<iconv_t>(-1)) { out.assign(raw); return; }
+  std::string in(raw);
+  out.resize(raw.size() * 4 + 16);
+  char* ip = in.data();
+  size_t il = in.size();
+  char* op = out.data();
+  size_t ol = out.size();
+  size_t rc = iconv(cd, &ip, &il, &op, &ol);
+  iconv_close(cd);
+  if (rc == static_cast<size_t>(-1)) { out.assign(raw); return; }
+  out.resize(out.size() - ol);
+}
+
+}  // namespace medmon::dicom

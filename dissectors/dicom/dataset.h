@@ -1,0 +1,86 @@
+#pragma once
+// Dataset header walker: reads the elements of a DIMSE dataset as its fragments arrive, per the
+// presentation context's transfer syntax (implicit VR LE, explicit VR LE/BE, deflated explicit
+// LE), through sequences and items of defined or undefined length, and stops at Pixel Data.
+// It keeps only what the event needs: which PHI attributes had a value, a few device strings,
+// and the raw patient values that become pseudonyms.
+//
+// Caps (bounded memory and time per message):
+//  - kBufferCap: bytes held at once: one incomplete element or one top-level sequence.
+//    Larger sequences are stepped over unread; larger values are skipped, never buffered.
+//  - kHeaderBudget: dataset bytes walked per message; after that the walk stops (truncated).
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace medmon::dicom {
+
+// `detect`: transfer syntax unknown (association start not seen): implicit or explicit VR LE is
+// decided from the first element header.
+enum class Syntax : uint8_t { implicit_le, explicit_le, explicit_be, deflated, detect };
+Syntax syntax_of(std::string_view transfer_syntax_uid);
+
+struct DatasetSummary {
+  uint64_t phi_mask = 0;  // bit i: phi_tags()[i] was present with a value
+  std::string charset;    // (0008,0005), raw
+  std::string sop_class, modality, manufacturer, model, software, station;  // raw bytes
+  std::string serial, patient_name, patient_id, accession;  // raw; only ever pseudonymised
+  bool pixel_data = false;
+  bool truncated = false;
+  uint32_t elements = 0;
+  uint32_t max_depth = 0;
+  void clear();
+};
+
+class DatasetWalker {
+ public:
+  static constexpr size_t kBufferCap = 64 * 1024;
+  static constexpr uint64_t kHeaderBudget = 1024 * 1024;
+  static constexpr size_t kValueCap = 1024;  // longer values only count as present
+  static constexpr int kMaxDepth = 16;
+
+  DatasetWalker();
+  ~DatasetWalker();
+  DatasetWalker(const DatasetWalker&) = delete;
+  DatasetWalker& operator=(const DatasetWalker&) = delete;
+
+  void start(Syntax s);
+  // Feeds the next fragment bytes. Returns true once walking is over (pixel data reached,
+  // budget spent, or malformed): the rest of the dataset can be skipped.
+  bool feed(std::span<const uint8_t> bytes);
+  // The dataset ended: elements still incomplete mean a truncated dataset.
+  void finish();
+  bool done() const { return done_; }
+  bool active() const { return active_; }
+  const DatasetSummary& summary() const { return sum_; }
+  // Anomaly name when the dataset was malformed (nullptr otherwise) and its offset.
+  const char* error() const { return error_; }
+  uint64_t error_offset() const { return error_offset_; }
+
+ private:
+  struct Zlib;
+  bool feed_plain(std::span<const uint8_t> bytes);
+  void walk();
+  void fail(const char* name, uint64_t off);
+
+  Syntax syntax_ = Syntax::implicit_le;
+  bool active_ = false;
+  bool done_ = false;
+  std::vector<uint8_t> buf_;
+  uint64_t buf_offset_ = 0;  // dataset offset of buf_[0]
+  uint64_t skip_ = 0;        // value bytes to drop before buffering again
+  uint64_t walked_ = 0;
+  const char* error_ = nullptr;
+  uint64_t error_offset_ = 0;
+  std::unique_ptr<Zlib> z_;
+  DatasetSummary sum_;
+};
+
+// Decodes a text value to UTF-8 per Specific Character Set (0008,0005). Unknown or undecodable
+// text is passed through; the JSON writer escapes invalid bytes.
+void decode_text(std::string_view raw, std::string_view charset, std::string& out);
+
+}  // namespace medmon::dicom

@@ -1,0 +1,954 @@
+#include "dissectors/dicom/dicom_dissector.h"
+
+#include <algorithm>
+#include <array>
+#include <string>
+#include <vector>
+
+#include "dissectors/dicom/dataset.h"
+#include "dissectors/dicom/dimse.h"
+#include "dissectors/dicom/names.h"
+#include "dissectors/dicom/pdu.h"
+#include "dissectors/dicom/phi_tags.h"
+
+namespace medmon {
+
+namespace dicom {
+namespace {
+
+constexpr std::string_view kName = "dicom";
+constexpr size_t kMaxListed = 8;  // pseudonyms listed per op (patients, accessions)
+
+// Plausible first PDU of a direction: 1 yes, 0 no, -1 need more bytes.
+int plausible_start(std::span<const uint8_t> d) {
+  if (d.size() < kPduHeaderSize) return -1;
+  switch (d[0]) {
+    case kAssociateRq:
+    case kAssociateAc: return looks_like_associate(d);
+    case kPData: return looks_like_pdata(d);
+    case kAssociateRj:
+    case kReleaseRq:
+    case kReleaseRp:
+    case kAbort: return (d[1] == 0 && read_pdu_header(d).length == 4) ? 1 : 0;
+    default: return 0;
+  }
+}
+
+struct Op {
+  Dir dir = Dir::to_server;  // direction of the request
+  uint16_t msg_id = 0;
+  uint16_t command = 0;      // request command field
+  bool request_seen = false;
+  bool final = false;
+  bool cancelled = false;
+  bool dataset = false;      // the request carried a dataset
+  bool pixel_data = false;
+  bool truncated = false;
+  uint8_t pc_id = 0;
+  uint16_t priority = 0;
+  bool has_priority = false;
+  uint16_t move_orig_id = 0;
+  bool has_move_orig_id = false;
+  Timestamp start{}, end{};
+  uint32_t responses = 0, pending = 0, datasets = 0;
+  Command last;              // last response (status, sub-operation counts)
+  bool has_status = false;
+  std::string sop_class, sop_instance, move_destination, move_originator;
+  std::string modality, manufacturer, model, software, station, serial;
+  uint64_t phi = 0;
+  std::vector<std::string> patient_ids, patient_names, accessions;
+};
+
+struct DirState {
+  enum Phase : uint8_t { header, pdv_header, pdv_data, resync };
+  enum Msg : uint8_t { none, command, dataset_wait, dataset };
+  Phase phase = header;
+  bool first = true;
+  bool skip_until_command = false;  // resynchronised mid-message: wait for the next command
+  uint32_t pdu_left = 0, pdv_left = 0;
+  uint8_t pc_id = 0, mch = 0;
+  bool frag_skip = false;   // drop this fragment's bytes
+  Msg msg = none;
+  std::vector<uint8_t> cmd;
+  bool cmd_broken = false;
+  Command command_set;
+  bool have_cmd = false;
+  uint8_t msg_pc = 0;
+  bool ds_seen = false;
+  bool ds_broken = false;
+  DatasetWalker walker;
+};
+
+class DicomDissector final : public Dissector {
+ public:
+  Consumed on_data(Dir dir, std::span<const uint8_t> data, FlowContext& ctx) override;
+  void on_gap(Dir dir, uint64_t missing, FlowContext& ctx) override;
+  void on_end(Dir, FlowContext&) override {}
+  void on_flow_end(FlowContext& ctx) override;
+
+ private:
+  enum class State : uint8_t { idle, requested, established, releasing, closed };
+
+  DirState& st(Dir d) { return dirs_[static_cast<int>(d)]; }
+  void anomaly(FlowContext& ctx, const char* name, uint64_t offset, std::string_view detail = {});
+  void issues(FlowContext& ctx, const Issues& is, uint64_t base);
+  void touch(FlowContext& ctx);
+  void handle_pdu(Dir dir, const PduHeader& h, std::span<const uint8_t> pdu, FlowContext& ctx, uint64_t off);
+  void begin_fragment(Dir dir, FlowContext& ctx, uint64_t off);
+  void end_fragment(Dir dir, FlowContext& ctx, uint64_t off);
+  void complete_message(Dir dir, FlowContext& ctx, uint64_t off);
+  void reset_message(DirState& s);
+  Op* find_pending(Dir dir, uint16_t msg_id);
+  void merge_dataset(Op& op, const DatasetSummary& ds, FlowContext& ctx);
+  void finalize(size_t index, FlowContext& ctx);
+  void write_op(const Op& op, FlowContext& ctx);
+  void emit(FlowContext& ctx, std::string_view status);
+  void reset_association();
+  size_t find_resync(std::span<const uint8_t> d, bool& undecided) const;
+  bool pc_known(uint8_t id) const { return pc_syntax_[id] != 0xFF; }
+
+  std::array<DirState, 2> dirs_;
+
+  // Association
+  State state_ = State::idle;
+  bool any_ = false;          // something of this association was seen (an event is due)
+  bool start_seen_ = false;
+  bool midstream_ = false;
+  Timestamp start_{};
+  AssociatePdu rq_, ac_;
+  bool have_rq_ = false, have_ac_ = false;
+  AssociateReject rj_;
+  bool rejected_ = false;
+  Abort abort_;
+  bool aborted_ = false;
+  Dir abort_dir_ = Dir::to_server;
+  bool release_rq_ = false, release_rp_ = false;
+  Dir release_dir_ = Dir::to_server;
+  std::array<uint8_t, 256> pc_syntax_;  // accepted PC id -> Syntax, 0xFF unknown
+  std::vector<Op> pending_;
+  std::string ops_json_;
+  uint32_t ops_ = 0, ops_dropped_ = 0;
+  uint32_t gaps_ = 0, anomalies_ = 0;
+  uint32_t pdus_[2] = {0, 0};
+  uint64_t phi_ = 0;
+  bool warned_max_pdu_ = false, warned_pc_ = false;
+
+  uint32_t anomaly_events_ = 0;  // per flow
+  std::string scratch_;
+
+ public:
+  DicomDissector() { reset_association(); }
+};
+
+void DicomDissector::reset_association() {
+  state_ = State::idle;
+  any_ = start_seen_ = midstream_ = false;
+  start_ = {};
+  rq_ = AssociatePdu{};
+  ac_ = AssociatePdu{};
+  have_rq_ = have_ac_ = rejected_ = aborted_ = release_rq_ = release_rp_ = false;
+  pc_syntax_.fill(0xFF);
+  pending_.clear();
+  ops_json_.clear();
+  ops_ = ops_dropped_ = gaps_ = anomalies_ = 0;
+  pdus_[0] = pdus_[1] = 0;
+  phi_ = 0;
+  warned_max_pdu_ = warned_pc_ = false;
+}
+
+void DicomDissector::anomaly(FlowContext& ctx, const char* name, uint64_t offset, std::string_view detail) {
+  ++anomalies_;
+  if (anomaly_events_ >= kMaxAnomalyEvents) {
+    ++ctx.counters().at("dicom.anomalies_suppressed");
+    return;
+  }
+  ++anomaly_events_;
+  ctx.anomaly(kName, name, offset, detail);
+}
+
+void DicomDissector::issues(FlowContext& ctx, const Issues& is, uint64_t base) {
+  for (uint8_t i = 0; i < is.count; ++i) anomaly(ctx, is.items[i].name, base + is.items[i].offset);
+}
+
+void DicomDissector::touch(FlowContext& ctx) {
+  if (!any_) { any_ = true; start_ = ctx.now(); }
+}
+
+Consumed DicomDissector::on_data(Dir dir, std::span<const uint8_t> data, FlowContext& ctx) {
+  DirState& s = st(dir);
+  const uint64_t base = ctx.stream_offset();
+  size_t pos = 0;
+  while (pos < data.size()) {
+    std::span<const uint8_t> rest = data.subspan(pos);
+    switch (s.phase) {
+      case DirState::resync: {
+        bool undecided = false;
+        size_t p = find_resync(rest, undecided);
+        if (p == static_cast<size_t>(-1)) {
+          // Keep a tail that may hold the start of a header.
+          size_t keep = std::min<size_t>(rest.size(), 15);
+          pos += rest.size() - keep;
+          return {pos, keep + 1};
+        }
+        pos += p;
+        if (undecided) return {pos, data.size() - pos + 1};
+        s.phase = DirState::header;
+        s.skip_until_command = true;
+        continue;
+      }
+      case DirState::header: {
+        if (rest.size() < kPduHeaderSize) return {pos, kPduHeaderSize};
+        if (s.first && !start_seen_) {
+          int r = plausible_start(rest);
+          if (r < 0 && rest.size() < 80) return {pos, rest.size() + 1};
+          s.first = false;
+          if (r != 1) {  // the capture starts inside an association
+            if (!start_seen_) midstream_ = true;
+            s.phase = DirState::resync;
+            continue;
+          }
+        }
+        PduHeader h = read_pdu_header(rest);
+        if (h.type < kAssociateRq || h.type > kAbort) {
+          anomaly(ctx, "unknown_pdu_type", base + pos, pdu_type_name(h.type));
+          s.phase = DirState::resync;
+          ++pos;
+          continue;
+        }
+        if (h.type == kPData) {
+          if (h.length < kPdvHeaderSize || h.length > kMaxPDataPdu) {
+            anomaly(ctx, "bad_pdu_length", base + pos);
+            s.phase = DirState::resync;
+            ++pos;
+            continue;
+          }
+          touch(ctx);
+          ++pdus_[static_cast<int>(dir)];
+          if (state_ == State::idle && !start_seen_) {
+            state_ = State::established;  // joined mid-association
+            midstream_ = true;
+          } else if (state_ != State::established && state_ != State::releasing) {
+            anomaly(ctx, "unexpected_pdu", base + pos, "P-DATA-TF");
+          }
+          // The receiver announced the largest PDU it accepts.
+          const AssociatePdu& recv = dir == Dir::to_server ? ac_ : rq_;
+          bool have = dir == Dir::to_server ? have_ac_ : have_rq_;
+          if (have && recv.has_max_pdu && recv.max_pdu && h.length > recv.max_pdu && !warned_max_pdu_) {
+            warned_max_pdu_ = true;
+            anomaly(ctx, "pdu_exceeds_max_length", base + pos);
+          }
+          pos += kPduHeaderSize;
+          s.pdu_left = h.length;
+          s.phase = DirState::pdv_header;
+          continue;
+        }
+        uint32_t max = (h.type == kAssociateRq || h.type == kAssociateAc) ? kMaxAssociatePdu : 1024;
+        uint32_t min = (h.type == kAssociateRq || h.type == kAssociateAc) ? kAssociateFixedSize : 4;
+        if (h.length < min || h.length > max) {
+          anomaly(ctx, "bad_pdu_length", base + pos, pdu_type_name(h.type));
+          s.phase = DirState::resync;
+          ++pos;
+          continue;
+        }
+        size_t total = kPduHeaderSize + h.length;
+        if (rest.size() < total) return {pos, total};
+        handle_pdu(dir, h, rest.first(total), ctx, base + pos);
+        pos += total;
+        continue;
+      }
+      case DirState::pdv_header: {
+        if (s.pdu_left == 0) { s.phase = DirState::header; continue; }
+        if (s.pdu_left < kPdvHeaderSize) {
+          anomaly(ctx, "pdv_past_pdu_end", base + pos);
+          uint64_t n = s.pdu_left;
+          s.pdu_left = 0;
+          s.phase = DirState::header;
+          if (n > rest.size()) return {data.size(), 0, n - rest.size()};
+          pos += n;
+          continue;
+        }
+        if (rest.size() < kPdvHeaderSize) return {pos, kPdvHeaderSize};
+        PdvHeader v = read_pdv_header(rest);
+        uint64_t off = base + pos;
+        pos += kPdvHeaderSize;
+        s.pdu_left -= kPdvHeaderSize;
+        if (v.length < 2) {
+          anomaly(ctx, "bad_pdv_length", off);
+          uint64_t n = s.pdu_left;  // the rest of this PDU cannot be framed
+          s.pdu_left = 0;
+          s.phase = DirState::header;
+          size_t have = data.size() - pos;
+          if (n > have) return {data.size(), 0, n - have};
+          pos += n;
+          continue;
+        }
+        uint32_t dlen = v.length - 2;
+        if (dlen > s.pdu_left) {
+          anomaly(ctx, "pdv_past_pdu_end", off);
+          dlen = s.pdu_left;
+        }
+        s.pdv_left = dlen;
+        s.pdu_left -= dlen;
+        s.pc_id = v.pc_id;
+        s.mch = v.mch;
+        begin_fragment(dir, ctx, off);
+        s.phase = DirState::pdv_data;
+        if (s.pdv_left == 0) { end_fragment(dir, ctx, off); s.phase = DirState::pdv_header; }
+        continue;
+      }
+      case DirState::pdv_data: {
+        size_t n = static_cast<size_t>(std::min<uint64_t>(rest.size(), s.pdv_left));
+        bool is_cmd = s.mch & 1;
+        if (s.frag_skip || (!is_cmd && (!s.walker.active() || s.walker.done()))) {
+          if (s.pdv_left > rest.size()) {  // step over the rest of the fragment unread
+            uint64_t skip = s.pdv_left - rest.size();
+            uint64_t off = base + data.size() + skip;
+            s.pdv_left = 0;
+            end_fragment(dir, ctx, off);
+            s.phase = DirState::pdv_header;
+            return {data.size(), 0, skip};
+          }
+          pos += n;
+          s.pdv_left -= static_cast<uint32_t>(n);
+        } else if (is_cmd) {
+          size_t room = kMaxCommandSet - std::min(kMaxCommandSet, s.cmd.size());
+          if (n > room && !s.cmd_broken) {
+            s.cmd_broken = true;
+            anomaly(ctx, "command_too_long", base + pos);
+          }
+          s.cmd.insert(s.cmd.end(), rest.begin(), rest.begin() + static_cast<ptrdiff_t>(std::min(n, room)));
+          pos += n;
+          s.pdv_left -= static_cast<uint32_t>(n);
+        } else {
+          s.walker.feed(rest.first(n));
+          pos += n;
+          s.pdv_left -= static_cast<uint32_t>(n);
+        }
+        if (s.pdv_left == 0) {
+          end_fragment(dir, ctx, base + pos);
+          s.phase = DirState::pdv_header;
+        }
+        continue;
+      }
+    }
+  }
+  return {pos, 0};
+}
+
+size_t DicomDissector::find_resync(std::span<const uint8_t> d, bool& undecided) const {
+  undecided = false;
+  for (size_t p = 0; p < d.size(); ++p) {
+    if (d[p] != kPData) continue;
+    int r = looks_like_pdata(d.subspan(p));
+    if (r < 0) { undecided = true; return p; }
+    if (r == 0) continue;
+    uint8_t pc = d[p + 10];
+    // With the negotiated contexts known, a header naming an unknown context is pixel data.
+    if (have_ac_ && !pc_known(pc)) continue;
+    return p;
+  }
+  return static_cast<size_t>(-1);
+}
+
+void DicomDissector::reset_message(DirState& s) {
+  s.msg = DirState::none;
+  s.cmd.clear();
+  s.cmd_broken = false;
+  s.command_set = Command{};
+  s.have_cmd = false;
+  s.ds_seen = false;
+  s.ds_broken = false;
+  if (s.walker.active()) s.walker.finish();
+}
+
+void DicomDissector::begin_fragment(Dir dir, FlowContext& ctx, uint64_t off) {
+  DirState& s = st(dir);
+  s.frag_skip = false;
+  bool is_cmd = s.mch & 1;
+  if (have_ac_ && !pc_known(s.pc_id) && !warned_pc_) {
+    warned_pc_ = true;
+    anomaly(ctx, "unknown_presentation_context", off);
+  }
+  if (is_cmd) {
+    s.skip_until_command = false;
+    if (s.msg == DirState::dataset_wait || s.msg == DirState::dataset) {
+      anomaly(ctx, "missing_dataset", off);
+      complete_message(dir, ctx, off);
+    }
+    if (s.msg == DirState::none) {
+      s.msg = DirState::command;
+      s.msg_pc = s.pc_id;
+    }
+    return;
+  }
+  // Dataset fragment.
+  if (s.msg == DirState::dataset_wait) {
+    s.msg = DirState::dataset;
+    s.ds_seen = true;
+    Syntax syn = pc_known(s.pc_id) ? static_cast<Syntax>(pc_syntax_[s.pc_id]) : Syntax::detect;
+    s.walker.start(syn);
+    return;
+  }
+  if (s.msg == DirState::dataset) return;
+  if (!s.skip_until_command) anomaly(ctx, "dataset_without_command", off);
+  s.frag_skip = true;
+}
+
+void DicomDissector::end_fragment(Dir dir, FlowContext& ctx, uint64_t off) {
+  DirState& s = st(dir);
+  if (s.frag_skip) return;
+  if (!(s.mch & 2)) return;  // more fragments follow
+  if (s.mch & 1) {
+    if (s.msg != DirState::command) return;
+    Issues is;
+    bool ok = !s.cmd_broken && parse_command(s.cmd, s.command_set, is);
+    issues(ctx, is, off);
+    if (!ok) { reset_message(s); return; }
+    s.have_cmd = true;
+    if (s.command_set.has_dataset()) {
+      s.msg = DirState::dataset_wait;
+      return;
+    }
+    complete_message(dir, ctx, off);
+    return;
+  }
+  if (s.msg == DirState::dataset) {
+    s.walker.finish();
+    complete_message(dir, ctx, off);
+  }
+}
+
+Op* DicomDissector::find_pending(Dir dir, uint16_t msg_id) {
+  for (auto& op : pending_)
+    if (op.dir == dir && op.msg_id == msg_id) return &op;
+  return nullptr;
+}
+
+void add_unique(std::vector<std::string>& list, std::string v) {
+  if (list.size() >= kMaxListed) return;
+  for (auto& x : list) if (x == v) return;
+  list.push_back(std::move(v));
+}
+
+void DicomDissector::merge_dataset(Op& op, const DatasetSummary& ds, FlowContext& ctx) {
+  ++op.datasets;
+  op.phi |= ds.phi_mask;
+  op.pixel_data |= ds.pixel_data;
+  op.truncated |= ds.truncated;
+  auto text = [&](std::string& dst, const std::string& raw) {
+    if (dst.empty() && !raw.empty()) decode_text(raw, ds.charset, dst);
+  };
+  text(op.modality, ds.modality);
+  text(op.manufacturer, ds.manufacturer);
+  text(op.model, ds.model);
+  text(op.software, ds.software);
+  text(op.station, ds.station);
+  if (op.sop_class.empty() && !ds.sop_class.empty()) op.sop_class = ds.sop_class;
+  if (op.serial.empty() && !ds.serial.empty()) {
+    decode_text(ds.serial, ds.charset, scratch_);
+    op.serial = ctx.pseudonym(scratch_);
+  }
+  auto phi_value = [&](std::vector<std::string>& list, const std::string& raw) {
+    if (raw.empty() || list.size() >= kMaxListed) return;
+    decode_text(raw, ds.charset, scratch_);
+    if (Pseudonymiser::normalise(scratch_).empty()) return;
+    add_unique(list, ctx.pseudonym(scratch_));
+  };
+  phi_value(op.patient_ids, ds.patient_id);
+  phi_value(op.patient_names, ds.patient_name);
+  phi_value(op.accessions, ds.accession);
+}
+
+void DicomDissector::complete_message(Dir dir, FlowContext& ctx, uint64_t off) {
+  DirState& s = st(dir);
+  if (!s.have_cmd) { reset_message(s); return; }
+  Command& c = s.command_set;
+  const DatasetSummary* ds = nullptr;
+  if (s.ds_seen) {
+    if (s.walker.active()) s.walker.finish();
+    if (s.walker.error()) anomaly(ctx, s.walker.error(), off);
+    ds = &s.walker.summary();
+  }
+  if (!is_response(c.field)) {
+    if ((c.field & 0x7FFF) == 0x0FFF) {  // C-CANCEL names the request it cancels
+      if (Op* op = find_pending(dir, c.responded_id)) op->cancelled = true;
+      reset_message(s);
+      return;
+    }
+    if (pending_.size() >= kMaxPendingOps) finalize(0, ctx);
+    Op& op = pending_.emplace_back();
+    op.dir = dir;
+    op.msg_id = c.message_id;
+    op.command = c.field;
+    op.request_seen = true;
+    op.pc_id = s.msg_pc;
+    op.start = ctx.now();
+    op.sop_class = c.sop_class();
+    op.sop_instance = c.sop_instance();
+    op.move_destination = c.move_destination;
+    op.move_originator = c.move_originator_ae;
+    op.has_priority = c.has & Command::kPriority;
+    op.priority = c.priority;
+    op.has_move_orig_id = c.has & Command::kMoveOrigId;
+    op.move_orig_id = c.move_originator_id;
+    op.dataset = c.has_dataset();
+    if (!op.move_destination.empty()) ctx.facts().set_attr("dicom.move_destination", op.move_destination);
+    if (ds) merge_dataset(op, *ds, ctx);
+    if ((c.has_dataset() && !ds) || s.ds_broken) op.truncated = true;
+    reset_message(s);
+    return;
+  }
+  Dir rq_dir = reverse(dir);
+  Op* op = find_pending(rq_dir, c.responded_id);
+  if (!op) {  // the request was before the capture (or lost)
+    if (pending_.size() >= kMaxPendingOps) finalize(0, ctx);
+    op = &pending_.emplace_back();
+    op->dir = rq_dir;
+    op->msg_id = c.responded_id;
+    op->command = c.field & 0x7FFF;
+    op->pc_id = s.msg_pc;
+    op->start = ctx.now();
+    op->sop_class = c.sop_class();
+    op->sop_instance = c.sop_instance();
+  }
+  ++op->responses;
+  op->end = ctx.now();
+  op->last = c;
+  op->has_status = c.has & Command::kStatus;
+  if (op->sop_class.empty()) op->sop_class = c.sop_class();
+  if (ds) merge_dataset(*op, *ds, ctx);
+  if (s.ds_broken) op->truncated = true;
+  StatusClass sc = status_class(c.status);
+  if (op->has_status && sc == StatusClass::pending) {
+    ++op->pending;
+  } else {
+    op->final = true;
+    finalize(static_cast<size_t>(op - pending_.data()), ctx);
+  }
+  reset_message(s);
+}
+
+void DicomDissector::finalize(size_t index, FlowContext& ctx) {
+  if (index >= pending_.size()) return;
+  Op& op = pending_[index];
+  phi_ |= op.phi;
+  if (ops_ < kMaxOpsPerEvent) write_op(op, ctx);
+  else ++ops_dropped_;
+  ++ops_;
+  pending_.erase(pending_.begin() + static_cast<ptrdiff_t>(index));
+}
+
+void write_phi(JsonWriter& w, uint64_t mask, uint8_t tier, std::string_view key) {
+  if (!mask) return;
+  auto tags = phi_tags();
+  bool open = false;
+  for (size_t i = 0; i < tags.size(); ++i) {
+    if (!(mask & (uint64_t(1) << i)) || tags[i].tier != tier) continue;
+    if (!open) { w.array(key); open = true; }
+    w.value(tags[i].keyword);
+  }
+  if (open) w.end_array();
+}
+
+void write_list(JsonWriter& w, std::string_view key, const std::vector<std::string>& list) {
+  if (list.empty()) return;
+  w.array(key);
+  for (auto& v : list) w.value(v);
+  w.end_array();
+}
+
+void hex16(std::string& out, uint16_t v) {
+  static constexpr char hex[] = "0123456789ABCDEF";
+  out.assign("0x");
+  for (int sh = 12; sh >= 0; sh -= 4) out.push_back(hex[(v >> sh) & 15]);
+}
+
+void DicomDissector::write_op(const Op& op, FlowContext& ctx) {
+  if (ops_json_.empty()) ops_json_.push_back('[');
+  else ops_json_.push_back(',');
+  JsonWriter w(ops_json_);
+  w.begin_object();
+  w.field("msg_id", op.msg_id);
+  std::string_view cname = command_name(op.command);
+  if (cname.empty()) { hex16(scratch_, op.command); w.field("command", scratch_); }
+  else w.field("command", cname);
+  w.field("dir", dir_name(op.dir));
+  w.field("request_seen", op.request_seen);
+  if (op.pc_id) w.field("pc_id", op.pc_id);
+  if (!op.sop_class.empty()) {
+    w.field("sop_class", op.sop_class);
+    std::string_view n = uid_name(op.sop_class);
+    if (!n.empty()) w.field("sop_class_name", n);
+  }
+  if (!op.sop_instance.empty()) w.field("sop_instance", ctx.pseudonym(op.sop_instance));
+  if (op.has_priority) w.field("priority", priority_name(op.priority));
+  if (!op.move_destination.empty()) w.field("move_destination", op.move_destination);
+  if (!op.move_originator.empty()) {
+    w.field("move_originator", op.move_originator);
+    if (op.has_move_orig_id) w.field("move_originator_msg_id", op.move_orig_id);
+  }
+  w.field("dataset", op.dataset);
+  if (op.datasets) {
+    w.field("datasets", op.datasets);
+    if (!op.modality.empty()) w.field("modality", op.modality);
+    if (!op.manufacturer.empty()) w.field("manufacturer", op.manufacturer);
+    if (!op.model.empty()) w.field("model", op.model);
+    if (!op.software.empty()) w.field("software_versions", op.software);
+    if (!op.station.empty()) w.field("station_name", op.station);
+    if (!op.serial.empty()) w.field("device_serial", op.serial);
+    write_list(w, "patient_ids", op.patient_ids);
+    write_list(w, "patient_names", op.patient_names);
+    write_list(w, "accession_numbers", op.accessions);
+    write_phi(w, op.phi, 1, "phi");
+    write_phi(w, op.phi, 2, "phi_tier2");
+    w.field("pixel_data", op.pixel_data);
+  }
+  if (op.truncated) w.field("truncated", true);
+  w.field("responses", op.responses);
+  if (op.pending) w.field("pending", op.pending);
+  if (op.has_status) {
+    uint16_t st = op.last.status;
+    w.field("status", st);
+    hex16(scratch_, st);
+    w.field("status_hex", scratch_);
+    w.field("status_class", status_class_name(status_class(st)));
+    std::string_view sn = status_name(st);
+    if (!sn.empty()) w.field("status_name", sn);
+  }
+  constexpr uint32_t subs = Command::kRemaining | Command::kCompleted | Command::kFailed | Command::kWarning;
+  if (op.last.has & subs) {
+    w.object("sub_ops");
+    if (op.last.has & Command::kRemaining) w.field("remaining", op.last.remaining);
+    if (op.last.has & Command::kCompleted) w.field("completed", op.last.completed);
+    if (op.last.has & Command::kFailed) w.field("failed", op.last.failed);
+    if (op.last.has & Command::kWarning) w.field("warning", op.last.warning);
+    w.end_object();
+  }
+  if (op.cancelled) w.field("cancelled", true);
+  w.field("final", op.final);
+  w.end_object();
+}
+
+void write_side(JsonWriter& w, const AssociatePdu& a) {
+  if (a.has_max_pdu) w.field("max_pdu", a.max_pdu);
+  if (!a.impl_class_uid.empty()) w.field("impl_class_uid", a.impl_class_uid);
+  if (!a.impl_version.empty()) w.field("impl_version", a.impl_version);
+  if (a.has_async) {
+    w.object("async_window");
+    w.field("invoked", a.async_invoked);
+    w.field("performed", a.async_performed);
+    w.end_object();
+  }
+  if (!a.roles.empty()) {
+    w.array("roles");
+    for (auto& r : a.roles) {
+      w.begin_object();
+      w.field("sop_class", r.sop_class);
+      w.field("scu", r.scu != 0);
+      w.field("scp", r.scp != 0);
+      w.end_object();
+    }
+    w.end_array();
+  }
+  if (!a.ext_neg.empty()) {
+    w.array("extended_negotiation");
+    for (auto& e : a.ext_neg) {
+      w.begin_object();
+      w.field("sop_class", e.sop_class);
+      w.field("length", e.info_length);
+      w.end_object();
+    }
+    w.end_array();
+  }
+  if (a.common_ext_neg) w.field("common_extended_negotiation", static_cast<uint64_t>(a.common_ext_neg));
+}
+
+void DicomDissector::emit(FlowContext& ctx, std::string_view status) {
+  if (!any_) return;
+  while (!pending_.empty()) finalize(0, ctx);
+  JsonWriter& w = ctx.begin_event("dicom");
+  w.object("dicom");
+  w.field("status", status);
+  w.field("start_seen", start_seen_);
+  scratch_.clear();
+  append_rfc3339(scratch_, start_);
+  w.field("start", scratch_);
+  const AssociatePdu* names = have_rq_ ? &rq_ : have_ac_ ? &ac_ : nullptr;
+  if (names) {
+    w.field("calling_ae", names->calling_ae);
+    w.field("called_ae", names->called_ae);
+    if (!names->app_context.empty()) w.field("app_context", names->app_context);
+    w.field("protocol_version", names->version);
+  }
+  if (have_rq_) {
+    w.object("rq");
+    write_side(w, rq_);
+    if (rq_.user_identity.present) {
+      const UserIdentity& u = rq_.user_identity;
+      w.object("user_identity");
+      w.field("type", u.type);
+      w.field("type_name", user_identity_type_name(u.type));
+      w.field("positive_response_requested", u.positive_response_requested);
+      w.field("password_in_clear", u.type == 2 && u.secondary_length > 0);
+      w.end_object();
+    }
+    w.end_object();
+  }
+  if (have_ac_) {
+    w.object("ac");
+    write_side(w, ac_);
+    if (ac_.user_identity_response) w.field("user_identity_response", true);
+    w.end_object();
+  }
+  if (have_rq_ || have_ac_) {
+    w.array("contexts");
+    const auto& list = have_rq_ ? rq_.contexts : ac_.contexts;
+    for (const auto& pc : list) {
+      w.begin_object();
+      w.field("id", pc.id);
+      if (!pc.abstract_syntax.empty()) {
+        w.field("abstract_syntax", pc.abstract_syntax);
+        std::string_view n = uid_name(pc.abstract_syntax);
+        if (!n.empty()) w.field("name", n);
+      }
+      if (!pc.proposed_ts.empty()) {
+        w.array("proposed_ts");
+        for (auto& ts : pc.proposed_ts) w.value(ts);
+        w.end_array();
+      }
+      if (have_ac_) {
+        const PresentationContext* acp = nullptr;
+        if (have_rq_) {
+          for (const auto& a : ac_.contexts) if (a.id == pc.id) { acp = &a; break; }
+        } else {
+          acp = &pc;
+        }
+        if (acp && acp->result != 0xFF) {
+          w.field("result", acp->result);
+          w.field("result_name", pc_result_name(acp->result));
+          if (acp->result == 0 && !acp->accepted_ts.empty()) {
+            w.field("ts", acp->accepted_ts);
+            std::string_view n = uid_name(acp->accepted_ts);
+            if (!n.empty()) w.field("ts_name", n);
+          }
+        }
+      }
+      w.end_object();
+    }
+    w.end_array();
+  }
+  if (rejected_) {
+    w.object("reject");
+    w.field("result", rj_.result);
+    w.field("result_name", reject_result_name(rj_.result));
+    w.field("source", rj_.source);
+    w.field("source_name", reject_source_name(rj_.source));
+    w.field("reason", rj_.reason);
+    w.field("reason_name", reject_reason_name(rj_.source, rj_.reason));
+    w.end_object();
+  }
+  if (aborted_) {
+    w.object("abort");
+    w.field("from", abort_dir_ == Dir::to_server ? "client" : "server");
+    w.field("source", abort_.source);
+    w.field("source_name", abort_source_name(abort_.source));
+    w.field("reason", abort_.reason);
+    w.field("reason_name", abort_reason_name(abort_.reason));
+    w.end_object();
+  }
+  if (release_rq_) {
+    w.object("release");
+    w.field("requested_by", release_dir_ == Dir::to_server ? "client" : "server");
+    w.field("completed", release_rp_);
+    w.end_object();
+  }
+  if (!ops_json_.empty()) {
+    ops_json_.push_back(']');
+    w.key("ops");
+    w.raw(ops_json_);
+    ops_json_.pop_back();
+  } else {
+    w.key("ops");
+    w.raw("[]");
+  }
+  w.field("ops_total", ops_);
+  if (ops_dropped_) w.field("ops_dropped", ops_dropped_);
+  write_phi(w, phi_, 1, "phi");
+  write_phi(w, phi_, 2, "phi_tier2");
+  w.object("pdus");
+  w.field("to_server", pdus_[0]);
+  w.field("to_client", pdus_[1]);
+  w.end_object();
+  if (gaps_) w.field("gaps", gaps_);
+  if (anomalies_) w.field("anomalies", anomalies_);
+  w.end_object();
+  ctx.end_event();
+  ++ctx.counters().at("dicom.associations");
+
+  // Tier 1 PHI seen in clear on this flow, for the policy.
+  auto tags = phi_tags();
+  for (size_t i = 0; i < tags.size(); ++i)
+    if ((phi_ & (uint64_t(1) << i)) && tags[i].tier == 1) ctx.facts().add_phi(tags[i].keyword);
+  reset_association();
+}
+
+void DicomDissector::handle_pdu(Dir dir, const PduHeader& h, std::span<const uint8_t> pdu, FlowContext& ctx,
+                                uint64_t off) {
+  touch(ctx);
+  ++pdus_[static_cast<int>(dir)];
+  Issues is;
+  switch (h.type) {
+    case kAssociateRq: {
+      if (dir != Dir::to_server || (state_ != State::idle && state_ != State::closed))
+        anomaly(ctx, "unexpected_pdu", off, "A-ASSOCIATE-RQ");
+      if (have_rq_ || state_ == State::established) {  // a new association replaces the old one
+        emit(ctx, "incomplete");
+        touch(ctx);
+        ++pdus_[static_cast<int>(dir)];
+      }
+      AssociatePdu a;
+      bool ok = parse_associate(pdu, a, is);
+      issues(ctx, is, off);
+      if (!ok) return;
+      rq_ = std::move(a);
+      have_rq_ = true;
+      start_seen_ = true;
+      start_ = ctx.now();
+      state_ = State::requested;
+      ctx.facts().set_attr("dicom.calling_ae", rq_.calling_ae);
+      ctx.facts().set_attr("dicom.called_ae", rq_.called_ae);
+      if (rq_.user_identity.present) {
+        ctx.facts().set_attr("dicom.user_identity", user_identity_type_name(rq_.user_identity.type));
+        if (rq_.user_identity.type == 2 && rq_.user_identity.secondary_length)
+          ctx.facts().set_attr("dicom.password_in_clear", "true");
+      }
+      return;
+    }
+    case kAssociateAc: {
+      if (dir != Dir::to_client || (state_ != State::requested && !(state_ == State::idle && !start_seen_)))
+        anomaly(ctx, "unexpected_pdu", off, "A-ASSOCIATE-AC");
+      AssociatePdu a;
+      bool ok = parse_associate(pdu, a, is);
+      issues(ctx, is, off);
+      if (!ok) return;
+      ac_ = std::move(a);
+      have_ac_ = true;
+      if (!have_rq_) {
+        midstream_ = true;
+        ctx.facts().set_attr("dicom.calling_ae", ac_.calling_ae);
+        ctx.facts().set_attr("dicom.called_ae", ac_.called_ae);
+      }
+      state_ = State::established;
+      for (const auto& pc : ac_.contexts)
+        if (pc.result == 0) pc_syntax_[pc.id] = static_cast<uint8_t>(syntax_of(pc.accepted_ts));
+      return;
+    }
+    case kAssociateRj: {
+      if (dir != Dir::to_client || state_ != State::requested) anomaly(ctx, "unexpected_pdu", off, "A-ASSOCIATE-RJ");
+      parse_reject(pdu, rj_, is);
+      issues(ctx, is, off);
+      rejected_ = true;
+      state_ = State::closed;
+      emit(ctx, "rejected");
+      state_ = State::closed;
+      return;
+    }
+    case kReleaseRq: {
+      if (state_ != State::established) anomaly(ctx, "unexpected_pdu", off, "A-RELEASE-RQ");
+      if (h.length != 4) anomaly(ctx, "bad_pdu_length", off, "A-RELEASE-RQ");
+      if (!release_rq_) { release_rq_ = true; release_dir_ = dir; }
+      state_ = State::releasing;
+      return;
+    }
+    case kReleaseRp: {
+      if (state_ != State::releasing) anomaly(ctx, "unexpected_pdu", off, "A-RELEASE-RP");
+      if (h.length != 4) anomaly(ctx, "bad_pdu_length", off, "A-RELEASE-RP");
+      if (!release_rq_) { release_rq_ = true; release_dir_ = reverse(dir); }
+      release_rp_ = true;
+      emit(ctx, "released");
+      state_ = State::closed;
+      return;
+    }
+    case kAbort: {
+      parse_abort(pdu, abort_, is);
+      issues(ctx, is, off);
+      aborted_ = true;
+      abort_dir_ = dir;
+      emit(ctx, "aborted");
+      state_ = State::closed;
+      return;
+    }
+    default: return;
+  }
+}
+
+void DicomDissector::on_gap(Dir dir, uint64_t missing, FlowContext& ctx) {
+  DirState& s = st(dir);
+  ++gaps_;
+  ++ctx.counters().at("dicom.gaps");
+  if (s.phase == DirState::pdv_data && missing < s.pdv_left) {
+    // The hole is inside one fragment: the framing survives, only that message is damaged.
+    s.pdv_left -= static_cast<uint32_t>(missing);
+    bool is_cmd = s.mch & 1;
+    if (is_cmd) s.cmd_broken = true;
+    else if (s.walker.active() && !s.walker.done()) { s.ds_broken = true; s.frag_skip = true; }
+    return;
+  }
+  if (s.phase == DirState::pdv_data && missing < uint64_t(s.pdv_left) + s.pdu_left) {
+    // Lost the next PDV header(s) but not the PDU end: skip to it.
+    uint64_t left = uint64_t(s.pdv_left) + s.pdu_left - missing;
+    reset_message(s);
+    s.skip_until_command = true;
+    s.pdv_left = static_cast<uint32_t>(left);
+    s.pdu_left = 0;
+    s.mch = 0;
+    s.frag_skip = true;
+    return;
+  }
+  reset_message(s);
+  s.first = false;
+  s.phase = DirState::resync;
+}
+
+void DicomDissector::on_flow_end(FlowContext& ctx) {
+  // Requests cut short by the end of the capture still count.
+  for (Dir d : {Dir::to_server, Dir::to_client}) {
+    DirState& s = st(d);
+    if (s.msg == DirState::dataset_wait || s.msg == DirState::dataset) {
+      if (s.walker.active()) s.walker.finish();
+      complete_message(d, ctx, 0);
+    }
+    reset_message(s);
+  }
+  if (any_) emit(ctx, "incomplete");
+}
+
+}  // namespace
+
+Probe probe(std::span<const uint8_t> d, Dir) {
+  int a = looks_like_associate(d);
+  if (a == 1) return Probe::yes;
+  int p = looks_like_pdata(d);
+  if (p == 1) return Probe::yes;
+  if (find_command_pdata(d) != static_cast<size_t>(-1)) return Probe::yes;
+  if (a < 0 || p < 0) return Probe::need_more;
+  return Probe::no;
+}
+
+std::unique_ptr<Dissector> make_dissector() { return std::make_unique<DicomDissector>(); }
+
+}  // namespace dicom
+
+namespace {
+constexpr uint16_t kDicomPorts[] = {104, 11112, 4242, 2761};
+}
+
+const DissectorInfo kDicomInfo{
+    .name = "dicom",
+    .transport = Transport::tcp,
+    .probe = &dicom::probe,
+    .make = &dicom::make_dissector,
+    .port_hints = kDicomPorts,
+};
+
+}  // namespace medmon

@@ -1,0 +1,57 @@
+#include "dissectors/dicom/dimse.h"
+
+#include "dissectors/api/byte_reader.h"
+
+namespace medmon::dicom {
+
+namespace {
+uint16_t us(std::span<const uint8_t> v, Issues& issues, uint32_t off) {
+  if (v.size() != 2) { issues.add("bad_command_element", off); if (v.size() < 2) return 0; }
+  return static_cast<uint16_t>(v[0] | v[1] << 8);
+}
+void str(std::string& out, std::span<const uint8_t> v, size_t cap) {
+  if (v.size() > cap) v = v.first(cap);
+  out.assign(trim(as_chars(v)));
+}
+}  // namespace
+
+bool parse_command(std::span<const uint8_t> bytes, Command& c, Issues& issues) {
+  ByteReader r(bytes);
+  while (r.remaining() >= 8) {
+    uint32_t off = static_cast<uint32_t>(r.pos());
+    uint16_t group = r.le16();
+    uint16_t elem = r.le16();
+    uint32_t len = r.le32();
+    if (group != 0x0000) { issues.add("command_not_group_0000", off); break; }
+    if (len > r.remaining()) { issues.add("command_element_past_end", off); break; }
+    auto v = r.bytes(len);
+    switch (elem) {
+      case 0x0000: break;  // group length: the PDV framing already bounds the set
+      case 0x0002: str(c.affected_sop_class, v, 64); break;
+      case 0x0003: str(c.requested_sop_class, v, 64); break;
+      case 0x0100: c.field = us(v, issues, off); c.has |= Command::kField; break;
+      case 0x0110: c.message_id = us(v, issues, off); c.has |= Command::kMessageId; break;
+      case 0x0120: c.responded_id = us(v, issues, off); c.has |= Command::kRespondedId; break;
+      case 0x0600: str(c.move_destination, v, 16); break;
+      case 0x0700: c.priority = us(v, issues, off); c.has |= Command::kPriority; break;
+      case 0x0800: c.dataset_type = us(v, issues, off); c.has |= Command::kDatasetType; break;
+      case 0x0900: c.status = us(v, issues, off); c.has |= Command::kStatus; break;
+      case 0x1000: str(c.affected_sop_instance, v, 64); break;
+      case 0x1001: str(c.requested_sop_instance, v, 64); break;
+      case 0x1002: c.event_type = us(v, issues, off); c.has |= Command::kEventType; break;
+      case 0x1008: c.action_type = us(v, issues, off); c.has |= Command::kActionType; break;
+      case 0x1020: c.remaining = us(v, issues, off); c.has |= Command::kRemaining; break;
+      case 0x1021: c.completed = us(v, issues, off); c.has |= Command::kCompleted; break;
+      case 0x1022: c.failed = us(v, issues, off); c.has |= Command::kFailed; break;
+      case 0x1023: c.warning = us(v, issues, off); c.has |= Command::kWarning; break;
+      case 0x1030: str(c.move_originator_ae, v, 16); break;
+      case 0x1031: c.move_originator_id = us(v, issues, off); c.has |= Command::kMoveOrigId; break;
+      default: break;  // error comment, attribute lists, ...
+    }
+  }
+  if (r.remaining() != 0) issues.add("command_element_past_end", static_cast<uint32_t>(r.pos()));
+  if (!(c.has & Command::kField)) { issues.add("command_without_field", 0); return false; }
+  return true;
+}
+
+}  // namespace medmon::dicom

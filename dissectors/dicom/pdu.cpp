@@ -1,0 +1,293 @@
+#include "dissectors/dicom/pdu.h"
+
+#include "dissectors/api/byte_reader.h"
+
+namespace medmon::dicom {
+
+const char* pdu_type_name(uint8_t t) {
+  switch (t) {
+    case kAssociateRq: return "A-ASSOCIATE-RQ";
+    case kAssociateAc: return "A-ASSOCIATE-AC";
+    case kAssociateRj: return "A-ASSOCIATE-RJ";
+    case kPData: return "P-DATA-TF";
+    case kReleaseRq: return "A-RELEASE-RQ";
+    case kReleaseRp: return "A-RELEASE-RP";
+    case kAbort: return "A-ABORT";
+    default: return "unknown";
+  }
+}
+
+PduHeader read_pdu_header(std::span<const uint8_t> d) {
+  ByteReader r(d);
+  PduHeader h;
+  h.type = r.u8();
+  r.skip(1);
+  h.length = r.be32();
+  return h;
+}
+
+PdvHeader read_pdv_header(std::span<const uint8_t> d) {
+  ByteReader r(d);
+  PdvHeader h;
+  h.length = r.be32();
+  h.pc_id = r.u8();
+  h.mch = r.u8();
+  return h;
+}
+
+std::string_view trim(std::string_view s) {
+  auto pad = [](char c) { return c == ' ' || c == '\0'; };
+  while (!s.empty() && pad(s.front())) s.remove_prefix(1);
+  while (!s.empty() && pad(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+namespace {
+
+constexpr size_t kMaxUidLength = 64;  // PS3.5: UIDs are at most 64 characters
+
+void set_uid(std::string& out, std::span<const uint8_t> v, Issues& issues, uint32_t off) {
+  if (v.size() > kMaxUidLength) { issues.add("uid_too_long", off); v = v.first(kMaxUidLength); }
+  out.assign(trim(as_chars(v)));
+}
+
+void parse_presentation_context(ByteReader r, bool ac, AssociatePdu& out, Issues& issues, uint32_t base) {
+  PresentationContext pc;
+  pc.id = r.u8();
+  r.skip(1);
+  uint8_t result = r.u8();
+  r.skip(1);
+  if (!r.ok()) { issues.add("bad_presentation_context", base); return; }
+  if (ac) pc.result = result;
+  while (r.remaining() >= 4) {
+    uint32_t off = base + static_cast<uint32_t>(r.pos());
+    uint8_t type = r.u8();
+    r.skip(1);
+    uint16_t len = r.be16();
+    auto v = r.bytes(len);
+    if (!r.ok()) { issues.add("item_past_end", off); break; }
+    if (type == 0x30) {
+      set_uid(pc.abstract_syntax, v, issues, off);
+    } else if (type == 0x40) {
+      if (ac) set_uid(pc.accepted_ts, v, issues, off);
+      else if (pc.proposed_ts.size() < 32) { pc.proposed_ts.emplace_back(); set_uid(pc.proposed_ts.back(), v, issues, off); }
+    } else {
+      issues.add("unknown_item", off);
+    }
+  }
+  if (r.remaining() != 0) issues.add("item_past_end", base + static_cast<uint32_t>(r.pos()));
+  if (out.contexts.size() >= kMaxContexts) { issues.add("too_many_presentation_contexts", base); return; }
+  out.contexts.push_back(std::move(pc));
+}
+
+void parse_user_info(ByteReader r, bool ac, AssociatePdu& out, Issues& issues, uint32_t base) {
+  while (r.remaining() >= 4) {
+    uint32_t off = base + static_cast<uint32_t>(r.pos());
+    uint8_t type = r.u8();
+    r.skip(1);
+    uint16_t len = r.be16();
+    ByteReader v(r.bytes(len));
+    if (!r.ok()) { issues.add("item_past_end", off); return; }
+    switch (type) {
+      case 0x51:
+        out.max_pdu = v.be32();
+        out.has_max_pdu = v.ok();
+        if (!v.ok()) issues.add("bad_item_length", off);
+        break;
+      case 0x52: set_uid(out.impl_class_uid, v.rest(), issues, off); break;
+      case 0x55: {
+        auto s = v.rest();
+        if (s.size() > 16) { issues.add("bad_item_length", off); s = s.first(16); }
+        out.impl_version.assign(trim(as_chars(s)));
+        break;
+      }
+      case 0x53:
+        out.async_invoked = v.be16();
+        out.async_performed = v.be16();
+        out.has_async = v.ok();
+        if (!v.ok()) issues.add("bad_item_length", off);
+        break;
+      case 0x54: {
+        uint16_t ulen = v.be16();
+        auto uid = v.bytes(ulen);
+        RoleSelection rs;
+        rs.scu = v.u8();
+        rs.scp = v.u8();
+        if (!v.ok()) { issues.add("bad_item_length", off); break; }
+        set_uid(rs.sop_class, uid, issues, off);
+        if (out.roles.size() < kMaxListItems) out.roles.push_back(std::move(rs));
+        break;
+      }
+      case 0x56: {
+        uint16_t ulen = v.be16();
+        auto uid = v.bytes(ulen);
+        if (!v.ok()) { issues.add("bad_item_length", off); break; }
+        ExtendedNegotiation en;
+        set_uid(en.sop_class, uid, issues, off);
+        en.info_length = static_cast<uint16_t>(v.remaining());
+        if (out.ext_neg.size() < kMaxListItems) out.ext_neg.push_back(std::move(en));
+        break;
+      }
+      case 0x57: ++out.common_ext_neg; break;
+      case 0x58: {
+        if (ac) { issues.add("unexpected_item", off); break; }
+        UserIdentity& u = out.user_identity;
+        u.type = v.u8();
+        u.positive_response_requested = v.u8() != 0;
+        u.primary_length = v.be16();
+        v.skip(u.primary_length);
+        u.secondary_length = v.be16();
+        v.skip(u.secondary_length);
+        if (!v.ok()) { issues.add("bad_item_length", off); }
+        u.present = true;
+        break;
+      }
+      case 0x59:
+        out.user_identity_response = true;
+        out.user_identity_response_length = v.be16();
+        break;
+      default:
+        issues.add("unknown_item", off);
+        break;
+    }
+  }
+  if (r.remaining() != 0) issues.add("item_past_end", base + static_cast<uint32_t>(r.pos()));
+}
+
+}  // namespace
+
+bool parse_associate(std::span<const uint8_t> pdu, AssociatePdu& out, Issues& issues) {
+  ByteReader r(pdu);
+  uint8_t type = r.u8();
+  r.skip(1);
+  uint32_t len = r.be32();
+  if (!r.ok() || (type != kAssociateRq && type != kAssociateAc) || len < kAssociateFixedSize ||
+      len > r.remaining()) {
+    issues.add("bad_pdu_length", 2);
+    return false;
+  }
+  ByteReader body = r.sub(len);
+  out.is_ac = type == kAssociateAc;
+  out.version = body.be16();
+  body.skip(2);
+  out.called_ae.assign(trim(body.str(16)));
+  out.calling_ae.assign(trim(body.str(16)));
+  body.skip(32);
+  if ((out.version & 1) == 0) issues.add("unsupported_protocol_version", 6);
+  bool saw_app_context = false, saw_user_info = false;
+  while (body.remaining() >= 4) {
+    uint32_t off = static_cast<uint32_t>(6 + body.pos());
+    uint8_t itype = body.u8();
+    body.skip(1);
+    uint16_t ilen = body.be16();
+    ByteReader v = body.sub(ilen);
+    if (!body.ok()) { issues.add("item_past_end", off); break; }
+    switch (itype) {
+      case 0x10:
+        set_uid(out.app_context, v.rest(), issues, off);
+        saw_app_context = true;
+        break;
+      case 0x20:
+      case 0x21:
+        if ((itype == 0x21) != out.is_ac) issues.add("unexpected_item", off);
+        parse_presentation_context(v, itype == 0x21, out, issues, off + 4);
+        break;
+      case 0x50:
+        parse_user_info(v, out.is_ac, out, issues, off + 4);
+        saw_user_info = true;
+        break;
+      default:
+        issues.add("unknown_item", off);
+        break;
+    }
+  }
+  if (body.remaining() != 0) issues.add("item_past_end", static_cast<uint32_t>(6 + body.pos()));
+  if (!saw_app_context) issues.add("missing_application_context", 74);
+  if (!saw_user_info) issues.add("missing_user_information", 74);
+  return true;
+}
+
+bool parse_reject(std::span<const uint8_t> pdu, AssociateReject& out, Issues& issues) {
+  ByteReader r(pdu);
+  r.skip(2);
+  uint32_t len = r.be32();
+  if (len != 4) issues.add("bad_pdu_length", 2);
+  r.skip(1);
+  out.result = r.u8();
+  out.source = r.u8();
+  out.reason = r.u8();
+  return r.ok();
+}
+
+bool parse_abort(std::span<const uint8_t> pdu, Abort& out, Issues& issues) {
+  ByteReader r(pdu);
+  r.skip(2);
+  uint32_t len = r.be32();
+  if (len != 4) issues.add("bad_pdu_length", 2);
+  r.skip(2);
+  out.source = r.u8();
+  out.reason = r.u8();
+  return r.ok();
+}
+
+int looks_like_associate(std::span<const uint8_t> d) {
+  // type, reserved, length(4), version(2), reserved(2), AEs(32), reserved(32), item 0x10 at 74
+  if (d.size() >= 1 && d[0] != kAssociateRq && d[0] != kAssociateAc) return 0;
+  if (d.size() >= 2 && d[1] != 0) return 0;
+  if (d.size() < 6) return -1;
+  uint32_t len = read_pdu_header(d).length;
+  if (len < kAssociateFixedSize + 4 || len > kMaxAssociatePdu) return 0;
+  if (d.size() < 8) return -1;
+  if (d[6] != 0 || d[7] != 1) return 0;
+  if (d.size() < 75) return -1;
+  return d[74] == 0x10 ? 1 : 0;
+}
+
+namespace {
+// A P-DATA-TF header at d[0] with a sane first PDV; `strict` also wants the PDV to fill the PDU
+// or to be followed by another sane PDV header.
+int pdata_at(std::span<const uint8_t> d, bool strict) {
+  if (d.size() >= 1 && d[0] != kPData) return 0;
+  if (d.size() >= 2 && d[1] != 0) return 0;
+  if (d.size() < kPduHeaderSize + kPdvHeaderSize) return -1;
+  uint32_t len = read_pdu_header(d).length;
+  if (len < kPdvHeaderSize || len > kMaxPDataPdu) return 0;
+  PdvHeader pdv = read_pdv_header(d.subspan(kPduHeaderSize));
+  if (pdv.length < 2 || pdv.length > len - 4 || (pdv.pc_id & 1) == 0 || pdv.mch > 3) return 0;
+  if (!strict || pdv.length == len - 4) return 1;
+  size_t next = kPduHeaderSize + 4 + pdv.length;
+  if (len - 4 - pdv.length < kPdvHeaderSize) return 0;
+  if (d.size() < next + kPdvHeaderSize) return 1;  // cannot check further; accept
+  PdvHeader n = read_pdv_header(d.subspan(next));
+  uint32_t left = len - 4 - pdv.length - 4;
+  return (n.length >= 2 && n.length <= left && (n.pc_id & 1) && n.mch <= 3) ? 1 : 0;
+}
+}  // namespace
+
+int looks_like_pdata(std::span<const uint8_t> d) {
+  int r = pdata_at(d, true);
+  if (r != 1) return r;
+  // A command fragment must open with a group 0000 element (implicit VR LE).
+  PdvHeader pdv = read_pdv_header(d.subspan(kPduHeaderSize));
+  if (pdv.command()) {
+    if (d.size() < 14) return -1;
+    if (d[12] != 0 || d[13] != 0) return 0;
+  }
+  return 1;
+}
+
+size_t find_command_pdata(std::span<const uint8_t> d, size_t from) {
+  for (size_t p = from; p + 16 <= d.size(); ++p) {
+    if (d[p] != kPData || d[p + 1] != 0) continue;
+    auto s = d.subspan(p);
+    if (pdata_at(s, true) != 1) continue;
+    PdvHeader pdv = read_pdv_header(s.subspan(kPduHeaderSize));
+    // Command sets start with (0000,0000) CommandGroupLength, UL, length 4.
+    if (pdv.command() && s[12] == 0 && s[13] == 0 && s[14] == 0 && s[15] == 0 &&
+        (s.size() < 20 || (s[16] == 4 && s[17] == 0 && s[18] == 0 && s[19] == 0)))
+      return p;
+  }
+  return static_cast<size_t>(-1);
+}
+
+}  // namespace medmon::dicom

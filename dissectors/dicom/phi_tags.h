@@ -1,0 +1,19 @@
+#pragma once
+// DICOM attributes that carry PHI (PS3.15 Table E.1-1, tiers as in docs/dicom.md):
+// tier 1 = direct identifiers (alert on any cleartext occurrence), tier 2 = dates,
+// quasi-identifiers, staff and device names (counted, never alerted on alone).
+#include <cstdint>
+#include <span>
+
+namespace medmon::dicom {
+
+struct PhiTag {
+  uint32_t tag;          // (group << 16) | element
+  const char* keyword;   // DICOM keyword, as in the `phi` lists of events
+  uint8_t tier;
+};
+
+std::span<const PhiTag> phi_tags();  // sorted by tag; at most 64 entries
+int phi_index(uint32_t tag);         // index in phi_tags(), -1 when not PHI
+
+}  // namespace medmon::dicom

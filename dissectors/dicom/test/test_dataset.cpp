@@ -1,0 +1,215 @@
+#include <catch2/catch.hpp>
+#include <zlib.h>
+
+#include "dissectors/dicom/dataset.h"
+#include "dissectors/dicom/phi_tags.h"
+#include "dissectors/dicom/test/builder.h"
+
+using namespace medmon::dicom;
+using namespace dtest;
+
+namespace {
+bool has_phi(const DatasetSummary& s, const char* keyword) {
+  auto tags = phi_tags();
+  for (size_t i = 0; i < tags.size(); ++i)
+    if (std::string_view(tags[i].keyword) == keyword) return s.phi_mask & (uint64_t(1) << i);
+  FAIL("unknown keyword " << keyword);
+  return false;
+}
+
+void check_ct(const DatasetSummary& s) {
+  CHECK(s.pixel_data);
+  CHECK_FALSE(s.truncated);
+  CHECK(s.modality == "CT");
+  CHECK(s.manufacturer == "ACME Medical");
+  CHECK(s.model == "Scanotron 3000");
+  CHECK(s.software == "VA10");
+  CHECK(s.station == "CTROOM1");
+  CHECK(s.serial == "SN-12345");
+  CHECK(s.patient_name == "Doe^Jane");
+  CHECK(s.patient_id == "OTHER42");  // first occurrence: inside Other Patient IDs Sequence
+  CHECK(s.accession == "ACC0001");
+  CHECK(s.sop_class == kCtImage);
+  CHECK(s.charset == "ISO_IR 100");
+  CHECK(has_phi(s, "PatientName"));
+  CHECK(has_phi(s, "PatientID"));
+  CHECK(has_phi(s, "PatientBirthDate"));
+  CHECK(has_phi(s, "AccessionNumber"));
+  CHECK(has_phi(s, "OtherPatientIDsSequence"));
+  CHECK(has_phi(s, "StudyDate"));
+  CHECK(has_phi(s, "StationName"));
+  CHECK_FALSE(has_phi(s, "PatientAddress"));
+}
+
+DatasetSummary walk(Syntax syn, const Bytes& ds, size_t chunk, bool* done_early = nullptr) {
+  DatasetWalker w;
+  w.start(syn);
+  bool done = false;
+  size_t fed = 0;
+  for (size_t o = 0; o < ds.size() && !done; o += chunk) {
+    size_t n = std::min(chunk, ds.size() - o);
+    done = w.feed(std::span<const uint8_t>(ds).subspan(o, n));
+    fed = o + n;
+  }
+  if (done_early) *done_early = fed < ds.size();
+  w.finish();
+  CHECK(w.error() == nullptr);
+  return w.summary();
+}
+}  // namespace
+
+TEST_CASE("walker: every transfer syntax, every chunk size", "[dicom][dataset]") {
+  struct C { Ts ts; Syntax syn; } cases[] = {
+      {Ts::implicit_le, Syntax::implicit_le},
+      {Ts::explicit_le, Syntax::explicit_le},
+      {Ts::explicit_be, Syntax::explicit_be},
+      {Ts::implicit_le, Syntax::detect},
+      {Ts::explicit_le, Syntax::detect},
+  };
+  for (auto& c : cases) {
+    Bytes ds = ct_dataset(c.ts, 100000);
+    for (size_t chunk : {size_t(1), size_t(7), size_t(100), size_t(4096), ds.size()}) {
+      INFO("syntax " << int(c.syn) << " chunk " << chunk);
+      bool early = false;
+      DatasetSummary s = walk(c.syn, ds, chunk, &early);
+      check_ct(s);
+      if (chunk < 50000) CHECK(early);  // stopped at pixel data, the rest was never needed
+    }
+  }
+}
+
+TEST_CASE("walker: deflated explicit VR LE", "[dicom][dataset]") {
+  Bytes plain = ct_dataset(Ts::explicit_le, 5000);
+  Bytes out(compressBound(plain.size()) + 64);
+  z_stream zs{};
+  REQUIRE(deflateInit2(&zs, 6, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) == Z_OK);
+  zs.next_in = plain.data();
+  zs.avail_in = uInt(plain.size());
+  zs.next_out = out.data();
+  zs.avail_out = uInt(out.size());
+  REQUIRE(deflate(&zs, Z_FINISH) == Z_STREAM_END);
+  out.resize(zs.total_out);
+  deflateEnd(&zs);
+  for (size_t chunk : {size_t(3), size_t(64), out.size()}) check_ct(walk(Syntax::deflated, out, chunk));
+}
+
+TEST_CASE("walker: nested undefined-length sequences and defined-length items", "[dicom][dataset]") {
+  Ds d(Ts::explicit_le);
+  d.str(0x0008, 0x0060, "CS", "MR");
+  d.seq_begin(0x0040, 0x0275).item_begin();
+  d.seq_begin(0x0040, 0x0008).item_begin().str(0x0008, 0x0100, "SH", "X1").item_end().seq_end();
+  d.str(0x0040, 0x0009, "SH", "SPS1");
+  d.item_end().seq_end();
+  // A defined-length sequence with a defined-length item holding the patient's address.
+  Ds inner(Ts::explicit_le);
+  inner.str(0x0010, 0x1040, "LO", "1 Main Street");
+  Bytes item;
+  le16(item, 0xFFFE); le16(item, 0xE000); le32(item, uint32_t(inner.b.size()));
+  append(item, inner.b);
+  d.raw(0x0040, 0xA730, "SQ", item);
+  d.str(0x0010, 0x0010, "PN", "Roe^Richard");
+  Bytes ds = d.b;
+  for (size_t chunk : {size_t(1), size_t(5), ds.size()}) {
+    DatasetSummary s = walk(Syntax::explicit_le, ds, chunk);
+    CHECK(s.modality == "MR");
+    CHECK(s.patient_name == "Roe^Richard");
+    CHECK(has_phi(s, "ScheduledProcedureStepID"));
+    CHECK(has_phi(s, "PatientAddress"));
+    CHECK(has_phi(s, "ContentSequence"));
+    CHECK(s.max_depth == 2);
+    CHECK_FALSE(s.pixel_data);
+  }
+}
+
+TEST_CASE("walker: query keys without values are not PHI", "[dicom][dataset]") {
+  Ds d(Ts::implicit_le);
+  d.str(0x0010, 0x0010, "PN", "");
+  d.str(0x0010, 0x0020, "LO", "*");
+  d.str(0x0010, 0x0030, "DA", "19800101");
+  DatasetSummary s = walk(Syntax::implicit_le, d.b, d.b.size());
+  CHECK_FALSE(has_phi(s, "PatientName"));
+  CHECK_FALSE(has_phi(s, "PatientID"));
+  CHECK(has_phi(s, "PatientBirthDate"));
+}
+
+TEST_CASE("walker: large values are skipped, not buffered", "[dicom][dataset]") {
+  Ds d(Ts::explicit_le);
+  d.raw(0x0009, 0x1010, "OB", Bytes(3 * 1024 * 1024, 1));  // private blob larger than any cap
+  d.str(0x0010, 0x0010, "PN", "Poe^Edgar");
+  d.pixel(10);
+  DatasetWalker w;
+  w.start(Syntax::explicit_le);
+  for (size_t o = 0; o < d.b.size(); o += 1000) w.feed(std::span<const uint8_t>(d.b).subspan(o, std::min<size_t>(1000, d.b.size() - o)));
+  w.finish();
+  // The budget stops the walk before the patient name: bounded work per message.
+  CHECK(w.summary().truncated);
+  CHECK(w.error() == nullptr);
+}
+
+TEST_CASE("walker: malformed and truncated input", "[dicom][dataset]") {
+  SECTION("bad VR") {
+    Bytes ds = {0x10, 0x00, 0x10, 0x00, 0x01, 0x02, 0x04, 0x00, 'a', 'b', 'c', 'd'};
+    DatasetWalker w;
+    w.start(Syntax::explicit_le);
+    CHECK(w.feed(ds));
+    w.finish();
+    CHECK(std::string(w.error()) == "dataset_bad_element");
+  }
+  SECTION("item inside a sequence that overruns it") {
+    Ds d(Ts::explicit_le);
+    Bytes item;
+    le16(item, 0xFFFE); le16(item, 0xE000); le32(item, 1000);
+    d.raw(0x0010, 0x1002, "SQ", item);
+    DatasetWalker w;
+    w.start(Syntax::explicit_le);
+    w.feed(d.b);
+    w.finish();
+    CHECK(std::string(w.error()) == "dataset_bad_sequence");
+  }
+  SECTION("dataset ends inside an element") {
+    Ds d(Ts::implicit_le);
+    d.str(0x0010, 0x0010, "PN", "Doe^John");
+    Bytes cut(d.b.begin(), d.b.end() - 3);
+    DatasetWalker w;
+    w.start(Syntax::implicit_le);
+    w.feed(cut);
+    w.finish();
+    CHECK(std::string(w.error()) == "dataset_truncated");
+  }
+  SECTION("deeply nested sequences stop at the depth cap") {
+    Ds d(Ts::explicit_le);
+    for (int i = 0; i < 40; ++i) d.seq_begin(0x0040, 0x0275).item_begin();
+    for (int i = 0; i < 40; ++i) d.item_end().seq_end();
+    DatasetWalker w;
+    w.start(Syntax::explicit_le);
+    w.feed(d.b);
+    w.finish();
+    CHECK(std::string(w.error()) == "dataset_bad_sequence");
+  }
+  SECTION("random bytes never crash") {
+    uint32_t x = 12345;
+    for (int round = 0; round < 2000; ++round) {
+      Bytes b(1 + round % 300);
+      for (auto& c : b) { x = x * 1103515245 + 12345; c = uint8_t(x >> 16); }
+      for (Syntax syn : {Syntax::implicit_le, Syntax::explicit_le, Syntax::explicit_be, Syntax::deflated, Syntax::detect}) {
+        DatasetWalker w;
+        w.start(syn);
+        w.feed(b);
+        w.finish();
+      }
+    }
+    SUCCEED();
+  }
+}
+
+TEST_CASE("text decoding per Specific Character Set", "[dicom][dataset]") {
+  std::string out;
+  decode_text("M\xfcller^Hans", "ISO_IR 100", out);
+  CHECK(out == "M\xc3\xbcller^Hans");
+  decode_text("M\xc3\xbcller^Hans", "ISO_IR 192", out);
+  CHECK(out == "M\xc3\xbcller^Hans");
+  decode_text("\xc4\xe5\xec\xe9", "ISO_IR 144", out);  // Cyrillic in ISO-8859-5
+  CHECK(out == "\xd0\xa4\xd1\x85\xd1\x8c\xd1\x89");
+  decode_text("plain", "", out);
+  CHECK(out == "plain");
+}

@@ -1,0 +1,383 @@
+#include <catch2/catch.hpp>
+
+#include "dissectors/dicom/dicom_dissector.h"
+#include "dissectors/dicom/test/builder.h"
+#include "dissectors/dicom/test/harness.h"
+
+using namespace dtest;
+using medmon::Dir;
+using nlohmann::json;
+
+namespace {
+
+struct Stream {
+  std::vector<std::pair<Dir, Bytes>> parts;  // in wire order
+  void add(Dir d, Bytes b) { parts.emplace_back(d, std::move(b)); }
+};
+
+Assoc store_assoc() {
+  Assoc a;
+  a.pcs.push_back({1, kCtImage, {kExplicitLe, kImplicit}, 0, kExplicitLe});
+  a.pcs.push_back({3, kCtImage, {kImplicit}, 0, kImplicit});
+  a.pcs.push_back({5, kVerification, {kImplicit}, 3, ""});
+  return a;
+}
+
+// A full association: echo, two C-STOREs (explicit LE split into several PDVs, implicit LE),
+// release.
+Stream store_stream(size_t max_frag = 4000, size_t pixels = 60000) {
+  Stream s;
+  Assoc a = store_assoc();
+  s.add(Dir::to_server, associate(a, false));
+  s.add(Dir::to_client, associate(a, true));
+  Cmd st;
+  st.field = 0x0001; st.msg_id = 1; st.sop_class = kCtImage; st.sop_instance = "1.2.3.4.5.6.7.8.9"; st.dataset = true;
+  Bytes ds = ct_dataset(Ts::explicit_le, pixels);
+  s.add(Dir::to_server, message(1, command(st), &ds, max_frag));
+  Cmd rsp;
+  rsp.field = 0x8001; rsp.responded = 1; rsp.sop_class = kCtImage; rsp.status = 0;
+  s.add(Dir::to_client, message(1, command(rsp)));
+  st.msg_id = 2;
+  Bytes ds2 = ct_dataset(Ts::implicit_le, 300, "Smith^Anna");
+  s.add(Dir::to_server, message(3, command(st), &ds2, max_frag));
+  rsp.responded = 2; rsp.status = 0xA700;
+  s.add(Dir::to_client, message(3, command(rsp)));
+  s.add(Dir::to_server, release_rq());
+  s.add(Dir::to_client, release_rp());
+  return s;
+}
+
+Harness run(const Stream& s, size_t chunk = 0) {
+  Harness h(medmon::dicom::make_dissector());
+  for (auto& [d, b] : s.parts) h.feed(d, b, chunk);
+  h.finish();
+  return h;
+}
+
+}  // namespace
+
+TEST_CASE("store association gives one dicom event with paired ops", "[dicom][dissector]") {
+  Harness h = run(store_stream());
+  auto ev = h.events("dicom");
+  REQUIRE(ev.size() == 1);
+  CHECK(h.events("anomaly").empty());
+  const json& d = ev[0]["dicom"];
+  CHECK(d["status"] == "released");
+  CHECK(d["start_seen"] == true);
+  CHECK(d["calling_ae"] == "CT_SCANNER1");
+  CHECK(d["called_ae"] == "PACS1");
+  CHECK(d["rq"]["max_pdu"] == 16384);
+  CHECK(d["rq"]["impl_version"] == "OFFIS_DCMTK_367");
+  REQUIRE(d["contexts"].size() == 3);
+  CHECK(d["contexts"][0]["name"] == "CTImageStorage");
+  CHECK(d["contexts"][0]["result_name"] == "acceptance");
+  CHECK(d["contexts"][0]["ts_name"] == "LittleEndianExplicit");
+  CHECK(d["contexts"][2]["result_name"] == "abstract_syntax_not_supported");
+  REQUIRE(d["ops"].size() == 2);
+  const json& op = d["ops"][0];
+  CHECK(op["command"] == "C-STORE");
+  CHECK(op["sop_class_name"] == "CTImageStorage");
+  CHECK(op["status"] == 0);
+  CHECK(op["status_class"] == "success");
+  CHECK(op["modality"] == "CT");
+  CHECK(op["manufacturer"] == "ACME Medical");
+  CHECK(op["model"] == "Scanotron 3000");
+  CHECK(op["software_versions"] == "VA10");
+  CHECK(op["station_name"] == "CTROOM1");
+  CHECK(op["pixel_data"] == true);
+  CHECK(op["phi"] == json::array({"AccessionNumber", "PatientName", "PatientID", "PatientBirthDate", "OtherPatientIDsSequence"}));
+  // PHI only as pseudonyms.
+  std::string line = h.lines().back();
+  CHECK(line.find("Doe^Jane") == std::string::npos);
+  CHECK(line.find("MRN0001") == std::string::npos);
+  CHECK(line.find("SN-12345") == std::string::npos);
+  CHECK(line.find("1.2.3.4.5.6.7.8.9") == std::string::npos);
+  CHECK(op["patient_names"][0].get<std::string>().rfind("phi:", 0) == 0);
+  CHECK(op["device_serial"].get<std::string>().rfind("phi:", 0) == 0);
+  const json& op2 = d["ops"][1];
+  CHECK(op2["status"] == 0xA700);
+  CHECK(op2["status_class"] == "failure");
+  CHECK(op2["status_name"] == "out_of_resources");
+  CHECK(op2["patient_names"][0] != op["patient_names"][0]);
+  CHECK(h.facts().attr("dicom.calling_ae"));
+  CHECK(*h.facts().attr("dicom.calling_ae") == "CT_SCANNER1");
+  CHECK(std::find(h.facts().phi_fields.begin(), h.facts().phi_fields.end(), "PatientName") != h.facts().phi_fields.end());
+}
+
+TEST_CASE("pixel data is skipped, not buffered", "[dicom][dissector]") {
+  // 8 MiB of pixel data in 64 KiB PDVs.
+  Stream s = store_stream(65536, 8 << 20);
+  Harness h(medmon::dicom::make_dissector());
+  for (auto& [d, b] : s.parts) h.feed(d, b, 1460);
+  h.finish();
+  auto ev = h.events("dicom");
+  REQUIRE(ev.size() == 1);
+  CHECK(ev[0]["dicom"]["ops"][0]["pixel_data"] == true);
+  CHECK(h.max_pending() < 70000);  // never more than one association PDU / header
+  CHECK(h.calls() < 20000);        // one call per segment at most, not per byte
+}
+
+TEST_CASE("every TCP split point gives the same events", "[dicom][dissector]") {
+  Stream s = store_stream(700, 3000);
+  std::vector<std::string> want = run(s).lines();
+  REQUIRE(want.size() == 1);
+  // Concatenate each direction and split it at every point into two deliveries.
+  Bytes up, down;
+  for (auto& [d, b] : s.parts) append(d == Dir::to_server ? up : down, b);
+  for (size_t cut = 1; cut < up.size(); ++cut) {
+    Harness h(medmon::dicom::make_dissector());
+    // Responses interleave with requests: deliver in wire order, splitting each part at `cut`.
+    size_t off = 0;
+    for (auto& [d, b] : s.parts) {
+      if (d == Dir::to_client) { h.feed(d, b); continue; }
+      size_t lo = off, hi = off + b.size();
+      if (cut > lo && cut < hi) {
+        h.feed(d, std::span<const uint8_t>(b).first(cut - lo));
+        h.feed(d, std::span<const uint8_t>(b).subspan(cut - lo));
+      } else {
+        h.feed(d, b);
+      }
+      off = hi;
+    }
+    h.finish();
+    if (h.lines() != want) {
+      FAIL("split at " << cut << " differs:\n" << (h.lines().empty() ? "" : h.lines()[0]) << "\nwant\n" << want[0]);
+    }
+  }
+  // Byte by byte.
+  CHECK(run(s, 1).lines() == want);
+}
+
+TEST_CASE("rejected and aborted associations", "[dicom][dissector]") {
+  Assoc a = store_assoc();
+  a.calling = "INTRUDER";
+  {
+    Harness h(medmon::dicom::make_dissector());
+    h.feed(Dir::to_server, associate(a, false));
+    h.feed(Dir::to_client, reject(1, 1, 3));
+    h.finish();
+    auto ev = h.events("dicom");
+    REQUIRE(ev.size() == 1);
+    CHECK(ev[0]["dicom"]["status"] == "rejected");
+    CHECK(ev[0]["dicom"]["calling_ae"] == "INTRUDER");
+    CHECK(ev[0]["dicom"]["reject"]["reason_name"] == "calling_ae_not_recognized");
+  }
+  {
+    Harness h(medmon::dicom::make_dissector());
+    h.feed(Dir::to_server, associate(a, false));
+    h.feed(Dir::to_client, associate(a, true));
+    h.feed(Dir::to_server, abort_pdu(0, 0));
+    h.finish();
+    auto ev = h.events("dicom");
+    REQUIRE(ev.size() == 1);
+    CHECK(ev[0]["dicom"]["status"] == "aborted");
+    CHECK(ev[0]["dicom"]["abort"]["from"] == "client");
+    CHECK(ev[0]["dicom"]["abort"]["source_name"] == "service_user");
+  }
+}
+
+TEST_CASE("user identity with a password is flagged, never output", "[dicom][dissector]") {
+  Assoc a = store_assoc();
+  a.user_identity_type = 2;
+  Harness h(medmon::dicom::make_dissector());
+  h.feed(Dir::to_server, associate(a, false));
+  h.feed(Dir::to_client, associate(a, true));
+  h.finish();
+  auto ev = h.events("dicom");
+  REQUIRE(ev.size() == 1);
+  CHECK(ev[0]["dicom"]["rq"]["user_identity"]["type_name"] == "username_passcode");
+  CHECK(ev[0]["dicom"]["rq"]["user_identity"]["password_in_clear"] == true);
+  CHECK(h.lines()[0].find("s3cret") == std::string::npos);
+  CHECK(h.lines()[0].find("alice") == std::string::npos);
+  CHECK(*h.facts().attr("dicom.password_in_clear") == "true");
+}
+
+TEST_CASE("C-FIND with pending responses and C-MOVE with sub-operations", "[dicom][dissector]") {
+  Assoc a;
+  a.pcs.push_back({1, kFindStudyRoot, {kImplicit}, 0, kImplicit});
+  a.pcs.push_back({3, kMoveStudyRoot, {kImplicit}, 0, kImplicit});
+  Harness h(medmon::dicom::make_dissector());
+  h.feed(Dir::to_server, associate(a, false));
+  h.feed(Dir::to_client, associate(a, true));
+  Cmd q; q.field = 0x0020; q.msg_id = 1; q.sop_class = kFindStudyRoot; q.dataset = true;
+  Ds keys(Ts::implicit_le);
+  keys.str(0x0008, 0x0052, "CS", "STUDY").str(0x0010, 0x0010, "PN", "").str(0x0010, 0x0020, "LO", "");
+  h.feed(Dir::to_server, message(1, command(q), &keys.b));
+  for (int i = 0; i < 3; ++i) {
+    Cmd r; r.field = 0x8020; r.responded = 1; r.status = 0xFF00; r.dataset = true;
+    Ds m(Ts::implicit_le);
+    m.str(0x0010, 0x0010, "PN", "Patient^" + std::to_string(i)).str(0x0010, 0x0020, "LO", "ID" + std::to_string(i));
+    h.feed(Dir::to_client, message(1, command(r), &m.b));
+  }
+  Cmd done; done.field = 0x8020; done.responded = 1; done.status = 0;
+  h.feed(Dir::to_client, message(1, command(done)));
+  Cmd mv; mv.field = 0x0021; mv.msg_id = 2; mv.sop_class = kMoveStudyRoot; mv.move_dest = "VIEWER1"; mv.dataset = true;
+  Ds mk(Ts::implicit_le);
+  mk.str(0x0008, 0x0052, "CS", "STUDY").str(0x0020, 0x000D, "UI", "1.2.3");
+  h.feed(Dir::to_server, message(3, command(mv), &mk.b));
+  Cmd mr; mr.field = 0x8021; mr.responded = 2; mr.status = 0xFF00; mr.remaining = 1; mr.completed = 1; mr.failed = 0; mr.warning = 0;
+  h.feed(Dir::to_client, message(3, command(mr)));
+  mr.status = 0; mr.remaining = -1; mr.completed = 2;
+  h.feed(Dir::to_client, message(3, command(mr)));
+  h.finish();
+  auto ev = h.events("dicom");
+  REQUIRE(ev.size() == 1);
+  const json& d = ev[0]["dicom"];
+  CHECK(d["status"] == "incomplete");
+  REQUIRE(d["ops"].size() == 2);
+  CHECK(d["ops"][0]["command"] == "C-FIND");
+  CHECK(d["ops"][0]["responses"] == 4);
+  CHECK(d["ops"][0]["pending"] == 3);
+  CHECK(d["ops"][0]["status_class"] == "success");
+  CHECK(d["ops"][0]["patient_ids"].size() == 3);
+  CHECK(d["ops"][0]["phi"] == json::array({"PatientName", "PatientID"}));
+  CHECK(d["ops"][1]["command"] == "C-MOVE");
+  CHECK(d["ops"][1]["move_destination"] == "VIEWER1");
+  CHECK(d["ops"][1]["sub_ops"]["completed"] == 2);
+  CHECK(*h.facts().attr("dicom.move_destination") == "VIEWER1");
+}
+
+TEST_CASE("capture starting mid-stream resynchronises", "[dicom][dissector]") {
+  Stream s = store_stream(4000, 20000);
+  // Drop the association setup and the first 5000 bytes of the first C-STORE.
+  Harness h(medmon::dicom::make_dissector());
+  bool first_up = true;
+  for (size_t i = 2; i < s.parts.size(); ++i) {
+    auto& [d, b] = s.parts[i];
+    if (d == Dir::to_server && first_up) {
+      first_up = false;
+      h.feed(d, std::span<const uint8_t>(b).subspan(5000), 1460);
+      continue;
+    }
+    h.feed(d, b, 1460);
+  }
+  h.finish();
+  auto ev = h.events("dicom");
+  REQUIRE(ev.size() == 1);
+  const json& d = ev[0]["dicom"];
+  CHECK(d["start_seen"] == false);
+  CHECK(d["status"] == "released");
+  REQUIRE(d["ops"].size() == 2);
+  CHECK(d["ops"][0]["request_seen"] == false);  // its request started before the capture
+  CHECK(d["ops"][0]["status"] == 0);
+  CHECK(d["ops"][1]["request_seen"] == true);
+  CHECK(d["ops"][1]["modality"] == "CT");       // transfer syntax guessed from the header
+  CHECK(h.events("anomaly").empty());
+}
+
+TEST_CASE("gap inside a P-DATA PDU", "[dicom][dissector]") {
+  Stream s = store_stream(65536, 200000);
+  Harness h(medmon::dicom::make_dissector());
+  for (size_t i = 0; i < s.parts.size(); ++i) {
+    auto& [d, b] = s.parts[i];
+    if (i == 2) {  // lose 10000 bytes in the middle of the first C-STORE's pixel data
+      h.feed(d, std::span<const uint8_t>(b).first(90000), 1460);
+      h.gap(d, 10000);
+      h.feed(d, std::span<const uint8_t>(b).subspan(100000), 1460);
+      continue;
+    }
+    if (i == 4) {  // lose 300 bytes inside the second C-STORE's header
+      h.feed(d, std::span<const uint8_t>(b).first(200), 1460);
+      h.gap(d, 300);
+      h.feed(d, std::span<const uint8_t>(b).subspan(500), 1460);
+      continue;
+    }
+    h.feed(d, b, 1460);
+  }
+  h.finish();
+  auto ev = h.events("dicom");
+  REQUIRE(ev.size() == 1);
+  const json& d = ev[0]["dicom"];
+  CHECK(d["gaps"] == 1);  // the first hole fell in pixel data being skipped: never reported
+  CHECK(d["status"] == "released");
+  REQUIRE(d["ops"].size() == 2);
+  CHECK(d["ops"][0]["pixel_data"] == true);   // the hole was in bytes skipped anyway
+  CHECK_FALSE(d["ops"][0].contains("truncated"));
+  CHECK(d["ops"][1]["status"] == 0xA700);     // the response still pairs
+}
+
+TEST_CASE("hostile lengths give anomalies and bounded work", "[dicom][dissector]") {
+  Assoc a = store_assoc();
+  SECTION("P-DATA length of 4 GiB") {
+    Harness h(medmon::dicom::make_dissector());
+    h.feed(Dir::to_server, associate(a, false));
+    h.feed(Dir::to_client, associate(a, true));
+    Bytes bad = {4, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 10, 1, 3};
+    h.feed(Dir::to_server, bad);
+    h.finish();
+    auto an = h.events("anomaly");
+    REQUIRE_FALSE(an.empty());
+    CHECK(an[0]["anomaly"]["name"] == "bad_pdu_length");
+    CHECK(h.max_pending() < 100);
+  }
+  SECTION("PDV longer than its PDU") {
+    Harness h(medmon::dicom::make_dissector());
+    h.feed(Dir::to_server, associate(a, false));
+    h.feed(Dir::to_client, associate(a, true));
+    Cmd c; c.sop_class = kCtImage;
+    Bytes m = message(1, command(c));
+    m[6 + 3] += 50;  // PDV item length
+    h.feed(Dir::to_server, m);
+    h.finish();
+    auto an = h.events("anomaly");
+    REQUIRE_FALSE(an.empty());
+    CHECK(an[0]["anomaly"]["name"] == "pdv_past_pdu_end");
+  }
+  SECTION("unknown PDU type") {
+    Harness h(medmon::dicom::make_dissector());
+    h.feed(Dir::to_server, associate(a, false));
+    h.feed(Dir::to_client, Bytes{0x09, 0, 0, 0, 0, 4, 0, 0, 0, 0});
+    h.finish();
+    auto an = h.events("anomaly");
+    REQUIRE_FALSE(an.empty());
+    CHECK(an[0]["anomaly"]["name"] == "unknown_pdu_type");
+  }
+  SECTION("command announcing a dataset that never comes") {
+    Harness h(medmon::dicom::make_dissector());
+    h.feed(Dir::to_server, associate(a, false));
+    h.feed(Dir::to_client, associate(a, true));
+    Cmd c; c.sop_class = kCtImage; c.dataset = true;
+    h.feed(Dir::to_server, message(1, command(c)));
+    c.msg_id = 2; c.dataset = false;
+    h.feed(Dir::to_server, message(1, command(c)));
+    h.finish();
+    auto an = h.events("anomaly");
+    REQUIRE_FALSE(an.empty());
+    CHECK(an[0]["anomaly"]["name"] == "missing_dataset");
+  }
+  SECTION("P-DATA before the association is accepted") {
+    Harness h(medmon::dicom::make_dissector());
+    h.feed(Dir::to_server, associate(a, false));
+    Cmd c; c.sop_class = kCtImage;
+    h.feed(Dir::to_server, message(1, command(c)));
+    h.finish();
+    auto an = h.events("anomaly");
+    REQUIRE_FALSE(an.empty());
+    CHECK(an[0]["anomaly"]["name"] == "unexpected_pdu");
+  }
+  SECTION("random bytes after an association never crash") {
+    uint32_t x = 99;
+    for (int round = 0; round < 300; ++round) {
+      Harness h(medmon::dicom::make_dissector());
+      h.feed(Dir::to_server, associate(a, false));
+      h.feed(Dir::to_client, associate(a, true));
+      Bytes b(2000);
+      for (auto& c : b) { x = x * 1103515245 + 12345; c = uint8_t(x >> 16); }
+      if (round % 2) { b[0] = 4; b[1] = 0; }
+      h.feed(Dir::to_server, b, 1 + round % 97);
+      h.finish();
+      CHECK(h.max_pending() <= 256 * 1024 + 6);
+    }
+  }
+}
+
+TEST_CASE("probe", "[dicom][dissector]") {
+  Bytes rq = associate(store_assoc(), false);
+  CHECK(medmon::dicom::probe(rq, Dir::to_server) == medmon::Probe::yes);
+  CHECK(medmon::dicom::probe(std::span<const uint8_t>(rq).first(20), Dir::to_server) == medmon::Probe::need_more);
+  Bytes tls = {0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03, 0, 0, 0, 0, 0};
+  CHECK(medmon::dicom::probe(tls, Dir::to_server) == medmon::Probe::no);
+  Bytes http(200, 'A');
+  CHECK(medmon::dicom::probe(http, Dir::to_server) == medmon::Probe::no);
+  CHECK(medmon::kDicomInfo.name == "dicom");
+}

@@ -1,0 +1,143 @@
+#include <catch2/catch.hpp>
+
+#include "dissectors/dicom/names.h"
+#include "dissectors/dicom/pdu.h"
+#include "dissectors/dicom/test/builder.h"
+
+using namespace medmon::dicom;
+using namespace dtest;
+
+namespace {
+Assoc sample() {
+  Assoc a;
+  a.pcs.push_back({1, kCtImage, {kExplicitLe, kImplicit}, 0, kExplicitLe});
+  a.pcs.push_back({3, kVerification, {kImplicit}, 3, ""});
+  a.role = true;
+  a.user_identity_type = 2;
+  return a;
+}
+}  // namespace
+
+TEST_CASE("A-ASSOCIATE-RQ items are parsed", "[dicom][pdu]") {
+  Bytes rq = associate(sample(), false);
+  AssociatePdu p;
+  Issues is;
+  REQUIRE(parse_associate(rq, p, is));
+  CHECK(is.count == 0);
+  CHECK_FALSE(p.is_ac);
+  CHECK(p.version == 1);
+  CHECK(p.called_ae == "PACS1");
+  CHECK(p.calling_ae == "CT_SCANNER1");
+  CHECK(p.app_context == "1.2.840.10008.3.1.1.1");
+  REQUIRE(p.contexts.size() == 2);
+  CHECK(p.contexts[0].id == 1);
+  CHECK(p.contexts[0].abstract_syntax == kCtImage);
+  CHECK(p.contexts[0].proposed_ts == std::vector<std::string>{kExplicitLe, kImplicit});
+  CHECK(p.contexts[0].result == 0xFF);
+  CHECK(p.has_max_pdu);
+  CHECK(p.max_pdu == 16384);
+  CHECK(p.impl_class_uid == "1.2.276.0.7230010.3.0.3.6.7");
+  CHECK(p.impl_version == "OFFIS_DCMTK_367");
+  CHECK(p.has_async);
+  REQUIRE(p.roles.size() == 1);
+  CHECK(p.roles[0].sop_class == kCtImage);
+  CHECK(p.user_identity.present);
+  CHECK(p.user_identity.type == 2);
+  CHECK(p.user_identity.primary_length == 5);
+  CHECK(p.user_identity.secondary_length == 6);
+}
+
+TEST_CASE("A-ASSOCIATE-AC results and accepted syntaxes", "[dicom][pdu]") {
+  Bytes ac = associate(sample(), true);
+  AssociatePdu p;
+  Issues is;
+  REQUIRE(parse_associate(ac, p, is));
+  CHECK(p.is_ac);
+  REQUIRE(p.contexts.size() == 2);
+  CHECK(p.contexts[0].result == 0);
+  CHECK(p.contexts[0].accepted_ts == kExplicitLe);
+  CHECK(p.contexts[1].result == 3);
+  CHECK(p.user_identity_response);
+}
+
+TEST_CASE("hostile association PDUs give anomalies, never over-read", "[dicom][pdu]") {
+  Bytes rq = associate(sample(), false);
+  SECTION("item length past the PDU end") {
+    Bytes bad = rq;
+    bad[74 + 2] = 0xFF;  // application context item length
+    bad[74 + 3] = 0xFF;
+    AssociatePdu p;
+    Issues is;
+    REQUIRE(parse_associate(bad, p, is));
+    REQUIRE(is.count >= 1);
+    CHECK(std::string(is.items[0].name) == "item_past_end");
+  }
+  SECTION("PDU length larger than the bytes") {
+    Bytes bad = rq;
+    bad[2] = 0x7F;
+    AssociatePdu p;
+    Issues is;
+    CHECK_FALSE(parse_associate(bad, p, is));
+    CHECK(std::string(is.items[0].name) == "bad_pdu_length");
+  }
+  SECTION("every truncation") {
+    for (size_t n = 0; n < rq.size(); ++n) {
+      Bytes cut(rq.begin(), rq.begin() + n);
+      // Keep the header consistent so the parser walks into the items.
+      if (n >= 6) { uint32_t l = uint32_t(n - 6); cut[2] = uint8_t(l >> 24); cut[3] = uint8_t(l >> 16); cut[4] = uint8_t(l >> 8); cut[5] = uint8_t(l); }
+      AssociatePdu p;
+      Issues is;
+      parse_associate(cut, p, is);
+    }
+    SUCCEED();
+  }
+}
+
+TEST_CASE("reject and abort", "[dicom][pdu]") {
+  AssociateReject rj;
+  Issues is;
+  REQUIRE(parse_reject(reject(1, 1, 3), rj, is));
+  CHECK(rj.result == 1);
+  CHECK(rj.source == 1);
+  CHECK(rj.reason == 3);
+  CHECK(reject_reason_name(1, 3) == "calling_ae_not_recognized");
+  Abort ab;
+  REQUIRE(parse_abort(abort_pdu(2, 6), ab, is));
+  CHECK(ab.source == 2);
+  CHECK(ab.reason == 6);
+  CHECK(abort_reason_name(6) == "invalid_pdu_parameter_value");
+}
+
+TEST_CASE("content detection", "[dicom][pdu]") {
+  Bytes rq = associate(sample(), false);
+  CHECK(looks_like_associate(rq) == 1);
+  CHECK(looks_like_associate(std::span<const uint8_t>(rq).first(40)) == -1);
+  Bytes http = {'G', 'E', 'T', ' ', '/', ' ', 'H', 'T', 'T', 'P'};
+  CHECK(looks_like_associate(http) == 0);
+  CHECK(looks_like_pdata(http) == 0);
+  Cmd c;
+  c.sop_class = kCtImage;
+  Bytes m = message(1, command(c));
+  CHECK(looks_like_pdata(m) == 1);
+  // A command P-DATA found after garbage (capture started mid-stream).
+  Bytes mid(300, 0x5A);
+  append(mid, m);
+  CHECK(find_command_pdata(mid) == 300);
+  // Wrong version.
+  Bytes v2 = rq;
+  v2[7] = 2;
+  CHECK(looks_like_associate(v2) == 0);
+}
+
+TEST_CASE("names", "[dicom][names]") {
+  CHECK(uid_name(kCtImage) == "CTImageStorage");
+  CHECK(uid_name(kExplicitLe) == "LittleEndianExplicit");
+  CHECK(uid_name("1.2.3.4.999").empty());
+  CHECK(command_name(0x8021) == "C-MOVE");
+  CHECK(status_class(0xFF00) == StatusClass::pending);
+  CHECK(status_class(0xA700) == StatusClass::failure);
+  CHECK(status_class(0xB000) == StatusClass::warning);
+  CHECK(status_class(0xC123) == StatusClass::failure);
+  CHECK(status_class(0xFE00) == StatusClass::cancel);
+  CHECK(status_class(0) == StatusClass::success);
+}
