@@ -17,13 +17,15 @@ std::string lower(std::string_view s) {
   return o;
 }
 
-// Markdown emphasis and code marks around a cell ("**CONN-4**", "`No`").
+// Markdown emphasis and code marks around a cell ("**CONN-4**", "`No`"); only paired marks go,
+// so "A.12.5.1*" (a footnote mark in the form) stays as written.
 std::string unmark(std::string s) {
-  auto strip = [](char c) { return c == '*' || c == '`' || c == '_'; };
-  size_t b = 0, e = s.size();
-  while (b < e && strip(s[b]) && !(s[b] == '_' && std::all_of(s.begin(), s.end(), [](char c) { return c == '_'; }))) ++b;
-  while (e > b && (s[e - 1] == '*' || s[e - 1] == '`')) --e;
-  return s.substr(b, e - b);
+  for (;;) {
+    if (s.size() < 2) return s;
+    char c = s.front();
+    if ((c == '*' || c == '`') && s.back() == c) { s = s.substr(1, s.size() - 2); continue; }
+    return s;
+  }
 }
 
 bool is_note_key(const std::string& s, std::string& key) {

@@ -1,0 +1,264 @@
+// MDS2 import: the NEMA example workbook against its raw cells, and CSV/TSV/Markdown/PDF copies
+// of it (made from the XLSX by make_variants.py) giving the same model.
+#include <catch2/catch.hpp>
+#include <yaml-cpp/yaml.h>
+#include <zip.h>
+
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <pugixml.hpp>
+#include <regex>
+
+#include "policies/mds2/mds2_form.h"
+
+using namespace medmon::mds2;
+
+namespace {
+
+// Independent raw reader: column A..G of every row of the first sheet, shared strings resolved.
+std::map<std::string, std::vector<std::string>> raw_rows() {
+  int err = 0;
+  zip_t* z = zip_open(MDS2_XLSX, ZIP_RDONLY, &err);
+  REQUIRE(z);
+  auto part = [&](const char* name) {
+    zip_stat_t st;
+    REQUIRE(zip_stat(z, name, 0, &st) == 0);
+    std::string s(st.size, '\0');
+    zip_file_t* f = zip_fopen(z, name, 0);
+    REQUIRE(zip_fread(f, s.data(), st.size) == static_cast<zip_int64_t>(st.size));
+    zip_fclose(f);
+    return s;
+  };
+  std::string ss = part("xl/sharedStrings.xml"), sheet = part("xl/worksheets/sheet1.xml");
+  zip_discard(z);
+  pugi::xml_document sd, wd;
+  sd.load_buffer(ss.data(), ss.size());
+  wd.load_buffer(sheet.data(), sheet.size());
+  std::vector<std::string> shared;
+  for (auto si : sd.child("sst").children("si")) {
+    std::string t;
+    for (auto n : si.select_nodes(".//t")) t += n.node().text().get();
+    shared.push_back(t);
+  }
+  std::map<std::string, std::vector<std::string>> rows;
+  std::regex id_re(R"(^(DOC|[A-Z]{4})-\d+(\.\d+)*$)");
+  for (auto r : wd.child("worksheet").child("sheetData").children("row")) {
+    std::vector<std::string> cells(7);
+    for (auto c : r.children("c")) {
+      std::string ref = c.attribute("r").value();
+      int col = ref[0] - 'A';
+      if (col < 0 || col > 6 || (ref.size() > 1 && std::isalpha(static_cast<unsigned char>(ref[1])))) continue;
+      std::string v = c.child("v").text().get();
+      if (std::string_view(c.attribute("t").value()) == "s" && !v.empty()) v = shared[std::stoul(v)];
+      cells[col] = v;
+    }
+    if (std::regex_match(cells[0], id_re)) rows[cells[0]] = cells;
+  }
+  return rows;
+}
+
+std::string expected_answer(const std::string& raw) {
+  std::string t = collapse_ws(raw);
+  if (t.empty() || t.find_first_not_of('_') == std::string::npos) return "blank";
+  if (t == "Yes") return "yes";
+  if (t == "No") return "no";
+  if (t == "N/A") return "n.a.";
+  if (t.rfind("See Note", 0) == 0) return "see-note";
+  return "text";
+}
+
+std::string strip_source_lines(const std::string& yaml) {
+  // The model differs only in where it came from.
+  std::string out;
+  size_t b = 0;
+  while (b < yaml.size()) {
+    size_t e = yaml.find('\n', b);
+    if (e == std::string::npos) e = yaml.size();
+    std::string line = yaml.substr(b, e - b);
+    if (line.find("imported by") == std::string::npos && line.find("Imported by") == std::string::npos &&
+        line.find("      file:") != 0 && line.find("      format:") != 0)
+      out += line + "\n";
+    b = e + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("NEMA workbook: every answer matches the raw cell", "[mds2]") {
+  Form f = read_xlsx(MDS2_XLSX);
+  auto raw = raw_rows();
+  REQUIRE(f.questions.size() == 240);
+  REQUIRE(raw.size() == 240);
+  for (auto& [rid, cells] : raw) {
+    std::string id = canonical_id(rid);
+    const Question* q = f.find(id);
+    INFO(rid);
+    REQUIRE(q);
+    CHECK(q->raw_id == rid);
+    CHECK(answer_name(q->answer) == expected_answer(cells[2]));
+    if (id != "DOC-7") CHECK(q->detail == collapse_ws(cells[2]));
+    CHECK(q->iec_tr_80001_2_2 == collapse_ws(cells[4]));
+    CHECK(q->nist_800_53 == collapse_ws(cells[5]));
+    CHECK(q->iso_27002 == collapse_ws(cells[6]));
+  }
+  // The answers the issue names, and the form's quirks.
+  CHECK(f.find("CONN-4")->answer == Answer::no);
+  CHECK(f.find("TXCF-2")->answer == Answer::no);
+  CHECK(f.find("CONN-3")->answer == Answer::yes);
+  CHECK(f.find("CONN-2")->answer == Answer::na);
+  CHECK(f.find("RMOT-1")->answer == Answer::no);
+  CHECK(f.find("MPII-3.9")->answer == Answer::yes);
+  CHECK(f.find("SAHD-15")->raw_id == "SHAD-15");
+  CHECK(f.find("DOC-7")->detail == "2019-10-09");  // Excel serial 43747
+  CHECK(f.find("DOC-10")->answer == Answer::blank);
+  CHECK(f.find("CONN-1.2.4")->note == "Proprietary serial interface cable.");
+  CHECK(f.find("TXCF-2")->nist_800_53 == "CM-7");
+  CHECK(f.notes.size() == 8);
+}
+
+TEST_CASE("NEMA workbook: derived switches cite their questions", "[mds2]") {
+  Form f = read_xlsx(MDS2_XLSX);
+  std::string yaml = render_model(f, {}, {});
+  YAML::Node m = YAML::Load(yaml);
+  CHECK(m["schema"].as<std::string>() == "medmon.model/v1");
+  auto d = m["mds2_derived"];
+  CHECK(d["internal_only"].as<bool>() == true);           // CONN-4 = No
+  CHECK(d["internet_required"].as<bool>() == false);      // CONN-6 = No
+  CHECK(d["phi_encrypted_claim"].as<bool>() == false);    // TXCF-2 = No
+  CHECK(d["phi_point_to_point_only"].as<bool>() == true); // TXCF-1 = Yes
+  CHECK(d["remote_service"].as<bool>() == false);         // RMOT-1 = No
+  CHECK(d["phi_fixed_destinations"].IsNull());            // TXCF-3 = N/A
+  CHECK(yaml.find("internal_only: true") != std::string::npos);
+  CHECK(yaml.find("# CONN-4 = No") != std::string::npos);
+  CHECK(yaml.find("# TXCF-2 = No") != std::string::npos);
+  CHECK(m["mds2"]["answers"]["TXCF-2"]["iec_tr_80001_2_2"].as<std::string>() == "Section 5.18, TXCF");
+  CHECK(m["mds2"]["answers"]["SAHD-15"]["raw_id"].as<std::string>() == "SHAD-15");
+  CHECK(m["model"]["documents"][0]["release_date"].as<std::string>() == "2019-10-09");
+}
+
+TEST_CASE("CSV, TSV, Markdown and PDF copies give the same model", "[mds2]") {
+  Form x = read_xlsx(MDS2_XLSX);
+  std::string ref = strip_source_lines(render_model(x, {}, {}));
+  for (const char* name : {"form.csv", "form.tsv", "form.md", "form.pdf"}) {
+    std::string path = std::string(MDS2_VARIANTS) + "/" + name;
+    INFO(path);
+    Form f = read_any(path);
+    CHECK(f.questions.size() == 240);
+    for (auto& q : x.questions) {
+      const Question* o = f.find(q.id);
+      INFO(q.id);
+      REQUIRE(o);
+      CHECK(o->answer == q.answer);
+      CHECK(o->detail == q.detail);
+      CHECK(o->note == q.note);
+      CHECK(o->iso_27002 == q.iso_27002);
+    }
+    CHECK(strip_source_lines(render_model(f, {}, {})) == ref);
+  }
+  CHECK(read_any(std::string(MDS2_VARIANTS) + "/form.pdf").source_format == "pdf");
+  CHECK(read_any(std::string(MDS2_VARIANTS) + "/form.md").source_format == "markdown");
+}
+
+TEST_CASE("answers are normalised, the wording kept", "[mds2]") {
+  std::string d;
+  CHECK(normalise_answer("Yes,optional", d) == Answer::yes);
+  CHECK(d == "Yes,optional");
+  CHECK(normalise_answer("No: No end-of-life components", d) == Answer::no);
+  CHECK(normalise_answer("____", d) == Answer::blank);
+  CHECK(d.empty());
+  CHECK(normalise_answer("  See Notes ", d) == Answer::see_note);
+  CHECK(normalise_answer("N/A", d) == Answer::na);
+  CHECK(normalise_answer("n.a.", d) == Answer::na);
+  CHECK(normalise_answer("None", d) == Answer::text);
+  CHECK(normalise_answer("Nonexistent", d) == Answer::text);
+  CHECK(normalise_answer("Yes,\"DICOM WL, HL7, PACS\"", d) == Answer::yes);
+  CHECK(excel_serial_to_date("43747") == "2019-10-09");
+  CHECK(excel_serial_to_date("abc").empty());
+  std::string id;
+  CHECK(match_question_id("CONN-1.2.1 Does", id));
+  CHECK(id == "CONN-1.2.1");
+  CHECK_FALSE(match_question_id("CONN-", id));
+  CHECK_FALSE(match_question_id("Conn-4", id));
+  CHECK_FALSE(match_question_id("CONN-4x", id));
+}
+
+TEST_CASE("pasted answers with HTML keep their text", "[mds2]") {
+  std::string text =
+      "AUDT-4\tIs a list of the audit log available?\tYes\t<p>Logs are <b>kept</b> 90 days &amp; exported</p>\n"
+      "CONN-4\tCan the device communicate with other systems external to the customer environment?\t<span>No</span>\n"
+      "TXCF-2\tIs personally identifiable information encrypted prior to transmission?\tYes<br/>TLS 1.2\n";
+  Form f = read_text_buffer(text, "");
+  finish_form(f);
+  REQUIRE(f.find("AUDT-4"));
+  CHECK(f.find("AUDT-4")->answer == Answer::yes);
+  CHECK(f.find("AUDT-4")->note == "Logs are kept 90 days & exported");
+  CHECK(f.find("CONN-4")->answer == Answer::no);
+  CHECK(f.find("TXCF-2")->answer == Answer::yes);
+  CHECK(f.find("TXCF-2")->detail == "Yes TLS 1.2");
+  // The template's mapping fills in what a pasted copy leaves out.
+  CHECK(f.find("TXCF-2")->nist_800_53 == "CM-7");
+}
+
+TEST_CASE("MediCapture-style Markdown lines", "[mds2]") {
+  std::string text =
+      "# MDS2\n\n"
+      "- CONN-4,\"Can the device communicate with other systems external to the customer environment?\": No\n"
+      "- TXCF-2,\"Is personally identifiable information encrypted prior to transmission?\": Yes\n"
+      "- MPII-3.10,\"Does the device use any other mechanism?\": Yes,\"DICOM WL, HL7, PACS\"\n";
+  Form f = read_text_buffer(text, "markdown");
+  finish_form(f);
+  CHECK(f.find("CONN-4")->answer == Answer::no);
+  CHECK(f.find("TXCF-2")->answer == Answer::yes);
+  CHECK(f.find("MPII-3.10")->answer == Answer::yes);
+  CHECK(f.find("MPII-3.10")->detail == "Yes,\"DICOM WL, HL7, PACS\"");
+}
+
+TEST_CASE("older editions and non-forms are refused with a clear message", "[mds2]") {
+  std::string e2013 = "Manufacturer Disclosure Statement for Medical Device Security\nHN 1-2013\n"
+                      "MANAGEMENT OF PRIVATE DATA\nTransmit/receive private data via a wired network connection\n";
+  try {
+    Form f = read_text_buffer(e2013, "", "old.txt");
+    finish_form(f);
+    FAIL("accepted a 2013 form");
+  } catch (const ImportError& e) {
+    CHECK(std::string(e.what()).find("HN 1-2013") != std::string::npos);
+    CHECK(std::string(e.what()).find("only ANSI/NEMA HN 1-2019") != std::string::npos);
+  }
+  std::string e2004 = "MDS2 v1.0 (c) 2004 HIMSS\nSoftware Revision 2.4.2\n1. Can this device transmit or maintain ePHI? Yes\n";
+  CHECK_THROWS_WITH(read_text_buffer(e2004, "", "v1.txt"), Catch::Contains("2004"));
+  CHECK_THROWS_WITH([] { Form f = read_text_buffer("hello\nworld\n", "", "x.txt"); finish_form(f); }(),
+                    Catch::Contains("no HN 1-2019 question ids"));
+  CHECK_THROWS_AS(read_any("/nonexistent/form.xlsx"), ImportError);
+}
+
+TEST_CASE("vendor port table becomes flows", "[mds2]") {
+  std::string path = std::string(MDS2_VARIANTS) + "/ports-test.csv";
+  {
+    std::ofstream o(path);
+    o << "Port,Protocol,Direction,Service,Default state\n"
+         "104,TCP,Inbound,DICOM Storage SCP,Enabled\n"
+         "443,tcp,Outbound,HTTPS remote service,Disabled by default\n"
+         "123,udp,outbound,NTP,enabled\n";
+  }
+  auto ports = read_ports_csv(path);
+  REQUIRE(ports.size() == 3);
+  CHECK(ports[0].port == 104);
+  CHECK(ports[0].direction == "inbound");
+  CHECK_FALSE(ports[1].default_enabled);
+  Form f = read_xlsx(MDS2_XLSX);
+  YAML::Node m = YAML::Load(render_model(f, ports, {}));
+  REQUIRE(m["flows"].size() == 3);
+  CHECK(m["flows"][0]["initiator"].as<std::string>() == "peer");
+  CHECK(m["flows"][0]["app"].as<std::string>() == "dicom");
+  CHECK(m["flows"][1]["app"].as<std::string>() == "tls");
+  CHECK(m["flows"][1]["default_enabled"].as<bool>() == false);
+  CHECK(m["flows"][2]["l4"].as<std::string>() == "udp");
+  {
+    std::ofstream o(path);
+    o << "port,protocol,direction,service,default\n104,tcp,inbound,dicom,on\nhttp,tcp,inbound,web,on\n";
+  }
+  CHECK_THROWS_WITH(read_ports_csv(path), Catch::Contains("ports-test.csv:3: port 'http'"));
+  std::remove(path.c_str());
+}
