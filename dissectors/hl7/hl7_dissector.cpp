@@ -104,6 +104,7 @@ struct PendingMsg {
   uint8_t type_len = 0;
   Timestamp ts;
   Dir dir = Dir::to_server;
+  bool batch = false;  // batches are often acknowledged as a whole: not reported when unacked
   std::string_view control_id() const { return {id, id_len}; }
   std::string_view msg_type() const { return {type, type_len}; }
 };
@@ -195,6 +196,8 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
   }
 
   void on_flow_end(FlowContext& ctx) override {
+    pending_.erase(std::remove_if(pending_.begin(), pending_.end(), [](const PendingMsg& p) { return p.batch; }),
+                   pending_.end());
     if (pending_.empty()) return;
     ctx.counters().at("hl7.unacked") += pending_.size();
     auto& w = ctx.begin_event("hl7");
@@ -470,7 +473,7 @@ void Hl7Dissector::process_message(DirState& s, std::string_view text, uint64_t 
     }
     if (!matched) ++ctx.counters().at("hl7.ack.unmatched");
     if (ack_code.size() == 2 && ack_code[1] != 'A') ++ctx.counters().at("hl7.ack.negative");
-  } else if (!in_batch && !msh10.empty() &&
+  } else if (!msh10.empty() &&
              !(msh15 == "NE" && (msh16.empty() || msh16 == "NE"))) {
     std::string_view id = msh10.substr(0, kMaxControlId);
     PendingMsg* slot = nullptr;
@@ -497,6 +500,7 @@ void Hl7Dissector::process_message(DirState& s, std::string_view text, uint64_t 
       slot->type_len = static_cast<uint8_t>(tl);
       slot->ts = ctx.now();
       slot->dir = s.dir;
+      slot->batch = in_batch;
     }
   }
 
