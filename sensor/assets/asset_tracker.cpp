@@ -1,0 +1,443 @@
+#include "sensor/assets/asset_tracker.h"
+
+#include <algorithm>
+
+namespace medmon {
+
+namespace {
+
+// Decodes the JSON string starting right after its opening quote at s[p]; stops at the
+// closing quote. Only \" \\ \/ \n \t \r \b \f and \u00XX (what JsonWriter writes) are expected.
+bool read_json_string(std::string_view s, size_t p, std::string& out) {
+  out.clear();
+  while (p < s.size()) {
+    char c = s[p++];
+    if (c == '"') return true;
+    if (c != '\\') { out.push_back(c); continue; }
+    if (p >= s.size()) return false;
+    char e = s[p++];
+    switch (e) {
+      case 'n': out.push_back('\n'); break;
+      case 't': out.push_back('\t'); break;
+      case 'r': out.push_back('\r'); break;
+      case 'b': out.push_back('\b'); break;
+      case 'f': out.push_back('\f'); break;
+      case 'u': {
+        if (p + 4 > s.size()) return false;
+        unsigned v = 0;
+        for (int i = 0; i < 4; ++i) {
+          char h = s[p++];
+          v = v * 16 + static_cast<unsigned>((h >= '0' && h <= '9') ? h - '0' : (h >= 'a' && h <= 'f') ? h - 'a' + 10 : (h >= 'A' && h <= 'F') ? h - 'A' + 10 : 0);
+        }
+        out.push_back(v < 0x100 ? static_cast<char>(v) : '?');
+        break;
+      }
+      default: out.push_back(e);
+    }
+  }
+  return false;
+}
+
+// Value of string field `key` within s[from, to); false when absent.
+bool field_in(std::string_view s, size_t from, size_t to, std::string_view key, std::string& out) {
+  if (from >= s.size()) return false;
+  to = std::min(to, s.size());
+  std::string pat;
+  pat.reserve(key.size() + 4);
+  pat.push_back('"');
+  pat.append(key);
+  pat.append("\":\"");
+  size_t p = s.find(pat, from);
+  if (p == std::string_view::npos || p >= to) return false;
+  return read_json_string(s, p + pat.size(), out);
+}
+
+std::string_view trim(std::string_view v) {
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\0')) v.remove_prefix(1);
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\0')) v.remove_suffix(1);
+  return v;
+}
+
+std::string lower(std::string_view s) {
+  std::string r(s);
+  for (char& c : r) if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
+  return r;
+}
+
+// The event's `ts` (RFC 3339, UTC, as EventOutput writes it) back to packet time.
+Timestamp event_time(std::string_view line) {
+  std::string t;
+  if (!field_in(line, 0, 64, "ts", t) || t.size() < 20) return {};
+  auto num = [&](size_t pos, size_t n) {
+    int64_t v = 0;
+    for (size_t i = pos; i < pos + n && i < t.size(); ++i) v = v * 10 + (t[i] >= '0' && t[i] <= '9' ? t[i] - '0' : 0);
+    return v;
+  };
+  int64_t y = num(0, 4), mo = num(5, 2), d = num(8, 2), h = num(11, 2), mi = num(14, 2), s = num(17, 2);
+  int64_t us = t.size() >= 27 && t[19] == '.' ? num(20, 6) : 0;
+  // Days from civil (Howard Hinnant's algorithm): no timegm, no time zone.
+  y -= mo <= 2;
+  int64_t era = (y >= 0 ? y : y - 399) / 400;
+  int64_t yoe = y - era * 400;
+  int64_t doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  int64_t days = era * 146097 + doe - 719468;
+  return Timestamp{((days * 24 + h) * 60 + mi) * 60 * 1000000 + s * 1000000 + us};
+}
+
+bool is_infrastructure_broadcast(const IpAddr& ip) {
+  if (ip.family == 4) {
+    if (ip.b[0] >= 224) return true;  // multicast, reserved, limited broadcast
+    if (ip.b[0] == 0) return true;
+  } else if (ip.family == 6) {
+    if (ip.b[0] == 0xff) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+AssetTracker::AssetTracker(Counters& counters, const OuiTable* oui, const ImplTable* impl, AssetOptions opt)
+    : counters_(counters), oui_(oui), impl_(impl), opt_(opt), c_dropped_(counters.at("assets.dropped")) {}
+
+bool AssetTracker::is_internal(const IpAddr& ip) {
+  const auto& b = ip.b;
+  if (ip.family == 4) {
+    if (b[0] == 10 || b[0] == 127) return true;
+    if (b[0] == 172 && (b[1] & 0xF0) == 16) return true;
+    if (b[0] == 192 && b[1] == 168) return true;
+    if (b[0] == 169 && b[1] == 254) return true;
+    if (b[0] == 100 && (b[1] & 0xC0) == 64) return true;  // CGNAT, used inside some hospitals
+    return false;
+  }
+  if (ip.family == 6) {
+    if ((b[0] & 0xFE) == 0xFC) return true;               // ULA fc00::/7
+    if (b[0] == 0xFE && (b[1] & 0xC0) == 0x80) return true;  // link-local
+    bool loop = b[15] == 1;
+    for (int i = 0; i < 15 && loop; ++i) loop = b[i] == 0;
+    return loop;
+  }
+  return false;
+}
+
+const AssetTracker::Device* AssetTracker::find(const IpAddr& ip) const {
+  auto it = index_.find(key_of(ip));
+  return it == index_.end() ? nullptr : &devices_[it->second];
+}
+
+void AssetTracker::mark(Device& d, const char* why) {
+  if (d.changes.empty()) dirty_.push_back(index_.at(key_of(d.ip)));
+  for (const char* c : d.changes) if (c == why) return;
+  d.changes.push_back(why);
+}
+
+bool AssetTracker::add_unique(Device& d, std::vector<std::string>& list, std::string_view v, const char* why) {
+  v = trim(v);
+  if (v.empty()) return false;
+  for (auto& x : list) if (x == v) return false;
+  if (list.size() >= opt_.max_list) { ++counters_.at("assets.list_full"); return false; }
+  list.emplace_back(v);
+  mark(d, why);
+  return true;
+}
+
+void AssetTracker::set_field(Device& d, std::string& field, std::string_view v, const char* why) {
+  v = trim(v);
+  if (v.empty() || field == v) return;
+  field.assign(v.substr(0, 128));
+  mark(d, why);
+}
+
+AssetTracker::Device* AssetTracker::device(const IpAddr& ip, Timestamp ts, bool force) {
+  if (!ip.family || is_infrastructure_broadcast(ip)) return nullptr;
+  auto k = key_of(ip);
+  auto it = index_.find(k);
+  if (it != index_.end()) {
+    Device& d = devices_[it->second];
+    if (ts > d.last_seen) d.last_seen = ts;
+    return &d;
+  }
+  if (!force && opt_.internal_only && !is_internal(ip)) return nullptr;
+  if (devices_.size() >= opt_.max_devices) { ++c_dropped_; return nullptr; }
+  index_.emplace(k, devices_.size());
+  devices_.emplace_back();
+  Device& d = devices_.back();
+  d.ip = ip;
+  d.first_seen = d.last_seen = ts;
+  ++counters_.at("assets.devices");
+  mark(d, "new");
+  bind(d);
+  return &d;
+}
+
+// Device name and zone from the policy's header annotation, model from the binder.
+void AssetTracker::bind(Device& d) {
+  if (annotator_) {
+    scratch_.clear();
+    JsonWriter w(scratch_);
+    w.begin_object();
+    EventEndpoints ep;
+    ep.src = ep.dst = d.ip;
+    annotator_->annotate(ep, w);
+    w.end_object();
+    std::string v;
+    if (field_in(scratch_, 0, scratch_.size(), "src_device", v)) set_field(d, d.device, v, "binding");
+    if (field_in(scratch_, 0, scratch_.size(), "src_zone", v)) set_field(d, d.zone, v, "binding");
+  }
+  if (binder_) set_field(d, d.model, binder_(d.ip, d.mac), "binding");
+}
+
+static void add_service(std::vector<AssetTracker::Service>& list, std::string_view name, uint8_t proto, uint16_t port,
+                        size_t cap, bool& added, bool& full) {
+  for (auto& s : list)
+    if (s.proto == proto && s.port == port && s.name == name) { ++s.flows; return; }
+  if (list.size() >= cap) { full = true; return; }
+  list.push_back({std::string(name), proto, port, 1});
+  added = true;
+}
+
+void AssetTracker::side(Device& d, const FlowSummary& f, bool is_client) {
+  ++d.flows;
+  d.bytes += f.bytes[0] + f.bytes[1];
+  const auto& mac = is_client ? f.client_mac : f.server_mac;
+  bool have_mac = std::any_of(mac.begin(), mac.end(), [](uint8_t b) { return b != 0; });
+  if (have_mac && mac != d.mac) {
+    d.mac = mac;
+    d.mac_vendor.clear();
+    if (oui_) d.mac_vendor.assign(oui_->vendor(mac));
+    mark(d, "mac");
+    if (binder_) set_field(d, d.model, binder_(d.ip, d.mac), "binding");
+  }
+  if (f.ep.vlan && std::find(d.vlans.begin(), d.vlans.end(), f.ep.vlan) == d.vlans.end() && d.vlans.size() < opt_.max_list) {
+    d.vlans.push_back(f.ep.vlan);
+    mark(d, "vlan");
+  }
+
+  // The service: medmon's own protocol name first, else nDPI's.
+  std::string name;
+  if (f.facts && !f.facts->app.empty()) name = f.facts->app;
+  else if (!f.ndpi_protocol.empty() && f.ndpi_protocol != "Unknown") name = lower(f.ndpi_protocol);
+  else name = "unknown";
+  bool answered = f.server_answered && f.pkts[1] > 0;
+  bool added = false, full = false;
+  if (is_client) {
+    add_service(d.used, name, f.ep.proto, f.ep.dst_port, opt_.max_list, added, full);
+    if (added) mark(d, "service_used");
+    if (!f.sni.empty()) add_unique(d, d.sni, f.sni, "tls_sni");
+  } else if (answered) {
+    add_service(d.offered, name, f.ep.proto, f.ep.dst_port, opt_.max_list, added, full);
+    if (added) mark(d, "service_offered");
+  }
+  if (full) ++counters_.at("assets.list_full");
+
+  if (!f.facts) return;
+  const FlowFacts& ff = *f.facts;
+  if (is_client) {
+    if (auto* v = ff.attr("dicom.calling_ae")) add_unique(d, d.ae_titles, *v, "ae_title");
+    if (auto* v = ff.attr("hl7.msh3")) {
+      const std::string* fac = ff.attr("hl7.msh4");
+      std::string_view app = trim(*v), facility = fac ? trim(*fac) : std::string_view();
+      bool known = app.empty();
+      for (auto& a : d.hl7_apps) if (a.app == app && a.facility == facility) known = true;
+      if (!known && d.hl7_apps.size() < opt_.max_list) {
+        d.hl7_apps.push_back({std::string(app), std::string(facility)});
+        mark(d, "hl7_app");
+      }
+    }
+    const std::string* uid = ff.attr("dicom.impl_class_uid");
+    const std::string* ver = ff.attr("dicom.impl_version_name");
+    if (uid || ver) {
+      set_field(d, d.impl_class_uid, uid ? *uid : std::string_view(), "dicom_impl");
+      set_field(d, d.impl_version, ver ? *ver : std::string_view(), "dicom_impl");
+      if (impl_) {
+        if (const ImplProduct* p = impl_->lookup(d.impl_class_uid, d.impl_version)) {
+          set_field(d, d.product, p->product, "dicom_impl");
+          set_field(d, d.product_vendor, p->vendor, "dicom_impl");
+        }
+      }
+    }
+  } else if (answered) {
+    if (auto* v = ff.attr("dicom.called_ae")) add_unique(d, d.ae_titles, *v, "ae_title");
+  }
+  // Dataset identity (dissectors that report it per flow); the sender of stored images.
+  if (is_client) {
+    if (auto* v = ff.attr("dicom.manufacturer")) set_field(d, d.manufacturer, *v, "dicom_device");
+    if (auto* v = ff.attr("dicom.model")) set_field(d, d.model_name, *v, "dicom_device");
+    if (auto* v = ff.attr("dicom.software_versions")) set_field(d, d.software_versions, *v, "dicom_device");
+    if (auto* v = ff.attr("dicom.station_name")) set_field(d, d.station_name, *v, "dicom_device");
+    if (auto* v = ff.attr("dicom.device_serial")) set_field(d, d.device_serial, *v, "dicom_device");
+  }
+}
+
+FlowVerdict AssetTracker::judge(const FlowSummary& f, EventOutput& out) {
+  Timestamp ts = f.end.usec ? f.end : f.start;
+  // A device bound by the policy is inventoried even on a public address.
+  Device* c = device(f.ep.src, ts, false);
+  if (c) side(*c, f, true);
+  Device* s = device(f.ep.dst, ts, false);
+  if (s) side(*s, f, false);
+  flush_dirty(out, ts);
+  return {};
+}
+
+void AssetTracker::finish(Timestamp now, EventOutput& out) { flush_dirty(out, now); }
+
+void AssetTracker::flush_dirty(EventOutput& out, Timestamp ts) {
+  for (size_t i : dirty_) {
+    Device& d = devices_[i];
+    if (!d.changes.empty()) emit(d, out, ts);
+  }
+  dirty_.clear();
+}
+
+// `dicom` events carry what flow facts may not: each side's implementation UID/version (rq =
+// the calling side = src_ip, ac = the called side = dst_ip) and the identity in stored datasets.
+void AssetTracker::on_event(std::string_view type, std::string_view line) {
+  if (type == "dicom") on_dicom(line);
+}
+
+void AssetTracker::on_dicom(std::string_view line) {
+  std::string src, dst, ts_text;
+  if (!field_in(line, 0, 400, "src_ip", src) || !field_in(line, 0, 400, "dst_ip", dst)) return;
+  IpAddr sip, dip;
+  if (!IpAddr::parse(src, sip) || !IpAddr::parse(dst, dip)) return;
+  auto find_dev = [&](const IpAddr& ip) -> Device* {
+    auto it = index_.find(key_of(ip));
+    if (it != index_.end()) return &devices_[it->second];
+    return device(ip, event_time(line), false);
+  };
+  Device* client = find_dev(sip);
+  Device* server = find_dev(dip);
+  size_t rq = line.find("\"rq\":{");
+  size_t ac = line.find("\"ac\":{");
+  size_t ctx = line.find("\"contexts\":[");
+  size_t ops = line.find("\"ops\":[");
+  size_t end_rq = std::min({ac, ctx, ops, line.size()});
+  size_t end_ac = std::min({ctx, ops, line.size()});
+  std::string uid, ver;
+  auto impl_of = [&](Device* d, size_t from, size_t to) {
+    if (!d || from == std::string_view::npos) return;
+    bool have_uid = field_in(line, from, to, "impl_class_uid", uid);
+    bool have_ver = field_in(line, from, to, "impl_version", ver);
+    if (!have_uid && !have_ver) return;
+    if (have_uid) set_field(*d, d->impl_class_uid, uid, "dicom_impl");
+    if (have_ver) set_field(*d, d->impl_version, ver, "dicom_impl");
+    if (impl_) {
+      if (const ImplProduct* p = impl_->lookup(d->impl_class_uid, d->impl_version)) {
+        set_field(*d, d->product, p->product, "dicom_impl");
+        set_field(*d, d->product_vendor, p->vendor, "dicom_impl");
+      }
+    }
+  };
+  impl_of(client, rq, end_rq);
+  impl_of(server, ac, end_ac);
+  std::string ae;
+  if (client && field_in(line, 0, rq == std::string_view::npos ? line.size() : rq, "calling_ae", ae))
+    add_unique(*client, client->ae_titles, ae, "ae_title");
+  if (server && ac != std::string_view::npos && field_in(line, 0, rq == std::string_view::npos ? ac : rq, "called_ae", ae))
+    add_unique(*server, server->ae_titles, ae, "ae_title");
+  if (ops == std::string_view::npos) return;
+  // Each op object starts with "msg_id"; stored datasets describe the device that sent them.
+  size_t p = line.find("{\"msg_id\":", ops);
+  std::string cmd, dir, v;
+  while (p != std::string_view::npos) {
+    size_t next = line.find("{\"msg_id\":", p + 1);
+    size_t end = next == std::string_view::npos ? line.size() : next;
+    if (field_in(line, p, end, "command", cmd) && cmd.rfind("C-STORE", 0) == 0 && field_in(line, p, end, "dir", dir)) {
+      Device* sender = dir == "to_server" ? client : server;
+      if (sender) {
+        if (field_in(line, p, end, "manufacturer", v)) set_field(*sender, sender->manufacturer, v, "dicom_device");
+        if (field_in(line, p, end, "model", v)) set_field(*sender, sender->model_name, v, "dicom_device");
+        if (field_in(line, p, end, "software_versions", v)) set_field(*sender, sender->software_versions, v, "dicom_device");
+        if (field_in(line, p, end, "station_name", v)) set_field(*sender, sender->station_name, v, "dicom_device");
+        if (field_in(line, p, end, "device_serial", v)) set_field(*sender, sender->device_serial, v, "dicom_device");
+      }
+    }
+    p = next;
+  }
+}
+
+void AssetTracker::emit(Device& d, EventOutput& out, Timestamp ts) {
+  ++counters_.at("assets.events");
+  auto& w = out.begin("asset", ts, nullptr);
+  w.object("asset");
+  w.key("ip");
+  { std::string& b = w.raw_value(); b.push_back('"'); d.ip.append_to(b); b.push_back('"'); }
+  w.array("changes");
+  for (const char* c : d.changes) w.value(c);
+  w.end_array();
+  std::string& b = w.buffer();
+  w.key("first_seen"); w.raw_value().push_back('"'); append_rfc3339(b, d.first_seen.usec ? d.first_seen : ts); b.push_back('"');
+  w.key("last_seen"); w.raw_value().push_back('"'); append_rfc3339(b, d.last_seen.usec ? d.last_seen : ts); b.push_back('"');
+  bool have_mac = std::any_of(d.mac.begin(), d.mac.end(), [](uint8_t x) { return x != 0; });
+  if (have_mac) {
+    w.field("mac", format_mac(d.mac));
+    if (!d.mac_vendor.empty()) w.field("mac_vendor", d.mac_vendor);
+    else if (OuiTable::locally_administered(d.mac)) w.field("mac_local", true);
+  }
+  if (!d.vlans.empty()) {
+    w.array("vlans");
+    for (uint16_t v : d.vlans) w.value(v);
+    w.end_array();
+  }
+  if (!d.device.empty()) w.field("device", d.device);
+  if (!d.zone.empty()) w.field("zone", d.zone);
+  w.field("model", d.model.empty() ? std::string_view("unbound") : std::string_view(d.model));
+  bool dicom = !d.ae_titles.empty() || !d.impl_class_uid.empty() || !d.impl_version.empty() || !d.manufacturer.empty() ||
+               !d.model_name.empty();
+  if (dicom) {
+    w.object("dicom");
+    if (!d.ae_titles.empty()) {
+      w.array("ae_titles");
+      for (auto& a : d.ae_titles) w.value(a);
+      w.end_array();
+    }
+    if (!d.impl_class_uid.empty()) w.field("impl_class_uid", d.impl_class_uid);
+    if (!d.impl_version.empty()) w.field("impl_version", d.impl_version);
+    if (!d.product.empty()) w.field("product", d.product);
+    if (!d.product_vendor.empty()) w.field("product_vendor", d.product_vendor);
+    if (!d.manufacturer.empty()) w.field("manufacturer", d.manufacturer);
+    if (!d.model_name.empty()) w.field("model_name", d.model_name);
+    if (!d.software_versions.empty()) w.field("software_versions", d.software_versions);
+    if (!d.station_name.empty()) w.field("station_name", d.station_name);
+    if (!d.device_serial.empty()) w.field("device_serial", d.device_serial);
+    w.end_object();
+  }
+  if (!d.hl7_apps.empty()) {
+    w.array("hl7_apps");
+    for (auto& a : d.hl7_apps) {
+      w.begin_object();
+      w.field("app", a.app);
+      if (!a.facility.empty()) w.field("facility", a.facility);
+      w.end_object();
+    }
+    w.end_array();
+  }
+  if (!d.sni.empty()) {
+    w.array("tls_sni");
+    for (auto& s : d.sni) w.value(s);
+    w.end_array();
+  }
+  auto services = [&](std::string_view key, const std::vector<Service>& list) {
+    if (list.empty()) return;
+    w.array(key);
+    for (auto& s : list) {
+      w.begin_object();
+      w.field("service", s.name);
+      w.field("proto", l4_name(s.proto));
+      w.field("port", s.port);
+      w.field("flows", s.flows);
+      w.end_object();
+    }
+    w.end_array();
+  };
+  services("services_offered", d.offered);
+  services("services_used", d.used);
+  w.field("flows", d.flows);
+  w.field("bytes", d.bytes);
+  w.end_object();
+  out.end();
+  d.changes.clear();
+}
+
+}  // namespace medmon

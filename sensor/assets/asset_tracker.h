@@ -1,0 +1,114 @@
+#pragma once
+// Passive asset inventory. Judges nothing: it watches every ending flow (MAC, VLAN, services
+// offered and used, TLS SNI, DICOM/HL7 identity from the dissectors' flow facts) and every
+// `dicom` event (implementation UID/version of each side, manufacturer/model from stored
+// datasets), keeps a bounded table of devices keyed by IP, and writes an `asset` event when a
+// device is first seen or something about it changes.
+#include <array>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "sensor/assets/impl_table.h"
+#include "sensor/assets/oui_table.h"
+#include "sensor/engine/flow_judge.h"
+
+namespace medmon {
+
+struct AssetOptions {
+  size_t max_devices = 65536;     // beyond this, new devices are counted in assets.dropped
+  size_t max_list = 32;           // per device: AE titles, services, SNIs, HL7 apps, VLANs
+  bool internal_only = true;      // track private/link-local/loopback/ULA addresses (and bound devices)
+};
+
+class AssetTracker : public FlowJudge, public EventObserver {
+ public:
+  struct Service {
+    std::string name;   // medmon app ("dicom", "hl7") or nDPI protocol, lower case
+    uint8_t proto = 0;
+    uint16_t port = 0;
+    uint64_t flows = 0;
+  };
+  struct HL7App {
+    std::string app, facility;
+  };
+  struct Device {
+    IpAddr ip;
+    std::array<uint8_t, 6> mac{};
+    std::string mac_vendor;
+    std::vector<uint16_t> vlans;
+    Timestamp first_seen, last_seen;
+    std::string device, zone, model;          // from the site policy; model "" = unbound
+    std::vector<std::string> ae_titles;
+    std::string impl_class_uid, impl_version, product, product_vendor;
+    std::string manufacturer, model_name, software_versions, station_name, device_serial;
+    std::vector<HL7App> hl7_apps;
+    std::vector<std::string> sni;
+    std::vector<Service> offered, used;
+    uint64_t flows = 0, bytes = 0;
+    std::vector<const char*> changes;         // pending change reasons (static names)
+    bool bound_checked = false;
+  };
+
+  // Maps a device to the policy model it is bound to ("" = unbound).
+  using Binder = std::function<std::string(const IpAddr&, const std::array<uint8_t, 6>&)>;
+
+  AssetTracker(Counters& counters, const OuiTable* oui, const ImplTable* impl, AssetOptions opt = {});
+
+  // The policy's annotator gives a device's name and zone (optional).
+  void set_annotator(HeaderAnnotator* a) { annotator_ = a; }
+  void set_binder(Binder b) { binder_ = std::move(b); }
+
+  FlowVerdict judge(const FlowSummary& flow, EventOutput& out) override;
+  void finish(Timestamp now, EventOutput& out) override;
+  void on_event(std::string_view type, std::string_view line) override;
+
+  const Device* find(const IpAddr& ip) const;
+  size_t size() const { return devices_.size(); }
+
+  // Is this an address medmon inventories by default (private, loopback, link-local, ULA)?
+  static bool is_internal(const IpAddr& ip);
+
+ private:
+  struct Key {
+    std::array<uint8_t, 16> b{};
+    uint8_t family = 0;
+    friend bool operator==(const Key& x, const Key& y) { return x.family == y.family && x.b == y.b; }
+  };
+  struct KeyHash {
+    size_t operator()(const Key& k) const {
+      uint64_t h = 1469598103934665603ull ^ k.family;
+      for (auto c : k.b) { h ^= c; h *= 1099511628211ull; }
+      return static_cast<size_t>(h);
+    }
+  };
+  static Key key_of(const IpAddr& ip) { Key k; k.b = ip.b; k.family = ip.family; return k; }
+
+  Device* device(const IpAddr& ip, Timestamp ts, bool force);
+  void side(Device& d, const FlowSummary& f, bool is_client);
+  void bind(Device& d);
+  void emit(Device& d, EventOutput& out, Timestamp ts);
+  void flush_dirty(EventOutput& out, Timestamp ts);
+  void on_dicom(std::string_view line);
+  void mark(Device& d, const char* why);
+  bool add_unique(Device& d, std::vector<std::string>& list, std::string_view v, const char* why);
+  void set_field(Device& d, std::string& field, std::string_view v, const char* why);
+
+  Counters& counters_;
+  const OuiTable* oui_;
+  const ImplTable* impl_;
+  AssetOptions opt_;
+  HeaderAnnotator* annotator_ = nullptr;
+  Binder binder_;
+  std::unordered_map<Key, size_t, KeyHash> index_;
+  std::deque<Device> devices_;      // first-seen order (deterministic output); stable references
+  std::vector<size_t> dirty_;
+  uint64_t& c_dropped_;
+  std::string scratch_, scratch2_;
+};
+
+}  // namespace medmon

@@ -1,0 +1,86 @@
+#include "sensor/assets/oui_table.h"
+
+#include <fstream>
+
+#include "sensor/assets/csv.h"
+
+namespace medmon {
+
+namespace {
+constexpr int kBits[3] = {24, 28, 36};
+
+uint64_t mac_value(const std::array<uint8_t, 6>& mac) {
+  uint64_t v = 0;
+  for (uint8_t b : mac) v = (v << 8) | b;
+  return v;
+}
+}  // namespace
+
+std::string format_mac(const std::array<uint8_t, 6>& mac) {
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string s;
+  s.reserve(17);
+  for (size_t i = 0; i < 6; ++i) {
+    if (i) s.push_back(':');
+    s.push_back(hex[mac[i] >> 4]);
+    s.push_back(hex[mac[i] & 15]);
+  }
+  return s;
+}
+
+uint32_t OuiTable::intern(std::string_view org) {
+  auto it = org_index_.find(std::string(org));
+  if (it != org_index_.end()) return it->second;
+  uint32_t i = static_cast<uint32_t>(orgs_.size());
+  orgs_.emplace_back(org);
+  org_index_.emplace(orgs_.back(), i);
+  return i;
+}
+
+bool OuiTable::add(std::string_view hexs, std::string_view org) {
+  int slot = hexs.size() == 6 ? 0 : hexs.size() == 7 ? 1 : hexs.size() == 9 ? 2 : -1;
+  if (slot < 0 || org.empty() || entries_ >= kMaxEntries) return false;
+  uint64_t v = 0;
+  for (char c : hexs) {
+    int d = (c >= '0' && c <= '9') ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : (c >= 'A' && c <= 'F') ? c - 'A' + 10 : -1;
+    if (d < 0) return false;
+    v = (v << 4) | static_cast<uint64_t>(d);
+  }
+  while (!org.empty() && (org.back() == ' ' || org.back() == '\t')) org.remove_suffix(1);
+  if (maps_[slot].emplace(v, intern(org)).second) ++entries_;
+  return true;
+}
+
+size_t OuiTable::load_csv(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return 0;
+  std::string line;
+  std::vector<std::string> f;
+  size_t n = 0;
+  bool header = true;
+  while (std::getline(in, line)) {
+    if (header) { header = false; continue; }
+    split_csv_line(line, f, 4);
+    if (f.size() >= 3 && add(f[1], f[2])) ++n;
+  }
+  return n;
+}
+
+size_t OuiTable::load_dir(const std::string& dir) {
+  size_t n = 0;
+  for (const char* name : {"oui.csv", "mam.csv", "oui36.csv"}) n += load_csv(dir + "/" + name);
+  return n;
+}
+
+std::string_view OuiTable::vendor(const std::array<uint8_t, 6>& mac) const {
+  if (mac[0] & 0x03) return {};  // locally administered or group address: not a vendor's
+  uint64_t v = mac_value(mac);
+  for (int slot = 2; slot >= 0; --slot) {
+    if (maps_[slot].empty()) continue;
+    auto it = maps_[slot].find(v >> (48 - kBits[slot]));
+    if (it != maps_[slot].end()) return orgs_[it->second];
+  }
+  return {};
+}
+
+}  // namespace medmon

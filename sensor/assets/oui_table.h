@@ -1,0 +1,41 @@
+#pragma once
+// MAC address -> vendor, from the IEEE registries Debian ships in ieee-data (oui.csv: 24-bit
+// MA-L, mam.csv: 28-bit MA-M, oui36.csv: 36-bit MA-S). The longest registered prefix wins.
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace medmon {
+
+class OuiTable {
+ public:
+  static constexpr size_t kMaxEntries = 1u << 20;  // far above the registries' ~60k rows
+
+  // Loads the registries found in dir (missing files are skipped). Returns the rows loaded.
+  size_t load_dir(const std::string& dir);
+  // Loads one registry CSV (Registry,Assignment,Organization Name,Organization Address).
+  size_t load_csv(const std::string& path);
+  // Adds one assignment: hex digits of the prefix (6, 7 or 9 of them).
+  bool add(std::string_view assignment_hex, std::string_view org);
+
+  // Vendor of the MAC, "" when unknown. Locally administered and multicast MACs have no vendor.
+  std::string_view vendor(const std::array<uint8_t, 6>& mac) const;
+  size_t size() const { return entries_; }
+
+  static bool locally_administered(const std::array<uint8_t, 6>& mac) { return mac[0] & 0x02; }
+
+ private:
+  uint32_t intern(std::string_view org);
+  // Index 0: 24-bit, 1: 28-bit, 2: 36-bit prefixes.
+  std::array<std::unordered_map<uint64_t, uint32_t>, 3> maps_;
+  std::vector<std::string> orgs_;
+  std::unordered_map<std::string, uint32_t> org_index_;
+  size_t entries_ = 0;
+};
+
+std::string format_mac(const std::array<uint8_t, 6>& mac);
+
+}  // namespace medmon

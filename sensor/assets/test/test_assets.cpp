@@ -1,0 +1,269 @@
+#include <catch2/catch.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include "sensor/assets/asset_tracker.h"
+#include "sensor/assets/csv.h"
+#include "sensor/assets/data_files.h"
+#include "sensor/assets/impl_table.h"
+#include "sensor/assets/oui_table.h"
+
+using namespace medmon;
+using nlohmann::json;
+
+namespace {
+IpAddr ip(const char* s) {
+  IpAddr a;
+  REQUIRE(IpAddr::parse(s, a));
+  return a;
+}
+
+struct Rig {
+  EventOutput out;
+  std::shared_ptr<MemorySink> sink = std::make_shared<MemorySink>();
+  OuiTable oui;
+  ImplTable impl;
+  std::unique_ptr<AssetTracker> t;
+  explicit Rig(AssetOptions o = {}) {
+    out.add_sink(sink);
+    oui.add("00D0EF", "IGT");
+    oui.add("0050C2123", "Tiny Block Vendor");
+    impl.add(false, "1.2.276.0.7230010.3", "DCMTK", "OFFIS");
+    impl.add(true, "ORTHANC", "Orthanc", "Orthanc project");
+    t = std::make_unique<AssetTracker>(out.counters(), &oui, &impl, o);
+    out.add_observer(t.get());
+  }
+  std::vector<json> assets() {
+    std::vector<json> r;
+    for (size_t i = 0; i < sink->lines.size(); ++i)
+      if (sink->types[i] == "asset") r.push_back(json::parse(sink->lines[i])["asset"]);
+    return r;
+  }
+};
+
+FlowSummary flow(const char* c, const char* s, uint16_t port, FlowFacts* facts, int64_t t = 1700000000000000) {
+  FlowSummary f;
+  f.ep.src = ip(c);
+  f.ep.dst = ip(s);
+  f.ep.src_port = 40000;
+  f.ep.dst_port = port;
+  f.ep.proto = 6;
+  f.client_mac = {0x00, 0xd0, 0xef, 0x01, 0x02, 0x03};
+  f.server_mac = {0x02, 0x00, 0x0a, 0x0a, 0x02, 0x14};
+  f.start = {t};
+  f.end = {t + 1000};
+  f.pkts = {5, 4};
+  f.bytes = {500, 400};
+  f.server_answered = true;
+  f.syn_seen = true;
+  f.ndpi_protocol = "DICOM";
+  f.facts = facts;
+  return f;
+}
+}  // namespace
+
+TEST_CASE("csv splitter handles quotes and escaped quotes") {
+  std::vector<std::string> f;
+  split_csv_line("MA-L,00D0EF,\"Acme, Inc.\",\"1 \"\"Main\"\" St\"\r", f);
+  REQUIRE(f.size() == 4);
+  CHECK(f[1] == "00D0EF");
+  CHECK(f[2] == "Acme, Inc.");
+  CHECK(f[3] == "1 \"Main\" St");
+  split_csv_line("a,b,c,d,e", f, 2);
+  CHECK(f.size() == 2);
+}
+
+TEST_CASE("OUI table: longest prefix, local and group addresses have no vendor") {
+  OuiTable t;
+  CHECK(t.add("00D0EF", "IGT"));
+  CHECK(t.add("0050C2", "IEEE Registration Authority"));
+  CHECK(t.add("0050C2123", "Tiny Block Vendor"));
+  CHECK_FALSE(t.add("12345", "bad length"));
+  CHECK_FALSE(t.add("ZZZZZZ", "bad hex"));
+  CHECK(t.vendor({0x00, 0xd0, 0xef, 1, 2, 3}) == "IGT");
+  CHECK(t.vendor({0x00, 0x50, 0xc2, 0x12, 0x3f, 0xff}) == "Tiny Block Vendor");
+  CHECK(t.vendor({0x00, 0x50, 0xc2, 0x99, 0x00, 0x00}) == "IEEE Registration Authority");
+  CHECK(t.vendor({0x02, 0xd0, 0xef, 1, 2, 3}).empty());  // locally administered
+  CHECK(t.vendor({0x01, 0xd0, 0xef, 1, 2, 3}).empty());  // multicast
+  CHECK(format_mac({0x00, 0xd0, 0xef, 0x0a, 0xbc, 0xff}) == "00:d0:ef:0a:bc:ff");
+}
+
+TEST_CASE("OUI table loads Debian's ieee-data registry") {
+  OuiTable t;
+  size_t n = t.load_dir(ieee_data_dir());
+  if (n == 0) { WARN("ieee-data not installed"); return; }
+  CHECK(n > 10000);
+  // 00:00:0C is Cisco's first block, registered since the 1980s.
+  CHECK(std::string(t.vendor({0x00, 0x00, 0x0c, 1, 2, 3})).find("Cisco") != std::string::npos);
+}
+
+TEST_CASE("implementation table from data/ covers the common toolkits") {
+  ImplTable t;
+  std::string path = find_data_file("dicom-implementations.csv");
+  REQUIRE_FALSE(path.empty());
+  REQUIRE(t.load(path));
+  auto product = [&](const char* uid, const char* ver) {
+    const ImplProduct* p = t.lookup(uid, ver);
+    return p ? p->product : std::string("-");
+  };
+  CHECK(product("1.2.276.0.7230010.3.0.3.6.7", "OFFIS_DCMTK_367") == "DCMTK");
+  CHECK(product("1.2.276.0.7230010.3.0.3.6.7", "") == "DCMTK");
+  CHECK(product("1.2.40.0.13.1.3", "dcm4che-5.31.0") == "dcm4che");
+  CHECK(product("1.3.6.1.4.1.30071.8", "fo-dicom 5.1.2") == "fo-dicom");
+  CHECK(product("1.2.826.0.1.3680043.9.3811.2.0.2", "PYNETDICOM_202") == "pynetdicom");
+  CHECK(product("1.2.826.0.1.3680043.2.1143.107.104.103.115.3.0.21", "GDCM 3.0.21") == "GDCM");
+  CHECK(product("1.2.276.0.7230010.3.0.3.6.7", "ORTHANC_1_12") == "Orthanc");
+  CHECK(product("1.2.276.0.72300101", "") == "-");  // roots match whole components only
+  CHECK(product("9.9.9", "UNKNOWN") == "-");
+  CHECK(product("1.2.276.0.7230010.3.0.3.6.7 ", "OFFIS_DCMTK_367\0") == "DCMTK");
+}
+
+TEST_CASE("asset tracker: first sight, changes, and silence when nothing changes") {
+  Rig r;
+  FlowFacts facts;
+  facts.app = "dicom";
+  facts.set_attr("dicom.calling_ae", "CT01");
+  facts.set_attr("dicom.called_ae", "PACS01");
+  auto f = flow("10.10.1.10", "10.10.2.20", 11112, &facts);
+  CHECK(r.t->judge(f, r.out).verdict.empty());
+  auto a = r.assets();
+  REQUIRE(a.size() == 2);
+  CHECK(a[0]["ip"] == "10.10.1.10");
+  CHECK(a[0]["changes"][0] == "new");
+  CHECK(a[0]["mac"] == "00:d0:ef:01:02:03");
+  CHECK(a[0]["mac_vendor"] == "IGT");
+  CHECK(a[0]["model"] == "unbound");
+  CHECK(a[0]["dicom"]["ae_titles"] == json::array({"CT01"}));
+  CHECK(a[0]["services_used"][0]["service"] == "dicom");
+  CHECK(a[0]["services_used"][0]["port"] == 11112);
+  CHECK(a[1]["ip"] == "10.10.2.20");
+  CHECK(a[1]["mac_local"] == true);
+  CHECK(a[1]["dicom"]["ae_titles"] == json::array({"PACS01"}));
+  CHECK(a[1]["services_offered"][0]["service"] == "dicom");
+
+  // Same flow again: nothing new, no event.
+  r.t->judge(f, r.out);
+  CHECK(r.assets().size() == 2);
+  CHECK(r.t->find(ip("10.10.1.10"))->flows == 2);
+
+  // A new AE title on the client: one event naming the change.
+  facts.set_attr("dicom.calling_ae", "CT01_B");
+  r.t->judge(f, r.out);
+  a = r.assets();
+  REQUIRE(a.size() == 3);
+  CHECK(a[2]["ip"] == "10.10.1.10");
+  CHECK(a[2]["changes"] == json::array({"ae_title"}));
+  CHECK(a[2]["dicom"]["ae_titles"] == json::array({"CT01", "CT01_B"}));
+}
+
+TEST_CASE("asset tracker: unanswered connections offer no service; external peers are not assets") {
+  Rig r;
+  auto f = flow("10.0.0.5", "10.0.0.6", 3389, nullptr);
+  f.server_answered = false;
+  f.pkts = {1, 0};
+  f.ndpi_protocol = "Unknown";
+  r.t->judge(f, r.out);
+  auto* s = r.t->find(ip("10.0.0.6"));
+  REQUIRE(s);
+  CHECK(s->offered.empty());
+  CHECK(r.t->find(ip("10.0.0.5"))->used.at(0).name == "unknown");
+
+  auto g = flow("10.0.0.5", "8.8.8.8", 53, nullptr);
+  g.ep.proto = 17;
+  g.ndpi_protocol = "DNS";
+  r.t->judge(g, r.out);
+  CHECK(r.t->find(ip("8.8.8.8")) == nullptr);
+  CHECK(r.t->find(ip("10.0.0.5"))->used.size() == 2);
+  CHECK_FALSE(AssetTracker::is_internal(ip("8.8.8.8")));
+  CHECK(AssetTracker::is_internal(ip("172.20.1.1")));
+  CHECK_FALSE(AssetTracker::is_internal(ip("172.32.1.1")));
+  CHECK(AssetTracker::is_internal(ip("fd00::1")));
+  CHECK(AssetTracker::is_internal(ip("::1")));
+}
+
+TEST_CASE("asset tracker: the device table is bounded") {
+  AssetOptions o;
+  o.max_devices = 3;
+  Rig r(o);
+  for (int i = 1; i <= 5; ++i) {
+    std::string a = "10.1.0." + std::to_string(i);
+    auto f = flow(a.c_str(), "10.2.0.1", 80, nullptr);
+    r.t->judge(f, r.out);
+  }
+  CHECK(r.t->size() == 3);
+  CHECK(r.out.counters().get("assets.dropped") == 3);
+}
+
+TEST_CASE("asset tracker: HL7 sender and TLS SNI; binder names the model") {
+  Rig r;
+  r.t->set_binder([](const IpAddr& a, const std::array<uint8_t, 6>&) {
+    return a.to_string() == "10.10.1.10" ? std::string("acme-ct-9000") : std::string();
+  });
+  FlowFacts facts;
+  facts.app = "hl7";
+  facts.set_attr("hl7.msh3", "CT01");
+  facts.set_attr("hl7.msh4", "RADIOLOGY");
+  auto f = flow("10.10.1.10", "10.10.3.30", 2575, &facts);
+  r.t->judge(f, r.out);
+  FlowFacts tls;
+  tls.tls = true;
+  auto g = flow("10.10.1.10", "10.10.9.9", 443, &tls);
+  g.ndpi_protocol = "TLS";
+  g.sni = "update.vendor.example";
+  r.t->judge(g, r.out);
+  auto a = r.assets();
+  REQUIRE(a.size() == 4);
+  CHECK(a[0]["model"] == "acme-ct-9000");
+  CHECK(a[0]["hl7_apps"][0]["app"] == "CT01");
+  CHECK(a[0]["hl7_apps"][0]["facility"] == "RADIOLOGY");
+  CHECK(a[1]["model"] == "unbound");
+  CHECK(a[2]["ip"] == "10.10.1.10");
+  CHECK(a[2]["tls_sni"] == json::array({"update.vendor.example"}));
+  CHECK(a[2]["changes"] == json::array({"service_used", "tls_sni"}));
+}
+
+TEST_CASE("asset tracker reads implementation and dataset identity from dicom events") {
+  Rig r;
+  // What the DICOM dissector writes at the end of an association (trimmed).
+  std::string line =
+      R"({"ts":"2024-03-01T12:00:00.000000Z","event_type":"dicom","flow_id":"x","src_ip":"10.10.1.10","src_port":40000,)"
+      R"("dst_ip":"10.10.2.20","dst_port":11112,"proto":"tcp","dicom":{"status":"released","calling_ae":"CT01",)"
+      R"("called_ae":"PACS01","rq":{"max_pdu":16384,"impl_class_uid":"1.2.276.0.7230010.3.0.3.6.7","impl_version":"OFFIS_DCMTK_367"},)"
+      R"("ac":{"max_pdu":16384,"impl_class_uid":"1.2.276.0.7230010.3.0.3.6.7","impl_version":"ORTHANC_1_12"},)"
+      R"("contexts":[],"ops":[{"msg_id":1,"command":"C-STORE","dir":"to_server","dataset":true,"datasets":1,)"
+      R"("modality":"CT","manufacturer":"ACME MEDICAL","model":"ACME CT 9000","software_versions":"VA10",)"
+      R"("station_name":"CT01","final":true},{"msg_id":2,"command":"C-ECHO","dir":"to_server","final":true}]}})";
+  r.t->on_event("dicom", line);
+  auto* c = r.t->find(ip("10.10.1.10"));
+  auto* s = r.t->find(ip("10.10.2.20"));
+  REQUIRE(c);
+  REQUIRE(s);
+  CHECK(c->product == "DCMTK");
+  CHECK(s->product == "Orthanc");
+  CHECK(c->manufacturer == "ACME MEDICAL");
+  CHECK(c->model_name == "ACME CT 9000");
+  CHECK(c->software_versions == "VA10");
+  CHECK(s->manufacturer.empty());
+  CHECK(c->ae_titles == std::vector<std::string>{"CT01"});
+  CHECK(s->ae_titles == std::vector<std::string>{"PACS01"});
+  CHECK(c->first_seen.usec == 1709294400000000);
+  // The asset events follow at the next flow end.
+  auto f = flow("10.10.1.10", "10.10.2.20", 11112, nullptr);
+  r.t->judge(f, r.out);
+  auto a = r.assets();
+  REQUIRE(a.size() == 2);
+  CHECK(a[0]["dicom"]["product"] == "DCMTK");
+  CHECK(a[0]["dicom"]["model_name"] == "ACME CT 9000");
+  CHECK(a[0]["first_seen"] == "2024-03-01T12:00:00.000000Z");
+  CHECK(a[1]["dicom"]["impl_version"] == "ORTHANC_1_12");
+}
+
+TEST_CASE("asset tracker survives malformed dicom event lines") {
+  Rig r;
+  for (std::string bad : {std::string(""), std::string("{"), std::string(R"({"src_ip":"nope","dst_ip":"1.2.3.4"})"),
+                          std::string(R"({"ts":"x","src_ip":"10.0.0.1","dst_ip":"10.0.0.2","dicom":{"rq":{"impl_class_uid":"\u00)"),
+                          std::string(R"({"src_ip":"10.0.0.1","dst_ip":"10.0.0.2","ops":[{"msg_id":1,"command":"C-STORE")")}) {
+    r.t->on_event("dicom", bad);
+  }
+  CHECK(r.t->size() <= 2);
+}
