@@ -97,8 +97,8 @@ bool is_infrastructure_broadcast(const IpAddr& ip) {
 
 }  // namespace
 
-AssetTracker::AssetTracker(Counters& counters, const OuiTable* oui, const ImplTable* impl, AssetOptions opt)
-    : counters_(counters), oui_(oui), impl_(impl), opt_(opt), c_dropped_(counters.at("assets.dropped")) {}
+AssetTracker::AssetTracker(const OuiTable* oui, const ImplTable* impl, AssetOptions opt)
+    : oui_(oui), impl_(impl), opt_(opt) {}
 
 bool AssetTracker::is_internal(const IpAddr& ip) {
   const auto& b = ip.b;
@@ -135,7 +135,7 @@ bool AssetTracker::add_unique(Device& d, std::vector<std::string>& list, std::st
   v = trim(v);
   if (v.empty()) return false;
   for (auto& x : list) if (x == v) return false;
-  if (list.size() >= opt_.max_list) { ++counters_.at("assets.list_full"); return false; }
+  if (list.size() >= opt_.max_list) { ++list_full_; return false; }
   list.emplace_back(v);
   mark(d, why);
   return true;
@@ -158,13 +158,12 @@ AssetTracker::Device* AssetTracker::device(const IpAddr& ip, Timestamp ts, bool 
     return &d;
   }
   if (!force && opt_.internal_only && !is_internal(ip)) return nullptr;
-  if (devices_.size() >= opt_.max_devices) { ++c_dropped_; return nullptr; }
+  if (devices_.size() >= opt_.max_devices) { ++dropped_; return nullptr; }
   index_.emplace(k, devices_.size());
   devices_.emplace_back();
   Device& d = devices_.back();
   d.ip = ip;
   d.first_seen = d.last_seen = ts;
-  ++counters_.at("assets.devices");
   mark(d, "new");
   bind(d);
   return &d;
@@ -228,7 +227,7 @@ void AssetTracker::side(Device& d, const FlowSummary& f, bool is_client) {
     add_service(d.offered, name, f.ep.proto, f.ep.dst_port, opt_.max_list, added, full);
     if (added) mark(d, "service_offered");
   }
-  if (full) ++counters_.at("assets.list_full");
+  if (full) ++list_full_;
 
   if (!f.facts) return;
   const FlowFacts& ff = *f.facts;
@@ -280,7 +279,14 @@ FlowVerdict AssetTracker::judge(const FlowSummary& f, EventOutput& out) {
   return {};
 }
 
-void AssetTracker::finish(Timestamp now, EventOutput& out) { flush_dirty(out, now); }
+void AssetTracker::finish(Timestamp now, EventOutput& out) {
+  flush_dirty(out, now);
+  auto& c = out.counters();
+  c.at("assets.devices") += devices_.size();
+  if (dropped_) c.at("assets.dropped") += dropped_;
+  if (list_full_) c.at("assets.list_full") += list_full_;
+  c.at("assets.events") += events_;
+}
 
 void AssetTracker::flush_dirty(EventOutput& out, Timestamp ts) {
   for (size_t i : dirty_) {
@@ -358,7 +364,7 @@ void AssetTracker::on_dicom(std::string_view line) {
 }
 
 void AssetTracker::emit(Device& d, EventOutput& out, Timestamp ts) {
-  ++counters_.at("assets.events");
+  ++events_;
   auto& w = out.begin("asset", ts, nullptr);
   w.object("asset");
   w.key("ip");

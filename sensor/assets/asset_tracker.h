@@ -57,7 +57,8 @@ class AssetTracker : public FlowJudge, public EventObserver {
   // Maps a device to the policy model it is bound to ("" = unbound).
   using Binder = std::function<std::string(const IpAddr&, const std::array<uint8_t, 6>&)>;
 
-  AssetTracker(Counters& counters, const OuiTable* oui, const ImplTable* impl, AssetOptions opt = {});
+  // The tables may be null (no vendor / product names); they must outlive the tracker.
+  AssetTracker(const OuiTable* oui, const ImplTable* impl, AssetOptions opt = {});
 
   // The policy's annotator gives a device's name and zone (optional).
   void set_annotator(HeaderAnnotator* a) { annotator_ = a; }
@@ -69,6 +70,7 @@ class AssetTracker : public FlowJudge, public EventObserver {
 
   const Device* find(const IpAddr& ip) const;
   size_t size() const { return devices_.size(); }
+  uint64_t dropped() const { return dropped_; }
 
   // Is this an address medmon inventories by default (private, loopback, link-local, ULA)?
   static bool is_internal(const IpAddr& ip);
@@ -98,7 +100,6 @@ class AssetTracker : public FlowJudge, public EventObserver {
   bool add_unique(Device& d, std::vector<std::string>& list, std::string_view v, const char* why);
   void set_field(Device& d, std::string& field, std::string_view v, const char* why);
 
-  Counters& counters_;
   const OuiTable* oui_;
   const ImplTable* impl_;
   AssetOptions opt_;
@@ -107,7 +108,9 @@ class AssetTracker : public FlowJudge, public EventObserver {
   std::unordered_map<Key, size_t, KeyHash> index_;
   std::deque<Device> devices_;      // first-seen order (deterministic output); stable references
   std::vector<size_t> dirty_;
-  uint64_t& c_dropped_;
+  // Counted here and added to the output's counters at finish(): the tracker also runs inside
+  // worker threads that own their output.
+  uint64_t dropped_ = 0, list_full_ = 0, events_ = 0;
   std::string scratch_, scratch2_;
 };
 

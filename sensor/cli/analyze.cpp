@@ -15,6 +15,7 @@
 #include "sensor/cli/summary.h"
 #include "sensor/decode/decoder.h"
 #include "sensor/engine/pipeline.h"
+#include "sensor/engine/workers.h"
 
 namespace medmon {
 
@@ -87,7 +88,17 @@ int run_analyze(const AnalyzeOptions& o) {
   }
   Summary summary;
   out.add_observer(&summary);
-  Pipeline pipeline(cfg, depth, out, *phi, {});
+  // One pipeline on this thread, or N workers fed by this thread.
+  std::unique_ptr<Pipeline> single;
+  std::unique_ptr<OfflineWorkers> pool;
+  if (o.workers > 1) pool = std::make_unique<OfflineWorkers>(o.workers, cfg, depth, *phi, out, nullptr);
+  else single = std::make_unique<Pipeline>(cfg, depth, out, *phi, std::vector<FlowJudge*>{});
+  auto set_linktype = [&](int dlt) { if (pool) pool->set_linktype(dlt); else single->set_linktype(dlt); };
+  auto feed = [&](const uint8_t* d, uint32_t cap, uint32_t len, Timestamp ts) {
+    if (pool) pool->packet(d, cap, len, ts); else single->packet(d, cap, len, ts);
+  };
+  auto packets = [&] { return pool ? pool->packets() : single->packets(); };
+  auto bytes = [&] { return pool ? pool->bytes() : single->bytes(); };
 
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
@@ -113,7 +124,7 @@ int run_analyze(const AnalyzeOptions& o) {
       rc = kExitInput;
       break;
     }
-    pipeline.set_linktype(dlt);
+    set_linktype(dlt);
     const pcap_pkthdr* h;
     const uint8_t* data;
     for (;;) {
@@ -123,15 +134,15 @@ int run_analyze(const AnalyzeOptions& o) {
         break;
       }
       Timestamp ts{int64_t(h->ts.tv_sec) * 1000000 + h->ts.tv_usec};
-      pipeline.packet(data, h->caplen, h->len, ts);
-      if (progress && (pipeline.packets() & 0xFFFF) == 0) {
+      feed(data, h->caplen, h->len, ts);
+      if (progress && (packets() & 0xFFFF) == 0) {
         auto now = std::chrono::steady_clock::now();
         if (now - last_draw > std::chrono::milliseconds(200)) {
           last_draw = now;
           double secs = std::chrono::duration<double>(now - t0).count();
           double pct = src->file_size() ? 100.0 * double(src->position()) / double(src->file_size()) : 0;
-          fmt::print(stderr, "\r{}: {:5.1f}%  {:>12} pkts  {:>10.0f} pkts/s ", file, pct, pipeline.packets(),
-                     secs > 0 ? double(pipeline.packets()) / secs : 0.0);
+          fmt::print(stderr, "\r{}: {:5.1f}%  {:>12} pkts  {:>10.0f} pkts/s ", file, pct, packets(),
+                     secs > 0 ? double(packets()) / secs : 0.0);
         }
       }
       if (g_stop) break;
@@ -140,13 +151,14 @@ int run_analyze(const AnalyzeOptions& o) {
   }
   if (progress) fmt::print(stderr, "\r{:80}\r", "");
   // Whatever happened, the flows seen so far are written as complete events.
-  pipeline.finish(g_stop ? FlowEnd::interrupted : FlowEnd::end_of_input);
+  FlowEnd why = g_stop ? FlowEnd::interrupted : FlowEnd::end_of_input;
+  if (pool) pool->finish(why); else single->finish(why);
   out.flush();
   if (rc != kExitClean) {
     fmt::print(stderr, "medmon: {}\n", error);
     return rc;
   }
-  if (!o.quiet) summary.print(o.out == "-" ? stderr : stdout, out.counters(), pipeline.packets(), pipeline.bytes());
+  if (!o.quiet) summary.print(o.out == "-" ? stderr : stdout, out.counters(), packets(), bytes());
   if (fail_on != Severity::none && summary.alerts_at_or_above(fail_on) > 0) return kExitAlerts;
   return kExitClean;
 }

@@ -24,6 +24,7 @@ struct CommonOptions {
 
 struct AnalyzeOptions : CommonOptions {
   std::vector<std::string> files;
+  int workers = 1;
 };
 
 struct LiveOptions : CommonOptions {

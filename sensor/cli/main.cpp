@@ -36,6 +36,8 @@ int main(int argc, char** argv) {
   AnalyzeOptions ao;
   auto* analyze = app.add_subcommand("analyze", "Analyse pcap/pcapng files (in order; '-' reads stdin)");
   analyze->add_option("files", ao.files, "Capture files")->required();
+  analyze->add_option("--workers,-w", ao.workers, "Worker threads (flows are hashed to workers; output stays deterministic)")
+      ->check(CLI::Range(1, 64));
   add_common(analyze, ao);
   analyze->callback([&] { exit_code = run_analyze(ao); });
 

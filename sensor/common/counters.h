@@ -22,6 +22,10 @@ class Counters {
     return it == map_.end() ? 0 : it->second;
   }
   const std::map<std::string, uint64_t, std::less<>>& all() const { return map_; }
+  // Adds every counter of `o` (merging workers; peaks add up to an upper bound).
+  void merge(const Counters& o) {
+    for (auto& [k, v] : o.map_) at(k) += v;
+  }
 
  private:
   std::map<std::string, uint64_t, std::less<>> map_;  // node-based: references stay valid

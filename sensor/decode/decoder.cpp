@@ -154,6 +154,7 @@ DecodeStatus Decoder::ipv4(const uint8_t* p, uint32_t len, uint32_t off, Packet&
   uint32_t frag_off = (frag & 0x1FFF) * 8u;
   if (more || frag_off) {
     ++c_fragments_;
+    if (peek_only_) return DecodeStatus::fragment;
     if (total > len) return bad("ipv4.truncated_fragment", off, out);
     FragmentTable::Key key{out.src, out.dst, be16(p + 4), out.proto};
     bool conflict = false;
@@ -217,6 +218,7 @@ DecodeStatus Decoder::ipv6(const uint8_t* p, uint32_t len, uint32_t off, Packet&
         if (!more && frag_off == 0) { next = inner; continue; }  // atomic fragment
         ++c_fragments_;
         out.proto = inner;
+        if (peek_only_) return DecodeStatus::fragment;
         // Rebuild with the 40-byte base header only, next header = the fragmented protocol.
         uint8_t hdr[40];
         std::memcpy(hdr, p, 40);

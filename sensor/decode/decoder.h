@@ -35,6 +35,9 @@ class Decoder {
   Decoder(int dlt, Counters& counters, AnomalyFn on_anomaly, FragmentLimits frag = {});
   DecodeStatus decode(const uint8_t* frame, uint32_t caplen, uint32_t wirelen, Timestamp ts, Packet& out);
   FragmentTable& fragments() { return frags_; }
+  // Addresses and ports only: fragments are reported as `fragment` (addresses and protocol
+  // set) without being held. Used to dispatch packets to workers.
+  void set_peek_only(bool v) { peek_only_ = v; }
 
  private:
   DecodeStatus link(const uint8_t* p, uint32_t len, Packet& out);
@@ -50,6 +53,7 @@ class Decoder {
   AnomalyFn on_anomaly_;
   FragmentTable frags_;
   std::vector<uint8_t> reassembled_;
+  bool peek_only_ = false;
   uint64_t& c_not_ip_;
   uint64_t& c_malformed_;
   uint64_t& c_fragments_;

@@ -347,20 +347,18 @@ void Pipeline::set_capture_stats(uint64_t received, uint64_t dropped, uint64_t i
   cap_if_dropped_ = if_dropped;
 }
 
-void Pipeline::write_stats(Timestamp ts) {
-  auto& c = out_.counters();
-  c.at("tcp.reassembly.memory_peak") = reasm_mem_.peak;
-  auto& w = out_.begin("stats", ts, nullptr);
+void write_stats_event(EventOutput& out, Timestamp ts, const StatsSnapshot& s, const Counters& c) {
+  auto& w = out.begin("stats", ts, nullptr);
   w.object("stats");
-  w.field("packets", packets_);
-  w.field("bytes", bytes_);
+  w.field("packets", s.packets);
+  w.field("bytes", s.bytes);
   w.field("flows", c.get("flows.created"));
-  w.field("flows_active", static_cast<uint64_t>(flows_->size()));
-  if (have_capture_stats_) {
+  w.field("flows_active", s.flows_active);
+  if (s.have_capture) {
     w.object("capture");
-    w.field("received", cap_received_);
-    w.field("dropped", cap_dropped_);
-    w.field("if_dropped", cap_if_dropped_);
+    w.field("received", s.received);
+    w.field("dropped", s.dropped);
+    w.field("if_dropped", s.if_dropped);
     w.end_object();
   }
   w.object("counters");
@@ -370,13 +368,31 @@ void Pipeline::write_stats(Timestamp ts) {
   }
   w.end_object();
   w.end_object();
-  out_.end();
+  out.end();
 }
 
-void Pipeline::finish(FlowEnd why) {
+StatsSnapshot Pipeline::snapshot() {
+  out_.counters().at("tcp.reassembly.memory_peak") = reasm_mem_.peak;
+  StatsSnapshot s;
+  s.packets = packets_;
+  s.bytes = bytes_;
+  s.flows_active = flows_->size();
+  s.have_capture = have_capture_stats_;
+  s.received = cap_received_;
+  s.dropped = cap_dropped_;
+  s.if_dropped = cap_if_dropped_;
+  return s;
+}
+
+void Pipeline::write_stats(Timestamp ts) {
+  StatsSnapshot s = snapshot();
+  write_stats_event(out_, ts, s, out_.counters());
+}
+
+void Pipeline::finish(FlowEnd why, bool with_stats) {
   flows_->end_all(why);
   for (FlowJudge* j : judges_) j->finish(last_ts_, out_);
-  write_stats(last_ts_);
+  if (with_stats) write_stats(last_ts_);
   out_.flush();
 }
 

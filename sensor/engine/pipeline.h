@@ -17,6 +17,14 @@
 
 namespace medmon {
 
+// What a `stats` event reports besides the counters.
+struct StatsSnapshot {
+  uint64_t packets = 0, bytes = 0, flows_active = 0;
+  bool have_capture = false;
+  uint64_t received = 0, dropped = 0, if_dropped = 0;
+};
+void write_stats_event(EventOutput& out, Timestamp ts, const StatsSnapshot& s, const Counters& c);
+
 class Pipeline {
  public:
   // judges: called in order for every ending flow (policy, asset inventory, ...); the first
@@ -28,10 +36,12 @@ class Pipeline {
   // Sets the link type of the packets that follow (each input file may have its own).
   void set_linktype(int dlt);
   void packet(const uint8_t* frame, uint32_t caplen, uint32_t wirelen, Timestamp ts);
-  // Ends every open flow (end of input, or `interrupted` on a signal) and writes final stats.
-  void finish(FlowEnd why);
+  // Ends every open flow (end of input, or `interrupted` on a signal) and, unless told not to,
+  // writes the final stats.
+  void finish(FlowEnd why, bool with_stats = true);
   // Writes a `stats` event now (packet time).
   void write_stats(Timestamp ts);
+  StatsSnapshot snapshot();
   // Extra gauges for `stats` (kernel drops in live mode).
   void set_capture_stats(uint64_t received, uint64_t dropped, uint64_t if_dropped);
 

@@ -42,6 +42,12 @@ void EventOutput::end() {
   for (auto& s : sinks_) s->write_line(type_, line_);
 }
 
+void EventOutput::emit_line(std::string_view event_type, std::string_view line) {
+  ++events_;
+  for (auto* o : observers_) o->on_event(event_type, line);
+  for (auto& s : sinks_) s->write_line(event_type, line);
+}
+
 void EventOutput::flush() {
   for (auto& s : sinks_) s->flush();
 }

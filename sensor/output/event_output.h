@@ -51,6 +51,8 @@ class EventOutput {
   // Starts an event; returns a writer positioned inside the top-level object.
   JsonWriter& begin(std::string_view event_type, Timestamp ts, const EventEndpoints* ep);
   void end();
+  // Passes on a line finished elsewhere (merging the output of several workers).
+  void emit_line(std::string_view event_type, std::string_view line);
 
   void add_sink(std::shared_ptr<EventSink> s) { sinks_.push_back(std::move(s)); }
   void add_observer(EventObserver* o) { observers_.push_back(o); }
@@ -85,7 +87,7 @@ class FileSink : public EventSink {
   std::string buf_;
 };
 
-// Keeps lines in memory (unit tests, report generation).
+// Keeps lines with their event types in memory (unit tests, worker output before merging).
 class MemorySink : public EventSink {
  public:
   void write_line(std::string_view event_type, std::string_view line) override {

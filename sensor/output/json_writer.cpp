@@ -1,5 +1,6 @@
 #include "sensor/output/json_writer.h"
 
+#include <array>
 #include <cmath>
 #include <cstdio>
 
@@ -29,17 +30,21 @@ size_t utf8_len(std::string_view s, size_t i) {
 }
 }  // namespace
 
+// 1 for bytes that cannot be copied as they are: controls, quote, backslash, non-ASCII.
+constexpr auto kSpecial = [] {
+  std::array<uint8_t, 256> t{};
+  for (int c = 0; c < 256; ++c) t[c] = (c < 0x20 || c == '"' || c == '\\' || c >= 0x80) ? 1 : 0;
+  return t;
+}();
+
 void JsonWriter::append_escaped(std::string& out, std::string_view s) {
   out.push_back('"');
   size_t i = 0;
+  const auto* d = reinterpret_cast<const unsigned char*>(s.data());
   while (i < s.size()) {
     // Copy the longest run of plain ASCII in one go.
     size_t j = i;
-    while (j < s.size()) {
-      unsigned char c = static_cast<unsigned char>(s[j]);
-      if (c < 0x20 || c == '"' || c == '\\' || c >= 0x80) break;
-      ++j;
-    }
+    while (j < s.size() && !kSpecial[d[j]]) ++j;
     out.append(s.data() + i, j - i);
     i = j;
     if (i >= s.size()) break;

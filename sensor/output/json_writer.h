@@ -18,11 +18,13 @@ class JsonWriter {
   void begin_array() { comma(); out_.push_back('['); push(); }
   void end_array() { pop(); out_.push_back(']'); }
 
-  // Writes a key; the next value call writes its value.
+  // Writes a key; the next value call writes its value. Keys are program literals (plain
+  // ASCII, nothing to escape), so they are copied as they are.
   void key(std::string_view k) {
     comma();
-    write_string(k);
-    out_.push_back(':');
+    out_.push_back('"');
+    out_.append(k);
+    out_.append("\":", 2);
     after_key_ = true;
   }
   void value(std::string_view s) { comma(); write_string(s); }

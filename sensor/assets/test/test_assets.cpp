@@ -30,7 +30,7 @@ struct Rig {
     oui.add("0050C2123", "Tiny Block Vendor");
     impl.add(false, "1.2.276.0.7230010.3", "DCMTK", "OFFIS");
     impl.add(true, "ORTHANC", "Orthanc", "Orthanc project");
-    t = std::make_unique<AssetTracker>(out.counters(), &oui, &impl, o);
+    t = std::make_unique<AssetTracker>(&oui, &impl, o);
     out.add_observer(t.get());
   }
   std::vector<json> assets() {
@@ -191,7 +191,10 @@ TEST_CASE("asset tracker: the device table is bounded") {
     r.t->judge(f, r.out);
   }
   CHECK(r.t->size() == 3);
+  CHECK(r.t->dropped() == 3);
+  r.t->finish(Timestamp{1}, r.out);
   CHECK(r.out.counters().get("assets.dropped") == 3);
+  CHECK(r.out.counters().get("assets.devices") == 3);
 }
 
 TEST_CASE("asset tracker: HL7 sender and TLS SNI; binder names the model") {

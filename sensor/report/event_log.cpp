@@ -1,0 +1,54 @@
+#include "sensor/report/event_log.h"
+
+#include <fstream>
+
+namespace medmon::report {
+
+std::string str(const nlohmann::json& j, const char* key, const std::string& fallback) {
+  if (!j.is_object()) return fallback;
+  auto it = j.find(key);
+  if (it == j.end() || !it->is_string()) return fallback;
+  return it->get<std::string>();
+}
+
+uint64_t num(const nlohmann::json& j, const char* key) {
+  if (!j.is_object()) return 0;
+  auto it = j.find(key);
+  if (it == j.end() || !it->is_number()) return 0;
+  if (it->is_number_unsigned()) return it->get<uint64_t>();
+  if (it->is_number_integer()) { int64_t v = it->get<int64_t>(); return v < 0 ? 0 : static_cast<uint64_t>(v); }
+  double d = it->get<double>();
+  return d < 0 ? 0 : static_cast<uint64_t>(d);
+}
+
+void EventLog::add_line(std::string_view line) {
+  while (!line.empty() && (line.back() == '\n' || line.back() == '\r' || line.back() == ' ')) line.remove_suffix(1);
+  if (line.empty()) return;
+  nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) { ++bad_lines; return; }
+  ++events;
+  std::string ts = str(j, "ts");
+  if (!ts.empty()) {
+    if (first_ts.empty() || ts < first_ts) first_ts = ts;
+    if (ts > last_ts) last_ts = ts;
+  }
+  std::string type = str(j, "event_type");
+  if (type == "flow") flows.push_back(std::move(j));
+  else if (type == "alert") alerts.push_back(std::move(j));
+  else if (type == "asset") assets.push_back(std::move(j));
+  else if (type == "dicom") dicom.push_back(std::move(j));
+  else if (type == "hl7") hl7.push_back(std::move(j));
+  else if (type == "anomaly") anomalies.push_back(std::move(j));
+  else if (type == "stats") stats = std::move(j);
+}
+
+bool EventLog::load(const std::string& path, std::string& err) {
+  std::ifstream in(path);
+  if (!in) { err = path + ": cannot open"; return false; }
+  source = path;
+  std::string line;
+  while (std::getline(in, line)) add_line(line);
+  return true;
+}
+
+}  // namespace medmon::report

@@ -1,0 +1,29 @@
+#pragma once
+// The events of one analysis, read back from JSON Lines for the inventory and the report.
+// Not on the packet path: nlohmann::json is fine here.
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace medmon::report {
+
+struct EventLog {
+  std::vector<nlohmann::json> flows, alerts, assets, dicom, hl7, anomalies;
+  nlohmann::json stats;             // the last `stats` event
+  std::string first_ts, last_ts;    // RFC 3339, as written
+  uint64_t events = 0, bad_lines = 0;
+  std::string source;               // file name, for the report header
+
+  // Adds one line; malformed lines are counted and skipped.
+  void add_line(std::string_view line);
+  // Reads a JSONL file; false (and err) when it cannot be opened.
+  bool load(const std::string& path, std::string& err);
+};
+
+// Safe accessors: missing keys or wrong types give the fallback.
+std::string str(const nlohmann::json& j, const char* key, const std::string& fallback = {});
+uint64_t num(const nlohmann::json& j, const char* key);
+
+}  // namespace medmon::report

@@ -1,0 +1,793 @@
+#include "sensor/report/html_report.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+#include "sensor/report/inventory.h"
+
+namespace medmon::report {
+
+using nlohmann::json;
+
+std::string html_escape(std::string_view s) {
+  std::string o;
+  o.reserve(s.size() + 8);
+  for (char c : s) {
+    switch (c) {
+      case '&': o += "&amp;"; break;
+      case '<': o += "&lt;"; break;
+      case '>': o += "&gt;"; break;
+      case '"': o += "&quot;"; break;
+      case '\'': o += "&#39;"; break;
+      default: o.push_back(c);
+    }
+  }
+  return o;
+}
+
+namespace {
+
+using E = std::string (*)(std::string_view);
+std::string h(std::string_view s) { return html_escape(s); }
+
+// RFC 3339 (as medmon writes it) -> seconds since the epoch; 0 when unparsable.
+double parse_ts(const std::string& t) {
+  if (t.size() < 19) return 0;
+  auto n = [&](size_t p, size_t len) {
+    long v = 0;
+    for (size_t i = p; i < p + len; ++i) {
+      if (t[i] < '0' || t[i] > '9') return -1L;
+      v = v * 10 + (t[i] - '0');
+    }
+    return v;
+  };
+  long y = n(0, 4), mo = n(5, 2), d = n(8, 2), hh = n(11, 2), mi = n(14, 2), s = n(17, 2);
+  if (y < 0 || mo < 1 || mo > 12 || d < 1 || hh < 0 || mi < 0 || s < 0) return 0;
+  double frac = 0;
+  if (t.size() > 20 && t[19] == '.') {
+    double scale = 0.1;
+    for (size_t i = 20; i < t.size() && t[i] >= '0' && t[i] <= '9'; ++i, scale /= 10) frac += (t[i] - '0') * scale;
+  }
+  y -= mo <= 2;
+  long era = (y >= 0 ? y : y - 399) / 400;
+  long yoe = y - era * 400;
+  long doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  long doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  double days = static_cast<double>(era * 146097 + doe - 719468);
+  return ((days * 24 + hh) * 60 + mi) * 60 + s + frac;
+}
+
+std::string human_bytes(uint64_t b) {
+  if (b < 1024) return fmt::format("{} B", b);
+  if (b < 1024 * 1024) return fmt::format("{:.1f} KiB", b / 1024.0);
+  if (b < 1024ull * 1024 * 1024) return fmt::format("{:.1f} MiB", b / 1048576.0);
+  return fmt::format("{:.2f} GiB", b / 1073741824.0);
+}
+
+int sev_rank(const std::string& s) {
+  if (s == "critical") return 4;
+  if (s == "high") return 3;
+  if (s == "medium") return 2;
+  if (s == "low") return 1;
+  return 0;
+}
+const char* kSev[] = {"info", "low", "medium", "high", "critical"};
+
+int verdict_rank(const std::string& v) {
+  if (v == "forbidden") return 3;
+  if (v == "undeclared") return 2;
+  if (v == "declared") return 1;
+  return 0;
+}
+const char* verdict_label(const std::string& v) {
+  if (v == "forbidden") return "forbidden";
+  if (v == "undeclared") return "seen, not declared";
+  if (v == "declared") return "declared and seen";
+  return "not judged";
+}
+const char* verdict_color(int rank) {
+  switch (rank) {
+    case 3: return "#c62828";
+    case 2: return "#ef6c00";
+    case 1: return "#2e7d32";
+    default: return "#78909c";
+  }
+}
+
+// A protocol's colour in every chart of the report.
+const char* kPalette[] = {"#1565c0", "#2e7d32", "#6a1b9a", "#ef6c00", "#00838f", "#ad1457", "#5d4037", "#9e9d24"};
+
+std::string flow_app(const json& f) {
+  std::string app = str(f, "app");
+  if (app.empty()) app = str(f.value("ndpi", json::object()), "protocol");
+  if (app.empty() || app == "Unknown") app = "unknown";
+  std::transform(app.begin(), app.end(), app.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return app;
+}
+
+// One device of the report: a policy device (by name) or, without a policy, an address.
+struct Dev {
+  std::string key, name, zone, model = "unbound";
+  std::set<std::string> ips;
+  std::vector<const json*> flows, alerts;
+  int verdict = 0;  // 0 pass, 1 review, 2 fail, -1 not judged
+};
+
+struct FlowGroup {
+  std::string dir, peer, peer_name, peer_zone, proto, app, rule, verdict;
+  uint64_t port = 0, count = 0, bytes = 0;
+  std::set<std::string> mds2;
+  bool phi = false;
+};
+
+const char* verdict_name(int v) {
+  switch (v) {
+    case 2: return "FAIL";
+    case 1: return "REVIEW";
+    case 0: return "PASS";
+    default: return "NOT JUDGED";
+  }
+}
+const char* verdict_class(int v) {
+  switch (v) {
+    case 2: return "fail";
+    case 1: return "review";
+    case 0: return "pass";
+    default: return "none";
+  }
+}
+
+const char* kCss = R"CSS(
+:root{--fg:#1d2733;--muted:#5f6b7a;--line:#d5dbe3;--bg:#f5f7fa;--pass:#2e7d32;--fail:#c62828;--review:#ef6c00;--none:#78909c}
+*{box-sizing:border-box}
+body{font-family:"DejaVu Sans",Arial,Helvetica,sans-serif;color:var(--fg);margin:0;background:var(--bg);font-size:14px;line-height:1.4}
+header{background:#1d2733;color:#fff;padding:18px 28px}
+header h1{margin:0 0 4px;font-size:22px}
+header .sub{color:#c5d0dc;font-size:13px}
+main{padding:18px 28px;max-width:1400px}
+h2{font-size:18px;margin:26px 0 10px;border-bottom:2px solid var(--line);padding-bottom:4px}
+h3{font-size:15px;margin:18px 0 8px}
+.cards{display:flex;flex-wrap:wrap;gap:12px;margin:12px 0}
+.card{background:#fff;border:1px solid var(--line);border-radius:6px;padding:10px 16px;min-width:130px}
+.card .n{font-size:24px;font-weight:bold}
+.card .l{color:var(--muted);font-size:12px;text-transform:uppercase;letter-spacing:.04em}
+.verdict{display:inline-block;padding:2px 10px;border-radius:4px;color:#fff;font-weight:bold;font-size:13px}
+.verdict.pass{background:var(--pass)}.verdict.fail{background:var(--fail)}.verdict.review{background:var(--review)}.verdict.none{background:var(--none)}
+.big{font-size:26px;padding:6px 18px}
+table{border-collapse:collapse;background:#fff;width:100%;margin:6px 0 12px;font-size:13px}
+th,td{border:1px solid var(--line);padding:4px 8px;text-align:left;vertical-align:top}
+th{background:#eef1f5;font-weight:600}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+.sev{font-weight:bold;text-transform:uppercase;font-size:12px}
+.sev.critical,.sev.high{color:var(--fail)}.sev.medium{color:var(--review)}.sev.low{color:#1565c0}.sev.info{color:var(--muted)}
+.tag{display:inline-block;border-radius:3px;padding:0 6px;font-size:12px;color:#fff}
+.device{background:#fff;border:1px solid var(--line);border-radius:8px;padding:6px 18px 14px;margin:18px 0;page-break-inside:avoid}
+.device h2{border:none;margin-top:10px}
+.muted{color:var(--muted)}
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:14px}
+.kv td:first-child{color:var(--muted);width:180px;white-space:nowrap}
+.legend span{display:inline-block;margin-right:12px;font-size:12px}
+.legend i{display:inline-block;width:10px;height:10px;margin-right:4px;border-radius:2px}
+svg text{font-family:"DejaVu Sans",Arial,sans-serif}
+code{font-size:12px}
+@media print{body{background:#fff}main{padding:0 10px}.device{border:none}}
+)CSS";
+
+class Builder {
+ public:
+  Builder(const EventLog& log, const ReportOptions& opt) : log_(log), opt_(opt) {}
+  std::string run();
+
+ private:
+  void collect();
+  Dev* dev_for(const json& e, int side);
+  void header_section();
+  void summary_section();
+  void device_section(const Dev& d);
+  void flows_table(const Dev& d, std::vector<FlowGroup>& groups);
+  void peer_diagram(const Dev& d, const std::vector<FlowGroup>& groups);
+  void charts(const Dev& d);
+  void alerts_table(const std::vector<const json*>& alerts, const char* row_class);
+  void inventory_section();
+  std::string& o() { return out_; }
+
+  const EventLog& log_;
+  const ReportOptions& opt_;
+  std::string out_;
+  bool policy_ = false;
+  std::vector<Dev> devs_;
+  std::map<std::string, size_t> by_key_;
+  std::map<std::string, std::string> ip_name_;  // ip -> policy device name
+  std::map<std::string, std::string> ip_zone_;
+  std::map<std::string, int> verdicts_;
+  std::array<uint64_t, 5> sev_{};
+  std::vector<Asset> inventory_;
+  std::map<std::string, size_t> palette_;
+  int overall_ = -1;
+};
+
+Dev* Builder::dev_for(const json& e, int side) {
+  std::string ip = str(e, side ? "dst_ip" : "src_ip");
+  std::string key;
+  if (policy_) {
+    key = str(e, side ? "dst_device" : "src_device");
+    if (key.empty()) return nullptr;
+  } else {
+    if (ip.empty()) return nullptr;
+    bool known = std::any_of(inventory_.begin(), inventory_.end(), [&](const Asset& a) { return a.ip == ip; });
+    if (!known) return nullptr;
+    key = ip;
+  }
+  auto it = by_key_.find(key);
+  if (it == by_key_.end()) {
+    it = by_key_.emplace(key, devs_.size()).first;
+    Dev d;
+    d.key = d.name = key;
+    devs_.push_back(std::move(d));
+  }
+  Dev& d = devs_[it->second];
+  if (!ip.empty()) d.ips.insert(ip);
+  std::string zone = str(e, side ? "dst_zone" : "src_zone");
+  if (d.zone.empty() && !zone.empty()) d.zone = zone;
+  return &d;
+}
+
+void Builder::collect() {
+  inventory_ = build_inventory(log_);
+  auto has_dev = [](const json& e) { return e.contains("src_device") || e.contains("dst_device"); };
+  policy_ = std::any_of(log_.flows.begin(), log_.flows.end(), has_dev) ||
+            std::any_of(log_.alerts.begin(), log_.alerts.end(), has_dev) ||
+            std::any_of(inventory_.begin(), inventory_.end(), [](const Asset& a) { return !a.device.empty(); });
+  for (const json& f : log_.flows) {
+    for (int side = 0; side < 2; ++side) {
+      std::string ip = str(f, side ? "dst_ip" : "src_ip");
+      std::string name = str(f, side ? "dst_device" : "src_device");
+      std::string zone = str(f, side ? "dst_zone" : "src_zone");
+      if (!name.empty()) ip_name_[ip] = name;
+      if (!zone.empty()) ip_zone_[ip] = zone;
+    }
+    Dev* c = dev_for(f, 0);
+    Dev* s = dev_for(f, 1);
+    if (c) c->flows.push_back(&f);
+    if (s && s != c) s->flows.push_back(&f);
+    std::string v = str(f, "verdict");
+    if (!v.empty()) ++verdicts_[v];
+    std::string app = flow_app(f);
+    if (!palette_.count(app) && palette_.size() < 7) palette_.emplace(app, palette_.size());
+  }
+  for (const Asset& a : inventory_) {
+    if (policy_ && !a.device.empty()) {
+      auto it = by_key_.find(a.device);
+      if (it == by_key_.end()) {
+        by_key_.emplace(a.device, devs_.size());
+        Dev d;
+        d.key = d.name = a.device;
+        devs_.push_back(std::move(d));
+        it = by_key_.find(a.device);
+      }
+      Dev& d = devs_[it->second];
+      d.ips.insert(a.ip);
+      if (a.model != "unbound") d.model = a.model;
+      if (d.zone.empty()) d.zone = a.zone;
+    } else if (!policy_) {
+      auto it = by_key_.find(a.ip);
+      if (it != by_key_.end()) devs_[it->second].model = a.model;
+    }
+  }
+  for (const json& a : log_.alerts) {
+    const json& al = a.value("alert", json::object());
+    ++sev_[static_cast<size_t>(sev_rank(str(al, "severity")))];
+    std::string dev = str(al, "device");
+    std::set<Dev*> hit;
+    if (policy_ && by_key_.count(dev)) hit.insert(&devs_[by_key_[dev]]);
+    if (hit.empty()) {
+      for (int side = 0; side < 2; ++side) {
+        std::string ip = str(a, side ? "dst_ip" : "src_ip");
+        for (Dev& d : devs_) if (d.ips.count(ip)) { hit.insert(&d); break; }
+      }
+    }
+    for (Dev* d : hit) d->alerts.push_back(&a);
+  }
+  // Verdicts: FAIL on a high/critical alert or a forbidden flow; REVIEW on medium alerts,
+  // undeclared flows or declared flows never seen; PASS otherwise. Nothing judged: no verdict.
+  for (Dev& d : devs_) {
+    bool judged = false;
+    int v = 0;
+    for (const json* f : d.flows) {
+      std::string fv = str(*f, "verdict");
+      if (fv.empty()) continue;
+      judged = true;
+      if (fv == "forbidden") v = std::max(v, 2);
+      else if (fv == "undeclared") v = std::max(v, 1);
+    }
+    for (const json* a : d.alerts) {
+      judged = true;
+      int s = sev_rank(str((*a).value("alert", json::object()), "severity"));
+      if (s >= 3) v = std::max(v, 2);
+      else if (s == 2) v = std::max(v, 1);
+    }
+    d.verdict = judged ? v : -1;
+    if (d.verdict >= 0) overall_ = std::max(overall_, d.verdict);
+  }
+  std::sort(devs_.begin(), devs_.end(), [](const Dev& a, const Dev& b) {
+    if (a.verdict != b.verdict) return a.verdict > b.verdict;
+    return a.key < b.key;
+  });
+  by_key_.clear();
+  for (size_t i = 0; i < devs_.size(); ++i) by_key_[devs_[i].key] = i;
+}
+
+std::string Builder::run() {
+  collect();
+  o() += "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n";
+  o() += "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n";
+  o() += "<title>" + h(opt_.title) + "</title>\n<style>" + std::string(kCss) + "</style></head>\n<body>\n";
+  header_section();
+  o() += "<main>\n";
+  summary_section();
+  for (const Dev& d : devs_) device_section(d);
+  o() += "<h2 id=\"all-alerts\">All alerts</h2>\n";
+  std::vector<const json*> all;
+  for (const json& a : log_.alerts) all.push_back(&a);
+  if (all.empty()) o() += "<p class=\"muted\">No alert was raised.</p>\n";
+  else alerts_table(all, "alert-row");
+  inventory_section();
+  o() += fmt::format("<p class=\"muted\">{} events read ({} malformed lines skipped){}. Generated by medmon from the "
+                     "events alone; PHI appears only as keyed pseudonyms unless the analysis ran with --phi raw.</p>\n",
+                     log_.events, log_.bad_lines, log_.source.empty() ? "" : " from " + h(log_.source));
+  o() += "</main>\n</body></html>\n";
+  return std::move(out_);
+}
+
+void Builder::header_section() {
+  o() += "<header><h1>" + h(opt_.title) + "</h1><div class=\"sub\">";
+  if (!log_.first_ts.empty()) o() += "Traffic from " + h(log_.first_ts) + " to " + h(log_.last_ts);
+  if (!log_.source.empty()) o() += " &middot; events: <code>" + h(log_.source) + "</code>";
+  o() += "</div></header>\n";
+}
+
+void Builder::summary_section() {
+  uint64_t alerts = log_.alerts.size();
+  o() += "<h2 id=\"summary\">Summary</h2>\n";
+  o() += fmt::format("<p>Overall: <span id=\"overall-verdict\" class=\"verdict big {}\">{}</span> ", verdict_class(overall_),
+                     verdict_name(overall_));
+  if (!policy_) o() += "<span class=\"muted\">No site policy was applied: devices are listed, nothing was judged.</span>";
+  o() += "</p>\n<div class=\"cards\">\n";
+  auto card = [&](const char* id, uint64_t n, const char* label) {
+    o() += fmt::format("<div class=\"card\"><div class=\"n\" id=\"{}\">{}</div><div class=\"l\">{}</div></div>\n", id, n, label);
+  };
+  card("count-devices", devs_.size(), "devices");
+  card("count-assets", inventory_.size(), "assets seen");
+  card("count-flows", log_.flows.size(), "flows");
+  card("count-alerts", alerts, "alerts");
+  for (int s = 4; s >= 0; --s) {
+    std::string id = std::string("count-alerts-") + kSev[s];
+    card(id.c_str(), sev_[static_cast<size_t>(s)], (std::string("alerts ") + kSev[s]).c_str());
+  }
+  for (const char* v : {"declared", "undeclared", "forbidden"}) {
+    std::string id = std::string("count-verdict-") + v;
+    auto it = verdicts_.find(v);
+    card(id.c_str(), it == verdicts_.end() ? 0 : it->second, verdict_label(v));
+  }
+  o() += "</div>\n";
+  // One line per device with its verdict.
+  o() += "<table id=\"device-table\"><tr><th>Device</th><th>Verdict</th><th>Addresses</th><th>Model</th><th>Zone</th>"
+         "<th>Flows</th><th>Forbidden</th><th>Undeclared</th><th>Declared</th><th>Alerts</th></tr>\n";
+  for (const Dev& d : devs_) {
+    std::map<std::string, uint64_t> v;
+    for (const json* f : d.flows) ++v[str(*f, "verdict")];
+    std::string ips;
+    for (auto& ip : d.ips) { if (!ips.empty()) ips += ", "; ips += ip; }
+    o() += fmt::format(
+        "<tr class=\"device-row\" data-device=\"{0}\" data-verdict=\"{1}\"><td><a href=\"#dev-{0}\">{0}</a></td>"
+        "<td><span class=\"verdict {2}\">{1}</span></td><td>{3}</td><td>{4}</td><td>{5}</td><td class=\"num\">{6}</td>"
+        "<td class=\"num\">{7}</td><td class=\"num\">{8}</td><td class=\"num\">{9}</td><td class=\"num\">{10}</td></tr>\n",
+        h(d.name), verdict_name(d.verdict), verdict_class(d.verdict), h(ips), h(d.model), h(d.zone.empty() ? "-" : d.zone),
+        d.flows.size(), v["forbidden"], v["undeclared"], v["declared"], d.alerts.size());
+  }
+  o() += "</table>\n";
+  if (devs_.empty()) o() += "<p class=\"muted\">No device was identified in these events.</p>\n";
+}
+
+void Builder::device_section(const Dev& d) {
+  o() += fmt::format("<section class=\"device\" id=\"dev-{0}\" data-device=\"{0}\" data-verdict=\"{1}\" data-flows=\"{2}\" "
+                     "data-alerts=\"{3}\">\n<h2>{0} <span class=\"verdict {4}\">{1}</span></h2>\n",
+                     h(d.name), verdict_name(d.verdict), d.flows.size(), d.alerts.size(), verdict_class(d.verdict));
+  // Identity, from the inventory.
+  o() += "<div class=\"grid\"><div><h3>Identity</h3><table class=\"kv\">\n";
+  auto kv = [&](const char* k, const std::string& v) {
+    if (!v.empty()) o() += "<tr><td>" + std::string(k) + "</td><td>" + h(v) + "</td></tr>\n";
+  };
+  kv("Policy model", d.model);
+  kv("Zone", d.zone);
+  for (const Asset& a : inventory_) {
+    if (!d.ips.count(a.ip)) continue;
+    kv("IP address", a.ip);
+    kv("MAC", a.mac + (a.mac_vendor.empty() ? "" : " (" + a.mac_vendor + ")"));
+    if (!a.vlans.empty()) {
+      std::string v;
+      for (auto x : a.vlans) v += (v.empty() ? "" : ", ") + std::to_string(x);
+      kv("VLAN", v);
+    }
+    auto join = [](const std::vector<std::string>& l) {
+      std::string s;
+      for (auto& x : l) s += (s.empty() ? "" : ", ") + x;
+      return s;
+    };
+    kv("DICOM AE titles", join(a.ae_titles));
+    std::string impl = a.product;
+    if (!a.impl_class_uid.empty() || !a.impl_version.empty())
+      impl += (impl.empty() ? "" : " — ") + a.impl_class_uid + (a.impl_version.empty() ? "" : " / " + a.impl_version);
+    kv("DICOM implementation", impl);
+    std::string ident = a.manufacturer;
+    if (!a.model_name.empty()) ident += (ident.empty() ? "" : " ") + a.model_name;
+    if (!a.software_versions.empty()) ident += " (software " + a.software_versions + ")";
+    kv("Manufacturer / model", ident);
+    kv("Station name", a.station_name);
+    kv("HL7 applications", join(a.hl7_apps));
+    kv("TLS server names used", join(a.sni));
+    kv("Services offered", join(a.offered));
+    kv("Services used", join(a.used));
+    kv("Seen", a.first_seen + (a.last_seen.empty() ? "" : " — " + a.last_seen));
+  }
+  o() += "</table></div>\n";
+  std::vector<FlowGroup> groups;
+  {
+    // Group flows by direction, peer, protocol, port and application.
+    std::map<std::string, FlowGroup> g;
+    for (const json* fp : d.flows) {
+      const json& f = *fp;
+      bool out_dir = d.ips.count(str(f, "src_ip")) > 0;
+      std::string peer = str(f, out_dir ? "dst_ip" : "src_ip");
+      std::string app = flow_app(f);
+      uint64_t port = num(f, "dst_port");
+      std::string key = fmt::format("{}|{}|{}|{}|{}", out_dir, peer, str(f, "proto"), port, app);
+      FlowGroup& fg = g[key];
+      fg.dir = out_dir ? "out" : "in";
+      fg.peer = peer;
+      fg.peer_name = str(f, out_dir ? "dst_device" : "src_device");
+      fg.peer_zone = str(f, out_dir ? "dst_zone" : "src_zone");
+      fg.proto = str(f, "proto");
+      fg.port = port;
+      fg.app = app;
+      ++fg.count;
+      const json& fl = f.value("flow", json::object());
+      fg.bytes += num(fl, "bytes_toserver") + num(fl, "bytes_toclient");
+      std::string v = str(f, "verdict");
+      if (verdict_rank(v) > verdict_rank(fg.verdict)) { fg.verdict = v; fg.rule = str(f, "verdict_rule"); }
+      if (auto it = f.find("mds2"); it != f.end() && it->is_array())
+        for (auto& m : *it) if (m.is_string()) fg.mds2.insert(m.get<std::string>());
+      if (f.contains("phi_cleartext")) fg.phi = true;
+    }
+    for (auto& [k, v] : g) groups.push_back(std::move(v));
+    std::sort(groups.begin(), groups.end(), [](const FlowGroup& a, const FlowGroup& b) {
+      if (verdict_rank(a.verdict) != verdict_rank(b.verdict)) return verdict_rank(a.verdict) > verdict_rank(b.verdict);
+      return a.bytes > b.bytes;
+    });
+  }
+  o() += "<div><h3>Peers by zone</h3>\n";
+  peer_diagram(d, groups);
+  o() += "</div></div>\n";
+  charts(d);
+  flows_table(d, groups);
+
+  // Cleartext PHI: flows that carried PHI fields in clear, and the PHI alerts.
+  o() += "<h3>Cleartext PHI findings</h3>\n";
+  std::vector<const json*> phi_flows;
+  for (const json* f : d.flows) if (f->contains("phi_cleartext")) phi_flows.push_back(f);
+  if (phi_flows.empty()) {
+    o() += "<p class=\"muted phi-none\">No PHI was seen in clear.</p>\n";
+  } else {
+    o() += "<table class=\"phi\"><tr><th>Time</th><th>Flow</th><th>From</th><th>To</th><th>App</th><th>PHI fields in clear</th></tr>\n";
+    for (const json* f : phi_flows) {
+      std::string fields;
+      for (auto& x : (*f)["phi_cleartext"]) if (x.is_string()) fields += (fields.empty() ? "" : ", ") + x.get<std::string>();
+      o() += fmt::format("<tr class=\"phi-row\"><td>{}</td><td><code>{}</code></td><td>{}:{}</td><td>{}:{}</td><td>{}</td><td>{}</td></tr>\n",
+                         h(str(*f, "ts")), h(str(*f, "flow_id")), h(str(*f, "src_ip")), num(*f, "src_port"),
+                         h(str(*f, "dst_ip")), num(*f, "dst_port"), h(flow_app(*f)), h(fields));
+    }
+    o() += "</table>\n";
+  }
+  // Lateral movement: the policy's lateral.* alerts.
+  o() += "<h3>Lateral-movement findings</h3>\n";
+  std::vector<const json*> lateral;
+  for (const json* a : d.alerts)
+    if (str((*a).value("alert", json::object()), "rule").rfind("lateral.", 0) == 0) lateral.push_back(a);
+  if (lateral.empty()) o() += "<p class=\"muted\">No lateral-movement signal.</p>\n";
+  else alerts_table(lateral, "lateral-row");
+  o() += "<h3>Alerts</h3>\n";
+  if (d.alerts.empty()) o() += "<p class=\"muted\">No alert.</p>\n";
+  else alerts_table(d.alerts, "dev-alert-row");
+  o() += "</section>\n";
+}
+
+void Builder::flows_table(const Dev& d, std::vector<FlowGroup>& groups) {
+  o() += "<h3>Declared and observed flows</h3>\n";
+  o() += "<table class=\"flows\"><tr><th>Status</th><th>Dir</th><th>Peer</th><th>Zone</th><th>Service</th><th>Flows</th>"
+         "<th>Bytes</th><th>Rule</th><th>MDS2</th><th>PHI</th></tr>\n";
+  std::set<std::string> seen_rules;
+  for (const FlowGroup& g : groups) {
+    if (g.verdict == "declared" && !g.rule.empty()) seen_rules.insert(g.rule);
+    std::string mds2;
+    for (auto& m : g.mds2) mds2 += (mds2.empty() ? "" : ", ") + m;
+    std::string peer = g.peer_name.empty() ? g.peer : g.peer_name + " (" + g.peer + ")";
+    o() += fmt::format(
+        "<tr class=\"flow-group\" data-status=\"{0}\"><td><span class=\"tag\" style=\"background:{1}\">{2}</span></td>"
+        "<td>{3}</td><td>{4}</td><td>{5}</td><td>{6}/{7}/{8}</td><td class=\"num\">{9}</td><td class=\"num\">{10}</td>"
+        "<td><code>{11}</code></td><td>{12}</td><td>{13}</td></tr>\n",
+        h(g.verdict.empty() ? "unjudged" : g.verdict), verdict_color(verdict_rank(g.verdict)), verdict_label(g.verdict),
+        g.dir == "out" ? "&rarr; out" : "&larr; in", h(peer), h(g.peer_zone.empty() ? "-" : g.peer_zone), h(g.app),
+        h(g.proto), g.port, g.count, human_bytes(g.bytes), h(g.rule), h(mds2), g.phi ? "in clear" : "");
+  }
+  // Declared by the model but never seen.
+  auto it = opt_.declared.find(d.name);
+  if (it != opt_.declared.end()) {
+    for (const DeclaredFlow& df : it->second) {
+      if (seen_rules.count(df.rule)) continue;
+      o() += fmt::format(
+          "<tr class=\"flow-group\" data-status=\"declared-not-seen\"><td><span class=\"tag\" style=\"background:#546e7a\">"
+          "declared, not seen</span></td><td></td><td>{}</td><td></td><td>{}</td><td class=\"num\">0</td><td></td>"
+          "<td><code>{}</code></td><td>{}</td><td>{}</td></tr>\n",
+          h(df.peer), h(df.ports), h(df.rule), h(df.source), h(df.description));
+    }
+  }
+  o() += "</table>\n";
+  if (groups.empty()) o() += "<p class=\"muted\">No flow.</p>\n";
+  if (!opt_.have_declared && policy_)
+    o() += "<p class=\"muted\">Declared flows that were not seen are listed when the report is given the site policy "
+           "(<code>--site</code>).</p>\n";
+}
+
+void Builder::peer_diagram(const Dev& d, const std::vector<FlowGroup>& groups) {
+  // Peers grouped by zone, each linked to the device; the link's colour is its worst verdict.
+  struct Peer { std::string label; int verdict = 0; uint64_t bytes = 0; };
+  std::map<std::string, std::map<std::string, Peer>> zones;
+  for (const FlowGroup& g : groups) {
+    std::string zone = g.peer_zone.empty() ? (policy_ ? "unknown" : "peers") : g.peer_zone;
+    Peer& p = zones[zone][g.peer];
+    p.label = g.peer_name.empty() ? g.peer : g.peer_name + " " + g.peer;
+    p.verdict = std::max(p.verdict, verdict_rank(g.verdict));
+    p.bytes += g.bytes;
+  }
+  const size_t kMaxPeers = 12;  // per zone; the rest is summarised
+  int rows = 0;
+  for (auto& [z, peers] : zones) rows += static_cast<int>(std::min(peers.size(), kMaxPeers + 1)) + 1;
+  int height = std::max(120, rows * 22 + 20 * static_cast<int>(zones.size()) + 20);
+  const int W = 620;
+  o() += fmt::format("<svg class=\"peer-diagram\" width=\"{0}\" height=\"{1}\" viewBox=\"0 0 {0} {1}\" role=\"img\" "
+                     "aria-label=\"peers of {2} by zone\" xmlns=\"http://www.w3.org/2000/svg\">\n",
+                     W, height, h(d.name));
+  int dy = height / 2;
+  std::string links, boxes;
+  int y = 10;
+  for (auto& [z, peers] : zones) {
+    size_t shown = std::min(peers.size(), kMaxPeers);
+    int zh = static_cast<int>(shown + (peers.size() > shown ? 1 : 0)) * 22 + 26;
+    boxes += fmt::format("<rect x=\"300\" y=\"{}\" width=\"310\" height=\"{}\" rx=\"6\" fill=\"#eef1f5\" stroke=\"#b0bac6\"/>"
+                         "<text x=\"310\" y=\"{}\" font-size=\"12\" font-weight=\"bold\" fill=\"#37474f\">zone: {}</text>\n",
+                         y, zh, y + 16, h(z));
+    int py = y + 26;
+    size_t n = 0;
+    for (auto& [ip, p] : peers) {
+      if (n++ == shown) break;
+      links += fmt::format("<line x1=\"170\" y1=\"{}\" x2=\"314\" y2=\"{}\" stroke=\"{}\" stroke-width=\"2\"/>\n", dy, py + 7,
+                           verdict_color(p.verdict));
+      boxes += fmt::format("<circle cx=\"318\" cy=\"{}\" r=\"5\" fill=\"{}\"/><text x=\"330\" y=\"{}\" font-size=\"12\">{}</text>"
+                           "<text x=\"600\" y=\"{}\" font-size=\"11\" fill=\"#5f6b7a\" text-anchor=\"end\">{}</text>\n",
+                           py + 7, verdict_color(p.verdict), py + 11, h(p.label.substr(0, 34)), py + 11,
+                           human_bytes(p.bytes));
+      py += 22;
+    }
+    if (peers.size() > shown)
+      boxes += fmt::format("<text x=\"330\" y=\"{}\" font-size=\"12\" fill=\"#5f6b7a\">+{} more</text>\n", py + 11,
+                           peers.size() - shown);
+    y += zh + 10;
+  }
+  o() += links + boxes;
+  o() += fmt::format("<rect x=\"10\" y=\"{}\" width=\"160\" height=\"44\" rx=\"8\" fill=\"#1d2733\"/>"
+                     "<text x=\"90\" y=\"{}\" font-size=\"13\" fill=\"#fff\" text-anchor=\"middle\" font-weight=\"bold\">{}</text>"
+                     "<text x=\"90\" y=\"{}\" font-size=\"11\" fill=\"#c5d0dc\" text-anchor=\"middle\">{}</text>\n",
+                     dy - 22, dy - 4, h(d.name.substr(0, 22)), dy + 13, h(d.zone.empty() ? "" : "zone " + d.zone));
+  o() += "</svg>\n<div class=\"legend\">";
+  for (int r : {1, 2, 3, 0})
+    o() += fmt::format("<span><i style=\"background:{}\"></i>{}</span>", verdict_color(r),
+                       verdict_label(r == 1 ? "declared" : r == 2 ? "undeclared" : r == 3 ? "forbidden" : ""));
+  o() += "</div>\n";
+}
+
+void Builder::charts(const Dev& d) {
+  if (d.flows.empty()) return;
+  // Traffic over time by protocol (stacked bars), and traffic by peer (bars split by protocol).
+  double t0 = 0, t1 = 0;
+  for (const json* f : d.flows) {
+    const json& fl = f->value("flow", json::object());
+    double s = parse_ts(str(fl, "start")), e = parse_ts(str(fl, "end"));
+    if (s <= 0) s = parse_ts(str(*f, "ts"));
+    if (e < s) e = s;
+    if (t0 == 0 || s < t0) t0 = s;
+    if (e > t1) t1 = e;
+  }
+  const int B = 40;
+  double span = std::max(t1 - t0, 1e-3);
+  auto color_of = [&](const std::string& app) {
+    auto it = palette_.find(app);
+    return it == palette_.end() ? "#9e9e9e" : kPalette[it->second];
+  };
+  std::map<std::string, std::vector<double>> series;  // app -> bytes per bucket
+  std::map<std::string, std::map<std::string, double>> by_peer;  // peer -> app -> bytes
+  for (const json* f : d.flows) {
+    const json& fl = f->value("flow", json::object());
+    double s = parse_ts(str(fl, "start")), e = parse_ts(str(fl, "end"));
+    if (s <= 0) s = parse_ts(str(*f, "ts"));
+    if (e < s) e = s;
+    double bytes = static_cast<double>(num(fl, "bytes_toserver") + num(fl, "bytes_toclient"));
+    std::string app = flow_app(*f);
+    if (!palette_.count(app)) app = "other";
+    auto& v = series[app];
+    v.resize(B, 0.0);
+    // Spread the flow's bytes evenly over the buckets it spans.
+    int b0 = std::clamp(static_cast<int>((s - t0) / span * B), 0, B - 1);
+    int b1 = std::clamp(static_cast<int>((e - t0) / span * B), 0, B - 1);
+    for (int b = b0; b <= b1; ++b) v[static_cast<size_t>(b)] += bytes / (b1 - b0 + 1);
+    bool out_dir = d.ips.count(str(*f, "src_ip")) > 0;
+    std::string peer = str(*f, out_dir ? "dst_ip" : "src_ip");
+    std::string pname = str(*f, out_dir ? "dst_device" : "src_device");
+    by_peer[pname.empty() ? peer : pname + " " + peer][app] += bytes;
+  }
+  double maxb = 0;
+  for (int b = 0; b < B; ++b) {
+    double sum = 0;
+    for (auto& [app, v] : series) sum += v[static_cast<size_t>(b)];
+    maxb = std::max(maxb, sum);
+  }
+  if (maxb <= 0) maxb = 1;
+  const int W = 620, H = 200, L = 60, R = 10, T = 10, Bm = 30;
+  double bw = static_cast<double>(W - L - R) / B;
+  o() += "<div class=\"grid\"><div><h3>Traffic over time, by protocol</h3>\n";
+  o() += fmt::format("<svg class=\"chart-time\" width=\"{0}\" height=\"{1}\" viewBox=\"0 0 {0} {1}\" role=\"img\" "
+                     "aria-label=\"bytes over time by protocol\" xmlns=\"http://www.w3.org/2000/svg\">\n", W, H);
+  o() += fmt::format("<line x1=\"{0}\" y1=\"{1}\" x2=\"{2}\" y2=\"{1}\" stroke=\"#90a4ae\"/>"
+                     "<line x1=\"{0}\" y1=\"{3}\" x2=\"{0}\" y2=\"{1}\" stroke=\"#90a4ae\"/>\n", L, H - Bm, W - R, T);
+  o() += fmt::format("<text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"end\">{}</text>"
+                     "<text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"end\">0</text>\n",
+                     L - 4, T + 10, human_bytes(static_cast<uint64_t>(maxb)), L - 4, H - Bm);
+  for (int b = 0; b < B; ++b) {
+    double y = H - Bm;
+    for (auto& [app, v] : series) {
+      double val = v[static_cast<size_t>(b)];
+      if (val <= 0) continue;
+      double hgt = val / maxb * (H - Bm - T);
+      y -= hgt;
+      o() += fmt::format("<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" fill=\"{}\"><title>{}: {}</title></rect>\n",
+                         L + b * bw + 1, y, std::max(bw - 2, 1.0), std::max(hgt, 0.5), color_of(app), h(app),
+                         human_bytes(static_cast<uint64_t>(val)));
+    }
+  }
+  auto clock = [](double t) {
+    long s = static_cast<long>(t) % 86400;
+    return fmt::format("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60);
+  };
+  o() += fmt::format("<text x=\"{}\" y=\"{}\" font-size=\"11\">{}</text><text x=\"{}\" y=\"{}\" font-size=\"11\" "
+                     "text-anchor=\"end\">{} UTC</text>\n",
+                     L, H - 10, clock(t0), W - R, H - 10, clock(t1));
+  o() += "</svg>\n<div class=\"legend\">";
+  for (auto& [app, v] : series) o() += fmt::format("<span><i style=\"background:{}\"></i>{}</span>", color_of(app), h(app));
+  o() += "</div></div>\n";
+
+  // By peer, top 10 by bytes.
+  std::vector<std::pair<double, std::string>> peers;
+  for (auto& [p, m] : by_peer) {
+    double s = 0;
+    for (auto& [a, b] : m) s += b;
+    peers.emplace_back(s, p);
+  }
+  std::sort(peers.begin(), peers.end(), [](auto& a, auto& b) { return a.first != b.first ? a.first > b.first : a.second < b.second; });
+  if (peers.size() > 10) peers.resize(10);
+  double maxp = peers.empty() ? 1 : std::max(peers.front().first, 1.0);
+  int ph = static_cast<int>(peers.size()) * 24 + 16;
+  o() += "<div><h3>Traffic by peer and protocol</h3>\n";
+  o() += fmt::format("<svg class=\"chart-peers\" width=\"{0}\" height=\"{1}\" viewBox=\"0 0 {0} {1}\" role=\"img\" "
+                     "aria-label=\"bytes by peer\" xmlns=\"http://www.w3.org/2000/svg\">\n", W, ph);
+  int y = 8;
+  for (auto& [total, p] : peers) {
+    o() += fmt::format("<text x=\"200\" y=\"{}\" font-size=\"12\" text-anchor=\"end\">{}</text>\n", y + 13, h(p.substr(0, 30)));
+    double x = 206;
+    for (auto& [app, b] : by_peer[p]) {
+      double w = b / maxp * (W - 300);
+      if (w <= 0) continue;
+      o() += fmt::format("<rect x=\"{:.1f}\" y=\"{}\" width=\"{:.1f}\" height=\"16\" fill=\"{}\"><title>{}: {}</title></rect>\n", x, y,
+                         std::max(w, 0.5), color_of(app), h(app), human_bytes(static_cast<uint64_t>(b)));
+      x += w;
+    }
+    o() += fmt::format("<text x=\"{:.1f}\" y=\"{}\" font-size=\"11\" fill=\"#5f6b7a\">{}</text>\n", x + 4, y + 13,
+                       human_bytes(static_cast<uint64_t>(total)));
+    y += 24;
+  }
+  o() += "</svg></div></div>\n";
+}
+
+void Builder::alerts_table(const std::vector<const json*>& alerts, const char* row_class) {
+  o() += "<table class=\"alerts\"><tr><th>Severity</th><th>Rule</th><th>Message</th><th>Device</th><th>Peer</th>"
+         "<th>MDS2 citation</th><th>Evidence</th></tr>\n";
+  std::vector<const json*> sorted = alerts;
+  std::stable_sort(sorted.begin(), sorted.end(), [](const json* a, const json* b) {
+    return sev_rank(str(a->value("alert", json::object()), "severity")) > sev_rank(str(b->value("alert", json::object()), "severity"));
+  });
+  for (const json* e : sorted) {
+    const json& a = e->value("alert", json::object());
+    std::string sev = str(a, "severity", "info");
+    std::string cites;
+    if (auto it = a.find("mds2"); it != a.end() && it->is_array()) {
+      for (auto& c : *it) {
+        if (c.is_string()) { cites += "<div><b>" + h(c.get<std::string>()) + "</b></div>"; continue; }
+        std::string id = str(c, "id"), ans = str(c, "answer");
+        cites += "<div><b>" + h(id) + "</b>";
+        if (!ans.empty()) cites += " answered &ldquo;" + h(ans) + "&rdquo;";
+        std::string refs;
+        for (const char* k : {"iec_tr_80001_2_2", "nist_800_53", "iso_27002"}) {
+          std::string v = str(c, k);
+          if (!v.empty()) refs += (refs.empty() ? "" : "; ") + v;
+        }
+        if (!refs.empty()) cites += " <span class=\"muted\">(" + h(refs) + ")</span>";
+        cites += "</div>";
+      }
+    }
+    if (cites.empty()) cites = "<span class=\"muted\">none</span>";
+    std::string ev;
+    if (auto it = a.find("evidence"); it != a.end() && it->is_object()) {
+      for (auto& [k, v] : it->items()) {
+        std::string val;
+        if (v.is_string()) val = v.get<std::string>();
+        else if (v.is_array()) {
+          for (auto& x : v) val += (val.empty() ? "" : ", ") + (x.is_string() ? x.get<std::string>() : x.dump());
+        } else {
+          val = v.dump();
+        }
+        ev += "<div><span class=\"muted\">" + h(k) + ":</span> " + h(val) + "</div>";
+      }
+    }
+    o() += fmt::format("<tr class=\"{}\" data-rule=\"{}\" data-severity=\"{}\"><td><span class=\"sev {}\">{}</span></td>"
+                       "<td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                       row_class, h(str(a, "rule")), h(sev), h(sev), h(sev), h(str(a, "rule")), h(str(a, "message")),
+                       h(str(a, "device")), h(str(a, "peer")), cites, ev);
+  }
+  o() += "</table>\n";
+}
+
+void Builder::inventory_section() {
+  o() += "<h2 id=\"inventory\">Asset inventory</h2>\n";
+  if (inventory_.empty()) {
+    o() += "<p class=\"muted\">No asset event in these events.</p>\n";
+    return;
+  }
+  o() += "<table class=\"inventory\"><tr><th>IP</th><th>MAC / vendor</th><th>Device</th><th>Model</th><th>AE titles</th>"
+         "<th>DICOM implementation</th><th>HL7 apps</th><th>Services offered</th><th>Services used</th><th>Flows</th></tr>\n";
+  auto join = [](const std::vector<std::string>& l) {
+    std::string s;
+    for (auto& x : l) s += (s.empty() ? "" : ", ") + x;
+    return s;
+  };
+  for (const Asset& a : inventory_) {
+    std::string impl = a.product;
+    if (!a.impl_version.empty()) impl += (impl.empty() ? "" : " ") + ("(" + a.impl_version + ")");
+    if (!a.manufacturer.empty()) impl += (impl.empty() ? "" : "; ") + a.manufacturer + " " + a.model_name;
+    o() += fmt::format("<tr class=\"asset-row\" data-ip=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
+                       "<td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td></tr>\n",
+                       h(a.ip), h(a.ip), h(a.mac + (a.mac_vendor.empty() ? "" : " " + a.mac_vendor)), h(a.device),
+                       h(a.model), h(join(a.ae_titles)), h(impl), h(join(a.hl7_apps)), h(join(a.offered)),
+                       h(join(a.used)), a.flows);
+  }
+  o() += "</table>\n";
+}
+
+}  // namespace
+
+std::string render_html(const EventLog& log, const ReportOptions& opt) {
+  Builder b(log, opt);
+  return b.run();
+}
+
+}  // namespace medmon::report

@@ -1,0 +1,160 @@
+#include "sensor/report/inventory.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+namespace medmon::report {
+
+using nlohmann::json;
+
+namespace {
+void merge(std::vector<std::string>& into, const std::string& v) {
+  if (v.empty()) return;
+  if (std::find(into.begin(), into.end(), v) == into.end()) into.push_back(v);
+}
+void set(std::string& into, const std::string& v) {
+  if (!v.empty()) into = v;
+}
+std::string service_text(const json& s) {
+  return fmt::format("{}/{}/{}", str(s, "service", "?"), str(s, "proto", "?"), num(s, "port"));
+}
+// Sort key for IPv4 dotted quads (numeric), others after, by text.
+std::pair<int, std::string> ip_key(const std::string& ip) {
+  unsigned a, b, c, d;
+  if (std::sscanf(ip.c_str(), "%u.%u.%u.%u", &a, &b, &c, &d) == 4) return {0, fmt::format("{:03}{:03}{:03}{:03}", a, b, c, d)};
+  return {1, ip};
+}
+}  // namespace
+
+std::vector<Asset> build_inventory(const EventLog& log) {
+  std::map<std::string, Asset> by_ip;
+  for (const json& e : log.assets) {
+    const json& a = e.value("asset", json::object());
+    std::string ip = str(a, "ip");
+    if (ip.empty()) continue;
+    Asset& r = by_ip[ip];
+    r.ip = ip;
+    set(r.mac, str(a, "mac"));
+    set(r.mac_vendor, str(a, "mac_vendor"));
+    if (r.mac_vendor.empty() && a.value("mac_local", false)) r.mac_vendor = "(locally administered)";
+    set(r.device, str(a, "device"));
+    set(r.zone, str(a, "zone"));
+    std::string model = str(a, "model");
+    if (!model.empty() && model != "unbound") r.model = model;
+    if (auto it = a.find("vlans"); it != a.end() && it->is_array())
+      for (auto& v : *it) if (v.is_number_unsigned() && std::find(r.vlans.begin(), r.vlans.end(), v.get<uint64_t>()) == r.vlans.end()) r.vlans.push_back(v.get<uint64_t>());
+    const json& d = a.value("dicom", json::object());
+    if (auto it = d.find("ae_titles"); it != d.end() && it->is_array())
+      for (auto& v : *it) if (v.is_string()) merge(r.ae_titles, v.get<std::string>());
+    set(r.impl_class_uid, str(d, "impl_class_uid"));
+    set(r.impl_version, str(d, "impl_version"));
+    set(r.product, str(d, "product"));
+    set(r.manufacturer, str(d, "manufacturer"));
+    set(r.model_name, str(d, "model_name"));
+    set(r.software_versions, str(d, "software_versions"));
+    set(r.station_name, str(d, "station_name"));
+    set(r.device_serial, str(d, "device_serial"));
+    if (auto it = a.find("hl7_apps"); it != a.end() && it->is_array())
+      for (auto& h : *it) {
+        std::string app = str(h, "app"), fac = str(h, "facility");
+        merge(r.hl7_apps, fac.empty() ? app : app + "@" + fac);
+      }
+    if (auto it = a.find("tls_sni"); it != a.end() && it->is_array())
+      for (auto& v : *it) if (v.is_string()) merge(r.sni, v.get<std::string>());
+    if (auto it = a.find("services_offered"); it != a.end() && it->is_array())
+      for (auto& s : *it) merge(r.offered, service_text(s));
+    if (auto it = a.find("services_used"); it != a.end() && it->is_array())
+      for (auto& s : *it) merge(r.used, service_text(s));
+    std::string fs = str(a, "first_seen"), ls = str(a, "last_seen");
+    if (!fs.empty() && (r.first_seen.empty() || fs < r.first_seen)) r.first_seen = fs;
+    if (ls > r.last_seen) r.last_seen = ls;
+  }
+  // Flows: names and zones from the policy's headers, and the traffic each device took part in.
+  for (const json& f : log.flows) {
+    for (int side = 0; side < 2; ++side) {
+      std::string ip = str(f, side ? "dst_ip" : "src_ip");
+      auto it = by_ip.find(ip);
+      if (it == by_ip.end()) continue;
+      Asset& r = it->second;
+      if (r.device.empty()) set(r.device, str(f, side ? "dst_device" : "src_device"));
+      if (r.zone.empty()) set(r.zone, str(f, side ? "dst_zone" : "src_zone"));
+      ++r.flows;
+      const json& fl = f.value("flow", json::object());
+      r.bytes += num(fl, "bytes_toserver") + num(fl, "bytes_toclient");
+    }
+  }
+  for (const json& a : log.alerts)
+    for (const char* k : {"src_ip", "dst_ip"}) {
+      auto it = by_ip.find(str(a, k));
+      if (it != by_ip.end()) ++it->second.alerts;
+    }
+  std::vector<Asset> out;
+  for (auto& [ip, r] : by_ip) out.push_back(std::move(r));
+  std::sort(out.begin(), out.end(), [](const Asset& a, const Asset& b) { return ip_key(a.ip) < ip_key(b.ip); });
+  return out;
+}
+
+namespace {
+std::string join(const std::vector<std::string>& v, size_t max = 4) {
+  std::string s;
+  for (size_t i = 0; i < v.size() && i < max; ++i) { if (i) s += ","; s += v[i]; }
+  if (v.size() > max) s += fmt::format(",+{}", v.size() - max);
+  return s.empty() ? "-" : s;
+}
+std::string cut(std::string s, size_t n) {
+  if (s.size() > n) { s.resize(n - 1); s += "~"; }
+  return s.empty() ? "-" : s;
+}
+}  // namespace
+
+void print_inventory_table(std::FILE* out, const std::vector<Asset>& assets) {
+  fmt::print(out, "{:<16} {:<17} {:<20} {:<14} {:<14} {:<16} {:<22} {:<16} {:<26} {:>6}\n", "IP", "MAC", "VENDOR",
+             "DEVICE", "MODEL", "AE TITLES", "DICOM PRODUCT", "HL7 APPS", "SERVICES OFFERED", "FLOWS");
+  for (const Asset& a : assets) {
+    std::string product = a.product;
+    if (!a.manufacturer.empty()) product = a.manufacturer + (a.model_name.empty() ? "" : " " + a.model_name);
+    else if (!a.impl_version.empty()) product = product.empty() ? a.impl_version : product + " (" + a.impl_version + ")";
+    fmt::print(out, "{:<16} {:<17} {:<20} {:<14} {:<14} {:<16} {:<22} {:<16} {:<26} {:>6}\n", cut(a.ip, 16),
+               cut(a.mac, 17), cut(a.mac_vendor, 20), cut(a.device, 14), cut(a.model, 14), cut(join(a.ae_titles), 16),
+               cut(product, 22), cut(join(a.hl7_apps), 16), cut(join(a.offered, 3), 26), a.flows);
+  }
+  fmt::print(out, "{} device{}\n", assets.size(), assets.size() == 1 ? "" : "s");
+}
+
+std::string inventory_json(const std::vector<Asset>& assets) {
+  json arr = json::array();
+  for (const Asset& a : assets) {
+    json j = {{"ip", a.ip}};
+    if (!a.mac.empty()) j["mac"] = a.mac;
+    if (!a.mac_vendor.empty()) j["mac_vendor"] = a.mac_vendor;
+    if (!a.vlans.empty()) j["vlans"] = a.vlans;
+    if (!a.device.empty()) j["device"] = a.device;
+    if (!a.zone.empty()) j["zone"] = a.zone;
+    j["model"] = a.model;
+    json d = json::object();
+    if (!a.ae_titles.empty()) d["ae_titles"] = a.ae_titles;
+    if (!a.impl_class_uid.empty()) d["impl_class_uid"] = a.impl_class_uid;
+    if (!a.impl_version.empty()) d["impl_version"] = a.impl_version;
+    if (!a.product.empty()) d["product"] = a.product;
+    if (!a.manufacturer.empty()) d["manufacturer"] = a.manufacturer;
+    if (!a.model_name.empty()) d["model_name"] = a.model_name;
+    if (!a.software_versions.empty()) d["software_versions"] = a.software_versions;
+    if (!a.station_name.empty()) d["station_name"] = a.station_name;
+    if (!a.device_serial.empty()) d["device_serial"] = a.device_serial;
+    if (!d.empty()) j["dicom"] = d;
+    if (!a.hl7_apps.empty()) j["hl7_apps"] = a.hl7_apps;
+    if (!a.sni.empty()) j["tls_sni"] = a.sni;
+    if (!a.offered.empty()) j["services_offered"] = a.offered;
+    if (!a.used.empty()) j["services_used"] = a.used;
+    j["first_seen"] = a.first_seen;
+    j["last_seen"] = a.last_seen;
+    j["flows"] = a.flows;
+    j["bytes"] = a.bytes;
+    j["alerts"] = a.alerts;
+    arr.push_back(std::move(j));
+  }
+  return arr.dump(2);
+}
+
+}  // namespace medmon::report
