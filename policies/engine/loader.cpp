@@ -127,8 +127,12 @@ struct Reader {
     return false;
   }
   void keys(const YAML::Node& n, const std::string& what, std::initializer_list<std::string_view> allowed) {
+    std::vector<std::string> seen;
     for (auto it = n.begin(); it != n.end(); ++it) {
       std::string k = it->first.IsScalar() ? it->first.Scalar() : std::string("?");
+      // yaml-cpp keeps the first of two equal keys; say so instead of ignoring the second.
+      if (std::find(seen.begin(), seen.end(), k) != seen.end()) err(it->first, "duplicate key '" + k + "' in " + what);
+      seen.push_back(k);
       if (std::find(allowed.begin(), allowed.end(), k) != allowed.end()) continue;
       std::string exp;
       for (auto a : allowed) { if (!exp.empty()) exp += ", "; exp += a; }

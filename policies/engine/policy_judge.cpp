@@ -715,7 +715,8 @@ void PolicyJudge::eval_dicom_flow(const FlowSummary& f, const Device* cdev, cons
   // User identity with a passcode on a cleartext association.
   std::string_view app = app_of(f);
   const std::string* uit = attr(f, "dicom.user_identity_type");
-  const std::string* pw = attr(f, "dicom.user_identity_password");
+  const std::string* pw = attr(f, "dicom.password_in_clear");
+  if (!pw) pw = attr(f, "dicom.user_identity_password");
   bool has_pw = (uit && *uit == "2") || (pw && (*pw == "true" || *pw == "1"));
   if (has_pw && !encrypted(f, app)) {
     Alert a = base("dicom.cleartext_password", Severity::high);

@@ -1,0 +1,412 @@
+// Flow evaluation over the demo site (policies/sites/demo-site.yaml): each rule fires where it
+// should and stays quiet on the clean scenario. Flows are built as FlowSummary values directly.
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <memory>
+
+#include "policies/engine/policy_judge.h"
+
+using namespace medmon;
+using namespace medmon::policy;
+using nlohmann::json;
+
+namespace {
+
+struct Fixture {
+  std::unique_ptr<PolicyJudge> judge;
+  EventOutput out;
+  std::shared_ptr<MemorySink> sink = std::make_shared<MemorySink>();
+  std::vector<std::unique_ptr<FlowFacts>> facts;
+  std::vector<std::unique_ptr<std::string>> ids;
+  int64_t t = 1700000000000000;
+
+  Fixture() {
+    Errors errs;
+    judge = PolicyJudge::load(std::string(POLICIES_DIR) + "/sites/demo-site.yaml", "", {}, errs);
+    for (auto& e : errs.list) WARN(e.format());
+    REQUIRE(judge);
+    out.add_sink(sink);
+    out.set_annotator(judge.get());
+  }
+
+  FlowSummary flow(const char* src, uint16_t sport, const char* dst, uint16_t dport, uint8_t proto = 6) {
+    FlowSummary f;
+    IpAddr::parse(src, f.ep.src);
+    IpAddr::parse(dst, f.ep.dst);
+    f.ep.src_port = sport;
+    f.ep.dst_port = dport;
+    f.ep.proto = proto;
+    ids.push_back(std::make_unique<std::string>("F" + std::to_string(ids.size() + 1)));
+    f.ep.flow_id = *ids.back();
+    t += 1000000;
+    f.start = {t};
+    f.end = {t + 500000};
+    f.syn_seen = proto == 6;
+    f.server_answered = true;
+    f.pkts = {10, 10};
+    f.payload_bytes = {1000, 1000};
+    f.ndpi_protocol = "Unknown";
+    return f;
+  }
+  FlowFacts& add_facts(FlowSummary& f, const char* app) {
+    facts.push_back(std::make_unique<FlowFacts>());
+    facts.back()->app = app;
+    f.facts = facts.back().get();
+    return *facts.back();
+  }
+  FlowVerdict judge_flow(const FlowSummary& f) { return judge->judge(f, out); }
+
+  std::vector<json> alerts() const {
+    std::vector<json> v;
+    for (size_t i = 0; i < sink->lines.size(); ++i)
+      if (sink->types[i] == "alert") v.push_back(json::parse(sink->lines[i]));
+    return v;
+  }
+  std::vector<json> alerts(std::string_view rule) const {
+    std::vector<json> v;
+    for (auto& a : alerts()) if (a["alert"]["rule"] == rule) v.push_back(a);
+    return v;
+  }
+  static bool cites(const json& a, const std::string& id) {
+    for (auto& m : a["alert"]["mds2"]) if (m["id"] == id) return true;
+    return false;
+  }
+};
+
+const char* CT = "10.10.1.10";
+const char* PACS = "10.10.2.20";
+const char* RIS = "10.10.3.30";
+const char* WS = "10.10.4.40";
+
+}  // namespace
+
+TEST_CASE("clean: the CT stores to its PACS over TLS, gets its worklist, syncs time", "[judge]") {
+  Fixture fx;
+  auto f = fx.flow(CT, 40001, PACS, 11112);
+  f.ndpi_protocol = "TLS";
+  auto v = fx.judge_flow(f);
+  CHECK(v.verdict == "declared");
+  CHECK(v.rule == "dicom-store");
+
+  auto mwl = fx.flow(CT, 40002, RIS, 104);
+  auto& m = fx.add_facts(mwl, "dicom");
+  m.tls = true;  // the site runs the worklist over TLS too (TXCF-2 = Yes)
+  m.set_attr("dicom.calling_ae", "CT01");
+  m.set_attr("dicom.called_ae", "RIS01");
+  m.set_attr("dicom.commands", "C-FIND");
+  m.set_attr("dicom.sop_classes", "1.2.840.10008.5.1.4.31");
+  CHECK(fx.judge_flow(mwl).verdict == "declared");
+
+  auto ntp = fx.flow(CT, 123, "10.10.0.123", 123, 17);
+  ntp.ndpi_protocol = "NTP";
+  CHECK(fx.judge_flow(ntp).verdict == "declared");
+
+  auto hl7 = fx.flow(RIS, 50000, PACS, 2575);
+  auto& h = fx.add_facts(hl7, "hl7");
+  h.set_attr("hl7.msh3", "RIS");
+  h.set_attr("hl7.message_types", "ORM^O01,ADT^A08");
+  h.set_attr("hl7.processing_id", "P");
+  CHECK(fx.judge_flow(hl7).verdict == "declared");
+
+  auto all = fx.alerts();
+  for (auto& a : all) INFO(a.dump());
+  CHECK(all.empty());
+  CHECK(fx.judge->exit_code(Severity::info) == 0);
+}
+
+TEST_CASE("clean TLS store gives zero alerts and annotated headers", "[judge]") {
+  Fixture fx;
+  auto f = fx.flow(CT, 40001, PACS, 11112);
+  f.ndpi_protocol = "TLS";
+  fx.judge_flow(f);
+  CHECK(fx.alerts().empty());
+  auto& w = fx.out.begin("flow", f.end, &f.ep);
+  w.field("x", 1);
+  fx.out.end();
+  json ev = json::parse(fx.sink->lines.back());
+  CHECK(ev["src_device"] == "ct-1");
+  CHECK(ev["dst_device"] == "pacs-1");
+  CHECK(ev["src_zone"] == "modality");
+  CHECK(ev["dst_zone"] == "pacs");
+}
+
+TEST_CASE("cleartext DICOM with PHI where TLS is required and TXCF-2 = Yes", "[judge]") {
+  Fixture fx;
+  auto f = fx.flow(CT, 40001, PACS, 11112);
+  auto& facts = fx.add_facts(f, "dicom");
+  facts.add_phi("PatientName");
+  facts.add_phi("PatientID");
+  facts.set_attr("dicom.calling_ae", "CT01");
+  auto v = fx.judge_flow(f);
+  CHECK(v.verdict == "declared");
+  auto tls = fx.alerts("tls.required_cleartext");
+  REQUIRE(tls.size() == 1);
+  CHECK(tls[0]["alert"]["device"] == "ct-1");
+  CHECK(tls[0]["alert"]["severity"] == "high");
+  auto phi = fx.alerts("phi.cleartext");
+  json ct_phi;
+  for (auto& a : phi) if (a["alert"]["device"] == "ct-1") ct_phi = a;
+  REQUIRE(!ct_phi.is_null());
+  CHECK(ct_phi["alert"]["severity"] == "high");
+  CHECK(ct_phi["alert"]["message"].get<std::string>().find("contradicts MDS2") != std::string::npos);
+  REQUIRE(Fixture::cites(ct_phi, "TXCF-2"));
+  for (auto& m : ct_phi["alert"]["mds2"]) {
+    if (m["id"] != "TXCF-2") continue;
+    CHECK(m["answer"] == "yes");
+    CHECK(m["iec_tr_80001_2_2"] == "Section 5.18, TXCF");
+    CHECK(m["nist_800_53"] == "CM-7");
+    CHECK(m["iso_27002"] == "A.12.5.1");
+  }
+  CHECK(ct_phi["alert"]["evidence"]["phi_fields"] == json::array({"PatientName", "PatientID"}));
+  CHECK(ct_phi["alert"]["evidence"]["flow_ids"][0] == "F1");
+  // The PACS declares cleartext DICOM (TXCF-2 = No) with PHI expected: low only.
+  for (auto& a : phi) if (a["alert"]["device"] == "pacs-1") CHECK(a["alert"]["severity"] == "low");
+  CHECK(fx.judge->exit_code(Severity::high) == 1);
+}
+
+TEST_CASE("PHI to an external address is critical", "[judge]") {
+  Fixture fx;
+  auto f = fx.flow(CT, 40001, "203.0.113.9", 104);
+  auto& facts = fx.add_facts(f, "dicom");
+  facts.add_phi("PatientName");
+  auto v = fx.judge_flow(f);
+  CHECK(v.verdict == "forbidden");
+  CHECK(v.rule == "flow.external_forbidden");
+  CHECK(v.mds2 == std::vector<std::string>{"CONN-4", "CONN-6"});
+  auto phi = fx.alerts("phi.cleartext");
+  REQUIRE(phi.size() == 1);
+  CHECK(phi[0]["alert"]["severity"] == "critical");
+  CHECK(Fixture::cites(phi[0], "MPII-3.7"));
+  auto ext = fx.alerts("flow.external_forbidden");
+  REQUIRE(ext.size() == 1);
+  CHECK(Fixture::cites(ext[0], "CONN-4"));
+  CHECK(fx.judge->max_severity() == Severity::critical);
+}
+
+TEST_CASE("lateral movement by content: SMB, RDP, Telnet", "[judge]") {
+  Fixture fx;
+  auto smb = fx.flow(CT, 40001, "10.10.1.99", 445);
+  smb.ndpi_protocol = "SMBv23";
+  auto v = fx.judge_flow(smb);
+  CHECK(v.verdict == "forbidden");
+  CHECK(v.mds2 == std::vector<std::string>{"SAHD-7"});
+  REQUIRE(fx.alerts("lateral.admin_protocol").size() == 1);
+
+  auto rdp = fx.flow("10.10.3.77", 50000, CT, 3389);
+  rdp.ndpi_protocol = "RDP";
+  v = fx.judge_flow(rdp);
+  CHECK(v.verdict == "forbidden");
+  CHECK(v.mds2 == std::vector<std::string>{"RMOT-1"});
+  auto lat = fx.alerts("lateral.admin_protocol");
+  REQUIRE(lat.size() == 2);
+  CHECK(Fixture::cites(lat[1], "RMOT-1"));
+  CHECK(lat[1]["alert"]["evidence"]["direction"] == "inbound");
+  // his -> modality is not in the zone matrix either.
+  CHECK(fx.alerts("lateral.zone_crossing").size() == 1);
+
+  // Telnet on a non-standard port is still Telnet; and SSH on port 23 is not Telnet.
+  auto tel = fx.flow(CT, 40002, "10.10.1.98", 2323);
+  tel.ndpi_protocol = "Telnet";
+  fx.judge_flow(tel);
+  auto last = fx.alerts("lateral.admin_protocol").back();
+  CHECK(last["alert"]["evidence"]["app"] == "telnet");
+  CHECK(Fixture::cites(last, "RMOT-1"));
+
+  // Port 445 without SMB content is not SMB.
+  auto fake = fx.flow(CT, 40003, "10.10.1.97", 445);
+  fx.judge_flow(fake);
+  CHECK(fx.alerts("lateral.admin_protocol").size() == 3);
+}
+
+TEST_CASE("undeclared, unlisted listening port, disabled-by-default service", "[judge]") {
+  Fixture fx;
+  auto f = fx.flow(CT, 40001, PACS, 8080);
+  f.ndpi_protocol = "HTTP";
+  auto v = fx.judge_flow(f);
+  // Undeclared for the CT; for the PACS an accepted connection on a port it does not list, while
+  // SAHD-8 says unused ports are disabled: the worse of the two is the flow's verdict.
+  CHECK(v.verdict == "forbidden");
+  CHECK(fx.alerts("flow.undeclared").size() == 1);
+  CHECK(fx.alerts("flow.unlisted_listening_port").size() == 1);
+
+  auto in = fx.flow(PACS, 40002, CT, 5000);
+  auto v2 = fx.judge_flow(in);
+  CHECK(v2.verdict == "forbidden");
+  CHECK(v2.rule == "flow.unlisted_listening_port");
+  auto l = fx.alerts("flow.unlisted_listening_port");
+  REQUIRE(l.size() == 2);
+  CHECK(l[1]["alert"]["device"] == "ct-1");
+  CHECK(Fixture::cites(l[1], "SAHD-8"));
+
+  auto web = fx.flow(WS, 40003, CT, 8443);
+  web.ndpi_protocol = "TLS";
+  auto v3 = fx.judge_flow(web);
+  CHECK(v3.rule == "service-web");
+  CHECK(fx.alerts("flow.disabled_by_default").size() == 1);
+}
+
+TEST_CASE("unknown peers, fan-out and port scans from a device", "[judge]") {
+  Fixture fx;
+  for (int i = 1; i <= 40; ++i) {
+    std::string ip = "10.20.0." + std::to_string(i);
+    auto f = fx.flow(CT, static_cast<uint16_t>(41000 + i), ip.c_str(), 104);
+    fx.judge_flow(f);
+  }
+  CHECK(fx.alerts("lateral.fan_out").size() == 1);
+  CHECK(fx.alerts("lateral.new_peer").size() == 40);
+  for (int p = 1; p <= 30; ++p) {
+    auto f = fx.flow(CT, static_cast<uint16_t>(42000 + p), PACS, static_cast<uint16_t>(1000 + p));
+    fx.judge_flow(f);
+  }
+  auto scans = fx.alerts("lateral.port_scan");
+  REQUIRE(scans.size() == 1);
+  CHECK(scans[0]["alert"]["peer"] == PACS);
+  CHECK(Fixture::cites(scans[0], "SAHD-8"));
+}
+
+TEST_CASE("DICOM: AE spoofing, AE from a new address, reject bursts", "[judge]") {
+  Fixture fx;
+  auto f = fx.flow("10.10.1.77", 40001, PACS, 11112);
+  fx.add_facts(f, "dicom").set_attr("dicom.calling_ae", "CT01");
+  fx.judge_flow(f);
+  auto sp = fx.alerts("dicom.ae_spoofing");
+  REQUIRE(sp.size() == 1);
+  CHECK(Fixture::cites(sp[0], "NAUT-1"));
+  CHECK(sp[0]["alert"]["evidence"]["calling_ae"] == "CT01");
+
+  // The real CT with its own AE: no spoofing.
+  auto ok = fx.flow(CT, 40002, PACS, 11112);
+  fx.add_facts(ok, "dicom").set_attr("dicom.calling_ae", "CT01");
+  fx.judge_flow(ok);
+  CHECK(fx.alerts("dicom.ae_spoofing").size() == 1);
+
+  auto a1 = fx.flow("10.10.1.70", 40003, PACS, 11112);
+  fx.add_facts(a1, "dicom").set_attr("dicom.calling_ae", "US01");
+  fx.judge_flow(a1);
+  CHECK(fx.alerts("dicom.ae_new_ip").empty());
+  auto a2 = fx.flow("10.10.1.71", 40004, PACS, 11112);
+  fx.add_facts(a2, "dicom").set_attr("dicom.calling_ae", "US01");
+  fx.judge_flow(a2);
+  CHECK(fx.alerts("dicom.ae_new_ip").size() == 1);
+
+  for (int i = 0; i < 4; ++i) {
+    auto r = fx.flow("10.10.1.66", static_cast<uint16_t>(43000 + i), PACS, 11112);
+    auto& rf = fx.add_facts(r, "dicom");
+    rf.set_attr("dicom.calling_ae", "GUESS" + std::to_string(i));
+    rf.set_attr("dicom.result", "rejected");
+    fx.judge_flow(r);
+  }
+  CHECK(fx.alerts("dicom.reject_burst").empty());
+  auto r = fx.flow("10.10.1.66", 43010, PACS, 11112);
+  fx.add_facts(r, "dicom").set_attr("dicom.result", "rejected");
+  fx.judge_flow(r);
+  CHECK(fx.alerts("dicom.reject_burst").size() == 1);
+}
+
+TEST_CASE("DICOM: C-MOVE destinations, DIMSE direction, SOP classes, passwords", "[judge]") {
+  Fixture fx;
+  auto good = fx.flow(WS, 40001, PACS, 11112);
+  auto& g = fx.add_facts(good, "dicom");
+  g.set_attr("dicom.calling_ae", "WS01");
+  g.set_attr("dicom.move_destination", "WS01");
+  g.set_attr("dicom.commands", "C-FIND,C-MOVE");
+  fx.judge_flow(good);
+  CHECK(fx.alerts().empty());
+
+  auto bad = fx.flow(WS, 40002, PACS, 11112);
+  auto& b = fx.add_facts(bad, "dicom");
+  b.set_attr("dicom.calling_ae", "WS01");
+  b.set_attr("dicom.move_destination", "EXFIL1");
+  fx.judge_flow(bad);
+  auto mv = fx.alerts("dicom.move_destination_undeclared");
+  REQUIRE(mv.size() == 1);
+  CHECK(mv[0]["alert"]["evidence"]["move_destination"] == "EXFIL1");
+  CHECK(Fixture::cites(mv[0], "TXCF-3"));
+
+  auto get = fx.flow(CT, 40003, PACS, 11112);
+  auto& gf = fx.add_facts(get, "dicom");
+  gf.set_attr("dicom.calling_ae", "CT01");
+  gf.set_attr("dicom.commands", "C-STORE,C-GET");
+  gf.set_attr("dicom.sop_classes", "1.2.840.10008.5.1.4.1.1.2,1.2.840.10008.5.1.4.1.1.4");
+  fx.judge_flow(get);
+  auto dimse = fx.alerts("dicom.dimse_undeclared");
+  REQUIRE(dimse.size() == 2);  // C-GET is neither the CT's dimse_out nor the PACS's dimse_in
+  CHECK(dimse[0]["alert"]["evidence"]["commands"] == "C-GET");
+  auto sop = fx.alerts("dicom.sop_class_undeclared");
+  REQUIRE(!sop.empty());
+  CHECK(sop[0]["alert"]["evidence"]["sop_classes"] == "1.2.840.10008.5.1.4.1.1.4");
+
+  auto pw = fx.flow(WS, 40004, PACS, 11112);
+  auto& p = fx.add_facts(pw, "dicom");
+  p.set_attr("dicom.calling_ae", "WS01");
+  p.set_attr("dicom.password_in_clear", "true");
+  fx.judge_flow(pw);
+  CHECK(fx.alerts("dicom.cleartext_password").size() == 1);
+  auto pw2 = fx.flow(WS, 40005, PACS, 2762);
+  auto& p2 = fx.add_facts(pw2, "dicom");
+  p2.tls = true;
+  p2.set_attr("dicom.password_in_clear", "true");
+  fx.judge_flow(pw2);
+  CHECK(fx.alerts("dicom.cleartext_password").size() == 1);
+}
+
+TEST_CASE("HL7: unbound sender, undeclared type, test messages on production", "[judge]") {
+  Fixture fx;
+  auto f = fx.flow("10.10.3.31", 50000, PACS, 2575);
+  auto& h = fx.add_facts(f, "hl7");
+  h.set_attr("hl7.msh3", "RIS");
+  h.set_attr("hl7.message_types", "ORM^O01");
+  fx.judge_flow(f);
+  REQUIRE(fx.alerts("hl7.sender_unbound").size() == 1);
+
+  auto g = fx.flow(RIS, 50001, PACS, 2575);
+  auto& h2 = fx.add_facts(g, "hl7");
+  h2.set_attr("hl7.msh3", "EVIL");
+  h2.set_attr("hl7.message_types", "ORU^R01");
+  h2.set_attr("hl7.processing_id", "T");
+  fx.judge_flow(g);
+  CHECK(fx.alerts("hl7.sender_unbound").size() == 2);
+  auto t = fx.alerts("hl7.message_type_undeclared");
+  REQUIRE(t.size() == 1);
+  CHECK(t[0]["alert"]["evidence"]["message_types"] == "ORU^R01");
+  CHECK(fx.alerts("hl7.test_on_production").size() == 1);
+}
+
+TEST_CASE("CI mode: baseline suppresses accepted alerts; repeats are written once", "[judge]") {
+  Fixture fx;
+  fx.judge->accept("lateral.admin_protocol", "ct-1", "10.10.1.99");
+  auto smb = fx.flow(CT, 40001, "10.10.1.99", 445);
+  smb.ndpi_protocol = "SMBv23";
+  fx.judge_flow(smb);
+  CHECK(fx.alerts("lateral.admin_protocol").empty());
+  CHECK(fx.judge->alerts_suppressed() == 1);
+  // Same finding twice: one alert line.
+  for (int i = 0; i < 2; ++i) {
+    auto s2 = fx.flow(CT, static_cast<uint16_t>(40002 + i), "10.10.1.98", 445);
+    s2.ndpi_protocol = "SMBv1";
+    fx.judge_flow(s2);
+  }
+  CHECK(fx.alerts("lateral.admin_protocol").size() == 1);
+  CHECK(fx.judge->exit_code(Severity::high) == 1);
+  CHECK(fx.judge->exit_code(Severity::critical) == 0);
+}
+
+TEST_CASE("evaluation is cheap", "[judge][perf]") {
+  Fixture fx;
+  std::vector<FlowSummary> flows;
+  for (int i = 0; i < 1000; ++i) {
+    auto f = fx.flow(CT, static_cast<uint16_t>(30000 + i), PACS, 11112);
+    f.ndpi_protocol = "TLS";
+    flows.push_back(f);
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  for (int rep = 0; rep < 200; ++rep)
+    for (auto& f : flows) fx.judge->judge(f, fx.out);
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  double per_flow_us = secs * 1e6 / 200000;
+  WARN("policy evaluation: " << per_flow_us << " us per flow");
+  CHECK(fx.alerts().empty());
+  CHECK(per_flow_us < 20.0);  // a flow costs far more than this to decode and reassemble
+}

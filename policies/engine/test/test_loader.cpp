@@ -1,0 +1,212 @@
+// Policy loading: the example policies load; every kind of error is reported at file:line:column
+// with what was expected, and nothing loads with a silent default.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+
+#include "policies/engine/policy.h"
+
+using namespace medmon::policy;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct TempDir {
+  fs::path dir;
+  TempDir() {
+    dir = fs::temp_directory_path() / ("medmon-policy-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++));
+    fs::create_directories(dir / "devices");
+    fs::create_directories(dir / "sites");
+  }
+  ~TempDir() { std::error_code ec; fs::remove_all(dir, ec); }
+  static int& counter() { static int c = 0; return c; }
+  std::string write(const std::string& rel, const std::string& text) {
+    std::ofstream o(dir / rel);
+    o << text;
+    return (dir / rel).string();
+  }
+};
+
+const char* kModel = R"(schema: medmon.model/v1
+model:
+  id: test-modality
+mds2_derived:
+  internal_only: true
+flows:
+  - id: store
+    initiator: device
+    peer_role: pacs
+    l4: tcp
+    dst_port: [104]
+    app: dicom
+)";
+
+const char* kSite = R"(schema: medmon.site/v1
+internal_networks: [10.0.0.0/8]
+zones:
+  - {name: modality, cidrs: [10.1.0.0/24]}
+roles:
+  - {role: pacs, ips: [10.2.0.20], ports: [11112]}
+devices:
+  - {name: mod-1, model: test-modality, ip: 10.1.0.10, zone: modality}
+)";
+
+std::string all(const Errors& e) {
+  std::string s;
+  for (auto& x : e.list) s += x.format() + "\n";
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("example policies load", "[policy][loader]") {
+  Errors errs;
+  auto site = load_site(std::string(POLICIES_DIR) + "/sites/demo-site.yaml", "", errs);
+  INFO(all(errs));
+  REQUIRE(site);
+  CHECK(errs.empty());
+  CHECK(site->devices.size() == 3);
+  CHECK(site->find_model("acme-ct"));
+  CHECK(site->find_model("acme-pacs"));
+  const Model* nema = site->find_model("nema-example-glucose");
+  REQUIRE(nema);
+  // The imported model keeps the form's answers and mapping.
+  CHECK(nema->sw_value("internal_only") == 1);
+  CHECK(nema->sw_value("phi_encrypted_claim") == 0);
+  CHECK(nema->answers.at("TXCF-2").answer == "no");
+  CHECK(nema->answers.at("TXCF-2").nist == "CM-7");
+  // RMOT-1 = No forbids remote-service protocols without anyone writing it down.
+  bool rdp_forbidden = false;
+  for (auto& f : nema->forbidden) for (auto& a : f.apps) if (a == "rdp") rdp_forbidden = true;
+  CHECK(rdp_forbidden);
+  for (auto& d : site->devices) CHECK(d.model);
+}
+
+TEST_CASE("a minimal valid site", "[policy][loader]") {
+  TempDir t;
+  t.write("devices/test-modality.yaml", kModel);
+  auto sp = t.write("sites/site.yaml", kSite);
+  Errors errs;
+  auto site = load_site(sp, "", errs);
+  INFO(all(errs));
+  REQUIRE(site);
+  CHECK(site->devices[0].model->flows[0].role_index == site->role_index("pacs"));
+}
+
+TEST_CASE("bad YAML is located", "[policy][loader]") {
+  TempDir t;
+  auto sp = t.write("sites/site.yaml", "schema: medmon.site/v1\nzones: [\n  - {name: a\n");
+  Errors errs;
+  CHECK_FALSE(load_site(sp, "", errs));
+  REQUIRE(errs.list.size() == 1);
+  CHECK(errs.list[0].file == sp);
+  CHECK(errs.list[0].line > 0);
+  CHECK(errs.list[0].message.find("YAML syntax error") == 0);
+}
+
+TEST_CASE("unknown keys name what was expected", "[policy][loader]") {
+  TempDir t;
+  t.write("devices/test-modality.yaml", std::string(kModel) + "    colour: blue\n");
+  auto sp = t.write("sites/site.yaml", std::string(kSite) + "colour: red\n");
+  Errors errs;
+  CHECK_FALSE(load_site(sp, "", errs));
+  std::string s = all(errs);
+  INFO(s);
+  CHECK(s.find(sp + ":9:1: unknown key 'colour' in site (expected one of: schema, site, models,") != std::string::npos);
+  CHECK(s.find("devices/test-modality.yaml:13:5: unknown key 'colour' in flow (expected one of: id, initiator,") != std::string::npos);
+}
+
+TEST_CASE("bad CIDRs are refused", "[policy][loader]") {
+  TempDir t;
+  t.write("devices/test-modality.yaml", kModel);
+  std::string site = kSite;
+  site.replace(site.find("10.1.0.0/24"), 11, "10.1.0.5/24");
+  site.replace(site.find("10.0.0.0/8"), 10, "10.0.0.0/40");
+  auto sp = t.write("sites/site.yaml", site);
+  Errors errs;
+  CHECK_FALSE(load_site(sp, "", errs));
+  std::string s = all(errs);
+  INFO(s);
+  CHECK(s.find(sp + ":2:21: internal_networks: '10.0.0.0/40' is not an IP address or CIDR") != std::string::npos);
+  CHECK(s.find(sp + ":4:30: zone 'modality' cidrs: '10.1.0.5/24' is not an IP address or CIDR (expected e.g. 10.10.1.0/24 with zero host bits") != std::string::npos);
+}
+
+TEST_CASE("a model role the site does not bind", "[policy][loader]") {
+  TempDir t;
+  auto mp = t.write("devices/test-modality.yaml", kModel);
+  std::string site = kSite;
+  site.replace(site.find("role: pacs"), 10, "role: archive");
+  auto sp = t.write("sites/site.yaml", site);
+  Errors errs;
+  CHECK_FALSE(load_site(sp, "", errs));
+  std::string s = all(errs);
+  INFO(s);
+  CHECK(s.find(mp + ":9:16: flow 'store': unknown role 'pacs' (not bound in " + sp) != std::string::npos);
+}
+
+TEST_CASE("a model that does not exist", "[policy][loader]") {
+  TempDir t;
+  auto sp = t.write("sites/site.yaml", kSite);
+  Errors errs;
+  CHECK_FALSE(load_site(sp, "", errs));
+  std::string s = all(errs);
+  INFO(s);
+  CHECK(s.find(sp + ":8:26: device 'mod-1' model: model 'test-modality' not found") != std::string::npos);
+  // A models: path that does not exist is located too.
+  auto sp2 = t.write("sites/site2.yaml", std::string(kSite) + "models: [../devices/nope.yaml]\n");
+  Errors e2;
+  CHECK_FALSE(load_site(sp2, "", e2));
+  CHECK(all(e2).find(sp2 + ":9:10: models: file") != std::string::npos);
+}
+
+TEST_CASE("wrong values say what was expected", "[policy][loader]") {
+  TempDir t;
+  std::string model = kModel;
+  model.replace(model.find("initiator: device"), 17, "initiator: server");
+  model.replace(model.find("l4: tcp"), 7, "l4: sctp");
+  model.replace(model.find("internal_only: true"), 19, "internal_only: maybe");
+  model += "    tls: mandatory\n    app: gopher\n";
+  auto mp = t.write("devices/test-modality.yaml", model);
+  Errors errs;
+  CHECK_FALSE(load_model(mp, errs));
+  std::string s = all(errs);
+  INFO(s);
+  CHECK(s.find(":5:18: mds2_derived internal_only: expected true or false") != std::string::npos);
+  CHECK(s.find("initiator: 'server' (expected device, peer or any)") != std::string::npos);
+  CHECK(s.find("l4: 'sctp' (expected tcp, udp, icmp or any)") != std::string::npos);
+  CHECK(s.find("tls: 'mandatory' (expected required, optional or forbidden)") != std::string::npos);
+  // A key given twice is an error, not "first one wins".
+  CHECK(s.find(":14:5: duplicate key 'app' in flow") != std::string::npos);
+  std::string m3 = kModel;
+  m3.replace(m3.find("    app: dicom\n"), 15, "    app: [dicom, gopher]\n");
+  auto mp3 = t.write("devices/m3.yaml", m3);
+  Errors e3;
+  CHECK_FALSE(load_model(mp3, e3));
+  CHECK(all(e3).find(":12:10: flow 'store' app: unknown application 'gopher' (expected one of:") != std::string::npos);
+  // Missing schema and unknown switch names.
+  auto mp2 = t.write("devices/m2.yaml", "model: {id: x}\nmds2_derived: {internal_olny: true}\n");
+  Errors e2;
+  CHECK_FALSE(load_model(mp2, e2));
+  std::string s2 = all(e2);
+  CHECK(s2.find(mp2 + ":1:1: missing key 'schema' (expected schema: medmon.model/v1)") != std::string::npos);
+  CHECK(s2.find(mp2 + ":2:16: unknown key 'internal_olny' in mds2_derived") != std::string::npos);
+}
+
+TEST_CASE("CIDR parsing and matching", "[policy]") {
+  Cidr c;
+  REQUIRE(Cidr::parse("10.10.0.0/16", c));
+  medmon::IpAddr a;
+  REQUIRE(medmon::IpAddr::parse("10.10.200.1", a));
+  CHECK(c.contains(a));
+  REQUIRE(medmon::IpAddr::parse("10.11.0.1", a));
+  CHECK_FALSE(c.contains(a));
+  CHECK(Cidr::parse("fd00::/8", c));
+  CHECK(Cidr::parse("10.1.2.3", c));
+  CHECK(c.bits == 32);
+  CHECK_FALSE(Cidr::parse("10.1.2.3/33", c));
+  CHECK_FALSE(Cidr::parse("10.1.2.3/24", c));
+  CHECK_FALSE(Cidr::parse("10.1.2/24", c));
+  CHECK_FALSE(Cidr::parse("10.1.2.0/", c));
+  CHECK(Cidr::parse("0.0.0.0/0", c));
+}
