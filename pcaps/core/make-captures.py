@@ -493,7 +493,7 @@ def _addr6(b):
 
 def tcp_cases():
     a, b = "10.100.0.5", "10.100.0.9"
-    data = b"".join(b"line %04d of the request stream\n" % i for i in range(60))  # 1980 bytes
+    data = b"".join(b"line %04d of the request stream\n" % i for i in range(60))  # 1920 bytes
     chunks = [data[i:i + 400] for i in range(0, len(data), 400)]  # 5 segments
 
     def start(port):
@@ -528,7 +528,7 @@ def tcp_cases():
     isn = t.seq["c"]
     p += [t.seg("c", "PA", data[0:600], seq=isn),
           t.seg("c", "PA", b"X" * 200 + data[600:1000], seq=isn + 400),   # 400..600 overlap, differs
-          t.seg("c", "PA", data[1000:1980], seq=isn + 1000),
+          t.seg("c", "PA", data[1000:], seq=isn + 1000),
           t.seg("c", "PA", b"Y" * 300, seq=isn + 1200)]                   # fully inside received data
     t.seq["c"] = isn + len(data)
     p += [t.seg("s", "A"), t.seg("s", "PA", b"ok\n")] + t.close()

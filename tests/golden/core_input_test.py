@@ -1,0 +1,135 @@
+#!/usr/bin/python3
+"""Input handling of `medmon analyze`: broken files, determinism, several files, stdin.
+
+- A truncated pcap, a file that is not a capture, an unknown link type, an empty file and a
+  missing file: exit code 3, a one-line error on stderr starting with "medmon: ", and whatever
+  was written to stdout or --out before the error is whole JSON lines.
+- The same input twice gives byte-identical output (stdout and --out FILE).
+- Several files are read in order as one capture; `-` reads a capture from stdin.
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from golden import MEDMON, Checker, analyze, of_type, pcap  # noqa: E402
+
+c = Checker("core_input")
+tmp = tempfile.mkdtemp(prefix="medmon-core-input-")
+
+
+def medmon(*args, stdin=None):
+    p = subprocess.run([MEDMON, *args], input=stdin, capture_output=True, timeout=300)
+    return p.returncode, p.stdout, p.stderr.decode("utf-8", "replace")
+
+
+def whole_lines(what, data):
+    """Every line parses as a JSON object and the output ends at a line boundary."""
+    c.true(f"{what}: output ends with a newline (no partial line)", data == b"" or data.endswith(b"\n"))
+    n = 0
+    for line in data.decode("utf-8", "replace").splitlines():
+        try:
+            ev = json.loads(line)
+            c.true(f"{what}: line is an event object", isinstance(ev, dict) and "event_type" in ev)
+            n += 1
+        except ValueError:
+            c.true(f"{what}: incomplete JSON line {line[:80]!r}", False)
+    return n
+
+
+def input_error(what, args, stdin=None):
+    rc, out, err = medmon("analyze", *args, "--out", "-", stdin=stdin)
+    c.eq(f"{what}: exit code", rc, 3)
+    lines = [l for l in err.splitlines() if l.strip()]
+    c.true(f"{what}: an error on stderr", len(lines) >= 1)
+    errs = [l for l in lines if l.startswith("medmon: ")]
+    c.eq(f"{what}: exactly one 'medmon: ' error line (stderr: {err.strip()[:300]!r})", len(errs), 1)
+    c.true(f"{what}: the error is one line of sensible length", all(0 < len(l) < 400 for l in errs))
+    whole_lines(what + " stdout", out)
+    # the same with --out FILE
+    path = os.path.join(tmp, "err.jsonl")
+    rc2, out2, _ = medmon("analyze", *args, "--out", path, stdin=stdin)
+    c.eq(f"{what} (--out FILE): exit code", rc2, 3)
+    if os.path.exists(path):
+        with open(path, "rb") as f:
+            whole_lines(what + " --out file", f.read())
+        os.unlink(path)
+    return errs[0] if errs else ""
+
+
+# ---------------------------------------------------------------- broken inputs
+e = input_error("truncated pcap", [pcap("core/truncated.pcap")])
+c.true("truncated pcap: message names the file", "truncated.pcap" in e)
+e = input_error("not a pcap", [pcap("core/not_a_pcap.pcap")])
+c.true("not a pcap: message names the file", "not_a_pcap.pcap" in e)
+e = input_error("unknown link type", [pcap("core/unknown_linktype.pcap")])
+c.true("unknown link type: message names the link type 147", "147" in e)
+empty = os.path.join(tmp, "empty.pcap")
+open(empty, "wb").close()
+input_error("empty file", [empty])
+input_error("missing file", [os.path.join(tmp, "does-not-exist.pcap")])
+input_error("not a pcap on stdin", ["-"], stdin=open(pcap("core/not_a_pcap.pcap"), "rb").read())
+# a good file, then a broken one: the good file's events (if any were written) stay whole
+input_error("good file then truncated file", [pcap("core/ethernet_basic.pcap"), pcap("core/truncated.pcap")])
+# the flows of the truncated file up to the cut are complete events when they are written
+rc, out, _ = medmon("analyze", pcap("core/truncated.pcap"), "--out", "-")
+n = whole_lines("truncated pcap events", out)
+c.true("truncated pcap: stdout holds only whole events (%d)" % n, n >= 0)
+
+# ---------------------------------------------------------------- determinism
+for rel in ("demo/demo.pcap", "core/real_tls.pcap", "core/ipv4_fragments.pcap", "core/malformed.pcap",
+            "core/tcp_overlap.pcap", "core/two_interfaces.pcapng"):
+    p = pcap(rel)
+    r1, o1, _ = medmon("analyze", p, "--out", "-")
+    r2, o2, _ = medmon("analyze", p, "--out", "-")
+    c.eq(f"{rel}: exit code", r1, 0)
+    c.true(f"{rel}: output not empty", len(o1) > 0)
+    c.true(f"{rel}: same input twice gives byte-identical stdout", o1 == o2)
+    f1, f2 = os.path.join(tmp, "a.jsonl"), os.path.join(tmp, "b.jsonl")
+    medmon("analyze", p, "--out", f1)
+    medmon("analyze", p, "--out", f2)
+    with open(f1, "rb") as a, open(f2, "rb") as b:
+        fa = a.read()
+        c.true(f"{rel}: --out FILE twice gives byte-identical files", fa == b.read())
+    c.true(f"{rel}: --out FILE equals stdout", fa == o1)
+
+# ---------------------------------------------------------------- stdin
+for rel in ("core/ethernet_basic.pcap", "core/two_interfaces.pcapng", "demo/demo.pcap"):
+    p = pcap(rel)
+    _, from_file, _ = medmon("analyze", p, "--out", "-")
+    with open(p, "rb") as f:
+        rc, from_stdin, err = medmon("analyze", "-", "--out", "-", stdin=f.read())
+    c.eq(f"{rel} on stdin: exit code ({err.strip()[:200]})", rc, 0)
+    c.true(f"{rel} on stdin: same events as from the file", from_stdin == from_file and len(from_file) > 0)
+
+# ---------------------------------------------------------------- several files, in order
+# real_http.pcap was recorded before real_dns.pcap, and real_tls.pcap before both (make-real.sh).
+files = [pcap("core/real_tls.pcap"), pcap("core/real_http.pcap"), pcap("core/real_dns.pcap")]
+
+
+def flow_keys(evs):
+    return sorted((e["proto"], e["src_ip"], e["src_port"], e["dst_ip"], e["dst_port"], e["flow"]["pkts_toserver"],
+                   e["flow"]["pkts_toclient"], e["flow"]["bytes_toserver"], e["flow"]["bytes_toclient"])
+                  for e in of_type(evs, "flow"))
+
+
+together = analyze(files)
+apart = [analyze(f) for f in files]
+c.eq("three files: flows equal the flows of each file", flow_keys(together), sorted(sum((flow_keys(a) for a in apart), [])))
+st = of_type(together, "stats")
+c.eq("three files: one stats event at the end", len(st), 1)
+if st:
+    c.true("three files: stats is the last event", together[-1]["event_type"] == "stats")
+    c.eq("three files: packets add up", st[0]["stats"]["packets"], sum(of_type(a, "stats")[0]["stats"]["packets"] for a in apart))
+    c.eq("three files: bytes add up", st[0]["stats"]["bytes"], sum(of_type(a, "stats")[0]["stats"]["bytes"] for a in apart))
+# file order is kept: event times never go back across the file boundary
+flows = of_type(together, "flow")
+c.true("three files: flows of the first file come before flows of the last",
+       flows and min(i for i, e in enumerate(flows) if e["dst_port"] == 8443) < min(i for i, e in enumerate(flows) if e["dst_port"] == 53))
+# the same file twice in one run: each conversation appears twice (the second copy is a new flow)
+twice = analyze([pcap("core/tcp_gap.pcap"), pcap("core/tcp_gap.pcap")])
+c.true("same file twice in one run: no crash and flows present", len(of_type(twice, "flow")) >= 1)
+
+c.done()
