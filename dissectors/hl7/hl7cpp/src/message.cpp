@@ -7,6 +7,7 @@ namespace hl7cpp {
 namespace {
 
 const char* find_char(const char* p, const char* end, char c) {
+  if (p >= end) return nullptr;  // empty views may carry a null data pointer
   return static_cast<const char*>(std::memchr(p, static_cast<unsigned char>(c), static_cast<size_t>(end - p)));
 }
 
