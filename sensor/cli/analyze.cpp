@@ -15,6 +15,7 @@
 #include "sensor/cli/summary.h"
 #include "sensor/decode/decoder.h"
 #include "sensor/engine/pipeline.h"
+#include "sensor/report/report_commands.h"
 #include "sensor/engine/workers.h"
 
 namespace medmon {
@@ -88,11 +89,16 @@ int run_analyze(const AnalyzeOptions& o) {
   }
   Summary summary;
   out.add_observer(&summary);
+  AnalyzeExtras extras(out, o.out);  // asset inventory; events kept for --report
   // One pipeline on this thread, or N workers fed by this thread.
   std::unique_ptr<Pipeline> single;
   std::unique_ptr<OfflineWorkers> pool;
-  if (o.workers > 1) pool = std::make_unique<OfflineWorkers>(o.workers, cfg, depth, *phi, out, nullptr);
-  else single = std::make_unique<Pipeline>(cfg, depth, out, *phi, std::vector<FlowJudge*>{});
+  if (o.workers > 1) pool = std::make_unique<OfflineWorkers>(o.workers, cfg, depth, *phi, out, [&] {
+      std::vector<std::unique_ptr<FlowJudge>> j;
+      j.push_back(extras.make_worker_asset_judge());
+      return j;
+    });
+  else single = std::make_unique<Pipeline>(cfg, depth, out, *phi, std::vector<FlowJudge*>{extras.asset_judge()});
   auto set_linktype = [&](int dlt) { if (pool) pool->set_linktype(dlt); else single->set_linktype(dlt); };
   auto feed = [&](const uint8_t* d, uint32_t cap, uint32_t len, Timestamp ts) {
     if (pool) pool->packet(d, cap, len, ts); else single->packet(d, cap, len, ts);
@@ -158,6 +164,7 @@ int run_analyze(const AnalyzeOptions& o) {
     fmt::print(stderr, "medmon: {}\n", error);
     return rc;
   }
+  if (int r = extras.finish(); r != kExitClean) return r;
   if (!o.quiet) summary.print(o.out == "-" ? stderr : stdout, out.counters(), packets(), bytes());
   if (fail_on != Severity::none && summary.alerts_at_or_above(fail_on) > 0) return kExitAlerts;
   return kExitClean;

@@ -34,6 +34,9 @@ struct LiveOptions : CommonOptions {
   bool no_promisc = false;
   int buffer_mb = 64;
   double stats_interval = 60;
+  std::string capture = "afpacket";  // or "pcap"
+  int workers = 1;
+  std::string user;                  // drop to this user once the capture is open
 };
 
 // Loads the configuration and the PHI key; throws ConfigError.

@@ -1,3 +1,5 @@
+#include <grp.h>
+#include <pwd.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -5,7 +7,10 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <mutex>
+#include <thread>
 
+#include "sensor/capture/afpacket_source.h"
 #include "sensor/capture/pcap_source.h"
 #include "sensor/cli/commands.h"
 #include "sensor/cli/summary.h"
@@ -21,22 +26,53 @@ void on_live_signal(int) {
   g_live_stop = true;
   if (g_live_src) g_live_src->breakloop();
 }
-}  // namespace
 
-int run_live(const LiveOptions& o) {
-  SensorConfig cfg;
-  std::unique_ptr<Pseudonymiser> phi;
-  try {
-    cfg = load_sensor_config(o);
-    if (cfg.stats_interval_usec == 0) cfg.stats_interval_usec = static_cast<int64_t>(o.stats_interval * 1e6);
-    phi = std::make_unique<Pseudonymiser>(make_pseudonymiser(cfg));
-  } catch (const std::exception& e) {
-    fmt::print(stderr, "medmon: {}\n", e.what());
+// Each worker buffers its lines and hands them to the shared file in whole chunks.
+class SharedSink : public EventSink {
+ public:
+  SharedSink(std::shared_ptr<EventSink> file, std::mutex& m) : file_(std::move(file)), m_(m) {}
+  void write_line(std::string_view, std::string_view line) override {
+    buf_.append(line);
+    buf_.push_back('\n');
+    if (buf_.size() > (256u << 10)) flush();
+  }
+  void flush() override {
+    if (buf_.empty()) return;
+    std::lock_guard<std::mutex> g(m_);
+    // FileSink adds the newline itself: hand it the chunk without the last one.
+    std::string_view chunk(buf_);
+    chunk.remove_suffix(1);
+    file_->write_line("", chunk);
+    file_->flush();
+    buf_.clear();
+  }
+
+ private:
+  std::shared_ptr<EventSink> file_;
+  std::mutex& m_;
+  std::string buf_;
+};
+
+int drop_privileges(const std::string& user) {
+  if (user.empty()) return 0;
+  passwd* pw = getpwnam(user.c_str());
+  if (!pw) { fmt::print(stderr, "medmon: --user {}: no such user\n", user); return kExitUsage; }
+  if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0) {
+    fmt::print(stderr, "medmon: cannot drop privileges to {}\n", user);
     return kExitUsage;
   }
-  Depth depth = Depth::policy;
-  parse_depth(o.ladder, depth);
+  if (setuid(0) == 0) { fmt::print(stderr, "medmon: privileges could be regained after dropping them\n"); return kExitUsage; }
+  return 0;
+}
 
+void install_handlers() {
+  struct sigaction sa{};
+  sa.sa_handler = on_live_signal;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+int run_live_pcap(const LiveOptions& o, const SensorConfig& cfg, Depth depth, const Pseudonymiser& phi) {
   std::unique_ptr<PcapSource> src;
   try {
     src = PcapSource::open_live(o.iface, o.snaplen, !o.no_promisc, o.bpf, o.buffer_mb);
@@ -49,7 +85,6 @@ int run_live(const LiveOptions& o) {
     fmt::print(stderr, "medmon: {}: unsupported link type {}\n", o.iface, dlt);
     return kExitInput;
   }
-
   EventOutput out;
   try {
     out.add_sink(std::make_shared<FileSink>(o.out));
@@ -57,14 +92,11 @@ int run_live(const LiveOptions& o) {
     fmt::print(stderr, "medmon: cannot write events: {}\n", e.what());
     return kExitUsage;
   }
-  Pipeline pipeline(cfg, depth, out, *phi, {});
+  if (int rc = drop_privileges(o.user)) return rc;
+  Pipeline pipeline(cfg, depth, out, phi, {});
   pipeline.set_linktype(dlt);
-
   g_live_src = src.get();
-  struct sigaction sa{};
-  sa.sa_handler = on_live_signal;
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
+  install_handlers();
 
   auto last_flush = std::chrono::steady_clock::now();
   const pcap_pkthdr* h;
@@ -96,6 +128,90 @@ int run_live(const LiveOptions& o) {
   out.flush();
   g_live_src = nullptr;
   return rc;
+}
+
+int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth, const Pseudonymiser& phi) {
+  // Open every socket while privileged; then drop privileges; then start the workers.
+  std::vector<std::unique_ptr<AfPacketSource>> sources;
+  AfPacketOptions ao;
+  ao.iface = o.iface;
+  ao.snaplen = o.snaplen;
+  ao.promisc = !o.no_promisc;
+  ao.bpf = o.bpf;
+  ao.block_count = std::max<size_t>(4, (size_t(o.buffer_mb) << 20) / ao.block_size);
+  ao.fanout_group = o.workers > 1 ? (getpid() & 0xFFFF) : 0;
+  try {
+    for (int i = 0; i < o.workers; ++i) sources.push_back(std::make_unique<AfPacketSource>(ao));
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "medmon: {}\n", e.what());
+    return kExitInput;
+  }
+  std::shared_ptr<EventSink> file;
+  try {
+    file = std::make_shared<FileSink>(o.out);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "medmon: cannot write events: {}\n", e.what());
+    return kExitUsage;
+  }
+  if (int rc = drop_privileges(o.user)) return rc;
+  install_handlers();
+
+  std::mutex file_mutex;
+  std::vector<std::thread> threads;
+  for (int i = 0; i < o.workers; ++i) {
+    threads.emplace_back([&, i] {
+      EventOutput out;
+      out.add_sink(std::make_shared<SharedSink>(file, file_mutex));
+      Pipeline pipeline(cfg, depth, out, phi, {});
+      pipeline.set_linktype(linktype::EN10MB);
+      if (o.workers > 1) pipeline.set_worker_id(i);
+      AfPacketSource& src = *sources[i];
+      auto last_flush = std::chrono::steady_clock::now();
+      auto handler = [&](const uint8_t* f, uint32_t cap, uint32_t len, int64_t usec) {
+        pipeline.packet(f, cap, len, Timestamp{usec});
+      };
+      while (!g_live_stop) {
+        src.poll(100, handler);
+        auto now = std::chrono::steady_clock::now();
+        if (now - last_flush >= std::chrono::seconds(1)) {
+          last_flush = now;
+          uint64_t recv, drop, freeze;
+          src.stats(recv, drop, freeze);
+          pipeline.set_capture_stats(recv, drop, 0);
+          out.flush();
+        }
+      }
+      uint64_t recv, drop, freeze;
+      src.stats(recv, drop, freeze);
+      pipeline.set_capture_stats(recv, drop, 0);
+      pipeline.finish(FlowEnd::interrupted);
+      out.flush();
+    });
+  }
+  for (auto& t : threads) t.join();
+  file->flush();
+  return kExitClean;
+}
+}  // namespace
+
+int run_live(const LiveOptions& o) {
+  SensorConfig cfg;
+  std::unique_ptr<Pseudonymiser> phi;
+  try {
+    cfg = load_sensor_config(o);
+    if (cfg.stats_interval_usec == 0) cfg.stats_interval_usec = static_cast<int64_t>(o.stats_interval * 1e6);
+    phi = std::make_unique<Pseudonymiser>(make_pseudonymiser(cfg));
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "medmon: {}\n", e.what());
+    return kExitUsage;
+  }
+  Depth depth = Depth::policy;
+  parse_depth(o.ladder, depth);
+  if (o.capture == "pcap") {
+    if (o.workers > 1) { fmt::print(stderr, "medmon: --workers needs --capture afpacket\n"); return kExitUsage; }
+    return run_live_pcap(o, cfg, depth, *phi);
+  }
+  return run_live_afpacket(o, cfg, depth, *phi);
 }
 
 }  // namespace medmon

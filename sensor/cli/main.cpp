@@ -6,6 +6,7 @@
 
 #include "medmon_version.h"
 #include "sensor/cli/commands.h"
+#include "sensor/report/report_commands.h"
 #if MEDMON_HAVE_POLICY
 #include "policies/cli/policy_cli.h"
 #endif
@@ -49,12 +50,18 @@ int main(int argc, char** argv) {
   live->add_flag("--no-promisc", lo.no_promisc, "Do not put the interface in promiscuous mode");
   live->add_option("--buffer-mb", lo.buffer_mb, "Kernel capture buffer (MiB)")->check(CLI::Range(1, 4096));
   live->add_option("--stats-interval", lo.stats_interval, "Seconds between stats events")->check(CLI::Range(1.0, 86400.0));
+  live->add_option("--capture", lo.capture, "Capture method: afpacket (TPACKET_V3 ring, fanout to workers) or pcap")
+      ->check(CLI::IsMember({"afpacket", "pcap"}));
+  live->add_option("--workers,-w", lo.workers, "Worker threads, each with its own AF_PACKET fanout socket")->check(CLI::Range(1, 64));
+  live->add_option("--user,-u", lo.user, "Drop privileges to this user once the interface is open");
   add_common(live, lo);
   live->callback([&] { exit_code = run_live(lo); });
 
 #if MEDMON_HAVE_POLICY
   register_policy_commands(app, exit_code);
 #endif
+
+  register_report_commands(app, exit_code);
 
   try {
     app.parse(argc, argv);

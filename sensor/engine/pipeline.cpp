@@ -350,6 +350,7 @@ void Pipeline::set_capture_stats(uint64_t received, uint64_t dropped, uint64_t i
 void write_stats_event(EventOutput& out, Timestamp ts, const StatsSnapshot& s, const Counters& c) {
   auto& w = out.begin("stats", ts, nullptr);
   w.object("stats");
+  if (s.worker >= 0) w.field("worker", s.worker);
   w.field("packets", s.packets);
   w.field("bytes", s.bytes);
   w.field("flows", c.get("flows.created"));
@@ -381,6 +382,7 @@ StatsSnapshot Pipeline::snapshot() {
   s.received = cap_received_;
   s.dropped = cap_dropped_;
   s.if_dropped = cap_if_dropped_;
+  s.worker = worker_id_;
   return s;
 }
 

@@ -22,6 +22,7 @@ struct StatsSnapshot {
   uint64_t packets = 0, bytes = 0, flows_active = 0;
   bool have_capture = false;
   uint64_t received = 0, dropped = 0, if_dropped = 0;
+  int worker = -1;  // live capture on several workers: which one
 };
 void write_stats_event(EventOutput& out, Timestamp ts, const StatsSnapshot& s, const Counters& c);
 
@@ -42,6 +43,7 @@ class Pipeline {
   // Writes a `stats` event now (packet time).
   void write_stats(Timestamp ts);
   StatsSnapshot snapshot();
+  void set_worker_id(int id) { worker_id_ = id; }
   // Extra gauges for `stats` (kernel drops in live mode).
   void set_capture_stats(uint64_t received, uint64_t dropped, uint64_t if_dropped);
 
@@ -81,6 +83,7 @@ class Pipeline {
   uint64_t packets_ = 0, bytes_ = 0;
   uint64_t cap_received_ = 0, cap_dropped_ = 0, cap_if_dropped_ = 0;
   bool have_capture_stats_ = false;
+  int worker_id_ = -1;
   uint64_t& c_tcp_gaps_;
   uint64_t& c_overlap_conflicts_;
 };

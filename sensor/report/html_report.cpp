@@ -183,7 +183,7 @@ class Builder {
 
  private:
   void collect();
-  Dev* dev_for(const json& e, int side);
+  int dev_for(const json& e, int side);
   void header_section();
   void summary_section();
   void device_section(const Dev& d);
@@ -209,16 +209,16 @@ class Builder {
   int overall_ = -1;
 };
 
-Dev* Builder::dev_for(const json& e, int side) {
+int Builder::dev_for(const json& e, int side) {
   std::string ip = str(e, side ? "dst_ip" : "src_ip");
   std::string key;
   if (policy_) {
     key = str(e, side ? "dst_device" : "src_device");
-    if (key.empty()) return nullptr;
+    if (key.empty()) return -1;
   } else {
-    if (ip.empty()) return nullptr;
+    if (ip.empty()) return -1;
     bool known = std::any_of(inventory_.begin(), inventory_.end(), [&](const Asset& a) { return a.ip == ip; });
-    if (!known) return nullptr;
+    if (!known) return -1;
     key = ip;
   }
   auto it = by_key_.find(key);
@@ -232,7 +232,7 @@ Dev* Builder::dev_for(const json& e, int side) {
   if (!ip.empty()) d.ips.insert(ip);
   std::string zone = str(e, side ? "dst_zone" : "src_zone");
   if (d.zone.empty() && !zone.empty()) d.zone = zone;
-  return &d;
+  return static_cast<int>(it->second);
 }
 
 void Builder::collect() {
@@ -249,10 +249,10 @@ void Builder::collect() {
       if (!name.empty()) ip_name_[ip] = name;
       if (!zone.empty()) ip_zone_[ip] = zone;
     }
-    Dev* c = dev_for(f, 0);
-    Dev* s = dev_for(f, 1);
-    if (c) c->flows.push_back(&f);
-    if (s && s != c) s->flows.push_back(&f);
+    int c = dev_for(f, 0);
+    int s = dev_for(f, 1);
+    if (c >= 0) devs_[static_cast<size_t>(c)].flows.push_back(&f);
+    if (s >= 0 && s != c) devs_[static_cast<size_t>(s)].flows.push_back(&f);
     std::string v = str(f, "verdict");
     if (!v.empty()) ++verdicts_[v];
     std::string app = flow_app(f);
@@ -558,7 +558,7 @@ void Builder::peer_diagram(const Dev& d, const std::vector<FlowGroup>& groups) {
   int height = std::max(120, rows * 22 + 20 * static_cast<int>(zones.size()) + 20);
   const int W = 620;
   o() += fmt::format("<svg class=\"peer-diagram\" width=\"{0}\" height=\"{1}\" viewBox=\"0 0 {0} {1}\" role=\"img\" "
-                     "aria-label=\"peers of {2} by zone\" xmlns=\"http://www.w3.org/2000/svg\">\n",
+                     "aria-label=\"peers of {2} by zone\">\n",
                      W, height, h(d.name));
   int dy = height / 2;
   std::string links, boxes;
@@ -648,7 +648,7 @@ void Builder::charts(const Dev& d) {
   double bw = static_cast<double>(W - L - R) / B;
   o() += "<div class=\"grid\"><div><h3>Traffic over time, by protocol</h3>\n";
   o() += fmt::format("<svg class=\"chart-time\" width=\"{0}\" height=\"{1}\" viewBox=\"0 0 {0} {1}\" role=\"img\" "
-                     "aria-label=\"bytes over time by protocol\" xmlns=\"http://www.w3.org/2000/svg\">\n", W, H);
+                     "aria-label=\"bytes over time by protocol\">\n", W, H);
   o() += fmt::format("<line x1=\"{0}\" y1=\"{1}\" x2=\"{2}\" y2=\"{1}\" stroke=\"#90a4ae\"/>"
                      "<line x1=\"{0}\" y1=\"{3}\" x2=\"{0}\" y2=\"{1}\" stroke=\"#90a4ae\"/>\n", L, H - Bm, W - R, T);
   o() += fmt::format("<text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"end\">{}</text>"
@@ -690,7 +690,7 @@ void Builder::charts(const Dev& d) {
   int ph = static_cast<int>(peers.size()) * 24 + 16;
   o() += "<div><h3>Traffic by peer and protocol</h3>\n";
   o() += fmt::format("<svg class=\"chart-peers\" width=\"{0}\" height=\"{1}\" viewBox=\"0 0 {0} {1}\" role=\"img\" "
-                     "aria-label=\"bytes by peer\" xmlns=\"http://www.w3.org/2000/svg\">\n", W, ph);
+                     "aria-label=\"bytes by peer\">\n", W, ph);
   int y = 8;
   for (auto& [total, p] : peers) {
     o() += fmt::format("<text x=\"200\" y=\"{}\" font-size=\"12\" text-anchor=\"end\">{}</text>\n", y + 13, h(p.substr(0, 30)));

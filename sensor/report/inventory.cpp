@@ -37,7 +37,7 @@ std::vector<Asset> build_inventory(const EventLog& log) {
     r.ip = ip;
     set(r.mac, str(a, "mac"));
     set(r.mac_vendor, str(a, "mac_vendor"));
-    if (r.mac_vendor.empty() && a.value("mac_local", false)) r.mac_vendor = "(locally administered)";
+    if (auto ml = a.find("mac_local"); r.mac_vendor.empty() && ml != a.end() && ml->is_boolean() && ml->get<bool>()) r.mac_vendor = "(locally administered)";
     set(r.device, str(a, "device"));
     set(r.zone, str(a, "zone"));
     std::string model = str(a, "model");

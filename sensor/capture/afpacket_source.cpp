@@ -1,0 +1,133 @@
+#include "sensor/capture/afpacket_source.h"
+
+#include <arpa/inet.h>
+#include <linux/filter.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <pcap/pcap.h>
+#include <poll.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+namespace medmon {
+
+namespace {
+[[noreturn]] void fail(const std::string& iface, const std::string& what) {
+  throw std::runtime_error(iface + ": " + what + ": " + std::strerror(errno));
+}
+}  // namespace
+
+AfPacketSource::AfPacketSource(const AfPacketOptions& o) {
+  fd_ = ::socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));
+  if (fd_ < 0) fail(o.iface, "AF_PACKET socket (needs CAP_NET_RAW)");
+  int v = TPACKET_V3;
+  if (setsockopt(fd_, SOL_PACKET, PACKET_VERSION, &v, sizeof v) < 0) fail(o.iface, "TPACKET_V3");
+
+  tpacket_req3 req{};
+  req.tp_block_size = static_cast<unsigned>(o.block_size);
+  req.tp_block_nr = static_cast<unsigned>(o.block_count);
+  req.tp_frame_size = 2048;
+  req.tp_frame_nr = static_cast<unsigned>(o.block_size / 2048 * o.block_count);
+  req.tp_retire_blk_tov = static_cast<unsigned>(o.block_timeout_ms);
+  req.tp_feature_req_word = TP_FT_REQ_FILL_RXHASH;
+  if (setsockopt(fd_, SOL_PACKET, PACKET_RX_RING, &req, sizeof req) < 0) fail(o.iface, "PACKET_RX_RING");
+  block_size_ = o.block_size;
+  block_count_ = o.block_count;
+  ring_size_ = block_size_ * block_count_;
+  void* m = mmap(nullptr, ring_size_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_LOCKED, fd_, 0);
+  if (m == MAP_FAILED) m = mmap(nullptr, ring_size_, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
+  if (m == MAP_FAILED) fail(o.iface, "mmap ring");
+  ring_ = static_cast<uint8_t*>(m);
+
+  if (!o.bpf.empty()) {
+    bpf_program prog;
+    if (pcap_compile_nopcap(o.snaplen, DLT_EN10MB, &prog, o.bpf.c_str(), 1, PCAP_NETMASK_UNKNOWN) < 0)
+      throw std::runtime_error("bad BPF filter '" + o.bpf + "'");
+    sock_fprog fp{static_cast<unsigned short>(prog.bf_len), reinterpret_cast<sock_filter*>(prog.bf_insns)};
+    int rc = setsockopt(fd_, SOL_SOCKET, SO_ATTACH_FILTER, &fp, sizeof fp);
+    pcap_freecode(&prog);
+    if (rc < 0) fail(o.iface, "attach BPF filter");
+  }
+
+  unsigned idx = if_nametoindex(o.iface.c_str());
+  if (!idx) fail(o.iface, "no such interface");
+  sockaddr_ll sll{};
+  sll.sll_family = AF_PACKET;
+  sll.sll_protocol = htons(ETH_P_ALL);
+  sll.sll_ifindex = static_cast<int>(idx);
+  if (bind(fd_, reinterpret_cast<sockaddr*>(&sll), sizeof sll) < 0) fail(o.iface, "bind");
+  if (o.promisc) {
+    packet_mreq mr{};
+    mr.mr_ifindex = static_cast<int>(idx);
+    mr.mr_type = PACKET_MR_PROMISC;
+    if (setsockopt(fd_, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof mr) < 0) fail(o.iface, "promiscuous mode");
+  }
+  if (o.fanout_group) {
+    // Symmetric flow hash; the kernel defragments IP first so fragments follow their flow.
+    int arg = (o.fanout_group & 0xFFFF) | ((PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16);
+    if (setsockopt(fd_, SOL_PACKET, PACKET_FANOUT, &arg, sizeof arg) < 0) fail(o.iface, "PACKET_FANOUT");
+  }
+}
+
+AfPacketSource::~AfPacketSource() {
+  if (ring_) munmap(ring_, ring_size_);
+  if (fd_ >= 0) ::close(fd_);
+}
+
+size_t AfPacketSource::poll(int timeout_ms, const Handler& h) {
+  size_t n = 0;
+  for (size_t spins = 0; spins < block_count_; ++spins) {
+    auto* bd = reinterpret_cast<tpacket_block_desc*>(ring_ + next_block_ * block_size_);
+    if (!(__atomic_load_n(&bd->hdr.bh1.block_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER)) {
+      if (n > 0) return n;
+      pollfd pfd{fd_, POLLIN | POLLERR, 0};
+      if (::poll(&pfd, 1, timeout_ms) <= 0) return 0;
+      if (!(__atomic_load_n(&bd->hdr.bh1.block_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER)) return 0;
+    }
+    uint32_t count = bd->hdr.bh1.num_pkts;
+    auto* ph = reinterpret_cast<tpacket3_hdr*>(reinterpret_cast<uint8_t*>(bd) + bd->hdr.bh1.offset_to_first_pkt);
+    for (uint32_t i = 0; i < count; ++i) {
+      const uint8_t* frame = reinterpret_cast<const uint8_t*>(ph) + ph->tp_mac;
+      uint32_t caplen = ph->tp_snaplen, wirelen = ph->tp_len;
+      int64_t usec = int64_t(ph->tp_sec) * 1000000 + ph->tp_nsec / 1000;
+      if ((ph->tp_status & TP_STATUS_VLAN_VALID) && caplen >= 12) {
+        // The kernel stripped the 802.1Q tag: put it back, zones are often VLANs.
+        vlan_buf_.assign(frame, frame + 12);
+        uint16_t tpid = (ph->tp_status & TP_STATUS_VLAN_TPID_VALID) ? ph->hv1.tp_vlan_tpid : ETH_P_8021Q;
+        uint16_t tci = static_cast<uint16_t>(ph->hv1.tp_vlan_tci);
+        uint8_t tag[4] = {uint8_t(tpid >> 8), uint8_t(tpid), uint8_t(tci >> 8), uint8_t(tci)};
+        vlan_buf_.insert(vlan_buf_.end(), tag, tag + 4);
+        vlan_buf_.insert(vlan_buf_.end(), frame + 12, frame + caplen);
+        h(vlan_buf_.data(), caplen + 4, wirelen + 4, usec);
+      } else {
+        h(frame, caplen, wirelen, usec);
+      }
+      ++n;
+      ph = reinterpret_cast<tpacket3_hdr*>(reinterpret_cast<uint8_t*>(ph) + ph->tp_next_offset);
+    }
+    __atomic_store_n(&bd->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+    next_block_ = (next_block_ + 1) % block_count_;
+  }
+  return n;
+}
+
+void AfPacketSource::stats(uint64_t& received, uint64_t& dropped, uint64_t& freeze_q) {
+  tpacket_stats_v3 st{};
+  socklen_t len = sizeof st;
+  if (getsockopt(fd_, SOL_PACKET, PACKET_STATISTICS, &st, &len) == 0) {  // resets on read
+    received_ += st.tp_packets;
+    dropped_ += st.tp_drops;
+    freeze_ += st.tp_freeze_q_cnt;
+  }
+  received = received_;
+  dropped = dropped_;
+  freeze_q = freeze_;
+}
+
+}  // namespace medmon

@@ -1,0 +1,217 @@
+#include "sensor/report/report_commands.h"
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "sensor/assets/asset_tracker.h"
+#include "sensor/assets/data_files.h"
+#include "sensor/report/event_log.h"
+#include "sensor/report/html_report.h"
+#include "sensor/report/inventory.h"
+
+extern char** environ;
+
+namespace medmon {
+
+namespace {
+
+constexpr int kOk = 0, kUsage = 2, kInput = 3;
+
+// `--report` of `analyze`: parsed before run_analyze() runs, read by AnalyzeExtras.
+std::string& analyze_report_path() {
+  static std::string path;
+  return path;
+}
+
+bool ends_with(const std::string& s, const char* suffix) {
+  std::string_view x(suffix);
+  return s.size() >= x.size() && s.compare(s.size() - x.size(), x.size(), x) == 0;
+}
+
+std::string find_chromium() {
+  if (const char* c = std::getenv("MEDMON_CHROMIUM"); c && *c) return c;
+  const char* path = std::getenv("PATH");
+  std::string p = path ? path : "/usr/bin:/bin";
+  for (const char* name : {"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"}) {
+    size_t start = 0;
+    while (start <= p.size()) {
+      size_t end = p.find(':', start);
+      if (end == std::string::npos) end = p.size();
+      std::string cand = p.substr(start, end - start) + "/" + name;
+      if (access(cand.c_str(), X_OK) == 0) return cand;
+      start = end + 1;
+    }
+  }
+  return {};
+}
+
+// Prints the HTML file to PDF with headless Chromium. Returns false with a message on failure.
+bool print_pdf(const std::string& html, const std::string& pdf, std::string& err) {
+  std::string chromium = find_chromium();
+  if (chromium.empty()) {
+    err = "PDF output needs Chromium (Debian package chromium); the HTML report was written to " + html;
+    return false;
+  }
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  std::string url = "file://" + fs::absolute(html, ec).string();
+  std::string profile = fs::temp_directory_path(ec).string() + "/medmon-chromium-" + std::to_string(getpid());
+  std::vector<std::string> args = {chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                                   "--disable-extensions", "--no-pdf-header-footer", "--user-data-dir=" + profile,
+                                   "--print-to-pdf=" + fs::absolute(pdf, ec).string(), url};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+  pid_t pid;
+  int rc = posix_spawn(&pid, chromium.c_str(), &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) { err = chromium + ": cannot start"; return false; }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  fs::remove_all(profile, ec);
+  struct stat st;
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || stat(pdf.c_str(), &st) != 0 || st.st_size == 0) {
+    err = chromium + " did not print " + pdf;
+    return false;
+  }
+  return true;
+}
+
+int run_assets(const std::string& events, bool as_json) {
+  report::EventLog log;
+  std::string err;
+  if (!log.load(events, err)) { fmt::print(stderr, "medmon: {}\n", err); return kInput; }
+  auto inv = report::build_inventory(log);
+  if (as_json) {
+    std::string j = report::inventory_json(inv);
+    std::fwrite(j.data(), 1, j.size(), stdout);
+    std::fputc('\n', stdout);
+  } else {
+    report::print_inventory_table(stdout, inv);
+  }
+  if (log.bad_lines) fmt::print(stderr, "medmon: {}: {} malformed lines skipped\n", events, log.bad_lines);
+  return kOk;
+}
+
+}  // namespace
+
+int write_report(const std::string& events_path, const std::vector<std::string>* lines, const std::string& out_path,
+                 const std::string& title) {
+  report::EventLog log;
+  if (lines) {
+    for (auto& l : *lines) log.add_line(l);
+    log.source = events_path;
+  } else {
+    std::string err;
+    if (!log.load(events_path, err)) { fmt::print(stderr, "medmon: {}\n", err); return kInput; }
+  }
+  report::ReportOptions opt;
+  if (!title.empty()) opt.title = title;
+  std::string html = report::render_html(log, opt);
+  bool pdf = ends_with(out_path, ".pdf");
+  std::string html_path = pdf ? out_path.substr(0, out_path.size() - 4) + ".html" : out_path;
+  {
+    std::ofstream o(html_path, std::ios::binary | std::ios::trunc);
+    if (!o || !(o << html) || !o.flush()) { fmt::print(stderr, "medmon: {}: cannot write\n", html_path); return kUsage; }
+  }
+  if (pdf) {
+    std::string err;
+    if (!print_pdf(html_path, out_path, err)) { fmt::print(stderr, "medmon: {}\n", err); return kUsage; }
+  }
+  return kOk;
+}
+
+void register_report_commands(CLI::App& app, int& exit_code) {
+  struct Args {
+    std::string events, out = "report.html", title;
+    bool json = false;
+  };
+  auto a = std::make_shared<Args>();
+  auto* as = app.add_subcommand("assets", "Print the asset inventory of an analysis (from its events)");
+  as->add_option("events", a->events, "Events (JSON Lines) written by analyze or live")->required()->check(CLI::ExistingFile);
+  as->add_flag("--json", a->json, "JSON instead of a table");
+  as->callback([a, &exit_code] { exit_code = run_assets(a->events, a->json); });
+
+  auto r = std::make_shared<Args>();
+  auto* rep = app.add_subcommand("report", "Write the acceptance report (self-contained HTML, or PDF via Chromium)");
+  rep->add_option("events", r->events, "Events (JSON Lines) written by analyze")->required()->check(CLI::ExistingFile);
+  rep->add_option("-o,--out", r->out, "Report file: .html, or .pdf (printed by headless Chromium)");
+  rep->add_option("--title", r->title, "Report title");
+  rep->callback([r, &exit_code] { exit_code = write_report(r->events, nullptr, r->out, r->title); });
+
+  if (CLI::App* an = app.get_subcommand_ptr("analyze").get())
+    an->add_option("--report", analyze_report_path(), "Also write the acceptance report (.html or .pdf)");
+}
+
+struct AnalyzeExtras::Impl {
+  EventOutput& out;
+  std::string events_path;
+  std::string report_path;
+  OuiTable oui;
+  ImplTable impl;
+  std::unique_ptr<AssetTracker> tracker;
+  std::shared_ptr<MemorySink> memory;
+  HeaderAnnotator* annotator = nullptr;
+  explicit Impl(EventOutput& o) : out(o) {}
+};
+
+AnalyzeExtras::AnalyzeExtras(EventOutput& out, const std::string& events_path) : impl_(std::make_unique<Impl>(out)) {
+  impl_->events_path = events_path;
+  impl_->report_path = analyze_report_path();
+  impl_->oui.load_dir(ieee_data_dir());
+  std::string table = find_data_file("dicom-implementations.csv");
+  if (table.empty() || !impl_->impl.load(table))
+    fmt::print(stderr, "medmon: warning: data/dicom-implementations.csv not found (set MEDMON_DATA_DIR); "
+                       "DICOM products will not be named\n");
+  // The report reads the events back; without a real file they are kept in memory.
+  if (!impl_->report_path.empty() && (events_path == "-" || events_path == "/dev/null" || events_path.empty())) {
+    impl_->memory = std::make_shared<MemorySink>();
+    out.add_sink(impl_->memory);
+  }
+}
+
+AnalyzeExtras::~AnalyzeExtras() = default;
+
+FlowJudge* AnalyzeExtras::asset_judge() {
+  if (!impl_->tracker) {
+    impl_->tracker = std::make_unique<AssetTracker>(&impl_->oui, &impl_->impl);
+    impl_->tracker->set_annotator(impl_->annotator);
+    impl_->out.add_observer(impl_->tracker.get());
+  }
+  return impl_->tracker.get();
+}
+
+std::unique_ptr<FlowJudge> AnalyzeExtras::make_worker_asset_judge() {
+  auto t = std::make_unique<AssetTracker>(&impl_->oui, &impl_->impl);
+  t->set_annotator(impl_->annotator);
+  return t;
+}
+
+void AnalyzeExtras::set_annotator(HeaderAnnotator* a) {
+  impl_->annotator = a;
+  if (impl_->tracker) impl_->tracker->set_annotator(a);
+}
+
+int AnalyzeExtras::finish() {
+  if (impl_->report_path.empty()) return kOk;
+  impl_->out.flush();
+  const std::vector<std::string>* lines = impl_->memory ? &impl_->memory->lines : nullptr;
+  std::string source = impl_->memory ? std::string("analyze") : impl_->events_path;
+  return write_report(source, lines, impl_->report_path, {});
+}
+
+}  // namespace medmon

@@ -1,0 +1,43 @@
+#pragma once
+// `medmon assets`, `medmon report`, and `--report` on `medmon analyze`.
+#include <CLI/CLI.hpp>
+
+#include <memory>
+#include <string>
+
+#include "sensor/engine/flow_judge.h"
+#include "sensor/output/event_output.h"
+
+namespace medmon {
+
+// Adds `assets EVENTS.jsonl [--json]` and `report EVENTS.jsonl -o FILE.html|FILE.pdf`, and the
+// `--report FILE` option of an existing `analyze` subcommand. Callbacks set exit_code
+// (0 ok, 2 usage error, 3 unreadable input).
+void register_report_commands(CLI::App& app, int& exit_code);
+
+// What `analyze` needs for the inventory and the report. Construct it after the output's sinks,
+// before the pipeline; call finish() after the pipeline has finished and the output is flushed.
+class AnalyzeExtras {
+ public:
+  AnalyzeExtras(EventOutput& out, const std::string& events_path);
+  ~AnalyzeExtras();
+  // The asset tracker for a single pipeline (it also observes `out`).
+  FlowJudge* asset_judge();
+  // A tracker for one worker of a multi-threaded run (sees flow facts only).
+  std::unique_ptr<FlowJudge> make_worker_asset_judge();
+  // The policy's annotator names devices and zones in asset events.
+  void set_annotator(HeaderAnnotator* a);
+  // Writes the report when --report was given. Returns an exit code (0, or 2 when it failed).
+  int finish();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Renders the events of `events_path` (or of `lines`, when not empty) into `out_path`
+// (.pdf: printed by headless Chromium). Errors go to stderr; returns an exit code.
+int write_report(const std::string& events_path, const std::vector<std::string>* lines, const std::string& out_path,
+                 const std::string& title);
+
+}  // namespace medmon

@@ -1,0 +1,130 @@
+#include <catch2/catch.hpp>
+
+#include <regex>
+
+#include "sensor/report/event_log.h"
+#include "sensor/report/html_report.h"
+#include "sensor/report/inventory.h"
+
+using namespace medmon::report;
+
+namespace {
+// A small analysis: CT01 (bound) talks DICOM to the PACS (declared), SSH to a workstation
+// (forbidden, lateral), and sends HL7 with PHI in clear.
+const char* kEvents[] = {
+    R"({"ts":"2024-03-01T12:00:01.000000Z","event_type":"asset","asset":{"ip":"10.10.1.10","changes":["new"],"first_seen":"2024-03-01T12:00:00.000000Z","last_seen":"2024-03-01T12:00:01.000000Z","mac":"00:d0:ef:01:02:03","mac_vendor":"IGT","device":"ct01","zone":"imaging","model":"acme-ct","dicom":{"ae_titles":["CT01"]},"flows":1,"bytes":10}})",
+    R"({"ts":"2024-03-01T12:00:02.000000Z","event_type":"asset","asset":{"ip":"10.10.1.10","changes":["dicom_impl"],"first_seen":"2024-03-01T12:00:00.000000Z","last_seen":"2024-03-01T12:00:02.000000Z","device":"ct01","model":"acme-ct","dicom":{"ae_titles":["CT01"],"impl_class_uid":"1.2.276.0.7230010.3.0.3.6.7","impl_version":"OFFIS_DCMTK_367","product":"DCMTK","manufacturer":"ACME MEDICAL","model_name":"ACME CT 9000"},"services_used":[{"service":"dicom","proto":"tcp","port":11112,"flows":1}],"flows":2,"bytes":20}})",
+    R"({"ts":"2024-03-01T12:00:01.000000Z","event_type":"asset","asset":{"ip":"10.10.2.20","changes":["new"],"first_seen":"2024-03-01T12:00:00.000000Z","last_seen":"2024-03-01T12:00:01.000000Z","device":"pacs<script>","model":"unbound","services_offered":[{"service":"dicom","proto":"tcp","port":11112,"flows":1}],"flows":1,"bytes":10}})",
+    R"({"ts":"2024-03-01T12:00:01.000000Z","event_type":"flow","flow_id":"f1","src_ip":"10.10.1.10","src_port":40000,"dst_ip":"10.10.2.20","dst_port":11112,"proto":"tcp","src_device":"ct01","dst_device":"pacs<script>","src_zone":"imaging","dst_zone":"imaging","flow":{"start":"2024-03-01T12:00:00.000000Z","end":"2024-03-01T12:00:01.000000Z","bytes_toserver":30000,"bytes_toclient":2000},"app":"dicom","ndpi":{"protocol":"DICOM"},"verdict":"declared","verdict_rule":"pacs_store"})",
+    R"({"ts":"2024-03-01T12:00:03.000000Z","event_type":"flow","flow_id":"f2","src_ip":"10.10.1.10","src_port":40001,"dst_ip":"10.10.3.30","dst_port":2575,"proto":"tcp","src_device":"ct01","src_zone":"imaging","dst_zone":"clinical","flow":{"start":"2024-03-01T12:00:02.000000Z","end":"2024-03-01T12:00:03.000000Z","bytes_toserver":800,"bytes_toclient":200},"app":"hl7","phi_cleartext":["PID-5","PID-7"],"verdict":"undeclared","verdict_rule":"flow.undeclared"})",
+    R"({"ts":"2024-03-01T12:00:04.000000Z","event_type":"flow","flow_id":"f3","src_ip":"10.10.1.10","src_port":40002,"dst_ip":"10.10.1.50","dst_port":22,"proto":"tcp","src_device":"ct01","src_zone":"imaging","dst_zone":"imaging","flow":{"start":"2024-03-01T12:00:03.500000Z","end":"2024-03-01T12:00:04.000000Z","bytes_toserver":900,"bytes_toclient":1100},"app":null,"ndpi":{"protocol":"SSH"},"verdict":"forbidden","verdict_rule":"lateral.admin_protocol","mds2":["RMOT-1"]})",
+    R"({"ts":"2024-03-01T12:00:04.000000Z","event_type":"alert","flow_id":"f3","src_ip":"10.10.1.10","src_port":40002,"dst_ip":"10.10.1.50","dst_port":22,"proto":"tcp","src_device":"ct01","alert":{"rule":"lateral.admin_protocol","severity":"high","message":"ct01 opened SSH to 10.10.1.50","device":"ct01","peer":"10.10.1.50","mds2":[{"id":"RMOT-1","answer":"No","iec_tr_80001_2_2":"RDMP","nist_800_53":"AC-17","iso_27002":null}],"evidence":{"flow_ids":["f3"],"server_port":"22"}}})",
+    R"({"ts":"2024-03-01T12:00:03.000000Z","event_type":"alert","flow_id":"f2","src_ip":"10.10.1.10","src_port":40001,"dst_ip":"10.10.3.30","dst_port":2575,"proto":"tcp","src_device":"ct01","alert":{"rule":"phi.cleartext","severity":"medium","message":"PHI in clear","device":"ct01","peer":"10.10.3.30","mds2":[{"id":"TXCF-2","answer":"Yes"}],"evidence":{"flow_ids":["f2"],"phi_fields":["PID-5"]}}})",
+    R"(not json at all)",
+    R"({"ts":"2024-03-01T12:00:05.000000Z","event_type":"stats","stats":{"packets":10}})",
+};
+
+EventLog make_log() {
+  EventLog log;
+  for (const char* l : kEvents) log.add_line(l);
+  return log;
+}
+
+size_t count(const std::string& s, const std::string& needle) {
+  size_t n = 0;
+  for (size_t p = s.find(needle); p != std::string::npos; p = s.find(needle, p + 1)) ++n;
+  return n;
+}
+}  // namespace
+
+TEST_CASE("event log sorts events by type and skips bad lines") {
+  EventLog log = make_log();
+  CHECK(log.flows.size() == 3);
+  CHECK(log.alerts.size() == 2);
+  CHECK(log.assets.size() == 3);
+  CHECK(log.bad_lines == 1);
+  CHECK(log.first_ts == "2024-03-01T12:00:01.000000Z");
+  CHECK(log.last_ts == "2024-03-01T12:00:05.000000Z");
+  CHECK(str(log.stats, "event_type") == "stats");
+}
+
+TEST_CASE("inventory merges asset events per address") {
+  auto inv = build_inventory(make_log());
+  REQUIRE(inv.size() == 2);
+  CHECK(inv[0].ip == "10.10.1.10");
+  CHECK(inv[0].device == "ct01");
+  CHECK(inv[0].model == "acme-ct");
+  CHECK(inv[0].mac_vendor == "IGT");
+  CHECK(inv[0].product == "DCMTK");
+  CHECK(inv[0].model_name == "ACME CT 9000");
+  CHECK(inv[0].ae_titles == std::vector<std::string>{"CT01"});
+  CHECK(inv[0].used == std::vector<std::string>{"dicom/tcp/11112"});
+  CHECK(inv[0].flows == 3);
+  CHECK(inv[0].alerts == 2);
+  CHECK(inv[1].offered == std::vector<std::string>{"dicom/tcp/11112"});
+  std::string j = inventory_json(inv);
+  CHECK(j.find("\"product\": \"DCMTK\"") != std::string::npos);
+}
+
+TEST_CASE("report: verdicts, counts, citations, PHI and lateral findings") {
+  std::string html = render_html(make_log(), ReportOptions{});
+  CHECK(html.rfind("<!DOCTYPE html>", 0) == 0);
+  CHECK(html.find("id=\"overall-verdict\" class=\"verdict big fail\">FAIL<") != std::string::npos);
+  CHECK(html.find("id=\"count-flows\">3<") != std::string::npos);
+  CHECK(html.find("id=\"count-alerts\">2<") != std::string::npos);
+  CHECK(html.find("id=\"count-alerts-high\">1<") != std::string::npos);
+  CHECK(html.find("id=\"count-alerts-medium\">1<") != std::string::npos);
+  CHECK(html.find("id=\"count-verdict-forbidden\">1<") != std::string::npos);
+  CHECK(html.find("id=\"count-verdict-declared\">1<") != std::string::npos);
+  CHECK(html.find("data-device=\"ct01\" data-verdict=\"FAIL\" data-flows=\"3\" data-alerts=\"2\"") != std::string::npos);
+  CHECK(count(html, "class=\"alert-row\"") == 2);
+  CHECK(count(html, "class=\"lateral-row\"") == 1);
+  CHECK(count(html, "class=\"phi-row\"") == 1);
+  CHECK(html.find("RMOT-1</b> answered &ldquo;No&rdquo;") != std::string::npos);
+  CHECK(html.find("AC-17") != std::string::npos);
+  CHECK(html.find("data-status=\"forbidden\"") != std::string::npos);
+  CHECK(html.find("data-status=\"undeclared\"") != std::string::npos);
+  CHECK(html.find("data-status=\"declared\"") != std::string::npos);
+  CHECK(html.find("class=\"peer-diagram\"") != std::string::npos);
+  CHECK(html.find("class=\"chart-time\"") != std::string::npos);
+  CHECK(html.find("class=\"chart-peers\"") != std::string::npos);
+  // Escaped, self-contained.
+  CHECK(html.find("<script") == std::string::npos);
+  CHECK(html.find("pacs&lt;script&gt;") != std::string::npos);
+  CHECK(html.find("http://") == std::string::npos);
+  CHECK(html.find("https://") == std::string::npos);
+  CHECK(html.find(" src=") == std::string::npos);
+}
+
+TEST_CASE("report lists declared flows that were never seen") {
+  ReportOptions opt;
+  opt.have_declared = true;
+  opt.declared["ct01"] = {{"pacs_store", "C-STORE to PACS", "pacs", "tcp/104", "CONN-2"},
+                          {"ntp_sync", "time sync", "ntp", "udp/123", "CONN-2"}};
+  std::string html = render_html(make_log(), opt);
+  CHECK(count(html, "data-status=\"declared-not-seen\"") == 1);
+  CHECK(html.find("ntp_sync") != std::string::npos);
+}
+
+TEST_CASE("report without a policy lists devices by address and judges nothing") {
+  EventLog log;
+  log.add_line(R"({"ts":"2024-03-01T12:00:01.000000Z","event_type":"asset","asset":{"ip":"192.168.0.5","changes":["new"],"model":"unbound","flows":1,"bytes":10}})");
+  log.add_line(R"({"ts":"2024-03-01T12:00:01.000000Z","event_type":"flow","flow_id":"f1","src_ip":"192.168.0.5","src_port":1,"dst_ip":"8.8.8.8","dst_port":53,"proto":"udp","flow":{"start":"2024-03-01T12:00:00.000000Z","end":"2024-03-01T12:00:01.000000Z","bytes_toserver":60,"bytes_toclient":80},"app":null,"ndpi":{"protocol":"DNS"}})");
+  std::string html = render_html(log, ReportOptions{});
+  CHECK(html.find("data-device=\"192.168.0.5\" data-verdict=\"NOT JUDGED\"") != std::string::npos);
+  CHECK(html.find("id=\"overall-verdict\" class=\"verdict big none\">NOT JUDGED<") != std::string::npos);
+  CHECK(html.find("id=\"count-devices\">1<") != std::string::npos);
+}
+
+TEST_CASE("report survives hostile and empty input") {
+  EventLog empty;
+  std::string html = render_html(empty, ReportOptions{});
+  CHECK(html.find("id=\"count-devices\">0<") != std::string::npos);
+  EventLog log;
+  log.add_line(R"({"event_type":"flow","src_ip":5,"flow":"x","verdict":7})");
+  log.add_line(R"({"event_type":"alert","alert":[1,2]})");
+  log.add_line(R"({"event_type":"asset","asset":{"ip":"10.0.0.1","vlans":"x","dicom":[],"services_used":[{"port":"x"}]}})");
+  log.add_line(R"({"event_type":"flow","src_ip":"10.0.0.1","dst_ip":"10.0.0.2","flow":{"start":"garbage","end":"9999-99-99T99:99:99Z"}})");
+  CHECK_NOTHROW(render_html(log, ReportOptions{}));
+  CHECK(html_escape("<a href='x'>&\"") == "&lt;a href=&#39;x&#39;&gt;&amp;&quot;");
+}
