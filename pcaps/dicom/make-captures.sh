@@ -33,11 +33,16 @@ stop_servers() { for p in "${SERVERS[@]}"; do kill "$p" 2>/dev/null || true; wai
 # cap NAME FILTER CMD...: captures CMD's traffic into OUT/NAME.pcap
 cap() {
   local name=$1 filter=$2; shift 2
-  tcpdump -q -i lo -s 0 -U -w "$OUT/$name.pcap" "$filter" 2>/dev/null & local tp=$!
-  sleep 0.5
-  "$@" >"$W/client.log" 2>&1 || echo "($name: client exited $?, as expected for rejects)" >&2
-  sleep 0.5
-  kill "$tp"; wait "$tp" 2>/dev/null || true
+  for attempt in 1 2 3; do
+    tcpdump -q -i lo -s 0 -U -w "$OUT/$name.pcap" "$filter" 2>/dev/null & local tp=$!
+    sleep 1
+    "$@" >"$W/client.log" 2>&1 || echo "($name: client exited $?, as expected for rejects)" >&2
+    sleep 1
+    kill "$tp"; wait "$tp" 2>/dev/null || true
+    # tcpdump may start late on a loaded machine: retry until the handshake is in the file.
+    [ "$(tcpdump -r "$OUT/$name.pcap" 2>/dev/null | wc -l)" -ge 3 ] && break
+    echo "($name: capture empty, retrying)" >&2
+  done
   echo "$name.pcap: $(stat -c %s "$OUT/$name.pcap") bytes"
 }
 O=$W/obj

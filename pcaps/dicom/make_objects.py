@@ -83,6 +83,7 @@ WORKLIST = [
 os.makedirs(os.path.join(OUT, "wlist", "WLM1"), exist_ok=True)
 open(os.path.join(OUT, "wlist", "WLM1", "lockfile"), "w").close()
 for name, pn, pid, dob, acc, mod in WORKLIST:
+    # Same attribute set as DCMTK's wlistdb examples: wlmscpfs ignores incomplete entries.
     lines = [
         f"(0008,0050) SH [{acc}]",
         "(0008,0005) CS [ISO_IR 100]",
@@ -90,20 +91,29 @@ for name, pn, pid, dob, acc, mod in WORKLIST:
         f"(0010,0020) LO [{pid}]",
         f"(0010,0030) DA [{dob}]",
         "(0010,0040) CS [O]",
+        "(0010,2000) LO [NONE]",
+        "(0010,2110) LO [NONE]",
         f"(0020,000d) UI {STUDY}.9.{pid[-3:]}",
         "(0032,1032) PN [Requester^Rob]",
         "(0032,1060) LO [Imaging exam]",
         "(0040,0100) SQ",
         "(fffe,e000) -",
         f"(0008,0060) CS [{mod}]",
+        "(0032,1070) LO [NONE]",
         "(0040,0001) AE [CT_SCANNER1]",
         "(0040,0002) DA [20240116]",
         "(0040,0003) TM [090000]",
         "(0040,0006) PN [Performer^Pat]",
+        "(0040,0007) LO [Imaging step]",
         "(0040,0009) SH [SPS1]",
+        "(0040,0010) SH [ROOM1]",
+        "(0040,0011) SH [FLOOR1]",
+        "(0040,0012) LO",
+        "(0040,0400) LT",
         "(fffe,e00d) -",
         "(fffe,e0dd) -",
         "(0040,1001) SH [RP1]",
+        "(0040,1003) SH [LOW]",
     ]
     with open(os.path.join(OUT, name + ".dump"), "w", encoding="latin-1") as f:
         f.write("\n".join(lines) + "\n")
