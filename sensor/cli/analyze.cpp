@@ -72,9 +72,12 @@ int run_analyze(const AnalyzeOptions& o) {
   Severity fail_on = Severity::high;
   parse_severity(o.fail_on, fail_on);
   std::unique_ptr<Pseudonymiser> phi;
+  std::unique_ptr<FlowJudge> judge;
+  HeaderAnnotator* annotator = nullptr;
   try {
     cfg = load_sensor_config(o);
     phi = std::make_unique<Pseudonymiser>(make_pseudonymiser(cfg));
+    judge = load_judge(cfg, o, &annotator);
   } catch (const std::exception& e) {
     fmt::print(stderr, "medmon: {}\n", e.what());
     return kExitUsage;
@@ -89,16 +92,26 @@ int run_analyze(const AnalyzeOptions& o) {
   }
   Summary summary;
   out.add_observer(&summary);
+  out.set_annotator(annotator);
   AnalyzeExtras extras(out, o.out);  // asset inventory; events kept for --report
   // One pipeline on this thread, or N workers fed by this thread.
   std::unique_ptr<Pipeline> single;
   std::unique_ptr<OfflineWorkers> pool;
-  if (o.workers > 1) pool = std::make_unique<OfflineWorkers>(o.workers, cfg, depth, *phi, out, [&] {
+  // Judges: the site policy (when given) first, so its verdict goes into flow events, then the
+  // asset inventory. Workers get their own copies (results never depend on thread timing).
+  if (o.workers > 1) {
+    pool = std::make_unique<OfflineWorkers>(o.workers, cfg, depth, *phi, out, [&] {
       std::vector<std::unique_ptr<FlowJudge>> j;
+      if (judge) j.push_back(fork_judge(*judge));
       j.push_back(extras.make_worker_asset_judge());
       return j;
-    });
-  else single = std::make_unique<Pipeline>(cfg, depth, out, *phi, std::vector<FlowJudge*>{extras.asset_judge()});
+    }, annotator);
+  } else {
+    std::vector<FlowJudge*> judges;
+    if (judge) judges.push_back(judge.get());
+    judges.push_back(extras.asset_judge());
+    single = std::make_unique<Pipeline>(cfg, depth, out, *phi, judges);
+  }
   auto set_linktype = [&](int dlt) { if (pool) pool->set_linktype(dlt); else single->set_linktype(dlt); };
   auto feed = [&](const uint8_t* d, uint32_t cap, uint32_t len, Timestamp ts) {
     if (pool) pool->packet(d, cap, len, ts); else single->packet(d, cap, len, ts);

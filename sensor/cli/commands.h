@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "sensor/engine/config.h"
+#include "sensor/engine/flow_judge.h"
 #include "sensor/output/pseudonymiser.h"
 
 namespace medmon {
@@ -17,6 +18,8 @@ struct CommonOptions {
   std::string out = "-";
   std::string phi_mode;       // overrides the config when set
   std::string site_policy;    // overrides the config when set
+  std::string models_dir;     // where the site's device models are (default: next to the site)
+  std::string baseline;       // accepted alerts (rule + device + peer) not to report again
   std::string ladder = "policy";
   std::string fail_on = "high";
   bool quiet = false;
@@ -42,6 +45,13 @@ struct LiveOptions : CommonOptions {
 // Loads the configuration and the PHI key; throws ConfigError.
 SensorConfig load_sensor_config(const CommonOptions& o);
 Pseudonymiser make_pseudonymiser(const SensorConfig& c);
+
+// The policy judge for a site file, or null when no site is configured. Throws ConfigError
+// (errors already printed) when the site or a model is invalid.
+std::unique_ptr<FlowJudge> load_judge(const SensorConfig& c, const CommonOptions& o, HeaderAnnotator** annotator);
+
+// A judge with the same policy and its own state, for another worker thread.
+std::unique_ptr<FlowJudge> fork_judge(const FlowJudge& j);
 
 int run_analyze(const AnalyzeOptions& o);
 int run_live(const LiveOptions& o);

@@ -18,6 +18,8 @@ void add_common(CLI::App* c, CommonOptions& o) {
   c->add_option("--out,-o", o.out, "Events output file (JSON Lines), '-' for stdout");
   c->add_option("--config,-c", o.config_file, "Sensor configuration (YAML)")->check(CLI::ExistingFile);
   c->add_option("--site", o.site_policy, "Site policy (YAML) binding devices to models and zones");
+  c->add_option("--models", o.models_dir, "Directory of device models (default: as the site file says)");
+  c->add_option("--baseline", o.baseline, "Accepted alerts (rule, device, peer) that are not reported again");
   c->add_option("--phi", o.phi_mode, "PHI values in output: pseudonym (default) or raw (forensics only)")
       ->check(CLI::IsMember({"pseudonym", "raw"}));
   c->add_option("--fail-on", o.fail_on, "Exit 1 when an alert at or above this severity was raised")

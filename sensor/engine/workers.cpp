@@ -23,11 +23,12 @@ uint64_t flow_hash(const Packet& p, bool fragment) {
 }  // namespace
 
 OfflineWorkers::OfflineWorkers(int n, const SensorConfig& cfg, Depth depth, const Pseudonymiser& phi,
-                               EventOutput& merged, JudgeFactory judges)
+                               EventOutput& merged, JudgeFactory judges, HeaderAnnotator* annotator)
     : merged_(merged) {
   for (int i = 0; i < n; ++i) {
     auto w = std::make_unique<Worker>();
     w->out.add_sink(w->sink);
+    w->out.set_annotator(annotator);
     if (judges) w->judges = judges();
     std::vector<FlowJudge*> raw;
     for (auto& j : w->judges) raw.push_back(j.get());

@@ -25,7 +25,7 @@ class OfflineWorkers {
   using JudgeFactory = std::function<std::vector<std::unique_ptr<FlowJudge>>()>;
 
   OfflineWorkers(int n, const SensorConfig& cfg, Depth depth, const Pseudonymiser& phi, EventOutput& merged,
-                 JudgeFactory judges);
+                 JudgeFactory judges, HeaderAnnotator* annotator = nullptr);
   ~OfflineWorkers();
 
   void set_linktype(int dlt);

@@ -1,0 +1,30 @@
+// Builds the flow judges the analyze and live commands put into the pipeline.
+#include "sensor/cli/commands.h"
+#if MEDMON_HAVE_POLICY
+#include "policies/cli/policy_cli.h"
+#endif
+
+namespace medmon {
+
+std::unique_ptr<FlowJudge> load_judge(const SensorConfig& c, const CommonOptions& o, HeaderAnnotator** annotator) {
+  *annotator = nullptr;
+  if (c.site_policy.empty()) return nullptr;
+#if MEDMON_HAVE_POLICY
+  auto judge = load_policy_judge(c.site_policy, o.models_dir, o.baseline);
+  if (!judge) throw ConfigError("policy not loaded (errors above)");
+  *annotator = judge.get();
+  return judge;
+#else
+  throw ConfigError("this build has no policy engine");
+#endif
+}
+
+std::unique_ptr<FlowJudge> fork_judge(const FlowJudge& j) {
+#if MEDMON_HAVE_POLICY
+  return static_cast<const policy::PolicyJudge&>(j).fork();
+#else
+  return nullptr;
+#endif
+}
+
+}  // namespace medmon
