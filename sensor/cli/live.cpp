@@ -72,7 +72,8 @@ void install_handlers() {
   sigaction(SIGTERM, &sa, nullptr);
 }
 
-int run_live_pcap(const LiveOptions& o, const SensorConfig& cfg, Depth depth, const Pseudonymiser& phi) {
+int run_live_pcap(const LiveOptions& o, const SensorConfig& cfg, Depth depth, const Pseudonymiser& phi,
+                  FlowJudge* judge, HeaderAnnotator* annotator) {
   std::unique_ptr<PcapSource> src;
   try {
     src = PcapSource::open_live(o.iface, o.snaplen, !o.no_promisc, o.bpf, o.buffer_mb);
@@ -93,7 +94,10 @@ int run_live_pcap(const LiveOptions& o, const SensorConfig& cfg, Depth depth, co
     return kExitUsage;
   }
   if (int rc = drop_privileges(o.user)) return rc;
-  Pipeline pipeline(cfg, depth, out, phi, {});
+  out.set_annotator(annotator);
+  std::vector<FlowJudge*> judges;
+  if (judge) judges.push_back(judge);
+  Pipeline pipeline(cfg, depth, out, phi, judges);
   pipeline.set_linktype(dlt);
   g_live_src = src.get();
   install_handlers();
@@ -130,7 +134,8 @@ int run_live_pcap(const LiveOptions& o, const SensorConfig& cfg, Depth depth, co
   return rc;
 }
 
-int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth, const Pseudonymiser& phi) {
+int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth, const Pseudonymiser& phi,
+                      FlowJudge* judge, HeaderAnnotator* annotator) {
   // Open every socket while privileged; then drop privileges; then start the workers.
   std::vector<std::unique_ptr<AfPacketSource>> sources;
   AfPacketOptions ao;
@@ -157,12 +162,17 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
   install_handlers();
 
   std::mutex file_mutex;
+  std::vector<std::unique_ptr<FlowJudge>> worker_judges;
+  for (int i = 0; judge && i < o.workers; ++i) worker_judges.push_back(fork_judge(*judge));
   std::vector<std::thread> threads;
   for (int i = 0; i < o.workers; ++i) {
     threads.emplace_back([&, i] {
       EventOutput out;
       out.add_sink(std::make_shared<SharedSink>(file, file_mutex));
-      Pipeline pipeline(cfg, depth, out, phi, {});
+      out.set_annotator(annotator);
+      std::vector<FlowJudge*> judges;
+      if (judge) judges.push_back(worker_judges[i].get());
+      Pipeline pipeline(cfg, depth, out, phi, judges);
       pipeline.set_linktype(linktype::EN10MB);
       if (o.workers > 1) pipeline.set_worker_id(i);
       AfPacketSource& src = *sources[i];
@@ -197,10 +207,13 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
 int run_live(const LiveOptions& o) {
   SensorConfig cfg;
   std::unique_ptr<Pseudonymiser> phi;
+  std::unique_ptr<FlowJudge> judge;
+  HeaderAnnotator* annotator = nullptr;
   try {
     cfg = load_sensor_config(o);
     if (cfg.stats_interval_usec == 0) cfg.stats_interval_usec = static_cast<int64_t>(o.stats_interval * 1e6);
     phi = std::make_unique<Pseudonymiser>(make_pseudonymiser(cfg));
+    judge = load_judge(cfg, o, &annotator);
   } catch (const std::exception& e) {
     fmt::print(stderr, "medmon: {}\n", e.what());
     return kExitUsage;
@@ -209,9 +222,9 @@ int run_live(const LiveOptions& o) {
   parse_depth(o.ladder, depth);
   if (o.capture == "pcap") {
     if (o.workers > 1) { fmt::print(stderr, "medmon: --workers needs --capture afpacket\n"); return kExitUsage; }
-    return run_live_pcap(o, cfg, depth, *phi);
+    return run_live_pcap(o, cfg, depth, *phi, judge.get(), annotator);
   }
-  return run_live_afpacket(o, cfg, depth, *phi);
+  return run_live_afpacket(o, cfg, depth, *phi, judge.get(), annotator);
 }
 
 }  // namespace medmon
