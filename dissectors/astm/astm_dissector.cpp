@@ -1,0 +1,481 @@
+#include "dissectors/astm/astm_dissector.h"
+
+#include <array>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dissectors/api/byte_reader.h"
+
+namespace medmon {
+namespace astm {
+
+namespace {
+
+constexpr uint8_t STX = 0x02, ETX = 0x03, EOT = 0x04, ENQ = 0x05, ACK = 0x06, LF = 0x0A, CR = 0x0D,
+                  NAK = 0x15, ETB = 0x17;
+constexpr size_t kMaxFrameText = 64 * 1024;  // E1381 allows 240; tolerate long frames, but bounded
+constexpr size_t kMaxRecord = 64 * 1024;
+constexpr size_t kMaxList = 32;
+constexpr size_t kMaxFrameStd = 247;         // E1381 frame size limit, overhead included
+constexpr uint16_t kPorts[] = {5000, 5001, 5002, 6000, 7000, 12000};
+
+bool is_delim(uint8_t c) { return c > 0x20 && c < 0x7F && !((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')); }
+
+// "H" + 4 delimiter characters (field, repeat, component, escape), all distinct.
+Probe header_record(std::span<const uint8_t> s) {
+  if (s.empty()) return Probe::need_more;
+  if (s[0] != 'H') return Probe::no;
+  for (size_t i = 1; i < 5; ++i) {
+    if (i >= s.size()) return Probe::need_more;
+    if (!is_delim(s[i])) return Probe::no;
+    for (size_t j = 1; j < i; ++j) if (s[j] == s[i]) return Probe::no;
+  }
+  return Probe::yes;
+}
+
+// STX, frame number '0'..'7', then the header record.
+Probe first_frame(std::span<const uint8_t> s) {
+  if (s.size() < 2) return Probe::need_more;
+  if (s[1] < '0' || s[1] > '7') return Probe::no;
+  return header_record(s.subspan(2));
+}
+
+char hex_digit(unsigned v) { return "0123456789ABCDEF"[v & 15]; }
+
+// Field n (1-based, as numbered by E1394: field 1 is the record type) of a record.
+std::string_view field(std::string_view rec, char fd, int n) {
+  int i = 1;
+  size_t start = 0;
+  while (i < n) {
+    size_t p = rec.find(fd, start);
+    if (p == std::string_view::npos) return {};
+    start = p + 1;
+    ++i;
+  }
+  size_t end = rec.find(fd, start);
+  return rec.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
+}
+
+std::string_view component(std::string_view f, char cd, int n) { return field(f, cd, n); }
+
+std::string_view first_repeat(std::string_view f, char rd) {
+  size_t p = f.find(rd);
+  return p == std::string_view::npos ? f : f.substr(0, p);
+}
+
+bool blank(std::string_view v) {
+  for (char c : v) if (c != ' ' && c != '^') return false;
+  return true;
+}
+
+}  // namespace
+
+uint8_t checksum(std::span<const uint8_t> s) {
+  unsigned sum = 0;
+  for (uint8_t c : s) sum += c;
+  return static_cast<uint8_t>(sum & 0xFF);
+}
+
+Probe probe(std::span<const uint8_t> s, Dir) {
+  size_t i = 0;
+  // A receiver's side starts with ACKs; a sender may retry ENQ.
+  while (i < s.size() && (s[i] == ACK || s[i] == NAK || s[i] == EOT)) ++i;
+  if (i == s.size()) return i > 16 ? Probe::no : Probe::need_more;
+  if (s[i] == ENQ) {
+    while (i < s.size() && s[i] == ENQ) ++i;
+    if (i == s.size()) return Probe::need_more;
+    if (s[i] != STX) return Probe::no;
+    return first_frame(s.subspan(i));
+  }
+  if (i != 0) return Probe::no;
+  if (s[0] == STX) return first_frame(s);
+  if (s[0] == 'H') {
+    Probe r = header_record(s);
+    if (r != Probe::yes) return r;
+    // A bare header record: the 3 delimiters after the field separator are the usual \^& (or
+    // at least the field separator is '|'), so text protocols starting with "H" do not match.
+    return (s[1] == '|') ? Probe::yes : Probe::no;
+  }
+  return Probe::no;
+}
+
+namespace {
+
+class AstmDissector final : public Dissector {
+ public:
+  Consumed on_data(Dir dir, std::span<const uint8_t> data, FlowContext& ctx) override {
+    DirState& s = d_[static_cast<int>(dir)];
+    const uint64_t base = ctx.stream_offset();
+    for (size_t i = 0; i < data.size(); ++i) step(dir, s, data[i], base + i, ctx);
+    return {data.size(), 0, 0, false};
+  }
+
+  void on_gap(Dir dir, uint64_t missing, FlowContext& ctx) override {
+    DirState& s = d_[static_cast<int>(dir)];
+    if (s.tx.open) s.tx.gaps++;
+    // Lost bytes: drop the frame in progress and any partial record; wait for the next STX/EOT.
+    s.state = s.tx.open ? St::between : St::idle;
+    s.frame.clear();
+    s.record.clear();
+  }
+
+  void on_end(Dir dir, FlowContext& ctx) override {
+    DirState& s = d_[static_cast<int>(dir)];
+    if (s.tx.open) {
+      if (!s.record.empty() && s.raw) record(dir, s, ctx);
+      if (s.tx.open) {
+        if (!s.raw) ctx.anomaly("astm", "no_eot", ctx.stream_offset());
+        emit(dir, s, ctx, false);
+      }
+    }
+  }
+
+ private:
+  enum class St : uint8_t { idle, between, fn, text, c1, c2, cr, lf, raw };
+
+  struct Tx {
+    bool open = false;
+    uint64_t frames = 0, retransmissions = 0, checksum_errors = 0, naks = 0, gaps = 0, long_frames = 0;
+    std::array<uint32_t, 26> counts{};
+    std::string control_id, sender_name, sender_version, sender_serial, receiver, processing, version, time;
+    std::vector<std::string> tests, patients, specimens;
+    std::vector<std::string> phi;
+    std::string termination;
+    bool unknown_reported = false, stray_reported = false;
+  };
+
+  struct DirState {
+    St state = St::idle;
+    bool raw = false;  // bare records, no link layer
+    uint8_t expect_fn = 1;
+    int last_fn = -1;
+    uint8_t fn = 0, end_char = 0, c1 = 0;
+    unsigned sum = 0;
+    uint64_t frame_start = 0;
+    std::string frame;   // text of the frame in progress
+    std::string record;  // record being rebuilt across frames
+    bool record_overflow = false;
+    char fd = '|', rd = '\\', cd = '^';
+    Tx tx;
+  };
+
+  static bool upper(uint8_t c) { return c >= 'A' && c <= 'Z'; }
+
+  void open_tx(DirState& s) {
+    s.tx = Tx{};
+    s.tx.open = true;
+    s.expect_fn = 1;
+    s.last_fn = -1;
+    s.record.clear();
+    s.record_overflow = false;
+  }
+
+  void stray(DirState& s, uint64_t off, FlowContext& ctx) {
+    if (s.tx.stray_reported) return;
+    s.tx.stray_reported = true;
+    ctx.anomaly("astm", "unexpected_byte", off);
+  }
+
+  void step(Dir dir, DirState& s, uint8_t c, uint64_t off, FlowContext& ctx) {
+    switch (s.state) {
+      case St::idle:
+      case St::between:
+        if (c == ENQ) {
+          if (s.tx.open) emit(dir, s, ctx, false);  // a new transmission without EOT
+          open_tx(s);
+          s.raw = false;
+          s.state = St::between;
+        } else if (c == STX) {
+          if (!s.tx.open) { open_tx(s); s.raw = false; ctx.anomaly("astm", "frame_without_enq", off); }
+          s.state = St::fn;
+          s.frame.clear();
+          s.sum = 0;
+          s.frame_start = off;
+        } else if (c == EOT) {
+          if (s.tx.open && !s.raw) {
+            if (!s.record.empty()) record(dir, s, ctx);
+            emit(dir, s, ctx, true);
+          }
+          s.state = St::idle;
+        } else if (c == ACK || c == NAK) {
+          // Answers to the other direction's frames.
+          DirState& o = d_[1 - static_cast<int>(dir)];
+          if (c == NAK && o.tx.open) o.tx.naks++;
+        } else if (c == CR || c == LF) {
+          // tolerated between frames
+        } else if (s.state == St::idle && upper(c)) {
+          // Bare records (no link layer): start a transmission at an H record.
+          if (!s.tx.open) { open_tx(s); }
+          s.raw = true;
+          s.state = St::raw;
+          s.record.assign(1, static_cast<char>(c));
+        } else {
+          stray(s, off, ctx);
+        }
+        break;
+      case St::raw:
+        if (c == CR || c == LF) {
+          if (!s.record.empty()) record(dir, s, ctx);
+          if (!s.tx.open) s.state = St::idle;  // the L record closed the transmission
+        } else if (c == EOT || c == ENQ || c == STX) {
+          if (!s.record.empty()) record(dir, s, ctx);
+          if (s.tx.open) emit(dir, s, ctx, c == EOT);
+          s.state = St::idle;
+          if (c != EOT) step(dir, s, c, off, ctx);
+        } else {
+          append_record(s, static_cast<char>(c), off, ctx);
+        }
+        break;
+      case St::fn:
+        if (c < '0' || c > '7') {
+          ctx.anomaly("astm", "bad_frame_number", off);
+          s.state = St::between;
+          if (c == STX || c == EOT || c == ENQ) step(dir, s, c, off, ctx);
+          break;
+        }
+        s.fn = static_cast<uint8_t>(c - '0');
+        s.sum = c;
+        s.state = St::text;
+        break;
+      case St::text:
+        if (c == ETB || c == ETX) {
+          s.sum += c;
+          s.end_char = c;
+          s.state = St::c1;
+        } else if (c == STX || c == EOT || c == ENQ) {
+          ctx.anomaly("astm", "frame_interrupted", off);
+          s.frame.clear();
+          s.state = St::between;
+          step(dir, s, c, off, ctx);
+        } else {
+          s.sum += c;
+          if (s.frame.size() < kMaxFrameText) s.frame.push_back(static_cast<char>(c));
+        }
+        break;
+      case St::c1:
+        s.c1 = c;
+        s.state = St::c2;
+        break;
+      case St::c2: {
+        uint8_t sum = static_cast<uint8_t>(s.sum & 0xFF);
+        auto up = [](uint8_t x) { return static_cast<uint8_t>(x >= 'a' && x <= 'f' ? x - 32 : x); };
+        bool good = up(s.c1) == static_cast<uint8_t>(hex_digit(sum >> 4)) && up(c) == static_cast<uint8_t>(hex_digit(sum));
+        frame_done(dir, s, good, off, ctx);
+        s.state = St::cr;
+        break;
+      }
+      case St::cr:
+      case St::lf:
+        if (c == CR && s.state == St::cr) { s.state = St::lf; break; }
+        if (c == LF && s.state == St::lf) { s.state = St::between; break; }
+        // A missing CR LF trailer: resume at this byte.
+        s.state = St::between;
+        step(dir, s, c, off, ctx);
+        break;
+    }
+  }
+
+  void append_record(DirState& s, char c, uint64_t off, FlowContext& ctx) {
+    if (s.record.size() < kMaxRecord) { s.record.push_back(c); return; }
+    if (!s.record_overflow) { s.record_overflow = true; ctx.anomaly("astm", "record_too_long", off); }
+  }
+
+  void frame_done(Dir dir, DirState& s, bool good, uint64_t off, FlowContext& ctx) {
+    Tx& t = s.tx;
+    if (!good) {
+      ++t.checksum_errors;
+      ctx.anomaly("astm", "bad_checksum", s.frame_start);
+      s.frame.clear();
+      return;
+    }
+    // Frame size: STX FN text ETB C1 C2 CR LF.
+    if (s.frame.size() + 7 > kMaxFrameStd && t.long_frames++ == 0) ctx.anomaly("astm", "frame_too_long", s.frame_start);
+    if (s.last_fn == s.fn) {  // the receiver's ACK was lost: the same frame again
+      ++t.retransmissions;
+      s.frame.clear();
+      return;
+    }
+    if (s.fn != s.expect_fn) ctx.anomaly("astm", "frame_number_sequence", s.frame_start);
+    ++t.frames;
+    s.last_fn = s.fn;
+    s.expect_fn = static_cast<uint8_t>((s.fn + 1) & 7);
+    for (char ch : s.frame) {
+      if (ch == '\r') {
+        if (!s.record.empty()) record(dir, s, ctx);
+      } else if (ch != '\n') {
+        append_record(s, ch, off, ctx);
+      }
+    }
+    s.frame.clear();
+    if (s.end_char == ETX && !s.record.empty()) record(dir, s, ctx);
+  }
+
+  void add(std::vector<std::string>& v, std::string x) {
+    for (auto& e : v) if (e == x) return;
+    if (v.size() < kMaxList) v.push_back(std::move(x));
+  }
+
+  void phi(DirState& s, FlowContext& ctx, std::string_view rec, int n, const char* name) {
+    std::string_view v = field(rec, s.fd, n);
+    if (blank(v)) return;
+    ctx.facts().add_phi(name);
+    for (auto& p : s.tx.phi) if (p == name) return;
+    s.tx.phi.emplace_back(name);
+  }
+
+  void record(Dir dir, DirState& s, FlowContext& ctx) {
+    std::string_view rec = s.record;
+    Tx& t = s.tx;
+    char type = rec.empty() ? 0 : rec[0];
+    if (type >= 'a' && type <= 'z') type = static_cast<char>(type - 32);
+    if (type == 'H' && rec.size() >= 5) {
+      s.fd = rec[1];
+      s.rd = rec[2];
+      s.cd = rec[3];
+      if (t.counts['H' - 'A'] > 0 && s.raw) {
+        // A new header without L: the previous message ended.
+      }
+      t.control_id.assign(field(rec, s.fd, 3));
+      std::string_view sender = field(rec, s.fd, 5);
+      t.sender_name.assign(component(sender, s.cd, 1));
+      t.sender_version.assign(component(sender, s.cd, 2));
+      t.sender_serial.assign(component(sender, s.cd, 3));
+      t.receiver.assign(component(field(rec, s.fd, 10), s.cd, 1));
+      t.processing.assign(field(rec, s.fd, 12));
+      t.version.assign(field(rec, s.fd, 13));
+      t.time.assign(field(rec, s.fd, 14));
+      if (!t.sender_name.empty()) ctx.facts().set_attr("astm.sender", t.sender_name);
+      if (!t.receiver.empty()) ctx.facts().set_attr("astm.receiver", t.receiver);
+    }
+    if (type >= 'A' && type <= 'Z') {
+      t.counts[type - 'A']++;
+    }
+    switch (type) {
+      case 'H': break;
+      case 'P': {
+        static const std::pair<int, const char*> kPhi[] = {
+            {3, "astm.P.3"}, {4, "astm.P.4"}, {5, "astm.P.5"}, {6, "astm.P.6"}, {7, "astm.P.7"},
+            {8, "astm.P.8"}, {11, "astm.P.11"}, {13, "astm.P.13"}};
+        for (auto& [n, name] : kPhi) phi(s, ctx, rec, n, name);
+        for (int n : {3, 4, 5}) {
+          std::string_view id = first_repeat(field(rec, s.fd, n), s.rd);
+          if (!blank(id)) { add(t.patients, ctx.pseudonym(id)); break; }
+        }
+        break;
+      }
+      case 'O': {
+        phi(s, ctx, rec, 3, "astm.O.3");
+        std::string_view spec = component(first_repeat(field(rec, s.fd, 3), s.rd), s.cd, 1);
+        if (!blank(spec)) add(t.specimens, ctx.pseudonym(spec));
+        std::string_view tests = field(rec, s.fd, 5);
+        // Universal test id ^^^code: repeats separated by the repeat delimiter.
+        size_t start = 0;
+        while (start <= tests.size()) {
+          size_t p = tests.find(s.rd, start);
+          std::string_view one = tests.substr(start, p == std::string_view::npos ? std::string_view::npos : p - start);
+          std::string_view code = component(one, s.cd, 4);
+          if (code.empty()) code = one;
+          if (!blank(code)) add(t.tests, std::string(code));
+          if (p == std::string_view::npos) break;
+          start = p + 1;
+        }
+        break;
+      }
+      case 'R': {
+        std::string_view id = field(rec, s.fd, 3);
+        std::string_view code = component(id, s.cd, 4);
+        if (code.empty()) code = id;
+        if (!blank(code)) add(t.tests, std::string(code));
+        break;
+      }
+      case 'Q':
+        phi(s, ctx, rec, 3, "astm.Q.3");
+        break;
+      case 'L':
+        t.termination.assign(field(rec, s.fd, 3));
+        break;
+      case 'C': case 'M': case 'S': break;
+      default:
+        if (!t.unknown_reported) {
+          t.unknown_reported = true;
+          ctx.anomaly("astm", "unknown_record", ctx.stream_offset());
+        }
+    }
+    s.record.clear();
+    s.record_overflow = false;
+    if (type == 'L' && s.raw) emit(dir, s, ctx, true);
+  }
+
+  void emit(Dir dir, DirState& s, FlowContext& ctx, bool complete) {
+    Tx& t = s.tx;
+    ++ctx.counters().at("astm.transmissions");
+    auto& w = ctx.begin_event("astm");
+    w.object("astm");
+    w.field("direction", dir_name(dir));
+    w.field("link_layer", !s.raw);
+    if (!t.sender_name.empty()) w.field("sender", t.sender_name);
+    if (!t.sender_version.empty()) w.field("sender_version", t.sender_version);
+    if (!t.sender_serial.empty()) w.field("sender_serial", t.sender_serial);
+    if (!t.receiver.empty()) w.field("receiver", t.receiver);
+    if (!t.control_id.empty()) w.field("control_id", t.control_id);
+    if (!t.processing.empty()) w.field("processing_id", t.processing);
+    if (!t.version.empty()) w.field("version", t.version);
+    if (!t.time.empty()) w.field("message_time", t.time);
+    w.object("records");
+    for (char c : std::string_view("HPOQRCLMS")) {
+      char k[2] = {c, 0};
+      w.field(std::string_view(k, 1), static_cast<uint64_t>(t.counts[c - 'A']));
+    }
+    w.end_object();
+    if (!s.raw) {
+      w.field("frames", t.frames);
+      if (t.retransmissions) w.field("retransmissions", t.retransmissions);
+      if (t.checksum_errors) w.field("checksum_errors", t.checksum_errors);
+      if (t.naks) w.field("naks", t.naks);
+    }
+    if (t.gaps) w.field("gaps", t.gaps);
+    if (!t.termination.empty()) w.field("termination_code", t.termination);
+    w.field("complete", complete);
+    if (!t.tests.empty()) {
+      w.array("tests");
+      for (auto& x : t.tests) w.value(x);
+      w.end_array();
+    }
+    if (!t.patients.empty()) {
+      w.array("patients");
+      for (auto& x : t.patients) w.value(x);
+      w.end_array();
+    }
+    if (!t.specimens.empty()) {
+      w.array("specimens");
+      for (auto& x : t.specimens) w.value(x);
+      w.end_array();
+    }
+    if (!t.phi.empty()) {
+      w.array("phi_fields");
+      for (auto& x : t.phi) w.value(x);
+      w.end_array();
+    }
+    w.end_object();
+    ctx.end_event();
+    t.open = false;
+  }
+
+  std::array<DirState, 2> d_;
+};
+
+std::unique_ptr<Dissector> make() { return std::make_unique<AstmDissector>(); }
+
+}  // namespace
+}  // namespace astm
+
+const DissectorInfo kAstmInfo = {
+    .name = "astm",
+    .transport = Transport::tcp,
+    .probe = &astm::probe,
+    .make = &astm::make,
+    .port_hints = astm::kPorts,
+};
+
+}  // namespace medmon

@@ -1,0 +1,233 @@
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+#include <random>
+#include <string>
+
+#include "dissectors/astm/astm_dissector.h"
+#include "dissectors/proprietary/test/harness.h"
+
+using namespace medmon;
+using medmon::testing::Harness;
+using medmon::testing::bytes_of;
+
+namespace {
+
+// Made-up patient and specimen.
+const char* kRecords[] = {
+    "H|\\^&|||ACME-CHEM^2.1^SN4711|||||LIS01||P|LIS2-A2|20240101120000",
+    "P|1|PID0001|LAB0001||DOE^JANE||19700101|F",
+    "O|1|SPEC123||^^^GLU\\^^^NA|R||20240101115500",
+    "R|1|^^^GLU|5.4|mmol/L||N||F||||20240101120000|ACME-CHEM",
+    "R|2|^^^NA|140|mmol/L||N||F",
+    "C|1|I|hemolysed|G",
+    "L|1|N",
+};
+
+std::string frame(int fn, const std::string& text, bool last = true) {
+  std::string body = std::to_string(fn) + text + (last ? '\x03' : '\x17');
+  unsigned sum = astm::checksum(bytes_of(body));
+  char cs[3];
+  std::snprintf(cs, sizeof cs, "%02X", sum & 0xFF);
+  return "\x02" + body + cs + "\r\n";
+}
+
+// Sender side of one transmission, one record per frame.
+std::string transmission() {
+  std::string s = "\x05";
+  int fn = 1;
+  for (const char* r : kRecords) { s += frame(fn, std::string(r) + "\r"); fn = (fn + 1) & 7; }
+  return s + "\x04";
+}
+
+void check_event(const nlohmann::json& a) {
+  CHECK(a["direction"] == "to_server");
+  CHECK(a["link_layer"] == true);
+  CHECK(a["sender"] == "ACME-CHEM");
+  CHECK(a["sender_version"] == "2.1");
+  CHECK(a["sender_serial"] == "SN4711");
+  CHECK(a["receiver"] == "LIS01");
+  CHECK(a["processing_id"] == "P");
+  CHECK(a["version"] == "LIS2-A2");
+  CHECK(a["records"]["H"] == 1);
+  CHECK(a["records"]["P"] == 1);
+  CHECK(a["records"]["O"] == 1);
+  CHECK(a["records"]["R"] == 2);
+  CHECK(a["records"]["C"] == 1);
+  CHECK(a["records"]["L"] == 1);
+  CHECK(a["frames"] == 7);
+  CHECK(a["termination_code"] == "N");
+  CHECK(a["complete"] == true);
+  CHECK(a["tests"] == nlohmann::json::array({"GLU", "NA"}));
+  Pseudonymiser p;
+  CHECK(a["patients"] == nlohmann::json::array({p("PID0001")}));
+  CHECK(a["specimens"] == nlohmann::json::array({p("SPEC123")}));
+  CHECK(a["phi_fields"] == nlohmann::json::array({"astm.P.3", "astm.P.4", "astm.P.6", "astm.P.8", "astm.O.3"}));
+}
+
+}  // namespace
+
+TEST_CASE("astm: probe accepts the link layer and bare header records") {
+  auto p = [](std::string_view s, Dir d = Dir::to_server) { return astm::probe(bytes_of(s), d); };
+  CHECK(p("\x05") == Probe::need_more);
+  CHECK(p("\x05\x02") == Probe::need_more);
+  CHECK(p("\x05\x02" "1H|\\^&|||X") == Probe::yes);
+  CHECK(p("\x02" "1H|\\^&|||X") == Probe::yes);
+  CHECK(p("H|\\^&|||X") == Probe::yes);
+  CHECK(p("\x06", Dir::to_client) == Probe::need_more);
+  CHECK(p("\x06\x06\x06", Dir::to_client) == Probe::need_more);
+  CHECK(p("\x06\x05\x02" "1H|\\^&", Dir::to_client) == Probe::yes);
+  CHECK(p("") == Probe::need_more);
+  // Other protocols never match.
+  CHECK(p("GET / HTTP/1.1\r\n") == Probe::no);
+  CHECK(p("HTTP/1.1 200 OK\r\n") == Probe::no);
+  CHECK(p("HEAD / HTTP/1.1\r\n") == Probe::no);
+  CHECK(p(std::string_view("\x16\x03\x01\x02\x00\x01", 6)) == Probe::no);
+  CHECK(p(std::string_view("\x01\x00\x00\x00\x00\xcd\x00\x01", 8)) == Probe::no);
+  CHECK(p("\x0bMSH|^~\\&|") == Probe::no);
+  CHECK(p("SSH-2.0-OpenSSH_9.2\r\n") == Probe::no);
+  CHECK(p(std::string_view("\x00\x00\x00\x85\xffSMB", 8)) == Probe::no);
+  CHECK(p(std::string_view("\x05\x01\x00", 3)) == Probe::no);  // SOCKS5
+  CHECK(p("\x05\x02" "9H|") == Probe::no);
+  CHECK(p("H\x01") == Probe::no);
+}
+
+TEST_CASE("astm: one transmission gives one event with counts, tests and pseudonyms") {
+  Harness h(kAstmInfo);
+  std::string tx = transmission();
+  // The receiver acknowledges the ENQ and each frame.
+  h.feed(Dir::to_server, tx);
+  h.feed(Dir::to_client, std::string(8, '\x06'));
+  h.end();
+  auto ev = h.events("astm");
+  REQUIRE(ev.size() == 1);
+  check_event(ev[0]["astm"]);
+  CHECK(h.anomalies() == 0);
+  CHECK(h.facts.phi_fields.size() == 5);
+  REQUIRE(h.facts.attr("astm.sender"));
+  CHECK(*h.facts.attr("astm.sender") == "ACME-CHEM");
+  // No PHI value appears anywhere in the output.
+  for (auto& l : h.sink->lines) {
+    CHECK(l.find("PID0001") == std::string::npos);
+    CHECK(l.find("DOE") == std::string::npos);
+    CHECK(l.find("19700101") == std::string::npos);
+    CHECK(l.find("SPEC123") == std::string::npos);
+  }
+}
+
+TEST_CASE("astm: every split point of the stream gives the same event") {
+  std::string tx = transmission();
+  for (size_t cut = 0; cut <= tx.size(); ++cut) {
+    Harness h(kAstmInfo);
+    h.feed(Dir::to_server, tx.substr(0, cut));
+    h.feed(Dir::to_server, tx.substr(cut));
+    h.end();
+    auto ev = h.events("astm");
+    INFO("cut at " << cut);
+    REQUIRE(ev.size() == 1);
+    check_event(ev[0]["astm"]);
+    CHECK(h.anomalies() == 0);
+  }
+  // Byte by byte.
+  Harness h(kAstmInfo);
+  for (char c : tx) h.feed(Dir::to_server, std::string(1, c));
+  h.end();
+  REQUIRE(h.events("astm").size() == 1);
+  check_event(h.events("astm")[0]["astm"]);
+}
+
+TEST_CASE("astm: a record split over intermediate ETB frames is rebuilt") {
+  std::string p = "P|1|PID0002|||ROE^RICHARD||19800202|M|" + std::string(300, 'x');
+  std::string tx = "\x05" + frame(1, kRecords[0] + std::string("\r")) + frame(2, p.substr(0, 200), false) +
+                   frame(3, p.substr(200) + "\r") + frame(4, "L|1|N\r") + "\x04";
+  Harness h(kAstmInfo);
+  h.feed(Dir::to_server, tx);
+  h.end();
+  auto ev = h.events("astm");
+  REQUIRE(ev.size() == 1);
+  auto& a = ev[0]["astm"];
+  CHECK(a["records"]["P"] == 1);
+  CHECK(a["frames"] == 4);
+  CHECK(a["patients"] == nlohmann::json::array({Pseudonymiser()("PID0002")}));
+  CHECK(h.anomalies() == 0);
+}
+
+TEST_CASE("astm: bad checksum, NAK, retransmission and frame-number errors") {
+  std::string good = frame(2, std::string(kRecords[1]) + "\r");
+  std::string bad = good;
+  bad[bad.size() - 4] = bad[bad.size() - 4] == '0' ? '1' : '0';  // corrupt C1
+  std::string tx = "\x05" + frame(1, kRecords[0] + std::string("\r")) + bad + good + good /* ACK lost */ +
+                   frame(5, "L|1|N\r") /* 3 expected */ + "\x04";
+  Harness h(kAstmInfo);
+  h.feed(Dir::to_server, tx.substr(0, tx.size() - 1));
+  h.feed(Dir::to_client, "\x06\x06\x15\x06\x06\x06");
+  h.feed(Dir::to_server, "\x04");
+  h.end();
+  auto ev = h.events("astm");
+  REQUIRE(ev.size() == 1);
+  auto& a = ev[0]["astm"];
+  CHECK(a["checksum_errors"] == 1);
+  CHECK(a["retransmissions"] == 1);
+  CHECK(a["naks"] == 1);
+  CHECK(a["frames"] == 3);
+  CHECK(a["records"]["P"] == 1);
+  CHECK(h.anomalies("bad_checksum") == 1);
+  CHECK(h.anomalies("frame_number_sequence") == 1);
+}
+
+TEST_CASE("astm: bare records without the link layer") {
+  std::string tx;
+  for (const char* r : kRecords) tx += std::string(r) + "\r";
+  Harness h(kAstmInfo);
+  h.feed(Dir::to_server, tx + tx);
+  h.end();
+  auto ev = h.events("astm");
+  REQUIRE(ev.size() == 2);
+  for (auto& e : ev) {
+    CHECK(e["astm"]["link_layer"] == false);
+    CHECK(e["astm"]["records"]["R"] == 2);
+    CHECK(e["astm"]["complete"] == true);
+    CHECK(e["astm"]["sender"] == "ACME-CHEM");
+  }
+}
+
+TEST_CASE("astm: truncated transmissions and gaps are reported, not crashed on") {
+  std::string tx = transmission();
+  Harness h(kAstmInfo);
+  h.feed(Dir::to_server, tx.substr(0, tx.size() / 2));
+  h.end();
+  auto ev = h.events("astm");
+  REQUIRE(ev.size() == 1);
+  CHECK(ev[0]["astm"]["complete"] == false);
+  CHECK(h.anomalies("no_eot") == 1);
+
+  Harness g(kAstmInfo);
+  g.feed(Dir::to_server, tx.substr(0, 60));
+  g.gap(Dir::to_server, 40);
+  g.feed(Dir::to_server, tx.substr(100));
+  g.end();
+  REQUIRE(g.events("astm").size() == 1);
+  CHECK(g.events("astm")[0]["astm"]["gaps"] == 1);
+}
+
+TEST_CASE("astm: hostile input is bounded") {
+  std::mt19937 rng(7);
+  for (int round = 0; round < 200; ++round) {
+    Harness h(kAstmInfo);
+    std::string junk(1 + rng() % 3000, '\0');
+    for (auto& c : junk) {
+      unsigned r = rng() % 10;
+      c = r < 3 ? "\x02\x03\x04\x05\x06\x15\x17\r\n|"[rng() % 10] : static_cast<char>(rng());
+    }
+    h.feed(Dir::to_server, "\x05\x02" "1H|\\^&\r");
+    h.feed(Dir::to_server, junk);
+    h.feed(Dir::to_client, junk);
+    h.end();
+  }
+  // A frame that never ends stays within the caps.
+  Harness h(kAstmInfo);
+  h.feed(Dir::to_server, "\x05\x02" "1H|\\^&|");
+  h.feed(Dir::to_server, std::string(1 << 20, 'A'));
+  h.end();
+  CHECK(h.events("astm").size() == 1);
+}

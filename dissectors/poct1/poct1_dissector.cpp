@@ -1,0 +1,334 @@
+#include "dissectors/poct1/poct1_dissector.h"
+
+#include <algorithm>
+#include <array>
+#include <string>
+#include <vector>
+
+namespace medmon {
+namespace poct1 {
+
+namespace {
+
+constexpr size_t kMaxMessage = 1u << 20;  // 1 MiB: far above any POCT1-A message
+constexpr size_t kMaxList = 32;
+constexpr uint16_t kPorts[] = {5010, 8400, 9000, 6000};
+
+bool space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+bool upper(char c) { return c >= 'A' && c <= 'Z'; }
+
+// Skips a UTF-8 BOM, whitespace and an XML declaration. Returns the offset of the root element's
+// '<', npos when more bytes are needed, or size()+1 when the prolog is not XML.
+constexpr size_t kNotXml = static_cast<size_t>(-2);
+size_t root_start(std::string_view s) {
+  size_t i = 0;
+  if (s.size() >= 3 && static_cast<uint8_t>(s[0]) == 0xEF && static_cast<uint8_t>(s[1]) == 0xBB && static_cast<uint8_t>(s[2]) == 0xBF) i = 3;
+  for (;;) {
+    while (i < s.size() && space(s[i])) ++i;
+    if (i >= s.size()) return std::string_view::npos;
+    if (s[i] != '<') return kNotXml;
+    if (i + 1 >= s.size()) return std::string_view::npos;
+    if (s[i + 1] == '?' || s[i + 1] == '!') {  // declaration or comment
+      if (s.substr(i, 5).size() == 5 && s.substr(i + 1, 4) != "?xml" && s.substr(i + 1, 3) != "!--") return kNotXml;
+      size_t e = s.find('>', i);
+      if (e == std::string_view::npos) return std::string_view::npos;
+      i = e + 1;
+      continue;
+    }
+    return i;
+  }
+}
+
+// Root element name "ABC.R0n" at s[0] == '<'. Returns its length, 0 when not POCT1, npos when
+// more bytes are needed.
+size_t root_name(std::string_view s) {
+  if (s.size() < 9) {
+    // Check what we have so far.
+    for (size_t i = 1; i < s.size(); ++i) {
+      char c = s[i];
+      bool ok = (i <= 3) ? upper(c) : (i == 4) ? c == '.' : (i == 5) ? c == 'R' : (i == 6) ? c == '0' : (c >= '0' && c <= '9');
+      if (!ok) return 0;
+    }
+    return std::string_view::npos;
+  }
+  if (!upper(s[1]) || !upper(s[2]) || !upper(s[3]) || s[4] != '.' || s[5] != 'R' || s[6] != '0' || s[7] < '0' || s[7] > '9')
+    return 0;
+  if (s[8] != '>' && !space(s[8]) && s[8] != '/') return 0;
+  return 7;
+}
+
+void decode_entities(std::string_view v, std::string& out) {
+  out.clear();
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (v[i] != '&') { out.push_back(v[i]); continue; }
+    size_t e = v.find(';', i);
+    if (e == std::string_view::npos || e - i > 8) { out.push_back('&'); continue; }
+    std::string_view ent = v.substr(i + 1, e - i - 1);
+    char c = 0;
+    if (ent == "amp") c = '&';
+    else if (ent == "lt") c = '<';
+    else if (ent == "gt") c = '>';
+    else if (ent == "quot") c = '"';
+    else if (ent == "apos") c = '\'';
+    if (!c) { out.push_back('&'); continue; }
+    out.push_back(c);
+    i = e;
+  }
+}
+
+}  // namespace
+
+void for_each_value(std::string_view x, const std::function<void(std::string_view, std::string_view)>& f) {
+  std::string decoded;
+  size_t i = 0;
+  while ((i = x.find('<', i)) != std::string_view::npos) {
+    size_t name_start = i + 1;
+    if (name_start >= x.size()) return;
+    char c0 = x[name_start];
+    if (c0 == '/' || c0 == '?' || c0 == '!') { i = name_start; continue; }
+    size_t tag_end = x.find('>', name_start);
+    if (tag_end == std::string_view::npos) return;
+    size_t n = name_start;
+    while (n < tag_end && !space(x[n]) && x[n] != '/') ++n;
+    std::string_view name = x.substr(name_start, n - name_start);
+    // Attribute V="..." (or V='...') inside the tag.
+    size_t a = n;
+    while (a < tag_end) {
+      while (a < tag_end && space(x[a])) ++a;
+      if (a >= tag_end || x[a] == '/') break;
+      size_t eq = a;
+      while (eq < tag_end && x[eq] != '=' && !space(x[eq])) ++eq;
+      std::string_view attr = x.substr(a, eq - a);
+      while (eq < tag_end && space(x[eq])) ++eq;
+      if (eq >= tag_end || x[eq] != '=') break;
+      size_t q = eq + 1;
+      while (q < tag_end && space(x[q])) ++q;
+      if (q >= tag_end || (x[q] != '"' && x[q] != '\'')) break;
+      size_t qe = x.find(x[q], q + 1);
+      if (qe == std::string_view::npos || qe > tag_end) {
+        // '>' inside a quoted value: the tag ends after the closing quote.
+        if (qe == std::string_view::npos) return;
+        tag_end = x.find('>', qe);
+        if (tag_end == std::string_view::npos) return;
+      }
+      if (attr == "V") {
+        decode_entities(x.substr(q + 1, qe - q - 1), decoded);
+        f(name, decoded);
+      }
+      a = qe + 1;
+    }
+    i = tag_end;
+  }
+}
+
+Probe probe(std::span<const uint8_t> first, Dir) {
+  std::string_view s(reinterpret_cast<const char*>(first.data()), first.size());
+  size_t r = root_start(s);
+  if (r == kNotXml) return Probe::no;
+  if (r == std::string_view::npos) return s.size() >= 512 ? Probe::no : Probe::need_more;
+  size_t n = root_name(s.substr(r));
+  if (n == 0) return Probe::no;
+  if (n == std::string_view::npos) return Probe::need_more;
+  return Probe::yes;
+}
+
+namespace {
+
+class Poct1Dissector final : public Dissector {
+ public:
+  Consumed on_data(Dir dir, std::span<const uint8_t> data, FlowContext& ctx) override {
+    DirState& s = d_[static_cast<int>(dir)];
+    std::string_view v(reinterpret_cast<const char*>(data.data()), data.size());
+    size_t used = 0;
+    for (;;) {
+      std::string_view rest = v.substr(used);
+      if (rest.empty()) return {used, 0, 0, false};
+      size_t r = root_start(rest);
+      if (r == kNotXml || (r != std::string_view::npos && root_name(rest.substr(r)) == 0)) {
+        // Not at a message: skip to the next '<' (or everything).
+        if (!s.junk_reported) { s.junk_reported = true; ctx.anomaly("poct1", "not_a_message", ctx.stream_offset() + used); }
+        size_t next = rest.find('<', 1);
+        used += next == std::string_view::npos ? rest.size() : next;
+        s.scanned = 0;
+        continue;
+      }
+      if (r == std::string_view::npos || root_name(rest.substr(r)) == std::string_view::npos) {
+        if (rest.size() > 4096) { used += rest.size(); continue; }  // an endless prolog
+        return {used, rest.size() + 1, 0, false};
+      }
+      std::string_view name = rest.substr(r + 1, 7);
+      // The end tag </ABC.R0n>.
+      char close[10] = {'<', '/'};
+      std::copy(name.begin(), name.end(), close + 2);
+      close[9] = '>';
+      std::string_view end_tag(close, 10);
+      size_t from = std::max<size_t>(r, s.scanned > 10 ? s.scanned - 10 : 0);
+      size_t e = rest.find(end_tag, from);
+      if (e == std::string_view::npos) {
+        // A self-closing root has no body to wait for.
+        size_t gt = rest.find('>', r);
+        if (gt != std::string_view::npos && gt > 0 && rest[gt - 1] == '/') {
+          message(dir, s, rest.substr(r, gt + 1 - r), ctx);
+          used += gt + 1;
+          s.scanned = 0;
+          continue;
+        }
+        if (rest.size() > kMaxMessage) {
+          ctx.anomaly("poct1", "message_too_long", ctx.stream_offset() + used);
+          used += rest.size();
+          s.scanned = 0;
+          continue;
+        }
+        s.scanned = rest.size();
+        return {used, rest.size() + 1, 0, false};
+      }
+      message(dir, s, rest.substr(r, e + end_tag.size() - r), ctx);
+      used += e + end_tag.size();
+      s.scanned = 0;
+    }
+  }
+
+  void on_gap(Dir dir, uint64_t, FlowContext&) override { d_[static_cast<int>(dir)].scanned = 0; }
+  void on_end(Dir, FlowContext&) override {}
+
+ private:
+  struct DirState {
+    size_t scanned = 0;  // bytes already searched for the end tag
+    bool junk_reported = false;
+  };
+
+  struct Device {
+    std::string device_id, vendor_id, model_id, serial_id, manufacturer, sw_version, hw_version, name;
+  };
+
+  template <class V>
+  static void add(V& v, std::string x) {
+    if (std::find(v.begin(), v.end(), x) == v.end() && v.size() < kMaxList) v.push_back(std::move(x));
+  }
+
+  static bool is_phi(std::string_view name) {
+    static constexpr std::string_view kPhi[] = {"PT.patient_id", "PT.name", "PT.birth_date", "PT.birth_dttm",
+                                                "PT.address", "PT.phone", "PT.location", "PT.encounter_id",
+                                                "PT.account_id", "SPC.specimen_id", "OBS.patient_id"};
+    for (auto p : kPhi) if (name == p) return true;
+    return false;
+  }
+
+  void message(Dir dir, DirState&, std::string_view xml, FlowContext& ctx) {
+    std::string_view type = xml.substr(1, 7);
+    std::string control, version, created, ack_type, ack_control, eot_topic, request, new_obs, status_time;
+    std::vector<std::string> obs_ids, patients, operators, phi;
+    uint64_t observations = 0;
+    Device dev = dev_;
+    bool have_dev = false;
+    for_each_value(xml, [&](std::string_view name, std::string_view v) {
+      if (name == "HDR.control_id") control.assign(v);
+      else if (name == "HDR.version_id") version.assign(v);
+      else if (name == "HDR.creation_dttm") created.assign(v);
+      else if (name == "ACK.type_cd") ack_type.assign(v);
+      else if (name == "ACK.ack_control_id") ack_control.assign(v);
+      else if (name == "EOT.topic_cd") eot_topic.assign(v);
+      else if (name == "REQ.request_cd") request.assign(v);
+      else if (name == "DST.new_observations_qty") new_obs.assign(v);
+      else if (name == "DST.status_dttm") status_time.assign(v);
+      else if (name == "OBS.observation_id") { ++observations; add(obs_ids, std::string(v)); }
+      else if (name == "OPR.operator_id") { if (!v.empty()) add(operators, ctx.pseudonym(v)); }
+      else if (name.substr(0, 4) == "DEV.") {
+        have_dev = true;
+        std::string_view k = name.substr(4);
+        if (k == "device_id") dev.device_id.assign(v);
+        else if (k == "vendor_id") dev.vendor_id.assign(v);
+        else if (k == "model_id") dev.model_id.assign(v);
+        else if (k == "serial_id") dev.serial_id.assign(v);
+        else if (k == "manufacturer_name") dev.manufacturer.assign(v);
+        else if (k == "sw_version") dev.sw_version.assign(v);
+        else if (k == "hw_version") dev.hw_version.assign(v);
+        else if (k == "device_name") dev.name.assign(v);
+      }
+      if (is_phi(name) && !v.empty()) {
+        std::string field = "poct1." + std::string(name);
+        add(phi, field);
+        ctx.facts().add_phi(field);
+        if (name == "PT.patient_id") add(patients, ctx.pseudonym(v));
+      }
+    });
+    if (have_dev) {
+      dev_ = dev;
+      if (!dev_.device_id.empty()) ctx.facts().set_attr("poct1.device_id", dev_.device_id);
+      if (!dev_.model_id.empty()) ctx.facts().set_attr("poct1.model", dev_.model_id);
+      if (!dev_.manufacturer.empty()) ctx.facts().set_attr("poct1.manufacturer", dev_.manufacturer);
+    }
+    ++ctx.counters().at("poct1.messages");
+    auto& w = ctx.begin_event("poct1");
+    w.object("poct1");
+    w.field("direction", dir_name(dir));
+    w.field("message_type", type);
+    w.field("topic", type.substr(0, 3));
+    if (!control.empty()) w.field("control_id", control);
+    if (!version.empty()) w.field("version", version);
+    if (!created.empty()) w.field("creation_time", created);
+    if (!dev_.device_id.empty() || !dev_.model_id.empty() || !dev_.manufacturer.empty()) {
+      w.object("device");
+      auto opt = [&](std::string_view k, const std::string& v) { if (!v.empty()) w.field(k, v); };
+      opt("device_id", dev_.device_id);
+      opt("vendor_id", dev_.vendor_id);
+      opt("model_id", dev_.model_id);
+      opt("serial_id", dev_.serial_id);
+      opt("manufacturer", dev_.manufacturer);
+      opt("hw_version", dev_.hw_version);
+      opt("sw_version", dev_.sw_version);
+      opt("device_name", dev_.name);
+      w.end_object();
+    }
+    if (!ack_type.empty() || !ack_control.empty()) {
+      w.object("ack");
+      if (!ack_type.empty()) w.field("type", ack_type);
+      if (!ack_control.empty()) w.field("control_id", ack_control);
+      w.end_object();
+    }
+    if (!request.empty()) w.field("request", request);
+    if (!eot_topic.empty()) w.field("eot_topic", eot_topic);
+    if (!new_obs.empty()) w.field("new_observations", new_obs);
+    if (observations) {
+      w.field("observations", observations);
+      w.array("observation_ids");
+      for (auto& x : obs_ids) w.value(x);
+      w.end_array();
+    }
+    if (!patients.empty()) {
+      w.array("patients");
+      for (auto& x : patients) w.value(x);
+      w.end_array();
+    }
+    if (!operators.empty()) {
+      w.array("operators");
+      for (auto& x : operators) w.value(x);
+      w.end_array();
+    }
+    if (!phi.empty()) {
+      w.array("phi_fields");
+      for (auto& x : phi) w.value(x);
+      w.end_array();
+    }
+    w.end_object();
+    ctx.end_event();
+  }
+
+  std::array<DirState, 2> d_;
+  Device dev_;
+};
+
+std::unique_ptr<Dissector> make() { return std::make_unique<Poct1Dissector>(); }
+
+}  // namespace
+}  // namespace poct1
+
+const DissectorInfo kPoct1Info = {
+    .name = "poct1",
+    .transport = Transport::tcp,
+    .probe = &poct1::probe,
+    .make = &poct1::make,
+    .port_hints = poct1::kPorts,
+};
+
+}  // namespace medmon

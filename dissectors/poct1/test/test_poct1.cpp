@@ -1,0 +1,172 @@
+#include <catch2/catch.hpp>
+
+#include <random>
+#include <string>
+
+#include "dissectors/poct1/poct1_dissector.h"
+#include "dissectors/proprietary/test/harness.h"
+
+using namespace medmon;
+using medmon::testing::Harness;
+using medmon::testing::bytes_of;
+
+namespace {
+
+const std::string kDecl = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+std::string hdr(int id) {
+  return "<HDR><HDR.control_id V=\"" + std::to_string(id) +
+         "\"/><HDR.version_id V=\"POCT1\"/><HDR.creation_dttm V=\"2024-01-01T12:00:00+00:00\"/></HDR>";
+}
+std::string hel() {
+  return kDecl + "<HEL.R01>" + hdr(1001) +
+         "<HEL><DEV><DEV.device_id V=\"00:1b:22:33:44:55\"/><DEV.vendor_id V=\"ACME\"/><DEV.model_id V=\"GlucoPoint 3\"/>"
+         "<DEV.serial_id V=\"GP3-0042\"/><DEV.manufacturer_name V=\"Acme &amp; Sons\"/><DEV.sw_version V=\"4.2.1\"/>"
+         "</DEV><DCP><DCP.application_timeout V=\"30\"/></DCP></HEL></HEL.R01>\n";
+}
+std::string ack(int id, int acked) {
+  return kDecl + "<ACK.R01>" + hdr(id) + "<ACK><ACK.type_cd V=\"AA\"/><ACK.ack_control_id V=\"" + std::to_string(acked) +
+         "\"/></ACK></ACK.R01>";
+}
+std::string dst() {
+  return kDecl + "<DST.R01>" + hdr(1002) +
+         "<DST><DST.status_dttm V=\"2024-01-01T12:00:01+00:00\"/><DST.new_observations_qty V=\"2\"/></DST></DST.R01>";
+}
+std::string obs() {
+  // Made-up patient and operator.
+  return kDecl + "<OBS.R01>" + hdr(1003) +
+         "<SVC><SVC.role_cd V=\"OBS\"/><SVC.observation_dttm V=\"2024-01-01T11:58:00+00:00\"/>"
+         "<PT><PT.patient_id V=\"PAT-9001\"/><PT.name V=\"DOE^JANE\"/>"
+         "<OBS><OBS.observation_id V=\"GLU\" SN=\"ACME\"/><OBS.value V=\"5.4\" U=\"mmol/L\"/></OBS>"
+         "<OBS><OBS.observation_id V=\"HCT\" SN=\"ACME\"/><OBS.value V=\"41\" U=\"%\"/></OBS></PT>"
+         "<OPR><OPR.operator_id V=\"NURSE17\"/></OPR></SVC></OBS.R01>";
+}
+std::string eot() { return kDecl + "<EOT.R01>" + hdr(1004) + "<EOT><EOT.topic_cd V=\"OBS\"/></EOT></EOT.R01>"; }
+
+void check_conversation(Harness& h) {
+  auto ev = h.events("poct1");
+  REQUIRE(ev.size() == 6);
+  auto& hello = ev[0]["poct1"];
+  CHECK(hello["message_type"] == "HEL.R01");
+  CHECK(hello["topic"] == "HEL");
+  CHECK(hello["control_id"] == "1001");
+  CHECK(hello["version"] == "POCT1");
+  CHECK(hello["device"]["device_id"] == "00:1b:22:33:44:55");
+  CHECK(hello["device"]["model_id"] == "GlucoPoint 3");
+  CHECK(hello["device"]["serial_id"] == "GP3-0042");
+  CHECK(hello["device"]["manufacturer"] == "Acme & Sons");
+  CHECK(hello["device"]["sw_version"] == "4.2.1");
+  CHECK(ev[1]["poct1"]["direction"] == "to_client");
+  CHECK(ev[1]["poct1"]["ack"]["type"] == "AA");
+  CHECK(ev[1]["poct1"]["ack"]["control_id"] == "1001");
+  CHECK(ev[2]["poct1"]["new_observations"] == "2");
+  auto& o = ev[3]["poct1"];
+  CHECK(o["message_type"] == "OBS.R01");
+  CHECK(o["observations"] == 2);
+  CHECK(o["observation_ids"] == nlohmann::json::array({"GLU", "HCT"}));
+  Pseudonymiser p;
+  CHECK(o["patients"] == nlohmann::json::array({p("PAT-9001")}));
+  CHECK(o["operators"] == nlohmann::json::array({p("NURSE17")}));
+  CHECK(o["phi_fields"] == nlohmann::json::array({"poct1.PT.patient_id", "poct1.PT.name"}));
+  CHECK(o["device"]["device_id"] == "00:1b:22:33:44:55");  // identity carried through the flow
+  CHECK(ev[4]["poct1"]["eot_topic"] == "OBS");
+  for (auto& l : h.sink->lines) {
+    CHECK(l.find("PAT-9001") == std::string::npos);
+    CHECK(l.find("DOE") == std::string::npos);
+    CHECK(l.find("NURSE17") == std::string::npos);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("poct1: probe") {
+  auto p = [](std::string_view s) { return poct1::probe(bytes_of(s), Dir::to_server); };
+  CHECK(p(hel()) == Probe::yes);
+  CHECK(p("<HEL.R01>") == Probe::yes);
+  CHECK(p("\xEF\xBB\xBF<OBS.R01 xmlns=\"x\">") == Probe::yes);
+  CHECK(p("<?xml version=\"1.0\"?>") == Probe::need_more);
+  CHECK(p("<HE") == Probe::need_more);
+  CHECK(p("") == Probe::need_more);
+  CHECK(p("<?xml version=\"1.0\"?><soap:Envelope xmlns:soap=\"x\">") == Probe::no);
+  CHECK(p("<html><body>") == Probe::no);
+  CHECK(p("<HELLO>") == Probe::no);
+  CHECK(p("GET / HTTP/1.1\r\n") == Probe::no);
+  CHECK(p(std::string_view("\x16\x03\x01\x02\x00\x01", 6)) == Probe::no);
+  CHECK(p(std::string_view("\x01\x00\x00\x00\x00\xcd", 6)) == Probe::no);
+  CHECK(p("\x0bMSH|^~\\&|") == Probe::no);
+  CHECK(p("SSH-2.0-x\r\n") == Probe::no);
+}
+
+TEST_CASE("poct1: a HEL/DST/OBS/EOT conversation, at every split point") {
+  std::string dev = hel() + dst() + obs() + eot();
+  std::string mgr = ack(1, 1001) + ack(2, 1002);
+  {
+    Harness h(kPoct1Info);
+    h.feed(Dir::to_server, hel());
+    h.feed(Dir::to_client, ack(1, 1001));
+    h.feed(Dir::to_server, dst());
+    h.feed(Dir::to_server, obs());
+    h.feed(Dir::to_server, eot());
+    h.feed(Dir::to_client, ack(2, 1002));
+    h.end();
+    auto ev = h.events("poct1");
+    REQUIRE(ev.size() == 6);
+    check_conversation(h);
+    CHECK(h.anomalies() == 0);
+    CHECK(h.facts.phi_fields.size() == 2);
+    REQUIRE(h.facts.attr("poct1.device_id"));
+  }
+  std::string order = hel() + dst() + obs() + eot();
+  for (size_t cut = 0; cut <= order.size(); cut += 7) {
+    Harness h(kPoct1Info);
+    h.feed(Dir::to_server, hel().substr(0, std::min(cut, hel().size())));
+    if (cut < hel().size()) h.feed(Dir::to_server, hel().substr(cut));
+    h.feed(Dir::to_client, ack(1, 1001));
+    std::string rest = dst() + obs() + eot();
+    size_t c2 = cut % rest.size();
+    h.feed(Dir::to_server, rest.substr(0, c2));
+    h.feed(Dir::to_server, rest.substr(c2));
+    h.feed(Dir::to_client, ack(2, 1002));
+    h.end();
+    INFO("cut " << cut);
+    check_conversation(h);
+    CHECK(h.anomalies() == 0);
+  }
+  Harness h(kPoct1Info);
+  for (char c : hel()) h.feed(Dir::to_server, std::string(1, c));
+  CHECK(h.events("poct1").size() == 1);
+}
+
+TEST_CASE("poct1: value scanner handles quotes, entities and broken tags") {
+  std::vector<std::pair<std::string, std::string>> got;
+  poct1::for_each_value("<A V='x&lt;y'/><B  V = \"a>b\" U=\"1\"/><C V=\"unterminated", [&](std::string_view n, std::string_view v) {
+    got.emplace_back(n, v);
+  });
+  REQUIRE(got.size() == 2);
+  CHECK(got[0] == std::make_pair(std::string("A"), std::string("x<y")));
+  CHECK(got[1] == std::make_pair(std::string("B"), std::string("a>b")));
+}
+
+TEST_CASE("poct1: junk, oversize and hostile input") {
+  Harness h(kPoct1Info);
+  h.feed(Dir::to_server, "garbage before " + hel());
+  CHECK(h.events("poct1").size() == 1);
+  CHECK(h.anomalies("not_a_message") == 1);
+
+  Harness big(kPoct1Info);
+  big.feed(Dir::to_server, "<OBS.R01>");
+  for (int i = 0; i < 1100; ++i) big.feed(Dir::to_server, std::string(1024, 'x'));
+  big.feed(Dir::to_server, hel());
+  CHECK(big.anomalies("message_too_long") == 1);
+  CHECK(big.events("poct1").size() == 1);
+
+  std::mt19937 rng(3);
+  std::string base = hel() + obs();
+  for (int round = 0; round < 300; ++round) {
+    Harness f(kPoct1Info);
+    std::string m = base;
+    for (int k = 0; k < 20; ++k) m[rng() % m.size()] = "<>/\"'=V &;"[rng() % 10];
+    m.resize(rng() % m.size());
+    f.feed(Dir::to_server, m);
+    f.end();
+  }
+}

@@ -1,0 +1,609 @@
+#include "dissectors/sdc/sdc_dissector.h"
+
+#include <algorithm>
+#include <array>
+#include <mutex>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace medmon {
+namespace sdc {
+
+namespace {
+
+constexpr size_t kMaxHeader = 64 * 1024;
+constexpr size_t kMaxBody = 4u << 20;
+constexpr size_t kMaxList = 16;
+constexpr size_t kMaxEndpoints = 4096;
+constexpr uint16_t kPorts[] = {3702};
+
+constexpr std::string_view kSoap12 = "http://www.w3.org/2003/05/soap-envelope";
+constexpr std::string_view kWsd = "docs.oasis-open.org/ws-dd/ns/discovery";
+constexpr std::string_view kMarkers[] = {"11073", "MedicalDevice", "sdc.mds.", "sdc.ctxt.", "sdc.cdc."};
+
+bool space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+std::string_view trim(std::string_view v) {
+  while (!v.empty() && space(v.front())) v.remove_prefix(1);
+  while (!v.empty() && space(v.back())) v.remove_suffix(1);
+  return v;
+}
+
+char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; }
+
+size_t ifind(std::string_view hay, std::string_view needle, size_t from = 0) {
+  if (needle.empty()) return from;
+  for (size_t i = from; i + needle.size() <= hay.size(); ++i) {
+    size_t k = 0;
+    while (k < needle.size() && lower(hay[i + k]) == lower(needle[k])) ++k;
+    if (k == needle.size()) return i;
+  }
+  return std::string_view::npos;
+}
+
+bool has_marker(std::string_view s) {
+  for (auto m : kMarkers) if (s.find(m) != std::string_view::npos) return true;
+  return false;
+}
+
+// Offset of the root element's '<' after a BOM, whitespace and an XML declaration; npos = more
+// bytes needed; -2 = not XML.
+constexpr size_t kNotXml = static_cast<size_t>(-2);
+size_t root_start(std::string_view s) {
+  size_t i = 0;
+  if (s.size() >= 3 && static_cast<uint8_t>(s[0]) == 0xEF && static_cast<uint8_t>(s[1]) == 0xBB && static_cast<uint8_t>(s[2]) == 0xBF) i = 3;
+  for (;;) {
+    while (i < s.size() && space(s[i])) ++i;
+    if (i >= s.size()) return std::string_view::npos;
+    if (s[i] != '<') return kNotXml;
+    if (i + 1 >= s.size()) return std::string_view::npos;
+    if (s[i + 1] == '?') {
+      size_t e = s.find("?>", i);
+      if (e == std::string_view::npos) return std::string_view::npos;
+      i = e + 2;
+      continue;
+    }
+    return i;
+  }
+}
+
+// The root element is a SOAP Envelope (any prefix).
+Probe envelope(std::string_view s, bool full) {
+  size_t r = root_start(s);
+  if (r == kNotXml) return Probe::no;
+  if (r == std::string_view::npos) return full ? Probe::no : Probe::need_more;
+  size_t n = r + 1;
+  while (n < s.size() && !space(s[n]) && s[n] != '>' && s[n] != '/') ++n;
+  if (n >= s.size()) return full ? Probe::no : Probe::need_more;
+  std::string_view q = s.substr(r + 1, n - r - 1);
+  size_t colon = q.find(':');
+  if ((colon == std::string_view::npos ? q : q.substr(colon + 1)) != "Envelope") return Probe::no;
+  bool soap = s.find(kSoap12) != std::string_view::npos;
+  if (soap && has_marker(s)) return Probe::yes;
+  return full ? Probe::no : Probe::need_more;
+}
+
+bool starts(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
+
+}  // namespace
+
+Probe probe(std::span<const uint8_t> first, Dir) {
+  std::string_view s(reinterpret_cast<const char*>(first.data()), first.size());
+  bool full = s.size() >= 512;
+  if (s.empty()) return Probe::need_more;
+  if (s[0] == '<' || s[0] == ' ' || s[0] == '\r' || s[0] == '\n' || static_cast<uint8_t>(s[0]) == 0xEF) return envelope(s, full);
+  // HTTP: a request or response carrying application/soap+xml.
+  static constexpr std::string_view kStarts[] = {"POST ", "GET ", "HTTP/1."};
+  bool http = false;
+  for (auto p : kStarts) {
+    if (starts(s, p)) { http = true; break; }
+    if (s.size() < p.size() && starts(p, s)) return Probe::need_more;
+  }
+  if (!http) return Probe::no;
+  size_t hend = s.find("\r\n\r\n");
+  if (hend == std::string_view::npos) return full ? Probe::no : Probe::need_more;
+  if (ifind(s.substr(0, hend), "application/soap+xml") == std::string_view::npos) return Probe::no;
+  std::string_view body = s.substr(hend + 4);
+  if (body.empty()) return full ? Probe::no : Probe::need_more;
+  return envelope(body, full);
+}
+
+std::string_view element_text(std::string_view x, std::string_view local, size_t from, size_t* pos) {
+  size_t i = from;
+  while ((i = x.find('<', i)) != std::string_view::npos) {
+    size_t n = i + 1;
+    if (n < x.size() && (x[n] == '/' || x[n] == '?' || x[n] == '!')) { i = n; continue; }
+    while (n < x.size() && !space(x[n]) && x[n] != '>' && x[n] != '/') ++n;
+    if (n >= x.size()) return {};
+    std::string_view q = x.substr(i + 1, n - i - 1);
+    size_t colon = q.find(':');
+    std::string_view l = colon == std::string_view::npos ? q : q.substr(colon + 1);
+    if (l != local) { i = n; continue; }
+    size_t gt = x.find('>', n);
+    if (gt == std::string_view::npos) return {};
+    if (x[gt - 1] == '/') { if (pos) *pos = gt + 1; return {}; }
+    // The matching end tag with the same qualified name (same-name nesting is not used here).
+    std::string end_tag = "</";
+    end_tag.append(q).push_back('>');
+    size_t e = x.find(end_tag, gt + 1);
+    if (e == std::string_view::npos) return {};
+    if (pos) *pos = e + end_tag.size();
+    return x.substr(gt + 1, e - gt - 1);
+  }
+  return {};
+}
+
+namespace {
+
+// Value of attribute `name` in the first start tag with local name `local`.
+std::string_view attribute(std::string_view x, std::string_view local, std::string_view name) {
+  size_t i = 0;
+  while ((i = x.find('<', i)) != std::string_view::npos) {
+    size_t n = i + 1;
+    while (n < x.size() && !space(x[n]) && x[n] != '>' && x[n] != '/') ++n;
+    if (n >= x.size()) return {};
+    std::string_view q = x.substr(i + 1, n - i - 1);
+    size_t colon = q.find(':');
+    std::string_view l = colon == std::string_view::npos ? q : q.substr(colon + 1);
+    size_t gt = x.find('>', n);
+    if (gt == std::string_view::npos) return {};
+    if (l == local) {
+      std::string_view tag = x.substr(n, gt - n);
+      size_t a = 0;
+      while ((a = tag.find(name, a)) != std::string_view::npos) {
+        bool boundary = a == 0 || space(tag[a - 1]);
+        size_t eq = a + name.size();
+        if (boundary && eq + 1 < tag.size() && tag[eq] == '=' && (tag[eq + 1] == '"' || tag[eq + 1] == '\'')) {
+          size_t qe = tag.find(tag[eq + 1], eq + 2);
+          if (qe == std::string_view::npos) return {};
+          return tag.substr(eq + 2, qe - eq - 2);
+        }
+        a = eq;
+      }
+      return {};
+    }
+    i = gt;
+  }
+  return {};
+}
+
+std::mutex g_mu;
+std::set<std::pair<IpAddr, uint16_t>>& endpoints() {
+  static std::set<std::pair<IpAddr, uint16_t>> s;
+  return s;
+}
+
+template <class F>
+void for_each_word(std::string_view v, F f) {
+  size_t i = 0;
+  while (i < v.size()) {
+    while (i < v.size() && space(v[i])) ++i;
+    size_t j = i;
+    while (j < v.size() && !space(v[j])) ++j;
+    if (j > i) f(v.substr(i, j - i));
+    i = j;
+  }
+}
+
+// https://10.0.0.5:6464/path -> (10.0.0.5, 6464). IPv6 in brackets.
+bool parse_https(std::string_view url, IpAddr& ip, uint16_t& port) {
+  if (url.substr(0, 8) != "https://") return false;
+  std::string_view rest = url.substr(8);
+  size_t slash = rest.find('/');
+  std::string_view hostport = rest.substr(0, slash);
+  std::string_view host = hostport, p;
+  if (!hostport.empty() && hostport[0] == '[') {
+    size_t rb = hostport.find(']');
+    if (rb == std::string_view::npos) return false;
+    host = hostport.substr(1, rb - 1);
+    if (rb + 1 < hostport.size() && hostport[rb + 1] == ':') p = hostport.substr(rb + 2);
+  } else {
+    size_t c = hostport.rfind(':');
+    if (c != std::string_view::npos) { host = hostport.substr(0, c); p = hostport.substr(c + 1); }
+  }
+  if (!IpAddr::parse(host, ip)) return false;
+  unsigned v = 443;
+  if (!p.empty()) {
+    v = 0;
+    for (char ch : p) {
+      if (ch < '0' || ch > '9' || v > 65535) return false;
+      v = v * 10 + static_cast<unsigned>(ch - '0');
+    }
+    if (v == 0 || v > 65535) return false;
+  }
+  port = static_cast<uint16_t>(v);
+  return true;
+}
+
+struct Participant {
+  std::string address;
+  std::vector<std::string> types, scopes, xaddrs;
+  std::string metadata_version;
+};
+
+struct DeviceInfo {
+  std::string manufacturer, model_name, model_number, friendly_name, firmware_version, serial_number;
+  bool any() const { return !manufacturer.empty() || !model_name.empty() || !friendly_name.empty() || !serial_number.empty(); }
+};
+
+struct HttpInfo {
+  std::string method, path;
+  int status = 0;
+};
+
+class SdcDissector final : public Dissector {
+ public:
+  Consumed on_data(Dir dir, std::span<const uint8_t> data, FlowContext& ctx) override {
+    std::string_view v(reinterpret_cast<const char*>(data.data()), data.size());
+    if (ctx.endpoints().proto == 17) {  // one datagram, one envelope
+      soap(dir, v, nullptr, ctx);
+      return {data.size(), 0, 0, false};
+    }
+    size_t used = 0;
+    while (used < v.size()) {
+      std::string_view rest = v.substr(used);
+      size_t hend = rest.find("\r\n\r\n");
+      if (hend == std::string_view::npos) {
+        if (rest.size() > kMaxHeader) {
+          ctx.anomaly("sdc", "http_header_too_long", ctx.stream_offset() + used);
+          return {used, 0, 0, true};
+        }
+        return {used, rest.size() + 1, 0, false};
+      }
+      std::string_view head = rest.substr(0, hend);
+      HttpInfo http;
+      size_t eol = head.find("\r\n");
+      std::string_view line = head.substr(0, eol);
+      if (line.substr(0, 5) == "HTTP/") {
+        size_t sp = line.find(' ');
+        if (sp != std::string_view::npos && sp + 4 <= line.size()) {
+          int st = 0;
+          for (size_t k = sp + 1; k < sp + 4; ++k) st = st * 10 + (line[k] >= '0' && line[k] <= '9' ? line[k] - '0' : 0);
+          http.status = st;
+        }
+      } else {
+        size_t sp = line.find(' ');
+        size_t sp2 = sp == std::string_view::npos ? sp : line.find(' ', sp + 1);
+        if (sp == std::string_view::npos) {
+          ctx.anomaly("sdc", "bad_http_start_line", ctx.stream_offset() + used);
+          return {used, 0, 0, true};
+        }
+        http.method.assign(line.substr(0, sp));
+        http.path.assign(line.substr(sp + 1, sp2 == std::string_view::npos ? std::string_view::npos : sp2 - sp - 1));
+      }
+      // Content-Length or chunked.
+      uint64_t clen = 0;
+      bool have_len = false, chunked = false;
+      size_t p = eol == std::string_view::npos ? head.size() : eol + 2;
+      while (p < head.size()) {
+        size_t e = head.find("\r\n", p);
+        std::string_view h = head.substr(p, e == std::string_view::npos ? std::string_view::npos : e - p);
+        size_t colon = h.find(':');
+        if (colon != std::string_view::npos) {
+          std::string_view name = h.substr(0, colon), val = trim(h.substr(colon + 1));
+          if (ifind(name, "content-length") == 0 && name.size() == 14) {
+            have_len = true;
+            clen = 0;
+            for (char ch : val) {
+              if (ch < '0' || ch > '9') { have_len = false; break; }
+              if (clen < (uint64_t(1) << 40)) clen = clen * 10 + static_cast<uint64_t>(ch - '0');
+            }
+          } else if (ifind(name, "transfer-encoding") == 0 && name.size() == 17 && ifind(val, "chunked") != std::string_view::npos) {
+            chunked = true;
+          }
+        }
+        if (e == std::string_view::npos) break;
+        p = e + 2;
+      }
+      size_t body_start = hend + 4;
+      if (chunked) {
+        // Decode in place into a reusable buffer once all chunks are here.
+        body_.clear();
+        size_t q = body_start;
+        bool complete = false;
+        for (;;) {
+          size_t le = rest.find("\r\n", q);
+          if (le == std::string_view::npos) break;
+          uint64_t n = 0;
+          size_t k = q;
+          bool digits = false;
+          for (; k < le; ++k) {
+            char ch = lower(rest[k]);
+            int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+            if (d < 0) break;
+            digits = true;
+            n = n * 16 + static_cast<uint64_t>(d);
+            if (n > kMaxBody) break;
+          }
+          if (!digits || n > kMaxBody) {
+            ctx.anomaly("sdc", "bad_chunk", ctx.stream_offset() + used + q);
+            return {used, 0, 0, true};
+          }
+          if (n == 0) {
+            size_t fin = rest.find("\r\n\r\n", le);
+            if (fin == std::string_view::npos) break;
+            q = fin + 4;
+            complete = true;
+            break;
+          }
+          if (le + 2 + n + 2 > rest.size()) break;
+          if (body_.size() + n > kMaxBody) {
+            ctx.anomaly("sdc", "body_too_long", ctx.stream_offset() + used);
+            return {used, 0, 0, true};
+          }
+          body_.append(rest.substr(le + 2, n));
+          q = le + 2 + n + 2;
+        }
+        if (!complete) {
+          if (rest.size() > kMaxBody + kMaxHeader) {
+            ctx.anomaly("sdc", "body_too_long", ctx.stream_offset() + used);
+            return {used, 0, 0, true};
+          }
+          return {used, rest.size() + 1, 0, false};
+        }
+        soap(dir, body_, &http, ctx);
+        used += q;
+        continue;
+      }
+      if (!have_len) {
+        if (!http.method.empty() || http.status == 204 || http.status == 304 || (http.status >= 100 && http.status < 200)) {
+          clen = 0;  // requests without a body
+        } else {
+          ctx.anomaly("sdc", "no_content_length", ctx.stream_offset() + used);
+          return {used, 0, 0, true};
+        }
+      }
+      if (clen > kMaxBody) {
+        ctx.anomaly("sdc", "body_too_long", ctx.stream_offset() + used);
+        return {used + body_start, 0, clen, false};
+      }
+      if (rest.size() < body_start + clen) return {used, body_start + static_cast<size_t>(clen), 0, false};
+      soap(dir, rest.substr(body_start, static_cast<size_t>(clen)), &http, ctx);
+      used += body_start + static_cast<size_t>(clen);
+    }
+    return {used, 0, 0, false};
+  }
+
+  void on_gap(Dir, uint64_t, FlowContext& ctx) override {}
+  void on_end(Dir, FlowContext&) override {}
+
+ private:
+  static void words(std::string_view v, std::vector<std::string>& out) {
+    for_each_word(v, [&](std::string_view w) {
+      if (out.size() < kMaxList && std::find(out.begin(), out.end(), w) == out.end()) out.emplace_back(w);
+    });
+  }
+
+  void soap(Dir dir, std::string_view xml, const HttpInfo* http, FlowContext& ctx) {
+    std::string_view header = element_text(xml, "Header");
+    std::string_view body = element_text(xml, "Body");
+    std::string_view action = trim(element_text(header, "Action"));
+    if (action.empty() && body.empty()) {
+      if (http && xml.empty()) return;  // e.g. 202 Accepted for a one-way message
+      ctx.anomaly("sdc", "not_a_soap_envelope", ctx.stream_offset());
+      return;
+    }
+    std::string_view short_action = action.substr(action.rfind('/') == std::string_view::npos ? 0 : action.rfind('/') + 1);
+    std::string_view message_id = trim(element_text(header, "MessageID"));
+    std::string_view relates_to = trim(element_text(header, "RelatesTo"));
+
+    // Discovery: Hello, Bye, ProbeMatch, ResolveMatch blocks, or the query of Probe/Resolve.
+    std::vector<Participant> parts;
+    for (std::string_view block_name : {"Hello", "Bye", "ProbeMatch", "ResolveMatch"}) {
+      size_t pos = 0;
+      while (parts.size() < kMaxList) {
+        size_t next = 0;
+        std::string_view b = element_text(body, block_name, pos, &next);
+        if (next == 0 || next <= pos) break;
+        pos = next;
+        if (b.empty()) continue;
+        Participant p;
+        p.address.assign(trim(element_text(element_text(b, "EndpointReference"), "Address")));
+        words(element_text(b, "Types"), p.types);
+        words(element_text(b, "Scopes"), p.scopes);
+        words(element_text(b, "XAddrs"), p.xaddrs);
+        p.metadata_version.assign(trim(element_text(b, "MetadataVersion")));
+        parts.push_back(std::move(p));
+      }
+    }
+    std::vector<std::string> query_types, query_scopes;
+    if (parts.empty()) {
+      std::string_view q = element_text(body, "Probe");
+      if (q.empty()) q = element_text(body, "Resolve");
+      words(element_text(q, "Types"), query_types);
+      words(element_text(q, "Scopes"), query_scopes);
+    }
+    // DPWS metadata (WS-Transfer GetResponse / WS-MetadataExchange).
+    DeviceInfo dev;
+    std::string_view model = element_text(body, "ThisModel");
+    std::string_view device = element_text(body, "ThisDevice");
+    dev.manufacturer.assign(trim(element_text(model, "Manufacturer")));
+    dev.model_name.assign(trim(element_text(model, "ModelName")));
+    dev.model_number.assign(trim(element_text(model, "ModelNumber")));
+    dev.friendly_name.assign(trim(element_text(device, "FriendlyName")));
+    dev.firmware_version.assign(trim(element_text(device, "FirmwareVersion")));
+    dev.serial_number.assign(trim(element_text(device, "SerialNumber")));
+    std::string host_address;
+    if (dev.any()) host_address.assign(trim(element_text(element_text(element_text(body, "Host"), "EndpointReference"), "Address")));
+
+    // Patient context (BICEPS PatientContextState): identifiers and demographics are PHI.
+    std::vector<std::string> phi, patients;
+    std::string_view pcs = element_text(body, "PatientContextState");
+    if (!pcs.empty()) {
+      std::string_view ext = attribute(pcs, "Identification", "Extension");
+      if (!ext.empty()) { patients.push_back(ctx.pseudonym(ext)); phi.emplace_back("sdc.patient.identification"); }
+      static constexpr std::pair<std::string_view, std::string_view> kPhi[] = {
+          {"Givenname", "sdc.patient.givenname"}, {"Middlename", "sdc.patient.middlename"},
+          {"Familyname", "sdc.patient.familyname"}, {"Birthname", "sdc.patient.birthname"},
+          {"DateOfBirth", "sdc.patient.date_of_birth"}};
+      for (auto& [el, name] : kPhi)
+        if (!trim(element_text(pcs, el)).empty()) phi.emplace_back(name);
+      for (auto& f : phi) ctx.facts().add_phi(f);
+    }
+    // Discovery scopes may carry a patient context (sdc.ctxt.pat): never written in clear.
+    for (auto& p : parts)
+      for (auto& s : p.scopes)
+        if (s.rfind("sdc.ctxt.pat", 0) == 0) {
+          s = "sdc.ctxt.pat:" + ctx.pseudonym(s);
+          if (std::find(phi.begin(), phi.end(), "sdc.scope.patient") == phi.end()) phi.emplace_back("sdc.scope.patient");
+          ctx.facts().add_phi("sdc.scope.patient");
+        }
+
+    for (auto& p : parts) {
+      for (auto& x : p.xaddrs) {
+        IpAddr ip;
+        uint16_t port = 0;
+        if (parse_https(x, ip, port)) remember_endpoint(ip, port);
+      }
+      if (!p.address.empty()) ctx.facts().set_attr("sdc.endpoint", p.address);
+    }
+    if (dev.any()) {
+      if (!dev.manufacturer.empty()) ctx.facts().set_attr("sdc.manufacturer", dev.manufacturer);
+      if (!dev.model_name.empty()) ctx.facts().set_attr("sdc.model", dev.model_name);
+    }
+
+    ++ctx.counters().at("sdc.messages");
+    auto& w = ctx.begin_event("sdc");
+    w.object("sdc");
+    w.field("direction", dir_name(dir));
+    w.field("transport", http ? "http" : "udp");
+    if (http) {
+      if (!http->method.empty()) { w.field("http_method", http->method); w.field("http_path", http->path); }
+      if (http->status) w.field("http_status", http->status);
+    }
+    if (!short_action.empty()) w.field("action", short_action);
+    if (!action.empty()) w.field("action_uri", action);
+    if (!message_id.empty()) w.field("message_id", message_id);
+    if (!relates_to.empty()) w.field("relates_to", relates_to);
+    auto list = [&](std::string_view k, const std::vector<std::string>& v) {
+      if (v.empty()) return;
+      w.array(k);
+      for (auto& x : v) w.value(x);
+      w.end_array();
+    };
+    if (!parts.empty()) {
+      w.array("participants");
+      for (auto& p : parts) {
+        w.begin_object();
+        if (!p.address.empty()) w.field("endpoint", p.address);
+        list("types", p.types);
+        list("scopes", p.scopes);
+        list("xaddrs", p.xaddrs);
+        if (!p.metadata_version.empty()) w.field("metadata_version", p.metadata_version);
+        w.end_object();
+      }
+      w.end_array();
+    }
+    list("query_types", query_types);
+    list("query_scopes", query_scopes);
+    if (dev.any()) {
+      w.object("device");
+      write_device(w, dev);
+      if (!host_address.empty()) w.field("endpoint", host_address);
+      w.end_object();
+    }
+    list("patients", patients);
+    list("phi_fields", phi);
+    w.end_object();
+    ctx.end_event();
+
+    // Asset events: the sender of a discovery announcement, or the server answering metadata.
+    const EventEndpoints& ep = ctx.endpoints();
+    const IpAddr& sender = dir == Dir::to_server ? ep.src : ep.dst;
+    bool announces = short_action == "Hello" || short_action == "ProbeMatches" || short_action == "ResolveMatches";
+    if (announces) {
+      for (auto& p : parts) {
+        std::string key = p.address + "|" + p.metadata_version;
+        if (!remember_asset(key)) continue;
+        asset(ctx, sender, &p, nullptr, {});
+      }
+    }
+    if (dev.any()) {
+      std::string key = host_address + "|" + dev.manufacturer + "|" + dev.model_name + "|" + dev.serial_number;
+      if (remember_asset(key)) asset(ctx, sender, nullptr, &dev, host_address);
+    }
+  }
+
+  static void write_device(JsonWriter& w, const DeviceInfo& d) {
+    auto opt = [&](std::string_view k, const std::string& v) { if (!v.empty()) w.field(k, v); };
+    opt("manufacturer", d.manufacturer);
+    opt("model_name", d.model_name);
+    opt("model_number", d.model_number);
+    opt("friendly_name", d.friendly_name);
+    opt("firmware_version", d.firmware_version);
+    opt("serial_number", d.serial_number);
+  }
+
+  bool remember_asset(const std::string& key) {
+    if (std::find(assets_.begin(), assets_.end(), key) != assets_.end()) return false;
+    if (assets_.size() >= kMaxList) return false;
+    assets_.push_back(key);
+    return true;
+  }
+
+  void asset(FlowContext& ctx, const IpAddr& ip, const Participant* p, const DeviceInfo* d, std::string_view endpoint) {
+    auto& w = ctx.begin_event("asset");
+    w.object("asset");
+    w.key("ip");
+    { std::string& b = w.raw_value(); b.push_back('"'); ip.append_to(b); b.push_back('"'); }
+    w.array("changes");
+    w.value(p ? "sdc_discovery" : "sdc_metadata");
+    w.end_array();
+    w.field("source", "sdc");
+    w.object("sdc");
+    if (p) {
+      if (!p->address.empty()) w.field("endpoint", p->address);
+      bool medical = std::any_of(p->types.begin(), p->types.end(), [](const std::string& t) {
+        return t.find("MedicalDevice") != std::string::npos;
+      });
+      w.field("medical_device", medical);
+      auto list = [&](std::string_view k, const std::vector<std::string>& v) {
+        if (v.empty()) return;
+        w.array(k);
+        for (auto& x : v) w.value(x);
+        w.end_array();
+      };
+      list("types", p->types);
+      list("scopes", p->scopes);
+      list("xaddrs", p->xaddrs);
+    }
+    if (d) {
+      if (!endpoint.empty()) w.field("endpoint", endpoint);
+      write_device(w, *d);
+    }
+    w.end_object();
+    w.end_object();
+    ctx.end_event();
+  }
+
+  std::string body_;  // de-chunked HTTP body, reused
+  std::vector<std::string> assets_;
+};
+
+std::unique_ptr<Dissector> make() { return std::make_unique<SdcDissector>(); }
+
+}  // namespace
+
+bool is_sdc_endpoint(const IpAddr& ip, uint16_t port) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  return endpoints().count({ip, port}) != 0;
+}
+
+void remember_endpoint(const IpAddr& ip, uint16_t port) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  if (endpoints().size() < kMaxEndpoints) endpoints().emplace(ip, port);
+}
+
+}  // namespace sdc
+
+const DissectorInfo kSdcInfo = {
+    .name = "sdc",
+    .transport = Transport::both,
+    .probe = &sdc::probe,
+    .make = &sdc::make,
+    .port_hints = sdc::kPorts,
+};
+
+}  // namespace medmon

@@ -1,0 +1,34 @@
+#pragma once
+// IEEE 11073 SDC (20701/20702, over DPWS): WS-Discovery on UDP 3702 (Hello, Bye, Probe,
+// ProbeMatches, Resolve, ResolveMatches) and the SOAP-over-HTTP exchanges of SDC participants.
+// `sdc` events per discovery or SOAP message; an `asset` event for each discovered participant
+// (endpoint reference, types, scopes, transport addresses, and manufacturer/model/serial from
+// DPWS metadata when it is seen in clear). HTTPS transport addresses are remembered so a TLS
+// flow to one can be labelled as SDC.
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+#include "dissectors/api/dissector.h"
+#include "sensor/common/types.h"
+
+namespace medmon {
+
+extern const DissectorInfo kSdcInfo;
+
+namespace sdc {
+// A SOAP 1.2 envelope (datagram or HTTP request/response with application/soap+xml) with
+// WS-Discovery or an SDC marker (MedicalDevice type, 11073 namespace, sdc.* scope).
+Probe probe(std::span<const uint8_t> first, Dir dir);
+
+// Text content of the first element with this local name (any prefix) at or after `from`;
+// `pos` receives the offset after its end tag. Empty when absent or malformed.
+std::string_view element_text(std::string_view xml, std::string_view local, size_t from = 0, size_t* pos = nullptr);
+
+// Endpoints (IP, TCP port) advertised by discovered participants in https XAddrs (bounded,
+// thread-safe). The pipeline may call this to name a TLS flow "sdc-tls".
+bool is_sdc_endpoint(const IpAddr& ip, uint16_t port);
+void remember_endpoint(const IpAddr& ip, uint16_t port);
+}  // namespace sdc
+
+}  // namespace medmon

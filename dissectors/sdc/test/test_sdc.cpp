@@ -1,0 +1,196 @@
+#include <catch2/catch.hpp>
+
+#include <random>
+#include <string>
+
+#include "dissectors/proprietary/test/harness.h"
+#include "dissectors/sdc/sdc_dissector.h"
+
+using namespace medmon;
+using medmon::testing::Harness;
+using medmon::testing::bytes_of;
+
+namespace {
+
+const std::string kNs =
+    "xmlns:s12=\"http://www.w3.org/2003/05/soap-envelope\" xmlns:wsa=\"http://www.w3.org/2005/08/addressing\" "
+    "xmlns:wsd=\"http://docs.oasis-open.org/ws-dd/ns/discovery/2009/01\" "
+    "xmlns:dpws=\"http://docs.oasis-open.org/ws-dd/ns/dpws/2009/01\" "
+    "xmlns:mdpws=\"http://standards.ieee.org/downloads/11073/11073-20702-2016\"";
+const std::string kEpr = "urn:uuid:6f1c2a5e-0000-4000-8000-00000000a001";
+
+std::string envelope(const std::string& action, const std::string& body) {
+  return "<?xml version=\"1.0\" encoding=\"UTF-8\"?><s12:Envelope " + kNs + "><s12:Header><wsa:Action>" + action +
+         "</wsa:Action><wsa:MessageID>urn:uuid:11111111-2222-4333-8444-555555555555</wsa:MessageID></s12:Header><s12:Body>" +
+         body + "</s12:Body></s12:Envelope>";
+}
+
+std::string hello() {
+  return envelope("http://docs.oasis-open.org/ws-dd/ns/discovery/2009/01/Hello",
+                  "<wsd:Hello><wsa:EndpointReference><wsa:Address>" + kEpr +
+                      "</wsa:Address></wsa:EndpointReference><wsd:Types>dpws:Device mdpws:MedicalDevice</wsd:Types>"
+                      "<wsd:Scopes>sdc.mds.pkp:1.2.840.10004.20701.1.1 sdc.ctxt.pat:/x/PAT77?ext=PAT77</wsd:Scopes>"
+                      "<wsd:XAddrs>https://10.20.0.15:6464/0c6a7a2e</wsd:XAddrs><wsd:MetadataVersion>3</wsd:MetadataVersion></wsd:Hello>");
+}
+
+std::string http(const std::string& start, const std::string& body, bool chunked = false) {
+  std::string h = start + "\r\nHost: 10.20.0.15:6464\r\nContent-Type: application/soap+xml; charset=utf-8\r\n";
+  if (!chunked) return h + "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  std::string out = h + "Transfer-Encoding: chunked\r\n\r\n";
+  for (size_t i = 0; i < body.size(); i += 100) {
+    std::string part = body.substr(i, 100);
+    char len[16];
+    std::snprintf(len, sizeof len, "%zx", part.size());
+    out += std::string(len) + "\r\n" + part + "\r\n";
+  }
+  return out + "0\r\n\r\n";
+}
+
+std::string get_response() {
+  return envelope("http://schemas.xmlsoap.org/ws/2004/09/transfer/GetResponse",
+                  "<mex:Metadata xmlns:mex=\"http://schemas.xmlsoap.org/ws/2004/09/mex\"><mex:MetadataSection><dpws:ThisModel>"
+                  "<dpws:Manufacturer>Acme Medical</dpws:Manufacturer><dpws:ModelName>VitalView 5</dpws:ModelName>"
+                  "<dpws:ModelNumber>VV5-100</dpws:ModelNumber></dpws:ThisModel></mex:MetadataSection><mex:MetadataSection>"
+                  "<dpws:ThisDevice><dpws:FriendlyName>ICU bed 3 monitor</dpws:FriendlyName><dpws:FirmwareVersion>2.4.0</dpws:FirmwareVersion>"
+                  "<dpws:SerialNumber>VV5-000123</dpws:SerialNumber></dpws:ThisDevice></mex:MetadataSection><mex:MetadataSection>"
+                  "<dpws:Relationship><dpws:Host><wsa:EndpointReference><wsa:Address>" + kEpr +
+                      "</wsa:Address></wsa:EndpointReference></dpws:Host></dpws:Relationship></mex:MetadataSection></mex:Metadata>");
+}
+
+std::string context_report() {
+  // Made-up patient.
+  return envelope("http://standards.ieee.org/downloads/11073/11073-20701-2018/ContextService/GetContextStatesResponse",
+                  "<msg:GetContextStatesResponse xmlns:msg=\"x\" xmlns:pm=\"y\"><msg:ContextState xsi:type=\"pm:PatientContextState\">"
+                  "<pm:PatientContextState Handle=\"p1\"><pm:Identification Root=\"1.2.3\" Extension=\"PAT-4242\"/>"
+                  "<pm:CoreData><pm:Givenname>Jane</pm:Givenname><pm:Familyname>Doe</pm:Familyname><pm:DateOfBirth>1970-01-01</pm:DateOfBirth>"
+                  "</pm:CoreData></pm:PatientContextState></msg:ContextState></msg:GetContextStatesResponse>");
+}
+
+}  // namespace
+
+TEST_CASE("sdc: probe") {
+  auto p = [](std::string_view s) { return sdc::probe(bytes_of(s), Dir::to_server); };
+  CHECK(p(hello()) == Probe::yes);
+  CHECK(p(hello().substr(0, 512)) == Probe::yes);
+  CHECK(p(hello().substr(0, 100)) == Probe::need_more);
+  CHECK(p(http("POST /0c6a7a2e HTTP/1.1", get_response())) == Probe::yes);
+  CHECK(p(http("HTTP/1.1 200 OK", get_response())) == Probe::yes);
+  // WS-Discovery of printers and cameras (no SDC marker) is not SDC.
+  std::string printer = "<?xml version=\"1.0\"?><soap:Envelope xmlns:soap=\"http://www.w3.org/2003/05/soap-envelope\" "
+                        "xmlns:wsd=\"http://schemas.xmlsoap.org/ws/2005/04/discovery\"><soap:Header><wsa:Action>"
+                        "http://schemas.xmlsoap.org/ws/2005/04/discovery/Probe</wsa:Action></soap:Header><soap:Body><wsd:Probe>"
+                        "<wsd:Types>wsdp:Device</wsd:Types></wsd:Probe></soap:Body></soap:Envelope>";
+  CHECK(p(printer) != Probe::yes);
+  CHECK(p(printer + std::string(600, ' ')) == Probe::no);
+  CHECK(p("GET / HTTP/1.1\r\nHost: x\r\n\r\n") == Probe::no);
+  CHECK(p("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n<html>") == Probe::no);
+  CHECK(p("<HEL.R01>") == Probe::no);
+  CHECK(p(std::string_view("\x16\x03\x01\x02\x00\x01", 6)) == Probe::no);
+  CHECK(p("\x0bMSH|^~\\&|") == Probe::no);
+  CHECK(p("SSH-2.0-x\r\n") == Probe::no);
+}
+
+TEST_CASE("sdc: WS-Discovery Hello gives an sdc event and an asset event") {
+  Harness h(kSdcInfo);
+  h.ep.proto = 17;
+  IpAddr::parse("10.20.0.15", h.ep.src);
+  IpAddr::parse("239.255.255.250", h.ep.dst);
+  h.datagram(Dir::to_server, hello());
+  h.datagram(Dir::to_server, hello());  // repeated announcements: one asset event per flow
+  auto ev = h.events("sdc");
+  REQUIRE(ev.size() == 2);
+  auto& s = ev[0]["sdc"];
+  CHECK(s["transport"] == "udp");
+  CHECK(s["action"] == "Hello");
+  REQUIRE(s["participants"].size() == 1);
+  auto& p = s["participants"][0];
+  CHECK(p["endpoint"] == kEpr);
+  CHECK(p["types"] == nlohmann::json::array({"dpws:Device", "mdpws:MedicalDevice"}));
+  CHECK(p["xaddrs"] == nlohmann::json::array({"https://10.20.0.15:6464/0c6a7a2e"}));
+  CHECK(p["metadata_version"] == "3");
+  CHECK(p["scopes"][0] == "sdc.mds.pkp:1.2.840.10004.20701.1.1");
+  // The patient scope is pseudonymised.
+  CHECK(p["scopes"][1].get<std::string>().rfind("sdc.ctxt.pat:phi:", 0) == 0);
+  for (auto& l : h.sink->lines) CHECK(l.find("PAT77") == std::string::npos);
+  CHECK(h.facts.phi_fields == std::vector<std::string>{"sdc.scope.patient"});
+  auto assets = h.events("asset");
+  REQUIRE(assets.size() == 1);
+  CHECK(assets[0]["asset"]["ip"] == "10.20.0.15");
+  CHECK(assets[0]["asset"]["sdc"]["endpoint"] == kEpr);
+  CHECK(assets[0]["asset"]["sdc"]["medical_device"] == true);
+  IpAddr ip;
+  IpAddr::parse("10.20.0.15", ip);
+  CHECK(sdc::is_sdc_endpoint(ip, 6464));
+  CHECK(!sdc::is_sdc_endpoint(ip, 443));
+}
+
+TEST_CASE("sdc: SOAP over HTTP, metadata and patient context, at every split point") {
+  std::string req = http("POST /0c6a7a2e HTTP/1.1", envelope("http://schemas.xmlsoap.org/ws/2004/09/transfer/Get", ""));
+  std::string resp = http("HTTP/1.1 200 OK", get_response(), true) + http("HTTP/1.1 200 OK", context_report());
+  for (size_t cut = 0; cut <= resp.size(); cut += 13) {
+    Harness h(kSdcInfo);
+    h.ep.proto = 6;
+    IpAddr::parse("10.20.0.9", h.ep.src);
+    IpAddr::parse("10.20.0.15", h.ep.dst);
+    h.feed(Dir::to_server, req);
+    h.feed(Dir::to_client, resp.substr(0, cut));
+    h.feed(Dir::to_client, resp.substr(cut));
+    h.end();
+    INFO("cut " << cut);
+    auto ev = h.events("sdc");
+    REQUIRE(ev.size() == 3);
+    CHECK(ev[0]["sdc"]["http_method"] == "POST");
+    CHECK(ev[0]["sdc"]["action"] == "Get");
+    auto& d = ev[1]["sdc"]["device"];
+    CHECK(ev[1]["sdc"]["http_status"] == 200);
+    CHECK(d["manufacturer"] == "Acme Medical");
+    CHECK(d["model_name"] == "VitalView 5");
+    CHECK(d["model_number"] == "VV5-100");
+    CHECK(d["serial_number"] == "VV5-000123");
+    CHECK(d["firmware_version"] == "2.4.0");
+    CHECK(d["endpoint"] == kEpr);
+    auto& c = ev[2]["sdc"];
+    CHECK(c["patients"] == nlohmann::json::array({Pseudonymiser()("PAT-4242")}));
+    CHECK(c["phi_fields"] == nlohmann::json::array({"sdc.patient.identification", "sdc.patient.givenname",
+                                                    "sdc.patient.familyname", "sdc.patient.date_of_birth"}));
+    auto assets = h.events("asset");
+    REQUIRE(assets.size() == 1);
+    CHECK(assets[0]["asset"]["ip"] == "10.20.0.15");
+    CHECK(assets[0]["asset"]["sdc"]["manufacturer"] == "Acme Medical");
+    for (auto& l : h.sink->lines) {
+      CHECK(l.find("PAT-4242") == std::string::npos);
+      CHECK(l.find("Jane") == std::string::npos);
+    }
+    CHECK(h.anomalies() == 0);
+  }
+}
+
+TEST_CASE("sdc: element_text") {
+  size_t pos = 0;
+  CHECK(sdc::element_text("<a:X>1</a:X><X>2</X>", "X", 0, &pos) == "1");
+  CHECK(sdc::element_text("<a:X>1</a:X><X>2</X>", "X", pos) == "2");
+  CHECK(sdc::element_text("<a:X/>", "X").empty());
+  CHECK(sdc::element_text("<a:X>unterminated", "X").empty());
+  CHECK(sdc::element_text("<", "X").empty());
+}
+
+TEST_CASE("sdc: hostile input") {
+  std::mt19937 rng(5);
+  std::string base = http("HTTP/1.1 200 OK", get_response(), true);
+  for (int round = 0; round < 300; ++round) {
+    std::string m = base;
+    for (int k = 0; k < 10; ++k) m[rng() % m.size()] = "<>/:\r\n0f "[rng() % 9];
+    m.resize(rng() % m.size());
+    Harness h(kSdcInfo);
+    h.ep.proto = 6;
+    h.feed(Dir::to_client, m);
+    h.end();
+    Harness u(kSdcInfo);
+    u.ep.proto = 17;
+    u.datagram(Dir::to_server, m);
+  }
+  Harness h(kSdcInfo);
+  h.ep.proto = 6;
+  h.feed(Dir::to_client, "HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\nxx");
+  CHECK(h.anomalies("body_too_long") == 1);
+}
