@@ -221,6 +221,14 @@ const std::set<std::string, std::less<>> kKnownApps = {
     "dicom", "hl7", "http", "tls", "ssh", "smb", "rpc", "rdp", "winrm", "telnet", "vnc", "ftp",
     "teamviewer", "anydesk", "ntp", "dns", "dhcp", "syslog", "ldap", "kerberos", "snmp", "icmp",
     "mqtt", "modbus", "sql", "proprietary", "any"};
+// Rule ids of docs/alerts.md, for per-rule severity overrides.
+const std::set<std::string, std::less<>> kRules = {
+    "flow.undeclared", "flow.external_forbidden", "flow.internal_forbidden", "flow.unlisted_listening_port",
+    "flow.forbidden_app", "flow.disabled_by_default", "tls.required_cleartext", "lateral.zone_forbidden",
+    "phi.cleartext", "lateral.admin_protocol", "lateral.zone_crossing", "lateral.new_peer", "lateral.fan_out",
+    "lateral.port_scan", "dicom.ae_spoofing", "dicom.ae_new_ip", "dicom.reject_burst",
+    "dicom.move_destination_undeclared", "dicom.dimse_undeclared", "dicom.sop_class_undeclared",
+    "dicom.cleartext_password", "hl7.sender_unbound", "hl7.message_type_undeclared", "hl7.test_on_production"};
 const std::set<std::string, std::less<>> kDimse = {"C-ECHO", "C-STORE", "C-FIND", "C-MOVE", "C-GET",
     "N-CREATE", "N-SET", "N-GET", "N-ACTION", "N-EVENT-REPORT", "N-DELETE", "C-CANCEL"};
 
@@ -658,6 +666,10 @@ std::unique_ptr<Site> load_site(const std::string& path, const std::string& mode
     for (auto it = sv.begin(); it != sv.end(); ++it) {
       std::string s;
       Severity level;
+      if (!kRules.count(it->first.Scalar())) {
+        r.err(it->first, "severity: unknown rule '" + it->first.Scalar() + "' (see docs/alerts.md for the rule ids)");
+        continue;
+      }
       if (!r.str(it->second, "severity " + it->first.Scalar(), s)) continue;
       if (!parse_severity(s, level)) { r.err(it->second, "severity: '" + s + "' (expected info, low, medium, high or critical)"); continue; }
       site->severity_overrides[it->first.Scalar()] = level;

@@ -131,7 +131,13 @@ struct PolicyJudge::SideResult {
   std::vector<std::string> mds2;
 };
 
-PolicyJudge::PolicyJudge(std::unique_ptr<Site> site, JudgeOptions opt) : site_(std::move(site)), opt_(std::move(opt)) {
+std::unique_ptr<PolicyJudge> PolicyJudge::fork() const {
+  auto j = std::make_unique<PolicyJudge>(site_, opt_);
+  j->baseline_ = baseline_;
+  return j;
+}
+
+PolicyJudge::PolicyJudge(std::shared_ptr<const Site> site, JudgeOptions opt) : site_(std::move(site)), opt_(std::move(opt)) {
   auto& s = *site_;
   for (uint32_t i = 0; i < s.devices.size(); ++i) {
     for (auto& ip : s.devices[i].ips) dev_by_ip_.emplace(IpKey(ip), i);
@@ -176,7 +182,7 @@ std::unique_ptr<PolicyJudge> PolicyJudge::load(const std::string& site_path, con
                                                const JudgeOptions& opt, Errors& errs) {
   auto site = load_site(site_path, models_dir, errs);
   if (!site) return nullptr;
-  auto j = std::make_unique<PolicyJudge>(std::move(site), opt);
+  auto j = std::make_unique<PolicyJudge>(std::shared_ptr<const Site>(std::move(site)), opt);
   if (!opt.baseline_path.empty() && !j->load_baseline(opt.baseline_path, errs)) return nullptr;
   return j;
 }

@@ -20,7 +20,12 @@ struct JudgeOptions {
 
 class PolicyJudge : public FlowJudge, public HeaderAnnotator {
  public:
-  explicit PolicyJudge(std::unique_ptr<Site> site, JudgeOptions opt = {});
+  explicit PolicyJudge(std::shared_ptr<const Site> site, JudgeOptions opt = {});
+
+  // A judge for another worker thread: shares the (immutable) site and baseline, has its own
+  // state (dedup, fan-out, AE and reject tracking). judge() of one instance is not thread-safe;
+  // annotate() only reads the site and may be called from any thread.
+  std::unique_ptr<PolicyJudge> fork() const;
 
   // Loads site + models (+ baseline). Returns nullptr with errors filled on failure.
   static std::unique_ptr<PolicyJudge> load(const std::string& site_path, const std::string& models_dir,
@@ -64,7 +69,7 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
   void emit(const FlowSummary& f, Alert& a, EventOutput& out);
   void cite(Alert& a, const Model* m, std::string_view qid) const;
 
-  std::unique_ptr<Site> site_;
+  std::shared_ptr<const Site> site_;
   JudgeOptions opt_;
   std::unordered_map<IpKey, uint32_t, IpKeyHash> dev_by_ip_;
   std::vector<std::pair<std::array<uint8_t, 6>, uint32_t>> dev_by_mac_;

@@ -410,3 +410,14 @@ TEST_CASE("evaluation is cheap", "[judge][perf]") {
   CHECK(fx.alerts().empty());
   CHECK(per_flow_us < 20.0);  // a flow costs far more than this to decode and reassemble
 }
+
+TEST_CASE("a forked judge shares the policy but not the state", "[judge]") {
+  Fixture fx;
+  auto smb = fx.flow(CT, 40001, "10.10.1.99", 445);
+  smb.ndpi_protocol = "SMBv23";
+  fx.judge_flow(smb);
+  auto other = fx.judge->fork();
+  other->judge(smb, fx.out);  // its own dedup: written again
+  CHECK(fx.alerts("lateral.admin_protocol").size() == 2);
+  CHECK(&other->site() == &fx.judge->site());
+}
