@@ -4,6 +4,7 @@
 # wall seconds (median of runs), max RSS and medmon's ratio to each. tshark is timed once (slow).
 # Needs: tcpdump libndpi-bin tshark (Debian). Reads files from page cache: the first run warms it.
 # MEDMON_ARGS adds options to medmon (e.g. "--ladder ndpi" times the core path only).
+# TSHARK=0 skips tshark (it needs ~15 min on the out-of-order corpus).
 set -uo pipefail
 DIR=${1:?usage: compare.sh CORPUSDIR MEDMON [runs]}; MEDMON=${2:?medmon binary}; RUNS=${3:-3}
 median() { sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
@@ -27,8 +28,9 @@ for f in dicom-large dicom-large-ooo dicom-many hl7-many; do
   read -r mw mr < <(t "$RUNS" "$MEDMON" analyze "$p" --out /dev/null ${MEDMON_ARGS:-})
   read -r fw fr < <(t "$RUNS" tcpdump -r "$p" -w /dev/null)
   read -r nw nr < <(t "$RUNS" ndpiReader -i "$p")
-  read -r sw sr < <(t 1 tshark -r "$p" "${dis[@]}")
-  for row in "medmon $mw $mr" "floor $fw $fr" "ndpiReader $nw $nr" "tshark $sw $sr"; do
+  if [ "${TSHARK:-1}" = 1 ]; then read -r sw sr < <(t 1 tshark -r "$p" "${dis[@]}"); else sw=0; sr=0; fi
+  rows=("medmon $mw $mr" "floor $fw $fr" "ndpiReader $nw $nr"); [ "${TSHARK:-1}" = 1 ] && rows+=("tshark $sw $sr")
+  for row in "${rows[@]}"; do
     set -- $row
     printf '%-22s %-10s %9s %9d %10s\n' "$f" "$1" "$2" $(( $3 / 1024 )) "$(awk -v a="$2" -v b="$mw" 'BEGIN{ if (b>0) printf "%.2f", a/b; else print "-" }')"
   done

@@ -3,7 +3,8 @@
 # quick run) into bench/corpora/ (git-ignored; rebuilt only when missing or the scale changed),
 # a capture of 200k short TCP flows, then runs the ladder on each and compare.sh (medmon against
 # tcpdump, ndpiReader and tshark). Results go to bench/results/<date>.txt as well.
-# Env: MEDMON (default build/sensor/cli/medmon), RUNS (default 3), FLOWS (default 200000).
+# Env: MEDMON (default build/sensor/cli/medmon), RUNS (default 3), FLOWS (default 200000),
+#      TSHARK=0 to leave tshark out of the full-pipeline comparison.
 # Needs root (network namespaces) and: dcmtk python3-hl7 tcpdump libndpi-bin tshark ethtool.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -30,8 +31,8 @@ OUT=$HERE/results/$(date -u +%Y%m%dT%H%M%SZ).txt
   "$HERE/ladder.sh" "$MEDMON" "$C"/dicom-large.pcap "$C"/dicom-large-ooo.pcap "$C"/dicom-many.pcap \
     "$C"/hl7-many.pcap "$C"/many-flows.pcap
   echo "## compare.sh, core path (--ladder ndpi: decode + flow + reassembly + nDPI)"
-  MEDMON_ARGS="--ladder ndpi" "$HERE/compare.sh" "$C" "$MEDMON" "${RUNS:-3}"
-  echo "## compare.sh, full pipeline"
+  TSHARK=0 MEDMON_ARGS="--ladder ndpi" "$HERE/compare.sh" "$C" "$MEDMON" "${RUNS:-3}"
+  echo "## compare.sh, full pipeline (tshark included unless TSHARK=0)"
   "$HERE/compare.sh" "$C" "$MEDMON" "${RUNS:-3}"
 } | tee "$OUT"
 echo "results: $OUT"
