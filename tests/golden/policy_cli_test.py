@@ -1,0 +1,152 @@
+"""`medmon mds2 import` and `medmon policy check` through the binary.
+
+- The NEMA example workbook imports into a model whose mds2_derived values follow the raw cells
+  (read here independently with zipfile + ElementTree), and CSV/TSV/Markdown/PDF copies made from
+  it by policies/mds2/test/make_variants.py give the same model.
+- Policies with errors exit 2 with file:line:column messages; nothing crashes.
+"""
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+import xml.etree.ElementTree as ET
+
+import yaml
+
+sys.path.insert(0, os.path.dirname(__file__))
+from golden import MEDMON, OUT, SRC, Checker, run  # noqa: E402
+
+XLSX = os.path.join(SRC, "tests", "data", "mds2", "nema-example-mds2-2019.xlsx")
+NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+
+# switch -> (question, value when the answer is Yes)
+SWITCHES = {
+    "internal_only": ("CONN-4", False), "internet_required": ("CONN-6", True),
+    "communicates_internal": ("CONN-3", True), "tls_supported": ("CONN-7", True),
+    "phi_any": ("MPII-1", True), "phi_wired": ("MPII-3.5", True), "phi_external": ("MPII-3.7", True),
+    "phi_point_to_point_only": ("TXCF-1", True), "phi_encrypted_claim": ("TXCF-2", True),
+    "phi_fixed_destinations": ("TXCF-3", True), "remote_service": ("RMOT-1", True),
+    "file_shares_disabled": ("SAHD-7", True), "unused_ports_disabled": ("SAHD-8", True),
+    "legacy_services_disabled": ("SAHD-9", True),
+}
+
+
+def raw_answers():
+    z = zipfile.ZipFile(XLSX)
+    shared = ["".join(t.text or "" for t in si.iter(NS + "t"))
+              for si in ET.fromstring(z.read("xl/sharedStrings.xml")).iter(NS + "si")]
+    out = {}
+    for row in ET.fromstring(z.read("xl/worksheets/sheet1.xml")).iter(NS + "row"):
+        cells = {}
+        for c in row.iter(NS + "c"):
+            col = re.match(r"[A-Z]+", c.get("r")).group()
+            v = c.find(NS + "v")
+            if v is not None:
+                cells[col] = shared[int(v.text)] if c.get("t") == "s" else v.text
+        qid = cells.get("A", "").strip()
+        if re.match(r"^(DOC|[A-Z]{4})-\d+(\.\d+)*$", qid):
+            out[qid] = " ".join(cells.get("C", "").split())
+    return out
+
+
+def without_source(text):
+    return "\n".join(l for l in text.splitlines()
+                     if "imported by" not in l.lower() and not l.startswith("      file:") and not l.startswith("      format:")
+                     and not l.startswith("      sha256:"))
+
+
+def main():
+    c = Checker("policy_cli")
+    work = os.path.join(OUT, "policy_cli")
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+
+    # 1. XLSX import against the raw cells.
+    model_path = os.path.join(work, "nema.yaml")
+    rc, _, err = run(["mds2", "import", XLSX, "-o", model_path], check_rc=None)
+    c.eq("mds2 import exit code", rc, 0)
+    model = yaml.safe_load(open(model_path))
+    raw = raw_answers()
+    c.eq("240 answers", len(model["mds2"]["answers"]), 240)
+    for switch, (qid, yes_value) in SWITCHES.items():
+        ans = raw[qid]
+        want = yes_value if ans == "Yes" else (not yes_value if ans == "No" else None)
+        c.eq(f"mds2_derived.{switch} ({qid} = {ans})", model["mds2_derived"][switch], want)
+    c.eq("CONN-4 raw", raw["CONN-4"], "No")
+    c.eq("TXCF-2 raw", raw["TXCF-2"], "No")
+    c.eq("internal_only from CONN-4 = No", model["mds2_derived"]["internal_only"], True)
+    c.eq("phi_encrypted_claim from TXCF-2 = No", model["mds2_derived"]["phi_encrypted_claim"], False)
+    for qid, ans in raw.items():
+        cid = "SAHD" + qid[4:] if qid.startswith("SHAD-") else qid
+        got = model["mds2"]["answers"].get(cid, {}).get("detail")
+        if qid != "DOC-7":
+            c.eq(f"detail of {qid}", got, ans)
+    c.eq("SHAD-15 typo kept as raw_id", model["mds2"]["answers"]["SAHD-15"].get("raw_id"), "SHAD-15")
+    c.eq("TXCF-2 NIST mapping", model["mds2"]["answers"]["TXCF-2"].get("nist_800_53"), "CM-7")
+    text = open(model_path).read()
+    c.true("switch comment cites CONN-4", "# CONN-4 = No" in text)
+
+    # 2. The same form as CSV, TSV, Markdown and PDF.
+    variants = os.path.join(work, "variants")
+    subprocess.run(["/usr/bin/python3", os.path.join(SRC, "policies", "mds2", "test", "make_variants.py"), XLSX, variants],
+                   check=True)
+    for name in ("form.csv", "form.tsv", "form.md", "form.pdf"):
+        out = os.path.join(work, name + ".yaml")
+        rc, _, err = run(["mds2", "import", os.path.join(variants, name), "-o", out], check_rc=None)
+        c.eq(f"import {name} exit code", rc, 0)
+        if rc == 0:
+            c.true(f"{name} gives the same model as the XLSX", without_source(open(out).read()) == without_source(text))
+
+    # 3. Imported model is usable as-is in a site.
+    rc, out, err = run(["policy", "check", os.path.join(SRC, "policies", "sites", "demo-site.yaml")], check_rc=None)
+    c.eq("demo site checks clean", rc, 0)
+    c.eq("demo site: no errors", err.strip(), "")
+
+    # 4. Refusals: older editions, not a form, files that do not exist.
+    old = os.path.join(work, "mds2-2013.txt")
+    open(old, "w").write("Manufacturer Disclosure Statement for Medical Device Security - HN 1-2013\n"
+                         "Management of private data\nTransmit/receive private data via a wired network connection: Yes\n")
+    rc, _, err = run(["mds2", "import", old, "-o", os.path.join(work, "x.yaml")], check_rc=None)
+    c.eq("2013 edition exit code", rc, 2)
+    c.true("2013 edition named in the message", "HN 1-2013" in err and "only ANSI/NEMA HN 1-2019" in err)
+    rc, _, err = run(["mds2", "import", os.path.join(work, "missing.xlsx")], check_rc=None)
+    c.eq("missing form exit code", rc, 2)
+
+    # 5. Broken policies: precise message, exit 2, never a crash.
+    devdir = os.path.join(work, "devices")
+    sitedir = os.path.join(work, "sites")
+    os.makedirs(devdir)
+    os.makedirs(sitedir)
+    shutil.copy(os.path.join(SRC, "policies", "devices", "acme-ct.yaml"), devdir)
+    good_site = ("schema: medmon.site/v1\ninternal_networks: [10.0.0.0/8]\nzones:\n  - {name: modality, cidrs: [10.10.1.0/24]}\n"
+                 "  - {name: pacs, cidrs: [10.10.2.0/24]}\n  - {name: his, cidrs: [10.10.3.0/24]}\n  - {name: infra, cidrs: [10.10.0.0/24]}\n"
+                 "roles:\n  - {role: pacs, ips: [10.10.2.20]}\n  - {role: ris_mwl, ips: [10.10.3.30]}\n"
+                 "  - {role: his_ris, ips: [10.10.3.30]}\n  - {role: ntp, ips: [10.10.0.123]}\n  - {role: dns, ips: [10.10.0.53]}\n"
+                 "devices:\n  - {name: ct-1, model: acme-ct, ip: 10.10.1.10, zone: modality}\n")
+    def line_of(body, text):
+        return next(i for i, l in enumerate(body.splitlines(), 1) if text in l)
+
+    cases = {
+        "bad_yaml": (good_site.replace("zones:\n  - {name", "zones:\n  - {name: [") , r"bad_yaml\.yaml:\d+:\d+: YAML syntax error"),
+        "unknown_key": (good_site + "colour: blue\n", rf"unknown_key\.yaml:{line_of(good_site + 'colour: blue', 'colour')}:1: unknown key 'colour' in site \(expected one of:"),
+        "bad_cidr": (good_site.replace("10.10.1.0/24", "10.10.1.0/33"), r"bad_cidr\.yaml:4:30: zone 'modality' cidrs: '10.10.1.0/33' is not an IP address or CIDR"),
+        "unknown_role": (good_site.replace("role: ris_mwl", "role: worklist"), r"acme-ct\.yaml:\d+:\d+: flow 'dicom-mwl': unknown role 'ris_mwl'"),
+        "model_not_found": (good_site.replace("model: acme-ct", "model: acme-mri"), rf"model_not_found\.yaml:{line_of(good_site, 'model: acme-ct')}:25: device 'ct-1' model: model 'acme-mri' not found"),
+    }
+    rc, out, err = run(["policy", "check", os.path.join(sitedir, "ok.yaml")], check_rc=None)
+    open(os.path.join(sitedir, "ok.yaml"), "w").write(good_site)
+    rc, out, err = run(["policy", "check", os.path.join(sitedir, "ok.yaml")], check_rc=None)
+    c.eq("valid site exit code", rc, 0)
+    for name, (body, pattern) in cases.items():
+        path = os.path.join(sitedir, name + ".yaml")
+        open(path, "w").write(body)
+        rc, out, err = run(["policy", "check", path], check_rc=None)
+        c.eq(f"{name}: exit code", rc, 2)
+        c.true(f"{name}: message matches {pattern!r}; got {err!r}", re.search(pattern, err) is not None)
+    c.done()
+
+
+if __name__ == "__main__":
+    main()
