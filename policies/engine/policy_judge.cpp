@@ -26,12 +26,14 @@ bool ieq(std::string_view a, std::string_view b) {
 }
 bool istarts(std::string_view s, std::string_view p) { return s.size() >= p.size() && ieq(s.substr(0, p.size()), p); }
 
-// The application of a flow: our dissectors first, else nDPI's protocol, by content.
-std::string_view app_of(const FlowSummary& f) {
-  if (f.facts && !f.facts->app.empty()) return f.facts->app;
-  std::string_view p = f.ndpi_protocol;
+bool is_lateral(std::string_view app);
+
+// nDPI protocol name -> medmon application name.
+std::string_view ndpi_app_name(std::string_view p, const FlowSummary& f) {
   if (p.empty() || ieq(p, "Unknown")) return {};
-  if (istarts(p, "SMB")) return "smb";
+  // NetBIOS session service is how SMB travels on 139 (and how nDPI names a session that starts
+  // with a NetBIOS header on 445).
+  if (istarts(p, "SMB") || ieq(p, "NetBIOS")) return "smb";
   if (ieq(p, "RDP")) return "rdp";
   if (ieq(p, "SSH")) return "ssh";
   if (ieq(p, "Telnet")) return "telnet";
@@ -56,6 +58,18 @@ std::string_view app_of(const FlowSummary& f) {
   if (ieq(p, "ICMP") || ieq(p, "ICMPV6")) return "icmp";
   if (ieq(p, "DICOM")) return "dicom";
   if (ieq(p, "HL7")) return "hl7";
+  return p;
+}
+
+// The application of a flow: our dissectors first, else nDPI's classification of the content.
+// nDPI reports e.g. protocol NetBIOS with app SMBv23; a lateral-movement app in either wins.
+std::string_view app_of(const FlowSummary& f) {
+  if (f.facts && !f.facts->app.empty()) return f.facts->app;
+  std::string_view p = ndpi_app_name(f.ndpi_protocol, f);
+  if (!is_lateral(p) && !f.ndpi_app.empty()) {
+    std::string_view a = ndpi_app_name(f.ndpi_app, f);
+    if (is_lateral(a)) return a;
+  }
   return p;
 }
 
@@ -123,6 +137,7 @@ struct PolicyJudge::Alert {
   std::vector<Cite> mds2;
   std::vector<std::pair<std::string_view, std::string>> evidence;
   std::vector<std::string> phi_fields;
+  std::string_view distinct;  // what makes two alerts of one (rule, device, peer) different findings
 };
 
 struct PolicyJudge::SideResult {
@@ -323,8 +338,9 @@ void PolicyJudge::emit(const FlowSummary& f, Alert& a, EventOutput& out) {
   if (ov != site_->severity_overrides.end()) a.sev = ov->second;
   uint64_t key = triple_key(a.rule, a.device, a.peer);
   if (baseline_.count(key)) { ++suppressed_; ++out.counters().at("policy.alerts_baselined"); return; }
-  if (emitted_.count(key)) { ++repeats_; ++out.counters().at("policy.alert_repeats"); return; }
-  if (emitted_.size() < kMaxEmitted) emitted_.insert(key);
+  uint64_t seen = fnv(key, a.distinct);
+  if (emitted_.count(seen)) { ++repeats_; ++out.counters().at("policy.alert_repeats"); return; }
+  if (emitted_.size() < kMaxEmitted) emitted_.insert(seen);
   ++alerts_written_;
   ++out.counters().at("policy.alerts");
   if (a.sev > max_sev_) max_sev_ = a.sev;
@@ -385,6 +401,7 @@ PolicyJudge::SideResult PolicyJudge::eval_side(const FlowSummary& f, const Devic
     a.evidence.emplace_back("direction", dev_is_client ? "outbound" : "inbound");
     a.evidence.emplace_back("server_port", std::to_string(port));
     a.evidence.emplace_back("model", dev.model_id);
+    a.distinct = app;  // SSH and SMB to the same peer are two findings
     return a;
   };
 
