@@ -222,7 +222,12 @@ void AssetTracker::side(Device& d, const FlowSummary& f, bool is_client) {
   if (is_client) {
     add_service(d.used, name, f.ep.proto, f.ep.dst_port, opt_.max_list, added, full);
     if (added) mark(d, "service_used");
-    if (!f.sni.empty()) add_unique(d, d.sni, f.sni, "tls_sni");
+    // nDPI reports the queried name of DNS flows in the same field as a TLS SNI.
+    if (!f.sni.empty()) {
+      if (name == "dns" || name == "mdns" || name == "llmnr") add_unique(d, d.dns_names, f.sni, "dns_name");
+      else if (f.ndpi_protocol.find("TLS") != std::string::npos || name.find("tls") != std::string::npos || (f.facts && f.facts->tls))
+        add_unique(d, d.sni, f.sni, "tls_sni");
+    }
   } else if (answered) {
     add_service(d.offered, name, f.ep.proto, f.ep.dst_port, opt_.max_list, added, full);
     if (added) mark(d, "service_offered");
@@ -422,6 +427,11 @@ void AssetTracker::emit(Device& d, EventOutput& out, Timestamp ts) {
   if (!d.sni.empty()) {
     w.array("tls_sni");
     for (auto& s : d.sni) w.value(s);
+    w.end_array();
+  }
+  if (!d.dns_names.empty()) {
+    w.array("dns_names");
+    for (auto& s : d.dns_names) w.value(s);
     w.end_array();
   }
   auto services = [&](std::string_view key, const std::vector<Service>& list) {

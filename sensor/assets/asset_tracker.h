@@ -47,7 +47,8 @@ class AssetTracker : public FlowJudge, public EventObserver {
     std::string impl_class_uid, impl_version, product, product_vendor;
     std::string manufacturer, model_name, software_versions, station_name, device_serial;
     std::vector<HL7App> hl7_apps;
-    std::vector<std::string> sni;
+    std::vector<std::string> sni;             // TLS server names the device asked for
+    std::vector<std::string> dns_names;       // names it looked up
     std::vector<Service> offered, used;
     uint64_t flows = 0, bytes = 0;
     std::vector<const char*> changes;         // pending change reasons (static names)

@@ -94,6 +94,7 @@ int run_analyze(const AnalyzeOptions& o) {
   out.add_observer(&summary);
   out.set_annotator(annotator);
   AnalyzeExtras extras(out, o.out);  // asset inventory; events kept for --report
+  extras.set_policy(judge.get(), annotator);
   // One pipeline on this thread, or N workers fed by this thread.
   std::unique_ptr<Pipeline> single;
   std::unique_ptr<OfflineWorkers> pool;

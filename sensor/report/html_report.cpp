@@ -406,7 +406,9 @@ void Builder::device_section(const Dev& d) {
   for (const Asset& a : inventory_) {
     if (!d.ips.count(a.ip)) continue;
     kv("IP address", a.ip);
-    kv("MAC", a.mac + (a.mac_vendor.empty() ? "" : " (" + a.mac_vendor + ")"));
+    std::string vendor = a.mac_vendor;
+    if (!vendor.empty() && vendor.front() != '(') vendor = "(" + vendor + ")";
+    kv("MAC", a.mac + (vendor.empty() ? "" : " " + vendor));
     if (!a.vlans.empty()) {
       std::string v;
       for (auto x : a.vlans) v += (v.empty() ? "" : ", ") + std::to_string(x);
@@ -429,6 +431,7 @@ void Builder::device_section(const Dev& d) {
     kv("Station name", a.station_name);
     kv("HL7 applications", join(a.hl7_apps));
     kv("TLS server names used", join(a.sni));
+    kv("DNS names looked up", join(a.dns_names));
     kv("Services offered", join(a.offered));
     kv("Services used", join(a.used));
     kv("Seen", a.first_seen + (a.last_seen.empty() ? "" : " — " + a.last_seen));
@@ -529,9 +532,9 @@ void Builder::flows_table(const Dev& d, std::vector<FlowGroup>& groups) {
       if (seen_rules.count(df.rule)) continue;
       o() += fmt::format(
           "<tr class=\"flow-group\" data-status=\"declared-not-seen\"><td><span class=\"tag\" style=\"background:#546e7a\">"
-          "declared, not seen</span></td><td></td><td>{}</td><td></td><td>{}</td><td class=\"num\">0</td><td></td>"
-          "<td><code>{}</code></td><td>{}</td><td>{}</td></tr>\n",
-          h(df.peer), h(df.ports), h(df.rule), h(df.source), h(df.description));
+          "declared, not seen</span></td><td></td><td>{}<div class=\"muted\">{}</div></td><td></td><td>{}</td>"
+          "<td class=\"num\">0</td><td></td><td><code>{}</code></td><td>{}</td><td></td></tr>\n",
+          h(df.peer), h(df.description), h(df.ports), h(df.rule), h(df.source));
     }
   }
   o() += "</table>\n";

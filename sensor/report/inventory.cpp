@@ -62,6 +62,8 @@ std::vector<Asset> build_inventory(const EventLog& log) {
       }
     if (auto it = a.find("tls_sni"); it != a.end() && it->is_array())
       for (auto& v : *it) if (v.is_string()) merge(r.sni, v.get<std::string>());
+    if (auto it = a.find("dns_names"); it != a.end() && it->is_array())
+      for (auto& v : *it) if (v.is_string()) merge(r.dns_names, v.get<std::string>());
     if (auto it = a.find("services_offered"); it != a.end() && it->is_array())
       for (auto& s : *it) merge(r.offered, service_text(s));
     if (auto it = a.find("services_used"); it != a.end() && it->is_array())
@@ -145,6 +147,7 @@ std::string inventory_json(const std::vector<Asset>& assets) {
     if (!d.empty()) j["dicom"] = d;
     if (!a.hl7_apps.empty()) j["hl7_apps"] = a.hl7_apps;
     if (!a.sni.empty()) j["tls_sni"] = a.sni;
+    if (!a.dns_names.empty()) j["dns_names"] = a.dns_names;
     if (!a.offered.empty()) j["services_offered"] = a.offered;
     if (!a.used.empty()) j["services_used"] = a.used;
     j["first_seen"] = a.first_seen;

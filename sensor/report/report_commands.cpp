@@ -18,6 +18,7 @@
 #include "sensor/report/event_log.h"
 #include "sensor/report/html_report.h"
 #include "sensor/report/inventory.h"
+#include "sensor/report/policy_bridge.h"
 
 extern char** environ;
 
@@ -109,8 +110,28 @@ int run_assets(const std::string& events, bool as_json) {
 
 }  // namespace
 
+namespace {
+int write_report_with(const std::string& events_path, const std::vector<std::string>* lines, const std::string& out_path,
+                      report::ReportOptions& opt);
+}  // namespace
+
 int write_report(const std::string& events_path, const std::vector<std::string>* lines, const std::string& out_path,
-                 const std::string& title) {
+                 const std::string& title, const std::string& site_path, const std::string& models_dir) {
+  report::ReportOptions opt;
+  if (!title.empty()) opt.title = title;
+  std::unique_ptr<report::PolicyView> view;
+  if (!site_path.empty()) {
+    view = report::policy_view_load(site_path, models_dir);
+    if (!view) return kUsage;
+    opt.declared = view->declared;
+    opt.have_declared = true;
+  }
+  return write_report_with(events_path, lines, out_path, opt);
+}
+
+namespace {
+int write_report_with(const std::string& events_path, const std::vector<std::string>* lines, const std::string& out_path,
+                      report::ReportOptions& opt) {
   report::EventLog log;
   if (lines) {
     for (auto& l : *lines) log.add_line(l);
@@ -119,9 +140,13 @@ int write_report(const std::string& events_path, const std::vector<std::string>*
     std::string err;
     if (!log.load(events_path, err)) { fmt::print(stderr, "medmon: {}\n", err); return kInput; }
   }
-  report::ReportOptions opt;
-  if (!title.empty()) opt.title = title;
-  std::string html = report::render_html(log, opt);
+  std::string html;
+  try {
+    html = report::render_html(log, opt);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "medmon: report: {}\n", e.what());
+    return kInput;
+  }
   bool pdf = ends_with(out_path, ".pdf");
   std::string html_path = pdf ? out_path.substr(0, out_path.size() - 4) + ".html" : out_path;
   {
@@ -134,10 +159,11 @@ int write_report(const std::string& events_path, const std::vector<std::string>*
   }
   return kOk;
 }
+}  // namespace
 
 void register_report_commands(CLI::App& app, int& exit_code) {
   struct Args {
-    std::string events, out = "report.html", title;
+    std::string events, out = "report.html", title, site, models;
     bool json = false;
   };
   auto a = std::make_shared<Args>();
@@ -151,7 +177,9 @@ void register_report_commands(CLI::App& app, int& exit_code) {
   rep->add_option("events", r->events, "Events (JSON Lines) written by analyze")->required()->check(CLI::ExistingFile);
   rep->add_option("-o,--out", r->out, "Report file: .html, or .pdf (printed by headless Chromium)");
   rep->add_option("--title", r->title, "Report title");
-  rep->callback([r, &exit_code] { exit_code = write_report(r->events, nullptr, r->out, r->title); });
+  rep->add_option("--site", r->site, "Site policy: lists the declared flows that were never seen")->check(CLI::ExistingFile);
+  rep->add_option("--models", r->models, "Directory of device models (default: <site dir>/../devices)");
+  rep->callback([r, &exit_code] { exit_code = write_report(r->events, nullptr, r->out, r->title, r->site, r->models); });
 
   if (CLI::App* an = app.get_subcommand_ptr("analyze").get())
     an->add_option("--report", analyze_report_path(), "Also write the acceptance report (.html or .pdf)");
@@ -166,6 +194,7 @@ struct AnalyzeExtras::Impl {
   std::unique_ptr<AssetTracker> tracker;
   std::shared_ptr<MemorySink> memory;
   HeaderAnnotator* annotator = nullptr;
+  std::unique_ptr<report::PolicyView> policy;
   explicit Impl(EventOutput& o) : out(o) {}
 };
 
@@ -190,6 +219,7 @@ FlowJudge* AnalyzeExtras::asset_judge() {
   if (!impl_->tracker) {
     impl_->tracker = std::make_unique<AssetTracker>(&impl_->oui, &impl_->impl);
     impl_->tracker->set_annotator(impl_->annotator);
+    if (impl_->policy) impl_->tracker->set_binder(impl_->policy->binder);
     impl_->out.add_observer(impl_->tracker.get());
   }
   return impl_->tracker.get();
@@ -198,12 +228,13 @@ FlowJudge* AnalyzeExtras::asset_judge() {
 std::unique_ptr<FlowJudge> AnalyzeExtras::make_worker_asset_judge() {
   auto t = std::make_unique<AssetTracker>(&impl_->oui, &impl_->impl);
   t->set_annotator(impl_->annotator);
+  if (impl_->policy) t->set_binder(impl_->policy->binder);
   return t;
 }
 
-void AnalyzeExtras::set_annotator(HeaderAnnotator* a) {
-  impl_->annotator = a;
-  if (impl_->tracker) impl_->tracker->set_annotator(a);
+void AnalyzeExtras::set_policy(const FlowJudge* judge, HeaderAnnotator* annotator) {
+  impl_->annotator = annotator;
+  impl_->policy = report::policy_view_of(judge);
 }
 
 int AnalyzeExtras::finish() {
@@ -211,7 +242,12 @@ int AnalyzeExtras::finish() {
   impl_->out.flush();
   const std::vector<std::string>* lines = impl_->memory ? &impl_->memory->lines : nullptr;
   std::string source = impl_->memory ? std::string("analyze") : impl_->events_path;
-  return write_report(source, lines, impl_->report_path, {});
+  report::ReportOptions opt;
+  if (impl_->policy) {
+    opt.declared = impl_->policy->declared;
+    opt.have_declared = true;
+  }
+  return write_report_with(source, lines, impl_->report_path, opt);
 }
 
 }  // namespace medmon

@@ -25,8 +25,10 @@ class AnalyzeExtras {
   FlowJudge* asset_judge();
   // A tracker for one worker of a multi-threaded run (sees flow facts only).
   std::unique_ptr<FlowJudge> make_worker_asset_judge();
-  // The policy's annotator names devices and zones in asset events.
-  void set_annotator(HeaderAnnotator* a);
+  // The site policy (the judge analyze loaded, and its annotator; either may be null): asset
+  // events then carry device names, zones and bound models, and the report lists declared
+  // flows that were never seen. Call before asset_judge().
+  void set_policy(const FlowJudge* judge, HeaderAnnotator* annotator);
   // Writes the report when --report was given. Returns an exit code (0, or 2 when it failed).
   int finish();
 
@@ -37,7 +39,8 @@ class AnalyzeExtras {
 
 // Renders the events of `events_path` (or of `lines`, when not empty) into `out_path`
 // (.pdf: printed by headless Chromium). Errors go to stderr; returns an exit code.
+// site_path: a site policy to list declared-but-unseen flows ("" = none).
 int write_report(const std::string& events_path, const std::vector<std::string>* lines, const std::string& out_path,
-                 const std::string& title);
+                 const std::string& title, const std::string& site_path = {}, const std::string& models_dir = {});
 
 }  // namespace medmon

@@ -223,6 +223,15 @@ TEST_CASE("asset tracker: HL7 sender and TLS SNI; binder names the model") {
   CHECK(a[2]["ip"] == "10.10.1.10");
   CHECK(a[2]["tls_sni"] == json::array({"update.vendor.example"}));
   CHECK(a[2]["changes"] == json::array({"service_used", "tls_sni"}));
+  auto dns = flow("10.10.1.10", "10.10.0.1", 53, nullptr);
+  dns.ep.proto = 17;
+  dns.ndpi_protocol = "DNS";
+  dns.sni = "telemetry.vendor.example";
+  r.t->judge(dns, r.out);
+  a = r.assets();
+  REQUIRE(a.size() == 6);
+  CHECK(a[4]["dns_names"] == json::array({"telemetry.vendor.example"}));
+  CHECK(a[4]["tls_sni"] == json::array({"update.vendor.example"}));
 }
 
 TEST_CASE("asset tracker reads implementation and dataset identity from dicom events") {

@@ -1,0 +1,83 @@
+#include "sensor/report/policy_bridge.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstdio>
+
+#if MEDMON_REPORT_HAVE_POLICY
+#include "policies/engine/policy.h"
+#include "policies/engine/policy_judge.h"
+#endif
+
+namespace medmon::report {
+
+#if MEDMON_REPORT_HAVE_POLICY
+namespace {
+
+std::string join(const std::vector<std::string>& v, const char* sep = ", ") {
+  std::string s;
+  for (auto& x : v) s += (s.empty() ? "" : sep) + x;
+  return s;
+}
+
+std::unique_ptr<PolicyView> view_of_site(const policy::Site& site) {
+  auto v = std::make_unique<PolicyView>();
+  const policy::Site* s = &site;
+  v->binder = [s](const IpAddr& ip, const std::array<uint8_t, 6>& mac) -> std::string {
+    static const std::array<uint8_t, 6> zero{};
+    for (const policy::Device& d : s->devices) {
+      for (const IpAddr& a : d.ips) if (a == ip) return d.model_id;
+      if (mac != zero) for (const auto& m : d.macs) if (m == mac) return d.model_id;
+    }
+    return {};
+  };
+  for (const policy::Device& d : site.devices) {
+    if (!d.model) continue;
+    auto& list = v->declared[d.name];
+    for (const policy::FlowRule& r : d.model->flows) {
+      if (!r.default_enabled && std::find(d.enable.begin(), d.enable.end(), r.id) == d.enable.end()) continue;
+      DeclaredFlow f;
+      f.rule = r.id;
+      f.description = r.description;
+      f.peer = (r.initiator == policy::Initiator::peer ? "from " : "to ") + r.peer_role;
+      std::string ports;
+      for (uint16_t p : r.ports) ports += (ports.empty() ? "" : ",") + std::to_string(p);
+      std::string l4 = r.l4 == 6 ? "tcp" : r.l4 == 17 ? "udp" : r.l4 == 1 ? "icmp" : "any";
+      f.ports = (r.apps.empty() ? std::string() : join(r.apps, "/") + " ") + l4 + (ports.empty() ? "" : "/" + ports);
+      f.source = join(r.source);
+      list.push_back(std::move(f));
+    }
+  }
+  return v;
+}
+
+}  // namespace
+
+std::unique_ptr<PolicyView> policy_view_of(const FlowJudge* judge) {
+  auto* pj = dynamic_cast<const policy::PolicyJudge*>(judge);
+  if (!pj) return nullptr;
+  return view_of_site(pj->site());
+}
+
+std::unique_ptr<PolicyView> policy_view_load(const std::string& site_path, const std::string& models_dir) {
+  policy::Errors errs;
+  std::shared_ptr<policy::Site> site = policy::load_site(site_path, models_dir, errs);
+  for (auto& e : errs.list) std::fprintf(stderr, "%s\n", e.format().c_str());
+  if (!site || !errs.empty()) return nullptr;
+  auto v = view_of_site(*site);
+  v->keep_alive = site;
+  return v;
+}
+
+#else
+
+std::unique_ptr<PolicyView> policy_view_of(const FlowJudge*) { return nullptr; }
+std::unique_ptr<PolicyView> policy_view_load(const std::string&, const std::string&) {
+  std::fprintf(stderr, "medmon: this build has no policy engine; --site is ignored\n");
+  return nullptr;
+}
+
+#endif
+
+}  // namespace medmon::report
