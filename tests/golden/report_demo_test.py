@@ -1,0 +1,166 @@
+"""Acceptance report on the demo capture: medmon writes the HTML (analyze --report and
+`medmon report`), headless Chromium renders it without console messages, and what the page
+shows (devices, verdicts, alert and flow counts) matches the JSONL events. Also: the asset
+inventory (`medmon assets`), the asset event schema, and the PDF. The screenshot is kept in
+MEDMON_TEST_OUT for a person to look at."""
+import json
+import os
+import sys
+from collections import Counter
+from html.parser import HTMLParser
+
+sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "report"))
+import chromium  # noqa: E402
+from golden import OUT, SRC, Checker, pcap, run  # noqa: E402
+
+c = Checker("report_demo")
+os.makedirs(OUT, exist_ok=True)
+demo = pcap("demo", "demo.pcap")
+site = os.path.join(SRC, "policies", "sites", "demo-site.yaml")
+events_path = os.path.join(OUT, "report-demo.jsonl")
+html_path = os.path.join(OUT, "report-demo.html")
+if not os.path.exists(demo):
+    print("report_demo: pcaps/demo/demo.pcap missing")
+    sys.exit(1)
+
+rc, out, err = run(["analyze", demo, "--site", site, "--out", events_path, "--report", html_path, "-q"])
+c.true("analyze wrote the report", os.path.exists(html_path))
+events = [json.loads(l) for l in open(events_path) if l.strip()]
+by_type = Counter(e["event_type"] for e in events)
+flows = [e for e in events if e["event_type"] == "flow"]
+alerts = [e for e in events if e["event_type"] == "alert"]
+assets = [e for e in events if e["event_type"] == "asset"]
+c.true("the demo raised alerts", len(alerts) > 0)
+c.true("the demo has asset events", len(assets) > 0)
+
+
+class Dom(HTMLParser):
+    """Collects element ids with their text, and the attributes of rows and sections."""
+
+    def __init__(self):
+        super().__init__()
+        self.ids, self.rows, self.stack, self.resources = {}, [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        for k in ("src", "href"):
+            if k in a and a[k] and not a[k].startswith("#"):
+                self.resources.append(a[k])
+        if tag == "link":
+            self.resources.append(a.get("href", "link"))
+        self.rows.append((tag, a))
+        self.stack.append(a.get("id"))
+
+    def handle_endtag(self, tag):
+        if self.stack:
+            self.stack.pop()
+
+    def handle_data(self, data):
+        for i in self.stack:
+            if i:
+                self.ids[i] = self.ids.get(i, "") + data
+
+    def with_class(self, cls):
+        return [a for t, a in self.rows if cls in (a.get("class") or "").split()]
+
+
+def check_page(label, path):
+    dom_text, console = chromium.render(path)
+    c.true(f"{label}: Chromium rendered the page", "<html" in dom_text and "</html>" in dom_text)
+    c.eq(f"{label}: console messages", console, [])
+    d = Dom()
+    d.feed(dom_text)
+    c.eq(f"{label}: external resources", d.resources, [])
+    num = lambda i: int(d.ids.get(i, "-1").strip() or -1)
+    c.eq(f"{label}: flows shown", num("count-flows"), len(flows))
+    c.eq(f"{label}: alerts shown", num("count-alerts"), len(alerts))
+    sev = Counter(a["alert"]["severity"] for a in alerts)
+    for s in ("critical", "high", "medium", "low", "info"):
+        c.eq(f"{label}: {s} alerts shown", num("count-alerts-" + s), sev.get(s, 0))
+    verdicts = Counter(f.get("verdict") for f in flows if f.get("verdict"))
+    for v in ("declared", "undeclared", "forbidden"):
+        c.eq(f"{label}: {v} flows shown", num("count-verdict-" + v), verdicts.get(v, 0))
+    c.eq(f"{label}: alert rows", len(d.with_class("alert-row")), len(alerts))
+    c.eq(f"{label}: alert rules", Counter(a["data-rule"] for a in d.with_class("alert-row")),
+         Counter(a["alert"]["rule"] for a in alerts))
+    # Every device the events name is in the report, with the verdict its events imply.
+    names = {e.get(k) for e in flows + alerts for k in ("src_device", "dst_device") if e.get(k)}
+    sections = {a["data-device"]: a for a in d.with_class("device")}
+    c.eq(f"{label}: devices", set(sections), names)
+    c.eq(f"{label}: device count", num("count-devices"), len(names))
+    for name in names:
+        s = sections.get(name)
+        if not s:
+            continue
+        dev_flows = [f for f in flows if name in (f.get("src_device"), f.get("dst_device"))]
+        dev_alerts = [a for a in alerts if a["alert"].get("device") == name]
+        c.eq(f"{label}: {name} flows", int(s["data-flows"]), len(dev_flows))
+        c.eq(f"{label}: {name} alerts", int(s["data-alerts"]), len(dev_alerts))
+        worst = max([{"critical": 2, "high": 2, "medium": 1}.get(a["alert"]["severity"], 0) for a in dev_alerts] +
+                    [{"forbidden": 2, "undeclared": 1}.get(f.get("verdict"), 0) for f in dev_flows] + [0])
+        judged = bool(dev_alerts) or any(f.get("verdict") for f in dev_flows)
+        want = ["PASS", "REVIEW", "FAIL"][worst] if judged else "NOT JUDGED"
+        c.eq(f"{label}: {name} verdict", s["data-verdict"], want)
+    overall = d.ids.get("overall-verdict", "").strip()
+    c.eq(f"{label}: overall verdict", overall, "FAIL")
+    c.true(f"{label}: every MDS2 citation of the alerts is shown",
+           all(m["id"] in dom_text for a in alerts for m in a["alert"].get("mds2", [])))
+    c.true(f"{label}: peer diagram and charts", all(x in dom_text for x in ("peer-diagram", "chart-time", "chart-peers")))
+    return d
+
+
+d = check_page("analyze --report", html_path)
+# The demo is built so that the CT talks to the PACS as declared, and then does what it must not.
+sections = {a["data-device"]: a for a in d.with_class("device")}
+c.eq("ct-1 fails", sections.get("ct-1", {}).get("data-verdict"), "FAIL")
+statuses = Counter(a["data-status"] for a in d.with_class("flow-group"))
+c.true("declared flows seen", statuses.get("declared", 0) > 0)
+c.true("forbidden flows shown", statuses.get("forbidden", 0) > 0)
+c.true("declared flows not seen are listed (site policy given)", statuses.get("declared-not-seen", 0) > 0)
+c.true("PHI in clear is reported", len(d.with_class("phi-row")) > 0)
+c.true("lateral movement is reported", len(d.with_class("lateral-row")) > 0)
+
+# `medmon report` on the same events gives the same page (but for the source line).
+cli_html = os.path.join(OUT, "report-demo-cli.html")
+run(["report", events_path, "-o", cli_html, "--site", site], check_rc=(0,))
+check_page("medmon report", cli_html)
+
+png = os.path.join(OUT, "report-demo.png")
+c.true("screenshot saved", chromium.screenshot(html_path, png) and os.path.getsize(png) > 20000)
+
+pdf = os.path.join(OUT, "report-demo.pdf")
+run(["report", events_path, "-o", pdf], check_rc=(0,))
+c.true("PDF printed", os.path.exists(pdf) and open(pdf, "rb").read(5) == b"%PDF-")
+
+# Inventory: every address of an asset event, with its identity.
+rc, inv_out, _ = run(["assets", events_path, "--json"], check_rc=(0,))
+inv = {a["ip"]: a for a in json.loads(inv_out)}
+c.eq("inventory addresses", set(inv), {e["asset"]["ip"] for e in assets})
+ct = inv.get("10.10.1.10", {})
+c.eq("CT bound model", ct.get("model"), "acme-ct")
+c.eq("CT device name", ct.get("device"), "ct-1")
+c.eq("CT AE title", ct.get("dicom", {}).get("ae_titles"), ["CT01"])
+c.eq("CT DICOM product", ct.get("dicom", {}).get("product"), "DCMTK")
+c.eq("CT manufacturer", ct.get("dicom", {}).get("manufacturer"), "ACME MEDICAL")
+c.eq("CT model name", ct.get("dicom", {}).get("model_name"), "ACME CT 9000")
+c.true("CT HL7 sender", any(h.startswith("CT01") for h in ct.get("hl7_apps", [])))
+c.eq("PACS offers DICOM", inv.get("10.10.2.20", {}).get("services_offered"), ["dicom/tcp/11112"])
+rc, table, _ = run(["assets", events_path], check_rc=(0,))
+c.true("table lists every device", all(ip in table for ip in inv))
+
+# Asset events follow their schema.
+try:
+    import jsonschema
+    schema = json.load(open(os.path.join(SRC, "docs", "schema", "asset.json")))
+    bad = []
+    for e in assets:
+        try:
+            jsonschema.validate(e, schema, format_checker=jsonschema.FormatChecker())
+        except jsonschema.ValidationError as ex:
+            bad.append(ex.message)
+    c.eq("asset events valid", bad[:3], [])
+except ImportError:
+    c.true("python3-jsonschema installed", False)
+
+c.done()
