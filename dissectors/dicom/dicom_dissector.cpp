@@ -83,7 +83,7 @@ class DicomDissector final : public Dissector {
  public:
   Consumed on_data(Dir dir, std::span<const uint8_t> data, FlowContext& ctx) override;
   void on_gap(Dir dir, uint64_t missing, FlowContext& ctx) override;
-  void on_end(Dir, FlowContext&) override {}
+  void on_end(Dir dir, FlowContext& ctx) override;
   void on_flow_end(FlowContext& ctx) override;
 
  private:
@@ -103,11 +103,14 @@ class DicomDissector final : public Dissector {
   void finalize(size_t index, FlowContext& ctx);
   void write_op(const Op& op, FlowContext& ctx);
   void emit(FlowContext& ctx, std::string_view status);
+  void end_association(FlowContext& ctx, std::string_view status);
+  void maybe_emit(FlowContext& ctx);
   void reset_association();
   size_t find_resync(std::span<const uint8_t> d, bool& undecided) const;
   bool pc_known(uint8_t id) const { return pc_syntax_[id] != 0xFF; }
 
   std::array<DirState, 2> dirs_;
+  bool ended_[2] = {false, false};  // FIN/RST/end of input per direction
 
   // Association
   State state_ = State::idle;
@@ -132,6 +135,10 @@ class DicomDissector final : public Dissector {
   uint32_t pdus_[2] = {0, 0};
   uint64_t phi_ = 0;
   bool warned_max_pdu_ = false, warned_pc_ = false;
+  // How the association ended (release, abort, reject); empty while open. The event waits for
+  // both directions to end: a hole in one direction delays its bytes behind the other's.
+  std::string_view end_status_;
+  bool dir_closed_[2] = {false, false};  // this direction sent A-RELEASE-RQ/RP or A-ABORT
 
   uint32_t anomaly_events_ = 0;  // per flow
   std::string scratch_;
@@ -154,6 +161,8 @@ void DicomDissector::reset_association() {
   pdus_[0] = pdus_[1] = 0;
   phi_ = 0;
   warned_max_pdu_ = warned_pc_ = false;
+  end_status_ = {};
+  dir_closed_[0] = dir_closed_[1] = false;
 }
 
 void DicomDissector::anomaly(FlowContext& ctx, const char* name, uint64_t offset, std::string_view detail) {
@@ -227,9 +236,11 @@ Consumed DicomDissector::on_data(Dir dir, std::span<const uint8_t> data, FlowCon
           if (state_ == State::idle && !start_seen_) {
             state_ = State::established;  // joined mid-association
             midstream_ = true;
-          } else if (state_ != State::established && state_ != State::releasing) {
-            anomaly(ctx, "unexpected_pdu", base + pos, "P-DATA-TF");
           }
+          // Only checks within one direction's order, plus P-DATA before any AC: a hole
+          // delays one direction behind the other, so cross-direction order is not evidence.
+          if (dir_closed_[static_cast<int>(dir)] || (start_seen_ && !have_ac_ && gaps_ == 0))
+            anomaly(ctx, "unexpected_pdu", base + pos, "P-DATA-TF");
           // The receiver announced the largest PDU it accepts.
           const AssociatePdu& recv = dir == Dir::to_server ? ac_ : rq_;
           bool have = dir == Dir::to_server ? have_ac_ : have_rq_;
@@ -475,16 +486,19 @@ void DicomDissector::complete_message(Dir dir, FlowContext& ctx, uint64_t off) {
       reset_message(s);
       return;
     }
-    if (pending_.size() >= kMaxPendingOps) finalize(0, ctx);
-    Op& op = pending_.emplace_back();
+    // Its responses may have come first (a hole delayed this direction): complete that op.
+    Op* seen = find_pending(dir, c.message_id);
+    if (seen && seen->request_seen) seen = nullptr;
+    if (!seen && pending_.size() >= kMaxPendingOps) finalize(0, ctx);
+    Op& op = seen ? *seen : pending_.emplace_back();
     op.dir = dir;
     op.msg_id = c.message_id;
     op.command = c.field;
     op.request_seen = true;
     op.pc_id = s.msg_pc;
-    op.start = ctx.now();
-    op.sop_class = c.sop_class();
-    op.sop_instance = c.sop_instance();
+    if (!seen) op.start = ctx.now();
+    if (!c.sop_class().empty()) op.sop_class = c.sop_class();
+    if (!c.sop_instance().empty()) op.sop_instance = c.sop_instance();
     op.move_destination = c.move_destination;
     op.move_originator = c.move_originator_ae;
     op.has_priority = c.has & Command::kPriority;
@@ -495,11 +509,13 @@ void DicomDissector::complete_message(Dir dir, FlowContext& ctx, uint64_t off) {
     if (!op.move_destination.empty()) ctx.facts().set_attr("dicom.move_destination", op.move_destination);
     if (ds) merge_dataset(op, *ds, ctx);
     if ((c.has_dataset() && !ds) || s.ds_broken) op.truncated = true;
+    if (seen && op.final) finalize(static_cast<size_t>(&op - pending_.data()), ctx);
     reset_message(s);
     return;
   }
   Dir rq_dir = reverse(dir);
   Op* op = find_pending(rq_dir, c.responded_id);
+  if (op && op->final) op = nullptr;
   if (!op) {  // the request was before the capture (or lost)
     if (pending_.size() >= kMaxPendingOps) finalize(0, ctx);
     op = &pending_.emplace_back();
@@ -523,7 +539,8 @@ void DicomDissector::complete_message(Dir dir, FlowContext& ctx, uint64_t off) {
     ++op->pending;
   } else {
     op->final = true;
-    finalize(static_cast<size_t>(op - pending_.data()), ctx);
+    // Without its request, wait: the request may still come from behind a hole.
+    if (op->request_seen) finalize(static_cast<size_t>(op - pending_.data()), ctx);
   }
   reset_message(s);
 }
@@ -799,10 +816,10 @@ void DicomDissector::handle_pdu(Dir dir, const PduHeader& h, std::span<const uin
   Issues is;
   switch (h.type) {
     case kAssociateRq: {
-      if (dir != Dir::to_server || (state_ != State::idle && state_ != State::closed))
+      if (dir != Dir::to_server || (have_rq_ && end_status_.empty()))
         anomaly(ctx, "unexpected_pdu", off, "A-ASSOCIATE-RQ");
-      if (have_rq_ || state_ == State::established) {  // a new association replaces the old one
-        emit(ctx, "incomplete");
+      if (have_rq_ || have_ac_ || state_ == State::established) {  // a new association replaces the old one
+        emit(ctx, end_status_.empty() ? std::string_view("incomplete") : end_status_);
         touch(ctx);
         ++pdus_[static_cast<int>(dir)];
       }
@@ -825,7 +842,7 @@ void DicomDissector::handle_pdu(Dir dir, const PduHeader& h, std::span<const uin
       return;
     }
     case kAssociateAc: {
-      if (dir != Dir::to_client || (state_ != State::requested && !(state_ == State::idle && !start_seen_)))
+      if (dir != Dir::to_client || have_ac_ || rejected_)
         anomaly(ctx, "unexpected_pdu", off, "A-ASSOCIATE-AC");
       AssociatePdu a;
       bool ok = parse_associate(pdu, a, is);
@@ -838,44 +855,45 @@ void DicomDissector::handle_pdu(Dir dir, const PduHeader& h, std::span<const uin
         ctx.facts().set_attr("dicom.calling_ae", ac_.calling_ae);
         ctx.facts().set_attr("dicom.called_ae", ac_.called_ae);
       }
-      state_ = State::established;
+      if (state_ != State::closed) state_ = State::established;
       for (const auto& pc : ac_.contexts)
         if (pc.result == 0) pc_syntax_[pc.id] = static_cast<uint8_t>(syntax_of(pc.accepted_ts));
       return;
     }
     case kAssociateRj: {
-      if (dir != Dir::to_client || state_ != State::requested) anomaly(ctx, "unexpected_pdu", off, "A-ASSOCIATE-RJ");
+      if (dir != Dir::to_client || have_ac_) anomaly(ctx, "unexpected_pdu", off, "A-ASSOCIATE-RJ");
       parse_reject(pdu, rj_, is);
       issues(ctx, is, off);
       rejected_ = true;
-      state_ = State::closed;
-      emit(ctx, "rejected");
-      state_ = State::closed;
+      dir_closed_[static_cast<int>(dir)] = true;
+      end_association(ctx, "rejected");
       return;
     }
     case kReleaseRq: {
-      if (state_ != State::established) anomaly(ctx, "unexpected_pdu", off, "A-RELEASE-RQ");
+      if (dir_closed_[static_cast<int>(dir)] || (start_seen_ && !have_ac_ && gaps_ == 0))
+        anomaly(ctx, "unexpected_pdu", off, "A-RELEASE-RQ");
       if (h.length != 4) anomaly(ctx, "bad_pdu_length", off, "A-RELEASE-RQ");
       if (!release_rq_) { release_rq_ = true; release_dir_ = dir; }
-      state_ = State::releasing;
+      dir_closed_[static_cast<int>(dir)] = true;
+      if (state_ != State::closed) state_ = State::releasing;
+      maybe_emit(ctx);
       return;
     }
     case kReleaseRp: {
-      if (state_ != State::releasing) anomaly(ctx, "unexpected_pdu", off, "A-RELEASE-RP");
+      if (dir_closed_[static_cast<int>(dir)]) anomaly(ctx, "unexpected_pdu", off, "A-RELEASE-RP");
       if (h.length != 4) anomaly(ctx, "bad_pdu_length", off, "A-RELEASE-RP");
       if (!release_rq_) { release_rq_ = true; release_dir_ = reverse(dir); }
       release_rp_ = true;
-      emit(ctx, "released");
-      state_ = State::closed;
+      dir_closed_[static_cast<int>(dir)] = true;
+      end_association(ctx, "released");
       return;
     }
     case kAbort: {
       parse_abort(pdu, abort_, is);
       issues(ctx, is, off);
-      aborted_ = true;
-      abort_dir_ = dir;
-      emit(ctx, "aborted");
-      state_ = State::closed;
+      if (!aborted_) { aborted_ = true; abort_dir_ = dir; }
+      dir_closed_[static_cast<int>(dir)] = true;
+      end_association(ctx, "aborted");
       return;
     }
     default: return;
@@ -910,6 +928,21 @@ void DicomDissector::on_gap(Dir dir, uint64_t missing, FlowContext& ctx) {
   s.phase = DirState::resync;
 }
 
+void DicomDissector::end_association(FlowContext& ctx, std::string_view status) {
+  if (end_status_.empty() || status == "aborted") end_status_ = status;
+  state_ = State::closed;
+  maybe_emit(ctx);
+}
+
+void DicomDissector::maybe_emit(FlowContext& ctx) {
+  if (!end_status_.empty() && ended_[0] && ended_[1]) emit(ctx, end_status_);
+}
+
+void DicomDissector::on_end(Dir dir, FlowContext& ctx) {
+  ended_[static_cast<int>(dir)] = true;
+  maybe_emit(ctx);
+}
+
 void DicomDissector::on_flow_end(FlowContext& ctx) {
   // Requests cut short by the end of the capture still count.
   for (Dir d : {Dir::to_server, Dir::to_client}) {
@@ -920,7 +953,7 @@ void DicomDissector::on_flow_end(FlowContext& ctx) {
     }
     reset_message(s);
   }
-  if (any_) emit(ctx, "incomplete");
+  if (any_) emit(ctx, end_status_.empty() ? std::string_view("incomplete") : end_status_);
 }
 
 }  // namespace

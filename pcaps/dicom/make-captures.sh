@@ -10,6 +10,9 @@ if [ -z "${MEDMON_IN_NETNS:-}" ]; then
   exec unshare -n env MEDMON_IN_NETNS=1 bash "$0" "$OUT"
 fi
 ip link set lo up
+# An Ethernet-sized MTU: realistic segmentation (loopback would use 64 KiB segments).
+ip link set lo mtu 1500
+ethtool -K lo tso off gso off gro off >/dev/null 2>&1 || true
 
 W=$(mktemp -d)
 SERVERS=()
@@ -25,6 +28,7 @@ python3 "$HERE/make_objects.py" "$W/obj"
 cd "$W/obj"
 for f in ct1 ct2 mr1; do dump2dcm -q "$f.dump" "$f.dcm"; done
 for f in wl1 wl2 wl3; do dump2dcm -q "$f.dump" "wlist/WLM1/$f.wl"; done
+dcmconv -q +tb ct1.dcm ct1-be.dcm  # storescu sends a file in its own syntax when it can
 cd "$W"
 
 wait_port() { for _ in $(seq 100); do ss -ltn | grep -q ":$1 " && return 0; sleep 0.05; done; echo "port $1 not listening" >&2; return 1; }
@@ -73,7 +77,7 @@ stop_servers
 
 # 6. explicit VR big endian, and deflated explicit VR LE
 server storescp +xb -aet PACS1 -od "$W/in" 11112; wait_port 11112
-cap store-bigendian "tcp port 11112" storescu -xb -aet CT_SCANNER1 -aec PACS1 127.0.0.1 11112 "$O/ct1.dcm"
+cap store-bigendian "tcp port 11112" storescu -xb -aet CT_SCANNER1 -aec PACS1 127.0.0.1 11112 "$O/ct1-be.dcm"
 stop_servers
 server storescp +xd -aet PACS1 -od "$W/in" 11112; wait_port 11112
 cap store-deflate "tcp port 11112" storescu -xd -aet CT_SCANNER1 -aec PACS1 127.0.0.1 11112 "$O/ct1.dcm"

@@ -17,7 +17,7 @@ C = Checker("dicom_captures")
 KEY = b"medmon-default-site-key"
 TSHARK = shutil.which("tshark")
 SECRETS = ["notasecret", "techuser", "Testpatient", "Alpha", "MM0001", "MM0002", "M\u00fcller", "Worklist^",
-           "Worklist", "19600101", "ACC1001", "SN-0042", "1 Imaginary Road"]
+           "19600101", "ACC1001", "SN-0042", "1 Imaginary Road"]
 PHI_TAGS = {"0010,0010": "PatientName", "0010,0020": "PatientID", "0010,0030": "PatientBirthDate",
             "0008,0050": "AccessionNumber"}
 
@@ -90,7 +90,7 @@ def tshark(name, ports):
     return res
 
 
-def agree_with_tshark(name, ports, dicom):
+def agree_with_tshark(name, ports, dicom, dimse=True):
     t = tshark(name, ports)
     if t is None:
         print("tshark not found: comparison skipped")
@@ -107,8 +107,9 @@ def agree_with_tshark(name, ports, dicom):
             if op.get("final") and "status" in op:
                 final[op["status"]] += 1
             phi |= set(op.get("phi", []))
-    C.eq(f"{name}: DIMSE commands vs tshark", dict(cmds), dict(t["commands"]))
-    C.eq(f"{name}: final statuses vs tshark", dict(final), dict(t["final"]))
+    if dimse:
+        C.eq(f"{name}: DIMSE commands vs tshark", dict(cmds), dict(t["commands"]))
+        C.eq(f"{name}: final statuses vs tshark", dict(final), dict(t["final"]))
     if t["phi"]:  # tshark decodes no deflated datasets: compare only where it saw some
         C.eq(f"{name}: PHI tags vs tshark", sorted(phi & set(PHI_TAGS.values())), sorted(t["phi"]))
     C.eq(f"{name}: reject reasons vs tshark", [d["dicom"]["reject"]["reason"] for d in dicom if "reject" in d["dicom"]],
@@ -117,11 +118,19 @@ def agree_with_tshark(name, ports, dicom):
          t["abort"])
 
 
-def one(name, ports=(11112,), **kw):
+def one(name, ports=(11112,), tshark_dimse=True):
     ev, d = events_of(name)
     C.eq(f"{name}: one dicom event", len(d), 1)
-    agree_with_tshark(name, ports, d)
+    agree_with_tshark(name, ports, d, tshark_dimse)
     return ev, (d[0]["dicom"] if d else {"ops": [], "contexts": []})
+
+
+def op_ts(a, op):
+    """Accepted transfer syntax of the presentation context an op used."""
+    for c in a["contexts"]:
+        if c["id"] == op.get("pc_id"):
+            return c.get("ts")
+    return None
 
 
 def ops(a, cmd=None):
@@ -151,8 +160,7 @@ C.true("store: tier 1 PHI", {"PatientName", "PatientID", "PatientBirthDate", "Ac
                              "StudyID"} <= set(a.get("phi", [])))
 C.true("store: tier 2 PHI", {"StudyDate", "InstitutionName", "ReferringPhysicianName", "DeviceSerialNumber"}
        <= set(a.get("phi_tier2", [])))
-C.eq("store: explicit LE accepted", {c.get("ts") for c in a["contexts"] if c.get("result") == 0 and c.get("name") == "CTImageStorage"},
-     {"1.2.840.10008.1.2.1"})
+C.eq("store: explicit LE used", [op_ts(a, o) for o in a["ops"]], ["1.2.840.10008.1.2.1"] * 3)
 C.eq("store: max PDU", (a.get("rq", {}).get("max_pdu"), a.get("ac", {}).get("max_pdu")), (16384, 16384))
 C.eq("store: impl version", a.get("rq", {}).get("impl_version"), "OFFIS_DCMTK_367")
 C.true("store: many contexts proposed", len(a["contexts"]) > 50)
@@ -192,10 +200,11 @@ for name, pdu, n in (("store-pdu4k.pcap", 4096, 1), ("store-pdu128k.pcap", 13107
     C.true(f"{name}: no anomalies", not of_type(ev, "anomaly"))
 
 # --- explicit VR big endian and deflated explicit VR LE datasets
+# tshark does not inflate deflated datasets and loses the DIMSE messages after one.
 for name, ts in (("store-bigendian.pcap", "1.2.840.10008.1.2.2"), ("store-deflate.pcap", "1.2.840.10008.1.2.1.99")):
-    ev, a = one(name)
-    C.eq(f"{name}: accepted syntax", {c.get("ts") for c in a["contexts"] if c.get("result") == 0 and c.get("name") == "CTImageStorage"}, {ts})
+    ev, a = one(name, tshark_dimse=not name.endswith("deflate.pcap"))
     o = a["ops"][0] if a["ops"] else {}
+    C.eq(f"{name}: syntax of the op's context", op_ts(a, o), ts)
     C.eq(f"{name}: dataset walked", (o.get("modality"), o.get("patient_ids"), o.get("pixel_data")),
          ("CT", [pseudonym("MM0001")], True))
     C.true(f"{name}: no anomalies", not of_type(ev, "anomaly"))
@@ -259,9 +268,10 @@ if d:
     a = d[0]["dicom"]
     C.eq("midstream: start not seen", a["start_seen"], False)
     C.eq("midstream: released", a["status"], "released")
-    C.eq("midstream: ops", [(o["command"], o["request_seen"], o.get("status")) for o in a["ops"]],
-         [("C-STORE", False, 0), ("C-STORE", True, 0), ("C-STORE", True, 0)])
-    C.eq("midstream: later ops walked", [o.get("modality") for o in a["ops"][1:]], ["CT", "MR"])
+    by_id = sorted(a["ops"], key=lambda o: o["msg_id"])
+    C.eq("midstream: ops", [(o["msg_id"], o["command"], o["request_seen"], o.get("status")) for o in by_id],
+         [(1, "C-STORE", False, 0), (2, "C-STORE", True, 0), (3, "C-STORE", True, 0)])
+    C.eq("midstream: later ops walked", [o.get("modality") for o in by_id[1:]], ["CT", "MR"])
 C.true("midstream: no anomalies", not of_type(ev, "anomaly"))
 
 # --- a segment lost inside P-DATA: the same ops as the full capture
