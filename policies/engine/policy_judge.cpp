@@ -18,10 +18,12 @@ constexpr size_t kMaxEmitted = 1u << 20;   // remembered (rule, device, peer) tr
 constexpr size_t kMaxAeTracked = 4096;
 constexpr size_t kMaxRejectSources = 4096;
 
+// ASCII case-insensitive equality; protocol names are ASCII and the locale is not wanted here.
+inline char lc(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c | 0x20) : c; }
 bool ieq(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
+    if (lc(a[i]) != lc(b[i])) return false;
   return true;
 }
 bool istarts(std::string_view s, std::string_view p) { return s.size() >= p.size() && ieq(s.substr(0, p.size()), p); }
@@ -379,15 +381,12 @@ void PolicyJudge::emit(const FlowSummary& f, Alert& a, EventOutput& out) {
 }
 
 PolicyJudge::SideResult PolicyJudge::eval_side(const FlowSummary& f, const Device& dev, bool dev_is_client,
-                                               EventOutput& out) {
+                                               const Device* peer_dev, uint64_t peer_roles, std::string_view app,
+                                               bool enc, EventOutput& out) {
   SideResult res;
   const Model* m = dev.model;
   const IpAddr& peer_ip = dev_is_client ? f.ep.dst : f.ep.src;
-  const Device* peer_dev = device_at(peer_ip, dev_is_client ? f.server_mac : f.client_mac);
-  std::string_view app = app_of(f);
-  bool enc = encrypted(f, app);
   bool peer_internal = internal(peer_ip);
-  uint64_t peer_roles = roles_of(peer_ip);
   uint16_t port = f.ep.dst_port;
   auto peer_name = [&] { return peer_dev ? peer_dev->name : ip_str(peer_ip); };
   auto base = [&](std::string_view rule, Severity sev) {
@@ -794,6 +793,7 @@ FlowVerdict PolicyJudge::judge(const FlowSummary& f, EventOutput& out) {
   const Device* cdev = device_at(f.ep.src, f.client_mac);
   const Device* sdev = device_at(f.ep.dst, f.server_mac);
   std::string_view app = app_of(f);
+  bool enc = encrypted(f, app);
 
   // Zone matrix: site-wide, for every flow between two known zones.
   int cz = zone_of(f.ep.src), sz = zone_of(f.ep.dst);
@@ -843,12 +843,14 @@ FlowVerdict PolicyJudge::judge(const FlowSummary& f, EventOutput& out) {
     const Device* d = side == 0 ? cdev : sdev;
     if (!d) continue;
     if (side == 1 && cdev == sdev) continue;
-    SideResult r = eval_side(f, *d, side == 0, out);
+    const Device* peer_dev = side == 0 ? sdev : cdev;
+    const IpAddr& peer = side == 0 ? f.ep.dst : f.ep.src;
+    uint64_t peer_roles = roles_of(peer);
+    SideResult r = eval_side(f, *d, side == 0, peer_dev, peer_roles, app, enc, out);
     if (r.level > worst.level) worst = std::move(r);
     if (side == 0) track_fanout(f, *d, out);
     // An unknown peer: an address the site binds to no role and no device.
-    const IpAddr& peer = side == 0 ? f.ep.dst : f.ep.src;
-    if (!device_at(peer, side == 0 ? f.server_mac : f.client_mac) && roles_of(peer) == 0 && !is_infrastructure(app)) {
+    if (!peer_dev && peer_roles == 0 && !is_infrastructure(app)) {
       Alert a;
       a.rule = "lateral.new_peer";
       a.sev = Severity::low;

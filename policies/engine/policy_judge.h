@@ -63,7 +63,8 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
   uint64_t roles_of(const IpAddr& ip) const;
   bool load_baseline(const std::string& path, Errors& errs);
 
-  SideResult eval_side(const FlowSummary& f, const Device& dev, bool dev_is_client, EventOutput& out);
+  SideResult eval_side(const FlowSummary& f, const Device& dev, bool dev_is_client, const Device* peer_dev,
+                       uint64_t peer_roles, std::string_view app, bool enc, EventOutput& out);
   void eval_dicom_flow(const FlowSummary& f, const Device* cdev, const Device* sdev, EventOutput& out);
   void track_fanout(const FlowSummary& f, const Device& dev, EventOutput& out);
   void emit(const FlowSummary& f, Alert& a, EventOutput& out);
