@@ -2,6 +2,10 @@
 
 #include "dissectors/dicom/dicom_dissector.h"
 #include "dissectors/hl7/hl7_dissector.h"
+#include "dissectors/astm/astm_dissector.h"
+#include "dissectors/poct1/poct1_dissector.h"
+#include "dissectors/proprietary/signature.h"
+#include "dissectors/sdc/sdc_dissector.h"
 
 // Adding a protocol: include its header and add one line to kAll.
 
@@ -12,6 +16,7 @@ const DissectorInfo* const kAll[] = {
     nullptr,  // keeps the array non-empty; skipped by all_dissectors()
     &kDicomInfo,
     &kHl7Info,
+    &kAstmInfo, &kPoct1Info, &kSdcInfo, &kProprietaryInfo, &kProprietaryUdpInfo,
 };
 }  // namespace
 

@@ -1,0 +1,111 @@
+#pragma once
+// Signature-declared protocols: a site or vendor describes a protocol medmon has no code for in
+// a YAML file (content probe, optional framing, fields to extract, which of them are PHI), and
+// medmon recognises it on any port without rebuilding. The flow's `app` is the signature name,
+// so a device model can declare `app: <name>` like any built-in protocol. File format:
+// docs/protocols.md.
+#include <cstdint>
+#include <memory>
+#include <regex>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "dissectors/api/dissector.h"
+
+namespace medmon {
+
+// The "proprietary" registry entry: its probe runs every loaded signature; the dissector it makes
+// is the one of the signature that matched, and the flow's app becomes the signature name.
+// Signatures are loaded on first use: the shipped ones (compiled-in source path, when it exists)
+// and those in $MEDMON_SIGNATURES_DIR; add_signatures() adds more.
+extern const DissectorInfo kProprietaryInfo;     // TCP signatures
+extern const DissectorInfo kProprietaryUdpInfo;  // UDP signatures
+
+namespace proprietary {
+
+struct LoadError {
+  std::string file;
+  int line = 0, column = 0;  // 1-based; 0 = the whole file
+  std::string message;
+  std::string str() const;   // "file:line:column: message"
+};
+
+struct ByteMatch {
+  uint32_t offset = 0;
+  std::vector<uint8_t> value, mask;  // mask empty = all bits
+};
+
+enum class DirFilter : uint8_t { any, to_server, to_client };
+
+struct ProbeRule {
+  std::vector<ByteMatch> bytes;      // all must match
+  bool has_regex = false;
+  std::string regex_text;
+  std::regex regex;                  // searched in the first bytes (ECMAScript, bytes as Latin-1)
+  uint32_t min_length = 0;
+  DirFilter dir = DirFilter::any;
+};
+
+enum class FieldType : uint8_t { u8, u16be, u16le, u32be, u32le, ascii, hex };
+
+struct Field {
+  std::string name;
+  bool phi = false;
+  bool by_regex = false;
+  uint32_t offset = 0, length = 0;   // from the start of the message
+  FieldType type = FieldType::ascii;
+  std::regex regex;
+  int group = 1;
+  bool has_when = false;
+  ByteMatch when;                    // extract only from messages with these bytes
+};
+
+struct Framing {
+  enum class Kind : uint8_t { none, length, delimiters } kind = Kind::none;
+  uint32_t offset = 0, size = 2;     // length field
+  bool big_endian = true;
+  int64_t adjust = 0;                // message length = field value + adjust
+  std::vector<uint8_t> start, end;   // delimiters
+  uint32_t max_message = 65536;
+};
+
+struct Signature {
+  std::string name, description, vendor, file;
+  Transport transport = Transport::tcp;
+  std::vector<uint16_t> ports;
+  std::vector<ProbeRule> probes;     // any one matching is enough
+  Framing framing;
+  std::vector<Field> fields;
+  bool report_messages = false;      // one event per message (else one summary per flow)
+  uint32_t regex_window = 1024;      // bytes of a message searched by field regexes
+
+  Probe probe(std::span<const uint8_t> first, Dir dir) const;
+};
+
+struct LoadResult {
+  std::vector<std::shared_ptr<const Signature>> signatures;
+  std::vector<LoadError> errors;
+};
+
+// Parses one YAML text (file = name used in errors). Never throws.
+LoadResult parse_signature(const std::string& yaml_text, const std::string& file);
+// Every *.yaml / *.yml file of a directory, in name order. Never throws; a missing directory is
+// an error. Does not register anything.
+LoadResult load_signatures(const std::string& dir);
+
+// Loads a directory into the running registry (signatures whose name is already registered are
+// reported as errors and skipped). Call before analysis starts.
+std::vector<LoadError> add_signatures(const std::string& dir);
+// Registered signatures, and one DissectorInfo per signature (name = signature name) for a
+// registry that lists them individually instead of through kProprietaryInfo.
+std::vector<std::shared_ptr<const Signature>> registered();
+std::span<const DissectorInfo* const> signature_dissectors();
+// The built-in signature directory compiled in (may not exist at run time).
+const char* builtin_dir();
+
+// A dissector for one signature (used by the registry entries and the tests).
+std::unique_ptr<Dissector> make_dissector(std::shared_ptr<const Signature> sig);
+
+}  // namespace proprietary
+}  // namespace medmon

@@ -1,0 +1,476 @@
+// Signature probes, the per-signature dissector (framing, field extraction, events) and the
+// process-wide registry of loaded signatures.
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <deque>
+#include <filesystem>
+#include <mutex>
+
+#include "dissectors/proprietary/signature.h"
+
+#ifndef MEDMON_SIGNATURES_BUILTIN
+#define MEDMON_SIGNATURES_BUILTIN ""
+#endif
+
+namespace medmon {
+namespace proprietary {
+
+namespace {
+constexpr size_t kProbeWindow = 512;
+constexpr uint32_t kDefaultRegexMin = 16;  // a probe regex that fails on this many bytes is final
+constexpr size_t kMaxValues = 8;            // distinct values kept per field for the flow summary
+constexpr size_t kMaxValueLen = 256;
+}  // namespace
+
+Probe Signature::probe(std::span<const uint8_t> first, Dir dir) const {
+  bool undecided = false;
+  for (const ProbeRule& r : probes) {
+    if (r.dir == DirFilter::to_server && dir != Dir::to_server) continue;
+    if (r.dir == DirFilter::to_client && dir != Dir::to_client) continue;
+    if (first.size() < r.min_length) { undecided = true; continue; }
+    bool ok = true, more = false;
+    for (const ByteMatch& b : r.bytes) {
+      if (b.offset + b.value.size() > first.size()) { more = true; continue; }
+      for (size_t i = 0; i < b.value.size() && ok; ++i) {
+        uint8_t m = b.mask.empty() ? 0xFF : b.mask[i];
+        if ((first[b.offset + i] & m) != b.value[i]) ok = false;
+      }
+      if (!ok) break;
+    }
+    if (!ok) continue;
+    if (more) { undecided = true; continue; }
+    if (r.has_regex) {
+      auto w = first.first(std::min(first.size(), kProbeWindow));
+      const char* p = reinterpret_cast<const char*>(w.data());
+      if (!std::regex_search(p, p + w.size(), r.regex)) {
+        if (w.size() < std::max(r.min_length, kDefaultRegexMin)) undecided = true;
+        continue;
+      }
+    }
+    return Probe::yes;
+  }
+  return undecided ? Probe::need_more : Probe::no;
+}
+
+namespace {
+
+bool is_numeric(FieldType t) { return t != FieldType::ascii && t != FieldType::hex; }
+
+class SignatureDissector final : public Dissector {
+ public:
+  explicit SignatureDissector(std::shared_ptr<const Signature> sig) : sig_(std::move(sig)), values_(sig_->fields.size()) {}
+
+  Consumed on_data(Dir dir, std::span<const uint8_t> data, FlowContext& ctx) override {
+    DirState& s = d_[static_cast<int>(dir)];
+    const bool udp = ctx.endpoints().proto == 17;
+    const Framing& fr = sig_->framing;
+    if (s.lost) return {data.size(), 0, 0, false};
+    switch (fr.kind) {
+      case Framing::Kind::none:
+        if (udp) message(dir, data, ctx);
+        else if (!s.first_done) message(dir, data.first(std::min<size_t>(data.size(), sig_->regex_window)), ctx);
+        s.first_done = true;
+        s.bytes += data.size();
+        return {data.size(), 0, 0, false};
+      case Framing::Kind::length: {
+        size_t used = 0;
+        const size_t hdr = fr.offset + fr.size;
+        while (used < data.size()) {
+          auto rest = data.subspan(used);
+          if (rest.size() < hdr) {
+            if (udp) { framing_error(dir, s, "truncated_message", ctx.stream_offset() + used, ctx); used = data.size(); break; }
+            return {used, hdr, 0, false};
+          }
+          uint64_t v = 0;
+          for (uint32_t i = 0; i < fr.size; ++i) {
+            uint8_t b = rest[fr.offset + i];
+            if (fr.big_endian) v = (v << 8) | b;
+            else v |= static_cast<uint64_t>(b) << (8 * i);
+          }
+          int64_t len = static_cast<int64_t>(v) + fr.adjust;
+          if (len < static_cast<int64_t>(hdr) || len > static_cast<int64_t>(fr.max_message)) {
+            framing_error(dir, s, "bad_length", ctx.stream_offset() + used, ctx);
+            if (!udp) s.lost = true;  // no way to find the next message boundary
+            return {data.size(), 0, 0, false};
+          }
+          size_t n = static_cast<size_t>(len);
+          if (rest.size() < n) {
+            if (udp) { framing_error(dir, s, "truncated_message", ctx.stream_offset() + used, ctx); message(dir, rest, ctx); used = data.size(); break; }
+            return {used, n, 0, false};
+          }
+          message(dir, rest.first(n), ctx);
+          used += n;
+        }
+        s.bytes += used;
+        return {used, 0, 0, false};
+      }
+      case Framing::Kind::delimiters: {
+        size_t used = 0;
+        std::string_view all(reinterpret_cast<const char*>(data.data()), data.size());
+        std::string_view start(reinterpret_cast<const char*>(fr.start.data()), fr.start.size());
+        std::string_view end(reinterpret_cast<const char*>(fr.end.data()), fr.end.size());
+        while (used < data.size()) {
+          std::string_view rest = all.substr(used);
+          size_t st = rest.find(start);
+          if (st == std::string_view::npos) {
+            // Keep a possible partial start delimiter.
+            size_t keep = std::min(rest.size(), start.size() - 1);
+            if (rest.size() - keep > 0) junk(dir, s, ctx.stream_offset() + used, ctx);
+            used += rest.size() - keep;
+            if (udp) { used = data.size(); }
+            break;
+          }
+          if (st > 0) { junk(dir, s, ctx.stream_offset() + used, ctx); used += st; rest = rest.substr(st); }
+          size_t e = rest.find(end, start.size());
+          if (e == std::string_view::npos) {
+            if (rest.size() > fr.max_message) {
+              framing_error(dir, s, "message_too_long", ctx.stream_offset() + used, ctx);
+              used += rest.size();
+              break;
+            }
+            if (udp) { framing_error(dir, s, "truncated_message", ctx.stream_offset() + used, ctx); used = data.size(); break; }
+            s.bytes += used;
+            return {used, rest.size() + 1, 0, false};
+          }
+          size_t n = e + end.size();
+          if (n > fr.max_message) framing_error(dir, s, "message_too_long", ctx.stream_offset() + used, ctx);
+          else message(dir, data.subspan(used, n), ctx);
+          used += n;
+        }
+        s.bytes += used;
+        return {used, 0, 0, false};
+      }
+    }
+    return {data.size(), 0, 0, false};
+  }
+
+  void on_gap(Dir dir, uint64_t, FlowContext&) override {
+    // Length framing cannot resynchronise after a hole; delimiters can.
+    if (sig_->framing.kind == Framing::Kind::length) d_[static_cast<int>(dir)].lost = true;
+  }
+  void on_end(Dir, FlowContext&) override {}
+
+  void on_flow_end(FlowContext& ctx) override {
+    auto& w = ctx.begin_event("proprietary");
+    w.object("proprietary");
+    w.field("signature", sig_->name);
+    if (!sig_->vendor.empty()) w.field("vendor", sig_->vendor);
+    w.field("summary", true);
+    if (sig_->framing.kind != Framing::Kind::none || ctx.endpoints().proto == 17) {
+      w.field("messages_toserver", d_[0].messages);
+      w.field("messages_toclient", d_[1].messages);
+    }
+    w.field("bytes_toserver", d_[0].bytes);
+    w.field("bytes_toclient", d_[1].bytes);
+    if (d_[0].errors + d_[1].errors) w.field("framing_errors", d_[0].errors + d_[1].errors);
+    bool any = std::any_of(values_.begin(), values_.end(), [](auto& v) { return !v.empty(); });
+    if (any) {
+      w.object("fields");
+      for (size_t i = 0; i < values_.size(); ++i) {
+        if (values_[i].empty()) continue;
+        w.array(sig_->fields[i].name);
+        for (auto& v : values_[i]) write_value(w, sig_->fields[i], v);
+        w.end_array();
+      }
+      w.end_object();
+    }
+    if (!phi_.empty()) {
+      w.array("phi_fields");
+      for (auto& p : phi_) w.value(p);
+      w.end_array();
+    }
+    w.end_object();
+    ctx.end_event();
+  }
+
+ private:
+  struct DirState {
+    uint64_t messages = 0, bytes = 0, errors = 0;
+    bool first_done = false, lost = false, junk_reported = false;
+  };
+
+  static void write_value(JsonWriter& w, const Field& f, const std::string& v) {
+    if (is_numeric(f.type) && !f.by_regex) w.value(static_cast<uint64_t>(std::strtoull(v.c_str(), nullptr, 10)));
+    else w.value(v);
+  }
+
+  void framing_error(Dir dir, DirState& s, const char* name, uint64_t off, FlowContext& ctx) {
+    if (s.errors++ < 8) ctx.anomaly("proprietary", name, off, sig_->name);
+  }
+  void junk(Dir, DirState& s, uint64_t off, FlowContext& ctx) {
+    if (s.junk_reported) return;
+    s.junk_reported = true;
+    ctx.anomaly("proprietary", "bytes_outside_frame", off, sig_->name);
+  }
+
+  // Value of field f in message m; false when the message is too short / the regex misses.
+  bool extract(const Field& f, std::span<const uint8_t> m, std::string& out) {
+    out.clear();
+    if (f.has_when) {
+      const ByteMatch& b = f.when;
+      if (b.offset > m.size() || m.size() - b.offset < b.value.size()) return false;
+      for (size_t i = 0; i < b.value.size(); ++i)
+        if ((m[b.offset + i] & (b.mask.empty() ? 0xFF : b.mask[i])) != b.value[i]) return false;
+    }
+    if (f.by_regex) {
+      auto win = m.first(std::min<size_t>(m.size(), sig_->regex_window));
+      const char* p = reinterpret_cast<const char*>(win.data());
+      std::cmatch mt;
+      if (!std::regex_search(p, p + win.size(), mt, f.regex)) return false;
+      if (static_cast<size_t>(f.group) >= mt.size() || !mt[f.group].matched) return false;
+      out.assign(mt[f.group].first, mt[f.group].second);
+      if (out.size() > kMaxValueLen) out.resize(kMaxValueLen);
+      return true;
+    }
+    if (f.offset > m.size() || m.size() - f.offset < f.length) return false;
+    auto b = m.subspan(f.offset, f.length);
+    char buf[24];
+    switch (f.type) {
+      case FieldType::u8: std::snprintf(buf, sizeof buf, "%u", b[0]); out = buf; break;
+      case FieldType::u16be: std::snprintf(buf, sizeof buf, "%u", unsigned(b[0] << 8 | b[1])); out = buf; break;
+      case FieldType::u16le: std::snprintf(buf, sizeof buf, "%u", unsigned(b[1] << 8 | b[0])); out = buf; break;
+      case FieldType::u32be:
+        std::snprintf(buf, sizeof buf, "%lu", static_cast<unsigned long>(uint32_t(b[0]) << 24 | uint32_t(b[1]) << 16 | uint32_t(b[2]) << 8 | b[3]));
+        out = buf;
+        break;
+      case FieldType::u32le:
+        std::snprintf(buf, sizeof buf, "%lu", static_cast<unsigned long>(uint32_t(b[3]) << 24 | uint32_t(b[2]) << 16 | uint32_t(b[1]) << 8 | b[0]));
+        out = buf;
+        break;
+      case FieldType::ascii:
+        for (uint8_t c : b) {
+          if (c == 0) break;
+          out.push_back(static_cast<char>(c));
+        }
+        while (!out.empty() && out.back() == ' ') out.pop_back();
+        break;
+      case FieldType::hex:
+        for (uint8_t c : b) { std::snprintf(buf, sizeof buf, "%02x", c); out += buf; }
+        break;
+    }
+    return true;
+  }
+
+  void message(Dir dir, std::span<const uint8_t> m, FlowContext& ctx) {
+    DirState& s = d_[static_cast<int>(dir)];
+    ++s.messages;
+    const auto& fields = sig_->fields;
+    if (fields.empty() && !sig_->report_messages) return;
+    JsonWriter* w = nullptr;
+    if (sig_->report_messages) {
+      w = &ctx.begin_event("proprietary");
+      w->object("proprietary");
+      w->field("signature", sig_->name);
+      w->field("direction", dir_name(dir));
+      w->field("length", static_cast<uint64_t>(m.size()));
+      w->object("fields");
+    }
+    size_t phi_before = msg_phi_.size();
+    msg_phi_.clear();
+    (void)phi_before;
+    for (size_t i = 0; i < fields.size(); ++i) {
+      const Field& f = fields[i];
+      if (!extract(f, m, value_)) continue;
+      if (f.phi) {
+        if (value_.empty()) continue;
+        value_ = ctx.pseudonym(value_);
+        std::string name = sig_->name + "." + f.name;
+        ctx.facts().add_phi(name);
+        if (std::find(phi_.begin(), phi_.end(), name) == phi_.end()) phi_.push_back(name);
+        msg_phi_.push_back(std::move(name));
+      } else if (!attrs_set_[i % attrs_set_.size()] && !value_.empty()) {
+        attrs_set_[i % attrs_set_.size()] = true;
+        ctx.facts().set_attr(sig_->name + "." + f.name, value_);
+      }
+      if (w) { w->key(f.name); write_value(*w, f, value_); }
+      auto& vals = values_[i];
+      if (vals.size() < kMaxValues && std::find(vals.begin(), vals.end(), value_) == vals.end()) vals.push_back(value_);
+    }
+    if (w) {
+      w->end_object();
+      if (!msg_phi_.empty()) {
+        w->array("phi_fields");
+        for (auto& p : msg_phi_) w->value(p);
+        w->end_array();
+      }
+      w->end_object();
+      ctx.end_event();
+    }
+  }
+
+  std::shared_ptr<const Signature> sig_;
+  std::array<DirState, 2> d_;
+  std::vector<std::vector<std::string>> values_;
+  std::vector<std::string> phi_, msg_phi_;
+  std::array<bool, 64> attrs_set_{};
+  std::string value_;
+};
+
+// ---- registry ----
+
+constexpr size_t kSlots = 64;
+
+struct Registry {
+  std::mutex mu;
+  std::vector<std::shared_ptr<const Signature>> sigs;
+  std::deque<DissectorInfo> infos;
+  std::vector<const DissectorInfo*> info_ptrs;
+  std::vector<std::vector<uint16_t>> ports;  // storage for port_hints spans
+};
+
+Registry& raw_registry() {
+  static Registry r;
+  return r;
+}
+
+template <size_t I>
+Probe slot_probe(std::span<const uint8_t> first, Dir dir) {
+  return raw_registry().sigs[I]->probe(first, dir);
+}
+template <size_t I>
+std::unique_ptr<Dissector> slot_make() {
+  return make_dissector(raw_registry().sigs[I]);
+}
+template <size_t... I>
+constexpr auto slot_table(std::index_sequence<I...>) {
+  return std::array<std::pair<Probe (*)(std::span<const uint8_t>, Dir), std::unique_ptr<Dissector> (*)()>, sizeof...(I)>{
+      std::make_pair(&slot_probe<I>, &slot_make<I>)...};
+}
+const auto kSlotFns = slot_table(std::make_index_sequence<kSlots>{});
+
+std::vector<LoadError> add_locked(Registry& r, const std::string& dir) {
+  LoadResult lr = load_signatures(dir);
+  for (auto& s : lr.signatures) {
+    bool dup = std::any_of(r.sigs.begin(), r.sigs.end(), [&](auto& o) { return o->name == s->name; });
+    if (dup) {
+      lr.errors.push_back({s->file, 0, 0, "signature '" + s->name + "' is already loaded (from another directory)"});
+      continue;
+    }
+    r.sigs.push_back(s);
+    size_t i = r.sigs.size() - 1;
+    if (i < kSlots) {
+      r.ports.push_back(s->ports);
+      DissectorInfo info;
+      info.name = r.sigs.back()->name;
+      info.transport = s->transport;
+      info.probe = kSlotFns[i].first;
+      info.make = kSlotFns[i].second;
+      info.port_hints = std::span<const uint16_t>(r.ports.back());
+      r.infos.push_back(info);
+      r.info_ptrs.push_back(&r.infos.back());
+    }
+  }
+  return std::move(lr.errors);
+}
+
+// Loads the shipped signatures and $MEDMON_SIGNATURES_DIR once; errors go to stderr (there is
+// no event stream yet when the first probe runs).
+Registry& registry() {
+  static Registry& r = [] () -> Registry& {
+    Registry& reg = raw_registry();
+    std::lock_guard<std::mutex> lock(reg.mu);
+    reg.ports.reserve(kSlots);
+    std::error_code ec;
+    std::vector<std::string> dirs;
+    if (*MEDMON_SIGNATURES_BUILTIN && std::filesystem::is_directory(MEDMON_SIGNATURES_BUILTIN, ec)) dirs.emplace_back(MEDMON_SIGNATURES_BUILTIN);
+    if (const char* env = std::getenv("MEDMON_SIGNATURES_DIR"); env && *env) dirs.emplace_back(env);
+    for (auto& d : dirs)
+      for (auto& e : add_locked(reg, d)) std::fprintf(stderr, "medmon: signature: %s\n", e.str().c_str());
+    return reg;
+  }();
+  return r;
+}
+
+// The registry entries: probe every signature of the flow's transport; the dissector made is
+// chosen again on the first bytes it is given (the same bytes the probe saw).
+template <Transport T>
+Probe any_probe(std::span<const uint8_t> first, Dir dir) {
+  bool undecided = false;
+  for (auto& s : registry().sigs) {
+    if ((static_cast<uint8_t>(s->transport) & static_cast<uint8_t>(T)) == 0) continue;
+    Probe p = s->probe(first, dir);
+    if (p == Probe::yes) return p;
+    if (p == Probe::need_more) undecided = true;
+  }
+  return undecided ? Probe::need_more : Probe::no;
+}
+
+template <Transport T>
+class Dispatcher final : public Dissector {
+ public:
+  Consumed on_data(Dir dir, std::span<const uint8_t> data, FlowContext& ctx) override {
+    if (!inner_) {
+      auto window = data.first(std::min(data.size(), kProbeWindow));
+      for (auto& s : registry().sigs) {
+        if ((static_cast<uint8_t>(s->transport) & static_cast<uint8_t>(T)) == 0) continue;
+        if (s->probe(window, dir) == Probe::yes) {
+          inner_ = make_dissector(s);
+          ctx.facts().app.assign(s->name);
+          ++ctx.counters().at(std::string("app.").append(s->name).append(".flows"));
+          break;
+        }
+      }
+      if (!inner_) {
+        if (T == Transport::udp) return {data.size(), 0, 0, false};  // the next datagram may match
+        ctx.facts().app.clear();
+        return {0, 0, 0, true};
+      }
+    }
+    return inner_->on_data(dir, data, ctx);
+  }
+  void on_gap(Dir dir, uint64_t n, FlowContext& ctx) override { if (inner_) inner_->on_gap(dir, n, ctx); }
+  void on_end(Dir dir, FlowContext& ctx) override { if (inner_) inner_->on_end(dir, ctx); }
+  void on_flow_end(FlowContext& ctx) override {
+    if (inner_) inner_->on_flow_end(ctx);
+    else if (T == Transport::udp) ctx.facts().app.clear();
+  }
+
+ private:
+  std::unique_ptr<Dissector> inner_;
+};
+
+template <Transport T>
+std::unique_ptr<Dissector> make_dispatcher() { return std::make_unique<Dispatcher<T>>(); }
+
+}  // namespace
+
+std::unique_ptr<Dissector> make_dissector(std::shared_ptr<const Signature> sig) {
+  return std::make_unique<SignatureDissector>(std::move(sig));
+}
+
+std::vector<LoadError> add_signatures(const std::string& dir) {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  return add_locked(r, dir);
+}
+
+std::vector<std::shared_ptr<const Signature>> registered() { return registry().sigs; }
+
+std::span<const DissectorInfo* const> signature_dissectors() {
+  Registry& r = registry();
+  return {r.info_ptrs.data(), r.info_ptrs.size()};
+}
+
+const char* builtin_dir() { return MEDMON_SIGNATURES_BUILTIN; }
+
+}  // namespace proprietary
+
+const DissectorInfo kProprietaryInfo = {
+    .name = "proprietary",
+    .transport = Transport::tcp,
+    .probe = &proprietary::any_probe<Transport::tcp>,
+    .make = &proprietary::make_dispatcher<Transport::tcp>,
+    .port_hints = {},
+};
+
+const DissectorInfo kProprietaryUdpInfo = {
+    .name = "proprietary",
+    .transport = Transport::udp,
+    .probe = &proprietary::any_probe<Transport::udp>,
+    .make = &proprietary::make_dispatcher<Transport::udp>,
+    .port_hints = {},
+};
+
+}  // namespace medmon

@@ -1,0 +1,340 @@
+// YAML -> Signature, with every error located (file:line:column from yaml-cpp marks).
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "dissectors/proprietary/signature.h"
+
+namespace medmon::proprietary {
+
+std::string LoadError::str() const {
+  std::string s = file;
+  if (line > 0) s += ":" + std::to_string(line) + ":" + std::to_string(column);
+  return s + ": " + message;
+}
+
+namespace {
+
+struct Fail {
+  YAML::Mark mark;
+  std::string message;
+};
+
+[[noreturn]] void fail(const YAML::Node& n, std::string msg) { throw Fail{n.Mark(), std::move(msg)}; }
+
+void only_keys(const YAML::Node& map, std::initializer_list<const char*> allowed, const char* what) {
+  if (!map.IsMap()) fail(map, std::string(what) + " must be a mapping");
+  for (auto it = map.begin(); it != map.end(); ++it) {
+    std::string k = it->first.as<std::string>("");
+    bool ok = std::any_of(allowed.begin(), allowed.end(), [&](const char* a) { return k == a; });
+    if (!ok) {
+      std::string list;
+      for (const char* a : allowed) { if (!list.empty()) list += ", "; list += a; }
+      fail(it->first, "unknown key '" + k + "' in " + what + " (expected one of: " + list + ")");
+    }
+  }
+}
+
+std::string str(const YAML::Node& n, const char* what) {
+  if (!n.IsScalar()) fail(n, std::string(what) + " must be a string");
+  return n.Scalar();
+}
+
+int64_t integer(const YAML::Node& n, const char* what, int64_t lo, int64_t hi) {
+  if (!n.IsScalar()) fail(n, std::string(what) + " must be an integer");
+  const std::string& s = n.Scalar();
+  int64_t v = 0;
+  try {
+    size_t used = 0;
+    bool hex = s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X');
+    v = std::stoll(s, &used, hex ? 16 : 10);  // decimal or 0x hex
+    if (used != s.size()) throw std::invalid_argument(s);
+  } catch (...) {
+    fail(n, std::string(what) + " must be an integer, got '" + s + "'");
+  }
+  if (v < lo || v > hi) fail(n, std::string(what) + " must be between " + std::to_string(lo) + " and " + std::to_string(hi));
+  return v;
+}
+
+bool boolean(const YAML::Node& n, const char* what) {
+  if (n.IsScalar()) {
+    const std::string& s = n.Scalar();
+    if (s == "true" || s == "yes") return true;
+    if (s == "false" || s == "no") return false;
+  }
+  fail(n, std::string(what) + " must be true or false");
+}
+
+// "e1 00", "E100", "0xe100" -> bytes.
+std::vector<uint8_t> hex_bytes(const YAML::Node& n, const char* what) {
+  std::string s = str(n, what);
+  std::string digits;
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (c == ' ' || c == ':' || c == '-') continue;
+    if (c == '0' && i + 1 < s.size() && (s[i + 1] == 'x' || s[i + 1] == 'X')) { ++i; continue; }
+    if (!std::isxdigit(static_cast<unsigned char>(c))) fail(n, std::string(what) + ": '" + s + "' is not hex bytes");
+    digits.push_back(c);
+  }
+  if (digits.empty() || digits.size() % 2) fail(n, std::string(what) + ": '" + s + "' needs an even, non-zero number of hex digits");
+  std::vector<uint8_t> out;
+  for (size_t i = 0; i < digits.size(); i += 2) out.push_back(static_cast<uint8_t>(std::stoi(digits.substr(i, 2), nullptr, 16)));
+  return out;
+}
+
+std::regex compile(const YAML::Node& n, const char* what) {
+  std::string s = str(n, what);
+  if (s.size() > 1024) fail(n, std::string(what) + " is longer than 1024 characters");
+  try {
+    return std::regex(s, std::regex::ECMAScript | std::regex::optimize);
+  } catch (const std::regex_error& e) {
+    fail(n, std::string(what) + ": invalid regular expression: " + e.what());
+  }
+}
+
+bool valid_name(const std::string& s) {
+  if (s.empty() || s.size() > 64) return false;
+  if (!((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= '0' && s[0] <= '9'))) return false;
+  for (char c : s)
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.')) return false;
+  return true;
+}
+
+ProbeRule parse_probe(const YAML::Node& n) {
+  only_keys(n, {"direction", "min_length", "bytes", "regex"}, "probe");
+  ProbeRule r;
+  if (n["direction"]) {
+    std::string d = str(n["direction"], "probe.direction");
+    if (d == "any" || d == "both") r.dir = DirFilter::any;
+    else if (d == "to_server") r.dir = DirFilter::to_server;
+    else if (d == "to_client") r.dir = DirFilter::to_client;
+    else fail(n["direction"], "probe.direction must be any, to_server or to_client, got '" + d + "'");
+  }
+  if (n["min_length"]) r.min_length = static_cast<uint32_t>(integer(n["min_length"], "probe.min_length", 0, 512));
+  if (n["bytes"]) {
+    const YAML::Node& b = n["bytes"];
+    if (!b.IsSequence() || b.size() == 0) fail(b, "probe.bytes must be a non-empty list of {offset, hex, mask}");
+    for (const auto& m : b) {
+      only_keys(m, {"offset", "hex", "mask"}, "probe.bytes entry");
+      if (!m["offset"]) fail(m, "probe.bytes entry needs 'offset'");
+      if (!m["hex"]) fail(m, "probe.bytes entry needs 'hex'");
+      ByteMatch bm;
+      bm.offset = static_cast<uint32_t>(integer(m["offset"], "probe.bytes.offset", 0, 511));
+      bm.value = hex_bytes(m["hex"], "probe.bytes.hex");
+      if (m["mask"]) {
+        bm.mask = hex_bytes(m["mask"], "probe.bytes.mask");
+        if (bm.mask.size() != bm.value.size()) fail(m["mask"], "probe.bytes.mask must have as many bytes as hex");
+        for (size_t i = 0; i < bm.value.size(); ++i) bm.value[i] &= bm.mask[i];
+      }
+      if (bm.offset + bm.value.size() > 512) fail(m, "probe.bytes entry reaches past the 512-byte probe window");
+      r.bytes.push_back(std::move(bm));
+    }
+  }
+  if (n["regex"]) {
+    r.has_regex = true;
+    r.regex_text = str(n["regex"], "probe.regex");
+    r.regex = compile(n["regex"], "probe.regex");
+  }
+  if (r.bytes.empty() && !r.has_regex) fail(n, "probe needs 'bytes' or 'regex' (a probe that matches everything is not allowed)");
+  return r;
+}
+
+Field parse_field(const YAML::Node& n) {
+  only_keys(n, {"name", "offset", "length", "type", "regex", "group", "phi", "when"}, "field");
+  Field f;
+  if (const YAML::Node w = n["when"]) {
+    only_keys(w, {"offset", "hex", "mask"}, "field.when");
+    if (!w["offset"] || !w["hex"]) fail(w, "field.when needs 'offset' and 'hex'");
+    f.has_when = true;
+    f.when.offset = static_cast<uint32_t>(integer(w["offset"], "field.when.offset", 0, 1 << 20));
+    f.when.value = hex_bytes(w["hex"], "field.when.hex");
+    if (w["mask"]) {
+      f.when.mask = hex_bytes(w["mask"], "field.when.mask");
+      if (f.when.mask.size() != f.when.value.size()) fail(w["mask"], "field.when.mask must have as many bytes as hex");
+      for (size_t i = 0; i < f.when.value.size(); ++i) f.when.value[i] &= f.when.mask[i];
+    }
+  }
+  if (!n["name"]) fail(n, "field needs 'name'");
+  f.name = str(n["name"], "field.name");
+  if (!valid_name(f.name)) fail(n["name"], "field.name '" + f.name + "' must be lower case letters, digits, '-', '_' or '.'");
+  if (n["phi"]) f.phi = boolean(n["phi"], "field.phi");
+  if (n["regex"]) {
+    if (n["offset"] || n["length"] || n["type"]) fail(n, "field '" + f.name + "': use either regex (and group) or offset/length/type");
+    f.by_regex = true;
+    f.regex = compile(n["regex"], "field.regex");
+    f.group = n["group"] ? static_cast<int>(integer(n["group"], "field.group", 0, 9)) : 1;
+    if (static_cast<size_t>(f.group) > f.regex.mark_count())
+      fail(n["group"] ? n["group"] : n["regex"], "field '" + f.name + "': the regex has " + std::to_string(f.regex.mark_count()) +
+                                                     " group(s), group " + std::to_string(f.group) + " asked");
+    return f;
+  }
+  if (n["group"]) fail(n["group"], "field.group needs a regex");
+  if (!n["offset"]) fail(n, "field '" + f.name + "' needs 'offset' (or 'regex')");
+  f.offset = static_cast<uint32_t>(integer(n["offset"], "field.offset", 0, 1 << 20));
+  std::string t = n["type"] ? str(n["type"], "field.type") : "ascii";
+  static const std::pair<const char*, FieldType> kTypes[] = {{"u8", FieldType::u8},       {"u16be", FieldType::u16be},
+                                                             {"u16le", FieldType::u16le}, {"u32be", FieldType::u32be},
+                                                             {"u32le", FieldType::u32le}, {"ascii", FieldType::ascii},
+                                                             {"hex", FieldType::hex}};
+  bool found = false;
+  for (auto& [k, v] : kTypes) if (t == k) { f.type = v; found = true; }
+  if (!found) fail(n["type"], "field.type must be u8, u16be, u16le, u32be, u32le, ascii or hex, got '" + t + "'");
+  if (f.type == FieldType::ascii || f.type == FieldType::hex) {
+    if (!n["length"]) fail(n, "field '" + f.name + "' of type " + t + " needs 'length'");
+    f.length = static_cast<uint32_t>(integer(n["length"], "field.length", 1, 4096));
+  } else {
+    if (n["length"]) fail(n["length"], "field.length is implied by type " + t);
+    f.length = f.type == FieldType::u8 ? 1 : (f.type == FieldType::u16be || f.type == FieldType::u16le) ? 2 : 4;
+  }
+  return f;
+}
+
+Framing parse_framing(const YAML::Node& n) {
+  only_keys(n, {"length", "delimiters", "max_message"}, "framing");
+  Framing fr;
+  if (n["max_message"]) fr.max_message = static_cast<uint32_t>(integer(n["max_message"], "framing.max_message", 1, 16 << 20));
+  if (n["length"] && n["delimiters"]) fail(n, "framing takes either 'length' or 'delimiters', not both");
+  if (const YAML::Node l = n["length"]) {
+    only_keys(l, {"offset", "size", "endian", "adjust"}, "framing.length");
+    fr.kind = Framing::Kind::length;
+    if (!l["offset"]) fail(l, "framing.length needs 'offset'");
+    fr.offset = static_cast<uint32_t>(integer(l["offset"], "framing.length.offset", 0, 4096));
+    fr.size = l["size"] ? static_cast<uint32_t>(integer(l["size"], "framing.length.size", 1, 4)) : 2;
+    if (fr.size == 3) fail(l["size"], "framing.length.size must be 1, 2 or 4");
+    if (l["endian"]) {
+      std::string e = str(l["endian"], "framing.length.endian");
+      if (e == "big") fr.big_endian = true;
+      else if (e == "little") fr.big_endian = false;
+      else fail(l["endian"], "framing.length.endian must be big or little, got '" + e + "'");
+    }
+    if (l["adjust"]) fr.adjust = integer(l["adjust"], "framing.length.adjust", -65536, 65536);
+  } else if (const YAML::Node d = n["delimiters"]) {
+    only_keys(d, {"start", "end"}, "framing.delimiters");
+    fr.kind = Framing::Kind::delimiters;
+    if (!d["start"] || !d["end"]) fail(d, "framing.delimiters needs 'start' and 'end'");
+    fr.start = hex_bytes(d["start"], "framing.delimiters.start");
+    fr.end = hex_bytes(d["end"], "framing.delimiters.end");
+  } else {
+    fail(n, "framing needs 'length' or 'delimiters'");
+  }
+  return fr;
+}
+
+std::shared_ptr<Signature> parse_doc(const YAML::Node& root, const std::string& file) {
+  if (!root.IsMap()) fail(root, "a signature file is a mapping (name, transport, probe, ...)");
+  only_keys(root, {"name", "description", "vendor", "transport", "ports", "probe", "framing", "fields", "report", "regex_window", "references"},
+            "signature");
+  auto s = std::make_shared<Signature>();
+  s->file = file;
+  if (!root["name"]) fail(root, "missing 'name'");
+  s->name = str(root["name"], "name");
+  if (!valid_name(s->name)) fail(root["name"], "name '" + s->name + "' must be lower case letters, digits, '-', '_' or '.'");
+  static const char* kReserved[] = {"dicom", "hl7", "astm", "poct1", "sdc", "proprietary", "dicom-tls", "hl7-tls", "sdc-tls"};
+  for (const char* r : kReserved)
+    if (s->name == r) fail(root["name"], "name '" + s->name + "' is a built-in protocol");
+  if (root["description"]) s->description = str(root["description"], "description");
+  if (root["vendor"]) s->vendor = str(root["vendor"], "vendor");
+  if (!root["transport"]) fail(root, "missing 'transport' (tcp, udp or both)");
+  std::string t = str(root["transport"], "transport");
+  if (t == "tcp") s->transport = Transport::tcp;
+  else if (t == "udp") s->transport = Transport::udp;
+  else if (t == "both") s->transport = Transport::both;
+  else fail(root["transport"], "transport must be tcp, udp or both, got '" + t + "'");
+  if (const YAML::Node p = root["ports"]) {
+    if (!p.IsSequence()) fail(p, "ports must be a list of port numbers");
+    for (const auto& x : p) s->ports.push_back(static_cast<uint16_t>(integer(x, "port", 1, 65535)));
+  }
+  if (!root["probe"]) fail(root, "missing 'probe'");
+  const YAML::Node pr = root["probe"];
+  if (pr.IsSequence()) {
+    if (pr.size() == 0) fail(pr, "probe list is empty");
+    for (const auto& x : pr) s->probes.push_back(parse_probe(x));
+  } else {
+    s->probes.push_back(parse_probe(pr));
+  }
+  if (root["framing"]) s->framing = parse_framing(root["framing"]);
+  if (const YAML::Node f = root["fields"]) {
+    if (!f.IsSequence()) fail(f, "fields must be a list");
+    std::set<std::string> names;
+    for (const auto& x : f) {
+      Field fd = parse_field(x);
+      if (!names.insert(fd.name).second) fail(x["name"], "field '" + fd.name + "' is defined twice");
+      s->fields.push_back(std::move(fd));
+    }
+    if (s->fields.size() > 64) fail(f, "at most 64 fields");
+  }
+  if (root["report"]) {
+    std::string r = str(root["report"], "report");
+    if (r == "messages") s->report_messages = true;
+    else if (r == "flow") s->report_messages = false;
+    else fail(root["report"], "report must be messages or flow, got '" + r + "'");
+  }
+  if (root["regex_window"]) s->regex_window = static_cast<uint32_t>(integer(root["regex_window"], "regex_window", 16, 65536));
+  if (root["references"] && !root["references"].IsSequence() && !root["references"].IsScalar())
+    fail(root["references"], "references must be a string or a list of strings");
+  return s;
+}
+
+}  // namespace
+
+LoadResult parse_signature(const std::string& text, const std::string& file) {
+  LoadResult r;
+  auto err = [&](const YAML::Mark& m, const std::string& msg) {
+    LoadError e;
+    e.file = file;
+    if (!m.is_null()) { e.line = m.line + 1; e.column = m.column + 1; }
+    e.message = msg;
+    r.errors.push_back(std::move(e));
+  };
+  try {
+    YAML::Node root = YAML::Load(text);
+    if (!root || root.IsNull()) { err(YAML::Mark::null_mark(), "empty signature file"); return r; }
+    r.signatures.push_back(parse_doc(root, file));
+  } catch (const Fail& f) {
+    err(f.mark, f.message);
+  } catch (const YAML::Exception& e) {
+    err(e.mark, e.msg);
+  } catch (const std::exception& e) {
+    err(YAML::Mark::null_mark(), e.what());
+  }
+  return r;
+}
+
+LoadResult load_signatures(const std::string& dir) {
+  LoadResult r;
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) {
+    r.errors.push_back({dir, 0, 0, "not a directory"});
+    return r;
+  }
+  std::vector<fs::path> files;
+  for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    auto ext = it->path().extension().string();
+    if ((ext == ".yaml" || ext == ".yml") && it->is_regular_file(ec)) files.push_back(it->path());
+  }
+  std::sort(files.begin(), files.end());
+  std::set<std::string> names;
+  for (auto& p : files) {
+    std::ifstream in(p, std::ios::binary);
+    if (!in) { r.errors.push_back({p.string(), 0, 0, "cannot read"}); continue; }
+    std::stringstream ss;
+    ss << in.rdbuf();
+    LoadResult one = parse_signature(ss.str(), p.string());
+    for (auto& e : one.errors) r.errors.push_back(std::move(e));
+    for (auto& s : one.signatures) {
+      if (!names.insert(s->name).second) {
+        r.errors.push_back({p.string(), 0, 0, "signature name '" + s->name + "' is already used by another file"});
+        continue;
+      }
+      r.signatures.push_back(std::move(s));
+    }
+  }
+  return r;
+}
+
+}  // namespace medmon::proprietary

@@ -1,0 +1,328 @@
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+
+#include "dissectors/proprietary/signature.h"
+#include "dissectors/proprietary/test/harness.h"
+
+using namespace medmon;
+using namespace medmon::proprietary;
+using medmon::testing::Harness;
+using medmon::testing::bytes_of;
+
+namespace {
+
+// A made-up TCP service protocol: "AC" magic, version, type, u16be length of the body, body.
+const char* kAcme = R"YAML(name: acme-ct-service
+vendor: Acme
+transport: tcp
+ports: [7700]
+probe:
+  direction: any
+  bytes:
+    - {offset: 0, hex: "41 43"}
+    - {offset: 2, hex: "01"}
+framing:
+  length: {offset: 4, size: 2, endian: big, adjust: 6}
+  max_message: 4096
+fields:
+  - {name: msg_type, offset: 3, type: u8}
+  - {name: serial, offset: 6, length: 8, type: ascii}
+  - {name: patient, regex: "PAT=([A-Z0-9]+)", phi: true}
+report: messages
+)YAML";
+
+std::string acme(uint8_t type, const std::string& body) {
+  std::string m = "AC\x01";
+  m.push_back(static_cast<char>(type));
+  m.push_back(static_cast<char>(body.size() >> 8));
+  m.push_back(static_cast<char>(body.size() & 0xFF));
+  return m + body;
+}
+
+std::shared_ptr<const Signature> parse_ok(const std::string& text) {
+  LoadResult r = parse_signature(text, "t.yaml");
+  INFO((r.errors.empty() ? "" : r.errors[0].str()));
+  REQUIRE(r.errors.empty());
+  REQUIRE(r.signatures.size() == 1);
+  return r.signatures[0];
+}
+
+LoadError parse_err(const std::string& text) {
+  LoadResult r = parse_signature(text, "t.yaml");
+  REQUIRE(r.signatures.empty());
+  REQUIRE(r.errors.size() == 1);
+  return r.errors[0];
+}
+
+struct SigHarness : Harness {
+  explicit SigHarness(std::shared_ptr<const Signature> s, uint8_t proto = 6) : Harness(kProprietaryInfo) {
+    d = make_dissector(std::move(s));
+    ep.proto = proto;
+  }
+};
+
+std::string u16be(unsigned v) { return {static_cast<char>(v >> 8), static_cast<char>(v & 0xFF)}; }
+
+}  // namespace
+
+TEST_CASE("signatures: the shipped files load without errors") {
+  LoadResult r = load_signatures(MEDMON_SIGNATURES_SRC);
+  for (auto& e : r.errors) FAIL(e.str());
+  REQUIRE(r.signatures.size() >= 2);
+  std::vector<std::string> names;
+  for (auto& s : r.signatures) names.push_back(s->name);
+  CHECK(std::find(names.begin(), names.end(), "philips-intellivue-data-export") != names.end());
+  CHECK(std::find(names.begin(), names.end(), "datex-ohmeda-s5") != names.end());
+}
+
+TEST_CASE("signatures: errors name the file, line and column") {
+  auto e = parse_err(std::string(kAcme) + "colour: blue\n");
+  CHECK(e.file == "t.yaml");
+  CHECK(e.line == 18);
+  CHECK(e.column == 1);
+  CHECK(e.message.find("unknown key 'colour'") != std::string::npos);
+  CHECK(e.str().rfind("t.yaml:18:1: unknown key", 0) == 0);
+
+  std::string t = kAcme;
+  e = parse_err(t.replace(t.find("transport: tcp"), 14, "transport: sctp"));
+  CHECK(e.line == 3);
+  CHECK(e.column == 12);
+  CHECK(e.message.find("transport must be tcp, udp or both") != std::string::npos);
+
+  t = kAcme;
+  e = parse_err(t.replace(t.find("\"41 43\""), 7, "\"4G\""));
+  CHECK(e.line == 8);
+  CHECK(e.message.find("not hex") != std::string::npos);
+
+  t = kAcme;
+  e = parse_err(t.replace(t.find("PAT=([A-Z0-9]+)"), 15, "PAT=([A-Z0-9+"));
+  CHECK(e.line == 16);
+  CHECK(e.message.find("invalid regular expression") != std::string::npos);
+
+  t = kAcme;
+  e = parse_err(t.replace(t.find("phi: true"), 9, "group: 2, phi: true"));
+  CHECK(e.message.find("group 2 asked") != std::string::npos);
+
+  t = kAcme;
+  e = parse_err(t.replace(t.find("endian: big"), 11, "endian: middle"));
+  CHECK(e.line == 11);
+  CHECK(e.message.find("endian must be big or little") != std::string::npos);
+
+  e = parse_err("name: x\ntransport: tcp\n");
+  CHECK(e.message.find("missing 'probe'") != std::string::npos);
+  e = parse_err("name: x\ntransport: tcp\nprobe: {direction: any}\n");
+  CHECK(e.line == 3);
+  CHECK(e.message.find("needs 'bytes' or 'regex'") != std::string::npos);
+  e = parse_err("name: hl7\ntransport: tcp\nprobe: {regex: x}\n");
+  CHECK(e.message.find("built-in") != std::string::npos);
+  e = parse_err("name: Bad Name\n");
+  CHECK(e.line == 1);
+  e = parse_err("name: x\n  transport: [tcp\n");  // YAML syntax error, located by the parser
+  CHECK(e.line >= 1);
+  CHECK(e.column >= 1);
+  e = parse_err("");
+  CHECK(e.message.find("empty") != std::string::npos);
+  e = parse_err("name: x\ntransport: tcp\nprobe: {bytes: [{offset: 600, hex: '00'}]}\n");
+  CHECK(e.message.find("between 0 and 511") != std::string::npos);
+}
+
+TEST_CASE("signatures: a directory with a duplicate name and a missing directory") {
+  namespace fs = std::filesystem;
+  fs::path dir = fs::temp_directory_path() / ("medmon-sig-test-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "a.yaml") << kAcme;
+  std::ofstream(dir / "b.yml") << kAcme;
+  std::ofstream(dir / "notes.txt") << "ignored";
+  LoadResult r = load_signatures(dir.string());
+  CHECK(r.signatures.size() == 1);
+  REQUIRE(r.errors.size() == 1);
+  CHECK(r.errors[0].message.find("already used") != std::string::npos);
+  CHECK(load_signatures((dir / "nope").string()).errors.size() == 1);
+
+  // Registered at run time: a registry entry per signature, and the proprietary entry finds it.
+  fs::remove(dir / "b.yml");
+  auto errs = add_signatures(dir.string());
+  CHECK(errs.empty());
+  bool found = false;
+  for (const DissectorInfo* d : signature_dissectors()) {
+    if (d->name != "acme-ct-service") continue;
+    found = true;
+    CHECK(d->probe(bytes_of(acme(1, "x")), Dir::to_server) == Probe::yes);
+    CHECK(d->make() != nullptr);
+  }
+  CHECK(found);
+  CHECK(kProprietaryInfo.probe(bytes_of(acme(1, "x")), Dir::to_server) == Probe::yes);
+  CHECK(kProprietaryUdpInfo.probe(bytes_of(acme(1, "x")), Dir::to_server) != Probe::yes);  // a TCP signature
+  Harness h(kProprietaryInfo);
+  h.ep.proto = 6;
+  h.facts.app = "proprietary";
+  h.feed(Dir::to_server, acme(1, "SN000042 PAT=X1"));
+  h.end();
+  CHECK(h.facts.app == "acme-ct-service");
+  CHECK(h.events("proprietary").size() == 2);
+  // Loading the same directory again reports the duplicates.
+  CHECK(add_signatures(dir.string()).size() == 1);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("signatures: probes") {
+  auto sig = parse_ok(kAcme);
+  CHECK(sig->probe(bytes_of(acme(1, "hello")), Dir::to_server) == Probe::yes);
+  CHECK(sig->probe(bytes_of("AC"), Dir::to_server) == Probe::need_more);
+  CHECK(sig->probe(bytes_of("AB\x01"), Dir::to_server) == Probe::no);
+  CHECK(sig->probe(bytes_of("GET / HTTP/1.1\r\n"), Dir::to_server) == Probe::no);
+
+  auto rx = parse_ok("name: rx\ntransport: tcp\nprobe:\n  direction: to_client\n  regex: '^READY [0-9]+'\n");
+  CHECK(rx->probe(bytes_of("READY 42\r\n"), Dir::to_client) == Probe::yes);
+  CHECK(rx->probe(bytes_of("READY 42\r\n"), Dir::to_server) == Probe::no);
+  CHECK(rx->probe(bytes_of("REA"), Dir::to_client) == Probe::need_more);
+  CHECK(rx->probe(bytes_of("SSH-2.0-OpenSSH_9.2p1 Debian"), Dir::to_client) == Probe::no);
+
+  LoadResult shipped = load_signatures(MEDMON_SIGNATURES_SRC);
+  std::shared_ptr<const Signature> iv, dx;
+  for (auto& s : shipped.signatures) {
+    if (s->name == "philips-intellivue-data-export") iv = s;
+    if (s->name == "datex-ohmeda-s5") dx = s;
+  }
+  REQUIRE(iv);
+  REQUIRE(dx);
+  std::string assoc = std::string("\x0d\xec\x05\x08\x13\x01\x00\x16\x01\x02\x80\x00\x14\x02\x00\x02", 16) + std::string(222, 0);
+  CHECK(iv->probe(bytes_of(assoc), Dir::to_server) == Probe::yes);
+  std::string poll = std::string("\xe1\x00\x00\x02\x00\x01", 6) + u16be(20) + std::string(20, '\x00');
+  CHECK(iv->probe(bytes_of(poll), Dir::to_server) == Probe::yes);
+  std::string hdr(41, '\0');
+  hdr[0] = '\x7e';
+  hdr[1] = 40;
+  hdr[4] = 6;
+  CHECK(dx->probe(bytes_of(hdr), Dir::to_server) == Probe::yes);
+  // Other protocols never match the shipped signatures.
+  const std::string others[] = {
+      "GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+      std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11) + std::string(60, 'r'),
+      std::string("\x01\x00\x00\x00\x00\xcd\x00\x01\x00\x00", 10) + std::string(60, ' '),
+      "\x0bMSH|^~\\&|ADT1|GHH|LAB|GHH|20240101||ADT^A01|1|P|2.5\r",
+      "SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n",
+      std::string("\x00\x00\x00\x85\xffSMBr", 9) + std::string(60, '\0'),
+      std::string("\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x07" "example" "\x03" "com" "\x00\x00\x01\x00\x01", 29),
+      std::string(64, '\0'),
+  };
+  for (auto& o : others) {
+    for (Dir d : {Dir::to_server, Dir::to_client}) {
+      CHECK(iv->probe(bytes_of(o), d) != Probe::yes);
+      CHECK(dx->probe(bytes_of(o), d) != Probe::yes);
+    }
+  }
+}
+
+TEST_CASE("signatures: length framing, fields and PHI at every split point") {
+  auto sig = parse_ok(kAcme);
+  std::string stream = acme(1, "SN000042 hello") + acme(2, "SN000042 PAT=DOE123 result=ok") + acme(3, "");
+  for (size_t cut = 0; cut <= stream.size(); ++cut) {
+    SigHarness h(sig);
+    h.feed(Dir::to_server, stream.substr(0, cut));
+    h.feed(Dir::to_server, stream.substr(cut));
+    h.end();
+    INFO("cut " << cut);
+    auto ev = h.events("proprietary");
+    REQUIRE(ev.size() == 4);
+    CHECK(ev[0]["proprietary"]["fields"]["msg_type"] == 1);
+    CHECK(ev[0]["proprietary"]["fields"]["serial"] == "SN000042");
+    CHECK(ev[1]["proprietary"]["fields"]["patient"] == Pseudonymiser()("DOE123"));
+    CHECK(ev[1]["proprietary"]["phi_fields"] == nlohmann::json::array({"acme-ct-service.patient"}));
+    CHECK(ev[2]["proprietary"]["length"] == 6);
+    auto& s = ev[3]["proprietary"];
+    CHECK(s["summary"] == true);
+    CHECK(s["messages_toserver"] == 3);
+    CHECK(s["fields"]["msg_type"] == nlohmann::json::array({1, 2, 3}));
+    CHECK(h.anomalies() == 0);
+    for (auto& l : h.sink->lines) CHECK(l.find("DOE123") == std::string::npos);
+    CHECK(h.facts.phi_fields == std::vector<std::string>{"acme-ct-service.patient"});
+    REQUIRE(h.facts.attr("acme-ct-service.serial"));
+  }
+}
+
+TEST_CASE("signatures: a bad length stops parsing the direction, with an anomaly") {
+  auto sig = parse_ok(kAcme);
+  SigHarness h(sig);
+  h.feed(Dir::to_server, acme(1, "ok") + "AC\x01\x01\xff\xff" + acme(1, "never"));
+  h.end();
+  CHECK(h.anomalies("bad_length") == 1);
+  auto ev = h.events("proprietary");
+  REQUIRE(ev.size() == 2);
+  CHECK(ev[1]["proprietary"]["messages_toserver"] == 1);
+  CHECK(ev[1]["proprietary"]["framing_errors"] == 1);
+}
+
+TEST_CASE("signatures: delimiter framing over TCP and UDP datagrams") {
+  auto sig = parse_ok(
+      "name: delim\ntransport: both\nprobe: {bytes: [{offset: 0, hex: '7e'}]}\n"
+      "framing: {delimiters: {start: '7e', end: '7e'}, max_message: 64}\n"
+      "fields: [{name: kind, offset: 1, type: u8}]\n");
+  std::string s = std::string("\x7e\x01" "abc\x7e\x7e\x02" "def\x7e", 12) + "junk" + std::string("\x7e\x03\x7e", 3);
+  for (size_t cut = 0; cut <= s.size(); ++cut) {
+    SigHarness h(sig);
+    h.feed(Dir::to_server, s.substr(0, cut));
+    h.feed(Dir::to_server, s.substr(cut));
+    h.end();
+    auto ev = h.events("proprietary");
+    REQUIRE(ev.size() == 1);
+    CHECK(ev[0]["proprietary"]["messages_toserver"] == 3);
+    CHECK(ev[0]["proprietary"]["fields"]["kind"] == nlohmann::json::array({1, 2, 3}));
+    CHECK(h.anomalies("bytes_outside_frame") == 1);
+  }
+  SigHarness big(sig);
+  big.feed(Dir::to_server, "\x7e" + std::string(100, 'x'));
+  big.end();
+  CHECK(big.anomalies("message_too_long") == 1);
+
+  SigHarness u(sig, 17);
+  u.datagram(Dir::to_server, std::string("\x7e\x05zz\x7e", 5));
+  u.datagram(Dir::to_server, std::string("\x7e\x06zz", 4));
+  u.end();
+  CHECK(u.anomalies("truncated_message") == 1);
+  CHECK(u.events("proprietary")[0]["proprietary"]["messages_toserver"] == 1);
+}
+
+TEST_CASE("signatures: the IntelliVue signature reads identity and pseudonymises demographics") {
+  LoadResult shipped = load_signatures(MEDMON_SIGNATURES_SRC);
+  std::shared_ptr<const Signature> iv;
+  for (auto& s : shipped.signatures) if (s->name == "philips-intellivue-data-export") iv = s;
+  REQUIRE(iv);
+  auto utf16 = [](const std::string& s) { std::string o; for (char c : s) { o.push_back('\0'); o.push_back(c); } return o; };
+  auto str_attr = [&](unsigned id, const std::string& v) { return u16be(id) + u16be(v.size() * 2 + 2) + u16be(v.size() * 2) + utf16(v); };
+  std::string model = u16be(0x0928) + u16be(20) + u16be(8) + std::string("Philips\0", 8) + u16be(7) + std::string("MX800\0\0", 7);
+  std::string body = model + str_attr(0x095a, "MRN0042") + str_attr(0x095d, "JANE") + str_attr(0x095f, "DOE");
+  std::string msg = std::string("\xe1\x00\x00\x02\x00\x02", 6) + u16be(body.size()) + body;
+  SigHarness h(iv, 17);
+  h.datagram(Dir::to_client, msg);
+  h.end();
+  auto ev = h.events("proprietary");
+  REQUIRE(ev.size() == 1);
+  auto& f = ev[0]["proprietary"]["fields"];
+  CHECK(f["manufacturer"] == nlohmann::json::array({"Philips"}));
+  CHECK(f["model"] == nlohmann::json::array({"MX800"}));
+  CHECK(f["ro_type"] == nlohmann::json::array({2}));
+  CHECK(f["patient_id"] == nlohmann::json::array({Pseudonymiser()(utf16("MRN0042"))}));
+  CHECK(ev[0]["proprietary"]["messages_toclient"] == 1);
+  for (auto& l : h.sink->lines) { CHECK(l.find("J\\u0000A") == std::string::npos); }
+  CHECK(h.facts.phi_fields.size() == 3);
+}
+
+TEST_CASE("signatures: hostile input") {
+  auto sig = parse_ok(kAcme);
+  std::mt19937 rng(11);
+  for (int round = 0; round < 300; ++round) {
+    std::string m = acme(1, "SN1 PAT=A") + acme(2, std::string(rng() % 300, 'x'));
+    for (int k = 0; k < 6; ++k) m[rng() % m.size()] = static_cast<char>(rng());
+    SigHarness h(sig);
+    h.feed(Dir::to_server, m);
+    h.gap(Dir::to_server, 10);
+    h.feed(Dir::to_server, m);
+    h.end();
+  }
+}

@@ -1,0 +1,59 @@
+#!/usr/bin/python3
+"""ASTM E1381/E1394 captures (pcaps/clinical/astm-lis.pcap, made by make_captures.py from the
+LIS2-A2 framing rules): one astm event per transmission with sender, record counts, tests,
+link-layer errors, and patient ids only as pseudonyms."""
+import hashlib
+import hmac
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+from golden import Checker, analyze, of_type, pcap  # noqa: E402
+
+KEY = b"medmon-default-site-key"
+
+
+def phi(value):
+    return "phi:" + hmac.new(KEY, value.encode(), hashlib.sha256).hexdigest()[:16]
+
+
+c = Checker("clinical_astm")
+ev = analyze(pcap("clinical", "astm-lis.pcap"), keep_as="clinical-astm")
+astm = [e["astm"] for e in of_type(ev, "astm")]
+c.eq("transmissions", len(astm), 3)
+flows = of_type(ev, "flow")
+c.eq("flow apps", sorted(f["app"] for f in flows), ["astm", "astm"])
+
+if len(astm) == 3:
+    up, query, second = astm
+    c.eq("upload direction", up["direction"], "to_server")
+    c.eq("upload sender", (up.get("sender"), up.get("sender_version"), up.get("sender_serial")), ("ACME-CHEM", "2.1", "SN4711"))
+    c.eq("upload receiver", up.get("receiver"), "LIS01")
+    c.eq("upload version", up.get("version"), "LIS2-A2")
+    c.eq("upload records", up["records"], {"H": 1, "P": 2, "O": 2, "Q": 0, "R": 4, "C": 1, "L": 1, "M": 0, "S": 0})
+    c.eq("upload tests", up.get("tests"), ["GLU", "NA", "K"])
+    c.eq("upload patients", up.get("patients"), [phi("PID0001"), phi("PID0002")])
+    c.eq("upload specimens", up.get("specimens"), [phi("SPEC123"), phi("SPEC124")])
+    c.eq("upload checksum error", up.get("checksum_errors"), 1)
+    c.eq("upload NAK", up.get("naks"), 1)
+    c.eq("upload frames", up.get("frames"), 11)
+    c.eq("upload complete", (up["complete"], up.get("termination_code")), (True, "N"))
+    c.eq("upload phi", up.get("phi_fields"), ["astm.P.3", "astm.P.4", "astm.P.6", "astm.P.8", "astm.O.3"])
+    c.eq("query direction", query["direction"], "to_client")
+    c.eq("query records", (query["records"]["H"], query["records"]["Q"], query["records"]["L"]), (1, 1, 1))
+    c.eq("query sender", query.get("sender"), "LIS01")
+    c.eq("query phi", query.get("phi_fields"), ["astm.Q.3"])
+    c.eq("second analyzer", (second.get("sender"), second.get("sender_serial")), ("HEMA-3000", "HX-0099"))
+    c.eq("second analyzer records", (second["records"]["C"], second["records"]["R"]), (1, 1))
+    c.true("second analyzer: the long comment took intermediate frames", second.get("frames", 0) > 6)
+    c.eq("second analyzer patients", second.get("patients"), [phi("PID0003")])
+
+# the anomaly for the corrupted frame, and nothing else
+names = [e["anomaly"]["name"] for e in of_type(ev, "anomaly")]
+c.eq("anomalies", names, ["bad_checksum"])
+for f in flows:
+    c.true("flow lists PHI seen in clear", "astm.P.6" in f.get("phi_cleartext", []) or f["dst_port"] == 15200)
+raw = "\n".join(str(e) for e in ev)
+for secret in ("PID0001", "DOE", "ROE^RICHARD", "19700101", "SPEC123", "SMITH", "PID0003"):
+    c.true(f"PHI value {secret} never appears", secret not in raw)
+c.done()

@@ -1,0 +1,50 @@
+#!/usr/bin/python3
+"""POCT1-A capture (pcaps/clinical/poct1.pcap): the HEL/DST/REQ/OBS/EOT/END exchange of a
+point-of-care meter with its data manager gives one poct1 event per message, the device
+identity from HEL, acknowledgements paired by control id, and patients only as pseudonyms."""
+import hashlib
+import hmac
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+from golden import Checker, analyze, of_type, pcap  # noqa: E402
+
+KEY = b"medmon-default-site-key"
+
+
+def phi(value):
+    return "phi:" + hmac.new(KEY, value.encode(), hashlib.sha256).hexdigest()[:16]
+
+
+c = Checker("clinical_poct1")
+ev = analyze(pcap("clinical", "poct1.pcap"), keep_as="clinical-poct1")
+msgs = [e["poct1"] for e in of_type(ev, "poct1")]
+c.eq("message types", [(m["direction"][3:], m["message_type"]) for m in msgs],
+     [("server", "HEL.R01"), ("client", "ACK.R01"), ("server", "DST.R01"), ("client", "ACK.R01"),
+      ("client", "REQ.R01"), ("server", "ACK.R01"), ("server", "OBS.R01"), ("client", "ACK.R01"),
+      ("server", "EOT.R01"), ("client", "ACK.R01"), ("client", "END.R01")])
+flows = of_type(ev, "flow")
+c.eq("flow app", [f["app"] for f in flows], ["poct1"])
+if len(msgs) == 11:
+    hel = msgs[0]
+    c.eq("device", hel.get("device"), {"device_id": "00:1b:22:33:44:55", "vendor_id": "ACME", "model_id": "GlucoPoint 3",
+                                       "serial_id": "GP3-0042", "manufacturer": "Acme Diagnostics", "hw_version": "B",
+                                       "sw_version": "4.2.1", "device_name": "Ward 5 meter"})
+    c.eq("HEL control id", hel.get("control_id"), "1001")
+    c.eq("HEL version", hel.get("version"), "POCT1")
+    c.eq("acks", [m["ack"]["control_id"] for m in msgs if "ack" in m], ["1001", "1002", "3", "1004", "1005"])
+    c.eq("new observations", msgs[2].get("new_observations"), "2")
+    c.eq("request", msgs[4].get("request"), "ROBS")
+    obs = msgs[6]
+    c.eq("observations", (obs.get("observations"), obs.get("observation_ids")), (2, ["GLU"]))
+    c.eq("patients", obs.get("patients"), [phi("PAT-9001"), phi("PAT-9002")])
+    c.eq("operators", obs.get("operators"), [phi("NURSE17")])
+    c.eq("phi fields", obs.get("phi_fields"), ["poct1.PT.patient_id", "poct1.PT.name"])
+    c.eq("eot topic", msgs[8].get("eot_topic"), "OBS")
+c.eq("flow phi_cleartext", flows[0].get("phi_cleartext") if flows else None, ["poct1.PT.patient_id", "poct1.PT.name"])
+c.eq("no anomalies", of_type(ev, "anomaly"), [])
+raw = "\n".join(str(e) for e in ev)
+for secret in ("PAT-9001", "PAT-9002", "DOE^JANE", "ROE", "NURSE17"):
+    c.true(f"PHI value {secret} never appears", secret not in raw)
+c.done()

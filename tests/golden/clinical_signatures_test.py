@@ -1,0 +1,108 @@
+#!/usr/bin/python3
+"""Signature-declared protocols: the shipped Philips IntelliVue Data Export and Datex-Ohmeda S/5
+signatures recognise their generated captures, and a signature written here from the format
+described in docs/protocols.md is picked up through MEDMON_SIGNATURES_DIR without rebuilding;
+a broken one is reported with file:line:column."""
+import hashlib
+import hmac
+import os
+import shutil
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(__file__))
+from golden import Checker, analyze, of_type, pcap, run  # noqa: E402
+
+KEY = b"medmon-default-site-key"
+
+
+def phi(value):
+    return "phi:" + hmac.new(KEY, value.encode(), hashlib.sha256).hexdigest()[:16]
+
+
+c = Checker("clinical_signatures")
+IV = "philips-intellivue-data-export"
+
+# --- Philips IntelliVue Data Export (UDP)
+ev = analyze(pcap("clinical", "intellivue.pcap"), keep_as="clinical-intellivue")
+flows = of_type(ev, "flow")
+c.eq("intellivue flows", sorted(f.get("app") for f in flows), [IV, IV])
+summaries = {(e["src_port"], e["dst_port"]): e["proprietary"] for e in of_type(ev, "proprietary")}
+ci = summaries.get((24005, 24005), {})
+c.eq("connect indication signature", ci.get("signature"), IV)
+c.eq("connect indication model", (ci.get("fields", {}).get("manufacturer"), ci.get("fields", {}).get("model")),
+     (["Philips"], ["MX800"]))
+da = summaries.get((50123, 24105), {})
+c.eq("data export messages", (da.get("messages_toserver"), da.get("messages_toclient")), (4, 4))
+c.eq("data export identity", da.get("fields", {}).get("manufacturer"), ["Philips"])
+c.eq("data export ro types", sorted(da.get("fields", {}).get("ro_type", [])), [1, 2])
+pid = da.get("fields", {}).get("patient_id", [])
+c.true("patient id only as a pseudonym", len(pid) == 1 and pid[0].startswith("phi:"))
+c.eq("data export phi", da.get("phi_fields"), [IV + ".patient_id", IV + ".patient_given_name", IV + ".patient_family_name"])
+main = [f for f in flows if f["dst_port"] == 24105]
+c.eq("flow phi_cleartext", main[0].get("phi_cleartext") if main else None,
+     [IV + ".patient_id", IV + ".patient_given_name", IV + ".patient_family_name"])
+raw = "\n".join(str(e) for e in ev)
+c.true("no patient name in clear", "J\\x00A" not in raw and "JANE" not in raw and "MRN0042" not in raw)
+
+# --- Datex-Ohmeda S/5 computer interface over TCP (7E framing)
+ev = analyze(pcap("clinical", "datex-s5.pcap"), keep_as="clinical-datex")
+flows = of_type(ev, "flow")
+c.eq("datex flow", [f.get("app") for f in flows], ["datex-ohmeda-s5"])
+s = [e["proprietary"] for e in of_type(ev, "proprietary")]
+c.eq("datex summary count", len(s), 1)
+if s:
+    c.eq("datex records", (s[0].get("messages_toserver"), s[0].get("messages_toclient")), (1, 4))
+    c.eq("datex main types", sorted(s[0]["fields"]["main_type"]), [0, 1])
+    c.eq("datex framing errors", s[0].get("framing_errors"), None)
+
+# --- a site's own protocol, declared by a YAML written here
+ACME = """# Acme CT service link, as described in docs/protocols.md
+name: acme-ct-service
+vendor: Acme
+description: CT service and log upload
+transport: tcp
+ports: [7700]
+probe:
+  bytes:
+    - {offset: 0, hex: "41 43 01"}
+framing:
+  length: {offset: 4, size: 2, endian: big, adjust: 6}
+  max_message: 65536
+fields:
+  - {name: type, offset: 3, type: u8}
+  - {name: serial, regex: "SN=([A-Z0-9]+)"}
+  - {name: patient, regex: "PAT=([A-Z0-9]+)", phi: true}
+report: messages
+"""
+tmp = tempfile.mkdtemp(prefix="medmon-sig-")
+try:
+    acme_pcap = pcap("clinical", "acme-ct-service.pcap")
+    ev = analyze(acme_pcap)
+    c.true("without the signature the flow is not recognised",
+           all(f.get("app") != "acme-ct-service" for f in of_type(ev, "flow")))
+    with open(os.path.join(tmp, "acme.yaml"), "w") as f:
+        f.write(ACME)
+    os.environ["MEDMON_SIGNATURES_DIR"] = tmp
+    ev = analyze(acme_pcap, keep_as="clinical-acme")
+    flows = of_type(ev, "flow")
+    c.eq("acme flow app", [f.get("app") for f in flows], ["acme-ct-service"])
+    msgs = [e["proprietary"] for e in of_type(ev, "proprietary") if not e["proprietary"].get("summary")]
+    c.eq("acme messages", [(m["direction"], m["fields"].get("type")) for m in msgs],
+         [("to_server", 1), ("to_client", 2), ("to_server", 3), ("to_server", 3), ("to_client", 2), ("to_client", 2)])
+    c.eq("acme patients", [m["fields"].get("patient") for m in msgs if "patient" in m["fields"]], [phi("PAT0099"), phi("PAT0100")])
+    c.eq("acme serial", msgs[0]["fields"].get("serial") if msgs else None, "CT000042")
+    c.eq("acme phi in flow", flows[0].get("phi_cleartext") if flows else None, ["acme-ct-service.patient"])
+    c.true("PAT0099 never in clear", "PAT0099" not in "\n".join(str(e) for e in ev))
+
+    # a broken file: precise error on stderr, the good one still works
+    with open(os.path.join(tmp, "broken.yaml"), "w") as f:
+        f.write("name: broken\ntransport: tcp\nprobe:\n  bytes:\n    - {offset: 0, hex: 'zz'}\n")
+    rc, out, err = run(["analyze", acme_pcap, "--out", "-"])
+    c.true(f"broken signature reported with file:line:column ({err.strip()})",
+           os.path.join(tmp, "broken.yaml") + ":5:" in err and "not hex" in err)
+    c.true("the good signature still applies", '"app":"acme-ct-service"' in out)
+finally:
+    os.environ.pop("MEDMON_SIGNATURES_DIR", None)
+    shutil.rmtree(tmp)
+c.done()
