@@ -574,6 +574,24 @@ void write_list(JsonWriter& w, std::string_view key, const std::vector<std::stri
   w.end_array();
 }
 
+void append_uint(std::string& o, uint64_t v) {
+  char buf[24];
+  char* p = buf + sizeof buf;
+  do { *--p = static_cast<char>('0' + v % 10); v /= 10; } while (v);
+  o.append(p, static_cast<size_t>(buf + sizeof buf - p));
+}
+
+// A JSON string; plain UID/keyword text is copied as is.
+void append_str(std::string& o, std::string_view s) {
+  for (char c : s) {
+    bool plain = (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '.' || c == '_' || c == '-';
+    if (!plain) { JsonWriter::append_escaped(o, s); return; }
+  }
+  o.push_back('"');
+  o.append(s);
+  o.push_back('"');
+}
+
 void hex16(std::string& out, uint16_t v) {
   static constexpr char hex[] = "0123456789ABCDEF";
   out.assign("0x");
@@ -718,20 +736,28 @@ void DicomDissector::emit(FlowContext& ctx, std::string_view status) {
     w.end_object();
   }
   if (have_rq_ || have_ac_) {
+    // Associations propose up to 128 contexts: written straight into one buffer (UIDs and
+    // DCMTK keywords need no escaping; anything else goes through the escaper).
     w.array("contexts");
-    const auto& list = have_rq_ ? rq_.contexts : ac_.contexts;
-    for (const auto& pc : list) {
-      w.begin_object();
-      w.field("id", pc.id);
+    const AssociatePdu& src = have_rq_ ? rq_ : ac_;
+    for (const auto& pc : src.contexts) {
+      std::string& o = scratch_;
+      o.assign("{\"id\":");
+      append_uint(o, pc.id);
       if (!pc.abstract_syntax.empty()) {
-        w.field("abstract_syntax", pc.abstract_syntax);
-        std::string_view n = uid_name(pc.abstract_syntax);
-        if (!n.empty()) w.field("name", n);
+        std::string_view as = src.str(pc.abstract_syntax);
+        o.append(",\"abstract_syntax\":");
+        append_str(o, as);
+        std::string_view n = uid_name(as);
+        if (!n.empty()) { o.append(",\"name\":"); append_str(o, n); }
       }
-      if (!pc.proposed_ts.empty()) {
-        w.array("proposed_ts");
-        for (auto& ts : pc.proposed_ts) w.value(ts);
-        w.end_array();
+      if (have_rq_ && pc.ts_count) {
+        o.append(",\"proposed_ts\":[");
+        for (size_t i = 0; i < pc.ts_count; ++i) {
+          if (i) o.push_back(',');
+          append_str(o, rq_.proposed(pc, i));
+        }
+        o.push_back(']');
       }
       if (have_ac_) {
         const PresentationContext* acp = nullptr;
@@ -741,16 +767,21 @@ void DicomDissector::emit(FlowContext& ctx, std::string_view status) {
           acp = &pc;
         }
         if (acp && acp->result != 0xFF) {
-          w.field("result", acp->result);
-          w.field("result_name", pc_result_name(acp->result));
+          o.append(",\"result\":");
+          append_uint(o, acp->result);
+          o.append(",\"result_name\":");
+          append_str(o, pc_result_name(acp->result));
           if (acp->result == 0 && !acp->accepted_ts.empty()) {
-            w.field("ts", acp->accepted_ts);
-            std::string_view n = uid_name(acp->accepted_ts);
-            if (!n.empty()) w.field("ts_name", n);
+            std::string_view ts = ac_.str(acp->accepted_ts);
+            o.append(",\"ts\":");
+            append_str(o, ts);
+            std::string_view n = uid_name(ts);
+            if (!n.empty()) { o.append(",\"ts_name\":"); append_str(o, n); }
           }
         }
       }
-      w.end_object();
+      o.push_back('}');
+      w.raw(o);
     }
     w.end_array();
   }
@@ -857,7 +888,7 @@ void DicomDissector::handle_pdu(Dir dir, const PduHeader& h, std::span<const uin
       }
       if (state_ != State::closed) state_ = State::established;
       for (const auto& pc : ac_.contexts)
-        if (pc.result == 0) pc_syntax_[pc.id] = static_cast<uint8_t>(syntax_of(pc.accepted_ts));
+        if (pc.result == 0) pc_syntax_[pc.id] = static_cast<uint8_t>(syntax_of(ac_.str(pc.accepted_ts)));
       return;
     }
     case kAssociateRj: {

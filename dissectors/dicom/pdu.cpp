@@ -1,5 +1,7 @@
 #include "dissectors/dicom/pdu.h"
 
+#include <algorithm>
+
 #include "dissectors/api/byte_reader.h"
 
 namespace medmon::dicom {
@@ -51,8 +53,17 @@ void set_uid(std::string& out, std::span<const uint8_t> v, Issues& issues, uint3
   out.assign(trim(as_chars(v)));
 }
 
+StrRef add_uid(AssociatePdu& out, std::span<const uint8_t> v, Issues& issues, uint32_t off) {
+  if (v.size() > kMaxUidLength) { issues.add("uid_too_long", off); v = v.first(kMaxUidLength); }
+  std::string_view s = trim(as_chars(v));
+  StrRef r{static_cast<uint32_t>(out.text.size()), static_cast<uint16_t>(s.size())};
+  out.text.append(s);
+  return r;
+}
+
 void parse_presentation_context(ByteReader r, bool ac, AssociatePdu& out, Issues& issues, uint32_t base) {
   PresentationContext pc;
+  pc.ts_first = static_cast<uint16_t>(std::min<size_t>(out.ts.size(), 0xFFFF));
   pc.id = r.u8();
   r.skip(1);
   uint8_t result = r.u8();
@@ -67,17 +78,21 @@ void parse_presentation_context(ByteReader r, bool ac, AssociatePdu& out, Issues
     auto v = r.bytes(len);
     if (!r.ok()) { issues.add("item_past_end", off); break; }
     if (type == 0x30) {
-      set_uid(pc.abstract_syntax, v, issues, off);
+      pc.abstract_syntax = add_uid(out, v, issues, off);
     } else if (type == 0x40) {
-      if (ac) set_uid(pc.accepted_ts, v, issues, off);
-      else if (pc.proposed_ts.size() < 32) { pc.proposed_ts.emplace_back(); set_uid(pc.proposed_ts.back(), v, issues, off); }
+      if (ac) {
+        pc.accepted_ts = add_uid(out, v, issues, off);
+      } else if (pc.ts_count < 32 && out.ts.size() < 0xFFFF) {
+        out.ts.push_back(add_uid(out, v, issues, off));
+        ++pc.ts_count;
+      }
     } else {
       issues.add("unknown_item", off);
     }
   }
   if (r.remaining() != 0) issues.add("item_past_end", base + static_cast<uint32_t>(r.pos()));
   if (out.contexts.size() >= kMaxContexts) { issues.add("too_many_presentation_contexts", base); return; }
-  out.contexts.push_back(std::move(pc));
+  out.contexts.push_back(pc);
 }
 
 void parse_user_info(ByteReader r, bool ac, AssociatePdu& out, Issues& issues, uint32_t base) {
@@ -168,6 +183,8 @@ bool parse_associate(std::span<const uint8_t> pdu, AssociatePdu& out, Issues& is
   }
   ByteReader body = r.sub(len);
   out.is_ac = type == kAssociateAc;
+  out.text.reserve(len);  // UIDs are a subset of the PDU: one allocation
+  out.contexts.reserve(64);
   out.version = body.be16();
   body.skip(2);
   out.called_ae.assign(trim(body.str(16)));

@@ -31,12 +31,19 @@ struct PduHeader {
 };
 PduHeader read_pdu_header(std::span<const uint8_t> six);
 
+// A string inside AssociatePdu::text: contexts carry hundreds of UIDs, kept in one buffer.
+struct StrRef {
+  uint32_t off = 0;
+  uint16_t len = 0;
+  bool empty() const { return len == 0; }
+};
+
 struct PresentationContext {
   uint8_t id = 0;
   uint8_t result = 0xFF;  // AC result; 0xFF = no answer seen
-  std::string abstract_syntax;          // RQ
-  std::vector<std::string> proposed_ts; // RQ
-  std::string accepted_ts;              // AC
+  StrRef abstract_syntax;  // RQ
+  StrRef accepted_ts;      // AC
+  uint16_t ts_first = 0, ts_count = 0;  // RQ: proposed syntaxes, in AssociatePdu::ts
 };
 
 struct RoleSelection { std::string sop_class; uint8_t scu = 0, scp = 0; };
@@ -57,6 +64,10 @@ struct AssociatePdu {
   std::string called_ae, calling_ae;  // trimmed
   std::string app_context;
   std::vector<PresentationContext> contexts;
+  std::string text;         // UID text of the presentation contexts
+  std::vector<StrRef> ts;   // proposed transfer syntaxes of all contexts
+  std::string_view str(StrRef r) const { return std::string_view(text).substr(r.off, r.len); }
+  std::string_view proposed(const PresentationContext& pc, size_t i) const { return str(ts[pc.ts_first + i]); }
   bool has_max_pdu = false;
   uint32_t max_pdu = 0;
   std::string impl_class_uid, impl_version;

@@ -31,8 +31,12 @@ TEST_CASE("A-ASSOCIATE-RQ items are parsed", "[dicom][pdu]") {
   CHECK(p.app_context == "1.2.840.10008.3.1.1.1");
   REQUIRE(p.contexts.size() == 2);
   CHECK(p.contexts[0].id == 1);
-  CHECK(p.contexts[0].abstract_syntax == kCtImage);
-  CHECK(p.contexts[0].proposed_ts == std::vector<std::string>{kExplicitLe, kImplicit});
+  CHECK(p.str(p.contexts[0].abstract_syntax) == kCtImage);
+  REQUIRE(p.contexts[0].ts_count == 2);
+  CHECK(p.proposed(p.contexts[0], 0) == kExplicitLe);
+  CHECK(p.proposed(p.contexts[0], 1) == kImplicit);
+  CHECK(p.str(p.contexts[1].abstract_syntax) == kVerification);
+  CHECK(p.proposed(p.contexts[1], 0) == kImplicit);
   CHECK(p.contexts[0].result == 0xFF);
   CHECK(p.has_max_pdu);
   CHECK(p.max_pdu == 16384);
@@ -55,7 +59,7 @@ TEST_CASE("A-ASSOCIATE-AC results and accepted syntaxes", "[dicom][pdu]") {
   CHECK(p.is_ac);
   REQUIRE(p.contexts.size() == 2);
   CHECK(p.contexts[0].result == 0);
-  CHECK(p.contexts[0].accepted_ts == kExplicitLe);
+  CHECK(p.str(p.contexts[0].accepted_ts) == kExplicitLe);
   CHECK(p.contexts[1].result == 3);
   CHECK(p.user_identity_response);
 }
