@@ -259,7 +259,8 @@ C.true("get: SCP role negotiated", any(r.get("scp") for r in a.get("rq", {}).get
 # --- DICOM over TLS: nothing to dissect, no dicom event
 ev, d = events_of("tls.pcap")
 C.eq("tls: no dicom event", len(d), 0)
-C.true("tls: flow seen", len(of_type(ev, "flow")) >= 1)
+fl = of_type(ev, "flow")
+C.eq("tls: recorded as DICOM over TLS (port 2762)", [f.get("app") for f in fl], ["dicom-tls"])
 
 # --- capture starting mid-association
 ev, d = events_of("midstream.pcap")
