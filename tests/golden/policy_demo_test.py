@@ -10,6 +10,7 @@
 """
 import json
 import os
+import jsonschema
 import shutil
 import struct
 import sys
@@ -151,9 +152,14 @@ def main():
     demo = pcap("demo", "demo.pcap")
     ev = analyze(demo, "--site", SITE, keep_as="policy_demo")
     by = alerts_by_rule(ev)
+    schema = json.load(open(os.path.join(SRC, "docs", "schema", "alert.json")))
+    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+    flow_ids = {f["flow_id"] for f in of_type(ev, "flow")}
     for a in of_type(ev, "alert"):
-        c.true(f"alert has mds2 list and evidence flow ids: {a['alert']['rule']}",
-               isinstance(a["alert"]["mds2"], list) and a["alert"]["evidence"]["flow_ids"])
+        errors = [e.message for e in validator.iter_errors(a)]
+        c.eq(f"alert validates against docs/schema/alert.json: {a['alert']['rule']}", errors, [])
+        c.true(f"alert evidence names a flow of the run: {a['alert']['rule']}",
+               all(fid in flow_ids for fid in a["alert"]["evidence"]["flow_ids"]))
     c.true("tls.required_cleartext on the cleartext C-STORE", any(a["dst_port"] == 11112 for a in by.get("tls.required_cleartext", [])))
     phi = [a for a in by.get("phi.cleartext", []) if a["alert"]["device"] == "ct-1" and a["dst_port"] == 11112]
     c.true("phi.cleartext on the C-STORE", len(phi) == 1)
