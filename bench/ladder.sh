@@ -6,7 +6,9 @@
 # than wall time on a shared machine), packets/s and Gbit/s of frame bytes (from the wall time)
 # and max RSS. Packets and bytes come from the `stats` event of one extra run; times include
 # start-up.
-# Env: RUNS=3, STEPS="decode flow ...", CPU=0 (pin to one core; empty = no pinning), EXTRA="--site ..."
+# Env: RUNS=3, STEPS="decode flow ...", CPU=0 (pin to one core; empty = no pinning), EXTRA (options
+# for every step), POLICY_ARGS (options for the policy step only, e.g. "--site SITE.yaml": without
+# a site the policy step has nothing to judge).
 set -uo pipefail
 MEDMON=${1:?usage: ladder.sh MEDMON FILE...}; shift
 RUNS=${RUNS:-3}
@@ -26,7 +28,8 @@ print(s["packets"], s["bytes"])')
     walls=(); cpus=(); rss=0
     for _ in $(seq "$RUNS"); do
       a=$(date +%s.%N)
-      /usr/bin/time -f '%M %x %U %S' -o "$TMP" "${PIN[@]}" "$MEDMON" analyze "$f" --out /dev/null --ladder "$step" ${EXTRA:-} >/dev/null 2>&1
+      /usr/bin/time -f '%M %x %U %S' -o "$TMP" "${PIN[@]}" "$MEDMON" analyze "$f" --out /dev/null --ladder "$step" ${EXTRA:-} \
+        $([ "$step" = policy ] && echo "${POLICY_ARGS:-}") >/dev/null 2>&1
       b=$(date +%s.%N)
       read -r r rc us ss < <(tail -n 1 "$TMP")
       cpus+=("$(awk -v u="${us:-0}" -v s="${ss:-0}" 'BEGIN{printf "%.2f", u+s}')")
