@@ -91,9 +91,15 @@ const PhiIndex& phi_index() {
   static const PhiIndex idx;
   return idx;
 }
+constexpr uint32_t code3(const char* s) {
+  return uint32_t(uint8_t(s[0])) << 16 | uint32_t(uint8_t(s[1])) << 8 | uint8_t(s[2]);
+}
+// Segment ids compared as packed integers: this runs for every segment of every message.
 int phi_seg(std::string_view name) {
+  if (name.size() != 3) return -1;
+  uint32_t c = code3(name.data());
   for (size_t s = 0; s < kPhiSegs; ++s)
-    if (name == kPhi[s].seg) return static_cast<int>(s);
+    if (c == code3(kPhi[s].seg)) return static_cast<int>(s);
   return -1;
 }
 
@@ -384,7 +390,8 @@ void Hl7Dissector::process_message(DirState& s, std::string_view text, uint64_t 
     if (!dup && n_names < seg_names.size()) seg_names[n_names++] = name;
     if (i == 0) continue;
     int ps = phi_seg(name);
-    bool is_prt = name == "PRT", is_msa = name == "MSA", is_err = name == "ERR";
+    uint32_t code = name.size() == 3 ? code3(name.data()) : 0;
+    bool is_prt = code == code3("PRT"), is_msa = code == code3("MSA"), is_err = code == code3("ERR");
     bool is_z = !name.empty() && name[0] == 'Z';
     if (ps < 0 && !is_prt && !is_msa && !is_err && !is_z) continue;
     size_t n = seg.split_fields(f_.data(), f_.size());
@@ -395,18 +402,17 @@ void Hl7Dissector::process_message(DirState& s, std::string_view text, uint64_t 
         if (!fld) break;
         if (present(fld)) phi_mask |= 1ULL << phi.bit[ps][fld];
       }
-      std::string_view sname = kPhi[ps].seg;
-      if (sname == "PID") {
+      if (code == code3("PID")) {
         if (patient_id.empty()) {
           // CX.1 of the first identifier: the MRN a DICOM Patient ID carries too.
           patient_id = hl7cpp::nth_piece(hl7cpp::nth_piece(G(3), sep.repetition, 1), sep.component, 1);
           if (patient_id.empty()) patient_id = hl7cpp::nth_piece(G(2), sep.component, 1);
         }
         if (patient_name.empty()) patient_name = hl7cpp::nth_piece(G(5), sep.repetition, 1);
-      } else if (sname == "ORC" || sname == "OBR") {
+      } else if (code == code3("ORC") || code == code3("OBR")) {
         if (placer.empty()) placer = hl7cpp::nth_piece(G(2), sep.component, 1);
         if (filler.empty()) filler = hl7cpp::nth_piece(G(3), sep.component, 1);
-      } else if (sname == "OBX") {
+      } else if (code == code3("OBX")) {
         std::string_view eq = hl7cpp::nth_piece(G(18), sep.repetition, 1);
         if (!eq.empty() && n_equipment < equipment.size()) {
           bool seen = false;

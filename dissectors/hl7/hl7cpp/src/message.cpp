@@ -49,29 +49,24 @@ void for_each_line(std::string_view text, bool& saw_lf, F&& f) {
 
 }  // namespace
 
+// Fields and components are short: a plain loop beats a memchr call per piece.
 std::string_view nth_piece(std::string_view s, char c, size_t n) {
   if (n == 0) return {};
-  const char* p = s.data();
-  const char* end = p + s.size();
+  size_t start = 0, i = 0;
+  const size_t len = s.size();
+  const char* d = s.data();
   while (--n) {
-    const char* q = find_char(p, end, c);
-    if (!q) return {};
-    p = q + 1;
+    while (i < len && d[i] != c) ++i;
+    if (i == len) return {};
+    start = ++i;
   }
-  const char* q = find_char(p, end, c);
-  return std::string_view(p, static_cast<size_t>((q ? q : end) - p));
+  while (i < len && d[i] != c) ++i;
+  return std::string_view(d + start, i - start);
 }
 
 size_t piece_count(std::string_view s, char c) {
   size_t n = 1;
-  const char* p = s.data();
-  const char* end = p + s.size();
-  while (p < end) {
-    const char* q = find_char(p, end, c);
-    if (!q) break;
-    ++n;
-    p = q + 1;
-  }
+  for (char ch : s) n += ch == c;
   return n;
 }
 
@@ -105,6 +100,7 @@ bool Segment::is_header() const {
 
 std::string_view Segment::name() const {
   if (!sep_) return raw_.substr(0, 3);
+  if (raw_.size() >= 4 && raw_[3] == sep_->field) return raw_.substr(0, 3);  // the usual 3-letter id
   if (is_header()) return raw_.substr(0, 3);
   size_t k = raw_.find(sep_->field);
   return k == std::string_view::npos ? raw_ : raw_.substr(0, k);
@@ -129,20 +125,21 @@ Field Segment::field(size_t n) const {
 
 size_t Segment::split_fields(std::string_view* out, size_t out_size) const {
   if (raw_.empty() || !sep_ || out_size == 0) return 0;
-  const char* p = raw_.data();
-  const char* end = p + raw_.size();
-  size_t k = 0;
-  bool header = is_header();
-  if (header) {
+  const char* d = raw_.data();
+  const size_t len = raw_.size();
+  const char fs = sep_->field;
+  size_t k = 0, start = 0;
+  if (is_header()) {
     out[k++] = raw_.substr(0, 3);
     if (k < out_size) out[k++] = raw_.substr(3, 1);
-    p += 4;
+    start = 4;
   }
-  while (k < out_size) {
-    const char* q = find_char(p, end, sep_->field);
-    out[k++] = std::string_view(p, static_cast<size_t>((q ? q : end) - p));
-    if (!q) break;
-    p = q + 1;
+  for (size_t i = start; k < out_size; ++i) {
+    if (i == len) { out[k++] = std::string_view(d + start, i - start); break; }
+    if (d[i] == fs) {
+      out[k++] = std::string_view(d + start, i - start);
+      start = i + 1;
+    }
   }
   return k;
 }
