@@ -9,6 +9,8 @@
 #include <map>
 #include <pugixml.hpp>
 #include <regex>
+#include <string>
+#include <vector>
 
 #include "policies/mds2/mds2_form.h"
 
@@ -260,5 +262,63 @@ TEST_CASE("vendor port table becomes flows", "[mds2]") {
     o << "port,protocol,direction,service,default\n104,tcp,inbound,dicom,on\nhttp,tcp,inbound,web,on\n";
   }
   CHECK_THROWS_WITH(read_ports_csv(path), Catch::Contains("ports-test.csv:3: port 'http'"));
+  std::remove(path.c_str());
+}
+
+namespace {
+// Writes a small XLSX: a cover sheet without ids, then an answers sheet (not named like the NEMA
+// form) with inline strings, a merged answer cell and an Excel serial date.
+void write_xlsx(const std::string& path) {
+  std::remove(path.c_str());
+  int err = 0;
+  zip_t* z = zip_open(path.c_str(), ZIP_CREATE | ZIP_TRUNCATE, &err);
+  REQUIRE(z);
+  static std::vector<std::string> keep;  // libzip reads the buffers at close
+  auto add = [&](const char* name, std::string body) {
+    keep.push_back(std::move(body));
+    zip_source_t* s = zip_source_buffer(z, keep.back().data(), keep.back().size(), 0);
+    REQUIRE(zip_file_add(z, name, s, ZIP_FL_OVERWRITE) >= 0);
+  };
+  const char* ns = "xmlns=\"http://schemas.openxmlformats.org/spreadsheetml/2006/main\" "
+                   "xmlns:r=\"http://schemas.openxmlformats.org/officeDocument/2006/relationships\"";
+  add("xl/workbook.xml", std::string("<workbook ") + ns + "><sheets><sheet name=\"Cover\" sheetId=\"1\" r:id=\"rId1\"/>"
+      "<sheet name=\"Answers\" sheetId=\"2\" r:id=\"rId2\"/></sheets></workbook>");
+  add("xl/_rels/workbook.xml.rels",
+      "<Relationships xmlns=\"http://schemas.openxmlformats.org/package/2006/relationships\">"
+      "<Relationship Id=\"rId1\" Target=\"worksheets/sheet1.xml\"/><Relationship Id=\"rId2\" Target=\"worksheets/sheet2.xml\"/>"
+      "</Relationships>");
+  auto is = [](const char* ref, const char* text) {
+    return std::string("<c r=\"") + ref + "\" t=\"inlineStr\"><is><t>" + text + "</t></is></c>";
+  };
+  add("xl/worksheets/sheet1.xml", std::string("<worksheet ") + ns + "><sheetData><row r=\"1\">" +
+      is("A1", "Manufacturer Disclosure Statement for Medical Device Security") + "</row></sheetData></worksheet>");
+  std::string rows =
+      "<row r=\"1\">" + is("A1", "Question ID") + is("B1", "Question") + is("D1", "See note") + "</row>" +
+      "<row r=\"2\">" + is("A2", "DOC-7") + is("B2", "Document Release Date") + "<c r=\"C2\"><v>45000</v></c></row>" +
+      "<row r=\"3\">" + is("A3", "CONN-3") + is("B3", "Can the device communicate with other systems within the customer environment?") +
+      is("C3", "Yes") + "</row>" +
+      "<row r=\"4\">" + is("A4", "CONN-4") + is("B4", "Can the device communicate with other systems external to the customer environment?") +
+      "<c r=\"C4\"/></row>" +
+      "<row r=\"5\">" + is("A5", "SHAD-15") + is("B5", "Can the system prevent access to BIOS?") + is("C5", "No") +
+      is("D5", "See Note 1") + "</row>" +
+      "<row r=\"6\">" + is("A6", "Note 1") + is("B6", "<![CDATA[Only with the service key & password.]]>") + "</row>";
+  // The vendor merged the answer cells of CONN-3 and CONN-4.
+  add("xl/worksheets/sheet2.xml", std::string("<worksheet ") + ns + "><sheetData>" + rows +
+      "</sheetData><mergeCells count=\"1\"><mergeCell ref=\"C3:C4\"/></mergeCells></worksheet>");
+  REQUIRE(zip_close(z) == 0);
+  keep.clear();
+}
+}  // namespace
+
+TEST_CASE("XLSX: sheet found by its id column, inline strings, merged cells, dates", "[mds2]") {
+  std::string path = std::string(MDS2_VARIANTS) + "/vendor-layout.xlsx";
+  write_xlsx(path);
+  Form f = read_xlsx(path);
+  REQUIRE(f.questions.size() == 4);
+  CHECK(f.find("DOC-7")->detail == "2023-03-15");
+  CHECK(f.find("CONN-3")->answer == Answer::yes);
+  CHECK(f.find("CONN-4")->answer == Answer::yes);  // merged with CONN-3's answer cell
+  CHECK(f.find("SAHD-15")->answer == Answer::no);
+  CHECK(f.find("SAHD-15")->note == "Only with the service key & password.");
   std::remove(path.c_str());
 }
