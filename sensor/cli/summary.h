@@ -23,6 +23,16 @@ class Summary : public EventObserver {
   std::map<std::string, uint64_t> verdicts_;
   std::map<std::string, uint64_t> rules_;     // alerts by rule
   std::array<uint64_t, 5> by_severity_{};
+  // Per device (policy name, else the address of an inventoried asset): flows by verdict, alerts.
+  struct DeviceRow {
+    std::string ip, model;
+    uint64_t flows = 0, declared = 0, undeclared = 0, forbidden = 0, alerts = 0;
+    int worst = -1;  // highest alert severity
+  };
+  static constexpr size_t kMaxDevices = 4096;
+  std::map<std::string, DeviceRow> devices_;
+  std::map<std::string, std::string> asset_name_;  // ip -> device name ("" = unbound)
+  DeviceRow* device_row(std::string_view key);
   uint64_t flows_ = 0, anomalies_ = 0, alerts_ = 0;
 };
 
