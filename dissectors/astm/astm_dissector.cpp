@@ -345,8 +345,14 @@ class AstmDissector final : public Dissector {
       t.processing.assign(field(rec, s.fd, 12));
       t.version.assign(field(rec, s.fd, 13));
       t.time.assign(field(rec, s.fd, 14));
-      if (!t.sender_name.empty()) ctx.facts().set_attr("astm.sender", t.sender_name);
-      if (!t.receiver.empty()) ctx.facts().set_attr("astm.receiver", t.receiver);
+      // The first sender of the flow (usually the analyzer) names it; later ones (LIS queries) do not.
+      if (!t.sender_name.empty() && !ctx.facts().attr("astm.sender")) {
+        ctx.facts().set_attr("astm.sender", t.sender_name);
+        ctx.facts().set_attr("astm.sender_side", dir == Dir::to_server ? "client" : "server");
+        if (!t.sender_version.empty()) ctx.facts().set_attr("astm.sender_version", t.sender_version);
+        if (!t.sender_serial.empty()) ctx.facts().set_attr("astm.sender_serial", t.sender_serial);
+      }
+      if (!t.receiver.empty() && !ctx.facts().attr("astm.receiver")) ctx.facts().set_attr("astm.receiver", t.receiver);
     }
     if (type >= 'A' && type <= 'Z') {
       t.counts[type - 'A']++;

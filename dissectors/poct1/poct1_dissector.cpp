@@ -257,6 +257,9 @@ class Poct1Dissector final : public Dissector {
       if (!dev_.device_id.empty()) ctx.facts().set_attr("poct1.device_id", dev_.device_id);
       if (!dev_.model_id.empty()) ctx.facts().set_attr("poct1.model", dev_.model_id);
       if (!dev_.manufacturer.empty()) ctx.facts().set_attr("poct1.manufacturer", dev_.manufacturer);
+      if (!dev_.serial_id.empty()) ctx.facts().set_attr("poct1.serial", dev_.serial_id);
+      if (!dev_.sw_version.empty()) ctx.facts().set_attr("poct1.sw_version", dev_.sw_version);
+      ctx.facts().set_attr("poct1.device_side", dir == Dir::to_server ? "client" : "server");
     }
     ++ctx.counters().at("poct1.messages");
     auto& w = ctx.begin_event("poct1");

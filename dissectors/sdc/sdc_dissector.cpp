@@ -464,6 +464,18 @@ class SdcDissector final : public Dissector {
       if (!dev.model_name.empty()) ctx.facts().set_attr("sdc.model", dev.model_name);
     }
 
+    // The device described: the sender of an announcement, or the server answering metadata.
+    bool announces = short_action == "Hello" || short_action == "ProbeMatches" || short_action == "ResolveMatches";
+    const EventEndpoints& ep = ctx.endpoints();
+    bool describes = (announces && !parts.empty()) || dev.any();
+    const IpAddr& device_ip = dir == Dir::to_server ? ep.src : ep.dst;
+    if (describes) ctx.facts().set_attr("sdc.device_side", dir == Dir::to_server ? "client" : "server");
+    if (dev.any()) {
+      if (!dev.serial_number.empty()) ctx.facts().set_attr("sdc.serial", dev.serial_number);
+      if (!dev.firmware_version.empty()) ctx.facts().set_attr("sdc.firmware", dev.firmware_version);
+      if (!host_address.empty()) ctx.facts().set_attr("sdc.endpoint", host_address);
+    }
+
     ++ctx.counters().at("sdc.messages");
     auto& w = ctx.begin_event("sdc");
     w.object("sdc");
@@ -477,6 +489,13 @@ class SdcDissector final : public Dissector {
     if (!action.empty()) w.field("action_uri", action);
     if (!message_id.empty()) w.field("message_id", message_id);
     if (!relates_to.empty()) w.field("relates_to", relates_to);
+    if (describes && device_ip.family) {
+      w.key("device_ip");
+      std::string& b = w.raw_value();
+      b.push_back('"');
+      device_ip.append_to(b);
+      b.push_back('"');
+    }
     auto list = [&](std::string_view k, const std::vector<std::string>& v) {
       if (v.empty()) return;
       w.array(k);
@@ -508,22 +527,6 @@ class SdcDissector final : public Dissector {
     list("phi_fields", phi);
     w.end_object();
     ctx.end_event();
-
-    // Asset events: the sender of a discovery announcement, or the server answering metadata.
-    const EventEndpoints& ep = ctx.endpoints();
-    const IpAddr& sender = dir == Dir::to_server ? ep.src : ep.dst;
-    bool announces = short_action == "Hello" || short_action == "ProbeMatches" || short_action == "ResolveMatches";
-    if (announces) {
-      for (auto& p : parts) {
-        std::string key = p.address + "|" + p.metadata_version;
-        if (!remember_asset(key)) continue;
-        asset(ctx, sender, &p, nullptr, {});
-      }
-    }
-    if (dev.any()) {
-      std::string key = host_address + "|" + dev.manufacturer + "|" + dev.model_name + "|" + dev.serial_number;
-      if (remember_asset(key)) asset(ctx, sender, nullptr, &dev, host_address);
-    }
   }
 
   static void write_device(JsonWriter& w, const DeviceInfo& d) {
@@ -536,50 +539,7 @@ class SdcDissector final : public Dissector {
     opt("serial_number", d.serial_number);
   }
 
-  bool remember_asset(const std::string& key) {
-    if (std::find(assets_.begin(), assets_.end(), key) != assets_.end()) return false;
-    if (assets_.size() >= kMaxList) return false;
-    assets_.push_back(key);
-    return true;
-  }
-
-  void asset(FlowContext& ctx, const IpAddr& ip, const Participant* p, const DeviceInfo* d, std::string_view endpoint) {
-    auto& w = ctx.begin_event("asset");
-    w.object("asset");
-    w.key("ip");
-    { std::string& b = w.raw_value(); b.push_back('"'); ip.append_to(b); b.push_back('"'); }
-    w.array("changes");
-    w.value(p ? "sdc_discovery" : "sdc_metadata");
-    w.end_array();
-    w.field("source", "sdc");
-    w.object("sdc");
-    if (p) {
-      if (!p->address.empty()) w.field("endpoint", p->address);
-      bool medical = std::any_of(p->types.begin(), p->types.end(), [](const std::string& t) {
-        return t.find("MedicalDevice") != std::string::npos;
-      });
-      w.field("medical_device", medical);
-      auto list = [&](std::string_view k, const std::vector<std::string>& v) {
-        if (v.empty()) return;
-        w.array(k);
-        for (auto& x : v) w.value(x);
-        w.end_array();
-      };
-      list("types", p->types);
-      list("scopes", p->scopes);
-      list("xaddrs", p->xaddrs);
-    }
-    if (d) {
-      if (!endpoint.empty()) w.field("endpoint", endpoint);
-      write_device(w, *d);
-    }
-    w.end_object();
-    w.end_object();
-    ctx.end_event();
-  }
-
   std::string body_;  // de-chunked HTTP body, reused
-  std::vector<std::string> assets_;
 };
 
 std::unique_ptr<Dissector> make() { return std::make_unique<SdcDissector>(); }

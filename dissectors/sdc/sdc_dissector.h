@@ -1,10 +1,11 @@
 #pragma once
 // IEEE 11073 SDC (20701/20702, over DPWS): WS-Discovery on UDP 3702 (Hello, Bye, Probe,
 // ProbeMatches, Resolve, ResolveMatches) and the SOAP-over-HTTP exchanges of SDC participants.
-// `sdc` events per discovery or SOAP message; an `asset` event for each discovered participant
-// (endpoint reference, types, scopes, transport addresses, and manufacturer/model/serial from
-// DPWS metadata when it is seen in clear). HTTPS transport addresses are remembered so a TLS
-// flow to one can be labelled as SDC.
+// One `sdc` event per discovery or SOAP message; those describing a participant carry its
+// address (`device_ip`), endpoint reference, types, scopes and transport addresses, or the
+// manufacturer/model/serial of DPWS metadata seen in clear (also left as flow facts sdc.* for
+// the asset inventory). HTTPS transport addresses are remembered so a TLS flow to one can be
+// labelled as SDC.
 #include <cstdint>
 #include <span>
 #include <string_view>

@@ -96,7 +96,7 @@ TEST_CASE("sdc: WS-Discovery Hello gives an sdc event and an asset event") {
   IpAddr::parse("10.20.0.15", h.ep.src);
   IpAddr::parse("239.255.255.250", h.ep.dst);
   h.datagram(Dir::to_server, hello());
-  h.datagram(Dir::to_server, hello());  // repeated announcements: one asset event per flow
+  h.datagram(Dir::to_server, hello());
   auto ev = h.events("sdc");
   REQUIRE(ev.size() == 2);
   auto& s = ev[0]["sdc"];
@@ -113,11 +113,11 @@ TEST_CASE("sdc: WS-Discovery Hello gives an sdc event and an asset event") {
   CHECK(p["scopes"][1].get<std::string>().rfind("sdc.ctxt.pat:phi:", 0) == 0);
   for (auto& l : h.sink->lines) CHECK(l.find("PAT77") == std::string::npos);
   CHECK(h.facts.phi_fields == std::vector<std::string>{"sdc.scope.patient"});
-  auto assets = h.events("asset");
-  REQUIRE(assets.size() == 1);
-  CHECK(assets[0]["asset"]["ip"] == "10.20.0.15");
-  CHECK(assets[0]["asset"]["sdc"]["endpoint"] == kEpr);
-  CHECK(assets[0]["asset"]["sdc"]["medical_device"] == true);
+  CHECK(s["device_ip"] == "10.20.0.15");
+  CHECK(h.events("asset").empty());  // the asset inventory owns asset events
+  REQUIRE(h.facts.attr("sdc.endpoint"));
+  CHECK(*h.facts.attr("sdc.endpoint") == kEpr);
+  CHECK(*h.facts.attr("sdc.device_side") == "client");
   IpAddr ip;
   IpAddr::parse("10.20.0.15", ip);
   CHECK(sdc::is_sdc_endpoint(ip, 6464));
@@ -153,10 +153,12 @@ TEST_CASE("sdc: SOAP over HTTP, metadata and patient context, at every split poi
     CHECK(c["patients"] == nlohmann::json::array({Pseudonymiser()("PAT-4242")}));
     CHECK(c["phi_fields"] == nlohmann::json::array({"sdc.patient.identification", "sdc.patient.givenname",
                                                     "sdc.patient.familyname", "sdc.patient.date_of_birth"}));
-    auto assets = h.events("asset");
-    REQUIRE(assets.size() == 1);
-    CHECK(assets[0]["asset"]["ip"] == "10.20.0.15");
-    CHECK(assets[0]["asset"]["sdc"]["manufacturer"] == "Acme Medical");
+    CHECK(ev[1]["sdc"]["device_ip"] == "10.20.0.15");
+    CHECK(!ev[0]["sdc"].contains("device_ip"));
+    CHECK(*h.facts.attr("sdc.manufacturer") == "Acme Medical");
+    CHECK(*h.facts.attr("sdc.model") == "VitalView 5");
+    CHECK(*h.facts.attr("sdc.serial") == "VV5-000123");
+    CHECK(*h.facts.attr("sdc.device_side") == "server");
     for (auto& l : h.sink->lines) {
       CHECK(l.find("PAT-4242") == std::string::npos);
       CHECK(l.find("Jane") == std::string::npos);
