@@ -406,3 +406,51 @@ TEST_CASE("responses delivered before their requests still pair", "[dicom][disse
     CHECK(op["modality"] == "CT");
   }
 }
+
+TEST_CASE("C-CANCEL marks its request; N-ACTION pairs like any DIMSE op", "[dicom][dissector]") {
+  const char* kCommit = "1.2.840.10008.1.20.1";  // Storage Commitment Push Model
+  Assoc a;
+  a.pcs.push_back({1, kFindStudyRoot, {kImplicit}, 0, kImplicit});
+  a.pcs.push_back({3, kCommit, {kImplicit}, 0, kImplicit});
+  Harness h(medmon::dicom::make_dissector());
+  h.feed(Dir::to_server, associate(a, false));
+  h.feed(Dir::to_client, associate(a, true));
+  Cmd q; q.field = 0x0020; q.msg_id = 5; q.sop_class = kFindStudyRoot; q.dataset = true;
+  Ds keys(Ts::implicit_le);
+  keys.str(0x0008, 0x0052, "CS", "STUDY");
+  h.feed(Dir::to_server, message(1, command(q), &keys.b));
+  Cmd cancel; cancel.field = 0x0FFF; cancel.responded = 5; cancel.priority = -1;
+  // C-CANCEL-RQ carries Message ID Being Responded To, like a response.
+  Bytes cb;
+  {
+    Bytes body;
+    ile(body, 0, 0x0100, us(0x0FFF));
+    ile(body, 0, 0x0120, us(5));
+    ile(body, 0, 0x0800, us(0x0101));
+    ile(cb, 0, 0, ul(uint32_t(body.size())));
+    append(cb, body);
+  }
+  h.feed(Dir::to_server, message(1, cb));
+  Cmd r; r.field = 0x8020; r.responded = 5; r.status = 0xFE00;
+  h.feed(Dir::to_client, message(1, command(r)));
+  Cmd act; act.field = 0x0130; act.msg_id = 6; act.sop_class = kCommit; act.dataset = true; act.priority = -1;
+  Ds refs(Ts::implicit_le);
+  refs.str(0x0008, 0x1195, "UI", "1.2.3.4");
+  h.feed(Dir::to_server, message(3, command(act), &refs.b));
+  Cmd ar; ar.field = 0x8130; ar.responded = 6; ar.status = 0; ar.sop_class = kCommit;
+  h.feed(Dir::to_client, message(3, command(ar)));
+  h.feed(Dir::to_server, release_rq());
+  h.feed(Dir::to_client, release_rp());
+  h.finish();
+  auto ev = h.events("dicom");
+  REQUIRE(ev.size() == 1);
+  const json& d = ev[0]["dicom"];
+  REQUIRE(d["ops"].size() == 2);
+  CHECK(d["ops"][0]["command"] == "C-FIND");
+  CHECK(d["ops"][0]["cancelled"] == true);
+  CHECK(d["ops"][0]["status_class"] == "cancel");
+  CHECK(d["ops"][1]["command"] == "N-ACTION");
+  CHECK(d["ops"][1]["sop_class_name"] == "StorageCommitmentPushModelSOPClass");
+  CHECK(d["ops"][1]["status_class"] == "success");
+  CHECK(h.events("anomaly").empty());
+}
