@@ -394,7 +394,18 @@ void Hl7Dissector::process_message(DirState& s, std::string_view text, uint64_t 
     bool is_prt = code == code3("PRT"), is_msa = code == code3("MSA"), is_err = code == code3("ERR");
     bool is_z = !name.empty() && name[0] == 'Z';
     if (ps < 0 && !is_prt && !is_msa && !is_err && !is_z) continue;
-    size_t n = seg.split_fields(f_.data(), f_.size());
+    // Split only as far as the highest field we read in this segment.
+    size_t want = f_.size();
+    if (ps >= 0) {
+      want = 0;
+      for (uint8_t fld : kPhi[ps].fields) want = std::max<size_t>(want, fld);
+      want = std::max<size_t>(want, code == code3("OBX") ? 18 : 3) + 1;
+    } else if (is_prt) {
+      want = 23;
+    } else if (is_msa || is_err) {
+      want = 4;
+    }
+    size_t n = seg.split_fields(f_.data(), want);
     auto G = [&](size_t k) { return k < n ? f_[k] : std::string_view(); };
     auto present = [&](size_t k) { return hl7cpp::Field(G(k), &sep).has_value(); };
     if (ps >= 0) {

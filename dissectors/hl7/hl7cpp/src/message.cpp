@@ -1,6 +1,9 @@
 #include "hl7cpp/message.h"
 
 #include <cstring>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace hl7cpp {
 
@@ -134,13 +137,32 @@ size_t Segment::split_fields(std::string_view* out, size_t out_size) const {
     if (k < out_size) out[k++] = raw_.substr(3, 1);
     start = 4;
   }
-  for (size_t i = start; k < out_size; ++i) {
-    if (i == len) { out[k++] = std::string_view(d + start, i - start); break; }
+  if (k >= out_size) return k;
+  size_t i = start;
+#if defined(__SSE2__)
+  // 16 bytes per step: one compare finds every separator in the block.
+  const __m128i needle = _mm_set1_epi8(fs);
+  while (i + 16 <= len) {
+    __m128i block = _mm_loadu_si128(reinterpret_cast<const __m128i*>(d + i));
+    unsigned mask = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(block, needle)));
+    while (mask) {
+      size_t at = i + static_cast<size_t>(__builtin_ctz(mask));
+      out[k++] = std::string_view(d + start, at - start);
+      start = at + 1;
+      if (k == out_size) return k;
+      mask &= mask - 1;
+    }
+    i += 16;
+  }
+#endif
+  for (; i < len; ++i) {
     if (d[i] == fs) {
       out[k++] = std::string_view(d + start, i - start);
       start = i + 1;
+      if (k == out_size) return k;
     }
   }
+  out[k++] = std::string_view(d + start, len - start);
   return k;
 }
 
