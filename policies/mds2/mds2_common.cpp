@@ -196,6 +196,9 @@ void finish_form(Form& f) {
     throw ImportError(f.source_file + ": no HN 1-2019 question ids (such as CONN-4 or TXCF-2) found; "
                       "expected a sheet or lines keyed by ids matching ^(DOC|[A-Z]{4})-\\d+(\\.\\d+)*");
   }
+  if (real < 100)
+    f.warnings.push_back("only " + std::to_string(real) + " question ids found (the HN 1-2019 form has 225 plus 15 DOC "
+                         "items); unanswered questions give null switches");
   for (auto& q : f.questions) {
     if (q.id == "DOC-7") {
       std::string d = excel_serial_to_date(q.detail);

@@ -2,13 +2,20 @@
 // of spaces), then the keyed text reader.
 #include <memory>
 #include <poppler-document.h>
+#include <poppler-global.h>
 #include <poppler-page.h>
 
 #include "policies/mds2/mds2_form.h"
 
 namespace medmon::mds2 {
 
+namespace {
+// poppler prints parse errors of damaged files on stderr; the import reports its own message.
+void quiet(const std::string&, void*) {}
+}  // namespace
+
 Form read_pdf(const std::string& path) {
+  poppler::set_debug_error_function(quiet, nullptr);
   std::unique_ptr<poppler::document> doc(poppler::document::load_from_file(path));
   if (!doc) throw ImportError(path + ": not a readable PDF");
   if (doc->is_locked()) throw ImportError(path + ": PDF is password protected");
