@@ -273,7 +273,7 @@ std::shared_ptr<Signature> parse_doc(const YAML::Node& root, const std::string& 
     else if (r == "flow") s->report_messages = false;
     else fail(root["report"], "report must be messages or flow, got '" + r + "'");
   }
-  if (root["regex_window"]) s->regex_window = static_cast<uint32_t>(integer(root["regex_window"], "regex_window", 16, 65536));
+  if (root["regex_window"]) s->regex_window = static_cast<uint32_t>(integer(root["regex_window"], "regex_window", 16, 4096));
   if (root["references"] && !root["references"].IsSequence() && !root["references"].IsScalar())
     fail(root["references"], "references must be a string or a list of strings");
   return s;
