@@ -279,6 +279,27 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
 
   void process_message(DirState& s, std::string_view text, uint64_t offset, bool in_batch);
 
+  // Adds "a^b" (or "a") to a short list; true when it was new. Values with list punctuation are
+  // skipped: they could not be told apart in the comma list.
+  static bool add_unique(std::vector<std::string>& list, std::string_view a, std::string_view b) {
+    if (list.size() >= kMaxListed || a.size() + b.size() > 32) return false;
+    for (char c : a) if (c == ',' || static_cast<unsigned char>(c) < 0x20) return false;
+    for (char c : b) if (c == ',' || static_cast<unsigned char>(c) < 0x20) return false;
+    for (auto& v : list)
+      if (v.size() == a.size() + (b.empty() ? 0 : b.size() + 1) && v.compare(0, a.size(), a) == 0 &&
+          (b.empty() || v.compare(a.size() + 1, b.size(), b) == 0))
+        return false;
+    std::string v(a);
+    if (!b.empty()) { v.push_back('^'); v.append(b); }
+    list.push_back(std::move(v));
+    return true;
+  }
+  static std::string join(const std::vector<std::string>& list) {
+    std::string out;
+    for (auto& v : list) { if (!out.empty()) out.push_back(','); out += v; }
+    return out;
+  }
+
   std::array<DirState, 2> dirs_;
   hl7cpp::Message msg_;
   hl7cpp::Charset charset_ = hl7cpp::Charset::unspecified;
@@ -294,6 +315,7 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
   bool bad_escape_ = false;
   uint64_t phi_seen_flow_ = 0;   // PHI fields already added to the flow facts
   bool attrs_set_ = false;
+  std::vector<std::string> types_, proc_ids_;  // hl7.message_types, hl7.processing_id
   uint64_t* msg_counter_ = nullptr;
   friend struct DirState;
   friend struct BodyFrames;
@@ -461,14 +483,19 @@ void Hl7Dissector::process_message(DirState& s, std::string_view text, uint64_t 
   }
   if (z_phi) facts.add_phi("Z-segment");
   bool is_response = !ack_code.empty();
-  if (!attrs_set_ && !is_response) {
-    attrs_set_ = true;
-    facts.set_attr("hl7.msh3", text_of(msh3, scratch_));
-    facts.set_attr("hl7.msh4", text_of(msh4, scratch_));
-    facts.set_attr("hl7.msh5", text_of(msh5, scratch_));
-    facts.set_attr("hl7.msh6", text_of(msh6, scratch_));
-    facts.set_attr("hl7.version", version);
-    if (!proc_id.empty()) facts.set_attr("hl7.processing_id", proc_id);
+  if (s.dir == Dir::to_server && !is_response) {
+    // What the client sends: its identity (MSH-3/4), the message types and processing ids the
+    // policy checks against the device model.
+    if (!attrs_set_) {
+      attrs_set_ = true;
+      facts.set_attr("hl7.msh3", text_of(msh3, scratch_));
+      facts.set_attr("hl7.msh4", text_of(msh4, scratch_));
+      facts.set_attr("hl7.msh5", text_of(msh5, scratch_));
+      facts.set_attr("hl7.msh6", text_of(msh6, scratch_));
+      facts.set_attr("hl7.version", version);
+    }
+    if (!msg_code.empty() && add_unique(types_, msg_code, trigger)) facts.set_attr("hl7.message_types", join(types_));
+    if (!proc_id.empty() && add_unique(proc_ids_, proc_id, {})) facts.set_attr("hl7.processing_id", join(proc_ids_));
   }
 
   // ACK pairing.

@@ -138,6 +138,10 @@ TEST_CASE("one event per message with header fields, PHI only as pseudonyms") {
   CHECK(h.facts.phi_fields.size() == 11);
   REQUIRE(h.facts.attr("hl7.msh3"));
   CHECK(*h.facts.attr("hl7.msh3") == "ADT1");
+  // The policy reads what the client sent: message types and processing ids, not the ACKs.
+  REQUIRE(h.facts.attr("hl7.message_types"));
+  CHECK(*h.facts.attr("hl7.message_types") == "ADT^A01");
+  CHECK(*h.facts.attr("hl7.processing_id") == "P");
   CHECK(h.events("anomaly").empty());
 }
 
@@ -187,6 +191,7 @@ TEST_CASE("unacknowledged messages are reported at flow end") {
   h.end();
   auto ev = h.events("hl7");
   REQUIRE(ev.size() == 4);
+  CHECK(*h.facts.attr("hl7.message_types") == "ADT^A01,ORU^R01");
   auto u = ev[3]["hl7"];
   CHECK(u["kind"] == "unacked");
   CHECK(u["unacked_count"] == 1);
