@@ -220,7 +220,7 @@ bool load_yaml(const std::string& path, Errors& errs, YAML::Node& root) {
 const std::set<std::string, std::less<>> kKnownApps = {
     "dicom", "hl7", "http", "tls", "ssh", "smb", "rpc", "rdp", "winrm", "telnet", "vnc", "ftp",
     "teamviewer", "anydesk", "ntp", "dns", "dhcp", "syslog", "ldap", "kerberos", "snmp", "icmp",
-    "mqtt", "modbus", "sql", "proprietary", "any"};
+    "mqtt", "modbus", "sql", "proprietary", "astm", "poct1", "sdc", "any"};
 // Rule ids of docs/alerts.md, for per-rule severity overrides.
 const std::set<std::string, std::less<>> kRules = {
     "flow.undeclared", "flow.external_forbidden", "flow.internal_forbidden", "flow.unlisted_listening_port",
@@ -232,12 +232,33 @@ const std::set<std::string, std::less<>> kRules = {
 const std::set<std::string, std::less<>> kDimse = {"C-ECHO", "C-STORE", "C-FIND", "C-MOVE", "C-GET",
     "N-CREATE", "N-SET", "N-GET", "N-ACTION", "N-EVENT-REPORT", "N-DELETE", "C-CANCEL"};
 
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j)
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+// Application names: the known ones, or a proprietary signature's own name (lowercase
+// identifier). A name one or two letters away from a known one is taken for a typo.
 void check_apps(Reader& r, const YAML::Node& n, const std::vector<std::string>& apps, const std::string& what) {
   for (auto& a : apps) {
     if (kKnownApps.count(a)) continue;
+    bool ident = !a.empty() && std::all_of(a.begin(), a.end(), [](char c) {
+      return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.';
+    });
+    std::string near;
+    for (auto& k : kKnownApps) if (edit_distance(a, k) <= (a.size() <= 4 ? 1u : 2u)) { near = k; break; }
+    if (ident && near.empty()) continue;
     std::string exp;
     for (auto& k : kKnownApps) { if (!exp.empty()) exp += ", "; exp += k; }
-    r.err(n, what + ": unknown application '" + a + "' (expected one of: " + exp + ")");
+    r.err(n, what + ": unknown application '" + a + "'" + (near.empty() ? "" : " (did you mean '" + near + "'?)") +
+                 " (expected one of: " + exp + ", or a proprietary signature name in lowercase)");
   }
 }
 

@@ -66,7 +66,12 @@ std::string_view ndpi_app_name(std::string_view p, const FlowSummary& f) {
 // The application of a flow: our dissectors first, else nDPI's classification of the content.
 // nDPI reports e.g. protocol NetBIOS with app SMBv23; a lateral-movement app in either wins.
 std::string_view app_of(const FlowSummary& f) {
-  if (f.facts && !f.facts->app.empty()) return f.facts->app;
+  if (f.facts && !f.facts->app.empty()) {
+    // "dicom-tls" / "hl7-tls": the sensor recognised the application server behind TLS.
+    std::string_view a = f.facts->app;
+    if (a.size() > 4 && a.substr(a.size() - 4) == "-tls") a.remove_suffix(4);
+    return a;
+  }
   std::string_view p = ndpi_app_name(f.ndpi_protocol, f);
   if (!is_lateral(p) && !f.ndpi_app.empty()) {
     std::string_view a = ndpi_app_name(f.ndpi_app, f);
@@ -77,6 +82,7 @@ std::string_view app_of(const FlowSummary& f) {
 
 bool encrypted(const FlowSummary& f, std::string_view app) {
   if (f.facts && f.facts->tls) return true;
+  if (f.facts && f.facts->app.size() > 4 && std::string_view(f.facts->app).substr(f.facts->app.size() - 4) == "-tls") return true;
   return app == "tls" || app == "ssh" || ieq(f.ndpi_protocol, "TLS") || ieq(f.ndpi_protocol, "DTLS") ||
          ieq(f.ndpi_protocol, "QUIC");
 }

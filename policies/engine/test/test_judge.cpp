@@ -421,3 +421,13 @@ TEST_CASE("a forked judge shares the policy but not the state", "[judge]") {
   CHECK(fx.alerts("lateral.admin_protocol").size() == 2);
   CHECK(&other->site() == &fx.judge->site());
 }
+
+TEST_CASE("DICOM behind TLS recognised by the sensor counts as DICOM and as encrypted", "[judge]") {
+  Fixture fx;
+  auto f = fx.flow(CT, 40001, PACS, 2762);
+  fx.add_facts(f, "dicom-tls");
+  auto v = fx.judge_flow(f);
+  CHECK(v.verdict == "declared");
+  CHECK(v.rule == "dicom-store");
+  CHECK(fx.alerts().empty());
+}

@@ -179,11 +179,15 @@ TEST_CASE("wrong values say what was expected", "[policy][loader]") {
   // A key given twice is an error, not "first one wins".
   CHECK(s.find(":14:5: duplicate key 'app' in flow") != std::string::npos);
   std::string m3 = kModel;
-  m3.replace(m3.find("    app: dicom\n"), 15, "    app: [dicom, gopher]\n");
+  m3.replace(m3.find("    app: dicom\n"), 15, "    app: [dicom, dicm, ftp/ssh, acme-ctl]\n");
   auto mp3 = t.write("devices/m3.yaml", m3);
   Errors e3;
   CHECK_FALSE(load_model(mp3, e3));
-  CHECK(all(e3).find(":12:10: flow 'store' app: unknown application 'gopher' (expected one of:") != std::string::npos);
+  std::string s3 = all(e3);
+  INFO(s3);
+  CHECK(s3.find(":12:10: flow 'store' app: unknown application 'dicm' (did you mean 'dicom'?)") != std::string::npos);
+  CHECK(s3.find("unknown application 'ftp/ssh'") != std::string::npos);
+  CHECK(s3.find("'acme-ctl'") == std::string::npos);  // a proprietary signature name is fine
   // Missing schema and unknown switch names.
   auto mp2 = t.write("devices/m2.yaml", "model: {id: x}\nmds2_derived: {internal_olny: true}\n");
   Errors e2;
