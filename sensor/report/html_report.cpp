@@ -390,6 +390,17 @@ void Builder::summary_section() {
   }
   o() += "</table>\n";
   if (devs_.empty()) o() += "<p class=\"muted\">No device was identified in these events.</p>\n";
+  // Devices the site policy binds that took no part in any flow: nothing to accept them on.
+  std::vector<std::string> unseen;
+  for (auto& [name, flows] : opt_.declared)
+    if (!by_key_.count(name)) unseen.push_back(name);
+  if (!unseen.empty()) {
+    o() += "<p id=\"unseen-devices\">Devices of the site policy that were not seen in this traffic: ";
+    for (size_t i = 0; i < unseen.size(); ++i)
+      o() += (i ? ", " : "") + std::string("<span class=\"unseen-device\" data-device=\"") + h(unseen[i]) + "\">" +
+             h(unseen[i]) + "</span>";
+    o() += ".</p>\n";
+  }
 }
 
 void Builder::device_section(const Dev& d) {

@@ -33,8 +33,8 @@ std::unique_ptr<PolicyView> view_of_site(const policy::Site& site) {
     return {};
   };
   for (const policy::Device& d : site.devices) {
+    auto& list = v->declared[d.name];  // every site device, so the report can name those never seen
     if (!d.model) continue;
-    auto& list = v->declared[d.name];
     for (const policy::FlowRule& r : d.model->flows) {
       if (!r.default_enabled && std::find(d.enable.begin(), d.enable.end(), r.id) == d.enable.end()) continue;
       DeclaredFlow f;

@@ -120,6 +120,14 @@ c.true("forbidden flows shown", statuses.get("forbidden", 0) > 0)
 c.true("declared flows not seen are listed (site policy given)", statuses.get("declared-not-seen", 0) > 0)
 c.true("PHI in clear is reported", len(d.with_class("phi-row")) > 0)
 c.true("lateral movement is reported", len(d.with_class("lateral-row")) > 0)
+try:
+    import yaml
+    site_devices = {x["name"] for x in yaml.safe_load(open(site))["devices"]}
+    seen = {a["data-device"] for a in d.with_class("device")}
+    c.eq("site devices never seen are named", {a["data-device"] for a in d.with_class("unseen-device")},
+         site_devices - seen)
+except ImportError:
+    c.true("python3-yaml installed", False)
 
 # `medmon report` on the same events gives the same page (but for the source line).
 cli_html = os.path.join(OUT, "report-demo-cli.html")

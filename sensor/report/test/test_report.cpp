@@ -103,6 +103,10 @@ TEST_CASE("report lists declared flows that were never seen") {
                           {"ntp_sync", "time sync", "ntp", "udp/123", "CONN-2"}};
   std::string html = render_html(make_log(), opt);
   CHECK(count(html, "data-status=\"declared-not-seen\"") == 1);
+  CHECK(html.find("unseen-devices") == std::string::npos);
+  opt.declared["glucose-dock-1"] = {};
+  html = render_html(make_log(), opt);
+  CHECK(html.find("class=\"unseen-device\" data-device=\"glucose-dock-1\"") != std::string::npos);
   CHECK(html.find("ntp_sync") != std::string::npos);
 }
 
