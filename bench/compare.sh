@@ -4,7 +4,8 @@
 # wall seconds (median of runs), max RSS and medmon's ratio to each. tshark is timed once (slow).
 # Needs: tcpdump libndpi-bin tshark (Debian). Reads files from page cache: the first run warms it.
 # MEDMON_ARGS adds options to medmon (e.g. "--ladder ndpi" times the core path only).
-# TSHARK=0 skips tshark (it needs ~15 min on the out-of-order corpus).
+# TSHARK=0 skips tshark (it needs ~15 min on the out-of-order corpus). The HL7 fields are ones
+# tshark 4.0 has (hl7.msh.message_control_id does not exist there and made tshark exit at once).
 set -uo pipefail
 DIR=${1:?usage: compare.sh CORPUSDIR MEDMON [runs]}; MEDMON=${2:?medmon binary}; RUNS=${3:-3}
 median() { sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
@@ -23,7 +24,7 @@ printf '%-22s %-10s %9s %9s %10s\n' corpus tool wall_s rss_MiB medmon_x
 for f in dicom-large dicom-large-ooo dicom-many hl7-many; do
   p=$DIR/$f.pcap; [ -f "$p" ] || continue
   cat "$p" >/dev/null
-  case $f in hl7*) dis=(-d tcp.port==2575,hl7 -T fields -e hl7.message.type -e hl7.event.type -e hl7.msh.message_control_id);;
+  case $f in hl7*) dis=(-d tcp.port==2575,hl7 -T fields -e hl7.message.type -e hl7.event.type -e hl7.segment);;
              *) dis=(-d tcp.port==11112,dicom -o tcp.reassemble_out_of_order:TRUE -Y dicom -T fields -e dicom.assoc.ae.calling -e dicom.assoc.ae.called -e dicom.tag.value.str);; esac
   read -r mw mr < <(t "$RUNS" "$MEDMON" analyze "$p" --out /dev/null ${MEDMON_ARGS:-})
   read -r fw fr < <(t "$RUNS" tcpdump -r "$p" -w /dev/null)
