@@ -619,7 +619,7 @@ std::unique_ptr<Site> load_site(const std::string& path, const std::string& mode
     else for (auto e : dl) {
       if (!r.is_map(e, "device")) continue;
       r.keys(e, "device", {"name", "model", "ip", "ips", "mac", "macs", "ae_title", "ae_titles", "hl7_apps", "zone",
-                           "roles", "enable", "description"});
+                           "roles", "enable", "description", "fingerprint"});
       Device d;
       if (e["name"]) r.str(e["name"], "device name", d.name); else r.err(e, "device: missing key 'name'");
       std::string what = "device '" + d.name + "'";
@@ -639,7 +639,13 @@ std::unique_ptr<Site> load_site(const std::string& path, const std::string& mode
           else r.err(e[k], what + " mac: '" + s + "' (expected six hex bytes, e.g. 00:1a:2b:3c:4d:5e)");
         }
       }
-      if (d.ips.empty() && d.macs.empty()) r.err(e, what + ": needs 'ip' or 'mac' to bind it to traffic");
+      if (auto fp = e["fingerprint"]; fp && r.is_map(fp, what + " fingerprint")) {
+        r.keys(fp, what + " fingerprint", {"dicom_calling_ae", "hl7_msh3"});
+        if (fp["dicom_calling_ae"]) d.fp_dicom_calling_ae = r.strs(fp["dicom_calling_ae"], what + " fingerprint dicom_calling_ae");
+        if (fp["hl7_msh3"]) d.fp_hl7_msh3 = r.strs(fp["hl7_msh3"], what + " fingerprint hl7_msh3");
+      }
+      if (d.ips.empty() && d.macs.empty() && d.fp_dicom_calling_ae.empty() && d.fp_hl7_msh3.empty())
+        r.err(e, what + ": needs 'ip', 'mac' or 'fingerprint' to bind it to traffic");
       for (auto k : {"ae_title", "ae_titles"}) if (e[k]) { auto v = r.strs(e[k], what + " ae_title"); d.ae_titles.insert(d.ae_titles.end(), v.begin(), v.end()); }
       if (e["hl7_apps"]) d.hl7_apps = r.strs(e["hl7_apps"], what + " hl7_apps");
       if (e["roles"]) {

@@ -165,6 +165,8 @@ PolicyJudge::PolicyJudge(std::shared_ptr<const Site> site, JudgeOptions opt) : s
   for (uint32_t i = 0; i < s.devices.size(); ++i) {
     for (auto& ip : s.devices[i].ips) dev_by_ip_.emplace(IpKey(ip), i);
     for (auto& mac : s.devices[i].macs) dev_by_mac_.emplace_back(mac, i);
+    for (auto& ae : s.devices[i].fp_dicom_calling_ae) fp_ae_.emplace_back(ae, i);
+    for (auto& m : s.devices[i].fp_hl7_msh3) fp_msh3_.emplace_back(m, i);
   }
   dev_state_.resize(s.devices.size());
   // Roles: up to 64 get a bit each (a site with more roles is not plausible for one policy).
@@ -274,6 +276,27 @@ const Device* PolicyJudge::device_at(const IpAddr& ip, const std::array<uint8_t,
       for (auto& [m, i] : dev_by_mac_) if (m == mac) return &site_->devices[i];
   }
   return nullptr;
+}
+
+const Device* PolicyJudge::judged_device(const IpAddr& ip, const std::array<uint8_t, 6>& mac) const {
+  if (const Device* d = device_at(ip, mac)) return d;
+  if (learned_.empty()) return nullptr;
+  auto it = learned_.find(IpKey(ip));
+  return it == learned_.end() ? nullptr : &site_->devices[it->second];
+}
+
+const Device* PolicyJudge::bind_by_fingerprint(const FlowSummary& f) {
+  if (!f.facts || (fp_ae_.empty() && fp_msh3_.empty()) || learned_.size() >= 65536) return nullptr;
+  auto find = [&](const std::vector<std::pair<std::string, uint32_t>>& v, const char* k) -> const Device* {
+    const std::string* a = f.facts->attr(k);
+    if (!a) return nullptr;
+    for (auto& [val, i] : v) if (val == *a) return &site_->devices[i];
+    return nullptr;
+  };
+  const Device* d = find(fp_ae_, "dicom.calling_ae");
+  if (!d) d = find(fp_msh3_, "hl7.msh3");
+  if (d) learned_.emplace(IpKey(f.ep.src), static_cast<uint32_t>(d - site_->devices.data()));
+  return d;
 }
 
 int PolicyJudge::zone_of(const IpAddr& ip) const {
@@ -796,8 +819,9 @@ void PolicyJudge::track_fanout(const FlowSummary& f, const Device& dev, EventOut
 
 FlowVerdict PolicyJudge::judge(const FlowSummary& f, EventOutput& out) {
   FlowVerdict v;
-  const Device* cdev = device_at(f.ep.src, f.client_mac);
-  const Device* sdev = device_at(f.ep.dst, f.server_mac);
+  const Device* cdev = judged_device(f.ep.src, f.client_mac);
+  if (!cdev) cdev = bind_by_fingerprint(f);
+  const Device* sdev = judged_device(f.ep.dst, f.server_mac);
   std::string_view app = app_of(f);
   bool enc = encrypted(f, app);
 

@@ -58,6 +58,8 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
   };
 
   const Device* device_at(const IpAddr& ip, const std::array<uint8_t, 6>& mac) const;
+  const Device* judged_device(const IpAddr& ip, const std::array<uint8_t, 6>& mac) const;
+  const Device* bind_by_fingerprint(const FlowSummary& f);
   int zone_of(const IpAddr& ip) const;
   bool internal(const IpAddr& ip) const;
   uint64_t roles_of(const IpAddr& ip) const;
@@ -73,6 +75,8 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
   std::shared_ptr<const Site> site_;
   JudgeOptions opt_;
   std::unordered_map<IpKey, uint32_t, IpKeyHash> dev_by_ip_;
+  std::unordered_map<IpKey, uint32_t, IpKeyHash> learned_;          // bound by fingerprint (capped)
+  std::vector<std::pair<std::string, uint32_t>> fp_ae_, fp_msh3_;
   std::vector<std::pair<std::array<uint8_t, 6>, uint32_t>> dev_by_mac_;
   std::unordered_map<IpKey, uint64_t, IpKeyHash> roles_by_ip_;       // exact addresses
   std::vector<std::pair<Cidr, uint64_t>> roles_by_cidr_;              // networks

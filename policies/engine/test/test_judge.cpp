@@ -4,6 +4,9 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <unistd.h>
 #include <memory>
 
 #include "policies/engine/policy_judge.h"
@@ -430,4 +433,53 @@ TEST_CASE("DICOM behind TLS recognised by the sensor counts as DICOM and as encr
   CHECK(v.verdict == "declared");
   CHECK(v.rule == "dicom-store");
   CHECK(fx.alerts().empty());
+}
+
+TEST_CASE("a device bound by fingerprint instead of address", "[judge]") {
+  std::string dir = std::string(POLICIES_DIR);
+  std::string path = "/tmp/medmon-fp-site-" + std::to_string(::getpid()) + ".yaml";
+  {
+    std::ofstream o(path);
+    o << "schema: medmon.site/v1\nmodels: [" << dir << "/devices/acme-ct.yaml]\ninternal_networks: [10.0.0.0/8]\n"
+         "zones:\n  - {name: modality, cidrs: [10.10.1.0/24]}\n  - {name: pacs, cidrs: [10.10.2.0/24]}\n"
+         "  - {name: his, cidrs: [10.10.3.0/24]}\n  - {name: infra, cidrs: [10.10.0.0/24]}\n"
+         "zone_matrix: [{from: modality, to: pacs}]\n"
+         "roles:\n  - {role: pacs, ips: [10.10.2.20], ports: [11112]}\n  - {role: ris_mwl, ips: [10.10.3.30]}\n"
+         "  - {role: his_ris, ips: [10.10.3.30]}\n  - {role: ntp, ips: [10.10.0.123]}\n  - {role: dns, ips: [10.10.0.53]}\n"
+         "devices:\n  - {name: mobile-ct, model: acme-ct, fingerprint: {dicom_calling_ae: [CTMOBILE]}}\n";
+  }
+  Errors errs;
+  auto judge = PolicyJudge::load(path, "", {}, errs);
+  std::remove(path.c_str());
+  for (auto& e : errs.list) INFO(e.format());
+  REQUIRE(judge);
+  EventOutput out;
+  auto sink = std::make_shared<MemorySink>();
+  out.add_sink(sink);
+  FlowFacts facts;
+  facts.app = "dicom";
+  facts.set_attr("dicom.calling_ae", "CTMOBILE");
+  facts.add_phi("PatientName");
+  FlowSummary f;
+  IpAddr::parse("10.10.1.77", f.ep.src);
+  IpAddr::parse("10.10.2.20", f.ep.dst);
+  f.ep.proto = 6;
+  f.ep.dst_port = 11112;
+  f.ep.flow_id = "FP1";
+  f.payload_bytes = {100, 100};
+  f.facts = &facts;
+  auto v = judge->judge(f, out);
+  CHECK(v.verdict == "declared");
+  CHECK(v.rule == "dicom-store");
+  // From now on the address is the device, even without the AE title: SSH from it is forbidden.
+  FlowSummary ssh;
+  IpAddr::parse("10.10.1.77", ssh.ep.src);
+  IpAddr::parse("10.10.1.5", ssh.ep.dst);
+  ssh.ep.proto = 6;
+  ssh.ep.dst_port = 22;
+  ssh.ep.flow_id = "FP2";
+  ssh.ndpi_protocol = "SSH";
+  auto v2 = judge->judge(ssh, out);
+  CHECK(v2.verdict == "forbidden");
+  CHECK(v2.mds2 == std::vector<std::string>{"RMOT-1"});
 }
