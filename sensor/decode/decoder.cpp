@@ -148,7 +148,11 @@ DecodeStatus Decoder::ipv4(const uint8_t* p, uint32_t len, uint32_t off, Packet&
   out.proto = p[9];
   // Trim Ethernet padding; a snaplen-truncated packet keeps what was captured.
   if (total < len) len = total;
-  else if (total > len) counters_.add("ipv4.truncated_payload");
+  else if (total > len) {
+    // Short because of the snap length is normal; short on the wire is a lie in the header.
+    if (out.cap_len >= out.wire_len) return bad("ipv4.total_length_beyond_packet", off, out);
+    counters_.add("ipv4.truncated_payload");
+  }
   uint16_t frag = be16(p + 6);
   bool more = frag & 0x2000;
   uint32_t frag_off = (frag & 0x1FFF) * 8u;
@@ -156,6 +160,7 @@ DecodeStatus Decoder::ipv4(const uint8_t* p, uint32_t len, uint32_t off, Packet&
     ++c_fragments_;
     if (peek_only_) return DecodeStatus::fragment;
     if (total > len) return bad("ipv4.truncated_fragment", off, out);
+    if (frag_off + (len - ihl) > 65535) return bad("ipv4.fragment_beyond_64k", off, out);
     FragmentTable::Key key{out.src, out.dst, be16(p + 4), out.proto};
     bool conflict = false;
     auto r = frags_.add(key, out.ts, std::span<const uint8_t>(p, ihl), frag_off, more,
@@ -186,7 +191,10 @@ DecodeStatus Decoder::ipv6(const uint8_t* p, uint32_t len, uint32_t off, Packet&
   out.dst = IpAddr::v6(p + 24);
   uint32_t plen = be16(p + 4);
   if (40 + plen < len) len = 40 + plen;
-  else if (40 + plen > len) counters_.add("ipv6.truncated_payload");
+  else if (40 + plen > len) {
+    if (out.cap_len >= out.wire_len && plen != 0) return bad("ipv6.payload_length_beyond_packet", off, out);
+    counters_.add("ipv6.truncated_payload");
+  }
   uint8_t next = p[6];
   uint32_t pos = 40;
   for (int n = 0; n < 16; ++n) {
@@ -271,6 +279,7 @@ DecodeStatus Decoder::transport(const uint8_t* p, uint32_t len, uint32_t off, Pa
       uint32_t ulen = be16(p + 4);
       if (ulen < 8 && !(ulen == 0 && out.ip_version == 6)) return bad("udp.bad_length", off, out);
       uint32_t n = len - 8;
+      if (ulen > len && !out.reassembled && out.cap_len >= out.wire_len) return bad("udp.length_beyond_packet", off, out);
       if (ulen >= 8 && ulen - 8 < n) n = ulen - 8;
       out.payload = p + 8;
       out.payload_len = n;

@@ -67,7 +67,8 @@ FlowTable::FlowTable(FlowLimits limits, Counters& counters, EndFn on_end)
       c_created_(counters.at("flows.created")),
       c_evicted_(counters.at("flows.evicted")),
       c_timeout_(counters.at("flows.timed_out")),
-      c_peak_(counters.at("flows.peak_active")) {
+      c_peak_(counters.at("flows.peak_active")),
+      c_reused_(counters.at("flows.tuple_reused")) {
   map_.reserve(std::min<size_t>(limits_.max_flows, 1u << 16));
 }
 
@@ -127,7 +128,9 @@ void FlowTable::end_all(FlowEnd why) {
     for (auto& l : lists_)
       if (l.head && (!oldest || l.head->last < oldest->last)) oldest = l.head;
     if (!oldest) break;
-    end(*oldest, why);
+    // A connection already closed by FIN/RST is reported as such, whatever ended the input.
+    FlowEnd w = oldest->closing() ? (oldest->rst_seen ? FlowEnd::reset : FlowEnd::closed) : why;
+    end(*oldest, w);
   }
 }
 
@@ -145,7 +148,9 @@ Flow& FlowTable::lookup(const Packet& p, Dir& dir) {
     bool from_client = (src_is_a == f.client_is_a);
     bool new_syn = p.proto == 6 && (p.tcp_flags & (tcpflag::SYN | tcpflag::ACK)) == tcpflag::SYN;
     if (new_syn && f.closing()) {
-      end(f, FlowEnd::reused);  // a new connection on a closed 5-tuple
+      // A new connection on a closed 5-tuple: the old one ended as it closed.
+      ++c_reused_;
+      end(f, f.rst_seen ? FlowEnd::reset : FlowEnd::closed);
     } else if (p.ts.usec - f.start.usec > limits_.absolute_usec) {
       end(f, FlowEnd::absolute_timeout);
     } else {

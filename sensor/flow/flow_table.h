@@ -106,6 +106,7 @@ class FlowTable {
   uint64_t& c_evicted_;
   uint64_t& c_timeout_;
   uint64_t& c_peak_;
+  uint64_t& c_reused_;
 };
 
 }  // namespace medmon

@@ -7,13 +7,17 @@
 #include <string_view>
 #include <vector>
 
+struct evp_md_ctx_st;  // OpenSSL's EVP_MD_CTX
+
 namespace medmon {
 
 class Pseudonymiser {
  public:
   enum class Mode { pseudonym, raw };
-  explicit Pseudonymiser(std::string key = default_key(), Mode mode = Mode::pseudonym)
-      : key_(std::move(key)), mode_(mode) {}
+  explicit Pseudonymiser(std::string key = default_key(), Mode mode = Mode::pseudonym);
+  ~Pseudonymiser();
+  Pseudonymiser(const Pseudonymiser& o);
+  Pseudonymiser& operator=(const Pseudonymiser&) = delete;
 
   // "phi:" + 16 hex digits of HMAC-SHA256(key, normalise(value)); or the raw value in raw mode.
   std::string operator()(std::string_view value) const;
@@ -25,8 +29,13 @@ class Pseudonymiser {
   static std::string default_key() { return "medmon-default-site-key"; }
 
  private:
+  void init();
   std::string key_;
   Mode mode_;
+  // SHA-256 states after absorbing key^ipad and key^opad: computed once, copied per value
+  // (the one-shot HMAC() redoes this work every time).
+  ::evp_md_ctx_st* inner_ = nullptr;
+  ::evp_md_ctx_st* outer_ = nullptr;
 };
 
 }  // namespace medmon

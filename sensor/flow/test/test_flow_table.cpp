@@ -123,7 +123,7 @@ TEST_CASE("A new SYN on a closed 5-tuple starts a new flow; absolute timeout spl
   tb.feed(pkt(ip4(2, 2, 2, 2), 80, ip4(1, 1, 1, 1), 40000, tcpflag::FIN | tcpflag::ACK, 2));
   tb.feed(pkt(ip4(1, 1, 1, 1), 40000, ip4(2, 2, 2, 2), 80, tcpflag::SYN, 3));
   REQUIRE(tb.ended.size() == 1);
-  CHECK(tb.ended[0].why == FlowEnd::reused);
+  CHECK(tb.ended[0].why == FlowEnd::closed);
   tb.feed(pkt(ip4(1, 1, 1, 1), 40000, ip4(2, 2, 2, 2), 80, tcpflag::ACK, 2000));
   REQUIRE(tb.ended.size() == 2);
   CHECK(tb.ended[1].why == FlowEnd::absolute_timeout);

@@ -5,6 +5,11 @@
 #include "sensor/output/json_writer.h"
 #include "sensor/output/pseudonymiser.h"
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <cstdio>
+
 using namespace medmon;
 
 TEST_CASE("JsonWriter keeps key order and nests") {
@@ -55,6 +60,21 @@ TEST_CASE("Pseudonymiser is keyed, stable and never returns the value") {
   CHECK(a == p("DOE^JANE  "));   // DICOM padding
   CHECK(a == p("DOE^JANE^^"));   // empty trailing components
   CHECK(a != q("DOE^JANE"));
+  // Same as the one-shot HMAC of OpenSSL (RFC 2104), also for keys longer than a block.
+  auto ref = [](const std::string& key, const std::string& v) {
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(v.data()),
+         v.size(), mac, &len);
+    char hex[17];
+    for (int i = 0; i < 8; ++i) std::snprintf(hex + 2 * i, 3, "%02x", mac[i]);
+    return std::string("phi:") + hex;
+  };
+  CHECK(p("DOE^JANE") == ref("key-one", "DOE^JANE"));
+  std::string long_key(100, 'k');
+  CHECK(Pseudonymiser(long_key)("MRN0001") == ref(long_key, "MRN0001"));
+  Pseudonymiser copy(p);
+  CHECK(copy("DOE^JANE") == a);
   Pseudonymiser raw("k", Pseudonymiser::Mode::raw);
   CHECK(raw("DOE^JANE ") == "DOE^JANE");
 }
