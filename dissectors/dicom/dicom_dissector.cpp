@@ -15,6 +15,24 @@ namespace medmon {
 
 namespace dicom {
 namespace {
+// Appends v to the comma list attribute `key` once; lists stay short (a flow uses few services).
+void add_to_list(FlowContext& ctx, std::string_view key, std::string_view v) {
+  if (v.empty()) return;
+  const std::string* cur = ctx.facts().attr(key);
+  std::string list = cur ? *cur : std::string();
+  size_t pos = 0;
+  while (pos <= list.size()) {
+    size_t e = list.find(',', pos);
+    if (e == std::string::npos) e = list.size();
+    if (std::string_view(list).substr(pos, e - pos) == v) return;
+    pos = e + 1;
+  }
+  if (list.size() > 4096) return;
+  if (!list.empty()) list.push_back(',');
+  list.append(v);
+  ctx.facts().set_attr(key, list);
+}
+
 
 constexpr std::string_view kName = "dicom";
 constexpr size_t kMaxListed = 8;  // pseudonyms listed per op (patients, accessions)
@@ -507,6 +525,9 @@ void DicomDissector::complete_message(Dir dir, FlowContext& ctx, uint64_t off) {
     op.move_orig_id = c.move_originator_id;
     op.dataset = c.has_dataset();
     if (!op.move_destination.empty()) ctx.facts().set_attr("dicom.move_destination", op.move_destination);
+    // For the policy: which DIMSE services and SOP classes this flow used (bounded lists).
+    add_to_list(ctx, "dicom.commands", command_name(op.command));
+    if (!op.sop_class.empty()) add_to_list(ctx, "dicom.sop_classes", op.sop_class);
     if (ds) merge_dataset(op, *ds, ctx);
     if ((c.has_dataset() && !ds) || s.ds_broken) op.truncated = true;
     if (seen && op.final) finalize(static_cast<size_t>(&op - pending_.data()), ctx);
@@ -887,6 +908,11 @@ void DicomDissector::handle_pdu(Dir dir, const PduHeader& h, std::span<const uin
         ctx.facts().set_attr("dicom.called_ae", ac_.called_ae);
       }
       if (state_ != State::closed) state_ = State::established;
+      ctx.facts().set_attr("dicom.result", "accepted");
+      if (have_rq_) {
+        ctx.facts().set_attr("dicom.impl_class_uid", rq_.impl_class_uid);
+        ctx.facts().set_attr("dicom.impl_version_name", rq_.impl_version);
+      }
       for (const auto& pc : ac_.contexts)
         if (pc.result == 0) pc_syntax_[pc.id] = static_cast<uint8_t>(syntax_of(ac_.str(pc.accepted_ts)));
       return;
@@ -896,6 +922,8 @@ void DicomDissector::handle_pdu(Dir dir, const PduHeader& h, std::span<const uin
       parse_reject(pdu, rj_, is);
       issues(ctx, is, off);
       rejected_ = true;
+      ctx.facts().set_attr("dicom.result", "rejected");
+      ctx.facts().set_attr("dicom.reject_reason", reject_reason_name(rj_.source, rj_.reason));
       dir_closed_[static_cast<int>(dir)] = true;
       end_association(ctx, "rejected");
       return;
@@ -923,6 +951,7 @@ void DicomDissector::handle_pdu(Dir dir, const PduHeader& h, std::span<const uin
       parse_abort(pdu, abort_, is);
       issues(ctx, is, off);
       if (!aborted_) { aborted_ = true; abort_dir_ = dir; }
+      if (!have_ac_ && !rejected_) ctx.facts().set_attr("dicom.result", "aborted");
       dir_closed_[static_cast<int>(dir)] = true;
       end_association(ctx, "aborted");
       return;
