@@ -77,6 +77,7 @@ int run_analyze(const AnalyzeOptions& o) {
   try {
     cfg = load_sensor_config(o);
     phi = std::make_unique<Pseudonymiser>(make_pseudonymiser(cfg));
+    if (!load_signature_dirs(o)) return kExitUsage;
     judge = load_judge(cfg, o, &annotator);
   } catch (const std::exception& e) {
     fmt::print(stderr, "medmon: {}\n", e.what());

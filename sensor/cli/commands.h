@@ -20,6 +20,7 @@ struct CommonOptions {
   std::string site_policy;    // overrides the config when set
   std::string models_dir;     // where the site's device models are (default: next to the site)
   std::string baseline;       // accepted alerts (rule + device + peer) not to report again
+  std::vector<std::string> signatures;  // directories of protocol signature YAML files
   std::string ladder = "policy";
   std::string fail_on = "high";
   bool quiet = false;
@@ -52,6 +53,9 @@ std::unique_ptr<FlowJudge> load_judge(const SensorConfig& c, const CommonOptions
 
 // A judge with the same policy and its own state, for another worker thread.
 std::unique_ptr<FlowJudge> fork_judge(const FlowJudge& j);
+
+// Loads the --signatures directories; prints every error (file:line:column) and returns false.
+bool load_signature_dirs(const CommonOptions& o);
 
 int run_analyze(const AnalyzeOptions& o);
 int run_live(const LiveOptions& o);

@@ -1,5 +1,9 @@
 // Builds the flow judges the analyze and live commands put into the pipeline.
 #include "sensor/cli/commands.h"
+
+#include <fmt/format.h>
+
+#include "dissectors/proprietary/signature.h"
 #if MEDMON_HAVE_POLICY
 #include "policies/cli/policy_cli.h"
 #endif
@@ -17,6 +21,17 @@ std::unique_ptr<FlowJudge> load_judge(const SensorConfig& c, const CommonOptions
 #else
   throw ConfigError("this build has no policy engine");
 #endif
+}
+
+bool load_signature_dirs(const CommonOptions& o) {
+  bool ok = true;
+  for (const auto& dir : o.signatures) {
+    for (const auto& e : proprietary::add_signatures(dir)) {
+      fmt::print(stderr, "medmon: {}\n", e.str());
+      ok = false;
+    }
+  }
+  return ok;
 }
 
 std::unique_ptr<FlowJudge> fork_judge(const FlowJudge& j) {

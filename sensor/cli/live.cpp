@@ -213,6 +213,7 @@ int run_live(const LiveOptions& o) {
     cfg = load_sensor_config(o);
     if (cfg.stats_interval_usec == 0) cfg.stats_interval_usec = static_cast<int64_t>(o.stats_interval * 1e6);
     phi = std::make_unique<Pseudonymiser>(make_pseudonymiser(cfg));
+    if (!load_signature_dirs(o)) return kExitUsage;
     judge = load_judge(cfg, o, &annotator);
   } catch (const std::exception& e) {
     fmt::print(stderr, "medmon: {}\n", e.what());

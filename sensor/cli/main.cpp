@@ -27,6 +27,8 @@ void add_common(CLI::App* c, CommonOptions& o) {
   c->add_option("--ladder", o.ladder, "Stop the pipeline after this stage (benchmarking)")
       ->check(CLI::IsMember({"decode", "flow", "reassembly", "ndpi", "dissect", "policy"}));
   c->add_flag("--quiet,-q", o.quiet, "No summary or progress on the terminal");
+  c->add_option("--signatures", o.signatures, "Directory of protocol signature YAML files (docs/protocols.md)")
+      ->check(CLI::ExistingDirectory);
 }
 }  // namespace
 

@@ -1,6 +1,7 @@
 #include "sensor/engine/pipeline.h"
 
 #include "dissectors/registry.h"
+#include "dissectors/sdc/sdc_dissector.h"
 #include "sensor/engine/stream_feeder.h"
 
 namespace medmon {
@@ -330,6 +331,7 @@ std::string Pipeline::tls_app_for(const Flow& f) const {
   uint16_t port = f.server_port();
   if (port == 2762) return "dicom-tls";
   if (port == 6575) return "hl7-tls";
+  if (sdc::is_sdc_endpoint(f.server_ip(), port)) return "sdc-tls";  // announced by WS-Discovery
   for (const char* app : {"dicom", "hl7"})
     if (app_servers_.count({f.server_ip(), app})) return std::string(app) + "-tls";
   return {};
