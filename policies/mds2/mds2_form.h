@@ -61,6 +61,9 @@ Form read_xlsx(const std::string& path);
 Form read_text(const std::string& path);            // CSV, TSV, plain text, Markdown
 Form read_text_buffer(std::string_view text, std::string_view format_hint, std::string_view source = {});
 Form read_pdf(const std::string& path);
+// The same from memory (`source` names the data in messages); `data` must outlive the call.
+Form read_xlsx_buffer(std::string_view data, const std::string& source);
+Form read_pdf_buffer(std::string_view data, const std::string& source);
 // Picks the importer by content (zip / %PDF / text).
 Form read_any(const std::string& path);
 

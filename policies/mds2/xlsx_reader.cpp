@@ -127,13 +127,8 @@ int keyed_rows(const Sheet& sh) {
   return n;
 }
 
-}  // namespace
-
-Form read_xlsx(const std::string& path) {
-  int err = 0;
-  Zip zip;
-  zip.z = zip_open(path.c_str(), ZIP_RDONLY, &err);
-  if (!zip.z) throw ImportError(path + ": not a readable XLSX (zip) file");
+// The workbook in an open zip; `path` names it in messages.
+Form read_workbook(Zip& zip, const std::string& path) {
   std::string wb, rels, ss;
   if (!read_part(zip.z, "xl/workbook.xml", wb) || !read_part(zip.z, "xl/_rels/workbook.xml.rels", rels))
     throw ImportError(path + ": a zip file but not an Excel workbook (no xl/workbook.xml)");
@@ -208,6 +203,27 @@ Form read_xlsx(const std::string& path) {
   detail::check_edition(f, all_text);
   finish_form(f);
   return f;
+}
+
+}  // namespace
+
+Form read_xlsx(const std::string& path) {
+  int err = 0;
+  Zip zip;
+  zip.z = zip_open(path.c_str(), ZIP_RDONLY, &err);
+  if (!zip.z) throw ImportError(path + ": not a readable XLSX (zip) file");
+  return read_workbook(zip, path);
+}
+
+Form read_xlsx_buffer(std::string_view data, const std::string& source) {
+  zip_error_t ze;
+  zip_error_init(&ze);
+  zip_source_t* src = zip_source_buffer_create(data.data(), data.size(), 0, &ze);
+  Zip zip;
+  if (src && !(zip.z = zip_open_from_source(src, ZIP_RDONLY, &ze))) zip_source_free(src);
+  zip_error_fini(&ze);
+  if (!zip.z) throw ImportError(source + ": not a readable XLSX (zip) file");
+  return read_workbook(zip, source);
 }
 
 }  // namespace medmon::mds2
