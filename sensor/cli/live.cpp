@@ -1,5 +1,7 @@
 #include <grp.h>
+#include <pthread.h>
 #include <pwd.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -7,6 +9,8 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <thread>
 
@@ -21,10 +25,158 @@ namespace medmon {
 
 namespace {
 std::atomic<bool> g_live_stop{false};
+std::atomic<bool> g_reload{false};
 PcapSource* g_live_src = nullptr;
 void on_live_signal(int) {
   g_live_stop = true;
   if (g_live_src) g_live_src->breakloop();
+}
+void on_hup(int) { g_reload = true; }
+
+// One line on stderr; under systemd the "<N>" prefix gives journald the syslog priority.
+template <class... Args>
+void log_line(int prio, fmt::format_string<Args...> f, Args&&... args) {
+  static const bool journal = std::getenv("JOURNAL_STREAM") != nullptr;
+  std::string line = fmt::format(f, std::forward<Args>(args)...);
+  if (journal) fmt::print(stderr, "<{}>medmon: {}\n", prio, line);
+  else fmt::print(stderr, "medmon: {}\n", line);
+}
+constexpr int kLogErr = 3, kLogWarn = 4, kLogInfo = 6;
+
+// The policy in force. A reload builds the new judge completely before publishing it; workers
+// notice the new generation between packet batches and fork their own copy of it.
+class PolicyBoard {
+ public:
+  void publish(std::shared_ptr<const FlowJudge> j) {
+    std::lock_guard<std::mutex> g(m_);
+    cur_ = std::move(j);
+    gen_.fetch_add(1, std::memory_order_release);
+  }
+  uint64_t generation() const { return gen_.load(std::memory_order_acquire); }
+  std::unique_ptr<FlowJudge> fork(uint64_t& gen) {
+    std::lock_guard<std::mutex> g(m_);
+    gen = gen_.load(std::memory_order_relaxed);
+    return cur_ ? fork_judge(*cur_) : nullptr;
+  }
+
+ private:
+  std::mutex m_;
+  std::shared_ptr<const FlowJudge> cur_;
+  std::atomic<uint64_t> gen_{0};
+};
+
+// What a worker's pipeline sees: forwards to its own judge of the current policy and swaps
+// to a new one when told, between packets (flows in progress stay in the flow table and are
+// judged by the policy in force when they end).
+class ReloadableJudge : public FlowJudge, public HeaderAnnotator {
+ public:
+  explicit ReloadableJudge(PolicyBoard& b) : board_(b) { swap_in(); }
+  // Cheap when nothing changed: one atomic load.
+  void refresh(EventOutput& out, Timestamp now) {
+    if (board_.generation() == gen_) return;
+    if (inner_) {
+      // The judge sets policy.alerts_written to its own count: keep the old judge's total.
+      inner_->finish(now, out);
+      alerts_before_ += out.counters().get("policy.alerts_written");
+    }
+    swap_in();
+  }
+  FlowVerdict judge(const FlowSummary& f, EventOutput& out) override {
+    return inner_ ? inner_->judge(f, out) : FlowVerdict{};
+  }
+  void finish(Timestamp now, EventOutput& out) override {
+    if (inner_) inner_->finish(now, out);
+    if (alerts_before_) out.counters().at("policy.alerts_written") = alerts_before_ + (inner_ ? out.counters().get("policy.alerts_written") : 0);
+  }
+  void annotate(const EventEndpoints& ep, JsonWriter& w) override {
+    if (ann_) ann_->annotate(ep, w);
+  }
+
+ private:
+  void swap_in() {
+    inner_ = board_.fork(gen_);
+    ann_ = dynamic_cast<HeaderAnnotator*>(inner_.get());
+  }
+
+  PolicyBoard& board_;
+  std::unique_ptr<FlowJudge> inner_;
+  HeaderAnnotator* ann_ = nullptr;
+  uint64_t gen_ = 0;
+  uint64_t alerts_before_ = 0;
+};
+
+std::string where_cpus(const CaptureConfig& c) { return c.cpus_where.empty() ? "capture.cpus" : c.cpus_where; }
+
+// Every CPU named in capture.cpus must be one this process may run on.
+bool check_cpus(const CaptureConfig& c) {
+  if (c.cpus.empty()) return true;
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return true;
+  for (int cpu : c.cpus) {
+    if (cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &allowed)) {
+      fmt::print(stderr, "medmon: {}: cpu {} is not available to this process ({} CPUs allowed)\n", where_cpus(c), cpu,
+                 CPU_COUNT(&allowed));
+      return false;
+    }
+  }
+  return true;
+}
+
+void pin_thread(pthread_t t, const CaptureConfig& c, int worker) {
+  if (c.cpus.empty()) return;
+  int cpu = c.cpus[size_t(worker) % c.cpus.size()];
+  cpu_set_t s;
+  CPU_ZERO(&s);
+  CPU_SET(cpu, &s);
+  if (int rc = pthread_setaffinity_np(t, sizeof s, &s))
+    log_line(kLogWarn, "{}: cannot pin worker {} to cpu {}: {}", where_cpus(c), worker, cpu, std::strerror(rc));
+}
+
+// Re-reads the configuration and the site policy. The new policy replaces the old one only
+// when it loaded without error.
+void reload(const LiveOptions& o, const SensorConfig& running, PolicyBoard& board) {
+  log_line(kLogInfo, "SIGHUP: reloading {}", o.config_file.empty() ? "the policy" : o.config_file + " and the policy");
+  SensorConfig c;
+  try {
+    c = load_sensor_config(o);
+  } catch (const std::exception& e) {
+    log_line(kLogErr, "reload rejected: {}; the running configuration and policy stay in force", e.what());
+    return;
+  }
+  const CaptureConfig &a = running.capture, &b = c.capture;
+  if (a.interface != b.interface || a.bpf != b.bpf || a.snaplen != b.snaplen || a.promisc != b.promisc ||
+      a.method != b.method || a.workers != b.workers || a.ring_size != b.ring_size || a.block_size != b.block_size ||
+      a.cpus != b.cpus)
+    log_line(kLogWarn, "reload: capture settings changed; they take effect at restart");
+  if (c.phi_mode != running.phi_mode || c.phi_key != running.phi_key || c.phi_key_file != running.phi_key_file)
+    log_line(kLogWarn, "reload: PHI settings changed; they take effect at restart");
+  if (c.site_policy.empty()) {
+    board.publish(nullptr);
+    log_line(kLogWarn, "reload: no site policy configured any more; flows are no longer judged");
+    return;
+  }
+  try {
+    HeaderAnnotator* annotator = nullptr;
+    std::shared_ptr<const FlowJudge> j = load_judge(c, o, &annotator);
+    board.publish(std::move(j));
+    log_line(kLogInfo, "reload: policy {} in force (generation {})", c.site_policy, board.generation());
+  } catch (const std::exception& e) {
+    log_line(kLogErr, "reload rejected: {}: {}; the previous policy stays in force", c.site_policy, e.what());
+  }
+}
+
+// The capture settings: an option given on the command line wins over the config file.
+LiveOptions merge_capture(const LiveOptions& o, const CaptureConfig& c) {
+  const LiveOptions d;
+  LiveOptions m = o;
+  if (o.iface.empty() && c.interface) m.iface = *c.interface;
+  if (o.bpf.empty() && c.bpf) m.bpf = *c.bpf;
+  if (o.snaplen == d.snaplen && c.snaplen) m.snaplen = *c.snaplen;
+  if (!o.no_promisc && c.promisc) m.no_promisc = !*c.promisc;
+  if (o.capture == d.capture && c.method) m.capture = *c.method;
+  if (o.workers == d.workers && c.workers) m.workers = *c.workers;
+  return m;
 }
 
 // Each worker buffers its lines and hands them to the shared file in whole chunks.
@@ -68,12 +220,20 @@ int drop_privileges(const std::string& user) {
 void install_handlers() {
   struct sigaction sa{};
   sa.sa_handler = on_live_signal;
+  sa.sa_flags = SA_RESTART;  // a write in progress completes; poll() still wakes up
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
 }
 
+void install_hup_handler() {
+  struct sigaction sa{};
+  sa.sa_handler = on_hup;
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGHUP, &sa, nullptr);
+}
+
 int run_live_pcap(const LiveOptions& o, const SensorConfig& cfg, Depth depth, const Pseudonymiser& phi,
-                  FlowJudge* judge, HeaderAnnotator* annotator) {
+                  PolicyBoard& board) {
   std::unique_ptr<PcapSource> src;
   try {
     src = PcapSource::open_live(o.iface, o.snaplen, !o.no_promisc, o.bpf, o.buffer_mb);
@@ -94,10 +254,11 @@ int run_live_pcap(const LiveOptions& o, const SensorConfig& cfg, Depth depth, co
     return kExitUsage;
   }
   if (int rc = drop_privileges(o.user)) return rc;
-  out.set_annotator(annotator);
-  std::vector<FlowJudge*> judges;
-  if (judge) judges.push_back(judge);
-  Pipeline pipeline(cfg, depth, out, phi, judges);
+  pin_thread(pthread_self(), cfg.capture, 0);
+  // Installed even without a policy, so that a reload can bring one in.
+  ReloadableJudge judge(board);
+  out.set_annotator(&judge);
+  Pipeline pipeline(cfg, depth, out, phi, {&judge});
   pipeline.set_linktype(dlt);
   g_live_src = src.get();
   install_handlers();
@@ -117,6 +278,8 @@ int run_live_pcap(const LiveOptions& o, const SensorConfig& cfg, Depth depth, co
     } else if (r == PcapSource::Next::end) {
       break;
     }
+    if (g_reload.exchange(false)) reload(o, cfg, board);
+    judge.refresh(out, pipeline.last_ts());
     // Events reach the sinks at least once a second, whatever the traffic.
     auto now = std::chrono::steady_clock::now();
     if (now - last_flush >= std::chrono::seconds(1)) {
@@ -135,7 +298,7 @@ int run_live_pcap(const LiveOptions& o, const SensorConfig& cfg, Depth depth, co
 }
 
 int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth, const Pseudonymiser& phi,
-                      FlowJudge* judge, HeaderAnnotator* annotator) {
+                      PolicyBoard& board) {
   // Open every socket while privileged; then drop privileges; then start the workers.
   std::vector<std::unique_ptr<AfPacketSource>> sources;
   AfPacketOptions ao;
@@ -143,7 +306,11 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
   ao.snaplen = o.snaplen;
   ao.promisc = !o.no_promisc;
   ao.bpf = o.bpf;
-  ao.block_count = std::max<size_t>(4, (size_t(o.buffer_mb) << 20) / ao.block_size);
+  ao.block_size = cfg.capture.block_size.value_or(kDefaultRingBlockSize);
+  const LiveOptions defaults;
+  size_t ring = (o.buffer_mb != defaults.buffer_mb || !cfg.capture.ring_size) ? size_t(o.buffer_mb) << 20
+                                                                             : *cfg.capture.ring_size;
+  ao.block_count = std::max<size_t>(4, ring / ao.block_size);
   ao.fanout_group = o.workers > 1 ? (getpid() & 0xFFFF) : 0;
   try {
     for (int i = 0; i < o.workers; ++i) sources.push_back(std::make_unique<AfPacketSource>(ao));
@@ -162,17 +329,14 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
   install_handlers();
 
   std::mutex file_mutex;
-  std::vector<std::unique_ptr<FlowJudge>> worker_judges;
-  for (int i = 0; judge && i < o.workers; ++i) worker_judges.push_back(fork_judge(*judge));
   std::vector<std::thread> threads;
   for (int i = 0; i < o.workers; ++i) {
     threads.emplace_back([&, i] {
       EventOutput out;
       out.add_sink(std::make_shared<SharedSink>(file, file_mutex));
-      out.set_annotator(annotator);
-      std::vector<FlowJudge*> judges;
-      if (judge) judges.push_back(worker_judges[i].get());
-      Pipeline pipeline(cfg, depth, out, phi, judges);
+      ReloadableJudge judge(board);  // even without a policy, so that a reload can bring one in
+      out.set_annotator(&judge);
+      Pipeline pipeline(cfg, depth, out, phi, {&judge});
       pipeline.set_linktype(linktype::EN10MB);
       if (o.workers > 1) pipeline.set_worker_id(i);
       AfPacketSource& src = *sources[i];
@@ -182,6 +346,8 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
       };
       while (!g_live_stop) {
         src.poll(100, handler);
+        // Between batches: the safe point to take up a reloaded policy.
+        judge.refresh(out, pipeline.last_ts());
         auto now = std::chrono::steady_clock::now();
         if (now - last_flush >= std::chrono::seconds(1)) {
           last_flush = now;
@@ -197,6 +363,12 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
       pipeline.finish(FlowEnd::interrupted);
       out.flush();
     });
+    pin_thread(threads.back().native_handle(), cfg.capture, i);
+  }
+  // The main thread only handles reloads.
+  while (!g_live_stop) {
+    if (g_reload.exchange(false)) reload(o, cfg, board);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   for (auto& t : threads) t.join();
   file->flush();
@@ -204,28 +376,40 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
 }
 }  // namespace
 
-int run_live(const LiveOptions& o) {
+int run_live(const LiveOptions& opts) {
+  // SIGHUP must not end the process while the policy loads.
+  install_hup_handler();
   SensorConfig cfg;
   std::unique_ptr<Pseudonymiser> phi;
-  std::unique_ptr<FlowJudge> judge;
-  HeaderAnnotator* annotator = nullptr;
+  PolicyBoard board;
+  LiveOptions o = opts;
   try {
-    cfg = load_sensor_config(o);
+    cfg = load_sensor_config(opts);
+    o = merge_capture(opts, cfg.capture);
+    if (cfg.capture.ring_size && o.buffer_mb == LiveOptions{}.buffer_mb)
+      o.buffer_mb = static_cast<int>(std::max<size_t>(1, *cfg.capture.ring_size >> 20));
     if (cfg.stats_interval_usec == 0) cfg.stats_interval_usec = static_cast<int64_t>(o.stats_interval * 1e6);
     phi = std::make_unique<Pseudonymiser>(make_pseudonymiser(cfg));
     if (!load_signature_dirs(o)) return kExitUsage;
-    judge = load_judge(cfg, o, &annotator);
+    HeaderAnnotator* annotator = nullptr;
+    std::shared_ptr<const FlowJudge> judge = load_judge(cfg, o, &annotator);
+    if (judge) board.publish(std::move(judge));
   } catch (const std::exception& e) {
     fmt::print(stderr, "medmon: {}\n", e.what());
     return kExitUsage;
   }
+  if (o.iface.empty()) {
+    fmt::print(stderr, "medmon: live: no interface (give -i IFACE or capture.interface in the config)\n");
+    return kExitUsage;
+  }
+  if (!check_cpus(cfg.capture)) return kExitUsage;
   Depth depth = Depth::policy;
   parse_depth(o.ladder, depth);
   if (o.capture == "pcap") {
     if (o.workers > 1) { fmt::print(stderr, "medmon: --workers needs --capture afpacket\n"); return kExitUsage; }
-    return run_live_pcap(o, cfg, depth, *phi, judge.get(), annotator);
+    return run_live_pcap(o, cfg, depth, *phi, board);
   }
-  return run_live_afpacket(o, cfg, depth, *phi, judge.get(), annotator);
+  return run_live_afpacket(o, cfg, depth, *phi, board);
 }
 
 }  // namespace medmon

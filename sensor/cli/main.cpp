@@ -48,7 +48,7 @@ int main(int argc, char** argv) {
 
   LiveOptions lo;
   auto* live = app.add_subcommand("live", "Monitor a network interface (SPAN/mirror port)");
-  live->add_option("-i,--interface", lo.iface, "Interface to capture on")->required();
+  live->add_option("-i,--interface", lo.iface, "Interface to capture on (or capture.interface in --config)");
   live->add_option("-f,--filter", lo.bpf, "BPF capture filter");
   live->add_option("-s,--snaplen", lo.snaplen, "Bytes captured per packet")->check(CLI::Range(64, 262144));
   live->add_flag("--no-promisc", lo.no_promisc, "Do not put the interface in promiscuous mode");

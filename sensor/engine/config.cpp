@@ -44,6 +44,23 @@ int64_t seconds(const std::string& file, const YAML::Node& n, const std::string&
   return static_cast<int64_t>(v * 1e6);
 }
 
+std::string text(const std::string& file, const YAML::Node& n, const std::string& key, bool empty_ok = false) {
+  if (!n.IsScalar()) fail(file, n, fmt::format("'{}' must be a string", key));
+  std::string s = n.as<std::string>();
+  if (s.empty() && !empty_ok) fail(file, n, fmt::format("'{}' must not be empty", key));
+  return s;
+}
+
+bool flag(const std::string& file, const YAML::Node& n, const std::string& key) {
+  bool b = false;
+  try {
+    b = n.as<bool>();
+  } catch (const YAML::Exception&) {
+    fail(file, n, fmt::format("'{}' must be true or false", key));
+  }
+  return b;
+}
+
 using Handler = std::function<void(const YAML::Node&)>;
 
 void section(const std::string& file, const YAML::Node& node, const std::string& name,
@@ -75,6 +92,7 @@ SensorConfig load_config(const std::string& path) {
   }
   if (root.IsNull()) return c;
   const auto& f = path;
+  YAML::Mark ring_mark;
   section(f, root, "top level", {
     {"flows", [&](const YAML::Node& n) { section(f, n, "flows", {
       {"max_flows", [&](const YAML::Node& v) { c.flows.max_flows = number<size_t>(f, v, "max_flows", 1, 100'000'000); }},
@@ -108,10 +126,40 @@ SensorConfig load_config(const std::string& path) {
       {"phi_key", [&](const YAML::Node& v) { c.phi_key = v.as<std::string>(); }},
       {"phi_key_file", [&](const YAML::Node& v) { c.phi_key_file = v.as<std::string>(); }},
     }); }},
+    {"capture", [&](const YAML::Node& n) { section(f, n, "capture", {
+      {"interface", [&](const YAML::Node& v) { c.capture.interface = text(f, v, "interface"); }},
+      {"bpf", [&](const YAML::Node& v) { c.capture.bpf = text(f, v, "bpf", true); }},
+      {"snaplen", [&](const YAML::Node& v) { c.capture.snaplen = number<int>(f, v, "snaplen", 64, 262144); }},
+      {"promisc", [&](const YAML::Node& v) { c.capture.promisc = flag(f, v, "promisc"); }},
+      {"method", [&](const YAML::Node& v) {
+        std::string m = text(f, v, "method");
+        if (m != "afpacket" && m != "pcap") fail(f, v, "'method' must be 'afpacket' or 'pcap'");
+        c.capture.method = m; }},
+      {"workers", [&](const YAML::Node& v) { c.capture.workers = number<int>(f, v, "workers", 1, 64); }},
+      {"ring_size", [&](const YAML::Node& v) {
+        ring_mark = v.Mark();
+        c.capture.ring_size = number<size_t>(f, v, "ring_size", size_t(1) << 20, size_t(1) << 36); }},
+      {"block_size", [&](const YAML::Node& v) {
+        size_t b = number<size_t>(f, v, "block_size", 4096, size_t(1) << 27);
+        // The kernel wants page-aligned blocks; a power of two keeps them aligned on any page size.
+        if (b & (b - 1)) fail(f, v, "'block_size' must be a power of two");
+        c.capture.block_size = b; }},
+      {"cpus", [&](const YAML::Node& v) {
+        if (!v.IsSequence() || v.size() == 0) fail(f, v, "'cpus' must be a non-empty list of CPU numbers");
+        for (const auto& e : v) c.capture.cpus.push_back(number<int>(f, e, "cpus", 0, 1023));
+        const YAML::Mark m = v.Mark();
+        c.capture.cpus_where = fmt::format("{}:{}:{}", f, m.line + 1, m.column + 1); }},
+    }); }},
     {"policy", [&](const YAML::Node& n) { section(f, n, "policy", {
       {"site", [&](const YAML::Node& v) { c.site_policy = v.as<std::string>(); }},
     }); }},
   });
+  if (c.capture.ring_size) {
+    size_t b = c.capture.block_size.value_or(kDefaultRingBlockSize);
+    if (*c.capture.ring_size % b != 0 || *c.capture.ring_size / b < 4)
+      throw ConfigError(fmt::format("{}:{}:{}: 'ring_size' must be a multiple of block_size ({}) and at least 4 blocks",
+                                    f, ring_mark.line + 1, ring_mark.column + 1, b));
+  }
   return c;
 }
 

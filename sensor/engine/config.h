@@ -1,8 +1,10 @@
 #pragma once
 // Sensor configuration (YAML, --config). Every key is checked: an unknown key or a bad value is
 // an error naming the file, line and column, never a silent default.
+#include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "dissectors/ndpi/ndpi_classifier.h"
 #include "sensor/decode/ip_fragments.h"
@@ -16,6 +18,23 @@ namespace medmon {
 enum class Depth : uint8_t { decode, flow, reassembly, ndpi, dissect, policy };
 bool parse_depth(const std::string& s, Depth& out);
 
+constexpr size_t kDefaultRingBlockSize = size_t(1) << 22;  // as AfPacketOptions
+
+// Live capture (`capture:` section). Unset keys leave the command-line value or its default;
+// a command-line option given explicitly wins over the file.
+struct CaptureConfig {
+  std::optional<std::string> interface;
+  std::optional<std::string> bpf;
+  std::optional<int> snaplen;
+  std::optional<bool> promisc;
+  std::optional<std::string> method;      // afpacket or pcap
+  std::optional<int> workers;
+  std::optional<size_t> ring_size;        // bytes per worker (AF_PACKET ring)
+  std::optional<size_t> block_size;       // bytes per ring block
+  std::vector<int> cpus;                  // worker i runs on cpus[i % size]; empty: not pinned
+  std::string cpus_where;                 // "file:line:column" of `cpus`, for runtime errors
+};
+
 struct SensorConfig {
   FlowLimits flows;
   ReassemblyLimits reassembly;
@@ -28,6 +47,7 @@ struct SensorConfig {
   std::string phi_key;                    // site key (inline)
   std::string phi_key_file;               // or a file holding it (must be 0600)
   std::string site_policy;                // site binding YAML, when a policy is used
+  CaptureConfig capture;
 };
 
 class ConfigError : public std::runtime_error {

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Live capture benchmark: medmon live (AF_PACKET) on one end of a veth pair in a private network
+# namespace, tcpreplay of the bench corpora on the other end, with 1 and 2 workers, at
+# --mbps 1000 and at --topspeed. Reports per run: packets offered (tcpreplay), received and
+# dropped by the kernel, processed by medmon (its final `stats` events), the replay rate, the
+# processing rate, and medmon's CPU seconds. Run as root.
+#   bench/veth.sh [CORPUS_DIR] [MEDMON]
+#   CORPUS_DIR default /tmp/corpora or bench/corpora (bench/make-corpora.sh makes them);
+#   env: CORPORA="dicom-large dicom-many hl7-many mixed", WORKERS="1 2", MODES="mbps1000 topspeed",
+#        RING_MB=256 (per worker), EXTRA="--site policies/sites/bench-loopback.yaml" (more medmon args)
+# The `mixed` corpus (dicom-many + hl7-many + the first 150k packets of dicom-large, all
+# starting together, merged by time) is made here with editcap/mergecap when missing.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+DIR=${1:-}
+if [ -z "$DIR" ]; then
+  if [ -f /tmp/corpora/dicom-many.pcap ]; then DIR=/tmp/corpora; else DIR=$HERE/corpora; fi
+fi
+MEDMON=$(realpath "${2:-$HERE/../build/sensor/cli/medmon}")
+CORPORA=${CORPORA:-"dicom-large dicom-many hl7-many mixed"}
+WORKERS=${WORKERS:-"1 2"}
+MODES=${MODES:-"mbps1000 topspeed"}
+RING_MB=${RING_MB:-256}
+EXTRA=${EXTRA:-}
+[ "$(id -u)" = 0 ] || { echo "veth.sh: needs root (network namespace, AF_PACKET)" >&2; exit 2; }
+for t in ip tcpreplay editcap mergecap capinfos; do
+  command -v $t >/dev/null || { echo "veth.sh: $t missing (scripts/install-deps.sh --test)" >&2; exit 2; }
+done
+
+W=$(mktemp -d /tmp/medmon-veth.XXXXXX)
+NS=mmveth$$
+cleanup() {
+  [ -n "${MPID:-}" ] && kill "$MPID" 2>/dev/null && wait "$MPID" 2>/dev/null || true
+  ip netns del $NS 2>/dev/null || true
+  rm -rf "$W"
+}
+trap cleanup EXIT
+ip netns add $NS
+nsx() { ip netns exec $NS "$@"; }
+nsx ip link add va type veth peer name vb
+nsx sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+nsx ip link set va mtu 9000 up      # corpora were captured with offloads off: frames <= 1514
+nsx ip link set vb mtu 9000 up
+
+if [[ " $CORPORA " == *" mixed "* ]] && [ ! -f "$DIR/mixed.pcap" ]; then
+  echo "making $DIR/mixed.pcap" >&2
+  start() { capinfos -a -S "$1" | awk '/First packet time/ {print $NF}'; }
+  h=$(start "$DIR/hl7-many.pcap")
+  editcap -r "$DIR/dicom-large.pcap" "$W/large-part.pcap" 1-150000
+  sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.6f", a - b }'; }
+  editcap -t "$(sub "$h" "$(start "$DIR/dicom-many.pcap")")" "$DIR/dicom-many.pcap" "$W/many.pcap"
+  editcap -t "$(sub "$h" "$(start "$W/large-part.pcap")")" "$W/large-part.pcap" "$W/large.pcap"
+  mergecap -F pcap -w "$DIR/mixed.pcap" "$DIR/hl7-many.pcap" "$W/many.pcap" "$W/large.pcap"
+  rm -f "$W"/*.pcap
+fi
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
+# kpps_replay: processed packets per second of replay; kpps_done: per second until medmon had
+# processed everything (its CPU time stopped moving, +-0.5 s); kpps_cpu: per CPU second of medmon.
+printf '%-12s %-8s %2s %9s %9s %8s %9s %8s %11s %9s %8s %7s\n' corpus mode w offered received dropped processed \
+  replay_s kpps_replay kpps_done kpps_cpu cpu_s
+for corpus in $CORPORA; do
+  f="$DIR/$corpus.pcap"
+  [ -f "$f" ] || { echo "veth.sh: $f missing (bench/make-corpora.sh)" >&2; continue; }
+  for w in $WORKERS; do
+    for mode in $MODES; do
+      case $mode in
+        mbps1000) rate=(--mbps 1000) ;;
+        topspeed) rate=(--topspeed) ;;
+        *) echo "veth.sh: unknown mode $mode" >&2; exit 2 ;;
+      esac
+      : > "$W/ev.jsonl"
+      # shellcheck disable=SC2086
+      nsx "$MEDMON" live -i vb --workers "$w" --buffer-mb "$RING_MB" --out "$W/ev.jsonl" --quiet \
+        --fail-on none $EXTRA 2> "$W/err.txt" &
+      MPID=$!
+      for _ in $(seq 100); do
+        [ "$(nsx sh -c 'wc -l < /proc/net/packet')" -gt "$w" ] && break
+        kill -0 $MPID 2>/dev/null || { cat "$W/err.txt" >&2; exit 1; }
+        sleep 0.1
+      done
+      sleep 0.5
+      t0=$(date +%s.%N)
+      nsx tcpreplay -i va "${rate[@]}" "$f" > "$W/replay.txt" 2>&1
+      t1=$(date +%s.%N)
+      # Wait until medmon has emptied its rings: CPU time stops moving.
+      prev=-1
+      for _ in $(seq 600); do
+        cur=$(cpu_ticks $MPID)
+        [ "$cur" = "$prev" ] && break
+        prev=$cur
+        sleep 0.5
+      done
+      t2=$(awk -v t="$(date +%s.%N)" 'BEGIN { printf "%.3f", t - 0.5 }')
+      cpu=$(cpu_ticks $MPID)
+      kill -TERM $MPID
+      wait $MPID || { echo "veth.sh: medmon exited $?" >&2; cat "$W/err.txt" >&2; }
+      MPID=
+      offered=$(awk '/Actual:/ {print $2; exit}' "$W/replay.txt")
+      /usr/bin/python3 - "$W/ev.jsonl" "$corpus" "$mode" "$w" "$offered" "$t0" "$t1" "$t2" "$cpu" \
+        "$(getconf CLK_TCK)" <<'PY'
+import json, sys
+ev, corpus, mode, w, offered, t0, t1, t2, cpu, hz = sys.argv[1:]
+last = {}
+for line in open(ev):
+    e = json.loads(line)
+    if e["event_type"] == "stats":
+        last[e["stats"].get("worker", 0)] = e["stats"]
+recv = sum(s["capture"]["received"] for s in last.values())
+drop = sum(s["capture"]["dropped"] for s in last.values())
+proc = sum(s["packets"] for s in last.values())
+replay = float(t1) - float(t0)
+cpu_s = int(cpu) / int(hz)
+done = max(float(t2) - float(t0), replay)
+print(f"{corpus:<12} {mode:<8} {w:>2} {int(offered):>9} {recv:>9} {drop:>8} {proc:>9} {replay:>8.2f} "
+      f"{proc / replay / 1e3:>11.1f} {proc / done / 1e3:>9.1f} {proc / max(cpu_s, 1e-9) / 1e3:>8.1f} {cpu_s:>7.2f}")
+PY
+    done
+  done
+done
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

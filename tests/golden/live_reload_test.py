@@ -1,0 +1,261 @@
+"""medmon live on a veth pair in a private network namespace: SIGHUP reloads the site policy
+(flow verdicts and alerts follow the new file), a broken site file is refused with a log line
+while the old policy stays and capture goes on. Needs root, ip(8) and tcpreplay."""
+import json
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from golden import MEDMON, SRC, OUT, Checker, analyze, pcap  # noqa: E402
+
+
+def tools_missing():
+    if os.geteuid() != 0:
+        return "not root"
+    for t in ("ip", "tcpreplay"):
+        if not shutil.which(t):
+            return f"{t} not installed (scripts/install-deps.sh --test)"
+    return None
+
+
+def write_tick(path, n=64):
+    """n UDP datagrams (10.99.0.1:port -> 10.99.0.2:9, a port each): replayed after a scenario
+    so that packet time moves on, in every worker, and the scenario's flows reach their (1 s)
+    timeouts. With 64 distinct flows the fanout hash misses a worker with odds 2^-63."""
+    with open(path, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        for i in range(n):
+            ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 28 + 4, i, 0x4000, 64, 17, 0,
+                             bytes([10, 99, 0, 1]), bytes([10, 99, 0, 2]))
+            s = sum(struct.unpack("!10H", ip))
+            s = (s & 0xFFFF) + (s >> 16)
+            ip = ip[:10] + struct.pack("!H", ~s & 0xFFFF) + ip[12:]
+            frame = b"\x02\x00\x00\x00\x00\x02" + b"\x02\x00\x00\x00\x00\x01" + b"\x08\x00" + ip + \
+                struct.pack("!HHHH", 20000 + i, 9, 12, 0) + b"tick"
+            f.write(struct.pack("<IIII", 0, i, len(frame), len(frame)) + frame)
+
+
+class Netns:
+    """A private network namespace with a veth pair: medmon listens on `vb`, replays go to `va`."""
+
+    def __init__(self, tag):
+        self.name = f"mmlive{os.getpid()}{tag}"
+        subprocess.run(["ip", "netns", "add", self.name], check=True)
+        try:
+            self.sh("ip link add va type veth peer name vb")
+            self.sh("sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1")
+            self.sh("ip link set va up")
+            self.sh("ip link set vb up")
+        except Exception:
+            self.close()
+            raise
+
+    def sh(self, cmd, **kw):
+        return subprocess.run(["ip", "netns", "exec", self.name, "sh", "-c", cmd], check=True,
+                              capture_output=True, text=True, **kw)
+
+    def popen(self, args, **kw):
+        return subprocess.Popen(["ip", "netns", "exec", self.name] + args, **kw)
+
+    def replay(self, path, extra=("--mbps", "100")):
+        self.sh(f"tcpreplay -q -i va {' '.join(extra)} {path}")
+
+    def packet_sockets(self):
+        lines = self.sh("cat /proc/net/packet").stdout.splitlines()
+        return len(lines) - 1
+
+    def close(self):
+        subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
+
+
+class Live:
+    """medmon live in the namespace, writing to a file; waits until its sockets are open."""
+
+    def __init__(self, ns, args, out, err, sockets=1):
+        self.ns, self.out_path, self.err_path = ns, out, err
+        self.errf = open(err, "w")
+        self.p = ns.popen([MEDMON, "live", "--out", out, "--quiet", *args], stdout=subprocess.DEVNULL,
+                          stderr=self.errf)
+        deadline = time.time() + 20
+        while ns.packet_sockets() < sockets:
+            if self.p.poll() is not None or time.time() > deadline:
+                raise AssertionError(f"medmon live did not start: {open(err).read()}")
+            time.sleep(0.05)
+        time.sleep(0.3)  # the workers are polling their rings
+
+    def events(self):
+        with open(self.out_path) as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def stderr(self):
+        self.errf.flush()
+        with open(self.err_path) as f:
+            return f.read()
+
+    def wait_for(self, cond, what, timeout=15):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if cond():
+                return True
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {what}; stderr: {self.stderr()}")
+
+    def hup(self, expect_in_log):
+        before = self.stderr().count(expect_in_log)
+        os.kill(self.medmon_pid(), signal.SIGHUP)
+        self.wait_for(lambda: self.stderr().count(expect_in_log) > before, f"'{expect_in_log}' on stderr")
+
+    def medmon_pid(self):
+        # `ip netns exec` execs the command: the child is medmon itself.
+        return self.p.pid
+
+    def stop(self, sig=signal.SIGTERM):
+        os.kill(self.medmon_pid(), sig)
+        rc = self.p.wait(timeout=60)
+        self.errf.close()
+        return rc
+
+
+def demo_flows(events):
+    """Flow events of the demo scenario (not the tick), keyed by their 5-tuple."""
+    return {(e["src_ip"], e["src_port"], e["dst_ip"], e["dst_port"], e["proto"]): e for e in events
+            if e["event_type"] == "flow" and e["src_ip"] != "10.99.0.1"}
+
+
+def alert_keys(events):
+    return {(e["alert"]["rule"], e.get("src_ip"), e.get("dst_ip"), e.get("dst_port")) for e in events
+            if e["event_type"] == "alert"}
+
+
+def main():
+    C = Checker("live_reload")
+    why = tools_missing()
+    if why:
+        print(f"live_reload: {why}; skipped")
+        return 0
+    tmp = tempfile.mkdtemp(prefix="mmlive-")
+    shutil.copytree(os.path.join(SRC, "policies", "devices"), os.path.join(tmp, "devices"))
+    os.makedirs(os.path.join(tmp, "sites"))
+    site = os.path.join(tmp, "sites", "site.yaml")
+    demo_site = open(os.path.join(SRC, "policies", "sites", "demo-site.yaml")).read()
+    open(site, "w").write(demo_site)
+    tick = os.path.join(tmp, "tick.pcap")
+    write_tick(tick)
+    workers = int(os.environ.get("LIVE_WORKERS", "2"))
+    cfg = os.path.join(tmp, "medmon.yaml")
+    with open(cfg, "w") as f:
+        f.write(f"""capture:
+  interface: vb
+  workers: {workers}
+  ring_size: 4194304
+  block_size: 262144
+flows:
+  tcp_idle_timeout: 1
+  tcp_closed_timeout: 0.5
+  udp_idle_timeout: 1
+output:
+  stats_interval: 1
+policy:
+  site: {site}
+""")
+    ref = demo_flows(analyze(pcap("demo", "demo.pcap"), "--site", site, "--fail-on", "none"))
+    ns = Netns("r")
+    live = None
+    try:
+        live = Live(ns, ["--config", cfg], os.path.join(tmp, "events.jsonl"), os.path.join(tmp, "stderr.txt"),
+                    sockets=workers)
+
+        def scenario(n_before):
+            """Replays the demo capture then a tick; returns the new events once all the demo
+            conversations have ended."""
+            ns.replay(pcap("demo", "demo.pcap"))
+            time.sleep(1.3)
+            ns.replay(tick)
+            live.wait_for(lambda: len(demo_flows(live.events()[n_before:])) >= len(ref), "the demo flows")
+            time.sleep(1.2)  # alerts of the last flows are flushed with them; let one more flush pass
+            return live.events()[n_before:]
+
+        # 1. The demo site: the CT may talk HL7 to the RIS (modality -> his is allowed).
+        ev1 = scenario(0)
+        f1 = demo_flows(ev1)
+        C.eq("phase 1: the conversations analyze finds in demo.pcap", sorted(f1), sorted(ref))
+        hl7 = [k for k, e in f1.items() if e.get("app") == "hl7"]
+        C.eq("phase 1: one HL7 flow", len(hl7), 1)
+        hl7 = hl7[0] if hl7 else None
+        v1 = {k: e.get("verdict") for k, e in f1.items()}
+        C.eq("phase 1: verdicts as analyze gives with the same site", v1,
+             {k: e.get("verdict") for k, e in ref.items()})
+        C.true("phase 1: some alerts (the demo has undeclared traffic)", len(alert_keys(ev1)) > 0)
+        C.eq("phase 1: the HL7 flow is declared", v1.get(hl7), "declared")
+        C.true("phase 1: no zone alert on the HL7 flow",
+               not any(k[0].startswith("zone") and k[2] == "10.10.3.30" for k in alert_keys(ev1)))
+
+        # 2. Forbid modality -> his, SIGHUP: the same traffic now raises a zone alert.
+        open(site, "w").write(demo_site.replace("  - {from: modality, to: his}      # worklist\n", ""))
+        live.hup("policy " + site + " in force")
+        n = len(live.events())
+        ev2 = scenario(n)
+        f2 = demo_flows(ev2)
+        a2 = alert_keys(ev2)
+        C.eq("phase 2: every demo conversation (none lost over the reload)", sorted(f2), sorted(ref))
+        C.true(f"phase 2: the HL7 flow is no longer declared (got {f2.get(hl7, {}).get('verdict')})",
+               hl7 in f2 and f2[hl7].get("verdict") != "declared")
+        C.true(f"phase 2: an alert on the CT -> RIS HL7 flow ({sorted(a2)})",
+               any(k[1] == "10.10.1.10" and k[2] == "10.10.3.30" and k[3] == 2575 for k in a2))
+        C.true("phase 2: the alerts differ from phase 1", a2 != alert_keys(ev1))
+        v2 = {k: e.get("verdict") for k, e in f2.items()}
+
+        # 3. A broken site file: refused with a log line naming the file; the phase-2 policy stays.
+        open(site, "w").write(demo_site.replace("zone_matrix:", "zone_matrix: [\n"))
+        live.hup("reload rejected")
+        err = live.stderr()
+        rejected = [l for l in err.splitlines() if "reload rejected" in l]
+        C.true(f"phase 3: the rejection names the site file ({rejected})", any(site in l for l in rejected))
+        C.true(f"phase 3: the error has file:line ({err[-400:]})", (site + ":") in err)
+        C.true("phase 3: medmon still runs", live.p.poll() is None)
+        n = len(live.events())
+        ev3 = scenario(n)
+        f3 = demo_flows(ev3)
+        v3 = {k: e.get("verdict") for k, e in f3.items()}
+        C.eq("phase 3: every demo conversation", sorted(f3), sorted(ref))
+        C.eq("phase 3: same verdicts as under the phase-2 policy", v3, v2)
+        C.true("phase 3: the HL7 flow is still not declared", v3.get(hl7) != "declared")
+
+        # 4. A reload back to the demo site brings the declared verdict back.
+        open(site, "w").write(demo_site)
+        live.hup("policy " + site + " in force")
+        n = len(live.events())
+        ev4 = scenario(n)
+        C.eq("phase 4: verdicts as in phase 1", {k: e.get("verdict") for k, e in demo_flows(ev4).items()}, v1)
+
+        rc = live.stop()
+        C.eq("SIGTERM: exit status", rc, 0)
+        lines = open(live.out_path).read().split("\n")
+        C.eq("output ends with a newline", lines[-1], "")
+        last = {}
+        for e in live.events():
+            if e["event_type"] == "stats":
+                last[e["stats"].get("worker", 0)] = e["stats"]
+        C.eq("a stats event from every worker", sorted(last), list(range(workers)) if workers > 1 else [0])
+        C.true("each worker's final stats: no flow left open", all(s["flows_active"] == 0 for s in last.values()))
+        os.makedirs(OUT, exist_ok=True)
+        shutil.copy(live.out_path, os.path.join(OUT, "live_reload.jsonl"))
+        shutil.copy(live.err_path, os.path.join(OUT, "live_reload.stderr"))
+        live = None
+    finally:
+        if live is not None and live.p.poll() is None:
+            live.p.kill()
+            live.p.wait()
+        ns.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    C.done()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
