@@ -5,11 +5,50 @@
 
 namespace medmon {
 
-TcpReassembler::~TcpReassembler() { release(queued_bytes_); }
+namespace {
+constexpr size_t kOverhead = ReassemblyMemory::kSegmentOverhead;
 
-void TcpReassembler::release(size_t n) {
+// 32-bit hash of a segment's bytes, 8 at a time (a mismatch detector, not a MAC).
+uint32_t hash_bytes(std::span<const uint8_t> d) {
+  uint64_t h = 0x9E3779B97F4A7C15ull ^ d.size();
+  size_t i = 0;
+  for (; i + 8 <= d.size(); i += 8) {
+    uint64_t w;
+    std::memcpy(&w, d.data() + i, 8);
+    h = (h ^ w) * 0xBF58476D1CE4E5B9ull;
+    h ^= h >> 31;
+  }
+  uint64_t w = 0;
+  std::memcpy(&w, d.data() + i, d.size() - i);
+  h = (h ^ w) * 0x94D049BB133111EBull;
+  h ^= h >> 29;
+  return static_cast<uint32_t>(h ^ (h >> 32));
+}
+}  // namespace
+
+TcpReassembler::~TcpReassembler() {
+  mem_->used -= queued_bytes_ + queue_.size() * kOverhead;
+}
+
+void TcpReassembler::release(size_t n) {  // one queued segment of n bytes
   queued_bytes_ -= n;
-  mem_->used -= n;
+  mem_->used -= n + kOverhead;
+}
+
+void TcpReassembler::remember(uint64_t off, std::span<const uint8_t> data) {
+  if (data.size() > UINT32_MAX) return;
+  recent_[recent_next_++ & 3] = {off, static_cast<uint32_t>(data.size()), hash_bytes(data)};
+}
+
+void TcpReassembler::check_retransmission(uint64_t off, std::span<const uint8_t> data, StreamSink& sink) {
+  // Only segments the copy covers whole can be compared.
+  for (const Delivered& r : recent_) {
+    if (r.len == 0 || r.off < off || r.off + r.len > off + data.size()) continue;
+    if (hash_bytes(data.subspan(r.off - off, r.len)) != r.hash) {
+      sink.overlap_conflict(r.off);
+      return;
+    }
+  }
 }
 
 void TcpReassembler::syn(uint32_t seq) {
@@ -40,16 +79,19 @@ void TcpReassembler::segment(uint32_t seq, std::span<const uint8_t> payload, boo
   int64_t end = off + static_cast<int64_t>(payload.size());
   if (end <= static_cast<int64_t>(next_off_)) {  // all of it delivered already
     retrans_bytes_ += payload.size();
+    if (off >= 0) check_retransmission(static_cast<uint64_t>(off), payload, sink);
     return;
   }
   if (off < static_cast<int64_t>(next_off_)) {
     size_t cut = static_cast<size_t>(static_cast<int64_t>(next_off_) - off);
     retrans_bytes_ += cut;
+    if (off >= 0) check_retransmission(static_cast<uint64_t>(off), payload.first(cut), sink);
     payload = payload.subspan(cut);
     off = static_cast<int64_t>(next_off_);
   }
   uint64_t uoff = static_cast<uint64_t>(off);
   if (uoff == next_off_ && queue_.empty()) {  // the common case: in order, nothing queued
+    remember(uoff, payload);
     sink.data(payload, uoff);
     next_off_ += payload.size();
     return;
@@ -89,10 +131,11 @@ void TcpReassembler::insert(uint64_t off, std::span<const uint8_t> data, StreamS
   }
   for (auto& [hoff, bytes] : holes) {
     // Caps: per direction and global. Hitting one gives up on the oldest hole.
+    const size_t cost = bytes.size() + kOverhead;
     while (!queue_.empty() &&
            (queued_bytes_ + bytes.size() > limits_->max_queued_bytes ||
-            queue_.size() + 1 > limits_->max_queued_segments || mem_->used + bytes.size() > mem_->cap)) {
-      if (mem_->used + bytes.size() > mem_->cap) ++mem_->memcap_hits;
+            queue_.size() + 1 > limits_->max_queued_segments || mem_->used + cost > mem_->cap)) {
+      if (mem_->used + cost > mem_->cap) ++mem_->memcap_hits; else ++mem_->direction_cap_hits;
       ++limit_hits_;
       force_gap(queue_.begin()->first, sink);
       drain(sink);
@@ -106,22 +149,23 @@ void TcpReassembler::insert(uint64_t off, std::span<const uint8_t> data, StreamS
       hoff = next_off_;
     }
     if (hoff == next_off_ && queue_.empty()) {
+      remember(hoff, bytes);
       sink.data(bytes, hoff);
       next_off_ += bytes.size();
       continue;
     }
-    if (bytes.size() > limits_->max_queued_bytes || mem_->used + bytes.size() > mem_->cap) {
+    if (bytes.size() > limits_->max_queued_bytes || mem_->used + bytes.size() + kOverhead > mem_->cap) {
       // Cannot hold even this piece: skip to it.
-      if (mem_->used + bytes.size() > mem_->cap) ++mem_->memcap_hits;
+      if (mem_->used + bytes.size() + kOverhead > mem_->cap) ++mem_->memcap_hits; else ++mem_->direction_cap_hits;
       ++limit_hits_;
       force_gap(hoff, sink);
       drain(sink);
-      if (hoff == next_off_) { sink.data(bytes, hoff); next_off_ += bytes.size(); }
+      if (hoff == next_off_) { remember(hoff, bytes); sink.data(bytes, hoff); next_off_ += bytes.size(); }
       continue;
     }
     queue_.emplace(hoff, std::vector<uint8_t>(bytes.begin(), bytes.end()));
     queued_bytes_ += bytes.size();
-    mem_->used += bytes.size();
+    mem_->used += bytes.size() + kOverhead;
     mem_->peak = std::max(mem_->peak, mem_->used);
   }
 }
@@ -133,6 +177,7 @@ void TcpReassembler::drain(StreamSink& sink) {
     uint64_t e_end = it->first + it->second.size();
     if (e_end > next_off_) {
       size_t skip = static_cast<size_t>(next_off_ - it->first);
+      remember(next_off_, std::span<const uint8_t>(it->second).subspan(skip));
       sink.data(std::span<const uint8_t>(it->second).subspan(skip), next_off_);
       next_off_ = e_end;
     }

@@ -6,6 +6,7 @@
 // - Losses become explicit gaps: when the peer acknowledges bytes that were never seen (after a
 //   grace of a few packets, since a SPAN port reorders), when a cap is hit, or at the end.
 // - Memory is capped per direction and globally; hitting a cap forces a gap and is counted.
+#include <array>
 #include <cstdint>
 #include <map>
 #include <span>
@@ -21,14 +22,18 @@ struct ReassemblyLimits {
   uint32_t ack_gap_packets = 16;       // packets to wait for acknowledged-but-unseen bytes
 };
 
-// Shared by every stream: the global cap on queued out-of-order bytes.
+// Shared by every stream: the global cap on queued out-of-order data. Each queued segment is
+// charged its bytes plus kSegmentOverhead, so floods of one-byte segments stay under the cap.
 struct ReassemblyMemory {
+  static constexpr size_t kSegmentOverhead = 112;  // map node + vector + malloc headers (measured)
   explicit ReassemblyMemory(size_t cap, Counters& c)
-      : cap(cap), memcap_hits(c.at("tcp.reassembly.global_memcap_hits")) {}
+      : cap(cap), memcap_hits(c.at("tcp.reassembly.global_memcap_hits")),
+        direction_cap_hits(c.at("tcp.reassembly.direction_cap_hits")) {}
   size_t cap;
   size_t used = 0;
   size_t peak = 0;
   uint64_t& memcap_hits;
+  uint64_t& direction_cap_hits;  // per-direction byte or segment cap forced a gap
 };
 
 class StreamSink {
@@ -72,6 +77,10 @@ class TcpReassembler {
   void drain(StreamSink& sink);
   void force_gap(uint64_t upto, StreamSink& sink);
   void release(size_t n);
+  // Retransmissions of delivered bytes: remembered per segment as (offset, length, hash) so a
+  // copy with different bytes is reported without keeping the data.
+  void remember(uint64_t off, std::span<const uint8_t> data);
+  void check_retransmission(uint64_t off, std::span<const uint8_t> data, StreamSink& sink);
 
   const ReassemblyLimits* limits_;
   ReassemblyMemory* mem_;
@@ -82,6 +91,9 @@ class TcpReassembler {
   int64_t fin_off_ = -1;
   uint32_t ack_wait_ = 0;
   size_t queued_bytes_ = 0;
+  struct Delivered { uint64_t off = 0; uint32_t len = 0; uint32_t hash = 0; };
+  std::array<Delivered, 4> recent_{};  // the last segments delivered in order
+  uint8_t recent_next_ = 0;
   uint64_t gaps_ = 0, gap_bytes_ = 0, retrans_bytes_ = 0, limit_hits_ = 0;
   bool base_set_ = false;
   bool midstream_ = false;

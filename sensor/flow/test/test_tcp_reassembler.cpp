@@ -218,3 +218,46 @@ TEST_CASE("Every split point and a shuffled order give the same stream") {
     CHECK(out.conflicts == 0);
   }
 }
+
+TEST_CASE("A retransmission of delivered bytes with different content is reported") {
+  Fixture fx;
+  TcpReassembler r(fx.lim, fx.mem);
+  Collector out;
+  r.syn(0);
+  r.segment(1, sp("GET /benign"), false, out);
+  r.segment(12, sp(" HTTP/1.0"), false, out);
+  r.segment(1, sp("GET /benign"), false, out);  // same bytes: a plain retransmission
+  CHECK(out.conflicts == 0);
+  r.segment(1, sp("GET /evil!!"), false, out);  // same place, other bytes: evasion attempt
+  CHECK(out.conflicts == 1);
+  r.segment(1, sp("GET /benign HTTP/1.1"), false, out);  // covers both, second one differs
+  CHECK(out.conflicts == 2);
+  CHECK(out.stream == "GET /benign HTTP/1.0");  // the first copy wins
+}
+
+TEST_CASE("Queued one-byte segments are charged their bookkeeping against the memcap") {
+  Counters c;
+  ReassemblyLimits lim;
+  const size_t cap = 100 * (1 + ReassemblyMemory::kSegmentOverhead);
+  ReassemblyMemory mem(cap, c);
+  TcpReassembler r(lim, mem);
+  Collector out;
+  r.syn(0);
+  for (uint32_t k = 1000; k > 1; --k) {
+    r.segment(k, sp("x"), false, out);
+    CHECK(mem.used <= cap);
+  }
+  CHECK(mem.memcap_hits > 0);
+  CHECK(r.queued_bytes() <= 100);
+}
+
+TEST_CASE("Hitting the per-direction segment cap is counted") {
+  Fixture fx;
+  fx.lim.max_queued_segments = 10;
+  TcpReassembler r(fx.lim, fx.mem);
+  Collector out;
+  r.syn(0);
+  for (uint32_t k = 100; k > 1; k -= 2) r.segment(k, sp("y"), false, out);
+  CHECK(fx.mem.direction_cap_hits > 0);
+  CHECK(fx.mem.memcap_hits == 0);
+}
