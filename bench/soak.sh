@@ -44,11 +44,11 @@ output:
 policy:
   site: $SRC/policies/sites/demo-site.yaml
 YAML
-nsx "$MEDMON" live --config "$W/medmon.yaml" --out "$W/events.jsonl" --quiet 2> "$W/err.txt" &
+ip netns exec $NS "$MEDMON" live --config "$W/medmon.yaml" --out "$W/events.jsonl" --quiet 2> "$W/err.txt" &
 MPID=$!
 sleep 1
 kill -0 $MPID || { cat "$W/err.txt" >&2; exit 1; }
-nsx tcpreplay -q -i va --mbps "$MBPS" --loop 0 "$SRC/pcaps/demo/demo.pcap" > /dev/null 2>&1 &
+ip netns exec $NS tcpreplay -q -i va --mbps "$MBPS" --loop 0 "$SRC/pcaps/demo/demo.pcap" > /dev/null 2>&1 &
 RPID=$!
 
 echo "t_s rss_kib fds events_mib"

@@ -56,10 +56,10 @@ fi
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
-# kpps_replay: processed packets per second of replay; kpps_done: per second until medmon had
+# sent_mbps: what tcpreplay achieved; kpps_replay: processed packets per second of replay; kpps_done: per second until medmon had
 # processed everything (its CPU time stopped moving, +-0.5 s); kpps_cpu: per CPU second of medmon.
-printf '%-12s %-8s %2s %9s %9s %8s %9s %8s %11s %9s %8s %7s\n' corpus mode w offered received dropped processed \
-  replay_s kpps_replay kpps_done kpps_cpu cpu_s
+printf '%-12s %-8s %2s %9s %8s %9s %8s %9s %8s %11s %9s %8s %7s\n' corpus mode w offered sent_mbps received \
+  dropped processed replay_s kpps_replay kpps_done kpps_cpu cpu_s
 for corpus in $CORPORA; do
   f="$DIR/$corpus.pcap"
   [ -f "$f" ] || { echo "veth.sh: $f missing (bench/make-corpora.sh)" >&2; continue; }
@@ -72,7 +72,7 @@ for corpus in $CORPORA; do
       esac
       : > "$W/ev.jsonl"
       # shellcheck disable=SC2086
-      nsx "$MEDMON" live -i vb --workers "$w" --buffer-mb "$RING_MB" --out "$W/ev.jsonl" --quiet \
+      ip netns exec $NS "$MEDMON" live -i vb --workers "$w" --buffer-mb "$RING_MB" --out "$W/ev.jsonl" --quiet \
         --fail-on none $EXTRA 2> "$W/err.txt" &
       MPID=$!
       for _ in $(seq 100); do
@@ -98,10 +98,11 @@ for corpus in $CORPORA; do
       wait $MPID || { echo "veth.sh: medmon exited $?" >&2; cat "$W/err.txt" >&2; }
       MPID=
       offered=$(awk '/Actual:/ {print $2; exit}' "$W/replay.txt")
-      /usr/bin/python3 - "$W/ev.jsonl" "$corpus" "$mode" "$w" "$offered" "$t0" "$t1" "$t2" "$cpu" \
+      mbps=$(awk '/Rated:/ {print $4; exit}' "$W/replay.txt")
+      /usr/bin/python3 - "$W/ev.jsonl" "$corpus" "$mode" "$w" "$offered" "$mbps" "$t0" "$t1" "$t2" "$cpu" \
         "$(getconf CLK_TCK)" <<'PY'
 import json, sys
-ev, corpus, mode, w, offered, t0, t1, t2, cpu, hz = sys.argv[1:]
+ev, corpus, mode, w, offered, mbps, t0, t1, t2, cpu, hz = sys.argv[1:]
 last = {}
 for line in open(ev):
     e = json.loads(line)
@@ -113,7 +114,7 @@ proc = sum(s["packets"] for s in last.values())
 replay = float(t1) - float(t0)
 cpu_s = int(cpu) / int(hz)
 done = max(float(t2) - float(t0), replay)
-print(f"{corpus:<12} {mode:<8} {w:>2} {int(offered):>9} {recv:>9} {drop:>8} {proc:>9} {replay:>8.2f} "
+print(f"{corpus:<12} {mode:<8} {w:>2} {int(offered):>9} {float(mbps):>8.0f} {recv:>9} {drop:>8} {proc:>9} {replay:>8.2f} "
       f"{proc / replay / 1e3:>11.1f} {proc / done / 1e3:>9.1f} {proc / max(cpu_s, 1e-9) / 1e3:>8.1f} {cpu_s:>7.2f}")
 PY
     done
