@@ -1,0 +1,432 @@
+#include "sensor/output/sinks/async_sink.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <random>
+#include <stdexcept>
+
+namespace medmon {
+
+namespace {
+constexpr uint64_t kSegmentBytes = 4u << 20;
+constexpr uint64_t kFirstSegment = 1000000000000000ull;  // room below for prepends
+
+bool write_all(int fd, const char* p, size_t n) {
+  while (n) {
+    ssize_t w = ::write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    p += w;
+    n -= size_t(w);
+  }
+  return true;
+}
+
+bool read_file(const std::string& path, std::string& out) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  out.clear();
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out.append(buf, size_t(n));
+  }
+  ::close(fd);
+  return true;
+}
+
+void mkdirs(const std::string& dir) {
+  std::string cur;
+  size_t i = 0;
+  while (i <= dir.size()) {
+    size_t j = dir.find('/', i);
+    if (j == std::string::npos) j = dir.size();
+    cur = dir.substr(0, j);
+    if (!cur.empty() && ::mkdir(cur.c_str(), 0700) != 0 && errno != EEXIST)
+      throw std::runtime_error(fmt::format("spool directory {}: {}", cur, std::strerror(errno)));
+    i = j + 1;
+  }
+}
+}  // namespace
+
+std::string new_run_id() {
+  std::random_device rd;
+  uint64_t v = (uint64_t(rd()) << 32) ^ rd();
+  return fmt::format("{:012x}", v & 0xFFFFFFFFFFFFull);
+}
+
+// ---------------------------------------------------------------------------------------------
+Spool::Spool(std::string dir, uint64_t max_bytes) : dir_(std::move(dir)), max_(max_bytes) {
+  while (dir_.size() > 1 && dir_.back() == '/') dir_.pop_back();
+  mkdirs(dir_);
+  DIR* d = ::opendir(dir_.c_str());
+  if (!d) throw std::runtime_error(fmt::format("spool directory {}: {}", dir_, std::strerror(errno)));
+  std::vector<uint64_t> ids;
+  while (dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n.size() != 26 || n.compare(20, 6, ".spool") != 0) continue;
+    if (!std::all_of(n.begin(), n.begin() + 20, [](char c) { return c >= '0' && c <= '9'; })) continue;
+    ids.push_back(std::stoull(n.substr(0, 20)));
+  }
+  ::closedir(d);
+  std::sort(ids.begin(), ids.end());
+  for (uint64_t id : ids) {
+    struct stat st;
+    if (::stat(path(id).c_str(), &st) != 0) continue;
+    segments_.push_back(id);
+    bytes_ += uint64_t(st.st_size);
+  }
+  next_id_ = ids.empty() ? kFirstSegment : ids.back() + 1;
+  std::string cur;
+  if (read_file(dir_ + "/cursor", cur)) {
+    unsigned long long s = 0, o = 0;
+    if (std::sscanf(cur.c_str(), "%llu %llu", &s, &o) == 2) { cursor_seg_ = s; cursor_off_ = o; }
+  }
+  // Check we may write here now rather than when the receiver is already down.
+  std::string probe = dir_ + "/.probe";
+  int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) throw std::runtime_error(fmt::format("spool directory {}: {}", dir_, std::strerror(errno)));
+  ::close(fd);
+  ::unlink(probe.c_str());
+}
+
+Spool::~Spool() {
+  sync();
+  if (cur_fd_ >= 0) ::close(cur_fd_);
+}
+
+std::string Spool::path(uint64_t seg) const { return fmt::format("{}/{:020}.spool", dir_, seg); }
+
+std::string Spool::encode(const Record& r) {
+  std::string s;
+  s.reserve(r.run.size() + r.type.size() + r.line.size() + 28);
+  s += r.run;
+  s += '\t';
+  s += std::to_string(r.seq);
+  s += '\t';
+  s += r.type;
+  s += '\t';
+  s += r.line;
+  s += '\n';
+  return s;
+}
+
+bool Spool::decode(std::string_view line, Record& r) {
+  size_t a = line.find('\t');
+  if (a == std::string_view::npos || a == 0 || a > 32) return false;
+  size_t b = line.find('\t', a + 1);
+  if (b == std::string_view::npos || b == a + 1 || b - a - 1 > 20) return false;
+  size_t c = line.find('\t', b + 1);
+  if (c == std::string_view::npos) return false;
+  uint64_t seq = 0;
+  for (size_t i = a + 1; i < b; ++i) {
+    if (line[i] < '0' || line[i] > '9') return false;
+    seq = seq * 10 + uint64_t(line[i] - '0');
+  }
+  std::string_view ev = line.substr(c + 1);
+  if (ev.empty() || ev.front() != '{' || ev.back() != '}') return false;
+  r.run.assign(line.substr(0, a));
+  r.seq = seq;
+  r.type.assign(line.substr(b + 1, c - b - 1));
+  r.line.assign(ev);
+  return true;
+}
+
+void Spool::open_current() {
+  cur_ = next_id_++;
+  cur_fd_ = ::open(path(cur_).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  cur_bytes_ = 0;
+}
+
+bool Spool::append(const Record& r) {
+  std::string e = encode(r);
+  if (bytes() + e.size() > max_) return false;
+  buf_ += e;
+  ++buf_records_;
+  if (buf_.size() >= (64u << 10)) sync();
+  return true;
+}
+
+void Spool::sync() {
+  if (buf_.empty()) return;
+  if (cur_ == 0) open_current();
+  if (cur_fd_ < 0 || !write_all(cur_fd_, buf_.data(), buf_.size())) {
+    // Full or broken disk: those records are gone; a short write may leave a partial line,
+    // which the reader skips as damaged.
+    lost_ += buf_records_;
+  } else {
+    cur_bytes_ += buf_.size();
+    bytes_ += buf_.size();
+  }
+  buf_.clear();
+  buf_records_ = 0;
+  if (cur_bytes_ >= kSegmentBytes || cur_fd_ < 0) {
+    if (cur_fd_ >= 0) ::close(cur_fd_);
+    cur_fd_ = -1;
+    if (cur_bytes_) segments_.push_back(cur_);
+    else ::unlink(path(cur_).c_str());
+    cur_ = 0;
+    cur_bytes_ = 0;
+  }
+}
+
+bool Spool::prepend(const std::vector<Record>& recs) {
+  if (recs.empty()) return true;
+  std::string all;
+  for (auto& r : recs) all += encode(r);
+  if (bytes() + all.size() > max_) return false;
+  uint64_t first = !segments_.empty() ? segments_.front() : (cur_ ? cur_ : next_id_);
+  uint64_t id = first - 1;
+  int fd = ::open(path(id).c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return false;
+  bool ok = write_all(fd, all.data(), all.size());
+  ::close(fd);
+  if (!ok) { ::unlink(path(id).c_str()); return false; }
+  segments_.push_front(id);
+  bytes_ += all.size();
+  return true;
+}
+
+uint64_t Spool::take_oldest() {
+  sync();
+  if (segments_.empty() && cur_ != 0) {
+    if (cur_fd_ >= 0) ::close(cur_fd_);
+    cur_fd_ = -1;
+    if (cur_bytes_) segments_.push_back(cur_);
+    else ::unlink(path(cur_).c_str());
+    cur_ = 0;
+    cur_bytes_ = 0;
+  }
+  return segments_.empty() ? 0 : segments_.front();
+}
+
+std::vector<Record> Spool::read(uint64_t seg, std::vector<uint64_t>& ends, uint64_t& damaged) {
+  std::vector<Record> out;
+  ends.clear();
+  std::string data;
+  if (!read_file(path(seg), data)) return out;
+  size_t pos = cursor_seg_ == seg ? std::min<size_t>(cursor_off_, data.size()) : 0;
+  while (pos < data.size()) {
+    size_t nl = data.find('\n', pos);
+    if (nl == std::string::npos) { ++damaged; break; }  // torn last write
+    Record r;
+    if (decode(std::string_view(data).substr(pos, nl - pos), r)) {
+      out.push_back(std::move(r));
+      ends.push_back(nl + 1);
+    } else {
+      ++damaged;
+    }
+    pos = nl + 1;
+  }
+  return out;
+}
+
+void Spool::commit(uint64_t seg, uint64_t off) {
+  cursor_seg_ = seg;
+  cursor_off_ = off;
+  std::string tmp = dir_ + "/cursor.tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return;
+  std::string s = fmt::format("{} {}\n", seg, off);
+  bool ok = write_all(fd, s.data(), s.size());
+  ::close(fd);
+  if (ok) ::rename(tmp.c_str(), (dir_ + "/cursor").c_str());
+}
+
+void Spool::remove(uint64_t seg) {
+  struct stat st;
+  if (::stat(path(seg).c_str(), &st) == 0) bytes_ -= std::min<uint64_t>(bytes_, uint64_t(st.st_size));
+  ::unlink(path(seg).c_str());
+  auto it = std::find(segments_.begin(), segments_.end(), seg);
+  if (it != segments_.end()) segments_.erase(it);
+  if (cursor_seg_ == seg) {
+    cursor_seg_ = cursor_off_ = 0;
+    ::unlink((dir_ + "/cursor").c_str());
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+AsyncSink::AsyncSink(const SinkSpec& spec, std::unique_ptr<Backend> backend)
+    : spec_(spec), backend_(std::move(backend)), run_id_(new_run_id()) {
+  std::string dir = spec_.spool_dir;
+  if (dir.empty()) {
+    const char* t = std::getenv("TMPDIR");
+    std::string tmpl = std::string(t && *t ? t : "/tmp") + "/medmon-spool-XXXXXX";
+    std::vector<char> b(tmpl.begin(), tmpl.end());
+    b.push_back(0);
+    if (!::mkdtemp(b.data())) throw std::runtime_error(fmt::format("cannot create a spool directory in {}: {}", tmpl, std::strerror(errno)));
+    dir = b.data();
+    temp_spool_ = true;
+  }
+  spool_ = std::make_unique<Spool>(dir, spec_.spool_max);
+  spool_mode_ = !spool_->empty();  // an earlier run left events: they go first
+  counters_.spool_bytes = spool_->bytes();
+  thread_ = std::thread([this] { run(); });
+}
+
+AsyncSink::~AsyncSink() { close(); }
+
+bool AsyncSink::accepts(std::string_view type) const {
+  if (spec_.events.empty()) return true;
+  for (auto& e : spec_.events) if (e == type) return true;
+  return false;
+}
+
+void AsyncSink::write_line(std::string_view event_type, std::string_view line) {
+  if (!accepts(event_type)) return;
+  std::lock_guard<std::mutex> g(m_);
+  if (stopped_) { ++counters_.dropped; return; }
+  Record r{run_id_, next_seq_++, std::string(event_type), std::string(line)};
+  if (!spool_mode_ && mem_.size() < spec_.queue) {
+    mem_.push_back(std::move(r));
+    counters_.queued = mem_.size();
+    if (mem_.size() >= spec_.batch) cv_.notify_one();
+    return;
+  }
+  if (!spool_mode_) { spool_mode_ = true; cv_.notify_one(); }
+  if (spool_->append(r)) ++counters_.spooled;
+  else ++counters_.dropped;
+  counters_.spool_bytes = spool_->bytes();
+}
+
+void AsyncSink::flush() {
+  std::lock_guard<std::mutex> g(m_);
+  flush_req_ = true;
+  cv_.notify_one();
+}
+
+void AsyncSink::report_error(const std::string& e) {
+  auto now = std::chrono::steady_clock::now();
+  if (last_error_shown_ == e && now - last_report_ < std::chrono::seconds(60)) return;
+  last_error_shown_ = e;
+  last_report_ = now;
+  fmt::print(stderr, "medmon: sink {}: {} (retrying; events wait in memory and in {})\n", spec_.name, e, spool_->dir());
+}
+
+bool AsyncSink::deliver(std::vector<Record>& batch) {
+  auto backoff = std::chrono::milliseconds(100);
+  bool failed = false;
+  for (;;) {
+    std::string err;
+    if (backend_->deliver(batch, err)) {
+      counters_.delivered += batch.size();
+      if (failed && !last_error_shown_.empty()) {
+        fmt::print(stderr, "medmon: sink {}: delivering again\n", spec_.name);
+        last_error_shown_.clear();
+      }
+      return true;
+    }
+    failed = true;
+    ++counters_.errors;
+    report_error(err);
+    std::unique_lock<std::mutex> lk(m_);
+    auto now = std::chrono::steady_clock::now();
+    if (stop_ && now >= deadline_) return false;
+    auto until = now + backoff;
+    if (stop_) until = std::min(until, deadline_);
+    cv_.wait_until(lk, until, [&] { return stop_ && std::chrono::steady_clock::now() >= deadline_; });
+    if (stop_ && std::chrono::steady_clock::now() >= deadline_) return false;
+    backoff = std::min<std::chrono::milliseconds>(backoff * 2, std::chrono::milliseconds(5000));
+  }
+}
+
+void AsyncSink::run() {
+  std::unique_lock<std::mutex> lk(m_);
+  const auto flush_every = std::chrono::microseconds(spec_.flush_usec);
+  auto next_flush = std::chrono::steady_clock::now() + flush_every;
+  bool gave_up = false;
+  while (!gave_up) {
+    auto now = std::chrono::steady_clock::now();
+    // Memory first: whatever is there is older than anything spooled.
+    if (!mem_.empty() && (mem_.size() >= spec_.batch || flush_req_ || stop_ || spool_mode_ || now >= next_flush)) {
+      std::vector<Record> batch;
+      size_t n = std::min(mem_.size(), spec_.batch);
+      batch.reserve(n);
+      for (size_t i = 0; i < n; ++i) { batch.push_back(std::move(mem_.front())); mem_.pop_front(); }
+      if (mem_.empty()) flush_req_ = false;
+      lk.unlock();
+      bool ok = deliver(batch);
+      lk.lock();
+      counters_.queued = mem_.size();
+      if (!ok) {
+        for (auto it = batch.rbegin(); it != batch.rend(); ++it) mem_.push_front(std::move(*it));
+        gave_up = true;
+        break;
+      }
+      next_flush = std::chrono::steady_clock::now() + flush_every;
+      continue;
+    }
+    if (mem_.empty() && spool_mode_) {
+      uint64_t seg = spool_->take_oldest();
+      counters_.spool_bytes = spool_->bytes();
+      if (seg == 0) { spool_mode_ = false; continue; }  // caught up: back to memory
+      lk.unlock();
+      std::vector<uint64_t> ends;
+      uint64_t damaged = 0;
+      std::vector<Record> recs = spool_->read(seg, ends, damaged);
+      counters_.dropped += damaged;
+      for (size_t i = 0; i < recs.size() && !gave_up; i += spec_.batch) {
+        size_t n = std::min(spec_.batch, recs.size() - i);
+        std::vector<Record> batch(std::make_move_iterator(recs.begin() + long(i)),
+                                  std::make_move_iterator(recs.begin() + long(i + n)));
+        if (deliver(batch)) spool_->commit(seg, ends[i + n - 1]);
+        else gave_up = true;
+      }
+      lk.lock();
+      if (!gave_up) spool_->remove(seg);
+      counters_.spool_bytes = spool_->bytes();
+      continue;
+    }
+    if (stop_) break;
+    if (mem_.empty()) cv_.wait(lk, [&] { return stop_ || spool_mode_ || flush_req_ || !mem_.empty(); });
+    else cv_.wait_until(lk, next_flush, [&] { return stop_ || spool_mode_ || flush_req_ || mem_.size() >= spec_.batch; });
+    if (mem_.empty()) flush_req_ = false;
+  }
+  // Out of time: what is still in memory goes before everything in the spool.
+  if (!mem_.empty()) {
+    std::vector<Record> rest(std::make_move_iterator(mem_.begin()), std::make_move_iterator(mem_.end()));
+    mem_.clear();
+    if (spool_->prepend(rest)) counters_.spooled += rest.size();
+    else counters_.dropped += rest.size();
+  }
+  spool_->sync();
+  counters_.dropped += spool_->lost();
+  counters_.queued = 0;
+  counters_.spool_bytes = spool_->bytes();
+  stopped_ = true;
+}
+
+uint64_t AsyncSink::close() {
+  {
+    std::lock_guard<std::mutex> g(m_);
+    if (!stop_) {
+      stop_ = true;
+      deadline_ = std::chrono::steady_clock::now() + std::chrono::microseconds(spec_.drain_usec);
+    }
+    cv_.notify_all();
+  }
+  if (thread_.joinable()) thread_.join();
+  std::lock_guard<std::mutex> g(m_);
+  stopped_ = true;
+  uint64_t left = spool_->bytes();
+  if (left == 0 && temp_spool_) {
+    ::unlink((spool_->dir() + "/cursor").c_str());
+    ::rmdir(spool_->dir().c_str());
+    temp_spool_ = false;
+  }
+  return left;
+}
+
+}  // namespace medmon

@@ -1,0 +1,145 @@
+#pragma once
+// A sink that delivers on its own thread behind a bounded queue, so a slow or unreachable
+// receiver never blocks packet processing. When the queue is full or the receiver is down,
+// events go to a spool directory (bounded in bytes) and are delivered from it, in order, when
+// the receiver is back; events that fit neither are dropped and counted.
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "sensor/output/event_output.h"
+#include "sensor/output/sinks/sink_config.h"
+
+namespace medmon {
+
+// One event on its way. (run, seq) identifies it across retries and restarts of the sensor.
+struct Record {
+  std::string run;   // id of the sensor process that produced it (12 hex digits)
+  uint64_t seq = 0;  // per run, from 1
+  std::string type;
+  std::string line;
+};
+
+// The receiving end (syslog, ClickHouse). Runs on the sink thread only.
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  // Delivers the records, in order. false: nothing or part was delivered; the same batch comes
+  // again later, so a backend that delivered part of it must remember what (see ClickHouse).
+  virtual bool deliver(const std::vector<Record>& batch, std::string& error) = 0;
+};
+
+// Files of a spool directory: segments named by a 20-digit number, oldest first, plus a
+// cursor file (segment and offset already delivered). Lines: run \t seq \t type \t event.
+class Spool {
+ public:
+  // Creates the directory when missing; picks up segments left by an earlier run.
+  Spool(std::string dir, uint64_t max_bytes);
+  ~Spool();
+  const std::string& dir() const { return dir_; }
+  bool empty() const { return segments_.empty() && buf_.empty() && !cur_bytes_; }
+  uint64_t bytes() const { return bytes_ + buf_.size(); }
+  uint64_t lost() const { return lost_; }  // records a failed write took with it
+  // Appends at the end; false when the size cap would be exceeded (the record is not kept).
+  bool append(const Record& r);
+  // Writes buffered records to the current segment.
+  void sync();
+  // Puts records before everything else in the spool (undelivered at exit, older than the rest).
+  bool prepend(const std::vector<Record>& recs);
+  // Closes the segment being written so the reader may take it; returns the oldest segment
+  // (0 when the spool is empty).
+  uint64_t take_oldest();
+  // Reads the records of a segment after the cursor; ends[i] is the offset just past record i.
+  // Damaged lines are skipped and counted in `damaged`.
+  std::vector<Record> read(uint64_t segment, std::vector<uint64_t>& ends, uint64_t& damaged);
+  // Records up to `offset` bytes of `segment` as delivered.
+  void commit(uint64_t segment, uint64_t offset);
+  // The whole segment is delivered.
+  void remove(uint64_t segment);
+
+  static std::string encode(const Record& r);
+  // Parses one spool line; false when it is damaged.
+  static bool decode(std::string_view line, Record& r);
+
+ private:
+  std::string path(uint64_t seg) const;
+  void open_current();
+  std::string dir_;
+  uint64_t max_;
+  std::deque<uint64_t> segments_;  // closed segments, oldest first
+  uint64_t cur_ = 0;               // segment being written (0: none)
+  int cur_fd_ = -1;
+  uint64_t cur_bytes_ = 0;
+  uint64_t bytes_ = 0;             // on disk, all segments
+  uint64_t next_id_ = 0;
+  uint64_t cursor_seg_ = 0, cursor_off_ = 0;
+  uint64_t lost_ = 0;
+  std::string buf_;
+  uint64_t buf_records_ = 0;
+};
+
+struct SinkCounters {
+  std::atomic<uint64_t> queued{0};     // in memory now
+  std::atomic<uint64_t> spooled{0};    // written to the spool, in total
+  std::atomic<uint64_t> delivered{0};
+  std::atomic<uint64_t> dropped{0};    // neither queue nor spool had room
+  std::atomic<uint64_t> errors{0};     // failed delivery attempts
+  std::atomic<uint64_t> spool_bytes{0};
+};
+
+class AsyncSink : public EventSink {
+ public:
+  // Throws std::runtime_error when the spool directory cannot be used.
+  AsyncSink(const SinkSpec& spec, std::unique_ptr<Backend> backend);
+  ~AsyncSink() override;
+  // Thread-safe: workers may share one sink.
+  void write_line(std::string_view event_type, std::string_view line) override;
+  void flush() override;
+  // Delivers what is left (waiting at most the drain timeout), spools the rest, stops the thread.
+  // Returns the number of events left undelivered (kept in the spool).
+  uint64_t close();
+  const SinkCounters& counters() const { return counters_; }
+  const std::string& name() const { return spec_.name; }
+  const std::string& spool_dir() const { return spool_->dir(); }
+  const std::string& last_error() const { return last_error_shown_; }
+
+ private:
+  void run();
+  // Delivers a batch, retrying until it went or the drain deadline passed; false on deadline.
+  bool deliver(std::vector<Record>& batch);
+  bool accepts(std::string_view type) const;
+  void report_error(const std::string& e);
+
+  SinkSpec spec_;
+  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<Spool> spool_;
+  bool temp_spool_ = false;
+  std::string run_id_;
+  uint64_t next_seq_ = 1;
+
+  std::mutex m_;
+  std::condition_variable cv_;
+  std::deque<Record> mem_;
+  bool spool_mode_ = false;  // once anything is spooled, everything after it is too (order)
+  bool flush_req_ = false;
+  bool stop_ = false;
+  bool stopped_ = false;
+  std::chrono::steady_clock::time_point deadline_;
+  uint64_t left_ = 0;
+
+  SinkCounters counters_;
+  std::string last_error_shown_;
+  std::chrono::steady_clock::time_point last_report_{};
+  std::thread thread_;
+};
+
+// A fresh 12-hex-digit id for this process's events.
+std::string new_run_id();
+
+}  // namespace medmon

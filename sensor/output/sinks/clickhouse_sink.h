@@ -1,0 +1,44 @@
+#pragma once
+// ClickHouse over its HTTP interface: one INSERT ... FORMAT JSONEachRow per event table and
+// batch. Rows carry the sensor id, the event's (run, seq) identity, its time, the whole event as
+// `raw`, and every field flattened (nested keys joined by '_'); the server keeps the columns its
+// table has (input_format_skip_unknown_fields), see deploy/clickhouse/schema.sql.
+#include <map>
+#include <set>
+#include <string>
+#include <string_view>
+
+#include "sensor/output/sinks/async_sink.h"
+#include "sensor/output/sinks/net.h"
+
+namespace medmon {
+
+// The JSONEachRow row for one event; empty when the line is not a JSON object.
+std::string clickhouse_row(const Record& r, std::string_view sensor_id);
+
+class ClickHouseBackend : public Backend {
+ public:
+  // URL: http://HOST:PORT/?db=DB[&table_prefix=P][&user=..&password=..]. Throws SinkConfigError.
+  ClickHouseBackend(const SinkSpec& spec, std::string sensor_id);
+  bool deliver(const std::vector<Record>& batch, std::string& error) override;
+  std::string table_for(std::string_view event_type) const;
+
+ private:
+  // Runs a query; false with `error` when it fails. `sent`: the server may have acted on it.
+  bool query(const std::string& sql, std::string_view body, std::string& out, std::string& error, bool& sent);
+  // How many rows of `run` with seq in [lo, hi] the table holds; -1 on error.
+  int64_t count_rows(const std::string& table, const std::string& run, uint64_t lo, uint64_t hi, std::string& error);
+
+  SinkSpec spec_;
+  Url server_;
+  std::string db_, prefix_;
+  std::string auth_;          // other URL parameters passed on (user, password, settings)
+  std::string sensor_id_;
+  // State of the batch being retried.
+  std::string batch_run_;
+  uint64_t batch_seq_ = 0;
+  std::set<std::string> done_;       // tables whose rows are in
+  std::set<std::string> uncertain_;  // sent, no answer: check before sending again
+};
+
+}  // namespace medmon

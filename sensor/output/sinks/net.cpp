@@ -1,0 +1,261 @@
+#include "sensor/output/sinks/net.h"
+
+#include <netdb.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace medmon {
+
+namespace {
+int hexval(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::string url_decode(std::string_view s) {
+  std::string o;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
+      o.push_back(char(hexval(s[i + 1]) * 16 + hexval(s[i + 2])));
+      i += 2;
+    } else if (s[i] == '+') {
+      o.push_back(' ');
+    } else {
+      o.push_back(s[i]);
+    }
+  }
+  return o;
+}
+
+void set_timeouts(int fd, int64_t usec) {
+  timeval tv{};
+  tv.tv_sec = usec / 1000000;
+  tv.tv_usec = usec % 1000000;
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+}
+
+// connect() bounded by the timeout (a dead LAN host would otherwise hold it for minutes).
+bool timed_connect(int fd, const sockaddr* a, socklen_t len, int64_t usec, std::string& err) {
+  int r = ::connect(fd, a, len);
+  if (r == 0) return true;
+  if (errno != EINPROGRESS && errno != EAGAIN) { err = std::strerror(errno); return false; }
+  pollfd p{fd, POLLOUT, 0};
+  int ms = int(std::max<int64_t>(1, usec / 1000));
+  do r = ::poll(&p, 1, ms); while (r < 0 && errno == EINTR);
+  if (r == 0) { err = "connection timed out"; return false; }
+  int e = 0;
+  socklen_t el = sizeof e;
+  getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el);
+  if (e) { err = std::strerror(e); return false; }
+  return true;
+}
+}  // namespace
+
+std::string url_encode(std::string_view s) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string o;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') o.push_back(char(c));
+    else { o.push_back('%'); o.push_back(hex[c >> 4]); o.push_back(hex[c & 15]); }
+  }
+  return o;
+}
+
+std::string parse_url(const std::string& s, Url& u, uint16_t default_port) {
+  u = Url{};
+  if (s.rfind("unix:", 0) == 0) {
+    u.scheme = "unix";
+    std::string p = s.substr(5);
+    if (p.rfind("//", 0) == 0) p = p.substr(2);
+    if (p.empty() || p[0] != '/') return fmt::format("'{}': unix socket path must be absolute", s);
+    if (p.size() >= sizeof(sockaddr_un::sun_path)) return fmt::format("'{}': unix socket path too long", s);
+    u.path = p;
+    return "";
+  }
+  auto se = s.find("://");
+  if (se == std::string::npos) return fmt::format("'{}' is not a URL (scheme://host:port)", s);
+  u.scheme = s.substr(0, se);
+  std::string rest = s.substr(se + 3);
+  size_t slash = rest.find_first_of("/?");
+  std::string hostport = rest.substr(0, slash);
+  std::string tail = slash == std::string::npos ? "" : rest.substr(slash);
+  if (hostport.empty()) return fmt::format("'{}': no host", s);
+  std::string portstr;
+  if (hostport[0] == '[') {
+    auto rb = hostport.find(']');
+    if (rb == std::string::npos) return fmt::format("'{}': unterminated [IPv6 address]", s);
+    u.host = hostport.substr(1, rb - 1);
+    if (rb + 1 < hostport.size()) {
+      if (hostport[rb + 1] != ':') return fmt::format("'{}': bad port", s);
+      portstr = hostport.substr(rb + 2);
+    }
+  } else {
+    auto c = hostport.rfind(':');
+    u.host = hostport.substr(0, c);
+    if (c != std::string::npos) portstr = hostport.substr(c + 1);
+  }
+  if (u.host.empty()) return fmt::format("'{}': no host", s);
+  if (!portstr.empty()) {
+    unsigned long p = 0;
+    for (char c : portstr) {
+      if (c < '0' || c > '9') return fmt::format("'{}': bad port '{}'", s, portstr);
+      p = p * 10 + unsigned(c - '0');
+      if (p > 65535) return fmt::format("'{}': bad port '{}'", s, portstr);
+    }
+    if (p == 0) return fmt::format("'{}': bad port '{}'", s, portstr);
+    u.port = uint16_t(p);
+  } else {
+    u.port = default_port;
+  }
+  if (u.port == 0) return fmt::format("'{}': needs a port", s);
+  auto q = tail.find('?');
+  u.path = tail.substr(0, q);
+  if (u.path.empty()) u.path = "/";
+  if (q != std::string::npos) {
+    std::string qs = tail.substr(q + 1);
+    size_t p = 0;
+    while (p <= qs.size()) {
+      size_t amp = qs.find('&', p);
+      if (amp == std::string::npos) amp = qs.size();
+      std::string kv = qs.substr(p, amp - p);
+      if (!kv.empty()) {
+        auto eq = kv.find('=');
+        u.query.emplace_back(url_decode(kv.substr(0, eq)), eq == std::string::npos ? "" : url_decode(kv.substr(eq + 1)));
+      }
+      p = amp + 1;
+    }
+  }
+  return "";
+}
+
+int connect_url(const Url& u, int socktype, int64_t timeout_usec, std::string& err, int* actual_type) {
+  if (u.scheme == "unix") {
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::memcpy(a.sun_path, u.path.data(), u.path.size());
+    const int kinds[2] = {socktype, socktype == SOCK_DGRAM ? int(SOCK_STREAM) : int(SOCK_DGRAM)};
+    for (int t : kinds) {
+      int fd = ::socket(AF_UNIX, t | SOCK_CLOEXEC, 0);
+      if (fd < 0) { err = std::strerror(errno); return -1; }
+      set_timeouts(fd, timeout_usec);
+      if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+        if (actual_type) *actual_type = t;
+        return fd;
+      }
+      int e = errno;
+      ::close(fd);
+      err = fmt::format("{}: {}", u.path, std::strerror(e));
+      if (e != EPROTOTYPE) return -1;  // only a socket of the other kind is worth a try
+    }
+    return -1;
+  }
+  addrinfo hints{};
+  hints.ai_socktype = socktype;
+  hints.ai_family = AF_UNSPEC;
+  addrinfo* res = nullptr;
+  int r = ::getaddrinfo(u.host.c_str(), std::to_string(u.port).c_str(), &hints, &res);
+  if (r != 0) { err = fmt::format("{}: {}", u.host, gai_strerror(r)); return -1; }
+  int fd = -1;
+  for (addrinfo* ai = res; ai; ai = ai->ai_next) {
+    fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
+    if (fd < 0) { err = std::strerror(errno); continue; }
+    std::string e;
+    if (timed_connect(fd, ai->ai_addr, ai->ai_addrlen, timeout_usec, e)) break;
+    err = fmt::format("{}:{}: {}", u.host, u.port, e);
+    ::close(fd);
+    fd = -1;
+  }
+  ::freeaddrinfo(res);
+  if (fd < 0) return -1;
+  int fl = 0;
+  // Back to blocking, bounded by SO_SNDTIMEO/SO_RCVTIMEO.
+  fl = fcntl(fd, F_GETFL);
+  fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+  set_timeouts(fd, timeout_usec);
+  if (actual_type) *actual_type = socktype;
+  return fd;
+}
+
+bool send_all(int fd, std::string_view d, std::string& err) {
+  while (!d.empty()) {
+    ssize_t n = ::send(fd, d.data(), d.size(), MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      err = errno == EAGAIN ? "send timed out" : std::strerror(errno);
+      return false;
+    }
+    d.remove_prefix(size_t(n));
+  }
+  return true;
+}
+
+bool http_request(const Url& server, const std::string& method, const std::string& target, std::string_view body,
+                  int64_t timeout_usec, HttpResponse& resp, std::string& err, bool& sent) {
+  sent = false;
+  resp = HttpResponse{};
+  int fd = connect_url(server, SOCK_STREAM, timeout_usec, err);
+  if (fd < 0) return false;
+  std::string host = server.host.find(':') != std::string::npos ? "[" + server.host + "]" : server.host;
+  std::string head = fmt::format("{} {} HTTP/1.1\r\nHost: {}:{}\r\nUser-Agent: medmon\r\nContent-Length: {}\r\n"
+                                 "Content-Type: application/octet-stream\r\nConnection: close\r\n\r\n",
+                                 method, target, host, server.port, body.size());
+  if (!send_all(fd, head, err) || !send_all(fd, body, err)) { ::close(fd); return false; }
+  sent = true;
+  ::shutdown(fd, SHUT_WR);
+  std::string in;
+  char buf[16384];
+  for (;;) {
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) { err = errno == EAGAIN ? "no reply (timed out)" : std::strerror(errno); ::close(fd); return false; }
+    if (n == 0) break;
+    in.append(buf, size_t(n));
+    if (in.size() > (16u << 20)) break;  // replies are small; never hold more than this
+  }
+  ::close(fd);
+  auto he = in.find("\r\n\r\n");
+  if (in.rfind("HTTP/1.", 0) != 0 || he == std::string::npos || in.size() < 12) {
+    err = in.empty() ? "connection closed without a reply" : "malformed HTTP reply";
+    return false;
+  }
+  resp.status = std::atoi(in.c_str() + 9);
+  std::string headers = in.substr(0, he);
+  for (auto& c : headers) c = char(std::tolower(static_cast<unsigned char>(c)));
+  std::string raw = in.substr(he + 4);
+  if (headers.find("transfer-encoding: chunked") != std::string::npos) {
+    size_t p = 0;
+    for (;;) {
+      size_t e = raw.find("\r\n", p);
+      if (e == std::string::npos) { err = "truncated chunked reply"; return false; }
+      size_t len = std::strtoul(raw.c_str() + p, nullptr, 16);
+      p = e + 2;
+      if (len == 0) break;
+      if (p + len > raw.size()) { err = "truncated chunked reply"; return false; }
+      resp.body.append(raw, p, len);
+      p += len + 2;
+    }
+  } else {
+    auto cl = headers.find("content-length:");
+    if (cl != std::string::npos) {
+      size_t len = std::strtoul(headers.c_str() + cl + 15, nullptr, 10);
+      if (raw.size() < len) { err = "truncated reply"; return false; }
+      raw.resize(len);
+    }
+    resp.body = std::move(raw);
+  }
+  return true;
+}
+
+}  // namespace medmon

@@ -1,0 +1,40 @@
+#pragma once
+// The JSONL file with rotation by size and/or packet time. Lines are written whole: a line never
+// spans two files (one longer than the size limit gets a file of its own). A rotated file is
+// renamed <file>.1 (older ones shift to .2, .3, ...) or <file>.<UTC time of its first event>;
+// a file left by an earlier run is rotated away at start instead of being overwritten.
+#include <cstdint>
+#include <string>
+
+#include "sensor/output/event_output.h"
+#include "sensor/output/sinks/sink_config.h"
+
+namespace medmon {
+
+class RotatingFileSink : public EventSink {
+ public:
+  // Throws std::runtime_error when the file cannot be opened.
+  RotatingFileSink(std::string path, RotateSettings r);
+  ~RotatingFileSink() override;
+  void write_line(std::string_view event_type, std::string_view line) override;
+  void flush() override;
+  uint64_t rotations() const { return rotations_; }
+
+  // Packet time (µs since the epoch) of a line starting {"ts":"YYYY-MM-DDTHH:MM:SS.ffffffZ"; -1 if none.
+  static int64_t line_time(std::string_view line);
+
+ private:
+  void open_new();
+  void rotate();
+  std::string path_;
+  RotateSettings r_;
+  int fd_ = -1;
+  uint64_t size_ = 0;      // current file, buffer included
+  std::string buf_;
+  int64_t period_ = 0;     // interval index of the current file
+  bool have_period_ = false;
+  int64_t first_ts_ = -1;  // first event of the current file
+  uint64_t rotations_ = 0;
+};
+
+}  // namespace medmon

@@ -1,0 +1,12 @@
+#pragma once
+#include <stdexcept>
+
+namespace medmon {
+
+// A bad sink setting (the message starts with file:line:column or the option).
+class SinkConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+}  // namespace medmon

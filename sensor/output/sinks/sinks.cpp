@@ -1,0 +1,141 @@
+#include "sensor/output/sinks/sinks.h"
+
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "sensor/output/sinks/async_sink.h"
+#include "sensor/output/sinks/clickhouse_sink.h"
+#include "sensor/output/sinks/rotating_file_sink.h"
+#include "sensor/output/sinks/sink_error.h"
+#include "sensor/output/sinks/syslog_sink.h"
+
+namespace medmon {
+
+namespace {
+// Passes on the event types a sink wants (stdout/file extras; AsyncSink filters itself).
+class FilterSink : public EventSink {
+ public:
+  FilterSink(std::shared_ptr<EventSink> s, std::vector<std::string> events) : s_(std::move(s)), events_(std::move(events)) {}
+  void write_line(std::string_view type, std::string_view line) override {
+    if (!events_.empty() && std::find(events_.begin(), events_.end(), type) == events_.end()) return;
+    s_->write_line(type, line);
+  }
+  void flush() override { s_->flush(); }
+
+ private:
+  std::shared_ptr<EventSink> s_;
+  std::vector<std::string> events_;
+};
+
+// One per EventOutput: forwards to the shared AsyncSink and copies its counters into the
+// output's Counters on the output's own thread (Counters is not thread-safe).
+class CountingFront : public EventSink {
+ public:
+  CountingFront(std::shared_ptr<AsyncSink> s, Counters& c) : s_(std::move(s)) {
+    std::string p = "sink." + s_->name() + ".";
+    queued_ = &c.at(p + "queued");
+    spooled_ = &c.at(p + "spooled");
+    delivered_ = &c.at(p + "delivered");
+    dropped_ = &c.at(p + "dropped");
+    errors_ = &c.at(p + "errors");
+    spool_bytes_ = &c.at(p + "spool_bytes");
+  }
+  void write_line(std::string_view type, std::string_view line) override {
+    publish();  // before the line: a stats event shows the state up to the event before it
+    s_->write_line(type, line);
+  }
+  void flush() override {
+    s_->flush();
+    publish();
+  }
+
+ private:
+  void publish() {
+    const auto& c = s_->counters();
+    *queued_ = c.queued.load(std::memory_order_relaxed);
+    *spooled_ = c.spooled.load(std::memory_order_relaxed);
+    *delivered_ = c.delivered.load(std::memory_order_relaxed);
+    *dropped_ = c.dropped.load(std::memory_order_relaxed);
+    *errors_ = c.errors.load(std::memory_order_relaxed);
+    *spool_bytes_ = c.spool_bytes.load(std::memory_order_relaxed);
+  }
+  std::shared_ptr<AsyncSink> s_;
+  uint64_t *queued_, *spooled_, *delivered_, *dropped_, *errors_, *spool_bytes_;
+};
+}  // namespace
+
+SinkSet::~SinkSet() { close(false); }
+
+void SinkSet::attach(EventOutput& out) {
+  if (primary_) out.add_sink(primary_);
+  attach_extras(out);
+}
+
+void SinkSet::attach_extras(EventOutput& out) {
+  for (auto& e : extras_) {
+    if (e.async) out.add_sink(std::make_shared<CountingFront>(e.async, out.counters()));
+    else out.add_sink(e.sink);
+  }
+}
+
+void SinkSet::close(bool verbose) {
+  if (closed_) return;
+  closed_ = true;
+  for (auto& e : extras_) {
+    if (!e.async) { e.sink->flush(); continue; }
+    uint64_t left = e.async->close();
+    const auto& c = e.async->counters();
+    if (verbose || left || c.dropped)
+      fmt::print(stderr, "medmon: sink {}: {} delivered, {} spooled, {} dropped, {} failed attempts{}\n", e.async->name(),
+                 c.delivered.load(), c.spooled.load(), c.dropped.load(), c.errors.load(),
+                 left ? fmt::format("; {} bytes of events wait in {} for the next run", left, e.async->spool_dir()) : "");
+  }
+  if (primary_) primary_->flush();
+}
+
+std::unique_ptr<SinkSet> make_sinks(const SinkConfig& cfg, const std::string& out_path) {
+  auto set = std::make_unique<SinkSet>();
+  if (cfg.rotate.enabled()) {
+    if (out_path == "-") throw SinkConfigError("rotation needs --out FILE (standard output cannot be rotated)");
+    set->primary_ = std::make_shared<RotatingFileSink>(out_path, cfg.rotate);
+  } else {
+    set->primary_ = std::make_shared<FileSink>(out_path);
+  }
+  std::string sensor_id = cfg.sensor_id;
+  if (sensor_id.empty()) {
+    char h[256] = {};
+    ::gethostname(h, sizeof h - 1);
+    sensor_id = h;
+  }
+  for (const auto& s : cfg.sinks) {
+    SinkSet::Extra e;
+    e.events = s.events;
+    if (s.type == "stdout") {
+      if (out_path == "-") throw SinkConfigError(fmt::format("{}: events already go to standard output (--out -)", s.where));
+      e.sink = std::make_shared<FilterSink>(std::make_shared<FileSink>("-"), s.events);
+    } else if (s.type == "file") {
+      if (s.url == out_path) throw SinkConfigError(fmt::format("{}: {} is already the --out file", s.where, s.url));
+      std::shared_ptr<EventSink> f;
+      if (s.rotate.enabled()) f = std::make_shared<RotatingFileSink>(s.url, s.rotate);
+      else f = std::make_shared<FileSink>(s.url);
+      e.sink = std::make_shared<FilterSink>(f, s.events);
+    } else {
+      std::unique_ptr<Backend> b;
+      try {
+        if (s.type == "syslog") b = std::make_unique<SyslogBackend>(s, cfg.sensor_id);
+        else b = std::make_unique<ClickHouseBackend>(s, sensor_id);
+      } catch (const SinkConfigError& x) {
+        throw SinkConfigError(fmt::format("{}: {}", s.where, x.what()));
+      }
+      e.async = std::make_shared<AsyncSink>(s, std::move(b));
+      e.sink = e.async;
+    }
+    set->extras_.push_back(std::move(e));
+  }
+  return set;
+}
+
+}  // namespace medmon

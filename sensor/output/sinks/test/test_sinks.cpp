@@ -1,0 +1,364 @@
+#include <catch2/catch.hpp>
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <yaml-cpp/yaml.h>
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+
+#include "sensor/output/sinks/async_sink.h"
+#include "sensor/output/sinks/clickhouse_sink.h"
+#include "sensor/output/sinks/rotating_file_sink.h"
+#include "sensor/output/sinks/sink_config.h"
+#include "sensor/output/sinks/sink_error.h"
+#include "sensor/output/sinks/syslog_sink.h"
+
+using namespace medmon;
+
+namespace {
+std::string temp_dir() {
+  char t[] = "/tmp/medmon-sinks-test-XXXXXX";
+  REQUIRE(mkdtemp(t));
+  return t;
+}
+
+std::string slurp(const std::string& p) {
+  std::ifstream in(p);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+bool exists(const std::string& p) {
+  struct stat st;
+  return stat(p.c_str(), &st) == 0;
+}
+
+uint64_t dir_bytes(const std::string& d) {
+  uint64_t n = 0;
+  if (DIR* dd = opendir(d.c_str())) {
+    while (dirent* e = readdir(dd)) {
+      struct stat st;
+      if (stat((d + "/" + e->d_name).c_str(), &st) == 0 && S_ISREG(st.st_mode)) n += uint64_t(st.st_size);
+    }
+    closedir(dd);
+  }
+  return n;
+}
+
+std::string event(int i, int64_t sec = 1700000000, size_t pad = 0) {
+  time_t t = time_t(sec);
+  struct tm tm{};
+  gmtime_r(&t, &tm);
+  char b[40];
+  strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%S", &tm);
+  return std::string("{\"ts\":\"") + b + ".000000Z\",\"event_type\":\"flow\",\"n\":" + std::to_string(i) +
+         ",\"pad\":\"" + std::string(pad, 'x') + "\"}";
+}
+
+// A receiver that can be switched off; remembers what it got.
+class FakeBackend : public Backend {
+ public:
+  explicit FakeBackend(std::atomic<bool>& up) : up_(up) {}
+  bool deliver(const std::vector<Record>& batch, std::string& error) override {
+    if (!up_) { error = "down"; return false; }
+    std::lock_guard<std::mutex> g(m);
+    for (auto& r : batch) got.push_back(r);
+    return true;
+  }
+  std::atomic<bool>& up_;
+  std::mutex m;
+  std::vector<Record> got;
+};
+}  // namespace
+
+TEST_CASE("Size rotation never splits a line and keeps every line in order") {
+  std::string d = temp_dir();
+  std::string path = d + "/events.jsonl";
+  RotateSettings r;
+  r.size = 4096;
+  r.keep = 0;
+  int n = 0;
+  {
+    RotatingFileSink s(path, r);
+    for (n = 0; n < 400; ++n) s.write_line("flow", event(n, 1700000000, size_t(n * 37 % 300)));
+    s.write_line("flow", event(n++, 1700000000, 9000));  // longer than the limit: a file of its own
+    for (int k = 0; k < 20; ++k, ++n) s.write_line("flow", event(n));
+    CHECK(s.rotations() > 5);
+  }
+  // Oldest is the highest number; then .1; then the current file.
+  std::vector<std::string> files;
+  for (int i = 1; exists(path + "." + std::to_string(i)); ++i) files.insert(files.begin(), path + "." + std::to_string(i));
+  files.push_back(path);
+  int next = 0;
+  bool saw_big = false;
+  for (auto& f : files) {
+    std::string c = slurp(f);
+    REQUIRE(!c.empty());
+    CHECK(c.back() == '\n');
+    size_t lines = 0, pos = 0;
+    while (pos < c.size()) {
+      size_t nl = c.find('\n', pos);
+      REQUIRE(nl != std::string::npos);
+      auto j = nlohmann::json::parse(c.substr(pos, nl - pos));
+      CHECK(j["n"] == next);
+      ++next;
+      ++lines;
+      pos = nl + 1;
+    }
+    if (c.size() > r.size) { CHECK(lines == 1); saw_big = true; }
+  }
+  CHECK(next == n);
+  CHECK(saw_big);
+}
+
+TEST_CASE("Time rotation follows packet time and keeps at most `keep` files") {
+  std::string d = temp_dir();
+  std::string path = d + "/ev.jsonl";
+  RotateSettings r;
+  r.interval_usec = 3600 * 1000000ll;
+  r.keep = 2;
+  {
+    RotatingFileSink s(path, r);
+    int64_t base = 1700000000 - 1700000000 % 3600;
+    for (int h = 0; h < 5; ++h)
+      for (int i = 0; i < 3; ++i) s.write_line("flow", event(h * 10 + i, base + h * 3600 + i * 60));
+  }
+  CHECK(exists(path + ".1"));
+  CHECK(exists(path + ".2"));
+  CHECK_FALSE(exists(path + ".3"));
+  std::string cur = slurp(path);
+  CHECK(cur.find("\"n\":40") != std::string::npos);
+  CHECK(cur.find("\"n\":30") == std::string::npos);
+  CHECK(slurp(path + ".1").find("\"n\":30") != std::string::npos);
+  CHECK(slurp(path + ".2").find("\"n\":20") != std::string::npos);
+}
+
+TEST_CASE("Timestamp names and an earlier run's file is rotated, not overwritten") {
+  std::string d = temp_dir();
+  std::string path = d + "/ev.jsonl";
+  { std::ofstream(path) << event(999) << "\n"; }
+  RotateSettings r;
+  r.size = 4096;
+  r.timestamp_names = true;
+  {
+    RotatingFileSink s(path, r);
+    for (int i = 0; i < 100; ++i) s.write_line("flow", event(i, 1700000000 + i));
+  }
+  CHECK(slurp(path + ".start").find("\"n\":999") != std::string::npos);
+  CHECK(exists(path + ".20231114T221320Z"));
+}
+
+TEST_CASE("Spool stays within its size cap and delivers in order when the receiver returns") {
+  std::string d = temp_dir();
+  std::atomic<bool> up{false};
+  auto backend = std::make_unique<FakeBackend>(up);
+  FakeBackend* fake = backend.get();
+  SinkSpec spec;
+  spec.name = "t";
+  spec.queue = 50;
+  spec.batch = 20;
+  spec.spool_dir = d + "/spool";
+  spec.spool_max = 64 * 1024;
+  spec.drain_usec = 60000000;
+  AsyncSink sink(spec, std::move(backend));
+  const int total = 3000;
+  for (int i = 0; i < total; ++i) sink.write_line("flow", event(i, 1700000000, 40));
+  const auto& c = sink.counters();
+  CHECK(c.dropped > 0);
+  CHECK(c.spool_bytes <= spec.spool_max);
+  CHECK(dir_bytes(spec.spool_dir) <= spec.spool_max);
+  up = true;
+  CHECK(sink.close() == 0);
+  CHECK(c.delivered + c.dropped == uint64_t(total));
+  std::lock_guard<std::mutex> g(fake->m);
+  REQUIRE(fake->got.size() == c.delivered);
+  for (size_t i = 1; i < fake->got.size(); ++i) REQUIRE(fake->got[i - 1].seq < fake->got[i].seq);
+  // What was dropped is the newest: everything delivered is a prefix of what was written.
+  CHECK(fake->got.back().seq == c.delivered);
+  CHECK(dir_bytes(spec.spool_dir) == 0);
+}
+
+TEST_CASE("Events left at exit wait in the spool and go first on the next run") {
+  std::string d = temp_dir();
+  SinkSpec spec;
+  spec.name = "t";
+  spec.queue = 100;
+  spec.spool_dir = d + "/spool";
+  spec.drain_usec = 0;
+  std::atomic<bool> up{false};
+  {
+    AsyncSink sink(spec, std::make_unique<FakeBackend>(up));
+    for (int i = 0; i < 250; ++i) sink.write_line("flow", event(i));
+    CHECK(sink.close() > 0);
+    CHECK(sink.counters().dropped == 0);
+  }
+  up = true;
+  auto backend = std::make_unique<FakeBackend>(up);
+  FakeBackend* fake = backend.get();
+  spec.drain_usec = 60000000;
+  AsyncSink sink(spec, std::move(backend));
+  for (int i = 250; i < 300; ++i) sink.write_line("flow", event(i));
+  CHECK(sink.close() == 0);
+  REQUIRE(fake->got.size() == 300);
+  for (int i = 0; i < 300; ++i) REQUIRE(nlohmann::json::parse(fake->got[size_t(i)].line)["n"] == i);
+}
+
+TEST_CASE("Spool lines round-trip; damaged ones are refused") {
+  Record r{"0123456789ab", 42, "alert", "{\"a\":\"x\\ty\"}"};
+  std::string e = Spool::encode(r);
+  Record back;
+  REQUIRE(Spool::decode(std::string_view(e).substr(0, e.size() - 1), back));
+  CHECK(back.run == r.run);
+  CHECK(back.seq == 42);
+  CHECK(back.type == "alert");
+  CHECK(back.line == r.line);
+  CHECK_FALSE(Spool::decode("abc\t12", back));
+  CHECK_FALSE(Spool::decode("abc\tx1\tflow\t{}", back));
+  CHECK_FALSE(Spool::decode("abc\t1\tflow\t{\"cut", back));
+}
+
+TEST_CASE("RFC 5424 message layout") {
+  std::string m = format_rfc5424(16, 3, "2024-01-02T03:04:05.123456Z", "icu east", "medmon", "77", "alert",
+                                 "[medmon@32473 sensor=\"a\"]", "{\"x\":1}");
+  CHECK(m == "<131>1 2024-01-02T03:04:05.123456Z icu_east medmon 77 alert [medmon@32473 sensor=\"a\"] {\"x\":1}");
+  CHECK(format_rfc5424(1, 6, "", "", "medmon", "", "", "", "") == "<14>1 - - medmon - - -");
+  CHECK(sd_escape("a\"b]c\\") == "a\\\"b\\]c\\\\");
+  CHECK(syslog_facility("local0") == 16);
+  CHECK(syslog_facility("23") == 23);
+  CHECK(syslog_facility("local9") == -1);
+  CHECK(syslog_severity("alert", R"({"alert":{"rule":"x","severity":"critical"}})") == 2);
+  CHECK(syslog_severity("alert", R"({"alert":{"rule":"x","severity":"low"}})") == 5);
+  CHECK(syslog_severity("flow", "{}") == 6);
+}
+
+TEST_CASE("CEF escaping and alert mapping") {
+  CHECK(cef_header_escape("a|b\\c\nd") == "a\\|b\\\\c d");
+  CHECK(cef_ext_escape("k=v\\x\ny\r") == "k\\=v\\\\x\\ny\\r");
+  std::string line =
+      R"({"ts":"2024-01-02T03:04:05.123456Z","event_type":"alert","flow_id":"f1","src_ip":"10.0.0.1","src_port":4000,)"
+      R"("dst_ip":"10.0.0.2","dst_port":104,"proto":"tcp","src_device":"CT|1","alert":{"rule":"phi.cleartext",)"
+      R"("severity":"high","message":"PHI a=b | c","device":"CT|1","peer":"10.0.0.2","mds2":[{"id":"TXCF-1"},{"id":"TXIG-2"}],)"
+      R"("evidence":{"flow_ids":["f1"],"phi_fields":["PID-5"]}}})";
+  std::string cef = alert_to_cef(line, "site-a");
+  CHECK(cef.rfind("CEF:0|medmon|medmon|", 0) == 0);
+  CHECK(cef.find("|phi.cleartext|PHI a=b \\| c|8|") != std::string::npos);
+  CHECK(cef.find("rt=1704164645123") != std::string::npos);
+  CHECK(cef.find("src=10.0.0.1 spt=4000 dst=10.0.0.2 dpt=104 proto=TCP shost=CT|1") != std::string::npos);
+  CHECK(cef.find("msg=PHI a\\=b | c") != std::string::npos);
+  CHECK(cef.find("cs1Label=mds2 cs1=TXCF-1,TXIG-2") != std::string::npos);
+  CHECK(cef.find("dvchost=site-a") != std::string::npos);
+  CHECK(cef.find("cs6Label=phiFields cs6=PID-5") != std::string::npos);
+  CHECK(alert_to_cef("{\"event_type\":\"flow\"}", "") == "");
+  CHECK(alert_to_cef("not json", "") == "");
+
+  SinkSpec spec;
+  spec.type = "syslog";
+  spec.url = "udp://127.0.0.1:9";
+  spec.format = "cef";
+  validate_sink(spec);
+  SyslogBackend b(spec, "site-a");
+  Record r{"r", 1, "alert", line};
+  std::string m = b.message(r);
+  CHECK(m.rfind("<131>1 2024-01-02T03:04:05.123456Z site-a medmon ", 0) == 0);
+  CHECK(m.find(" alert [medmon@32473 sensor=\"site-a\"] CEF:0|") != std::string::npos);
+  Record f{"r", 2, "flow", event(1)};
+  CHECK(b.message(f).empty());
+}
+
+TEST_CASE("ClickHouse rows: identity, time, raw event and flattened fields") {
+  Record r{"abcdefabcdef", 7, "flow",
+           R"({"ts":"2023-11-14T22:13:20.250000Z","event_type":"flow","flow_id":"x","flow":{"id":"nested","pkts":3},)"
+           R"("phi_cleartext":["PID-5",1],"ok":true,"tls":{"sni":null},"deep":{"a":{"b":{"c":{"d":{"e":1}}}}}})"};
+  auto j = nlohmann::json::parse(clickhouse_row(r, "s1"));
+  CHECK(j["sensor_id"] == "s1");
+  CHECK(j["run"] == "abcdefabcdef");
+  CHECK(j["seq"] == "7");
+  CHECK(j["time"] == "1700000000");
+  CHECK(j["ts_us"] == "1700000000250000");
+  CHECK(j["raw"] == r.line);
+  CHECK(j["flow_id"] == "x");  // the top-level key wins over flow.id
+  CHECK(j["flow_pkts"] == "3");
+  CHECK(j["phi_cleartext"] == nlohmann::json::array({"PID-5", "1"}));
+  CHECK(j["ok"] == "1");
+  CHECK_FALSE(j.contains("tls_sni"));
+  CHECK(j["deep_a_b_c_d"] == "{\"e\":1}");
+  CHECK(clickhouse_row(Record{"r", 1, "flow", "[1]"}, "s").empty());
+
+  SinkSpec spec;
+  spec.type = "clickhouse";
+  spec.url = "http://127.0.0.1:8123/?db=fleet&table_prefix=m_&user=u";
+  ClickHouseBackend b(spec, "s1");
+  CHECK(b.table_for("flow") == "fleet.m_flow");
+  CHECK(b.table_for("weird") == "fleet.m_other");
+  spec.url = "http://127.0.0.1:8123/?db=x;drop";
+  CHECK_THROWS_AS(ClickHouseBackend(spec, "s"), SinkConfigError);
+}
+
+TEST_CASE("Sink specs from the command line") {
+  SinkSpec s = parse_sink_spec("clickhouse=http://127.0.0.1:8123/?db=medmon,batch=500,events=flow+alert,spool_max=10M");
+  CHECK(s.type == "clickhouse");
+  CHECK(s.url == "http://127.0.0.1:8123/?db=medmon");
+  CHECK(s.batch == 500);
+  CHECK(s.events == std::vector<std::string>{"flow", "alert"});
+  CHECK(s.spool_max == 10u << 20);
+  CHECK(parse_sink_spec("syslog=udp://h:514,format=cef").events == std::vector<std::string>{"alert"});
+  CHECK_THROWS_WITH(parse_sink_spec("syslog=udp://h:514,format=cef,events=flow"), Catch::Contains("alert events only"));
+  CHECK_THROWS_WITH(parse_sink_spec("kafka=x"), Catch::Contains("unknown sink type"));
+  CHECK_THROWS_WITH(parse_sink_spec("syslog=http://h"), Catch::Contains("udp://"));
+  CHECK_THROWS_WITH(parse_sink_spec("clickhouse=http://h,bogus=1"), Catch::Contains("unknown option 'bogus'"));
+  SinkCliOptions o;
+  o.sinks = {"syslog=udp://a:514", "syslog=tcp://b:514"};
+  o.spool_dir = "/var/spool/medmon";
+  o.rotate_size = "1G";
+  SinkConfig c;
+  apply_sink_cli(o, c);
+  REQUIRE(c.sinks.size() == 2);
+  CHECK(c.sinks[0].name == "syslog");
+  CHECK(c.sinks[1].name == "syslog2");
+  CHECK(c.sinks[1].spool_dir == "/var/spool/medmon/syslog2");
+  CHECK(c.rotate.size == 1ull << 30);
+  o.rotate_size = "12Q";
+  CHECK_THROWS_AS(apply_sink_cli(o, c), SinkConfigError);
+  uint64_t v;
+  CHECK(parse_size("64k", v));
+  CHECK(v == 65536);
+  CHECK_FALSE(parse_size("k", v));
+  CHECK_FALSE(parse_size("99999999999999999999", v));
+}
+
+TEST_CASE("YAML output keys: every key checked, errors with file:line:column") {
+  auto load = [](const std::string& text) {
+    YAML::Node root = YAML::Load(text);
+    SinkConfig c;
+    for (auto it = root.begin(); it != root.end(); ++it)
+      if (!parse_sink_key("site.yaml", it->first.as<std::string>(), it->second, c)) throw SinkConfigError("not mine");
+    return c;
+  };
+  SinkConfig c = load(
+      "sensor_id: icu-1\n"
+      "rotate: {size: 100M, interval: 3600, keep: 5, naming: timestamp}\n"
+      "sinks:\n"
+      "  - type: clickhouse\n"
+      "    url: http://127.0.0.1:8123/?db=medmon\n"
+      "    spool: /tmp/s\n"
+      "  - {type: syslog, url: 'unix:/dev/log', format: cef, facility: local3}\n");
+  CHECK(c.sensor_id == "icu-1");
+  CHECK(c.rotate.size == 100u << 20);
+  CHECK(c.rotate.interval_usec == 3600000000ll);
+  CHECK(c.rotate.timestamp_names);
+  REQUIRE(c.sinks.size() == 2);
+  CHECK(c.sinks[1].facility == "local3");
+  CHECK_THROWS_WITH(load("sinks:\n  - type: clickhouse\n    url: http://h/\n    batchsize: 3\n"),
+                    Catch::Contains("site.yaml:4:5: unknown key 'batchsize'"));
+  CHECK_THROWS_WITH(load("sinks:\n  - type: syslog\n    url: ftp://h\n"), Catch::Contains("site.yaml:2:5:"));
+  CHECK_THROWS_WITH(load("rotate: {size: lots}\n"), Catch::Contains("site.yaml:1:16: 'size' must be a size"));
+  CHECK_THROWS_WITH(load("sensor_id: 'a b'\n"), Catch::Contains("site.yaml:1:12:"));
+  CHECK_THROWS_WITH(load("sinks:\n  - {url: x}\n"), Catch::Contains("without 'type'"));
+}
