@@ -17,6 +17,7 @@
 #include "sensor/engine/pipeline.h"
 #include "sensor/report/report_commands.h"
 #include "sensor/engine/workers.h"
+#include "sensor/output/sinks/sinks.h"
 
 namespace medmon {
 
@@ -40,18 +41,36 @@ std::string read_key_file(const std::string& path) {
   }
   if ((st.st_mode & 077) != 0)
     throw ConfigError(fmt::format("{}: PHI key file must not be readable by group or others (mode {:o}; run chmod 600)", path, st.st_mode & 0777));
+  if (st.st_uid != 0 && st.st_uid != geteuid())
+    throw ConfigError(fmt::format("{}: PHI key file is owned by uid {}, neither root nor the user running medmon", path, st.st_uid));
   std::ifstream in(path);
   std::string key((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   while (!key.empty() && (key.back() == '\n' || key.back() == '\r' || key.back() == ' ')) key.pop_back();
   if (key.size() < 16) throw ConfigError(path + ": PHI key is shorter than 16 characters");
   return key;
 }
+
+// Whoever can write the configuration can turn off PHI pseudonymisation or point the key
+// elsewhere: refuse files others may change, like sshd's StrictModes.
+void check_config_file(const std::string& path, bool holds_key) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return;  // load_config reports it
+  if (st.st_mode & 022)
+    throw ConfigError(fmt::format("{}: configuration file is writable by group or others (mode {:o}; run chmod go-w)", path, st.st_mode & 0777));
+  if (st.st_uid != 0 && st.st_uid != geteuid())
+    throw ConfigError(fmt::format("{}: configuration file is owned by uid {}, neither root nor the user running medmon", path, st.st_uid));
+  if (holds_key && (st.st_mode & 044))
+    throw ConfigError(fmt::format("{}: configuration holds phi_key but is readable by group or others (mode {:o}; run chmod 600 or use phi_key_file)", path, st.st_mode & 0777));
+}
 }  // namespace
 
 SensorConfig load_sensor_config(const CommonOptions& o) {
+  if (!o.config_file.empty()) check_config_file(o.config_file, false);
   SensorConfig c = o.config_file.empty() ? SensorConfig{} : load_config(o.config_file);
+  if (!o.config_file.empty() && !c.phi_key.empty()) check_config_file(o.config_file, true);
   if (!o.phi_mode.empty()) c.phi_mode = o.phi_mode;
   if (!o.site_policy.empty()) c.site_policy = o.site_policy;
+  apply_sink_cli(o.sinks, c.sinks);
   return c;
 }
 
@@ -85,8 +104,10 @@ int run_analyze(const AnalyzeOptions& o) {
   }
 
   EventOutput out;
+  std::unique_ptr<SinkSet> sinks;
   try {
-    out.add_sink(std::make_shared<FileSink>(o.out));
+    sinks = make_sinks(cfg.sinks, o.out);
+    sinks->attach(out);
   } catch (const std::exception& e) {
     fmt::print(stderr, "medmon: cannot write events: {}\n", e.what());
     return kExitUsage;
@@ -175,6 +196,7 @@ int run_analyze(const AnalyzeOptions& o) {
   FlowEnd why = g_stop ? FlowEnd::interrupted : FlowEnd::end_of_input;
   if (pool) pool->finish(why); else single->finish(why);
   out.flush();
+  sinks->close(false);  // extra sinks deliver what is queued (bounded by their drain timeout)
   if (rc != kExitClean) {
     fmt::print(stderr, "medmon: {}\n", error);
     return rc;
