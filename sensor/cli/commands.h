@@ -7,6 +7,7 @@
 #include "sensor/engine/config.h"
 #include "sensor/engine/flow_judge.h"
 #include "sensor/output/pseudonymiser.h"
+#include "sensor/output/sinks/sink_config.h"
 
 namespace medmon {
 
@@ -24,6 +25,7 @@ struct CommonOptions {
   std::string ladder = "policy";
   std::string fail_on = "high";
   bool quiet = false;
+  SinkCliOptions sinks;  // --sink, --syslog, --sensor-id, --rotate-*, --spool-dir
 };
 
 struct AnalyzeOptions : CommonOptions {

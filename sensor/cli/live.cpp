@@ -20,6 +20,7 @@
 #include "sensor/cli/summary.h"
 #include "sensor/decode/decoder.h"
 #include "sensor/engine/pipeline.h"
+#include "sensor/output/sinks/sinks.h"
 
 namespace medmon {
 
@@ -247,8 +248,10 @@ int run_live_pcap(const LiveOptions& o, const SensorConfig& cfg, Depth depth, co
     return kExitInput;
   }
   EventOutput out;
+  std::unique_ptr<SinkSet> sinks;
   try {
-    out.add_sink(std::make_shared<FileSink>(o.out));
+    sinks = make_sinks(cfg.sinks, o.out);
+    sinks->attach(out);
   } catch (const std::exception& e) {
     fmt::print(stderr, "medmon: cannot write events: {}\n", e.what());
     return kExitUsage;
@@ -293,6 +296,7 @@ int run_live_pcap(const LiveOptions& o, const SensorConfig& cfg, Depth depth, co
   if (src->stats(recv, drop, ifdrop)) pipeline.set_capture_stats(recv, drop, ifdrop);
   pipeline.finish(FlowEnd::interrupted);
   out.flush();
+  sinks->close(false);
   g_live_src = nullptr;
   return rc;
 }
@@ -319,8 +323,10 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
     return kExitInput;
   }
   std::shared_ptr<EventSink> file;
+  std::unique_ptr<SinkSet> sinks;
   try {
-    file = std::make_shared<FileSink>(o.out);
+    sinks = make_sinks(cfg.sinks, o.out);
+    file = sinks->primary();
   } catch (const std::exception& e) {
     fmt::print(stderr, "medmon: cannot write events: {}\n", e.what());
     return kExitUsage;
@@ -334,6 +340,7 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
     threads.emplace_back([&, i] {
       EventOutput out;
       out.add_sink(std::make_shared<SharedSink>(file, file_mutex));
+      sinks->attach_extras(out);
       ReloadableJudge judge(board);  // even without a policy, so that a reload can bring one in
       out.set_annotator(&judge);
       Pipeline pipeline(cfg, depth, out, phi, {&judge});
@@ -372,6 +379,7 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
   }
   for (auto& t : threads) t.join();
   file->flush();
+  sinks->close(false);
   return kExitClean;
 }
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include "medmon_version.h"
 #include "sensor/cli/commands.h"
+#include "sensor/output/sinks/sink_cli.h"
 #include "sensor/report/report_commands.h"
 #if MEDMON_HAVE_POLICY
 #include "policies/cli/policy_cli.h"
@@ -29,6 +30,7 @@ void add_common(CLI::App* c, CommonOptions& o) {
   c->add_flag("--quiet,-q", o.quiet, "No summary or progress on the terminal");
   c->add_option("--signatures", o.signatures, "Directory of protocol signature YAML files (docs/protocols.md)")
       ->check(CLI::ExistingDirectory);
+  add_sink_options(c, o.sinks);
 }
 }  // namespace
 

@@ -7,6 +7,8 @@
 #include <functional>
 #include <map>
 
+#include "sensor/output/sinks/sink_error.h"
+
 namespace medmon {
 
 bool parse_depth(const std::string& s, Depth& out) {
@@ -78,6 +80,15 @@ void section(const std::string& file, const YAML::Node& node, const std::string&
   }
 }
 
+// The sink keys of `output:` are checked by the sink library.
+void sink_key(const std::string& file, const char* key, const YAML::Node& v, SensorConfig& c) {
+  try {
+    parse_sink_key(file, key, v, c.sinks);
+  } catch (const SinkConfigError& e) {
+    throw ConfigError(e.what());
+  }
+}
+
 }  // namespace
 
 SensorConfig load_config(const std::string& path) {
@@ -125,6 +136,9 @@ SensorConfig load_config(const std::string& path) {
         c.phi_mode = m; }},
       {"phi_key", [&](const YAML::Node& v) { c.phi_key = v.as<std::string>(); }},
       {"phi_key_file", [&](const YAML::Node& v) { c.phi_key_file = v.as<std::string>(); }},
+      {"sensor_id", [&](const YAML::Node& v) { sink_key(f, "sensor_id", v, c); }},
+      {"rotate", [&](const YAML::Node& v) { sink_key(f, "rotate", v, c); }},
+      {"sinks", [&](const YAML::Node& v) { sink_key(f, "sinks", v, c); }},
     }); }},
     {"capture", [&](const YAML::Node& n) { section(f, n, "capture", {
       {"interface", [&](const YAML::Node& v) { c.capture.interface = text(f, v, "interface"); }},

@@ -11,6 +11,7 @@
 #include "sensor/engine/stream_feeder.h"
 #include "sensor/flow/flow_table.h"
 #include "sensor/flow/tcp_reassembler.h"
+#include "sensor/output/sinks/sink_config.h"
 
 namespace medmon {
 
@@ -47,6 +48,7 @@ struct SensorConfig {
   std::string phi_key;                    // site key (inline)
   std::string phi_key_file;               // or a file holding it (must be 0600)
   std::string site_policy;                // site binding YAML, when a policy is used
+  SinkConfig sinks;                       // output: sensor_id, rotate, sinks (docs/sinks.md)
   CaptureConfig capture;
 };
 

@@ -9,8 +9,10 @@ namespace medmon {
 inline void add_sink_options(CLI::App* c, SinkCliOptions& o) {
   c->add_option("--sink", o.sinks,
                 "Extra event sink TYPE=URL[,key=value...]: stdout, file=PATH, syslog=udp://H:P|tcp://H:P|unix:/PATH, "
-                "clickhouse=http://H:8123/?db=medmon (docs/sinks.md); repeatable");
-  c->add_option("--syslog", o.syslog, "Shorthand for --sink syslog=URL[,format=cef,...]; repeatable");
+                "clickhouse=http://H:8123/?db=medmon (docs/sinks.md); repeatable")
+      ->allow_extra_args(false);
+  c->add_option("--syslog", o.syslog, "Shorthand for --sink syslog=URL[,format=cef,...]; repeatable")
+      ->allow_extra_args(false);
   c->add_option("--sensor-id", o.sensor_id, "Name of this sensor in fleet sinks (default: the host name)");
   c->add_option("--rotate-size", o.rotate_size, "Rotate the --out file before it grows past this size (e.g. 100M)");
   c->add_option("--rotate-interval", o.rotate_interval, "Rotate the --out file every this many seconds of packet time")
