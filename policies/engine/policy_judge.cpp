@@ -123,6 +123,16 @@ uint64_t triple_key(std::string_view rule, std::string_view dev, std::string_vie
   return fnv(fnv(fnv(1469598103934665603ull, rule), dev), peer);
 }
 
+// A port some inbound flow of the model lists (a rule without ports covers every port): an
+// undeclared connection there is an undeclared peer, not an unlisted listening port.
+bool listens_on(const Model& m, uint16_t port) {
+  for (auto& r : m.flows) {
+    if (r.initiator == Initiator::device || (r.l4 && r.l4 != 6)) continue;
+    if (r.ports.empty() || std::find(r.ports.begin(), r.ports.end(), port) != r.ports.end()) return true;
+  }
+  return false;
+}
+
 bool hl7_type_allowed(const std::vector<std::string>& allowed, std::string_view type) {
   for (auto& a : allowed) {
     if (a == type) return true;
@@ -540,7 +550,7 @@ PolicyJudge::SideResult PolicyJudge::eval_side(const FlowSummary& f, const Devic
       res.mds2.push_back("CONN-3");
       emit(f, a, out);
     } else if (!dev_is_client && f.server_answered && f.syn_seen && m->sw_value("unused_ports_disabled") == 1 &&
-               f.ep.proto == 6) {
+               f.ep.proto == 6 && !listens_on(*m, port)) {
       res.level = 2;
       res.rule = "flow.unlisted_listening_port";
       Alert a = base("flow.unlisted_listening_port", Severity::high);
@@ -835,7 +845,7 @@ FlowVerdict PolicyJudge::judge(const FlowSummary& f, EventOutput& out) {
       a.rule = "lateral.zone_crossing";
       a.sev = (cdev || sdev) ? Severity::medium : Severity::low;
       a.device = cdev ? cdev->name : (sdev ? sdev->name : ip_str(f.ep.src));
-      a.peer = cdev ? (sdev ? sdev->name : ip_str(f.ep.dst)) : ip_str(f.ep.src);
+      a.peer = cdev ? (sdev ? sdev->name : ip_str(f.ep.dst)) : ip_str(sdev ? f.ep.src : f.ep.dst);
       a.message = "Flow from zone " + zname(cz) + " to zone " + zname(sz) + " is not in the site's zone matrix";
       a.evidence.emplace_back("src_zone", zname(cz));
       a.evidence.emplace_back("dst_zone", zname(sz));

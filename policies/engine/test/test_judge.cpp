@@ -483,3 +483,24 @@ TEST_CASE("a device bound by fingerprint instead of address", "[judge]") {
   CHECK(v2.verdict == "forbidden");
   CHECK(v2.mds2 == std::vector<std::string>{"RMOT-1"});
 }
+
+TEST_CASE("unbound host on a listed port; zone crossing without a device", "[judge]") {
+  Fixture fx;
+  // The PACS lists 11112 for modalities: an unknown client there is an undeclared peer, and
+  // not a connection accepted on an unlisted port.
+  auto f = fx.flow("10.10.1.77", 40001, PACS, 11112);
+  fx.add_facts(f, "dicom");
+  auto v = fx.judge_flow(f);
+  CHECK(v.rule == "flow.undeclared");
+  CHECK(fx.alerts("flow.unlisted_listening_port").empty());
+  REQUIRE(fx.alerts("flow.undeclared").size() == 1);
+  CHECK(fx.alerts("flow.undeclared")[0]["alert"]["device"] == "pacs-1");
+
+  // his -> reading is not in the matrix and neither end is a device: low, from client to server.
+  fx.judge_flow(fx.flow(RIS, 40002, WS, 11112));
+  auto z = fx.alerts("lateral.zone_crossing");
+  REQUIRE(z.size() == 1);
+  CHECK(z[0]["alert"]["severity"] == "low");
+  CHECK(z[0]["alert"]["device"] == RIS);
+  CHECK(z[0]["alert"]["peer"] == WS);
+}
