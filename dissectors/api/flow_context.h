@@ -69,6 +69,8 @@ class FlowContext {
 
   // Every PHI value leaves through here: a keyed pseudonym unless raw output was asked for.
   std::string pseudonym(std::string_view value) const { return phi_(value); }
+  // The same into a caller's scratch string (hot paths: no allocation per value).
+  std::string_view pseudonym_into(std::string_view value, std::string& out) const { return phi_.into(value, out); }
   const Pseudonymiser& pseudonymiser() const { return phi_; }
 
   FlowFacts& facts() { return facts_; }

@@ -304,7 +304,7 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
   hl7cpp::Message msg_;
   hl7cpp::Charset charset_ = hl7cpp::Charset::unspecified;
   std::vector<PendingMsg> pending_;
-  std::string scratch_, tmp_, pseudo_in_;
+  std::string scratch_, tmp_, pseudo_in_, pseudo_out_;
   std::array<std::string_view, 64> f_{};
   FlowContext* cur_ctx_ = nullptr;
   DirState* cur_dir_ = nullptr;
@@ -599,7 +599,7 @@ void Hl7Dissector::process_message(DirState& s, std::string_view text, uint64_t 
   }
   if (!patient_id.empty() || !patient_name.empty()) {
     w.object("patient");
-    if (!patient_id.empty()) w.field("id", ctx.pseudonym(text_of(patient_id, scratch_)));
+    if (!patient_id.empty()) w.field("id", ctx.pseudonym_into(text_of(patient_id, scratch_), pseudo_out_));
     if (!patient_name.empty()) {
       // XPN family^given^middle^suffix^prefix reordered to DICOM PN family^given^middle^prefix^suffix,
       // so a name pseudonymises the same from both protocols.
@@ -612,14 +612,14 @@ void Hl7Dissector::process_message(DirState& s, std::string_view text, uint64_t 
         if (k) pseudo_in_.push_back('^');
         pseudo_in_.append(text_of(c[order[k]], scratch_));
       }
-      w.field("name", ctx.pseudonym(pseudo_in_));
+      w.field("name", ctx.pseudonym_into(pseudo_in_, pseudo_out_));
     }
     w.end_object();
   }
   if (!placer.empty() || !filler.empty()) {
     w.object("order");
-    if (!placer.empty()) w.field("placer", ctx.pseudonym(text_of(placer, scratch_)));
-    if (!filler.empty()) w.field("filler", ctx.pseudonym(text_of(filler, scratch_)));
+    if (!placer.empty()) w.field("placer", ctx.pseudonym_into(text_of(placer, scratch_), pseudo_out_));
+    if (!filler.empty()) w.field("filler", ctx.pseudonym_into(text_of(filler, scratch_), pseudo_out_));
     w.end_object();
   }
   if (n_equipment || n_prt) {

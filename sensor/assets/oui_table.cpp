@@ -1,6 +1,6 @@
 #include "sensor/assets/oui_table.h"
 
-#include <fstream>
+#include <cstdio>
 
 #include "sensor/assets/csv.h"
 
@@ -29,7 +29,7 @@ std::string format_mac(const std::array<uint8_t, 6>& mac) {
 }
 
 uint32_t OuiTable::intern(std::string_view org) {
-  auto it = org_index_.find(std::string(org));
+  auto it = org_index_.find(org);
   if (it != org_index_.end()) return it->second;
   uint32_t i = static_cast<uint32_t>(orgs_.size());
   orgs_.emplace_back(org);
@@ -52,16 +52,38 @@ bool OuiTable::add(std::string_view hexs, std::string_view org) {
 }
 
 size_t OuiTable::load_csv(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return 0;
-  std::string line;
+  // The registries are read at every start: one read, then lines and fields as views. Only a
+  // line whose organisation name is quoted goes through the general CSV splitter.
+  std::FILE* fp = std::fopen(path.c_str(), "rb");
+  if (!fp) return 0;
+  std::string text;
+  char chunk[1 << 16];
+  size_t got;
+  while ((got = std::fread(chunk, 1, sizeof chunk, fp)) > 0) text.append(chunk, got);
+  std::fclose(fp);
+  if (maps_[0].empty()) for (auto& m : maps_) m.reserve(1 << 15);
   std::vector<std::string> f;
-  size_t n = 0;
+  size_t n = 0, pos = 0;
   bool header = true;
-  while (std::getline(in, line)) {
+  while (pos < text.size()) {
+    size_t eol = text.find('\n', pos);
+    if (eol == std::string::npos) eol = text.size();
+    std::string_view line(text.data() + pos, eol - pos);
+    pos = eol + 1;
     if (header) { header = false; continue; }
-    split_csv_line(line, f, 4);
-    if (f.size() >= 3 && add(f[1], f[2])) ++n;
+    size_t c1 = line.find(',');
+    size_t c2 = c1 == std::string_view::npos ? c1 : line.find(',', c1 + 1);
+    if (c2 == std::string_view::npos) continue;
+    std::string_view assignment = line.substr(c1 + 1, c2 - c1 - 1);
+    if (c2 + 1 < line.size() && line[c2 + 1] == '"') {
+      split_csv_line(line, f, 4);
+      if (f.size() >= 3 && add(f[1], f[2])) ++n;
+      continue;
+    }
+    std::string_view org = line.substr(c2 + 1);
+    org = org.substr(0, org.find(','));
+    if (!org.empty() && org.back() == '\r') org.remove_suffix(1);
+    if (add(assignment, org)) ++n;
   }
   return n;
 }

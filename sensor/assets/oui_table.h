@@ -2,6 +2,7 @@
 // MAC address -> vendor, from the IEEE registries Debian ships in ieee-data (oui.csv: 24-bit
 // MA-L, mam.csv: 28-bit MA-M, oui36.csv: 36-bit MA-S). The longest registered prefix wins.
 #include <array>
+#include <deque>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -31,8 +32,8 @@ class OuiTable {
   uint32_t intern(std::string_view org);
   // Index 0: 24-bit, 1: 28-bit, 2: 36-bit prefixes.
   std::array<std::unordered_map<uint64_t, uint32_t>, 3> maps_;
-  std::vector<std::string> orgs_;
-  std::unordered_map<std::string, uint32_t> org_index_;
+  std::deque<std::string> orgs_;  // deque: the index's views stay valid as it grows
+  std::unordered_map<std::string_view, uint32_t> org_index_;
   size_t entries_ = 0;
 };
 

@@ -37,9 +37,17 @@ JsonWriter& EventOutput::begin(std::string_view event_type, Timestamp ts, const 
 void EventOutput::end() {
   writer_.end_object();
   ++events_;
-  ++counters_.at("events." + type_);
+  ++type_counter();
   for (auto* o : observers_) o->on_event(type_, line_);
   for (auto& s : sinks_) s->write_line(type_, line_);
+}
+
+uint64_t& EventOutput::type_counter() {
+  // A handful of event types: a linear scan beats building "events.<type>" for every event.
+  for (auto& [t, c] : type_counters_)
+    if (t == type_) return *c;
+  type_counters_.emplace_back(type_, &counters_.at("events." + type_));
+  return *type_counters_.back().second;
 }
 
 void EventOutput::emit_line(std::string_view event_type, std::string_view line) {

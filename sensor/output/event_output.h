@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "sensor/common/counters.h"
@@ -62,8 +63,11 @@ class EventOutput {
   uint64_t events_written() const { return events_; }
 
  private:
+  uint64_t& type_counter();
+
   std::string line_;
   std::string type_;
+  std::vector<std::pair<std::string, uint64_t*>> type_counters_;
   JsonWriter writer_{line_};
   std::vector<std::shared_ptr<EventSink>> sinks_;
   std::vector<EventObserver*> observers_;

@@ -3,6 +3,7 @@
 #include <array>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 
 namespace medmon {
 
@@ -30,14 +31,16 @@ size_t utf8_len(std::string_view s, size_t i) {
 }
 }  // namespace
 
-// 1 for bytes that cannot be copied as they are: controls, quote, backslash, non-ASCII.
-constexpr auto kSpecial = [] {
-  std::array<uint8_t, 256> t{};
-  for (int c = 0; c < 256; ++c) t[c] = (c < 0x20 || c == '"' || c == '\\' || c >= 0x80) ? 1 : 0;
-  return t;
-}();
-
 void JsonWriter::append_escaped(std::string& out, std::string_view s) {
+  // Common case: a short string with nothing to escape goes out in one append.
+  if (s.size() <= 126 && plain(s)) {
+    char buf[128];
+    buf[0] = '"';
+    std::memcpy(buf + 1, s.data(), s.size());
+    buf[s.size() + 1] = '"';
+    out.append(buf, s.size() + 2);
+    return;
+  }
   out.push_back('"');
   size_t i = 0;
   const auto* d = reinterpret_cast<const unsigned char*>(s.data());

@@ -42,8 +42,14 @@ void Pseudonymiser::init() {
 }
 
 std::string Pseudonymiser::operator()(std::string_view value) const {
+  std::string out;
+  into(value, out);
+  return out;
+}
+
+std::string_view Pseudonymiser::into(std::string_view value, std::string& out) const {
   std::string_view v = normalise(value);
-  if (mode_ == Mode::raw) return std::string(v);
+  if (mode_ == Mode::raw) { out.assign(v); return out; }
   thread_local EVP_MD_CTX* tmp = EVP_MD_CTX_new();
   unsigned char inner[EVP_MAX_MD_SIZE], mac[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
@@ -54,8 +60,9 @@ std::string Pseudonymiser::operator()(std::string_view value) const {
   EVP_DigestUpdate(tmp, inner, len);
   EVP_DigestFinal_ex(tmp, mac, &len);
   static constexpr char hex[] = "0123456789abcdef";
-  std::string out = "phi:";
-  for (int i = 0; i < 8; ++i) { out.push_back(hex[mac[i] >> 4]); out.push_back(hex[mac[i] & 15]); }
+  char buf[20] = {'p', 'h', 'i', ':'};
+  for (int i = 0; i < 8; ++i) { buf[4 + 2 * i] = hex[mac[i] >> 4]; buf[5 + 2 * i] = hex[mac[i] & 15]; }
+  out.assign(buf, sizeof buf);
   return out;
 }
 

@@ -21,6 +21,8 @@ class Pseudonymiser {
 
   // "phi:" + 16 hex digits of HMAC-SHA256(key, normalise(value)); or the raw value in raw mode.
   std::string operator()(std::string_view value) const;
+  // The same, written into `out` (replacing its content): no allocation once out has grown.
+  std::string_view into(std::string_view value, std::string& out) const;
   // Trims spaces, NUL padding and trailing component separators ('^') so the same value
   // written by DICOM and HL7 peers compares equal.
   static std::string_view normalise(std::string_view value);
