@@ -8,7 +8,8 @@ BUILD=(build-essential cmake pkg-config libpcap-dev libndpi-dev libdcmtk-dev lib
        catch2 nlohmann-json3-dev libcli11-dev libfmt-dev libssl-dev zlib1g-dev
        libzip-dev libpugixml-dev libpoppler-cpp-dev ieee-data)
 TEST=(dcmtk python3 python3-hl7 python3-yaml python3-jsonschema tcpdump tshark libndpi-bin chromium
-      tcpreplay iproute2 ethtool util-linux curl clang-14 libclang-rt-14-dev clickhouse-server clickhouse-client)
+      tcpreplay iproute2 ethtool util-linux curl clang-14 libclang-rt-14-dev clickhouse-server clickhouse-client
+      openssh-client openssh-server smbclient nmap)
 want=("${BUILD[@]}")
 [ "${1:-}" = "--test" ] && want+=("${TEST[@]}")
 missing=()
