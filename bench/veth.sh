@@ -99,6 +99,7 @@ for corpus in $CORPORA; do
       MPID=
       offered=$(awk '/Actual:/ {print $2; exit}' "$W/replay.txt")
       mbps=$(awk '/Rated:/ {print $4; exit}' "$W/replay.txt")
+      [ -n "${VERBOSE:-}" ] && grep -E "Successful|Failed|Retried" "$W/replay.txt" >&2
       /usr/bin/python3 - "$W/ev.jsonl" "$corpus" "$mode" "$w" "$offered" "$mbps" "$t0" "$t1" "$t2" "$cpu" \
         "$(getconf CLK_TCK)" <<'PY'
 import json, sys
