@@ -6,7 +6,9 @@
 # processing rate, and medmon's CPU seconds. Run as root.
 #   bench/veth.sh [CORPUS_DIR] [MEDMON]
 #   CORPUS_DIR default /tmp/corpora or bench/corpora (bench/make-corpora.sh makes them);
-#   env: CORPORA="dicom-large dicom-many hl7-many mixed", WORKERS="1 2", MODES="mbps1000 topspeed",
+#   env: CORPORA="dicom-large dicom-many hl7-many mixed", WORKERS="1 2",
+#        MODES="mbps1000 topspeed" (and/or drain: medmon stopped while the corpus fills its rings,
+#        then timed while it empties them; needs RING_MB large enough to hold the corpus),
 #        RING_MB=256 (per worker), EXTRA="--site policies/sites/bench-loopback.yaml" (more medmon args)
 # The `mixed` corpus (dicom-many + hl7-many + the first 150k packets of dicom-large, all
 # starting together, merged by time) is made here with editcap/mergecap when missing.
@@ -57,7 +59,7 @@ fi
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
 # sent_mbps: what tcpreplay achieved; kpps_replay: processed packets per second of replay; kpps_done: per second until medmon had
-# processed everything (its CPU time stopped moving, +-0.5 s); kpps_cpu: per CPU second of medmon.
+# processed everything (its CPU time stopped moving, +-0.1 s); kpps_cpu: per CPU second of medmon.
 printf '%-12s %-8s %2s %9s %8s %9s %8s %9s %8s %11s %9s %8s %7s\n' corpus mode w offered sent_mbps received \
   dropped processed replay_s kpps_replay kpps_done kpps_cpu cpu_s
 for corpus in $CORPORA; do
@@ -67,7 +69,7 @@ for corpus in $CORPORA; do
     for mode in $MODES; do
       case $mode in
         mbps1000) rate=(--mbps 1000) ;;
-        topspeed) rate=(--topspeed) ;;
+        topspeed|drain) rate=(--topspeed) ;;
         *) echo "veth.sh: unknown mode $mode" >&2; exit 2 ;;
       esac
       : > "$W/ev.jsonl"
@@ -76,23 +78,27 @@ for corpus in $CORPORA; do
         --fail-on none $EXTRA 2> "$W/err.txt" &
       MPID=$!
       for _ in $(seq 100); do
-        [ "$(nsx sh -c 'wc -l < /proc/net/packet')" -gt "$w" ] && break
+        # every worker's socket is bound to vb (Iface column set)
+        [ "$(nsx awk 'NR > 1 && $5 != 0' /proc/net/packet | wc -l)" -ge "$w" ] && break
         kill -0 $MPID 2>/dev/null || { cat "$W/err.txt" >&2; exit 1; }
         sleep 0.1
       done
       sleep 0.5
+      # drain: medmon is stopped while the corpus fills its rings, then timed emptying them
+      # (its processing rate without tcpreplay competing for the CPUs).
+      [ "$mode" = drain ] && kill -STOP $MPID
       t0=$(date +%s.%N)
       nsx tcpreplay -i va "${rate[@]}" "$f" > "$W/replay.txt" 2>&1
       t1=$(date +%s.%N)
-      # Wait until medmon has emptied its rings: CPU time stops moving.
-      prev=-1
-      for _ in $(seq 600); do
+      if [ "$mode" = drain ]; then kill -CONT $MPID; t0=$(date +%s.%N); t1=$t0; fi
+      # Wait until medmon has emptied its rings: its CPU time has not moved for 0.5 s.
+      prev=-1; t2=$t1; still=0
+      for _ in $(seq 3000); do
         cur=$(cpu_ticks $MPID)
-        [ "$cur" = "$prev" ] && break
-        prev=$cur
-        sleep 0.5
+        if [ "$cur" = "$prev" ]; then still=$((still + 1)); [ $still -ge 5 ] && break
+        else still=0; prev=$cur; t2=$(date +%s.%N); fi
+        sleep 0.1
       done
-      t2=$(awk -v t="$(date +%s.%N)" 'BEGIN { printf "%.3f", t - 0.5 }')
       cpu=$(cpu_ticks $MPID)
       kill -TERM $MPID
       wait $MPID || { echo "veth.sh: medmon exited $?" >&2; cat "$W/err.txt" >&2; }
@@ -114,7 +120,8 @@ drop = sum(s["capture"]["dropped"] for s in last.values())
 proc = sum(s["packets"] for s in last.values())
 replay = float(t1) - float(t0)
 cpu_s = int(cpu) / int(hz)
-done = max(float(t2) - float(t0), replay)
+done = max(float(t2) - float(t0), replay, 1e-3)
+replay = max(replay, 1e-3)
 print(f"{corpus:<12} {mode:<8} {w:>2} {int(offered):>9} {float(mbps):>8.0f} {recv:>9} {drop:>8} {proc:>9} {replay:>8.2f} "
       f"{proc / replay / 1e3:>11.1f} {proc / done / 1e3:>9.1f} {proc / max(cpu_s, 1e-9) / 1e3:>8.1f} {cpu_s:>7.2f}")
 PY

@@ -24,7 +24,10 @@ namespace {
 }  // namespace
 
 AfPacketSource::AfPacketSource(const AfPacketOptions& o) {
-  fd_ = ::socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));
+  // Protocol 0: no packet is queued before bind() below. With ETH_P_ALL here the socket would
+  // take every interface's traffic (a veth's sent frames and its peer's received ones: twice)
+  // while the ring is being set up.
+  fd_ = ::socket(AF_PACKET, SOCK_RAW, 0);
   if (fd_ < 0) fail(o.iface, "AF_PACKET socket (needs CAP_NET_RAW)");
   int v = TPACKET_V3;
   if (setsockopt(fd_, SOL_PACKET, PACKET_VERSION, &v, sizeof v) < 0) fail(o.iface, "TPACKET_V3");

@@ -67,8 +67,9 @@ class Netns:
         self.sh(f"tcpreplay -q -i va {' '.join(extra)} {path}")
 
     def packet_sockets(self):
-        lines = self.sh("cat /proc/net/packet").stdout.splitlines()
-        return len(lines) - 1
+        """AF_PACKET sockets bound to an interface (the Iface column is set at bind)."""
+        lines = self.sh("cat /proc/net/packet").stdout.splitlines()[1:]
+        return sum(1 for l in lines if l.split()[4] != "0")
 
     def close(self):
         subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
