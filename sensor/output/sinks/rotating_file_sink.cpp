@@ -80,7 +80,7 @@ void RotatingFileSink::write_line(std::string_view, std::string_view line) {
   if (r_.interval_usec && ts >= 0) {
     int64_t p = floor_div(ts, r_.interval_usec);
     if (!have_period_) { period_ = p; have_period_ = true; }
-    else if (p != period_) {
+    else if (p > period_) {  // an event older than the file's period stays with it
       period_ = p;
       if (size_) rotate();
     }
