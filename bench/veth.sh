@@ -8,7 +8,7 @@
 #   CORPUS_DIR default /tmp/corpora or bench/corpora (bench/make-corpora.sh makes them);
 #   env: CORPORA="dicom-large dicom-many hl7-many mixed", WORKERS="1 2",
 #        MODES="mbps1000 topspeed" (and/or drain: medmon stopped while the corpus fills its rings,
-#        then timed while it empties them; needs RING_MB large enough to hold the corpus),
+#        then timed while it empties them, with DRAIN_RING_MB=1536 per worker to hold the corpus),
 #        RING_MB=256 (per worker), EXTRA="--site policies/sites/bench-loopback.yaml" (more medmon args)
 # The `mixed` corpus (dicom-many + hl7-many + the first 150k packets of dicom-large, all
 # starting together, merged by time) is made here with editcap/mergecap when missing.
@@ -23,6 +23,7 @@ CORPORA=${CORPORA:-"dicom-large dicom-many hl7-many mixed"}
 WORKERS=${WORKERS:-"1 2"}
 MODES=${MODES:-"mbps1000 topspeed"}
 RING_MB=${RING_MB:-256}
+DRAIN_RING_MB=${DRAIN_RING_MB:-1536}
 EXTRA=${EXTRA:-}
 [ "$(id -u)" = 0 ] || { echo "veth.sh: needs root (network namespace, AF_PACKET)" >&2; exit 2; }
 for t in ip tcpreplay editcap mergecap capinfos; do
@@ -59,7 +60,9 @@ fi
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
 # sent_mbps: what tcpreplay achieved; kpps_replay: processed packets per second of replay; kpps_done: per second until medmon had
-# processed everything (its CPU time stopped moving, +-0.1 s); kpps_cpu: per CPU second of medmon.
+# processed everything (its CPU time stopped moving, +-0.1 s); kpps_cpu: per CPU second of medmon
+# from the start of the replay (ring set-up excluded). drain: replay_s is the time to fill the
+# rings, kpps_done the rate of emptying them.
 printf '%-12s %-8s %2s %9s %8s %9s %8s %9s %8s %11s %9s %8s %7s\n' corpus mode w offered sent_mbps received \
   dropped processed replay_s kpps_replay kpps_done kpps_cpu cpu_s
 for corpus in $CORPORA; do
@@ -73,8 +76,9 @@ for corpus in $CORPORA; do
         *) echo "veth.sh: unknown mode $mode" >&2; exit 2 ;;
       esac
       : > "$W/ev.jsonl"
+      ring=$RING_MB; [ "$mode" = drain ] && ring=$DRAIN_RING_MB
       # shellcheck disable=SC2086
-      ip netns exec $NS "$MEDMON" live -i vb --workers "$w" --buffer-mb "$RING_MB" --out "$W/ev.jsonl" --quiet \
+      ip netns exec $NS "$MEDMON" live -i vb --workers "$w" --buffer-mb "$ring" --out "$W/ev.jsonl" --quiet \
         --fail-on none $EXTRA 2> "$W/err.txt" &
       MPID=$!
       for _ in $(seq 100); do
@@ -87,29 +91,31 @@ for corpus in $CORPORA; do
       # drain: medmon is stopped while the corpus fills its rings, then timed emptying them
       # (its processing rate without tcpreplay competing for the CPUs).
       [ "$mode" = drain ] && kill -STOP $MPID
+      cpu0=$(cpu_ticks $MPID)   # after the rings are set up (locking them costs CPU too)
       t0=$(date +%s.%N)
       nsx tcpreplay -i va "${rate[@]}" "$f" > "$W/replay.txt" 2>&1
       t1=$(date +%s.%N)
-      if [ "$mode" = drain ]; then kill -CONT $MPID; t0=$(date +%s.%N); t1=$t0; fi
+      tc=$t0
+      if [ "$mode" = drain ]; then kill -CONT $MPID; tc=$(date +%s.%N); fi
       # Wait until medmon has emptied its rings: its CPU time has not moved for 0.5 s.
-      prev=-1; t2=$t1; still=0
+      prev=-1; t2=$(date +%s.%N); still=0
       for _ in $(seq 3000); do
         cur=$(cpu_ticks $MPID)
         if [ "$cur" = "$prev" ]; then still=$((still + 1)); [ $still -ge 5 ] && break
         else still=0; prev=$cur; t2=$(date +%s.%N); fi
         sleep 0.1
       done
-      cpu=$(cpu_ticks $MPID)
+      cpu=$(( $(cpu_ticks $MPID) - cpu0 ))
       kill -TERM $MPID
       wait $MPID || { echo "veth.sh: medmon exited $?" >&2; cat "$W/err.txt" >&2; }
       MPID=
       offered=$(awk '/Actual:/ {print $2; exit}' "$W/replay.txt")
       mbps=$(awk '/Rated:/ {print $4; exit}' "$W/replay.txt")
       [ -n "${VERBOSE:-}" ] && grep -E "Successful|Failed|Retried" "$W/replay.txt" >&2
-      /usr/bin/python3 - "$W/ev.jsonl" "$corpus" "$mode" "$w" "$offered" "$mbps" "$t0" "$t1" "$t2" "$cpu" \
+      /usr/bin/python3 - "$W/ev.jsonl" "$corpus" "$mode" "$w" "$offered" "$mbps" "$t0" "$t1" "$tc" "$t2" "$cpu" \
         "$(getconf CLK_TCK)" <<'PY'
 import json, sys
-ev, corpus, mode, w, offered, mbps, t0, t1, t2, cpu, hz = sys.argv[1:]
+ev, corpus, mode, w, offered, mbps, t0, t1, tc, t2, cpu, hz = sys.argv[1:]
 last = {}
 for line in open(ev):
     e = json.loads(line)
@@ -120,10 +126,11 @@ drop = sum(s["capture"]["dropped"] for s in last.values())
 proc = sum(s["packets"] for s in last.values())
 replay = float(t1) - float(t0)
 cpu_s = int(cpu) / int(hz)
-done = max(float(t2) - float(t0), replay, 1e-3)
-replay = max(replay, 1e-3)
+# drain: from SIGCONT to the end of processing; else from the start of the replay.
+done = max(float(t2) - float(tc), 1e-3) if mode == "drain" else max(float(t2) - float(t0), replay)
+in_replay = "-" if mode == "drain" else f"{proc / replay / 1e3:.1f}"
 print(f"{corpus:<12} {mode:<8} {w:>2} {int(offered):>9} {float(mbps):>8.0f} {recv:>9} {drop:>8} {proc:>9} {replay:>8.2f} "
-      f"{proc / replay / 1e3:>11.1f} {proc / done / 1e3:>9.1f} {proc / max(cpu_s, 1e-9) / 1e3:>8.1f} {cpu_s:>7.2f}")
+      f"{in_replay:>11} {proc / done / 1e3:>9.1f} {proc / max(cpu_s, 1e-9) / 1e3:>8.1f} {cpu_s:>7.2f}")
 PY
     done
   done
