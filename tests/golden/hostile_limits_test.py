@@ -6,6 +6,7 @@ disk). For every case: medmon's peak RSS (wait4 ru_maxrss) stays under the basel
 flows alone) plus the case's allowance; the cap's counter or anomaly shows in the final stats;
 the normal DICOM association and HL7 conversation interleaved with the attack give the same
 events as without the attack. Floods run at N and 2N to show memory does not grow with N.
+Last, least privilege: configuration and key files others may change (or read) are refused.
 
 Sizes: MEDMON_HOSTILE_SCALE multiplies every N (default 1; CI size). MEDMON_HOSTILE_SYN sets the
 SYN flood's N (default 200000; the 10 M figure in docs/limits.md comes from MEDMON_HOSTILE_SYN=10000000).
@@ -239,5 +240,40 @@ for n in (scaled(50_000), scaled(100_000)):
     check_rss("frag_flood", n, rss, 16)
     res.append(rss)
 flat("frag_flood", *res)
+
+# Least privilege: files others may change (or read, for keys) are refused with exit 2.
+echo = os.path.join(SRC, "pcaps", "dicom", "echo.pcap")
+
+
+def refused(what, path, mode, want_rc, want_msg, owner=None, named=None):
+    os.chmod(path, mode)
+    if owner is not None:
+        os.chown(path, owner, -1)
+    p = subprocess.run([MEDMON, "analyze", echo, "--out", "/dev/null", "-q", "--config", path], capture_output=True, text=True)
+    c.true(f"{what}: exit {p.returncode}, want {want_rc} ({p.stderr.strip()})", p.returncode == want_rc)
+    c.true(f"{what}: message names the file and says '{want_msg}' ({p.stderr.strip()})",
+           want_rc == 0 or ((named or path) in p.stderr and want_msg in p.stderr))
+
+
+plain = config("plain", "flows:\n  max_flows: 1000\n")
+refused("config mode 644", plain, 0o644, 0, "")
+refused("config mode 664 (group-writable)", plain, 0o664, 2, "writable by group or others")
+refused("config mode 646 (world-writable)", plain, 0o646, 2, "writable by group or others")
+inline = config("inline", "output:\n  phi_key: 0123456789abcdef0123456789abcdef\n")
+refused("config with phi_key, mode 644", inline, 0o644, 2, "holds phi_key but is readable")
+refused("config with phi_key, mode 600", inline, 0o600, 0, "")
+keyfile = os.path.join(tmp, "phi.key")
+with open(keyfile, "w") as f:
+    f.write("0123456789abcdef0123456789abcdef\n")
+withkey = config("withkey", f"output:\n  phi_key_file: {keyfile}\n")
+os.chmod(keyfile, 0o644)
+refused("key file mode 644", withkey, 0o644, 2, "must not be readable by group or others", named=keyfile)
+os.chmod(keyfile, 0o600)
+refused("key file mode 600", withkey, 0o644, 0, "")
+if os.geteuid() == 0:  # ownership checks need another owner
+    refused("config owned by another user", plain, 0o644, 2, "owned by uid 65534", owner=65534)
+    os.chown(withkey, 0, -1)
+    os.chown(keyfile, 65534, -1)
+    refused("key file owned by another user", withkey, 0o644, 2, "owned by uid 65534", named=keyfile)
 
 c.done()
