@@ -1,0 +1,12 @@
+// libFuzzer target: the MDS2 XLSX importer (libzip + pugixml: workbook, relationships, shared
+// strings, sheets, merged cells) on a zip image in memory, then the model renderer.
+#include "fuzz/mds2_check.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  try {
+    auto f = medmon::mds2::read_xlsx_buffer(std::string_view(reinterpret_cast<const char*>(data), size), "fuzz.xlsx");
+    mds2_fuzz::render_and_reparse(f);
+  } catch (const medmon::mds2::ImportError&) {
+  }
+  return 0;
+}

@@ -1,0 +1,167 @@
+#!/usr/bin/python3
+"""Writes the seed corpora of every fuzz target from the repository's own data: the captures in
+pcaps/, the policies in policies/, the MDS2 workbook in tests/data (and its CSV/TSV/Markdown/PDF
+copies made by policies/mds2/test/make_variants.py). Nothing large is committed: run this.
+Usage: make_seeds.py SRC_DIR OUT_DIR        (writes OUT_DIR/<target>/...)"""
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+
+src, out = sys.argv[1], sys.argv[2]
+MAX_SEED = 64 * 1024
+LINKS = [0, 1, 12, 14, 108, 113, 276, 228, 229, 101]  # fuzz_decode.cpp's kLinks, in order
+
+
+def write(target, name, data):
+    d = os.path.join(out, target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+def pcap_frames(path):
+    """(linktype, [frames]) of a classic pcap file; None for anything else."""
+    data = open(path, "rb").read()
+    if len(data) < 24:
+        return None
+    magic = data[:4]
+    if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1"):
+        e = "<"
+    elif magic in (b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d"):
+        e = ">"
+    else:
+        return None
+    lt = struct.unpack(e + "I", data[20:24])[0] & 0x0FFFFFFF
+    pos, frames = 24, []
+    while pos + 16 <= len(data):
+        incl = struct.unpack(e + "I", data[pos + 8:pos + 12])[0]
+        frames.append(data[pos + 16:pos + 16 + incl])
+        pos += 16 + incl
+    return lt, frames
+
+
+def streams(path):
+    """Payload of each TCP/UDP flow of an Ethernet (optionally 802.1Q) IPv4 capture, per
+    direction in capture order: {(proto, lo_port, hi_port): [(dir, payload), ...]}."""
+    r = pcap_frames(path)
+    if not r or r[0] != 1:
+        return {}
+    res = {}
+    for fr in r[1]:
+        off, et = 14, fr[12:14]
+        while et == b"\x81\x00" and len(fr) >= off + 4:
+            et, off = fr[off + 2:off + 4], off + 4
+        if et != b"\x08\x00" or len(fr) < off + 20:
+            continue
+        ip = fr[off:]
+        ihl, proto = (ip[0] & 15) * 4, ip[9]
+        total = struct.unpack(">H", ip[2:4])[0]
+        l4 = ip[ihl:total]
+        if proto == 6 and len(l4) >= 20:
+            sp, dp = struct.unpack(">HH", l4[:4])
+            pl = l4[(l4[12] >> 4) * 4:]
+        elif proto == 17 and len(l4) >= 8:
+            sp, dp = struct.unpack(">HH", l4[:4])
+            pl = l4[8:]
+        else:
+            continue
+        key = (proto, min(sp, dp), max(sp, dp))
+        f = res.setdefault(key, {"client": sp, "parts": []})
+        if pl:
+            f["parts"].append((0 if sp == f["client"] else 1, pl))
+    return {k: v["parts"] for k, v in res.items()}
+
+
+def pcaps(*sets):
+    for s in sets:
+        d = os.path.join(src, "pcaps", s)
+        for n in sorted(os.listdir(d)):
+            if n.endswith(".pcap") or n.endswith(".pcapng"):
+                yield s, n, os.path.join(d, n)
+
+
+# Whole captures for the pipeline (the large DICOM ones cut short: a truncated capture is fine).
+for s, n, p in pcaps("core", "clinical", "hl7", "demo", "dicom"):
+    data = open(p, "rb").read()
+    write("pipeline", f"{s}-{n}", data[:MAX_SEED])
+
+# Frames for the decoder, in its link-type framing.
+for s, n, p in pcaps("core", "clinical", "hl7"):
+    r = pcap_frames(p)
+    if not r or r[0] not in LINKS:
+        continue
+    lt, frames = r
+    seed = bytes([LINKS.index(lt), 0])
+    for fr in frames[:64]:
+        fr = fr[:65535]
+        seed += struct.pack(">H", len(fr)) + fr
+    write("decode", f"{s}-{n}", seed)
+
+# Application streams for the dissector targets: byte 0 is the chunking/transport mode.
+def stream_seeds(target, files, udp_mode=0x90, tcp_mode=0x10, both_dirs=True):
+    for f in files:
+        for i, (key, parts) in enumerate(sorted(streams(os.path.join(src, "pcaps", f)).items())):
+            data = b"".join(pl for d, pl in parts if both_dirs or d == 0)
+            if data:
+                write(target, f"{os.path.basename(f)}-{i}", bytes([udp_mode if key[0] == 17 else tcp_mode]) + data[:MAX_SEED])
+
+
+stream_seeds("hl7", [f"hl7/{n}" for n in sorted(os.listdir(os.path.join(src, "pcaps/hl7"))) if n.endswith(".pcap")],
+             tcp_mode=0x41, both_dirs=False)
+stream_seeds("astm", ["clinical/astm-lis.pcap"])
+stream_seeds("poct1", ["clinical/poct1.pcap"])
+stream_seeds("sdc", ["clinical/sdc.pcap"])
+sigdir = os.path.join(src, "dissectors/proprietary/signatures")
+for y in sorted(os.listdir(sigdir)):
+    yaml = open(os.path.join(sigdir, y), "rb").read()
+    for cap in ("clinical/datex-s5.pcap", "clinical/intellivue.pcap"):
+        for i, (key, parts) in enumerate(sorted(streams(os.path.join(src, "pcaps", cap)).items())):
+            data = b"".join(pl for d, pl in parts)
+            mode = 0x90 if key[0] == 17 else 0x10
+            write("signatures", f"{y}-{os.path.basename(cap)}-{i}", bytes([mode]) + yaml + b"\0" + data[:MAX_SEED])
+
+# DICOM: the dissector's own seed maker (delivery-script format).
+subprocess.run([sys.executable, os.path.join(src, "dissectors/dicom/fuzz/make_seeds.py"),
+                os.path.join(src, "pcaps/dicom"), os.path.join(out, "dicom")], check=True, stdout=subprocess.DEVNULL)
+
+# Policy: site NUL model NUL sensor config NUL baseline.
+CONFIG = b"""flows: {max_flows: 1000, tcp_idle_timeout: 600, tcp_closed_timeout: 10, udp_idle_timeout: 120, absolute_timeout: 3600}
+reassembly: {max_queued_bytes_per_direction: 1048576, max_queued_segments_per_direction: 2048, memcap: 268435456, ack_gap_packets: 16, max_dissector_buffer: 2097152}
+fragments: {max_datagrams: 4096, memcap: 67108864, timeout: 30}
+ndpi: {max_packets: 24, max_flows_in_detection: 262144}
+output:
+  stats_interval: 60
+"""
+BASELINE = (b'{"event_type":"alert","rule":"flow.undeclared","device":"ct-1","peer":"10.10.4.40"}\n'
+            b'- {rule: lateral.new_peer, device: pacs-1, peer: 10.10.1.10}\n')
+sites = sorted(os.listdir(os.path.join(src, "policies/sites")))
+models = sorted(os.listdir(os.path.join(src, "policies/devices")))
+for s in sites:
+    site = open(os.path.join(src, "policies/sites", s), "rb").read()
+    for m in models:
+        model = open(os.path.join(src, "policies/devices", m), "rb").read()
+        write("policy", f"{s}-{m}", site + b"\0" + model + b"\0" + CONFIG)
+    write("policy", f"{s}-baseline", site + b"\0\0\0" + BASELINE)
+
+# MDS2: the workbook, and its text and PDF copies.
+mds2 = os.path.join(src, "tests/data/mds2")
+for n in sorted(os.listdir(mds2)):
+    if n.endswith(".xlsx"):
+        write("mds2_xlsx", n, open(os.path.join(mds2, n), "rb").read())
+with tempfile.TemporaryDirectory() as tmp:
+    subprocess.run([sys.executable, os.path.join(src, "policies/mds2/test/make_variants.py"),
+                    os.path.join(mds2, "nema-example-mds2-2019.xlsx"), tmp], check=True, stdout=subprocess.DEVNULL)
+    hints = {".csv": 1, ".tsv": 2, ".md": 3, ".txt": 4}
+    for n in sorted(os.listdir(tmp)):
+        data = open(os.path.join(tmp, n), "rb").read()
+        ext = os.path.splitext(n)[1]
+        if ext == ".pdf":
+            write("mds2_pdf", n, data)
+        elif ext in hints:
+            write("mds2_text", n, bytes([hints[ext]]) + data)
+            write("mds2_text", n + "-sniffed", b"\0" + data)
+
+for t in sorted(os.listdir(out)):
+    print(f"{t}: {len(os.listdir(os.path.join(out, t)))} seeds")
