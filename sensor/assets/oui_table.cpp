@@ -96,6 +96,7 @@ size_t OuiTable::load_dir(const std::string& dir) {
 
 std::string_view OuiTable::vendor(const std::array<uint8_t, 6>& mac) const {
   if (mac[0] & 0x03) return {};  // locally administered or group address: not a vendor's
+  ensure_loaded();
   uint64_t v = mac_value(mac);
   for (int slot = 2; slot >= 0; --slot) {
     if (maps_[slot].empty()) continue;
