@@ -261,3 +261,19 @@ TEST_CASE("Hitting the per-direction segment cap is counted") {
   CHECK(fx.mem.direction_cap_hits > 0);
   CHECK(fx.mem.memcap_hits == 0);
 }
+
+TEST_CASE("A full-size retransmission with other content is reported, an identical one is not") {
+  Fixture fx;
+  TcpReassembler r(fx.lim, fx.mem);
+  Collector out;
+  r.syn(0);
+  std::string seg(1460, 'a'), evil = seg;
+  evil.replace(0, 8, "EVILEVIL");
+  r.segment(1, sp(seg), false, out);
+  r.segment(1461, sp(seg), false, out);
+  r.segment(1, sp(seg), false, out);
+  CHECK(out.conflicts == 0);
+  r.segment(1, sp(evil), false, out);
+  CHECK(out.conflicts == 1);
+  CHECK(out.stream == seg + seg);
+}
