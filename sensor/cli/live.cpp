@@ -27,12 +27,15 @@ namespace medmon {
 namespace {
 std::atomic<bool> g_live_stop{false};
 std::atomic<bool> g_reload{false};
-PcapSource* g_live_src = nullptr;
+std::atomic<PcapSource*> g_live_src{nullptr};
 void on_live_signal(int) {
   g_live_stop = true;
-  if (g_live_src) g_live_src->breakloop();
+  if (PcapSource* s = g_live_src) s->breakloop();
 }
-void on_hup(int) { g_reload = true; }
+void on_hup(int) {
+  g_reload = true;
+  if (PcapSource* s = g_live_src) s->breakloop();
+}
 
 // One line on stderr; under systemd the "<N>" prefix gives journald the syslog priority.
 template <class... Args>
@@ -266,6 +269,16 @@ int run_live_pcap(const LiveOptions& o, const SensorConfig& cfg, Depth depth, co
   g_live_src = src.get();
   install_handlers();
 
+  // libpcap's TPACKET_V3 reader waits for a packet however long that takes: wake it every
+  // 100 ms (libpcap >= 1.10 wakes a blocked reader on breakloop) so that output is flushed and
+  // a reload taken up on a quiet link too.
+  std::atomic<bool> ticking{true};
+  std::thread ticker([&] {
+    while (ticking) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      src->breakloop();
+    }
+  });
   auto last_flush = std::chrono::steady_clock::now();
   const pcap_pkthdr* h;
   const uint8_t* data;
@@ -278,8 +291,8 @@ int run_live_pcap(const LiveOptions& o, const SensorConfig& cfg, Depth depth, co
       fmt::print(stderr, "medmon: {}: {}\n", o.iface, src->error());
       rc = kExitInput;
       break;
-    } else if (r == PcapSource::Next::end) {
-      break;
+    } else if (r == PcapSource::Next::end && g_live_stop) {
+      break;  // else woken by the ticker or SIGHUP
     }
     if (g_reload.exchange(false)) reload(o, cfg, board);
     judge.refresh(out, pipeline.last_ts());
@@ -292,6 +305,8 @@ int run_live_pcap(const LiveOptions& o, const SensorConfig& cfg, Depth depth, co
       out.flush();
     }
   }
+  ticking = false;
+  ticker.join();
   uint64_t recv, drop, ifdrop;
   if (src->stats(recv, drop, ifdrop)) pipeline.set_capture_stats(recv, drop, ifdrop);
   pipeline.finish(FlowEnd::interrupted);

@@ -1,5 +1,5 @@
-"""SIGTERM at a random moment of a live capture (veth pair in a private network namespace, 1 and
-2 workers): exit 0, every output line is complete JSON, the flows still open come out as `flow`
+"""SIGTERM at a random moment of a live capture (veth pair in a private network namespace,
+AF_PACKET with 1 and 2 workers, libpcap): exit 0, every output line is complete JSON, the flows still open come out as `flow`
 events with state `interrupted`, and each worker writes its final `stats`. Needs root, ip(8)
 and tcpreplay."""
 import json
@@ -17,14 +17,14 @@ from golden import Checker, pcap  # noqa: E402
 from live_reload_test import Live, Netns, tools_missing  # noqa: E402
 
 
-def run_once(C, workers, seed):
+def run_once(C, workers, seed, method="afpacket"):
     rnd = random.Random(seed)
     tmp = tempfile.mkdtemp(prefix="mmlive-")
     ns = Netns(f"i{workers}")
     live = None
     try:
         out = os.path.join(tmp, "events.jsonl")
-        live = Live(ns, ["-i", "vb", "--workers", str(workers), "--buffer-mb", "4"], out,
+        live = Live(ns, ["-i", "vb", "--capture", method, "--workers", str(workers), "--buffer-mb", "4"], out,
                     os.path.join(tmp, "stderr.txt"), sockets=workers)
         # The demo capture (0.46 s a pass) in a loop at 1 Mbit/s: DICOM, HL7, SSH and SMB flows are open at
         # any moment; stop somewhere in one of the first passes.
@@ -35,7 +35,7 @@ def run_once(C, workers, seed):
         rep.kill()
         rep.wait()
         live = None
-        tag = f"{workers} worker(s), seed {seed}"
+        tag = f"{method}, {workers} worker(s), seed {seed}"
         C.eq(f"{tag}: exit status", rc, 0)
         text = open(out).read()
         C.true(f"{tag}: output ends with a newline", text.endswith("\n"))
@@ -75,6 +75,7 @@ def main():
     print(f"live_interrupt: seed {seed} (LIVE_SEED={seed} repeats this run)")
     for workers in (1, 2):
         run_once(C, workers, seed + workers)
+    run_once(C, 1, seed + 3, "pcap")
     C.done()
 
 

@@ -148,11 +148,14 @@ def main():
     open(site, "w").write(demo_site)
     tick = os.path.join(tmp, "tick.pcap")
     write_tick(tick)
-    workers = int(os.environ.get("LIVE_WORKERS", "2"))
+    # CI: afpacket with 2 workers. LIVE_METHOD=pcap (one worker) or LIVE_WORKERS=N for the others.
+    method = os.environ.get("LIVE_METHOD", "afpacket")
+    workers = 1 if method == "pcap" else int(os.environ.get("LIVE_WORKERS", "2"))
     cfg = os.path.join(tmp, "medmon.yaml")
     with open(cfg, "w") as f:
         f.write(f"""capture:
   interface: vb
+  method: {method}
   workers: {workers}
   ring_size: 4194304
   block_size: 262144
