@@ -26,11 +26,16 @@ def run_once(C, workers, seed, method="afpacket"):
         out = os.path.join(tmp, "events.jsonl")
         live = Live(ns, ["-i", "vb", "--capture", method, "--workers", str(workers), "--buffer-mb", "4"], out,
                     os.path.join(tmp, "stderr.txt"), sockets=workers)
-        # The demo capture (0.46 s a pass) in a loop at 1 Mbit/s: DICOM, HL7, SSH and SMB flows are open at
-        # any moment; stop somewhere in one of the first passes.
+        # The demo capture (0.46 s a pass, 161 frames) in a loop at 1 Mbit/s: DICOM, HL7, SSH and
+        # SMB flows are open at any moment.
         rep = ns.popen(["tcpreplay", "-q", "-i", "va", "--mbps", "1", "--loop", "20", pcap("demo", "demo.pcap")],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rnd.uniform(0.6, 3.0))
+        # Once a whole pass has arrived (the DNS flows stay open from then on), stop at a
+        # random moment.
+        deadline = time.time() + 30
+        while int(ns.sh("cat /sys/class/net/vb/statistics/rx_packets").stdout) < 161 and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(rnd.uniform(0.0, 2.5))
         rc = live.stop(signal.SIGTERM)
         rep.kill()
         rep.wait()
