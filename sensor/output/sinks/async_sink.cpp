@@ -18,6 +18,7 @@ namespace medmon {
 namespace {
 constexpr uint64_t kSegmentBytes = 4u << 20;
 constexpr uint64_t kFirstSegment = 1000000000000000ull;  // room below for prepends
+constexpr size_t kBatchBytes = 8u << 20;
 
 bool write_all(int fd, const char* p, size_t n) {
   while (n) {
@@ -289,7 +290,8 @@ void AsyncSink::write_line(std::string_view event_type, std::string_view line) {
   std::lock_guard<std::mutex> g(m_);
   if (stopped_) { ++counters_.dropped; return; }
   Record r{run_id_, next_seq_++, std::string(event_type), std::string(line)};
-  if (!spool_mode_ && mem_.size() < spec_.queue) {
+  if (!spool_mode_ && mem_.size() < spec_.queue && mem_bytes_ + line.size() <= spec_.queue_bytes) {
+    mem_bytes_ += line.size();
     mem_.push_back(std::move(r));
     counters_.queued = mem_.size();
     if (mem_.size() >= spec_.batch) cv_.notify_one();
@@ -349,19 +351,29 @@ void AsyncSink::run() {
   bool gave_up = false;
   while (!gave_up) {
     auto now = std::chrono::steady_clock::now();
+    // Exiting and out of time, even with a receiver that accepts but slowly: spool the rest.
+    if (stop_ && now >= deadline_ && (!mem_.empty() || spool_mode_)) break;
     // Memory first: whatever is there is older than anything spooled.
     if (!mem_.empty() && (mem_.size() >= spec_.batch || flush_req_ || stop_ || spool_mode_ || now >= next_flush)) {
       std::vector<Record> batch;
-      size_t n = std::min(mem_.size(), spec_.batch);
-      batch.reserve(n);
-      for (size_t i = 0; i < n; ++i) { batch.push_back(std::move(mem_.front())); mem_.pop_front(); }
+      size_t bytes = 0;
+      // A batch is bounded in bytes too: the request body is built from it.
+      while (!mem_.empty() && batch.size() < spec_.batch && bytes < kBatchBytes) {
+        bytes += mem_.front().line.size();
+        mem_bytes_ -= mem_.front().line.size();
+        batch.push_back(std::move(mem_.front()));
+        mem_.pop_front();
+      }
       if (mem_.empty()) flush_req_ = false;
       lk.unlock();
       bool ok = deliver(batch);
       lk.lock();
       counters_.queued = mem_.size();
       if (!ok) {
-        for (auto it = batch.rbegin(); it != batch.rend(); ++it) mem_.push_front(std::move(*it));
+        for (auto it = batch.rbegin(); it != batch.rend(); ++it) {
+          mem_bytes_ += it->line.size();
+          mem_.push_front(std::move(*it));
+        }
         gave_up = true;
         break;
       }
@@ -377,12 +389,17 @@ void AsyncSink::run() {
       uint64_t damaged = 0;
       std::vector<Record> recs = spool_->read(seg, ends, damaged);
       counters_.dropped += damaged;
-      for (size_t i = 0; i < recs.size() && !gave_up; i += spec_.batch) {
-        size_t n = std::min(spec_.batch, recs.size() - i);
-        std::vector<Record> batch(std::make_move_iterator(recs.begin() + long(i)),
-                                  std::make_move_iterator(recs.begin() + long(i + n)));
-        if (deliver(batch)) spool_->commit(seg, ends[i + n - 1]);
+      for (size_t i = 0; i < recs.size() && !gave_up;) {
+        std::vector<Record> batch;
+        size_t bytes = 0;
+        while (i < recs.size() && batch.size() < spec_.batch && bytes < kBatchBytes) {
+          bytes += recs[i].line.size();
+          batch.push_back(std::move(recs[i++]));
+        }
+        if (deliver(batch)) spool_->commit(seg, ends[i - 1]);
         else gave_up = true;
+        std::lock_guard<std::mutex> g(m_);
+        if (stop_ && std::chrono::steady_clock::now() >= deadline_) gave_up = true;
       }
       lk.lock();
       if (!gave_up) spool_->remove(seg);
@@ -398,6 +415,7 @@ void AsyncSink::run() {
   if (!mem_.empty()) {
     std::vector<Record> rest(std::make_move_iterator(mem_.begin()), std::make_move_iterator(mem_.end()));
     mem_.clear();
+    mem_bytes_ = 0;
     if (spool_->prepend(rest)) counters_.spooled += rest.size();
     else counters_.dropped += rest.size();
   }

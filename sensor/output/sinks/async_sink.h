@@ -126,6 +126,7 @@ class AsyncSink : public EventSink {
   std::mutex m_;
   std::condition_variable cv_;
   std::deque<Record> mem_;
+  uint64_t mem_bytes_ = 0;
   bool spool_mode_ = false;  // once anything is spooled, everything after it is too (order)
   bool flush_req_ = false;
   bool stop_ = false;

@@ -14,12 +14,34 @@ namespace medmon {
 namespace {
 using json = nlohmann::json;
 
+void quote(std::string& out, std::string_view s) {
+  static const char* hex = "0123456789abcdef";
+  out.push_back('"');
+  size_t run = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out.append(s.data() + run, i - run);
+    run = i + 1;
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default: out += "\\u00"; out.push_back(hex[c >> 4]); out.push_back(hex[c & 15]);
+    }
+  }
+  out.append(s.data() + run, s.size() - run);
+  out.push_back('"');
+}
+
 // Every scalar goes as a JSON string: ClickHouse parses quoted numbers into numeric columns,
 // and a String column never refuses it.
-std::string scalar_text(const json& v) {
-  if (v.is_string()) return v.get<std::string>();
-  if (v.is_boolean()) return v.get<bool>() ? "1" : "0";
-  return v.dump();
+void scalar(std::string& out, const json& v) {
+  if (v.is_string()) quote(out, v.get_ref<const std::string&>());
+  else if (v.is_boolean()) out += v.get<bool>() ? "\"1\"" : "\"0\"";
+  else quote(out, v.dump(-1, ' ', false, json::error_handler_t::replace));
 }
 
 void put(std::string& row, std::unordered_set<std::string>& seen, const std::string& key, const json& v) {
@@ -33,11 +55,12 @@ void put(std::string& row, std::unordered_set<std::string>& seen, const std::str
     for (const auto& e : v) {
       if (!first) row.push_back(',');
       first = false;
-      row += json(e.is_structured() ? e.dump() : scalar_text(e)).dump();
+      if (e.is_structured()) quote(row, e.dump(-1, ' ', false, json::error_handler_t::replace));
+      else scalar(row, e);
     }
     row.push_back(']');
   } else {
-    row += json(scalar_text(v)).dump();
+    scalar(row, v);
   }
 }
 
@@ -47,7 +70,7 @@ void flatten(std::string& row, std::unordered_set<std::string>& seen, const std:
     if (!it->is_object()) put(row, seen, prefix + it.key(), *it);
   for (auto it = o.begin(); it != o.end(); ++it) {
     if (!it->is_object()) continue;
-    if (depth >= 4) put(row, seen, prefix + it.key(), json(it->dump()));
+    if (depth >= 4) put(row, seen, prefix + it.key(), json(it->dump(-1, ' ', false, json::error_handler_t::replace)));
     else flatten(row, seen, prefix + it.key() + "_", *it, depth + 1);
   }
 }
@@ -76,13 +99,15 @@ const std::set<std::string>& known_tables() {
 
 std::string clickhouse_row(const Record& r, std::string_view sensor_id) {
   json j = json::parse(r.line, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return {};
+  // A line the parser refuses (it should not happen) still goes in, as its raw text.
+  const bool parsed = !j.is_discarded() && j.is_object();
   std::string row = "{";
   std::unordered_set<std::string> seen;
   put(row, seen, "sensor_id", json(std::string(sensor_id)));
   put(row, seen, "run", json(r.run));
   put(row, seen, "seq", json(r.seq));
-  std::string ts = j.contains("ts") && j["ts"].is_string() ? j["ts"].get<std::string>() : "";
+  if (!parsed) put(row, seen, "event_type", json(r.type));
+  std::string ts = parsed && j.contains("ts") && j["ts"].is_string() ? j["ts"].get<std::string>() : "";
   struct tm tm{};
   int64_t secs = 0, usec = 0;
   if (ts.size() >= 20 && strptime(ts.c_str(), "%Y-%m-%dT%H:%M:%S", &tm)) {
@@ -91,8 +116,10 @@ std::string clickhouse_row(const Record& r, std::string_view sensor_id) {
   }
   put(row, seen, "time", json(secs));
   put(row, seen, "ts_us", json(secs * 1000000 + usec));
-  put(row, seen, "raw", json(r.line));
-  flatten(row, seen, "", j, 0);
+  seen.insert("raw");
+  row += ",\"raw\":";
+  quote(row, r.line);
+  if (parsed) flatten(row, seen, "", j, 0);
   row += "}\n";
   return row;
 }

@@ -13,7 +13,7 @@
 
 namespace medmon {
 
-// The JSONEachRow row for one event; empty when the line is not a JSON object.
+// The JSONEachRow row for one event (identity and raw text only when the line does not parse).
 std::string clickhouse_row(const Record& r, std::string_view sensor_id);
 
 class ClickHouseBackend : public Backend {

@@ -124,6 +124,7 @@ SinkSpec parse_sink_node(const std::string& f, const YAML::Node& n) {
       if (!v.IsSequence()) fail(f, v, "'events' must be a list of event types");
       for (const auto& e : v) s.events.push_back(scalar(f, e, "events")); }},
     {"queue", [&](const YAML::Node& v) { s.queue = size_t(number(f, v, "queue", 1, 1e8)); }},
+    {"queue_bytes", [&](const YAML::Node& v) { s.queue_bytes = size_value(f, v, "queue_bytes", 65536); }},
     {"batch", [&](const YAML::Node& v) { s.batch = size_t(number(f, v, "batch", 1, 1e6)); }},
     {"flush_interval", [&](const YAML::Node& v) { s.flush_usec = int64_t(number(f, v, "flush_interval", 0.001, 3600) * 1e6); }},
     {"spool", [&](const YAML::Node& v) { s.spool_dir = scalar(f, v, "spool"); }},
@@ -244,6 +245,7 @@ SinkSpec parse_sink_spec(const std::string& spec) {
         p = q + 1;
       }
     } else if (k == "queue") s.queue = size_t(num(k, v, 1, 1e8));
+    else if (k == "queue_bytes") { if (!parse_size(v, sz) || sz < 65536) bad("'queue_bytes' must be a size of at least 64k"); s.queue_bytes = sz; }
     else if (k == "batch") s.batch = size_t(num(k, v, 1, 1e6));
     else if (k == "flush_interval") s.flush_usec = int64_t(num(k, v, 0.001, 3600) * 1e6);
     else if (k == "spool") s.spool_dir = v;
@@ -253,7 +255,7 @@ SinkSpec parse_sink_spec(const std::string& spec) {
     else if (k == "rotate_size") { if (!parse_size(v, sz) || sz < 4096) bad("'rotate_size' must be a size of at least 4096"); s.rotate.size = sz; }
     else if (k == "rotate_interval") s.rotate.interval_usec = int64_t(num(k, v, 1, 86400.0 * 366) * 1e6);
     else if (k == "rotate_keep") s.rotate.keep = unsigned(num(k, v, 0, 100000));
-    else bad(fmt::format("unknown option '{}' (name, format, facility, events, queue, batch, flush_interval, spool, "
+    else bad(fmt::format("unknown option '{}' (name, format, facility, events, queue, queue_bytes, batch, flush_interval, spool, "
                          "spool_max, timeout, drain_timeout, rotate_size, rotate_interval, rotate_keep)", k));
   }
   try {
