@@ -14,6 +14,7 @@ MEDMON_HOSTILE_REPORT=FILE appends one JSON line per run (case, n, peak RSS, sec
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -276,4 +277,5 @@ if os.geteuid() == 0:  # ownership checks need another owner
     os.chown(keyfile, 65534, -1)
     refused("key file owned by another user", withkey, 0o644, 2, "owned by uid 65534", named=keyfile)
 
+shutil.rmtree(tmp, ignore_errors=True)
 c.done()
