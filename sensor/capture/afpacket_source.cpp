@@ -48,15 +48,8 @@ AfPacketSource::AfPacketSource(const AfPacketOptions& o) {
   if (m == MAP_FAILED) fail(o.iface, "mmap ring");
   ring_ = static_cast<uint8_t*>(m);
 
-  if (!o.bpf.empty()) {
-    bpf_program prog;
-    if (pcap_compile_nopcap(o.snaplen, DLT_EN10MB, &prog, o.bpf.c_str(), 1, PCAP_NETMASK_UNKNOWN) < 0)
-      throw std::runtime_error("bad BPF filter '" + o.bpf + "'");
-    sock_fprog fp{static_cast<unsigned short>(prog.bf_len), reinterpret_cast<sock_filter*>(prog.bf_insns)};
-    int rc = setsockopt(fd_, SOL_SOCKET, SO_ATTACH_FILTER, &fp, sizeof fp);
-    pcap_freecode(&prog);
-    if (rc < 0) fail(o.iface, "attach BPF filter");
-  }
+  snaplen_ = o.snaplen;
+  if (!o.bpf.empty()) set_filter(o.bpf);
 
   unsigned idx = if_nametoindex(o.iface.c_str());
   if (!idx) fail(o.iface, "no such interface");
@@ -76,6 +69,20 @@ AfPacketSource::AfPacketSource(const AfPacketOptions& o) {
     int arg = (o.fanout_group & 0xFFFF) | ((PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16);
     if (setsockopt(fd_, SOL_PACKET, PACKET_FANOUT, &arg, sizeof arg) < 0) fail(o.iface, "PACKET_FANOUT");
   }
+}
+
+void AfPacketSource::set_filter(const std::string& bpf) {
+  if (bpf.empty()) {
+    setsockopt(fd_, SOL_SOCKET, SO_DETACH_FILTER, nullptr, 0);  // ENOENT when there was none
+    return;
+  }
+  bpf_program prog;
+  if (pcap_compile_nopcap(snaplen_, DLT_EN10MB, &prog, bpf.c_str(), 1, PCAP_NETMASK_UNKNOWN) < 0)
+    throw std::runtime_error("bad BPF filter '" + bpf + "'");
+  sock_fprog fp{static_cast<unsigned short>(prog.bf_len), reinterpret_cast<sock_filter*>(prog.bf_insns)};
+  int rc = setsockopt(fd_, SOL_SOCKET, SO_ATTACH_FILTER, &fp, sizeof fp);
+  pcap_freecode(&prog);
+  if (rc < 0) throw std::runtime_error(std::string("attach BPF filter: ") + std::strerror(errno));
 }
 
 AfPacketSource::~AfPacketSource() {

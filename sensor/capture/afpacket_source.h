@@ -32,11 +32,15 @@ class AfPacketSource {
   // Waits up to timeout_ms for a block, hands every packet in ready blocks to h; returns the
   // number of packets delivered.
   size_t poll(int timeout_ms, const Handler& h);
+  // Replaces the socket's kernel filter (empty: none), e.g. on a reload; the ring stays.
+  // Throws std::runtime_error on an expression that does not compile.
+  void set_filter(const std::string& bpf);
   // Kernel counters since the socket was opened.
   void stats(uint64_t& received, uint64_t& dropped, uint64_t& freeze_q);
 
  private:
   int fd_ = -1;
+  int snaplen_ = 65535;
   uint8_t* ring_ = nullptr;
   size_t ring_size_ = 0;
   size_t block_size_ = 0, block_count_ = 0, next_block_ = 0;

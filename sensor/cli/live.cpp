@@ -11,6 +11,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <thread>
 
@@ -137,9 +138,16 @@ void pin_thread(pthread_t t, const CaptureConfig& c, int worker) {
     log_line(kLogWarn, "{}: cannot pin worker {} to cpu {}: {}", where_cpus(c), worker, cpu, std::strerror(rc));
 }
 
+// What a reload may change besides the policy: the kernel filter of the open sockets.
+struct CaptureFilter {
+  bool from_cli = false;                          // -f given: the config file's bpf is ignored
+  std::string current;
+  std::function<void(const std::string&)> apply;  // throws std::runtime_error
+};
+
 // Re-reads the configuration and the site policy. The new policy replaces the old one only
-// when it loaded without error.
-void reload(const LiveOptions& o, const SensorConfig& running, PolicyBoard& board) {
+// when it loaded without error; so does a new capture filter.
+void reload(const LiveOptions& o, const SensorConfig& running, PolicyBoard& board, CaptureFilter& filter) {
   log_line(kLogInfo, "SIGHUP: reloading {}", o.config_file.empty() ? "the policy" : o.config_file + " and the policy");
   SensorConfig c;
   try {
@@ -149,10 +157,21 @@ void reload(const LiveOptions& o, const SensorConfig& running, PolicyBoard& boar
     return;
   }
   const CaptureConfig &a = running.capture, &b = c.capture;
-  if (a.interface != b.interface || a.bpf != b.bpf || a.snaplen != b.snaplen || a.promisc != b.promisc ||
-      a.method != b.method || a.workers != b.workers || a.ring_size != b.ring_size || a.block_size != b.block_size ||
-      a.cpus != b.cpus)
-    log_line(kLogWarn, "reload: capture settings changed; they take effect at restart");
+  if (a.interface != b.interface || a.snaplen != b.snaplen || a.promisc != b.promisc || a.method != b.method ||
+      a.workers != b.workers || a.ring_size != b.ring_size || a.block_size != b.block_size || a.cpus != b.cpus)
+    log_line(kLogWarn, "reload: capture settings other than bpf changed; they take effect at restart");
+  std::string want = b.bpf.value_or("");
+  if (filter.from_cli) {
+    if (a.bpf != b.bpf) log_line(kLogWarn, "reload: capture.bpf ignored: -f on the command line wins");
+  } else if (want != filter.current) {
+    try {
+      filter.apply(want);
+      filter.current = want;
+      log_line(kLogInfo, "reload: capture filter now '{}'", want);
+    } catch (const std::exception& e) {
+      log_line(kLogErr, "reload: capture.bpf rejected: {}; the filter '{}' stays", e.what(), filter.current);
+    }
+  }
   if (c.phi_mode != running.phi_mode || c.phi_key != running.phi_key || c.phi_key_file != running.phi_key_file)
     log_line(kLogWarn, "reload: PHI settings changed; they take effect at restart");
   if (c.site_policy.empty()) {
@@ -237,7 +256,7 @@ void install_hup_handler() {
 }
 
 int run_live_pcap(const LiveOptions& o, const SensorConfig& cfg, Depth depth, const Pseudonymiser& phi,
-                  PolicyBoard& board) {
+                  PolicyBoard& board, bool bpf_from_cli) {
   std::unique_ptr<PcapSource> src;
   try {
     src = PcapSource::open_live(o.iface, o.snaplen, !o.no_promisc, o.bpf, o.buffer_mb);
@@ -272,6 +291,7 @@ int run_live_pcap(const LiveOptions& o, const SensorConfig& cfg, Depth depth, co
   // libpcap's TPACKET_V3 reader waits for a packet however long that takes: wake it every
   // 100 ms (libpcap >= 1.10 wakes a blocked reader on breakloop) so that output is flushed and
   // a reload taken up on a quiet link too.
+  CaptureFilter filter{bpf_from_cli, o.bpf, [&](const std::string& f) { src->set_filter(f); }};
   std::atomic<bool> ticking{true};
   std::thread ticker([&] {
     while (ticking) {
@@ -294,7 +314,7 @@ int run_live_pcap(const LiveOptions& o, const SensorConfig& cfg, Depth depth, co
     } else if (r == PcapSource::Next::end && g_live_stop) {
       break;  // else woken by the ticker or SIGHUP
     }
-    if (g_reload.exchange(false)) reload(o, cfg, board);
+    if (g_reload.exchange(false)) reload(o, cfg, board, filter);
     judge.refresh(out, pipeline.last_ts());
     // Events reach the sinks at least once a second, whatever the traffic.
     auto now = std::chrono::steady_clock::now();
@@ -317,7 +337,7 @@ int run_live_pcap(const LiveOptions& o, const SensorConfig& cfg, Depth depth, co
 }
 
 int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth, const Pseudonymiser& phi,
-                      PolicyBoard& board) {
+                      PolicyBoard& board, bool bpf_from_cli) {
   // Open every socket while privileged; then drop privileges; then start the workers.
   std::vector<std::unique_ptr<AfPacketSource>> sources;
   AfPacketOptions ao;
@@ -387,9 +407,12 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
     });
     pin_thread(threads.back().native_handle(), cfg.capture, i);
   }
+  CaptureFilter filter{bpf_from_cli, o.bpf, [&](const std::string& f) {
+                         for (auto& s : sources) s->set_filter(f);
+                       }};
   // The main thread only handles reloads.
   while (!g_live_stop) {
-    if (g_reload.exchange(false)) reload(o, cfg, board);
+    if (g_reload.exchange(false)) reload(o, cfg, board, filter);
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   for (auto& t : threads) t.join();
@@ -430,9 +453,9 @@ int run_live(const LiveOptions& opts) {
   parse_depth(o.ladder, depth);
   if (o.capture == "pcap") {
     if (o.workers > 1) { fmt::print(stderr, "medmon: --workers needs --capture afpacket\n"); return kExitUsage; }
-    return run_live_pcap(o, cfg, depth, *phi, board);
+    return run_live_pcap(o, cfg, depth, *phi, board, !opts.bpf.empty());
   }
-  return run_live_afpacket(o, cfg, depth, *phi, board);
+  return run_live_afpacket(o, cfg, depth, *phi, board, !opts.bpf.empty());
 }
 
 }  // namespace medmon

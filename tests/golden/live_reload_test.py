@@ -152,14 +152,16 @@ def main():
     method = os.environ.get("LIVE_METHOD", "afpacket")
     workers = 1 if method == "pcap" else int(os.environ.get("LIVE_WORKERS", "2"))
     cfg = os.path.join(tmp, "medmon.yaml")
-    with open(cfg, "w") as f:
-        f.write(f"""capture:
+
+    def write_cfg(bpf=None):
+        with open(cfg, "w") as f:
+            f.write(f"""capture:
   interface: vb
   method: {method}
   workers: {workers}
   ring_size: 4194304
   block_size: 262144
-flows:
+""" + (f"  bpf: '{bpf}'\n" if bpf else "") + f"""flows:
   tcp_idle_timeout: 1
   tcp_closed_timeout: 0.5
   udp_idle_timeout: 1
@@ -168,6 +170,7 @@ output:
 policy:
   site: {site}
 """)
+    write_cfg()
     ref = demo_flows(analyze(pcap("demo", "demo.pcap"), "--site", site, "--fail-on", "none"))
     ns = Netns("r")
     live = None
@@ -175,13 +178,14 @@ policy:
         live = Live(ns, ["--config", cfg], os.path.join(tmp, "events.jsonl"), os.path.join(tmp, "stderr.txt"),
                     sockets=workers)
 
-        def scenario(n_before):
+        def scenario(n_before, expect=None):
             """Replays the demo capture then a tick; returns the new events once all the demo
-            conversations have ended."""
+            conversations (or `expect` of them) have ended."""
             ns.replay(pcap("demo", "demo.pcap"))
             time.sleep(1.3)
             ns.replay(tick)
-            live.wait_for(lambda: len(demo_flows(live.events()[n_before:])) >= len(ref), "the demo flows")
+            n = len(ref) if expect is None else expect
+            live.wait_for(lambda: len(demo_flows(live.events()[n_before:])) >= n, "the demo flows")
             time.sleep(1.2)  # alerts of the last flows are flushed with them; let one more flush pass
             return live.events()[n_before:]
 
@@ -237,6 +241,23 @@ policy:
         n = len(live.events())
         ev4 = scenario(n)
         C.eq("phase 4: verdicts as in phase 1", {k: e.get("verdict") for k, e in demo_flows(ev4).items()}, v1)
+
+        # 5. capture.bpf changes apply on reload, on the open sockets: the workstation disappears.
+        kept = sorted(k for k in ref if k[2] != "10.10.1.50")
+        write_cfg("not host 10.10.1.50")
+        live.hup("capture filter now 'not host 10.10.1.50'")
+        n = len(live.events())
+        scenario(n, len(kept))
+        time.sleep(1.0)
+        C.eq("phase 5: the filter drops the workstation's flows", sorted(demo_flows(live.events()[n:])), kept)
+        # 6. A filter that does not compile is refused; the previous one stays.
+        write_cfg("not hots 10.10.1.50")
+        live.hup("capture.bpf rejected")
+        C.true("phase 6: the rejection names the expression", "not hots" in live.stderr())
+        n = len(live.events())
+        scenario(n, len(kept))
+        time.sleep(1.0)
+        C.eq("phase 6: the previous filter still applies", sorted(demo_flows(live.events()[n:])), kept)
 
         rc = live.stop()
         C.eq("SIGTERM: exit status", rc, 0)
