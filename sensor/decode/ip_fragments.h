@@ -39,6 +39,8 @@ class FragmentTable {
              bool more, std::span<const uint8_t> data, std::vector<uint8_t>& out, bool& conflict);
   void expire(Timestamp now);
   size_t pending() const { return table_.size(); }
+  // Disjoint received pieces one datagram may have; real senders make one growing piece.
+  static constexpr size_t kMaxPieces = 256;
   size_t bytes() const { return bytes_; }
 
  private:
@@ -61,6 +63,7 @@ class FragmentTable {
   uint64_t& c_timeout_;
   uint64_t& c_evicted_;
   uint64_t& c_too_big_;
+  uint64_t& c_too_many_pieces_;
 };
 
 }  // namespace medmon

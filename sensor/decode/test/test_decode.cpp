@@ -179,3 +179,29 @@ TEST_CASE("Link types: NULL, SLL, SLL2, PPPoE") {
   }
   CHECK_FALSE(linktype_supported(147));
 }
+
+TEST_CASE("A datagram sent as thousands of disjoint pieces is dropped at the piece cap") {
+  Counters c;
+  Decoder dec(linktype::RAW, c, nullptr, FragmentLimits{});
+  Packet p;
+  for (uint16_t k = 0; k < 2000; ++k) {  // 8-byte pieces with 8-byte holes between them
+    auto f = ipv4(ip4(1, 1, 1, 1), ip4(2, 2, 2, 2), 17, Bytes(8, 0), 5, static_cast<uint16_t>(0x2000 | (2 * k)));
+    dec.decode(f.data(), static_cast<uint32_t>(f.size()), static_cast<uint32_t>(f.size()), Timestamp{1}, p);
+  }
+  CHECK(c.get("ip.fragments.too_many_pieces") >= 1);
+  CHECK(dec.fragments().pending() <= 1);
+  // Filling the holes of a datagram merges its pieces back into one and completes it.
+  Bytes whole(8 * 40, 7);
+  for (int k = 39; k >= 0; k -= 2) {
+    Bytes piece(whole.begin() + 8 * k, whole.begin() + 8 * k + 8);
+    auto f = ipv4(ip4(1, 1, 1, 1), ip4(2, 2, 2, 2), 17, piece, 6, static_cast<uint16_t>((k == 39 ? 0 : 0x2000) | k));
+    CHECK(dec.decode(f.data(), static_cast<uint32_t>(f.size()), static_cast<uint32_t>(f.size()), Timestamp{1}, p) == DecodeStatus::fragment);
+  }
+  for (int k = 38; k >= 0; k -= 2) {
+    Bytes piece(whole.begin() + 8 * k, whole.begin() + 8 * k + 8);
+    auto f = ipv4(ip4(1, 1, 1, 1), ip4(2, 2, 2, 2), 17, piece, 6, static_cast<uint16_t>(0x2000 | k));
+    DecodeStatus st = dec.decode(f.data(), static_cast<uint32_t>(f.size()), static_cast<uint32_t>(f.size()), Timestamp{1}, p);
+    CHECK(st == (k == 0 ? DecodeStatus::ok : DecodeStatus::fragment));
+  }
+  CHECK(c.get("ip.fragments.reassembled") == 1);
+}
