@@ -147,7 +147,7 @@ bool ClickHouseBackend::query(const std::string& sql, std::string_view body, std
   std::string target = server_.path + "?" + auth_ + "input_format_skip_unknown_fields=1&query=" + url_encode(sql);
   HttpResponse resp;
   if (!http_request(server_, "POST", target, body, spec_.timeout_usec, resp, error, sent)) {
-    error = fmt::format("{}:{}: {}", server_.host, server_.port, error);
+    if (error.find(server_.host) == std::string::npos) error = fmt::format("{}:{}: {}", server_.host, server_.port, error);
     return false;
   }
   if (resp.status != 200) {

@@ -25,7 +25,7 @@ struct SinkSpec {
   std::vector<std::string> events;  // event types sent; empty = all
   std::string facility = "local0";
   size_t queue = 65536;         // events held in memory before spooling
-  uint64_t queue_bytes = 64u << 20;  // and their bytes
+  uint64_t queue_bytes = 16u << 20;  // and their bytes
   size_t batch = 10000;         // events per delivery (ClickHouse INSERT)
   int64_t flush_usec = 1000000; // a partial batch leaves after this long
   std::string spool_dir;        // empty: a private temporary directory
