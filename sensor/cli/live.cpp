@@ -432,7 +432,8 @@ int run_live(const LiveOptions& opts) {
   try {
     cfg = load_sensor_config(opts);
     o = merge_capture(opts, cfg.capture);
-    if (cfg.capture.ring_size && o.buffer_mb == LiveOptions{}.buffer_mb)
+    // libpcap takes the buffer in MiB; the AF_PACKET path reads capture.ring_size in bytes.
+    if (o.capture == "pcap" && cfg.capture.ring_size && o.buffer_mb == LiveOptions{}.buffer_mb)
       o.buffer_mb = static_cast<int>(std::max<size_t>(1, *cfg.capture.ring_size >> 20));
     if (cfg.stats_interval_usec == 0) cfg.stats_interval_usec = static_cast<int64_t>(o.stats_interval * 1e6);
     phi = std::make_unique<Pseudonymiser>(make_pseudonymiser(cfg));
