@@ -129,7 +129,10 @@ void RotatingFileSink::rotate() {
       // Oldest beyond `keep` go: names sort by time.
       std::string dir = ".", base = path_;
       auto sl = path_.rfind('/');
-      if (sl != std::string::npos) { dir = path_.substr(0, sl); if (dir.empty()) dir = "/"; base = path_.substr(sl + 1); }
+      if (sl != std::string::npos) {
+        dir = path_.substr(0, std::max<size_t>(sl, 1));  // "/x" lives in "/"
+        base = path_.substr(sl + 1);
+      }
       std::vector<std::string> rotated;
       if (DIR* d = ::opendir(dir.c_str())) {
         while (dirent* e = ::readdir(d)) {
