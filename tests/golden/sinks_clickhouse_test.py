@@ -119,8 +119,13 @@ try:
     for s, args in SENSORS.items():
         sid = s + "-restart"
         outs2[sid] = [os.path.join(work, sid + ".jsonl")]
-        procs[sid] = start_sensor(sid, args, outs2[sid][0], ["batch=3", "flush_interval=0.01", "drain_timeout=120"])
-    time.sleep(0.3)
+        procs[sid] = start_sensor(sid, args, outs2[sid][0], ["batch=2", "flush_interval=0.01", "drain_timeout=120"])
+    # Kill as soon as the first rows are in: the rest of the deliveries are in flight or queued.
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if int(ch.query("SELECT count() FROM medmon.flow WHERE sensor_id LIKE '%-restart'")) > 0:
+            break
+        time.sleep(0.005)
     ch.kill()
     time.sleep(1.5)
     ch.start()
