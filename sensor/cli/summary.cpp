@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <vector>
 
 namespace medmon {
@@ -18,16 +19,39 @@ bool parse_severity(const std::string& s, Severity& out) {
 }
 
 namespace {
-// Value of the first string field `key` in a JSON line (events are written by us: no nesting
-// ambiguity for these keys).
-std::string_view string_field(std::string_view line, std::string_view key) {
-  std::string pat = "\"" + std::string(key) + "\":\"";
-  size_t p = line.find(pat);
-  if (p == std::string_view::npos) return {};
-  p += pat.size();
-  size_t e = line.find('"', p);
-  if (e == std::string_view::npos) return {};
-  return line.substr(p, e - p);
+// End of the JSON string whose body starts at `from` (index of the closing quote), npos if none.
+size_t closing_quote(std::string_view line, size_t from) {
+  for (size_t q = line.find('"', from); q != std::string_view::npos; q = line.find('"', q + 1)) {
+    size_t bs = 0;
+    while (q - bs > from && line[q - bs - 1] == '\\') ++bs;
+    if (bs % 2 == 0) return q;
+  }
+  return std::string_view::npos;
+}
+
+// First value of each string field named in `keys` (at any depth), in one pass over the line:
+// every event goes through here, and searching the line once per key costs more than the rest
+// of the summary together.
+template <size_t N>
+std::array<std::string_view, N> string_fields(std::string_view line, const std::array<std::string_view, N>& keys) {
+  std::array<std::string_view, N> out{};
+  size_t found = 0, i = 0;
+  while (found < N) {
+    size_t q = line.find('"', i);
+    if (q == std::string_view::npos) break;
+    size_t ke = closing_quote(line, q + 1);
+    if (ke == std::string_view::npos) break;
+    i = ke + 1;
+    if (ke + 2 >= line.size() || line[ke + 1] != ':' || line[ke + 2] != '"') continue;
+    size_t ve = closing_quote(line, ke + 3);
+    if (ve == std::string_view::npos) break;
+    std::string_view key = line.substr(q + 1, ke - q - 1);
+    for (size_t k = 0; k < N; ++k)
+      if (out[k].data() == nullptr && key == keys[k]) { out[k] = line.substr(ke + 3, ve - ke - 3); ++found; break; }
+    i = ve + 1;
+  }
+  for (auto& v : out) if (v.data() == nullptr) v = std::string_view("", 0);
+  return out;
 }
 }  // namespace
 
@@ -41,20 +65,23 @@ Summary::DeviceRow* Summary::device_row(std::string_view key) {
 
 void Summary::on_event(std::string_view type, std::string_view line) {
   if (type == "asset") {
-    std::string ip(string_field(line, "ip"));
-    std::string name(string_field(line, "device"));
+    auto f = string_fields<3>(line, {"ip", "device", "model"});
+    std::string ip(f[0]);
+    std::string name(f[1]);
     if (asset_name_.size() < kMaxDevices || asset_name_.count(ip)) asset_name_[ip] = name;
     if (DeviceRow* r = device_row(name.empty() ? std::string_view(ip) : std::string_view(name))) {
       r->ip = ip;
-      r->model = std::string(string_field(line, "model"));
+      r->model = std::string(f[2]);
     }
     return;
   }
+  std::array<std::string_view, 7> ff{};
+  if (type == "flow") ff = string_fields<7>(line, {"verdict", "src_device", "src_ip", "dst_device", "dst_ip", "app", "protocol"});
   if (type == "flow") {
-    auto v = string_field(line, "verdict");
-    for (const char* side : {"src", "dst"}) {
-      std::string dev(string_field(line, std::string(side) + "_device"));
-      std::string ip(string_field(line, std::string(side) + "_ip"));
+    auto v = ff[0];
+    for (int side = 0; side < 2; ++side) {
+      std::string dev(ff[1 + 2 * side]);
+      std::string ip(ff[2 + 2 * side]);
       // A verdict judges the flow for the policy's device: unbound peers only count flows.
       bool bound = !dev.empty();
       if (!bound && asset_name_.count(ip) && asset_name_[ip].empty()) dev = ip;
@@ -70,29 +97,29 @@ void Summary::on_event(std::string_view type, std::string_view line) {
   }
   if (type == "alert") {
     Severity s;
-    if (DeviceRow* r = device_row(string_field(line, "device")); r && parse_severity(std::string(string_field(line, "severity")), s)) {
+    auto af = string_fields<2>(line, {"device", "severity"});
+    if (DeviceRow* r = device_row(af[0]); r && parse_severity(std::string(af[1]), s)) {
       ++r->alerts;
       r->worst = std::max(r->worst, static_cast<int>(s));
     }
   }
   if (type == "flow") {
     ++flows_;
-    std::string_view app;
-    size_t p = line.find("\"app\":\"");
-    if (p != std::string_view::npos) app = string_field(line.substr(p), "app");
-    if (app.empty()) app = string_field(line, "protocol");
+    std::string_view app = ff[5];
+    if (app.empty()) app = ff[6];
     if (app.empty()) app = "-";
     ++apps_[std::string(app)];
-    auto v = string_field(line, "verdict");
+    auto v = ff[0];
     if (!v.empty()) ++verdicts_[std::string(v)];
   } else if (type == "anomaly") {
     ++anomalies_;
   } else if (type == "alert") {
     ++alerts_;
     Severity s;
-    if (parse_severity(std::string(string_field(line, "severity")), s) && s != Severity::none)
+    auto af = string_fields<2>(line, {"severity", "rule"});
+    if (parse_severity(std::string(af[0]), s) && s != Severity::none)
       ++by_severity_[static_cast<int>(s)];
-    ++rules_[std::string(string_field(line, "rule"))];
+    ++rules_[std::string(af[1])];
   }
 }
 
@@ -135,7 +162,9 @@ void Summary::print(std::FILE* out, const Counters& c, uint64_t packets, uint64_
     // Devices with alerts first, then by flows.
     std::vector<const std::pair<const std::string, DeviceRow>*> rows;
     for (auto& e : devices_) rows.push_back(&e);
-    std::sort(rows.begin(), rows.end(), [](auto* a, auto* b) {
+    // Only the first rows are printed: order just those.
+    auto shown = rows.begin() + static_cast<std::ptrdiff_t>(std::min<size_t>(rows.size(), 21));
+    std::partial_sort(rows.begin(), shown, rows.end(), [](auto* a, auto* b) {
       if (a->second.worst != b->second.worst) return a->second.worst > b->second.worst;
       if (a->second.flows != b->second.flows) return a->second.flows > b->second.flows;
       return a->first < b->first;

@@ -75,6 +75,19 @@ void JsonWriter::append_escaped(std::string& out, std::string_view s) {
 void JsonWriter::value(double v) {
   comma();
   if (!std::isfinite(v)) { out_.append("null"); return; }
+  // Integer arithmetic for the usual magnitudes (durations, rates): printf is slow, and this is
+  // on every flow event. Rounds half away from zero, deterministically.
+  if (std::fabs(v) < 9.0e12) {
+    int64_t micro = std::llround(v * 1e6);
+    if (micro < 0) { out_.push_back('-'); micro = -micro; }
+    append_uint(static_cast<uint64_t>(micro / 1000000));
+    char frac[7];
+    int64_t f = micro % 1000000;
+    frac[0] = '.';
+    for (int i = 6; i >= 1; --i) { frac[i] = static_cast<char>('0' + f % 10); f /= 10; }
+    out_.append(frac, 7);
+    return;
+  }
   char buf[64];
   int n = std::snprintf(buf, sizeof buf, "%.6f", v);
   out_.append(buf, static_cast<size_t>(n));

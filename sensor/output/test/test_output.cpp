@@ -36,6 +36,50 @@ TEST_CASE("JsonWriter escapes control characters and invalid UTF-8") {
   CHECK(s == "\"a\\\"b\\\\c\\n\\u0001\\u00ff\xc3\xa9\"");
 }
 
+TEST_CASE("JsonWriter fast paths agree with the general ones") {
+  // Doubles: the integer formatting matches printf's %.6f away from exact half-way cases.
+  for (double v : {0.0, 1.5, 0.000001, 123.456789, 98765.4321, -2.25, 1e9 + 0.125, 3e13, -7e14}) {
+    std::string out;
+    JsonWriter w(out);
+    w.value(v);
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.6f", v);
+    CHECK(out == buf);
+  }
+  // Strings: plain ones of every length around the SIMD block size, and one special byte at
+  // every position, give the same text as the byte-by-byte escaper.
+  for (size_t len = 0; len < 40; ++len) {
+    std::string s(len, 'a');
+    std::string fast;
+    JsonWriter w(fast);
+    w.begin_object();
+    w.field("k", s);
+    w.end_object();
+    CHECK(fast == "{\"k\":\"" + s + "\"}");
+    for (size_t at = 0; at < len; ++at)
+      for (char special : {'"', '\\', '\n', '\x01', '\x80'}) {
+        std::string t = s;
+        t[at] = special;
+        CHECK_FALSE(JsonWriter::plain(t));
+        std::string a, b;
+        JsonWriter wa(a);
+        wa.begin_object();
+        wa.field("k", t);
+        wa.end_object();
+        JsonWriter::append_escaped(b, t);
+        CHECK(a == "{\"k\":" + b + "}");
+      }
+  }
+  // Long keys and values take the general path with the same result.
+  std::string long_key(100, 'k'), long_val(300, 'v'), out;
+  JsonWriter w(out);
+  w.begin_object();
+  w.field(long_key, long_val);
+  w.field("n", uint64_t{7});
+  w.end_object();
+  CHECK(out == "{\"" + long_key + "\":\"" + long_val + "\",\"n\":7}");
+}
+
 TEST_CASE("Timestamps are RFC 3339 UTC with microseconds") {
   CHECK(format_rfc3339(Timestamp{0}) == "1970-01-01T00:00:00.000000Z");
   CHECK(format_rfc3339(Timestamp{1704096000123456}) == "2024-01-01T08:00:00.123456Z");
