@@ -82,7 +82,11 @@ void FlowTable::unlink(Flow& f) {
 }
 
 void FlowTable::push_back(Flow& f) {
-  f.lru_class = f.key.proto != 6 ? 2 : (f.closing() ? 1 : 0);
+  if (f.key.proto != 6) f.lru_class = 2;
+  else if (f.closing()) f.lru_class = 1;
+  // Nothing back from the responder and no payload yet: what a SYN flood or a scan creates.
+  else if (f.pkts[1] == 0 && !f.synack_seen && f.payload_bytes[0] == 0) f.lru_class = 3;
+  else f.lru_class = 0;
   List& l = lists_[f.lru_class];
   f.lru_prev = l.tail;
   f.lru_next = nullptr;
@@ -97,7 +101,7 @@ void FlowTable::touch(Flow& f) {
 
 int64_t FlowTable::timeout_of(const Flow& f) const {
   switch (f.lru_class) {
-    case 0: return limits_.tcp_idle_usec;
+    case 0: case 3: return limits_.tcp_idle_usec;
     case 1: return limits_.tcp_closed_usec;
     default: return limits_.udp_idle_usec;
   }
@@ -159,9 +163,11 @@ Flow& FlowTable::lookup(const Packet& p, Dir& dir) {
     }
   }
   while (map_.size() >= limits_.max_flows) {
-    Flow* oldest = nullptr;
-    for (auto& l : lists_)
-      if (l.head && (!oldest || l.head->last < oldest->last)) oldest = l.head;
+    // Half-open flows go first, so a SYN flood cannot push established connections out.
+    Flow* oldest = lists_[3].head;
+    if (!oldest)
+      for (auto& l : lists_)
+        if (l.head && (!oldest || l.head->last < oldest->last)) oldest = l.head;
     if (!oldest) break;
     ++c_evicted_;
     end(*oldest, FlowEnd::evicted);

@@ -101,7 +101,9 @@ class FlowTable {
   FlowLimits limits_;
   EndFn on_end_;
   std::unordered_map<FlowKey, Flow, FlowKeyHash> map_;
-  std::array<List, 3> lists_;  // 0: TCP open, 1: TCP closing, 2: UDP/other (one timeout each)
+  // 0: TCP open, 1: TCP closing, 2: UDP/other, 3: TCP half-open (no answer, no payload yet);
+  // one timeout each (half-open uses the TCP idle timeout) and LRU order within each.
+  std::array<List, 4> lists_;
   uint64_t& c_created_;
   uint64_t& c_evicted_;
   uint64_t& c_timeout_;

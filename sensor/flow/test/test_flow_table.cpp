@@ -138,3 +138,26 @@ TEST_CASE("VLAN is part of the key") {
   tb.feed(p);
   CHECK(tb.t.size() == 2);
 }
+
+TEST_CASE("A SYN flood at capacity evicts half-open flows, not established ones") {
+  FlowLimits l;
+  l.max_flows = 10;
+  Table tb(l);
+  // An established connection, then idle while 1000 SYNs to other ports arrive.
+  tb.feed(pkt(ip4(10, 0, 0, 1), 40000, ip4(10, 0, 0, 2), 104, tcpflag::SYN, 0));
+  tb.feed(pkt(ip4(10, 0, 0, 2), 104, ip4(10, 0, 0, 1), 40000, tcpflag::SYN | tcpflag::ACK, 1));
+  for (int i = 0; i < 1000; ++i)
+    tb.feed(pkt(ip4(172, 16, 0, 1), static_cast<uint16_t>(1024 + i), ip4(10, 0, 0, 3), 80, tcpflag::SYN, 10 + i));
+  CHECK(tb.t.size() == 10);
+  CHECK(tb.c.get("flows.evicted") == 1000 - 9);
+  for (auto& e : tb.ended) CHECK_FALSE(e.client_is_first);  // the established flow (port 40000) stays
+  // With only established flows left, plain LRU applies again.
+  for (int i = 0; i < 20; ++i) {
+    uint16_t port = static_cast<uint16_t>(2000 + i);
+    tb.feed(pkt(ip4(10, 0, 1, 1), port, ip4(10, 0, 0, 2), 104, tcpflag::SYN, 2000 + 2 * i));
+    tb.feed(pkt(ip4(10, 0, 0, 2), 104, ip4(10, 0, 1, 1), port, tcpflag::SYN | tcpflag::ACK, 2001 + 2 * i));
+  }
+  bool gone = false;
+  for (auto& e : tb.ended) gone = gone || e.client_is_first;
+  CHECK(gone);
+}
