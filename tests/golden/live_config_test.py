@@ -1,7 +1,7 @@
 """`medmon live --config`: the capture section is checked key by key; every error names
 file:line:column and exits 2 before any capture is opened."""
 import os
-import re
+import shutil
 import sys
 import tempfile
 
@@ -57,6 +57,7 @@ def main():
     rc, out, err = run(["live", "--config", path, "-i", "mmnosuch1", "--out", os.path.join(tmp, "ev.jsonl")],
                        check_rc=None)
     C.true(f"-i wins over capture.interface ({err.strip()})", rc == 3 and "mmnosuch1" in err)
+    shutil.rmtree(tmp, ignore_errors=True)
     C.done()
 
 
