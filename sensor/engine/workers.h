@@ -75,7 +75,9 @@ class OfflineWorkers {
   Timestamp last_ts_{};
   static constexpr size_t kBatchPackets = 256;
   static constexpr size_t kMaxQueued = 64;
-  static constexpr uint64_t kEpochPackets = 1u << 20;
+  // Events wait in each worker until the epoch ends: short epochs keep that memory small
+  // (a flood of short flows writes about one event per packet).
+  static constexpr uint64_t kEpochPackets = 1u << 16;
 };
 
 }  // namespace medmon
