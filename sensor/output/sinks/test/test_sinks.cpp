@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <atomic>
+#include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <sstream>
@@ -22,11 +23,16 @@
 using namespace medmon;
 
 namespace {
-std::string temp_dir() {
-  char t[] = "/tmp/medmon-sinks-test-XXXXXX";
-  REQUIRE(mkdtemp(t));
-  return t;
-}
+// A scratch directory removed with everything in it at the end of the test.
+struct TempDir {
+  TempDir() {
+    char t[] = "/tmp/medmon-sinks-test-XXXXXX";
+    REQUIRE(mkdtemp(t));
+    path = t;
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+  std::string path;
+};
 
 std::string slurp(const std::string& p) {
   std::ifstream in(p);
@@ -79,7 +85,8 @@ class FakeBackend : public Backend {
 }  // namespace
 
 TEST_CASE("Size rotation never splits a line and keeps every line in order") {
-  std::string d = temp_dir();
+  TempDir td;
+  const std::string& d = td.path;
   std::string path = d + "/events.jsonl";
   RotateSettings r;
   r.size = 4096;
@@ -119,7 +126,8 @@ TEST_CASE("Size rotation never splits a line and keeps every line in order") {
 }
 
 TEST_CASE("Time rotation follows packet time and keeps at most `keep` files") {
-  std::string d = temp_dir();
+  TempDir td;
+  const std::string& d = td.path;
   std::string path = d + "/ev.jsonl";
   RotateSettings r;
   r.interval_usec = 3600 * 1000000ll;
@@ -141,7 +149,8 @@ TEST_CASE("Time rotation follows packet time and keeps at most `keep` files") {
 }
 
 TEST_CASE("Timestamp names and an earlier run's file is rotated, not overwritten") {
-  std::string d = temp_dir();
+  TempDir td;
+  const std::string& d = td.path;
   std::string path = d + "/ev.jsonl";
   { std::ofstream(path) << event(999) << "\n"; }
   RotateSettings r;
@@ -156,7 +165,8 @@ TEST_CASE("Timestamp names and an earlier run's file is rotated, not overwritten
 }
 
 TEST_CASE("Spool stays within its size cap and delivers in order when the receiver returns") {
-  std::string d = temp_dir();
+  TempDir td;
+  const std::string& d = td.path;
   std::atomic<bool> up{false};
   auto backend = std::make_unique<FakeBackend>(up);
   FakeBackend* fake = backend.get();
@@ -186,7 +196,8 @@ TEST_CASE("Spool stays within its size cap and delivers in order when the receiv
 }
 
 TEST_CASE("Events left at exit wait in the spool and go first on the next run") {
-  std::string d = temp_dir();
+  TempDir td;
+  const std::string& d = td.path;
   SinkSpec spec;
   spec.name = "t";
   spec.queue = 100;
