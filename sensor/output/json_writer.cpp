@@ -36,9 +36,9 @@ void JsonWriter::append_escaped(std::string& out, std::string_view s) {
   if (s.size() <= 126 && plain(s)) {
     char buf[128];
     buf[0] = '"';
-    std::memcpy(buf + 1, s.data(), s.size());
-    buf[s.size() + 1] = '"';
-    out.append(buf, s.size() + 2);
+    char* p = copy_short(buf + 1, s.data(), s.size());
+    *p++ = '"';
+    out.append(buf, static_cast<size_t>(p - buf));
     return;
   }
   out.push_back('"');
