@@ -4,6 +4,7 @@
 #include <openssl/hmac.h>
 
 #include <cstring>
+#include <memory>
 
 namespace medmon {
 
@@ -50,7 +51,10 @@ std::string Pseudonymiser::operator()(std::string_view value) const {
 std::string_view Pseudonymiser::into(std::string_view value, std::string& out) const {
   std::string_view v = normalise(value);
   if (mode_ == Mode::raw) { out.assign(v); return out; }
-  thread_local EVP_MD_CTX* tmp = EVP_MD_CTX_new();
+  // One scratch context per thread, freed when the thread ends (worker threads come and go).
+  struct CtxFree { void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); } };
+  thread_local std::unique_ptr<EVP_MD_CTX, CtxFree> scratch(EVP_MD_CTX_new());
+  EVP_MD_CTX* tmp = scratch.get();
   unsigned char inner[EVP_MAX_MD_SIZE], mac[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   EVP_MD_CTX_copy_ex(tmp, inner_);
