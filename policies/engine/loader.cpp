@@ -201,6 +201,11 @@ struct Reader {
 };
 
 bool load_yaml(const std::string& path, Errors& errs, YAML::Node& root) {
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec) && !std::filesystem::is_regular_file(path, ec)) {
+    errs.add(path, 0, 0, "not a regular file (expected a YAML file)");
+    return false;
+  }
   try {
     root = YAML::LoadFile(path);
   } catch (const YAML::BadFile&) {
@@ -212,6 +217,9 @@ bool load_yaml(const std::string& path, Errors& errs, YAML::Node& root) {
   } catch (const YAML::Exception& e) {
     errs.add(path, e.mark.is_null() ? 0 : e.mark.line + 1, e.mark.is_null() ? 0 : e.mark.column + 1,
              std::string("YAML error: ") + e.msg);
+    return false;
+  } catch (const std::exception& e) {  // the stream itself failed (e.g. a read error)
+    errs.add(path, 0, 0, std::string("cannot read file: ") + e.what());
     return false;
   }
   return true;

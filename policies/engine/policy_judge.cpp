@@ -255,6 +255,7 @@ bool PolicyJudge::load_baseline(const std::string& path, Errors& errs) {
     YAML::Node root;
     try { root = YAML::LoadFile(path); }
     catch (const YAML::Exception& e) { errs.add(path, e.mark.line + 1, e.mark.column + 1, "baseline: YAML syntax error: " + e.msg); return false; }
+    catch (const std::exception& e) { errs.add(path, 0, 0, std::string("baseline: cannot read file: ") + e.what()); return false; }
     YAML::Node list = root.IsMap() ? root["accepted"] : root;
     if (!list || !list.IsSequence()) {
       errs.add(path, 1, 1, "baseline: expected a list of {rule, device, peer} (or under 'accepted:'), or alert JSON lines");

@@ -2,6 +2,8 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <ios>
+
 #include <fmt/format.h>
 
 #include <functional>
@@ -100,6 +102,8 @@ SensorConfig load_config(const std::string& path) {
     throw ConfigError(path + ": cannot read file");
   } catch (const YAML::ParserException& e) {
     throw ConfigError(fmt::format("{}:{}:{}: {}", path, e.mark.line + 1, e.mark.column + 1, e.msg));
+  } catch (const std::ios_base::failure& e) {  // e.g. a directory given as the file
+    throw ConfigError(path + ": cannot read file: " + e.what());
   }
   if (root.IsNull()) return c;
   const auto& f = path;
