@@ -490,11 +490,7 @@ class SdcDissector final : public Dissector {
     if (!message_id.empty()) w.field("message_id", message_id);
     if (!relates_to.empty()) w.field("relates_to", relates_to);
     if (describes && device_ip.family) {
-      w.key("device_ip");
-      std::string& b = w.raw_value();
-      b.push_back('"');
-      device_ip.append_to(b);
-      b.push_back('"');
+      w.field("device_ip", device_ip);
     }
     auto list = [&](std::string_view k, const std::vector<std::string>& v) {
       if (v.empty()) return;

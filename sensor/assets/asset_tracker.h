@@ -112,7 +112,8 @@ class AssetTracker : public FlowJudge, public EventObserver {
   // Counted here and added to the output's counters at finish(): the tracker also runs inside
   // worker threads that own their output.
   uint64_t dropped_ = 0, list_full_ = 0, events_ = 0;
-  std::string scratch_, scratch2_;
+  JsonBuffer scratch_;
+  std::string scratch2_;
 };
 
 }  // namespace medmon

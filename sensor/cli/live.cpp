@@ -96,16 +96,19 @@ class ReloadableJudge : public FlowJudge, public HeaderAnnotator {
   void annotate(const EventEndpoints& ep, JsonWriter& w) override {
     if (ann_) ann_->annotate(ep, w);
   }
+  uint64_t annotation_generation() const override { return swaps_; }
 
  private:
   void swap_in() {
     inner_ = board_.fork(gen_);
     ann_ = dynamic_cast<HeaderAnnotator*>(inner_.get());
+    ++swaps_;
   }
 
   PolicyBoard& board_;
   std::unique_ptr<FlowJudge> inner_;
   HeaderAnnotator* ann_ = nullptr;
+  uint64_t swaps_ = 0;  // site or models reloaded: device and zone names may differ
   uint64_t gen_ = 0;
   uint64_t alerts_before_ = 0;
 };

@@ -6,7 +6,7 @@
 
 namespace medmon {
 
-void append_rfc3339(std::string& out, Timestamp ts) {
+char* write_rfc3339(char* p, Timestamp ts) {
   int64_t sec = ts.usec >= 0 ? ts.usec / 1000000 : (ts.usec - 999999) / 1000000;
   int64_t frac = ts.usec - sec * 1000000;
   // Cache the formatted second: consecutive events share it.
@@ -14,17 +14,39 @@ void append_rfc3339(std::string& out, Timestamp ts) {
   thread_local char cached[24];
   if (sec != cached_sec) {
     time_t t = static_cast<time_t>(sec);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(cached, sizeof cached, "%Y-%m-%dT%H:%M:%S", &tm);
+    struct tm tm {};
+    if (!gmtime_r(&t, &tm)) tm = {};
+    // Fixed width: years outside 0000-9999 (only in forged headers) are clamped.
+    int year = tm.tm_year + 1900;
+    if (year < 0) year = 0;
+    if (year > 9999) year = 9999;
+    auto two = [](char* d, int v) { d[0] = static_cast<char>('0' + v / 10); d[1] = static_cast<char>('0' + v % 10); };
+    two(cached, year / 100);
+    two(cached + 2, year % 100);
+    cached[4] = '-';
+    two(cached + 5, tm.tm_mon + 1);
+    cached[7] = '-';
+    two(cached + 8, tm.tm_mday);
+    cached[10] = 'T';
+    two(cached + 11, tm.tm_hour);
+    cached[13] = ':';
+    two(cached + 14, tm.tm_min);
+    cached[16] = ':';
+    two(cached + 17, tm.tm_sec);
     cached_sec = sec;
   }
-  out.append(cached);
-  char buf[9];
-  buf[0] = '.';
-  for (int i = 6; i >= 1; --i) { buf[i] = static_cast<char>('0' + frac % 10); frac /= 10; }
-  buf[7] = 'Z';
-  out.append(buf, 8);
+  std::memcpy(p, cached, 19);
+  p += 19;
+  *p++ = '.';
+  for (int i = 6; i >= 1; --i) { p[i - 1] = static_cast<char>('0' + frac % 10); frac /= 10; }
+  p += 6;
+  *p++ = 'Z';
+  return p;
+}
+
+void append_rfc3339(std::string& out, Timestamp ts) {
+  char buf[kRfc3339Len];
+  out.append(buf, static_cast<size_t>(write_rfc3339(buf, ts) - buf));
 }
 
 std::string format_rfc3339(Timestamp ts) {
@@ -41,11 +63,9 @@ bool IpAddr::parse(std::string_view text, IpAddr& out) {
   return false;
 }
 
-void IpAddr::append_to(std::string& out) const {
-  char buf[INET6_ADDRSTRLEN];
+char* IpAddr::write_to(char* p) const {
   if (family == 4) {
     // Hand-rolled: inet_ntop is measurably slow on the event path.
-    char* p = buf;
     for (int i = 0; i < 4; ++i) {
       unsigned v = b[i];
       if (v >= 100) { *p++ = static_cast<char>('0' + v / 100); v %= 100; *p++ = static_cast<char>('0' + v / 10); v %= 10; }
@@ -53,10 +73,20 @@ void IpAddr::append_to(std::string& out) const {
       *p++ = static_cast<char>('0' + v);
       if (i < 3) *p++ = '.';
     }
-    out.append(buf, static_cast<size_t>(p - buf));
   } else if (family == 6) {
-    if (inet_ntop(AF_INET6, b.data(), buf, sizeof buf)) out.append(buf);
+    char buf[INET6_ADDRSTRLEN];
+    if (inet_ntop(AF_INET6, b.data(), buf, sizeof buf)) {
+      size_t n = std::strlen(buf);
+      std::memcpy(p, buf, n);
+      p += n;
+    }
   }
+  return p;
+}
+
+void IpAddr::append_to(std::string& out) const {
+  char buf[kIpTextMax];
+  out.append(buf, static_cast<size_t>(write_to(buf) - buf));
 }
 
 std::string IpAddr::to_string() const {

@@ -18,11 +18,16 @@ struct Timestamp {
 // RFC 3339, UTC, microseconds: 2024-01-01T08:00:00.000123Z
 std::string format_rfc3339(Timestamp ts);
 void append_rfc3339(std::string& out, Timestamp ts);
+constexpr size_t kRfc3339Len = 27;
+// Writes the kRfc3339Len characters at p; returns the end.
+char* write_rfc3339(char* p, Timestamp ts);
 
 // Direction of bytes relative to the flow's initiator (the client).
 enum class Dir : uint8_t { to_server = 0, to_client = 1 };
 inline Dir reverse(Dir d) { return d == Dir::to_server ? Dir::to_client : Dir::to_server; }
 inline const char* dir_name(Dir d) { return d == Dir::to_server ? "to_server" : "to_client"; }
+
+constexpr size_t kIpTextMax = 46;  // INET6_ADDRSTRLEN
 
 // IPv4 or IPv6 address; IPv4 is stored in the first 4 bytes.
 struct IpAddr {
@@ -34,6 +39,8 @@ struct IpAddr {
   static bool parse(std::string_view text, IpAddr& out);
   std::string to_string() const;
   void append_to(std::string& out) const;
+  // Writes the text form at p (room for kIpTextMax bytes); returns the end.
+  char* write_to(char* p) const;
 
   friend bool operator==(const IpAddr& x, const IpAddr& y) { return x.family == y.family && x.b == y.b; }
   friend auto operator<=>(const IpAddr& x, const IpAddr& y) {

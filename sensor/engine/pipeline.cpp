@@ -11,6 +11,7 @@ struct Pipeline::FlowState : FlowExtension {
   FlowState(Pipeline& p, Flow& f)
       : flow_id(f.id()), ctx(p.out_, p.phi_, ep, facts) {
     ep.flow_id = flow_id;
+    ep.header = &header;
     ep.src = f.client_ip();
     ep.dst = f.server_ip();
     ep.src_port = f.client_port();
@@ -19,6 +20,7 @@ struct Pipeline::FlowState : FlowExtension {
     ep.vlan = f.key.vlan;
   }
   std::string flow_id;
+  HeaderSlot header;
   EventEndpoints ep;
   FlowFacts facts;
   FlowContext ctx;
@@ -236,6 +238,7 @@ void Pipeline::write_flow_event(Flow& f, FlowEnd why, FlowState* st) {
   if (!judges_.empty()) {
     FlowSummary s;
     s.ep = *ep;
+    s.ep.header = nullptr;  // judges may keep the summary past the flow's state
     s.client_mac = f.client_mac;
     s.server_mac = f.server_mac;
     s.start = f.start;
@@ -258,9 +261,8 @@ void Pipeline::write_flow_event(Flow& f, FlowEnd why, FlowState* st) {
 
   auto& w = out_.begin("flow", f.last, ep);
   w.object("flow");
-  std::string& b = w.buffer();
-  w.key("start"); w.raw_value().push_back('"'); append_rfc3339(b, f.start); b.push_back('"');
-  w.key("end"); w.raw_value().push_back('"'); append_rfc3339(b, f.last); b.push_back('"');
+  w.field("start", f.start);
+  w.field("end", f.last);
   w.field("duration", static_cast<double>(f.last.usec - f.start.usec) / 1e6);
   w.field("state", flow_end_name(why));
   w.field("initiator", f.initiator_syn ? "syn" : "first_packet");

@@ -9,29 +9,66 @@
 
 namespace medmon {
 
+bool EventOutput::HeaderCache::matches(const EventEndpoints& ep, HeaderAnnotator* a) const {
+  return valid && src_port == ep.src_port && dst_port == ep.dst_port && proto == ep.proto && vlan == ep.vlan &&
+         annotator == a && (!a || generation == a->annotation_generation()) && src == ep.src && dst == ep.dst &&
+         flow_id == ep.flow_id;
+}
+
 JsonWriter& EventOutput::begin(std::string_view event_type, Timestamp ts, const EventEndpoints* ep) {
   line_.clear();
   type_.assign(event_type);
   writer_.reset();
   writer_.begin_object();
-  writer_.key("ts");
-  writer_.raw_value().push_back('"');
-  append_rfc3339(line_, ts);
-  line_.push_back('"');
+  writer_.field("ts", ts);
   writer_.field("event_type", event_type);
-  if (ep) {
-    if (!ep->flow_id.empty()) writer_.field("flow_id", ep->flow_id);
-    if (ep->src.family) {
-      writer_.key("src_ip"); writer_.raw_value().push_back('"'); ep->src.append_to(line_); line_.push_back('"');
-      writer_.field("src_port", ep->src_port);
-      writer_.key("dst_ip"); writer_.raw_value().push_back('"'); ep->dst.append_to(line_); line_.push_back('"');
-      writer_.field("dst_port", ep->dst_port);
-      writer_.field("proto", l4_name(ep->proto));
-      if (ep->vlan) writer_.field("vlan", ep->vlan);
-      if (annotator_) annotator_->annotate(*ep, writer_);
+  if (ep && (!ep->flow_id.empty() || ep->src.family)) {
+    // Same comma state after a cached header as after writing it: the object holds ts already.
+    uint64_t gen = annotator_ ? annotator_->annotation_generation() : 0;
+    if (HeaderSlot* slot = ep->header) {
+      if (slot->valid && slot->annotator == annotator_ && slot->generation == gen) {
+        line_.append(slot->text);
+        return writer_;
+      }
+      size_t from = line_.size();
+      write_endpoints(*ep);
+      slot->valid = true;
+      slot->annotator = annotator_;
+      slot->generation = gen;
+      slot->text.assign(line_.data() + from, line_.size() - from);
+      return writer_;
     }
+    if (header_.matches(*ep, annotator_)) {
+      line_.append(header_.text);
+      return writer_;
+    }
+    size_t from = line_.size();
+    write_endpoints(*ep);
+    header_.valid = true;
+    header_.flow_id.assign(ep->flow_id);
+    header_.src = ep->src;
+    header_.dst = ep->dst;
+    header_.src_port = ep->src_port;
+    header_.dst_port = ep->dst_port;
+    header_.vlan = ep->vlan;
+    header_.proto = ep->proto;
+    header_.annotator = annotator_;
+    header_.generation = gen;
+    header_.text.assign(line_.data() + from, line_.size() - from);
   }
   return writer_;
+}
+
+void EventOutput::write_endpoints(const EventEndpoints& ep) {
+  if (!ep.flow_id.empty()) writer_.field("flow_id", ep.flow_id);
+  if (!ep.src.family) return;
+  writer_.field("src_ip", ep.src);
+  writer_.field("src_port", ep.src_port);
+  writer_.field("dst_ip", ep.dst);
+  writer_.field("dst_port", ep.dst_port);
+  writer_.field("proto", l4_name(ep.proto));
+  if (ep.vlan) writer_.field("vlan", ep.vlan);
+  if (annotator_) annotator_->annotate(ep, writer_);
 }
 
 void EventOutput::end() {

@@ -16,6 +16,17 @@
 
 namespace medmon {
 
+class HeaderAnnotator;
+
+// The rendered endpoint part of a flow's event header ("flow_id" .. zones), kept by the flow:
+// a flow writes many events and this part is the same for all of them.
+struct HeaderSlot {
+  bool valid = false;
+  const HeaderAnnotator* annotator = nullptr;
+  uint64_t generation = 0;
+  std::string text;
+};
+
 // The addressing part of an event, oriented client -> server.
 struct EventEndpoints {
   std::string_view flow_id;  // empty: no flow (e.g. a decode anomaly)
@@ -23,6 +34,7 @@ struct EventEndpoints {
   uint16_t src_port = 0, dst_port = 0;
   uint8_t proto = 0;
   uint16_t vlan = 0;  // outer 802.1Q id, 0 = untagged
+  HeaderSlot* header = nullptr;  // the flow's cache of the rendered header, if it keeps one
 };
 
 // Adds site knowledge (device and zone names) to the common header. Implemented by the policy.
@@ -30,6 +42,9 @@ class HeaderAnnotator {
  public:
   virtual ~HeaderAnnotator() = default;
   virtual void annotate(const EventEndpoints& ep, JsonWriter& w) = 0;
+  // Changes whenever annotate() may give another result for the same endpoints (a reload):
+  // the output caches the rendered header of the last flow.
+  virtual uint64_t annotation_generation() const { return 0; }
 };
 
 // Receives finished lines (without the trailing newline).
@@ -57,18 +72,34 @@ class EventOutput {
 
   void add_sink(std::shared_ptr<EventSink> s) { sinks_.push_back(std::move(s)); }
   void add_observer(EventObserver* o) { observers_.push_back(o); }
-  void set_annotator(HeaderAnnotator* a) { annotator_ = a; }
+  void set_annotator(HeaderAnnotator* a) { annotator_ = a; header_.valid = false; }
   void flush();
   Counters& counters() { return counters_; }
   uint64_t events_written() const { return events_; }
 
  private:
   uint64_t& type_counter();
+  void write_endpoints(const EventEndpoints& ep);
 
-  std::string line_;
+  // The endpoint part of the header ("flow_id" .. zones) of the last event with endpoints:
+  // events come in runs from one flow, and this part is the same for all of them.
+  struct HeaderCache {
+    bool valid = false;
+    std::string flow_id;
+    IpAddr src, dst;
+    uint16_t src_port = 0, dst_port = 0, vlan = 0;
+    uint8_t proto = 0;
+    HeaderAnnotator* annotator = nullptr;
+    uint64_t generation = 0;
+    std::string text;
+    bool matches(const EventEndpoints& ep, HeaderAnnotator* a) const;
+  };
+
+  JsonBuffer line_;
   std::string type_;
   std::vector<std::pair<std::string, uint64_t*>> type_counters_;
   JsonWriter writer_{line_};
+  HeaderCache header_;
   std::vector<std::shared_ptr<EventSink>> sinks_;
   std::vector<EventObserver*> observers_;
   HeaderAnnotator* annotator_ = nullptr;

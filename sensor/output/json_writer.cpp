@@ -29,63 +29,71 @@ size_t utf8_len(std::string_view s, size_t i) {
   if (cp >= 0xD800 && cp <= 0xDFFF) return 0;
   return n;
 }
-}  // namespace
 
-void JsonWriter::append_escaped(std::string& out, std::string_view s) {
-  // Common case: a short string with nothing to escape goes out in one append.
-  if (s.size() <= 126 && plain(s)) {
-    char buf[128];
-    buf[0] = '"';
-    char* p = copy_short(buf + 1, s.data(), s.size());
-    *p++ = '"';
-    out.append(buf, static_cast<size_t>(p - buf));
-    return;
-  }
+// The general escaper, for any buffer with push_back and append.
+template <class Out>
+void escape_into(Out& out, std::string_view s) {
   out.push_back('"');
   size_t i = 0;
   const auto* d = reinterpret_cast<const unsigned char*>(s.data());
   while (i < s.size()) {
     // Copy the longest run of plain ASCII in one go.
     size_t j = i;
-    while (j < s.size() && !kSpecial[d[j]]) ++j;
+    while (j < s.size() && !JsonWriter::needs_escape(d[j])) ++j;
     out.append(s.data() + i, j - i);
     i = j;
     if (i >= s.size()) break;
-    unsigned char c = static_cast<unsigned char>(s[i]);
+    unsigned char c = d[i];
     if (c >= 0x80) {
       size_t n = utf8_len(s, i);
       if (n) { out.append(s.data() + i, n); i += n; continue; }
-      out.append("\\u00"); out.push_back(kHex[c >> 4]); out.push_back(kHex[c & 15]);
+      out.append("\\u00", 4); out.push_back(kHex[c >> 4]); out.push_back(kHex[c & 15]);
       ++i;
       continue;
     }
     switch (c) {
-      case '"': out.append("\\\""); break;
-      case '\\': out.append("\\\\"); break;
-      case '\n': out.append("\\n"); break;
-      case '\r': out.append("\\r"); break;
-      case '\t': out.append("\\t"); break;
-      default: out.append("\\u00"); out.push_back(kHex[c >> 4]); out.push_back(kHex[c & 15]);
+      case '"': out.append("\\\"", 2); break;
+      case '\\': out.append("\\\\", 2); break;
+      case '\n': out.append("\\n", 2); break;
+      case '\r': out.append("\\r", 2); break;
+      case '\t': out.append("\\t", 2); break;
+      default: out.append("\\u00", 4); out.push_back(kHex[c >> 4]); out.push_back(kHex[c & 15]);
     }
     ++i;
   }
   out.push_back('"');
 }
+}  // namespace
+
+void JsonWriter::append_escaped(JsonBuffer& out, std::string_view s) {
+  // Common case: nothing to escape, checked while copying.
+  char* start = out.tail(s.size() + 2);
+  *start = '"';
+  char* p = copy_plain(start + 1, s.data(), s.size());
+  if (p) {
+    *p++ = '"';
+    out.commit(p);
+    return;
+  }
+  escape_into(out, s);
+}
+
+void JsonWriter::append_escaped(std::string& out, std::string_view s) { escape_into(out, s); }
 
 void JsonWriter::value(double v) {
   comma();
-  if (!std::isfinite(v)) { out_.append("null"); return; }
+  if (!std::isfinite(v)) { out_.append("null", 4); return; }
   // Integer arithmetic for the usual magnitudes (durations, rates): printf is slow, and this is
   // on every flow event. Rounds half away from zero, deterministically.
   if (std::fabs(v) < 9.0e12) {
     int64_t micro = std::llround(v * 1e6);
-    if (micro < 0) { out_.push_back('-'); micro = -micro; }
-    append_uint(static_cast<uint64_t>(micro / 1000000));
-    char frac[7];
+    char* p = out_.tail(32);
+    if (micro < 0) { *p++ = '-'; micro = -micro; }
+    p = put_uint(p, static_cast<uint64_t>(micro / 1000000));
     int64_t f = micro % 1000000;
-    frac[0] = '.';
-    for (int i = 6; i >= 1; --i) { frac[i] = static_cast<char>('0' + f % 10); f /= 10; }
-    out_.append(frac, 7);
+    *p++ = '.';
+    for (int i = 6; i >= 1; --i) { p[i - 1] = static_cast<char>('0' + f % 10); f /= 10; }
+    out_.commit(p + 6);
     return;
   }
   char buf[64];

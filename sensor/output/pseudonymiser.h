@@ -3,11 +3,10 @@
 // (HMAC-SHA256 with the site key, truncated): the same patient gives the same pseudonym across
 // flows and protocols (a DICOM Patient ID and an HL7 PID-3 of the same value match), but the
 // value cannot be recovered without the key. Raw mode exists for forensics only.
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
-
-struct evp_md_ctx_st;  // OpenSSL's EVP_MD_CTX
 
 namespace medmon {
 
@@ -36,8 +35,8 @@ class Pseudonymiser {
   Mode mode_;
   // SHA-256 states after absorbing key^ipad and key^opad: computed once, copied per value
   // (the one-shot HMAC() redoes this work every time).
-  ::evp_md_ctx_st* inner_ = nullptr;
-  ::evp_md_ctx_st* outer_ = nullptr;
+  struct Pads;
+  std::unique_ptr<Pads> pads_;
 };
 
 }  // namespace medmon

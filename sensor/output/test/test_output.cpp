@@ -13,7 +13,7 @@
 using namespace medmon;
 
 TEST_CASE("JsonWriter keeps key order and nests") {
-  std::string s;
+  JsonBuffer s;
   JsonWriter w(s);
   w.begin_object();
   w.field("b", 1);
@@ -27,7 +27,7 @@ TEST_CASE("JsonWriter keeps key order and nests") {
   w.field("k", int64_t{-5});
   w.end_object();
   w.end_object();
-  CHECK(s == R"({"b":1,"a":"x","list":[1,true,null],"o":{"k":-5}})");
+  CHECK(s.view() == R"({"b":1,"a":"x","list":[1,true,null],"o":{"k":-5}})");
 }
 
 TEST_CASE("JsonWriter escapes control characters and invalid UTF-8") {
@@ -39,45 +39,76 @@ TEST_CASE("JsonWriter escapes control characters and invalid UTF-8") {
 TEST_CASE("JsonWriter fast paths agree with the general ones") {
   // Doubles: the integer formatting matches printf's %.6f away from exact half-way cases.
   for (double v : {0.0, 1.5, 0.000001, 123.456789, 98765.4321, -2.25, 1e9 + 0.125, 3e13, -7e14}) {
-    std::string out;
+    JsonBuffer out;
     JsonWriter w(out);
     w.value(v);
     char buf[64];
     std::snprintf(buf, sizeof buf, "%.6f", v);
-    CHECK(out == buf);
+    CHECK(out.view() == buf);
   }
   // Strings: plain ones of every length around the SIMD block size, and one special byte at
   // every position, give the same text as the byte-by-byte escaper.
   for (size_t len = 0; len < 40; ++len) {
     std::string s(len, 'a');
-    std::string fast;
+    JsonBuffer fast;
     JsonWriter w(fast);
     w.begin_object();
     w.field("k", s);
     w.end_object();
-    CHECK(fast == "{\"k\":\"" + s + "\"}");
+    CHECK(fast.str() == "{\"k\":\"" + s + "\"}");
     for (size_t at = 0; at < len; ++at)
       for (char special : {'"', '\\', '\n', '\x01', '\x80'}) {
         std::string t = s;
         t[at] = special;
         CHECK_FALSE(JsonWriter::plain(t));
-        std::string a, b;
+        JsonBuffer a;
+        std::string b;
         JsonWriter wa(a);
         wa.begin_object();
+        wa.field("x", 1);
         wa.field("k", t);
+        wa.value(t);
         wa.end_object();
         JsonWriter::append_escaped(b, t);
-        CHECK(a == "{\"k\":" + b + "}");
+        // The escaping path after a failed plain copy keeps the comma state.
+        CHECK(a.str() == "{\"x\":1,\"k\":" + b + "," + b + "}");
       }
   }
   // Long keys and values take the general path with the same result.
-  std::string long_key(100, 'k'), long_val(300, 'v'), out;
+  std::string long_key(100, 'k'), long_val(300, 'v');
+  JsonBuffer out;
   JsonWriter w(out);
   w.begin_object();
   w.field(long_key, long_val);
   w.field("n", uint64_t{7});
   w.end_object();
-  CHECK(out == "{\"" + long_key + "\":\"" + long_val + "\",\"n\":7}");
+  CHECK(out.str() == "{\"" + long_key + "\":\"" + long_val + "\",\"n\":7}");
+}
+
+TEST_CASE("JsonWriter writes times, addresses and numbers in place, growing the buffer") {
+  JsonBuffer out;
+  JsonWriter w(out);
+  IpAddr a, b;
+  REQUIRE(IpAddr::parse("192.168.10.254", a));
+  REQUIRE(IpAddr::parse("2001:db8::1", b));
+  w.begin_array();
+  for (int i = 0; i < 2000; ++i) {  // several growths of the buffer
+    w.value(Timestamp{1704096000123456});
+    w.value(a);
+    w.value(b);
+    w.value(int64_t{-42});
+    w.value(uint64_t{18446744073709551615ULL});
+  }
+  w.end_array();
+  std::string one = R"("2024-01-01T08:00:00.123456Z","192.168.10.254","2001:db8::1",-42,18446744073709551615)";
+  std::string want = "[";
+  for (int i = 0; i < 2000; ++i) want += (i ? "," : "") + one;
+  want += "]";
+  CHECK(out.str() == want);
+  // Years are written with four digits whatever the packet header says.
+  CHECK(format_rfc3339(Timestamp{-62167219200000000LL - 1000000}).substr(0, 4) == "0000");
+  CHECK(format_rfc3339(Timestamp{253402300800000000LL}).substr(0, 4) == "9999");
+  CHECK(format_rfc3339(Timestamp{253402300800000000LL}).size() == kRfc3339Len);
 }
 
 TEST_CASE("Timestamps are RFC 3339 UTC with microseconds") {
@@ -142,4 +173,52 @@ TEST_CASE("EventOutput writes the common header first and whole lines") {
   CHECK(sink->lines[0] ==
         R"({"ts":"1970-01-01T00:00:01.000001Z","event_type":"test","flow_id":"F1","src_ip":"10.0.0.1","src_port":1234,"dst_ip":"10.0.0.2","dst_port":104,"proto":"tcp","vlan":10,"x":1})");
   CHECK(out.counters().get("events.test") == 1);
+}
+
+TEST_CASE("EventOutput reuses a flow's rendered header until the annotation changes") {
+  struct Zones : HeaderAnnotator {
+    std::string zone = "imaging";
+    uint64_t gen = 0;
+    int calls = 0;
+    void annotate(const EventEndpoints&, JsonWriter& w) override { ++calls; w.field("src_zone", zone); }
+    uint64_t annotation_generation() const override { return gen; }
+  } zones;
+  EventOutput out;
+  auto sink = std::make_shared<MemorySink>();
+  out.add_sink(sink);
+  out.set_annotator(&zones);
+  HeaderSlot slot;
+  EventEndpoints ep;
+  ep.flow_id = "F1";
+  ep.header = &slot;
+  IpAddr::parse("10.0.0.1", ep.src);
+  IpAddr::parse("10.0.0.2", ep.dst);
+  ep.src_port = 1234;
+  ep.dst_port = 104;
+  ep.proto = 6;
+  EventEndpoints other = ep;  // another flow without a slot of its own
+  other.header = nullptr;
+  other.flow_id = "F2";
+  other.dst_port = 105;
+  for (int i = 0; i < 3; ++i) {
+    out.begin("test", Timestamp{1000000}, &ep).field("i", i);
+    out.end();
+    out.begin("test", Timestamp{1000000}, &other).field("i", i);
+    out.end();
+  }
+  CHECK(zones.calls == 2);  // once per flow: the slot, and the last-flow cache
+  zones.zone = "clinical";
+  ++zones.gen;  // a reload
+  out.begin("test", Timestamp{1000000}, &ep).field("i", 3);
+  out.end();
+  out.begin("test", Timestamp{1000000}, &other).field("i", 3);
+  out.end();
+  CHECK(zones.calls == 4);
+  REQUIRE(sink->lines.size() == 8);
+  std::string head = R"({"ts":"1970-01-01T00:00:01.000000Z","event_type":"test","flow_id":"F1","src_ip":"10.0.0.1","src_port":1234,"dst_ip":"10.0.0.2","dst_port":104,"proto":"tcp","src_zone":")";
+  CHECK(sink->lines[0] == head + R"(imaging","i":0})");
+  CHECK(sink->lines[4] == head + R"(imaging","i":2})");
+  CHECK(sink->lines[6] == head + R"(clinical","i":3})");
+  CHECK(sink->lines[7].find(R"("flow_id":"F2")") != std::string::npos);
+  CHECK(sink->lines[7].find(R"("dst_port":105,"proto":"tcp","src_zone":"clinical","i":3})") != std::string::npos);
 }
