@@ -147,7 +147,7 @@ class DicomDissector final : public Dissector {
   Dir release_dir_ = Dir::to_server;
   std::array<uint8_t, 256> pc_syntax_;  // accepted PC id -> Syntax, 0xFF unknown
   std::vector<Op> pending_;
-  JsonBuffer ops_json_;
+  std::string ops_json_;
   uint32_t ops_ = 0, ops_dropped_ = 0;
   uint32_t gaps_ = 0, anomalies_ = 0;
   uint32_t pdus_[2] = {0, 0};
@@ -227,8 +227,17 @@ Consumed DicomDissector::on_data(Dir dir, std::span<const uint8_t> data, FlowCon
         if (rest.size() < kPduHeaderSize) return {pos, kPduHeaderSize};
         if (s.first && !start_seen_) {
           int r = plausible_start(rest);
-          if (r < 0 && rest.size() < 80) return {pos, rest.size() + 1};
+          int big = r == 1 ? 0 : looks_like_oversized_associate(rest);
+          if ((r < 0 || big < 0) && rest.size() < 80) return {pos, rest.size() + 1};
           s.first = false;
+          if (big == 1) {
+            // Not a capture joined mid-association: an association PDU over the cap, which
+            // would otherwise hide the association silently.
+            anomaly(ctx, "bad_pdu_length", base + pos, pdu_type_name(rest[0]));
+            s.phase = DirState::resync;
+            ++pos;
+            continue;
+          }
           if (r != 1) {  // the capture starts inside an association
             if (!start_seen_) midstream_ = true;
             s.phase = DirState::resync;
@@ -1021,10 +1030,13 @@ void DicomDissector::on_flow_end(FlowContext& ctx) {
 Probe probe(std::span<const uint8_t> d, Dir) {
   int a = looks_like_associate(d);
   if (a == 1) return Probe::yes;
+  // Claimed on any port so the dissector reports it (bad_pdu_length) instead of nDPI.
+  int big = looks_like_oversized_associate(d);
+  if (big == 1) return Probe::yes;
   int p = looks_like_pdata(d);
   if (p == 1) return Probe::yes;
   if (find_command_pdata(d) != static_cast<size_t>(-1)) return Probe::yes;
-  if (a < 0 || p < 0) return Probe::need_more;
+  if (a < 0 || big < 0 || p < 0) return Probe::need_more;
   return Probe::no;
 }
 

@@ -260,6 +260,20 @@ int looks_like_associate(std::span<const uint8_t> d) {
   return d[74] == 0x10 ? 1 : 0;
 }
 
+int looks_like_oversized_associate(std::span<const uint8_t> d) {
+  if (d.size() >= 1 && d[0] != kAssociateRq && d[0] != kAssociateAc) return 0;
+  if (d.size() >= 2 && d[1] != 0) return 0;
+  if (d.size() < 6) return -1;
+  if (read_pdu_header(d).length <= kMaxAssociatePdu) return 0;
+  if (d.size() < 10) return -1;
+  if (d[6] != 0 || d[7] != 1 || d[8] != 0 || d[9] != 0) return 0;
+  if (d.size() < 42) return -1;
+  // Called and calling AE titles: 16 bytes each, space padded (NUL tolerated, some stacks pad so).
+  for (size_t i = 10; i < 42; ++i)
+    if ((d[i] < 0x20 || d[i] > 0x7E) && d[i] != 0) return 0;
+  return 1;
+}
+
 namespace {
 // A P-DATA-TF header at d[0] with a sane first PDV; `strict` also wants the PDV to fill the PDU
 // or to be followed by another sane PDV header.

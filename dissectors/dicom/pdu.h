@@ -113,6 +113,12 @@ std::string_view trim(std::string_view s);
 // Content detection: the first bytes of a direction look like the start of an association
 // (A-ASSOCIATE-RQ/AC) or of a plausible P-DATA-TF PDU. 1 = yes, 0 = no, -1 = need more bytes.
 int looks_like_associate(std::span<const uint8_t> d);
+
+// Start of an A-ASSOCIATE-RQ/AC whose length is beyond kMaxAssociatePdu but whose fixed fields
+// are well formed (reserved 0, protocol version 1, reserved 0, printable AE titles): an oversized
+// association PDU rather than bytes of a capture that joined mid-association.
+// 1 = yes, 0 = no, -1 = need more bytes (the fixed fields end at 42).
+int looks_like_oversized_associate(std::span<const uint8_t> d);
 int looks_like_pdata(std::span<const uint8_t> d);
 // Offset of the first plausible P-DATA-TF PDU at or after `from` whose PDV opens a DIMSE command
 // set, or npos. Used to pick up a capture that starts in the middle of an association.

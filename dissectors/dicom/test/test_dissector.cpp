@@ -374,12 +374,81 @@ TEST_CASE("hostile lengths give anomalies and bounded work", "[dicom][dissector]
   }
 }
 
+// An A-ASSOCIATE-RQ over kMaxAssociatePdu as the first bytes of a stream: well-formed fixed
+// fields, so it is reported rather than taken for a capture that joined mid-association.
+TEST_CASE("oversized A-ASSOCIATE-RQ at the start of a stream is an anomaly", "[dicom][dissector]") {
+  Assoc a = store_assoc();
+  Bytes rq = associate(a, false);
+  const uint32_t len = 300 * 1024;
+  rq[2] = uint8_t(len >> 24); rq[3] = uint8_t(len >> 16); rq[4] = uint8_t(len >> 8); rq[5] = uint8_t(len);
+  rq.resize(6 + len, 0);
+  for (size_t chunk : {size_t(1), size_t(7), size_t(1460), size_t(0)}) {
+    if (chunk == 1) {  // byte by byte through the first 200 bytes only (the rest in one piece)
+      Harness h(medmon::dicom::make_dissector());
+      h.feed(Dir::to_server, std::span<const uint8_t>(rq).first(200), 1);
+      h.feed(Dir::to_server, std::span<const uint8_t>(rq).subspan(200));
+      h.finish();
+      auto an = h.events("anomaly");
+      REQUIRE(an.size() == 1);
+      CHECK(an[0]["anomaly"]["name"] == "bad_pdu_length");
+      continue;
+    }
+    Harness h(medmon::dicom::make_dissector());
+    h.feed(Dir::to_server, rq, chunk);
+    h.feed(Dir::to_client, associate(a, true), chunk);
+    h.feed(Dir::to_server, release_rq());
+    h.feed(Dir::to_client, release_rp());
+    h.finish();
+    auto an = h.events("anomaly");
+    REQUIRE(an.size() == 1);
+    CHECK(an[0]["anomaly"]["name"] == "bad_pdu_length");
+    CHECK(an[0]["anomaly"]["detail"] == "A-ASSOCIATE-RQ");
+    CHECK(an[0]["anomaly"]["offset"] == 0);
+    CHECK(h.max_pending() < 4096);  // scanned for a resync point, never buffered whole
+    auto ev = h.events("dicom");
+    REQUIRE(ev.size() == 1);
+    CHECK_FALSE(ev[0]["dicom"].contains("rq"));  // never parsed
+    CHECK(ev[0]["dicom"]["status"] == "released");
+  }
+  SECTION("the same oversized header as an A-ASSOCIATE-AC") {
+    Bytes ac = associate(a, true);
+    ac[2] = rq[2]; ac[3] = rq[3]; ac[4] = rq[4]; ac[5] = rq[5];
+    Harness h(medmon::dicom::make_dissector());
+    h.feed(Dir::to_client, std::span<const uint8_t>(ac).first(100));
+    h.finish();
+    auto an = h.events("anomaly");
+    REQUIRE(an.size() == 1);
+    CHECK(an[0]["anomaly"]["detail"] == "A-ASSOCIATE-AC");
+  }
+  SECTION("a capture that starts in other bytes stays silent") {
+    // Bytes that open like an RQ but fail a fixed field: wrong protocol version, non-zero
+    // reserved, control bytes where the AE titles are.
+    for (int variant = 0; variant < 3; ++variant) {
+      Bytes b(rq.begin(), rq.begin() + 4000);
+      if (variant == 0) b[7] = 2;
+      if (variant == 1) b[8] = 0x40;
+      if (variant == 2) b[20] = 0x03;
+      Harness h(medmon::dicom::make_dissector());
+      h.feed(Dir::to_server, b, 1460);
+      h.finish();
+      CHECK(h.events("anomaly").empty());
+    }
+  }
+}
+
 TEST_CASE("probe", "[dicom][dissector]") {
   Bytes rq = associate(store_assoc(), false);
   CHECK(medmon::dicom::probe(rq, Dir::to_server) == medmon::Probe::yes);
   CHECK(medmon::dicom::probe(std::span<const uint8_t>(rq).first(20), Dir::to_server) == medmon::Probe::need_more);
   Bytes tls = {0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03, 0, 0, 0, 0, 0};
   CHECK(medmon::dicom::probe(tls, Dir::to_server) == medmon::Probe::no);
+  // An RQ over the 256 KiB cap is still claimed (the dissector reports it), on 42 bytes.
+  Bytes big = rq;
+  big[2] = 0; big[3] = 0x10; big[4] = 0; big[5] = 0;
+  CHECK(medmon::dicom::probe(std::span<const uint8_t>(big).first(42), Dir::to_server) == medmon::Probe::yes);
+  CHECK(medmon::dicom::probe(std::span<const uint8_t>(big).first(30), Dir::to_server) == medmon::Probe::need_more);
+  big[7] = 3;  // not protocol version 1
+  CHECK(medmon::dicom::probe(std::span<const uint8_t>(big).first(80), Dir::to_server) == medmon::Probe::no);
   Bytes http(200, 'A');
   CHECK(medmon::dicom::probe(http, Dir::to_server) == medmon::Probe::no);
   CHECK(medmon::kDicomInfo.name == "dicom");
