@@ -17,6 +17,7 @@ namespace {
 constexpr size_t kMaxEmitted = 1u << 20;   // remembered (rule, device, peer) triples
 constexpr size_t kMaxAeTracked = 4096;
 constexpr size_t kMaxRejectSources = 4096;
+constexpr size_t kMaxLearned = 65536;      // addresses bound by fingerprint
 
 // ASCII case-insensitive equality; protocol names are ASCII and the locale is not wanted here.
 inline char lc(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c | 0x20) : c; }
@@ -297,7 +298,7 @@ const Device* PolicyJudge::judged_device(const IpAddr& ip, const std::array<uint
 }
 
 const Device* PolicyJudge::bind_by_fingerprint(const FlowSummary& f) {
-  if (!f.facts || (fp_ae_.empty() && fp_msh3_.empty()) || learned_.size() >= 65536) return nullptr;
+  if (!f.facts || (fp_ae_.empty() && fp_msh3_.empty())) return nullptr;
   auto find = [&](const std::vector<std::pair<std::string, uint32_t>>& v, const char* k) -> const Device* {
     const std::string* a = f.facts->attr(k);
     if (!a) return nullptr;
@@ -306,7 +307,9 @@ const Device* PolicyJudge::bind_by_fingerprint(const FlowSummary& f) {
   };
   const Device* d = find(fp_ae_, "dicom.calling_ae");
   if (!d) d = find(fp_msh3_, "hl7.msh3");
-  if (d) learned_.emplace(IpKey(f.ep.src), static_cast<uint32_t>(d - site_->devices.data()));
+  if (!d) return nullptr;
+  if (learned_.size() >= kMaxLearned) { ++learned_full_; return nullptr; }
+  learned_.emplace(IpKey(f.ep.src), static_cast<uint32_t>(d - site_->devices.data()));
   return d;
 }
 
@@ -383,6 +386,7 @@ void PolicyJudge::emit(const FlowSummary& f, Alert& a, EventOutput& out) {
   uint64_t seen = fnv(key, a.distinct);
   if (emitted_.count(seen)) { ++repeats_; ++out.counters().at("policy.alert_repeats"); return; }
   if (emitted_.size() < kMaxEmitted) emitted_.insert(seen);
+  else ++emitted_full_;
   ++alerts_written_;
   ++out.counters().at("policy.alerts");
   if (a.sev > max_sev_) max_sev_ = a.sev;
@@ -747,14 +751,15 @@ void PolicyJudge::eval_dicom_flow(const FlowSummary& f, const Device* cdev, cons
           emit(f, a, out);
         }
         if (seen.size() < 16) seen.push_back(f.ep.src);
-        if (ae_seen_.size() > kMaxAeTracked) ae_seen_.clear();  // bounded: start over rather than grow
+        if (ae_seen_.size() > kMaxAeTracked) { ae_seen_.clear(); ++ae_reset_; }  // bounded: start over rather than grow
       }
     }
   }
   // Association rejects in a burst from one source: AE title guessing.
   const std::string* result = attr(f, "dicom.result");
   if (result && (*result == "rejected" || *result == "reject")) {
-    if (rejects_.size() > kMaxRejectSources) rejects_.clear();
+    if (rejects_.size() > kMaxRejectSources) { rejects_.clear(); ++reject_reset_; }
+    if (reject_alerted_.size() > kMaxRejectSources) { reject_alerted_.clear(); ++reject_reset_; }
     auto& q = rejects_[IpKey(f.ep.src)];
     int64_t t = f.start.usec;
     q.push_back(t);
@@ -812,7 +817,7 @@ void PolicyJudge::track_fanout(const FlowSummary& f, const Device& dev, EventOut
     }
   }
   if (st.scan_alerted.count(peer)) return;
-  if (st.ports.size() > th.fanout_hosts * 2 + 64 && !st.ports.count(peer)) return;  // bounded
+  if (st.ports.size() > th.fanout_hosts * 2 + 64 && !st.ports.count(peer)) { ++scan_peers_full_; return; }  // bounded
   auto& ports = st.ports[peer];
   if (std::find(ports.begin(), ports.end(), f.ep.dst_port) == ports.end()) ports.push_back(f.ep.dst_port);
   if (ports.size() > th.scan_ports) {
@@ -915,6 +920,13 @@ FlowVerdict PolicyJudge::judge(const FlowSummary& f, EventOutput& out) {
 
 void PolicyJudge::finish(Timestamp now, EventOutput& out) {
   out.counters().at("policy.alerts_written") = alerts_written_;
+  // Caps of per-peer state (docs/limits.md), written when hit.
+  auto& c = out.counters();
+  if (emitted_full_) c.at("policy.alert_memory_full") += emitted_full_;
+  if (learned_full_) c.at("policy.learned_full") += learned_full_;
+  if (ae_reset_) c.at("policy.ae_tracked_reset") += ae_reset_;
+  if (reject_reset_) c.at("policy.reject_sources_reset") += reject_reset_;
+  if (scan_peers_full_) c.at("policy.scan_peers_full") += scan_peers_full_;
 }
 
 }  // namespace medmon::policy

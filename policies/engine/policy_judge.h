@@ -92,6 +92,7 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
   std::vector<const char*> lateral_apps_;
   Severity max_sev_ = Severity::info;
   uint64_t alerts_written_ = 0, suppressed_ = 0, repeats_ = 0;
+  uint64_t emitted_full_ = 0, learned_full_ = 0, ae_reset_ = 0, reject_reset_ = 0, scan_peers_full_ = 0;
   std::string scratch_;
 };
 

@@ -186,12 +186,31 @@ void AssetTracker::bind(Device& d) {
   if (binder_) set_field(d, d.model, binder_(d.ip, d.mac), "binding");
 }
 
-static void add_service(std::vector<AssetTracker::Service>& list, std::string_view name, uint8_t proto, uint16_t port,
-                        size_t cap, bool& added, bool& full) {
+// Service names come from dissectors and nDPI's protocol table: a few hundred at most.
+constexpr size_t kMaxNames = 4096;
+
+uint16_t AssetTracker::intern(std::string_view name) {
+  if (names_.empty()) {
+    names_.emplace_back("other");  // index 0: beyond kMaxNames
+    name_index_.emplace("other", 0);
+  }
+  std::string key(name);
+  if (auto it = name_index_.find(key); it != name_index_.end()) return it->second;
+  if (names_.size() >= kMaxNames) return 0;
+  auto id = static_cast<uint16_t>(names_.size());
+  names_.push_back(key);
+  name_index_.emplace(std::move(key), id);
+  return id;
+}
+
+void AssetTracker::add_service(std::vector<Service>& list, uint16_t name, uint8_t proto, uint16_t port, bool& added,
+                               bool& full) {
   for (auto& s : list)
     if (s.proto == proto && s.port == port && s.name == name) { ++s.flows; return; }
-  if (list.size() >= cap) { full = true; return; }
-  list.push_back({std::string(name), proto, port, 1});
+  if (list.size() >= opt_.max_list) { full = true; return; }
+  if (services_ >= opt_.max_services) { ++services_full_; return; }
+  list.push_back({1, port, name, proto});
+  ++services_;
   added = true;
 }
 
@@ -207,20 +226,25 @@ void AssetTracker::side(Device& d, const FlowSummary& f, bool is_client) {
     mark(d, "mac");
     if (binder_) set_field(d, d.model, binder_(d.ip, d.mac), "binding");
   }
-  if (f.ep.vlan && std::find(d.vlans.begin(), d.vlans.end(), f.ep.vlan) == d.vlans.end() && d.vlans.size() < opt_.max_list) {
-    d.vlans.push_back(f.ep.vlan);
-    mark(d, "vlan");
+  if (f.ep.vlan && std::find(d.vlans.begin(), d.vlans.end(), f.ep.vlan) == d.vlans.end()) {
+    if (d.vlans.size() < opt_.max_list) {
+      d.vlans.push_back(f.ep.vlan);
+      mark(d, "vlan");
+    } else {
+      ++list_full_;
+    }
   }
 
   // The service: medmon's own protocol name first, else nDPI's.
-  std::string name;
+  std::string name;  // kept as text: the SNI test below looks at it
   if (f.facts && !f.facts->app.empty()) name = f.facts->app;
   else if (!f.ndpi_protocol.empty() && f.ndpi_protocol != "Unknown") name = lower(f.ndpi_protocol);
   else name = "unknown";
   bool answered = f.server_answered && f.pkts[1] > 0;
   bool added = false, full = false;
+  uint16_t name_id = intern(name);
   if (is_client) {
-    add_service(d.used, name, f.ep.proto, f.ep.dst_port, opt_.max_list, added, full);
+    add_service(d.used, name_id, f.ep.proto, f.ep.dst_port, added, full);
     if (added) mark(d, "service_used");
     // nDPI reports the queried name of DNS flows in the same field as a TLS SNI.
     if (!f.sni.empty()) {
@@ -229,7 +253,7 @@ void AssetTracker::side(Device& d, const FlowSummary& f, bool is_client) {
         add_unique(d, d.sni, f.sni, "tls_sni");
     }
   } else if (answered) {
-    add_service(d.offered, name, f.ep.proto, f.ep.dst_port, opt_.max_list, added, full);
+    add_service(d.offered, name_id, f.ep.proto, f.ep.dst_port, added, full);
     if (added) mark(d, "service_offered");
   }
   if (full) ++list_full_;
@@ -243,7 +267,8 @@ void AssetTracker::side(Device& d, const FlowSummary& f, bool is_client) {
       std::string_view app = trim(*v), facility = fac ? trim(*fac) : std::string_view();
       bool known = app.empty();
       for (auto& a : d.hl7_apps) if (a.app == app && a.facility == facility) known = true;
-      if (!known && d.hl7_apps.size() < opt_.max_list) {
+      if (!known && d.hl7_apps.size() >= opt_.max_list) ++list_full_;
+      else if (!known) {
         d.hl7_apps.push_back({std::string(app), std::string(facility)});
         mark(d, "hl7_app");
       }
@@ -290,6 +315,7 @@ void AssetTracker::finish(Timestamp now, EventOutput& out) {
   c.at("assets.devices") += devices_.size();
   if (dropped_) c.at("assets.dropped") += dropped_;
   if (list_full_) c.at("assets.list_full") += list_full_;
+  if (services_full_) c.at("assets.services_full") += services_full_;
   c.at("assets.events") += events_;
 }
 
@@ -373,12 +399,13 @@ void AssetTracker::emit(Device& d, EventOutput& out, Timestamp ts) {
   auto& w = out.begin("asset", ts, nullptr);
   w.object("asset");
   w.key("ip");
-  w.value(d.ip);
+  { std::string& b = w.raw_value(); b.push_back('"'); d.ip.append_to(b); b.push_back('"'); }
   w.array("changes");
   for (const char* c : d.changes) w.value(c);
   w.end_array();
-  w.field("first_seen", d.first_seen.usec ? d.first_seen : ts);
-  w.field("last_seen", d.last_seen.usec ? d.last_seen : ts);
+  std::string& b = w.buffer();
+  w.key("first_seen"); w.raw_value().push_back('"'); append_rfc3339(b, d.first_seen.usec ? d.first_seen : ts); b.push_back('"');
+  w.key("last_seen"); w.raw_value().push_back('"'); append_rfc3339(b, d.last_seen.usec ? d.last_seen : ts); b.push_back('"');
   bool have_mac = std::any_of(d.mac.begin(), d.mac.end(), [](uint8_t x) { return x != 0; });
   if (have_mac) {
     w.field("mac", format_mac(d.mac));
@@ -438,7 +465,7 @@ void AssetTracker::emit(Device& d, EventOutput& out, Timestamp ts) {
     w.array(key);
     for (auto& s : list) {
       w.begin_object();
-      w.field("service", s.name);
+      w.field("service", service_name(s));
       w.field("proto", l4_name(s.proto));
       w.field("port", s.port);
       w.field("flows", s.flows);

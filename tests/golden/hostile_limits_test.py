@@ -9,7 +9,8 @@ events as without the attack. Floods run at N and 2N to show memory does not gro
 Last, least privilege: configuration and key files others may change (or read) are refused.
 
 Sizes: MEDMON_HOSTILE_SCALE multiplies every N (default 1; CI size). MEDMON_HOSTILE_SYN sets the
-SYN flood's N (default 200000; the 10 M figure in docs/limits.md comes from MEDMON_HOSTILE_SYN=10000000).
+SYN flood's N (default 200000; the 10 M figure in docs/limits.md comes from MEDMON_HOSTILE_SYN=10000000),
+MEDMON_HOSTILE_SCAN the N of the SYN scan from 65 536 sources (default 300000: beyond where its cap is hit).
 MEDMON_HOSTILE_REPORT=FILE appends one JSON line per run (case, n, peak RSS, seconds).
 """
 import json
@@ -26,6 +27,7 @@ from golden import MEDMON, SRC, Checker  # noqa: E402
 GEN = os.path.join(SRC, "tests", "hostile", "hostile.py")
 SCALE = float(os.environ.get("MEDMON_HOSTILE_SCALE", "1"))
 SYN_N = int(os.environ.get("MEDMON_HOSTILE_SYN", "200000"))
+SCAN_N = int(os.environ.get("MEDMON_HOSTILE_SCAN", "300000"))
 REPORT = os.environ.get("MEDMON_HOSTILE_REPORT")
 NORMAL_IPS = ("10.10.0.5", "10.10.0.104", "10.10.1.5", "10.10.1.25")
 MB = 1024 * 1024
@@ -157,6 +159,20 @@ for n in (SYN_N, 2 * SYN_N):
     res.append(rss)
 flat("syn_flood", *res)
 
+# 1b. The same from 65 536 sources: every source is inventoried and soon tries many ports. Each
+# new (source, port) was an entry of the source's services_used (up to 32 per device, no bound
+# over all devices); now all devices share a budget of 2^18 entries, spent by about 265 000 SYNs
+# here, so N and 2N must give the same peak.
+res = []
+for n in (SCAN_N, 2 * SCAN_N):
+    rss, ev, ctr, _, _ = run("syn_scan", n, cfg)
+    check_normal("syn_scan", n, ev, evicted_ok=True)
+    c.true(f"syn_scan n={n}: service entries capped (assets.services_full > 0: {ctr.get('assets.services_full')})",
+           ctr.get("assets.services_full", 0) > 0)
+    check_rss("syn_scan", n, rss, 96)
+    res.append(rss)
+flat("syn_scan", *res, slack_mb=4)
+
 # 2. Tiny out-of-order segments: the global memcap (with per-segment bookkeeping) holds.
 n = scaled(200)
 cfg = config("ooo", "reassembly:\n  memcap: 1048576\n")
@@ -215,6 +231,10 @@ atk = [e for e in ev if e["event_type"] == "dicom" and e["dst_ip"] == "10.20.0.6
 # The RQ holding all n contexts is beyond the 256 KiB A-ASSOCIATE cap: never parsed, skipped.
 big = [e for e in atk if e["src_ip"] == "172.21.255.1"]
 c.true("many_contexts: the oversized RQ is not parsed (association without rq)", len(big) == 1 and "rq" not in big[0]["dicom"])
+# It opens its stream, yet is reported (not taken for a capture joined mid-association).
+c.true("many_contexts: the oversized RQ at the start of its stream gives bad_pdu_length",
+       [e["anomaly"].get("detail") for e in anomalies(ev, "dicom", "bad_pdu_length") if e["src_ip"] == "172.21.255.1"]
+       == ["A-ASSOCIATE-RQ"])
 c.true("many_contexts: no association lists more than 128 contexts",
        atk and all(len(e["dicom"].get("contexts", [])) <= 128 for e in atk))
 check_rss("many_contexts", n, rss, 24)

@@ -282,10 +282,11 @@ def dicom_conv(conn, client_pdus, server_pdus):
 
 # --- the cases -------------------------------------------------------------------------------
 
-def case_syn_flood(w, n):
+def case_syn_flood(w, n, src_bits=20):
     """n SYNs from random sources (172.16.0.0/12) to random ports of 10.20.0.1, each a new flow.
     Records are packed in batches (10 M SYNs take about a minute)."""
     rng = random.Random(1)
+    src_mask = (1 << src_bits) - 1
     tmpl = tcp(b"\xac\x10\0\0", ip4("10.20.0.1"), 1, 1, 0, 0, SYN)
     words = struct.unpack("!10H", tmpl[14:34])
     ip_sum = sum(words) - words[5] - words[6] - words[7]  # without checksum and source
@@ -301,7 +302,7 @@ def case_syn_flood(w, n):
         us = w.us
         for j in range(b):
             r = rng.getrandbits(64)
-            lo = r & 0xFFFFF
+            lo = r & src_mask
             src_hi, src_lo = 0xAC10 | lo >> 16, lo & 0xFFFF
             c = ip_sum + src_hi + src_lo
             c = (c & 0xFFFF) + (c >> 16)
@@ -319,6 +320,12 @@ def case_syn_flood(w, n):
             k += 1
     for fr in normal[k:]:
         w.write(fr)
+
+
+def case_syn_scan(w, n):
+    """As syn_flood from only 65 536 sources (172.16.0.0/16): every source is an inventoried
+    device and soon tries many ports, so per-device state keyed by port fills early."""
+    case_syn_flood(w, n, src_bits=16)
 
 
 def case_tiny_ooo(w, n):
@@ -474,6 +481,7 @@ def case_normal(w, n):
 CASES = {
     "normal": (case_normal, 0, "no attack"),
     "syn_flood": (case_syn_flood, 200_000, "N SYNs"),
+    "syn_scan": (case_syn_scan, 400_000, "N SYNs from 65 536 sources"),
     "tiny_ooo": (case_tiny_ooo, 200, "N flows x 2500 one-byte out-of-order segments"),
     "overlap": (case_overlap, 20, "N flows with conflicting overlaps"),
     "dicom_4g": (case_dicom_4g, 64, "MiB after a 4 GiB P-DATA length"),

@@ -269,6 +269,27 @@ TEST_CASE("unknown peers, fan-out and port scans from a device", "[judge]") {
   CHECK(Fixture::cites(scans[0], "SAHD-8"));
 }
 
+TEST_CASE("per-peer state of the scan and reject detectors is bounded and counted", "[judge]") {
+  Fixture fx;
+  // Port-scan state: one port list per peer, for fanout_hosts * 2 + 64 = 128 peers per device.
+  for (int i = 0; i < 300; ++i) {
+    std::string ip = "10.30." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1);
+    auto f = fx.flow(CT, static_cast<uint16_t>(20000 + i), ip.c_str(), 104);
+    fx.judge_flow(f);
+  }
+  // Reject bursts: sources remembered up to 4096, then the table starts over.
+  for (int i = 0; i < 4200; ++i) {
+    std::string ip = "10.40." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1);
+    auto r = fx.flow(ip.c_str(), 43000, PACS, 11112);
+    fx.add_facts(r, "dicom").set_attr("dicom.result", "rejected");
+    fx.judge_flow(r);
+  }
+  fx.judge->finish(Timestamp{fx.t}, fx.out);
+  CHECK(fx.out.counters().get("policy.scan_peers_full") == 300 - 129);
+  CHECK(fx.out.counters().get("policy.reject_sources_reset") == 1);
+  CHECK(fx.out.counters().get("policy.alert_memory_full") == 0);
+}
+
 TEST_CASE("DICOM: AE spoofing, AE from a new address, reject bursts", "[judge]") {
   Fixture fx;
   auto f = fx.flow("10.10.1.77", 40001, PACS, 11112);

@@ -166,7 +166,7 @@ TEST_CASE("asset tracker: unanswered connections offer no service; external peer
   auto* s = r.t->find(ip("10.0.0.6"));
   REQUIRE(s);
   CHECK(s->offered.empty());
-  CHECK(r.t->find(ip("10.0.0.5"))->used.at(0).name == "unknown");
+  CHECK(r.t->service_name(r.t->find(ip("10.0.0.5"))->used.at(0)) == "unknown");
 
   auto g = flow("10.0.0.5", "8.8.8.8", 53, nullptr);
   g.ep.proto = 17;
@@ -195,6 +195,44 @@ TEST_CASE("asset tracker: the device table is bounded") {
   r.t->finish(Timestamp{1}, r.out);
   CHECK(r.out.counters().get("assets.dropped") == 3);
   CHECK(r.out.counters().get("assets.devices") == 3);
+}
+
+TEST_CASE("asset tracker: service entries over all devices are bounded (scan to random ports)") {
+  AssetOptions o;
+  o.max_list = 4;
+  o.max_services = 10;
+  Rig r(o);
+  // Unanswered SYNs from 4 sources to 6 ports each: every source uses a new "service" per port.
+  for (int src = 1; src <= 4; ++src)
+    for (uint16_t port = 1000; port < 1006; ++port) {
+      std::string a = "10.1.0." + std::to_string(src);
+      auto f = flow(a.c_str(), "10.2.0.1", port, nullptr);
+      f.server_answered = false;
+      f.pkts = {1, 0};
+      f.ndpi_protocol = "Unknown";
+      r.t->judge(f, r.out);
+    }
+  // Per device: 4 (max_list); in all: 10 (max_services), the first sources first.
+  CHECK(r.t->services() == 10);
+  CHECK(r.t->find(ip("10.1.0.1"))->used.size() == 4);
+  CHECK(r.t->find(ip("10.1.0.2"))->used.size() == 4);
+  CHECK(r.t->find(ip("10.1.0.3"))->used.size() == 2);
+  CHECK(r.t->find(ip("10.1.0.4"))->used.empty());
+  CHECK(r.t->find(ip("10.2.0.1"))->offered.empty());
+  // A known service still counts its flows when the budget is spent.
+  auto again = flow("10.1.0.3", "10.2.0.1", 1000, nullptr);
+  again.ndpi_protocol = "Unknown";
+  r.t->judge(again, r.out);
+  CHECK(r.t->find(ip("10.1.0.3"))->used.at(0).flows == 2);
+  r.t->finish(Timestamp{1}, r.out);
+  CHECK(r.out.counters().get("assets.list_full") == 4);      // 2 sources x 2 ports over max_list
+  CHECK(r.out.counters().get("assets.services_full") == 11);  // 4 + 6 + 1 (the answered flow's offered entry)
+  json first;
+  for (auto& e : r.assets())
+    if (e["ip"] == "10.1.0.1") first = e;
+  REQUIRE(first["services_used"].size() == 4);
+  CHECK(first["services_used"][3]["service"] == "unknown");
+  CHECK(first["services_used"][3]["port"] == 1003);
 }
 
 TEST_CASE("asset tracker: HL7 sender and TLS SNI; binder names the model") {
