@@ -147,7 +147,7 @@ class DicomDissector final : public Dissector {
   Dir release_dir_ = Dir::to_server;
   std::array<uint8_t, 256> pc_syntax_;  // accepted PC id -> Syntax, 0xFF unknown
   std::vector<Op> pending_;
-  std::string ops_json_;
+  JsonBuffer ops_json_;
   uint32_t ops_ = 0, ops_dropped_ = 0;
   uint32_t gaps_ = 0, anomalies_ = 0;
   uint32_t pdus_[2] = {0, 0};

@@ -399,13 +399,12 @@ void AssetTracker::emit(Device& d, EventOutput& out, Timestamp ts) {
   auto& w = out.begin("asset", ts, nullptr);
   w.object("asset");
   w.key("ip");
-  { std::string& b = w.raw_value(); b.push_back('"'); d.ip.append_to(b); b.push_back('"'); }
+  w.value(d.ip);
   w.array("changes");
   for (const char* c : d.changes) w.value(c);
   w.end_array();
-  std::string& b = w.buffer();
-  w.key("first_seen"); w.raw_value().push_back('"'); append_rfc3339(b, d.first_seen.usec ? d.first_seen : ts); b.push_back('"');
-  w.key("last_seen"); w.raw_value().push_back('"'); append_rfc3339(b, d.last_seen.usec ? d.last_seen : ts); b.push_back('"');
+  w.field("first_seen", d.first_seen.usec ? d.first_seen : ts);
+  w.field("last_seen", d.last_seen.usec ? d.last_seen : ts);
   bool have_mac = std::any_of(d.mac.begin(), d.mac.end(), [](uint8_t x) { return x != 0; });
   if (have_mac) {
     w.field("mac", format_mac(d.mac));

@@ -124,7 +124,8 @@ class AssetTracker : public FlowJudge, public EventObserver {
   size_t services_ = 0;                             // entries in all offered/used lists
   std::vector<std::string> names_;                  // service names (bounded: kMaxNames)
   std::unordered_map<std::string, uint16_t> name_index_;
-  std::string scratch_, scratch2_;
+  JsonBuffer scratch_;
+  std::string scratch2_;
 };
 
 }  // namespace medmon
