@@ -76,15 +76,19 @@ constexpr size_t kPhiSegs = sizeof(kPhi) / sizeof(kPhi[0]);
 // Bit index of each (segment, field) in the table above, and its name ("PID-5").
 struct PhiIndex {
   std::array<std::array<int8_t, 50>, kPhiSegs> bit{};
+  std::array<uint8_t, kPhiSegs> last{};  // highest field read in the segment (PHI, PID-3, OBX-18, ...)
   std::vector<std::string> names;
   PhiIndex() {
     for (auto& row : bit) row.fill(-1);
-    for (size_t s = 0; s < kPhiSegs; ++s)
+    for (size_t s = 0; s < kPhiSegs; ++s) {
+      last[s] = std::string_view(kPhi[s].seg) == "OBX" ? 18 : 3;
       for (uint8_t f : kPhi[s].fields) {
         if (!f) break;
         bit[s][f] = static_cast<int8_t>(names.size());
         names.push_back(std::string(kPhi[s].seg) + "-" + std::to_string(f));
+        last[s] = std::max(last[s], f);
       }
+    }
   }
 };
 const PhiIndex& phi_index() {
@@ -306,6 +310,13 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
   std::vector<PendingMsg> pending_;
   std::string scratch_, tmp_, pseudo_in_, pseudo_out_;
   std::array<std::string_view, 64> f_{};
+  // Per-message scratch lists, members so that a message does not pay for clearing them; only
+  // the first n entries (counted in process_message) are read.
+  struct PrtDevice { std::string_view device, udi, serial, type; };
+  std::array<std::string_view, 24> seg_names_;
+  std::array<uint64_t, 24> seg_keys_;
+  std::array<std::string_view, kMaxListed> equipment_;
+  std::array<PrtDevice, 4> prt_;
   FlowContext* cur_ctx_ = nullptr;
   DirState* cur_dir_ = nullptr;
   uint64_t cur_offset_ = 0;
@@ -394,22 +405,30 @@ void Hl7Dissector::process_message(DirState& s, std::string_view text, uint64_t 
   // Walk the other segments once.
   const PhiIndex& phi = phi_index();
   uint64_t phi_mask = 0;
-  std::array<std::string_view, 24> seg_names{};
+  auto& seg_names = seg_names_;
+  auto& seg_keys = seg_keys_;
   size_t n_names = 0;
   std::string_view patient_id, patient_name, placer, filler, ack_code, ack_id, err_code;
-  std::array<std::string_view, kMaxListed> equipment{};
+  auto& equipment = equipment_;
   size_t n_equipment = 0;
-  struct PrtDevice { std::string_view device, udi, serial, type; };
-  std::array<PrtDevice, 4> prt{};
+  auto& prt = prt_;
   size_t n_prt = 0;
   bool z_phi = false;
   for (size_t i = 0; i < msg_.size(); ++i) {
     hl7cpp::Segment seg = msg_.segment(i);
     std::string_view name = seg.name();
     if (name.size() > 8) name = name.substr(0, 8);
+    // Names compared as one integer (up to 8 bytes, plus the length). Built in a register: a
+    // variable-length memcpy to the stack and an 8-byte load back stalls store forwarding.
+    uint64_t packed = 0;
+    for (size_t j = 0; j < name.size(); ++j) packed |= uint64_t(uint8_t(name[j])) << (8 * j);
     bool dup = false;
-    for (size_t k = 0; k < n_names; ++k) if (seg_names[k] == name) { dup = true; break; }
-    if (!dup && n_names < seg_names.size()) seg_names[n_names++] = name;
+    for (size_t k = 0; k < n_names; ++k)
+      if (seg_keys[k] == packed && seg_names[k].size() == name.size()) { dup = true; break; }
+    if (!dup && n_names < seg_names.size()) {
+      seg_keys[n_names] = packed;
+      seg_names[n_names++] = name;
+    }
     if (i == 0) continue;
     int ps = phi_seg(name);
     uint32_t code = name.size() == 3 ? code3(name.data()) : 0;
@@ -419,9 +438,7 @@ void Hl7Dissector::process_message(DirState& s, std::string_view text, uint64_t 
     // Split only as far as the highest field we read in this segment.
     size_t want = f_.size();
     if (ps >= 0) {
-      want = 0;
-      for (uint8_t fld : kPhi[ps].fields) want = std::max<size_t>(want, fld);
-      want = std::max<size_t>(want, code == code3("OBX") ? 18 : 3) + 1;
+      want = phi.last[ps] + 1;
     } else if (is_prt) {
       want = 23;
     } else if (is_msa || is_err) {

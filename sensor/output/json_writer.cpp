@@ -67,7 +67,7 @@ void escape_into(Out& out, std::string_view s) {
 
 void JsonWriter::append_escaped(JsonBuffer& out, std::string_view s) {
   // Common case: nothing to escape, checked while copying.
-  char* start = out.tail(s.size() + 2);
+  char* start = out.tail(s.size() + 2 + 16);
   *start = '"';
   char* p = copy_plain(start + 1, s.data(), s.size());
   if (p) {

@@ -9,11 +9,6 @@ namespace hl7cpp {
 
 namespace {
 
-const char* find_char(const char* p, const char* end, char c) {
-  if (p >= end) return nullptr;  // empty views may carry a null data pointer
-  return static_cast<const char*>(std::memchr(p, static_cast<unsigned char>(c), static_cast<size_t>(end - p)));
-}
-
 bool is_header_name(std::string_view s) {
   return s.size() >= 3 && (s.substr(0, 3) == "MSH" || s.substr(0, 3) == "FHS" || s.substr(0, 3) == "BHS");
 }
@@ -26,27 +21,38 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-// Calls f(segment, offset) for each non-empty line; lines end with CR, LF or CRLF.
+// Next CR or LF in [p, end), or end.
+const char* find_eol(const char* p, const char* end) {
+#if defined(__SSE2__)
+  const __m128i cr = _mm_set1_epi8('\r'), lf = _mm_set1_epi8('\n');
+  while (end - p >= 16) {
+    __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    unsigned m = static_cast<unsigned>(_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(b, cr), _mm_cmpeq_epi8(b, lf))));
+    if (m) return p + __builtin_ctz(m);
+    p += 16;
+  }
+#endif
+  while (p < end && *p != '\r' && *p != '\n') ++p;
+  return p;
+}
+
+// Calls f(segment, offset) for each non-empty line; lines end with CR, LF or CRLF. One pass:
+// splitting on both is the same as splitting on CR alone when the text has no LF.
 template <class F>
 void for_each_line(std::string_view text, bool& saw_lf, F&& f) {
   const char* begin = text.data();
   const char* end = begin + text.size();
-  saw_lf = !text.empty() && std::memchr(begin, '\n', text.size()) != nullptr;
+  saw_lf = false;
   const char* p = begin;
   while (p < end) {
-    const char* q;
-    if (!saw_lf) {
-      q = find_char(p, end, '\r');
-    } else {
-      q = p;
-      while (q < end && *q != '\r' && *q != '\n') ++q;
-      if (q == end) q = nullptr;
+    const char* q = find_eol(p, end);
+    if (q < end && *q == '\n') saw_lf = true;
+    if (q > p && !f(std::string_view(p, static_cast<size_t>(q - p)), static_cast<size_t>(p - begin))) {
+      if (!saw_lf && q < end) saw_lf = std::memchr(q, '\n', static_cast<size_t>(end - q)) != nullptr;
+      return;
     }
-    const char* line_end = q ? q : end;
-    if (line_end > p) {
-      if (!f(std::string_view(p, static_cast<size_t>(line_end - p)), static_cast<size_t>(p - begin))) return;
-    }
-    p = q ? q + 1 : end;
+    if (q == end) break;
+    p = q + 1;
   }
 }
 
