@@ -3,7 +3,9 @@
 # namespace, tcpreplay of the bench corpora on the other end, with 1 and 2 workers, at
 # --mbps 1000 and at --topspeed. Reports per run: packets offered (tcpreplay), received and
 # dropped by the kernel, processed by medmon (its final `stats` events), the replay rate, the
-# processing rate, and medmon's CPU seconds. Run as root.
+# processing rate, medmon's CPU seconds, and the largest worker's share of the packets (flow
+# hashing cannot split one flow: a corpus dominated by a few flows cannot use two workers fully).
+# Run as root.
 #   bench/veth.sh [CORPUS_DIR] [MEDMON]
 #   CORPUS_DIR default /tmp/corpora or bench/corpora (bench/make-corpora.sh makes them);
 #   env: CORPORA="dicom-large dicom-many hl7-many mixed", WORKERS="1 2",
@@ -63,8 +65,8 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 # processed everything (its CPU time stopped moving, +-0.1 s); kpps_cpu: per CPU second of medmon
 # from the start of the replay (ring set-up excluded). drain: replay_s is the time to fill the
 # rings, kpps_done the rate of emptying them.
-printf '%-12s %-8s %2s %9s %8s %9s %8s %9s %8s %11s %9s %8s %7s\n' corpus mode w offered sent_mbps received \
-  dropped processed replay_s kpps_replay kpps_done kpps_cpu cpu_s
+printf '%-12s %-8s %2s %9s %8s %9s %8s %9s %8s %11s %9s %8s %7s %9s\n' corpus mode w offered sent_mbps received \
+  dropped processed replay_s kpps_replay kpps_done kpps_cpu cpu_s max_share
 for corpus in $CORPORA; do
   f="$DIR/$corpus.pcap"
   [ -f "$f" ] || { echo "veth.sh: $f missing (bench/make-corpora.sh)" >&2; continue; }
@@ -130,7 +132,8 @@ cpu_s = int(cpu) / int(hz)
 done = max(float(t2) - float(tc), 1e-3) if mode == "drain" else max(float(t2) - float(t0), replay)
 in_replay = "-" if mode == "drain" else f"{proc / replay / 1e3:.1f}"
 print(f"{corpus:<12} {mode:<8} {w:>2} {int(offered):>9} {float(mbps):>8.0f} {recv:>9} {drop:>8} {proc:>9} {replay:>8.2f} "
-      f"{in_replay:>11} {proc / done / 1e3:>9.1f} {proc / max(cpu_s, 1e-9) / 1e3:>8.1f} {cpu_s:>7.2f}")
+      f"{in_replay:>11} {proc / done / 1e3:>9.1f} {proc / max(cpu_s, 1e-9) / 1e3:>8.1f} {cpu_s:>7.2f} "
+      f"{max(s['packets'] for s in last.values()) / max(proc, 1):>9.2f}")
 PY
     done
   done
