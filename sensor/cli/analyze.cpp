@@ -107,7 +107,9 @@ int run_analyze(const AnalyzeOptions& o) {
   std::unique_ptr<SinkSet> sinks;
   try {
     sinks = make_sinks(cfg.sinks, o.out);
-    sinks->attach(out);
+    // Delivery counters of extra sinks stay out of the events (they vary with the server's
+    // timing; a replay's output is the same on every run): close() reports them on stderr.
+    sinks->attach(out, false);
   } catch (const std::exception& e) {
     fmt::print(stderr, "medmon: cannot write events: {}\n", e.what());
     return kExitUsage;
@@ -196,7 +198,7 @@ int run_analyze(const AnalyzeOptions& o) {
   FlowEnd why = g_stop ? FlowEnd::interrupted : FlowEnd::end_of_input;
   if (pool) pool->finish(why); else single->finish(why);
   out.flush();
-  sinks->close(false);  // extra sinks deliver what is queued (bounded by their drain timeout)
+  sinks->close(!o.quiet);  // extra sinks deliver what is queued (bounded by their drain timeout)
   if (rc != kExitClean) {
     fmt::print(stderr, "medmon: {}\n", error);
     return rc;

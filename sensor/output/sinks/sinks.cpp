@@ -69,14 +69,14 @@ class CountingFront : public EventSink {
 
 SinkSet::~SinkSet() { close(false); }
 
-void SinkSet::attach(EventOutput& out) {
+void SinkSet::attach(EventOutput& out, bool counters_in_stats) {
   if (primary_) out.add_sink(primary_);
-  attach_extras(out);
+  attach_extras(out, counters_in_stats);
 }
 
-void SinkSet::attach_extras(EventOutput& out) {
+void SinkSet::attach_extras(EventOutput& out, bool counters_in_stats) {
   for (auto& e : extras_) {
-    if (e.async) out.add_sink(std::make_shared<CountingFront>(e.async, out.counters()));
+    if (e.async && counters_in_stats) out.add_sink(std::make_shared<CountingFront>(e.async, out.counters()));
     else out.add_sink(e.sink);
   }
 }

@@ -20,11 +20,14 @@ class SinkSet {
   ~SinkSet();
   // The --out file.
   std::shared_ptr<EventSink> primary() const { return primary_; }
-  // Adds the primary sink and the extra sinks to `out`.
-  void attach(EventOutput& out);
+  // Adds the primary sink and the extra sinks to `out`. counters_in_stats: the extra sinks'
+  // delivery counters (sink.<name>.*) go into `out`'s counters and so into `stats` events. A
+  // replay leaves them out: they follow the server's timing, and its output must be the same
+  // on every run.
+  void attach(EventOutput& out, bool counters_in_stats = true);
   // Adds the extra sinks only (an output whose file is written elsewhere). Safe to call from
   // several threads for their own outputs.
-  void attach_extras(EventOutput& out);
+  void attach_extras(EventOutput& out, bool counters_in_stats = true);
   bool has_extras() const { return !extras_.empty(); }
   // Delivers what is queued (bounded by each sink's drain timeout) and prints a line per extra
   // sink on stderr when something is left undelivered or was dropped (or always, when verbose).
