@@ -442,14 +442,18 @@ class SdcDissector final : public Dissector {
         if (!trim(element_text(pcs, el)).empty()) phi.emplace_back(name);
       for (auto& f : phi) ctx.facts().add_phi(f);
     }
-    // Discovery scopes may carry a patient context (sdc.ctxt.pat): never written in clear.
-    for (auto& p : parts)
-      for (auto& s : p.scopes)
+    // Discovery scopes may carry a patient context (sdc.ctxt.pat), in what a device announces
+    // and in what a Probe or Resolve asks for: never written in clear.
+    auto hide_patient_scopes = [&](std::vector<std::string>& scopes) {
+      for (auto& s : scopes)
         if (s.rfind("sdc.ctxt.pat", 0) == 0) {
           s = "sdc.ctxt.pat:" + ctx.pseudonym(s);
           if (std::find(phi.begin(), phi.end(), "sdc.scope.patient") == phi.end()) phi.emplace_back("sdc.scope.patient");
           ctx.facts().add_phi("sdc.scope.patient");
         }
+    };
+    for (auto& p : parts) hide_patient_scopes(p.scopes);
+    hide_patient_scopes(query_scopes);
 
     for (auto& p : parts) {
       for (auto& x : p.xaddrs) {

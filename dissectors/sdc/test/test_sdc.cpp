@@ -124,6 +124,26 @@ TEST_CASE("sdc: WS-Discovery Hello gives an sdc event and an asset event") {
   CHECK(!sdc::is_sdc_endpoint(ip, 443));
 }
 
+TEST_CASE("sdc: a Probe for a patient-context scope does not write the patient in clear") {
+  Harness h(kSdcInfo);
+  h.ep.proto = 17;
+  IpAddr::parse("10.20.0.30", h.ep.src);
+  IpAddr::parse("239.255.255.250", h.ep.dst);
+  h.datagram(Dir::to_server,
+             envelope("http://docs.oasis-open.org/ws-dd/ns/discovery/2009/01/Probe",
+                      "<wsd:Probe><wsd:Types>mdpws:MedicalDevice</wsd:Types>"
+                      "<wsd:Scopes>sdc.mds.pkp:1.2.840.10004.20701.1.1 sdc.ctxt.pat:/x/PAT4242?ext=PAT4242</wsd:Scopes></wsd:Probe>"));
+  auto ev = h.events("sdc");
+  REQUIRE(ev.size() == 1);
+  auto& q = ev[0]["sdc"]["query_scopes"];
+  REQUIRE(q.size() == 2);
+  CHECK(q[0] == "sdc.mds.pkp:1.2.840.10004.20701.1.1");
+  CHECK(q[1].get<std::string>().rfind("sdc.ctxt.pat:phi:", 0) == 0);
+  for (auto& l : h.sink->lines) CHECK(l.find("PAT4242") == std::string::npos);
+  CHECK(ev[0]["sdc"]["phi_fields"] == nlohmann::json::array({"sdc.scope.patient"}));
+  CHECK(h.facts.phi_fields == std::vector<std::string>{"sdc.scope.patient"});
+}
+
 TEST_CASE("sdc: SOAP over HTTP, metadata and patient context, at every split point") {
   std::string req = http("POST /0c6a7a2e HTTP/1.1", envelope("http://schemas.xmlsoap.org/ws/2004/09/transfer/Get", ""));
   std::string resp = http("HTTP/1.1 200 OK", get_response(), true) + http("HTTP/1.1 200 OK", context_report());
