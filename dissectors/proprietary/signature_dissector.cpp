@@ -192,7 +192,8 @@ class SignatureDissector final : public Dissector {
   };
 
   static void write_value(JsonWriter& w, const Field& f, const std::string& v) {
-    if (is_numeric(f.type) && !f.by_regex) w.value(static_cast<uint64_t>(std::strtoull(v.c_str(), nullptr, 10)));
+    // A PHI field holds its pseudonym, a string even when the field is numeric.
+    if (is_numeric(f.type) && !f.by_regex && !f.phi) w.value(static_cast<uint64_t>(std::strtoull(v.c_str(), nullptr, 10)));
     else w.value(v);
   }
 

@@ -246,6 +246,20 @@ TEST_CASE("signatures: length framing, fields and PHI at every split point") {
   }
 }
 
+TEST_CASE("signatures: a numeric PHI field is written as its pseudonym") {
+  std::string text = kAcme;
+  text.replace(text.find("{name: msg_type, offset: 3, type: u8}"), 37, "{name: msg_type, offset: 3, type: u8, phi: true}");
+  auto sig = parse_ok(text);
+  SigHarness h(sig);
+  h.feed(Dir::to_server, acme(7, "SN000042 hello") + acme(9, "SN000042 bye"));
+  h.end();
+  auto ev = h.events("proprietary");
+  REQUIRE(ev.size() == 3);
+  CHECK(ev[0]["proprietary"]["fields"]["msg_type"] == Pseudonymiser()("7"));
+  CHECK(ev[1]["proprietary"]["fields"]["msg_type"] == Pseudonymiser()("9"));
+  CHECK(ev[2]["proprietary"]["fields"]["msg_type"] == nlohmann::json::array({Pseudonymiser()("7"), Pseudonymiser()("9")}));
+}
+
 TEST_CASE("signatures: a bad length stops parsing the direction, with an anomaly") {
   auto sig = parse_ok(kAcme);
   SigHarness h(sig);
