@@ -34,7 +34,9 @@ class PcapSource {
 
  private:
   PcapSource() = default;
+  static constexpr size_t kFileBuffer = 1u << 20;
   pcap_t* p_ = nullptr;
+  std::unique_ptr<char[]> file_buffer_;  // stdio buffer of the file libpcap reads; outlives p_
   std::string name_;
   uint64_t file_size_ = 0;
   bool live_ = false;
