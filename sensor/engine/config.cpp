@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 
+#include "sensor/common/yaml_checks.h"
 #include "sensor/output/sinks/sink_error.h"
 
 namespace medmon {
@@ -26,20 +27,11 @@ bool parse_depth(const std::string& s, Depth& out) {
 namespace {
 
 [[noreturn]] void fail(const std::string& file, const YAML::Node& n, const std::string& what) {
-  const YAML::Mark m = n.Mark();
-  throw ConfigError(fmt::format("{}:{}:{}: {}", file, m.line + 1, m.column + 1, what));
+  yaml_checks::fail<ConfigError>(file, n, what);
 }
-
 template <class T>
 T number(const std::string& file, const YAML::Node& n, const std::string& key, T min, T max) {
-  T v{};
-  try {
-    v = n.as<T>();
-  } catch (const YAML::Exception&) {
-    fail(file, n, fmt::format("'{}' must be a number", key));
-  }
-  if (v < min || v > max) fail(file, n, fmt::format("'{}' must be between {} and {}", key, min, max));
-  return v;
+  return yaml_checks::number<ConfigError>(file, n, key, min, max);
 }
 
 // Seconds (may be fractional) to microseconds.
@@ -56,30 +48,13 @@ std::string text(const std::string& file, const YAML::Node& n, const std::string
 }
 
 bool flag(const std::string& file, const YAML::Node& n, const std::string& key) {
-  bool b = false;
-  try {
-    b = n.as<bool>();
-  } catch (const YAML::Exception&) {
-    fail(file, n, fmt::format("'{}' must be true or false", key));
-  }
-  return b;
+  return yaml_checks::flag<ConfigError>(file, n, key);
 }
 
-using Handler = std::function<void(const YAML::Node&)>;
-
+using Handler = yaml_checks::Handler;
 void section(const std::string& file, const YAML::Node& node, const std::string& name,
              const std::map<std::string, Handler>& keys) {
-  if (!node.IsMap()) fail(file, node, fmt::format("'{}' must be a mapping", name));
-  for (auto it = node.begin(); it != node.end(); ++it) {
-    std::string k = it->first.as<std::string>();
-    auto h = keys.find(k);
-    if (h == keys.end()) {
-      std::string known;
-      for (auto& [kk, _] : keys) known += (known.empty() ? "" : ", ") + kk;
-      fail(file, it->first, fmt::format("unknown key '{}' in '{}' (expected one of: {})", k, name, known));
-    }
-    h->second(it->second);
-  }
+  yaml_checks::mapping<ConfigError>(file, node, name, keys);
 }
 
 // The sink keys of `output:` are checked by the sink library.

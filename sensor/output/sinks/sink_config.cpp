@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 
+#include "sensor/common/yaml_checks.h"
 #include "sensor/output/sinks/sink_error.h"
 #include "sensor/output/sinks/syslog_sink.h"
 
@@ -40,8 +41,7 @@ bool parse_size(const std::string& s, uint64_t& out) {
 namespace {
 
 [[noreturn]] void fail(const std::string& file, const YAML::Node& n, const std::string& what) {
-  const YAML::Mark m = n.Mark();
-  throw SinkConfigError(fmt::format("{}:{}:{}: {}", file, m.line + 1, m.column + 1, what));
+  yaml_checks::fail<SinkConfigError>(file, n, what);
 }
 
 std::string scalar(const std::string& f, const YAML::Node& n, const std::string& key) {
@@ -50,14 +50,7 @@ std::string scalar(const std::string& f, const YAML::Node& n, const std::string&
 }
 
 double number(const std::string& f, const YAML::Node& n, const std::string& key, double min, double max) {
-  double v = 0;
-  try {
-    v = n.as<double>();
-  } catch (const YAML::Exception&) {
-    fail(f, n, fmt::format("'{}' must be a number", key));
-  }
-  if (!(v >= min && v <= max)) fail(f, n, fmt::format("'{}' must be between {} and {}", key, min, max));
-  return v;
+  return yaml_checks::number<SinkConfigError>(f, n, key, min, max);
 }
 
 uint64_t size_value(const std::string& f, const YAML::Node& n, const std::string& key, uint64_t min) {
@@ -68,26 +61,13 @@ uint64_t size_value(const std::string& f, const YAML::Node& n, const std::string
   return v;
 }
 
-template <class F>
-void mapping(const std::string& f, const YAML::Node& node, const std::string& name,
-             const std::map<std::string, F>& keys) {
-  if (!node.IsMap()) fail(f, node, fmt::format("'{}' must be a mapping", name));
-  for (auto it = node.begin(); it != node.end(); ++it) {
-    std::string k = it->first.as<std::string>();
-    auto h = keys.find(k);
-    if (h == keys.end()) {
-      std::string known;
-      for (auto& [kk, _] : keys) known += (known.empty() ? "" : ", ") + kk;
-      fail(f, it->first, fmt::format("unknown key '{}' in '{}' (expected one of: {})", k, name, known));
-    }
-    h->second(it->second);
-  }
+using Handler = yaml_checks::Handler;
+void mapping(const std::string& f, const YAML::Node& node, const std::string& name, const std::map<std::string, Handler>& keys) {
+  yaml_checks::mapping<SinkConfigError>(f, node, name, keys);
 }
 
-using Handler = std::function<void(const YAML::Node&)>;
-
 void parse_rotate(const std::string& f, const YAML::Node& n, RotateSettings& r, const std::string& name) {
-  mapping<Handler>(f, n, name, {
+  mapping(f, n, name, {
     {"size", [&](const YAML::Node& v) { r.size = size_value(f, v, "size", 4096); }},
     {"interval", [&](const YAML::Node& v) { r.interval_usec = int64_t(number(f, v, "interval", 1, 86400.0 * 366) * 1e6); }},
     {"keep", [&](const YAML::Node& v) { r.keep = unsigned(number(f, v, "keep", 0, 100000)); }},
@@ -112,7 +92,7 @@ SinkSpec parse_sink_node(const std::string& f, const YAML::Node& n) {
   s.where = fmt::format("{}:{}:{}", f, m.line + 1, m.column + 1);
   if (!n.IsMap()) fail(f, n, "each entry of 'sinks' must be a mapping with a 'type'");
   if (!n["type"]) fail(f, n, "sink without 'type' (stdout, file, syslog or clickhouse)");
-  mapping<Handler>(f, n, "sinks", {
+  mapping(f, n, "sinks", {
     {"type", [&](const YAML::Node& v) { s.type = scalar(f, v, "type"); }},
     {"name", [&](const YAML::Node& v) { s.name = scalar(f, v, "name"); }},
     {"url", [&](const YAML::Node& v) { s.url = scalar(f, v, "url"); }},

@@ -1,0 +1,65 @@
+#pragma once
+// Checks shared by the YAML readers of the sensor's own files (sensor config, sinks): each
+// failure is an exception of the reader's own type whose message starts with file:line:column,
+// so an operator sees where the file is wrong and what is expected there.
+#include <yaml-cpp/yaml.h>
+
+#include <fmt/format.h>
+
+#include <functional>
+#include <map>
+#include <string>
+
+namespace medmon::yaml_checks {
+
+template <class Error>
+[[noreturn]] void fail(const std::string& file, const YAML::Node& n, const std::string& what) {
+  const YAML::Mark m = n.Mark();
+  throw Error(fmt::format("{}:{}:{}: {}", file, m.line + 1, m.column + 1, what));
+}
+
+// A number in [min, max] (NaN is outside every range).
+template <class Error, class T>
+T number(const std::string& file, const YAML::Node& n, const std::string& key, T min, T max) {
+  T v{};
+  try {
+    v = n.as<T>();
+  } catch (const YAML::Exception&) {
+    fail<Error>(file, n, fmt::format("'{}' must be a number", key));
+  }
+  if (!(v >= min && v <= max)) fail<Error>(file, n, fmt::format("'{}' must be between {} and {}", key, min, max));
+  return v;
+}
+
+template <class Error>
+bool flag(const std::string& file, const YAML::Node& n, const std::string& key) {
+  bool b = false;
+  try {
+    b = n.as<bool>();
+  } catch (const YAML::Exception&) {
+    fail<Error>(file, n, fmt::format("'{}' must be true or false", key));
+  }
+  return b;
+}
+
+using Handler = std::function<void(const YAML::Node&)>;
+
+// A mapping whose keys must all be known: each value goes to its key's handler, an unknown key
+// is an error that lists the expected ones.
+template <class Error>
+void mapping(const std::string& file, const YAML::Node& node, const std::string& name,
+             const std::map<std::string, Handler>& keys) {
+  if (!node.IsMap()) fail<Error>(file, node, fmt::format("'{}' must be a mapping", name));
+  for (auto it = node.begin(); it != node.end(); ++it) {
+    std::string k = it->first.as<std::string>();
+    auto h = keys.find(k);
+    if (h == keys.end()) {
+      std::string known;
+      for (auto& [kk, _] : keys) known += (known.empty() ? "" : ", ") + kk;
+      fail<Error>(file, it->first, fmt::format("unknown key '{}' in '{}' (expected one of: {})", k, name, known));
+    }
+    h->second(it->second);
+  }
+}
+
+}  // namespace medmon::yaml_checks
