@@ -14,7 +14,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from golden import Checker, pcap  # noqa: E402
-from live_reload_test import Live, Netns, tools_missing  # noqa: E402
+from live_netns import Live, Netns, tools_missing  # noqa: E402
 
 
 def run_once(C, workers, seed, method="afpacket"):
