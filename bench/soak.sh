@@ -7,6 +7,7 @@
 # Prints the samples (t_s rss_kib fds events_mib) and a verdict; exits 1 on growth.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/veth-pair.sh"
 SRC=$(cd "$HERE/.." && pwd)
 MEDMON=$(realpath "${1:-$SRC/build/sensor/cli/medmon}")
 DURATION=${DURATION:-600}
@@ -22,16 +23,11 @@ NS=mmsoak$$
 cleanup() {
   [ -n "${RPID:-}" ] && kill "$RPID" 2>/dev/null || true
   [ -n "${MPID:-}" ] && kill "$MPID" 2>/dev/null && wait "$MPID" 2>/dev/null || true
-  ip netns del $NS 2>/dev/null || true
+  veth_pair_del $NS
   rm -rf "$W"
 }
 trap cleanup EXIT
-ip netns add $NS
-nsx() { ip netns exec $NS "$@"; }
-nsx ip link add va type veth peer name vb
-nsx sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-nsx ip link set va up
-nsx ip link set vb up
+veth_pair $NS
 
 cat > "$W/medmon.yaml" <<YAML
 capture:

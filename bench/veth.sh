@@ -10,12 +10,16 @@
 #   CORPUS_DIR default /tmp/corpora or bench/corpora (bench/make-corpora.sh makes them);
 #   env: CORPORA="dicom-large dicom-many hl7-many mixed", WORKERS="1 2",
 #        MODES="mbps1000 topspeed" (and/or drain: medmon stopped while the corpus fills its rings,
-#        then timed while it empties them, with DRAIN_RING_MB=1536 per worker to hold the corpus),
-#        RING_MB=256 (per worker), EXTRA="--site policies/sites/bench-loopback.yaml" (more medmon args)
+#        then timed while it empties them, with DRAIN_RING_MB=3072 per worker to hold the corpus;
+#        the corpus is replayed DRAIN_LOOPS=4 times with --unique-ip, new addresses each pass, so
+#        that the drain lasts seconds rather than tenths and holds four times as many flows),
+#        RING_MB=256 (per worker), PIN=1 (worker i pinned to CPU i through capture.cpus),
+#        EXTRA="--site policies/sites/bench-loopback.yaml" (more medmon args)
 # The `mixed` corpus (dicom-many + hl7-many + the first 150k packets of dicom-large, all
 # starting together, merged by time) is made here with editcap/mergecap when missing.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/veth-pair.sh"
 DIR=${1:-}
 if [ -z "$DIR" ]; then
   if [ -f /tmp/corpora/dicom-many.pcap ]; then DIR=/tmp/corpora; else DIR=$HERE/corpora; fi
@@ -25,7 +29,9 @@ CORPORA=${CORPORA:-"dicom-large dicom-many hl7-many mixed"}
 WORKERS=${WORKERS:-"1 2"}
 MODES=${MODES:-"mbps1000 topspeed"}
 RING_MB=${RING_MB:-256}
-DRAIN_RING_MB=${DRAIN_RING_MB:-1536}
+DRAIN_RING_MB=${DRAIN_RING_MB:-3072}
+DRAIN_LOOPS=${DRAIN_LOOPS:-4}
+PIN=${PIN:-0}
 EXTRA=${EXTRA:-}
 [ "$(id -u)" = 0 ] || { echo "veth.sh: needs root (network namespace, AF_PACKET)" >&2; exit 2; }
 for t in ip tcpreplay editcap mergecap capinfos; do
@@ -36,16 +42,17 @@ W=$(mktemp -d /tmp/medmon-veth.XXXXXX)
 NS=mmveth$$
 cleanup() {
   [ -n "${MPID:-}" ] && kill "$MPID" 2>/dev/null && wait "$MPID" 2>/dev/null || true
-  ip netns del $NS 2>/dev/null || true
+  veth_pair_del $NS
   rm -rf "$W"
 }
 trap cleanup EXIT
-ip netns add $NS
-nsx() { ip netns exec $NS "$@"; }
-nsx ip link add va type veth peer name vb
-nsx sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-nsx ip link set va mtu 9000 up      # corpora were captured with offloads off: frames <= 1514
-nsx ip link set vb mtu 9000 up
+CONFIG=()
+if [ "$PIN" = 1 ]; then
+  printf 'capture:\n  cpus: [0, 1]\n' > "$W/pin.yaml"; chmod 600 "$W/pin.yaml"
+  CONFIG=(--config "$W/pin.yaml")
+fi
+# MTU 9000: the corpora were captured with offloads off, frames <= 1514.
+veth_pair $NS 9000
 
 if [[ " $CORPORA " == *" mixed "* ]] && [ ! -f "$DIR/mixed.pcap" ]; then
   echo "making $DIR/mixed.pcap" >&2
@@ -74,14 +81,15 @@ for corpus in $CORPORA; do
     for mode in $MODES; do
       case $mode in
         mbps1000) rate=(--mbps 1000) ;;
-        topspeed|drain) rate=(--topspeed) ;;
+        topspeed) rate=(--topspeed) ;;
+        drain) rate=(--topspeed); [ "$DRAIN_LOOPS" -gt 1 ] && rate+=(--loop "$DRAIN_LOOPS" --unique-ip) ;;
         *) echo "veth.sh: unknown mode $mode" >&2; exit 2 ;;
       esac
       : > "$W/ev.jsonl"
       ring=$RING_MB; [ "$mode" = drain ] && ring=$DRAIN_RING_MB
       # shellcheck disable=SC2086
       ip netns exec $NS "$MEDMON" live -i vb --workers "$w" --buffer-mb "$ring" --out "$W/ev.jsonl" --quiet \
-        --fail-on none $EXTRA 2> "$W/err.txt" &
+        --fail-on none "${CONFIG[@]}" $EXTRA 2> "$W/err.txt" &
       MPID=$!
       for _ in $(seq 100); do
         # every worker's socket is bound to vb (Iface column set)
