@@ -43,6 +43,9 @@ struct LiveOptions : CommonOptions {
   std::string capture = "afpacket";  // or "pcap"
   int workers = 1;
   std::string user;                  // drop to this user once the capture is open
+  // Options given on the command line (even with their default value): they win over the
+  // config file's capture and output sections.
+  struct Given { bool snaplen = false, promisc = false, buffer_mb = false, stats_interval = false, capture = false, workers = false; } given;
 };
 
 // Loads the configuration and the PHI key; throws ConfigError.

@@ -194,14 +194,13 @@ void reload(const LiveOptions& o, const SensorConfig& running, PolicyBoard& boar
 
 // The capture settings: an option given on the command line wins over the config file.
 LiveOptions merge_capture(const LiveOptions& o, const CaptureConfig& c) {
-  const LiveOptions d;
   LiveOptions m = o;
   if (o.iface.empty() && c.interface) m.iface = *c.interface;
   if (o.bpf.empty() && c.bpf) m.bpf = *c.bpf;
-  if (o.snaplen == d.snaplen && c.snaplen) m.snaplen = *c.snaplen;
-  if (!o.no_promisc && c.promisc) m.no_promisc = !*c.promisc;
-  if (o.capture == d.capture && c.method) m.capture = *c.method;
-  if (o.workers == d.workers && c.workers) m.workers = *c.workers;
+  if (!o.given.snaplen && c.snaplen) m.snaplen = *c.snaplen;
+  if (!o.given.promisc && c.promisc) m.no_promisc = !*c.promisc;
+  if (!o.given.capture && c.method) m.capture = *c.method;
+  if (!o.given.workers && c.workers) m.workers = *c.workers;
   return m;
 }
 
@@ -349,8 +348,7 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
   ao.promisc = !o.no_promisc;
   ao.bpf = o.bpf;
   ao.block_size = cfg.capture.block_size.value_or(kDefaultRingBlockSize);
-  const LiveOptions defaults;
-  size_t ring = (o.buffer_mb != defaults.buffer_mb || !cfg.capture.ring_size) ? size_t(o.buffer_mb) << 20
+  size_t ring = (o.given.buffer_mb || !cfg.capture.ring_size) ? size_t(o.buffer_mb) << 20
                                                                              : *cfg.capture.ring_size;
   ao.block_count = std::max<size_t>(4, ring / ao.block_size);
   ao.fanout_group = o.workers > 1 ? (getpid() & 0xFFFF) : 0;
@@ -436,9 +434,10 @@ int run_live(const LiveOptions& opts) {
     cfg = load_sensor_config(opts);
     o = merge_capture(opts, cfg.capture);
     // libpcap takes the buffer in MiB; the AF_PACKET path reads capture.ring_size in bytes.
-    if (o.capture == "pcap" && cfg.capture.ring_size && o.buffer_mb == LiveOptions{}.buffer_mb)
+    if (o.capture == "pcap" && cfg.capture.ring_size && !o.given.buffer_mb)
       o.buffer_mb = static_cast<int>(std::max<size_t>(1, *cfg.capture.ring_size >> 20));
-    if (cfg.stats_interval_usec == 0) cfg.stats_interval_usec = static_cast<int64_t>(o.stats_interval * 1e6);
+    if (o.given.stats_interval || cfg.stats_interval_usec == 0)
+      cfg.stats_interval_usec = static_cast<int64_t>(o.stats_interval * 1e6);
     phi = std::make_unique<Pseudonymiser>(make_pseudonymiser(cfg));
     if (!load_signature_dirs(o)) return kExitUsage;
     HeaderAnnotator* annotator = nullptr;

@@ -19,7 +19,7 @@ void add_common(CLI::App* c, CommonOptions& o) {
   c->add_option("--out,-o", o.out, "Events output file (JSON Lines), '-' for stdout");
   c->add_option("--config,-c", o.config_file, "Sensor configuration (YAML)")->check(CLI::ExistingFile);
   c->add_option("--site", o.site_policy, "Site policy (YAML) binding devices to models and zones");
-  c->add_option("--models", o.models_dir, "Directory of device models (default: as the site file says)");
+  c->add_option("--models", o.models_dir, "Directory of device models named by id in the site file (default: ../devices beside the site file)");
   c->add_option("--baseline", o.baseline, "Accepted alerts (rule, device, peer) that are not reported again");
   c->add_option("--phi", o.phi_mode, "PHI values in output: pseudonym (default) or raw (forensics only)")
       ->check(CLI::IsMember({"pseudonym", "raw"}));
@@ -61,7 +61,11 @@ int main(int argc, char** argv) {
   live->add_option("--workers,-w", lo.workers, "Worker threads, each with its own AF_PACKET fanout socket")->check(CLI::Range(1, 64));
   live->add_option("--user,-u", lo.user, "Drop privileges to this user once the interface is open");
   add_common(live, lo);
-  live->callback([&] { exit_code = run_live(lo); });
+  live->callback([&] {
+    lo.given = {live->count("--snaplen") > 0, live->count("--no-promisc") > 0, live->count("--buffer-mb") > 0,
+                live->count("--stats-interval") > 0, live->count("--capture") > 0, live->count("--workers") > 0};
+    exit_code = run_live(lo);
+  });
 
 #if MEDMON_HAVE_POLICY
   register_policy_commands(app, exit_code);

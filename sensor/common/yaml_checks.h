@@ -51,6 +51,7 @@ void mapping(const std::string& file, const YAML::Node& node, const std::string&
              const std::map<std::string, Handler>& keys) {
   if (!node.IsMap()) fail<Error>(file, node, fmt::format("'{}' must be a mapping", name));
   for (auto it = node.begin(); it != node.end(); ++it) {
+    if (!it->first.IsScalar()) fail<Error>(file, it->first, fmt::format("keys of '{}' must be plain names", name));
     std::string k = it->first.as<std::string>();
     auto h = keys.find(k);
     if (h == keys.end()) {

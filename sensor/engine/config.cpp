@@ -110,11 +110,11 @@ SensorConfig load_config(const std::string& path) {
     {"output", [&](const YAML::Node& n) { section(f, n, "output", {
       {"stats_interval", [&](const YAML::Node& v) { c.stats_interval_usec = seconds(f, v, "stats_interval"); }},
       {"phi", [&](const YAML::Node& v) {
-        std::string m = v.as<std::string>();
+        std::string m = text(f, v, "phi");
         if (m != "pseudonym" && m != "raw") fail(f, v, "'phi' must be 'pseudonym' or 'raw'");
         c.phi_mode = m; }},
-      {"phi_key", [&](const YAML::Node& v) { c.phi_key = v.as<std::string>(); }},
-      {"phi_key_file", [&](const YAML::Node& v) { c.phi_key_file = v.as<std::string>(); }},
+      {"phi_key", [&](const YAML::Node& v) { c.phi_key = text(f, v, "phi_key"); }},
+      {"phi_key_file", [&](const YAML::Node& v) { c.phi_key_file = text(f, v, "phi_key_file"); }},
       {"sensor_id", [&](const YAML::Node& v) { sink_key(f, "sensor_id", v, c); }},
       {"rotate", [&](const YAML::Node& v) { sink_key(f, "rotate", v, c); }},
       {"sinks", [&](const YAML::Node& v) { sink_key(f, "sinks", v, c); }},
@@ -144,7 +144,7 @@ SensorConfig load_config(const std::string& path) {
         c.capture.cpus_where = fmt::format("{}:{}:{}", f, m.line + 1, m.column + 1); }},
     }); }},
     {"policy", [&](const YAML::Node& n) { section(f, n, "policy", {
-      {"site", [&](const YAML::Node& v) { c.site_policy = v.as<std::string>(); }},
+      {"site", [&](const YAML::Node& v) { c.site_policy = text(f, v, "site"); }},
     }); }},
   });
   if (c.capture.ring_size) {

@@ -22,6 +22,10 @@ BAD = [
     ("capture:\n  interface: [eth0]\n", 2, 14, "'interface' must be a string"),
     ("capture:\n  interface: eth0\n  ring: 4\n", 3, 3, "unknown key 'ring' in 'capture'"),
     ("capture:\n  interface: eth0\n  cpus: [1023]\n", 3, 9, "cpu 1023 is not available"),
+    ("output:\n  phi: [raw]\n", 2, 8, "'phi' must be a string"),
+    ("output:\n  phi_key_file: {a: 1}\n", 2, 17, "'phi_key_file' must be a string"),
+    ("policy:\n  site: [a, b]\n", 2, 9, "'site' must be a string"),
+    ("? [capture]\n: 1\n", 1, 3, "keys of 'top level' must be plain names"),
 ]
 
 
@@ -57,6 +61,15 @@ def main():
     rc, out, err = run(["live", "--config", path, "-i", "mmnosuch1", "--out", os.path.join(tmp, "ev.jsonl")],
                        check_rc=None)
     C.true(f"-i wins over capture.interface ({err.strip()})", rc == 3 and "mmnosuch1" in err)
+    # An option given on the command line wins even when it has its default value: the file
+    # says pcap (which takes one worker), the command line afpacket with two.
+    path2 = os.path.join(tmp, "pcap.yaml")
+    with open(path2, "w") as f:
+        f.write("capture:\n  interface: mmnosuch0\n  method: pcap\n")
+    rc, out, err = run(["live", "--config", path2, "--capture", "afpacket", "-w", "2", "--out",
+                        os.path.join(tmp, "ev.jsonl")], check_rc=None)
+    C.true(f"--capture afpacket wins over capture.method: pcap ({err.strip()})",
+           rc == 3 and "needs --capture afpacket" not in err)
     shutil.rmtree(tmp, ignore_errors=True)
     C.done()
 
