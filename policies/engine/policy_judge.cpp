@@ -165,13 +165,19 @@ struct PolicyJudge::SideResult {
   std::vector<std::string> mds2;
 };
 
-std::unique_ptr<PolicyJudge> PolicyJudge::fork() const {
-  auto j = std::make_unique<PolicyJudge>(site_, opt_);
+std::unique_ptr<PolicyJudge> PolicyJudge::fork(bool share_state) const {
+  std::unique_ptr<PolicyJudge> j(new PolicyJudge(site_, opt_, share_state ? cross_ : std::make_shared<CrossFlow>()));
   j->baseline_ = baseline_;
   return j;
 }
 
-PolicyJudge::PolicyJudge(std::shared_ptr<const Site> site, JudgeOptions opt) : site_(std::move(site)), opt_(std::move(opt)) {
+PolicyJudge::PolicyJudge(std::shared_ptr<const Site> site, JudgeOptions opt)
+    : PolicyJudge(std::move(site), std::move(opt), std::make_shared<CrossFlow>()) {}
+
+PolicyJudge::PolicyJudge(std::shared_ptr<const Site> site, JudgeOptions opt, std::shared_ptr<CrossFlow> cross)
+    : site_(std::move(site)), opt_(std::move(opt)), cross_(std::move(cross)), learned_(cross_->learned),
+      ae_seen_(cross_->ae_seen), rejects_(cross_->rejects), reject_alerted_(cross_->reject_alerted),
+      dev_state_(cross_->dev_state), emitted_(cross_->emitted) {
   auto& s = *site_;
   for (uint32_t i = 0; i < s.devices.size(); ++i) {
     for (auto& ip : s.devices[i].ips) dev_by_ip_.emplace(IpKey(ip), i);
@@ -179,7 +185,10 @@ PolicyJudge::PolicyJudge(std::shared_ptr<const Site> site, JudgeOptions opt) : s
     for (auto& ae : s.devices[i].fp_dicom_calling_ae) fp_ae_.emplace_back(ae, i);
     for (auto& m : s.devices[i].fp_hl7_msh3) fp_msh3_.emplace_back(m, i);
   }
-  dev_state_.resize(s.devices.size());
+  {
+    std::lock_guard<std::mutex> hold(cross_->lock);  // a sibling may be judging with this state
+    if (dev_state_.size() != s.devices.size()) dev_state_.resize(s.devices.size());
+  }
   // Roles: up to 64 get a bit each (a site with more roles is not plausible for one policy).
   for (size_t r = 0; r < s.roles.size() && r < 64; ++r) {
     uint64_t bit = 1ull << r;
@@ -834,6 +843,7 @@ void PolicyJudge::track_fanout(const FlowSummary& f, const Device& dev, EventOut
 }
 
 FlowVerdict PolicyJudge::judge(const FlowSummary& f, EventOutput& out) {
+  std::lock_guard<std::mutex> hold(cross_->lock);  // uncontended unless forks share the state
   FlowVerdict v;
   const Device* cdev = judged_device(f.ep.src, f.client_mac);
   if (!cdev) cdev = bind_by_fingerprint(f);

@@ -4,6 +4,7 @@
 // lookups; alert text is only built when an alert fires.
 #include <deque>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -22,10 +23,14 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
  public:
   explicit PolicyJudge(std::shared_ptr<const Site> site, JudgeOptions opt = {});
 
-  // A judge for another worker thread: shares the (immutable) site and baseline, has its own
-  // state (dedup, fan-out, AE and reject tracking). judge() of one instance is not thread-safe;
-  // annotate() only reads the site and may be called from any thread.
-  std::unique_ptr<PolicyJudge> fork() const;
+  // A judge for another worker thread: shares the (immutable) site and baseline. Its cross-flow
+  // state (what one flow teaches about the next: fingerprint bindings, AE titles seen, reject
+  // bursts, fan-out and port scans, alerts already written) is its own, so that offline workers
+  // write the same output whatever the threads' timing; or, with share_state, the parent's and
+  // every sibling's (live workers: a scan that the fanout hash spreads over the workers is seen
+  // whole, and an alert is written once). judge() holds that state's lock; annotate() only reads
+  // the site and may be called from any thread.
+  std::unique_ptr<PolicyJudge> fork(bool share_state = false) const;
 
   // Loads site + models (+ baseline). Returns nullptr with errors filled on failure.
   static std::unique_ptr<PolicyJudge> load(const std::string& site_path, const std::string& models_dir,
@@ -57,6 +62,18 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
     std::unordered_set<IpKey, IpKeyHash> scan_alerted;
   };
 
+  // See fork(). Guarded by `lock` while judge() runs.
+  struct CrossFlow {
+    std::mutex lock;
+    std::unordered_map<IpKey, uint32_t, IpKeyHash> learned;           // bound by fingerprint (capped)
+    std::unordered_map<std::string, std::vector<IpAddr>> ae_seen;     // unbound AE -> IPs seen
+    std::unordered_map<IpKey, std::deque<int64_t>, IpKeyHash> rejects;  // source -> reject times
+    std::unordered_map<IpKey, int64_t, IpKeyHash> reject_alerted;
+    std::vector<DeviceState> dev_state;
+    std::unordered_set<uint64_t> emitted;  // (rule, device, peer) already alerted
+  };
+  PolicyJudge(std::shared_ptr<const Site> site, JudgeOptions opt, std::shared_ptr<CrossFlow> cross);
+
   const Device* device_at(const IpAddr& ip, const std::array<uint8_t, 6>& mac) const;
   const Device* judged_device(const IpAddr& ip, const std::array<uint8_t, 6>& mac) const;
   const Device* bind_by_fingerprint(const FlowSummary& f);
@@ -74,8 +91,15 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
 
   std::shared_ptr<const Site> site_;
   JudgeOptions opt_;
+  std::shared_ptr<CrossFlow> cross_;
+  // The cross-flow state, by its old names (references into *cross_).
+  std::unordered_map<IpKey, uint32_t, IpKeyHash>& learned_;
+  std::unordered_map<std::string, std::vector<IpAddr>>& ae_seen_;
+  std::unordered_map<IpKey, std::deque<int64_t>, IpKeyHash>& rejects_;
+  std::unordered_map<IpKey, int64_t, IpKeyHash>& reject_alerted_;
+  std::vector<DeviceState>& dev_state_;
+  std::unordered_set<uint64_t>& emitted_;
   std::unordered_map<IpKey, uint32_t, IpKeyHash> dev_by_ip_;
-  std::unordered_map<IpKey, uint32_t, IpKeyHash> learned_;          // bound by fingerprint (capped)
   std::vector<std::pair<std::string, uint32_t>> fp_ae_, fp_msh3_;
   std::vector<std::pair<std::array<uint8_t, 6>, uint32_t>> dev_by_mac_;
   std::unordered_map<IpKey, uint64_t, IpKeyHash> roles_by_ip_;       // exact addresses
@@ -83,11 +107,6 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
   std::vector<std::pair<Cidr, int>> zone_cidrs_;                      // longest prefix first
   std::vector<uint8_t> zone_matrix_;                                  // nz*nz allowed bits
   std::unordered_map<std::string, std::vector<IpAddr>> ae_bindings_;  // AE title -> bound IPs
-  std::unordered_map<std::string, std::vector<IpAddr>> ae_seen_;       // unbound AE -> IPs seen
-  std::unordered_map<IpKey, std::deque<int64_t>, IpKeyHash> rejects_;  // source -> reject times
-  std::unordered_map<IpKey, int64_t, IpKeyHash> reject_alerted_;
-  std::vector<DeviceState> dev_state_;
-  std::unordered_set<uint64_t> emitted_;    // (rule, device, peer) already alerted
   std::unordered_set<uint64_t> baseline_;
   std::vector<const char*> lateral_apps_;
   Severity max_sev_ = Severity::info;

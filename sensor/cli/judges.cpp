@@ -34,9 +34,9 @@ bool load_signature_dirs(const CommonOptions& o) {
   return ok;
 }
 
-std::unique_ptr<FlowJudge> fork_judge(const FlowJudge& j) {
+std::unique_ptr<FlowJudge> fork_judge(const FlowJudge& j, bool share_state) {
 #if MEDMON_HAVE_POLICY
-  return static_cast<const policy::PolicyJudge&>(j).fork();
+  return static_cast<const policy::PolicyJudge&>(j).fork(share_state);
 #else
   return nullptr;
 #endif

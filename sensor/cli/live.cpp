@@ -49,7 +49,8 @@ void log_line(int prio, fmt::format_string<Args...> f, Args&&... args) {
 constexpr int kLogErr = 3, kLogWarn = 4, kLogInfo = 6;
 
 // The policy in force. A reload builds the new judge completely before publishing it; workers
-// notice the new generation between packet batches and fork their own copy of it.
+// notice the new generation between packet batches and fork their own copy of it (sharing the
+// published judge's cross-flow state with each other).
 class PolicyBoard {
  public:
   void publish(std::shared_ptr<const FlowJudge> j) {
@@ -61,7 +62,9 @@ class PolicyBoard {
   std::unique_ptr<FlowJudge> fork(uint64_t& gen) {
     std::lock_guard<std::mutex> g(m_);
     gen = gen_.load(std::memory_order_relaxed);
-    return cur_ ? fork_judge(*cur_) : nullptr;
+    // Live workers share what their judges learn across flows: the fanout hash spreads one
+    // source's flows over the workers, and a scan or fan-out must be counted whole.
+    return cur_ ? fork_judge(*cur_, true) : nullptr;
   }
 
  private:

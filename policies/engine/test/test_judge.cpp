@@ -8,6 +8,7 @@
 #include <fstream>
 #include <unistd.h>
 #include <memory>
+#include <thread>
 
 #include "policies/engine/policy_judge.h"
 
@@ -444,6 +445,58 @@ TEST_CASE("a forked judge shares the policy but not the state", "[judge]") {
   other->judge(smb, fx.out);  // its own dedup: written again
   CHECK(fx.alerts("lateral.admin_protocol").size() == 2);
   CHECK(&other->site() == &fx.judge->site());
+}
+
+TEST_CASE("forks that share the state see a scan spread over them whole, and alert once", "[judge]") {
+  // Two workers of a live sensor: the fanout hash gives each about half of a device's flows.
+  for (bool share : {true, false}) {
+    Fixture fx;
+    auto w1 = fx.judge->fork(share), w2 = fx.judge->fork(share);
+    for (int p = 1; p <= 12; ++p) {
+      auto f = fx.flow(CT, static_cast<uint16_t>(42000 + p), PACS, static_cast<uint16_t>(1000 + p));
+      (p % 2 ? w1 : w2)->judge(f, fx.out);
+    }
+    for (int i = 1; i <= 40; ++i) {
+      std::string ip = "10.20.0." + std::to_string(i);
+      auto f = fx.flow(CT, static_cast<uint16_t>(41000 + i), ip.c_str(), 104);
+      (i % 2 ? w1 : w2)->judge(f, fx.out);
+    }
+    auto smb = fx.flow(CT, 40001, "10.10.1.99", 445);
+    smb.ndpi_protocol = "SMBv23";
+    w1->judge(smb, fx.out);
+    w2->judge(smb, fx.out);
+    INFO("shared state: " << share);
+    // 12 ports (scan_ports: 8) and 40 hosts (fanout_hosts: 32) cross the demo site's thresholds
+    // only when counted together.
+    CHECK(fx.alerts("lateral.port_scan").size() == (share ? 1u : 0u));
+    CHECK(fx.alerts("lateral.fan_out").size() == (share ? 1u : 0u));
+    CHECK(fx.alerts("lateral.admin_protocol").size() == (share ? 1u : 2u));
+  }
+}
+
+TEST_CASE("forks that share the state may judge from several threads at once", "[judge]") {
+  Fixture fx;
+  std::vector<std::unique_ptr<PolicyJudge>> w;
+  std::vector<EventOutput> outs(4);
+  std::vector<std::vector<FlowSummary>> flows(4);
+  for (int k = 0; k < 4; ++k) {
+    w.push_back(fx.judge->fork(true));
+    for (int i = 0; i < 500; ++i) {
+      std::string ip = "10.20." + std::to_string(k) + "." + std::to_string(i % 250 + 1);
+      flows[k].push_back(fx.flow(CT, static_cast<uint16_t>(20000 + i), ip.c_str(), static_cast<uint16_t>(1000 + i)));
+    }
+  }
+  auto sink = std::make_shared<MemorySink>();
+  for (auto& o : outs) o.add_sink(sink);
+  {
+    std::vector<std::thread> t;
+    for (int k = 0; k < 4; ++k) t.emplace_back([&, k] { for (auto& f : flows[k]) w[k]->judge(f, outs[k]); });
+    for (auto& th : t) th.join();
+  }
+  size_t fanout = 0;
+  for (size_t i = 0; i < sink->lines.size(); ++i)
+    if (sink->types[i] == "alert" && json::parse(sink->lines[i])["alert"]["rule"] == "lateral.fan_out") ++fanout;
+  CHECK(fanout == 1);
 }
 
 TEST_CASE("DICOM behind TLS recognised by the sensor counts as DICOM and as encrypted", "[judge]") {
