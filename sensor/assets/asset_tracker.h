@@ -72,6 +72,9 @@ class AssetTracker : public FlowJudge, public EventObserver {
 
   FlowVerdict judge(const FlowSummary& flow, EventOutput& out) override;
   void finish(Timestamp now, EventOutput& out) override;
+  // Writes the asset events of devices changed since the last flow end (finish() does this too,
+  // and adds the inventory's counters).
+  void flush(Timestamp now, EventOutput& out) { flush_dirty(out, now); }
   void on_event(std::string_view type, std::string_view line) override;
 
   const Device* find(const IpAddr& ip) const;

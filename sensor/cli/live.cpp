@@ -18,6 +18,7 @@
 #include "sensor/capture/afpacket_source.h"
 #include "sensor/capture/pcap_source.h"
 #include "sensor/cli/commands.h"
+#include "sensor/cli/live_assets.h"
 #include "sensor/cli/summary.h"
 #include "sensor/decode/decoder.h"
 #include "sensor/engine/pipeline.h"
@@ -59,6 +60,10 @@ class PolicyBoard {
     gen_.fetch_add(1, std::memory_order_release);
   }
   uint64_t generation() const { return gen_.load(std::memory_order_acquire); }
+  std::pair<std::shared_ptr<const FlowJudge>, uint64_t> current() {
+    std::lock_guard<std::mutex> g(m_);
+    return {cur_, gen_.load(std::memory_order_relaxed)};
+  }
   std::unique_ptr<FlowJudge> fork(uint64_t& gen) {
     std::lock_guard<std::mutex> g(m_);
     gen = gen_.load(std::memory_order_relaxed);
@@ -288,7 +293,10 @@ int run_live_pcap(const LiveOptions& o, const SensorConfig& cfg, Depth depth, co
   // Installed even without a policy, so that a reload can bring one in.
   ReloadableJudge judge(board);
   out.set_annotator(&judge);
-  Pipeline pipeline(cfg, depth, out, phi, {&judge});
+  LiveAssets assets([&] { return board.current(); });
+  auto inventory = assets.worker(0);
+  out.add_observer(inventory.get());
+  Pipeline pipeline(cfg, depth, out, phi, {&judge, inventory.get()});
   pipeline.set_linktype(dlt);
   g_live_src = src.get();
   install_handlers();
@@ -374,6 +382,7 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
   install_handlers();
 
   std::mutex file_mutex;
+  LiveAssets assets([&] { return board.current(); });  // one inventory for all workers
   std::vector<std::thread> threads;
   for (int i = 0; i < o.workers; ++i) {
     threads.emplace_back([&, i] {
@@ -382,7 +391,9 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
       sinks->attach_extras(out);
       ReloadableJudge judge(board);  // even without a policy, so that a reload can bring one in
       out.set_annotator(&judge);
-      Pipeline pipeline(cfg, depth, out, phi, {&judge});
+      auto inventory = assets.worker(i);
+      out.add_observer(inventory.get());
+      Pipeline pipeline(cfg, depth, out, phi, {&judge, inventory.get()});
       pipeline.set_linktype(linktype::EN10MB);
       if (o.workers > 1) pipeline.set_worker_id(i);
       AfPacketSource& src = *sources[i];

@@ -176,6 +176,17 @@ policy:
                 last[e["stats"].get("worker", 0)] = e["stats"]
         C.eq("a stats event from every worker", sorted(last), list(range(workers)) if workers > 1 else [0])
         C.true("each worker's final stats: no flow left open", all(s["flows_active"] == 0 for s in last.values()))
+        # One asset inventory for all workers: every device is new once, and the policy in force
+        # names and binds it (the CT is ct-1, model acme-ct).
+        assets = [e["asset"] for e in live.events() if e["event_type"] == "asset"]
+        new = [a["ip"] for a in assets if "new" in a["changes"]]
+        C.true(f"asset events in live mode ({len(assets)})", len(assets) > 0)
+        C.eq("each device reported new once across the workers", sorted(new), sorted(set(new)))
+        ct = [a for a in assets if a["ip"] == "10.10.1.10"]
+        C.true("the CT's asset events name it and its model",
+               bool(ct) and all(a.get("device") == "ct-1" and a.get("model") == "acme-ct" for a in ct))
+        C.eq("assets.devices counted once over the workers' final stats",
+             sum(s["counters"].get("assets.devices", 0) for s in last.values()), len(set(new)))
         os.makedirs(OUT, exist_ok=True)
         shutil.copy(live.out_path, os.path.join(OUT, "live_reload.jsonl"))
         shutil.copy(live.err_path, os.path.join(OUT, "live_reload.stderr"))

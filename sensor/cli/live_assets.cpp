@@ -1,0 +1,55 @@
+#include "sensor/cli/live_assets.h"
+
+#include <fmt/format.h>
+
+#include "sensor/assets/data_files.h"
+#include "sensor/report/policy_bridge.h"
+
+namespace medmon {
+
+LiveAssets::LiveAssets(CurrentPolicy policy) : tracker_(&oui_, &impl_), policy_(std::move(policy)) {
+  oui_.load_dir_on_first_use(ieee_data_dir());
+  std::string table = find_data_file("dicom-implementations.csv");
+  if (table.empty() || !impl_.load(table))
+    fmt::print(stderr, "medmon: warning: data/dicom-implementations.csv not found (set MEDMON_DATA_DIR); "
+                       "DICOM products will not be named\n");
+}
+
+LiveAssets::~LiveAssets() = default;
+
+void LiveAssets::follow_policy() {
+  auto [judge, gen] = policy_();
+  if (gen == generation_) return;
+  generation_ = gen;
+  judge_ = std::move(judge);
+  // The policy judge's annotate() only reads its site: safe from any worker (see PolicyJudge).
+  auto* annotator = dynamic_cast<HeaderAnnotator*>(const_cast<FlowJudge*>(judge_.get()));
+  tracker_.set_annotator(annotator);
+  view_ = report::policy_view_of(judge_.get());
+  if (view_) tracker_.set_binder(view_->binder);
+  else tracker_.set_binder(nullptr);
+}
+
+FlowVerdict LiveAssets::Worker::judge(const FlowSummary& f, EventOutput& out) {
+  std::lock_guard<std::mutex> hold(a_.lock_);
+  a_.follow_policy();
+  return a_.tracker_.judge(f, out);
+}
+
+void LiveAssets::Worker::finish(Timestamp now, EventOutput& out) {
+  std::lock_guard<std::mutex> hold(a_.lock_);
+  if (counters_) {
+    a_.tracker_.finish(now, out);
+  } else {
+    a_.tracker_.flush(now, out);  // worker 0 writes the counters
+  }
+}
+
+void LiveAssets::Worker::on_event(std::string_view type, std::string_view line) {
+  if (type != "dicom") return;  // the only events the tracker reads
+  std::lock_guard<std::mutex> hold(a_.lock_);
+  a_.follow_policy();
+  a_.tracker_.on_event(type, line);
+}
+
+}  // namespace medmon
