@@ -359,8 +359,7 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
   ao.promisc = !o.no_promisc;
   ao.bpf = o.bpf;
   ao.block_size = cfg.capture.block_size.value_or(kDefaultRingBlockSize);
-  size_t ring = (o.given.buffer_mb || !cfg.capture.ring_size) ? size_t(o.buffer_mb) << 20
-                                                                             : *cfg.capture.ring_size;
+  size_t ring = (o.given.buffer_mb || !cfg.capture.ring_size) ? size_t(o.buffer_mb) << 20 : *cfg.capture.ring_size;
   ao.block_count = std::max<size_t>(4, ring / ao.block_size);
   ao.fanout_group = o.workers > 1 ? (getpid() & 0xFFFF) : 0;
   try {
