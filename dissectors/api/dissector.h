@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+
+#include "sensor/common/types.h"
 #include <string_view>
 
 #include "dissectors/api/flow_context.h"
@@ -49,6 +51,12 @@ struct DissectorInfo {
   Probe (*probe)(std::span<const uint8_t> first_bytes, Dir dir) = nullptr;
   std::unique_ptr<Dissector> (*make)() = nullptr;
   std::span<const uint16_t> port_hints;  // only orders the probes; never required
+  // The protocol over TLS, where the content cannot be probed: a TLS flow to one of these
+  // server ports, or to a server this protocol's own traffic announced (tls_server), or (with
+  // tls_after_clear) to a server seen speaking the protocol in clear, is reported as "<name>-tls".
+  std::span<const uint16_t> tls_ports;
+  bool (*tls_server)(const IpAddr& ip, uint16_t port) = nullptr;
+  bool tls_after_clear = false;
 };
 
 }  // namespace medmon

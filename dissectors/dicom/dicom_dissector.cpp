@@ -1046,6 +1046,7 @@ std::unique_ptr<Dissector> make_dissector() { return std::make_unique<DicomDisse
 
 namespace {
 constexpr uint16_t kDicomPorts[] = {104, 11112, 4242, 2761};
+constexpr uint16_t kDicomTlsPorts[] = {2762};  // IANA dicom-tls
 }
 
 const DissectorInfo kDicomInfo{
@@ -1054,6 +1055,8 @@ const DissectorInfo kDicomInfo{
     .probe = &dicom::probe,
     .make = &dicom::make_dissector,
     .port_hints = kDicomPorts,
+    .tls_ports = kDicomTlsPorts,
+    .tls_after_clear = true,
 };
 
 }  // namespace medmon

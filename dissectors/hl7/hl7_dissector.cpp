@@ -667,6 +667,7 @@ void Hl7Dissector::process_message(DirState& s, std::string_view text, uint64_t 
 std::unique_ptr<Dissector> make() { return std::make_unique<Hl7Dissector>(); }
 
 constexpr uint16_t kPorts[] = {2575};
+constexpr uint16_t kTlsPorts[] = {6575};  // the usual MLLP-over-TLS port
 
 }  // namespace
 
@@ -722,6 +723,8 @@ const DissectorInfo kHl7Info = {
     .probe = &hl7::probe,
     .make = &hl7::make,
     .port_hints = hl7::kPorts,
+    .tls_ports = hl7::kTlsPorts,
+    .tls_after_clear = true,
 };
 
 }  // namespace medmon

@@ -564,6 +564,7 @@ const DissectorInfo kSdcInfo = {
     .probe = &sdc::probe,
     .make = &sdc::make,
     .port_hints = sdc::kPorts,
+    .tls_server = &sdc::is_sdc_endpoint,  // https XAddrs announced by WS-Discovery
 };
 
 }  // namespace medmon

@@ -1,7 +1,6 @@
 #include "sensor/engine/pipeline.h"
 
 #include "dissectors/registry.h"
-#include "dissectors/sdc/sdc_dissector.h"
 #include "sensor/engine/stream_feeder.h"
 
 namespace medmon {
@@ -329,13 +328,18 @@ void Pipeline::write_flow_event(Flow& f, FlowEnd why, FlowState* st) {
   out_.end();
 }
 
+// A TLS flow's protocol from what the dissectors' registry entries know (DissectorInfo): the
+// server port first, then servers the protocol announced, then servers seen speaking it in clear.
 std::string Pipeline::tls_app_for(const Flow& f) const {
-  uint16_t port = f.server_port();
-  if (port == 2762) return "dicom-tls";
-  if (port == 6575) return "hl7-tls";
-  if (sdc::is_sdc_endpoint(f.server_ip(), port)) return "sdc-tls";  // announced by WS-Discovery
-  for (const char* app : {"dicom", "hl7"})
-    if (app_servers_.count({f.server_ip(), app})) return std::string(app) + "-tls";
+  const uint16_t port = f.server_port();
+  const auto all = all_dissectors();
+  for (const DissectorInfo* d : all)
+    for (uint16_t p : d->tls_ports)
+      if (p == port) return std::string(d->name) + "-tls";
+  for (const DissectorInfo* d : all)
+    if (d->tls_server && d->tls_server(f.server_ip(), port)) return std::string(d->name) + "-tls";
+  for (const DissectorInfo* d : all)
+    if (d->tls_after_clear && app_servers_.count({f.server_ip(), std::string(d->name)})) return std::string(d->name) + "-tls";
   return {};
 }
 
