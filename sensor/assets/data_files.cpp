@@ -1,7 +1,11 @@
 #include "sensor/assets/data_files.h"
 
+#include "sensor/assets/impl_table.h"
+#include "sensor/assets/oui_table.h"
+
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 
@@ -35,6 +39,14 @@ std::string find_data_file(const std::string& name) {
 std::string ieee_data_dir() {
   if (const char* d = std::getenv("MEDMON_IEEE_DATA"); d && *d) return d;
   return "/usr/share/ieee-data";
+}
+
+void load_reference_tables(OuiTable& oui, ImplTable& impl) {
+  oui.load_dir_on_first_use(ieee_data_dir());
+  std::string table = find_data_file("dicom-implementations.csv");
+  if (table.empty() || !impl.load(table))
+    std::fprintf(stderr, "medmon: warning: data/dicom-implementations.csv not found (set MEDMON_DATA_DIR); "
+                         "DICOM products will not be named\n");
 }
 
 }  // namespace medmon

@@ -1,18 +1,12 @@
 #include "sensor/cli/live_assets.h"
 
-#include <fmt/format.h>
-
 #include "sensor/assets/data_files.h"
 #include "sensor/report/policy_bridge.h"
 
 namespace medmon {
 
 LiveAssets::LiveAssets(CurrentPolicy policy) : tracker_(&oui_, &impl_), policy_(std::move(policy)) {
-  oui_.load_dir_on_first_use(ieee_data_dir());
-  std::string table = find_data_file("dicom-implementations.csv");
-  if (table.empty() || !impl_.load(table))
-    fmt::print(stderr, "medmon: warning: data/dicom-implementations.csv not found (set MEDMON_DATA_DIR); "
-                       "DICOM products will not be named\n");
+  load_reference_tables(oui_, impl_);
 }
 
 LiveAssets::~LiveAssets() = default;

@@ -201,11 +201,7 @@ struct AnalyzeExtras::Impl {
 AnalyzeExtras::AnalyzeExtras(EventOutput& out, const std::string& events_path) : impl_(std::make_unique<Impl>(out)) {
   impl_->events_path = events_path;
   impl_->report_path = analyze_report_path();
-  impl_->oui.load_dir_on_first_use(ieee_data_dir());
-  std::string table = find_data_file("dicom-implementations.csv");
-  if (table.empty() || !impl_->impl.load(table))
-    fmt::print(stderr, "medmon: warning: data/dicom-implementations.csv not found (set MEDMON_DATA_DIR); "
-                       "DICOM products will not be named\n");
+  load_reference_tables(impl_->oui, impl_->impl);
   // The report reads the events back; without a real file they are kept in memory.
   if (!impl_->report_path.empty() && (events_path == "-" || events_path == "/dev/null" || events_path.empty())) {
     impl_->memory = std::make_shared<MemorySink>();
