@@ -4,11 +4,10 @@
 #include <cstdint>
 #include <memory>
 #include <span>
-
-#include "sensor/common/types.h"
 #include <string_view>
 
 #include "dissectors/api/flow_context.h"
+#include "sensor/common/types.h"
 
 namespace medmon {
 
@@ -54,7 +53,7 @@ struct DissectorInfo {
   // The protocol over TLS, where the content cannot be probed: a TLS flow to one of these
   // server ports, or to a server this protocol's own traffic announced (tls_server), or (with
   // tls_after_clear) to a server seen speaking the protocol in clear, is reported as "<name>-tls".
-  std::span<const uint16_t> tls_ports;
+  std::span<const uint16_t> tls_ports{};
   bool (*tls_server)(const IpAddr& ip, uint16_t port) = nullptr;
   bool tls_after_clear = false;
 };
