@@ -13,13 +13,17 @@ NdpiClassifier::NdpiClassifier(Limits limits, Counters& counters)
     : limits_(limits),
       c_detected_(counters.at("ndpi.detected")),
       c_gave_up_(counters.at("ndpi.gave_up")),
-      c_cap_hits_(counters.at("ndpi.flow_cap_hits")) {
+      c_cap_hits_(counters.at("ndpi.flow_cap_hits")) {}
+
+ndpi_detection_module_struct* NdpiClassifier::module() {
+  if (ndpi_) return ndpi_;
   ndpi_ = ndpi_init_detection_module(ndpi_no_prefs);
   if (!ndpi_) throw std::runtime_error("nDPI initialisation failed");
   NDPI_PROTOCOL_BITMASK all;
   NDPI_BITMASK_SET_ALL(all);
   ndpi_set_protocol_detection_bitmask2(ndpi_, &all);
   ndpi_finalize_initialization(ndpi_);
+  return ndpi_;
 }
 
 NdpiClassifier::~NdpiClassifier() {
@@ -54,7 +58,7 @@ void NdpiClassifier::process(State& s, const uint8_t* l3, uint32_t len, uint64_t
     ++in_detection_;
   }
   if (len > 0xFFFF) len = 0xFFFF;
-  ndpi_protocol p = ndpi_detection_process_packet(ndpi_, s.flow, l3, static_cast<uint16_t>(len), time_ms);
+  ndpi_protocol p = ndpi_detection_process_packet(module(), s.flow, l3, static_cast<uint16_t>(len), time_ms);
   ++s.packets;
   bool detected = p.app_protocol != NDPI_PROTOCOL_UNKNOWN || p.master_protocol != NDPI_PROTOCOL_UNKNOWN;
   if (detected) {
@@ -93,18 +97,20 @@ void NdpiClassifier::finish(State& s) {
 }
 
 std::string NdpiClassifier::protocol_name(const NdpiResult& r) const {
-  if (r.master == NDPI_PROTOCOL_UNKNOWN) return "Unknown";
+  if (r.master == NDPI_PROTOCOL_UNKNOWN || !ndpi_) return "Unknown";
   const char* n = ndpi_get_proto_name(ndpi_, r.master);
   return n ? n : "Unknown";
 }
 
 std::string NdpiClassifier::app_name(const NdpiResult& r) const {
-  if (r.app == NDPI_PROTOCOL_UNKNOWN || r.app == r.master) return {};
+  if (r.app == NDPI_PROTOCOL_UNKNOWN || r.app == r.master || !ndpi_) return {};
   const char* n = ndpi_get_proto_name(ndpi_, r.app);
   return n ? n : "";
 }
 
 std::string NdpiClassifier::category_name(const NdpiResult& r) const {
+  // Without tables no flow was classified: every result is the unspecified category.
+  if (!ndpi_) return r.category == NDPI_PROTOCOL_CATEGORY_UNSPECIFIED ? "Unspecified" : "";
   const char* n = ndpi_category_get_name(ndpi_, static_cast<ndpi_protocol_category_t>(r.category));
   return n ? n : "";
 }

@@ -38,6 +38,8 @@ class NdpiClassifier {
     NdpiResult result;
   };
 
+  // nDPI's tables (~60 M instructions, several MiB) are built on the first flow that needs them:
+  // a capture whose flows medmon's own dissectors all claim (a DICOM or HL7 link) never pays.
   NdpiClassifier(Limits limits, Counters& counters);
   ~NdpiClassifier();
   NdpiClassifier(const NdpiClassifier&) = delete;
@@ -53,8 +55,12 @@ class NdpiClassifier {
   std::string category_name(const NdpiResult& r) const;
   static std::vector<std::string> risk_names(uint64_t risk);
   bool is_encrypted(const NdpiResult& r) const;          // TLS, DTLS, SSH, QUIC, ...
+  // Builds nDPI's tables now rather than on the first flow (live capture: no pause mid-stream).
+  void prepare() { module(); }
+  bool prepared() const { return ndpi_ != nullptr; }
 
  private:
+  ndpi_detection_module_struct* module();
   void capture_result(State& s, uint16_t master, uint16_t app, uint16_t category);
 
   Limits limits_;

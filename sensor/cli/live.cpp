@@ -298,6 +298,7 @@ int run_live_pcap(const LiveOptions& o, const SensorConfig& cfg, Depth depth, co
   out.add_observer(inventory.get());
   Pipeline pipeline(cfg, depth, out, phi, {&judge, inventory.get()});
   pipeline.set_linktype(dlt);
+  pipeline.prepare();
   g_live_src = src.get();
   install_handlers();
 
@@ -394,6 +395,7 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
       out.add_observer(inventory.get());
       Pipeline pipeline(cfg, depth, out, phi, {&judge, inventory.get()});
       pipeline.set_linktype(linktype::EN10MB);
+      pipeline.prepare();
       if (o.workers > 1) pipeline.set_worker_id(i);
       AfPacketSource& src = *sources[i];
       auto last_flush = std::chrono::steady_clock::now();

@@ -160,6 +160,10 @@ void Pipeline::packet(const uint8_t* frame, uint32_t caplen, uint32_t wirelen, T
   else if (p.proto == 17) udp(f, dir, p);
 }
 
+void Pipeline::prepare() {
+  if (ndpi_) ndpi_->prepare();
+}
+
 void Pipeline::tcp(Flow& f, Dir dir, const Packet& p) {
   if (!f.ext && p.payload_len == 0) return;  // nothing to reassemble or classify yet
   FlowState& st = state_of(f);

@@ -36,6 +36,9 @@ class Pipeline {
 
   // Sets the link type of the packets that follow (each input file may have its own).
   void set_linktype(int dlt);
+  // Builds the classifiers' tables now instead of on the first flow that needs them (live
+  // capture: no pause once packets arrive).
+  void prepare();
   void packet(const uint8_t* frame, uint32_t caplen, uint32_t wirelen, Timestamp ts);
   // Ends every open flow (end of input, or `interrupted` on a signal) and, unless told not to,
   // writes the final stats.
