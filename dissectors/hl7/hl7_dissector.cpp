@@ -238,8 +238,17 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
     cur_transport_ = transport;
     cur_complete_ = complete;
     stray_reported_ = false;
-    hl7cpp::PayloadInfo info = hl7cpp::split_payload(text, *this);
     FlowContext& ctx = *s.ctx;
+    // The usual payload is one message: parse it straight away, and split only when the parse
+    // saw a second message or a batch inside (split_payload would find the same lines again).
+    if (text.size() > 3 && text.compare(0, 3, "MSH") == 0) {
+      hl7cpp::ParseStatus st = msg_.parse(text);
+      if (st == hl7cpp::ParseStatus::ok && !msg_.has_inner_headers()) {
+        process_parsed(s, st, offset, false);
+        return;
+      }
+    }
+    hl7cpp::PayloadInfo info = hl7cpp::split_payload(text, *this);
     if (info.headers_out_of_place) ctx.anomaly(kName, "hl7.batch_structure", offset);
     if (info.messages == 0 && info.stray_segments == 0) {
       bool blank = std::all_of(text.begin(), text.end(), [](char c) { return c == '\r' || c == '\n' || c == ' '; });
@@ -261,9 +270,14 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
  private:
   // Text of a raw value for output: unescaped only when it holds escapes, converted to UTF-8
   // when MSH-18 says ISO 8859-1. Returns a view valid until the next call with the same scratch.
-  std::string_view text_of(std::string_view raw, std::string& scratch) {
-    bool esc = hl7cpp::has_escape(raw, msg_.separators());
-    bool latin = charset_ == hl7cpp::Charset::latin1 &&
+  [[gnu::always_inline]] std::string_view text_of(std::string_view raw, std::string& scratch) {
+    // Most messages hold neither escapes nor 8-bit text: no per-value scan then.
+    if (!msg_.may_have_escapes() && (charset_ != hl7cpp::Charset::latin1 || msg_.ascii_only())) return raw;
+    return convert_text(raw, scratch);
+  }
+  std::string_view convert_text(std::string_view raw, std::string& scratch) {
+    bool esc = msg_.may_have_escapes() && hl7cpp::has_escape(raw, msg_.separators());
+    bool latin = charset_ == hl7cpp::Charset::latin1 && !msg_.ascii_only() &&
                  std::any_of(raw.begin(), raw.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; });
     if (!esc && !latin) return raw;
     scratch.clear();
@@ -281,7 +295,11 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
     w.field(key, text_of(raw, scratch_));
   }
 
-  void process_message(DirState& s, std::string_view text, uint64_t offset, bool in_batch);
+  void process_message(DirState& s, std::string_view text, uint64_t offset, bool in_batch) {
+    process_parsed(s, msg_.parse(text), offset, in_batch);
+  }
+  // One message already parsed into msg_ (status st): flow facts, ACK pairing, the event.
+  void process_parsed(DirState& s, hl7cpp::ParseStatus st, uint64_t offset, bool in_batch);
 
   // Adds "a^b" (or "a") to a short list; true when it was new. Values with list punctuation are
   // skipped: they could not be told apart in the comma list.
@@ -372,11 +390,10 @@ void BodyFrames::anomaly(hl7cpp::MllpAnomaly a, uint64_t) {
   ds->ctx->anomaly(kName, name, base);
 }
 
-void Hl7Dissector::process_message(DirState& s, std::string_view text, uint64_t offset, bool in_batch) {
+void Hl7Dissector::process_parsed(DirState& s, hl7cpp::ParseStatus st, uint64_t offset, bool in_batch) {
   FlowContext& ctx = *s.ctx;
   if (!msg_counter_) msg_counter_ = &ctx.counters().at("hl7.messages");
   ++*msg_counter_;
-  hl7cpp::ParseStatus st = msg_.parse(text);
   if (st == hl7cpp::ParseStatus::bad_encoding) {
     ctx.anomaly(kName, "hl7.bad_encoding_characters", offset);
     return;
@@ -396,9 +413,9 @@ void Hl7Dissector::process_message(DirState& s, std::string_view text, uint64_t 
   std::string_view msh3 = F(3), msh4 = F(4), msh5 = F(5), msh6 = F(6), msh7 = F(7), msh9 = F(9),
                    msh10 = F(10), msh11 = F(11), msh12 = F(12), msh15 = F(15), msh16 = F(16), msh18 = F(18);
   charset_ = hl7cpp::charset_from_msh18(hl7cpp::nth_piece(msh18, sep.repetition, 1));
-  std::string_view msg_code = hl7cpp::nth_piece(msh9, sep.component, 1);
-  std::string_view trigger = hl7cpp::nth_piece(msh9, sep.component, 2);
-  std::string_view structure = hl7cpp::nth_piece(msh9, sep.component, 3);
+  std::string_view msh9_parts[3];
+  hl7cpp::split_pieces(msh9, sep.component, msh9_parts, 3);
+  std::string_view msg_code = msh9_parts[0], trigger = msh9_parts[1], structure = msh9_parts[2];
   std::string_view version = hl7cpp::nth_piece(msh12, sep.component, 1);
   std::string_view proc_id = hl7cpp::nth_piece(msh11, sep.component, 1);
 
@@ -421,7 +438,8 @@ void Hl7Dissector::process_message(DirState& s, std::string_view text, uint64_t 
     // Names compared as one integer (up to 8 bytes, plus the length). Built in a register: a
     // variable-length memcpy to the stack and an 8-byte load back stalls store forwarding.
     uint64_t packed = 0;
-    for (size_t j = 0; j < name.size(); ++j) packed |= uint64_t(uint8_t(name[j])) << (8 * j);
+    if (name.size() == 3) packed = code3(name.data());
+    else for (size_t j = 0; j < name.size(); ++j) packed |= uint64_t(uint8_t(name[j])) << (8 * j);
     bool dup = false;
     for (size_t k = 0; k < n_names; ++k)
       if (seg_keys[k] == packed && seg_names[k].size() == name.size()) { dup = true; break; }
@@ -622,7 +640,7 @@ void Hl7Dissector::process_message(DirState& s, std::string_view text, uint64_t 
       // so a name pseudonymises the same from both protocols.
       pseudo_in_.clear();
       std::string_view c[5];
-      for (size_t k = 0; k < 5; ++k) c[k] = hl7cpp::nth_piece(patient_name, sep.component, k + 1);
+      hl7cpp::split_pieces(patient_name, sep.component, c, 5);
       c[0] = hl7cpp::nth_piece(c[0], sep.subcomponent, 1);
       const size_t order[5] = {0, 1, 2, 4, 3};
       for (size_t k = 0; k < 5; ++k) {

@@ -1,5 +1,7 @@
 #include "sensor/capture/pcap_source.h"
 
+#include <stdio_ext.h>
+
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -27,6 +29,8 @@ std::unique_ptr<PcapSource> PcapSource::open_file(const std::string& path) {
     if (!f) throw std::runtime_error(path + ": " + std::strerror(errno));
     s->file_buffer_.reset(new char[kFileBuffer]);
     setvbuf(f, s->file_buffer_.get(), _IOFBF, kFileBuffer);
+    // Only the reading thread touches the stream: no stdio lock per fread (two per packet).
+    __fsetlocking(f, FSETLOCKING_BYCALLER);
     s->p_ = pcap_fopen_offline_with_tstamp_precision(f, PCAP_TSTAMP_PRECISION_MICRO, err);
     if (!s->p_) std::fclose(f);  // on success pcap_close closes it
   }

@@ -318,3 +318,23 @@ TEST_CASE("hostile input does not crash") {
   }
   SUCCEED();
 }
+
+TEST_CASE("a frame holding two messages without a batch gives two events, as split") {
+  // One message per frame takes the direct path; a second MSH inside sends the frame through
+  // the splitter. Both must give the same events as framing each message alone.
+  Harness one, two;
+  one.feed(Dir::to_server, mllp(kAdt + with_id(kAdt, "MSG0002")));
+  two.feed(Dir::to_server, mllp(kAdt));
+  two.feed(Dir::to_server, mllp(with_id(kAdt, "MSG0002")));
+  auto a = one.events("hl7"), b = two.events("hl7");
+  REQUIRE(a.size() == 2);
+  REQUIRE(b.size() == 2);
+  CHECK(a[0]["hl7"]["control_id"] == "MSG0001");
+  CHECK(a[1]["hl7"]["control_id"] == "MSG0002");
+  for (int i = 0; i < 2; ++i) {
+    a[i]["hl7"].erase("offset");
+    b[i]["hl7"].erase("offset");
+    CHECK(a[i] == b[i]);
+  }
+  CHECK(one.events("anomaly").empty());
+}

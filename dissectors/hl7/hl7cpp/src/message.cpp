@@ -73,13 +73,29 @@ std::string_view nth_piece(std::string_view s, char c, size_t n) {
   return std::string_view(d + start, i - start);
 }
 
+size_t split_pieces(std::string_view s, char c, std::string_view* out, size_t n) {
+  if (n == 0) return 0;
+  const char* d = s.data();
+  const size_t len = s.size();
+  size_t k = 0, start = 0;
+  for (size_t i = 0; i < len; ++i) {
+    if (d[i] != c) continue;
+    out[k++] = std::string_view(d + start, i - start);
+    start = i + 1;
+    if (k == n) return k;
+  }
+  out[k++] = std::string_view(d + start, len - start);
+  for (size_t j = k; j < n; ++j) out[j] = {};
+  return k;
+}
+
 size_t piece_count(std::string_view s, char c) {
   size_t n = 1;
   for (char ch : s) n += ch == c;
   return n;
 }
 
-bool Field::has_value() const {
+bool Field::has_value_slow() const {
   if (raw_.empty() || is_null()) return false;
   if (leaf_ || !sep_) return true;
   for (char ch : raw_)
@@ -107,9 +123,8 @@ bool Segment::is_header() const {
   return sep_ && raw_.size() >= 4 && is_header_name(raw_) && raw_[3] == sep_->field;
 }
 
-std::string_view Segment::name() const {
+std::string_view Segment::name_slow() const {
   if (!sep_) return raw_.substr(0, 3);
-  if (raw_.size() >= 4 && raw_[3] == sep_->field) return raw_.substr(0, 3);  // the usual 3-letter id
   if (is_header()) return raw_.substr(0, 3);
   size_t k = raw_.find(sep_->field);
   return k == std::string_view::npos ? raw_ : raw_.substr(0, k);
@@ -213,21 +228,79 @@ bool read_separators(std::string_view text, Separators& out) {
   return true;
 }
 
+namespace {
+
+// Segment ids that start a message or a batch/file: a later line with one of them means the
+// text holds more than one message.
+bool is_boundary_id(const char* p, size_t n) {
+  while (n && (*p == ' ' || *p == '\t' || *p == '\f' || *p == '\v')) { ++p; --n; }
+  if (n < 3) return false;
+  uint32_t c = uint32_t(uint8_t(p[0])) << 16 | uint32_t(uint8_t(p[1])) << 8 | uint8_t(p[2]);
+  constexpr auto id = [](const char* s) { return uint32_t(uint8_t(s[0])) << 16 | uint32_t(uint8_t(s[1])) << 8 | uint8_t(s[2]); };
+  return c == id("MSH") || c == id("BHS") || c == id("FHS") || c == id("BTS") || c == id("FTS");
+}
+
+}  // namespace
+
 ParseStatus Message::parse(std::string_view text) {
   segs_.clear();
   lf_ = false;
+  escapes_ = false;
+  ascii_ = true;
+  inner_headers_ = false;
   sep_ = Separators();
   text = trim(text);
   raw_ = text;
   if (text.empty()) return ParseStatus::empty;
   if (!is_header_name(text)) return ParseStatus::no_header;
   if (!read_separators(text, sep_)) return ParseStatus::bad_encoding;
+  // One pass: line ends, escape characters and 8-bit bytes. MSH-2 holds the escape character
+  // itself, so escapes count only from the end of the encoding characters on.
+  const char* d = text.data();
+  const size_t n = text.size();
+  size_t body = 4;
+  while (body < n && d[body] != sep_.field && d[body] != '\r' && d[body] != '\n') ++body;
+  size_t line = 0;
   bool truncated = false;
-  for_each_line(text, lf_, [&](std::string_view line, size_t) {
-    if (segs_.size() >= limits_.max_segments) { truncated = true; return false; }
-    segs_.push_back(line);
-    return true;
-  });
+  auto eol = [&](size_t at) {
+    if (at < n && d[at] == '\n') lf_ = true;
+    if (at > line) {
+      if (segs_.size() >= limits_.max_segments) {
+        truncated = true;
+      } else {
+        if (!segs_.empty() && is_boundary_id(d + line, at - line)) inner_headers_ = true;
+        segs_.emplace_back(d + line, at - line);
+      }
+    }
+    line = at + 1;
+  };
+  size_t i = 0;
+  unsigned high = 0;
+  bool esc = false;
+#if defined(__SSE2__)
+  const __m128i cr = _mm_set1_epi8('\r'), lf = _mm_set1_epi8('\n'), ev = _mm_set1_epi8(sep_.escape);
+  for (; i + 16 <= n; i += 16) {
+    __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(d + i));
+    unsigned ends = static_cast<unsigned>(_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(b, cr), _mm_cmpeq_epi8(b, lf))));
+    unsigned e = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(b, ev)));
+    if (i < body) e &= body - i >= 16 ? 0u : ~((1u << (body - i)) - 1);
+    esc |= e != 0;
+    high |= static_cast<unsigned>(_mm_movemask_epi8(b));
+    while (ends) {
+      eol(i + static_cast<size_t>(__builtin_ctz(ends)));
+      ends &= ends - 1;
+    }
+  }
+#endif
+  for (; i < n; ++i) {
+    char c = d[i];
+    if (c == '\r' || c == '\n') eol(i);
+    if (c == sep_.escape && i >= body) esc = true;
+    high |= static_cast<unsigned char>(c) & 0x80u;
+  }
+  eol(n);  // the text was trimmed: its last line has no terminator
+  escapes_ = esc;
+  ascii_ = high == 0;
   return truncated ? ParseStatus::too_many_segments : ParseStatus::ok;
 }
 

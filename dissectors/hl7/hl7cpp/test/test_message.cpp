@@ -160,3 +160,71 @@ TEST_CASE("charset names from MSH-18") {
   to_utf8("M\xfcller", Charset::latin1, out);
   CHECK(out == "M\xc3\xbcller");
 }
+
+TEST_CASE("split_pieces gives what nth_piece gives, in one pass") {
+  const std::string_view samples[] = {"", "A", "A^B", "^B^", "DOE^JOHN^Q^JR^DR^^L", "^^^^^^^", "A^B^C^D^E^F"};
+  for (auto s : samples) {
+    for (size_t n = 1; n <= 6; ++n) {
+      std::string_view out[6];
+      size_t got = split_pieces(s, '^', out, n);
+      CHECK(got == std::min(n, piece_count(s, '^')));
+      for (size_t k = 0; k < n; ++k) CHECK(out[k] == nth_piece(s, '^', k + 1));
+    }
+  }
+  std::string_view none[1];
+  CHECK(split_pieces("A^B", '^', none, 0) == 0);
+}
+
+TEST_CASE("the segment pass also tells escapes, 8-bit bytes and a second message apart") {
+  Message m;
+  // MSH-2 holds the escape character itself: that alone is no escape.
+  REQUIRE(m.parse("MSH|^~\\&|A|B\rPID|1||X^^^Y||DOE^JANE") == ParseStatus::ok);
+  CHECK_FALSE(m.may_have_escapes());
+  CHECK(m.ascii_only());
+  CHECK_FALSE(m.has_inner_headers());
+  // Other delimiters declared: their escape character counts, a backslash does not.
+  REQUIRE(m.parse("MSH|^~#&|A|B\rPID|1||a\\b||DOE#F#JANE") == ParseStatus::ok);
+  CHECK(m.may_have_escapes());
+  REQUIRE(m.parse("MSH|^~#&|A|B\rPID|1||a\\b||DOE^JANE") == ParseStatus::ok);
+  CHECK_FALSE(m.may_have_escapes());
+  // Past the first 16-byte block, in the scalar tail, and right after MSH-2.
+  REQUIRE(m.parse("MSH|^~\\&|A|B\rPID|1||12345678901234567890||O\\T\\BRIEN") == ParseStatus::ok);
+  CHECK(m.may_have_escapes());
+  REQUIRE(m.parse("MSH|^~\\&|\\F\\") == ParseStatus::ok);
+  CHECK(m.may_have_escapes());
+  REQUIRE(m.parse("MSH|^~\\&|A|B\rPID|1||X||M\xfcller^J") == ParseStatus::ok);
+  CHECK_FALSE(m.ascii_only());
+  // A later MSH/BHS/FHS/BTS/FTS line (even indented) means more than one message.
+  REQUIRE(m.parse("MSH|^~\\&|A\rPID|1\rMSH|^~\\&|B\rPID|2") == ParseStatus::ok);
+  CHECK(m.has_inner_headers());
+  CHECK(m.size() == 4);
+  REQUIRE(m.parse("MSH|^~\\&|A\rPID|1\r  BTS|1") == ParseStatus::ok);
+  CHECK(m.has_inner_headers());
+  REQUIRE(m.parse("MSH|^~\\&|A\rMSA|AA|1\rZMS|1") == ParseStatus::ok);
+  CHECK_FALSE(m.has_inner_headers());
+  // The same segments as before whatever the line ends and where they fall.
+  std::string text = "MSH|^~\\&|A";
+  for (int i = 0; i < 40; ++i) text += (i % 3 == 0 ? "\r\n" : i % 3 == 1 ? "\n" : "\r") + std::string("OBX|") + std::to_string(i);
+  REQUIRE(m.parse(text) == ParseStatus::ok);
+  CHECK(m.size() == 41);
+  CHECK(m.lf_line_ends());
+  CHECK(m.segment(40).raw() == "OBX|39");
+}
+
+TEST_CASE("segment names and field presence: the short paths agree with the long ones") {
+  Message m;
+  REQUIRE(m.parse("MSH|^~\\&|A\rPID|\"\"|^^|^x| |a\rZZZZ|1\rNTE") == ParseStatus::ok);
+  CHECK(m.segment(1).name() == "PID");
+  CHECK(m.segment(2).name() == "ZZZZ");
+  CHECK(m.segment(3).name() == "NTE");
+  CHECK(m.segment(0).name() == "MSH");
+  Segment pid = m.segment(1);
+  CHECK_FALSE(pid.field(1).has_value());  // explicit null
+  CHECK_FALSE(pid.field(2).has_value());  // only separators
+  CHECK(pid.field(3).has_value());
+  CHECK_FALSE(pid.field(4).has_value());  // a blank
+  CHECK(pid.field(5).has_value());
+  CHECK_FALSE(m.segment(0).field(3).has_value() == false);
+  CHECK_FALSE(Field("\"\"", nullptr, true).has_value());
+  CHECK(Field("^", nullptr, true).has_value());
+}

@@ -31,6 +31,9 @@ struct Separators {
 
 // The n-th (1-based) piece of s split on c; empty when there are fewer pieces.
 std::string_view nth_piece(std::string_view s, char c, size_t n);
+// The first n pieces of s split on c into out[0..n) (absent ones empty); returns how many
+// pieces s has, counted up to n. One pass where n calls of nth_piece would rescan the start.
+size_t split_pieces(std::string_view s, char c, std::string_view* out, size_t n);
 // Number of pieces of s split on c (an empty string is one empty piece).
 size_t piece_count(std::string_view s, char c);
 
@@ -96,7 +99,15 @@ class Field {
   // `""` is HL7's explicit null ("delete the value"): present but carries no data.
   bool is_null() const { return raw_ == "\"\""; }
   // Present with a value: not empty, not the explicit null, not only separators.
-  bool has_value() const;
+  bool has_value() const {
+    if (raw_.empty()) return false;
+    // The usual answer from the first byte; the rest for "", ^^^ and the like.
+    char c = raw_[0];
+    if (c == '"') return has_value_slow();
+    if (leaf_ || !sep_) return true;
+    if (c != ' ' && c != sep_->component && c != sep_->repetition && c != sep_->subcomponent) return true;
+    return has_value_slow();
+  }
   size_t repetitions() const { return leaf_ || !sep_ ? 1 : piece_count(raw_, sep_->repetition); }
   Repetition repetition(size_t n) const {
     if (leaf_ || !sep_) return Repetition(n == 1 ? raw_ : std::string_view(), sep_, true);
@@ -111,6 +122,7 @@ class Field {
   bool is_leaf() const { return leaf_; }
 
  private:
+  bool has_value_slow() const;
   std::string_view raw_;
   const Separators* sep_ = nullptr;
   bool leaf_ = false;
@@ -123,7 +135,10 @@ class Segment {
   explicit operator bool() const { return !raw_.empty(); }
   std::string_view raw() const { return raw_; }
   // Segment id: the text before the first field separator ("PID", "ZPI").
-  std::string_view name() const;
+  std::string_view name() const {
+    if (sep_ && raw_.size() >= 4 && raw_[3] == sep_->field) return raw_.substr(0, 3);  // the usual 3-letter id
+    return name_slow();
+  }
   // MSH, FHS and BHS carry the delimiters in fields 1 and 2.
   bool is_header() const;
   // Highest field number present (MSH-1/MSH-2 count as fields).
@@ -136,6 +151,7 @@ class Segment {
   const Separators* separators() const { return sep_; }
 
  protected:
+  std::string_view name_slow() const;
   std::string_view raw_;
   const Separators* sep_ = nullptr;
 };
@@ -184,6 +200,13 @@ class Message {
   size_t count(std::string_view name) const;
   // Segments were terminated with LF or CRLF somewhere (non-conforming but common).
   bool lf_line_ends() const { return lf_; }
+  // Facts gathered by the same pass that finds the segments, so that callers can skip work
+  // per field: whether the escape character occurs after MSH-2 (false: no field needs
+  // unescaping), whether every byte is 7-bit, and whether a later line starts another
+  // message or a batch/file segment (true: the text is not one message; see split_payload).
+  bool may_have_escapes() const { return escapes_; }
+  bool ascii_only() const { return ascii_; }
+  bool has_inner_headers() const { return inner_headers_; }
 
   // Path access, e.g. "PID-5", "PID-5.1", "PID-3[2].1", "PID-3(2).4.2", "OBX(2)-5",
   // "OBX[2].5" and python-hl7's "PID.F3.R1.C2.S2". Returns the raw (escaped) text; empty when
@@ -206,6 +229,9 @@ class Message {
   Separators sep_;
   std::vector<std::string_view> segs_;
   bool lf_ = false;
+  bool escapes_ = false;
+  bool ascii_ = true;
+  bool inner_headers_ = false;
 };
 
 // Reads MSH-1/MSH-2 (or FHS/BHS) at the start of text. Returns false when they are unusable.
