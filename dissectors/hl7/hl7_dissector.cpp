@@ -316,6 +316,44 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
     list.push_back(std::move(v));
     return true;
   }
+  // A stream repeats a few message shapes: the segment list and the PHI field list of an
+  // event are rendered once per distinct list and copied while it repeats.
+  std::string_view segments_json(size_t n) {
+    bool same = n == shape_n_;
+    for (size_t k = 0; same && k < n; ++k)
+      same = shape_keys_[k] == seg_keys_[k] && shape_lens_[k] == seg_names_[k].size();
+    if (same) return segments_json_;
+    shape_n_ = n;
+    segments_json_.assign("[");
+    for (size_t k = 0; k < n; ++k) {
+      shape_keys_[k] = seg_keys_[k];
+      shape_lens_[k] = static_cast<uint8_t>(seg_names_[k].size());
+      if (k) segments_json_.push_back(',');
+      JsonWriter::append_escaped(segments_json_, seg_names_[k]);
+    }
+    segments_json_.push_back(']');
+    return segments_json_;
+  }
+  std::string_view phi_fields_json(uint64_t mask, bool z) {
+    if (phi_json_valid_ && mask == phi_json_mask_ && z == phi_json_z_) return phi_json_;
+    const PhiIndex& phi = phi_index();
+    phi_json_.assign("[");
+    for (size_t b = 0; b < phi.names.size(); ++b) {
+      if (!(mask & (1ULL << b))) continue;
+      if (phi_json_.size() > 1) phi_json_.push_back(',');
+      JsonWriter::append_escaped(phi_json_, phi.names[b]);
+    }
+    if (z) {
+      if (phi_json_.size() > 1) phi_json_.push_back(',');
+      phi_json_.append("\"Z-segment\"");
+    }
+    phi_json_.push_back(']');
+    phi_json_valid_ = true;
+    phi_json_mask_ = mask;
+    phi_json_z_ = z;
+    return phi_json_;
+  }
+
   static std::string join(const std::vector<std::string>& list) {
     std::string out;
     for (auto& v : list) { if (!out.empty()) out.push_back(','); out += v; }
@@ -333,6 +371,13 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
   struct PrtDevice { std::string_view device, udi, serial, type; };
   std::array<std::string_view, 24> seg_names_;
   std::array<uint64_t, 24> seg_keys_;
+  std::array<uint64_t, 24> shape_keys_;        // the segment list segments_json_ renders
+  std::array<uint8_t, 24> shape_lens_;
+  size_t shape_n_ = SIZE_MAX;
+  std::string segments_json_;
+  uint64_t phi_json_mask_ = 0;                 // the PHI field list phi_json_ renders
+  bool phi_json_z_ = false, phi_json_valid_ = false;
+  std::string phi_json_;
   std::array<std::string_view, kMaxListed> equipment_;
   std::array<PrtDevice, 4> prt_;
   FlowContext* cur_ctx_ = nullptr;
@@ -609,9 +654,8 @@ void Hl7Dissector::process_parsed(DirState& s, hl7cpp::ParseStatus st, uint64_t 
   if (!msh18.empty()) {
     write_text(w, "charset", hl7cpp::nth_piece(msh18, sep.repetition, 1));
   }
-  w.array("segments");
-  for (size_t k = 0; k < n_names; ++k) w.value(seg_names[k]);
-  w.end_array();
+  w.key("segments");
+  w.raw(segments_json(n_names));
   w.field("segment_count", static_cast<uint64_t>(msg_.size()));
   if (is_response) {
     w.object("ack");
@@ -626,11 +670,8 @@ void Hl7Dissector::process_parsed(DirState& s, hl7cpp::ParseStatus st, uint64_t 
     w.end_object();
   }
   if (phi_mask || z_phi) {
-    w.array("phi_fields");
-    for (size_t b = 0; b < phi.names.size(); ++b)
-      if (phi_mask & (1ULL << b)) w.value(phi.names[b]);
-    if (z_phi) w.value("Z-segment");
-    w.end_array();
+    w.key("phi_fields");
+    w.raw(phi_fields_json(phi_mask, z_phi));
   }
   if (!patient_id.empty() || !patient_name.empty()) {
     w.object("patient");

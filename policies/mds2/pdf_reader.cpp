@@ -1,50 +1,101 @@
-// MDS2 from PDF: poppler's text extraction in physical layout (table columns stay apart as runs
-// of spaces), then the keyed text reader.
+// MDS2 from PDF: the text of the pages (pdf_text module, loaded on first use), then the keyed
+// text reader.
+#include <dlfcn.h>
+#include <unistd.h>
+
 #include <cstdint>
-#include <memory>
-#include <poppler-document.h>
-#include <poppler-global.h>
-#include <poppler-page.h>
+#include <fstream>
+#include <iterator>
+#include <mutex>
+#include <string>
+#include <vector>
 
 #include "policies/mds2/mds2_form.h"
+#include "policies/mds2/pdf_text.h"
+
+// Programs that link pdf_text.cpp itself (the fuzz target) call it directly.
+extern "C" int medmon_pdf_text(const char* data, size_t size, std::string* text) __attribute__((weak));
 
 namespace medmon::mds2 {
 
 namespace {
-// poppler prints parse errors of damaged files on stderr; the import reports its own message.
-void quiet(const std::string&, void*) {}
 
-Form read_pdf_doc(std::unique_ptr<poppler::document> doc, const std::string& path) {
-  if (!doc) throw ImportError(path + ": not a readable PDF");
-  if (doc->is_locked()) throw ImportError(path + ": PDF is password protected");
-  std::string text;
-  int pages = doc->pages();
-  if (pages > 2000) throw ImportError(path + ": more than 2000 pages; not an MDS2 form");
-  for (int i = 0; i < pages; ++i) {
-    std::unique_ptr<poppler::page> p(doc->create_page(i));
-    if (!p) continue;
-    auto bytes = p->text(poppler::rectf(), poppler::page::physical_layout).to_utf8();
-    text.append(bytes.data(), bytes.size());
-    text.push_back('\n');
+using PdfTextFn = int (*)(const char*, size_t, std::string*);
+constexpr const char* kModule = "medmon-pdf.so";
+
+std::string self_dir() {
+  char buf[4096];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) return {};
+  std::string p(buf, static_cast<size_t>(n));
+  return p.substr(0, p.rfind('/') + 1);
+}
+
+// Where the module is looked for: $MEDMON_PDF_MODULE, beside the executable, ../lib/medmon/
+// beside it, then where the build put it.
+PdfTextFn load(std::string& why) {
+  if (&::medmon_pdf_text) return &::medmon_pdf_text;
+  std::vector<std::string> candidates;
+  if (const char* env = std::getenv("MEDMON_PDF_MODULE"); env && *env) candidates.emplace_back(env);
+  std::string dir = self_dir();
+  if (!dir.empty()) {
+    candidates.push_back(dir + kModule);
+    candidates.push_back(dir + "../lib/medmon/" + kModule);
   }
-  Form f = read_text_buffer(text, "text", path);
-  f.source_file = path;
+#ifdef MEDMON_PDF_MODULE_BUILT
+  candidates.emplace_back(MEDMON_PDF_MODULE_BUILT);
+#endif
+  for (auto& c : candidates) {
+    if (access(c.c_str(), R_OK) != 0) continue;
+    void* h = dlopen(c.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!h) { why = dlerror(); continue; }
+    if (auto fn = reinterpret_cast<PdfTextFn>(dlsym(h, "medmon_pdf_text"))) return fn;
+    why = c + ": no medmon_pdf_text";
+  }
+  if (why.empty()) why = std::string(kModule) + " not found beside the medmon executable";
+  return nullptr;
+}
+
+PdfTextFn module(std::string& why) {
+  static std::once_flag once;
+  static PdfTextFn fn = nullptr;
+  static std::string error;
+  std::call_once(once, [] { fn = load(error); });
+  why = error;
+  return fn;
+}
+
+Form read_pdf_text(std::string_view data, const std::string& source) {
+  std::string why;
+  PdfTextFn fn = module(why);
+  if (!fn) throw ImportError(source + ": PDF import unavailable (" + why + ")");
+  std::string text;
+  switch (static_cast<PdfText>(fn(data.data(), data.size(), &text))) {
+    case PdfText::ok: break;
+    case PdfText::locked: throw ImportError(source + ": PDF is password protected");
+    case PdfText::too_many_pages:
+      throw ImportError(source + ": more than " + std::to_string(kMaxPdfPages) + " pages; not an MDS2 form");
+    default: throw ImportError(source + ": not a readable PDF");
+  }
+  Form f = read_text_buffer(text, "text", source);
+  f.source_file = source;
   f.source_format = "pdf";
   finish_form(f);
   return f;
 }
+
 }  // namespace
 
 Form read_pdf(const std::string& path) {
-  poppler::set_debug_error_function(quiet, nullptr);
-  return read_pdf_doc(std::unique_ptr<poppler::document>(poppler::document::load_from_file(path)), path);
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) throw ImportError(path + ": not a readable PDF");
+  // MDS2 forms are a few MiB; a file far past that is not one.
+  if (in.tellg() > std::streamoff(256) << 20) throw ImportError(path + ": larger than 256 MiB; not an MDS2 form");
+  in.seekg(0);
+  std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return read_pdf_text(data, path);
 }
 
-Form read_pdf_buffer(std::string_view data, const std::string& source) {
-  poppler::set_debug_error_function(quiet, nullptr);
-  if (data.size() > INT32_MAX) throw ImportError(source + ": not a readable PDF");
-  return read_pdf_doc(std::unique_ptr<poppler::document>(poppler::document::load_from_raw_data(
-                          data.data(), static_cast<int>(data.size()))), source);
-}
+Form read_pdf_buffer(std::string_view data, const std::string& source) { return read_pdf_text(data, source); }
 
 }  // namespace medmon::mds2

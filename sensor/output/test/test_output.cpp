@@ -146,6 +146,12 @@ TEST_CASE("Pseudonymiser is keyed, stable and never returns the value") {
     return std::string("phi:") + hex;
   };
   CHECK(p("DOE^JANE") == ref("key-one", "DOE^JANE"));
+  // Every length around the one-block limit (55 bytes with its padding) and past it.
+  for (size_t n = 1; n <= 140; ++n) {
+    std::string v;
+    for (size_t i = 0; i < n; ++i) v.push_back(static_cast<char>('A' + (i * 7 + n) % 26));
+    CHECK(p(v) == ref("key-one", v));
+  }
   std::string long_key(100, 'k');
   CHECK(Pseudonymiser(long_key)("MRN0001") == ref(long_key, "MRN0001"));
   Pseudonymiser copy(p);
