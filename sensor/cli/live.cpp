@@ -451,7 +451,9 @@ int run_live(const LiveOptions& opts) {
     // libpcap takes the buffer in MiB; the AF_PACKET path reads capture.ring_size in bytes.
     if (o.capture == "pcap" && cfg.capture.ring_size && !o.given.buffer_mb)
       o.buffer_mb = static_cast<int>(std::max<size_t>(1, *cfg.capture.ring_size >> 20));
-    if (o.given.stats_interval || cfg.stats_interval_usec == 0)
+    // The command line wins, then output.stats_interval (0: stats only when the sensor stops),
+    // then the 60 s default.
+    if (o.given.stats_interval || !cfg.stats_interval_set)
       cfg.stats_interval_usec = static_cast<int64_t>(o.stats_interval * 1e6);
     phi = std::make_unique<Pseudonymiser>(make_pseudonymiser(cfg));
     if (!load_signature_dirs(o)) return kExitUsage;

@@ -23,8 +23,6 @@ void add_common(CLI::App* c, CommonOptions& o) {
   c->add_option("--baseline", o.baseline, "Accepted alerts (rule, device, peer) that are not reported again");
   c->add_option("--phi", o.phi_mode, "PHI values in output: pseudonym (default) or raw (forensics only)")
       ->check(CLI::IsMember({"pseudonym", "raw"}));
-  c->add_option("--fail-on", o.fail_on, "Exit 1 when an alert at or above this severity was raised")
-      ->check(CLI::IsMember({"info", "low", "medium", "high", "critical", "none"}));
   c->add_option("--ladder", o.ladder, "Stop the pipeline after this stage (benchmarking)")
       ->check(CLI::IsMember({"decode", "flow", "reassembly", "ndpi", "dissect", "policy"}));
   c->add_flag("--quiet,-q", o.quiet, "No summary or progress on the terminal");
@@ -46,6 +44,9 @@ int main(int argc, char** argv) {
   analyze->add_option("--workers,-w", ao.workers, "Worker threads (flows are hashed to workers; output stays deterministic)")
       ->check(CLI::Range(1, 64));
   add_common(analyze, ao);
+  // A replay ends with a verdict; a live sensor runs until stopped, so the option is analyze's.
+  analyze->add_option("--fail-on", ao.fail_on, "Exit 1 when an alert at or above this severity was raised")
+      ->check(CLI::IsMember({"info", "low", "medium", "high", "critical", "none"}));
   analyze->callback([&] { exit_code = run_analyze(ao); });
 
   LiveOptions lo;

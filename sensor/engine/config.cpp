@@ -108,7 +108,10 @@ SensorConfig load_config(const std::string& path) {
       {"max_flows_in_detection", [&](const YAML::Node& v) { c.ndpi.max_flows_in_detection = number<size_t>(f, v, "max_flows_in_detection", 1, 100'000'000); }},
     }); }},
     {"output", [&](const YAML::Node& n) { section(f, n, "output", {
-      {"stats_interval", [&](const YAML::Node& v) { c.stats_interval_usec = seconds(f, v, "stats_interval"); }},
+      {"stats_interval", [&](const YAML::Node& v) {
+         c.stats_interval_usec = seconds(f, v, "stats_interval");
+         c.stats_interval_set = true;
+       }},
       {"phi", [&](const YAML::Node& v) {
         std::string m = text(f, v, "phi");
         if (m != "pseudonym" && m != "raw") fail(f, v, "'phi' must be 'pseudonym' or 'raw'");

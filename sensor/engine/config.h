@@ -44,6 +44,7 @@ struct SensorConfig {
   NdpiClassifier::Limits ndpi;
   FeederLimits feeder;
   int64_t stats_interval_usec = 0;        // 0: stats only at the end (analyze); live default 60 s
+  bool stats_interval_set = false;        // output.stats_interval given (0 included)
   std::string phi_mode = "pseudonym";     // or "raw"
   std::string phi_key;                    // site key (inline)
   std::string phi_key_file;               // or a file holding it (must be 0600)

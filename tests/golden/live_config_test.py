@@ -70,6 +70,9 @@ def main():
                         os.path.join(tmp, "ev.jsonl")], check_rc=None)
     C.true(f"--capture afpacket wins over capture.method: pcap ({err.strip()})",
            rc == 3 and "needs --capture afpacket" not in err)
+    # --fail-on is a verdict at the end of a replay: live refuses it instead of ignoring it.
+    rc, out, err = run(["live", "-i", "lo", "--fail-on", "high"], check_rc=None)
+    C.true(f"live refuses --fail-on ({err.strip()})", rc != 0 and "--fail-on" in err)
     shutil.rmtree(tmp, ignore_errors=True)
     C.done()
 
