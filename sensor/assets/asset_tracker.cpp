@@ -171,6 +171,9 @@ AssetTracker::Device* AssetTracker::device(const IpAddr& ip, Timestamp ts, bool 
 
 // Device name and zone from the policy's header annotation, model from the binder.
 void AssetTracker::bind(Device& d) {
+  // What the policy in force says, empty where it says nothing: a device a reloaded site no
+  // longer names loses its name, zone and model.
+  std::string device, zone, model;
   if (annotator_) {
     scratch_.clear();
     JsonWriter w(scratch_);
@@ -179,11 +182,23 @@ void AssetTracker::bind(Device& d) {
     ep.src = ep.dst = d.ip;
     annotator_->annotate(ep, w);
     w.end_object();
-    std::string v;
-    if (field_in(scratch_, 0, scratch_.size(), "src_device", v)) set_field(d, d.device, v, "binding");
-    if (field_in(scratch_, 0, scratch_.size(), "src_zone", v)) set_field(d, d.zone, v, "binding");
+    field_in(scratch_, 0, scratch_.size(), "src_device", device);
+    field_in(scratch_, 0, scratch_.size(), "src_zone", zone);
   }
-  if (binder_) set_field(d, d.model, binder_(d.ip, d.mac), "binding");
+  if (binder_) model = binder_(d.ip, d.mac);
+  auto put = [&](std::string& field, std::string_view v) {
+    v = trim(v).substr(0, 128);
+    if (field == v) return;
+    field.assign(v);
+    mark(d, "binding");
+  };
+  put(d.device, device);
+  put(d.zone, zone);
+  put(d.model, model);
+}
+
+void AssetTracker::rebind_all() {
+  for (auto& d : devices_) bind(d);
 }
 
 // Service names come from dissectors and nDPI's protocol table: a few hundred at most.

@@ -69,6 +69,8 @@ class AssetTracker : public FlowJudge, public EventObserver {
   // The policy's annotator gives a device's name and zone (optional).
   void set_annotator(HeaderAnnotator* a) { annotator_ = a; }
   void set_binder(Binder b) { binder_ = std::move(b); }
+  // Binds every known device again (after a policy reload): changed ones are reported.
+  void rebind_all();
 
   FlowVerdict judge(const FlowSummary& flow, EventOutput& out) override;
   void finish(Timestamp now, EventOutput& out) override;

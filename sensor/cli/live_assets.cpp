@@ -22,6 +22,7 @@ void LiveAssets::follow_policy() {
   view_ = report::policy_view_of(judge_.get());
   if (view_) tracker_.set_binder(view_->binder);
   else tracker_.set_binder(nullptr);
+  tracker_.rebind_all();  // devices seen under the previous policy take the new names and models
 }
 
 FlowVerdict LiveAssets::Worker::judge(const FlowSummary& f, EventOutput& out) {

@@ -111,8 +111,10 @@ policy:
         C.true("phase 1: no zone alert on the HL7 flow",
                not any(k[0].startswith("zone") and k[2] == "10.10.3.30" for k in alert_keys(ev1)))
 
-        # 2. Forbid modality -> his, SIGHUP: the same traffic now raises a zone alert.
-        open(site, "w").write(demo_site.replace("  - {from: modality, to: his}      # worklist\n", ""))
+        # 2. Forbid modality -> his, SIGHUP: the same traffic now raises a zone alert. The CT is
+        # renamed too: the asset inventory must report the new name of a device it already knows.
+        open(site, "w").write(demo_site.replace("  - {from: modality, to: his}      # worklist\n", "")
+                              .replace("{name: ct-1,", "{name: ct-1b,"))
         live.hup("policy " + site + " in force")
         n = len(live.events())
         ev2 = scenario(n)
@@ -184,7 +186,10 @@ policy:
         C.eq("each device reported new once across the workers", sorted(new), sorted(set(new)))
         ct = [a for a in assets if a["ip"] == "10.10.1.10"]
         C.true("the CT's asset events name it and its model",
-               bool(ct) and all(a.get("device") == "ct-1" and a.get("model") == "acme-ct" for a in ct))
+               bool(ct) and all(a.get("device") in ("ct-1", "ct-1b") and a.get("model") == "acme-ct" for a in ct))
+        C.true("the reload that renamed the CT is reported as a binding change",
+               any(a.get("device") == "ct-1b" and "binding" in a["changes"] for a in ct))
+        C.eq("the last reload named it ct-1 again", ct[-1].get("device") if ct else None, "ct-1")
         C.eq("assets.devices counted once over the workers' final stats",
              sum(s["counters"].get("assets.devices", 0) for s in last.values()), len(set(new)))
         os.makedirs(OUT, exist_ok=True)

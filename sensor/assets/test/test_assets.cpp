@@ -317,3 +317,35 @@ TEST_CASE("asset tracker survives malformed dicom event lines") {
   }
   CHECK(r.t->size() <= 2);
 }
+
+TEST_CASE("asset tracker: a reloaded policy rebinds the devices already seen") {
+  Rig r;
+  std::string ct_model = "acme-ct";
+  r.t->set_binder([&](const IpAddr& a, const std::array<uint8_t, 6>&) {
+    return a.to_string() == "10.10.1.10" ? ct_model : std::string();
+  });
+  auto f = flow("10.10.1.10", "10.10.2.20", 104, nullptr);
+  r.t->judge(f, r.out);
+  REQUIRE(r.assets().size() == 2);
+  CHECK(r.assets()[0]["model"] == "acme-ct");
+  // Same policy again: nothing to report.
+  r.t->rebind_all();
+  r.t->judge(f, r.out);
+  REQUIRE(r.assets().size() == 2);
+  // The new site binds the CT to another model: one asset event says so.
+  ct_model = "acme-ct-2";
+  r.t->rebind_all();
+  r.t->judge(f, r.out);
+  auto a = r.assets();
+  REQUIRE(a.size() == 3);
+  CHECK(a[2]["ip"] == "10.10.1.10");
+  CHECK(a[2]["model"] == "acme-ct-2");
+  CHECK(a[2]["changes"] == json::array({"binding"}));
+  // A site that no longer names it: unbound again.
+  ct_model.clear();
+  r.t->rebind_all();
+  r.t->judge(f, r.out);
+  a = r.assets();
+  REQUIRE(a.size() == 4);
+  CHECK(a[3]["model"] == "unbound");
+}
