@@ -1,0 +1,69 @@
+#include <catch2/catch.hpp>
+
+#include <array>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "dissectors/ndpi/ndpi_classifier.h"
+
+using namespace medmon;
+
+namespace {
+// IPv4 + TCP (PSH|ACK) carrying payload, checksums left zero (nDPI does not check them).
+std::vector<uint8_t> tcp_packet(std::array<uint8_t, 4> src, std::array<uint8_t, 4> dst, uint16_t sport,
+                                uint16_t dport, const std::string& payload) {
+  std::vector<uint8_t> p(40 + payload.size(), 0);
+  p[0] = 0x45;
+  size_t total = p.size();
+  p[2] = static_cast<uint8_t>(total >> 8);
+  p[3] = static_cast<uint8_t>(total);
+  p[8] = 64;
+  p[9] = 6;
+  std::memcpy(&p[12], src.data(), 4);
+  std::memcpy(&p[16], dst.data(), 4);
+  p[20] = static_cast<uint8_t>(sport >> 8);
+  p[21] = static_cast<uint8_t>(sport);
+  p[22] = static_cast<uint8_t>(dport >> 8);
+  p[23] = static_cast<uint8_t>(dport);
+  p[32] = 0x50;  // data offset 5 words
+  p[33] = 0x18;  // PSH|ACK
+  p[34] = 0xff;
+  std::memcpy(&p[40], payload.data(), payload.size());
+  return p;
+}
+}  // namespace
+
+TEST_CASE("nDPI tables are built by the first flow that needs them") {
+  Counters c;
+  NdpiClassifier n({}, c);
+  CHECK_FALSE(n.prepared());
+  // Flows claimed by medmon's dissectors end without nDPI: names come without the tables, as
+  // nDPI itself names an unclassified result.
+  NdpiClassifier::State claimed;
+  n.finish(claimed);
+  CHECK_FALSE(n.prepared());
+  CHECK(n.protocol_name(claimed.result) == "Unknown");
+  CHECK(n.category_name(claimed.result) == "Unspecified");
+  CHECK(n.app_name(claimed.result).empty());
+  // A flow medmon does not claim: the tables are built and nDPI classifies it.
+  NdpiClassifier::State ssh;
+  auto banner = tcp_packet({10, 0, 0, 1}, {10, 0, 0, 2}, 40000, 22, "SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n");
+  auto reply = tcp_packet({10, 0, 0, 2}, {10, 0, 0, 1}, 22, 40000, "SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n");
+  for (int i = 0; i < 3 && !ssh.finished; ++i) {
+    n.process(ssh, banner.data(), static_cast<uint32_t>(banner.size()), 1000 + i);
+    n.process(ssh, reply.data(), static_cast<uint32_t>(reply.size()), 1001 + i);
+  }
+  n.finish(ssh);
+  CHECK(n.prepared());
+  CHECK(n.protocol_name(ssh.result) == "SSH");
+  CHECK(n.is_encrypted(ssh.result));
+  // The same names for an unclassified result once the tables exist.
+  CHECK(n.protocol_name(claimed.result) == "Unknown");
+  CHECK(n.category_name(claimed.result) == "Unspecified");
+  // prepare() builds them up front (live capture).
+  Counters c2;
+  NdpiClassifier eager({}, c2);
+  eager.prepare();
+  CHECK(eager.prepared());
+}
