@@ -15,8 +15,17 @@ bool EventOutput::HeaderCache::matches(const EventEndpoints& ep, HeaderAnnotator
          flow_id == ep.flow_id;
 }
 
-JsonWriter& EventOutput::begin(std::string_view event_type, Timestamp ts, const EventEndpoints* ep) {
+EventOutput::~EventOutput() { pass_batch(); }
+
+void EventOutput::pass_batch() {
+  if (line_.empty()) return;
+  for (auto* s : batch_sinks_) s->write_batch(line_.view());
   line_.clear();
+}
+
+JsonWriter& EventOutput::begin(std::string_view event_type, Timestamp ts, const EventEndpoints* ep) {
+  if (batch_sinks_.empty() || line_.size() >= kBatchBytes) pass_batch();
+  line_start_ = line_.size();
   type_.assign(event_type);
   writer_.reset();
   writer_.begin_object();
@@ -75,8 +84,10 @@ void EventOutput::end() {
   writer_.end_object();
   ++events_;
   ++type_counter();
-  for (auto* o : observers_) o->on_event(type_, line_);
-  for (auto& s : sinks_) s->write_line(type_, line_);
+  std::string_view line = line_.view().substr(line_start_);
+  for (auto* o : observers_) o->on_event(type_, line);
+  for (auto* s : line_sinks_) s->write_line(type_, line);
+  if (!batch_sinks_.empty()) line_.push_back('\n');
 }
 
 uint64_t& EventOutput::type_counter() {
@@ -90,10 +101,16 @@ uint64_t& EventOutput::type_counter() {
 void EventOutput::emit_line(std::string_view event_type, std::string_view line) {
   ++events_;
   for (auto* o : observers_) o->on_event(event_type, line);
-  for (auto& s : sinks_) s->write_line(event_type, line);
+  for (auto* s : line_sinks_) s->write_line(event_type, line);
+  if (!batch_sinks_.empty()) {
+    line_.append(line);
+    line_.push_back('\n');
+    if (line_.size() >= kBatchBytes) pass_batch();
+  }
 }
 
 void EventOutput::flush() {
+  pass_batch();
   for (auto& s : sinks_) s->flush();
 }
 
@@ -119,17 +136,27 @@ void FileSink::write_line(std::string_view, std::string_view line) {
   if (buf_.size() >= (1 << 20)) flush();
 }
 
+void FileSink::write_batch(std::string_view lines) {
+  // Whole lines, already newline-terminated: after what is buffered, straight to the file.
+  flush();
+  write_all(lines);
+}
+
 void FileSink::flush() {
+  write_all(buf_);
+  buf_.clear();
+}
+
+void FileSink::write_all(std::string_view bytes) {
   size_t off = 0;
-  while (off < buf_.size()) {
-    ssize_t n = ::write(fd_, buf_.data() + off, buf_.size() - off);
+  while (off < bytes.size()) {
+    ssize_t n = ::write(fd_, bytes.data() + off, bytes.size() - off);
     if (n < 0) {
       if (errno == EINTR) continue;
       break;  // output gone (closed pipe, full disk): drop rather than spin
     }
     off += static_cast<size_t>(n);
   }
-  buf_.clear();
 }
 
 }  // namespace medmon

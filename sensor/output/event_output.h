@@ -53,6 +53,10 @@ class EventSink {
   virtual ~EventSink() = default;
   virtual void write_line(std::string_view event_type, std::string_view line) = 0;
   virtual void flush() {}
+  // A sink that writes every line as it is (FileSink) can take them in runs straight from the
+  // output's buffer ("line\nline\n...", whole lines only) instead of a copy of each line.
+  virtual bool takes_batches() const { return false; }
+  virtual void write_batch(std::string_view lines) { (void)lines; }
 };
 
 // Sees every event after it is finished (policy engine, asset tracker, summary).
@@ -64,13 +68,20 @@ class EventObserver {
 
 class EventOutput {
  public:
+  EventOutput() = default;
+  ~EventOutput();
+  EventOutput(const EventOutput&) = delete;
+  EventOutput& operator=(const EventOutput&) = delete;
   // Starts an event; returns a writer positioned inside the top-level object.
   JsonWriter& begin(std::string_view event_type, Timestamp ts, const EventEndpoints* ep);
   void end();
   // Passes on a line finished elsewhere (merging the output of several workers).
   void emit_line(std::string_view event_type, std::string_view line);
 
-  void add_sink(std::shared_ptr<EventSink> s) { sinks_.push_back(std::move(s)); }
+  void add_sink(std::shared_ptr<EventSink> s) {
+    (s->takes_batches() ? batch_sinks_ : line_sinks_).push_back(s.get());
+    sinks_.push_back(std::move(s));
+  }
   void add_observer(EventObserver* o) { observers_.push_back(o); }
   void set_annotator(HeaderAnnotator* a) { annotator_ = a; header_.valid = false; }
   void flush();
@@ -80,6 +91,9 @@ class EventOutput {
  private:
   uint64_t& type_counter();
   void write_endpoints(const EventEndpoints& ep);
+  void pass_batch();
+  // Lines kept for batch-taking sinks before they are handed over.
+  static constexpr size_t kBatchBytes = 1u << 20;
 
   // The endpoint part of the header ("flow_id" .. zones) of the last event with endpoints:
   // events come in runs from one flow, and this part is the same for all of them.
@@ -95,12 +109,16 @@ class EventOutput {
     bool matches(const EventEndpoints& ep, HeaderAnnotator* a) const;
   };
 
+  // The event being written, from line_start_ on. With batch-taking sinks, the finished lines
+  // before it (newline-terminated) wait here too, so that the event is written only once.
   JsonBuffer line_;
+  size_t line_start_ = 0;
   std::string type_;
   std::vector<std::pair<std::string, uint64_t*>> type_counters_;
   JsonWriter writer_{line_};
   HeaderCache header_;
   std::vector<std::shared_ptr<EventSink>> sinks_;
+  std::vector<EventSink*> line_sinks_, batch_sinks_;
   std::vector<EventObserver*> observers_;
   HeaderAnnotator* annotator_ = nullptr;
   Counters counters_;
@@ -115,8 +133,11 @@ class FileSink : public EventSink {
   ~FileSink() override;
   void write_line(std::string_view event_type, std::string_view line) override;
   void flush() override;
+  bool takes_batches() const override { return true; }
+  void write_batch(std::string_view lines) override;
 
  private:
+  void write_all(std::string_view bytes);
   int fd_ = -1;
   bool owned_ = false;
   std::string buf_;

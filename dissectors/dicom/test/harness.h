@@ -22,6 +22,14 @@ class Harness {
     out_.add_sink(sink_);
     ctx_.set_now(medmon::Timestamp{1700000000000000});
   }
+  // Builds a harness and runs `body` on it: returned as a prvalue, it is never copied or moved
+  // (its context refers to its own members).
+  template <class Body>
+  Harness(std::unique_ptr<medmon::Dissector> d, Body&& body) : Harness(std::move(d)) {
+    body(*this);
+  }
+  Harness(const Harness&) = delete;
+  Harness& operator=(const Harness&) = delete;
 
   // Delivers `bytes` of direction `dir` in chunks of `chunk` bytes (0 = all at once).
   void feed(medmon::Dir dir, std::span<const uint8_t> bytes, size_t chunk = 0) {

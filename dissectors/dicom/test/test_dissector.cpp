@@ -48,10 +48,10 @@ Stream store_stream(size_t max_frag = 4000, size_t pixels = 60000) {
 }
 
 Harness run(const Stream& s, size_t chunk = 0) {
-  Harness h(medmon::dicom::make_dissector());
-  for (auto& [d, b] : s.parts) h.feed(d, b, chunk);
-  h.finish();
-  return h;
+  return Harness(medmon::dicom::make_dissector(), [&](Harness& h) {
+    for (auto& [d, b] : s.parts) h.feed(d, b, chunk);
+    h.finish();
+  });
 }
 
 }  // namespace

@@ -8,7 +8,11 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include <unistd.h>
+
 #include <cstdio>
+#include <fstream>
+#include <iterator>
 
 using namespace medmon;
 
@@ -227,4 +231,44 @@ TEST_CASE("EventOutput reuses a flow's rendered header until the annotation chan
   CHECK(sink->lines[6] == head + R"(clinical","i":3})");
   CHECK(sink->lines[7].find(R"("flow_id":"F2")") != std::string::npos);
   CHECK(sink->lines[7].find(R"("dst_port":105,"proto":"tcp","src_zone":"clinical","i":3})") != std::string::npos);
+}
+
+TEST_CASE("a file sink takes the lines in runs from the output's buffer: same bytes, same order") {
+  char tmpl[] = "/tmp/medmon-batch-XXXXXX";
+  int fd = mkstemp(tmpl);
+  REQUIRE(fd >= 0);
+  close(fd);
+  auto mem = std::make_shared<MemorySink>();
+  std::string expect;
+  {
+    EventOutput out;
+    out.add_sink(std::make_shared<FileSink>(tmpl));
+    out.add_sink(mem);
+    EventEndpoints ep;
+    ep.flow_id = "F1";
+    // More than one batch (1 MiB), events of varied size, and lines passed on from elsewhere.
+    for (int i = 0; i < 6000; ++i) {
+      if (i % 1000 == 999) {
+        out.emit_line("merged", "{\"merged\":" + std::to_string(i) + "}");
+        continue;
+      }
+      auto& w = out.begin("test", Timestamp{1700000000000000 + i}, &ep);
+      w.field("i", static_cast<uint64_t>(i));
+      w.field("pad", std::string(static_cast<size_t>(i % 700), 'x'));
+      out.end();
+    }
+    out.flush();
+    for (int i = 0; i < 3; ++i) {  // after a flush, then left for the destructor
+      auto& w = out.begin("tail", Timestamp{1700000001000000}, nullptr);
+      w.field("n", static_cast<uint64_t>(i));
+      out.end();
+    }
+    for (auto& l : mem->lines) expect += l + "\n";
+  }
+  std::ifstream in(tmpl);
+  std::string got((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::remove(tmpl);
+  CHECK(mem->lines.size() == 6003);
+  CHECK(got.size() == expect.size());
+  CHECK(got == expect);
 }
