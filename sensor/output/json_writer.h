@@ -312,8 +312,8 @@ class JsonWriter {
     out_.commit(p);
     push();
   }
-  // Keys are program literals, mostly under 32 bytes: one or two 16-byte moves, reading past
-  // the literal only inside its page; d has room for n + 16 bytes.
+  // Keys are short (literals, counter names): one or two 16-byte moves, reading past the key
+  // only inside its page; d has room for n + 16 bytes.
   MEDMON_NO_ASAN static char* copy_key(char* d, const char* s, size_t n) {
 #if defined(__SSE2__)
     if (n <= 32 && in_page(s, 32)) {
