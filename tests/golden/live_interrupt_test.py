@@ -2,6 +2,7 @@
 AF_PACKET with 1 and 2 workers, libpcap): exit 0, every output line is complete JSON, the flows still open come out as `flow`
 events with state `interrupted`, and each worker writes its final `stats`. Needs root, ip(8)
 and tcpreplay."""
+import glob
 import json
 import os
 import random
@@ -17,14 +18,21 @@ from golden import Checker, pcap  # noqa: E402
 from live_netns import Live, Netns, tools_missing  # noqa: E402
 
 
-def run_once(C, workers, seed, method="afpacket"):
+def rotated(path):
+    """The rotated files oldest first, then the current one."""
+    nums = sorted((int(p.rsplit(".", 1)[1]) for p in glob.glob(path + ".*")), reverse=True)
+    return [f"{path}.{n}" for n in nums] + [path]
+
+
+def run_once(C, workers, seed, method="afpacket", rotate=False):
     rnd = random.Random(seed)
     tmp = tempfile.mkdtemp(prefix="mmlive-")
     ns = Netns(f"i{workers}")
     live = None
     try:
         out = os.path.join(tmp, "events.jsonl")
-        live = Live(ns, ["-i", "vb", "--capture", method, "--workers", str(workers), "--buffer-mb", "4"], out,
+        extra = ["--rotate-size", "8k", "--rotate-keep", "0"] if rotate else []
+        live = Live(ns, ["-i", "vb", "--capture", method, "--workers", str(workers), "--buffer-mb", "4"] + extra, out,
                     os.path.join(tmp, "stderr.txt"), sockets=workers)
         # The demo capture (0.46 s a pass, 161 frames) in a loop at 1 Mbit/s: DICOM, HL7, SSH and
         # SMB flows are open at any moment.
@@ -40,9 +48,12 @@ def run_once(C, workers, seed, method="afpacket"):
         rep.kill()
         rep.wait()
         live = None
-        tag = f"{method}, {workers} worker(s), seed {seed}"
+        tag = f"{method}, {workers} worker(s){', rotating' if rotate else ''}, seed {seed}"
         C.eq(f"{tag}: exit status", rc, 0)
-        text = open(out).read()
+        files = rotated(out) if rotate else [out]
+        if rotate:
+            C.true(f"{tag}: rotated into several files ({len(files)})", len(files) > 2)
+        text = "".join(open(f).read() for f in files)
         C.true(f"{tag}: output ends with a newline", text.endswith("\n"))
         events, bad = [], 0
         for line in text.splitlines():
@@ -81,6 +92,8 @@ def main():
     for workers in (1, 2):
         run_once(C, workers, seed + workers)
     run_once(C, 1, seed + 3, "pcap")
+    # Workers hand their lines to a rotating file in runs: rotation must still fall between lines.
+    run_once(C, 2, seed + 4, rotate=True)
     C.done()
 
 
