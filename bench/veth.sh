@@ -89,7 +89,7 @@ for corpus in $CORPORA; do
       ring=$RING_MB; [ "$mode" = drain ] && ring=$DRAIN_RING_MB
       # shellcheck disable=SC2086
       ip netns exec $NS "$MEDMON" live -i vb --workers "$w" --buffer-mb "$ring" --out "$W/ev.jsonl" --quiet \
-        --fail-on none "${CONFIG[@]}" $EXTRA 2> "$W/err.txt" &
+        "${CONFIG[@]}" $EXTRA 2> "$W/err.txt" &
       MPID=$!
       for _ in $(seq 100); do
         # every worker's socket is bound to vb (Iface column set)
