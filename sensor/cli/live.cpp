@@ -212,39 +212,30 @@ LiveOptions merge_capture(const LiveOptions& o, const CaptureConfig& c) {
   return m;
 }
 
-// A worker's output batches its finished lines (up to 1 MiB, or until the once-a-second flush)
-// and hands each run to the shared file under one lock: no copy per line.
+// Each worker buffers its lines and hands them to the shared file in whole chunks.
 class SharedSink : public EventSink {
  public:
   SharedSink(std::shared_ptr<EventSink> file, std::mutex& m) : file_(std::move(file)), m_(m) {}
-  void write_line(std::string_view type, std::string_view line) override {
-    std::lock_guard<std::mutex> g(m_);
-    file_->write_line(type, line);
-  }
-  bool takes_batches() const override { return true; }
-  void write_batch(std::string_view lines) override {
-    std::lock_guard<std::mutex> g(m_);
-    if (file_->takes_batches()) {
-      file_->write_batch(lines);
-      return;
-    }
-    // A rotating file takes whole lines one by one (it may rotate between them).
-    size_t b = 0;
-    while (b < lines.size()) {
-      size_t e = lines.find('\n', b);
-      if (e == std::string_view::npos) e = lines.size();
-      file_->write_line("", lines.substr(b, e - b));
-      b = e + 1;
-    }
+  void write_line(std::string_view, std::string_view line) override {
+    buf_.append(line);
+    buf_.push_back('\n');
+    if (buf_.size() > (256u << 10)) flush();
   }
   void flush() override {
+    if (buf_.empty()) return;
     std::lock_guard<std::mutex> g(m_);
+    // FileSink adds the newline itself: hand it the chunk without the last one.
+    std::string_view chunk(buf_);
+    chunk.remove_suffix(1);
+    file_->write_line("", chunk);
     file_->flush();
+    buf_.clear();
   }
 
  private:
   std::shared_ptr<EventSink> file_;
   std::mutex& m_;
+  std::string buf_;
 };
 
 int drop_privileges(const std::string& user) {
