@@ -3,10 +3,13 @@
 #include <cctype>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <unordered_map>
 
 #include "policies/mds2/mds2_form.h"
+#include "policies/mds2/rows.h"
 
 namespace medmon::mds2 {
 
@@ -235,6 +238,21 @@ void finish_form(Form& f) {
     uniq.push_back(std::move(q));
   }
   f.questions = std::move(uniq);
+}
+
+std::string detail::read_file(const std::string& path, size_t max_bytes, const std::string& unreadable) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ImportError(path + ": " + unreadable);
+  auto too_large = [&] { return ImportError(path + ": larger than " + std::to_string(max_bytes >> 20) + " MiB; not an MDS2 form"); };
+  // A regular file is measured before it is read; anything else once read.
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(path, ec) && std::filesystem::file_size(path, ec) > max_bytes && !ec)
+    throw too_large();
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  std::string data = std::move(ss).str();
+  if (data.size() > max_bytes) throw too_large();
+  return data;
 }
 
 Form read_any(const std::string& path) {

@@ -1,8 +1,6 @@
 // Device model YAML from an imported form: derived switches citing their questions, the vendor's
 // port table as flows, the raw answers with the form's mapping, and what a person must fill in.
 #include <cctype>
-#include <fstream>
-#include <sstream>
 
 #include "policies/mds2/mds2_form.h"
 #include "policies/mds2/rows.h"
@@ -106,11 +104,7 @@ std::string app_for_service(std::string s) {
 }  // namespace
 
 std::vector<PortEntry> read_ports_csv(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw ImportError(path + ": cannot open port table");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  std::string text = ss.str();
+  std::string text = detail::read_file(path, SIZE_MAX, "cannot open port table");
   char delim = text.find('\t') != std::string::npos && text.find(',') == std::string::npos ? '\t' : ',';
   auto rows = detail::parse_delimited(text, delim);
   // Columns: port, protocol, direction, service, default state (header optional, any order).

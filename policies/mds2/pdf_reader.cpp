@@ -4,14 +4,13 @@
 #include <unistd.h>
 
 #include <cstdint>
-#include <fstream>
-#include <iterator>
 #include <mutex>
 #include <string>
 #include <vector>
 
 #include "policies/mds2/mds2_form.h"
 #include "policies/mds2/pdf_text.h"
+#include "policies/mds2/rows.h"
 
 // Programs that link pdf_text.cpp itself (the fuzz target) call it directly.
 extern "C" int medmon_pdf_text(const char* data, size_t size, std::string* text) __attribute__((weak));
@@ -87,13 +86,8 @@ Form read_pdf_text(std::string_view data, const std::string& source) {
 }  // namespace
 
 Form read_pdf(const std::string& path) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) throw ImportError(path + ": not a readable PDF");
   // MDS2 forms are a few MiB; a file far past that is not one.
-  if (in.tellg() > std::streamoff(256) << 20) throw ImportError(path + ": larger than 256 MiB; not an MDS2 form");
-  in.seekg(0);
-  std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return read_pdf_text(data, path);
+  return read_pdf_text(detail::read_file(path, 256u << 20, "not a readable PDF"), path);
 }
 
 Form read_pdf_buffer(std::string_view data, const std::string& source) { return read_pdf_text(data, source); }

@@ -21,6 +21,9 @@ bool header_columns(const std::vector<std::string>& cells, Columns& cols);
 void add_row(Form& f, std::vector<std::string> cells, const Columns* cols);
 // RFC 4180 records; quoted fields may hold delimiters and newlines.
 std::vector<std::vector<std::string>> parse_delimited(std::string_view text, char delim);
+// The bytes of an import file. ImportError "<path>: <unreadable>" when it cannot be opened,
+// "<path>: larger than N MiB; not an MDS2 form" past max_bytes (checked before reading).
+std::string read_file(const std::string& path, size_t max_bytes, const std::string& unreadable);
 // Raises ImportError when the text is from an edition other than HN 1-2019.
 void check_edition(const Form& f, std::string_view all_text);
 

@@ -1,8 +1,6 @@
 // MDS2 from CSV, TSV, Markdown and plain text: any line (or table row) keyed by a question id.
 #include <algorithm>
 #include <cctype>
-#include <fstream>
-#include <sstream>
 
 #include "policies/mds2/mds2_form.h"
 #include "policies/mds2/rows.h"
@@ -367,12 +365,7 @@ std::vector<std::vector<std::string>> detail::parse_delimited(std::string_view t
 }
 
 Form read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw ImportError(path + ": cannot open file");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  std::string text = ss.str();
-  if (text.size() > (64u << 20)) throw ImportError(path + ": larger than 64 MiB; not an MDS2 form");
+  std::string text = detail::read_file(path, 64u << 20, "cannot open file");
   std::string hint;
   auto dot = path.rfind('.');
   std::string ext = dot == std::string::npos ? "" : path.substr(dot + 1);
