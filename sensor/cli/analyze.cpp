@@ -123,18 +123,13 @@ int run_analyze(const AnalyzeOptions& o) {
   std::unique_ptr<Pipeline> single;
   std::unique_ptr<OfflineWorkers> pool;
   // Judges: the site policy (when given) first, so its verdict goes into flow events, then the
-  // asset inventory. Workers get their own copies (results never depend on thread timing).
+  // asset inventory. With workers they run on this thread over the merged flows.
+  std::vector<FlowJudge*> judges;
+  if (judge) judges.push_back(judge.get());
+  judges.push_back(extras.asset_judge());
   if (o.workers > 1) {
-    pool = std::make_unique<OfflineWorkers>(o.workers, cfg, depth, *phi, out, [&] {
-      std::vector<std::unique_ptr<FlowJudge>> j;
-      if (judge) j.push_back(fork_judge(*judge));
-      j.push_back(extras.make_worker_asset_judge());
-      return j;
-    }, annotator);
+    pool = std::make_unique<OfflineWorkers>(o.workers, cfg, depth, *phi, out, judges, annotator);
   } else {
-    std::vector<FlowJudge*> judges;
-    if (judge) judges.push_back(judge.get());
-    judges.push_back(extras.asset_judge());
     single = std::make_unique<Pipeline>(cfg, depth, out, *phi, judges);
   }
   auto set_linktype = [&](int dlt) { if (pool) pool->set_linktype(dlt); else single->set_linktype(dlt); };

@@ -320,16 +320,33 @@ void Pipeline::write_flow_event(Flow& f, FlowEnd why, FlowState* st) {
     for (auto& p : st->facts.phi_fields) w.value(p);
     w.end_array();
   }
-  if (!verdict.verdict.empty()) {
-    w.field("verdict", verdict.verdict);
-    if (!verdict.rule.empty()) w.field("verdict_rule", verdict.rule);
-    if (!verdict.mds2.empty()) {
-      w.array("mds2");
-      for (auto& m : verdict.mds2) w.value(m);
-      w.end_array();
-    }
-  }
+  write_verdict(w, verdict);
   out_.end();
+}
+
+void write_verdict(JsonWriter& w, const FlowVerdict& v) {
+  if (v.verdict.empty()) return;
+  w.field("verdict", v.verdict);
+  if (!v.rule.empty()) w.field("verdict_rule", v.rule);
+  if (!v.mds2.empty()) {
+    w.array("mds2");
+    for (auto& m : v.mds2) w.value(m);
+    w.end_array();
+  }
+}
+
+std::string with_verdict(std::string_view flow_line, const FlowVerdict& v) {
+  if (v.verdict.empty() || flow_line.empty() || flow_line.back() != '}') return std::string(flow_line);
+  JsonBuffer b;
+  JsonWriter w(b);
+  w.begin_object();
+  write_verdict(w, v);
+  w.end_object();
+  // {"verdict":...} -> ,"verdict":...} in place of the line's closing brace.
+  std::string out(flow_line.substr(0, flow_line.size() - 1));
+  out.push_back(',');
+  out.append(b.view().substr(1));
+  return out;
 }
 
 // A TLS flow's protocol from what the dissectors' registry entries know (DissectorInfo): the

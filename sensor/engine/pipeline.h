@@ -3,6 +3,8 @@
 // once, on one thread, with no copy of payload except out-of-order data.
 #include <memory>
 #include <set>
+#include <string>
+#include <string_view>
 #include <vector>
 #include <utility>
 
@@ -25,6 +27,10 @@ struct StatsSnapshot {
   int worker = -1;  // live capture on several workers: which one
 };
 void write_stats_event(EventOutput& out, Timestamp ts, const StatsSnapshot& s, const Counters& c);
+// The verdict members of a `flow` event (nothing when v.verdict is empty); they come last.
+void write_verdict(JsonWriter& w, const FlowVerdict& v);
+// A `flow` event line written without a verdict, with v's members added at its end.
+std::string with_verdict(std::string_view flow_line, const FlowVerdict& v);
 
 class Pipeline {
  public:

@@ -22,16 +22,30 @@ uint64_t flow_hash(const Packet& p, bool fragment) {
 }
 }  // namespace
 
+FlowVerdict OfflineWorkers::Deferral::judge(const FlowSummary& flow, EventOutput&) {
+  EndedFlow& e = ended.emplace_back();
+  e.summary = flow;
+  if (flow.facts) e.facts = *flow.facts;
+  e.summary.facts = &e.facts;
+  e.flow_id.assign(flow.ep.flow_id);
+  e.summary.ep.flow_id = e.flow_id;
+  e.summary.ep.header = nullptr;
+  e.line = sink_.lines.size();  // the pipeline writes the flow event right after its judges
+  return {};
+}
+
 OfflineWorkers::OfflineWorkers(int n, const SensorConfig& cfg, Depth depth, const Pseudonymiser& phi,
-                               EventOutput& merged, JudgeFactory judges, HeaderAnnotator* annotator)
-    : merged_(merged) {
+                               EventOutput& merged, std::vector<FlowJudge*> judges, HeaderAnnotator* annotator)
+    : merged_(merged), judges_(depth >= Depth::policy ? std::move(judges) : std::vector<FlowJudge*>{}) {
   for (int i = 0; i < n; ++i) {
     auto w = std::make_unique<Worker>();
     w->out.add_sink(w->sink);
     w->out.set_annotator(annotator);
-    if (judges) w->judges = judges();
     std::vector<FlowJudge*> raw;
-    for (auto& j : w->judges) raw.push_back(j.get());
+    if (!judges_.empty()) {
+      w->deferral = std::make_unique<Deferral>(*w->sink);
+      raw.push_back(w->deferral.get());
+    }
     w->pipeline = std::make_unique<Pipeline>(cfg, depth, w->out, phi, raw);
     workers_.push_back(std::move(w));
   }
@@ -146,17 +160,38 @@ void OfflineWorkers::epoch() {
     std::unique_lock<std::mutex> g(done_m_);
     done_cv_.wait(g, [&] { return done_count_ == workers_.size(); });
   }
-  // Every worker is idle now: merge their lines, oldest first; ties keep worker order.
-  struct Line { std::string_view ts; const std::string* type; const std::string* line; };
+  // Every worker is idle now: merge their lines, oldest first; ties keep worker order. A flow
+  // event is judged where it lands: the judges' alerts go just before it, as with one pipeline.
+  struct Line { std::string_view ts; const std::string* type; const std::string* line; EndedFlow* ended; };
   std::vector<Line> all;
-  for (auto& w : workers_)
+  for (auto& w : workers_) {
+    auto next = w->deferral ? w->deferral->ended.begin() : std::deque<EndedFlow>::iterator{};
     for (size_t i = 0; i < w->sink->lines.size(); ++i) {
       const std::string& l = w->sink->lines[i];
-      all.push_back({std::string_view(l).substr(0, std::min<size_t>(l.size(), 40)), &w->sink->types[i], &l});
+      EndedFlow* e = nullptr;
+      if (w->deferral && next != w->deferral->ended.end() && next->line == i) e = &*next++;
+      all.push_back({std::string_view(l).substr(0, std::min<size_t>(l.size(), 40)), &w->sink->types[i], &l, e});
     }
+  }
   std::stable_sort(all.begin(), all.end(), [](const Line& a, const Line& b) { return a.ts < b.ts; });
-  for (auto& l : all) merged_.emit_line(*l.type, *l.line);
-  for (auto& w : workers_) { w->sink->lines.clear(); w->sink->types.clear(); }
+  for (auto& l : all) {
+    if (!l.ended) {
+      merged_.emit_line(*l.type, *l.line);
+      continue;
+    }
+    FlowVerdict verdict;
+    for (FlowJudge* j : judges_) {
+      FlowVerdict v = j->judge(l.ended->summary, merged_);
+      if (verdict.verdict.empty()) verdict = std::move(v);
+    }
+    if (verdict.verdict.empty()) merged_.emit_line(*l.type, *l.line);
+    else merged_.emit_line(*l.type, with_verdict(*l.line, verdict));
+  }
+  for (auto& w : workers_) {
+    w->sink->lines.clear();
+    w->sink->types.clear();
+    if (w->deferral) w->deferral->ended.clear();
+  }
 }
 
 void OfflineWorkers::finish(FlowEnd why) {
@@ -169,8 +204,10 @@ void OfflineWorkers::finish(FlowEnd why) {
     std::unique_lock<std::mutex> g(done_m_);
     done_cv_.wait(g, [&] { return done_count_ == workers_.size(); });
   }
-  // Merge what is left (epoch() re-waits on idle workers: a no-op broadcast).
+  // Merge what is left (epoch() re-waits on idle workers: a no-op broadcast), then the judges'
+  // findings over the whole input.
   epoch();
+  for (FlowJudge* j : judges_) j->finish(last_ts_, merged_);
   Counters total;
   StatsSnapshot s;
   for (auto& w : workers_) {

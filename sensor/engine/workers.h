@@ -2,12 +2,18 @@
 // Offline analysis on N worker threads. The reading thread hashes every packet on its
 // symmetric 5-tuple (both directions of a flow meet in one worker; IP fragments hash on the
 // address pair) and hands it to that worker's own pipeline (flow table, reassembly,
-// dissectors, judges). Workers write into memory; at fixed packet-count epochs the reader
-// merges their events, stably sorted by timestamp, so the output is the same on every run.
+// dissectors). Workers write into memory; at fixed packet-count epochs the reader merges their
+// events, stably sorted by timestamp, so the output is the same on every run.
+//
+// The judges (policy, asset inventory) run once, on the merging thread, over the merged flow
+// stream: a worker keeps a copy of each ending flow's summary and writes its `flow` event
+// without a verdict; the merge judges the flows in output order and adds the verdicts. Rules
+// that learn from earlier flows (scans, fan-out, reject bursts, AE titles, once-only alerts)
+// thus see every flow of the capture, as with one pipeline, whatever the number of workers.
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
-#include <functional>
+#include <string>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -20,12 +26,10 @@ namespace medmon {
 
 class OfflineWorkers {
  public:
-  // Makes the judges of one worker (each worker owns its own, so results do not depend on
-  // thread timing).
-  using JudgeFactory = std::function<std::vector<std::unique_ptr<FlowJudge>>()>;
-
+  // judges: as for a Pipeline (the first verdict goes into the flow event); called on the
+  // thread that calls packet() and finish(), with `merged` as their output.
   OfflineWorkers(int n, const SensorConfig& cfg, Depth depth, const Pseudonymiser& phi, EventOutput& merged,
-                 JudgeFactory judges, HeaderAnnotator* annotator = nullptr);
+                 std::vector<FlowJudge*> judges, HeaderAnnotator* annotator = nullptr);
   ~OfflineWorkers();
 
   void set_linktype(int dlt);
@@ -44,10 +48,27 @@ class OfflineWorkers {
     std::vector<uint8_t> data;
     std::vector<PacketRef> refs;
   };
+  // A flow that ended in a worker, kept for judging at the merge. The summary points into the
+  // record (flow id, facts), so records are never moved.
+  struct EndedFlow {
+    FlowSummary summary;
+    FlowFacts facts;
+    std::string flow_id;
+    size_t line = 0;  // index of its `flow` event among the worker's lines of this epoch
+  };
+  // The worker pipeline's only judge: records the flow, leaves the verdict to the merge.
+  class Deferral : public FlowJudge {
+   public:
+    explicit Deferral(const MemorySink& sink) : sink_(sink) {}
+    FlowVerdict judge(const FlowSummary& flow, EventOutput&) override;
+    std::deque<EndedFlow> ended;  // this epoch's, in the order the worker ended them
+   private:
+    const MemorySink& sink_;
+  };
   struct Worker {
     EventOutput out;
     std::shared_ptr<MemorySink> sink = std::make_shared<MemorySink>();
-    std::vector<std::unique_ptr<FlowJudge>> judges;
+    std::unique_ptr<Deferral> deferral;
     std::unique_ptr<Pipeline> pipeline;
     std::mutex m;
     std::condition_variable cv;
@@ -64,6 +85,7 @@ class OfflineWorkers {
   void epoch();  // waits for every worker to reach this point, then merges their events
 
   EventOutput& merged_;
+  std::vector<FlowJudge*> judges_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<Decoder> peek_;
   Counters peek_counters_;

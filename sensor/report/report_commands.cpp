@@ -221,13 +221,6 @@ FlowJudge* AnalyzeExtras::asset_judge() {
   return impl_->tracker.get();
 }
 
-std::unique_ptr<FlowJudge> AnalyzeExtras::make_worker_asset_judge() {
-  auto t = std::make_unique<AssetTracker>(&impl_->oui, &impl_->impl);
-  t->set_annotator(impl_->annotator);
-  if (impl_->policy) t->set_binder(impl_->policy->binder);
-  return t;
-}
-
 void AnalyzeExtras::set_policy(const FlowJudge* judge, HeaderAnnotator* annotator) {
   impl_->annotator = annotator;
   impl_->policy = report::policy_view_of(judge);

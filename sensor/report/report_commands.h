@@ -21,10 +21,8 @@ class AnalyzeExtras {
  public:
   AnalyzeExtras(EventOutput& out, const std::string& events_path);
   ~AnalyzeExtras();
-  // The asset tracker for a single pipeline (it also observes `out`).
+  // The asset tracker: a judge for the pipeline (or the workers' merge) that also observes `out`.
   FlowJudge* asset_judge();
-  // A tracker for one worker of a multi-threaded run (sees flow facts only).
-  std::unique_ptr<FlowJudge> make_worker_asset_judge();
   // The site policy (the judge analyze loaded, and its annotator; either may be null): asset
   // events then carry device names, zones and bound models, and the report lists declared
   // flows that were never seen. Call before asset_judge().
