@@ -1,6 +1,7 @@
 #include "dissectors/ndpi/ndpi_classifier.h"
 
 #include <cstring>
+#include <mutex>
 #include <stdexcept>
 
 extern "C" {
@@ -15,8 +16,15 @@ NdpiClassifier::NdpiClassifier(Limits limits, Counters& counters)
       c_gave_up_(counters.at("ndpi.gave_up")),
       c_cap_hits_(counters.at("ndpi.flow_cap_hits")) {}
 
+namespace {
+// Workers build their modules on their own threads, on the first flow that needs one. nDPI's
+// initialisation also initialises libgcrypt, which must not run on two threads at once.
+std::mutex g_init_lock;
+}  // namespace
+
 ndpi_detection_module_struct* NdpiClassifier::module() {
   if (ndpi_) return ndpi_;
+  std::lock_guard<std::mutex> hold(g_init_lock);
   ndpi_ = ndpi_init_detection_module(ndpi_no_prefs);
   if (!ndpi_) throw std::runtime_error("nDPI initialisation failed");
   NDPI_PROTOCOL_BITMASK all;
@@ -27,7 +35,9 @@ ndpi_detection_module_struct* NdpiClassifier::module() {
 }
 
 NdpiClassifier::~NdpiClassifier() {
-  if (ndpi_) ndpi_exit_detection_module(ndpi_);
+  if (!ndpi_) return;
+  std::lock_guard<std::mutex> hold(g_init_lock);
+  ndpi_exit_detection_module(ndpi_);
 }
 
 void NdpiClassifier::capture_result(State& s, uint16_t master, uint16_t app, uint16_t category) {
