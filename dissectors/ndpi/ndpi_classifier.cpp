@@ -20,10 +20,18 @@ namespace {
 // Workers build their modules on their own threads, on the first flow that needs one. nDPI's
 // initialisation also initialises libgcrypt, which must not run on two threads at once.
 std::mutex g_init_lock;
+thread_local bool t_share = false;
+thread_local ndpi_detection_module_struct* t_shared = nullptr;  // kept until the thread ends
 }  // namespace
+
+void NdpiClassifier::share_module_on_this_thread() { t_share = true; }
 
 ndpi_detection_module_struct* NdpiClassifier::module() {
   if (ndpi_) return ndpi_;
+  if (t_share && t_shared) {
+    borrowed_ = true;
+    return ndpi_ = t_shared;
+  }
   std::lock_guard<std::mutex> hold(g_init_lock);
   ndpi_ = ndpi_init_detection_module(ndpi_no_prefs);
   if (!ndpi_) throw std::runtime_error("nDPI initialisation failed");
@@ -31,11 +39,15 @@ ndpi_detection_module_struct* NdpiClassifier::module() {
   NDPI_BITMASK_SET_ALL(all);
   ndpi_set_protocol_detection_bitmask2(ndpi_, &all);
   ndpi_finalize_initialization(ndpi_);
+  if (t_share) {
+    t_shared = ndpi_;
+    borrowed_ = true;
+  }
   return ndpi_;
 }
 
 NdpiClassifier::~NdpiClassifier() {
-  if (!ndpi_) return;
+  if (!ndpi_ || borrowed_) return;
   std::lock_guard<std::mutex> hold(g_init_lock);
   ndpi_exit_detection_module(ndpi_);
 }

@@ -3,6 +3,8 @@
 #include <array>
 #include <cstring>
 #include <string>
+#include <thread>
+#include <memory>
 #include <vector>
 
 #include "dissectors/ndpi/ndpi_classifier.h"
@@ -66,4 +68,37 @@ TEST_CASE("nDPI tables are built by the first flow that needs them") {
   NdpiClassifier eager({}, c2);
   eager.prepare();
   CHECK(eager.prepared());
+}
+
+namespace {
+std::string classify_ssh(NdpiClassifier& n) {
+  NdpiClassifier::State ssh;
+  auto banner = tcp_packet({10, 0, 0, 1}, {10, 0, 0, 2}, 40000, 22, "SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n");
+  auto reply = tcp_packet({10, 0, 0, 2}, {10, 0, 0, 1}, 22, 40000, "SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n");
+  for (int i = 0; i < 3 && !ssh.finished; ++i) {
+    n.process(ssh, banner.data(), static_cast<uint32_t>(banner.size()), 1000 + i);
+    n.process(ssh, reply.data(), static_cast<uint32_t>(reply.size()), 1001 + i);
+  }
+  n.finish(ssh);
+  return n.protocol_name(ssh.result);
+}
+}  // namespace
+
+TEST_CASE("A thread can keep its nDPI module for the classifiers that follow") {
+  // On a thread of its own: the setting stays with the thread.
+  std::thread([] {
+    NdpiClassifier::share_module_on_this_thread();
+    for (int round = 0; round < 3; ++round) {
+      Counters c;
+      auto n = std::make_unique<NdpiClassifier>(NdpiClassifier::Limits{}, c);
+      CHECK_FALSE(n->prepared());  // still built (or lent) on first need
+      CHECK(classify_ssh(*n) == "SSH");
+      CHECK(n->prepared());
+      n.reset();  // a borrowed module outlives its classifier (the next round uses it)
+    }
+  }).join();
+  // This thread did not ask: its classifiers build and free their own.
+  Counters c;
+  NdpiClassifier n({}, c);
+  CHECK(classify_ssh(n) == "SSH");
 }
