@@ -77,7 +77,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     pcap_pkthdr* h;
     const u_char* d;
     while (pcap_next_ex(pc, &h, &d) == 1)
-      p.packet(d, h->caplen, h->len, medmon::Timestamp{int64_t(h->ts.tv_sec) * 1000000 + h->ts.tv_usec});
+      p.packet(d, h->caplen, h->len, medmon::packet_time(h->ts.tv_sec, h->ts.tv_usec));
     p.finish(medmon::FlowEnd::end_of_input);
   }
   out.flush();

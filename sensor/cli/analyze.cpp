@@ -172,7 +172,7 @@ int run_analyze(const AnalyzeOptions& o) {
         if (r == PcapSource::Next::error) { error = file + ": " + src->error(); rc = kExitInput; }
         break;
       }
-      Timestamp ts{int64_t(h->ts.tv_sec) * 1000000 + h->ts.tv_usec};
+      Timestamp ts = packet_time(h->ts.tv_sec, h->ts.tv_usec);
       feed(data, h->caplen, h->len, ts);
       if (progress && (packets() & 0xFFFF) == 0) {
         auto now = std::chrono::steady_clock::now();

@@ -320,7 +320,7 @@ int run_live_pcap(const LiveOptions& o, const SensorConfig& cfg, Depth depth, co
   while (!g_live_stop) {
     auto r = src->next(h, data);
     if (r == PcapSource::Next::packet) {
-      pipeline.packet(data, h->caplen, h->len, Timestamp{int64_t(h->ts.tv_sec) * 1000000 + h->ts.tv_usec});
+      pipeline.packet(data, h->caplen, h->len, packet_time(h->ts.tv_sec, h->ts.tv_usec));
     } else if (r == PcapSource::Next::error) {
       fmt::print(stderr, "medmon: {}: {}\n", o.iface, src->error());
       rc = kExitInput;

@@ -15,6 +15,17 @@ struct Timestamp {
   friend auto operator<=>(Timestamp a, Timestamp b) { return a.usec <=> b.usec; }
 };
 
+// Packet time from a capture record's seconds and microseconds. A damaged or hostile file can
+// hold any value there: seconds are clamped to years 0000-9999 (all RFC 3339 output can show)
+// and microseconds to 0-999999, so that no arithmetic on packet times can overflow.
+constexpr Timestamp packet_time(int64_t sec, int64_t usec) {
+  constexpr int64_t kMinSec = -62167219200;  // 0000-01-01T00:00:00Z
+  constexpr int64_t kMaxSec = 253402300799;  // 9999-12-31T23:59:59Z
+  sec = sec < kMinSec ? kMinSec : sec > kMaxSec ? kMaxSec : sec;
+  usec = usec < 0 ? 0 : usec > 999999 ? 999999 : usec;
+  return Timestamp{sec * 1000000 + usec};
+}
+
 // RFC 3339, UTC, microseconds: 2024-01-01T08:00:00.000123Z
 std::string format_rfc3339(Timestamp ts);
 void append_rfc3339(std::string& out, Timestamp ts);

@@ -1,4 +1,5 @@
 #include <catch2/catch.hpp>
+#include <cstdint>
 
 #include "sensor/common/types.h"
 #include "sensor/output/event_output.h"
@@ -118,6 +119,18 @@ TEST_CASE("JsonWriter writes times, addresses and numbers in place, growing the 
 TEST_CASE("Timestamps are RFC 3339 UTC with microseconds") {
   CHECK(format_rfc3339(Timestamp{0}) == "1970-01-01T00:00:00.000000Z");
   CHECK(format_rfc3339(Timestamp{1704096000123456}) == "2024-01-01T08:00:00.123456Z");
+}
+
+TEST_CASE("Packet times from damaged headers are clamped, not overflowed") {
+  CHECK(packet_time(1704096000, 123456) == Timestamp{1704096000123456});
+  CHECK(packet_time(0, 0) == Timestamp{0});
+  // Seconds a forged pcapng block can give (the fuzzer found 18016098509481).
+  CHECK(format_rfc3339(packet_time(18016098509481, 5)) == "9999-12-31T23:59:59.000005Z");
+  CHECK(format_rfc3339(packet_time(INT64_MAX, INT64_MAX)) == "9999-12-31T23:59:59.999999Z");
+  CHECK(format_rfc3339(packet_time(INT64_MIN, -1)) == "0000-01-01T00:00:00.000000Z");
+  // Differences of any two packet times stay representable.
+  Timestamp hi = packet_time(INT64_MAX, INT64_MAX), lo = packet_time(INT64_MIN, INT64_MIN);
+  CHECK(hi.usec - lo.usec > 0);
 }
 
 TEST_CASE("IP addresses format and parse") {
