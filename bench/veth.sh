@@ -67,13 +67,16 @@ if [[ " $CORPORA " == *" mixed "* ]] && [ ! -f "$DIR/mixed.pcap" ]; then
 fi
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# "tid:ticks,..." for every thread of a process (utime + stime)
+thread_ticks() { for t in /proc/"$1"/task/*; do printf '%s:%s,' "${t##*/}" "$(awk '{print $14 + $15}' "$t/stat" 2>/dev/null || echo 0)"; done; }
 
 # sent_mbps: what tcpreplay achieved; kpps_replay: processed packets per second of replay; kpps_done: per second until medmon had
 # processed everything (its CPU time stopped moving, +-0.1 s); kpps_cpu: per CPU second of medmon
 # from the start of the replay (ring set-up excluded). drain: replay_s is the time to fill the
-# rings, kpps_done the rate of emptying them.
-printf '%-12s %-8s %2s %9s %8s %9s %8s %9s %8s %11s %9s %8s %7s %9s\n' corpus mode w offered sent_mbps received \
-  dropped processed replay_s kpps_replay kpps_done kpps_cpu cpu_s max_share
+# rings, kpps_done the rate of emptying them. busy: CPU time of each thread that used 0.05 s or
+# more over that same time, as a share of it (a worker below 1.0 waited or was not scheduled).
+printf '%-12s %-8s %2s %9s %8s %9s %8s %9s %8s %11s %9s %8s %7s %9s %s\n' corpus mode w offered sent_mbps received \
+  dropped processed replay_s kpps_replay kpps_done kpps_cpu cpu_s max_share busy
 for corpus in $CORPORA; do
   f="$DIR/$corpus.pcap"
   [ -f "$f" ] || { echo "veth.sh: $f missing (bench/make-corpora.sh)" >&2; continue; }
@@ -102,6 +105,7 @@ for corpus in $CORPORA; do
       # (its processing rate without tcpreplay competing for the CPUs).
       [ "$mode" = drain ] && kill -STOP $MPID
       cpu0=$(cpu_ticks $MPID)   # after the rings are set up (locking them costs CPU too)
+      th0=$(thread_ticks $MPID)  # (stopped in drain mode: the same as at SIGCONT)
       t0=$(date +%s.%N)
       nsx tcpreplay -i va "${rate[@]}" "$f" > "$W/replay.txt" 2>&1
       t1=$(date +%s.%N)
@@ -116,6 +120,7 @@ for corpus in $CORPORA; do
         sleep 0.1
       done
       cpu=$(( $(cpu_ticks $MPID) - cpu0 ))
+      th1=$(thread_ticks $MPID)
       kill -TERM $MPID
       wait $MPID || { echo "veth.sh: medmon exited $?" >&2; cat "$W/err.txt" >&2; }
       MPID=
@@ -123,9 +128,9 @@ for corpus in $CORPORA; do
       mbps=$(awk '/Rated:/ {print $4; exit}' "$W/replay.txt")
       [ -n "${VERBOSE:-}" ] && grep -E "Successful|Failed|Retried" "$W/replay.txt" >&2
       /usr/bin/python3 - "$W/ev.jsonl" "$corpus" "$mode" "$w" "$offered" "$mbps" "$t0" "$t1" "$tc" "$t2" "$cpu" \
-        "$(getconf CLK_TCK)" <<'PY'
+        "$(getconf CLK_TCK)" "$th0" "$th1" <<'PY'
 import json, sys
-ev, corpus, mode, w, offered, mbps, t0, t1, tc, t2, cpu, hz = sys.argv[1:]
+ev, corpus, mode, w, offered, mbps, t0, t1, tc, t2, cpu, hz, th0, th1 = sys.argv[1:]
 last = {}
 for line in open(ev):
     e = json.loads(line)
@@ -136,12 +141,20 @@ drop = sum(s["capture"]["dropped"] for s in last.values())
 proc = sum(s["packets"] for s in last.values())
 replay = float(t1) - float(t0)
 cpu_s = int(cpu) / int(hz)
+def ticks(s):
+    return {k: int(v) for k, v in (x.split(":") for x in s.split(",") if x)}
+def busy(window):
+    # CPU seconds of each busy thread over the timed window, as a share of it: below 1.0 a
+    # thread waited (for packets, a lock, the output) or the machine did not run it.
+    a, b = ticks(th0), ticks(th1)
+    used = sorted(((b[t] - a.get(t, 0)) / int(hz) for t in b), reverse=True)
+    return "/".join(f"{u / window:.2f}" for u in used if u >= 0.05) or "-"
 # drain: from SIGCONT to the end of processing; else from the start of the replay.
 done = max(float(t2) - float(tc), 1e-3) if mode == "drain" else max(float(t2) - float(t0), replay)
 in_replay = "-" if mode == "drain" else f"{proc / replay / 1e3:.1f}"
 print(f"{corpus:<12} {mode:<8} {w:>2} {int(offered):>9} {float(mbps):>8.0f} {recv:>9} {drop:>8} {proc:>9} {replay:>8.2f} "
       f"{in_replay:>11} {proc / done / 1e3:>9.1f} {proc / max(cpu_s, 1e-9) / 1e3:>8.1f} {cpu_s:>7.2f} "
-      f"{max(s['packets'] for s in last.values()) / max(proc, 1):>9.2f}")
+      f"{max(s['packets'] for s in last.values()) / max(proc, 1):>9.2f} {busy(done)}")
 PY
     done
   done
