@@ -295,6 +295,41 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
     w.field(key, text_of(raw, scratch_));
   }
 
+  // Event members rendered from a run of raw MSH fields, kept while the run repeats: a
+  // connection sends the same sender, receiver, message type and settings in every message.
+  // The rendering depends only on the run's bytes, the separators and the character set.
+  struct RenderedRun {
+    std::string raw, json;
+    hl7cpp::Separators sep;
+    hl7cpp::Charset charset = hl7cpp::Charset::unspecified;
+    bool bad_escape = false, valid = false;
+  };
+  template <class Render>
+  void members_of_run(JsonWriter& w, RenderedRun& c, std::string_view run, Render render) {
+    const hl7cpp::Separators& sep = msg_.separators();
+    if (c.valid && c.charset == charset_ && c.raw == run && std::memcmp(&c.sep, &sep, sizeof sep) == 0) {
+      w.members(c.json);
+      bad_escape_ = bad_escape_ || c.bad_escape;
+      return;
+    }
+    bool bad_before = bad_escape_;
+    bad_escape_ = false;
+    size_t from = w.buffer().size();
+    render();
+    c.json.assign(w.buffer().data() + from, w.buffer().size() - from);
+    c.raw.assign(run);
+    c.sep = sep;
+    c.charset = charset_;
+    c.bad_escape = bad_escape_;
+    c.valid = run.size() <= kMaxRun;  // a huge run is rendered each time rather than kept
+    bad_escape_ = bad_escape_ || bad_before;
+  }
+  static constexpr size_t kMaxRun = 1024;
+  // The run of raw bytes from the start of `first` to the end of `last` (fields of one segment).
+  static std::string_view run_of(std::string_view first, std::string_view last) {
+    return {first.data(), static_cast<size_t>(last.data() + last.size() - first.data())};
+  }
+
   void process_message(DirState& s, std::string_view text, uint64_t offset, bool in_batch) {
     process_parsed(s, msg_.parse(text), offset, in_batch);
   }
@@ -361,6 +396,7 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
   }
 
   std::array<DirState, 2> dirs_;
+  std::array<std::array<RenderedRun, 3>, 2> runs_;  // per direction: MSH-3..6, MSH-9, MSH-11..16
   hl7cpp::Message msg_;
   hl7cpp::Charset charset_ = hl7cpp::Charset::unspecified;
   std::vector<PendingMsg> pending_;
@@ -638,19 +674,31 @@ void Hl7Dissector::process_parsed(DirState& s, hl7cpp::ParseStatus st, uint64_t 
   if (!cur_complete_) w.field("complete", false);
   if (in_batch) w.field("batch", true);
   if (msg_.lf_line_ends()) w.field("lf_line_ends", true);
-  write_text(w, "sending_application", msh3);
-  write_text(w, "sending_facility", msh4);
-  write_text(w, "receiving_application", msh5);
-  write_text(w, "receiving_facility", msh6);
+  // Runs are only cached when split_fields reached their last field (the views are then
+  // consecutive fields of MSH); a short header is rendered field by field.
+  auto sender = [&] {
+    write_text(w, "sending_application", msh3);
+    write_text(w, "sending_facility", msh4);
+    write_text(w, "receiving_application", msh5);
+    write_text(w, "receiving_facility", msh6);
+  };
+  auto type = [&] {
+    write_text(w, "message_type", msg_code);
+    write_text(w, "trigger_event", trigger);
+    write_text(w, "message_structure", structure);
+  };
+  auto settings = [&] {
+    write_text(w, "processing_id", proc_id);
+    write_text(w, "version", version);
+    write_text(w, "accept_ack_type", msh15);
+    write_text(w, "application_ack_type", msh16);
+  };
+  const size_t d = s.dir == Dir::to_server ? 0 : 1;
+  if (nf > 6) members_of_run(w, runs_[d][0], run_of(msh3, msh6), sender); else sender();
   if (!msh7.empty()) w.field("message_datetime", hl7cpp::nth_piece(msh7, sep.component, 1));
-  write_text(w, "message_type", msg_code);
-  write_text(w, "trigger_event", trigger);
-  write_text(w, "message_structure", structure);
+  if (nf > 9) members_of_run(w, runs_[d][1], msh9, type); else type();
   write_text(w, "control_id", msh10);
-  write_text(w, "processing_id", proc_id);
-  write_text(w, "version", version);
-  write_text(w, "accept_ack_type", msh15);
-  write_text(w, "application_ack_type", msh16);
+  if (nf > 16) members_of_run(w, runs_[d][2], run_of(msh11, msh16), settings); else settings();
   if (!msh18.empty()) {
     write_text(w, "charset", hl7cpp::nth_piece(msh18, sep.repetition, 1));
   }

@@ -219,6 +219,9 @@ class JsonWriter {
   void null() { comma(); out_.append("null", 4); }
   // Inserts already-serialised JSON as one value.
   void raw(std::string_view json) { comma(); out_.append(json); }
+  // Appends members this writer rendered earlier at the same place of an object that already
+  // holds members (so each starts with its comma), as they are.
+  void members(std::string_view json) { out_.append(json); }
   // Starts a value the caller appends itself (already valid JSON) to the returned buffer.
   JsonBuffer& raw_value() { comma(); return out_; }
 
