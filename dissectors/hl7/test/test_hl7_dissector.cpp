@@ -338,3 +338,59 @@ TEST_CASE("a frame holding two messages without a batch gives two events, as spl
   }
   CHECK(one.events("anomaly").empty());
 }
+
+TEST_CASE("header members follow every change of the raw fields, separators and character set") {
+  // A connection's messages mostly repeat MSH-3..6, MSH-9 and MSH-11..16; the event members
+  // rendered from them are reused while they repeat. Each message here changes one thing.
+  const std::vector<std::string> msgs = {
+      "MSH|^~\\&|APP|FAC|RCV|RFAC|20240101||ADT^A01^ADT_A01|C1|P|2.5.1|||AL|NE\rEVN|A01\r",
+      "MSH|^~\\&|APP|FAC|RCV|RFAC|20240101||ADT^A01^ADT_A01|C2|P|2.5.1|||AL|NE\rEVN|A01\r",
+      "MSH|^~\\&|APP|FAC2|RCV|RFAC|20240101||ADT^A04^ADT_A01|C3|T|2.5.1|||AL|NE\rEVN|A04\r",
+      // Escapes: \F\ is the field separator; with '#' as escape character it is plain text.
+      "MSH|^~\\&|A\\F\\B|FAC2|RCV|RFAC|20240101||ADT^A04^ADT_A01|C4|T|2.5.1|||AL|NE\rEVN|A04\r",
+      "MSH|^~#&|A\\F\\B|FAC2|RCV|RFAC|20240101||ADT^A04^ADT_A01|C5|T|2.5.1|||AL|NE\rEVN|A04\r",
+      "MSH|^~\\&|A\\F\\B|FAC2|RCV|RFAC|20240101||ADT^A04^ADT_A01|C6|T|2.5.1|||AL|NE\rEVN|A04\r",
+      // A bad escape is reported again when the same run repeats.
+      "MSH|^~\\&|A\\Q|FAC2|RCV|RFAC|20240101||ADT^A04^ADT_A01|C7|T|2.5.1|||AL|NE\rEVN|A04\r",
+      "MSH|^~\\&|A\\Q|FAC2|RCV|RFAC|20240101||ADT^A04^ADT_A01|C8|T|2.5.1|||AL|NE\rEVN|A04\r",
+      // Latin-1 text in MSH-4, read as such only when MSH-18 says so.
+      "MSH|^~\\&|APP|H\xd4PITAL|RCV|RFAC|20240101||ADT^A04^ADT_A01|C9|T|2.5.1|||AL|NE||8859/1\rEVN|A04\r",
+      "MSH|^~\\&|APP|H\xd4PITAL|RCV|RFAC|20240101||ADT^A04^ADT_A01|C10|T|2.5.1|||AL|NE\rEVN|A04\r",
+      // A short header: no MSH-16 to end the settings run.
+      "MSH|^~\\&|APP|FAC|RCV|RFAC|20240101||ORU^R01|C11|P|2.3\rEVN|A01\r",
+  };
+  Harness h;
+  for (auto& m : msgs) h.feed(Dir::to_server, mllp(m));
+  h.end();
+  std::vector<json> ev;
+  for (auto& e : h.events("hl7"))
+    if (e["hl7"]["kind"] == "message") ev.push_back(e);
+  REQUIRE(ev.size() == msgs.size());
+  auto field = [&](size_t i, const char* k) { return ev[i]["hl7"].value(k, std::string("-")); };
+  CHECK(field(0, "sending_facility") == "FAC");
+  CHECK(field(1, "sending_facility") == "FAC");
+  CHECK(field(2, "sending_facility") == "FAC2");
+  CHECK(field(1, "trigger_event") == "A01");
+  CHECK(field(2, "trigger_event") == "A04");
+  CHECK(field(1, "processing_id") == "P");
+  CHECK(field(2, "processing_id") == "T");
+  CHECK(field(3, "sending_application") == "A|B");
+  CHECK(field(4, "sending_application") == "A\\F\\B");
+  CHECK(field(5, "sending_application") == "A|B");
+  // The same value is Latin-1 text with MSH-18 8859/1, and an undecoded byte (\u00XX) without.
+  auto line_of = [&](const std::string& id) {
+    for (auto& l : h.sink->lines)
+      if (l.find("\"control_id\":\"" + id + "\"") != std::string::npos) return l;
+    return std::string();
+  };
+  CHECK(line_of("C9").find("\"sending_facility\":\"H\xc3\x94PITAL\"") != std::string::npos);
+  CHECK(line_of("C10").find("\"sending_facility\":\"H\\u00d4PITAL\"") != std::string::npos);
+  CHECK(field(10, "processing_id") == "P");
+  CHECK(field(10, "version") == "2.3");
+  CHECK(field(10, "accept_ack_type") == "-");
+  CHECK(field(0, "accept_ack_type") == "AL");
+  CHECK(field(0, "application_ack_type") == "NE");
+  size_t bad = 0;
+  for (auto& a : h.events("anomaly")) bad += a["anomaly"]["name"] == "hl7.bad_escape";
+  CHECK(bad == 2);
+}
