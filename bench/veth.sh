@@ -71,7 +71,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 thread_ticks() { for t in /proc/"$1"/task/*; do printf '%s:%s,' "${t##*/}" "$(awk '{print $14 + $15}' "$t/stat" 2>/dev/null || echo 0)"; done; }
 
 # sent_mbps: what tcpreplay achieved; kpps_replay: processed packets per second of replay; kpps_done: per second until medmon had
-# processed everything (its CPU time stopped moving, +-0.1 s); kpps_cpu: per CPU second of medmon
+# processed everything (its CPU time stopped moving, to a 10 ms tick); kpps_cpu: per CPU second of medmon
 # from the start of the replay (ring set-up excluded). drain: replay_s is the time to fill the
 # rings, kpps_done the rate of emptying them. busy: CPU time of each thread that used 0.05 s or
 # more over that same time, as a share of it (a worker below 1.0 waited or was not scheduled).
@@ -109,16 +109,30 @@ for corpus in $CORPORA; do
       t0=$(date +%s.%N)
       nsx tcpreplay -i va "${rate[@]}" "$f" > "$W/replay.txt" 2>&1
       t1=$(date +%s.%N)
-      tc=$t0
-      if [ "$mode" = drain ]; then kill -CONT $MPID; tc=$(date +%s.%N); fi
-      # Wait until medmon has emptied its rings: its CPU time has not moved for 0.5 s.
-      prev=-1; t2=$(date +%s.%N); still=0
-      for _ in $(seq 3000); do
-        cur=$(cpu_ticks $MPID)
-        if [ "$cur" = "$prev" ]; then still=$((still + 1)); [ $still -ge 5 ] && break
-        else still=0; prev=$cur; t2=$(date +%s.%N); fi
-        sleep 0.1
-      done
+      # Wait until medmon has emptied its rings: its CPU time has not moved for 0.5 s. A poller
+      # reading /proc every 5 ms (no process per sample, so it barely competes with the workers)
+      # gives the time of the last change to a tick (10 ms); in drain mode it also sends SIGCONT
+      # itself, once it has started, and gives that time.
+      read -r tc t2 < <(/usr/bin/python3 -S - "$MPID" "$mode" "$t0" <<'PY'
+import os, signal, sys, time
+pid, mode, t0 = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+def ticks():
+    with open(f"/proc/{pid}/stat") as f:
+        v = f.read().rsplit(")", 1)[1].split()
+    return int(v[11]) + int(v[12])
+tc = t0
+if mode == "drain":
+    os.kill(pid, signal.SIGCONT)
+    tc = f"{time.time():.6f}"
+prev, t2, still_since = ticks(), time.time(), time.time()
+while time.time() - still_since < 0.5 and time.time() - t2 < 300:
+    time.sleep(0.005)
+    cur = ticks()
+    if cur != prev:
+        prev, t2, still_since = cur, time.time(), time.time()
+print(tc, f"{t2:.6f}")
+PY
+)
       cpu=$(( $(cpu_ticks $MPID) - cpu0 ))
       th1=$(thread_ticks $MPID)
       kill -TERM $MPID
