@@ -34,6 +34,19 @@ std::vector<uint8_t> tcp_packet(std::array<uint8_t, 4> src, std::array<uint8_t, 
   std::memcpy(&p[40], payload.data(), payload.size());
   return p;
 }
+
+// One SSH flow (both banners) through n, finished.
+NdpiResult classify_ssh(NdpiClassifier& n) {
+  NdpiClassifier::State ssh;
+  auto banner = tcp_packet({10, 0, 0, 1}, {10, 0, 0, 2}, 40000, 22, "SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n");
+  auto reply = tcp_packet({10, 0, 0, 2}, {10, 0, 0, 1}, 22, 40000, "SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n");
+  for (int i = 0; i < 3 && !ssh.finished; ++i) {
+    n.process(ssh, banner.data(), static_cast<uint32_t>(banner.size()), 1000 + i);
+    n.process(ssh, reply.data(), static_cast<uint32_t>(reply.size()), 1001 + i);
+  }
+  n.finish(ssh);
+  return ssh.result;
+}
 }  // namespace
 
 TEST_CASE("nDPI tables are built by the first flow that needs them") {
@@ -49,17 +62,10 @@ TEST_CASE("nDPI tables are built by the first flow that needs them") {
   CHECK(n.category_name(claimed.result) == "Unspecified");
   CHECK(n.app_name(claimed.result).empty());
   // A flow medmon does not claim: the tables are built and nDPI classifies it.
-  NdpiClassifier::State ssh;
-  auto banner = tcp_packet({10, 0, 0, 1}, {10, 0, 0, 2}, 40000, 22, "SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n");
-  auto reply = tcp_packet({10, 0, 0, 2}, {10, 0, 0, 1}, 22, 40000, "SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n");
-  for (int i = 0; i < 3 && !ssh.finished; ++i) {
-    n.process(ssh, banner.data(), static_cast<uint32_t>(banner.size()), 1000 + i);
-    n.process(ssh, reply.data(), static_cast<uint32_t>(reply.size()), 1001 + i);
-  }
-  n.finish(ssh);
+  NdpiResult ssh = classify_ssh(n);
   CHECK(n.prepared());
-  CHECK(n.protocol_name(ssh.result) == "SSH");
-  CHECK(n.is_encrypted(ssh.result));
+  CHECK(n.protocol_name(ssh) == "SSH");
+  CHECK(n.is_encrypted(ssh));
   // The same names for an unclassified result once the tables exist.
   CHECK(n.protocol_name(claimed.result) == "Unknown");
   CHECK(n.category_name(claimed.result) == "Unspecified");
@@ -70,20 +76,6 @@ TEST_CASE("nDPI tables are built by the first flow that needs them") {
   CHECK(eager.prepared());
 }
 
-namespace {
-std::string classify_ssh(NdpiClassifier& n) {
-  NdpiClassifier::State ssh;
-  auto banner = tcp_packet({10, 0, 0, 1}, {10, 0, 0, 2}, 40000, 22, "SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n");
-  auto reply = tcp_packet({10, 0, 0, 2}, {10, 0, 0, 1}, 22, 40000, "SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n");
-  for (int i = 0; i < 3 && !ssh.finished; ++i) {
-    n.process(ssh, banner.data(), static_cast<uint32_t>(banner.size()), 1000 + i);
-    n.process(ssh, reply.data(), static_cast<uint32_t>(reply.size()), 1001 + i);
-  }
-  n.finish(ssh);
-  return n.protocol_name(ssh.result);
-}
-}  // namespace
-
 TEST_CASE("A thread can keep its nDPI module for the classifiers that follow") {
   // On a thread of its own: the setting stays with the thread.
   std::thread([] {
@@ -92,7 +84,7 @@ TEST_CASE("A thread can keep its nDPI module for the classifiers that follow") {
       Counters c;
       auto n = std::make_unique<NdpiClassifier>(NdpiClassifier::Limits{}, c);
       CHECK_FALSE(n->prepared());  // still built (or lent) on first need
-      CHECK(classify_ssh(*n) == "SSH");
+      CHECK(n->protocol_name(classify_ssh(*n)) == "SSH");
       CHECK(n->prepared());
       n.reset();  // a borrowed module outlives its classifier (the next round uses it)
     }
@@ -100,5 +92,5 @@ TEST_CASE("A thread can keep its nDPI module for the classifiers that follow") {
   // This thread did not ask: its classifiers build and free their own.
   Counters c;
   NdpiClassifier n({}, c);
-  CHECK(classify_ssh(n) == "SSH");
+  CHECK(n.protocol_name(classify_ssh(n)) == "SSH");
 }
