@@ -20,17 +20,27 @@ namespace {
 // Workers build their modules on their own threads, on the first flow that needs one. nDPI's
 // initialisation also initialises libgcrypt, which must not run on two threads at once.
 std::mutex g_init_lock;
-thread_local bool t_share = false;
-thread_local ndpi_detection_module_struct* t_shared = nullptr;  // kept until the thread ends
+// The module a thread keeps for its classifiers (share_module_on_this_thread), freed when the
+// thread ends; its classifiers are gone by then.
+struct ThreadModule {
+  bool share = false;
+  ndpi_detection_module_struct* module = nullptr;
+  ~ThreadModule() {
+    if (!module) return;
+    std::lock_guard<std::mutex> hold(g_init_lock);
+    ndpi_exit_detection_module(module);
+  }
+};
+thread_local ThreadModule t_kept;
 }  // namespace
 
-void NdpiClassifier::share_module_on_this_thread() { t_share = true; }
+void NdpiClassifier::share_module_on_this_thread() { t_kept.share = true; }
 
 ndpi_detection_module_struct* NdpiClassifier::module() {
   if (ndpi_) return ndpi_;
-  if (t_share && t_shared) {
+  if (t_kept.share && t_kept.module) {
     borrowed_ = true;
-    return ndpi_ = t_shared;
+    return ndpi_ = t_kept.module;
   }
   std::lock_guard<std::mutex> hold(g_init_lock);
   ndpi_ = ndpi_init_detection_module(ndpi_no_prefs);
@@ -39,8 +49,8 @@ ndpi_detection_module_struct* NdpiClassifier::module() {
   NDPI_BITMASK_SET_ALL(all);
   ndpi_set_protocol_detection_bitmask2(ndpi_, &all);
   ndpi_finalize_initialization(ndpi_);
-  if (t_share) {
-    t_shared = ndpi_;
+  if (t_kept.share) {
+    t_kept.module = ndpi_;
     borrowed_ = true;
   }
   return ndpi_;

@@ -60,8 +60,8 @@ class NdpiClassifier {
   bool prepared() const { return ndpi_ != nullptr; }
   // Many short-lived classifiers on one thread (the pipeline fuzz target builds a pipeline per
   // input): from now on the first module built on the calling thread is kept and lent to every
-  // later classifier of that thread, instead of ~50 ms of table building each. nDPI's caches
-  // in the module then carry over from one classifier to the next.
+  // later classifier of that thread, instead of ~50 ms of table building each; it is freed when
+  // the thread ends. nDPI's caches in the module carry over from one classifier to the next.
   static void share_module_on_this_thread();
 
  private:

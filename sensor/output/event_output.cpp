@@ -24,7 +24,7 @@ void EventOutput::pass_batch() {
 }
 
 JsonWriter& EventOutput::begin(std::string_view event_type, Timestamp ts, const EventEndpoints* ep) {
-  if (batch_sinks_.empty() || line_.size() >= kBatchBytes) pass_batch();
+  if (batch_sinks_.empty() || line_.size() >= kOutputRunBytes) pass_batch();
   line_start_ = line_.size();
   type_.assign(event_type);
   writer_.reset();
@@ -105,7 +105,7 @@ void EventOutput::emit_line(std::string_view event_type, std::string_view line) 
   if (!batch_sinks_.empty()) {
     line_.append(line);
     line_.push_back('\n');
-    if (line_.size() >= kBatchBytes) pass_batch();
+    if (line_.size() >= kOutputRunBytes) pass_batch();
   }
 }
 
@@ -122,7 +122,7 @@ FileSink::FileSink(const std::string& path) {
     if (fd_ < 0) throw std::runtime_error(path + ": " + std::strerror(errno));
     owned_ = true;
   }
-  buf_.reserve(1 << 20);
+  buf_.reserve(kOutputRunBytes);
 }
 
 FileSink::~FileSink() {
@@ -133,7 +133,7 @@ FileSink::~FileSink() {
 void FileSink::write_line(std::string_view, std::string_view line) {
   buf_.append(line);
   buf_.push_back('\n');
-  if (buf_.size() >= (1 << 20)) flush();
+  if (buf_.size() >= kOutputRunBytes) flush();
 }
 
 void FileSink::write_batch(std::string_view lines) {

@@ -28,6 +28,10 @@ struct HeaderSlot {
 };
 
 // The addressing part of an event, oriented client -> server.
+// Events reach the kernel in runs of about this many bytes: EventOutput hands its lines to
+// batch-taking sinks, and FileSink buffers single lines, up to it (one write per MiB).
+inline constexpr size_t kOutputRunBytes = size_t(1) << 20;
+
 struct EventEndpoints {
   std::string_view flow_id;  // empty: no flow (e.g. a decode anomaly)
   IpAddr src, dst;
@@ -92,8 +96,6 @@ class EventOutput {
   uint64_t& type_counter();
   void write_endpoints(const EventEndpoints& ep);
   void pass_batch();
-  // Lines kept for batch-taking sinks before they are handed over.
-  static constexpr size_t kBatchBytes = 1u << 20;
 
   // The endpoint part of the header ("flow_id" .. zones) of the last event with endpoints:
   // events come in runs from one flow, and this part is the same for all of them.
