@@ -25,8 +25,8 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
 
   // A judge for another worker thread: shares the (immutable) site and baseline. Its cross-flow
   // state (what one flow teaches about the next: fingerprint bindings, AE titles seen, reject
-  // bursts, fan-out and port scans, alerts already written) is its own, so that offline workers
-  // write the same output whatever the threads' timing; or, with share_state, the parent's and
+  // bursts, fan-out and port scans, alerts already written) is its own, a judge that starts
+  // afresh (the pipeline fuzz target takes one per input); or, with share_state, the parent's and
   // every sibling's (live workers: a scan that the fanout hash spreads over the workers is seen
   // whole, and an alert is written once). judge() holds that state's lock; annotate() only reads
   // the site and may be called from any thread.

@@ -56,9 +56,9 @@ Pseudonymiser make_pseudonymiser(const SensorConfig& c);
 // (errors already printed) when the site or a model is invalid.
 std::unique_ptr<FlowJudge> load_judge(const SensorConfig& c, const CommonOptions& o, HeaderAnnotator** annotator);
 
-// A judge with the same policy for another worker thread: with its own cross-flow state
-// (offline workers, deterministic output) or sharing j's (live workers, see PolicyJudge::fork).
-std::unique_ptr<FlowJudge> fork_judge(const FlowJudge& j, bool share_state = false);
+// A judge with the same policy and the same cross-flow state as j, for another live worker
+// thread (see PolicyJudge::fork).
+std::unique_ptr<FlowJudge> fork_judge(const FlowJudge& j);
 
 // Loads the --signatures directories; prints every error (file:line:column) and returns false.
 bool load_signature_dirs(const CommonOptions& o);

@@ -34,9 +34,9 @@ bool load_signature_dirs(const CommonOptions& o) {
   return ok;
 }
 
-std::unique_ptr<FlowJudge> fork_judge(const FlowJudge& j, bool share_state) {
+std::unique_ptr<FlowJudge> fork_judge(const FlowJudge& j) {
 #if MEDMON_HAVE_POLICY
-  return static_cast<const policy::PolicyJudge&>(j).fork(share_state);
+  return static_cast<const policy::PolicyJudge&>(j).fork(/*share_state=*/true);
 #else
   return nullptr;
 #endif

@@ -69,7 +69,7 @@ class PolicyBoard {
     gen = gen_.load(std::memory_order_relaxed);
     // Live workers share what their judges learn across flows: the fanout hash spreads one
     // source's flows over the workers, and a scan or fan-out must be counted whole.
-    return cur_ ? fork_judge(*cur_, true) : nullptr;
+    return cur_ ? fork_judge(*cur_) : nullptr;
   }
 
  private:

@@ -256,10 +256,7 @@ void Pipeline::write_flow_event(Flow& f, FlowEnd why, FlowState* st) {
     s.ndpi_app = ndpi_app;
     s.ndpi_category = ndpi_cat;
     if (st) { s.sni = st->ndpi.result.sni; s.facts = &st->facts; }
-    for (FlowJudge* j : judges_) {
-      FlowVerdict v = j->judge(s, out_);
-      if (verdict.verdict.empty()) verdict = std::move(v);
-    }
+    verdict = judge_flow(judges_, s, out_);
   }
 
   auto& w = out_.begin("flow", f.last, ep);
@@ -322,6 +319,15 @@ void Pipeline::write_flow_event(Flow& f, FlowEnd why, FlowState* st) {
   }
   write_verdict(w, verdict);
   out_.end();
+}
+
+FlowVerdict judge_flow(const std::vector<FlowJudge*>& judges, const FlowSummary& flow, EventOutput& out) {
+  FlowVerdict verdict;
+  for (FlowJudge* j : judges) {
+    FlowVerdict v = j->judge(flow, out);
+    if (verdict.verdict.empty()) verdict = std::move(v);
+  }
+  return verdict;
 }
 
 void write_verdict(JsonWriter& w, const FlowVerdict& v) {

@@ -27,6 +27,8 @@ struct StatsSnapshot {
   int worker = -1;  // live capture on several workers: which one
 };
 void write_stats_event(EventOutput& out, Timestamp ts, const StatsSnapshot& s, const Counters& c);
+// Runs the judges on one ending flow, in order; the first verdict given goes into its `flow` event.
+FlowVerdict judge_flow(const std::vector<FlowJudge*>& judges, const FlowSummary& flow, EventOutput& out);
 // The verdict members of a `flow` event (nothing when v.verdict is empty); they come last.
 void write_verdict(JsonWriter& w, const FlowVerdict& v);
 // A `flow` event line written without a verdict, with v's members added at its end.

@@ -179,11 +179,7 @@ void OfflineWorkers::epoch() {
       merged_.emit_line(*l.type, *l.line);
       continue;
     }
-    FlowVerdict verdict;
-    for (FlowJudge* j : judges_) {
-      FlowVerdict v = j->judge(l.ended->summary, merged_);
-      if (verdict.verdict.empty()) verdict = std::move(v);
-    }
+    FlowVerdict verdict = judge_flow(judges_, l.ended->summary, merged_);
     if (verdict.verdict.empty()) merged_.emit_line(*l.type, *l.line);
     else merged_.emit_line(*l.type, with_verdict(*l.line, verdict));
   }

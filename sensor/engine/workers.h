@@ -13,9 +13,9 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
-#include <string>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
