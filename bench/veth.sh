@@ -12,7 +12,10 @@
 #        MODES="mbps1000 topspeed" (and/or drain: medmon stopped while the corpus fills its rings,
 #        then timed while it empties them, with DRAIN_RING_MB=3072 per worker to hold the corpus;
 #        the corpus is replayed DRAIN_LOOPS=4 times with --unique-ip, new addresses each pass, so
-#        that the drain lasts seconds rather than tenths and holds four times as many flows),
+#        that the drain lasts seconds rather than tenths and holds four times as many flows;
+#        the corpora talk 127.0.0.1 to 127.0.0.1, which --unique-ip would rewrite into a different
+#        pair of addresses for each direction, so the looped copy gets distinct client and
+#        server addresses first, with tcpprep/tcprewrite),
 #        RING_MB=256 (per worker), PIN=1 (worker i pinned to CPU i through capture.cpus),
 #        EXTRA="--site policies/sites/bench-loopback.yaml" (more medmon args)
 # The `mixed` corpus (dicom-many + hl7-many + the first 150k packets of dicom-large, all
@@ -34,7 +37,7 @@ DRAIN_LOOPS=${DRAIN_LOOPS:-4}
 PIN=${PIN:-0}
 EXTRA=${EXTRA:-}
 [ "$(id -u)" = 0 ] || { echo "veth.sh: needs root (network namespace, AF_PACKET)" >&2; exit 2; }
-for t in ip tcpreplay editcap mergecap capinfos; do
+for t in ip tcpreplay tcpprep tcprewrite editcap mergecap capinfos; do
   command -v $t >/dev/null || { echo "veth.sh: $t missing (scripts/install-deps.sh --test)" >&2; exit 2; }
 done
 
@@ -77,9 +80,25 @@ thread_ticks() { for t in /proc/"$1"/task/*; do printf '%s:%s,' "${t##*/}" "$(aw
 # more over that same time, as a share of it (a worker below 1.0 waited or was not scheduled).
 printf '%-12s %-8s %2s %9s %8s %9s %8s %9s %8s %11s %9s %8s %7s %9s %s\n' corpus mode w offered sent_mbps received \
   dropped processed replay_s kpps_replay kpps_done kpps_cpu cpu_s max_share busy
+# The corpus with client and server on addresses of their own (see DRAIN_LOOPS above): tcpprep
+# tells the server side by its port (DICOM 104/11112, HL7 2575), tcprewrite moves each side.
+two_endpoints() {
+  local in=$1 out=$2
+  [ -f "$out" ] && [ "$out" -nt "$in" ] && return 0
+  printf 'dicom\t104/tcp\ndicom\t11112/tcp\nhl7\t2575/tcp\n' > "$W/services"
+  tcpprep --port --services="$W/services" --pcap="$in" --cachefile="$W/sides.cache"
+  tcprewrite --endpoints=10.1.1.10:10.2.2.20 --cachefile="$W/sides.cache" --infile="$in" --outfile="$out.tmp"
+  mv "$out.tmp" "$out"
+}
+
 for corpus in $CORPORA; do
   f="$DIR/$corpus.pcap"
   [ -f "$f" ] || { echo "veth.sh: $f missing (bench/make-corpora.sh)" >&2; continue; }
+  looped=$f
+  if [[ " $MODES " == *" drain "* ]] && [ "$DRAIN_LOOPS" -gt 1 ]; then
+    looped="$DIR/$corpus-endpoints.pcap"
+    two_endpoints "$f" "$looped"
+  fi
   for w in $WORKERS; do
     for mode in $MODES; do
       case $mode in
@@ -107,7 +126,8 @@ for corpus in $CORPORA; do
       cpu0=$(cpu_ticks $MPID)   # after the rings are set up (locking them costs CPU too)
       th0=$(thread_ticks $MPID)  # (stopped in drain mode: the same as at SIGCONT)
       t0=$(date +%s.%N)
-      nsx tcpreplay -i va "${rate[@]}" "$f" > "$W/replay.txt" 2>&1
+      input=$f; [ "$mode" = drain ] && input=$looped
+      nsx tcpreplay -i va "${rate[@]}" "$input" > "$W/replay.txt" 2>&1
       t1=$(date +%s.%N)
       # Wait until medmon has emptied its rings: its CPU time has not moved for 0.5 s. A poller
       # reading /proc every 5 ms (no process per sample, so it barely competes with the workers)
@@ -138,6 +158,8 @@ PY
       kill -TERM $MPID
       wait $MPID || { echo "veth.sh: medmon exited $?" >&2; cat "$W/err.txt" >&2; }
       MPID=
+      # STATS_DIR=dir keeps each run's last stats events (one per worker) for a closer look.
+      [ -n "${STATS_DIR:-}" ] && grep '"event_type":"stats"' "$W/ev.jsonl" > "$STATS_DIR/$corpus-$mode-$w-$(date +%H%M%S).jsonl"
       offered=$(awk '/Actual:/ {print $2; exit}' "$W/replay.txt")
       mbps=$(awk '/Rated:/ {print $4; exit}' "$W/replay.txt")
       [ -n "${VERBOSE:-}" ] && grep -E "Successful|Failed|Retried" "$W/replay.txt" >&2
