@@ -13,6 +13,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <memory>
 #include <stdexcept>
 
 namespace medmon {
@@ -76,9 +77,12 @@ void AfPacketSource::set_filter(const std::string& bpf) {
     setsockopt(fd_, SOL_SOCKET, SO_DETACH_FILTER, nullptr, 0);  // ENOENT when there was none
     return;
   }
+  // A dead handle only compiles: the filter runs in the kernel on this socket.
+  std::unique_ptr<pcap_t, void (*)(pcap_t*)> dead(pcap_open_dead(DLT_EN10MB, static_cast<int>(snaplen_)), pcap_close);
+  if (!dead) throw std::runtime_error("cannot compile BPF filter: out of memory");
   bpf_program prog;
-  if (pcap_compile_nopcap(snaplen_, DLT_EN10MB, &prog, bpf.c_str(), 1, PCAP_NETMASK_UNKNOWN) < 0)
-    throw std::runtime_error("bad BPF filter '" + bpf + "'");
+  if (pcap_compile(dead.get(), &prog, bpf.c_str(), 1, PCAP_NETMASK_UNKNOWN) < 0)
+    throw std::runtime_error("bad BPF filter '" + bpf + "': " + pcap_geterr(dead.get()));
   sock_fprog fp{static_cast<unsigned short>(prog.bf_len), reinterpret_cast<sock_filter*>(prog.bf_insns)};
   int rc = setsockopt(fd_, SOL_SOCKET, SO_ATTACH_FILTER, &fp, sizeof fp);
   pcap_freecode(&prog);
