@@ -107,7 +107,17 @@ int phi_seg(std::string_view name) {
   return -1;
 }
 
+// A hash of the control id, compared before the id itself: with a full table (a capture that
+// sees one direction only, a peer that never acknowledges) every message and every ACK looks
+// at all kMaxPending entries.
+inline uint32_t control_id_hash(std::string_view id) {
+  uint32_t h = 2166136261u;  // FNV-1a
+  for (char c : id) h = (h ^ static_cast<uint8_t>(c)) * 16777619u;
+  return h;
+}
+
 struct PendingMsg {
+  uint32_t id_hash = 0;
   char id[kMaxControlId];
   uint8_t id_len = 0;
   char type[24];
@@ -621,8 +631,9 @@ void Hl7Dissector::process_parsed(DirState& s, hl7cpp::ParseStatus st, uint64_t 
   char acked_buf[24];
   if (is_response) {
     std::string_view id = ack_id.substr(0, kMaxControlId);
+    uint32_t h = control_id_hash(id);
     for (size_t k = 0; k < pending_.size(); ++k) {
-      if (pending_[k].control_id() == id && pending_[k].dir != s.dir) {
+      if (pending_[k].id_hash == h && pending_[k].control_id() == id && pending_[k].dir != s.dir) {
         matched = true;
         latency_us = ctx.now().usec - pending_[k].ts.usec;
         std::memcpy(acked_buf, pending_[k].type, pending_[k].type_len);
@@ -636,8 +647,9 @@ void Hl7Dissector::process_parsed(DirState& s, hl7cpp::ParseStatus st, uint64_t 
   } else if (!msh10.empty() &&
              !(msh15 == "NE" && (msh16.empty() || msh16 == "NE"))) {
     std::string_view id = msh10.substr(0, kMaxControlId);
+    uint32_t h = control_id_hash(id);
     PendingMsg* slot = nullptr;
-    for (auto& p : pending_) if (p.control_id() == id && p.dir == s.dir) { slot = &p; break; }
+    for (auto& p : pending_) if (p.id_hash == h && p.control_id() == id && p.dir == s.dir) { slot = &p; break; }
     if (slot) {
       ++ctx.counters().at("hl7.duplicate_control_id");
     } else if (pending_.size() >= kMaxPending) {
@@ -647,6 +659,7 @@ void Hl7Dissector::process_parsed(DirState& s, hl7cpp::ParseStatus st, uint64_t 
       slot = &pending_.back();
     }
     if (slot) {
+      slot->id_hash = h;
       slot->id_len = static_cast<uint8_t>(id.size());
       std::memcpy(slot->id, id.data(), id.size());
       size_t tl = 0;

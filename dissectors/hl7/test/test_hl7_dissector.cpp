@@ -216,6 +216,45 @@ TEST_CASE("negative and unmatched ACKs") {
   CHECK(h.out.counters().get("hl7.ack.unmatched") == 1);
 }
 
+TEST_CASE("a full ACK table still pairs, counts and reports by control id") {
+  // 300 messages before any ACK (a peer that lags, or a capture that missed the answers): the
+  // first 256 are tracked, the rest counted. Ids of one length and one prefix, so that only
+  // their last characters tell them apart.
+  Harness h;
+  auto id = [](int i) { return "MSGID" + std::to_string(100000 + i); };
+  auto ack = [](const std::string& of) {
+    return mllp("MSH|^~\\&|LAB|GHH|ADT1|GHH|20240101||ACK^A01^ACK|R" + of + "|P|2.5.1\rMSA|AA|" + of + "\r");
+  };
+  std::string sent;
+  for (int i = 0; i < 300; ++i) sent += mllp(with_id(kAdt, id(i)));
+  h.feed(Dir::to_server, sent);
+  CHECK(h.out.counters().get("hl7.ack.table_full") == 44);
+  h.feed(Dir::to_server, mllp(with_id(kAdt, id(7))));  // the same id again, same direction
+  CHECK(h.out.counters().get("hl7.duplicate_control_id") == 1);
+  // ACKs out of order: 255 down to 0 match; 299 (never tracked) does not.
+  std::string acks;
+  for (int i = 255; i >= 0; --i) acks += ack(id(i));
+  acks += ack(id(299));
+  h.feed(Dir::to_client, acks);
+  h.end();
+  auto ev = h.events("hl7");
+  size_t matched = 0, unmatched = 0;
+  for (auto& e : ev) {
+    if (!e["hl7"].contains("ack")) continue;
+    if (e["hl7"]["ack"]["matched"] == true) {
+      ++matched;
+      CHECK(e["hl7"]["ack"]["acked_type"] == "ADT^A01");
+    } else {
+      ++unmatched;
+      CHECK(e["hl7"]["ack"]["control_id"] == id(299));
+    }
+  }
+  CHECK(matched == 256);
+  CHECK(unmatched == 1);
+  CHECK(h.out.counters().get("hl7.ack.unmatched") == 1);
+  CHECK(h.out.counters().get("hl7.unacked") == 0);  // every tracked message was acknowledged
+}
+
 TEST_CASE("escapes, device identity, orders") {
   Harness h;
   h.feed(Dir::to_server, mllp(kOru));
