@@ -47,8 +47,10 @@ bool field_in(std::string_view s, size_t from, size_t to, std::string_view key, 
   pat.push_back('"');
   pat.append(key);
   pat.append("\":\"");
-  size_t p = s.find(pat, from);
-  if (p == std::string_view::npos || p >= to) return false;
+  // Searched within [from, to) only: a DICOM event lists hundreds of operations and each is
+  // asked for its fields; a search to the end of the line made that quadratic.
+  size_t p = s.substr(0, to).find(pat, from);
+  if (p == std::string_view::npos) return false;
   return read_json_string(s, p + pat.size(), out);
 }
 
@@ -342,38 +344,70 @@ void AssetTracker::flush_dirty(EventOutput& out, Timestamp ts) {
   dirty_.clear();
 }
 
-// `dicom` events carry what flow facts may not: each side's implementation UID/version (rq =
-// the calling side = src_ip, ac = the called side = dst_ip) and the identity in stored datasets.
 void AssetTracker::on_event(std::string_view type, std::string_view line) {
-  if (type == "dicom") on_dicom(line);
+  if (type != "dicom") return;
+  DicomSighting s;
+  if (read_dicom(line, s)) apply(s);
 }
 
-void AssetTracker::on_dicom(std::string_view line) {
+bool AssetTracker::read_dicom(std::string_view line, DicomSighting& s) {
   std::string src, dst, ts_text;
-  if (!field_in(line, 0, 400, "src_ip", src) || !field_in(line, 0, 400, "dst_ip", dst)) return;
-  IpAddr sip, dip;
-  if (!IpAddr::parse(src, sip) || !IpAddr::parse(dst, dip)) return;
+  if (!field_in(line, 0, 400, "src_ip", src) || !field_in(line, 0, 400, "dst_ip", dst)) return false;
+  if (!IpAddr::parse(src, s.client) || !IpAddr::parse(dst, s.server)) return false;
+  s.ts = event_time(line);
+  // The event writes the names, then rq, ac and the contexts (up to 128 of them, most of a
+  // long line), then the operations, each an object opening with "msg_id". Searching for '{'
+  // stops once per context or operation, where a search for a key's '"' would stop at every
+  // string of the contexts: the head is found first and the keys are looked for only there.
+  size_t first_op = line.find("{\"msg_id\":");
+  size_t body = std::min(first_op, line.size());
+  size_t ctx = line.substr(0, body).find("\"contexts\":[");
+  size_t head = std::min(ctx, body);
+  std::string_view head_text = line.substr(0, head);
+  size_t rq = head_text.find("\"rq\":{");
+  size_t ac = head_text.find("\"ac\":{");
+  auto impl_of = [&](DicomSighting::Impl& i, size_t from, size_t to) {
+    if (from == std::string_view::npos) return;
+    i.have_uid = field_in(line, from, to, "impl_class_uid", i.uid);
+    i.have_version = field_in(line, from, to, "impl_version", i.version);
+  };
+  impl_of(s.client_impl, rq, std::min(ac, head));
+  impl_of(s.server_impl, ac, head);
+  s.have_calling_ae = field_in(line, 0, rq == std::string_view::npos ? head : rq, "calling_ae", s.calling_ae);
+  if (ac != std::string_view::npos)
+    s.have_called_ae = field_in(line, 0, rq == std::string_view::npos ? ac : rq, "called_ae", s.called_ae);
+  // Stored datasets describe the device that sent them.
+  static constexpr std::pair<const char*, DicomSighting::Field> kFields[] = {
+      {"manufacturer", DicomSighting::manufacturer},   {"model", DicomSighting::model},
+      {"software_versions", DicomSighting::software_versions}, {"station_name", DicomSighting::station_name},
+      {"device_serial", DicomSighting::device_serial}};
+  std::string cmd, dir, v;
+  for (size_t p = first_op; p != std::string_view::npos;) {
+    size_t next = line.find("{\"msg_id\":", p + 1);
+    size_t end = next == std::string_view::npos ? line.size() : next;
+    if (field_in(line, p, end, "command", cmd) && cmd.rfind("C-STORE", 0) == 0 && field_in(line, p, end, "dir", dir)) {
+      for (auto [key, field] : kFields)
+        if (field_in(line, p, end, key, v)) s.stored.push_back({dir == "to_server", field, v});
+    }
+    p = next;
+  }
+  return true;
+}
+
+// `dicom` events carry what flow facts may not: each side's implementation UID/version (rq =
+// the calling side = src_ip, ac = the called side = dst_ip) and the identity in stored datasets.
+void AssetTracker::apply(const DicomSighting& s) {
   auto find_dev = [&](const IpAddr& ip) -> Device* {
     auto it = index_.find(key_of(ip));
     if (it != index_.end()) return &devices_[it->second];
-    return device(ip, event_time(line), false);
+    return device(ip, s.ts, false);
   };
-  Device* client = find_dev(sip);
-  Device* server = find_dev(dip);
-  size_t rq = line.find("\"rq\":{");
-  size_t ac = line.find("\"ac\":{");
-  size_t ctx = line.find("\"contexts\":[");
-  size_t ops = line.find("\"ops\":[");
-  size_t end_rq = std::min({ac, ctx, ops, line.size()});
-  size_t end_ac = std::min({ctx, ops, line.size()});
-  std::string uid, ver;
-  auto impl_of = [&](Device* d, size_t from, size_t to) {
-    if (!d || from == std::string_view::npos) return;
-    bool have_uid = field_in(line, from, to, "impl_class_uid", uid);
-    bool have_ver = field_in(line, from, to, "impl_version", ver);
-    if (!have_uid && !have_ver) return;
-    if (have_uid) set_field(*d, d->impl_class_uid, uid, "dicom_impl");
-    if (have_ver) set_field(*d, d->impl_version, ver, "dicom_impl");
+  Device* client = find_dev(s.client);
+  Device* server = find_dev(s.server);
+  auto impl_of = [&](Device* d, const DicomSighting::Impl& i) {
+    if (!d || (!i.have_uid && !i.have_version)) return;
+    if (i.have_uid) set_field(*d, d->impl_class_uid, i.uid, "dicom_impl");
+    if (i.have_version) set_field(*d, d->impl_version, i.version, "dicom_impl");
     if (impl_) {
       if (const ImplProduct* p = impl_->lookup(d->impl_class_uid, d->impl_version)) {
         set_field(*d, d->product, p->product, "dicom_impl");
@@ -381,31 +415,22 @@ void AssetTracker::on_dicom(std::string_view line) {
       }
     }
   };
-  impl_of(client, rq, end_rq);
-  impl_of(server, ac, end_ac);
-  std::string ae;
-  if (client && field_in(line, 0, rq == std::string_view::npos ? line.size() : rq, "calling_ae", ae))
-    add_unique(*client, client->ae_titles, ae, "ae_title");
-  if (server && ac != std::string_view::npos && field_in(line, 0, rq == std::string_view::npos ? ac : rq, "called_ae", ae))
-    add_unique(*server, server->ae_titles, ae, "ae_title");
-  if (ops == std::string_view::npos) return;
-  // Each op object starts with "msg_id"; stored datasets describe the device that sent them.
-  size_t p = line.find("{\"msg_id\":", ops);
-  std::string cmd, dir, v;
-  while (p != std::string_view::npos) {
-    size_t next = line.find("{\"msg_id\":", p + 1);
-    size_t end = next == std::string_view::npos ? line.size() : next;
-    if (field_in(line, p, end, "command", cmd) && cmd.rfind("C-STORE", 0) == 0 && field_in(line, p, end, "dir", dir)) {
-      Device* sender = dir == "to_server" ? client : server;
-      if (sender) {
-        if (field_in(line, p, end, "manufacturer", v)) set_field(*sender, sender->manufacturer, v, "dicom_device");
-        if (field_in(line, p, end, "model", v)) set_field(*sender, sender->model_name, v, "dicom_device");
-        if (field_in(line, p, end, "software_versions", v)) set_field(*sender, sender->software_versions, v, "dicom_device");
-        if (field_in(line, p, end, "station_name", v)) set_field(*sender, sender->station_name, v, "dicom_device");
-        if (field_in(line, p, end, "device_serial", v)) set_field(*sender, sender->device_serial, v, "dicom_device");
-      }
+  impl_of(client, s.client_impl);
+  impl_of(server, s.server_impl);
+  if (client && s.have_calling_ae) add_unique(*client, client->ae_titles, s.calling_ae, "ae_title");
+  if (server && s.have_called_ae) add_unique(*server, server->ae_titles, s.called_ae, "ae_title");
+  for (const auto& st : s.stored) {
+    Device* sender = st.by_client ? client : server;
+    if (!sender) continue;
+    std::string* field = nullptr;
+    switch (st.field) {
+      case DicomSighting::manufacturer: field = &sender->manufacturer; break;
+      case DicomSighting::model: field = &sender->model_name; break;
+      case DicomSighting::software_versions: field = &sender->software_versions; break;
+      case DicomSighting::station_name: field = &sender->station_name; break;
+      case DicomSighting::device_serial: field = &sender->device_serial; break;
     }
-    p = next;
+    set_field(*sender, *field, st.value, "dicom_device");
   }
 }
 

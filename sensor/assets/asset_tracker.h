@@ -79,6 +79,30 @@ class AssetTracker : public FlowJudge, public EventObserver {
   void flush(Timestamp now, EventOutput& out) { flush_dirty(out, now); }
   void on_event(std::string_view type, std::string_view line) override;
 
+  // What one `dicom` event says about its two devices, read from its line without the
+  // inventory: live workers read it outside the inventory's lock and take the lock to apply it.
+  struct DicomSighting {
+    enum Field : uint8_t { manufacturer, model, software_versions, station_name, device_serial };
+    struct Impl {
+      bool have_uid = false, have_version = false;
+      std::string uid, version;
+    };
+    struct Stored {  // an identity field of a dataset stored over the association
+      bool by_client;
+      Field field;
+      std::string value;
+    };
+    IpAddr client, server;
+    Timestamp ts;
+    Impl client_impl, server_impl;  // from rq (the calling side) and ac (the called side)
+    bool have_calling_ae = false, have_called_ae = false;
+    std::string calling_ae, called_ae;
+    std::vector<Stored> stored;
+  };
+  // False when the line names no two addresses.
+  static bool read_dicom(std::string_view line, DicomSighting& out);
+  void apply(const DicomSighting& s);
+
   const Device* find(const IpAddr& ip) const;
   size_t size() const { return devices_.size(); }
   std::string_view service_name(const Service& s) const { return names_[s.name]; }
@@ -108,7 +132,6 @@ class AssetTracker : public FlowJudge, public EventObserver {
   void bind(Device& d);
   void emit(Device& d, EventOutput& out, Timestamp ts);
   void flush_dirty(EventOutput& out, Timestamp ts);
-  void on_dicom(std::string_view line);
   void mark(Device& d, const char* why);
   bool add_unique(Device& d, std::vector<std::string>& list, std::string_view v, const char* why);
   void set_field(Device& d, std::string& field, std::string_view v, const char* why);

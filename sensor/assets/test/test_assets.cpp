@@ -308,6 +308,53 @@ TEST_CASE("asset tracker reads implementation and dataset identity from dicom ev
   CHECK(a[1]["dicom"]["impl_version"] == "ORTHANC_1_12");
 }
 
+TEST_CASE("a dicom event's sighting: names and implementations from the head, identities from stored datasets") {
+  // 128 proposed contexts between the head and the operations, as storescu writes them.
+  std::string contexts;
+  for (int i = 1; i <= 255; i += 2) {
+    if (i > 1) contexts += ',';
+    contexts += R"({"id":)" + std::to_string(i) + R"(,"abstract_syntax":"1.2.840.10008.5.1.4.1.1.)" + std::to_string(i) +
+                R"(","name":"SomeStorage","proposed_ts":["1.2.840.10008.1.2","1.2.840.10008.1.2.1"],"result":0})";
+  }
+  std::string line =
+      R"({"ts":"2024-03-01T12:00:00.000000Z","event_type":"dicom","flow_id":"x","src_ip":"10.10.1.10","src_port":40000,)"
+      R"("dst_ip":"10.10.2.20","dst_port":11112,"proto":"tcp","dicom":{"status":"released","calling_ae":"CT01",)"
+      R"("called_ae":"PACS01","rq":{"impl_class_uid":"1.2.3.4","impl_version":"CT_SW_1"},)"
+      R"("ac":{"impl_version":"PACS_SW_2"},"contexts":[)" + contexts + R"(],)"
+      R"("ops":[{"msg_id":1,"command":"C-FIND-RQ","dir":"to_server","manufacturer":"NOT A STORE"},)"
+      R"({"msg_id":2,"command":"C-STORE","dir":"to_server","dataset":{"manufacturer":"ACME MEDICAL","device_serial":"SN42"}},)"
+      R"({"msg_id":3,"command":"C-STORE","dir":"to_client","station_name":"PACS-ST"}],"ops_total":3}})";
+  AssetTracker::DicomSighting s;
+  REQUIRE(AssetTracker::read_dicom(line, s));
+  CHECK(s.client.to_string() == "10.10.1.10");
+  CHECK(s.server.to_string() == "10.10.2.20");
+  CHECK(s.ts.usec == 1709294400000000);
+  CHECK(s.client_impl.have_uid);
+  CHECK(s.client_impl.uid == "1.2.3.4");
+  CHECK(s.client_impl.version == "CT_SW_1");
+  CHECK(!s.server_impl.have_uid);  // the client's UID is not the server's
+  CHECK(s.server_impl.version == "PACS_SW_2");
+  CHECK(s.have_calling_ae);
+  CHECK(s.calling_ae == "CT01");
+  CHECK(s.called_ae == "PACS01");
+  REQUIRE(s.stored.size() == 3);
+  CHECK((s.stored[0].by_client && s.stored[0].field == AssetTracker::DicomSighting::manufacturer &&
+         s.stored[0].value == "ACME MEDICAL"));
+  CHECK((s.stored[1].by_client && s.stored[1].field == AssetTracker::DicomSighting::device_serial));
+  CHECK((!s.stored[2].by_client && s.stored[2].field == AssetTracker::DicomSighting::station_name &&
+         s.stored[2].value == "PACS-ST"));
+
+  // No association seen (no names, rq, ac or contexts): nothing is taken from the operations'
+  // text for the head.
+  AssetTracker::DicomSighting bare;
+  REQUIRE(AssetTracker::read_dicom(
+      R"({"src_ip":"10.0.0.1","dst_ip":"10.0.0.2","dicom":{"ops":[{"msg_id":1,"command":"C-STORE","dir":"to_server","calling_ae":"NO"}]}})",
+      bare));
+  CHECK(!bare.have_calling_ae);
+  CHECK(!bare.client_impl.have_uid);
+  CHECK(bare.stored.empty());
+}
+
 TEST_CASE("asset tracker survives malformed dicom event lines") {
   Rig r;
   for (std::string bad : {std::string(""), std::string("{"), std::string(R"({"src_ip":"nope","dst_ip":"1.2.3.4"})"),
