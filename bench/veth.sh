@@ -17,7 +17,9 @@
 #        pair of addresses for each direction, so the looped copy gets distinct client and
 #        server addresses first, with tcpprep/tcprewrite),
 #        RING_MB=256 (per worker), PIN=1 (worker i pinned to CPU i through capture.cpus),
-#        EXTRA="--site policies/sites/bench-loopback.yaml" (more medmon args)
+#        EXTRA="--site policies/sites/bench-loopback.yaml" (more medmon args),
+#        WORK_DIR=/tmp (where the events go; /dev/shm keeps disk writeback out of the timing),
+#        STATS_DIR= (a directory: each run's final stats events are kept there)
 # The `mixed` corpus (dicom-many + hl7-many + the first 150k packets of dicom-large, all
 # starting together, merged by time) is made here with editcap/mergecap when missing.
 set -euo pipefail
@@ -41,7 +43,7 @@ for t in ip tcpreplay tcpprep tcprewrite editcap mergecap capinfos; do
   command -v $t >/dev/null || { echo "veth.sh: $t missing (scripts/install-deps.sh --test)" >&2; exit 2; }
 done
 
-W=$(mktemp -d /tmp/medmon-veth.XXXXXX)
+W=$(mktemp -d "${WORK_DIR:-/tmp}/medmon-veth.XXXXXX")
 NS=mmveth$$
 cleanup() {
   [ -n "${MPID:-}" ] && kill "$MPID" 2>/dev/null && wait "$MPID" 2>/dev/null || true
@@ -158,7 +160,6 @@ PY
       kill -TERM $MPID
       wait $MPID || { echo "veth.sh: medmon exited $?" >&2; cat "$W/err.txt" >&2; }
       MPID=
-      # STATS_DIR=dir keeps each run's last stats events (one per worker) for a closer look.
       [ -n "${STATS_DIR:-}" ] && grep '"event_type":"stats"' "$W/ev.jsonl" > "$STATS_DIR/$corpus-$mode-$w-$(date +%H%M%S).jsonl"
       offered=$(awk '/Actual:/ {print $2; exit}' "$W/replay.txt")
       mbps=$(awk '/Rated:/ {print $4; exit}' "$W/replay.txt")

@@ -351,7 +351,7 @@ void AssetTracker::on_event(std::string_view type, std::string_view line) {
 }
 
 bool AssetTracker::read_dicom(std::string_view line, DicomSighting& s) {
-  std::string src, dst, ts_text;
+  std::string src, dst;
   if (!field_in(line, 0, 400, "src_ip", src) || !field_in(line, 0, 400, "dst_ip", dst)) return false;
   if (!IpAddr::parse(src, s.client) || !IpAddr::parse(dst, s.server)) return false;
   s.ts = event_time(line);
