@@ -27,11 +27,11 @@ struct HeaderSlot {
   std::string text;
 };
 
-// The addressing part of an event, oriented client -> server.
 // Events reach the kernel in runs of about this many bytes: EventOutput hands its lines to
 // batch-taking sinks, and FileSink buffers single lines, up to it (one write per MiB).
 inline constexpr size_t kOutputRunBytes = size_t(1) << 20;
 
+// The addressing part of an event, oriented client -> server.
 struct EventEndpoints {
   std::string_view flow_id;  // empty: no flow (e.g. a decode anomaly)
   IpAddr src, dst;
