@@ -1,6 +1,7 @@
 #include "sensor/assets/asset_tracker.h"
 
 #include <algorithm>
+#include <cstring>
 
 namespace medmon {
 
@@ -42,11 +43,14 @@ bool read_json_string(std::string_view s, size_t p, std::string& out) {
 bool field_in(std::string_view s, size_t from, size_t to, std::string_view key, std::string& out) {
   if (from >= s.size()) return false;
   to = std::min(to, s.size());
-  std::string pat;
-  pat.reserve(key.size() + 4);
-  pat.push_back('"');
-  pat.append(key);
-  pat.append("\":\"");
+  // The pattern "key":" on the stack: keys are short literals, and this runs per field of
+  // every operation of a DICOM event.
+  char buf[64];
+  if (key.size() + 4 > sizeof buf) return false;
+  buf[0] = '"';
+  std::memcpy(buf + 1, key.data(), key.size());
+  std::memcpy(buf + 1 + key.size(), "\":\"", 3);
+  std::string_view pat(buf, key.size() + 4);
   // Searched within [from, to) only: a DICOM event lists hundreds of operations and each is
   // asked for its fields; a search to the end of the line made that quadratic.
   size_t p = s.substr(0, to).find(pat, from);
