@@ -76,17 +76,17 @@ constexpr size_t kPhiSegs = sizeof(kPhi) / sizeof(kPhi[0]);
 // Bit index of each (segment, field) in the table above, and its name ("PID-5").
 struct PhiIndex {
   std::array<std::array<int8_t, 50>, kPhiSegs> bit{};
-  std::array<uint8_t, kPhiSegs> last{};  // highest field read in the segment (PHI, PID-3, OBX-18, ...)
+  std::array<uint64_t, kPhiSegs> read{};  // fields read in the segment: PHI, and OBX-18 (equipment)
   std::vector<std::string> names;
   PhiIndex() {
     for (auto& row : bit) row.fill(-1);
     for (size_t s = 0; s < kPhiSegs; ++s) {
-      last[s] = std::string_view(kPhi[s].seg) == "OBX" ? 18 : 3;
+      if (std::string_view(kPhi[s].seg) == "OBX") read[s] |= 1ULL << 18;
       for (uint8_t f : kPhi[s].fields) {
         if (!f) break;
         bit[s][f] = static_cast<int8_t>(names.size());
         names.push_back(std::string(kPhi[s].seg) + "-" + std::to_string(f));
-        last[s] = std::max(last[s], f);
+        read[s] |= 1ULL << f;
       }
     }
   }
@@ -362,22 +362,26 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
     return true;
   }
   // A stream repeats a few message shapes: the segment list and the PHI field list of an
-  // event are rendered once per distinct list and copied while it repeats.
+  // event are rendered once per distinct list and copied while it repeats. Messages and their
+  // ACKs alternate on a connection, so a few segment lists are kept, not one.
   std::string_view segments_json(size_t n) {
-    bool same = n == shape_n_;
-    for (size_t k = 0; same && k < n; ++k)
-      same = shape_keys_[k] == seg_keys_[k] && shape_lens_[k] == seg_names_[k].size();
-    if (same) return segments_json_;
-    shape_n_ = n;
-    segments_json_.assign("[");
-    for (size_t k = 0; k < n; ++k) {
-      shape_keys_[k] = seg_keys_[k];
-      shape_lens_[k] = static_cast<uint8_t>(seg_names_[k].size());
-      if (k) segments_json_.push_back(',');
-      JsonWriter::append_escaped(segments_json_, seg_names_[k]);
+    for (SegmentShape& c : shapes_) {
+      bool same = n == c.n;
+      for (size_t k = 0; same && k < n; ++k) same = c.keys[k] == seg_keys_[k] && c.lens[k] == seg_names_[k].size();
+      if (same) return c.json;
     }
-    segments_json_.push_back(']');
-    return segments_json_;
+    SegmentShape& c = shapes_[next_shape_];
+    next_shape_ = (next_shape_ + 1) % shapes_.size();
+    c.n = n;
+    c.json.assign("[");
+    for (size_t k = 0; k < n; ++k) {
+      c.keys[k] = seg_keys_[k];
+      c.lens[k] = static_cast<uint8_t>(seg_names_[k].size());
+      if (k) c.json.push_back(',');
+      JsonWriter::append_escaped(c.json, seg_names_[k]);
+    }
+    c.json.push_back(']');
+    return c.json;
   }
   std::string_view phi_fields_json(uint64_t mask, bool z) {
     if (phi_json_valid_ && mask == phi_json_mask_ && z == phi_json_z_) return phi_json_;
@@ -417,10 +421,14 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
   struct PrtDevice { std::string_view device, udi, serial, type; };
   std::array<std::string_view, 24> seg_names_;
   std::array<uint64_t, 24> seg_keys_;
-  std::array<uint64_t, 24> shape_keys_;        // the segment list segments_json_ renders
-  std::array<uint8_t, 24> shape_lens_;
-  size_t shape_n_ = SIZE_MAX;
-  std::string segments_json_;
+  struct SegmentShape {
+    std::array<uint64_t, 24> keys;  // the segment list `json` renders
+    std::array<uint8_t, 24> lens;
+    size_t n = SIZE_MAX;
+    std::string json;
+  };
+  std::array<SegmentShape, 4> shapes_;
+  size_t next_shape_ = 0;
   uint64_t phi_json_mask_ = 0;                 // the PHI field list phi_json_ renders
   bool phi_json_z_ = false, phi_json_valid_ = false;
   std::string phi_json_;
@@ -544,16 +552,19 @@ void Hl7Dissector::process_parsed(DirState& s, hl7cpp::ParseStatus st, uint64_t 
     bool is_prt = code == code3("PRT"), is_msa = code == code3("MSA"), is_err = code == code3("ERR");
     bool is_z = !name.empty() && name[0] == 'Z';
     if (ps < 0 && !is_prt && !is_msa && !is_err && !is_z) continue;
-    // Split only as far as the highest field we read in this segment.
-    size_t want = f_.size();
+    // Only the fields read below are split out (G(k) reads no others); a Z segment is read whole.
+    size_t n;
     if (ps >= 0) {
-      want = phi.last[ps] + 1;
+      n = seg.pick_fields(f_.data(), phi.read[ps]);
     } else if (is_prt) {
-      want = 23;
-    } else if (is_msa || is_err) {
-      want = 4;
+      n = seg.pick_fields(f_.data(), 1ULL << 10 | 1ULL << 16 | 1ULL << 20 | 1ULL << 22);
+    } else if (is_msa) {
+      n = seg.pick_fields(f_.data(), 1ULL << 1 | 1ULL << 2);
+    } else if (is_err) {
+      n = seg.pick_fields(f_.data(), 1ULL << 1 | 1ULL << 3);
+    } else {
+      n = seg.split_fields(f_.data(), f_.size());
     }
-    size_t n = seg.split_fields(f_.data(), want);
     auto G = [&](size_t k) { return k < n ? f_[k] : std::string_view(); };
     auto present = [&](size_t k) { return hl7cpp::Field(G(k), &sep).has_value(); };
     if (ps >= 0) {
@@ -631,7 +642,7 @@ void Hl7Dissector::process_parsed(DirState& s, hl7cpp::ParseStatus st, uint64_t 
   char acked_buf[24];
   if (is_response) {
     std::string_view id = ack_id.substr(0, kMaxControlId);
-    uint32_t h = control_id_hash(id);
+    uint32_t h = pending_.empty() ? 0 : control_id_hash(id);  // no table, nothing to hash for
     for (size_t k = 0; k < pending_.size(); ++k) {
       if (pending_[k].id_hash == h && pending_[k].control_id() == id && pending_[k].dir != s.dir) {
         matched = true;

@@ -187,6 +187,59 @@ size_t Segment::split_fields(std::string_view* out, size_t out_size) const {
   return k;
 }
 
+size_t Segment::pick_fields(std::string_view* out, uint64_t wanted) const {
+  if (raw_.empty() || !sep_ || !wanted) return 0;
+  const size_t last = 63 - static_cast<size_t>(__builtin_clzll(wanted));  // highest wanted field
+  if (is_header()) {
+    // MSH-1 and MSH-2 are not split on the separator: the general path handles them.
+    std::string_view all[64];
+    size_t n = split_fields(all, last + 1);
+    for (size_t k = 0; k < n; ++k)
+      if (wanted >> k & 1) out[k] = all[k];
+    return n;
+  }
+  const char* d = raw_.data();
+  const size_t len = raw_.size();
+  const char fs = sep_->field;
+  size_t k = 0, start = 0, i = 0;  // field k starts at `start`
+#if defined(__SSE2__)
+  const __m128i needle = _mm_set1_epi8(fs);
+  while (i + 16 <= len) {
+    __m128i block = _mm_loadu_si128(reinterpret_cast<const __m128i*>(d + i));
+    __m128i hits = _mm_cmpeq_epi8(block, needle);
+    unsigned mask = static_cast<unsigned>(_mm_movemask_epi8(hits));
+    if (mask) {
+      // Fields k .. k+ends-1 end in this block; none wanted: count them and move on. Counted
+      // with SSE2 (0xff per hit, summed): without -mpopcnt, __builtin_popcount is a call.
+      __m128i sums = _mm_sad_epu8(_mm_sub_epi8(_mm_setzero_si128(), hits), _mm_setzero_si128());
+      unsigned ends = static_cast<unsigned>(_mm_cvtsi128_si32(sums) + _mm_extract_epi16(sums, 4));
+      if (((wanted >> k) & ((1ULL << ends) - 1)) == 0) {
+        k += ends;
+        start = i + static_cast<size_t>(31 - __builtin_clz(mask)) + 1;
+      } else {
+        while (mask) {
+          size_t at = i + static_cast<size_t>(__builtin_ctz(mask));
+          if (wanted >> k & 1) out[k] = std::string_view(d + start, at - start);
+          start = at + 1;
+          if (++k > last) return k;
+          mask &= mask - 1;
+        }
+      }
+    }
+    i += 16;
+  }
+#endif
+  for (; i < len; ++i) {
+    if (d[i] == fs) {
+      if (wanted >> k & 1) out[k] = std::string_view(d + start, i - start);
+      start = i + 1;
+      if (++k > last) return k;
+    }
+  }
+  if (wanted >> k & 1) out[k] = std::string_view(d + start, len - start);
+  return k + 1;
+}
+
 const char* to_string(ParseStatus s) {
   switch (s) {
     case ParseStatus::ok: return "ok";

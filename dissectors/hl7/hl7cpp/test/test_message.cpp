@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include <string>
+#include <vector>
 
 #include "hl7cpp/message.h"
 
@@ -227,4 +228,44 @@ TEST_CASE("segment names and field presence: the short paths agree with the long
   CHECK_FALSE(m.segment(0).field(3).has_value() == false);
   CHECK_FALSE(Field("\"\"", nullptr, true).has_value());
   CHECK(Field("^", nullptr, true).has_value());
+}
+
+TEST_CASE("pick_fields gives what split_fields gives for the fields asked for") {
+  // Segments of every length around the 16-byte blocks, runs of empty fields, long fields, and
+  // the header (MSH-1/MSH-2 are not split on the separator).
+  std::vector<std::string> segs = {
+      "MSH|^~\\&|ADT1|GOOD HEALTH HOSPITAL|GHH LAB, INC.|GOOD HEALTH HOSPITAL|20240101||ADT^A01^ADT_A01|MSG1|P|2.5.1",
+      "PV1|1|I|2000^2012^01||||004777^ATTEND^AARON^A|||SUR||||ADM|A0|||||||||||||||||||||||||200301010800",
+      "PID|1||123456^^^GHH^MR||DOE^JANE^A^^^^L||19700101|F|||1 MAIN ST^^SPRINGFIELD^IL^62701||(555)555-5555",
+      "NK1", "NK1|", "NK1||", "OBX|1|NM|^Body Height||180|cm^centimeter^ISO+|||||F|||||||EQ-1",
+      "ZZZ|||||||||||||||||||||||||||||||||||||||||||||||||||||||||||||||||||||||||x",
+  };
+  std::string prefix = "MSH|^~\\&|A\r";
+  uint64_t seed = 12345;
+  auto next = [&] { seed = seed * 6364136223846793005ULL + 1442695040888963407ULL; return seed >> 11; };
+  for (size_t cut = 0; cut < 40; ++cut) segs.push_back("ABC|" + std::string(cut, 'x') + "|y|" + std::string(cut % 7, '|') + "z");
+  for (const std::string& text : segs) {
+    Message m;
+    bool header = text.rfind("MSH", 0) == 0;
+    REQUIRE(m.parse(header ? text : prefix + text) == ParseStatus::ok);
+    Segment seg = m.segment(header ? 0 : 1);
+    std::string_view all[64];
+    for (int round = 0; round < 200; ++round) {
+      uint64_t wanted = next();
+      if (round < 64) wanted = 1ULL << round;  // each field alone
+      if (round % 3 == 0) wanted &= (1ULL << (next() % 64)) - 1;  // and low ones only
+      if (!wanted) continue;
+      size_t last = 63 - static_cast<size_t>(__builtin_clzll(wanted));
+      size_t n_all = seg.split_fields(all, last + 1);
+      std::string_view picked[64];
+      for (auto& v : picked) v = "unset";
+      size_t n = seg.pick_fields(picked, wanted);
+      INFO(text << " wanted " << wanted);
+      REQUIRE(n == n_all);
+      for (size_t k = 0; k < 64; ++k) {
+        if (wanted >> k & 1 && k < n) CHECK(picked[k] == all[k]);
+        if (!(wanted >> k & 1)) CHECK(picked[k] == "unset");
+      }
+    }
+  }
 }
