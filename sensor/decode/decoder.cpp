@@ -158,7 +158,7 @@ DecodeStatus Decoder::ipv4(const uint8_t* p, uint32_t len, uint32_t off, Packet&
   uint32_t frag_off = (frag & 0x1FFF) * 8u;
   if (more || frag_off) {
     ++c_fragments_;
-    if (peek_only_) return DecodeStatus::fragment;
+    if (peek_only_) return peek_fragment(be16(p + 4), frag_off, more, p + ihl, len - ihl, out);
     if (total > len) return bad("ipv4.truncated_fragment", off, out);
     if (frag_off + (len - ihl) > 65535) return bad("ipv4.fragment_beyond_64k", off, out);
     FragmentTable::Key key{out.src, out.dst, be16(p + 4), out.proto};
@@ -226,7 +226,7 @@ DecodeStatus Decoder::ipv6(const uint8_t* p, uint32_t len, uint32_t off, Packet&
         if (!more && frag_off == 0) { next = inner; continue; }  // atomic fragment
         ++c_fragments_;
         out.proto = inner;
-        if (peek_only_) return DecodeStatus::fragment;
+        if (peek_only_) return peek_fragment(id, frag_off, more, p + pos, len - pos, out);
         // Rebuild with the 40-byte base header only, next header = the fragmented protocol.
         uint8_t hdr[40];
         std::memcpy(hdr, p, 40);
@@ -254,6 +254,36 @@ DecodeStatus Decoder::ipv6(const uint8_t* p, uint32_t len, uint32_t off, Packet&
     }
   }
   return bad("ipv6.too_many_extensions", off + pos, out);
+}
+
+DecodeStatus Decoder::peek_fragment(uint32_t id, uint32_t offset, bool more, const uint8_t* l4, uint32_t len,
+                                    Packet& out) {
+  peeked_ = {id, offset, more, false};
+  if (offset != 0) return DecodeStatus::fragment;
+  // The ports transport() will read from the reassembled datagram, where this fragment has them.
+  switch (out.proto) {
+    case 6:
+    case 17:
+      if (len < 4) break;
+      out.sport = be16(l4);
+      out.dport = be16(l4 + 2);
+      peeked_.has_ports = true;
+      break;
+    case 1:
+    case 58: {
+      if (len < 1) break;
+      bool echo = out.proto == 1 ? (l4[0] == 8 || l4[0] == 0) : (l4[0] == 128 || l4[0] == 129);
+      if (!echo) { peeked_.has_ports = true; break; }
+      if (len < 8) break;
+      out.sport = be16(l4 + 4);
+      out.dport = out.sport;
+      peeked_.has_ports = true;
+      break;
+    }
+    default:
+      break;
+  }
+  return DecodeStatus::fragment;
 }
 
 DecodeStatus Decoder::transport(const uint8_t* p, uint32_t len, uint32_t off, Packet& out) {

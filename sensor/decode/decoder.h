@@ -27,6 +27,17 @@ enum class DecodeStatus : uint8_t {
   malformed,   // reported as an anomaly
 };
 
+// What a peek-only decoder read from the last packet it reported as `fragment`: enough for the
+// worker dispatcher to send every fragment of a datagram where the datagram's flow goes.
+struct FragmentPeek {
+  uint32_t id = 0;      // IPv4 identification, IPv6 fragment identification
+  uint32_t offset = 0;  // in bytes
+  bool more = false;    // more fragments follow
+  // First fragment whose L4 header gives the ports the whole datagram will decode with
+  // (TCP/UDP ports, the ICMP echo identifier, 0 for other ICMP): they are set in the packet.
+  bool has_ports = false;
+};
+
 class Decoder {
  public:
   // name: stable anomaly name ("ipv4.bad_header_length"); offset: byte offset in the frame.
@@ -36,8 +47,10 @@ class Decoder {
   DecodeStatus decode(const uint8_t* frame, uint32_t caplen, uint32_t wirelen, Timestamp ts, Packet& out);
   FragmentTable& fragments() { return frags_; }
   // Addresses and ports only: fragments are reported as `fragment` (addresses and protocol
-  // set) without being held. Used to dispatch packets to workers.
+  // set, fragment fields in peeked_fragment()) without being held. Used to dispatch packets to
+  // workers.
   void set_peek_only(bool v) { peek_only_ = v; }
+  const FragmentPeek& peeked_fragment() const { return peeked_; }
 
  private:
   DecodeStatus link(const uint8_t* p, uint32_t len, Packet& out);
@@ -46,6 +59,7 @@ class Decoder {
   DecodeStatus ipv4(const uint8_t* p, uint32_t len, uint32_t off, Packet& out);
   DecodeStatus ipv6(const uint8_t* p, uint32_t len, uint32_t off, Packet& out);
   DecodeStatus transport(const uint8_t* p, uint32_t len, uint32_t off, Packet& out);
+  DecodeStatus peek_fragment(uint32_t id, uint32_t offset, bool more, const uint8_t* l4, uint32_t len, Packet& out);
   DecodeStatus bad(std::string_view name, uint32_t off, const Packet& out);
 
   int dlt_;
@@ -54,6 +68,7 @@ class Decoder {
   FragmentTable frags_;
   std::vector<uint8_t> reassembled_;
   bool peek_only_ = false;
+  FragmentPeek peeked_;
   uint64_t& c_not_ip_;
   uint64_t& c_malformed_;
   uint64_t& c_fragments_;

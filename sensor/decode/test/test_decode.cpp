@@ -110,6 +110,53 @@ TEST_CASE("IPv4 fragments reassemble out of order, overlaps keep the first copy"
   CHECK(h.anomalies == std::vector<std::string>{"ipv4.fragment_overlap_conflict"});
 }
 
+TEST_CASE("Peek-only decoding reads the fragment fields and the first fragment's ports") {
+  Counters c;
+  Decoder dec(linktype::EN10MB, c, nullptr);
+  dec.set_peek_only(true);
+  Packet p;
+  auto run = [&](const Bytes& f) {
+    return dec.decode(f.data(), static_cast<uint32_t>(f.size()), static_cast<uint32_t>(f.size()), Timestamp{1}, p);
+  };
+  auto seg = tcp(40006, 8080, 1, 2, tcpflag::ACK | tcpflag::PSH, std::string(40, 'x'));
+  Bytes head(seg.begin(), seg.begin() + 32), tail(seg.begin() + 32, seg.end());
+  REQUIRE(run(ether(0x0800, ipv4(ip4(10, 0, 0, 1), ip4(10, 0, 0, 2), 6, head, 0x0606, 0x2000))) == DecodeStatus::fragment);
+  CHECK(dec.peeked_fragment().id == 0x0606);
+  CHECK(dec.peeked_fragment().offset == 0);
+  CHECK(dec.peeked_fragment().more);
+  CHECK(dec.peeked_fragment().has_ports);
+  CHECK((p.sport == 40006 && p.dport == 8080 && p.proto == 6));
+  // A later fragment has no ports: only its offset and identification.
+  REQUIRE(run(ether(0x0800, ipv4(ip4(10, 0, 0, 1), ip4(10, 0, 0, 2), 6, tail, 0x0606, 4))) == DecodeStatus::fragment);
+  CHECK(dec.peeked_fragment().offset == 32);
+  CHECK_FALSE(dec.peeked_fragment().more);
+  CHECK_FALSE(dec.peeked_fragment().has_ports);
+  CHECK((p.sport == 0 && p.dport == 0));
+  CHECK(dec.fragments().pending() == 0);  // nothing held
+
+  // ICMP echo: the identifier is both "ports", as for the reassembled datagram.
+  Bytes echo = {8, 0, 0, 0, 0x12, 0x34, 0, 1};
+  echo.resize(48, 'p');
+  REQUIRE(run(ether(0x0800, ipv4(ip4(10, 0, 0, 1), ip4(10, 0, 0, 2), 1, echo, 9, 0x2000))) == DecodeStatus::fragment);
+  CHECK(dec.peeked_fragment().has_ports);
+  CHECK((p.sport == 0x1234 && p.dport == 0x1234));
+  // Too short to hold the identifier: unknown.
+  REQUIRE(run(ether(0x0800, ipv4(ip4(10, 0, 0, 1), ip4(10, 0, 0, 2), 1, Bytes(echo.begin(), echo.begin() + 4), 10,
+                                 0x2000))) == DecodeStatus::fragment);
+  CHECK_FALSE(dec.peeked_fragment().has_ports);
+
+  // IPv6 fragment header: 32-bit identification, UDP ports from the first fragment.
+  const uint8_t a[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  const uint8_t b[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2};
+  Bytes frag = {17, 0, 0, 1, 0xAB, 0xCD, 0, 1};  // offset 0, more fragments
+  auto u = udp(40003, 7003, std::string(64, 'u'));
+  frag.insert(frag.end(), u.begin(), u.begin() + 24);
+  REQUIRE(run(ether(0x86DD, ipv6(a, b, 44, frag))) == DecodeStatus::fragment);
+  CHECK(dec.peeked_fragment().id == 0xABCD0001);
+  CHECK(dec.peeked_fragment().has_ports);
+  CHECK((p.sport == 40003 && p.dport == 7003 && p.proto == 17));
+}
+
 TEST_CASE("Fragment table is bounded") {
   Counters c;
   FragmentLimits lim;
