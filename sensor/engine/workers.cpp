@@ -36,7 +36,12 @@ FlowVerdict OfflineWorkers::Deferral::judge(const FlowSummary& flow, EventOutput
 
 OfflineWorkers::OfflineWorkers(int n, const SensorConfig& cfg, Depth depth, const Pseudonymiser& phi,
                                EventOutput& merged, std::vector<FlowJudge*> judges, HeaderAnnotator* annotator)
-    : merged_(merged), judges_(depth >= Depth::policy ? std::move(judges) : std::vector<FlowJudge*>{}) {
+    : merged_(merged),
+      judges_(depth >= Depth::policy ? std::move(judges) : std::vector<FlowJudge*>{}),
+      frag_limits_(cfg.fragments),
+      c_held_(dispatch_counters_.at("workers.fragments.held")),
+      c_unmatched_(dispatch_counters_.at("workers.fragments.unmatched")),
+      c_evicted_(dispatch_counters_.at("workers.fragments.evicted")) {
   for (int i = 0; i < n; ++i) {
     auto w = std::make_unique<Worker>();
     w->out.add_sink(w->sink);
@@ -119,6 +124,9 @@ void OfflineWorkers::broadcast(Batch::Kind kind, int dlt, FlowEnd why) {
 }
 
 void OfflineWorkers::set_linktype(int dlt) {
+  // Held frames are of the previous link type (and one pipeline does not reassemble across
+  // files either).
+  drop_all_routes();
   peek_ = std::make_unique<Decoder>(dlt, peek_counters_, nullptr);
   peek_->set_peek_only(true);
   broadcast(Batch::Kind::linktype, dlt);
@@ -128,12 +136,21 @@ void OfflineWorkers::packet(const uint8_t* frame, uint32_t caplen, uint32_t wire
   ++packets_;
   bytes_ += wirelen;
   if (ts.usec > last_ts_.usec) last_ts_ = ts;
+  if (!routes_.empty()) expire_routes(last_ts_);
   Packet p;
   DecodeStatus s = peek_ ? peek_->decode(frame, caplen, wirelen, ts, p) : DecodeStatus::malformed;
   // Undecodable packets all go to worker 0, which reports them.
-  size_t idx = 0;
-  if (s == DecodeStatus::ok || (s == DecodeStatus::fragment && p.src.family))
-    idx = flow_hash(p, s == DecodeStatus::fragment) % workers_.size();
+  int idx = 0;
+  if (s == DecodeStatus::ok) idx = static_cast<int>(flow_hash(p, false) % workers_.size());
+  else if (s == DecodeStatus::fragment && p.src.family) idx = route_fragment(p, frame, caplen, wirelen, ts);
+  if (idx >= 0) send(static_cast<size_t>(idx), frame, caplen, wirelen, ts);
+  if (++since_epoch_ >= kEpochPackets) {
+    since_epoch_ = 0;
+    epoch();
+  }
+}
+
+void OfflineWorkers::send(size_t idx, const uint8_t* frame, uint32_t caplen, uint32_t wirelen, Timestamp ts) {
   Worker& w = *workers_[idx];
   if (!w.filling) {
     w.filling = std::make_unique<Batch>();
@@ -144,10 +161,100 @@ void OfflineWorkers::packet(const uint8_t* frame, uint32_t caplen, uint32_t wire
   b.refs.push_back({static_cast<uint32_t>(b.data.size()), caplen, wirelen, ts});
   b.data.insert(b.data.end(), frame, frame + caplen);
   if (b.refs.size() >= kBatchPackets) push(w, std::move(w.filling));
-  if (++since_epoch_ >= kEpochPackets) {
-    since_epoch_ = 0;
-    epoch();
+}
+
+int OfflineWorkers::route_fragment(const Packet& p, const uint8_t* frame, uint32_t caplen, uint32_t wirelen,
+                                   Timestamp ts) {
+  size_t pair = flow_hash(p, /*fragment=*/true) % workers_.size();
+  // Flows of other protocols have no ports: their worker is the address pair's.
+  if (p.proto != 6 && p.proto != 17 && p.proto != 1 && p.proto != 58) return static_cast<int>(pair);
+  const FragmentPeek& f = peek_->peeked_fragment();
+  FragmentTable::Key key{p.src, p.dst, f.id, p.proto};
+  auto it = routes_.find(key);
+  if (f.offset == 0) {
+    if (it == routes_.end()) it = add_route(key, ts, pair);
+    FragmentRoute& r = it->second;
+    // Given up waiting for: the datagram stays whole where its other fragments went.
+    if (r.worker >= 0 && !r.first_seen) {
+      r.first_seen = true;
+      return r.worker;
+    }
+    if (r.first_seen) {
+      // A later datagram with the same identification (or a copy): routed afresh.
+      r.created = ts;
+      route_age_.splice(route_age_.end(), route_age_, r.age);
+    }
+    r.first_seen = true;
+    size_t w = f.has_ports ? flow_hash(p, false) % workers_.size() : pair;
+    release(it, w);  // held fragments first: the worker gets the datagram in input order
+    return static_cast<int>(w);
   }
+  if (it == routes_.end()) it = add_route(key, ts, pair);
+  if (it->second.worker >= 0) return it->second.worker;
+  // Room for this fragment: the datagrams waiting longest stop waiting.
+  while ((held_frames_ >= kMaxHeldFrames || held_bytes_ + caplen > kMaxHeldBytes) && !waiting_.empty()) {
+    auto oldest = routes_.find(waiting_.front());
+    c_evicted_ += oldest->second.held.size();
+    release(oldest, oldest->second.fallback);
+  }
+  FragmentRoute& r = it->second;
+  if (r.worker >= 0 || held_frames_ >= kMaxHeldFrames || held_bytes_ + caplen > kMaxHeldBytes) {
+    if (r.worker < 0) release(it, r.fallback);
+    ++c_evicted_;
+    return r.worker;
+  }
+  if (r.held.empty()) r.waiting = waiting_.insert(waiting_.end(), key);
+  r.held.push_back({std::vector<uint8_t>(frame, frame + caplen), wirelen, ts});
+  ++held_frames_;
+  held_bytes_ += caplen;
+  ++c_held_;
+  return -1;
+}
+
+OfflineWorkers::RouteIt OfflineWorkers::add_route(const FragmentTable::Key& key, Timestamp ts, size_t fallback) {
+  while (!route_age_.empty() && routes_.size() >= std::max<size_t>(frag_limits_.max_datagrams, 1))
+    drop_route(routes_.find(route_age_.front()), c_evicted_);
+  auto it = routes_.emplace(key, FragmentRoute{}).first;
+  FragmentRoute& r = it->second;
+  r.created = ts;
+  r.fallback = fallback;
+  r.age = route_age_.insert(route_age_.end(), key);
+  r.waiting = waiting_.end();
+  return it;
+}
+
+void OfflineWorkers::release(RouteIt it, size_t worker) {
+  FragmentRoute& r = it->second;
+  for (auto& h : r.held) {
+    send(worker, h.frame.data(), static_cast<uint32_t>(h.frame.size()), h.wirelen, h.ts);
+    held_bytes_ -= h.frame.size();
+  }
+  held_frames_ -= r.held.size();
+  std::vector<FragmentRoute::Held>().swap(r.held);
+  if (r.waiting != waiting_.end()) {
+    waiting_.erase(r.waiting);
+    r.waiting = waiting_.end();
+  }
+  r.worker = static_cast<int>(worker);
+}
+
+void OfflineWorkers::drop_route(RouteIt it, uint64_t& counter) {
+  counter += it->second.held.size();
+  release(it, it->second.fallback);
+  route_age_.erase(it->second.age);
+  routes_.erase(it);
+}
+
+void OfflineWorkers::expire_routes(Timestamp now) {
+  while (!route_age_.empty()) {
+    auto it = routes_.find(route_age_.front());
+    if (now.usec - it->second.created.usec < frag_limits_.timeout_usec) break;
+    drop_route(it, c_unmatched_);
+  }
+}
+
+void OfflineWorkers::drop_all_routes() {
+  while (!route_age_.empty()) drop_route(routes_.find(route_age_.front()), c_unmatched_);
 }
 
 void OfflineWorkers::epoch() {
@@ -191,6 +298,7 @@ void OfflineWorkers::epoch() {
 }
 
 void OfflineWorkers::finish(FlowEnd why) {
+  drop_all_routes();
   {
     std::lock_guard<std::mutex> g(done_m_);
     done_count_ = 0;
@@ -204,7 +312,7 @@ void OfflineWorkers::finish(FlowEnd why) {
   // findings over the whole input.
   epoch();
   for (FlowJudge* j : judges_) j->finish(last_ts_, merged_);
-  Counters total;
+  Counters total = dispatch_counters_;
   StatsSnapshot s;
   for (auto& w : workers_) {
     total.merge(w->out.counters());

@@ -1,9 +1,17 @@
 #pragma once
 // Offline analysis on N worker threads. The reading thread hashes every packet on its
-// symmetric 5-tuple (both directions of a flow meet in one worker; IP fragments hash on the
-// address pair) and hands it to that worker's own pipeline (flow table, reassembly,
-// dissectors). Workers write into memory; at fixed packet-count epochs the reader merges their
-// events, stably sorted by timestamp, so the output is the same on every run.
+// symmetric 5-tuple (both directions of a flow meet in one worker) and hands it to that
+// worker's own pipeline (flow table, reassembly, dissectors). Workers write into memory; at
+// fixed packet-count epochs the reader merges their events, stably sorted by timestamp, so the
+// output is the same on every run.
+//
+// IP fragments after the first carry no ports. The fragments of a TCP, UDP or ICMP datagram
+// go to the worker of the datagram's flow: the first fragment (offset 0) has the ports, and its
+// worker is remembered for the datagram's later fragments; fragments that come before it wait
+// in the reader (copies, bounded) and are sent just before it, in their own order, so the
+// worker reassembles them as one pipeline would. If it does not come (fragment timeout, bounds,
+// end of input), they go on the address pair, as do the fragments of other protocols, whose
+// flows have no ports.
 //
 // The judges (policy, asset inventory) run once, on the merging thread, over the merged flow
 // stream: a worker keeps a copy of each ending flow's summary and writes its `flow` event
@@ -13,6 +21,8 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <list>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -79,8 +89,29 @@ class OfflineWorkers {
     std::thread thread;
   };
 
+  // Where the fragments of one datagram go (key: as in the workers' fragment tables).
+  struct FragmentRoute {
+    Timestamp created;       // packet time of the datagram's first fragment seen (timeout)
+    int worker = -1;         // -1: waiting for its first fragment
+    bool first_seen = false;
+    size_t fallback = 0;     // the address-pair worker
+    struct Held { std::vector<uint8_t> frame; uint32_t wirelen; Timestamp ts; };
+    std::vector<Held> held;  // fragments waiting for the first, in input order
+    std::list<FragmentTable::Key>::iterator age, waiting;
+  };
+  using RouteIt = std::map<FragmentTable::Key, FragmentRoute>::iterator;
+
   void run(Worker& w);
   void push(Worker& w, std::unique_ptr<Batch> b);
+  void send(size_t worker, const uint8_t* frame, uint32_t caplen, uint32_t wirelen, Timestamp ts);
+  // The worker of a fragment, or -1 when it is held until its datagram's first fragment.
+  int route_fragment(const Packet& p, const uint8_t* frame, uint32_t caplen, uint32_t wirelen, Timestamp ts);
+  RouteIt add_route(const FragmentTable::Key& key, Timestamp ts, size_t fallback);
+  // Sends a waiting datagram's held fragments to `worker` and routes its later ones there too.
+  void release(RouteIt it, size_t worker);
+  void drop_route(RouteIt it, uint64_t& counter);  // held fragments go on the address pair
+  void expire_routes(Timestamp now);
+  void drop_all_routes();
   void broadcast(Batch::Kind kind, int dlt = 0, FlowEnd why = FlowEnd::end_of_input);
   void epoch();  // waits for every worker to reach this point, then merges their events
 
@@ -95,11 +126,25 @@ class OfflineWorkers {
   uint64_t packets_ = 0, bytes_ = 0;
   uint64_t since_epoch_ = 0;
   Timestamp last_ts_{};
+  FragmentLimits frag_limits_;  // the workers' fragment timeout and datagram count
+  std::map<FragmentTable::Key, FragmentRoute> routes_;
+  std::list<FragmentTable::Key> route_age_;  // oldest first
+  std::list<FragmentTable::Key> waiting_;    // routes holding fragments, oldest first
+  size_t held_frames_ = 0, held_bytes_ = 0;
+  Counters dispatch_counters_;
+  uint64_t& c_held_;
+  uint64_t& c_unmatched_;
+  uint64_t& c_evicted_;
   static constexpr size_t kBatchPackets = 256;
   static constexpr size_t kMaxQueued = 64;
   // Events wait in each worker until the epoch ends: short epochs keep that memory small
   // (a flood of short flows writes about one event per packet).
   static constexpr uint64_t kEpochPackets = 1u << 16;
+  // Fragments held for a first fragment still to come. Senders that send the last fragment
+  // first send the first right after it, so a datagram waits briefly; floods of fragments
+  // without a first one are what the bounds are for.
+  static constexpr size_t kMaxHeldFrames = 4096;
+  static constexpr size_t kMaxHeldBytes = 4u << 20;
 };
 
 }  // namespace medmon

@@ -3,6 +3,7 @@
 // output equals one pipeline's.
 #include <pcap/dlt.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <memory>
 #include <string>
@@ -62,6 +63,27 @@ std::vector<Frame> scan() {
   return frames;
 }
 
+// The events of one pipeline (workers 0) or of `workers` offline workers.
+std::shared_ptr<MemorySink> run(const std::vector<Frame>& frames, int workers, std::vector<FlowJudge*> judges = {},
+                                const SensorConfig& cfg = {}) {
+  EventOutput out;
+  auto sink = std::make_shared<MemorySink>();
+  out.add_sink(sink);
+  Pseudonymiser phi;
+  if (workers == 0) {
+    Pipeline p(cfg, Depth::policy, out, phi, judges);
+    p.set_linktype(DLT_EN10MB);
+    for (auto& f : frames) p.packet(f.bytes.data(), uint32_t(f.bytes.size()), uint32_t(f.bytes.size()), f.ts);
+    p.finish(FlowEnd::end_of_input);
+  } else {
+    OfflineWorkers w(workers, cfg, Depth::policy, phi, out, judges);
+    w.set_linktype(DLT_EN10MB);
+    for (auto& f : frames) w.packet(f.bytes.data(), uint32_t(f.bytes.size()), uint32_t(f.bytes.size()), f.ts);
+    w.finish(FlowEnd::end_of_input);
+  }
+  return sink;
+}
+
 std::vector<std::string> without_stats(const MemorySink& s) {
   std::vector<std::string> out;
   for (size_t i = 0; i < s.lines.size(); ++i)
@@ -69,36 +91,87 @@ std::vector<std::string> without_stats(const MemorySink& s) {
   return out;
 }
 
-std::vector<std::string> run_single(CountingJudge& judge) {
-  EventOutput out;
-  auto sink = std::make_shared<MemorySink>();
-  out.add_sink(sink);
-  Pseudonymiser phi;
-  SensorConfig cfg;
-  Pipeline p(cfg, Depth::policy, out, phi, {&judge});
-  p.set_linktype(DLT_EN10MB);
-  for (auto& f : scan()) p.packet(f.bytes.data(), uint32_t(f.bytes.size()), uint32_t(f.bytes.size()), f.ts);
-  p.finish(FlowEnd::end_of_input);
-  return without_stats(*sink);
+std::string stats(const MemorySink& s) {
+  for (size_t i = 0; i < s.lines.size(); ++i)
+    if (s.types[i] == "stats") return s.lines[i];
+  return {};
 }
 
-std::vector<std::string> run_workers(int n, CountingJudge& judge) {
-  EventOutput out;
-  auto sink = std::make_shared<MemorySink>();
-  out.add_sink(sink);
-  Pseudonymiser phi;
-  SensorConfig cfg;
-  OfflineWorkers w(n, cfg, Depth::policy, phi, out, {&judge});
-  w.set_linktype(DLT_EN10MB);
-  for (auto& f : scan()) w.packet(f.bytes.data(), uint32_t(f.bytes.size()), uint32_t(f.bytes.size()), f.ts);
-  w.finish(FlowEnd::end_of_input);
-  return without_stats(*sink);
-}
+std::vector<std::string> run_single(CountingJudge& judge) { return without_stats(*run(scan(), 0, {&judge})); }
+
+std::vector<std::string> run_workers(int n, CountingJudge& judge) { return without_stats(*run(scan(), n, {&judge})); }
 
 size_t count(const std::vector<std::string>& lines, std::string_view needle) {
   size_t n = 0;
   for (auto& l : lines) n += l.find(needle) != std::string::npos;
   return n;
+}
+
+// IPv4 fragments of an L4 datagram, `piece` bytes each (a multiple of 8), in offset order.
+std::vector<Bytes> fragments4(uint32_t src, uint32_t dst, uint8_t proto, const Bytes& l4, uint16_t id, size_t piece) {
+  std::vector<Bytes> out;
+  for (size_t off = 0; off < l4.size(); off += piece) {
+    size_t n = std::min(piece, l4.size() - off);
+    bool more = off + n < l4.size();
+    Bytes part(l4.begin() + off, l4.begin() + off + n);
+    out.push_back(ether(0x0800, ipv4(src, dst, proto, part, id, uint16_t((more ? 0x2000 : 0) | off / 8))));
+  }
+  return out;
+}
+
+// Puts the first fragment last: all of them, or only it, after the others in order.
+void first_last(std::vector<Bytes>& f, bool reverse_all) {
+  if (reverse_all) std::reverse(f.begin(), f.end());
+  else std::rotate(f.begin(), f.begin() + 1, f.end());
+}
+
+// Between two hosts: HTTP requests and UDP and ICMP echo requests sent as fragments (in order,
+// all reversed, or only the first fragment last), each answered unfragmented. One address pair,
+// many port pairs: with the fragments hashed on the addresses, most flows would be split.
+std::vector<Frame> fragmented_conversations() {
+  std::vector<Frame> frames;
+  int64_t t = 1'700'000'000'000'000;
+  auto add = [&](Bytes b) { frames.push_back({std::move(b), {t += 1000}}); };
+  auto add_all = [&](const std::vector<Bytes>& fs) { for (auto& f : fs) add(f); };
+  const uint32_t a = ip4(10, 1, 0, 1), b = ip4(10, 1, 0, 2);
+  const std::string body(900, 'b');
+  uint16_t id = 100;
+  for (uint16_t i = 0; i < 9; ++i) {
+    uint16_t cport = static_cast<uint16_t>(41000 + i);
+    add(ether(0x0800, ipv4(a, b, 6, tcp(cport, 8080, 100, 0, tcpflag::SYN), ++id)));
+    add(ether(0x0800, ipv4(b, a, 6, tcp(8080, cport, 500, 101, tcpflag::SYN | tcpflag::ACK), ++id)));
+    add(ether(0x0800, ipv4(a, b, 6, tcp(cport, 8080, 101, 501, tcpflag::ACK), ++id)));
+    std::string req = "POST /upload HTTP/1.1\r\nHost: pacs\r\nContent-Length: 900\r\n\r\n" + body;
+    auto f = fragments4(a, b, 6, tcp(cport, 8080, 101, 501, tcpflag::ACK | tcpflag::PSH, req), ++id, 256);
+    if (i % 3) first_last(f, i % 3 == 1);
+    add_all(f);
+    std::string resp = "HTTP/1.1 204 No Content\r\n\r\n";
+    add(ether(0x0800, ipv4(b, a, 6, tcp(8080, cport, 501, uint32_t(101 + req.size()), tcpflag::ACK | tcpflag::PSH, resp), ++id)));
+    add(ether(0x0800, ipv4(a, b, 6, tcp(cport, 8080, uint32_t(101 + req.size()), uint32_t(501 + resp.size()),
+                                         tcpflag::ACK | tcpflag::FIN), ++id)));
+    add(ether(0x0800, ipv4(b, a, 6, tcp(8080, cport, uint32_t(501 + resp.size()), uint32_t(102 + req.size()),
+                                         tcpflag::ACK | tcpflag::FIN), ++id)));
+
+    uint16_t uport = static_cast<uint16_t>(42000 + i);
+    f = fragments4(a, b, 17, udp(uport, 7000, std::string(700, 'u')), ++id, 200);
+    if (i % 3) first_last(f, i % 3 == 1);
+    add_all(f);
+    add(ether(0x0800, ipv4(b, a, 17, udp(7000, uport, "ok"), ++id)));
+
+    Bytes echo = {8, 0, 0, 0, uint8_t(i >> 8), uint8_t(i), 0, 1};
+    echo.resize(600, 'e');
+    f = fragments4(a, b, 1, echo, ++id, 256);
+    if (i % 3) first_last(f, i % 3 == 1);
+    add_all(f);
+    Bytes reply = {0, 0, 0, 0, uint8_t(i >> 8), uint8_t(i), 0, 1, 'r'};
+    add(ether(0x0800, ipv4(b, a, 1, reply, ++id)));
+  }
+  return frames;
+}
+
+std::vector<std::string> sorted(std::vector<std::string> v) {
+  std::sort(v.begin(), v.end());
+  return v;
 }
 
 }  // namespace
@@ -140,6 +213,89 @@ TEST_CASE("Offline workers write what one pipeline writes") {
     CHECK(a[i] == b[i]);
   }
   CHECK(one.ports == three.ports);
+}
+
+TEST_CASE("Every fragment of a datagram goes to the worker of its flow") {
+  auto frames = fragmented_conversations();
+  auto events = without_stats(*run(frames, 0));
+  REQUIRE(count(events, "\"event_type\":\"flow\"") == 27);
+  CHECK(count(events, "\"state\":\"closed\"") == 9);
+  for (int n : {2, 3, 5}) {
+    INFO(n << " workers");
+    auto many = run(frames, n);
+    // Ties in time may merge in another order; the events themselves are the same.
+    CHECK(sorted(without_stats(*many)) == sorted(events));
+    // Waiting for their first fragment: 3 TCP, 3 UDP and 2 ICMP fragments in 6 rounds of 9.
+    CHECK(stats(*many).find("\"workers.fragments.held\":48") != std::string::npos);
+    CHECK(stats(*many).find("\"workers.fragments.unmatched\"") == std::string::npos);
+    CHECK(stats(*many).find("\"ip.fragments.reassembled\":27") != std::string::npos);
+  }
+}
+
+TEST_CASE("Fragments whose first fragment does not come go on the address pair") {
+  const uint32_t a = ip4(10, 2, 0, 1), b = ip4(10, 2, 0, 2);
+  // A 24-byte UDP datagram in two fragments: the header (port 40000 + id), then the rest.
+  auto first = [&](uint16_t id) {
+    Bytes l4 = udp(static_cast<uint16_t>(40000 + id), 7000, std::string(16, 'z'));
+    return ether(0x0800, ipv4(a, b, 17, Bytes(l4.begin(), l4.begin() + 8), id, 0x2000));
+  };
+  auto rest = [&](uint16_t id) { return ether(0x0800, ipv4(a, b, 17, Bytes(16, 'z'), id, 1)); };
+  auto has = [](const std::string& stats, const std::string& counter) { return stats.find(counter) != std::string::npos; };
+  int64_t t = 1'700'000'000'000'000;
+
+  SECTION("more datagrams than fragments.max_datagrams: the oldest are given up") {
+    std::vector<Frame> frames;
+    for (uint16_t id = 0; id < 20; ++id) frames.push_back({rest(id), {t += 1000}});
+    SensorConfig cfg;
+    cfg.fragments.max_datagrams = 8;
+    auto st = stats(*run(frames, 2, {}, cfg));
+    CHECK(has(st, "\"workers.fragments.held\":20,"));
+    CHECK(has(st, "\"workers.fragments.evicted\":12,"));
+    CHECK(has(st, "\"workers.fragments.unmatched\":8"));
+    CHECK(has(st, "\"ip.fragments.seen\":20,"));  // all reached a worker
+  }
+
+  SECTION("held past the fragment timeout") {
+    std::vector<Frame> frames = {{rest(1), {t}}};
+    frames.push_back({ether(0x0800, ipv4(a, b, 6, tcp(1, 2, 0, 0, tcpflag::SYN))), {t + 31'000'000}});
+    frames.push_back({first(1), {t + 31'001'000}});  // too late: a datagram of its own
+    auto st = stats(*run(frames, 2));
+    CHECK(has(st, "\"workers.fragments.held\":1,"));
+    CHECK(has(st, "\"workers.fragments.unmatched\":1"));
+    CHECK_FALSE(has(st, "\"ip.fragments.reassembled\""));
+  }
+
+  SECTION("more fragments than the reader holds: the datagram stays whole on the address pair") {
+    std::vector<Frame> frames;
+    for (uint16_t id = 0; id < 4112; ++id) frames.push_back({rest(id), {t += 10}});
+    // The 16 given up, then their first fragments: each follows the rest of its datagram,
+    // though most of their ports hash elsewhere.
+    for (uint16_t id = 0; id < 16; ++id) frames.push_back({first(id), {t += 10}});
+    SensorConfig cfg;
+    cfg.fragments.max_datagrams = 10000;
+    auto st = stats(*run(frames, 3, {}, cfg));
+    CHECK(has(st, "\"workers.fragments.held\":4112,"));
+    CHECK(has(st, "\"workers.fragments.evicted\":16,"));
+    CHECK(has(st, "\"workers.fragments.unmatched\":4096"));
+    CHECK(has(st, "\"ip.fragments.reassembled\":16,"));
+  }
+
+  SECTION("a new input file sends the held fragments with their own link type") {
+    EventOutput out;
+    auto sink = std::make_shared<MemorySink>();
+    out.add_sink(sink);
+    Pseudonymiser phi;
+    OfflineWorkers w(2, SensorConfig{}, Depth::policy, phi, out, {});
+    w.set_linktype(DLT_EN10MB);
+    auto f = rest(1);
+    w.packet(f.data(), uint32_t(f.size()), uint32_t(f.size()), {t});
+    w.set_linktype(DLT_RAW);
+    w.finish(FlowEnd::end_of_input);
+    auto st = stats(*sink);
+    CHECK(has(st, "\"workers.fragments.unmatched\":1"));
+    CHECK(has(st, "\"ip.fragments.seen\":1,"));
+    CHECK_FALSE(has(st, "\"decode.malformed\""));
+  }
 }
 
 TEST_CASE("with_verdict adds the verdict members before the closing brace") {
