@@ -487,6 +487,55 @@ def ipv6_ext():
     made.append(write_all(Pcap("ipv6_ext_headers.pcap", DLT_EN10MB), pkts, eth))
 
 
+def fragments_first_last():
+    """Datagrams whose first fragment comes last, inside conversations answered unfragmented: the
+    whole datagram's ports are only known when its last packet arrives."""
+    c = Clock()
+    a, b = "10.81.0.5", "10.81.0.9"
+    pkts = []
+    # 1: an HTTP POST whose request segment is in three fragments, sent last first
+    t = Tcp(a, 40101, b, 8080)
+    body = bytes((i * 7) & 0x3F | 0x40 for i in range(2400))
+    req = b"POST /upload HTTP/1.1\r\nHost: intranet.example\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+    pkts += [(c(), p) for p in t.handshake()]
+    l4 = tcp_seg(a, b, 40101, 8080, t.seq["c"], t.seq["s"], "PA", req)
+    t.seq["c"] += len(req)
+    pkts += [(c(), p) for p in reversed(frags4(a, b, l4, 6, 0x0A01, [1000, 1000, 1000]))]
+    pkts += [(c(), t.seg("s", "PA", b"HTTP/1.1 204 No Content\r\n\r\n")), (c(), t.seg("c", "A"))]
+    pkts += [(c(), p) for p in t.close()]
+    # 2: a UDP request in three fragments, last first, answered by one unfragmented datagram
+    payload = bytes(i & 0xFF for i in range(3000))
+    f = frags4(a, b, udp_dgram(a, b, 40102, 7010, payload), 17, 0x0A02, [1200, 1200, 608])
+    pkts += [(c(), p) for p in reversed(f)]
+    pkts.append((c(), ipv4(b, a, 17, udp_dgram(b, a, 7010, 40102, b"received"))))
+    # 3: an ICMP echo request in two fragments, second first, and its unfragmented reply
+    f = frags4(a, b, icmp4(8, 0, struct.pack("!HH", 0x0C03, 1), payload[:1800]), 1, 0x0A03, [1000, 808])
+    pkts += [(c(), f[1]), (c(), f[0])]
+    pkts.append((c(), ipv4(b, a, 1, icmp4(0, 0, struct.pack("!HH", 0x0C03, 1), b"short reply"))))
+    # 4: IPv6: a TCP segment in two fragments (fragment header), second first
+    a6, b6 = "2001:db8:91::5", "2001:db8:91::9"
+    t = Tcp(a6, 40104, b6, 8080, isn_c=300, isn_s=700)
+    pkts += [(c(), p) for p in t.handshake()]
+    l4 = tcp_seg(a6, b6, 40104, 8080, t.seq["c"], t.seq["s"], "PA", req)
+    t.seq["c"] += len(req)
+    n1 = 1232
+    fh1 = struct.pack("!BBHI", 6, 0, (0 << 3) | 1, 0x0A040001)
+    fh2 = struct.pack("!BBHI", 6, 0, ((n1 // 8) << 3) | 0, 0x0A040001)
+    pkts += [(c(), ipv6(a6, b6, 44, fh2 + l4[n1:])), (c(), ipv6(a6, b6, 44, fh1 + l4[:n1]))]
+    pkts += [(c(), t.seg("s", "A"))] + [(c(), p) for p in t.close()]
+    # 5: a datagram whose first fragment is never captured, then 31 s without fragments (beyond
+    # the 30 s fragment timeout) before a DNS query and answer
+    f = frags4(a, b, udp_dgram(a, b, 40105, 7011, payload), 17, 0x0A05, [1000, 1000, 1008])
+    pkts += [(c(), f[2]), (c(), f[1])]
+    c.t += 31 * 10**9
+    pkts.append((c(), ipv4(a, b, 17, udp_dgram(a, b, 40106, 53, dns_query("pacs.hospital.example", 0x0A06)))))
+    pkts.append((c(), ipv4(b, a, 17, udp_dgram(b, a, 53, 40106, dns_answer("pacs.hospital.example", "10.10.2.20", 0x0A06)))))
+    # 6: the same at the very end: still waiting for its first fragment when the capture ends
+    f = frags4(a, b, udp_dgram(a, b, 40107, 7012, payload), 17, 0x0A07, [1000, 1000, 1008])
+    pkts += [(c(), f[2]), (c(), f[1])]
+    made.append(write_all(Pcap("fragments_first_last.pcap", DLT_EN10MB), pkts, eth))
+
+
 def _addr6(b):
     return ":".join("%x" % x for x in struct.unpack("!8H", b))
 
@@ -680,9 +729,11 @@ def snaplen_cut():
 
 def main():
     os.makedirs(OUT, exist_ok=True)
+    # New captures go last: IPv4 identifications come from one counter, so the files made before
+    # them stay byte-identical.
     for fn in (ethernet_basic, vlans, pppoe_session, cooked, loopback, raw_ip, byte_orders, ipv4_options,
                ipv4_fragments, ipv6_ext, tcp_cases, udp_icmp, pcapng_two_interfaces, broken_files,
-               malformed, snaplen_cut):
+               malformed, snaplen_cut, fragments_first_last):
         fn()
     for p in made:
         print("%8d  %s" % (os.path.getsize(p), os.path.basename(p)))
