@@ -318,9 +318,9 @@ void OfflineWorkers::finish(FlowEnd why) {
     total.merge(w->out.counters());
     s.flows_active += w->stats.flows_active;
   }
-  // Sink counters are kept by the merged output, where the sinks are attached.
-  for (auto& [k, v] : merged_.counters().all())
-    if (k.rfind("sink.", 0) == 0) total.at(k) = v;
+  // What the merging thread counted: the sinks (attached to the merged output) and the judges
+  // (policy, asset inventory) with the events they wrote.
+  total.merge(merged_.counters());
   s.packets = packets_;
   s.bytes = bytes_;
   write_stats_event(merged_, last_ts_, s, total);

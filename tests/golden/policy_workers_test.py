@@ -1,9 +1,10 @@
 """`medmon analyze --workers N` judges like one worker: every policy capture (pcaps/policy/, with
 the rules site) and the demo capture (demo site) give the same alerts (rule, severity, device,
-peer), the same verdict for every flow, one `new` asset event per device and the same exit code
-with 1 and 3 workers; the 3-worker output is byte-identical from run to run. The scan, fan-out,
-reject-burst and AE captures spread their flows over the workers, so the rules that count flows
-across the capture only fire when the judges see the merged flows.
+peer), the same verdict for every flow, one `new` asset event per device, the same policy, asset
+and event counters in the stats event and the same exit code with 1 and 3 workers; the 3-worker
+output is byte-identical from run to run. The scan, fan-out, reject-burst and AE captures spread
+their flows over the workers, so the rules that count flows across the capture only fire when the
+judges see the merged flows.
 """
 import collections
 import glob
@@ -32,7 +33,10 @@ def facts(out):
                 for e in ev if e["event_type"] == "flow"}
     new_assets = collections.Counter(e["asset"]["ip"] for e in ev
                                      if e["event_type"] == "asset" and "new" in e["asset"].get("changes", []))
-    return alerts, verdicts, new_assets
+    # The judges' counters in the stats event (the judges run on the merging thread).
+    stats = [e["stats"]["counters"] for e in ev if e["event_type"] == "stats"]
+    judged = {k: v for k, v in (stats[-1] if stats else {}).items() if k.startswith(("policy.", "assets.", "events."))}
+    return alerts, verdicts, new_assets, judged
 
 
 def main():
@@ -44,12 +48,14 @@ def main():
         rc1, one = analyze(path, site, 1)
         rc3, three = analyze(path, site, 3)
         _, again = analyze(path, site, 3)
-        a1, v1, n1 = facts(one)
-        a3, v3, n3 = facts(three)
+        a1, v1, n1, j1 = facts(one)
+        a3, v3, n3, j3 = facts(three)
         c.eq(f"{name}: exit code with 3 workers", rc3, rc1)
         c.eq(f"{name}: alerts with 3 workers", sorted(a3.items()), sorted(a1.items()))
         c.eq(f"{name}: flow verdicts with 3 workers", v3, v1)
         c.eq(f"{name}: devices announced new with 3 workers", n3, n1)
+        c.true(f"{name}: policy, asset and event counters in the stats", "assets.devices" in j1 and "events.flow" in j1)
+        c.eq(f"{name}: policy, asset and event counters with 3 workers", j3, j1)
         c.true(f"{name}: each device is new once", all(v == 1 for v in n3.values()))
         c.true(f"{name}: 3-worker output the same on every run", three == again)
         if len(v1) >= 6:
@@ -59,7 +65,7 @@ def main():
     for rule in ("lateral.port_scan", "lateral.fan_out", "dicom.reject_burst"):
         name = {"lateral.port_scan": "port-scan", "lateral.fan_out": "fan-out", "dicom.reject_burst": "reject-burst"}[rule]
         _, three = analyze(pcap("policy", name + ".pcap"), RULES, 3)
-        a3, _, _ = facts(three)
+        a3, _, _, _ = facts(three)
         c.eq(f"{name}: {rule} once with 3 workers", sum(v for k, v in a3.items() if k[0] == rule), 1)
     c.done()
 
