@@ -15,12 +15,23 @@
 
 namespace medmon {
 
+// A device's identity as a protocol states it (HL7 OBX-18 equipment, PRT device; ...), for the
+// asset inventory. Empty members were not given.
+struct DeviceIdentity {
+  bool client = true;  // said of the flow's client (else of its server)
+  std::string source;  // where it was read, e.g. "hl7 PRT"
+  std::string id, udi, serial, type, manufacturer, model, version;
+  bool operator==(const DeviceIdentity&) const = default;
+};
+
 // What the dissectors learnt about a flow; read by the policy and written in the `flow` event.
 struct FlowFacts {
   std::string app;                       // "dicom", "hl7", ... empty = none of ours
   bool tls = false;                      // the flow is encrypted (nDPI: TLS/DTLS/SSH...)
   std::vector<std::string> phi_fields;   // PHI fields seen in clear, unique, in first-seen order
   std::vector<std::pair<std::string, std::string>> attrs;  // e.g. {"dicom.calling_ae","CT01"}
+  std::vector<DeviceIdentity> identities;                   // unique, at most kMaxIdentities
+  static constexpr size_t kMaxIdentities = 16;
 
   void add_phi(std::string_view field) {
     for (auto& f : phi_fields) if (f == field) return;
@@ -29,6 +40,13 @@ struct FlowFacts {
   void set_attr(std::string_view k, std::string_view v) {
     for (auto& [key, val] : attrs) if (key == k) { val.assign(v); return; }
     attrs.emplace_back(std::string(k), std::string(v));
+  }
+  // False when already known or the list is full.
+  bool add_identity(DeviceIdentity d) {
+    if (identities.size() >= kMaxIdentities) return false;
+    for (auto& x : identities) if (x == d) return false;
+    identities.push_back(std::move(d));
+    return true;
   }
   const std::string* attr(std::string_view k) const {
     for (auto& [key, val] : attrs) if (key == k) return &val;

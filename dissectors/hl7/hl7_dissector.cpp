@@ -619,6 +619,28 @@ void Hl7Dissector::process_parsed(DirState& s, hl7cpp::ParseStatus st, uint64_t 
     phi_seen_flow_ |= fresh;
   }
   if (z_phi) facts.add_phi("Z-segment");
+  // Device identity for the asset inventory: the equipment named in the message belongs to the
+  // side that sent it.
+  if (n_equipment || n_prt) {
+    auto text = [&](std::string_view raw) { return raw.empty() ? std::string() : std::string(text_of(raw, scratch_)); };
+    for (size_t k = 0; k < n_equipment; ++k) {
+      DeviceIdentity d;
+      d.client = s.dir == Dir::to_server;
+      d.source = "hl7 OBX-18";
+      d.id = text(equipment[k]);
+      facts.add_identity(std::move(d));
+    }
+    for (size_t k = 0; k < n_prt; ++k) {
+      DeviceIdentity d;
+      d.client = s.dir == Dir::to_server;
+      d.source = "hl7 PRT";
+      d.id = text(prt[k].device);
+      d.udi = text(prt[k].udi);
+      d.serial = text(prt[k].serial);
+      d.type = text(prt[k].type);
+      facts.add_identity(std::move(d));
+    }
+  }
   bool is_response = !ack_code.empty();
   if (s.dir == Dir::to_server && !is_response) {
     // What the client sends: its identity (MSH-3/4), the message types and processing ids the

@@ -309,6 +309,13 @@ void AssetTracker::side(Device& d, const FlowSummary& f, bool is_client) {
   } else if (answered) {
     if (auto* v = ff.attr("dicom.called_ae")) add_unique(d, d.ae_titles, *v, "ae_title");
   }
+  for (const DeviceIdentity& id : ff.identities) {
+    if (id.client != is_client) continue;
+    if (std::find(d.identities.begin(), d.identities.end(), id) != d.identities.end()) continue;
+    if (d.identities.size() >= opt_.max_list) { ++list_full_; continue; }
+    d.identities.push_back(id);
+    mark(d, "identity");
+  }
   // Dataset identity (dissectors that report it per flow); the sender of stored images.
   if (is_client) {
     if (auto* v = ff.attr("dicom.manufacturer")) set_field(d, d.manufacturer, *v, "dicom_device");
@@ -489,6 +496,23 @@ void AssetTracker::emit(Device& d, EventOutput& out, Timestamp ts) {
       w.begin_object();
       w.field("app", a.app);
       if (!a.facility.empty()) w.field("facility", a.facility);
+      w.end_object();
+    }
+    w.end_array();
+  }
+  if (!d.identities.empty()) {
+    w.array("identities");
+    for (auto& id : d.identities) {
+      w.begin_object();
+      w.field("source", id.source);
+      auto opt = [&](std::string_view k, const std::string& v) { if (!v.empty()) w.field(k, v); };
+      opt("id", id.id);
+      opt("udi", id.udi);
+      opt("serial", id.serial);
+      opt("type", id.type);
+      opt("manufacturer", id.manufacturer);
+      opt("model", id.model);
+      opt("version", id.version);
       w.end_object();
     }
     w.end_array();

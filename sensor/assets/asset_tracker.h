@@ -52,6 +52,7 @@ class AssetTracker : public FlowJudge, public EventObserver {
     std::string impl_class_uid, impl_version, product, product_vendor;
     std::string manufacturer, model_name, software_versions, station_name, device_serial;
     std::vector<HL7App> hl7_apps;
+    std::vector<DeviceIdentity> identities;   // as protocols state them (HL7 OBX-18, PRT, ...)
     std::vector<std::string> sni;             // TLS server names the device asked for
     std::vector<std::string> dns_names;       // names it looked up
     std::vector<Service> offered, used;

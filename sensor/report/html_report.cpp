@@ -441,6 +441,7 @@ void Builder::device_section(const Dev& d) {
     kv("Manufacturer / model", ident);
     kv("Station name", a.station_name);
     kv("HL7 applications", join(a.hl7_apps));
+    kv("Device identities", join(a.identities));
     kv("TLS server names used", join(a.sni));
     kv("DNS names looked up", join(a.dns_names));
     kv("Services offered", join(a.offered));

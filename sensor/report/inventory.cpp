@@ -60,6 +60,17 @@ std::vector<Asset> build_inventory(const EventLog& log) {
         std::string app = str(h, "app"), fac = str(h, "facility");
         merge(r.hl7_apps, fac.empty() ? app : app + "@" + fac);
       }
+    if (auto it = a.find("identities"); it != a.end() && it->is_array())
+      for (auto& i : *it) {
+        std::string text;
+        for (const char* k : {"id", "udi", "serial", "type", "manufacturer", "model", "version"}) {
+          std::string v = str(i, k);
+          if (v.empty()) continue;
+          text += text.empty() ? ": " : " ";
+          text += std::string(k) + "=" + v;
+        }
+        if (!text.empty()) merge(r.identities, str(i, "source") + text);
+      }
     if (auto it = a.find("tls_sni"); it != a.end() && it->is_array())
       for (auto& v : *it) if (v.is_string()) merge(r.sni, v.get<std::string>());
     if (auto it = a.find("dns_names"); it != a.end() && it->is_array())
@@ -146,6 +157,7 @@ std::string inventory_json(const std::vector<Asset>& assets) {
     if (!a.device_serial.empty()) d["device_serial"] = a.device_serial;
     if (!d.empty()) j["dicom"] = d;
     if (!a.hl7_apps.empty()) j["hl7_apps"] = a.hl7_apps;
+    if (!a.identities.empty()) j["identities"] = a.identities;
     if (!a.sni.empty()) j["tls_sni"] = a.sni;
     if (!a.dns_names.empty()) j["dns_names"] = a.dns_names;
     if (!a.offered.empty()) j["services_offered"] = a.offered;

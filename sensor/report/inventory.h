@@ -15,6 +15,7 @@ struct Asset {
   std::string ip, mac, mac_vendor, device, zone, model = "unbound";
   std::vector<uint64_t> vlans;
   std::vector<std::string> ae_titles, hl7_apps, sni, dns_names, offered, used;
+  std::vector<std::string> identities;  // "hl7 PRT: udi=... serial=..."
   std::string impl_class_uid, impl_version, product, manufacturer, model_name, software_versions, station_name,
       device_serial;
   std::string first_seen, last_seen;

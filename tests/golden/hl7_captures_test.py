@@ -84,6 +84,11 @@ for name, port in (("mllp-mixed.pcap", 2575), ("mllp-port6661.pcap", 6661)):
     c.eq(f"{name}: devices", oru.get("devices"),
          [{"source": "OBX-18", "id": "MON-ICU-07"},
           {"source": "PRT", "udi": "(01)00812345678901(21)SN4711", "serial": "SN4711", "type": "MON"}])
+    # ... and as the sender's identity in the asset inventory.
+    ids = [i for a in of_type(ev, "asset") for i in a["asset"].get("identities", [])]
+    c.eq(f"{name}: identities in asset events", ids,
+         [{"source": "hl7 OBX-18", "id": "MON-ICU-07"},
+          {"source": "hl7 PRT", "udi": "(01)00812345678901(21)SN4711", "serial": "SN4711", "type": "MON"}])
     raw = json.dumps(ev)
     for secret in ("DOE", "JANE", "PAT000123", "19700101", "MAIN ST", "555-0100", "123-45-6789", "BRIEN",
                    "NGUYEN", "PLC1001"):

@@ -271,6 +271,18 @@ TEST_CASE("escapes, device identity, orders") {
   CHECK(m["devices"][1]["serial"] == "SN123");
   CHECK(m["devices"][1]["type"] == "MON");
   CHECK(m["phi_fields"] == json::array({"PID-3", "PID-5", "OBR-2", "OBR-3", "OBX-5"}));
+  // The same identity goes to the flow's facts for the asset inventory, as the client's (it sent
+  // the message), once however many messages repeat it.
+  h.feed(Dir::to_server, mllp(kOru));
+  REQUIRE(h.facts.identities.size() == 2);
+  CHECK(h.facts.identities[0].client);
+  CHECK(h.facts.identities[0].source == "hl7 OBX-18");
+  CHECK(h.facts.identities[0].id == "MON-ICU-07");
+  CHECK(h.facts.identities[1].source == "hl7 PRT");
+  CHECK(h.facts.identities[1].udi == "(01)00812345678901(21)SN123");
+  CHECK(h.facts.identities[1].serial == "SN123");
+  CHECK(h.facts.identities[1].type == "MON");
+  CHECK(h.facts.identities[1].id.empty());
 }
 
 TEST_CASE("LF and CRLF segment ends are tolerated") {

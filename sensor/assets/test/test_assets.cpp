@@ -272,6 +272,34 @@ TEST_CASE("asset tracker: HL7 sender and TLS SNI; binder names the model") {
   CHECK(a[4]["tls_sni"] == json::array({"update.vendor.example"}));
 }
 
+TEST_CASE("asset tracker: identities stated by protocols go to the side they describe") {
+  Rig r;
+  FlowFacts facts;
+  facts.app = "hl7";
+  DeviceIdentity eq{true, "hl7 OBX-18", "MON-ICU-07"};
+  DeviceIdentity prt;
+  prt.client = true;
+  prt.source = "hl7 PRT";
+  prt.udi = "(01)00812345678901(21)SN123";
+  prt.serial = "SN123";
+  DeviceIdentity lis{false, "hl7 OBX-18", "LIS-ANALYSER-1"};
+  CHECK(facts.add_identity(eq));
+  CHECK_FALSE(facts.add_identity(eq));  // once per flow
+  facts.add_identity(prt);
+  facts.add_identity(lis);
+  auto f = flow("10.10.1.10", "10.10.3.30", 2575, &facts);
+  r.t->judge(f, r.out);
+  r.t->judge(f, r.out);  // a second flow saying the same changes nothing
+  auto a = r.assets();
+  REQUIRE(a.size() == 2);
+  CHECK(a[0]["ip"] == "10.10.1.10");
+  CHECK(std::find(a[0]["changes"].begin(), a[0]["changes"].end(), "identity") != a[0]["changes"].end());
+  CHECK(a[0]["identities"] == json::parse(R"([{"source":"hl7 OBX-18","id":"MON-ICU-07"},)"
+                                          R"({"source":"hl7 PRT","udi":"(01)00812345678901(21)SN123","serial":"SN123"}])"));
+  CHECK(a[1]["ip"] == "10.10.3.30");
+  CHECK(a[1]["identities"] == json::parse(R"([{"source":"hl7 OBX-18","id":"LIS-ANALYSER-1"}])"));
+}
+
 TEST_CASE("asset tracker reads implementation and dataset identity from dicom events") {
   Rig r;
   // What the DICOM dissector writes at the end of an association (trimmed).
