@@ -9,6 +9,7 @@
 #include <regex>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "dissectors/api/dissector.h"
@@ -48,6 +49,15 @@ struct ProbeRule {
 };
 
 enum class FieldType : uint8_t { u8, u16be, u16le, u32be, u32le, ascii, hex };
+// How the bytes of a text field (ascii type or regex capture) become text: as they are, or
+// decoded to UTF-8 (a UTF-16 name pseudonymises like the same name sent by DICOM or HL7).
+enum class TextEncoding : uint8_t { bytes, latin1, utf16be, utf16le };
+// The part of the sending device's identity a field gives (asset inventory), if any.
+enum class IdentityPart : uint8_t { none, id, udi, serial, type, manufacturer, model, version };
+
+// The text of `in` read as `enc`, in UTF-8, up to the first NUL character; unpaired UTF-16
+// surrogates and a trailing odd byte become U+FFFD.
+void decode_text(std::string_view in, TextEncoding enc, std::string& out);
 
 struct Field {
   std::string name;
@@ -55,6 +65,8 @@ struct Field {
   bool by_regex = false;
   uint32_t offset = 0, length = 0;   // from the start of the message
   FieldType type = FieldType::ascii;
+  TextEncoding encoding = TextEncoding::bytes;
+  IdentityPart identity = IdentityPart::none;
   std::regex regex;
   int group = 1;
   bool has_when = false;

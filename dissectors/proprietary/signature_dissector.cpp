@@ -22,7 +22,50 @@ constexpr size_t kProbeWindow = 512;
 constexpr uint32_t kDefaultRegexMin = 16;  // a probe regex that fails on this many bytes is final
 constexpr size_t kMaxValues = 8;            // distinct values kept per field for the flow summary
 constexpr size_t kMaxValueLen = 256;
+
+void append_utf8(std::string& out, uint32_t cp) {
+  if (cp < 0x80) {
+    out.push_back(static_cast<char>(cp));
+  } else if (cp < 0x800) {
+    out.push_back(static_cast<char>(0xC0 | cp >> 6));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else if (cp < 0x10000) {
+    out.push_back(static_cast<char>(0xE0 | cp >> 12));
+    out.push_back(static_cast<char>(0x80 | (cp >> 6 & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else {
+    out.push_back(static_cast<char>(0xF0 | cp >> 18));
+    out.push_back(static_cast<char>(0x80 | (cp >> 12 & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp >> 6 & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  }
+}
 }  // namespace
+
+void decode_text(std::string_view in, TextEncoding enc, std::string& out) {
+  out.clear();
+  const auto* u = reinterpret_cast<const uint8_t*>(in.data());
+  if (enc == TextEncoding::bytes) {
+    out.assign(in.substr(0, std::min(in.find('\0'), in.size())));
+  } else if (enc == TextEncoding::latin1) {
+    for (size_t i = 0; i < in.size() && u[i]; ++i) append_utf8(out, u[i]);
+  } else {
+    bool be = enc == TextEncoding::utf16be;
+    auto unit = [&](size_t i) { return static_cast<uint32_t>(be ? u[i] << 8 | u[i + 1] : u[i + 1] << 8 | u[i]); };
+    for (size_t i = 0; i + 1 < in.size(); i += 2) {
+      uint32_t c = unit(i);
+      if (c == 0) return;
+      if (c >= 0xD800 && c < 0xDC00 && i + 3 < in.size() && unit(i + 2) >= 0xDC00 && unit(i + 2) < 0xE000) {
+        c = 0x10000 + ((c - 0xD800) << 10) + (unit(i + 2) - 0xDC00);
+        i += 2;
+      } else if (c >= 0xD800 && c < 0xE000) {
+        c = 0xFFFD;  // a lone surrogate
+      }
+      append_utf8(out, c);
+    }
+    if (in.size() % 2) append_utf8(out, 0xFFFD);  // half a character at the end
+  }
+}
 
 Probe Signature::probe(std::span<const uint8_t> first, Dir dir) const {
   bool undecided = false;
@@ -191,6 +234,20 @@ class SignatureDissector final : public Dissector {
     bool first_done = false, lost = false, junk_reported = false;
   };
 
+  static std::string& identity_member(DeviceIdentity& d, IdentityPart p) {
+    switch (p) {
+      case IdentityPart::udi: return d.udi;
+      case IdentityPart::serial: return d.serial;
+      case IdentityPart::type: return d.type;
+      case IdentityPart::manufacturer: return d.manufacturer;
+      case IdentityPart::model: return d.model;
+      case IdentityPart::version: return d.version;
+      case IdentityPart::id:
+      case IdentityPart::none: break;
+    }
+    return d.id;
+  }
+
   static void write_value(JsonWriter& w, const Field& f, const std::string& v) {
     // A PHI field holds its pseudonym, a string even when the field is numeric.
     if (is_numeric(f.type) && !f.by_regex && !f.phi) w.value(static_cast<uint64_t>(std::strtoull(v.c_str(), nullptr, 10)));
@@ -221,7 +278,9 @@ class SignatureDissector final : public Dissector {
       std::cmatch mt;
       if (!std::regex_search(p, p + win.size(), mt, f.regex)) return false;
       if (static_cast<size_t>(f.group) >= mt.size() || !mt[f.group].matched) return false;
-      out.assign(mt[f.group].first, mt[f.group].second);
+      std::string_view cap(mt[f.group].first, static_cast<size_t>(mt[f.group].second - mt[f.group].first));
+      if (f.encoding == TextEncoding::bytes) out.assign(cap);
+      else decode_text(cap, f.encoding, out);
       if (out.size() > kMaxValueLen) out.resize(kMaxValueLen);
       return true;
     }
@@ -241,10 +300,7 @@ class SignatureDissector final : public Dissector {
         out = buf;
         break;
       case FieldType::ascii:
-        for (uint8_t c : b) {
-          if (c == 0) break;
-          out.push_back(static_cast<char>(c));
-        }
+        decode_text(std::string_view(reinterpret_cast<const char*>(b.data()), b.size()), f.encoding, out);
         while (!out.empty() && out.back() == ' ') out.pop_back();
         break;
       case FieldType::hex:
@@ -268,12 +324,16 @@ class SignatureDissector final : public Dissector {
       w->field("length", static_cast<uint64_t>(m.size()));
       w->object("fields");
     }
-    size_t phi_before = msg_phi_.size();
     msg_phi_.clear();
-    (void)phi_before;
+    DeviceIdentity id;
+    bool have_id = false;
     for (size_t i = 0; i < fields.size(); ++i) {
       const Field& f = fields[i];
       if (!extract(f, m, value_)) continue;
+      if (f.identity != IdentityPart::none && !value_.empty()) {
+        have_id = true;
+        identity_member(id, f.identity) = value_;
+      }
       if (f.phi) {
         if (value_.empty()) continue;
         value_ = ctx.pseudonym(value_);
@@ -288,6 +348,12 @@ class SignatureDissector final : public Dissector {
       if (w) { w->key(f.name); write_value(*w, f, value_); }
       auto& vals = values_[i];
       if (vals.size() < kMaxValues && std::find(vals.begin(), vals.end(), value_) == vals.end()) vals.push_back(value_);
+    }
+    if (have_id) {
+      // The device that sent the message describes itself (asset inventory).
+      id.client = dir == Dir::to_server;
+      id.source = sig_->name;
+      ctx.facts().add_identity(std::move(id));
     }
     if (w) {
       w->end_object();

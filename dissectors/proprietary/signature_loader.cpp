@@ -144,8 +144,29 @@ ProbeRule parse_probe(const YAML::Node& n) {
 }
 
 Field parse_field(const YAML::Node& n) {
-  only_keys(n, {"name", "offset", "length", "type", "regex", "group", "phi", "when"}, "field");
+  only_keys(n, {"name", "offset", "length", "type", "regex", "group", "phi", "when", "encoding", "identity"}, "field");
   Field f;
+  if (n["encoding"]) {
+    static const std::pair<const char*, TextEncoding> kEncodings[] = {
+        {"bytes", TextEncoding::bytes}, {"latin1", TextEncoding::latin1},
+        {"utf16be", TextEncoding::utf16be}, {"utf16le", TextEncoding::utf16le}};
+    std::string e = str(n["encoding"], "field.encoding");
+    bool known = false;
+    for (auto& [k, v] : kEncodings) if (e == k) { f.encoding = v; known = true; }
+    if (!known) fail(n["encoding"], "field.encoding must be bytes, latin1, utf16be or utf16le, got '" + e + "'");
+  }
+  if (n["identity"]) {
+    static const std::pair<const char*, IdentityPart> kParts[] = {
+        {"id", IdentityPart::id},     {"udi", IdentityPart::udi},
+        {"serial", IdentityPart::serial}, {"type", IdentityPart::type},
+        {"manufacturer", IdentityPart::manufacturer}, {"model", IdentityPart::model},
+        {"version", IdentityPart::version}};
+    std::string i = str(n["identity"], "field.identity");
+    for (auto& [k, v] : kParts) if (i == k) f.identity = v;
+    if (f.identity == IdentityPart::none)
+      fail(n["identity"], "field.identity must be id, udi, serial, type, manufacturer, model or version, got '" + i + "'");
+    if (n["phi"] && boolean(n["phi"], "field.phi")) fail(n["identity"], "a PHI field cannot be a device identity");
+  }
   if (const YAML::Node w = n["when"]) {
     only_keys(w, {"offset", "hex", "mask"}, "field.when");
     if (!w["offset"] || !w["hex"]) fail(w, "field.when needs 'offset' and 'hex'");
@@ -183,6 +204,7 @@ Field parse_field(const YAML::Node& n) {
   bool found = false;
   for (auto& [k, v] : kTypes) if (t == k) { f.type = v; found = true; }
   if (!found) fail(n["type"], "field.type must be u8, u16be, u16le, u32be, u32le, ascii or hex, got '" + t + "'");
+  if (n["encoding"] && f.type != FieldType::ascii) fail(n["encoding"], "field.encoding is for text: type ascii or a regex");
   if (f.type == FieldType::ascii || f.type == FieldType::hex) {
     if (!n["length"]) fail(n, "field '" + f.name + "' of type " + t + " needs 'length'");
     f.length = static_cast<uint32_t>(integer(n["length"], "field.length", 1, 4096));

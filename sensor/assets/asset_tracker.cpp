@@ -311,9 +311,11 @@ void AssetTracker::side(Device& d, const FlowSummary& f, bool is_client) {
   }
   for (const DeviceIdentity& id : ff.identities) {
     if (id.client != is_client) continue;
-    if (std::find(d.identities.begin(), d.identities.end(), id) != d.identities.end()) continue;
+    DeviceIdentity mine = id;
+    mine.client = true;  // kept per device, where the side of one flow means nothing
+    if (std::find(d.identities.begin(), d.identities.end(), mine) != d.identities.end()) continue;
     if (d.identities.size() >= opt_.max_list) { ++list_full_; continue; }
-    d.identities.push_back(id);
+    d.identities.push_back(std::move(mine));
     mark(d, "identity");
   }
   // Dataset identity (dissectors that report it per flow); the sender of stored images.

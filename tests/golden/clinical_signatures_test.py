@@ -37,7 +37,15 @@ c.eq("data export messages", (da.get("messages_toserver"), da.get("messages_tocl
 c.eq("data export identity", da.get("fields", {}).get("manufacturer"), ["Philips"])
 c.eq("data export ro types", sorted(da.get("fields", {}).get("ro_type", [])), [1, 2])
 pid = da.get("fields", {}).get("patient_id", [])
-c.true("patient id only as a pseudonym", len(pid) == 1 and pid[0].startswith("phi:"))
+# UTF-16BE on the wire, decoded before the HMAC: the pseudonym an HL7 PID-3 or a DICOM Patient ID
+# of the same value gets.
+c.eq("patient id pseudonym, as from HL7 or DICOM", pid, [phi("MRN0042")])
+c.eq("patient name pseudonyms", (da.get("fields", {}).get("patient_given_name"), da.get("fields", {}).get("patient_family_name")),
+     ([phi("JANE")], [phi("DOE")]))
+# The monitor's system model is its identity in the asset inventory (once, from both flows).
+monitor = [a["asset"] for a in of_type(ev, "asset") if a["asset"]["ip"] == "10.40.0.31"]
+c.eq("monitor identity", monitor[-1].get("identities") if monitor else None,
+     [{"source": IV, "manufacturer": "Philips", "model": "MX800"}])
 c.eq("data export phi", da.get("phi_fields"), [IV + ".patient_id", IV + ".patient_given_name", IV + ".patient_family_name"])
 main = [f for f in flows if f["dst_port"] == 24105]
 c.eq("flow phi_cleartext", main[0].get("phi_cleartext") if main else None,

@@ -109,6 +109,21 @@ TEST_CASE("signatures: errors name the file, line and column") {
   CHECK(e.message.find("group 2 asked") != std::string::npos);
 
   t = kAcme;
+  e = parse_err(t.replace(t.find("phi: true"), 9, "phi: true, encoding: utf32"));
+  CHECK(e.line == 16);
+  CHECK(e.message.find("field.encoding must be bytes, latin1, utf16be or utf16le") != std::string::npos);
+  t = kAcme;
+  e = parse_err(t.replace(t.find("type: u8}"), 9, "type: u8, encoding: utf16be}"));
+  CHECK(e.message.find("field.encoding is for text") != std::string::npos);
+  t = kAcme;
+  e = parse_err(t.replace(t.find("phi: true"), 9, "phi: true, identity: serial"));
+  CHECK(e.message.find("a PHI field cannot be a device identity") != std::string::npos);
+  t = kAcme;
+  e = parse_err(t.replace(t.find("type: ascii}"), 12, "type: ascii, identity: colour}"));
+  CHECK(e.line == 15);
+  CHECK(e.message.find("field.identity must be id, udi, serial") != std::string::npos);
+
+  t = kAcme;
   e = parse_err(t.replace(t.find("endian: big"), 11, "endian: middle"));
   CHECK(e.line == 11);
   CHECK(e.message.find("endian must be big or little") != std::string::npos);
@@ -321,10 +336,46 @@ TEST_CASE("signatures: the IntelliVue signature reads identity and pseudonymises
   CHECK(f["manufacturer"] == nlohmann::json::array({"Philips"}));
   CHECK(f["model"] == nlohmann::json::array({"MX800"}));
   CHECK(f["ro_type"] == nlohmann::json::array({2}));
-  CHECK(f["patient_id"] == nlohmann::json::array({Pseudonymiser()(utf16("MRN0042"))}));
+  // UTF-16 decoded first: the same pseudonym as the MRN sent by HL7 (PID-3) or DICOM.
+  CHECK(f["patient_id"] == nlohmann::json::array({Pseudonymiser()("MRN0042")}));
+  CHECK(f["patient_family_name"] == nlohmann::json::array({Pseudonymiser()("DOE")}));
   CHECK(ev[0]["proprietary"]["messages_toclient"] == 1);
   for (auto& l : h.sink->lines) { CHECK(l.find("J\\u0000A") == std::string::npos); }
   CHECK(h.facts.phi_fields.size() == 3);
+  // The monitor answered (server side): its system model is its identity.
+  REQUIRE(h.facts.identities.size() == 1);
+  CHECK_FALSE(h.facts.identities[0].client);
+  CHECK(h.facts.identities[0].source == "philips-intellivue-data-export");
+  CHECK(h.facts.identities[0].manufacturer == "Philips");
+  CHECK(h.facts.identities[0].model == "MX800");
+}
+
+TEST_CASE("signatures: text fields decoded from UTF-16 and Latin-1") {
+  std::string out;
+  decode_text(std::string("\0J\0A\0N\0E", 8), TextEncoding::utf16be, out);
+  CHECK(out == "JANE");
+  decode_text(std::string("J\0A\0\0\0X\0", 8), TextEncoding::utf16le, out);
+  CHECK(out == "JA");  // to the NUL character
+  decode_text(std::string("\x00\xe9\xd8\x3d\xde\x00", 6), TextEncoding::utf16be, out);
+  CHECK(out == "\xc3\xa9\xf0\x9f\x98\x80");  // e-acute and a character beyond the BMP
+  decode_text(std::string("\xd8\x3d\x00\x41\x00", 5), TextEncoding::utf16be, out);
+  CHECK(out == "\xef\xbf\xbd" "A" "\xef\xbf\xbd");  // lone surrogate, trailing odd byte
+  decode_text(std::string("M\xfcller\0x", 9), TextEncoding::latin1, out);
+  CHECK(out == "M\xc3\xbcller");
+  decode_text(std::string("AB\0C", 4), TextEncoding::bytes, out);
+  CHECK(out == "AB");
+  // A UTF-16 ascii-type field at an offset, as a device identity.
+  std::string text = kAcme;
+  const std::string from = "{name: serial, offset: 6, length: 8, type: ascii}";
+  text.replace(text.find(from), from.size(), "{name: serial, offset: 6, length: 8, type: ascii, encoding: utf16le, identity: serial}");
+  auto sig = parse_ok(text);
+  SigHarness h(sig);
+  h.feed(Dir::to_server, acme(1, std::string("S\0N\0" "1\0\0\0", 8)));
+  h.end();
+  CHECK(h.events("proprietary")[0]["proprietary"]["fields"]["serial"] == "SN1");
+  REQUIRE(h.facts.identities.size() == 1);
+  CHECK(h.facts.identities[0].client);
+  CHECK(h.facts.identities[0].serial == "SN1");
 }
 
 TEST_CASE("signatures: hostile input") {
