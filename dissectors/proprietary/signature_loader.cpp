@@ -2,6 +2,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -86,9 +87,46 @@ std::vector<uint8_t> hex_bytes(const YAML::Node& n, const char* what) {
   return out;
 }
 
+// Numbers std::regex must not see: libstdc++ reads a backreference or repeat count into an int
+// without an overflow check, and expands counted repeats into that many states (nested ones
+// multiply), so `\99999999999` or `(a{1000}){1000}` would be undefined behaviour or exhaust memory.
+void check_regex_numbers(const YAML::Node& n, const std::string& s, const char* what) {
+  constexpr uint64_t kMaxCount = 1000, kMaxProduct = 100000;
+  uint64_t product = 1;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 1 < s.size()) {
+      size_t j = i + 1;
+      while (j < s.size() && std::isdigit(static_cast<unsigned char>(s[j]))) ++j;
+      if (j - (i + 1) > 2) fail(n, std::string(what) + ": backreference '" + s.substr(i, j - i) + "' is too large");
+      i = std::max(i + 1, j - 1);  // an escaped '{' is not a repeat
+      continue;
+    }
+    if (s[i] != '{') continue;
+    // {n}, {n,} or {n,m}; anything else is a literal brace.
+    size_t j = i + 1;
+    uint64_t counts[2] = {0, 0};
+    int k = 0;
+    size_t digits = 0;
+    while (j < s.size() && (std::isdigit(static_cast<unsigned char>(s[j])) || (s[j] == ',' && k == 0))) {
+      if (s[j] == ',') { ++k; digits = 0; }
+      else if (++digits > 6) fail(n, std::string(what) + ": repeat count too large");
+      else counts[k] = counts[k] * 10 + static_cast<uint64_t>(s[j] - '0');
+      ++j;
+    }
+    if (j >= s.size() || s[j] != '}' || j == i + 1) continue;
+    uint64_t c = std::max(counts[0], counts[1]);
+    if (c > kMaxCount) fail(n, std::string(what) + ": repeat count " + std::to_string(c) + " is over " + std::to_string(kMaxCount));
+    product *= std::max<uint64_t>(c, 1);
+    if (product > kMaxProduct)
+      fail(n, std::string(what) + ": repeat counts multiply to over " + std::to_string(kMaxProduct) + " states");
+    i = j;
+  }
+}
+
 std::regex compile(const YAML::Node& n, const char* what) {
   std::string s = str(n, what);
   if (s.size() > 1024) fail(n, std::string(what) + " is longer than 1024 characters");
+  check_regex_numbers(n, s, what);
   try {
     return std::regex(s, std::regex::ECMAScript | std::regex::optimize);
   } catch (const std::regex_error& e) {

@@ -123,6 +123,19 @@ TEST_CASE("signatures: errors name the file, line and column") {
   CHECK(e.line == 15);
   CHECK(e.message.find("field.identity must be id, udi, serial") != std::string::npos);
 
+  // Numbers std::regex would overflow on or expand into too many states.
+  t = kAcme;
+  e = parse_err(t.replace(t.find("PAT=([A-Z0-9]+)"), 15, "PAT=\\\\33333333333([A-Z0-9]+)"));
+  CHECK(e.message.find("backreference") != std::string::npos);
+  t = kAcme;
+  e = parse_err(t.replace(t.find("PAT=([A-Z0-9]+)"), 15, "PAT=(([A-Z]{100}){100}){100}"));
+  CHECK(e.message.find("multiply") != std::string::npos);
+  t = kAcme;
+  e = parse_err(t.replace(t.find("PAT=([A-Z0-9]+)"), 15, "PAT=([A-Z]{99999999999})"));
+  CHECK(e.message.find("repeat count too large") != std::string::npos);
+  t = kAcme;
+  parse_ok(t.replace(t.find("PAT=([A-Z0-9]+)"), 15, "PAT=\\\\{([A-Z]{2,8}) \\\\1 x{3}"));  // escaped brace, small counts
+
   t = kAcme;
   e = parse_err(t.replace(t.find("endian: big"), 11, "endian: middle"));
   CHECK(e.line == 11);
