@@ -300,6 +300,25 @@ TEST_CASE("asset tracker: identities stated by protocols go to the side they des
   CHECK(a[1]["identities"] == json::parse(R"([{"source":"hl7 OBX-18","id":"LIS-ANALYSER-1"}])"));
 }
 
+TEST_CASE("asset tracker: an identity stated as client and as server is listed once") {
+  Rig r;
+  FlowFacts announce, answer;
+  announce.app = answer.app = "sdc";
+  DeviceIdentity epr;
+  epr.source = "sdc discovery";
+  epr.id = "urn:uuid:a001";
+  epr.client = true;
+  announce.add_identity(epr);  // its Hello: the client of a flow to the multicast group
+  epr.client = false;
+  answer.add_identity(epr);    // its answer to a probe sent to it: the server
+  r.t->judge(flow("10.20.0.15", "10.20.0.9", 3702, &announce), r.out);
+  r.t->judge(flow("10.20.0.9", "10.20.0.15", 3702, &answer), r.out);
+  auto a = r.assets();
+  json last;
+  for (auto& x : a) if (x["ip"] == "10.20.0.15") last = x;
+  CHECK(last["identities"] == json::parse(R"([{"source":"sdc discovery","id":"urn:uuid:a001"}])"));
+}
+
 TEST_CASE("asset tracker reads implementation and dataset identity from dicom events") {
   Rig r;
   // What the DICOM dissector writes at the end of an association (trimmed).
