@@ -192,14 +192,41 @@ class Poct1Dissector final : public Dissector {
   void on_end(Dir, FlowContext&) override {}
 
  private:
-  struct DirState {
-    size_t scanned = 0;  // bytes already searched for the end tag
-    bool junk_reported = false;
-  };
-
   struct Device {
     std::string device_id, vendor_id, model_id, serial_id, manufacturer, sw_version, hw_version, name;
   };
+
+  struct DirState {
+    size_t scanned = 0;  // bytes already searched for the end tag
+    bool junk_reported = false;
+    Device stated;       // DEV.* sent in this direction: the sender's own identity
+  };
+
+  static void set_dev(Device& d, std::string_view k, std::string_view v) {
+    if (k == "device_id") d.device_id.assign(v);
+    else if (k == "vendor_id") d.vendor_id.assign(v);
+    else if (k == "model_id") d.model_id.assign(v);
+    else if (k == "serial_id") d.serial_id.assign(v);
+    else if (k == "manufacturer_name") d.manufacturer.assign(v);
+    else if (k == "sw_version") d.sw_version.assign(v);
+    else if (k == "hw_version") d.hw_version.assign(v);
+    else if (k == "device_name") d.name.assign(v);
+  }
+
+  // The device block as the asset inventory's identity of the side that sent it. The device
+  // name (site-given) and hardware revision stay in the poct1 event only.
+  static void add_identity(Dir dir, const Device& d, FlowContext& ctx) {
+    DeviceIdentity id;
+    id.client = dir == Dir::to_server;
+    id.source = "poct1 DEV";
+    id.id = d.device_id;
+    id.serial = d.serial_id;
+    id.manufacturer = d.manufacturer.empty() ? d.vendor_id : d.manufacturer;
+    id.model = d.model_id;
+    id.version = d.sw_version;
+    if (id.id.empty() && id.serial.empty() && id.manufacturer.empty() && id.model.empty() && id.version.empty()) return;
+    ctx.facts().add_identity(std::move(id));
+  }
 
   template <class V>
   static void add(V& v, std::string x) {
@@ -214,12 +241,12 @@ class Poct1Dissector final : public Dissector {
     return false;
   }
 
-  void message(Dir dir, DirState&, std::string_view xml, FlowContext& ctx) {
+  void message(Dir dir, DirState& s, std::string_view xml, FlowContext& ctx) {
     std::string_view type = xml.substr(1, 7);
     std::string control, version, created, ack_type, ack_control, eot_topic, request, new_obs, status_time;
     std::vector<std::string> obs_ids, patients, operators, phi;
     uint64_t observations = 0;
-    Device dev = dev_;
+    Device dev = dev_, stated = s.stated;
     bool have_dev = false;
     for_each_value(xml, [&](std::string_view name, std::string_view v) {
       if (name == "HDR.control_id") control.assign(v);
@@ -235,15 +262,8 @@ class Poct1Dissector final : public Dissector {
       else if (name == "OPR.operator_id") { if (!v.empty()) add(operators, ctx.pseudonym(v)); }
       else if (name.substr(0, 4) == "DEV.") {
         have_dev = true;
-        std::string_view k = name.substr(4);
-        if (k == "device_id") dev.device_id.assign(v);
-        else if (k == "vendor_id") dev.vendor_id.assign(v);
-        else if (k == "model_id") dev.model_id.assign(v);
-        else if (k == "serial_id") dev.serial_id.assign(v);
-        else if (k == "manufacturer_name") dev.manufacturer.assign(v);
-        else if (k == "sw_version") dev.sw_version.assign(v);
-        else if (k == "hw_version") dev.hw_version.assign(v);
-        else if (k == "device_name") dev.name.assign(v);
+        set_dev(dev, name.substr(4), v);
+        set_dev(stated, name.substr(4), v);
       }
       if (is_phi(name) && !v.empty()) {
         std::string field = "poct1." + std::string(name);
@@ -260,6 +280,10 @@ class Poct1Dissector final : public Dissector {
       if (!dev_.serial_id.empty()) ctx.facts().set_attr("poct1.serial", dev_.serial_id);
       if (!dev_.sw_version.empty()) ctx.facts().set_attr("poct1.sw_version", dev_.sw_version);
       ctx.facts().set_attr("poct1.device_side", dir == Dir::to_server ? "client" : "server");
+      // Built from this direction's DEV.* only, so a peer's block is never credited to the
+      // sender; a repeated block adds nothing (add_identity keeps one of equal entries).
+      s.stated = std::move(stated);
+      add_identity(dir, s.stated, ctx);
     }
     ++ctx.counters().at("poct1.messages");
     auto& w = ctx.begin_event("poct1");

@@ -42,6 +42,16 @@ if len(msgs) == 11:
     c.eq("operators", obs.get("operators"), [phi("NURSE17")])
     c.eq("phi fields", obs.get("phi_fields"), ["poct1.PT.patient_id", "poct1.PT.name"])
     c.eq("eot topic", msgs[8].get("eot_topic"), "OBS")
+# The meter's DEV block is its identity in the inventory; the data manager states none.
+assets = {}
+for a in of_type(ev, "asset"):
+    assets[a["asset"]["ip"]] = a["asset"]
+c.eq("meter identities", assets.get("10.30.1.40", {}).get("identities"),
+     [{"source": "poct1 DEV", "id": "00:1b:22:33:44:55", "serial": "GP3-0042", "manufacturer": "Acme Diagnostics",
+       "model": "GlucoPoint 3", "version": "4.2.1"}])
+c.true("meter asset event says identity",
+       any("identity" in a["asset"]["changes"] for a in of_type(ev, "asset") if a["asset"]["ip"] == "10.30.1.40"))
+c.eq("data manager identities", assets.get("10.30.1.5", {}).get("identities"), None)
 c.eq("flow phi_cleartext", flows[0].get("phi_cleartext") if flows else None, ["poct1.PT.patient_id", "poct1.PT.name"])
 c.eq("no anomalies", of_type(ev, "anomaly"), [])
 raw = "\n".join(str(e) for e in ev)

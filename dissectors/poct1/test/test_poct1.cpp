@@ -170,3 +170,43 @@ TEST_CASE("poct1: junk, oversize and hostile input") {
     f.end();
   }
 }
+
+TEST_CASE("poct1: the device block is the sending side's identity for the asset inventory") {
+  Harness h(kPoct1Info);
+  h.feed(Dir::to_server, hel());
+  h.feed(Dir::to_client, ack(1, 1001));
+  h.feed(Dir::to_server, obs());
+  h.feed(Dir::to_server, hel());  // a new conversation says the same: nothing new
+  // A later block naming only the device id completes what the device stated before.
+  h.feed(Dir::to_server, kDecl + "<DST.R01>" + hdr(1005) +
+                             "<DEV><DEV.device_id V=\"00:1b:22:33:44:55\"/></DEV><DST><DST.new_observations_qty V=\"0\"/></DST></DST.R01>");
+  REQUIRE(h.facts.identities.size() == 1);
+  const DeviceIdentity& d = h.facts.identities[0];
+  CHECK(d.client);
+  CHECK(d.source == "poct1 DEV");
+  CHECK(d.id == "00:1b:22:33:44:55");
+  CHECK(d.manufacturer == "Acme & Sons");
+  CHECK(d.model == "GlucoPoint 3");
+  CHECK(d.serial == "GP3-0042");
+  CHECK(d.version == "4.2.1");
+  CHECK(d.udi.empty());
+  CHECK(d.type.empty());
+
+  // A block the other side sends is its own, never mixed with the device's; without a
+  // manufacturer name the vendor id names the manufacturer.
+  h.feed(Dir::to_client, kDecl + "<DST.R01>" + hdr(7) +
+                             "<DEV><DEV.vendor_id V=\"DMGR\"/><DEV.sw_version V=\"9.1\"/></DEV></DST.R01>");
+  REQUIRE(h.facts.identities.size() == 2);
+  const DeviceIdentity& m = h.facts.identities[1];
+  CHECK_FALSE(m.client);
+  CHECK(m.manufacturer == "DMGR");
+  CHECK(m.version == "9.1");
+  CHECK(m.id.empty());
+  CHECK(m.model.empty());
+  CHECK(m.serial.empty());
+
+  // Messages without a device block add nothing, and no patient value reaches an identity.
+  Harness o(kPoct1Info);
+  o.feed(Dir::to_server, obs() + dst() + eot());
+  CHECK(o.facts.identities.empty());
+}
