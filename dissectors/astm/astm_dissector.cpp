@@ -353,6 +353,15 @@ class AstmDissector final : public Dissector {
         if (!t.sender_serial.empty()) ctx.facts().set_attr("astm.sender_serial", t.sender_serial);
       }
       if (!t.receiver.empty() && !ctx.facts().attr("astm.receiver")) ctx.facts().set_attr("astm.receiver", t.receiver);
+      // Every H sender's identity for the asset inventory (the analyzer, and the LIS when it
+      // sends queries or orders); repeated headers add nothing.
+      DeviceIdentity id;
+      id.client = dir == Dir::to_server;
+      id.source = "astm H";
+      if (!blank(t.sender_name)) id.id = t.sender_name;
+      if (!blank(t.sender_version)) id.version = t.sender_version;
+      if (!blank(t.sender_serial)) id.serial = t.sender_serial;
+      if (!id.id.empty() || !id.version.empty() || !id.serial.empty()) ctx.facts().add_identity(std::move(id));
     }
     if (type >= 'A' && type <= 'Z') {
       t.counts[type - 'A']++;

@@ -48,6 +48,16 @@ if len(astm) == 3:
     c.true("second analyzer: the long comment took intermediate frames", second.get("frames", 0) > 6)
     c.eq("second analyzer patients", second.get("patients"), [phi("PID0003")])
 
+# Each H record sender in the inventory: both analyzers, and the LIS from its query header.
+assets = {}
+for a in of_type(ev, "asset"):
+    assets[a["asset"]["ip"]] = a["asset"]
+c.eq("analyzer identities", assets.get("10.30.0.21", {}).get("identities"),
+     [{"source": "astm H", "id": "ACME-CHEM", "serial": "SN4711", "version": "2.1"}])
+c.eq("second analyzer identities", assets.get("10.30.0.22", {}).get("identities"),
+     [{"source": "astm H", "id": "HEMA-3000", "serial": "HX-0099", "version": "5.0.1"}])
+c.eq("LIS identities", assets.get("10.30.0.5", {}).get("identities"), [{"source": "astm H", "id": "LIS01"}])
+
 # the anomaly for the corrupted frame, and nothing else
 names = [e["anomaly"]["name"] for e in of_type(ev, "anomaly")]
 c.eq("anomalies", names, ["bad_checksum"])

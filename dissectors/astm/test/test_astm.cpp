@@ -231,3 +231,32 @@ TEST_CASE("astm: hostile input is bounded") {
   h.end();
   CHECK(h.events("astm").size() == 1);
 }
+
+TEST_CASE("astm: the H record sender is that side's identity for the asset inventory") {
+  Harness h(kAstmInfo);
+  h.feed(Dir::to_server, transmission() + transmission());
+  h.feed(Dir::to_client, std::string(16, '\x06'));
+  // The LIS queries the analyzer on the same link: its own header names it.
+  std::string query = "\x05" + frame(1, "H|\\^&|||LIS01^^|||||ACME-CHEM||P|LIS2-A2\r") +
+                      frame(2, "Q|1|^PID0001||^^^ALL\r") + frame(3, "L|1|N\r") + "\x04";
+  h.feed(Dir::to_client, query);
+  // A header without a sender says nothing about its side.
+  h.feed(Dir::to_client, "\x05" + frame(1, "H|\\^&|||^ ^\r") + frame(2, "L|1|N\r") + "\x04");
+  h.end();
+  REQUIRE(h.events("astm").size() == 4);
+  REQUIRE(h.facts.identities.size() == 2);
+  const DeviceIdentity& a = h.facts.identities[0];
+  CHECK(a.client);
+  CHECK(a.source == "astm H");
+  CHECK(a.id == "ACME-CHEM");
+  CHECK(a.version == "2.1");
+  CHECK(a.serial == "SN4711");
+  CHECK(a.manufacturer.empty());
+  CHECK(a.model.empty());
+  const DeviceIdentity& lis = h.facts.identities[1];
+  CHECK_FALSE(lis.client);
+  CHECK(lis.source == "astm H");
+  CHECK(lis.id == "LIS01");
+  CHECK(lis.version.empty());
+  CHECK(lis.serial.empty());
+}
