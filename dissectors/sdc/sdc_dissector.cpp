@@ -217,6 +217,22 @@ bool parse_https(std::string_view url, IpAddr& ip, uint16_t& port) {
   return true;
 }
 
+// The IP address of an http(s) URL's host; false for host names and other schemes.
+bool url_ip(std::string_view url, IpAddr& ip) {
+  size_t scheme = url.substr(0, 8) == "https://" ? 8 : url.substr(0, 7) == "http://" ? 7 : 0;
+  if (!scheme) return false;
+  std::string_view host = url.substr(scheme);
+  host = host.substr(0, host.find('/'));
+  if (!host.empty() && host[0] == '[') {
+    size_t rb = host.find(']');
+    if (rb == std::string_view::npos) return false;
+    host = host.substr(1, rb - 1);
+  } else {
+    host = host.substr(0, host.rfind(':'));
+  }
+  return IpAddr::parse(host, ip);
+}
+
 struct Participant {
   std::string address;
   std::vector<std::string> types, scopes, xaddrs;
@@ -227,6 +243,19 @@ struct DeviceInfo {
   std::string manufacturer, model_name, model_number, friendly_name, firmware_version, serial_number;
   bool any() const { return !manufacturer.empty() || !model_name.empty() || !friendly_name.empty() || !serial_number.empty(); }
 };
+
+// A participant announced by the sender of the message is the sender itself unless its XAddrs
+// only name other addresses (a discovery proxy answering for other devices).
+bool is_sender(const Participant& p, const IpAddr& sender) {
+  bool other = false;
+  for (auto& x : p.xaddrs) {
+    IpAddr ip;
+    if (!url_ip(x, ip)) continue;
+    if (ip == sender) return true;
+    other = true;
+  }
+  return !other;
+}
 
 struct HttpInfo {
   std::string method, path;
@@ -478,6 +507,31 @@ class SdcDissector final : public Dissector {
       if (!dev.serial_number.empty()) ctx.facts().set_attr("sdc.serial", dev.serial_number);
       if (!dev.firmware_version.empty()) ctx.facts().set_attr("sdc.firmware", dev.firmware_version);
       if (!host_address.empty()) ctx.facts().set_attr("sdc.endpoint", host_address);
+    }
+    // Identity for the asset inventory, of the side that sent it: the announcing device (not the
+    // multicast group it announces to) or the server answering with its metadata. Endpoint
+    // references are stable, so periodic Hellos add nothing new.
+    if (announces) {
+      for (auto& p : parts) {
+        if (p.address.empty() || !is_sender(p, device_ip)) continue;
+        DeviceIdentity id;
+        id.client = dir == Dir::to_server;
+        id.source = "sdc discovery";
+        id.id = p.address;
+        ctx.facts().add_identity(std::move(id));
+      }
+    }
+    if (dev.any()) {
+      DeviceIdentity id;
+      id.client = dir == Dir::to_server;
+      id.source = "sdc metadata";
+      id.id = host_address;
+      id.manufacturer = dev.manufacturer;
+      id.model = dev.model_name.empty() ? dev.model_number : dev.model_name;
+      id.serial = dev.serial_number;
+      id.version = dev.firmware_version;
+      if (!id.id.empty() || !id.manufacturer.empty() || !id.model.empty() || !id.serial.empty())
+        ctx.facts().add_identity(std::move(id));
     }
 
     ++ctx.counters().at("sdc.messages");

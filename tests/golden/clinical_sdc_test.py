@@ -50,6 +50,19 @@ c.eq("devices described", [(s["action"], s.get("device_ip")) for s in sdc if "de
 c.true("no asset event comes from the dissector (the inventory writes them)",
        all(e["asset"].get("source") != "sdc" for e in of_type(ev, "asset")))
 
+# The monitor's identity in the inventory: its endpoint reference from discovery (Hello to the
+# multicast group, ProbeMatches) and its DPWS metadata; the consumer and the printer state none.
+assets = {}
+for a in of_type(ev, "asset"):
+    assets[a["asset"]["ip"]] = a["asset"]
+c.eq("monitor identities", assets.get("10.20.0.15", {}).get("identities"),
+     [{"source": "sdc discovery", "id": EPR},
+      {"source": "sdc metadata", "id": EPR, "serial": "VV5-000123", "manufacturer": "Acme Medical",
+       "model": "VitalView 5", "version": "2.4.0"}])
+c.eq("consumer identities", assets.get("10.20.0.9", {}).get("identities"), None)
+c.eq("printer identities", assets.get("10.20.5.50", {}).get("identities"), None)
+c.true("the multicast group is not inventoried", "239.255.255.250" not in assets)
+
 flows = of_type(ev, "flow")
 apps = {(f["src_ip"], f["dst_ip"], f["dst_port"]): f.get("app") for f in flows}
 c.eq("hello flow", apps.get(("10.20.0.15", "239.255.255.250", 3702)), "sdc")

@@ -122,6 +122,49 @@ TEST_CASE("sdc: WS-Discovery Hello gives an sdc event and an asset event") {
   IpAddr::parse("10.20.0.15", ip);
   CHECK(sdc::is_sdc_endpoint(ip, 6464));
   CHECK(!sdc::is_sdc_endpoint(ip, 443));
+  // The announcing device (the client of a flow to the multicast group) is identified by its
+  // endpoint reference, once however often it says Hello.
+  REQUIRE(h.facts.identities.size() == 1);
+  CHECK(h.facts.identities[0].client);
+  CHECK(h.facts.identities[0].source == "sdc discovery");
+  CHECK(h.facts.identities[0].id == kEpr);
+  CHECK(h.facts.identities[0].model.empty());
+}
+
+TEST_CASE("sdc: discovery answers identify their sender, not the devices a proxy answers for") {
+  auto matches = [](const std::string& epr, const std::string& xaddrs) {
+    return envelope("http://docs.oasis-open.org/ws-dd/ns/discovery/2009/01/ProbeMatches",
+                    "<wsd:ProbeMatches><wsd:ProbeMatch><wsa:EndpointReference><wsa:Address>" + epr +
+                        "</wsa:Address></wsa:EndpointReference><wsd:Types>mdpws:MedicalDevice</wsd:Types>" +
+                        (xaddrs.empty() ? "" : "<wsd:XAddrs>" + xaddrs + "</wsd:XAddrs>") + "</wsd:ProbeMatch></wsd:ProbeMatches>");
+  };
+  // The consumer probed the device directly: the answer comes from the server.
+  Harness h(kSdcInfo);
+  h.ep.proto = 17;
+  IpAddr::parse("10.20.0.9", h.ep.src);
+  IpAddr::parse("10.20.0.15", h.ep.dst);
+  h.datagram(Dir::to_client, matches(kEpr, "http://10.20.0.15:6464/a https://10.20.0.15:6465/a"));
+  REQUIRE(h.facts.identities.size() == 1);
+  CHECK_FALSE(h.facts.identities[0].client);
+  CHECK(h.facts.identities[0].source == "sdc discovery");
+  CHECK(h.facts.identities[0].id == kEpr);
+  // A proxy naming another host's addresses, a Bye and a Probe add nothing; a match without
+  // addresses is taken as the sender's.
+  Harness p(kSdcInfo);
+  p.ep.proto = 17;
+  IpAddr::parse("10.20.0.2", p.ep.src);
+  IpAddr::parse("10.20.0.9", p.ep.dst);
+  p.datagram(Dir::to_server, matches("urn:uuid:other", "https://10.20.0.15:6465/a http://[fe80::1]:80/"));
+  p.datagram(Dir::to_server, envelope("http://docs.oasis-open.org/ws-dd/ns/discovery/2009/01/Bye",
+                                      "<wsd:Bye><wsa:EndpointReference><wsa:Address>urn:uuid:bye</wsa:Address>"
+                                      "</wsa:EndpointReference></wsd:Bye>"));
+  p.datagram(Dir::to_client, envelope("http://docs.oasis-open.org/ws-dd/ns/discovery/2009/01/Probe",
+                                      "<wsd:Probe><wsd:Types>mdpws:MedicalDevice</wsd:Types></wsd:Probe>"));
+  CHECK(p.facts.identities.empty());
+  p.datagram(Dir::to_server, matches("urn:uuid:itself", "http://monitor.example:6464/a"));
+  REQUIRE(p.facts.identities.size() == 1);
+  CHECK(p.facts.identities[0].client);
+  CHECK(p.facts.identities[0].id == "urn:uuid:itself");
 }
 
 TEST_CASE("sdc: a Probe for a patient-context scope does not write the patient in clear") {
@@ -179,6 +222,17 @@ TEST_CASE("sdc: SOAP over HTTP, metadata and patient context, at every split poi
     CHECK(*h.facts.attr("sdc.model") == "VitalView 5");
     CHECK(*h.facts.attr("sdc.serial") == "VV5-000123");
     CHECK(*h.facts.attr("sdc.device_side") == "server");
+    // DPWS metadata identifies the server that sent it; the friendly name (site-given) and the
+    // model number stay in the sdc event.
+    REQUIRE(h.facts.identities.size() == 1);
+    const DeviceIdentity& id = h.facts.identities[0];
+    CHECK_FALSE(id.client);
+    CHECK(id.source == "sdc metadata");
+    CHECK(id.id == kEpr);
+    CHECK(id.manufacturer == "Acme Medical");
+    CHECK(id.model == "VitalView 5");
+    CHECK(id.serial == "VV5-000123");
+    CHECK(id.version == "2.4.0");
     for (auto& l : h.sink->lines) {
       CHECK(l.find("PAT-4242") == std::string::npos);
       CHECK(l.find("Jane") == std::string::npos);
