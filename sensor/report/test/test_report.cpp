@@ -110,6 +110,21 @@ TEST_CASE("report lists declared flows that were never seen") {
   CHECK(html.find("ntp_sync") != std::string::npos);
 }
 
+TEST_CASE("inventory and report show the identities devices stated") {
+  EventLog log;
+  log.add_line(R"({"ts":"2024-03-01T12:00:01.000000Z","event_type":"asset","asset":{"ip":"10.30.1.40","changes":["new","identity"],"model":"unbound","identities":[{"source":"poct1 DEV","id":"00:1b:22:33:44:55","serial":"GP3-0042","model":"GlucoPoint 3"}],"flows":1,"bytes":10}})");
+  log.add_line(R"({"ts":"2024-03-01T12:00:02.000000Z","event_type":"asset","asset":{"ip":"10.30.1.40","changes":["identity"],"model":"unbound","identities":[{"source":"poct1 DEV","id":"00:1b:22:33:44:55","serial":"GP3-0042","model":"GlucoPoint 3"},{"source":"hl7 OBX-18","id":"MON<7>"}],"flows":2,"bytes":20}})");
+  log.add_line(R"({"ts":"2024-03-01T12:00:02.000000Z","event_type":"flow","flow_id":"f1","src_ip":"10.30.1.40","src_port":50001,"dst_ip":"10.30.1.5","dst_port":5010,"proto":"tcp","flow":{"start":"2024-03-01T12:00:00.000000Z","end":"2024-03-01T12:00:02.000000Z","bytes_toserver":600,"bytes_toclient":80},"app":"poct1"})");
+  auto inv = build_inventory(log);
+  REQUIRE(inv.size() == 1);
+  CHECK(inv[0].identities == std::vector<std::string>{"poct1 DEV: id=00:1b:22:33:44:55 serial=GP3-0042 model=GlucoPoint 3",
+                                                      "hl7 OBX-18: id=MON<7>"});
+  CHECK(inventory_json(inv).find("\"identities\"") != std::string::npos);
+  std::string html = render_html(log, ReportOptions{});
+  CHECK(html.find("Device identities") != std::string::npos);
+  CHECK(html.find("hl7 OBX-18: id=MON&lt;7&gt;") != std::string::npos);  // escaped
+}
+
 TEST_CASE("report without a policy lists devices by address and judges nothing") {
   EventLog log;
   log.add_line(R"({"ts":"2024-03-01T12:00:01.000000Z","event_type":"asset","asset":{"ip":"192.168.0.5","changes":["new"],"model":"unbound","flows":1,"bytes":10}})");
