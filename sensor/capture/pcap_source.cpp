@@ -1,17 +1,59 @@
 #include "sensor/capture/pcap_source.h"
 
+#include <fcntl.h>
 #include <stdio_ext.h>
-
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <mutex>
 #include <stdexcept>
 
 namespace medmon {
 
+namespace {
+// The window being read, for the SIGBUS handler: a file that shrinks under its mapping makes
+// every read of a page past its new end fault. Files are read one at a time.
+std::atomic<uint8_t*> g_window{nullptr};
+std::atomic<size_t> g_window_len{0};
+std::atomic<bool> g_window_lost{false};
+struct sigaction g_previous_bus;
+
+void on_sigbus(int, siginfo_t* info, void*) {
+  uint8_t* w = g_window.load();
+  size_t n = g_window_len.load();
+  auto* a = static_cast<uint8_t*>(info->si_addr);
+  if (w && a >= w && a < w + n) {
+    // Zero pages in place of the lost ones: the packet being read sees zeros, and the reader,
+    // seeing the flag, hands the file to libpcap, which reports it cut short.
+    mmap(w, n, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+    g_window_lost.store(true);
+    return;
+  }
+  sigaction(SIGBUS, &g_previous_bus, nullptr);  // not ours: the fault recurs and goes there
+}
+
+void install_sigbus_handler() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    struct sigaction sa {};
+    sa.sa_sigaction = on_sigbus;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGBUS, &sa, &g_previous_bus);
+  });
+}
+}  // namespace
+
 PcapSource::~PcapSource() {
+  unmap();
+  if (fd_ >= 0) ::close(fd_);
   if (p_) pcap_close(p_);
 }
 
@@ -37,7 +79,148 @@ std::unique_ptr<PcapSource> PcapSource::open_file(const std::string& path) {
   if (!s->p_) throw std::runtime_error(path + ": " + err);
   struct stat st;
   if (path != "-" && stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode)) s->file_size_ = static_cast<uint64_t>(st.st_size);
+  if (s->file_size_) s->open_mapping(path);
   return s;
+}
+
+// libpcap reads a file record by record through stdio: the kernel copies every byte into the
+// stdio buffer and libpcap copies it again into its packet buffer. On a capture of large DICOM
+// transfers those copies cost more than the whole analysis. A classic pcap file (the common
+// case) is therefore read in place from a read-only mapping, a window of kWindow bytes at a time
+// so that resident memory stays bounded. Only records libpcap would hand over unchanged are taken
+// from the mapping: at the first record that is odd in any way (capture length over the
+// snapshot length or the sane maximum, a record cut by the end of the file, old format versions
+// whose lengths libpcap swaps, link types whose pseudo-headers it byte-swaps) and at the end of
+// what was mapped, the file is handed to libpcap at that record, so packets, errors and their
+// messages are exactly libpcap's (test_pcap_source.cpp compares the two).
+void PcapSource::open_mapping(const std::string& path) {
+  constexpr uint32_t kMicro = 0xa1b2c3d4, kNano = 0xa1b23c4d;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  struct stat st;
+  unsigned char h[24];
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || pread(fd, h, sizeof h, 0) != ssize_t(sizeof h)) {
+    ::close(fd);
+    return;
+  }
+  uint32_t magic, magic_swapped;
+  uint16_t major, minor;
+  std::memcpy(&magic, h, 4);
+  magic_swapped = __builtin_bswap32(magic);
+  std::memcpy(&major, h + 4, 2);
+  std::memcpy(&minor, h + 6, 2);
+  bool swapped = magic_swapped == kMicro || magic_swapped == kNano;
+  if (magic != kMicro && magic != kNano && !swapped) { ::close(fd); return; }  // pcapng, or odd
+  if (swapped) { major = __builtin_bswap16(major); minor = __builtin_bswap16(minor); }
+  // Link types libpcap hands over as stored: no pseudo-header it rewrites (USB, NFLOG, ...) and,
+  // for a byte-swapped file, none it byte-swaps (the Linux cooked headers' SocketCAN case).
+  int dlt = pcap_datalink(p_);
+  bool as_stored = dlt == DLT_EN10MB || dlt == DLT_RAW || dlt == DLT_IPV4 || dlt == DLT_IPV6;
+  if (!swapped) as_stored = as_stored || dlt == DLT_LINUX_SLL || dlt == DLT_LINUX_SLL2 || dlt == DLT_NULL || dlt == DLT_LOOP;
+  if (major != 2 || minor < 4 || !as_stored || pcap_snapshot(p_) <= 0) { ::close(fd); return; }
+  install_sigbus_handler();
+  fd_ = fd;
+  swapped_ = swapped;
+  nsec_ = (swapped ? magic_swapped : magic) == kNano;
+  snapshot_ = static_cast<uint32_t>(pcap_snapshot(p_));
+  file_size_ = static_cast<uint64_t>(st.st_size);
+  pos_ = sizeof h;
+  mapped_ = true;
+}
+
+void PcapSource::unmap() {
+  if (!window_) return;
+  uint8_t* mine = const_cast<uint8_t*>(window_);
+  if (g_window.compare_exchange_strong(mine, nullptr)) g_window_len.store(0);
+  munmap(const_cast<uint8_t*>(window_), window_len_);
+  window_ = nullptr;
+  window_len_ = 0;
+}
+
+// Maps the window holding [offset, offset + need). False when the file no longer holds it (it
+// shrank: reading a page past its end would raise SIGBUS) or the mapping fails.
+bool PcapSource::map_window(uint64_t offset, size_t need) {
+  unmap();
+  struct stat st;
+  if (fstat(fd_, &st) != 0 || uint64_t(st.st_size) < offset + need) return false;
+  const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  uint64_t start = offset & ~(page - 1);
+  uint64_t end = std::min<uint64_t>(std::max<uint64_t>(start + kWindow, offset + need), file_size_);
+  void* m = mmap(nullptr, end - start, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd_, static_cast<off_t>(start));
+  if (m == MAP_FAILED) return false;
+  window_ = static_cast<const uint8_t*>(m);
+  window_off_ = start;
+  window_len_ = end - start;
+  g_window_lost.store(false);
+  g_window_len.store(window_len_);
+  g_window.store(static_cast<uint8_t*>(m));
+  return true;
+}
+
+bool PcapSource::shrank() const {
+  struct stat st;
+  return fstat(fd_, &st) != 0 || uint64_t(st.st_size) < file_size_;
+}
+
+// From here on libpcap reads the file, from the record at pos_.
+void PcapSource::hand_over() {
+  unmap();
+  ::close(fd_);
+  fd_ = -1;
+  mapped_ = false;
+  if (FILE* f = pcap_file(p_)) fseeko(f, static_cast<off_t>(pos_), SEEK_SET);
+}
+
+PcapSource::Next PcapSource::next_mapped(const pcap_pkthdr*& hdr, const uint8_t*& data) {
+  constexpr uint32_t kMaxCaplen = 262144;  // libpcap's smallest sane maximum for any link type
+  if (pos_ + 16 > file_size_ || (pos_ + 16 > window_off_ + window_len_ && !map_window(pos_, 16))) {
+    hand_over();
+    return next(hdr, data);
+  }
+  const uint8_t* r = window_ + (pos_ - window_off_);
+  uint32_t f[4];
+  std::memcpy(f, r, sizeof f);
+  if (swapped_) for (auto& v : f) v = __builtin_bswap32(v);
+  uint32_t caplen = f[2];
+  // A file cut under the mapping reads as zeros up to the end of its last page, then faults
+  // (the handler zeroes the rest and raises the flag): either way libpcap takes over here.
+  bool cut = g_window_lost.load(std::memory_order_relaxed) || ((f[0] | f[1] | f[2] | f[3]) == 0 && shrank());
+  if (cut) {
+    // The records read so far may end in zeros where the file lost its end under the mapping.
+    struct stat st;
+    uint64_t now = fstat(fd_, &st) == 0 ? uint64_t(st.st_size) : 0;
+    hand_over();
+    error_ = "the file was cut to " + std::to_string(now) + " bytes while being read (it had " +
+             std::to_string(file_size_) + ")";
+    return Next::error;
+  }
+  if (caplen > snapshot_ || caplen > kMaxCaplen || pos_ + 16 + caplen > file_size_) {
+    hand_over();
+    return next(hdr, data);
+  }
+  if (pos_ + 16 + caplen > window_off_ + window_len_) {
+    if (!map_window(pos_, 16 + caplen)) {
+      hand_over();
+      return next(hdr, data);
+    }
+    r = window_ + (pos_ - window_off_);
+  }
+  // As libpcap 1.10: the seconds and fraction are signed 32-bit fields in a file of this
+  // machine's byte order, unsigned once byte-swapped (its SWAPLONG yields an unsigned value).
+  if (swapped_) {
+    hdr_.ts.tv_sec = f[0];
+    hdr_.ts.tv_usec = nsec_ ? f[1] / 1000 : f[1];
+  } else {
+    hdr_.ts.tv_sec = static_cast<int32_t>(f[0]);
+    int32_t frac = static_cast<int32_t>(f[1]);
+    hdr_.ts.tv_usec = nsec_ ? frac / 1000 : frac;
+  }
+  hdr_.caplen = caplen;
+  hdr_.len = f[3];
+  hdr = &hdr_;
+  data = r + 16;
+  pos_ += 16 + caplen;
+  return Next::packet;
 }
 
 std::unique_ptr<PcapSource> PcapSource::open_live(const std::string& iface, int snaplen, bool promisc,
@@ -71,6 +254,8 @@ void PcapSource::set_filter(const std::string& bpf) {
 int PcapSource::datalink() const { return pcap_datalink(p_); }
 
 PcapSource::Next PcapSource::next(const pcap_pkthdr*& hdr, const uint8_t*& data) {
+  if (mapped_) return next_mapped(hdr, data);
+  if (!error_.empty()) return Next::error;
   pcap_pkthdr* h = nullptr;
   const u_char* d = nullptr;
   int rc = pcap_next_ex(p_, &h, &d);
@@ -80,11 +265,12 @@ PcapSource::Next PcapSource::next(const pcap_pkthdr*& hdr, const uint8_t*& data)
   return Next::error;
 }
 
-std::string PcapSource::error() const { return pcap_geterr(p_); }
+std::string PcapSource::error() const { return error_.empty() ? pcap_geterr(p_) : error_; }
 
 void PcapSource::breakloop() { pcap_breakloop(p_); }
 
 uint64_t PcapSource::position() const {
+  if (mapped_) return pos_;
   if (live_ || file_size_ == 0) return 0;
   FILE* f = pcap_file(p_);
   if (!f) return 0;

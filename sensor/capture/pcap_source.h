@@ -1,6 +1,8 @@
 #pragma once
 // Packet sources through libpcap: pcap and pcapng files (or "-" for stdin) and live
-// interfaces (promiscuous, BPF filter, snaplen, kernel drop counters).
+// interfaces (promiscuous, BPF filter, snaplen, kernel drop counters). The records of a classic
+// pcap file are read in place from a memory mapping (see pcap_source.cpp); libpcap still opens
+// every file and reads whatever the mapping does not handle.
 #include <pcap/pcap.h>
 
 #include <cstdint>
@@ -31,11 +33,34 @@ class PcapSource {
   bool stats(uint64_t& received, uint64_t& dropped, uint64_t& if_dropped) const;
   int selectable_fd() const;
   const std::string& name() const { return name_; }
+  // True while records come from the file's mapping rather than through libpcap.
+  bool reads_in_place() const { return mapped_; }
 
  private:
   PcapSource() = default;
   static constexpr size_t kFileBuffer = 1u << 20;
+  static constexpr size_t kWindow = size_t(2) << 20;  // mapped bytes at a time (bounds RSS)
+
+  void open_mapping(const std::string& path);
+  bool map_window(uint64_t offset, size_t need);
+  Next next_mapped(const pcap_pkthdr*& hdr, const uint8_t*& data);
+  void hand_over();
+  bool shrank() const;
+  void unmap();
+
   pcap_t* p_ = nullptr;
+  // Mapped reading of a classic pcap file: which records it may take, and where it is.
+  int fd_ = -1;
+  bool mapped_ = false;          // records still come from the mapping
+  bool swapped_ = false;         // file written in the other byte order
+  bool nsec_ = false;            // nanosecond time stamps (scaled to microseconds)
+  uint32_t snapshot_ = 0;        // libpcap's snapshot length for the file
+  uint64_t pos_ = 0;             // file offset of the next record
+  const uint8_t* window_ = nullptr;
+  uint64_t window_off_ = 0;      // file offset of window_[0]
+  size_t window_len_ = 0;
+  pcap_pkthdr hdr_{};
+  std::string error_;            // set when the file was cut under the mapping
   std::unique_ptr<char[]> file_buffer_;  // stdio buffer of the file libpcap reads; outlives p_
   std::string name_;
   uint64_t file_size_ = 0;

@@ -1,4 +1,5 @@
-// PcapSource opens files itself (with a large stdio buffer) and hands them to libpcap: it must
+// PcapSource opens files itself (with a large stdio buffer) and reads the records of classic pcap
+// files from a mapping, handing the file to libpcap at the first record it does not take: it must
 // read exactly what libpcap's own open reads from the same file: the same packets, timestamps and
 // lengths, and the same error at the same place, whatever the byte order, precision or damage.
 #include <pcap/pcap.h>
@@ -89,6 +90,14 @@ class Writer {
   }
   void packet(uint32_t sec, uint32_t frac, uint32_t n) { record(sec, frac, n, n, n); }
   void raw(size_t n) { bytes_.append(n, '\x5a'); }
+  // Appends the records written since the last save to the file saved last.
+  void append_to(const std::string& path, size_t from) {
+    FILE* f = std::fopen(path.c_str(), "ab");
+    REQUIRE(f);
+    std::fwrite(bytes_.data() + from, 1, bytes_.size() - from, f);
+    std::fclose(f);
+  }
+  size_t size() const { return bytes_.size(); }
   std::string save(const std::string& name) {
     std::string path = (fs::temp_directory_path() / ("medmon-pcap-" + std::to_string(getpid()) + "-" + name)).string();
     FILE* f = std::fopen(path.c_str(), "wb");
@@ -181,4 +190,73 @@ TEST_CASE("file reader: the project's own captures read as libpcap reads them") 
     ++n;
   }
   CHECK(n > 20);
+}
+
+TEST_CASE("file reader: classic pcap files are read in place, others through libpcap") {
+  Writer w(false, false);
+  for (uint32_t i = 0; i < 10; ++i) w.packet(1 + i, i, 100);
+  auto s = PcapSource::open_file(w.save("in-place"));
+  CHECK(s->reads_in_place());
+  const pcap_pkthdr* h;
+  const uint8_t* d;
+  size_t n = 0;
+  while (s->next(h, d) == PcapSource::Next::packet) ++n;
+  CHECK(n == 10);
+  CHECK_FALSE(s->reads_in_place());  // the end of the file is libpcap's to report
+
+  for (auto& e : fs::recursive_directory_iterator(MEDMON_SOURCE_DIR "/pcaps")) {
+    if (e.path().extension() != ".pcapng") continue;
+    CHECK_FALSE(PcapSource::open_file(e.path().string())->reads_in_place());
+    return;
+  }
+  FAIL("no pcapng capture under pcaps/");
+}
+
+TEST_CASE("file reader: fractions with the top bit set, in both byte orders") {
+  for (bool swapped : {false, true})
+    for (bool nsec : {false, true}) {
+      Writer w(swapped, nsec);
+      w.packet(5, 0xFFFFFFFFu, 60);
+      w.packet(6, 0x80000000u, 60);
+      w.packet(0xFFFFFFFFu, 0x7FFFFFFFu, 60);
+      same_reading(w.save(std::string("frac") + (swapped ? "-be" : "-le") + (nsec ? "-ns" : "-us")));
+    }
+}
+
+TEST_CASE("file reader: a file that grows or shrinks while it is read") {
+  Writer grow(false, false);
+  for (uint32_t i = 0; i < 20; ++i) grow.packet(1, i, 1000);
+  std::string path = grow.save("grow");
+  size_t saved = grow.size();
+  for (uint32_t i = 20; i < 40; ++i) grow.packet(2, i, 1000);
+  auto s = PcapSource::open_file(path);
+  grow.append_to(path, saved);  // written after the open, as by a capture still running
+  const pcap_pkthdr* h;
+  const uint8_t* d;
+  size_t n = 0;
+  while (s->next(h, d) == PcapSource::Next::packet) ++n;
+  CHECK(n == 40);  // the new records come through libpcap
+  same_reading(path);
+
+  // Cut while read, inside a page (the rest of it reads as zeros) and at a page boundary (the
+  // pages after it fault): no SIGBUS; the records before the cut (the last one may end in zeros
+  // where the file lost it), then an error saying what happened.
+  Writer shrink(false, false);
+  for (uint32_t i = 0; i < 20000; ++i) shrink.packet(1, i, 1400);  // several mapping windows
+  for (uint64_t cut : {uint64_t(24 + 5000 * (16 + 1400) + 700), uint64_t(4096 * 1000)}) {
+    INFO("cut at " << cut);
+    path = shrink.save("shrink");
+    auto t = PcapSource::open_file(path);
+    n = 0;
+    PcapSource::Next r;
+    while ((r = t->next(h, d)) == PcapSource::Next::packet) {
+      CHECK(h->caplen == 1400);
+      if (++n == 100) REQUIRE(truncate(path.c_str(), off_t(cut)) == 0);
+    }
+    uint64_t whole = (cut - 24) / (16 + 1400);
+    CHECK((n == whole || n == whole + 1));
+    CHECK(r == PcapSource::Next::error);
+    CHECK(t->error().find("cut to " + std::to_string(cut) + " bytes while being read") != std::string::npos);
+    CHECK(t->next(h, d) == PcapSource::Next::error);
+  }
 }
