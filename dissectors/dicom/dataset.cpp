@@ -8,6 +8,7 @@
 
 #include "dissectors/dicom/pdu.h"
 #include "dissectors/dicom/phi_tags.h"
+#include "sensor/common/utf8.h"
 
 namespace medmon::dicom {
 
@@ -413,11 +414,7 @@ void decode_text(std::string_view raw, std::string_view charset, std::string& ou
   }
   if (term.empty() || term == "ISO_IR 192") { out.assign(raw); return; }
   if (term == "ISO_IR 100" || term == "ISO 2022 IR 100") {  // the common case, no iconv
-    for (char ch : raw) {
-      auto c = static_cast<unsigned char>(ch);
-      if (c < 0x80) out.push_back(static_cast<char>(c));
-      else { out.push_back(static_cast<char>(0xC0 | c >> 6)); out.push_back(static_cast<char>(0x80 | (c & 0x3F))); }
-    }
+    append_latin1_as_utf8(out, raw);
     return;
   }
   const char* name = iconv_name(term);

@@ -9,6 +9,7 @@
 #include <mutex>
 
 #include "dissectors/proprietary/signature.h"
+#include "sensor/common/utf8.h"
 
 #ifndef MEDMON_SIGNATURES_BUILTIN
 #define MEDMON_SIGNATURES_BUILTIN ""
@@ -22,24 +23,6 @@ constexpr size_t kProbeWindow = 512;
 constexpr uint32_t kDefaultRegexMin = 16;  // a probe regex that fails on this many bytes is final
 constexpr size_t kMaxValues = 8;            // distinct values kept per field for the flow summary
 constexpr size_t kMaxValueLen = 256;
-
-void append_utf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out.push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out.push_back(static_cast<char>(0xC0 | cp >> 6));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out.push_back(static_cast<char>(0xE0 | cp >> 12));
-    out.push_back(static_cast<char>(0x80 | (cp >> 6 & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out.push_back(static_cast<char>(0xF0 | cp >> 18));
-    out.push_back(static_cast<char>(0x80 | (cp >> 12 & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp >> 6 & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
-}
 }  // namespace
 
 void decode_text(std::string_view in, TextEncoding enc, std::string& out) {
@@ -48,7 +31,7 @@ void decode_text(std::string_view in, TextEncoding enc, std::string& out) {
   if (enc == TextEncoding::bytes) {
     out.assign(in.substr(0, std::min(in.find('\0'), in.size())));
   } else if (enc == TextEncoding::latin1) {
-    for (size_t i = 0; i < in.size() && u[i]; ++i) append_utf8(out, u[i]);
+    append_latin1_as_utf8(out, in.substr(0, std::min(in.find('\0'), in.size())));
   } else {
     bool be = enc == TextEncoding::utf16be;
     auto unit = [&](size_t i) { return static_cast<uint32_t>(be ? u[i] << 8 | u[i + 1] : u[i + 1] << 8 | u[i]); };
