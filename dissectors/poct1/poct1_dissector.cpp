@@ -296,15 +296,14 @@ class Poct1Dissector final : public Dissector {
     if (!created.empty()) w.field("creation_time", created);
     if (!dev_.device_id.empty() || !dev_.model_id.empty() || !dev_.manufacturer.empty()) {
       w.object("device");
-      auto opt = [&](std::string_view k, const std::string& v) { if (!v.empty()) w.field(k, v); };
-      opt("device_id", dev_.device_id);
-      opt("vendor_id", dev_.vendor_id);
-      opt("model_id", dev_.model_id);
-      opt("serial_id", dev_.serial_id);
-      opt("manufacturer", dev_.manufacturer);
-      opt("hw_version", dev_.hw_version);
-      opt("sw_version", dev_.sw_version);
-      opt("device_name", dev_.name);
+      w.field_if_nonempty("device_id", dev_.device_id);
+      w.field_if_nonempty("vendor_id", dev_.vendor_id);
+      w.field_if_nonempty("model_id", dev_.model_id);
+      w.field_if_nonempty("serial_id", dev_.serial_id);
+      w.field_if_nonempty("manufacturer", dev_.manufacturer);
+      w.field_if_nonempty("hw_version", dev_.hw_version);
+      w.field_if_nonempty("sw_version", dev_.sw_version);
+      w.field_if_nonempty("device_name", dev_.name);
       w.end_object();
     }
     if (!ack_type.empty() || !ack_control.empty()) {

@@ -584,13 +584,12 @@ class SdcDissector final : public Dissector {
   }
 
   static void write_device(JsonWriter& w, const DeviceInfo& d) {
-    auto opt = [&](std::string_view k, const std::string& v) { if (!v.empty()) w.field(k, v); };
-    opt("manufacturer", d.manufacturer);
-    opt("model_name", d.model_name);
-    opt("model_number", d.model_number);
-    opt("friendly_name", d.friendly_name);
-    opt("firmware_version", d.firmware_version);
-    opt("serial_number", d.serial_number);
+    w.field_if_nonempty("manufacturer", d.manufacturer);
+    w.field_if_nonempty("model_name", d.model_name);
+    w.field_if_nonempty("model_number", d.model_number);
+    w.field_if_nonempty("friendly_name", d.friendly_name);
+    w.field_if_nonempty("firmware_version", d.firmware_version);
+    w.field_if_nonempty("serial_number", d.serial_number);
   }
 
   std::string body_;  // de-chunked HTTP body, reused

@@ -507,14 +507,13 @@ void AssetTracker::emit(Device& d, EventOutput& out, Timestamp ts) {
     for (auto& id : d.identities) {
       w.begin_object();
       w.field("source", id.source);
-      auto opt = [&](std::string_view k, const std::string& v) { if (!v.empty()) w.field(k, v); };
-      opt("id", id.id);
-      opt("udi", id.udi);
-      opt("serial", id.serial);
-      opt("type", id.type);
-      opt("manufacturer", id.manufacturer);
-      opt("model", id.model);
-      opt("version", id.version);
+      w.field_if_nonempty("id", id.id);
+      w.field_if_nonempty("udi", id.udi);
+      w.field_if_nonempty("serial", id.serial);
+      w.field_if_nonempty("type", id.type);
+      w.field_if_nonempty("manufacturer", id.manufacturer);
+      w.field_if_nonempty("model", id.model);
+      w.field_if_nonempty("version", id.version);
       w.end_object();
     }
     w.end_array();

@@ -163,6 +163,10 @@ class JsonWriter {
   void field(std::string_view k, int64_t v) { key(k); value(v); }
   void field(std::string_view k, int v) { key(k); value(v); }
   void field(std::string_view k, double v) { key(k); value(v); }
+  // Optional text members: an empty value is left out rather than written as "".
+  void field_if_nonempty(std::string_view k, std::string_view v) {
+    if (!v.empty()) field(k, v);
+  }
 
   void value(std::string_view s) {
     char* p = out_.tail(s.size() + 3 + 16);

@@ -35,6 +35,21 @@ TEST_CASE("JsonWriter keeps key order and nests") {
   CHECK(s.view() == R"({"b":1,"a":"x","list":[1,true,null],"o":{"k":-5}})");
 }
 
+TEST_CASE("JsonWriter leaves out optional text members that are empty") {
+  JsonBuffer s;
+  JsonWriter w(s);
+  w.begin_object();
+  w.field_if_nonempty("a", std::string());
+  w.field_if_nonempty("b", std::string("x"));
+  w.field_if_nonempty("c", "");
+  w.field_if_nonempty("d", std::string_view("y\"z"));
+  w.object("o");
+  w.field_if_nonempty("e", "");
+  w.end_object();
+  w.end_object();
+  CHECK(s.view() == R"({"b":"x","d":"y\"z","o":{}})");
+}
+
 TEST_CASE("JsonWriter escapes control characters and invalid UTF-8") {
   std::string s;
   JsonWriter::append_escaped(s, std::string_view("a\"b\\c\n\x01\xff\xc3\xa9", 10));
