@@ -276,13 +276,20 @@ TEST_CASE("asset tracker: identities stated by protocols go to the side they des
   Rig r;
   FlowFacts facts;
   facts.app = "hl7";
-  DeviceIdentity eq{true, "hl7 OBX-18", "MON-ICU-07"};
+  auto equipment = [](bool client, const char* id) {
+    DeviceIdentity d;
+    d.client = client;
+    d.source = "hl7 OBX-18";
+    d.id = id;
+    return d;
+  };
+  DeviceIdentity eq = equipment(true, "MON-ICU-07");
   DeviceIdentity prt;
   prt.client = true;
   prt.source = "hl7 PRT";
   prt.udi = "(01)00812345678901(21)SN123";
   prt.serial = "SN123";
-  DeviceIdentity lis{false, "hl7 OBX-18", "LIS-ANALYSER-1"};
+  DeviceIdentity lis = equipment(false, "LIS-ANALYSER-1");
   CHECK(facts.add_identity(eq));
   CHECK_FALSE(facts.add_identity(eq));  // once per flow
   facts.add_identity(prt);
