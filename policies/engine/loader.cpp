@@ -14,7 +14,7 @@ namespace medmon::policy {
 
 std::string LoadError::format() const {
   std::string s = file;
-  if (line > 0) s += ":" + std::to_string(line) + ":" + std::to_string(column);
+  if (line > 0) s.append(":").append(std::to_string(line)).append(":").append(std::to_string(column));
   return s + ": " + message;
 }
 

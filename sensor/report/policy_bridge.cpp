@@ -42,7 +42,7 @@ std::unique_ptr<PolicyView> view_of_site(const policy::Site& site) {
       f.description = r.description;
       f.peer = (r.initiator == policy::Initiator::peer ? "from " : "to ") + r.peer_role;
       std::string ports;
-      for (uint16_t p : r.ports) ports += (ports.empty() ? "" : ",") + std::to_string(p);
+      for (uint16_t p : r.ports) ports.append(ports.empty() ? "" : ",").append(std::to_string(p));
       std::string l4 = r.l4 == 6 ? "tcp" : r.l4 == 17 ? "udp" : r.l4 == 1 ? "icmp" : "any";
       f.ports = (r.apps.empty() ? std::string() : join(r.apps, "/") + " ") + l4 + (ports.empty() ? "" : "/" + ports);
       f.source = join(r.source);

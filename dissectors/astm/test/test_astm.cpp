@@ -138,7 +138,7 @@ TEST_CASE("astm: every split point of the stream gives the same event") {
 
 TEST_CASE("astm: a record split over intermediate ETB frames is rebuilt") {
   std::string p = "P|1|PID0002|||ROE^RICHARD||19800202|M|" + std::string(300, 'x');
-  std::string tx = "\x05" + frame(1, kRecords[0] + std::string("\r")) + frame(2, p.substr(0, 200), false) +
+  std::string tx = std::string("\x05") + frame(1, kRecords[0] + std::string("\r")) + frame(2, p.substr(0, 200), false) +
                    frame(3, p.substr(200) + "\r") + frame(4, "L|1|N\r") + "\x04";
   Harness h(kAstmInfo);
   h.feed(Dir::to_server, tx);
@@ -156,7 +156,7 @@ TEST_CASE("astm: bad checksum, NAK, retransmission and frame-number errors") {
   std::string good = frame(2, std::string(kRecords[1]) + "\r");
   std::string bad = good;
   bad[bad.size() - 4] = bad[bad.size() - 4] == '0' ? '1' : '0';  // corrupt C1
-  std::string tx = "\x05" + frame(1, kRecords[0] + std::string("\r")) + bad + good + good /* ACK lost */ +
+  std::string tx = std::string("\x05") + frame(1, kRecords[0] + std::string("\r")) + bad + good + good /* ACK lost */ +
                    frame(5, "L|1|N\r") /* 3 expected */ + "\x04";
   Harness h(kAstmInfo);
   h.feed(Dir::to_server, tx.substr(0, tx.size() - 1));
@@ -237,11 +237,11 @@ TEST_CASE("astm: the H record sender is that side's identity for the asset inven
   h.feed(Dir::to_server, transmission() + transmission());
   h.feed(Dir::to_client, std::string(16, '\x06'));
   // The LIS queries the analyzer on the same link: its own header names it.
-  std::string query = "\x05" + frame(1, "H|\\^&|||LIS01^^|||||ACME-CHEM||P|LIS2-A2\r") +
+  std::string query = std::string("\x05") + frame(1, "H|\\^&|||LIS01^^|||||ACME-CHEM||P|LIS2-A2\r") +
                       frame(2, "Q|1|^PID0001||^^^ALL\r") + frame(3, "L|1|N\r") + "\x04";
   h.feed(Dir::to_client, query);
   // A header without a sender says nothing about its side.
-  h.feed(Dir::to_client, "\x05" + frame(1, "H|\\^&|||^ ^\r") + frame(2, "L|1|N\r") + "\x04");
+  h.feed(Dir::to_client, std::string("\x05") + frame(1, "H|\\^&|||^ ^\r") + frame(2, "L|1|N\r") + "\x04");
   h.end();
   REQUIRE(h.events("astm").size() == 4);
   REQUIRE(h.facts.identities.size() == 2);

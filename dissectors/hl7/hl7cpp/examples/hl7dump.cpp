@@ -91,7 +91,7 @@ void print_named(const hl7cpp::Message& m) {
     std::string name(s.name());
     size_t occ = 1;
     for (size_t j = 0; j < i; ++j) if (m.segment(j).name() == s.name()) ++occ;
-    if (occ > 1) name += "(" + std::to_string(occ) + ")";
+    if (occ > 1) name.append("(").append(std::to_string(occ)).append(")");
     for (size_t f = 1; f <= s.field_count(); ++f) {
       hl7cpp::Field fld = s.field(f);
       if (fld.empty()) continue;
@@ -100,9 +100,10 @@ void print_named(const hl7cpp::Message& m) {
         for (size_t c = 1; c <= rep.size(); ++c) {
           auto comp = rep.component(c);
           if (comp.empty()) continue;
-          std::string path = name + "-" + std::to_string(f);
-          if (fld.repetitions() > 1) path += "[" + std::to_string(r) + "]";
-          if (rep.size() > 1) path += "." + std::to_string(c);
+          std::string path = name;
+          path.append("-").append(std::to_string(f));
+          if (fld.repetitions() > 1) path.append("[").append(std::to_string(r)).append("]");
+          if (rep.size() > 1) path.append(".").append(std::to_string(c));
           std::cout << path << "\t" << (fld.is_leaf() ? std::string(comp.raw()) : comp.text()) << "\n";
         }
       }
