@@ -1,0 +1,159 @@
+// libFuzzer target: medmon's pcap file reader against libpcap's. PcapSource reads the records
+// of a classic pcap file in place from a mapping and hands the file to libpcap at the first
+// record it does not take (sensor/capture/pcap_source.cpp); whatever the file holds, it must read
+// what libpcap's own reader reads from it: both refuse the file or both open it, with the same
+// link type, then the same packets (time stamp, lengths, bytes) and the same ending, and on an
+// error the same message. Any difference is printed and aborts. The image is written to one
+// temporary file per process (rewritten for every input), which both readers open by name.
+//
+// Input: byte 0 is the mode. Top bit set: the rest is the file image as it is (any magic, pcapng
+// too). Top bit clear: a classic pcap file header (version 2.4) is written before the rest, so
+// that most inputs are record streams: bit 0 big-endian, bit 1 nanosecond magic, bits 2-4 the
+// link type (kLinks), bits 5-6 the snapshot length (kSnaplens).
+#include <fcntl.h>
+#include <pcap/pcap.h>
+#include <unistd.h>
+
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include "sensor/capture/pcap_source.h"
+
+namespace {
+
+// Link types: those read in place (in either byte order or only in this machine's), and one
+// whose pseudo-header libpcap rewrites (USB_LINUX_MMAPPED), which must never be.
+constexpr uint32_t kLinks[8] = {1, 101, 228, 229, 113, 276, 0, 220};
+// 0 and 0xffffffff: libpcap takes the link type's maximum (262144) instead.
+constexpr uint32_t kSnaplens[4] = {65535, 64, 0, 0xffffffffu};
+
+const std::string& file_path() {
+  static const std::string path = [] {
+    std::string p = (std::filesystem::temp_directory_path() /
+                     ("medmon-fuzz-pcapfile-" + std::to_string(getpid()) + ".pcap")).string();
+    std::atexit([] { ::unlink(file_path().c_str()); });
+    return p;
+  }();
+  return path;
+}
+
+void put32(std::string& s, uint32_t v, bool big) {
+  unsigned char b[4];
+  for (int i = 0; i < 4; ++i) b[i] = static_cast<unsigned char>(v >> (big ? 24 - 8 * i : 8 * i));
+  s.append(reinterpret_cast<char*>(b), 4);
+}
+
+void put16(std::string& s, uint16_t v, bool big) {
+  unsigned char b[2] = {static_cast<unsigned char>(big ? v >> 8 : v), static_cast<unsigned char>(big ? v : v >> 8)};
+  s.append(reinterpret_cast<char*>(b), 2);
+}
+
+void write_file(const std::string& path, const uint8_t* data, size_t size, const std::string& head) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) { std::perror(path.c_str()); std::abort(); }  // the harness itself is broken
+  auto put = [&](const void* p, size_t n) {
+    const char* c = static_cast<const char*>(p);
+    while (n > 0) {
+      ssize_t w = ::write(fd, c, n);
+      if (w <= 0) { std::perror(path.c_str()); std::abort(); }
+      c += w;
+      n -= static_cast<size_t>(w);
+    }
+  };
+  put(head.data(), head.size());
+  put(data, size);
+  ::close(fd);
+}
+
+[[noreturn]] void fail(const char* what, const std::string& detail) {
+  std::fprintf(stderr, "pcapfile: %s\n%s\n", what, detail.c_str());
+  std::fflush(stderr);
+  std::abort();
+}
+
+std::string describe(const pcap_pkthdr* h) {
+  char b[128];
+  std::snprintf(b, sizeof b, "ts %" PRId64 ".%06" PRId64 " caplen %u len %u", int64_t(h->ts.tv_sec),
+                int64_t(h->ts.tv_usec), h->caplen, h->len);
+  return b;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size < 1) return 0;
+  uint8_t mode = data[0];
+  std::string head;
+  if (!(mode & 0x80)) {
+    bool big = mode & 1;
+    put32(head, (mode & 2) ? 0xa1b23c4d : 0xa1b2c3d4, big);
+    put16(head, 2, big);
+    put16(head, 4, big);
+    put32(head, 0, big);  // thiszone
+    put32(head, 0, big);  // sigfigs
+    put32(head, kSnaplens[(mode >> 5) & 3], big);
+    put32(head, kLinks[(mode >> 2) & 7], big);
+  }
+  const std::string& path = file_path();
+  write_file(path, data + 1, size - 1, head);
+
+  char err[PCAP_ERRBUF_SIZE] = {0};
+  pcap_t* p = pcap_open_offline_with_tstamp_precision(path.c_str(), PCAP_TSTAMP_PRECISION_MICRO, err);
+  std::unique_ptr<medmon::PcapSource> s;
+  std::string source_err;
+  try {
+    s = medmon::PcapSource::open_file(path);
+  } catch (const std::runtime_error& e) {
+    source_err = e.what();
+  }
+  if (!p || !s) {
+    if (p || s)
+      fail("PcapSource and libpcap differ: open",
+           std::string("libpcap: ") + (p ? "opened" : err) + "\nPcapSource: " + (s ? "opened" : source_err));
+    return 0;
+  }
+  if (pcap_datalink(p) != s->datalink())
+    fail("PcapSource and libpcap differ: link type",
+         "libpcap " + std::to_string(pcap_datalink(p)) + ", PcapSource " + std::to_string(s->datalink()));
+
+  for (size_t n = 0;; ++n) {
+    pcap_pkthdr* ha = nullptr;
+    const u_char* da = nullptr;
+    int rc = pcap_next_ex(p, &ha, &da);
+    const pcap_pkthdr* hb = nullptr;
+    const uint8_t* db = nullptr;
+    auto r = s->next(hb, db);
+    std::string where = "record " + std::to_string(n);
+    if (s->position() > s->file_size())
+      fail("PcapSource past the end of the file",
+           where + ": at " + std::to_string(s->position()) + " of " + std::to_string(s->file_size()));
+    if (rc == 1 && r == medmon::PcapSource::Next::packet) {
+      if (ha->ts.tv_sec != hb->ts.tv_sec || ha->ts.tv_usec != hb->ts.tv_usec || ha->caplen != hb->caplen ||
+          ha->len != hb->len)
+        fail("PcapSource and libpcap differ: packet header",
+             where + ": libpcap " + describe(ha) + ", PcapSource " + describe(hb));
+      if (ha->caplen && std::memcmp(da, db, ha->caplen) != 0)
+        fail("PcapSource and libpcap differ: packet bytes", where + " (" + describe(ha) + ")");
+      continue;
+    }
+    std::string a = rc == 1 ? "packet " + describe(ha)
+                    : rc == PCAP_ERROR_BREAK ? "end"
+                    : rc == 0 ? "timeout"
+                    : std::string("error: ") + pcap_geterr(p);  // every error of the file reader is -1
+    std::string b = r == medmon::PcapSource::Next::packet ? "packet " + describe(hb)
+                    : r == medmon::PcapSource::Next::end ? "end"
+                    : r == medmon::PcapSource::Next::timeout ? "timeout"
+                    : "error: " + s->error();
+    if (rc == 1 || r == medmon::PcapSource::Next::packet || a != b)
+      fail("PcapSource and libpcap differ: ending", where + ":\nlibpcap    " + a + "\nPcapSource " + b);
+    break;
+  }
+  pcap_close(p);
+  return 0;
+}
