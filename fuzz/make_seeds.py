@@ -87,6 +87,71 @@ for s, n, p in pcaps("core", "clinical", "hl7", "demo", "dicom"):
     data = open(p, "rb").read()
     write("pipeline", f"{s}-{n}", data[:MAX_SEED])
 
+# pcapfile: byte 0 is the mode (fuzz_pcapfile.cpp). A classic pcap whose header the target writes
+# itself loses it (the mode says which header); any other file is kept whole (top bit). Each
+# capture is cut at a record boundary near 8 KiB, then also in a record header and in a body.
+PCAPFILE_LINKS = [1, 101, 228, 229, 113, 276, 0, 220]  # fuzz_pcapfile.cpp's kLinks, in order
+PCAPFILE_SNAPLENS = [65535, 64, 0, 0xFFFFFFFF]          # and its kSnaplens
+PCAPFILE_MAX = 8 * 1024
+
+
+def pcapfile_header(mode):
+    e = ">" if mode & 1 else "<"
+    magic = 0xA1B23C4D if mode & 2 else 0xA1B2C3D4
+    return struct.pack(e + "IHHiIII", magic, 2, 4, 0, 0, PCAPFILE_SNAPLENS[(mode >> 5) & 3],
+                       PCAPFILE_LINKS[(mode >> 2) & 7])
+
+
+def pcap_records(data):
+    """(byte order, [(sec, frac, incl, orig, body)]) of a classic pcap file image; None else."""
+    e = {b"\xd4\xc3\xb2\xa1": "<", b"\x4d\x3c\xb2\xa1": "<", b"\xa1\xb2\xc3\xd4": ">",
+         b"\xa1\xb2\x3c\x4d": ">"}.get(data[:4])
+    if e is None or len(data) < 24:
+        return None
+    pos, recs = 24, []
+    while pos + 16 <= len(data):
+        sec, frac, incl, orig = struct.unpack(e + "IIII", data[pos:pos + 16])
+        recs.append((sec, frac, incl, orig, data[pos + 16:pos + 16 + incl]))
+        pos += 16 + incl
+    return e, recs
+
+
+def pcapfile_seeds(name, data):
+    mode = next((m for m in range(0x80) if pcapfile_header(m) == data[:24]), None)
+    image = bytes([0x80]) + data
+    r = pcap_records(data)
+    if r:  # whole records up to PCAPFILE_MAX
+        ends, pos = [], 24
+        for rec in r[1]:
+            if pos + 16 + len(rec[4]) > PCAPFILE_MAX and ends:
+                break
+            pos += 16 + len(rec[4])
+            ends.append(pos)
+        data = data[:ends[-1]] if ends else data[:24]
+        image = bytes([0x80]) + data
+        if mode is not None:
+            write("pcapfile", name + "-raw", image)
+            image = bytes([mode]) + data[24:]
+        write("pcapfile", name, image)
+        if len(ends) >= 2:
+            last = len(image) - (ends[-1] - ends[-2])  # where the last record starts
+            write("pcapfile", name + "-cut-header", image[:last + 7])
+            write("pcapfile", name + "-cut-body", image[:last + 16 + (ends[-1] - ends[-2] - 16) // 2])
+    else:
+        write("pcapfile", name, image[:PCAPFILE_MAX])
+
+
+for s, n, p in pcaps("core", "clinical", "hl7", "demo", "dicom"):
+    pcapfile_seeds(f"{s}-{n}", open(p, "rb").read())
+# One capture in every byte order, precision and link type the header byte offers, and with a
+# snapshot length below its packets' lengths.
+_, recs = pcap_records(open(os.path.join(src, "pcaps/core/ethernet_basic.pcap"), "rb").read())
+for mode in [m for m in range(32)] + [0x20, 0x23]:
+    e = ">" if mode & 1 else "<"
+    body = b"".join(struct.pack(e + "IIII", sec, frac * 1000 if mode & 2 else frac, incl, orig) + b
+                    for sec, frac, incl, orig, b in recs[:12])
+    write("pcapfile", f"ethernet_basic-mode-{mode:02x}", bytes([mode]) + body)
+
 # Frames for the decoder, in its link-type framing.
 for s, n, p in pcaps("core", "clinical", "hl7"):
     r = pcap_frames(p)
