@@ -49,8 +49,8 @@ for t in "${TARGETS[@]}"; do
 done
 for t in "${TARGETS[@]}"; do
   if wait "${pid[$t]}"; then r=ok; else r=FAILED; failed+=("$t"); fi
-  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$OUT/$t.log" | tail -1)
-  cov=$(grep -o 'cov: [0-9]*' "$OUT/$t.log" | tail -1)
+  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$OUT/$t.log" | tail -1) || true
+  cov=$(grep -o 'cov: [0-9]*' "$OUT/$t.log" | tail -1) || true
   printf '%-11s %-6s %s s  %s execs  %s\n' "$t" "$r" "$SECS" "${execs:-?}" "${cov:-cov: ?}"
 done
 if [ ${#failed[@]} -gt 0 ]; then
