@@ -92,7 +92,8 @@ std::unique_ptr<PcapSource> PcapSource::open_file(const std::string& path) {
 // snapshot length or the sane maximum, a record cut by the end of the file, old format versions
 // whose lengths libpcap swaps, link types whose pseudo-headers it byte-swaps) and at the end of
 // what was mapped, the file is handed to libpcap at that record, so packets, errors and their
-// messages are exactly libpcap's (test_pcap_source.cpp compares the two).
+// messages are exactly libpcap's (test_pcap_source.cpp compares the two on handmade files, the
+// pcapfile fuzz target on arbitrary ones).
 void PcapSource::open_mapping(const std::string& path) {
   constexpr uint32_t kMicro = 0xa1b2c3d4, kNano = 0xa1b23c4d;
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
