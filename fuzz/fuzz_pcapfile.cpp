@@ -33,14 +33,15 @@ constexpr uint32_t kLinks[8] = {1, 101, 228, 229, 113, 276, 0, 220};
 // 0 and 0xffffffff: libpcap takes the link type's maximum (262144) instead.
 constexpr uint32_t kSnaplens[4] = {65535, 64, 0, 0xffffffffu};
 
+// Never destroyed: the exit handler below, registered while it is built, runs after its destructor would.
 const std::string& file_path() {
-  static const std::string path = [] {
-    std::string p = (std::filesystem::temp_directory_path() /
-                     ("medmon-fuzz-pcapfile-" + std::to_string(getpid()) + ".pcap")).string();
+  static const std::string* path = [] {
+    auto* p = new std::string((std::filesystem::temp_directory_path() /
+                               ("medmon-fuzz-pcapfile-" + std::to_string(getpid()) + ".pcap")).string());
     std::atexit([] { ::unlink(file_path().c_str()); });
     return p;
   }();
-  return path;
+  return *path;
 }
 
 void put32(std::string& s, uint32_t v, bool big) {
