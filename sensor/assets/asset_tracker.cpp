@@ -39,18 +39,27 @@ bool read_json_string(std::string_view s, size_t p, std::string& out) {
   return false;
 }
 
+// A member name field_in looks for: a literal, checked at compile time to fit its stack buffer.
+struct FieldKey {
+  static constexpr size_t kMax = 60;
+  template <size_t N>
+  consteval FieldKey(const char (&k)[N]) : name(k, N - 1) {
+    static_assert(N - 1 <= kMax, "field_in keys are at most 60 characters");
+  }
+  std::string_view name;
+};
+
 // Value of string field `key` within s[from, to); false when absent.
-bool field_in(std::string_view s, size_t from, size_t to, std::string_view key, std::string& out) {
+bool field_in(std::string_view s, size_t from, size_t to, FieldKey key, std::string& out) {
   if (from >= s.size()) return false;
   to = std::min(to, s.size());
   // The pattern "key":" on the stack: keys are short literals, and this runs per field of
   // every operation of a DICOM event.
-  char buf[64];
-  if (key.size() + 4 > sizeof buf) return false;
+  char buf[FieldKey::kMax + 4];
   buf[0] = '"';
-  std::memcpy(buf + 1, key.data(), key.size());
-  std::memcpy(buf + 1 + key.size(), "\":\"", 3);
-  std::string_view pat(buf, key.size() + 4);
+  std::memcpy(buf + 1, key.name.data(), key.name.size());
+  std::memcpy(buf + 1 + key.name.size(), "\":\"", 3);
+  std::string_view pat(buf, key.name.size() + 4);
   // Searched within [from, to) only: a DICOM event lists hundreds of operations and each is
   // asked for its fields; a search to the end of the line made that quadratic.
   size_t p = s.substr(0, to).find(pat, from);
@@ -390,7 +399,11 @@ bool AssetTracker::read_dicom(std::string_view line, DicomSighting& s) {
   if (ac != std::string_view::npos)
     s.have_called_ae = field_in(line, 0, rq == std::string_view::npos ? ac : rq, "called_ae", s.called_ae);
   // Stored datasets describe the device that sent them.
-  static constexpr std::pair<const char*, DicomSighting::Field> kFields[] = {
+  struct KeyedField {
+    FieldKey key;
+    DicomSighting::Field field;
+  };
+  static constexpr KeyedField kFields[] = {
       {"manufacturer", DicomSighting::manufacturer},   {"model", DicomSighting::model},
       {"software_versions", DicomSighting::software_versions}, {"station_name", DicomSighting::station_name},
       {"device_serial", DicomSighting::device_serial}};
