@@ -14,6 +14,7 @@
 #include <cstring>
 #include <mutex>
 #include <stdexcept>
+#include <vector>
 
 namespace medmon {
 
@@ -85,17 +86,22 @@ std::unique_ptr<PcapSource> PcapSource::open_file(const std::string& path) {
 
 // libpcap reads a file record by record through stdio: the kernel copies every byte into the
 // stdio buffer and libpcap copies it again into its packet buffer. On a capture of large DICOM
-// transfers those copies cost more than the whole analysis. A classic pcap file (the common
-// case) is therefore read in place from a read-only mapping, a window of kWindow bytes at a time
-// so that resident memory stays bounded. Only records libpcap would hand over unchanged are taken
+// transfers those copies cost more than the whole analysis. Classic pcap files and pcapng files
+// are therefore read in place from a read-only mapping, a window of kWindow bytes at a time so
+// that resident memory stays bounded. Only records libpcap would hand over unchanged are taken
 // from the mapping: at the first record that is odd in any way (capture length over the
 // snapshot length or the sane maximum, a record cut by the end of the file, old format versions
 // whose lengths libpcap swaps, link types whose pseudo-headers it byte-swaps) and at the end of
 // what was mapped, the file is handed to libpcap at that record, so packets, errors and their
 // messages are exactly libpcap's (test_pcap_source.cpp compares the two on handmade files, the
 // pcapfile fuzz target on arbitrary ones).
+//
+// In a pcapng file the mapping takes only Enhanced Packet Blocks of the first interface, whose
+// description libpcap's open has read, and hands over at any other block (another interface or
+// section, statistics, name resolution, ...): libpcap then has seen every block that changes its
+// state. Time stamps are taken only in microseconds or nanoseconds, which convert exactly.
 void PcapSource::open_mapping(const std::string& path) {
-  constexpr uint32_t kMicro = 0xa1b2c3d4, kNano = 0xa1b23c4d;
+  constexpr uint32_t kMicro = 0xa1b2c3d4, kNano = 0xa1b23c4d, kSectionHeader = 0x0a0d0d0a;
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return;
   struct stat st;
@@ -111,22 +117,94 @@ void PcapSource::open_mapping(const std::string& path) {
   std::memcpy(&major, h + 4, 2);
   std::memcpy(&minor, h + 6, 2);
   bool swapped = magic_swapped == kMicro || magic_swapped == kNano;
-  if (magic != kMicro && magic != kNano && !swapped) { ::close(fd); return; }  // pcapng, or odd
+  bool classic = magic == kMicro || magic == kNano || swapped;
   if (swapped) { major = __builtin_bswap16(major); minor = __builtin_bswap16(minor); }
+  if (classic) {
+    swapped_ = swapped;
+    nsec_ = (swapped ? magic_swapped : magic) == kNano;
+    pos_ = sizeof h;
+  }
+  bool ok = classic ? major == 2 && minor >= 4 : magic == kSectionHeader && open_mapping_ng(fd, uint64_t(st.st_size));
   // Link types libpcap hands over as stored: no pseudo-header it rewrites (USB, NFLOG, ...) and,
   // for a byte-swapped file, none it byte-swaps (the Linux cooked headers' SocketCAN case).
   int dlt = pcap_datalink(p_);
   bool as_stored = dlt == DLT_EN10MB || dlt == DLT_RAW || dlt == DLT_IPV4 || dlt == DLT_IPV6;
-  if (!swapped) as_stored = as_stored || dlt == DLT_LINUX_SLL || dlt == DLT_LINUX_SLL2 || dlt == DLT_NULL || dlt == DLT_LOOP;
-  if (major != 2 || minor < 4 || !as_stored || pcap_snapshot(p_) <= 0) { ::close(fd); return; }
+  if (!swapped_) as_stored = as_stored || dlt == DLT_LINUX_SLL || dlt == DLT_LINUX_SLL2 || dlt == DLT_NULL || dlt == DLT_LOOP;
+  if (!ok || !as_stored || pcap_snapshot(p_) <= 0) { ::close(fd); return; }
   install_sigbus_handler();
   fd_ = fd;
-  swapped_ = swapped;
-  nsec_ = (swapped ? magic_swapped : magic) == kNano;
+  ng_ = !classic;
   snapshot_ = static_cast<uint32_t>(pcap_snapshot(p_));
   file_size_ = static_cast<uint64_t>(st.st_size);
-  pos_ = sizeof h;
   mapped_ = true;
+}
+
+// libpcap's open of a pcapng file reads the Section Header Block, then blocks up to and including
+// the first Interface Description Block, and leaves its FILE just past that block: mapped reading
+// starts there. The IDB is read again here for its time stamp options, with libpcap's rules
+// (options up to the end of the block or an end-of-options option; its open refused any other
+// layout). Sets swapped_, nsec_, ts_offset_ and pos_; false when the file is not to be mapped.
+bool PcapSource::open_mapping_ng(int fd, uint64_t size) {
+  constexpr uint32_t kByteOrder = 0x1a2b3c4d, kIdb = 1;
+  FILE* f = pcap_file(p_);
+  off_t start = f ? ftello(f) : -1;
+  unsigned char b[16];
+  if (start <= 0 || uint64_t(start) > size || pread(fd, b, 12, 0) != 12) return false;
+  uint32_t order;
+  std::memcpy(&order, b + 8, 4);
+  bool swapped = order != kByteOrder;
+  if (swapped && __builtin_bswap32(order) != kByteOrder) return false;
+  if (swapped != (pcap_is_swapped(p_) == 1)) return false;
+  auto u32 = [swapped](const unsigned char* p) {
+    uint32_t v;
+    std::memcpy(&v, p, 4);
+    return swapped ? __builtin_bswap32(v) : v;
+  };
+  auto u16 = [swapped](const unsigned char* p) {
+    uint16_t v;
+    std::memcpy(&v, p, 2);
+    return swapped ? __builtin_bswap16(v) : v;
+  };
+  // Walk the blocks libpcap read to the first IDB; it must end where libpcap's FILE is.
+  uint64_t at = 0, idb_len = 0;
+  uint32_t type = 0;
+  while (type != kIdb) {
+    if (at >= uint64_t(start) || pread(fd, b, 8, off_t(at)) != 8) return false;
+    uint32_t len = u32(b + 4);
+    type = at == 0 ? 0 : u32(b);
+    if (len < 12 || len % 4) return false;
+    idb_len = len;
+    at += len;
+  }
+  if (at != uint64_t(start) || idb_len < 20 || idb_len > 65536) return false;
+  std::vector<unsigned char> idb(idb_len);
+  if (pread(fd, idb.data(), idb_len, off_t(at - idb_len)) != ssize_t(idb_len)) return false;
+  bool nsec = false;
+  int64_t offset = 0;
+  const unsigned char* o = idb.data() + 16;
+  const unsigned char* end = idb.data() + idb_len - 4;
+  while (o != end) {
+    if (end - o < 4) return false;
+    uint16_t code = u16(o), len = u16(o + 2);
+    size_t padded = (size_t(len) + 3) / 4 * 4;
+    if (size_t(end - o - 4) < padded) return false;
+    if (code == 0) break;                    // opt_endofopt: the rest is not read
+    if (code == 9) {                         // if_tsresol: 10^-6 and 10^-9 convert exactly
+      if (len != 1 || (o[4] != 6 && o[4] != 9)) return false;
+      nsec = o[4] == 9;
+    } else if (code == 14) {                 // if_tsoffset, in seconds
+      if (len != 8) return false;
+      uint64_t v;
+      std::memcpy(&v, o + 4, 8);
+      offset = static_cast<int64_t>(swapped ? __builtin_bswap64(v) : v);
+    }
+    o += 4 + padded;
+  }
+  swapped_ = swapped;
+  nsec_ = nsec;
+  ts_offset_ = offset;
+  pos_ = uint64_t(start);
+  return true;
 }
 
 void PcapSource::unmap() {
@@ -172,8 +250,22 @@ void PcapSource::hand_over() {
   if (FILE* f = pcap_file(p_)) fseeko(f, static_cast<off_t>(pos_), SEEK_SET);
 }
 
+// The file lost its end under the mapping: the records read so far may end in zeros where it did.
+PcapSource::Next PcapSource::cut_short() {
+  struct stat st;
+  uint64_t now = fstat(fd_, &st) == 0 ? uint64_t(st.st_size) : 0;
+  hand_over();
+  error_ = "the file was cut to " + std::to_string(now) + " bytes while being read (it had " +
+           std::to_string(file_size_) + ")";
+  return Next::error;
+}
+
+namespace {
+constexpr uint32_t kMaxCaplen = 262144;  // libpcap's smallest sane maximum for any link type
+}
+
 PcapSource::Next PcapSource::next_mapped(const pcap_pkthdr*& hdr, const uint8_t*& data) {
-  constexpr uint32_t kMaxCaplen = 262144;  // libpcap's smallest sane maximum for any link type
+  if (ng_) return next_mapped_ng(hdr, data);
   if (pos_ + 16 > file_size_ || (pos_ + 16 > window_off_ + window_len_ && !map_window(pos_, 16))) {
     hand_over();
     return next(hdr, data);
@@ -186,15 +278,7 @@ PcapSource::Next PcapSource::next_mapped(const pcap_pkthdr*& hdr, const uint8_t*
   // A file cut under the mapping reads as zeros up to the end of its last page, then faults
   // (the handler zeroes the rest and raises the flag): either way libpcap takes over here.
   bool cut = g_window_lost.load(std::memory_order_relaxed) || ((f[0] | f[1] | f[2] | f[3]) == 0 && shrank());
-  if (cut) {
-    // The records read so far may end in zeros where the file lost its end under the mapping.
-    struct stat st;
-    uint64_t now = fstat(fd_, &st) == 0 ? uint64_t(st.st_size) : 0;
-    hand_over();
-    error_ = "the file was cut to " + std::to_string(now) + " bytes while being read (it had " +
-             std::to_string(file_size_) + ")";
-    return Next::error;
-  }
+  if (cut) return cut_short();
   if (caplen > snapshot_ || caplen > kMaxCaplen || pos_ + 16 + caplen > file_size_) {
     hand_over();
     return next(hdr, data);
@@ -221,6 +305,47 @@ PcapSource::Next PcapSource::next_mapped(const pcap_pkthdr*& hdr, const uint8_t*
   hdr = &hdr_;
   data = r + 16;
   pos_ += 16 + caplen;
+  return Next::packet;
+}
+
+// One Enhanced Packet Block of interface 0 (block type and length, interface, time stamp high
+// and low, captured and original lengths, the packet, padding and options, the length again),
+// checked as libpcap checks it. Anything else, or anything odd, is libpcap's to read.
+PcapSource::Next PcapSource::next_mapped_ng(const pcap_pkthdr*& hdr, const uint8_t*& data) {
+  constexpr uint32_t kEpb = 6, kMaxBlock = 1u << 20;  // far below libpcap's maximum block size
+  auto give_up = [&] {
+    // A file cut under the mapping reads as zeros past its new end: no block is valid there.
+    if (g_window_lost.load() || shrank()) return cut_short();
+    hand_over();
+    return next(hdr, data);
+  };
+  if (pos_ + 8 > file_size_ || (pos_ + 8 > window_off_ + window_len_ && !map_window(pos_, 8))) return give_up();
+  const uint8_t* r = window_ + (pos_ - window_off_);
+  auto u32 = [this](const uint8_t* p) {
+    uint32_t v;
+    std::memcpy(&v, p, 4);
+    return swapped_ ? __builtin_bswap32(v) : v;
+  };
+  uint32_t type = u32(r), len = u32(r + 4);
+  if (type != kEpb || len < 32 || len % 4 || len > kMaxBlock || pos_ + len > file_size_) return give_up();
+  if (pos_ + len > window_off_ + window_len_) {
+    if (!map_window(pos_, len)) return give_up();
+    r = window_ + (pos_ - window_off_);
+  }
+  uint32_t caplen = u32(r + 20);
+  if (u32(r + len - 4) != len || u32(r + 8) != 0 || caplen > len - 32 || caplen > snapshot_ || caplen > kMaxCaplen ||
+      g_window_lost.load(std::memory_order_relaxed))
+    return give_up();
+  // As libpcap 1.10: seconds are the time stamp over its resolution plus the offset, in 64 bits.
+  uint64_t t = uint64_t(u32(r + 12)) << 32 | u32(r + 16);
+  uint64_t res = nsec_ ? 1000000000 : 1000000;
+  hdr_.ts.tv_sec = static_cast<time_t>(t / res + static_cast<uint64_t>(ts_offset_));
+  hdr_.ts.tv_usec = static_cast<int>(nsec_ ? t % res / 1000 : t % res);
+  hdr_.caplen = caplen;
+  hdr_.len = u32(r + 24);
+  hdr = &hdr_;
+  data = r + 28;
+  pos_ += len;
   return Next::packet;
 }
 

@@ -1,8 +1,8 @@
 #pragma once
 // Packet sources through libpcap: pcap and pcapng files (or "-" for stdin) and live
 // interfaces (promiscuous, BPF filter, snaplen, kernel drop counters). The records of a classic
-// pcap file are read in place from a memory mapping (see pcap_source.cpp); libpcap still opens
-// every file and reads whatever the mapping does not handle.
+// pcap file and the packet blocks of a pcapng file are read in place from a memory mapping (see
+// pcap_source.cpp); libpcap still opens every file and reads whatever the mapping does not handle.
 #include <pcap/pcap.h>
 
 #include <cstdint>
@@ -42,18 +42,23 @@ class PcapSource {
   static constexpr size_t kWindow = size_t(2) << 20;  // mapped bytes at a time (bounds RSS)
 
   void open_mapping(const std::string& path);
+  bool open_mapping_ng(int fd, uint64_t size);
   bool map_window(uint64_t offset, size_t need);
   Next next_mapped(const pcap_pkthdr*& hdr, const uint8_t*& data);
+  Next next_mapped_ng(const pcap_pkthdr*& hdr, const uint8_t*& data);
+  Next cut_short();
   void hand_over();
   bool shrank() const;
   void unmap();
 
   pcap_t* p_ = nullptr;
-  // Mapped reading of a classic pcap file: which records it may take, and where it is.
+  // Mapped reading of a classic pcap or pcapng file: which records it may take, and where it is.
   int fd_ = -1;
   bool mapped_ = false;          // records still come from the mapping
+  bool ng_ = false;              // pcapng: records are Enhanced Packet Blocks
   bool swapped_ = false;         // file written in the other byte order
   bool nsec_ = false;            // nanosecond time stamps (scaled to microseconds)
+  int64_t ts_offset_ = 0;        // pcapng: seconds added to every time stamp (if_tsoffset)
   uint32_t snapshot_ = 0;        // libpcap's snapshot length for the file
   uint64_t pos_ = 0;             // file offset of the next record
   const uint8_t* window_ = nullptr;
