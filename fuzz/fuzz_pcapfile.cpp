@@ -1,15 +1,22 @@
 // libFuzzer target: medmon's pcap file reader against libpcap's. PcapSource reads the records
-// of a classic pcap file in place from a mapping and hands the file to libpcap at the first
-// record it does not take (sensor/capture/pcap_source.cpp); whatever the file holds, it must read
-// what libpcap's own reader reads from it: both refuse the file or both open it, with the same
-// link type, then the same packets (time stamp, lengths, bytes) and the same ending, and on an
-// error the same message. Any difference is printed and aborts. The image is written to one
-// temporary file per process (rewritten for every input), which both readers open by name.
+// of a classic pcap file and the packet blocks of a pcapng file in place from a mapping and hands
+// the file to libpcap at the first record it does not take (sensor/capture/pcap_source.cpp);
+// whatever the file holds, it must read what libpcap's own reader reads from it: both refuse the
+// file or both open it, with the same link type, then the same packets (time stamp, lengths,
+// bytes) and the same ending, and on an error the same message. Any difference is printed and
+// aborts. The image is written to one temporary file per process (rewritten for every input),
+// which both readers open by name.
 //
-// Input: byte 0 is the mode. Top bit set: the rest is the file image as it is (any magic, pcapng
-// too). Top bit clear: a classic pcap file header (version 2.4) is written before the rest, so
-// that most inputs are record streams: bit 0 big-endian, bit 1 nanosecond magic, bits 2-4 the
-// link type (kLinks), bits 5-6 the snapshot length (kSnaplens).
+// Input: byte 0 is the mode.
+// - Top bit clear: a classic pcap file header (version 2.4) is written before the rest, so that
+//   most inputs are record streams: bit 0 big-endian, bit 1 nanosecond magic, bits 2-4 the link
+//   type (kLinks), bits 5-6 the snapshot length (kSnaplens).
+// - 0x80-0xbf: the rest is the file image as it is (any magic, pcapng too).
+// - 0xc0-0xff: a pcapng Section Header Block and Interface Description Block are written before
+//   the rest (from byte 2), so that most inputs are block streams: bit 0 big-endian, bits 1-3 the
+//   link type (kLinks). Byte 1 sets the IDB: bits 0-1 the snapshot length (kSnaplens), bits 2-3
+//   if_tsresol (kResols), bits 4-5 if_tsoffset (kOffsets), bit 6 an if_name option first, bit 7
+//   no end-of-options option.
 #include <fcntl.h>
 #include <pcap/pcap.h>
 #include <unistd.h>
@@ -32,6 +39,9 @@ namespace {
 constexpr uint32_t kLinks[8] = {1, 101, 228, 229, 113, 276, 0, 220};
 // 0 and 0xffffffff: libpcap takes the link type's maximum (262144) instead.
 constexpr uint32_t kSnaplens[4] = {65535, 64, 0, 0xffffffffu};
+// if_tsresol: none (microseconds), microseconds, nanoseconds, 2^-20 s; if_tsoffset in seconds.
+constexpr int kResols[4] = {-1, 6, 9, 0x80 | 20};
+constexpr int64_t kOffsets[4] = {-2, 0, 3600, -1};  // -2: none
 
 // Never destroyed: the exit handler below, registered while it is built, runs after its destructor would.
 const std::string& file_path() {
@@ -85,13 +95,59 @@ std::string describe(const pcap_pkthdr* h) {
   return b;
 }
 
+// A pcapng Section Header Block and Interface Description Block, as mode and byte 1 say.
+std::string pcapng_head(uint8_t mode, uint8_t idb) {
+  bool big = mode & 1;
+  std::string h, opts;
+  auto block = [&](uint32_t type, const std::string& body) {
+    put32(h, type, big);
+    put32(h, uint32_t(12 + body.size()), big);
+    h += body;
+    put32(h, uint32_t(12 + body.size()), big);
+  };
+  std::string shb;
+  put32(shb, 0x1a2b3c4d, big);
+  put16(shb, 1, big);
+  put16(shb, 0, big);
+  put32(shb, 0xffffffffu, big);  // section length unknown
+  put32(shb, 0xffffffffu, big);
+  block(0x0a0d0d0a, shb);
+  if (idb & 0x40) {
+    put16(opts, 2, big);  // if_name
+    put16(opts, 4, big);
+    opts += "eth0";
+  }
+  if (int r = kResols[(idb >> 2) & 3]; r >= 0) {
+    put16(opts, 9, big);
+    put16(opts, 1, big);
+    opts += std::string(1, char(r)) + std::string(3, '\0');
+  }
+  if (int64_t o = kOffsets[(idb >> 4) & 3]; o != -2) {
+    put16(opts, 14, big);
+    put16(opts, 8, big);
+    for (int i = 0; i < 8; ++i) opts.push_back(char(uint64_t(o) >> (big ? 56 - 8 * i : 8 * i)));
+  }
+  if (!opts.empty() && !(idb & 0x80)) put32(opts, 0, big);  // opt_endofopt
+  std::string body;
+  put16(body, uint16_t(kLinks[(mode >> 1) & 7]), big);
+  put16(body, 0, big);
+  put32(body, kSnaplens[idb & 3], big);
+  block(1, body + opts);
+  return h;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
   uint8_t mode = data[0];
   std::string head;
-  if (!(mode & 0x80)) {
+  size_t skip = 1;
+  if ((mode & 0xc0) == 0xc0) {
+    if (size < 2) return 0;
+    head = pcapng_head(mode, data[1]);
+    skip = 2;
+  } else if (!(mode & 0x80)) {
     bool big = mode & 1;
     put32(head, (mode & 2) ? 0xa1b23c4d : 0xa1b2c3d4, big);
     put16(head, 2, big);
@@ -102,7 +158,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     put32(head, kLinks[(mode >> 2) & 7], big);
   }
   const std::string& path = file_path();
-  write_file(path, data + 1, size - 1, head);
+  write_file(path, data + skip, size - skip, head);
 
   char err[PCAP_ERRBUF_SIZE] = {0};
   pcap_t* p = pcap_open_offline_with_tstamp_precision(path.c_str(), PCAP_TSTAMP_PRECISION_MICRO, err);

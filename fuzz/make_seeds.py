@@ -152,6 +152,31 @@ for mode in [m for m in range(32)] + [0x20, 0x23]:
                     for sec, frac, incl, orig, b in recs[:12])
     write("pcapfile", f"ethernet_basic-mode-{mode:02x}", bytes([mode]) + body)
 
+# The same packets as pcapng Enhanced Packet Blocks after the SHB and IDB the target writes
+# (modes 0xc0-0xff, byte 1 the IDB): every byte order, link type and IDB option set, then a
+# second IDB, a block of interface 1, statistics and a packet option mid-file.
+def epb(e, iface, ts, body, opts=b""):
+    data = struct.pack(e + "IIIII", iface, ts >> 32, ts & 0xFFFFFFFF, len(body), len(body)) + body
+    data += b"\0" * (-len(body) % 4) + opts
+    return struct.pack(e + "II", 6, 12 + len(data)) + data + struct.pack(e + "I", 12 + len(data))
+
+
+def block(e, kind, data):
+    return struct.pack(e + "II", kind, 12 + len(data)) + data + struct.pack(e + "I", 12 + len(data))
+
+
+for mode in range(0xC0, 0xD0):
+    for idb in (0x00, 0x05, 0x09, 0x0D, 0x14, 0x38, 0x42, 0x88, 0x01):
+        e = ">" if mode & 1 else "<"
+        scale = 10**9 if (idb >> 2) & 3 == 2 else 2**20 if (idb >> 2) & 3 == 3 else 10**6
+        body = b"".join(epb(e, 0, sec * scale + frac * scale // 10**6, b) for sec, frac, _, _, b in recs[:12])
+        write("pcapfile", f"ethernet_basic-ng-{mode:02x}-{idb:02x}", bytes([mode, idb]) + body)
+e = "<"
+mixed = (b"".join(epb(e, 0, 10**6 * sec + frac, b) for sec, frac, _, _, b in recs[:4]) +
+         block(e, 5, struct.pack("<III", 0, 0, 0)) + epb(e, 0, 5, recs[4][4], struct.pack("<HH", 1, 2) + b"hi\0\0") +
+         block(e, 1, struct.pack("<HHI", 1, 0, 65535)) + epb(e, 1, 6, recs[5][4]) + epb(e, 0, 7, recs[6][4]))
+write("pcapfile", "ethernet_basic-ng-mixed", bytes([0xC2, 0x00]) + mixed)
+
 # Frames for the decoder, in its link-type framing.
 for s, n, p in pcaps("core", "clinical", "hl7"):
     r = pcap_frames(p)
