@@ -380,6 +380,11 @@ TEST_CASE("file reader: pcapng time stamp offsets, options and link types read a
     w.epb(0, 2000000, 61, 61, 61, {{1, "x"}});
     w.packet(3000000, 62);
     same_reading(w.save(std::string("options") + (swapped ? "-be" : "-le")));
+    // Options after an end-of-options option are not read.
+    NgWriter after_end(swapped);
+    after_end.idb(1, 65535, {{0, ""}, {9, std::string(1, '\x09')}, {14, after_end.u64(100)}});
+    for (uint64_t i = 0; i < 5; ++i) after_end.packet(1700000000123456789ull + i, 100);
+    same_reading(after_end.save(std::string("after-end") + (swapped ? "-be" : "-le")));
     // Link types: read in place or not, as for classic files.
     for (uint16_t link : {101, 113, 276, 0, 108, 228, 220}) {
       NgWriter l(swapped);
@@ -463,5 +468,31 @@ TEST_CASE("file reader: odd pcapng blocks are libpcap's to read") {
     others.idb(1, 65535);
     others.packet(9000000, 90);
     same_reading(others.save("others" + order));
+  }
+}
+
+TEST_CASE("file reader: a pcapng file cut while it is read") {
+  NgWriter w(false);
+  w.idb(1, 65535);
+  for (uint32_t i = 0; i < 20000; ++i) w.packet(1000000ull * i, 1400);
+  const uint64_t start = 28 + 20;  // after the SHB and IDB: the first packet block
+  for (uint64_t cut : {start + 5000 * (32 + 1400) + 700, uint64_t(4096 * 1000)}) {
+    INFO("cut at " << cut);
+    std::string path = w.save("shrink");
+    auto t = PcapSource::open_file(path);
+    CHECK(t->reads_in_place());
+    const pcap_pkthdr* h;
+    const uint8_t* d;
+    size_t n = 0;
+    PcapSource::Next r;
+    while ((r = t->next(h, d)) == PcapSource::Next::packet) {
+      CHECK(h->caplen == 1400);
+      if (++n == 100) REQUIRE(truncate(path.c_str(), off_t(cut)) == 0);
+    }
+    uint64_t whole = (cut - start) / (32 + 1400);
+    CHECK((n == whole || n == whole + 1));
+    CHECK(r == PcapSource::Next::error);
+    CHECK(t->error().find("cut to " + std::to_string(cut) + " bytes while being read") != std::string::npos);
+    CHECK(t->next(h, d) == PcapSource::Next::error);
   }
 }
