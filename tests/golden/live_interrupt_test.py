@@ -31,7 +31,7 @@ def run_once(C, workers, seed, method="afpacket", rotate=False):
     live = None
     try:
         out = os.path.join(tmp, "events.jsonl")
-        extra = ["--rotate-size", "8k", "--rotate-keep", "0"] if rotate else []
+        extra = ["--rotate-size", "4k", "--rotate-keep", "0"] if rotate else []
         live = Live(ns, ["-i", "vb", "--capture", method, "--workers", str(workers), "--buffer-mb", "4"] + extra, out,
                     os.path.join(tmp, "stderr.txt"), sockets=workers)
         # The demo capture (0.46 s a pass, 161 frames) in a loop at 1 Mbit/s: DICOM, HL7, SSH and
@@ -42,6 +42,12 @@ def run_once(C, workers, seed, method="afpacket", rotate=False):
         # random moment.
         deadline = time.time() + 30
         while int(ns.sh("cat /sys/class/net/vb/statistics/rx_packets").stdout) < 161 and time.time() < deadline:
+            time.sleep(0.05)
+        # Rotating: wait until the files hold three rotations' worth, so that the check below
+        # does not depend on how fast a loaded machine wrote the events before the stop.
+        def written():
+            return sum(os.path.getsize(f) for f in rotated(out) if os.path.exists(f))
+        while rotate and written() < 3 * 4096 and time.time() < deadline:
             time.sleep(0.05)
         time.sleep(rnd.uniform(0.0, 2.5))
         rc = live.stop(signal.SIGTERM)
