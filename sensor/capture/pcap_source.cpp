@@ -40,6 +40,18 @@ void on_sigbus(int, siginfo_t* info, void*) {
   sigaction(SIGBUS, &g_previous_bus, nullptr);  // not ours: the fault recurs and goes there
 }
 
+// Fields of a capture file, written in either byte order.
+uint32_t load32(const unsigned char* p, bool swapped) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return swapped ? __builtin_bswap32(v) : v;
+}
+uint16_t load16(const unsigned char* p, bool swapped) {
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return swapped ? __builtin_bswap16(v) : v;
+}
+
 void install_sigbus_handler() {
   static std::once_flag once;
   std::call_once(once, [] {
@@ -155,16 +167,8 @@ bool PcapSource::open_mapping_ng(int fd, uint64_t size) {
   bool swapped = order != kByteOrder;
   if (swapped && __builtin_bswap32(order) != kByteOrder) return false;
   if (swapped != (pcap_is_swapped(p_) == 1)) return false;
-  auto u32 = [swapped](const unsigned char* p) {
-    uint32_t v;
-    std::memcpy(&v, p, 4);
-    return swapped ? __builtin_bswap32(v) : v;
-  };
-  auto u16 = [swapped](const unsigned char* p) {
-    uint16_t v;
-    std::memcpy(&v, p, 2);
-    return swapped ? __builtin_bswap16(v) : v;
-  };
+  auto u32 = [swapped](const unsigned char* p) { return load32(p, swapped); };
+  auto u16 = [swapped](const unsigned char* p) { return load16(p, swapped); };
   // Walk the blocks libpcap read to the first IDB; it must end where libpcap's FILE is.
   uint64_t at = 0, idb_len = 0;
   uint32_t type = 0;
@@ -236,6 +240,14 @@ bool PcapSource::map_window(uint64_t offset, size_t need) {
   return true;
 }
 
+// The next `need` bytes from pos_, mapped; null when the file (as opened) ends before them or
+// they cannot be mapped.
+const uint8_t* PcapSource::in_window(size_t need) {
+  if (pos_ + need > file_size_) return nullptr;
+  if (pos_ + need > window_off_ + window_len_ && !map_window(pos_, need)) return nullptr;
+  return window_ + (pos_ - window_off_);
+}
+
 bool PcapSource::shrank() const {
   struct stat st;
   return fstat(fd_, &st) != 0 || uint64_t(st.st_size) < file_size_;
@@ -266,30 +278,20 @@ constexpr uint32_t kMaxCaplen = 262144;  // libpcap's smallest sane maximum for 
 
 PcapSource::Next PcapSource::next_mapped(const pcap_pkthdr*& hdr, const uint8_t*& data) {
   if (ng_) return next_mapped_ng(hdr, data);
-  if (pos_ + 16 > file_size_ || (pos_ + 16 > window_off_ + window_len_ && !map_window(pos_, 16))) {
+  auto libpcap_reads = [&] {
     hand_over();
     return next(hdr, data);
-  }
-  const uint8_t* r = window_ + (pos_ - window_off_);
+  };
+  const uint8_t* r = in_window(16);
+  if (!r) return libpcap_reads();
   uint32_t f[4];
-  std::memcpy(f, r, sizeof f);
-  if (swapped_) for (auto& v : f) v = __builtin_bswap32(v);
+  for (int i = 0; i < 4; ++i) f[i] = load32(r + 4 * i, swapped_);
   uint32_t caplen = f[2];
   // A file cut under the mapping reads as zeros up to the end of its last page, then faults
   // (the handler zeroes the rest and raises the flag): either way libpcap takes over here.
   bool cut = g_window_lost.load(std::memory_order_relaxed) || ((f[0] | f[1] | f[2] | f[3]) == 0 && shrank());
   if (cut) return cut_short();
-  if (caplen > snapshot_ || caplen > kMaxCaplen || pos_ + 16 + caplen > file_size_) {
-    hand_over();
-    return next(hdr, data);
-  }
-  if (pos_ + 16 + caplen > window_off_ + window_len_) {
-    if (!map_window(pos_, 16 + caplen)) {
-      hand_over();
-      return next(hdr, data);
-    }
-    r = window_ + (pos_ - window_off_);
-  }
+  if (caplen > snapshot_ || caplen > kMaxCaplen || !(r = in_window(16 + caplen))) return libpcap_reads();
   // As libpcap 1.10: the seconds and fraction are signed 32-bit fields in a file of this
   // machine's byte order, unsigned once byte-swapped (its SWAPLONG yields an unsigned value).
   if (swapped_) {
@@ -319,19 +321,11 @@ PcapSource::Next PcapSource::next_mapped_ng(const pcap_pkthdr*& hdr, const uint8
     hand_over();
     return next(hdr, data);
   };
-  if (pos_ + 8 > file_size_ || (pos_ + 8 > window_off_ + window_len_ && !map_window(pos_, 8))) return give_up();
-  const uint8_t* r = window_ + (pos_ - window_off_);
-  auto u32 = [this](const uint8_t* p) {
-    uint32_t v;
-    std::memcpy(&v, p, 4);
-    return swapped_ ? __builtin_bswap32(v) : v;
-  };
+  const uint8_t* r = in_window(8);
+  if (!r) return give_up();
+  auto u32 = [this](const uint8_t* p) { return load32(p, swapped_); };
   uint32_t type = u32(r), len = u32(r + 4);
-  if (type != kEpb || len < 32 || len % 4 || len > kMaxBlock || pos_ + len > file_size_) return give_up();
-  if (pos_ + len > window_off_ + window_len_) {
-    if (!map_window(pos_, len)) return give_up();
-    r = window_ + (pos_ - window_off_);
-  }
+  if (type != kEpb || len < 32 || len % 4 || len > kMaxBlock || !(r = in_window(len))) return give_up();
   uint32_t caplen = u32(r + 20);
   if (u32(r + len - 4) != len || u32(r + 8) != 0 || caplen > len - 32 || caplen > snapshot_ || caplen > kMaxCaplen ||
       g_window_lost.load(std::memory_order_relaxed))

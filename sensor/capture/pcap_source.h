@@ -44,6 +44,7 @@ class PcapSource {
   void open_mapping(const std::string& path);
   bool open_mapping_ng(int fd, uint64_t size);
   bool map_window(uint64_t offset, size_t need);
+  const uint8_t* in_window(size_t need);
   Next next_mapped(const pcap_pkthdr*& hdr, const uint8_t*& data);
   Next next_mapped_ng(const pcap_pkthdr*& hdr, const uint8_t*& data);
   Next cut_short();

@@ -77,6 +77,24 @@ void same_reading(const std::string& path) {
   CHECK(a.message == b.message);
 }
 
+// Files the writers below save, removed with them.
+class TempFiles {
+ public:
+  std::string save(const std::string& name, const std::string& bytes) {
+    std::string path = (fs::temp_directory_path() / (name + "-" + std::to_string(getpid()))).string();
+    FILE* f = std::fopen(path.c_str(), "wb");
+    REQUIRE(f);
+    std::fwrite(bytes.data(), 1, bytes.size(), f);
+    std::fclose(f);
+    paths_.push_back(path);
+    return path;
+  }
+  ~TempFiles() { for (auto& p : paths_) std::remove(p.c_str()); }
+
+ private:
+  std::vector<std::string> paths_;
+};
+
 // Writes a classic pcap file by hand, so that every header field can be set (and broken).
 class Writer {
  public:
@@ -99,23 +117,14 @@ class Writer {
     std::fclose(f);
   }
   size_t size() const { return bytes_.size(); }
-  std::string save(const std::string& name) {
-    std::string path = (fs::temp_directory_path() / ("medmon-pcap-" + std::to_string(getpid()) + "-" + name)).string();
-    FILE* f = std::fopen(path.c_str(), "wb");
-    REQUIRE(f);
-    std::fwrite(bytes_.data(), 1, bytes_.size(), f);
-    std::fclose(f);
-    paths_.push_back(path);
-    return path;
-  }
-  ~Writer() { for (auto& p : paths_) std::remove(p.c_str()); }
+  std::string save(const std::string& name) { return files_.save("medmon-pcap-" + name, bytes_); }
 
  private:
   void put32(uint32_t v) { if (swapped_) v = __builtin_bswap32(v); bytes_.append(reinterpret_cast<char*>(&v), 4); }
   void put16(uint16_t v) { if (swapped_) v = __builtin_bswap16(v); bytes_.append(reinterpret_cast<char*>(&v), 2); }
   bool swapped_;
   std::string bytes_;
-  std::vector<std::string> paths_;
+  TempFiles files_;
 };
 
 // Writes a pcapng file by hand: a Section Header Block, then blocks as asked.
@@ -164,23 +173,14 @@ class NgWriter {
   void raw(const std::string& b) { bytes_ += b; }
   const std::string& bytes() const { return bytes_; }
   void cut(size_t n) { bytes_.resize(bytes_.size() - n); }
-  std::string save(const std::string& name) {
-    std::string path = (fs::temp_directory_path() / ("medmon-pcapng-" + std::to_string(getpid()) + "-" + name)).string();
-    FILE* f = std::fopen(path.c_str(), "wb");
-    REQUIRE(f);
-    std::fwrite(bytes_.data(), 1, bytes_.size(), f);
-    std::fclose(f);
-    paths_.push_back(path);
-    return path;
-  }
-  ~NgWriter() { for (auto& p : paths_) std::remove(p.c_str()); }
+  std::string save(const std::string& name) { return files_.save("medmon-pcapng-" + name, bytes_); }
 
  private:
   void put32(std::string& s, uint32_t v) { if (swapped_) v = __builtin_bswap32(v); s.append(reinterpret_cast<char*>(&v), 4); }
   void put16(std::string& s, uint16_t v) { if (swapped_) v = __builtin_bswap16(v); s.append(reinterpret_cast<char*>(&v), 2); }
   bool swapped_;
   std::string bytes_;
-  std::vector<std::string> paths_;
+  TempFiles files_;
 };
 
 }  // namespace
