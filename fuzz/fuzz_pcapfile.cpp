@@ -5,7 +5,8 @@
 // file or both open it, with the same link type, then the same packets (time stamp, lengths,
 // bytes) and the same ending, and on an error the same message. Any difference is printed and
 // aborts. The image is written to one temporary file per process (rewritten for every input),
-// which both readers open by name.
+// which both readers open by name. The reader maps one page of the file at a time (its smallest
+// window), so that records of inputs of a few KiB already cross windows.
 //
 // Input: byte 0 is the mode.
 // - Top bit clear: a classic pcap file header (version 2.4) is written before the rest, so that
@@ -165,7 +166,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::unique_ptr<medmon::PcapSource> s;
   std::string source_err;
   try {
-    s = medmon::PcapSource::open_file(path);
+    s = medmon::PcapSource::open_file(path, 1);  // one page mapped at a time: inputs cross windows
   } catch (const std::runtime_error& e) {
     source_err = e.what();
   }

@@ -70,10 +70,12 @@ PcapSource::~PcapSource() {
   if (p_) pcap_close(p_);
 }
 
-std::unique_ptr<PcapSource> PcapSource::open_file(const std::string& path) {
+std::unique_ptr<PcapSource> PcapSource::open_file(const std::string& path, size_t map_window) {
   char err[PCAP_ERRBUF_SIZE] = {0};
   std::unique_ptr<PcapSource> s(new PcapSource());
   s->name_ = path;
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  s->window_size_ = std::max<size_t>(page, (std::min(map_window, size_t(1) << 30) + page - 1) / page * page);
   // Microsecond timestamps whatever the file's own precision: output is microseconds.
   if (path == "-") {
     s->p_ = pcap_open_offline_with_tstamp_precision(path.c_str(), PCAP_TSTAMP_PRECISION_MICRO, err);
@@ -99,7 +101,7 @@ std::unique_ptr<PcapSource> PcapSource::open_file(const std::string& path) {
 // libpcap reads a file record by record through stdio: the kernel copies every byte into the
 // stdio buffer and libpcap copies it again into its packet buffer. On a capture of large DICOM
 // transfers those copies cost more than the whole analysis. Classic pcap files and pcapng files
-// are therefore read in place from a read-only mapping, a window of kWindow bytes at a time so
+// are therefore read in place from a read-only mapping, a window of a few MiB at a time so
 // that resident memory stays bounded. Only records libpcap would hand over unchanged are taken
 // from the mapping: at the first record that is odd in any way (capture length over the
 // snapshot length or the sane maximum, a record cut by the end of the file, old format versions
@@ -228,7 +230,7 @@ bool PcapSource::map_window(uint64_t offset, size_t need) {
   if (fstat(fd_, &st) != 0 || uint64_t(st.st_size) < offset + need) return false;
   const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
   uint64_t start = offset & ~(page - 1);
-  uint64_t end = std::min<uint64_t>(std::max<uint64_t>(start + kWindow, offset + need), file_size_);
+  uint64_t end = std::min<uint64_t>(std::max<uint64_t>(start + window_size_, offset + need), file_size_);
   void* m = mmap(nullptr, end - start, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd_, static_cast<off_t>(start));
   if (m == MAP_FAILED) return false;
   window_ = static_cast<const uint8_t*>(m);

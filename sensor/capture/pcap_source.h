@@ -16,8 +16,11 @@ class PcapSource {
   enum class Next { packet, timeout, end, error };
 
   ~PcapSource();
-  // Throws std::runtime_error with a one-line message naming the file.
-  static std::unique_ptr<PcapSource> open_file(const std::string& path);
+  static constexpr size_t kDefaultMapWindow = size_t(2) << 20;  // mapped bytes at a time (bounds RSS)
+  // Throws std::runtime_error with a one-line message naming the file. map_window: bytes of the
+  // file mapped at a time (rounded up to whole pages); tests and fuzzing make it small so that
+  // short files cross many windows.
+  static std::unique_ptr<PcapSource> open_file(const std::string& path, size_t map_window = kDefaultMapWindow);
   static std::unique_ptr<PcapSource> open_live(const std::string& iface, int snaplen, bool promisc,
                                                const std::string& bpf, int buffer_mb);
 
@@ -39,7 +42,6 @@ class PcapSource {
  private:
   PcapSource() = default;
   static constexpr size_t kFileBuffer = 1u << 20;
-  static constexpr size_t kWindow = size_t(2) << 20;  // mapped bytes at a time (bounds RSS)
 
   void open_mapping(const std::string& path);
   bool open_mapping_ng(int fd, uint64_t size);
@@ -65,6 +67,7 @@ class PcapSource {
   const uint8_t* window_ = nullptr;
   uint64_t window_off_ = 0;      // file offset of window_[0]
   size_t window_len_ = 0;
+  size_t window_size_ = kDefaultMapWindow;  // bytes mapped at a time, whole pages
   pcap_pkthdr hdr_{};
   std::string error_;            // set when the file was cut under the mapping
   std::unique_ptr<char[]> file_buffer_;  // stdio buffer of the file libpcap reads; outlives p_

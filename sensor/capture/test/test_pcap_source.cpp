@@ -47,9 +47,9 @@ Reading read_with_libpcap(const std::string& path) {
   return r;
 }
 
-Reading read_with_source(const std::string& path) {
+Reading read_with_source(const std::string& path, size_t map_window = PcapSource::kDefaultMapWindow) {
   Reading r;
-  auto s = PcapSource::open_file(path);
+  auto s = PcapSource::open_file(path, map_window);
   const pcap_pkthdr* h;
   const uint8_t* d;
   PcapSource::Next n;
@@ -61,9 +61,9 @@ Reading read_with_source(const std::string& path) {
   return r;
 }
 
-void same_reading(const std::string& path) {
-  INFO(path);
-  Reading a = read_with_libpcap(path), b = read_with_source(path);
+void same_reading_with(const std::string& path, size_t map_window) {
+  INFO(path << ", mapping window " << map_window);
+  Reading a = read_with_libpcap(path), b = read_with_source(path, map_window);
   CHECK(a.packets.size() == b.packets.size());
   for (size_t i = 0; i < std::min(a.packets.size(), b.packets.size()); ++i) {
     const Packet &x = a.packets[i], &y = b.packets[i];
@@ -75,6 +75,13 @@ void same_reading(const std::string& path) {
   }
   CHECK(a.error == b.error);
   CHECK(a.message == b.message);
+}
+
+// Read with the default mapping window and with one page at a time (records then cross
+// windows all the time): both must read what libpcap reads.
+void same_reading(const std::string& path) {
+  for (size_t window : {PcapSource::kDefaultMapWindow, size_t(1)})
+    same_reading_with(path, window);
 }
 
 // Files the writers below save, removed with them.
@@ -269,7 +276,33 @@ TEST_CASE("file reader: classic pcap files are read in place") {
   while (s->next(h, d) == PcapSource::Next::packet) ++n;
   CHECK(n == 10);
   CHECK_FALSE(s->reads_in_place());  // the end of the file is libpcap's to report
+}
 
+TEST_CASE("file reader: records that cross mapping windows stay in place") {
+  // Records of 1500 and 9000 bytes against one-page windows: most start in one window and end
+  // in the next, some are longer than a window.
+  for (bool ng : {false, true}) {
+    INFO((ng ? "pcapng" : "pcap"));
+    std::string path;
+    Writer w(false, false);
+    NgWriter g(false);
+    g.idb(1, 65535);
+    for (uint32_t i = 0; i < 40; ++i) {
+      uint32_t len = i % 5 == 4 ? 9000 : 1500;
+      if (ng) g.packet(1700000000000000ull + i, len); else w.packet(1 + i, i, len);
+    }
+    path = ng ? g.save("windows-ng") : w.save("windows");
+    auto s = PcapSource::open_file(path, 1);
+    const pcap_pkthdr* h;
+    const uint8_t* d;
+    size_t n = 0;
+    while (s->next(h, d) == PcapSource::Next::packet) {
+      ++n;
+      CHECK(s->reads_in_place());
+    }
+    CHECK(n == 40);
+    same_reading(path);
+  }
 }
 
 TEST_CASE("file reader: fractions with the top bit set, in both byte orders") {
