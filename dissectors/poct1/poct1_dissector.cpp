@@ -1,5 +1,7 @@
 #include "dissectors/poct1/poct1_dissector.h"
 
+#include "dissectors/api/xml_prolog.h"
+
 #include <algorithm>
 #include <array>
 #include <string>
@@ -14,30 +16,10 @@ constexpr size_t kMaxMessage = 1u << 20;  // 1 MiB: far above any POCT1-A messag
 constexpr size_t kMaxList = 32;
 constexpr uint16_t kPorts[] = {5010, 8400, 9000, 6000};
 
-bool space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+using xml::kNotXml;
+using xml::root_start;
+using xml::space;
 bool upper(char c) { return c >= 'A' && c <= 'Z'; }
-
-// Skips a UTF-8 BOM, whitespace and an XML declaration. Returns the offset of the root element's
-// '<', npos when more bytes are needed, or size()+1 when the prolog is not XML.
-constexpr size_t kNotXml = static_cast<size_t>(-2);
-size_t root_start(std::string_view s) {
-  size_t i = 0;
-  if (s.size() >= 3 && static_cast<uint8_t>(s[0]) == 0xEF && static_cast<uint8_t>(s[1]) == 0xBB && static_cast<uint8_t>(s[2]) == 0xBF) i = 3;
-  for (;;) {
-    while (i < s.size() && space(s[i])) ++i;
-    if (i >= s.size()) return std::string_view::npos;
-    if (s[i] != '<') return kNotXml;
-    if (i + 1 >= s.size()) return std::string_view::npos;
-    if (s[i + 1] == '?' || s[i + 1] == '!') {  // declaration or comment
-      if (s.substr(i, 5).size() == 5 && s.substr(i + 1, 4) != "?xml" && s.substr(i + 1, 3) != "!--") return kNotXml;
-      size_t e = s.find('>', i);
-      if (e == std::string_view::npos) return std::string_view::npos;
-      i = e + 1;
-      continue;
-    }
-    return i;
-  }
-}
 
 // Root element name "ABC.R0n" at s[0] == '<'. Returns its length, 0 when not POCT1, npos when
 // more bytes are needed.

@@ -1,5 +1,7 @@
 #include "dissectors/sdc/sdc_dissector.h"
 
+#include "dissectors/api/xml_prolog.h"
+
 #include <algorithm>
 #include <array>
 #include <mutex>
@@ -23,7 +25,9 @@ constexpr std::string_view kSoap12 = "http://www.w3.org/2003/05/soap-envelope";
 constexpr std::string_view kWsd = "docs.oasis-open.org/ws-dd/ns/discovery";
 constexpr std::string_view kMarkers[] = {"11073", "MedicalDevice", "sdc.mds.", "sdc.ctxt.", "sdc.cdc."};
 
-bool space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+using xml::kNotXml;
+using xml::root_start;
+using xml::space;
 
 std::string_view trim(std::string_view v) {
   while (!v.empty() && space(v.front())) v.remove_prefix(1);
@@ -46,27 +50,6 @@ size_t ifind(std::string_view hay, std::string_view needle, size_t from = 0) {
 bool has_marker(std::string_view s) {
   for (auto m : kMarkers) if (s.find(m) != std::string_view::npos) return true;
   return false;
-}
-
-// Offset of the root element's '<' after a BOM, whitespace and an XML declaration; npos = more
-// bytes needed; -2 = not XML.
-constexpr size_t kNotXml = static_cast<size_t>(-2);
-size_t root_start(std::string_view s) {
-  size_t i = 0;
-  if (s.size() >= 3 && static_cast<uint8_t>(s[0]) == 0xEF && static_cast<uint8_t>(s[1]) == 0xBB && static_cast<uint8_t>(s[2]) == 0xBF) i = 3;
-  for (;;) {
-    while (i < s.size() && space(s[i])) ++i;
-    if (i >= s.size()) return std::string_view::npos;
-    if (s[i] != '<') return kNotXml;
-    if (i + 1 >= s.size()) return std::string_view::npos;
-    if (s[i + 1] == '?') {
-      size_t e = s.find("?>", i);
-      if (e == std::string_view::npos) return std::string_view::npos;
-      i = e + 2;
-      continue;
-    }
-    return i;
-  }
 }
 
 // The root element is a SOAP Envelope (any prefix).

@@ -3,6 +3,7 @@
 #include <random>
 #include <string>
 
+#include "dissectors/api/xml_prolog.h"
 #include "dissectors/poct1/poct1_dissector.h"
 #include "dissectors/proprietary/test/harness.h"
 
@@ -78,12 +79,30 @@ void check_conversation(Harness& h) {
 
 }  // namespace
 
+TEST_CASE("xml prolog: where the root element starts") {
+  using xml::root_start;
+  CHECK(root_start("<HEL.R01>") == 0);
+  CHECK(root_start("\xEF\xBB\xBF \r\n<a/>") == 6);
+  CHECK(root_start("<?xml version=\"1.0\"?>\n<a/>") == 22);
+  CHECK(root_start("<?xml version=\"1.0\"?><!-- a > b --><?pi x?> <a/>") == 44);
+  CHECK(root_start("<!DOCTYPE a><a/>") == 0);  // a root no XML dissector accepts
+  CHECK(root_start("") == xml::kNeedMore);
+  CHECK(root_start("  ") == xml::kNeedMore);
+  CHECK(root_start("<") == xml::kNeedMore);
+  CHECK(root_start("<!-") == xml::kNeedMore);
+  CHECK(root_start("<?xml version=") == xml::kNeedMore);
+  CHECK(root_start("<!-- open comment >") == xml::kNeedMore);
+  CHECK(root_start("x<a/>") == xml::kNotXml);
+  CHECK(root_start("<?xml?>junk") == xml::kNotXml);
+}
+
 TEST_CASE("poct1: probe") {
   auto p = [](std::string_view s) { return poct1::probe(bytes_of(s), Dir::to_server); };
   CHECK(p(hel()) == Probe::yes);
   CHECK(p("<HEL.R01>") == Probe::yes);
   CHECK(p("\xEF\xBB\xBF<OBS.R01 xmlns=\"x\">") == Probe::yes);
   CHECK(p("<?xml version=\"1.0\"?>") == Probe::need_more);
+  CHECK(p("<?xml version=\"1.0\"?><!-- device 7 --><OBS.R01>") == Probe::yes);
   CHECK(p("<HE") == Probe::need_more);
   CHECK(p("") == Probe::need_more);
   CHECK(p("<?xml version=\"1.0\"?><soap:Envelope xmlns:soap=\"x\">") == Probe::no);

@@ -73,6 +73,7 @@ TEST_CASE("sdc: probe") {
   CHECK(p(hello()) == Probe::yes);
   CHECK(p(hello().substr(0, 512)) == Probe::yes);
   CHECK(p(hello().substr(0, 100)) == Probe::need_more);
+  CHECK(p("<!-- sent by the gateway -->" + hello()) == Probe::yes);
   CHECK(p(http("POST /0c6a7a2e HTTP/1.1", get_response())) == Probe::yes);
   CHECK(p(http("HTTP/1.1 200 OK", get_response())) == Probe::yes);
   // WS-Discovery of printers and cameras (no SDC marker) is not SDC.

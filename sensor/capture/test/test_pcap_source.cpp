@@ -84,6 +84,19 @@ void same_reading(const std::string& path) {
     same_reading_with(path, window);
 }
 
+// Reads s to its end; the number of packets, and how many of them came from the mapping.
+struct Count { size_t packets = 0, in_place = 0; };
+Count count_packets(PcapSource& s) {
+  Count c;
+  const pcap_pkthdr* h;
+  const uint8_t* d;
+  while (s.next(h, d) == PcapSource::Next::packet) {
+    ++c.packets;
+    if (s.reads_in_place()) ++c.in_place;
+  }
+  return c;
+}
+
 // Files the writers below save, removed with them.
 class TempFiles {
  public:
@@ -270,11 +283,7 @@ TEST_CASE("file reader: classic pcap files are read in place") {
   for (uint32_t i = 0; i < 10; ++i) w.packet(1 + i, i, 100);
   auto s = PcapSource::open_file(w.save("in-place"));
   CHECK(s->reads_in_place());
-  const pcap_pkthdr* h;
-  const uint8_t* d;
-  size_t n = 0;
-  while (s->next(h, d) == PcapSource::Next::packet) ++n;
-  CHECK(n == 10);
+  CHECK(count_packets(*s).packets == 10);
   CHECK_FALSE(s->reads_in_place());  // the end of the file is libpcap's to report
 }
 
@@ -292,15 +301,9 @@ TEST_CASE("file reader: records that cross mapping windows stay in place") {
       if (ng) g.packet(1700000000000000ull + i, len); else w.packet(1 + i, i, len);
     }
     path = ng ? g.save("windows-ng") : w.save("windows");
-    auto s = PcapSource::open_file(path, 1);
-    const pcap_pkthdr* h;
-    const uint8_t* d;
-    size_t n = 0;
-    while (s->next(h, d) == PcapSource::Next::packet) {
-      ++n;
-      CHECK(s->reads_in_place());
-    }
-    CHECK(n == 40);
+    Count c = count_packets(*PcapSource::open_file(path, 1));
+    CHECK(c.packets == 40);
+    CHECK(c.in_place == 40);
     same_reading(path);
   }
 }
@@ -324,11 +327,7 @@ TEST_CASE("file reader: a file that grows or shrinks while it is read") {
   for (uint32_t i = 20; i < 40; ++i) grow.packet(2, i, 1000);
   auto s = PcapSource::open_file(path);
   grow.append_to(path, saved);  // written after the open, as by a capture still running
-  const pcap_pkthdr* h;
-  const uint8_t* d;
-  size_t n = 0;
-  while (s->next(h, d) == PcapSource::Next::packet) ++n;
-  CHECK(n == 40);  // the new records come through libpcap
+  CHECK(count_packets(*s).packets == 40);  // the new records come through libpcap
   same_reading(path);
 
   // Cut while read, inside a page (the rest of it reads as zeros) and at a page boundary (the
@@ -340,7 +339,9 @@ TEST_CASE("file reader: a file that grows or shrinks while it is read") {
     INFO("cut at " << cut);
     path = shrink.save("shrink");
     auto t = PcapSource::open_file(path);
-    n = 0;
+    const pcap_pkthdr* h;
+    const uint8_t* d;
+    size_t n = 0;
     PcapSource::Next r;
     while ((r = t->next(h, d)) == PcapSource::Next::packet) {
       CHECK(h->caplen == 1400);
@@ -360,17 +361,14 @@ TEST_CASE("file reader: pcapng files are read in place up to the first block lib
   for (uint32_t i = 0; i < 10; ++i) w.packet(1700000000000000ull + i, 100 + i);
   auto s = PcapSource::open_file(w.save("in-place"));
   CHECK(s->reads_in_place());
-  const pcap_pkthdr* h;
-  const uint8_t* d;
-  size_t n = 0;
-  while (s->next(h, d) == PcapSource::Next::packet) {
-    ++n;
-    CHECK(s->reads_in_place());
-  }
-  CHECK(n == 10);
+  Count c = count_packets(*s);
+  CHECK(c.packets == 10);
+  CHECK(c.in_place == 10);
   CHECK_FALSE(s->reads_in_place());
 
   // Two interfaces: libpcap reads the second IDB, and everything after it.
+  const pcap_pkthdr* h;
+  const uint8_t* d;
   auto two = PcapSource::open_file(MEDMON_SOURCE_DIR "/pcaps/core/two_interfaces.pcapng");
   REQUIRE(two->next(h, d) == PcapSource::Next::packet);
   CHECK_FALSE(two->reads_in_place());
