@@ -18,16 +18,22 @@ template <class Error>
   throw Error(fmt::format("{}:{}:{}: {}", file, m.line + 1, m.column + 1, what));
 }
 
-// A number in [min, max] (NaN is outside every range).
+// A number in [min, max] (NaN is outside every range); the error names the range and what was given.
 template <class Error, class T>
 T number(const std::string& file, const YAML::Node& n, const std::string& key, T min, T max) {
   T v{};
-  try {
-    v = n.as<T>();
-  } catch (const YAML::Exception&) {
-    fail<Error>(file, n, fmt::format("'{}' must be a number", key));
+  bool ok = n.IsScalar();
+  if (ok) {
+    try {
+      v = n.as<T>();
+    } catch (const YAML::Exception&) {
+      ok = false;  // not a number, or not one of this type (a sign or a fraction where a count goes)
+    }
   }
-  if (!(v >= min && v <= max)) fail<Error>(file, n, fmt::format("'{}' must be between {} and {}", key, min, max));
+  if (!ok || !(v >= min && v <= max)) {
+    std::string got = n.IsScalar() ? fmt::format(" (got '{}')", n.Scalar()) : std::string();
+    fail<Error>(file, n, fmt::format("'{}' must be a number between {} and {}{}", key, min, max, got));
+  }
   return v;
 }
 

@@ -10,15 +10,18 @@ from golden import Checker, run  # noqa: E402
 
 BAD = [
     # (config text, line, column, words the message must contain)
-    ("capture:\n  workers: 0\n", 2, 12, "'workers' must be between 1 and 64"),
-    ("capture:\n  interface: eth0\n  snaplen: 10\n", 3, 12, "'snaplen' must be between 64 and 262144"),
+    ("capture:\n  workers: 0\n", 2, 12, "'workers' must be a number between 1 and 64 (got '0')"),
+    ("capture:\n  workers: many\n", 2, 12, "'workers' must be a number between 1 and 64 (got 'many')"),
+    ("capture:\n  workers: [2]\n", 2, 12, "'workers' must be a number between 1 and 64"),
+    ("flows:\n  max_flows: -5\n", 2, 14, "'max_flows' must be a number between 1 and 100000000 (got '-5')"),
+    ("capture:\n  interface: eth0\n  snaplen: 10\n", 3, 12, "'snaplen' must be a number between 64 and 262144 (got '10')"),
     ("capture:\n  block_size: 100000\n", 2, 15, "'block_size' must be a power of two"),
     ("capture:\n  block_size: 1048576\n  ring_size: 3145728\n", 3, 14, "multiple of block_size"),
     ("capture:\n  ring_size: 2097152\n", 2, 14, "at least 4 blocks"),
     ("capture:\n  method: netmap\n", 2, 11, "'method' must be 'afpacket' or 'pcap'"),
     ("capture:\n  promisc: maybe\n", 2, 12, "'promisc' must be true or false"),
     ("capture:\n  cpus: []\n", 2, 9, "'cpus' must be a non-empty list"),
-    ("capture:\n  cpus: [0, 5000]\n", 2, 13, "'cpus' must be between 0 and 1023"),
+    ("capture:\n  cpus: [0, 5000]\n", 2, 13, "'cpus' must be a number between 0 and 1023 (got '5000')"),
     ("capture:\n  interface: [eth0]\n", 2, 14, "'interface' must be a string"),
     ("capture:\n  interface: eth0\n  ring: 4\n", 3, 3, "unknown key 'ring' in 'capture'"),
     ("capture:\n  interface: eth0\n  cpus: [1023]\n", 3, 9, "cpu 1023 is not available"),
