@@ -22,10 +22,14 @@ uint64_t num(const nlohmann::json& j, const char* key) {
 }
 
 void EventLog::add_line(std::string_view line) {
+  ++lines;
   while (!line.empty() && (line.back() == '\n' || line.back() == '\r' || line.back() == ' ')) line.remove_suffix(1);
   if (line.empty()) return;
   nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) { ++bad_lines; return; }
+  if (j.is_discarded() || !j.is_object()) {
+    if (!bad_lines++) first_bad_line = lines;
+    return;
+  }
   ++events;
   std::string ts = str(j, "ts");
   if (!ts.empty()) {

@@ -14,9 +14,10 @@ struct EventLog {
   nlohmann::json stats;             // the last `stats` event
   std::string first_ts, last_ts;    // RFC 3339, as written
   uint64_t events = 0, bad_lines = 0;
+  uint64_t lines = 0, first_bad_line = 0;  // lines given (blank ones too); 1-based, 0 = none bad
   std::string source;               // file name, for the report header
 
-  // Adds one line; malformed lines are counted and skipped.
+  // Adds one line; malformed lines are counted and skipped (the first one's number kept).
   void add_line(std::string_view line);
   // Reads a JSONL file; false (and err) when it cannot be opened.
   bool load(const std::string& path, std::string& err);

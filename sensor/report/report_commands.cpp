@@ -92,6 +92,13 @@ bool print_pdf(const std::string& html, const std::string& pdf, std::string& err
   return true;
 }
 
+// Lines of an event file that are not JSON objects are skipped; say where the first one is.
+void warn_bad_lines(const report::EventLog& log, const std::string& path) {
+  if (!log.bad_lines) return;
+  fmt::print(stderr, "medmon: {}:{}: not a JSON object, skipped ({} such line{} in the file)\n", path,
+             log.first_bad_line, log.bad_lines, log.bad_lines == 1 ? "" : "s");
+}
+
 int run_assets(const std::string& events, bool as_json) {
   report::EventLog log;
   std::string err;
@@ -104,7 +111,7 @@ int run_assets(const std::string& events, bool as_json) {
   } else {
     report::print_inventory_table(stdout, inv);
   }
-  if (log.bad_lines) fmt::print(stderr, "medmon: {}: {} malformed lines skipped\n", events, log.bad_lines);
+  warn_bad_lines(log, events);
   return kOk;
 }
 
@@ -139,6 +146,7 @@ int write_report_with(const std::string& events_path, const std::vector<std::str
   } else {
     std::string err;
     if (!log.load(events_path, err)) { fmt::print(stderr, "medmon: {}\n", err); return kInput; }
+    warn_bad_lines(log, events_path);
   }
   std::string html;
   try {

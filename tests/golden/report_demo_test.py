@@ -157,6 +157,18 @@ c.eq("PACS offers DICOM", inv.get("10.10.2.20", {}).get("services_offered"), ["d
 rc, table, _ = run(["assets", events_path], check_rc=(0,))
 c.true("table lists every device", all(ip in table for ip in inv))
 
+# A damaged event file: the lines that are not events are skipped, and the first one is located.
+damaged = os.path.join(OUT, "report-demo-damaged.jsonl")
+lines = open(events_path).read().splitlines()
+with open(damaged, "w") as f:
+    f.write("\n".join(lines[:3] + ['{"ts":"2026-', "\x00garbage"] + lines[3:]) + "\n")
+for cmd in (["assets", damaged, "--json"], ["report", damaged, "-o", os.path.join(OUT, "report-demo-damaged.html")]):
+    rc, out, err = run(cmd, check_rc=(0,))
+    c.true(f"{cmd[0]}: first bad line located",
+           f"{damaged}:4: not a JSON object, skipped (2 such lines in the file)" in err)
+rc, out, _ = run(["assets", damaged, "--json"], check_rc=(0,))
+c.eq("damaged file: same inventory", set(a["ip"] for a in json.loads(out)), set(inv))
+
 # Asset events follow their schema.
 try:
     import jsonschema

@@ -135,6 +135,20 @@ TEST_CASE("report without a policy lists devices by address and judges nothing")
   CHECK(html.find("id=\"count-devices\">1<") != std::string::npos);
 }
 
+TEST_CASE("event log: malformed lines are counted and the first one located") {
+  EventLog log;
+  log.add_line(R"({"ts":"2024-03-01T12:00:01.000000Z","event_type":"flow"})");
+  log.add_line("");
+  log.add_line("{\"ts\":");  // a line cut short
+  log.add_line("[1,2]");      // JSON, but not an event object
+  log.add_line(R"({"ts":"2024-03-01T12:00:02.000000Z","event_type":"hl7"})");
+  CHECK(log.lines == 5);
+  CHECK(log.events == 2);
+  CHECK(log.bad_lines == 2);
+  CHECK(log.first_bad_line == 3);
+  CHECK(log.last_ts == "2024-03-01T12:00:02.000000Z");
+}
+
 TEST_CASE("report survives hostile and empty input") {
   EventLog empty;
   std::string html = render_html(empty, ReportOptions{});
