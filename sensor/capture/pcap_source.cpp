@@ -65,6 +65,7 @@ void install_sigbus_handler() {
 }  // namespace
 
 PcapSource::~PcapSource() {
+  pcap_freecode(&filter_);
   unmap();
   if (fd_ >= 0) ::close(fd_);
   if (p_) pcap_close(p_);
@@ -368,15 +369,30 @@ void PcapSource::set_filter(const std::string& bpf) {
   bpf_program prog;
   if (pcap_compile(p_, &prog, bpf.c_str(), 1, PCAP_NETMASK_UNKNOWN) < 0)
     throw std::runtime_error("bad BPF filter '" + bpf + "': " + pcap_geterr(p_));
-  int rc = pcap_setfilter(p_, &prog);
-  pcap_freecode(&prog);
-  if (rc < 0) throw std::runtime_error("cannot set BPF filter: " + std::string(pcap_geterr(p_)));
+  int rc = pcap_setfilter(p_, &prog);  // what libpcap reads (live, or a file once handed over)
+  if (rc < 0) {
+    pcap_freecode(&prog);
+    throw std::runtime_error("cannot set BPF filter: " + std::string(pcap_geterr(p_)));
+  }
+  if (live_) { pcap_freecode(&prog); return; }
+  pcap_freecode(&filter_);
+  filter_ = prog;  // what the mapping reads
 }
 
 int PcapSource::datalink() const { return pcap_datalink(p_); }
 
 PcapSource::Next PcapSource::next(const pcap_pkthdr*& hdr, const uint8_t*& data) {
-  if (mapped_) return next_mapped(hdr, data);
+  if (!mapped_) return next_record(hdr, data);
+  for (;;) {
+    Next r = next_mapped(hdr, data);
+    // libpcap's own reader matches a record against the filter with its captured and original
+    // lengths, as here; a record it reads after the hand-over was matched by it already.
+    if (r != Next::packet || !filter_.bf_insns || !mapped_ || pcap_offline_filter(&filter_, &hdr_, data))
+      return r;
+  }
+}
+
+PcapSource::Next PcapSource::next_record(const pcap_pkthdr*& hdr, const uint8_t*& data) {
   if (!error_.empty()) return Next::error;
   pcap_pkthdr* h = nullptr;
   const u_char* d = nullptr;

@@ -27,6 +27,8 @@ class PcapSource {
   int datalink() const;
   Next next(const pcap_pkthdr*& hdr, const uint8_t*& data);
   std::string error() const;
+  // Only packets the BPF expression accepts are returned (files: records read in place are
+  // matched here as libpcap matches the ones it reads). Throws std::runtime_error on a bad one.
   void set_filter(const std::string& bpf);
   void breakloop();
   // Offline: bytes read so far and file size (0 when unknown, e.g. stdin).
@@ -48,6 +50,7 @@ class PcapSource {
   bool map_window(uint64_t offset, size_t need);
   const uint8_t* in_window(size_t need);
   Next next_mapped(const pcap_pkthdr*& hdr, const uint8_t*& data);
+  Next next_record(const pcap_pkthdr*& hdr, const uint8_t*& data);
   Next next_mapped_ng(const pcap_pkthdr*& hdr, const uint8_t*& data);
   Next cut_short();
   void hand_over();
@@ -69,6 +72,7 @@ class PcapSource {
   size_t window_len_ = 0;
   size_t window_size_ = kDefaultMapWindow;  // bytes mapped at a time, whole pages
   pcap_pkthdr hdr_{};
+  bpf_program filter_{};         // files: the filter set_filter compiled (no instructions = none)
   std::string error_;            // set when the file was cut under the mapping
   std::unique_ptr<char[]> file_buffer_;  // stdio buffer of the file libpcap reads; outlives p_
   std::string name_;

@@ -93,6 +93,17 @@ int run_analyze(const AnalyzeOptions& o) {
   std::unique_ptr<Pseudonymiser> phi;
   std::unique_ptr<FlowJudge> judge;
   HeaderAnnotator* annotator = nullptr;
+  if (!o.bpf.empty()) {
+    // A filter that is not BPF is a usage error before any file is read. Whether it fits a
+    // file's link type ("ether host" on raw IP) is known only once that file is open.
+    pcap_t* dead = pcap_open_dead(DLT_EN10MB, 262144);
+    bpf_program prog;
+    bool ok = dead && pcap_compile(dead, &prog, o.bpf.c_str(), 1, PCAP_NETMASK_UNKNOWN) == 0;
+    if (ok) pcap_freecode(&prog);
+    else fmt::print(stderr, "medmon: bad BPF filter '{}': {}\n", o.bpf, dead ? pcap_geterr(dead) : "no memory");
+    if (dead) pcap_close(dead);
+    if (!ok) return kExitUsage;
+  }
   try {
     cfg = load_sensor_config(o);
     phi = std::make_unique<Pseudonymiser>(make_pseudonymiser(cfg));
@@ -155,6 +166,15 @@ int run_analyze(const AnalyzeOptions& o) {
       error = e.what();
       rc = kExitInput;
       break;
+    }
+    if (!o.bpf.empty()) {
+      try {
+        src->set_filter(o.bpf);
+      } catch (const std::exception& e) {
+        error = file + ": " + e.what();
+        rc = kExitUsage;
+        break;
+      }
     }
     int dlt = src->datalink();
     if (!linktype_supported(dlt)) {

@@ -30,6 +30,7 @@ struct CommonOptions {
 
 struct AnalyzeOptions : CommonOptions {
   std::vector<std::string> files;
+  std::string bpf;  // only packets this BPF expression accepts are analysed
   int workers = 1;
 };
 

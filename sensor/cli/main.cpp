@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
   analyze->add_option("files", ao.files, "Capture files")->required();
   analyze->add_option("--workers,-w", ao.workers, "Worker threads (flows are hashed to workers; output stays deterministic)")
       ->check(CLI::Range(1, 64));
+  analyze->add_option("-f,--filter", ao.bpf, "BPF filter: only the packets it accepts are analysed (as tcpdump -r FILE EXPR)");
   add_common(analyze, ao);
   // A replay ends with a verdict; a live sensor runs until stopped, so the option is analyze's.
   analyze->add_option("--fail-on", ao.fail_on, "Exit 1 when an alert at or above this severity was raised")

@@ -6,6 +6,8 @@
   was written to stdout or --out before the error is whole JSON lines.
 - The same input twice gives byte-identical output (stdout and --out FILE).
 - Several files are read in order as one capture; `-` reads a capture from stdin.
+- `--filter BPF` analyses only the packets tcpdump's filter of the same expression keeps; a bad
+  expression is exit 2 before anything is written.
 """
 import json
 import os
@@ -131,5 +133,31 @@ c.true("three files: flows of the first file come before flows of the last",
 # the same file twice in one run: each conversation appears twice (the second copy is a new flow)
 twice = analyze([pcap("core/tcp_gap.pcap"), pcap("core/tcp_gap.pcap")])
 c.true("same file twice in one run: no crash and flows present", len(of_type(twice, "flow")) >= 1)
+
+# ---------------------------------------------------------------- --filter
+demo = pcap("demo/demo.pcap")
+full = analyze(demo)
+pacs = "10.10.2.20"
+kept = analyze(demo, "--filter", f"host {pacs}")
+c.true("--filter: only flows of the filtered host",
+       len(of_type(kept, "flow")) > 0 and all(pacs in (e["src_ip"], e["dst_ip"]) for e in of_type(kept, "flow")))
+c.eq("--filter: the same flows as without the filter, for that host",
+     flow_keys(kept), flow_keys([e for e in full if e["event_type"] != "flow" or pacs in (e["src_ip"], e["dst_ip"])]))
+# tcpdump is installed with the test dependencies
+by_tcpdump = os.path.join(tmp, "filtered-by-tcpdump.pcap")
+tcpdump = subprocess.run(["tcpdump", "-n", "-r", demo, "-w", by_tcpdump, f"host {pacs}"], capture_output=True)
+c.eq("tcpdump filtered the demo capture", tcpdump.returncode, 0)
+if tcpdump.returncode == 0:
+    c.eq("--filter: the packets tcpdump -r FILE -w OUT EXPR keeps", of_type(kept, "stats")[0]["stats"]["packets"],
+         of_type(analyze(by_tcpdump), "stats")[0]["stats"]["packets"])
+for expr in ("hots 10.0.0.1", "tcp port 99999"):
+    out = os.path.join(tmp, "filtered.jsonl")
+    rc, _, err = medmon("analyze", demo, "--filter", expr, "--out", out)
+    c.eq(f"--filter '{expr}': exit 2", rc, 2)
+    c.true(f"--filter '{expr}': says the filter is bad ({err.strip()[:120]})", err.startswith("medmon: bad BPF filter"))
+    c.true(f"--filter '{expr}': nothing written", not os.path.exists(out))
+rc, _, err = medmon("analyze", pcap("core/raw_ip.pcap"), "--filter", "ether host 1:2:3:4:5:6", "--out", "-")
+c.eq("--filter that does not fit the file's link type: exit 2", rc, 2)
+c.true(f"--filter that does not fit the file's link type: names the file ({err.strip()[:160]})", "raw_ip.pcap: bad BPF filter" in err)
 
 c.done()

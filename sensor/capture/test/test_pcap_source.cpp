@@ -32,11 +32,17 @@ struct Reading {
   std::string message;
 };
 
-Reading read_with_libpcap(const std::string& path) {
+Reading read_with_libpcap(const std::string& path, const std::string& bpf = {}) {
   char err[PCAP_ERRBUF_SIZE];
   Reading r;
   pcap_t* p = pcap_open_offline_with_tstamp_precision(path.c_str(), PCAP_TSTAMP_PRECISION_MICRO, err);
   REQUIRE(p);
+  if (!bpf.empty()) {
+    bpf_program prog;
+    REQUIRE(pcap_compile(p, &prog, bpf.c_str(), 1, PCAP_NETMASK_UNKNOWN) == 0);
+    REQUIRE(pcap_setfilter(p, &prog) == 0);
+    pcap_freecode(&prog);
+  }
   pcap_pkthdr* h;
   const u_char* d;
   int rc;
@@ -47,9 +53,11 @@ Reading read_with_libpcap(const std::string& path) {
   return r;
 }
 
-Reading read_with_source(const std::string& path, size_t map_window = PcapSource::kDefaultMapWindow) {
+Reading read_with_source(const std::string& path, size_t map_window = PcapSource::kDefaultMapWindow,
+                         const std::string& bpf = {}) {
   Reading r;
   auto s = PcapSource::open_file(path, map_window);
+  if (!bpf.empty()) s->set_filter(bpf);
   const pcap_pkthdr* h;
   const uint8_t* d;
   PcapSource::Next n;
@@ -61,9 +69,9 @@ Reading read_with_source(const std::string& path, size_t map_window = PcapSource
   return r;
 }
 
-void same_reading_with(const std::string& path, size_t map_window) {
-  INFO(path << ", mapping window " << map_window);
-  Reading a = read_with_libpcap(path), b = read_with_source(path, map_window);
+void same_reading_with(const std::string& path, size_t map_window, const std::string& bpf = {}) {
+  INFO(path << ", mapping window " << map_window << ", filter '" << bpf << "'");
+  Reading a = read_with_libpcap(path, bpf), b = read_with_source(path, map_window, bpf);
   CHECK(a.packets.size() == b.packets.size());
   for (size_t i = 0; i < std::min(a.packets.size(), b.packets.size()); ++i) {
     const Packet &x = a.packets[i], &y = b.packets[i];
@@ -276,6 +284,30 @@ TEST_CASE("file reader: the project's own captures read as libpcap reads them") 
     ++n;
   }
   CHECK(n > 20);
+}
+
+TEST_CASE("file reader: a BPF filter keeps the packets libpcap's filter keeps") {
+  size_t n = 0;
+  for (auto& e : fs::recursive_directory_iterator(MEDMON_SOURCE_DIR "/pcaps")) {
+    auto ext = e.path().extension();
+    if (ext != ".pcap" && ext != ".pcapng") continue;
+    char err[PCAP_ERRBUF_SIZE];
+    pcap_t* p = pcap_open_offline(e.path().c_str(), err);
+    if (!p) continue;
+    for (const char* bpf : {"tcp", "udp or icmp", "ip[6:2] & 0x3fff != 0", "greater 1000", "not tcp port 104"}) {
+      bpf_program prog;
+      if (pcap_compile(p, &prog, bpf, 1, PCAP_NETMASK_UNKNOWN) != 0) continue;  // not for this link type
+      pcap_freecode(&prog);
+      for (size_t window : {PcapSource::kDefaultMapWindow, size_t(1)}) same_reading_with(e.path().string(), window, bpf);
+      ++n;
+    }
+    pcap_close(p);
+  }
+  CHECK(n > 100);
+  Writer w(false, false);
+  w.packet(1, 0, 100);
+  auto s = PcapSource::open_file(w.save("bad-filter"));
+  CHECK_THROWS_WITH(s->set_filter("tcp port"), Catch::Contains("bad BPF filter 'tcp port'"));
 }
 
 TEST_CASE("file reader: classic pcap files are read in place") {
