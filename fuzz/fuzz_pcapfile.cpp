@@ -6,7 +6,8 @@
 // bytes) and the same ending, and on an error the same message. Any difference is printed and
 // aborts. The image is written to one temporary file per process (rewritten for every input),
 // which both readers open by name. The reader maps one page of the file at a time (its smallest
-// window), so that records of inputs of a few KiB already cross windows.
+// window), so that records of inputs of a few KiB already cross windows; every third input is
+// read through a BPF filter on both sides.
 //
 // Input: byte 0 is the mode.
 // - Top bit clear: a classic pcap file header (version 2.4) is written before the rest, so that
@@ -179,6 +180,28 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (pcap_datalink(p) != s->datalink())
     fail("PcapSource and libpcap differ: link type",
          "libpcap " + std::to_string(pcap_datalink(p)) + ", PcapSource " + std::to_string(s->datalink()));
+  // Every third input is read through a BPF filter (by length: it compiles for any link type),
+  // set on both sides as `analyze --filter` sets it.
+  if (size % 3 == 0) {
+    constexpr const char* kFilter = "greater 60";
+    bpf_program prog;
+    bool libpcap_ok = pcap_compile(p, &prog, kFilter, 1, PCAP_NETMASK_UNKNOWN) == 0;
+    if (libpcap_ok) {
+      libpcap_ok = pcap_setfilter(p, &prog) == 0;
+      pcap_freecode(&prog);
+    }
+    bool source_ok = true;
+    try {
+      s->set_filter(kFilter);
+    } catch (const std::runtime_error&) {
+      source_ok = false;
+    }
+    if (libpcap_ok != source_ok) fail("PcapSource and libpcap differ: filter", libpcap_ok ? "PcapSource refused it" : "libpcap refused it");
+    if (!libpcap_ok) {  // a link type libpcap cannot filter: both refused, nothing to read
+      pcap_close(p);
+      return 0;
+    }
+  }
 
   for (size_t n = 0;; ++n) {
     pcap_pkthdr* ha = nullptr;
