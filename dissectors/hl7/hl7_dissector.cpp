@@ -346,6 +346,32 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
   // One message already parsed into msg_ (status st): flow facts, ACK pairing, the event.
   void process_parsed(DirState& s, hl7cpp::ParseStatus st, uint64_t offset, bool in_batch);
 
+  // The steps of process_parsed, in order. Views point into msg_'s text.
+  struct Header {  // the MSH fields the facts, the pairing and the event read
+    size_t nf = 0;  // fields split out of MSH (up to MSH-21)
+    std::string_view msh3, msh4, msh5, msh6, msh7, msh9, msh10, msh11, msh12, msh15, msh16, msh18;
+    std::string_view msg_code, trigger, structure, version, proc_id;  // MSH-9.1..3, MSH-12.1, MSH-11.1
+  };
+  struct Scan {  // what the walk over the other segments found; lists in seg_names_, equipment_, prt_
+    uint64_t phi_mask = 0;  // bits of phi_index().names
+    bool z_phi = false;     // a Z segment with a non-empty field
+    size_t n_names = 0, n_equipment = 0, n_prt = 0;
+    std::string_view patient_id, patient_name, placer, filler, ack_code, ack_id, err_code;
+    bool is_response() const { return !ack_code.empty(); }
+  };
+  struct AckResult {  // an acknowledgment's match in the pending table
+    bool matched = false;
+    int64_t latency_us = 0;
+    char type[24];      // the acknowledged message's type, e.g. ADT^A01
+    uint8_t type_len = 0;
+  };
+  Header read_header();
+  void scan_segments(Scan& sc);
+  void record_facts(const DirState& s, FlowContext& ctx, const Header& h, const Scan& sc);
+  AckResult pair_ack(const DirState& s, FlowContext& ctx, const Header& h, const Scan& sc, bool in_batch);
+  void write_event(const DirState& s, FlowContext& ctx, const Header& h, const Scan& sc, const AckResult& ack,
+                   uint64_t offset, bool in_batch);
+
   // Adds "a^b" (or "a") to a short list; true when it was new. Values with list punctuation are
   // skipped: they could not be told apart in the comma list.
   static bool add_unique(std::vector<std::string>& list, std::string_view a, std::string_view b) {
@@ -503,33 +529,37 @@ void Hl7Dissector::process_parsed(DirState& s, hl7cpp::ParseStatus st, uint64_t 
     return;
   }
   bad_escape_ = false;
+  const Header h = read_header();
+  Scan sc;
+  scan_segments(sc);
+  record_facts(s, ctx, h, sc);
+  const AckResult ack = pair_ack(s, ctx, h, sc, in_batch);
+  write_event(s, ctx, h, sc, ack, offset, in_batch);
+  if (bad_escape_) ctx.anomaly(kName, "hl7.bad_escape", offset);
+}
+
+// MSH, one pass; sets the message's character set.
+Hl7Dissector::Header Hl7Dissector::read_header() {
   const hl7cpp::Separators& sep = msg_.separators();
-  hl7cpp::Msh msh = msg_.msh();
-
-  // MSH, one pass.
-  size_t nf = msh.split_fields(f_.data(), 22);
-  auto F = [&](size_t k) { return k < nf ? f_[k] : std::string_view(); };
-  std::string_view msh3 = F(3), msh4 = F(4), msh5 = F(5), msh6 = F(6), msh7 = F(7), msh9 = F(9),
-                   msh10 = F(10), msh11 = F(11), msh12 = F(12), msh15 = F(15), msh16 = F(16), msh18 = F(18);
-  charset_ = hl7cpp::charset_from_msh18(hl7cpp::nth_piece(msh18, sep.repetition, 1));
+  Header h;
+  h.nf = msg_.msh().split_fields(f_.data(), 22);
+  auto F = [&](size_t k) { return k < h.nf ? f_[k] : std::string_view(); };
+  h.msh3 = F(3), h.msh4 = F(4), h.msh5 = F(5), h.msh6 = F(6), h.msh7 = F(7), h.msh9 = F(9), h.msh10 = F(10);
+  h.msh11 = F(11), h.msh12 = F(12), h.msh15 = F(15), h.msh16 = F(16), h.msh18 = F(18);
+  charset_ = hl7cpp::charset_from_msh18(hl7cpp::nth_piece(h.msh18, sep.repetition, 1));
   std::string_view msh9_parts[3];
-  hl7cpp::split_pieces(msh9, sep.component, msh9_parts, 3);
-  std::string_view msg_code = msh9_parts[0], trigger = msh9_parts[1], structure = msh9_parts[2];
-  std::string_view version = hl7cpp::nth_piece(msh12, sep.component, 1);
-  std::string_view proc_id = hl7cpp::nth_piece(msh11, sep.component, 1);
+  hl7cpp::split_pieces(h.msh9, sep.component, msh9_parts, 3);
+  h.msg_code = msh9_parts[0], h.trigger = msh9_parts[1], h.structure = msh9_parts[2];
+  h.version = hl7cpp::nth_piece(h.msh12, sep.component, 1);
+  h.proc_id = hl7cpp::nth_piece(h.msh11, sep.component, 1);
+  return h;
+}
 
-  // Walk the other segments once.
+// The other segments, once: their names, the PHI fields present, the patient and order ids,
+// the acknowledgment, and the equipment named (into the scratch lists).
+void Hl7Dissector::scan_segments(Scan& sc) {
+  const hl7cpp::Separators& sep = msg_.separators();
   const PhiIndex& phi = phi_index();
-  uint64_t phi_mask = 0;
-  auto& seg_names = seg_names_;
-  auto& seg_keys = seg_keys_;
-  size_t n_names = 0;
-  std::string_view patient_id, patient_name, placer, filler, ack_code, ack_id, err_code;
-  auto& equipment = equipment_;
-  size_t n_equipment = 0;
-  auto& prt = prt_;
-  size_t n_prt = 0;
-  bool z_phi = false;
   for (size_t i = 0; i < msg_.size(); ++i) {
     hl7cpp::Segment seg = msg_.segment(i);
     std::string_view name = seg.name();
@@ -540,11 +570,11 @@ void Hl7Dissector::process_parsed(DirState& s, hl7cpp::ParseStatus st, uint64_t 
     if (name.size() == 3) packed = code3(name.data());
     else for (size_t j = 0; j < name.size(); ++j) packed |= uint64_t(uint8_t(name[j])) << (8 * j);
     bool dup = false;
-    for (size_t k = 0; k < n_names; ++k)
-      if (seg_keys[k] == packed && seg_names[k].size() == name.size()) { dup = true; break; }
-    if (!dup && n_names < seg_names.size()) {
-      seg_keys[n_names] = packed;
-      seg_names[n_names++] = name;
+    for (size_t k = 0; k < sc.n_names; ++k)
+      if (seg_keys_[k] == packed && seg_names_[k].size() == name.size()) { dup = true; break; }
+    if (!dup && sc.n_names < seg_names_.size()) {
+      seg_keys_[sc.n_names] = packed;
+      seg_names_[sc.n_names++] = name;
     }
     if (i == 0) continue;
     int ps = phi_seg(name);
@@ -570,147 +600,152 @@ void Hl7Dissector::process_parsed(DirState& s, hl7cpp::ParseStatus st, uint64_t 
     if (ps >= 0) {
       for (uint8_t fld : kPhi[ps].fields) {
         if (!fld) break;
-        if (present(fld)) phi_mask |= 1ULL << phi.bit[ps][fld];
+        if (present(fld)) sc.phi_mask |= 1ULL << phi.bit[ps][fld];
       }
       if (code == code3("PID")) {
-        if (patient_id.empty()) {
+        if (sc.patient_id.empty()) {
           // CX.1 of the first identifier: the MRN a DICOM Patient ID carries too.
-          patient_id = hl7cpp::nth_piece(hl7cpp::nth_piece(G(3), sep.repetition, 1), sep.component, 1);
-          if (patient_id.empty()) patient_id = hl7cpp::nth_piece(G(2), sep.component, 1);
+          sc.patient_id = hl7cpp::nth_piece(hl7cpp::nth_piece(G(3), sep.repetition, 1), sep.component, 1);
+          if (sc.patient_id.empty()) sc.patient_id = hl7cpp::nth_piece(G(2), sep.component, 1);
         }
-        if (patient_name.empty()) patient_name = hl7cpp::nth_piece(G(5), sep.repetition, 1);
+        if (sc.patient_name.empty()) sc.patient_name = hl7cpp::nth_piece(G(5), sep.repetition, 1);
       } else if (code == code3("ORC") || code == code3("OBR")) {
-        if (placer.empty()) placer = hl7cpp::nth_piece(G(2), sep.component, 1);
-        if (filler.empty()) filler = hl7cpp::nth_piece(G(3), sep.component, 1);
+        if (sc.placer.empty()) sc.placer = hl7cpp::nth_piece(G(2), sep.component, 1);
+        if (sc.filler.empty()) sc.filler = hl7cpp::nth_piece(G(3), sep.component, 1);
       } else if (code == code3("OBX")) {
         std::string_view eq = hl7cpp::nth_piece(G(18), sep.repetition, 1);
-        if (!eq.empty() && n_equipment < equipment.size()) {
+        if (!eq.empty() && sc.n_equipment < equipment_.size()) {
           bool seen = false;
-          for (size_t k = 0; k < n_equipment; ++k) if (equipment[k] == eq) seen = true;
-          if (!seen) equipment[n_equipment++] = eq;
+          for (size_t k = 0; k < sc.n_equipment; ++k) if (equipment_[k] == eq) seen = true;
+          if (!seen) equipment_[sc.n_equipment++] = eq;
         }
       }
     } else if (is_prt) {
       PrtDevice d{G(10), G(16), G(20), G(22)};
-      if ((!d.device.empty() || !d.udi.empty() || !d.serial.empty()) && n_prt < prt.size()) prt[n_prt++] = d;
+      if ((!d.device.empty() || !d.udi.empty() || !d.serial.empty()) && sc.n_prt < prt_.size()) prt_[sc.n_prt++] = d;
     } else if (is_msa) {
-      if (ack_code.empty()) {
-        ack_code = G(1);
-        ack_id = G(2);
+      if (sc.ack_code.empty()) {
+        sc.ack_code = G(1);
+        sc.ack_id = G(2);
       }
     } else if (is_err) {
-      if (err_code.empty()) {
+      if (sc.err_code.empty()) {
         // v2.5+: ERR-3 (CWE); v2.3/2.4: ERR-1 (ELD) whose 4th component is the code.
-        err_code = hl7cpp::nth_piece(G(3), sep.component, 1);
-        if (err_code.empty())
-          err_code = hl7cpp::nth_piece(hl7cpp::nth_piece(G(1), sep.component, 4), sep.subcomponent, 1);
+        sc.err_code = hl7cpp::nth_piece(G(3), sep.component, 1);
+        if (sc.err_code.empty())
+          sc.err_code = hl7cpp::nth_piece(hl7cpp::nth_piece(G(1), sep.component, 4), sep.subcomponent, 1);
       }
     } else if (is_z) {
-      for (size_t k = 1; k < n && !z_phi; ++k) if (present(k)) z_phi = true;
+      for (size_t k = 1; k < n && !sc.z_phi; ++k) if (present(k)) sc.z_phi = true;
     }
   }
+}
 
-  // Flow facts: PHI fields seen in clear, sender identity.
+// Flow facts: PHI fields seen in clear, the equipment named, and what the client sends (its
+// identity, message types and processing ids, which the policy checks against the model).
+void Hl7Dissector::record_facts(const DirState& s, FlowContext& ctx, const Header& h, const Scan& sc) {
   FlowFacts& facts = ctx.facts();
-  uint64_t fresh = phi_mask & ~phi_seen_flow_;
+  const PhiIndex& phi = phi_index();
+  uint64_t fresh = sc.phi_mask & ~phi_seen_flow_;
   if (fresh) {
     for (size_t b = 0; b < phi.names.size(); ++b)
       if (fresh & (1ULL << b)) facts.add_phi(phi.names[b]);
     phi_seen_flow_ |= fresh;
   }
-  if (z_phi) facts.add_phi("Z-segment");
+  if (sc.z_phi) facts.add_phi("Z-segment");
   // Device identity for the asset inventory: the equipment named in the message belongs to the
   // side that sent it.
-  if (n_equipment || n_prt) {
+  if (sc.n_equipment || sc.n_prt) {
     auto text = [&](std::string_view raw) { return raw.empty() ? std::string() : std::string(text_of(raw, scratch_)); };
-    for (size_t k = 0; k < n_equipment; ++k) {
+    for (size_t k = 0; k < sc.n_equipment; ++k) {
       DeviceIdentity d;
       d.client = s.dir == Dir::to_server;
       d.source = "hl7 OBX-18";
-      d.id = text(equipment[k]);
+      d.id = text(equipment_[k]);
       facts.add_identity(std::move(d));
     }
-    for (size_t k = 0; k < n_prt; ++k) {
+    for (size_t k = 0; k < sc.n_prt; ++k) {
       DeviceIdentity d;
       d.client = s.dir == Dir::to_server;
       d.source = "hl7 PRT";
-      d.id = text(prt[k].device);
-      d.udi = text(prt[k].udi);
-      d.serial = text(prt[k].serial);
-      d.type = text(prt[k].type);
+      d.id = text(prt_[k].device);
+      d.udi = text(prt_[k].udi);
+      d.serial = text(prt_[k].serial);
+      d.type = text(prt_[k].type);
       facts.add_identity(std::move(d));
     }
   }
-  bool is_response = !ack_code.empty();
-  if (s.dir == Dir::to_server && !is_response) {
-    // What the client sends: its identity (MSH-3/4), the message types and processing ids the
-    // policy checks against the device model.
-    if (!attrs_set_) {
-      attrs_set_ = true;
-      facts.set_attr("hl7.msh3", text_of(msh3, scratch_));
-      facts.set_attr("hl7.msh4", text_of(msh4, scratch_));
-      facts.set_attr("hl7.msh5", text_of(msh5, scratch_));
-      facts.set_attr("hl7.msh6", text_of(msh6, scratch_));
-      facts.set_attr("hl7.version", version);
-    }
-    if (!msg_code.empty() && add_unique(types_, msg_code, trigger)) facts.set_attr("hl7.message_types", join(types_));
-    if (!proc_id.empty() && add_unique(proc_ids_, proc_id, {})) facts.set_attr("hl7.processing_id", join(proc_ids_));
+  if (s.dir != Dir::to_server || sc.is_response()) return;
+  if (!attrs_set_) {
+    attrs_set_ = true;
+    facts.set_attr("hl7.msh3", text_of(h.msh3, scratch_));
+    facts.set_attr("hl7.msh4", text_of(h.msh4, scratch_));
+    facts.set_attr("hl7.msh5", text_of(h.msh5, scratch_));
+    facts.set_attr("hl7.msh6", text_of(h.msh6, scratch_));
+    facts.set_attr("hl7.version", h.version);
   }
+  if (!h.msg_code.empty() && add_unique(types_, h.msg_code, h.trigger)) facts.set_attr("hl7.message_types", join(types_));
+  if (!h.proc_id.empty() && add_unique(proc_ids_, h.proc_id, {})) facts.set_attr("hl7.processing_id", join(proc_ids_));
+}
 
-  // ACK pairing.
-  bool matched = false;
-  int64_t latency_us = 0;
-  std::string_view acked_type;
-  char acked_buf[24];
-  if (is_response) {
-    std::string_view id = ack_id.substr(0, kMaxControlId);
-    uint32_t h = pending_.empty() ? 0 : control_id_hash(id);  // no table, nothing to hash for
+// ACK pairing: an acknowledgment takes its message out of the pending table (latency, type);
+// a message that asks for one goes into it.
+Hl7Dissector::AckResult Hl7Dissector::pair_ack(const DirState& s, FlowContext& ctx, const Header& h, const Scan& sc,
+                                               bool in_batch) {
+  AckResult r;
+  if (sc.is_response()) {
+    std::string_view id = sc.ack_id.substr(0, kMaxControlId);
+    uint32_t hash = pending_.empty() ? 0 : control_id_hash(id);  // no table, nothing to hash for
     for (size_t k = 0; k < pending_.size(); ++k) {
-      if (pending_[k].id_hash == h && pending_[k].control_id() == id && pending_[k].dir != s.dir) {
-        matched = true;
-        latency_us = ctx.now().usec - pending_[k].ts.usec;
-        std::memcpy(acked_buf, pending_[k].type, pending_[k].type_len);
-        acked_type = std::string_view(acked_buf, pending_[k].type_len);
+      if (pending_[k].id_hash == hash && pending_[k].control_id() == id && pending_[k].dir != s.dir) {
+        r.matched = true;
+        r.latency_us = ctx.now().usec - pending_[k].ts.usec;
+        std::memcpy(r.type, pending_[k].type, pending_[k].type_len);
+        r.type_len = pending_[k].type_len;
         pending_.erase(pending_.begin() + static_cast<ptrdiff_t>(k));
         break;
       }
     }
-    if (!matched) ++ctx.counters().at("hl7.ack.unmatched");
-    if (ack_code.size() == 2 && ack_code[1] != 'A') ++ctx.counters().at("hl7.ack.negative");
-  } else if (!msh10.empty() &&
-             !(msh15 == "NE" && (msh16.empty() || msh16 == "NE"))) {
-    std::string_view id = msh10.substr(0, kMaxControlId);
-    uint32_t h = control_id_hash(id);
-    PendingMsg* slot = nullptr;
-    for (auto& p : pending_) if (p.id_hash == h && p.control_id() == id && p.dir == s.dir) { slot = &p; break; }
-    if (slot) {
-      ++ctx.counters().at("hl7.duplicate_control_id");
-    } else if (pending_.size() >= kMaxPending) {
-      ++ctx.counters().at("hl7.ack.table_full");
-    } else {
-      pending_.emplace_back();
-      slot = &pending_.back();
-    }
-    if (slot) {
-      slot->id_hash = h;
-      slot->id_len = static_cast<uint8_t>(id.size());
-      std::memcpy(slot->id, id.data(), id.size());
-      size_t tl = 0;
-      auto put = [&](std::string_view v) {
-        size_t n = std::min(v.size(), sizeof(slot->type) - tl);
-        std::memcpy(slot->type + tl, v.data(), n);
-        tl += n;
-      };
-      put(msg_code);
-      if (!trigger.empty()) { put("^"); put(trigger); }
-      slot->type_len = static_cast<uint8_t>(tl);
-      slot->ts = ctx.now();
-      slot->dir = s.dir;
-      slot->batch = in_batch;
-    }
+    if (!r.matched) ++ctx.counters().at("hl7.ack.unmatched");
+    if (sc.ack_code.size() == 2 && sc.ack_code[1] != 'A') ++ctx.counters().at("hl7.ack.negative");
+    return r;
   }
+  if (h.msh10.empty() || (h.msh15 == "NE" && (h.msh16.empty() || h.msh16 == "NE"))) return r;
+  std::string_view id = h.msh10.substr(0, kMaxControlId);
+  uint32_t hash = control_id_hash(id);
+  PendingMsg* slot = nullptr;
+  for (auto& p : pending_) if (p.id_hash == hash && p.control_id() == id && p.dir == s.dir) { slot = &p; break; }
+  if (slot) {
+    ++ctx.counters().at("hl7.duplicate_control_id");
+  } else if (pending_.size() >= kMaxPending) {
+    ++ctx.counters().at("hl7.ack.table_full");
+  } else {
+    pending_.emplace_back();
+    slot = &pending_.back();
+  }
+  if (!slot) return r;
+  slot->id_hash = hash;
+  slot->id_len = static_cast<uint8_t>(id.size());
+  std::memcpy(slot->id, id.data(), id.size());
+  size_t tl = 0;
+  auto put = [&](std::string_view v) {
+    size_t n = std::min(v.size(), sizeof(slot->type) - tl);
+    std::memcpy(slot->type + tl, v.data(), n);
+    tl += n;
+  };
+  put(h.msg_code);
+  if (!h.trigger.empty()) { put("^"); put(h.trigger); }
+  slot->type_len = static_cast<uint8_t>(tl);
+  slot->ts = ctx.now();
+  slot->dir = s.dir;
+  slot->batch = in_batch;
+  return r;
+}
 
-  // The event.
+// The `hl7` event (docs/schema/hl7.json).
+void Hl7Dissector::write_event(const DirState& s, FlowContext& ctx, const Header& h, const Scan& sc, const AckResult& ack,
+                               uint64_t offset, bool in_batch) {
+  const hl7cpp::Separators& sep = msg_.separators();
   JsonWriter& w = ctx.begin_event("hl7");
   w.object("hl7");
   w.field("kind", "message");
@@ -723,59 +758,59 @@ void Hl7Dissector::process_parsed(DirState& s, hl7cpp::ParseStatus st, uint64_t 
   // Runs are only cached when split_fields reached their last field (the views are then
   // consecutive fields of MSH); a short header is rendered field by field.
   auto sender = [&] {
-    write_text(w, "sending_application", msh3);
-    write_text(w, "sending_facility", msh4);
-    write_text(w, "receiving_application", msh5);
-    write_text(w, "receiving_facility", msh6);
+    write_text(w, "sending_application", h.msh3);
+    write_text(w, "sending_facility", h.msh4);
+    write_text(w, "receiving_application", h.msh5);
+    write_text(w, "receiving_facility", h.msh6);
   };
   auto type = [&] {
-    write_text(w, "message_type", msg_code);
-    write_text(w, "trigger_event", trigger);
-    write_text(w, "message_structure", structure);
+    write_text(w, "message_type", h.msg_code);
+    write_text(w, "trigger_event", h.trigger);
+    write_text(w, "message_structure", h.structure);
   };
   auto settings = [&] {
-    write_text(w, "processing_id", proc_id);
-    write_text(w, "version", version);
-    write_text(w, "accept_ack_type", msh15);
-    write_text(w, "application_ack_type", msh16);
+    write_text(w, "processing_id", h.proc_id);
+    write_text(w, "version", h.version);
+    write_text(w, "accept_ack_type", h.msh15);
+    write_text(w, "application_ack_type", h.msh16);
   };
   const size_t d = s.dir == Dir::to_server ? 0 : 1;
-  if (nf > 6) members_of_run(w, runs_[d][0], run_of(msh3, msh6), sender); else sender();
-  if (!msh7.empty()) w.field("message_datetime", hl7cpp::nth_piece(msh7, sep.component, 1));
-  if (nf > 9) members_of_run(w, runs_[d][1], msh9, type); else type();
-  write_text(w, "control_id", msh10);
-  if (nf > 16) members_of_run(w, runs_[d][2], run_of(msh11, msh16), settings); else settings();
-  if (!msh18.empty()) {
-    write_text(w, "charset", hl7cpp::nth_piece(msh18, sep.repetition, 1));
+  if (h.nf > 6) members_of_run(w, runs_[d][0], run_of(h.msh3, h.msh6), sender); else sender();
+  if (!h.msh7.empty()) w.field("message_datetime", hl7cpp::nth_piece(h.msh7, sep.component, 1));
+  if (h.nf > 9) members_of_run(w, runs_[d][1], h.msh9, type); else type();
+  write_text(w, "control_id", h.msh10);
+  if (h.nf > 16) members_of_run(w, runs_[d][2], run_of(h.msh11, h.msh16), settings); else settings();
+  if (!h.msh18.empty()) {
+    write_text(w, "charset", hl7cpp::nth_piece(h.msh18, sep.repetition, 1));
   }
   w.key("segments");
-  w.raw(segments_json(n_names));
+  w.raw(segments_json(sc.n_names));
   w.field("segment_count", static_cast<uint64_t>(msg_.size()));
-  if (is_response) {
+  if (sc.is_response()) {
     w.object("ack");
-    w.field("code", ack_code);
-    w.field("control_id", text_of(ack_id, scratch_));
-    w.field("matched", matched);
-    if (matched) {
-      w.field("latency_us", latency_us);
-      if (!acked_type.empty()) w.field("acked_type", acked_type);
+    w.field("code", sc.ack_code);
+    w.field("control_id", text_of(sc.ack_id, scratch_));
+    w.field("matched", ack.matched);
+    if (ack.matched) {
+      w.field("latency_us", ack.latency_us);
+      if (ack.type_len) w.field("acked_type", std::string_view(ack.type, ack.type_len));
     }
-    if (!err_code.empty()) w.field("error_code", err_code);
+    if (!sc.err_code.empty()) w.field("error_code", sc.err_code);
     w.end_object();
   }
-  if (phi_mask || z_phi) {
+  if (sc.phi_mask || sc.z_phi) {
     w.key("phi_fields");
-    w.raw(phi_fields_json(phi_mask, z_phi));
+    w.raw(phi_fields_json(sc.phi_mask, sc.z_phi));
   }
-  if (!patient_id.empty() || !patient_name.empty()) {
+  if (!sc.patient_id.empty() || !sc.patient_name.empty()) {
     w.object("patient");
-    if (!patient_id.empty()) w.field("id", ctx.pseudonym_into(text_of(patient_id, scratch_), pseudo_out_));
-    if (!patient_name.empty()) {
+    if (!sc.patient_id.empty()) w.field("id", ctx.pseudonym_into(text_of(sc.patient_id, scratch_), pseudo_out_));
+    if (!sc.patient_name.empty()) {
       // XPN family^given^middle^suffix^prefix reordered to DICOM PN family^given^middle^prefix^suffix,
       // so a name pseudonymises the same from both protocols.
       pseudo_in_.clear();
       std::string_view c[5];
-      hl7cpp::split_pieces(patient_name, sep.component, c, 5);
+      hl7cpp::split_pieces(sc.patient_name, sep.component, c, 5);
       c[0] = hl7cpp::nth_piece(c[0], sep.subcomponent, 1);
       const size_t order[5] = {0, 1, 2, 4, 3};
       for (size_t k = 0; k < 5; ++k) {
@@ -786,35 +821,34 @@ void Hl7Dissector::process_parsed(DirState& s, hl7cpp::ParseStatus st, uint64_t 
     }
     w.end_object();
   }
-  if (!placer.empty() || !filler.empty()) {
+  if (!sc.placer.empty() || !sc.filler.empty()) {
     w.object("order");
-    if (!placer.empty()) w.field("placer", ctx.pseudonym_into(text_of(placer, scratch_), pseudo_out_));
-    if (!filler.empty()) w.field("filler", ctx.pseudonym_into(text_of(filler, scratch_), pseudo_out_));
+    if (!sc.placer.empty()) w.field("placer", ctx.pseudonym_into(text_of(sc.placer, scratch_), pseudo_out_));
+    if (!sc.filler.empty()) w.field("filler", ctx.pseudonym_into(text_of(sc.filler, scratch_), pseudo_out_));
     w.end_object();
   }
-  if (n_equipment || n_prt) {
+  if (sc.n_equipment || sc.n_prt) {
     // Device identity (for the asset inventory): the equipment that produced results.
     w.array("devices");
-    for (size_t k = 0; k < n_equipment; ++k) {
+    for (size_t k = 0; k < sc.n_equipment; ++k) {
       w.begin_object();
       w.field("source", "OBX-18");
-      w.field("id", text_of(equipment[k], scratch_));
+      w.field("id", text_of(equipment_[k], scratch_));
       w.end_object();
     }
-    for (size_t k = 0; k < n_prt; ++k) {
+    for (size_t k = 0; k < sc.n_prt; ++k) {
       w.begin_object();
       w.field("source", "PRT");
-      write_text(w, "id", prt[k].device);
-      write_text(w, "udi", prt[k].udi);
-      write_text(w, "serial", prt[k].serial);
-      write_text(w, "type", prt[k].type);
+      write_text(w, "id", prt_[k].device);
+      write_text(w, "udi", prt_[k].udi);
+      write_text(w, "serial", prt_[k].serial);
+      write_text(w, "type", prt_[k].type);
       w.end_object();
     }
     w.end_array();
   }
   w.end_object();
   ctx.end_event();
-  if (bad_escape_) ctx.anomaly(kName, "hl7.bad_escape", offset);
 }
 
 std::unique_ptr<Dissector> make() { return std::make_unique<Hl7Dissector>(); }
