@@ -143,6 +143,7 @@ int run_analyze(const AnalyzeOptions& o) {
   } else {
     single = std::make_unique<Pipeline>(cfg, depth, out, *phi, judges);
   }
+  if (pool) pool->set_input_filter(o.bpf); else single->set_input_filter(o.bpf);
   auto set_linktype = [&](int dlt) { if (pool) pool->set_linktype(dlt); else single->set_linktype(dlt); };
   auto feed = [&](const uint8_t* d, uint32_t cap, uint32_t len, Timestamp ts) {
     if (pool) pool->packet(d, cap, len, ts); else single->packet(d, cap, len, ts);

@@ -390,6 +390,7 @@ void write_stats_event(EventOutput& out, Timestamp ts, const StatsSnapshot& s, c
   w.field("bytes", s.bytes);
   w.field("flows", c.get("flows.created"));
   w.field("flows_active", s.flows_active);
+  w.field_if_nonempty("filter", s.filter);
   if (s.have_capture) {
     w.object("capture");
     w.field("received", s.received);
@@ -418,6 +419,7 @@ StatsSnapshot Pipeline::snapshot() {
   s.dropped = cap_dropped_;
   s.if_dropped = cap_if_dropped_;
   s.worker = worker_id_;
+  s.filter = input_filter_;
   return s;
 }
 

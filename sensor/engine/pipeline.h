@@ -25,6 +25,7 @@ struct StatsSnapshot {
   bool have_capture = false;
   uint64_t received = 0, dropped = 0, if_dropped = 0;
   int worker = -1;  // live capture on several workers: which one
+  std::string filter;  // analyze --filter: the BPF expression the packets were read through
 };
 void write_stats_event(EventOutput& out, Timestamp ts, const StatsSnapshot& s, const Counters& c);
 // Runs the judges on one ending flow, in order; the first verdict given goes into its `flow` event.
@@ -57,6 +58,8 @@ class Pipeline {
   void set_worker_id(int id) { worker_id_ = id; }
   // Extra gauges for `stats` (kernel drops in live mode).
   void set_capture_stats(uint64_t received, uint64_t dropped, uint64_t if_dropped);
+  // The filter the input was read through, said in `stats` (packets outside it were not seen).
+  void set_input_filter(std::string bpf) { input_filter_ = std::move(bpf); }
 
   uint64_t packets() const { return packets_; }
   uint64_t bytes() const { return bytes_; }
@@ -95,6 +98,7 @@ class Pipeline {
   uint64_t cap_received_ = 0, cap_dropped_ = 0, cap_if_dropped_ = 0;
   bool have_capture_stats_ = false;
   int worker_id_ = -1;
+  std::string input_filter_;
   uint64_t& c_tcp_gaps_;
   uint64_t& c_overlap_conflicts_;
 };

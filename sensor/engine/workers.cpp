@@ -323,6 +323,7 @@ void OfflineWorkers::finish(FlowEnd why) {
   total.merge(merged_.counters());
   s.packets = packets_;
   s.bytes = bytes_;
+  s.filter = input_filter_;
   write_stats_event(merged_, last_ts_, s, total);
   merged_.flush();
 }

@@ -43,6 +43,8 @@ class OfflineWorkers {
   ~OfflineWorkers();
 
   void set_linktype(int dlt);
+  // As Pipeline::set_input_filter, for the one `stats` event of all workers.
+  void set_input_filter(std::string bpf) { input_filter_ = std::move(bpf); }
   void packet(const uint8_t* frame, uint32_t caplen, uint32_t wirelen, Timestamp ts);
   // Ends all flows, merges the last events and writes one `stats` event for all workers.
   void finish(FlowEnd why);
@@ -124,6 +126,7 @@ class OfflineWorkers {
   std::condition_variable done_cv_;
   size_t done_count_ = 0;
   uint64_t packets_ = 0, bytes_ = 0;
+  std::string input_filter_;
   uint64_t since_epoch_ = 0;
   Timestamp last_ts_{};
   FragmentLimits frag_limits_;  // the workers' fragment timeout and datagram count

@@ -167,6 +167,7 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}
 .device{background:#fff;border:1px solid var(--line);border-radius:8px;padding:6px 18px 14px;margin:18px 0;page-break-inside:avoid}
 .device h2{border:none;margin-top:10px}
 .muted{color:var(--muted)}
+.warn{border-left:4px solid var(--review);padding:4px 10px;background:#fff3e0}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:14px}
 .kv td:first-child{color:var(--muted);width:180px;white-space:nowrap}
 .legend span{display:inline-block;margin-right:12px;font-size:12px}
@@ -355,7 +356,14 @@ void Builder::summary_section() {
   o() += fmt::format("<p>Overall: <span id=\"overall-verdict\" class=\"verdict big {}\">{}</span> ", verdict_class(overall_),
                      verdict_name(overall_));
   if (!policy_) o() += "<span class=\"muted\">No site policy was applied: devices are listed, nothing was judged.</span>";
-  o() += "</p>\n<div class=\"cards\">\n";
+  o() += "</p>\n";
+  // A filtered analysis did not see the traffic outside its filter: flows declared but not seen
+  // may simply have been filtered out.
+  if (std::string f = str(log_.stats.is_object() ? log_.stats.value("stats", json::object()) : json::object(), "filter");
+      !f.empty())
+    o() += "<p id=\"input-filter\" class=\"warn\">Only the packets accepted by the capture filter <code>" + h(f) +
+           "</code> were analysed: traffic outside it was not seen, and is neither judged nor counted here.</p>\n";
+  o() += "<div class=\"cards\">\n";
   auto card = [&](const char* id, uint64_t n, const char* label) {
     o() += fmt::format("<div class=\"card\"><div class=\"n\" id=\"{}\">{}</div><div class=\"l\">{}</div></div>\n", id, n, label);
   };

@@ -141,6 +141,22 @@ pacs = "10.10.2.20"
 kept = analyze(demo, "--filter", f"host {pacs}")
 c.true("--filter: only flows of the filtered host",
        len(of_type(kept, "flow")) > 0 and all(pacs in (e["src_ip"], e["dst_ip"]) for e in of_type(kept, "flow")))
+c.eq("--filter: the stats event names the filter", of_type(kept, "stats")[0]["stats"].get("filter"), f"host {pacs}")
+c.true("no --filter: the stats event names none", "filter" not in of_type(full, "stats")[0]["stats"])
+workers = analyze(demo, "--filter", f"host {pacs}", "--workers", "2")
+c.eq("--filter with --workers 2: the same flows", flow_keys(workers), flow_keys(kept))
+c.eq("--filter with --workers 2: the stats event names the filter", of_type(workers, "stats")[0]["stats"].get("filter"),
+     f"host {pacs}")
+try:
+    import jsonschema
+    schema = json.load(open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "schema",
+                                         "stats.json")))
+    jsonschema.validate(of_type(kept, "stats")[0], schema)
+    c.true("--filter: the stats event follows its schema", True)
+except ImportError:
+    c.true("python3-jsonschema installed", False)
+except Exception as ex:  # jsonschema.ValidationError
+    c.true(f"--filter: the stats event follows its schema ({str(ex)[:200]})", False)
 c.eq("--filter: the same flows as without the filter, for that host",
      flow_keys(kept), flow_keys([e for e in full if e["event_type"] != "flow" or pacs in (e["src_ip"], e["dst_ip"])]))
 # tcpdump is installed with the test dependencies

@@ -149,6 +149,15 @@ TEST_CASE("event log: malformed lines are counted and the first one located") {
   CHECK(log.last_ts == "2024-03-01T12:00:02.000000Z");
 }
 
+TEST_CASE("report says when the analysis read its capture through a filter") {
+  EventLog log = make_log();
+  CHECK(render_html(log, ReportOptions{}).find("id=\"input-filter\"") == std::string::npos);
+  log.add_line(R"({"ts":"2024-03-01T12:10:00.000000Z","event_type":"stats","stats":{"packets":10,"bytes":900,"flows":1,"flows_active":0,"filter":"host 10.0.0.1 and port <104>","counters":{}}})");
+  std::string html = render_html(log, ReportOptions{});
+  CHECK(html.find("<p id=\"input-filter\" class=\"warn\">Only the packets accepted by the capture filter "
+                  "<code>host 10.0.0.1 and port &lt;104&gt;</code>") != std::string::npos);
+}
+
 TEST_CASE("report survives hostile and empty input") {
   EventLog empty;
   std::string html = render_html(empty, ReportOptions{});
