@@ -271,38 +271,41 @@ TEST_CASE("file reader: a file many times the stdio buffer") {
   same_reading(big.save("big"));
 }
 
-TEST_CASE("file reader: the project's own captures read as libpcap reads them") {
-  size_t n = 0;
-  for (auto& e : fs::recursive_directory_iterator(MEDMON_SOURCE_DIR "/pcaps")) {
-    auto ext = e.path().extension();
-    if (ext != ".pcap" && ext != ".pcapng") continue;
-    char err[PCAP_ERRBUF_SIZE];
-    pcap_t* p = pcap_open_offline(e.path().c_str(), err);
-    if (!p) continue;  // not a capture at all: open_file refuses it the same way
-    pcap_close(p);
-    same_reading(e.path().string());
-    ++n;
-  }
-  CHECK(n > 20);
-}
-
-TEST_CASE("file reader: a BPF filter keeps the packets libpcap's filter keeps") {
-  size_t n = 0;
+// Calls f(path, handle) for every capture under pcaps/ that libpcap opens (the others are not
+// captures at all: open_file refuses them the same way).
+template <class F>
+void each_bundled_capture(F f) {
   for (auto& e : fs::recursive_directory_iterator(MEDMON_SOURCE_DIR "/pcaps")) {
     auto ext = e.path().extension();
     if (ext != ".pcap" && ext != ".pcapng") continue;
     char err[PCAP_ERRBUF_SIZE];
     pcap_t* p = pcap_open_offline(e.path().c_str(), err);
     if (!p) continue;
+    f(e.path().string(), p);
+    pcap_close(p);
+  }
+}
+
+TEST_CASE("file reader: the project's own captures read as libpcap reads them") {
+  size_t n = 0;
+  each_bundled_capture([&](const std::string& path, pcap_t*) {
+    same_reading(path);
+    ++n;
+  });
+  CHECK(n > 20);
+}
+
+TEST_CASE("file reader: a BPF filter keeps the packets libpcap's filter keeps") {
+  size_t n = 0;
+  each_bundled_capture([&](const std::string& path, pcap_t* p) {
     for (const char* bpf : {"tcp", "udp or icmp", "ip[6:2] & 0x3fff != 0", "greater 1000", "not tcp port 104"}) {
       bpf_program prog;
       if (pcap_compile(p, &prog, bpf, 1, PCAP_NETMASK_UNKNOWN) != 0) continue;  // not for this link type
       pcap_freecode(&prog);
-      for (size_t window : {PcapSource::kDefaultMapWindow, size_t(1)}) same_reading_with(e.path().string(), window, bpf);
+      for (size_t window : {PcapSource::kDefaultMapWindow, size_t(1)}) same_reading_with(path, window, bpf);
       ++n;
     }
-    pcap_close(p);
-  }
+  });
   CHECK(n > 100);
   Writer w(false, false);
   w.packet(1, 0, 100);
