@@ -283,7 +283,7 @@ PcapSource::Next PcapSource::next_mapped(const pcap_pkthdr*& hdr, const uint8_t*
   if (ng_) return next_mapped_ng(hdr, data);
   auto libpcap_reads = [&] {
     hand_over();
-    return next(hdr, data);
+    return next_record(hdr, data);
   };
   const uint8_t* r = in_window(16);
   if (!r) return libpcap_reads();
@@ -322,7 +322,7 @@ PcapSource::Next PcapSource::next_mapped_ng(const pcap_pkthdr*& hdr, const uint8
     // A file cut under the mapping reads as zeros past its new end: no block is valid there.
     if (g_window_lost.load() || shrank()) return cut_short();
     hand_over();
-    return next(hdr, data);
+    return next_record(hdr, data);
   };
   const uint8_t* r = in_window(8);
   if (!r) return give_up();
@@ -365,10 +365,24 @@ std::unique_ptr<PcapSource> PcapSource::open_live(const std::string& iface, int 
   return s;
 }
 
-void PcapSource::set_filter(const std::string& bpf) {
+namespace {
+bpf_program compile_filter(pcap_t* p, const std::string& bpf) {
   bpf_program prog;
-  if (pcap_compile(p_, &prog, bpf.c_str(), 1, PCAP_NETMASK_UNKNOWN) < 0)
-    throw std::runtime_error("bad BPF filter '" + bpf + "': " + pcap_geterr(p_));
+  if (pcap_compile(p, &prog, bpf.c_str(), 1, PCAP_NETMASK_UNKNOWN) < 0)
+    throw std::runtime_error("bad BPF filter '" + bpf + "': " + pcap_geterr(p));
+  return prog;
+}
+}  // namespace
+
+void PcapSource::check_filter(const std::string& bpf) {
+  std::unique_ptr<pcap_t, void (*)(pcap_t*)> dead(pcap_open_dead(DLT_EN10MB, 262144), pcap_close);
+  if (!dead) throw std::runtime_error("bad BPF filter '" + bpf + "': no memory to compile it");
+  bpf_program prog = compile_filter(dead.get(), bpf);
+  pcap_freecode(&prog);
+}
+
+void PcapSource::set_filter(const std::string& bpf) {
+  bpf_program prog = compile_filter(p_, bpf);
   int rc = pcap_setfilter(p_, &prog);  // what libpcap reads (live, or a file once handed over)
   if (rc < 0) {
     pcap_freecode(&prog);

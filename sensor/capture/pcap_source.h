@@ -30,6 +30,9 @@ class PcapSource {
   // Only packets the BPF expression accepts are returned (files: records read in place are
   // matched here as libpcap matches the ones it reads). Throws std::runtime_error on a bad one.
   void set_filter(const std::string& bpf);
+  // Throws as set_filter does when the expression is not BPF at all (checked for Ethernet, before
+  // any file is open; whether it fits a file's link type is known only once that file is).
+  static void check_filter(const std::string& bpf);
   void breakloop();
   // Offline: bytes read so far and file size (0 when unknown, e.g. stdin).
   uint64_t position() const;
@@ -50,7 +53,7 @@ class PcapSource {
   bool map_window(uint64_t offset, size_t need);
   const uint8_t* in_window(size_t need);
   Next next_mapped(const pcap_pkthdr*& hdr, const uint8_t*& data);
-  Next next_record(const pcap_pkthdr*& hdr, const uint8_t*& data);
+  Next next_record(const pcap_pkthdr*& hdr, const uint8_t*& data);  // through libpcap
   Next next_mapped_ng(const pcap_pkthdr*& hdr, const uint8_t*& data);
   Next cut_short();
   void hand_over();

@@ -96,13 +96,12 @@ int run_analyze(const AnalyzeOptions& o) {
   if (!o.bpf.empty()) {
     // A filter that is not BPF is a usage error before any file is read. Whether it fits a
     // file's link type ("ether host" on raw IP) is known only once that file is open.
-    pcap_t* dead = pcap_open_dead(DLT_EN10MB, 262144);
-    bpf_program prog;
-    bool ok = dead && pcap_compile(dead, &prog, o.bpf.c_str(), 1, PCAP_NETMASK_UNKNOWN) == 0;
-    if (ok) pcap_freecode(&prog);
-    else fmt::print(stderr, "medmon: bad BPF filter '{}': {}\n", o.bpf, dead ? pcap_geterr(dead) : "no memory");
-    if (dead) pcap_close(dead);
-    if (!ok) return kExitUsage;
+    try {
+      PcapSource::check_filter(o.bpf);
+    } catch (const std::exception& e) {
+      fmt::print(stderr, "medmon: {}\n", e.what());
+      return kExitUsage;
+    }
   }
   try {
     cfg = load_sensor_config(o);

@@ -11,7 +11,7 @@ namespace medmon::report {
 
 struct EventLog {
   std::vector<nlohmann::json> flows, alerts, assets, dicom, hl7, anomalies;
-  nlohmann::json stats;             // the last `stats` event
+  nlohmann::json stats = nlohmann::json::object();  // the last `stats` event
   std::string first_ts, last_ts;    // RFC 3339, as written
   uint64_t events = 0, bad_lines = 0;
   uint64_t lines = 0, first_bad_line = 0;  // lines given (blank ones too); 1-based, 0 = none bad

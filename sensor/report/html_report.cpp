@@ -359,8 +359,7 @@ void Builder::summary_section() {
   o() += "</p>\n";
   // A filtered analysis did not see the traffic outside its filter: flows declared but not seen
   // may simply have been filtered out.
-  if (std::string f = str(log_.stats.is_object() ? log_.stats.value("stats", json::object()) : json::object(), "filter");
-      !f.empty())
+  if (std::string f = str(log_.stats.value("stats", json::object()), "filter"); !f.empty())
     o() += "<p id=\"input-filter\" class=\"warn\">Only the packets accepted by the capture filter <code>" + h(f) +
            "</code> were analysed: traffic outside it was not seen, and is neither judged nor counted here.</p>\n";
   o() += "<div class=\"cards\">\n";
