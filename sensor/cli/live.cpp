@@ -149,6 +149,25 @@ void pin_thread(pthread_t t, const CaptureConfig& c, int worker) {
     log_line(kLogWarn, "{}: cannot pin worker {} to cpu {}: {}", where_cpus(c), worker, cpu, std::strerror(rc));
 }
 
+// The capture filter in force, as the workers' `stats` events name it: set by the main thread
+// (start, reload), read by each worker at its once-a-second flush.
+class FilterInForce {
+ public:
+  explicit FilterInForce(std::string bpf) : bpf_(std::move(bpf)) {}
+  void set(std::string bpf) {
+    std::lock_guard lock(m_);
+    bpf_ = std::move(bpf);
+  }
+  std::string get() const {
+    std::lock_guard lock(m_);
+    return bpf_;
+  }
+
+ private:
+  mutable std::mutex m_;
+  std::string bpf_;
+};
+
 // What a reload may change besides the policy: the kernel filter of the open sockets.
 struct CaptureFilter {
   bool from_cli = false;                          // -f given: the config file's bpf is ignored
@@ -299,13 +318,17 @@ int run_live_pcap(const LiveOptions& o, const SensorConfig& cfg, Depth depth, co
   Pipeline pipeline(cfg, depth, out, phi, {&judge, inventory.get()});
   pipeline.set_linktype(dlt);
   pipeline.prepare();
+  pipeline.set_input_filter(o.bpf);
   g_live_src = src.get();
   install_handlers();
 
   // libpcap's TPACKET_V3 reader waits for a packet however long that takes: wake it every
   // 100 ms (libpcap >= 1.10 wakes a blocked reader on breakloop) so that output is flushed and
   // a reload taken up on a quiet link too.
-  CaptureFilter filter{bpf_from_cli, o.bpf, [&](const std::string& f) { src->set_filter(f); }};
+  CaptureFilter filter{bpf_from_cli, o.bpf, [&](const std::string& f) {
+                         src->set_filter(f);
+                         pipeline.set_input_filter(f);
+                       }};
   std::atomic<bool> ticking{true};
   std::thread ticker([&] {
     while (ticking) {
@@ -382,6 +405,7 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
   install_handlers();
 
   std::mutex file_mutex;
+  FilterInForce filter_in_force(o.bpf);
   LiveAssets assets([&] { return board.current(); });  // one inventory for all workers
   std::vector<std::thread> threads;
   for (int i = 0; i < o.workers; ++i) {
@@ -397,6 +421,7 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
       pipeline.set_linktype(linktype::EN10MB);
       pipeline.prepare();
       if (o.workers > 1) pipeline.set_worker_id(i);
+      pipeline.set_input_filter(filter_in_force.get());
       AfPacketSource& src = *sources[i];
       auto last_flush = std::chrono::steady_clock::now();
       auto handler = [&](const uint8_t* f, uint32_t cap, uint32_t len, int64_t usec) {
@@ -412,12 +437,14 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
           uint64_t recv, drop, freeze;
           src.stats(recv, drop, freeze);
           pipeline.set_capture_stats(recv, drop, 0);
+          pipeline.set_input_filter(filter_in_force.get());
           out.flush();
         }
       }
       uint64_t recv, drop, freeze;
       src.stats(recv, drop, freeze);
       pipeline.set_capture_stats(recv, drop, 0);
+      pipeline.set_input_filter(filter_in_force.get());
       pipeline.finish(FlowEnd::interrupted);
       out.flush();
     });
@@ -425,6 +452,7 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
   }
   CaptureFilter filter{bpf_from_cli, o.bpf, [&](const std::string& f) {
                          for (auto& s : sources) s->set_filter(f);
+                         filter_in_force.set(f);
                        }};
   // The main thread only handles reloads.
   while (!g_live_stop) {

@@ -58,7 +58,8 @@ class Pipeline {
   void set_worker_id(int id) { worker_id_ = id; }
   // Extra gauges for `stats` (kernel drops in live mode).
   void set_capture_stats(uint64_t received, uint64_t dropped, uint64_t if_dropped);
-  // The filter the input was read through, said in `stats` (packets outside it were not seen).
+  // The filter the input was read through (`analyze --filter`, `live -f` or capture.bpf, as
+  // reloaded), said in `stats`: packets outside it were not seen.
   void set_input_filter(std::string bpf) { input_filter_ = std::move(bpf); }
 
   uint64_t packets() const { return packets_; }

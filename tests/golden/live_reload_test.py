@@ -153,12 +153,15 @@ policy:
 
         # 5. capture.bpf changes apply on reload, on the open sockets: the workstation disappears.
         kept = sorted(k for k in ref if k[2] != "10.10.1.50")
+        unfiltered = live.events()
         write_cfg("not host 10.10.1.50")
         live.hup("capture filter now 'not host 10.10.1.50'")
         n = len(live.events())
         scenario(n, len(kept))
         time.sleep(1.0)
         C.eq("phase 5: the filter drops the workstation's flows", sorted(demo_flows(live.events()[n:])), kept)
+        C.eq("no stats event named a filter before it was set",
+             [e["stats"]["filter"] for e in unfiltered if e["event_type"] == "stats" and "filter" in e["stats"]], [])
         # 6. A filter that does not compile is refused; the previous one stays.
         write_cfg("not hots 10.10.1.50")
         live.hup("capture.bpf rejected")
@@ -178,6 +181,8 @@ policy:
                 last[e["stats"].get("worker", 0)] = e["stats"]
         C.eq("a stats event from every worker", sorted(last), list(range(workers)) if workers > 1 else [0])
         C.true("each worker's final stats: no flow left open", all(s["flows_active"] == 0 for s in last.values()))
+        C.eq("each worker's final stats name the filter in force (the refused one did not replace it)",
+             sorted({s.get("filter") for s in last.values()}), ["not host 10.10.1.50"])
         # One asset inventory for all workers: every device is new once, and the policy in force
         # names and binds it (the CT is ct-1, model acme-ct).
         assets = [e["asset"] for e in live.events() if e["event_type"] == "asset"]
