@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -111,6 +112,29 @@ class DicomDissector final : public Dissector {
   void anomaly(FlowContext& ctx, const char* name, uint64_t offset, std::string_view detail = {});
   void issues(FlowContext& ctx, const Issues& is, uint64_t base);
   void touch(FlowContext& ctx);
+
+  // Where on_data is in the bytes it was handed.
+  struct Cursor {
+    std::span<const uint8_t> data;
+    size_t pos = 0;
+    uint64_t base = 0;  // stream offset of data[0]
+    std::span<const uint8_t> rest() const { return data.subspan(pos); }
+    uint64_t offset() const { return base + pos; }
+  };
+  // The phases of on_data; nullopt: the loop goes on from c.pos.
+  std::optional<Consumed> seek_pdu(DirState& s, Cursor& c);
+  std::optional<Consumed> read_pdu(Dir dir, DirState& s, Cursor& c, FlowContext& ctx);
+  std::optional<Consumed> open_pdv(Dir dir, DirState& s, Cursor& c, FlowContext& ctx);
+  std::optional<Consumed> read_pdv_data(Dir dir, DirState& s, Cursor& c, FlowContext& ctx);
+  // The first header of a direction, before any A-ASSOCIATE: does the capture start at the
+  // beginning of an association (start), inside one (resync), or is it too early to say?
+  enum class FirstPdu : uint8_t { start, resync, need_more };
+  FirstPdu check_first_pdu(DirState& s, Cursor& c, FlowContext& ctx);
+  void start_pdata(Dir dir, DirState& s, Cursor& c, const PduHeader& h, FlowContext& ctx);
+  // The rest of the current PDU cannot be framed: step over it.
+  std::optional<Consumed> skip_rest_of_pdu(DirState& s, Cursor& c);
+  // A header that cannot be right: an anomaly, then a search for the next plausible P-DATA.
+  void lose_sync(DirState& s, Cursor& c, FlowContext& ctx, const char* name, std::string_view detail = {});
   void handle_pdu(Dir dir, const PduHeader& h, std::span<const uint8_t> pdu, FlowContext& ctx, uint64_t off);
   void begin_fragment(Dir dir, FlowContext& ctx, uint64_t off);
   void end_fragment(Dir dir, FlowContext& ctx, uint64_t off);
@@ -201,176 +225,203 @@ void DicomDissector::touch(FlowContext& ctx) {
   if (!any_) { any_ = true; start_ = ctx.now(); }
 }
 
+// The PDU state machine: each phase reads what it can from the cursor and either moves on (the
+// loop goes round) or stops with what the reassembler must keep, wait for or skip.
 Consumed DicomDissector::on_data(Dir dir, std::span<const uint8_t> data, FlowContext& ctx) {
   DirState& s = st(dir);
-  const uint64_t base = ctx.stream_offset();
-  size_t pos = 0;
-  while (pos < data.size()) {
-    std::span<const uint8_t> rest = data.subspan(pos);
+  Cursor c{data, 0, ctx.stream_offset()};
+  while (c.pos < data.size()) {
+    std::optional<Consumed> stop;
     switch (s.phase) {
-      case DirState::resync: {
-        bool undecided = false;
-        size_t p = find_resync(rest, undecided);
-        if (p == static_cast<size_t>(-1)) {
-          // Keep a tail that may hold the start of a header.
-          size_t keep = std::min<size_t>(rest.size(), 15);
-          pos += rest.size() - keep;
-          return {pos, keep + 1};
-        }
-        pos += p;
-        if (undecided) return {pos, data.size() - pos + 1};
-        s.phase = DirState::header;
-        s.skip_until_command = true;
-        continue;
-      }
-      case DirState::header: {
-        if (rest.size() < kPduHeaderSize) return {pos, kPduHeaderSize};
-        if (s.first && !start_seen_) {
-          int r = plausible_start(rest);
-          int big = r == 1 ? 0 : looks_like_oversized_associate(rest);
-          if ((r < 0 || big < 0) && rest.size() < 80) return {pos, rest.size() + 1};
-          s.first = false;
-          if (big == 1) {
-            // Not a capture joined mid-association: an association PDU over the cap, which
-            // would otherwise hide the association silently.
-            anomaly(ctx, "bad_pdu_length", base + pos, pdu_type_name(rest[0]));
-            s.phase = DirState::resync;
-            ++pos;
-            continue;
-          }
-          if (r != 1) {  // the capture starts inside an association
-            if (!start_seen_) midstream_ = true;
-            s.phase = DirState::resync;
-            continue;
-          }
-        }
-        PduHeader h = read_pdu_header(rest);
-        if (h.type < kAssociateRq || h.type > kAbort) {
-          anomaly(ctx, "unknown_pdu_type", base + pos, pdu_type_name(h.type));
-          s.phase = DirState::resync;
-          ++pos;
-          continue;
-        }
-        if (h.type == kPData) {
-          if (h.length < kPdvHeaderSize || h.length > kMaxPDataPdu) {
-            anomaly(ctx, "bad_pdu_length", base + pos);
-            s.phase = DirState::resync;
-            ++pos;
-            continue;
-          }
-          touch(ctx);
-          ++pdus_[static_cast<int>(dir)];
-          if (state_ == State::idle && !start_seen_) {
-            state_ = State::established;  // joined mid-association
-            midstream_ = true;
-          }
-          // Only checks within one direction's order, plus P-DATA before any AC: a hole
-          // delays one direction behind the other, so cross-direction order is not evidence.
-          if (dir_closed_[static_cast<int>(dir)] || (start_seen_ && !have_ac_ && gaps_ == 0))
-            anomaly(ctx, "unexpected_pdu", base + pos, "P-DATA-TF");
-          // The receiver announced the largest PDU it accepts.
-          const AssociatePdu& recv = dir == Dir::to_server ? ac_ : rq_;
-          bool have = dir == Dir::to_server ? have_ac_ : have_rq_;
-          if (have && recv.has_max_pdu && recv.max_pdu && h.length > recv.max_pdu && !warned_max_pdu_) {
-            warned_max_pdu_ = true;
-            anomaly(ctx, "pdu_exceeds_max_length", base + pos);
-          }
-          pos += kPduHeaderSize;
-          s.pdu_left = h.length;
-          s.phase = DirState::pdv_header;
-          continue;
-        }
-        uint32_t max = (h.type == kAssociateRq || h.type == kAssociateAc) ? kMaxAssociatePdu : 1024;
-        uint32_t min = (h.type == kAssociateRq || h.type == kAssociateAc) ? kAssociateFixedSize : 4;
-        if (h.length < min || h.length > max) {
-          anomaly(ctx, "bad_pdu_length", base + pos, pdu_type_name(h.type));
-          s.phase = DirState::resync;
-          ++pos;
-          continue;
-        }
-        size_t total = kPduHeaderSize + h.length;
-        if (rest.size() < total) return {pos, total};
-        handle_pdu(dir, h, rest.first(total), ctx, base + pos);
-        pos += total;
-        continue;
-      }
-      case DirState::pdv_header: {
-        if (s.pdu_left == 0) { s.phase = DirState::header; continue; }
-        if (s.pdu_left < kPdvHeaderSize) {
-          anomaly(ctx, "pdv_past_pdu_end", base + pos);
-          uint64_t n = s.pdu_left;
-          s.pdu_left = 0;
-          s.phase = DirState::header;
-          if (n > rest.size()) return {data.size(), 0, n - rest.size()};
-          pos += n;
-          continue;
-        }
-        if (rest.size() < kPdvHeaderSize) return {pos, kPdvHeaderSize};
-        PdvHeader v = read_pdv_header(rest);
-        uint64_t off = base + pos;
-        pos += kPdvHeaderSize;
-        s.pdu_left -= kPdvHeaderSize;
-        if (v.length < 2) {
-          anomaly(ctx, "bad_pdv_length", off);
-          uint64_t n = s.pdu_left;  // the rest of this PDU cannot be framed
-          s.pdu_left = 0;
-          s.phase = DirState::header;
-          size_t have = data.size() - pos;
-          if (n > have) return {data.size(), 0, n - have};
-          pos += n;
-          continue;
-        }
-        uint32_t dlen = v.length - 2;
-        if (dlen > s.pdu_left) {
-          anomaly(ctx, "pdv_past_pdu_end", off);
-          dlen = s.pdu_left;
-        }
-        s.pdv_left = dlen;
-        s.pdu_left -= dlen;
-        s.pc_id = v.pc_id;
-        s.mch = v.mch;
-        begin_fragment(dir, ctx, off);
-        s.phase = DirState::pdv_data;
-        if (s.pdv_left == 0) { end_fragment(dir, ctx, off); s.phase = DirState::pdv_header; }
-        continue;
-      }
-      case DirState::pdv_data: {
-        size_t n = static_cast<size_t>(std::min<uint64_t>(rest.size(), s.pdv_left));
-        bool is_cmd = s.mch & 1;
-        if (s.frag_skip || (!is_cmd && (!s.walker.active() || s.walker.done()))) {
-          if (s.pdv_left > rest.size()) {  // step over the rest of the fragment unread
-            uint64_t skip = s.pdv_left - rest.size();
-            uint64_t off = base + data.size() + skip;
-            s.pdv_left = 0;
-            end_fragment(dir, ctx, off);
-            s.phase = DirState::pdv_header;
-            return {data.size(), 0, skip};
-          }
-          pos += n;
-          s.pdv_left -= static_cast<uint32_t>(n);
-        } else if (is_cmd) {
-          size_t room = kMaxCommandSet - std::min(kMaxCommandSet, s.cmd.size());
-          if (n > room && !s.cmd_broken) {
-            s.cmd_broken = true;
-            anomaly(ctx, "command_too_long", base + pos);
-          }
-          s.cmd.insert(s.cmd.end(), rest.begin(), rest.begin() + static_cast<ptrdiff_t>(std::min(n, room)));
-          pos += n;
-          s.pdv_left -= static_cast<uint32_t>(n);
-        } else {
-          s.walker.feed(rest.first(n));
-          pos += n;
-          s.pdv_left -= static_cast<uint32_t>(n);
-        }
-        if (s.pdv_left == 0) {
-          end_fragment(dir, ctx, base + pos);
-          s.phase = DirState::pdv_header;
-        }
-        continue;
-      }
+      case DirState::resync: stop = seek_pdu(s, c); break;
+      case DirState::header: stop = read_pdu(dir, s, c, ctx); break;
+      case DirState::pdv_header: stop = open_pdv(dir, s, c, ctx); break;
+      case DirState::pdv_data: stop = read_pdv_data(dir, s, c, ctx); break;
+    }
+    if (stop) return *stop;
+  }
+  return {c.pos, 0};
+}
+
+std::optional<Consumed> DicomDissector::seek_pdu(DirState& s, Cursor& c) {
+  std::span<const uint8_t> rest = c.rest();
+  bool undecided = false;
+  size_t p = find_resync(rest, undecided);
+  if (p == static_cast<size_t>(-1)) {
+    // Keep a tail that may hold the start of a header.
+    size_t keep = std::min<size_t>(rest.size(), 15);
+    c.pos += rest.size() - keep;
+    return Consumed{c.pos, keep + 1};
+  }
+  c.pos += p;
+  if (undecided) return Consumed{c.pos, c.data.size() - c.pos + 1};
+  s.phase = DirState::header;
+  s.skip_until_command = true;
+  return std::nullopt;
+}
+
+void DicomDissector::lose_sync(DirState& s, Cursor& c, FlowContext& ctx, const char* name, std::string_view detail) {
+  anomaly(ctx, name, c.offset(), detail);
+  s.phase = DirState::resync;
+  ++c.pos;
+}
+
+DicomDissector::FirstPdu DicomDissector::check_first_pdu(DirState& s, Cursor& c, FlowContext& ctx) {
+  std::span<const uint8_t> rest = c.rest();
+  int r = plausible_start(rest);
+  int big = r == 1 ? 0 : looks_like_oversized_associate(rest);
+  if ((r < 0 || big < 0) && rest.size() < 80) return FirstPdu::need_more;
+  s.first = false;
+  if (big == 1) {
+    // Not a capture joined mid-association: an association PDU over the cap, which would
+    // otherwise hide the association silently.
+    lose_sync(s, c, ctx, "bad_pdu_length", pdu_type_name(rest[0]));
+    return FirstPdu::resync;
+  }
+  if (r != 1) {  // the capture starts inside an association
+    midstream_ = true;
+    s.phase = DirState::resync;
+    return FirstPdu::resync;
+  }
+  return FirstPdu::start;
+}
+
+std::optional<Consumed> DicomDissector::read_pdu(Dir dir, DirState& s, Cursor& c, FlowContext& ctx) {
+  std::span<const uint8_t> rest = c.rest();
+  if (rest.size() < kPduHeaderSize) return Consumed{c.pos, kPduHeaderSize};
+  if (s.first && !start_seen_) {
+    switch (check_first_pdu(s, c, ctx)) {
+      case FirstPdu::need_more: return Consumed{c.pos, rest.size() + 1};
+      case FirstPdu::resync: return std::nullopt;
+      case FirstPdu::start: break;
     }
   }
-  return {pos, 0};
+  PduHeader h = read_pdu_header(rest);
+  if (h.type < kAssociateRq || h.type > kAbort) {
+    lose_sync(s, c, ctx, "unknown_pdu_type", pdu_type_name(h.type));
+    return std::nullopt;
+  }
+  if (h.type == kPData) {
+    start_pdata(dir, s, c, h, ctx);
+    return std::nullopt;
+  }
+  // Any other PDU is read whole; its length is checked against what its type can hold.
+  bool associate = h.type == kAssociateRq || h.type == kAssociateAc;
+  uint32_t max = associate ? kMaxAssociatePdu : 1024;
+  uint32_t min = associate ? kAssociateFixedSize : 4;
+  if (h.length < min || h.length > max) {
+    lose_sync(s, c, ctx, "bad_pdu_length", pdu_type_name(h.type));
+    return std::nullopt;
+  }
+  size_t total = kPduHeaderSize + h.length;
+  if (rest.size() < total) return Consumed{c.pos, total};
+  handle_pdu(dir, h, rest.first(total), ctx, c.offset());
+  c.pos += total;
+  return std::nullopt;
+}
+
+void DicomDissector::start_pdata(Dir dir, DirState& s, Cursor& c, const PduHeader& h, FlowContext& ctx) {
+  if (h.length < kPdvHeaderSize || h.length > kMaxPDataPdu) {
+    lose_sync(s, c, ctx, "bad_pdu_length");
+    return;
+  }
+  touch(ctx);
+  ++pdus_[static_cast<int>(dir)];
+  if (state_ == State::idle && !start_seen_) {
+    state_ = State::established;  // joined mid-association
+    midstream_ = true;
+  }
+  // Only checks within one direction's order, plus P-DATA before any AC: a hole delays one
+  // direction behind the other, so cross-direction order is not evidence.
+  if (dir_closed_[static_cast<int>(dir)] || (start_seen_ && !have_ac_ && gaps_ == 0))
+    anomaly(ctx, "unexpected_pdu", c.offset(), "P-DATA-TF");
+  // The receiver announced the largest PDU it accepts.
+  const AssociatePdu& recv = dir == Dir::to_server ? ac_ : rq_;
+  bool have = dir == Dir::to_server ? have_ac_ : have_rq_;
+  if (have && recv.has_max_pdu && recv.max_pdu && h.length > recv.max_pdu && !warned_max_pdu_) {
+    warned_max_pdu_ = true;
+    anomaly(ctx, "pdu_exceeds_max_length", c.offset());
+  }
+  c.pos += kPduHeaderSize;
+  s.pdu_left = h.length;
+  s.phase = DirState::pdv_header;
+}
+
+std::optional<Consumed> DicomDissector::skip_rest_of_pdu(DirState& s, Cursor& c) {
+  uint64_t n = s.pdu_left;
+  s.pdu_left = 0;
+  s.phase = DirState::header;
+  size_t have = c.data.size() - c.pos;
+  if (n > have) return Consumed{c.data.size(), 0, n - have};
+  c.pos += n;
+  return std::nullopt;
+}
+
+std::optional<Consumed> DicomDissector::open_pdv(Dir dir, DirState& s, Cursor& c, FlowContext& ctx) {
+  if (s.pdu_left == 0) {
+    s.phase = DirState::header;
+    return std::nullopt;
+  }
+  if (s.pdu_left < kPdvHeaderSize) {
+    anomaly(ctx, "pdv_past_pdu_end", c.offset());
+    return skip_rest_of_pdu(s, c);
+  }
+  if (c.data.size() - c.pos < kPdvHeaderSize) return Consumed{c.pos, kPdvHeaderSize};
+  PdvHeader v = read_pdv_header(c.rest());
+  uint64_t off = c.offset();
+  c.pos += kPdvHeaderSize;
+  s.pdu_left -= kPdvHeaderSize;
+  if (v.length < 2) {
+    anomaly(ctx, "bad_pdv_length", off);
+    return skip_rest_of_pdu(s, c);  // the rest of this PDU cannot be framed
+  }
+  uint32_t dlen = v.length - 2;
+  if (dlen > s.pdu_left) {
+    anomaly(ctx, "pdv_past_pdu_end", off);
+    dlen = s.pdu_left;
+  }
+  s.pdv_left = dlen;
+  s.pdu_left -= dlen;
+  s.pc_id = v.pc_id;
+  s.mch = v.mch;
+  begin_fragment(dir, ctx, off);
+  s.phase = DirState::pdv_data;
+  if (s.pdv_left == 0) {
+    end_fragment(dir, ctx, off);
+    s.phase = DirState::pdv_header;
+  }
+  return std::nullopt;
+}
+
+std::optional<Consumed> DicomDissector::read_pdv_data(Dir dir, DirState& s, Cursor& c, FlowContext& ctx) {
+  std::span<const uint8_t> rest = c.rest();
+  size_t n = static_cast<size_t>(std::min<uint64_t>(rest.size(), s.pdv_left));
+  bool is_cmd = s.mch & 1;
+  if (s.frag_skip || (!is_cmd && (!s.walker.active() || s.walker.done()))) {
+    if (s.pdv_left > rest.size()) {  // step over the rest of the fragment unread
+      uint64_t skip = s.pdv_left - rest.size();
+      s.pdv_left = 0;
+      end_fragment(dir, ctx, c.base + c.data.size() + skip);
+      s.phase = DirState::pdv_header;
+      return Consumed{c.data.size(), 0, skip};
+    }
+  } else if (is_cmd) {
+    size_t room = kMaxCommandSet - std::min(kMaxCommandSet, s.cmd.size());
+    if (n > room && !s.cmd_broken) {
+      s.cmd_broken = true;
+      anomaly(ctx, "command_too_long", c.offset());
+    }
+    s.cmd.insert(s.cmd.end(), rest.begin(), rest.begin() + static_cast<ptrdiff_t>(std::min(n, room)));
+  } else {
+    s.walker.feed(rest.first(n));
+  }
+  c.pos += n;
+  s.pdv_left -= static_cast<uint32_t>(n);
+  if (s.pdv_left == 0) {
+    end_fragment(dir, ctx, c.offset());
+    s.phase = DirState::pdv_header;
+  }
+  return std::nullopt;
 }
 
 size_t DicomDissector::find_resync(std::span<const uint8_t> d, bool& undecided) const {
