@@ -524,6 +524,243 @@ bool parse_mac(std::string_view s, std::array<uint8_t, 6>& out) {
   return true;
 }
 
+// The site's sections, one reader each, in the order load_site calls them. Nodes are passed as
+// YAML::Node values (handles to the same node), not const references: yaml-cpp's const
+// operator[] answers a missing key with an invalid node, on which Mark() throws.
+
+// Schema, name and production flag, and the site's own address ranges (required).
+void load_site_header(Reader& r, YAML::Node root, Site& site) {
+  if (auto s = root["schema"]) {
+    std::string v;
+    if (r.str(s, "schema", v) && v != "medmon.site/v1")
+      r.err(s, "unsupported schema '" + v + "' (expected medmon.site/v1)");
+  } else {
+    r.err(root, "missing key 'schema' (expected schema: medmon.site/v1)");
+  }
+  if (auto s = root["site"]; s && r.is_map(s, "site")) {
+    r.keys(s, "site", {"name", "production"});
+    if (s["name"]) r.str(s["name"], "site name", site.name);
+    if (s["production"]) r.boolean(s["production"], "site production", site.production);
+  }
+  if (auto n = root["internal_networks"]) site.internal = r.cidrs(n, "internal_networks");
+  else r.err(root, "missing key 'internal_networks' (the site's own address ranges, e.g. [10.0.0.0/8])");
+}
+
+// Zones come first: the zone matrix, the devices and the models' allowed zones name them.
+void load_zones(Reader& r, YAML::Node z, Site& site) {
+  if (!z || z.IsNull()) return;
+  if (!z.IsSequence()) { r.err(z, "zones: expected a list of {name, cidrs, vlans}"); return; }
+  for (auto e : z) {
+    if (!r.is_map(e, "zone")) continue;
+    r.keys(e, "zone", {"name", "cidrs", "vlan", "vlans", "description"});
+    Zone zone;
+    if (e["name"]) r.str(e["name"], "zone name", zone.name);
+    else r.err(e, "zone: missing key 'name'");
+    if (e["cidrs"]) zone.cidrs = r.cidrs(e["cidrs"], "zone '" + zone.name + "' cidrs");
+    else r.err(e, "zone '" + zone.name + "': missing key 'cidrs'");
+    for (auto k : {"vlan", "vlans"}) {
+      if (!e[k]) continue;
+      auto v = r.ports(e[k], "zone '" + zone.name + "' vlan");
+      for (auto x : v) if (x > 4094) r.err(e[k], "zone '" + zone.name + "' vlan: expected 1-4094");
+      zone.vlans.insert(zone.vlans.end(), v.begin(), v.end());
+    }
+    for (auto& o : site.zones) if (o.name == zone.name) r.err(e, "zone '" + zone.name + "': duplicate zone name");
+    site.zones.push_back(std::move(zone));
+  }
+}
+
+// A zone defined under zones:, or the built-in "external".
+bool zone_known(const Site& site, const std::string& z) {
+  for (auto& x : site.zones) if (x.name == z) return true;
+  return z == "external";
+}
+
+// The allowed (from, to) zone pairs; both ends must be known zones.
+void load_zone_matrix(Reader& r, YAML::Node zm, Site& site) {
+  if (!zm || zm.IsNull()) return;
+  if (!zm.IsSequence()) { r.err(zm, "zone_matrix: expected a list of {from, to}"); return; }
+  for (auto e : zm) {
+    if (!r.is_map(e, "zone_matrix entry")) continue;
+    r.keys(e, "zone_matrix entry", {"from", "to", "description"});
+    std::string from, to;
+    if (e["from"]) r.str(e["from"], "zone_matrix from", from); else r.err(e, "zone_matrix entry: missing key 'from'");
+    if (e["to"]) r.str(e["to"], "zone_matrix to", to); else r.err(e, "zone_matrix entry: missing key 'to'");
+    if (!from.empty() && !zone_known(site, from)) r.err(e["from"], "zone_matrix from: unknown zone '" + from + "' (define it under zones)");
+    if (!to.empty() && !zone_known(site, to)) r.err(e["to"], "zone_matrix to: unknown zone '" + to + "' (define it under zones)");
+    site.zone_matrix.emplace_back(from, to);
+  }
+}
+
+// Roles bound to addresses, AE titles, ports and HL7 applications; devices may add more.
+void load_roles(Reader& r, YAML::Node rl, Site& site) {
+  if (!rl || rl.IsNull()) return;
+  if (!rl.IsSequence()) { r.err(rl, "roles: expected a list of {role, ips, ae_titles, ports}"); return; }
+  for (auto e : rl) {
+    if (!r.is_map(e, "role")) continue;
+    r.keys(e, "role", {"role", "ips", "ae_titles", "ports", "hl7_apps", "description"});
+    Role role;
+    if (e["role"]) r.str(e["role"], "role name", role.name); else r.err(e, "role: missing key 'role'");
+    std::string what = "role '" + role.name + "'";
+    if (e["ips"]) role.addrs = r.cidrs(e["ips"], what + " ips");
+    if (e["ae_titles"]) role.ae_titles = r.strs(e["ae_titles"], what + " ae_titles");
+    if (e["ports"]) role.ports = r.ports(e["ports"], what + " ports");
+    if (e["hl7_apps"]) role.hl7_apps = r.strs(e["hl7_apps"], what + " hl7_apps");
+    if (site.role_index(role.name) >= 0) r.err(e, what + ": duplicate role");
+    site.roles.push_back(std::move(role));
+  }
+}
+
+// Models named by the site file (paths relative to it), before the devices look models up by id.
+void load_listed_models(Reader& r, YAML::Node ml, const std::filesystem::path& site_dir, Site& site) {
+  namespace fs = std::filesystem;
+  if (!ml || ml.IsNull()) return;
+  for (auto& p : r.strs(ml, "models")) {
+    fs::path mp = fs::path(p).is_absolute() ? fs::path(p) : site_dir / p;
+    if (!fs::exists(mp)) {
+      YAML::Mark at = ml.Mark();
+      if (ml.IsSequence()) for (auto e : ml) if (e.IsScalar() && e.Scalar() == p) { at = e.Mark(); break; }
+      r.err_mark(at, "models: file '" + mp.lexically_normal().string() + "' not found");
+      continue;
+    }
+    if (auto m = load_model(mp.lexically_normal().string(), r.errs)) {
+      if (site.find_model(m->id)) continue;
+      site.models.push_back(std::move(m));
+    }
+  }
+}
+
+// What ties a device to traffic: its addresses, MACs or client fingerprints (at least one).
+void load_device_binding(Reader& r, YAML::Node e, const std::string& what, Device& d) {
+  for (auto k : {"ip", "ips"}) {
+    if (!e[k]) continue;
+    for (auto& c : r.cidrs(e[k], what + " " + k)) {
+      if ((c.net.family == 4 && c.bits != 32) || (c.net.family == 6 && c.bits != 128))
+        r.err(e[k], what + " " + k + ": expected single addresses, not a network");
+      else d.ips.push_back(c.net);
+    }
+  }
+  for (auto k : {"mac", "macs"}) {
+    if (!e[k]) continue;
+    for (auto& s : r.strs(e[k], what + " mac")) {
+      std::array<uint8_t, 6> mac;
+      if (parse_mac(s, mac)) d.macs.push_back(mac);
+      else r.err(e[k], what + " mac: '" + s + "' (expected six hex bytes, e.g. 00:1a:2b:3c:4d:5e)");
+    }
+  }
+  if (auto fp = e["fingerprint"]; fp && r.is_map(fp, what + " fingerprint")) {
+    r.keys(fp, what + " fingerprint", {"dicom_calling_ae", "hl7_msh3"});
+    if (fp["dicom_calling_ae"]) d.fp_dicom_calling_ae = r.strs(fp["dicom_calling_ae"], what + " fingerprint dicom_calling_ae");
+    if (fp["hl7_msh3"]) d.fp_hl7_msh3 = r.strs(fp["hl7_msh3"], what + " fingerprint hl7_msh3");
+  }
+  if (d.ips.empty() && d.macs.empty() && d.fp_dicom_calling_ae.empty() && d.fp_hl7_msh3.empty())
+    r.err(e, what + ": needs 'ip', 'mac' or 'fingerprint' to bind it to traffic");
+}
+
+// A model id not among the loaded models is read from <models_dir>/<id>.yaml, which must declare that id.
+void resolve_device_model(Reader& r, YAML::Node at, const std::string& what, const std::string& id,
+                          const std::string& models_dir, Site& site) {
+  namespace fs = std::filesystem;
+  if (site.find_model(id)) return;
+  fs::path mp = fs::path(models_dir) / (id + ".yaml");
+  if (fs::exists(mp)) {
+    if (auto m = load_model(mp.string(), r.errs)) {
+      if (m->id != id)
+        r.err(at, what + " model: " + mp.string() + " declares id '" + m->id + "', not '" + id + "'");
+      else site.models.push_back(std::move(m));
+    }
+  } else {
+    r.err(at, what + " model: model '" + id + "' not found (looked in the site's models: list and " +
+                  mp.string() + ")");
+  }
+}
+
+// The devices: binding, AE titles, roles (created when new), zone and model.
+void load_devices(Reader& r, YAML::Node dl, const std::string& models_dir, Site& site) {
+  if (!dl || dl.IsNull()) return;
+  if (!dl.IsSequence()) { r.err(dl, "devices: expected a list of {name, model, ip, ...}"); return; }
+  for (auto e : dl) {
+    if (!r.is_map(e, "device")) continue;
+    r.keys(e, "device", {"name", "model", "ip", "ips", "mac", "macs", "ae_title", "ae_titles", "hl7_apps", "zone",
+                         "roles", "enable", "description", "fingerprint"});
+    Device d;
+    if (e["name"]) r.str(e["name"], "device name", d.name); else r.err(e, "device: missing key 'name'");
+    std::string what = "device '" + d.name + "'";
+    load_device_binding(r, e, what, d);
+    for (auto k : {"ae_title", "ae_titles"}) if (e[k]) { auto v = r.strs(e[k], what + " ae_title"); d.ae_titles.insert(d.ae_titles.end(), v.begin(), v.end()); }
+    if (e["hl7_apps"]) d.hl7_apps = r.strs(e["hl7_apps"], what + " hl7_apps");
+    if (e["roles"]) {
+      d.roles = r.strs(e["roles"], what + " roles");
+      for (auto& ro : d.roles) if (site.role_index(ro) < 0) {
+        // A device may be the only member of a role; create it.
+        Role nr; nr.name = ro; site.roles.push_back(nr);
+      }
+    }
+    if (e["enable"]) d.enable = r.strs(e["enable"], what + " enable");
+    if (e["zone"]) {
+      r.str(e["zone"], what + " zone", d.zone);
+      if (!zone_known(site, d.zone)) r.err(e["zone"], what + " zone: unknown zone '" + d.zone + "' (define it under zones)");
+    }
+    if (!e["model"]) r.err(e, what + ": missing key 'model' (the device model id, e.g. acme-ct)");
+    else if (r.str(e["model"], what + " model", d.model_id))
+      resolve_device_model(r, e["model"], what, d.model_id, models_dir, site);
+    for (auto& o : site.devices) if (o.name == d.name) r.err(e, what + ": duplicate device name");
+    site.devices.push_back(std::move(d));
+  }
+}
+
+// Detection thresholds (docs/alerts.md); a count of 0 is taken as 1.
+void load_thresholds(Reader& r, YAML::Node t, Thresholds& th) {
+  if (!t || t.IsNull() || !r.is_map(t, "thresholds")) return;
+  r.keys(t, "thresholds", {"fanout_hosts", "scan_ports", "reject_burst", "reject_window_s"});
+  uint64_t v;
+  if (t["fanout_hosts"] && r.uint(t["fanout_hosts"], "thresholds fanout_hosts", 100000, v)) th.fanout_hosts = static_cast<uint32_t>(std::max<uint64_t>(v, 1));
+  if (t["scan_ports"] && r.uint(t["scan_ports"], "thresholds scan_ports", 65535, v)) th.scan_ports = static_cast<uint32_t>(std::max<uint64_t>(v, 1));
+  if (t["reject_burst"] && r.uint(t["reject_burst"], "thresholds reject_burst", 100000, v)) th.reject_burst = static_cast<uint32_t>(std::max<uint64_t>(v, 1));
+  if (t["reject_window_s"] && r.uint(t["reject_window_s"], "thresholds reject_window_s", 86400, v)) th.reject_window_s = static_cast<uint32_t>(v);
+}
+
+// Per-rule severity overrides, keyed by the rule ids of docs/alerts.md.
+void load_severity(Reader& r, YAML::Node sv, Site& site) {
+  if (!sv || sv.IsNull() || !r.is_map(sv, "severity")) return;
+  for (auto it = sv.begin(); it != sv.end(); ++it) {
+    std::string s;
+    Severity level;
+    if (!kRules.count(it->first.Scalar())) {
+      r.err(it->first, "severity: unknown rule '" + it->first.Scalar() + "' (see docs/alerts.md for the rule ids)");
+      continue;
+    }
+    if (!r.str(it->second, "severity " + it->first.Scalar(), s)) continue;
+    if (!parse_severity(s, level)) { r.err(it->second, "severity: '" + s + "' (expected info, low, medium, high or critical)"); continue; }
+    site.severity_overrides[it->first.Scalar()] = level;
+  }
+}
+
+// Cross-references: each device points at its model, and every role and zone a bound model speaks
+// of must exist in the site. The errors are located in the model's file, naming the site file.
+void bind_models(Reader& r, Site& site) {
+  static const std::set<std::string, std::less<>> builtin = {"any", "any_internal", "external"};
+  const std::string& path = r.file;
+  for (auto& d : site.devices) {
+    for (auto& m : site.models) {
+      if (m->id != d.model_id) continue;
+      d.model = m.get();
+      for (auto& f : m->flows) {
+        if (builtin.count(f.peer_role)) continue;
+        f.role_index = site.role_index(f.peer_role);
+        if (f.role_index < 0)
+          r.errs.add(m->file, f.role_where.line, f.role_where.column,
+                     "flow '" + f.id + "': unknown role '" + f.peer_role + "' (not bound in " + path +
+                         " roles; expected a site role or any / any_internal / external)");
+      }
+      for (auto& ro : m->hl7.peer_roles)
+        if (!builtin.count(ro) && site.role_index(ro) < 0)
+          r.errs.add(m->file, m->hl7.where.line, m->hl7.where.column, "hl7 peer_roles: unknown role '" + ro + "' (not bound in " + path + " roles)");
+      for (auto& z : m->zones_allowed)
+        if (!zone_known(site, z)) r.errs.add(m->file, m->zones_where.line, m->zones_where.column, "zones allowed: unknown zone '" + z + "' (not defined in " + path + ")");
+    }
+  }
+}
+
 }  // namespace
 
 std::unique_ptr<Site> load_site(const std::string& path, const std::string& models_dir_in, Errors& errs) {
@@ -536,201 +773,18 @@ std::unique_ptr<Site> load_site(const std::string& path, const std::string& mode
   site->file = path;
   r.keys(root, "site", {"schema", "site", "models", "internal_networks", "zones", "zone_matrix", "roles", "devices",
                         "thresholds", "severity"});
-  if (auto s = root["schema"]) {
-    std::string v;
-    if (r.str(s, "schema", v) && v != "medmon.site/v1")
-      r.err(s, "unsupported schema '" + v + "' (expected medmon.site/v1)");
-  } else {
-    r.err(root, "missing key 'schema' (expected schema: medmon.site/v1)");
-  }
-  if (auto s = root["site"]; s && r.is_map(s, "site")) {
-    r.keys(s, "site", {"name", "production"});
-    if (s["name"]) r.str(s["name"], "site name", site->name);
-    if (s["production"]) r.boolean(s["production"], "site production", site->production);
-  }
-  if (auto n = root["internal_networks"]) site->internal = r.cidrs(n, "internal_networks");
-  else r.err(root, "missing key 'internal_networks' (the site's own address ranges, e.g. [10.0.0.0/8])");
-
-  if (auto z = root["zones"]; z && !z.IsNull()) {
-    if (!z.IsSequence()) r.err(z, "zones: expected a list of {name, cidrs, vlans}");
-    else for (auto e : z) {
-      if (!r.is_map(e, "zone")) continue;
-      r.keys(e, "zone", {"name", "cidrs", "vlan", "vlans", "description"});
-      Zone zone;
-      if (e["name"]) r.str(e["name"], "zone name", zone.name);
-      else r.err(e, "zone: missing key 'name'");
-      if (e["cidrs"]) zone.cidrs = r.cidrs(e["cidrs"], "zone '" + zone.name + "' cidrs");
-      else r.err(e, "zone '" + zone.name + "': missing key 'cidrs'");
-      for (auto k : {"vlan", "vlans"}) {
-        if (!e[k]) continue;
-        auto v = r.ports(e[k], "zone '" + zone.name + "' vlan");
-        for (auto x : v) if (x > 4094) r.err(e[k], "zone '" + zone.name + "' vlan: expected 1-4094");
-        zone.vlans.insert(zone.vlans.end(), v.begin(), v.end());
-      }
-      for (auto& o : site->zones) if (o.name == zone.name) r.err(e, "zone '" + zone.name + "': duplicate zone name");
-      site->zones.push_back(std::move(zone));
-    }
-  }
-  auto zone_known = [&](const std::string& z) {
-    for (auto& x : site->zones) if (x.name == z) return true;
-    return z == "external";
-  };
-  if (auto zm = root["zone_matrix"]; zm && !zm.IsNull()) {
-    if (!zm.IsSequence()) r.err(zm, "zone_matrix: expected a list of {from, to}");
-    else for (auto e : zm) {
-      if (!r.is_map(e, "zone_matrix entry")) continue;
-      r.keys(e, "zone_matrix entry", {"from", "to", "description"});
-      std::string from, to;
-      if (e["from"]) r.str(e["from"], "zone_matrix from", from); else r.err(e, "zone_matrix entry: missing key 'from'");
-      if (e["to"]) r.str(e["to"], "zone_matrix to", to); else r.err(e, "zone_matrix entry: missing key 'to'");
-      if (!from.empty() && !zone_known(from)) r.err(e["from"], "zone_matrix from: unknown zone '" + from + "' (define it under zones)");
-      if (!to.empty() && !zone_known(to)) r.err(e["to"], "zone_matrix to: unknown zone '" + to + "' (define it under zones)");
-      site->zone_matrix.emplace_back(from, to);
-    }
-  }
-  if (auto rl = root["roles"]; rl && !rl.IsNull()) {
-    if (!rl.IsSequence()) r.err(rl, "roles: expected a list of {role, ips, ae_titles, ports}");
-    else for (auto e : rl) {
-      if (!r.is_map(e, "role")) continue;
-      r.keys(e, "role", {"role", "ips", "ae_titles", "ports", "hl7_apps", "description"});
-      Role role;
-      if (e["role"]) r.str(e["role"], "role name", role.name); else r.err(e, "role: missing key 'role'");
-      std::string what = "role '" + role.name + "'";
-      if (e["ips"]) role.addrs = r.cidrs(e["ips"], what + " ips");
-      if (e["ae_titles"]) role.ae_titles = r.strs(e["ae_titles"], what + " ae_titles");
-      if (e["ports"]) role.ports = r.ports(e["ports"], what + " ports");
-      if (e["hl7_apps"]) role.hl7_apps = r.strs(e["hl7_apps"], what + " hl7_apps");
-      if (site->role_index(role.name) >= 0) r.err(e, what + ": duplicate role");
-      site->roles.push_back(std::move(role));
-    }
-  }
-  // Models named by the site file.
+  load_site_header(r, root, *site);
+  load_zones(r, root["zones"], *site);
+  load_zone_matrix(r, root["zone_matrix"], *site);
+  load_roles(r, root["roles"], *site);
+  // Paths under models: are relative to the site file; models named only by id are in models_dir.
   fs::path site_dir = fs::path(path).parent_path();
   std::string models_dir = models_dir_in.empty() ? (site_dir / ".." / "devices").lexically_normal().string() : models_dir_in;
-  if (auto ml = root["models"]; ml && !ml.IsNull()) {
-    for (auto& p : r.strs(ml, "models")) {
-      fs::path mp = fs::path(p).is_absolute() ? fs::path(p) : site_dir / p;
-      if (!fs::exists(mp)) {
-        YAML::Mark at = ml.Mark();
-        if (ml.IsSequence()) for (auto e : ml) if (e.IsScalar() && e.Scalar() == p) { at = e.Mark(); break; }
-        r.err_mark(at, "models: file '" + mp.lexically_normal().string() + "' not found");
-        continue;
-      }
-      if (auto m = load_model(mp.lexically_normal().string(), errs)) {
-        if (site->find_model(m->id)) continue;
-        site->models.push_back(std::move(m));
-      }
-    }
-  }
-  if (auto dl = root["devices"]; dl && !dl.IsNull()) {
-    if (!dl.IsSequence()) r.err(dl, "devices: expected a list of {name, model, ip, ...}");
-    else for (auto e : dl) {
-      if (!r.is_map(e, "device")) continue;
-      r.keys(e, "device", {"name", "model", "ip", "ips", "mac", "macs", "ae_title", "ae_titles", "hl7_apps", "zone",
-                           "roles", "enable", "description", "fingerprint"});
-      Device d;
-      if (e["name"]) r.str(e["name"], "device name", d.name); else r.err(e, "device: missing key 'name'");
-      std::string what = "device '" + d.name + "'";
-      for (auto k : {"ip", "ips"}) {
-        if (!e[k]) continue;
-        for (auto& c : r.cidrs(e[k], what + " " + k)) {
-          if ((c.net.family == 4 && c.bits != 32) || (c.net.family == 6 && c.bits != 128))
-            r.err(e[k], what + " " + k + ": expected single addresses, not a network");
-          else d.ips.push_back(c.net);
-        }
-      }
-      for (auto k : {"mac", "macs"}) {
-        if (!e[k]) continue;
-        for (auto& s : r.strs(e[k], what + " mac")) {
-          std::array<uint8_t, 6> mac;
-          if (parse_mac(s, mac)) d.macs.push_back(mac);
-          else r.err(e[k], what + " mac: '" + s + "' (expected six hex bytes, e.g. 00:1a:2b:3c:4d:5e)");
-        }
-      }
-      if (auto fp = e["fingerprint"]; fp && r.is_map(fp, what + " fingerprint")) {
-        r.keys(fp, what + " fingerprint", {"dicom_calling_ae", "hl7_msh3"});
-        if (fp["dicom_calling_ae"]) d.fp_dicom_calling_ae = r.strs(fp["dicom_calling_ae"], what + " fingerprint dicom_calling_ae");
-        if (fp["hl7_msh3"]) d.fp_hl7_msh3 = r.strs(fp["hl7_msh3"], what + " fingerprint hl7_msh3");
-      }
-      if (d.ips.empty() && d.macs.empty() && d.fp_dicom_calling_ae.empty() && d.fp_hl7_msh3.empty())
-        r.err(e, what + ": needs 'ip', 'mac' or 'fingerprint' to bind it to traffic");
-      for (auto k : {"ae_title", "ae_titles"}) if (e[k]) { auto v = r.strs(e[k], what + " ae_title"); d.ae_titles.insert(d.ae_titles.end(), v.begin(), v.end()); }
-      if (e["hl7_apps"]) d.hl7_apps = r.strs(e["hl7_apps"], what + " hl7_apps");
-      if (e["roles"]) {
-        d.roles = r.strs(e["roles"], what + " roles");
-        for (auto& ro : d.roles) if (site->role_index(ro) < 0) {
-          // A device may be the only member of a role; create it.
-          Role nr; nr.name = ro; site->roles.push_back(nr);
-        }
-      }
-      if (e["enable"]) d.enable = r.strs(e["enable"], what + " enable");
-      if (e["zone"]) {
-        r.str(e["zone"], what + " zone", d.zone);
-        if (!zone_known(d.zone)) r.err(e["zone"], what + " zone: unknown zone '" + d.zone + "' (define it under zones)");
-      }
-      if (!e["model"]) {
-        r.err(e, what + ": missing key 'model' (the device model id, e.g. acme-ct)");
-      } else if (r.str(e["model"], what + " model", d.model_id)) {
-        if (!site->find_model(d.model_id)) {
-          fs::path mp = fs::path(models_dir) / (d.model_id + ".yaml");
-          if (fs::exists(mp)) {
-            if (auto m = load_model(mp.string(), errs)) {
-              if (m->id != d.model_id)
-                r.err(e["model"], what + " model: " + mp.string() + " declares id '" + m->id + "', not '" + d.model_id + "'");
-              else site->models.push_back(std::move(m));
-            }
-          } else {
-            r.err(e["model"], what + " model: model '" + d.model_id + "' not found (looked in the site's models: list and " + mp.string() + ")");
-          }
-        }
-      }
-      for (auto& o : site->devices) if (o.name == d.name) r.err(e, what + ": duplicate device name");
-      site->devices.push_back(std::move(d));
-    }
-  }
-  if (auto t = root["thresholds"]; t && !t.IsNull() && r.is_map(t, "thresholds")) {
-    r.keys(t, "thresholds", {"fanout_hosts", "scan_ports", "reject_burst", "reject_window_s"});
-    uint64_t v;
-    auto& th = site->thresholds;
-    if (t["fanout_hosts"] && r.uint(t["fanout_hosts"], "thresholds fanout_hosts", 100000, v)) th.fanout_hosts = static_cast<uint32_t>(std::max<uint64_t>(v, 1));
-    if (t["scan_ports"] && r.uint(t["scan_ports"], "thresholds scan_ports", 65535, v)) th.scan_ports = static_cast<uint32_t>(std::max<uint64_t>(v, 1));
-    if (t["reject_burst"] && r.uint(t["reject_burst"], "thresholds reject_burst", 100000, v)) th.reject_burst = static_cast<uint32_t>(std::max<uint64_t>(v, 1));
-    if (t["reject_window_s"] && r.uint(t["reject_window_s"], "thresholds reject_window_s", 86400, v)) th.reject_window_s = static_cast<uint32_t>(v);
-  }
-  if (auto sv = root["severity"]; sv && !sv.IsNull() && r.is_map(sv, "severity")) {
-    for (auto it = sv.begin(); it != sv.end(); ++it) {
-      std::string s;
-      Severity level;
-      if (!kRules.count(it->first.Scalar())) {
-        r.err(it->first, "severity: unknown rule '" + it->first.Scalar() + "' (see docs/alerts.md for the rule ids)");
-        continue;
-      }
-      if (!r.str(it->second, "severity " + it->first.Scalar(), s)) continue;
-      if (!parse_severity(s, level)) { r.err(it->second, "severity: '" + s + "' (expected info, low, medium, high or critical)"); continue; }
-      site->severity_overrides[it->first.Scalar()] = level;
-    }
-  }
-  // Cross-references: every role a bound model speaks of must exist in the site.
-  static const std::set<std::string, std::less<>> builtin = {"any", "any_internal", "external"};
-  for (auto& d : site->devices) {
-    for (auto& m : site->models) {
-      if (m->id != d.model_id) continue;
-      d.model = m.get();
-      for (auto& f : m->flows) {
-        if (builtin.count(f.peer_role)) continue;
-        f.role_index = site->role_index(f.peer_role);
-        if (f.role_index < 0)
-          errs.add(m->file, f.role_where.line, f.role_where.column,
-                   "flow '" + f.id + "': unknown role '" + f.peer_role + "' (not bound in " + path +
-                       " roles; expected a site role or any / any_internal / external)");
-      }
-      for (auto& ro : m->hl7.peer_roles)
-        if (!builtin.count(ro) && site->role_index(ro) < 0)
-          errs.add(m->file, m->hl7.where.line, m->hl7.where.column, "hl7 peer_roles: unknown role '" + ro + "' (not bound in " + path + " roles)");
-      for (auto& z : m->zones_allowed)
-        if (!zone_known(z)) errs.add(m->file, m->zones_where.line, m->zones_where.column, "zones allowed: unknown zone '" + z + "' (not defined in " + path + ")");
-    }
-  }
+  load_listed_models(r, root["models"], site_dir, *site);
+  load_devices(r, root["devices"], models_dir, *site);
+  load_thresholds(r, root["thresholds"], site->thresholds);
+  load_severity(r, root["severity"], *site);
+  bind_models(r, *site);
   if (!r.ok()) return nullptr;
   return site;
 }
