@@ -433,291 +433,354 @@ void PolicyJudge::emit(const FlowSummary& f, Alert& a, EventOutput& out) {
   out.end();
 }
 
+// One side (device) of a finished flow as eval_side's steps see it: the device, its peer, and the
+// application and protection the flow carried.
+struct PolicyJudge::Side {
+  const FlowSummary& f;
+  EventOutput& out;
+  const Device& dev;
+  bool dev_is_client;      // the device opened the flow: outbound
+  const Device* peer_dev;  // the peer, when it is a device of the site
+  uint64_t peer_roles;     // role bits of the peer's address
+  const IpAddr& peer_ip;
+  bool peer_internal;
+  uint16_t port;           // the server's
+  std::string_view app;
+  bool enc;
+
+  // An alert on this side, with the evidence every side alert carries.
+  Alert alert(std::string_view rule, Severity sev) const;
+  std::string peer_name() const { return peer_dev ? peer_dev->name : ip_str(peer_ip); }
+};
+
+PolicyJudge::Alert PolicyJudge::Side::alert(std::string_view rule, Severity sev) const {
+  Alert a;
+  a.rule = rule;
+  a.sev = sev;
+  a.device = dev.name;
+  a.peer = peer_name();
+  a.evidence.emplace_back("app", std::string(app.empty() ? "unknown" : app));
+  if (!f.ndpi_protocol.empty()) a.evidence.emplace_back("ndpi_protocol", f.ndpi_protocol);
+  a.evidence.emplace_back("direction", dev_is_client ? "outbound" : "inbound");
+  a.evidence.emplace_back("server_port", std::to_string(port));
+  a.evidence.emplace_back("model", dev.model_id);
+  a.distinct = app;  // SSH and SMB to the same peer are two findings
+  return a;
+}
+
+// Judges one side of a flow against the device's model: the declared flow it matches or why it
+// has none, then PHI in clear and the HL7 and DICOM content the model declares.
 PolicyJudge::SideResult PolicyJudge::eval_side(const FlowSummary& f, const Device& dev, bool dev_is_client,
                                                const Device* peer_dev, uint64_t peer_roles, std::string_view app,
                                                bool enc, EventOutput& out) {
-  SideResult res;
-  const Model* m = dev.model;
+  if (!dev.model) return SideResult();  // nothing declared to judge against
   const IpAddr& peer_ip = dev_is_client ? f.ep.dst : f.ep.src;
-  bool peer_internal = internal(peer_ip);
-  uint16_t port = f.ep.dst_port;
-  auto peer_name = [&] { return peer_dev ? peer_dev->name : ip_str(peer_ip); };
-  auto base = [&](std::string_view rule, Severity sev) {
-    Alert a;
-    a.rule = rule;
-    a.sev = sev;
-    a.device = dev.name;
-    a.peer = peer_name();
-    a.evidence.emplace_back("app", std::string(app.empty() ? "unknown" : app));
-    if (!f.ndpi_protocol.empty()) a.evidence.emplace_back("ndpi_protocol", f.ndpi_protocol);
-    a.evidence.emplace_back("direction", dev_is_client ? "outbound" : "inbound");
-    a.evidence.emplace_back("server_port", std::to_string(port));
-    a.evidence.emplace_back("model", dev.model_id);
-    a.distinct = app;  // SSH and SMB to the same peer are two findings
-    return a;
-  };
+  const Side s{.f = f, .out = out, .dev = dev, .dev_is_client = dev_is_client, .peer_dev = peer_dev,
+               .peer_roles = peer_roles, .peer_ip = peer_ip, .peer_internal = internal(peer_ip),
+               .port = f.ep.dst_port, .app = app, .enc = enc};
+  const FlowRule* match = find_declared_flow(s);
+  SideResult res = match ? judge_declared_flow(s, *match) : judge_undeclared_flow(s);
+  check_phi_cleartext(s, match);
+  check_hl7_against_model(s);
+  check_dicom_against_model(s);
+  return res;
+}
 
-  // 1. Declared flows.
-  const FlowRule* match = nullptr;
-  if (m) {
-    for (auto& r : m->flows) {
-      if (r.initiator == Initiator::device && !dev_is_client) continue;
-      if (r.initiator == Initiator::peer && dev_is_client) continue;
-      if (r.l4 && r.l4 != f.ep.proto) continue;
-      if (r.peer_role == "any") {
-      } else if (r.peer_role == "any_internal") {
-        if (!peer_internal) continue;
-      } else if (r.peer_role == "external") {
-        if (peer_internal) continue;
-      } else if (r.role_index < 0 || r.role_index >= 64 || !(peer_roles & (1ull << r.role_index))) {
-        continue;
-      }
-      if (!r.ports.empty() || (r.role_index >= 0 && !site_->roles[r.role_index].ports.empty())) {
-        bool ok = std::find(r.ports.begin(), r.ports.end(), port) != r.ports.end();
-        // The site's real service port for the role (PACS on 11112 instead of 104).
-        if (!ok && r.role_index >= 0 && dev_is_client) {
-          auto& rp = site_->roles[r.role_index].ports;
-          ok = std::find(rp.begin(), rp.end(), port) != rp.end();
-        }
-        if (!ok && !dev_is_client && r.role_index >= 0 && r.ports.empty()) ok = true;
-        if (!ok) continue;
-      }
-      if (!r.apps.empty() && !app.empty()) {
-        bool ok = false;
-        for (auto& a : r.apps) if (a == app) { ok = true; break; }
-        // DICOM or HL7 over TLS shows up as TLS: the rule's app is inside.
-        if (!ok && app == "tls" && r.tls != Tls::forbidden) ok = true;
-        if (!ok) continue;
-      }
-      match = &r;
-      break;
+// 1. Declared flows: the first flow rule of the model that matches direction, transport, peer role,
+// port and application, or null.
+const FlowRule* PolicyJudge::find_declared_flow(const Side& s) const {
+  for (auto& r : s.dev.model->flows) {
+    if (r.initiator == Initiator::device && !s.dev_is_client) continue;
+    if (r.initiator == Initiator::peer && s.dev_is_client) continue;
+    if (r.l4 && r.l4 != s.f.ep.proto) continue;
+    if (r.peer_role == "any") {
+    } else if (r.peer_role == "any_internal") {
+      if (!s.peer_internal) continue;
+    } else if (r.peer_role == "external") {
+      if (s.peer_internal) continue;
+    } else if (r.role_index < 0 || r.role_index >= 64 || !(s.peer_roles & (1ull << r.role_index))) {
+      continue;
     }
+    if (!r.ports.empty() || (r.role_index >= 0 && !site_->roles[r.role_index].ports.empty())) {
+      bool ok = std::find(r.ports.begin(), r.ports.end(), s.port) != r.ports.end();
+      // The site's real service port for the role (PACS on 11112 instead of 104).
+      if (!ok && r.role_index >= 0 && s.dev_is_client) {
+        auto& rp = site_->roles[r.role_index].ports;
+        ok = std::find(rp.begin(), rp.end(), s.port) != rp.end();
+      }
+      if (!ok && !s.dev_is_client && r.role_index >= 0 && r.ports.empty()) ok = true;
+      if (!ok) continue;
+    }
+    if (!r.apps.empty() && !s.app.empty()) {
+      bool ok = false;
+      for (auto& a : r.apps) if (a == s.app) { ok = true; break; }
+      // DICOM or HL7 over TLS shows up as TLS: the rule's app is inside.
+      if (!ok && s.app == "tls" && r.tls != Tls::forbidden) ok = true;
+      if (!ok) continue;
+    }
+    return &r;
   }
+  return nullptr;
+}
 
-  if (match) {
-    res.rule = match->id;
-    if (!match->default_enabled && !contains(dev.enable, match->id)) {
-      res.level = 1;
-      Alert a = base("flow.disabled_by_default", Severity::low);
-      a.message = "Flow matches '" + match->id + "', which the manufacturer ships disabled; the site has not enabled it for " + dev.name;
-      a.evidence.emplace_back("matched_rule", match->id);
-      for (auto& s : match->source) { std::string id; if (mds2::match_question_id(s, id)) cite(a, m, id); }
-      emit(f, a, out);
-    }
-    if (match->tls == Tls::required && !enc && f.payload_bytes[0] + f.payload_bytes[1] > 0) {
-      Alert a = base("tls.required_cleartext", Severity::high);
-      a.message = "Cleartext " + std::string(app.empty() ? "traffic" : app) + " on '" + match->id +
-                  "', which the model requires to use TLS";
-      a.evidence.emplace_back("matched_rule", match->id);
-      for (auto& s : match->source) { std::string id; if (mds2::match_question_id(s, id)) cite(a, m, id); }
-      cite(a, m, "TXCF-5");
-      emit(f, a, out);
-    }
-  } else if (m) {
-    // 2. Not declared: does an answer forbid it?
-    Direction dir = dev_is_client ? Direction::outbound : Direction::inbound;
-    const ForbiddenApp* fb = nullptr;
-    if (!app.empty())
-      for (auto& x : m->forbidden) {
-        if (x.direction != Direction::any && x.direction != dir) continue;
-        if (contains(x.apps, app)) { fb = &x; break; }
-      }
-    int peer_zone = zone_of(peer_ip);
-    bool zone_never = peer_zone >= 0 && static_cast<size_t>(peer_zone) < site_->zones.size() &&
-                      contains(m->zones_never, site_->zones[peer_zone].name);
-    if (!peer_internal && zone_never == false && contains(m->zones_never, "external")) zone_never = true;
+// A declared flow is still wrong when the manufacturer ships it disabled (and the site has not
+// enabled it) or when it is cleartext where the rule requires TLS.
+PolicyJudge::SideResult PolicyJudge::judge_declared_flow(const Side& s, const FlowRule& match) {
+  const Model* m = s.dev.model;
+  SideResult res;
+  res.rule = match.id;
+  if (!match.default_enabled && !contains(s.dev.enable, match.id)) {
     res.level = 1;
-    if (is_lateral(app)) {
-      Alert a = base("lateral.admin_protocol", Severity::high);
-      a.message = std::string(app) + (dev_is_client ? " from " : " to ") + "medical device " + dev.name +
-                  (dev_is_client ? " to " : " from ") + peer_name() + ", not declared by the manufacturer";
-      if (fb) {
-        res.level = 2;
-        a.message += "; contradicts MDS2";
-        for (auto& s : fb->source) { std::string id; if (mds2::match_question_id(s, id)) { cite(a, m, id); res.mds2.push_back(id); } }
-        a.sev = Severity::high;
-      }
-      res.rule = "lateral.admin_protocol";
-      emit(f, a, out);
-    } else if (fb) {
-      res.level = 2;
-      res.rule = "flow.forbidden_app";
-      Alert a = base("flow.forbidden_app", Severity::high);
-      a.message = std::string(app) + (dev_is_client ? " from " : " to ") + dev.name + " is forbidden by its model";
-      for (auto& s : fb->source) { std::string id; if (mds2::match_question_id(s, id)) { cite(a, m, id); res.mds2.push_back(id); } }
-      emit(f, a, out);
-    } else if (!peer_internal && m->sw_value("internal_only") == 1) {
-      res.level = 2;
-      res.rule = "flow.external_forbidden";
-      Alert a = base("flow.external_forbidden", Severity::high);
-      a.message = dev.name + " talks to " + peer_name() + " outside the site, but the manufacturer declares it never communicates outside the customer environment";
-      cite(a, m, "CONN-4");
-      res.mds2.push_back("CONN-4");
-      if (m->sw_value("internet_required") == 0) { cite(a, m, "CONN-6"); res.mds2.push_back("CONN-6"); }
-      emit(f, a, out);
-    } else if (peer_internal && m->sw_value("communicates_internal") == 0 && !is_infrastructure(app)) {
-      res.level = 2;
-      res.rule = "flow.internal_forbidden";
-      Alert a = base("flow.internal_forbidden", Severity::high);
-      a.message = dev.name + " talks to " + peer_name() + ", but the manufacturer declares it does not communicate with other systems";
-      cite(a, m, "CONN-3");
-      res.mds2.push_back("CONN-3");
-      emit(f, a, out);
-    } else if (!dev_is_client && f.server_answered && f.syn_seen && m->sw_value("unused_ports_disabled") == 1 &&
-               f.ep.proto == 6 && !listens_on(*m, port)) {
-      res.level = 2;
-      res.rule = "flow.unlisted_listening_port";
-      Alert a = base("flow.unlisted_listening_port", Severity::high);
-      a.message = dev.name + " accepted a connection on port " + std::to_string(port) +
-                  ", which is not in its declared flows although unused ports are declared disabled";
-      cite(a, m, "SAHD-8");
-      res.mds2.push_back("SAHD-8");
-      emit(f, a, out);
-    } else if (zone_never) {
-      res.level = 2;
-      res.rule = "lateral.zone_forbidden";
-      Alert a = base("lateral.zone_forbidden", Severity::high);
-      a.message = dev.name + " talks to " + peer_name() + " in a zone its model never allows";
-      emit(f, a, out);
-    } else {
-      res.rule = "flow.undeclared";
-      Alert a = base("flow.undeclared", Severity::medium);
-      a.message = std::string(dev_is_client ? "Outbound " : "Inbound ") + (app.empty() ? "traffic" : std::string(app)) +
-                  (dev_is_client ? " from " : " to ") + dev.name + (dev_is_client ? " to " : " from ") + peer_name() +
-                  " on port " + std::to_string(port) + " matches no declared flow of model " + dev.model_id;
-      if (m->sw_value("port_list_provided") == 1) cite(a, m, "CONN-2");
-      if (m->sw_value("phi_fixed_destinations") == 1 && f.facts && !f.facts->phi_fields.empty()) cite(a, m, "TXCF-3");
-      emit(f, a, out);
-    }
+    Alert a = s.alert("flow.disabled_by_default", Severity::low);
+    a.message = "Flow matches '" + match.id +
+                "', which the manufacturer ships disabled; the site has not enabled it for " + s.dev.name;
+    a.evidence.emplace_back("matched_rule", match.id);
+    for (auto& src : match.source) { std::string id; if (mds2::match_question_id(src, id)) cite(a, m, id); }
+    emit(s.f, a, s.out);
   }
-
-  // 3. PHI in clear.
-  if (m && f.facts && !f.facts->phi_fields.empty() && !enc) {
-    Severity sev = Severity::high;
-    std::string why;
-    if (match && match->phi == 1) sev = Severity::low;
-    Alert a = base("phi.cleartext", sev);
-    a.phi_fields = f.facts->phi_fields;
-    bool contradicts = false;
-    if (m->sw_value("phi_encrypted_claim") == 1) { cite(a, m, "TXCF-2"); contradicts = true; }
-    if (m->sw_value("phi_any") == 0) { cite(a, m, "MPII-1"); contradicts = true; }
-    if (m->sw_value("phi_wired") == 0) { cite(a, m, "MPII-3.5"); contradicts = true; }
-    if (m->sw_value("phi_point_to_point_only") == 1) { cite(a, m, "TXCF-1"); contradicts = true; }
-    if (contradicts) a.sev = Severity::high;
-    if (!match) { a.sev = std::max(a.sev, Severity::high); why = " on an undeclared flow"; }
-    if (!peer_internal) {
-      a.sev = Severity::critical;
-      cite(a, m, "MPII-3.7");
-      why += " to an external address";
-    }
-    a.message = "PHI (" + std::to_string(f.facts->phi_fields.size()) + " field" + (f.facts->phi_fields.size() == 1 ? "" : "s") +
-                ") sent in clear between " + dev.name + " and " + peer_name() + why + (contradicts ? "; contradicts MDS2" : "");
-    if (match) a.evidence.emplace_back("matched_rule", match->id);
-    emit(f, a, out);
-  }
-
-  // 4. HL7 against the model (the device as receiver or sender).
-  if (m && m->hl7.present && app == "hl7") {
-    const std::string* types = attr(f, "hl7.message_types");
-    const std::string* msh3 = attr(f, "hl7.msh3");
-    if (!dev_is_client) {
-      // The sender must hold one of the declared peer roles, and use the role's MSH-3 when it has one.
-      bool bound = m->hl7.peer_roles.empty();
-      std::vector<std::string> apps;
-      for (auto& ro : m->hl7.peer_roles) {
-        if (ro == "any" || (ro == "any_internal" && peer_internal)) { bound = true; continue; }
-        int ri = site_->role_index(ro);
-        if (ri >= 0 && ri < 64 && (peer_roles & (1ull << ri))) {
-          bound = true;
-          apps.insert(apps.end(), site_->roles[ri].hl7_apps.begin(), site_->roles[ri].hl7_apps.end());
-        }
-      }
-      if (peer_dev) apps.insert(apps.end(), peer_dev->hl7_apps.begin(), peer_dev->hl7_apps.end());
-      bool app_ok = apps.empty() || !msh3 || contains(apps, *msh3);
-      if (!bound || !app_ok) {
-        Alert a = base("hl7.sender_unbound", Severity::high);
-        a.message = "HL7 to " + dev.name + " from " + peer_name() +
-                    (bound ? ", whose sending application is not the one bound to its role" : ", which is not bound to a declared HL7 peer role");
-        if (msh3) a.evidence.emplace_back("msh3", *msh3);
-        cite(a, m, "MPII-3.10");
-        emit(f, a, out);
-      }
-    }
-    if (types) {
-      const auto& allowed = dev_is_client ? m->hl7.outbound_types : m->hl7.inbound_types;
-      std::string bad;
-      each_item(*types, [&](std::string_view t) {
-        if (!hl7_type_allowed(allowed, t)) { if (!bad.empty()) bad += ","; bad += t; }
-      });
-      if (!bad.empty()) {
-        Alert a = base("hl7.message_type_undeclared", Severity::medium);
-        a.message = "HL7 " + bad + (dev_is_client ? " sent by " : " received by ") + dev.name + " is not among the declared message types";
-        a.evidence.emplace_back("message_types", bad);
-        emit(f, a, out);
-      }
-    }
-  }
-
-  // 5. DICOM against the model.
-  if (m && m->dicom.present && app == "dicom") {
-    auto& dm = m->dicom;
-    if (const std::string* cmds = attr(f, "dicom.commands"); cmds && dm.dimse_checked) {
-      const auto& allowed = dev_is_client ? dm.dimse_out : dm.dimse_in;
-      std::string bad;
-      each_item(*cmds, [&](std::string_view c) {
-        if (!contains(allowed, c)) { if (!bad.empty()) bad += ","; bad += c; }
-      });
-      if (!bad.empty()) {
-        Alert a = base("dicom.dimse_undeclared", Severity::medium);
-        a.message = "DICOM " + bad + (dev_is_client ? " issued by " : " served by ") + dev.name + ", not declared " +
-                    (dev_is_client ? "(dimse_out)" : "(dimse_in)");
-        a.evidence.emplace_back("commands", bad);
-        emit(f, a, out);
-      }
-    }
-    if (const std::string* sops = attr(f, "dicom.sop_classes"); sops && !dm.sop_classes.empty()) {
-      std::string bad;
-      each_item(*sops, [&](std::string_view c) {
-        if (!contains(dm.sop_classes, c)) { if (!bad.empty()) bad += ","; bad += c; }
-      });
-      if (!bad.empty()) {
-        Alert a = base("dicom.sop_class_undeclared", Severity::medium);
-        a.message = "DICOM SOP class(es) " + bad + " used with " + dev.name + " are not declared by its model";
-        a.evidence.emplace_back("sop_classes", bad);
-        emit(f, a, out);
-      }
-    }
-    if (const std::string* dest = attr(f, "dicom.move_destination"); dest && !dev_is_client) {
-      // The device is the C-MOVE SCP: it would send images to `dest`.
-      std::string bad;
-      each_item(*dest, [&](std::string_view d) {
-        bool ok = false;
-        if (dm.c_move_allowed) {
-          for (auto& x : dm.move_destinations) {
-            if (x == d) { ok = true; break; }
-            if (x.rfind("role:", 0) == 0) {
-              int ri = site_->role_index(std::string_view(x).substr(5));
-              if (ri >= 0 && contains(site_->roles[ri].ae_titles, d)) { ok = true; break; }
-              if (ri >= 0)
-                for (auto& dv : site_->devices)
-                  if (contains(dv.roles, site_->roles[ri].name) && contains(dv.ae_titles, d)) { ok = true; break; }
-              if (ok) break;
-            }
-          }
-        }
-        if (!ok) { if (!bad.empty()) bad += ","; bad += d; }
-      });
-      if (!bad.empty()) {
-        Alert a = base("dicom.move_destination_undeclared", Severity::high);
-        a.message = "C-MOVE asks " + dev.name + " to send images to AE " + bad + ", which is not a declared destination";
-        a.evidence.emplace_back("move_destination", bad);
-        if (auto* c = attr(f, "dicom.calling_ae")) a.evidence.emplace_back("calling_ae", *c);
-        cite(a, m, "TXCF-3");
-        emit(f, a, out);
-      }
-    }
+  if (match.tls == Tls::required && !s.enc && s.f.payload_bytes[0] + s.f.payload_bytes[1] > 0) {
+    Alert a = s.alert("tls.required_cleartext", Severity::high);
+    a.message = "Cleartext " + std::string(s.app.empty() ? "traffic" : s.app) + " on '" + match.id +
+                "', which the model requires to use TLS";
+    a.evidence.emplace_back("matched_rule", match.id);
+    for (auto& src : match.source) { std::string id; if (mds2::match_question_id(src, id)) cite(a, m, id); }
+    cite(a, m, "TXCF-5");
+    emit(s.f, a, s.out);
   }
   return res;
+}
+
+// 2. Not declared: one alert for the first reason that holds, from an admin protocol and what the
+// model's answers forbid (the flow is then forbidden) down to plain undeclared.
+PolicyJudge::SideResult PolicyJudge::judge_undeclared_flow(const Side& s) {
+  const Model* m = s.dev.model;
+  SideResult res;
+  // Does an answer forbid it?
+  Direction dir = s.dev_is_client ? Direction::outbound : Direction::inbound;
+  const ForbiddenApp* fb = nullptr;
+  if (!s.app.empty())
+    for (auto& x : m->forbidden) {
+      if (x.direction != Direction::any && x.direction != dir) continue;
+      if (contains(x.apps, s.app)) { fb = &x; break; }
+    }
+  int peer_zone = zone_of(s.peer_ip);
+  bool zone_never = peer_zone >= 0 && static_cast<size_t>(peer_zone) < site_->zones.size() &&
+                    contains(m->zones_never, site_->zones[peer_zone].name);
+  if (!s.peer_internal && zone_never == false && contains(m->zones_never, "external")) zone_never = true;
+  res.level = 1;
+  if (is_lateral(s.app)) {
+    Alert a = s.alert("lateral.admin_protocol", Severity::high);
+    a.message = std::string(s.app) + (s.dev_is_client ? " from " : " to ") + "medical device " + s.dev.name +
+                (s.dev_is_client ? " to " : " from ") + s.peer_name() + ", not declared by the manufacturer";
+    if (fb) {
+      res.level = 2;
+      a.message += "; contradicts MDS2";
+      for (auto& src : fb->source) {
+        std::string id;
+        if (mds2::match_question_id(src, id)) { cite(a, m, id); res.mds2.push_back(id); }
+      }
+      a.sev = Severity::high;
+    }
+    res.rule = "lateral.admin_protocol";
+    emit(s.f, a, s.out);
+  } else if (fb) {
+    res.level = 2;
+    res.rule = "flow.forbidden_app";
+    Alert a = s.alert("flow.forbidden_app", Severity::high);
+    a.message = std::string(s.app) + (s.dev_is_client ? " from " : " to ") + s.dev.name + " is forbidden by its model";
+    for (auto& src : fb->source) {
+      std::string id;
+      if (mds2::match_question_id(src, id)) { cite(a, m, id); res.mds2.push_back(id); }
+    }
+    emit(s.f, a, s.out);
+  } else if (!s.peer_internal && m->sw_value("internal_only") == 1) {
+    res.level = 2;
+    res.rule = "flow.external_forbidden";
+    Alert a = s.alert("flow.external_forbidden", Severity::high);
+    a.message = s.dev.name + " talks to " + s.peer_name() +
+                " outside the site, but the manufacturer declares it never communicates outside the customer "
+                "environment";
+    cite(a, m, "CONN-4");
+    res.mds2.push_back("CONN-4");
+    if (m->sw_value("internet_required") == 0) { cite(a, m, "CONN-6"); res.mds2.push_back("CONN-6"); }
+    emit(s.f, a, s.out);
+  } else if (s.peer_internal && m->sw_value("communicates_internal") == 0 && !is_infrastructure(s.app)) {
+    res.level = 2;
+    res.rule = "flow.internal_forbidden";
+    Alert a = s.alert("flow.internal_forbidden", Severity::high);
+    a.message = s.dev.name + " talks to " + s.peer_name() +
+                ", but the manufacturer declares it does not communicate with other systems";
+    cite(a, m, "CONN-3");
+    res.mds2.push_back("CONN-3");
+    emit(s.f, a, s.out);
+  } else if (!s.dev_is_client && s.f.server_answered && s.f.syn_seen && m->sw_value("unused_ports_disabled") == 1 &&
+             s.f.ep.proto == 6 && !listens_on(*m, s.port)) {
+    res.level = 2;
+    res.rule = "flow.unlisted_listening_port";
+    Alert a = s.alert("flow.unlisted_listening_port", Severity::high);
+    a.message = s.dev.name + " accepted a connection on port " + std::to_string(s.port) +
+                ", which is not in its declared flows although unused ports are declared disabled";
+    cite(a, m, "SAHD-8");
+    res.mds2.push_back("SAHD-8");
+    emit(s.f, a, s.out);
+  } else if (zone_never) {
+    res.level = 2;
+    res.rule = "lateral.zone_forbidden";
+    Alert a = s.alert("lateral.zone_forbidden", Severity::high);
+    a.message = s.dev.name + " talks to " + s.peer_name() + " in a zone its model never allows";
+    emit(s.f, a, s.out);
+  } else {
+    res.rule = "flow.undeclared";
+    Alert a = s.alert("flow.undeclared", Severity::medium);
+    a.message = std::string(s.dev_is_client ? "Outbound " : "Inbound ") +
+                (s.app.empty() ? "traffic" : std::string(s.app)) + (s.dev_is_client ? " from " : " to ") + s.dev.name +
+                (s.dev_is_client ? " to " : " from ") + s.peer_name() + " on port " + std::to_string(s.port) +
+                " matches no declared flow of model " + s.dev.model_id;
+    if (m->sw_value("port_list_provided") == 1) cite(a, m, "CONN-2");
+    if (m->sw_value("phi_fixed_destinations") == 1 && s.f.facts && !s.f.facts->phi_fields.empty()) cite(a, m, "TXCF-3");
+    emit(s.f, a, s.out);
+  }
+  return res;
+}
+
+// 3. PHI sent in clear: low on a declared flow that carries PHI, high where the model's answers say
+// otherwise or the flow is undeclared, critical to an external address.
+void PolicyJudge::check_phi_cleartext(const Side& s, const FlowRule* match) {
+  if (!s.f.facts || s.f.facts->phi_fields.empty() || s.enc) return;
+  const Model* m = s.dev.model;
+  Severity sev = Severity::high;
+  std::string why;
+  if (match && match->phi == 1) sev = Severity::low;
+  Alert a = s.alert("phi.cleartext", sev);
+  a.phi_fields = s.f.facts->phi_fields;
+  bool contradicts = false;
+  if (m->sw_value("phi_encrypted_claim") == 1) { cite(a, m, "TXCF-2"); contradicts = true; }
+  if (m->sw_value("phi_any") == 0) { cite(a, m, "MPII-1"); contradicts = true; }
+  if (m->sw_value("phi_wired") == 0) { cite(a, m, "MPII-3.5"); contradicts = true; }
+  if (m->sw_value("phi_point_to_point_only") == 1) { cite(a, m, "TXCF-1"); contradicts = true; }
+  if (contradicts) a.sev = Severity::high;
+  if (!match) { a.sev = std::max(a.sev, Severity::high); why = " on an undeclared flow"; }
+  if (!s.peer_internal) {
+    a.sev = Severity::critical;
+    cite(a, m, "MPII-3.7");
+    why += " to an external address";
+  }
+  size_t n = s.f.facts->phi_fields.size();
+  a.message = "PHI (" + std::to_string(n) + " field" + (n == 1 ? "" : "s") + ") sent in clear between " + s.dev.name +
+              " and " + s.peer_name() + why + (contradicts ? "; contradicts MDS2" : "");
+  if (match) a.evidence.emplace_back("matched_rule", match->id);
+  emit(s.f, a, s.out);
+}
+
+// 4. HL7 against the model (the device as receiver or sender): a sender bound to a declared peer
+// role, with the role's sending application, and only the declared message types.
+void PolicyJudge::check_hl7_against_model(const Side& s) {
+  const Model* m = s.dev.model;
+  if (!m->hl7.present || s.app != "hl7") return;
+  const std::string* types = attr(s.f, "hl7.message_types");
+  const std::string* msh3 = attr(s.f, "hl7.msh3");
+  if (!s.dev_is_client) {
+    // The sender must hold one of the declared peer roles, and use the role's MSH-3 when it has one.
+    bool bound = m->hl7.peer_roles.empty();
+    std::vector<std::string> apps;
+    for (auto& ro : m->hl7.peer_roles) {
+      if (ro == "any" || (ro == "any_internal" && s.peer_internal)) { bound = true; continue; }
+      int ri = site_->role_index(ro);
+      if (ri >= 0 && ri < 64 && (s.peer_roles & (1ull << ri))) {
+        bound = true;
+        apps.insert(apps.end(), site_->roles[ri].hl7_apps.begin(), site_->roles[ri].hl7_apps.end());
+      }
+    }
+    if (s.peer_dev) apps.insert(apps.end(), s.peer_dev->hl7_apps.begin(), s.peer_dev->hl7_apps.end());
+    bool app_ok = apps.empty() || !msh3 || contains(apps, *msh3);
+    if (!bound || !app_ok) {
+      Alert a = s.alert("hl7.sender_unbound", Severity::high);
+      a.message = "HL7 to " + s.dev.name + " from " + s.peer_name() +
+                  (bound ? ", whose sending application is not the one bound to its role"
+                         : ", which is not bound to a declared HL7 peer role");
+      if (msh3) a.evidence.emplace_back("msh3", *msh3);
+      cite(a, m, "MPII-3.10");
+      emit(s.f, a, s.out);
+    }
+  }
+  if (types) {
+    const auto& allowed = s.dev_is_client ? m->hl7.outbound_types : m->hl7.inbound_types;
+    std::string bad;
+    each_item(*types, [&](std::string_view t) {
+      if (!hl7_type_allowed(allowed, t)) { if (!bad.empty()) bad += ","; bad += t; }
+    });
+    if (!bad.empty()) {
+      Alert a = s.alert("hl7.message_type_undeclared", Severity::medium);
+      a.message = "HL7 " + bad + (s.dev_is_client ? " sent by " : " received by ") + s.dev.name +
+                  " is not among the declared message types";
+      a.evidence.emplace_back("message_types", bad);
+      emit(s.f, a, s.out);
+    }
+  }
+}
+
+// 5. DICOM against the model: only the declared DIMSE commands and SOP classes, and C-MOVE only to
+// declared destinations (the device would send images there).
+void PolicyJudge::check_dicom_against_model(const Side& s) {
+  const Model* m = s.dev.model;
+  if (!m->dicom.present || s.app != "dicom") return;
+  auto& dm = m->dicom;
+  if (const std::string* cmds = attr(s.f, "dicom.commands"); cmds && dm.dimse_checked) {
+    const auto& allowed = s.dev_is_client ? dm.dimse_out : dm.dimse_in;
+    std::string bad;
+    each_item(*cmds, [&](std::string_view c) {
+      if (!contains(allowed, c)) { if (!bad.empty()) bad += ","; bad += c; }
+    });
+    if (!bad.empty()) {
+      Alert a = s.alert("dicom.dimse_undeclared", Severity::medium);
+      a.message = "DICOM " + bad + (s.dev_is_client ? " issued by " : " served by ") + s.dev.name + ", not declared " +
+                  (s.dev_is_client ? "(dimse_out)" : "(dimse_in)");
+      a.evidence.emplace_back("commands", bad);
+      emit(s.f, a, s.out);
+    }
+  }
+  if (const std::string* sops = attr(s.f, "dicom.sop_classes"); sops && !dm.sop_classes.empty()) {
+    std::string bad;
+    each_item(*sops, [&](std::string_view c) {
+      if (!contains(dm.sop_classes, c)) { if (!bad.empty()) bad += ","; bad += c; }
+    });
+    if (!bad.empty()) {
+      Alert a = s.alert("dicom.sop_class_undeclared", Severity::medium);
+      a.message = "DICOM SOP class(es) " + bad + " used with " + s.dev.name + " are not declared by its model";
+      a.evidence.emplace_back("sop_classes", bad);
+      emit(s.f, a, s.out);
+    }
+  }
+  if (const std::string* dest = attr(s.f, "dicom.move_destination"); dest && !s.dev_is_client) {
+    // The device is the C-MOVE SCP: it would send images to `dest`.
+    std::string bad;
+    each_item(*dest, [&](std::string_view d) {
+      bool ok = false;
+      if (dm.c_move_allowed) {
+        for (auto& x : dm.move_destinations) {
+          if (x == d) { ok = true; break; }
+          if (x.rfind("role:", 0) == 0) {
+            int ri = site_->role_index(std::string_view(x).substr(5));
+            if (ri >= 0 && contains(site_->roles[ri].ae_titles, d)) { ok = true; break; }
+            if (ri >= 0)
+              for (auto& dv : site_->devices)
+                if (contains(dv.roles, site_->roles[ri].name) && contains(dv.ae_titles, d)) { ok = true; break; }
+            if (ok) break;
+          }
+        }
+      }
+      if (!ok) { if (!bad.empty()) bad += ","; bad += d; }
+    });
+    if (!bad.empty()) {
+      Alert a = s.alert("dicom.move_destination_undeclared", Severity::high);
+      a.message =
+          "C-MOVE asks " + s.dev.name + " to send images to AE " + bad + ", which is not a declared destination";
+      a.evidence.emplace_back("move_destination", bad);
+      if (auto* c = attr(s.f, "dicom.calling_ae")) a.evidence.emplace_back("calling_ae", *c);
+      cite(a, m, "TXCF-3");
+      emit(s.f, a, s.out);
+    }
+  }
 }
 
 void PolicyJudge::eval_dicom_flow(const FlowSummary& f, const Device* cdev, const Device* sdev, EventOutput& out) {

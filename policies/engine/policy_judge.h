@@ -55,6 +55,7 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
  private:
   struct Alert;
   struct SideResult;
+  struct Side;  // one side (device) of a flow, as eval_side's steps see it
   struct DeviceState {
     std::unordered_set<IpKey, IpKeyHash> peers;   // distinct peers contacted (capped)
     std::unordered_map<IpKey, std::vector<uint16_t>, IpKeyHash> ports;  // per host, capped
@@ -84,6 +85,13 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
 
   SideResult eval_side(const FlowSummary& f, const Device& dev, bool dev_is_client, const Device* peer_dev,
                        uint64_t peer_roles, std::string_view app, bool enc, EventOutput& out);
+  // eval_side's steps, in order.
+  const FlowRule* find_declared_flow(const Side& s) const;
+  SideResult judge_declared_flow(const Side& s, const FlowRule& match);
+  SideResult judge_undeclared_flow(const Side& s);
+  void check_phi_cleartext(const Side& s, const FlowRule* match);
+  void check_hl7_against_model(const Side& s);
+  void check_dicom_against_model(const Side& s);
   void eval_dicom_flow(const FlowSummary& f, const Device* cdev, const Device* sdev, EventOutput& out);
   void track_fanout(const FlowSummary& f, const Device& dev, EventOutput& out);
   void emit(const FlowSummary& f, Alert& a, EventOutput& out);
