@@ -388,26 +388,62 @@ class SdcDissector final : public Dissector {
     });
   }
 
-  void soap(Dir dir, std::string_view xml, const HttpInfo* http, FlowContext& ctx) {
-    std::string_view header = element_text(xml, "Header");
-    std::string_view body = element_text(xml, "Body");
-    std::string_view action = trim(element_text(header, "Action"));
-    if (action.empty() && body.empty()) {
-      if (http && xml.empty()) return;  // e.g. 202 Accepted for a one-way message
-      ctx.anomaly("sdc", "not_a_soap_envelope", ctx.stream_offset());
-      return;
+  // One SOAP envelope as the steps of soap() read it, in their order. Views point into the envelope.
+  struct Message {
+    std::string_view body;                               // the SOAP Body's content
+    std::string_view action, short_action;               // wsa:Action and its last path segment
+    std::string_view message_id, relates_to;             // wsa:MessageID, wsa:RelatesTo
+    std::vector<Participant> parts;                      // announced or matched participants (discovery)
+    std::vector<std::string> query_types, query_scopes;  // what a Probe or Resolve asks for
+    DeviceInfo dev;                                      // DPWS metadata seen in clear
+    std::string host_address;                            // the Host's endpoint reference, with metadata
+    std::vector<std::string> phi, patients;              // PHI field names seen in clear; patient pseudonyms
+    // A WS-Discovery announcement (Hello or a match): it describes its sender.
+    bool announces() const {
+      return short_action == "Hello" || short_action == "ProbeMatches" || short_action == "ResolveMatches";
     }
-    std::string_view short_action = action.substr(action.rfind('/') == std::string_view::npos ? 0 : action.rfind('/') + 1);
-    std::string_view message_id = trim(element_text(header, "MessageID"));
-    std::string_view relates_to = trim(element_text(header, "RelatesTo"));
+    // The message describes a device: an announcement of participants, or DPWS metadata.
+    bool describes() const { return (announces() && !parts.empty()) || dev.any(); }
+  };
 
-    // Discovery: Hello, Bye, ProbeMatch, ResolveMatch blocks, or the query of Probe/Resolve.
-    std::vector<Participant> parts;
+  // One envelope: read, PHI hidden, flow facts and identities recorded, then its event.
+  void soap(Dir dir, std::string_view xml, const HttpInfo* http, FlowContext& ctx) {
+    Message m;
+    if (!read_envelope(xml, http, m, ctx)) return;
+    read_discovery(m);
+    read_metadata(m);
+    read_patient(m, ctx);
+    hide_patient_scopes(m, ctx);
+    record_facts(dir, m, ctx);
+    add_identities(dir, m, ctx);
+    write_event(dir, http, m, ctx);
+  }
+
+  // The Body and the WS-Addressing header; false (with an anomaly unless it is an empty HTTP
+  // body) when the text is not a SOAP envelope.
+  static bool read_envelope(std::string_view xml, const HttpInfo* http, Message& m, FlowContext& ctx) {
+    std::string_view header = element_text(xml, "Header");
+    m.body = element_text(xml, "Body");
+    m.action = trim(element_text(header, "Action"));
+    if (m.action.empty() && m.body.empty()) {
+      if (http && xml.empty()) return false;  // e.g. 202 Accepted for a one-way message
+      ctx.anomaly("sdc", "not_a_soap_envelope", ctx.stream_offset());
+      return false;
+    }
+    size_t slash = m.action.rfind('/');
+    m.short_action = m.action.substr(slash == std::string_view::npos ? 0 : slash + 1);
+    m.message_id = trim(element_text(header, "MessageID"));
+    m.relates_to = trim(element_text(header, "RelatesTo"));
+    return true;
+  }
+
+  // Discovery: Hello, Bye, ProbeMatch, ResolveMatch blocks, or the query of Probe/Resolve.
+  static void read_discovery(Message& m) {
     for (std::string_view block_name : {"Hello", "Bye", "ProbeMatch", "ResolveMatch"}) {
       size_t pos = 0;
-      while (parts.size() < kMaxList) {
+      while (m.parts.size() < kMaxList) {
         size_t next = 0;
-        std::string_view b = element_text(body, block_name, pos, &next);
+        std::string_view b = element_text(m.body, block_name, pos, &next);
         if (next == 0 || next <= pos) break;
         pos = next;
         if (b.empty()) continue;
@@ -417,57 +453,74 @@ class SdcDissector final : public Dissector {
         words(element_text(b, "Scopes"), p.scopes);
         words(element_text(b, "XAddrs"), p.xaddrs);
         p.metadata_version.assign(trim(element_text(b, "MetadataVersion")));
-        parts.push_back(std::move(p));
+        m.parts.push_back(std::move(p));
       }
     }
-    std::vector<std::string> query_types, query_scopes;
-    if (parts.empty()) {
-      std::string_view q = element_text(body, "Probe");
-      if (q.empty()) q = element_text(body, "Resolve");
-      words(element_text(q, "Types"), query_types);
-      words(element_text(q, "Scopes"), query_scopes);
+    if (m.parts.empty()) {
+      std::string_view q = element_text(m.body, "Probe");
+      if (q.empty()) q = element_text(m.body, "Resolve");
+      words(element_text(q, "Types"), m.query_types);
+      words(element_text(q, "Scopes"), m.query_scopes);
     }
-    // DPWS metadata (WS-Transfer GetResponse / WS-MetadataExchange).
-    DeviceInfo dev;
-    std::string_view model = element_text(body, "ThisModel");
-    std::string_view device = element_text(body, "ThisDevice");
+  }
+
+  // DPWS metadata (WS-Transfer GetResponse / WS-MetadataExchange), and with it the Host's address.
+  static void read_metadata(Message& m) {
+    DeviceInfo& dev = m.dev;
+    std::string_view model = element_text(m.body, "ThisModel");
+    std::string_view device = element_text(m.body, "ThisDevice");
     dev.manufacturer.assign(trim(element_text(model, "Manufacturer")));
     dev.model_name.assign(trim(element_text(model, "ModelName")));
     dev.model_number.assign(trim(element_text(model, "ModelNumber")));
     dev.friendly_name.assign(trim(element_text(device, "FriendlyName")));
     dev.firmware_version.assign(trim(element_text(device, "FirmwareVersion")));
     dev.serial_number.assign(trim(element_text(device, "SerialNumber")));
-    std::string host_address;
-    if (dev.any()) host_address.assign(trim(element_text(element_text(element_text(body, "Host"), "EndpointReference"), "Address")));
+    if (!dev.any()) return;
+    std::string_view host = element_text(m.body, "Host");
+    m.host_address.assign(trim(element_text(element_text(host, "EndpointReference"), "Address")));
+  }
 
-    // Patient context (BICEPS PatientContextState): identifiers and demographics are PHI.
-    std::vector<std::string> phi, patients;
-    std::string_view pcs = element_text(body, "PatientContextState");
-    if (!pcs.empty()) {
-      std::string_view ext = attribute(pcs, "Identification", "Extension");
-      if (!ext.empty()) { patients.push_back(ctx.pseudonym(ext)); phi.emplace_back("sdc.patient.identification"); }
-      static constexpr std::pair<std::string_view, std::string_view> kPhi[] = {
-          {"Givenname", "sdc.patient.givenname"}, {"Middlename", "sdc.patient.middlename"},
-          {"Familyname", "sdc.patient.familyname"}, {"Birthname", "sdc.patient.birthname"},
-          {"DateOfBirth", "sdc.patient.date_of_birth"}};
-      for (auto& [el, name] : kPhi)
-        if (!trim(element_text(pcs, el)).empty()) phi.emplace_back(name);
-      for (auto& f : phi) ctx.facts().add_phi(f);
-    }
-    // Discovery scopes may carry a patient context (sdc.ctxt.pat), in what a device announces
-    // and in what a Probe or Resolve asks for: never written in clear.
-    auto hide_patient_scopes = [&](std::vector<std::string>& scopes) {
+  // Patient context (BICEPS PatientContextState): identifiers and demographics are PHI.
+  static void read_patient(Message& m, FlowContext& ctx) {
+    std::string_view pcs = element_text(m.body, "PatientContextState");
+    if (pcs.empty()) return;
+    std::string_view ext = attribute(pcs, "Identification", "Extension");
+    if (!ext.empty()) { m.patients.push_back(ctx.pseudonym(ext)); m.phi.emplace_back("sdc.patient.identification"); }
+    static constexpr std::pair<std::string_view, std::string_view> kPhi[] = {
+        {"Givenname", "sdc.patient.givenname"}, {"Middlename", "sdc.patient.middlename"},
+        {"Familyname", "sdc.patient.familyname"}, {"Birthname", "sdc.patient.birthname"},
+        {"DateOfBirth", "sdc.patient.date_of_birth"}};
+    for (auto& [el, name] : kPhi)
+      if (!trim(element_text(pcs, el)).empty()) m.phi.emplace_back(name);
+    for (auto& f : m.phi) ctx.facts().add_phi(f);
+  }
+
+  // Discovery scopes may carry a patient context (sdc.ctxt.pat), in what a device announces
+  // and in what a Probe or Resolve asks for: never written in clear.
+  static void hide_patient_scopes(Message& m, FlowContext& ctx) {
+    auto hide = [&](std::vector<std::string>& scopes) {
       for (auto& s : scopes)
         if (s.rfind("sdc.ctxt.pat", 0) == 0) {
           s = "sdc.ctxt.pat:" + ctx.pseudonym(s);
-          if (std::find(phi.begin(), phi.end(), "sdc.scope.patient") == phi.end()) phi.emplace_back("sdc.scope.patient");
+          if (std::find(m.phi.begin(), m.phi.end(), "sdc.scope.patient") == m.phi.end())
+            m.phi.emplace_back("sdc.scope.patient");
           ctx.facts().add_phi("sdc.scope.patient");
         }
     };
-    for (auto& p : parts) hide_patient_scopes(p.scopes);
-    hide_patient_scopes(query_scopes);
+    for (auto& p : m.parts) hide(p.scopes);
+    hide(m.query_scopes);
+  }
 
-    for (auto& p : parts) {
+  // The sender's address: the device a describing message describes (the announcing device, or
+  // the server answering with its metadata).
+  static const IpAddr& sender_ip(Dir dir, FlowContext& ctx) {
+    const EventEndpoints& ep = ctx.endpoints();
+    return dir == Dir::to_server ? ep.src : ep.dst;
+  }
+
+  // Flow facts sdc.* for the asset inventory; https XAddrs are remembered to label TLS flows.
+  static void record_facts(Dir dir, const Message& m, FlowContext& ctx) {
+    for (auto& p : m.parts) {
       for (auto& x : p.xaddrs) {
         IpAddr ip;
         uint16_t port = 0;
@@ -475,27 +528,26 @@ class SdcDissector final : public Dissector {
       }
       if (!p.address.empty()) ctx.facts().set_attr("sdc.endpoint", p.address);
     }
+    const DeviceInfo& dev = m.dev;
     if (dev.any()) {
       if (!dev.manufacturer.empty()) ctx.facts().set_attr("sdc.manufacturer", dev.manufacturer);
       if (!dev.model_name.empty()) ctx.facts().set_attr("sdc.model", dev.model_name);
     }
-
-    // The device described: the sender of an announcement, or the server answering metadata.
-    bool announces = short_action == "Hello" || short_action == "ProbeMatches" || short_action == "ResolveMatches";
-    const EventEndpoints& ep = ctx.endpoints();
-    bool describes = (announces && !parts.empty()) || dev.any();
-    const IpAddr& device_ip = dir == Dir::to_server ? ep.src : ep.dst;
-    if (describes) ctx.facts().set_attr("sdc.device_side", dir == Dir::to_server ? "client" : "server");
+    if (m.describes()) ctx.facts().set_attr("sdc.device_side", dir == Dir::to_server ? "client" : "server");
     if (dev.any()) {
       if (!dev.serial_number.empty()) ctx.facts().set_attr("sdc.serial", dev.serial_number);
       if (!dev.firmware_version.empty()) ctx.facts().set_attr("sdc.firmware", dev.firmware_version);
-      if (!host_address.empty()) ctx.facts().set_attr("sdc.endpoint", host_address);
+      if (!m.host_address.empty()) ctx.facts().set_attr("sdc.endpoint", m.host_address);
     }
-    // Identity for the asset inventory, of the side that sent it: the announcing device (not the
-    // multicast group it announces to) or the server answering with its metadata. Endpoint
-    // references are stable, so periodic Hellos add nothing new.
-    if (announces) {
-      for (auto& p : parts) {
+  }
+
+  // Identity for the asset inventory, of the side that sent it: the announcing device (not the
+  // multicast group it announces to) or the server answering with its metadata. Endpoint
+  // references are stable, so periodic Hellos add nothing new.
+  static void add_identities(Dir dir, const Message& m, FlowContext& ctx) {
+    if (m.announces()) {
+      const IpAddr& device_ip = sender_ip(dir, ctx);
+      for (auto& p : m.parts) {
         if (p.address.empty() || !is_sender(p, device_ip)) continue;
         DeviceIdentity id;
         id.client = dir == Dir::to_server;
@@ -504,11 +556,12 @@ class SdcDissector final : public Dissector {
         ctx.facts().add_identity(std::move(id));
       }
     }
+    const DeviceInfo& dev = m.dev;
     if (dev.any()) {
       DeviceIdentity id;
       id.client = dir == Dir::to_server;
       id.source = "sdc metadata";
-      id.id = host_address;
+      id.id = m.host_address;
       id.manufacturer = dev.manufacturer;
       id.model = dev.model_name.empty() ? dev.model_number : dev.model_name;
       id.serial = dev.serial_number;
@@ -516,7 +569,10 @@ class SdcDissector final : public Dissector {
       if (!id.id.empty() || !id.manufacturer.empty() || !id.model.empty() || !id.serial.empty())
         ctx.facts().add_identity(std::move(id));
     }
+  }
 
+  // The `sdc` event (and its count).
+  static void write_event(Dir dir, const HttpInfo* http, const Message& m, FlowContext& ctx) {
     ++ctx.counters().at("sdc.messages");
     auto& w = ctx.begin_event("sdc");
     w.object("sdc");
@@ -526,44 +582,47 @@ class SdcDissector final : public Dissector {
       if (!http->method.empty()) { w.field("http_method", http->method); w.field("http_path", http->path); }
       if (http->status) w.field("http_status", http->status);
     }
-    if (!short_action.empty()) w.field("action", short_action);
-    if (!action.empty()) w.field("action_uri", action);
-    if (!message_id.empty()) w.field("message_id", message_id);
-    if (!relates_to.empty()) w.field("relates_to", relates_to);
-    if (describes && device_ip.family) {
+    if (!m.short_action.empty()) w.field("action", m.short_action);
+    if (!m.action.empty()) w.field("action_uri", m.action);
+    if (!m.message_id.empty()) w.field("message_id", m.message_id);
+    if (!m.relates_to.empty()) w.field("relates_to", m.relates_to);
+    const IpAddr& device_ip = sender_ip(dir, ctx);
+    if (m.describes() && device_ip.family) {
       w.field("device_ip", device_ip);
     }
-    auto list = [&](std::string_view k, const std::vector<std::string>& v) {
-      if (v.empty()) return;
-      w.array(k);
-      for (auto& x : v) w.value(x);
-      w.end_array();
-    };
-    if (!parts.empty()) {
+    if (!m.parts.empty()) {
       w.array("participants");
-      for (auto& p : parts) {
+      for (auto& p : m.parts) {
         w.begin_object();
         if (!p.address.empty()) w.field("endpoint", p.address);
-        list("types", p.types);
-        list("scopes", p.scopes);
-        list("xaddrs", p.xaddrs);
+        write_list(w, "types", p.types);
+        write_list(w, "scopes", p.scopes);
+        write_list(w, "xaddrs", p.xaddrs);
         if (!p.metadata_version.empty()) w.field("metadata_version", p.metadata_version);
         w.end_object();
       }
       w.end_array();
     }
-    list("query_types", query_types);
-    list("query_scopes", query_scopes);
-    if (dev.any()) {
+    write_list(w, "query_types", m.query_types);
+    write_list(w, "query_scopes", m.query_scopes);
+    if (m.dev.any()) {
       w.object("device");
-      write_device(w, dev);
-      if (!host_address.empty()) w.field("endpoint", host_address);
+      write_device(w, m.dev);
+      if (!m.host_address.empty()) w.field("endpoint", m.host_address);
       w.end_object();
     }
-    list("patients", patients);
-    list("phi_fields", phi);
+    write_list(w, "patients", m.patients);
+    write_list(w, "phi_fields", m.phi);
     w.end_object();
     ctx.end_event();
+  }
+
+  // A list of strings as an array, left out when empty.
+  static void write_list(JsonWriter& w, std::string_view k, const std::vector<std::string>& v) {
+    if (v.empty()) return;
+    w.array(k);
+    for (auto& x : v) w.value(x);
+    w.end_array();
   }
 
   static void write_device(JsonWriter& w, const DeviceInfo& d) {
