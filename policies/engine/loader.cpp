@@ -270,6 +270,87 @@ void check_apps(Reader& r, const YAML::Node& n, const std::vector<std::string>& 
   }
 }
 
+// The model's sections, one reader each, in the order load_model calls them. Nodes are passed as
+// YAML::Node values (handles to the same node), not const references: yaml-cpp's const
+// operator[] answers a missing key with an invalid node, on which Mark() throws.
+
+// Disagreements between vendor documents, kept as data: a list of {ids: [...], text: ...}.
+void load_conflicts(Reader& r, YAML::Node x, Model& m) {
+  if (!x || x.IsNull()) return;
+  if (!x.IsSequence()) { r.err(x, "model conflicts: expected a list of {ids: [...], text: ...}"); return; }
+  for (auto c : x) {
+    if (!r.is_map(c, "conflict")) continue;
+    r.keys(c, "conflict", {"ids", "text"});
+    std::string t;
+    if (c["text"]) r.str(c["text"], "conflict text", t);
+    m.conflicts.push_back({c["ids"] ? r.strs(c["ids"], "conflict ids") : std::vector<std::string>{}, t});
+  }
+}
+
+// Schema and the model section (id, manufacturer, description, conflicts); both are required.
+void load_model_header(Reader& r, YAML::Node root, Model& m) {
+  if (auto s = root["schema"]) {
+    std::string v;
+    if (r.str(s, "schema", v) && v != "medmon.model/v1")
+      r.err(s, "unsupported schema '" + v + "' (expected medmon.model/v1)");
+  } else {
+    r.err(root, "missing key 'schema' (expected schema: medmon.model/v1)");
+  }
+  if (auto md = root["model"]; md && r.is_map(md, "model")) {
+    r.keys(md, "model", {"id", "manufacturer", "description", "models", "intended_use", "software_versions",
+                         "documents", "conflicts"});
+    if (auto x = md["id"]) r.str(x, "model id", m.id);
+    else r.err(md, "model: missing key 'id'");
+    if (auto x = md["manufacturer"]) r.str(x, "model manufacturer", m.manufacturer);
+    if (auto x = md["description"]) r.str(x, "model description", m.description);
+    load_conflicts(r, md["conflicts"], m);
+  } else if (!md) {
+    r.err(root, "missing key 'model' (expected model: {id: ..., manufacturer: ...})");
+  }
+}
+
+// Passive identification: DICOM implementation class UID and version name, HL7 MSH-3 sending application.
+void load_fingerprints(Reader& r, YAML::Node fp, Model& m) {
+  if (!fp || fp.IsNull() || !r.is_map(fp, "fingerprints")) return;
+  r.keys(fp, "fingerprints", {"dicom_implementation_class_uid", "dicom_implementation_version_name",
+                              "hl7_msh3_sending_application", "mac_oui", "tls_ja4", "dicom_dataset"});
+  if (fp["dicom_implementation_class_uid"])
+    m.impl_class_uids = r.strs(fp["dicom_implementation_class_uid"], "fingerprint");
+  if (fp["dicom_implementation_version_name"])
+    m.impl_version_names = r.strs(fp["dicom_implementation_version_name"], "fingerprint");
+  if (fp["hl7_msh3_sending_application"]) m.hl7_msh3 = r.strs(fp["hl7_msh3_sending_application"], "fingerprint");
+}
+
+// The switches derived from the MDS2 answers (docs/policy.md); null leaves a switch unknown (-1).
+void load_derived(Reader& r, YAML::Node n, Model& m) {
+  if (!n || n.IsNull() || !r.is_map(n, "mds2_derived")) return;
+  auto& sws = mds2::derived_switches();
+  for (auto it = n.begin(); it != n.end(); ++it) {
+    std::string k = it->first.Scalar();
+    const mds2::Switch* s = mds2::find_switch(k);
+    if (!s) {
+      std::string exp;
+      for (auto& x : sws) { if (!exp.empty()) exp += ", "; exp += x.name; }
+      r.err(it->first, "unknown key '" + k + "' in mds2_derived (expected one of: " + exp + ")");
+      continue;
+    }
+    size_t idx = static_cast<size_t>(s - sws.data());
+    if (it->second.IsNull()) { m.sw[idx] = -1; continue; }
+    bool v;
+    if (r.boolean(it->second, "mds2_derived " + k, v)) m.sw[idx] = v ? 1 : 0;
+  }
+}
+
+// The allowed and never zones (the judge flags peers in a never zone; bind_models checks the allowed names).
+void load_model_zones(Reader& r, YAML::Node z, Model& m) {
+  if (!z || z.IsNull() || !r.is_map(z, "zones")) return;
+  r.keys(z, "model zones", {"allowed", "never"});
+  m.zones_where = Reader::where(z);
+  if (z["allowed"]) m.zones_allowed = r.strs(z["allowed"], "zones allowed");
+  if (z["never"]) m.zones_never = r.strs(z["never"], "zones never");
+}
+
+// One declared conversation: who initiates it, with which role, on which ports and applications.
 void load_flow(Reader& r, const YAML::Node& n, Model& m) {
   if (!r.is_map(n, "flow")) return;
   r.keys(n, "flow", {"id", "initiator", "peer_role", "l4", "dst_port", "app", "tls", "phi", "default_enabled",
@@ -333,27 +414,129 @@ void load_flow(Reader& r, const YAML::Node& n, Model& m) {
   m.flows.push_back(std::move(f));
 }
 
-void load_derived(Reader& r, const YAML::Node& n, Model& m) {
-  if (!r.is_map(n, "mds2_derived")) return;
-  auto& sws = mds2::derived_switches();
-  for (auto it = n.begin(); it != n.end(); ++it) {
-    std::string k = it->first.Scalar();
-    const mds2::Switch* s = mds2::find_switch(k);
-    if (!s) {
-      std::string exp;
-      for (auto& x : sws) { if (!exp.empty()) exp += ", "; exp += x.name; }
-      r.err(it->first, "unknown key '" + k + "' in mds2_derived (expected one of: " + exp + ")");
-      continue;
+// The declared flows, a list of load_flow entries.
+void load_flows(Reader& r, YAML::Node fl, Model& m) {
+  if (!fl || fl.IsNull()) return;
+  if (!fl.IsSequence()) { r.err(fl, "flows: expected a list of flow entries"); return; }
+  for (auto f : fl) load_flow(r, f, m);
+}
+
+// The DICOM section: AE titles, SOP classes, DIMSE commands each way, C-MOVE destinations, user identity.
+void load_dicom(Reader& r, YAML::Node d, Model& m) {
+  if (!d || d.IsNull() || !r.is_map(d, "dicom")) return;
+  r.keys(d, "dicom", {"local_aes", "ae_titles", "ae_title_from_site", "sop_classes", "remote_roles",
+                      "transfer_syntaxes", "dimse_in", "dimse_out", "c_move", "c_get", "max_pdu", "user_identity",
+                      "source"});
+  auto& dm = m.dicom;
+  dm.present = true;
+  dm.where = Reader::where(d);
+  if (d["ae_titles"]) dm.ae_titles = r.strs(d["ae_titles"], "dicom ae_titles");
+  if (d["sop_classes"]) dm.sop_classes = r.strs(d["sop_classes"], "dicom sop_classes");
+  // Either key turns the DIMSE check on for both directions: the one left out then allows no command.
+  for (auto key : {"dimse_in", "dimse_out"}) {
+    if (!d[key]) continue;
+    dm.dimse_checked = true;
+    auto v = r.strs(d[key], std::string("dicom ") + key);
+    for (auto& c : v)
+      if (!kDimse.count(c))
+        r.err(d[key], std::string("dicom ") + key + ": unknown DIMSE command '" + c +
+                          "' (expected e.g. C-ECHO, C-STORE, C-FIND, C-MOVE, C-GET, N-ACTION)");
+    (std::string_view(key) == "dimse_in" ? dm.dimse_in : dm.dimse_out) = std::move(v);
+  }
+  if (auto cm = d["c_move"]; cm && r.is_map(cm, "dicom c_move")) {
+    r.keys(cm, "dicom c_move", {"allowed", "allowed_destinations"});
+    if (cm["allowed"]) r.boolean(cm["allowed"], "dicom c_move allowed", dm.c_move_allowed);
+    if (cm["allowed_destinations"])
+      dm.move_destinations = r.strs(cm["allowed_destinations"], "dicom c_move allowed_destinations");
+  }
+  if (auto cg = d["c_get"]; cg && r.is_map(cg, "dicom c_get")) r.keys(cg, "dicom c_get", {"allowed"});
+  if (d["user_identity"]) dm.user_identity = r.strs(d["user_identity"], "dicom user_identity");
+  if (d["source"]) dm.source = r.strs(d["source"], "dicom source");
+}
+
+// The HL7 section: the peer roles it talks to and the message types it receives and sends.
+void load_hl7(Reader& r, YAML::Node h, Model& m) {
+  if (!h || h.IsNull() || !r.is_map(h, "hl7")) return;
+  r.keys(h, "hl7", {"enabled_by_default", "role", "listen", "peer_roles", "peers", "inbound_types", "outbound_types",
+                    "ack_mode", "source"});
+  auto& hm = m.hl7;
+  hm.present = true;
+  hm.where = Reader::where(h);
+  if (h["peer_roles"]) hm.peer_roles = r.strs(h["peer_roles"], "hl7 peer_roles");
+  if (h["inbound_types"]) hm.inbound_types = r.strs(h["inbound_types"], "hl7 inbound_types");
+  if (h["outbound_types"]) hm.outbound_types = r.strs(h["outbound_types"], "hl7 outbound_types");
+  if (h["source"]) hm.source = r.strs(h["source"], "hl7 source");
+}
+
+// The vendor's remote service; of its keys only the endpoints are kept.
+void load_remote_service(Reader& r, YAML::Node rs, Model& m) {
+  if (!rs || rs.IsNull() || !r.is_map(rs, "remote_service")) return;
+  r.keys(rs, "remote_service", {"declared", "owner_initiated", "patient_data_visible", "predictive_maintenance",
+                                "other_remote", "endpoints"});
+  if (rs["endpoints"]) m.remote_endpoints = r.strs(rs["endpoints"], "remote_service endpoints");
+}
+
+// Applications the model forbids, each inbound, outbound or either way.
+void load_forbidden_apps(Reader& r, YAML::Node fa, Model& m) {
+  if (!fa || fa.IsNull()) return;
+  if (!fa.IsSequence()) { r.err(fa, "forbidden_apps: expected a list of {app: ..., direction: ...}"); return; }
+  for (auto e : fa) {
+    if (!r.is_map(e, "forbidden_apps entry")) continue;
+    r.keys(e, "forbidden_apps entry", {"app", "direction", "source"});
+    ForbiddenApp f;
+    if (e["app"]) {
+      f.apps = r.strs(e["app"], "forbidden app");
+      for (auto& a : f.apps) a = lower(a);
+      check_apps(r, e["app"], f.apps, "forbidden app");
+    } else {
+      r.err(e, "forbidden_apps entry: missing key 'app'");
     }
-    size_t idx = static_cast<size_t>(s - sws.data());
-    if (it->second.IsNull()) { m.sw[idx] = -1; continue; }
-    bool v;
-    if (r.boolean(it->second, "mds2_derived " + k, v)) m.sw[idx] = v ? 1 : 0;
+    if (auto d = e["direction"]) {
+      std::string s;
+      if (r.str(d, "forbidden direction", s)) {
+        if (s == "inbound") f.direction = Direction::inbound;
+        else if (s == "outbound") f.direction = Direction::outbound;
+        else if (s == "any") f.direction = Direction::any;
+        else r.err(d, "forbidden direction: '" + s + "' (expected inbound, outbound or any)");
+      }
+    }
+    if (e["source"]) f.source = r.strs(e["source"], "forbidden source");
+    m.forbidden.push_back(std::move(f));
   }
 }
 
+// One raw MDS2 answer: the answer, its detail and its IEC TR 80001-2-2, NIST 800-53 and ISO 27002 mapping.
+void load_mds2_answer(Reader& r, const std::string& id, YAML::Node a, Model& m) {
+  if (!r.is_map(a, "mds2 answer " + id)) return;
+  r.keys(a, "mds2 answer " + id, {"answer", "detail", "raw_id", "note_ref", "note", "iec_tr_80001_2_2", "nist_800_53",
+                                  "iso_27002"});
+  AnswerInfo ai;
+  auto g = [&](const char* k, std::string& out) {
+    if (a[k]) r.str(a[k], std::string("mds2 answer ") + id + " " + k, out);
+  };
+  g("answer", ai.answer); g("detail", ai.detail); g("iec_tr_80001_2_2", ai.iec);
+  g("nist_800_53", ai.nist); g("iso_27002", ai.iso);
+  m.answers[id] = std::move(ai);
+}
+
+// The imported form's answers, keyed by MDS2 question id (form and notes are accepted, not read).
+void load_mds2(Reader& r, YAML::Node x, Model& m) {
+  if (!x || x.IsNull() || !r.is_map(x, "mds2")) return;
+  r.keys(x, "mds2", {"form", "answers", "notes"});
+  auto ans = x["answers"];
+  if (!ans || ans.IsNull() || !r.is_map(ans, "mds2 answers")) return;
+  for (auto it = ans.begin(); it != ans.end(); ++it) {
+    std::string id = it->first.Scalar(), dummy;
+    if (!mds2::match_question_id(id, dummy) || dummy != id) {
+      r.err(it->first, "mds2 answers: '" + id + "' is not an MDS2 question id (expected e.g. CONN-4)");
+      continue;
+    }
+    load_mds2_answer(r, id, it->second, m);
+  }
+}
+
+// What the answers themselves forbid (RMOT-1, SAHD-7, SAHD-9), after the model's own forbidden_apps entries.
 void derive_forbidden(Model& m) {
-  // What the answers themselves forbid; explicit `forbidden_apps` entries come first.
   if (m.sw_value("remote_service") == 0)
     m.forbidden.push_back({{"rdp", "vnc", "teamviewer", "anydesk", "ssh", "telnet", "winrm"}, Direction::any, {"RMOT-1"}});
   if (m.sw_value("file_shares_disabled") == 1)
@@ -374,133 +557,18 @@ std::unique_ptr<Model> load_model(const std::string& path, Errors& errs) {
   m->sw.assign(mds2::derived_switches().size(), -1);
   r.keys(root, "device model", {"schema", "model", "fingerprints", "mds2_derived", "zones", "flows", "dicom", "hl7",
                                 "remote_service", "forbidden_apps", "alerting", "mds2"});
-  if (auto s = root["schema"]) {
-    std::string v;
-    if (r.str(s, "schema", v) && v != "medmon.model/v1")
-      r.err(s, "unsupported schema '" + v + "' (expected medmon.model/v1)");
-  } else {
-    r.err(root, "missing key 'schema' (expected schema: medmon.model/v1)");
-  }
-  if (auto md = root["model"]; md && r.is_map(md, "model")) {
-    r.keys(md, "model", {"id", "manufacturer", "description", "models", "intended_use", "software_versions",
-                         "documents", "conflicts"});
-    if (auto x = md["id"]) r.str(x, "model id", m->id);
-    else r.err(md, "model: missing key 'id'");
-    if (auto x = md["manufacturer"]) r.str(x, "model manufacturer", m->manufacturer);
-    if (auto x = md["description"]) r.str(x, "model description", m->description);
-    if (auto x = md["conflicts"]; x && !x.IsNull()) {
-      if (!x.IsSequence()) r.err(x, "model conflicts: expected a list of {ids: [...], text: ...}");
-      else for (auto c : x) {
-        if (!r.is_map(c, "conflict")) continue;
-        r.keys(c, "conflict", {"ids", "text"});
-        std::string t;
-        if (c["text"]) r.str(c["text"], "conflict text", t);
-        m->conflicts.push_back({c["ids"] ? r.strs(c["ids"], "conflict ids") : std::vector<std::string>{}, t});
-      }
-    }
-  } else if (!md) {
-    r.err(root, "missing key 'model' (expected model: {id: ..., manufacturer: ...})");
-  }
-  if (auto fp = root["fingerprints"]; fp && !fp.IsNull() && r.is_map(fp, "fingerprints")) {
-    r.keys(fp, "fingerprints", {"dicom_implementation_class_uid", "dicom_implementation_version_name",
-                                "hl7_msh3_sending_application", "mac_oui", "tls_ja4", "dicom_dataset"});
-    if (fp["dicom_implementation_class_uid"]) m->impl_class_uids = r.strs(fp["dicom_implementation_class_uid"], "fingerprint");
-    if (fp["dicom_implementation_version_name"]) m->impl_version_names = r.strs(fp["dicom_implementation_version_name"], "fingerprint");
-    if (fp["hl7_msh3_sending_application"]) m->hl7_msh3 = r.strs(fp["hl7_msh3_sending_application"], "fingerprint");
-  }
-  if (auto d = root["mds2_derived"]; d && !d.IsNull()) load_derived(r, d, *m);
-  if (auto z = root["zones"]; z && !z.IsNull() && r.is_map(z, "zones")) {
-    r.keys(z, "model zones", {"allowed", "never"});
-    m->zones_where = Reader::where(z);
-    if (z["allowed"]) m->zones_allowed = r.strs(z["allowed"], "zones allowed");
-    if (z["never"]) m->zones_never = r.strs(z["never"], "zones never");
-  }
-  if (auto fl = root["flows"]; fl && !fl.IsNull()) {
-    if (!fl.IsSequence()) r.err(fl, "flows: expected a list of flow entries");
-    else for (auto f : fl) load_flow(r, f, *m);
-  }
-  if (auto d = root["dicom"]; d && !d.IsNull() && r.is_map(d, "dicom")) {
-    r.keys(d, "dicom", {"local_aes", "ae_titles", "ae_title_from_site", "sop_classes", "remote_roles", "transfer_syntaxes",
-                        "dimse_in", "dimse_out", "c_move", "c_get", "max_pdu", "user_identity", "source"});
-    auto& dm = m->dicom;
-    dm.present = true;
-    dm.where = Reader::where(d);
-    if (d["ae_titles"]) dm.ae_titles = r.strs(d["ae_titles"], "dicom ae_titles");
-    if (d["sop_classes"]) dm.sop_classes = r.strs(d["sop_classes"], "dicom sop_classes");
-    for (auto key : {"dimse_in", "dimse_out"}) {
-      if (!d[key]) continue;
-      dm.dimse_checked = true;
-      auto v = r.strs(d[key], std::string("dicom ") + key);
-      for (auto& c : v) if (!kDimse.count(c)) r.err(d[key], std::string("dicom ") + key + ": unknown DIMSE command '" + c + "' (expected e.g. C-ECHO, C-STORE, C-FIND, C-MOVE, C-GET, N-ACTION)");
-      (std::string_view(key) == "dimse_in" ? dm.dimse_in : dm.dimse_out) = std::move(v);
-    }
-    if (auto cm = d["c_move"]; cm && r.is_map(cm, "dicom c_move")) {
-      r.keys(cm, "dicom c_move", {"allowed", "allowed_destinations"});
-      if (cm["allowed"]) r.boolean(cm["allowed"], "dicom c_move allowed", dm.c_move_allowed);
-      if (cm["allowed_destinations"]) dm.move_destinations = r.strs(cm["allowed_destinations"], "dicom c_move allowed_destinations");
-    }
-    if (auto cg = d["c_get"]; cg && r.is_map(cg, "dicom c_get")) r.keys(cg, "dicom c_get", {"allowed"});
-    if (d["user_identity"]) dm.user_identity = r.strs(d["user_identity"], "dicom user_identity");
-    if (d["source"]) dm.source = r.strs(d["source"], "dicom source");
-  }
-  if (auto h = root["hl7"]; h && !h.IsNull() && r.is_map(h, "hl7")) {
-    r.keys(h, "hl7", {"enabled_by_default", "role", "listen", "peer_roles", "peers", "inbound_types", "outbound_types",
-                      "ack_mode", "source"});
-    auto& hm = m->hl7;
-    hm.present = true;
-    hm.where = Reader::where(h);
-    if (h["peer_roles"]) hm.peer_roles = r.strs(h["peer_roles"], "hl7 peer_roles");
-    if (h["inbound_types"]) hm.inbound_types = r.strs(h["inbound_types"], "hl7 inbound_types");
-    if (h["outbound_types"]) hm.outbound_types = r.strs(h["outbound_types"], "hl7 outbound_types");
-    if (h["source"]) hm.source = r.strs(h["source"], "hl7 source");
-  }
-  if (auto rs = root["remote_service"]; rs && !rs.IsNull() && r.is_map(rs, "remote_service")) {
-    r.keys(rs, "remote_service", {"declared", "owner_initiated", "patient_data_visible", "predictive_maintenance",
-                                  "other_remote", "endpoints"});
-    if (rs["endpoints"]) m->remote_endpoints = r.strs(rs["endpoints"], "remote_service endpoints");
-  }
-  if (auto fa = root["forbidden_apps"]; fa && !fa.IsNull()) {
-    if (!fa.IsSequence()) r.err(fa, "forbidden_apps: expected a list of {app: ..., direction: ...}");
-    else for (auto e : fa) {
-      if (!r.is_map(e, "forbidden_apps entry")) continue;
-      r.keys(e, "forbidden_apps entry", {"app", "direction", "source"});
-      ForbiddenApp f;
-      if (e["app"]) { f.apps = r.strs(e["app"], "forbidden app"); for (auto& a : f.apps) a = lower(a); check_apps(r, e["app"], f.apps, "forbidden app"); }
-      else r.err(e, "forbidden_apps entry: missing key 'app'");
-      if (auto d = e["direction"]) {
-        std::string s;
-        if (r.str(d, "forbidden direction", s)) {
-          if (s == "inbound") f.direction = Direction::inbound;
-          else if (s == "outbound") f.direction = Direction::outbound;
-          else if (s == "any") f.direction = Direction::any;
-          else r.err(d, "forbidden direction: '" + s + "' (expected inbound, outbound or any)");
-        }
-      }
-      if (e["source"]) f.source = r.strs(e["source"], "forbidden source");
-      m->forbidden.push_back(std::move(f));
-    }
-  }
+  load_model_header(r, root, *m);
+  load_fingerprints(r, root["fingerprints"], *m);
+  load_derived(r, root["mds2_derived"], *m);
+  load_model_zones(r, root["zones"], *m);
+  load_flows(r, root["flows"], *m);
+  load_dicom(r, root["dicom"], *m);
+  load_hl7(r, root["hl7"], *m);
+  load_remote_service(r, root["remote_service"], *m);
+  load_forbidden_apps(r, root["forbidden_apps"], *m);
+  // Nothing reads alerting yet; it need only be a mapping.
   if (auto a = root["alerting"]; a && !a.IsNull()) r.is_map(a, "alerting");
-  if (auto x = root["mds2"]; x && !x.IsNull() && r.is_map(x, "mds2")) {
-    r.keys(x, "mds2", {"form", "answers", "notes"});
-    if (auto ans = x["answers"]; ans && !ans.IsNull() && r.is_map(ans, "mds2 answers")) {
-      for (auto it = ans.begin(); it != ans.end(); ++it) {
-        std::string id = it->first.Scalar(), dummy;
-        if (!mds2::match_question_id(id, dummy) || dummy != id) {
-          r.err(it->first, "mds2 answers: '" + id + "' is not an MDS2 question id (expected e.g. CONN-4)");
-          continue;
-        }
-        if (!r.is_map(it->second, "mds2 answer " + id)) continue;
-        r.keys(it->second, "mds2 answer " + id, {"answer", "detail", "raw_id", "note_ref", "note", "iec_tr_80001_2_2",
-                                                 "nist_800_53", "iso_27002"});
-        AnswerInfo ai;
-        auto g = [&](const char* k, std::string& out) { if (it->second[k]) r.str(it->second[k], std::string("mds2 answer ") + id + " " + k, out); };
-        g("answer", ai.answer); g("detail", ai.detail); g("iec_tr_80001_2_2", ai.iec);
-        g("nist_800_53", ai.nist); g("iso_27002", ai.iso);
-        m->answers[id] = std::move(ai);
-      }
-    }
-  }
+  load_mds2(r, root["mds2"], *m);
   derive_forbidden(*m);
   if (!r.ok()) return nullptr;
   return m;
@@ -525,8 +593,7 @@ bool parse_mac(std::string_view s, std::array<uint8_t, 6>& out) {
 }
 
 // The site's sections, one reader each, in the order load_site calls them. Nodes are passed as
-// YAML::Node values (handles to the same node), not const references: yaml-cpp's const
-// operator[] answers a missing key with an invalid node, on which Mark() throws.
+// YAML::Node values, not const references, for the reason given above the model's readers.
 
 // Schema, name and production flag, and the site's own address ranges (required).
 void load_site_header(Reader& r, YAML::Node root, Site& site) {
