@@ -145,6 +145,14 @@ class DicomDissector final : public Dissector {
   void finalize(size_t index, FlowContext& ctx);
   void write_op(const Op& op, FlowContext& ctx);
   void emit(FlowContext& ctx, std::string_view status);
+  // emit's steps, in the order they write the event.
+  void write_association(JsonWriter& w, std::string_view status);
+  void write_sides(JsonWriter& w) const;
+  void write_contexts(JsonWriter& w);
+  void write_ending(JsonWriter& w) const;
+  void write_ops(JsonWriter& w);
+  void write_counts(JsonWriter& w) const;
+  void record_phi_facts(FlowContext& ctx) const;
   void end_association(FlowContext& ctx, std::string_view status);
   void maybe_emit(FlowContext& ctx);
   void reset_association();
@@ -779,23 +787,43 @@ void write_side(JsonWriter& w, const AssociatePdu& a) {
   if (a.common_ext_neg) w.field("common_extended_negotiation", static_cast<uint64_t>(a.common_ext_neg));
 }
 
+// The association's one `dicom` event, in the order its fields are written; then its PHI facts
+// and a fresh association. Ops still waiting for a response go in as they are.
 void DicomDissector::emit(FlowContext& ctx, std::string_view status) {
   if (!any_) return;
   while (!pending_.empty()) finalize(0, ctx);
   JsonWriter& w = ctx.begin_event("dicom");
   w.object("dicom");
+  write_association(w, status);
+  write_sides(w);
+  write_contexts(w);
+  write_ending(w);
+  write_ops(w);
+  write_counts(w);
+  w.end_object();
+  ctx.end_event();
+  ++ctx.counters().at("dicom.associations");
+  record_phi_facts(ctx);
+  reset_association();
+}
+
+// Status, start, and who the association is between (from the RQ, else the AC of a midstream capture).
+void DicomDissector::write_association(JsonWriter& w, std::string_view status) {
   w.field("status", status);
   w.field("start_seen", start_seen_);
   scratch_.clear();
   append_rfc3339(scratch_, start_);
   w.field("start", scratch_);
   const AssociatePdu* names = have_rq_ ? &rq_ : have_ac_ ? &ac_ : nullptr;
-  if (names) {
-    w.field("calling_ae", names->calling_ae);
-    w.field("called_ae", names->called_ae);
-    if (!names->app_context.empty()) w.field("app_context", names->app_context);
-    w.field("protocol_version", names->version);
-  }
+  if (!names) return;
+  w.field("calling_ae", names->calling_ae);
+  w.field("called_ae", names->called_ae);
+  if (!names->app_context.empty()) w.field("app_context", names->app_context);
+  w.field("protocol_version", names->version);
+}
+
+// The `rq` and `ac` objects: what each side negotiated besides presentation contexts.
+void DicomDissector::write_sides(JsonWriter& w) const {
   if (have_rq_) {
     w.object("rq");
     write_side(w, rq_);
@@ -816,56 +844,63 @@ void DicomDissector::emit(FlowContext& ctx, std::string_view status) {
     if (ac_.user_identity_response) w.field("user_identity_response", true);
     w.end_object();
   }
-  if (have_rq_ || have_ac_) {
-    // Associations propose up to 128 contexts: written straight into one buffer (UIDs and
-    // DCMTK keywords need no escaping; anything else goes through the escaper).
-    w.array("contexts");
-    const AssociatePdu& src = have_rq_ ? rq_ : ac_;
-    for (const auto& pc : src.contexts) {
-      std::string& o = scratch_;
-      o.assign("{\"id\":");
-      append_uint(o, pc.id);
-      if (!pc.abstract_syntax.empty()) {
-        std::string_view as = src.str(pc.abstract_syntax);
-        o.append(",\"abstract_syntax\":");
-        append_str(o, as);
-        std::string_view n = uid_name(as);
-        if (!n.empty()) { o.append(",\"name\":"); append_str(o, n); }
-      }
-      if (have_rq_ && pc.ts_count) {
-        o.append(",\"proposed_ts\":[");
-        for (size_t i = 0; i < pc.ts_count; ++i) {
-          if (i) o.push_back(',');
-          append_str(o, rq_.proposed(pc, i));
-        }
-        o.push_back(']');
-      }
-      if (have_ac_) {
-        const PresentationContext* acp = nullptr;
-        if (have_rq_) {
-          for (const auto& a : ac_.contexts) if (a.id == pc.id) { acp = &a; break; }
-        } else {
-          acp = &pc;
-        }
-        if (acp && acp->result != 0xFF) {
-          o.append(",\"result\":");
-          append_uint(o, acp->result);
-          o.append(",\"result_name\":");
-          append_str(o, pc_result_name(acp->result));
-          if (acp->result == 0 && !acp->accepted_ts.empty()) {
-            std::string_view ts = ac_.str(acp->accepted_ts);
-            o.append(",\"ts\":");
-            append_str(o, ts);
-            std::string_view n = uid_name(ts);
-            if (!n.empty()) { o.append(",\"ts_name\":"); append_str(o, n); }
-          }
-        }
-      }
-      o.push_back('}');
-      w.raw(o);
+}
+
+// The `contexts` array: each context as proposed (RQ, else AC) with the AC's answer to it.
+void DicomDissector::write_contexts(JsonWriter& w) {
+  if (!have_rq_ && !have_ac_) return;
+  // Associations propose up to 128 contexts: written straight into one buffer (UIDs and
+  // DCMTK keywords need no escaping; anything else goes through the escaper).
+  w.array("contexts");
+  const AssociatePdu& src = have_rq_ ? rq_ : ac_;
+  for (const auto& pc : src.contexts) {
+    std::string& o = scratch_;
+    o.assign("{\"id\":");
+    append_uint(o, pc.id);
+    if (!pc.abstract_syntax.empty()) {
+      std::string_view as = src.str(pc.abstract_syntax);
+      o.append(",\"abstract_syntax\":");
+      append_str(o, as);
+      std::string_view n = uid_name(as);
+      if (!n.empty()) { o.append(",\"name\":"); append_str(o, n); }
     }
-    w.end_array();
+    if (have_rq_ && pc.ts_count) {
+      o.append(",\"proposed_ts\":[");
+      for (size_t i = 0; i < pc.ts_count; ++i) {
+        if (i) o.push_back(',');
+        append_str(o, rq_.proposed(pc, i));
+      }
+      o.push_back(']');
+    }
+    if (have_ac_) {
+      const PresentationContext* acp = nullptr;
+      if (have_rq_) {
+        for (const auto& a : ac_.contexts) if (a.id == pc.id) { acp = &a; break; }
+      } else {
+        acp = &pc;
+      }
+      if (acp && acp->result != 0xFF) {
+        o.append(",\"result\":");
+        append_uint(o, acp->result);
+        o.append(",\"result_name\":");
+        append_str(o, pc_result_name(acp->result));
+        if (acp->result == 0 && !acp->accepted_ts.empty()) {
+          std::string_view ts = ac_.str(acp->accepted_ts);
+          o.append(",\"ts\":");
+          append_str(o, ts);
+          std::string_view n = uid_name(ts);
+          if (!n.empty()) { o.append(",\"ts_name\":"); append_str(o, n); }
+        }
+      }
+    }
+    o.push_back('}');
+    w.raw(o);
   }
+  w.end_array();
+}
+
+// The `reject`, `abort` and `release` objects: how the association ended (none while it is open).
+void DicomDissector::write_ending(JsonWriter& w) const {
   if (rejected_) {
     w.object("reject");
     w.field("result", rj_.result);
@@ -891,34 +926,40 @@ void DicomDissector::emit(FlowContext& ctx, std::string_view status) {
     w.field("completed", release_rp_);
     w.end_object();
   }
-  if (!ops_json_.empty()) {
+}
+
+// The `ops` array write_op built, its totals, and the PHI of all ops.
+void DicomDissector::write_ops(JsonWriter& w) {
+  w.key("ops");
+  if (ops_json_.empty()) {
+    w.raw("[]");
+  } else {
+    // write_op keeps the array open; it is closed for the event only.
     ops_json_.push_back(']');
-    w.key("ops");
     w.raw(ops_json_);
     ops_json_.pop_back();
-  } else {
-    w.key("ops");
-    w.raw("[]");
   }
   w.field("ops_total", ops_);
   if (ops_dropped_) w.field("ops_dropped", ops_dropped_);
   write_phi(w, phi_, 1, "phi");
   write_phi(w, phi_, 2, "phi_tier2");
+}
+
+// PDUs per direction, then gaps and anomalies when there were any.
+void DicomDissector::write_counts(JsonWriter& w) const {
   w.object("pdus");
   w.field("to_server", pdus_[0]);
   w.field("to_client", pdus_[1]);
   w.end_object();
   if (gaps_) w.field("gaps", gaps_);
   if (anomalies_) w.field("anomalies", anomalies_);
-  w.end_object();
-  ctx.end_event();
-  ++ctx.counters().at("dicom.associations");
+}
 
-  // Tier 1 PHI seen in clear on this flow, for the policy.
+// Tier 1 PHI seen in clear on this flow, as flow facts for the policy.
+void DicomDissector::record_phi_facts(FlowContext& ctx) const {
   auto tags = phi_tags();
   for (size_t i = 0; i < tags.size(); ++i)
     if ((phi_ & (uint64_t(1) << i)) && tags[i].tier == 1) ctx.facts().add_phi(tags[i].keyword);
-  reset_association();
 }
 
 void DicomDissector::handle_pdu(Dir dir, const PduHeader& h, std::span<const uint8_t> pdu, FlowContext& ctx,
