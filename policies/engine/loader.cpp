@@ -287,15 +287,19 @@ void load_conflicts(Reader& r, YAML::Node x, Model& m) {
   }
 }
 
-// Schema and the model section (id, manufacturer, description, conflicts); both are required.
-void load_model_header(Reader& r, YAML::Node root, Model& m) {
+// The file's schema key, required and naming the one version this reader knows.
+void check_schema(Reader& r, YAML::Node root, const std::string& expected) {
   if (auto s = root["schema"]) {
     std::string v;
-    if (r.str(s, "schema", v) && v != "medmon.model/v1")
-      r.err(s, "unsupported schema '" + v + "' (expected medmon.model/v1)");
+    if (r.str(s, "schema", v) && v != expected) r.err(s, "unsupported schema '" + v + "' (expected " + expected + ")");
   } else {
-    r.err(root, "missing key 'schema' (expected schema: medmon.model/v1)");
+    r.err(root, "missing key 'schema' (expected schema: " + expected + ")");
   }
+}
+
+// Schema and the model section (id, manufacturer, description, conflicts); both are required.
+void load_model_header(Reader& r, YAML::Node root, Model& m) {
+  check_schema(r, root, "medmon.model/v1");
   if (auto md = root["model"]; md && r.is_map(md, "model")) {
     r.keys(md, "model", {"id", "manufacturer", "description", "models", "intended_use", "software_versions",
                          "documents", "conflicts"});
@@ -597,13 +601,7 @@ bool parse_mac(std::string_view s, std::array<uint8_t, 6>& out) {
 
 // Schema, name and production flag, and the site's own address ranges (required).
 void load_site_header(Reader& r, YAML::Node root, Site& site) {
-  if (auto s = root["schema"]) {
-    std::string v;
-    if (r.str(s, "schema", v) && v != "medmon.site/v1")
-      r.err(s, "unsupported schema '" + v + "' (expected medmon.site/v1)");
-  } else {
-    r.err(root, "missing key 'schema' (expected schema: medmon.site/v1)");
-  }
+  check_schema(r, root, "medmon.site/v1");
   if (auto s = root["site"]; s && r.is_map(s, "site")) {
     r.keys(s, "site", {"name", "production"});
     if (s["name"]) r.str(s["name"], "site name", site.name);
