@@ -195,6 +195,15 @@ TEST_CASE("wrong values say what was expected", "[policy][loader]") {
   std::string s2 = all(e2);
   CHECK(s2.find(mp2 + ":1:1: missing key 'schema' (expected schema: medmon.model/v1)") != std::string::npos);
   CHECK(s2.find(mp2 + ":2:16: unknown key 'internal_olny' in mds2_derived") != std::string::npos);
+  // A schema version the reader does not know, in a model and in a site.
+  auto mp4 = t.write("devices/m4.yaml", "schema: medmon.model/v2\nmodel: {id: x}\n");
+  Errors e4;
+  CHECK_FALSE(load_model(mp4, e4));
+  CHECK(all(e4).find(mp4 + ":1:9: unsupported schema 'medmon.model/v2' (expected medmon.model/v1)") != std::string::npos);
+  auto sp4 = t.write("sites/s4.yaml", "schema: medmon.site/v2\nsite: {name: s}\n");
+  Errors e5;
+  CHECK_FALSE(load_site(sp4, "", e5));
+  CHECK(all(e5).find(sp4 + ":1:9: unsupported schema 'medmon.site/v2' (expected medmon.site/v1)") != std::string::npos);
 }
 
 TEST_CASE("CIDR parsing and matching", "[policy]") {
