@@ -121,6 +121,14 @@ struct Reader {
     return m.is_null() ? Where{} : Where{m.line + 1, m.column + 1};
   }
 
+  // A list section that may be left out: false when it is absent or null, or when it is not a
+  // list (an error saying what the list holds).
+  bool optional_list(const YAML::Node& n, const std::string& what, const std::string& items) {
+    if (!n || n.IsNull()) return false;
+    if (n.IsSequence()) return true;
+    err(n, what + ": expected a list of " + items);
+    return false;
+  }
   bool is_map(const YAML::Node& n, const std::string& what) {
     if (n.IsMap()) return true;
     err(n, what + ": expected a mapping (key: value)");
@@ -276,8 +284,7 @@ void check_apps(Reader& r, const YAML::Node& n, const std::vector<std::string>& 
 
 // Disagreements between vendor documents, kept as data: a list of {ids: [...], text: ...}.
 void load_conflicts(Reader& r, YAML::Node x, Model& m) {
-  if (!x || x.IsNull()) return;
-  if (!x.IsSequence()) { r.err(x, "model conflicts: expected a list of {ids: [...], text: ...}"); return; }
+  if (!r.optional_list(x, "model conflicts", "{ids: [...], text: ...}")) return;
   for (auto c : x) {
     if (!r.is_map(c, "conflict")) continue;
     r.keys(c, "conflict", {"ids", "text"});
@@ -420,8 +427,7 @@ void load_flow(Reader& r, const YAML::Node& n, Model& m) {
 
 // The declared flows, a list of load_flow entries.
 void load_flows(Reader& r, YAML::Node fl, Model& m) {
-  if (!fl || fl.IsNull()) return;
-  if (!fl.IsSequence()) { r.err(fl, "flows: expected a list of flow entries"); return; }
+  if (!r.optional_list(fl, "flows", "flow entries")) return;
   for (auto f : fl) load_flow(r, f, m);
 }
 
@@ -482,8 +488,7 @@ void load_remote_service(Reader& r, YAML::Node rs, Model& m) {
 
 // Applications the model forbids, each inbound, outbound or either way.
 void load_forbidden_apps(Reader& r, YAML::Node fa, Model& m) {
-  if (!fa || fa.IsNull()) return;
-  if (!fa.IsSequence()) { r.err(fa, "forbidden_apps: expected a list of {app: ..., direction: ...}"); return; }
+  if (!r.optional_list(fa, "forbidden_apps", "{app: ..., direction: ...}")) return;
   for (auto e : fa) {
     if (!r.is_map(e, "forbidden_apps entry")) continue;
     r.keys(e, "forbidden_apps entry", {"app", "direction", "source"});
@@ -613,8 +618,7 @@ void load_site_header(Reader& r, YAML::Node root, Site& site) {
 
 // Zones come first: the zone matrix, the devices and the models' allowed zones name them.
 void load_zones(Reader& r, YAML::Node z, Site& site) {
-  if (!z || z.IsNull()) return;
-  if (!z.IsSequence()) { r.err(z, "zones: expected a list of {name, cidrs, vlans}"); return; }
+  if (!r.optional_list(z, "zones", "{name, cidrs, vlans}")) return;
   for (auto e : z) {
     if (!r.is_map(e, "zone")) continue;
     r.keys(e, "zone", {"name", "cidrs", "vlan", "vlans", "description"});
@@ -642,8 +646,7 @@ bool zone_known(const Site& site, const std::string& z) {
 
 // The allowed (from, to) zone pairs; both ends must be known zones.
 void load_zone_matrix(Reader& r, YAML::Node zm, Site& site) {
-  if (!zm || zm.IsNull()) return;
-  if (!zm.IsSequence()) { r.err(zm, "zone_matrix: expected a list of {from, to}"); return; }
+  if (!r.optional_list(zm, "zone_matrix", "{from, to}")) return;
   for (auto e : zm) {
     if (!r.is_map(e, "zone_matrix entry")) continue;
     r.keys(e, "zone_matrix entry", {"from", "to", "description"});
@@ -658,8 +661,7 @@ void load_zone_matrix(Reader& r, YAML::Node zm, Site& site) {
 
 // Roles bound to addresses, AE titles, ports and HL7 applications; devices may add more.
 void load_roles(Reader& r, YAML::Node rl, Site& site) {
-  if (!rl || rl.IsNull()) return;
-  if (!rl.IsSequence()) { r.err(rl, "roles: expected a list of {role, ips, ae_titles, ports}"); return; }
+  if (!r.optional_list(rl, "roles", "{role, ips, ae_titles, ports}")) return;
   for (auto e : rl) {
     if (!r.is_map(e, "role")) continue;
     r.keys(e, "role", {"role", "ips", "ae_titles", "ports", "hl7_apps", "description"});
@@ -741,8 +743,7 @@ void resolve_device_model(Reader& r, YAML::Node at, const std::string& what, con
 
 // The devices: binding, AE titles, roles (created when new), zone and model.
 void load_devices(Reader& r, YAML::Node dl, const std::string& models_dir, Site& site) {
-  if (!dl || dl.IsNull()) return;
-  if (!dl.IsSequence()) { r.err(dl, "devices: expected a list of {name, model, ip, ...}"); return; }
+  if (!r.optional_list(dl, "devices", "{name, model, ip, ...}")) return;
   for (auto e : dl) {
     if (!r.is_map(e, "device")) continue;
     r.keys(e, "device", {"name", "model", "ip", "ips", "mac", "macs", "ae_title", "ae_titles", "hl7_apps", "zone",
