@@ -149,8 +149,8 @@ void pin_thread(pthread_t t, const CaptureConfig& c, int worker) {
     log_line(kLogWarn, "{}: cannot pin worker {} to cpu {}: {}", where_cpus(c), worker, cpu, std::strerror(rc));
 }
 
-// The capture filter in force, as the workers' `stats` events name it: set by the main thread
-// (start, reload), read by each worker at its once-a-second flush.
+// The capture filter in force: set by the thread that handles reloads, read by the workers for
+// their `stats` events at their once-a-second flush.
 class FilterInForce {
  public:
   explicit FilterInForce(std::string bpf) : bpf_(std::move(bpf)) {}
@@ -171,7 +171,7 @@ class FilterInForce {
 // What a reload may change besides the policy: the kernel filter of the open sockets.
 struct CaptureFilter {
   bool from_cli = false;                          // -f given: the config file's bpf is ignored
-  std::string current;
+  FilterInForce current;
   std::function<void(const std::string&)> apply;  // throws std::runtime_error
 };
 
@@ -193,13 +193,13 @@ void reload(const LiveOptions& o, const SensorConfig& running, PolicyBoard& boar
   std::string want = b.bpf.value_or("");
   if (filter.from_cli) {
     if (a.bpf != b.bpf) log_line(kLogWarn, "reload: capture.bpf ignored: -f on the command line wins");
-  } else if (want != filter.current) {
+  } else if (want != filter.current.get()) {
     try {
       filter.apply(want);
-      filter.current = want;
+      filter.current.set(want);
       log_line(kLogInfo, "reload: capture filter now '{}'", want);
     } catch (const std::exception& e) {
-      log_line(kLogErr, "reload: capture.bpf rejected: {}; the filter '{}' stays", e.what(), filter.current);
+      log_line(kLogErr, "reload: capture.bpf rejected: {}; the filter '{}' stays", e.what(), filter.current.get());
     }
   }
   if (c.phi_mode != running.phi_mode || c.phi_key != running.phi_key || c.phi_key_file != running.phi_key_file)
@@ -325,7 +325,7 @@ int run_live_pcap(const LiveOptions& o, const SensorConfig& cfg, Depth depth, co
   // libpcap's TPACKET_V3 reader waits for a packet however long that takes: wake it every
   // 100 ms (libpcap >= 1.10 wakes a blocked reader on breakloop) so that output is flushed and
   // a reload taken up on a quiet link too.
-  CaptureFilter filter{bpf_from_cli, o.bpf, [&](const std::string& f) {
+  CaptureFilter filter{bpf_from_cli, FilterInForce(o.bpf), [&](const std::string& f) {
                          src->set_filter(f);
                          pipeline.set_input_filter(f);
                        }};
@@ -405,7 +405,9 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
   install_handlers();
 
   std::mutex file_mutex;
-  FilterInForce filter_in_force(o.bpf);
+  CaptureFilter filter{bpf_from_cli, FilterInForce(o.bpf), [&](const std::string& f) {
+                         for (auto& s : sources) s->set_filter(f);
+                       }};
   LiveAssets assets([&] { return board.current(); });  // one inventory for all workers
   std::vector<std::thread> threads;
   for (int i = 0; i < o.workers; ++i) {
@@ -421,7 +423,7 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
       pipeline.set_linktype(linktype::EN10MB);
       pipeline.prepare();
       if (o.workers > 1) pipeline.set_worker_id(i);
-      pipeline.set_input_filter(filter_in_force.get());
+      pipeline.set_input_filter(filter.current.get());
       AfPacketSource& src = *sources[i];
       auto last_flush = std::chrono::steady_clock::now();
       auto handler = [&](const uint8_t* f, uint32_t cap, uint32_t len, int64_t usec) {
@@ -437,23 +439,19 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
           uint64_t recv, drop, freeze;
           src.stats(recv, drop, freeze);
           pipeline.set_capture_stats(recv, drop, 0);
-          pipeline.set_input_filter(filter_in_force.get());
+          pipeline.set_input_filter(filter.current.get());
           out.flush();
         }
       }
       uint64_t recv, drop, freeze;
       src.stats(recv, drop, freeze);
       pipeline.set_capture_stats(recv, drop, 0);
-      pipeline.set_input_filter(filter_in_force.get());
+      pipeline.set_input_filter(filter.current.get());
       pipeline.finish(FlowEnd::interrupted);
       out.flush();
     });
     pin_thread(threads.back().native_handle(), cfg.capture, i);
   }
-  CaptureFilter filter{bpf_from_cli, o.bpf, [&](const std::string& f) {
-                         for (auto& s : sources) s->set_filter(f);
-                         filter_in_force.set(f);
-                       }};
   // The main thread only handles reloads.
   while (!g_live_stop) {
     if (g_reload.exchange(false)) reload(o, cfg, board, filter);

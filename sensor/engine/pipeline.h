@@ -25,7 +25,7 @@ struct StatsSnapshot {
   bool have_capture = false;
   uint64_t received = 0, dropped = 0, if_dropped = 0;
   int worker = -1;  // live capture on several workers: which one
-  std::string filter;  // analyze --filter: the BPF expression the packets were read through
+  std::string filter;  // the BPF expression the packets were read through (analyze --filter, live)
 };
 void write_stats_event(EventOutput& out, Timestamp ts, const StatsSnapshot& s, const Counters& c);
 // Runs the judges on one ending flow, in order; the first verdict given goes into its `flow` event.
