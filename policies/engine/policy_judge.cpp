@@ -358,6 +358,16 @@ void PolicyJudge::annotate(const EventEndpoints& ep, JsonWriter& w) {
   }
 }
 
+void PolicyJudge::cite_sources(Alert& a, const Model* m, const std::vector<std::string>& sources,
+                               std::vector<std::string>* cited) const {
+  for (auto& src : sources) {
+    std::string id;
+    if (!mds2::match_question_id(src, id)) continue;  // a document, not a question
+    cite(a, m, id);
+    if (cited) cited->push_back(id);
+  }
+}
+
 void PolicyJudge::cite(Alert& a, const Model* m, std::string_view qid) const {
   for (auto& c : a.mds2) if (c.id == qid) return;
   Alert::Cite c;
@@ -535,7 +545,7 @@ PolicyJudge::SideResult PolicyJudge::judge_declared_flow(const Side& s, const Fl
     a.message = "Flow matches '" + match.id +
                 "', which the manufacturer ships disabled; the site has not enabled it for " + s.dev.name;
     a.evidence.emplace_back("matched_rule", match.id);
-    for (auto& src : match.source) { std::string id; if (mds2::match_question_id(src, id)) cite(a, m, id); }
+    cite_sources(a, m, match.source);
     emit(s.f, a, s.out);
   }
   if (match.tls == Tls::required && !s.enc && s.f.payload_bytes[0] + s.f.payload_bytes[1] > 0) {
@@ -543,7 +553,7 @@ PolicyJudge::SideResult PolicyJudge::judge_declared_flow(const Side& s, const Fl
     a.message = "Cleartext " + std::string(s.app.empty() ? "traffic" : s.app) + " on '" + match.id +
                 "', which the model requires to use TLS";
     a.evidence.emplace_back("matched_rule", match.id);
-    for (auto& src : match.source) { std::string id; if (mds2::match_question_id(src, id)) cite(a, m, id); }
+    cite_sources(a, m, match.source);
     cite(a, m, "TXCF-5");
     emit(s.f, a, s.out);
   }
@@ -575,10 +585,7 @@ PolicyJudge::SideResult PolicyJudge::judge_undeclared_flow(const Side& s) {
     if (fb) {
       res.level = 2;
       a.message += "; contradicts MDS2";
-      for (auto& src : fb->source) {
-        std::string id;
-        if (mds2::match_question_id(src, id)) { cite(a, m, id); res.mds2.push_back(id); }
-      }
+      cite_sources(a, m, fb->source, &res.mds2);
       a.sev = Severity::high;
     }
     res.rule = "lateral.admin_protocol";
@@ -588,10 +595,7 @@ PolicyJudge::SideResult PolicyJudge::judge_undeclared_flow(const Side& s) {
     res.rule = "flow.forbidden_app";
     Alert a = s.alert("flow.forbidden_app", Severity::high);
     a.message = std::string(s.app) + (s.dev_is_client ? " from " : " to ") + s.dev.name + " is forbidden by its model";
-    for (auto& src : fb->source) {
-      std::string id;
-      if (mds2::match_question_id(src, id)) { cite(a, m, id); res.mds2.push_back(id); }
-    }
+    cite_sources(a, m, fb->source, &res.mds2);
     emit(s.f, a, s.out);
   } else if (!s.peer_internal && m->sw_value("internal_only") == 1) {
     res.level = 2;

@@ -96,6 +96,9 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
   void track_fanout(const FlowSummary& f, const Device& dev, EventOutput& out);
   void emit(const FlowSummary& f, Alert& a, EventOutput& out);
   void cite(Alert& a, const Model* m, std::string_view qid) const;
+  // Cites every MDS2 question a rule's sources name (others are documents), also into `cited`.
+  void cite_sources(Alert& a, const Model* m, const std::vector<std::string>& sources,
+                    std::vector<std::string>* cited = nullptr) const;
 
   std::shared_ptr<const Site> site_;
   JudgeOptions opt_;
