@@ -8,6 +8,7 @@
 #include <chrono>
 #include <csignal>
 #include <fstream>
+#include <optional>
 #include <random>
 
 #include "sensor/capture/pcap_source.h"
@@ -84,15 +85,23 @@ Pseudonymiser make_pseudonymiser(const SensorConfig& c) {
   return Pseudonymiser(key, mode);
 }
 
-int run_analyze(const AnalyzeOptions& o) {
+namespace {
+
+// What analyze loads before it reads a packet.
+struct Setup {
   SensorConfig cfg;
   Depth depth = Depth::policy;
-  parse_depth(o.ladder, depth);
   Severity fail_on = Severity::high;
-  parse_severity(o.fail_on, fail_on);
   std::unique_ptr<Pseudonymiser> phi;
-  std::unique_ptr<FlowJudge> judge;
+  std::unique_ptr<FlowJudge> judge;  // the site policy; null without one
   HeaderAnnotator* annotator = nullptr;
+};
+
+// Checks --filter, then loads the configuration, the PHI key, the signatures and the site
+// policy. Prints what is wrong; returns kExitClean or kExitUsage.
+int set_up(const AnalyzeOptions& o, Setup& s) {
+  parse_depth(o.ladder, s.depth);
+  parse_severity(o.fail_on, s.fail_on);
   if (!o.bpf.empty()) {
     // A filter that is not BPF is a usage error before any file is read. Whether it fits a
     // file's link type ("ether host" on raw IP) is known only once that file is open.
@@ -104,124 +113,203 @@ int run_analyze(const AnalyzeOptions& o) {
     }
   }
   try {
-    cfg = load_sensor_config(o);
-    phi = std::make_unique<Pseudonymiser>(make_pseudonymiser(cfg));
+    s.cfg = load_sensor_config(o);
+    s.phi = std::make_unique<Pseudonymiser>(make_pseudonymiser(s.cfg));
     if (!load_signature_dirs(o)) return kExitUsage;
-    judge = load_judge(cfg, o, &annotator);
+    s.judge = load_judge(s.cfg, o, &s.annotator);
   } catch (const std::exception& e) {
     fmt::print(stderr, "medmon: {}\n", e.what());
     return kExitUsage;
   }
+  return kExitClean;
+}
 
-  EventOutput out;
+// Where the events go, and what observes them on the way. Made in this order, and so destroyed
+// in reverse: the extras and the summary before the output they observe.
+struct Outputs {
+  EventOutput events;
   std::unique_ptr<SinkSet> sinks;
+  Summary summary;
+  std::optional<AnalyzeExtras> extras;  // asset inventory; events kept for --report
+};
+
+// Opens the --out file and the extra sinks, and attaches the summary and the extras. Prints
+// what is wrong and returns false when a sink cannot be opened.
+bool open_outputs(const AnalyzeOptions& o, const Setup& s, Outputs& out) {
   try {
-    sinks = make_sinks(cfg.sinks, o.out);
+    out.sinks = make_sinks(s.cfg.sinks, o.out);
     // Delivery counters of extra sinks stay out of the events (they vary with the server's
     // timing; a replay's output is the same on every run): close() reports them on stderr.
-    sinks->attach(out, false);
+    out.sinks->attach(out.events, false);
   } catch (const std::exception& e) {
     fmt::print(stderr, "medmon: cannot write events: {}\n", e.what());
-    return kExitUsage;
+    return false;
   }
-  Summary summary;
-  out.add_observer(&summary);
-  out.set_annotator(annotator);
-  AnalyzeExtras extras(out, o.out);  // asset inventory; events kept for --report
-  extras.set_policy(judge.get(), annotator);
-  // One pipeline on this thread, or N workers fed by this thread.
-  std::unique_ptr<Pipeline> single;
-  std::unique_ptr<OfflineWorkers> pool;
+  out.events.add_observer(&out.summary);
+  out.events.set_annotator(s.annotator);
+  out.extras.emplace(out.events, o.out);
+  out.extras->set_policy(s.judge.get(), s.annotator);
+  return true;
+}
+
+// What the packets go to: one pipeline on this thread, or N workers fed by this thread.
+class Engine {
+ public:
+  Engine(int workers, const Setup& s, EventOutput& out, const std::vector<FlowJudge*>& judges) {
+    if (workers > 1) pool_ = std::make_unique<OfflineWorkers>(workers, s.cfg, s.depth, *s.phi, out, judges, s.annotator);
+    else single_ = std::make_unique<Pipeline>(s.cfg, s.depth, out, *s.phi, judges);
+  }
+  void set_input_filter(const std::string& bpf) {
+    if (pool_) pool_->set_input_filter(bpf); else single_->set_input_filter(bpf);
+  }
+  void set_linktype(int dlt) { if (pool_) pool_->set_linktype(dlt); else single_->set_linktype(dlt); }
+  void packet(const uint8_t* d, uint32_t cap, uint32_t len, Timestamp ts) {
+    if (pool_) pool_->packet(d, cap, len, ts); else single_->packet(d, cap, len, ts);
+  }
+  void finish(FlowEnd why) { if (pool_) pool_->finish(why); else single_->finish(why); }
+  uint64_t packets() const { return pool_ ? pool_->packets() : single_->packets(); }
+  uint64_t bytes() const { return pool_ ? pool_->bytes() : single_->bytes(); }
+
+ private:
+  std::unique_ptr<Pipeline> single_;
+  std::unique_ptr<OfflineWorkers> pool_;
+};
+
+// The engine for --workers, with the judges of every ending flow and the input filter.
+Engine make_engine(const AnalyzeOptions& o, const Setup& s, Outputs& out) {
   // Judges: the site policy (when given) first, so its verdict goes into flow events, then the
   // asset inventory. With workers they run on this thread over the merged flows.
   std::vector<FlowJudge*> judges;
-  if (judge) judges.push_back(judge.get());
-  judges.push_back(extras.asset_judge());
-  if (o.workers > 1) {
-    pool = std::make_unique<OfflineWorkers>(o.workers, cfg, depth, *phi, out, judges, annotator);
-  } else {
-    single = std::make_unique<Pipeline>(cfg, depth, out, *phi, judges);
-  }
-  if (pool) pool->set_input_filter(o.bpf); else single->set_input_filter(o.bpf);
-  auto set_linktype = [&](int dlt) { if (pool) pool->set_linktype(dlt); else single->set_linktype(dlt); };
-  auto feed = [&](const uint8_t* d, uint32_t cap, uint32_t len, Timestamp ts) {
-    if (pool) pool->packet(d, cap, len, ts); else single->packet(d, cap, len, ts);
-  };
-  auto packets = [&] { return pool ? pool->packets() : single->packets(); };
-  auto bytes = [&] { return pool ? pool->bytes() : single->bytes(); };
+  if (s.judge) judges.push_back(s.judge.get());
+  judges.push_back(out.extras->asset_judge());
+  Engine engine(o.workers, s, out.events, judges);
+  engine.set_input_filter(o.bpf);
+  return engine;
+}
 
+// Why reading stopped before the end of the input: the exit code, and the message printed
+// once the flows seen so far are written.
+struct InputError {
+  int rc = kExitClean;
+  std::string message;
+};
+
+// The progress line on stderr while the files are read: on a terminal, unless --quiet.
+class Progress {
+ public:
+  explicit Progress(bool on) : on_(on), t0_(std::chrono::steady_clock::now()), last_draw_(t0_) {}
+
+  // Looks at the clock every 65536 packets, redraws at most every 200 ms.
+  void update(const std::string& file, const PcapSource& src, uint64_t packets) {
+    if (!on_ || (packets & 0xFFFF) != 0) return;
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_draw_ <= std::chrono::milliseconds(200)) return;
+    last_draw_ = now;
+    double secs = std::chrono::duration<double>(now - t0_).count();
+    double pct = src.file_size() ? 100.0 * double(src.position()) / double(src.file_size()) : 0;
+    fmt::print(stderr, "\r{}: {:5.1f}%  {:>12} pkts  {:>10.0f} pkts/s ", file, pct, packets,
+               secs > 0 ? double(packets) / secs : 0.0);
+  }
+  void clear() {
+    if (on_) fmt::print(stderr, "\r{:80}\r", "");
+  }
+
+ private:
+  bool on_;
+  std::chrono::steady_clock::time_point t0_, last_draw_;
+};
+
+// Opens a capture file with the --filter applied. Null (and `err` set) when it cannot be read.
+std::unique_ptr<PcapSource> open_capture(const std::string& file, const std::string& bpf, InputError& err) {
+  std::unique_ptr<PcapSource> src;
+  try {
+    src = PcapSource::open_file(file);
+  } catch (const std::exception& e) {
+    err = {kExitInput, e.what()};
+    return nullptr;
+  }
+  if (!bpf.empty()) {
+    try {
+      src->set_filter(bpf);
+    } catch (const std::exception& e) {
+      err = {kExitUsage, file + ": " + e.what()};
+      return nullptr;
+    }
+  }
+  int dlt = src->datalink();
+  if (!linktype_supported(dlt)) {
+    const char* name = pcap_datalink_val_to_name(dlt);
+    err = {kExitInput, fmt::format("{}: unsupported link type {} ({})", file, dlt, name ? name : "unknown")};
+    return nullptr;
+  }
+  return src;
+}
+
+// Feeds one capture file to the engine, to its end or to a signal.
+InputError read_file(const std::string& file, const std::string& bpf, Engine& engine, Progress& progress) {
+  InputError err;
+  std::unique_ptr<PcapSource> src = open_capture(file, bpf, err);
+  if (!src) return err;
+  engine.set_linktype(src->datalink());
+  const pcap_pkthdr* h;
+  const uint8_t* data;
+  for (;;) {
+    auto r = src->next(h, data);
+    if (r != PcapSource::Next::packet) {
+      if (r == PcapSource::Next::error) err = {kExitInput, file + ": " + src->error()};
+      break;
+    }
+    engine.packet(data, h->caplen, h->len, packet_time(h->ts.tv_sec, h->ts.tv_usec));
+    progress.update(file, *src, engine.packets());
+    if (g_stop) break;
+  }
+  return err;
+}
+
+// Feeds the files in order; stops at the first that cannot be read, or on a signal.
+InputError read_files(const AnalyzeOptions& o, Engine& engine) {
+  Progress progress(!o.quiet && isatty(STDERR_FILENO));
+  InputError err;
+  for (const auto& file : o.files) {
+    err = read_file(file, o.bpf, engine, progress);
+    if (err.rc != kExitClean || g_stop) break;
+  }
+  progress.clear();
+  return err;
+}
+
+// Writes the flows still open and delivers the events; then reports the input error, or the
+// --report, the summary and the verdict of --fail-on. Returns analyze's exit code.
+int finish(const AnalyzeOptions& o, const Setup& s, Engine& engine, Outputs& out, const InputError& err) {
+  // Whatever happened, the flows seen so far are written as complete events.
+  engine.finish(g_stop ? FlowEnd::interrupted : FlowEnd::end_of_input);
+  out.events.flush();
+  out.sinks->close(!o.quiet);  // extra sinks deliver what is queued (bounded by their drain timeout)
+  if (err.rc != kExitClean) {
+    fmt::print(stderr, "medmon: {}\n", err.message);
+    return err.rc;
+  }
+  if (int r = out.extras->finish(); r != kExitClean) return r;
+  if (!o.quiet)
+    out.summary.print(o.out == "-" ? stderr : stdout, out.events.counters(), engine.packets(), engine.bytes());
+  if (s.fail_on != Severity::none && out.summary.alerts_at_or_above(s.fail_on) > 0) return kExitAlerts;
+  return kExitClean;
+}
+
+}  // namespace
+
+int run_analyze(const AnalyzeOptions& o) {
+  // Each step prints what went wrong. Destroyed in reverse order: the engine, which points into
+  // the outputs and the judges, first.
+  Setup s;
+  if (int rc = set_up(o, s); rc != kExitClean) return rc;
+  Outputs out;
+  if (!open_outputs(o, s, out)) return kExitUsage;
+  Engine engine = make_engine(o, s, out);
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
-  const bool progress = !o.quiet && isatty(STDERR_FILENO);
-  auto t0 = std::chrono::steady_clock::now();
-  auto last_draw = t0;
-  int rc = kExitClean;
-  std::string error;
-
-  for (const auto& file : o.files) {
-    std::unique_ptr<PcapSource> src;
-    try {
-      src = PcapSource::open_file(file);
-    } catch (const std::exception& e) {
-      error = e.what();
-      rc = kExitInput;
-      break;
-    }
-    if (!o.bpf.empty()) {
-      try {
-        src->set_filter(o.bpf);
-      } catch (const std::exception& e) {
-        error = file + ": " + e.what();
-        rc = kExitUsage;
-        break;
-      }
-    }
-    int dlt = src->datalink();
-    if (!linktype_supported(dlt)) {
-      const char* name = pcap_datalink_val_to_name(dlt);
-      error = fmt::format("{}: unsupported link type {} ({})", file, dlt, name ? name : "unknown");
-      rc = kExitInput;
-      break;
-    }
-    set_linktype(dlt);
-    const pcap_pkthdr* h;
-    const uint8_t* data;
-    for (;;) {
-      auto r = src->next(h, data);
-      if (r != PcapSource::Next::packet) {
-        if (r == PcapSource::Next::error) { error = file + ": " + src->error(); rc = kExitInput; }
-        break;
-      }
-      Timestamp ts = packet_time(h->ts.tv_sec, h->ts.tv_usec);
-      feed(data, h->caplen, h->len, ts);
-      if (progress && (packets() & 0xFFFF) == 0) {
-        auto now = std::chrono::steady_clock::now();
-        if (now - last_draw > std::chrono::milliseconds(200)) {
-          last_draw = now;
-          double secs = std::chrono::duration<double>(now - t0).count();
-          double pct = src->file_size() ? 100.0 * double(src->position()) / double(src->file_size()) : 0;
-          fmt::print(stderr, "\r{}: {:5.1f}%  {:>12} pkts  {:>10.0f} pkts/s ", file, pct, packets(),
-                     secs > 0 ? double(packets()) / secs : 0.0);
-        }
-      }
-      if (g_stop) break;
-    }
-    if (rc != kExitClean || g_stop) break;
-  }
-  if (progress) fmt::print(stderr, "\r{:80}\r", "");
-  // Whatever happened, the flows seen so far are written as complete events.
-  FlowEnd why = g_stop ? FlowEnd::interrupted : FlowEnd::end_of_input;
-  if (pool) pool->finish(why); else single->finish(why);
-  out.flush();
-  sinks->close(!o.quiet);  // extra sinks deliver what is queued (bounded by their drain timeout)
-  if (rc != kExitClean) {
-    fmt::print(stderr, "medmon: {}\n", error);
-    return rc;
-  }
-  if (int r = extras.finish(); r != kExitClean) return r;
-  if (!o.quiet) summary.print(o.out == "-" ? stderr : stdout, out.counters(), packets(), bytes());
-  if (fail_on != Severity::none && summary.alerts_at_or_above(fail_on) > 0) return kExitAlerts;
-  return kExitClean;
+  InputError err = read_files(o, engine);
+  return finish(o, s, engine, out, err);
 }
 
 }  // namespace medmon
