@@ -123,6 +123,43 @@ struct FlowGroup {
   bool phi = false;
 };
 
+// The device's flows grouped by direction, peer, protocol, port and application; the worst
+// verdict first, then the most bytes.
+std::vector<FlowGroup> group_flows(const Dev& d) {
+  std::map<std::string, FlowGroup> g;
+  for (const json* fp : d.flows) {
+    const json& f = *fp;
+    bool out_dir = d.ips.count(str(f, "src_ip")) > 0;
+    std::string peer = str(f, out_dir ? "dst_ip" : "src_ip");
+    std::string app = flow_app(f);
+    uint64_t port = num(f, "dst_port");
+    std::string key = fmt::format("{}|{}|{}|{}|{}", out_dir, peer, str(f, "proto"), port, app);
+    FlowGroup& fg = g[key];
+    fg.dir = out_dir ? "out" : "in";
+    fg.peer = peer;
+    fg.peer_name = str(f, out_dir ? "dst_device" : "src_device");
+    fg.peer_zone = str(f, out_dir ? "dst_zone" : "src_zone");
+    fg.proto = str(f, "proto");
+    fg.port = port;
+    fg.app = app;
+    ++fg.count;
+    const json& fl = f.value("flow", json::object());
+    fg.bytes += num(fl, "bytes_toserver") + num(fl, "bytes_toclient");
+    std::string v = str(f, "verdict");
+    if (verdict_rank(v) > verdict_rank(fg.verdict)) { fg.verdict = v; fg.rule = str(f, "verdict_rule"); }
+    if (auto it = f.find("mds2"); it != f.end() && it->is_array())
+      for (auto& m : *it) if (m.is_string()) fg.mds2.insert(m.get<std::string>());
+    if (f.contains("phi_cleartext")) fg.phi = true;
+  }
+  std::vector<FlowGroup> groups;
+  for (auto& [k, v] : g) groups.push_back(std::move(v));
+  std::sort(groups.begin(), groups.end(), [](const FlowGroup& a, const FlowGroup& b) {
+    if (verdict_rank(a.verdict) != verdict_rank(b.verdict)) return verdict_rank(a.verdict) > verdict_rank(b.verdict);
+    return a.bytes > b.bytes;
+  });
+  return groups;
+}
+
 const char* verdict_name(int v) {
   switch (v) {
     case 2: return "FAIL";
@@ -188,9 +225,14 @@ class Builder {
   void header_section();
   void summary_section();
   void device_section(const Dev& d);
+  void identity_table(const Dev& d);
+  void identity_row(const char* k, const std::string& v);
+  void asset_identity(const Asset& a);
   void flows_table(const Dev& d, std::vector<FlowGroup>& groups);
   void peer_diagram(const Dev& d, const std::vector<FlowGroup>& groups);
   void charts(const Dev& d);
+  void phi_findings(const Dev& d);
+  void lateral_findings(const Dev& d);
   void alerts_table(const std::vector<const json*>& alerts, const char* row_class);
   void inventory_section();
   std::string& o() { return out_; }
@@ -414,116 +456,100 @@ void Builder::device_section(const Dev& d) {
   o() += fmt::format("<section class=\"device\" id=\"dev-{0}\" data-device=\"{0}\" data-verdict=\"{1}\" data-flows=\"{2}\" "
                      "data-alerts=\"{3}\">\n<h2>{0} <span class=\"verdict {4}\">{1}</span></h2>\n",
                      h(d.name), verdict_name(d.verdict), d.flows.size(), d.alerts.size(), verdict_class(d.verdict));
-  // Identity, from the inventory.
-  o() += "<div class=\"grid\"><div><h3>Identity</h3><table class=\"kv\">\n";
-  auto kv = [&](const char* k, const std::string& v) {
-    if (!v.empty()) o() += "<tr><td>" + std::string(k) + "</td><td>" + h(v) + "</td></tr>\n";
-  };
-  kv("Policy model", d.model);
-  kv("Zone", d.zone);
-  for (const Asset& a : inventory_) {
-    if (!d.ips.count(a.ip)) continue;
-    kv("IP address", a.ip);
-    std::string vendor = a.mac_vendor;
-    if (!vendor.empty() && vendor.front() != '(') vendor = "(" + vendor + ")";
-    kv("MAC", a.mac + (vendor.empty() ? "" : " " + vendor));
-    if (!a.vlans.empty()) {
-      std::string v;
-      for (auto x : a.vlans) v += (v.empty() ? "" : ", ") + std::to_string(x);
-      kv("VLAN", v);
-    }
-    auto join = [](const std::vector<std::string>& l) {
-      std::string s;
-      for (auto& x : l) s += (s.empty() ? "" : ", ") + x;
-      return s;
-    };
-    kv("DICOM AE titles", join(a.ae_titles));
-    std::string impl = a.product;
-    if (!a.impl_class_uid.empty() || !a.impl_version.empty())
-      impl += (impl.empty() ? "" : " — ") + a.impl_class_uid + (a.impl_version.empty() ? "" : " / " + a.impl_version);
-    kv("DICOM implementation", impl);
-    std::string ident = a.manufacturer;
-    if (!a.model_name.empty()) ident += (ident.empty() ? "" : " ") + a.model_name;
-    if (!a.software_versions.empty()) ident += " (software " + a.software_versions + ")";
-    kv("Manufacturer / model", ident);
-    kv("Station name", a.station_name);
-    kv("HL7 applications", join(a.hl7_apps));
-    kv("Device identities", join(a.identities));
-    kv("TLS server names used", join(a.sni));
-    kv("DNS names looked up", join(a.dns_names));
-    kv("Services offered", join(a.offered));
-    kv("Services used", join(a.used));
-    kv("Seen", a.first_seen + (a.last_seen.empty() ? "" : " — " + a.last_seen));
-  }
-  o() += "</table></div>\n";
-  std::vector<FlowGroup> groups;
-  {
-    // Group flows by direction, peer, protocol, port and application.
-    std::map<std::string, FlowGroup> g;
-    for (const json* fp : d.flows) {
-      const json& f = *fp;
-      bool out_dir = d.ips.count(str(f, "src_ip")) > 0;
-      std::string peer = str(f, out_dir ? "dst_ip" : "src_ip");
-      std::string app = flow_app(f);
-      uint64_t port = num(f, "dst_port");
-      std::string key = fmt::format("{}|{}|{}|{}|{}", out_dir, peer, str(f, "proto"), port, app);
-      FlowGroup& fg = g[key];
-      fg.dir = out_dir ? "out" : "in";
-      fg.peer = peer;
-      fg.peer_name = str(f, out_dir ? "dst_device" : "src_device");
-      fg.peer_zone = str(f, out_dir ? "dst_zone" : "src_zone");
-      fg.proto = str(f, "proto");
-      fg.port = port;
-      fg.app = app;
-      ++fg.count;
-      const json& fl = f.value("flow", json::object());
-      fg.bytes += num(fl, "bytes_toserver") + num(fl, "bytes_toclient");
-      std::string v = str(f, "verdict");
-      if (verdict_rank(v) > verdict_rank(fg.verdict)) { fg.verdict = v; fg.rule = str(f, "verdict_rule"); }
-      if (auto it = f.find("mds2"); it != f.end() && it->is_array())
-        for (auto& m : *it) if (m.is_string()) fg.mds2.insert(m.get<std::string>());
-      if (f.contains("phi_cleartext")) fg.phi = true;
-    }
-    for (auto& [k, v] : g) groups.push_back(std::move(v));
-    std::sort(groups.begin(), groups.end(), [](const FlowGroup& a, const FlowGroup& b) {
-      if (verdict_rank(a.verdict) != verdict_rank(b.verdict)) return verdict_rank(a.verdict) > verdict_rank(b.verdict);
-      return a.bytes > b.bytes;
-    });
-  }
+  o() += "<div class=\"grid\">";  // identity and peers side by side
+  identity_table(d);
+  std::vector<FlowGroup> groups = group_flows(d);
   o() += "<div><h3>Peers by zone</h3>\n";
   peer_diagram(d, groups);
   o() += "</div></div>\n";
   charts(d);
   flows_table(d, groups);
+  phi_findings(d);
+  lateral_findings(d);
+  o() += "<h3>Alerts</h3>\n";
+  if (d.alerts.empty()) o() += "<p class=\"muted\">No alert.</p>\n";
+  else alerts_table(d.alerts, "dev-alert-row");
+  o() += "</section>\n";
+}
 
-  // Cleartext PHI: flows that carried PHI fields in clear, and the PHI alerts.
+// Identity, from the inventory.
+void Builder::identity_table(const Dev& d) {
+  o() += "<div><h3>Identity</h3><table class=\"kv\">\n";
+  identity_row("Policy model", d.model);
+  identity_row("Zone", d.zone);
+  for (const Asset& a : inventory_)
+    if (d.ips.count(a.ip)) asset_identity(a);
+  o() += "</table></div>\n";
+}
+
+// A row of the identity table; empty values are left out.
+void Builder::identity_row(const char* k, const std::string& v) {
+  if (!v.empty()) o() += "<tr><td>" + std::string(k) + "</td><td>" + h(v) + "</td></tr>\n";
+}
+
+// What one of the device's addresses showed of itself.
+void Builder::asset_identity(const Asset& a) {
+  identity_row("IP address", a.ip);
+  std::string vendor = a.mac_vendor;
+  if (!vendor.empty() && vendor.front() != '(') vendor = "(" + vendor + ")";
+  identity_row("MAC", a.mac + (vendor.empty() ? "" : " " + vendor));
+  if (!a.vlans.empty()) {
+    std::string v;
+    for (auto x : a.vlans) v += (v.empty() ? "" : ", ") + std::to_string(x);
+    identity_row("VLAN", v);
+  }
+  auto join = [](const std::vector<std::string>& l) {
+    std::string s;
+    for (auto& x : l) s += (s.empty() ? "" : ", ") + x;
+    return s;
+  };
+  identity_row("DICOM AE titles", join(a.ae_titles));
+  std::string impl = a.product;
+  if (!a.impl_class_uid.empty() || !a.impl_version.empty())
+    impl += (impl.empty() ? "" : " — ") + a.impl_class_uid + (a.impl_version.empty() ? "" : " / " + a.impl_version);
+  identity_row("DICOM implementation", impl);
+  std::string ident = a.manufacturer;
+  if (!a.model_name.empty()) ident += (ident.empty() ? "" : " ") + a.model_name;
+  if (!a.software_versions.empty()) ident += " (software " + a.software_versions + ")";
+  identity_row("Manufacturer / model", ident);
+  identity_row("Station name", a.station_name);
+  identity_row("HL7 applications", join(a.hl7_apps));
+  identity_row("Device identities", join(a.identities));
+  identity_row("TLS server names used", join(a.sni));
+  identity_row("DNS names looked up", join(a.dns_names));
+  identity_row("Services offered", join(a.offered));
+  identity_row("Services used", join(a.used));
+  identity_row("Seen", a.first_seen + (a.last_seen.empty() ? "" : " — " + a.last_seen));
+}
+
+// Cleartext PHI: flows that carried PHI fields in clear.
+void Builder::phi_findings(const Dev& d) {
   o() += "<h3>Cleartext PHI findings</h3>\n";
   std::vector<const json*> phi_flows;
   for (const json* f : d.flows) if (f->contains("phi_cleartext")) phi_flows.push_back(f);
   if (phi_flows.empty()) {
     o() += "<p class=\"muted phi-none\">No PHI was seen in clear.</p>\n";
-  } else {
-    o() += "<table class=\"phi\"><tr><th>Time</th><th>Flow</th><th>From</th><th>To</th><th>App</th><th>PHI fields in clear</th></tr>\n";
-    for (const json* f : phi_flows) {
-      std::string fields;
-      for (auto& x : (*f)["phi_cleartext"]) if (x.is_string()) fields += (fields.empty() ? "" : ", ") + x.get<std::string>();
-      o() += fmt::format("<tr class=\"phi-row\"><td>{}</td><td><code>{}</code></td><td>{}:{}</td><td>{}:{}</td><td>{}</td><td>{}</td></tr>\n",
-                         h(str(*f, "ts")), h(str(*f, "flow_id")), h(str(*f, "src_ip")), num(*f, "src_port"),
-                         h(str(*f, "dst_ip")), num(*f, "dst_port"), h(flow_app(*f)), h(fields));
-    }
-    o() += "</table>\n";
+    return;
   }
-  // Lateral movement: the policy's lateral.* alerts.
+  o() += "<table class=\"phi\"><tr><th>Time</th><th>Flow</th><th>From</th><th>To</th><th>App</th><th>PHI fields in clear</th></tr>\n";
+  for (const json* f : phi_flows) {
+    std::string fields;
+    for (auto& x : (*f)["phi_cleartext"]) if (x.is_string()) fields += (fields.empty() ? "" : ", ") + x.get<std::string>();
+    o() += fmt::format("<tr class=\"phi-row\"><td>{}</td><td><code>{}</code></td><td>{}:{}</td><td>{}:{}</td><td>{}</td><td>{}</td></tr>\n",
+                       h(str(*f, "ts")), h(str(*f, "flow_id")), h(str(*f, "src_ip")), num(*f, "src_port"),
+                       h(str(*f, "dst_ip")), num(*f, "dst_port"), h(flow_app(*f)), h(fields));
+  }
+  o() += "</table>\n";
+}
+
+// Lateral movement: the policy's lateral.* alerts.
+void Builder::lateral_findings(const Dev& d) {
   o() += "<h3>Lateral-movement findings</h3>\n";
   std::vector<const json*> lateral;
   for (const json* a : d.alerts)
     if (str((*a).value("alert", json::object()), "rule").rfind("lateral.", 0) == 0) lateral.push_back(a);
   if (lateral.empty()) o() += "<p class=\"muted\">No lateral-movement signal.</p>\n";
   else alerts_table(lateral, "lateral-row");
-  o() += "<h3>Alerts</h3>\n";
-  if (d.alerts.empty()) o() += "<p class=\"muted\">No alert.</p>\n";
-  else alerts_table(d.alerts, "dev-alert-row");
-  o() += "</section>\n";
 }
 
 void Builder::flows_table(const Dev& d, std::vector<FlowGroup>& groups) {
