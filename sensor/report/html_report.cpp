@@ -160,6 +160,48 @@ std::vector<FlowGroup> group_flows(const Dev& d) {
   return groups;
 }
 
+// A flow's start and end (seconds since the epoch); the event's time when the flow has no start.
+std::pair<double, double> flow_interval(const json& f) {
+  const json& fl = f.value("flow", json::object());
+  double s = parse_ts(str(fl, "start")), e = parse_ts(str(fl, "end"));
+  if (s <= 0) s = parse_ts(str(f, "ts"));
+  if (e < s) e = s;
+  return {s, e};
+}
+
+// A device's traffic as its charts show it: bytes by protocol, over time and by peer.
+struct Traffic {
+  static constexpr int kBuckets = 40;  // bars of the time chart
+  double t0 = 0, t1 = 0;  // the first flow's start, the last flow's end
+  std::map<std::string, std::vector<double>> series;             // app -> bytes per bucket
+  std::map<std::string, std::map<std::string, double>> by_peer;  // peer -> app -> bytes
+};
+
+// The height of the time chart's highest stack of bars, at least 1.
+double tallest_bucket(const Traffic& t) {
+  double maxb = 0;
+  for (int b = 0; b < Traffic::kBuckets; ++b) {
+    double sum = 0;
+    for (auto& [app, v] : t.series) sum += v[static_cast<size_t>(b)];
+    maxb = std::max(maxb, sum);
+  }
+  if (maxb <= 0) maxb = 1;
+  return maxb;
+}
+
+// The peers that exchanged the most bytes, most first (ties by name): (bytes, peer).
+std::vector<std::pair<double, std::string>> top_peers(const Traffic& t, size_t n) {
+  std::vector<std::pair<double, std::string>> peers;
+  for (auto& [p, m] : t.by_peer) {
+    double s = 0;
+    for (auto& [a, b] : m) s += b;
+    peers.emplace_back(s, p);
+  }
+  std::sort(peers.begin(), peers.end(), [](auto& a, auto& b) { return a.first != b.first ? a.first > b.first : a.second < b.second; });
+  if (peers.size() > n) peers.resize(n);
+  return peers;
+}
+
 const char* verdict_name(int v) {
   switch (v) {
     case 2: return "FAIL";
@@ -231,6 +273,10 @@ class Builder {
   void flows_table(const Dev& d, std::vector<FlowGroup>& groups);
   void peer_diagram(const Dev& d, const std::vector<FlowGroup>& groups);
   void charts(const Dev& d);
+  Traffic traffic_of(const Dev& d) const;
+  const char* color_of(const std::string& app) const;
+  void time_chart(const Traffic& t);
+  void peers_chart(const Traffic& t);
   void phi_findings(const Dev& d);
   void lateral_findings(const Dev& d);
   void alerts_table(const std::vector<const json*>& alerts, const char* row_class);
@@ -649,52 +695,56 @@ void Builder::peer_diagram(const Dev& d, const std::vector<FlowGroup>& groups) {
 void Builder::charts(const Dev& d) {
   if (d.flows.empty()) return;
   // Traffic over time by protocol (stacked bars), and traffic by peer (bars split by protocol).
-  double t0 = 0, t1 = 0;
+  Traffic t = traffic_of(d);
+  o() += "<div class=\"grid\">";
+  time_chart(t);
+  peers_chart(t);
+  o() += "</div>\n";
+}
+
+// The device's flows in time buckets and by peer; protocols outside the palette as "other".
+Traffic Builder::traffic_of(const Dev& d) const {
+  Traffic t;
   for (const json* f : d.flows) {
-    const json& fl = f->value("flow", json::object());
-    double s = parse_ts(str(fl, "start")), e = parse_ts(str(fl, "end"));
-    if (s <= 0) s = parse_ts(str(*f, "ts"));
-    if (e < s) e = s;
-    if (t0 == 0 || s < t0) t0 = s;
-    if (e > t1) t1 = e;
+    auto [s, e] = flow_interval(*f);
+    if (t.t0 == 0 || s < t.t0) t.t0 = s;
+    if (e > t.t1) t.t1 = e;
   }
-  const int B = 40;
-  double span = std::max(t1 - t0, 1e-3);
-  auto color_of = [&](const std::string& app) {
-    auto it = palette_.find(app);
-    return it == palette_.end() ? "#9e9e9e" : kPalette[it->second];
-  };
-  std::map<std::string, std::vector<double>> series;  // app -> bytes per bucket
-  std::map<std::string, std::map<std::string, double>> by_peer;  // peer -> app -> bytes
+  const int B = Traffic::kBuckets;
+  double span = std::max(t.t1 - t.t0, 1e-3);
   for (const json* f : d.flows) {
+    auto [s, e] = flow_interval(*f);
     const json& fl = f->value("flow", json::object());
-    double s = parse_ts(str(fl, "start")), e = parse_ts(str(fl, "end"));
-    if (s <= 0) s = parse_ts(str(*f, "ts"));
-    if (e < s) e = s;
     double bytes = static_cast<double>(num(fl, "bytes_toserver") + num(fl, "bytes_toclient"));
     std::string app = flow_app(*f);
     if (!palette_.count(app)) app = "other";
-    auto& v = series[app];
+    auto& v = t.series[app];
     v.resize(B, 0.0);
     // Spread the flow's bytes evenly over the buckets it spans.
-    int b0 = std::clamp(static_cast<int>((s - t0) / span * B), 0, B - 1);
-    int b1 = std::clamp(static_cast<int>((e - t0) / span * B), 0, B - 1);
+    int b0 = std::clamp(static_cast<int>((s - t.t0) / span * B), 0, B - 1);
+    int b1 = std::clamp(static_cast<int>((e - t.t0) / span * B), 0, B - 1);
     for (int b = b0; b <= b1; ++b) v[static_cast<size_t>(b)] += bytes / (b1 - b0 + 1);
     bool out_dir = d.ips.count(str(*f, "src_ip")) > 0;
     std::string peer = str(*f, out_dir ? "dst_ip" : "src_ip");
     std::string pname = str(*f, out_dir ? "dst_device" : "src_device");
-    by_peer[pname.empty() ? peer : pname + " " + peer][app] += bytes;
+    t.by_peer[pname.empty() ? peer : pname + " " + peer][app] += bytes;
   }
-  double maxb = 0;
-  for (int b = 0; b < B; ++b) {
-    double sum = 0;
-    for (auto& [app, v] : series) sum += v[static_cast<size_t>(b)];
-    maxb = std::max(maxb, sum);
-  }
-  if (maxb <= 0) maxb = 1;
+  return t;
+}
+
+// A protocol's colour in the charts; grey beyond the palette.
+const char* Builder::color_of(const std::string& app) const {
+  auto it = palette_.find(app);
+  return it == palette_.end() ? "#9e9e9e" : kPalette[it->second];
+}
+
+// Stacked bars: the bytes of each time bucket, one colour per protocol.
+void Builder::time_chart(const Traffic& t) {
+  const int B = Traffic::kBuckets;
+  double maxb = tallest_bucket(t);
   const int W = 620, H = 200, L = 60, R = 10, T = 10, Bm = 30;
   double bw = static_cast<double>(W - L - R) / B;
-  o() += "<div class=\"grid\"><div><h3>Traffic over time, by protocol</h3>\n";
+  o() += "<div><h3>Traffic over time, by protocol</h3>\n";
   o() += fmt::format("<svg class=\"chart-time\" width=\"{0}\" height=\"{1}\" viewBox=\"0 0 {0} {1}\" role=\"img\" "
                      "aria-label=\"bytes over time by protocol\">\n", W, H);
   o() += fmt::format("<line x1=\"{0}\" y1=\"{1}\" x2=\"{2}\" y2=\"{1}\" stroke=\"#90a4ae\"/>"
@@ -704,7 +754,7 @@ void Builder::charts(const Dev& d) {
                      L - 4, T + 10, human_bytes(static_cast<uint64_t>(maxb)), L - 4, H - Bm);
   for (int b = 0; b < B; ++b) {
     double y = H - Bm;
-    for (auto& [app, v] : series) {
+    for (auto& [app, v] : t.series) {
       double val = v[static_cast<size_t>(b)];
       if (val <= 0) continue;
       double hgt = val / maxb * (H - Bm - T);
@@ -714,26 +764,22 @@ void Builder::charts(const Dev& d) {
                          human_bytes(static_cast<uint64_t>(val)));
     }
   }
-  auto clock = [](double t) {
-    long s = static_cast<long>(t) % 86400;
+  auto clock = [](double when) {
+    long s = static_cast<long>(when) % 86400;
     return fmt::format("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60);
   };
   o() += fmt::format("<text x=\"{}\" y=\"{}\" font-size=\"11\">{}</text><text x=\"{}\" y=\"{}\" font-size=\"11\" "
                      "text-anchor=\"end\">{} UTC</text>\n",
-                     L, H - 10, clock(t0), W - R, H - 10, clock(t1));
+                     L, H - 10, clock(t.t0), W - R, H - 10, clock(t.t1));
   o() += "</svg>\n<div class=\"legend\">";
-  for (auto& [app, v] : series) o() += fmt::format("<span><i style=\"background:{}\"></i>{}</span>", color_of(app), h(app));
+  for (auto& [app, v] : t.series) o() += fmt::format("<span><i style=\"background:{}\"></i>{}</span>", color_of(app), h(app));
   o() += "</div></div>\n";
+}
 
-  // By peer, top 10 by bytes.
-  std::vector<std::pair<double, std::string>> peers;
-  for (auto& [p, m] : by_peer) {
-    double s = 0;
-    for (auto& [a, b] : m) s += b;
-    peers.emplace_back(s, p);
-  }
-  std::sort(peers.begin(), peers.end(), [](auto& a, auto& b) { return a.first != b.first ? a.first > b.first : a.second < b.second; });
-  if (peers.size() > 10) peers.resize(10);
+// By peer, top 10 by bytes.
+void Builder::peers_chart(const Traffic& t) {
+  const int W = 620;
+  std::vector<std::pair<double, std::string>> peers = top_peers(t, 10);
   double maxp = peers.empty() ? 1 : std::max(peers.front().first, 1.0);
   int ph = static_cast<int>(peers.size()) * 24 + 16;
   o() += "<div><h3>Traffic by peer and protocol</h3>\n";
@@ -743,7 +789,7 @@ void Builder::charts(const Dev& d) {
   for (auto& [total, p] : peers) {
     o() += fmt::format("<text x=\"200\" y=\"{}\" font-size=\"12\" text-anchor=\"end\">{}</text>\n", y + 13, h(p.substr(0, 30)));
     double x = 206;
-    for (auto& [app, b] : by_peer[p]) {
+    for (auto& [app, b] : t.by_peer.at(p)) {
       double w = b / maxp * (W - 300);
       if (w <= 0) continue;
       o() += fmt::format("<rect x=\"{:.1f}\" y=\"{}\" width=\"{:.1f}\" height=\"16\" fill=\"{}\"><title>{}: {}</title></rect>\n", x, y,
@@ -754,7 +800,7 @@ void Builder::charts(const Dev& d) {
                        human_bytes(static_cast<uint64_t>(total)));
     y += 24;
   }
-  o() += "</svg></div></div>\n";
+  o() += "</svg></div>";
 }
 
 void Builder::alerts_table(const std::vector<const json*>& alerts, const char* row_class) {
