@@ -59,101 +59,57 @@ void MllpFramer::deliver(std::string_view payload, bool terminated, MllpHandler&
   h.frame(f);
 }
 
+void MllpFramer::open_frame(uint64_t off) {
+  state_ = State::in_frame;
+  frame_off_ = off;
+  frame_sb_ = true;
+  buf_.clear();
+}
+
 void MllpFramer::feed(std::span<const uint8_t> data, MllpHandler& h) {
   const uint8_t* const base = data.data();
   const uint8_t* const end = base + data.size();
   const uint8_t* p = base;
   const uint8_t* begin = nullptr;  // first payload byte of a frame that started in this chunk
-  auto off_of = [&](const uint8_t* q) { return pos_ + static_cast<uint64_t>(q - base); };
 
   while (p < end) {
     switch (state_) {
       case State::idle: {
-        uint8_t b = *p;
-        if (b == kStartBlock) {
-          flush_junk(h);
-          resyncing_ = false;
-          state_ = State::in_frame;
-          frame_off_ = off_of(p);
-          frame_sb_ = true;
-          buf_.clear();
-          begin = ++p;
+        if (*p != kStartBlock) {
+          Cursor c = skip_outside_frame(p, base, end, h);
+          p = c.p;
+          begin = c.begin;
           break;
         }
-        if (junk_len_ == 0) junk_off_ = off_of(p);
-        ++junk_len_;
-        if (is_ws(b)) {
-          if (hdr_len_ > 0) hdr_ok_ = false;
-          ++p;
-          break;
-        }
-        junk_text_ = true;
-        if (hdr_ok_ && !resyncing_) {
-          if (hdr_len_ == 0) hdr_off_ = off_of(p);
-          hdr_[hdr_len_++] = static_cast<char>(b);
-          if (hdr_len_ == 3) {
-            if (header_id(hdr_)) {
-              // A bare message: frame it from its first byte.
-              h.anomaly(MllpAnomaly::missing_start_block, hdr_off_);
-              junk_len_ = 0;
-              junk_text_ = false;
-              hdr_len_ = 0;
-              state_ = State::in_frame;
-              frame_off_ = hdr_off_;
-              frame_sb_ = false;
-              buf_.clear();
-              if (hdr_off_ >= pos_) {
-                begin = base + (hdr_off_ - pos_);
-              } else {
-                buf_.assign(hdr_, 3);
-                begin = p + 1;
-              }
-              ++p;
-              break;
-            }
-            hdr_ok_ = false;
-          }
-        }
-        ++p;
+        flush_junk(h);
+        resyncing_ = false;
+        open_frame(offset_at(base, p));
+        begin = ++p;
         break;
       }
       case State::in_frame: {
         if (!begin) begin = p;  // frame continues from an earlier chunk
         const uint8_t* q = find2(p, end, kEndBlock, kStartBlock);
         if (q == end) {
-          if (buf_.size() + static_cast<size_t>(end - begin) > max_frame_) {
-            h.anomaly(MllpAnomaly::frame_too_large, frame_off_);
-            buf_.clear();
-            buf_.shrink_to_fit();
-            state_ = State::discard;
-          } else {
-            buf_.append(reinterpret_cast<const char*>(begin), static_cast<size_t>(end - begin));
-          }
+          carry_over(begin, end, h);
           begin = nullptr;
           p = end;
           break;
         }
-        std::string_view payload;
+        // A frame wholly inside this chunk is handed over in place.
         size_t len = buf_.size() + static_cast<size_t>(q - begin);
-        if (len > max_frame_) {
-          h.anomaly(MllpAnomaly::frame_too_large, frame_off_);
-          buf_.clear();
-        } else if (buf_.empty()) {
-          payload = std::string_view(reinterpret_cast<const char*>(begin), static_cast<size_t>(q - begin));
-          deliver(payload, *q == kEndBlock, h);
+        if (buf_.empty() && len <= max_frame_) {
+          deliver(std::string_view(reinterpret_cast<const char*>(begin), static_cast<size_t>(q - begin)),
+                  *q == kEndBlock, h);
         } else {
-          buf_.append(reinterpret_cast<const char*>(begin), static_cast<size_t>(q - begin));
-          deliver(buf_, *q == kEndBlock, h);
-          buf_.clear();
+          close_carried_or_oversize_frame(begin, q, len, h);
         }
         if (*q == kEndBlock) {
           state_ = State::after_end;
           begin = nullptr;
           p = q + 1;
         } else {
-          if (len <= max_frame_) h.anomaly(MllpAnomaly::missing_end_block, off_of(q));
-          frame_off_ = off_of(q);
-          frame_sb_ = true;
+          missing_end_block(q, base, len, h);
           begin = p = q + 1;
         }
         break;
@@ -162,23 +118,14 @@ void MllpFramer::feed(std::span<const uint8_t> data, MllpHandler& h) {
         if (*p == kCarriageReturn) {
           ++p;
         } else {
-          h.anomaly(MllpAnomaly::bad_end_block, off_of(p));
+          h.anomaly(MllpAnomaly::bad_end_block, offset_at(base, p));
         }
         state_ = State::idle;
         break;
       case State::discard: {
-        const uint8_t* q = find2(p, end, kEndBlock, kStartBlock);
-        if (q == end) { p = end; break; }
-        if (*q == kEndBlock) {
-          state_ = State::after_end;
-          p = q + 1;
-        } else {
-          state_ = State::in_frame;
-          frame_off_ = off_of(q);
-          frame_sb_ = true;
-          buf_.clear();
-          begin = p = q + 1;
-        }
+        Cursor c = skip_oversize_frame(p, base, end);
+        p = c.p;
+        begin = c.begin;
         break;
       }
     }
@@ -187,6 +134,90 @@ void MllpFramer::feed(std::span<const uint8_t> data, MllpHandler& h) {
   if (state_ == State::in_frame && begin && begin < end)
     buf_.append(reinterpret_cast<const char*>(begin), static_cast<size_t>(end - begin));
   pos_ += data.size();
+}
+
+// Bytes between frames, up to the next start block. Whitespace is let be; a run holding anything
+// else is reported once (flush_junk), unless it begins with MSH, FHS or BHS: a message sent
+// without its start block, framed from its first byte.
+MllpFramer::Cursor MllpFramer::skip_outside_frame(const uint8_t* p, const uint8_t* base, const uint8_t* end,
+                                                  MllpHandler& h) {
+  for (; p < end && *p != kStartBlock; ++p) {
+    uint8_t b = *p;
+    if (junk_len_ == 0) junk_off_ = offset_at(base, p);
+    ++junk_len_;
+    if (is_ws(b)) {
+      if (hdr_len_ > 0) hdr_ok_ = false;
+      continue;
+    }
+    junk_text_ = true;
+    if (!hdr_ok_ || resyncing_) continue;
+    if (hdr_len_ == 0) hdr_off_ = offset_at(base, p);
+    hdr_[hdr_len_++] = static_cast<char>(b);
+    if (hdr_len_ < 3) continue;
+    if (header_id(hdr_)) return open_bare_message(p, base, h);
+    hdr_ok_ = false;
+  }
+  return {p, nullptr};
+}
+
+// A bare message whose header ends at `last`: its frame starts at the header's first byte, which
+// may lie in an earlier chunk (then the header is all of it that is kept).
+MllpFramer::Cursor MllpFramer::open_bare_message(const uint8_t* last, const uint8_t* base, MllpHandler& h) {
+  h.anomaly(MllpAnomaly::missing_start_block, hdr_off_);
+  junk_len_ = 0;
+  junk_text_ = false;
+  hdr_len_ = 0;
+  open_frame(hdr_off_);
+  frame_sb_ = false;  // no start block: the header is the frame's first byte
+  if (hdr_off_ >= pos_) return {last + 1, base + (hdr_off_ - pos_)};
+  buf_.assign(hdr_, 3);
+  return {last + 1, last + 1};
+}
+
+// The open frame goes on past this chunk: its bytes so far are kept for the next one, unless that
+// makes it larger than max_frame (then it is reported and skipped up to its end).
+void MllpFramer::carry_over(const uint8_t* begin, const uint8_t* end, MllpHandler& h) {
+  if (buf_.size() + static_cast<size_t>(end - begin) > max_frame_) {
+    h.anomaly(MllpAnomaly::frame_too_large, frame_off_);
+    buf_.clear();
+    buf_.shrink_to_fit();
+    state_ = State::discard;
+  } else {
+    buf_.append(reinterpret_cast<const char*>(begin), static_cast<size_t>(end - begin));
+  }
+}
+
+// A frame that ends at `q` (end or start block) of `len` bytes, which either began in an earlier
+// chunk (delivered from the buffer that assembled it) or is larger than max_frame (reported only).
+void MllpFramer::close_carried_or_oversize_frame(const uint8_t* begin, const uint8_t* q, size_t len,
+                                                 MllpHandler& h) {
+  if (len > max_frame_) {
+    h.anomaly(MllpAnomaly::frame_too_large, frame_off_);
+    buf_.clear();
+    return;
+  }
+  buf_.append(reinterpret_cast<const char*>(begin), static_cast<size_t>(q - begin));
+  deliver(buf_, *q == kEndBlock, h);
+  buf_.clear();
+}
+
+// A start block at `q` inside a frame of `len` bytes: that frame had no end block (not reported
+// again when it was already reported as too large), and a new one opens.
+void MllpFramer::missing_end_block(const uint8_t* q, const uint8_t* base, size_t len, MllpHandler& h) {
+  if (len <= max_frame_) h.anomaly(MllpAnomaly::missing_end_block, offset_at(base, q));
+  open_frame(offset_at(base, q));
+}
+
+// Inside a frame over max_frame: skip to its end block, or to a start block that opens the next frame.
+MllpFramer::Cursor MllpFramer::skip_oversize_frame(const uint8_t* p, const uint8_t* base, const uint8_t* end) {
+  const uint8_t* q = find2(p, end, kEndBlock, kStartBlock);
+  if (q == end) return {end, nullptr};
+  if (*q == kEndBlock) {
+    state_ = State::after_end;
+    return {q + 1, nullptr};
+  }
+  open_frame(offset_at(base, q));
+  return {q + 1, q + 1};
 }
 
 void MllpFramer::gap(uint64_t n, MllpHandler& h) {

@@ -57,6 +57,22 @@ class MllpFramer {
 
  private:
   enum class State : uint8_t { idle, in_frame, after_end, discard };
+  // Where feed() goes on in its chunk: the next byte to read, and the first payload byte of a
+  // frame opened in this chunk (null when none).
+  struct Cursor {
+    const uint8_t* p;
+    const uint8_t* begin;
+  };
+  // Stream offset of `q` in the chunk that starts at `base`.
+  uint64_t offset_at(const uint8_t* base, const uint8_t* q) const { return pos_ + static_cast<uint64_t>(q - base); }
+  void open_frame(uint64_t off);
+  // The steps of feed() besides a frame wholly inside one chunk, which feed() handles itself.
+  Cursor skip_outside_frame(const uint8_t* p, const uint8_t* base, const uint8_t* end, MllpHandler& h);
+  Cursor open_bare_message(const uint8_t* last, const uint8_t* base, MllpHandler& h);
+  void carry_over(const uint8_t* begin, const uint8_t* end, MllpHandler& h);
+  void close_carried_or_oversize_frame(const uint8_t* begin, const uint8_t* q, size_t len, MllpHandler& h);
+  void missing_end_block(const uint8_t* q, const uint8_t* base, size_t len, MllpHandler& h);
+  Cursor skip_oversize_frame(const uint8_t* p, const uint8_t* base, const uint8_t* end);
   void flush_junk(MllpHandler& h);
   void deliver(std::string_view payload, bool terminated, MllpHandler& h);
 
