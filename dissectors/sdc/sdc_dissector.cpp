@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
@@ -253,127 +254,16 @@ class SdcDissector final : public Dissector {
       soap(dir, v, nullptr, ctx);
       return {data.size(), 0, 0, false};
     }
+    // HTTP messages one after the other, until one is not all here or cannot be read.
     size_t used = 0;
     while (used < v.size()) {
       std::string_view rest = v.substr(used);
-      size_t hend = rest.find("\r\n\r\n");
-      if (hend == std::string_view::npos) {
-        if (rest.size() > kMaxHeader) {
-          ctx.anomaly("sdc", "http_header_too_long", ctx.stream_offset() + used);
-          return {used, 0, 0, true};
-        }
-        return {used, rest.size() + 1, 0, false};
-      }
-      std::string_view head = rest.substr(0, hend);
-      HttpInfo http;
-      size_t eol = head.find("\r\n");
-      std::string_view line = head.substr(0, eol);
-      if (line.substr(0, 5) == "HTTP/") {
-        size_t sp = line.find(' ');
-        if (sp != std::string_view::npos && sp + 4 <= line.size()) {
-          int st = 0;
-          for (size_t k = sp + 1; k < sp + 4; ++k) st = st * 10 + (line[k] >= '0' && line[k] <= '9' ? line[k] - '0' : 0);
-          http.status = st;
-        }
-      } else {
-        size_t sp = line.find(' ');
-        size_t sp2 = sp == std::string_view::npos ? sp : line.find(' ', sp + 1);
-        if (sp == std::string_view::npos) {
-          ctx.anomaly("sdc", "bad_http_start_line", ctx.stream_offset() + used);
-          return {used, 0, 0, true};
-        }
-        http.method.assign(line.substr(0, sp));
-        http.path.assign(line.substr(sp + 1, sp2 == std::string_view::npos ? std::string_view::npos : sp2 - sp - 1));
-      }
-      // Content-Length or chunked.
-      uint64_t clen = 0;
-      bool have_len = false, chunked = false;
-      size_t p = eol == std::string_view::npos ? head.size() : eol + 2;
-      while (p < head.size()) {
-        size_t e = head.find("\r\n", p);
-        std::string_view h = head.substr(p, e == std::string_view::npos ? std::string_view::npos : e - p);
-        size_t colon = h.find(':');
-        if (colon != std::string_view::npos) {
-          std::string_view name = h.substr(0, colon), val = trim(h.substr(colon + 1));
-          if (ifind(name, "content-length") == 0 && name.size() == 14) {
-            have_len = true;
-            clen = 0;
-            for (char ch : val) {
-              if (ch < '0' || ch > '9') { have_len = false; break; }
-              if (clen < (uint64_t(1) << 40)) clen = clen * 10 + static_cast<uint64_t>(ch - '0');
-            }
-          } else if (ifind(name, "transfer-encoding") == 0 && name.size() == 17 && ifind(val, "chunked") != std::string_view::npos) {
-            chunked = true;
-          }
-        }
-        if (e == std::string_view::npos) break;
-        p = e + 2;
-      }
-      size_t body_start = hend + 4;
-      if (chunked) {
-        // Decode in place into a reusable buffer once all chunks are here.
-        body_.clear();
-        size_t q = body_start;
-        bool complete = false;
-        for (;;) {
-          size_t le = rest.find("\r\n", q);
-          if (le == std::string_view::npos) break;
-          uint64_t n = 0;
-          size_t k = q;
-          bool digits = false;
-          for (; k < le; ++k) {
-            char ch = lower(rest[k]);
-            int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
-            if (d < 0) break;
-            digits = true;
-            n = n * 16 + static_cast<uint64_t>(d);
-            if (n > kMaxBody) break;
-          }
-          if (!digits || n > kMaxBody) {
-            ctx.anomaly("sdc", "bad_chunk", ctx.stream_offset() + used + q);
-            return {used, 0, 0, true};
-          }
-          if (n == 0) {
-            size_t fin = rest.find("\r\n\r\n", le);
-            if (fin == std::string_view::npos) break;
-            q = fin + 4;
-            complete = true;
-            break;
-          }
-          if (le + 2 + n + 2 > rest.size()) break;
-          if (body_.size() + n > kMaxBody) {
-            ctx.anomaly("sdc", "body_too_long", ctx.stream_offset() + used);
-            return {used, 0, 0, true};
-          }
-          body_.append(rest.substr(le + 2, n));
-          q = le + 2 + n + 2;
-        }
-        if (!complete) {
-          if (rest.size() > kMaxBody + kMaxHeader) {
-            ctx.anomaly("sdc", "body_too_long", ctx.stream_offset() + used);
-            return {used, 0, 0, true};
-          }
-          return {used, rest.size() + 1, 0, false};
-        }
-        soap(dir, body_, &http, ctx);
-        used += q;
-        continue;
-      }
-      if (!have_len) {
-        if (!http.method.empty() || http.status == 204 || http.status == 304 || (http.status >= 100 && http.status < 200)) {
-          clen = 0;  // requests without a body
-        } else {
-          ctx.anomaly("sdc", "no_content_length", ctx.stream_offset() + used);
-          return {used, 0, 0, true};
-        }
-      }
-      if (clen > kMaxBody) {
-        ctx.anomaly("sdc", "body_too_long", ctx.stream_offset() + used);
-        return {used + body_start, 0, clen, false};
-      }
-      if (rest.size() < body_start + clen) return {used, body_start + static_cast<size_t>(clen), 0, false};
-      soap(dir, rest.substr(body_start, static_cast<size_t>(clen)), &http, ctx);
-      used += body_start + static_cast<size_t>(clen);
+      HttpMessage m;
+      m.at = used;
+      if (auto stop = read_head(rest, m, ctx)) return *stop;
+      if (auto stop = m.chunked ? read_chunked_body(rest, m, ctx) : read_sized_body(rest, m, ctx)) return *stop;
+      soap(dir, m.body, &m.http, ctx);
+      used += m.length;
     }
     return {used, 0, 0, false};
   }
@@ -382,6 +272,154 @@ class SdcDissector final : public Dissector {
   void on_end(Dir, FlowContext&) override {}
 
  private:
+  // One HTTP message at the front of the bytes on_data has not used yet, as its steps read it.
+  // Offsets in `at` are into on_data's data; the others count from the message's first byte.
+  struct HttpMessage {
+    size_t at = 0;                // where the message starts
+    HttpInfo http;                // request line or status
+    size_t body_start = 0;        // after the blank line that ends the head
+    uint64_t content_length = 0;  // as given, when have_length
+    bool have_length = false, chunked = false;
+    std::string_view body;        // the whole body (de-chunked into body_), once read
+    size_t length = 0;            // bytes of the whole message, once read
+  };
+
+  // Stop reading this direction: a `what` anomaly at `at`, the bytes before `used` consumed.
+  static Consumed give_up(std::string_view what, size_t used, size_t at, FlowContext& ctx) {
+    ctx.anomaly("sdc", what, ctx.stream_offset() + at);
+    return {used, 0, 0, true};
+  }
+
+  // The head up to its blank line: the start line and the headers that frame the body. Waits for
+  // the rest of a head (up to kMaxHeader); a start line that is neither a request nor a status
+  // ends the flow.
+  static std::optional<Consumed> read_head(std::string_view rest, HttpMessage& m, FlowContext& ctx) {
+    size_t hend = rest.find("\r\n\r\n");
+    if (hend == std::string_view::npos) {
+      if (rest.size() > kMaxHeader) return give_up("http_header_too_long", m.at, m.at, ctx);
+      return Consumed{m.at, rest.size() + 1, 0, false};
+    }
+    std::string_view head = rest.substr(0, hend);
+    size_t eol = head.find("\r\n");
+    if (!read_start_line(head.substr(0, eol), m.http)) return give_up("bad_http_start_line", m.at, m.at, ctx);
+    read_body_headers(head, eol == std::string_view::npos ? head.size() : eol + 2, m);
+    m.body_start = hend + 4;
+    return std::nullopt;
+  }
+
+  // A status line ("HTTP/1.1 200 ...") or a request line ("POST /path ..."); false for neither.
+  static bool read_start_line(std::string_view line, HttpInfo& http) {
+    if (line.substr(0, 5) == "HTTP/") {
+      size_t sp = line.find(' ');
+      if (sp != std::string_view::npos && sp + 4 <= line.size()) {
+        int st = 0;
+        for (size_t k = sp + 1; k < sp + 4; ++k) st = st * 10 + (line[k] >= '0' && line[k] <= '9' ? line[k] - '0' : 0);
+        http.status = st;
+      }
+      return true;
+    }
+    size_t sp = line.find(' ');
+    size_t sp2 = sp == std::string_view::npos ? sp : line.find(' ', sp + 1);
+    if (sp == std::string_view::npos) return false;
+    http.method.assign(line.substr(0, sp));
+    http.path.assign(line.substr(sp + 1, sp2 == std::string_view::npos ? std::string_view::npos : sp2 - sp - 1));
+    return true;
+  }
+
+  // Content-Length or chunked, from the header lines of `head` from `p` on.
+  static void read_body_headers(std::string_view head, size_t p, HttpMessage& m) {
+    while (p < head.size()) {
+      size_t e = head.find("\r\n", p);
+      std::string_view h = head.substr(p, e == std::string_view::npos ? std::string_view::npos : e - p);
+      size_t colon = h.find(':');
+      if (colon != std::string_view::npos) {
+        std::string_view name = h.substr(0, colon), val = trim(h.substr(colon + 1));
+        if (ifind(name, "content-length") == 0 && name.size() == 14) {
+          m.have_length = true;
+          m.content_length = 0;
+          for (char ch : val) {
+            if (ch < '0' || ch > '9') { m.have_length = false; break; }
+            if (m.content_length < (uint64_t(1) << 40)) m.content_length = m.content_length * 10 + static_cast<uint64_t>(ch - '0');
+          }
+        } else if (ifind(name, "transfer-encoding") == 0 && name.size() == 17 && ifind(val, "chunked") != std::string_view::npos) {
+          m.chunked = true;
+        }
+      }
+      if (e == std::string_view::npos) break;
+      p = e + 2;
+    }
+  }
+
+  // A chunked body, decoded into body_ once all its chunks and the trailer are here; a chunk
+  // size that is not hex or is over kMaxBody, or a body over kMaxBody, ends the flow.
+  std::optional<Consumed> read_chunked_body(std::string_view rest, HttpMessage& m, FlowContext& ctx) {
+    body_.clear();
+    size_t q = m.body_start;
+    bool complete = false;
+    for (;;) {
+      size_t le = rest.find("\r\n", q);
+      if (le == std::string_view::npos) break;
+      uint64_t n = 0;
+      if (!chunk_size(rest.substr(q, le - q), n)) return give_up("bad_chunk", m.at, m.at + q, ctx);
+      if (n == 0) {
+        size_t fin = rest.find("\r\n\r\n", le);
+        if (fin == std::string_view::npos) break;
+        q = fin + 4;
+        complete = true;
+        break;
+      }
+      if (le + 2 + n + 2 > rest.size()) break;
+      if (body_.size() + n > kMaxBody) return give_up("body_too_long", m.at, m.at, ctx);
+      body_.append(rest.substr(le + 2, n));
+      q = le + 2 + n + 2;
+    }
+    if (!complete) {
+      if (rest.size() > kMaxBody + kMaxHeader) return give_up("body_too_long", m.at, m.at, ctx);
+      return Consumed{m.at, rest.size() + 1, 0, false};
+    }
+    m.body = body_;
+    m.length = q;
+    return std::nullopt;
+  }
+
+  // The size on a chunk's size line (hex digits; an extension after them is let be); false when
+  // it has no digits or is over kMaxBody.
+  static bool chunk_size(std::string_view line, uint64_t& n) {
+    n = 0;
+    bool digits = false;
+    for (char c : line) {
+      char ch = lower(c);
+      int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+      if (d < 0) break;
+      digits = true;
+      n = n * 16 + static_cast<uint64_t>(d);
+      if (n > kMaxBody) break;
+    }
+    return digits && n <= kMaxBody;
+  }
+
+  // A body of Content-Length bytes; requests and bodiless responses may leave the length out.
+  // A body over kMaxBody is skipped (its head is consumed), one not all here is waited for.
+  static std::optional<Consumed> read_sized_body(std::string_view rest, HttpMessage& m, FlowContext& ctx) {
+    uint64_t clen = m.content_length;
+    if (!m.have_length) {
+      const HttpInfo& http = m.http;
+      if (!http.method.empty() || http.status == 204 || http.status == 304 || (http.status >= 100 && http.status < 200)) {
+        clen = 0;  // requests without a body
+      } else {
+        return give_up("no_content_length", m.at, m.at, ctx);
+      }
+    }
+    if (clen > kMaxBody) {
+      ctx.anomaly("sdc", "body_too_long", ctx.stream_offset() + m.at);
+      return Consumed{m.at + m.body_start, 0, clen, false};
+    }
+    if (rest.size() < m.body_start + clen) return Consumed{m.at, m.body_start + static_cast<size_t>(clen), 0, false};
+    m.body = rest.substr(m.body_start, static_cast<size_t>(clen));
+    m.length = m.body_start + static_cast<size_t>(clen);
+    return std::nullopt;
+  }
+
   static void words(std::string_view v, std::vector<std::string>& out) {
     for_each_word(v, [&](std::string_view w) {
       if (out.size() < kMaxList && std::find(out.begin(), out.end(), w) == out.end()) out.emplace_back(w);
