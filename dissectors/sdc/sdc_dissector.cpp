@@ -23,7 +23,6 @@ constexpr size_t kMaxEndpoints = 4096;
 constexpr uint16_t kPorts[] = {3702};
 
 constexpr std::string_view kSoap12 = "http://www.w3.org/2003/05/soap-envelope";
-constexpr std::string_view kWsd = "docs.oasis-open.org/ws-dd/ns/discovery";
 constexpr std::string_view kMarkers[] = {"11073", "MedicalDevice", "sdc.mds.", "sdc.ctxt.", "sdc.cdc."};
 
 using xml::kNotXml;
