@@ -111,10 +111,12 @@ std::unique_ptr<PcapSource> PcapSource::open_file(const std::string& path, size_
 // messages are exactly libpcap's (test_pcap_source.cpp compares the two on handmade files, the
 // pcapfile fuzz target on arbitrary ones).
 //
-// In a pcapng file the mapping takes only Enhanced Packet Blocks of the first interface, whose
-// description libpcap's open has read, and hands over at any other block (another interface or
-// section, statistics, name resolution, ...): libpcap then has seen every block that changes its
-// state. Time stamps are taken only in microseconds or nanoseconds, which convert exactly.
+// In a pcapng file the mapping takes only Enhanced Packet Blocks of interfaces libpcap has read
+// the description of. At any other block (another interface's description, statistics, name
+// resolution, ...) the file is lent to libpcap, which then has seen every block that changes its
+// state, and taken back after the packet libpcap returns next, the interfaces it described
+// being read again here (`take_back`). A new section, or an interface whose time stamps are not
+// in microseconds or nanoseconds (the two that convert exactly), leaves the rest to libpcap.
 void PcapSource::open_mapping(const std::string& path) {
   constexpr uint32_t kMicro = 0xa1b2c3d4, kNano = 0xa1b23c4d, kSectionHeader = 0x0a0d0d0a;
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -154,11 +156,43 @@ void PcapSource::open_mapping(const std::string& path) {
   mapped_ = true;
 }
 
+// An Interface Description Block libpcap has accepted (`len` bytes at file offset `at`), read
+// again for its time stamp options with libpcap's rules: options up to the end of the block or an
+// end-of-options option (libpcap refused any other layout). False when its time stamps are not
+// to be converted here.
+bool PcapSource::read_interface(int fd, uint64_t at, uint64_t len, NgInterface& out) const {
+  if (len < 20 || len > 65536) return false;
+  std::vector<unsigned char> idb(len);
+  if (pread(fd, idb.data(), len, off_t(at)) != ssize_t(len)) return false;
+  auto u16 = [this](const unsigned char* p) { return load16(p, swapped_); };
+  NgInterface i;
+  const unsigned char* o = idb.data() + 16;
+  const unsigned char* end = idb.data() + len - 4;
+  while (o != end) {
+    if (end - o < 4) return false;
+    uint16_t code = u16(o), olen = u16(o + 2);
+    size_t padded = (size_t(olen) + 3) / 4 * 4;
+    if (size_t(end - o - 4) < padded) return false;
+    if (code == 0) break;                    // opt_endofopt: the rest is not read
+    if (code == 9) {                         // if_tsresol: 10^-6 and 10^-9 convert exactly
+      if (olen != 1 || (o[4] != 6 && o[4] != 9)) return false;
+      i.nsec = o[4] == 9;
+    } else if (code == 14) {                 // if_tsoffset, in seconds
+      if (olen != 8) return false;
+      uint64_t v;
+      std::memcpy(&v, o + 4, 8);
+      i.offset = static_cast<int64_t>(swapped_ ? __builtin_bswap64(v) : v);
+    }
+    o += 4 + padded;
+  }
+  out = i;
+  return true;
+}
+
 // libpcap's open of a pcapng file reads the Section Header Block, then blocks up to and including
 // the first Interface Description Block, and leaves its FILE just past that block: mapped reading
-// starts there. The IDB is read again here for its time stamp options, with libpcap's rules
-// (options up to the end of the block or an end-of-options option; its open refused any other
-// layout). Sets swapped_, nsec_, ts_offset_ and pos_; false when the file is not to be mapped.
+// starts there. Sets swapped_, the first interface and pos_; false when the file is not to be
+// mapped.
 bool PcapSource::open_mapping_ng(int fd, uint64_t size) {
   constexpr uint32_t kByteOrder = 0x1a2b3c4d, kIdb = 1;
   FILE* f = pcap_file(p_);
@@ -171,7 +205,6 @@ bool PcapSource::open_mapping_ng(int fd, uint64_t size) {
   if (swapped && __builtin_bswap32(order) != kByteOrder) return false;
   if (swapped != (pcap_is_swapped(p_) == 1)) return false;
   auto u32 = [swapped](const unsigned char* p) { return load32(p, swapped); };
-  auto u16 = [swapped](const unsigned char* p) { return load16(p, swapped); };
   // Walk the blocks libpcap read to the first IDB; it must end where libpcap's FILE is.
   uint64_t at = 0, idb_len = 0;
   uint32_t type = 0;
@@ -183,33 +216,11 @@ bool PcapSource::open_mapping_ng(int fd, uint64_t size) {
     idb_len = len;
     at += len;
   }
-  if (at != uint64_t(start) || idb_len < 20 || idb_len > 65536) return false;
-  std::vector<unsigned char> idb(idb_len);
-  if (pread(fd, idb.data(), idb_len, off_t(at - idb_len)) != ssize_t(idb_len)) return false;
-  bool nsec = false;
-  int64_t offset = 0;
-  const unsigned char* o = idb.data() + 16;
-  const unsigned char* end = idb.data() + idb_len - 4;
-  while (o != end) {
-    if (end - o < 4) return false;
-    uint16_t code = u16(o), len = u16(o + 2);
-    size_t padded = (size_t(len) + 3) / 4 * 4;
-    if (size_t(end - o - 4) < padded) return false;
-    if (code == 0) break;                    // opt_endofopt: the rest is not read
-    if (code == 9) {                         // if_tsresol: 10^-6 and 10^-9 convert exactly
-      if (len != 1 || (o[4] != 6 && o[4] != 9)) return false;
-      nsec = o[4] == 9;
-    } else if (code == 14) {                 // if_tsoffset, in seconds
-      if (len != 8) return false;
-      uint64_t v;
-      std::memcpy(&v, o + 4, 8);
-      offset = static_cast<int64_t>(swapped ? __builtin_bswap64(v) : v);
-    }
-    o += 4 + padded;
-  }
+  if (at != uint64_t(start)) return false;
   swapped_ = swapped;
-  nsec_ = nsec;
-  ts_offset_ = offset;
+  NgInterface first;
+  if (!read_interface(fd, at - idb_len, idb_len, first)) return false;
+  interfaces_.assign(1, first);
   pos_ = uint64_t(start);
   return true;
 }
@@ -256,13 +267,60 @@ bool PcapSource::shrank() const {
   return fstat(fd_, &st) != 0 || uint64_t(st.st_size) < file_size_;
 }
 
-// From here on libpcap reads the file, from the record at pos_.
-void PcapSource::hand_over() {
+// From here on libpcap reads the file, from where its FILE is.
+void PcapSource::stop_mapping() {
   unmap();
   ::close(fd_);
   fd_ = -1;
   mapped_ = false;
+  lent_ = false;
+}
+
+// From here on libpcap reads the file, from the record at pos_.
+void PcapSource::hand_over() {
+  stop_mapping();
   if (FILE* f = pcap_file(p_)) fseeko(f, static_cast<off_t>(pos_), SEEK_SET);
+}
+
+// libpcap reads the pcapng file from the block at pos_, up to its next packet; take_back may then
+// read on from the mapping.
+void PcapSource::lend() {
+  unmap();
+  mapped_ = false;
+  lent_ = true;
+  lent_at_ = pos_;
+  if (FILE* f = pcap_file(p_)) fseeko(f, static_cast<off_t>(pos_), SEEK_SET);
+}
+
+// After libpcap returned a packet of the lent file: the blocks it read since lend() are walked
+// here, the interfaces they describe added, and mapped reading goes on where libpcap stopped.
+// A new section (its interfaces replace the old), an interface whose time stamps are not
+// converted here, or anything odd leaves the rest of the file to libpcap.
+void PcapSource::take_back() {
+  constexpr uint32_t kIdb = 1, kShb = 0x0a0d0d0a;
+  lent_ = false;
+  FILE* f = pcap_file(p_);
+  off_t end = f ? ftello(f) : -1;
+  uint64_t at = lent_at_;
+  bool ok = end > 0 && uint64_t(end) <= file_size_ && at < uint64_t(end);
+  while (ok && at < uint64_t(end)) {
+    unsigned char b[8];
+    if (pread(fd_, b, 8, off_t(at)) != 8) { ok = false; break; }
+    uint32_t type = load32(b, swapped_), len = load32(b + 4, swapped_);
+    if (type == kShb || len < 12 || len % 4 || len > uint64_t(end) - at) { ok = false; break; }
+    if (type == kIdb) {
+      NgInterface i;
+      if (!(ok = read_interface(fd_, at, len, i))) break;
+      interfaces_.push_back(i);
+    }
+    at += len;
+  }
+  if (!ok || at != uint64_t(end)) {
+    stop_mapping();
+    return;
+  }
+  pos_ = at;
+  mapped_ = true;
 }
 
 // The file lost its end under the mapping: the records read so far may end in zeros where it did.
@@ -313,31 +371,32 @@ PcapSource::Next PcapSource::next_mapped(const pcap_pkthdr*& hdr, const uint8_t*
   return Next::packet;
 }
 
-// One Enhanced Packet Block of interface 0 (block type and length, interface, time stamp high
-// and low, captured and original lengths, the packet, padding and options, the length again),
-// checked as libpcap checks it. Anything else, or anything odd, is libpcap's to read.
+// One Enhanced Packet Block of a described interface (block type and length, interface, time
+// stamp high and low, captured and original lengths, the packet, padding and options, the length
+// again), checked as libpcap checks it. Anything else, or anything odd, is libpcap's to read.
 PcapSource::Next PcapSource::next_mapped_ng(const pcap_pkthdr*& hdr, const uint8_t*& data) {
   constexpr uint32_t kEpb = 6, kMaxBlock = 1u << 20;  // far below libpcap's maximum block size
   auto give_up = [&] {
     // A file cut under the mapping reads as zeros past its new end: no block is valid there.
     if (g_window_lost.load() || shrank()) return cut_short();
-    hand_over();
-    return next_record(hdr, data);
+    lend();
+    return next_lent(hdr, data);
   };
   const uint8_t* r = in_window(8);
   if (!r) return give_up();
   auto u32 = [this](const uint8_t* p) { return load32(p, swapped_); };
   uint32_t type = u32(r), len = u32(r + 4);
   if (type != kEpb || len < 32 || len % 4 || len > kMaxBlock || !(r = in_window(len))) return give_up();
-  uint32_t caplen = u32(r + 20);
-  if (u32(r + len - 4) != len || u32(r + 8) != 0 || caplen > len - 32 || caplen > snapshot_ || caplen > kMaxCaplen ||
-      g_window_lost.load(std::memory_order_relaxed))
+  uint32_t caplen = u32(r + 20), iface = u32(r + 8);
+  if (u32(r + len - 4) != len || iface >= interfaces_.size() || caplen > len - 32 || caplen > snapshot_ ||
+      caplen > kMaxCaplen || g_window_lost.load(std::memory_order_relaxed))
     return give_up();
   // As libpcap 1.10: seconds are the time stamp over its resolution plus the offset, in 64 bits.
+  const NgInterface& in = interfaces_[iface];
   uint64_t t = uint64_t(u32(r + 12)) << 32 | u32(r + 16);
-  uint64_t res = nsec_ ? 1000000000 : 1000000;
-  hdr_.ts.tv_sec = static_cast<time_t>(t / res + static_cast<uint64_t>(ts_offset_));
-  hdr_.ts.tv_usec = static_cast<int>(nsec_ ? t % res / 1000 : t % res);
+  uint64_t res = in.nsec ? 1000000000 : 1000000;
+  hdr_.ts.tv_sec = static_cast<time_t>(t / res + static_cast<uint64_t>(in.offset));
+  hdr_.ts.tv_usec = static_cast<int>(in.nsec ? t % res / 1000 : t % res);
   hdr_.caplen = caplen;
   hdr_.len = u32(r + 24);
   hdr = &hdr_;
@@ -396,14 +455,23 @@ void PcapSource::set_filter(const std::string& bpf) {
 int PcapSource::datalink() const { return pcap_datalink(p_); }
 
 PcapSource::Next PcapSource::next(const pcap_pkthdr*& hdr, const uint8_t*& data) {
-  if (!mapped_) return next_record(hdr, data);
   for (;;) {
+    if (lent_) return next_lent(hdr, data);
+    if (!mapped_) return next_record(hdr, data);
     Next r = next_mapped(hdr, data);
     // libpcap's own reader matches a record against the filter with its captured and original
-    // lengths, as here; a record it reads after the hand-over was matched by it already.
-    if (r != Next::packet || !filter_.bf_insns || !mapped_ || pcap_offline_filter(&filter_, &hdr_, data))
+    // lengths, as here; a record libpcap read (its header is not hdr_) was matched by it already.
+    if (r != Next::packet || hdr != &hdr_ || !filter_.bf_insns || pcap_offline_filter(&filter_, &hdr_, data))
       return r;
   }
+}
+
+// A record of the lent file, read by libpcap; the file is taken back after it. Its data stays
+// in libpcap's buffer, which the mapping does not touch.
+PcapSource::Next PcapSource::next_lent(const pcap_pkthdr*& hdr, const uint8_t*& data) {
+  Next r = next_record(hdr, data);
+  if (r == Next::packet) take_back();
+  return r;
 }
 
 PcapSource::Next PcapSource::next_record(const pcap_pkthdr*& hdr, const uint8_t*& data) {

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace medmon {
 
@@ -50,13 +51,22 @@ class PcapSource {
 
   void open_mapping(const std::string& path);
   bool open_mapping_ng(int fd, uint64_t size);
+  struct NgInterface {
+    bool nsec = false;           // nanosecond time stamps (scaled to microseconds)
+    int64_t offset = 0;          // seconds added to every time stamp (if_tsoffset)
+  };
+  bool read_interface(int fd, uint64_t at, uint64_t len, NgInterface& out) const;
   bool map_window(uint64_t offset, size_t need);
   const uint8_t* in_window(size_t need);
   Next next_mapped(const pcap_pkthdr*& hdr, const uint8_t*& data);
   Next next_record(const pcap_pkthdr*& hdr, const uint8_t*& data);  // through libpcap
   Next next_mapped_ng(const pcap_pkthdr*& hdr, const uint8_t*& data);
+  Next next_lent(const pcap_pkthdr*& hdr, const uint8_t*& data);
   Next cut_short();
   void hand_over();
+  void stop_mapping();
+  void lend();
+  void take_back();
   bool shrank() const;
   void unmap();
 
@@ -66,8 +76,10 @@ class PcapSource {
   bool mapped_ = false;          // records still come from the mapping
   bool ng_ = false;              // pcapng: records are Enhanced Packet Blocks
   bool swapped_ = false;         // file written in the other byte order
-  bool nsec_ = false;            // nanosecond time stamps (scaled to microseconds)
-  int64_t ts_offset_ = 0;        // pcapng: seconds added to every time stamp (if_tsoffset)
+  bool nsec_ = false;            // classic pcap: nanosecond time stamps (scaled to microseconds)
+  std::vector<NgInterface> interfaces_;  // pcapng: the interfaces libpcap has described, in order
+  bool lent_ = false;            // pcapng: libpcap reads up to its next packet, then take_back
+  uint64_t lent_at_ = 0;         // file offset where libpcap started reading the lent file
   uint32_t snapshot_ = 0;        // libpcap's snapshot length for the file
   uint64_t pos_ = 0;             // file offset of the next record
   const uint8_t* window_ = nullptr;

@@ -395,7 +395,7 @@ TEST_CASE("file reader: a file that grows or shrinks while it is read") {
     check_cut_while_read(shrink.save("shrink"), 24, 16 + 1400, cut);
 }
 
-TEST_CASE("file reader: pcapng files are read in place up to the first block libpcap must see") {
+TEST_CASE("file reader: pcapng packet blocks are read in place, other blocks by libpcap") {
   NgWriter w(false);
   w.idb(1, 65535);
   for (uint32_t i = 0; i < 10; ++i) w.packet(1700000000000000ull + i, 100 + i);
@@ -406,12 +406,72 @@ TEST_CASE("file reader: pcapng files are read in place up to the first block lib
   CHECK(c.in_place == 10);
   CHECK_FALSE(s->reads_in_place());
 
-  // Two interfaces: libpcap reads the second IDB, and everything after it.
+  // Two interfaces (dumpcap -i eth0 -i eth1): libpcap reads the second IDB and the packet after
+  // it, the mapping the rest.
+  const std::string two_path = MEDMON_SOURCE_DIR "/pcaps/core/two_interfaces.pcapng";
   const pcap_pkthdr* h;
   const uint8_t* d;
-  auto two = PcapSource::open_file(MEDMON_SOURCE_DIR "/pcaps/core/two_interfaces.pcapng");
+  auto two = PcapSource::open_file(two_path);
   REQUIRE(two->next(h, d) == PcapSource::Next::packet);
-  CHECK_FALSE(two->reads_in_place());
+  CHECK(two->reads_in_place());
+  Count rest = count_packets(*two);
+  CHECK(rest.packets > 0);
+  CHECK(rest.in_place == rest.packets);
+  same_reading(two_path);
+}
+
+// Interfaces described before the first packet and between packets, with their own time stamp
+// resolutions and offsets, and blocks libpcap must see between the packets: libpcap reads each
+// such block and the packet after it, the mapping everything else, and together they read what
+// libpcap alone reads (with and without a filter).
+TEST_CASE("file reader: pcapng with several interfaces reads as libpcap reads it, mostly in place") {
+  for (bool swapped : {false, true}) {
+    std::string order = swapped ? "-be" : "-le";
+    NgWriter w(swapped);
+    w.idb(1, 65535, {{2, "eth0"}});
+    w.idb(1, 65535, {{2, "eth1"}, {9, std::string(1, '\x09')}, {14, w.u64(3600)}});
+    uint64_t n = 0;
+    auto burst = [&](uint32_t ifaces, uint64_t count) {
+      for (uint64_t i = 0; i < count; ++i, ++n) {
+        uint32_t k = uint32_t(n % ifaces);
+        uint64_t ts = k == 1 ? 1700000000123456789ull + n * 1000003 : 1700000000000000ull + n * 1001;
+        w.epb(k, ts, 60 + uint32_t(n % 90), 60 + uint32_t(n % 90) + uint32_t(k), 60 + n % 90);
+      }
+    };
+    burst(2, 50);
+    w.block(4, std::string(4, '\0'));  // name resolution
+    burst(2, 50);
+    w.idb(1, 65535, {{9, std::string(1, '\x06')}, {14, w.u64(uint64_t(-5))}});  // a third, described late
+    burst(3, 60);
+    w.block(0x40000bad, std::string(8, '\x11'));  // custom
+    burst(3, 60);
+    w.block(5, std::string(20, '\0'));  // interface statistics
+    const std::string path = w.save("three-ifaces" + order);
+    same_reading(path);
+    same_reading_with(path, PcapSource::kDefaultMapWindow, "len > 100");
+    auto s = PcapSource::open_file(path);
+    Count c = count_packets(*s);
+    CHECK(c.packets == n);
+    // After every packet the mapping reads on: libpcap read only the blocks it must see and the
+    // packet after each, and the file was taken back every time.
+    CHECK(c.in_place == n);
+
+    // Then an interface whose time stamps are in milliseconds: libpcap reads the rest.
+    NgWriter ms = w;
+    ms.idb(1, 65535, {{9, std::string(1, '\x03')}});
+    ms.epb(3, 1700000000123ull, 80, 80, 80);
+    ms.epb(0, 1700000000999999ull, 80, 80, 80);
+    const std::string ms_path = ms.save("ms-iface" + order);
+    same_reading(ms_path);
+    auto m = PcapSource::open_file(ms_path);
+    count_packets(*m);
+    CHECK_FALSE(m->reads_in_place());
+
+    // A packet of an interface described in no block: libpcap's error, in place or not.
+    NgWriter unknown = w;
+    unknown.epb(3, 1700000000000000ull, 80, 80, 80);
+    same_reading(unknown.save("unknown-iface" + order));
+  }
 }
 
 TEST_CASE("file reader: pcapng in both byte orders and time stamp resolutions reads as libpcap reads it") {
