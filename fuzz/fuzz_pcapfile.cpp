@@ -16,9 +16,11 @@
 // - 0x80-0xbf: the rest is the file image as it is (any magic, pcapng too).
 // - 0xc0-0xff: a pcapng Section Header Block and Interface Description Block are written before
 //   the rest (from byte 2), so that most inputs are block streams: bit 0 big-endian, bits 1-3 the
-//   link type (kLinks). Byte 1 sets the IDB: bits 0-1 the snapshot length (kSnaplens), bits 2-3
-//   if_tsresol (kResols), bits 4-5 if_tsoffset (kOffsets), bit 6 an if_name option first, bit 7
-//   no end-of-options option.
+//   link type (kLinks), bit 4 a second IDB after the first (same link type and snapshot length,
+//   the other time stamp options: byte 1 with bits 2-5 inverted, no if_name), so that packet
+//   blocks of interface 1 are read in place too. Byte 1 sets the IDB: bits 0-1 the snapshot
+//   length (kSnaplens), bits 2-3 if_tsresol (kResols), bits 4-5 if_tsoffset (kOffsets), bit 6 an
+//   if_name option first, bit 7 no end-of-options option.
 #include <fcntl.h>
 #include <pcap/pcap.h>
 #include <unistd.h>
@@ -97,23 +99,17 @@ std::string describe(const pcap_pkthdr* h) {
   return b;
 }
 
-// A pcapng Section Header Block and Interface Description Block, as mode and byte 1 say.
-std::string pcapng_head(uint8_t mode, uint8_t idb) {
+void put_block(std::string& h, uint32_t type, const std::string& body, bool big) {
+  put32(h, type, big);
+  put32(h, uint32_t(12 + body.size()), big);
+  h += body;
+  put32(h, uint32_t(12 + body.size()), big);
+}
+
+// An Interface Description Block, as mode and `idb` (byte 1) say.
+std::string pcapng_idb(uint8_t mode, uint8_t idb) {
   bool big = mode & 1;
-  std::string h, opts;
-  auto block = [&](uint32_t type, const std::string& body) {
-    put32(h, type, big);
-    put32(h, uint32_t(12 + body.size()), big);
-    h += body;
-    put32(h, uint32_t(12 + body.size()), big);
-  };
-  std::string shb;
-  put32(shb, 0x1a2b3c4d, big);
-  put16(shb, 1, big);
-  put16(shb, 0, big);
-  put32(shb, 0xffffffffu, big);  // section length unknown
-  put32(shb, 0xffffffffu, big);
-  block(0x0a0d0d0a, shb);
+  std::string opts;
   if (idb & 0x40) {
     put16(opts, 2, big);  // if_name
     put16(opts, 4, big);
@@ -130,11 +126,27 @@ std::string pcapng_head(uint8_t mode, uint8_t idb) {
     for (int i = 0; i < 8; ++i) opts.push_back(char(uint64_t(o) >> (big ? 56 - 8 * i : 8 * i)));
   }
   if (!opts.empty() && !(idb & 0x80)) put32(opts, 0, big);  // opt_endofopt
-  std::string body;
+  std::string body, h;
   put16(body, uint16_t(kLinks[(mode >> 1) & 7]), big);
   put16(body, 0, big);
   put32(body, kSnaplens[idb & 3], big);
-  block(1, body + opts);
+  put_block(h, 1, body + opts, big);
+  return h;
+}
+
+// A pcapng Section Header Block and one or two Interface Description Blocks, as mode and byte 1
+// say.
+std::string pcapng_head(uint8_t mode, uint8_t idb) {
+  bool big = mode & 1;
+  std::string h, shb;
+  put32(shb, 0x1a2b3c4d, big);
+  put16(shb, 1, big);
+  put16(shb, 0, big);
+  put32(shb, 0xffffffffu, big);  // section length unknown
+  put32(shb, 0xffffffffu, big);
+  put_block(h, 0x0a0d0d0a, shb, big);
+  h += pcapng_idb(mode, idb);
+  if (mode & 0x10) h += pcapng_idb(mode, uint8_t((idb ^ 0x3c) & ~0x40));
   return h;
 }
 
