@@ -134,6 +134,12 @@ struct Reader {
     err(n, what + ": expected a mapping (key: value)");
     return false;
   }
+  // A mapping section that may be left out: false when it is absent or null, or when it is not a
+  // mapping (is_map's error).
+  bool optional_map(const YAML::Node& n, const std::string& what) {
+    if (!n || n.IsNull()) return false;
+    return is_map(n, what);
+  }
   void keys(const YAML::Node& n, const std::string& what, std::initializer_list<std::string_view> allowed) {
     std::vector<std::string> seen;
     for (auto it = n.begin(); it != n.end(); ++it) {
@@ -322,7 +328,7 @@ void load_model_header(Reader& r, YAML::Node root, Model& m) {
 
 // Passive identification: DICOM implementation class UID and version name, HL7 MSH-3 sending application.
 void load_fingerprints(Reader& r, YAML::Node fp, Model& m) {
-  if (!fp || fp.IsNull() || !r.is_map(fp, "fingerprints")) return;
+  if (!r.optional_map(fp, "fingerprints")) return;
   r.keys(fp, "fingerprints", {"dicom_implementation_class_uid", "dicom_implementation_version_name",
                               "hl7_msh3_sending_application", "mac_oui", "tls_ja4", "dicom_dataset"});
   if (fp["dicom_implementation_class_uid"])
@@ -334,7 +340,7 @@ void load_fingerprints(Reader& r, YAML::Node fp, Model& m) {
 
 // The switches derived from the MDS2 answers (docs/policy.md); null leaves a switch unknown (-1).
 void load_derived(Reader& r, YAML::Node n, Model& m) {
-  if (!n || n.IsNull() || !r.is_map(n, "mds2_derived")) return;
+  if (!r.optional_map(n, "mds2_derived")) return;
   auto& sws = mds2::derived_switches();
   for (auto it = n.begin(); it != n.end(); ++it) {
     std::string k = it->first.Scalar();
@@ -354,7 +360,7 @@ void load_derived(Reader& r, YAML::Node n, Model& m) {
 
 // The allowed and never zones (the judge flags peers in a never zone; bind_models checks the allowed names).
 void load_model_zones(Reader& r, YAML::Node z, Model& m) {
-  if (!z || z.IsNull() || !r.is_map(z, "zones")) return;
+  if (!r.optional_map(z, "zones")) return;
   r.keys(z, "model zones", {"allowed", "never"});
   m.zones_where = Reader::where(z);
   if (z["allowed"]) m.zones_allowed = r.strs(z["allowed"], "zones allowed");
@@ -433,7 +439,7 @@ void load_flows(Reader& r, YAML::Node fl, Model& m) {
 
 // The DICOM section: AE titles, SOP classes, DIMSE commands each way, C-MOVE destinations, user identity.
 void load_dicom(Reader& r, YAML::Node d, Model& m) {
-  if (!d || d.IsNull() || !r.is_map(d, "dicom")) return;
+  if (!r.optional_map(d, "dicom")) return;
   r.keys(d, "dicom", {"local_aes", "ae_titles", "ae_title_from_site", "sop_classes", "remote_roles",
                       "transfer_syntaxes", "dimse_in", "dimse_out", "c_move", "c_get", "max_pdu", "user_identity",
                       "source"});
@@ -466,7 +472,7 @@ void load_dicom(Reader& r, YAML::Node d, Model& m) {
 
 // The HL7 section: the peer roles it talks to and the message types it receives and sends.
 void load_hl7(Reader& r, YAML::Node h, Model& m) {
-  if (!h || h.IsNull() || !r.is_map(h, "hl7")) return;
+  if (!r.optional_map(h, "hl7")) return;
   r.keys(h, "hl7", {"enabled_by_default", "role", "listen", "peer_roles", "peers", "inbound_types", "outbound_types",
                     "ack_mode", "source"});
   auto& hm = m.hl7;
@@ -480,7 +486,7 @@ void load_hl7(Reader& r, YAML::Node h, Model& m) {
 
 // The vendor's remote service; of its keys only the endpoints are kept.
 void load_remote_service(Reader& r, YAML::Node rs, Model& m) {
-  if (!rs || rs.IsNull() || !r.is_map(rs, "remote_service")) return;
+  if (!r.optional_map(rs, "remote_service")) return;
   r.keys(rs, "remote_service", {"declared", "owner_initiated", "patient_data_visible", "predictive_maintenance",
                                 "other_remote", "endpoints"});
   if (rs["endpoints"]) m.remote_endpoints = r.strs(rs["endpoints"], "remote_service endpoints");
@@ -530,10 +536,10 @@ void load_mds2_answer(Reader& r, const std::string& id, YAML::Node a, Model& m) 
 
 // The imported form's answers, keyed by MDS2 question id (form and notes are accepted, not read).
 void load_mds2(Reader& r, YAML::Node x, Model& m) {
-  if (!x || x.IsNull() || !r.is_map(x, "mds2")) return;
+  if (!r.optional_map(x, "mds2")) return;
   r.keys(x, "mds2", {"form", "answers", "notes"});
   auto ans = x["answers"];
-  if (!ans || ans.IsNull() || !r.is_map(ans, "mds2 answers")) return;
+  if (!r.optional_map(ans, "mds2 answers")) return;
   for (auto it = ans.begin(); it != ans.end(); ++it) {
     std::string id = it->first.Scalar(), dummy;
     if (!mds2::match_question_id(id, dummy) || dummy != id) {
@@ -776,7 +782,7 @@ void load_devices(Reader& r, YAML::Node dl, const std::string& models_dir, Site&
 
 // Detection thresholds (docs/alerts.md); a count of 0 is taken as 1.
 void load_thresholds(Reader& r, YAML::Node t, Thresholds& th) {
-  if (!t || t.IsNull() || !r.is_map(t, "thresholds")) return;
+  if (!r.optional_map(t, "thresholds")) return;
   r.keys(t, "thresholds", {"fanout_hosts", "scan_ports", "reject_burst", "reject_window_s"});
   uint64_t v;
   if (t["fanout_hosts"] && r.uint(t["fanout_hosts"], "thresholds fanout_hosts", 100000, v)) th.fanout_hosts = static_cast<uint32_t>(std::max<uint64_t>(v, 1));
@@ -787,7 +793,7 @@ void load_thresholds(Reader& r, YAML::Node t, Thresholds& th) {
 
 // Per-rule severity overrides, keyed by the rule ids of docs/alerts.md.
 void load_severity(Reader& r, YAML::Node sv, Site& site) {
-  if (!sv || sv.IsNull() || !r.is_map(sv, "severity")) return;
+  if (!r.optional_map(sv, "severity")) return;
   for (auto it = sv.begin(); it != sv.end(); ++it) {
     std::string s;
     Severity level;
