@@ -202,6 +202,13 @@ std::vector<std::pair<double, std::string>> top_peers(const Traffic& t, size_t n
   return peers;
 }
 
+// The items of a list, separated by commas, as the identity and inventory tables show them.
+std::string comma_list(const std::vector<std::string>& l) {
+  std::string s;
+  for (auto& x : l) s += (s.empty() ? "" : ", ") + x;
+  return s;
+}
+
 const char* verdict_name(int v) {
   switch (v) {
     case 2: return "FAIL";
@@ -544,12 +551,7 @@ void Builder::asset_identity(const Asset& a) {
     for (auto x : a.vlans) v += (v.empty() ? "" : ", ") + std::to_string(x);
     identity_row("VLAN", v);
   }
-  auto join = [](const std::vector<std::string>& l) {
-    std::string s;
-    for (auto& x : l) s += (s.empty() ? "" : ", ") + x;
-    return s;
-  };
-  identity_row("DICOM AE titles", join(a.ae_titles));
+  identity_row("DICOM AE titles", comma_list(a.ae_titles));
   std::string impl = a.product;
   if (!a.impl_class_uid.empty() || !a.impl_version.empty())
     impl += (impl.empty() ? "" : " — ") + a.impl_class_uid + (a.impl_version.empty() ? "" : " / " + a.impl_version);
@@ -559,12 +561,12 @@ void Builder::asset_identity(const Asset& a) {
   if (!a.software_versions.empty()) ident += " (software " + a.software_versions + ")";
   identity_row("Manufacturer / model", ident);
   identity_row("Station name", a.station_name);
-  identity_row("HL7 applications", join(a.hl7_apps));
-  identity_row("Device identities", join(a.identities));
-  identity_row("TLS server names used", join(a.sni));
-  identity_row("DNS names looked up", join(a.dns_names));
-  identity_row("Services offered", join(a.offered));
-  identity_row("Services used", join(a.used));
+  identity_row("HL7 applications", comma_list(a.hl7_apps));
+  identity_row("Device identities", comma_list(a.identities));
+  identity_row("TLS server names used", comma_list(a.sni));
+  identity_row("DNS names looked up", comma_list(a.dns_names));
+  identity_row("Services offered", comma_list(a.offered));
+  identity_row("Services used", comma_list(a.used));
   identity_row("Seen", a.first_seen + (a.last_seen.empty() ? "" : " — " + a.last_seen));
 }
 
@@ -859,11 +861,6 @@ void Builder::inventory_section() {
   }
   o() += "<table class=\"inventory\"><tr><th>IP</th><th>MAC / vendor</th><th>Device</th><th>Model</th><th>AE titles</th>"
          "<th>DICOM implementation</th><th>HL7 apps</th><th>Services offered</th><th>Services used</th><th>Flows</th></tr>\n";
-  auto join = [](const std::vector<std::string>& l) {
-    std::string s;
-    for (auto& x : l) s += (s.empty() ? "" : ", ") + x;
-    return s;
-  };
   for (const Asset& a : inventory_) {
     std::string impl = a.product;
     if (!a.impl_version.empty()) impl += (impl.empty() ? "" : " ") + ("(" + a.impl_version + ")");
@@ -871,8 +868,8 @@ void Builder::inventory_section() {
     o() += fmt::format("<tr class=\"asset-row\" data-ip=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
                        "<td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td></tr>\n",
                        h(a.ip), h(a.ip), h(a.mac + (a.mac_vendor.empty() ? "" : " " + a.mac_vendor)), h(a.device),
-                       h(a.model), h(join(a.ae_titles)), h(impl), h(join(a.hl7_apps)), h(join(a.offered)),
-                       h(join(a.used)), a.flows);
+                       h(a.model), h(comma_list(a.ae_titles)), h(impl), h(comma_list(a.hl7_apps)),
+                       h(comma_list(a.offered)), h(comma_list(a.used)), a.flows);
   }
   o() += "</table>\n";
 }
