@@ -35,19 +35,21 @@ const uint8_t* find2(const uint8_t* p, const uint8_t* end, uint8_t a, uint8_t b)
 void MllpFramer::reset() {
   state_ = State::idle;
   buf_.clear();
+  clear_junk();
+  resyncing_ = false;
+}
+
+// Forgets the bytes seen between frames, and the bare-message header they may have begun.
+void MllpFramer::clear_junk() {
   junk_len_ = 0;
   junk_text_ = false;
   hdr_len_ = 0;
   hdr_ok_ = true;
-  resyncing_ = false;
 }
 
 void MllpFramer::flush_junk(MllpHandler& h) {
   if (junk_len_ && junk_text_ && !resyncing_) h.anomaly(MllpAnomaly::data_outside_frame, junk_off_);
-  junk_len_ = 0;
-  junk_text_ = false;
-  hdr_len_ = 0;
-  hdr_ok_ = true;
+  clear_junk();
 }
 
 void MllpFramer::deliver(std::string_view payload, bool terminated, MllpHandler& h) {
@@ -164,9 +166,7 @@ MllpFramer::Cursor MllpFramer::skip_outside_frame(const uint8_t* p, const uint8_
 // may lie in an earlier chunk (then the header is all of it that is kept).
 MllpFramer::Cursor MllpFramer::open_bare_message(const uint8_t* last, const uint8_t* base, MllpHandler& h) {
   h.anomaly(MllpAnomaly::missing_start_block, hdr_off_);
-  junk_len_ = 0;
-  junk_text_ = false;
-  hdr_len_ = 0;
+  clear_junk();
   open_frame(hdr_off_);
   frame_sb_ = false;  // no start block: the header is the frame's first byte
   if (hdr_off_ >= pos_) return {last + 1, base + (hdr_off_ - pos_)};
@@ -225,10 +225,7 @@ void MllpFramer::gap(uint64_t n, MllpHandler& h) {
   if (state_ == State::idle) flush_junk(h);
   buf_.clear();
   state_ = State::idle;
-  junk_len_ = 0;
-  junk_text_ = false;
-  hdr_len_ = 0;
-  hdr_ok_ = true;
+  clear_junk();
   resyncing_ = true;
   pos_ += n;
 }
@@ -245,10 +242,7 @@ void MllpFramer::finish(MllpHandler& h) {
   }
   buf_.clear();
   state_ = State::idle;
-  junk_len_ = 0;
-  junk_text_ = false;
-  hdr_len_ = 0;
-  hdr_ok_ = true;
+  clear_junk();
 }
 
 }  // namespace hl7cpp

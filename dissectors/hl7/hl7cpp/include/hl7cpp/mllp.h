@@ -73,6 +73,7 @@ class MllpFramer {
   void close_carried_or_oversize_frame(const uint8_t* begin, const uint8_t* q, size_t len, MllpHandler& h);
   void missing_end_block(const uint8_t* q, const uint8_t* base, size_t len, MllpHandler& h);
   Cursor skip_oversize_frame(const uint8_t* p, const uint8_t* base, const uint8_t* end);
+  void clear_junk();
   void flush_junk(MllpHandler& h);
   void deliver(std::string_view payload, bool terminated, MllpHandler& h);
 
