@@ -429,6 +429,14 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
       auto handler = [&](const uint8_t* f, uint32_t cap, uint32_t len, int64_t usec) {
         pipeline.packet(f, cap, len, Timestamp{usec});
       };
+      // What this worker's `stats` events report of the capture: the ring's counters and the
+      // filter in force.
+      auto take_stats = [&] {
+        uint64_t recv, drop, freeze;
+        src.stats(recv, drop, freeze);
+        pipeline.set_capture_stats(recv, drop, 0);
+        pipeline.set_input_filter(filter.current.get());
+      };
       while (!g_live_stop) {
         src.poll(100, handler);
         // Between batches: the safe point to take up a reloaded policy.
@@ -436,17 +444,11 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
         auto now = std::chrono::steady_clock::now();
         if (now - last_flush >= std::chrono::seconds(1)) {
           last_flush = now;
-          uint64_t recv, drop, freeze;
-          src.stats(recv, drop, freeze);
-          pipeline.set_capture_stats(recv, drop, 0);
-          pipeline.set_input_filter(filter.current.get());
+          take_stats();
           out.flush();
         }
       }
-      uint64_t recv, drop, freeze;
-      src.stats(recv, drop, freeze);
-      pipeline.set_capture_stats(recv, drop, 0);
-      pipeline.set_input_filter(filter.current.get());
+      take_stats();
       pipeline.finish(FlowEnd::interrupted);
       out.flush();
     });
