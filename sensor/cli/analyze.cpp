@@ -266,6 +266,17 @@ InputError read_file(const std::string& file, const std::string& bpf, Engine& en
   return err;
 }
 
+// Opens every input file once before an output is created, so that a mistyped name, a file
+// that is not a capture or a filter that does not fit its link type ends the run before it
+// empties the events file of an earlier run. Standard input can be read only once: it is not.
+InputError check_inputs(const AnalyzeOptions& o) {
+  InputError err;
+  for (const auto& file : o.files) {
+    if (file != "-" && !open_capture(file, o.bpf, err)) break;
+  }
+  return err;
+}
+
 // Feeds the files in order; stops at the first that cannot be read, or on a signal.
 InputError read_files(const AnalyzeOptions& o, Engine& engine) {
   Progress progress(!o.quiet && isatty(STDERR_FILENO));
@@ -303,6 +314,10 @@ int run_analyze(const AnalyzeOptions& o) {
   // the outputs and the judges, first.
   Setup s;
   if (int rc = set_up(o, s); rc != kExitClean) return rc;
+  if (InputError err = check_inputs(o); err.rc != kExitClean) {
+    fmt::print(stderr, "medmon: {}\n", err.message);
+    return err.rc;
+  }
   Outputs out;
   if (!open_outputs(o, s, out)) return kExitUsage;
   Engine engine = make_engine(o, s, out);

@@ -3,7 +3,8 @@
 
 - A truncated pcap, a file that is not a capture, an unknown link type, an empty file and a
   missing file: exit code 3, a one-line error on stderr starting with "medmon: ", and whatever
-  was written to stdout or --out before the error is whole JSON lines.
+  was written to stdout or --out before the error is whole JSON lines. A file that cannot be
+  opened (missing, not a capture, unknown link type) is found before any output is made.
 - The same input twice gives byte-identical output (stdout and --out FILE).
 - Several files are read in order as one capture; `-` reads a capture from stdin.
 - `--filter BPF` analyses only the packets tcpdump's filter of the same expression keeps; a bad
@@ -75,6 +76,19 @@ input_error("missing file", [os.path.join(tmp, "does-not-exist.pcap")])
 input_error("not a pcap on stdin", ["-"], stdin=open(pcap("core/not_a_pcap.pcap"), "rb").read())
 # a good file, then a broken one: the good file's events (if any were written) stay whole
 input_error("good file then truncated file", [pcap("core/ethernet_basic.pcap"), pcap("core/truncated.pcap")])
+# an input that cannot be opened is found before any output is made: the events file of an
+# earlier run is left as it was, even when the bad file comes after a good one
+earlier = os.path.join(tmp, "earlier.jsonl")
+for what, files in (("missing file", [os.path.join(tmp, "does-not-exist.pcap")]),
+                    ("good file then missing file", [pcap("core/ethernet_basic.pcap"), os.path.join(tmp, "nope.pcap")]),
+                    ("good file then not a pcap", [pcap("core/ethernet_basic.pcap"), pcap("core/not_a_pcap.pcap")]),
+                    ("good file then empty file", [pcap("core/ethernet_basic.pcap"), empty])):
+    with open(earlier, "wb") as f:
+        f.write(b'{"event_type":"stats"}\n')
+    rc, _, err = medmon("analyze", *files, "--out", earlier)
+    c.eq(f"{what}: exit code", rc, 3)
+    c.true(f"{what}: an earlier run's events file is left untouched ({err.strip()[:160]})",
+           open(earlier, "rb").read() == b'{"event_type":"stats"}\n')
 # the flows of the truncated file up to the cut are complete events when they are written
 rc, out, _ = medmon("analyze", pcap("core/truncated.pcap"), "--out", "-")
 n = whole_lines("truncated pcap events", out)
