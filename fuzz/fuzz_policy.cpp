@@ -25,20 +25,22 @@ struct NullSink : medmon::EventSink {
   void write_line(std::string_view, std::string_view) override {}
 };
 
+// Never destroyed: the exit handler, registered while the path is built, runs after a static's
+// destructor would have (it then removed nothing and the directory stayed).
 const fs::path& root() {
-  static fs::path r = [] {
+  static const fs::path* r = [] {
     const char* t = std::getenv("TMPDIR");
     std::string tmpl = std::string(t && *t ? t : "/tmp") + "/medmon-fuzz-policy-XXXXXX";
     if (!mkdtemp(tmpl.data())) std::abort();
-    fs::path p(tmpl);
-    fs::create_directories(p / "sites");
-    fs::create_directories(p / "devices");
+    auto* p = new fs::path(tmpl);
+    fs::create_directories(*p / "sites");
+    fs::create_directories(*p / "devices");
     for (auto& e : fs::directory_iterator(MEDMON_SOURCE_DIR "/policies/devices"))
-      fs::copy_file(e.path(), p / "devices" / e.path().filename());
+      fs::copy_file(e.path(), *p / "devices" / e.path().filename());
     std::atexit([] { std::error_code ec; fs::remove_all(root(), ec); });
     return p;
   }();
-  return r;
+  return *r;
 }
 
 // Writes the part, or removes the file when the input has no such part, so no earlier input
