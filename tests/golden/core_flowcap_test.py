@@ -13,6 +13,7 @@ Scale: MEDMON_FLOWCAP_FLOWS (default 1 000 000) and MEDMON_FLOWCAP_CAP (default 
 The full-size run in bench/README.md is FLOWS=10000000 CAP=1000000.
 """
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -71,4 +72,5 @@ c.true(f"flows were evicted at the cap ({ctr.get('flows.evicted')})", N <= CAP o
 # Under ASan (MEDMON_SANITIZED=1) RSS is the sanitizer's, not medmon's: checked in the Release run.
 if os.environ.get("MEDMON_SANITIZED") != "1":
     c.true(f"peak RSS {rss >> 20} MiB <= 64 MiB + {CAP} x {PER_FLOW} B = {bound >> 20} MiB", rss <= bound)
+shutil.rmtree(tmp, ignore_errors=True)
 c.done()

@@ -12,6 +12,7 @@
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -190,4 +191,5 @@ rc, _, err = medmon("analyze", pcap("core/raw_ip.pcap"), "--filter", "ether host
 c.eq("--filter that does not fit the file's link type: exit 2", rc, 2)
 c.true(f"--filter that does not fit the file's link type: names the file ({err.strip()[:160]})", "raw_ip.pcap: bad BPF filter" in err)
 
+shutil.rmtree(tmp, ignore_errors=True)
 c.done()

@@ -106,4 +106,6 @@ for path in captures:
             check(f"{rel} flipped ({'anywhere' if anywhere else 'packet data'}, seed {seed})", out, ok)
             if not keep:
                 os.unlink(out)
+if not keep:
+    os.rmdir(tmp)
 c.done()
