@@ -167,8 +167,11 @@ DecodeStatus Decoder::ipv4(const uint8_t* p, uint32_t len, uint32_t off, Packet&
                         std::span<const uint8_t>(p + ihl, len - ihl), reassembled_, conflict);
     if (conflict) bad("ipv4.fragment_overlap_conflict", off, out);
     if (r != FragmentTable::Result::complete) return DecodeStatus::fragment;
-    // Rebuild a plain header: total length set, fragment fields cleared.
+    // Rebuild a plain header: total length set, fragment fields cleared. The header is the first
+    // fragment's, whose length may differ from this fragment's (options are not copied to every
+    // fragment): the payload starts after it.
     uint32_t n = static_cast<uint32_t>(reassembled_.size());
+    const uint32_t first_ihl = (reassembled_[0] & 0x0F) * 4u;
     reassembled_[2] = static_cast<uint8_t>(n >> 8);
     reassembled_[3] = static_cast<uint8_t>(n);
     reassembled_[6] = 0;
@@ -176,7 +179,7 @@ DecodeStatus Decoder::ipv4(const uint8_t* p, uint32_t len, uint32_t off, Packet&
     out.reassembled = true;
     out.l3 = reassembled_.data();
     out.l3_len = n;
-    return transport(reassembled_.data() + ihl, n - ihl, off + ihl, out);
+    return transport(reassembled_.data() + first_ihl, n - first_ihl, off + ihl, out);
   }
   out.l3 = p;
   out.l3_len = len;

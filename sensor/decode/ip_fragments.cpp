@@ -94,6 +94,9 @@ FragmentTable::Result FragmentTable::add(const Key& key, Timestamp ts, std::span
   if (have.size() > kMaxPieces) { drop(it, c_too_many_pieces_); return Result::dropped; }
 
   if (d.have_last && have.size() == 1 && have[0].first == 0 && have[0].second >= d.total) {
+    // An IPv4 total length counts the header too (IPv6's payload length does not).
+    bool v4 = !d.header.empty() && (d.header[0] >> 4) == 4;
+    if (v4 && d.header.size() + d.total > 65535) { drop(it, c_too_big_); return Result::dropped; }
     out.assign(d.header.begin(), d.header.end());
     out.insert(out.end(), d.data.begin(), d.data.begin() + d.total);
     drop(it, c_complete_);

@@ -110,6 +110,43 @@ TEST_CASE("IPv4 fragments reassemble out of order, overlaps keep the first copy"
   CHECK(h.anomalies == std::vector<std::string>{"ipv4.fragment_overlap_conflict"});
 }
 
+TEST_CASE("A reassembled IPv4 datagram starts after the first fragment's header, whatever the last one's length") {
+  Harness h(linktype::RAW);
+  auto whole = udp(1111, 2222, std::string(20, 'x'));  // 28 bytes of UDP
+  Bytes part1(whole.begin(), whole.begin() + 16), part2(whole.begin() + 16, whole.end());
+  Packet p;
+  // First fragment with options (24-byte header), the completing one without.
+  CHECK(h.run(ipv4(ip4(1, 1, 1, 1), ip4(2, 2, 2, 2), 17, part1, 7, 0x2000, 6), p) == DecodeStatus::fragment);
+  REQUIRE(h.run(ipv4(ip4(1, 1, 1, 1), ip4(2, 2, 2, 2), 17, part2, 7, 2), p) == DecodeStatus::ok);
+  CHECK(p.sport == 1111);
+  CHECK(p.dport == 2222);
+  CHECK(p.payload_len == 20);
+  // The completing fragment's header (60 bytes) longer than the whole datagram (20 + 16): no
+  // read beyond it (this read past the buffer before).
+  auto small = udp(5, 6, "abcdefgh");
+  Bytes s1(small.begin(), small.begin() + 8), s2(small.begin() + 8, small.end());
+  CHECK(h.run(ipv4(ip4(1, 1, 1, 1), ip4(2, 2, 2, 2), 17, s1, 9, 0x2000), p) == DecodeStatus::fragment);
+  REQUIRE(h.run(ipv4(ip4(1, 1, 1, 1), ip4(2, 2, 2, 2), 17, s2, 9, 1, 15), p) == DecodeStatus::ok);
+  CHECK(p.sport == 5);
+  CHECK(p.payload_len == 8);
+}
+
+TEST_CASE("An IPv4 datagram whose header and data exceed 65535 bytes is dropped, not wrapped") {
+  Harness h(linktype::RAW);
+  Packet p;
+  Bytes chunk(1480, 'z');
+  // 44 fragments of 1480 bytes, then one that brings the data to 65516 bytes: within the fragment
+  // offset's range, but 65536 with the 20-byte header.
+  for (uint16_t k = 0; k < 44; ++k)
+    CHECK(h.run(ipv4(ip4(1, 1, 1, 1), ip4(2, 2, 2, 2), 253, chunk, 3, static_cast<uint16_t>(0x2000 | (k * 185))), p) ==
+          DecodeStatus::fragment);
+  Bytes last(65535 - 20 - 44 * 1480 + 1, 'z');  // one byte over
+  CHECK(h.run(ipv4(ip4(1, 1, 1, 1), ip4(2, 2, 2, 2), 253, last, 3, static_cast<uint16_t>(44 * 185)), p) ==
+        DecodeStatus::fragment);
+  CHECK(h.counters.get("ip.fragments.too_big") == 1);
+  CHECK(h.counters.get("ip.fragments.reassembled") == 0);
+}
+
 TEST_CASE("Peek-only decoding reads the fragment fields and the first fragment's ports") {
   Counters c;
   Decoder dec(linktype::EN10MB, c, nullptr);
