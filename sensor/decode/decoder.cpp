@@ -51,7 +51,7 @@ DecodeStatus Decoder::link(const uint8_t* p, uint32_t len, Packet& out) {
   switch (dlt_) {
     case linktype::EN10MB: {
       if (len < 14) return bad("ethernet.truncated", 0, out);
-      out.has_mac = true;
+      out.has_mac = out.has_dst_mac = true;
       std::memcpy(out.dst_mac.data(), p, 6);
       std::memcpy(out.src_mac.data(), p + 6, 6);
       uint16_t type = be16(p + 12);

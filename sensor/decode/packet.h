@@ -17,7 +17,8 @@ struct Packet {
   uint32_t wire_len = 0;  // frame length on the wire
   uint32_t cap_len = 0;   // bytes captured
 
-  bool has_mac = false;
+  bool has_mac = false;      // src_mac is the sender's
+  bool has_dst_mac = false;  // dst_mac too (Ethernet; Linux cooked captures give the sender only)
   std::array<uint8_t, 6> src_mac{}, dst_mac{};
   uint8_t vlan_count = 0;
   std::array<uint16_t, 2> vlan{};  // outer first

@@ -142,7 +142,7 @@ void Pipeline::packet(const uint8_t* frame, uint32_t caplen, uint32_t wirelen, T
   f.payload_bytes[d] += p.payload_len;
   if (p.has_mac && f.pkts[d] == 1) {
     (dir == Dir::to_server ? f.client_mac : f.server_mac) = p.src_mac;
-    (dir == Dir::to_server ? f.server_mac : f.client_mac) = p.dst_mac;
+    if (p.has_dst_mac) (dir == Dir::to_server ? f.server_mac : f.client_mac) = p.dst_mac;
   }
   if (p.proto == 6) {
     f.tcp_flags[d] |= p.tcp_flags;
@@ -175,7 +175,9 @@ void Pipeline::tcp(Flow& f, Dir dir, const Packet& p) {
   DirSink other_sink(*this, st, reverse(dir));
   if ((p.tcp_flags & tcpflag::SYN) && !(p.tcp_flags & tcpflag::RST)) r.syn(p.seq);
   if (p.tcp_flags & tcpflag::ACK) other.peer_ack(p.ack);
-  r.segment(p.seq, std::span<const uint8_t>(p.payload, p.payload_len), p.tcp_flags & tcpflag::FIN, sink);
+  // Data carried in a SYN (TCP Fast Open) starts after the SYN's own sequence number.
+  uint32_t data_seq = (p.tcp_flags & tcpflag::SYN) ? p.seq + 1 : p.seq;
+  r.segment(data_seq, std::span<const uint8_t>(p.payload, p.payload_len), p.tcp_flags & tcpflag::FIN, sink);
   other.tick(other_sink);
 
   if (ndpi_ && !st.ndpi.finished) {

@@ -245,6 +245,7 @@ TEST_CASE("Link types: NULL, SLL, SLL2, PPPoE") {
     f.insert(f.end(), ip.begin(), ip.end());
     REQUIRE(h.run(f, p) == DecodeStatus::ok);
     CHECK(p.has_mac);
+    CHECK_FALSE(p.has_dst_mac);  // the cooked header names the sender only
   }
   {
     Harness h(linktype::LINUX_SLL2);
