@@ -146,16 +146,27 @@ Flow& FlowTable::lookup(const Packet& p, Dir& dir) {
   k.proto = p.proto;
   k.vlan = p.vlan_count ? p.vlan[0] : 0;
 
+  int keep_client_is_a = -1;  // an absolute-timeout split keeps the flow's client and server
   auto it = map_.find(k);
   if (it != map_.end()) {
     Flow& f = it->second;
     bool from_client = (src_is_a == f.client_is_a);
+    int d = from_client ? 0 : 1;
     bool new_syn = p.proto == 6 && (p.tcp_flags & (tcpflag::SYN | tcpflag::ACK)) == tcpflag::SYN;
+    // A SYN with another initial sequence number than the one this side opened with, or from a
+    // side seen only mid-stream, opens a new connection (a device that reconnects from the same
+    // port, or a FIN the capture missed); the same SYN again is a retransmission.
+    bool other_isn = new_syn && (f.isn_seen[d] ? p.seq != f.isn[d] : f.pkts[d] > 0);
     if (new_syn && f.closing()) {
       // A new connection on a closed 5-tuple: the old one ended as it closed.
       ++c_reused_;
       end(f, f.rst_seen ? FlowEnd::reset : FlowEnd::closed);
+    } else if (other_isn) {
+      ++c_reused_;
+      end(f, FlowEnd::reused);
     } else if (p.ts.usec - f.start.usec > limits_.absolute_usec) {
+      keep_client_is_a = f.client_is_a;
+      ++c_timeout_;
       end(f, FlowEnd::absolute_timeout);
     } else {
       dir = from_client ? Dir::to_server : Dir::to_client;
@@ -180,8 +191,9 @@ Flow& FlowTable::lookup(const Packet& p, Dir& dir) {
   bool syn = p.proto == 6 && (p.tcp_flags & tcpflag::SYN);
   // The client is the sender of the first packet, unless that packet is a SYN-ACK.
   f.client_is_a = synack ? !src_is_a : src_is_a;
+  if (keep_client_is_a >= 0) f.client_is_a = keep_client_is_a == 1;
   f.initiator_syn = syn;
-  dir = synack ? Dir::to_client : Dir::to_server;
+  dir = src_is_a == f.client_is_a ? Dir::to_server : Dir::to_client;
   push_back(f);
   ++c_created_;
   if (map_.size() > c_peak_) c_peak_ = map_.size();

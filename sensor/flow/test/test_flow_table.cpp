@@ -38,7 +38,9 @@ struct Table {
   Dir feed(const Packet& p) {
     Dir d;
     Flow& f = t.lookup(p, d);
-    ++f.pkts[static_cast<int>(d)];
+    int i = static_cast<int>(d);
+    if ((p.tcp_flags & tcpflag::SYN) && !f.isn_seen[i]) { f.isn_seen[i] = true; f.isn[i] = p.seq; }  // as the pipeline does
+    ++f.pkts[i];
     f.last = p.ts;
     if (p.tcp_flags & tcpflag::FIN) f.fin_seen[static_cast<int>(d)] = true;
     if (p.tcp_flags & tcpflag::RST) f.rst_seen = true;
@@ -127,6 +129,50 @@ TEST_CASE("A new SYN on a closed 5-tuple starts a new flow; absolute timeout spl
   tb.feed(pkt(ip4(1, 1, 1, 1), 40000, ip4(2, 2, 2, 2), 80, tcpflag::ACK, 2000));
   REQUIRE(tb.ended.size() == 2);
   CHECK(tb.ended[1].why == FlowEnd::absolute_timeout);
+}
+
+TEST_CASE("A SYN with another initial sequence number on an open 5-tuple starts a new flow") {
+  Table tb;
+  auto syn = [](uint32_t seq, int64_t t) {
+    Packet p = pkt(ip4(1, 1, 1, 1), 40000, ip4(2, 2, 2, 2), 2575, tcpflag::SYN, t);
+    p.seq = seq;
+    return p;
+  };
+  tb.feed(syn(100, 0));
+  tb.feed(pkt(ip4(2, 2, 2, 2), 2575, ip4(1, 1, 1, 1), 40000, tcpflag::SYN | tcpflag::ACK, 1));
+  tb.feed(pkt(ip4(1, 1, 1, 1), 40000, ip4(2, 2, 2, 2), 2575, tcpflag::ACK, 2));
+  tb.feed(syn(100, 3));  // a retransmission of the first SYN: the same connection
+  CHECK(tb.ended.empty());
+  tb.feed(syn(90000, 4));  // the device reconnects from the same port; no FIN was seen
+  REQUIRE(tb.ended.size() == 1);
+  CHECK(tb.ended[0].why == FlowEnd::reused);
+  CHECK(tb.ended[0].to_server == 3);
+  CHECK(tb.c.get("flows.tuple_reused") == 1);
+  // A side seen only mid-stream that sends a SYN opens a new connection too.
+  tb.feed(pkt(ip4(3, 3, 3, 3), 40000, ip4(2, 2, 2, 2), 2575, tcpflag::ACK, 5));
+  Packet again = pkt(ip4(3, 3, 3, 3), 40000, ip4(2, 2, 2, 2), 2575, tcpflag::SYN, 6);
+  tb.feed(again);
+  REQUIRE(tb.ended.size() == 2);
+  CHECK(tb.ended[1].why == FlowEnd::reused);
+}
+
+TEST_CASE("An absolute-timeout split keeps the flow's client and server, and counts as a timeout") {
+  FlowLimits l;
+  l.absolute_usec = 1000;
+  Table tb(l);
+  tb.feed(pkt(ip4(1, 1, 1, 1), 40000, ip4(2, 2, 2, 2), 2575, tcpflag::SYN, 0));
+  tb.feed(pkt(ip4(2, 2, 2, 2), 2575, ip4(1, 1, 1, 1), 40000, tcpflag::SYN | tcpflag::ACK, 1));
+  // The server speaks first after the hour: still the server.
+  CHECK(tb.feed(pkt(ip4(2, 2, 2, 2), 2575, ip4(1, 1, 1, 1), 40000, tcpflag::ACK, 2000)) == Dir::to_client);
+  CHECK(tb.feed(pkt(ip4(1, 1, 1, 1), 40000, ip4(2, 2, 2, 2), 2575, tcpflag::ACK, 2001)) == Dir::to_server);
+  REQUIRE(tb.ended.size() == 1);
+  CHECK(tb.ended[0].why == FlowEnd::absolute_timeout);
+  CHECK(tb.c.get("flows.timed_out") == 1);
+  tb.t.end_all(FlowEnd::end_of_input);
+  REQUIRE(tb.ended.size() == 2);
+  CHECK(tb.ended[1].client_is_first);
+  CHECK(tb.ended[1].to_server == 1);
+  CHECK(tb.ended[1].to_client == 1);
 }
 
 TEST_CASE("VLAN is part of the key") {
