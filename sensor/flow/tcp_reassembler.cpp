@@ -141,6 +141,15 @@ void TcpReassembler::insert(uint64_t off, std::span<const uint8_t> data, StreamS
     ++it;
   }
   for (auto& [hoff, bytes] : holes) {
+    if (hoff == next_off_) {
+      // It fills the hole at the front: delivered at once, never queued, so no cap applies
+      // (queueing it at a full queue forced a gap over these very bytes).
+      remember(hoff, bytes);
+      sink.data(bytes, hoff);
+      next_off_ += bytes.size();
+      drain(sink);
+      continue;
+    }
     // Caps: per direction and global. Hitting one gives up on the oldest hole.
     const size_t cost = bytes.size() + kOverhead;
     while (!queue_.empty() &&

@@ -277,3 +277,23 @@ TEST_CASE("A full-size retransmission with other content is reported, an identic
   CHECK(out.conflicts == 1);
   CHECK(out.stream == seg + seg);
 }
+
+TEST_CASE("The segment that fills the front hole is delivered even when the queue is at its caps") {
+  Fixture fx;
+  fx.lim.max_queued_segments = 8;
+  fx.lim.max_queued_bytes = 80;
+  TcpReassembler r(fx.lim, fx.mem);
+  Collector out;
+  r.syn(0);
+  std::string data;
+  for (int k = 0; k < 90; ++k) data += static_cast<char>('a' + k % 26);
+  // Bytes 10..89 arrive first as eight 10-byte segments: both caps are reached exactly.
+  for (uint32_t k = 1; k <= 8; ++k) r.segment(1 + 10 * k, sp(data, 10 * k, 10), false, out);
+  CHECK(r.queued_bytes() == 80);
+  // The missing first 10 bytes: delivered, then the queue drains behind them, no gap.
+  r.segment(1, sp(data, 0, 10), false, out);
+  CHECK(out.gaps == 0);
+  CHECK(out.stream == data);
+  CHECK(r.limit_hits() == 0);
+  CHECK(r.queued_bytes() == 0);
+}
