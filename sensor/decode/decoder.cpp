@@ -247,7 +247,20 @@ DecodeStatus Decoder::ipv6(const uint8_t* p, uint32_t len, uint32_t off, Packet&
         out.reassembled = true;
         out.l3 = reassembled_.data();
         out.l3_len = total;
-        return transport(reassembled_.data() + 40, pl, off + 40, out);
+        // Headers after the fragment header (destination options, ...) are part of the
+        // fragmented data: walked only now.
+        const uint8_t* whole = reassembled_.data();
+        uint32_t at = 40;
+        for (int k = 0; out.proto == 0 || out.proto == 43 || out.proto == 60 || out.proto == 51; ++k) {
+          if (k == 16) return bad("ipv6.too_many_extensions", off + pos, out);
+          if (at + 8 > total) return bad("ipv6.truncated_extension", off + pos, out);
+          uint32_t hlen = out.proto == 51 ? (whole[at + 1] + 2u) * 4u : (whole[at + 1] + 1u) * 8u;
+          if (at + hlen > total) return bad("ipv6.bad_extension_length", off + pos, out);
+          out.proto = whole[at];
+          at += hlen;
+        }
+        if (out.proto == 44) return bad("ipv6.fragment_in_fragment", off + pos, out);
+        return transport(whole + at, total - at, off + 40, out);
       }
       default:
         out.proto = next;
@@ -299,8 +312,16 @@ DecodeStatus Decoder::transport(const uint8_t* p, uint32_t len, uint32_t off, Pa
       out.ack = be32(p + 8);
       uint32_t doff = (p[12] >> 4) * 4u;
       if (doff < 20) return bad("tcp.bad_data_offset", off, out);
-      if (doff > len) return bad("tcp.data_offset_beyond_packet", off, out);
       out.tcp_flags = p[13];
+      if (doff > len) {
+        // Options cut by the snap length are normal (the ports, sequence numbers and flags
+        // are there); beyond a whole packet, the header lies.
+        if (out.cap_len >= out.wire_len || out.reassembled) return bad("tcp.data_offset_beyond_packet", off, out);
+        counters_.add("tcp.truncated_options");
+        out.payload = p + len;
+        out.payload_len = 0;
+        return DecodeStatus::ok;
+      }
       out.payload = p + doff;
       out.payload_len = len - doff;
       return DecodeStatus::ok;

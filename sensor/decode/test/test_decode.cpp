@@ -194,6 +194,46 @@ TEST_CASE("Peek-only decoding reads the fragment fields and the first fragment's
   CHECK((p.sport == 40003 && p.dport == 7003 && p.proto == 17));
 }
 
+TEST_CASE("TCP options cut by the snap length keep the packet; beyond a whole packet they are an anomaly") {
+  Harness h(linktype::RAW);
+  auto seg = tcp(40000, 104, 7, 9, tcpflag::ACK, std::string(12, '\x01') + "data");
+  seg[12] = 8 << 4;  // 32-byte header: 12 bytes of options
+  auto f = ipv4(ip4(1, 1, 1, 1), ip4(2, 2, 2, 2), 6, seg);
+  Packet p;
+  // Captured up to 24 bytes of the TCP header (snap length 44).
+  REQUIRE(h.dec.decode(f.data(), 44, static_cast<uint32_t>(f.size()), Timestamp{1}, p) == DecodeStatus::ok);
+  CHECK(p.sport == 40000);
+  CHECK(p.seq == 7);
+  CHECK(p.tcp_flags == tcpflag::ACK);
+  CHECK(p.payload_len == 0);
+  CHECK(h.counters.get("tcp.truncated_options") == 1);
+  CHECK(h.anomalies.empty());
+  // The same header in a packet that was captured whole, but whose IP length ends inside it.
+  auto lying = ipv4(ip4(1, 1, 1, 1), ip4(2, 2, 2, 2), 6, Bytes(seg.begin(), seg.begin() + 24));
+  CHECK(h.run(lying, p) == DecodeStatus::malformed);
+  CHECK(h.anomalies == std::vector<std::string>{"tcp.data_offset_beyond_packet"});
+}
+
+TEST_CASE("IPv6: headers after the fragment header are walked once the datagram is whole") {
+  Harness h(linktype::EN10MB);
+  uint8_t a[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  uint8_t b[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2};
+  Bytes inner = {17, 0, 0, 0, 0, 0, 0, 0};  // destination options -> UDP
+  auto u = udp(1111, 2222, std::string(40, 'q'));
+  inner.insert(inner.end(), u.begin(), u.end());  // 56 bytes
+  Bytes f1 = {60, 0, 0, 1, 0, 0, 0, 5};           // offset 0, more
+  f1.insert(f1.end(), inner.begin(), inner.begin() + 32);
+  Bytes f2 = {60, 0, 0, 32, 0, 0, 0, 5};          // offset 32, last
+  f2.insert(f2.end(), inner.begin() + 32, inner.end());
+  Packet p;
+  CHECK(h.run(ether(0x86DD, ipv6(a, b, 44, f1)), p) == DecodeStatus::fragment);
+  REQUIRE(h.run(ether(0x86DD, ipv6(a, b, 44, f2)), p) == DecodeStatus::ok);
+  CHECK(p.proto == 17);
+  CHECK(p.sport == 1111);
+  CHECK(p.dport == 2222);
+  CHECK(p.payload_len == 40);
+}
+
 TEST_CASE("Fragment table is bounded") {
   Counters c;
   FragmentLimits lim;
