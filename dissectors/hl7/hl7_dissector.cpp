@@ -142,6 +142,13 @@ struct DirState : hl7cpp::MllpHandler, HttpHandler {
   uint64_t base = 0;          // stream offset of the first byte this dissector saw
   bool based = false;
   FlowContext* ctx = nullptr;
+  // A bare message is often delivered after its last byte came (by the next message's header or
+  // the peer's reply): it is stamped with the time of the data before `chunk_start`.
+  Timestamp last_ts{};        // time of the latest data fed to the framer
+  Timestamp before_ts{};      // time of the data before chunk_start
+  uint64_t chunk_start = 0;   // framer offset of the data being fed (its end outside a feed)
+  void feed(std::span<const uint8_t> data);
+  void end_bare_message();
 
   void frame(const hl7cpp::MllpFrame& f) override;
   void anomaly(hl7cpp::MllpAnomaly a, uint64_t offset) override;
@@ -169,6 +176,13 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
 
   Consumed on_data(Dir dir, std::span<const uint8_t> data, FlowContext& ctx) override {
     DirState& s = dirs_[static_cast<int>(dir)];
+    // The peer speaks: a bare message it was sending is complete (it waits for the reply).
+    DirState& o = dirs_[1 - static_cast<int>(dir)];
+    if (!data.empty() && o.mode == Mode::mllp) {
+      o.ctx = &ctx;
+      cur_ctx_ = &ctx;
+      o.end_bare_message();
+    }
     s.ctx = &ctx;
     if (!s.based) { s.base = ctx.stream_offset(); s.based = true; }
     if (s.mode == Mode::unknown) {
@@ -193,7 +207,7 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
       }
     }
     cur_ctx_ = &ctx;
-    if (s.mode == Mode::mllp) s.framer.feed(data, s);
+    if (s.mode == Mode::mllp) s.feed(data);
     else s.http.feed(data, s);
     return {data.size(), 0, 0, false};
   }
@@ -211,8 +225,13 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
     DirState& s = dirs_[static_cast<int>(dir)];
     s.ctx = &ctx;
     cur_ctx_ = &ctx;
-    if (s.mode == Mode::mllp) s.framer.finish(s);
-    else if (s.mode == Mode::http) s.http.finish(s);
+    if (s.mode == Mode::mllp) {
+      s.chunk_start = s.framer.offset();
+      s.before_ts = s.last_ts;
+      s.framer.finish(s);
+    } else if (s.mode == Mode::http) {
+      s.http.finish(s);
+    }
   }
 
   void on_flow_end(FlowContext& ctx) override {
@@ -475,9 +494,29 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
   friend struct BodyFrames;
 };
 
+void DirState::feed(std::span<const uint8_t> data) {
+  before_ts = last_ts;
+  last_ts = ctx->now();
+  chunk_start = framer.offset();
+  framer.feed(data, *this);
+}
+void DirState::end_bare_message() {
+  chunk_start = framer.offset();
+  before_ts = last_ts;
+  framer.end_bare_message(*this);
+}
+
 void DirState::frame(const hl7cpp::MllpFrame& f) {
-  self->payload(*this, f.payload, base + f.offset + (f.start_block ? 1 : 0), f.start_block ? "mllp" : "tcp",
-                f.terminated);
+  if (f.start_block) {
+    self->payload(*this, f.payload, base + f.offset + 1, "mllp", f.terminated);
+    return;
+  }
+  // A bare message whose bytes all came before the data being fed (or before now, outside a
+  // feed): its time is theirs, for the event and for the ACK latency.
+  const Timestamp now = ctx->now();
+  if (f.offset + f.payload.size() <= chunk_start) ctx->set_now(before_ts);
+  self->payload(*this, f.payload, base + f.offset, "tcp", f.terminated);
+  ctx->set_now(now);
 }
 void DirState::anomaly(hl7cpp::MllpAnomaly a, uint64_t offset) {
   std::string name = "mllp.";

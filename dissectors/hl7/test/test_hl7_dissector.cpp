@@ -445,3 +445,95 @@ TEST_CASE("header members follow every change of the raw fields, separators and 
   for (auto& a : h.events("anomaly")) bad += a["anomaly"]["name"] == "hl7.bad_escape";
   CHECK(bad == 2);
 }
+
+TEST_CASE("bare HL7: each message at its own time, ACKs paired both ways") {
+  // A bare sender waits for the reply: the reply ends its message, which keeps its own time.
+  const int64_t t0 = 1704110400000000;
+  Harness h;
+  h.feed(Dir::to_server, kAdt, t0);
+  h.feed(Dir::to_client, kAck, t0 + 500000);
+  h.feed(Dir::to_server, with_id(kAdt, "MSG0002"), t0 + 2000000);
+  h.feed(Dir::to_client, with_id(kAck, "MSG0002"), t0 + 2500000);
+  // Server-initiated: the client's ACK ends the server's message.
+  h.feed(Dir::to_client, with_id(kAdt, "MSG0003"), t0 + 3000000);
+  h.feed(Dir::to_server, with_id(kAck, "MSG0003"), t0 + 3300000);
+  h.end();
+  auto ev = h.events("hl7");
+  REQUIRE(ev.size() == 6);
+  const int64_t sent[] = {0, 500000, 2000000, 2500000, 3000000, 3300000};
+  for (size_t i = 0; i < ev.size(); ++i) {
+    INFO("event " << i);
+    CHECK(ev[i]["hl7"]["transport"] == "tcp");
+    CHECK(!ev[i]["hl7"].contains("complete"));
+    CHECK(ev[i]["ts"] == format_rfc3339(Timestamp{t0 + sent[i]}));
+  }
+  CHECK(ev[1]["hl7"]["ack"]["matched"] == true);
+  CHECK(ev[1]["hl7"]["ack"]["latency_us"] == 500000);
+  CHECK(ev[3]["hl7"]["ack"]["latency_us"] == 500000);
+  CHECK(ev[5]["hl7"]["ack"]["latency_us"] == 300000);
+  // One missing start block per direction's run of bare messages; nothing unterminated.
+  std::vector<std::string> names;
+  for (auto& e : h.events("anomaly")) names.push_back(e["anomaly"]["name"]);
+  CHECK(names == std::vector<std::string>{"mllp.missing_start_block", "mllp.missing_start_block"});
+  CHECK(h.out.counters().get("hl7.ack.unmatched") == 0);
+  CHECK(h.out.counters().get("hl7.unacked") == 0);
+}
+
+TEST_CASE("bare HL7: messages sent back to back are split at each MSH") {
+  // 200 ADTs with no reply in between, in 1460-byte segments, then their ACKs: every message is
+  // its own event and every ACK is matched.
+  Harness h;
+  std::string c2s, s2c;
+  for (int i = 0; i < 200; ++i) {
+    c2s += with_id(kAdt, std::string("M").append(std::to_string(i)));
+    s2c += with_id(kAck, std::string("M").append(std::to_string(i)));
+  }
+  for (size_t p = 0; p < c2s.size(); p += 1460) h.feed(Dir::to_server, std::string_view(c2s).substr(p, 1460));
+  for (size_t p = 0; p < s2c.size(); p += 1460) h.feed(Dir::to_client, std::string_view(s2c).substr(p, 1460));
+  h.end();
+  auto ev = h.events("hl7");
+  REQUIRE(ev.size() == 400);
+  CHECK(ev[199]["hl7"]["control_id"] == "M199");
+  CHECK(ev[399]["hl7"]["ack"]["matched"] == true);
+  CHECK(h.out.counters().get("hl7.ack.unmatched") == 0);
+  CHECK(h.events("anomaly").size() == 2);  // the two missing start blocks
+}
+
+TEST_CASE("bare HL7: after a gap, framing resumes at the next MSH") {
+  Harness h;
+  h.feed(Dir::to_server, kAdt + kOru.substr(0, 40));
+  h.d->on_gap(Dir::to_server, 100, h.ctx);
+  h.off[0] += 100;
+  h.feed(Dir::to_server, "tail of the lost message\r" + with_id(kAdt, "MSG0002"));
+  h.end();
+  auto ev = h.events("hl7");
+  REQUIRE(ev.size() == 3);
+  CHECK(ev[0]["hl7"]["control_id"] == "MSG0001");
+  CHECK(ev[1]["hl7"]["control_id"] == "MSG0002");
+  CHECK(ev[2]["hl7"]["kind"] == "unacked");
+}
+
+TEST_CASE("every split point of a bare stream gives the same events") {
+  std::string c2s = kAdt + kOru + "\r\n" + with_id(kAdt, "MSG0002") + "junk\r" + with_id(kAdt, "MSG0003");
+  std::string s2c = kAck;
+  Harness whole;
+  whole.feed(Dir::to_server, c2s);
+  whole.feed(Dir::to_client, s2c);
+  whole.end();
+  std::string want = whole.all();
+  REQUIRE(whole.events("hl7").size() == 6);
+  for (size_t cut = 0; cut <= c2s.size(); ++cut) {
+    Harness h;
+    h.feed(Dir::to_server, c2s.substr(0, cut));
+    h.feed(Dir::to_server, c2s.substr(cut));
+    h.feed(Dir::to_client, s2c);
+    h.end();
+    INFO("cut at " << cut);
+    REQUIRE(h.all() == want);
+  }
+  Harness b;
+  for (char c : c2s) b.feed(Dir::to_server, std::string_view(&c, 1));
+  b.feed(Dir::to_client, s2c);
+  b.end();
+  CHECK(b.all() == want);
+}

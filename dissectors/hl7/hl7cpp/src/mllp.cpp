@@ -37,6 +37,7 @@ void MllpFramer::reset() {
   buf_.clear();
   clear_junk();
   resyncing_ = false;
+  bare_ = false;
 }
 
 // Forgets the bytes seen between frames, and the bare-message header they may have begun.
@@ -45,6 +46,7 @@ void MllpFramer::clear_junk() {
   junk_text_ = false;
   hdr_len_ = 0;
   hdr_ok_ = true;
+  hdr_after_text_ = false;
 }
 
 void MllpFramer::flush_junk(MllpHandler& h) {
@@ -65,7 +67,18 @@ void MllpFramer::open_frame(uint64_t off) {
   state_ = State::in_frame;
   frame_off_ = off;
   frame_sb_ = true;
+  bare_ = false;
   buf_.clear();
+}
+
+// A bare message whose header `id` (MSH, FHS or BHS) starts at stream offset `off`.
+void MllpFramer::open_bare_frame(uint64_t off, const char* id) {
+  open_frame(off);
+  frame_sb_ = false;
+  bare_ = true;
+  bare_batch_ = id[0] == 'M' ? 0 : id[0];
+  seg_start_ = false;
+  seg_len_ = 0;
 }
 
 void MllpFramer::feed(std::span<const uint8_t> data, MllpHandler& h) {
@@ -91,11 +104,16 @@ void MllpFramer::feed(std::span<const uint8_t> data, MllpHandler& h) {
       }
       case State::in_frame: {
         if (!begin) begin = p;  // frame continues from an earlier chunk
-        const uint8_t* q = find2(p, end, kEndBlock, kStartBlock);
+        const uint8_t* q = frame_sb_ ? find2(p, end, kEndBlock, kStartBlock) : find_bare_stop(p, end);
         if (q == end) {
           carry_over(begin, end, h);
           begin = nullptr;
           p = end;
+          break;
+        }
+        if (*q != kEndBlock && *q != kStartBlock) {  // the next bare message's header ends at q
+          begin = next_bare_message(begin, q, base, h);
+          p = q + 1;
           break;
         }
         // A frame wholly inside this chunk is handed over in place.
@@ -104,7 +122,7 @@ void MllpFramer::feed(std::span<const uint8_t> data, MllpHandler& h) {
           deliver(std::string_view(reinterpret_cast<const char*>(begin), static_cast<size_t>(q - begin)),
                   *q == kEndBlock, h);
         } else {
-          close_carried_or_oversize_frame(begin, q, len, h);
+          close_carried_or_oversize_frame(begin, q, len, *q == kEndBlock, h);
         }
         if (*q == kEndBlock) {
           state_ = State::after_end;
@@ -125,7 +143,7 @@ void MllpFramer::feed(std::span<const uint8_t> data, MllpHandler& h) {
         state_ = State::idle;
         break;
       case State::discard: {
-        Cursor c = skip_oversize_frame(p, base, end);
+        Cursor c = skip_oversize_frame(p, base, end, h);
         p = c.p;
         begin = c.begin;
         break;
@@ -139,21 +157,34 @@ void MllpFramer::feed(std::span<const uint8_t> data, MllpHandler& h) {
 }
 
 // Bytes between frames, up to the next start block. Whitespace is let be; a run holding anything
-// else is reported once (flush_junk), unless it begins with MSH, FHS or BHS: a message sent
-// without its start block, framed from its first byte.
+// else is reported once (flush_junk). A line of the run (its start, or after CR or LF) that
+// begins with MSH, FHS or BHS is a message sent without its start block, framed from its first
+// byte. After a gap only a stream that carried bare messages looks for them (in an MLLP stream
+// they are the tail of the lost frame).
 MllpFramer::Cursor MllpFramer::skip_outside_frame(const uint8_t* p, const uint8_t* base, const uint8_t* end,
                                                   MllpHandler& h) {
   for (; p < end && *p != kStartBlock; ++p) {
     uint8_t b = *p;
     if (junk_len_ == 0) junk_off_ = offset_at(base, p);
     ++junk_len_;
+    if (b == '\r' || b == '\n') {
+      hdr_len_ = 0;
+      hdr_ok_ = true;
+      continue;
+    }
     if (is_ws(b)) {
       if (hdr_len_ > 0) hdr_ok_ = false;
       continue;
     }
+    if (!hdr_ok_ || (resyncing_ && !bare_)) {
+      junk_text_ = true;
+      continue;
+    }
+    if (hdr_len_ == 0) {
+      hdr_off_ = offset_at(base, p);
+      hdr_after_text_ = junk_text_;
+    }
     junk_text_ = true;
-    if (!hdr_ok_ || resyncing_) continue;
-    if (hdr_len_ == 0) hdr_off_ = offset_at(base, p);
     hdr_[hdr_len_++] = static_cast<char>(b);
     if (hdr_len_ < 3) continue;
     if (header_id(hdr_)) return open_bare_message(p, base, h);
@@ -163,15 +194,75 @@ MllpFramer::Cursor MllpFramer::skip_outside_frame(const uint8_t* p, const uint8_
 }
 
 // A bare message whose header ends at `last`: its frame starts at the header's first byte, which
-// may lie in an earlier chunk (then the header is all of it that is kept).
+// may lie in an earlier chunk (then the header is all of it that is kept). Text before it on the
+// run is reported; the missing start block once for a run of bare messages.
 MllpFramer::Cursor MllpFramer::open_bare_message(const uint8_t* last, const uint8_t* base, MllpHandler& h) {
-  h.anomaly(MllpAnomaly::missing_start_block, hdr_off_);
+  if (hdr_after_text_ && !resyncing_) h.anomaly(MllpAnomaly::data_outside_frame, junk_off_);
+  if (!bare_) h.anomaly(MllpAnomaly::missing_start_block, hdr_off_);
   clear_junk();
-  open_frame(hdr_off_);
-  frame_sb_ = false;  // no start block: the header is the frame's first byte
+  resyncing_ = false;
+  open_bare_frame(hdr_off_, hdr_);
   if (hdr_off_ >= pos_) return {last + 1, base + (hdr_off_ - pos_)};
   buf_.assign(hdr_, 3);
   return {last + 1, last + 1};
+}
+
+// In a bare frame: the first 0x0B or 0x1C in [p, end), or the last byte of a header that begins
+// the next message (MSH, FHS or BHS at the start of a segment; within a batch or file only the
+// next batch or file, until its trailer BTS or FTS), or end.
+const uint8_t* MllpFramer::find_bare_stop(const uint8_t* p, const uint8_t* end) {
+  for (; p < end; ++p) {
+    uint8_t b = *p;
+    if (b == kStartBlock || b == kEndBlock) return p;
+    if (b == '\r' || b == '\n') {
+      seg_start_ = true;
+      seg_len_ = 0;
+      continue;
+    }
+    if (!seg_start_) continue;
+    seg_[seg_len_++] = static_cast<char>(b);
+    if (seg_len_ < 3) continue;
+    seg_start_ = false;
+    std::string_view id(seg_, 3);
+    bool file = id == "FHS", batch = id == "BHS";
+    if (bare_batch_ == 'F') {
+      if (id == "FTS") bare_batch_ = 0;
+      if (file) return p;
+    } else if (bare_batch_ == 'B') {
+      if (id == "BTS") bare_batch_ = 0;
+      if (file || batch) return p;
+    } else if (file || batch || id == "MSH") {
+      return p;
+    }
+  }
+  return end;
+}
+
+// The header whose last byte is `q` begins the next bare message: the frame before it ends at the
+// header's first byte, which may lie in the previous chunk (then the header's first bytes close
+// buf_). Returns the first byte of the new frame in this chunk.
+const uint8_t* MllpFramer::next_bare_message(const uint8_t* begin, const uint8_t* q, const uint8_t* base,
+                                             MllpHandler& h) {
+  const uint64_t start = offset_at(base, q) - 2;
+  const bool deliver_old = state_ == State::in_frame;  // not when skipping an oversize frame
+  const char id[3] = {seg_[0], seg_[1], seg_[2]};
+  if (start >= pos_) {
+    const uint8_t* s = base + (start - pos_);
+    if (deliver_old) {
+      size_t len = buf_.size() + static_cast<size_t>(s - begin);
+      if (buf_.empty() && len <= max_frame_)
+        deliver(std::string_view(reinterpret_cast<const char*>(begin), static_cast<size_t>(s - begin)), true, h);
+      else
+        close_carried_or_oversize_frame(begin, s, len, true, h);
+    }
+    open_bare_frame(start, id);
+    return s;
+  }
+  const size_t kept = static_cast<size_t>(pos_ - start);  // header bytes at the end of buf_
+  if (deliver_old && buf_.size() >= kept) deliver(std::string_view(buf_).substr(0, buf_.size() - kept), true, h);
+  open_bare_frame(start, id);
+  buf_.assign(id, kept);
+  return base;
 }
 
 // The open frame goes on past this chunk: its bytes so far are kept for the next one, unless that
@@ -190,14 +281,14 @@ void MllpFramer::carry_over(const uint8_t* begin, const uint8_t* end, MllpHandle
 // A frame that ends at `q` (end or start block) of `len` bytes, which either began in an earlier
 // chunk (delivered from the buffer that assembled it) or is larger than max_frame (reported only).
 void MllpFramer::close_carried_or_oversize_frame(const uint8_t* begin, const uint8_t* q, size_t len,
-                                                 MllpHandler& h) {
+                                                 bool terminated, MllpHandler& h) {
   if (len > max_frame_) {
     h.anomaly(MllpAnomaly::frame_too_large, frame_off_);
     buf_.clear();
     return;
   }
   buf_.append(reinterpret_cast<const char*>(begin), static_cast<size_t>(q - begin));
-  deliver(buf_, *q == kEndBlock, h);
+  deliver(buf_, terminated, h);
   buf_.clear();
 }
 
@@ -208,10 +299,13 @@ void MllpFramer::missing_end_block(const uint8_t* q, const uint8_t* base, size_t
   open_frame(offset_at(base, q));
 }
 
-// Inside a frame over max_frame: skip to its end block, or to a start block that opens the next frame.
-MllpFramer::Cursor MllpFramer::skip_oversize_frame(const uint8_t* p, const uint8_t* base, const uint8_t* end) {
-  const uint8_t* q = find2(p, end, kEndBlock, kStartBlock);
+// Inside a frame over max_frame: skip to its end block, or to a start block that opens the next
+// frame, or (a bare message) to the header of the next one.
+MllpFramer::Cursor MllpFramer::skip_oversize_frame(const uint8_t* p, const uint8_t* base, const uint8_t* end,
+                                                   MllpHandler& h) {
+  const uint8_t* q = frame_sb_ ? find2(p, end, kEndBlock, kStartBlock) : find_bare_stop(p, end);
   if (q == end) return {end, nullptr};
+  if (*q != kEndBlock && *q != kStartBlock) return {q + 1, next_bare_message(nullptr, q, base, h)};
   if (*q == kEndBlock) {
     state_ = State::after_end;
     return {q + 1, nullptr};
@@ -230,10 +324,22 @@ void MllpFramer::gap(uint64_t n, MllpHandler& h) {
   pos_ += n;
 }
 
+void MllpFramer::end_bare_message(MllpHandler& h) {
+  if (frame_sb_ || (state_ != State::in_frame && state_ != State::discard)) return;
+  if (state_ == State::in_frame) deliver(buf_, true, h);
+  buf_.clear();
+  state_ = State::idle;
+  clear_junk();
+}
+
 void MllpFramer::finish(MllpHandler& h) {
   switch (state_) {
     case State::idle: flush_junk(h); break;
     case State::in_frame:
+      if (!frame_sb_) {  // a bare message ends with its stream
+        deliver(buf_, true, h);
+        break;
+      }
       h.anomaly(MllpAnomaly::unterminated_frame, frame_off_);
       if (!buf_.empty()) deliver(buf_, false, h);
       break;

@@ -84,3 +84,72 @@ TEST_CASE("random streams: same frames for random chunkings") {
     REQUIRE(run(s, cuts, 16) == want);
   }
 }
+
+TEST_CASE("bare messages end where the next one begins, the same for every split") {
+  // Two bare messages, a bare batch (split only after its trailer), junk then a message on a new
+  // line, and a message closed by the stream end.
+  std::string s = "MSH|a\rPID|1\rMSH|b\r\nEVN|x\rBHS|c\rMSH|d\rMSH|e\rBTS|2\rMSH|f\rjunk\rMSH|g\rPID|MSH\r";
+  auto want = run(s, {});
+  CHECK(want == std::vector<std::string>{"A:missing_start_block@0", "F@0?:MSH|a\rPID|1\r", "F@12?:MSH|b\r\nEVN|x\r",
+                                         "F@25?:BHS|c\rMSH|d\rMSH|e\rBTS|2\r", "F@49?:MSH|f\rjunk\r",
+                                         "F@60?:MSH|g\rPID|MSH\r"});
+  for (size_t a = 0; a <= s.size(); ++a)
+    for (size_t b = a; b <= s.size(); ++b) {
+      INFO("cuts " << a << "," << b);
+      REQUIRE(run(s, {a, b}) == want);
+    }
+}
+
+TEST_CASE("a bare message after junk or after MLLP frames is found at a line start") {
+  auto want = std::vector<std::string>{"A:data_outside_frame@0", "A:missing_start_block@5", "F@5?:MSH|a\r"};
+  CHECK(run("junk\rMSH|a\r", {}) == want);
+  std::string s = "\x0bMSH|m\x1c\rMSH|a\r\x0bMSH|n\x1c\rMSH|b\r";
+  // A start block after a bare message is reported as before (missing_end_block, complete = false).
+  want = {"F@0:MSH|m",          "A:missing_start_block@8",  "F@8!?:MSH|a\r", "A:missing_end_block@14",
+          "F@14:MSH|n",         "A:missing_start_block@22", "F@22?:MSH|b\r"};
+  for (size_t a = 0; a <= s.size(); ++a) REQUIRE(run(s, {a}) == want);
+}
+
+TEST_CASE("end_bare_message closes a bare message, not an MLLP frame") {
+  MllpFramer f;
+  Rec r;
+  f.feed(std::string("MSH|a\rPID|1"), r);
+  f.end_bare_message(r);  // the peer answered
+  f.feed(std::string("\rMSH|b\r"), r);
+  f.end_bare_message(r);
+  f.feed(std::string("\x0bMSH|c"), r);
+  f.end_bare_message(r);
+  f.feed(std::string("\x1c\r"), r);
+  f.finish(r);
+  CHECK(r.log == std::vector<std::string>{"A:missing_start_block@0", "F@0?:MSH|a\rPID|1", "F@12?:MSH|b\r",
+                                          "F@18:MSH|c"});
+}
+
+TEST_CASE("a bare stream resyncs after a gap and stays within the frame cap") {
+  MllpFramer f(16);
+  Rec r;
+  f.feed(std::string("MSH|a\rPID|1\rMSH|b\rPID|"), r);
+  f.gap(100, r);
+  f.feed(std::string("tail\rMSH|c\rPID|0123456789012345\rMSH|d\r"), r);
+  f.finish(r);
+  CHECK(r.log == std::vector<std::string>{"A:missing_start_block@0", "F@0?:MSH|a\rPID|1\r", "A:unterminated_frame@12",
+                                          "A:frame_too_large@127", "F@154?:MSH|d\r"});
+}
+
+TEST_CASE("random bare streams: same frames for random chunkings") {
+  std::mt19937 rng(5);
+  const std::vector<std::string> parts = {"MSH|", "FHS|", "BHS|", "BTS|", "FTS|", "PID|", "\r", "\n", "x", " ",
+                                          "MS",   "\x0b", "\x1c"};
+  for (int round = 0; round < 300; ++round) {
+    std::string s;
+    size_t n = std::uniform_int_distribution<size_t>(0, 60)(rng);
+    for (size_t i = 0; i < n; ++i) s += parts[std::uniform_int_distribution<size_t>(0, parts.size() - 1)(rng)];
+    auto want = run(s, {}, 24);
+    for (int k = 0; k < 20; ++k) {
+      std::vector<size_t> cuts;
+      for (size_t i = 0; i < s.size(); ++i)
+        if (std::uniform_int_distribution<int>(0, 3)(rng) == 0) cuts.push_back(i);
+      REQUIRE(run(s, cuts, 24) == want);
+    }
+  }
+}

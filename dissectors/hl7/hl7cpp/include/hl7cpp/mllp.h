@@ -24,8 +24,10 @@ const char* to_string(MllpAnomaly a);
 struct MllpFrame {
   std::string_view payload;  // the bytes between start and end block
   uint64_t offset = 0;       // stream offset of the start block (or of the first byte if none)
-  bool terminated = true;    // ended with 0x1C (false: cut by a new start block or stream end)
-  bool start_block = true;   // began with 0x0B
+  bool terminated = true;    // ended with 0x1C (false: cut by a new start block or stream end); a bare
+                             // message is complete when the next message, the peer's reply or the
+                             // stream end closes it
+  bool start_block = true;   // began with 0x0B (false: a bare message, see MllpFramer)
 };
 
 class MllpHandler {
@@ -35,6 +37,11 @@ class MllpHandler {
   virtual void anomaly(MllpAnomaly a, uint64_t offset) = 0;
 };
 
+// A message sent without 0x0B (bare HL7 over TCP) has no end either: it ends where the next
+// segment starting with MSH, FHS or BHS begins (after CR or LF; inside a batch or file only at
+// the next batch or file, or after its trailer), at a 0x0B or 0x1C, when the caller says the peer
+// answered (end_bare_message), or at the end of the stream. Bare detection also resumes at such a
+// segment after bytes outside frames, and after a gap once the stream has carried bare messages.
 class MllpFramer {
  public:
   static constexpr uint8_t kStartBlock = 0x0B, kEndBlock = 0x1C, kCarriageReturn = 0x0D;
@@ -47,8 +54,12 @@ class MllpFramer {
   // `n` bytes of the stream were lost: the frame in progress is dropped and framing resumes at
   // the next start block (bytes before it are the tail of a lost frame, not reported).
   void gap(uint64_t n, MllpHandler& h);
-  // End of stream: an open frame is delivered (terminated = false) and reported.
+  // End of stream: an open frame is delivered (terminated = false) and reported; an open bare
+  // message is delivered as complete.
   void finish(MllpHandler& h);
+  // The other direction sent data: a bare sender waits for the reply, so its message in progress
+  // is complete and delivered now. Frames with a start block are left alone.
+  void end_bare_message(MllpHandler& h);
 
   uint64_t offset() const { return pos_; }
   bool in_frame() const { return state_ == State::in_frame || state_ == State::discard; }
@@ -69,10 +80,14 @@ class MllpFramer {
   // The steps of feed() besides a frame wholly inside one chunk, which feed() handles itself.
   Cursor skip_outside_frame(const uint8_t* p, const uint8_t* base, const uint8_t* end, MllpHandler& h);
   Cursor open_bare_message(const uint8_t* last, const uint8_t* base, MllpHandler& h);
+  void open_bare_frame(uint64_t off, const char* id);
+  const uint8_t* find_bare_stop(const uint8_t* p, const uint8_t* end);
+  const uint8_t* next_bare_message(const uint8_t* begin, const uint8_t* q, const uint8_t* base, MllpHandler& h);
   void carry_over(const uint8_t* begin, const uint8_t* end, MllpHandler& h);
-  void close_carried_or_oversize_frame(const uint8_t* begin, const uint8_t* q, size_t len, MllpHandler& h);
+  void close_carried_or_oversize_frame(const uint8_t* begin, const uint8_t* q, size_t len, bool terminated,
+                                       MllpHandler& h);
   void missing_end_block(const uint8_t* q, const uint8_t* base, size_t len, MllpHandler& h);
-  Cursor skip_oversize_frame(const uint8_t* p, const uint8_t* base, const uint8_t* end);
+  Cursor skip_oversize_frame(const uint8_t* p, const uint8_t* base, const uint8_t* end, MllpHandler& h);
   void clear_junk();
   void flush_junk(MllpHandler& h);
   void deliver(std::string_view payload, bool terminated, MllpHandler& h);
@@ -91,7 +106,14 @@ class MllpFramer {
   char hdr_[3] = {0, 0, 0};      // first non-whitespace bytes of the run, to spot a bare MSH
   uint8_t hdr_len_ = 0;
   bool hdr_ok_ = true;           // the run so far can still be the start of a bare message
+  bool hdr_after_text_ = false;  // the run held non-whitespace before that header
   uint64_t hdr_off_ = 0;
+  // Bare messages.
+  bool bare_ = false;            // the last frame opened had no start block: a bare sender
+  char bare_batch_ = 0;          // the open bare frame is a batch ('B') or file ('F') before its trailer
+  bool seg_start_ = false;       // in a bare frame: the last byte ended a segment
+  uint8_t seg_len_ = 0;          // bytes of the next segment's id seen so far
+  char seg_[3] = {0, 0, 0};
 };
 
 }  // namespace hl7cpp
