@@ -305,15 +305,18 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
     return convert_text(raw, scratch);
   }
   std::string_view convert_text(std::string_view raw, std::string& scratch) {
+    auto has_8bit = [](std::string_view t) {
+      return std::any_of(t.begin(), t.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; });
+    };
     bool esc = msg_.may_have_escapes() && hl7cpp::has_escape(raw, msg_.separators());
-    bool latin = charset_ == hl7cpp::Charset::latin1 && !msg_.ascii_only() &&
-                 std::any_of(raw.begin(), raw.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; });
-    if (!esc && !latin) return raw;
+    bool latin1 = charset_ == hl7cpp::Charset::latin1;
+    if (!esc && !(latin1 && !msg_.ascii_only() && has_8bit(raw))) return raw;
     scratch.clear();
     if (esc) {
       tmp_.clear();
       if (!hl7cpp::unescape_to(raw, msg_.separators(), tmp_)) bad_escape_ = true;
-      if (latin) hl7cpp::to_utf8(tmp_, charset_, scratch); else scratch.swap(tmp_);
+      // The 8-bit bytes may come from \Xhh\ escapes of a pure ASCII message: check what was unescaped.
+      if (latin1 && has_8bit(tmp_)) hl7cpp::to_utf8(tmp_, charset_, scratch); else scratch.swap(tmp_);
     } else {
       hl7cpp::to_utf8(raw, charset_, scratch);
     }

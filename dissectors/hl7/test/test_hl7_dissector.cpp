@@ -537,3 +537,25 @@ TEST_CASE("every split point of a bare stream gives the same events") {
   b.end();
   CHECK(b.all() == want);
 }
+
+TEST_CASE("\\Xhh\\ escapes of an ISO 8859-1 message are converted like its literal bytes") {
+  // The same name escaped, in literal ISO 8859-1 and in UTF-8: one pseudonym; text members in UTF-8.
+  Harness h;
+  h.feed(Dir::to_server, mllp("MSH|^~\\&|SND|M\\XFC\\NSTER|RCV|RFAC|20240101||ADT^A01|C1|P|2.5|||||DE|8859/1\r"
+                              "PID|1||M\\XDC\\1||M\\XFC\\LLER^J\\XDC\\RGEN\r"));
+  h.feed(Dir::to_server, mllp("MSH|^~\\&|SND|M\xfcNSTER|RCV|RFAC|20240101||ADT^A01|C2|P|2.5|||||DE|8859/1\r"
+                              "PID|1||M\xdc" "1||M\xfcLLER^J\xdcRGEN\r"));
+  h.feed(Dir::to_server, mllp("MSH|^~\\&|SND|M\xc3\xbcNSTER|RCV|RFAC|20240101||ADT^A01|C3|P|2.5|||||DE|UNICODE UTF-8\r"
+                              "PID|1||M\xc3\x9c" "1||M\xc3\xbcLLER^J\xc3\x9cRGEN\r"));
+  h.end();
+  auto ev = h.events("hl7");
+  REQUIRE(ev.size() == 4);
+  for (int i = 0; i < 3; ++i) {
+    INFO("message " << i);
+    CHECK(ev[i]["hl7"]["sending_facility"] == "M\xc3\xbcNSTER");
+    CHECK(ev[i]["hl7"]["patient"]["name"] == ev[2]["hl7"]["patient"]["name"]);
+    CHECK(ev[i]["hl7"]["patient"]["id"] == ev[2]["hl7"]["patient"]["id"]);
+  }
+  CHECK(ev[2]["hl7"]["patient"]["name"] == h.phi("M\xc3\xbcLLER^J\xc3\x9cRGEN"));
+  CHECK(h.events("anomaly").empty());
+}
