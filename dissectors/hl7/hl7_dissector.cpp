@@ -644,16 +644,19 @@ void Hl7Dissector::scan_segments(Scan& sc) {
         if (!fld) break;
         if (present(fld)) sc.phi_mask |= 1ULL << phi.bit[ps][fld];
       }
+      // An explicit null ("") or a value of separators only ("^") names nobody: no pseudonym,
+      // which every deleted patient would otherwise share.
+      auto value = [&](std::string_view v) { return hl7cpp::Field(v, &sep).has_value() ? v : std::string_view(); };
       if (code == code3("PID")) {
         if (sc.patient_id.empty()) {
           // CX.1 of the first identifier: the MRN a DICOM Patient ID carries too.
-          sc.patient_id = hl7cpp::nth_piece(hl7cpp::nth_piece(G(3), sep.repetition, 1), sep.component, 1);
-          if (sc.patient_id.empty()) sc.patient_id = hl7cpp::nth_piece(G(2), sep.component, 1);
+          sc.patient_id = value(hl7cpp::nth_piece(hl7cpp::nth_piece(G(3), sep.repetition, 1), sep.component, 1));
+          if (sc.patient_id.empty()) sc.patient_id = value(hl7cpp::nth_piece(G(2), sep.component, 1));
         }
-        if (sc.patient_name.empty()) sc.patient_name = hl7cpp::nth_piece(G(5), sep.repetition, 1);
+        if (sc.patient_name.empty()) sc.patient_name = value(hl7cpp::nth_piece(G(5), sep.repetition, 1));
       } else if (code == code3("ORC") || code == code3("OBR")) {
-        if (sc.placer.empty()) sc.placer = hl7cpp::nth_piece(G(2), sep.component, 1);
-        if (sc.filler.empty()) sc.filler = hl7cpp::nth_piece(G(3), sep.component, 1);
+        if (sc.placer.empty()) sc.placer = value(hl7cpp::nth_piece(G(2), sep.component, 1));
+        if (sc.filler.empty()) sc.filler = value(hl7cpp::nth_piece(G(3), sep.component, 1));
       } else if (code == code3("OBX")) {
         std::string_view eq = hl7cpp::nth_piece(G(18), sep.repetition, 1);
         if (!eq.empty() && sc.n_equipment < equipment_.size()) {

@@ -559,3 +559,22 @@ TEST_CASE("\\Xhh\\ escapes of an ISO 8859-1 message are converted like its liter
   CHECK(ev[2]["hl7"]["patient"]["name"] == h.phi("M\xc3\xbcLLER^J\xc3\x9cRGEN"));
   CHECK(h.events("anomaly").empty());
 }
+
+TEST_CASE("explicit nulls and empty names give no pseudonym") {
+  Harness h;
+  h.feed(Dir::to_server, mllp("MSH|^~\\&|SND|FAC|RCV|RFAC|20240101||ADT^A08|C1|P|2.5\rPID|1||\"\"||\"\"\r"
+                              "ORC|NW|\"\"|\"\"\r"));
+  h.feed(Dir::to_server, mllp("MSH|^~\\&|SND|FAC|RCV|RFAC|20240101||ADT^A08|C2|P|2.5\rPID|1||MRN9||^\r"));
+  h.feed(Dir::to_server, mllp("MSH|^~\\&|SND|FAC|RCV|RFAC|20240101||ADT^A08|C3|P|2.5\rPID|1|OLD7|\"\"^^^H||DOE\r"));
+  h.end();
+  auto ev = h.events("hl7");
+  REQUIRE(ev.size() == 4);
+  CHECK(!ev[0]["hl7"].contains("patient"));
+  CHECK(!ev[0]["hl7"].contains("order"));
+  CHECK(!ev[0]["hl7"].contains("phi_fields"));
+  CHECK(ev[1]["hl7"]["patient"]["id"] == h.phi("MRN9"));
+  CHECK(!ev[1]["hl7"]["patient"].contains("name"));
+  // A null PID-3.1 falls back to PID-2, as an empty one does.
+  CHECK(ev[2]["hl7"]["patient"]["id"] == h.phi("OLD7"));
+  CHECK(ev[2]["hl7"]["patient"]["name"] == h.phi("DOE"));
+}
