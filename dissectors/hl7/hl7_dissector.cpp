@@ -510,6 +510,11 @@ void DirState::end_bare_message() {
 }
 
 void DirState::frame(const hl7cpp::MllpFrame& f) {
+  // MLLP release 2 commit acknowledgment: a frame holding only ACK (0x06) or NAK (0x15).
+  if (f.start_block && f.payload.size() == 1 && (f.payload[0] == 0x06 || f.payload[0] == 0x15)) {
+    ++ctx->counters().at("hl7.mllp_commit_acks");
+    return;
+  }
   if (f.start_block) {
     self->payload(*this, f.payload, base + f.offset + 1, "mllp", f.terminated);
     return;

@@ -578,3 +578,15 @@ TEST_CASE("explicit nulls and empty names give no pseudonym") {
   CHECK(ev[2]["hl7"]["patient"]["id"] == h.phi("OLD7"));
   CHECK(ev[2]["hl7"]["patient"]["name"] == h.phi("DOE"));
 }
+
+TEST_CASE("MLLP release 2 commit acknowledgments are counted, not reported") {
+  Harness h;
+  h.feed(Dir::to_server, mllp(kAdt));
+  h.feed(Dir::to_client, "\x0b\x06\x1c\r");
+  h.feed(Dir::to_client, mllp(kAck) + "\x0b\x15\x1c\r");
+  h.end();
+  CHECK(h.events("anomaly").empty());
+  CHECK(h.events("hl7").size() == 2);
+  CHECK(h.events("hl7")[1]["hl7"]["ack"]["matched"] == true);
+  CHECK(h.out.counters().get("hl7.mllp_commit_acks") == 2);
+}
