@@ -64,9 +64,12 @@ void HttpReader::append_body(const uint8_t* p, size_t n, HttpHandler& h) {
 }
 
 void HttpReader::parse_head(HttpHandler& h) {
+  // Lines end with CRLF, or LF alone as some senders write them (feed accepts both ends of the
+  // header block): split on LF, the CR is trimmed.
   std::string_view head(head_);
-  size_t eol = head.find("\r\n");
+  size_t eol = head.find('\n');
   std::string_view start = head.substr(0, eol);
+  if (!start.empty() && start.back() == '\r') start.remove_suffix(1);
   method_.clear();
   content_type_.clear();
   status_ = 0;
@@ -92,12 +95,12 @@ void HttpReader::parse_head(HttpHandler& h) {
   }
   bool chunked = false, have_length = false;
   uint64_t length = 0;
-  size_t p = eol == std::string_view::npos ? head.size() : eol + 2;
+  size_t p = eol == std::string_view::npos ? head.size() : eol + 1;
   while (p < head.size()) {
-    size_t e = head.find("\r\n", p);
+    size_t e = head.find('\n', p);
     if (e == std::string_view::npos) e = head.size();
     std::string_view line = head.substr(p, e - p);
-    p = e + 2;
+    p = e + 1;
     size_t colon = line.find(':');
     if (colon == std::string_view::npos) continue;
     std::string_view name = line.substr(0, colon), value = trim(line.substr(colon + 1));

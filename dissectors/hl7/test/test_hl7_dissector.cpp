@@ -590,3 +590,18 @@ TEST_CASE("MLLP release 2 commit acknowledgments are counted, not reported") {
   CHECK(h.events("hl7")[1]["hl7"]["ack"]["matched"] == true);
   CHECK(h.out.counters().get("hl7.mllp_commit_acks") == 2);
 }
+
+TEST_CASE("HL7 over HTTP with LF-only header lines") {
+  Harness h;
+  h.feed(Dir::to_server, "POST /hl7 HTTP/1.1\nHost: lis\nContent-Type: x-application/hl7-v2+er7\nContent-Length: " +
+                             std::to_string(kAdt.size()) + "\n\n" + kAdt);
+  h.feed(Dir::to_client, "HTTP/1.1 200 OK\nContent-Type: x-application/hl7-v2+er7\nContent-Length: " +
+                             std::to_string(kAck.size()) + "\n\n" + kAck);
+  h.end();
+  auto ev = h.events("hl7");
+  REQUIRE(ev.size() == 2);
+  CHECK(ev[0]["hl7"]["transport"] == "http");
+  CHECK(ev[0]["hl7"]["control_id"] == "MSG0001");
+  CHECK(ev[1]["hl7"]["ack"]["matched"] == true);
+  CHECK(h.events("anomaly").empty());
+}
