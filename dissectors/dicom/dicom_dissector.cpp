@@ -139,6 +139,9 @@ class DicomDissector final : public Dissector {
   void begin_fragment(Dir dir, FlowContext& ctx, uint64_t off);
   void end_fragment(Dir dir, FlowContext& ctx, uint64_t off);
   void complete_message(Dir dir, FlowContext& ctx, uint64_t off);
+  // The message in progress will get no more bytes (the end of the association): a request
+  // or response already read still counts, its dataset truncated.
+  void cut_message(Dir dir, FlowContext& ctx);
   void reset_message(DirState& s);
   Op* find_pending(Dir dir, uint16_t msg_id);
   void merge_dataset(Op& op, const DatasetSummary& ds, FlowContext& ctx);
@@ -456,6 +459,15 @@ void DicomDissector::reset_message(DirState& s) {
   s.ds_seen = false;
   s.ds_broken = false;
   if (s.walker.active()) s.walker.finish();
+}
+
+void DicomDissector::cut_message(Dir dir, FlowContext& ctx) {
+  DirState& s = st(dir);
+  if (s.msg == DirState::dataset_wait || s.msg == DirState::dataset) {
+    s.ds_broken = true;
+    complete_message(dir, ctx, 0);
+  }
+  reset_message(s);
 }
 
 void DicomDissector::begin_fragment(Dir dir, FlowContext& ctx, uint64_t off) {
@@ -972,6 +984,7 @@ void DicomDissector::handle_pdu(Dir dir, const PduHeader& h, std::span<const uin
       if (dir != Dir::to_server || (have_rq_ && end_status_.empty()))
         anomaly(ctx, "unexpected_pdu", off, "A-ASSOCIATE-RQ");
       if (have_rq_ || have_ac_ || state_ == State::established) {  // a new association replaces the old one
+        cut_message(dir, ctx);  // a message still open in this direction was cut short by it
         emit(ctx, end_status_.empty() ? std::string_view("incomplete") : end_status_);
         touch(ctx);
         ++pdus_[static_cast<int>(dir)];
@@ -1096,7 +1109,10 @@ void DicomDissector::end_association(FlowContext& ctx, std::string_view status) 
 }
 
 void DicomDissector::maybe_emit(FlowContext& ctx) {
-  if (!end_status_.empty() && ended_[0] && ended_[1]) emit(ctx, end_status_);
+  if (end_status_.empty() || !ended_[0] || !ended_[1]) return;
+  // No more bytes will come: messages cut short by the abort or the end still count.
+  for (Dir d : {Dir::to_server, Dir::to_client}) cut_message(d, ctx);
+  emit(ctx, end_status_);
 }
 
 void DicomDissector::on_end(Dir dir, FlowContext& ctx) {
@@ -1106,14 +1122,7 @@ void DicomDissector::on_end(Dir dir, FlowContext& ctx) {
 
 void DicomDissector::on_flow_end(FlowContext& ctx) {
   // Requests cut short by the end of the capture still count.
-  for (Dir d : {Dir::to_server, Dir::to_client}) {
-    DirState& s = st(d);
-    if (s.msg == DirState::dataset_wait || s.msg == DirState::dataset) {
-      if (s.walker.active()) s.walker.finish();
-      complete_message(d, ctx, 0);
-    }
-    reset_message(s);
-  }
+  for (Dir d : {Dir::to_server, Dir::to_client}) cut_message(d, ctx);
   if (any_) emit(ctx, end_status_.empty() ? std::string_view("incomplete") : end_status_);
 }
 

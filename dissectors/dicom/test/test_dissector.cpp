@@ -523,3 +523,50 @@ TEST_CASE("C-CANCEL marks its request; N-ACTION pairs like any DIMSE op", "[dico
   CHECK(d["ops"][1]["status_class"] == "success");
   CHECK(h.events("anomaly").empty());
 }
+
+namespace {
+Assoc verification_store_assoc() {
+  Assoc a;
+  a.pcs.push_back({1, kCtImage, {kImplicit}, 0, kImplicit});
+  a.pcs.push_back({3, kVerification, {kImplicit}, 0, kImplicit});
+  return a;
+}
+Cmd store_rq(uint16_t msg_id) {
+  Cmd c; c.field = 0x0001; c.msg_id = msg_id; c.sop_class = kCtImage; c.sop_instance = "1.2.3.4.5.6"; c.dataset = true;
+  return c;
+}
+bool has_phi_fact(Harness& h, const char* keyword) {
+  auto& f = h.facts().phi_fields;
+  return std::find(f.begin(), f.end(), keyword) != f.end();
+}
+}  // namespace
+
+TEST_CASE("a message cut short by an abort or the end of the capture is still reported", "[dicom][dissector]") {
+  Assoc a = verification_store_assoc();
+  Bytes ds;
+  ile(ds, 0x0010, 0x0020, "PID12345");
+  for (bool abort : {true, false}) {
+    INFO("abort " << abort);
+    Harness h(medmon::dicom::make_dissector());
+    h.feed(Dir::to_server, associate(a, false));
+    h.feed(Dir::to_client, associate(a, true));
+    h.feed(Dir::to_server, message(1, command(store_rq(7))));
+    h.feed(Dir::to_server, pdata(1, 0, ds));  // not the last fragment
+    if (abort) h.feed(Dir::to_client, abort_pdu(2, 0));
+    h.finish();
+    auto ev = h.events("dicom");
+    REQUIRE(ev.size() == 1);
+    const json& d = ev[0]["dicom"];
+    CHECK(d["status"] == (abort ? "aborted" : "incomplete"));
+    REQUIRE(d["ops"].size() == 1);
+    CHECK(d["ops_total"] == 1);
+    const json& op = d["ops"][0];
+    CHECK(op["command"] == "C-STORE");
+    CHECK(op["request_seen"] == true);
+    CHECK(op["truncated"] == true);  // its last fragment never came
+    CHECK(op["patient_ids"].size() == 1);
+    CHECK(op["phi"] == json::array({"PatientID"}));
+    CHECK(d["phi"] == json::array({"PatientID"}));
+    CHECK(has_phi_fact(h, "PatientID"));
+  }
+}
