@@ -354,6 +354,12 @@ void DatasetWalker::walk() {
   if (!done_ && walked_ > kHeaderBudget) { sum_.truncated = true; done_ = true; }
 }
 
+void DatasetWalker::cut() {
+  if (!active_ || done_) return;
+  sum_.truncated = true;
+  done_ = true;
+}
+
 void DatasetWalker::finish() {
   if (!active_) return;
   if (!done_) {

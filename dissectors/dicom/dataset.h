@@ -53,6 +53,9 @@ class DatasetWalker {
   bool feed(std::span<const uint8_t> bytes);
   // The dataset ended: elements still incomplete mean a truncated dataset.
   void finish();
+  // The stream lost bytes of this dataset: stop walking it (what follows would be misread) and
+  // mark it truncated.
+  void cut();
   bool done() const { return done_; }
   bool active() const { return active_; }
   const DatasetSummary& summary() const { return sum_; }

@@ -139,9 +139,10 @@ class DicomDissector final : public Dissector {
   void begin_fragment(Dir dir, FlowContext& ctx, uint64_t off);
   void end_fragment(Dir dir, FlowContext& ctx, uint64_t off);
   void complete_message(Dir dir, FlowContext& ctx, uint64_t off);
-  // The message in progress will get no more bytes (the end of the association): a request
-  // or response already read still counts, its dataset truncated.
-  void cut_message(Dir dir, FlowContext& ctx);
+  // The message in progress will get no more bytes (a hole, the end of the association): a
+  // request or response already read still counts, its dataset truncated. `hole`: the walk
+  // stops where the bytes went missing (the gap is counted, no dataset anomaly).
+  void cut_message(Dir dir, FlowContext& ctx, bool hole = false);
   void reset_message(DirState& s);
   Op* find_pending(Dir dir, uint16_t msg_id);
   void merge_dataset(Op& op, const DatasetSummary& ds, FlowContext& ctx);
@@ -461,9 +462,10 @@ void DicomDissector::reset_message(DirState& s) {
   if (s.walker.active()) s.walker.finish();
 }
 
-void DicomDissector::cut_message(Dir dir, FlowContext& ctx) {
+void DicomDissector::cut_message(Dir dir, FlowContext& ctx, bool hole) {
   DirState& s = st(dir);
   if (s.msg == DirState::dataset_wait || s.msg == DirState::dataset) {
+    if (hole) s.walker.cut();
     s.ds_broken = true;
     complete_message(dir, ctx, 0);
   }
@@ -1082,14 +1084,19 @@ void DicomDissector::on_gap(Dir dir, uint64_t missing, FlowContext& ctx) {
     // The hole is inside one fragment: the framing survives, only that message is damaged.
     s.pdv_left -= static_cast<uint32_t>(missing);
     bool is_cmd = s.mch & 1;
-    if (is_cmd) s.cmd_broken = true;
-    else if (s.walker.active() && !s.walker.done()) { s.ds_broken = true; s.frag_skip = true; }
+    if (is_cmd) {
+      s.cmd_broken = true;
+    } else if (s.walker.active() && !s.walker.done()) {
+      // The rest of the dataset is stepped over; its last fragment still ends the message.
+      s.ds_broken = true;
+      s.walker.cut();
+    }
     return;
   }
   if (s.phase == DirState::pdv_data && missing < uint64_t(s.pdv_left) + s.pdu_left) {
     // Lost the next PDV header(s) but not the PDU end: skip to it.
     uint64_t left = uint64_t(s.pdv_left) + s.pdu_left - missing;
-    reset_message(s);
+    cut_message(dir, ctx, true);
     s.skip_until_command = true;
     s.pdv_left = static_cast<uint32_t>(left);
     s.pdu_left = 0;
@@ -1097,7 +1104,7 @@ void DicomDissector::on_gap(Dir dir, uint64_t missing, FlowContext& ctx) {
     s.frag_skip = true;
     return;
   }
-  reset_message(s);
+  cut_message(dir, ctx, true);
   s.first = false;
   s.phase = DirState::resync;
 }

@@ -535,6 +535,10 @@ Cmd store_rq(uint16_t msg_id) {
   Cmd c; c.field = 0x0001; c.msg_id = msg_id; c.sop_class = kCtImage; c.sop_instance = "1.2.3.4.5.6"; c.dataset = true;
   return c;
 }
+Cmd response(uint16_t field, uint16_t msg_id) {
+  Cmd r; r.field = field; r.responded = msg_id; r.status = 0;
+  return r;
+}
 bool has_phi_fact(Harness& h, const char* keyword) {
   auto& f = h.facts().phi_fields;
   return std::find(f.begin(), f.end(), keyword) != f.end();
@@ -568,5 +572,93 @@ TEST_CASE("a message cut short by an abort or the end of the capture is still re
     CHECK(op["phi"] == json::array({"PatientID"}));
     CHECK(d["phi"] == json::array({"PatientID"}));
     CHECK(has_phi_fact(h, "PatientID"));
+  }
+}
+
+TEST_CASE("a hole inside the last dataset fragment still ends the message", "[dicom][dissector]") {
+  Assoc a = verification_store_assoc();
+  Bytes ds;
+  ile(ds, 0x0010, 0x0020, "PID12345");
+  ile(ds, 0x0011, 0x1000, Bytes(3000, 0x55));
+  ile(ds, 0x0010, 0x0010, "DOE^JOHN");
+  Bytes p = pdata(1, 2, ds);
+  Harness h(medmon::dicom::make_dissector());
+  h.feed(Dir::to_server, associate(a, false));
+  h.feed(Dir::to_client, associate(a, true));
+  h.feed(Dir::to_server, message(1, command(store_rq(7))));
+  h.feed(Dir::to_server, std::span<const uint8_t>(p).first(1000));
+  h.gap(Dir::to_server, 1000);
+  h.feed(Dir::to_server, std::span<const uint8_t>(p).subspan(2000));
+  Cmd echo; echo.field = 0x0030; echo.msg_id = 8; echo.sop_class = kVerification;
+  h.feed(Dir::to_server, message(3, command(echo)));
+  h.feed(Dir::to_client, message(1, command(response(0x8001, 7))));
+  h.feed(Dir::to_client, message(3, command(response(0x8030, 8))));
+  h.feed(Dir::to_server, release_rq());
+  h.feed(Dir::to_client, release_rp());
+  h.finish();
+  CHECK(h.events("anomaly").empty());  // no missing_dataset, no dataset_truncated
+  auto ev = h.events("dicom");
+  REQUIRE(ev.size() == 1);
+  const json& d = ev[0]["dicom"];
+  REQUIRE(d["ops"].size() == 2);
+  const json& op = d["ops"][0];
+  CHECK(op["command"] == "C-STORE");
+  CHECK(op["request_seen"] == true);
+  CHECK(op["dataset"] == true);
+  CHECK(op["truncated"] == true);
+  CHECK(op["patient_ids"].size() == 1);
+  CHECK(op["phi"] == json::array({"PatientID"}));  // the name was after the hole
+  CHECK(op["status"] == 0);
+  CHECK(d["ops"][1]["command"] == "C-ECHO");
+  CHECK(d["ops"][1]["status"] == 0);
+}
+
+TEST_CASE("a hole across PDU headers keeps the request read so far", "[dicom][dissector]") {
+  Assoc a = verification_store_assoc();
+  Bytes ds;
+  ile(ds, 0x0010, 0x0010, "DOE^JOHN");
+  ile(ds, 0x0010, 0x0020, "PID12345");
+  ile(ds, 0x0011, 0x1000, Bytes(3000, 0x55));
+  ile(ds, 0x0010, 0x1040, "1 Main Street");  // after the hole: never walked
+  ile(ds, 0x7FE0, 0x0010, Bytes(4000, 0));
+  for (bool one_pdu : {true, false}) {
+    // Two fragments, in one PDU (the hole eats the second PDV header) or in two (the hole
+    // crosses the PDU boundary, the dissector resynchronises).
+    Bytes first(ds.begin(), ds.begin() + 2000), second(ds.begin() + 2000, ds.end());
+    Bytes s;
+    if (one_pdu) {
+      Bytes v;
+      be32(v, uint32_t(first.size() + 2)); put8(v, 1); put8(v, 0); append(v, first);
+      be32(v, uint32_t(second.size() + 2)); put8(v, 1); put8(v, 2); append(v, second);
+      s = pdu(4, v);
+    } else {
+      s = pdata(1, 0, first);
+      append(s, pdata(1, 2, second));
+    }
+    const size_t hole_end = 2600;
+    INFO("one PDU " << one_pdu);
+    Harness h(medmon::dicom::make_dissector());
+    h.feed(Dir::to_server, associate(a, false));
+    h.feed(Dir::to_client, associate(a, true));
+    h.feed(Dir::to_server, message(1, command(store_rq(1))));
+    h.feed(Dir::to_server, std::span<const uint8_t>(s).first(1500));
+    h.gap(Dir::to_server, hole_end - 1500);
+    h.feed(Dir::to_server, std::span<const uint8_t>(s).subspan(hole_end));
+    h.feed(Dir::to_client, message(1, command(response(0x8001, 1))));
+    h.feed(Dir::to_server, release_rq());
+    h.feed(Dir::to_client, release_rp());
+    h.finish();
+    auto ev = h.events("dicom");
+    REQUIRE(ev.size() == 1);
+    const json& d = ev[0]["dicom"];
+    REQUIRE(d["ops"].size() == 1);
+    const json& op = d["ops"][0];
+    CHECK(op["request_seen"] == true);
+    CHECK(op["sop_instance"].get<std::string>().rfind("phi:", 0) == 0);
+    CHECK(op["truncated"] == true);
+    CHECK(op["phi"] == json::array({"PatientName", "PatientID"}));
+    CHECK(op["status"] == 0);
+    CHECK(d["phi"] == json::array({"PatientName", "PatientID"}));
+    CHECK(h.events("anomaly").empty());  // the gap says it: no dataset_truncated
   }
 }
