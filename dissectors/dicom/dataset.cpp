@@ -227,6 +227,7 @@ void DatasetWalker::start(Syntax s) {
   buf_offset_ = 0;
   skip_ = 0;
   walked_ = 0;
+  walk_at_ = 0;
   error_ = nullptr;
   error_offset_ = 0;
   sum_.clear();
@@ -274,7 +275,7 @@ bool DatasetWalker::feed_plain(std::span<const uint8_t> bytes) {
     size_t n = std::min(kBufferCap - buf_.size(), bytes.size());
     buf_.insert(buf_.end(), bytes.begin(), bytes.begin() + static_cast<ptrdiff_t>(n));
     bytes = bytes.subspan(n);
-    walk();
+    if (buf_.size() >= walk_at_) walk();
     if (!done_ && buf_.size() >= kBufferCap) {  // one element or sequence larger than the cap
       sum_.truncated = true;
       done_ = true;
@@ -352,6 +353,9 @@ void DatasetWalker::walk() {
     walked_ += p;
   }
   if (!done_ && walked_ > kHeaderBudget) { sum_.truncated = true; done_ = true; }
+  // What is left (one incomplete element or sequence) is parsed again from its start: walk
+  // again only once the buffer has doubled, so tiny fragments cost linear time, not quadratic.
+  walk_at_ = std::min(kBufferCap, 2 * buf_.size());
 }
 
 void DatasetWalker::cut() {
@@ -363,10 +367,9 @@ void DatasetWalker::cut() {
 void DatasetWalker::finish() {
   if (!active_) return;
   if (!done_) {
-    if (syntax_ == Syntax::detect && !buf_.empty()) {
+    if (syntax_ == Syntax::detect && !buf_.empty())
       syntax_ = buf_.size() >= 6 && upper(buf_[4]) && upper(buf_[5]) ? Syntax::explicit_le : Syntax::implicit_le;
-      walk();
-    }
+    if (!buf_.empty()) walk();  // bytes that arrived since the last walk
     if (!done_ && (!buf_.empty() || skip_)) fail("dataset_truncated", buf_offset_);
     done_ = true;
   }

@@ -76,6 +76,7 @@ class DatasetWalker {
   uint64_t buf_offset_ = 0;  // dataset offset of buf_[0]
   uint64_t skip_ = 0;        // value bytes to drop before buffering again
   uint64_t walked_ = 0;
+  size_t walk_at_ = 0;       // buffer size at which walk() runs again
   const char* error_ = nullptr;
   uint64_t error_offset_ = 0;
   std::unique_ptr<Zlib> z_;

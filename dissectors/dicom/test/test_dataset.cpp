@@ -132,6 +132,21 @@ TEST_CASE("walker: query keys without values are not PHI", "[dicom][dataset]") {
   CHECK(has_phi(s, "PatientBirthDate"));
 }
 
+TEST_CASE("walker: a large sequence in tiny fragments costs linear time", "[dicom][dataset]") {
+  // One undefined-length top-level sequence of 60000 bytes, fed byte by byte: it is
+  // incomplete until its last byte and parsed again from its start at each walk.
+  const size_t n = 7500;
+  Ds d(Ts::implicit_le);
+  d.seq_begin(0x0011, 0x0010).item_begin();
+  for (size_t i = 0; i < n; ++i) d.raw(0x0011, uint16_t(0x1000 + i % 0x100), "UN", Bytes{});
+  d.item_end().seq_end();
+  d.str(0x0010, 0x0010, "PN", "Doe^John");
+  DatasetSummary s = walk(Syntax::implicit_le, d.b, 1);
+  CHECK(s.patient_name == "Doe^John");
+  // `elements` counts every element read, again at each re-walk: a few times n, not n * n.
+  CHECK(s.elements < 4 * n);
+}
+
 TEST_CASE("walker: large values are skipped, not buffered", "[dicom][dataset]") {
   Ds d(Ts::explicit_le);
   d.raw(0x0009, 0x1010, "OB", Bytes(3 * 1024 * 1024, 1));  // private blob larger than any cap
