@@ -54,6 +54,7 @@ struct Header {
   uint32_t len = 0;
   uint8_t hdr = 8;
   bool sq = false;
+  bool un = false;  // explicit VR UN
 };
 
 inline uint16_t rd16(const uint8_t* p, bool be) { return be ? uint16_t(p[0] << 8 | p[1]) : uint16_t(p[0] | p[1] << 8); }
@@ -79,7 +80,7 @@ R read_header(std::span<const uint8_t> d, size_t p, size_t end, Syntax s, Header
   bool be = s == Syntax::explicit_be;
   uint16_t g = rd16(q, be), e = rd16(q + 2, be);
   h.tag = uint32_t(g) << 16 | e;
-  h.sq = false;
+  h.sq = h.un = false;
   if (g == 0xFFFE || s == Syntax::implicit_le) {  // items and delimiters never have a VR
     h.len = rd32(q + 4, be);
     h.hdr = 8;
@@ -96,6 +97,7 @@ R read_header(std::span<const uint8_t> d, size_t p, size_t end, Syntax s, Header
     h.hdr = 8;
   }
   h.sq = v0 == 'S' && v1 == 'Q';
+  h.un = v0 == 'U' && v1 == 'N';
   return kOk;
 }
 
@@ -142,6 +144,15 @@ struct Walk {
     int i = phi_index(tag);
     if (i >= 0 && len != 0) sum.phi_mask |= uint64_t(1) << i;
   }
+  // The items of a sequence (or of a UN value of undefined length) at p. PS3.5 6.2.2: the
+  // content of UN with undefined length is Implicit VR Little Endian, whatever the syntax.
+  R sequence(const Header& h, size_t& p, size_t end, bool open, int depth) {
+    Syntax outer = syntax;
+    if (h.un && h.len == kUndefined) syntax = Syntax::implicit_le;
+    R r = h.len == kUndefined ? items(p, end, open, depth, true) : items(p, end, false, depth, false);
+    syntax = outer;
+    return r;
+  }
   bool implicit_sequence(size_t p, size_t end, uint32_t len) const {
     // Without a dictionary, an implicit VR value that opens with an Item tag is a sequence.
     return syntax == Syntax::implicit_le && len >= 8 && end - p >= 4 && d[p] == 0xFE && d[p + 1] == 0xFF &&
@@ -164,12 +175,12 @@ struct Walk {
         if (depth >= max_depth) return kBad;
         mark_sequence(h.tag, h.len);
         if (h.len == kUndefined) {
-          R s = items(p, end, open, depth + 1, true);
+          R s = sequence(h, p, end, open, depth + 1);
           if (s != kOk) return s;
         } else {
           if (h.len > end - p) return open ? kIncomplete : kBad;
           size_t q = p;
-          R s = items(q, p + h.len, false, depth + 1, false);
+          R s = sequence(h, q, p + h.len, false, depth + 1);
           if (s != kOk) return kBad;
           p += h.len;
         }
@@ -317,14 +328,9 @@ void DatasetWalker::walk() {
         if (skip_) break;
         continue;
       }
+      if (h.len != kUndefined && h.len > avail) break;
       size_t q = v;
-      R s;
-      if (h.len == kUndefined) {
-        s = w.items(q, end, true, 1, true);
-      } else {
-        if (h.len > avail) break;
-        s = w.items(q, v + h.len, false, 1, false);
-      }
+      R s = w.sequence(h, q, h.len == kUndefined ? end : v + h.len, true, 1);
       if (s == kIncomplete) break;
       if (s == kBad) { fail("dataset_bad_sequence", buf_offset_ + p); break; }
       w.mark_sequence(h.tag, h.len);

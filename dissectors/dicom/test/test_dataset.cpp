@@ -132,6 +132,25 @@ TEST_CASE("walker: query keys without values are not PHI", "[dicom][dataset]") {
   CHECK(has_phi(s, "PatientBirthDate"));
 }
 
+TEST_CASE("walker: UN of undefined length is read as implicit VR LE", "[dicom][dataset]") {
+  // PS3.5 6.2.2: a private sequence the sender did not know, sent as UN in explicit VR LE.
+  Ds d(Ts::explicit_le);
+  d.str(0x0008, 0x0060, "CS", "CT");
+  d.str(0x0009, 0x0010, "LO", "ACME 1.0");
+  d.header(0x0009, 0x1010, "UN", 0xFFFFFFFF);
+  Ds un(Ts::implicit_le);
+  un.item_begin().str(0x0009, 0x1011, "LO", "ABCDEFGH").item_end().seq_end();
+  append(d.b, un.b);
+  d.str(0x0010, 0x0010, "PN", "Doe^John");
+  d.str(0x0010, 0x0020, "LO", "PID12345");
+  for (size_t chunk : {size_t(1), size_t(9), d.b.size()}) {
+    DatasetSummary s = walk(Syntax::explicit_le, d.b, chunk);
+    CHECK(s.patient_name == "Doe^John");
+    CHECK(has_phi(s, "PatientName"));
+    CHECK(has_phi(s, "PatientID"));
+  }
+}
+
 TEST_CASE("walker: a large sequence in tiny fragments costs linear time", "[dicom][dataset]") {
   // One undefined-length top-level sequence of 60000 bytes, fed byte by byte: it is
   // incomplete until its last byte and parsed again from its start at each walk.
