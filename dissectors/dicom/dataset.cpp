@@ -119,11 +119,14 @@ struct Walk {
   Syntax syntax;
   DatasetSummary& sum;
   int max_depth;
+  uint32_t valued = 0;  // elements read with a value (a sequence counts only if it holds one)
 
   void record(uint32_t tag, std::span<const uint8_t> v) {
     ++sum.elements;
+    bool value = has_value(v);
+    if (value) ++valued;
     int i = phi_index(tag);
-    if (i >= 0 && has_value(v)) sum.phi_mask |= uint64_t(1) << i;
+    if (i >= 0 && value) sum.phi_mask |= uint64_t(1) << i;
     switch (tag) {
       case 0x00080005: keep(sum.charset, v, 64); break;
       case 0x00080016: keep(sum.sop_class, v, 64); break;
@@ -139,18 +142,22 @@ struct Walk {
       default: break;
     }
   }
-  void mark_sequence(uint32_t tag, uint32_t len) {
+  // `value`: some item held an element with a value; empty sequences and items (query keys)
+  // are no value.
+  void mark_sequence(uint32_t tag, bool value) {
     ++sum.elements;
     int i = phi_index(tag);
-    if (i >= 0 && len != 0) sum.phi_mask |= uint64_t(1) << i;
+    if (i >= 0 && value) sum.phi_mask |= uint64_t(1) << i;
   }
   // The items of a sequence (or of a UN value of undefined length) at p. PS3.5 6.2.2: the
   // content of UN with undefined length is Implicit VR Little Endian, whatever the syntax.
   R sequence(const Header& h, size_t& p, size_t end, bool open, int depth) {
     Syntax outer = syntax;
     if (h.un && h.len == kUndefined) syntax = Syntax::implicit_le;
+    uint32_t before = valued;
     R r = h.len == kUndefined ? items(p, end, open, depth, true) : items(p, end, false, depth, false);
     syntax = outer;
+    mark_sequence(h.tag, valued != before);
     return r;
   }
   bool implicit_sequence(size_t p, size_t end, uint32_t len) const {
@@ -173,7 +180,6 @@ struct Walk {
       p += h.hdr;
       if (h.sq || h.len == kUndefined || implicit_sequence(p, end, h.len)) {
         if (depth >= max_depth) return kBad;
-        mark_sequence(h.tag, h.len);
         if (h.len == kUndefined) {
           R s = sequence(h, p, end, open, depth + 1);
           if (s != kOk) return s;
@@ -322,7 +328,7 @@ void DatasetWalker::walk() {
     if (syntax_ == Syntax::implicit_le && h.len != kUndefined && h.len >= 8 && avail < 4 && !h.sq) break;
     if (h.sq || h.len == kUndefined || w.implicit_sequence(v, end, h.len)) {
       if (h.len != kUndefined && h.len > kBufferCap) {  // too big to hold: step over it unread
-        w.mark_sequence(h.tag, h.len);
+        w.mark_sequence(h.tag, true);
         skip_ = h.len - std::min<uint64_t>(avail, h.len);
         p = v + static_cast<size_t>(std::min<uint64_t>(avail, h.len));
         if (skip_) break;
@@ -333,7 +339,6 @@ void DatasetWalker::walk() {
       R s = w.sequence(h, q, h.len == kUndefined ? end : v + h.len, true, 1);
       if (s == kIncomplete) break;
       if (s == kBad) { fail("dataset_bad_sequence", buf_offset_ + p); break; }
-      w.mark_sequence(h.tag, h.len);
       p = q;
       continue;
     }

@@ -132,6 +132,27 @@ TEST_CASE("walker: query keys without values are not PHI", "[dicom][dataset]") {
   CHECK(has_phi(s, "PatientBirthDate"));
 }
 
+TEST_CASE("walker: empty sequences and items are not PHI", "[dicom][dataset]") {
+  // C-FIND sequence keys as fo-dicom sends them: undefined length, no item or one empty item.
+  for (Ts ts : {Ts::implicit_le, Ts::explicit_le}) {
+    Ds d(ts);
+    d.str(0x0008, 0x0052, "CS", "STUDY");
+    d.seq_begin(0x0010, 0x1002).seq_end();
+    d.seq_begin(0x0040, 0xA730).item_begin().item_end().seq_end();
+    d.seq_begin(0x0010, 0x1100).item_begin().str(0x0010, 0x0020, "LO", "").item_end().seq_end();
+    Syntax syn = ts == Ts::implicit_le ? Syntax::implicit_le : Syntax::explicit_le;
+    for (size_t chunk : {size_t(1), d.b.size()}) {
+      DatasetSummary s = walk(syn, d.b, chunk);
+      CHECK(s.phi_mask == 0);
+    }
+    // An item with a value makes the sequence count.
+    d.seq_begin(0x0010, 0x1002).item_begin().str(0x0010, 0x0020, "LO", "OTHER42").item_end().seq_end();
+    DatasetSummary s = walk(syn, d.b, d.b.size());
+    CHECK(has_phi(s, "OtherPatientIDsSequence"));
+    CHECK_FALSE(has_phi(s, "ContentSequence"));
+  }
+}
+
 TEST_CASE("walker: UN of undefined length is read as implicit VR LE", "[dicom][dataset]") {
   // PS3.5 6.2.2: a private sequence the sender did not know, sent as UN in explicit VR LE.
   Ds d(Ts::explicit_le);
