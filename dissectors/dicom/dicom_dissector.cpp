@@ -978,19 +978,21 @@ void DicomDissector::record_phi_facts(FlowContext& ctx) const {
 
 void DicomDissector::handle_pdu(Dir dir, const PduHeader& h, std::span<const uint8_t> pdu, FlowContext& ctx,
                                 uint64_t off) {
+  if (h.type == kAssociateRq) {
+    if (dir != Dir::to_server || (have_rq_ && end_status_.empty()))
+      anomaly(ctx, "unexpected_pdu", off, "A-ASSOCIATE-RQ");
+    // A new association replaces the old one, whose event goes out first (without this PDU).
+    // A message still open in this direction was cut short by it.
+    if (have_rq_ || have_ac_ || state_ == State::established) {
+      cut_message(dir, ctx);
+      emit(ctx, end_status_.empty() ? std::string_view("incomplete") : end_status_);
+    }
+  }
   touch(ctx);
   ++pdus_[static_cast<int>(dir)];
   Issues is;
   switch (h.type) {
     case kAssociateRq: {
-      if (dir != Dir::to_server || (have_rq_ && end_status_.empty()))
-        anomaly(ctx, "unexpected_pdu", off, "A-ASSOCIATE-RQ");
-      if (have_rq_ || have_ac_ || state_ == State::established) {  // a new association replaces the old one
-        cut_message(dir, ctx);  // a message still open in this direction was cut short by it
-        emit(ctx, end_status_.empty() ? std::string_view("incomplete") : end_status_);
-        touch(ctx);
-        ++pdus_[static_cast<int>(dir)];
-      }
       AssociatePdu a;
       bool ok = parse_associate(pdu, a, is);
       issues(ctx, is, off);

@@ -662,3 +662,24 @@ TEST_CASE("a hole across PDU headers keeps the request read so far", "[dicom][di
     CHECK(h.events("anomaly").empty());  // the gap says it: no dataset_truncated
   }
 }
+
+TEST_CASE("a new association on the same connection counts its own PDUs", "[dicom][dissector]") {
+  Assoc a = verification_store_assoc();
+  Harness h(medmon::dicom::make_dissector());
+  for (int i = 0; i < 2; ++i) {
+    h.feed(Dir::to_server, associate(a, false));
+    h.feed(Dir::to_client, associate(a, true));
+    Cmd echo; echo.field = 0x0030; echo.msg_id = 1; echo.sop_class = kVerification;
+    h.feed(Dir::to_server, message(3, command(echo)));
+    h.feed(Dir::to_client, message(3, command(response(0x8030, 1))));
+    h.feed(Dir::to_server, release_rq());
+    h.feed(Dir::to_client, release_rp());
+  }
+  h.finish();
+  auto ev = h.events("dicom");
+  REQUIRE(ev.size() == 2);
+  for (const json& e : ev) {
+    CHECK(e["dicom"]["pdus"]["to_server"] == 3);
+    CHECK(e["dicom"]["pdus"]["to_client"] == 3);
+  }
+}
