@@ -334,7 +334,7 @@ std::optional<Consumed> DicomDissector::read_pdu(Dir dir, DirState& s, Cursor& c
 
 void DicomDissector::start_pdata(Dir dir, DirState& s, Cursor& c, const PduHeader& h, FlowContext& ctx) {
   if (h.length < kPdvHeaderSize || h.length > kMaxPDataPdu) {
-    lose_sync(s, c, ctx, "bad_pdu_length");
+    lose_sync(s, c, ctx, "bad_pdu_length", pdu_type_name(h.type));
     return;
   }
   touch(ctx);

@@ -311,6 +311,7 @@ TEST_CASE("hostile lengths give anomalies and bounded work", "[dicom][dissector]
     auto an = h.events("anomaly");
     REQUIRE_FALSE(an.empty());
     CHECK(an[0]["anomaly"]["name"] == "bad_pdu_length");
+    CHECK(an[0]["anomaly"]["detail"] == "P-DATA-TF");
     CHECK(h.max_pending() < 100);
   }
   SECTION("PDV longer than its PDU") {
