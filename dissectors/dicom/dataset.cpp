@@ -21,7 +21,7 @@ Syntax syntax_of(std::string_view ts) {
 }
 
 void DatasetSummary::clear() {
-  phi_mask = 0;
+  phi_mask.reset();
   for (std::string* s : {&charset, &sop_class, &modality, &manufacturer, &model, &software, &station,
                          &serial, &patient_name, &patient_id, &accession})
     s->clear();
@@ -126,7 +126,7 @@ struct Walk {
     bool value = has_value(v);
     if (value) ++valued;
     int i = phi_index(tag);
-    if (i >= 0 && value) sum.phi_mask |= uint64_t(1) << i;
+    if (i >= 0 && value) sum.phi_mask.set(static_cast<size_t>(i));
     switch (tag) {
       case 0x00080005: keep(sum.charset, v, 64); break;
       case 0x00080016: keep(sum.sop_class, v, 64); break;
@@ -147,7 +147,7 @@ struct Walk {
   void mark_sequence(uint32_t tag, bool value) {
     ++sum.elements;
     int i = phi_index(tag);
-    if (i >= 0 && value) sum.phi_mask |= uint64_t(1) << i;
+    if (i >= 0 && value) sum.phi_mask.set(static_cast<size_t>(i));
   }
   // The items of a sequence (or of a UN value of undefined length) at p. PS3.5 6.2.2: the
   // content of UN with undefined length is Implicit VR Little Endian, whatever the syntax.
@@ -352,7 +352,7 @@ void DatasetWalker::walk() {
     if (wanted(h.tag)) {
       ++sum_.elements;
       int i = phi_index(h.tag);
-      if (i >= 0 && h.len) sum_.phi_mask |= uint64_t(1) << i;
+      if (i >= 0 && h.len) sum_.phi_mask.set(static_cast<size_t>(i));
     }
     skip_ = h.len - avail;
     p = end;

@@ -16,6 +16,8 @@
 #include <string_view>
 #include <vector>
 
+#include "dissectors/dicom/phi_tags.h"
+
 namespace medmon::dicom {
 
 // `detect`: transfer syntax unknown (association start not seen): implicit or explicit VR LE is
@@ -24,7 +26,7 @@ enum class Syntax : uint8_t { implicit_le, explicit_le, explicit_be, deflated, d
 Syntax syntax_of(std::string_view transfer_syntax_uid);
 
 struct DatasetSummary {
-  uint64_t phi_mask = 0;  // bit i: phi_tags()[i] was present with a value
+  PhiMask phi_mask;  // bit i: phi_tags()[i] was present with a value
   std::string charset;    // (0008,0005), raw
   std::string sop_class, modality, manufacturer, model, software, station;  // raw bytes
   std::string serial, patient_name, patient_id, accession;  // raw; only ever pseudonymised

@@ -74,7 +74,7 @@ struct Op {
   bool has_status = false;
   std::string sop_class, sop_instance, move_destination, move_originator;
   std::string modality, manufacturer, model, software, station, serial;
-  uint64_t phi = 0;
+  PhiMask phi;
   std::vector<std::string> patient_ids, patient_names, accessions;
 };
 
@@ -187,7 +187,7 @@ class DicomDissector final : public Dissector {
   uint32_t ops_ = 0, ops_dropped_ = 0;
   uint32_t gaps_ = 0, anomalies_ = 0;
   uint32_t pdus_[2] = {0, 0};
-  uint64_t phi_ = 0;
+  PhiMask phi_;
   bool warned_max_pdu_ = false, warned_pc_ = false;
   // How the association ended (release, abort, reject); empty while open. The event waits for
   // both directions to end: a hole in one direction delays its bytes behind the other's.
@@ -213,7 +213,7 @@ void DicomDissector::reset_association() {
   ops_json_.clear();
   ops_ = ops_dropped_ = gaps_ = anomalies_ = 0;
   pdus_[0] = pdus_[1] = 0;
-  phi_ = 0;
+  phi_.reset();
   warned_max_pdu_ = warned_pc_ = false;
   end_status_ = {};
   dir_closed_[0] = dir_closed_[1] = false;
@@ -658,12 +658,12 @@ void DicomDissector::finalize(size_t index, FlowContext& ctx) {
   pending_.erase(pending_.begin() + static_cast<ptrdiff_t>(index));
 }
 
-void write_phi(JsonWriter& w, uint64_t mask, uint8_t tier, std::string_view key) {
-  if (!mask) return;
+void write_phi(JsonWriter& w, const PhiMask& mask, uint8_t tier, std::string_view key) {
+  if (mask.none()) return;
   auto tags = phi_tags();
   bool open = false;
   for (size_t i = 0; i < tags.size(); ++i) {
-    if (!(mask & (uint64_t(1) << i)) || tags[i].tier != tier) continue;
+    if (!mask.test(i) || tags[i].tier != tier) continue;
     if (!open) { w.array(key); open = true; }
     w.value(tags[i].keyword);
   }
@@ -973,7 +973,7 @@ void DicomDissector::write_counts(JsonWriter& w) const {
 void DicomDissector::record_phi_facts(FlowContext& ctx) const {
   auto tags = phi_tags();
   for (size_t i = 0; i < tags.size(); ++i)
-    if ((phi_ & (uint64_t(1) << i)) && tags[i].tier == 1) ctx.facts().add_phi(tags[i].keyword);
+    if (phi_.test(i) && tags[i].tier == 1) ctx.facts().add_phi(tags[i].keyword);
 }
 
 void DicomDissector::handle_pdu(Dir dir, const PduHeader& h, std::span<const uint8_t> pdu, FlowContext& ctx,

@@ -13,6 +13,8 @@ constexpr PhiTag kTags[] = {
     {0x00080023, "ContentDate", 2},
     {0x00080030, "StudyTime", 2},
     {0x00080031, "SeriesTime", 2},
+    {0x00080032, "AcquisitionTime", 2},
+    {0x00080033, "ContentTime", 2},
     {0x00080050, "AccessionNumber", 1},
     {0x00080080, "InstitutionName", 2},
     {0x00080081, "InstitutionAddress", 2},
@@ -72,7 +74,7 @@ constexpr PhiTag kTags[] = {
     {0x00402017, "FillerOrderNumberImagingServiceRequest", 1},
     {0x0040A730, "ContentSequence", 1},
 };
-static_assert(std::size(kTags) <= 64, "phi mask is 64 bits");
+static_assert(std::size(kTags) <= kMaxPhiTags, "one PhiMask bit per tag");
 }  // namespace
 
 std::span<const PhiTag> phi_tags() { return kTags; }

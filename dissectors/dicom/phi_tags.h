@@ -2,6 +2,8 @@
 // DICOM attributes that carry PHI (PS3.15 Table E.1-1, tiers as in docs/dicom.md):
 // tier 1 = direct identifiers (alert on any cleartext occurrence), tier 2 = dates,
 // quasi-identifiers, staff and device names (counted, never alerted on alone).
+#include <bitset>
+#include <cstddef>
 #include <cstdint>
 #include <span>
 
@@ -13,7 +15,10 @@ struct PhiTag {
   uint8_t tier;
 };
 
-std::span<const PhiTag> phi_tags();  // sorted by tag; at most 64 entries
+inline constexpr size_t kMaxPhiTags = 128;
+using PhiMask = std::bitset<kMaxPhiTags>;  // bit i: phi_tags()[i]
+
+std::span<const PhiTag> phi_tags();  // sorted by tag; at most kMaxPhiTags entries
 int phi_index(uint32_t tag);         // index in phi_tags(), -1 when not PHI
 
 }  // namespace medmon::dicom

@@ -12,7 +12,7 @@ namespace {
 bool has_phi(const DatasetSummary& s, const char* keyword) {
   auto tags = phi_tags();
   for (size_t i = 0; i < tags.size(); ++i)
-    if (std::string_view(tags[i].keyword) == keyword) return s.phi_mask & (uint64_t(1) << i);
+    if (std::string_view(tags[i].keyword) == keyword) return s.phi_mask.test(i);
   FAIL("unknown keyword " << keyword);
   return false;
 }
@@ -132,6 +132,17 @@ TEST_CASE("walker: query keys without values are not PHI", "[dicom][dataset]") {
   CHECK(has_phi(s, "PatientBirthDate"));
 }
 
+TEST_CASE("walker: acquisition and content times are tier 2 PHI", "[dicom][dataset]") {
+  Ds d(Ts::explicit_le);
+  d.str(0x0008, 0x0032, "TM", "101500");
+  d.str(0x0008, 0x0033, "TM", "101512.5");
+  DatasetSummary s = walk(Syntax::explicit_le, d.b, d.b.size());
+  CHECK(has_phi(s, "AcquisitionTime"));
+  CHECK(has_phi(s, "ContentTime"));
+  for (const PhiTag& t : phi_tags())
+    if (t.tag == 0x00080032 || t.tag == 0x00080033) CHECK(t.tier == 2);
+}
+
 TEST_CASE("walker: empty sequences and items are not PHI", "[dicom][dataset]") {
   // C-FIND sequence keys as fo-dicom sends them: undefined length, no item or one empty item.
   for (Ts ts : {Ts::implicit_le, Ts::explicit_le}) {
@@ -143,7 +154,7 @@ TEST_CASE("walker: empty sequences and items are not PHI", "[dicom][dataset]") {
     Syntax syn = ts == Ts::implicit_le ? Syntax::implicit_le : Syntax::explicit_le;
     for (size_t chunk : {size_t(1), d.b.size()}) {
       DatasetSummary s = walk(syn, d.b, chunk);
-      CHECK(s.phi_mask == 0);
+      CHECK(s.phi_mask.none());
     }
     // An item with a value makes the sequence count.
     d.seq_begin(0x0010, 0x1002).item_begin().str(0x0010, 0x0020, "LO", "OTHER42").item_end().seq_end();
