@@ -197,15 +197,17 @@ PolicyJudge::PolicyJudge(std::shared_ptr<const Site> site, JudgeOptions opt, std
       if (host) roles_by_ip_[IpKey(c.net)] |= bit;
       else roles_by_cidr_.emplace_back(c, bit);
     }
+    // A role's ips may be networks: its AE titles are bound to the whole range.
     for (auto& ae : s.roles[r].ae_titles)
-      for (auto& c : s.roles[r].addrs) ae_bindings_[ae].push_back(c.net);
+      for (auto& c : s.roles[r].addrs) ae_bindings_[ae].push_back(c);
   }
   for (auto& d : s.devices) {
     for (auto& ro : d.roles) {
       int r = s.role_index(ro);
       if (r >= 0 && r < 64) for (auto& ip : d.ips) roles_by_ip_[IpKey(ip)] |= 1ull << r;
     }
-    for (auto& ae : d.ae_titles) for (auto& ip : d.ips) ae_bindings_[ae].push_back(ip);
+    for (auto& ae : d.ae_titles)
+      for (auto& ip : d.ips) ae_bindings_[ae].push_back({ip, static_cast<uint8_t>(ip.family == 4 ? 32 : 128)});
   }
   for (size_t z = 0; z < s.zones.size(); ++z)
     for (auto& c : s.zones[z].cidrs) zone_cidrs_.emplace_back(c, static_cast<int>(z));
@@ -805,7 +807,7 @@ void PolicyJudge::eval_dicom_flow(const FlowSummary& f, const Device* cdev, cons
     auto it = ae_bindings_.find(*calling);
     if (it != ae_bindings_.end()) {
       bool ok = false;
-      for (auto& ip : it->second) if (ip == f.ep.src) { ok = true; break; }
+      for (auto& c : it->second) if (c.contains(f.ep.src)) { ok = true; break; }
       if (!ok) {
         Alert a = base("dicom.ae_spoofing", Severity::high);
         a.peer = *calling + "@" + ip_str(f.ep.src);

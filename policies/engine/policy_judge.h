@@ -117,7 +117,7 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
   std::vector<std::pair<Cidr, uint64_t>> roles_by_cidr_;              // networks
   std::vector<std::pair<Cidr, int>> zone_cidrs_;                      // longest prefix first
   std::vector<uint8_t> zone_matrix_;                                  // nz*nz allowed bits
-  std::unordered_map<std::string, std::vector<IpAddr>> ae_bindings_;  // AE title -> bound IPs
+  std::unordered_map<std::string, std::vector<Cidr>> ae_bindings_;    // AE title -> bound addresses or networks
   std::unordered_set<uint64_t> baseline_;
   std::vector<const char*> lateral_apps_;
   Severity max_sev_ = Severity::info;

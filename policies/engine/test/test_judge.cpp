@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <unistd.h>
 #include <memory>
 #include <thread>
@@ -26,9 +27,28 @@ struct Fixture {
   std::vector<std::unique_ptr<std::string>> ids;
   int64_t t = 1700000000000000;
 
-  Fixture() {
+  // The demo site, or the demo site with `edits` applied (each: text -> replacement).
+  using Edits = std::vector<std::pair<std::string, std::string>>;
+  explicit Fixture(const Edits& edits = {}) {
+    std::string site = std::string(POLICIES_DIR) + "/sites/demo-site.yaml";
+    std::string tmp;
+    if (!edits.empty()) {
+      std::ifstream in(site);
+      std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      for (auto& [from, to] : edits) {
+        auto at = text.find(from);
+        REQUIRE(at != std::string::npos);
+        text.replace(at, from.size(), to);
+      }
+      for (size_t at; (at = text.find("../devices/")) != std::string::npos;)
+        text.replace(at, 11, std::string(POLICIES_DIR) + "/devices/");
+      tmp = "/tmp/medmon-judge-site-" + std::to_string(::getpid()) + ".yaml";
+      std::ofstream(tmp) << text;
+      site = tmp;
+    }
     Errors errs;
-    judge = PolicyJudge::load(std::string(POLICIES_DIR) + "/sites/demo-site.yaml", "", {}, errs);
+    judge = PolicyJudge::load(site, std::string(POLICIES_DIR) + "/devices", {}, errs);
+    if (!tmp.empty()) std::remove(tmp.c_str());
     for (auto& e : errs.list) WARN(e.format());
     REQUIRE(judge);
     out.add_sink(sink);
@@ -328,6 +348,25 @@ TEST_CASE("DICOM: AE spoofing, AE from a new address, reject bursts", "[judge]")
   fx.add_facts(r, "dicom").set_attr("dicom.result", "rejected");
   fx.judge_flow(r);
   CHECK(fx.alerts("dicom.reject_burst").size() == 1);
+}
+
+TEST_CASE("DICOM: an AE title of a role bound to a network is bound to the whole range", "[judge]") {
+  Fixture fx(Fixture::Edits{{"{role: reading_ws, ips: [10.10.4.40]", "{role: reading_ws, ips: [10.10.4.0/24]"}});
+  // Any workstation of the reading room may call as WS01 ...
+  auto ws = fx.flow(WS, 40001, PACS, 11112);
+  fx.add_facts(ws, "dicom").set_attr("dicom.calling_ae", "WS01");
+  fx.judge_flow(ws);
+  auto ws2 = fx.flow("10.10.4.41", 40002, PACS, 11112);
+  fx.add_facts(ws2, "dicom").set_attr("dicom.calling_ae", "WS01");
+  fx.judge_flow(ws2);
+  CHECK(fx.alerts("dicom.ae_spoofing").empty());
+  // ... but not a host outside it.
+  auto other = fx.flow("10.10.1.77", 40003, PACS, 11112);
+  fx.add_facts(other, "dicom").set_attr("dicom.calling_ae", "WS01");
+  fx.judge_flow(other);
+  auto sp = fx.alerts("dicom.ae_spoofing");
+  REQUIRE(sp.size() == 1);
+  CHECK(sp[0]["alert"]["peer"] == "WS01@10.10.1.77");
 }
 
 TEST_CASE("DICOM: C-MOVE destinations, DIMSE direction, SOP classes, passwords", "[judge]") {
