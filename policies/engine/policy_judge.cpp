@@ -34,9 +34,11 @@ bool is_lateral(std::string_view app);
 // nDPI protocol name -> medmon application name.
 std::string_view ndpi_app_name(std::string_view p, const FlowSummary& f) {
   if (p.empty() || ieq(p, "Unknown")) return {};
-  // NetBIOS session service is how SMB travels on 139 (and how nDPI names a session that starts
-  // with a NetBIOS header on 445).
-  if (istarts(p, "SMB") || ieq(p, "NetBIOS")) return "smb";
+  if (istarts(p, "SMB")) return "smb";
+  // The NetBIOS session service is how SMB travels on TCP 139 (and how nDPI names a session that
+  // starts with a NetBIOS header on 445); the name and datagram services (UDP 137, 138), which nDPI
+  // names alike, are name lookups and announcements, not file sharing.
+  if (ieq(p, "NetBIOS")) return f.ep.proto == 6 ? "smb" : "netbios";
   if (ieq(p, "RDP")) return "rdp";
   if (ieq(p, "SSH")) return "ssh";
   if (ieq(p, "Telnet")) return "telnet";

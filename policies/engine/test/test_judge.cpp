@@ -242,6 +242,23 @@ TEST_CASE("lateral movement by content: SMB, RDP, Telnet", "[judge]") {
   auto fake = fx.flow(CT, 40003, "10.10.1.97", 445);
   fx.judge_flow(fake);
   CHECK(fx.alerts("lateral.admin_protocol").size() == 3);
+
+  // The NetBIOS session service (TCP 139) carries SMB: inbound, SAHD-7 forbids it ...
+  auto nbss = fx.flow("10.10.1.96", 40004, CT, 139);
+  nbss.ndpi_protocol = "NetBIOS";
+  v = fx.judge_flow(nbss);
+  CHECK(v.verdict == "forbidden");
+  CHECK(v.mds2 == std::vector<std::string>{"SAHD-7"});
+  REQUIRE(fx.alerts("lateral.admin_protocol").size() == 4);
+  CHECK(fx.alerts("lateral.admin_protocol").back()["alert"]["evidence"]["app"] == "smb");
+  // ... but a NetBIOS name query (UDP 137) is no file sharing.
+  auto nbns = fx.flow("10.10.1.96", 137, CT, 137, 17);
+  nbns.ndpi_protocol = "NetBIOS";
+  v = fx.judge_flow(nbns);
+  CHECK(v.verdict == "undeclared");
+  CHECK(v.mds2.empty());
+  CHECK(fx.alerts("lateral.admin_protocol").size() == 4);
+  CHECK(fx.alerts("flow.undeclared").back()["alert"]["evidence"]["app"] == "netbios");
 }
 
 TEST_CASE("undeclared, unlisted listening port, disabled-by-default service", "[judge]") {
