@@ -116,6 +116,12 @@ bool contains(const std::vector<std::string>& v, std::string_view s) {
   for (auto& x : v) if (x == s) return true;
   return false;
 }
+// Application names: the model's are lowercase, nDPI's names it does not map keep their own case
+// ("MQTT", "Modbus").
+bool contains_app(const std::vector<std::string>& v, std::string_view app) {
+  for (auto& x : v) if (ieq(x, app)) return true;
+  return false;
+}
 
 uint64_t fnv(uint64_t h, std::string_view s) {
   for (unsigned char c : s) { h ^= c; h *= 1099511628211ull; }
@@ -526,8 +532,7 @@ const FlowRule* PolicyJudge::find_declared_flow(const Side& s) const {
       if (!ok) continue;
     }
     if (!r.apps.empty() && !s.app.empty()) {
-      bool ok = false;
-      for (auto& a : r.apps) if (a == s.app) { ok = true; break; }
+      bool ok = contains_app(r.apps, s.app);
       // DICOM or HL7 over TLS shows up as TLS: the rule's app is inside.
       if (!ok && s.app == "tls" && r.tls != Tls::forbidden) ok = true;
       if (!ok) continue;
@@ -575,7 +580,7 @@ PolicyJudge::SideResult PolicyJudge::judge_undeclared_flow(const Side& s) {
   if (!s.app.empty())
     for (auto& x : m->forbidden) {
       if (x.direction != Direction::any && x.direction != dir) continue;
-      if (contains(x.apps, s.app)) { fb = &x; break; }
+      if (contains_app(x.apps, s.app)) { fb = &x; break; }
     }
   int peer_zone = zone_of(s.peer_ip);
   bool zone_never = peer_zone >= 0 && static_cast<size_t>(peer_zone) < site_->zones.size() &&

@@ -27,11 +27,17 @@ struct Fixture {
   std::vector<std::unique_ptr<std::string>> ids;
   int64_t t = 1700000000000000;
 
-  // The demo site, or the demo site with `edits` applied (each: text -> replacement).
+  // The demo site, or the demo site with `edits` applied (each: text -> replacement) and, when
+  // given, one more model (YAML text) in its models list.
   using Edits = std::vector<std::pair<std::string, std::string>>;
-  explicit Fixture(const Edits& edits = {}) {
+  explicit Fixture(Edits edits = {}, const std::string& model = {}) {
     std::string site = std::string(POLICIES_DIR) + "/sites/demo-site.yaml";
-    std::string tmp;
+    std::string tmp, tmp_model;
+    if (!model.empty()) {
+      tmp_model = "/tmp/medmon-judge-model-" + std::to_string(::getpid()) + ".yaml";
+      std::ofstream(tmp_model) << model;
+      edits.emplace_back("  - ../devices/acme-ct.yaml\n", "  - ../devices/acme-ct.yaml\n  - " + tmp_model + "\n");
+    }
     if (!edits.empty()) {
       std::ifstream in(site);
       std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -49,6 +55,7 @@ struct Fixture {
     Errors errs;
     judge = PolicyJudge::load(site, std::string(POLICIES_DIR) + "/devices", {}, errs);
     if (!tmp.empty()) std::remove(tmp.c_str());
+    if (!tmp_model.empty()) std::remove(tmp_model.c_str());
     for (auto& e : errs.list) WARN(e.format());
     REQUIRE(judge);
     out.add_sink(sink);
@@ -259,6 +266,26 @@ TEST_CASE("lateral movement by content: SMB, RDP, Telnet", "[judge]") {
   CHECK(v.mds2.empty());
   CHECK(fx.alerts("lateral.admin_protocol").size() == 4);
   CHECK(fx.alerts("flow.undeclared").back()["alert"]["evidence"]["app"] == "netbios");
+}
+
+TEST_CASE("application names from nDPI match the model's in any case", "[judge]") {
+  Fixture fx({{"  - {role: ntp,", "  - {role: service, ips: [10.10.1.90]}\n  - {role: ntp,"},
+              {"devices:\n", "devices:\n  - {name: gw-1, model: test-gateway, ip: 10.10.1.30, zone: modality}\n"}},
+             "schema: medmon.model/v1\nmodel: {id: test-gateway}\n"
+             "flows:\n  - {id: mqtt-telemetry, initiator: device, peer_role: service, l4: tcp, dst_port: [1883], app: mqtt}\n"
+             "forbidden_apps:\n  - {app: [Modbus], direction: outbound, source: [CONN-3]}\n");
+  // nDPI names the protocols "MQTT" and "Modbus"; the model writes them in lowercase.
+  auto mqtt = fx.flow("10.10.1.30", 40001, "10.10.1.90", 1883);
+  mqtt.ndpi_protocol = "MQTT";
+  auto v = fx.judge_flow(mqtt);
+  CHECK(v.verdict == "declared");
+  CHECK(v.rule == "mqtt-telemetry");
+  auto modbus = fx.flow("10.10.1.30", 40002, "10.10.1.90", 502);
+  modbus.ndpi_protocol = "Modbus";
+  v = fx.judge_flow(modbus);
+  CHECK(v.verdict == "forbidden");
+  CHECK(v.rule == "flow.forbidden_app");
+  CHECK(fx.alerts("flow.forbidden_app").size() == 1);
 }
 
 TEST_CASE("undeclared, unlisted listening port, disabled-by-default service", "[judge]") {
