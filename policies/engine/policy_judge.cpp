@@ -154,6 +154,17 @@ bool hl7_type_allowed(const std::vector<std::string>& allowed, std::string_view 
 
 std::string ip_str(const IpAddr& a) { std::string s; a.append_to(s); return s; }
 
+// Multicast (224.0.0.0/4, ff00::/8), the limited broadcast 255.255.255.255 and link-local addresses
+// (169.254.0.0/16, fe80::/10): traffic to them stays on the site's own links, never outside the
+// customer environment, whatever internal_networks lists.
+bool link_scoped(const IpAddr& a) {
+  const auto& b = a.b;
+  if (a.family == 4)
+    return (b[0] & 0xF0) == 224 || (b[0] == 169 && b[1] == 254) || (b[0] == 255 && b[1] == 255 && b[2] == 255 && b[3] == 255);
+  if (a.family == 6) return b[0] == 0xFF || (b[0] == 0xFE && (b[1] & 0xC0) == 0x80);
+  return false;
+}
+
 }  // namespace
 
 struct PolicyJudge::Alert {
@@ -339,7 +350,7 @@ int PolicyJudge::zone_of(const IpAddr& ip) const {
 
 bool PolicyJudge::internal(const IpAddr& ip) const {
   for (auto& c : site_->internal) if (c.contains(ip)) return true;
-  return false;
+  return link_scoped(ip);
 }
 
 uint64_t PolicyJudge::roles_of(const IpAddr& ip) const {

@@ -216,6 +216,39 @@ TEST_CASE("PHI to an external address is critical", "[judge]") {
   CHECK(fx.judge->max_severity() == Severity::critical);
 }
 
+TEST_CASE("multicast, broadcast and link-local peers are not external", "[judge]") {
+  Fixture fx;
+  // mDNS, SSDP, a DHCP broadcast and a link-local peer: none leaves the site, so CONN-4 (the CT
+  // never talks outside the customer environment) and the zone matrix's "external" stay silent.
+  auto mdns = fx.flow(CT, 5353, "224.0.0.251", 5353, 17);
+  mdns.ndpi_protocol = "MDNS";
+  auto ssdp = fx.flow(CT, 50000, "239.255.255.250", 1900, 17);
+  ssdp.ndpi_protocol = "SSDP";
+  auto dhcp = fx.flow(CT, 68, "255.255.255.255", 67, 17);
+  dhcp.ndpi_protocol = "DHCP";
+  auto ll = fx.flow(CT, 40001, "169.254.10.20", 8080);
+  auto ll6 = fx.flow("fe80::1", 546, "ff02::1:2", 547, 17);
+  for (auto* f : {&mdns, &ssdp, &dhcp, &ll}) {
+    auto v = fx.judge_flow(*f);
+    // Still not declared by the CT's model: undeclared, only not external.
+    CHECK(v.verdict == "undeclared");
+    CHECK(v.rule == "flow.undeclared");
+  }
+  fx.judge_flow(ll6);
+  CHECK(fx.alerts("flow.external_forbidden").empty());
+  CHECK(fx.alerts("lateral.zone_crossing").empty());
+  CHECK(fx.alerts("flow.undeclared").size() == 4);
+  fx.out.begin("flow", ssdp.end, &ssdp.ep).field("x", 1);
+  fx.out.end();
+  json ev = json::parse(fx.sink->lines.back());
+  CHECK(ev["src_zone"] == "modality");
+  CHECK_FALSE(ev.contains("dst_zone"));
+  // An address outside internal_networks is still external.
+  auto dns = fx.flow(CT, 40002, "8.8.8.8", 53, 17);
+  dns.ndpi_protocol = "DNS";
+  CHECK(fx.judge_flow(dns).rule == "flow.external_forbidden");
+}
+
 TEST_CASE("lateral movement by content: SMB, RDP, Telnet", "[judge]") {
   Fixture fx;
   auto smb = fx.flow(CT, 40001, "10.10.1.99", 445);
