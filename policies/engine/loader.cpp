@@ -153,6 +153,18 @@ struct Reader {
       err(it->first, "unknown key '" + k + "' in " + what + " (expected one of: " + exp + ")");
     }
   }
+  // For the mappings read key by key instead of through keys() (mds2_derived, mds2 answers,
+  // severity): false, with an error, when `key` repeats one already seen; yaml-cpp would let the
+  // last one win silently.
+  bool unique_key(std::vector<std::string>& seen, const YAML::Node& key, const std::string& what) {
+    std::string k = key.IsScalar() ? key.Scalar() : std::string("?");
+    if (std::find(seen.begin(), seen.end(), k) != seen.end()) {
+      err(key, "duplicate key '" + k + "' in " + what);
+      return false;
+    }
+    seen.push_back(std::move(k));
+    return true;
+  }
   bool str(const YAML::Node& n, const std::string& what, std::string& out) {
     if (!n.IsScalar()) { err(n, what + ": expected a string"); return false; }
     out = n.Scalar();
@@ -342,7 +354,9 @@ void load_fingerprints(Reader& r, YAML::Node fp, Model& m) {
 void load_derived(Reader& r, YAML::Node n, Model& m) {
   if (!r.optional_map(n, "mds2_derived")) return;
   auto& sws = mds2::derived_switches();
+  std::vector<std::string> seen;
   for (auto it = n.begin(); it != n.end(); ++it) {
+    if (!r.unique_key(seen, it->first, "mds2_derived")) continue;
     std::string k = it->first.Scalar();
     const mds2::Switch* s = mds2::find_switch(k);
     if (!s) {
@@ -540,7 +554,9 @@ void load_mds2(Reader& r, YAML::Node x, Model& m) {
   r.keys(x, "mds2", {"form", "answers", "notes"});
   auto ans = x["answers"];
   if (!r.optional_map(ans, "mds2 answers")) return;
+  std::vector<std::string> seen;
   for (auto it = ans.begin(); it != ans.end(); ++it) {
+    if (!r.unique_key(seen, it->first, "mds2 answers")) continue;
     std::string id = it->first.Scalar(), dummy;
     if (!mds2::match_question_id(id, dummy) || dummy != id) {
       r.err(it->first, "mds2 answers: '" + id + "' is not an MDS2 question id (expected e.g. CONN-4)");
@@ -794,7 +810,9 @@ void load_thresholds(Reader& r, YAML::Node t, Thresholds& th) {
 // Per-rule severity overrides, keyed by the rule ids of docs/alerts.md.
 void load_severity(Reader& r, YAML::Node sv, Site& site) {
   if (!r.optional_map(sv, "severity")) return;
+  std::vector<std::string> seen;
   for (auto it = sv.begin(); it != sv.end(); ++it) {
+    if (!r.unique_key(seen, it->first, "severity")) continue;
     std::string s;
     Severity level;
     if (!kRules.count(it->first.Scalar())) {

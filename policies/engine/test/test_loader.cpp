@@ -206,6 +206,23 @@ TEST_CASE("wrong values say what was expected", "[policy][loader]") {
   CHECK(all(e5).find(sp4 + ":1:9: unsupported schema 'medmon.site/v2' (expected medmon.site/v1)") != std::string::npos);
 }
 
+TEST_CASE("a switch, answer or severity given twice is an error", "[policy][loader]") {
+  TempDir t;
+  std::string model = kModel;
+  model.replace(model.find("  internal_only: true\n"), 22, "  internal_only: true\n  internal_only: false\n");
+  model += "mds2:\n  answers:\n    CONN-4: {answer: \"no\"}\n    CONN-4: {answer: \"yes\"}\n";
+  t.write("devices/test-modality.yaml", model);
+  auto sp = t.write("sites/site.yaml", std::string(kSite) + "severity:\n  flow.undeclared: low\n  flow.undeclared: high\n");
+  Errors errs;
+  CHECK_FALSE(load_site(sp, "", errs));
+  std::string s = all(errs);
+  INFO(s);
+  CHECK(s.find("devices/test-modality.yaml:6:3: duplicate key 'internal_only' in mds2_derived") != std::string::npos);
+  CHECK(s.find("devices/test-modality.yaml:17:5: duplicate key 'CONN-4' in mds2 answers") != std::string::npos);
+  CHECK(s.find(sp + ":11:3: duplicate key 'flow.undeclared' in severity") != std::string::npos);
+  CHECK(errs.list.size() == 3);
+}
+
 TEST_CASE("CIDR parsing and matching", "[policy]") {
   Cidr c;
   REQUIRE(Cidr::parse("10.10.0.0/16", c));
