@@ -34,9 +34,13 @@ std::string collapse_ws(std::string_view s) {
   std::string out;
   out.reserve(s.size());
   bool space = false;
-  for (unsigned char c : s) {
-    // Non-breaking spaces (U+00A0 as UTF-8 C2 A0) are handled by the caller's strip; here ASCII.
-    if (std::isspace(c)) { space = !out.empty(); continue; }
+  for (size_t i = 0; i < s.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    // A non-breaking space (U+00A0, UTF-8 C2 A0), as spreadsheets and web pages leave around an
+    // answer, is a space like the ASCII ones: "\u00a0No" is the answer No, not text.
+    bool nbsp = c == 0xC2 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) == 0xA0;
+    if (nbsp) ++i;
+    if (nbsp || std::isspace(c)) { space = !out.empty(); continue; }
     if (space) { out.push_back(' '); space = false; }
     out.push_back(static_cast<char>(c));
   }

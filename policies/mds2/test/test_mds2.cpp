@@ -176,6 +176,18 @@ TEST_CASE("answers are normalised, the wording kept", "[mds2]") {
   CHECK(normalise_answer("None", d) == Answer::text);
   CHECK(normalise_answer("Nonexistent", d) == Answer::text);
   CHECK(normalise_answer("Yes,\"DICOM WL, HL7, PACS\"", d) == Answer::yes);
+  // Non-breaking spaces (U+00A0) around an answer are spaces.
+  CHECK(normalise_answer("\xC2\xA0No", d) == Answer::no);
+  CHECK(d == "No");
+  CHECK(normalise_answer("Yes\xC2\xA0", d) == Answer::yes);
+  CHECK(d == "Yes");
+  CHECK(collapse_ws("Yes,\xC2\xA0\xC2\xA0optional") == "Yes, optional");
+  Form nb = read_text_buffer("Question ID,Question,Answer\n"
+                             "CONN-4,\"Can the device communicate with other systems external to the customer environment?\",\xC2\xA0No\n",
+                             "csv");
+  finish_form(nb);
+  REQUIRE(nb.find("CONN-4"));
+  CHECK(nb.find("CONN-4")->answer == Answer::no);
   CHECK(excel_serial_to_date("43747") == "2019-10-09");
   CHECK(excel_serial_to_date("abc").empty());
   std::string id;
