@@ -134,7 +134,15 @@ void add_row(Form& f, std::vector<std::string> cells, const Columns* cols) {
   // Classify by shape: blank cells may have vanished (PDF text, loose text).
   std::vector<std::string> rest;
   for (size_t j = k + 1; j < cells.size(); ++j) if (!cells[j].empty()) rest.push_back(cells[j]);
-  if (rest.size() == 1) {
+  // A row of an id and its answer with no question text ("CONN-4,No", "CONN-4,See Note 2"): the
+  // first cell is classified like the others instead of taken for the question.
+  bool no_question = false;
+  if (!rest.empty() && rest[0].find('?') == std::string::npos) {
+    std::string d;
+    Answer a = normalise_answer(rest[0], d);
+    no_question = a != Answer::text && a != Answer::blank;
+  }
+  if (rest.size() == 1 && !no_question) {
     // One cell holding question and answer: `"Question?": Yes` (Markdown lists) or `Question? Yes`.
     std::string s = rest[0];
     size_t cut = s.rfind("\":");
@@ -151,11 +159,11 @@ void add_row(Form& f, std::vector<std::string> cells, const Columns* cols) {
       if (!ans.empty()) rest.push_back(ans);
     }
   }
-  if (!rest.empty()) q.question = rest[0];
+  if (!rest.empty() && !no_question) q.question = rest[0];
   bool have_answer = false;
   int last_map = -1;
   std::string extra;
-  for (size_t j = 1; j < rest.size(); ++j) {
+  for (size_t j = no_question ? 0 : 1; j < rest.size(); ++j) {
     const std::string& s = rest[j];
     std::string l = lower(s);
     if (!have_answer) {

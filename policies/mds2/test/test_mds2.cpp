@@ -215,6 +215,29 @@ TEST_CASE("pasted answers with HTML keep their text", "[mds2]") {
   CHECK(f.find("TXCF-2")->nist_800_53 == "CM-7");
 }
 
+TEST_CASE("rows of only an id and an answer keep the answer", "[mds2]") {
+  // Headerless CSV, TSV, Markdown and loose text: the cell after the id is the answer, not the question.
+  for (auto [text, hint] : {std::pair<const char*, const char*>{"CONN-3,Yes\nCONN-4,No\nTXCF-2,See Note 1\n", "csv"},
+                            {"CONN-3\tYes\nCONN-4\tNo\nTXCF-2\tSee Note 1\n", "tsv"},
+                            {"| CONN-3 | Yes |\n| CONN-4 | No |\n| TXCF-2 | See Note 1 |\n", "markdown"},
+                            {"CONN-3   Yes\nCONN-4   No\nTXCF-2   See Note 1\n", ""}}) {
+    INFO(hint);
+    Form f = read_text_buffer(text, hint);
+    finish_form(f);
+    REQUIRE(f.find("CONN-4"));
+    CHECK(f.find("CONN-3")->answer == Answer::yes);
+    CHECK(f.find("CONN-4")->answer == Answer::no);
+    CHECK(f.find("CONN-4")->detail == "No");
+    CHECK(f.find("CONN-4")->question.empty());
+    CHECK(f.find("TXCF-2")->note_ref == "See Note 1");
+  }
+  // With question text the first cell stays the question.
+  Form f = read_text_buffer("CONN-4,Can the device communicate externally?,No\n", "csv");
+  finish_form(f);
+  CHECK(f.find("CONN-4")->question == "Can the device communicate externally?");
+  CHECK(f.find("CONN-4")->answer == Answer::no);
+}
+
 TEST_CASE("MediCapture-style Markdown lines", "[mds2]") {
   std::string text =
       "# MDS2\n\n"
