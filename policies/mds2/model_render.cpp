@@ -111,18 +111,22 @@ std::vector<PortEntry> read_ports_csv(const std::string& path) {
   int c_port = 0, c_proto = 1, c_dir = 2, c_svc = 3, c_def = 4;
   std::vector<PortEntry> out;
   int line = 0;
+  bool first_record = true;  // the header, when there is one, is the first record after comments
   for (auto& row : rows) {
     ++line;
     for (auto& c : row) c = collapse_ws(c);
     if (row.empty() || (row.size() == 1 && row[0].empty()) || (!row[0].empty() && row[0][0] == '#')) continue;
     std::string first = row[0];
     for (auto& ch : first) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    if (line == 1 && !std::isdigit(static_cast<unsigned char>(first.empty() ? 'x' : first[0]))) {
+    bool header = first_record && !std::isdigit(static_cast<unsigned char>(first.empty() ? 'x' : first[0]));
+    first_record = false;
+    if (header) {
       for (int i = 0; i < static_cast<int>(row.size()); ++i) {
         std::string h = row[i];
         for (auto& ch : h) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-        if (h.find("port") != std::string::npos) c_port = i;
-        else if (h.find("proto") != std::string::npos) c_proto = i;
+        // "Transport" / "Transport Protocol" name the protocol, though they contain "port".
+        if (h.find("proto") != std::string::npos || h.find("transport") != std::string::npos) c_proto = i;
+        else if (h.find("port") != std::string::npos) c_port = i;
         else if (h.find("dir") != std::string::npos) c_dir = i;
         else if (h.find("serv") != std::string::npos) c_svc = i;
         else if (h.find("default") != std::string::npos || h.find("state") != std::string::npos || h.find("status") != std::string::npos) c_def = i;

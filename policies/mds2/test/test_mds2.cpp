@@ -297,6 +297,19 @@ TEST_CASE("vendor port table becomes flows", "[mds2]") {
     o << "port,protocol,direction,service,default\n104,tcp,inbound,dicom,on\nhttp,tcp,inbound,web,on\n";
   }
   CHECK_THROWS_WITH(read_ports_csv(path), Catch::Contains("ports-test.csv:3: port 'http'"));
+  // "Transport" is the protocol column, not the port; a header after comment lines is still the header.
+  for (const char* table : {"Port,Transport,Direction,Service,Default state\n104,TCP,Inbound,DICOM,Enabled\n",
+                            "Service,Port,Transport Protocol,Direction,Status\nDICOM,104,UDP,Inbound,Enabled\n",
+                            "# ACME port list\n\nService,Port,Protocol,Direction,State\nDICOM,104,TCP,Inbound,Disabled\n"}) {
+    INFO(table);
+    std::ofstream(path) << table;
+    auto p = read_ports_csv(path);
+    REQUIRE(p.size() == 1);
+    CHECK(p[0].port == 104);
+    CHECK(p[0].direction == "inbound");
+    CHECK(p[0].service == "DICOM");
+  }
+  CHECK(read_ports_csv(path)[0].default_enabled == false);
   std::remove(path.c_str());
 }
 
