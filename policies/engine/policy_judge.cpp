@@ -393,13 +393,11 @@ void PolicyJudge::cite(Alert& a, const Model* m, std::string_view qid) const {
   for (auto& c : a.mds2) if (c.id == qid) return;
   Alert::Cite c;
   c.id = std::string(qid);
-  bool have = false;
   if (m) {
     auto it = m->answers.find(c.id);
     if (it != m->answers.end()) {
       c.answer = it->second.answer;
       c.iec = it->second.iec; c.nist = it->second.nist; c.iso = it->second.iso;
-      have = true;
     }
     if (c.answer.empty()) {
       // Hand-written models state the derived switch, not the answer: recover the answer from it.
@@ -411,8 +409,12 @@ void PolicyJudge::cite(Alert& a, const Model* m, std::string_view qid) const {
       }
     }
   }
-  if (!have) {
-    if (auto* t = mds2::template_mapping(qid)) { c.iec = t->iec; c.nist = t->nist; c.iso = t->iso; }
+  // The mapping belongs to the form, not to the vendor: cells an answer leaves out (a hand-written
+  // entry of only answer and detail) come from the NEMA template.
+  if (auto* t = mds2::template_mapping(qid)) {
+    if (c.iec.empty()) c.iec = t->iec;
+    if (c.nist.empty()) c.nist = t->nist;
+    if (c.iso.empty()) c.iso = t->iso;
   }
   if (c.answer.empty()) c.answer = "unknown";
   a.mds2.push_back(std::move(c));

@@ -249,6 +249,32 @@ TEST_CASE("multicast, broadcast and link-local peers are not external", "[judge]
   CHECK(fx.judge_flow(dns).rule == "flow.external_forbidden");
 }
 
+TEST_CASE("cited answers without mapping cells take them from the NEMA template", "[judge]") {
+  Fixture fx({{"devices:\n", "devices:\n  - {name: gw-1, model: test-gateway, ip: 10.10.1.30, zone: modality}\n"}},
+             "schema: medmon.model/v1\nmodel: {id: test-gateway}\n"
+             "mds2_derived: {phi_encrypted_claim: true, phi_any: false}\n"
+             "mds2:\n  answers:\n    TXCF-2: {answer: \"yes\", detail: \"Yes\"}\n"
+             "    MPII-1: {answer: \"no\", detail: \"No\", nist_800_53: \"SC-8\"}\n");
+  auto f = fx.flow("10.10.1.30", 40001, "10.10.1.90", 104);
+  fx.add_facts(f, "dicom").add_phi("PatientName");
+  fx.judge_flow(f);
+  auto phi = fx.alerts("phi.cleartext");
+  REQUIRE(phi.size() == 1);
+  json txcf2, mpii1;
+  for (auto& c : phi[0]["alert"]["mds2"]) {
+    if (c["id"] == "TXCF-2") txcf2 = c;
+    if (c["id"] == "MPII-1") mpii1 = c;
+  }
+  CHECK(txcf2["answer"] == "yes");
+  CHECK(txcf2["iec_tr_80001_2_2"] == "Section 5.18, TXCF");
+  CHECK(txcf2["nist_800_53"] == "CM-7");
+  CHECK(txcf2["iso_27002"] == "A.12.5.1");
+  // A cell the model gives is kept; the others come from the template.
+  CHECK(mpii1["answer"] == "no");
+  CHECK(mpii1["nist_800_53"] == "SC-8");
+  CHECK(mpii1["iso_27002"] == "A.15.1.4");
+}
+
 TEST_CASE("lateral movement by content: SMB, RDP, Telnet", "[judge]") {
   Fixture fx;
   auto smb = fx.flow(CT, 40001, "10.10.1.99", 445);
