@@ -830,10 +830,12 @@ void load_severity(Reader& r, YAML::Node sv, Site& site) {
 void bind_models(Reader& r, Site& site) {
   static const std::set<std::string, std::less<>> builtin = {"any", "any_internal", "external"};
   const std::string& path = r.file;
+  std::set<const Model*> checked;  // a model several devices run is checked (and its errors told) once
   for (auto& d : site.devices) {
     for (auto& m : site.models) {
       if (m->id != d.model_id) continue;
       d.model = m.get();
+      if (!checked.insert(m.get()).second) continue;
       for (auto& f : m->flows) {
         if (builtin.count(f.peer_role)) continue;
         f.role_index = site.role_index(f.peer_role);

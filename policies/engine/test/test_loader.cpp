@@ -145,6 +145,20 @@ TEST_CASE("a model role the site does not bind", "[policy][loader]") {
   CHECK(s.find(mp + ":9:16: flow 'store': unknown role 'pacs' (not bound in " + sp) != std::string::npos);
 }
 
+TEST_CASE("a model's cross-reference errors are told once, however many devices run it", "[policy][loader]") {
+  TempDir t;
+  auto mp = t.write("devices/test-modality.yaml", kModel);
+  std::string site = kSite;
+  site.replace(site.find("role: pacs"), 10, "role: archive");
+  site += "  - {name: mod-2, model: test-modality, ip: 10.1.0.11, zone: modality}\n";
+  auto sp = t.write("sites/site.yaml", site);
+  Errors errs;
+  CHECK_FALSE(load_site(sp, "", errs));
+  INFO(all(errs));
+  REQUIRE(errs.list.size() == 1);
+  CHECK(errs.list[0].message.find("flow 'store': unknown role 'pacs'") == 0);
+}
+
 TEST_CASE("a model that does not exist", "[policy][loader]") {
   TempDir t;
   auto sp = t.write("sites/site.yaml", kSite);
