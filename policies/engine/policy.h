@@ -150,7 +150,7 @@ struct Device {
   std::vector<std::string> ae_titles, hl7_apps, roles, enable;
   std::string zone;
   // Passive binding for devices whose address is not fixed: the first flow whose client shows
-  // one of these binds its address to the device (for judging; header annotation uses ip/mac).
+  // one of these binds its address to the device (for judging; header annotation uses ip only).
   std::vector<std::string> fp_dicom_calling_ae, fp_hl7_msh3;
 };
 

@@ -220,13 +220,22 @@ PolicyJudge::PolicyJudge(std::shared_ptr<const Site> site, JudgeOptions opt, std
     for (auto& ae : s.roles[r].ae_titles)
       for (auto& c : s.roles[r].addrs) ae_bindings_[ae].push_back(c);
   }
-  for (auto& d : s.devices) {
+  dev_roles_.assign(s.devices.size(), 0);
+  for (size_t i = 0; i < s.devices.size(); ++i) {
+    auto& d = s.devices[i];
     for (auto& ro : d.roles) {
       int r = s.role_index(ro);
-      if (r >= 0 && r < 64) for (auto& ip : d.ips) roles_by_ip_[IpKey(ip)] |= 1ull << r;
+      if (r < 0 || r >= 64) continue;
+      dev_roles_[i] |= 1ull << r;  // also for a device bound by MAC, whose address is not known here
+      for (auto& ip : d.ips) roles_by_ip_[IpKey(ip)] |= 1ull << r;
     }
-    for (auto& ae : d.ae_titles)
-      for (auto& ip : d.ips) ae_bindings_[ae].push_back({ip, static_cast<uint8_t>(ip.family == 4 ? 32 : 128)});
+    // A device's AE titles are bound to its addresses; one bound by MAC only holds them wherever it
+    // is (eval_dicom_flow asks the calling device itself), and any other client is a spoof.
+    for (auto& ae : d.ae_titles) {
+      if (d.ips.empty() && d.macs.empty()) continue;  // bound by fingerprint alone: nothing to hold it to
+      auto& bound = ae_bindings_[ae];
+      for (auto& ip : d.ips) bound.push_back({ip, static_cast<uint8_t>(ip.family == 4 ? 32 : 128)});
+    }
   }
   for (size_t z = 0; z < s.zones.size(); ++z)
     for (auto& c : s.zones[z].cidrs) zone_cidrs_.emplace_back(c, static_cast<int>(z));
@@ -826,7 +835,7 @@ void PolicyJudge::eval_dicom_flow(const FlowSummary& f, const Device* cdev, cons
   if (calling && !calling->empty()) {
     auto it = ae_bindings_.find(*calling);
     if (it != ae_bindings_.end()) {
-      bool ok = false;
+      bool ok = cdev && contains(cdev->ae_titles, *calling);  // the device the AE belongs to, however bound
       for (auto& c : it->second) if (c.contains(f.ep.src)) { ok = true; break; }
       if (!ok) {
         Alert a = base("dicom.ae_spoofing", Severity::high);
@@ -991,6 +1000,7 @@ FlowVerdict PolicyJudge::judge(const FlowSummary& f, EventOutput& out) {
     const Device* peer_dev = side == 0 ? sdev : cdev;
     const IpAddr& peer = side == 0 ? f.ep.dst : f.ep.src;
     uint64_t peer_roles = roles_of(peer);
+    if (peer_dev) peer_roles |= dev_roles_[static_cast<size_t>(peer_dev - site_->devices.data())];
     SideResult r = eval_side(f, *d, side == 0, peer_dev, peer_roles, app, enc, out);
     if (r.level > worst.level) worst = std::move(r);
     if (side == 0) track_fanout(f, *d, out);

@@ -114,6 +114,7 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
   std::vector<std::pair<std::string, uint32_t>> fp_ae_, fp_msh3_;
   std::vector<std::pair<std::array<uint8_t, 6>, uint32_t>> dev_by_mac_;
   std::unordered_map<IpKey, uint64_t, IpKeyHash> roles_by_ip_;       // exact addresses
+  std::vector<uint64_t> dev_roles_;                                   // per device: its roles: bits
   std::vector<std::pair<Cidr, uint64_t>> roles_by_cidr_;              // networks
   std::vector<std::pair<Cidr, int>> zone_cidrs_;                      // longest prefix first
   std::vector<uint8_t> zone_matrix_;                                  // nz*nz allowed bits

@@ -700,6 +700,32 @@ TEST_CASE("a device bound by fingerprint instead of address", "[judge]") {
   CHECK(v2.mds2 == std::vector<std::string>{"RMOT-1"});
 }
 
+TEST_CASE("a device bound by MAC keeps its roles and AE titles", "[judge]") {
+  Fixture fx(Fixture::Edits{{"ip: 10.10.1.10, ae_title: CT01", "mac: \"02:00:0a:0a:00:01\", ae_title: CT01"}});
+  const std::array<uint8_t, 6> ct_mac{0x02, 0x00, 0x0a, 0x0a, 0x00, 0x01}, other_mac{0x02, 0, 0, 0, 0, 0x77};
+  // The CT stores in clear to the PACS: for the PACS it is a modality (the CT's roles:), so
+  // dicom-store-in is declared and its PHI expected.
+  auto f = fx.flow(CT, 40001, PACS, 11112);
+  f.client_mac = ct_mac;
+  auto& facts = fx.add_facts(f, "dicom");
+  facts.set_attr("dicom.calling_ae", "CT01");
+  facts.add_phi("PatientName");
+  CHECK(fx.judge_flow(f).verdict == "declared");
+  CHECK(fx.alerts("flow.undeclared").empty());
+  for (auto& a : fx.alerts("phi.cleartext"))
+    if (a["alert"]["device"] == "pacs-1") CHECK(a["alert"]["severity"] == "low");
+  // Its AE title from its own address: no spoofing; from another host: spoofing.
+  CHECK(fx.alerts("dicom.ae_spoofing").empty());
+  auto spoof = fx.flow("10.10.1.77", 40002, PACS, 11112);
+  spoof.client_mac = other_mac;
+  fx.add_facts(spoof, "dicom").set_attr("dicom.calling_ae", "CT01");
+  fx.judge_flow(spoof);
+  auto sp = fx.alerts("dicom.ae_spoofing");
+  REQUIRE(sp.size() == 1);
+  CHECK(sp[0]["alert"]["peer"] == "CT01@10.10.1.77");
+  CHECK(fx.alerts("dicom.ae_new_ip").empty());
+}
+
 TEST_CASE("unbound host on a listed port; zone crossing without a device", "[judge]") {
   Fixture fx;
   // The PACS lists 11112 for modalities: an unknown client there is an undeclared peer, and
