@@ -158,7 +158,7 @@ std::string excel_serial_to_date(std::string_view serial) {
   long d = doy - (153 * mp + 2) / 5 + 1;
   long m = mp + (mp < 10 ? 3 : -9);
   if (m <= 2) ++y;
-  char buf[48];
+  char buf[72];  // room for three longs, which the compiler cannot rule out
   std::snprintf(buf, sizeof buf, "%04ld-%02ld-%02ld", y, m, d);
   return buf;
 }
