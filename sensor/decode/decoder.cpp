@@ -39,6 +39,10 @@ DecodeStatus Decoder::bad(std::string_view name, uint32_t off, const Packet& out
   return DecodeStatus::malformed;
 }
 
+void Decoder::note(std::string_view name, uint32_t off, const Packet& out) {
+  if (on_anomaly_) on_anomaly_(name, off, out);
+}
+
 DecodeStatus Decoder::decode(const uint8_t* frame, uint32_t caplen, uint32_t wirelen, Timestamp ts, Packet& out) {
   out = Packet{};
   out.ts = ts;
@@ -165,7 +169,7 @@ DecodeStatus Decoder::ipv4(const uint8_t* p, uint32_t len, uint32_t off, Packet&
     bool conflict = false;
     auto r = frags_.add(key, out.ts, std::span<const uint8_t>(p, ihl), frag_off, more,
                         std::span<const uint8_t>(p + ihl, len - ihl), reassembled_, conflict);
-    if (conflict) bad("ipv4.fragment_overlap_conflict", off, out);
+    if (conflict) note("ipv4.fragment_overlap_conflict", off, out);
     if (r != FragmentTable::Result::complete) return DecodeStatus::fragment;
     // Rebuild a plain header: total length set, fragment fields cleared. The header is the first
     // fragment's, whose length may differ from this fragment's (options are not copied to every
@@ -238,7 +242,7 @@ DecodeStatus Decoder::ipv6(const uint8_t* p, uint32_t len, uint32_t off, Packet&
         bool conflict = false;
         auto r = frags_.add(key, out.ts, std::span<const uint8_t>(hdr, 40), frag_off, more,
                             std::span<const uint8_t>(p + pos, len - pos), reassembled_, conflict);
-        if (conflict) bad("ipv6.fragment_overlap_conflict", off + pos, out);
+        if (conflict) note("ipv6.fragment_overlap_conflict", off + pos, out);
         if (r != FragmentTable::Result::complete) return DecodeStatus::fragment;
         uint32_t total = static_cast<uint32_t>(reassembled_.size());
         uint32_t pl = total - 40;

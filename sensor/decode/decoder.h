@@ -60,6 +60,8 @@ class Decoder {
   DecodeStatus ipv6(const uint8_t* p, uint32_t len, uint32_t off, Packet& out);
   DecodeStatus transport(const uint8_t* p, uint32_t len, uint32_t off, Packet& out);
   DecodeStatus peek_fragment(uint32_t id, uint32_t offset, bool more, const uint8_t* l4, uint32_t len, Packet& out);
+  // An anomaly in a packet that is still used: reported, not counted as malformed.
+  void note(std::string_view name, uint32_t off, const Packet& out);
   DecodeStatus bad(std::string_view name, uint32_t off, const Packet& out);
 
   int dlt_;
