@@ -104,6 +104,7 @@ struct Reader {
   std::string file;
   Errors& errs;
   size_t start = errs.list.size();
+  std::vector<std::string> bad_models{};  // model files that failed to load: their errors are told once
 
   bool ok() const { return errs.list.size() == start; }
   void err(const YAML::Node& n, const std::string& msg) {
@@ -714,6 +715,8 @@ void load_listed_models(Reader& r, YAML::Node ml, const std::filesystem::path& s
     if (auto m = load_model(mp.lexically_normal().string(), r.errs)) {
       if (site.find_model(m->id)) continue;
       site.models.push_back(std::move(m));
+    } else {
+      r.bad_models.push_back(fs::weakly_canonical(mp).string());
     }
   }
 }
@@ -752,10 +755,14 @@ void resolve_device_model(Reader& r, YAML::Node at, const std::string& what, con
   if (site.find_model(id)) return;
   fs::path mp = fs::path(models_dir) / (id + ".yaml");
   if (fs::exists(mp)) {
+    std::string canonical = fs::weakly_canonical(mp).string();
+    if (std::find(r.bad_models.begin(), r.bad_models.end(), canonical) != r.bad_models.end()) return;  // told
     if (auto m = load_model(mp.string(), r.errs)) {
       if (m->id != id)
         r.err(at, what + " model: " + mp.string() + " declares id '" + m->id + "', not '" + id + "'");
       else site.models.push_back(std::move(m));
+    } else {
+      r.bad_models.push_back(canonical);
     }
   } else {
     r.err(at, what + " model: model '" + id + "' not found (looked in the site's models: list and " +

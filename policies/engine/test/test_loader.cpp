@@ -159,6 +159,21 @@ TEST_CASE("a model's cross-reference errors are told once, however many devices 
   CHECK(errs.list[0].message.find("flow 'store': unknown role 'pacs'") == 0);
 }
 
+TEST_CASE("a model file that fails to load is told once, whether listed under models: or found by id", "[policy][loader]") {
+  TempDir t;
+  std::string model = kModel;
+  model.replace(model.find("  internal_only: true\n"), 22, "  internal_only: true\n  internal_only: false\n");
+  t.write("devices/test-modality.yaml", model);
+  std::string site = std::string(kSite) + "  - {name: mod-2, model: test-modality, ip: 10.1.0.11, zone: modality}\n" +
+                     "models: [../devices/test-modality.yaml]\n";
+  auto sp = t.write("sites/site.yaml", site);
+  Errors errs;
+  CHECK_FALSE(load_site(sp, "", errs));
+  INFO(all(errs));
+  REQUIRE(errs.list.size() == 1);
+  CHECK(errs.list[0].message.find("duplicate key 'internal_only'") != std::string::npos);
+}
+
 TEST_CASE("a model that does not exist", "[policy][loader]") {
   TempDir t;
   auto sp = t.write("sites/site.yaml", kSite);

@@ -44,9 +44,7 @@ void run(int dlt, const std::vector<Bytes>& frames, Run& r) {
 
 // A Linux cooked (SLL) header: packet type, ARPHRD_ETHER, the sender's 6-byte address, IPv4.
 Bytes sll(const std::array<uint8_t, 6>& sender, const Bytes& l3) {
-  Bytes f = {0, 0, 0, 1, 0, 6};
-  f.insert(f.end(), sender.begin(), sender.end());
-  f.insert(f.end(), {0, 0, 0x08, 0x00});
+  Bytes f = {0, 0, 0, 1, 0, 6, sender[0], sender[1], sender[2], sender[3], sender[4], sender[5], 0, 0, 0x08, 0x00};
   f.insert(f.end(), l3.begin(), l3.end());
   return f;
 }
