@@ -44,8 +44,12 @@ void run(int dlt, const std::vector<Bytes>& frames, Run& r) {
 
 // A Linux cooked (SLL) header: packet type, ARPHRD_ETHER, the sender's 6-byte address, IPv4.
 Bytes sll(const std::array<uint8_t, 6>& sender, const Bytes& l3) {
-  Bytes f = {0, 0, 0, 1, 0, 6, sender[0], sender[1], sender[2], sender[3], sender[4], sender[5], 0, 0, 0x08, 0x00};
-  f.insert(f.end(), l3.begin(), l3.end());
+  Bytes f;
+  f.reserve(16 + l3.size());
+  for (uint8_t b : {0, 0, 0, 1, 0, 6}) f.push_back(b);
+  for (uint8_t b : sender) f.push_back(b);
+  for (uint8_t b : {0, 0, 0x08, 0x00}) f.push_back(b);
+  for (uint8_t b : l3) f.push_back(b);
   return f;
 }
 
