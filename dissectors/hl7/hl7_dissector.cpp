@@ -142,11 +142,17 @@ struct DirState : hl7cpp::MllpHandler, HttpHandler {
   uint64_t base = 0;          // stream offset of the first byte this dissector saw
   bool based = false;
   FlowContext* ctx = nullptr;
-  // A bare message is often delivered after its last byte came (by the next message's header or
-  // the peer's reply): it is stamped with the time of the data before `chunk_start`.
-  Timestamp last_ts{};        // time of the latest data fed to the framer
-  Timestamp before_ts{};      // time of the data before chunk_start
-  uint64_t chunk_start = 0;   // framer offset of the data being fed (its end outside a feed)
+  // A bare message is often delivered after its last byte came (by the next message's header,
+  // which may itself come a byte at a time, or by the peer's reply): it is stamped with the
+  // time of the chunk that held its last byte, kept for the last few chunks fed.
+  struct ChunkTime {
+    uint64_t start = 0;  // framer offset of the chunk's first byte
+    Timestamp ts{};
+  };
+  static constexpr size_t kChunkTimes = 8;  // more than the bytes of a header prefix ("MSH" after CR LF)
+  std::array<ChunkTime, kChunkTimes> chunk_times{};
+  size_t chunks_fed = 0;
+  Timestamp time_of(uint64_t offset) const;
   void feed(std::span<const uint8_t> data);
   void end_bare_message();
 
@@ -226,8 +232,6 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
     s.ctx = &ctx;
     cur_ctx_ = &ctx;
     if (s.mode == Mode::mllp) {
-      s.chunk_start = s.framer.offset();
-      s.before_ts = s.last_ts;
       s.framer.finish(s);
     } else if (s.mode == Mode::http) {
       s.http.finish(s);
@@ -498,15 +502,21 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
 };
 
 void DirState::feed(std::span<const uint8_t> data) {
-  before_ts = last_ts;
-  last_ts = ctx->now();
-  chunk_start = framer.offset();
+  if (!data.empty()) chunk_times[chunks_fed++ % kChunkTimes] = {framer.offset(), ctx->now()};
   framer.feed(data, *this);
 }
-void DirState::end_bare_message() {
-  chunk_start = framer.offset();
-  before_ts = last_ts;
-  framer.end_bare_message(*this);
+void DirState::end_bare_message() { framer.end_bare_message(*this); }
+
+Timestamp DirState::time_of(uint64_t offset) const {
+  size_t n = std::min(chunks_fed, kChunkTimes);
+  if (n == 0) return ctx->now();
+  const ChunkTime* oldest = nullptr;
+  for (size_t k = 0; k < n; ++k) {
+    const ChunkTime& c = chunk_times[(chunks_fed - 1 - k) % kChunkTimes];
+    if (c.start <= offset) return c.ts;
+    oldest = &c;
+  }
+  return oldest->ts;
 }
 
 void DirState::frame(const hl7cpp::MllpFrame& f) {
@@ -519,10 +529,9 @@ void DirState::frame(const hl7cpp::MllpFrame& f) {
     self->payload(*this, f.payload, base + f.offset + 1, "mllp", f.terminated);
     return;
   }
-  // A bare message whose bytes all came before the data being fed (or before now, outside a
-  // feed): its time is theirs, for the event and for the ACK latency.
+  // A bare message carries the time of its last byte, for the event and for the ACK latency.
   const Timestamp now = ctx->now();
-  if (f.offset + f.payload.size() <= chunk_start) ctx->set_now(before_ts);
+  if (!f.payload.empty()) ctx->set_now(time_of(f.offset + f.payload.size() - 1));
   self->payload(*this, f.payload, base + f.offset, "tcp", f.terminated);
   ctx->set_now(now);
 }

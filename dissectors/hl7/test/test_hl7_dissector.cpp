@@ -479,6 +479,24 @@ TEST_CASE("bare HL7: each message at its own time, ACKs paired both ways") {
   CHECK(h.out.counters().get("hl7.unacked") == 0);
 }
 
+TEST_CASE("bare HL7: a message keeps the time of its last byte when the next header comes a byte at a time") {
+  // The second message's "MSH" arrives as M, S, H five seconds later: the first message still
+  // carries its own time, not that of the M or S that came before the header was whole.
+  const int64_t t0 = 1704110400000000;
+  Harness h;
+  h.feed(Dir::to_server, kAdt, t0);
+  std::string next = with_id(kAdt, "MSG0002");
+  h.feed(Dir::to_server, next.substr(0, 1), t0 + 5000000);
+  h.feed(Dir::to_server, next.substr(1, 1), t0 + 6000000);
+  h.feed(Dir::to_server, next.substr(2), t0 + 7000000);
+  h.end();
+  auto ev = h.events("hl7");
+  REQUIRE(ev.size() == 3);  // the two messages, then the unacked summary at the end
+  CHECK(ev[0]["ts"] == format_rfc3339(Timestamp{t0}));
+  CHECK(ev[1]["ts"] == format_rfc3339(Timestamp{t0 + 7000000}));
+  CHECK(ev[2]["hl7"]["unacked"][0]["sent"] == format_rfc3339(Timestamp{t0}));
+}
+
 TEST_CASE("bare HL7: messages sent back to back are split at each MSH") {
   // 200 ADTs with no reply in between, in 1460-byte segments, then their ACKs: every message is
   // its own event and every ACK is matched.
