@@ -255,7 +255,7 @@ DecodeStatus Decoder::ipv6(const uint8_t* p, uint32_t len, uint32_t off, Packet&
         // fragmented data: walked only now.
         const uint8_t* whole = reassembled_.data();
         uint32_t at = 40;
-        for (int k = 0; out.proto == 0 || out.proto == 43 || out.proto == 60 || out.proto == 51; ++k) {
+        for (int k = 0; is_ipv6_extension(out.proto); ++k) {
           if (k == 16) return bad("ipv6.too_many_extensions", off + pos, out);
           if (at + 8 > total) return bad("ipv6.truncated_extension", off + pos, out);
           uint32_t hlen = out.proto == 51 ? (whole[at + 1] + 2u) * 4u : (whole[at + 1] + 1u) * 8u;
@@ -278,10 +278,21 @@ DecodeStatus Decoder::ipv6(const uint8_t* p, uint32_t len, uint32_t off, Packet&
 
 DecodeStatus Decoder::peek_fragment(uint32_t id, uint32_t offset, bool more, const uint8_t* l4, uint32_t len,
                                     Packet& out) {
-  peeked_ = {id, offset, more, false};
+  peeked_ = {id, offset, more, false, out.proto};
   if (offset != 0) return DecodeStatus::fragment;
+  // IPv6 headers after the fragment header: walked as far as this fragment holds them.
+  uint8_t proto = out.proto;
+  for (int k = 0; is_ipv6_extension(proto) && out.ip_version == 6 && k < 16; ++k) {
+    if (len < 8) return DecodeStatus::fragment;
+    uint32_t hlen = proto == 51 ? (l4[1] + 2u) * 4u : (l4[1] + 1u) * 8u;
+    if (hlen > len) return DecodeStatus::fragment;
+    proto = l4[0];
+    l4 += hlen;
+    len -= hlen;
+  }
+  peeked_.l4_proto = proto;
   // The ports transport() will read from the reassembled datagram, where this fragment has them.
-  switch (out.proto) {
+  switch (proto) {
     case 6:
     case 17:
       if (len < 4) break;
@@ -292,7 +303,7 @@ DecodeStatus Decoder::peek_fragment(uint32_t id, uint32_t offset, bool more, con
     case 1:
     case 58: {
       if (len < 1) break;
-      bool echo = out.proto == 1 ? (l4[0] == 8 || l4[0] == 0) : (l4[0] == 128 || l4[0] == 129);
+      bool echo = proto == 1 ? (l4[0] == 8 || l4[0] == 0) : (l4[0] == 128 || l4[0] == 129);
       if (!echo) { peeked_.has_ports = true; break; }
       if (len < 8) break;
       out.sport = be16(l4 + 4);

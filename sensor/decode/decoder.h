@@ -36,7 +36,13 @@ struct FragmentPeek {
   // First fragment whose L4 header gives the ports the whole datagram will decode with
   // (TCP/UDP ports, the ICMP echo identifier, 0 for other ICMP): they are set in the packet.
   bool has_ports = false;
+  // The protocol those ports belong to: the packet's protocol, or for IPv6 the one after the
+  // extension headers that follow the fragment header (when the first fragment holds them).
+  uint8_t l4_proto = 0;
 };
+
+// IPv6 extension headers that may stand between the fragment header and the transport header.
+inline bool is_ipv6_extension(uint8_t next) { return next == 0 || next == 43 || next == 60 || next == 51; }
 
 class Decoder {
  public:

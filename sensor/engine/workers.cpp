@@ -166,8 +166,10 @@ void OfflineWorkers::send(size_t idx, const uint8_t* frame, uint32_t caplen, uin
 int OfflineWorkers::route_fragment(const Packet& p, const uint8_t* frame, uint32_t caplen, uint32_t wirelen,
                                    Timestamp ts) {
   size_t pair = flow_hash(p, /*fragment=*/true) % workers_.size();
-  // Flows of other protocols have no ports: their worker is the address pair's.
-  if (p.proto != 6 && p.proto != 17 && p.proto != 1 && p.proto != 58) return static_cast<int>(pair);
+  // Flows of other protocols have no ports: their worker is the address pair's. IPv6 extension
+  // headers after the fragment header may hide a transport header: such fragments wait too.
+  bool transport = p.proto == 6 || p.proto == 17 || p.proto == 1 || p.proto == 58;
+  if (!transport && !(p.ip_version == 6 && is_ipv6_extension(p.proto))) return static_cast<int>(pair);
   const FragmentPeek& f = peek_->peeked_fragment();
   FragmentTable::Key key{p.src, p.dst, f.id, p.proto};
   auto it = routes_.find(key);
@@ -185,7 +187,12 @@ int OfflineWorkers::route_fragment(const Packet& p, const uint8_t* frame, uint32
       route_age_.splice(route_age_.end(), route_age_, r.age);
     }
     r.first_seen = true;
-    size_t w = f.has_ports ? flow_hash(p, false) % workers_.size() : pair;
+    size_t w = pair;
+    if (f.has_ports) {
+      Packet whole = p;  // hashed as the reassembled datagram will be: its transport protocol
+      whole.proto = f.l4_proto;
+      w = flow_hash(whole, false) % workers_.size();
+    }
     release(it, w);  // held fragments first: the worker gets the datagram in input order
     return static_cast<int>(w);
   }

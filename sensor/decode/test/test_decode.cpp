@@ -193,6 +193,19 @@ TEST_CASE("Peek-only decoding reads the fragment fields and the first fragment's
   CHECK(dec.peeked_fragment().id == 0xABCD0001);
   CHECK(dec.peeked_fragment().has_ports);
   CHECK((p.sport == 40003 && p.dport == 7003 && p.proto == 17));
+
+  // Destination options after the fragment header: the ports are behind them, and the
+  // protocol the datagram will decode with is UDP (the packet keeps the fragment header's next
+  // header, which all fragments of the datagram share).
+  Bytes frag2 = {60, 0, 0, 1, 0xAB, 0xCD, 0, 2};
+  Bytes opts = {17, 0, 1, 4, 0, 0, 0, 0};  // destination options -> UDP, one PadN
+  frag2.insert(frag2.end(), opts.begin(), opts.end());
+  frag2.insert(frag2.end(), u.begin(), u.begin() + 24);
+  REQUIRE(run(ether(0x86DD, ipv6(a, b, 44, frag2))) == DecodeStatus::fragment);
+  CHECK(dec.peeked_fragment().has_ports);
+  CHECK(dec.peeked_fragment().l4_proto == 17);
+  CHECK(p.proto == 60);
+  CHECK((p.sport == 40003 && p.dport == 7003));
 }
 
 TEST_CASE("TCP options cut by the snap length keep the packet; beyond a whole packet they are an anomaly") {

@@ -232,6 +232,34 @@ TEST_CASE("Every fragment of a datagram goes to the worker of its flow") {
   }
 }
 
+TEST_CASE("An IPv6 datagram with destination options after its fragment header goes to its flow's worker") {
+  // Eight UDP flows between one address pair; each sends a datagram, a fragmented one whose
+  // fragment header is followed by destination options, and another datagram.
+  std::vector<Frame> frames;
+  int64_t t = 1'700'000'000'000'000;
+  const uint8_t a[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  const uint8_t b[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2};
+  for (uint8_t i = 0; i < 8; ++i) {
+    uint16_t sport = static_cast<uint16_t>(5000 + i);
+    frames.push_back({ether(0x86DD, ipv6(a, b, 17, udp(sport, 7000, "one"))), {t += 1000}});
+    Bytes inner = {17, 0, 1, 4, 0, 0, 0, 0};  // destination options -> UDP
+    auto u = udp(sport, 7000, std::string(40, 'f'));
+    inner.insert(inner.end(), u.begin(), u.end());  // 56 bytes
+    Bytes f1 = {60, 0, 0, 1, 0, 0, 0, i}, f2 = {60, 0, 0, 32, 0, 0, 0, i};
+    f1.insert(f1.end(), inner.begin(), inner.begin() + 32);
+    f2.insert(f2.end(), inner.begin() + 32, inner.end());
+    frames.push_back({ether(0x86DD, ipv6(a, b, 44, f1)), {t += 1000}});
+    frames.push_back({ether(0x86DD, ipv6(a, b, 44, f2)), {t += 1000}});
+    frames.push_back({ether(0x86DD, ipv6(a, b, 17, udp(sport, 7000, "two"))), {t += 1000}});
+  }
+  auto events = without_stats(*run(frames, 0));
+  REQUIRE(count(events, "\"event_type\":\"flow\"") == 8);
+  for (int n : {2, 3, 4}) {
+    INFO(n << " workers");
+    CHECK(sorted(without_stats(*run(frames, n))) == sorted(events));
+  }
+}
+
 TEST_CASE("Fragments whose first fragment does not come go on the address pair") {
   const uint32_t a = ip4(10, 2, 0, 1), b = ip4(10, 2, 0, 2);
   // A 24-byte UDP datagram in two fragments: the header (port 40000 + id), then the rest.
