@@ -114,10 +114,17 @@ class AstmDissector final : public Dissector {
   void on_gap(Dir dir, uint64_t missing, FlowContext& ctx) override {
     DirState& s = d_[static_cast<int>(dir)];
     if (s.tx.open) s.tx.gaps++;
-    // Lost bytes: drop the frame in progress and any partial record; wait for the next STX/EOT.
-    s.state = s.tx.open ? St::between : St::idle;
     s.frame.clear();
     s.record.clear();
+    if (s.raw) {
+      // Bare records have no frame to wait for: the message with the hole is reported as it
+      // is (incomplete), and the bytes after the hole are dropped up to the next H record.
+      if (s.tx.open) emit(dir, s, ctx, false);
+      s.state = St::skip_record;
+      return;
+    }
+    // Lost bytes: drop the frame in progress and any partial record; wait for the next STX/EOT.
+    s.state = s.tx.open ? St::between : St::idle;
   }
 
   void on_end(Dir dir, FlowContext& ctx) override {
@@ -132,7 +139,9 @@ class AstmDissector final : public Dissector {
   }
 
  private:
-  enum class St : uint8_t { idle, between, fn, text, c1, c2, cr, lf, raw };
+  // skip_record: after a gap in bare records, bytes are dropped up to the end of a record, and
+  // records up to the next H record.
+  enum class St : uint8_t { idle, between, fn, text, c1, c2, cr, lf, raw, skip_record };
 
   struct Tx {
     bool open = false;
@@ -148,6 +157,7 @@ class AstmDissector final : public Dissector {
   struct DirState {
     St state = St::idle;
     bool raw = false;  // bare records, no link layer
+    bool await_header = false;  // after a gap in bare records: records before the next H are dropped
     uint8_t expect_fn = 1;
     int last_fn = -1;
     uint8_t fn = 0, end_char = 0, c1 = 0;
@@ -206,6 +216,8 @@ class AstmDissector final : public Dissector {
           // tolerated between frames
         } else if (s.state == St::idle && upper(c)) {
           // Bare records (no link layer): start a transmission at an H record.
+          if (s.await_header && c != 'H') { s.state = St::skip_record; break; }
+          s.await_header = false;
           if (!s.tx.open) { open_tx(s); }
           s.raw = true;
           s.state = St::raw;
@@ -225,6 +237,16 @@ class AstmDissector final : public Dissector {
           if (c != EOT) step(dir, s, c, off, ctx);
         } else {
           append_record(s, static_cast<char>(c), off, ctx);
+        }
+        break;
+      case St::skip_record:
+        if (c == CR || c == LF) {
+          s.state = St::idle;
+          s.await_header = true;
+        } else if (c == EOT || c == ENQ || c == STX) {
+          s.state = St::idle;
+          s.await_header = false;
+          step(dir, s, c, off, ctx);
         }
         break;
       case St::fn:

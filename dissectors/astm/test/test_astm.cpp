@@ -191,6 +191,31 @@ TEST_CASE("astm: bare records without the link layer") {
   }
 }
 
+TEST_CASE("astm: a gap in bare records loses only the message it falls in") {
+  std::string tx;
+  for (const char* r : kRecords) tx += std::string(r) + "\r";
+  // The hole falls inside the second message's first records: the rest of that message is
+  // dropped, the messages after it are read.
+  for (size_t hole : {size_t(1), size_t(20), tx.find("\rO|") + 3}) {
+    INFO("hole at " << hole);
+    Harness h(kAstmInfo);
+    h.feed(Dir::to_server, tx + tx.substr(0, hole));
+    h.gap(Dir::to_server, 10);
+    h.feed(Dir::to_server, tx.substr(hole + 10) + tx + tx);
+    h.end();
+    auto ev = h.events("astm");
+    REQUIRE(ev.size() == 4);
+    CHECK(ev[1]["astm"]["gaps"] == 1);
+    CHECK(ev[1]["astm"]["complete"] == false);
+    for (int k : {0, 2, 3}) {
+      CHECK(ev[k]["astm"]["complete"] == true);
+      CHECK(ev[k]["astm"]["records"]["R"] == 2);
+      CHECK(ev[k]["astm"]["sender"] == "ACME-CHEM");
+    }
+    CHECK(h.anomalies() == 0);
+  }
+}
+
 TEST_CASE("astm: truncated transmissions and gaps are reported, not crashed on") {
   std::string tx = transmission();
   Harness h(kAstmInfo);
