@@ -18,6 +18,8 @@ namespace {
 
 constexpr size_t kMaxHeader = 64 * 1024;
 constexpr size_t kMaxBody = 4u << 20;
+constexpr size_t kMaxStartLine = 8 * 1024;  // longer unfinished lines are not waited for when resyncing
+constexpr size_t kMaxMethod = 16;
 constexpr size_t kMaxList = 16;
 constexpr size_t kMaxEndpoints = 4096;
 constexpr uint16_t kPorts[] = {3702};
@@ -254,8 +256,16 @@ class SdcDissector final : public Dissector {
       return {data.size(), 0, 0, false};
     }
     // HTTP messages one after the other, until one is not all here or cannot be read.
+    DirState& d = dirs_[static_cast<int>(dir)];
     size_t used = 0;
     while (used < v.size()) {
+      if (d.resync) {
+        std::optional<size_t> start = find_start_line(v, used);
+        if (!start) return {used, 0, 0, false};
+        d.resync = false;
+        used = *start;
+        continue;
+      }
       std::string_view rest = v.substr(used);
       HttpMessage m;
       m.at = used;
@@ -267,7 +277,13 @@ class SdcDissector final : public Dissector {
     return {used, 0, 0, false};
   }
 
-  void on_gap(Dir, uint64_t, FlowContext& ctx) override {}
+  // Lost bytes: the message they belong to is dropped (whatever was read of it is not a
+  // message), and the direction resumes at the next HTTP start line.
+  void on_gap(Dir dir, uint64_t, FlowContext& ctx) override {
+    DirState& d = dirs_[static_cast<int>(dir)];
+    ctx.anomaly("sdc", "message_lost", ctx.stream_offset());
+    d.resync = true;
+  }
   void on_end(Dir, FlowContext&) override {}
 
  private:
@@ -282,6 +298,30 @@ class SdcDissector final : public Dissector {
     std::string_view body;        // the whole body (de-chunked into body_), once read
     size_t length = 0;            // bytes of the whole message, once read
   };
+
+  struct DirState {
+    bool resync = false;  // after a gap: looking for the next start line
+  };
+
+  // After a gap the bytes may start anywhere in a message: the first request or status line
+  // from `from` on that starts a line or follows the '>' ending an XML body (a body has no line
+  // end of its own). Without one, nullopt and `from` = what may be dropped: all but an
+  // unfinished last line (at most kMaxStartLine of it).
+  static std::optional<size_t> find_start_line(std::string_view v, size_t& from) {
+    size_t p = from;
+    for (;;) {
+      size_t eol = v.find("\r\n", p);
+      if (eol == std::string_view::npos) break;
+      for (size_t k = p; k < eol; ++k) {
+        if (k != p && v[k - 1] != '>') continue;
+        HttpInfo unused;
+        if (read_start_line(v.substr(k, eol - k), unused)) return k;
+      }
+      p = eol + 2;
+    }
+    from = std::max(p, v.size() > kMaxStartLine ? v.size() - kMaxStartLine : 0);
+    return std::nullopt;
+  }
 
   // Stop reading this direction: a `what` anomaly at `at`, the bytes before `used` consumed.
   static Consumed give_up(std::string_view what, size_t used, size_t at, FlowContext& ctx) {
@@ -306,22 +346,28 @@ class SdcDissector final : public Dissector {
     return std::nullopt;
   }
 
-  // A status line ("HTTP/1.1 200 ...") or a request line ("POST /path ..."); false for neither.
+  static bool digit(char c) { return c >= '0' && c <= '9'; }
+  static bool http_version(std::string_view v) { return v.size() == 8 && v.substr(0, 7) == "HTTP/1." && digit(v[7]); }
+
+  // A status line (HTTP/1.x SP 3 digits, 100..999 [SP reason]) or a request line (METHOD SP target SP
+  // HTTP/1.x, the method upper-case letters); false for anything else, which is never written.
   static bool read_start_line(std::string_view line, HttpInfo& http) {
     if (line.substr(0, 5) == "HTTP/") {
-      size_t sp = line.find(' ');
-      if (sp != std::string_view::npos && sp + 4 <= line.size()) {
-        int st = 0;
-        for (size_t k = sp + 1; k < sp + 4; ++k) st = st * 10 + (line[k] >= '0' && line[k] <= '9' ? line[k] - '0' : 0);
-        http.status = st;
-      }
+      if (line.size() < 12 || !http_version(line.substr(0, 8)) || line[8] != ' ') return false;
+      if (line[9] < '1' || line[9] > '9' || !digit(line[10]) || !digit(line[11]) || (line.size() > 12 && line[12] != ' ')) return false;
+      http.status = (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
       return true;
     }
-    size_t sp = line.find(' ');
-    size_t sp2 = sp == std::string_view::npos ? sp : line.find(' ', sp + 1);
-    if (sp == std::string_view::npos) return false;
+    size_t sp = line.substr(0, kMaxMethod + 1).find(' ');
+    if (sp == 0 || sp == std::string_view::npos) return false;
+    for (size_t k = 0; k < sp; ++k)
+      if (line[k] < 'A' || line[k] > 'Z') return false;
+    if (line.size() < sp + 11 || line[line.size() - 9] != ' ' || !http_version(line.substr(line.size() - 8))) return false;
+    std::string_view target = line.substr(sp + 1, line.size() - 9 - sp - 1);
+    for (char c : target)
+      if (static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7F) return false;
     http.method.assign(line.substr(0, sp));
-    http.path.assign(line.substr(sp + 1, sp2 == std::string_view::npos ? std::string_view::npos : sp2 - sp - 1));
+    http.path.assign(target);
     return true;
   }
 
@@ -672,6 +718,7 @@ class SdcDissector final : public Dissector {
   }
 
   std::string body_;  // de-chunked HTTP body, reused
+  std::array<DirState, 2> dirs_;
 };
 
 std::unique_ptr<Dissector> make() { return std::make_unique<SdcDissector>(); }

@@ -242,6 +242,92 @@ TEST_CASE("sdc: SOAP over HTTP, metadata and patient context, at every split poi
   }
 }
 
+namespace {
+
+std::string contexts_response(const std::string& states) {
+  return http("HTTP/1.1 200 OK",
+              envelope("http://standards.ieee.org/downloads/11073/11073-20701-2018/ContextService/GetContextStatesResponse",
+                       "<msg:GetContextStatesResponse xmlns:msg=\"x\" xmlns:pm=\"y\" xmlns:xsi=\"z\">" + states +
+                           "</msg:GetContextStatesResponse>"));
+}
+
+// Made-up patient, in a state element of type PatientContextState, as BICEPS writes it.
+std::string patient_state(const std::string& element) {
+  return "<" + element + " xsi:type=\"pm:PatientContextState\" Handle=\"p1\" StateVersion=\"2\">"
+         "<pm:Identification Root=\"1.2.3\" Extension=\"PAT-4242\"/><pm:CoreData><pm:Givenname>Jane</pm:Givenname>"
+         "<pm:Familyname>Doe</pm:Familyname></pm:CoreData></" + element + ">";
+}
+
+std::string get_request(int n) {
+  return http("POST /x/ContextService HTTP/1.1",
+              envelope("http://standards.ieee.org/downloads/11073/11073-20701-2018/ContextService/GetContextStates",
+                       "<msg:GetContextStates xmlns:msg=\"x\" n=\"" + std::to_string(n) + "\"/>"));
+}
+
+bool in_clear(const Harness& h, std::string_view s) {
+  for (auto& l : h.sink->lines)
+    if (l.find(s) != std::string::npos) return true;
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("sdc: after a gap the damaged message is dropped and the next start line is found") {
+  std::string resp = contexts_response(patient_state("msg:ContextState"));
+  size_t phi = resp.find("Extension=");
+  // Holes that end in the head, in the body before the patient, and exactly at the next message.
+  for (size_t cut : {size_t(10), size_t(200), phi}) {
+    for (size_t hole : {size_t(5), resp.size() - cut}) {
+      INFO("cut " << cut << " hole " << hole);
+      if (cut + hole > resp.size()) continue;
+      Harness h(kSdcInfo);
+      h.ep.proto = 6;
+      h.feed(Dir::to_server, get_request(1) + get_request(2));
+      h.feed(Dir::to_client, resp.substr(0, cut));
+      h.gap(Dir::to_client, hole);
+      // The rest arrives in pieces, so a start line may be split too.
+      std::string after = resp.substr(cut + hole) + contexts_response("") + contexts_response("");
+      for (size_t i = 0; i < after.size(); i += 7) h.feed(Dir::to_client, after.substr(i, 7));
+      h.end();
+      auto ev = h.events("sdc");
+      REQUIRE(ev.size() == 4);
+      for (auto& e : ev) {
+        if (e["sdc"]["direction"] == "to_server") {
+          CHECK(e["sdc"]["http_method"] == "POST");
+          CHECK(e["sdc"]["http_path"] == "/x/ContextService");
+        } else {
+          CHECK(e["sdc"]["http_status"] == 200);
+          CHECK_FALSE(e["sdc"].contains("http_method"));
+          CHECK(e["sdc"]["action"] == "GetContextStatesResponse");
+        }
+      }
+      CHECK(h.anomalies("message_lost") == 1);
+      CHECK(h.anomalies() == 1);
+      CHECK_FALSE(in_clear(h, "PAT-4242"));
+      CHECK_FALSE(in_clear(h, "Jane"));
+    }
+  }
+}
+
+TEST_CASE("sdc: start lines are read strictly") {
+  for (std::string line : {"Extension=\"PAT-4242\"/><pm:Givenname>Jane", "post /x HTTP/1.1", "POST /x", "POST  HTTP/1.1",
+                           "POST /x HTTP/2.0", "POSTPOSTPOSTPOSTPOST /x HTTP/1.1", "HTTP/1.1 2000 OK", "HTTP/1.1 OK",
+                           "HTTP/1.x 200 OK", "PO-ST /x HTTP/1.1", "POST /a\x01 HTTP/1.1"}) {
+    INFO(line);
+    Harness h(kSdcInfo);
+    h.ep.proto = 6;
+    h.feed(Dir::to_server, line + "\r\nContent-Length: 0\r\n\r\n");
+    CHECK(h.events("sdc").empty());
+    CHECK(h.anomalies("bad_http_start_line") == 1);
+    CHECK_FALSE(in_clear(h, "Jane"));
+  }
+  Harness h(kSdcInfo);
+  h.ep.proto = 6;
+  h.feed(Dir::to_client, contexts_response("").replace(0, 15, "HTTP/1.0 200"));
+  REQUIRE(h.events("sdc").size() == 1);
+  CHECK(h.events("sdc")[0]["sdc"]["http_status"] == 200);
+}
+
 TEST_CASE("sdc: element_text") {
   size_t pos = 0;
   CHECK(sdc::element_text("<a:X>1</a:X><X>2</X>", "X", 0, &pos) == "1");
