@@ -154,6 +154,40 @@ std::string_view attribute(std::string_view x, std::string_view local, std::stri
   return {};
 }
 
+// Content of the first element whose xsi:type (any prefixes) names the type `local`: BICEPS
+// gives context states as <msg:ContextState xsi:type="pm:PatientContextState"> (GetContextStates,
+// reports) or <pm:State xsi:type="pm:PatientContextState"> (the MDIB).
+std::string_view typed_element_text(std::string_view x, std::string_view local) {
+  size_t i = 0;
+  while ((i = x.find('<', i)) != std::string_view::npos) {
+    size_t n = i + 1;
+    if (n < x.size() && (x[n] == '/' || x[n] == '?' || x[n] == '!')) { i = n; continue; }
+    while (n < x.size() && !space(x[n]) && x[n] != '>' && x[n] != '/') ++n;
+    size_t gt = x.find('>', n);
+    if (gt == std::string_view::npos) return {};
+    std::string_view tag = x.substr(n, gt - n);
+    size_t a = 0;
+    while ((a = tag.find(":type=", a)) != std::string_view::npos) {
+      size_t v = a + 6;
+      a = v;
+      if (v >= tag.size() || (tag[v] != '"' && tag[v] != '\'')) continue;
+      size_t qe = tag.find(tag[v], v + 1);
+      if (qe == std::string_view::npos) break;
+      std::string_view type = tag.substr(v + 1, qe - v - 1);
+      size_t colon = type.find(':');
+      if ((colon == std::string_view::npos ? type : type.substr(colon + 1)) != local) continue;
+      if (x[gt - 1] == '/') return {};
+      std::string end_tag = "</";
+      end_tag.append(x.substr(i + 1, n - i - 1)).push_back('>');
+      size_t e = x.find(end_tag, gt + 1);
+      if (e == std::string_view::npos) return {};
+      return x.substr(gt + 1, e - gt - 1);
+    }
+    i = gt;
+  }
+  return {};
+}
+
 std::mutex g_mu;
 std::set<std::pair<IpAddr, uint16_t>>& endpoints() {
   static std::set<std::pair<IpAddr, uint16_t>> s;
@@ -566,6 +600,7 @@ class SdcDissector final : public Dissector {
   // Patient context (BICEPS PatientContextState): identifiers and demographics are PHI.
   static void read_patient(Message& m, FlowContext& ctx) {
     std::string_view pcs = element_text(m.body, "PatientContextState");
+    if (pcs.empty()) pcs = typed_element_text(m.body, "PatientContextState");
     if (pcs.empty()) return;
     std::string_view ext = attribute(pcs, "Identification", "Extension");
     if (!ext.empty()) { m.patients.push_back(ctx.pseudonym(ext)); m.phi.emplace_back("sdc.patient.identification"); }

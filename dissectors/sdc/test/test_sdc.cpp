@@ -272,6 +272,31 @@ bool in_clear(const Harness& h, std::string_view s) {
 
 }  // namespace
 
+TEST_CASE("sdc: patient context states typed with xsi:type, as in BICEPS") {
+  std::string location = "<msg:ContextState xsi:type=\"pm:LocationContextState\" Handle=\"l1\"><pm:Identification Extension=\"BED-3\"/>"
+                         "</msg:ContextState>";
+  for (std::string element : {"msg:ContextState", "pm:State"}) {
+    INFO(element);
+    Harness h(kSdcInfo);
+    h.ep.proto = 6;
+    h.feed(Dir::to_client, contexts_response(location + patient_state(element)));
+    h.end();
+    auto ev = h.events("sdc");
+    REQUIRE(ev.size() == 1);
+    CHECK(ev[0]["sdc"]["patients"] == nlohmann::json::array({Pseudonymiser()("PAT-4242")}));
+    CHECK(ev[0]["sdc"]["phi_fields"] ==
+          nlohmann::json::array({"sdc.patient.identification", "sdc.patient.givenname", "sdc.patient.familyname"}));
+    CHECK_FALSE(in_clear(h, "PAT-4242"));
+    CHECK_FALSE(in_clear(h, "Jane"));
+  }
+  // A location alone is no patient.
+  Harness h(kSdcInfo);
+  h.ep.proto = 6;
+  h.feed(Dir::to_client, contexts_response(location));
+  REQUIRE(h.events("sdc").size() == 1);
+  CHECK_FALSE(h.events("sdc")[0]["sdc"].contains("patients"));
+}
+
 TEST_CASE("sdc: after a gap the damaged message is dropped and the next start line is found") {
   std::string resp = contexts_response(patient_state("msg:ContextState"));
   size_t phi = resp.find("Extension=");
