@@ -72,6 +72,29 @@ Probe envelope(std::string_view s, bool full) {
 
 bool starts(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
 
+// The data of the chunks at the front of a chunked body, up to where the bytes end or a chunk
+// size line cannot be read.
+std::string dechunk_prefix(std::string_view body) {
+  std::string data;
+  while (!body.empty()) {
+    size_t le = body.find("\r\n");
+    if (le == std::string_view::npos || le == 0) break;
+    size_t n = 0, k = 0;
+    for (; k < le && n < (1u << 24); ++k) {
+      char ch = lower(body[k]);
+      int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+      if (d < 0) break;
+      n = n * 16 + static_cast<size_t>(d);
+    }
+    if (k == 0 || n == 0) break;
+    body.remove_prefix(le + 2);
+    data.append(body.substr(0, n));
+    if (body.size() < n + 2) break;
+    body.remove_prefix(n + 2);
+  }
+  return data;
+}
+
 }  // namespace
 
 Probe probe(std::span<const uint8_t> first, Dir) {
@@ -91,6 +114,14 @@ Probe probe(std::span<const uint8_t> first, Dir) {
   if (hend == std::string_view::npos) return full ? Probe::no : Probe::need_more;
   if (ifind(s.substr(0, hend), "application/soap+xml") == std::string_view::npos) return Probe::no;
   std::string_view body = s.substr(hend + 4);
+  if (ifind(s.substr(0, hend), "transfer-encoding") != std::string_view::npos &&
+      ifind(s.substr(0, hend), "chunked") != std::string_view::npos) {
+    // A chunked body: the envelope is the data of the chunks (what of it is here), which a
+    // chunk-size line may split anywhere.
+    std::string data = dechunk_prefix(body);
+    if (data.empty()) return full ? Probe::no : Probe::need_more;
+    return envelope(data, full);
+  }
   if (body.empty()) return full ? Probe::no : Probe::need_more;
   return envelope(body, full);
 }

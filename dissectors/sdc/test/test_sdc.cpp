@@ -76,6 +76,9 @@ TEST_CASE("sdc: probe") {
   CHECK(p("<!-- sent by the gateway -->" + hello()) == Probe::yes);
   CHECK(p(http("POST /0c6a7a2e HTTP/1.1", get_response())) == Probe::yes);
   CHECK(p(http("HTTP/1.1 200 OK", get_response())) == Probe::yes);
+  // A chunked body starts with a chunk-size line, then the envelope.
+  CHECK(p(http("HTTP/1.1 200 OK", get_response(), true)) == Probe::yes);
+  CHECK(p(http("HTTP/1.1 200 OK", get_response(), true).substr(0, 200)) == Probe::need_more);
   // WS-Discovery of printers and cameras (no SDC marker) is not SDC.
   std::string printer = "<?xml version=\"1.0\"?><soap:Envelope xmlns:soap=\"http://www.w3.org/2003/05/soap-envelope\" "
                         "xmlns:wsd=\"http://schemas.xmlsoap.org/ws/2005/04/discovery\"><soap:Header><wsa:Action>"
