@@ -17,7 +17,10 @@ namespace sdc {
 namespace {
 
 constexpr size_t kMaxHeader = 64 * 1024;
-constexpr size_t kMaxBody = 4u << 20;
+// A Content-Length message is held whole until it is all here, so head and body must fit the
+// stream feeder's buffer (2 MiB, reassembly.max_dissector_buffer) with room for the segment that
+// completes them. A chunked body is decoded as it comes, up to the same size.
+constexpr size_t kMaxBody = (2u << 20) - 2 * kMaxHeader;
 constexpr size_t kMaxStartLine = 8 * 1024;  // longer unfinished lines are not waited for when resyncing
 constexpr size_t kMaxMethod = 16;
 constexpr size_t kMaxList = 16;
@@ -331,11 +334,24 @@ class SdcDissector final : public Dissector {
         used = *start;
         continue;
       }
+      if (d.in_chunks) {
+        if (auto stop = read_chunks(dir, v, used, d, ctx)) return *stop;
+        continue;
+      }
       std::string_view rest = v.substr(used);
       HttpMessage m;
       m.at = used;
       if (auto stop = read_head(rest, m, ctx)) return *stop;
-      if (auto stop = m.chunked ? read_chunked_body(rest, m, ctx) : read_sized_body(rest, m, ctx)) return *stop;
+      if (m.chunked) {
+        // The head is read: the chunks are decoded as they come, so that the stream feeder
+        // never holds more than one chunk.
+        d.in_chunks = true;
+        d.http = m.http;
+        d.body.clear();
+        used += m.body_start;
+        continue;
+      }
+      if (auto stop = read_sized_body(rest, m, ctx)) return *stop;
       soap(dir, m.body, &m.http, ctx);
       used += m.length;
     }
@@ -347,6 +363,8 @@ class SdcDissector final : public Dissector {
   void on_gap(Dir dir, uint64_t, FlowContext& ctx) override {
     DirState& d = dirs_[static_cast<int>(dir)];
     ctx.anomaly("sdc", "message_lost", ctx.stream_offset());
+    d.in_chunks = false;
+    d.body.clear();
     d.resync = true;
   }
   void on_end(Dir, FlowContext&) override {}
@@ -360,12 +378,15 @@ class SdcDissector final : public Dissector {
     size_t body_start = 0;        // after the blank line that ends the head
     uint64_t content_length = 0;  // as given, when have_length
     bool have_length = false, chunked = false;
-    std::string_view body;        // the whole body (de-chunked into body_), once read
+    std::string_view body;        // the whole body, once read
     size_t length = 0;            // bytes of the whole message, once read
   };
 
   struct DirState {
-    bool resync = false;  // after a gap: looking for the next start line
+    bool resync = false;     // after a gap or a body too long: looking for the next start line
+    bool in_chunks = false;  // the head of a chunked message was read: its chunks follow
+    HttpInfo http;           // that message's start line
+    std::string body;        // its chunks decoded so far
   };
 
   // After a gap the bytes may start anywhere in a message: the first request or status line
@@ -403,6 +424,7 @@ class SdcDissector final : public Dissector {
       if (rest.size() > kMaxHeader) return give_up("http_header_too_long", m.at, m.at, ctx);
       return Consumed{m.at, rest.size() + 1, 0, false};
     }
+    if (hend > kMaxHeader) return give_up("http_header_too_long", m.at, m.at, ctx);
     std::string_view head = rest.substr(0, hend);
     size_t eol = head.find("\r\n");
     if (!read_start_line(head.substr(0, eol), m.http)) return give_up("bad_http_start_line", m.at, m.at, ctx);
@@ -460,36 +482,45 @@ class SdcDissector final : public Dissector {
     }
   }
 
-  // A chunked body, decoded into body_ once all its chunks and the trailer are here; a chunk
-  // size that is not hex or is over kMaxBody, or a body over kMaxBody, ends the flow.
-  std::optional<Consumed> read_chunked_body(std::string_view rest, HttpMessage& m, FlowContext& ctx) {
-    body_.clear();
-    size_t q = m.body_start;
-    bool complete = false;
+  // The chunks of the chunked message whose head was read, from v[used] on: each whole chunk is
+  // decoded into d.body and consumed; after the last chunk and the trailer the message is read.
+  // nullopt when the message ended (or was dropped) and `used` moved past it. A chunk size that is
+  // not hex ends the flow; a body over kMaxBody is dropped and the direction resyncs.
+  std::optional<Consumed> read_chunks(Dir dir, std::string_view v, size_t& used, DirState& d, FlowContext& ctx) {
     for (;;) {
-      size_t le = rest.find("\r\n", q);
-      if (le == std::string_view::npos) break;
+      std::string_view rest = v.substr(used);
+      size_t le = rest.find("\r\n");
+      if (le == std::string_view::npos) {
+        if (rest.size() > kMaxStartLine) return give_up("bad_chunk", used, used, ctx);
+        return Consumed{used, 0, 0, false};
+      }
       uint64_t n = 0;
-      if (!chunk_size(rest.substr(q, le - q), n)) return give_up("bad_chunk", m.at, m.at + q, ctx);
+      if (!chunk_size(rest.substr(0, le), n)) return give_up("bad_chunk", used, used, ctx);
       if (n == 0) {
         size_t fin = rest.find("\r\n\r\n", le);
-        if (fin == std::string_view::npos) break;
-        q = fin + 4;
-        complete = true;
-        break;
+        if (fin == std::string_view::npos) {
+          if (rest.size() > kMaxHeader) return give_up("bad_chunk", used, used, ctx);
+          return Consumed{used, 0, 0, false};
+        }
+        used += fin + 4;
+        d.in_chunks = false;
+        soap(dir, d.body, &d.http, ctx);
+        d.body.clear();
+        return std::nullopt;
       }
-      if (le + 2 + n + 2 > rest.size()) break;
-      if (body_.size() + n > kMaxBody) return give_up("body_too_long", m.at, m.at, ctx);
-      body_.append(rest.substr(le + 2, n));
-      q = le + 2 + n + 2;
+      if (d.body.size() + n > kMaxBody) {
+        // Too long to hold: dropped, up to the next message's start line.
+        ctx.anomaly("sdc", "body_too_long", ctx.stream_offset() + used);
+        d.in_chunks = false;
+        d.body.clear();
+        d.resync = true;
+        return std::nullopt;
+      }
+      size_t end = le + 2 + static_cast<size_t>(n) + 2;
+      if (rest.size() < end) return Consumed{used, end, 0, false};
+      d.body.append(rest.substr(le + 2, static_cast<size_t>(n)));
+      used += end;
     }
-    if (!complete) {
-      if (rest.size() > kMaxBody + kMaxHeader) return give_up("body_too_long", m.at, m.at, ctx);
-      return Consumed{m.at, rest.size() + 1, 0, false};
-    }
-    m.body = body_;
-    m.length = q;
-    return std::nullopt;
   }
 
   // The size on a chunk's size line (hex digits; an extension after them is let be); false when
@@ -783,7 +814,6 @@ class SdcDissector final : public Dissector {
     w.field_if_nonempty("serial_number", d.serial_number);
   }
 
-  std::string body_;  // de-chunked HTTP body, reused
   std::array<DirState, 2> dirs_;
 };
 

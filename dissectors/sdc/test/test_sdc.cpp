@@ -356,6 +356,51 @@ TEST_CASE("sdc: start lines are read strictly") {
   CHECK(h.events("sdc")[0]["sdc"]["http_status"] == 200);
 }
 
+TEST_CASE("sdc: a body too long to hold is skipped and the next message is read") {
+  std::string big = get_request(1);
+  big.insert(big.find("<s12:Body>"), std::string(3u << 20, ' '));
+  std::string big_chunked = http("POST /x/ContextService HTTP/1.1", big.substr(big.find("\r\n\r\n") + 4), true);
+  big = http("POST /x/ContextService HTTP/1.1", big.substr(big.find("\r\n\r\n") + 4));
+  // (The test harness skips only within what it holds: the skipped body is given at once.)
+  for (auto [first, piece] : {std::pair{&big, big.size() + 4096}, std::pair{&big_chunked, big.size() + 4096},
+                              std::pair{&big_chunked, size_t(65536)}}) {
+    INFO((first == &big ? "sized " : "chunked ") << piece);
+    Harness h(kSdcInfo);
+    h.ep.proto = 6;
+    std::string all = *first + get_request(2);
+    for (size_t i = 0; i < all.size(); i += piece) h.feed(Dir::to_server, all.substr(i, piece));
+    h.end();
+    CHECK(h.anomalies("body_too_long") == 1);
+    CHECK(h.anomalies() == 1);
+    auto ev = h.events("sdc");
+    REQUIRE(ev.size() == 1);
+    CHECK(ev[0]["sdc"]["http_method"] == "POST");
+  }
+}
+
+TEST_CASE("sdc: a chunked body is decoded as its chunks arrive") {
+  std::string m = http("HTTP/1.1 200 OK", get_response(), true);
+  size_t head = m.find("\r\n\r\n") + 4;
+  size_t size_line = m.find("\r\n", head) + 2 - head;
+  Harness h(kSdcInfo);
+  h.ep.proto = 6;
+  // The head is consumed, then it asks for the rest of the first chunk (100 bytes and its CR LF).
+  auto r = h.d->on_data(Dir::to_client, bytes_of(m.substr(0, head + size_line + 10)), h.ctx);
+  CHECK(r.used == head);
+  CHECK(r.need == size_line + 100 + 2);
+  // Fed in small pieces, whole chunks are consumed at once: what is held stays under a chunk.
+  Harness g(kSdcInfo);
+  g.ep.proto = 6;
+  for (size_t i = 0; i < m.size(); i += 7) {
+    g.feed(Dir::to_client, m.substr(i, 7));
+    CHECK(g.pending[static_cast<int>(Dir::to_client)].size() < 120);
+  }
+  g.end();
+  REQUIRE(g.events("sdc").size() == 1);
+  CHECK(g.events("sdc")[0]["sdc"]["device"]["model_name"] == "VitalView 5");
+  CHECK(g.events("sdc")[0]["sdc"]["http_status"] == 200);
+}
+
 TEST_CASE("sdc: element_text") {
   size_t pos = 0;
   CHECK(sdc::element_text("<a:X>1</a:X><X>2</X>", "X", 0, &pos) == "1");
