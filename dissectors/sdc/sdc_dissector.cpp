@@ -28,7 +28,7 @@ constexpr size_t kMaxEndpoints = 4096;
 constexpr uint16_t kPorts[] = {3702};
 
 constexpr std::string_view kSoap12 = "http://www.w3.org/2003/05/soap-envelope";
-constexpr std::string_view kMarkers[] = {"11073", "MedicalDevice", "sdc.mds.", "sdc.ctxt.", "sdc.cdc."};
+constexpr std::string_view kMarkers[] = {"MedicalDevice", "sdc.mds.", "sdc.ctxt.", "sdc.cdc."};
 
 using xml::kNotXml;
 using xml::root_start;
@@ -52,9 +52,20 @@ size_t ifind(std::string_view hay, std::string_view needle, size_t from = 0) {
   return std::string_view::npos;
 }
 
+// "11073" counts only inside a namespace URI path (.../downloads/11073/11073-20702-2016, the
+// drafts' http://p11073-10207/...), never as digits of a UUID or an AppSequence InstanceId.
+bool has_11073_uri(std::string_view s) {
+  for (size_t i = s.find("11073"); i != std::string_view::npos; i = s.find("11073", i + 1)) {
+    bool before = i > 0 && (s[i - 1] == '/' || s[i - 1] == 'p');
+    bool after = i + 5 < s.size() && (s[i + 5] == '/' || s[i + 5] == '-');
+    if (before && after) return true;
+  }
+  return false;
+}
+
 bool has_marker(std::string_view s) {
   for (auto m : kMarkers) if (s.find(m) != std::string_view::npos) return true;
-  return false;
+  return has_11073_uri(s);
 }
 
 // The root element is a SOAP Envelope (any prefix).

@@ -86,6 +86,15 @@ TEST_CASE("sdc: probe") {
                         "<wsd:Types>wsdp:Device</wsd:Types></wsd:Probe></soap:Body></soap:Envelope>";
   CHECK(p(printer) != Probe::yes);
   CHECK(p(printer + std::string(600, ' ')) == Probe::no);
+  // 11073 as digits of a UUID or an instance id is no SDC marker; in a namespace URI it is.
+  std::string camera = "<?xml version=\"1.0\"?><soap:Envelope xmlns:soap=\"http://www.w3.org/2003/05/soap-envelope\" "
+                       "xmlns:wsd=\"http://docs.oasis-open.org/ws-dd/ns/discovery/2009/01\"><soap:Header><wsa:Action>"
+                       "http://docs.oasis-open.org/ws-dd/ns/discovery/2009/01/Hello</wsa:Action><wsa:MessageID>"
+                       "urn:uuid:9c811073-0b1f-4d3e-8a11-110731107300</wsa:MessageID><wsd:AppSequence InstanceId=\"1107311073\" "
+                       "MessageNumber=\"1\"/></soap:Header><soap:Body><wsd:Hello/></soap:Body></soap:Envelope>";
+  CHECK(p(camera + std::string(600, ' ')) == Probe::no);
+  for (std::string ns : {"http://standards.ieee.org/downloads/11073/11073-10207-2017/message", "http://p11073-10207/draft10/msg/2017/10/05"})
+    CHECK(p(std::string(camera).insert(camera.find("xmlns:wsd"), "xmlns:msg=\"" + ns + "\" ")) == Probe::yes);
   CHECK(p("GET / HTTP/1.1\r\nHost: x\r\n\r\n") == Probe::no);
   CHECK(p("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n<html>") == Probe::no);
   CHECK(p("<HEL.R01>") == Probe::no);
