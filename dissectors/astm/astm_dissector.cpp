@@ -121,6 +121,7 @@ class AstmDissector final : public Dissector {
       // is (incomplete), and the bytes after the hole are dropped up to the next H record.
       if (s.tx.open) emit(dir, s, ctx, false);
       s.state = St::skip_record;
+      s.after_gap = 0;
       return;
     }
     // Lost bytes: drop the frame in progress and any partial record; wait for the next STX/EOT.
@@ -158,6 +159,7 @@ class AstmDissector final : public Dissector {
     St state = St::idle;
     bool raw = false;  // bare records, no link layer
     bool await_header = false;  // after a gap in bare records: records before the next H are dropped
+    int8_t after_gap = -1;      // bytes of "H|" seen right after a gap in bare records (-1: none)
     uint8_t expect_fn = 1;
     int last_fn = -1;
     uint8_t fn = 0, end_char = 0, c1 = 0;
@@ -240,6 +242,17 @@ class AstmDissector final : public Dissector {
         }
         break;
       case St::skip_record:
+        // A gap that ends where a message starts ("H|") loses nothing more.
+        if (s.after_gap == 0 && c == 'H') { s.after_gap = 1; break; }
+        if (s.after_gap == 1 && c == '|') {
+          s.after_gap = -1;
+          s.state = St::idle;
+          s.await_header = false;
+          step(dir, s, 'H', off - 1, ctx);
+          step(dir, s, c, off, ctx);
+          break;
+        }
+        s.after_gap = -1;
         if (c == CR || c == LF) {
           s.state = St::idle;
           s.await_header = true;

@@ -214,6 +214,22 @@ TEST_CASE("astm: a gap in bare records loses only the message it falls in") {
     }
     CHECK(h.anomalies() == 0);
   }
+  // A gap that ends where a message starts: the messages after it are all read.
+  for (size_t before : {size_t(0), size_t(20)}) {
+    INFO("bytes of the lost message before the gap: " << before);
+    Harness h(kAstmInfo);
+    h.feed(Dir::to_server, tx + tx.substr(0, before));
+    h.gap(Dir::to_server, tx.size() - before);
+    h.feed(Dir::to_server, tx + tx);
+    h.end();
+    auto ev = h.events("astm");
+    REQUIRE(ev.size() == (before ? 4 : 3));
+    if (before) CHECK(ev[1]["astm"]["complete"] == false);
+    for (auto& e : {ev.front(), ev[ev.size() - 2], ev.back()}) {
+      CHECK(e["astm"]["complete"] == true);
+      CHECK(e["astm"]["records"]["R"] == 2);
+    }
+  }
 }
 
 TEST_CASE("astm: truncated transmissions and gaps are reported, not crashed on") {
