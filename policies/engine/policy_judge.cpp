@@ -991,17 +991,30 @@ FlowVerdict PolicyJudge::judge(const FlowSummary& f, EventOutput& out) {
   if (app == "dicom") eval_dicom_flow(f, cdev, sdev, out);
 
   if (!cdev && !sdev) return v;  // not a flow of a known device: only site-wide checks
+  static const char* names[] = {"declared", "undeclared", "forbidden"};
+  const bool crossing = !v.verdict.empty();  // a zone crossing made the flow undeclared
   SideResult worst;
   worst.level = -1;
   for (int side = 0; side < 2; ++side) {
     const Device* d = side == 0 ? cdev : sdev;
     if (!d) continue;
-    if (side == 1 && cdev == sdev) continue;
+    if (side == 1 && cdev == sdev) {  // a device talking to itself: one judgement for both ends
+      v.side_verdict[1] = v.side_verdict[0];
+      v.side_rule[1] = v.side_rule[0];
+      continue;
+    }
     const Device* peer_dev = side == 0 ? sdev : cdev;
     const IpAddr& peer = side == 0 ? f.ep.dst : f.ep.src;
     uint64_t peer_roles = roles_of(peer);
     if (peer_dev) peer_roles |= dev_roles_[static_cast<size_t>(peer_dev - site_->devices.data())];
     SideResult r = eval_side(f, *d, side == 0, peer_dev, peer_roles, app, enc, out);
+    // This side's own verdict, for the report and summary of this device; same rules as the flow's
+    // below. A device without a model has nothing declared to be judged against.
+    if (d->model) {
+      bool by_crossing = r.level == 0 && crossing;
+      v.side_verdict[side] = names[by_crossing ? 1 : r.level];
+      v.side_rule[side] = by_crossing ? v.rule : r.rule;
+    }
     if (r.level > worst.level) worst = std::move(r);
     if (side == 0) track_fanout(f, *d, out);
     // An unknown peer: an address the site binds to no role and no device.
@@ -1017,7 +1030,6 @@ FlowVerdict PolicyJudge::judge(const FlowSummary& f, EventOutput& out) {
       emit(f, a, out);
     }
   }
-  static const char* names[] = {"declared", "undeclared", "forbidden"};
   // A zone crossing already made the flow undeclared; a side's own finding may be worse.
   if (worst.level >= 0 && !(worst.level == 0 && !v.verdict.empty())) {
     v.verdict = names[worst.level];

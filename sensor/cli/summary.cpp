@@ -114,11 +114,16 @@ void Summary::on_event(std::string_view type, std::string_view line) {
     }
     return;
   }
-  std::array<std::string_view, 7> ff{};
-  if (type == "flow") ff = string_fields<7>(line, {"verdict", "src_device", "src_ip", "dst_device", "dst_ip", "app", "protocol"});
+  std::array<std::string_view, 9> ff{};
+  if (type == "flow")
+    ff = string_fields<9>(line, {"verdict", "src_device", "src_ip", "dst_device", "dst_ip", "app", "protocol",
+                                 "src_verdict", "dst_verdict"});
   if (type == "flow") {
-    auto v = ff[0];
+    // Each device counts its own side's verdict when the flow states the sides' (the flow's
+    // verdict is the worse of two devices'); older events have only the flow's.
+    bool sided = !ff[7].empty() || !ff[8].empty();
     for (int side = 0; side < 2; ++side) {
+      auto v = sided ? ff[7 + side] : ff[0];
       std::string dev(ff[1 + 2 * side]);
       std::string ip(ff[2 + 2 * side]);
       // A verdict judges the flow for the policy's device: unbound peers only count flows.

@@ -34,6 +34,10 @@ struct FlowVerdict {
   std::string verdict;                  // declared / undeclared / forbidden; empty = not judged
   std::string rule;                     // the matching or contradicted rule id
   std::vector<std::string> mds2;        // MDS2 question ids contradicted
+  // Each side's own verdict and rule ([0] the client, [1] the server), empty when that side is no
+  // judged device: a flow between two devices is declared for one and undeclared for the other,
+  // and `verdict` above is only the worse of the two.
+  std::array<std::string, 2> side_verdict, side_rule;
 };
 
 class FlowJudge {

@@ -341,6 +341,13 @@ void write_verdict(JsonWriter& w, const FlowVerdict& v) {
     for (auto& m : v.mds2) w.value(m);
     w.end_array();
   }
+  static const char* kVerdictKey[] = {"src_verdict", "dst_verdict"};
+  static const char* kRuleKey[] = {"src_verdict_rule", "dst_verdict_rule"};
+  for (int side = 0; side < 2; ++side) {
+    if (v.side_verdict[side].empty()) continue;
+    w.field(kVerdictKey[side], v.side_verdict[side]);
+    if (!v.side_rule[side].empty()) w.field(kRuleKey[side], v.side_rule[side]);
+  }
 }
 
 std::string with_verdict(std::string_view flow_line, const FlowVerdict& v) {

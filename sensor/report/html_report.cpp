@@ -120,8 +120,26 @@ struct FlowGroup {
   std::string dir, peer, peer_name, peer_zone, proto, app, rule, verdict;
   uint64_t port = 0, count = 0, bytes = 0;
   std::set<std::string> mds2;
+  std::set<std::string> declared_rules;  // every declared rule its flows matched, not only the shown one
   bool phi = false;
 };
+
+// Whether the device is the flow's client (source) side.
+bool is_src(const json& f, const Dev& d) {
+  std::string s = str(f, "src_device"), t = str(f, "dst_device");
+  if (s == d.key && t != d.key) return true;
+  if (t == d.key && s != d.key) return false;
+  return d.ips.count(str(f, "src_ip")) > 0;
+}
+
+// The flow's verdict and rule for this device: its own side's when the event states the sides' (a
+// flow between two devices can be declared for one and undeclared for the other; a side without a
+// verdict was not judged), else the flow's (events written before the sides were).
+std::pair<std::string, std::string> verdict_for(const json& f, const Dev& d) {
+  if (!f.contains("src_verdict") && !f.contains("dst_verdict")) return {str(f, "verdict"), str(f, "verdict_rule")};
+  bool src = is_src(f, d);
+  return {str(f, src ? "src_verdict" : "dst_verdict"), str(f, src ? "src_verdict_rule" : "dst_verdict_rule")};
+}
 
 // The device's flows grouped by direction, peer, protocol, port and application; the worst
 // verdict first, then the most bytes.
@@ -129,7 +147,7 @@ std::vector<FlowGroup> group_flows(const Dev& d) {
   std::map<std::string, FlowGroup> g;
   for (const json* fp : d.flows) {
     const json& f = *fp;
-    bool out_dir = d.ips.count(str(f, "src_ip")) > 0;
+    bool out_dir = is_src(f, d);
     std::string peer = str(f, out_dir ? "dst_ip" : "src_ip");
     std::string app = flow_app(f);
     uint64_t port = num(f, "dst_port");
@@ -145,8 +163,9 @@ std::vector<FlowGroup> group_flows(const Dev& d) {
     ++fg.count;
     const json& fl = f.value("flow", json::object());
     fg.bytes += num(fl, "bytes_toserver") + num(fl, "bytes_toclient");
-    std::string v = str(f, "verdict");
-    if (verdict_rank(v) > verdict_rank(fg.verdict)) { fg.verdict = v; fg.rule = str(f, "verdict_rule"); }
+    auto [v, rule] = verdict_for(f, d);
+    if (verdict_rank(v) > verdict_rank(fg.verdict)) { fg.verdict = v; fg.rule = rule; }
+    if (v == "declared" && !rule.empty()) fg.declared_rules.insert(rule);
     if (auto it = f.find("mds2"); it != f.end() && it->is_array())
       for (auto& m : *it) if (m.is_string()) fg.mds2.insert(m.get<std::string>());
     if (f.contains("phi_cleartext")) fg.phi = true;
@@ -393,7 +412,7 @@ void Builder::collect() {
     bool judged = false;
     int v = 0;
     for (const json* f : d.flows) {
-      std::string fv = str(*f, "verdict");
+      std::string fv = verdict_for(*f, d).first;
       if (fv.empty()) continue;
       judged = true;
       if (fv == "forbidden") v = std::max(v, 2);
@@ -480,7 +499,7 @@ void Builder::summary_section() {
          "<th>Flows</th><th>Forbidden</th><th>Undeclared</th><th>Declared</th><th>Alerts</th></tr>\n";
   for (const Dev& d : devs_) {
     std::map<std::string, uint64_t> v;
-    for (const json* f : d.flows) ++v[str(*f, "verdict")];
+    for (const json* f : d.flows) ++v[verdict_for(*f, d).first];
     std::string ips;
     for (auto& ip : d.ips) { if (!ips.empty()) ips += ", "; ips += ip; }
     o() += fmt::format(
@@ -606,7 +625,7 @@ void Builder::flows_table(const Dev& d, std::vector<FlowGroup>& groups) {
          "<th>Bytes</th><th>Rule</th><th>MDS2</th><th>PHI</th></tr>\n";
   std::set<std::string> seen_rules;
   for (const FlowGroup& g : groups) {
-    if (g.verdict == "declared" && !g.rule.empty()) seen_rules.insert(g.rule);
+    seen_rules.insert(g.declared_rules.begin(), g.declared_rules.end());
     std::string mds2;
     for (auto& m : g.mds2) mds2 += (mds2.empty() ? "" : ", ") + m;
     std::string peer = g.peer_name.empty() ? g.peer : g.peer_name + " (" + g.peer + ")";

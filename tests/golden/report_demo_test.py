@@ -65,7 +65,14 @@ class Dom(HTMLParser):
         return [a for t, a in self.rows if cls in (a.get("class") or "").split()]
 
 
-def check_page(label, path):
+def own_verdict(f, name):
+    """The flow's verdict for the device `name`: its side's when the event states the sides'."""
+    if "src_verdict" not in f and "dst_verdict" not in f:
+        return f.get("verdict")
+    return f.get("src_verdict" if f.get("src_device") == name else "dst_verdict")
+
+
+def check_page(label, path, flows=flows, alerts=alerts):
     dom_text, console = chromium.render(path)
     c.true(f"{label}: Chromium rendered the page", "<html" in dom_text and "</html>" in dom_text)
     c.eq(f"{label}: console messages", console, [])
@@ -98,8 +105,8 @@ def check_page(label, path):
         c.eq(f"{label}: {name} flows", int(s["data-flows"]), len(dev_flows))
         c.eq(f"{label}: {name} alerts", int(s["data-alerts"]), len(dev_alerts))
         worst = max([{"critical": 2, "high": 2, "medium": 1}.get(a["alert"]["severity"], 0) for a in dev_alerts] +
-                    [{"forbidden": 2, "undeclared": 1}.get(f.get("verdict"), 0) for f in dev_flows] + [0])
-        judged = bool(dev_alerts) or any(f.get("verdict") for f in dev_flows)
+                    [{"forbidden": 2, "undeclared": 1}.get(own_verdict(f, name), 0) for f in dev_flows] + [0])
+        judged = bool(dev_alerts) or any(own_verdict(f, name) for f in dev_flows)
         want = ["PASS", "REVIEW", "FAIL"][worst] if judged else "NOT JUDGED"
         c.eq(f"{label}: {name} verdict", s["data-verdict"], want)
     overall = d.ids.get("overall-verdict", "").strip()
@@ -128,6 +135,58 @@ try:
          site_devices - seen)
 except ImportError:
     c.true("python3-yaml installed", False)
+
+# Each device is judged by its own side of a flow: the CT's store to the PACS cites the CT's rule
+# for the CT and the PACS's rule for the PACS, which is then not "declared, not seen".
+store = [f for f in flows if f.get("src_device") == "ct-1" and f.get("dst_device") == "pacs-1"
+         and f.get("app") == "dicom"]
+c.true("the CT stores to the PACS", len(store) > 0)
+c.eq("store: the CT's rule", {(f.get("src_verdict"), f.get("src_verdict_rule")) for f in store},
+     {("declared", "dicom-store")})
+c.eq("store: the PACS's rule", {(f.get("dst_verdict"), f.get("dst_verdict_rule")) for f in store},
+     {("declared", "dicom-store-in")})
+html = open(html_path).read()
+pacs = html[html.find('id="dev-pacs-1"'):]
+pacs = pacs[:pacs.find("</section>")]
+c.true("pacs-1 shows dicom-store-in seen", '<code>dicom-store-in</code>' in pacs and
+       "declared, not seen</span></td><td></td><td>from modality" not in pacs)
+c.true("pacs-1 does not cite the CT's rule", "<code>dicom-store</code>" not in pacs)
+
+
+def variant(name, edits):
+    """The demo analysed with a copy of the policies where edits {relative path: [(old, new)]} are made."""
+    import shutil
+    root = os.path.join(OUT, "report-demo-" + name)
+    shutil.rmtree(root, ignore_errors=True)
+    for sub in ("sites", "devices"):
+        shutil.copytree(os.path.join(SRC, "policies", sub), os.path.join(root, sub))
+    for rel, pairs in edits.items():
+        path = os.path.join(root, rel)
+        text = open(path).read()
+        for old, new in pairs:
+            c.true(f"{name}: edit of {rel} applies", old in text)
+            text = text.replace(old, new)
+        open(path, "w").write(text)
+    ev, page = os.path.join(root, "events.jsonl"), os.path.join(root, "report.html")
+    _, summary, _ = run(["analyze", demo, "--site", os.path.join(root, "sites", "demo-site.yaml"), "--out", ev, "--report", page])
+    evs = [json.loads(l) for l in open(ev) if l.strip()]
+    return evs, page, summary  # the summary goes to stdout when the events go to a file
+
+
+# The CT's model without its store: undeclared for the CT, still declared for the PACS (its model
+# declares the traffic), so the PACS passes and the summary counts no undeclared flow for it.
+store_rule = open(os.path.join(SRC, "policies", "devices", "acme-ct.yaml")).read()
+store_rule = store_rule[store_rule.find("  - id: dicom-store\n"):]
+store_rule = store_rule[:store_rule.find("\n  - id:", 1) + 1]
+ud, ud_page, ud_summary = variant("undeclared", {"devices/acme-ct.yaml": [(store_rule, "")]})
+ud_flows = [e for e in ud if e["event_type"] == "flow"]
+ud_alerts = [e for e in ud if e["event_type"] == "alert"]
+d_ud = check_page("CT model without its store", ud_page, ud_flows, ud_alerts)
+c.eq("undeclared store: pacs-1 passes",
+     {a["data-device"]: a["data-verdict"] for a in d_ud.with_class("device")}.get("pacs-1"), "PASS")
+pacs_row = [l for l in ud_summary.splitlines() if l.strip().startswith("pacs-1 ")]
+c.eq("undeclared store: summary counts no undeclared flow for pacs-1",
+     [l.split()[4:7] for l in pacs_row], [["2", "0", "0"]])
 
 # `medmon report` on the same events gives the same page (but for the source line).
 cli_html = os.path.join(OUT, "report-demo-cli.html")

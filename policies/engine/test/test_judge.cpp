@@ -726,6 +726,34 @@ TEST_CASE("a device bound by MAC keeps its roles and AE titles", "[judge]") {
   CHECK(fx.alerts("dicom.ae_new_ip").empty());
 }
 
+TEST_CASE("each device of a flow has its own verdict and rule", "[judge]") {
+  // The CT stores to the PACS over TLS: dicom-store for the CT, dicom-store-in for the PACS.
+  Fixture fx;
+  auto f = fx.flow(CT, 40001, PACS, 11112);
+  f.ndpi_protocol = "TLS";
+  auto v = fx.judge_flow(f);
+  CHECK(v.verdict == "declared");
+  CHECK(v.rule == "dicom-store");
+  CHECK(v.side_verdict == std::array<std::string, 2>{"declared", "declared"});
+  CHECK(v.side_rule == std::array<std::string, 2>{"dicom-store", "dicom-store-in"});
+  // A CT whose model does not declare the store: undeclared for it, still declared for the PACS,
+  // whose model declares the traffic (the flow keeps the worse of the two).
+  Fixture ud(Fixture::Edits{{"{name: ct-1, model: acme-ct,", "{name: ct-1, model: nema-example-glucose,"}});
+  auto g = ud.flow(CT, 40001, PACS, 11112);
+  g.ndpi_protocol = "TLS";
+  auto w = ud.judge_flow(g);
+  CHECK(w.verdict == "undeclared");
+  CHECK(w.rule == "flow.undeclared");
+  CHECK(w.side_verdict == std::array<std::string, 2>{"undeclared", "declared"});
+  CHECK(w.side_rule == std::array<std::string, 2>{"flow.undeclared", "dicom-store-in"});
+  // A peer that is no device of the site has no side verdict.
+  auto ntp = fx.flow(CT, 123, "10.10.0.123", 123, 17);
+  ntp.ndpi_protocol = "NTP";
+  auto n = fx.judge_flow(ntp);
+  CHECK(n.side_verdict[0] == "declared");
+  CHECK(n.side_verdict[1].empty());
+}
+
 TEST_CASE("unbound host on a listed port; zone crossing without a device", "[judge]") {
   Fixture fx;
   // The PACS lists 11112 for modalities: an unknown client there is an undeclared peer, and

@@ -170,3 +170,49 @@ TEST_CASE("report survives hostile and empty input") {
   CHECK_NOTHROW(render_html(log, ReportOptions{}));
   CHECK(html_escape("<a href='x'>&\"") == "&lt;a href=&#39;x&#39;&gt;&amp;&quot;");
 }
+
+namespace {
+// The section of one device (from its <section> to the next).
+std::string section_of(const std::string& html, const std::string& dev) {
+  size_t a = html.find("<section class=\"device\" id=\"dev-" + dev + "\"");
+  if (a == std::string::npos) return {};
+  size_t b = html.find("</section>", a);
+  return html.substr(a, b - a);
+}
+const char* kTwoDevices[] = {
+    // Undeclared for the CT (its model lacks the store), declared for the PACS.
+    R"({"ts":"2024-03-01T12:00:01.000000Z","event_type":"flow","flow_id":"f1","src_ip":"10.10.1.10","src_port":40000,"dst_ip":"10.10.2.20","dst_port":11112,"proto":"tcp","src_device":"ct-1","dst_device":"pacs-1","flow":{"bytes_toserver":300,"bytes_toclient":20},"app":"dicom","verdict":"undeclared","verdict_rule":"flow.undeclared","src_verdict":"undeclared","src_verdict_rule":"flow.undeclared","dst_verdict":"declared","dst_verdict_rule":"dicom-store-in"})",
+    // Two flows of one group of the PACS, each matching another declared rule.
+    R"({"ts":"2024-03-01T12:00:02.000000Z","event_type":"flow","flow_id":"f2","src_ip":"10.10.4.40","src_port":40001,"dst_ip":"10.10.2.20","dst_port":11112,"proto":"tcp","dst_device":"pacs-1","flow":{"bytes_toserver":300,"bytes_toclient":20},"app":"dicom","verdict":"declared","verdict_rule":"dicom-query","dst_verdict":"declared","dst_verdict_rule":"dicom-query"})",
+    R"({"ts":"2024-03-01T12:00:03.000000Z","event_type":"flow","flow_id":"f3","src_ip":"10.10.4.40","src_port":40002,"dst_ip":"10.10.2.20","dst_port":11112,"proto":"tcp","dst_device":"pacs-1","flow":{"bytes_toserver":300,"bytes_toclient":20},"app":"dicom","verdict":"declared","verdict_rule":"dicom-retrieve","dst_verdict":"declared","dst_verdict_rule":"dicom-retrieve"})",
+    R"({"ts":"2024-03-01T12:00:01.000000Z","event_type":"alert","flow_id":"f1","src_ip":"10.10.1.10","src_port":40000,"dst_ip":"10.10.2.20","dst_port":11112,"proto":"tcp","src_device":"ct-1","dst_device":"pacs-1","alert":{"rule":"flow.undeclared","severity":"medium","message":"m","device":"ct-1","peer":"pacs-1","mds2":[],"evidence":{"flow_ids":["f1"]}}})",
+    R"({"ts":"2024-03-01T12:00:00.000000Z","event_type":"asset","asset":{"ip":"10.10.2.20","changes":["new"],"device":"pacs-1","model":"acme-pacs","flows":3,"bytes":10}})",
+    R"({"ts":"2024-03-01T12:00:00.000000Z","event_type":"asset","asset":{"ip":"10.10.1.10","changes":["new"],"device":"ct-1","model":"acme-ct","flows":1,"bytes":10}})",
+};
+}  // namespace
+
+TEST_CASE("report judges each device of a flow by its own side's verdict and rules") {
+  EventLog log;
+  for (const char* l : kTwoDevices) log.add_line(l);
+  ReportOptions opt;
+  opt.have_declared = true;
+  opt.declared["pacs-1"] = {{"dicom-store-in", "", "from modality", "tcp/104", ""},
+                            {"dicom-query", "", "from reading_ws", "tcp/104", ""},
+                            {"dicom-retrieve", "", "from reading_ws", "tcp/104", ""}};
+  opt.declared["ct-1"] = {};
+  std::string html = render_html(log, opt);
+  CHECK(html.find("data-device=\"pacs-1\" data-verdict=\"PASS\"") != std::string::npos);
+  CHECK(html.find("data-device=\"ct-1\" data-verdict=\"REVIEW\"") != std::string::npos);
+  std::string pacs = section_of(html, "pacs-1");
+  REQUIRE(!pacs.empty());
+  CHECK(pacs.find("declared-not-seen") == std::string::npos);  // all three rules were seen
+  CHECK(pacs.find("<code>dicom-store-in</code>") != std::string::npos);
+  CHECK(pacs.find("flow.undeclared</code>") == std::string::npos);
+  std::string ct = section_of(html, "ct-1");
+  CHECK(ct.find("data-status=\"undeclared\"") != std::string::npos);
+  CHECK(ct.find("dicom-store-in") == std::string::npos);
+  // The summary's per-device counts too: the PACS has three declared flows, no undeclared one.
+  CHECK(html.find("<td class=\"num\">3</td><td class=\"num\">0</td><td class=\"num\">0</td><td class=\"num\">3</td>") !=
+        std::string::npos);
+}
+
