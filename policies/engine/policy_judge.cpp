@@ -371,9 +371,9 @@ uint64_t PolicyJudge::roles_of(const IpAddr& ip) const {
 }
 
 void PolicyJudge::annotate(const EventEndpoints& ep, JsonWriter& w) {
-  static const std::array<uint8_t, 6> nomac{};
-  const Device* s = device_at(ep.src, nomac);
-  const Device* d = device_at(ep.dst, nomac);
+  // Devices bound by ip or by mac, as judge() binds them (not those learnt from a fingerprint).
+  const Device* s = device_at(ep.src, ep.src_mac);
+  const Device* d = device_at(ep.dst, ep.dst_mac);
   if (s) w.field("src_device", s->name);
   if (d) w.field("dst_device", d->name);
   if (ep.src.family) {

@@ -195,6 +195,7 @@ void AssetTracker::bind(Device& d) {
     w.begin_object();
     EventEndpoints ep;
     ep.src = ep.dst = d.ip;
+    ep.src_mac = ep.dst_mac = d.mac;  // names a device bound by mac too
     annotator_->annotate(ep, w);
     w.end_object();
     field_in(scratch_, 0, scratch_.size(), "src_device", device);
@@ -254,7 +255,7 @@ void AssetTracker::side(Device& d, const FlowSummary& f, bool is_client) {
     d.mac_vendor.clear();
     if (oui_) d.mac_vendor.assign(oui_->vendor(mac));
     mark(d, "mac");
-    if (binder_) set_field(d, d.model, binder_(d.ip, d.mac), "binding");
+    bind(d);  // a device bound by mac: its name, zone and model
   }
   if (f.ep.vlan && std::find(d.vlans.begin(), d.vlans.end(), f.ep.vlan) == d.vlans.end()) {
     if (d.vlans.size() < opt_.max_list) {

@@ -17,6 +17,8 @@ struct Pipeline::FlowState : FlowExtension {
     ep.dst_port = f.server_port();
     ep.proto = f.key.proto;
     ep.vlan = f.key.vlan;
+    ep.src_mac = f.client_mac;
+    ep.dst_mac = f.server_mac;
   }
   std::string flow_id;
   HeaderSlot header;
@@ -226,7 +228,14 @@ void Pipeline::write_flow_event(Flow& f, FlowEnd why, FlowState* st) {
     local_ep.src = f.client_ip(); local_ep.dst = f.server_ip();
     local_ep.src_port = f.client_port(); local_ep.dst_port = f.server_port();
     local_ep.proto = f.key.proto; local_ep.vlan = f.key.vlan;
+    local_ep.src_mac = f.client_mac; local_ep.dst_mac = f.server_mac;
     ep = &local_ep;
+  } else if (st->ep.src_mac != f.client_mac || st->ep.dst_mac != f.server_mac) {
+    // The server's own first frame may name another MAC than the client's frames did: the header
+    // (device names of MAC-bound devices) follows the flow's final MACs.
+    st->ep.src_mac = f.client_mac;
+    st->ep.dst_mac = f.server_mac;
+    st->header.valid = false;
   }
   std::string ndpi_proto, ndpi_app, ndpi_cat;
   if (st && ndpi_) {

@@ -12,7 +12,7 @@ namespace medmon {
 bool EventOutput::HeaderCache::matches(const EventEndpoints& ep, HeaderAnnotator* a) const {
   return valid && src_port == ep.src_port && dst_port == ep.dst_port && proto == ep.proto && vlan == ep.vlan &&
          annotator == a && (!a || generation == a->annotation_generation()) && src == ep.src && dst == ep.dst &&
-         flow_id == ep.flow_id;
+         flow_id == ep.flow_id && src_mac == ep.src_mac && dst_mac == ep.dst_mac;
 }
 
 EventOutput::~EventOutput() { pass_batch(); }
@@ -61,6 +61,8 @@ JsonWriter& EventOutput::begin(std::string_view event_type, Timestamp ts, const 
     header_.dst_port = ep->dst_port;
     header_.vlan = ep->vlan;
     header_.proto = ep->proto;
+    header_.src_mac = ep->src_mac;
+    header_.dst_mac = ep->dst_mac;
     header_.annotator = annotator_;
     header_.generation = gen;
     header_.text.assign(line_.data() + from, line_.size() - from);

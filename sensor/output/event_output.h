@@ -3,6 +3,7 @@
 // with the common header (ts, event_type, flow_id, src_ip, src_port, dst_ip, dst_port, proto,
 // vlan, then src/dst device and zone when a policy knows them). Lines are handed whole to the
 // sinks, so a crash or an error exit never leaves half a line behind.
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -38,6 +39,7 @@ struct EventEndpoints {
   uint16_t src_port = 0, dst_port = 0;
   uint8_t proto = 0;
   uint16_t vlan = 0;  // outer 802.1Q id, 0 = untagged
+  std::array<uint8_t, 6> src_mac{}, dst_mac{};  // zero when unknown; the annotator binds devices by MAC
   HeaderSlot* header = nullptr;  // the flow's cache of the rendered header, if it keeps one
 };
 
@@ -105,6 +107,7 @@ class EventOutput {
     IpAddr src, dst;
     uint16_t src_port = 0, dst_port = 0, vlan = 0;
     uint8_t proto = 0;
+    std::array<uint8_t, 6> src_mac{}, dst_mac{};
     HeaderAnnotator* annotator = nullptr;
     uint64_t generation = 0;
     std::string text;

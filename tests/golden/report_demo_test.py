@@ -188,6 +188,19 @@ pacs_row = [l for l in ud_summary.splitlines() if l.strip().startswith("pacs-1 "
 c.eq("undeclared store: summary counts no undeclared flow for pacs-1",
      [l.split()[4:7] for l in pacs_row], [["2", "0", "0"]])
 
+# The CT bound by its MAC instead of its address: the same report as bound by address.
+mac, mac_page, _ = variant("mac", {"sites/demo-site.yaml": [("ip: 10.10.1.10, ae_title: CT01",
+                                                             'mac: "02:00:0a:0a:01:0a", ae_title: CT01')]})
+mac_flows = [e for e in mac if e["event_type"] == "flow"]
+mac_alerts = [e for e in mac if e["event_type"] == "alert"]
+d_mac = check_page("CT bound by MAC", mac_page, mac_flows, mac_alerts)
+c.eq("bound by MAC: device verdicts", {a["data-device"]: a["data-verdict"] for a in d_mac.with_class("device")},
+     {a["data-device"]: a["data-verdict"] for a in d.with_class("device")})
+c.eq("bound by MAC: headers name the CT", sum(1 for f in mac_flows if "ct-1" in (f.get("src_device"), f.get("dst_device"))),
+     sum(1 for f in flows if "ct-1" in (f.get("src_device"), f.get("dst_device"))))
+c.eq("bound by MAC: the CT's asset is named", {e["asset"].get("device") for e in mac if e["event_type"] == "asset"
+                                              and e["asset"]["ip"] == "10.10.1.10"}, {"ct-1"})
+
 # `medmon report` on the same events gives the same page (but for the source line).
 cli_html = os.path.join(OUT, "report-demo-cli.html")
 run(["report", events_path, "-o", cli_html, "--site", site], check_rc=(0,))

@@ -754,6 +754,25 @@ TEST_CASE("each device of a flow has its own verdict and rule", "[judge]") {
   CHECK(n.side_verdict[1].empty());
 }
 
+TEST_CASE("event headers name a device bound by MAC", "[judge]") {
+  Fixture fx(Fixture::Edits{{"ip: 10.10.1.10, ae_title: CT01", "mac: \"02:00:0a:0a:00:01\", ae_title: CT01"}});
+  auto f = fx.flow(CT, 40001, PACS, 11112);
+  f.ep.src_mac = {0x02, 0x00, 0x0a, 0x0a, 0x00, 0x01};
+  auto& w = fx.out.begin("flow", f.end, &f.ep);
+  w.field("x", 1);
+  fx.out.end();
+  json ev = json::parse(fx.sink->lines.back());
+  CHECK(ev["src_device"] == "ct-1");
+  CHECK(ev["dst_device"] == "pacs-1");
+  // Another MAC at the same address is not the CT.
+  auto g = fx.flow(CT, 40002, PACS, 11112);
+  g.ep.src_mac = {0x02, 0, 0, 0, 0, 0x77};
+  fx.out.begin("flow", g.end, &g.ep).field("x", 1);
+  fx.out.end();
+  ev = json::parse(fx.sink->lines.back());
+  CHECK_FALSE(ev.contains("src_device"));
+}
+
 TEST_CASE("unbound host on a listed port; zone crossing without a device", "[judge]") {
   Fixture fx;
   // The PACS lists 11112 for modalities: an unknown client there is an undeclared peer, and

@@ -450,3 +450,21 @@ TEST_CASE("asset tracker: a reloaded policy rebinds the devices already seen") {
   REQUIRE(a.size() == 4);
   CHECK(a[3]["model"] == "unbound");
 }
+
+TEST_CASE("asset tracker: a device bound by MAC gets its name from the policy's annotation") {
+  // Names the CT by its MAC only, as a site binding `mac:` does.
+  struct ByMac : HeaderAnnotator {
+    void annotate(const EventEndpoints& ep, JsonWriter& w) override {
+      if (ep.src_mac == std::array<uint8_t, 6>{0x00, 0xd0, 0xef, 0x01, 0x02, 0x03}) w.field("src_device", "ct-1");
+    }
+  } by_mac;
+  Rig r;
+  r.t->set_annotator(&by_mac);
+  r.t->judge(flow("10.10.1.10", "10.10.2.20", 104, nullptr), r.out);
+  auto a = r.assets();
+  REQUIRE(a.size() == 2);
+  CHECK(a[0]["ip"] == "10.10.1.10");
+  CHECK(a[0]["device"] == "ct-1");
+  CHECK_FALSE(a[1].contains("device"));
+}
+
