@@ -97,11 +97,21 @@ std::vector<Asset> build_inventory(const EventLog& log) {
       r.bytes += num(fl, "bytes_toserver") + num(fl, "bytes_toclient");
     }
   }
-  for (const json& a : log.alerts)
-    for (const char* k : {"src_ip", "dst_ip"}) {
-      auto it = by_ip.find(str(a, k));
-      if (it != by_ip.end()) ++it->second.alerts;
-    }
+  // An alert counts once, for the device it names (as the summary and the report count it): the
+  // alert's address of that device, else the device's address.
+  for (const json& a : log.alerts) {
+    std::string dev = str(a.value("alert", json::object()), "device");
+    if (dev.empty()) continue;
+    auto names = [&](const Asset& r) { return r.device == dev || (r.device.empty() && r.ip == dev); };
+    Asset* hit = nullptr;
+    for (const char* k : {"src_ip", "dst_ip"})
+      if (auto it = by_ip.find(str(a, k)); !hit && it != by_ip.end() && names(it->second)) hit = &it->second;
+    if (!hit)
+      if (auto it = by_ip.find(dev); it != by_ip.end()) hit = &it->second;
+    if (!hit)
+      for (auto& [ip, r] : by_ip) if (r.device == dev) { hit = &r; break; }
+    if (hit) ++hit->alerts;
+  }
   std::vector<Asset> out;
   for (auto& [ip, r] : by_ip) out.push_back(std::move(r));
   std::sort(out.begin(), out.end(), [](const Asset& a, const Asset& b) { return ip_key(a.ip) < ip_key(b.ip); });
@@ -115,7 +125,27 @@ std::string join(const std::vector<std::string>& v, size_t max = 4) {
   if (v.size() > max) s += fmt::format(",+{}", v.size() - max);
   return s.empty() ? "-" : s;
 }
-std::string cut(std::string s, size_t n) {
+// Values from the wire (AE titles, MSH-3, identities) may hold terminal escape sequences: control
+// characters (C0, DEL and UTF-8 encoded C1) are shown as \xNN instead of being sent to the terminal.
+std::string printable(const std::string& s) {
+  std::string o;
+  o.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    auto c = static_cast<unsigned char>(s[i]);
+    auto next = i + 1 < s.size() ? static_cast<unsigned char>(s[i + 1]) : 0;
+    if (c < 0x20 || c == 0x7f) {
+      o += fmt::format("\\x{:02x}", c);
+    } else if (c == 0xc2 && next >= 0x80 && next <= 0x9f) {
+      o += fmt::format("\\x{:02x}\\x{:02x}", c, next);
+      ++i;
+    } else {
+      o.push_back(static_cast<char>(c));
+    }
+  }
+  return o;
+}
+std::string cut(const std::string& raw, size_t n) {
+  std::string s = printable(raw);
   if (s.size() > n) { s.resize(n - 1); s += "~"; }
   return s.empty() ? "-" : s;
 }

@@ -216,3 +216,30 @@ TEST_CASE("report judges each device of a flow by its own side's verdict and rul
         std::string::npos);
 }
 
+TEST_CASE("inventory counts an alert once, for the device it names") {
+  EventLog log;
+  for (const char* l : kTwoDevices) log.add_line(l);
+  auto inv = build_inventory(log);
+  REQUIRE(inv.size() == 2);
+  CHECK(inv[0].ip == "10.10.1.10");
+  CHECK(inv[0].alerts == 1);
+  CHECK(inv[1].alerts == 0);  // the PACS is the alert's peer, not its device
+}
+
+TEST_CASE("the inventory table shows control characters from the wire escaped") {
+  EventLog log;
+  log.add_line(R"({"ts":"2024-03-01T12:00:00.000000Z","event_type":"asset","asset":{"ip":"10.0.0.9","changes":["new"],"model":"unbound","dicom":{"ae_titles":["\u001b[2J\u001b]0;X\u0007"]},"hl7_apps":[{"app":"A\u009bB"}],"flows":1,"bytes":1}})");
+  auto inv = build_inventory(log);
+  std::FILE* f = std::tmpfile();
+  REQUIRE(f);
+  print_inventory_table(f, inv);
+  std::rewind(f);
+  std::string text;
+  for (int c; (c = std::fgetc(f)) != EOF;) text.push_back(static_cast<char>(c));
+  std::fclose(f);
+  for (char c : text) CHECK((c == '\n' || static_cast<unsigned char>(c) >= 0x20));
+  CHECK(text.find("\\x1b[2J\\x1b]0;X~") != std::string::npos);  // cut to the column
+  CHECK(text.find("A\\xc2\\x9bB") != std::string::npos);
+  CHECK(text.find('\x7f') == std::string::npos);
+}
+
