@@ -73,6 +73,17 @@ std::string_view trim(std::string_view v) {
   return v;
 }
 
+// Every value a device's record keeps (fields, list entries, identity members) is cut to this
+// many bytes, at a UTF-8 character boundary: a peer sending megabyte AE titles or HL7 application
+// names would otherwise make every asset event of the device megabytes long.
+constexpr size_t kMaxValue = 128;
+std::string_view cap(std::string_view v) {
+  if (v.size() <= kMaxValue) return v;
+  size_t n = kMaxValue;
+  while (n > 0 && (static_cast<unsigned char>(v[n]) & 0xc0) == 0x80) --n;  // v[n] continues a character
+  return v.substr(0, n);
+}
+
 std::string lower(std::string_view s) {
   std::string r(s);
   for (char& c : r) if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
@@ -147,7 +158,7 @@ void AssetTracker::mark(Device& d, const char* why) {
 }
 
 bool AssetTracker::add_unique(Device& d, std::vector<std::string>& list, std::string_view v, const char* why) {
-  v = trim(v);
+  v = cap(trim(v));
   if (v.empty()) return false;
   for (auto& x : list) if (x == v) return false;
   if (list.size() >= opt_.max_list) { ++list_full_; return false; }
@@ -157,9 +168,9 @@ bool AssetTracker::add_unique(Device& d, std::vector<std::string>& list, std::st
 }
 
 void AssetTracker::set_field(Device& d, std::string& field, std::string_view v, const char* why) {
-  v = trim(v);
+  v = cap(trim(v));  // cut before comparing: a long value is not new every time it is seen
   if (v.empty() || field == v) return;
-  field.assign(v.substr(0, 128));
+  field.assign(v);
   mark(d, why);
 }
 
@@ -203,7 +214,7 @@ void AssetTracker::bind(Device& d) {
   }
   if (binder_) model = binder_(d.ip, d.mac);
   auto put = [&](std::string& field, std::string_view v) {
-    v = trim(v).substr(0, 128);
+    v = cap(trim(v));
     if (field == v) return;
     field.assign(v);
     mark(d, "binding");
@@ -295,7 +306,7 @@ void AssetTracker::side(Device& d, const FlowSummary& f, bool is_client) {
     if (auto* v = ff.attr("dicom.calling_ae")) add_unique(d, d.ae_titles, *v, "ae_title");
     if (auto* v = ff.attr("hl7.msh3")) {
       const std::string* fac = ff.attr("hl7.msh4");
-      std::string_view app = trim(*v), facility = fac ? trim(*fac) : std::string_view();
+      std::string_view app = cap(trim(*v)), facility = fac ? cap(trim(*fac)) : std::string_view();
       bool known = app.empty();
       for (auto& a : d.hl7_apps) if (a.app == app && a.facility == facility) known = true;
       if (!known && d.hl7_apps.size() >= opt_.max_list) ++list_full_;
@@ -323,6 +334,9 @@ void AssetTracker::side(Device& d, const FlowSummary& f, bool is_client) {
     if (id.client != is_client) continue;
     DeviceIdentity mine = id;
     mine.client = true;  // kept per device, where the side of one flow means nothing
+    for (std::string* m : {&mine.source, &mine.id, &mine.udi, &mine.serial, &mine.type, &mine.manufacturer,
+                           &mine.model, &mine.version})
+      if (m->size() > kMaxValue) m->resize(cap(*m).size());
     if (std::find(d.identities.begin(), d.identities.end(), mine) != d.identities.end()) continue;
     if (d.identities.size() >= opt_.max_list) { ++list_full_; continue; }
     d.identities.push_back(std::move(mine));

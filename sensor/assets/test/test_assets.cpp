@@ -468,3 +468,34 @@ TEST_CASE("asset tracker: a device bound by MAC gets its name from the policy's 
   CHECK_FALSE(a[1].contains("device"));
 }
 
+TEST_CASE("asset tracker: every value it keeps is cut to 128 bytes at a character boundary") {
+  Rig r;
+  // 127 ASCII bytes, then a 2-byte character across the cut, then more.
+  std::string longv = std::string(127, 'A') + "\xc3\xa9" + std::string(100000, 'B');
+  FlowFacts facts;
+  facts.app = "hl7";
+  facts.set_attr("hl7.msh3", longv);
+  facts.set_attr("hl7.msh4", longv);
+  facts.set_attr("dicom.calling_ae", longv);
+  facts.set_attr("dicom.manufacturer", longv);
+  DeviceIdentity id;
+  id.source = "hl7 PRT";
+  id.id = id.serial = longv;
+  facts.add_identity(id);
+  auto f = flow("10.10.1.10", "10.10.3.30", 2575, &facts);
+  r.t->judge(f, r.out);
+  auto a = r.assets();
+  REQUIRE(!a.empty());
+  const std::string cut(127, 'A');
+  CHECK(a[0]["hl7_apps"][0]["app"] == cut);
+  CHECK(a[0]["hl7_apps"][0]["facility"] == cut);
+  CHECK(a[0]["dicom"]["ae_titles"][0] == cut);
+  CHECK(a[0]["dicom"]["manufacturer"] == cut);
+  CHECK(a[0]["identities"][0]["id"] == cut);
+  CHECK(a[0]["identities"][0]["serial"] == cut);
+  for (auto& l : r.sink->lines) CHECK(l.size() < 4096);
+  // The same long values again are nothing new.
+  size_t events = r.sink->lines.size();
+  r.t->judge(f, r.out);
+  CHECK(r.sink->lines.size() == events);
+}
