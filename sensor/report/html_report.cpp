@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <set>
+#include <unordered_map>
 
 #include "sensor/report/inventory.h"
 
@@ -320,6 +321,7 @@ class Builder {
   std::map<std::string, int> verdicts_;
   std::array<uint64_t, 5> sev_{};
   std::vector<Asset> inventory_;
+  std::unordered_map<std::string, size_t> asset_at_;  // ip -> its entry in inventory_
   std::map<std::string, size_t> palette_;
   int overall_ = -1;
 };
@@ -332,8 +334,7 @@ int Builder::dev_for(const json& e, int side) {
     if (key.empty()) return -1;
   } else {
     if (ip.empty()) return -1;
-    bool known = std::any_of(inventory_.begin(), inventory_.end(), [&](const Asset& a) { return a.ip == ip; });
-    if (!known) return -1;
+    if (!asset_at_.count(ip)) return -1;
     key = ip;
   }
   auto it = by_key_.find(key);
@@ -352,6 +353,9 @@ int Builder::dev_for(const json& e, int side) {
 
 void Builder::collect() {
   inventory_ = build_inventory(log_);
+  // Indexes by address: without a site every address is a device, and scanning the inventory
+  // (or the devices) per flow side or alert made the report quadratic.
+  for (size_t i = 0; i < inventory_.size(); ++i) asset_at_.emplace(inventory_[i].ip, i);
   auto has_dev = [](const json& e) { return e.contains("src_device") || e.contains("dst_device"); };
   policy_ = std::any_of(log_.flows.begin(), log_.flows.end(), has_dev) ||
             std::any_of(log_.alerts.begin(), log_.alerts.end(), has_dev) ||
@@ -392,6 +396,9 @@ void Builder::collect() {
       if (it != by_key_.end()) devs_[it->second].model = a.model;
     }
   }
+  std::unordered_map<std::string, Dev*> dev_at;  // ip -> the first device with that address
+  for (Dev& d : devs_)
+    for (const std::string& ip : d.ips) dev_at.emplace(ip, &d);
   for (const json& a : log_.alerts) {
     const json& al = a.value("alert", json::object());
     ++sev_[static_cast<size_t>(sev_rank(str(al, "severity")))];
@@ -400,8 +407,7 @@ void Builder::collect() {
     if (policy_ && by_key_.count(dev)) hit.insert(&devs_[by_key_[dev]]);
     if (hit.empty()) {
       for (int side = 0; side < 2; ++side) {
-        std::string ip = str(a, side ? "dst_ip" : "src_ip");
-        for (Dev& d : devs_) if (d.ips.count(ip)) { hit.insert(&d); break; }
+        if (auto it = dev_at.find(str(a, side ? "dst_ip" : "src_ip")); it != dev_at.end()) hit.insert(it->second);
       }
     }
     for (Dev* d : hit) d->alerts.push_back(&a);
@@ -549,8 +555,11 @@ void Builder::identity_table(const Dev& d) {
   o() += "<div><h3>Identity</h3><table class=\"kv\">\n";
   identity_row("Policy model", d.model);
   identity_row("Zone", d.zone);
-  for (const Asset& a : inventory_)
-    if (d.ips.count(a.ip)) asset_identity(a);
+  std::vector<size_t> mine;  // in inventory order
+  for (const std::string& ip : d.ips)
+    if (auto it = asset_at_.find(ip); it != asset_at_.end()) mine.push_back(it->second);
+  std::sort(mine.begin(), mine.end());
+  for (size_t i : mine) asset_identity(inventory_[i]);
   o() += "</table></div>\n";
 }
 
