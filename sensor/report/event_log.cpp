@@ -18,7 +18,10 @@ uint64_t num(const nlohmann::json& j, const char* key) {
   if (it->is_number_unsigned()) return it->get<uint64_t>();
   if (it->is_number_integer()) { int64_t v = it->get<int64_t>(); return v < 0 ? 0 : static_cast<uint64_t>(v); }
   double d = it->get<double>();
-  return d < 0 ? 0 : static_cast<uint64_t>(d);
+  // Converting a double out of uint64_t's range is undefined: clamp (2^64 is exact in a double).
+  if (!(d > 0)) return 0;
+  if (d >= 18446744073709551616.0) return UINT64_MAX;
+  return static_cast<uint64_t>(d);
 }
 
 void EventLog::add_line(std::string_view line) {

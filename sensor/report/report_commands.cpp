@@ -66,7 +66,13 @@ bool print_pdf(const std::string& html, const std::string& pdf, std::string& err
   namespace fs = std::filesystem;
   std::error_code ec;
   std::string url = "file://" + fs::absolute(html, ec).string();
-  std::string profile = fs::temp_directory_path(ec).string() + "/medmon-chromium-" + std::to_string(getpid());
+  // A fresh private profile directory: a predictable name in a shared /tmp could be prepared by
+  // another user beforehand.
+  std::string profile = fs::temp_directory_path(ec).string() + "/medmon-chromium-XXXXXX";
+  if (!mkdtemp(profile.data())) {
+    err = "cannot create a Chromium profile directory under " + fs::temp_directory_path(ec).string();
+    return false;
+  }
   std::vector<std::string> args = {chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                                    "--disable-extensions", "--no-pdf-header-footer", "--user-data-dir=" + profile,
                                    "--print-to-pdf=" + fs::absolute(pdf, ec).string(), url};
@@ -80,7 +86,11 @@ bool print_pdf(const std::string& html, const std::string& pdf, std::string& err
   pid_t pid;
   int rc = posix_spawn(&pid, chromium.c_str(), &fa, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) { err = chromium + ": cannot start"; return false; }
+  if (rc != 0) {
+    fs::remove_all(profile, ec);
+    err = chromium + ": cannot start";
+    return false;
+  }
   int status = 0;
   waitpid(pid, &status, 0);
   fs::remove_all(profile, ec);

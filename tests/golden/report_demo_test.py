@@ -213,6 +213,30 @@ pdf = os.path.join(OUT, "report-demo.pdf")
 run(["report", events_path, "-o", pdf], check_rc=(0,))
 c.true("PDF printed", os.path.exists(pdf) and open(pdf, "rb").read(5) == b"%PDF-")
 
+# Chromium's profile directory is a fresh private one (not a name another user could guess and
+# prepare), removed afterwards.
+import subprocess
+import tempfile
+fake = os.path.join(OUT, "report-demo-fake-chromium.sh")
+seen = os.path.join(OUT, "report-demo-fake-chromium.txt")
+with open(fake, "w") as f:
+    f.write('#!/bin/sh\nfor a; do case "$a" in --user-data-dir=*) d="${a#--user-data-dir=}";; '
+            '--print-to-pdf=*) p="${a#--print-to-pdf=}";; esac; done\n'
+            f'stat -c "%a %F" "$d" > {seen}; echo "$d" >> {seen}; printf "%%PDF-fake" > "$p"\n')
+os.chmod(fake, 0o755)
+tmp = tempfile.mkdtemp(prefix="medmon-report-test-")
+p = subprocess.run([os.environ.get("MEDMON") or os.path.join(os.path.dirname(__file__), "../../build/sensor/cli/medmon"),
+                    "report", events_path, "-o", os.path.join(OUT, "report-demo-fake.pdf")],
+                   env=dict(os.environ, MEDMON_CHROMIUM=fake, TMPDIR=tmp), capture_output=True, text=True)
+c.eq("fake Chromium: exit", p.returncode, 0)
+mode, profile = (open(seen).read().splitlines() + ["", ""])[:2]
+c.eq("profile directory is private", mode, "700 directory")
+name = os.path.basename(profile)
+c.true("profile directory name is random, not the pid", name.startswith("medmon-chromium-") and
+       not name[len("medmon-chromium-"):].isdigit() and os.path.dirname(profile) == tmp)
+c.true("profile directory removed", not os.path.exists(profile))
+os.rmdir(tmp)
+
 # Inventory: every address of an asset event, with its identity.
 rc, inv_out, _ = run(["assets", events_path, "--json"], check_rc=(0,))
 inv = {a["ip"]: a for a in json.loads(inv_out)}

@@ -243,3 +243,10 @@ TEST_CASE("the inventory table shows control characters from the wire escaped") 
   CHECK(text.find('\x7f') == std::string::npos);
 }
 
+TEST_CASE("numbers beyond uint64_t are clamped") {
+  auto j = nlohmann::json::parse(R"({"big":1e30,"neg":-1e30,"top":18446744073709551615,"half":2.5})");
+  CHECK(num(j, "big") == UINT64_MAX);
+  CHECK(num(j, "neg") == 0);
+  CHECK(num(j, "top") == UINT64_MAX);
+  CHECK(num(j, "half") == 2);
+}
