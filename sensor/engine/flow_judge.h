@@ -37,7 +37,7 @@ struct FlowVerdict {
   // Each side's own verdict and rule ([0] the client, [1] the server), empty when that side is no
   // judged device: a flow between two devices is declared for one and undeclared for the other,
   // and `verdict` above is only the worse of the two.
-  std::array<std::string, 2> side_verdict, side_rule;
+  std::array<std::string, 2> side_verdict{}, side_rule{};
 };
 
 class FlowJudge {
