@@ -231,32 +231,6 @@ LiveOptions merge_capture(const LiveOptions& o, const CaptureConfig& c) {
   return m;
 }
 
-// Each worker buffers its lines and hands them to the shared file in whole chunks.
-class SharedSink : public EventSink {
- public:
-  SharedSink(std::shared_ptr<EventSink> file, std::mutex& m) : file_(std::move(file)), m_(m) {}
-  void write_line(std::string_view, std::string_view line) override {
-    buf_.append(line);
-    buf_.push_back('\n');
-    if (buf_.size() > (256u << 10)) flush();
-  }
-  void flush() override {
-    if (buf_.empty()) return;
-    std::lock_guard<std::mutex> g(m_);
-    // FileSink adds the newline itself: hand it the chunk without the last one.
-    std::string_view chunk(buf_);
-    chunk.remove_suffix(1);
-    file_->write_line("", chunk);
-    file_->flush();
-    buf_.clear();
-  }
-
- private:
-  std::shared_ptr<EventSink> file_;
-  std::mutex& m_;
-  std::string buf_;
-};
-
 int drop_privileges(const std::string& user) {
   if (user.empty()) return 0;
   passwd* pw = getpwnam(user.c_str());
@@ -404,7 +378,6 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
   if (int rc = drop_privileges(o.user)) return rc;
   install_handlers();
 
-  std::mutex file_mutex;
   CaptureFilter filter{bpf_from_cli, FilterInForce(o.bpf), [&](const std::string& f) {
                          for (auto& s : sources) s->set_filter(f);
                        }};
@@ -413,8 +386,7 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
   for (int i = 0; i < o.workers; ++i) {
     threads.emplace_back([&, i] {
       EventOutput out;
-      out.add_sink(std::make_shared<SharedSink>(file, file_mutex));
-      sinks->attach_extras(out);
+      sinks->attach_worker(out);
       ReloadableJudge judge(board);  // even without a policy, so that a reload can bring one in
       out.set_annotator(&judge);
       auto inventory = assets.worker(i);

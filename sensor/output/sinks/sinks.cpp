@@ -81,6 +81,42 @@ void SinkSet::attach_extras(EventOutput& out, bool counters_in_stats) {
   }
 }
 
+void SinkSet::attach_worker(EventOutput& out, bool counters_in_stats) {
+  if (primary_) out.add_sink(std::make_shared<SharedSink>(primary_, primary_mutex_));
+  for (auto& e : extras_) {
+    if (e.async) {
+      if (counters_in_stats) out.add_sink(std::make_shared<CountingFront>(e.async, out.counters()));
+      else out.add_sink(e.sink);
+    } else {
+      // The file sinks are not thread-safe: each worker gets its own buffer in front of them.
+      out.add_sink(std::make_shared<FilterSink>(std::make_shared<SharedSink>(e.file, *e.file_mutex), e.events));
+    }
+  }
+}
+
+void SharedSink::write_line(std::string_view, std::string_view line) {
+  buf_.append(line);
+  buf_.push_back('\n');
+  if (buf_.size() > (256u << 10)) flush();
+}
+
+void SharedSink::flush() {
+  if (buf_.empty()) return;
+  std::lock_guard<std::mutex> g(m_);
+  if (file_->takes_batches()) {
+    file_->write_batch(buf_);
+  } else {
+    std::string_view rest(buf_);
+    while (!rest.empty()) {
+      size_t nl = rest.find('\n');
+      file_->write_line("", rest.substr(0, nl));
+      rest.remove_prefix(nl + 1);
+    }
+  }
+  file_->flush();
+  buf_.clear();
+}
+
 void SinkSet::close(bool verbose) {
   if (closed_) return;
   closed_ = true;
@@ -113,15 +149,16 @@ std::unique_ptr<SinkSet> make_sinks(const SinkConfig& cfg, const std::string& ou
   for (const auto& s : cfg.sinks) {
     SinkSet::Extra e;
     e.events = s.events;
+    e.file_mutex = std::make_unique<std::mutex>();
     if (s.type == "stdout") {
       if (out_path == "-") throw SinkConfigError(fmt::format("{}: events already go to standard output (--out -)", s.where));
-      e.sink = std::make_shared<FilterSink>(std::make_shared<FileSink>("-"), s.events);
+      e.file = std::make_shared<FileSink>("-");
+      e.sink = std::make_shared<FilterSink>(e.file, s.events);
     } else if (s.type == "file") {
       if (s.url == out_path) throw SinkConfigError(fmt::format("{}: {} is already the --out file", s.where, s.url));
-      std::shared_ptr<EventSink> f;
-      if (s.rotate.enabled()) f = std::make_shared<RotatingFileSink>(s.url, s.rotate);
-      else f = std::make_shared<FileSink>(s.url);
-      e.sink = std::make_shared<FilterSink>(f, s.events);
+      if (s.rotate.enabled()) e.file = std::make_shared<RotatingFileSink>(s.url, s.rotate);
+      else e.file = std::make_shared<FileSink>(s.url);
+      e.sink = std::make_shared<FilterSink>(e.file, s.events);
     } else {
       std::unique_ptr<Backend> b;
       try {

@@ -5,6 +5,7 @@
 // .delivered, .dropped, .errors, .spool_bytes) are copied into the Counters of each
 // EventOutput they are attached to, on that output's thread, so `stats` events carry them.
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -25,9 +26,12 @@ class SinkSet {
   // replay leaves them out: they follow the server's timing, and its output must be the same
   // on every run.
   void attach(EventOutput& out, bool counters_in_stats = true);
-  // Adds the extra sinks only (an output whose file is written elsewhere). Safe to call from
-  // several threads for their own outputs.
+  // Adds the extra sinks only (an output whose file is written elsewhere).
   void attach_extras(EventOutput& out, bool counters_in_stats = true);
+  // For one of several worker threads, each with its own output: the --out file and the extra
+  // file/stdout sinks are reached through a SharedSink each (one lock per file), the syslog and
+  // ClickHouse sinks directly (their queue is thread-safe). Safe to call from the workers.
+  void attach_worker(EventOutput& out, bool counters_in_stats = true);
   bool has_extras() const { return !extras_.empty(); }
   // Delivers what is queued (bounded by each sink's drain timeout) and prints a line per extra
   // sink on stderr when something is left undelivered or was dropped (or always, when verbose).
@@ -36,13 +40,33 @@ class SinkSet {
  private:
   friend std::unique_ptr<SinkSet> make_sinks(const SinkConfig&, const std::string&);
   std::shared_ptr<EventSink> primary_;
+  std::mutex primary_mutex_;
   struct Extra {
     std::shared_ptr<EventSink> sink;
     std::shared_ptr<AsyncSink> async;  // null for stdout/file
     std::vector<std::string> events;
+    std::shared_ptr<EventSink> file;   // stdout/file: the sink behind the event filter
+    std::unique_ptr<std::mutex> file_mutex;
   };
   std::vector<Extra> extras_;
   bool closed_ = false;
+};
+
+// One worker's way into a file (or standard output) that several worker threads write: the
+// worker's lines are buffered here and handed over in chunks of whole lines under the file's
+// lock, so lines never interleave. A sink that takes batches (FileSink) gets each chunk at once;
+// any other (RotatingFileSink) gets it line by line, so that it decides rotation per line. The
+// sink behind it sees no event types: filter before it.
+class SharedSink : public EventSink {
+ public:
+  SharedSink(std::shared_ptr<EventSink> file, std::mutex& m) : file_(std::move(file)), m_(m) {}
+  void write_line(std::string_view event_type, std::string_view line) override;
+  void flush() override;
+
+ private:
+  std::shared_ptr<EventSink> file_;
+  std::mutex& m_;
+  std::string buf_;
 };
 
 // Throws std::runtime_error (file cannot be opened) or SinkConfigError.

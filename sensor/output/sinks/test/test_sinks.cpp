@@ -11,13 +11,16 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <set>
 #include <sstream>
+#include <thread>
 
 #include "sensor/output/sinks/async_sink.h"
 #include "sensor/output/sinks/clickhouse_sink.h"
 #include "sensor/output/sinks/rotating_file_sink.h"
 #include "sensor/output/sinks/sink_config.h"
 #include "sensor/output/sinks/sink_error.h"
+#include "sensor/output/sinks/sinks.h"
 #include "sensor/output/sinks/syslog_sink.h"
 
 using namespace medmon;
@@ -123,6 +126,85 @@ TEST_CASE("Size rotation never splits a line and keeps every line in order") {
   }
   CHECK(next == n);
   CHECK(saw_big);
+}
+
+// The lines of a file (or of the files given), each checked to be a whole JSON event.
+std::vector<std::string> json_lines(const std::vector<std::string>& files) {
+  std::vector<std::string> out;
+  size_t bad = 0;
+  for (auto& f : files) {
+    std::string c = slurp(f);
+    if (!c.empty()) CHECK(c.back() == '\n');
+    size_t pos = 0;
+    while (pos < c.size()) {
+      size_t nl = c.find('\n', pos);
+      if (nl == std::string::npos) nl = c.size();
+      std::string l = c.substr(pos, nl - pos);
+      if (!nlohmann::json::accept(l)) ++bad;
+      out.push_back(l);
+      pos = nl + 1;
+    }
+  }
+  CHECK(bad == 0);
+  return out;
+}
+
+TEST_CASE("Workers share the --out file and extra file sinks without losing, doubling or mixing lines") {
+  TempDir td;
+  SinkConfig cfg;
+  cfg.sinks.push_back(parse_sink_spec("file=" + td.path + "/extra.jsonl"));
+  cfg.sinks.push_back(parse_sink_spec("file=" + td.path + "/rot.jsonl,rotate_size=64k,rotate_keep=0"));
+  auto sinks = make_sinks(cfg, td.path + "/out.jsonl");
+  const int workers = 4, per_worker = 20000;
+  std::vector<std::thread> threads;
+  for (int w = 0; w < workers; ++w)
+    threads.emplace_back([&, w] {
+      EventOutput out;
+      sinks->attach_worker(out);
+      for (int i = 0; i < per_worker; ++i) {
+        out.emit_line("flow", event(w * per_worker + i, 1700000000, 100));
+        if (i % 5000 == 0) out.flush();
+      }
+      out.flush();
+    });
+  for (auto& t : threads) t.join();
+  sinks->close(false);
+  sinks.reset();
+  std::set<std::string> want;
+  for (int n = 0; n < workers * per_worker; ++n) want.insert(event(n, 1700000000, 100));
+  std::vector<std::string> rot_files;
+  for (int i = 1; exists(td.path + "/rot.jsonl." + std::to_string(i)); ++i) rot_files.push_back(td.path + "/rot.jsonl." + std::to_string(i));
+  rot_files.push_back(td.path + "/rot.jsonl");
+  for (const auto& files : {std::vector<std::string>{td.path + "/out.jsonl"}, std::vector<std::string>{td.path + "/extra.jsonl"}, rot_files}) {
+    auto got = json_lines(files);
+    CHECK(got.size() == want.size());
+    CHECK((std::set<std::string>(got.begin(), got.end()) == want));
+  }
+}
+
+TEST_CASE("A worker's chunk of lines is rotated line by line") {
+  TempDir td;
+  SinkConfig cfg;
+  cfg.rotate.size = 4096;
+  cfg.rotate.keep = 0;
+  std::string path = td.path + "/out.jsonl";
+  auto sinks = make_sinks(cfg, path);
+  {
+    EventOutput out;
+    sinks->attach_worker(out);
+    for (int i = 0; i < 2000; ++i) out.emit_line("flow", event(i, 1700000000, 50));
+    out.flush();
+  }
+  sinks->close(false);
+  sinks.reset();
+  std::vector<std::string> files;
+  for (int i = 1; exists(path + "." + std::to_string(i)); ++i) files.insert(files.begin(), path + "." + std::to_string(i));
+  files.push_back(path);
+  CHECK(files.size() > 20);
+  for (auto& f : files) CHECK(slurp(f).size() <= 4096);
+  auto got = json_lines(files);
+  REQUIRE(got.size() == 2000);
+  for (int i = 0; i < 2000; ++i) CHECK(got[size_t(i)] == event(i, 1700000000, 50));
 }
 
 TEST_CASE("Time rotation follows packet time and keeps at most `keep` files") {
