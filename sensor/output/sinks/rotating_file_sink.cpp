@@ -8,9 +8,12 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <optional>
 #include <stdexcept>
 #include <vector>
 
@@ -53,13 +56,14 @@ int64_t RotatingFileSink::line_time(std::string_view l) {
 RotatingFileSink::RotatingFileSink(std::string path, RotateSettings r) : path_(std::move(path)), r_(r) {
   struct stat st;
   if (::stat(path_.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
-    // An earlier run's events: rotate them away rather than truncate them.
-    fd_ = -2;
-    first_ts_ = -1;
-    rotate();
-  } else {
-    open_new();
+    // An earlier run's events: rotate them away (named after their first event) rather than
+    // truncate them, and refuse to start when that is not possible.
+    std::string err = move_away(first_line_time(path_));
+    if (!err.empty())
+      throw std::runtime_error(fmt::format("{}: the file left by an earlier run cannot be rotated away ({}); it is not overwritten", path_, err));
   }
+  fd_ = open_file();
+  if (fd_ < 0) throw std::runtime_error(path_ + ": " + std::strerror(errno));
   buf_.reserve(1 << 20);
 }
 
@@ -68,11 +72,18 @@ RotatingFileSink::~RotatingFileSink() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-void RotatingFileSink::open_new() {
-  fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-  if (fd_ < 0) throw std::runtime_error(path_ + ": " + std::strerror(errno));
-  size_ = 0;
-  first_ts_ = -1;
+int RotatingFileSink::open_file() const {
+  // Never O_TRUNC: the file is new (renamed away just before) or empty.
+  return ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+}
+
+int64_t RotatingFileSink::first_line_time(const std::string& path) {
+  char b[64];
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n = ::read(fd, b, sizeof b);
+  ::close(fd);
+  return n > 0 ? line_time(std::string_view(b, size_t(n))) : -1;
 }
 
 void RotatingFileSink::write_line(std::string_view, std::string_view line) {
@@ -108,51 +119,102 @@ void RotatingFileSink::flush() {
 
 void RotatingFileSink::rotate() {
   flush();
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
+  std::string err = move_away(first_ts_);
+  int fd = -1;
+  if (err.empty()) {
+    fd = open_file();
+    if (fd < 0) err = fmt::format("cannot open a new file: {}", std::strerror(errno));
+  }
+  if (!err.empty()) {
+    // Events are never lost to a failed rotation: they go on to the file open now (under its
+    // rotated name when only the new file could not be made). The next attempt comes after
+    // another `size` bytes or at the next interval.
+    ++failed_rotations_;
+    fmt::print(stderr, "medmon: {}: rotation failed ({}); events are appended to the current file ({} failed rotation{})\n",
+               path_, err, failed_rotations_, failed_rotations_ == 1 ? "" : "s");
+    size_ = 0;
+    return;
+  }
+  ::close(fd_);
+  fd_ = fd;
+  size_ = 0;
+  first_ts_ = -1;
+  ++rotations_;
+}
+
+namespace {
+// Where a rotated file's name sorts in time: an earlier run's file named ".start" (its time
+// unknown) before all others, then by time stamp, then by the "-N" added to a name taken.
+struct RotatedName {
+  bool start = false;
+  std::string stamp;
+  unsigned long n = 0;
+  std::string name;
+  bool operator<(const RotatedName& o) const {
+    if (start != o.start) return start;
+    if (stamp != o.stamp) return stamp < o.stamp;
+    return n < o.n;
+  }
+};
+
+// The suffix after "<file>." of a rotated file with a time stamp name, or nullopt.
+std::optional<RotatedName> rotated_name(const std::string& suf) {
+  RotatedName r;
+  std::string rest;
+  if (suf == "start" || suf.rfind("start-", 0) == 0) {
+    r.start = true;
+    rest = suf.substr(5);
+  } else if (suf.size() >= 16 && std::isdigit(static_cast<unsigned char>(suf[0])) && suf[8] == 'T' && suf[15] == 'Z') {
+    r.stamp = suf.substr(0, 16);
+    rest = suf.substr(16);
+  } else {
+    return std::nullopt;
+  }
+  if (rest.size() > 1 && rest[0] == '-') r.n = std::strtoul(rest.c_str() + 1, nullptr, 10);
+  return r;
+}
+}  // namespace
+
+std::string RotatingFileSink::move_away(int64_t first_ts) {
+  auto failed = [](const std::string& what) { return fmt::format("{}: {}", what, std::strerror(errno)); };
   if (r_.timestamp_names) {
     std::string stamp;
-    if (first_ts_ >= 0) {
-      time_t t = time_t(first_ts_ / 1000000);
+    if (first_ts >= 0) {
+      time_t t = time_t(first_ts / 1000000);
       struct tm tm{};
       gmtime_r(&t, &tm);
       char b[32];
       std::strftime(b, sizeof b, "%Y%m%dT%H%M%SZ", &tm);
       stamp = b;
     } else {
-      stamp = "start";
+      stamp = "start";  // no time to be read from its first line
     }
     std::string target = path_ + "." + stamp;
     for (int i = 1; exists(target); ++i) target = fmt::format("{}.{}-{}", path_, stamp, i);
-    ::rename(path_.c_str(), target.c_str());
+    if (::rename(path_.c_str(), target.c_str()) != 0) return failed("rename to " + target);
     if (r_.keep) {
-      // Oldest beyond `keep` go: names sort by time.
+      // Oldest beyond `keep` go.
       std::string dir = ".", base = path_;
       auto sl = path_.rfind('/');
       if (sl != std::string::npos) {
         dir = path_.substr(0, std::max<size_t>(sl, 1));  // "/x" lives in "/"
         base = path_.substr(sl + 1);
       }
-      std::vector<std::string> rotated;
+      std::vector<RotatedName> rotated;
       if (DIR* d = ::opendir(dir.c_str())) {
         while (dirent* e = ::readdir(d)) {
           std::string n = e->d_name;
           if (n.size() > base.size() + 1 && n.compare(0, base.size() + 1, base + ".") == 0) {
-            std::string suf = n.substr(base.size() + 1);
-            if (suf == "start" || suf.rfind("start-", 0) == 0 ||
-                (suf.size() >= 16 && std::isdigit(static_cast<unsigned char>(suf[0])) && suf[8] == 'T' && suf[15] == 'Z'))
-              rotated.push_back(n);
+            if (auto r = rotated_name(n.substr(base.size() + 1))) {
+              r->name = n;
+              rotated.push_back(*r);
+            }
           }
         }
         ::closedir(d);
       }
       std::sort(rotated.begin(), rotated.end());
-      // "start*" names sort after digits but are the oldest: an earlier run's file.
-      std::stable_partition(rotated.begin(), rotated.end(), [](const std::string& n) { return n.find(".start") != std::string::npos; });
-      while (rotated.size() > r_.keep) {
-        ::unlink((dir + "/" + rotated.front()).c_str());
-        rotated.erase(rotated.begin());
-      }
+      for (size_t i = 0; i + r_.keep < rotated.size(); ++i) ::unlink((dir + "/" + rotated[i].name).c_str());
     }
   } else {
     unsigned last = 1;
@@ -161,12 +223,14 @@ void RotatingFileSink::rotate() {
       for (unsigned n = r_.keep; n < last; ++n) ::unlink(fmt::format("{}.{}", path_, n).c_str());
       last = r_.keep;
     }
-    for (unsigned n = last; n > 1; --n)
-      ::rename(fmt::format("{}.{}", path_, n - 1).c_str(), fmt::format("{}.{}", path_, n).c_str());
-    ::rename(path_.c_str(), (path_ + ".1").c_str());
+    // A failed step stops here: renaming on would replace a file not yet shifted.
+    for (unsigned n = last; n > 1; --n) {
+      std::string from = fmt::format("{}.{}", path_, n - 1), to = fmt::format("{}.{}", path_, n);
+      if (::rename(from.c_str(), to.c_str()) != 0) return failed("rename " + from + " to " + to);
+    }
+    if (::rename(path_.c_str(), (path_ + ".1").c_str()) != 0) return failed("rename to " + path_ + ".1");
   }
-  ++rotations_;
-  open_new();
+  return {};
 }
 
 }  // namespace medmon

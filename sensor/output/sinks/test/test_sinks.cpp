@@ -1,12 +1,15 @@
 #include <catch2/catch.hpp>
 
 #include <dirent.h>
+#include <grp.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <yaml-cpp/yaml.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -234,7 +237,7 @@ TEST_CASE("Timestamp names and an earlier run's file is rotated, not overwritten
   TempDir td;
   const std::string& d = td.path;
   std::string path = d + "/ev.jsonl";
-  { std::ofstream(path) << event(999) << "\n"; }
+  { std::ofstream(path) << event(999, 1600000000) << "\n"; }
   RotateSettings r;
   r.size = 4096;
   r.timestamp_names = true;
@@ -242,8 +245,78 @@ TEST_CASE("Timestamp names and an earlier run's file is rotated, not overwritten
     RotatingFileSink s(path, r);
     for (int i = 0; i < 100; ++i) s.write_line("flow", event(i, 1700000000 + i));
   }
-  CHECK(slurp(path + ".start").find("\"n\":999") != std::string::npos);
+  // The earlier run's file is named after its first event.
+  CHECK(slurp(path + ".20200913T122640Z").find("\"n\":999") != std::string::npos);
   CHECK(exists(path + ".20231114T221320Z"));
+  CHECK_FALSE(exists(path + ".start"));
+}
+
+TEST_CASE("Timestamp names: a file without a time is .start, and the oldest files go first") {
+  TempDir td;
+  std::string path = td.path + "/ev.jsonl";
+  RotateSettings r;
+  r.size = 4096;
+  r.timestamp_names = true;
+  r.keep = 3;
+  { std::ofstream(path) << "not an event\n"; }
+  { RotatingFileSink s(path, r); }
+  CHECK(slurp(path + ".start") == "not an event\n");
+  for (const char* suf : {".start-2", ".start-10", ".20200101T000000Z", ".20200101T000000Z-2", ".20200101T000000Z-10"})
+    std::ofstream(path + suf) << "old\n";
+  { std::ofstream(path) << event(1, 1600000000) << "\n"; }
+  { RotatingFileSink s(path, r); }
+  // Kept: the three newest, by time and then by number; an earlier run's file has its time.
+  std::vector<std::string> left;
+  for (const auto& e : std::filesystem::directory_iterator(td.path)) left.push_back(e.path().filename().string());
+  std::sort(left.begin(), left.end());
+  CHECK(left == std::vector<std::string>{"ev.jsonl", "ev.jsonl.20200101T000000Z-10", "ev.jsonl.20200101T000000Z-2",
+                                         "ev.jsonl.20200913T122640Z"});
+}
+
+TEST_CASE("A file that cannot be rotated away is never truncated") {
+  TempDir td;
+  std::string path = td.path + "/ev.jsonl";
+  // As an unprivileged user (root may rename in a read-only directory), in a child process.
+  if (getuid() == 0) REQUIRE(chown(td.path.c_str(), 65534, 65534) == 0);
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    if (getuid() == 0 && (setgroups(0, nullptr) != 0 || setgid(65534) != 0 || setuid(65534) != 0)) _exit(10);
+    RotateSettings r;
+    r.size = 4096;
+    r.keep = 3;
+    const std::string old = event(999) + "\n";
+    { std::ofstream(path) << old; }
+    if (chmod(td.path.c_str(), 0555) != 0) _exit(11);
+    // At start: an error, and the file as it was.
+    try {
+      RotatingFileSink s(path, r);
+      _exit(1);
+    } catch (const std::runtime_error& e) {
+      if (std::string(e.what()).find("cannot be rotated away") == std::string::npos) _exit(2);
+    }
+    if (slurp(path) != old) _exit(3);
+    // During a run: the events go on to the current file.
+    chmod(td.path.c_str(), 0755);
+    unlink(path.c_str());
+    std::string want;
+    {
+      RotatingFileSink s(path, r);
+      for (int i = 0; i < 10; ++i) { s.write_line("flow", event(i)); want += event(i) + "\n"; }
+      s.flush();
+      chmod(td.path.c_str(), 0555);
+      for (int i = 10; i < 200; ++i) { s.write_line("flow", event(i)); want += event(i) + "\n"; }
+      if (s.failed_rotations() == 0 || s.rotations() != 0) _exit(4);
+    }
+    chmod(td.path.c_str(), 0755);
+    if (slurp(path) != want) _exit(5);
+    if (exists(path + ".1")) _exit(6);
+    _exit(0);
+  }
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
 }
 
 TEST_CASE("Spool stays within its size cap and delivers in order when the receiver returns") {
