@@ -34,10 +34,13 @@ T number(const std::string& file, const YAML::Node& n, const std::string& key, T
   return yaml_checks::number<ConfigError>(file, n, key, min, max);
 }
 
-// Seconds (may be fractional) to microseconds.
-int64_t seconds(const std::string& file, const YAML::Node& n, const std::string& key) {
+// Seconds (may be fractional) to microseconds. positive: 0 is an error (a timeout of 0 would end
+// every flow at its first packet).
+int64_t seconds(const std::string& file, const YAML::Node& n, const std::string& key, bool positive = false) {
   double v = number<double>(file, n, key, 0.0, 86400.0 * 365);
-  return static_cast<int64_t>(v * 1e6);
+  int64_t usec = static_cast<int64_t>(v * 1e6);
+  if (positive && usec <= 0) fail(file, n, fmt::format("'{}' must be more than 0 seconds", key));
+  return usec;
 }
 
 std::string text(const std::string& file, const YAML::Node& n, const std::string& key, bool empty_ok = false) {
@@ -86,10 +89,10 @@ SensorConfig load_config(const std::string& path) {
   section(f, root, "top level", {
     {"flows", [&](const YAML::Node& n) { section(f, n, "flows", {
       {"max_flows", [&](const YAML::Node& v) { c.flows.max_flows = number<size_t>(f, v, "max_flows", 1, 100'000'000); }},
-      {"tcp_idle_timeout", [&](const YAML::Node& v) { c.flows.tcp_idle_usec = seconds(f, v, "tcp_idle_timeout"); }},
+      {"tcp_idle_timeout", [&](const YAML::Node& v) { c.flows.tcp_idle_usec = seconds(f, v, "tcp_idle_timeout", true); }},
       {"tcp_closed_timeout", [&](const YAML::Node& v) { c.flows.tcp_closed_usec = seconds(f, v, "tcp_closed_timeout"); }},
-      {"udp_idle_timeout", [&](const YAML::Node& v) { c.flows.udp_idle_usec = seconds(f, v, "udp_idle_timeout"); }},
-      {"absolute_timeout", [&](const YAML::Node& v) { c.flows.absolute_usec = seconds(f, v, "absolute_timeout"); }},
+      {"udp_idle_timeout", [&](const YAML::Node& v) { c.flows.udp_idle_usec = seconds(f, v, "udp_idle_timeout", true); }},
+      {"absolute_timeout", [&](const YAML::Node& v) { c.flows.absolute_usec = seconds(f, v, "absolute_timeout", true); }},
     }); }},
     {"reassembly", [&](const YAML::Node& n) { section(f, n, "reassembly", {
       {"max_queued_bytes_per_direction", [&](const YAML::Node& v) { c.reassembly.max_queued_bytes = number<size_t>(f, v, "max_queued_bytes_per_direction", 1024, size_t(1) << 32); }},

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <functional>
 #include <map>
+#include <set>
 
 #include "sensor/common/yaml_checks.h"
 #include "sensor/output/sinks/sink_error.h"
@@ -53,6 +54,11 @@ double number(const std::string& f, const YAML::Node& n, const std::string& key,
   return yaml_checks::number<SinkConfigError>(f, n, key, min, max);
 }
 
+// A whole number in [min, max]: a fraction is an error, not rounded down.
+uint64_t count(const std::string& f, const YAML::Node& n, const std::string& key, uint64_t min, uint64_t max) {
+  return yaml_checks::number<SinkConfigError>(f, n, key, min, max);
+}
+
 uint64_t size_value(const std::string& f, const YAML::Node& n, const std::string& key, uint64_t min) {
   uint64_t v = 0;
   if (!parse_size(scalar(f, n, key), v))
@@ -70,7 +76,7 @@ void parse_rotate(const std::string& f, const YAML::Node& n, RotateSettings& r, 
   mapping(f, n, name, {
     {"size", [&](const YAML::Node& v) { r.size = size_value(f, v, "size", 4096); }},
     {"interval", [&](const YAML::Node& v) { r.interval_usec = int64_t(number(f, v, "interval", 1, 86400.0 * 366) * 1e6); }},
-    {"keep", [&](const YAML::Node& v) { r.keep = unsigned(number(f, v, "keep", 0, 100000)); }},
+    {"keep", [&](const YAML::Node& v) { r.keep = unsigned(count(f, v, "keep", 0, 100000)); }},
     {"naming", [&](const YAML::Node& v) {
       std::string s = scalar(f, v, "naming");
       if (s != "number" && s != "timestamp") fail(f, v, "'naming' must be 'number' or 'timestamp'");
@@ -102,10 +108,11 @@ SinkSpec parse_sink_node(const std::string& f, const YAML::Node& n) {
     {"events", [&](const YAML::Node& v) {
       if (v.IsScalar()) { s.events = {v.as<std::string>()}; return; }
       if (!v.IsSequence()) fail(f, v, "'events' must be a list of event types");
+      if (v.size() == 0) fail(f, v, "'events' lists no event type (leave it out to send all)");
       for (const auto& e : v) s.events.push_back(scalar(f, e, "events")); }},
-    {"queue", [&](const YAML::Node& v) { s.queue = size_t(number(f, v, "queue", 1, 1e8)); }},
+    {"queue", [&](const YAML::Node& v) { s.queue = size_t(count(f, v, "queue", 1, 100'000'000)); }},
     {"queue_bytes", [&](const YAML::Node& v) { s.queue_bytes = size_value(f, v, "queue_bytes", 65536); }},
-    {"batch", [&](const YAML::Node& v) { s.batch = size_t(number(f, v, "batch", 1, 1e6)); }},
+    {"batch", [&](const YAML::Node& v) { s.batch = size_t(count(f, v, "batch", 1, 1'000'000)); }},
     {"flush_interval", [&](const YAML::Node& v) { s.flush_usec = int64_t(number(f, v, "flush_interval", 0.001, 3600) * 1e6); }},
     {"spool", [&](const YAML::Node& v) { s.spool_dir = scalar(f, v, "spool"); }},
     {"spool_max", [&](const YAML::Node& v) { s.spool_max = size_value(f, v, "spool_max", 65536); }},
@@ -117,13 +124,19 @@ SinkSpec parse_sink_node(const std::string& f, const YAML::Node& n) {
   return s;
 }
 
+// Names the sinks that have none after their type: "syslog", then "syslog2", "syslog3", ...,
+// skipping names other sinks have, since the name is also the spool sub-directory.
 void set_names(std::vector<SinkSpec>& sinks) {
-  std::map<std::string, int> seen;
+  std::set<std::string> taken;
+  for (const auto& s : sinks)
+    if (!s.name.empty() && !taken.insert(s.name).second)
+      throw SinkConfigError(fmt::format("{}: two sinks named '{}'", s.where, s.name));
   for (auto& s : sinks) {
-    std::string base = s.name.empty() ? s.type : s.name;
-    int n = ++seen[base];
-    if (s.name.empty()) s.name = n == 1 ? base : fmt::format("{}{}", base, n);
-    else if (n > 1) throw SinkConfigError(fmt::format("{}: two sinks named '{}'", s.where, s.name));
+    if (!s.name.empty()) continue;
+    std::string name = s.type;
+    for (int n = 2; taken.count(name); ++n) name = fmt::format("{}{}", s.type, n);
+    s.name = name;
+    taken.insert(name);
   }
 }
 
@@ -161,10 +174,13 @@ void validate_sink(SinkSpec& s) {
   if (s.type == "clickhouse" && s.url.rfind("http://", 0) != 0)
     throw SinkConfigError(fmt::format("clickhouse URL '{}' must start with http://", s.url));
   if (s.type != "file" && s.rotate.enabled()) throw SinkConfigError("'rotate' applies to file sinks only");
+  // The event types medmon writes (docs/schema/<type>.json).
+  static const std::set<std::string> event_types = {"flow", "alert", "asset", "anomaly", "stats", "dicom", "hl7",
+                                                    "astm", "poct1", "sdc", "proprietary"};
   for (auto& e : s.events)
-    for (char ch : e)
-      if (!(std::islower(static_cast<unsigned char>(ch)) || std::isdigit(static_cast<unsigned char>(ch)) || ch == '_'))
-        throw SinkConfigError(fmt::format("'{}' is not an event type", e));
+    if (!event_types.count(e))
+      throw SinkConfigError(fmt::format("'{}' is not an event type (alert, anomaly, asset, astm, dicom, flow, hl7, poct1, "
+                                        "proprietary, sdc, stats)", e));
 }
 
 bool parse_sink_key(const std::string& f, const std::string& key, const YAML::Node& v, SinkConfig& c) {
@@ -208,6 +224,11 @@ SinkSpec parse_sink_spec(const std::string& spec) {
     if (v.empty() || *end || !(d >= min && d <= max)) bad(fmt::format("'{}' must be a number between {} and {}", k, min, max));
     return d;
   };
+  auto count = [&](const std::string& k, const std::string& v, double min, double max) {
+    double d = num(k, v, min, max);
+    if (d != std::floor(d)) bad(fmt::format("'{}' must be a whole number between {} and {}", k, min, max));
+    return d;
+  };
   for (size_t i = 1; i < parts.size(); ++i) {
     auto e = parts[i].find('=');
     if (e == std::string::npos) bad(fmt::format("'{}' is not key=value", parts[i]));
@@ -217,6 +238,7 @@ SinkSpec parse_sink_spec(const std::string& spec) {
     else if (k == "format") s.format = v;
     else if (k == "facility") s.facility = v;
     else if (k == "events") {
+      if (v.empty()) bad("'events' lists no event type (leave it out to send all)");
       size_t p = 0;
       for (;;) {
         size_t q = v.find('+', p);
@@ -224,9 +246,9 @@ SinkSpec parse_sink_spec(const std::string& spec) {
         if (q == std::string::npos) break;
         p = q + 1;
       }
-    } else if (k == "queue") s.queue = size_t(num(k, v, 1, 1e8));
+    } else if (k == "queue") s.queue = size_t(count(k, v, 1, 1e8));
     else if (k == "queue_bytes") { if (!parse_size(v, sz) || sz < 65536) bad("'queue_bytes' must be a size of at least 64k"); s.queue_bytes = sz; }
-    else if (k == "batch") s.batch = size_t(num(k, v, 1, 1e6));
+    else if (k == "batch") s.batch = size_t(count(k, v, 1, 1e6));
     else if (k == "flush_interval") s.flush_usec = int64_t(num(k, v, 0.001, 3600) * 1e6);
     else if (k == "spool") s.spool_dir = v;
     else if (k == "spool_max") { if (!parse_size(v, sz) || sz < 65536) bad("'spool_max' must be a size of at least 64k"); s.spool_max = sz; }
@@ -234,7 +256,7 @@ SinkSpec parse_sink_spec(const std::string& spec) {
     else if (k == "drain_timeout") s.drain_usec = int64_t(num(k, v, 0, 86400) * 1e6);
     else if (k == "rotate_size") { if (!parse_size(v, sz) || sz < 4096) bad("'rotate_size' must be a size of at least 4096"); s.rotate.size = sz; }
     else if (k == "rotate_interval") s.rotate.interval_usec = int64_t(num(k, v, 1, 86400.0 * 366) * 1e6);
-    else if (k == "rotate_keep") s.rotate.keep = unsigned(num(k, v, 0, 100000));
+    else if (k == "rotate_keep") s.rotate.keep = unsigned(count(k, v, 0, 100000));
     else bad(fmt::format("unknown option '{}' (name, format, facility, events, queue, queue_bytes, batch, flush_interval, spool, "
                          "spool_max, timeout, drain_timeout, rotate_size, rotate_interval, rotate_keep)", k));
   }

@@ -1,10 +1,12 @@
 #include "sensor/output/sinks/sinks.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <filesystem>
 
 #include "sensor/output/sinks/async_sink.h"
 #include "sensor/output/sinks/clickhouse_sink.h"
@@ -132,7 +134,29 @@ void SinkSet::close(bool verbose) {
   if (primary_) primary_->flush();
 }
 
+namespace {
+// Whether two paths name one file: the same inode when both exist, else the same absolute path
+// once "." and ".." and symbolic links of the existing part are resolved.
+bool same_file(const std::string& a, const std::string& b) {
+  struct stat sa, sb;
+  if (::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+  std::error_code ea, eb;
+  auto ca = std::filesystem::weakly_canonical(std::filesystem::absolute(a), ea);
+  auto cb = std::filesystem::weakly_canonical(std::filesystem::absolute(b), eb);
+  return ea || eb ? a == b : ca == cb;
+}
+}  // namespace
+
 std::unique_ptr<SinkSet> make_sinks(const SinkConfig& cfg, const std::string& out_path) {
+  // Two sinks writing one file would destroy each other's lines: checked before any is opened.
+  std::vector<std::pair<std::string, std::string>> files;  // path, what writes it
+  if (out_path != "-") files.emplace_back(out_path, "the --out file");
+  for (const auto& s : cfg.sinks) {
+    if (s.type != "file") continue;
+    for (const auto& [path, what] : files)
+      if (same_file(s.url, path)) throw SinkConfigError(fmt::format("{}: {} is already {}", s.where, s.url, what));
+    files.emplace_back(s.url, fmt::format("the file of sink '{}'", s.name));
+  }
   auto set = std::make_unique<SinkSet>();
   if (cfg.rotate.enabled()) {
     if (out_path == "-") throw SinkConfigError("rotation needs --out FILE (standard output cannot be rotated)");
@@ -155,7 +179,6 @@ std::unique_ptr<SinkSet> make_sinks(const SinkConfig& cfg, const std::string& ou
       e.file = std::make_shared<FileSink>("-");
       e.sink = std::make_shared<FilterSink>(e.file, s.events);
     } else if (s.type == "file") {
-      if (s.url == out_path) throw SinkConfigError(fmt::format("{}: {} is already the --out file", s.where, s.url));
       if (s.rotate.enabled()) e.file = std::make_shared<RotatingFileSink>(s.url, s.rotate);
       else e.file = std::make_shared<FileSink>(s.url);
       e.sink = std::make_shared<FilterSink>(e.file, s.events);

@@ -501,6 +501,65 @@ TEST_CASE("Sink specs from the command line") {
   CHECK_FALSE(parse_size("99999999999999999999", v));
 }
 
+TEST_CASE("Sink names are unique: generated ones skip taken names, an explicit one twice is an error") {
+  SinkCliOptions o;
+  o.sinks = {"syslog=udp://127.0.0.1:5516,name=syslog2"};
+  o.syslog = {"udp://127.0.0.1:5514", "udp://127.0.0.1:5515"};
+  o.spool_dir = "/var/spool/medmon";
+  SinkConfig c;
+  apply_sink_cli(o, c);
+  REQUIRE(c.sinks.size() == 3);
+  CHECK(c.sinks[0].name == "syslog2");
+  CHECK(c.sinks[1].name == "syslog");
+  CHECK(c.sinks[2].name == "syslog3");
+  CHECK(c.sinks[2].spool_dir == "/var/spool/medmon/syslog3");
+  SinkCliOptions twice;
+  twice.sinks = {"syslog=udp://h:1,name=a", "clickhouse=http://h/,name=a"};
+  SinkConfig c2;
+  CHECK_THROWS_WITH(apply_sink_cli(twice, c2), Catch::Contains("two sinks named 'a'"));
+}
+
+TEST_CASE("Sink values that make no sense are errors") {
+  CHECK_THROWS_WITH(parse_sink_spec("file=x,events=flows"), Catch::Contains("'flows' is not an event type"));
+  CHECK_THROWS_WITH(parse_sink_spec("file=x,events=alert+bogus"), Catch::Contains("'bogus' is not an event type"));
+  CHECK_THROWS_WITH(parse_sink_spec("file=x,events="), Catch::Contains("'events' lists no event type"));
+  CHECK_THROWS_WITH(parse_sink_spec("file=x,rotate_size=64k,rotate_keep=2.5"), Catch::Contains("'rotate_keep' must be a whole number"));
+  CHECK_THROWS_WITH(parse_sink_spec("syslog=udp://h:1,queue=1.5"), Catch::Contains("'queue' must be a whole number"));
+  CHECK_THROWS_WITH(parse_sink_spec("clickhouse=http://h/,batch=10.5"), Catch::Contains("'batch' must be a whole number"));
+  CHECK(parse_sink_spec("file=x,events=alert+anomaly,rotate_size=64k,rotate_keep=3").rotate.keep == 3);
+  auto load = [](const std::string& text) {
+    YAML::Node root = YAML::Load(text);
+    SinkConfig c;
+    for (auto it = root.begin(); it != root.end(); ++it) parse_sink_key("site.yaml", it->first.as<std::string>(), it->second, c);
+    return c;
+  };
+  CHECK_THROWS_WITH(load("rotate: {size: 1M, keep: 2.5}\n"), Catch::Contains("site.yaml:1:26: 'keep' must be a number"));
+  CHECK_THROWS_WITH(load("sinks:\n  - {type: syslog, url: 'udp://h:1', queue: 1.5}\n"), Catch::Contains("site.yaml:2:45:"));
+  CHECK_THROWS_WITH(load("sinks:\n  - {type: file, path: x, events: []}\n"), Catch::Contains("'events' lists no event type"));
+  CHECK_THROWS_WITH(load("sinks:\n  - {type: file, path: x, events: [flows]}\n"), Catch::Contains("site.yaml:2:5: 'flows' is not an event type"));
+}
+
+TEST_CASE("A file sink on the --out file, or on another sink's file, is an error under any spelling") {
+  TempDir td;
+  std::string out = td.path + "/t.jsonl";
+  { std::ofstream(out) << "kept\n"; }
+  std::filesystem::create_directory(td.path + "/sub");
+  std::filesystem::create_symlink(out, td.path + "/link.jsonl");
+  for (const std::string& other : {td.path + "/./t.jsonl", td.path + "/sub/../t.jsonl", td.path + "/link.jsonl"}) {
+    SinkConfig cfg;
+    cfg.sinks.push_back(parse_sink_spec("file=" + other));
+    CHECK_THROWS_WITH(make_sinks(cfg, out), Catch::Contains("is already the --out file"));
+  }
+  CHECK(slurp(out) == "kept\n");  // checked before anything is opened
+  SinkConfig two;
+  two.sinks.push_back(parse_sink_spec("file=" + td.path + "/a.jsonl,name=a"));
+  two.sinks.push_back(parse_sink_spec("file=" + td.path + "/sub/../a.jsonl,name=b"));
+  CHECK_THROWS_WITH(make_sinks(two, out), Catch::Contains("is already the file of sink 'a'"));
+  SinkConfig fine;
+  fine.sinks.push_back(parse_sink_spec("file=" + td.path + "/other.jsonl"));
+  CHECK_NOTHROW(make_sinks(fine, td.path + "/sub/t.jsonl"));
+}
+
 TEST_CASE("YAML output keys: every key checked, errors with file:line:column") {
   auto load = [](const std::string& text) {
     YAML::Node root = YAML::Load(text);
