@@ -261,6 +261,7 @@ void Spool::remove(uint64_t seg) {
 // ---------------------------------------------------------------------------------------------
 AsyncSink::AsyncSink(const SinkSpec& spec, std::unique_ptr<Backend> backend)
     : spec_(spec), backend_(std::move(backend)), run_id_(new_run_id()) {
+  backend_->set_run(run_id_);
   std::string dir = spec_.spool_dir;
   if (dir.empty()) {
     const char* t = std::getenv("TMPDIR");

@@ -33,6 +33,9 @@ class Backend {
   // Delivers the records, in order. false: nothing or part was delivered; the same batch comes
   // again later, so a backend that delivered part of it must remember what (see ClickHouse).
   virtual bool deliver(const std::vector<Record>& batch, std::string& error) = 0;
+  // The run id of this process's own events (told before the first delivery): records of
+  // another run come from the spool of an earlier process.
+  virtual void set_run(const std::string& run) { (void)run; }
 };
 
 // Files of a spool directory: segments named by a 20-digit number, oldest first, plus a

@@ -177,6 +177,10 @@ bool ClickHouseBackend::deliver(const std::vector<Record>& batch, std::string& e
     batch_seq_ = batch.front().seq;
     done_.clear();
     uncertain_.clear();
+    // An earlier process spooled these events; it may have sent them and died (or lost the
+    // answer) before recording that: look before sending, in every table of the batch.
+    for (const auto& r : batch)
+      if (r.run != own_run_) uncertain_.insert(table_for(r.type));
   }
   // Rows by table, in event order; a table's rows of one batch are one INSERT (atomic for a
   // batch below max_insert_block_size rows).

@@ -21,6 +21,7 @@ class ClickHouseBackend : public Backend {
   // URL: http://HOST:PORT/?db=DB[&table_prefix=P][&user=..&password=..]. Throws SinkConfigError.
   ClickHouseBackend(const SinkSpec& spec, std::string sensor_id);
   bool deliver(const std::vector<Record>& batch, std::string& error) override;
+  void set_run(const std::string& run) override { own_run_ = run; }
   std::string table_for(std::string_view event_type) const;
 
  private:
@@ -34,6 +35,7 @@ class ClickHouseBackend : public Backend {
   std::string db_, prefix_;
   std::string auth_;          // other URL parameters passed on (user, password, settings)
   std::string sensor_id_;
+  std::string own_run_;
   // State of the batch being retried.
   std::string batch_run_;
   uint64_t batch_seq_ = 0;
