@@ -535,7 +535,8 @@ class SdcDissector final : public Dissector {
   }
 
   // The size on a chunk's size line (hex digits; an extension after them is let be); false when
-  // it has no digits or is over kMaxBody.
+  // it has no digits. A size over kMaxBody stops there (more than kMaxBody): such a body is
+  // dropped like any other too long to hold, not taken for a broken stream.
   static bool chunk_size(std::string_view line, uint64_t& n) {
     n = 0;
     bool digits = false;
@@ -547,7 +548,7 @@ class SdcDissector final : public Dissector {
       n = n * 16 + static_cast<uint64_t>(d);
       if (n > kMaxBody) break;
     }
-    return digits && n <= kMaxBody;
+    return digits;
   }
 
   // A body of Content-Length bytes; requests and bodiless responses may leave the length out.
