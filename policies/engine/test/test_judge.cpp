@@ -3,7 +3,6 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
-#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <iterator>
@@ -560,22 +559,15 @@ TEST_CASE("CI mode: baseline suppresses accepted alerts; repeats are written onc
   CHECK(fx.judge->exit_code(Severity::critical) == 0);
 }
 
-TEST_CASE("evaluation is cheap", "[judge][perf]") {
+TEST_CASE("a thousand declared TLS stores are judged without a finding", "[judge]") {
+  // How long evaluation takes is measured by the benchmark's policy step (bench/ladder.sh), not here.
   Fixture fx;
-  std::vector<FlowSummary> flows;
   for (int i = 0; i < 1000; ++i) {
     auto f = fx.flow(CT, static_cast<uint16_t>(30000 + i), PACS, 11112);
     f.ndpi_protocol = "TLS";
-    flows.push_back(f);
+    fx.judge->judge(f, fx.out);
   }
-  auto t0 = std::chrono::steady_clock::now();
-  for (int rep = 0; rep < 200; ++rep)
-    for (auto& f : flows) fx.judge->judge(f, fx.out);
-  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  double per_flow_us = secs * 1e6 / 200000;
-  WARN("policy evaluation: " << per_flow_us << " us per flow");
   CHECK(fx.alerts().empty());
-  CHECK(per_flow_us < 20.0);  // a flow costs far more than this to decode and reassemble
 }
 
 TEST_CASE("a forked judge shares the policy but not the state", "[judge]") {
