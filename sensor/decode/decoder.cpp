@@ -206,17 +206,9 @@ DecodeStatus Decoder::ipv6(const uint8_t* p, uint32_t len, uint32_t off, Packet&
   uint32_t pos = 40;
   for (int n = 0; n < 16; ++n) {
     switch (next) {
-      case 0: case 43: case 60: {  // hop-by-hop, routing, destination options
+      case 0: case 43: case 60: case 51: {  // hop-by-hop, routing, destination options, authentication
         if (pos + 8 > len) return bad("ipv6.truncated_extension", off + pos, out);
-        uint32_t hlen = (p[pos + 1] + 1u) * 8u;
-        if (pos + hlen > len) return bad("ipv6.bad_extension_length", off + pos, out);
-        next = p[pos];
-        pos += hlen;
-        continue;
-      }
-      case 51: {  // authentication header: length in 4-octet units
-        if (pos + 8 > len) return bad("ipv6.truncated_extension", off + pos, out);
-        uint32_t hlen = (p[pos + 1] + 2u) * 4u;
+        uint32_t hlen = ipv6_extension_length(next, p[pos + 1]);
         if (pos + hlen > len) return bad("ipv6.bad_extension_length", off + pos, out);
         next = p[pos];
         pos += hlen;
@@ -258,7 +250,7 @@ DecodeStatus Decoder::ipv6(const uint8_t* p, uint32_t len, uint32_t off, Packet&
         for (int k = 0; is_ipv6_extension(out.proto); ++k) {
           if (k == 16) return bad("ipv6.too_many_extensions", off + pos, out);
           if (at + 8 > total) return bad("ipv6.truncated_extension", off + pos, out);
-          uint32_t hlen = out.proto == 51 ? (whole[at + 1] + 2u) * 4u : (whole[at + 1] + 1u) * 8u;
+          uint32_t hlen = ipv6_extension_length(out.proto, whole[at + 1]);
           if (at + hlen > total) return bad("ipv6.bad_extension_length", off + pos, out);
           out.proto = whole[at];
           at += hlen;
@@ -284,7 +276,7 @@ DecodeStatus Decoder::peek_fragment(uint32_t id, uint32_t offset, bool more, con
   uint8_t proto = out.proto;
   for (int k = 0; is_ipv6_extension(proto) && out.ip_version == 6 && k < 16; ++k) {
     if (len < 8) return DecodeStatus::fragment;
-    uint32_t hlen = proto == 51 ? (l4[1] + 2u) * 4u : (l4[1] + 1u) * 8u;
+    uint32_t hlen = ipv6_extension_length(proto, l4[1]);
     if (hlen > len) return DecodeStatus::fragment;
     proto = l4[0];
     l4 += hlen;

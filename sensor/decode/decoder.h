@@ -43,6 +43,11 @@ struct FragmentPeek {
 
 // IPv6 extension headers that may stand between the fragment header and the transport header.
 inline bool is_ipv6_extension(uint8_t next) { return next == 0 || next == 43 || next == 60 || next == 51; }
+// Bytes of such a header, from its length byte: in 8-octet units beyond the first, except the
+// authentication header's (51), in 4-octet units beyond the first two.
+inline uint32_t ipv6_extension_length(uint8_t next, uint8_t length_byte) {
+  return next == 51 ? (length_byte + 2u) * 4u : (length_byte + 1u) * 8u;
+}
 
 class Decoder {
  public:
