@@ -86,6 +86,22 @@ Probe envelope(std::string_view s, bool full) {
 
 bool starts(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
 
+// The size on a chunk's size line: its leading hex digits (an extension after them is let be),
+// read until the size passes `cap`. False when the line has no digits.
+bool chunk_size(std::string_view line, uint64_t cap, uint64_t& n) {
+  n = 0;
+  bool digits = false;
+  for (char c : line) {
+    char ch = lower(c);
+    int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+    if (d < 0) break;
+    digits = true;
+    n = n * 16 + static_cast<uint64_t>(d);
+    if (n > cap) break;
+  }
+  return digits;
+}
+
 // The data of the chunks at the front of a chunked body, up to where the bytes end or a chunk
 // size line cannot be read.
 std::string dechunk_prefix(std::string_view body) {
@@ -93,14 +109,8 @@ std::string dechunk_prefix(std::string_view body) {
   while (!body.empty()) {
     size_t le = body.find("\r\n");
     if (le == std::string_view::npos || le == 0) break;
-    size_t n = 0, k = 0;
-    for (; k < le && n < (1u << 24); ++k) {
-      char ch = lower(body[k]);
-      int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
-      if (d < 0) break;
-      n = n * 16 + static_cast<size_t>(d);
-    }
-    if (k == 0 || n == 0) break;
+    uint64_t n = 0;
+    if (!chunk_size(body.substr(0, le), (1u << 24) - 1, n) || n == 0) break;
     body.remove_prefix(le + 2);
     data.append(body.substr(0, n));
     if (body.size() < n + 2) break;
@@ -506,7 +516,9 @@ class SdcDissector final : public Dissector {
         return Consumed{used, 0, 0, false};
       }
       uint64_t n = 0;
-      if (!chunk_size(rest.substr(0, le), n)) return give_up("bad_chunk", used, used, ctx);
+      // A size over kMaxBody is read no further: such a body is dropped below like any other
+      // too long to hold, not taken for a broken stream.
+      if (!chunk_size(rest.substr(0, le), kMaxBody, n)) return give_up("bad_chunk", used, used, ctx);
       if (n == 0) {
         size_t fin = rest.find("\r\n\r\n", le);
         if (fin == std::string_view::npos) {
@@ -532,23 +544,6 @@ class SdcDissector final : public Dissector {
       d.body.append(rest.substr(le + 2, static_cast<size_t>(n)));
       used += end;
     }
-  }
-
-  // The size on a chunk's size line (hex digits; an extension after them is let be); false when
-  // it has no digits. A size over kMaxBody stops there (more than kMaxBody): such a body is
-  // dropped like any other too long to hold, not taken for a broken stream.
-  static bool chunk_size(std::string_view line, uint64_t& n) {
-    n = 0;
-    bool digits = false;
-    for (char c : line) {
-      char ch = lower(c);
-      int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
-      if (d < 0) break;
-      digits = true;
-      n = n * 16 + static_cast<uint64_t>(d);
-      if (n > kMaxBody) break;
-    }
-    return digits;
   }
 
   // A body of Content-Length bytes; requests and bodiless responses may leave the length out.
