@@ -56,6 +56,7 @@ for h in "${HOSTS[@]}"; do
 done
 # the gateway also holds an "internet" address (no real internet in the lab)
 on gw ip addr add 203.0.113.10/32 dev lo
+on gw ip addr add 198.51.100.7/32 dev lo   # the PACS vendor's remote-service host (role vendor_remote)
 # twelve more hosts for the fan-out, answered by the rogue box
 for n in $(seq 101 112); do on rogue ip addr add "10.10.1.$n/16" dev eth0; done
 
@@ -137,6 +138,7 @@ on ct $PY -m http.server -b 10.10.1.10 -d "$W/www" 8080 >/dev/null 2>&1 &
 on ct openssl s_server -quiet -www -accept 10.10.1.10:8443 -key "$W/srv.key" -cert "$W/srv.pem" >/dev/null 2>&1 &
 on gw openssl s_server -quiet -www -accept 203.0.113.10:443 -key "$W/srv.key" -cert "$W/srv.pem" >/dev/null 2>&1 &
 on gw $PY "$PEERS" hl7-server 203.0.113.10 2575 &
+on gw openssl s_server -quiet -www -accept 198.51.100.7:443 -key "$W/srv.key" -cert "$W/srv.pem" >/dev/null 2>&1 &
 sleep 2
 
 # cap NAME: starts capturing on the bridge into OUT/NAME.pcap; endcap stops it.
@@ -285,6 +287,13 @@ endcap
 # 26. PHI in clear to an external address: HL7 results from the CT to the internet
 cap phi-external
 on ct mllp_send -q -p 2575 -f "$W/ext.hl7" 203.0.113.10 >/dev/null
+endcap
+
+# 27. the PACS's remote-service tunnel (declared: HTTPS to vendor_remote) first to the server its
+#     model names (remote_service.endpoints), then to another name on the same address
+cap remote-endpoint-undeclared
+on pacs "${CURL[@]}" -k --resolve remote.acme-medical.example:443:198.51.100.7 https://remote.acme-medical.example/
+on pacs "${CURL[@]}" -k --resolve files.exfil.example:443:198.51.100.7 https://files.exfil.example/
 endcap
 
 ls -l "$OUT"/*.pcap | awk '{s += $5} END {print "total", s, "bytes"}' >&2

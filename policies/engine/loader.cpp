@@ -36,6 +36,12 @@ bool parse_severity(std::string_view s, Severity& out) {
   return false;
 }
 
+int user_identity_code(std::string_view name) {
+  static const std::string_view names[] = {"none", "username", "username_password", "kerberos", "saml", "jwt"};
+  for (int i = 0; i < 6; ++i) if (name == names[i]) return i;
+  return name == "username_passcode" ? 2 : -1;  // the standard's word, as DICOM events name it
+}
+
 bool Cidr::parse(std::string_view text, Cidr& out) {
   auto slash = text.find('/');
   std::string_view addr = text.substr(0, slash);
@@ -263,7 +269,7 @@ const std::set<std::string, std::less<>> kRules = {
     "phi.cleartext", "lateral.admin_protocol", "lateral.zone_crossing", "lateral.new_peer", "lateral.fan_out",
     "lateral.port_scan", "dicom.ae_spoofing", "dicom.ae_new_ip", "dicom.reject_burst",
     "dicom.move_destination_undeclared", "dicom.dimse_undeclared", "dicom.sop_class_undeclared",
-    "dicom.cleartext_password", "hl7.sender_unbound", "hl7.message_type_undeclared", "hl7.test_on_production"};
+    "dicom.cleartext_password", "dicom.user_identity_undeclared", "flow.remote_endpoint_undeclared", "hl7.sender_unbound", "hl7.message_type_undeclared", "hl7.test_on_production"};
 const std::set<std::string, std::less<>> kDimse = {"C-ECHO", "C-STORE", "C-FIND", "C-MOVE", "C-GET",
     "N-CREATE", "N-SET", "N-GET", "N-ACTION", "N-EVENT-REPORT", "N-DELETE", "C-CANCEL"};
 
@@ -480,8 +486,23 @@ void load_dicom(Reader& r, YAML::Node d, Model& m) {
     if (cm["allowed_destinations"])
       dm.move_destinations = r.strs(cm["allowed_destinations"], "dicom c_move allowed_destinations");
   }
-  if (auto cg = d["c_get"]; cg && r.is_map(cg, "dicom c_get")) r.keys(cg, "dicom c_get", {"allowed"});
-  if (d["user_identity"]) dm.user_identity = r.strs(d["user_identity"], "dicom user_identity");
+  if (auto cg = d["c_get"]; cg && r.is_map(cg, "dicom c_get")) {
+    r.keys(cg, "dicom c_get", {"allowed"});
+    bool v;
+    if (cg["allowed"] && r.boolean(cg["allowed"], "dicom c_get allowed", v)) {
+      dm.c_get_allowed = v ? 1 : 0;
+      // C-GET listed as served while c_get says it is not: the model contradicts itself.
+      if (!v && std::find(dm.dimse_in.begin(), dm.dimse_in.end(), "C-GET") != dm.dimse_in.end())
+        r.err(cg["allowed"], "dicom c_get allowed: false, but dimse_in lists C-GET");
+    }
+  }
+  if (d["user_identity"]) {
+    dm.user_identity = r.strs(d["user_identity"], "dicom user_identity");
+    for (auto& t : dm.user_identity)
+      if (user_identity_code(t) < 0)
+        r.err(d["user_identity"], "dicom user_identity: unknown type '" + t +
+                                      "' (expected none, username, username_password (or username_passcode), kerberos, saml or jwt)");
+  }
   if (d["source"]) dm.source = r.strs(d["source"], "dicom source");
 }
 
@@ -667,6 +688,19 @@ bool zone_known(const Site& site, const std::string& z) {
   return z == "external";
 }
 
+// The zone whose cidrs hold one of `ips` most specifically, when it is another than `zone`; else "".
+std::string zone_by_cidr(const Site& site, const std::vector<IpAddr>& ips, const std::string& zone) {
+  for (auto& ip : ips) {
+    const Zone* best = nullptr;
+    int bits = -1;
+    for (auto& z : site.zones)
+      for (auto& c : z.cidrs)
+        if (c.bits > bits && c.contains(ip)) { best = &z; bits = c.bits; }
+    if (best && best->name != zone) return best->name;
+  }
+  return "";
+}
+
 // The allowed (from, to) zone pairs; both ends must be known zones.
 void load_zone_matrix(Reader& r, YAML::Node zm, Site& site) {
   if (!r.optional_list(zm, "zone_matrix", "{from, to}")) return;
@@ -794,6 +828,9 @@ void load_devices(Reader& r, YAML::Node dl, const std::string& models_dir, Site&
     if (e["zone"]) {
       r.str(e["zone"], what + " zone", d.zone);
       if (!zone_known(site, d.zone)) r.err(e["zone"], what + " zone: unknown zone '" + d.zone + "' (define it under zones)");
+      else if (std::string other = zone_by_cidr(site, d.ips, d.zone); !other.empty())
+        r.err(e["zone"], what + " zone: '" + d.zone + "', but its address lies in zone '" + other + "' (" +
+                             "zones are found from addresses: fix the device's zone or the zones' cidrs)");
     }
     if (!e["model"]) r.err(e, what + ": missing key 'model' (the device model id, e.g. acme-ct)");
     else if (r.str(e["model"], what + " model", d.model_id))

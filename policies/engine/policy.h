@@ -58,6 +58,9 @@ enum class Direction : uint8_t { any, inbound, outbound };
 enum class Severity : uint8_t { info, low, medium, high, critical };
 const char* severity_name(Severity s);
 bool parse_severity(std::string_view s, Severity& out);
+// A model's DICOM user identity type name as the A-ASSOCIATE-RQ's type number (PS3.7 D.3.3.7):
+// none 0, username 1, username_password 2, kerberos 3, saml 4, jwt 5; -1 for any other name.
+int user_identity_code(std::string_view name);
 
 struct Where {
   int line = 0, column = 0;
@@ -96,6 +99,7 @@ struct DicomModel {
   std::vector<std::string> dimse_in, dimse_out;  // commands as SCP / as SCU; empty lists are checked
   bool dimse_checked = false;                // dimse_in/dimse_out given
   bool c_move_allowed = false;
+  int8_t c_get_allowed = -1;                   // c_get.allowed: -1 not given, 0 false, 1 true
   std::vector<std::string> move_destinations;  // AE titles, or "role:<name>"
   std::vector<std::string> user_identity;      // allowed types: none, username, username_password, kerberos, saml, jwt
   std::vector<std::string> source;
@@ -120,7 +124,7 @@ struct Model {
   Hl7Model hl7;
   std::vector<std::string> zones_allowed, zones_never;
   Where zones_where;
-  std::vector<std::string> remote_endpoints;
+  std::vector<std::string> remote_endpoints;  // server names it may reach outside the site ("*.x" = below x)
   std::vector<std::string> impl_class_uids, impl_version_names, hl7_msh3;
   std::map<std::string, AnswerInfo> answers;  // raw MDS2 answers, when imported
   std::vector<std::pair<std::vector<std::string>, std::string>> conflicts;

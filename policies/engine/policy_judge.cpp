@@ -97,6 +97,17 @@ bool is_lateral(std::string_view app) {
 }
 bool is_infrastructure(std::string_view app) { return app == "dns" || app == "dhcp" || app == "ntp" || app == "icmp"; }
 
+// A server name against a declared endpoint: the same name (any case, a final dot ignored), or for
+// "*.example.org" any name below example.org.
+bool endpoint_matches(std::string_view endpoint, std::string_view name) {
+  if (!name.empty() && name.back() == '.') name.remove_suffix(1);
+  if (endpoint.size() > 2 && endpoint.substr(0, 2) == "*.") {
+    std::string_view tail = endpoint.substr(1);  // ".example.org"
+    return name.size() > tail.size() && ieq(name.substr(name.size() - tail.size()), tail);
+  }
+  return ieq(endpoint, name);
+}
+
 const std::string* attr(const FlowSummary& f, std::string_view k) { return f.facts ? f.facts->attr(k) : nullptr; }
 
 // Iterates a comma-separated attribute value.
@@ -237,16 +248,23 @@ PolicyJudge::PolicyJudge(std::shared_ptr<const Site> site, JudgeOptions opt, std
       for (auto& ip : d.ips) bound.push_back({ip, static_cast<uint8_t>(ip.family == 4 ? 32 : 128)});
     }
   }
-  for (size_t z = 0; z < s.zones.size(); ++z)
-    for (auto& c : s.zones[z].cidrs) zone_cidrs_.emplace_back(c, static_cast<int>(z));
-  std::stable_sort(zone_cidrs_.begin(), zone_cidrs_.end(), [](auto& a, auto& b) { return a.first.bits > b.first.bits; });
   size_t nz = s.zones.size() + 1;  // last index = external
-  zone_matrix_.assign(nz * nz, 0);
   auto zidx = [&](const std::string& n) -> int {
     if (n == "external") return static_cast<int>(nz - 1);
     for (size_t z = 0; z < s.zones.size(); ++z) if (s.zones[z].name == n) return static_cast<int>(z);
     return -1;
   };
+  for (size_t z = 0; z < s.zones.size(); ++z)
+    for (auto& c : s.zones[z].cidrs) zone_cidrs_.emplace_back(c, static_cast<int>(z));
+  // A device's `zone:` places its addresses that no zone's cidrs hold (the loader refuses one that
+  // contradicts the cidrs): host routes, found before any network.
+  for (auto& d : s.devices) {
+    int z = d.zone.empty() ? -1 : zidx(d.zone);
+    if (z < 0) continue;
+    for (auto& ip : d.ips) zone_cidrs_.emplace_back(Cidr{ip, static_cast<uint8_t>(ip.family == 4 ? 32 : 128)}, z);
+  }
+  std::stable_sort(zone_cidrs_.begin(), zone_cidrs_.end(), [](auto& a, auto& b) { return a.first.bits > b.first.bits; });
+  zone_matrix_.assign(nz * nz, 0);
   for (auto& [from, to] : s.zone_matrix) {
     int a = zidx(from), b = zidx(to);
     if (a >= 0 && b >= 0) zone_matrix_[a * nz + b] = 1;
@@ -525,6 +543,7 @@ PolicyJudge::SideResult PolicyJudge::eval_side(const FlowSummary& f, const Devic
   check_phi_cleartext(s, match);
   check_hl7_against_model(s);
   check_dicom_against_model(s);
+  check_remote_endpoint(s);
   return res;
 }
 
@@ -604,10 +623,16 @@ PolicyJudge::SideResult PolicyJudge::judge_undeclared_flow(const Side& s) {
       if (x.direction != Direction::any && x.direction != dir) continue;
       if (contains_app(x.apps, s.app)) { fb = &x; break; }
     }
+  // The peer's zone against the model's zones: one it never allows, or one outside its allowed list
+  // (when it gives one). A peer in no zone is judged by neither.
   int peer_zone = zone_of(s.peer_ip);
-  bool zone_never = peer_zone >= 0 && static_cast<size_t>(peer_zone) < site_->zones.size() &&
-                    contains(m->zones_never, site_->zones[peer_zone].name);
-  if (!s.peer_internal && zone_never == false && contains(m->zones_never, "external")) zone_never = true;
+  std::string_view zone_name;
+  if (peer_zone >= 0)
+    zone_name = static_cast<size_t>(peer_zone) < site_->zones.size() ? std::string_view(site_->zones[peer_zone].name)
+                                                                     : std::string_view("external");
+  bool zone_never = !zone_name.empty() && contains(m->zones_never, zone_name);
+  if (!s.peer_internal && contains(m->zones_never, "external")) zone_never = true;
+  bool zone_unlisted = !zone_never && !zone_name.empty() && !m->zones_allowed.empty() && !contains(m->zones_allowed, zone_name);
   res.level = 1;
   if (is_lateral(s.app)) {
     Alert a = s.alert("lateral.admin_protocol", Severity::high);
@@ -658,11 +683,13 @@ PolicyJudge::SideResult PolicyJudge::judge_undeclared_flow(const Side& s) {
     cite(a, m, "SAHD-8");
     res.mds2.push_back("SAHD-8");
     emit(s.f, a, s.out);
-  } else if (zone_never) {
+  } else if (zone_never || zone_unlisted) {
     res.level = 2;
     res.rule = "lateral.zone_forbidden";
     Alert a = s.alert("lateral.zone_forbidden", Severity::high);
-    a.message = s.dev.name + " talks to " + s.peer_name() + " in a zone its model never allows";
+    a.message = s.dev.name + " talks to " + s.peer_name() + " in zone " + std::string(zone_name.empty() ? "external" : zone_name) +
+                (zone_never ? ", which its model never allows" : ", which is not among its model's allowed zones");
+    a.evidence.emplace_back("peer_zone", std::string(zone_name.empty() ? "external" : zone_name));
     emit(s.f, a, s.out);
   } else {
     res.rule = "flow.undeclared";
@@ -760,17 +787,48 @@ void PolicyJudge::check_dicom_against_model(const Side& s) {
   const Model* m = s.dev.model;
   if (!m->dicom.present || s.app != "dicom") return;
   auto& dm = m->dicom;
-  if (const std::string* cmds = attr(s.f, "dicom.commands"); cmds && dm.dimse_checked) {
+  // Commands: those of the side's dimse list, and C-GET served as c_get.allowed says (given alone,
+  // it is the only command checked).
+  const bool get_rule = !s.dev_is_client && dm.c_get_allowed >= 0;
+  if (const std::string* cmds = attr(s.f, "dicom.commands"); cmds && (dm.dimse_checked || get_rule)) {
     const auto& allowed = s.dev_is_client ? dm.dimse_out : dm.dimse_in;
     std::string bad;
+    bool get_refused = false;
     each_item(*cmds, [&](std::string_view c) {
-      if (!contains(allowed, c)) { if (!bad.empty()) bad += ","; bad += c; }
+      bool ok;
+      if (get_rule && c == "C-GET") {
+        ok = dm.c_get_allowed == 1;
+        get_refused = !ok;
+      } else {
+        ok = !dm.dimse_checked || contains(allowed, c);
+      }
+      if (!ok) { if (!bad.empty()) bad += ","; bad += c; }
     });
     if (!bad.empty()) {
       Alert a = s.alert("dicom.dimse_undeclared", Severity::medium);
-      a.message = "DICOM " + bad + (s.dev_is_client ? " issued by " : " served by ") + s.dev.name + ", not declared " +
-                  (s.dev_is_client ? "(dimse_out)" : "(dimse_in)");
+      a.message = "DICOM " + bad + (s.dev_is_client ? " issued by " : " served by ") + s.dev.name + ", not declared (" +
+                  (dm.dimse_checked ? (s.dev_is_client ? "dimse_out" : "dimse_in") : "") +
+                  (get_refused ? (dm.dimse_checked ? "; c_get allowed: false" : "c_get allowed: false") : "") + ")";
       a.evidence.emplace_back("commands", bad);
+      emit(s.f, a, s.out);
+    }
+  }
+  // User identity: the type the association's requestor presented (none without the item) must be
+  // one the model lists; either side judges it, as sender or acceptor. Only where the request was
+  // seen (a capture that starts mid-association shows no identity).
+  if (!dm.user_identity.empty() && attr(s.f, "dicom.calling_ae")) {
+    const std::string* uit = attr(s.f, "dicom.user_identity");
+    std::string seen = uit ? *uit : "none";
+    int code = user_identity_code(seen);
+    bool ok = false;
+    for (auto& t : dm.user_identity) if (code >= 0 && user_identity_code(t) == code) { ok = true; break; }
+    if (!ok) {
+      Alert a = s.alert("dicom.user_identity_undeclared", Severity::medium);
+      a.message = "DICOM association " + std::string(s.dev_is_client ? "from " : "to ") + s.dev.name +
+                  " with user identity " + seen + ", which its model does not declare";
+      a.evidence.emplace_back("user_identity", seen);
+      if (auto* c = attr(s.f, "dicom.calling_ae")) a.evidence.emplace_back("calling_ae", *c);
+      cite_sources(a, m, dm.source);
       emit(s.f, a, s.out);
     }
   }
@@ -816,6 +874,24 @@ void PolicyJudge::check_dicom_against_model(const Side& s) {
       emit(s.f, a, s.out);
     }
   }
+}
+
+// 6. Servers outside the site: a model that lists its remote-service endpoints names every server
+// the device reaches outside the site; a flow it opens there naming another server (TLS SNI, HTTP
+// Host) is reported, declared or not.
+void PolicyJudge::check_remote_endpoint(const Side& s) {
+  const Model* m = s.dev.model;
+  if (m->remote_endpoints.empty() || !s.dev_is_client || s.peer_internal || s.f.sni.empty() || is_infrastructure(s.app))
+    return;
+  for (auto& e : m->remote_endpoints) if (endpoint_matches(e, s.f.sni)) return;
+  std::string declared;
+  for (auto& e : m->remote_endpoints) declared += (declared.empty() ? "" : ", ") + e;
+  Alert a = s.alert("flow.remote_endpoint_undeclared", Severity::high);
+  a.message = s.dev.name + " reaches server " + s.f.sni + " at " + s.peer_name() +
+              " outside the site; its model declares only " + declared;
+  a.evidence.emplace_back("server_name", s.f.sni);
+  cite(a, m, "RMOT-1");
+  emit(s.f, a, s.out);
 }
 
 void PolicyJudge::eval_dicom_flow(const FlowSummary& f, const Device* cdev, const Device* sdev, EventOutput& out) {
@@ -888,11 +964,8 @@ void PolicyJudge::eval_dicom_flow(const FlowSummary& f, const Device* cdev, cons
   }
   // User identity with a passcode on a cleartext association.
   std::string_view app = app_of(f);
-  const std::string* uit = attr(f, "dicom.user_identity_type");
-  const std::string* pw = attr(f, "dicom.password_in_clear");
-  if (!pw) pw = attr(f, "dicom.user_identity_password");
-  bool has_pw = (uit && *uit == "2") || (pw && (*pw == "true" || *pw == "1"));
-  if (has_pw && !encrypted(f, app)) {
+  const std::string* pw = attr(f, "dicom.password_in_clear");  // a passcode in the request's user identity
+  if (pw && *pw == "true" && !encrypted(f, app)) {
     Alert a = base("dicom.cleartext_password", Severity::high);
     a.message = "DICOM user identity with a password sent in clear by " + ip_str(f.ep.src);
     cite(a, m, "TXCF-2");

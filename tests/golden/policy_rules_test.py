@@ -20,6 +20,7 @@ from golden import OUT, SRC, Checker, of_type, pcap, run  # noqa: E402
 
 SITE = os.path.join(SRC, "policies", "sites", "rules-hospital.yaml")
 LAB = os.path.join(SRC, "policies", "sites", "rules-hospital-lab.yaml")
+VENDOR = "198.51.100.7"
 CT, US, PUMP, SVC, ROGUE = "10.10.1.10", "10.10.1.20", "10.10.1.30", "10.10.1.90", "10.10.1.77"
 PACS, RIS, WS, WS2, OFFICE, NET = "10.10.2.20", "10.10.3.30", "10.10.4.40", "10.10.4.41", "10.10.5.50", "203.0.113.10"
 SEV = ["info", "low", "medium", "high", "critical"]
@@ -57,6 +58,7 @@ SCENARIOS = {
           calling_ae="WS01"),
     ],
     "c-get": [
+        # Neither in its dimse_in nor allowed by c_get: {allowed: false}; the message says both.
         A("dicom.dimse_undeclared", "pacs-1", WS, "medium", [], commands="C-GET", direction="inbound"),
         A("dicom.sop_class_undeclared", "pacs-1", WS, "medium", [], sop_classes="1.2.840.10008.5.1.4.1.2.2.3"),
     ],
@@ -66,6 +68,9 @@ SCENARIOS = {
     "cleartext-password": [
         # The same user identity over TLS (port 2762, second association) raises nothing.
         A("dicom.cleartext_password", "pacs-1", WS, "high", ["TXCF-2"], calling_ae="WS01", client_ip=WS),
+        # The PACS model declares user identity none or kerberos: a user name and passcode is not one.
+        A("dicom.user_identity_undeclared", "pacs-1", WS, "medium", [], user_identity="username_passcode",
+          calling_ae="WS01", direction="inbound"),
     ],
     "hl7-sender-unbound": [
         A("hl7.sender_unbound", "pacs-1", RIS, "high", ["MPII-3.10"], msh3="ROGUEAPP"),
@@ -97,12 +102,13 @@ SCENARIOS = {
     + [A("lateral.new_peer", "ct-1", h, "low", [], server_port="104") for h in FAN_OUT_HOSTS],
     "zone-crossing": [
         A("lateral.zone_crossing", "ct-1", WS, "medium", [], src_zone="modality", dst_zone="reading"),
-        A("flow.undeclared", "ct-1", WS, "medium", ["CONN-2"], app="dicom", server_port="11112"),
+        # reading is not among the CT model's zones: allowed.
+        A("lateral.zone_forbidden", "ct-1", WS, "high", [], app="dicom", server_port="11112", peer_zone="reading"),
         # Neither end is a device: low.
         A("lateral.zone_crossing", RIS, WS, "low", [], src_zone="his", dst_zone="reading"),
     ],
     "zone-forbidden": [
-        A("lateral.zone_forbidden", "us-1", OFFICE, "high", [], app="dicom", server_port="104"),
+        A("lateral.zone_forbidden", "us-1", OFFICE, "high", [], app="dicom", server_port="104", peer_zone="office"),
         A("lateral.zone_crossing", "us-1", OFFICE, "medium", [], src_zone="modality", dst_zone="office"),
     ],
     "new-peer": [
@@ -137,6 +143,12 @@ SCENARIOS = {
         A("lateral.zone_crossing", "ct-1", NET, "medium", [], dst_zone="external"),
         A("lateral.new_peer", "ct-1", NET, "low", [], app="hl7"),
     ],
+    "remote-endpoint-undeclared": [
+        # The declared tunnel to vendor_remote, first to remote.acme-medical.example (the model's
+        # endpoint: nothing), then to another server name on the same address.
+        A("flow.remote_endpoint_undeclared", "pacs-1", VENDOR, "high", ["RMOT-1"], app="tls",
+          server_name="files.exfil.example", direction="outbound", server_port="443"),
+    ],
 }
 
 # Verdict of chosen flows: (scenario, client, server port) -> (verdict, rule).
@@ -150,6 +162,7 @@ VERDICTS = {
     ("forbidden-app", US, 8080): ("forbidden", "flow.forbidden_app"),
     ("internal-forbidden", PUMP, 8080): ("forbidden", "flow.internal_forbidden"),
     ("zone-forbidden", US, 104): ("forbidden", "lateral.zone_forbidden"),
+    ("zone-crossing", CT, 11112): ("forbidden", "lateral.zone_forbidden"),
     ("hl7-sender-unbound", WS, 2575): ("undeclared", "flow.undeclared"),
 }
 

@@ -785,3 +785,130 @@ TEST_CASE("unbound host on a listed port; zone crossing without a device", "[jud
   CHECK(z[0]["alert"]["device"] == RIS);
   CHECK(z[0]["alert"]["peer"] == WS);
 }
+
+TEST_CASE("c_get allowed: false reports C-GET served even without DIMSE lists; true allows it", "[judge]") {
+  const char* gw = "devices:\n  - {name: gw-1, model: test-gateway, ip: 10.10.1.30, zone: modality}\n";
+  auto served = [](Fixture& fx) {
+    auto f = fx.flow(WS, 41000, "10.10.1.30", 104);
+    auto& d = fx.add_facts(f, "dicom");
+    d.set_attr("dicom.calling_ae", "WS01");
+    d.set_attr("dicom.commands", "C-ECHO,C-GET");
+    fx.judge_flow(f);
+    return fx.alerts("dicom.dimse_undeclared");
+  };
+  {
+    Fixture fx({{"devices:\n", gw}}, "schema: medmon.model/v1\nmodel: {id: test-gateway}\ndicom:\n  c_get: {allowed: false}\n");
+    auto a = served(fx);
+    REQUIRE(a.size() == 1);
+    CHECK(a[0]["alert"]["evidence"]["commands"] == "C-GET");  // C-ECHO: no list, not checked
+    CHECK(a[0]["alert"]["message"].get<std::string>().find("c_get allowed: false") != std::string::npos);
+  }
+  {
+    Fixture fx({{"devices:\n", gw}},
+               "schema: medmon.model/v1\nmodel: {id: test-gateway}\ndicom:\n  dimse_in: [C-ECHO]\n  c_get: {allowed: true}\n");
+    CHECK(served(fx).empty());
+  }
+  {
+    Fixture fx({{"devices:\n", gw}}, "schema: medmon.model/v1\nmodel: {id: test-gateway}\ndicom:\n  dimse_in: [C-ECHO]\n");
+    auto a = served(fx);  // no c_get key: the DIMSE list alone decides
+    REQUIRE(a.size() == 1);
+    CHECK(a[0]["alert"]["message"].get<std::string>().find("c_get") == std::string::npos);
+  }
+}
+
+TEST_CASE("dicom user_identity: the requestor's identity type must be a declared one", "[judge]") {
+  Fixture fx({{"devices:\n", "devices:\n  - {name: gw-1, model: test-gateway, ip: 10.10.1.30, zone: modality}\n"}},
+             "schema: medmon.model/v1\nmodel: {id: test-gateway}\ndicom:\n  user_identity: [none, kerberos]\n"
+             "  source: [GW-DCS]\n");
+  auto assoc = [&](uint16_t port, const char* identity, bool request_seen = true) {
+    auto f = fx.flow(WS, port, "10.10.1.30", 104);
+    auto& d = fx.add_facts(f, "dicom");
+    if (request_seen) d.set_attr("dicom.calling_ae", "WS01");
+    if (identity) d.set_attr("dicom.user_identity", identity);
+    fx.judge_flow(f);
+    return fx.alerts("dicom.user_identity_undeclared").size();
+  };
+  CHECK(assoc(41001, nullptr) == 0);             // none: declared
+  CHECK(assoc(41002, "kerberos") == 0);
+  CHECK(assoc(41003, "username_passcode") == 1);
+  CHECK(assoc(41004, "username", false) == 1);   // request not seen: nothing known, nothing said
+  auto a = fx.alerts("dicom.user_identity_undeclared");
+  CHECK(a[0]["alert"]["evidence"]["user_identity"] == "username_passcode");
+  CHECK(a[0]["alert"]["evidence"]["calling_ae"] == "WS01");
+  auto f = fx.flow("10.10.4.41", 41005, "10.10.1.30", 104);  // another requestor: its own finding
+  auto& d = fx.add_facts(f, "dicom");
+  d.set_attr("dicom.calling_ae", "WS02");
+  d.set_attr("dicom.user_identity", "jwt");
+  fx.judge_flow(f);
+  CHECK(fx.alerts("dicom.user_identity_undeclared").size() == 2);
+}
+
+TEST_CASE("zones allowed: an undeclared flow to a zone outside the list is forbidden", "[judge]") {
+  Fixture fx;  // acme-ct allows modality, pacs, his, infra and never external
+  auto f = fx.flow(CT, 42001, WS, 11112);  // reading zone
+  auto v = fx.judge_flow(f);
+  CHECK(v.verdict == "forbidden");
+  CHECK(v.rule == "lateral.zone_forbidden");
+  auto a = fx.alerts("lateral.zone_forbidden");
+  REQUIRE(a.size() == 1);
+  CHECK(a[0]["alert"]["evidence"]["peer_zone"] == "reading");
+  auto g = fx.flow(CT, 42002, "10.10.1.99", 8080);  // its own zone: only undeclared
+  CHECK(fx.judge_flow(g).rule == "flow.undeclared");
+  auto h = fx.flow(CT, 42003, "10.20.0.5", 8080);   // internal, in no zone: not judged by zones
+  CHECK(fx.judge_flow(h).rule == "flow.undeclared");
+}
+
+TEST_CASE("a device's zone places an address no zone's cidrs hold", "[judge]") {
+  Fixture fx(Fixture::Edits{{"{name: glucose-dock-1, model: nema-example-glucose, ip: 10.10.1.60, zone: modality}",
+                             "{name: glucose-dock-1, model: nema-example-glucose, ip: 10.10.1.60, zone: modality}\n"
+                             "  - {name: ct-2, model: acme-ct, ip: 10.20.9.9, zone: modality, roles: [modality]}"}});
+  auto f = fx.flow("10.20.9.9", 43001, PACS, 11112);
+  f.ndpi_protocol = "TLS";
+  CHECK(fx.judge_flow(f).verdict == "declared");
+  CHECK(fx.alerts("lateral.zone_crossing").empty());  // modality -> pacs is in the matrix
+  auto g = fx.flow("10.20.9.9", 43002, "10.20.9.10", 104);  // the neighbour is in no zone
+  fx.judge_flow(g);
+  CHECK(fx.alerts("lateral.zone_crossing").empty());
+  auto h = fx.flow("10.20.9.9", 43003, WS, 104);
+  fx.judge_flow(h);
+  auto z = fx.alerts("lateral.zone_crossing");
+  REQUIRE(z.size() == 1);
+  CHECK(z[0]["alert"]["evidence"]["src_zone"] == "modality");
+}
+
+TEST_CASE("remote_service endpoints: server names outside the site must be declared ones", "[judge]") {
+  Fixture fx;  // acme-pacs declares remote.acme-medical.example; vendor_remote is 198.51.100.7
+  auto tls = [&](const char* dst, uint16_t port, const char* sni, const char* src = PACS) {
+    auto f = fx.flow(src, port, dst, 443);
+    f.ndpi_protocol = "TLS";
+    f.sni = sni;
+    fx.judge_flow(f);
+    return fx.alerts("flow.remote_endpoint_undeclared").size();
+  };
+  CHECK(tls("198.51.100.7", 44001, "remote.acme-medical.example") == 0);
+  CHECK(tls("198.51.100.7", 44002, "REMOTE.acme-medical.example.") == 0);  // case, final dot
+  CHECK(tls("198.51.100.7", 44003, "") == 0);                              // no name: nothing to compare
+  CHECK(tls("10.10.0.80", 44004, "files.exfil.example") == 0);             // inside the site
+  CHECK(tls("198.51.100.7", 44005, "files.exfil.example") == 1);
+  auto a = fx.alerts("flow.remote_endpoint_undeclared");
+  CHECK(a[0]["alert"]["evidence"]["server_name"] == "files.exfil.example");
+  CHECK(Fixture::cites(a[0], "RMOT-1"));
+  CHECK(a[0]["alert"]["device"] == "pacs-1");
+}
+
+TEST_CASE("remote_service endpoints: a wildcard names the servers below a domain", "[judge]") {
+  Fixture fx({{"devices:\n", "devices:\n  - {name: gw-1, model: test-gateway, ip: 10.10.1.30, zone: modality}\n"}},
+             "schema: medmon.model/v1\nmodel: {id: test-gateway}\n"
+             "remote_service: {endpoints: [\"*.vendor.example\"]}\n");
+  auto tls = [&](uint16_t port, const char* sni) {  // each to its own address: one finding per peer
+    auto f = fx.flow("10.10.1.30", port, ("198.51.100." + std::to_string(port - 45000)).c_str(), 443);
+    f.ndpi_protocol = "TLS";
+    f.sni = sni;
+    fx.judge_flow(f);
+    return fx.alerts("flow.remote_endpoint_undeclared").size();
+  };
+  CHECK(tls(45001, "a.vendor.example") == 0);
+  CHECK(tls(45002, "x.y.Vendor.Example") == 0);
+  CHECK(tls(45003, "vendor.example") == 1);      // the wildcard is for names below it
+  CHECK(tls(45004, "evilvendor.example") == 2);
+}

@@ -269,3 +269,44 @@ TEST_CASE("CIDR parsing and matching", "[policy]") {
   CHECK_FALSE(Cidr::parse("10.1.2.0/", c));
   CHECK(Cidr::parse("0.0.0.0/0", c));
 }
+
+TEST_CASE("DICOM c_get and user_identity values are checked", "[policy][loader]") {
+  TempDir t;
+  std::string model = std::string(kModel) +
+                      "dicom:\n  dimse_in: [C-ECHO, C-GET]\n  c_get: {allowed: false}\n"
+                      "  user_identity: [none, username_passcode, password]\n";
+  auto mp = t.write("devices/test-modality.yaml", model);
+  Errors errs;
+  CHECK_FALSE(load_model(mp, errs));
+  std::string s = all(errs);
+  INFO(s);
+  CHECK(s.find(":15:20: dicom c_get allowed: false, but dimse_in lists C-GET") != std::string::npos);
+  CHECK(s.find(":16:18: dicom user_identity: unknown type 'password'") != std::string::npos);
+  CHECK(s.find("'username_passcode'") == std::string::npos);  // the standard's name is accepted
+  auto ok = t.write("devices/m2.yaml", std::string(kModel) +
+                                           "dicom:\n  c_get: {allowed: true}\n  user_identity: [none, kerberos, jwt]\n");
+  Errors e2;
+  CHECK(load_model(ok, e2));
+}
+
+TEST_CASE("a device's zone that its address contradicts is an error", "[policy][loader]") {
+  TempDir t;
+  t.write("devices/test-modality.yaml", kModel);
+  std::string site = kSite;
+  site.replace(site.find("  - {name: modality, cidrs: [10.1.0.0/24]}\n"), 43,
+               "  - {name: modality, cidrs: [10.1.0.0/24]}\n  - {name: lab, cidrs: [10.1.0.0/28]}\n");
+  auto sp = t.write("sites/site.yaml", site);
+  Errors errs;
+  CHECK_FALSE(load_site(sp, "", errs));
+  std::string s = all(errs);
+  INFO(s);
+  // 10.1.0.10 lies in lab's /28, the most specific cidr holding it.
+  CHECK(s.find(":9:62: device 'mod-1' zone: 'modality', but its address lies in zone 'lab'") != std::string::npos);
+  // An address in no zone's cidrs may take the device's zone.
+  std::string site2 = kSite;
+  site2.replace(site2.find("ip: 10.1.0.10"), 13, "ip: 10.9.0.10");
+  auto sp2 = t.write("sites/site2.yaml", site2);
+  Errors e2;
+  CHECK(load_site(sp2, "", e2));
+  INFO(all(e2));
+}
