@@ -262,6 +262,9 @@ const std::set<std::string, std::less<>> kKnownApps = {
     "dicom", "hl7", "http", "tls", "ssh", "smb", "rpc", "rdp", "winrm", "telnet", "vnc", "ftp",
     "teamviewer", "anydesk", "ntp", "dns", "dhcp", "syslog", "ldap", "kerberos", "snmp", "icmp",
     "mqtt", "modbus", "sql", "proprietary", "astm", "poct1", "sdc", "any"};
+// The judge keeps each address's roles as a 64-bit set.
+constexpr size_t kMaxRoles = 64;
+const std::string kTooManyRoles = "more than 64 roles in the site (the limit; merge roles)";
 // Rule ids of docs/alerts.md, for per-rule severity overrides.
 const std::set<std::string, std::less<>> kRules = {
     "flow.undeclared", "flow.external_forbidden", "flow.internal_forbidden", "flow.unlisted_listening_port",
@@ -673,8 +676,16 @@ void load_zones(Reader& r, YAML::Node z, Site& site) {
     else r.err(e, "zone '" + zone.name + "': missing key 'cidrs'");
     for (auto k : {"vlan", "vlans"}) {
       if (!e[k]) continue;
-      auto v = r.ports(e[k], "zone '" + zone.name + "' vlan");
-      for (auto x : v) if (x > 4094) r.err(e[k], "zone '" + zone.name + "' vlan: expected 1-4094");
+      std::vector<uint16_t> v;
+      auto one = [&](const YAML::Node& x) {
+        uint64_t id;
+        if (!r.uint(x, "zone '" + zone.name + "' vlan", 999999, id)) return;
+        if (id < 1 || id > 4094) r.err(x, "zone '" + zone.name + "' vlan: " + std::to_string(id) + " (expected a VLAN id 1-4094)");
+        else v.push_back(static_cast<uint16_t>(id));
+      };
+      if (e[k].IsScalar()) one(e[k]);
+      else if (e[k].IsSequence()) for (auto x : e[k]) one(x);
+      else r.err(e[k], "zone '" + zone.name + "' vlan: expected a VLAN id or a list of them");
       zone.vlans.insert(zone.vlans.end(), v.begin(), v.end());
     }
     for (auto& o : site.zones) if (o.name == zone.name) r.err(e, "zone '" + zone.name + "': duplicate zone name");
@@ -730,6 +741,7 @@ void load_roles(Reader& r, YAML::Node rl, Site& site) {
     if (e["ports"]) role.ports = r.ports(e["ports"], what + " ports");
     if (e["hl7_apps"]) role.hl7_apps = r.strs(e["hl7_apps"], what + " hl7_apps");
     if (site.role_index(role.name) >= 0) r.err(e, what + ": duplicate role");
+    else if (site.roles.size() >= kMaxRoles) r.err(e, what + ": " + kTooManyRoles);
     site.roles.push_back(std::move(role));
   }
 }
@@ -821,6 +833,7 @@ void load_devices(Reader& r, YAML::Node dl, const std::string& models_dir, Site&
       d.roles = r.strs(e["roles"], what + " roles");
       for (auto& ro : d.roles) if (site.role_index(ro) < 0) {
         // A device may be the only member of a role; create it.
+        if (site.roles.size() >= kMaxRoles) r.err(e["roles"], what + " role '" + ro + "': " + kTooManyRoles);
         Role nr; nr.name = ro; site.roles.push_back(nr);
       }
     }

@@ -310,3 +310,38 @@ TEST_CASE("a device's zone that its address contradicts is an error", "[policy][
   CHECK(load_site(sp2, "", e2));
   INFO(all(e2));
 }
+
+TEST_CASE("VLAN ids and the role limit are checked with what was expected", "[policy][loader]") {
+  TempDir t;
+  t.write("devices/test-modality.yaml", kModel);
+  std::string site = kSite;
+  site.replace(site.find("cidrs: [10.1.0.0/24]}"), 21, "cidrs: [10.1.0.0/24], vlans: [0, 10, 4095, x]}");
+  auto sp = t.write("sites/site.yaml", site);
+  Errors errs;
+  CHECK_FALSE(load_site(sp, "", errs));
+  std::string s = all(errs);
+  INFO(s);
+  CHECK(s.find("zone 'modality' vlan: 0 (expected a VLAN id 1-4094)") != std::string::npos);
+  CHECK(s.find("zone 'modality' vlan: 4095 (expected a VLAN id 1-4094)") != std::string::npos);
+  CHECK(s.find("zone 'modality' vlan: expected a whole number") != std::string::npos);
+  CHECK(s.find("port") == std::string::npos);  // a VLAN id is no port
+
+  // Roles beyond 64 (the judge's role sets are 64 bits): refused, not silently ignored.
+  std::string many = kSite;
+  std::string roles;
+  for (int i = 0; i < 64; ++i) roles += "  - {role: r" + std::to_string(i) + ", ips: [10.3.0." + std::to_string(i + 1) + "]}\n";
+  many.replace(many.find("roles:\n"), 7, "roles:\n" + roles);
+  auto sp2 = t.write("sites/many.yaml", many);
+  Errors e2;
+  CHECK_FALSE(load_site(sp2, "", e2));
+  INFO(all(e2));
+  CHECK(all(e2).find("role 'pacs': more than 64 roles in the site") != std::string::npos);
+  std::string devrole = many;
+  devrole.replace(devrole.find("  - {role: pacs, ips: [10.2.0.20], ports: [11112]}\n"), 50, "");
+  devrole.replace(devrole.find("zone: modality}"), 15, "zone: modality, roles: [scanner]}");
+  auto sp3 = t.write("sites/devrole.yaml", devrole);
+  Errors e3;
+  CHECK_FALSE(load_site(sp3, "", e3));
+  INFO(all(e3));
+  CHECK(all(e3).find("device 'mod-1' role 'scanner': more than 64 roles in the site") != std::string::npos);
+}
