@@ -91,6 +91,11 @@ class FlowContext {
   std::string_view pseudonym_into(std::string_view value, std::string& out) const { return phi_.into(value, out); }
   const Pseudonymiser& pseudonymiser() const { return phi_; }
 
+  // The most unconsumed bytes the sensor holds for a dissector per direction
+  // (reassembly.max_dissector_buffer): what waits for a whole message must fit in it.
+  size_t hold_limit() const { return hold_limit_; }
+  void set_hold_limit(size_t n) { hold_limit_ = n; }
+
   FlowFacts& facts() { return facts_; }
   const EventEndpoints& endpoints() const { return ep_; }
   Counters& counters() { return out_.counters(); }
@@ -102,6 +107,7 @@ class FlowContext {
   FlowFacts& facts_;
   Timestamp now_{};
   uint64_t stream_offset_ = 0;
+  size_t hold_limit_ = size_t(2) << 20;
 };
 
 }  // namespace medmon

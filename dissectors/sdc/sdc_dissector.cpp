@@ -17,15 +17,20 @@ namespace sdc {
 namespace {
 
 constexpr size_t kMaxHeader = 64 * 1024;
-// A Content-Length message is held whole until it is all here, so head and body must fit the
-// stream feeder's buffer (2 MiB, reassembly.max_dissector_buffer) with room for the segment that
-// completes them. A chunked body is decoded as it comes, up to the same size.
-constexpr size_t kMaxBody = (2u << 20) - 2 * kMaxHeader;
 constexpr size_t kMaxStartLine = 8 * 1024;  // longer unfinished lines are not waited for when resyncing
 constexpr size_t kMaxMethod = 16;
 constexpr size_t kMaxList = 16;
 constexpr size_t kMaxEndpoints = 4096;
 constexpr uint16_t kPorts[] = {3702};
+
+// A Content-Length message is held whole until it is all here, so head and body must fit the
+// stream feeder's buffer (reassembly.max_dissector_buffer, 2 MiB by default: 1.875 MiB of body)
+// with room for the segment that completes them. A chunked body is decoded as it comes, up to the
+// same size.
+size_t max_body(const FlowContext& ctx) {
+  size_t hold = ctx.hold_limit();
+  return hold > 4 * kMaxHeader ? hold - 2 * kMaxHeader : hold / 2;
+}
 
 constexpr std::string_view kSoap12 = "http://www.w3.org/2003/05/soap-envelope";
 constexpr std::string_view kMarkers[] = {"MedicalDevice", "sdc.mds.", "sdc.ctxt.", "sdc.cdc."};
@@ -506,7 +511,7 @@ class SdcDissector final : public Dissector {
   // The chunks of the chunked message whose head was read, from v[used] on: each whole chunk is
   // decoded into d.body and consumed; after the last chunk and the trailer the message is read.
   // nullopt when the message ended (or was dropped) and `used` moved past it. A chunk size that is
-  // not hex ends the flow; a body over kMaxBody is dropped and the direction resyncs.
+  // not hex ends the flow; a body over max_body() is dropped and the direction resyncs.
   std::optional<Consumed> read_chunks(Dir dir, std::string_view v, size_t& used, DirState& d, FlowContext& ctx) {
     for (;;) {
       std::string_view rest = v.substr(used);
@@ -516,9 +521,9 @@ class SdcDissector final : public Dissector {
         return Consumed{used, 0, 0, false};
       }
       uint64_t n = 0;
-      // A size over kMaxBody is read no further: such a body is dropped below like any other
+      // A size over max_body() is read no further: such a body is dropped below like any other
       // too long to hold, not taken for a broken stream.
-      if (!chunk_size(rest.substr(0, le), kMaxBody, n)) return give_up("bad_chunk", used, used, ctx);
+      if (!chunk_size(rest.substr(0, le), max_body(ctx), n)) return give_up("bad_chunk", used, used, ctx);
       if (n == 0) {
         size_t fin = rest.find("\r\n\r\n", le);
         if (fin == std::string_view::npos) {
@@ -531,7 +536,7 @@ class SdcDissector final : public Dissector {
         d.body.clear();
         return std::nullopt;
       }
-      if (d.body.size() + n > kMaxBody) {
+      if (d.body.size() + n > max_body(ctx)) {
         // Too long to hold: dropped, up to the next message's start line.
         ctx.anomaly("sdc", "body_too_long", ctx.stream_offset() + used);
         d.in_chunks = false;
@@ -547,7 +552,7 @@ class SdcDissector final : public Dissector {
   }
 
   // A body of Content-Length bytes; requests and bodiless responses may leave the length out.
-  // A body over kMaxBody is skipped (its head is consumed), one not all here is waited for.
+  // A body over max_body() is skipped (its head is consumed), one not all here is waited for.
   static std::optional<Consumed> read_sized_body(std::string_view rest, HttpMessage& m, FlowContext& ctx) {
     uint64_t clen = m.content_length;
     if (!m.have_length) {
@@ -558,7 +563,7 @@ class SdcDissector final : public Dissector {
         return give_up("no_content_length", m.at, m.at, ctx);
       }
     }
-    if (clen > kMaxBody) {
+    if (clen > max_body(ctx)) {
       ctx.anomaly("sdc", "body_too_long", ctx.stream_offset() + m.at);
       return Consumed{m.at + m.body_start, 0, clen, false};
     }

@@ -9,6 +9,7 @@ namespace medmon {
 struct Pipeline::FlowState : FlowExtension {
   FlowState(Pipeline& p, Flow& f)
       : flow_id(f.id()), ctx(p.out_, p.phi_, ep, facts) {
+    ctx.set_hold_limit(p.cfg_.feeder.max_buffer);
     ep.flow_id = flow_id;
     ep.header = &header;
     ep.src = f.client_ip();

@@ -392,6 +392,31 @@ TEST_CASE("sdc: a body too long to hold is skipped and the next message is read"
   }
 }
 
+TEST_CASE("sdc: the body cap follows the sensor's dissector buffer") {
+  std::string body = get_request(1);
+  body = body.substr(body.find("\r\n\r\n") + 4);
+  body.insert(body.find("<s12:Body>"), std::string(3u << 20, ' '));
+  for (bool chunked : {false, true}) {
+    INFO((chunked ? "chunked" : "sized"));
+    std::string all = http("POST /x/ContextService HTTP/1.1", body, chunked) + get_request(2);
+    // reassembly.max_dissector_buffer raised to 8 MiB: a 3 MiB body fits and is read.
+    Harness h(kSdcInfo);
+    h.ep.proto = 6;
+    h.ctx.set_hold_limit(size_t(8) << 20);
+    h.feed(Dir::to_server, all);
+    h.end();
+    CHECK(h.anomalies() == 0);
+    CHECK(h.events("sdc").size() == 2);
+    // The default 2 MiB: it is not.
+    Harness g(kSdcInfo);
+    g.ep.proto = 6;
+    g.feed(Dir::to_server, all);
+    g.end();
+    CHECK(g.anomalies("body_too_long") == 1);
+    CHECK(g.events("sdc").size() == 1);
+  }
+}
+
 TEST_CASE("sdc: a chunked body is decoded as its chunks arrive") {
   std::string m = http("HTTP/1.1 200 OK", get_response(), true);
   size_t head = m.find("\r\n\r\n") + 4;
