@@ -166,6 +166,7 @@ void Spool::sync() {
   if (cur_fd_ < 0 || !write_all(cur_fd_, buf_.data(), buf_.size())) {
     // Full or broken disk: those records are gone; a short write may leave a partial line,
     // which the reader skips as damaged.
+    lost_error_ = fmt::format("spool {}: {}", cur_fd_ < 0 ? path(cur_) : dir_, std::strerror(errno));
     lost_ += buf_records_;
   } else {
     cur_bytes_ += buf_.size();
@@ -198,6 +199,11 @@ bool Spool::prepend(const std::vector<Record>& recs) {
   segments_.push_front(id);
   bytes_ += all.size();
   return true;
+}
+
+uint64_t Spool::pending_bytes() const {
+  uint64_t done = std::find(segments_.begin(), segments_.end(), cursor_seg_) != segments_.end() ? cursor_off_ : 0;
+  return bytes() - std::min(done, bytes());
 }
 
 uint64_t Spool::take_oldest() {
@@ -274,7 +280,7 @@ AsyncSink::AsyncSink(const SinkSpec& spec, std::unique_ptr<Backend> backend)
   }
   spool_ = std::make_unique<Spool>(dir, spec_.spool_max);
   spool_mode_ = !spool_->empty();  // an earlier run left events: they go first
-  counters_.spool_bytes = spool_->bytes();
+  counters_.spool_bytes = spool_->pending_bytes();
   thread_ = std::thread([this] { run(); });
 }
 
@@ -301,7 +307,20 @@ void AsyncSink::write_line(std::string_view event_type, std::string_view line) {
   if (!spool_mode_) { spool_mode_ = true; cv_.notify_one(); }
   if (spool_->append(r)) ++counters_.spooled;
   else ++counters_.dropped;
-  counters_.spool_bytes = spool_->bytes();
+  spool_losses();
+}
+
+// Records a failed spool write took with it were counted as spooled: they are dropped. Also keeps
+// spool_bytes current. Called with m_ held.
+void AsyncSink::spool_losses() {
+  std::string err;
+  if (uint64_t n = spool_->take_lost(err)) {
+    uint64_t was = counters_.spooled.load();
+    counters_.spooled = was - std::min(n, was);
+    counters_.dropped += n;
+    fmt::print(stderr, "medmon: sink {}: {} events dropped: {}\n", spec_.name, n, err);
+  }
+  counters_.spool_bytes = spool_->pending_bytes();
 }
 
 void AsyncSink::flush() {
@@ -324,7 +343,9 @@ bool AsyncSink::deliver(std::vector<Record>& batch) {
   for (;;) {
     std::string err;
     if (backend_->deliver(batch, err)) {
-      counters_.delivered += batch.size();
+      uint64_t skipped = std::min<uint64_t>(backend_->take_skipped(), batch.size());
+      counters_.delivered += batch.size() - skipped;
+      counters_.dropped += skipped;
       if (failed && !last_error_shown_.empty()) {
         fmt::print(stderr, "medmon: sink {}: delivering again\n", spec_.name);
         last_error_shown_.clear();
@@ -383,7 +404,7 @@ void AsyncSink::run() {
     }
     if (mem_.empty() && spool_mode_) {
       uint64_t seg = spool_->take_oldest();
-      counters_.spool_bytes = spool_->bytes();
+      spool_losses();
       if (seg == 0) { spool_mode_ = false; continue; }  // caught up: back to memory
       lk.unlock();
       std::vector<uint64_t> ends;
@@ -404,7 +425,7 @@ void AsyncSink::run() {
       }
       lk.lock();
       if (!gave_up) spool_->remove(seg);
-      counters_.spool_bytes = spool_->bytes();
+      counters_.spool_bytes = spool_->pending_bytes();
       continue;
     }
     if (stop_) break;
@@ -421,9 +442,8 @@ void AsyncSink::run() {
     else counters_.dropped += rest.size();
   }
   spool_->sync();
-  counters_.dropped += spool_->lost();
+  spool_losses();
   counters_.queued = 0;
-  counters_.spool_bytes = spool_->bytes();
   stopped_ = true;
 }
 

@@ -36,6 +36,9 @@ class Backend {
   // The run id of this process's own events (told before the first delivery): records of
   // another run come from the spool of an earlier process.
   virtual void set_run(const std::string& run) { (void)run; }
+  // Records of the batches delivered since the last call that were left out for good (a syslog
+  // datagram too large to send): counted as dropped, not delivered.
+  virtual uint64_t take_skipped() { return 0; }
 };
 
 // Files of a spool directory: segments named by a 20-digit number, oldest first, plus a
@@ -48,7 +51,10 @@ class Spool {
   const std::string& dir() const { return dir_; }
   bool empty() const { return segments_.empty() && buf_.empty() && !cur_bytes_; }
   uint64_t bytes() const { return bytes_ + buf_.size(); }
-  uint64_t lost() const { return lost_; }  // records a failed write took with it
+  // Bytes still to deliver: bytes() less the delivered part of a segment being read.
+  uint64_t pending_bytes() const;
+  // Records failed writes took with them since the last call, and the error of the last one.
+  uint64_t take_lost(std::string& error) { error = lost_error_; uint64_t n = lost_; lost_ = 0; return n; }
   // Appends at the end; false when the size cap would be exceeded (the record is not kept).
   bool append(const Record& r);
   // Writes buffered records to the current segment.
@@ -83,6 +89,7 @@ class Spool {
   uint64_t next_id_ = 0;
   uint64_t cursor_seg_ = 0, cursor_off_ = 0;
   uint64_t lost_ = 0;
+  std::string lost_error_;
   std::string buf_;
   uint64_t buf_records_ = 0;
 };
@@ -118,6 +125,7 @@ class AsyncSink : public EventSink {
   bool deliver(std::vector<Record>& batch);
   bool accepts(std::string_view type) const;
   void report_error(const std::string& e);
+  void spool_losses();
 
   SinkSpec spec_;
   std::unique_ptr<Backend> backend_;

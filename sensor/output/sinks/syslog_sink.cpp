@@ -227,7 +227,7 @@ bool SyslogBackend::deliver(const std::vector<Record>& batch, std::string& error
       ssize_t n;
       do n = ::send(fd_, m.data(), m.size(), MSG_NOSIGNAL); while (n < 0 && errno == EINTR);
       ok = n == ssize_t(m.size());
-      if (!ok && errno == EMSGSIZE) continue;  // larger than a datagram may be: skipped
+      if (!ok && errno == EMSGSIZE) { ++skipped_; continue; }  // larger than a datagram may be: dropped
       if (!ok) error = std::strerror(errno);
     }
     if (!ok) {

@@ -42,6 +42,7 @@ class SyslogBackend : public Backend {
   SyslogBackend(const SinkSpec& spec, std::string sensor_id);
   ~SyslogBackend() override;
   bool deliver(const std::vector<Record>& batch, std::string& error) override;
+  uint64_t take_skipped() override { uint64_t n = skipped_; skipped_ = 0; return n; }
   // The message for one record ("" when it is not sent, e.g. a non-alert in CEF format).
   std::string message(const Record& r) const;
 
@@ -57,6 +58,7 @@ class SyslogBackend : public Backend {
   std::string batch_run_;
   uint64_t batch_seq_ = 0;
   size_t sent_ = 0;
+  uint64_t skipped_ = 0;  // datagrams too large to send (EMSGSIZE)
 };
 
 }  // namespace medmon

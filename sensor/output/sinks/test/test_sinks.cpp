@@ -1,7 +1,12 @@
 #include <catch2/catch.hpp>
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <grp.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -374,6 +379,93 @@ TEST_CASE("Events left at exit wait in the spool and go first on the next run") 
   CHECK(sink.close() == 0);
   REQUIRE(fake->got.size() == 300);
   for (int i = 0; i < 300; ++i) REQUIRE(nlohmann::json::parse(fake->got[size_t(i)].line)["n"] == i);
+}
+
+TEST_CASE("Events a failed spool write took with it are dropped, not spooled") {
+  TempDir td;
+  // In a child: a file size limit makes every spool write past 1000 bytes fail (EFBIG).
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit rl{1000, 1000};
+    setrlimit(RLIMIT_FSIZE, &rl);
+    std::atomic<bool> up{false};
+    SinkSpec spec;
+    spec.name = "t";
+    spec.queue = 10;
+    spec.spool_dir = td.path + "/spool";
+    spec.drain_usec = 0;
+    uint64_t spooled, dropped, delivered, pending;
+    {
+      AsyncSink sink(spec, std::make_unique<FakeBackend>(up));
+      for (int i = 0; i < 2000; ++i) sink.write_line("flow", event(i, 1700000000, 60));
+      sink.close();
+      const auto& c = sink.counters();
+      spooled = c.spooled, dropped = c.dropped, delivered = c.delivered, pending = c.spool_bytes;
+    }
+    // Every event is counted once; what the spool holds on disk is what it says it holds.
+    if (spooled + dropped + delivered != 2000) _exit(3);
+    if (dropped < 1900) _exit(4);
+    if (pending > dir_bytes(td.path + "/spool")) _exit(5);
+    _exit(0);
+  }
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+}
+
+TEST_CASE("Spool: pending bytes leave out the delivered part of a segment") {
+  TempDir td;
+  Spool sp(td.path + "/spool", 1u << 20);
+  for (uint64_t i = 1; i <= 10; ++i) REQUIRE(sp.append(Record{"r", i, "flow", event(int(i))}));
+  uint64_t seg = sp.take_oldest();
+  REQUIRE(seg != 0);
+  std::vector<uint64_t> ends;
+  uint64_t damaged = 0;
+  auto recs = sp.read(seg, ends, damaged);
+  REQUIRE(recs.size() == 10);
+  CHECK(sp.pending_bytes() == sp.bytes());
+  sp.commit(seg, ends[3]);
+  CHECK(sp.pending_bytes() == sp.bytes() - ends[3]);
+  sp.remove(seg);
+  CHECK(sp.pending_bytes() == 0);
+}
+
+TEST_CASE("A syslog datagram too large to send is dropped, not delivered") {
+  // A local UDP receiver, so sends succeed (or fail for size) without the network.
+  int rx = socket(AF_INET, SOCK_DGRAM, 0);
+  REQUIRE(rx >= 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(bind(rx, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  socklen_t len = sizeof a;
+  REQUIRE(getsockname(rx, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+  int rcv = 1 << 20;
+  setsockopt(rx, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+  TempDir td;
+  SinkSpec spec;
+  spec.type = "syslog";
+  spec.name = "s";
+  spec.url = "udp://127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+  spec.spool_dir = td.path + "/spool";
+  spec.drain_usec = 5000000;
+  validate_sink(spec);
+  uint64_t delivered, dropped;
+  {
+    AsyncSink sink(spec, std::make_unique<SyslogBackend>(spec, "site-a"));
+    sink.write_line("flow", event(1));
+    sink.write_line("flow", event(2, 1700000000, 70000));  // over the 65507 bytes of a datagram
+    sink.write_line("flow", event(3));
+    sink.close();
+    delivered = sink.counters().delivered;
+    dropped = sink.counters().dropped;
+  }
+  close(rx);
+  CHECK(delivered == 2);
+  CHECK(dropped == 1);
 }
 
 TEST_CASE("Spool lines round-trip; damaged ones are refused") {
