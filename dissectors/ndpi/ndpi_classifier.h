@@ -29,6 +29,7 @@ class NdpiClassifier {
   struct Limits {
     uint32_t max_packets = 24;              // per flow, then give up
     size_t max_flows_in_detection = 262144; // nDPI state held at once
+    bool operator==(const Limits&) const = default;
   };
   // Detection state for one flow.
   struct State {

@@ -204,9 +204,25 @@ void reload(const LiveOptions& o, const SensorConfig& running, PolicyBoard& boar
   }
   if (c.phi_mode != running.phi_mode || c.phi_key != running.phi_key || c.phi_key_file != running.phi_key_file)
     log_line(kLogWarn, "reload: PHI settings changed; they take effect at restart");
+  // Sized or opened at start: said, not silently ignored.
+  if (!(c.flows == running.flows && c.reassembly == running.reassembly &&
+        c.reassembly_memcap == running.reassembly_memcap && c.fragments == running.fragments &&
+        c.ndpi == running.ndpi && c.feeder == running.feeder))
+    log_line(kLogWarn, "reload: flow, reassembly, fragment, nDPI or dissector buffer limits changed; they take effect at restart");
+  if (o.given.stats_interval || !c.stats_interval_set)  // as run_live resolves it
+    c.stats_interval_usec = static_cast<int64_t>(o.stats_interval * 1e6);
+  if (c.stats_interval_usec != running.stats_interval_usec)
+    log_line(kLogWarn, "reload: output.stats_interval changed; it takes effect at restart");
+  auto placeless = [](SinkConfig s) {  // where a sink was written in the file is no setting
+    for (auto& x : s.sinks) x.where.clear();
+    return s;
+  };
+  if (!(placeless(c.sinks) == placeless(running.sinks)))
+    log_line(kLogWarn, "reload: output sinks, rotation or sensor_id changed; they take effect at restart");
   if (c.site_policy.empty()) {
+    bool had = board.current().first != nullptr;
     board.publish(nullptr);
-    log_line(kLogWarn, "reload: no site policy configured any more; flows are no longer judged");
+    if (had) log_line(kLogWarn, "reload: no site policy configured any more; flows are no longer judged");
     return;
   }
   try {

@@ -17,6 +17,7 @@ struct FragmentLimits {
   size_t max_datagrams = 4096;             // pending datagrams at once
   size_t max_bytes = 64ull << 20;          // all pending fragment data
   int64_t timeout_usec = 30'000'000;       // packet time
+  bool operator==(const FragmentLimits&) const = default;
 };
 
 class FragmentTable {

@@ -15,6 +15,7 @@ namespace medmon {
 struct FeederLimits {
   size_t probe_window = 512;            // bytes per direction a probe may ask for
   size_t max_buffer = 2u << 20;         // unconsumed bytes held per direction
+  bool operator==(const FeederLimits&) const = default;
 };
 
 class StreamFeeder {

@@ -22,6 +22,7 @@ struct FlowLimits {
   int64_t tcp_closed_usec = 10'000'000;     // after FIN both ways or RST
   int64_t udp_idle_usec = 120'000'000;      // UDP and everything else
   int64_t absolute_usec = 3'600'000'000;    // a flow record at least every hour
+  bool operator==(const FlowLimits&) const = default;
 };
 
 struct FlowKey {

@@ -20,6 +20,7 @@ struct ReassemblyLimits {
   size_t max_queued_bytes = 1u << 20;  // per direction
   size_t max_queued_segments = 2048;   // per direction
   uint32_t ack_gap_packets = 16;       // packets to wait for acknowledged-but-unseen bytes
+  bool operator==(const ReassemblyLimits&) const = default;
 };
 
 // Shared by every stream: the global cap on queued out-of-order data. Each queued segment is

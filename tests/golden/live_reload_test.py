@@ -60,7 +60,7 @@ def main():
     workers = 1 if method == "pcap" else int(os.environ.get("LIVE_WORKERS", "2"))
     cfg = os.path.join(tmp, "medmon.yaml")
 
-    def write_cfg(bpf=None):
+    def write_cfg(bpf=None, udp_idle=1, stats=1, rotate=""):
         with open(cfg, "w") as f:
             f.write(f"""capture:
   interface: vb
@@ -71,10 +71,10 @@ def main():
 """ + (f"  bpf: '{bpf}'\n" if bpf else "") + f"""flows:
   tcp_idle_timeout: 1
   tcp_closed_timeout: 0.5
-  udp_idle_timeout: 1
+  udp_idle_timeout: {udp_idle}
 output:
-  stats_interval: 1
-policy:
+  stats_interval: {stats}
+{rotate}policy:
   site: {site}
 """)
     write_cfg()
@@ -170,6 +170,18 @@ policy:
         scenario(n, len(kept))
         time.sleep(1.0)
         C.eq("phase 6: the previous filter still applies", sorted(demo_flows(live.events()[n:])), kept)
+
+        # Until now every reload changed only what a reload applies: no "restart" warning.
+        C.eq("phases 1-6: no setting said to wait for a restart",
+             [l for l in live.stderr().splitlines() if "effect at restart" in l], [])
+        # 7. Settings sized or opened at start are said to wait for a restart, each kind once.
+        write_cfg("not host 10.10.1.50", udp_idle=2, stats=2, rotate="  rotate: {size: 100M}\n")
+        live.hup("policy " + site + " in force (generation")
+        time.sleep(0.5)
+        said = [l for l in live.stderr().splitlines() if "effect at restart" in l]
+        C.eq("phase 7: limits, stats interval and output said to need a restart",
+             [any(w in l for l in said) for w in ("limits changed", "stats_interval changed", "rotation or sensor_id")],
+             [True, True, True])
 
         rc = live.stop()
         C.eq("SIGTERM: exit status", rc, 0)

@@ -15,6 +15,7 @@ struct RotateSettings {
   unsigned keep = 10;           // rotated files kept (0 = all)
   bool timestamp_names = false; // <file>.<UTC time of its first event> instead of <file>.<n>
   bool enabled() const { return size || interval_usec; }
+  bool operator==(const RotateSettings&) const = default;
 };
 
 struct SinkSpec {
@@ -34,6 +35,7 @@ struct SinkSpec {
   int64_t drain_usec = 30000000;    // at exit, how long to wait for delivery
   RotateSettings rotate;        // type file
   std::string where;            // "file:line" or "--sink" for error messages
+  bool operator==(const SinkSpec&) const = default;
 };
 
 struct SinkConfig {
@@ -41,6 +43,7 @@ struct SinkConfig {
   RotateSettings rotate;        // the --out file
   std::vector<SinkSpec> sinks;
   bool empty() const { return sensor_id.empty() && !rotate.enabled() && sinks.empty(); }
+  bool operator==(const SinkConfig&) const = default;
 };
 
 // Command-line options (registered by add_sink_options in sink_cli.h).
