@@ -5,6 +5,7 @@ import glob
 import json
 import os
 import sys
+import tempfile
 
 import jsonschema
 
@@ -20,14 +21,28 @@ for p in glob.glob(os.path.join(SRC, "docs", "schema", "*.json")):
     schemas[os.path.basename(p)[:-5]] = jsonschema.Draft202012Validator(s, format_checker=jsonschema.FormatChecker())
 for t in ("flow", "anomaly", "stats"):
     c.true(f"docs/schema/{t}.json exists", t in schemas)
+# A schema of events about a flow lists every top-level member (the header a site adds included):
+# one the program writes but the schema does not name fails validation instead of passing unseen.
+for t, v in sorted(schemas.items()):
+    if "src_ip" in v.schema.get("properties", {}):
+        c.eq(f"docs/schema/{t}.json: top-level additionalProperties", v.schema.get("additionalProperties"), False)
 
 # the captures are found, not listed: a new capture is checked without touching this test
 captures = sorted(p for p in glob.glob(os.path.join(SRC, "pcaps", "**", "*"), recursive=True)
                   if p.endswith((".pcap", ".pcapng")))
+# Also with a site: the demo site plus a zone holding every other address, so that every event
+# carries the device and zone members a site adds to the header.
+tmp = tempfile.mkdtemp(prefix="mmschema-")
+site = os.path.join(tmp, "site.yaml")
+with open(os.path.join(SRC, "policies", "sites", "demo-site.yaml")) as f:
+    text = f.read().replace("../devices/", os.path.join(SRC, "policies", "devices") + "/")
+with open(site, "w") as f:
+    f.write(text.replace("zones:\n", "zones:\n  - {name: elsewhere, cidrs: [0.0.0.0/0, \"::/0\"]}\n", 1))
 seen = {}
-for path in captures:
-    rel = os.path.relpath(path, SRC)
-    rc, out, err = run(["analyze", path, "--out", "-"], check_rc=None)
+for path, with_site in [(p, False) for p in captures] + [(p, True) for p in captures]:
+    rel = os.path.relpath(path, SRC) + (" (site)" if with_site else "")
+    rc, out, err = run(["analyze", path, "--out", "-"] + (["--site", site, "--fail-on", "none"] if with_site else []),
+                       check_rc=None)
     c.true(f"{rel}: exit code {rc} is 0, 1 or 3 ({err.strip()[:200]})", rc in (0, 1, 3))
     for n, line in enumerate(out.splitlines(), 1):
         ev = json.loads(line)
@@ -45,6 +60,8 @@ for path in captures:
         if "src_ip" in ev:
             i = keys.index("src_ip")
             c.eq(f"{rel} line {n}: endpoint keys in order", keys[i:i + 5], ["src_ip", "src_port", "dst_ip", "dst_port", "proto"])
+os.remove(site)
+os.rmdir(tmp)
 print("events validated by type:", json.dumps(seen, sort_keys=True))
 c.true("some flow, anomaly and stats events were checked", all(seen.get(t) for t in ("flow", "anomaly", "stats")))
 c.done()
