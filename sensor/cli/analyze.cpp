@@ -301,8 +301,13 @@ int finish(const AnalyzeOptions& o, const Setup& s, Engine& engine, Outputs& out
     return err.rc;
   }
   if (int r = out.extras->finish(); r != kExitClean) return r;
-  if (!o.quiet)
-    out.summary.print(o.out == "-" ? stderr : stdout, out.events.counters(), engine.packets(), engine.bytes());
+  if (!o.quiet) {
+    // On stdout, unless events go there (--out - or a stdout sink): then on stderr, so that the
+    // stream stays JSON Lines.
+    bool events_on_stdout = o.out == "-";
+    for (auto& sk : s.cfg.sinks.sinks) events_on_stdout |= sk.type == "stdout";
+    out.summary.print(events_on_stdout ? stderr : stdout, out.events.counters(), engine.packets(), engine.bytes());
+  }
   if (s.fail_on != Severity::none && out.summary.alerts_at_or_above(s.fail_on) > 0) return kExitAlerts;
   return kExitClean;
 }

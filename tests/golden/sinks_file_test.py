@@ -84,6 +84,18 @@ try:
     c.eq("rotation of standard output: exit 2", p.returncode, 2)
     p = medmon("analyze", pcap("demo", "demo.pcap"), "--out", os.devnull, "--sink", "kafka=x")
     c.true(f"unknown sink type: exit 2 ({p.stderr.strip()})", p.returncode == 2 and "unknown sink type" in p.stderr)
+
+    # A stdout sink: standard output is JSON Lines only, the console summary goes to stderr
+    # (with the events in a file and no stdout sink, it is on stdout).
+    out = os.path.join(work, "with-stdout-sink.jsonl")
+    p = medmon("analyze", pcap("demo", "demo.pcap"), "--out", out, "--sink", "stdout", "--fail-on", "none")
+    lines = p.stdout.splitlines()
+    c.true("stdout sink: standard output has the events", len(lines) > 20)
+    c.eq("stdout sink: every line of standard output is an event", [l for l in lines if not l.startswith("{")], [])
+    c.true("stdout sink: the summary is on stderr", "medmon summary" in p.stderr)
+    c.eq("stdout sink: the same events as the --out file", p.stdout, open(out).read())
+    p = medmon("analyze", pcap("demo", "demo.pcap"), "--out", out, "--fail-on", "none")
+    c.true("no stdout sink: the summary is on stdout", p.stdout.startswith("medmon summary"))
 finally:
     shutil.rmtree(work, ignore_errors=True)
 
