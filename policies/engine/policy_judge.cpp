@@ -451,11 +451,12 @@ void PolicyJudge::emit(const FlowSummary& f, Alert& a, EventOutput& out) {
   auto ov = site_->severity_overrides.find(std::string(a.rule));
   if (ov != site_->severity_overrides.end()) a.sev = ov->second;
   uint64_t key = triple_key(a.rule, a.device, a.peer);
-  if (baseline_.count(key)) { ++suppressed_; ++out.counters().at("policy.alerts_baselined"); return; }
   uint64_t seen = fnv(key, a.distinct);
   if (emitted_.count(seen)) { ++repeats_; ++out.counters().at("policy.alert_repeats"); return; }
   if (emitted_.size() < kMaxEmitted) emitted_.insert(seen);
   else ++emitted_full_;
+  // An accepted alert is counted once, as it would have been written once.
+  if (baseline_.count(key)) { ++suppressed_; ++out.counters().at("policy.alerts_baselined"); return; }
   ++alerts_written_;
   ++out.counters().at("policy.alerts");
   if (a.sev > max_sev_) max_sev_ = a.sev;

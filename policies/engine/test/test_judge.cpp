@@ -548,6 +548,12 @@ TEST_CASE("CI mode: baseline suppresses accepted alerts; repeats are written onc
   fx.judge_flow(smb);
   CHECK(fx.alerts("lateral.admin_protocol").empty());
   CHECK(fx.judge->alerts_suppressed() == 1);
+  // The same accepted finding again: a repeat, not a second suppressed alert.
+  auto smb2 = fx.flow(CT, 40011, "10.10.1.99", 445);
+  smb2.ndpi_protocol = "SMBv23";
+  fx.judge_flow(smb2);
+  CHECK(fx.judge->alerts_suppressed() == 1);
+  CHECK(fx.out.counters().at("policy.alerts_baselined") == 1);
   // Same finding twice: one alert line.
   for (int i = 0; i < 2; ++i) {
     auto s2 = fx.flow(CT, static_cast<uint16_t>(40002 + i), "10.10.1.98", 445);
