@@ -193,7 +193,7 @@ void register_report_commands(CLI::App& app, int& exit_code) {
   auto r = std::make_shared<Args>();
   auto* rep = app.add_subcommand("report", "Write the acceptance report (self-contained HTML, or PDF via Chromium)");
   rep->add_option("events", r->events, "Events (JSON Lines) written by analyze")->required()->check(CLI::ExistingFile);
-  rep->add_option("-o,--out", r->out, "Report file: .html, or .pdf (printed by headless Chromium)");
+  rep->add_option("-o,--out", r->out, "Report file: .html, or .pdf (printed by headless Chromium); default report.html");
   rep->add_option("--title", r->title, "Report title");
   rep->add_option("--site", r->site, "Site policy: lists the declared flows that were never seen")->check(CLI::ExistingFile);
   rep->add_option("--models", r->models, "Directory of device models (default: <site dir>/../devices)");
