@@ -87,9 +87,11 @@ Form read_pdf_text(std::string_view data, const std::string& source) {
 
 Form read_pdf(const std::string& path) {
   // MDS2 forms are a few MiB; a file far past that is not one.
-  return read_pdf_text(detail::read_file(path, 256u << 20, "not a readable PDF"), path);
+  return detail::named_errors(path, [&] { return read_pdf_text(detail::read_file(path, 256u << 20, "not a readable PDF"), path); });
 }
 
-Form read_pdf_buffer(std::string_view data, const std::string& source) { return read_pdf_text(data, source); }
+Form read_pdf_buffer(std::string_view data, const std::string& source) {
+  return detail::named_errors(source, [&] { return read_pdf_text(data, source); });
+}
 
 }  // namespace medmon::mds2

@@ -1,5 +1,6 @@
 #pragma once
 // Internal: turns one row of cells (from any format) into a Question or a note.
+#include <new>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,20 @@ std::vector<std::vector<std::string>> parse_delimited(std::string_view text, cha
 // The bytes of an import file. ImportError "<path>: <unreadable>" when it cannot be opened,
 // "<path>: larger than N MiB; not an MDS2 form" past max_bytes (checked before reading).
 std::string read_file(const std::string& path, size_t max_bytes, const std::string& unreadable);
+// Runs an importer so that whatever escapes it names the file: running out of memory (or any other
+// library exception) on a hostile file becomes an ImportError "<source>: ...".
+template <class Read>
+Form named_errors(const std::string& source, Read&& read) {
+  try {
+    return read();
+  } catch (const ImportError&) {
+    throw;
+  } catch (const std::bad_alloc&) {
+    throw ImportError(source + ": out of memory while reading it; not an MDS2 form");
+  } catch (const std::exception& e) {
+    throw ImportError(source + ": cannot be read (" + e.what() + ")");
+  }
+}
 // Raises ImportError when the text is from an edition other than HN 1-2019.
 void check_edition(const Form& f, std::string_view all_text);
 

@@ -372,7 +372,8 @@ std::vector<std::vector<std::string>> detail::parse_delimited(std::string_view t
   return parse_delimited_impl(text, delim);
 }
 
-Form read_text(const std::string& path) {
+namespace {
+Form read_text_file(const std::string& path) {
   std::string text = detail::read_file(path, 64u << 20, "cannot open file");
   std::string hint;
   auto dot = path.rfind('.');
@@ -385,6 +386,12 @@ Form read_text(const std::string& path) {
   f.source_file = path;
   finish_form(f);
   return f;
+}
+
+}  // namespace
+
+Form read_text(const std::string& path) {
+  return detail::named_errors(path, [&] { return read_text_file(path); });
 }
 
 }  // namespace medmon::mds2

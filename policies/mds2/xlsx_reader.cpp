@@ -2,6 +2,7 @@
 #include <zip.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <map>
 #include <memory>
@@ -16,6 +17,11 @@ namespace {
 constexpr zip_uint64_t kMaxPart = 64u << 20;  // no sheet of a real form comes close
 constexpr int kMaxCols = 16;                  // the form uses A-G
 constexpr int kMaxRows = 100000;
+// Text caps: a form holds well under 1 MiB of text. The workbook's strings (shared and inline) are
+// stored once; cells refer to them, and a sheet's cells together (a shared string counted at each
+// cell that uses it, as rows are handed on as text) may hold kMaxSheetText.
+constexpr size_t kMaxText = 64u << 20;
+constexpr size_t kMaxSheetText = 64u << 20;
 
 struct Zip {
   zip_t* z = nullptr;
@@ -63,17 +69,48 @@ std::string lower(std::string s) {
   return s;
 }
 
-struct Sheet {
-  std::string name, part;
-  std::map<int, std::vector<std::string>> rows;  // row -> cells A.. (kMaxCols)
+// The workbook's strings: entry 0 is the empty string, then the shared strings, then the texts
+// of other cells (inline strings, numbers) as sheets are read. A cell is an index into it, so a
+// string used by many cells is held once.
+struct Texts {
+  std::string path;  // names the file in messages
+  std::vector<std::string> list{std::string()};
+  size_t bytes = 0;
+  uint32_t add(std::string s) {
+    if (s.empty()) return 0;
+    bytes += s.size();
+    if (bytes > kMaxText)
+      throw ImportError(path + ": the workbook holds more than " + std::to_string(kMaxText >> 20) +
+                        " MiB of text; not an MDS2 form");
+    list.push_back(std::move(s));
+    return static_cast<uint32_t>(list.size() - 1);
+  }
 };
 
-void load_sheet(zip_t* z, Sheet& sh, const std::vector<std::string>& shared) {
+using Row = std::array<uint32_t, kMaxCols>;  // cells A.. as indexes into Texts
+
+struct Sheet {
+  std::string name, part;
+  std::map<int, Row> rows;
+  size_t text = 0;  // bytes of text its cells refer to
+};
+
+// Sets a cell, charging its text to the sheet.
+void set_cell(Sheet& sh, uint32_t& cell, uint32_t v, const Texts& texts) {
+  sh.text += texts.list[v].size();
+  if (sh.text > kMaxSheetText)
+    throw ImportError(texts.path + ": sheet '" + sh.name + "' holds more than " + std::to_string(kMaxSheetText >> 20) +
+                      " MiB of cell text (a shared string counts at every cell that uses it); not an MDS2 form");
+  cell = v;
+}
+
+void load_sheet(zip_t* z, Sheet& sh, Texts& texts, size_t nshared) {
   std::string xml;
-  if (!read_part(z, sh.part, xml)) throw ImportError("sheet '" + sh.name + "' (" + sh.part + ") cannot be read");
+  if (!read_part(z, sh.part, xml))
+    throw ImportError(texts.path + ": sheet '" + sh.name + "' (" + sh.part + ") cannot be read");
   pugi::xml_document doc;
   if (!doc.load_buffer(xml.data(), xml.size()))
-    throw ImportError("sheet '" + sh.name + "' is not well-formed XML");
+    throw ImportError(texts.path + ": sheet '" + sh.name + "' is not well-formed XML");
   auto ws = doc.child("worksheet");
   int count = 0;
   for (auto r : ws.child("sheetData").children("row")) {
@@ -82,20 +119,20 @@ void load_sheet(zip_t* z, Sheet& sh, const std::vector<std::string>& shared) {
       int col, row;
       if (!parse_ref(c.attribute("r").value(), col, row) || col >= kMaxCols) continue;
       std::string_view t = c.attribute("t").value();
-      std::string v;
+      uint32_t v = 0;
       if (t == "s") {
-        long idx = c.child("v").text().as_llong(-1);
-        if (idx >= 0 && static_cast<size_t>(idx) < shared.size()) v = shared[idx];
-      } else if (t == "inlineStr") {
-        collect_text(c.child("is"), v);
-      } else if (t == "b") {
-        v = c.child("v").text().as_int() ? "TRUE" : "FALSE";
+        long long idx = c.child("v").text().as_llong(-1);
+        if (idx >= 0 && static_cast<size_t>(idx) < nshared) v = static_cast<uint32_t>(idx + 1);
       } else {
-        v = c.child("v").text().get();  // numbers (dates are serials), formula results ("str")
+        std::string s;
+        if (t == "inlineStr") collect_text(c.child("is"), s);
+        else if (t == "b") s = c.child("v").text().as_int() ? "TRUE" : "FALSE";
+        else s = c.child("v").text().get();  // numbers (dates are serials), formula results ("str")
+        v = texts.add(std::move(s));
       }
-      auto& cells = sh.rows[row];
-      if (cells.size() < kMaxCols) cells.resize(kMaxCols);
-      cells[col] = std::move(v);
+      auto [it, added] = sh.rows.try_emplace(row);
+      if (added) it->second.fill(0);
+      set_cell(sh, it->second[col], v, texts);
     }
   }
   // Merged cells: every cell of the range reads the top-left value.
@@ -109,21 +146,25 @@ void load_sheet(zip_t* z, Sheet& sh, const std::vector<std::string>& shared) {
     c1 = std::min(c1, kMaxCols - 1);
     auto it = sh.rows.find(r0);
     if (it == sh.rows.end()) continue;
-    std::string v = it->second[c0];
-    if (v.empty()) continue;
+    uint32_t v = it->second[c0];
+    if (v == 0) continue;
     for (int r = r0; r <= r1; ++r) {
-      auto& cells = sh.rows[r];
-      if (cells.size() < kMaxCols) cells.resize(kMaxCols);
-      for (int c = c0; c <= c1; ++c) if (cells[c].empty()) cells[c] = v;
+      auto [rit, added] = sh.rows.try_emplace(r);
+      if (added) rit->second.fill(0);
+      for (int c = c0; c <= c1; ++c) if (rit->second[c] == 0) set_cell(sh, rit->second[c], v, texts);
     }
   }
 }
 
-int keyed_rows(const Sheet& sh) {
+int keyed_rows(const Sheet& sh, const Texts& texts) {
   int n = 0;
   std::string id;
-  for (auto& [r, cells] : sh.rows)
-    for (auto& c : cells) if (match_question_id(c, id) && id.size() == c.size()) { ++n; break; }
+  for (auto& [r, cells] : sh.rows) {
+    for (uint32_t c : cells) {
+      const std::string& s = texts.list[c];
+      if (match_question_id(s, id) && id.size() == s.size()) { ++n; break; }
+    }
+  }
   return n;
 }
 
@@ -132,16 +173,22 @@ Form read_workbook(Zip& zip, const std::string& path) {
   std::string wb, rels, ss;
   if (!read_part(zip.z, "xl/workbook.xml", wb) || !read_part(zip.z, "xl/_rels/workbook.xml.rels", rels))
     throw ImportError(path + ": a zip file but not an Excel workbook (no xl/workbook.xml)");
-  std::vector<std::string> shared;
+  Texts texts;
+  texts.path = path;
+  size_t nshared = 0;
   if (read_part(zip.z, "xl/sharedStrings.xml", ss)) {
     pugi::xml_document d;
     if (d.load_buffer(ss.data(), ss.size())) {
       for (auto si : d.child("sst").children("si")) {
         std::string s;
         collect_text(si, s);
-        shared.push_back(std::move(s));
+        // Shared string n is entry n + 1, empty ones included.
+        if (s.empty()) texts.list.emplace_back();
+        else texts.add(std::move(s));
+        ++nshared;
       }
     }
+    ss = std::string();
   }
   pugi::xml_document rd, wd;
   rd.load_buffer(rels.data(), rels.size());
@@ -170,21 +217,25 @@ Form read_workbook(Zip& zip, const std::string& path) {
     std::string n = lower(sh.name);
     if (n == "mds2-form" || n == "mds2" || n == "mds2 form") { chosen = &sh; break; }
   }
-  std::string all_text;
+  // The shared strings, for the edition check.
+  auto shared_text = [&] {
+    std::string all;
+    for (size_t i = 1; i <= nshared; ++i) { all += texts.list[i]; all += '\n'; }
+    return all;
+  };
   if (chosen) {
-    load_sheet(zip.z, *chosen, shared);
+    load_sheet(zip.z, *chosen, texts, nshared);
   } else {
     int best = 0;
     for (auto& sh : sheets) {
-      load_sheet(zip.z, sh, shared);
-      int n = keyed_rows(sh);
+      load_sheet(zip.z, sh, texts, nshared);
+      int n = keyed_rows(sh, texts);
       if (n > best) { best = n; chosen = &sh; }
     }
     if (!chosen) {
-      for (auto& s : shared) { all_text += s; all_text += '\n'; }
       Form f;
       f.source_file = path;
-      detail::check_edition(f, all_text);
+      detail::check_edition(f, shared_text());
       throw ImportError(path + ": no sheet has a column of HN 1-2019 question ids (such as CONN-4); "
                         "sheets: " + [&] { std::string s; for (auto& sh : sheets) s += (s.empty() ? "" : ", ") + sh.name; return s; }());
     }
@@ -195,12 +246,13 @@ Form read_workbook(Zip& zip, const std::string& path) {
   f.source_format = "xlsx";
   detail::Columns cols;
   bool have_cols = false;
-  for (auto& [r, cells] : chosen->rows) {
+  for (auto& [r, row] : chosen->rows) {
+    std::vector<std::string> cells(kMaxCols);
+    for (int c = 0; c < kMaxCols; ++c) cells[c] = texts.list[row[c]];
     if (!have_cols && detail::header_columns(cells, cols)) { have_cols = true; continue; }
-    detail::add_row(f, cells, have_cols ? &cols : nullptr);
+    detail::add_row(f, std::move(cells), have_cols ? &cols : nullptr);
   }
-  for (auto& s : shared) { all_text += s; all_text += '\n'; }
-  detail::check_edition(f, all_text);
+  detail::check_edition(f, shared_text());
   finish_form(f);
   return f;
 }
@@ -212,7 +264,7 @@ Form read_xlsx(const std::string& path) {
   Zip zip;
   zip.z = zip_open(path.c_str(), ZIP_RDONLY, &err);
   if (!zip.z) throw ImportError(path + ": not a readable XLSX (zip) file");
-  return read_workbook(zip, path);
+  return detail::named_errors(path, [&] { return read_workbook(zip, path); });
 }
 
 Form read_xlsx_buffer(std::string_view data, const std::string& source) {
@@ -223,7 +275,7 @@ Form read_xlsx_buffer(std::string_view data, const std::string& source) {
   if (src && !(zip.z = zip_open_from_source(src, ZIP_RDONLY, &ze))) zip_source_free(src);
   zip_error_fini(&ze);
   if (!zip.z) throw ImportError(source + ": not a readable XLSX (zip) file");
-  return read_workbook(zip, source);
+  return detail::named_errors(source, [&] { return read_workbook(zip, source); });
 }
 
 }  // namespace medmon::mds2

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "policies/mds2/mds2_form.h"
+#include "policies/mds2/rows.h"
 
 using namespace medmon::mds2;
 
@@ -369,4 +370,68 @@ TEST_CASE("XLSX: sheet found by its id column, inline strings, merged cells, dat
   CHECK(f.find("SAHD-15")->answer == Answer::no);
   CHECK(f.find("SAHD-15")->note == "Only with the service key & password.");
   std::remove(path.c_str());
+}
+
+namespace {
+// A workbook of one sheet from its parts' XML; `sheet` is the body of <sheetData> (and what follows
+// it inside <worksheet>), `sst` the <si> items of the shared strings.
+const char* kNs = "xmlns=\"http://schemas.openxmlformats.org/spreadsheetml/2006/main\" "
+                  "xmlns:r=\"http://schemas.openxmlformats.org/officeDocument/2006/relationships\"";
+void write_parts(const std::string& path, const std::vector<std::pair<std::string, std::string>>& parts) {
+  std::remove(path.c_str());
+  int err = 0;
+  zip_t* z = zip_open(path.c_str(), ZIP_CREATE | ZIP_TRUNCATE, &err);
+  REQUIRE(z);
+  for (auto& [name, body] : parts) {
+    zip_source_t* s = zip_source_buffer(z, body.data(), body.size(), 0);
+    REQUIRE(zip_file_add(z, name.c_str(), s, ZIP_FL_OVERWRITE) >= 0);
+  }
+  REQUIRE(zip_close(z) == 0);
+}
+std::string write_sheet(const std::string& name, const std::string& sheet_data, const std::string& sst = "",
+                        const std::string& workbook_pr = "") {
+  std::string path = std::string(MDS2_VARIANTS) + "/" + name;
+  write_parts(path, {
+      {"xl/workbook.xml", std::string("<workbook ") + kNs + ">" + workbook_pr +
+                              "<sheets><sheet name=\"Answers\" sheetId=\"1\" r:id=\"rId1\"/></sheets></workbook>"},
+      {"xl/_rels/workbook.xml.rels",
+       "<Relationships xmlns=\"http://schemas.openxmlformats.org/package/2006/relationships\">"
+       "<Relationship Id=\"rId1\" Target=\"worksheets/sheet1.xml\"/></Relationships>"},
+      {"xl/worksheets/sheet1.xml", std::string("<worksheet ") + kNs + "><sheetData>" + sheet_data + "</worksheet>"},
+      {"xl/sharedStrings.xml", std::string("<sst ") + kNs + ">" + sst + "</sst>"},
+  });
+  return path;
+}
+std::string inline_cell(const std::string& ref, const std::string& text) {
+  return "<c" + (ref.empty() ? std::string() : " r=\"" + ref + "\"") + " t=\"inlineStr\"><is><t>" + text + "</t></is></c>";
+}
+// Rows 1..n keyed CONN-1..CONN-n with the answer `answer` in column C.
+std::string keyed_rows_xml(int n, const std::string& answer_cell) {
+  std::string x;
+  for (int i = 1; i <= n; ++i) {
+    std::string r = std::to_string(i);
+    x += "<row r=\"" + r + "\">" + inline_cell("A" + r, "CONN-" + r) + inline_cell("B" + r, "Question " + r + "?") +
+         std::regex_replace(answer_cell, std::regex("@"), r) + "</row>";
+  }
+  return x;
+}
+}  // namespace
+
+TEST_CASE("XLSX: a shared string used by many cells is held once, and text is capped", "[mds2]") {
+  // 2 MiB shared string in 40 answer cells: 80 MiB of cell text, past the 64 MiB a sheet may hold.
+  std::string big(2u << 20, 'x');
+  std::string path = write_sheet("sstamp.xlsx", keyed_rows_xml(40, "<c r=\"C@\" t=\"s\"><v>0</v></c>") + "</sheetData>",
+                                 "<si><t>" + big + "</t></si>");
+  CHECK_THROWS_WITH(read_xlsx(path), Catch::Contains("sstamp.xlsx: sheet 'Answers' holds more than 64 MiB of cell text"));
+  // The same string in a few cells is read.
+  path = write_sheet("sstamp.xlsx", keyed_rows_xml(3, "<c r=\"C@\" t=\"s\"><v>0</v></c>") + "</sheetData>",
+                     "<si><t>" + big + "</t></si>");
+  Form f = read_xlsx(path);
+  CHECK(f.find("CONN-3")->detail.size() == big.size());
+  std::remove(path.c_str());
+}
+
+TEST_CASE("an importer's out-of-memory error names the file", "[mds2]") {
+  auto oom = [&]() -> Form { throw std::bad_alloc(); };
+  CHECK_THROWS_WITH(detail::named_errors("form.xlsx", oom), Catch::StartsWith("form.xlsx: out of memory"));
 }
