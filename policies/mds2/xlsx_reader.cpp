@@ -17,6 +17,7 @@ namespace {
 constexpr zip_uint64_t kMaxPart = 64u << 20;  // no sheet of a real form comes close
 constexpr int kMaxCols = 16;                  // the form uses A-G
 constexpr int kMaxRows = 100000;
+constexpr size_t kMaxMergedCells = 1000000;  // cells of a sheet filled from merged ranges
 // Text caps: a form holds well under 1 MiB of text. The workbook's strings (shared and inline) are
 // stored once; cells refer to them, and a sheet's cells together (a shared string counted at each
 // cell that uses it, as rows are handed on as text) may hold kMaxSheetText.
@@ -130,28 +131,35 @@ void load_sheet(zip_t* z, Sheet& sh, Texts& texts, size_t nshared) {
         else s = c.child("v").text().get();  // numbers (dates are serials), formula results ("str")
         v = texts.add(std::move(s));
       }
+      // A cell may name another row than its <row>: the rows kept are capped, not the elements.
+      if (sh.rows.size() >= static_cast<size_t>(kMaxRows) && !sh.rows.count(row)) continue;
       auto [it, added] = sh.rows.try_emplace(row);
       if (added) it->second.fill(0);
       set_cell(sh, it->second[col], v, texts);
     }
   }
-  // Merged cells: every cell of the range reads the top-left value.
+  // Merged cells: every cell of the range reads the top-left value. Only the rows the sheet has are
+  // filled (a row of merged copies alone holds no id of its own), and the cells filled are capped:
+  // thousands of large ranges would otherwise multiply memory and time.
+  size_t filled = 0;
   for (auto m : ws.child("mergeCells").children("mergeCell")) {
     std::string ref = m.attribute("ref").value();
     auto colon = ref.find(':');
     if (colon == std::string::npos) continue;
     int c0, r0, c1, r1;
     if (!parse_ref(ref.substr(0, colon).c_str(), c0, r0) || !parse_ref(ref.substr(colon + 1).c_str(), c1, r1)) continue;
-    if (c0 >= kMaxCols || r1 - r0 > 1000) continue;
+    if (c0 >= kMaxCols || c1 < c0 || r1 < r0) continue;
     c1 = std::min(c1, kMaxCols - 1);
     auto it = sh.rows.find(r0);
     if (it == sh.rows.end()) continue;
     uint32_t v = it->second[c0];
     if (v == 0) continue;
-    for (int r = r0; r <= r1; ++r) {
-      auto [rit, added] = sh.rows.try_emplace(r);
-      if (added) rit->second.fill(0);
-      for (int c = c0; c <= c1; ++c) if (rit->second[c] == 0) set_cell(sh, rit->second[c], v, texts);
+    for (; it != sh.rows.end() && it->first <= r1; ++it) {
+      filled += static_cast<size_t>(c1 - c0 + 1);
+      if (filled > kMaxMergedCells)
+        throw ImportError(texts.path + ": sheet '" + sh.name + "' has more than " + std::to_string(kMaxMergedCells) +
+                          " cells in merged ranges; not an MDS2 form");
+      for (int c = c0; c <= c1; ++c) if (it->second[c] == 0) set_cell(sh, it->second[c], v, texts);
     }
   }
 }

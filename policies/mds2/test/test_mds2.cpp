@@ -4,6 +4,7 @@
 #include <yaml-cpp/yaml.h>
 #include <zip.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -434,4 +435,21 @@ TEST_CASE("XLSX: a shared string used by many cells is held once, and text is ca
 TEST_CASE("an importer's out-of-memory error names the file", "[mds2]") {
   auto oom = [&]() -> Form { throw std::bad_alloc(); };
   CHECK_THROWS_WITH(detail::named_errors("form.xlsx", oom), Catch::StartsWith("form.xlsx: out of memory"));
+}
+
+TEST_CASE("XLSX: merged ranges fill only the sheet's rows, and their cells are capped", "[mds2]") {
+  // A range down to row 1000 of a 3-row sheet: no rows are made of merged copies (the id in A
+  // copied down would be a duplicate question).
+  std::string path = write_sheet("merge.xlsx", keyed_rows_xml(3, inline_cell("C@", "Yes")) +
+                                 "</sheetData><mergeCells><mergeCell ref=\"A3:C1000\"/></mergeCells>");
+  Form f = read_xlsx(path);
+  CHECK(f.questions.size() == 3);
+  CHECK(std::none_of(f.warnings.begin(), f.warnings.end(),
+                     [](const std::string& w) { return w.find("duplicate") != std::string::npos; }));
+  // 700 ranges over 100 rows x 16 columns: 1.1 million cells filled, past the cap.
+  std::string merges;
+  for (int i = 0; i < 700; ++i) merges += "<mergeCell ref=\"B1:P100\"/>";
+  path = write_sheet("merge.xlsx", keyed_rows_xml(100, "") + "</sheetData><mergeCells>" + merges + "</mergeCells>");
+  CHECK_THROWS_WITH(read_xlsx(path), Catch::Contains("merge.xlsx: sheet 'Answers' has more than 1000000 cells in merged ranges"));
+  std::remove(path.c_str());
 }
