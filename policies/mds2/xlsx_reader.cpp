@@ -44,12 +44,17 @@ bool read_part(zip_t* z, const std::string& name, std::string& out) {
 }
 
 // Text of a shared-string item or inline string: all <t> runs, skipping phonetic guides (<rPh>).
-void collect_text(const pugi::xml_node& n, std::string& out) {
-  for (auto c : n.children()) {
-    std::string_view name = c.name();
-    if (name == "rPh") continue;
-    if (name == "t") out += c.text().get();
-    else collect_text(c, out);
+// A walk without recursion: a hostile file may nest elements millions deep.
+void collect_text(const pugi::xml_node& root, std::string& out) {
+  pugi::xml_node n = root.first_child();
+  while (n) {
+    std::string_view name = n.name();
+    if (name == "t") out += n.text().get();
+    else if (name != "rPh" && n.first_child()) { n = n.first_child(); continue; }
+    // Next node: the sibling, else the sibling of the nearest ancestor below root that has one.
+    while (n != root && !n.next_sibling()) n = n.parent();
+    if (n == root) break;
+    n = n.next_sibling();
   }
 }
 

@@ -453,3 +453,17 @@ TEST_CASE("XLSX: merged ranges fill only the sheet's rows, and their cells are c
   CHECK_THROWS_WITH(read_xlsx(path), Catch::Contains("merge.xlsx: sheet 'Answers' has more than 1000000 cells in merged ranges"));
   std::remove(path.c_str());
 }
+
+TEST_CASE("XLSX: text nested two million elements deep is read without recursion", "[mds2]") {
+  const int depth = 2000000;
+  std::string open, close;
+  open.reserve(depth * 3);
+  close.reserve(depth * 4);
+  for (int i = 0; i < depth; ++i) { open += "<a>"; close += "</a>"; }
+  std::string path = write_sheet("deep.xlsx", keyed_rows_xml(3, "<c r=\"C@\" t=\"s\"><v>0</v></c>") + "</sheetData>",
+                                 "<si>" + open + "<t>Yes, deep</t>" + close + "</si>");
+  Form f = read_xlsx(path);
+  CHECK(f.find("CONN-2")->answer == Answer::yes);
+  CHECK(f.find("CONN-2")->detail == "Yes, deep");
+  std::remove(path.c_str());
+}
