@@ -39,6 +39,9 @@ Form named_errors(const std::string& source, Read&& read) {
     throw ImportError(source + ": cannot be read (" + e.what() + ")");
   }
 }
+// Wall-clock and CPU seconds a PDF's text extraction may take (read_pdf); past it the import is
+// refused. A variable so tests can shorten it.
+extern unsigned pdf_text_seconds;
 // Raises ImportError when the text is from an edition other than HN 1-2019.
 void check_edition(const Form& f, std::string_view all_text);
 

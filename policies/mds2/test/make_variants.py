@@ -135,6 +135,30 @@ def write_pdf(rows, path):
         f.write(out)
 
 
+def write_slow_layout_pdf(path, lines=3200):
+    """A one-page PDF whose text takes poppler's physical layout tens of seconds (the time grows with
+    the square of the glyphs drawn at one place): `lines` times 4000 'A ' at the same position, in one
+    deflated content stream of ~30 KB. The import must give up on it in bounded time."""
+    import zlib
+    line = b'BT /F1 9 Tf 1 0 0 1 10 10 Tm (' + b'A ' * 4000 + b') Tj ET\n'
+    co = zlib.compressobj(9)
+    comp = b''.join(co.compress(line) for _ in range(lines)) + co.flush()
+    objs = [b'<< /Type /Catalog /Pages 2 0 R >>', b'<< /Type /Pages /Kids [3 0 R] /Count 1 >>',
+            b'<< /Type /Page /Parent 2 0 R /MediaBox [0 0 600 800] /Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R >>',
+            b'<< /Length %d /Filter /FlateDecode >>\nstream\n' % len(comp) + comp + b'\nendstream',
+            b'<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>']
+    out = b'%PDF-1.4\n'
+    offs = []
+    for i, o in enumerate(objs):
+        offs.append(len(out))
+        out += b'%d 0 obj\n' % (i + 1) + o + b'\nendobj\n'
+    xref = len(out)
+    out += b'xref\n0 %d\n0000000000 65535 f \n' % (len(objs) + 1) + b''.join(b'%010d 00000 n \n' % o for o in offs)
+    out += b'trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n' % (len(objs) + 1, xref)
+    with open(path, 'wb') as f:
+        f.write(out)
+
+
 def main():
     src, out = sys.argv[1], sys.argv[2]
     os.makedirs(out, exist_ok=True)
@@ -143,6 +167,7 @@ def main():
     write_vendor_tsv(rows, os.path.join(out, 'form.tsv'))
     write_markdown(rows, os.path.join(out, 'form.md'))
     write_pdf(rows, os.path.join(out, 'form.pdf'))
+    write_slow_layout_pdf(os.path.join(out, 'slow-layout.pdf'))
 
 
 if __name__ == '__main__':

@@ -5,6 +5,7 @@
 #include <zip.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -466,4 +467,17 @@ TEST_CASE("XLSX: text nested two million elements deep is read without recursion
   CHECK(f.find("CONN-2")->answer == Answer::yes);
   CHECK(f.find("CONN-2")->detail == "Yes, deep");
   std::remove(path.c_str());
+}
+
+TEST_CASE("PDF: a text extraction that takes too long is refused in bounded time", "[mds2]") {
+  std::string path = std::string(MDS2_VARIANTS) + "/slow-layout.pdf";
+  unsigned saved = detail::pdf_text_seconds;
+  detail::pdf_text_seconds = 2;
+  auto t0 = std::chrono::steady_clock::now();
+  CHECK_THROWS_WITH(read_pdf(path), Catch::Contains("slow-layout.pdf: PDF text extraction took longer than 2 s; export the form as XLSX or CSV"));
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10));
+  detail::pdf_text_seconds = saved;
+  // A form's PDF is read as before, within the limit.
+  Form f = read_pdf(std::string(MDS2_VARIANTS) + "/form.pdf");
+  CHECK(f.questions.size() == 240);
 }
