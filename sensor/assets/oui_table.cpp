@@ -90,7 +90,9 @@ size_t OuiTable::load_csv(const std::string& path) {
 
 size_t OuiTable::load_dir(const std::string& dir) {
   size_t n = 0;
-  for (const char* name : {"oui.csv", "mam.csv", "oui36.csv"}) n += load_csv(dir + "/" + name);
+  // iab.csv holds the older 36-bit IAB blocks (under 00:50:C2 and 40:D8:55, whose 24-bit row only
+  // names the IEEE Registration Authority); same columns as oui36.csv.
+  for (const char* name : {"oui.csv", "mam.csv", "oui36.csv", "iab.csv"}) n += load_csv(dir + "/" + name);
   return n;
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 // MAC address -> vendor, from the IEEE registries Debian ships in ieee-data (oui.csv: 24-bit
-// MA-L, mam.csv: 28-bit MA-M, oui36.csv: 36-bit MA-S). The longest registered prefix wins.
+// MA-L, mam.csv: 28-bit MA-M, oui36.csv: 36-bit MA-S, iab.csv: 36-bit IAB). The longest registered
+// prefix wins.
 #include <array>
 #include <deque>
 #include <mutex>

@@ -1,6 +1,10 @@
 #include <catch2/catch.hpp>
 
 #include <nlohmann/json.hpp>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 
 #include "sensor/assets/asset_tracker.h"
 #include "sensor/assets/csv.h"
@@ -95,6 +99,20 @@ TEST_CASE("OUI table loads Debian's ieee-data registry") {
   CHECK(n > 10000);
   // 00:00:0C is Cisco's first block, registered since the 1980s.
   CHECK(std::string(t.vendor({0x00, 0x00, 0x0c, 1, 2, 3})).find("Cisco") != std::string::npos);
+}
+
+TEST_CASE("OUI table loads the IAB registry: a 36-bit block under 00:50:C2 names its holder") {
+  std::string dir = "/tmp/medmon-test-ieee-" + std::to_string(::getpid());
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/oui.csv") << "Registry,Assignment,Organization Name,Organization Address\n"
+                                     "MA-L,0050C2,IEEE Registration Authority,445 Hoes Lane Piscataway NJ US 08554 \n";
+  std::ofstream(dir + "/iab.csv") << "Registry,Assignment,Organization Name,Organization Address\n"
+                                     "IAB,0050C27A5,Quantum Medical Imaging,\"2002 Orville Drive, North Ronkonkoma NY US 11779 \"\n";
+  OuiTable t;
+  CHECK(t.load_dir(dir) == 2);
+  CHECK(t.vendor({0x00, 0x50, 0xc2, 0x7a, 0x51, 0x23}) == "Quantum Medical Imaging");
+  CHECK(t.vendor({0x00, 0x50, 0xc2, 0x7b, 0x51, 0x23}) == "IEEE Registration Authority");
+  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("implementation table from data/ covers the common toolkits") {
