@@ -35,7 +35,13 @@ std::vector<Asset> build_inventory(const EventLog& log) {
     if (ip.empty()) continue;
     Asset& r = by_ip[ip];
     r.ip = ip;
-    set(r.mac, str(a, "mac"));
+    // The vendor belongs to the MAC: when the address moves to another MAC (a replaced device, a
+    // locally administered one), the new event's vendor, or none, replaces the old one.
+    std::string mac = str(a, "mac");
+    if (!mac.empty() && mac != r.mac) {
+      r.mac = mac;
+      r.mac_vendor.clear();
+    }
     set(r.mac_vendor, str(a, "mac_vendor"));
     if (auto ml = a.find("mac_local"); r.mac_vendor.empty() && ml != a.end() && ml->is_boolean() && ml->get<bool>()) r.mac_vendor = "(locally administered)";
     set(r.device, str(a, "device"));

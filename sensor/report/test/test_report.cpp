@@ -125,6 +125,19 @@ TEST_CASE("inventory and report show the identities devices stated") {
   CHECK(html.find("hl7 OBX-18: id=MON&lt;7&gt;") != std::string::npos);  // escaped
 }
 
+TEST_CASE("inventory: a MAC change takes the new MAC's vendor, or none") {
+  EventLog log;
+  log.add_line(R"({"ts":"1970-01-01T00:33:20.003999Z","event_type":"asset","asset":{"ip":"10.0.0.7","changes":["new","mac"],"mac":"00:1b:21:aa:bb:cc","mac_vendor":"Intel Corporate","model":"unbound","flows":1,"bytes":270}})");
+  log.add_line(R"({"ts":"1970-01-01T00:50:00.003999Z","event_type":"asset","asset":{"ip":"10.0.0.7","changes":["mac"],"mac":"02:11:22:33:44:55","mac_local":true,"model":"unbound","flows":2,"bytes":540}})");
+  auto inv = build_inventory(log);
+  REQUIRE(inv.size() == 1);
+  CHECK(inv[0].mac == "02:11:22:33:44:55");
+  CHECK(inv[0].mac_vendor == "(locally administered)");
+  log.add_line(R"({"ts":"1970-01-01T00:51:00.000000Z","event_type":"asset","asset":{"ip":"10.0.0.7","changes":["mac"],"mac":"00:1b:21:aa:bb:cd","model":"unbound","flows":3,"bytes":600}})");
+  inv = build_inventory(log);
+  CHECK(inv[0].mac_vendor.empty());  // no vendor known for the new MAC
+}
+
 TEST_CASE("report without a policy lists devices by address and judges nothing") {
   EventLog log;
   log.add_line(R"({"ts":"2024-03-01T12:00:01.000000Z","event_type":"asset","asset":{"ip":"192.168.0.5","changes":["new"],"model":"unbound","flows":1,"bytes":10}})");
