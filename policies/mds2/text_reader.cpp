@@ -290,6 +290,29 @@ std::vector<std::string_view> lines_of(std::string_view t) {
   return out;
 }
 
+// The field separator of a CSV file: what follows the question ids (and the header's "Question
+// ID") on most lines, of comma, semicolon (spreadsheets in locales with a decimal comma) and tab.
+char csv_delimiter(std::string_view text) {
+  size_t counts[3] = {};
+  const char delims[3] = {',', ';', '\t'};
+  std::string id;
+  for (auto l : lines_of(text)) {
+    std::string_view s = l;
+    bool quoted = !s.empty() && s[0] == '"';
+    if (quoted) s.remove_prefix(1);
+    size_t n = 0;
+    if (match_question_id(s, id)) n = id.size();
+    else if (s.size() >= 11 && detail::lower(s.substr(0, 11)) == "question id") n = 11;
+    else continue;
+    if (quoted && n < s.size() && s[n] == '"') ++n;
+    if (n >= s.size()) continue;
+    for (int i = 0; i < 3; ++i) if (s[n] == delims[i]) ++counts[i];
+  }
+  int best = 0;
+  for (int i = 1; i < 3; ++i) if (counts[i] > counts[best]) best = i;
+  return delims[best];
+}
+
 std::string_view ltrim(std::string_view s) {
   while (!s.empty() && (s[0] == ' ' || s[0] == '\t' || s[0] == '-' || s[0] == '*' || s[0] == '>')) s.remove_prefix(1);
   return s;
@@ -306,7 +329,7 @@ Form read_text_buffer(std::string_view text, std::string_view hint, std::string_
   std::string format(hint);
   if (format.empty() || format == "text") {
     // Sniff from the lines that start with an id.
-    size_t tabs = 0, commas = 0, pipes = 0, keyed = 0;
+    size_t tabs = 0, commas = 0, semicolons = 0, pipes = 0, keyed = 0;
     std::string id;
     for (auto l : lines_of(text)) {
       std::string_view s = l;
@@ -319,18 +342,19 @@ Form read_text_buffer(std::string_view text, std::string_view hint, std::string_
       if (pipe) ++pipes;
       else if (s.size() > id.size() && s[id.size()] == '\t') ++tabs;
       else if (s.size() > id.size() && s[id.size()] == ',') ++commas;
+      else if (s.size() > id.size() && s[id.size()] == ';') ++semicolons;
     }
     if (keyed == 0) format = "text";
     else if (pipes * 2 >= keyed) format = "markdown";
     else if (tabs * 2 >= keyed) format = "tsv";
-    else if (commas * 2 >= keyed) format = "csv";
+    else if ((commas + semicolons) * 2 >= keyed) format = "csv";
     else format = "text";
     if (f.source_format.empty()) f.source_format = format;
   }
   detail::Columns cols;
   bool have_cols = false;
   if (format == "csv" || format == "tsv") {
-    for (auto& row : parse_delimited_impl(text, format == "csv" ? ',' : '\t')) {
+    for (auto& row : parse_delimited_impl(text, format == "csv" ? csv_delimiter(text) : '\t')) {
       if (!have_cols && detail::header_columns(row, cols)) { have_cols = true; continue; }
       detail::add_row(f, row, have_cols ? &cols : nullptr);
     }

@@ -481,3 +481,23 @@ TEST_CASE("PDF: a text extraction that takes too long is refused in bounded time
   Form f = read_pdf(std::string(MDS2_VARIANTS) + "/form.pdf");
   CHECK(f.questions.size() == 240);
 }
+
+TEST_CASE("CSV: semicolon-separated files (decimal-comma locales) are read", "[mds2]") {
+  std::string csv = "Question ID;Question;;See note;IEC TR 80001-2-2:2012;NIST SP 800-53 Rev. 4;ISO 27002:2013\n"
+                    "CONN-3;\"Can the device communicate with other systems within the customer environment?\";Yes;__;;;\n"
+                    "CONN-4;\"Can the device communicate externally (e.g., a service host)?\";No;See Note 1;;;\n"
+                    "Note 1;Only through the vendor's VPN, by request.;;;;;\n";
+  for (const char* hint : {"csv", ""}) {
+    INFO(hint);
+    Form f = read_text_buffer(csv, hint, "form.csv");
+    REQUIRE(f.find("CONN-4"));
+    CHECK(f.find("CONN-3")->answer == Answer::yes);
+    CHECK(f.find("CONN-4")->answer == Answer::no);
+    CHECK(f.find("CONN-4")->note_ref == "See Note 1");
+    CHECK(f.source_format == "csv");
+  }
+  // A comma file whose answers hold semicolons stays a comma file; quoted ids count too.
+  Form f = read_text_buffer("\"CONN-4\",\"Question?\",\"No; never\"\n\"CONN-3\",\"Question?\",\"Yes\"\n", "csv", "form.csv");
+  CHECK(f.find("CONN-4")->detail == "No; never");
+  CHECK(f.find("CONN-3")->answer == Answer::yes);
+}
