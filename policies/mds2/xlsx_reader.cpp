@@ -119,11 +119,20 @@ void load_sheet(zip_t* z, Sheet& sh, Texts& texts, size_t nshared) {
     throw ImportError(texts.path + ": sheet '" + sh.name + "' is not well-formed XML");
   auto ws = doc.child("worksheet");
   int count = 0;
+  int row_no = 0;
   for (auto r : ws.child("sheetData").children("row")) {
     if (++count > kMaxRows) break;
+    // The r attributes are optional: a row without one follows the previous row, a cell without
+    // one the previous cell.
+    int given = r.attribute("r").as_int(0);
+    row_no = given > 0 && given <= 10000000 ? given : row_no + 1;
+    int col = -1;
     for (auto c : r.children("c")) {
-      int col, row;
-      if (!parse_ref(c.attribute("r").value(), col, row) || col >= kMaxCols) continue;
+      int row = row_no;
+      auto ref = c.attribute("r");
+      if (!ref) ++col;
+      else if (!parse_ref(ref.value(), col, row)) { ++col; continue; }
+      if (col >= kMaxCols) continue;
       std::string_view t = c.attribute("t").value();
       uint32_t v = 0;
       if (t == "s") {

@@ -501,3 +501,23 @@ TEST_CASE("CSV: semicolon-separated files (decimal-comma locales) are read", "[m
   CHECK(f.find("CONN-4")->detail == "No; never");
   CHECK(f.find("CONN-3")->answer == Answer::yes);
 }
+
+TEST_CASE("XLSX: rows and cells without an r attribute are placed by their order", "[mds2]") {
+  auto c = [](const std::string& text) { return inline_cell("", text); };
+  std::string rows = "<row>" + c("Question ID") + c("Question") + "<c/>" + c("See note") + "</row>" +
+                     "<row>" + c("CONN-3") + c("Within the customer environment?") + c("Yes") + "</row>" +
+                     "<row>" + c("CONN-4") + c("External?") + "<c/>" + c("See Note 1") + "</row>" +
+                     // A row with r, then one without (row 11), cells with and without r mixed.
+                     "<row r=\"10\">" + c("CONN-5") + c("Serial?") + c("No") + "</row>" +
+                     "<row>" + c("CONN-6") + inline_cell("C11", "N/A") + c("See Note 2") + "</row>";
+  std::string path = write_sheet("noref.xlsx", rows + "</sheetData>");
+  Form f = read_xlsx(path);
+  REQUIRE(f.questions.size() == 4);
+  CHECK(f.find("CONN-3")->answer == Answer::yes);
+  CHECK(f.find("CONN-4")->answer == Answer::blank);
+  CHECK(f.find("CONN-4")->note_ref == "See Note 1");
+  CHECK(f.find("CONN-5")->answer == Answer::no);
+  CHECK(f.find("CONN-6")->answer == Answer::na);
+  CHECK(f.find("CONN-6")->note_ref == "See Note 2");
+  std::remove(path.c_str());
+}
