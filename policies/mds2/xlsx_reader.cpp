@@ -17,6 +17,9 @@ namespace {
 constexpr zip_uint64_t kMaxPart = 64u << 20;  // no sheet of a real form comes close
 constexpr int kMaxCols = 16;                  // the form uses A-G
 constexpr int kMaxRows = 100000;
+// pugixml drops PCDATA of only whitespace by default: a rich-text run of one space (<t> </t>, the
+// space between "No" and "external connections") must stay.
+constexpr unsigned kParse = pugi::parse_default | pugi::parse_ws_pcdata_single;
 constexpr size_t kMaxMergedCells = 1000000;  // cells of a sheet filled from merged ranges
 // Text caps: a form holds well under 1 MiB of text. The workbook's strings (shared and inline) are
 // stored once; cells refer to them, and a sheet's cells together (a shared string counted at each
@@ -115,7 +118,7 @@ void load_sheet(zip_t* z, Sheet& sh, Texts& texts, size_t nshared) {
   if (!read_part(z, sh.part, xml))
     throw ImportError(texts.path + ": sheet '" + sh.name + "' (" + sh.part + ") cannot be read");
   pugi::xml_document doc;
-  if (!doc.load_buffer(xml.data(), xml.size()))
+  if (!doc.load_buffer(xml.data(), xml.size(), kParse))
     throw ImportError(texts.path + ": sheet '" + sh.name + "' is not well-formed XML");
   auto ws = doc.child("worksheet");
   int count = 0;
@@ -200,7 +203,7 @@ Form read_workbook(Zip& zip, const std::string& path) {
   size_t nshared = 0;
   if (read_part(zip.z, "xl/sharedStrings.xml", ss)) {
     pugi::xml_document d;
-    if (d.load_buffer(ss.data(), ss.size())) {
+    if (d.load_buffer(ss.data(), ss.size(), kParse)) {
       for (auto si : d.child("sst").children("si")) {
         std::string s;
         collect_text(si, s);

@@ -521,3 +521,17 @@ TEST_CASE("XLSX: rows and cells without an r attribute are placed by their order
   CHECK(f.find("CONN-6")->note_ref == "See Note 2");
   std::remove(path.c_str());
 }
+
+TEST_CASE("XLSX: a rich-text run of only a space is kept", "[mds2]") {
+  std::string sst = "<si><r><rPr><b/></rPr><t>No</t></r><r><t xml:space=\"preserve\"> </t></r><r><t>external connections</t></r></si>"
+                    "<si><r><t>Yes</t></r><r><t xml:space=\"preserve\">  </t></r><r><t>(HL7)</t></r></si>";
+  std::string rows = keyed_rows_xml(2, "") + "<row r=\"3\">" + inline_cell("A3", "CONN-4") + inline_cell("B3", "External?") +
+                     "<c r=\"C3\" t=\"s\"><v>0</v></c></row><row r=\"4\">" + inline_cell("A4", "CONN-3") +
+                     inline_cell("B4", "Internal?") + "<c r=\"C4\" t=\"s\"><v>1</v></c></row>";
+  std::string path = write_sheet("richspace.xlsx", rows + "</sheetData>", sst);
+  Form f = read_xlsx(path);
+  CHECK(f.find("CONN-4")->answer == Answer::no);
+  CHECK(f.find("CONN-4")->detail == "No external connections");
+  CHECK(f.find("CONN-3")->detail == "Yes (HL7)");
+  std::remove(path.c_str());
+}
