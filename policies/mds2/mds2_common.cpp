@@ -138,7 +138,7 @@ Answer normalise_answer(std::string_view text, std::string& detail) {
   return Answer::text;
 }
 
-std::string excel_serial_to_date(std::string_view serial) {
+std::string excel_serial_to_date(std::string_view serial, bool date1904) {
   std::string s(serial);
   char* end = nullptr;
   double v = std::strtod(s.c_str(), &end);
@@ -147,6 +147,7 @@ std::string excel_serial_to_date(std::string_view serial) {
   // Days since 1899-12-30 (Excel's 1900 leap-year bug is absorbed by this epoch for dates after
   // 1900-03-01, which every MDS2 release date is).
   long days = static_cast<long>(v) - 25569;  // to Unix epoch days
+  if (date1904) days += 1462;  // the 1904 date system counts from 1904-01-01, 1462 days later
   // civil_from_days (H. Hinnant)
   long z = days + 719468;
   long era = (z >= 0 ? z : z - 146096) / 146097;
@@ -207,10 +208,6 @@ void finish_form(Form& f) {
     f.warnings.push_back("only " + std::to_string(real) + " question ids found (the HN 1-2019 form has 225 plus 15 DOC "
                          "items); unanswered questions give null switches");
   for (auto& q : f.questions) {
-    if (q.id == "DOC-7") {
-      std::string d = excel_serial_to_date(q.detail);
-      if (!d.empty()) q.detail = d;
-    }
     std::string nd;
     Answer na = normalise_answer(q.note_ref, nd);
     q.note_ref = (na == Answer::blank) ? std::string() : nd;

@@ -49,8 +49,9 @@ Answer normalise_answer(std::string_view text, std::string& detail);
 bool match_question_id(std::string_view s, std::string& id);
 // The form's typos mapped to the id a policy should use (SHAD-15 -> SAHD-15).
 std::string canonical_id(std::string_view raw);
-// Excel serial day number (1900 date system) -> YYYY-MM-DD; empty when not a plausible date.
-std::string excel_serial_to_date(std::string_view serial);
+// Excel serial day number -> YYYY-MM-DD (1900 date system, or 1904 when the workbook says
+// date1904); empty when not a plausible date.
+std::string excel_serial_to_date(std::string_view serial, bool date1904 = false);
 // Removes HTML tags and decodes the common entities; block tags become spaces.
 std::string strip_html(std::string_view s);
 // Trims and collapses runs of whitespace to one space.

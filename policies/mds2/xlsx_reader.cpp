@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <pugixml.hpp>
+#include <unordered_set>
 
 #include "policies/mds2/mds2_form.h"
 #include "policies/mds2/rows.h"
@@ -84,6 +85,7 @@ std::string lower(std::string s) {
 struct Texts {
   std::string path;  // names the file in messages
   std::vector<std::string> list{std::string()};
+  std::unordered_set<uint32_t> numbers;  // entries that are a number cell's value
   size_t bytes = 0;
   uint32_t add(std::string s) {
     if (s.empty()) return 0;
@@ -147,6 +149,7 @@ void load_sheet(zip_t* z, Sheet& sh, Texts& texts, size_t nshared) {
         else if (t == "b") s = c.child("v").text().as_int() ? "TRUE" : "FALSE";
         else s = c.child("v").text().get();  // numbers (dates are serials), formula results ("str")
         v = texts.add(std::move(s));
+        if (v && (t.empty() || t == "n")) texts.numbers.insert(v);
       }
       // A cell may name another row than its <row>: the rows kept are capped, not the elements.
       if (sh.rows.size() >= static_cast<size_t>(kMaxRows) && !sh.rows.count(row)) continue;
@@ -193,6 +196,17 @@ int keyed_rows(const Sheet& sh, const Texts& texts) {
   return n;
 }
 
+// True for the row of DOC-7 (its first cell with text).
+bool is_release_date_row(const std::vector<std::string>& cells) {
+  std::string id;
+  for (auto& c : cells) {
+    if (c.empty()) continue;
+    std::string t = collapse_ws(c);
+    return match_question_id(t, id) && id == "DOC-7" && id.size() == t.size();
+  }
+  return false;
+}
+
 // The workbook in an open zip; `path` names it in messages.
 Form read_workbook(Zip& zip, const std::string& path) {
   std::string wb, rels, ss;
@@ -225,6 +239,8 @@ Form read_workbook(Zip& zip, const std::string& path) {
     else t = "xl/" + t;
     targets[r.attribute("Id").value()] = t;
   }
+  // Dates count from 1904-01-01 in workbooks saved with the 1904 date system (old Mac Excel).
+  bool date1904 = wd.child("workbook").child("workbookPr").attribute("date1904").as_bool(false);
   std::vector<Sheet> sheets;
   for (auto s : wd.child("workbook").child("sheets").children("sheet")) {
     Sheet sh;
@@ -274,6 +290,15 @@ Form read_workbook(Zip& zip, const std::string& path) {
   for (auto& [r, row] : chosen->rows) {
     std::vector<std::string> cells(kMaxCols);
     for (int c = 0; c < kMaxCols; ++c) cells[c] = texts.list[row[c]];
+    // The release date (DOC-7) in a number cell is an Excel serial day number: it reads as the
+    // date the spreadsheet shows. Text ("2019", "10.2019") stays as written.
+    if (is_release_date_row(cells)) {
+      for (int c = 0; c < kMaxCols; ++c) {
+        if (!texts.numbers.count(row[c])) continue;
+        std::string d = excel_serial_to_date(cells[c], date1904);
+        if (!d.empty()) cells[c] = d;
+      }
+    }
     if (!have_cols && detail::header_columns(cells, cols)) { have_cols = true; continue; }
     detail::add_row(f, std::move(cells), have_cols ? &cols : nullptr);
   }

@@ -5,7 +5,7 @@ Only the standard library: the XLSX is read as zip + XML, the PDF is written by 
 per sheet row, Courier, cells at fixed x positions so text extraction keeps the columns apart).
 Usage: make_variants.py FORM.xlsx OUTDIR
 """
-import csv, os, re, sys, zipfile
+import csv, datetime, os, re, sys, zipfile
 import xml.etree.ElementTree as ET
 
 NS = '{http://schemas.openxmlformats.org/spreadsheetml/2006/main}'
@@ -30,6 +30,9 @@ def read_rows(path):
             if v is None:
                 continue
             cells[ord(col) - 65] = shared[int(v.text)] if c.get('t') == 's' else v.text
+        if cells[0].strip() == 'DOC-7' and re.fullmatch(r'\d+', cells[2]):
+            # A date cell (an Excel serial day number) is exported as the date the sheet shows.
+            cells[2] = (datetime.date(1899, 12, 30) + datetime.timedelta(days=int(cells[2]))).isoformat()
         if any(x.strip() for x in cells):
             rows.append(cells)
     return rows

@@ -535,3 +535,30 @@ TEST_CASE("XLSX: a rich-text run of only a space is kept", "[mds2]") {
   CHECK(f.find("CONN-3")->detail == "Yes (HL7)");
   std::remove(path.c_str());
 }
+
+TEST_CASE("DOC-7: only an XLSX number cell is a serial date; text keeps its wording", "[mds2]") {
+  for (const char* date : {"2019", "10.2019", "43747"}) {
+    INFO(date);
+    Form f = read_text_buffer(std::string("DOC-1,Manufacturer Name,Acme\nDOC-7,Document Release Date,") + date +
+                              "\nCONN-4,\"Can the device communicate externally?\",No\n", "csv", "form.csv");
+    finish_form(f);
+    CHECK(f.find("DOC-7")->detail == date);
+    CHECK(YAML::Load(render_model(f, {}, {}))["model"]["documents"][0]["release_date"].as<std::string>() == date);
+  }
+  auto doc7 = [](const std::string& cell, const std::string& workbook_pr = "") {
+    std::string rows = keyed_rows_xml(2, "") + "<row r=\"3\">" + inline_cell("A3", "DOC-7") +
+                       inline_cell("B3", "Document Release Date") + cell + "</row>";
+    std::string path = write_sheet("doc7.xlsx", rows + "</sheetData>", "", workbook_pr);
+    std::string d = read_xlsx(path).find("DOC-7")->detail;
+    std::remove(path.c_str());
+    return d;
+  };
+  CHECK(doc7("<c r=\"C3\"><v>43747</v></c>") == "2019-10-09");
+  CHECK(doc7("<c r=\"C3\" t=\"n\"><v>43747</v></c>") == "2019-10-09");
+  CHECK(doc7(inline_cell("C3", "43747")) == "43747");  // a text cell is not a date
+  CHECK(doc7(inline_cell("C3", "2019")) == "2019");
+  // The 1904 date system: the same day is 1462 days less.
+  CHECK(doc7("<c r=\"C3\"><v>42285</v></c>", "<workbookPr date1904=\"1\"/>") == "2019-10-09");
+  CHECK(doc7("<c r=\"C3\"><v>42285</v></c>", "<workbookPr date1904=\"true\"/>") == "2019-10-09");
+  CHECK(excel_serial_to_date("42285", true) == "2019-10-09");
+}
