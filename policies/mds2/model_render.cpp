@@ -105,6 +105,8 @@ std::string app_for_service(std::string s) {
 
 std::vector<PortEntry> read_ports_csv(const std::string& path) {
   std::string text = detail::read_file(path, SIZE_MAX, "cannot open port table");
+  // A UTF-8 byte-order mark (spreadsheets write one) would make the first row's port not a number.
+  if (text.compare(0, 3, "\xEF\xBB\xBF") == 0) text.erase(0, 3);
   char delim = text.find('\t') != std::string::npos && text.find(',') == std::string::npos ? '\t' : ',';
   auto rows = detail::parse_delimited(text, delim);
   // Columns: port, protocol, direction, service, default state (header optional, any order).

@@ -313,6 +313,12 @@ TEST_CASE("vendor port table becomes flows", "[mds2]") {
     CHECK(p[0].service == "DICOM");
   }
   CHECK(read_ports_csv(path)[0].default_enabled == false);
+  // A byte-order mark before a headerless table: the first row is a port, not a header.
+  std::ofstream(path) << "\xEF\xBB\xBF" "104,tcp,inbound,DICOM,enabled\r\n443,tcp,outbound,HTTPS,enabled\r\n";
+  auto bom = read_ports_csv(path);
+  REQUIRE(bom.size() == 2);
+  CHECK(bom[0].port == 104);
+  CHECK(bom[1].port == 443);
   std::remove(path.c_str());
 }
 
