@@ -326,6 +326,15 @@ Form read_text_buffer(std::string_view text, std::string_view hint, std::string_
   f.source_format = std::string(hint);
   // UTF-8 BOM
   if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
+  // A lone CR ends a line as LF does (classic Mac OS files, some Excel for Mac exports); the readers
+  // below split at LF and drop the CR of CRLF.
+  std::string lf;
+  for (size_t i = text.find('\r'); i != std::string_view::npos; i = text.find('\r', i + 1)) {
+    if (i + 1 < text.size() && text[i + 1] == '\n') continue;
+    if (lf.empty()) lf.assign(text);
+    lf[i] = '\n';
+  }
+  if (!lf.empty()) text = lf;
   std::string format(hint);
   if (format.empty() || format == "text") {
     // Sniff from the lines that start with an id.

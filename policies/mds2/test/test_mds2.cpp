@@ -568,3 +568,20 @@ TEST_CASE("DOC-7: only an XLSX number cell is a serial date; text keeps its word
   CHECK(doc7("<c r=\"C3\"><v>42285</v></c>", "<workbookPr date1904=\"true\"/>") == "2019-10-09");
   CHECK(excel_serial_to_date("42285", true) == "2019-10-09");
 }
+
+TEST_CASE("text: lines ended by a lone CR (classic Mac) are lines", "[mds2]") {
+  std::string csv = "Question ID,Question,,See note\rCONN-3,\"Within?\",Yes,__\rCONN-4,\"External?\",No,See Note 1\r"
+                    "Note 1,\"Only by\rVPN.\"\r";
+  for (const char* hint : {"csv", ""}) {
+    INFO(hint);
+    Form f = read_text_buffer(csv, hint, "form.csv");
+    REQUIRE(f.find("CONN-4"));
+    CHECK(f.find("CONN-3")->answer == Answer::yes);
+    CHECK(f.find("CONN-4")->answer == Answer::no);
+    CHECK(f.notes["Note 1"] == "Only by VPN.");
+  }
+  // CRLF is one line end, not two.
+  Form f = read_text_buffer("CONN-3\tWithin?\tYes\r\nCONN-4\tExternal?\tNo\r\n", "", "form.txt");
+  CHECK(f.questions.size() == 2);
+  CHECK(f.find("CONN-4")->answer == Answer::no);
+}
