@@ -6,6 +6,7 @@
 #include <cctype>
 #include <map>
 #include <memory>
+#include <tuple>
 #include <pugixml.hpp>
 #include <unordered_set>
 
@@ -184,18 +185,6 @@ void load_sheet(zip_t* z, Sheet& sh, Texts& texts, size_t nshared) {
   }
 }
 
-int keyed_rows(const Sheet& sh, const Texts& texts) {
-  int n = 0;
-  std::string id;
-  for (auto& [r, cells] : sh.rows) {
-    for (uint32_t c : cells) {
-      const std::string& s = texts.list[c];
-      if (match_question_id(s, id) && id.size() == s.size()) { ++n; break; }
-    }
-  }
-  return n;
-}
-
 // True for the row of DOC-7 (its first cell with text).
 bool is_release_date_row(const std::vector<std::string>& cells) {
   std::string id;
@@ -205,6 +194,31 @@ bool is_release_date_row(const std::vector<std::string>& cells) {
     return match_question_id(t, id) && id == "DOC-7" && id.size() == t.size();
   }
   return false;
+}
+
+// The questions and notes of a sheet's rows.
+Form sheet_form(const Sheet& sh, const Texts& texts, bool date1904, const std::string& path) {
+  Form f;
+  f.source_file = path;
+  f.source_format = "xlsx";
+  detail::Columns cols;
+  bool have_cols = false;
+  for (auto& [r, row] : sh.rows) {
+    std::vector<std::string> cells(kMaxCols);
+    for (int c = 0; c < kMaxCols; ++c) cells[c] = texts.list[row[c]];
+    // The release date (DOC-7) in a number cell is an Excel serial day number: it reads as the
+    // date the spreadsheet shows. Text ("2019", "10.2019") stays as written.
+    if (is_release_date_row(cells)) {
+      for (int c = 0; c < kMaxCols; ++c) {
+        if (!texts.numbers.count(row[c])) continue;
+        std::string d = excel_serial_to_date(cells[c], date1904);
+        if (!d.empty()) cells[c] = d;
+      }
+    }
+    if (!have_cols && detail::header_columns(cells, cols)) { have_cols = true; continue; }
+    detail::add_row(f, std::move(cells), have_cols ? &cols : nullptr);
+  }
+  return f;
 }
 
 // The workbook in an open zip; `path` names it in messages.
@@ -252,55 +266,36 @@ Form read_workbook(Zip& zip, const std::string& path) {
   }
   if (sheets.empty()) throw ImportError(path + ": workbook has no sheets");
 
-  // The sheet named as parseMDS2 expects it, else the one with the most question ids.
-  Sheet* chosen = nullptr;
-  for (auto& sh : sheets) {
-    std::string n = lower(sh.name);
-    if (n == "mds2-form" || n == "mds2" || n == "mds2 form") { chosen = &sh; break; }
-  }
   // The shared strings, for the edition check.
   auto shared_text = [&] {
     std::string all;
     for (size_t i = 1; i <= nshared; ++i) { all += texts.list[i]; all += '\n'; }
     return all;
   };
-  if (chosen) {
-    load_sheet(zip.z, *chosen, texts, nshared);
-  } else {
-    int best = 0;
-    for (auto& sh : sheets) {
-      load_sheet(zip.z, sh, texts, nshared);
-      int n = keyed_rows(sh, texts);
-      if (n > best) { best = n; chosen = &sh; }
-    }
-    if (!chosen) {
-      Form f;
-      f.source_file = path;
-      detail::check_edition(f, shared_text());
-      throw ImportError(path + ": no sheet has a column of HN 1-2019 question ids (such as CONN-4); "
-                        "sheets: " + [&] { std::string s; for (auto& sh : sheets) s += (s.empty() ? "" : ", ") + sh.name; return s; }());
-    }
-  }
-
+  // The sheet with the most answered questions: a workbook may keep the blank NEMA template (named
+  // mds2-form) beside the vendor's filled copy. On a tie the sheet named as parseMDS2 expects it,
+  // then the one with the most question ids, then the first.
   Form f;
-  f.source_file = path;
-  f.source_format = "xlsx";
-  detail::Columns cols;
-  bool have_cols = false;
-  for (auto& [r, row] : chosen->rows) {
-    std::vector<std::string> cells(kMaxCols);
-    for (int c = 0; c < kMaxCols; ++c) cells[c] = texts.list[row[c]];
-    // The release date (DOC-7) in a number cell is an Excel serial day number: it reads as the
-    // date the spreadsheet shows. Text ("2019", "10.2019") stays as written.
-    if (is_release_date_row(cells)) {
-      for (int c = 0; c < kMaxCols; ++c) {
-        if (!texts.numbers.count(row[c])) continue;
-        std::string d = excel_serial_to_date(cells[c], date1904);
-        if (!d.empty()) cells[c] = d;
-      }
-    }
-    if (!have_cols && detail::header_columns(cells, cols)) { have_cols = true; continue; }
-    detail::add_row(f, std::move(cells), have_cols ? &cols : nullptr);
+  Sheet* chosen = nullptr;
+  std::tuple<size_t, bool, size_t> best{};
+  for (auto& sh : sheets) {
+    load_sheet(zip.z, sh, texts, nshared);
+    Form sf = sheet_form(sh, texts, date1904, path);
+    if (sf.questions.empty()) continue;
+    size_t answered = 0;
+    for (auto& q : sf.questions) if (q.answer != Answer::blank) ++answered;
+    std::string n = lower(sh.name);
+    bool named = n == "mds2-form" || n == "mds2" || n == "mds2 form";
+    std::tuple<size_t, bool, size_t> score{answered, named, sf.questions.size()};
+    if (!chosen || score > best) { chosen = &sh; best = score; f = std::move(sf); }
+    sh.rows.clear();  // only the chosen sheet's form is kept
+  }
+  if (!chosen) {
+    Form e;
+    e.source_file = path;
+    detail::check_edition(e, shared_text());
+    throw ImportError(path + ": no sheet has a column of HN 1-2019 question ids (such as CONN-4); "
+                      "sheets: " + [&] { std::string s; for (auto& sh : sheets) s += (s.empty() ? "" : ", ") + sh.name; return s; }());
   }
   detail::check_edition(f, shared_text());
   finish_form(f);

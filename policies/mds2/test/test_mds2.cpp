@@ -585,3 +585,26 @@ TEST_CASE("text: lines ended by a lone CR (classic Mac) are lines", "[mds2]") {
   CHECK(f.questions.size() == 2);
   CHECK(f.find("CONN-4")->answer == Answer::no);
 }
+
+TEST_CASE("XLSX: the filled sheet wins over a blank template named mds2-form", "[mds2]") {
+  std::string path = std::string(MDS2_VARIANTS) + "/template-first.xlsx";
+  auto sheet = [](const std::string& rows) { return std::string("<worksheet ") + kNs + "><sheetData>" + rows + "</sheetData></worksheet>"; };
+  auto write = [&](const std::string& first, const std::string& second) {
+    write_parts(path, {
+        {"xl/workbook.xml", std::string("<workbook ") + kNs + "><sheets><sheet name=\"mds2-form\" sheetId=\"1\" r:id=\"rId1\"/>"
+                            "<sheet name=\"Acme CT 2019\" sheetId=\"2\" r:id=\"rId2\"/></sheets></workbook>"},
+        {"xl/_rels/workbook.xml.rels",
+         "<Relationships xmlns=\"http://schemas.openxmlformats.org/package/2006/relationships\">"
+         "<Relationship Id=\"rId1\" Target=\"worksheets/sheet1.xml\"/><Relationship Id=\"rId2\" Target=\"worksheets/sheet2.xml\"/>"
+         "</Relationships>"},
+        {"xl/worksheets/sheet1.xml", sheet(first)},
+        {"xl/worksheets/sheet2.xml", sheet(second)},
+    });
+  };
+  write(keyed_rows_xml(5, ""), keyed_rows_xml(5, inline_cell("C@", "No")));
+  CHECK(read_xlsx(path).find("CONN-4")->answer == Answer::no);
+  // Both filled alike: the sheet named mds2-form.
+  write(keyed_rows_xml(5, inline_cell("C@", "Yes")), keyed_rows_xml(5, inline_cell("C@", "No")));
+  CHECK(read_xlsx(path).find("CONN-4")->answer == Answer::yes);
+  std::remove(path.c_str());
+}
