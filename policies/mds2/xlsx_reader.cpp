@@ -221,15 +221,49 @@ Form sheet_form(const Sheet& sh, const Texts& texts, bool date1904, const std::s
   return f;
 }
 
+// A relationship part's targets by id, and the target of the first relationship of each type
+// (the type's last path segment: "officeDocument", "sharedStrings", "worksheet"). Targets are
+// resolved against `base`, the folder of the part the relationships belong to.
+struct Rels {
+  std::map<std::string, std::string> by_id;
+  std::map<std::string, std::string> by_type;
+};
+Rels read_rels(zip_t* z, const std::string& name, const std::string& base) {
+  Rels out;
+  std::string xml;
+  pugi::xml_document d;
+  if (!read_part(z, name, xml) || !d.load_buffer(xml.data(), xml.size())) return out;
+  for (auto r : d.child("Relationships").children("Relationship")) {
+    std::string t = r.attribute("Target").value();
+    if (t.empty() || std::string_view(r.attribute("TargetMode").value()) == "External") continue;
+    if (t[0] == '/') t = t.substr(1);
+    else t = base + t;
+    out.by_id[r.attribute("Id").value()] = t;
+    std::string type = r.attribute("Type").value();
+    out.by_type.emplace(type.substr(type.rfind('/') + 1), t);
+  }
+  return out;
+}
+
 // The workbook in an open zip; `path` names it in messages.
 Form read_workbook(Zip& zip, const std::string& path) {
-  std::string wb, rels, ss;
-  if (!read_part(zip.z, "xl/workbook.xml", wb) || !read_part(zip.z, "xl/_rels/workbook.xml.rels", rels))
-    throw ImportError(path + ": a zip file but not an Excel workbook (no xl/workbook.xml)");
+  // The workbook part is named by the package's relationships (_rels/.rels), its sheets and shared
+  // strings by the workbook's; the usual names are the fallback for files written without them.
+  std::string wb_part = "xl/workbook.xml";
+  if (auto pkg = read_rels(zip.z, "_rels/.rels", ""); pkg.by_type.count("officeDocument"))
+    wb_part = pkg.by_type["officeDocument"];
+  std::string dir = wb_part.substr(0, wb_part.rfind('/') + 1);
+  std::string wb, ss;
+  if (!read_part(zip.z, wb_part, wb))
+    throw ImportError(path + ": a zip file but not an Excel workbook (no " + wb_part + ")");
+  Rels rels = read_rels(zip.z, dir + "_rels/" + wb_part.substr(dir.size()) + ".rels", dir);
+  if (rels.by_id.empty())
+    throw ImportError(path + ": a zip file but not an Excel workbook (no relationships for " + wb_part + ")");
   Texts texts;
   texts.path = path;
   size_t nshared = 0;
-  if (read_part(zip.z, "xl/sharedStrings.xml", ss)) {
+  std::string ss_part = rels.by_type.count("sharedStrings") ? rels.by_type["sharedStrings"] : dir + "sharedStrings.xml";
+  if (read_part(zip.z, ss_part, ss)) {
     pugi::xml_document d;
     if (d.load_buffer(ss.data(), ss.size(), kParse)) {
       for (auto si : d.child("sst").children("si")) {
@@ -243,16 +277,11 @@ Form read_workbook(Zip& zip, const std::string& path) {
     }
     ss = std::string();
   }
-  pugi::xml_document rd, wd;
-  rd.load_buffer(rels.data(), rels.size());
-  if (!wd.load_buffer(wb.data(), wb.size())) throw ImportError(path + ": xl/workbook.xml is not well-formed XML");
-  std::map<std::string, std::string> targets;
-  for (auto r : rd.child("Relationships").children("Relationship")) {
-    std::string t = r.attribute("Target").value();
-    if (!t.empty() && t[0] == '/') t = t.substr(1);
-    else t = "xl/" + t;
-    targets[r.attribute("Id").value()] = t;
-  }
+  pugi::xml_document wd;
+  if (!wd.load_buffer(wb.data(), wb.size())) throw ImportError(path + ": " + wb_part + " is not well-formed XML");
+  if (!wd.child("workbook"))  // another Office document (a .docx's document.xml)
+    throw ImportError(path + ": a zip file but not an Excel workbook (" + wb_part + " is not a workbook)");
+  const auto& targets = rels.by_id;
   // Dates count from 1904-01-01 in workbooks saved with the 1904 date system (old Mac Excel).
   bool date1904 = wd.child("workbook").child("workbookPr").attribute("date1904").as_bool(false);
   std::vector<Sheet> sheets;

@@ -608,3 +608,26 @@ TEST_CASE("XLSX: the filled sheet wins over a blank template named mds2-form", "
   CHECK(read_xlsx(path).find("CONN-4")->answer == Answer::yes);
   std::remove(path.c_str());
 }
+
+TEST_CASE("XLSX: parts are found through the package's relationships", "[mds2]") {
+  // The workbook, its sheet and its shared strings under other names than Excel's.
+  std::string path = std::string(MDS2_VARIANTS) + "/renamed-parts.xlsx";
+  const char* rel_ns = "xmlns=\"http://schemas.openxmlformats.org/package/2006/relationships\"";
+  const std::string type = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/";
+  write_parts(path, {
+      {"_rels/.rels", std::string("<Relationships ") + rel_ns + "><Relationship Id=\"rId1\" Type=\"" + type +
+                          "officeDocument\" Target=\"book/main.xml\"/></Relationships>"},
+      {"book/main.xml", std::string("<workbook ") + kNs + "><sheets><sheet name=\"Answers\" sheetId=\"1\" r:id=\"rId7\"/></sheets></workbook>"},
+      {"book/_rels/main.xml.rels", std::string("<Relationships ") + rel_ns + ">"
+                                   "<Relationship Id=\"rId7\" Type=\"" + type + "worksheet\" Target=\"sheets/answers.xml\"/>"
+                                   "<Relationship Id=\"rId8\" Type=\"" + type + "sharedStrings\" Target=\"/book/strings.xml\"/>"
+                                   "</Relationships>"},
+      {"book/sheets/answers.xml", std::string("<worksheet ") + kNs + "><sheetData>" +
+                                      keyed_rows_xml(3, "<c r=\"C@\" t=\"s\"><v>0</v></c>") + "</sheetData></worksheet>"},
+      {"book/strings.xml", std::string("<sst ") + kNs + "><si><t>No</t></si></sst>"},
+  });
+  Form f = read_xlsx(path);
+  REQUIRE(f.questions.size() == 3);
+  CHECK(f.find("CONN-3")->answer == Answer::no);
+  std::remove(path.c_str());
+}
