@@ -109,12 +109,12 @@ void NdpiClassifier::process(State& s, const uint8_t* l3, uint32_t len, uint64_t
   if (s.packets >= limits_.max_packets) finish(s);
 }
 
-void NdpiClassifier::finish(State& s) {
+void NdpiClassifier::finish(State& s, bool claimed) {
   if (s.finished && !s.flow) return;
   if (s.flow) {
     if (!s.result.detected) {
       uint8_t guessed = 0;
-      ndpi_protocol p = ndpi_detection_giveup(ndpi_, s.flow, 1, &guessed);
+      ndpi_protocol p = ndpi_detection_giveup(ndpi_, s.flow, claimed ? 0 : 1, &guessed);
       capture_result(s, p.master_protocol, p.app_protocol, static_cast<uint16_t>(p.category));
       s.result.guessed = guessed;
       ++c_gave_up_;
@@ -159,6 +159,7 @@ std::vector<std::string> NdpiClassifier::risk_names(uint64_t risk) {
 }
 
 bool NdpiClassifier::is_encrypted(const NdpiResult& r) const {
+  if (r.guessed) return false;  // "TLS" because the port is 443: the bytes may be cleartext
   switch (r.master) {
     case NDPI_PROTOCOL_TLS: case NDPI_PROTOCOL_DTLS: case NDPI_PROTOCOL_SSH: case NDPI_PROTOCOL_QUIC:
     case NDPI_PROTOCOL_MAIL_IMAPS: case NDPI_PROTOCOL_MAIL_POPS: case NDPI_PROTOCOL_MAIL_SMTPS:

@@ -48,14 +48,17 @@ class NdpiClassifier {
 
   // Feeds one IP packet (header included). No-op once the state is finished.
   void process(State& s, const uint8_t* l3, uint32_t len, uint64_t time_ms);
-  // Stops detection (flow end, or a medmon dissector claimed the flow): guesses if undetected.
-  void finish(State& s);
+  // Stops detection (flow end, or a medmon dissector claimed the flow). An undetected flow gets
+  // nDPI's guess from its ports (result.guessed), unless a medmon dissector claimed it: that
+  // dissector read the content, a port says nothing more.
+  void finish(State& s, bool claimed = false);
 
   std::string protocol_name(const NdpiResult& r) const;  // "TLS", "SMBv23", "Unknown"
   std::string app_name(const NdpiResult& r) const;       // "Google" or empty
   std::string category_name(const NdpiResult& r) const;
   static std::vector<std::string> risk_names(uint64_t risk);
-  bool is_encrypted(const NdpiResult& r) const;          // TLS, DTLS, SSH, QUIC, ...
+  // TLS, DTLS, SSH, QUIC, ... seen in the content; a protocol guessed from the port never is.
+  bool is_encrypted(const NdpiResult& r) const;
   // Builds nDPI's tables now rather than on the first flow (live capture: no pause mid-stream).
   void prepare() { module(); }
   bool prepared() const { return ndpi_ != nullptr; }

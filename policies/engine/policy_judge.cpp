@@ -66,6 +66,12 @@ std::string_view ndpi_app_name(std::string_view p, const FlowSummary& f) {
   return p;
 }
 
+// nDPI's protocol as read from the content: one it only guessed from the port (cleartext on 443
+// guessed "TLS") is no application, the flow's content is unknown.
+std::string_view ndpi_content_protocol(const FlowSummary& f) {
+  return f.ndpi_guessed ? std::string_view() : std::string_view(f.ndpi_protocol);
+}
+
 // The application of a flow: our dissectors first, else nDPI's classification of the content.
 // nDPI reports e.g. protocol NetBIOS with app SMBv23; a lateral-movement app in either wins.
 std::string_view app_of(const FlowSummary& f) {
@@ -75,6 +81,7 @@ std::string_view app_of(const FlowSummary& f) {
     if (a.size() > 4 && a.substr(a.size() - 4) == "-tls") a.remove_suffix(4);
     return a;
   }
+  if (f.ndpi_guessed) return {};
   std::string_view p = ndpi_app_name(f.ndpi_protocol, f);
   if (!is_lateral(p) && !f.ndpi_app.empty()) {
     std::string_view a = ndpi_app_name(f.ndpi_app, f);
@@ -86,8 +93,8 @@ std::string_view app_of(const FlowSummary& f) {
 bool encrypted(const FlowSummary& f, std::string_view app) {
   if (f.facts && f.facts->tls) return true;
   if (f.facts && f.facts->app.size() > 4 && std::string_view(f.facts->app).substr(f.facts->app.size() - 4) == "-tls") return true;
-  return app == "tls" || app == "ssh" || ieq(f.ndpi_protocol, "TLS") || ieq(f.ndpi_protocol, "DTLS") ||
-         ieq(f.ndpi_protocol, "QUIC");
+  std::string_view p = ndpi_content_protocol(f);
+  return app == "tls" || app == "ssh" || ieq(p, "TLS") || ieq(p, "DTLS") || ieq(p, "QUIC");
 }
 
 bool is_lateral(std::string_view app) {

@@ -26,6 +26,7 @@ struct FlowSummary {
   std::string ndpi_protocol;            // e.g. "TLS", "SMBv23", "SSH", "Unknown"
   std::string ndpi_app;                 // e.g. "Google" for TLS.Google, empty otherwise
   std::string ndpi_category;
+  bool ndpi_guessed = false;            // nDPI named the protocol from the port only, not the content
   std::string sni;                      // TLS SNI when nDPI saw one
   const FlowFacts* facts = nullptr;     // what medmon's own dissectors learnt (app, PHI, attributes)
 };

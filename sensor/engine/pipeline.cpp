@@ -185,7 +185,7 @@ void Pipeline::tcp(Flow& f, Dir dir, const Packet& p) {
 
   if (ndpi_ && !st.ndpi.finished) {
     if (st.feeder && st.feeder->claimed()) {
-      ndpi_->finish(st.ndpi);  // medmon's own dissector knows better
+      ndpi_->finish(st.ndpi, true);  // medmon's own dissector knows better: no guess by port
     } else if (p.payload_len > 0 || st.ndpi.flow) {
       ndpi_->process(st.ndpi, p.l3, p.l3_len, static_cast<uint64_t>(p.ts.usec / 1000));
     }
@@ -198,7 +198,7 @@ void Pipeline::udp(Flow& f, Dir dir, const Packet& p) {
   if (st.feeder && p.payload_len > 0)
     st.feeder->data(dir, std::span<const uint8_t>(p.payload, p.payload_len), 0, st.ctx);
   if (ndpi_ && !st.ndpi.finished) {
-    if (st.feeder && st.feeder->claimed()) ndpi_->finish(st.ndpi);
+    if (st.feeder && st.feeder->claimed()) ndpi_->finish(st.ndpi, true);
     else ndpi_->process(st.ndpi, p.l3, p.l3_len, static_cast<uint64_t>(p.ts.usec / 1000));
   }
 }
@@ -214,7 +214,7 @@ void Pipeline::on_flow_end(Flow& f, FlowEnd why) {
       }
     }
     if (st->feeder) st->feeder->flow_end(st->ctx);
-    if (ndpi_) ndpi_->finish(st->ndpi);
+    if (ndpi_) ndpi_->finish(st->ndpi, st->feeder && st->feeder->claimed());
   }
   write_flow_event(f, why, st);
 }
@@ -267,6 +267,7 @@ void Pipeline::write_flow_event(Flow& f, FlowEnd why, FlowState* st) {
     s.ndpi_protocol = ndpi_proto;
     s.ndpi_app = ndpi_app;
     s.ndpi_category = ndpi_cat;
+    s.ndpi_guessed = st && st->ndpi.result.guessed;
     if (st) { s.sni = st->ndpi.result.sni; s.facts = &st->facts; }
     verdict = judge_flow(judges_, s, out_);
   }

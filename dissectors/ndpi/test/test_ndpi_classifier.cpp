@@ -94,3 +94,28 @@ TEST_CASE("A thread can keep its nDPI module for the classifiers that follow") {
   NdpiClassifier n({}, c);
   CHECK(n.protocol_name(classify_ssh(n)) == "SSH");
 }
+
+TEST_CASE("A protocol guessed from the port is never taken for encryption, and a claimed flow gets no guess") {
+  Counters c;
+  NdpiClassifier n({}, c);
+  auto cleartext = [](uint16_t port) {
+    return tcp_packet({10, 0, 0, 1}, {10, 0, 0, 2}, 40000, port, "HELLO SERVER, PLAIN TEXT COMMAND 1\r\n");
+  };
+  // Cleartext on 443: nDPI finds nothing in the content and guesses TLS from the port.
+  NdpiClassifier::State s;
+  auto p = cleartext(443);
+  n.process(s, p.data(), static_cast<uint32_t>(p.size()), 1000);
+  n.finish(s);
+  CHECK(s.result.guessed);
+  CHECK(n.protocol_name(s.result) == "TLS");
+  CHECK_FALSE(n.is_encrypted(s.result));
+  // The same bytes in a flow a medmon dissector claimed: no guess at all.
+  NdpiClassifier::State claimed;
+  n.process(claimed, p.data(), static_cast<uint32_t>(p.size()), 1000);
+  n.finish(claimed, true);
+  CHECK_FALSE(claimed.result.guessed);
+  CHECK(n.protocol_name(claimed.result) == "Unknown");
+  CHECK_FALSE(n.is_encrypted(claimed.result));
+  // SSH found in the content still is encrypted.
+  CHECK(n.is_encrypted(classify_ssh(n)));
+}

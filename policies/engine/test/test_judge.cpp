@@ -326,6 +326,30 @@ TEST_CASE("lateral movement by content: SMB, RDP, Telnet", "[judge]") {
   CHECK(fx.alerts("flow.undeclared").back()["alert"]["evidence"]["app"] == "netbios");
 }
 
+TEST_CASE("a protocol nDPI only guessed from the port is neither an application nor encryption", "[judge]") {
+  Fixture fx;
+  // Cleartext DICOM with PHI where TLS is required; nDPI guessed "TLS" from the port.
+  auto f = fx.flow(CT, 40001, PACS, 11112);
+  f.ndpi_protocol = "TLS";
+  f.ndpi_guessed = true;
+  auto& facts = fx.add_facts(f, "dicom");
+  facts.add_phi("PatientName");
+  facts.set_attr("dicom.calling_ae", "CT01");
+  fx.judge_flow(f);
+  CHECK(fx.alerts("tls.required_cleartext").size() == 1);
+  CHECK_FALSE(fx.alerts("phi.cleartext").empty());
+  // Content nDPI could not name on 445 and 22, guessed SMB and SSH: no admin protocol seen.
+  auto smb = fx.flow(CT, 40002, "10.10.1.99", 445);
+  smb.ndpi_protocol = "SMBv23";
+  smb.ndpi_guessed = true;
+  fx.judge_flow(smb);
+  auto ssh = fx.flow("10.10.3.77", 50000, CT, 22);
+  ssh.ndpi_protocol = "SSH";
+  ssh.ndpi_guessed = true;
+  fx.judge_flow(ssh);
+  CHECK(fx.alerts("lateral.admin_protocol").empty());
+}
+
 TEST_CASE("application names from nDPI match the model's in any case", "[judge]") {
   Fixture fx({{"  - {role: ntp,", "  - {role: service, ips: [10.10.1.90]}\n  - {role: ntp,"},
               {"devices:\n", "devices:\n  - {name: gw-1, model: test-gateway, ip: 10.10.1.30, zone: modality}\n"}},

@@ -83,3 +83,28 @@ TEST_CASE("Data in a SYN (TCP Fast Open) is the stream's first bytes: no gap") {
   CHECK(flow.find("\"gaps_toserver\":0") != std::string::npos);
   CHECK(flow.find("\"gap_bytes_toserver\":0") != std::string::npos);
 }
+
+TEST_CASE("A flow a medmon dissector claims after nDPI saw its first bytes gets no port guess: cleartext on 443 stays cleartext") {
+  const uint32_t a = ip4(10, 0, 0, 1), b = ip4(10, 0, 0, 2);
+  // HL7 over MLLP on 443, its first segment too short for the HL7 probe to decide.
+  const std::string first = "\x0bMS";
+  const std::string rest = "H|^~\\&|A|B|C|D|20240101||ADT^A01|1|P|2.5\rPID|1||MRN1||DOE^JANE\r\x1c\r";
+  const uint32_t s0 = 101 + uint32_t(first.size());
+  Run r;
+  run(DLT_EN10MB,
+      {ether(0x0800, ipv4(a, b, 6, tcp(40000, 443, 100, 0, tcpflag::SYN))),
+       ether(0x0800, ipv4(b, a, 6, tcp(443, 40000, 500, 101, tcpflag::SYN | tcpflag::ACK))),
+       ether(0x0800, ipv4(a, b, 6, tcp(40000, 443, 101, 501, tcpflag::ACK | tcpflag::PSH, first))),
+       ether(0x0800, ipv4(b, a, 6, tcp(443, 40000, 501, s0, tcpflag::ACK))),
+       ether(0x0800, ipv4(a, b, 6, tcp(40000, 443, s0, 501, tcpflag::ACK | tcpflag::PSH, rest)))},
+      r);
+  REQUIRE(r.judge.flows.size() == 1);
+  const FlowSummary& f = r.judge.flows[0];  // its facts went with the flow: read from the event
+  CHECK_FALSE(f.ndpi_guessed);
+  CHECK(f.ndpi_protocol == "Unknown");
+  std::string flow;
+  for (auto& l : r.sink->lines) if (l.find("\"event_type\":\"flow\"") != std::string::npos) flow = l;
+  CHECK(flow.find("\"app\":\"hl7\"") != std::string::npos);
+  CHECK(flow.find("\"phi_cleartext\"") != std::string::npos);
+  CHECK(flow.find("\"guessed\"") == std::string::npos);
+}
