@@ -43,7 +43,7 @@ struct ProbeRule {
   std::vector<ByteMatch> bytes;      // all must match
   bool has_regex = false;
   std::string regex_text;
-  std::regex regex;                  // searched in the first bytes (ECMAScript, bytes as Latin-1)
+  std::wregex regex;                 // searched in the first bytes (ECMAScript, bytes as Latin-1)
   uint32_t min_length = 0;
   DirFilter dir = DirFilter::any;
 };
@@ -54,6 +54,10 @@ enum class FieldType : uint8_t { u8, u16be, u16le, u32be, u32le, ascii, hex };
 enum class TextEncoding : uint8_t { bytes, latin1, utf16be, utf16le };
 // The part of the sending device's identity a field gives (asset inventory), if any.
 enum class IdentityPart : uint8_t { none, id, udi, serial, type, manufacturer, model, version };
+
+// The regexes of a signature run over wide characters, one per byte (Latin-1): a byte range such
+// as [\x80-\xff] then compares unsigned values. `out` receives the bytes of `in`, widened.
+void widen(std::span<const uint8_t> in, std::wstring& out);
 
 // The text of `in` read as `enc`, in UTF-8, up to the first NUL character; unpaired UTF-16
 // surrogates and a trailing odd byte become U+FFFD.
@@ -67,7 +71,7 @@ struct Field {
   FieldType type = FieldType::ascii;
   TextEncoding encoding = TextEncoding::bytes;
   IdentityPart identity = IdentityPart::none;
-  std::regex regex;
+  std::wregex regex;                 // over the message's bytes as Latin-1 (widen())
   int group = 1;
   bool has_when = false;
   ByteMatch when;                    // extract only from messages with these bytes

@@ -50,6 +50,11 @@ void decode_text(std::string_view in, TextEncoding enc, std::string& out) {
   }
 }
 
+void widen(std::span<const uint8_t> in, std::wstring& out) {
+  out.resize(in.size());
+  for (size_t i = 0; i < in.size(); ++i) out[i] = in[i];
+}
+
 Probe Signature::probe(std::span<const uint8_t> first, Dir dir) const {
   bool undecided = false;
   for (const ProbeRule& r : probes) {
@@ -68,9 +73,9 @@ Probe Signature::probe(std::span<const uint8_t> first, Dir dir) const {
     if (!ok) continue;
     if (more) { undecided = true; continue; }
     if (r.has_regex) {
-      auto w = first.first(std::min(first.size(), kProbeWindow));
-      const char* p = reinterpret_cast<const char*>(w.data());
-      if (!std::regex_search(p, p + w.size(), r.regex)) {
+      thread_local std::wstring w;  // probes run on every worker at once
+      widen(first.first(std::min(first.size(), kProbeWindow)), w);
+      if (!std::regex_search(w, r.regex)) {
         if (w.size() < std::max(r.min_length, kDefaultRegexMin)) undecided = true;
         continue;
       }
@@ -256,12 +261,12 @@ class SignatureDissector final : public Dissector {
         if ((m[b.offset + i] & (b.mask.empty() ? 0xFF : b.mask[i])) != b.value[i]) return false;
     }
     if (f.by_regex) {
-      auto win = m.first(std::min<size_t>(m.size(), sig_->regex_window));
-      const char* p = reinterpret_cast<const char*>(win.data());
-      std::cmatch mt;
-      if (!std::regex_search(p, p + win.size(), mt, f.regex)) return false;
+      widen(m.first(std::min<size_t>(m.size(), sig_->regex_window)), wide_);
+      std::wsmatch mt;
+      if (!std::regex_search(wide_, mt, f.regex)) return false;
       if (static_cast<size_t>(f.group) >= mt.size() || !mt[f.group].matched) return false;
-      std::string_view cap(mt[f.group].first, static_cast<size_t>(mt[f.group].second - mt[f.group].first));
+      // One wide character per byte: the capture's position is the same in the message.
+      std::string_view cap(reinterpret_cast<const char*>(m.data()) + mt.position(f.group), static_cast<size_t>(mt.length(f.group)));
       if (f.encoding == TextEncoding::bytes) out.assign(cap);
       else decode_text(cap, f.encoding, out);
       if (out.size() > kMaxValueLen) out.resize(kMaxValueLen);
@@ -356,6 +361,7 @@ class SignatureDissector final : public Dissector {
   std::vector<std::string> phi_, msg_phi_;
   std::array<bool, 64> attrs_set_{};
   std::string value_;
+  std::wstring wide_;
 };
 
 // ---- registry ----

@@ -20,6 +20,10 @@ std::string LoadError::str() const {
 
 namespace {
 
+// The stream feeder holds at most 2 MiB per direction (reassembly.max_dissector_buffer, default):
+// a message waited for whole, plus the 64 KiB segment that completes it, must fit.
+constexpr int64_t kMaxMessage = (2 << 20) - 65536;
+
 struct Fail {
   YAML::Mark mark;
   std::string message;
@@ -29,8 +33,11 @@ struct Fail {
 
 void only_keys(const YAML::Node& map, std::initializer_list<const char*> allowed, const char* what) {
   if (!map.IsMap()) fail(map, std::string(what) + " must be a mapping");
+  std::set<std::string> seen;
   for (auto it = map.begin(); it != map.end(); ++it) {
     std::string k = it->first.as<std::string>("");
+    // yaml-cpp keeps the first of two equal keys: a second `phi: true` would be ignored.
+    if (!seen.insert(k).second) fail(it->first, "duplicate key '" + k + "' in " + what);
     bool ok = std::any_of(allowed.begin(), allowed.end(), [&](const char* a) { return k == a; });
     if (!ok) {
       std::string list;
@@ -123,12 +130,19 @@ void check_regex_numbers(const YAML::Node& n, const std::string& s, const char* 
   }
 }
 
-std::regex compile(const YAML::Node& n, const char* what) {
+// The pattern's bytes become one wide character each, as the bytes searched do (Latin-1): with
+// char, whose values are signed, a range such as [\x20-\xff] would be refused as inverted.
+std::wregex compile(const YAML::Node& n, const char* what) {
   std::string s = str(n, what);
   if (s.size() > 1024) fail(n, std::string(what) + " is longer than 1024 characters");
   check_regex_numbers(n, s, what);
+  std::wstring w(s.begin(), s.end());
+  for (size_t i = 0; i < s.size(); ++i) w[i] = static_cast<unsigned char>(s[i]);
   try {
-    return std::regex(s, std::regex::ECMAScript | std::regex::optimize);
+    std::wregex r;
+    r.imbue(std::locale::classic());  // \w, \s, \d: the same classes whatever the process locale
+    r.assign(w, std::regex::ECMAScript | std::regex::optimize);
+    return r;
   } catch (const std::regex_error& e) {
     fail(n, std::string(what) + ": invalid regular expression: " + e.what());
   }
@@ -256,7 +270,7 @@ Field parse_field(const YAML::Node& n) {
 Framing parse_framing(const YAML::Node& n) {
   only_keys(n, {"length", "delimiters", "max_message"}, "framing");
   Framing fr;
-  if (n["max_message"]) fr.max_message = static_cast<uint32_t>(integer(n["max_message"], "framing.max_message", 1, 16 << 20));
+  if (n["max_message"]) fr.max_message = static_cast<uint32_t>(integer(n["max_message"], "framing.max_message", 1, kMaxMessage));
   if (n["length"] && n["delimiters"]) fail(n, "framing takes either 'length' or 'delimiters', not both");
   if (const YAML::Node l = n["length"]) {
     only_keys(l, {"offset", "size", "endian", "adjust"}, "framing.length");
@@ -272,16 +286,45 @@ Framing parse_framing(const YAML::Node& n) {
       else fail(l["endian"], "framing.length.endian must be big or little, got '" + e + "'");
     }
     if (l["adjust"]) fr.adjust = integer(l["adjust"], "framing.length.adjust", -65536, 65536);
+    if (fr.offset + fr.size > fr.max_message)
+      fail(l, "framing.length: the length field (offset " + std::to_string(fr.offset) + ", size " + std::to_string(fr.size) +
+                  ") ends past max_message (" + std::to_string(fr.max_message) + "): no message could be read");
   } else if (const YAML::Node d = n["delimiters"]) {
     only_keys(d, {"start", "end"}, "framing.delimiters");
     fr.kind = Framing::Kind::delimiters;
     if (!d["start"] || !d["end"]) fail(d, "framing.delimiters needs 'start' and 'end'");
     fr.start = hex_bytes(d["start"], "framing.delimiters.start");
     fr.end = hex_bytes(d["end"], "framing.delimiters.end");
+    if (fr.start.size() + fr.end.size() > fr.max_message)
+      fail(d, "framing.delimiters: the delimiters are longer than max_message (" + std::to_string(fr.max_message) + ")");
   } else {
     fail(n, "framing needs 'length' or 'delimiters'");
   }
   return fr;
+}
+
+// A field, or its `when`, that lies past the longest message could never be read: with framing
+// that is max_message; unframed over TCP only the first regex_window bytes of a direction are read.
+void check_reach(const YAML::Node& root, const Signature& s) {
+  uint64_t longest = 0;
+  const char* limit = nullptr;
+  if (s.framing.kind != Framing::Kind::none) {
+    longest = s.framing.max_message;
+    limit = "max_message";
+  } else if (s.transport == Transport::tcp) {
+    longest = s.regex_window;
+    limit = "regex_window (the bytes read from an unframed TCP direction)";
+  } else {
+    return;  // an unframed datagram is one message of any size
+  }
+  for (size_t i = 0; i < s.fields.size(); ++i) {
+    const Field& f = s.fields[i];
+    const YAML::Node n = root["fields"][i];
+    if (f.has_when && f.when.offset + f.when.value.size() > longest)
+      fail(n["when"], "field '" + f.name + "': 'when' ends past " + limit + " (" + std::to_string(longest) + ")");
+    if (!f.by_regex && uint64_t(f.offset) + f.length > longest)
+      fail(n["offset"], "field '" + f.name + "' ends past " + limit + " (" + std::to_string(longest) + "): it could never be read");
+  }
 }
 
 std::shared_ptr<Signature> parse_doc(const YAML::Node& root, const std::string& file) {
@@ -334,6 +377,7 @@ std::shared_ptr<Signature> parse_doc(const YAML::Node& root, const std::string& 
     else fail(root["report"], "report must be messages or flow, got '" + r + "'");
   }
   if (root["regex_window"]) s->regex_window = static_cast<uint32_t>(integer(root["regex_window"], "regex_window", 16, 4096));
+  check_reach(root, *s);
   if (root["references"] && !root["references"].IsSequence() && !root["references"].IsScalar())
     fail(root["references"], "references must be a string or a list of strings");
   return s;
@@ -351,7 +395,11 @@ LoadResult parse_signature(const std::string& text, const std::string& file) {
     r.errors.push_back(std::move(e));
   };
   try {
-    YAML::Node root = YAML::Load(text);
+    // One signature per file: a second document after `---` would otherwise go unread.
+    std::vector<YAML::Node> docs = YAML::LoadAll(text);
+    for (size_t i = 1; i < docs.size(); ++i)
+      if (docs[i] && !docs[i].IsNull()) fail(docs[i], "a signature file holds one signature: a second YAML document ('---') is not read");
+    YAML::Node root = docs.empty() ? YAML::Node() : docs[0];
     if (!root || root.IsNull()) { err(YAML::Mark::null_mark(), "empty signature file"); return r; }
     r.signatures.push_back(parse_doc(root, file));
   } catch (const Fail& f) {

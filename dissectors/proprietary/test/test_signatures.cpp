@@ -159,6 +159,55 @@ TEST_CASE("signatures: errors name the file, line and column") {
   CHECK(e.message.find("between 0 and 511") != std::string::npos);
 }
 
+TEST_CASE("signatures: duplicate keys, a second document and what could never be read are errors") {
+  // A second `phi:` would be ignored by yaml-cpp (the first wins): the value would go out in clear.
+  std::string t = kAcme;
+  auto e = parse_err(t.replace(t.find("phi: true}"), 10, "phi: false,\n      phi: true}"));
+  CHECK(e.line == 17);
+  CHECK(e.message.find("duplicate key 'phi' in field") != std::string::npos);
+  e = parse_err(std::string(kAcme) + "name: other\n");
+  CHECK(e.line == 18);
+  CHECK(e.message.find("duplicate key 'name' in signature") != std::string::npos);
+  e = parse_err(std::string(kAcme) + "---\nname: other\ntransport: tcp\nprobe: {bytes: [{offset: 0, hex: 'ff'}]}\n");
+  CHECK(e.line == 19);
+  CHECK(e.message.find("second YAML document") != std::string::npos);
+  parse_ok(std::string("---\n") + kAcme);  // one document with its marker is fine
+
+  // A field or a length header past max_message, a max_message the stream feeder cannot hold.
+  t = kAcme;
+  e = parse_err(t.replace(t.find("offset: 6, length: 8"), 20, "offset: 4090, length: 8"));
+  CHECK(e.line == 15);
+  CHECK(e.message.find("field 'serial' ends past max_message (4096)") != std::string::npos);
+  t = kAcme;
+  e = parse_err(t.replace(t.find("offset: 4, size: 2"), 18, "offset: 4095, size: 2"));
+  CHECK(e.line == 11);
+  CHECK(e.message.find("ends past max_message") != std::string::npos);
+  t = kAcme;
+  e = parse_err(t.replace(t.find("max_message: 4096"), 17, "max_message: 4194304"));
+  CHECK(e.line == 12);
+  CHECK(e.message.find("framing.max_message must be between 1 and 2031616") != std::string::npos);
+  t = kAcme;
+  parse_ok(t.replace(t.find("max_message: 4096"), 17, "max_message: 2031616"));
+  // Unframed over TCP, only the first regex_window bytes of a direction are read.
+  e = parse_err("name: x\ntransport: tcp\nprobe: {regex: '^X'}\nfields:\n  - {name: v, offset: 1024, type: u8}\n");
+  CHECK(e.line == 5);
+  CHECK(e.message.find("regex_window") != std::string::npos);
+  parse_ok("name: x\ntransport: udp\nprobe: {regex: '^X'}\nfields:\n  - {name: v, offset: 1024, type: u8}\n");
+}
+
+TEST_CASE("signatures: regexes read bytes as Latin-1, 0x80 to 0xff included") {
+  auto sig = parse_ok("name: hi\ntransport: tcp\nprobe: {regex: '^[\\x20-\\xff]{4}\\xe9'}\n"
+                      "fields:\n  - {name: v, regex: '([\\x80-\\xff]+)', encoding: latin1}\n");
+  CHECK(sig->probe(bytes_of("AB\xfc\x80\xe9"), Dir::to_server) == Probe::yes);
+  CHECK(sig->probe(bytes_of("AB\x1f\x80\xe9"), Dir::to_server) != Probe::yes);
+  SigHarness h(sig);
+  h.feed(Dir::to_server, "ABCD\xe9 x\xe4\xf6\xfc y");
+  h.end();
+  auto ev = h.events("proprietary");
+  REQUIRE(ev.size() == 1);
+  CHECK(ev[0]["proprietary"]["fields"]["v"][0] == "\xc3\xa9");  // the first run of high bytes: é
+}
+
 TEST_CASE("signatures: a directory with a duplicate name and a missing directory") {
   namespace fs = std::filesystem;
   fs::path dir = fs::temp_directory_path() / ("medmon-sig-test-" + std::to_string(::getpid()));
