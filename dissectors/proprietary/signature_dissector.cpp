@@ -95,93 +95,28 @@ class SignatureDissector final : public Dissector {
 
   Consumed on_data(Dir dir, std::span<const uint8_t> data, FlowContext& ctx) override {
     DirState& s = d_[static_cast<int>(dir)];
-    const bool udp = ctx.endpoints().proto == 17;
-    const Framing& fr = sig_->framing;
-    if (s.lost) return {data.size(), 0, 0, false};
-    switch (fr.kind) {
-      case Framing::Kind::none:
-        if (udp) message(dir, data, ctx);
-        else if (!s.first_done) message(dir, data.first(std::min<size_t>(data.size(), sig_->regex_window)), ctx);
-        s.first_done = true;
-        s.bytes += data.size();
-        return {data.size(), 0, 0, false};
-      case Framing::Kind::length: {
-        size_t used = 0;
-        const size_t hdr = fr.offset + fr.size;
-        while (used < data.size()) {
-          auto rest = data.subspan(used);
-          if (rest.size() < hdr) {
-            if (udp) { framing_error(dir, s, "truncated_message", ctx.stream_offset() + used, ctx); used = data.size(); break; }
-            return {used, hdr, 0, false};
-          }
-          uint64_t v = 0;
-          for (uint32_t i = 0; i < fr.size; ++i) {
-            uint8_t b = rest[fr.offset + i];
-            if (fr.big_endian) v = (v << 8) | b;
-            else v |= static_cast<uint64_t>(b) << (8 * i);
-          }
-          int64_t len = static_cast<int64_t>(v) + fr.adjust;
-          if (len < static_cast<int64_t>(hdr) || len > static_cast<int64_t>(fr.max_message)) {
-            framing_error(dir, s, "bad_length", ctx.stream_offset() + used, ctx);
-            if (!udp) s.lost = true;  // no way to find the next message boundary
-            return {data.size(), 0, 0, false};
-          }
-          size_t n = static_cast<size_t>(len);
-          if (rest.size() < n) {
-            if (udp) { framing_error(dir, s, "truncated_message", ctx.stream_offset() + used, ctx); message(dir, rest, ctx); used = data.size(); break; }
-            return {used, n, 0, false};
-          }
-          message(dir, rest.first(n), ctx);
-          used += n;
-        }
-        s.bytes += used;
-        return {used, 0, 0, false};
-      }
-      case Framing::Kind::delimiters: {
-        size_t used = 0;
-        std::string_view all(reinterpret_cast<const char*>(data.data()), data.size());
-        std::string_view start(reinterpret_cast<const char*>(fr.start.data()), fr.start.size());
-        std::string_view end(reinterpret_cast<const char*>(fr.end.data()), fr.end.size());
-        while (used < data.size()) {
-          std::string_view rest = all.substr(used);
-          size_t st = rest.find(start);
-          if (st == std::string_view::npos) {
-            // Keep a possible partial start delimiter.
-            size_t keep = std::min(rest.size(), start.size() - 1);
-            if (rest.size() - keep > 0) junk(dir, s, ctx.stream_offset() + used, ctx);
-            used += rest.size() - keep;
-            if (udp) { used = data.size(); }
-            break;
-          }
-          if (st > 0) { junk(dir, s, ctx.stream_offset() + used, ctx); used += st; rest = rest.substr(st); }
-          size_t e = rest.find(end, start.size());
-          if (e == std::string_view::npos) {
-            if (rest.size() > fr.max_message) {
-              framing_error(dir, s, "message_too_long", ctx.stream_offset() + used, ctx);
-              used += rest.size();
-              break;
-            }
-            if (udp) { framing_error(dir, s, "truncated_message", ctx.stream_offset() + used, ctx); used = data.size(); break; }
-            s.bytes += used;
-            return {used, rest.size() + 1, 0, false};
-          }
-          size_t n = e + end.size();
-          if (n > fr.max_message) framing_error(dir, s, "message_too_long", ctx.stream_offset() + used, ctx);
-          else message(dir, data.subspan(used, n), ctx);
-          used += n;
-        }
-        s.bytes += used;
-        return {used, 0, 0, false};
-      }
-    }
-    return {data.size(), 0, 0, false};
+    Consumed r = frame(dir, s, data, ctx);
+    // Each byte counts once however the stream was cut: when it is consumed; a tail given back
+    // (the stream feeder holds it and gives it again) when it is consumed later, or at a gap or
+    // the end of the direction.
+    size_t used = std::min(r.used, data.size());
+    s.bytes += used;
+    s.held = data.size() - used;
+    return r;
   }
 
   void on_gap(Dir dir, uint64_t, FlowContext&) override {
+    DirState& s = d_[static_cast<int>(dir)];
+    s.bytes += s.held;
+    s.held = 0;
     // Length framing cannot resynchronise after a hole; delimiters can.
-    if (sig_->framing.kind == Framing::Kind::length) d_[static_cast<int>(dir)].lost = true;
+    if (sig_->framing.kind == Framing::Kind::length) s.lost = true;
   }
-  void on_end(Dir, FlowContext&) override {}
+  void on_end(Dir dir, FlowContext&) override {
+    DirState& s = d_[static_cast<int>(dir)];
+    s.bytes += s.held;
+    s.held = 0;
+  }
 
   void on_flow_end(FlowContext& ctx) override {
     auto& w = ctx.begin_event("proprietary");
@@ -219,8 +154,88 @@ class SignatureDissector final : public Dissector {
  private:
   struct DirState {
     uint64_t messages = 0, bytes = 0, errors = 0;
+    size_t held = 0;  // the tail of the last delivery left unconsumed (not counted yet)
     bool first_done = false, lost = false, junk_reported = false;
   };
+
+  Consumed frame(Dir dir, DirState& s, std::span<const uint8_t> data, FlowContext& ctx) {
+    const bool udp = ctx.endpoints().proto == 17;
+    const Framing& fr = sig_->framing;
+    if (s.lost) return {data.size(), 0, 0, false};
+    switch (fr.kind) {
+      case Framing::Kind::none:
+        if (udp) message(dir, data, ctx);
+        else if (!s.first_done) message(dir, data.first(std::min<size_t>(data.size(), sig_->regex_window)), ctx);
+        s.first_done = true;
+        return {data.size(), 0, 0, false};
+      case Framing::Kind::length: {
+        size_t used = 0;
+        const size_t hdr = fr.offset + fr.size;
+        while (used < data.size()) {
+          auto rest = data.subspan(used);
+          if (rest.size() < hdr) {
+            if (udp) { framing_error(dir, s, "truncated_message", ctx.stream_offset() + used, ctx); used = data.size(); break; }
+            return {used, hdr, 0, false};
+          }
+          uint64_t v = 0;
+          for (uint32_t i = 0; i < fr.size; ++i) {
+            uint8_t b = rest[fr.offset + i];
+            if (fr.big_endian) v = (v << 8) | b;
+            else v |= static_cast<uint64_t>(b) << (8 * i);
+          }
+          int64_t len = static_cast<int64_t>(v) + fr.adjust;
+          if (len < static_cast<int64_t>(hdr) || len > static_cast<int64_t>(fr.max_message)) {
+            framing_error(dir, s, "bad_length", ctx.stream_offset() + used, ctx);
+            if (!udp) s.lost = true;  // no way to find the next message boundary
+            return {data.size(), 0, 0, false};
+          }
+          size_t n = static_cast<size_t>(len);
+          if (rest.size() < n) {
+            if (udp) { framing_error(dir, s, "truncated_message", ctx.stream_offset() + used, ctx); message(dir, rest, ctx); used = data.size(); break; }
+            return {used, n, 0, false};
+          }
+          message(dir, rest.first(n), ctx);
+          used += n;
+        }
+        return {used, 0, 0, false};
+      }
+      case Framing::Kind::delimiters: {
+        size_t used = 0;
+        std::string_view all(reinterpret_cast<const char*>(data.data()), data.size());
+        std::string_view start(reinterpret_cast<const char*>(fr.start.data()), fr.start.size());
+        std::string_view end(reinterpret_cast<const char*>(fr.end.data()), fr.end.size());
+        while (used < data.size()) {
+          std::string_view rest = all.substr(used);
+          size_t st = rest.find(start);
+          if (st == std::string_view::npos) {
+            // Keep a possible partial start delimiter.
+            size_t keep = std::min(rest.size(), start.size() - 1);
+            if (rest.size() - keep > 0) junk(dir, s, ctx.stream_offset() + used, ctx);
+            used += rest.size() - keep;
+            if (udp) { used = data.size(); }
+            break;
+          }
+          if (st > 0) { junk(dir, s, ctx.stream_offset() + used, ctx); used += st; rest = rest.substr(st); }
+          size_t e = rest.find(end, start.size());
+          if (e == std::string_view::npos) {
+            if (rest.size() > fr.max_message) {
+              framing_error(dir, s, "message_too_long", ctx.stream_offset() + used, ctx);
+              used += rest.size();
+              break;
+            }
+            if (udp) { framing_error(dir, s, "truncated_message", ctx.stream_offset() + used, ctx); used = data.size(); break; }
+            return {used, rest.size() + 1, 0, false};
+          }
+          size_t n = e + end.size();
+          if (n > fr.max_message) framing_error(dir, s, "message_too_long", ctx.stream_offset() + used, ctx);
+          else message(dir, data.subspan(used, n), ctx);
+          used += n;
+        }
+        return {used, 0, 0, false};
+      }
+    }
+    return {data.size(), 0, 0, false};
+  }
 
   static std::string& identity_member(DeviceIdentity& d, IdentityPart p) {
     switch (p) {

@@ -349,6 +349,24 @@ TEST_CASE("signatures: a bad length stops parsing the direction, with an anomaly
   CHECK(ev[1]["proprietary"]["framing_errors"] == 1);
 }
 
+TEST_CASE("signatures: byte counts do not depend on how the stream was cut") {
+  auto sig = parse_ok(kAcme);
+  // Two messages, then half of a third (its tail never comes), or a bad length.
+  std::string whole = acme(1, "SN=CT000042;SW=3.1.4") + acme(3, "SN=CT000042;PAT=PAT0099;X");
+  for (std::string stream : {whole + acme(2, "cut short").substr(0, 9), whole + "AC\x01\x01\xff\xff" + acme(1, "lost")}) {
+    for (size_t cut = 0; cut <= stream.size(); ++cut) {
+      SigHarness h(sig);
+      h.feed(Dir::to_server, stream.substr(0, cut));
+      h.feed(Dir::to_server, stream.substr(cut));
+      h.end();
+      INFO("cut " << cut);
+      auto ev = h.events("proprietary");
+      REQUIRE(!ev.empty());
+      CHECK(ev.back()["proprietary"]["bytes_toserver"] == stream.size());
+    }
+  }
+}
+
 TEST_CASE("signatures: delimiter framing over TCP and UDP datagrams") {
   auto sig = parse_ok(
       "name: delim\ntransport: both\nprobe: {bytes: [{offset: 0, hex: '7e'}]}\n"
