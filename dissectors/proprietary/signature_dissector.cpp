@@ -105,17 +105,20 @@ class SignatureDissector final : public Dissector {
     return r;
   }
 
-  void on_gap(Dir dir, uint64_t, FlowContext&) override {
+  void on_gap(Dir dir, uint64_t, FlowContext& ctx) override {
     DirState& s = d_[static_cast<int>(dir)];
     s.bytes += s.held;
     s.held = 0;
     // Length framing cannot resynchronise after a hole; delimiters can.
     if (sig_->framing.kind == Framing::Kind::length) s.lost = true;
+    // Unframed: the bytes after the hole are not at their offsets.
+    if (sig_->framing.kind == Framing::Kind::none && !s.first_done) first_message(dir, s, ctx);
   }
-  void on_end(Dir dir, FlowContext&) override {
+  void on_end(Dir dir, FlowContext& ctx) override {
     DirState& s = d_[static_cast<int>(dir)];
     s.bytes += s.held;
     s.held = 0;
+    if (sig_->framing.kind == Framing::Kind::none && !s.first_done) first_message(dir, s, ctx);
   }
 
   void on_flow_end(FlowContext& ctx) override {
@@ -156,7 +159,14 @@ class SignatureDissector final : public Dissector {
     uint64_t messages = 0, bytes = 0, errors = 0;
     size_t held = 0;  // the tail of the last delivery left unconsumed (not counted yet)
     bool first_done = false, lost = false, junk_reported = false;
+    std::vector<uint8_t> window;  // unframed TCP: the first regex_window bytes, until read
   };
+
+  void first_message(Dir dir, DirState& s, FlowContext& ctx) {
+    s.first_done = true;
+    if (!s.window.empty()) message(dir, s.window, ctx);
+    std::vector<uint8_t>().swap(s.window);
+  }
 
   Consumed frame(Dir dir, DirState& s, std::span<const uint8_t> data, FlowContext& ctx) {
     const bool udp = ctx.endpoints().proto == 17;
@@ -164,9 +174,15 @@ class SignatureDissector final : public Dissector {
     if (s.lost) return {data.size(), 0, 0, false};
     switch (fr.kind) {
       case Framing::Kind::none:
-        if (udp) message(dir, data, ctx);
-        else if (!s.first_done) message(dir, data.first(std::min<size_t>(data.size(), sig_->regex_window)), ctx);
-        s.first_done = true;
+        if (udp) {
+          message(dir, data, ctx);
+        } else if (!s.first_done) {
+          // Fields are read from the first regex_window bytes of the direction however the
+          // stream was cut: collect them, read them once they are all here (or at a gap or the end).
+          size_t take = std::min<size_t>(data.size(), sig_->regex_window - s.window.size());
+          s.window.insert(s.window.end(), data.begin(), data.begin() + static_cast<std::ptrdiff_t>(take));
+          if (s.window.size() >= sig_->regex_window) first_message(dir, s, ctx);
+        }
         return {data.size(), 0, 0, false};
       case Framing::Kind::length: {
         size_t used = 0;

@@ -367,6 +367,35 @@ TEST_CASE("signatures: byte counts do not depend on how the stream was cut") {
   }
 }
 
+TEST_CASE("signatures: without framing, fields come from the first regex_window bytes however they were cut") {
+  auto sig = parse_ok("name: acme-noframe\ntransport: tcp\nprobe: {bytes: [{offset: 0, hex: '41 43 01'}]}\n"
+                      "fields:\n  - {name: serial, offset: 6, length: 8, type: ascii}\n"
+                      "  - {name: patient, regex: 'PAT=([A-Z0-9]+)', phi: true}\nregex_window: 32\n");
+  std::string stream = std::string("AC\x01\x01\x00\x10", 6) + "CT000042;PAT=PAT0099;" + std::string(40, 'z') + "PAT=LATE1";
+  for (size_t cut = 0; cut <= stream.size(); ++cut) {
+    SigHarness h(sig);
+    h.feed(Dir::to_server, stream.substr(0, cut));
+    h.feed(Dir::to_server, stream.substr(cut));
+    h.end();
+    INFO("cut " << cut);
+    auto ev = h.events("proprietary");
+    REQUIRE(ev.size() == 1);
+    auto& p = ev[0]["proprietary"];
+    CHECK(p["fields"]["serial"] == nlohmann::json::array({"CT000042"}));
+    CHECK(p["fields"]["patient"] == nlohmann::json::array({Pseudonymiser()("PAT0099")}));  // not LATE1: past the window
+    CHECK(h.facts.phi_fields == std::vector<std::string>{"acme-noframe.patient"});
+    CHECK(p["bytes_toserver"] == stream.size());
+  }
+  // A direction shorter than the window is read at its end.
+  SigHarness h(sig);
+  h.feed(Dir::to_server, std::string("AC\x01\x01\x00\x10", 6));
+  h.feed(Dir::to_server, "CT000042;PAT=P1;");
+  h.end();
+  auto ev = h.events("proprietary");
+  REQUIRE(ev.size() == 1);
+  CHECK(ev[0]["proprietary"]["fields"]["patient"] == nlohmann::json::array({Pseudonymiser()("P1")}));
+}
+
 TEST_CASE("signatures: delimiter framing over TCP and UDP datagrams") {
   auto sig = parse_ok(
       "name: delim\ntransport: both\nprobe: {bytes: [{offset: 0, hex: '7e'}]}\n"
