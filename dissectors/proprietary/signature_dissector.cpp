@@ -109,8 +109,9 @@ class SignatureDissector final : public Dissector {
     DirState& s = d_[static_cast<int>(dir)];
     s.bytes += s.held;
     s.held = 0;
-    // Length framing cannot resynchronise after a hole; delimiters can.
+    // Length framing cannot resynchronise after a hole; delimiters can, at the next one.
     if (sig_->framing.kind == Framing::Kind::length) s.lost = true;
+    if (sig_->framing.kind == Framing::Kind::delimiters) s.resync = true;
     // Unframed: the bytes after the hole are not at their offsets.
     if (sig_->framing.kind == Framing::Kind::none && !s.first_done) first_message(dir, s, ctx);
   }
@@ -159,6 +160,7 @@ class SignatureDissector final : public Dissector {
     uint64_t messages = 0, bytes = 0, errors = 0;
     size_t held = 0;  // the tail of the last delivery left unconsumed (not counted yet)
     bool first_done = false, lost = false, junk_reported = false;
+    bool resync = false;  // delimiters: bytes were lost, drop up to the next delimiter
     std::vector<uint8_t> window;  // unframed TCP: the first regex_window bytes, until read
   };
 
@@ -220,23 +222,38 @@ class SignatureDissector final : public Dissector {
         std::string_view all(reinterpret_cast<const char*>(data.data()), data.size());
         std::string_view start(reinterpret_cast<const char*>(fr.start.data()), fr.start.size());
         std::string_view end(reinterpret_cast<const char*>(fr.end.data()), fr.end.size());
+        // One flag both opening and closing records (7e ... 7e, as HDLC): a flag that closes a
+        // record may open the next one, and two flags in a row hold no record, the first closed
+        // one (or fills the line). So the stream is back in step after lost bytes whichever flag
+        // comes first.
+        const bool flag = start == end;
         while (used < data.size()) {
           std::string_view rest = all.substr(used);
           size_t st = rest.find(start);
           if (st == std::string_view::npos) {
             // Keep a possible partial start delimiter.
             size_t keep = std::min(rest.size(), start.size() - 1);
-            if (rest.size() - keep > 0) junk(dir, s, ctx.stream_offset() + used, ctx);
+            if (rest.size() - keep > 0 && !s.resync) junk(dir, s, ctx.stream_offset() + used, ctx);
             used += rest.size() - keep;
             if (udp) { used = data.size(); }
             break;
           }
-          if (st > 0) { junk(dir, s, ctx.stream_offset() + used, ctx); used += st; rest = rest.substr(st); }
+          // After lost bytes, what comes before the next delimiter is the rest of a broken
+          // record, not bytes outside a frame.
+          if (st > 0 && !s.resync) junk(dir, s, ctx.stream_offset() + used, ctx);
+          s.resync = false;
+          used += st;
+          rest = rest.substr(st);
+          if (flag && rest.size() >= 2 * start.size() && rest.substr(start.size(), start.size()) == start) {
+            used += start.size();
+            continue;
+          }
           size_t e = rest.find(end, start.size());
           if (e == std::string_view::npos) {
             if (rest.size() > fr.max_message) {
               framing_error(dir, s, "message_too_long", ctx.stream_offset() + used, ctx);
               used += rest.size();
+              s.resync = true;  // the record's tail follows: drop it up to the next delimiter
               break;
             }
             if (udp) { framing_error(dir, s, "truncated_message", ctx.stream_offset() + used, ctx); used = data.size(); break; }
@@ -245,7 +262,8 @@ class SignatureDissector final : public Dissector {
           size_t n = e + end.size();
           if (n > fr.max_message) framing_error(dir, s, "message_too_long", ctx.stream_offset() + used, ctx);
           else message(dir, data.subspan(used, n), ctx);
-          used += n;
+          // A closing flag stays to open the next record, unless it ends the datagram.
+          used += flag && (!udp || used + n < data.size()) ? n - end.size() : n;
         }
         return {used, 0, 0, false};
       }

@@ -401,7 +401,7 @@ TEST_CASE("signatures: delimiter framing over TCP and UDP datagrams") {
       "name: delim\ntransport: both\nprobe: {bytes: [{offset: 0, hex: '7e'}]}\n"
       "framing: {delimiters: {start: '7e', end: '7e'}, max_message: 64}\n"
       "fields: [{name: kind, offset: 1, type: u8}]\n");
-  std::string s = std::string("\x7e\x01" "abc\x7e\x7e\x02" "def\x7e", 12) + "junk" + std::string("\x7e\x03\x7e", 3);
+  std::string s = "junk" + std::string("\x7e\x01" "abc\x7e\x7e\x02" "def\x7e\x7e\x03\x7e", 15);
   for (size_t cut = 0; cut <= s.size(); ++cut) {
     SigHarness h(sig);
     h.feed(Dir::to_server, s.substr(0, cut));
@@ -424,6 +424,55 @@ TEST_CASE("signatures: delimiter framing over TCP and UDP datagrams") {
   u.end();
   CHECK(u.anomalies("truncated_message") == 1);
   CHECK(u.events("proprietary")[0]["proprietary"]["messages_toserver"] == 1);
+}
+
+TEST_CASE("signatures: a flag delimiter resynchronises after lost bytes and an over-long record") {
+  auto sig = parse_ok(
+      "name: flags\ntransport: tcp\nprobe: {bytes: [{offset: 0, hex: '7e'}]}\n"
+      "framing: {delimiters: {start: '7e', end: '7e'}, max_message: 64}\n"
+      "fields: [{name: kind, offset: 1, type: u8}]\n");
+  auto rec = [](char kind, size_t body) { return "\x7e" + std::string(1, kind) + std::string(body, 'b') + "\x7e"; };
+  auto kinds = [](SigHarness& h) { return h.events("proprietary").back()["proprietary"]["fields"]["kind"]; };
+  using nlohmann::json;
+  // Each record with its own flags, or one flag between records (shared, as HDLC): the same records.
+  std::string own = rec(1, 10) + rec(2, 10) + rec(3, 10);
+  std::string shared = "\x7e\x01" + std::string(10, 'b') + "\x7e\x02" + std::string(10, 'b') + "\x7e\x03" + std::string(10, 'b') + "\x7e";
+  for (const std::string& st : {own, shared}) {
+    for (size_t cut = 0; cut <= st.size(); ++cut) {
+      SigHarness h(sig);
+      h.feed(Dir::to_server, st.substr(0, cut));
+      h.feed(Dir::to_server, st.substr(cut));
+      h.end();
+      INFO("cut " << cut);
+      CHECK(kinds(h) == json::array({1, 2, 3}));
+      CHECK(h.events("proprietary").back()["proprietary"]["messages_toserver"] == 3);
+      CHECK(h.events("proprietary").back()["proprietary"]["bytes_toserver"] == st.size());
+      CHECK(h.anomalies() == 0);
+    }
+  }
+  // Bytes lost inside record 2 (its opening flag with them): records 3 and 4 are read.
+  for (size_t lost = 1; lost < 12; ++lost) {
+    SigHarness h(sig);
+    h.feed(Dir::to_server, rec(1, 10));
+    h.gap(Dir::to_server, lost);
+    h.feed(Dir::to_server, rec(2, 10).substr(lost) + rec(3, 10) + rec(4, 10));
+    h.end();
+    INFO("lost " << lost);
+    CHECK(kinds(h) == json::array({1, 3, 4}));
+    CHECK(h.anomalies() == 0);
+  }
+  // A record over max_message: an anomaly, and the records after it are read.
+  for (size_t cut = 1; cut < 100; cut += 7) {
+    SigHarness h(sig);
+    std::string st = rec(1, 10) + rec(2, 100) + rec(3, 10) + rec(4, 10);
+    h.feed(Dir::to_server, st.substr(0, cut));
+    h.feed(Dir::to_server, st.substr(cut));
+    h.end();
+    INFO("cut " << cut);
+    CHECK(kinds(h) == json::array({1, 3, 4}));
+    CHECK(h.anomalies("message_too_long") == 1);
+    CHECK(h.anomalies() == 1);
+  }
 }
 
 TEST_CASE("signatures: the IntelliVue signature reads identity and pseudonymises demographics") {
