@@ -339,6 +339,16 @@ std::shared_ptr<Signature> parse_doc(const YAML::Node& root, const std::string& 
   static const char* kReserved[] = {"dicom", "hl7", "astm", "poct1", "sdc", "proprietary", "dicom-tls", "hl7-tls", "sdc-tls"};
   for (const char* r : kReserved)
     if (s->name == r) fail(root["name"], "name '" + s->name + "' is a built-in protocol");
+  // The flow's app becomes the name, and the policy gives these names a meaning: encrypted
+  // (tls, ssh, a name ending in -tls), remote administration (lateral.admin_protocol),
+  // infrastructure, the wildcard. A signature must not make its flows pass for one of them.
+  static const char* kPolicyApps[] = {"tls", "dtls", "quic", "ssh", "smb", "netbios", "rpc", "rdp", "winrm",
+                                      "telnet", "vnc", "ftp", "teamviewer", "anydesk", "http", "dns",
+                                      "dhcp", "ntp", "icmp", "any"};
+  for (const char* r : kPolicyApps)
+    if (s->name == r) fail(root["name"], "name '" + s->name + "' is an application the policy treats specially");
+  if (s->name.size() > 4 && s->name.ends_with("-tls"))
+    fail(root["name"], "name '" + s->name + "': a name ending in -tls stands for a protocol seen inside TLS (counted as encrypted)");
   if (root["description"]) s->description = str(root["description"], "description");
   if (root["vendor"]) s->vendor = str(root["vendor"], "vendor");
   if (!root["transport"]) fail(root, "missing 'transport' (tcp, udp or both)");

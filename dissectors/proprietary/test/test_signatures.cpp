@@ -148,6 +148,13 @@ TEST_CASE("signatures: errors name the file, line and column") {
   CHECK(e.message.find("needs 'bytes' or 'regex'") != std::string::npos);
   e = parse_err("name: hl7\ntransport: tcp\nprobe: {regex: x}\n");
   CHECK(e.message.find("built-in") != std::string::npos);
+  e = parse_err("name: tls\ntransport: tcp\nprobe: {regex: x}\n");
+  CHECK(e.line == 1);
+  CHECK(e.message.find("treats specially") != std::string::npos);
+  e = parse_err("name: ssh\ntransport: tcp\nprobe: {regex: x}\n");
+  CHECK(e.message.find("treats specially") != std::string::npos);
+  e = parse_err("name: acme-tls\ntransport: tcp\nprobe: {regex: x}\n");
+  CHECK(e.message.find("ending in -tls") != std::string::npos);
   e = parse_err("name: Bad Name\n");
   CHECK(e.line == 1);
   e = parse_err("name: x\n  transport: [tcp\n");  // YAML syntax error, located by the parser
