@@ -513,7 +513,9 @@ class Dispatcher final : public Dissector {
         if (s->probe(window, dir) == Probe::yes) {
           inner_ = make_dissector(s);
           ctx.facts().app.assign(s->name);
-          ++ctx.counters().at(std::string("app.").append(s->name).append(".flows"));
+          // The stream feeder counted the flow as app.proprietary.flows (the entry that claimed
+          // it); this is its share of that count, not a second app count.
+          ++ctx.counters().at(std::string("proprietary.").append(s->name).append(".flows"));
           break;
         }
       }

@@ -249,6 +249,10 @@ TEST_CASE("signatures: a directory with a duplicate name and a missing directory
   h.end();
   CHECK(h.facts.app == "acme-ct-service");
   CHECK(h.events("proprietary").size() == 2);
+  // The stream feeder counts the flow as app.proprietary.flows: the signature's count is a share
+  // of it, not a second app count.
+  CHECK(h.out.counters().get("proprietary.acme-ct-service.flows") == 1);
+  CHECK(h.out.counters().get("app.acme-ct-service.flows") == 0);
   // Loading the same directory again reports the duplicates.
   CHECK(add_signatures(dir.string()).size() == 1);
   fs::remove_all(dir);
