@@ -136,7 +136,10 @@ void OfflineWorkers::packet(const uint8_t* frame, uint32_t caplen, uint32_t wire
   ++packets_;
   bytes_ += wirelen;
   if (ts.usec > last_ts_.usec) last_ts_ = ts;
-  if (!routes_.empty()) expire_routes(last_ts_);
+  // By this packet's own time, as one pipeline's fragment table expires its datagrams: a packet
+  // with a later time (a later file read first, a clock jump) must not end the wait of fragments
+  // whose first fragment is still to come, which would send them to another worker than it.
+  if (!routes_.empty()) expire_routes(ts);
   Packet p;
   DecodeStatus s = peek_ ? peek_->decode(frame, caplen, wirelen, ts, p) : DecodeStatus::malformed;
   // Undecodable packets all go to worker 0, which reports them.

@@ -232,6 +232,23 @@ TEST_CASE("Every fragment of a datagram goes to the worker of its flow") {
   }
 }
 
+TEST_CASE("A packet with a later time before the fragments does not end their wait") {
+  // As when a later capture file is read first: one packet an hour after the conversations.
+  // Held fragments wait by their own time, as one pipeline's fragment table keeps them.
+  std::vector<Frame> frames = {{ether(0x0800, ipv4(ip4(10, 3, 0, 1), ip4(10, 3, 0, 2), 17, udp(5353, 5353, "later"))),
+                                {1'700'000'000'000'000 + 3'600'000'000}}};
+  for (auto& f : fragmented_conversations()) frames.push_back(f);
+  auto events = without_stats(*run(frames, 0));
+  REQUIRE(count(events, "\"event_type\":\"flow\"") == 28);
+  for (int n : {2, 3, 5}) {
+    INFO(n << " workers");
+    auto many = run(frames, n);
+    CHECK(sorted(without_stats(*many)) == sorted(events));
+    CHECK(stats(*many).find("\"workers.fragments.unmatched\"") == std::string::npos);
+    CHECK(stats(*many).find("\"ip.fragments.reassembled\":27") != std::string::npos);
+  }
+}
+
 TEST_CASE("An IPv6 datagram with destination options after its fragment header goes to its flow's worker") {
   // Eight UDP flows between one address pair; each sends a datagram, a fragmented one whose
   // fragment header is followed by destination options, and another datagram.
