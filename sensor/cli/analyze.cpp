@@ -268,11 +268,15 @@ InputError read_file(const std::string& file, const std::string& bpf, Engine& en
 
 // Opens every input file once before an output is created, so that a mistyped name, a file
 // that is not a capture or a filter that does not fit its link type ends the run before it
-// empties the events file of an earlier run. Standard input can be read only once: it is not.
+// empties the events file of an earlier run. A stream can be read only once: standard input,
+// a named pipe or a `<(...)` (/dev/fd/N) is opened only for the real read.
 InputError check_inputs(const AnalyzeOptions& o) {
   InputError err;
   for (const auto& file : o.files) {
-    if (file != "-" && !open_capture(file, o.bpf, err)) break;
+    if (file == "-") continue;
+    struct stat st;
+    if (stat(file.c_str(), &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) || S_ISSOCK(st.st_mode))) continue;
+    if (!open_capture(file, o.bpf, err)) break;
   }
   return err;
 }

@@ -6,7 +6,8 @@
   was written to stdout or --out before the error is whole JSON lines. A file that cannot be
   opened (missing, not a capture, unknown link type) is found before any output is made.
 - The same input twice gives byte-identical output (stdout and --out FILE).
-- Several files are read in order as one capture; `-` reads a capture from stdin.
+- Several files are read in order as one capture; `-` reads a capture from stdin, and a named
+  pipe or `<(...)` is read like a file (once: it is not checked before the outputs are opened).
 - `--filter BPF` analyses only the packets tcpdump's filter of the same expression keeps; a bad
   expression is exit 2 before anything is written.
 """
@@ -120,6 +121,27 @@ for rel in ("core/ethernet_basic.pcap", "core/two_interfaces.pcapng", "demo/demo
         rc, from_stdin, err = medmon("analyze", "-", "--out", "-", stdin=f.read())
     c.eq(f"{rel} on stdin: exit code ({err.strip()[:200]})", rc, 0)
     c.true(f"{rel} on stdin: same events as from the file", from_stdin == from_file and len(from_file) > 0)
+
+# ---------------------------------------------------------------- named pipes and <(...)
+# A stream is read once, for real: checking it before the outputs are opened would consume it.
+for rel in ("dicom/store-explicit.pcap", "core/two_interfaces.pcapng"):
+    p = pcap(rel)
+    _, from_file, _ = medmon("analyze", p, "--out", "-")
+    fifo = os.path.join(tmp, "in.fifo")
+    os.mkfifo(fifo)
+    writer = subprocess.Popen(["sh", "-c", 'cat "$1" > "$2"', "sh", p, fifo])
+    rc, from_fifo, err = medmon("analyze", fifo, "--out", "-")
+    writer.wait(timeout=60)
+    os.unlink(fifo)
+    c.eq(f"{rel} from a named pipe: exit code ({err.strip()[:200]})", rc, 0)
+    c.true(f"{rel} from a named pipe: same events as from the file", from_fifo == from_file and len(from_file) > 0)
+    # bash's <(cat FILE): a /dev/fd/N pipe, here after a regular file
+    out = os.path.join(tmp, "procsub.jsonl")
+    proc = subprocess.run(["bash", "-c", 'exec "$1" analyze "$2" <(cat "$3") --out "$4" -q', "bash", MEDMON,
+                           pcap("core/ethernet_basic.pcap"), p, out], capture_output=True, text=True, timeout=300)
+    _, both, _ = medmon("analyze", pcap("core/ethernet_basic.pcap"), p, "--out", "-", "-q")
+    c.eq(f"{rel} as <(cat FILE): exit code ({proc.stderr.strip()[:200]})", proc.returncode, 0)
+    c.true(f"{rel} as <(cat FILE): same events as from the files", open(out, "rb").read() == both and len(both) > 0)
 
 # ---------------------------------------------------------------- several files, in order
 # real_http.pcap was recorded before real_dns.pcap, and real_tls.pcap before both (make-real.sh).
