@@ -300,10 +300,14 @@ int finish(const AnalyzeOptions& o, const Setup& s, Engine& engine, Outputs& out
   engine.finish(g_stop ? FlowEnd::interrupted : FlowEnd::end_of_input);
   out.events.flush();
   out.sinks->close(!o.quiet);  // extra sinks deliver what is queued (bounded by their drain timeout)
-  if (err.rc != kExitClean) {
-    fmt::print(stderr, "medmon: {}\n", err.message);
-    return err.rc;
+  if (err.rc != kExitClean) fmt::print(stderr, "medmon: {}\n", err.message);
+  // Events that could not be written (full disk, closed pipe) make the run fail like an input
+  // that could not be read: its output is not the whole analysis.
+  if (std::string w = out.sinks->write_error(); !w.empty()) {
+    fmt::print(stderr, "medmon: cannot write events: {}\n", w);
+    return kExitInput;
   }
+  if (err.rc != kExitClean) return err.rc;
   if (int r = out.extras->finish(); r != kExitClean) return r;
   if (!o.quiet) {
     // On stdout, unless events go there (--out - or a stdout sink): then on stderr, so that the

@@ -11,7 +11,7 @@
 
 namespace medmon {
 
-// Exit codes (documented in README.md).
+// Exit codes (documented in README.md). kExitInput also stands for events that could not be written.
 constexpr int kExitClean = 0, kExitAlerts = 1, kExitUsage = 2, kExitInput = 3;
 
 struct CommonOptions {

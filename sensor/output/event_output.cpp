@@ -116,7 +116,33 @@ void EventOutput::flush() {
   for (auto& s : sinks_) s->flush();
 }
 
-FileSink::FileSink(const std::string& path) {
+int write_lines(int fd, std::string_view lines) {
+  size_t off = 0;
+  while (off < lines.size()) {
+    ssize_t n = ::write(fd, lines.data() + off, lines.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int e = n < 0 ? errno : ENOSPC;
+      // Output gone: drop the rest rather than spin. A line begun is taken back where the file
+      // can be cut (not a pipe), so that a reader never sees half an event.
+      size_t line_start = 0;
+      if (off > 0) {
+        size_t nl = lines.rfind('\n', off - 1);
+        line_start = nl == std::string_view::npos ? 0 : nl + 1;
+      }
+      size_t begun = off - line_start;
+      if (begun) {
+        off_t end = ::lseek(fd, 0, SEEK_CUR);
+        if (end >= off_t(begun)) (void)!::ftruncate(fd, end - off_t(begun));
+      }
+      return e;
+    }
+    off += static_cast<size_t>(n);
+  }
+  return 0;
+}
+
+FileSink::FileSink(const std::string& path) : name_(path == "-" ? "standard output" : path) {
   if (path == "-") {
     fd_ = STDOUT_FILENO;
   } else {
@@ -150,15 +176,7 @@ void FileSink::flush() {
 }
 
 void FileSink::write_all(std::string_view bytes) {
-  size_t off = 0;
-  while (off < bytes.size()) {
-    ssize_t n = ::write(fd_, bytes.data() + off, bytes.size() - off);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      break;  // output gone (closed pipe, full disk): drop rather than spin
-    }
-    off += static_cast<size_t>(n);
-  }
+  if (int e = write_lines(fd_, bytes); e && error_.empty()) error_ = name_ + ": " + std::strerror(e);
 }
 
 }  // namespace medmon

@@ -63,7 +63,14 @@ class EventSink {
   // output's buffer ("line\nline\n...", whole lines only) instead of a copy of each line.
   virtual bool takes_batches() const { return false; }
   virtual void write_batch(std::string_view lines) { (void)lines; }
+  // The first write that failed ("FILE: reason"), empty while every line was written.
+  virtual std::string write_error() const { return {}; }
 };
+
+// Writes whole lines to fd. On a failed write (full disk, closed pipe) the rest is dropped, the
+// part of a line already written is cut off again where the file allows it (so the file ends
+// with a whole line), and errno of the failure is returned; 0 when all was written.
+int write_lines(int fd, std::string_view lines);
 
 // Sees every event after it is finished (policy engine, asset tracker, summary).
 class EventObserver {
@@ -140,12 +147,15 @@ class FileSink : public EventSink {
   void flush() override;
   bool takes_batches() const override { return true; }
   void write_batch(std::string_view lines) override;
+  std::string write_error() const override { return error_; }
 
  private:
   void write_all(std::string_view bytes);
   int fd_ = -1;
   bool owned_ = false;
+  std::string name_;
   std::string buf_;
+  std::string error_;
 };
 
 // Keeps lines with their event types in memory (unit tests, worker output before merging).

@@ -6,6 +6,7 @@
   was written to stdout or --out before the error is whole JSON lines. A file that cannot be
   opened (missing, not a capture, unknown link type) is found before any output is made.
 - The same input twice gives byte-identical output (stdout and --out FILE).
+- Events that cannot be written (a full disk: /dev/full) are exit 3 with an error naming the output.
 - Several files are read in order as one capture; `-` reads a capture from stdin, and a named
   pipe or `<(...)` is read like a file (once: it is not checked before the outputs are opened).
 - `--filter BPF` analyses only the packets tcpdump's filter of the same expression keeps; a bad
@@ -95,6 +96,20 @@ for what, files in (("missing file", [os.path.join(tmp, "does-not-exist.pcap")])
 rc, out, _ = medmon("analyze", pcap("core/truncated.pcap"), "--out", "-")
 n = whole_lines("truncated pcap events", out)
 c.true("truncated pcap: stdout holds only whole events (%d)" % n, n >= 0)
+
+# ---------------------------------------------------------------- events that cannot be written
+# A full disk (/dev/full) is an error naming the output, exit 3, with one worker or several.
+for extra in ([], ["--workers", "2"]):
+    rc, _, err = medmon("analyze", pcap("core/ethernet_basic.pcap"), "--out", "/dev/full", "-q", *extra)
+    c.eq(f"--out /dev/full {extra}: exit code ({err.strip()[:200]})", rc, 3)
+    c.true(f"--out /dev/full {extra}: one error line naming the output ({err.strip()[:200]})",
+           err.strip() == "medmon: cannot write events: /dev/full: No space left on device")
+with open("/dev/full", "wb") as full:
+    p = subprocess.run([MEDMON, "analyze", pcap("core/ethernet_basic.pcap"), "--out", "-", "-q"], stdout=full,
+                       stderr=subprocess.PIPE, timeout=300)
+c.eq("--out - on a full device: exit code", p.returncode, 3)
+c.true(f"--out - on a full device: says standard output ({p.stderr.decode()[:200]})",
+       "cannot write events: standard output: No space left on device" in p.stderr.decode())
 
 # ---------------------------------------------------------------- determinism
 for rel in ("demo/demo.pcap", "core/real_tls.pcap", "core/ipv4_fragments.pcap", "core/malformed.pcap",

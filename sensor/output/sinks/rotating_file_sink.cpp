@@ -105,15 +105,10 @@ void RotatingFileSink::write_line(std::string_view, std::string_view line) {
 }
 
 void RotatingFileSink::flush() {
-  size_t off = 0;
-  while (fd_ >= 0 && off < buf_.size()) {
-    ssize_t n = ::write(fd_, buf_.data() + off, buf_.size() - off);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      break;  // output gone (full disk): drop rather than spin, as FileSink does
-    }
-    off += size_t(n);
-  }
+  // A failed write (full disk) drops the buffer rather than spin, as FileSink does; the next
+  // flush tries again.
+  if (fd_ >= 0)
+    if (int e = write_lines(fd_, buf_); e && error_.empty()) error_ = path_ + ": " + std::strerror(e);
   buf_.clear();
 }
 

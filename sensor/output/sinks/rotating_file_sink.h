@@ -21,6 +21,7 @@ class RotatingFileSink : public EventSink {
   ~RotatingFileSink() override;
   void write_line(std::string_view event_type, std::string_view line) override;
   void flush() override;
+  std::string write_error() const override { return error_; }
   uint64_t rotations() const { return rotations_; }
   uint64_t failed_rotations() const { return failed_rotations_; }
 
@@ -45,6 +46,7 @@ class RotatingFileSink : public EventSink {
   int64_t first_ts_ = -1;  // first event of the current file
   uint64_t rotations_ = 0;
   uint64_t failed_rotations_ = 0;
+  std::string error_;  // the first failed write
 };
 
 }  // namespace medmon

@@ -134,6 +134,15 @@ void SinkSet::close(bool verbose) {
   if (primary_) primary_->flush();
 }
 
+std::string SinkSet::write_error() const {
+  if (primary_)
+    if (std::string e = primary_->write_error(); !e.empty()) return e;
+  for (const auto& e : extras_)
+    if (e.file)
+      if (std::string w = e.file->write_error(); !w.empty()) return w;
+  return {};
+}
+
 namespace {
 // Whether two paths name one file: the same inode when both exist, else the same absolute path
 // once "." and ".." and symbolic links of the existing part are resolved.

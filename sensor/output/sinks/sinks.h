@@ -36,6 +36,9 @@ class SinkSet {
   // Delivers what is queued (bounded by each sink's drain timeout) and prints a line per extra
   // sink on stderr when something is left undelivered or was dropped (or always, when verbose).
   void close(bool verbose);
+  // The first failed write of the --out file or of a file/stdout sink ("FILE: reason"), empty
+  // when all were written.
+  std::string write_error() const;
 
  private:
   friend std::unique_ptr<SinkSet> make_sinks(const SinkConfig&, const std::string&);

@@ -9,7 +9,12 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include <sys/resource.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
 
 #include <cstdio>
 #include <fstream>
@@ -300,4 +305,42 @@ TEST_CASE("a file sink takes the lines in runs from the output's buffer: same by
   CHECK(mem->lines.size() == 6003);
   CHECK(got.size() == expect.size());
   CHECK(got == expect);
+}
+
+TEST_CASE("a file sink that cannot write says so and leaves no half line") {
+  SECTION("a full device: the error names the file") {
+    FileSink s("/dev/full");
+    CHECK(s.write_error().empty());
+    s.write_line("test", R"({"a":1})");
+    s.flush();
+    CHECK(s.write_error() == "/dev/full: " + std::string(std::strerror(ENOSPC)));
+  }
+  SECTION("a file that stops growing in the middle of a line is cut back to the last whole line") {
+    char tmpl[] = "/tmp/medmon-full-XXXXXX";
+    int fd = mkstemp(tmpl);
+    REQUIRE(fd >= 0);
+    close(fd);
+    // A file size limit makes the write stop part way, as a disk filling up does.
+    rlimit old{};
+    REQUIRE(getrlimit(RLIMIT_FSIZE, &old) == 0);
+    auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+    std::string err;
+    {
+      FileSink s(tmpl);
+      rlimit small = old;
+      small.rlim_cur = 100;
+      REQUIRE(setrlimit(RLIMIT_FSIZE, &small) == 0);
+      for (int i = 0; i < 4; ++i) s.write_line("test", R"({"line":)" + std::to_string(i) + R"(,"pad":"xxxxxxxxxxxxxxxxxxxxxx"})");
+      s.flush();
+      err = s.write_error();
+    }
+    setrlimit(RLIMIT_FSIZE, &old);
+    std::signal(SIGXFSZ, old_handler);
+    std::ifstream in(tmpl);
+    std::string got((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::remove(tmpl);
+    CHECK(err == std::string(tmpl) + ": " + std::strerror(EFBIG));
+    // 42 bytes a line: two whole lines fit in 100 bytes; the part of the third written is taken back.
+    CHECK(got == "{\"line\":0,\"pad\":\"xxxxxxxxxxxxxxxxxxxxxx\"}\n{\"line\":1,\"pad\":\"xxxxxxxxxxxxxxxxxxxxxx\"}\n");
+  }
 }
