@@ -16,6 +16,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include <fmt/format.h>
+
 namespace medmon {
 
 namespace {
@@ -63,6 +65,69 @@ void install_sigbus_handler() {
   });
 }
 }  // namespace
+
+std::string pcapng_unsupported(const std::string& path) {
+  constexpr uint32_t kSectionHeader = 0x0a0d0d0a, kByteOrder = 0x1a2b3c4d, kIdb = 1;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return {};
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return {};
+  }
+  // Read in large pieces (never mapped: a file cut meanwhile must not fault here).
+  std::vector<unsigned char> buf(size_t(1) << 20);
+  uint64_t buf_at = 0, buf_len = 0;
+  auto header = [&](uint64_t at) -> const unsigned char* {
+    if (at < buf_at || at + 12 > buf_at + buf_len) {
+      ssize_t n = pread(fd, buf.data(), buf.size(), off_t(at));
+      buf_at = at;
+      buf_len = n > 0 ? uint64_t(n) : 0;
+      if (buf_len < 12) return nullptr;
+    }
+    return buf.data() + (at - buf_at);
+  };
+  const uint64_t size = uint64_t(st.st_size);
+  bool first_swapped = false, swapped = false;
+  int first_linktype = -1;
+  std::string problem;
+  // Stops at anything malformed: libpcap reports that where it reads it.
+  for (uint64_t at = 0; at + 12 <= size;) {
+    const unsigned char* h = header(at);
+    if (!h) break;
+    uint32_t type = load32(h, swapped);
+    if (type == kSectionHeader) {  // the same in either byte order: the section's own says which
+      uint32_t bom = load32(h + 8, false);
+      if (bom != kByteOrder && bom != __builtin_bswap32(kByteOrder)) break;
+      bool s = bom != kByteOrder;
+      if (at == 0) {
+        first_swapped = s;
+      } else if (s != first_swapped) {
+        problem = fmt::format("{}: the section at byte {} is in another byte order than the first; sections of "
+                              "mixed byte order are not supported", path, at);
+        break;
+      }
+      swapped = s;
+    } else if (at == 0) {
+      break;  // not pcapng
+    }
+    uint32_t len = load32(h + 4, swapped);
+    if (len < 12 || len % 4 || len > size - at) break;
+    if (type == kIdb && len >= 20) {
+      int linktype = load16(h + 8, swapped);
+      if (first_linktype < 0) {
+        first_linktype = linktype;
+      } else if (linktype != first_linktype) {
+        problem = fmt::format("{}: the interface at byte {} has link type {}, the first interface {}; interfaces of "
+                              "different link types are not supported", path, at, linktype, first_linktype);
+        break;
+      }
+    }
+    at += len;
+  }
+  ::close(fd);
+  return problem;
+}
 
 PcapSource::~PcapSource() {
   pcap_freecode(&filter_);

@@ -12,6 +12,13 @@
 
 namespace medmon {
 
+// What in a pcapng file libpcap would refuse part way through although the format allows it:
+// an interface whose link type differs from the first interface's (in this section or a later
+// one), or a section whose byte order differs from the first section's. A one-line message
+// naming the file and the block's offset; empty when there is none, when the file is not
+// pcapng or cannot be read (opening it reports that). A walk over the block headers only.
+std::string pcapng_unsupported(const std::string& path);
+
 class PcapSource {
  public:
   enum class Next { packet, timeout, end, error };

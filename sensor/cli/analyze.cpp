@@ -268,8 +268,10 @@ InputError read_file(const std::string& file, const std::string& bpf, Engine& en
 
 // Opens every input file once before an output is created, so that a mistyped name, a file
 // that is not a capture or a filter that does not fit its link type ends the run before it
-// empties the events file of an earlier run. A stream can be read only once: standard input,
-// a named pipe or a `<(...)` (/dev/fd/N) is opened only for the real read.
+// empties the events file of an earlier run; so does a pcapng file that libpcap would refuse
+// part way (interfaces of different link types, sections of different byte orders). A stream
+// can be read only once: standard input, a named pipe or a `<(...)` (/dev/fd/N) is opened only
+// for the real read.
 InputError check_inputs(const AnalyzeOptions& o) {
   InputError err;
   for (const auto& file : o.files) {
@@ -277,6 +279,11 @@ InputError check_inputs(const AnalyzeOptions& o) {
     struct stat st;
     if (stat(file.c_str(), &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) || S_ISSOCK(st.st_mode))) continue;
     if (!open_capture(file, o.bpf, err)) break;
+    // What libpcap would refuse only when it reaches it, after events were written.
+    if (std::string why = pcapng_unsupported(file); !why.empty()) {
+      err = {kExitInput, why};
+      break;
+    }
   }
   return err;
 }

@@ -4,7 +4,8 @@
 - A truncated pcap, a file that is not a capture, an unknown link type, an empty file and a
   missing file: exit code 3, a one-line error on stderr starting with "medmon: ", and whatever
   was written to stdout or --out before the error is whole JSON lines. A file that cannot be
-  opened (missing, not a capture, unknown link type) is found before any output is made.
+  opened (missing, not a capture, unknown link type) is found before any output is made, and so
+  is a pcapng file whose interfaces differ in link type or whose sections differ in byte order.
 - The same input twice gives byte-identical output (stdout and --out FILE).
 - Events that cannot be written (a full disk: /dev/full) are exit 3 with an error naming the output.
 - Several files are read in order as one capture; `-` reads a capture from stdin, and a named
@@ -15,6 +16,7 @@
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -92,6 +94,51 @@ for what, files in (("missing file", [os.path.join(tmp, "does-not-exist.pcap")])
     c.eq(f"{what}: exit code", rc, 3)
     c.true(f"{what}: an earlier run's events file is left untouched ({err.strip()[:160]})",
            open(earlier, "rb").read() == b'{"event_type":"stats"}\n')
+# pcapng files valid by the format that libpcap refuses part way: found before any output is made
+
+
+def ng_block(btype, body, e):
+    body += b"\0" * (-len(body) % 4)
+    return struct.pack(e + "II", btype, 12 + len(body)) + body + struct.pack(e + "I", 12 + len(body))
+
+
+def ng_shb(e="<"):
+    return ng_block(0x0A0D0D0A, struct.pack(e + "IHHq", 0x1A2B3C4D, 1, 0, -1), e)
+
+
+def ng_idb(linktype, e="<"):
+    return ng_block(1, struct.pack(e + "HHI", linktype, 0, 65535), e)
+
+
+def ng_epb(t, pkt, e="<"):
+    return ng_block(6, struct.pack(e + "IIIII", 0, t >> 32, t & 0xFFFFFFFF, len(pkt), len(pkt)) + pkt, e)
+
+
+udp_ip = bytes.fromhex("45000021000100004011") + b"\0\0" + bytes([10, 0, 0, 1, 10, 0, 0, 2]) + \
+    bytes.fromhex("03e807d0000d0000") + b"hello"
+eth_udp = bytes.fromhex("001122334455006677889900") + b"\x08\x00" + udp_ip
+t0 = 1700000000 * 10**6
+for name, data, words in (
+        ("two link types", ng_shb() + ng_idb(1) + ng_idb(101) + ng_epb(t0, eth_udp), "link type 101, the first interface 1"),
+        ("link type of a later section", ng_shb() + ng_idb(1) + ng_epb(t0, eth_udp) + ng_shb() + ng_idb(101) +
+         ng_epb(t0 + 1, udp_ip), "link type 101, the first interface 1"),
+        ("sections of mixed byte order", ng_shb() + ng_idb(1) + ng_epb(t0, eth_udp) + ng_shb(">") + ng_idb(1, ">") +
+         ng_epb(t0 + 1, eth_udp, ">"), "another byte order than the first")):
+    path = os.path.join(tmp, "mixed.pcapng")
+    with open(path, "wb") as f:
+        f.write(data)
+    with open(earlier, "wb") as f:
+        f.write(b'{"event_type":"stats"}\n')
+    rc, _, err = medmon("analyze", pcap("core/ethernet_basic.pcap"), path, "--out", earlier)
+    c.eq(f"pcapng, {name}: exit code", rc, 3)
+    c.true(f"pcapng, {name}: one line naming the file and the reason ({err.strip()[:200]})",
+           err.strip().startswith(f"medmon: {path}: ") and words in err and "not supported" in err and
+           len(err.strip().splitlines()) == 1)
+    c.true(f"pcapng, {name}: an earlier run's events file is left untouched",
+           open(earlier, "rb").read() == b'{"event_type":"stats"}\n')
+# two interfaces of one link type stay readable
+rc, _, err = medmon("analyze", pcap("core/two_interfaces.pcapng"), "--out", "-")
+c.eq(f"pcapng with two Ethernet interfaces: exit code ({err.strip()[:200]})", rc, 0)
 # the flows of the truncated file up to the cut are complete events when they are written
 rc, out, _ = medmon("analyze", pcap("core/truncated.pcap"), "--out", "-")
 n = whole_lines("truncated pcap events", out)
