@@ -11,6 +11,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -21,6 +24,25 @@ namespace medmon {
 namespace {
 [[noreturn]] void fail(const std::string& iface, const std::string& what) {
   throw std::runtime_error(iface + ": " + what + ": " + std::strerror(errno));
+}
+
+// A libpcap handle activated on the Ethernet interface, so that pcap_compile generates code as
+// for a live Linux capture; null when it cannot be opened. Not promiscuous, with a small buffer:
+// it is closed as soon as the filter is compiled.
+pcap_t* open_live_for_compile(const std::string& iface, int snaplen) {
+  char err[PCAP_ERRBUF_SIZE] = {0};
+  pcap_t* p = pcap_create(iface.c_str(), err);
+  if (!p) return nullptr;
+  pcap_set_snaplen(p, snaplen);
+  pcap_set_promisc(p, 0);
+  pcap_set_buffer_size(p, 1 << 16);
+  // > 0 is a warning: the handle is usable. This socket reads frames as they are on the link,
+  // which the code of another link type (libpcap's cooked mode) would misread.
+  if (pcap_activate(p) < 0 || pcap_datalink(p) != DLT_EN10MB) {
+    pcap_close(p);
+    return nullptr;
+  }
+  return p;
 }
 }  // namespace
 
@@ -50,6 +72,7 @@ AfPacketSource::AfPacketSource(const AfPacketOptions& o) {
   ring_ = static_cast<uint8_t*>(m);
 
   snaplen_ = o.snaplen;
+  iface_ = o.iface;
   if (!o.bpf.empty()) set_filter(o.bpf);
 
   unsigned idx = if_nametoindex(o.iface.c_str());
@@ -77,12 +100,24 @@ void AfPacketSource::set_filter(const std::string& bpf) {
     setsockopt(fd_, SOL_SOCKET, SO_DETACH_FILTER, nullptr, 0);  // ENOENT when there was none
     return;
   }
-  // A dead handle only compiles: the filter runs in the kernel on this socket.
-  std::unique_ptr<pcap_t, void (*)(pcap_t*)> dead(pcap_open_dead(DLT_EN10MB, static_cast<int>(snaplen_)), pcap_close);
-  if (!dead) throw std::runtime_error("cannot compile BPF filter: out of memory");
+  // The handle only compiles: the filter runs in the kernel on this socket, which sees frames
+  // whose 802.1Q tag the kernel has already taken out. libpcap compiles a filter for a live
+  // Linux socket with the kernel's ancillary loads for VLAN tests; on a handle of a capture
+  // file ("dead") it reads the tag from the frame bytes, and `vlan 10` matches nothing. So the
+  // filter is compiled on a live handle of the same interface, opened for the moment; when that
+  // cannot be (the privilege to open one dropped, say), as for a file, with a warning.
+  std::unique_ptr<pcap_t, void (*)(pcap_t*)> handle(open_live_for_compile(iface_, snaplen_), pcap_close);
+  if (!handle) {
+    fmt::print(stderr,
+               "medmon: warning: {}: no live handle to compile the BPF filter on: compiled as for a capture file, "
+               "where VLAN tests read the 802.1Q tag from the frame (the kernel has taken it out)\n",
+               iface_);
+    handle.reset(pcap_open_dead(DLT_EN10MB, static_cast<int>(snaplen_)));
+  }
+  if (!handle) throw std::runtime_error("cannot compile BPF filter: out of memory");
   bpf_program prog;
-  if (pcap_compile(dead.get(), &prog, bpf.c_str(), 1, PCAP_NETMASK_UNKNOWN) < 0)
-    throw std::runtime_error("bad BPF filter '" + bpf + "': " + pcap_geterr(dead.get()));
+  if (pcap_compile(handle.get(), &prog, bpf.c_str(), 1, PCAP_NETMASK_UNKNOWN) < 0)
+    throw std::runtime_error("bad BPF filter '" + bpf + "': " + pcap_geterr(handle.get()));
   sock_fprog fp{static_cast<unsigned short>(prog.bf_len), reinterpret_cast<sock_filter*>(prog.bf_insns)};
   int rc = setsockopt(fd_, SOL_SOCKET, SO_ATTACH_FILTER, &fp, sizeof fp);
   pcap_freecode(&prog);
@@ -110,6 +145,10 @@ size_t AfPacketSource::poll(int timeout_ms, const Handler& h) {
       const uint8_t* frame = reinterpret_cast<const uint8_t*>(ph) + ph->tp_mac;
       uint32_t caplen = ph->tp_snaplen, wirelen = ph->tp_len;
       int64_t usec = int64_t(ph->tp_sec) * 1000000 + ph->tp_nsec / 1000;
+      // The snapshot length is kept here, whatever the kernel delivered: without a filter (or
+      // with one whose return value allows more) the kernel gives the whole frame. The frame's
+      // own length stays its wire length.
+      const uint32_t snap = static_cast<uint32_t>(snaplen_);
       if ((ph->tp_status & TP_STATUS_VLAN_VALID) && caplen >= 12) {
         // The kernel stripped the 802.1Q tag: put it back, zones are often VLANs.
         vlan_buf_.assign(frame, frame + 12);
@@ -118,9 +157,9 @@ size_t AfPacketSource::poll(int timeout_ms, const Handler& h) {
         uint8_t tag[4] = {uint8_t(tpid >> 8), uint8_t(tpid), uint8_t(tci >> 8), uint8_t(tci)};
         vlan_buf_.insert(vlan_buf_.end(), tag, tag + 4);
         vlan_buf_.insert(vlan_buf_.end(), frame + 12, frame + caplen);
-        h(vlan_buf_.data(), caplen + 4, wirelen + 4, usec);
+        h(vlan_buf_.data(), std::min(caplen + 4, snap), wirelen + 4, usec);
       } else {
-        h(frame, caplen, wirelen, usec);
+        h(frame, std::min(caplen, snap), wirelen, usec);
       }
       ++n;
       ph = reinterpret_cast<tpacket3_hdr*>(reinterpret_cast<uint8_t*>(ph) + ph->tp_next_offset);

@@ -40,7 +40,8 @@ class AfPacketSource {
 
  private:
   int fd_ = -1;
-  int snaplen_ = 65535;
+  int snaplen_ = 65535;   // frames are cut to it here (the kernel cuts them only through a filter)
+  std::string iface_;     // where set_filter opens a live handle to compile on
   uint8_t* ring_ = nullptr;
   size_t ring_size_ = 0;
   size_t block_size_ = 0, block_count_ = 0, next_block_ = 0;
