@@ -8,6 +8,7 @@
 
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 
 namespace medmon::yaml_checks {
@@ -51,14 +52,17 @@ bool flag(const std::string& file, const YAML::Node& n, const std::string& key) 
 using Handler = std::function<void(const YAML::Node&)>;
 
 // A mapping whose keys must all be known: each value goes to its key's handler, an unknown key
-// is an error that lists the expected ones.
+// is an error that lists the expected ones, and so is a key given twice (yaml-cpp keeps both:
+// a value would be read twice, a section merged with its repeat, a list appended to).
 template <class Error>
 void mapping(const std::string& file, const YAML::Node& node, const std::string& name,
              const std::map<std::string, Handler>& keys) {
   if (!node.IsMap()) fail<Error>(file, node, fmt::format("'{}' must be a mapping", name));
+  std::set<std::string> seen;
   for (auto it = node.begin(); it != node.end(); ++it) {
     if (!it->first.IsScalar()) fail<Error>(file, it->first, fmt::format("keys of '{}' must be plain names", name));
     std::string k = it->first.as<std::string>();
+    if (!seen.insert(k).second) fail<Error>(file, it->first, fmt::format("duplicate key '{}' in '{}'", k, name));
     auto h = keys.find(k);
     if (h == keys.end()) {
       std::string known;

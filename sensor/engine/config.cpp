@@ -104,7 +104,8 @@ SensorConfig load_config(const std::string& path) {
     {"fragments", [&](const YAML::Node& n) { section(f, n, "fragments", {
       {"max_datagrams", [&](const YAML::Node& v) { c.fragments.max_datagrams = number<size_t>(f, v, "max_datagrams", 1, 10'000'000); }},
       {"memcap", [&](const YAML::Node& v) { c.fragments.max_bytes = number<size_t>(f, v, "memcap", 65536, size_t(1) << 40); }},
-      {"timeout", [&](const YAML::Node& v) { c.fragments.timeout_usec = seconds(f, v, "timeout"); }},
+      // 0 would drop every pending datagram at its next fragment: no reassembly at all.
+      {"timeout", [&](const YAML::Node& v) { c.fragments.timeout_usec = seconds(f, v, "timeout", true); }},
     }); }},
     {"ndpi", [&](const YAML::Node& n) { section(f, n, "ndpi", {
       {"max_packets", [&](const YAML::Node& v) { c.ndpi.max_packets = number<uint32_t>(f, v, "max_packets", 1, 1000); }},
@@ -113,13 +114,21 @@ SensorConfig load_config(const std::string& path) {
     {"output", [&](const YAML::Node& n) { section(f, n, "output", {
       {"stats_interval", [&](const YAML::Node& v) {
          c.stats_interval_usec = seconds(f, v, "stats_interval");
+         // Under a second a replay would write stats between nearly every packet (and under a
+         // microsecond the value would round to 0, "only at the end"): as live's --stats-interval.
+         if (v.as<double>() != 0 && c.stats_interval_usec < 1'000'000)
+           fail(f, v, "'stats_interval' must be 0 (stats only at the end) or at least 1 second");
          c.stats_interval_set = true;
        }},
       {"phi", [&](const YAML::Node& v) {
         std::string m = text(f, v, "phi");
         if (m != "pseudonym" && m != "raw") fail(f, v, "'phi' must be 'pseudonym' or 'raw'");
         c.phi_mode = m; }},
-      {"phi_key", [&](const YAML::Node& v) { c.phi_key = text(f, v, "phi_key"); }},
+      {"phi_key", [&](const YAML::Node& v) {
+        c.phi_key = text(f, v, "phi_key");
+        // The same minimum as a phi_key_file's key: a short key is guessed by trying them all.
+        if (c.phi_key.size() < 16) fail(f, v, "'phi_key' must be at least 16 characters");
+      }},
       {"phi_key_file", [&](const YAML::Node& v) { c.phi_key_file = text(f, v, "phi_key_file"); }},
       {"sensor_id", [&](const YAML::Node& v) { sink_key(f, "sensor_id", v, c); }},
       {"rotate", [&](const YAML::Node& v) { sink_key(f, "rotate", v, c); }},

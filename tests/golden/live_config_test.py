@@ -32,6 +32,14 @@ BAD = [
     ("output:\n  phi_key_file: {a: 1}\n", 2, 17, "'phi_key_file' must be a string"),
     ("policy:\n  site: [a, b]\n", 2, 9, "'site' must be a string"),
     ("? [capture]\n: 1\n", 1, 3, "keys of 'top level' must be plain names"),
+    ("fragments:\n  timeout: 0\n", 2, 12, "'timeout' must be more than 0 seconds"),
+    ("output:\n  stats_interval: 0.0000001\n", 2, 19, "'stats_interval' must be 0 (stats only at the end) or at least 1 second"),
+    ("output:\n  stats_interval: 0.5\n", 2, 19, "'stats_interval' must be 0 (stats only at the end) or at least 1 second"),
+    ("output:\n  phi_key: 0123456789abcde\n", 2, 12, "'phi_key' must be at least 16 characters"),
+    # A key given twice: yaml-cpp keeps both, the reader would take both in turn.
+    ("capture:\n  workers: 2\n  workers: 3\n", 3, 3, "duplicate key 'workers' in 'capture'"),
+    ("capture:\n  workers: 2\ncapture:\n  snaplen: 100\n", 3, 1, "duplicate key 'capture' in 'top level'"),
+    ("capture:\n  cpus: [0]\n  cpus: [1]\n", 3, 3, "duplicate key 'cpus' in 'capture'"),
 ]
 
 
