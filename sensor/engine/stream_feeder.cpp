@@ -22,7 +22,7 @@ StreamFeeder::StreamFeeder(std::span<const DissectorInfo* const> candidates, Tra
 void StreamFeeder::detach() {
   state_ = State::none;
   dissector_.reset();
-  for (auto& d : dirs_) { std::vector<uint8_t>().swap(d.pending); d.skip = 0; d.need = 0; }
+  for (auto& d : dirs_) { d.release(); d.skip = 0; d.need = 0; }
 }
 
 void StreamFeeder::data(Dir dir, std::span<const uint8_t> bytes, uint64_t offset, FlowContext& ctx) {
@@ -94,19 +94,19 @@ void StreamFeeder::feed(Dir dir, std::span<const uint8_t> bytes, FlowContext& ct
     if (r.give_up) detach();
     return;
   }
-  if (s.pending.empty()) {
+  if (s.held() == 0) {
     run(dir, bytes, ctx);
     if (state_ != State::active) return;
-    if (!bytes.empty()) s.pending.assign(bytes.begin(), bytes.end());
+    if (!bytes.empty()) { s.pending.assign(bytes.begin(), bytes.end()); s.head = 0; }
     return;
   }
-  if (s.pending.size() + bytes.size() > limits_.max_buffer) {
+  if (s.held() + bytes.size() > limits_.max_buffer) {
     // The dissector asked for more than the cap: treat the held bytes as lost.
     ctx.anomaly("stream", "buffer_cap_exceeded", s.next_offset);
     ++ctx.counters().at("stream.buffer_cap_hits");
-    uint64_t lost = s.pending.size();
+    uint64_t lost = s.held();
     s.next_offset += lost;
-    std::vector<uint8_t>().swap(s.pending);
+    s.release();
     s.need = 0;
     dissector_->on_gap(dir, lost, ctx);
     if (state_ != State::active) return;
@@ -114,15 +114,20 @@ void StreamFeeder::feed(Dir dir, std::span<const uint8_t> bytes, FlowContext& ct
     if (state_ == State::active && !bytes.empty()) s.pending.assign(bytes.begin(), bytes.end());
     return;
   }
+  // Drop the consumed front instead of letting the vector grow (and copy it) with it.
+  if (s.head && s.pending.size() + bytes.size() > s.pending.capacity()) s.compact();
   s.pending.insert(s.pending.end(), bytes.begin(), bytes.end());
-  if (s.pending.size() < s.need) return;
-  std::vector<uint8_t> held;
-  held.swap(s.pending);
-  std::span<const uint8_t> rest(held);
+  if (s.held() < s.need) return;
+  // The dissector reads the held bytes in place: run() never touches `pending` (detach() frees
+  // it, and run() returns at once after that).
+  std::span<const uint8_t> rest(s.pending.data() + s.head, s.held());
   run(dir, rest, ctx);
-  if (state_ == State::active && !rest.empty()) {
-    // Keep the unconsumed tail; held is about to be discarded.
-    s.pending.assign(rest.begin(), rest.end());
+  if (state_ != State::active) return;
+  if (rest.empty()) {
+    s.release();
+  } else {
+    s.head = s.pending.size() - rest.size();
+    if (s.head >= rest.size()) s.compact();  // moves fewer bytes than were consumed
   }
 }
 
@@ -157,7 +162,7 @@ void StreamFeeder::gap(Dir dir, uint64_t missing, FlowContext& ctx) {
   if (state_ == State::probing) {
     // A hole before anything was recognised: stop probing this direction.
     s.probe_said_no = true;
-    std::vector<uint8_t>().swap(s.pending);
+    s.release();
     if (dirs_[0].probe_said_no && dirs_[1].probe_said_no) detach();
     return;
   }
@@ -168,10 +173,10 @@ void StreamFeeder::gap(Dir dir, uint64_t missing, FlowContext& ctx) {
     return;
   }
   // Held bytes [next_offset, +pending) are useless without what follows them.
-  uint64_t lost = missing - s.skip + s.pending.size();
-  s.next_offset += s.pending.size() + missing;
+  uint64_t lost = missing - s.skip + s.held();
+  s.next_offset += s.held() + missing;
   s.skip = 0;
-  std::vector<uint8_t>().swap(s.pending);
+  s.release();
   s.need = 0;
   dissector_->on_gap(dir, lost, ctx);
 }

@@ -3,6 +3,7 @@
 // dissector on the first bytes of each direction (port hints only order them), then feeds the
 // chosen dissector, holding back unconsumed bytes (bounded) and honouring `skip`.
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -32,17 +33,30 @@ class StreamFeeder {
   const DissectorInfo* claimed() const { return state_ == State::active ? info_ : nullptr; }
   bool probing() const { return state_ == State::probing; }
   bool done() const { return state_ == State::none; }
-  size_t buffered() const { return dirs_[0].pending.size() + dirs_[1].pending.size(); }
+  size_t buffered() const { return dirs_[0].held() + dirs_[1].held(); }
 
  private:
   enum class State : uint8_t { probing, active, none };
   struct DirState {
-    std::vector<uint8_t> pending;  // bytes the dissector has not consumed yet
+    // Bytes the dissector has not consumed yet: pending[head..]. The consumed front is dropped
+    // only once it outweighs the rest (or before the vector would grow), so holding a long
+    // message that arrives in small segments costs linear time, not a copy per segment.
+    std::vector<uint8_t> pending;
+    size_t head = 0;
     uint64_t skip = 0;             // bytes to drop before the next delivery
     size_t need = 0;               // wait for this many pending bytes before calling again
     uint64_t next_offset = 0;      // stream offset of pending[0] (or of the next byte)
     bool probe_said_no = false;
     bool ended = false;
+    size_t held() const { return pending.size() - head; }
+    void compact() {
+      pending.erase(pending.begin(), pending.begin() + static_cast<std::ptrdiff_t>(head));
+      head = 0;
+    }
+    void release() {
+      std::vector<uint8_t>().swap(pending);
+      head = 0;
+    }
   };
 
   void probe(Dir dir, FlowContext& ctx);
