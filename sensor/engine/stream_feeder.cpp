@@ -22,24 +22,41 @@ StreamFeeder::StreamFeeder(std::span<const DissectorInfo* const> candidates, Tra
 void StreamFeeder::detach() {
   state_ = State::none;
   dissector_.reset();
-  for (auto& d : dirs_) { d.release(); d.skip = 0; d.need = 0; }
+  for (auto& d : dirs_) { d.release(); std::vector<HeldPiece>().swap(d.pieces); d.skip = 0; d.need = 0; }
 }
 
 void StreamFeeder::data(Dir dir, std::span<const uint8_t> bytes, uint64_t offset, FlowContext& ctx) {
   DirState& s = dirs_[static_cast<int>(dir)];
   if (state_ == State::none) return;
   if (state_ == State::probing) {
-    if (s.probe_said_no) return;
-    if (transport_ == Transport::udp) s.pending.clear();  // each datagram is probed on its own
+    if (s.dropped) { s.next_offset = offset + bytes.size(); return; }
+    if (transport_ == Transport::udp) { s.pending.clear(); s.pieces.clear(); }  // each datagram is probed on its own
     if (s.pending.empty()) s.next_offset = offset;
-    // Hold the bytes while probing (a decision comes within probe_window bytes): the chosen
-    // dissector then gets the stream from its first byte.
-    if (s.pending.size() + bytes.size() > limits_.max_buffer) { detach(); return; }
+    // Hold the bytes while probing (a decision comes within probe_window bytes), and as many of
+    // a direction every probe refused while the other may still be claimed: the chosen
+    // dissector then gets both streams from their first byte.
+    bool full = s.pending.size() + bytes.size() > limits_.max_buffer;
+    if (s.probe_said_no && (full || s.pending.size() >= limits_.probe_window)) {
+      drop(dir);  // no longer held; the other direction is still probed
+      s.next_offset = offset + bytes.size();
+      return;
+    }
+    if (full) { detach(); return; }
     s.pending.insert(s.pending.end(), bytes.begin(), bytes.end());
-    probe(dir, ctx);
+    s.hold(bytes.size(), ctx.now());
+    if (!s.probe_said_no) probe(dir, ctx);
     return;
   }
   feed(dir, bytes, ctx);
+}
+
+void StreamFeeder::drop(Dir dir) {
+  DirState& s = dirs_[static_cast<int>(dir)];
+  s.probe_said_no = true;
+  s.dropped = true;
+  s.release();
+  std::vector<HeldPiece>().swap(s.pieces);
+  if (dirs_[0].probe_said_no && dirs_[1].probe_said_no) detach();
 }
 
 void StreamFeeder::probe(Dir dir, FlowContext& ctx) {
@@ -51,10 +68,10 @@ void StreamFeeder::probe(Dir dir, FlowContext& ctx) {
     if (r == Probe::yes) { claim(d, dir, ctx); return; }
     if (r == Probe::need_more) undecided = true;
   }
-  if (transport_ == Transport::udp) { s.pending.clear(); return; }  // the next datagram may match
+  if (transport_ == Transport::udp) { s.pending.clear(); s.pieces.clear(); return; }  // the next datagram may match
   if (!undecided || s.pending.size() >= limits_.probe_window) {
+    // Refused, but still held: a probe may yet claim the flow from the other direction.
     s.probe_said_no = true;
-    std::vector<uint8_t>().swap(s.pending);
     if (dirs_[0].probe_said_no && dirs_[1].probe_said_no) detach();
   }
 }
@@ -65,15 +82,26 @@ void StreamFeeder::claim(const DissectorInfo* info, Dir first, FlowContext& ctx)
   state_ = State::active;
   ctx.facts().app.assign(info->name);
   ++ctx.counters().at(std::string("app.").append(info->name).append(".flows"));
-  // Replay what was held while probing: the direction that matched first.
+  // Replay what was held while probing. First the direction that matched, all at once: a
+  // dissector may choose itself again on the bytes the probe saw (the proprietary dispatcher
+  // does). Then the other direction, each piece with the time it arrived at.
+  Timestamp now = ctx.now();
   for (Dir d : {first, reverse(first)}) {
     DirState& s = dirs_[static_cast<int>(d)];
-    s.probe_said_no = false;
-    if (s.pending.empty()) continue;
+    s.probe_said_no = s.dropped = false;
     std::vector<uint8_t> held;
+    std::vector<HeldPiece> pieces;
     held.swap(s.pending);
-    ctx.set_stream_offset(s.next_offset);
-    feed(d, held, ctx);
+    pieces.swap(s.pieces);
+    if (d == first) pieces = {{held.size(), now}};
+    size_t at = 0;
+    for (const HeldPiece& p : pieces) {
+      ctx.set_now(p.time);
+      feed(d, std::span<const uint8_t>(held).subspan(at, p.size), ctx);
+      at += p.size;
+      if (state_ != State::active) break;
+    }
+    ctx.set_now(now);
     if (state_ != State::active) return;
   }
 }
@@ -160,10 +188,9 @@ void StreamFeeder::run(Dir dir, std::span<const uint8_t>& bytes, FlowContext& ct
 void StreamFeeder::gap(Dir dir, uint64_t missing, FlowContext& ctx) {
   DirState& s = dirs_[static_cast<int>(dir)];
   if (state_ == State::probing) {
-    // A hole before anything was recognised: stop probing this direction.
-    s.probe_said_no = true;
-    s.release();
-    if (dirs_[0].probe_said_no && dirs_[1].probe_said_no) detach();
+    // A hole before anything was recognised: stop probing and holding this direction.
+    s.next_offset += s.pending.size() + missing;
+    drop(dir);
     return;
   }
   if (state_ != State::active) return;

@@ -14,7 +14,8 @@
 namespace medmon {
 
 struct FeederLimits {
-  size_t probe_window = 512;            // bytes per direction a probe may ask for
+  size_t probe_window = 512;            // bytes per direction a probe may ask for (and held
+                                        // of a direction every probe refused)
   size_t max_buffer = 2u << 20;         // unconsumed bytes held per direction
   bool operator==(const FeederLimits&) const = default;
 };
@@ -37,6 +38,12 @@ class StreamFeeder {
 
  private:
   enum class State : uint8_t { probing, active, none };
+  // Bytes held while probing that arrived with one packet time, replayed with it at claim().
+  struct HeldPiece {
+    size_t size;
+    Timestamp time;
+  };
+  static constexpr size_t kMaxHeldPieces = 256;  // past it, bytes join the last piece
   struct DirState {
     // Bytes the dissector has not consumed yet: pending[head..]. The consumed front is dropped
     // only once it outweighs the rest (or before the vector would grow), so holding a long
@@ -46,12 +53,22 @@ class StreamFeeder {
     uint64_t skip = 0;             // bytes to drop before the next delivery
     size_t need = 0;               // wait for this many pending bytes before calling again
     uint64_t next_offset = 0;      // stream offset of pending[0] (or of the next byte)
-    bool probe_said_no = false;
+    bool probe_said_no = false;    // every probe refused this direction (its bytes are still held)
+    bool dropped = false;          // nor are they held: over the cap, or a hole while probing
     bool ended = false;
+    std::vector<HeldPiece> pieces;  // while probing: what `pending` holds, by arrival time
     size_t held() const { return pending.size() - head; }
     void compact() {
       pending.erase(pending.begin(), pending.begin() + static_cast<std::ptrdiff_t>(head));
       head = 0;
+    }
+    void hold(size_t n, Timestamp t) {
+      if (!pieces.empty() && (pieces.back().time == t || pieces.size() >= kMaxHeldPieces)) {
+        pieces.back().size += n;
+        pieces.back().time = t;
+      } else {
+        pieces.push_back({n, t});
+      }
     }
     void release() {
       std::vector<uint8_t>().swap(pending);
@@ -60,6 +77,7 @@ class StreamFeeder {
   };
 
   void probe(Dir dir, FlowContext& ctx);
+  void drop(Dir dir);
   void claim(const DissectorInfo* info, Dir first, FlowContext& ctx);
   void feed(Dir dir, std::span<const uint8_t> bytes, FlowContext& ctx);
   void run(Dir dir, std::span<const uint8_t>& bytes, FlowContext& ctx);

@@ -156,3 +156,78 @@ TEST_CASE("stream feeder: consumed bytes do not count against the buffer cap, he
   CHECK(g_lines.back().text == "Lnext");
   CHECK(g_lines.back().offset == all.size() + 6001);
 }
+
+namespace {
+
+// Claims a flow from the server's side only ("S..." to the client), as a signature with
+// `direction: to_client` does; the client's first bytes are refused (after 4 bytes).
+Probe probe_server(std::span<const uint8_t> b, Dir dir) {
+  if (dir == Dir::to_server) return b.size() < 4 ? Probe::need_more : Probe::no;
+  if (b.empty()) return Probe::need_more;
+  return b[0] == 'S' ? Probe::yes : Probe::no;
+}
+const DissectorInfo kServerFirst = {
+    .name = "srv", .transport = Transport::tcp, .probe = &probe_server, .make = &make_lines, .port_hints = {}};
+
+std::vector<std::string> seen() {
+  std::vector<std::string> v;
+  for (auto& l : g_lines)
+    v.push_back(std::string(l.dir == Dir::to_server ? ">" : "<") + l.text + "@" + std::to_string(l.usec) + "+" +
+                std::to_string(l.offset));
+  return v;
+}
+
+}  // namespace
+
+// The direction that matched is replayed first, as one delivery (a dissector may choose itself
+// again on it), then the other direction's held bytes, each with the time it arrived at.
+TEST_CASE("stream feeder: a flow claimed from the server's side gets the client's first bytes, with their times") {
+  SECTION("the client's request was refused before the server answered") {
+    Rig r(kServerFirst);
+    r.data(Dir::to_server, "Lreq1 PAT0099\n", 10);
+    r.data(Dir::to_server, "Lreq2\n", 20);  // after the refusal: held too
+    CHECK(r.feeder->probing());
+    r.data(Dir::to_client, "Sok\n", 30);
+    REQUIRE(r.feeder->claimed() == &kServerFirst);
+    r.data(Dir::to_server, "Lreq3\n", 40);
+    CHECK(seen() == std::vector<std::string>{"<Sok@30+0", ">Lreq1 PAT0099@10+0", ">Lreq2@20+14", ">Lreq3@40+20"});
+    CHECK(r.ctx.now().usec == 40);
+  }
+  SECTION("the client's request was still being probed when the server answered") {
+    Rig r(kServerFirst);
+    r.data(Dir::to_server, "L\n", 3);
+    r.data(Dir::to_client, "Sok\n", 5);
+    CHECK(r.ctx.now().usec == 5);  // the claiming packet's time is restored after the replay
+    r.data(Dir::to_server, "Lnext\n", 7);
+    CHECK(seen() == std::vector<std::string>{"<Sok@5+0", ">L@3+0", ">Lnext@7+2"});
+  }
+  SECTION("many small pieces are all replayed") {
+    Rig r(kServerFirst);
+    std::string req = "L" + std::string(299, 'q');
+    for (size_t i = 0; i < req.size(); ++i) r.data(Dir::to_server, req.substr(i, 1), int64_t(i));
+    r.data(Dir::to_server, "\n", 1000);
+    r.data(Dir::to_client, "Sok\n", 1001);
+    REQUIRE(g_lines.size() == 2);
+    CHECK(g_lines[0].text == "Sok");
+    CHECK(g_lines[1].text == req);
+    CHECK(g_lines[1].usec == 1000);
+  }
+  SECTION("a refused direction is held as far as the probe window; then its offsets go on") {
+    Rig r(kServerFirst);
+    for (int i = 0; i < 5; ++i) r.data(Dir::to_server, std::string(999, 'x') + "\n", 10 + i);
+    CHECK(r.feeder->probing());
+    CHECK(r.feeder->buffered() == 0);
+    r.data(Dir::to_client, "Sok\n", 20);
+    r.data(Dir::to_server, "Lafter\n", 30);
+    CHECK(seen() == std::vector<std::string>{"<Sok@20+0", ">Lafter@30+5000"});
+  }
+  SECTION("both directions refused: nothing is held any more") {
+    Rig r(kServerFirst);
+    r.data(Dir::to_server, "Lreq1\n", 10);
+    CHECK(r.feeder->buffered() == 6);
+    r.data(Dir::to_client, "Xno\n", 20);
+    CHECK(r.feeder->done());
+    CHECK(r.feeder->buffered() == 0);
+    CHECK(g_lines.empty());
+  }
+}
