@@ -131,7 +131,7 @@ class Poct1Dissector final : public Dissector {
         if (!s.junk_reported) { s.junk_reported = true; ctx.anomaly("poct1", "not_a_message", ctx.stream_offset() + used); }
         size_t next = rest.find('<', 1);
         used += next == std::string_view::npos ? rest.size() : next;
-        s.scanned = 0;
+        s.restart();
         continue;
       }
       if (r == std::string_view::npos || root_name(rest.substr(r)) == std::string_view::npos) {
@@ -139,38 +139,45 @@ class Poct1Dissector final : public Dissector {
         return {used, rest.size() + 1, 0, false};
       }
       std::string_view name = rest.substr(r + 1, 7);
-      // The end tag </ABC.R0n>.
-      char close[10] = {'<', '/'};
-      std::copy(name.begin(), name.end(), close + 2);
-      close[9] = '>';
-      std::string_view end_tag(close, 10);
-      size_t from = std::max<size_t>(r, s.scanned > 10 ? s.scanned - 10 : 0);
-      size_t e = rest.find(end_tag, from);
-      if (e == std::string_view::npos) {
-        // A self-closing root has no body to wait for.
-        size_t gt = rest.find('>', r);
-        if (gt != std::string_view::npos && gt > 0 && rest[gt - 1] == '/') {
-          message(dir, s, rest.substr(r, gt + 1 - r), ctx);
-          used += gt + 1;
-          s.scanned = 0;
-          continue;
+      // The end of the root start tag first: a self-closing root (<KPA.R01/>) is the whole
+      // message, and an end tag further on belongs to a later message. Both searches go on
+      // from where the last call stopped.
+      if (!s.tag_end) {
+        size_t gt = rest.find('>', std::max(r + 8, s.scanned));
+        if (gt == std::string_view::npos) {
+          if (rest.size() > kMaxMessage) { too_long(s, rest, ctx, used); continue; }
+          s.scanned = rest.size();
+          return {used, rest.size() + 1, 0, false};
         }
-        if (rest.size() > kMaxMessage) {
-          ctx.anomaly("poct1", "message_too_long", ctx.stream_offset() + used);
-          used += rest.size();
-          s.scanned = 0;
-          continue;
-        }
-        s.scanned = rest.size();
-        return {used, rest.size() + 1, 0, false};
+        s.tag_end = gt;
+        s.scanned = gt + 1;
       }
-      message(dir, s, rest.substr(r, e + end_tag.size() - r), ctx);
-      used += e + end_tag.size();
-      s.scanned = 0;
+      size_t gt = s.tag_end;
+      size_t end;
+      if (rest[gt - 1] == '/') {
+        end = gt + 1;
+      } else {
+        // The end tag </ABC.R0n>, searched from where the last call stopped.
+        char close[10] = {'<', '/'};
+        std::copy(name.begin(), name.end(), close + 2);
+        close[9] = '>';
+        std::string_view end_tag(close, 10);
+        size_t from = std::max<size_t>(gt + 1, s.scanned > 9 ? s.scanned - 9 : 0);
+        size_t e = rest.find(end_tag, from);
+        if (e == std::string_view::npos) {
+          if (rest.size() > kMaxMessage) { too_long(s, rest, ctx, used); continue; }
+          s.scanned = rest.size();
+          return {used, rest.size() + 1, 0, false};
+        }
+        end = e + end_tag.size();
+      }
+      message(dir, s, rest.substr(r, end - r), ctx);
+      used += end;
+      s.restart();
     }
   }
 
-  void on_gap(Dir dir, uint64_t, FlowContext&) override { d_[static_cast<int>(dir)].scanned = 0; }
+  void on_gap(Dir dir, uint64_t, FlowContext&) override { d_[static_cast<int>(dir)].restart(); }
   void on_end(Dir, FlowContext&) override {}
 
  private:
@@ -179,10 +186,19 @@ class Poct1Dissector final : public Dissector {
   };
 
   struct DirState {
-    size_t scanned = 0;  // bytes already searched for the end tag
+    size_t tag_end = 0;  // offset of the '>' ending the root start tag, 0 while not found
+    size_t scanned = 0;  // bytes already searched for that '>', then for the end tag
     bool junk_reported = false;
     Device stated;       // DEV.* sent in this direction: the sender's own identity
+    void restart() { tag_end = scanned = 0; }  // the next call starts at another message
   };
+
+  // A message longer than kMaxMessage (no end within it): dropped with what is held.
+  static void too_long(DirState& s, std::string_view rest, FlowContext& ctx, size_t& used) {
+    ctx.anomaly("poct1", "message_too_long", ctx.stream_offset() + used);
+    used += rest.size();
+    s.restart();
+  }
 
   static void set_dev(Device& d, std::string_view k, std::string_view v) {
     if (k == "device_id") d.device_id.assign(v);

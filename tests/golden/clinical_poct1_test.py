@@ -5,10 +5,15 @@ identity from HEL, acknowledgements paired by control id, and patients only as p
 import hashlib
 import hmac
 import os
+import shutil
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
-from golden import Checker, analyze, of_type, pcap  # noqa: E402
+from golden import SRC, Checker, analyze, of_type, pcap  # noqa: E402
+
+sys.path.insert(0, os.path.join(SRC, "pcaps", "clinical"))
+import pcapgen  # noqa: E402
 
 KEY = b"medmon-default-site-key"
 
@@ -57,4 +62,34 @@ c.eq("no anomalies", of_type(ev, "anomaly"), [])
 raw = "\n".join(str(e) for e in ev)
 for secret in ("PAT-9001", "PAT-9002", "DOE^JANE", "ROE", "NURSE17"):
     c.true(f"PHI value {secret} never appears", secret not in raw)
+
+
+def crafted(name, client_sends):
+    """Events of a capture of one meter-to-manager connection: client_sends is a list of
+    (bytes, cuts) sent by the meter, each cut at the given offsets (None: MSS segments)."""
+    path = os.path.join(tmp, name)
+    p = pcapgen.Pcap(path)
+    t = pcapgen.Tcp(p, "10.30.1.40", 50001, "10.30.1.5", 5010)
+    for data, cuts in client_sends:
+        t.send(0, data, cuts=cuts)
+    t.close()
+    p.close()
+    return analyze(path)
+
+
+def hdr(control):
+    return '<HDR><HDR.control_id V="%d"/><HDR.version_id V="POCT1"/></HDR>' % control
+
+
+tmp = tempfile.mkdtemp(prefix="medmon-poct1-")
+
+# A self-closing root (a keep-alive <KPA.R01/>) is a whole message: the end tag of the next
+# message of the same type does not make the two one, in one segment or two.
+kpa = b"<KPA.R01/>" + ("<KPA.R01>%s</KPA.R01>" % hdr(7)).encode()
+for label, cuts in (("one segment", None), ("two segments", [10])):
+    got = [e["poct1"] for e in of_type(crafted("selfclose.pcap", [(kpa, cuts)]), "poct1")]
+    c.eq(f"self-closing root, {label}", [(m["message_type"], m.get("control_id")) for m in got],
+         [("KPA.R01", None), ("KPA.R01", "7")])
+
+shutil.rmtree(tmp)
 c.done()

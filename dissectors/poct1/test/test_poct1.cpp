@@ -229,3 +229,28 @@ TEST_CASE("poct1: the device block is the sending side's identity for the asset 
   o.feed(Dir::to_server, obs() + dst() + eot());
   CHECK(o.facts.identities.empty());
 }
+
+TEST_CASE("poct1: a self-closing root is a whole message, at every split point") {
+  // A keep-alive <KPA.R01/> followed by a KPA with a body: two messages, however segmented.
+  std::string s = "<KPA.R01/>" + kDecl + "<KPA.R01>" + hdr(7) + "</KPA.R01><KPA.R01 />\n<EOT.R01>" + hdr(8) + "</EOT.R01>";
+  auto check = [](Harness& h) {
+    auto ev = h.events("poct1");
+    REQUIRE(ev.size() == 4);
+    CHECK(ev[0]["poct1"]["message_type"] == "KPA.R01");
+    CHECK(ev[0]["poct1"].contains("control_id") == false);
+    CHECK(ev[1]["poct1"]["control_id"] == "7");
+    CHECK(ev[2]["poct1"].contains("control_id") == false);
+    CHECK(ev[3]["poct1"]["message_type"] == "EOT.R01");
+    CHECK(h.anomalies() == 0);
+  };
+  for (size_t cut = 0; cut <= s.size(); ++cut) {
+    INFO("cut " << cut);
+    Harness h(kPoct1Info);
+    h.feed(Dir::to_server, s.substr(0, cut));
+    h.feed(Dir::to_server, s.substr(cut));
+    check(h);
+  }
+  Harness h(kPoct1Info);
+  for (char c : s) h.feed(Dir::to_server, std::string(1, c));
+  check(h);
+}
