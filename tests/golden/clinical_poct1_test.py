@@ -91,5 +91,11 @@ for label, cuts in (("one segment", None), ("two segments", [10])):
     c.eq(f"self-closing root, {label}", [(m["message_type"], m.get("control_id")) for m in got],
          [("KPA.R01", None), ("KPA.R01", "7")])
 
+# A patient id written with a character reference (&#45; &#x2D;) is the same patient.
+obs_of = '<OBS.R01>%s<SVC><PT><PT.patient_id V="%s"/></PT></SVC></OBS.R01>'
+sends = [((obs_of % (hdr(i), pid)).encode(), None) for i, pid in enumerate(("PAT-9001", "PAT&#45;9001", "PAT&#x2D;9001"))]
+got = [e["poct1"].get("patients") for e in of_type(crafted("charref.pcap", sends), "poct1")]
+c.eq("character references: one pseudonym", got, [[phi("PAT-9001")]] * 3)
+
 shutil.rmtree(tmp)
 c.done()

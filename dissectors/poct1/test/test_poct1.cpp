@@ -254,3 +254,28 @@ TEST_CASE("poct1: a self-closing root is a whole message, at every split point")
   for (char c : s) h.feed(Dir::to_server, std::string(1, c));
   check(h);
 }
+
+TEST_CASE("poct1: character references are decoded like the named entities") {
+  auto value = [](const std::string& v) {
+    std::string got = "(none)";
+    poct1::for_each_value("<A V=\"" + v + "\"/>", [&](std::string_view, std::string_view x) { got = x; });
+    return got;
+  };
+  CHECK(value("PAT&#45;9001") == "PAT-9001");
+  CHECK(value("PAT&#x2D;9001") == "PAT-9001");
+  CHECK(value("PAT&#x0000002d;9001") == "PAT-9001");
+  CHECK(value("Ren&#xE9;e &#8364;&#x1F600;&amp;&#9;") == "Ren\xC3\xA9" "e \xE2\x82\xAC\xF0\x9F\x98\x80&\t");
+  // Not characters XML allows, or not references: kept as written.
+  for (std::string v : {"&#0;", "&#1;", "&#xD800;", "&#xFFFE;", "&#x110000;", "&#99999999999;", "&#;", "&#x;",
+                        "&#X2D;", "&#4a;", "&#45", "&#x2D", "&#x000000000000002D;", "&nbsp;", "&"})
+    CHECK(value(v) == v);
+
+  // One patient written three ways is one pseudonym.
+  Harness h(kPoct1Info);
+  for (std::string id : {"PAT-9001", "PAT&#45;9001", "PAT&#x2D;9001"})
+    h.feed(Dir::to_server, "<OBS.R01>" + hdr(1) + "<SVC><PT><PT.patient_id V=\"" + id + "\"/></PT></SVC></OBS.R01>");
+  auto ev = h.events("poct1");
+  REQUIRE(ev.size() == 3);
+  Pseudonymiser p;
+  for (auto& e : ev) CHECK(e["poct1"]["patients"] == nlohmann::json::array({p("PAT-9001")}));
+}
