@@ -167,6 +167,17 @@ class Poct1Dissector final : public Dissector {
     for (;;) {
       std::string_view rest = v.substr(used);
       if (rest.empty()) return {used, 0, 0, false};
+      if (s.resync) {
+        // The rest of an over-long message: skipped, without an anomaly of its own, up to the
+        // next root start tag (the next message's prolog goes with it).
+        size_t p = 0, n = 0;
+        while ((p = rest.find('<', p)) != std::string_view::npos && (n = root_name(rest.substr(p))) == 0) ++p;
+        if (p == std::string_view::npos) { used += rest.size(); continue; }
+        used += p;
+        if (n == std::string_view::npos) return {used, rest.size() - p + 1, 0, false};  // a tag cut short
+        s.resync = false;
+        continue;
+      }
       size_t r = root_start(rest);
       if (r == kNotXml || (r != std::string_view::npos && root_name(rest.substr(r)) == 0)) {
         // Not at a message: skip to the next '<' (or everything).
@@ -187,7 +198,7 @@ class Poct1Dissector final : public Dissector {
       if (!s.tag_end) {
         size_t gt = rest.find('>', std::max(r + 8, s.scanned));
         if (gt == std::string_view::npos) {
-          if (rest.size() > kMaxMessage) { too_long(s, rest, ctx, used); continue; }
+          if (rest.size() > kMaxMessage) { too_long(s, r, ctx, used); continue; }
           s.scanned = rest.size();
           return {used, rest.size() + 1, 0, false};
         }
@@ -207,12 +218,14 @@ class Poct1Dissector final : public Dissector {
         size_t from = std::max<size_t>(gt + 1, s.scanned > 9 ? s.scanned - 9 : 0);
         size_t e = rest.find(end_tag, from);
         if (e == std::string_view::npos) {
-          if (rest.size() > kMaxMessage) { too_long(s, rest, ctx, used); continue; }
+          if (rest.size() > kMaxMessage) { too_long(s, r, ctx, used); continue; }
           s.scanned = rest.size();
           return {used, rest.size() + 1, 0, false};
         }
         end = e + end_tag.size();
       }
+      // Held whole or in pieces, a message past the cap is too long alike.
+      if (end > kMaxMessage) { too_long(s, r, ctx, used); continue; }
       message(dir, s, rest.substr(r, end - r), ctx);
       used += end;
       s.restart();
@@ -231,15 +244,19 @@ class Poct1Dissector final : public Dissector {
     size_t tag_end = 0;  // offset of the '>' ending the root start tag, 0 while not found
     size_t scanned = 0;  // bytes already searched for that '>', then for the end tag
     bool junk_reported = false;
+    bool resync = false;  // skipping the rest of an over-long message
     Device stated;       // DEV.* sent in this direction: the sender's own identity
     void restart() { tag_end = scanned = 0; }  // the next call starts at another message
   };
 
-  // A message longer than kMaxMessage (no end within it): dropped with what is held.
-  static void too_long(DirState& s, std::string_view rest, FlowContext& ctx, size_t& used) {
+  // A message (from its prolog) longer than kMaxMessage, its root at rest[r]: reported, then
+  // parsing resumes at the next root start tag after its own, held already or still to come,
+  // so the result does not depend on how the stream was segmented.
+  static void too_long(DirState& s, size_t r, FlowContext& ctx, size_t& used) {
     ctx.anomaly("poct1", "message_too_long", ctx.stream_offset() + used);
-    used += rest.size();
+    used += r + 1;
     s.restart();
+    s.resync = true;
   }
 
   static void set_dev(Device& d, std::string_view k, std::string_view v) {

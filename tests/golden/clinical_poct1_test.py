@@ -97,5 +97,17 @@ sends = [((obs_of % (hdr(i), pid)).encode(), None) for i, pid in enumerate(("PAT
 got = [e["poct1"].get("patients") for e in of_type(crafted("charref.pcap", sends), "poct1")]
 c.eq("character references: one pseudonym", got, [[phi("PAT-9001")]] * 3)
 
+# A message over the 1 MiB cap is reported, and the next message read, however the stream was
+# segmented. Here the first one has no end, and the next starts 100 bytes before the cap is
+# reached: it used to be dropped with the held bytes, its rest taken for junk.
+start = "<OBS.R01>%s<NTE><NTE.text V=\"" % hdr(1)
+over = (start + "x" * (1024 * 1024 - 100 - len(start))).encode()
+nxt = ("<DST.R01>%s<DST><DST.new_observations_qty V=\"0\"/></DST></DST.R01>" % hdr(2)).encode()
+for label, cuts in (("MSS segments", None), ("60000-byte segments", range(60000, len(over) + len(nxt), 60000))):
+    ev = crafted("too_long.pcap", [(over + nxt, cuts)])
+    c.eq(f"message too long, {label}: next message read", [e["poct1"]["control_id"] for e in of_type(ev, "poct1")], ["2"])
+    c.eq(f"message too long, {label}: anomalies", [e["anomaly"]["name"] for e in of_type(ev, "anomaly")],
+         ["message_too_long"])
+
 shutil.rmtree(tmp)
 c.done()

@@ -279,3 +279,22 @@ TEST_CASE("poct1: character references are decoded like the named entities") {
   Pseudonymiser p;
   for (auto& e : ev) CHECK(e["poct1"]["patients"] == nlohmann::json::array({p("PAT-9001")}));
 }
+
+TEST_CASE("poct1: after a message over the cap, the next message is read however the stream was segmented") {
+  std::string body(1100 * 1024, 'x');
+  for (std::string over : {"<OBS.R01>" + body + "</OBS.R01>", "<OBS.R01 a='" + body + "'/>", "<OBS.R01>" + body}) {
+    std::string s = kDecl + over + hel() + dst();
+    // One delivery, pieces whose last holds the next message's start, and small pieces.
+    for (size_t piece : {s.size(), size_t(64 * 1024), size_t(1460), size_t(4093)}) {
+      INFO("message " << over.substr(0, 12) << ", pieces of " << piece);
+      Harness h(kPoct1Info);
+      for (size_t at = 0; at < s.size(); at += piece) h.feed(Dir::to_server, s.substr(at, piece));
+      auto ev = h.events("poct1");
+      REQUIRE(ev.size() == 2);
+      CHECK(ev[0]["poct1"]["message_type"] == "HEL.R01");
+      CHECK(ev[1]["poct1"]["message_type"] == "DST.R01");
+      CHECK(h.anomalies("message_too_long") == 1);
+      CHECK(h.anomalies() == 1);
+    }
+  }
+}
