@@ -178,18 +178,24 @@ class Poct1Dissector final : public Dissector {
         s.resync = false;
         continue;
       }
-      size_t r = root_start(rest);
-      if (r == kNotXml || (r != std::string_view::npos && root_name(rest.substr(r)) == 0)) {
-        // Not at a message: skip to the next '<' (or everything).
-        if (!s.junk_reported) { s.junk_reported = true; ctx.anomaly("poct1", "not_a_message", ctx.stream_offset() + used); }
-        size_t next = rest.find('<', 1);
-        used += next == std::string_view::npos ? rest.size() : next;
-        s.restart();
-        continue;
-      }
-      if (r == std::string_view::npos || root_name(rest.substr(r)) == std::string_view::npos) {
-        if (rest.size() > 4096) { used += rest.size(); continue; }  // an endless prolog
-        return {used, rest.size() + 1, 0, false};
+      size_t r;
+      if (s.root) {
+        r = s.root - 1;  // found by an earlier call: the prolog is not read again
+      } else {
+        r = root_start(rest);
+        if (r == kNotXml || (r != std::string_view::npos && root_name(rest.substr(r)) == 0)) {
+          // Not at a message: skip to the next '<' (or everything).
+          if (!s.junk_reported) { s.junk_reported = true; ctx.anomaly("poct1", "not_a_message", ctx.stream_offset() + used); }
+          size_t next = rest.find('<', 1);
+          used += next == std::string_view::npos ? rest.size() : next;
+          s.restart();
+          continue;
+        }
+        if (r == std::string_view::npos || root_name(rest.substr(r)) == std::string_view::npos) {
+          if (rest.size() > 4096) { used += rest.size(); continue; }  // an endless prolog
+          return {used, rest.size() + 1, 0, false};
+        }
+        s.root = r + 1;
       }
       std::string_view name = rest.substr(r + 1, 7);
       // The end of the root start tag first: a self-closing root (<KPA.R01/>) is the whole
@@ -241,12 +247,14 @@ class Poct1Dissector final : public Dissector {
   };
 
   struct DirState {
-    size_t tag_end = 0;  // offset of the '>' ending the root start tag, 0 while not found
+    // Where the message held from the first unconsumed byte stands, as far as found (0: not yet).
+    size_t root = 0;     // offset of the root start tag's '<', plus one
+    size_t tag_end = 0;  // offset of the '>' ending the root start tag
     size_t scanned = 0;  // bytes already searched for that '>', then for the end tag
     bool junk_reported = false;
     bool resync = false;  // skipping the rest of an over-long message
     Device stated;       // DEV.* sent in this direction: the sender's own identity
-    void restart() { tag_end = scanned = 0; }  // the next call starts at another message
+    void restart() { root = tag_end = scanned = 0; }  // the next call starts at another message
   };
 
   // A message (from its prolog) longer than kMaxMessage, its root at rest[r]: reported, then

@@ -298,3 +298,22 @@ TEST_CASE("poct1: after a message over the cap, the next message is read however
     }
   }
 }
+
+TEST_CASE("poct1: a message after a long prolog, in small pieces, is read once its end comes") {
+  std::string s = hel() + "<!--" + std::string(20000, 'c') + "-->\n" + obs() + dst();
+  for (size_t piece : {size_t(1), size_t(16), size_t(1460)}) {
+    INFO("pieces of " << piece);
+    Harness h(kPoct1Info);
+    h.feed(Dir::to_server, hel());
+    // The comment and the root's name in one piece, the rest in small ones.
+    size_t at = hel().size() + 4 + 20000 + 4 + kDecl.size() + 12;
+    h.feed(Dir::to_server, s.substr(hel().size(), at - hel().size()));
+    for (; at < s.size(); at += piece) h.feed(Dir::to_server, s.substr(at, piece));
+    auto ev = h.events("poct1");
+    REQUIRE(ev.size() == 3);
+    CHECK(ev[1]["poct1"]["message_type"] == "OBS.R01");
+    CHECK(ev[1]["poct1"]["observations"] == 2);
+    CHECK(ev[2]["poct1"]["message_type"] == "DST.R01");
+    CHECK(h.anomalies() == 0);
+  }
+}
