@@ -571,7 +571,7 @@ void Builder::identity_row(const char* k, const std::string& v) {
 // What one of the device's addresses showed of itself.
 void Builder::asset_identity(const Asset& a) {
   identity_row("IP address", a.ip);
-  std::string vendor = a.mac_vendor;
+  std::string vendor = a.vendor_shown();
   if (!vendor.empty() && vendor.front() != '(') vendor = "(" + vendor + ")";
   identity_row("MAC", a.mac + (vendor.empty() ? "" : " " + vendor));
   if (!a.vlans.empty()) {
@@ -895,7 +895,7 @@ void Builder::inventory_section() {
     if (!a.manufacturer.empty()) impl += (impl.empty() ? "" : "; ") + a.manufacturer + " " + a.model_name;
     o() += fmt::format("<tr class=\"asset-row\" data-ip=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
                        "<td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td></tr>\n",
-                       h(a.ip), h(a.ip), h(a.mac + (a.mac_vendor.empty() ? "" : " " + a.mac_vendor)), h(a.device),
+                       h(a.ip), h(a.ip), h(a.mac + (a.vendor_shown().empty() ? "" : " " + a.vendor_shown())), h(a.device),
                        h(a.model), h(comma_list(a.ae_titles)), h(impl), h(comma_list(a.hl7_apps)),
                        h(comma_list(a.offered)), h(comma_list(a.used)), a.flows);
   }

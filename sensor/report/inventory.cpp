@@ -16,6 +16,9 @@ void merge(std::vector<std::string>& into, const std::string& v) {
 void set(std::string& into, const std::string& v) {
   if (!v.empty()) into = v;
 }
+void merge(std::vector<json>& into, const json& v) {
+  if (std::find(into.begin(), into.end(), v) == into.end()) into.push_back(v);
+}
 std::string service_text(const json& s) {
   return fmt::format("{}/{}/{}", str(s, "service", "?"), str(s, "proto", "?"), num(s, "port"));
 }
@@ -41,9 +44,10 @@ std::vector<Asset> build_inventory(const EventLog& log) {
     if (!mac.empty() && mac != r.mac) {
       r.mac = mac;
       r.mac_vendor.clear();
+      r.mac_local = false;
     }
     set(r.mac_vendor, str(a, "mac_vendor"));
-    if (auto ml = a.find("mac_local"); r.mac_vendor.empty() && ml != a.end() && ml->is_boolean() && ml->get<bool>()) r.mac_vendor = "(locally administered)";
+    if (auto ml = a.find("mac_local"); ml != a.end() && ml->is_boolean()) r.mac_local = ml->get<bool>();
     set(r.device, str(a, "device"));
     set(r.zone, str(a, "zone"));
     std::string model = str(a, "model");
@@ -56,6 +60,7 @@ std::vector<Asset> build_inventory(const EventLog& log) {
     set(r.impl_class_uid, str(d, "impl_class_uid"));
     set(r.impl_version, str(d, "impl_version"));
     set(r.product, str(d, "product"));
+    set(r.product_vendor, str(d, "product_vendor"));
     set(r.manufacturer, str(d, "manufacturer"));
     set(r.model_name, str(d, "model_name"));
     set(r.software_versions, str(d, "software_versions"));
@@ -65,6 +70,7 @@ std::vector<Asset> build_inventory(const EventLog& log) {
       for (auto& h : *it) {
         std::string app = str(h, "app"), fac = str(h, "facility");
         merge(r.hl7_apps, fac.empty() ? app : app + "@" + fac);
+        if (h.is_object()) merge(r.hl7_apps_json, h);
       }
     if (auto it = a.find("identities"); it != a.end() && it->is_array())
       for (auto& i : *it) {
@@ -76,15 +82,16 @@ std::vector<Asset> build_inventory(const EventLog& log) {
           text += std::string(k) + "=" + v;
         }
         if (!text.empty()) merge(r.identities, str(i, "source") + text);
+        if (i.is_object()) merge(r.identities_json, i);
       }
     if (auto it = a.find("tls_sni"); it != a.end() && it->is_array())
       for (auto& v : *it) if (v.is_string()) merge(r.sni, v.get<std::string>());
     if (auto it = a.find("dns_names"); it != a.end() && it->is_array())
       for (auto& v : *it) if (v.is_string()) merge(r.dns_names, v.get<std::string>());
     if (auto it = a.find("services_offered"); it != a.end() && it->is_array())
-      for (auto& s : *it) merge(r.offered, service_text(s));
+      for (auto& s : *it) { merge(r.offered, service_text(s)); if (s.is_object()) merge(r.offered_json, s); }
     if (auto it = a.find("services_used"); it != a.end() && it->is_array())
-      for (auto& s : *it) merge(r.used, service_text(s));
+      for (auto& s : *it) { merge(r.used, service_text(s)); if (s.is_object()) merge(r.used_json, s); }
     std::string fs = str(a, "first_seen"), ls = str(a, "last_seen");
     if (!fs.empty() && (r.first_seen.empty() || fs < r.first_seen)) r.first_seen = fs;
     if (ls > r.last_seen) r.last_seen = ls;
@@ -165,7 +172,7 @@ void print_inventory_table(std::FILE* out, const std::vector<Asset>& assets) {
     if (!a.manufacturer.empty()) product = a.manufacturer + (a.model_name.empty() ? "" : " " + a.model_name);
     else if (!a.impl_version.empty()) product = product.empty() ? a.impl_version : product + " (" + a.impl_version + ")";
     fmt::print(out, "{:<16} {:<17} {:<20} {:<14} {:<14} {:<16} {:<22} {:<16} {:<26} {:>6}\n", cut(a.ip, 16),
-               cut(a.mac, 17), cut(a.mac_vendor, 20), cut(a.device, 14), cut(a.model, 14), cut(join(a.ae_titles), 16),
+               cut(a.mac, 17), cut(a.vendor_shown(), 20), cut(a.device, 14), cut(a.model, 14), cut(join(a.ae_titles), 16),
                cut(product, 22), cut(join(a.hl7_apps), 16), cut(join(a.offered, 3), 26), a.flows);
   }
   fmt::print(out, "{} device{}\n", assets.size(), assets.size() == 1 ? "" : "s");
@@ -177,6 +184,7 @@ std::string inventory_json(const std::vector<Asset>& assets) {
     json j = {{"ip", a.ip}};
     if (!a.mac.empty()) j["mac"] = a.mac;
     if (!a.mac_vendor.empty()) j["mac_vendor"] = a.mac_vendor;
+    if (a.mac_local) j["mac_local"] = true;
     if (!a.vlans.empty()) j["vlans"] = a.vlans;
     if (!a.device.empty()) j["device"] = a.device;
     if (!a.zone.empty()) j["zone"] = a.zone;
@@ -186,18 +194,19 @@ std::string inventory_json(const std::vector<Asset>& assets) {
     if (!a.impl_class_uid.empty()) d["impl_class_uid"] = a.impl_class_uid;
     if (!a.impl_version.empty()) d["impl_version"] = a.impl_version;
     if (!a.product.empty()) d["product"] = a.product;
+    if (!a.product_vendor.empty()) d["product_vendor"] = a.product_vendor;
     if (!a.manufacturer.empty()) d["manufacturer"] = a.manufacturer;
     if (!a.model_name.empty()) d["model_name"] = a.model_name;
     if (!a.software_versions.empty()) d["software_versions"] = a.software_versions;
     if (!a.station_name.empty()) d["station_name"] = a.station_name;
     if (!a.device_serial.empty()) d["device_serial"] = a.device_serial;
     if (!d.empty()) j["dicom"] = d;
-    if (!a.hl7_apps.empty()) j["hl7_apps"] = a.hl7_apps;
-    if (!a.identities.empty()) j["identities"] = a.identities;
+    if (!a.hl7_apps_json.empty()) j["hl7_apps"] = a.hl7_apps_json;
+    if (!a.identities_json.empty()) j["identities"] = a.identities_json;
     if (!a.sni.empty()) j["tls_sni"] = a.sni;
     if (!a.dns_names.empty()) j["dns_names"] = a.dns_names;
-    if (!a.offered.empty()) j["services_offered"] = a.offered;
-    if (!a.used.empty()) j["services_used"] = a.used;
+    if (!a.offered_json.empty()) j["services_offered"] = a.offered_json;
+    if (!a.used_json.empty()) j["services_used"] = a.used_json;
     j["first_seen"] = a.first_seen;
     j["last_seen"] = a.last_seen;
     j["flows"] = a.flows;

@@ -7,25 +7,35 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "sensor/report/event_log.h"
 
 namespace medmon::report {
 
 struct Asset {
   std::string ip, mac, mac_vendor, device, zone, model = "unbound";
+  bool mac_local = false;
   std::vector<uint64_t> vlans;
+  // As text for the table and the report: "RIS@HOSP", "hl7 PRT: udi=... serial=...", "dicom/tcp/104".
   std::vector<std::string> ae_titles, hl7_apps, sni, dns_names, offered, used;
-  std::vector<std::string> identities;  // "hl7 PRT: udi=... serial=..."
-  std::string impl_class_uid, impl_version, product, manufacturer, model_name, software_versions, station_name,
-      device_serial;
+  std::vector<std::string> identities;
+  // The same as the asset event has them, for --json.
+  std::vector<nlohmann::json> hl7_apps_json, identities_json, offered_json, used_json;
+  std::string impl_class_uid, impl_version, product, product_vendor, manufacturer, model_name, software_versions,
+      station_name, device_serial;
   std::string first_seen, last_seen;
   uint64_t flows = 0, bytes = 0, alerts = 0;
+
+  // The vendor to show: the registry's, or why there is none.
+  std::string vendor_shown() const { return mac_vendor.empty() && mac_local ? "(locally administered)" : mac_vendor; }
 };
 
 std::vector<Asset> build_inventory(const EventLog& log);
 
 void print_inventory_table(std::FILE* out, const std::vector<Asset>& assets);
-// JSON array, one object per device (same field names as the `asset` event).
+// JSON array, one object per device: the `asset` event's members and shapes (less `changes`),
+// plus `alerts`.
 std::string inventory_json(const std::vector<Asset>& assets);
 
 }  // namespace medmon::report

@@ -9,6 +9,8 @@ import sys
 from collections import Counter
 from html.parser import HTMLParser
 
+import jsonschema
+
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "report"))
 import chromium  # noqa: E402
@@ -248,8 +250,17 @@ c.eq("CT AE title", ct.get("dicom", {}).get("ae_titles"), ["CT01"])
 c.eq("CT DICOM product", ct.get("dicom", {}).get("product"), "DCMTK")
 c.eq("CT manufacturer", ct.get("dicom", {}).get("manufacturer"), "ACME MEDICAL")
 c.eq("CT model name", ct.get("dicom", {}).get("model_name"), "ACME CT 9000")
-c.true("CT HL7 sender", any(h.startswith("CT01") for h in ct.get("hl7_apps", [])))
-c.eq("PACS offers DICOM", inv.get("10.10.2.20", {}).get("services_offered"), ["dicom/tcp/11112"])
+c.true("CT HL7 sender", any(h.get("app") == "CT01" for h in ct.get("hl7_apps", [])))
+c.eq("PACS offers DICOM", [(s["service"], s["proto"], s["port"]) for s in inv.get("10.10.2.20", {}).get("services_offered", [])],
+     [("dicom", "tcp", 11112)])
+# The asset event's shapes: each inventory entry validates against the asset schema's `asset`.
+asset_schema = json.load(open(os.path.join(SRC, "docs", "schema", "asset.json")))
+entry = dict(asset_schema["properties"]["asset"], **{"$defs": asset_schema.get("$defs", {})})
+entry["required"] = [k for k in entry.get("required", []) if k != "changes"]
+entry["properties"] = dict(entry["properties"], alerts={"type": "integer", "minimum": 0})
+for ip, a in sorted(inv.items()):
+    errs = [e.message for e in jsonschema.Draft202012Validator(entry).iter_errors(a)]
+    c.eq(f"assets --json {ip}: the asset event's shape", errs, [])
 rc, table, _ = run(["assets", events_path], check_rc=(0,))
 c.true("table lists every device", all(ip in table for ip in inv))
 

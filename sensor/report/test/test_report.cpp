@@ -132,10 +132,32 @@ TEST_CASE("inventory: a MAC change takes the new MAC's vendor, or none") {
   auto inv = build_inventory(log);
   REQUIRE(inv.size() == 1);
   CHECK(inv[0].mac == "02:11:22:33:44:55");
-  CHECK(inv[0].mac_vendor == "(locally administered)");
+  CHECK(inv[0].mac_vendor.empty());
+  CHECK(inv[0].vendor_shown() == "(locally administered)");
   log.add_line(R"({"ts":"1970-01-01T00:51:00.000000Z","event_type":"asset","asset":{"ip":"10.0.0.7","changes":["mac"],"mac":"00:1b:21:aa:bb:cd","model":"unbound","flows":3,"bytes":600}})");
   inv = build_inventory(log);
   CHECK(inv[0].mac_vendor.empty());  // no vendor known for the new MAC
+  CHECK(inv[0].vendor_shown().empty());
+}
+
+TEST_CASE("assets --json has the asset event's members and shapes") {
+  EventLog log;
+  log.add_line(R"({"ts":"2024-03-01T12:00:01.000000Z","event_type":"asset","asset":{"ip":"10.10.1.10","changes":["new"],"mac":"02:00:0a:0a:01:0a","mac_local":true,"model":"acme-ct","dicom":{"ae_titles":["CT01"],"impl_class_uid":"1.2.276.0.7230010.3.0.3.6.7","product":"DCMTK","product_vendor":"OFFIS"},"hl7_apps":[{"app":"CT01","facility":"RADIOLOGY"}],"identities":[{"source":"hl7 PRT","udi":"(01)00812345678901","serial":"SN1"}],"services_used":[{"service":"dicom","proto":"tcp","port":11112,"peers":1}],"flows":1,"bytes":100}})");
+  auto inv = build_inventory(log);
+  REQUIRE(inv.size() == 1);
+  auto j = nlohmann::json::parse(inventory_json(inv));
+  REQUIRE(j.size() == 1);
+  const auto& a = j[0];
+  CHECK(a["mac_local"] == true);
+  CHECK(!a.contains("mac_vendor"));  // none: not a made-up vendor
+  CHECK(a["dicom"]["product_vendor"] == "OFFIS");
+  CHECK(a["hl7_apps"] == nlohmann::json::parse(R"([{"app":"CT01","facility":"RADIOLOGY"}])"));
+  CHECK(a["identities"] == nlohmann::json::parse(R"([{"source":"hl7 PRT","udi":"(01)00812345678901","serial":"SN1"}])"));
+  CHECK(a["services_used"][0]["service"] == "dicom");
+  CHECK(a["services_used"][0]["port"] == 11112);
+  // The table and the report still show text.
+  CHECK(inv[0].hl7_apps == std::vector<std::string>{"CT01@RADIOLOGY"});
+  CHECK(inv[0].used == std::vector<std::string>{"dicom/tcp/11112"});
 }
 
 TEST_CASE("report without a policy lists devices by address and judges nothing") {
