@@ -485,6 +485,16 @@ int run_live(const LiveOptions& opts) {
     return kExitUsage;
   }
   if (!check_cpus(cfg.capture)) return kExitUsage;
+  // A filter that does not parse is a usage error, told before any socket is opened.
+  if (!o.bpf.empty()) {
+    try {
+      PcapSource::check_filter(o.bpf);
+    } catch (const std::exception& e) {
+      bool from_file = opts.bpf.empty() && !cfg.capture.bpf_where.empty();
+      fmt::print(stderr, "medmon: {}{}\n", from_file ? cfg.capture.bpf_where + ": capture bpf: " : "-f: ", e.what());
+      return kExitUsage;
+    }
+  }
   Depth depth = Depth::policy;
   parse_depth(o.ladder, depth);
   if (o.capture == "pcap") {

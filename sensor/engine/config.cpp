@@ -136,7 +136,10 @@ SensorConfig load_config(const std::string& path) {
     }); }},
     {"capture", [&](const YAML::Node& n) { section(f, n, "capture", {
       {"interface", [&](const YAML::Node& v) { c.capture.interface = text(f, v, "interface"); }},
-      {"bpf", [&](const YAML::Node& v) { c.capture.bpf = text(f, v, "bpf", true); }},
+      {"bpf", [&](const YAML::Node& v) {
+         c.capture.bpf = text(f, v, "bpf", true);
+         c.capture.bpf_where = fmt::format("{}:{}:{}", f, v.Mark().line + 1, v.Mark().column + 1);
+       }},
       {"snaplen", [&](const YAML::Node& v) { c.capture.snaplen = number<int>(f, v, "snaplen", 64, 262144); }},
       {"promisc", [&](const YAML::Node& v) { c.capture.promisc = flag(f, v, "promisc"); }},
       {"method", [&](const YAML::Node& v) {

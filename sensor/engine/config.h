@@ -26,6 +26,7 @@ constexpr size_t kDefaultRingBlockSize = size_t(1) << 22;  // as AfPacketOptions
 struct CaptureConfig {
   std::optional<std::string> interface;
   std::optional<std::string> bpf;
+  std::string bpf_where;                  // "file:line:column" of `bpf`, for its errors
   std::optional<int> snaplen;
   std::optional<bool> promisc;
   std::optional<std::string> method;      // afpacket or pcap

@@ -40,6 +40,8 @@ BAD = [
     ("capture:\n  workers: 2\n  workers: 3\n", 3, 3, "duplicate key 'workers' in 'capture'"),
     ("capture:\n  workers: 2\ncapture:\n  snaplen: 100\n", 3, 1, "duplicate key 'capture' in 'top level'"),
     ("capture:\n  cpus: [0]\n  cpus: [1]\n", 3, 3, "duplicate key 'cpus' in 'capture'"),
+    # A filter that does not parse: told before any socket is opened.
+    ("capture:\n  interface: mmnosuch0\n  bpf: 'port or'\n", 3, 8, "bad BPF filter 'port or'"),
 ]
 
 
@@ -84,6 +86,9 @@ def main():
                         os.path.join(tmp, "ev.jsonl")], check_rc=None)
     C.true(f"--capture afpacket wins over capture.method: pcap ({err.strip()})",
            rc == 3 and "needs --capture afpacket" not in err)
+    # The same from the command line.
+    rc, out, err = run(["live", "-i", "mmnosuch0", "-f", "host or", "--out", os.path.join(tmp, "ev.jsonl")], check_rc=None)
+    C.true(f"-f that does not parse: exit 2, named ({err.strip()})", rc == 2 and "-f: bad BPF filter 'host or'" in err)
     # --fail-on is a verdict at the end of a replay: live refuses it instead of ignoring it.
     rc, out, err = run(["live", "-i", "lo", "--fail-on", "high"], check_rc=None)
     C.true(f"live refuses --fail-on ({err.strip()})", rc != 0 and "--fail-on" in err)
