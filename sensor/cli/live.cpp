@@ -175,6 +175,15 @@ struct CaptureFilter {
   std::function<void(const std::string&)> apply;  // throws std::runtime_error
 };
 
+// Events that could not be written (full disk) make the run fail, as in analyze: its output is
+// not the whole record. Told once the sensor stops (the sinks are shared by the workers).
+int output_failed(const SinkSet& sinks) {
+  std::string w = sinks.write_error();
+  if (w.empty()) return kExitClean;
+  log_line(kLogErr, "cannot write events: {}", w);
+  return kExitInput;
+}
+
 // Re-reads the configuration and the site policy. The new policy replaces the old one only
 // when it loaded without error; so does a new capture filter.
 void reload(const LiveOptions& o, const SensorConfig& running, PolicyBoard& board, CaptureFilter& filter) {
@@ -360,6 +369,7 @@ int run_live_pcap(const LiveOptions& o, const SensorConfig& cfg, Depth depth, co
   out.flush();
   sinks->close(false);
   g_live_src = nullptr;
+  if (int w = output_failed(*sinks)) return w;
   return rc;
 }
 
@@ -450,6 +460,7 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
   for (auto& t : threads) t.join();
   file->flush();
   sinks->close(false);
+  if (int w = output_failed(*sinks)) return w;
   return kExitClean;
 }
 }  // namespace

@@ -87,6 +87,30 @@ def run_once(C, workers, seed, method="afpacket", rotate=False):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def full_disk(C, method, workers):
+    """Events that cannot be written (a full disk: /dev/full) make live exit 3 with a message
+    when it stops, as analyze does, instead of 0."""
+    tmp = tempfile.mkdtemp(prefix="mmlive-")
+    ns = Netns(f"f{workers}")
+    live = None
+    try:
+        live = Live(ns, ["-i", "vb", "--capture", method, "--workers", str(workers), "--buffer-mb", "4"], "/dev/full",
+                    os.path.join(tmp, "stderr.txt"), sockets=workers)
+        ns.replay(pcap("demo", "demo.pcap"))
+        time.sleep(0.5)
+        rc = live.stop(signal.SIGTERM)
+        err = open(live.err_path).read()
+        live = None
+        C.eq(f"full disk, {method}: exit status", rc, 3)
+        C.true(f"full disk, {method}: says so ({err.strip()[-300:]})", "cannot write events: /dev/full" in err)
+    finally:
+        if live is not None and live.p.poll() is None:
+            live.p.kill()
+            live.p.wait()
+        ns.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main():
     C = Checker("live_interrupt")
     why = tools_missing()
@@ -100,6 +124,8 @@ def main():
     run_once(C, 1, seed + 3, "pcap")
     # Workers hand their lines to a rotating file in runs: rotation must still fall between lines.
     run_once(C, 2, seed + 4, rotate=True)
+    full_disk(C, "afpacket", 2)
+    full_disk(C, "pcap", 1)
     C.done()
 
 
