@@ -277,10 +277,11 @@ void AssetTracker::side(Device& d, const FlowSummary& f, bool is_client) {
     }
   }
 
-  // The service: medmon's own protocol name first, else nDPI's.
+  // The service: medmon's own protocol name first, else nDPI's as read from the content (one it
+  // only guessed from the port names nothing: cleartext on 443 is no TLS service).
   std::string name;  // kept as text: the SNI test below looks at it
   if (f.facts && !f.facts->app.empty()) name = f.facts->app;
-  else if (!f.ndpi_protocol.empty() && f.ndpi_protocol != "Unknown") name = lower(f.ndpi_protocol);
+  else if (!f.ndpi_guessed && !f.ndpi_protocol.empty() && f.ndpi_protocol != "Unknown") name = lower(f.ndpi_protocol);
   else name = "unknown";
   bool answered = f.server_answered && f.pkts[1] > 0;
   bool added = false, full = false;

@@ -199,6 +199,19 @@ TEST_CASE("asset tracker: unanswered connections offer no service; external peer
   CHECK(AssetTracker::is_internal(ip("::1")));
 }
 
+TEST_CASE("asset tracker: a protocol nDPI only guessed from the port names no service") {
+  Rig r;
+  auto f = flow("10.0.0.5", "10.0.0.6", 443, nullptr);
+  f.ndpi_protocol = "TLS";
+  f.ndpi_guessed = true;  // cleartext on 443
+  r.t->judge(f, r.out);
+  CHECK(r.t->service_name(r.t->find(ip("10.0.0.6"))->offered.at(0)) == "unknown");
+  auto g = flow("10.0.0.5", "10.0.0.7", 443, nullptr);
+  g.ndpi_protocol = "TLS";
+  r.t->judge(g, r.out);
+  CHECK(r.t->service_name(r.t->find(ip("10.0.0.7"))->offered.at(0)) == "tls");
+}
+
 TEST_CASE("asset tracker: the device table is bounded") {
   AssetOptions o;
   o.max_devices = 3;
