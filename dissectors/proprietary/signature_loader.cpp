@@ -1,4 +1,5 @@
 // YAML -> Signature, with every error located (file:line:column from yaml-cpp marks).
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -395,6 +396,27 @@ std::shared_ptr<Signature> parse_doc(const YAML::Node& root, const std::string& 
 
 }  // namespace
 
+namespace {
+// Parser events of a YAML stream: whether a document after the first holds anything, and where.
+struct LaterDocument : YAML::EventHandler {
+  int docs = 0;
+  bool found = false;
+  YAML::Mark at;
+  void seen(const YAML::Mark& m) {
+    if (docs >= 2 && !found) { found = true; at = m; }
+  }
+  void OnDocumentStart(const YAML::Mark&) override { ++docs; }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark& m, YAML::anchor_t) override { seen(m); }
+  void OnScalar(const YAML::Mark& m, const std::string&, YAML::anchor_t, const std::string&) override { seen(m); }
+  void OnSequenceStart(const YAML::Mark& m, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override { seen(m); }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& m, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override { seen(m); }
+  void OnMapEnd() override {}
+};
+}  // namespace
+
 LoadResult parse_signature(const std::string& text, const std::string& file) {
   LoadResult r;
   auto err = [&](const YAML::Mark& m, const std::string& msg) {
@@ -405,11 +427,23 @@ LoadResult parse_signature(const std::string& text, const std::string& file) {
     r.errors.push_back(std::move(e));
   };
   try {
-    // One signature per file: a second document after `---` would otherwise go unread.
-    std::vector<YAML::Node> docs = YAML::LoadAll(text);
-    for (size_t i = 1; i < docs.size(); ++i)
-      if (docs[i] && !docs[i].IsNull()) fail(docs[i], "a signature file holds one signature: a second YAML document ('---') is not read");
-    YAML::Node root = docs.empty() ? YAML::Node() : docs[0];
+    // One signature per file: a second document after `---` would otherwise go unread. Looked
+    // for with the parser's events only: yaml-cpp's LoadAll can take gigabytes on a few hundred
+    // hostile bytes that Load and the bare parser read at once.
+    {
+      std::istringstream in(text);
+      YAML::Parser parser(in);
+      LaterDocument later;
+      // (On some hostile input the parser reports empty documents without end: 16 is plenty.)
+      while (!later.found && later.docs <= 16 && parser.HandleNextDocument(later)) {}
+      if (later.found || later.docs > 16) {
+        Fail f;
+        f.mark = later.at;
+        f.message = "a signature file holds one signature: a second YAML document ('---') is not read";
+        throw f;
+      }
+    }
+    YAML::Node root = YAML::Load(text);
     if (!root || root.IsNull()) { err(YAML::Mark::null_mark(), "empty signature file"); return r; }
     r.signatures.push_back(parse_doc(root, file));
   } catch (const Fail& f) {
