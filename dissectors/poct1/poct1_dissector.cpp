@@ -163,6 +163,9 @@ class Poct1Dissector final : public Dissector {
   Consumed on_data(Dir dir, std::span<const uint8_t> data, FlowContext& ctx) override {
     DirState& s = d_[static_cast<int>(dir)];
     std::string_view v(reinterpret_cast<const char*>(data.data()), data.size());
+    // What an earlier call found stands in the bytes it held, given again now with more behind
+    // them; fewer bytes are not those (a caller that does not hold them): start afresh.
+    if (v.size() < s.held) s.restart();
     size_t used = 0;
     for (;;) {
       std::string_view rest = v.substr(used);
@@ -205,7 +208,7 @@ class Poct1Dissector final : public Dissector {
         size_t gt = rest.find('>', std::max(r + 8, s.scanned));
         if (gt == std::string_view::npos) {
           if (rest.size() > kMaxMessage) { too_long(s, r, ctx, used); continue; }
-          s.scanned = rest.size();
+          s.scanned = s.held = rest.size();
           return {used, rest.size() + 1, 0, false};
         }
         s.tag_end = gt;
@@ -225,7 +228,7 @@ class Poct1Dissector final : public Dissector {
         size_t e = rest.find(end_tag, from);
         if (e == std::string_view::npos) {
           if (rest.size() > kMaxMessage) { too_long(s, r, ctx, used); continue; }
-          s.scanned = rest.size();
+          s.scanned = s.held = rest.size();
           return {used, rest.size() + 1, 0, false};
         }
         end = e + end_tag.size();
@@ -251,10 +254,11 @@ class Poct1Dissector final : public Dissector {
     size_t root = 0;     // offset of the root start tag's '<', plus one
     size_t tag_end = 0;  // offset of the '>' ending the root start tag
     size_t scanned = 0;  // bytes already searched for that '>', then for the end tag
+    size_t held = 0;     // bytes the call that left these held (the next call gives at least those)
     bool junk_reported = false;
     bool resync = false;  // skipping the rest of an over-long message
     Device stated;       // DEV.* sent in this direction: the sender's own identity
-    void restart() { root = tag_end = scanned = 0; }  // the next call starts at another message
+    void restart() { root = tag_end = scanned = held = 0; }  // the next call starts at another message
   };
 
   // A message (from its prolog) longer than kMaxMessage, its root at rest[r]: reported, then
