@@ -19,6 +19,15 @@ void set(std::string& into, const std::string& v) {
 void merge(std::vector<json>& into, const json& v) {
   if (std::find(into.begin(), into.end(), v) == into.end()) into.push_back(v);
 }
+// A service is one (service, proto, port); its counts move on from event to event: the latest wins.
+void merge_service(std::vector<json>& into, const json& v) {
+  auto same = [&](const json& s) {
+    return str(s, "service") == str(v, "service") && str(s, "proto") == str(v, "proto") && num(s, "port") == num(v, "port");
+  };
+  auto it = std::find_if(into.begin(), into.end(), same);
+  if (it == into.end()) into.push_back(v);
+  else *it = v;
+}
 std::string service_text(const json& s) {
   return fmt::format("{}/{}/{}", str(s, "service", "?"), str(s, "proto", "?"), num(s, "port"));
 }
@@ -89,9 +98,9 @@ std::vector<Asset> build_inventory(const EventLog& log) {
     if (auto it = a.find("dns_names"); it != a.end() && it->is_array())
       for (auto& v : *it) if (v.is_string()) merge(r.dns_names, v.get<std::string>());
     if (auto it = a.find("services_offered"); it != a.end() && it->is_array())
-      for (auto& s : *it) { merge(r.offered, service_text(s)); if (s.is_object()) merge(r.offered_json, s); }
+      for (auto& s : *it) { merge(r.offered, service_text(s)); if (s.is_object()) merge_service(r.offered_json, s); }
     if (auto it = a.find("services_used"); it != a.end() && it->is_array())
-      for (auto& s : *it) { merge(r.used, service_text(s)); if (s.is_object()) merge(r.used_json, s); }
+      for (auto& s : *it) { merge(r.used, service_text(s)); if (s.is_object()) merge_service(r.used_json, s); }
     std::string fs = str(a, "first_seen"), ls = str(a, "last_seen");
     if (!fs.empty() && (r.first_seen.empty() || fs < r.first_seen)) r.first_seen = fs;
     if (ls > r.last_seen) r.last_seen = ls;

@@ -155,6 +155,11 @@ TEST_CASE("assets --json has the asset event's members and shapes") {
   CHECK(a["identities"] == nlohmann::json::parse(R"([{"source":"hl7 PRT","udi":"(01)00812345678901","serial":"SN1"}])"));
   CHECK(a["services_used"][0]["service"] == "dicom");
   CHECK(a["services_used"][0]["port"] == 11112);
+  // A later event's count for the same service replaces the earlier one (one entry per service).
+  log.add_line(R"({"ts":"2024-03-01T12:00:02.000000Z","event_type":"asset","asset":{"ip":"10.10.1.10","changes":["service_used"],"model":"acme-ct","services_used":[{"service":"dicom","proto":"tcp","port":11112,"peers":2},{"service":"hl7","proto":"tcp","port":2575,"peers":1}],"flows":3,"bytes":300}})");
+  auto j2 = nlohmann::json::parse(inventory_json(build_inventory(log)));
+  REQUIRE(j2[0]["services_used"].size() == 2);
+  CHECK(j2[0]["services_used"][0]["peers"] == 2);
   // The table and the report still show text.
   CHECK(inv[0].hl7_apps == std::vector<std::string>{"CT01@RADIOLOGY"});
   CHECK(inv[0].used == std::vector<std::string>{"dicom/tcp/11112"});
