@@ -29,7 +29,7 @@ void StreamFeeder::data(Dir dir, std::span<const uint8_t> bytes, uint64_t offset
   DirState& s = dirs_[static_cast<int>(dir)];
   if (state_ == State::none) return;
   if (state_ == State::probing) {
-    if (s.dropped) { s.next_offset = offset + bytes.size(); return; }
+    if (s.dropped) { s.next_offset = offset + bytes.size(); s.lost += bytes.size(); return; }
     if (transport_ == Transport::udp) { s.pending.clear(); s.pieces.clear(); }  // each datagram is probed on its own
     if (s.pending.empty()) s.next_offset = offset;
     // Hold the bytes while probing (a decision comes within probe_window bytes), and as many of
@@ -37,6 +37,7 @@ void StreamFeeder::data(Dir dir, std::span<const uint8_t> bytes, uint64_t offset
     // dissector then gets both streams from their first byte.
     bool full = s.pending.size() + bytes.size() > limits_.max_buffer;
     if (s.probe_said_no && (full || s.pending.size() >= limits_.probe_window)) {
+      s.lost += s.held() + bytes.size();
       drop(dir);  // no longer held; the other direction is still probed
       s.next_offset = offset + bytes.size();
       return;
@@ -88,6 +89,15 @@ void StreamFeeder::claim(const DissectorInfo* info, Dir first, FlowContext& ctx)
   Timestamp now = ctx.now();
   for (Dir d : {first, reverse(first)}) {
     DirState& s = dirs_[static_cast<int>(d)];
+    if (s.dropped && s.lost) {
+      // Not held: the dissector starts this direction mid-stream, as after any other gap.
+      uint64_t lost = s.lost;
+      s.lost = 0;
+      s.probe_said_no = s.dropped = false;
+      dissector_->on_gap(d, lost, ctx);
+      if (state_ != State::active) return;
+      continue;
+    }
     s.probe_said_no = s.dropped = false;
     std::vector<uint8_t> held;
     std::vector<HeldPiece> pieces;
@@ -190,6 +200,7 @@ void StreamFeeder::gap(Dir dir, uint64_t missing, FlowContext& ctx) {
   if (state_ == State::probing) {
     // A hole before anything was recognised: stop probing and holding this direction.
     s.next_offset += s.pending.size() + missing;
+    s.lost += s.held() + missing;
     drop(dir);
     return;
   }

@@ -55,6 +55,7 @@ class StreamFeeder {
     uint64_t next_offset = 0;      // stream offset of pending[0] (or of the next byte)
     bool probe_said_no = false;    // every probe refused this direction (its bytes are still held)
     bool dropped = false;          // nor are they held: over the cap, or a hole while probing
+    uint64_t lost = 0;             // bytes of a dropped direction the dissector will never see
     bool ended = false;
     std::vector<HeldPiece> pieces;  // while probing: what `pending` holds, by arrival time
     size_t held() const { return pending.size() - head; }

@@ -52,6 +52,7 @@ struct Line {
   uint64_t offset;
 };
 std::vector<Line> g_lines;
+std::vector<std::pair<Dir, uint64_t>> g_gaps;  // on_gap calls: direction, bytes missing
 
 class LineDissector final : public Dissector {
  public:
@@ -62,7 +63,7 @@ class LineDissector final : public Dissector {
     g_lines.push_back({dir, std::string(v.substr(0, nl)), ctx.now().usec, ctx.stream_offset()});
     return {nl + 1, 0, 0, false};
   }
-  void on_gap(Dir, uint64_t, FlowContext&) override {}
+  void on_gap(Dir dir, uint64_t n, FlowContext&) override { g_gaps.push_back({dir, n}); }
   void on_end(Dir, FlowContext&) override {}
 };
 std::unique_ptr<Dissector> make_lines() { return std::make_unique<LineDissector>(); }
@@ -93,6 +94,7 @@ struct Rig {
     infos.push_back(&info);
     feeder = std::make_unique<StreamFeeder>(infos, Transport::tcp, 7000, limits);
     g_lines.clear();
+    g_gaps.clear();
   }
   void data(Dir dir, std::string_view s, int64_t usec = 1) {
     ctx.set_now(Timestamp{usec});
@@ -218,8 +220,23 @@ TEST_CASE("stream feeder: a flow claimed from the server's side gets the client'
     CHECK(r.feeder->probing());
     CHECK(r.feeder->buffered() == 0);
     r.data(Dir::to_client, "Sok\n", 20);
+    // The dissector is told the client's first 5000 bytes are lost to it: it did not see the
+    // start of that stream.
+    REQUIRE(g_gaps.size() == 1);
+    CHECK(g_gaps[0] == std::pair<Dir, uint64_t>{Dir::to_server, 5000});
     r.data(Dir::to_server, "Lafter\n", 30);
     CHECK(seen() == std::vector<std::string>{"<Sok@20+0", ">Lafter@30+5000"});
+  }
+  SECTION("a hole in the refused direction while probing is a gap once claimed") {
+    Rig r(kServerFirst);
+    r.data(Dir::to_server, "Lreq1\n", 10);
+    r.feeder->gap(Dir::to_server, 100, r.ctx);
+    r.off[0] += 100;
+    r.data(Dir::to_client, "Sok\n", 20);
+    REQUIRE(g_gaps.size() == 1);
+    CHECK(g_gaps[0] == std::pair<Dir, uint64_t>{Dir::to_server, 106});
+    r.data(Dir::to_server, "Lafter\n", 30);
+    CHECK(seen() == std::vector<std::string>{"<Sok@20+0", ">Lafter@30+106"});
   }
   SECTION("both directions refused: nothing is held any more") {
     Rig r(kServerFirst);

@@ -418,9 +418,10 @@ void AsyncSink::run() {
           bytes += recs[i].line.size();
           batch.push_back(std::move(recs[i++]));
         }
-        if (deliver(batch)) spool_->commit(seg, ends[i - 1]);
+        bool ok = deliver(batch);
+        std::lock_guard<std::mutex> g(m_);  // the cursor is read by spool_losses() under it too
+        if (ok) spool_->commit(seg, ends[i - 1]);
         else gave_up = true;
-        std::lock_guard<std::mutex> g(m_);
         if (stop_ && std::chrono::steady_clock::now() >= deadline_) gave_up = true;
       }
       lk.lock();
