@@ -752,7 +752,8 @@ void load_listed_models(Reader& r, YAML::Node ml, const std::filesystem::path& s
   if (!ml || ml.IsNull()) return;
   for (auto& p : r.strs(ml, "models")) {
     fs::path mp = fs::path(p).is_absolute() ? fs::path(p) : site_dir / p;
-    if (!fs::exists(mp)) {
+    std::error_code ec;
+    if (!fs::exists(mp, ec)) {  // (error_code: a path too long to look up is not found, not a crash)
       YAML::Mark at = ml.Mark();
       if (ml.IsSequence()) for (auto e : ml) if (e.IsScalar() && e.Scalar() == p) { at = e.Mark(); break; }
       r.err_mark(at, "models: file '" + mp.lexically_normal().string() + "' not found");
@@ -762,7 +763,7 @@ void load_listed_models(Reader& r, YAML::Node ml, const std::filesystem::path& s
       if (site.find_model(m->id)) continue;
       site.models.push_back(std::move(m));
     } else {
-      r.bad_models.push_back(fs::weakly_canonical(mp).string());
+      r.bad_models.push_back(fs::weakly_canonical(mp, ec).string());
     }
   }
 }
@@ -800,8 +801,9 @@ void resolve_device_model(Reader& r, YAML::Node at, const std::string& what, con
   namespace fs = std::filesystem;
   if (site.find_model(id)) return;
   fs::path mp = fs::path(models_dir) / (id + ".yaml");
-  if (fs::exists(mp)) {
-    std::string canonical = fs::weakly_canonical(mp).string();
+  std::error_code ec;
+  if (fs::exists(mp, ec)) {
+    std::string canonical = fs::weakly_canonical(mp, ec).string();
     if (std::find(r.bad_models.begin(), r.bad_models.end(), canonical) != r.bad_models.end()) return;  // told
     if (auto m = load_model(mp.string(), r.errs)) {
       if (m->id != id)
