@@ -175,6 +175,12 @@ struct CaptureFilter {
   std::function<void(const std::string&)> apply;  // throws std::runtime_error
 };
 
+// The stats interval in force: the command line wins, then output.stats_interval (0: stats only
+// when the sensor stops), then the 60 s default.
+void resolve_stats_interval(const LiveOptions& o, SensorConfig& c) {
+  if (o.given.stats_interval || !c.stats_interval_set) c.stats_interval_usec = static_cast<int64_t>(o.stats_interval * 1e6);
+}
+
 // Events that could not be written (full disk) make the run fail, as in analyze: its output is
 // not the whole record. Told once the sensor stops (the sinks are shared by the workers).
 int output_failed(const SinkSet& sinks) {
@@ -218,8 +224,7 @@ void reload(const LiveOptions& o, const SensorConfig& running, PolicyBoard& boar
         c.reassembly_memcap == running.reassembly_memcap && c.fragments == running.fragments &&
         c.ndpi == running.ndpi && c.feeder == running.feeder))
     log_line(kLogWarn, "reload: flow, reassembly, fragment, nDPI or dissector buffer limits changed; they take effect at restart");
-  if (o.given.stats_interval || !c.stats_interval_set)  // as run_live resolves it
-    c.stats_interval_usec = static_cast<int64_t>(o.stats_interval * 1e6);
+  resolve_stats_interval(o, c);
   if (c.stats_interval_usec != running.stats_interval_usec)
     log_line(kLogWarn, "reload: output.stats_interval changed; it takes effect at restart");
   auto placeless = [](SinkConfig s) {  // where a sink was written in the file is no setting
@@ -478,10 +483,7 @@ int run_live(const LiveOptions& opts) {
     // libpcap takes the buffer in MiB; the AF_PACKET path reads capture.ring_size in bytes.
     if (o.capture == "pcap" && cfg.capture.ring_size && !o.given.buffer_mb)
       o.buffer_mb = static_cast<int>(std::max<size_t>(1, *cfg.capture.ring_size >> 20));
-    // The command line wins, then output.stats_interval (0: stats only when the sensor stops),
-    // then the 60 s default.
-    if (o.given.stats_interval || !cfg.stats_interval_set)
-      cfg.stats_interval_usec = static_cast<int64_t>(o.stats_interval * 1e6);
+    resolve_stats_interval(o, cfg);
     phi = std::make_unique<Pseudonymiser>(make_pseudonymiser(cfg));
     if (!load_signature_dirs(o)) return kExitUsage;
     HeaderAnnotator* annotator = nullptr;
