@@ -205,6 +205,27 @@ struct Reader {
     }
     return out;
   }
+  // AE titles (PS3.5 AE: 1-16 characters, no backslash or control characters; spaces around
+  // them are padding): a title the wire cannot carry would never match, so it is refused.
+  std::vector<std::string> ae_titles(const YAML::Node& n, const std::string& what, bool allow_roles = false) {
+    std::vector<std::string> out = strs(n, what);
+    for (auto& s : out) {
+      if (allow_roles && s.rfind("role:", 0) == 0) continue;
+      size_t b = s.find_first_not_of(' '), e = s.find_last_not_of(' ');
+      std::string_view t = b == std::string::npos ? std::string_view() : std::string_view(s).substr(b, e - b + 1);
+      const char* bad = nullptr;
+      if (t.empty()) bad = "is empty";
+      else if (t.size() > 16) bad = "is longer than 16 characters";
+      else
+        for (char c : t)
+          if (c == '\\' || static_cast<unsigned char>(c) < 0x20 || c == 0x7f) { bad = "holds a backslash or a control character"; break; }
+      if (!bad) continue;
+      YAML::Mark at = n.Mark();
+      if (n.IsSequence()) for (auto el : n) if (el.IsScalar() && el.Scalar() == s) { at = el.Mark(); break; }
+      err_mark(at, what + ": AE title '" + s + "' " + bad + " (a DICOM AE title is 1 to 16 characters)");
+    }
+    return out;
+  }
   std::vector<uint16_t> ports(const YAML::Node& n, const std::string& what) {
     std::vector<uint16_t> out;
     auto one = [&](const YAML::Node& e) {
@@ -464,13 +485,11 @@ void load_flows(Reader& r, YAML::Node fl, Model& m) {
 // The DICOM section: AE titles, SOP classes, DIMSE commands each way, C-MOVE destinations, user identity.
 void load_dicom(Reader& r, YAML::Node d, Model& m) {
   if (!r.optional_map(d, "dicom")) return;
-  r.keys(d, "dicom", {"local_aes", "ae_titles", "ae_title_from_site", "sop_classes", "remote_roles",
-                      "transfer_syntaxes", "dimse_in", "dimse_out", "c_move", "c_get", "max_pdu", "user_identity",
-                      "source"});
+  r.keys(d, "dicom", {"ae_titles", "sop_classes", "dimse_in", "dimse_out", "c_move", "c_get", "user_identity", "source"});
   auto& dm = m.dicom;
   dm.present = true;
   dm.where = Reader::where(d);
-  if (d["ae_titles"]) dm.ae_titles = r.strs(d["ae_titles"], "dicom ae_titles");
+  if (d["ae_titles"]) dm.ae_titles = r.ae_titles(d["ae_titles"], "dicom ae_titles");
   if (d["sop_classes"]) dm.sop_classes = r.strs(d["sop_classes"], "dicom sop_classes");
   // Either key turns the DIMSE check on for both directions: the one left out then allows no command.
   for (auto key : {"dimse_in", "dimse_out"}) {
@@ -487,7 +506,7 @@ void load_dicom(Reader& r, YAML::Node d, Model& m) {
     r.keys(cm, "dicom c_move", {"allowed", "allowed_destinations"});
     if (cm["allowed"]) r.boolean(cm["allowed"], "dicom c_move allowed", dm.c_move_allowed);
     if (cm["allowed_destinations"])
-      dm.move_destinations = r.strs(cm["allowed_destinations"], "dicom c_move allowed_destinations");
+      dm.move_destinations = r.ae_titles(cm["allowed_destinations"], "dicom c_move allowed_destinations", true);
   }
   if (auto cg = d["c_get"]; cg && r.is_map(cg, "dicom c_get")) {
     r.keys(cg, "dicom c_get", {"allowed"});
@@ -512,8 +531,8 @@ void load_dicom(Reader& r, YAML::Node d, Model& m) {
 // The HL7 section: the peer roles it talks to and the message types it receives and sends.
 void load_hl7(Reader& r, YAML::Node h, Model& m) {
   if (!r.optional_map(h, "hl7")) return;
-  r.keys(h, "hl7", {"enabled_by_default", "role", "listen", "peer_roles", "peers", "inbound_types", "outbound_types",
-                    "ack_mode", "source"});
+  // `role` (sender, receiver, both) describes the device for the reader; it is not judged.
+  r.keys(h, "hl7", {"role", "peer_roles", "inbound_types", "outbound_types", "source"});
   auto& hm = m.hl7;
   hm.present = true;
   hm.where = Reader::where(h);
@@ -737,7 +756,7 @@ void load_roles(Reader& r, YAML::Node rl, Site& site) {
     if (e["role"]) r.str(e["role"], "role name", role.name); else r.err(e, "role: missing key 'role'");
     std::string what = "role '" + role.name + "'";
     if (e["ips"]) role.addrs = r.cidrs(e["ips"], what + " ips");
-    if (e["ae_titles"]) role.ae_titles = r.strs(e["ae_titles"], what + " ae_titles");
+    if (e["ae_titles"]) role.ae_titles = r.ae_titles(e["ae_titles"], what + " ae_titles");
     if (e["ports"]) role.ports = r.ports(e["ports"], what + " ports");
     if (e["hl7_apps"]) role.hl7_apps = r.strs(e["hl7_apps"], what + " hl7_apps");
     if (site.role_index(role.name) >= 0) r.err(e, what + ": duplicate role");
@@ -829,7 +848,7 @@ void load_devices(Reader& r, YAML::Node dl, const std::string& models_dir, Site&
     if (e["name"]) r.str(e["name"], "device name", d.name); else r.err(e, "device: missing key 'name'");
     std::string what = "device '" + d.name + "'";
     load_device_binding(r, e, what, d);
-    for (auto k : {"ae_title", "ae_titles"}) if (e[k]) { auto v = r.strs(e[k], what + " ae_title"); d.ae_titles.insert(d.ae_titles.end(), v.begin(), v.end()); }
+    for (auto k : {"ae_title", "ae_titles"}) if (e[k]) { auto v = r.ae_titles(e[k], what + " ae_title"); d.ae_titles.insert(d.ae_titles.end(), v.begin(), v.end()); }
     if (e["hl7_apps"]) d.hl7_apps = r.strs(e["hl7_apps"], what + " hl7_apps");
     if (e["roles"]) {
       d.roles = r.strs(e["roles"], what + " roles");
@@ -894,6 +913,8 @@ void bind_models(Reader& r, Site& site) {
     for (auto& m : site.models) {
       if (m->id != d.model_id) continue;
       d.model = m.get();
+      // The vendor's default AE titles hold for a device the site gives none of its own.
+      if (d.ae_titles.empty()) d.ae_titles = m->dicom.ae_titles;
       if (!checked.insert(m.get()).second) continue;
       for (auto& f : m->flows) {
         if (builtin.count(f.peer_role)) continue;

@@ -171,7 +171,7 @@ std::string render_model(const Form& f, const std::vector<PortEntry>& ports, con
   o += "# Device model imported by `medmon mds2 import` from " + file + " (" + f.source_format + ", ANSI/NEMA HN 1-2019).\n";
   o += "# Review it before use. A person must still fill in:\n";
   o += "#   - flows: the peer role of each conversation (pacs, ris_mwl, ntp, ...), bound to addresses by the site file;\n";
-  o += "#   - dicom: local AE titles (or ae_title_from_site), SOP classes, DIMSE in/out, C-MOVE destinations;\n";
+  o += "#   - dicom: the default AE titles (a site device may name its own), SOP classes, DIMSE in/out, C-MOVE destinations;\n";
   o += "#   - hl7: message types in/out and the peer roles;\n";
   o += "#   - fingerprints: DICOM implementation class UID / version name, HL7 MSH-3, from the conformance statement;\n";
   o += "#   - conflicts: disagreements between this form and other vendor documents.\n";

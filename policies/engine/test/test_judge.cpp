@@ -476,6 +476,26 @@ TEST_CASE("DICOM: AE spoofing, AE from a new address, reject bursts", "[judge]")
   CHECK(fx.alerts("dicom.reject_burst").size() == 1);
 }
 
+TEST_CASE("DICOM: a model's default AE title is bound to the devices that run it", "[judge]") {
+  const std::string model = R"(schema: medmon.model/v1
+model: {id: test-us}
+dicom:
+  ae_titles: [US_DEFAULT]
+)";
+  Fixture fx(Fixture::Edits{{"devices:\n", "devices:\n  - {name: us-1, model: test-us, ip: 10.10.1.70, zone: modality}\n"}},
+             model);
+  auto own = fx.flow("10.10.1.70", 40001, PACS, 11112);
+  fx.add_facts(own, "dicom").set_attr("dicom.calling_ae", "US_DEFAULT");
+  fx.judge_flow(own);
+  CHECK(fx.alerts("dicom.ae_spoofing").empty());
+  auto other = fx.flow("10.10.1.77", 40002, PACS, 11112);
+  fx.add_facts(other, "dicom").set_attr("dicom.calling_ae", "US_DEFAULT");
+  fx.judge_flow(other);
+  auto sp = fx.alerts("dicom.ae_spoofing");
+  REQUIRE(sp.size() == 1);
+  CHECK(sp[0]["alert"]["peer"] == "US_DEFAULT@10.10.1.77");
+}
+
 TEST_CASE("DICOM: an AE title of a role bound to a network is bound to the whole range", "[judge]") {
   Fixture fx(Fixture::Edits{{"{role: reading_ws, ips: [10.10.4.40]", "{role: reading_ws, ips: [10.10.4.0/24]"}});
   // Any workstation of the reading room may call as WS01 ...

@@ -117,6 +117,21 @@ TEST_CASE("unknown keys name what was expected", "[policy][loader]") {
   CHECK(s.find("devices/test-modality.yaml:13:5: unknown key 'colour' in flow (expected one of: id, initiator,") != std::string::npos);
 }
 
+TEST_CASE("model keys that nothing would judge are refused, not silently kept", "[policy][loader]") {
+  TempDir t;
+  auto mp = t.write("devices/test-modality.yaml",
+                    std::string(kModel) + "dicom:\n  transfer_syntaxes: [1.2.840.10008.1.2.1]\n  local_aes: [CT01]\n"
+                                          "hl7:\n  role: receiver\n  ack_mode: original\n");
+  Errors errs;
+  CHECK_FALSE(load_model(mp, errs));
+  std::string s = all(errs);
+  INFO(s);
+  CHECK(s.find(":14:3: unknown key 'transfer_syntaxes' in dicom") != std::string::npos);
+  CHECK(s.find(":15:3: unknown key 'local_aes' in dicom") != std::string::npos);
+  CHECK(s.find(":18:3: unknown key 'ack_mode' in hl7") != std::string::npos);
+  CHECK(s.find("'role'") == std::string::npos);
+}
+
 TEST_CASE("bad CIDRs are refused", "[policy][loader]") {
   TempDir t;
   t.write("devices/test-modality.yaml", kModel);
@@ -287,6 +302,49 @@ TEST_CASE("DICOM c_get and user_identity values are checked", "[policy][loader]"
                                            "dicom:\n  c_get: {allowed: true}\n  user_identity: [none, kerberos, jwt]\n");
   Errors e2;
   CHECK(load_model(ok, e2));
+}
+
+TEST_CASE("AE titles the wire cannot carry are refused where they are written", "[policy][loader]") {
+  TempDir t;
+  // Model AE titles and C-MOVE destinations (role references pass).
+  auto mp = t.write("devices/test-modality.yaml",
+                    std::string(kModel) + "dicom:\n  ae_titles: [CT01, CT01CT01CT01CT01X]\n"
+                                          "  c_move: {allowed: true, allowed_destinations: [\"role:pacs\", \"A\\\\B\"]}\n");
+  Errors errs;
+  CHECK_FALSE(load_model(mp, errs));
+  std::string s = all(errs);
+  INFO(s);
+  CHECK(s.find(":14:21: dicom ae_titles: AE title 'CT01CT01CT01CT01X' is longer than 16 characters") != std::string::npos);
+  CHECK(s.find("holds a backslash") != std::string::npos);
+  CHECK(s.find("role:pacs") == std::string::npos);
+  // Site roles and devices; 16 characters and padding spaces are fine.
+  t.write("devices/test-modality.yaml", kModel);
+  std::string site = std::string(kSite);
+  site.replace(site.find("ports: [11112]"), 14, "ports: [11112], ae_titles: [\" PACS0123456789AB \", \"\"]");
+  site.replace(site.find("zone: modality}\n", site.find("devices:")), 16, "zone: modality, ae_title: MODALITY-AE-TITLE-1}\n");
+  auto sp = t.write("sites/site.yaml", site);
+  Errors e2;
+  CHECK_FALSE(load_site(sp, (t.dir / "devices").string(), e2));
+  std::string s2 = all(e2);
+  INFO(s2);
+  CHECK(s2.find("role 'pacs' ae_titles: AE title '' is empty") != std::string::npos);
+  CHECK(s2.find("PACS0123456789AB") == std::string::npos);
+  CHECK(s2.find(":8:82: device 'mod-1' ae_title: AE title 'MODALITY-AE-TITLE-1' is longer than 16 characters") !=
+        std::string::npos);
+}
+
+TEST_CASE("a model's dicom ae_titles bind the devices the site gives no AE title", "[policy][loader]") {
+  TempDir t;
+  t.write("devices/test-modality.yaml", std::string(kModel) + "dicom:\n  ae_titles: [VENDOR_AE]\n");
+  std::string site = std::string(kSite) + "  - {name: mod-2, model: test-modality, ip: 10.1.0.11, zone: modality, ae_title: MOD2}\n";
+  auto sp = t.write("sites/site.yaml", site);
+  Errors errs;
+  auto s = load_site(sp, (t.dir / "devices").string(), errs);
+  INFO(all(errs));
+  REQUIRE(s);
+  REQUIRE(s->devices.size() == 2);
+  CHECK(s->devices[0].ae_titles == std::vector<std::string>{"VENDOR_AE"});
+  CHECK(s->devices[1].ae_titles == std::vector<std::string>{"MOD2"});  // the site's own wins
 }
 
 TEST_CASE("a device's zone that its address contradicts is an error", "[policy][loader]") {
