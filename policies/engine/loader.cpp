@@ -789,6 +789,7 @@ void load_listed_models(Reader& r, YAML::Node ml, const std::filesystem::path& s
 
 // What ties a device to traffic: its addresses, MACs or client fingerprints (at least one).
 void load_device_binding(Reader& r, YAML::Node e, const std::string& what, Device& d) {
+  const size_t errors_before = r.errs.list.size();
   for (auto k : {"ip", "ips"}) {
     if (!e[k]) continue;
     for (auto& c : r.cidrs(e[k], what + " " + k)) {
@@ -810,7 +811,9 @@ void load_device_binding(Reader& r, YAML::Node e, const std::string& what, Devic
     if (fp["dicom_calling_ae"]) d.fp_dicom_calling_ae = r.strs(fp["dicom_calling_ae"], what + " fingerprint dicom_calling_ae");
     if (fp["hl7_msh3"]) d.fp_hl7_msh3 = r.strs(fp["hl7_msh3"], what + " fingerprint hl7_msh3");
   }
-  if (d.ips.empty() && d.macs.empty() && d.fp_dicom_calling_ae.empty() && d.fp_hl7_msh3.empty())
+  // Not after a bad binding, which has had its own error.
+  if (d.ips.empty() && d.macs.empty() && d.fp_dicom_calling_ae.empty() && d.fp_hl7_msh3.empty() &&
+      r.errs.list.size() == errors_before)
     r.err(e, what + ": needs 'ip', 'mac' or 'fingerprint' to bind it to traffic");
 }
 

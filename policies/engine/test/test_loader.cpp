@@ -132,6 +132,23 @@ TEST_CASE("model keys that nothing would judge are refused, not silently kept", 
   CHECK(s.find("'role'") == std::string::npos);
 }
 
+TEST_CASE("a device's bad address is one error, and a device with no binding another", "[policy][loader]") {
+  TempDir t;
+  t.write("devices/test-modality.yaml", kModel);
+  std::string site = std::string(kSite);
+  site.replace(site.find("ip: 10.1.0.10"), 13, "ip: 10.1.0.300");
+  site += "  - {name: mod-2, model: test-modality, ip: []}\n";
+  auto sp = t.write("sites/site.yaml", site);
+  Errors errs;
+  CHECK_FALSE(load_site(sp, (t.dir / "devices").string(), errs));
+  std::string s = all(errs);
+  INFO(s);
+  CHECK(errs.list.size() == 2);
+  CHECK(s.find("device 'mod-1' ip: '10.1.0.300' is not an IP address") != std::string::npos);
+  CHECK(s.find("device 'mod-1': needs") == std::string::npos);
+  CHECK(s.find("device 'mod-2': needs 'ip', 'mac' or 'fingerprint'") != std::string::npos);
+}
+
 TEST_CASE("bad CIDRs are refused", "[policy][loader]") {
   TempDir t;
   t.write("devices/test-modality.yaml", kModel);
