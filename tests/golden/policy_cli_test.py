@@ -99,6 +99,15 @@ def main():
         if rc == 0:
             c.true(f"{name} gives the same model as the XLSX", without_source(open(out).read()) == without_source(text))
 
+    # The bundled model of the example form is that import, word for word (under the id the demo
+    # site gives it): a fix of the importer shows here until the model is imported again.
+    bundled = os.path.join(SRC, "policies", "devices", "nema-example-glucose.yaml")
+    again = os.path.join(work, "nema-bundled.yaml")
+    rc, _, err = run(["mds2", "import", XLSX, "-o", again, "--id", "nema-example-glucose"], check_rc=None)
+    c.eq("import with --id exit code", rc, 0)
+    c.true("policies/devices/nema-example-glucose.yaml is the import of the form",
+           rc == 0 and open(again).read() == open(bundled).read())
+
     # 3. Imported model is usable as-is in a site.
     rc, out, err = run(["policy", "check", os.path.join(SRC, "policies", "sites", "demo-site.yaml")], check_rc=None)
     c.eq("demo site checks clean", rc, 0)
