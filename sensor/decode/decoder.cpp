@@ -1,5 +1,6 @@
 #include "sensor/decode/decoder.h"
 
+#include <cstdint>
 #include <cstring>
 
 namespace medmon {
@@ -11,6 +12,12 @@ inline uint32_t le32(const uint8_t* p) { return uint32_t(p[3]) << 24 | uint32_t(
 
 constexpr uint16_t ETH_IPV4 = 0x0800, ETH_IPV6 = 0x86DD, ETH_VLAN = 0x8100, ETH_QINQ = 0x88A8,
                    ETH_QINQ_OLD = 0x9100, ETH_PPPOE_SESSION = 0x8864;
+// GRE payload types beyond IP: a whole Ethernet frame (gretap), ERSPAN type I/II and type III.
+constexpr uint16_t GRE_TEB = 0x6558, GRE_ERSPAN = 0x88BE, GRE_ERSPAN3 = 0x22EB;
+// Pseudo ethertype for inner(): the payload is an Ethernet frame.
+constexpr uint16_t INNER_ETHERNET = 0;
+// Tunnels inside tunnels, at most: deeper nesting is an anomaly, not a recursion.
+constexpr int kMaxTunnelDepth = 3;
 }  // namespace
 
 bool linktype_supported(int dlt) {
@@ -31,7 +38,12 @@ Decoder::Decoder(int dlt, Counters& counters, AnomalyFn on_anomaly, FragmentLimi
       frags_(frag, counters),
       c_not_ip_(counters.at("decode.not_ip")),
       c_malformed_(counters.at("decode.malformed")),
-      c_fragments_(counters.at("ip.fragments.seen")) {}
+      c_fragments_(counters.at("ip.fragments.seen")),
+      c_tunnel_gre_(counters.at("decode.tunnel.gre")),
+      c_tunnel_erspan_(counters.at("decode.tunnel.erspan")),
+      c_tunnel_vxlan_(counters.at("decode.tunnel.vxlan")),
+      c_tunnel_geneve_(counters.at("decode.tunnel.geneve")),
+      c_tunnel_ip_(counters.at("decode.tunnel.ip_in_ip")) {}
 
 DecodeStatus Decoder::bad(std::string_view name, uint32_t off, const Packet& out) {
   ++c_malformed_;
@@ -45,6 +57,7 @@ void Decoder::note(std::string_view name, uint32_t off, const Packet& out) {
 
 DecodeStatus Decoder::decode(const uint8_t* frame, uint32_t caplen, uint32_t wirelen, Timestamp ts, Packet& out) {
   out = Packet{};
+  tunnel_depth_ = 0;
   out.ts = ts;
   out.cap_len = caplen;
   out.wire_len = wirelen;
@@ -288,6 +301,8 @@ DecodeStatus Decoder::peek_fragment(uint32_t id, uint32_t offset, bool more, con
     case 6:
     case 17:
       if (len < 4) break;
+      // A tunnel's datagrams go by their outer addresses, whole or in fragments.
+      if (proto == 17 && is_tunnel_port(be16(l4), be16(l4 + 2))) break;
       out.sport = be16(l4);
       out.dport = be16(l4 + 2);
       peeked_.has_ports = true;
@@ -307,6 +322,96 @@ DecodeStatus Decoder::peek_fragment(uint32_t id, uint32_t offset, bool more, con
       break;
   }
   return DecodeStatus::fragment;
+}
+
+// RFC 2784/2890 GRE. Version 1 (PPTP's enhanced GRE) and source routing are not tunnels we
+// open: left as GRE packets, like any other IP protocol.
+DecodeStatus Decoder::gre(const uint8_t* p, uint32_t len, uint32_t off, Packet& out) {
+  auto as_is = [&] {
+    out.payload = p;
+    out.payload_len = len;
+    return DecodeStatus::ok;
+  };
+  if (len < 4) return bad("gre.truncated", off, out);
+  uint16_t flags = be16(p), type = be16(p + 2);
+  if ((flags & 0x0007) != 0 || (flags & 0x4000)) return as_is();
+  uint32_t hlen = 4 + ((flags & 0x8000) ? 4 : 0) + ((flags & 0x2000) ? 4 : 0) + ((flags & 0x1000) ? 4 : 0);
+  if (len < hlen) return bad("gre.truncated", off, out);
+  const uint8_t* q = p + hlen;
+  uint32_t n = len - hlen, at = off + hlen;
+  switch (type) {
+    case ETH_IPV4:
+    case ETH_IPV6:
+      ++c_tunnel_gre_;
+      return inner(type, q, n, at, out);
+    case GRE_TEB:
+      ++c_tunnel_gre_;
+      return inner(INNER_ETHERNET, q, n, at, out);
+    case GRE_ERSPAN: {
+      ++c_tunnel_erspan_;
+      // Type I has no ERSPAN header and no GRE sequence number; type II has both (8 bytes, version 1).
+      if (!(flags & 0x1000)) return inner(INNER_ETHERNET, q, n, at, out);
+      if (n < 8) return bad("erspan.truncated", at, out);
+      if ((q[0] >> 4) != 1) return bad("erspan.bad_version", at, out);
+      return inner(INNER_ETHERNET, q + 8, n - 8, at + 8, out);
+    }
+    case GRE_ERSPAN3: {
+      ++c_tunnel_erspan_;
+      // Type III: 12 bytes (version 2), then an 8-byte platform subheader when its O bit is set.
+      if (n < 12) return bad("erspan.truncated", at, out);
+      if ((q[0] >> 4) != 2) return bad("erspan.bad_version", at, out);
+      uint32_t eh = (q[11] & 0x01) ? 20 : 12;
+      if (n < eh) return bad("erspan.truncated", at, out);
+      return inner(INNER_ETHERNET, q + eh, n - eh, at + eh, out);
+    }
+    default:
+      return as_is();
+  }
+}
+
+// VXLAN (RFC 7348, flags 0x08: a VNI is present) and Geneve (RFC 8926, version 0, Ethernet
+// inside). A datagram on these ports that is neither stays a UDP datagram.
+DecodeStatus Decoder::udp_tunnel(uint16_t port, const uint8_t* p, uint32_t len, uint32_t off, Packet& out) {
+  if (len < 8) return DecodeStatus::ok;
+  if (port == kVxlanPort) {
+    if ((p[0] & 0x08) == 0) return DecodeStatus::ok;
+    ++c_tunnel_vxlan_;
+    return inner(INNER_ETHERNET, p + 8, len - 8, off + 8, out);
+  }
+  if ((p[0] >> 6) != 0 || be16(p + 2) != GRE_TEB) return DecodeStatus::ok;
+  uint32_t hlen = 8 + (p[0] & 0x3Fu) * 4;
+  if (len < hlen) return bad("geneve.truncated", off, out);
+  ++c_tunnel_geneve_;
+  return inner(INNER_ETHERNET, p + hlen, len - hlen, off + hlen, out);
+}
+
+// The packet a tunnel carries, decoded in place of the outer one. Its addresses, ports and VLAN
+// tags are the flow's; the outer Ethernet addresses are the tunnel endpoints', not the devices'.
+DecodeStatus Decoder::inner(uint16_t type, const uint8_t* p, uint32_t len, uint32_t off, Packet& out) {
+  if (++tunnel_depth_ > kMaxTunnelDepth) return bad("tunnel.too_deep", off, out);
+  auto at = reinterpret_cast<uintptr_t>(p), buf = reinterpret_cast<uintptr_t>(reassembled_.data());
+  if (at >= buf && at < buf + reassembled_.size()) {
+    // The payload lies in reassembled_, which an inner fragment would be reassembled into.
+    tunnelled_.assign(p, p + len);
+    p = tunnelled_.data();
+  }
+  Packet fresh;
+  fresh.ts = out.ts;
+  fresh.wire_len = out.wire_len;
+  fresh.cap_len = out.cap_len;
+  fresh.reassembled = out.reassembled;
+  out = fresh;
+  if (type != INNER_ETHERNET) return type == ETH_IPV4 ? ipv4(p, len, off, out) : ipv6(p, len, off, out);
+  if (len < 14) return bad("ethernet.truncated", off, out);
+  out.has_mac = out.has_dst_mac = true;
+  std::memcpy(out.dst_mac.data(), p, 6);
+  std::memcpy(out.src_mac.data(), p + 6, 6);
+  uint16_t et = be16(p + 12);
+  if (et < 0x0600) {
+    ++c_not_ip_;
+    return DecodeStatus::not_ip;
+  }
+  return ether_payload(et, p + 14, len - 14, off + 14, out);
 }
 
 DecodeStatus Decoder::transport(const uint8_t* p, uint32_t len, uint32_t off, Packet& out) {
@@ -344,8 +449,22 @@ DecodeStatus Decoder::transport(const uint8_t* p, uint32_t len, uint32_t off, Pa
       if (ulen >= 8 && ulen - 8 < n) n = ulen - 8;
       out.payload = p + 8;
       out.payload_len = n;
+      if (is_tunnel_port(out.sport, out.dport)) {
+        // The dispatcher keeps a tunnel's datagrams together by their outer addresses (VXLAN
+        // varies the source port per inner flow): see OfflineWorkers::packet.
+        if (peek_only_) { out.sport = out.dport = 0; return DecodeStatus::ok; }
+        if (out.dport == kVxlanPort || out.dport == kGenevePort) return udp_tunnel(out.dport, p + 8, n, off + 8, out);
+      }
       return DecodeStatus::ok;
     }
+    case 47:
+      if (peek_only_) return DecodeStatus::ok;
+      return gre(p, len, off, out);
+    case 4:
+    case 41:
+      if (peek_only_) return DecodeStatus::ok;
+      ++c_tunnel_ip_;
+      return inner(out.proto == 4 ? ETH_IPV4 : ETH_IPV6, p, len, off, out);
     case 1:
     case 58: {
       if (len < 4) return bad(out.proto == 1 ? "icmp.truncated" : "icmp6.truncated", off, out);

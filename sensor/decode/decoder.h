@@ -41,6 +41,15 @@ struct FragmentPeek {
   uint8_t l4_proto = 0;
 };
 
+// UDP ports of the tunnels decapsulated (VXLAN, Geneve). With either port a datagram is
+// dispatched to workers by its outer address pair, whether or not it turns out to hold a tunnel.
+constexpr uint16_t kVxlanPort = 4789, kGenevePort = 6081;
+inline bool is_tunnel_port(uint16_t sport, uint16_t dport) {
+  return sport == kVxlanPort || dport == kVxlanPort || sport == kGenevePort || dport == kGenevePort;
+}
+// IP protocols that carry tunnels: GRE, IPv4 and IPv6 in IP.
+inline bool is_tunnel_protocol(uint8_t proto) { return proto == 47 || proto == 4 || proto == 41; }
+
 // IPv6 extension headers that may stand between the fragment header and the transport header.
 inline bool is_ipv6_extension(uint8_t next) { return next == 0 || next == 43 || next == 60 || next == 51; }
 // Bytes of such a header, from its length byte: in 8-octet units beyond the first, except the
@@ -70,6 +79,12 @@ class Decoder {
   DecodeStatus ipv4(const uint8_t* p, uint32_t len, uint32_t off, Packet& out);
   DecodeStatus ipv6(const uint8_t* p, uint32_t len, uint32_t off, Packet& out);
   DecodeStatus transport(const uint8_t* p, uint32_t len, uint32_t off, Packet& out);
+  // Tunnels (GRE with ERSPAN I/II/III, transparent Ethernet or IP inside; VXLAN; Geneve; IP in
+  // IP): the inner packet replaces the outer one, as Suricata and Zeek decapsulate, so that a
+  // remote SPAN (ERSPAN) or an overlay network is analysed as the traffic it carries.
+  DecodeStatus gre(const uint8_t* p, uint32_t len, uint32_t off, Packet& out);
+  DecodeStatus udp_tunnel(uint16_t port, const uint8_t* p, uint32_t len, uint32_t off, Packet& out);
+  DecodeStatus inner(uint16_t ethertype, const uint8_t* p, uint32_t len, uint32_t off, Packet& out);
   DecodeStatus peek_fragment(uint32_t id, uint32_t offset, bool more, const uint8_t* l4, uint32_t len, Packet& out);
   // An anomaly in a packet that is still used: reported, not counted as malformed.
   void note(std::string_view name, uint32_t off, const Packet& out);
@@ -80,11 +95,18 @@ class Decoder {
   AnomalyFn on_anomaly_;
   FragmentTable frags_;
   std::vector<uint8_t> reassembled_;
+  std::vector<uint8_t> tunnelled_;  // a tunnel's payload taken out of reassembled_, which its own fragments reuse
+  int tunnel_depth_ = 0;
   bool peek_only_ = false;
   FragmentPeek peeked_;
   uint64_t& c_not_ip_;
   uint64_t& c_malformed_;
   uint64_t& c_fragments_;
+  uint64_t& c_tunnel_gre_;
+  uint64_t& c_tunnel_erspan_;
+  uint64_t& c_tunnel_vxlan_;
+  uint64_t& c_tunnel_geneve_;
+  uint64_t& c_tunnel_ip_;
 };
 
 }  // namespace medmon

@@ -344,3 +344,160 @@ TEST_CASE("A datagram sent as thousands of disjoint pieces is dropped at the pie
   }
   CHECK(c.get("ip.fragments.reassembled") == 1);
 }
+
+namespace {
+// The packet every tunnel below carries: a TCP segment between two hosts of a site, in an
+// Ethernet frame with its own addresses and VLAN tag where the tunnel carries Ethernet.
+Bytes inner_ip() { return ipv4(ip4(10, 1, 0, 10), ip4(10, 2, 0, 20), 6, tcp(40000, 104, 7, 0, tcpflag::PSH, "DICM")); }
+Bytes inner_frame() {
+  Bytes f = ether(0x0800, inner_ip(), {30});
+  f[0] = 0xAA; f[6] = 0xBB;  // not the outer frame's addresses
+  return f;
+}
+Bytes gre(uint16_t flags, uint16_t type, const Bytes& payload, size_t extra_words) {
+  Bytes b;
+  put16(b, flags); put16(b, type);
+  for (size_t i = 0; i < extra_words; ++i) put32(b, static_cast<uint32_t>(0x01020304 + i));
+  b.insert(b.end(), payload.begin(), payload.end());
+  return b;
+}
+Bytes cat(Bytes a, const Bytes& b) { a.insert(a.end(), b.begin(), b.end()); return a; }
+// The outer packet from a switch (ERSPAN source, VTEP) to the sensor, on VLAN 99.
+Bytes outer(uint8_t proto, const Bytes& l4) { return ether(0x0800, ipv4(ip4(192, 0, 2, 1), ip4(192, 0, 2, 9), proto, l4), {99}); }
+Bytes udp_bytes(uint16_t sp, uint16_t dp, const Bytes& payload) {
+  return udp(sp, dp, std::string(payload.begin(), payload.end()));
+}
+
+void check_inner(const Packet& p, bool ethernet) {
+  CHECK(p.src.to_string() == "10.1.0.10");
+  CHECK(p.dst.to_string() == "10.2.0.20");
+  CHECK(p.proto == 6);
+  CHECK(p.sport == 40000);
+  CHECK(p.dport == 104);
+  CHECK(std::string(reinterpret_cast<const char*>(p.payload), p.payload_len) == "DICM");
+  CHECK(p.l3_len == 20 + 20 + 4);
+  if (ethernet) {
+    CHECK(p.has_mac);
+    CHECK(p.src_mac[0] == 0xBB);
+    CHECK(p.dst_mac[0] == 0xAA);
+    REQUIRE(p.vlan_count == 1);
+    CHECK(p.vlan[0] == 30);  // the mirrored frame's tag, not the transport's 99
+  } else {
+    CHECK_FALSE(p.has_mac);  // the outer addresses are the tunnel's, not the hosts'
+    CHECK(p.vlan_count == 0);
+  }
+}
+}  // namespace
+
+TEST_CASE("Tunnels are opened: the inner packet is the one analysed") {
+  Harness h(linktype::EN10MB);
+  Packet p;
+  SECTION("GRE with IPv4 inside, with checksum, key and sequence number") {
+    REQUIRE(h.run(outer(47, gre(0xB000, 0x0800, inner_ip(), 3)), p) == DecodeStatus::ok);
+    check_inner(p, false);
+    CHECK(h.counters.get("decode.tunnel.gre") == 1);
+  }
+  SECTION("GRE with an Ethernet frame inside (gretap)") {
+    REQUIRE(h.run(outer(47, gre(0x2000, 0x6558, inner_frame(), 1)), p) == DecodeStatus::ok);
+    check_inner(p, true);
+  }
+  SECTION("ERSPAN type I, II and III (with and without the platform subheader)") {
+    REQUIRE(h.run(outer(47, gre(0x0000, 0x88BE, inner_frame(), 0)), p) == DecodeStatus::ok);
+    check_inner(p, true);
+    Bytes e2 = {0x10, 0x1E, 0x00, 0x7B, 0x00, 0x00, 0x00, 0x05};  // version 1, VLAN 30, session 123
+    REQUIRE(h.run(outer(47, gre(0x1000, 0x88BE, cat(e2, inner_frame()), 1)), p) == DecodeStatus::ok);
+    check_inner(p, true);
+    Bytes e3(12, 0);
+    e3[0] = 0x20;
+    REQUIRE(h.run(outer(47, gre(0x1000, 0x22EB, cat(e3, inner_frame()), 1)), p) == DecodeStatus::ok);
+    check_inner(p, true);
+    e3[11] = 0x01;  // O bit: 8 bytes of platform-specific subheader follow
+    REQUIRE(h.run(outer(47, gre(0x1000, 0x22EB, cat(cat(e3, Bytes(8, 0xEE)), inner_frame()), 1)), p) == DecodeStatus::ok);
+    check_inner(p, true);
+    CHECK(h.counters.get("decode.tunnel.erspan") == 4);
+    Bytes bad = e2;
+    bad[0] = 0x70;
+    CHECK(h.run(outer(47, gre(0x1000, 0x88BE, cat(bad, inner_frame()), 1)), p) == DecodeStatus::malformed);
+    CHECK(h.anomalies.back() == "erspan.bad_version");
+  }
+  SECTION("VXLAN and Geneve") {
+    Bytes vx = {0x08, 0, 0, 0, 0, 0, 42, 0};
+    REQUIRE(h.run(outer(17, udp_bytes(51234, 4789, cat(vx, inner_frame()))), p) == DecodeStatus::ok);
+    check_inner(p, true);
+    Bytes gn = {0x01, 0x00, 0x65, 0x58, 0, 0, 5, 0, 1, 2, 3, 4};  // one 4-byte option word
+    REQUIRE(h.run(outer(17, udp_bytes(51235, 6081, cat(gn, inner_frame()))), p) == DecodeStatus::ok);
+    check_inner(p, true);
+    CHECK(h.counters.get("decode.tunnel.vxlan") == 1);
+    CHECK(h.counters.get("decode.tunnel.geneve") == 1);
+    // Not a VXLAN header (I flag clear): an ordinary datagram to port 4789.
+    REQUIRE(h.run(outer(17, udp_bytes(5000, 4789, Bytes{0, 0, 0, 0, 0, 0, 0, 0, 'x'})), p) == DecodeStatus::ok);
+    CHECK(p.dport == 4789);
+    CHECK(p.payload_len == 9);
+  }
+  SECTION("IPv4 in IPv4") {
+    REQUIRE(h.run(outer(4, inner_ip()), p) == DecodeStatus::ok);
+    check_inner(p, false);
+    CHECK(h.counters.get("decode.tunnel.ip_in_ip") == 1);
+  }
+  SECTION("PPTP's enhanced GRE (version 1) stays a GRE packet") {
+    REQUIRE(h.run(outer(47, gre(0x3081, 0x880B, Bytes(12, 0), 0)), p) == DecodeStatus::ok);
+    CHECK(p.proto == 47);
+    CHECK(p.dst.to_string() == "192.0.2.9");
+  }
+  SECTION("Cut tunnels and tunnels nested too deep are anomalies") {
+    CHECK(h.run(outer(47, Bytes{0x00, 0x00}), p) == DecodeStatus::malformed);
+    CHECK(h.anomalies.back() == "gre.truncated");
+    CHECK(h.run(outer(47, gre(0x1000, 0x22EB, Bytes(5, 0), 1)), p) == DecodeStatus::malformed);
+    CHECK(h.anomalies.back() == "erspan.truncated");
+    Bytes nest = inner_ip();
+    for (int i = 0; i < 4; ++i) nest = ipv4(ip4(172, 16, 0, 1), ip4(172, 16, 0, 2), 4, nest);
+    CHECK(h.run(ether(0x0800, nest), p) == DecodeStatus::malformed);
+    CHECK(h.anomalies.back() == "tunnel.too_deep");
+    Bytes three = inner_ip();
+    for (int i = 0; i < 3; ++i) three = ipv4(ip4(172, 16, 0, 1), ip4(172, 16, 0, 2), 4, three);
+    REQUIRE(h.run(ether(0x0800, three), p) == DecodeStatus::ok);
+    check_inner(p, false);
+  }
+}
+
+TEST_CASE("A tunnel in outer fragments is opened once they are whole, and may hold fragments itself") {
+  Harness h(linktype::EN10MB);
+  // The inner datagram in two fragments, each carried in GRE; the second GRE packet is itself
+  // split in two outer fragments.
+  Bytes payload(64, 'q');
+  Bytes l4 = udp(7000, 7001, std::string(payload.begin(), payload.end()));
+  Bytes f1 = ipv4(ip4(10, 1, 0, 10), ip4(10, 2, 0, 20), 17, Bytes(l4.begin(), l4.begin() + 32), 77, 0x2000);
+  Bytes f2 = ipv4(ip4(10, 1, 0, 10), ip4(10, 2, 0, 20), 17, Bytes(l4.begin() + 32, l4.end()), 77, 4);
+  Packet p;
+  REQUIRE(h.run(outer(47, gre(0, 0x0800, f1, 0)), p) == DecodeStatus::fragment);
+  Bytes g2 = gre(0, 0x0800, f2, 0);
+  Bytes o1 = ipv4(ip4(192, 0, 2, 1), ip4(192, 0, 2, 9), 47, Bytes(g2.begin(), g2.begin() + 24), 5, 0x2000);
+  Bytes o2 = ipv4(ip4(192, 0, 2, 1), ip4(192, 0, 2, 9), 47, Bytes(g2.begin() + 24, g2.end()), 5, 3);
+  REQUIRE(h.run(ether(0x0800, o1), p) == DecodeStatus::fragment);
+  REQUIRE(h.run(ether(0x0800, o2), p) == DecodeStatus::ok);
+  CHECK(p.src.to_string() == "10.1.0.10");
+  CHECK(p.dport == 7001);
+  CHECK(p.payload_len == 64);
+  CHECK(std::string(reinterpret_cast<const char*>(p.payload), p.payload_len) == std::string(64, 'q'));
+}
+
+TEST_CASE("Peek-only decoding keeps a tunnel's packets on its outer address pair") {
+  Counters c;
+  Decoder dec(linktype::EN10MB, c, nullptr);
+  dec.set_peek_only(true);
+  Packet p;
+  auto run = [&](const Bytes& f) { return dec.decode(f.data(), uint32_t(f.size()), uint32_t(f.size()), Timestamp{1}, p); };
+  Bytes vx = {0x08, 0, 0, 0, 0, 0, 42, 0};
+  REQUIRE(run(outer(17, udp_bytes(51234, 4789, cat(vx, inner_frame())))) == DecodeStatus::ok);
+  CHECK(p.dst.to_string() == "192.0.2.9");
+  CHECK(p.sport == 0);  // VXLAN varies the source port per inner flow: not hashed on
+  CHECK(p.dport == 0);
+  REQUIRE(run(outer(47, gre(0, 0x0800, inner_ip(), 0))) == DecodeStatus::ok);
+  CHECK(p.dst.to_string() == "192.0.2.9");
+  CHECK(p.proto == 47);
+  // The first fragment of a VXLAN datagram gives no ports either: the pair decides.
+  Bytes u = udp_bytes(51234, 4789, cat(vx, inner_frame()));
+  Bytes frag = ipv4(ip4(192, 0, 2, 1), ip4(192, 0, 2, 9), 17, Bytes(u.begin(), u.begin() + 16), 9, 0x2000);
+  REQUIRE(run(ether(0x0800, frag)) == DecodeStatus::fragment);
+  CHECK_FALSE(dec.peeked_fragment().has_ports);
+}
