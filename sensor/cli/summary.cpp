@@ -92,6 +92,15 @@ std::array<std::string_view, N> string_fields(std::string_view line, const std::
   }
   return out;
 }
+
+// True when the flow's ndpi object says "guessed": true (written before its risks, after names
+// whose quotes inside are escaped).
+bool guessed(std::string_view line) {
+  size_t at = line.find("\"ndpi\":{");
+  if (at == std::string_view::npos) return false;
+  size_t g = line.find("\"guessed\":true", at);
+  return g != std::string_view::npos && g < line.find("\"risks\":", at);
+}
 }  // namespace
 
 Summary::DeviceRow* Summary::device_row(std::string_view key) {
@@ -150,7 +159,10 @@ void Summary::on_event(std::string_view type, std::string_view line) {
   if (type == "flow") {
     ++flows_;
     std::string_view app = ff[5];
-    if (app.empty()) app = ff[6];
+    // A protocol nDPI only guessed from the port (ndpi.guessed) is not one it found in the bytes:
+    // the flow counts as Unknown, as nDPI names what it could not recognise (the policy and the
+    // asset inventory do not take a guess for a protocol either).
+    if (app.empty()) app = guessed(line) ? std::string_view("Unknown") : ff[6];
     if (app.empty()) app = "-";
     ++apps_[std::string(app)];
     auto v = ff[0];

@@ -5,7 +5,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from golden import Checker, analyze, of_type, pcap  # noqa: E402
+from golden import Checker, analyze, of_type, pcap, run  # noqa: E402
 
 c = Checker("core_ndpi")
 
@@ -51,4 +51,12 @@ c.eq("demo: DNS to 8.8.8.8", [ndpi(e)[0] for e in by_port.get(53, [])], ["DNS", 
 scan = [e for e in demo if e["src_port"] == 61000]
 c.eq("demo: ten SYN-scan probes, one flow each", len(scan), 10)
 c.true("demo: scan probes carry no payload", all(e["flow"]["payload_bytes_toserver"] == 0 for e in scan))
+
+# The console summary counts a protocol nDPI only guessed from the port (ndpi.guessed) as Unknown,
+# as the flow event marks it: the WS-Discovery datagram of sdc.pcap is guessed from port 3702.
+sdc = flows("clinical/sdc.pcap")
+c.eq("sdc: one flow whose protocol nDPI guessed", [ndpi(e)[0] for e in sdc if (e.get("ndpi") or {}).get("guessed")], ["WSD"])
+_, _, err = run(["analyze", pcap("clinical", "sdc.pcap"), "--out", "-"])
+by_proto = [l.split(":", 1)[1].split() for l in err.splitlines() if "flows by protocol:" in l]
+c.eq("sdc summary: the guessed flow counts as Unknown", by_proto, [["sdc", "4", "Unknown", "1"]])
 c.done()
