@@ -25,7 +25,7 @@ unsigned detail::pdf_text_seconds = 30;
 
 namespace {
 
-using PdfTextFn = int (*)(const char*, size_t, std::string*);
+using detail::PdfTextFn;
 constexpr size_t kMaxPdfText = 256u << 20;
 constexpr const char* kModule = "medmon-pdf.so";
 
@@ -82,10 +82,13 @@ bool write_all(int fd, const char* p, size_t n) {
   return true;
 }
 
+}  // namespace
+
 // poppler's physical layout takes time quadratic in the glyphs of a line: a PDF of a few hundred
 // KiB can hold it for hours. The extraction runs in a child process that an alarm and a CPU limit
 // end after `seconds`; the text comes back through a pipe (a status byte, then the text).
-int extract_bounded(PdfTextFn fn, std::string_view data, const std::string& source, unsigned seconds, std::string& text) {
+int detail::extract_pdf_text_bounded(PdfTextFn fn, std::string_view data, const std::string& source, unsigned seconds,
+                                     std::string& text) {
   int fds[2];
   if (pipe(fds) != 0) throw ImportError(source + ": cannot start the PDF text extraction (pipe)");
   pid_t pid = fork();
@@ -119,17 +122,32 @@ int extract_bounded(PdfTextFn fn, std::string_view data, const std::string& sour
   }
   close(fds[0]);
   int st = 0;
-  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+  rusage ru{};
+  while (wait4(pid, &st, 0, &ru) < 0 && errno == EINTR) {}
   if (too_long)
     throw ImportError(source + ": the text of the PDF is longer than " + std::to_string(kMaxPdfText >> 20) +
                       " MiB; not an MDS2 form");
-  if (WIFSIGNALED(st) && (WTERMSIG(st) == SIGALRM || WTERMSIG(st) == SIGXCPU || WTERMSIG(st) == SIGKILL))
-    throw ImportError(source + ": PDF text extraction took longer than " + std::to_string(seconds) +
-                      " s; export the form as XLSX or CSV and import that");
+  if (WIFSIGNALED(st)) {
+    // The time limits end the child with SIGALRM (wall clock), SIGXCPU (CPU), or SIGKILL past the
+    // CPU limit's last second. Any other SIGKILL is not ours: the kernel's (or a memory cgroup's)
+    // out-of-memory killer ends the largest process so, and the PDF is then not slow but too big.
+    int sig = WTERMSIG(st);
+    long cpu = ru.ru_utime.tv_sec + ru.ru_stime.tv_sec;
+    if (sig == SIGALRM || sig == SIGXCPU || (sig == SIGKILL && cpu >= static_cast<long>(seconds)))
+      throw ImportError(source + ": PDF text extraction took longer than " + std::to_string(seconds) +
+                        " s; export the form as XLSX or CSV and import that");
+    if (sig == SIGKILL)
+      throw ImportError(source + ": PDF text extraction was killed (SIGKILL) after " + std::to_string(cpu) +
+                        " s of CPU time, holding " + std::to_string(ru.ru_maxrss >> 10) +
+                        " MiB: the system ends a process so when memory runs out; export the form as XLSX or CSV "
+                        "and import that");
+  }
   if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || got.empty()) return static_cast<int>(PdfText::unreadable);
   text.assign(got, 1, std::string::npos);
   return static_cast<unsigned char>(got[0]);
 }
+
+namespace {
 
 Form read_pdf_text(std::string_view data, const std::string& source) {
   std::string why;
@@ -139,7 +157,7 @@ Form read_pdf_text(std::string_view data, const std::string& source) {
   // A program that links the extraction itself (the fuzz target) runs it in process, so its
   // coverage is seen; the fuzzer bounds the time.
   int rc = &::medmon_pdf_text ? fn(data.data(), data.size(), &text)
-                              : extract_bounded(fn, data, source, detail::pdf_text_seconds, text);
+                              : detail::extract_pdf_text_bounded(fn, data, source, detail::pdf_text_seconds, text);
   switch (static_cast<PdfText>(rc)) {
     case PdfText::ok: break;
     case PdfText::locked: throw ImportError(source + ": PDF is password protected");

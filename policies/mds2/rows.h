@@ -42,6 +42,12 @@ Form named_errors(const std::string& source, Read&& read) {
 // Wall-clock and CPU seconds a PDF's text extraction may take (read_pdf); past it the import is
 // refused. A variable so tests can shorten it.
 extern unsigned pdf_text_seconds;
+// Runs fn (the PDF module's medmon_pdf_text) on data in a child process ended after `seconds`, and
+// returns its status with its text. ImportError "<source>: ..." when the child was ended by a limit
+// or killed; a child that failed otherwise is PdfText::unreadable.
+using PdfTextFn = int (*)(const char*, size_t, std::string*);
+int extract_pdf_text_bounded(PdfTextFn fn, std::string_view data, const std::string& source, unsigned seconds,
+                             std::string& text);
 // Raises ImportError when the text is from an edition other than HN 1-2019.
 void check_edition(const Form& f, std::string_view all_text);
 

@@ -4,6 +4,8 @@
 #include <yaml-cpp/yaml.h>
 #include <zip.h>
 
+#include <signal.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -15,6 +17,7 @@
 #include <vector>
 
 #include "policies/mds2/mds2_form.h"
+#include "policies/mds2/pdf_text.h"
 #include "policies/mds2/rows.h"
 
 using namespace medmon::mds2;
@@ -486,6 +489,37 @@ TEST_CASE("PDF: a text extraction that takes too long is refused in bounded time
   // A form's PDF is read as before, within the limit.
   Form f = read_pdf(std::string(MDS2_VARIANTS) + "/form.pdf");
   CHECK(f.questions.size() == 240);
+}
+
+namespace {
+// Stand-ins for the PDF module's extraction, run in the child process.
+int pdf_text_fine(const char*, size_t, std::string* text) { *text = "DOC-1 Acme"; return 0; }
+int pdf_text_spinning(const char*, size_t, std::string*) {
+  for (volatile unsigned long i = 0;; i = i + 1) {}
+}
+int pdf_text_killed(const char*, size_t, std::string*) {  // as the out-of-memory killer ends it
+  raise(SIGKILL);
+  return 0;
+}
+}  // namespace
+
+TEST_CASE("PDF: how the text extraction's child ended is the reason given", "[mds2]") {
+  std::string text;
+  CHECK(detail::extract_pdf_text_bounded(pdf_text_fine, "%PDF", "a.pdf", 5, text) == static_cast<int>(PdfText::ok));
+  CHECK(text == "DOC-1 Acme");
+  CHECK_THROWS_WITH(detail::extract_pdf_text_bounded(pdf_text_spinning, "%PDF", "slow.pdf", 1, text),
+                    Catch::Contains("slow.pdf: PDF text extraction took longer than 1 s"));
+  // A SIGKILL that no time limit sent is not a time limit: memory ran out.
+  try {
+    detail::extract_pdf_text_bounded(pdf_text_killed, "%PDF", "big.pdf", 5, text);
+    FAIL("no error");
+  } catch (const ImportError& e) {
+    std::string m = e.what();
+    INFO(m);
+    CHECK(m.find("big.pdf: PDF text extraction was killed (SIGKILL) after 0 s of CPU time, holding ") == 0);
+    CHECK(m.find("when memory runs out; export the form as XLSX or CSV") != std::string::npos);
+    CHECK(m.find("longer than") == std::string::npos);
+  }
 }
 
 TEST_CASE("CSV: semicolon-separated files (decimal-comma locales) are read", "[mds2]") {
