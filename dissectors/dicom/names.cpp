@@ -167,15 +167,4 @@ std::string_view abort_reason_name(uint8_t r) {
   }
 }
 
-std::string_view user_identity_type_name(uint8_t t) {
-  switch (t) {
-    case 1: return "username";
-    case 2: return "username_passcode";
-    case 3: return "kerberos";
-    case 4: return "saml";
-    case 5: return "jwt";
-    default: return "unknown";
-  }
-}
-
 }  // namespace medmon::dicom

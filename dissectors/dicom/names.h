@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <string_view>
 
+#include "sensor/common/dicom_user_identity.h"
+
 namespace medmon::dicom {
 
 // DCMTK keyword of a UID ("CTImageStorage"), or empty when unknown. Cached per thread.
@@ -27,6 +29,7 @@ std::string_view reject_source_name(uint8_t source);
 std::string_view reject_reason_name(uint8_t source, uint8_t reason);
 std::string_view abort_source_name(uint8_t source);
 std::string_view abort_reason_name(uint8_t reason);
-std::string_view user_identity_type_name(uint8_t type);
+// User identity type names: one table with the policy's (sensor/common/dicom_user_identity.h).
+using medmon::user_identity_type_name;
 
 }  // namespace medmon::dicom

@@ -36,12 +36,6 @@ bool parse_severity(std::string_view s, Severity& out) {
   return false;
 }
 
-int user_identity_code(std::string_view name) {
-  static const std::string_view names[] = {"none", "username", "username_password", "kerberos", "saml", "jwt"};
-  for (int i = 0; i < 6; ++i) if (name == names[i]) return i;
-  return name == "username_passcode" ? 2 : -1;  // the standard's word, as DICOM events name it
-}
-
 bool Cidr::parse(std::string_view text, Cidr& out) {
   auto slash = text.find('/');
   std::string_view addr = text.substr(0, slash);

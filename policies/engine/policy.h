@@ -11,6 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "sensor/common/dicom_user_identity.h"
 #include "sensor/common/types.h"
 
 namespace medmon::policy {
@@ -59,8 +60,9 @@ enum class Severity : uint8_t { info, low, medium, high, critical };
 const char* severity_name(Severity s);
 bool parse_severity(std::string_view s, Severity& out);
 // A model's DICOM user identity type name as the A-ASSOCIATE-RQ's type number (PS3.7 D.3.3.7):
-// none 0, username 1, username_password 2, kerberos 3, saml 4, jwt 5; -1 for any other name.
-int user_identity_code(std::string_view name);
+// none 0, username 1, username_passcode (or username_password) 2, kerberos 3, saml 4, jwt 5; -1
+// for any other name. The names are the DICOM events' (sensor/common/dicom_user_identity.h).
+using medmon::user_identity_code;
 
 struct Where {
   int line = 0, column = 0;

@@ -364,6 +364,24 @@ TEST_CASE("a model's dicom ae_titles bind the devices the site gives no AE title
   CHECK(s->devices[1].ae_titles == std::vector<std::string>{"MOD2"});  // the site's own wins
 }
 
+TEST_CASE("DICOM user identity types: the names events give are the names models use", "[policy][loader]") {
+  // Every type byte the standard defines has a name, and the name reads back as that byte: what the
+  // DICOM dissector reports for a request is what a model may declare.
+  for (int code = 1; code <= 5; ++code) {
+    std::string_view name = medmon::user_identity_type_name(static_cast<uint8_t>(code));
+    INFO(code << " " << name);
+    CHECK(name != "unknown");
+    CHECK(user_identity_code(name) == code);
+  }
+  CHECK(medmon::user_identity_type_name(2) == "username_passcode");
+  CHECK(user_identity_code("none") == 0);               // no user identity item
+  CHECK(user_identity_code("username_password") == 2);  // the other spelling a model may use
+  CHECK(medmon::user_identity_type_name(0) == "unknown");
+  CHECK(medmon::user_identity_type_name(6) == "unknown");
+  CHECK(user_identity_code("unknown") == -1);
+  CHECK(user_identity_code("password") == -1);
+}
+
 TEST_CASE("a device's zone that its address contradicts is an error", "[policy][loader]") {
   TempDir t;
   t.write("devices/test-modality.yaml", kModel);
