@@ -76,6 +76,23 @@ bool Cidr::contains(const IpAddr& a) const {
   return true;
 }
 
+ZoneLookup::ZoneLookup(const std::vector<Zone>& zones) {
+  for (size_t z = 0; z < zones.size(); ++z)
+    for (auto& c : zones[z].cidrs) add(c, static_cast<int>(z));
+}
+
+void ZoneLookup::add(const Cidr& c, int zone) {
+  // After every prefix as long or longer: the first found of one length is the first added.
+  auto at = std::upper_bound(by_prefix_.begin(), by_prefix_.end(), c.bits,
+                             [](uint8_t bits, const auto& e) { return bits > e.first.bits; });
+  by_prefix_.insert(at, {c, zone});
+}
+
+int ZoneLookup::find(const IpAddr& ip) const {
+  for (auto& [c, z] : by_prefix_) if (c.contains(ip)) return z;
+  return -1;
+}
+
 int8_t Model::sw_value(std::string_view name) const {
   auto& sws = mds2::derived_switches();
   for (size_t i = 0; i < sws.size() && i < sw.size(); ++i) if (name == sws[i].name) return sw[i];
@@ -712,15 +729,12 @@ bool zone_known(const Site& site, const std::string& z) {
   return z == "external";
 }
 
-// The zone whose cidrs hold one of `ips` most specifically, when it is another than `zone`; else "".
+// The zone whose cidrs hold one of `ips` (as the judge finds it), when it is another than `zone`; else "".
 std::string zone_by_cidr(const Site& site, const std::vector<IpAddr>& ips, const std::string& zone) {
+  ZoneLookup zones(site.zones);
   for (auto& ip : ips) {
-    const Zone* best = nullptr;
-    int bits = -1;
-    for (auto& z : site.zones)
-      for (auto& c : z.cidrs)
-        if (c.bits > bits && c.contains(ip)) { best = &z; bits = c.bits; }
-    if (best && best->name != zone) return best->name;
+    int z = zones.find(ip);
+    if (z >= 0 && site.zones[z].name != zone) return site.zones[z].name;
   }
   return "";
 }

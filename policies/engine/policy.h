@@ -140,6 +140,21 @@ struct Zone {
   std::vector<uint16_t> vlans;
 };
 
+// The zone of an address, for the loader's check of a device's `zone:` and for the judge. The rule:
+// the zone whose CIDR holding the address has the longest prefix; between prefixes of one length,
+// the one added first (zones in the order the site lists them, each zone's cidrs in order). An IPv4
+// CIDR never holds an IPv6 address, nor the reverse.
+class ZoneLookup {
+ public:
+  ZoneLookup() = default;
+  explicit ZoneLookup(const std::vector<Zone>& zones);  // every zone's cidrs, zone i as i
+  void add(const Cidr& c, int zone);
+  int find(const IpAddr& ip) const;  // the zone added with the prefix; -1 when none holds ip
+
+ private:
+  std::vector<std::pair<Cidr, int>> by_prefix_;  // longest prefix first, in the order added within one length
+};
+
 struct Role {
   std::string name;
   std::vector<Cidr> addrs;              // single IPs are /32 or /128

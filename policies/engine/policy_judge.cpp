@@ -261,16 +261,14 @@ PolicyJudge::PolicyJudge(std::shared_ptr<const Site> site, JudgeOptions opt, std
     for (size_t z = 0; z < s.zones.size(); ++z) if (s.zones[z].name == n) return static_cast<int>(z);
     return -1;
   };
-  for (size_t z = 0; z < s.zones.size(); ++z)
-    for (auto& c : s.zones[z].cidrs) zone_cidrs_.emplace_back(c, static_cast<int>(z));
+  zones_ = ZoneLookup(s.zones);
   // A device's `zone:` places its addresses that no zone's cidrs hold (the loader refuses one that
   // contradicts the cidrs): host routes, found before any network.
   for (auto& d : s.devices) {
     int z = d.zone.empty() ? -1 : zidx(d.zone);
     if (z < 0) continue;
-    for (auto& ip : d.ips) zone_cidrs_.emplace_back(Cidr{ip, static_cast<uint8_t>(ip.family == 4 ? 32 : 128)}, z);
+    for (auto& ip : d.ips) zones_.add(Cidr{ip, static_cast<uint8_t>(ip.family == 4 ? 32 : 128)}, z);
   }
-  std::stable_sort(zone_cidrs_.begin(), zone_cidrs_.end(), [](auto& a, auto& b) { return a.first.bits > b.first.bits; });
   zone_matrix_.assign(nz * nz, 0);
   for (auto& [from, to] : s.zone_matrix) {
     int a = zidx(from), b = zidx(to);
@@ -378,7 +376,7 @@ const Device* PolicyJudge::bind_by_fingerprint(const FlowSummary& f) {
 }
 
 int PolicyJudge::zone_of(const IpAddr& ip) const {
-  for (auto& [c, z] : zone_cidrs_) if (c.contains(ip)) return z;
+  if (int z = zones_.find(ip); z >= 0) return z;
   return internal(ip) ? -1 : static_cast<int>(site_->zones.size());  // external pseudo-zone
 }
 

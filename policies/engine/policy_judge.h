@@ -117,7 +117,7 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
   std::unordered_map<IpKey, uint64_t, IpKeyHash> roles_by_ip_;       // exact addresses
   std::vector<uint64_t> dev_roles_;                                   // per device: its roles: bits
   std::vector<std::pair<Cidr, uint64_t>> roles_by_cidr_;              // networks
-  std::vector<std::pair<Cidr, int>> zone_cidrs_;                      // longest prefix first
+  ZoneLookup zones_;                                                  // zones' cidrs and devices' zone: addresses
   std::vector<uint8_t> zone_matrix_;                                  // nz*nz allowed bits
   std::unordered_map<std::string, std::vector<Cidr>> ae_bindings_;    // AE title -> bound addresses or networks
   std::unordered_set<uint64_t> baseline_;

@@ -404,6 +404,45 @@ TEST_CASE("a device's zone that its address contradicts is an error", "[policy][
   INFO(all(e2));
 }
 
+TEST_CASE("zones from addresses: the longest prefix, then the zone listed first", "[policy][loader]") {
+  auto cidr = [](const char* t) { Cidr c; REQUIRE(Cidr::parse(t, c)); return c; };
+  auto ip = [](const char* t) { medmon::IpAddr a; REQUIRE(medmon::IpAddr::parse(t, a)); return a; };
+  std::vector<Zone> zones(4);
+  zones[0].cidrs = {cidr("10.0.0.0/8"), cidr("fd00::/8")};
+  zones[1].cidrs = {cidr("10.1.0.0/16"), cidr("fd00:1::/32")};
+  zones[2].cidrs = {cidr("10.1.0.0/16"), cidr("192.168.0.0/16")};  // the same network as zone 1: listed later
+  zones[3].cidrs = {cidr("::/0")};
+  ZoneLookup z(zones);
+  CHECK(z.find(ip("10.1.2.3")) == 1);  // /16 before /8, wherever it is listed
+  CHECK(z.find(ip("10.2.0.1")) == 0);
+  CHECK(z.find(ip("192.168.1.1")) == 2);
+  CHECK(z.find(ip("fd00:1::5")) == 1);
+  CHECK(z.find(ip("fd00:2::5")) == 0);
+  CHECK(z.find(ip("2001:db8::1")) == 3);
+  CHECK(z.find(ip("172.16.0.1")) == -1);  // ::/0 holds no IPv4 address
+  // An address added later as a host route (a device's zone:) comes before every network, but
+  // after a zone's own /32 for the same address.
+  z.add(cidr("10.1.2.3"), 0);
+  CHECK(z.find(ip("10.1.2.3")) == 0);
+  z.add(cidr("10.1.2.3/32"), 2);
+  CHECK(z.find(ip("10.1.2.3")) == 0);
+
+  // The loader checks a device's zone: by the same rule: of two zones with the same network, the
+  // address lies in the one listed first.
+  TempDir t;
+  t.write("devices/test-modality.yaml", kModel);
+  std::string site = kSite;
+  site.replace(site.find("  - {name: modality, cidrs: [10.1.0.0/24]}\n"), 43,
+               "  - {name: modality, cidrs: [10.1.0.0/24]}\n  - {name: lab, cidrs: [10.1.0.0/24]}\n");
+  Errors errs;
+  CHECK(load_site(t.write("sites/site.yaml", site), "", errs));
+  INFO(all(errs));
+  site.replace(site.find("zone: modality}"), 15, "zone: lab}");
+  Errors e2;
+  CHECK_FALSE(load_site(t.write("sites/site2.yaml", site), "", e2));
+  CHECK(all(e2).find("device 'mod-1' zone: 'lab', but its address lies in zone 'modality'") != std::string::npos);
+}
+
 TEST_CASE("VLAN ids and the role limit are checked with what was expected", "[policy][loader]") {
   TempDir t;
   t.write("devices/test-modality.yaml", kModel);
