@@ -20,6 +20,8 @@ bool header_columns(const std::vector<std::string>& cells, Columns& cols);
 // cells are positional; without, fields after the id are classified by their shape (used for
 // PDF text and loose text where blank cells vanish).
 void add_row(Form& f, std::vector<std::string> cells, const Columns* cols);
+// The question id add_row keys the row by ("DOC-7" for "DOC-7: Release date"); empty for another row.
+std::string row_question_id(const std::vector<std::string>& cells);
 // RFC 4180 records; quoted fields may hold delimiters and newlines.
 std::vector<std::vector<std::string>> parse_delimited(std::string_view text, char delim);
 // The bytes of an import file. ImportError "<path>: <unreadable>" when it cannot be opened,

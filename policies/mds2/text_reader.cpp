@@ -57,7 +57,21 @@ bool looks_iso(const std::string& s) {
          s.compare(0, 4, "ISO ") == 0;
 }
 
+// A cell as add_row reads it: markup, emphasis marks and runs of white space gone.
+std::string clean_cell(const std::string& c) { return collapse_ws(unmark(collapse_ws(strip_html(c)))); }
+
 }  // namespace
+
+std::string row_question_id(const std::vector<std::string>& cells) {
+  // The first cell with text carries the key, as in add_row.
+  for (auto& c : cells) {
+    std::string t = clean_cell(c);
+    if (t.empty()) continue;
+    std::string raw;
+    return match_question_id(t, raw) ? canonical_id(raw) : std::string();
+  }
+  return {};
+}
 
 bool header_columns(const std::vector<std::string>& cells, Columns& cols) {
   Columns c;
@@ -78,7 +92,7 @@ bool header_columns(const std::vector<std::string>& cells, Columns& cols) {
 }
 
 void add_row(Form& f, std::vector<std::string> cells, const Columns* cols) {
-  for (auto& c : cells) c = collapse_ws(unmark(collapse_ws(strip_html(c))));
+  for (auto& c : cells) c = clean_cell(c);
   // First non-empty cell carries the key.
   size_t k = 0;
   while (k < cells.size() && cells[k].empty()) ++k;

@@ -185,17 +185,6 @@ void load_sheet(zip_t* z, Sheet& sh, Texts& texts, size_t nshared) {
   }
 }
 
-// True for the row of DOC-7 (its first cell with text).
-bool is_release_date_row(const std::vector<std::string>& cells) {
-  std::string id;
-  for (auto& c : cells) {
-    if (c.empty()) continue;
-    std::string t = collapse_ws(c);
-    return match_question_id(t, id) && id == "DOC-7" && id.size() == t.size();
-  }
-  return false;
-}
-
 // The questions and notes of a sheet's rows.
 Form sheet_form(const Sheet& sh, const Texts& texts, bool date1904, const std::string& path) {
   Form f;
@@ -208,7 +197,9 @@ Form sheet_form(const Sheet& sh, const Texts& texts, bool date1904, const std::s
     for (int c = 0; c < kMaxCols; ++c) cells[c] = texts.list[row[c]];
     // The release date (DOC-7) in a number cell is an Excel serial day number: it reads as the
     // date the spreadsheet shows. Text ("2019", "10.2019") stays as written.
-    if (is_release_date_row(cells)) {
+    // The row is DOC-7's as the form reads it, also when its id cell holds more ("DOC-7:",
+    // "DOC-7 Release date").
+    if (detail::row_question_id(cells) == "DOC-7") {
       for (int c = 0; c < kMaxCols; ++c) {
         if (!texts.numbers.count(row[c])) continue;
         std::string d = excel_serial_to_date(cells[c], date1904);

@@ -601,6 +601,22 @@ TEST_CASE("DOC-7: only an XLSX number cell is a serial date; text keeps its word
   CHECK(doc7("<c r=\"C3\"><v>42285</v></c>", "<workbookPr date1904=\"1\"/>") == "2019-10-09");
   CHECK(doc7("<c r=\"C3\"><v>42285</v></c>", "<workbookPr date1904=\"true\"/>") == "2019-10-09");
   CHECK(excel_serial_to_date("42285", true) == "2019-10-09");
+  // The row is DOC-7's however its id cell is written, as long as the form reads it as DOC-7's:
+  // the id with the question in one cell, or followed by a colon.
+  auto doc7_keyed = [](const std::string& id_cell, const std::string& question_cell = "") {
+    std::string rows = keyed_rows_xml(2, "") + "<row r=\"3\">" + inline_cell("A3", id_cell) +
+                       (question_cell.empty() ? "" : inline_cell("B3", question_cell)) +
+                       "<c r=\"C3\"><v>43747</v></c></row>";
+    std::string path = write_sheet("doc7.xlsx", rows + "</sheetData>");
+    Form f = read_xlsx(path);
+    std::remove(path.c_str());
+    return f.find("DOC-7") ? f.find("DOC-7")->detail : std::string("(no DOC-7)");
+  };
+  CHECK(doc7_keyed("DOC-7 Document Release Date") == "2019-10-09");
+  CHECK(doc7_keyed("DOC-7:", "Document Release Date") == "2019-10-09");
+  CHECK(doc7_keyed(" DOC-7 ", "Document Release Date") == "2019-10-09");
+  CHECK(doc7_keyed("**DOC-7**", "Document Release Date") == "2019-10-09");
+  CHECK(doc7_keyed("DOC-70") == "(no DOC-7)");
 }
 
 TEST_CASE("text: lines ended by a lone CR (classic Mac) are lines", "[mds2]") {
