@@ -103,7 +103,9 @@ const char* kPalette[] = {"#1565c0", "#2e7d32", "#6a1b9a", "#ef6c00", "#00838f",
 
 std::string flow_app(const json& f) {
   std::string app = str(f, "app");
-  if (app.empty()) app = str(f.value("ndpi", json::object()), "protocol");
+  // A protocol nDPI only guessed from the port is not what the flow carried (docs/policy.md).
+  const json ndpi = f.value("ndpi", json::object());
+  if (app.empty() && !(ndpi.is_object() && ndpi.value("guessed", false) == true)) app = str(ndpi, "protocol");
   if (app.empty() || app == "Unknown") app = "unknown";
   std::transform(app.begin(), app.end(), app.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return app;

@@ -495,7 +495,8 @@ namespace {
 // Stand-ins for the PDF module's extraction, run in the child process.
 int pdf_text_fine(const char*, size_t, std::string* text) { *text = "DOC-1 Acme"; return 0; }
 int pdf_text_spinning(const char*, size_t, std::string*) {
-  for (volatile unsigned long i = 0;; i = i + 1) {}
+  volatile unsigned long i = 0;
+  for (;;) i = i + 1;
 }
 int pdf_text_killed(const char*, size_t, std::string*) {  // as the out-of-memory killer ends it
   raise(SIGKILL);

@@ -175,6 +175,17 @@ TEST_CASE("report without a policy lists devices by address and judges nothing")
   CHECK(html.find("id=\"count-devices\">1<") != std::string::npos);
 }
 
+TEST_CASE("report: a protocol nDPI only guessed from the port is unknown traffic") {
+  EventLog log;
+  log.add_line(R"({"ts":"2024-03-01T12:00:01.000000Z","event_type":"asset","asset":{"ip":"192.168.0.5","changes":["new"],"model":"unbound","flows":2,"bytes":10}})");
+  log.add_line(R"({"ts":"2024-03-01T12:00:01.000000Z","event_type":"flow","flow_id":"f1","src_ip":"192.168.0.5","src_port":1,"dst_ip":"192.168.0.9","dst_port":3702,"proto":"udp","flow":{"start":"2024-03-01T12:00:00.000000Z","end":"2024-03-01T12:00:01.000000Z","bytes_toserver":60,"bytes_toclient":0},"app":null,"ndpi":{"protocol":"WSD","guessed":true}})");
+  log.add_line(R"({"ts":"2024-03-01T12:00:02.000000Z","event_type":"flow","flow_id":"f2","src_ip":"192.168.0.5","src_port":2,"dst_ip":"192.168.0.9","dst_port":53,"proto":"udp","flow":{"start":"2024-03-01T12:00:01.000000Z","end":"2024-03-01T12:00:02.000000Z","bytes_toserver":60,"bytes_toclient":80},"app":null,"ndpi":{"protocol":"DNS"}})");
+  std::string html = render_html(log, ReportOptions{});
+  CHECK(html.find("wsd") == std::string::npos);
+  CHECK(html.find("unknown/udp/3702") != std::string::npos);
+  CHECK(html.find("dns/udp/53") != std::string::npos);
+}
+
 TEST_CASE("event log: malformed lines are counted and the first one located") {
   EventLog log;
   log.add_line(R"({"ts":"2024-03-01T12:00:01.000000Z","event_type":"flow"})");
