@@ -11,7 +11,9 @@ inline uint32_t be32(const uint8_t* p) { return uint32_t(p[0]) << 24 | uint32_t(
 inline uint32_t le32(const uint8_t* p) { return uint32_t(p[3]) << 24 | uint32_t(p[2]) << 16 | uint32_t(p[1]) << 8 | p[0]; }
 
 constexpr uint16_t ETH_IPV4 = 0x0800, ETH_IPV6 = 0x86DD, ETH_VLAN = 0x8100, ETH_QINQ = 0x88A8,
-                   ETH_QINQ_OLD = 0x9100, ETH_PPPOE_SESSION = 0x8864;
+                   ETH_QINQ_OLD = 0x9100, ETH_PPPOE_SESSION = 0x8864, ETH_MPLS = 0x8847, ETH_MPLS_MC = 0x8848;
+// Labels in one MPLS stack, at most (deeper is an anomaly).
+constexpr int kMaxMplsLabels = 8;
 // GRE payload types beyond IP: a whole Ethernet frame (gretap), ERSPAN type I/II and type III.
 constexpr uint16_t GRE_TEB = 0x6558, GRE_ERSPAN = 0x88BE, GRE_ERSPAN3 = 0x22EB;
 // Pseudo ethertype for inner(): the payload is an Ethernet frame.
@@ -43,7 +45,8 @@ Decoder::Decoder(int dlt, Counters& counters, AnomalyFn on_anomaly, FragmentLimi
       c_tunnel_erspan_(counters.at("decode.tunnel.erspan")),
       c_tunnel_vxlan_(counters.at("decode.tunnel.vxlan")),
       c_tunnel_geneve_(counters.at("decode.tunnel.geneve")),
-      c_tunnel_ip_(counters.at("decode.tunnel.ip_in_ip")) {}
+      c_tunnel_ip_(counters.at("decode.tunnel.ip_in_ip")),
+      c_mpls_(counters.at("decode.mpls")) {}
 
 DecodeStatus Decoder::bad(std::string_view name, uint32_t off, const Packet& out) {
   ++c_malformed_;
@@ -122,6 +125,23 @@ DecodeStatus Decoder::ether_payload(uint16_t type, const uint8_t* p, uint32_t le
         type = be16(p + 2);
         p += 4; len -= 4; off += 4;
         continue;
+      }
+      case ETH_MPLS:
+      case ETH_MPLS_MC: {
+        // Labels up to the bottom of the stack; then IP, told by its version nibble. What else
+        // an MPLS network carries (an Ethernet pseudowire behind a control word) is not opened.
+        for (int k = 0;; ++k) {
+          if (k == kMaxMplsLabels) return bad("mpls.too_many_labels", off, out);
+          if (len < 4) return bad("mpls.truncated", off, out);
+          bool bottom = p[2] & 0x01;
+          p += 4; len -= 4; off += 4;
+          if (bottom) break;
+        }
+        ++c_mpls_;
+        if (len >= 1 && (p[0] >> 4) == 4) return ipv4(p, len, off, out);
+        if (len >= 1 && (p[0] >> 4) == 6) return ipv6(p, len, off, out);
+        ++c_not_ip_;
+        return DecodeStatus::not_ip;
       }
       case ETH_PPPOE_SESSION: {
         if (len < 8) return bad("pppoe.truncated", off, out);

@@ -107,6 +107,7 @@ class Decoder {
   uint64_t& c_tunnel_vxlan_;
   uint64_t& c_tunnel_geneve_;
   uint64_t& c_tunnel_ip_;
+  uint64_t& c_mpls_;
 };
 
 }  // namespace medmon

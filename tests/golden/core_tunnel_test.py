@@ -6,7 +6,7 @@
    conversation recorded inside the tunnel); the devices keep their own MAC addresses; with
    --workers 2 the events are those of one worker.
 2. A real DICOM capture wrapped here in GRE (IPv4 inside, and gretap), ERSPAN types I, II and III,
-   Geneve, VXLAN and IPv4-in-IPv4, with the packet times kept, gives the same dicom events byte
+   Geneve, VXLAN and IPv4-in-IPv4, and behind two MPLS labels, with the packet times kept, gives the same dicom events byte
    for byte and the same flows. Wireshark, when present, reads the same TCP segments inside each
    wrapping, which checks the wrappers themselves.
 """
@@ -117,6 +117,8 @@ WRAPS = {
     "vxlan": lambda f, n: outer_frame(17, udp(40000 + n % 7, 4789, struct.pack("!II", 0x08000000, 42 << 8) + f), n),
     "geneve": lambda f, n: outer_frame(17, udp(40000 + n % 7, 6081, struct.pack("!HHI", 0x0000, 0x6558, 5 << 8) + f), n),
     "ipip": lambda f, n: outer_frame(4, f[14:], n),
+    # not a tunnel but a label stack in front of the IP packet
+    "mpls": lambda f, n: f[:12] + b"\x88\x47" + struct.pack("!II", 18 << 12 | 64, 32 << 12 | 0x100 | 64) + f[14:],
 }
 
 

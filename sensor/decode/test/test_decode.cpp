@@ -501,3 +501,22 @@ TEST_CASE("Peek-only decoding keeps a tunnel's packets on its outer address pair
   REQUIRE(run(ether(0x0800, frag)) == DecodeStatus::fragment);
   CHECK_FALSE(dec.peeked_fragment().has_ports);
 }
+
+TEST_CASE("MPLS labels are popped down to the IP packet") {
+  Harness h(linktype::EN10MB);
+  Packet p;
+  Bytes two = {0x00, 0x01, 0x20, 0x40, 0x00, 0x02, 0x01, 0x40};  // label 18, then 32 at the bottom of the stack
+  REQUIRE(h.run(ether(0x8847, cat(two, inner_ip())), p) == DecodeStatus::ok);
+  CHECK(p.dst.to_string() == "10.2.0.20");
+  CHECK(p.dport == 104);
+  CHECK(p.has_mac);  // the frame's own Ethernet addresses stay
+  CHECK(h.counters.get("decode.mpls") == 1);
+  // A pseudowire (control word 0, then Ethernet) is not opened.
+  Bytes pw = {0x00, 0x01, 0x01, 0x40, 0, 0, 0, 0};
+  CHECK(h.run(ether(0x8847, cat(pw, inner_frame())), p) == DecodeStatus::not_ip);
+  Bytes endless(4 * 9, 0);
+  CHECK(h.run(ether(0x8847, endless), p) == DecodeStatus::malformed);
+  CHECK(h.anomalies.back() == "mpls.too_many_labels");
+  CHECK(h.run(ether(0x8847, Bytes{0, 0}), p) == DecodeStatus::malformed);
+  CHECK(h.anomalies.back() == "mpls.truncated");
+}
