@@ -70,6 +70,7 @@ SensorConfig load_sensor_config(const CommonOptions& o) {
   SensorConfig c = o.config_file.empty() ? SensorConfig{} : load_config(o.config_file);
   if (!o.config_file.empty() && !c.phi_key.empty()) check_config_file(o.config_file, true);
   if (!o.phi_mode.empty()) c.phi_mode = o.phi_mode;
+  if (o.community_id) c.community_id = true;
   if (!o.site_policy.empty()) c.site_policy = o.site_policy;
   apply_sink_cli(o.sinks, c.sinks);
   return c;
@@ -147,6 +148,7 @@ bool open_outputs(const AnalyzeOptions& o, const Setup& s, Outputs& out) {
   }
   out.events.add_observer(&out.summary);
   out.events.set_annotator(s.annotator);
+  out.events.set_community_id(s.cfg.community_id, s.cfg.community_id_seed);
   out.extras.emplace(out.events, o.out);
   out.extras->set_policy(s.judge.get(), s.annotator);
   return true;

@@ -25,6 +25,7 @@ struct CommonOptions {
   std::string ladder = "policy";
   std::string fail_on = "high";
   bool quiet = false;
+  bool community_id = false;  // --community-id: as output.community_id
   SinkCliOptions sinks;  // --sink, --syslog, --sensor-id, --rotate-*, --spool-dir
 };
 

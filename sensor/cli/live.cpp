@@ -219,6 +219,8 @@ void reload(const LiveOptions& o, const SensorConfig& running, PolicyBoard& boar
   }
   if (c.phi_mode != running.phi_mode || c.phi_key != running.phi_key || c.phi_key_file != running.phi_key_file)
     log_line(kLogWarn, "reload: PHI settings changed; they take effect at restart");
+  if (c.community_id != running.community_id || c.community_id_seed != running.community_id_seed)
+    log_line(kLogWarn, "reload: output.community_id changed; it takes effect at restart");
   // Sized or opened at start: said, not silently ignored.
   if (!(c.flows == running.flows && c.reassembly == running.reassembly &&
         c.reassembly_memcap == running.reassembly_memcap && c.fragments == running.fragments &&
@@ -316,6 +318,7 @@ int run_live_pcap(const LiveOptions& o, const SensorConfig& cfg, Depth depth, co
   // Installed even without a policy, so that a reload can bring one in.
   ReloadableJudge judge(board);
   out.set_annotator(&judge);
+  out.set_community_id(cfg.community_id, cfg.community_id_seed);
   LiveAssets assets([&] { return board.current(); });
   auto inventory = assets.worker(0);
   out.add_observer(inventory.get());
@@ -420,6 +423,7 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
       sinks->attach_worker(out);
       ReloadableJudge judge(board);  // even without a policy, so that a reload can bring one in
       out.set_annotator(&judge);
+      out.set_community_id(cfg.community_id, cfg.community_id_seed);
       auto inventory = assets.worker(i);
       out.add_observer(inventory.get());
       Pipeline pipeline(cfg, depth, out, phi, {&judge, inventory.get()});

@@ -26,6 +26,7 @@ void add_common(CLI::App* c, CommonOptions& o) {
   c->add_option("--ladder", o.ladder, "Stop the pipeline after this stage (benchmarking)")
       ->check(CLI::IsMember({"decode", "flow", "reassembly", "ndpi", "dissect", "policy"}));
   c->add_flag("--quiet,-q", o.quiet, "No summary or progress on the terminal");
+  c->add_flag("--community-id", o.community_id, "Add the Community ID flow hash to flow events (as Suricata and Zeek)");
   c->add_option("--signatures", o.signatures, "Directory of protocol signature YAML files (docs/protocols.md)")
       ->check(CLI::ExistingDirectory);
   add_sink_options(c, o.sinks);

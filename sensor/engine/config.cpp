@@ -130,6 +130,8 @@ SensorConfig load_config(const std::string& path) {
         if (c.phi_key.size() < 16) fail(f, v, "'phi_key' must be at least 16 characters");
       }},
       {"phi_key_file", [&](const YAML::Node& v) { c.phi_key_file = text(f, v, "phi_key_file"); }},
+      {"community_id", [&](const YAML::Node& v) { c.community_id = flag(f, v, "community_id"); }},
+      {"community_id_seed", [&](const YAML::Node& v) { c.community_id_seed = number<uint16_t>(f, v, "community_id_seed", 0, 65535); }},
       {"sensor_id", [&](const YAML::Node& v) { sink_key(f, "sensor_id", v, c); }},
       {"rotate", [&](const YAML::Node& v) { sink_key(f, "rotate", v, c); }},
       {"sinks", [&](const YAML::Node& v) { sink_key(f, "sinks", v, c); }},

@@ -46,6 +46,7 @@ OfflineWorkers::OfflineWorkers(int n, const SensorConfig& cfg, Depth depth, cons
     auto w = std::make_unique<Worker>();
     w->out.add_sink(w->sink);
     w->out.set_annotator(annotator);
+    w->out.set_community_id(cfg.community_id, cfg.community_id_seed);
     std::vector<FlowJudge*> raw;
     if (!judges_.empty()) {
       w->deferral = std::make_unique<Deferral>(*w->sink);

@@ -1,5 +1,7 @@
 #include "sensor/output/event_output.h"
 
+#include "sensor/output/community_id.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -79,6 +81,10 @@ void EventOutput::write_endpoints(const EventEndpoints& ep) {
   writer_.field("dst_port", ep.dst_port);
   writer_.field("proto", l4_name(ep.proto));
   if (ep.vlan) writer_.field("vlan", ep.vlan);
+  if (community_id_ && !ep.flow_id.empty()) {
+    std::string id = community_id(ep.src, ep.src_port, ep.dst, ep.dst_port, ep.proto, community_seed_);
+    if (!id.empty()) writer_.field("community_id", id);
+  }
   if (annotator_) annotator_->annotate(ep, writer_);
 }
 

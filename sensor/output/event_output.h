@@ -1,7 +1,7 @@
 #pragma once
 // Event output: every event is one JSON object on one line, keys in a fixed order, starting
 // with the common header (ts, event_type, flow_id, src_ip, src_port, dst_ip, dst_port, proto,
-// vlan, then src/dst device and zone when a policy knows them). Lines are handed whole to the
+// vlan, community_id when asked for, then src/dst device and zone when a policy knows them). Lines are handed whole to the
 // sinks, so a crash or an error exit never leaves half a line behind.
 #include <array>
 #include <cstdint>
@@ -97,6 +97,9 @@ class EventOutput {
   }
   void add_observer(EventObserver* o) { observers_.push_back(o); }
   void set_annotator(HeaderAnnotator* a) { annotator_ = a; header_.valid = false; }
+  // Adds "community_id" (sensor/output/community_id.h) to the header of flow events. Set before
+  // the first event: flows keep their rendered headers.
+  void set_community_id(bool on, uint16_t seed = 0) { community_id_ = on; community_seed_ = seed; header_.valid = false; }
   void flush();
   Counters& counters() { return counters_; }
   uint64_t events_written() const { return events_; }
@@ -133,6 +136,8 @@ class EventOutput {
   std::vector<EventSink*> line_sinks_, batch_sinks_;
   std::vector<EventObserver*> observers_;
   HeaderAnnotator* annotator_ = nullptr;
+  bool community_id_ = false;
+  uint16_t community_seed_ = 0;
   Counters counters_;
   uint64_t events_ = 0;
 };

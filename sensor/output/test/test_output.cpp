@@ -2,6 +2,7 @@
 #include <cstdint>
 
 #include "sensor/common/types.h"
+#include "sensor/output/community_id.h"
 #include "sensor/output/event_output.h"
 #include "sensor/output/json_writer.h"
 #include "sensor/output/pseudonymiser.h"
@@ -343,4 +344,44 @@ TEST_CASE("a file sink that cannot write says so and leaves no half line") {
     // 42 bytes a line: two whole lines fit in 100 bytes; the part of the third written is taken back.
     CHECK(got == "{\"line\":0,\"pad\":\"xxxxxxxxxxxxxxxxxxxxxx\"}\n{\"line\":1,\"pad\":\"xxxxxxxxxxxxxxxxxxxxxx\"}\n");
   }
+}
+
+TEST_CASE("Community ID: Wireshark's values, the same both ways, none for ICMP") {
+  IpAddr a, b, c6, d6;
+  REQUIRE(IpAddr::parse("192.168.10.5", a));
+  REQUIRE(IpAddr::parse("192.168.10.80", b));
+  REQUIRE(IpAddr::parse("2001:db8:10::5", c6));
+  REQUIRE(IpAddr::parse("2001:db8:10::80", d6));
+  // Values tshark's communityid post-dissector gives for pcaps/core/ethernet_basic.pcap.
+  CHECK(community_id(a, 40000, b, 80, 6) == "1:GsNaKyi6sONQIN9/tDDKj61MLTc=");
+  CHECK(community_id(b, 80, a, 40000, 6) == "1:GsNaKyi6sONQIN9/tDDKj61MLTc=");
+  CHECK(community_id(a, 40001, b, 53, 17) == "1:SK1dUdfCF28KT/xzecuFEi9Tn2w=");
+  CHECK(community_id(c6, 40003, d6, 514, 17) == "1:K6qVbzJuXOTOgT67AXHhq3Ijzgo=");
+  CHECK(community_id(c6, 40002, d6, 8080, 6) != community_id(c6, 40002, d6, 8080, 6, 1));  // the seed counts
+  CHECK(community_id(a, 8, b, 0, 1).empty());
+  CHECK(community_id(c6, 128, d6, 0, 58).empty());
+  CHECK(community_id(a, 0, c6, 0, 6).empty());  // mixed families: no flow
+  // Same address both ends: the lower port first.
+  CHECK(community_id(a, 5000, a, 80, 6) == community_id(a, 80, a, 5000, 6));
+}
+
+TEST_CASE("Community ID in the event header, only when asked for") {
+  auto sink = std::make_shared<MemorySink>();
+  EventOutput out;
+  out.add_sink(sink);
+  EventEndpoints ep;
+  ep.flow_id = "F1";
+  REQUIRE(IpAddr::parse("192.168.10.5", ep.src));
+  REQUIRE(IpAddr::parse("192.168.10.80", ep.dst));
+  ep.src_port = 40000;
+  ep.dst_port = 80;
+  ep.proto = 6;
+  out.begin("flow", Timestamp{1}, &ep);
+  out.end();
+  out.set_community_id(true);
+  out.begin("flow", Timestamp{2}, &ep);
+  out.end();
+  REQUIRE(sink->lines.size() == 2);
+  CHECK(sink->lines[0].find("community_id") == std::string::npos);
+  CHECK(sink->lines[1].find(R"("proto":"tcp","community_id":"1:GsNaKyi6sONQIN9/tDDKj61MLTc=")") != std::string::npos);
 }
