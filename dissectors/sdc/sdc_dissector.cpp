@@ -442,12 +442,14 @@ class SdcDissector final : public Dissector {
   }
 
   // The head up to its blank line: the start line and the headers that frame the body. Waits for
-  // the rest of a head (up to kMaxHeader); a start line that is neither a request nor a status
-  // ends the flow.
+  // the rest of a head (up to kMaxHeader before its CR LF CR LF); a start line that is neither a
+  // request nor a status ends the flow.
   static std::optional<Consumed> read_head(std::string_view rest, HttpMessage& m, FlowContext& ctx) {
     size_t hend = rest.find("\r\n\r\n");
     if (hend == std::string_view::npos) {
-      if (rest.size() > kMaxHeader) return give_up("http_header_too_long", m.at, m.at, ctx);
+      // Too long only once no CR LF CR LF can end it within the cap, so that a head at the cap is
+      // read however its blank line was cut.
+      if (rest.size() > kMaxHeader + 4) return give_up("http_header_too_long", m.at, m.at, ctx);
       return Consumed{m.at, rest.size() + 1, 0, false};
     }
     if (hend > kMaxHeader) return give_up("http_header_too_long", m.at, m.at, ctx);
@@ -516,20 +518,24 @@ class SdcDissector final : public Dissector {
     for (;;) {
       std::string_view rest = v.substr(used);
       size_t le = rest.find("\r\n");
+      // A size line over kMaxStartLine is bad whole or cut (it may end in the CR held here).
       if (le == std::string_view::npos) {
-        if (rest.size() > kMaxStartLine) return give_up("bad_chunk", used, used, ctx);
+        if (rest.size() > kMaxStartLine + 1) return give_up("bad_chunk", used, used, ctx);
         return Consumed{used, 0, 0, false};
       }
+      if (le > kMaxStartLine) return give_up("bad_chunk", used, used, ctx);
       uint64_t n = 0;
       // A size over max_body() is read no further: such a body is dropped below like any other
       // too long to hold, not taken for a broken stream.
       if (!chunk_size(rest.substr(0, le), max_body(ctx), n)) return give_up("bad_chunk", used, used, ctx);
       if (n == 0) {
+        // The last chunk and its trailers, up to the blank line, are capped like a head.
         size_t fin = rest.find("\r\n\r\n", le);
         if (fin == std::string_view::npos) {
-          if (rest.size() > kMaxHeader) return give_up("bad_chunk", used, used, ctx);
+          if (rest.size() > kMaxHeader + 4) return give_up("bad_chunk", used, used, ctx);
           return Consumed{used, 0, 0, false};
         }
+        if (fin > kMaxHeader) return give_up("bad_chunk", used, used, ctx);
         used += fin + 4;
         d.in_chunks = false;
         soap(dir, d.body, &d.http, ctx);
@@ -551,17 +557,19 @@ class SdcDissector final : public Dissector {
     }
   }
 
-  // A body of Content-Length bytes; requests and bodiless responses may leave the length out.
-  // A body over max_body() is skipped (its head is consumed), one not all here is waited for.
+  // A body of Content-Length bytes; requests may leave the length out. 1xx, 204 and 304
+  // responses have no body whatever their headers say (a 304 may carry the Content-Length of what
+  // it did not send). A body over max_body() is skipped (its head is consumed), one not all here
+  // is waited for.
   static std::optional<Consumed> read_sized_body(std::string_view rest, HttpMessage& m, FlowContext& ctx) {
     uint64_t clen = m.content_length;
-    if (!m.have_length) {
-      const HttpInfo& http = m.http;
-      if (!http.method.empty() || http.status == 204 || http.status == 304 || (http.status >= 100 && http.status < 200)) {
-        clen = 0;  // requests without a body
-      } else {
-        return give_up("no_content_length", m.at, m.at, ctx);
-      }
+    const HttpInfo& http = m.http;
+    bool bodiless = http.method.empty() && (http.status < 200 || http.status == 204 || http.status == 304);
+    if (bodiless) {
+      clen = 0;
+    } else if (!m.have_length) {
+      if (http.method.empty()) return give_up("no_content_length", m.at, m.at, ctx);
+      clen = 0;  // requests without a body
     }
     if (clen > max_body(ctx)) {
       ctx.anomaly("sdc", "body_too_long", ctx.stream_offset() + m.at);

@@ -469,3 +469,51 @@ TEST_CASE("sdc: hostile input") {
   h.feed(Dir::to_client, "HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\nxx");
   CHECK(h.anomalies("body_too_long") == 1);
 }
+
+TEST_CASE("sdc: 1xx, 204 and 304 responses have no body whatever their Content-Length says") {
+  // A 304 may carry the Content-Length of what it did not send: the response after it is read.
+  for (std::string status : {"HTTP/1.1 100 Continue", "HTTP/1.1 204 No Content", "HTTP/1.1 304 Not Modified"}) {
+    INFO(status);
+    Harness h(kSdcInfo);
+    h.ep.proto = 6;
+    h.feed(Dir::to_client, status + "\r\nContent-Length: 500\r\n\r\n" + contexts_response(""));
+    auto ev = h.events("sdc");
+    REQUIRE(ev.size() == 1);
+    CHECK(ev[0]["sdc"]["http_status"] == 200);
+    CHECK(h.anomalies() == 0);
+  }
+}
+
+TEST_CASE("sdc: the head and chunk line limits do not depend on where the bytes were cut") {
+  // A head of 64 KiB up to its blank line is read, however its CR LF CR LF is cut; one byte more
+  // is too long.
+  for (size_t extra : {size_t(0), size_t(1)}) {
+    std::string m = get_request(1);
+    size_t hend = m.find("\r\n\r\n");
+    std::string pad = "\r\nX-Pad: ";
+    m.insert(hend, pad + std::string((64u << 10) - hend - pad.size() + extra, 'a'));
+    REQUIRE(m.find("\r\n\r\n") == (64u << 10) + extra);
+    for (size_t cut : {size_t(0), (size_t(64) << 10) + 1, (size_t(64) << 10) + 2, (size_t(64) << 10) + 3}) {
+      INFO("extra " << extra << " cut " << cut);
+      Harness h(kSdcInfo);
+      h.ep.proto = 6;
+      h.feed(Dir::to_server, m.substr(0, cut));
+      h.feed(Dir::to_server, m.substr(cut));
+      CHECK(h.events("sdc").size() == 1 - extra);
+      CHECK(h.anomalies("http_header_too_long") == extra);
+    }
+  }
+  // A chunk size line over 8 KiB is a bad chunk, whole or cut.
+  std::string m = http("HTTP/1.1 200 OK", get_response(), true);
+  size_t size_line = m.find("\r\n\r\n") + 4;
+  m.insert(m.find("\r\n", size_line), ";x=" + std::string(9000, 'e'));
+  for (size_t cut : {size_t(0), size_line + 8200}) {
+    INFO("cut " << cut);
+    Harness h(kSdcInfo);
+    h.ep.proto = 6;
+    h.feed(Dir::to_client, m.substr(0, cut));
+    h.feed(Dir::to_client, m.substr(cut));
+    CHECK(h.events("sdc").empty());
+    CHECK(h.anomalies("bad_chunk") == 1);
+  }
+}
