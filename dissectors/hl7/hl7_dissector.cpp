@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "dissectors/hl7/http_body.h"
+#include "dissectors/http/http_reader.h"
 #include "hl7cpp/message.h"
 #include "hl7cpp/mllp.h"
 
@@ -20,6 +20,20 @@ constexpr size_t kMaxPending = 256;      // unacknowledged messages tracked per 
 constexpr size_t kMaxControlId = 48;     // longer control ids are compared on this prefix
 constexpr size_t kMaxListed = 16;        // cap for lists inside one event
 constexpr std::string_view kName = "hl7";
+
+// HL7 in HTTP is read leniently (LF line ends, blank lines between messages), a body may run to
+// the close, and the first gap ends the reading of that direction.
+http::Options http_options() {
+  http::Options o;
+  o.syntax = http::Syntax::lenient;
+  o.holding = http::Holding::reader;
+  o.body_until_close = true;
+  o.resync = false;
+  o.max_head = 16u << 10;
+  o.max_line = 1024;
+  o.max_body = kMaxFrame;
+  return o;
+}
 
 bool is_header_id(const uint8_t* p) {
   return (p[0] == 'M' && p[1] == 'S' && p[2] == 'H') || (p[0] == 'F' && p[1] == 'H' && p[2] == 'S') ||
@@ -133,12 +147,12 @@ enum class Mode : uint8_t { unknown, mllp, http };
 
 class Hl7Dissector;
 
-struct DirState : hl7cpp::MllpHandler, HttpHandler {
+struct DirState : hl7cpp::MllpHandler, http::Handler {
   Hl7Dissector* self = nullptr;
   Dir dir = Dir::to_server;
   Mode mode = Mode::unknown;
   hl7cpp::MllpFramer framer{kMaxFrame};
-  HttpReader http{kMaxFrame};
+  http::BufferedReader http{http_options()};
   uint64_t base = 0;          // stream offset of the first byte this dissector saw
   bool based = false;
   FlowContext* ctx = nullptr;
@@ -158,8 +172,8 @@ struct DirState : hl7cpp::MllpHandler, HttpHandler {
 
   void frame(const hl7cpp::MllpFrame& f) override;
   void anomaly(hl7cpp::MllpAnomaly a, uint64_t offset) override;
-  void http_message(const HttpMessage& m) override;
-  void http_anomaly(std::string_view name, uint64_t offset) override;
+  void message(const http::Message& m) override;
+  void anomaly(http::Anomaly a, uint64_t message, uint64_t at) override;
 };
 
 // Scratch space for one body framed with MLLP inside HTTP.
@@ -540,9 +554,15 @@ void DirState::anomaly(hl7cpp::MllpAnomaly a, uint64_t offset) {
   name += hl7cpp::to_string(a);
   ctx->anomaly(kName, name, base + offset);
 }
-void DirState::http_anomaly(std::string_view name, uint64_t offset) { ctx->anomaly(kName, name, base + offset); }
+// At the message's offset; in the order of http::Anomaly (no_length never comes: a body may run
+// to the close).
+void DirState::anomaly(http::Anomaly a, uint64_t message, uint64_t) {
+  static constexpr std::string_view kNames[] = {"http.bad_start_line", "http.header_too_large", "http.body_too_large",
+                                                "http.bad_chunk",      "http.no_length",        "http.truncated_body"};
+  ctx->anomaly(kName, kNames[static_cast<size_t>(a)], base + message);
+}
 
-void DirState::http_message(const HttpMessage& m) {
+void DirState::message(const http::Message& m) {
   if (m.body.empty()) return;
   auto b = std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(m.body.data()), m.body.size());
   bool typed = hl7_content_type(m.content_type);

@@ -1,11 +1,11 @@
 #include "dissectors/sdc/sdc_dissector.h"
 
 #include "dissectors/api/xml_prolog.h"
+#include "dissectors/http/http_reader.h"
 
 #include <algorithm>
 #include <array>
 #include <mutex>
-#include <optional>
 #include <set>
 #include <string>
 #include <utility>
@@ -17,8 +17,7 @@ namespace sdc {
 namespace {
 
 constexpr size_t kMaxHeader = 64 * 1024;
-constexpr size_t kMaxStartLine = 8 * 1024;  // longer unfinished lines are not waited for when resyncing
-constexpr size_t kMaxMethod = 16;
+constexpr size_t kMaxStartLine = 8 * 1024;  // a chunk size line; an unfinished line waited for when resyncing
 constexpr size_t kMaxList = 16;
 constexpr size_t kMaxEndpoints = 4096;
 constexpr uint16_t kPorts[] = {3702};
@@ -91,22 +90,6 @@ Probe envelope(std::string_view s, bool full) {
 
 bool starts(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
 
-// The size on a chunk's size line: its leading hex digits (an extension after them is let be),
-// read until the size passes `cap`. False when the line has no digits.
-bool chunk_size(std::string_view line, uint64_t cap, uint64_t& n) {
-  n = 0;
-  bool digits = false;
-  for (char c : line) {
-    char ch = lower(c);
-    int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
-    if (d < 0) break;
-    digits = true;
-    n = n * 16 + static_cast<uint64_t>(d);
-    if (n > cap) break;
-  }
-  return digits;
-}
-
 // The data of the chunks at the front of a chunked body, up to where the bytes end or a chunk
 // size line cannot be read.
 std::string dechunk_prefix(std::string_view body) {
@@ -115,7 +98,7 @@ std::string dechunk_prefix(std::string_view body) {
     size_t le = body.find("\r\n");
     if (le == std::string_view::npos || le == 0) break;
     uint64_t n = 0;
-    if (!chunk_size(body.substr(0, le), (1u << 24) - 1, n) || n == 0) break;
+    if (!http::chunk_size(body.substr(0, le), (1u << 24) - 1, n) || n == 0) break;
     body.remove_prefix(le + 2);
     data.append(body.substr(0, n));
     if (body.size() < n + 2) break;
@@ -336,10 +319,27 @@ bool is_sender(const Participant& p, const IpAddr& sender) {
   return !other;
 }
 
+// The start line of the HTTP message a SOAP envelope came in.
 struct HttpInfo {
-  std::string method, path;
+  std::string_view method, path;
   int status = 0;
 };
+
+// SOAP over HTTP is read strictly; the stream feeder holds what is not read yet, so a message
+// with a Content-Length is read whole where it lies; a response must give its length; after lost
+// bytes, or a chunked body too long to hold, the next start line is looked for (a SOAP body ends
+// with '>' and no line end).
+http::Options http_options() {
+  http::Options o;
+  o.syntax = http::Syntax::strict;
+  o.holding = http::Holding::caller;
+  o.body_until_close = false;
+  o.resync = true;
+  o.resync_after = '>';
+  o.max_head = kMaxHeader + 4;  // the head up to its blank line, and that line's CR LF CR LF
+  o.max_line = kMaxStartLine;
+  return o;
+}
 
 class SdcDissector final : public Dissector {
  public:
@@ -351,235 +351,42 @@ class SdcDissector final : public Dissector {
     }
     // HTTP messages one after the other, until one is not all here or cannot be read.
     DirState& d = dirs_[static_cast<int>(dir)];
-    size_t used = 0;
-    while (used < v.size()) {
-      if (d.resync) {
-        std::optional<size_t> start = find_start_line(v, used);
-        if (!start) return {used, 0, 0, false};
-        d.resync = false;
-        used = *start;
-        continue;
-      }
-      if (d.in_chunks) {
-        if (auto stop = read_chunks(dir, v, used, d, ctx)) return *stop;
-        continue;
-      }
-      std::string_view rest = v.substr(used);
-      HttpMessage m;
-      m.at = used;
-      if (auto stop = read_head(rest, m, ctx)) return *stop;
-      if (m.chunked) {
-        // The head is read: the chunks are decoded as they come, so that the stream feeder
-        // never holds more than one chunk.
-        d.in_chunks = true;
-        d.http = m.http;
-        d.body.clear();
-        used += m.body_start;
-        continue;
-      }
-      if (auto stop = read_sized_body(rest, m, ctx)) return *stop;
-      soap(dir, m.body, &m.http, ctx);
-      used += m.length;
-    }
-    return {used, 0, 0, false};
+    d.reader.set_max_body(max_body(ctx));
+    Messages sink{*this, dir, ctx};
+    return d.reader.read(data, ctx.stream_offset(), sink);
   }
 
   // Lost bytes: the message they belong to is dropped (whatever was read of it is not a
   // message), and the direction resumes at the next HTTP start line.
   void on_gap(Dir dir, uint64_t, FlowContext& ctx) override {
-    DirState& d = dirs_[static_cast<int>(dir)];
     ctx.anomaly("sdc", "message_lost", ctx.stream_offset());
-    d.in_chunks = false;
-    d.body.clear();
-    d.resync = true;
+    dirs_[static_cast<int>(dir)].reader.gap();
   }
   void on_end(Dir, FlowContext&) override {}
 
  private:
-  // One HTTP message at the front of the bytes on_data has not used yet, as its steps read it.
-  // Offsets in `at` are into on_data's data; the others count from the message's first byte.
-  struct HttpMessage {
-    size_t at = 0;                // where the message starts
-    HttpInfo http;                // request line or status
-    size_t body_start = 0;        // after the blank line that ends the head
-    uint64_t content_length = 0;  // as given, when have_length
-    bool have_length = false, chunked = false;
-    std::string_view body;        // the whole body, once read
-    size_t length = 0;            // bytes of the whole message, once read
-  };
-
   struct DirState {
-    bool resync = false;     // after a gap or a body too long: looking for the next start line
-    bool in_chunks = false;  // the head of a chunked message was read: its chunks follow
-    HttpInfo http;           // that message's start line
-    std::string body;        // its chunks decoded so far
+    http::Reader reader{http_options()};
   };
 
-  // After a gap the bytes may start anywhere in a message: the first request or status line
-  // from `from` on that starts a line or follows the '>' ending an XML body (a body has no line
-  // end of its own). Without one, nullopt and `from` = what may be dropped: all but an
-  // unfinished last line (at most kMaxStartLine of it).
-  static std::optional<size_t> find_start_line(std::string_view v, size_t& from) {
-    size_t p = from;
-    for (;;) {
-      size_t eol = v.find("\r\n", p);
-      if (eol == std::string_view::npos) break;
-      for (size_t k = p; k < eol; ++k) {
-        if (k != p && v[k - 1] != '>') continue;
-        HttpInfo unused;
-        if (read_start_line(v.substr(k, eol - k), unused)) return k;
-      }
-      p = eol + 2;
+  // What the reader finds: each message's body is a SOAP envelope.
+  struct Messages final : http::Handler {
+    SdcDissector& self;
+    Dir dir;
+    FlowContext& ctx;
+    Messages(SdcDissector& s, Dir d, FlowContext& c) : self(s), dir(d), ctx(c) {}
+    void message(const http::Message& m) override {
+      HttpInfo info{m.method, m.target, m.status};
+      self.soap(dir, m.body, &info, ctx);
     }
-    from = std::max(p, v.size() > kMaxStartLine ? v.size() - kMaxStartLine : 0);
-    return std::nullopt;
-  }
-
-  // Stop reading this direction: a `what` anomaly at `at`, the bytes before `used` consumed.
-  static Consumed give_up(std::string_view what, size_t used, size_t at, FlowContext& ctx) {
-    ctx.anomaly("sdc", what, ctx.stream_offset() + at);
-    return {used, 0, 0, true};
-  }
-
-  // The head up to its blank line: the start line and the headers that frame the body. Waits for
-  // the rest of a head (up to kMaxHeader before its CR LF CR LF); a start line that is neither a
-  // request nor a status ends the flow.
-  static std::optional<Consumed> read_head(std::string_view rest, HttpMessage& m, FlowContext& ctx) {
-    size_t hend = rest.find("\r\n\r\n");
-    if (hend == std::string_view::npos) {
-      // Too long only once no CR LF CR LF can end it within the cap, so that a head at the cap is
-      // read however its blank line was cut.
-      if (rest.size() > kMaxHeader + 4) return give_up("http_header_too_long", m.at, m.at, ctx);
-      return Consumed{m.at, rest.size() + 1, 0, false};
+    // Where the fault was found; in the order of http::Anomaly (truncated_body never comes:
+    // the end of a stream is not given to the reader).
+    void anomaly(http::Anomaly a, uint64_t, uint64_t at) override {
+      static constexpr std::string_view kNames[] = {"bad_http_start_line", "http_header_too_long", "body_too_long",
+                                                    "bad_chunk",           "no_content_length",    "truncated_body"};
+      ctx.anomaly("sdc", kNames[static_cast<size_t>(a)], at);
     }
-    if (hend > kMaxHeader) return give_up("http_header_too_long", m.at, m.at, ctx);
-    std::string_view head = rest.substr(0, hend);
-    size_t eol = head.find("\r\n");
-    if (!read_start_line(head.substr(0, eol), m.http)) return give_up("bad_http_start_line", m.at, m.at, ctx);
-    read_body_headers(head, eol == std::string_view::npos ? head.size() : eol + 2, m);
-    m.body_start = hend + 4;
-    return std::nullopt;
-  }
-
-  static bool digit(char c) { return c >= '0' && c <= '9'; }
-  static bool http_version(std::string_view v) { return v.size() == 8 && v.substr(0, 7) == "HTTP/1." && digit(v[7]); }
-
-  // A status line (HTTP/1.x SP 3 digits, 100..999 [SP reason]) or a request line (METHOD SP target SP
-  // HTTP/1.x, the method upper-case letters); false for anything else, which is never written.
-  static bool read_start_line(std::string_view line, HttpInfo& http) {
-    if (line.substr(0, 5) == "HTTP/") {
-      if (line.size() < 12 || !http_version(line.substr(0, 8)) || line[8] != ' ') return false;
-      if (line[9] < '1' || line[9] > '9' || !digit(line[10]) || !digit(line[11]) || (line.size() > 12 && line[12] != ' ')) return false;
-      http.status = (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
-      return true;
-    }
-    size_t sp = line.substr(0, kMaxMethod + 1).find(' ');
-    if (sp == 0 || sp == std::string_view::npos) return false;
-    for (size_t k = 0; k < sp; ++k)
-      if (line[k] < 'A' || line[k] > 'Z') return false;
-    if (line.size() < sp + 11 || line[line.size() - 9] != ' ' || !http_version(line.substr(line.size() - 8))) return false;
-    std::string_view target = line.substr(sp + 1, line.size() - 9 - sp - 1);
-    for (char c : target)
-      if (static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7F) return false;
-    http.method.assign(line.substr(0, sp));
-    http.path.assign(target);
-    return true;
-  }
-
-  // Content-Length or chunked, from the header lines of `head` from `p` on.
-  static void read_body_headers(std::string_view head, size_t p, HttpMessage& m) {
-    while (p < head.size()) {
-      size_t e = head.find("\r\n", p);
-      std::string_view h = head.substr(p, e == std::string_view::npos ? std::string_view::npos : e - p);
-      size_t colon = h.find(':');
-      if (colon != std::string_view::npos) {
-        std::string_view name = h.substr(0, colon), val = trim(h.substr(colon + 1));
-        if (ifind(name, "content-length") == 0 && name.size() == 14) {
-          m.have_length = true;
-          m.content_length = 0;
-          for (char ch : val) {
-            if (ch < '0' || ch > '9') { m.have_length = false; break; }
-            if (m.content_length < (uint64_t(1) << 40)) m.content_length = m.content_length * 10 + static_cast<uint64_t>(ch - '0');
-          }
-        } else if (ifind(name, "transfer-encoding") == 0 && name.size() == 17 && ifind(val, "chunked") != std::string_view::npos) {
-          m.chunked = true;
-        }
-      }
-      if (e == std::string_view::npos) break;
-      p = e + 2;
-    }
-  }
-
-  // The chunks of the chunked message whose head was read, from v[used] on: each whole chunk is
-  // decoded into d.body and consumed; after the last chunk and the trailer the message is read.
-  // nullopt when the message ended (or was dropped) and `used` moved past it. A chunk size that is
-  // not hex ends the flow; a body over max_body() is dropped and the direction resyncs.
-  std::optional<Consumed> read_chunks(Dir dir, std::string_view v, size_t& used, DirState& d, FlowContext& ctx) {
-    for (;;) {
-      std::string_view rest = v.substr(used);
-      size_t le = rest.find("\r\n");
-      // A size line over kMaxStartLine is bad whole or cut (it may end in the CR held here).
-      if (le == std::string_view::npos) {
-        if (rest.size() > kMaxStartLine + 1) return give_up("bad_chunk", used, used, ctx);
-        return Consumed{used, 0, 0, false};
-      }
-      if (le > kMaxStartLine) return give_up("bad_chunk", used, used, ctx);
-      uint64_t n = 0;
-      // A size over max_body() is read no further: such a body is dropped below like any other
-      // too long to hold, not taken for a broken stream.
-      if (!chunk_size(rest.substr(0, le), max_body(ctx), n)) return give_up("bad_chunk", used, used, ctx);
-      if (n == 0) {
-        // The last chunk and its trailers, up to the blank line, are capped like a head.
-        size_t fin = rest.find("\r\n\r\n", le);
-        if (fin == std::string_view::npos) {
-          if (rest.size() > kMaxHeader + 4) return give_up("bad_chunk", used, used, ctx);
-          return Consumed{used, 0, 0, false};
-        }
-        if (fin > kMaxHeader) return give_up("bad_chunk", used, used, ctx);
-        used += fin + 4;
-        d.in_chunks = false;
-        soap(dir, d.body, &d.http, ctx);
-        d.body.clear();
-        return std::nullopt;
-      }
-      if (d.body.size() + n > max_body(ctx)) {
-        // Too long to hold: dropped, up to the next message's start line.
-        ctx.anomaly("sdc", "body_too_long", ctx.stream_offset() + used);
-        d.in_chunks = false;
-        d.body.clear();
-        d.resync = true;
-        return std::nullopt;
-      }
-      size_t end = le + 2 + static_cast<size_t>(n) + 2;
-      if (rest.size() < end) return Consumed{used, end, 0, false};
-      d.body.append(rest.substr(le + 2, static_cast<size_t>(n)));
-      used += end;
-    }
-  }
-
-  // A body of Content-Length bytes; requests may leave the length out. 1xx, 204 and 304
-  // responses have no body whatever their headers say (a 304 may carry the Content-Length of what
-  // it did not send). A body over max_body() is skipped (its head is consumed), one not all here
-  // is waited for.
-  static std::optional<Consumed> read_sized_body(std::string_view rest, HttpMessage& m, FlowContext& ctx) {
-    uint64_t clen = m.content_length;
-    const HttpInfo& http = m.http;
-    bool bodiless = http.method.empty() && (http.status < 200 || http.status == 204 || http.status == 304);
-    if (bodiless) {
-      clen = 0;
-    } else if (!m.have_length) {
-      if (http.method.empty()) return give_up("no_content_length", m.at, m.at, ctx);
-      clen = 0;  // requests without a body
-    }
-    if (clen > max_body(ctx)) {
-      ctx.anomaly("sdc", "body_too_long", ctx.stream_offset() + m.at);
-      return Consumed{m.at + m.body_start, 0, clen, false};
-    }
-    if (rest.size() < m.body_start + clen) return Consumed{m.at, m.body_start + static_cast<size_t>(clen), 0, false};
-    m.body = rest.substr(m.body_start, static_cast<size_t>(clen));
-    m.length = m.body_start + static_cast<size_t>(clen);
-    return std::nullopt;
-  }
+  };
 
   static void words(std::string_view v, std::vector<std::string>& out) {
     for_each_word(v, [&](std::string_view w) {

@@ -1,0 +1,520 @@
+#include "dissectors/http/http_reader.h"
+
+#include <algorithm>
+
+namespace medmon::http {
+
+namespace {
+
+constexpr auto npos = std::string_view::npos;
+
+char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; }
+bool digit(char c) { return c >= '0' && c <= '9'; }
+
+// Case-insensitive equality with a lower-case name.
+bool iequals(std::string_view s, std::string_view name) {
+  if (s.size() != name.size()) return false;
+  for (size_t i = 0; i < s.size(); ++i)
+    if (lower(s[i]) != name[i]) return false;
+  return true;
+}
+
+size_t ifind(std::string_view hay, std::string_view needle) {
+  for (size_t i = 0; i + needle.size() <= hay.size(); ++i)
+    if (iequals(hay.substr(i, needle.size()), needle)) return i;
+  return npos;
+}
+
+// Lenient: blanks around, and the CR of a line that ended with LF.
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  return s;
+}
+
+// Strict: white space around (a header value between CRLFs).
+bool space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+std::string_view trim_space(std::string_view s) {
+  while (!s.empty() && space(s.front())) s.remove_prefix(1);
+  while (!s.empty() && space(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+// A number of at most 16 digits, blanks around.
+bool parse_uint(std::string_view s, uint64_t& v, int base) {
+  s = trim(s);
+  if (s.empty() || s.size() > 16) return false;
+  uint64_t n = 0;
+  for (char c : s) {
+    int d;
+    if (digit(c)) d = c - '0';
+    else if (base == 16 && lower(c) >= 'a' && lower(c) <= 'f') d = lower(c) - 'a' + 10;
+    else return false;
+    n = n * static_cast<uint64_t>(base) + static_cast<uint64_t>(d);
+  }
+  v = n;
+  return true;
+}
+
+bool http_version(std::string_view v) { return v.size() == 8 && v.substr(0, 7) == "HTTP/1." && digit(v[7]); }
+
+}  // namespace
+
+bool chunk_size(std::string_view line, uint64_t cap, uint64_t& n) {
+  n = 0;
+  bool digits = false;
+  for (char c : line) {
+    char ch = lower(c);
+    int d = digit(ch) ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+    if (d < 0) break;
+    digits = true;
+    n = n * 16 + static_cast<uint64_t>(d);
+    if (n > cap) break;
+  }
+  return digits;
+}
+
+Consumed Reader::stop(Anomaly a, uint64_t at, size_t used, Handler& h) {
+  h.anomaly(a, msg_off_, at);
+  state_ = State::stopped;
+  body_.clear();
+  return {used, 0, 0, true};
+}
+
+void Reader::emit(Handler& h, std::string_view body, bool complete) {
+  state_ = State::head;
+  if (overflow_) {
+    overflow_ = false;  // dropped: body_too_large was reported
+  } else {
+    Message m;
+    m.request = request_;
+    m.method = method_;
+    m.target = target_;
+    m.status = status_;
+    m.content_type = content_type_;
+    m.body = body;
+    m.offset = msg_off_;
+    m.complete = complete;
+    h.message(m);
+  }
+  body_.clear();
+}
+
+// True when this piece took the body over the cap (reported once; the body is dropped).
+bool Reader::append_body(std::string_view piece, uint64_t at, Handler& h) {
+  if (overflow_) return false;
+  if (too_long(piece.size())) {
+    h.anomaly(Anomaly::body_too_large, msg_off_, at);
+    overflow_ = true;
+    body_.clear();
+    return true;
+  }
+  body_.append(piece);
+  return false;
+}
+
+bool Reader::start_line(std::string_view line) {
+  method_.clear();
+  target_.clear();
+  status_ = 0;
+  if (opt_.syntax == Syntax::strict) {
+    // HTTP/1.x SP 3 digits (100..999) [SP reason], or METHOD SP target SP HTTP/1.x with an
+    // upper-case method and a target of visible characters.
+    if (line.substr(0, 5) == "HTTP/") {
+      if (line.size() < 12 || !http_version(line.substr(0, 8)) || line[8] != ' ') return false;
+      if (line[9] < '1' || line[9] > '9' || !digit(line[10]) || !digit(line[11]) || (line.size() > 12 && line[12] != ' ')) return false;
+      request_ = false;
+      status_ = (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
+      return true;
+    }
+    size_t sp = line.substr(0, 17).find(' ');
+    if (sp == 0 || sp == npos) return false;
+    for (size_t k = 0; k < sp; ++k)
+      if (line[k] < 'A' || line[k] > 'Z') return false;
+    if (line.size() < sp + 11 || line[line.size() - 9] != ' ' || !http_version(line.substr(line.size() - 8))) return false;
+    std::string_view target = line.substr(sp + 1, line.size() - 9 - sp - 1);
+    for (char c : target)
+      if (static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7F) return false;
+    request_ = true;
+    method_.assign(line.substr(0, sp));
+    target_.assign(target);
+    return true;
+  }
+  size_t sp = line.find(' ');
+  if (line.substr(0, 5) == "HTTP/") {
+    uint64_t st = 0;
+    if (sp == npos || !parse_uint(line.substr(sp + 1, 3), st, 10)) return false;
+    request_ = false;
+    status_ = static_cast<int>(st);
+    return true;
+  }
+  size_t version = sp == npos ? npos : line.find(" HTTP/", sp);
+  if (sp == npos || sp == 0 || sp > 16 || version == npos) return false;
+  request_ = true;
+  method_.assign(line.substr(0, sp));
+  if (version > sp) target_.assign(line.substr(sp + 1, version - sp - 1));
+  return true;
+}
+
+// The header lines from `p` on: Content-Length, Transfer-Encoding chunked, Content-Type.
+void Reader::headers(std::string_view head, size_t p, bool& have_length, uint64_t& length, bool& chunked) {
+  const bool strict = opt_.syntax == Syntax::strict;
+  std::string_view eol = strict ? "\r\n" : "\n";
+  content_type_.clear();
+  while (p < head.size()) {
+    size_t e = head.find(eol, p);
+    if (e == npos) e = head.size();
+    std::string_view line = head.substr(p, e - p);
+    p = e + eol.size();
+    size_t colon = line.find(':');
+    if (colon == npos) continue;
+    std::string_view name = line.substr(0, colon);
+    std::string_view value = strict ? trim_space(line.substr(colon + 1)) : trim(line.substr(colon + 1));
+    if (iequals(name, "content-length")) {
+      if (strict) {
+        // Digits only (none is 0); past 2^40 the value only has to stay over any cap.
+        have_length = true;
+        length = 0;
+        for (char ch : value) {
+          if (!digit(ch)) { have_length = false; break; }
+          if (length < (uint64_t(1) << 40)) length = length * 10 + static_cast<uint64_t>(ch - '0');
+        }
+      } else {
+        have_length = parse_uint(value, length, 10);
+      }
+    } else if (iequals(name, "transfer-encoding")) {
+      if (strict) chunked = chunked || ifind(value, "chunked") != npos;
+      else chunked = value.find("chunked") != npos || value.find("Chunked") != npos;
+    } else if (iequals(name, "content-type")) {
+      content_type_.assign(value.substr(0, 128));
+    }
+  }
+}
+
+// The end of the head at the front of `rest` (after its blank line), or npos. The bytes searched
+// are remembered, so a head that comes a few bytes at a time is not searched again from its start.
+size_t Reader::head_end(std::string_view rest) {
+  size_t from = scanned_ > 3 ? scanned_ - 3 : 0;
+  size_t end = npos;
+  if (opt_.syntax == Syntax::strict) {
+    size_t f = rest.find("\r\n\r\n", from);
+    if (f != npos) end = f + 4;
+  } else {
+    // A line end right after another: LF LF, or CR LF CR LF.
+    for (size_t i = rest.find('\n', from); i != npos; i = rest.find('\n', i + 1)) {
+      if ((i >= 1 && rest[i - 1] == '\n') || (i >= 3 && rest.substr(i - 3, 4) == "\r\n\r\n")) {
+        end = i + 1;
+        break;
+      }
+    }
+  }
+  scanned_ = end == npos ? rest.size() : 0;
+  return end;
+}
+
+Reader::Step Reader::head(std::string_view v, size_t& used, uint64_t offset, Handler& h) {
+  if (opt_.syntax == Syntax::lenient) {
+    // Blank lines between messages are tolerated.
+    while (used < v.size() && (v[used] == '\r' || v[used] == '\n')) ++used;
+    if (used == v.size()) return std::nullopt;
+  }
+  std::string_view rest = v.substr(used);
+  msg_off_ = offset + used;
+  // The limit counts the whole head, so whether it is met does not depend on how it was cut.
+  size_t end = head_end(rest);
+  if (end == npos) {
+    if (rest.size() > opt_.max_head) return stop(Anomaly::header_too_large, msg_off_, used, h);
+    return Consumed{used, rest.size() + 1, 0, false};
+  }
+  if (end > opt_.max_head) return stop(Anomaly::header_too_large, msg_off_, used, h);
+  std::string_view head = rest.substr(0, end);
+  const bool strict = opt_.syntax == Syntax::strict;
+  size_t eol = strict ? head.find("\r\n") : head.find('\n');
+  std::string_view line = head.substr(0, eol);
+  if (!strict && !line.empty() && line.back() == '\r') line.remove_suffix(1);
+  if (!start_line(line)) return stop(Anomaly::bad_start_line, msg_off_, used, h);
+  bool have_length = false, chunked = false;
+  uint64_t length = 0;
+  headers(head, eol + (strict ? 2 : 1), have_length, length, chunked);
+  body_.clear();
+  overflow_ = false;
+  if (chunked) {
+    used += end;
+    state_ = State::chunk_size;
+    return std::nullopt;
+  }
+  // 1xx, 204 and 304 responses have no body whatever their headers say (a 304 may carry the
+  // Content-Length of what it did not send); requests without a length have none either.
+  bool bodiless = !request_ && (status_ < 200 || status_ == 204 || status_ == 304);
+  if (!have_length && !request_ && !bodiless) {
+    if (!opt_.body_until_close) return stop(Anomaly::no_length, msg_off_, used, h);
+    used += end;
+    state_ = State::until_close;
+    return std::nullopt;
+  }
+  uint64_t len = have_length && !bodiless ? length : 0;
+  if (len > opt_.max_body) {
+    h.anomaly(Anomaly::body_too_large, msg_off_, msg_off_);
+    used += end;
+    if (opt_.holding == Holding::caller) return Consumed{used, 0, len, false};
+    overflow_ = true;  // read through, dropped
+    remaining_ = len;
+    state_ = State::body;
+    return std::nullopt;
+  }
+  if (opt_.holding == Holding::caller) {
+    // The message is used whole once all here (its head is read again then).
+    if (rest.size() < end + len) return Consumed{used, end + static_cast<size_t>(len), 0, false};
+    used += end + static_cast<size_t>(len);
+    emit(h, rest.substr(end, static_cast<size_t>(len)), true);
+    return std::nullopt;
+  }
+  used += end;
+  remaining_ = len;
+  state_ = State::body;
+  if (len == 0) emit(h, {}, true);
+  return std::nullopt;
+}
+
+Reader::Step Reader::chunk_size(std::string_view v, size_t& used, uint64_t offset, Handler& h) {
+  const bool strict = opt_.syntax == Syntax::strict;
+  std::string_view rest = v.substr(used);
+  uint64_t at = offset + used;
+  size_t le = strict ? rest.find("\r\n") : rest.find('\n');
+  if (le == npos) {
+    // Too long for a size line whatever follows (a strict line may end in the CR held here).
+    if (rest.size() > opt_.max_line + (strict ? 1 : 0)) return stop(Anomaly::bad_chunk, at, used, h);
+    return Consumed{used, 0, 0, false};
+  }
+  if (le > opt_.max_line) return stop(Anomaly::bad_chunk, at, used, h);
+  std::string_view line = rest.substr(0, le);
+  size_t data = le + (strict ? 2 : 1);
+  uint64_t n = 0;
+  if (strict) {
+    if (!http::chunk_size(line, opt_.max_body, n)) return stop(Anomaly::bad_chunk, at, used, h);
+  } else {
+    line = trim(line);
+    if (!parse_uint(line.substr(0, line.find(';')), n, 16)) return stop(Anomaly::bad_chunk, at, used, h);
+  }
+  if (n == 0) return last_chunk(v, used, le, at, h);
+  chunk_off_ = at;
+  if (opt_.holding == Holding::caller) {
+    if (!overflow_ && too_long(n)) {
+      h.anomaly(Anomaly::body_too_large, msg_off_, at);
+      body_.clear();
+      if (opt_.resync) {
+        state_ = State::resync;
+        return std::nullopt;
+      }
+      overflow_ = true;
+    }
+    if (!overflow_) {
+      // A chunk is used whole, so that the stream feeder never holds more than one.
+      size_t data_end = data + static_cast<size_t>(n);
+      size_t end = data_end + 2;
+      if (!strict) {
+        if (rest.size() <= data_end) return Consumed{used, data_end + 1, 0, false};
+        size_t e = rest.find('\n', data_end);
+        if (e == npos) {
+          if (rest.size() - data_end > opt_.max_line) return stop(Anomaly::bad_chunk, at, used, h);
+          return Consumed{used, 0, 0, false};
+        }
+        if (e - data_end > opt_.max_line) return stop(Anomaly::bad_chunk, at, used, h);
+        end = e + 1;
+      }
+      if (rest.size() < end) return Consumed{used, end, 0, false};
+      body_.append(rest.substr(data, static_cast<size_t>(n)));
+      used += end;
+      return std::nullopt;
+    }
+  }
+  // The data is taken as it comes (or dropped as it comes once over the cap).
+  used += data;
+  remaining_ = n;
+  state_ = State::chunk_data;
+  return std::nullopt;
+}
+
+// The last chunk (size 0), from its size line (le: where that line ends) to the blank line after
+// the trailers, is used whole: the message is then read.
+Reader::Step Reader::last_chunk(std::string_view v, size_t& used, size_t le, uint64_t at, Handler& h) {
+  std::string_view rest = v.substr(used);
+  size_t end = npos;
+  if (opt_.syntax == Syntax::strict) {
+    size_t fin = rest.find("\r\n\r\n", le);
+    if (fin != npos) end = fin + 4;
+  } else {
+    for (size_t p = le + 1; p <= rest.size();) {
+      size_t e = rest.find('\n', p);
+      if (e == npos) break;
+      if (trim(rest.substr(p, e - p)).empty()) { end = e + 1; break; }
+      p = e + 1;
+    }
+  }
+  if (end == npos) {
+    if (rest.size() > opt_.max_head) return stop(Anomaly::bad_chunk, at, used, h);
+    return Consumed{used, 0, 0, false};
+  }
+  if (end > opt_.max_head) return stop(Anomaly::bad_chunk, at, used, h);
+  used += end;
+  emit(h, body_, true);
+  return std::nullopt;
+}
+
+// After a chunk's data: 2 bytes (strict, not looked at), or a line (lenient).
+Reader::Step Reader::chunk_end(std::string_view v, size_t& used, uint64_t offset, Handler& h) {
+  std::string_view rest = v.substr(used);
+  if (opt_.syntax == Syntax::strict) {
+    if (rest.size() < 2) return Consumed{used, 2, 0, false};
+    used += 2;
+  } else {
+    size_t e = rest.find('\n');
+    if (e == npos) {
+      if (rest.size() > opt_.max_line) return stop(Anomaly::bad_chunk, offset + used, used, h);
+      return Consumed{used, 0, 0, false};
+    }
+    if (e > opt_.max_line) return stop(Anomaly::bad_chunk, offset + used, used, h);
+    used += e + 1;
+  }
+  state_ = State::chunk_size;
+  return std::nullopt;
+}
+
+// After a loss the bytes may start anywhere in a message: the first start line from `used` on
+// that starts a line or follows resync_after (a body has no line end of its own). Without one,
+// all is used but an unfinished last line (at most max_line of it).
+Reader::Step Reader::resync(std::string_view v, size_t& used) {
+  const bool strict = opt_.syntax == Syntax::strict;
+  std::string_view eol_mark = strict ? "\r\n" : "\n";
+  size_t p = used;
+  for (;;) {
+    size_t eol = v.find(eol_mark, p);
+    if (eol == npos) break;
+    for (size_t k = p; k < eol; ++k) {
+      if (k != p && (opt_.resync_after == 0 || v[k - 1] != opt_.resync_after)) continue;
+      std::string_view line = v.substr(k, eol - k);
+      if (!strict && !line.empty() && line.back() == '\r') line.remove_suffix(1);
+      if (start_line(line)) {
+        used = k;
+        state_ = State::head;
+        return std::nullopt;
+      }
+    }
+    p = eol + eol_mark.size();
+  }
+  used = std::max(p, v.size() > opt_.max_line ? v.size() - opt_.max_line : 0);
+  return Consumed{used, 0, 0, false};
+}
+
+Consumed Reader::read(std::span<const uint8_t> data, uint64_t offset, Handler& h) {
+  std::string_view v(reinterpret_cast<const char*>(data.data()), data.size());
+  size_t used = 0;
+  while (used < v.size()) {
+    Step s;
+    switch (state_) {
+      case State::stopped:
+        return {used, 0, 0, true};
+      case State::resync:
+        s = resync(v, used);
+        break;
+      case State::head:
+        s = head(v, used, offset, h);
+        break;
+      case State::body: {
+        size_t n = static_cast<size_t>(std::min<uint64_t>(remaining_, v.size() - used));
+        append_body(v.substr(used, n), msg_off_, h);
+        used += n;
+        remaining_ -= n;
+        if (remaining_ == 0) emit(h, body_, true);
+        break;
+      }
+      case State::chunk_size:
+        s = chunk_size(v, used, offset, h);
+        break;
+      case State::chunk_data: {
+        size_t n = static_cast<size_t>(std::min<uint64_t>(remaining_, v.size() - used));
+        bool over = append_body(v.substr(used, n), chunk_off_, h);
+        used += n;
+        remaining_ -= n;
+        if (over && opt_.resync) {
+          overflow_ = false;
+          state_ = State::resync;
+        } else if (remaining_ == 0) {
+          state_ = State::chunk_end;
+        }
+        break;
+      }
+      case State::chunk_end:
+        s = chunk_end(v, used, offset, h);
+        break;
+      case State::until_close:
+        append_body(v.substr(used), msg_off_, h);
+        used = v.size();
+        break;
+    }
+    if (s) return *s;
+  }
+  return {used, 0, 0, state_ == State::stopped};
+}
+
+void Reader::gap() {
+  if (state_ == State::stopped) return;
+  body_.clear();
+  overflow_ = false;
+  scanned_ = 0;
+  state_ = opt_.resync ? State::resync : State::stopped;
+}
+
+void Reader::finish(bool unused, uint64_t unused_offset, Handler& h) {
+  switch (state_) {
+    case State::until_close:
+      emit(h, body_, true);
+      break;
+    case State::body:
+    case State::chunk_size:
+    case State::chunk_data:
+    case State::chunk_end:
+      h.anomaly(Anomaly::truncated_body, msg_off_, msg_off_);
+      emit(h, body_, false);
+      break;
+    case State::head:
+      if (unused) h.anomaly(Anomaly::truncated_body, unused_offset, unused_offset);
+      break;
+    case State::resync:
+    case State::stopped:
+      break;
+  }
+  state_ = State::stopped;
+  body_.clear();
+}
+
+void BufferedReader::feed(std::span<const uint8_t> data, Handler& h) {
+  if (r_.stopped()) return;
+  std::span<const uint8_t> in = data;
+  if (!pending_.empty()) {
+    pending_.append(reinterpret_cast<const char*>(data.data()), data.size());
+    in = std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(pending_.data()), pending_.size());
+  }
+  size_t used = std::min(r_.read(in, off_, h).used, in.size());
+  off_ += used;
+  if (r_.stopped()) {
+    pending_.clear();
+  } else if (pending_.empty()) {
+    pending_.assign(reinterpret_cast<const char*>(data.data()) + used, data.size() - used);
+  } else {
+    pending_.erase(0, used);
+  }
+}
+
+void BufferedReader::gap(uint64_t n) {
+  off_ += pending_.size() + n;
+  pending_.clear();
+  r_.gap();
+}
+
+void BufferedReader::finish(Handler& h) {
+  r_.finish(!pending_.empty(), off_, h);
+  pending_.clear();
+}
+
+}  // namespace medmon::http

@@ -1,0 +1,343 @@
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <vector>
+
+#include "dissectors/http/http_reader.h"
+
+using namespace medmon;
+using namespace medmon::http;
+
+namespace {
+
+const char* const kAnomalies[] = {"bad_start_line", "header_too_large", "body_too_large",
+                                  "bad_chunk",      "no_length",        "truncated_body"};
+
+// What the reader found, written out so runs can be compared.
+struct Record : Handler {
+  std::vector<std::string> seen;
+  void message(const Message& m) override {
+    std::string s = m.request ? "REQ " + std::string(m.method) + " " + std::string(m.target)
+                              : "RSP " + std::to_string(m.status);
+    s += " @" + std::to_string(m.offset) + " ct=" + std::string(m.content_type) + " body=" + std::string(m.body);
+    if (!m.complete) s += " (incomplete)";
+    seen.push_back(s);
+  }
+  void anomaly(Anomaly a, uint64_t message, uint64_t at) override {
+    seen.push_back(std::string("anomaly ") + kAnomalies[static_cast<int>(a)] + " @" + std::to_string(message) + "/" +
+                   std::to_string(at));
+  }
+};
+
+// Drives a Holding::caller reader as the stream feeder does: unused bytes are held and given
+// again with the next piece, `need` and `skip` are honoured, nothing is given after give_up.
+struct Feeder {
+  Reader r;
+  Record rec;
+  std::string held;
+  uint64_t off = 0, skip = 0;
+  bool gave_up = false;
+  size_t most_held = 0;
+  explicit Feeder(const Options& o) : r(caller(o)) {}
+  static Options caller(Options o) {
+    o.holding = Holding::caller;
+    return o;
+  }
+  void feed(std::string_view piece) {
+    if (gave_up) return;
+    if (skip) {
+      size_t n = static_cast<size_t>(std::min<uint64_t>(skip, piece.size()));
+      piece.remove_prefix(n);
+      skip -= n;
+      off += n;
+    }
+    held.append(piece);
+    while (!held.empty() && !gave_up) {
+      auto c = r.read(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(held.data()), held.size()), off, rec);
+      held.erase(0, c.used);
+      off += c.used;
+      gave_up = c.give_up;
+      if (c.skip) {
+        size_t n = static_cast<size_t>(std::min<uint64_t>(c.skip, held.size()));
+        held.erase(0, n);
+        off += n;
+        skip = c.skip - n;
+        continue;
+      }
+      if (c.used == 0) break;
+    }
+    most_held = std::max(most_held, held.size());
+  }
+  void gap(uint64_t n) {
+    off += held.size() + n;
+    held.clear();
+    r.gap();
+  }
+};
+
+// One stream through a reader of either holding, cut where `cuts` say (ascending offsets).
+std::vector<std::string> run(Options o, std::string_view stream, const std::vector<size_t>& cuts, bool finish = true) {
+  std::vector<std::string_view> pieces;
+  size_t prev = 0;
+  for (size_t c : cuts) {
+    pieces.push_back(stream.substr(prev, c - prev));
+    prev = c;
+  }
+  pieces.push_back(stream.substr(prev));
+  if (o.holding == Holding::caller) {
+    Feeder f(o);
+    for (auto p : pieces) f.feed(p);
+    return f.rec.seen;
+  }
+  BufferedReader b(o);
+  Record rec;
+  for (auto p : pieces) b.feed(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(p.data()), p.size()), rec);
+  if (finish) b.finish(rec);
+  return rec.seen;
+}
+
+Options strict_caller() {
+  Options o;
+  o.syntax = Syntax::strict;
+  o.holding = Holding::caller;
+  o.body_until_close = false;
+  o.resync = true;
+  o.resync_after = '>';
+  o.max_line = 8192;
+  o.max_head = 1024;
+  o.max_body = 4096;
+  return o;
+}
+
+Options lenient_reader() {
+  Options o;
+  o.syntax = Syntax::lenient;
+  o.holding = Holding::reader;
+  o.max_head = 1024;
+  o.max_body = 4096;
+  return o;
+}
+
+std::vector<Options> all_kinds() {
+  std::vector<Options> v;
+  for (Syntax s : {Syntax::strict, Syntax::lenient})
+    for (Holding h : {Holding::caller, Holding::reader}) {
+      Options o = lenient_reader();
+      o.syntax = s;
+      o.holding = h;
+      v.push_back(o);
+    }
+  return v;
+}
+
+std::string name(const Options& o) {
+  return std::string(o.syntax == Syntax::strict ? "strict" : "lenient") + (o.holding == Holding::caller ? "/caller" : "/reader");
+}
+
+// Pipelined requests: a Content-Length body, a chunked body with an extension and a trailer, a
+// request without a body; then the responses.
+const std::string kRequests =
+    "POST /a HTTP/1.1\r\nHost: x\r\nContent-Type: application/hl7-v2\r\nContent-Length: 5\r\n\r\nhello"
+    "PUT /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n0A\r\n0123456789\r\n0\r\nX-T: 1\r\n\r\n"
+    "GET /c HTTP/1.1\r\nHost: x\r\n\r\n";
+const std::vector<std::string> kRequestsRead = {
+    "REQ POST /a @0 ct=application/hl7-v2 body=hello",
+    "REQ PUT /b @" + std::to_string(kRequests.find("PUT")) + " ct= body=abc0123456789",
+    "REQ GET /c @" + std::to_string(kRequests.find("GET")) + " ct= body=",
+};
+
+}  // namespace
+
+TEST_CASE("http: pipelined requests, Content-Length and chunked bodies") {
+  for (const Options& o : all_kinds()) {
+    INFO(name(o));
+    CHECK(run(o, kRequests, {}) == kRequestsRead);
+  }
+}
+
+TEST_CASE("http: a split at any byte gives the same messages") {
+  std::string resp = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc"
+                     "HTTP/1.1 204 No Content\r\n\r\n"
+                     "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+  for (const std::string& stream : {kRequests, resp}) {
+    for (const Options& o : all_kinds()) {
+      INFO(name(o));
+      auto whole = run(o, stream, {});
+      CHECK(whole.size() == 3);
+      for (size_t cut = 1; cut < stream.size(); ++cut) {
+        INFO("cut " << cut);
+        CHECK(run(o, stream, {cut}) == whole);
+      }
+      // A byte at a time.
+      std::vector<size_t> every;
+      for (size_t cut = 1; cut < stream.size(); ++cut) every.push_back(cut);
+      CHECK(run(o, stream, every) == whole);
+    }
+  }
+}
+
+TEST_CASE("http: lenient reading takes LF line ends and blank lines between messages") {
+  std::string s = "\r\nPOST /a HTTP/1.1\nContent-Length: 2\n\nhi\r\n\r\nHTTP/1.0 200 OK\r\nContent-Length: 0\r\n\n";
+  for (size_t cut = 0; cut <= s.size(); ++cut) {
+    INFO("cut " << cut);
+    CHECK(run(lenient_reader(), s, {cut}) ==
+          std::vector<std::string>{"REQ POST /a @2 ct= body=hi", "RSP 200 @" + std::to_string(s.find("HTTP/1.0")) + " ct= body="});
+  }
+  // Strictly read, an LF-only head is no start line.
+  CHECK(run(strict_caller(), "POST /a HTTP/1.1\nContent-Length: 2\n\r\n\r\nhi", {}) ==
+        std::vector<std::string>{"anomaly bad_start_line @0/0"});
+}
+
+TEST_CASE("http: a body over the cap is dropped and the next message is read") {
+  std::string big(5000, 'x');
+  std::string sized = "POST /big HTTP/1.1\r\nContent-Length: 5000\r\n\r\n" + big;
+  std::string chunked = "POST /big HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+  for (size_t i = 0; i < big.size(); i += 1000) chunked += "3e8\r\n" + big.substr(i, 1000) + "\r\n";
+  chunked += "0\r\n\r\n";
+  std::string next = "POST /next HTTP/1.1\r\nContent-Length: 2\r\n\r\nok";
+  for (bool resync : {false, true})
+    for (Options o : all_kinds()) {
+      o.resync = resync;
+      o.resync_after = '>';
+      INFO(name(o) << (resync ? " resync" : ""));
+      auto r = run(o, sized + next, {100, 3000});
+      CHECK(r == std::vector<std::string>{"anomaly body_too_large @0/0",
+                                          "REQ POST /next @" + std::to_string(sized.size()) + " ct= body=ok"});
+      for (size_t cut : {size_t(60), size_t(4100), size_t(5000)}) {
+        INFO("cut " << cut);
+        r = run(o, chunked + next, {cut});
+        REQUIRE(r.size() == 2);
+        CHECK(r[0].rfind("anomaly body_too_large @0/", 0) == 0);
+        CHECK(r[1] == "REQ POST /next @" + std::to_string(chunked.size()) + " ct= body=ok");
+      }
+    }
+  // The stream feeder holds no more than a chunk.
+  Feeder f(strict_caller());
+  for (size_t i = 0; i < chunked.size(); i += 7) f.feed(std::string_view(chunked).substr(i, 7));
+  CHECK(f.most_held < 1010);
+}
+
+TEST_CASE("http: a gap stops the reading, or the next start line is looked for") {
+  std::string first = "POST /a HTTP/1.1\r\nContent-Length: 10\r\n\r\n<a>01";
+  std::string after = "234</a>POST /b HTTP/1.1\r\nContent-Length: 1\r\n\r\nz";
+  for (Options o : all_kinds()) {
+    for (bool resync : {false, true}) {
+      o.resync = resync;
+      o.resync_after = '>';
+      INFO(name(o) << (resync ? " resync" : ""));
+      Record rec;
+      std::vector<std::string> seen;
+      if (o.holding == Holding::caller) {
+        Feeder f(o);
+        f.feed(first);
+        f.gap(3);
+        f.feed(after);
+        seen = f.rec.seen;
+      } else {
+        BufferedReader b(o);
+        b.feed(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(first.data()), first.size()), rec);
+        b.gap(3);
+        b.feed(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(after.data()), after.size()), rec);
+        b.finish(rec);
+        seen = rec.seen;
+      }
+      // The message cut by the gap is dropped either way.
+      // (Leniently, "234</a>POST /b HTTP/1.1" is a start line too.)
+      if (!resync) CHECK(seen.empty());
+      else if (o.syntax == Syntax::lenient) CHECK(seen == std::vector<std::string>{"REQ 234</a>POST /b @48 ct= body=z"});
+      else CHECK(seen == std::vector<std::string>{"REQ POST /b @" + std::to_string(first.size() + 3 + 7) + " ct= body=z"});
+    }
+  }
+}
+
+TEST_CASE("http: a response without a length runs to the close, or is an error") {
+  std::string s = "HTTP/1.0 200 OK\r\nContent-Type: x/hl7\r\n\r\nall of it\r\nuntil the end";
+  for (Options o : all_kinds()) {
+    o.holding = Holding::reader;
+    INFO(name(o));
+    for (size_t cut = 0; cut <= s.size(); ++cut)
+      CHECK(run(o, s, {cut}) == std::vector<std::string>{"RSP 200 @0 ct=x/hl7 body=all of it\r\nuntil the end"});
+    o.body_until_close = false;
+    CHECK(run(o, s, {}) == std::vector<std::string>{"anomaly no_length @0/0"});
+  }
+  // Capped like any body.
+  Options o = lenient_reader();
+  o.max_body = 4;
+  CHECK(run(o, s, {}) == std::vector<std::string>{"anomaly body_too_large @0/0"});
+}
+
+TEST_CASE("http: 1xx, 204 and 304 responses have no body whatever their headers say") {
+  std::string s = "HTTP/1.1 304 Not Modified\r\nContent-Length: 120\r\n\r\n"
+                  "HTTP/1.1 100 Continue\r\nContent-Length: 7\r\n\r\n"
+                  "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+  for (const Options& o : all_kinds()) {
+    INFO(name(o));
+    CHECK(run(o, s, {}) == std::vector<std::string>{"RSP 304 @0 ct= body=", "RSP 100 @50 ct= body=",
+                                                    "RSP 200 @94 ct= body=ok"});
+  }
+}
+
+TEST_CASE("http: the end of the stream within a message") {
+  Options o = lenient_reader();
+  CHECK(run(o, "POST /a HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc", {}) ==
+        std::vector<std::string>{"anomaly truncated_body @0/0", "REQ POST /a @0 ct= body=abc (incomplete)"});
+  CHECK(run(o, "POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabc", {}) ==
+        std::vector<std::string>{"anomaly truncated_body @0/0", "REQ POST /a @0 ct= body=abc (incomplete)"});
+  CHECK(run(o, "GET / HTTP/1.1\r\n\r\nPOST /a HTTP/1.1\r\nConte", {}) ==
+        std::vector<std::string>{"REQ GET / @0 ct= body=", "anomaly truncated_body @18/18"});
+  CHECK(run(o, "GET / HTTP/1.1\r\n\r\n\r\n", {}) == std::vector<std::string>{"REQ GET / @0 ct= body="});
+}
+
+TEST_CASE("http: limits on heads and chunk lines do not depend on where the bytes were cut") {
+  for (Options o : all_kinds()) {
+    INFO(name(o));
+    // A head exactly at the limit, up to and with its blank line, is read; one byte more is not.
+    for (size_t extra : {size_t(0), size_t(1)}) {
+      std::string start = "GET / HTTP/1.1\r\nX: ";
+      std::string head = start + std::string(o.max_head - start.size() - 4 + extra, 'a') + "\r\n\r\n";
+      REQUIRE(head.size() == o.max_head + extra);
+      auto whole = run(o, head, {});
+      CHECK(whole == std::vector<std::string>{extra ? "anomaly header_too_large @0/0" : "REQ GET / @0 ct= body="});
+      for (size_t cut = o.max_head - 8; cut < head.size(); ++cut) {
+        INFO("cut " << cut);
+        CHECK(run(o, head, {cut}) == whole);
+      }
+    }
+    // A chunk size line at the limit is read; one byte more is a bad chunk. (Leniently, the CR
+    // before the LF is of the line.)
+    for (size_t extra : {size_t(0), size_t(1)}) {
+      std::string head = "PUT / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+      std::string line = "2;" + std::string(o.max_line - 2 + extra - (o.syntax == Syntax::lenient), 'e');
+      std::string s = head + line + "\r\nok\r\n0\r\n\r\n";
+      auto whole = run(o, s, {});
+      if (extra) CHECK(whole == std::vector<std::string>{"anomaly bad_chunk @0/" + std::to_string(head.size())});
+      else CHECK(whole == std::vector<std::string>{"REQ PUT / @0 ct= body=ok"});
+      for (size_t cut = head.size() + o.max_line - 4; cut < head.size() + line.size() + 3; ++cut) {
+        INFO("cut " << cut);
+        CHECK(run(o, s, {cut}) == whole);
+      }
+    }
+  }
+}
+
+TEST_CASE("http: start lines, strict and lenient") {
+  for (std::string line : {"post /x HTTP/1.1", "POST /x", "POST  HTTP/1.1", "POST /x HTTP/2.0", "HTTP/1.1 2000 OK",
+                           "HTTP/1.1 OK", "HTTP/1.x 200 OK", "PO-ST /x HTTP/1.1", "POST /a\x01 HTTP/1.1"}) {
+    INFO(line);
+    CHECK(run(strict_caller(), line + "\r\nContent-Length: 0\r\n\r\n", {}) ==
+          std::vector<std::string>{"anomaly bad_start_line @0/0"});
+  }
+  // Leniently, any method of up to 16 bytes before " HTTP/".
+  CHECK(run(lenient_reader(), "post /x HTTP/1.1\r\n\r\n", {}) == std::vector<std::string>{"REQ post /x @0 ct= body="});
+  CHECK(run(lenient_reader(), "GARBAGE\r\n\r\nGET / HTTP/1.1\r\n\r\n", {}) ==
+        std::vector<std::string>{"anomaly bad_start_line @0/0"});
+}
+
+TEST_CASE("http: chunk_size reads the leading hex digits, up to a cap") {
+  uint64_t n = 0;
+  CHECK((chunk_size("1aF;ext=1", 1u << 20, n) && n == 0x1af));
+  CHECK((chunk_size("0", 10, n) && n == 0));
+  CHECK_FALSE(chunk_size(" 1", 10, n));
+  CHECK_FALSE(chunk_size("", 10, n));
+  CHECK((chunk_size("ffffffffffffffffffff", 100, n) && n > 100 && n < 0x1000));
+}
