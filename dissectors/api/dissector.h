@@ -28,6 +28,10 @@ struct Consumed {
 class Dissector {
  public:
   virtual ~Dissector() = default;
+  // The flow was claimed on these first bytes of `dir` (what the probe saw); called once, before
+  // any bytes are given. The held bytes of both directions then come in the order they arrived,
+  // so a dissector that stands for several protocols chooses one here, not on its first bytes.
+  virtual void on_claim(Dir dir, std::span<const uint8_t> probed, FlowContext& ctx) {}
   // In-order bytes of one direction (TCP), or one whole datagram (UDP).
   virtual Consumed on_data(Dir dir, std::span<const uint8_t> data, FlowContext& ctx) = 0;
   // `missing` bytes of this direction were lost (capture loss, memcap): resynchronise.

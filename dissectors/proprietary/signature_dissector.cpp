@@ -505,20 +505,15 @@ Probe any_probe(std::span<const uint8_t> first, Dir dir) {
 template <Transport T>
 class Dispatcher final : public Dissector {
  public:
+  // The stream feeder names the bytes that claimed the flow before it gives any: the signature is
+  // chosen on them, whichever direction's bytes come first (a request the client sent before
+  // the server's answer matched).
+  void on_claim(Dir dir, std::span<const uint8_t> probed, FlowContext& ctx) override { choose(dir, probed, ctx); }
+
   Consumed on_data(Dir dir, std::span<const uint8_t> data, FlowContext& ctx) override {
     if (!inner_) {
-      auto window = data.first(std::min(data.size(), kProbeWindow));
-      for (auto& s : registry().sigs) {
-        if ((static_cast<uint8_t>(s->transport) & static_cast<uint8_t>(T)) == 0) continue;
-        if (s->probe(window, dir) == Probe::yes) {
-          inner_ = make_dissector(s);
-          ctx.facts().app.assign(s->name);
-          // The stream feeder counted the flow as app.proprietary.flows (the entry that claimed
-          // it); this is its share of that count, not a second app count.
-          ++ctx.counters().at(std::string("proprietary.").append(s->name).append(".flows"));
-          break;
-        }
-      }
+      // Not claimed through the stream feeder: the first bytes given are those the probe saw.
+      choose(dir, data, ctx);
       if (!inner_) {
         if (T == Transport::udp) return {data.size(), 0, 0, false};  // the next datagram may match
         ctx.facts().app.clear();
@@ -535,6 +530,21 @@ class Dispatcher final : public Dissector {
   }
 
  private:
+  void choose(Dir dir, std::span<const uint8_t> first, FlowContext& ctx) {
+    auto window = first.first(std::min(first.size(), kProbeWindow));
+    for (auto& s : registry().sigs) {
+      if ((static_cast<uint8_t>(s->transport) & static_cast<uint8_t>(T)) == 0) continue;
+      if (s->probe(window, dir) == Probe::yes) {
+        inner_ = make_dissector(s);
+        ctx.facts().app.assign(s->name);
+        // The stream feeder counted the flow as app.proprietary.flows (the entry that claimed
+        // it); this is its share of that count, not a second app count.
+        ++ctx.counters().at(std::string("proprietary.").append(s->name).append(".flows"));
+        return;
+      }
+    }
+  }
+
   std::unique_ptr<Dissector> inner_;
 };
 

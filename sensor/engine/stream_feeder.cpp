@@ -44,7 +44,7 @@ void StreamFeeder::data(Dir dir, std::span<const uint8_t> bytes, uint64_t offset
     }
     if (full) { detach(); return; }
     s.pending.insert(s.pending.end(), bytes.begin(), bytes.end());
-    s.hold(bytes.size(), ctx.now());
+    s.hold(bytes.size(), ctx.now(), ++arrivals_);
     if (!s.probe_said_no) probe(dir, ctx);
     return;
   }
@@ -83,37 +83,47 @@ void StreamFeeder::claim(const DissectorInfo* info, Dir first, FlowContext& ctx)
   state_ = State::active;
   ctx.facts().app.assign(info->name);
   ++ctx.counters().at(std::string("app.").append(info->name).append(".flows"));
-  // Replay what was held while probing. First the direction that matched, all at once: a
-  // dissector may choose itself again on the bytes the probe saw (the proprietary dispatcher
-  // does). Then the other direction, each piece with the time it arrived at.
-  Timestamp now = ctx.now();
-  for (Dir d : {first, reverse(first)}) {
-    DirState& s = dirs_[static_cast<int>(d)];
-    if (s.dropped && s.lost) {
-      // Not held: the dissector starts this direction mid-stream, as after any other gap.
-      uint64_t lost = s.lost;
-      s.lost = 0;
-      s.probe_said_no = s.dropped = false;
-      dissector_->on_gap(d, lost, ctx);
-      if (state_ != State::active) return;
-      continue;
-    }
-    s.probe_said_no = s.dropped = false;
-    std::vector<uint8_t> held;
-    std::vector<HeldPiece> pieces;
-    held.swap(s.pending);
-    pieces.swap(s.pieces);
-    if (d == first) pieces = {{held.size(), now}};
-    size_t at = 0;
-    for (const HeldPiece& p : pieces) {
-      ctx.set_now(p.time);
-      feed(d, std::span<const uint8_t>(held).subspan(at, p.size), ctx);
-      at += p.size;
-      if (state_ != State::active) break;
-    }
-    ctx.set_now(now);
-    if (state_ != State::active) return;
+  // The dissector is told which bytes claimed the flow (one that stands for several protocols
+  // chooses one on them), then given what was held while probing: a direction that was not
+  // held as a gap, then the held pieces of both directions in the order they arrived, each with
+  // its packet time, so that a request the client sent before the server's answer that claimed
+  // the flow is read before that answer.
+  {
+    const DirState& f = dirs_[static_cast<int>(first)];
+    dissector_->on_claim(first, std::span<const uint8_t>(f.pending.data(), std::min(f.pending.size(), limits_.probe_window)), ctx);
   }
+  std::array<std::vector<uint8_t>, 2> held;
+  std::array<std::vector<HeldPiece>, 2> pieces;
+  for (Dir d : {first, reverse(first)}) {
+    int i = static_cast<int>(d);
+    DirState& s = dirs_[i];
+    bool lost = s.dropped && s.lost;
+    s.probe_said_no = s.dropped = false;
+    held[i].swap(s.pending);
+    pieces[i].swap(s.pieces);
+    s.head = 0;
+    if (lost) {
+      // Not held: the dissector starts this direction mid-stream, as after any other gap.
+      uint64_t n = s.lost;
+      s.lost = 0;
+      dissector_->on_gap(d, n, ctx);
+      if (state_ != State::active) return;
+    }
+  }
+  Timestamp now = ctx.now();
+  std::array<size_t, 2> next{0, 0}, at{0, 0};
+  while (state_ == State::active) {
+    // The piece that arrived first of the two directions' next ones.
+    int i = -1;
+    for (int k : {0, 1})
+      if (next[k] < pieces[k].size() && (i < 0 || pieces[k][next[k]].seq < pieces[i][next[i]].seq)) i = k;
+    if (i < 0) break;
+    const HeldPiece& p = pieces[i][next[i]++];
+    ctx.set_now(p.time);
+    feed(static_cast<Dir>(i), std::span<const uint8_t>(held[i]).subspan(at[i], p.size), ctx);
+    at[i] += p.size;
+  }
+  ctx.set_now(now);
 }
 
 void StreamFeeder::feed(Dir dir, std::span<const uint8_t> bytes, FlowContext& ctx) {

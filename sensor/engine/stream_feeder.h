@@ -38,10 +38,12 @@ class StreamFeeder {
 
  private:
   enum class State : uint8_t { probing, active, none };
-  // Bytes held while probing that arrived with one packet time, replayed with it at claim().
+  // Bytes held while probing that arrived with one packet time, replayed with it at claim(), in
+  // the order the pieces of both directions arrived (`seq`).
   struct HeldPiece {
     size_t size;
     Timestamp time;
+    uint64_t seq;
   };
   static constexpr size_t kMaxHeldPieces = 256;  // past it, bytes join the last piece
   struct DirState {
@@ -63,12 +65,15 @@ class StreamFeeder {
       pending.erase(pending.begin(), pending.begin() + static_cast<std::ptrdiff_t>(head));
       head = 0;
     }
-    void hold(size_t n, Timestamp t) {
-      if (!pieces.empty() && (pieces.back().time == t || pieces.size() >= kMaxHeldPieces)) {
+    // `seq` numbers the deliveries of both directions: bytes join the last piece when nothing of
+    // the other direction came between them (or past kMaxHeldPieces).
+    void hold(size_t n, Timestamp t, uint64_t seq) {
+      if (!pieces.empty() && ((pieces.back().time == t && pieces.back().seq + 1 == seq) || pieces.size() >= kMaxHeldPieces)) {
         pieces.back().size += n;
         pieces.back().time = t;
+        pieces.back().seq = seq;
       } else {
-        pieces.push_back({n, t});
+        pieces.push_back({n, t, seq});
       }
     }
     void release() {
@@ -91,6 +96,7 @@ class StreamFeeder {
   const DissectorInfo* info_ = nullptr;
   std::unique_ptr<Dissector> dissector_;
   std::array<DirState, 2> dirs_;
+  uint64_t arrivals_ = 0;  // deliveries held while probing, both directions (HeldPiece::seq)
 };
 
 }  // namespace medmon

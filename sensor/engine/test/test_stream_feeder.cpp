@@ -1,14 +1,19 @@
 // The stream feeder between reassembly and a dissector: probing, holding unconsumed bytes
 // (bounded), and replaying what was held while probing.
+#include <unistd.h>
+
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <new>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "dissectors/proprietary/signature.h"
 #include "sensor/engine/stream_feeder.h"
 
 // Bytes allocated by this test program: holding must not copy the held bytes per segment. Not
@@ -171,6 +176,17 @@ Probe probe_server(std::span<const uint8_t> b, Dir dir) {
 const DissectorInfo kServerFirst = {
     .name = "srv", .transport = Transport::tcp, .probe = &probe_server, .make = &make_lines, .port_hints = {}};
 
+// Claims from the server's side on its first two lines ("S1\nS2\n"), so the claiming
+// direction is held in pieces too.
+Probe probe_two_lines(std::span<const uint8_t> b, Dir dir) {
+  if (dir == Dir::to_server) return b.size() < 4 ? Probe::need_more : Probe::no;
+  std::string_view v(reinterpret_cast<const char*>(b.data()), b.size());
+  if (v.size() < 6) return std::string_view("S1\nS2\n").starts_with(v) ? Probe::need_more : Probe::no;
+  return v.starts_with("S1\nS2\n") ? Probe::yes : Probe::no;
+}
+const DissectorInfo kTwoLines = {
+    .name = "two", .transport = Transport::tcp, .probe = &probe_two_lines, .make = &make_lines, .port_hints = {}};
+
 std::vector<std::string> seen() {
   std::vector<std::string> v;
   for (auto& l : g_lines)
@@ -181,8 +197,8 @@ std::vector<std::string> seen() {
 
 }  // namespace
 
-// The direction that matched is replayed first, as one delivery (a dissector may choose itself
-// again on it), then the other direction's held bytes, each with the time it arrived at.
+// The held bytes of both directions are replayed in the order they arrived, each piece with the
+// time it arrived at: the client's request before the server's answer that claimed the flow.
 TEST_CASE("stream feeder: a flow claimed from the server's side gets the client's first bytes, with their times") {
   SECTION("the client's request was refused before the server answered") {
     Rig r(kServerFirst);
@@ -192,7 +208,7 @@ TEST_CASE("stream feeder: a flow claimed from the server's side gets the client'
     r.data(Dir::to_client, "Sok\n", 30);
     REQUIRE(r.feeder->claimed() == &kServerFirst);
     r.data(Dir::to_server, "Lreq3\n", 40);
-    CHECK(seen() == std::vector<std::string>{"<Sok@30+0", ">Lreq1 PAT0099@10+0", ">Lreq2@20+14", ">Lreq3@40+20"});
+    CHECK(seen() == std::vector<std::string>{">Lreq1 PAT0099@10+0", ">Lreq2@20+14", "<Sok@30+0", ">Lreq3@40+20"});
     CHECK(r.ctx.now().usec == 40);
   }
   SECTION("the client's request was still being probed when the server answered") {
@@ -201,7 +217,18 @@ TEST_CASE("stream feeder: a flow claimed from the server's side gets the client'
     r.data(Dir::to_client, "Sok\n", 5);
     CHECK(r.ctx.now().usec == 5);  // the claiming packet's time is restored after the replay
     r.data(Dir::to_server, "Lnext\n", 7);
-    CHECK(seen() == std::vector<std::string>{"<Sok@5+0", ">L@3+0", ">Lnext@7+2"});
+    CHECK(seen() == std::vector<std::string>{">L@3+0", "<Sok@5+0", ">Lnext@7+2"});
+  }
+  SECTION("the answer that claimed the flow came in pieces, between the client's") {
+    Rig r(kTwoLines);
+    r.data(Dir::to_server, "Lreq1\n", 10);
+    r.data(Dir::to_client, "S1\n", 20);
+    r.data(Dir::to_server, "Lreq2\n", 30);
+    CHECK(r.feeder->probing());
+    r.data(Dir::to_client, "S2\n", 40);
+    REQUIRE(r.feeder->claimed() == &kTwoLines);
+    CHECK(seen() == std::vector<std::string>{">Lreq1@10+0", "<S1@20+0", ">Lreq2@30+6", "<S2@40+3"});
+    CHECK(r.ctx.now().usec == 40);
   }
   SECTION("many small pieces are all replayed") {
     Rig r(kServerFirst);
@@ -210,9 +237,9 @@ TEST_CASE("stream feeder: a flow claimed from the server's side gets the client'
     r.data(Dir::to_server, "\n", 1000);
     r.data(Dir::to_client, "Sok\n", 1001);
     REQUIRE(g_lines.size() == 2);
-    CHECK(g_lines[0].text == "Sok");
-    CHECK(g_lines[1].text == req);
-    CHECK(g_lines[1].usec == 1000);
+    CHECK(g_lines[0].text == req);
+    CHECK(g_lines[0].usec == 1000);
+    CHECK(g_lines[1].text == "Sok");
   }
   SECTION("a refused direction is held as far as the probe window; then its offsets go on") {
     Rig r(kServerFirst);
@@ -247,4 +274,38 @@ TEST_CASE("stream feeder: a flow claimed from the server's side gets the client'
     CHECK(r.feeder->buffered() == 0);
     CHECK(g_lines.empty());
   }
+}
+
+// The proprietary entry stands for every signature: it chooses the signature on the bytes that
+// claimed the flow, here the server's answer, while the client's earlier request is read first.
+TEST_CASE("stream feeder: a signature that matches the server's answer reads the client's earlier request first") {
+  namespace fs = std::filesystem;
+  fs::path dir = fs::temp_directory_path() / ("medmon-feeder-sig-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  {
+    std::ofstream f(dir / "answer-first.yaml");
+    f << "name: answer-first\ntransport: tcp\nprobe:\n  direction: to_client\n  bytes:\n    - {offset: 0, hex: \"41 43 02\"}\n"
+         "framing:\n  length: {offset: 4, size: 2, endian: big, adjust: 6}\nfields:\n  - {name: type, offset: 3, type: u8}\n"
+         "report: messages\n";
+  }
+  auto errors = proprietary::add_signatures(dir.string());
+  fs::remove_all(dir);
+  REQUIRE(errors.empty());
+  auto msg = [](char magic, char type, std::string body) {
+    return std::string("AC") + magic + type + char(body.size() >> 8) + char(body.size() & 0xFF) + body;
+  };
+  Rig r(kProprietaryInfo);
+  r.data(Dir::to_server, msg(1, 1, "request"), 10);
+  r.data(Dir::to_client, msg(2, 2, "answer"), 20);
+  REQUIRE(r.feeder->claimed() == &kProprietaryInfo);
+  CHECK(r.facts.app == "answer-first");
+  r.data(Dir::to_server, msg(1, 3, "next"), 30);
+  std::vector<std::string> order;
+  for (size_t i = 0; i < r.sink->lines.size(); ++i) {
+    if (r.sink->types[i] != "proprietary") continue;
+    auto has = [&](std::string_view x) { return r.sink->lines[i].find(x) != std::string::npos; };
+    order.push_back(std::string(has("\"to_server\"") ? ">" : "<") + (has("\"type\":1") ? "1" : has("\"type\":2") ? "2" : "3"));
+  }
+  CHECK(order == std::vector<std::string>{">1", "<2", ">3"});
+  CHECK(r.out.counters().get("proprietary.answer-first.flows") == 1);
 }
