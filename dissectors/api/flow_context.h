@@ -96,6 +96,11 @@ class FlowContext {
   size_t hold_limit() const { return hold_limit_; }
   void set_hold_limit(size_t n) { hold_limit_ = n; }
 
+  // Later bytes of `dir` wait behind a hole the reassembler has not filled yet (nor declared a
+  // gap): what was delivered of that direction so far may stop short of where its sender stopped.
+  bool behind_hole(Dir dir) const { return behind_hole_[static_cast<int>(dir)]; }
+  void set_behind_hole(Dir dir, bool b) { behind_hole_[static_cast<int>(dir)] = b; }
+
   FlowFacts& facts() { return facts_; }
   const EventEndpoints& endpoints() const { return ep_; }
   Counters& counters() { return out_.counters(); }
@@ -108,6 +113,7 @@ class FlowContext {
   Timestamp now_{};
   uint64_t stream_offset_ = 0;
   size_t hold_limit_ = size_t(2) << 20;
+  bool behind_hole_[2] = {false, false};
 };
 
 }  // namespace medmon

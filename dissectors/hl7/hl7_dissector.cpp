@@ -168,7 +168,7 @@ struct DirState : hl7cpp::MllpHandler, http::Handler {
   size_t chunks_fed = 0;
   Timestamp time_of(uint64_t offset) const;
   void feed(std::span<const uint8_t> data);
-  void end_bare_message();
+  void end_bare_message(bool complete);
 
   void frame(const hl7cpp::MllpFrame& f) override;
   void anomaly(hl7cpp::MllpAnomaly a, uint64_t offset) override;
@@ -201,7 +201,8 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
     if (!data.empty() && o.mode == Mode::mllp) {
       o.ctx = &ctx;
       cur_ctx_ = &ctx;
-      o.end_bare_message();
+      // Unless its later bytes wait behind a hole: then it may have been cut there.
+      o.end_bare_message(!ctx.behind_hole(o.dir));
     }
     s.ctx = &ctx;
     if (!s.based) { s.base = ctx.stream_offset(); s.based = true; }
@@ -519,7 +520,7 @@ void DirState::feed(std::span<const uint8_t> data) {
   if (!data.empty()) chunk_times[chunks_fed++ % kChunkTimes] = {framer.offset(), ctx->now()};
   framer.feed(data, *this);
 }
-void DirState::end_bare_message() { framer.end_bare_message(*this); }
+void DirState::end_bare_message(bool complete) { framer.end_bare_message(*this, complete); }
 
 Timestamp DirState::time_of(uint64_t offset) const {
   size_t n = std::min(chunks_fed, kChunkTimes);

@@ -36,7 +36,13 @@ class Pipeline::DirSink : public StreamSink {
  public:
   DirSink(Pipeline& p, FlowState& st, Dir dir) : p_(p), st_(st), dir_(dir) {}
   void data(std::span<const uint8_t> bytes, uint64_t offset) override {
-    if (st_.feeder) st_.feeder->data(dir_, bytes, offset, st_.ctx);
+    if (!st_.feeder) return;
+    // A dissector may read the other direction's end from these bytes (a bare HL7 sender waits
+    // for the reply): tell it whether that direction still waits for a lost segment.
+    Dir other = reverse(dir_);
+    const auto& r = st_.reasm[static_cast<int>(other)];
+    st_.ctx.set_behind_hole(other, r && r->queued_bytes() > 0);
+    st_.feeder->data(dir_, bytes, offset, st_.ctx);
   }
   void gap(uint64_t offset, uint64_t length) override {
     ++p_.c_tcp_gaps_;

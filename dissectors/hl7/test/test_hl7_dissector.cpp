@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
@@ -529,6 +530,46 @@ TEST_CASE("bare HL7: after a gap, framing resumes at the next MSH") {
   CHECK(ev[0]["hl7"]["control_id"] == "MSG0001");
   CHECK(ev[1]["hl7"]["control_id"] == "MSG0002");
   CHECK(ev[2]["hl7"]["kind"] == "unacked");
+}
+
+// A bare message ends when the peer answers. If later bytes of its stream wait behind a hole
+// (the reassembler holds them, the lost segment not yet declared a gap), it may have been cut
+// there: it is delivered as incomplete and reported unterminated, as an MLLP frame open at a gap.
+TEST_CASE("bare HL7: a message the peer answers while its later bytes wait behind a hole is incomplete") {
+  for (bool mllp_framed : {false, true}) {
+    INFO((mllp_framed ? "mllp" : "bare"));
+    std::string m = mllp_framed ? mllp(kAdt) : kAdt;
+    Harness h;
+    h.feed(Dir::to_server, m.substr(0, 120));
+    h.ctx.set_behind_hole(Dir::to_server, true);  // what follows those 120 bytes is held past a hole
+    h.feed(Dir::to_client, mllp_framed ? mllp(kAck) : kAck);
+    h.ctx.set_behind_hole(Dir::to_server, false);
+    h.d->on_gap(Dir::to_server, 40, h.ctx);
+    h.off[0] += 40;
+    h.feed(Dir::to_server, m.substr(160));
+    h.end();
+    std::vector<std::string> anomalies;
+    for (auto& e : h.events("anomaly")) anomalies.push_back(e["anomaly"]["name"]);
+    CHECK(std::count(anomalies.begin(), anomalies.end(), "mllp.unterminated_frame") == 1);
+    for (auto& e : h.events("hl7")) {
+      if (e["hl7"]["kind"] != "message" || e["hl7"]["direction"] != "to_server") continue;
+      CHECK(e["hl7"]["complete"] == false);  // MLLP drops the cut frame: no event at all
+    }
+    if (!mllp_framed) {
+      auto ev = h.events("hl7");
+      REQUIRE(ev.size() >= 2);
+      CHECK(ev[0]["hl7"]["message_type"] == "ADT");
+      CHECK(ev[0]["hl7"]["complete"] == false);
+      CHECK(ev[0]["hl7"]["offset"] == 0);
+    }
+  }
+  // Without a hole the answered message is complete.
+  Harness h;
+  h.feed(Dir::to_server, kAdt);
+  h.feed(Dir::to_client, kAck);
+  h.end();
+  CHECK(!h.events("hl7").at(0)["hl7"].contains("complete"));
+  for (auto& e : h.events("anomaly")) CHECK(e["anomaly"]["name"] == "mllp.missing_start_block");
 }
 
 TEST_CASE("every split point of a bare stream gives the same events") {

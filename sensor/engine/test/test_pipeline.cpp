@@ -108,3 +108,30 @@ TEST_CASE("A flow a medmon dissector claims after nDPI saw its first bytes gets 
   CHECK(flow.find("\"phi_cleartext\"") != std::string::npos);
   CHECK(flow.find("\"guessed\"") == std::string::npos);
 }
+
+TEST_CASE("A bare HL7 message answered while a segment of it is missing, its later bytes held, is incomplete") {
+  const uint32_t a = ip4(10, 0, 0, 1), b = ip4(10, 0, 0, 2);
+  const std::string part1 = "MSH|^~\\&|A|B|C|D|20240101||ADT^A01|1|P|2.5\rPID|1||MRN1||DOE^JANE\r";
+  const std::string lost = "NTE|1||lost in capture\r";
+  const std::string part3 = "NTE|2||held past the hole\r";
+  const std::string ack = "MSH|^~\\&|C|D|A|B|20240101||ACK^A01|2|P|2.5\rMSA|AA|1\r";
+  const uint32_t c1 = 101, c2 = c1 + uint32_t(part1.size()), c3 = c2 + uint32_t(lost.size());
+  const uint32_t c4 = c3 + uint32_t(part3.size());
+  Run r;
+  run(DLT_EN10MB,
+      {ether(0x0800, ipv4(a, b, 6, tcp(40000, 2575, 100, 0, tcpflag::SYN))),
+       ether(0x0800, ipv4(b, a, 6, tcp(2575, 40000, 500, 101, tcpflag::SYN | tcpflag::ACK))),
+       ether(0x0800, ipv4(a, b, 6, tcp(40000, 2575, c1, 501, tcpflag::ACK | tcpflag::PSH, part1))),
+       ether(0x0800, ipv4(a, b, 6, tcp(40000, 2575, c3, 501, tcpflag::ACK | tcpflag::PSH, part3))),
+       ether(0x0800, ipv4(b, a, 6, tcp(2575, 40000, 501, c2, tcpflag::ACK | tcpflag::PSH, ack))),
+       ether(0x0800, ipv4(a, b, 6, tcp(40000, 2575, c4, 501 + uint32_t(ack.size()), tcpflag::ACK | tcpflag::FIN)))},
+      r);
+  std::vector<std::string> msgs;
+  for (auto& l : r.sink->lines)
+    if (l.find("\"event_type\":\"hl7\"") != std::string::npos && l.find("\"kind\":\"message\"") != std::string::npos) msgs.push_back(l);
+  REQUIRE(msgs.size() == 2);
+  CHECK(msgs[0].find("\"message_type\":\"ADT\"") != std::string::npos);
+  CHECK(msgs[0].find("\"complete\":false") != std::string::npos);
+  CHECK(msgs[1].find("\"message_type\":\"ACK\"") != std::string::npos);
+  CHECK(msgs[1].find("\"complete\"") == std::string::npos);
+}

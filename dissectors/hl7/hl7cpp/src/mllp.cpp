@@ -324,9 +324,12 @@ void MllpFramer::gap(uint64_t n, MllpHandler& h) {
   pos_ += n;
 }
 
-void MllpFramer::end_bare_message(MllpHandler& h) {
+void MllpFramer::end_bare_message(MllpHandler& h, bool complete) {
   if (frame_sb_ || (state_ != State::in_frame && state_ != State::discard)) return;
-  if (state_ == State::in_frame) deliver(buf_, true, h);
+  if (state_ == State::in_frame) {
+    if (!complete) h.anomaly(MllpAnomaly::unterminated_frame, frame_off_);
+    deliver(buf_, complete, h);
+  }
   buf_.clear();
   state_ = State::idle;
   clear_junk();

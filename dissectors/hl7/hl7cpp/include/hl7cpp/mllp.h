@@ -58,8 +58,11 @@ class MllpFramer {
   // message is delivered as complete.
   void finish(MllpHandler& h);
   // The other direction sent data: a bare sender waits for the reply, so its message in progress
-  // is complete and delivered now. Frames with a start block are left alone.
-  void end_bare_message(MllpHandler& h);
+  // is complete and delivered now. Frames with a start block are left alone. With `complete`
+  // false (later bytes of this stream wait behind a hole) the message may have been cut there:
+  // it is delivered with terminated = false and reported as unterminated, as an MLLP frame open
+  // at a gap is.
+  void end_bare_message(MllpHandler& h, bool complete = true);
 
   uint64_t offset() const { return pos_; }
   bool in_frame() const { return state_ == State::in_frame || state_ == State::discard; }
