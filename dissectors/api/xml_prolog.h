@@ -1,6 +1,7 @@
 #pragma once
 // The start of an XML document as the XML-based dissectors (POCT1-A, SDC) probe it: where the
 // root element begins after what may come before it.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -12,18 +13,29 @@ inline bool space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\
 constexpr size_t kNeedMore = std::string_view::npos;
 constexpr size_t kNotXml = static_cast<size_t>(-2);
 
+// Where root_start stopped in the bytes it was given, for a caller that holds a long prolog
+// while more bytes come (the same bytes again, more behind them): it goes on from there instead
+// of reading the prolog again, so holding one costs linear time. `at`: the item (or end of white
+// space) it stopped at; `searched`: how far that item's end was looked for.
+struct PrologScan {
+  size_t at = 0;
+  size_t searched = 0;
+};
+
 // Offset of the root element's '<' after a UTF-8 byte order mark, white space, processing
 // instructions (the XML declaration, "<?" ... "?>") and comments ("<!--" ... "-->").
 // kNeedMore when s ends before the root element, kNotXml when it does not start as XML. A
 // document type declaration ("<!DOCTYPE") is returned as the root: neither protocol uses one,
-// and its name then matches no root they accept.
-inline size_t root_start(std::string_view s) {
-  size_t i = 0;
-  if (s.size() >= 3 && static_cast<uint8_t>(s[0]) == 0xEF && static_cast<uint8_t>(s[1]) == 0xBB &&
+// and its name then matches no root they accept. `scan.at` is then the offset it stopped at (the
+// root, the byte that is not XML, or where more bytes are needed).
+inline size_t root_start(std::string_view s, PrologScan& scan) {
+  size_t i = scan.at;
+  if (i == 0 && s.size() >= 3 && static_cast<uint8_t>(s[0]) == 0xEF && static_cast<uint8_t>(s[1]) == 0xBB &&
       static_cast<uint8_t>(s[2]) == 0xBF)
     i = 3;
   for (;;) {
     while (i < s.size() && space(s[i])) ++i;
+    if (i != scan.at) scan = {i, 0};
     if (i >= s.size()) return kNeedMore;
     if (s[i] != '<') return kNotXml;
     std::string_view rest = s.substr(i);
@@ -33,10 +45,18 @@ inline size_t root_start(std::string_view s) {
     else if (rest.size() < 4 && std::string_view("<!--").substr(0, rest.size()) == rest) return kNeedMore;
     else if (rest.size() < 2) return kNeedMore;
     else return i;
-    size_t e = s.find(close, i + 2);
-    if (e == std::string_view::npos) return kNeedMore;
+    size_t e = s.find(close, std::max(i + 2, scan.searched));
+    if (e == std::string_view::npos) {
+      scan.searched = s.size() - std::min(s.size(), close.size() - 1);
+      return kNeedMore;
+    }
     i = e + close.size();
   }
+}
+
+inline size_t root_start(std::string_view s) {
+  PrologScan scan;
+  return root_start(s, scan);
 }
 
 }  // namespace medmon::xml

@@ -185,7 +185,17 @@ class Poct1Dissector final : public Dissector {
       if (s.root) {
         r = s.root - 1;  // found by an earlier call: the prolog is not read again
       } else {
-        r = root_start(rest);
+        r = root_start(rest, s.prolog);
+        // A prolog longer than a message may be, wherever the stream was cut: the scan stopped
+        // past the cap, or needs bytes from past it. Parsing resumes at the next root start tag
+        // after the cap (a fixed point of the stream, so the result does not depend on the cuts).
+        if (s.prolog.at > kMaxMessage || (r == std::string_view::npos && rest.size() > kMaxMessage + 3)) {
+          ctx.anomaly("poct1", "message_too_long", ctx.stream_offset() + used);
+          used += kMaxMessage + 1;
+          s.restart();
+          s.resync = true;
+          continue;
+        }
         if (r == kNotXml || (r != std::string_view::npos && root_name(rest.substr(r)) == 0)) {
           // Not at a message: skip to the next '<' (or everything).
           if (!s.junk_reported) { s.junk_reported = true; ctx.anomaly("poct1", "not_a_message", ctx.stream_offset() + used); }
@@ -195,7 +205,8 @@ class Poct1Dissector final : public Dissector {
           continue;
         }
         if (r == std::string_view::npos || root_name(rest.substr(r)) == std::string_view::npos) {
-          if (rest.size() > 4096) { used += rest.size(); continue; }  // an endless prolog
+          // Held, however long, up to the cap: root_start goes on where it stopped.
+          s.held = rest.size();
           return {used, rest.size() + 1, 0, false};
         }
         s.root = r + 1;
@@ -255,10 +266,14 @@ class Poct1Dissector final : public Dissector {
     size_t tag_end = 0;  // offset of the '>' ending the root start tag
     size_t scanned = 0;  // bytes already searched for that '>', then for the end tag
     size_t held = 0;     // bytes the call that left these held (the next call gives at least those)
+    xml::PrologScan prolog;  // how far the prolog before the root was read
     bool junk_reported = false;
     bool resync = false;  // skipping the rest of an over-long message
     Device stated;       // DEV.* sent in this direction: the sender's own identity
-    void restart() { root = tag_end = scanned = held = 0; }  // the next call starts at another message
+    void restart() {  // the next call starts at another message
+      root = tag_end = scanned = held = 0;
+      prolog = {};
+    }
   };
 
   // A message (from its prolog) longer than kMaxMessage, its root at rest[r]: reported, then

@@ -96,6 +96,21 @@ TEST_CASE("xml prolog: where the root element starts") {
   CHECK(root_start("<?xml?>junk") == xml::kNotXml);
 }
 
+TEST_CASE("xml prolog: a scan that goes on where it stopped finds what a scan of the whole finds") {
+  for (std::string s : {std::string("\xEF\xBB\xBF <?xml version=\"1.0\"?>\n<!-- a -- > b -->  <?pi x??>\r\n<HEL.R01>"),
+                        std::string("<?xml?><!-- c --><!DOCTYPE x>"), std::string("<?xml?>  <!-- -->junk<a/>")}) {
+    // The same bytes again with one more each time, as a caller holding them gives them.
+    xml::PrologScan scan;
+    for (size_t n = 0; n <= s.size(); ++n) {
+      INFO(s << " up to " << n);
+      std::string_view part = std::string_view(s).substr(0, n);
+      size_t r = xml::root_start(part, scan);
+      CHECK(r == xml::root_start(part));
+      if (r != xml::kNeedMore) scan = {};
+    }
+  }
+}
+
 TEST_CASE("poct1: probe") {
   auto p = [](std::string_view s) { return poct1::probe(bytes_of(s), Dir::to_server); };
   CHECK(p(hel()) == Probe::yes);
@@ -315,5 +330,59 @@ TEST_CASE("poct1: a message after a long prolog, in small pieces, is read once i
     CHECK(ev[1]["poct1"]["observations"] == 2);
     CHECK(ev[2]["poct1"]["message_type"] == "DST.R01");
     CHECK(h.anomalies() == 0);
+  }
+}
+
+namespace {
+std::string all_lines(const Harness& h) {
+  std::string v;
+  for (auto& l : h.sink->lines) v += l + "\n";
+  return v;
+}
+}  // namespace
+
+// A prolog (declaration, comments, processing instructions) longer than 4096 bytes is held and
+// read like a short one: every split point gives the events of the unsplit stream, the root's
+// name cut anywhere included.
+TEST_CASE("poct1: a message after a prolog over 4096 bytes gives the same events at every split point") {
+  const std::string prolog = kDecl + "<!--" + std::string(3000, 'c') + "-->\n<?pi " + std::string(2000, 'p') + "?>\n";
+  const std::string s = hel() + prolog + obs().substr(kDecl.size()) + dst();
+  Harness whole(kPoct1Info);
+  whole.feed(Dir::to_server, s);
+  auto ev = whole.events("poct1");
+  REQUIRE(ev.size() == 3);
+  CHECK(ev[1]["poct1"]["message_type"] == "OBS.R01");
+  CHECK(whole.anomalies() == 0);
+  const std::string want = all_lines(whole);
+  const size_t root = hel().size() + prolog.size();
+  for (size_t cut = 0; cut <= s.size(); ++cut) {
+    INFO("cut at " << cut << ", the root at " << root);
+    Harness h(kPoct1Info);
+    h.feed(Dir::to_server, s.substr(0, cut));
+    h.feed(Dir::to_server, s.substr(cut));
+    REQUIRE(all_lines(h) == want);
+  }
+  for (size_t piece : {size_t(1), size_t(16), size_t(1460)}) {
+    INFO("pieces of " << piece);
+    Harness h(kPoct1Info);
+    for (size_t at = 0; at < s.size(); at += piece) h.feed(Dir::to_server, s.substr(at, piece));
+    CHECK(all_lines(h) == want);
+  }
+}
+
+// A prolog longer than a message may be is reported as one; parsing resumes at the next root
+// start tag after the first 1 MiB, however the stream was cut.
+TEST_CASE("poct1: a prolog over the message cap is reported, the same way however it was cut") {
+  const std::string s = hel() + "<!--" + std::string(1100 * 1024, 'c') + "-->\n" + obs() + dst();
+  Harness whole(kPoct1Info);
+  whole.feed(Dir::to_server, s);
+  CHECK(whole.anomalies("message_too_long") == 1);
+  CHECK(whole.events("poct1").size() == 3);
+  const std::string want = all_lines(whole);
+  for (size_t piece : {size_t(1460), size_t(4093), size_t(64 * 1024)}) {
+    INFO("pieces of " << piece);
+    Harness h(kPoct1Info);
+    for (size_t at = 0; at < s.size(); at += piece) h.feed(Dir::to_server, s.substr(at, piece));
+    CHECK(all_lines(h) == want);
   }
 }
