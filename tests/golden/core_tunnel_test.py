@@ -164,6 +164,9 @@ try:
              base_dicom)
         c.eq(f"{name}: the flows", sorted(flow_key(f) for f in of_type(ev, "flow")), base_flows)
         c.eq(f"{name}: no anomaly", [a["anomaly"]["name"] for a in of_type(ev, "anomaly")], [])
+        _, w1, _ = run(["analyze", path, "--out", "-", "--quiet"])
+        _, w3, _ = run(["analyze", path, "--out", "-", "--quiet", "--workers", "3"])
+        c.eq(f"{name}: --workers 3 writes the events of one worker", without_stats(w3), without_stats(w1))
         if base_segments is not None:
             c.eq(f"{name}: Wireshark reads the same TCP segments inside", tshark_segments(path), base_segments)
 finally:
