@@ -230,7 +230,10 @@ struct Reader {
       else
         for (char c : t)
           if (c == '\\' || static_cast<unsigned char>(c) < 0x20 || c == 0x7f) { bad = "holds a backslash or a control character"; break; }
-      if (!bad) continue;
+      if (!bad) {
+        s = std::string(t);  // the wire's padding is not part of the title
+        continue;
+      }
       YAML::Mark at = n.Mark();
       if (n.IsSequence()) for (auto el : n) if (el.IsScalar() && el.Scalar() == s) { at = el.Mark(); break; }
       err_mark(at, what + ": AE title '" + s + "' " + bad + " (a DICOM AE title is 1 to 16 characters)");

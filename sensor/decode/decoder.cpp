@@ -187,7 +187,7 @@ DecodeStatus Decoder::ipv4(const uint8_t* p, uint32_t len, uint32_t off, Packet&
   if (total < len) len = total;
   else if (total > len) {
     // Short because of the snap length is normal; short on the wire is a lie in the header.
-    if (out.cap_len >= out.wire_len) return bad("ipv4.total_length_beyond_packet", off, out);
+    if (!out.cut_short()) return bad("ipv4.total_length_beyond_packet", off, out);
     counters_.add("ipv4.truncated_payload");
   }
   uint16_t frag = be16(p + 6);
@@ -232,7 +232,7 @@ DecodeStatus Decoder::ipv6(const uint8_t* p, uint32_t len, uint32_t off, Packet&
   uint32_t plen = be16(p + 4);
   if (40 + plen < len) len = 40 + plen;
   else if (40 + plen > len) {
-    if (out.cap_len >= out.wire_len && plen != 0) return bad("ipv6.payload_length_beyond_packet", off, out);
+    if (!out.cut_short() && plen != 0) return bad("ipv6.payload_length_beyond_packet", off, out);
     counters_.add("ipv6.truncated_payload");
   }
   uint8_t next = p[6];
@@ -303,7 +303,11 @@ DecodeStatus Decoder::ipv6(const uint8_t* p, uint32_t len, uint32_t off, Packet&
 
 DecodeStatus Decoder::peek_fragment(uint32_t id, uint32_t offset, bool more, const uint8_t* l4, uint32_t len,
                                     Packet& out) {
-  peeked_ = {id, offset, more, false, out.proto};
+  peeked_ = FragmentPeek{};
+  peeked_.id = id;
+  peeked_.offset = offset;
+  peeked_.more = more;
+  peeked_.l4_proto = out.proto;
   if (offset != 0) return DecodeStatus::fragment;
   // IPv6 headers after the fragment header: walked as far as this fragment holds them.
   uint8_t proto = out.proto;
@@ -316,13 +320,37 @@ DecodeStatus Decoder::peek_fragment(uint32_t id, uint32_t offset, bool more, con
     len -= hlen;
   }
   peeked_.l4_proto = proto;
+  if (is_tunnel_protocol(proto) || (proto == 17 && len >= 4 && is_tunnel_port(be16(l4 + 2)))) {
+    // A tunnel: the datagram goes where its inner flow goes, which this first fragment names
+    // (the inner headers are decoded as a packet cut short: the rest is in later fragments).
+    const FragmentPeek mine = peeked_;
+    Packet in;
+    in.ts = out.ts;
+    in.wire_len = 1;
+    in.src = out.src;
+    in.dst = out.dst;
+    in.ip_version = out.ip_version;
+    in.proto = proto;
+    int depth = tunnel_depth_;
+    DecodeStatus s = transport(l4, len, 0, in);
+    tunnel_depth_ = depth;
+    peeked_ = mine;
+    if (s == DecodeStatus::ok) {
+      peeked_.has_ports = true;
+      peeked_.l4_proto = in.proto;
+      peeked_.inner = true;
+      peeked_.inner_src = in.src;
+      peeked_.inner_dst = in.dst;
+      out.sport = in.sport;
+      out.dport = in.dport;
+    }
+    return DecodeStatus::fragment;
+  }
   // The ports transport() will read from the reassembled datagram, where this fragment has them.
   switch (proto) {
     case 6:
     case 17:
       if (len < 4) break;
-      // A tunnel's datagrams go by their outer addresses, whole or in fragments.
-      if (proto == 17 && is_tunnel_port(be16(l4), be16(l4 + 2))) break;
       out.sport = be16(l4);
       out.dport = be16(l4 + 2);
       peeked_.has_ports = true;
@@ -373,6 +401,7 @@ DecodeStatus Decoder::gre(const uint8_t* p, uint32_t len, uint32_t off, Packet& 
       if (!(flags & 0x1000)) return inner(INNER_ETHERNET, q, n, at, out);
       if (n < 8) return bad("erspan.truncated", at, out);
       if ((q[0] >> 4) != 1) return bad("erspan.bad_version", at, out);
+      if (q[2] & 0x04) out.mirror_cut = true;  // T: the switch cut the mirrored frame
       return inner(INNER_ETHERNET, q + 8, n - 8, at + 8, out);
     }
     case GRE_ERSPAN3: {
@@ -381,6 +410,7 @@ DecodeStatus Decoder::gre(const uint8_t* p, uint32_t len, uint32_t off, Packet& 
       if (n < 12) return bad("erspan.truncated", at, out);
       if ((q[0] >> 4) != 2) return bad("erspan.bad_version", at, out);
       uint32_t eh = (q[11] & 0x01) ? 20 : 12;
+      if (q[2] & 0x04) out.mirror_cut = true;
       if (n < eh) return bad("erspan.truncated", at, out);
       return inner(INNER_ETHERNET, q + eh, n - eh, at + eh, out);
     }
@@ -420,6 +450,7 @@ DecodeStatus Decoder::inner(uint16_t type, const uint8_t* p, uint32_t len, uint3
   fresh.wire_len = out.wire_len;
   fresh.cap_len = out.cap_len;
   fresh.reassembled = out.reassembled;
+  fresh.mirror_cut = out.mirror_cut;
   out = fresh;
   if (type != INNER_ETHERNET) return type == ETH_IPV4 ? ipv4(p, len, off, out) : ipv6(p, len, off, out);
   if (len < 14) return bad("ethernet.truncated", off, out);
@@ -448,7 +479,7 @@ DecodeStatus Decoder::transport(const uint8_t* p, uint32_t len, uint32_t off, Pa
       if (doff > len) {
         // Options cut by the snap length are normal (the ports, sequence numbers and flags
         // are there); beyond a whole packet, the header lies.
-        if (out.cap_len >= out.wire_len || out.reassembled) return bad("tcp.data_offset_beyond_packet", off, out);
+        if (!out.cut_short() || out.reassembled) return bad("tcp.data_offset_beyond_packet", off, out);
         counters_.add("tcp.truncated_options");
         out.payload = p + len;
         out.payload_len = 0;
@@ -465,24 +496,17 @@ DecodeStatus Decoder::transport(const uint8_t* p, uint32_t len, uint32_t off, Pa
       uint32_t ulen = be16(p + 4);
       if (ulen < 8 && !(ulen == 0 && out.ip_version == 6)) return bad("udp.bad_length", off, out);
       uint32_t n = len - 8;
-      if (ulen > len && !out.reassembled && out.cap_len >= out.wire_len) return bad("udp.length_beyond_packet", off, out);
+      if (ulen > len && !out.reassembled && !out.cut_short()) return bad("udp.length_beyond_packet", off, out);
       if (ulen >= 8 && ulen - 8 < n) n = ulen - 8;
       out.payload = p + 8;
       out.payload_len = n;
-      if (is_tunnel_port(out.sport, out.dport)) {
-        // The dispatcher keeps a tunnel's datagrams together by their outer addresses (VXLAN
-        // varies the source port per inner flow): see OfflineWorkers::packet.
-        if (peek_only_) { out.sport = out.dport = 0; return DecodeStatus::ok; }
-        if (out.dport == kVxlanPort || out.dport == kGenevePort) return udp_tunnel(out.dport, p + 8, n, off + 8, out);
-      }
+      if (out.dport == kVxlanPort || out.dport == kGenevePort) return udp_tunnel(out.dport, p + 8, n, off + 8, out);
       return DecodeStatus::ok;
     }
     case 47:
-      if (peek_only_) return DecodeStatus::ok;
       return gre(p, len, off, out);
     case 4:
     case 41:
-      if (peek_only_) return DecodeStatus::ok;
       ++c_tunnel_ip_;
       return inner(out.proto == 4 ? ETH_IPV4 : ETH_IPV6, p, len, off, out);
     case 1:

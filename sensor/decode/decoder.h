@@ -39,14 +39,15 @@ struct FragmentPeek {
   // The protocol those ports belong to: the packet's protocol, or for IPv6 the one after the
   // extension headers that follow the fragment header (when the first fragment holds them).
   uint8_t l4_proto = 0;
+  // A tunnel whose first fragment names the flow inside: its addresses (the ports and l4_proto
+  // above are the inner flow's then).
+  bool inner = false;
+  IpAddr inner_src, inner_dst;
 };
 
-// UDP ports of the tunnels decapsulated (VXLAN, Geneve). With either port a datagram is
-// dispatched to workers by its outer address pair, whether or not it turns out to hold a tunnel.
+// UDP destination ports of the tunnels decapsulated (VXLAN, Geneve).
 constexpr uint16_t kVxlanPort = 4789, kGenevePort = 6081;
-inline bool is_tunnel_port(uint16_t sport, uint16_t dport) {
-  return sport == kVxlanPort || dport == kVxlanPort || sport == kGenevePort || dport == kGenevePort;
-}
+inline bool is_tunnel_port(uint16_t dport) { return dport == kVxlanPort || dport == kGenevePort; }
 // IP protocols that carry tunnels: GRE, IPv4 and IPv6 in IP.
 inline bool is_tunnel_protocol(uint8_t proto) { return proto == 47 || proto == 4 || proto == 41; }
 

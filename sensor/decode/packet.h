@@ -29,6 +29,9 @@ struct Packet {
   uint8_t ip_version = 0;
   IpAddr src, dst;
   bool reassembled = false;  // rebuilt from IP fragments
+  bool mirror_cut = false;   // the mirroring switch cut the frame a tunnel carries (ERSPAN T bit)
+  // Shorter than on the wire: lengths in headers may then point past what was captured.
+  bool cut_short() const { return cap_len < wire_len || mirror_cut; }
 
   // Layer 4
   uint8_t proto = 0;  // IP protocol number

@@ -171,9 +171,11 @@ int OfflineWorkers::route_fragment(const Packet& p, const uint8_t* frame, uint32
                                    Timestamp ts) {
   size_t pair = flow_hash(p, /*fragment=*/true) % workers_.size();
   // Flows of other protocols have no ports: their worker is the address pair's. IPv6 extension
-  // headers after the fragment header may hide a transport header: such fragments wait too.
+  // headers after the fragment header may hide a transport header, and a tunnel's first fragment
+  // names the flow inside it: such fragments wait too.
   bool transport = p.proto == 6 || p.proto == 17 || p.proto == 1 || p.proto == 58;
-  if (!transport && !(p.ip_version == 6 && is_ipv6_extension(p.proto))) return static_cast<int>(pair);
+  if (!transport && !is_tunnel_protocol(p.proto) && !(p.ip_version == 6 && is_ipv6_extension(p.proto)))
+    return static_cast<int>(pair);
   const FragmentPeek& f = peek_->peeked_fragment();
   FragmentTable::Key key{p.src, p.dst, f.id, p.proto};
   auto it = routes_.find(key);
@@ -191,12 +193,15 @@ int OfflineWorkers::route_fragment(const Packet& p, const uint8_t* frame, uint32
       route_age_.splice(route_age_.end(), route_age_, r.age);
     }
     r.first_seen = true;
-    size_t w = pair;
-    if (f.has_ports) {
-      Packet whole = p;  // hashed as the reassembled datagram will be: its transport protocol
-      whole.proto = f.l4_proto;
-      w = flow_hash(whole, false) % workers_.size();
+    // Hashed as the reassembled datagram will be: its transport protocol (after IPv6 extension
+    // headers), and for a tunnel the flow inside it.
+    Packet whole = p;
+    whole.proto = f.l4_proto;
+    if (f.inner) {
+      whole.src = f.inner_src;
+      whole.dst = f.inner_dst;
     }
+    size_t w = flow_hash(whole, !f.has_ports) % workers_.size();
     release(it, w);  // held fragments first: the worker gets the datagram in input order
     return static_cast<int>(w);
   }

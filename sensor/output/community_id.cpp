@@ -10,8 +10,8 @@ namespace medmon {
 
 std::string community_id(const IpAddr& src, uint16_t src_port, const IpAddr& dst, uint16_t dst_port, uint8_t proto,
                          uint16_t seed) {
-  if (!src.family || src.family != dst.family || proto == 1 || proto == 58) return {};
-  const bool ports = proto == 6 || proto == 17 || proto == 132;
+  if (!src.family || src.family != dst.family || proto == 1 || proto == 58 || proto == 132) return {};
+  const bool ports = proto == 6 || proto == 17;
   if (!ports) src_port = dst_port = 0;
   // The lower endpoint (address, then port) first, so both directions hash alike.
   const size_t n = src.family == 4 ? 4 : 16;

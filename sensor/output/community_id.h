@@ -9,9 +9,10 @@
 
 namespace medmon {
 
-// "1:" + base64(SHA-1(seed, ordered endpoints, protocol, ports)). Ports count for TCP, UDP and
-// SCTP; other protocols hash the addresses and protocol only. ICMP is left out (empty result):
-// its ID is made of the message's type and code, which a flow does not keep.
+// "1:" + base64(SHA-1(seed, ordered endpoints, protocol, ports)). Ports count for TCP and UDP;
+// other protocols hash the addresses and protocol only. ICMP and SCTP are left out (empty
+// result): the ID of ICMP is made of the message's type and code, which a flow does not keep,
+// and that of SCTP of ports the decoder does not read.
 std::string community_id(const IpAddr& src, uint16_t src_port, const IpAddr& dst, uint16_t dst_port, uint8_t proto,
                          uint16_t seed = 0);
 

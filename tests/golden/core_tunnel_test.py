@@ -97,6 +97,15 @@ def outer_frame(proto, payload, n):
     return OUT_MAC + IN_MAC + b"\x08\x00" + ip4(A, B, proto, payload, n)
 
 
+def outer_frame_c(proto, payload, n):  # from a second tunnel source
+    return OUT_MAC + IN_MAC + b"\x08\x00" + ip4((192, 0, 2, 77), B, proto, payload, n)
+
+
+def to_server(frame):  # the DICOM client's packets (IPv4, TCP to 11112)
+    ihl = (frame[14] & 15) * 4
+    return struct.unpack("!H", frame[14 + ihl + 2:14 + ihl + 4])[0] == 11112
+
+
 def udp(sport, dport, payload):
     return struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
 
@@ -117,6 +126,11 @@ WRAPS = {
     "vxlan": lambda f, n: outer_frame(17, udp(40000 + n % 7, 4789, struct.pack("!II", 0x08000000, 42 << 8) + f), n),
     "geneve": lambda f, n: outer_frame(17, udp(40000 + n % 7, 6081, struct.pack("!HHI", 0x0000, 0x6558, 5 << 8) + f), n),
     "ipip": lambda f, n: outer_frame(4, f[14:], n),
+    # each direction mirrored by its own switch (two ERSPAN sources), and requests tunnelled
+    # while replies come direct: with workers, a flow's two directions must still meet
+    "erspan2-two-switches": lambda f, n: (outer_frame if to_server(f) else outer_frame_c)(
+        47, gre(0x1000, 0x88BE, struct.pack("!HHI", 0x1000, 0x0064, n) + f, struct.pack("!I", n)), n),
+    "gre-one-way": lambda f, n: outer_frame(47, gre(0, 0x0800, f[14:]), n) if to_server(f) else f,
     # not a tunnel but a label stack in front of the IP packet
     "mpls": lambda f, n: f[:12] + b"\x88\x47" + struct.pack("!II", 18 << 12 | 64, 32 << 12 | 0x100 | 64) + f[14:],
 }

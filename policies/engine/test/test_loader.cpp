@@ -362,6 +362,12 @@ TEST_CASE("a model's dicom ae_titles bind the devices the site gives no AE title
   REQUIRE(s->devices.size() == 2);
   CHECK(s->devices[0].ae_titles == std::vector<std::string>{"VENDOR_AE"});
   CHECK(s->devices[1].ae_titles == std::vector<std::string>{"MOD2"});  // the site's own wins
+  // Spaces around a title are the wire's padding: kept without them, as the dissector reports it.
+  auto padded = t.write("sites/padded.yaml", std::string(kSite) + "  - {name: mod-3, model: test-modality, ip: 10.1.0.12, zone: modality, ae_title: \" MOD3 \"}\n");
+  Errors e2;
+  auto s2 = load_site(padded, (t.dir / "devices").string(), e2);
+  REQUIRE(s2);
+  CHECK(s2->devices[1].ae_titles == std::vector<std::string>{"MOD3"});
 }
 
 TEST_CASE("DICOM user identity types: the names events give are the names models use", "[policy][loader]") {

@@ -481,7 +481,7 @@ TEST_CASE("A tunnel in outer fragments is opened once they are whole, and may ho
   CHECK(std::string(reinterpret_cast<const char*>(p.payload), p.payload_len) == std::string(64, 'q'));
 }
 
-TEST_CASE("Peek-only decoding keeps a tunnel's packets on its outer address pair") {
+TEST_CASE("Peek-only decoding opens tunnels, also from a first fragment, so that workers get the inner flow") {
   Counters c;
   Decoder dec(linktype::EN10MB, c, nullptr);
   dec.set_peek_only(true);
@@ -489,17 +489,42 @@ TEST_CASE("Peek-only decoding keeps a tunnel's packets on its outer address pair
   auto run = [&](const Bytes& f) { return dec.decode(f.data(), uint32_t(f.size()), uint32_t(f.size()), Timestamp{1}, p); };
   Bytes vx = {0x08, 0, 0, 0, 0, 0, 42, 0};
   REQUIRE(run(outer(17, udp_bytes(51234, 4789, cat(vx, inner_frame())))) == DecodeStatus::ok);
-  CHECK(p.dst.to_string() == "192.0.2.9");
-  CHECK(p.sport == 0);  // VXLAN varies the source port per inner flow: not hashed on
-  CHECK(p.dport == 0);
+  CHECK(p.dst.to_string() == "10.2.0.20");
+  CHECK(p.sport == 40000);
   REQUIRE(run(outer(47, gre(0, 0x0800, inner_ip(), 0))) == DecodeStatus::ok);
-  CHECK(p.dst.to_string() == "192.0.2.9");
-  CHECK(p.proto == 47);
-  // The first fragment of a VXLAN datagram gives no ports either: the pair decides.
+  CHECK(p.src.to_string() == "10.1.0.10");
+  CHECK(p.proto == 6);
+  // The first fragment of a VXLAN datagram names the inner flow: addresses, ports, protocol.
   Bytes u = udp_bytes(51234, 4789, cat(vx, inner_frame()));
-  Bytes frag = ipv4(ip4(192, 0, 2, 1), ip4(192, 0, 2, 9), 17, Bytes(u.begin(), u.begin() + 16), 9, 0x2000);
+  Bytes frag = ipv4(ip4(192, 0, 2, 1), ip4(192, 0, 2, 9), 17, Bytes(u.begin(), u.begin() + 80), 9, 0x2000);
   REQUIRE(run(ether(0x0800, frag)) == DecodeStatus::fragment);
-  CHECK_FALSE(dec.peeked_fragment().has_ports);
+  const FragmentPeek& f = dec.peeked_fragment();
+  CHECK(f.has_ports);
+  CHECK(f.inner);
+  CHECK(f.inner_src.to_string() == "10.1.0.10");
+  CHECK(f.inner_dst.to_string() == "10.2.0.20");
+  CHECK(f.l4_proto == 6);
+  CHECK(p.sport == 40000);
+  CHECK(p.dport == 104);
+  CHECK(p.src.to_string() == "192.0.2.1");  // the fragment itself stays the outer datagram's
+  // A first fragment too short to name it: the outer pair decides.
+  Bytes shortf = ipv4(ip4(192, 0, 2, 1), ip4(192, 0, 2, 9), 47, Bytes{0, 0}, 10, 0x2000);
+  REQUIRE(run(ether(0x0800, shortf)) == DecodeStatus::fragment);
+  CHECK_FALSE(dec.peeked_fragment().inner);
+}
+
+TEST_CASE("ERSPAN's truncated bit: the mirrored frame was cut, its IP lengths point past it") {
+  Harness h(linktype::EN10MB);
+  Packet p;
+  Bytes frame = ether(0x0800, ipv4(ip4(10, 1, 0, 10), ip4(10, 2, 0, 20), 6, tcp(40000, 104, 7, 0, tcpflag::PSH, std::string(200, 'x'))));
+  frame.resize(100);  // what the switch kept
+  Bytes e2 = {0x10, 0x00, 0x04, 0x7B, 0x00, 0x00, 0x00, 0x05};  // version 1, T set, session 123
+  REQUIRE(h.run(outer(47, gre(0x1000, 0x88BE, cat(e2, frame), 1)), p) == DecodeStatus::ok);
+  CHECK(p.dport == 104);
+  CHECK(h.counters.get("ipv4.truncated_payload") == 1);
+  e2[2] = 0x00;  // the same cut without the bit: the header lies
+  CHECK(h.run(outer(47, gre(0x1000, 0x88BE, cat(e2, frame), 1)), p) == DecodeStatus::malformed);
+  CHECK(h.anomalies.back() == "ipv4.total_length_beyond_packet");
 }
 
 TEST_CASE("MPLS labels are popped down to the IP packet") {

@@ -359,6 +359,7 @@ TEST_CASE("Community ID: Wireshark's values, the same both ways, none for ICMP")
   CHECK(community_id(c6, 40003, d6, 514, 17) == "1:K6qVbzJuXOTOgT67AXHhq3Ijzgo=");
   CHECK(community_id(c6, 40002, d6, 8080, 6) != community_id(c6, 40002, d6, 8080, 6, 1));  // the seed counts
   CHECK(community_id(a, 8, b, 0, 1).empty());
+  CHECK(community_id(a, 2905, b, 2906, 132).empty());  // SCTP: its ports are not read
   CHECK(community_id(c6, 128, d6, 0, 58).empty());
   CHECK(community_id(a, 0, c6, 0, 6).empty());  // mixed families: no flow
   // Same address both ends: the lower port first.
