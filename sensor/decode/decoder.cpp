@@ -395,23 +395,26 @@ DecodeStatus Decoder::gre(const uint8_t* p, uint32_t len, uint32_t off, Packet& 
     case GRE_TEB:
       ++c_tunnel_gre_;
       return inner(INNER_ETHERNET, q, n, at, out);
-    case GRE_ERSPAN: {
-      ++c_tunnel_erspan_;
-      // Type I has no ERSPAN header and no GRE sequence number; type II has both (8 bytes, version 1).
-      if (!(flags & 0x1000)) return inner(INNER_ETHERNET, q, n, at, out);
-      if (n < 8) return bad("erspan.truncated", at, out);
-      if ((q[0] >> 4) != 1) return bad("erspan.bad_version", at, out);
-      if (q[2] & 0x04) out.mirror_cut = true;  // T: the switch cut the mirrored frame
-      return inner(INNER_ETHERNET, q + 8, n - 8, at + 8, out);
-    }
+    case GRE_ERSPAN:
     case GRE_ERSPAN3: {
       ++c_tunnel_erspan_;
-      // Type III: 12 bytes (version 2), then an 8-byte platform subheader when its O bit is set.
-      if (n < 12) return bad("erspan.truncated", at, out);
-      if ((q[0] >> 4) != 2) return bad("erspan.bad_version", at, out);
-      uint32_t eh = (q[11] & 0x01) ? 20 : 12;
-      if (q[2] & 0x04) out.mirror_cut = true;
+      // Type I has no ERSPAN header and no GRE sequence number. Otherwise the header's version
+      // says its length, whichever GRE type announced it (as Wireshark reads it): version 1
+      // (type II) 8 bytes; version 2 (type III) 12, then an 8-byte platform subheader when its
+      // O bit is set. Both carry the T bit: the switch cut the mirrored frame.
+      if (type == GRE_ERSPAN && !(flags & 0x1000)) return inner(INNER_ETHERNET, q, n, at, out);
+      if (n < 8) return bad("erspan.truncated", at, out);
+      uint32_t eh;
+      switch (q[0] >> 4) {
+        case 1: eh = 8; break;
+        case 2:
+          if (n < 12) return bad("erspan.truncated", at, out);
+          eh = (q[11] & 0x01) ? 20 : 12;
+          break;
+        default: return bad("erspan.bad_version", at, out);
+      }
       if (n < eh) return bad("erspan.truncated", at, out);
+      if (q[2] & 0x04) out.mirror_cut = true;
       return inner(INNER_ETHERNET, q + eh, n - eh, at + eh, out);
     }
     default:

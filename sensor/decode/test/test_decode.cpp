@@ -415,6 +415,10 @@ TEST_CASE("Tunnels are opened: the inner packet is the one analysed") {
     REQUIRE(h.run(outer(47, gre(0x1000, 0x22EB, cat(cat(e3, Bytes(8, 0xEE)), inner_frame()), 1)), p) == DecodeStatus::ok);
     check_inner(p, true);
     CHECK(h.counters.get("decode.tunnel.erspan") == 4);
+    // A version 2 (type III) header announced as type II: read by its version, as Wireshark does.
+    e3[11] = 0x00;
+    REQUIRE(h.run(outer(47, gre(0x1000, 0x88BE, cat(e3, inner_frame()), 1)), p) == DecodeStatus::ok);
+    check_inner(p, true);
     Bytes bad = e2;
     bad[0] = 0x70;
     CHECK(h.run(outer(47, gre(0x1000, 0x88BE, cat(bad, inner_frame()), 1)), p) == DecodeStatus::malformed);
