@@ -100,6 +100,10 @@ class FlowContext {
   // gap): what was delivered of that direction so far may stop short of where its sender stopped.
   bool behind_hole(Dir dir) const { return behind_hole_[static_cast<int>(dir)]; }
   void set_behind_hole(Dir dir, bool b) { behind_hole_[static_cast<int>(dir)] = b; }
+  // The bytes being delivered were held behind a hole the reassembler has just given up on: they
+  // were sent before the packet now read, so they say nothing of what the peer did since.
+  bool late(Dir dir) const { return late_[static_cast<int>(dir)]; }
+  void set_late(Dir dir, bool b) { late_[static_cast<int>(dir)] = b; }
 
   FlowFacts& facts() { return facts_; }
   const EventEndpoints& endpoints() const { return ep_; }
@@ -114,6 +118,7 @@ class FlowContext {
   uint64_t stream_offset_ = 0;
   size_t hold_limit_ = size_t(2) << 20;
   bool behind_hole_[2] = {false, false};
+  bool late_[2] = {false, false};
 };
 
 }  // namespace medmon

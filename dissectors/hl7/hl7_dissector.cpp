@@ -196,9 +196,10 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
 
   Consumed on_data(Dir dir, std::span<const uint8_t> data, FlowContext& ctx) override {
     DirState& s = dirs_[static_cast<int>(dir)];
-    // The peer speaks: a bare message it was sending is complete (it waits for the reply).
+    // The peer speaks: a bare message it was sending is complete (it waits for the reply). Not
+    // so bytes of this side released late from behind a lost segment: they were sent earlier.
     DirState& o = dirs_[1 - static_cast<int>(dir)];
-    if (!data.empty() && o.mode == Mode::mllp) {
+    if (!data.empty() && o.mode == Mode::mllp && !ctx.late(dir)) {
       o.ctx = &ctx;
       cur_ctx_ = &ctx;
       // Unless its later bytes wait behind a hole: then it may have been cut there.

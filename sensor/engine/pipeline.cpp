@@ -42,10 +42,14 @@ class Pipeline::DirSink : public StreamSink {
     Dir other = reverse(dir_);
     const auto& r = st_.reasm[static_cast<int>(other)];
     st_.ctx.set_behind_hole(other, r && r->queued_bytes() > 0);
+    // Bytes drained after a gap were queued behind it: sent before this packet.
+    st_.ctx.set_late(dir_, after_gap_);
     st_.feeder->data(dir_, bytes, offset, st_.ctx);
+    st_.ctx.set_late(dir_, false);
   }
   void gap(uint64_t offset, uint64_t length) override {
     ++p_.c_tcp_gaps_;
+    after_gap_ = true;
     if (st_.feeder) st_.feeder->gap(dir_, length, st_.ctx);
   }
   void overlap_conflict(uint64_t offset) override {
@@ -57,6 +61,7 @@ class Pipeline::DirSink : public StreamSink {
   Pipeline& p_;
   FlowState& st_;
   Dir dir_;
+  bool after_gap_ = false;  // a gap was given in this sink's life (one packet, or the flow's end)
 };
 
 Pipeline::Pipeline(const SensorConfig& cfg, Depth depth, EventOutput& out, const Pseudonymiser& phi,

@@ -135,3 +135,39 @@ TEST_CASE("A bare HL7 message answered while a segment of it is missing, its lat
   CHECK(msgs[1].find("\"message_type\":\"ACK\"") != std::string::npos);
   CHECK(msgs[1].find("\"complete\"") == std::string::npos);
 }
+
+TEST_CASE("Bytes released late from behind a lost segment do not end the peer's bare HL7 message") {
+  // The query loses a segment the server acknowledges; its tail is held until the reassembler
+  // gives up on the hole, in the middle of the server's long answer. That tail was sent before
+  // the answer: the answer stays one message, however it is segmented.
+  const uint32_t a = ip4(10, 0, 0, 1), b = ip4(10, 0, 0, 2);
+  const std::string part1 = "MSH|^~\\&|A|B|C|D|20240101||QRY^R02|1|P|2.5\rQRD|20240101|R|I|Q1\r";
+  const std::string lost = "QRF|MON||||\r";
+  const std::string part3 = "NTE|1||held past the hole\r";
+  const uint32_t c1 = 101, c2 = c1 + uint32_t(part1.size()), c3 = c2 + uint32_t(lost.size());
+  const uint32_t c4 = c3 + uint32_t(part3.size());
+  std::vector<std::string> answer = {"MSH|^~\\&|C|D|A|B|20240101||ORF^R04|2|P|2.5\rMSA|AA|1\r"};
+  for (int i = 1; i <= 30; ++i) answer.push_back("OBX|" + std::to_string(i) + "|NM|X^Y||" + std::to_string(i) + "\r");
+  std::vector<Bytes> frames = {
+      ether(0x0800, ipv4(a, b, 6, tcp(40000, 2575, 100, 0, tcpflag::SYN))),
+      ether(0x0800, ipv4(b, a, 6, tcp(2575, 40000, 500, 101, tcpflag::SYN | tcpflag::ACK))),
+      ether(0x0800, ipv4(a, b, 6, tcp(40000, 2575, c1, 501, tcpflag::ACK | tcpflag::PSH, part1))),
+      ether(0x0800, ipv4(a, b, 6, tcp(40000, 2575, c3, 501, tcpflag::ACK | tcpflag::PSH, part3)))};
+  uint32_t s = 501;
+  for (auto& seg : answer) {
+    frames.push_back(ether(0x0800, ipv4(b, a, 6, tcp(2575, 40000, s, c4, tcpflag::ACK | tcpflag::PSH, seg))));
+    s += uint32_t(seg.size());
+  }
+  frames.push_back(ether(0x0800, ipv4(a, b, 6, tcp(40000, 2575, c4, s, tcpflag::ACK | tcpflag::FIN))));
+  Run r;
+  run(DLT_EN10MB, frames, r);
+  std::vector<std::string> msgs;
+  for (auto& l : r.sink->lines)
+    if (l.find("\"event_type\":\"hl7\"") != std::string::npos && l.find("\"kind\":\"message\"") != std::string::npos) msgs.push_back(l);
+  REQUIRE(msgs.size() == 2);
+  CHECK(msgs[0].find("\"message_type\":\"QRY\"") != std::string::npos);
+  CHECK(msgs[0].find("\"complete\":false") != std::string::npos);
+  CHECK(msgs[1].find("\"message_type\":\"ORF\"") != std::string::npos);
+  CHECK(msgs[1].find("\"segment_count\":32") != std::string::npos);
+  CHECK(msgs[1].find("\"complete\"") == std::string::npos);
+}
