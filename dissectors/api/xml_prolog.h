@@ -22,7 +22,7 @@ struct PrologScan {
   size_t searched = 0;
 };
 
-// Offset of the root element's '<' after a UTF-8 byte order mark, white space, processing
+// Offset of the root element's '<' after UTF-8 byte order marks, white space, processing
 // instructions (the XML declaration, "<?" ... "?>") and comments ("<!--" ... "-->").
 // kNeedMore when s ends before the root element, kNotXml when it does not start as XML. A
 // document type declaration ("<!DOCTYPE") is returned as the root: neither protocol uses one,
@@ -30,11 +30,17 @@ struct PrologScan {
 // root, the byte that is not XML, or where more bytes are needed).
 inline size_t root_start(std::string_view s, PrologScan& scan) {
   size_t i = scan.at;
-  if (i == 0 && s.size() >= 3 && static_cast<uint8_t>(s[0]) == 0xEF && static_cast<uint8_t>(s[1]) == 0xBB &&
-      static_cast<uint8_t>(s[2]) == 0xBF)
-    i = 3;
+  static constexpr std::string_view kBom = "\xEF\xBB\xBF";
   for (;;) {
-    while (i < s.size() && space(s[i])) ++i;
+    // White space, and a byte order mark among it: the next document of a stream starts with
+    // one after the line end that closed the previous one.
+    for (;;) {
+      while (i < s.size() && space(s[i])) ++i;
+      std::string_view rest = s.substr(std::min(i, s.size()), 3);
+      if (rest.empty() || rest != kBom.substr(0, rest.size())) break;
+      if (rest.size() < 3) return kNeedMore;
+      i += 3;
+    }
     if (i != scan.at) scan = {i, 0};
     if (i >= s.size()) return kNeedMore;
     if (s[i] != '<') return kNotXml;

@@ -94,6 +94,12 @@ TEST_CASE("xml prolog: where the root element starts") {
   CHECK(root_start("<!-- open comment >") == xml::kNeedMore);
   CHECK(root_start("x<a/>") == xml::kNotXml);
   CHECK(root_start("<?xml?>junk") == xml::kNotXml);
+  // The next document of a stream: its byte order mark after the previous one's line end; a mark
+  // cut short asks for more.
+  CHECK(root_start("\r\n\xEF\xBB\xBF<a/>") == 5);
+  CHECK(root_start("\xEF") == xml::kNeedMore);
+  CHECK(root_start("\n\xEF\xBB") == xml::kNeedMore);
+  CHECK(root_start("\xEF\xBBx") == xml::kNotXml);
 }
 
 TEST_CASE("xml prolog: a scan that goes on where it stopped finds what a scan of the whole finds") {
