@@ -16,8 +16,10 @@ struct Harness {
   Decoder dec;
   explicit Harness(int dlt)
       : dec(dlt, counters, [this](std::string_view n, uint32_t, const Packet&) { anomalies.emplace_back(n); }) {}
+  Bytes frame;  // the decoded packet points into it: kept while the test reads the packet
   DecodeStatus run(const Bytes& f, Packet& p) {
-    return dec.decode(f.data(), static_cast<uint32_t>(f.size()), static_cast<uint32_t>(f.size()), Timestamp{1}, p);
+    frame = f;
+    return dec.decode(frame.data(), static_cast<uint32_t>(frame.size()), static_cast<uint32_t>(frame.size()), Timestamp{1}, p);
   }
 };
 }  // namespace
@@ -490,7 +492,11 @@ TEST_CASE("Peek-only decoding opens tunnels, also from a first fragment, so that
   Decoder dec(linktype::EN10MB, c, nullptr);
   dec.set_peek_only(true);
   Packet p;
-  auto run = [&](const Bytes& f) { return dec.decode(f.data(), uint32_t(f.size()), uint32_t(f.size()), Timestamp{1}, p); };
+  Bytes frame;  // kept while the packet points into it
+  auto run = [&](const Bytes& f) {
+    frame = f;
+    return dec.decode(frame.data(), uint32_t(frame.size()), uint32_t(frame.size()), Timestamp{1}, p);
+  };
   Bytes vx = {0x08, 0, 0, 0, 0, 0, 42, 0};
   REQUIRE(run(outer(17, udp_bytes(51234, 4789, cat(vx, inner_frame())))) == DecodeStatus::ok);
   CHECK(p.dst.to_string() == "10.2.0.20");
@@ -500,7 +506,7 @@ TEST_CASE("Peek-only decoding opens tunnels, also from a first fragment, so that
   CHECK(p.proto == 6);
   // The first fragment of a VXLAN datagram names the inner flow: addresses, ports, protocol.
   Bytes u = udp_bytes(51234, 4789, cat(vx, inner_frame()));
-  Bytes frag = ipv4(ip4(192, 0, 2, 1), ip4(192, 0, 2, 9), 17, Bytes(u.begin(), u.begin() + 80), 9, 0x2000);
+  Bytes frag = ipv4(ip4(192, 0, 2, 1), ip4(192, 0, 2, 9), 17, Bytes(u.begin(), u.begin() + 76), 9, 0x2000);
   REQUIRE(run(ether(0x0800, frag)) == DecodeStatus::fragment);
   const FragmentPeek& f = dec.peeked_fragment();
   CHECK(f.has_ports);
