@@ -204,6 +204,13 @@ struct Reader {
     out = v;
     return true;
   }
+  // Where value s of a scalar or list node was written: the element when it is a list.
+  static YAML::Mark mark_of(const YAML::Node& n, const std::string& s) {
+    if (n.IsSequence())
+      for (auto e : n)
+        if (e.IsScalar() && e.Scalar() == s) return e.Mark();
+    return n.Mark();
+  }
   // A scalar or a sequence of scalars.
   std::vector<std::string> strs(const YAML::Node& n, const std::string& what) {
     std::vector<std::string> out;
@@ -234,9 +241,7 @@ struct Reader {
         s = std::string(t);  // the wire's padding is not part of the title
         continue;
       }
-      YAML::Mark at = n.Mark();
-      if (n.IsSequence()) for (auto el : n) if (el.IsScalar() && el.Scalar() == s) { at = el.Mark(); break; }
-      err_mark(at, what + ": AE title '" + s + "' " + bad + " (a DICOM AE title is 1 to 16 characters)");
+      err_mark(mark_of(n, s), what + ": AE title '" + s + "' " + bad + " (a DICOM AE title is 1 to 16 characters)");
     }
     return out;
   }
@@ -259,10 +264,7 @@ struct Reader {
     for (auto& s : strs(n, what)) {
       Cidr c;
       if (Cidr::parse(s, c)) { out.push_back(c); continue; }
-      // Point at the element when it is a list.
-      YAML::Mark at = n.Mark();
-      if (n.IsSequence()) for (auto e : n) if (e.IsScalar() && e.Scalar() == s) { at = e.Mark(); break; }
-      err_mark(at, what + ": '" + s + "' is not an IP address or CIDR (expected e.g. 10.10.1.0/24 with zero host bits, or 10.10.1.10)");
+      err_mark(mark_of(n, s), what + ": '" + s + "' is not an IP address or CIDR (expected e.g. 10.10.1.0/24 with zero host bits, or 10.10.1.10)");
     }
     return out;
   }

@@ -69,18 +69,8 @@ DecodeStatus Decoder::decode(const uint8_t* frame, uint32_t caplen, uint32_t wir
 
 DecodeStatus Decoder::link(const uint8_t* p, uint32_t len, Packet& out) {
   switch (dlt_) {
-    case linktype::EN10MB: {
-      if (len < 14) return bad("ethernet.truncated", 0, out);
-      out.has_mac = out.has_dst_mac = true;
-      std::memcpy(out.dst_mac.data(), p, 6);
-      std::memcpy(out.src_mac.data(), p + 6, 6);
-      uint16_t type = be16(p + 12);
-      if (type < 0x0600) {  // 802.3 length field: LLC/SNAP, not IP for our purposes
-        ++c_not_ip_;
-        return DecodeStatus::not_ip;
-      }
-      return ether_payload(type, p + 14, len - 14, 14, out);
-    }
+    case linktype::EN10MB:
+      return ethernet(p, len, 0, out);
     case linktype::LINUX_SLL: {
       if (len < 16) return bad("sll.truncated", 0, out);
       uint16_t halen = be16(p + 4);
@@ -110,6 +100,20 @@ DecodeStatus Decoder::link(const uint8_t* p, uint32_t len, Packet& out) {
     default:  // raw IP: version from the first nibble
       return ip(p, len, 0, out);
   }
+}
+
+// An Ethernet frame: the capture's own, or one a tunnel carries.
+DecodeStatus Decoder::ethernet(const uint8_t* p, uint32_t len, uint32_t off, Packet& out) {
+  if (len < 14) return bad("ethernet.truncated", off, out);
+  out.has_mac = out.has_dst_mac = true;
+  std::memcpy(out.dst_mac.data(), p, 6);
+  std::memcpy(out.src_mac.data(), p + 6, 6);
+  uint16_t type = be16(p + 12);
+  if (type < 0x0600) {  // 802.3 length field: LLC/SNAP, not IP for our purposes
+    ++c_not_ip_;
+    return DecodeStatus::not_ip;
+  }
+  return ether_payload(type, p + 14, len - 14, off + 14, out);
 }
 
 DecodeStatus Decoder::ether_payload(uint16_t type, const uint8_t* p, uint32_t len, uint32_t off, Packet& out) {
@@ -456,16 +460,7 @@ DecodeStatus Decoder::inner(uint16_t type, const uint8_t* p, uint32_t len, uint3
   fresh.mirror_cut = out.mirror_cut;
   out = fresh;
   if (type != INNER_ETHERNET) return type == ETH_IPV4 ? ipv4(p, len, off, out) : ipv6(p, len, off, out);
-  if (len < 14) return bad("ethernet.truncated", off, out);
-  out.has_mac = out.has_dst_mac = true;
-  std::memcpy(out.dst_mac.data(), p, 6);
-  std::memcpy(out.src_mac.data(), p + 6, 6);
-  uint16_t et = be16(p + 12);
-  if (et < 0x0600) {
-    ++c_not_ip_;
-    return DecodeStatus::not_ip;
-  }
-  return ether_payload(et, p + 14, len - 14, off + 14, out);
+  return ethernet(p, len, off, out);
 }
 
 DecodeStatus Decoder::transport(const uint8_t* p, uint32_t len, uint32_t off, Packet& out) {
@@ -503,7 +498,7 @@ DecodeStatus Decoder::transport(const uint8_t* p, uint32_t len, uint32_t off, Pa
       if (ulen >= 8 && ulen - 8 < n) n = ulen - 8;
       out.payload = p + 8;
       out.payload_len = n;
-      if (out.dport == kVxlanPort || out.dport == kGenevePort) return udp_tunnel(out.dport, p + 8, n, off + 8, out);
+      if (is_tunnel_port(out.dport)) return udp_tunnel(out.dport, p + 8, n, off + 8, out);
       return DecodeStatus::ok;
     }
     case 47:

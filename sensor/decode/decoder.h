@@ -75,6 +75,7 @@ class Decoder {
 
  private:
   DecodeStatus link(const uint8_t* p, uint32_t len, Packet& out);
+  DecodeStatus ethernet(const uint8_t* p, uint32_t len, uint32_t off, Packet& out);
   DecodeStatus ether_payload(uint16_t ethertype, const uint8_t* p, uint32_t len, uint32_t off, Packet& out);
   DecodeStatus ip(const uint8_t* p, uint32_t len, uint32_t off, Packet& out);
   DecodeStatus ipv4(const uint8_t* p, uint32_t len, uint32_t off, Packet& out);
