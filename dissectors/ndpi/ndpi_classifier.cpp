@@ -62,6 +62,32 @@ NdpiClassifier::~NdpiClassifier() {
   ndpi_exit_detection_module(ndpi_);
 }
 
+namespace {
+bool is_tls_family(uint16_t p) {
+  return p == NDPI_PROTOCOL_TLS || p == NDPI_PROTOCOL_DTLS || p == NDPI_PROTOCOL_QUIC;
+}
+
+void assign(std::string& to, const char* from, size_t cap) {
+  if (from) to.assign(from, strnlen(from, cap)); else to.clear();
+}
+
+void read_tls(const ndpi_flow_struct& f, TlsHandshake& t) {
+  const auto& q = f.protos.tls_quic;
+  constexpr size_t kMaxName = 1024;  // nDPI's own strings, bounded for the event
+  assign(t.ja3, q.ja3_client, sizeof q.ja3_client);
+  assign(t.ja3s, q.ja3_server, sizeof q.ja3_server);
+  // ssl_version holds the ClientHello's version until a ServerHello overwrites it: only a
+  // ServerHello (its fingerprint is there) says what was negotiated.
+  t.version = t.ja3s.empty() ? 0 : q.ssl_version;
+  t.cipher = t.ja3s.empty() ? 0 : q.server_cipher;
+  assign(t.alpn, q.alpn, kMaxName);
+  assign(t.subject, q.subjectDN, kMaxName);
+  assign(t.issuer, q.issuerDN, kMaxName);
+  t.not_before = q.notBefore;
+  t.not_after = q.notAfter;
+}
+}  // namespace
+
 void NdpiClassifier::capture_result(State& s, uint16_t master, uint16_t app, uint16_t category) {
   // nDPI reports "TLS.Google" as master TLS + app Google, or plain "SSH" as app only.
   if (master == NDPI_PROTOCOL_UNKNOWN) { master = app; app = NDPI_PROTOCOL_UNKNOWN; }
@@ -73,6 +99,9 @@ void NdpiClassifier::capture_result(State& s, uint16_t master, uint16_t app, uin
     if (s.flow->host_server_name[0]) {
       s.result.sni.assign(s.flow->host_server_name, strnlen(s.flow->host_server_name, sizeof s.flow->host_server_name));
     }
+    // protos is a union: its TLS member holds a handshake only once nDPI named the flow TLS
+    // (the condition under which nDPI itself frees the member's strings).
+    if (is_tls_family(master) || is_tls_family(app)) read_tls(*s.flow, s.result.tls);
   }
 }
 
@@ -156,6 +185,23 @@ std::vector<std::string> NdpiClassifier::risk_names(uint64_t risk) {
     }
   }
   return out;
+}
+
+std::string NdpiClassifier::tls_version_name(uint16_t version) {
+  if (version == 0) return {};
+  char buf[32];
+  uint8_t unknown = 0;
+  const char* n = ndpi_ssl_version2str(buf, sizeof buf, version, &unknown);
+  return n ? n : "";
+}
+
+std::string NdpiClassifier::tls_cipher_name(uint16_t cipher) {
+  if (cipher == 0) return {};
+  // nDPI writes the code of a suite it does not know into one static buffer: workers take turns.
+  static std::mutex lock;
+  std::lock_guard<std::mutex> hold(lock);
+  const char* n = ndpi_cipher2str(cipher);
+  return n ? n : "";
 }
 
 bool NdpiClassifier::is_encrypted(const NdpiResult& r) const {

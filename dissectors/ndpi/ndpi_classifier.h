@@ -14,6 +14,18 @@ struct ndpi_flow_struct;
 
 namespace medmon {
 
+// What nDPI read of a TLS handshake (ClientHello, ServerHello, the server's certificate in TLS
+// 1.2 and older; TLS 1.3 encrypts the certificate). Empty fields were not seen.
+struct TlsHandshake {
+  uint16_t version = 0;        // negotiated (ServerHello, supported_versions in TLS 1.3); 0 = none seen
+  uint16_t cipher = 0;         // the suite the server chose
+  std::string ja3, ja3s;       // MD5 fingerprints of the ClientHello and ServerHello
+  std::string alpn;            // protocols the client offered, comma-separated
+  std::string subject, issuer; // the server certificate's distinguished names
+  uint32_t not_before = 0, not_after = 0;  // its validity, seconds since the epoch (0 = not seen)
+  bool operator==(const TlsHandshake&) const = default;
+};
+
 struct NdpiResult {
   uint16_t master = 0;   // e.g. TLS
   uint16_t app = 0;      // e.g. Google (0 when none)
@@ -22,6 +34,7 @@ struct NdpiResult {
   bool detected = false;
   bool guessed = false;
   std::string sni;       // TLS/QUIC server name, DNS/HTTP host
+  TlsHandshake tls;      // TLS, DTLS and QUIC flows only
 };
 
 class NdpiClassifier {
@@ -57,6 +70,9 @@ class NdpiClassifier {
   std::string app_name(const NdpiResult& r) const;       // "Google" or empty
   std::string category_name(const NdpiResult& r) const;
   static std::vector<std::string> risk_names(uint64_t risk);
+  // "TLSv1.2", "SSLv3", ...; "" for 0. An unknown code is written as nDPI does ("TLS (FAFA)").
+  static std::string tls_version_name(uint16_t version);
+  static std::string tls_cipher_name(uint16_t cipher);  // IANA name, e.g. "TLS_AES_128_GCM_SHA256"
   // TLS, DTLS, SSH, QUIC, ... seen in the content; a protocol guessed from the port never is.
   bool is_encrypted(const NdpiResult& r) const;
   // Builds nDPI's tables now rather than on the first flow (live capture: no pause mid-stream).

@@ -305,7 +305,7 @@ const std::string kTooManyRoles = "more than 64 roles in the site (the limit; me
 // Rule ids of docs/alerts.md, for per-rule severity overrides.
 const std::set<std::string, std::less<>> kRules = {
     "flow.undeclared", "flow.external_forbidden", "flow.internal_forbidden", "flow.unlisted_listening_port",
-    "flow.forbidden_app", "flow.disabled_by_default", "tls.required_cleartext", "lateral.zone_forbidden",
+    "flow.forbidden_app", "flow.disabled_by_default", "tls.required_cleartext", "tls.unexpected", "tls.obsolete_version", "lateral.zone_forbidden",
     "phi.cleartext", "lateral.admin_protocol", "lateral.zone_crossing", "lateral.new_peer", "lateral.fan_out",
     "lateral.port_scan", "dicom.ae_spoofing", "dicom.ae_new_ip", "dicom.reject_burst",
     "dicom.move_destination_undeclared", "dicom.dimse_undeclared", "dicom.sop_class_undeclared",

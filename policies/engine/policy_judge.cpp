@@ -550,6 +550,7 @@ PolicyJudge::SideResult PolicyJudge::eval_side(const FlowSummary& f, const Devic
   check_hl7_against_model(s);
   check_dicom_against_model(s);
   check_remote_endpoint(s);
+  check_tls(s);
   return res;
 }
 
@@ -898,6 +899,32 @@ void PolicyJudge::check_remote_endpoint(const Side& s) {
   a.evidence.emplace_back("server_name", s.f.sni);
   cite(a, m, "RMOT-1");
   emit(s.f, a, s.out);
+}
+
+// 7. TLS handshakes (what nDPI read of them): TLS from a device whose MDS2 says it has none
+// (CONN-7 = No), and a session that settled on a version RFC 8996 retired (SSL 3.0, TLS 1.0 and
+// 1.1, DTLS 1.0), whichever side offered it.
+void PolicyJudge::check_tls(const Side& s) {
+  if (!s.f.tls_seen) return;
+  const Model* m = s.dev.model;
+  const std::string& version = s.f.tls_version_name;
+  const std::string with = " with " + s.peer_name() + (version.empty() ? "" : " (" + version + ")");
+  if (m->sw_value("tls_supported") == 0) {
+    Alert a = s.alert("tls.unexpected", Severity::low);
+    a.message = s.dev.name + " speaks TLS" + with + "; its MDS2 says it does not support TLS";
+    if (!version.empty()) a.evidence.emplace_back("tls_version", version);
+    cite(a, m, "CONN-7");
+    emit(s.f, a, s.out);
+  }
+  const uint16_t v = s.f.tls_version;
+  if ((v >= 0x0300 && v <= 0x0302) || v == 0xFEFF) {
+    Alert a = s.alert("tls.obsolete_version", Severity::medium);
+    a.message = s.dev.name + " settled on " + version + with + ", a version retired by RFC 8996";
+    a.evidence.emplace_back("tls_version", version);
+    if (m->sw_value("tls_supported") == 1) cite(a, m, "CONN-7");
+    if (m->sw_value("secure_transmission") == 1) cite(a, m, "TXCF-5");
+    emit(s.f, a, s.out);
+  }
 }
 
 void PolicyJudge::eval_dicom_flow(const FlowSummary& f, const Device* cdev, const Device* sdev, EventOutput& out) {

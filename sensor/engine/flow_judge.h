@@ -28,6 +28,9 @@ struct FlowSummary {
   std::string ndpi_category;
   bool ndpi_guessed = false;            // nDPI named the protocol from the port only, not the content
   std::string sni;                      // TLS SNI when nDPI saw one
+  bool tls_seen = false;                // nDPI read a TLS ClientHello or ServerHello
+  uint16_t tls_version = 0;             // the version the ServerHello chose (0x0303 = TLS 1.2), 0 = none
+  std::string tls_version_name;         // the same as nDPI names it ("TLSv1.2"), empty for none
   const FlowFacts* facts = nullptr;     // what medmon's own dissectors learnt (app, PHI, attributes)
 };
 

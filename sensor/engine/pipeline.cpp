@@ -230,6 +230,30 @@ void Pipeline::on_flow_end(Flow& f, FlowEnd why) {
   write_flow_event(f, why, st);
 }
 
+namespace {
+// The flow event's `tls` object: what nDPI read of the handshake (Suricata's tls and Zeek's
+// ssl.log keep the same facts). Only for flows nDPI named TLS from their content.
+void write_tls(JsonWriter& w, const NdpiResult& r, std::string_view ndpi_proto) {
+  if (ndpi_proto != "TLS" || r.guessed) return;
+  const TlsHandshake& t = r.tls;
+  if (r.sni.empty() && t.ja3.empty() && t.ja3s.empty()) return;
+  w.object("tls");
+  w.field_if_nonempty("sni", r.sni);
+  w.field_if_nonempty("version", NdpiClassifier::tls_version_name(t.version));
+  w.field_if_nonempty("cipher", NdpiClassifier::tls_cipher_name(t.cipher));
+  w.field_if_nonempty("alpn", t.alpn);
+  w.field_if_nonempty("ja3", t.ja3);
+  w.field_if_nonempty("ja3s", t.ja3s);
+  w.field_if_nonempty("subject", t.subject);
+  w.field_if_nonempty("issuer", t.issuer);
+  if (t.not_before || t.not_after) {
+    w.field("not_before", Timestamp{static_cast<int64_t>(t.not_before) * 1000000});
+    w.field("not_after", Timestamp{static_cast<int64_t>(t.not_after) * 1000000});
+  }
+  w.end_object();
+}
+}  // namespace
+
 void Pipeline::write_flow_event(Flow& f, FlowEnd why, FlowState* st) {
   std::string local_id;
   EventEndpoints local_ep;
@@ -279,7 +303,13 @@ void Pipeline::write_flow_event(Flow& f, FlowEnd why, FlowState* st) {
     s.ndpi_app = ndpi_app;
     s.ndpi_category = ndpi_cat;
     s.ndpi_guessed = st && st->ndpi.result.guessed;
-    if (st) { s.sni = st->ndpi.result.sni; s.facts = &st->facts; }
+    if (st) {
+      s.sni = st->ndpi.result.sni;
+      s.tls_version = st->ndpi.result.tls.version;
+      s.tls_version_name = NdpiClassifier::tls_version_name(s.tls_version);
+      s.tls_seen = !st->ndpi.result.tls.ja3.empty() || s.tls_version != 0;
+      s.facts = &st->facts;
+    }
     verdict = judge_flow(judges_, s, out_);
   }
 
@@ -330,11 +360,7 @@ void Pipeline::write_flow_event(Flow& f, FlowEnd why, FlowState* st) {
     for (auto& r : NdpiClassifier::risk_names(st->ndpi.result.risk)) w.value(r);
     w.end_array();
     w.end_object();
-    if (!st->ndpi.result.sni.empty() && ndpi_proto == "TLS") {
-      w.object("tls");
-      w.field("sni", st->ndpi.result.sni);
-      w.end_object();
-    }
+    write_tls(w, st->ndpi.result, ndpi_proto);
   }
   if (st && !st->facts.phi_fields.empty() && !st->facts.tls) {
     w.array("phi_cleartext");

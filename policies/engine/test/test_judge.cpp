@@ -962,3 +962,46 @@ TEST_CASE("remote_service endpoints: a wildcard names the servers below a domain
   CHECK(tls(45003, "vendor.example") == 1);      // the wildcard is for names below it
   CHECK(tls(45004, "evilvendor.example") == 2);
 }
+
+TEST_CASE("TLS: a retired version and TLS from a device whose MDS2 says it has none", "[judge]") {
+  const std::string model = R"(schema: medmon.model/v1
+model: {id: test-no-tls}
+mds2_derived:
+  tls_supported: false
+)";
+  Fixture fx(Fixture::Edits{{"devices:\n", "devices:\n  - {name: pump-1, model: test-no-tls, ip: 10.10.1.70, zone: modality}\n"}},
+             model);
+  auto tls_flow = [&](const char* src, uint16_t sport, uint16_t version, const char* name) {
+    auto f = fx.flow(src, sport, PACS, 2762);
+    f.ndpi_protocol = "TLS";
+    f.tls_seen = true;
+    f.tls_version = version;
+    f.tls_version_name = name;
+    fx.judge_flow(f);
+  };
+  tls_flow(CT, 40001, 0x0303, "TLSv1.2");  // CONN-7 = Yes, a current version: nothing
+  CHECK(fx.alerts("tls.unexpected").empty());
+  CHECK(fx.alerts("tls.obsolete_version").empty());
+
+  tls_flow(CT, 40002, 0x0301, "TLSv1");
+  auto old = fx.alerts("tls.obsolete_version");
+  REQUIRE(old.size() == 2);  // the CT offered it, the PACS (a device too) accepted it
+  CHECK(old[0]["alert"]["device"] == "ct-1");
+  CHECK(old[1]["alert"]["device"] == "pacs-1");
+  CHECK(old[0]["alert"]["severity"] == "medium");
+  CHECK(old[0]["alert"]["evidence"]["tls_version"] == "TLSv1");
+  CHECK(Fixture::cites(old[0], "CONN-7"));
+  CHECK(Fixture::cites(old[0], "TXCF-5"));  // acme-ct: secure transmission = Yes
+
+  tls_flow("10.10.1.70", 40003, 0x0304, "TLSv1.3");
+  auto unexpected = fx.alerts("tls.unexpected");
+  REQUIRE(unexpected.size() == 1);
+  CHECK(unexpected[0]["alert"]["device"] == "pump-1");
+  CHECK(unexpected[0]["alert"]["severity"] == "low");
+  CHECK(Fixture::cites(unexpected[0], "CONN-7"));
+  CHECK(fx.alerts("tls.obsolete_version").size() == 2);
+
+  // A ClientHello nobody answered (no version negotiated) is still TLS spoken by the device.
+  tls_flow("10.10.1.70", 40004, 0, "");
+  CHECK(fx.alerts("tls.unexpected").size() == 1);  // once per (rule, device, peer)
+}
