@@ -2,6 +2,8 @@
 """Classification of real traffic in the flow events: nDPI for the protocols it knows (TLS + SNI,
 SSH, HTTP, DNS, SMB), medmon's own dissectors (app) for DICOM and HL7, which take precedence."""
 import os
+import shutil
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -26,6 +28,54 @@ c.eq("real_tls: SNI of each connection", sorted((e.get("tls") or {}).get("sni") 
 c.true("real_tls: risks are a list of names", all(isinstance(e["ndpi"]["risks"], list) for e in tls if e.get("ndpi")))
 c.true("real_tls: the self-signed certificate is reported as nDPI reports it",
        any("Self-signed Certificate" in e["ndpi"]["risks"] for e in tls if e.get("ndpi")))
+# The handshake facts in the flow events against Wireshark's reading of the same packets.
+VERSIONS = {"0x0300": "SSLv3", "0x0301": "TLSv1", "0x0302": "TLSv1.1", "0x0303": "TLSv1.2", "0x0304": "TLSv1.3"}
+CIPHERS = {"0x1301": "TLS_AES_128_GCM_SHA256", "0x1302": "TLS_AES_256_GCM_SHA384",
+           "0xc030": "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", "0xc014": "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA",
+           "0xc02f": "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "0xc013": "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"}
+
+
+def tshark_handshakes(path):
+    """{client port: facts} from tshark: ja3, ja3s, negotiated version and cipher, certificate CN and validity."""
+    out = subprocess.run(["tshark", "-r", path, "-Y", "tls.handshake.type", "-T", "fields", "-E", "separator=|",
+                          "-e", "tcp.srcport", "-e", "tcp.dstport", "-e", "tls.handshake.type", "-e", "tls.handshake.ja3",
+                          "-e", "tls.handshake.ja3s", "-e", "tls.handshake.ciphersuite", "-e", "tls.handshake.version",
+                          "-e", "tls.handshake.extensions.supported_version", "-e", "x509sat.uTF8String",
+                          "-e", "x509af.utcTime"], capture_output=True, text=True, check=True).stdout
+    seen = {}
+    for line in out.splitlines():
+        sport, dport, types, ja3, ja3s, suites, version, supported, cn, times = line.split("|")
+        types = types.split(",")
+        if "1" in types:
+            seen.setdefault(int(sport), {})["ja3"] = ja3
+        if "2" in types:
+            f = seen.setdefault(int(dport), {})
+            f["ja3s"] = ja3s
+            f["cipher"] = CIPHERS.get(suites.split(",")[0], "unlisted " + suites)
+            f["version"] = VERSIONS.get(supported or version.split(",")[0], "unlisted " + version)
+        if "11" in types and cn:
+            f = seen.setdefault(int(dport), {})
+            subject, issuer = cn.split(",")[:2]
+            f["subject"], f["issuer"] = "CN=" + subject, "CN=" + issuer
+            nb, na = [t.replace(" (UTC)", "").replace(" ", "T") + ".000000Z" for t in times.split(",")[:2]]
+            f["not_before"], f["not_after"] = nb, na
+    return seen
+
+
+def check_handshakes(rel, events):
+    want = tshark_handshakes(pcap(rel))
+    got = {e["src_port"]: {k: v for k, v in (e.get("tls") or {}).items() if k not in ("sni", "alpn")}
+           for e in events if (e.get("ndpi") or {}).get("protocol") == "TLS"}
+    c.true(f"{rel}: tshark sees handshakes", len(want) > 0)
+    c.eq(f"{rel}: TLS handshake facts as tshark reads them", got, want)
+
+
+if shutil.which("tshark"):
+    check_handshakes("core/real_tls.pcap", tls)
+    check_handshakes("dicom/tls.pcap", flows("dicom/tls.pcap"))
+else:
+    c.true("tshark is installed (scripts/install-deps.sh --test)", False)
+
 ssh = flows("core/real_ssh.pcap")
 c.eq("real_ssh: SSH", [ndpi(e)[0] for e in ssh], ["SSH"])
 http = flows("core/real_http.pcap")
