@@ -81,6 +81,8 @@ std::string_view app_of(const FlowSummary& f) {
     if (a.size() > 4 && a.substr(a.size() - 4) == "-tls") a.remove_suffix(4);
     return a;
   }
+  // ICMP is known from the IP header: nDPI never sees those flows (they carry no stream).
+  if (f.ep.proto == 1 || f.ep.proto == 58) return "icmp";
   if (f.ndpi_guessed) return {};
   std::string_view p = ndpi_app_name(f.ndpi_protocol, f);
   if (!is_lateral(p) && !f.ndpi_app.empty()) {

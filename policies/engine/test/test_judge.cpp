@@ -1005,3 +1005,22 @@ mds2_derived:
   tls_flow("10.10.1.70", 40004, 0, "");
   CHECK(fx.alerts("tls.unexpected").size() == 1);  // once per (rule, device, peer)
 }
+
+TEST_CASE("ICMP is infrastructure: a ping is no internal flow a CONN-3 = No device is refused", "[judge]") {
+  const std::string model = R"(schema: medmon.model/v1
+model: {id: test-isolated}
+mds2_derived:
+  communicates_internal: false
+)";
+  Fixture fx(Fixture::Edits{{"devices:\n", "devices:\n  - {name: dock-1, model: test-isolated, ip: 10.10.1.70, zone: modality}\n"}},
+             model);
+  for (uint8_t proto : {uint8_t(1), uint8_t(58)}) {
+    auto ping = fx.flow("10.10.1.70", 8, "10.10.0.1", 0, proto);
+    fx.judge_flow(ping);
+  }
+  CHECK(fx.alerts("flow.internal_forbidden").empty());
+  CHECK(fx.alerts("lateral.new_peer").empty());
+  auto web = fx.flow("10.10.1.70", 40001, "10.10.0.1", 80);  // the same peer over TCP is refused
+  fx.judge_flow(web);
+  CHECK(fx.alerts("flow.internal_forbidden").size() == 1);
+}
