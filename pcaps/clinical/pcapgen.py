@@ -1,6 +1,11 @@
 """Minimal pcap writer for the clinical captures: Ethernet/IPv4 with TCP (handshake, in-order
-segments with ACKs, FIN) and UDP, correct checksums, deterministic timestamps. Stdlib only."""
-import struct
+segments with ACKs, FIN) and UDP, correct checksums, deterministic timestamps. Stdlib only;
+the frames and the file format come from tests/golden/pcapwrite.py."""
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "golden"))
+from pcapwrite import ACK, FIN, PSH, SYN, ether, ipv4, pcap_header, pcap_record, tcp, udp  # noqa: E402
 
 EPOCH = 1704096000  # 2024-01-01T08:00:00Z
 
@@ -14,23 +19,10 @@ def mac_of(ip):
     return bytes([0x02, 0x00] + a)  # locally administered, one per host
 
 
-def csum(data):
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return (~s) & 0xFFFF
-
-
-def ip4(ip):
-    return bytes(int(x) for x in ip.split("."))
-
-
 class Pcap:
     def __init__(self, path):
         self.f = open(path, "wb")
-        self.f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        self.f.write(pcap_header())
         self.t = 0  # microseconds since EPOCH
         self.ip_id = 1
 
@@ -38,32 +30,19 @@ class Pcap:
         self.t += usec
 
     def _frame(self, src, dst, proto, l4):
-        ih = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), self.ip_id & 0xFFFF, 0x4000, 64, proto, 0, ip4(src), ip4(dst))
+        pkt = ether(mac_of(dst), mac_of(src), ipv4(src, dst, proto, l4, ident=self.ip_id))
         self.ip_id += 1
-        ih = ih[:10] + struct.pack("!H", csum(ih)) + ih[12:]
-        eth = mac_of(dst) + mac_of(src) + b"\x08\x00"
-        pkt = eth + ih + l4
-        sec, usec = EPOCH + self.t // 1000000, self.t % 1000000
-        self.f.write(struct.pack("<IIII", sec, usec, len(pkt), len(pkt)) + pkt)
+        self.f.write(pcap_record(EPOCH + self.t // 1000000, self.t % 1000000, pkt))
         self.tick()
 
     def udp(self, src, sport, dst, dport, payload):
-        l4 = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
-        pseudo = ip4(src) + ip4(dst) + struct.pack("!BBH", 0, 17, len(l4))
-        c = csum(pseudo + l4) or 0xFFFF
-        self._frame(src, dst, 17, l4[:6] + struct.pack("!H", c) + l4[8:])
+        self._frame(src, dst, 17, udp(src, dst, sport, dport, payload))
 
     def tcp_segment(self, src, sport, dst, dport, seq, ack, flags, payload=b""):
-        hdr = struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, 5 << 4, flags, 65535, 0, 0)
-        pseudo = ip4(src) + ip4(dst) + struct.pack("!BBH", 0, 6, len(hdr) + len(payload))
-        c = csum(pseudo + hdr + payload)
-        self._frame(src, dst, 6, hdr[:16] + struct.pack("!H", c) + hdr[18:] + payload)
+        self._frame(src, dst, 6, tcp(src, dst, sport, dport, seq, ack, flags, payload))
 
     def close(self):
         self.f.close()
-
-
-FIN, SYN, RST, PSH, ACK = 1, 2, 4, 8, 16
 
 
 class Tcp:

@@ -20,6 +20,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from golden import Checker, analyze, of_type, pcap, run  # noqa: E402
+from pcapwrite import ether, ipv4, udp, write_pcap  # noqa: E402
 
 c = Checker("core_tunnel")
 
@@ -79,26 +80,15 @@ c.eq("VXLAN: --workers 2 writes the events of one worker", without_stats(two), w
 # ---------------------------------------------------------------- 2. wrappings of a real capture
 SRC_PCAP = pcap("dicom", "store-explicit.pcap")  # DCMTK storescu -> storescp, Ethernet link type
 OUT_MAC, IN_MAC = bytes.fromhex("020000000001"), bytes.fromhex("020000000002")
-
-
-def ip4(src, dst, proto, payload, ident):
-    h = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), ident & 0xFFFF, 0, 64, proto, 0,
-                    bytes(src), bytes(dst))
-    s = sum(struct.unpack("!10H", h))
-    s = (s & 0xFFFF) + (s >> 16)
-    s = (s & 0xFFFF) + (s >> 16)
-    return h[:10] + struct.pack("!H", ~s & 0xFFFF) + h[12:] + payload
-
-
 A, B = (192, 0, 2, 1), (192, 0, 2, 9)
 
 
 def outer_frame(proto, payload, n):
-    return OUT_MAC + IN_MAC + b"\x08\x00" + ip4(A, B, proto, payload, n)
+    return ether(OUT_MAC, IN_MAC, ipv4(A, B, proto, payload, ident=n, flags=0))
 
 
 def outer_frame_c(proto, payload, n):  # from a second tunnel source
-    return OUT_MAC + IN_MAC + b"\x08\x00" + ip4((192, 0, 2, 77), B, proto, payload, n)
+    return ether(OUT_MAC, IN_MAC, ipv4((192, 0, 2, 77), B, proto, payload, ident=n, flags=0))
 
 
 def to_server(frame):  # the DICOM client's packets (IPv4, TCP to 11112)
@@ -106,8 +96,8 @@ def to_server(frame):  # the DICOM client's packets (IPv4, TCP to 11112)
     return struct.unpack("!H", frame[14 + ihl + 2:14 + ihl + 4])[0] == 11112
 
 
-def udp(sport, dport, payload):
-    return struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+def tunnel_udp(dport, payload, n):  # VXLAN and Geneve senders leave the UDP checksum out
+    return udp(A, B, 40000 + n % 7, dport, payload, with_checksum=False)
 
 
 def gre(flags, ptype, payload, extra=b""):
@@ -123,8 +113,8 @@ WRAPS = {
                                                 struct.pack("!I", n)), n),
     "erspan3": lambda f, n: outer_frame(47, gre(0x1000, 0x22EB, struct.pack("!HHIHH", 0x2000, 0x0064, n, 0, 0x0001)
                                                 + bytes(8) + f, struct.pack("!I", n)), n),
-    "vxlan": lambda f, n: outer_frame(17, udp(40000 + n % 7, 4789, struct.pack("!II", 0x08000000, 42 << 8) + f), n),
-    "geneve": lambda f, n: outer_frame(17, udp(40000 + n % 7, 6081, struct.pack("!HHI", 0x0000, 0x6558, 5 << 8) + f), n),
+    "vxlan": lambda f, n: outer_frame(17, tunnel_udp(4789, struct.pack("!II", 0x08000000, 42 << 8) + f, n), n),
+    "geneve": lambda f, n: outer_frame(17, tunnel_udp(6081, struct.pack("!HHI", 0x0000, 0x6558, 5 << 8) + f, n), n),
     "ipip": lambda f, n: outer_frame(4, f[14:], n),
     # each direction mirrored by its own switch (two ERSPAN sources), and requests tunnelled
     # while replies come direct: with workers, a flow's two directions must still meet
@@ -145,14 +135,7 @@ def read_pcap(path):
         sec, usec, incl, orig = struct.unpack("<IIII", data[off:off + 16])
         recs.append((sec, usec, data[off + 16:off + 16 + incl]))
         off += 16 + incl
-    return data[:24], recs
-
-
-def write_pcap(path, header, recs):
-    with open(path, "wb") as f:
-        f.write(header[:16] + struct.pack("<II", 65535 + 100, 1))
-        for sec, usec, frame in recs:
-            f.write(struct.pack("<IIII", sec, usec, len(frame), len(frame)) + frame)
+    return recs
 
 
 def tshark_segments(path):
@@ -161,7 +144,7 @@ def tshark_segments(path):
     return p.stdout.split("\n") if p.returncode == 0 else None
 
 
-header, recs = read_pcap(SRC_PCAP)
+recs = read_pcap(SRC_PCAP)
 base = analyze(SRC_PCAP, keep_as="tunnel_base")
 base_dicom = [json.dumps(e, sort_keys=True) for e in of_type(base, "dicom")]
 base_flows = sorted(flow_key(f) for f in of_type(base, "flow"))
@@ -172,7 +155,7 @@ work = tempfile.mkdtemp(prefix="medmon-tunnel-")
 try:
     for name, wrap in WRAPS.items():
         path = os.path.join(work, name + ".pcap")
-        write_pcap(path, header, [(s, u, wrap(f, n)) for n, (s, u, f) in enumerate(recs)])
+        write_pcap(path, [(s, u, wrap(f, n)) for n, (s, u, f) in enumerate(recs)], snaplen=65535 + 100)  # room for the outer headers
         ev = analyze(path, keep_as="tunnel_" + name)
         c.eq(f"{name}: the dicom events, byte for byte", [json.dumps(e, sort_keys=True) for e in of_type(ev, "dicom")],
              base_dicom)

@@ -3,7 +3,6 @@
 while the old policy stays and capture goes on. Needs root, ip(8) and tcpreplay."""
 import os
 import shutil
-import struct
 import sys
 import tempfile
 import time
@@ -11,23 +10,18 @@ import time
 sys.path.insert(0, os.path.dirname(__file__))
 from golden import SRC, OUT, Checker, analyze, pcap  # noqa: E402
 from live_netns import Live, Netns, tools_missing  # noqa: E402
+from pcapwrite import ether, ipv4, udp, write_pcap  # noqa: E402
 
 
 def write_tick(path, n=64):
     """n UDP datagrams (10.99.0.1:port -> 10.99.0.2:9, a port each): replayed after a scenario
     so that packet time moves on, in every worker, and the scenario's flows reach their (1 s)
     timeouts. With 64 distinct flows the fanout hash misses a worker with odds 2^-63."""
-    with open(path, "wb") as f:
-        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
-        for i in range(n):
-            ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 28 + 4, i, 0x4000, 64, 17, 0,
-                             bytes([10, 99, 0, 1]), bytes([10, 99, 0, 2]))
-            s = sum(struct.unpack("!10H", ip))
-            s = (s & 0xFFFF) + (s >> 16)
-            ip = ip[:10] + struct.pack("!H", ~s & 0xFFFF) + ip[12:]
-            frame = b"\x02\x00\x00\x00\x00\x02" + b"\x02\x00\x00\x00\x00\x01" + b"\x08\x00" + ip + \
-                struct.pack("!HHHH", 20000 + i, 9, 12, 0) + b"tick"
-            f.write(struct.pack("<IIII", 0, i, len(frame), len(frame)) + frame)
+    a, b = "10.99.0.1", "10.99.0.2"
+    mac_a, mac_b = bytes.fromhex("020000000001"), bytes.fromhex("020000000002")
+    frames = (ether(mac_b, mac_a, ipv4(a, b, 17, udp(a, b, 20000 + i, 9, b"tick", with_checksum=False), ident=i))
+              for i in range(n))
+    write_pcap(path, ((0, i, frame) for i, frame in enumerate(frames)))
 
 
 def demo_flows(events):

@@ -17,36 +17,17 @@ import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
 from golden import OUT, SRC, Checker, analyze, of_type, pcap, run  # noqa: E402
+from pcapwrite import ACK, FIN, PSH, SYN, ether, ipv4, tcp, udp, write_pcap  # noqa: E402
 
 SITE = os.path.join(SRC, "policies", "sites", "demo-site.yaml")
 CT, PACS, NTP = "10.10.1.10", "10.10.2.20", "10.10.0.123"
 MAC_CT, MAC_PACS = bytes.fromhex("02000a0a010a"), bytes.fromhex("02000a0a0214")
 
 
-def csum(data):
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
-
-
-def ip4(a):
-    return bytes(int(x) for x in a.split("."))
-
-
-def frame(src, dst, sport, dport, proto, payload, seq=0, ack=0, flags=0x18, smac=MAC_CT, dmac=MAC_PACS):
-    if proto == 6:
-        l4 = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, 64240, 0, 0) + payload
-    else:
-        l4 = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
-    pseudo = ip4(src) + ip4(dst) + struct.pack("!BBH", 0, proto, len(l4))
-    c = csum(pseudo + l4)
-    l4 = l4[:16] + struct.pack("!H", c) + l4[18:] if proto == 6 else l4[:6] + struct.pack("!H", c) + l4[8:]
-    iph = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), 1, 0x4000, 64, proto, 0, ip4(src), ip4(dst))
-    iph = iph[:10] + struct.pack("!H", csum(iph)) + iph[12:]
-    return dmac + smac + b"\x08\x00" + iph + l4
+def frame(src, dst, sport, dport, proto, payload, seq=0, ack=0, flags=PSH | ACK, smac=MAC_CT, dmac=MAC_PACS):
+    l4 = (tcp(src, dst, sport, dport, seq, ack, flags, payload, window=64240) if proto == 6
+          else udp(src, dst, sport, dport, payload))
+    return ether(dmac, smac, ipv4(src, dst, proto, l4))
 
 
 def tls_client_hello(sni):
@@ -68,36 +49,35 @@ def tls_server_hello():
     return b"\x16\x03\x03" + struct.pack("!H", len(hs) + len(done)) + hs + done
 
 
-def write_pcap(path, frames):
-    with open(path, "wb") as f:
-        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
-        t = 1714550400.0
-        for fr in frames:
-            t += 0.001
-            f.write(struct.pack("<IIII", int(t), int((t % 1) * 1e6), len(fr), len(fr)) + fr)
+def timed(frames):
+    """(sec, usec, frame) records, a millisecond apart."""
+    t = 1714550400.0
+    for fr in frames:
+        t += 0.001
+        yield int(t), int((t % 1) * 1e6), fr
 
 
 def tcp_conversation(c, s, cport, sport, exchanges, smac=MAC_CT, dmac=MAC_PACS):
     """Handshake, the given (to_server, bytes) payloads, FIN/ACK teardown."""
     out = []
     cseq, sseq = 1000, 5000
-    out.append(frame(c, s, cport, sport, 6, b"", cseq, 0, 0x02, smac, dmac))
-    out.append(frame(s, c, sport, cport, 6, b"", sseq, cseq + 1, 0x12, dmac, smac))
+    out.append(frame(c, s, cport, sport, 6, b"", cseq, 0, SYN, smac, dmac))
+    out.append(frame(s, c, sport, cport, 6, b"", sseq, cseq + 1, SYN | ACK, dmac, smac))
     cseq += 1
     sseq += 1
-    out.append(frame(c, s, cport, sport, 6, b"", cseq, sseq, 0x10, smac, dmac))
+    out.append(frame(c, s, cport, sport, 6, b"", cseq, sseq, ACK, smac, dmac))
     for to_server, data in exchanges:
         if to_server:
-            out.append(frame(c, s, cport, sport, 6, data, cseq, sseq, 0x18, smac, dmac))
+            out.append(frame(c, s, cport, sport, 6, data, cseq, sseq, PSH | ACK, smac, dmac))
             cseq += len(data)
-            out.append(frame(s, c, sport, cport, 6, b"", sseq, cseq, 0x10, dmac, smac))
+            out.append(frame(s, c, sport, cport, 6, b"", sseq, cseq, ACK, dmac, smac))
         else:
-            out.append(frame(s, c, sport, cport, 6, data, sseq, cseq, 0x18, dmac, smac))
+            out.append(frame(s, c, sport, cport, 6, data, sseq, cseq, PSH | ACK, dmac, smac))
             sseq += len(data)
-            out.append(frame(c, s, cport, sport, 6, b"", cseq, sseq, 0x10, smac, dmac))
-    out.append(frame(c, s, cport, sport, 6, b"", cseq, sseq, 0x11, smac, dmac))
-    out.append(frame(s, c, sport, cport, 6, b"", sseq, cseq + 1, 0x11, dmac, smac))
-    out.append(frame(c, s, cport, sport, 6, b"", cseq + 1, sseq + 1, 0x10, smac, dmac))
+            out.append(frame(c, s, cport, sport, 6, b"", cseq, sseq, ACK, smac, dmac))
+    out.append(frame(c, s, cport, sport, 6, b"", cseq, sseq, FIN | ACK, smac, dmac))
+    out.append(frame(s, c, sport, cport, 6, b"", sseq, cseq + 1, FIN | ACK, dmac, smac))
+    out.append(frame(c, s, cport, sport, 6, b"", cseq + 1, sseq + 1, ACK, smac, dmac))
     return out
 
 
@@ -111,7 +91,7 @@ def clean_capture(path):
     ntp_resp = bytes([0x24, 2, 6, 0xEC]) + bytes(44)
     frames.append(frame(CT, NTP, 123, 123, 17, ntp_req))
     frames.append(frame(NTP, CT, 123, 123, 17, ntp_resp, smac=bytes.fromhex("02000a0a007b"), dmac=MAC_CT))
-    write_pcap(path, frames)
+    write_pcap(path, timed(frames))
 
 
 def alerts_by_rule(events):
