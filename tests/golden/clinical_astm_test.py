@@ -2,19 +2,11 @@
 """ASTM E1381/E1394 captures (pcaps/clinical/astm-lis.pcap, made by make_captures.py from the
 LIS2-A2 framing rules): one astm event per transmission with sender, record counts, tests,
 link-layer errors, and patient ids only as pseudonyms."""
-import hashlib
-import hmac
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from golden import Checker, analyze, of_type, pcap  # noqa: E402
-
-KEY = b"medmon-default-site-key"
-
-
-def phi(value):
-    return "phi:" + hmac.new(KEY, value.encode(), hashlib.sha256).hexdigest()[:16]
+from golden import Checker, analyze, of_type, pcap, pseudonym  # noqa: E402
 
 
 c = Checker("clinical_astm")
@@ -32,8 +24,8 @@ if len(astm) == 3:
     c.eq("upload version", up.get("version"), "LIS2-A2")
     c.eq("upload records", up["records"], {"H": 1, "P": 2, "O": 2, "Q": 0, "R": 4, "C": 1, "L": 1, "M": 0, "S": 0})
     c.eq("upload tests", up.get("tests"), ["GLU", "NA", "K"])
-    c.eq("upload patients", up.get("patients"), [phi("PID0001"), phi("PID0002")])
-    c.eq("upload specimens", up.get("specimens"), [phi("SPEC123"), phi("SPEC124")])
+    c.eq("upload patients", up.get("patients"), [pseudonym("PID0001"), pseudonym("PID0002")])
+    c.eq("upload specimens", up.get("specimens"), [pseudonym("SPEC123"), pseudonym("SPEC124")])
     c.eq("upload checksum error", up.get("checksum_errors"), 1)
     c.eq("upload NAK", up.get("naks"), 1)
     c.eq("upload frames", up.get("frames"), 11)
@@ -46,7 +38,7 @@ if len(astm) == 3:
     c.eq("second analyzer", (second.get("sender"), second.get("sender_serial")), ("HEMA-3000", "HX-0099"))
     c.eq("second analyzer records", (second["records"]["C"], second["records"]["R"]), (1, 1))
     c.true("second analyzer: the long comment took intermediate frames", second.get("frames", 0) > 6)
-    c.eq("second analyzer patients", second.get("patients"), [phi("PID0003")])
+    c.eq("second analyzer patients", second.get("patients"), [pseudonym("PID0003")])
 
 # Each H record sender in the inventory: both analyzers, and the LIS from its query header.
 assets = {}

@@ -3,20 +3,13 @@
 on UDP 3702 and DPWS metadata + a patient context over SOAP/HTTP give sdc events naming the
 device (device_ip) with its endpoint, manufacturer, model and serial; a printer's WS-Discovery is
 not taken for SDC; patient data leaves only as pseudonyms."""
-import hashlib
-import hmac
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from golden import Checker, analyze, of_type, pcap  # noqa: E402
+from golden import Checker, analyze, of_type, pcap, pseudonym  # noqa: E402
 
-KEY = b"medmon-default-site-key"
 EPR = "urn:uuid:6f1c2a5e-0000-4000-8000-00000000a001"
-
-
-def phi(value):
-    return "phi:" + hmac.new(KEY, value.encode(), hashlib.sha256).hexdigest()[:16]
 
 
 c = Checker("clinical_sdc")
@@ -41,7 +34,7 @@ if len(sdc) == 8:
           "friendly_name": "ICU bed 3 monitor", "firmware_version": "2.4.0", "serial_number": "VV5-000123", "endpoint": EPR})
     c.eq("http request", (sdc[3].get("http_method"), sdc[3].get("http_path")), ("POST", "/0c6a7a2e"))
     c.eq("http status", sdc[4].get("http_status"), 200)
-    c.eq("patient", sdc[6].get("patients"), [phi("PAT-4242")])
+    c.eq("patient", sdc[6].get("patients"), [pseudonym("PAT-4242")])
     c.eq("patient phi", sdc[6].get("phi_fields"), ["sdc.patient.identification", "sdc.patient.givenname",
                                                    "sdc.patient.familyname", "sdc.patient.date_of_birth"])
 

@@ -3,21 +3,13 @@
 signatures recognise their generated captures, and a signature written here from the format
 described in docs/protocols.md is picked up through MEDMON_SIGNATURES_DIR without rebuilding;
 a broken one is reported with file:line:column."""
-import hashlib
-import hmac
 import os
 import shutil
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
-from golden import Checker, analyze, of_type, pcap, run  # noqa: E402
-
-KEY = b"medmon-default-site-key"
-
-
-def phi(value):
-    return "phi:" + hmac.new(KEY, value.encode(), hashlib.sha256).hexdigest()[:16]
+from golden import Checker, analyze, of_type, pcap, run, pseudonym  # noqa: E402
 
 
 c = Checker("clinical_signatures")
@@ -39,9 +31,9 @@ c.eq("data export ro types", sorted(da.get("fields", {}).get("ro_type", [])), [1
 pid = da.get("fields", {}).get("patient_id", [])
 # UTF-16BE on the wire, decoded before the HMAC: the pseudonym an HL7 PID-3 or a DICOM Patient ID
 # of the same value gets.
-c.eq("patient id pseudonym, as from HL7 or DICOM", pid, [phi("MRN0042")])
+c.eq("patient id pseudonym, as from HL7 or DICOM", pid, [pseudonym("MRN0042")])
 c.eq("patient name pseudonyms", (da.get("fields", {}).get("patient_given_name"), da.get("fields", {}).get("patient_family_name")),
-     ([phi("JANE")], [phi("DOE")]))
+     ([pseudonym("JANE")], [pseudonym("DOE")]))
 # The monitor's system model is its identity in the asset inventory (once, from both flows).
 monitor = [a["asset"] for a in of_type(ev, "asset") if a["asset"]["ip"] == "10.40.0.31"]
 c.eq("monitor identity", monitor[-1].get("identities") if monitor else None,
@@ -98,7 +90,7 @@ try:
     msgs = [e["proprietary"] for e in of_type(ev, "proprietary") if not e["proprietary"].get("summary")]
     c.eq("acme messages", [(m["direction"], m["fields"].get("type")) for m in msgs],
          [("to_server", 1), ("to_client", 2), ("to_server", 3), ("to_server", 3), ("to_client", 2), ("to_client", 2)])
-    c.eq("acme patients", [m["fields"].get("patient") for m in msgs if "patient" in m["fields"]], [phi("PAT0099"), phi("PAT0100")])
+    c.eq("acme patients", [m["fields"].get("patient") for m in msgs if "patient" in m["fields"]], [pseudonym("PAT0099"), pseudonym("PAT0100")])
     c.eq("acme serial", msgs[0]["fields"].get("serial") if msgs else None, "CT000042")
     c.eq("acme phi in flow", flows[0].get("phi_cleartext") if flows else None, ["acme-ct-service.patient"])
     c.true("PAT0099 never in clear", "PAT0099" not in "\n".join(str(e) for e in ev))

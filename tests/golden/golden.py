@@ -1,4 +1,6 @@
-"""Helpers shared by the golden tests: run the medmon binary, parse its JSON Lines."""
+"""Helpers shared by the golden tests: run the medmon binary, parse its JSON Lines, make its pseudonyms."""
+import hashlib
+import hmac
 import json
 import os
 import subprocess
@@ -33,6 +35,11 @@ def analyze(files, *extra, keep_as=None):
         with open(os.path.join(OUT, keep_as + ".jsonl"), "w") as f:
             f.write(out)
     return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def pseudonym(value):
+    """What medmon writes in place of a PHI value under the default site key."""
+    return "phi:" + hmac.new(b"medmon-default-site-key", value.encode(), hashlib.sha256).hexdigest()[:16]
 
 
 def of_type(events, t):

@@ -2,25 +2,17 @@
 """HL7 v2 captures (pcaps/hl7, made with python3-hl7, curl and tcpdump): every message appears
 once with the right fields, ACKs pair with their messages, PHI leaves only as pseudonyms, and
 every hl7 event validates against docs/schema/hl7.json."""
-import hashlib
-import hmac
 import json
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from golden import Checker, analyze, of_type, pcap, SRC  # noqa: E402
+from golden import Checker, analyze, of_type, pcap, SRC, pseudonym  # noqa: E402
 
 try:
     import jsonschema
 except ImportError:  # python3-jsonschema is in the test dependencies
     jsonschema = None
-
-KEY = b"medmon-default-site-key"
-
-
-def phi(value):
-    return "phi:" + hmac.new(KEY, value.encode(), hashlib.sha256).hexdigest()[:16]
 
 
 c = Checker("hl7_captures")
@@ -75,11 +67,11 @@ for name, port in (("mllp-mixed.pcap", 2575), ("mllp-port6661.pcap", 6661)):
     c.eq(f"{name}: ADT PHI", adt.get("phi_fields"),
          ["PID-3", "PID-5", "PID-7", "PID-11", "PID-13", "PID-18", "PID-19", "NK1-2", "NK1-5", "PV1-19", "EVN-2"])
     # Same HMAC as DICOM: PID-3.1 == a DICOM Patient ID, PID-5 == a DICOM PN.
-    c.eq(f"{name}: patient id", adt.get("patient", {}).get("id"), phi("PAT000123"))
-    c.eq(f"{name}: patient name", adt.get("patient", {}).get("name"), phi("DOE^JANE^Q"))
-    c.eq(f"{name}: same patient in ORM", by.get("ORM0002", {}).get("patient", {}).get("id"), phi("PAT000123"))
-    c.eq(f"{name}: order", by.get("ORM0002", {}).get("order"), {"placer": phi("PLC1001"), "filler": phi("FIL2001")})
-    c.eq(f"{name}: escaped name", by.get("ADT0005", {}).get("patient", {}).get("name"), phi("O&BRIEN^JR^MARY|ANN"))
+    c.eq(f"{name}: patient id", adt.get("patient", {}).get("id"), pseudonym("PAT000123"))
+    c.eq(f"{name}: patient name", adt.get("patient", {}).get("name"), pseudonym("DOE^JANE^Q"))
+    c.eq(f"{name}: same patient in ORM", by.get("ORM0002", {}).get("patient", {}).get("id"), pseudonym("PAT000123"))
+    c.eq(f"{name}: order", by.get("ORM0002", {}).get("order"), {"placer": pseudonym("PLC1001"), "filler": pseudonym("FIL2001")})
+    c.eq(f"{name}: escaped name", by.get("ADT0005", {}).get("patient", {}).get("name"), pseudonym("O&BRIEN^JR^MARY|ANN"))
     oru = by.get("ORU0003", {})
     c.eq(f"{name}: devices", oru.get("devices"),
          [{"source": "OBX-18", "id": "MON-ICU-07"},
@@ -102,7 +94,7 @@ sent = messages(hl7, "to_server")
 c.eq("lf: messages", [m.get("control_id") for m in sent], ["LF0001", "LF0002"])
 c.true("lf: flagged", all(m.get("lf_line_ends") for m in sent))
 c.eq("lf: segments", [m.get("segments") for m in sent], [["MSH", "PID", "PV1"]] * 2)
-c.eq("lf: patient", sent[0].get("patient", {}).get("id") if sent else None, phi("PAT000128"))
+c.eq("lf: patient", sent[0].get("patient", {}).get("id") if sent else None, pseudonym("PAT000128"))
 c.eq("lf: acks", [a["ack"]["matched"] for a in messages(hl7, "to_client")], [True, True])
 
 # --- batch file in one frame
