@@ -19,7 +19,6 @@ def capture(C, method, args, replay):
     """Runs medmon live on vb with args while `replay` goes to va; returns its events."""
     tmp = tempfile.mkdtemp(prefix="mmlivecap-")
     ns = Netns("c")
-    live = None
     try:
         out = os.path.join(tmp, "events.jsonl")
         live = Live(ns, ["-i", "vb", "--capture", method, "--buffer-mb", "4", *args], out,
@@ -31,12 +30,8 @@ def capture(C, method, args, replay):
         C.eq(f"{method} {' '.join(args)}: exit status ({err.strip()[:200]})", rc, 0)
         C.true(f"{method} {' '.join(args)}: no warning ({err.strip()[:200]})", "warning" not in err)
         events = live.events()
-        live = None
         return events
     finally:
-        if live is not None and live.p.poll() is None:
-            live.p.kill()
-            live.p.wait()
         ns.close()
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -28,7 +28,6 @@ def run_once(C, workers, seed, method="afpacket", rotate=False):
     rnd = random.Random(seed)
     tmp = tempfile.mkdtemp(prefix="mmlive-")
     ns = Netns(f"i{workers}")
-    live = None
     try:
         out = os.path.join(tmp, "events.jsonl")
         extra = ["--rotate-size", "4k", "--rotate-keep", "0"] if rotate else []
@@ -53,7 +52,6 @@ def run_once(C, workers, seed, method="afpacket", rotate=False):
         rc = live.stop(signal.SIGTERM)
         rep.kill()
         rep.wait()
-        live = None
         tag = f"{method}, {workers} worker(s){', rotating' if rotate else ''}, seed {seed}"
         C.eq(f"{tag}: exit status", rc, 0)
         files = rotated(out) if rotate else [out]
@@ -80,9 +78,6 @@ def run_once(C, workers, seed, method="afpacket", rotate=False):
         C.true(f"{tag}: the kernel counted the packets",
                sum(s["stats"]["capture"]["received"] for s in last.values()) > 0)
     finally:
-        if live is not None and live.p.poll() is None:
-            live.p.kill()
-            live.p.wait()
         ns.close()
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -92,7 +87,6 @@ def full_disk(C, method, workers):
     when it stops, as analyze does, instead of 0."""
     tmp = tempfile.mkdtemp(prefix="mmlive-")
     ns = Netns(f"f{workers}")
-    live = None
     try:
         live = Live(ns, ["-i", "vb", "--capture", method, "--workers", str(workers), "--buffer-mb", "4"], "/dev/full",
                     os.path.join(tmp, "stderr.txt"), sockets=workers)
@@ -100,13 +94,9 @@ def full_disk(C, method, workers):
         time.sleep(0.5)
         rc = live.stop(signal.SIGTERM)
         err = open(live.err_path).read()
-        live = None
         C.eq(f"full disk, {method}: exit status", rc, 3)
         C.true(f"full disk, {method}: says so ({err.strip()[-300:]})", "cannot write events: /dev/full" in err)
     finally:
-        if live is not None and live.p.poll() is None:
-            live.p.kill()
-            live.p.wait()
         ns.close()
         shutil.rmtree(tmp, ignore_errors=True)
 

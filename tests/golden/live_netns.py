@@ -25,6 +25,7 @@ class Netns:
 
     def __init__(self, tag):
         self.name = f"mmlive{os.getpid()}{tag}"
+        self.procs = []  # what popen started, killed by close() if still running
         subprocess.run(["ip", "netns", "add", self.name], check=True)
         try:
             self.sh("ip link add va type veth peer name vb")
@@ -40,7 +41,9 @@ class Netns:
                               capture_output=True, text=True, **kw)
 
     def popen(self, args, **kw):
-        return subprocess.Popen(["ip", "netns", "exec", self.name] + args, **kw)
+        p = subprocess.Popen(["ip", "netns", "exec", self.name] + args, **kw)
+        self.procs.append(p)
+        return p
 
     def replay(self, path, extra=("--mbps", "100")):
         self.sh(f"tcpreplay -q -i va {' '.join(extra)} {path}")
@@ -51,6 +54,11 @@ class Netns:
         return sum(1 for l in lines if l.split()[4] != "0")
 
     def close(self):
+        """Kills what still runs in the namespace (a test that failed half way), then deletes it."""
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
         subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
 
 

@@ -74,7 +74,6 @@ output:
     write_cfg()
     ref = demo_flows(analyze(pcap("demo", "demo.pcap"), "--site", site, "--fail-on", "none"))
     ns = Netns("r")
-    live = None
     try:
         live = Live(ns, ["--config", cfg], os.path.join(tmp, "events.jsonl"), os.path.join(tmp, "stderr.txt"),
                     sockets=workers)
@@ -206,11 +205,7 @@ output:
         os.makedirs(OUT, exist_ok=True)
         shutil.copy(live.out_path, os.path.join(OUT, "live_reload.jsonl"))
         shutil.copy(live.err_path, os.path.join(OUT, "live_reload.stderr"))
-        live = None
     finally:
-        if live is not None and live.p.poll() is None:
-            live.p.kill()
-            live.p.wait()
         ns.close()
         shutil.rmtree(tmp, ignore_errors=True)
     C.done()
