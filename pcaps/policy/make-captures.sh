@@ -135,7 +135,9 @@ on svc /usr/sbin/sshd -D -e -f /dev/null -h "$W/sshd/host_ed25519" -o ListenAddr
 on svc $PY "$PEERS" smb-server 10.10.1.90 445 &
 on svc $PY -m http.server -b 10.10.1.90 -d "$W/www" 8080 >/dev/null 2>&1 &
 on ct $PY -m http.server -b 10.10.1.10 -d "$W/www" 8080 >/dev/null 2>&1 &
-on ct openssl s_server -quiet -www -accept 10.10.1.10:8443 -key "$W/srv.key" -cert "$W/srv.pem" >/dev/null 2>&1 &
+# The CT's service web UI still accepts TLS 1.0 (scenario 29): its server allows the old versions.
+on ct openssl s_server -quiet -www -accept 10.10.1.10:8443 -key "$W/srv.key" -cert "$W/srv.pem" \
+  -min_protocol TLSv1 -cipher 'DEFAULT:@SECLEVEL=0' >/dev/null 2>&1 &
 on gw openssl s_server -quiet -www -accept 203.0.113.10:443 -key "$W/srv.key" -cert "$W/srv.pem" >/dev/null 2>&1 &
 on gw $PY "$PEERS" hl7-server 203.0.113.10 2575 &
 on gw openssl s_server -quiet -www -accept 198.51.100.7:443 -key "$W/srv.key" -cert "$W/srv.pem" >/dev/null 2>&1 &
@@ -294,6 +296,16 @@ endcap
 cap remote-endpoint-undeclared
 on pacs "${CURL[@]}" -k --resolve remote.acme-medical.example:443:198.51.100.7 https://remote.acme-medical.example/
 on pacs "${CURL[@]}" -k --resolve files.exfil.example:443:198.51.100.7 https://files.exfil.example/
+endcap
+
+# 28. DICOM TLS from the ultrasound, whose MDS2 says it supports no TLS (CONN-7 = No)
+cap tls-unexpected
+quiet on us echoscu +tls "$W/cli.key" "$W/cli.pem" +cf "$W/srv.pem" -aet US01 -aec PACS01 10.10.2.20 2762
+endcap
+
+# 29. the service laptop opens the CT's service web UI with TLS 1.0 (retired by RFC 8996)
+cap tls-obsolete-version
+on svc "${CURL[@]}" -k --tlsv1.0 --tls-max 1.0 --ciphers 'DEFAULT:@SECLEVEL=0' https://10.10.1.10:8443/
 endcap
 
 ls -l "$OUT"/*.pcap | awk '{s += $5} END {print "total", s, "bytes"}' >&2

@@ -73,6 +73,7 @@ def check_handshakes(rel, events):
 if shutil.which("tshark"):
     check_handshakes("core/real_tls.pcap", tls)
     check_handshakes("dicom/tls.pcap", flows("dicom/tls.pcap"))
+    check_handshakes("policy/tls-obsolete-version.pcap", flows("policy/tls-obsolete-version.pcap"))
 else:
     c.true("tshark is installed (scripts/install-deps.sh --test)", False)
 

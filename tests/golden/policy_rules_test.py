@@ -149,6 +149,17 @@ SCENARIOS = {
         A("flow.remote_endpoint_undeclared", "pacs-1", VENDOR, "high", ["RMOT-1"], app="tls",
           server_name="files.exfil.example", direction="outbound", server_port="443"),
     ],
+    "tls-unexpected": [
+        # DICOM TLS to the PACS from the ultrasound, whose model has no TLS (CONN-7 = No) and no 2762.
+        A("tls.unexpected", "us-1", "pacs-1", "low", ["CONN-7"], app="dicom", tls_version="TLSv1.3", server_port="2762"),
+        A("flow.undeclared", "us-1", "pacs-1", "medium", ["CONN-2"], app="dicom", server_port="2762"),
+    ],
+    "tls-obsolete-version": [
+        # The service laptop and the CT's service web UI settle on TLS 1.0 (the UI ships disabled).
+        A("tls.obsolete_version", "ct-1", SVC, "medium", ["CONN-7", "TXCF-5"], tls_version="TLSv1",
+          direction="inbound", server_port="8443"),
+        A("flow.disabled_by_default", "ct-1", SVC, "low", [], matched_rule="service-web"),
+    ],
 }
 
 # Verdict of chosen flows: (scenario, client, server port) -> (verdict, rule).
