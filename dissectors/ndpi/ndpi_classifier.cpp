@@ -88,7 +88,7 @@ void read_tls(const ndpi_flow_struct& f, TlsHandshake& t) {
 }
 }  // namespace
 
-void NdpiClassifier::capture_result(State& s, uint16_t master, uint16_t app, uint16_t category) {
+void NdpiClassifier::capture_result(State& s, uint16_t master, uint16_t app, uint16_t category, bool detected) {
   // nDPI reports "TLS.Google" as master TLS + app Google, or plain "SSH" as app only.
   if (master == NDPI_PROTOCOL_UNKNOWN) { master = app; app = NDPI_PROTOCOL_UNKNOWN; }
   s.result.master = master;
@@ -99,9 +99,10 @@ void NdpiClassifier::capture_result(State& s, uint16_t master, uint16_t app, uin
     if (s.flow->host_server_name[0]) {
       s.result.sni.assign(s.flow->host_server_name, strnlen(s.flow->host_server_name, sizeof s.flow->host_server_name));
     }
-    // protos is a union: its TLS member holds a handshake only once nDPI named the flow TLS
-    // (the condition under which nDPI itself frees the member's strings).
-    if (is_tls_family(master) || is_tls_family(app)) read_tls(*s.flow, s.result.tls);
+    // protos is a union: its TLS member holds a handshake only once nDPI's detection named the
+    // flow TLS (the condition under which nDPI itself frees the member's strings). A name given
+    // up on, guessed from the port, says nothing of what the union holds.
+    if (detected && (is_tls_family(master) || is_tls_family(app))) read_tls(*s.flow, s.result.tls);
   }
 }
 
@@ -123,7 +124,7 @@ void NdpiClassifier::process(State& s, const uint8_t* l3, uint32_t len, uint64_t
   ++s.packets;
   bool detected = p.app_protocol != NDPI_PROTOCOL_UNKNOWN || p.master_protocol != NDPI_PROTOCOL_UNKNOWN;
   if (detected) {
-    capture_result(s, p.master_protocol, p.app_protocol, static_cast<uint16_t>(p.category));
+    capture_result(s, p.master_protocol, p.app_protocol, static_cast<uint16_t>(p.category), true);
     s.result.detected = true;
     // Keep going a little while nDPI can still extract metadata (TLS SNI, certificates).
     if (!ndpi_extra_dissection_possible(ndpi_, s.flow) || s.packets >= limits_.max_packets) {
@@ -144,7 +145,7 @@ void NdpiClassifier::finish(State& s, bool claimed) {
     if (!s.result.detected) {
       uint8_t guessed = 0;
       ndpi_protocol p = ndpi_detection_giveup(ndpi_, s.flow, claimed ? 0 : 1, &guessed);
-      capture_result(s, p.master_protocol, p.app_protocol, static_cast<uint16_t>(p.category));
+      capture_result(s, p.master_protocol, p.app_protocol, static_cast<uint16_t>(p.category), false);
       s.result.guessed = guessed;
       ++c_gave_up_;
     } else {

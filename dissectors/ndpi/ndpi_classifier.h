@@ -86,7 +86,7 @@ class NdpiClassifier {
 
  private:
   ndpi_detection_module_struct* module();
-  void capture_result(State& s, uint16_t master, uint16_t app, uint16_t category);
+  void capture_result(State& s, uint16_t master, uint16_t app, uint16_t category, bool detected);
 
   Limits limits_;
   ndpi_detection_module_struct* ndpi_ = nullptr;
