@@ -1031,6 +1031,8 @@ void DicomDissector::handle_pdu(Dir dir, const PduHeader& h, std::span<const uin
         ctx.facts().set_attr("dicom.impl_class_uid", rq_.impl_class_uid);
         ctx.facts().set_attr("dicom.impl_version_name", rq_.impl_version);
       }
+      ctx.facts().set_attr("dicom.acceptor_impl_class_uid", ac_.impl_class_uid);
+      ctx.facts().set_attr("dicom.acceptor_impl_version_name", ac_.impl_version);
       for (const auto& pc : ac_.contexts)
         if (pc.result == 0) pc_syntax_[pc.id] = static_cast<uint8_t>(syntax_of(ac_.str(pc.accepted_ts)));
       return;

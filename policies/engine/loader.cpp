@@ -305,7 +305,8 @@ const std::string kTooManyRoles = "more than 64 roles in the site (the limit; me
 // Rule ids of docs/alerts.md, for per-rule severity overrides.
 const std::set<std::string, std::less<>> kRules = {
     "flow.undeclared", "flow.external_forbidden", "flow.internal_forbidden", "flow.unlisted_listening_port",
-    "flow.forbidden_app", "flow.disabled_by_default", "tls.required_cleartext", "tls.unexpected", "tls.obsolete_version", "lateral.zone_forbidden",
+    "flow.forbidden_app", "flow.disabled_by_default", "tls.required_cleartext", "tls.unexpected", "tls.obsolete_version", "tls.fingerprint_undeclared",
+    "dicom.implementation_undeclared", "lateral.zone_forbidden",
     "phi.cleartext", "lateral.admin_protocol", "lateral.zone_crossing", "lateral.new_peer", "lateral.fan_out",
     "lateral.port_scan", "dicom.ae_spoofing", "dicom.ae_new_ip", "dicom.reject_burst",
     "dicom.move_destination_undeclared", "dicom.dimse_undeclared", "dicom.sop_class_undeclared",
@@ -389,12 +390,23 @@ void load_model_header(Reader& r, YAML::Node root, Model& m) {
 void load_fingerprints(Reader& r, YAML::Node fp, Model& m) {
   if (!r.optional_map(fp, "fingerprints")) return;
   r.keys(fp, "fingerprints", {"dicom_implementation_class_uid", "dicom_implementation_version_name",
-                              "hl7_msh3_sending_application", "mac_oui", "tls_ja4", "dicom_dataset"});
+                              "hl7_msh3_sending_application", "mac_oui", "tls_ja3", "tls_ja3s", "tls_ja4",
+                              "dicom_dataset"});
   if (fp["dicom_implementation_class_uid"])
     m.impl_class_uids = r.strs(fp["dicom_implementation_class_uid"], "fingerprint");
   if (fp["dicom_implementation_version_name"])
     m.impl_version_names = r.strs(fp["dicom_implementation_version_name"], "fingerprint");
   if (fp["hl7_msh3_sending_application"]) m.hl7_msh3 = r.strs(fp["hl7_msh3_sending_application"], "fingerprint");
+  for (auto [key, list] : {std::pair{"tls_ja3", &m.tls_ja3}, std::pair{"tls_ja3s", &m.tls_ja3s}}) {
+    if (!fp[key]) continue;
+    const YAML::Node n = fp[key];
+    *list = r.strs(n, "fingerprint");
+    for (std::string& v : *list) {
+      if (v.size() != 32 || v.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos)
+        r.err_mark(Reader::mark_of(n, v), std::string("fingerprints ") + key + ": '" + v + "' is not a JA3 hash (32 hexadecimal digits)");
+      for (char& ch : v) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    }
+  }
 }
 
 // The switches derived from the MDS2 answers (docs/policy.md); null leaves a switch unknown (-1).

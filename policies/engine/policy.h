@@ -128,6 +128,7 @@ struct Model {
   Where zones_where;
   std::vector<std::string> remote_endpoints;  // server names it may reach outside the site ("*.x" = below x)
   std::vector<std::string> impl_class_uids, impl_version_names, hl7_msh3;
+  std::vector<std::string> tls_ja3, tls_ja3s;  // lower-case MD5 hex
   std::map<std::string, AnswerInfo> answers;  // raw MDS2 answers, when imported
   std::vector<std::pair<std::vector<std::string>, std::string>> conflicts;
 

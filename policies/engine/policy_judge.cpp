@@ -553,6 +553,7 @@ PolicyJudge::SideResult PolicyJudge::eval_side(const FlowSummary& f, const Devic
   check_dicom_against_model(s);
   check_remote_endpoint(s);
   check_tls(s);
+  check_fingerprints(s);
   return res;
 }
 
@@ -927,6 +928,33 @@ void PolicyJudge::check_tls(const Side& s) {
     if (m->sw_value("secure_transmission") == 1) cite(a, m, "TXCF-5");
     emit(s.f, a, s.out);
   }
+}
+
+// 8. Software the vendor did not document: a model that lists its DICOM implementation (the
+// conformance statement's Implementation Class UID and Version Name) or its TLS fingerprints
+// (JA3 as client, JA3S as server) names all the device may show; anything else is a software
+// change or another implementation on the device's address. Each value is reported once.
+void PolicyJudge::check_fingerprints(const Side& s) {
+  const Model* m = s.dev.model;
+  auto report = [&](std::string_view rule, std::string_view what, std::string_view evidence, const std::string& seen,
+                    const std::vector<std::string>& listed) {
+    if (listed.empty() || seen.empty() || contains(listed, seen)) return;
+    std::string declared;
+    for (auto& v : listed) declared += (declared.empty() ? "" : ", ") + v;
+    Alert a = s.alert(rule, Severity::medium);
+    a.message = s.dev.name + " shows " + std::string(what) + " " + seen + " (" + (s.dev_is_client ? "to " : "from ") +
+                s.peer_name() + "); its model " + s.dev.model_id + " lists " + declared;
+    a.evidence.emplace_back(evidence, seen);  // evidence names are literals
+    a.distinct = seen;  // lives in the flow's facts or summary, past emit()
+    emit(s.f, a, s.out);
+  };
+  const bool client = s.dev_is_client;
+  if (const std::string* v = attr(s.f, client ? "dicom.impl_class_uid" : "dicom.acceptor_impl_class_uid"))
+    report("dicom.implementation_undeclared", "DICOM implementation class UID", "impl_class_uid", *v, m->impl_class_uids);
+  if (const std::string* v = attr(s.f, client ? "dicom.impl_version_name" : "dicom.acceptor_impl_version_name"))
+    report("dicom.implementation_undeclared", "DICOM implementation version", "impl_version_name", *v, m->impl_version_names);
+  report("tls.fingerprint_undeclared", client ? "TLS client fingerprint (JA3)" : "TLS server fingerprint (JA3S)",
+         client ? "ja3" : "ja3s", client ? s.f.tls_ja3 : s.f.tls_ja3s, client ? m->tls_ja3 : m->tls_ja3s);
 }
 
 void PolicyJudge::eval_dicom_flow(const FlowSummary& f, const Device* cdev, const Device* sdev, EventOutput& out) {

@@ -94,6 +94,7 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
   void check_dicom_against_model(const Side& s);
   void check_remote_endpoint(const Side& s);
   void check_tls(const Side& s);
+  void check_fingerprints(const Side& s);
   void eval_dicom_flow(const FlowSummary& f, const Device* cdev, const Device* sdev, EventOutput& out);
   void track_fanout(const FlowSummary& f, const Device& dev, EventOutput& out);
   void emit(const FlowSummary& f, Alert& a, EventOutput& out);

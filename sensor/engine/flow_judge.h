@@ -31,6 +31,7 @@ struct FlowSummary {
   bool tls_seen = false;                // nDPI read a TLS ClientHello or ServerHello
   uint16_t tls_version = 0;             // the version the ServerHello chose (0x0303 = TLS 1.2), 0 = none
   std::string tls_version_name;         // the same as nDPI names it ("TLSv1.2"), empty for none
+  std::string tls_ja3, tls_ja3s;        // the ClientHello's and ServerHello's fingerprints
   const FlowFacts* facts = nullptr;     // what medmon's own dissectors learnt (app, PHI, attributes)
 };
 

@@ -307,6 +307,8 @@ void Pipeline::write_flow_event(Flow& f, FlowEnd why, FlowState* st) {
       s.sni = st->ndpi.result.sni;
       s.tls_version = st->ndpi.result.tls.version;
       s.tls_version_name = NdpiClassifier::tls_version_name(s.tls_version);
+      s.tls_ja3 = st->ndpi.result.tls.ja3;
+      s.tls_ja3s = st->ndpi.result.tls.ja3s;
       s.tls_seen = !st->ndpi.result.tls.ja3.empty() || s.tls_version != 0;
       s.facts = &st->facts;
     }

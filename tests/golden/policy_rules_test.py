@@ -110,6 +110,8 @@ SCENARIOS = {
     "zone-forbidden": [
         A("lateral.zone_forbidden", "us-1", OFFICE, "high", [], app="dicom", server_port="104", peer_zone="office"),
         A("lateral.zone_crossing", "us-1", OFFICE, "medium", [], src_zone="modality", dst_zone="office"),
+        # DCMTK's echoscu, where the ultrasound's conformance statement names its own stack
+        A("dicom.implementation_undeclared", "us-1", OFFICE, "medium", [], impl_version_name="OFFIS_DCMTK_367"),
     ],
     "new-peer": [
         A("lateral.new_peer", "ct-1", ROGUE, "low", [], app="dicom", server_port="104"),
@@ -159,6 +161,8 @@ SCENARIOS = {
         A("tls.obsolete_version", "ct-1", SVC, "medium", ["CONN-7", "TXCF-5"], tls_version="TLSv1",
           direction="inbound", server_port="8443"),
         A("flow.disabled_by_default", "ct-1", SVC, "low", [], matched_rule="service-web"),
+        # the web UI answers TLS 1.0 with another ServerHello than the one its model lists
+        A("tls.fingerprint_undeclared", "ct-1", SVC, "medium", [], ja3s="aa6d7b9ef470624d6742bdcd9d86e7a0"),
     ],
 }
 

@@ -1024,3 +1024,57 @@ mds2_derived:
   fx.judge_flow(web);
   CHECK(fx.alerts("flow.internal_forbidden").size() == 1);
 }
+
+TEST_CASE("software the model does not document: DICOM implementation and TLS fingerprints", "[judge]") {
+  const std::string model = R"(schema: medmon.model/v1
+model: {id: test-documented}
+fingerprints:
+  dicom_implementation_class_uid: ["1.2.3.4"]
+  dicom_implementation_version_name: ["VENDOR_10"]
+  tls_ja3: ["78f0dc5ac5b19daf131a133cfdee9691"]
+  tls_ja3s: ["15AF977CE25DE452B96AFFA2ADDB1036"]
+)";
+  Fixture fx(Fixture::Edits{{"devices:\n", "devices:\n  - {name: mod-1, model: test-documented, ip: 10.10.1.70, zone: modality}\n"}},
+             model);
+  auto dicom = [&](const char* src, uint16_t sport, const char* dst, const char* uid, const char* version, bool as_acceptor) {
+    auto f = fx.flow(src, sport, dst, 104);
+    auto& facts = fx.add_facts(f, "dicom");
+    facts.set_attr(as_acceptor ? "dicom.acceptor_impl_class_uid" : "dicom.impl_class_uid", uid);
+    facts.set_attr(as_acceptor ? "dicom.acceptor_impl_version_name" : "dicom.impl_version_name", version);
+    fx.judge_flow(f);
+  };
+  dicom("10.10.1.70", 40001, PACS, "1.2.3.4", "VENDOR_10", false);  // as documented
+  CHECK(fx.alerts("dicom.implementation_undeclared").empty());
+  dicom("10.10.1.70", 40002, PACS, "1.2.3.4", "VENDOR_11", false);  // a new version
+  dicom("10.10.1.70", 40003, PACS, "1.2.3.4", "VENDOR_11", false);  // the same again: once
+  auto impl = fx.alerts("dicom.implementation_undeclared");
+  REQUIRE(impl.size() == 1);
+  CHECK(impl[0]["alert"]["device"] == "mod-1");
+  CHECK(impl[0]["alert"]["evidence"]["impl_version_name"] == "VENDOR_11");
+  dicom(CT, 40004, "10.10.1.70", "9.9.9", "VENDOR_10", true);  // mod-1 accepts with another stack
+  impl = fx.alerts("dicom.implementation_undeclared");
+  REQUIRE(impl.size() == 2);
+  CHECK(impl[1]["alert"]["evidence"]["impl_class_uid"] == "9.9.9");
+  CHECK(impl[1]["alert"]["evidence"]["direction"] == "inbound");
+  CHECK(impl[1]["alert"]["message"].get<std::string>().find("lists 1.2.3.4") != std::string::npos);
+
+  auto tls = [&](const char* src, uint16_t sport, const char* dst, const char* ja3, const char* ja3s) {
+    auto f = fx.flow(src, sport, dst, 443);
+    f.ndpi_protocol = "TLS";
+    f.tls_seen = true;
+    f.tls_version = 0x0304;
+    f.tls_version_name = "TLSv1.3";
+    f.tls_ja3 = ja3;
+    f.tls_ja3s = ja3s;
+    fx.judge_flow(f);
+  };
+  tls("10.10.1.70", 40010, PACS, "78f0dc5ac5b19daf131a133cfdee9691", "00000000000000000000000000000000");  // client as listed
+  CHECK(fx.alerts("tls.fingerprint_undeclared").empty());  // the server's JA3S is not mod-1's
+  tls("10.10.1.70", 40011, PACS, "ffacac0ff89c5cda2150c31471937316", "");
+  tls(CT, 40012, "10.10.1.70", "", "aa6d7b9ef470624d6742bdcd9d86e7a0");
+  tls(CT, 40013, "10.10.1.70", "", "15af977ce25de452b96affa2addb1036");  // listed in upper case
+  auto fp = fx.alerts("tls.fingerprint_undeclared");
+  REQUIRE(fp.size() == 2);
+  CHECK(fp[0]["alert"]["evidence"]["ja3"] == "ffacac0ff89c5cda2150c31471937316");
+  CHECK(fp[1]["alert"]["evidence"]["ja3s"] == "aa6d7b9ef470624d6742bdcd9d86e7a0");
+}

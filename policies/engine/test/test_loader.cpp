@@ -483,3 +483,16 @@ TEST_CASE("VLAN ids and the role limit are checked with what was expected", "[po
   INFO(all(e3));
   CHECK(all(e3).find("device 'mod-1' role 'scanner': more than 64 roles in the site") != std::string::npos);
 }
+
+TEST_CASE("TLS fingerprints in a model are JA3 hashes, located when malformed", "[policy][loader]") {
+  TempDir t;
+  auto mp = t.write("devices/test-modality.yaml",
+                    std::string(kModel) + "fingerprints:\n  tls_ja3: [\"78F0DC5AC5B19DAF131A133CFDEE9691\", \"771,4865\"]\n"
+                                          "  tls_ja3s: 15af977ce25de452b96affa2addb1036\n");
+  Errors errs;
+  CHECK_FALSE(load_model(mp, errs));
+  std::string s = all(errs);
+  INFO(s);
+  CHECK(s.find(":14:49: fingerprints tls_ja3: '771,4865' is not a JA3 hash") != std::string::npos);
+  CHECK(errs.list.size() == 1);
+}
