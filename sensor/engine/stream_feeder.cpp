@@ -110,14 +110,26 @@ void StreamFeeder::claim(const DissectorInfo* info, Dir first, FlowContext& ctx)
       if (state_ != State::active) return;
     }
   }
+  // A direction that ended while probing ends after its held bytes, in the same order.
+  std::array<uint64_t, 2> end_seq{dirs_[0].end_seq, dirs_[1].end_seq};
+  dirs_[0].end_seq = dirs_[1].end_seq = 0;
   Timestamp now = ctx.now();
   std::array<size_t, 2> next{0, 0}, at{0, 0};
   while (state_ == State::active) {
-    // The piece that arrived first of the two directions' next ones.
+    // What arrived first of the two directions' next piece (or end).
     int i = -1;
-    for (int k : {0, 1})
-      if (next[k] < pieces[k].size() && (i < 0 || pieces[k][next[k]].seq < pieces[i][next[i]].seq)) i = k;
+    uint64_t first_seq = 0;
+    for (int k : {0, 1}) {
+      uint64_t seq = next[k] < pieces[k].size() ? pieces[k][next[k]].seq : end_seq[k];
+      if (seq && (i < 0 || seq < first_seq)) { i = k; first_seq = seq; }
+    }
     if (i < 0) break;
+    if (next[i] == pieces[i].size()) {
+      end_seq[i] = 0;
+      ctx.set_now(dirs_[i].end_time);
+      dissector_->on_end(static_cast<Dir>(i), ctx);
+      continue;
+    }
     const HeldPiece& p = pieces[i][next[i]++];
     ctx.set_now(p.time);
     feed(static_cast<Dir>(i), std::span<const uint8_t>(held[i]).subspan(at[i], p.size), ctx);
@@ -233,7 +245,13 @@ void StreamFeeder::end(Dir dir, FlowContext& ctx) {
   DirState& s = dirs_[static_cast<int>(dir)];
   if (s.ended) return;
   s.ended = true;
-  if (state_ == State::active) dissector_->on_end(dir, ctx);
+  if (state_ == State::active) {
+    dissector_->on_end(dir, ctx);
+  } else if (state_ == State::probing) {
+    // Given at the claim, after this direction's held bytes (flow_end() will not repeat it).
+    s.end_seq = ++arrivals_;
+    s.end_time = ctx.now();
+  }
 }
 
 void StreamFeeder::flow_end(FlowContext& ctx) {

@@ -59,6 +59,8 @@ class StreamFeeder {
     bool dropped = false;          // nor are they held: over the cap, or a hole while probing
     uint64_t lost = 0;             // bytes of a dropped direction the dissector will never see
     bool ended = false;
+    uint64_t end_seq = 0;          // ended while probing: its place among the held pieces
+    Timestamp end_time;
     std::vector<HeldPiece> pieces;  // while probing: what `pending` holds, by arrival time
     size_t held() const { return pending.size() - head; }
     void compact() {

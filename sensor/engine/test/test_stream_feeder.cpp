@@ -69,7 +69,7 @@ class LineDissector final : public Dissector {
     return {nl + 1, 0, 0, false};
   }
   void on_gap(Dir dir, uint64_t n, FlowContext&) override { g_gaps.push_back({dir, n}); }
-  void on_end(Dir, FlowContext&) override {}
+  void on_end(Dir dir, FlowContext& ctx) override { g_lines.push_back({dir, "END", ctx.now().usec, 0}); }
 };
 std::unique_ptr<Dissector> make_lines() { return std::make_unique<LineDissector>(); }
 
@@ -264,6 +264,29 @@ TEST_CASE("stream feeder: a flow claimed from the server's side gets the client'
     CHECK(g_gaps[0] == std::pair<Dir, uint64_t>{Dir::to_server, 106});
     r.data(Dir::to_server, "Lafter\n", 30);
     CHECK(seen() == std::vector<std::string>{"<Sok@20+0", ">Lafter@30+106"});
+  }
+  SECTION("a direction that ended while probing ends after its held bytes, once") {
+    Rig r(kServerFirst);
+    r.data(Dir::to_server, "Lreq1\n", 10);
+    r.data(Dir::to_server, "Lbare", 11);  // a message the end of its stream completes
+    r.ctx.set_now(Timestamp{12});
+    r.feeder->end(Dir::to_server, r.ctx);
+    r.data(Dir::to_client, "Sok\n", 20);
+    REQUIRE(r.feeder->claimed() == &kServerFirst);
+    CHECK(r.ctx.now().usec == 20);
+    r.ctx.set_now(Timestamp{30});
+    r.feeder->flow_end(r.ctx);
+    CHECK(seen() == std::vector<std::string>{">Lreq1@10+0", ">END@12+0", "<Sok@20+0", "<END@30+0"});
+  }
+  SECTION("a direction that ended while being dropped still ends, after its gap") {
+    Rig r(kServerFirst);
+    r.data(Dir::to_server, "Lreq1\n", 10);
+    r.feeder->gap(Dir::to_server, 100, r.ctx);
+    r.ctx.set_now(Timestamp{15});
+    r.feeder->end(Dir::to_server, r.ctx);
+    r.data(Dir::to_client, "Sok\n", 20);
+    REQUIRE(g_gaps.size() == 1);
+    CHECK(seen() == std::vector<std::string>{">END@15+0", "<Sok@20+0"});
   }
   SECTION("both directions refused: nothing is held any more") {
     Rig r(kServerFirst);
