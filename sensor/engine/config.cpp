@@ -100,6 +100,7 @@ SensorConfig load_config(const std::string& path) {
       {"memcap", [&](const YAML::Node& v) { c.reassembly_memcap = number<size_t>(f, v, "memcap", 65536, size_t(1) << 40); }},
       {"ack_gap_packets", [&](const YAML::Node& v) { c.reassembly.ack_gap_packets = number<uint32_t>(f, v, "ack_gap_packets", 1, 1'000'000); }},
       {"max_dissector_buffer", [&](const YAML::Node& v) { c.feeder.max_buffer = number<size_t>(f, v, "max_dissector_buffer", 4096, size_t(1) << 30); }},
+      {"probe_hold_memcap", [&](const YAML::Node& v) { c.feeder.probe_hold_memcap = number<size_t>(f, v, "probe_hold_memcap", 0, size_t(1) << 40); }},
     }); }},
     {"fragments", [&](const YAML::Node& n) { section(f, n, "fragments", {
       {"max_datagrams", [&](const YAML::Node& v) { c.fragments.max_datagrams = number<size_t>(f, v, "max_datagrams", 1, 10'000'000); }},

@@ -71,6 +71,7 @@ Pipeline::Pipeline(const SensorConfig& cfg, Depth depth, EventOutput& out, const
       out_(out),
       phi_(phi),
       judges_(depth >= Depth::policy ? std::move(judges) : std::vector<FlowJudge*>{}),
+      hold_mem_(cfg.feeder.probe_hold_memcap, out.counters()),
       reasm_mem_(cfg.reassembly_memcap, out.counters()),
       c_tcp_gaps_(out.counters().at("tcp.gaps")),
       c_overlap_conflicts_(out.counters().at("tcp.overlap_conflicts")) {
@@ -111,7 +112,7 @@ Pipeline::FlowState& Pipeline::state_of(Flow& f) {
     auto st = std::make_unique<FlowState>(*this, f);
     if (depth_ >= Depth::dissect && (f.key.proto == 6 || f.key.proto == 17)) {
       st->feeder = std::make_unique<StreamFeeder>(all_dissectors(), f.key.proto == 6 ? Transport::tcp : Transport::udp,
-                                                  f.server_port(), cfg_.feeder);
+                                                  f.server_port(), cfg_.feeder, &hold_mem_);
     }
     if (f.key.proto == 6 && depth_ >= Depth::reassembly) {
       for (int d = 0; d < 2; ++d) {

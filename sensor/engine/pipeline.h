@@ -89,6 +89,7 @@ class Pipeline {
   const Pseudonymiser& phi_;
   std::vector<FlowJudge*> judges_;
   std::unique_ptr<Decoder> decoder_;
+  ProbeHoldMemory hold_mem_;  // before flows_: their feeders give it back as they go
   std::unique_ptr<FlowTable> flows_;
   ReassemblyMemory reasm_mem_;
   std::unique_ptr<NdpiClassifier> ndpi_;

@@ -5,8 +5,8 @@
 namespace medmon {
 
 StreamFeeder::StreamFeeder(std::span<const DissectorInfo* const> candidates, Transport transport,
-                           uint16_t server_port, const FeederLimits& limits)
-    : transport_(transport), limits_(limits) {
+                           uint16_t server_port, const FeederLimits& limits, ProbeHoldMemory* hold_memory)
+    : transport_(transport), limits_(limits), hold_memory_(hold_memory) {
   // Probes whose port hint matches run first; every probe runs on every port.
   for (int pass = 0; pass < 2; ++pass) {
     for (const DissectorInfo* d : candidates) {
@@ -19,10 +19,31 @@ StreamFeeder::StreamFeeder(std::span<const DissectorInfo* const> candidates, Tra
   if (order_.empty()) state_ = State::none;
 }
 
+StreamFeeder::~StreamFeeder() {
+  for (auto& d : dirs_) uncharge(d);
+}
+
 void StreamFeeder::detach() {
   state_ = State::none;
   dissector_.reset();
-  for (auto& d : dirs_) { d.release(); std::vector<HeldPiece>().swap(d.pieces); d.skip = 0; d.need = 0; }
+  for (auto& d : dirs_) { uncharge(d); d.release(); std::vector<HeldPiece>().swap(d.pieces); d.skip = 0; d.need = 0; }
+}
+
+// Counts `n` more bytes of a refused direction against the pipeline's budget, if they fit.
+bool StreamFeeder::charge(DirState& s, size_t n) {
+  if (!hold_memory_) return false;
+  if (hold_memory_->used + n > hold_memory_->cap) {
+    ++hold_memory_->cap_hits;
+    return false;
+  }
+  hold_memory_->used += n;
+  s.charged += n;
+  return true;
+}
+
+void StreamFeeder::uncharge(DirState& s) {
+  if (hold_memory_) hold_memory_->used -= s.charged;
+  s.charged = 0;
 }
 
 void StreamFeeder::data(Dir dir, std::span<const uint8_t> bytes, uint64_t offset, FlowContext& ctx) {
@@ -32,11 +53,12 @@ void StreamFeeder::data(Dir dir, std::span<const uint8_t> bytes, uint64_t offset
     if (s.dropped) { s.next_offset = offset + bytes.size(); s.lost += bytes.size(); return; }
     if (transport_ == Transport::udp) { s.pending.clear(); s.pieces.clear(); }  // each datagram is probed on its own
     if (s.pending.empty()) s.next_offset = offset;
-    // Hold the bytes while probing (a decision comes within probe_window bytes), and as many of
-    // a direction every probe refused while the other may still be claimed: the chosen
-    // dissector then gets both streams from their first byte.
+    // Hold the bytes while probing (a decision comes within probe_window bytes), and those of a
+    // direction every probe refused while the other may still claim the flow: the chosen
+    // dissector then gets both streams from their first byte. Past the probe window a refused
+    // direction's bytes are counted against the pipeline's budget (hold_memory_).
     bool full = s.pending.size() + bytes.size() > limits_.max_buffer;
-    if (s.probe_said_no && (full || s.pending.size() >= limits_.probe_window)) {
+    if (s.probe_said_no && (full || (s.pending.size() >= limits_.probe_window && !charge(s, bytes.size())))) {
       s.lost += s.held() + bytes.size();
       drop(dir);  // no longer held; the other direction is still probed
       s.next_offset = offset + bytes.size();
@@ -55,6 +77,7 @@ void StreamFeeder::drop(Dir dir) {
   DirState& s = dirs_[static_cast<int>(dir)];
   s.probe_said_no = true;
   s.dropped = true;
+  uncharge(s);
   s.release();
   std::vector<HeldPiece>().swap(s.pieces);
   if (dirs_[0].probe_said_no && dirs_[1].probe_said_no) detach();
@@ -99,6 +122,7 @@ void StreamFeeder::claim(const DissectorInfo* info, Dir first, FlowContext& ctx)
     DirState& s = dirs_[i];
     bool lost = s.dropped && s.lost;
     s.probe_said_no = s.dropped = false;
+    uncharge(s);  // the held bytes are the dissector's now, as any it has not consumed
     held[i].swap(s.pending);
     pieces[i].swap(s.pieces);
     s.head = 0;

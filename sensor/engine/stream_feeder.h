@@ -17,13 +17,28 @@ struct FeederLimits {
   size_t probe_window = 512;            // bytes per direction a probe may ask for (and held
                                         // of a direction every probe refused)
   size_t max_buffer = 2u << 20;         // unconsumed bytes held per direction
+  size_t probe_hold_memcap = 64u << 20;  // ProbeHoldMemory::cap
   bool operator==(const FeederLimits&) const = default;
+};
+
+// Bytes held past the probe window, over all flows of a pipeline, of directions every probe
+// refused, while the other direction may still claim the flow (a server that speaks second).
+// Each direction may hold up to FeederLimits::max_buffer; this bounds their sum.
+struct ProbeHoldMemory {
+  ProbeHoldMemory(size_t cap, Counters& c) : cap(cap), cap_hits(c.at("stream.probe_hold_memcap_hits")) {}
+  size_t cap;
+  size_t used = 0;
+  uint64_t& cap_hits;
 };
 
 class StreamFeeder {
  public:
+  // Without `hold_memory`, a refused direction is held only as far as the probe window.
   StreamFeeder(std::span<const DissectorInfo* const> candidates, Transport transport,
-               uint16_t server_port, const FeederLimits& limits);
+               uint16_t server_port, const FeederLimits& limits, ProbeHoldMemory* hold_memory = nullptr);
+  ~StreamFeeder();
+  StreamFeeder(const StreamFeeder&) = delete;
+  StreamFeeder& operator=(const StreamFeeder&) = delete;
 
   // In-order bytes of one direction starting at stream `offset` (TCP), or one datagram (UDP).
   void data(Dir dir, std::span<const uint8_t> bytes, uint64_t offset, FlowContext& ctx);
@@ -58,6 +73,7 @@ class StreamFeeder {
     bool probe_said_no = false;    // every probe refused this direction (its bytes are still held)
     bool dropped = false;          // nor are they held: over the cap, or a hole while probing
     uint64_t lost = 0;             // bytes of a dropped direction the dissector will never see
+    size_t charged = 0;            // of the held bytes, those counted in ProbeHoldMemory
     bool ended = false;
     uint64_t end_seq = 0;          // ended while probing: its place among the held pieces
     Timestamp end_time;
@@ -84,6 +100,8 @@ class StreamFeeder {
     }
   };
 
+  bool charge(DirState& s, size_t n);
+  void uncharge(DirState& s);
   void probe(Dir dir, FlowContext& ctx);
   void drop(Dir dir);
   void claim(const DissectorInfo* info, Dir first, FlowContext& ctx);
@@ -94,6 +112,7 @@ class StreamFeeder {
   std::vector<const DissectorInfo*> order_;
   Transport transport_;
   const FeederLimits& limits_;
+  ProbeHoldMemory* hold_memory_;
   State state_ = State::probing;
   const DissectorInfo* info_ = nullptr;
   std::unique_ptr<Dissector> dissector_;

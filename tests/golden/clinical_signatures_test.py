@@ -5,11 +5,14 @@ described in docs/protocols.md is picked up through MEDMON_SIGNATURES_DIR withou
 a broken one is reported with file:line:column."""
 import os
 import shutil
+import struct
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
 from golden import Checker, analyze, of_type, pcap, run, pseudonym  # noqa: E402
+from pcapwrite import write_pcap  # noqa: E402
+from policy_demo_test import tcp_conversation, timed  # noqa: E402
 
 
 c = Checker("clinical_signatures")
@@ -102,6 +105,38 @@ try:
     c.true(f"broken signature reported with file:line:column ({err.strip()})",
            os.path.join(tmp, "broken.yaml") + ":5:" in err and "not hex" in err)
     c.true("the good signature still applies", '"app":"acme-ct-service"' in out)
+    os.remove(os.path.join(tmp, "broken.yaml"))
+
+    # A signature that knows the server's answer only: the client's first request, 3000 bytes in
+    # three segments sent before the server spoke, is read whole (it was cut at the probe window).
+    with open(os.path.join(tmp, "answer-first.yaml"), "w") as f:
+        f.write("name: answer-first\ntransport: tcp\nprobe:\n  direction: to_client\n  bytes:\n"
+                "    - {offset: 0, hex: \"5A 51 02\"}\nframing:\n  length: {offset: 4, size: 2, endian: big, adjust: 6}\n"
+                "fields:\n  - {name: type, offset: 3, type: u8}\nreport: messages\n")
+
+    def msg(magic, kind, body):
+        return b"ZQ" + bytes([magic, kind]) + struct.pack("!H", len(body)) + body
+
+    request = msg(1, 1, b"q" * 2994)
+    conv = tcp_conversation("10.10.1.10", "10.10.2.20", 40001, 7701,
+                            [(True, request[:1000]), (True, request[1000:2000]), (True, request[2000:]),
+                             (False, msg(2, 2, b"answer")), (True, msg(1, 3, b"next"))])
+    first_pcap = os.path.join(tmp, "answer-first.pcap")
+    write_pcap(first_pcap, timed(conv))
+
+    def answer_first(*extra):
+        ev = analyze(first_pcap, *extra)
+        msgs = [e["proprietary"] for e in of_type(ev, "proprietary") if not e["proprietary"].get("summary")]
+        stats = of_type(ev, "stats")
+        return ([(m["direction"], m["fields"].get("type")) for m in msgs],
+                stats[-1]["stats"].get("counters", {}).get("stream.probe_hold_memcap_hits") if stats else None)
+
+    c.eq("server-first claim: the client's long first request is read whole", answer_first(),
+         ([("to_server", 1), ("to_client", 2), ("to_server", 3)], None))
+    with open(os.path.join(tmp, "nohold.yaml"), "w") as f:
+        f.write("reassembly:\n  probe_hold_memcap: 0\n")
+    c.eq("without the hold budget the request is a gap (the framing reads nothing more of it), counted", answer_first("--config", os.path.join(tmp, "nohold.yaml")),
+         ([("to_client", 2)], 1))
 finally:
     os.environ.pop("MEDMON_SIGNATURES_DIR", None)
     shutil.rmtree(tmp)

@@ -88,16 +88,18 @@ struct Rig {
   FlowFacts facts;
   FlowContext ctx{out, phi, ep, facts};
   FeederLimits limits;
+  ProbeHoldMemory hold{limits.probe_hold_memcap, out.counters()};
   std::vector<const DissectorInfo*> infos;
   std::unique_ptr<StreamFeeder> feeder;
   uint64_t off[2] = {0, 0};
 
-  explicit Rig(const DissectorInfo& info, size_t max_buffer = 2u << 20) {
+  explicit Rig(const DissectorInfo& info, size_t max_buffer = 2u << 20, size_t hold_cap = 64u << 20) {
     out.add_sink(sink);
     ep.flow_id = "f1";
     limits.max_buffer = max_buffer;
+    hold.cap = hold_cap;
     infos.push_back(&info);
-    feeder = std::make_unique<StreamFeeder>(infos, Transport::tcp, 7000, limits);
+    feeder = std::make_unique<StreamFeeder>(infos, Transport::tcp, 7000, limits, &hold);
     g_lines.clear();
     g_gaps.clear();
   }
@@ -241,11 +243,53 @@ TEST_CASE("stream feeder: a flow claimed from the server's side gets the client'
     CHECK(g_lines[0].usec == 1000);
     CHECK(g_lines[1].text == "Sok");
   }
-  SECTION("a refused direction is held as far as the probe window; then its offsets go on") {
+  SECTION("a refused direction is held whole while the other has not spoken, counted in the budget") {
     Rig r(kServerFirst);
+    std::string req = "L" + std::string(2999, 'q') + "\n";
+    for (size_t at = 0; at < req.size(); at += 100) r.data(Dir::to_server, req.substr(at, 100), int64_t(10 + at));
+    CHECK(r.feeder->probing());
+    CHECK(r.feeder->buffered() == req.size());
+    CHECK(r.hold.used == req.size() - 600);  // past the window and the segment that crosses it
+    r.data(Dir::to_client, "Sok\n", 5000);
+    CHECK(r.hold.used == 0);
+    CHECK(g_gaps.empty());
+    CHECK(seen() == std::vector<std::string>{">" + req.substr(0, req.size() - 1) + "@3010+0", "<Sok@5000+0"});
+    CHECK(r.out.counters().get("stream.probe_hold_memcap_hits") == 0);
+  }
+  SECTION("the budget is given back when the flow ends unclaimed or both directions are refused") {
+    Rig r(kServerFirst);
+    r.data(Dir::to_server, "Lreq" + std::string(2000, 'q'));
+    r.data(Dir::to_server, std::string(1000, 'q'));
+    CHECK(r.hold.used == 1000);
+    r.data(Dir::to_client, "Xno\n");
+    CHECK(r.feeder->done());
+    CHECK(r.hold.used == 0);
+    Rig r2(kServerFirst);
+    r2.data(Dir::to_server, "Lreq" + std::string(2000, 'q'));
+    r2.data(Dir::to_server, std::string(1000, 'q'));
+    CHECK(r2.hold.used == 1000);
+    r2.feeder.reset();
+    CHECK(r2.hold.used == 0);
+  }
+  SECTION("flows share the budget: past it, a refused direction is held as far as the probe window") {
+    Rig r(kServerFirst, 2u << 20, 1500);
+    r.data(Dir::to_server, "Lreq" + std::string(996, 'q'));
+    r.data(Dir::to_server, std::string(1000, 'q'));
+    CHECK(r.hold.used == 1000);
+    StreamFeeder other(r.infos, Transport::tcp, 7000, r.limits, &r.hold);
+    std::string first = "Lreq" + std::string(996, 'q'), second(1000, 'q');
+    other.data(Dir::to_server, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(first.data()), first.size()), 0, r.ctx);
+    other.data(Dir::to_server, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(second.data()), second.size()), 1000, r.ctx);
+    CHECK(other.buffered() == 0);
+    CHECK(r.hold.used == 1000);
+    CHECK(r.out.counters().get("stream.probe_hold_memcap_hits") == 1);
+  }
+  SECTION("past the budget a refused direction is held as far as the probe window; then its offsets go on") {
+    Rig r(kServerFirst, 2u << 20, 0);
     for (int i = 0; i < 5; ++i) r.data(Dir::to_server, std::string(999, 'x') + "\n", 10 + i);
     CHECK(r.feeder->probing());
     CHECK(r.feeder->buffered() == 0);
+    CHECK(r.out.counters().get("stream.probe_hold_memcap_hits") == 1);
     r.data(Dir::to_client, "Sok\n", 20);
     // The dissector is told the client's first 5000 bytes are lost to it: it did not see the
     // start of that stream.
