@@ -1,6 +1,5 @@
 #include "dissectors/dicom/dataset.h"
 
-#include <iconv.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -8,7 +7,7 @@
 
 #include "dissectors/dicom/pdu.h"
 #include "dissectors/dicom/phi_tags.h"
-#include "sensor/common/utf8.h"
+#include "sensor/common/charset.h"
 
 namespace medmon::dicom {
 
@@ -390,28 +389,27 @@ void DatasetWalker::finish() {
 }
 
 namespace {
-const char* iconv_name(std::string_view term) {
-  struct M { std::string_view term; const char* name; };
+// A defined term of (0008,0005) (PS3.3 C.12.1.1.2), with or without its ISO 2022 prefix.
+charset::Set set_of_term(std::string_view term) {
+  using charset::Set;
+  struct M { std::string_view ir; Set set; };
   static constexpr M kMap[] = {
-      {"ISO_IR 100", "ISO-8859-1"}, {"ISO 2022 IR 100", "ISO-8859-1"},
-      {"ISO_IR 101", "ISO-8859-2"}, {"ISO 2022 IR 101", "ISO-8859-2"},
-      {"ISO_IR 109", "ISO-8859-3"}, {"ISO 2022 IR 109", "ISO-8859-3"},
-      {"ISO_IR 110", "ISO-8859-4"}, {"ISO 2022 IR 110", "ISO-8859-4"},
-      {"ISO_IR 144", "ISO-8859-5"}, {"ISO 2022 IR 144", "ISO-8859-5"},
-      {"ISO_IR 127", "ISO-8859-6"}, {"ISO 2022 IR 127", "ISO-8859-6"},
-      {"ISO_IR 126", "ISO-8859-7"}, {"ISO 2022 IR 126", "ISO-8859-7"},
-      {"ISO_IR 138", "ISO-8859-8"}, {"ISO 2022 IR 138", "ISO-8859-8"},
-      {"ISO_IR 148", "ISO-8859-9"}, {"ISO 2022 IR 148", "ISO-8859-9"},
-      {"ISO_IR 203", "ISO-8859-15"}, {"ISO 2022 IR 203", "ISO-8859-15"},
-      {"ISO_IR 166", "TIS-620"}, {"ISO 2022 IR 166", "TIS-620"},
-      {"ISO_IR 13", "SHIFT_JIS"}, {"ISO 2022 IR 13", "SHIFT_JIS"},
-      {"ISO 2022 IR 87", "ISO-2022-JP-2"}, {"ISO 2022 IR 159", "ISO-2022-JP-2"},
-      {"ISO 2022 IR 149", "EUC-KR"}, {"ISO 2022 IR 58", "GB2312"},
-      {"GB18030", "GB18030"}, {"GBK", "GBK"},
+      {"6", Set::ascii},        {"100", Set::iso8859_1},  {"101", Set::iso8859_2},
+      {"109", Set::iso8859_3},  {"110", Set::iso8859_4},  {"144", Set::iso8859_5},
+      {"127", Set::iso8859_6},  {"126", Set::iso8859_7},  {"138", Set::iso8859_8},
+      {"148", Set::iso8859_9},  {"203", Set::iso8859_15}, {"166", Set::tis620},
+      {"13", Set::jis_x0201},   {"87", Set::jis_x0208},   {"159", Set::jis_x0212},
+      {"149", Set::ks_x1001},   {"58", Set::gb2312},      {"192", Set::utf8},
   };
+  if (term.empty()) return Set::ascii;
+  if (term == "GB18030") return Set::gb18030;
+  if (term == "GBK") return Set::gbk;
+  std::string_view ir;
+  if (term.substr(0, 7) == "ISO_IR ") ir = term.substr(7);
+  else if (term.substr(0, 12) == "ISO 2022 IR ") ir = term.substr(12);
   for (const M& m : kMap)
-    if (m.term == term) return m.name;
-  return nullptr;
+    if (!ir.empty() && m.ir == ir) return m.set;
+  return Set::unknown;
 }
 
 bool ascii(std::string_view s) {
@@ -424,33 +422,31 @@ bool ascii(std::string_view s) {
 void decode_text(std::string_view raw, std::string_view charset, std::string& out) {
   out.clear();
   if (ascii(raw)) { out.assign(raw); return; }
-  // Multi-valued (code extensions): the last term names the set the non-ASCII text uses.
-  std::string_view term = charset;
-  while (!term.empty()) {
-    size_t bs = term.rfind('\\');
-    std::string_view last = trim(bs == std::string_view::npos ? term : term.substr(bs + 1));
-    if (!last.empty() || bs == std::string_view::npos) { term = last; break; }
-    term = term.substr(0, bs);
+  // Value 1 is the set in use at the start of the value; with code extensions (ISO 2022 terms)
+  // escape sequences switch to the other values' sets. A sender that writes upper-half bytes
+  // without designating their set gets the first later value that has an upper half.
+  std::string_view values[8];
+  size_t n = 0;
+  for (std::string_view rest = charset; n < std::size(values);) {
+    size_t bs = rest.find('\\');
+    values[n++] = trim(rest.substr(0, bs));
+    if (bs == std::string_view::npos) break;
+    rest.remove_prefix(bs + 1);
   }
-  if (term.empty() || term == "ISO_IR 192") { out.assign(raw); return; }
-  if (term == "ISO_IR 100" || term == "ISO 2022 IR 100") {  // the common case, no iconv
-    append_latin1_as_utf8(out, raw);
-    return;
+  bool iso2022 = false;
+  for (size_t k = 0; k < n; ++k) iso2022 |= values[k].substr(0, 8) == "ISO 2022";
+  charset::Set first = set_of_term(values[0]);
+  charset::Set upper = charset::Set::ascii;
+  if (iso2022) {
+    for (size_t k = 1; k < n && upper == charset::Set::ascii; ++k) {
+      charset::Set s = set_of_term(values[k]);
+      if (s != charset::Set::jis_x0208 && s != charset::Set::jis_x0212 && s != charset::Set::unknown) upper = s;
+    }
+  } else if (n > 1 && first == charset::Set::ascii) {
+    first = set_of_term(values[n - 1]);  // not a valid declaration: the last term names the text's set
   }
-  const char* name = iconv_name(term);
-  if (!name) { out.assign(raw); return; }
-  iconv_t cd = iconv_open("UTF-8", name);
-  if (cd == reinterpret_cast<iconv_t>(-1)) { out.assign(raw); return; }
-  std::string in(raw);
-  out.resize(raw.size() * 4 + 16);
-  char* ip = in.data();
-  size_t il = in.size();
-  char* op = out.data();
-  size_t ol = out.size();
-  size_t rc = iconv(cd, &ip, &il, &op, &ol);
-  iconv_close(cd);
-  if (rc == static_cast<size_t>(-1)) { out.assign(raw); return; }
-  out.resize(out.size() - ol);
+  if (first == charset::Set::unknown || (!iso2022 && first == charset::Set::ascii)) { out.assign(raw); return; }
+  charset::to_utf8(raw, first, iso2022, out, upper);
 }
 
 }  // namespace medmon::dicom

@@ -9,6 +9,7 @@
 #include "dissectors/http/http_reader.h"
 #include "hl7cpp/message.h"
 #include "hl7cpp/mllp.h"
+#include "sensor/common/charset.h"
 
 namespace medmon {
 namespace hl7 {
@@ -318,27 +319,29 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
 
  private:
   // Text of a raw value for output: unescaped only when it holds escapes, converted to UTF-8
-  // when MSH-18 says ISO 8859-1. Returns a view valid until the next call with the same scratch.
+  // from the MSH-18 character set. Returns a view valid until the next call with the same scratch.
   [[gnu::always_inline]] std::string_view text_of(std::string_view raw, std::string& scratch) {
-    // Most messages hold neither escapes nor 8-bit text: no per-value scan then.
-    if (!msg_.may_have_escapes() && (charset_ != hl7cpp::Charset::latin1 || msg_.ascii_only())) return raw;
+    // Most messages hold neither escapes nor 8-bit text: no per-value scan then. ISO 2022 text
+    // is 7-bit: its escape sequences are looked for in each value.
+    if (!msg_.may_have_escapes() && (!decode_ || (msg_.ascii_only() && !iso2022_))) return raw;
     return convert_text(raw, scratch);
   }
   std::string_view convert_text(std::string_view raw, std::string& scratch) {
-    auto has_8bit = [](std::string_view t) {
-      return std::any_of(t.begin(), t.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; });
+    auto needs_decoding = [&](std::string_view t) {
+      return decode_ && std::any_of(t.begin(), t.end(), [&](char c) {
+               return static_cast<unsigned char>(c) >= 0x80 || (iso2022_ && c == '\x1B');
+             });
     };
     bool esc = msg_.may_have_escapes() && hl7cpp::has_escape(raw, msg_.separators());
-    bool latin1 = charset_ == hl7cpp::Charset::latin1;
-    if (!esc && !(latin1 && !msg_.ascii_only() && has_8bit(raw))) return raw;
+    if (!esc && !((iso2022_ || !msg_.ascii_only()) && needs_decoding(raw))) return raw;
     scratch.clear();
     if (esc) {
       tmp_.clear();
       if (!hl7cpp::unescape_to(raw, msg_.separators(), tmp_)) bad_escape_ = true;
       // The 8-bit bytes may come from \Xhh\ escapes of a pure ASCII message: check what was unescaped.
-      if (latin1 && has_8bit(tmp_)) hl7cpp::to_utf8(tmp_, charset_, scratch); else scratch.swap(tmp_);
+      if (needs_decoding(tmp_)) charset::to_utf8(tmp_, set_, iso2022_, scratch); else scratch.swap(tmp_);
     } else {
-      hl7cpp::to_utf8(raw, charset_, scratch);
+      charset::to_utf8(raw, set_, iso2022_, scratch);
     }
     return scratch;
   }
@@ -354,12 +357,13 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
     std::string raw, json;
     hl7cpp::Separators sep;
     hl7cpp::Charset charset = hl7cpp::Charset::unspecified;
+    bool iso2022 = false;
     bool bad_escape = false, valid = false;
   };
   template <class Render>
   void members_of_run(JsonWriter& w, RenderedRun& c, std::string_view run, Render render) {
     const hl7cpp::Separators& sep = msg_.separators();
-    if (c.valid && c.charset == charset_ && c.raw == run && std::memcmp(&c.sep, &sep, sizeof sep) == 0) {
+    if (c.valid && c.charset == charset_ && c.iso2022 == iso2022_ && c.raw == run && std::memcmp(&c.sep, &sep, sizeof sep) == 0) {
       w.members(c.json);
       bad_escape_ = bad_escape_ || c.bad_escape;
       return;
@@ -372,6 +376,7 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
     c.raw.assign(run);
     c.sep = sep;
     c.charset = charset_;
+    c.iso2022 = iso2022_;
     c.bad_escape = bad_escape_;
     c.valid = run.size() <= kMaxRun;  // a huge run is rendered each time rather than kept
     bad_escape_ = bad_escape_ || bad_before;
@@ -408,6 +413,7 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
     uint8_t type_len = 0;
   };
   Header read_header();
+  void set_charset(std::string_view msh18, char repetition);
   void scan_segments(Scan& sc);
   void record_facts(const DirState& s, FlowContext& ctx, const Header& h, const Scan& sc);
   AckResult pair_ack(const DirState& s, FlowContext& ctx, const Header& h, const Scan& sc, bool in_batch);
@@ -480,7 +486,11 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
   std::array<DirState, 2> dirs_;
   std::array<std::array<RenderedRun, 3>, 2> runs_;  // per direction: MSH-3..6, MSH-9, MSH-11..16
   hl7cpp::Message msg_;
+  // The message's character set (MSH-18): set_ decodes its text when decode_; iso2022_ when a
+  // repetition names a set reached through ISO 2022 escape sequences (Japanese).
   hl7cpp::Charset charset_ = hl7cpp::Charset::unspecified;
+  charset::Set set_ = charset::Set::ascii;
+  bool decode_ = false, iso2022_ = false;
   std::vector<PendingMsg> pending_;
   std::string scratch_, tmp_, pseudo_in_, pseudo_out_;
   std::array<std::string_view, 64> f_{};
@@ -616,6 +626,44 @@ void Hl7Dissector::process_parsed(DirState& s, hl7cpp::ParseStatus st, uint64_t 
   if (bad_escape_) ctx.anomaly(kName, "hl7.bad_escape", offset);
 }
 
+// MSH-18's first repetition is the set of the message's text; a later one names an alternate
+// set the text switches to with ISO 2022 escape sequences (HL7 2.15.9.18, Japanese use).
+void Hl7Dissector::set_charset(std::string_view msh18, char repetition) {
+  using hl7cpp::Charset;
+  charset_ = hl7cpp::charset_from_msh18(hl7cpp::nth_piece(msh18, repetition, 1));
+  iso2022_ = false;
+  std::string_view reps[4];
+  size_t n = hl7cpp::split_pieces(msh18, repetition, reps, 4);
+  for (size_t k = 0; k < n; ++k) {
+    Charset c = k == 0 ? charset_ : hl7cpp::charset_from_msh18(reps[k]);
+    iso2022_ |= c == Charset::jis_x0208 || c == Charset::jis_x0212 || (k > 0 && c == Charset::jis_x0201);
+  }
+  decode_ = true;
+  switch (charset_) {
+    case Charset::latin1: set_ = charset::Set::iso8859_1; break;
+    case Charset::iso8859_2: set_ = charset::Set::iso8859_2; break;
+    case Charset::iso8859_3: set_ = charset::Set::iso8859_3; break;
+    case Charset::iso8859_4: set_ = charset::Set::iso8859_4; break;
+    case Charset::iso8859_5: set_ = charset::Set::iso8859_5; break;
+    case Charset::iso8859_6: set_ = charset::Set::iso8859_6; break;
+    case Charset::iso8859_7: set_ = charset::Set::iso8859_7; break;
+    case Charset::iso8859_8: set_ = charset::Set::iso8859_8; break;
+    case Charset::iso8859_9: set_ = charset::Set::iso8859_9; break;
+    case Charset::iso8859_15: set_ = charset::Set::iso8859_15; break;
+    case Charset::jis_x0201: set_ = charset::Set::jis_x0201; break;
+    case Charset::gb18030: set_ = charset::Set::gb18030; break;
+    case Charset::ks_x1001: set_ = charset::Set::ks_x1001; break;
+    case Charset::cns11643: set_ = charset::Set::cns11643; break;
+    case Charset::big5: set_ = charset::Set::big5; break;
+    default:
+      // ASCII, UTF-8, none named, or one not decoded: the text is kept as sent, except that
+      // ISO 2022 text starts in ASCII and designates its sets as it goes.
+      set_ = charset::Set::ascii;
+      decode_ = iso2022_;
+      break;
+  }
+}
+
 // MSH, one pass; sets the message's character set.
 Hl7Dissector::Header Hl7Dissector::read_header() {
   const hl7cpp::Separators& sep = msg_.separators();
@@ -624,7 +672,7 @@ Hl7Dissector::Header Hl7Dissector::read_header() {
   auto F = [&](size_t k) { return k < h.nf ? f_[k] : std::string_view(); };
   h.msh3 = F(3), h.msh4 = F(4), h.msh5 = F(5), h.msh6 = F(6), h.msh7 = F(7), h.msh9 = F(9), h.msh10 = F(10);
   h.msh11 = F(11), h.msh12 = F(12), h.msh15 = F(15), h.msh16 = F(16), h.msh18 = F(18);
-  charset_ = hl7cpp::charset_from_msh18(hl7cpp::nth_piece(h.msh18, sep.repetition, 1));
+  set_charset(h.msh18, sep.repetition);
   std::string_view msh9_parts[3];
   hl7cpp::split_pieces(h.msh9, sep.component, msh9_parts, 3);
   h.msg_code = msh9_parts[0], h.trigger = msh9_parts[1], h.structure = msh9_parts[2];

@@ -279,3 +279,52 @@ TEST_CASE("text decoding per Specific Character Set", "[dicom][dataset]") {
   decode_text("plain", "", out);
   CHECK(out == "plain");
 }
+
+TEST_CASE("text decoding follows ISO 2022 escape sequences (PS3.5 Annexes H to K)", "[dicom][dataset]") {
+  // Made-up names; each must decode to the UTF-8 text alone, without the escape sequences.
+  std::string out;
+  // Korean, Annex I: value 1 empty, KS X 1001 designated to G1 in each component group.
+  decode_text("KIM^\x1b$)C\xbc\xf8\xc0\xda", "\\ISO 2022 IR 149", out);
+  CHECK(out == "KIM^\xec\x88\x9c\xec\x9e\x90");  // KIM^순자
+  // Japanese, Annex H: JIS X 0208 in G0, back to ASCII before each delimiter.
+  decode_text("Yamada^Tarou=\x1b$B;3ED\x1b(B^\x1b$BB@O:\x1b(B", "ISO 2022 IR 6\\ISO 2022 IR 87", out);
+  CHECK(out == "Yamada^Tarou=\xe5\xb1\xb1\xe7\x94\xb0^\xe5\xa4\xaa\xe9\x83\x8e");  // 山田^太郎
+  // Half-width katakana (ISO 2022 IR 13 in G1) and JIS X 0208 behind ESC ( J.
+  decode_text("\xd4\xcf\xc0\xde^\xc0\xdb\xb3=\x1b$B;3ED\x1b(J", "ISO 2022 IR 13\\ISO 2022 IR 87", out);
+  CHECK(out == "\xef\xbe\x94\xef\xbe\x8f\xef\xbe\x80\xef\xbe\x9e^\xef\xbe\x80\xef\xbe\x9b\xef\xbd\xb3=\xe5\xb1\xb1\xe7\x94\xb0");
+  // JIS X 0212 (ISO 2022 IR 159).
+  decode_text("\x1b$(D0!\x1b(B", "ISO 2022 IR 6\\ISO 2022 IR 87\\ISO 2022 IR 159", out);
+  CHECK(out == "\xe4\xb8\x82");  // 丂
+  // Chinese, Annex K: GB 2312 in G1.
+  decode_text("Zhang^XiaoDong=\x1b$)A\xd5\xc5^\x1b$)A\xd0\xa1\xb6\xab", "\\ISO 2022 IR 58", out);
+  CHECK(out == "Zhang^XiaoDong=\xe5\xbc\xa0^\xe5\xb0\x8f\xe4\xb8\x9c");
+  // Several single-byte sets in one value, switched in G1.
+  decode_text("\x1b-L\xb8\xb2\xb0\xbd\xbe\xb2^\x1b-AM\xfcller", "ISO 2022 IR 100\\ISO 2022 IR 144", out);
+  CHECK(out == "\xd0\x98\xd0\x92\xd0\x90\xd0\x9d\xd0\x9e\xd0\x92^M\xc3\xbcller");
+  // Value 1 designates G1 from the start; ISO_IR 13 alone is the 8-bit JIS X 0201.
+  decode_text("\xc4\xe5\xec\xe9", "ISO 2022 IR 144", out);
+  CHECK(out == "\xd0\xa4\xd1\x85\xd1\x8c\xd1\x89");
+  decode_text("\xd4\xcf\xc0\xde", "ISO_IR 13", out);
+  CHECK(out == "\xef\xbe\x94\xef\xbe\x8f\xef\xbe\x80\xef\xbe\x9e");
+  // Upper-half bytes sent without an escape: the first later value with an upper half reads them.
+  decode_text("\xbc\xf8\xc0\xda", "\\ISO 2022 IR 149", out);
+  CHECK(out == "\xec\x88\x9c\xec\x9e\x90");
+}
+
+TEST_CASE("text that does not decode is kept as sent", "[dicom][dataset]") {
+  std::string out;
+  const std::pair<std::string, std::string> bad[] = {
+      {"KIM^\x1b$)C\xbc", "\\ISO 2022 IR 149"},                // cut inside a character
+      {"\x1b$B;", "ISO 2022 IR 6\\ISO 2022 IR 87"},              // odd byte of a 94x94 set
+      {"A\x1b%G\xc3\xa9", "ISO 2022 IR 6\\ISO 2022 IR 100"},    // escape not in PS3.3
+      {"A\x1b", "ISO 2022 IR 6\\ISO 2022 IR 87"},                // ESC at the end
+      {"\xe9t\xe9", "ISO 2022 IR 6\\ISO 2022 IR 87"},            // upper half with no set for it
+      {"\xa1\xff", "ISO_IR 127"},                                // bytes ISO 8859-6 leaves undefined
+      {"\xe9", "ISO_IR 999"},                                    // unknown term
+  };
+  for (auto& [raw, cs] : bad) {
+    INFO(cs);
+    decode_text(raw, cs, out);
+    CHECK(out == raw);
+  }
+}

@@ -664,3 +664,52 @@ TEST_CASE("HL7 over HTTP with LF-only header lines") {
   CHECK(ev[1]["hl7"]["ack"]["matched"] == true);
   CHECK(h.events("anomaly").empty());
 }
+
+TEST_CASE("names in every MSH-18 character set are read as UTF-8 before pseudonymising") {
+  // Made-up patients, each sent in a legacy character set; the pseudonym is that of the UTF-8
+  // name, as the DICOM dissector gives it.
+  struct Case { std::string msh18, name, utf8; };
+  const Case cases[] = {
+      {"8859/1", "M\xdcLLER^HANS", "M\xc3\x9cLLER^HANS"},
+      {"8859/9", "M\xdcLLER^HANS", "M\xc3\x9cLLER^HANS"},  // byte-identical to the 8859/1 one
+      {"8859/9", "\xd0\xdcL^AY\xdd", "\xc4\x9e\xc3\x9cL^AY\xc4\xb0"},
+      {"8859/5", "\xb8\xb2\xb0\xbd\xbe\xb2^\xb8\xb2\xb0\xbd", "\xd0\x98\xd0\x92\xd0\x90\xd0\x9d\xd0\x9e\xd0\x92^\xd0\x98\xd0\x92\xd0\x90\xd0\x9d"},
+      {"ISO IR144", "\xb8\xb2\xb0\xbd\xbe\xb2^\xb8\xb2\xb0\xbd", "\xd0\x98\xd0\x92\xd0\x90\xd0\x9d\xd0\x9e\xd0\x92^\xd0\x98\xd0\x92\xd0\x90\xd0\x9d"},
+      {"8859/7", "\xc1\xc8\xc7\xcd\xc1^\xcc\xc1\xd1\xc9\xc1", "\xce\x91\xce\x98\xce\x97\xce\x9d\xce\x91^\xce\x9c\xce\x91\xce\xa1\xce\x99\xce\x91"},
+      {"8859/2", "\xa3\xd3" "D\xac^\xaf" "ANETA", "\xc5\x81\xc3\x93" "D\xc5\xb9^\xc5\xbb" "ANETA"},
+      {"8859/15", "\xa6" "A\xa4^X", "\xc5\xa0" "A\xe2\x82\xac^X"},
+      {"KS X 1001", "\xb1\xe8^\xbc\xf8\xc0\xda", "\xea\xb9\x80^\xec\x88\x9c\xec\x9e\x90"},
+      {"GB 18030-2000", "\xd5\xc5^\xd0\xa1\xb6\xab", "\xe5\xbc\xa0^\xe5\xb0\x8f\xe4\xb8\x9c"},
+      {"UNICODE UTF-8", "\xe6\x9d\x8e^\xe6\x98\x8e", "\xe6\x9d\x8e^\xe6\x98\x8e"},
+      // Japanese: ASCII by default, JIS X 0208 behind ESC $ B (MSH-18 "~ISO IR87").
+      {"~ISO IR87", "\x1b$B;3ED\x1b(B^\x1b$BB@O:\x1b(B", "\xe5\xb1\xb1\xe7\x94\xb0^\xe5\xa4\xaa\xe9\x83\x8e"},
+      {"ISO IR87", "\x1b$B;3ED\x1b(B^\x1b$BB@O:\x1b(B", "\xe5\xb1\xb1\xe7\x94\xb0^\xe5\xa4\xaa\xe9\x83\x8e"},
+  };
+  Harness h;
+  int n = 0;
+  for (auto& c : cases)
+    h.feed(Dir::to_server, mllp("MSH|^~\\&|SND|SFAC|RCV|RFAC|20240101||ADT^A01|C" + std::to_string(++n) +
+                                "|P|2.5|||||JP|" + c.msh18 + "\rPID|1||ID1||" + c.name + "\r"));
+  h.end();
+  auto ev = h.events("hl7");
+  REQUIRE(ev.size() >= std::size(cases));
+  for (size_t i = 0; i < std::size(cases); ++i) {
+    INFO(cases[i].msh18 << " " << cases[i].utf8);
+    CHECK(ev[i]["hl7"]["patient"]["name"] == h.phi(cases[i].utf8));
+  }
+  CHECK(h.events("anomaly").empty());
+}
+
+TEST_CASE("text a character set does not define is kept as sent, without harm") {
+  Harness h;
+  // ISO 8859-6 leaves 0xA1 undefined; a JIS X 0208 character cut short; an unknown escape.
+  h.feed(Dir::to_server, mllp("MSH|^~\\&|S\xa1ND|SFAC|RCV|RFAC|20240101||ADT^A01|C1|P|2.5|||||JP|8859/6\r"
+                              "PID|1||ID1||A\xa1" "B^C\r"));
+  h.feed(Dir::to_server, mllp("MSH|^~\\&|SND|SFAC|RCV|RFAC|20240101||ADT^A01|C2|P|2.5|||||JP|~ISO IR87\r"
+                              "PID|1||ID1||\x1b$B;\x1b(B^\x1b%GX\r"));
+  h.end();
+  auto ev = h.events("hl7");
+  REQUIRE(ev.size() >= 2);
+  CHECK(ev[0]["hl7"]["patient"]["name"] == h.phi("A\xa1" "B^C"));
+  CHECK(ev[1]["hl7"]["patient"]["name"] == h.phi("\x1b$B;\x1b(B^\x1b%GX"));
+}

@@ -473,11 +473,39 @@ Charset Message::charset() const {
 Charset charset_from_msh18(std::string_view v) {
   v = trim(v);
   if (v.empty()) return Charset::unspecified;
-  if (v == "ASCII" || v == "ISO IR6") return Charset::ascii;
-  if (v == "8859/1" || v == "ISO IR100") return Charset::latin1;
-  if (v.substr(0, 5) == "8859/" || v.substr(0, 6) == "ISO IR1") return Charset::latin_other;
-  if (v == "UNICODE UTF-8" || v == "ISO IR192" || v == "UTF-8") return Charset::utf8;
-  if (v.substr(0, 7) == "UNICODE") return Charset::unicode_other;
+  // Compared upper case with spaces, '_' and '-' removed: "ISO IR 100", "ISO_IR 100" and
+  // "ISO IR100" are one term, as are "BIG-5" and "BIG5".
+  char key[24];
+  size_t n = 0;
+  for (char c : v) {
+    if (c == ' ' || c == '_' || c == '-') continue;
+    if (n == sizeof key) return Charset::other;
+    key[n++] = c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c;
+  }
+  std::string_view k(key, n);
+  struct M { std::string_view key; Charset c; };
+  static constexpr M kTerms[] = {
+      {"ASCII", Charset::ascii},            {"ISOIR6", Charset::ascii},
+      {"8859/1", Charset::latin1},          {"ISOIR100", Charset::latin1},
+      {"8859/2", Charset::iso8859_2},       {"ISOIR101", Charset::iso8859_2},
+      {"8859/3", Charset::iso8859_3},       {"ISOIR109", Charset::iso8859_3},
+      {"8859/4", Charset::iso8859_4},       {"ISOIR110", Charset::iso8859_4},
+      {"8859/5", Charset::iso8859_5},       {"ISOIR144", Charset::iso8859_5},
+      {"8859/6", Charset::iso8859_6},       {"ISOIR127", Charset::iso8859_6},
+      {"8859/7", Charset::iso8859_7},       {"ISOIR126", Charset::iso8859_7},
+      {"8859/8", Charset::iso8859_8},       {"ISOIR138", Charset::iso8859_8},
+      {"8859/9", Charset::iso8859_9},       {"ISOIR148", Charset::iso8859_9},
+      {"8859/15", Charset::iso8859_15},     {"ISOIR203", Charset::iso8859_15},
+      {"ISOIR14", Charset::jis_x0201},      {"ISOIR13", Charset::jis_x0201},
+      {"ISOIR87", Charset::jis_x0208},      {"ISOIR159", Charset::jis_x0212},
+      {"GB180302000", Charset::gb18030},    {"GB18030", Charset::gb18030},
+      {"KSX1001", Charset::ks_x1001},       {"ISOIR149", Charset::ks_x1001},
+      {"CNS116431992", Charset::cns11643},  {"BIG5", Charset::big5},
+      {"UNICODEUTF8", Charset::utf8},       {"UTF8", Charset::utf8}, {"ISOIR192", Charset::utf8},
+  };
+  for (const M& m : kTerms)
+    if (m.key == k) return m.c;
+  if (k.substr(0, 7) == "UNICODE") return Charset::unicode_other;
   return Charset::other;
 }
 
@@ -486,7 +514,22 @@ const char* to_string(Charset c) {
     case Charset::unspecified: return "unspecified";
     case Charset::ascii: return "ascii";
     case Charset::latin1: return "iso-8859-1";
-    case Charset::latin_other: return "iso-8859";
+    case Charset::iso8859_2: return "iso-8859-2";
+    case Charset::iso8859_3: return "iso-8859-3";
+    case Charset::iso8859_4: return "iso-8859-4";
+    case Charset::iso8859_5: return "iso-8859-5";
+    case Charset::iso8859_6: return "iso-8859-6";
+    case Charset::iso8859_7: return "iso-8859-7";
+    case Charset::iso8859_8: return "iso-8859-8";
+    case Charset::iso8859_9: return "iso-8859-9";
+    case Charset::iso8859_15: return "iso-8859-15";
+    case Charset::jis_x0201: return "jis-x0201";
+    case Charset::jis_x0208: return "jis-x0208";
+    case Charset::jis_x0212: return "jis-x0212";
+    case Charset::gb18030: return "gb18030";
+    case Charset::ks_x1001: return "ks-x1001";
+    case Charset::cns11643: return "cns-11643";
+    case Charset::big5: return "big5";
     case Charset::utf8: return "utf-8";
     case Charset::unicode_other: return "unicode";
     case Charset::other: return "other";

@@ -154,9 +154,44 @@ TEST_CASE("charset names from MSH-18") {
   CHECK(charset_from_msh18("") == Charset::unspecified);
   CHECK(charset_from_msh18("ASCII") == Charset::ascii);
   CHECK(charset_from_msh18("8859/1") == Charset::latin1);
-  CHECK(charset_from_msh18("8859/15") == Charset::latin_other);
   CHECK(charset_from_msh18("UNICODE UTF-8") == Charset::utf8);
   CHECK(charset_from_msh18("UNICODE UTF-16") == Charset::unicode_other);
+  CHECK(charset_from_msh18("UNICODE") == Charset::unicode_other);
+  CHECK(charset_from_msh18("KOI8-R") == Charset::other);
+}
+
+TEST_CASE("every HL7 Table 0211 character set and its ISO IR form is told apart") {
+  const std::pair<std::string_view, Charset> table[] = {
+      {"ASCII", Charset::ascii},           {"ISO IR6", Charset::ascii},
+      {"8859/1", Charset::latin1},         {"ISO IR100", Charset::latin1},
+      {"8859/2", Charset::iso8859_2},      {"ISO IR101", Charset::iso8859_2},
+      {"8859/3", Charset::iso8859_3},      {"ISO IR109", Charset::iso8859_3},
+      {"8859/4", Charset::iso8859_4},      {"ISO IR110", Charset::iso8859_4},
+      {"8859/5", Charset::iso8859_5},      {"ISO IR144", Charset::iso8859_5},
+      {"8859/6", Charset::iso8859_6},      {"ISO IR127", Charset::iso8859_6},
+      {"8859/7", Charset::iso8859_7},      {"ISO IR126", Charset::iso8859_7},
+      {"8859/8", Charset::iso8859_8},      {"ISO IR138", Charset::iso8859_8},
+      {"8859/9", Charset::iso8859_9},      {"ISO IR148", Charset::iso8859_9},
+      {"8859/15", Charset::iso8859_15},    {"ISO IR203", Charset::iso8859_15},
+      {"ISO IR14", Charset::jis_x0201},    {"ISO IR87", Charset::jis_x0208},
+      {"ISO IR159", Charset::jis_x0212},   {"GB 18030-2000", Charset::gb18030},
+      {"KS X 1001", Charset::ks_x1001},    {"CNS 11643-1992", Charset::cns11643},
+      {"BIG-5", Charset::big5},            {"UNICODE UTF-8", Charset::utf8},
+      {"ISO IR192", Charset::utf8},
+      // DICOM spellings and other case are the same sets.
+      {"ISO_IR 144", Charset::iso8859_5},  {"ISO IR 126", Charset::iso8859_7},
+      {"iso ir148", Charset::iso8859_9},   {" 8859/2 ", Charset::iso8859_2},
+  };
+  for (auto& [term, c] : table) {
+    INFO(term);
+    CHECK(charset_from_msh18(term) == c);
+  }
+  CHECK(charset_from_msh18("8859/5") != charset_from_msh18("8859/7"));
+  CHECK(charset_from_msh18("8859/10") == Charset::other);
+  CHECK(charset_from_msh18(std::string(100, 'A')) == Charset::other);
+}
+
+TEST_CASE("to_utf8 converts ISO 8859-1") {
   std::string out;
   to_utf8("M\xfcller", Charset::latin1, out);
   CHECK(out == "M\xc3\xbcller");

@@ -170,12 +170,23 @@ enum class ParseStatus : uint8_t {
 };
 const char* to_string(ParseStatus s);
 
-// Character set declared in MSH-18 (HL70211).
-enum class Charset : uint8_t { unspecified, ascii, latin1, latin_other, utf8, unicode_other, other };
+// Character set declared in MSH-18 (HL7 Table 0211, v2.5 and later). The ISO IR forms DICOM
+// uses ("ISO IR100", "ISO_IR 144", ...) name the same sets; case and spaces do not matter.
+enum class Charset : uint8_t {
+  unspecified, ascii,
+  latin1, iso8859_2, iso8859_3, iso8859_4, iso8859_5, iso8859_6, iso8859_7, iso8859_8,
+  iso8859_9, iso8859_15,
+  jis_x0201,  // ISO IR14
+  jis_x0208,  // ISO IR87, reached through ISO 2022 escape sequences
+  jis_x0212,  // ISO IR159, likewise
+  gb18030, ks_x1001, cns11643, big5,
+  utf8, unicode_other, other
+};
 Charset charset_from_msh18(std::string_view msh18_first_repetition);
 const char* to_string(Charset c);
 // Appends text in charset c as UTF-8: ISO 8859-1 is converted; UTF-8 and ASCII pass through;
-// anything else passes through unchanged (the JSON writer escapes invalid bytes).
+// anything else passes through unchanged (the JSON writer escapes invalid bytes; the medmon
+// dissector decodes the other sets).
 void to_utf8(std::string_view text, Charset c, std::string& out);
 
 class Msh; class Evn; class Pid; class Pd1; class Nk1; class Pv1; class Orc; class Obr; class Obx;
