@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "dissectors/dicom/dataset.h"
@@ -101,6 +102,14 @@ inline void run_script(std::span<const uint8_t> in) {
     w.finish();
   }
   medmon::dicom::probe(in, medmon::Dir::to_server);
+  // Text decoding under the declarations whose decoders differ: single-byte and multibyte sets,
+  // ISO 2022 with each kind of designation.
+  static const char* const kCharsets[] = {
+      "ISO_IR 192", "ISO_IR 100", "ISO_IR 144", "ISO_IR 13", "GB18030", "\\ISO 2022 IR 149",
+      "ISO 2022 IR 6\\ISO 2022 IR 87\\ISO 2022 IR 159", "ISO 2022 IR 13\\ISO 2022 IR 87",
+      "\\ISO 2022 IR 58", "ISO 2022 IR 100\\ISO 2022 IR 144\\ISO 2022 IR 126"};
+  std::string text(reinterpret_cast<const char*>(in.data()), std::min<size_t>(in.size(), 256)), out;
+  for (const char* cs : kCharsets) medmon::dicom::decode_text(text, cs, out);
 }
 
 }  // namespace dicom_fuzz
