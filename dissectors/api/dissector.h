@@ -43,6 +43,12 @@ class Dissector {
 };
 
 enum class Probe : uint8_t { no, need_more, yes };
+// Which side of a TCP connection sends a stream that starts with given bytes, as far as the
+// protocol tells: `client`/`server` when only that side ever sends such a message (a DICOM
+// A-ASSOCIATE-AC comes only from the acceptor, an HTTP response only from the server),
+// `likely_*` when it is the usual case but not a rule (an HL7 ACK comes from the receiver of a
+// message, most often the listening side).
+enum class StreamSender : uint8_t { unknown, likely_client, likely_server, client, server };
 enum class Transport : uint8_t { tcp = 1, udp = 2, both = 3 };
 
 // One registry entry per protocol.
@@ -54,6 +60,10 @@ struct DissectorInfo {
   Probe (*probe)(std::span<const uint8_t> first_bytes, Dir dir) = nullptr;
   std::unique_ptr<Dissector> (*make)() = nullptr;
   std::span<const uint16_t> port_hints;  // only orders the probes; never required
+  // Orients a TCP flow picked up without its handshake: who sends a stream (or the packet that
+  // the capture saw first of it) starting with these bytes. The port hints and TLS ports also
+  // name the server side of such a flow.
+  StreamSender (*sender)(std::span<const uint8_t> first_bytes) = nullptr;
   // The protocol over TLS, where the content cannot be probed: a TLS flow to one of these
   // server ports, or to a server this protocol's own traffic announced (tls_server), or (with
   // tls_after_clear) to a server seen speaking the protocol in clear, is reported as "<name>-tls".

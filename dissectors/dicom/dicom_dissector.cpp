@@ -1152,6 +1152,23 @@ Probe probe(std::span<const uint8_t> d, Dir) {
   return Probe::no;
 }
 
+// The requestor opens the TCP connection (PS3.8 9.1.2): an A-ASSOCIATE-RQ comes from the
+// client, an A-ASSOCIATE-AC or -RJ only from the server.
+StreamSender sender(std::span<const uint8_t> d) {
+  if (d.size() < kPduHeaderSize) return StreamSender::unknown;
+  switch (d[0]) {
+    case kAssociateRq: return looks_like_associate(d) == 1 ? StreamSender::client : StreamSender::unknown;
+    case kAssociateAc: return looks_like_associate(d) == 1 ? StreamSender::server : StreamSender::unknown;
+    case kAssociateRj: {
+      // Reserved, result (1 permanent, 2 transient), source (1..3), reason.
+      bool rj = d.size() >= kPduHeaderSize + 4 && d[1] == 0 && read_pdu_header(d).length == 4 && d[6] == 0 &&
+                (d[7] == 1 || d[7] == 2) && d[8] >= 1 && d[8] <= 3;
+      return rj ? StreamSender::server : StreamSender::unknown;
+    }
+    default: return StreamSender::unknown;
+  }
+}
+
 std::unique_ptr<Dissector> make_dissector() { return std::make_unique<DicomDissector>(); }
 
 }  // namespace dicom
@@ -1167,6 +1184,7 @@ const DissectorInfo kDicomInfo{
     .probe = &dicom::probe,
     .make = &dicom::make_dissector,
     .port_hints = kDicomPorts,
+    .sender = &dicom::sender,
     .tls_ports = kDicomTlsPorts,
     .tls_after_clear = true,
 };

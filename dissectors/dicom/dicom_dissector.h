@@ -15,6 +15,8 @@ extern const DissectorInfo kDicomInfo;  // name "dicom"; port hints 104, 11112, 
 namespace dicom {
 
 Probe probe(std::span<const uint8_t> first_bytes, Dir dir);
+// A-ASSOCIATE-RQ: the client; A-ASSOCIATE-AC or -RJ: the server; anything else: unknown.
+StreamSender sender(std::span<const uint8_t> first_bytes);
 std::unique_ptr<Dissector> make_dissector();
 
 constexpr size_t kMaxOpsPerEvent = 1000;   // further ops are only counted (ops_dropped)

@@ -1031,6 +1031,29 @@ Probe probe(std::span<const uint8_t> b, Dir) {
   return body_is_hl7(b.subspan(end + 4));
 }
 
+// Who sends a stream starting with these bytes. Over HTTP the request is the client's; over MLLP
+// the receiver of a message answers it (MSH-9 ACK, or an MSA segment), and the receiver is most
+// often the listening side, the sender of the messages the side that connects.
+StreamSender sender(std::span<const uint8_t> b) {
+  if (probe(b, Dir::to_server) != Probe::yes) return StreamSender::unknown;
+  std::string_view s(reinterpret_cast<const char*>(b.data()), b.size());
+  if (s.starts_with("HTTP/")) return StreamSender::server;
+  if (s.starts_with("POST ") || s.starts_with("PUT ")) return StreamSender::client;
+  if (s[0] == 0x0B) s.remove_prefix(1);
+  if (!s.starts_with("MSH")) return StreamSender::likely_client;  // a batch (FHS/BHS) is sent, not answered
+  const char fs = s[3];
+  for (char eol : {'\r', '\n'}) {
+    const char msa[] = {eol, 'M', 'S', 'A', fs};
+    if (s.find(std::string_view(msa, sizeof msa)) != std::string_view::npos) return StreamSender::likely_server;
+  }
+  // MSH-9 follows the 8th field separator (MSH-1 is the separator itself).
+  size_t pos = 3;
+  for (int k = 1; k < 8 && pos != std::string_view::npos; ++k) pos = s.find(fs, pos + 1);
+  if (pos == std::string_view::npos || pos + 4 > s.size()) return StreamSender::unknown;
+  if (s.find_first_of("\r\n") < pos) return StreamSender::unknown;  // MSH ended before MSH-9
+  return s.substr(pos + 1, 3) == "ACK" ? StreamSender::likely_server : StreamSender::likely_client;
+}
+
 }  // namespace hl7
 
 const DissectorInfo kHl7Info = {
@@ -1039,6 +1062,7 @@ const DissectorInfo kHl7Info = {
     .probe = &hl7::probe,
     .make = &hl7::make,
     .port_hints = hl7::kPorts,
+    .sender = &hl7::sender,
     .tls_ports = hl7::kTlsPorts,
     .tls_after_clear = true,
 };

@@ -14,6 +14,10 @@ namespace hl7 {
 // Content probe: 0x0B then MSH/FHS/BHS, a bare MSH with its delimiters, or an HTTP message
 // whose Content-Type or body is HL7 v2.
 Probe probe(std::span<const uint8_t> first, Dir dir);
+// Who sends a stream starting with these bytes: an HTTP response the server, a request the
+// client; over MLLP an acknowledgment (MSH-9 ACK or an MSA segment) likely the server, another
+// message likely the client.
+StreamSender sender(std::span<const uint8_t> first);
 }  // namespace hl7
 
 }  // namespace medmon

@@ -60,6 +60,19 @@ bool http_version(std::string_view v) { return v.size() == 8 && v.substr(0, 7) =
 
 }  // namespace
 
+StreamSender sender(std::span<const uint8_t> first_bytes) {
+  std::string_view s(reinterpret_cast<const char*>(first_bytes.data()), first_bytes.size());
+  auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  if (s.size() >= 12 && s.starts_with("HTTP/1.") && digit(s[7]) && s[8] == ' ' && digit(s[9]) && digit(s[10]) && digit(s[11]))
+    return StreamSender::server;
+  size_t m = 0;
+  while (m < s.size() && m < 16 && s[m] >= 'A' && s[m] <= 'Z') ++m;
+  if (m == 0 || m >= s.size() || s[m] != ' ') return StreamSender::unknown;
+  std::string_view line = s.substr(0, s.find('\n'));
+  size_t v = line.find(" HTTP/1.", m + 1);
+  return v != std::string_view::npos && v > m + 1 ? StreamSender::client : StreamSender::unknown;
+}
+
 bool chunk_size(std::string_view line, uint64_t cap, uint64_t& n) {
   n = 0;
   bool digits = false;

@@ -154,4 +154,8 @@ class BufferedReader {
   uint64_t off_ = 0;  // stream offset of pending_'s first byte
 };
 
+// Who sends a stream whose first bytes are these: a status line (HTTP/1.x and a 3-digit code)
+// the server, a request line (an upper-case method, a target, HTTP/1.x) the client.
+StreamSender sender(std::span<const uint8_t> first_bytes);
+
 }  // namespace medmon::http

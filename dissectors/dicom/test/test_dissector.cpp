@@ -455,6 +455,20 @@ TEST_CASE("probe", "[dicom][dissector]") {
   CHECK(medmon::kDicomInfo.name == "dicom");
 }
 
+TEST_CASE("sender: only the requestor sends an A-ASSOCIATE-RQ, only the acceptor an -AC or -RJ", "[dicom][dissector]") {
+  using medmon::StreamSender;
+  CHECK(medmon::dicom::sender(associate(store_assoc(), false)) == StreamSender::client);
+  CHECK(medmon::dicom::sender(associate(store_assoc(), true)) == StreamSender::server);
+  CHECK(medmon::dicom::sender(reject(1, 1, 7)) == StreamSender::server);
+  CHECK(medmon::dicom::sender(reject(9, 1, 7)) == StreamSender::unknown);
+  // Either side may send these, or they say nothing.
+  CHECK(medmon::dicom::sender(release_rq()) == StreamSender::unknown);
+  CHECK(medmon::dicom::sender(abort_pdu(0, 0)) == StreamSender::unknown);
+  CHECK(medmon::dicom::sender(Bytes{2, 0, 0}) == StreamSender::unknown);
+  CHECK(medmon::dicom::sender(Bytes(200, 'A')) == StreamSender::unknown);
+  CHECK(medmon::kDicomInfo.sender == &medmon::dicom::sender);
+}
+
 TEST_CASE("responses delivered before their requests still pair", "[dicom][dissector]") {
   // A hole in the client direction holds its bytes back: the server's answers and its
   // A-RELEASE-RP arrive first, the client's requests and A-RELEASE-RQ later.

@@ -94,6 +94,21 @@ TEST_CASE("probe: MLLP, bare MSH and HTTP with an HL7 body") {
   CHECK(probe_str("SSH-2.0-OpenSSH") == Probe::no);
 }
 
+TEST_CASE("sender: an acknowledgment likely comes from the listening side, HTTP by its start line") {
+  auto sender = [](std::string_view s) {
+    return hl7::sender(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(s.data()), s.size()));
+  };
+  CHECK(sender(mllp(kAdt)) == StreamSender::likely_client);
+  CHECK(sender(mllp(kAck)) == StreamSender::likely_server);
+  CHECK(sender("\x0bMSH|^~\\&|RIS|H|CT|R|20250101||RSP^K22|1|P|2.5\rMSA|AA|9\r") == StreamSender::likely_server);
+  CHECK(sender("MSH|^~\\&|A|B|C|D|20250101||ACK^R01|2|P|2.5\rMSA|AA|1\r") == StreamSender::likely_server);
+  CHECK(sender("\x0bMSH|^~\\&|A|B|C") == StreamSender::unknown);  // MSH-9 not in these bytes
+  CHECK(sender("\x0bMSH|^~\\&|A\rPID|1") == StreamSender::unknown);
+  CHECK(sender("HTTP/1.1 200 OK\r\nContent-Type: application/hl7-v2\r\n\r\n") == StreamSender::server);
+  CHECK(sender("POST /hl7 HTTP/1.1\r\nContent-Type: x-application/hl7-v2+er7\r\n") == StreamSender::client);
+  CHECK(sender("SSH-2.0-OpenSSH") == StreamSender::unknown);
+}
+
 TEST_CASE("one event per message with header fields, PHI only as pseudonyms") {
   Harness h;
   h.feed(Dir::to_server, mllp(kAdt));

@@ -341,3 +341,17 @@ TEST_CASE("http: chunk_size reads the leading hex digits, up to a cap") {
   CHECK_FALSE(chunk_size("", 10, n));
   CHECK((chunk_size("ffffffffffffffffffff", 100, n) && n > 100 && n < 0x1000));
 }
+
+TEST_CASE("sender: a status line is the server's, a request line the client's") {
+  auto sender = [](std::string_view s) {
+    return medmon::http::sender(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(s.data()), s.size()));
+  };
+  CHECK(sender("HTTP/1.1 200 OK\r\n") == medmon::StreamSender::server);
+  CHECK(sender("HTTP/1.0 404") == medmon::StreamSender::server);
+  CHECK(sender("GET /index.html HTTP/1.1\r\nHost: a\r\n") == medmon::StreamSender::client);
+  CHECK(sender("POST /hl7 HTTP/1.1") == medmon::StreamSender::client);
+  CHECK(sender("HTTP/1.1 2") == medmon::StreamSender::unknown);
+  CHECK(sender("GET /x\r\n HTTP/1.1") == medmon::StreamSender::unknown);
+  CHECK(sender("get / HTTP/1.1") == medmon::StreamSender::unknown);
+  CHECK(sender("SSH-2.0-OpenSSH") == medmon::StreamSender::unknown);
+}
