@@ -66,7 +66,12 @@ class FlowContext {
   void set_stream_offset(uint64_t o) { stream_offset_ = o; }
 
   // Starts an event with the flow's common header; finish it with end_event().
-  JsonWriter& begin_event(std::string_view event_type) { return out_.begin(event_type, now_, &ep_); }
+  JsonWriter& begin_event(std::string_view event_type) {
+    wrote_events_ = true;
+    return out_.begin(event_type, now_, &ep_);
+  }
+  // An event of this flow was written: its client and server are said, and stay as they are.
+  bool wrote_events() const { return wrote_events_; }
   void end_event() { out_.end(); }
 
   // Malformed input: an `anomaly` event and a counter "anomaly.<dissector>.<name>".
@@ -119,6 +124,7 @@ class FlowContext {
   size_t hold_limit_ = size_t(2) << 20;
   bool behind_hole_[2] = {false, false};
   bool late_[2] = {false, false};
+  bool wrote_events_ = false;
 };
 
 }  // namespace medmon

@@ -1,5 +1,6 @@
 #include "sensor/engine/pipeline.h"
 
+#include "dissectors/http/http_reader.h"
 #include "dissectors/registry.h"
 #include "sensor/engine/stream_feeder.h"
 
@@ -74,9 +75,19 @@ Pipeline::Pipeline(const SensorConfig& cfg, Depth depth, EventOutput& out, const
       hold_mem_(cfg.feeder.probe_hold_memcap, out.counters()),
       reasm_mem_(cfg.reassembly_memcap, out.counters()),
       c_tcp_gaps_(out.counters().at("tcp.gaps")),
-      c_overlap_conflicts_(out.counters().at("tcp.overlap_conflicts")) {
+      c_overlap_conflicts_(out.counters().at("tcp.overlap_conflicts")),
+      c_reversed_by_content_(out.counters().at("flows.reversed_by_content")),
+      c_orientation_kept_(out.counters().at("flows.orientation_kept")) {
   flows_ = std::make_unique<FlowTable>(cfg_.flows, out_.counters(),
                                        [this](Flow& f, FlowEnd why) { on_flow_end(f, why); });
+  // The dissectors' registered ports name the server of a flow picked up mid-connection.
+  ServicePorts service_ports;
+  for (const DissectorInfo* d : all_dissectors()) {
+    if ((static_cast<uint8_t>(d->transport) & static_cast<uint8_t>(Transport::tcp)) == 0) continue;
+    for (uint16_t port : d->port_hints) service_ports.add(port);
+    for (uint16_t port : d->tls_ports) service_ports.add(port);
+  }
+  flows_->set_service_ports(service_ports);
   if (depth_ >= Depth::ndpi) ndpi_ = std::make_unique<NdpiClassifier>(cfg_.ndpi, out_.counters());
 }
 
@@ -179,7 +190,56 @@ void Pipeline::prepare() {
   if (ndpi_) ndpi_->prepare();
 }
 
+void Pipeline::orient_by_content(Flow& f, Dir& dir, const Packet& p) {
+  int d = static_cast<int>(dir);
+  // Only the first bytes of a direction the capture saw: where a message most likely starts.
+  if (f.payload_bytes[d] != p.payload_len) return;
+  auto* st = static_cast<FlowState*>(f.ext.get());
+  std::span<const uint8_t> bytes(p.payload, p.payload_len);
+  StreamSender said = StreamSender::unknown;
+  for (const DissectorInfo* info : all_dissectors()) {
+    if (!info->sender || (static_cast<uint8_t>(info->transport) & static_cast<uint8_t>(Transport::tcp)) == 0) continue;
+    said = info->sender(bytes);
+    if (said != StreamSender::unknown) break;
+  }
+  if (said == StreamSender::unknown) said = http::sender(bytes);
+  if (said == StreamSender::unknown) return;
+  // A usual case (an HL7 ACK from the listening side) does not outweigh the ports.
+  bool certain = said == StreamSender::client || said == StreamSender::server;
+  if (!certain && f.orientation != Orientation::first_packet) return;
+  bool from_server = said == StreamSender::server || said == StreamSender::likely_server;
+  if (from_server != (dir == Dir::to_server)) {
+    f.orientation = Orientation::content;
+    return;
+  }
+  // Events already name the flow's sides, or a dissector reads it as it is: keep them.
+  if (st && (st->ctx.wrote_events() || (st->feeder && st->feeder->claimed()))) {
+    ++c_orientation_kept_;
+    return;
+  }
+  f.reverse();
+  f.orientation = Orientation::content;
+  dir = reverse(dir);
+  ++c_reversed_by_content_;
+  if (st) {
+    // Nothing was written of the flow yet, so its id can follow the new orientation.
+    std::swap(st->reasm[0], st->reasm[1]);
+    if (st->feeder) st->feeder->swap_sides();
+    st->flow_id = f.id();
+    st->ep.flow_id = st->flow_id;
+    std::swap(st->ep.src, st->ep.dst);
+    std::swap(st->ep.src_port, st->ep.dst_port);
+    st->ep.src_mac = f.client_mac;
+    st->ep.dst_mac = f.server_mac;
+    st->header.valid = false;
+  }
+  flows_->touch(f);
+}
+
 void Pipeline::tcp(Flow& f, Dir dir, const Packet& p) {
+  if (p.payload_len > 0 && depth_ >= Depth::dissect &&
+      (f.orientation == Orientation::first_packet || f.orientation == Orientation::port))
+    orient_by_content(f, dir, p);
   if (!f.ext && p.payload_len == 0) return;  // nothing to reassemble or classify yet
   FlowState& st = state_of(f);
   int d = static_cast<int>(dir);
@@ -322,7 +382,7 @@ void Pipeline::write_flow_event(Flow& f, FlowEnd why, FlowState* st) {
   w.field("end", f.last);
   w.field("duration", static_cast<double>(f.last.usec - f.start.usec) / 1e6);
   w.field("state", flow_end_name(why));
-  w.field("initiator", f.initiator_syn ? "syn" : "first_packet");
+  w.field("initiator", orientation_name(f.orientation));
   w.field("pkts_toserver", f.pkts[0]);
   w.field("pkts_toclient", f.pkts[1]);
   w.field("bytes_toserver", f.bytes[0]);

@@ -75,6 +75,9 @@ class Pipeline {
   void on_flow_end(Flow& f, FlowEnd why);
   void write_flow_event(Flow& f, FlowEnd why, FlowState* st);
   void tcp(Flow& f, Dir dir, const Packet& p);
+  // A TCP flow picked up without its handshake: the first bytes of a direction may show which
+  // side is the server; the flow is turned round if nothing was said of its sides yet.
+  void orient_by_content(Flow& f, Dir& dir, const Packet& p);
   void udp(Flow& f, Dir dir, const Packet& p);
 
   // Servers seen speaking a medical protocol in clear: a TLS flow to them (or to the protocol's
@@ -103,6 +106,8 @@ class Pipeline {
   std::string input_filter_;
   uint64_t& c_tcp_gaps_;
   uint64_t& c_overlap_conflicts_;
+  uint64_t& c_reversed_by_content_;
+  uint64_t& c_orientation_kept_;
 };
 
 }  // namespace medmon

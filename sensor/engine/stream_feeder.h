@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "dissectors/api/dissector.h"
@@ -45,6 +46,9 @@ class StreamFeeder {
   void gap(Dir dir, uint64_t missing, FlowContext& ctx);
   void end(Dir dir, FlowContext& ctx);
   void flow_end(FlowContext& ctx);
+  // The flow's client and server were swapped before a dissector claimed it: what is held of
+  // each direction goes with it.
+  void swap_sides() { std::swap(dirs_[0], dirs_[1]); }
 
   const DissectorInfo* claimed() const { return state_ == State::active ? info_ : nullptr; }
   bool probing() const { return state_ == State::probing; }

@@ -1,6 +1,7 @@
 #include "sensor/flow/flow_table.h"
 
 #include <cstring>
+#include <utility>
 
 namespace medmon {
 
@@ -42,6 +43,28 @@ const char* flow_end_name(FlowEnd e) {
   return "unknown";
 }
 
+const char* orientation_name(Orientation o) {
+  switch (o) {
+    case Orientation::first_packet: return "first_packet";
+    case Orientation::port: return "port";
+    case Orientation::content: return "content";
+    case Orientation::syn: return "syn";
+  }
+  return "first_packet";
+}
+
+void Flow::reverse() {
+  client_is_a = !client_is_a;
+  std::swap(isn_seen[0], isn_seen[1]);
+  std::swap(isn[0], isn[1]);
+  std::swap(fin_seen[0], fin_seen[1]);
+  std::swap(pkts[0], pkts[1]);
+  std::swap(bytes[0], bytes[1]);
+  std::swap(payload_bytes[0], payload_bytes[1]);
+  std::swap(tcp_flags[0], tcp_flags[1]);
+  std::swap(client_mac, server_mac);
+}
+
 std::string Flow::id() const {
   uint64_t h = 14695981039346656037ULL;
   const IpAddr& c = client_ip();
@@ -68,7 +91,8 @@ FlowTable::FlowTable(FlowLimits limits, Counters& counters, EndFn on_end)
       c_evicted_(counters.at("flows.evicted")),
       c_timeout_(counters.at("flows.timed_out")),
       c_peak_(counters.at("flows.peak_active")),
-      c_reused_(counters.at("flows.tuple_reused")) {
+      c_reused_(counters.at("flows.tuple_reused")),
+      c_reversed_by_port_(counters.at("flows.reversed_by_port")) {
   map_.reserve(std::min<size_t>(limits_.max_flows, 1u << 16));
 }
 
@@ -147,6 +171,7 @@ Flow& FlowTable::lookup(const Packet& p, Dir& dir) {
   k.vlan = p.vlan_count ? p.vlan[0] : 0;
 
   int keep_client_is_a = -1;  // an absolute-timeout split keeps the flow's client and server
+  Orientation keep_orientation = Orientation::first_packet;
   auto it = map_.find(k);
   if (it != map_.end()) {
     Flow& f = it->second;
@@ -166,6 +191,7 @@ Flow& FlowTable::lookup(const Packet& p, Dir& dir) {
       end(f, FlowEnd::reused);
     } else if (p.ts.usec - f.start.usec > limits_.absolute_usec) {
       keep_client_is_a = f.client_is_a;
+      keep_orientation = f.orientation;
       ++c_timeout_;
       end(f, FlowEnd::absolute_timeout);
     } else {
@@ -189,10 +215,22 @@ Flow& FlowTable::lookup(const Packet& p, Dir& dir) {
   f.start = f.last = p.ts;
   bool synack = p.proto == 6 && (p.tcp_flags & (tcpflag::SYN | tcpflag::ACK)) == (tcpflag::SYN | tcpflag::ACK);
   bool syn = p.proto == 6 && (p.tcp_flags & tcpflag::SYN);
-  // The client is the sender of the first packet, unless that packet is a SYN-ACK.
+  // The client is the sender of the first packet, unless that packet is a SYN-ACK; without a
+  // SYN, a service port against one that is not names the server.
   f.client_is_a = synack ? !src_is_a : src_is_a;
-  if (keep_client_is_a >= 0) f.client_is_a = keep_client_is_a == 1;
-  f.initiator_syn = syn;
+  f.orientation = syn ? Orientation::syn : Orientation::first_packet;
+  if (keep_client_is_a >= 0) {
+    f.client_is_a = keep_client_is_a == 1;
+    f.orientation = keep_orientation;
+  } else if (p.proto == 6 && !syn) {
+    int server = service_ports_.server_side(k.pa, k.pb);
+    if (server >= 0) {
+      bool client_is_a = server == 1;
+      if (client_is_a != f.client_is_a) ++c_reversed_by_port_;
+      f.client_is_a = client_is_a;
+      f.orientation = Orientation::port;
+    }
+  }
   dir = src_is_a == f.client_is_a ? Dir::to_server : Dir::to_client;
   push_back(f);
   ++c_created_;

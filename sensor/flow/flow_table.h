@@ -4,6 +4,7 @@
 // counters. Application state hangs off each flow through FlowExtension, allocated only for
 // flows that carry payload.
 #include <array>
+#include <bitset>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -40,6 +41,34 @@ struct FlowKeyHash {
 enum class FlowEnd : uint8_t { closed, reset, idle_timeout, absolute_timeout, evicted, end_of_input, interrupted, reused };
 const char* flow_end_name(FlowEnd e);
 
+// How a flow's client was told from its server, weakest first. A TCP flow picked up without its
+// handshake (the capture started mid-connection, or a long-lived connection went on after its
+// flow timed out) is oriented by the evidence it gives, as Zeek and Suricata do.
+enum class Orientation : uint8_t {
+  first_packet,  // no evidence: the sender of the first packet is the client
+  port,          // mid-stream TCP: one side's port is a service port, the other's is not
+  content,       // mid-stream TCP: a dissector recognised a message only one side sends
+  syn,           // the SYN, or the SYN-ACK (its receiver is the client)
+};
+const char* orientation_name(Orientation o);
+
+// The ports that name the server side of a TCP flow picked up mid-connection: the well-known
+// ports (below 1024) and the ports the dissectors register.
+class ServicePorts {
+ public:
+  void add(uint16_t port) { registered_.set(port); }
+  bool is_service(uint16_t port) const { return port < 1024 || registered_.test(port); }
+  // 0: the side with port `pa` is the server, 1: the side with `pb`, -1: the ports do not tell.
+  int server_side(uint16_t pa, uint16_t pb) const {
+    bool a = is_service(pa), b = is_service(pb);
+    if (a == b) return -1;
+    return a ? 0 : 1;
+  }
+
+ private:
+  std::bitset<65536> registered_;
+};
+
 class FlowExtension {
  public:
   virtual ~FlowExtension() = default;
@@ -48,7 +77,7 @@ class FlowExtension {
 struct Flow {
   FlowKey key;
   bool client_is_a = true;
-  bool initiator_syn = false;   // orientation from a SYN (or SYN-ACK), else from the first packet
+  Orientation orientation = Orientation::first_packet;
   bool syn_seen = false, synack_seen = false, rst_seen = false;
   std::array<bool, 2> fin_seen{};
   uint8_t lru_class = 0;
@@ -67,6 +96,9 @@ struct Flow {
   uint16_t client_port() const { return client_is_a ? key.pa : key.pb; }
   uint16_t server_port() const { return client_is_a ? key.pb : key.pa; }
   bool closing() const { return rst_seen || (fin_seen[0] && fin_seen[1]); }
+  // Swaps client and server with everything counted per direction (a mid-stream flow whose
+  // content shows that its first packet came from the server). The id changes with them.
+  void reverse();
   // Deterministic id: a hash of the oriented 5-tuple, VLAN and start time.
   std::string id() const;
 };
@@ -77,6 +109,9 @@ class FlowTable {
 
   FlowTable(FlowLimits limits, Counters& counters, EndFn on_end);
   ~FlowTable();
+
+  // The ports that orient a TCP flow picked up without its handshake (else only ports < 1024).
+  void set_service_ports(const ServicePorts& ports) { service_ports_ = ports; }
 
   // Finds or creates the flow of a decoded packet and tells the packet's direction.
   // May end other flows first (capacity eviction, reuse of a closed 5-tuple by a new SYN,
@@ -100,6 +135,7 @@ class FlowTable {
   void end(Flow& f, FlowEnd why);
 
   FlowLimits limits_;
+  ServicePorts service_ports_;
   EndFn on_end_;
   std::unordered_map<FlowKey, Flow, FlowKeyHash> map_;
   // 0: TCP open, 1: TCP closing, 2: UDP/other, 3: TCP half-open (no answer, no payload yet);
@@ -110,6 +146,7 @@ class FlowTable {
   uint64_t& c_timeout_;
   uint64_t& c_peak_;
   uint64_t& c_reused_;
+  uint64_t& c_reversed_by_port_;
 };
 
 }  // namespace medmon

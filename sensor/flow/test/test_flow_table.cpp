@@ -207,3 +207,93 @@ TEST_CASE("A SYN flood at capacity evicts half-open flows, not established ones"
   for (auto& e : tb.ended) gone = gone || e.client_is_first;
   CHECK(gone);
 }
+
+TEST_CASE("A TCP flow picked up mid-stream takes the side of the service port as its server") {
+  ServicePorts ports;
+  ports.add(2575);
+  Table tb;
+  tb.t.set_service_ports(ports);
+  // The RIS's pure ACK comes first, then the CT's message to it.
+  CHECK(tb.feed(pkt(ip4(10, 10, 3, 30), 2575, ip4(10, 10, 1, 10), 40000, tcpflag::ACK, 1)) == Dir::to_client);
+  CHECK(tb.feed(pkt(ip4(10, 10, 1, 10), 40000, ip4(10, 10, 3, 30), 2575, tcpflag::ACK | tcpflag::PSH, 2)) == Dir::to_server);
+  CHECK(tb.c.get("flows.reversed_by_port") == 1);
+  // A well-known port needs no registration; the first packet's sender may be the client too.
+  CHECK(tb.feed(pkt(ip4(10, 0, 0, 2), 443, ip4(10, 0, 0, 1), 40000, tcpflag::ACK, 3)) == Dir::to_client);
+  CHECK(tb.feed(pkt(ip4(10, 0, 0, 1), 40000, ip4(10, 0, 0, 3), 2575, tcpflag::ACK, 4)) == Dir::to_server);
+  CHECK(tb.c.get("flows.reversed_by_port") == 2);
+  std::vector<Orientation> seen;
+  FlowTable t(FlowLimits{}, tb.c, [&](Flow& f, FlowEnd) { seen.push_back(f.orientation); });
+  t.set_service_ports(ports);
+  Dir d;
+  t.lookup(pkt(ip4(10, 0, 0, 2), 443, ip4(10, 0, 0, 1), 40000, tcpflag::ACK, 1), d);
+  t.end_all(FlowEnd::end_of_input);
+  REQUIRE(seen.size() == 1);
+  CHECK(seen[0] == Orientation::port);
+  tb.t.end_all(FlowEnd::end_of_input);
+  REQUIRE(tb.ended.size() == 3);
+  for (auto& e : tb.ended) CHECK(e.client_is_first);
+}
+
+TEST_CASE("Ports that do not tell, a SYN, and UDP keep the first packet's orientation") {
+  ServicePorts ports;
+  ports.add(11112);
+  Table tb;
+  tb.t.set_service_ports(ports);
+  // Both service ports, neither, a SYN from the service port, a UDP datagram from one.
+  CHECK(tb.feed(pkt(ip4(10, 0, 0, 2), 11112, ip4(10, 0, 0, 1), 104, tcpflag::ACK, 1)) == Dir::to_server);
+  CHECK(tb.feed(pkt(ip4(10, 0, 0, 2), 2575, ip4(10, 0, 0, 1), 40000, tcpflag::ACK, 2)) == Dir::to_server);
+  CHECK(tb.feed(pkt(ip4(10, 0, 0, 3), 11112, ip4(10, 0, 0, 1), 40000, tcpflag::SYN, 3)) == Dir::to_server);
+  CHECK(tb.feed(pkt(ip4(10, 0, 0, 4), 53, ip4(10, 0, 0, 1), 40000, 0, 4, 17)) == Dir::to_server);
+  CHECK(tb.c.get("flows.reversed_by_port") == 0);
+  CHECK(ports.server_side(104, 11112) == -1);
+  CHECK(ports.server_side(40000, 41000) == -1);
+  CHECK(ports.server_side(40000, 11112) == 1);
+  CHECK(ports.server_side(80, 1024) == 0);
+}
+
+TEST_CASE("Reversing a flow swaps client, server and every per-direction count") {
+  Table tb;
+  Dir d;
+  Flow& f = tb.t.lookup(pkt(ip4(10, 0, 0, 2), 4711, ip4(10, 0, 0, 1), 40000, tcpflag::ACK, 1), d);
+  REQUIRE(d == Dir::to_server);
+  f.pkts = {3, 1};
+  f.bytes = {300, 60};
+  f.payload_bytes = {200, 0};
+  f.tcp_flags = {tcpflag::ACK | tcpflag::PSH, tcpflag::ACK};
+  f.fin_seen = {true, false};
+  f.isn_seen = {true, false};
+  f.isn = {7, 0};
+  f.client_mac = {2, 0, 0, 0, 0, 2};
+  f.server_mac = {2, 0, 0, 0, 0, 1};
+  std::string id = f.id();
+  f.reverse();
+  CHECK(f.client_port() == 40000);
+  CHECK(f.server_port() == 4711);
+  CHECK(f.pkts == std::array<uint64_t, 2>{1, 3});
+  CHECK(f.bytes == std::array<uint64_t, 2>{60, 300});
+  CHECK(f.payload_bytes == std::array<uint64_t, 2>{0, 200});
+  CHECK(f.tcp_flags == std::array<uint8_t, 2>{tcpflag::ACK, tcpflag::ACK | tcpflag::PSH});
+  CHECK(f.fin_seen == std::array<bool, 2>{false, true});
+  CHECK(f.isn_seen == std::array<bool, 2>{false, true});
+  CHECK(f.isn[1] == 7);
+  CHECK(f.client_mac == std::array<uint8_t, 6>{2, 0, 0, 0, 0, 1});
+  CHECK(f.id() != id);
+  // Packets that follow take the new orientation.
+  CHECK(tb.feed(pkt(ip4(10, 0, 0, 1), 40000, ip4(10, 0, 0, 2), 4711, tcpflag::ACK, 2)) == Dir::to_server);
+  f.reverse();
+  CHECK(f.id() == id);
+}
+
+TEST_CASE("An absolute-timeout split keeps how the flow was oriented") {
+  FlowLimits l;
+  l.absolute_usec = 1000;
+  std::vector<Orientation> seen;
+  Counters c;
+  FlowTable t(l, c, [&](Flow& f, FlowEnd) { seen.push_back(f.orientation); });
+  Dir d;
+  t.lookup(pkt(ip4(1, 1, 1, 1), 40000, ip4(2, 2, 2, 2), 2575, tcpflag::SYN, 0), d);
+  t.lookup(pkt(ip4(2, 2, 2, 2), 2575, ip4(1, 1, 1, 1), 40000, tcpflag::ACK, 2000), d);
+  CHECK(d == Dir::to_client);
+  t.end_all(FlowEnd::end_of_input);
+  CHECK(seen == std::vector<Orientation>{Orientation::syn, Orientation::syn});
+}
