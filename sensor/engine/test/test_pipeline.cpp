@@ -171,3 +171,57 @@ TEST_CASE("Bytes released late from behind a lost segment do not end the peer's 
   CHECK(msgs[1].find("\"segment_count\":32") != std::string::npos);
   CHECK(msgs[1].find("\"complete\"") == std::string::npos);
 }
+
+namespace {
+std::string line_of(const Run& r, std::string_view type) {
+  for (auto& l : r.sink->lines)
+    if (l.find("\"event_type\":\"" + std::string(type) + "\"") != std::string::npos) return l;
+  return {};
+}
+}  // namespace
+
+TEST_CASE("Mid-stream, a client's message from the first packet's receiver turns the flow round, with what was held of it") {
+  // No port tells (40001, 40000). The first packet's sender sends bytes no probe knows; then its
+  // peer sends an HL7-over-HTTP request: the peer is the client.
+  const uint32_t a = ip4(10, 0, 0, 1), b = ip4(10, 0, 0, 2);
+  const std::string junk = "0123456789";
+  const std::string post =
+      "POST /hl7 HTTP/1.1\r\nContent-Type: x-application/hl7-v2+er7\r\nContent-Length: 52\r\n\r\n"
+      "MSH|^~\\&|A|B|C|D|20240101||ADT^A01|1|P|2.5\rPID|1\r";
+  Run r;
+  run(DLT_EN10MB,
+      {ether(0x0800, ipv4(a, b, 6, tcp(40001, 40000, 100, 500, tcpflag::ACK | tcpflag::PSH, junk))),
+       ether(0x0800, ipv4(b, a, 6, tcp(40000, 40001, 500, 110, tcpflag::ACK | tcpflag::PSH, post)))},
+      r);
+  REQUIRE(r.judge.flows.size() == 1);
+  const FlowSummary& f = r.judge.flows[0];
+  CHECK(f.ep.src_port == 40000);
+  CHECK(f.ep.dst_port == 40001);
+  CHECK(f.payload_bytes[0] == post.size());
+  CHECK(f.payload_bytes[1] == junk.size());
+  std::string flow = line_of(r, "flow");
+  CHECK(flow.find("\"initiator\":\"content\"") != std::string::npos);
+  CHECK(flow.find("\"src_port\":40000") != std::string::npos);
+  CHECK(flow.find("\"app\":\"hl7\"") != std::string::npos);
+  std::string hl7 = line_of(r, "hl7");
+  CHECK(hl7.find("\"direction\":\"to_server\"") != std::string::npos);
+  CHECK(hl7.find("\"src_port\":40000") != std::string::npos);
+  CHECK(line_of(r, "stats").find("\"flows.reversed_by_content\":1") != std::string::npos);
+}
+
+TEST_CASE("Mid-stream, a flow a dissector already reads keeps its orientation") {
+  // 2575 names the server; its client's MLLP message is read; a client's message from the
+  // server afterwards does not turn the flow round under the events already written.
+  const uint32_t a = ip4(10, 0, 0, 1), b = ip4(10, 0, 0, 2);
+  const std::string oru = "\x0bMSH|^~\\&|CT|R|RIS|H|20240101||ORU^R01|1|P|2.5\rPID|1\r\x1c\r";
+  const std::string post = "POST /hl7 HTTP/1.1\r\nContent-Type: x-application/hl7-v2+er7\r\n\r\n";
+  Run r;
+  run(DLT_EN10MB,
+      {ether(0x0800, ipv4(a, b, 6, tcp(40000, 2575, 100, 500, tcpflag::ACK | tcpflag::PSH, oru))),
+       ether(0x0800, ipv4(b, a, 6, tcp(2575, 40000, 500, 100 + uint32_t(oru.size()), tcpflag::ACK | tcpflag::PSH, post)))},
+      r);
+  REQUIRE(r.judge.flows.size() == 1);
+  CHECK(r.judge.flows[0].ep.src_port == 40000);
+  CHECK(line_of(r, "flow").find("\"initiator\":\"port\"") != std::string::npos);
+  CHECK(line_of(r, "stats").find("\"flows.orientation_kept\":1") != std::string::npos);
+}
