@@ -195,7 +195,7 @@ struct PolicyJudge::Alert {
   std::vector<Cite> mds2;
   std::vector<std::pair<std::string_view, std::string>> evidence;
   std::vector<std::string> phi_fields;
-  std::string_view distinct;  // what makes two alerts of one (rule, device, peer) different findings
+  std::string distinct;  // what makes two alerts of one (rule, device, peer) different findings
 };
 
 struct PolicyJudge::SideResult {
@@ -287,8 +287,9 @@ std::unique_ptr<PolicyJudge> PolicyJudge::load(const std::string& site_path, con
   return j;
 }
 
-void PolicyJudge::accept(std::string_view rule, std::string_view device, std::string_view peer) {
-  baseline_.insert(triple_key(rule, device, peer));
+void PolicyJudge::accept(std::string_view rule, std::string_view device, std::string_view peer, Severity up_to) {
+  auto [it, fresh] = baseline_.emplace(triple_key(rule, device, peer), up_to);
+  if (!fresh && up_to > it->second) it->second = up_to;
 }
 
 bool PolicyJudge::load_baseline(const std::string& path, Errors& errs) {
@@ -314,7 +315,14 @@ bool PolicyJudge::load_baseline(const std::string& path, Errors& errs) {
       auto& a = j["alert"];
       if (!a.is_object() || !a.contains("rule") || !a["rule"].is_string()) { errs.add(path, n, 1, "baseline: alert without a rule"); continue; }
       auto s = [&](const char* k) { return a.contains(k) && a[k].is_string() ? a[k].get<std::string>() : std::string(); };
-      accept(s("rule"), s("device"), s("peer"));
+      // The alert was accepted at the severity it was written with; a line without one (written
+      // by hand) accepts every severity.
+      Severity up_to = Severity::critical;
+      if (std::string sev = s("severity"); !sev.empty() && !parse_severity(sev, up_to)) {
+        errs.add(path, n, 1, "baseline: unknown severity '" + sev + "'");
+        continue;
+      }
+      accept(s("rule"), s("device"), s("peer"), up_to);
     }
   } else {
     YAML::Node root;
@@ -333,11 +341,18 @@ bool PolicyJudge::load_baseline(const std::string& path, Errors& errs) {
       }
       for (auto it = e.begin(); it != e.end(); ++it) {
         std::string k = it->first.Scalar();
-        if (k != "rule" && k != "device" && k != "peer" && k != "reason")
-          errs.add(path, it->first.Mark().line + 1, it->first.Mark().column + 1, "baseline entry: unknown key '" + k + "' (expected rule, device, peer, reason)");
+        if (k != "rule" && k != "device" && k != "peer" && k != "severity" && k != "reason")
+          errs.add(path, it->first.Mark().line + 1, it->first.Mark().column + 1, "baseline entry: unknown key '" + k + "' (expected rule, device, peer, severity, reason)");
       }
       auto s = [&](const char* k) { return e[k] && e[k].IsScalar() ? e[k].Scalar() : std::string(); };
-      accept(s("rule"), s("device"), s("peer"));
+      // `severity:` accepts the finding up to that severity; without it, at every severity.
+      Severity up_to = Severity::critical;
+      if (std::string sev = s("severity"); !sev.empty() && !parse_severity(sev, up_to)) {
+        errs.add(path, e["severity"].Mark().line + 1, e["severity"].Mark().column + 1,
+                 "baseline entry: unknown severity '" + sev + "' (expected info, low, medium, high, critical)");
+        continue;
+      }
+      accept(s("rule"), s("device"), s("peer"), up_to);
     }
   }
   return errs.list.size() == before;
@@ -459,11 +474,20 @@ void PolicyJudge::emit(const FlowSummary& f, Alert& a, EventOutput& out) {
   if (ov != site_->severity_overrides.end()) a.sev = ov->second;
   uint64_t key = triple_key(a.rule, a.device, a.peer);
   uint64_t seen = fnv(key, a.distinct);
-  if (emitted_.count(seen)) { ++repeats_; ++out.counters().at("policy.alert_repeats"); return; }
-  if (emitted_.size() < kMaxEmitted) emitted_.insert(seen);
+  // A repeat is folded unless it is more severe than every one before it (an escalation: the
+  // same peer pair now carrying PHI undeclared, say), which is written.
+  auto it = emitted_.find(seen);
+  if (it != emitted_.end() && a.sev <= it->second) { ++repeats_; ++out.counters().at("policy.alert_repeats"); return; }
+  if (it != emitted_.end()) it->second = a.sev;
+  else if (emitted_.size() < kMaxEmitted) emitted_.emplace(seen, a.sev);
   else ++emitted_full_;
-  // An accepted alert is counted once, as it would have been written once.
-  if (baseline_.count(key)) { ++suppressed_; ++out.counters().at("policy.alerts_baselined"); return; }
+  // An accepted alert is counted once (and once per escalation), as it would have been written;
+  // the baseline accepts it only up to the severity it was accepted at.
+  if (auto b = baseline_.find(key); b != baseline_.end() && a.sev <= b->second) {
+    ++suppressed_;
+    ++out.counters().at("policy.alerts_baselined");
+    return;
+  }
   ++alerts_written_;
   ++out.counters().at("policy.alerts");
   if (a.sev > max_sev_) max_sev_ = a.sev;
@@ -1017,6 +1041,7 @@ void PolicyJudge::eval_dicom_flow(const FlowSummary& f, const Device* cdev, cons
       if (last == 0 || t - last > window) {
         last = t ? t : 1;
         Alert a = base("dicom.reject_burst", Severity::high);
+        a.distinct = std::to_string(last);  // each window's burst is its own finding
         a.message = std::to_string(q.size()) + " DICOM associations from " + ip_str(f.ep.src) + " rejected within " +
                     std::to_string(site_->thresholds.reject_window_s) + " s: AE title guessing";
         if (auto* r = attr(f, "dicom.reject_reason")) a.evidence.emplace_back("reject_reason", *r);

@@ -49,8 +49,10 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
   uint64_t alerts_suppressed() const { return suppressed_; }
   const Site& site() const { return *site_; }
 
-  // Adds one accepted (rule, device, peer) triple; used by the baseline loader and tests.
-  void accept(std::string_view rule, std::string_view device, std::string_view peer);
+  // Adds one accepted (rule, device, peer) triple, accepted up to `up_to` (a later occurrence of
+  // a higher severity is written); used by the baseline loader and tests.
+  void accept(std::string_view rule, std::string_view device, std::string_view peer,
+              Severity up_to = Severity::critical);
 
  private:
   struct Alert;
@@ -71,7 +73,9 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
     std::unordered_map<IpKey, std::deque<int64_t>, IpKeyHash> rejects;  // source -> reject times
     std::unordered_map<IpKey, int64_t, IpKeyHash> reject_alerted;
     std::vector<DeviceState> dev_state;
-    std::unordered_set<uint64_t> emitted;  // (rule, device, peer) already alerted
+    // (rule, device, peer[, distinct]) already alerted -> the highest severity written (or
+    // accepted by the baseline) for it: a repeat at or below is folded, a higher one is written.
+    std::unordered_map<uint64_t, Severity> emitted;
   };
   PolicyJudge(std::shared_ptr<const Site> site, JudgeOptions opt, std::shared_ptr<CrossFlow> cross);
 
@@ -112,7 +116,7 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
   std::unordered_map<IpKey, std::deque<int64_t>, IpKeyHash>& rejects_;
   std::unordered_map<IpKey, int64_t, IpKeyHash>& reject_alerted_;
   std::vector<DeviceState>& dev_state_;
-  std::unordered_set<uint64_t>& emitted_;
+  std::unordered_map<uint64_t, Severity>& emitted_;
   std::unordered_map<IpKey, uint32_t, IpKeyHash> dev_by_ip_;
   std::vector<std::pair<std::string, uint32_t>> fp_ae_, fp_msh3_;
   std::vector<std::pair<std::array<uint8_t, 6>, uint32_t>> dev_by_mac_;
@@ -122,7 +126,7 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
   ZoneLookup zones_;                                                  // zones' cidrs and devices' zone: addresses
   std::vector<uint8_t> zone_matrix_;                                  // nz*nz allowed bits
   std::unordered_map<std::string, std::vector<Cidr>> ae_bindings_;    // AE title -> bound addresses or networks
-  std::unordered_set<uint64_t> baseline_;
+  std::unordered_map<uint64_t, Severity> baseline_;  // accepted triple -> highest severity accepted
   std::vector<const char*> lateral_apps_;
   Severity max_sev_ = Severity::info;
   uint64_t alerts_written_ = 0, suppressed_ = 0, repeats_ = 0;

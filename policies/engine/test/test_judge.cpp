@@ -68,7 +68,8 @@ struct Fixture {
     f.ep.src_port = sport;
     f.ep.dst_port = dport;
     f.ep.proto = proto;
-    ids.push_back(std::make_unique<std::string>("F" + std::to_string(ids.size() + 1)));
+    ids.push_back(std::make_unique<std::string>("F"));
+    *ids.back() += std::to_string(ids.size());  // appended: GCC 12 -Wrestrict misreads "F" + s here
     f.ep.flow_id = *ids.back();
     t += 1000000;
     f.start = {t};
@@ -1077,4 +1078,112 @@ fingerprints:
   REQUIRE(fp.size() == 2);
   CHECK(fp[0]["alert"]["evidence"]["ja3"] == "ffacac0ff89c5cda2150c31471937316");
   CHECK(fp[1]["alert"]["evidence"]["ja3s"] == "aa6d7b9ef470624d6742bdcd9d86e7a0");
+namespace {
+// RIS -> PACS: the declared order feed, PHI expected (phi.cleartext low); then the PACS pushes
+// PHI to the RIS, which no flow of its model declares (phi.cleartext high): one (rule, device,
+// peer, app) at two severities.
+void orders_then_undeclared_push(Fixture& fx) {
+  auto in = fx.flow(RIS, 40001, PACS, 2575);
+  auto& fi = fx.add_facts(in, "hl7");
+  fi.set_attr("hl7.msh3", "RIS");
+  fi.set_attr("hl7.message_types", "ORM^O01");
+  fi.add_phi("PatientName");
+  fx.judge_flow(in);
+  auto out = fx.flow(PACS, 40002, RIS, 2575);
+  auto& fo = fx.add_facts(out, "hl7");
+  fo.set_attr("hl7.msh3", "ACMEPACS");
+  fo.set_attr("hl7.message_types", "ORU^R01");
+  fo.add_phi("PatientName");
+  fx.judge_flow(out);
+}
+std::vector<std::string> severities(const std::vector<json>& alerts) {
+  std::vector<std::string> v;
+  for (auto& a : alerts) v.push_back(a["alert"]["severity"]);
+  return v;
+}
+}  // namespace
+
+TEST_CASE("a repeat more severe than the finding written before is written (an escalation)", "[judge]") {
+  Fixture fx;
+  orders_then_undeclared_push(fx);
+  auto phi = fx.alerts("phi.cleartext");
+  CHECK(severities(phi) == std::vector<std::string>{"low", "high"});
+  for (auto& a : phi) CHECK(a["alert"]["device"] == "pacs-1");
+  CHECK(fx.judge->exit_code(Severity::high) == 1);
+  // A repeat at or below the highest written is folded.
+  orders_then_undeclared_push(fx);
+  CHECK(fx.alerts("phi.cleartext").size() == 2);
+  CHECK(fx.out.counters().at("policy.alert_repeats") >= 2);
+}
+
+TEST_CASE("a baseline accepts a finding up to the severity it was accepted at", "[judge]") {
+  SECTION("accepted at low: the high one is written") {
+    Fixture fx;
+    fx.judge->accept("phi.cleartext", "pacs-1", RIS, Severity::low);
+    orders_then_undeclared_push(fx);
+    CHECK(severities(fx.alerts("phi.cleartext")) == std::vector<std::string>{"high"});
+    CHECK(fx.out.counters().at("policy.alerts_baselined") == 1);
+    CHECK(fx.judge->exit_code(Severity::high) == 1);
+  }
+  SECTION("accepted without a severity: every severity") {
+    Fixture fx;
+    fx.judge->accept("phi.cleartext", "pacs-1", RIS);
+    orders_then_undeclared_push(fx);
+    CHECK(fx.alerts("phi.cleartext").empty());
+    CHECK(fx.out.counters().at("policy.alerts_baselined") == 2);
+    CHECK(fx.judge->exit_code(Severity::high) == 0);
+  }
+}
+
+TEST_CASE("a baseline file records the severity it accepts: alert lines and YAML", "[judge]") {
+  std::string dir = std::string(POLICIES_DIR);
+  auto run = [&](const std::string& name, const std::string& text, Errors& errs) {
+    std::string path = "/tmp/medmon-baseline-" + std::to_string(::getpid()) + name;
+    std::ofstream(path) << text;
+    JudgeOptions opt;
+    opt.baseline_path = path;
+    auto j = PolicyJudge::load(dir + "/sites/demo-site.yaml", dir + "/devices", opt, errs);
+    std::remove(path.c_str());
+    return j;
+  };
+  auto phi_written = [&](std::unique_ptr<PolicyJudge> j) {
+    Fixture fx;
+    fx.judge = std::move(j);
+    fx.out.set_annotator(fx.judge.get());
+    orders_then_undeclared_push(fx);
+    return severities(fx.alerts("phi.cleartext"));
+  };
+  Errors errs;
+  auto jsonl = run(".jsonl",
+                   R"({"event_type":"alert","alert":{"rule":"phi.cleartext","severity":"low","device":"pacs-1","peer":"10.10.3.30"}})"
+                   "\n",
+                   errs);
+  REQUIRE(jsonl);
+  CHECK(phi_written(std::move(jsonl)) == std::vector<std::string>{"high"});
+  auto yaml_low = run(".yaml", "accepted:\n  - {rule: phi.cleartext, device: pacs-1, peer: 10.10.3.30, severity: low}\n", errs);
+  REQUIRE(yaml_low);
+  CHECK(phi_written(std::move(yaml_low)) == std::vector<std::string>{"high"});
+  auto yaml_any = run(".yaml", "accepted:\n  - {rule: phi.cleartext, device: pacs-1, peer: 10.10.3.30}\n", errs);
+  REQUIRE(yaml_any);
+  CHECK(phi_written(std::move(yaml_any)).empty());
+  CHECK(errs.list.empty());
+  Errors bad;
+  CHECK_FALSE(run(".yaml", "accepted:\n  - {rule: phi.cleartext, device: pacs-1, peer: 10.10.3.30, severity: huge}\n", bad));
+}
+
+TEST_CASE("DICOM: a reject burst is written once per window, each window's burst again", "[judge]") {
+  Fixture fx;  // demo site: 5 rejects within 60 s
+  auto burst = [&] {
+    for (int i = 0; i < 5; ++i) {
+      auto r = fx.flow("10.10.1.66", static_cast<uint16_t>(43000 + i), PACS, 11112);
+      fx.add_facts(r, "dicom").set_attr("dicom.result", "rejected");
+      fx.judge_flow(r);
+    }
+  };
+  burst();
+  burst();  // still within the first window
+  CHECK(fx.alerts("dicom.reject_burst").size() == 1);
+  fx.t += 70 * 1000000ll;
+  burst();
+  CHECK(fx.alerts("dicom.reject_burst").size() == 2);
 }
