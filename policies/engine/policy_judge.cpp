@@ -1071,6 +1071,9 @@ void PolicyJudge::track_fanout(const FlowSummary& f, const Device& dev, EventOut
     a.evidence.emplace_back("model", dev.model_id);
     return a;
   };
+  // Only TCP, UDP and SCTP have ports; the "ports" of an ICMP flow are its echo identifier (a new
+  // one per ping): a ping sweep is a fan-out of hosts, but repeated pings are no port scan.
+  const bool has_ports = f.ep.proto == 6 || f.ep.proto == 17 || f.ep.proto == 132;
   if (!st.fanout_alerted && st.peers.size() <= th.fanout_hosts) {
     st.peers.insert(peer);
     if (st.peers.size() > th.fanout_hosts) {
@@ -1079,12 +1082,12 @@ void PolicyJudge::track_fanout(const FlowSummary& f, const Device& dev, EventOut
       a.peer = "*";
       a.message = dev.name + " contacted more than " + std::to_string(th.fanout_hosts) + " distinct hosts";
       a.evidence.emplace_back("distinct_hosts", std::to_string(st.peers.size()));
-      a.evidence.emplace_back("last_port", std::to_string(f.ep.dst_port));
+      if (has_ports) a.evidence.emplace_back("last_port", std::to_string(f.ep.dst_port));
       cite(a, dev.model, "SAHD-8");
       emit(f, a, out);
     }
   }
-  if (st.scan_alerted.count(peer)) return;
+  if (!has_ports || st.scan_alerted.count(peer)) return;
   if (st.ports.size() > th.fanout_hosts * 2 + 64 && !st.ports.count(peer)) { ++scan_peers_full_; return; }  // bounded
   auto& ports = st.ports[peer];
   if (std::find(ports.begin(), ports.end(), f.ep.dst_port) == ports.end()) ports.push_back(f.ep.dst_port);

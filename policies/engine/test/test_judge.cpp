@@ -1187,3 +1187,30 @@ TEST_CASE("DICOM: a reject burst is written once per window, each window's burst
   burst();
   CHECK(fx.alerts("dicom.reject_burst").size() == 2);
 }
+
+TEST_CASE("ICMP has no ports: pings with new echo ids are no port scan, a ping sweep is a fan-out", "[judge]") {
+  Fixture fx;
+  // The sensor carries an ICMP echo's identifier where a port would be: a new one per ping.
+  for (int i = 0; i < 40; ++i) {
+    auto f = fx.flow(CT, static_cast<uint16_t>(1000 + i), PACS, static_cast<uint16_t>(1000 + i), 1);
+    f.ndpi_protocol = "ICMP";
+    fx.judge_flow(f);
+  }
+  CHECK(fx.alerts("lateral.port_scan").empty());
+  for (int i = 1; i <= 40; ++i) {
+    std::string ip = "10.10.1.";
+    ip += std::to_string(100 + i);
+    auto f = fx.flow(CT, 7, ip.c_str(), 7, 1);
+    f.ndpi_protocol = "ICMP";
+    fx.judge_flow(f);
+  }
+  auto fan = fx.alerts("lateral.fan_out");
+  REQUIRE(fan.size() == 1);
+  CHECK_FALSE(fan[0]["alert"]["evidence"].contains("last_port"));
+  // UDP ports still count.
+  for (int p = 1; p <= 30; ++p) {
+    auto f = fx.flow(CT, 50000, RIS, static_cast<uint16_t>(2000 + p), 17);
+    fx.judge_flow(f);
+  }
+  CHECK(fx.alerts("lateral.port_scan").size() == 1);
+}
