@@ -16,20 +16,22 @@ namespace medmon {
 
 namespace dicom {
 namespace {
-// Appends v to the comma list attribute `key` once; lists stay short (a flow uses few services).
-void add_to_list(FlowContext& ctx, std::string_view key, std::string_view v) {
+// Appends v to the list attribute `key` once; lists stay short (a flow uses few services).
+// Command names and UIDs are joined with commas; AE titles, which may hold a comma, with a
+// backslash, DICOM's value delimiter, which no AE title holds.
+void add_to_list(FlowContext& ctx, std::string_view key, std::string_view v, char sep = ',') {
   if (v.empty()) return;
   const std::string* cur = ctx.facts().attr(key);
   std::string list = cur ? *cur : std::string();
   size_t pos = 0;
   while (pos <= list.size()) {
-    size_t e = list.find(',', pos);
+    size_t e = list.find(sep, pos);
     if (e == std::string::npos) e = list.size();
     if (std::string_view(list).substr(pos, e - pos) == v) return;
     pos = e + 1;
   }
   if (list.size() > 4096) return;
-  if (!list.empty()) list.push_back(',');
+  if (!list.empty()) list.push_back(sep);
   list.append(v);
   ctx.facts().set_attr(key, list);
 }
@@ -606,7 +608,8 @@ void DicomDissector::complete_message(Dir dir, FlowContext& ctx, uint64_t off) {
     op.has_move_orig_id = c.has & Command::kMoveOrigId;
     op.move_orig_id = c.move_originator_id;
     op.dataset = c.has_dataset();
-    if (!op.move_destination.empty()) ctx.facts().set_attr("dicom.move_destination", op.move_destination);
+    // Every destination the association's C-MOVEs name, not only the last one's.
+    add_to_list(ctx, "dicom.move_destination", op.move_destination, '\\');
     // For the policy: which DIMSE services and SOP classes this flow used (bounded lists).
     add_to_list(ctx, "dicom.commands", command_name(op.command));
     if (!op.sop_class.empty()) add_to_list(ctx, "dicom.sop_classes", op.sop_class);

@@ -119,10 +119,11 @@ bool endpoint_matches(std::string_view endpoint, std::string_view name) {
 
 const std::string* attr(const FlowSummary& f, std::string_view k) { return f.facts ? f.facts->attr(k) : nullptr; }
 
-// Iterates a comma-separated attribute value.
-template <class F> void each_item(std::string_view s, F fn) {
+// Iterates a list attribute value: comma-separated, or for AE titles (a comma is legal in one)
+// backslash-separated.
+template <class F> void each_item(std::string_view s, F fn, char sep = ',') {
   while (!s.empty()) {
-    size_t c = s.find(',');
+    size_t c = s.find(sep);
     std::string_view item = s.substr(0, c);
     while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
     while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
@@ -896,8 +897,8 @@ void PolicyJudge::check_dicom_against_model(const Side& s) {
           }
         }
       }
-      if (!ok) { if (!bad.empty()) bad += ","; bad += d; }
-    });
+      if (!ok) { if (!bad.empty()) bad += "\\"; bad += d; }
+    }, '\\');
     if (!bad.empty()) {
       Alert a = s.alert("dicom.move_destination_undeclared", Severity::high);
       a.message =

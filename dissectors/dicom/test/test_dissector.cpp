@@ -219,12 +219,18 @@ TEST_CASE("C-FIND with pending responses and C-MOVE with sub-operations", "[dico
   h.feed(Dir::to_client, message(3, command(mr)));
   mr.status = 0; mr.remaining = -1; mr.completed = 2;
   h.feed(Dir::to_client, message(3, command(mr)));
+  // A second C-MOVE of the association, to an AE title holding a comma (legal in one).
+  Cmd mv2 = mv; mv2.msg_id = 3; mv2.move_dest = "WS01,";
+  h.feed(Dir::to_server, message(3, command(mv2), &mk.b));
+  Cmd mr2; mr2.field = 0x8021; mr2.responded = 3; mr2.status = 0; mr2.remaining = -1; mr2.completed = 1; mr2.failed = 0; mr2.warning = 0;
+  h.feed(Dir::to_client, message(3, command(mr2)));
   h.finish();
   auto ev = h.events("dicom");
   REQUIRE(ev.size() == 1);
   const json& d = ev[0]["dicom"];
   CHECK(d["status"] == "incomplete");
-  REQUIRE(d["ops"].size() == 2);
+  REQUIRE(d["ops"].size() == 3);
+  CHECK(d["ops"][2]["move_destination"] == "WS01,");
   CHECK(d["ops"][0]["command"] == "C-FIND");
   CHECK(d["ops"][0]["responses"] == 4);
   CHECK(d["ops"][0]["pending"] == 3);
@@ -234,7 +240,8 @@ TEST_CASE("C-FIND with pending responses and C-MOVE with sub-operations", "[dico
   CHECK(d["ops"][1]["command"] == "C-MOVE");
   CHECK(d["ops"][1]["move_destination"] == "VIEWER1");
   CHECK(d["ops"][1]["sub_ops"]["completed"] == 2);
-  CHECK(*h.facts().attr("dicom.move_destination") == "VIEWER1");
+  // Every destination, backslash-separated: a comma may be part of an AE title.
+  CHECK(*h.facts().attr("dicom.move_destination") == "VIEWER1\\WS01,");
 }
 
 TEST_CASE("capture starting mid-stream resynchronises", "[dicom][dissector]") {

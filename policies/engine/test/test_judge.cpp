@@ -1214,3 +1214,29 @@ TEST_CASE("ICMP has no ports: pings with new echo ids are no port scan, a ping s
   }
   CHECK(fx.alerts("lateral.port_scan").size() == 1);
 }
+
+TEST_CASE("DICOM: C-MOVE destinations are AE titles, a comma is part of one", "[judge]") {
+  Fixture fx;
+  auto move = [&](const char* dest, uint16_t port) {
+    auto f = fx.flow(WS, port, PACS, 11112);
+    auto& facts = fx.add_facts(f, "dicom");
+    facts.set_attr("dicom.calling_ae", "WS01");
+    facts.set_attr("dicom.move_destination", dest);
+    fx.judge_flow(f);
+  };
+  move("WS01,", 40001);  // not WS01
+  auto mv = fx.alerts("dicom.move_destination_undeclared");
+  REQUIRE(mv.size() == 1);
+  CHECK(mv[0]["alert"]["evidence"]["move_destination"] == "WS01,");
+  // Two C-MOVEs of one association, to WS01 and elsewhere (backslash-separated, DICOM's value
+  // delimiter, which no AE title holds): the other one is named.
+  Fixture fx2;
+  auto f = fx2.flow(WS, 40002, PACS, 11112);
+  auto& facts = fx2.add_facts(f, "dicom");
+  facts.set_attr("dicom.calling_ae", "WS01");
+  facts.set_attr("dicom.move_destination", "WS01\\EXFIL,WS01");
+  fx2.judge_flow(f);
+  auto mv2 = fx2.alerts("dicom.move_destination_undeclared");
+  REQUIRE(mv2.size() == 1);
+  CHECK(mv2[0]["alert"]["evidence"]["move_destination"] == "EXFIL,WS01");
+}
