@@ -216,6 +216,7 @@ PolicyJudge::PolicyJudge(std::shared_ptr<const Site> site, JudgeOptions opt)
 
 PolicyJudge::PolicyJudge(std::shared_ptr<const Site> site, JudgeOptions opt, std::shared_ptr<CrossFlow> cross)
     : site_(std::move(site)), opt_(std::move(opt)), cross_(std::move(cross)), learned_(cross_->learned),
+      fp_address_(cross_->fp_address),
       ae_seen_(cross_->ae_seen), rejects_(cross_->rejects), reject_alerted_(cross_->reject_alerted),
       dev_state_(cross_->dev_state), emitted_(cross_->emitted) {
   auto& s = *site_;
@@ -388,9 +389,22 @@ const Device* PolicyJudge::bind_by_fingerprint(const FlowSummary& f) {
   const Device* d = find(fp_ae_, "dicom.calling_ae");
   if (!d) d = find(fp_msh3_, "hl7.msh3");
   if (!d) return nullptr;
+  // A device is at one address: its own `ip`, or the first that showed its fingerprint. Another
+  // host showing it later is not the device and does not take it over (eval_dicom_flow reports
+  // the calling AE as spoofed).
+  auto di = static_cast<uint32_t>(d - site_->devices.data());
+  if (!d->ips.empty() || fp_address_.count(di)) return nullptr;
   if (learned_.size() >= kMaxLearned) { ++learned_full_; return nullptr; }
-  learned_.emplace(IpKey(f.ep.src), static_cast<uint32_t>(d - site_->devices.data()));
+  learned_.emplace(IpKey(f.ep.src), di);
+  fp_address_.emplace(di, f.ep.src);
   return d;
+}
+
+const Device* PolicyJudge::fingerprint_owner(std::string_view calling_ae) const {
+  if (fp_address_.empty()) return nullptr;
+  for (auto& [ae, i] : fp_ae_)
+    if (ae == calling_ae) return fp_address_.count(i) ? &site_->devices[i] : nullptr;
+  return nullptr;
 }
 
 int PolicyJudge::zone_of(const IpAddr& ip) const {
@@ -1005,6 +1019,20 @@ void PolicyJudge::eval_dicom_flow(const FlowSummary& f, const Device* cdev, cons
         Alert a = base("dicom.ae_spoofing", Severity::high);
         a.peer = *calling + "@" + ip_str(f.ep.src);
         a.message = "Calling AE " + *calling + " is bound to another address but was used from " + ip_str(f.ep.src);
+        cite(a, m, "NAUT-1");
+        cite(a, m, "TXCF-4");
+        emit(f, a, out);
+      }
+    } else if (const Device* fp_dev = fingerprint_owner(*calling)) {
+      // The AE title is the fingerprint of a device already bound to another address.
+      const IpAddr& at = fp_address_.at(static_cast<uint32_t>(fp_dev - site_->devices.data()));
+      if (fp_dev != cdev && !(at == f.ep.src)) {
+        Alert a = base("dicom.ae_spoofing", Severity::high);
+        a.peer = *calling + "@" + ip_str(f.ep.src);
+        a.message = "Calling AE " + *calling + " identifies " + fp_dev->name + ", bound by its fingerprint to " +
+                    ip_str(at) + ", but was used from " + ip_str(f.ep.src);
+        a.evidence.emplace_back("fingerprint_device", fp_dev->name);
+        a.evidence.emplace_back("bound_ip", ip_str(at));
         cite(a, m, "NAUT-1");
         cite(a, m, "TXCF-4");
         emit(f, a, out);

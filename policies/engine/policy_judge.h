@@ -69,6 +69,7 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
   struct CrossFlow {
     std::mutex lock;
     std::unordered_map<IpKey, uint32_t, IpKeyHash> learned;           // bound by fingerprint (capped)
+    std::unordered_map<uint32_t, IpAddr> fp_address;                  // device -> the address its fingerprint bound
     std::unordered_map<std::string, std::vector<IpAddr>> ae_seen;     // unbound AE -> IPs seen
     std::unordered_map<IpKey, std::deque<int64_t>, IpKeyHash> rejects;  // source -> reject times
     std::unordered_map<IpKey, int64_t, IpKeyHash> reject_alerted;
@@ -82,6 +83,8 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
   const Device* device_at(const IpAddr& ip, const std::array<uint8_t, 6>& mac) const;
   const Device* judged_device(const IpAddr& ip, const std::array<uint8_t, 6>& mac) const;
   const Device* bind_by_fingerprint(const FlowSummary& f);
+  // The device whose DICOM fingerprint `calling_ae` is, once a flow has bound it to an address.
+  const Device* fingerprint_owner(std::string_view calling_ae) const;
   int zone_of(const IpAddr& ip) const;
   bool internal(const IpAddr& ip) const;
   uint64_t roles_of(const IpAddr& ip) const;
@@ -112,6 +115,7 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
   std::shared_ptr<CrossFlow> cross_;
   // The cross-flow state, by its old names (references into *cross_).
   std::unordered_map<IpKey, uint32_t, IpKeyHash>& learned_;
+  std::unordered_map<uint32_t, IpAddr>& fp_address_;
   std::unordered_map<std::string, std::vector<IpAddr>>& ae_seen_;
   std::unordered_map<IpKey, std::deque<int64_t>, IpKeyHash>& rejects_;
   std::unordered_map<IpKey, int64_t, IpKeyHash>& reject_alerted_;

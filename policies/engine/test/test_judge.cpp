@@ -1240,3 +1240,33 @@ TEST_CASE("DICOM: C-MOVE destinations are AE titles, a comma is part of one", "[
   REQUIRE(mv2.size() == 1);
   CHECK(mv2[0]["alert"]["evidence"]["move_destination"] == "EXFIL,WS01");
 }
+
+TEST_CASE("a device bound by fingerprint stays at the first address that showed it", "[judge]") {
+  Fixture fx(Fixture::Edits{{"devices:\n",
+                             "devices:\n  - {name: ct-2, model: acme-ct, fingerprint: {dicom_calling_ae: [CT02]}, "
+                             "ae_title: CT02, zone: modality, roles: [modality]}\n"}});
+  auto first = fx.flow("10.10.1.77", 40001, PACS, 11112);
+  fx.add_facts(first, "dicom").set_attr("dicom.calling_ae", "CT02");
+  fx.judge_flow(first);
+  CHECK(fx.alerts("dicom.ae_spoofing").empty());
+  const size_t before = fx.alerts().size();
+  // Another host calls as CT02: it is not ct-2, and its other flows are not ct-2's.
+  auto office = fx.flow("10.10.5.50", 40002, PACS, 11112);
+  fx.add_facts(office, "dicom").set_attr("dicom.calling_ae", "CT02");
+  fx.judge_flow(office);
+  auto sp = fx.alerts("dicom.ae_spoofing");
+  REQUIRE(sp.size() == 1);
+  CHECK(sp[0]["alert"]["peer"] == "CT02@10.10.5.50");
+  CHECK(sp[0]["alert"]["evidence"]["fingerprint_device"] == "ct-2");
+  CHECK(sp[0]["alert"]["evidence"]["bound_ip"] == "10.10.1.77");
+  CHECK(fx.alerts("dicom.ae_new_ip").empty());
+  auto rdp = fx.flow("10.10.5.50", 40003, "10.10.1.90", 3389);
+  fx.judge_flow(rdp);
+  auto all = fx.alerts();
+  for (size_t i = before; i < all.size(); ++i) CHECK(all[i]["alert"]["device"] != "ct-2");
+  // The bound address keeps the device.
+  auto again = fx.flow("10.10.1.77", 40004, PACS, 11112);
+  fx.add_facts(again, "dicom").set_attr("dicom.calling_ae", "CT02");
+  fx.judge_flow(again);
+  CHECK(fx.alerts("dicom.ae_spoofing").size() == 1);
+}
