@@ -865,6 +865,12 @@ void resolve_device_model(Reader& r, YAML::Node at, const std::string& what, con
   }
 }
 
+std::string address_text(const IpAddr& a) {
+  std::string s;
+  a.append_to(s);
+  return s;
+}
+
 // The devices: binding, AE titles, roles (created when new), zone and model.
 void load_devices(Reader& r, YAML::Node dl, const std::string& models_dir, Site& site) {
   if (!r.optional_list(dl, "devices", "{name, model, ip, ...}")) return;
@@ -898,6 +904,16 @@ void load_devices(Reader& r, YAML::Node dl, const std::string& models_dir, Site&
     else if (r.str(e["model"], what + " model", d.model_id))
       resolve_device_model(r, e["model"], what, d.model_id, models_dir, site);
     for (auto& o : site.devices) if (o.name == d.name) r.err(e, what + ": duplicate device name");
+    // An address identifies one device: with two on it, the judge and the report would give every
+    // flow of that address to the first, and the other would never be seen.
+    for (const IpAddr& ip : d.ips)
+      for (auto& o : site.devices)
+        if (std::find(o.ips.begin(), o.ips.end(), ip) != o.ips.end()) {
+          YAML::Node at = e["ip"] ? e["ip"] : e["ips"];
+          r.err_mark(Reader::mark_of(at, address_text(ip)), what + ": address " + address_text(ip) +
+                                                                " is already that of device '" + o.name +
+                                                                "' (an address identifies one device)");
+        }
     site.devices.push_back(std::move(d));
   }
 }

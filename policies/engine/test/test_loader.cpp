@@ -495,4 +495,21 @@ TEST_CASE("TLS fingerprints in a model are JA3 hashes, located when malformed", 
   INFO(s);
   CHECK(s.find(":14:49: fingerprints tls_ja3: '771,4865' is not a JA3 hash") != std::string::npos);
   CHECK(errs.list.size() == 1);
+TEST_CASE("two devices on one address are an error at the second one's address", "[policy][loader]") {
+  TempDir t;
+  t.write("devices/test-modality.yaml", kModel);
+  std::string site = kSite;
+  site += "  - {name: mod-2, model: test-modality, ips: [10.1.0.11, 10.1.0.10], zone: modality}\n";
+  auto sp = t.write("sites/site.yaml", site);
+  Errors errs;
+  CHECK_FALSE(load_site(sp, "", errs));
+  std::string s = all(errs);
+  INFO(s);
+  CHECK(s.find("site.yaml:9:58: device 'mod-2': address 10.1.0.10 is already that of device 'mod-1'") != std::string::npos);
+  // Other addresses of a device are its own.
+  std::string ok = kSite;
+  ok += "  - {name: mod-2, model: test-modality, ips: [10.1.0.11, 10.1.0.12], zone: modality}\n";
+  Errors e2;
+  CHECK(load_site(t.write("sites/ok.yaml", ok), "", e2));
+  INFO(all(e2));
 }
