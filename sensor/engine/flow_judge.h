@@ -21,7 +21,7 @@ struct FlowSummary {
   std::array<uint64_t, 2> bytes{};      // frame bytes, as on the wire
   std::array<uint64_t, 2> payload_bytes{};
   bool syn_seen = false;                // the initiator was seen opening the connection
-  bool server_answered = false;         // SYN-ACK or any packet back
+  bool server_answered = false;         // SYN-ACK or payload back (an RST alone is no answer)
   std::string end_state;                // closed, reset, idle_timeout, ... (see docs/schema/flow.json)
   std::string ndpi_protocol;            // e.g. "TLS", "SMBv23", "SSH", "Unknown"
   std::string ndpi_app;                 // e.g. "Google" for TLS.Google, empty otherwise

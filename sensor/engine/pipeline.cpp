@@ -358,7 +358,8 @@ void Pipeline::write_flow_event(Flow& f, FlowEnd why, FlowState* st) {
     s.bytes = f.bytes;
     s.payload_bytes = f.payload_bytes;
     s.syn_seen = f.syn_seen;
-    s.server_answered = f.synack_seen || f.pkts[1] > 0;
+    // A SYN-ACK or payload: an RST answering a SYN is a closed port, not an answer.
+    s.server_answered = f.synack_seen || f.payload_bytes[1] > 0;
     s.end_state = flow_end_name(why);
     s.ndpi_protocol = ndpi_proto;
     s.ndpi_app = ndpi_app;

@@ -276,6 +276,15 @@ for cmd in (["assets", damaged, "--json"], ["report", damaged, "-o", os.path.joi
 rc, out, _ = run(["assets", damaged, "--json"], check_rc=(0,))
 c.eq("damaged file: same inventory", set(a["ip"] for a in json.loads(out)), set(inv))
 
+# A port that answered a SYN with RST is closed, not a service offered (the demo probes ten ports
+# of the workstation 10.10.1.50).
+closed = {f["dst_port"] for f in flows if f["dst_ip"] == "10.10.1.50" and f["proto"] == "tcp"
+          and "R" in f["flow"]["tcp_flags_toclient"] and "S" not in f["flow"]["tcp_flags_toclient"]
+          and f["flow"]["payload_bytes_toclient"] == 0}
+c.true("the demo probes closed ports of 10.10.1.50", len(closed) >= 5)
+c.eq("closed ports are not services offered",
+     sorted(s["port"] for s in inv.get("10.10.1.50", {}).get("services_offered", []) if s["port"] in closed), [])
+
 # Asset events follow their schema.
 try:
     import jsonschema
