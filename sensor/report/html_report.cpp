@@ -16,7 +16,21 @@ using nlohmann::json;
 std::string html_escape(std::string_view s) {
   std::string o;
   o.reserve(s.size() + 8);
-  for (char c : s) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    auto u = static_cast<unsigned char>(c);
+    auto next = i + 1 < s.size() ? static_cast<unsigned char>(s[i + 1]) : 0;
+    // Values from the wire may hold control characters (C0, DEL, UTF-8 encoded C1): shown as
+    // \xNN, as the inventory table shows them, not passed on to whatever displays the page.
+    if (u < 0x20 || u == 0x7f) {
+      o += fmt::format("\\x{:02x}", u);
+      continue;
+    }
+    if (u == 0xc2 && next >= 0x80 && next <= 0x9f) {
+      o += fmt::format("\\x{:02x}\\x{:02x}", u, next);
+      ++i;
+      continue;
+    }
     switch (c) {
       case '&': o += "&amp;"; break;
       case '<': o += "&lt;"; break;

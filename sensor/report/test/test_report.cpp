@@ -301,3 +301,15 @@ TEST_CASE("numbers beyond uint64_t are clamped") {
   CHECK(num(j, "top") == UINT64_MAX);
   CHECK(num(j, "half") == 2);
 }
+
+TEST_CASE("report: control characters from the wire are escaped in the HTML") {
+  CHECK(html_escape("A\x1b[2J\x07" "B\x7f\xc2\x9b") == "A\\x1b[2J\\x07B\\x7f\\xc2\\x9b");
+  CHECK(html_escape("caf\xc3\xa9") == "caf\xc3\xa9");  // other UTF-8 kept
+  EventLog log;
+  log.add_line(R"({"ts":"2024-03-01T12:00:00.000000Z","event_type":"asset","asset":{"ip":"10.0.0.9","changes":["new"],"model":"unbound","dicom":{"ae_titles":["A\u001b[2J\u0007B"]},"flows":1,"bytes":1}})");
+  log.add_line(R"({"ts":"2024-03-01T12:00:01.000000Z","event_type":"flow","flow_id":"f1","src_ip":"10.0.0.9","src_port":1,"dst_ip":"10.0.0.8","dst_port":104,"proto":"tcp","flow":{"bytes_toserver":60,"bytes_toclient":80},"app":"dicom"})");
+  std::string html = render_html(log, ReportOptions{});
+  CHECK(html.find('\x1b') == std::string::npos);
+  CHECK(html.find('\x07') == std::string::npos);
+  CHECK(html.find("A\\x1b[2J\\x07B") != std::string::npos);
+}
