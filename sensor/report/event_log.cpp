@@ -1,5 +1,7 @@
 #include "sensor/report/event_log.h"
 
+#include <algorithm>
+#include <cctype>
 #include <fstream>
 
 namespace medmon::report {
@@ -22,6 +24,16 @@ uint64_t num(const nlohmann::json& j, const char* key) {
   if (!(d > 0)) return 0;
   if (d >= 18446744073709551616.0) return UINT64_MAX;
   return static_cast<uint64_t>(d);
+}
+
+std::string flow_app(const nlohmann::json& f) {
+  std::string app = str(f, "app");
+  // A protocol nDPI only guessed from the port is not what the flow carried (docs/policy.md).
+  const nlohmann::json ndpi = f.value("ndpi", nlohmann::json::object());
+  if (app.empty() && !(ndpi.is_object() && ndpi.value("guessed", false) == true)) app = str(ndpi, "protocol");
+  if (app.empty() || app == "Unknown") app = "unknown";
+  std::transform(app.begin(), app.end(), app.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return app;
 }
 
 void EventLog::add_line(std::string_view line) {

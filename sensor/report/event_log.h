@@ -27,4 +27,8 @@ struct EventLog {
 std::string str(const nlohmann::json& j, const char* key, const std::string& fallback = {});
 uint64_t num(const nlohmann::json& j, const char* key);
 
+// A flow's protocol as the inventory and the report name it: medmon's `app`, else nDPI's when it
+// read it from the content (not guessed from the port), else "unknown"; lower case.
+std::string flow_app(const nlohmann::json& f);
+
 }  // namespace medmon::report

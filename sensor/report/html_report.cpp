@@ -115,16 +115,6 @@ const char* verdict_color(int rank) {
 // A protocol's colour in every chart of the report.
 const char* kPalette[] = {"#1565c0", "#2e7d32", "#6a1b9a", "#ef6c00", "#00838f", "#ad1457", "#5d4037", "#9e9d24"};
 
-std::string flow_app(const json& f) {
-  std::string app = str(f, "app");
-  // A protocol nDPI only guessed from the port is not what the flow carried (docs/policy.md).
-  const json ndpi = f.value("ndpi", json::object());
-  if (app.empty() && !(ndpi.is_object() && ndpi.value("guessed", false) == true)) app = str(ndpi, "protocol");
-  if (app.empty() || app == "Unknown") app = "unknown";
-  std::transform(app.begin(), app.end(), app.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return app;
-}
-
 // One device of the report: a policy device (by name) or, without a policy, an address.
 struct Dev {
   std::string key, name, zone, model = "unbound";
@@ -158,9 +148,52 @@ std::pair<std::string, std::string> verdict_for(const json& f, const Dev& d) {
   return {str(f, src ? "src_verdict" : "dst_verdict"), str(f, src ? "src_verdict_rule" : "dst_verdict_rule")};
 }
 
+// What the report knows of the events beyond one flow: the alerts of each flow, and the devices
+// the policy bound by fingerprint (no header names them).
+struct Context {
+  std::unordered_map<std::string, std::vector<const json*>> alerts_of;  // flow id -> its alerts
+  std::map<std::string, std::string> bound;                             // address -> device
+};
+
+// The name of a flow side's device: the header's, else the fingerprint binding of its address
+// when the policy judged that side.
+std::string side_device(const json& f, int side, const Context& c) {
+  std::string name = str(f, side ? "dst_device" : "src_device");
+  if (!name.empty() || c.bound.empty()) return name;
+  if (!f.contains(side ? "dst_verdict" : "src_verdict")) return {};
+  auto it = c.bound.find(str(f, side ? "dst_ip" : "src_ip"));
+  return it == c.bound.end() ? std::string() : it->second;
+}
+
+// The MDS2 questions a flow contradicts for this device: the flow's `mds2` belongs to the side
+// whose verdict is the flow's (the worse; on a tie the client's), and each side's own alerts on
+// the flow for its rule cite its own answers.
+std::set<std::string> mds2_for(const json& f, const Dev& d, bool src, const Context& c) {
+  std::set<std::string> ids;
+  const bool sides = f.contains("src_verdict") || f.contains("dst_verdict");  // else: events before the sides
+  int src_rank = verdict_rank(str(f, "src_verdict")), dst_rank = verdict_rank(str(f, "dst_verdict"));
+  std::string rule = str(f, src ? "src_verdict_rule" : "dst_verdict_rule");
+  bool owner = !sides || ((src ? src_rank >= dst_rank : dst_rank > src_rank) && rule == str(f, "verdict_rule"));
+  if (owner)
+    if (auto it = f.find("mds2"); it != f.end() && it->is_array())
+      for (auto& m : *it) if (m.is_string()) ids.insert(m.get<std::string>());
+  auto it = c.alerts_of.find(str(f, "flow_id"));
+  if (!sides || rule.empty() || it == c.alerts_of.end()) return ids;
+  for (const json* e : it->second) {
+    const json& a = e->value("alert", json::object());
+    if (str(a, "device") != d.key || str(a, "rule") != rule) continue;
+    if (auto m = a.find("mds2"); m != a.end() && m->is_array())
+      for (auto& q : *m) {
+        if (q.is_string()) ids.insert(q.get<std::string>());
+        else if (std::string id = str(q, "id"); !id.empty()) ids.insert(id);
+      }
+  }
+  return ids;
+}
+
 // The device's flows grouped by direction, peer, protocol, port and application; the worst
 // verdict first, then the most bytes.
-std::vector<FlowGroup> group_flows(const Dev& d) {
+std::vector<FlowGroup> group_flows(const Dev& d, const Context& c) {
   std::map<std::string, FlowGroup> g;
   for (const json* fp : d.flows) {
     const json& f = *fp;
@@ -172,7 +205,7 @@ std::vector<FlowGroup> group_flows(const Dev& d) {
     FlowGroup& fg = g[key];
     fg.dir = out_dir ? "out" : "in";
     fg.peer = peer;
-    fg.peer_name = str(f, out_dir ? "dst_device" : "src_device");
+    fg.peer_name = side_device(f, out_dir ? 1 : 0, c);
     fg.peer_zone = str(f, out_dir ? "dst_zone" : "src_zone");
     fg.proto = str(f, "proto");
     fg.port = port;
@@ -183,8 +216,8 @@ std::vector<FlowGroup> group_flows(const Dev& d) {
     auto [v, rule] = verdict_for(f, d);
     if (verdict_rank(v) > verdict_rank(fg.verdict)) { fg.verdict = v; fg.rule = rule; }
     if (v == "declared" && !rule.empty()) fg.declared_rules.insert(rule);
-    if (auto it = f.find("mds2"); it != f.end() && it->is_array())
-      for (auto& m : *it) if (m.is_string()) fg.mds2.insert(m.get<std::string>());
+    std::set<std::string> mds2 = mds2_for(f, d, out_dir, c);
+    fg.mds2.insert(mds2.begin(), mds2.end());
     if (f.contains("phi_cleartext")) fg.phi = true;
   }
   std::vector<FlowGroup> groups;
@@ -277,7 +310,7 @@ h3{font-size:15px;margin:18px 0 8px}
 .card .n{font-size:24px;font-weight:bold}
 .card .l{color:var(--muted);font-size:12px;text-transform:uppercase;letter-spacing:.04em}
 .verdict{display:inline-block;padding:2px 10px;border-radius:4px;color:#fff;font-weight:bold;font-size:13px}
-.verdict.pass{background:var(--pass)}.verdict.fail{background:var(--fail)}.verdict.review{background:var(--review)}.verdict.none{background:var(--none)}
+.verdict.pass{background:var(--pass)}.verdict.fail{background:var(--fail)}.verdict.review{background:var(--review)}.verdict.none{background:var(--none)}.verdict.incomplete{background:#4a148c}
 .big{font-size:26px;padding:6px 18px}
 table{border-collapse:collapse;background:#fff;width:100%;margin:6px 0 12px;font-size:13px}
 th,td{border:1px solid var(--line);padding:4px 8px;text-align:left;vertical-align:top}
@@ -339,6 +372,7 @@ class Builder {
   std::vector<Asset> inventory_;
   std::unordered_map<std::string, size_t> asset_at_;  // ip -> its entry in inventory_
   std::map<std::string, size_t> palette_;
+  Context ctx_;
   int overall_ = -1;
 };
 
@@ -346,7 +380,7 @@ int Builder::dev_for(const json& e, int side) {
   std::string ip = str(e, side ? "dst_ip" : "src_ip");
   std::string key;
   if (policy_) {
-    key = str(e, side ? "dst_device" : "src_device");
+    key = side_device(e, side, ctx_);
     if (key.empty()) return -1;
   } else {
     if (ip.empty()) return -1;
@@ -376,6 +410,9 @@ void Builder::collect() {
   policy_ = std::any_of(log_.flows.begin(), log_.flows.end(), has_dev) ||
             std::any_of(log_.alerts.begin(), log_.alerts.end(), has_dev) ||
             std::any_of(inventory_.begin(), inventory_.end(), [](const Asset& a) { return !a.device.empty(); });
+  if (policy_) ctx_.bound = fingerprint_bindings(log_);
+  for (const json& a : log_.alerts)
+    if (std::string id = str(a, "flow_id"); !id.empty()) ctx_.alerts_of[id].push_back(&a);
   for (const json& f : log_.flows) {
     for (int side = 0; side < 2; ++side) {
       std::string ip = str(f, side ? "dst_ip" : "src_ip");
@@ -412,6 +449,16 @@ void Builder::collect() {
       if (it != by_key_.end()) devs_[it->second].model = a.model;
     }
   }
+  // A device bound by fingerprint whose judged flows are all gone (none left in the events) still
+  // has its alerts, and its own section for them.
+  for (auto& [ip, name] : ctx_.bound) {
+    if (by_key_.count(name)) continue;
+    by_key_.emplace(name, devs_.size());
+    Dev d;
+    d.key = d.name = name;
+    d.ips.insert(ip);
+    devs_.push_back(std::move(d));
+  }
   std::unordered_map<std::string, Dev*> dev_at;  // ip -> the first device with that address
   for (Dev& d : devs_)
     for (const std::string& ip : d.ips) dev_at.emplace(ip, &d);
@@ -420,7 +467,14 @@ void Builder::collect() {
     ++sev_[static_cast<size_t>(sev_rank(str(al, "severity")))];
     std::string dev = str(al, "device");
     std::set<Dev*> hit;
-    if (policy_ && by_key_.count(dev)) hit.insert(&devs_[by_key_[dev]]);
+    if (policy_ && by_key_.count(dev)) {
+      Dev& d = devs_[by_key_[dev]];
+      hit.insert(&d);
+      // A device bound by fingerprint has no model in the inventory (bound by no address): the
+      // policy's alerts name it.
+      if (d.model == "unbound")
+        if (std::string m = str(al.value("evidence", json::object()), "model"); !m.empty()) d.model = m;
+    }
     if (hit.empty()) {
       for (int side = 0; side < 2; ++side) {
         if (auto it = dev_at.find(str(a, side ? "dst_ip" : "src_ip")); it != dev_at.end()) hit.insert(it->second);
@@ -489,10 +543,25 @@ void Builder::header_section() {
 void Builder::summary_section() {
   uint64_t alerts = log_.alerts.size();
   o() += "<h2 id=\"summary\">Summary</h2>\n";
-  o() += fmt::format("<p>Overall: <span id=\"overall-verdict\" class=\"verdict big {}\">{}</span> ", verdict_class(overall_),
-                     verdict_name(overall_));
+  // A line that could not be read may have held any event, a high alert as well: nothing read
+  // from the rest can say the devices passed.
+  const bool incomplete = log_.bad_lines > 0;
+  o() += fmt::format("<p>Overall: <span id=\"overall-verdict\" class=\"verdict big {}\">{}</span> ",
+                     incomplete ? "incomplete" : verdict_class(overall_), incomplete ? "INCOMPLETE" : verdict_name(overall_));
   if (!policy_) o() += "<span class=\"muted\">No site policy was applied: devices are listed, nothing was judged.</span>";
   o() += "</p>\n";
+  if (incomplete)
+    o() += fmt::format("<p id=\"incomplete\" class=\"warn\"><b>The events file is damaged:</b> {} line{} could not be read "
+                       "(the first is line {}) and {} left out. What {} held (alerts, flows, verdicts) is missing below, so "
+                       "no verdict on this page is complete: the overall verdict is unknown. Analyse the capture again.</p>\n",
+                       log_.bad_lines, log_.bad_lines == 1 ? "" : "s", log_.first_bad_line, log_.bad_lines == 1 ? "was" : "were",
+                       log_.bad_lines == 1 ? "it" : "they");
+  // Events analysed without a site policy carry no verdict and no device name: the site given to
+  // the report cannot say which of its devices took part, so it lists none as unseen either.
+  if (!policy_ && opt_.have_declared)
+    o() += "<p id=\"site-not-applied\" class=\"warn\">A site policy was given to the report, but these events were analysed "
+           "without one: nothing in them was judged, and devices are listed by address. Run <code>medmon analyze --site</code> "
+           "to judge the traffic against the site.</p>\n";
   // A filtered analysis did not see the traffic outside its filter: flows declared but not seen
   // may simply have been filtered out.
   if (std::string f = str(log_.stats.value("stats", json::object()), "filter"); !f.empty())
@@ -535,8 +604,9 @@ void Builder::summary_section() {
   if (devs_.empty()) o() += "<p class=\"muted\">No device was identified in these events.</p>\n";
   // Devices the site policy binds that took no part in any flow: nothing to accept them on.
   std::vector<std::string> unseen;
-  for (auto& [name, flows] : opt_.declared)
-    if (!by_key_.count(name)) unseen.push_back(name);
+  if (policy_)
+    for (auto& [name, flows] : opt_.declared)
+      if (!by_key_.count(name)) unseen.push_back(name);
   if (!unseen.empty()) {
     o() += "<p id=\"unseen-devices\">Devices of the site policy that were not seen in this traffic: ";
     for (size_t i = 0; i < unseen.size(); ++i)
@@ -552,7 +622,7 @@ void Builder::device_section(const Dev& d) {
                      h(d.name), verdict_name(d.verdict), d.flows.size(), d.alerts.size(), verdict_class(d.verdict));
   o() += "<div class=\"grid\">";  // identity and peers side by side
   identity_table(d);
-  std::vector<FlowGroup> groups = group_flows(d);
+  std::vector<FlowGroup> groups = group_flows(d, ctx_);
   o() += "<div><h3>Peers by zone</h3>\n";
   peer_diagram(d, groups);
   o() += "</div></div>\n";
@@ -772,7 +842,7 @@ Traffic Builder::traffic_of(const Dev& d) const {
     for (int b = b0; b <= b1; ++b) v[static_cast<size_t>(b)] += bytes / (b1 - b0 + 1);
     bool out_dir = d.ips.count(str(*f, "src_ip")) > 0;
     std::string peer = str(*f, out_dir ? "dst_ip" : "src_ip");
-    std::string pname = str(*f, out_dir ? "dst_device" : "src_device");
+    std::string pname = side_device(*f, out_dir ? 1 : 0, ctx_);
     t.by_peer[pname.empty() ? peer : pname + " " + peer][app] += bytes;
   }
   return t;

@@ -31,6 +31,12 @@ void merge_service(std::vector<json>& into, const json& v) {
 std::string service_text(const json& s) {
   return fmt::format("{}/{}/{}", str(s, "service", "?"), str(s, "proto", "?"), num(s, "port"));
 }
+// Whether the server accepted the connection or sent something: a SYN-ACK or payload back (an RST
+// answering a SYN is a closed port, not a service), as the asset tracker counts services offered.
+bool server_answered(const json& f) {
+  const json& fl = f.value("flow", json::object());
+  return str(fl, "tcp_flags_toclient").find('S') != std::string::npos || num(fl, "payload_bytes_toclient") > 0;
+}
 // Sort key for IPv4 dotted quads (numeric), others after, by text.
 std::pair<int, std::string> ip_key(const std::string& ip) {
   unsigned a, b, c, d;
@@ -106,7 +112,12 @@ std::vector<Asset> build_inventory(const EventLog& log) {
     if (ls > r.last_seen) r.last_seen = ls;
   }
   // Flows: names and zones from the policy's headers, and the traffic each device took part in.
+  // An asset event is written when something about the device changes, so its last_seen and
+  // service counts are those of that moment: the flows give the latest.
+  std::map<std::pair<std::string, std::string>, uint64_t> service_flows;  // (ip, "o|u" + service text) -> flows
   for (const json& f : log.flows) {
+    const json& fl = f.value("flow", json::object());
+    std::string service = fmt::format("{}/{}/{}", flow_app(f), str(f, "proto", "?"), num(f, "dst_port"));
     for (int side = 0; side < 2; ++side) {
       std::string ip = str(f, side ? "dst_ip" : "src_ip");
       auto it = by_ip.find(ip);
@@ -115,10 +126,26 @@ std::vector<Asset> build_inventory(const EventLog& log) {
       if (r.device.empty()) set(r.device, str(f, side ? "dst_device" : "src_device"));
       if (r.zone.empty()) set(r.zone, str(f, side ? "dst_zone" : "src_zone"));
       ++r.flows;
-      const json& fl = f.value("flow", json::object());
       r.bytes += num(fl, "bytes_toserver") + num(fl, "bytes_toclient");
+      std::string end = str(fl, "end", str(f, "ts"));
+      if (end > r.last_seen) r.last_seen = end;
+      if (side == 0) ++service_flows[{ip, "u" + service}];
+      else if (server_answered(f)) ++service_flows[{ip, "o" + service}];
     }
   }
+  for (auto& [ip, r] : by_ip) {
+    auto recount = [&](std::vector<json>& list, const char* kind) {
+      for (json& s : list) {
+        auto it = service_flows.find({ip, kind + service_text(s)});
+        if (it != service_flows.end()) s["flows"] = it->second;
+      }
+    };
+    recount(r.offered_json, "o");
+    recount(r.used_json, "u");
+  }
+  // Devices bound by fingerprint, named by their alerts.
+  for (auto& [ip, dev] : fingerprint_bindings(log))
+    if (auto it = by_ip.find(ip); it != by_ip.end() && it->second.device.empty()) it->second.device = dev;
   // An alert counts once, for the device it names (as the summary and the report count it): the
   // alert's address of that device, else the device's address.
   for (const json& a : log.alerts) {
@@ -138,6 +165,33 @@ std::vector<Asset> build_inventory(const EventLog& log) {
   for (auto& [ip, r] : by_ip) out.push_back(std::move(r));
   std::sort(out.begin(), out.end(), [](const Asset& a, const Asset& b) { return ip_key(a.ip) < ip_key(b.ip); });
   return out;
+}
+
+std::map<std::string, std::string> fingerprint_bindings(const EventLog& log) {
+  std::map<std::string, std::string> bound;
+  for (const json& e : log.alerts) {
+    const json& a = e.value("alert", json::object());
+    std::string dev = str(a, "device"), src = str(e, "src_ip"), dst = str(e, "dst_ip");
+    std::string src_dev = str(e, "src_device"), dst_dev = str(e, "dst_device");
+    // An alert about an unbound host names its address; one about a device bound by ip or mac is
+    // in the header already.
+    if (dev.empty() || dev == src || dev == dst || dev == src_dev || dev == dst_dev) continue;
+    int side = -1;  // 0: the client (src_ip), 1: the server
+    if (!src_dev.empty() && dst_dev.empty()) side = 1;
+    else if (src_dev.empty() && !dst_dev.empty()) side = 0;
+    else if (src_dev.empty() && dst_dev.empty()) {
+      std::string peer = str(a, "peer");
+      std::string dir = str(a.value("evidence", json::object()), "direction");
+      if (!peer.empty() && peer == dst) side = 0;
+      else if (!peer.empty() && peer == src) side = 1;
+      else if (dir == "outbound") side = 0;
+      else if (dir == "inbound") side = 1;
+    }
+    if (side < 0) continue;
+    std::string ip = side ? dst : src;
+    if (!ip.empty()) bound.emplace(ip, dev);
+  }
+  return bound;
 }
 
 namespace {

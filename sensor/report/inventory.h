@@ -33,6 +33,12 @@ struct Asset {
 
 std::vector<Asset> build_inventory(const EventLog& log);
 
+// Addresses the policy bound to a device by its fingerprint (a DICOM calling AE, an HL7 MSH-3):
+// learnt from traffic, they are in no event header; the alerts name such a device, and the header
+// or the alert's peer names the other side. Address -> device name; the first binding wins, as in
+// the policy (an address it learnt keeps its device).
+std::map<std::string, std::string> fingerprint_bindings(const EventLog& log);
+
 void print_inventory_table(std::FILE* out, const std::vector<Asset>& assets);
 // JSON array, one object per device: the `asset` event's members and shapes (less `changes`),
 // plus `alerts`.

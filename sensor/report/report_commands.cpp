@@ -175,6 +175,12 @@ int write_report_with(const std::string& events_path, const std::vector<std::str
     std::string err;
     if (!print_pdf(html_path, out_path, err)) { fmt::print(stderr, "medmon: {}\n", err); return kUsage; }
   }
+  // The report is written (its verdict says INCOMPLETE), but a damaged events file is no sign-off.
+  if (log.bad_lines) {
+    fmt::print(stderr, "medmon: {}: the report is incomplete: {} unreadable line{} in the events\n", html_path,
+               log.bad_lines, log.bad_lines == 1 ? "" : "s");
+    return kInput;
+  }
   return kOk;
 }
 }  // namespace

@@ -203,6 +203,33 @@ c.eq("bound by MAC: headers name the CT", sum(1 for f in mac_flows if "ct-1" in 
 c.eq("bound by MAC: the CT's asset is named", {e["asset"].get("device") for e in mac if e["event_type"] == "asset"
                                               and e["asset"]["ip"] == "10.10.1.10"}, {"ct-1"})
 
+# The CT bound by its calling AE (fingerprint): no header names it, yet its alerts and the flows the
+# policy judged for it are its own, and the PACS keeps its own verdict.
+fp, fp_page, _ = variant("fingerprint", {"sites/demo-site.yaml": [("ip: 10.10.1.10, ae_title: CT01",
+                                                                    "fingerprint: {dicom_calling_ae: [CT01]}, ae_title: CT01")]})
+fp_alerts = [e for e in fp if e["event_type"] == "alert"]
+fp_flows = [e for e in fp if e["event_type"] == "flow"]
+d_fp = Dom()
+d_fp.feed(open(fp_page).read())
+fp_sections = {a["data-device"]: a for a in d_fp.with_class("device")}
+c.true("fingerprint: the CT has alerts", any(a["alert"]["device"] == "ct-1" for a in fp_alerts))
+c.eq("fingerprint: no header names the CT", [f for f in fp_flows if "ct-1" in (f.get("src_device"), f.get("dst_device"))], [])
+c.true("fingerprint: the CT is not unseen", "ct-1" not in [a["data-device"] for a in d_fp.with_class("unseen-device")])
+c.eq("fingerprint: the CT's alerts", int(fp_sections.get("ct-1", {}).get("data-alerts", -1)),
+     sum(1 for a in fp_alerts if a["alert"]["device"] == "ct-1"))
+c.eq("fingerprint: the CT fails", fp_sections.get("ct-1", {}).get("data-verdict"), "FAIL")
+c.eq("fingerprint: the CT's judged flows", int(fp_sections.get("ct-1", {}).get("data-flows", -1)),
+     sum(1 for f in fp_flows if (f["src_ip"] == "10.10.1.10" and "src_verdict" in f) or
+         (f["dst_ip"] == "10.10.1.10" and "dst_verdict" in f)))
+for name in ("pacs-1",):
+    c.eq(f"fingerprint: {name} as when the CT is bound by address",
+         (fp_sections.get(name, {}).get("data-verdict"), fp_sections.get(name, {}).get("data-alerts")),
+         (sections.get(name, {}).get("data-verdict"), sections.get(name, {}).get("data-alerts")))
+rc, fp_inv, _ = run(["assets", os.path.join(OUT, "report-demo-fingerprint", "events.jsonl"), "--json"], check_rc=(0,))
+fp_ct = {a["ip"]: a for a in json.loads(fp_inv)}.get("10.10.1.10", {})
+c.eq("fingerprint: the inventory names the CT", (fp_ct.get("device"), fp_ct.get("alerts")),
+     ("ct-1", sum(1 for a in fp_alerts if a["alert"]["device"] == "ct-1")))
+
 # `medmon report` on the same events gives the same page (but for the source line).
 cli_html = os.path.join(OUT, "report-demo-cli.html")
 run(["report", events_path, "-o", cli_html, "--site", site], check_rc=(0,))
@@ -269,21 +296,55 @@ damaged = os.path.join(OUT, "report-demo-damaged.jsonl")
 lines = open(events_path).read().splitlines()
 with open(damaged, "w") as f:
     f.write("\n".join(lines[:3] + ['{"ts":"2026-', "\x00garbage"] + lines[3:]) + "\n")
-for cmd in (["assets", damaged, "--json"], ["report", damaged, "-o", os.path.join(OUT, "report-demo-damaged.html")]):
-    rc, out, err = run(cmd, check_rc=(0,))
+damaged_html = os.path.join(OUT, "report-demo-damaged.html")
+for cmd, want_rc in ((["assets", damaged, "--json"], 0), (["report", damaged, "-o", damaged_html], 3)):
+    rc, out, err = run(cmd, check_rc=None)
+    c.eq(f"{cmd[0]}: exit", rc, want_rc)
     c.true(f"{cmd[0]}: first bad line located",
            f"{damaged}:4: not a JSON object, skipped (2 such lines in the file)" in err)
 rc, out, _ = run(["assets", damaged, "--json"], check_rc=(0,))
 c.eq("damaged file: same inventory", set(a["ip"] for a in json.loads(out)), set(inv))
+# A damaged file gives no verdict: any lost line could have been a high alert.
+page = open(damaged_html).read()
+c.true("damaged file: overall INCOMPLETE", 'id="overall-verdict" class="verdict big incomplete">INCOMPLETE<' in page)
+c.true("damaged file: the notice says how many lines", "2 lines could not be read (the first is line 4)" in page)
 
-# A port that answered a SYN with RST is closed, not a service offered (the demo probes ten ports
-# of the workstation 10.10.1.50).
+def flow_app(f):
+    """The service name the inventory gives a flow: medmon's app, else nDPI's unless guessed."""
+    app = f.get("app") or ("" if f.get("ndpi", {}).get("guessed") else f.get("ndpi", {}).get("protocol", ""))
+    return "unknown" if app in ("", "Unknown") else app.lower()
+
+
+# The inventory is as of the last flow, not of the device's last asset event: last_seen is the end
+# of its last flow, each service counts its flows, and a port that answered a SYN with RST is
+# closed, not offered (the demo probes ten ports of the workstation 10.10.1.50).
+for ip, a in sorted(inv.items()):
+    mine = [f for f in flows if ip in (f["src_ip"], f["dst_ip"])]
+    if not mine:
+        continue
+    c.eq(f"inventory {ip}: last_seen", a["last_seen"], max(f["flow"]["end"] for f in mine))
+    for svc in a.get("services_offered", []):
+        answered = [f for f in mine if f["dst_ip"] == ip and f["dst_port"] == svc["port"] and f["proto"] == svc["proto"]
+                    and flow_app(f) == svc["service"]
+                    and ("S" in f["flow"].get("tcp_flags_toclient", "") or f["flow"]["payload_bytes_toclient"] > 0)]
+        c.eq(f"inventory {ip}: flows of {svc['service']}/{svc['port']}", svc["flows"], len(answered))
 closed = {f["dst_port"] for f in flows if f["dst_ip"] == "10.10.1.50" and f["proto"] == "tcp"
           and "R" in f["flow"]["tcp_flags_toclient"] and "S" not in f["flow"]["tcp_flags_toclient"]
           and f["flow"]["payload_bytes_toclient"] == 0}
 c.true("the demo probes closed ports of 10.10.1.50", len(closed) >= 5)
 c.eq("closed ports are not services offered",
      sorted(s["port"] for s in inv.get("10.10.1.50", {}).get("services_offered", []) if s["port"] in closed), [])
+
+# The same events reported with the site, but analysed without it: nothing judged, no site device
+# called unseen while its address is on the page.
+nosite_events = os.path.join(OUT, "report-demo-nosite.jsonl")
+nosite_html = os.path.join(OUT, "report-demo-nosite.html")
+run(["analyze", demo, "--out", nosite_events, "-q"])
+run(["report", nosite_events, "--site", site, "-o", nosite_html], check_rc=(0,))
+page = open(nosite_html).read()
+c.true("no site at analysis: not judged", 'class="verdict big none">NOT JUDGED<' in page)
+c.true("no site at analysis: no device unseen", "unseen-device" not in page)
+c.true("no site at analysis: the site was not applied", 'id="site-not-applied"' in page)
 
 # Asset events follow their schema.
 try:

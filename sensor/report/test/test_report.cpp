@@ -24,9 +24,11 @@ const char* kEvents[] = {
     R"({"ts":"2024-03-01T12:00:05.000000Z","event_type":"stats","stats":{"packets":10}})",
 };
 
-EventLog make_log() {
+// The events above; without the malformed line on request.
+EventLog make_log(bool with_bad_line = true) {
   EventLog log;
-  for (const char* l : kEvents) log.add_line(l);
+  for (const char* l : kEvents)
+    if (with_bad_line || std::string_view(l) != "not json at all") log.add_line(l);
   return log;
 }
 
@@ -67,7 +69,7 @@ TEST_CASE("inventory merges asset events per address") {
 }
 
 TEST_CASE("report: verdicts, counts, citations, PHI and lateral findings") {
-  std::string html = render_html(make_log(), ReportOptions{});
+  std::string html = render_html(make_log(false), ReportOptions{});
   CHECK(html.rfind("<!DOCTYPE html>", 0) == 0);
   CHECK(html.find("id=\"overall-verdict\" class=\"verdict big fail\">FAIL<") != std::string::npos);
   CHECK(html.find("id=\"count-flows\">3<") != std::string::npos);
@@ -300,6 +302,113 @@ TEST_CASE("numbers beyond uint64_t are clamped") {
   CHECK(num(j, "neg") == 0);
   CHECK(num(j, "top") == UINT64_MAX);
   CHECK(num(j, "half") == 2);
+}
+
+TEST_CASE("report: an unreadable events line makes the verdict INCOMPLETE") {
+  std::string clean = render_html(make_log(false), ReportOptions{});
+  CHECK(clean.find("id=\"overall-verdict\" class=\"verdict big fail\">FAIL<") != std::string::npos);
+  CHECK(clean.find("id=\"incomplete\"") == std::string::npos);
+  // The only high alert cut in half: the rest would pass, but the file says nothing sure.
+  EventLog log;
+  for (const char* l : kEvents) {
+    std::string line = l;
+    if (line.find("\"severity\":\"high\"") != std::string::npos) line.resize(line.size() / 2);
+    if (line != "not json at all") log.add_line(line);
+  }
+  REQUIRE(log.bad_lines == 1);
+  std::string html = render_html(log, ReportOptions{});
+  CHECK(html.find("id=\"overall-verdict\" class=\"verdict big incomplete\">INCOMPLETE<") != std::string::npos);
+  CHECK(html.find("<p id=\"incomplete\" class=\"warn\"><b>The events file is damaged:</b> 1 line could not be read "
+                  "(the first is line 7)") != std::string::npos);
+}
+
+TEST_CASE("report attributes a device bound by fingerprint from its alerts, not to its peer") {
+  // ct-1 is bound by its calling AE: no header names it, the judge gave its side a verdict and its
+  // alerts name it; pacs-1 is bound by address.
+  EventLog log;
+  log.add_line(R"({"ts":"2024-03-01T12:00:00.000000Z","event_type":"asset","asset":{"ip":"10.10.1.10","changes":["new"],"model":"unbound","flows":1,"bytes":10}})");
+  log.add_line(R"({"ts":"2024-03-01T12:00:00.000000Z","event_type":"asset","asset":{"ip":"10.10.2.20","changes":["new"],"device":"pacs-1","model":"acme-pacs","flows":1,"bytes":10}})");
+  log.add_line(R"({"ts":"2024-03-01T12:00:00.500000Z","event_type":"flow","flow_id":"f0","src_ip":"10.10.1.10","src_port":5353,"dst_ip":"10.10.0.53","dst_port":53,"proto":"udp","flow":{"bytes_toserver":60,"bytes_toclient":80},"app":null,"ndpi":{"protocol":"DNS"}})");
+  log.add_line(R"({"ts":"2024-03-01T12:00:01.000000Z","event_type":"alert","flow_id":"f1","src_ip":"10.10.1.10","src_port":40000,"dst_ip":"10.10.2.20","dst_port":11112,"proto":"tcp","dst_device":"pacs-1","alert":{"rule":"tls.required_cleartext","severity":"high","message":"m","device":"ct-1","peer":"pacs-1","mds2":[{"id":"TXCF-2","answer":"yes"}],"evidence":{"flow_ids":["f1"],"direction":"outbound","model":"acme-ct"}}})");
+  log.add_line(R"({"ts":"2024-03-01T12:00:01.000000Z","event_type":"flow","flow_id":"f1","src_ip":"10.10.1.10","src_port":40000,"dst_ip":"10.10.2.20","dst_port":11112,"proto":"tcp","dst_device":"pacs-1","flow":{"bytes_toserver":300,"bytes_toclient":20},"app":"dicom","verdict":"declared","verdict_rule":"dicom-store","src_verdict":"declared","src_verdict_rule":"dicom-store","dst_verdict":"declared","dst_verdict_rule":"dicom-store-in"})");
+  log.add_line(R"({"ts":"2024-03-01T12:00:02.000000Z","event_type":"flow","flow_id":"f2","src_ip":"10.10.1.10","src_port":40001,"dst_ip":"10.10.3.30","dst_port":2575,"proto":"tcp","flow":{"bytes_toserver":300,"bytes_toclient":20},"app":"hl7","verdict":"declared","verdict_rule":"hl7-results","src_verdict":"declared","src_verdict_rule":"hl7-results"})");
+  auto bound = fingerprint_bindings(log);
+  CHECK(bound == std::map<std::string, std::string>{{"10.10.1.10", "ct-1"}});
+  ReportOptions opt;
+  opt.have_declared = true;
+  opt.declared["ct-1"] = {{"dicom-store", "", "to pacs", "tcp/11112", ""}, {"hl7-results", "", "to his_ris", "tcp/2575", ""}};
+  opt.declared["pacs-1"] = {{"dicom-store-in", "", "from modality", "tcp/11112", ""}};
+  std::string html = render_html(log, opt);
+  INFO(html);
+  CHECK(html.find("unseen-devices") == std::string::npos);
+  // Its own section: the two flows it was judged on (not the DNS query from before it was bound).
+  CHECK(html.find("data-device=\"ct-1\" data-verdict=\"FAIL\" data-flows=\"2\" data-alerts=\"1\"") != std::string::npos);
+  CHECK(html.find("data-device=\"pacs-1\" data-verdict=\"PASS\" data-flows=\"1\" data-alerts=\"0\"") != std::string::npos);
+  std::string ct = section_of(html, "ct-1");
+  CHECK(ct.find("declared-not-seen") == std::string::npos);
+  CHECK(ct.find("<td>Policy model</td><td>acme-ct</td>") != std::string::npos);
+  CHECK(section_of(html, "pacs-1").find("ct-1 (10.10.1.10)") != std::string::npos);  // its peer, by name
+  auto inv = build_inventory(log);
+  REQUIRE(inv.size() == 2);
+  CHECK(inv[0].device == "ct-1");
+  CHECK(inv[0].alerts == 1);
+  CHECK(inv[1].alerts == 0);
+}
+
+TEST_CASE("report: each side's MDS2 column cites that side's own questions") {
+  // The port-21 probe: undeclared for the client (CONN-2), forbidden for the server (SAHD-8, the
+  // flow's `mds2`); the SMB flow: forbidden for the client (SAHD-7), undeclared for the server.
+  EventLog log;
+  log.add_line(R"({"ts":"2024-03-01T12:00:01.000000Z","event_type":"alert","flow_id":"f1","src_ip":"10.10.1.10","src_port":40000,"dst_ip":"10.10.1.50","dst_port":21,"proto":"tcp","src_device":"ct-1","dst_device":"ws-1","alert":{"rule":"flow.undeclared","severity":"medium","message":"m","device":"ct-1","peer":"ws-1","mds2":[{"id":"CONN-2","answer":"yes"}],"evidence":{"flow_ids":["f1"]}}})");
+  log.add_line(R"({"ts":"2024-03-01T12:00:01.000000Z","event_type":"alert","flow_id":"f1","src_ip":"10.10.1.10","src_port":40000,"dst_ip":"10.10.1.50","dst_port":21,"proto":"tcp","src_device":"ct-1","dst_device":"ws-1","alert":{"rule":"flow.unlisted_listening_port","severity":"high","message":"m","device":"ws-1","peer":"ct-1","mds2":[{"id":"SAHD-8","answer":"yes"}],"evidence":{"flow_ids":["f1"]}}})");
+  log.add_line(R"({"ts":"2024-03-01T12:00:01.000000Z","event_type":"flow","flow_id":"f1","src_ip":"10.10.1.10","src_port":40000,"dst_ip":"10.10.1.50","dst_port":21,"proto":"tcp","src_device":"ct-1","dst_device":"ws-1","flow":{"bytes_toserver":60,"bytes_toclient":54},"app":null,"verdict":"forbidden","verdict_rule":"flow.unlisted_listening_port","mds2":["SAHD-8"],"src_verdict":"undeclared","src_verdict_rule":"flow.undeclared","dst_verdict":"forbidden","dst_verdict_rule":"flow.unlisted_listening_port"})");
+  log.add_line(R"({"ts":"2024-03-01T12:00:02.000000Z","event_type":"alert","flow_id":"f2","src_ip":"10.10.1.50","src_port":40001,"dst_ip":"10.10.1.10","dst_port":445,"proto":"tcp","src_device":"ws-1","dst_device":"ct-1","alert":{"rule":"flow.undeclared","severity":"medium","message":"m","device":"ct-1","peer":"ws-1","mds2":[{"id":"CONN-2","answer":"yes"}],"evidence":{"flow_ids":["f2"]}}})");
+  log.add_line(R"({"ts":"2024-03-01T12:00:02.000000Z","event_type":"flow","flow_id":"f2","src_ip":"10.10.1.50","src_port":40001,"dst_ip":"10.10.1.10","dst_port":445,"proto":"tcp","src_device":"ws-1","dst_device":"ct-1","flow":{"bytes_toserver":600,"bytes_toclient":322},"app":null,"ndpi":{"protocol":"NetBIOS"},"verdict":"forbidden","verdict_rule":"lateral.admin_protocol","mds2":["SAHD-7"],"src_verdict":"forbidden","src_verdict_rule":"lateral.admin_protocol","dst_verdict":"undeclared","dst_verdict_rule":"flow.undeclared"})");
+  std::string html = render_html(log, ReportOptions{});
+  auto flows_of = [&](const std::string& dev) {
+    std::string sec = section_of(html, dev);
+    size_t a = sec.find("<table class=\"flows\">");
+    return a == std::string::npos ? std::string() : sec.substr(a, sec.find("</table>", a) - a);
+  };
+  std::string ct = flows_of("ct-1"), ws = flows_of("ws-1");
+  INFO(ct);
+  INFO(ws);
+  CHECK(ct.find("SAHD-8") == std::string::npos);
+  CHECK(ct.find("SAHD-7") == std::string::npos);
+  CHECK(ct.find("<code>flow.undeclared</code></td><td>CONN-2</td>") != std::string::npos);
+  CHECK(ws.find("<code>flow.unlisted_listening_port</code></td><td>SAHD-8</td>") != std::string::npos);
+  CHECK(ws.find("<code>lateral.admin_protocol</code></td><td>SAHD-7</td>") != std::string::npos);
+  CHECK(ws.find("CONN-2") == std::string::npos);
+}
+
+TEST_CASE("report given a site for events analysed without one lists no device as unseen") {
+  EventLog log;
+  log.add_line(R"({"ts":"2024-03-01T12:00:01.000000Z","event_type":"asset","asset":{"ip":"10.10.1.10","changes":["new"],"model":"unbound","flows":1,"bytes":10}})");
+  log.add_line(R"({"ts":"2024-03-01T12:00:01.000000Z","event_type":"flow","flow_id":"f1","src_ip":"10.10.1.10","src_port":1,"dst_ip":"10.10.2.20","dst_port":11112,"proto":"tcp","flow":{"bytes_toserver":60,"bytes_toclient":80},"app":"dicom"})");
+  ReportOptions opt;
+  opt.have_declared = true;
+  opt.declared["ct-1"] = {{"dicom-store", "", "to pacs", "tcp/11112", ""}};
+  opt.declared["pacs-1"] = {};
+  std::string html = render_html(log, opt);
+  CHECK(html.find("unseen-device") == std::string::npos);
+  CHECK(html.find("id=\"site-not-applied\"") != std::string::npos);
+  CHECK(html.find("id=\"overall-verdict\" class=\"verdict big none\">NOT JUDGED<") != std::string::npos);
+}
+
+TEST_CASE("inventory: last_seen and service counts come from the flows after the last asset event") {
+  EventLog log;
+  log.add_line(R"({"ts":"2024-03-01T12:00:01.000000Z","event_type":"asset","asset":{"ip":"10.10.2.20","changes":["new","service_offered"],"first_seen":"2024-03-01T12:00:01.000000Z","last_seen":"2024-03-01T12:00:01.000000Z","model":"unbound","services_offered":[{"service":"dicom","proto":"tcp","port":11112,"flows":1}],"flows":1,"bytes":10}})");
+  log.add_line(R"({"ts":"2024-03-01T12:00:01.000000Z","event_type":"flow","flow_id":"f1","src_ip":"10.10.1.10","src_port":1,"dst_ip":"10.10.2.20","dst_port":11112,"proto":"tcp","flow":{"start":"2024-03-01T12:00:00.500000Z","end":"2024-03-01T12:00:01.000000Z","tcp_flags_toclient":"SAFP","payload_bytes_toclient":100,"bytes_toserver":60,"bytes_toclient":80},"app":"dicom"})");
+  log.add_line(R"({"ts":"2024-03-01T12:00:05.000000Z","event_type":"flow","flow_id":"f2","src_ip":"10.10.1.10","src_port":2,"dst_ip":"10.10.2.20","dst_port":11112,"proto":"tcp","flow":{"start":"2024-03-01T12:00:04.000000Z","end":"2024-03-01T12:00:05.000000Z","tcp_flags_toclient":"SAFP","payload_bytes_toclient":100,"bytes_toserver":60,"bytes_toclient":80},"app":"dicom"})");
+  // A SYN answered by RST: the port is closed, no flow of the service.
+  log.add_line(R"({"ts":"2024-03-01T12:00:06.000000Z","event_type":"flow","flow_id":"f3","src_ip":"10.10.1.10","src_port":3,"dst_ip":"10.10.2.20","dst_port":11112,"proto":"tcp","flow":{"start":"2024-03-01T12:00:06.000000Z","end":"2024-03-01T12:00:06.000000Z","tcp_flags_toclient":"AR","payload_bytes_toclient":0,"bytes_toserver":60,"bytes_toclient":54},"app":"dicom"})");
+  auto inv = build_inventory(log);
+  REQUIRE(inv.size() == 1);
+  CHECK(inv[0].last_seen == "2024-03-01T12:00:06.000000Z");
+  CHECK(inv[0].first_seen == "2024-03-01T12:00:01.000000Z");
+  CHECK(inv[0].flows == 3);
+  REQUIRE(inv[0].offered_json.size() == 1);
+  CHECK(inv[0].offered_json[0]["flows"] == 2);
 }
 
 TEST_CASE("report: control characters from the wire are escaped in the HTML") {
