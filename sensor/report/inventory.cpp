@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <unordered_map>
 
 namespace medmon::report {
 
@@ -159,7 +160,12 @@ std::vector<Asset> build_inventory(const EventLog& log) {
       if (auto it = by_ip.find(dev); it != by_ip.end()) hit = &it->second;
     if (!hit)
       for (auto& [ip, r] : by_ip) if (r.device == dev) { hit = &r; break; }
-    if (hit) ++hit->alerts;
+    if (!hit) continue;
+    ++hit->alerts;
+    // A device bound by fingerprint has no model from the site's addresses: its alerts name it.
+    if (hit->model == "unbound" && hit->device == dev)
+      if (std::string m = str(a.value("alert", json::object()).value("evidence", json::object()), "model"); !m.empty())
+        hit->model = m;
   }
   std::vector<Asset> out;
   for (auto& [ip, r] : by_ip) out.push_back(std::move(r));
@@ -168,6 +174,10 @@ std::vector<Asset> build_inventory(const EventLog& log) {
 }
 
 std::map<std::string, std::string> fingerprint_bindings(const EventLog& log) {
+  // A side the policy judged (it has a verdict) that no header names is a device it learnt.
+  std::unordered_map<std::string, const json*> flow_of;
+  for (const json& f : log.flows)
+    if (std::string id = str(f, "flow_id"); !id.empty()) flow_of.emplace(id, &f);
   std::map<std::string, std::string> bound;
   for (const json& e : log.alerts) {
     const json& a = e.value("alert", json::object());
@@ -177,15 +187,20 @@ std::map<std::string, std::string> fingerprint_bindings(const EventLog& log) {
     // in the header already.
     if (dev.empty() || dev == src || dev == dst || dev == src_dev || dev == dst_dev) continue;
     int side = -1;  // 0: the client (src_ip), 1: the server
-    if (!src_dev.empty() && dst_dev.empty()) side = 1;
-    else if (src_dev.empty() && !dst_dev.empty()) side = 0;
-    else if (src_dev.empty() && dst_dev.empty()) {
+    bool learnt[2] = {src_dev.empty(), dst_dev.empty()};
+    if (auto it = flow_of.find(str(e, "flow_id")); it != flow_of.end()) {
+      learnt[0] = learnt[0] && it->second->contains("src_verdict");
+      learnt[1] = learnt[1] && it->second->contains("dst_verdict");
+    }
+    if (learnt[0] != learnt[1]) {
+      side = learnt[0] ? 0 : 1;
+    } else if (learnt[0]) {  // both sides learnt (or the flow is not in the events): the alert's peer or direction
       std::string peer = str(a, "peer");
       std::string dir = str(a.value("evidence", json::object()), "direction");
-      if (!peer.empty() && peer == dst) side = 0;
-      else if (!peer.empty() && peer == src) side = 1;
-      else if (dir == "outbound") side = 0;
+      if (dir == "outbound") side = 0;
       else if (dir == "inbound") side = 1;
+      else if (!peer.empty() && peer == dst) side = 0;
+      else if (!peer.empty() && peer == src) side = 1;
     }
     if (side < 0) continue;
     std::string ip = side ? dst : src;

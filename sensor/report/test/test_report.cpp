@@ -348,9 +348,16 @@ TEST_CASE("report attributes a device bound by fingerprint from its alerts, not 
   CHECK(ct.find("declared-not-seen") == std::string::npos);
   CHECK(ct.find("<td>Policy model</td><td>acme-ct</td>") != std::string::npos);
   CHECK(section_of(html, "pacs-1").find("ct-1 (10.10.1.10)") != std::string::npos);  // its peer, by name
+  // An alert whose peer is the device's own address (the HL7 test-message alert names the client
+  // as peer, whichever side is the device): the side the policy judged without a header decides.
+  EventLog hl7;
+  hl7.add_line(R"({"ts":"2024-03-01T12:00:03.000000Z","event_type":"alert","flow_id":"f3","src_ip":"10.10.1.11","src_port":40002,"dst_ip":"10.10.3.30","dst_port":2575,"proto":"tcp","alert":{"rule":"hl7.test_on_production","severity":"medium","message":"m","device":"ct-2","peer":"10.10.1.11","mds2":[],"evidence":{"processing_id":"T"}}})");
+  hl7.add_line(R"({"ts":"2024-03-01T12:00:03.000000Z","event_type":"flow","flow_id":"f3","src_ip":"10.10.1.11","src_port":40002,"dst_ip":"10.10.3.30","dst_port":2575,"proto":"tcp","flow":{"bytes_toserver":300,"bytes_toclient":20},"app":"hl7","verdict":"declared","verdict_rule":"hl7-results","src_verdict":"declared","src_verdict_rule":"hl7-results"})");
+  CHECK(fingerprint_bindings(hl7) == std::map<std::string, std::string>{{"10.10.1.11", "ct-2"}});
   auto inv = build_inventory(log);
   REQUIRE(inv.size() == 2);
   CHECK(inv[0].device == "ct-1");
+  CHECK(inv[0].model == "acme-ct");
   CHECK(inv[0].alerts == 1);
   CHECK(inv[1].alerts == 0);
 }
