@@ -1078,6 +1078,8 @@ fingerprints:
   REQUIRE(fp.size() == 2);
   CHECK(fp[0]["alert"]["evidence"]["ja3"] == "ffacac0ff89c5cda2150c31471937316");
   CHECK(fp[1]["alert"]["evidence"]["ja3s"] == "aa6d7b9ef470624d6742bdcd9d86e7a0");
+}
+
 namespace {
 // RIS -> PACS: the declared order feed, PHI expected (phi.cleartext low); then the PACS pushes
 // PHI to the RIS, which no flow of its model declares (phi.cleartext high): one (rule, device,

@@ -495,6 +495,8 @@ TEST_CASE("TLS fingerprints in a model are JA3 hashes, located when malformed", 
   INFO(s);
   CHECK(s.find(":14:49: fingerprints tls_ja3: '771,4865' is not a JA3 hash") != std::string::npos);
   CHECK(errs.list.size() == 1);
+}
+
 TEST_CASE("two devices on one address are an error at the second one's address", "[policy][loader]") {
   TempDir t;
   t.write("devices/test-modality.yaml", kModel);
