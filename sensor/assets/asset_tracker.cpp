@@ -300,6 +300,9 @@ void AssetTracker::side(Device& d, const FlowSummary& f, bool is_client) {
     if (added) mark(d, "service_offered");
   }
   if (full) ++list_full_;
+  // CONN-7 asks whether the device does TLS; the versions its sessions settle on are the answer
+  // the wire gives (a server's too: it accepted the version).
+  if (!f.tls_version_name.empty() && (is_client || answered)) add_unique(d, d.tls_versions, f.tls_version_name, "tls_version");
 
   if (!f.facts) return;
   const FlowFacts& ff = *f.facts;
@@ -550,6 +553,11 @@ void AssetTracker::emit(Device& d, EventOutput& out, Timestamp ts) {
   if (!d.sni.empty()) {
     w.array("tls_sni");
     for (auto& s : d.sni) w.value(s);
+    w.end_array();
+  }
+  if (!d.tls_versions.empty()) {
+    w.array("tls_versions");
+    for (auto& s : d.tls_versions) w.value(s);
     w.end_array();
   }
   if (!d.dns_names.empty()) {

@@ -54,6 +54,7 @@ class AssetTracker : public FlowJudge, public EventObserver {
     std::vector<HL7App> hl7_apps;
     std::vector<DeviceIdentity> identities;   // as protocols state them (HL7 OBX-18, PRT, ...)
     std::vector<std::string> sni;             // TLS server names the device asked for
+    std::vector<std::string> tls_versions;    // TLS versions its sessions settled on, either side
     std::vector<std::string> dns_names;       // names it looked up
     std::vector<Service> offered, used;
     uint64_t flows = 0, bytes = 0;

@@ -678,6 +678,7 @@ void Builder::asset_identity(const Asset& a) {
   identity_row("HL7 applications", comma_list(a.hl7_apps));
   identity_row("Device identities", comma_list(a.identities));
   identity_row("TLS server names used", comma_list(a.sni));
+  identity_row("TLS versions negotiated", comma_list(a.tls_versions));
   identity_row("DNS names looked up", comma_list(a.dns_names));
   identity_row("Services offered", comma_list(a.offered));
   identity_row("Services used", comma_list(a.used));

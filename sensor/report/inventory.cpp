@@ -102,6 +102,8 @@ std::vector<Asset> build_inventory(const EventLog& log) {
       }
     if (auto it = a.find("tls_sni"); it != a.end() && it->is_array())
       for (auto& v : *it) if (v.is_string()) merge(r.sni, v.get<std::string>());
+    if (auto it = a.find("tls_versions"); it != a.end() && it->is_array())
+      for (auto& v : *it) if (v.is_string()) merge(r.tls_versions, v.get<std::string>());
     if (auto it = a.find("dns_names"); it != a.end() && it->is_array())
       for (auto& v : *it) if (v.is_string()) merge(r.dns_names, v.get<std::string>());
     if (auto it = a.find("services_offered"); it != a.end() && it->is_array())
@@ -282,6 +284,7 @@ std::string inventory_json(const std::vector<Asset>& assets) {
     if (!a.hl7_apps_json.empty()) j["hl7_apps"] = a.hl7_apps_json;
     if (!a.identities_json.empty()) j["identities"] = a.identities_json;
     if (!a.sni.empty()) j["tls_sni"] = a.sni;
+    if (!a.tls_versions.empty()) j["tls_versions"] = a.tls_versions;
     if (!a.dns_names.empty()) j["dns_names"] = a.dns_names;
     if (!a.offered_json.empty()) j["services_offered"] = a.offered_json;
     if (!a.used_json.empty()) j["services_used"] = a.used_json;

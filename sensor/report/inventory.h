@@ -18,7 +18,7 @@ struct Asset {
   bool mac_local = false;
   std::vector<uint64_t> vlans;
   // As text for the table and the report: "RIS@HOSP", "hl7 PRT: udi=... serial=...", "dicom/tcp/104".
-  std::vector<std::string> ae_titles, hl7_apps, sni, dns_names, offered, used;
+  std::vector<std::string> ae_titles, hl7_apps, sni, tls_versions, dns_names, offered, used;
   std::vector<std::string> identities;
   // The same as the asset event has them, for --json.
   std::vector<nlohmann::json> hl7_apps_json, identities_json, offered_json, used_json;

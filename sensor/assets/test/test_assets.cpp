@@ -530,3 +530,25 @@ TEST_CASE("asset tracker: every value it keeps is cut to 128 bytes at a characte
   r.t->judge(f, r.out);
   CHECK(r.sink->lines.size() == events);
 }
+
+TEST_CASE("the TLS versions a device's sessions settle on, as client and as answering server", "[assets]") {
+  Rig r;
+  FlowFacts tls;
+  tls.tls = true;
+  auto f = flow("10.10.1.10", "10.10.2.20", 2762, &tls);
+  f.ndpi_protocol = "TLS";
+  f.tls_version_name = "TLSv1.3";
+  r.t->judge(f, r.out);
+  auto old = flow("10.10.1.90", "10.10.1.10", 8443, &tls);
+  old.ndpi_protocol = "TLS";
+  old.tls_version_name = "TLSv1";
+  r.t->judge(old, r.out);
+  auto a = r.assets();
+  json ct;
+  for (auto& x : a) if (x["ip"] == "10.10.1.10") ct = x;  // the last event of the CT
+  CHECK(ct["tls_versions"] == json::array({"TLSv1.3", "TLSv1"}));
+  CHECK(ct["changes"].back() == "tls_version");
+  json pacs;
+  for (auto& x : a) if (x["ip"] == "10.10.2.20") pacs = x;
+  CHECK(pacs["tls_versions"] == json::array({"TLSv1.3"}));
+}
