@@ -216,14 +216,19 @@ Flow& FlowTable::lookup(const Packet& p, Dir& dir) {
   bool synack = p.proto == 6 && (p.tcp_flags & (tcpflag::SYN | tcpflag::ACK)) == (tcpflag::SYN | tcpflag::ACK);
   bool syn = p.proto == 6 && (p.tcp_flags & tcpflag::SYN);
   // The client is the sender of the first packet, unless that packet is a SYN-ACK; without a
-  // SYN, a service port against one that is not names the server.
+  // SYN (and on UDP), a service port against one that is not names the server.
   f.client_is_a = synack ? !src_is_a : src_is_a;
   f.orientation = syn ? Orientation::syn : Orientation::first_packet;
   if (keep_client_is_a >= 0) {
     f.client_is_a = keep_client_is_a == 1;
     f.orientation = keep_orientation;
-  } else if (p.proto == 6 && !syn) {
+  } else if ((p.proto == 6 && !syn) || p.proto == 17) {
+    // UDP has no handshake at all: an answer seen before its request (the request lost, or sent
+    // before the capture began) would make the server the client.
     int server = service_ports_.server_side(k.pa, k.pb);
+    // A UDP flow's first packet is its client's as a rule: the port is the evidence only when
+    // it says otherwise.
+    if (server >= 0 && p.proto == 17 && (server == 1) == f.client_is_a) server = -1;
     if (server >= 0) {
       bool client_is_a = server == 1;
       if (client_is_a != f.client_is_a) ++c_reversed_by_port_;

@@ -234,16 +234,42 @@ TEST_CASE("A TCP flow picked up mid-stream takes the side of the service port as
   for (auto& e : tb.ended) CHECK(e.client_is_first);
 }
 
-TEST_CASE("Ports that do not tell, a SYN, and UDP keep the first packet's orientation") {
+TEST_CASE("A UDP answer seen before its request takes the service port's side as its server") {
+  ServicePorts ports;
+  ports.add(3702);
+  Table tb;
+  tb.t.set_service_ports(ports);
+  // A DNS answer (its query lost), then a WS-Discovery ProbeMatches to the prober's port: both
+  // servers are the service ports' side.
+  CHECK(tb.feed(pkt(ip4(10, 0, 0, 4), 53, ip4(10, 0, 0, 1), 40000, 0, 1, 17)) == Dir::to_client);
+  CHECK(tb.feed(pkt(ip4(10, 0, 0, 1), 40000, ip4(10, 0, 0, 4), 53, 0, 2, 17)) == Dir::to_server);
+  CHECK(tb.feed(pkt(ip4(10, 0, 0, 5), 3702, ip4(10, 0, 0, 1), 50000, 0, 3, 17)) == Dir::to_client);
+  CHECK(tb.c.get("flows.reversed_by_port") == 2);
+  // A query first keeps its orientation, and is not said to be oriented by its port.
+  std::vector<Orientation> seen;
+  FlowTable t(FlowLimits{}, tb.c, [&](Flow& f, FlowEnd) { seen.push_back(f.orientation); });
+  t.set_service_ports(ports);
+  Dir d;
+  t.lookup(pkt(ip4(10, 0, 0, 1), 40001, ip4(10, 0, 0, 4), 53, 0, 1, 17), d);
+  CHECK(d == Dir::to_server);
+  t.lookup(pkt(ip4(10, 0, 0, 4), 53, ip4(10, 0, 0, 1), 40002, 0, 2, 17), d);
+  CHECK(d == Dir::to_client);
+  t.end_all(FlowEnd::end_of_input);
+  REQUIRE(seen.size() == 2);
+  CHECK(seen[0] == Orientation::first_packet);
+  CHECK(seen[1] == Orientation::port);
+}
+
+TEST_CASE("Ports that do not tell and a SYN keep the first packet's orientation") {
   ServicePorts ports;
   ports.add(11112);
   Table tb;
   tb.t.set_service_ports(ports);
-  // Both service ports, neither, a SYN from the service port, a UDP datagram from one.
+  // Both service ports, neither, a SYN from the service port, UDP between two service ports.
   CHECK(tb.feed(pkt(ip4(10, 0, 0, 2), 11112, ip4(10, 0, 0, 1), 104, tcpflag::ACK, 1)) == Dir::to_server);
   CHECK(tb.feed(pkt(ip4(10, 0, 0, 2), 2575, ip4(10, 0, 0, 1), 40000, tcpflag::ACK, 2)) == Dir::to_server);
   CHECK(tb.feed(pkt(ip4(10, 0, 0, 3), 11112, ip4(10, 0, 0, 1), 40000, tcpflag::SYN, 3)) == Dir::to_server);
-  CHECK(tb.feed(pkt(ip4(10, 0, 0, 4), 53, ip4(10, 0, 0, 1), 40000, 0, 4, 17)) == Dir::to_server);
+  CHECK(tb.feed(pkt(ip4(10, 0, 0, 4), 123, ip4(10, 0, 0, 1), 123, 0, 4, 17)) == Dir::to_server);
   CHECK(tb.c.get("flows.reversed_by_port") == 0);
   CHECK(ports.server_side(104, 11112) == -1);
   CHECK(ports.server_side(40000, 41000) == -1);
