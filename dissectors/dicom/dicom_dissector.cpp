@@ -1007,6 +1007,9 @@ void DicomDissector::handle_pdu(Dir dir, const PduHeader& h, std::span<const uin
       state_ = State::requested;
       ctx.facts().set_attr("dicom.calling_ae", rq_.calling_ae);
       ctx.facts().set_attr("dicom.called_ae", rq_.called_ae);
+      // The requestor's implementation, whether or not the association is accepted.
+      ctx.facts().set_attr("dicom.impl_class_uid", rq_.impl_class_uid);
+      ctx.facts().set_attr("dicom.impl_version_name", rq_.impl_version);
       if (rq_.user_identity.present) {
         ctx.facts().set_attr("dicom.user_identity", user_identity_type_name(rq_.user_identity.type));
         if (rq_.user_identity.type == 2 && rq_.user_identity.secondary_length)
@@ -1030,10 +1033,6 @@ void DicomDissector::handle_pdu(Dir dir, const PduHeader& h, std::span<const uin
       }
       if (state_ != State::closed) state_ = State::established;
       ctx.facts().set_attr("dicom.result", "accepted");
-      if (have_rq_) {
-        ctx.facts().set_attr("dicom.impl_class_uid", rq_.impl_class_uid);
-        ctx.facts().set_attr("dicom.impl_version_name", rq_.impl_version);
-      }
       ctx.facts().set_attr("dicom.acceptor_impl_class_uid", ac_.impl_class_uid);
       ctx.facts().set_attr("dicom.acceptor_impl_version_name", ac_.impl_version);
       for (const auto& pc : ac_.contexts)

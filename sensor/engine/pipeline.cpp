@@ -293,9 +293,9 @@ void Pipeline::on_flow_end(Flow& f, FlowEnd why) {
 
 namespace {
 // The flow event's `tls` object: what nDPI read of the handshake (Suricata's tls and Zeek's
-// ssl.log keep the same facts). Only for flows nDPI named TLS from their content.
+// ssl.log keep the same facts). Only for flows nDPI named TLS or DTLS from their content.
 void write_tls(JsonWriter& w, const NdpiResult& r, std::string_view ndpi_proto) {
-  if (ndpi_proto != "TLS" || r.guessed) return;
+  if ((ndpi_proto != "TLS" && ndpi_proto != "DTLS") || r.guessed) return;
   const TlsHandshake& t = r.tls;
   if (r.sni.empty() && t.ja3.empty() && t.ja3s.empty()) return;
   w.object("tls");

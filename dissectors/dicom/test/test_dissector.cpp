@@ -161,6 +161,10 @@ TEST_CASE("rejected and aborted associations", "[dicom][dissector]") {
     CHECK(ev[0]["dicom"]["status"] == "rejected");
     CHECK(ev[0]["dicom"]["calling_ae"] == "INTRUDER");
     CHECK(ev[0]["dicom"]["reject"]["reason_name"] == "calling_ae_not_recognized");
+    // The requestor showed its implementation, rejected or not (the policy judges it).
+    REQUIRE(h.facts().attr("dicom.impl_version_name"));
+    CHECK(*h.facts().attr("dicom.impl_version_name") == "OFFIS_DCMTK_367");
+    CHECK(h.facts().attr("dicom.acceptor_impl_class_uid") == nullptr);
   }
   {
     Harness h(medmon::dicom::make_dissector());

@@ -585,6 +585,21 @@ TEST_CASE("HL7: unbound sender, undeclared type, test messages on production", "
   CHECK(fx.alerts("hl7.test_on_production").size() == 1);
 }
 
+TEST_CASE("an empty baseline file (a clean run's alerts) accepts nothing and is no error", "[judge]") {
+  std::string path = "/tmp/medmon-empty-baseline-" + std::to_string(::getpid()) + ".jsonl";
+  for (const char* text : {"", "\n  \n"}) {
+    std::ofstream(path) << text;
+    Errors errs;
+    JudgeOptions opt;
+    opt.baseline_path = path;
+    auto judge = PolicyJudge::load(std::string(POLICIES_DIR) + "/sites/demo-site.yaml", std::string(POLICIES_DIR) + "/devices",
+                                   opt, errs);
+    CHECK(judge);
+    CHECK(errs.list.empty());
+  }
+  std::remove(path.c_str());
+}
+
 TEST_CASE("CI mode: baseline suppresses accepted alerts; repeats are written once", "[judge]") {
   Fixture fx;
   fx.judge->accept("lateral.admin_protocol", "ct-1", "10.10.1.99");
@@ -1005,6 +1020,13 @@ mds2_derived:
   // A ClientHello nobody answered (no version negotiated) is still TLS spoken by the device.
   tls_flow("10.10.1.70", 40004, 0, "");
   CHECK(fx.alerts("tls.unexpected").size() == 1);  // once per (rule, device, peer)
+  // A ClientHello to the device that it never answered is not the device speaking TLS.
+  auto probe = fx.flow(CT, 40005, "10.10.1.70", 443);
+  probe.ndpi_protocol = "TLS";
+  probe.tls_seen = true;
+  probe.tls_ja3 = "78f0dc5ac5b19daf131a133cfdee9691";
+  fx.judge_flow(probe);
+  CHECK(fx.alerts("tls.unexpected").size() == 1);
 }
 
 TEST_CASE("ICMP is infrastructure: a ping is no internal flow a CONN-3 = No device is refused", "[judge]") {
