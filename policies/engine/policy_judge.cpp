@@ -104,6 +104,9 @@ bool is_lateral(std::string_view app) {
   for (auto x : l) if (app == x) return true;
   return false;
 }
+// TCP, UDP and SCTP have ports; an ICMP flow's "ports" are its echo identifier, new for every ping.
+bool has_ports(uint8_t proto) { return proto == 6 || proto == 17 || proto == 132; }
+
 bool is_infrastructure(std::string_view app) { return app == "dns" || app == "dhcp" || app == "ntp" || app == "icmp"; }
 
 // A server name against a declared endpoint: the same name (any case, a final dot ignored), or for
@@ -571,7 +574,7 @@ PolicyJudge::Alert PolicyJudge::Side::alert(std::string_view rule, Severity sev)
   a.evidence.emplace_back("app", std::string(app.empty() ? "unknown" : app));
   if (!f.ndpi_protocol.empty()) a.evidence.emplace_back("ndpi_protocol", f.ndpi_protocol);
   a.evidence.emplace_back("direction", dev_is_client ? "outbound" : "inbound");
-  a.evidence.emplace_back("server_port", std::to_string(port));
+  if (port) a.evidence.emplace_back("server_port", std::to_string(port));
   a.evidence.emplace_back("model", dev.model_id);
   a.distinct = app;  // SSH and SMB to the same peer are two findings
   return a;
@@ -586,7 +589,7 @@ PolicyJudge::SideResult PolicyJudge::eval_side(const FlowSummary& f, const Devic
   const IpAddr& peer_ip = dev_is_client ? f.ep.dst : f.ep.src;
   const Side s{.f = f, .out = out, .dev = dev, .dev_is_client = dev_is_client, .peer_dev = peer_dev,
                .peer_roles = peer_roles, .peer_ip = peer_ip, .peer_internal = internal(peer_ip),
-               .port = f.ep.dst_port, .app = app, .enc = enc};
+               .port = has_ports(f.ep.proto) ? f.ep.dst_port : uint16_t(0), .app = app, .enc = enc};
   const FlowRule* match = find_declared_flow(s);
   SideResult res = match ? judge_declared_flow(s, *match) : judge_undeclared_flow(s);
   check_phi_cleartext(s, match);
@@ -613,7 +616,7 @@ const FlowRule* PolicyJudge::find_declared_flow(const Side& s) const {
     } else if (r.role_index < 0 || r.role_index >= 64 || !(s.peer_roles & (1ull << r.role_index))) {
       continue;
     }
-    if (!r.ports.empty() || (r.role_index >= 0 && !site_->roles[r.role_index].ports.empty())) {
+    if (has_ports(s.f.ep.proto) && (!r.ports.empty() || (r.role_index >= 0 && !site_->roles[r.role_index].ports.empty()))) {
       bool ok = std::find(r.ports.begin(), r.ports.end(), s.port) != r.ports.end();
       // The site's real service port for the role (PACS on 11112 instead of 104).
       if (!ok && r.role_index >= 0 && s.dev_is_client) {
@@ -747,7 +750,7 @@ PolicyJudge::SideResult PolicyJudge::judge_undeclared_flow(const Side& s) {
     Alert a = s.alert("flow.undeclared", Severity::medium);
     a.message = std::string(s.dev_is_client ? "Outbound " : "Inbound ") +
                 (s.app.empty() ? "traffic" : std::string(s.app)) + (s.dev_is_client ? " from " : " to ") + s.dev.name +
-                (s.dev_is_client ? " to " : " from ") + s.peer_name() + " on port " + std::to_string(s.port) +
+                (s.dev_is_client ? " to " : " from ") + s.peer_name() + (s.port ? " on port " + std::to_string(s.port) : "") +
                 " matches no declared flow of model " + s.dev.model_id;
     if (m->sw_value("port_list_provided") == 1) cite(a, m, "CONN-2");
     if (m->sw_value("phi_fixed_destinations") == 1 && s.f.facts && !s.f.facts->phi_fields.empty()) cite(a, m, "TXCF-3");
@@ -1104,9 +1107,9 @@ void PolicyJudge::track_fanout(const FlowSummary& f, const Device& dev, EventOut
     a.evidence.emplace_back("model", dev.model_id);
     return a;
   };
-  // Only TCP, UDP and SCTP have ports; the "ports" of an ICMP flow are its echo identifier (a new
-  // one per ping): a ping sweep is a fan-out of hosts, but repeated pings are no port scan.
-  const bool has_ports = f.ep.proto == 6 || f.ep.proto == 17 || f.ep.proto == 132;
+  // A ping sweep is a fan-out of hosts, but repeated pings (a new echo identifier each) are no
+  // port scan.
+  const bool with_ports = has_ports(f.ep.proto);
   if (!st.fanout_alerted && st.peers.size() <= th.fanout_hosts) {
     st.peers.insert(peer);
     if (st.peers.size() > th.fanout_hosts) {
@@ -1115,12 +1118,12 @@ void PolicyJudge::track_fanout(const FlowSummary& f, const Device& dev, EventOut
       a.peer = "*";
       a.message = dev.name + " contacted more than " + std::to_string(th.fanout_hosts) + " distinct hosts";
       a.evidence.emplace_back("distinct_hosts", std::to_string(st.peers.size()));
-      if (has_ports) a.evidence.emplace_back("last_port", std::to_string(f.ep.dst_port));
+      if (with_ports) a.evidence.emplace_back("last_port", std::to_string(f.ep.dst_port));
       cite(a, dev.model, "SAHD-8");
       emit(f, a, out);
     }
   }
-  if (!has_ports || st.scan_alerted.count(peer)) return;
+  if (!with_ports || st.scan_alerted.count(peer)) return;
   if (st.ports.size() > th.fanout_hosts * 2 + 64 && !st.ports.count(peer)) { ++scan_peers_full_; return; }  // bounded
   auto& ports = st.ports[peer];
   if (std::find(ports.begin(), ports.end(), f.ep.dst_port) == ports.end()) ports.push_back(f.ep.dst_port);
@@ -1161,7 +1164,7 @@ FlowVerdict PolicyJudge::judge(const FlowSummary& f, EventOutput& out) {
       a.evidence.emplace_back("src_zone", zname(cz));
       a.evidence.emplace_back("dst_zone", zname(sz));
       a.evidence.emplace_back("app", std::string(app.empty() ? "unknown" : app));
-      a.evidence.emplace_back("server_port", std::to_string(f.ep.dst_port));
+      if (has_ports(f.ep.proto)) a.evidence.emplace_back("server_port", std::to_string(f.ep.dst_port));
       emit(f, a, out);
       if (v.verdict.empty() && (cdev || sdev)) { v.verdict = "undeclared"; v.rule = "lateral.zone_crossing"; }
     }
@@ -1222,7 +1225,7 @@ FlowVerdict PolicyJudge::judge(const FlowSummary& f, EventOutput& out) {
       a.device = d->name;
       a.peer = ip_str(peer);
       a.message = d->name + " talks to " + a.peer + ", a host the site binds to no role or device";
-      a.evidence.emplace_back("server_port", std::to_string(f.ep.dst_port));
+      if (has_ports(f.ep.proto)) a.evidence.emplace_back("server_port", std::to_string(f.ep.dst_port));
       a.evidence.emplace_back("app", std::string(app.empty() ? "unknown" : app));
       emit(f, a, out);
     }

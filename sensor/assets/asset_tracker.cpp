@@ -282,12 +282,16 @@ void AssetTracker::side(Device& d, const FlowSummary& f, bool is_client) {
   std::string name;  // kept as text: the SNI test below looks at it
   if (f.facts && !f.facts->app.empty()) name = f.facts->app;
   else if (!f.ndpi_guessed && !f.ndpi_protocol.empty() && f.ndpi_protocol != "Unknown") name = lower(f.ndpi_protocol);
+  else if (f.ep.proto == 1 || f.ep.proto == 58) name = "icmp";  // known from the IP header
   else name = "unknown";
   bool answered = f.server_answered && f.pkts[1] > 0;
   bool added = false, full = false;
   uint16_t name_id = intern(name);
+  // An ICMP flow's "ports" are its echo identifier, new for every ping: no service port.
+  const bool with_ports = f.ep.proto == 6 || f.ep.proto == 17 || f.ep.proto == 132;
+  const uint16_t port = with_ports ? f.ep.dst_port : 0;
   if (is_client) {
-    add_service(d.used, name_id, f.ep.proto, f.ep.dst_port, added, full);
+    add_service(d.used, name_id, f.ep.proto, port, added, full);
     if (added) mark(d, "service_used");
     // nDPI reports the queried name of DNS flows in the same field as a TLS SNI.
     if (!f.sni.empty()) {
@@ -296,7 +300,7 @@ void AssetTracker::side(Device& d, const FlowSummary& f, bool is_client) {
         add_unique(d, d.sni, f.sni, "tls_sni");
     }
   } else if (answered) {
-    add_service(d.offered, name_id, f.ep.proto, f.ep.dst_port, added, full);
+    add_service(d.offered, name_id, f.ep.proto, port, added, full);
     if (added) mark(d, "service_offered");
   }
   if (full) ++list_full_;

@@ -36,6 +36,11 @@ std::string flow_app(const nlohmann::json& f) {
   return app;
 }
 
+uint64_t flow_port(const nlohmann::json& f) {
+  std::string proto = str(f, "proto");
+  return proto == "icmp" || proto == "icmp6" ? 0 : num(f, "dst_port");
+}
+
 void EventLog::add_line(std::string_view line) {
   ++lines;
   while (!line.empty() && (line.back() == '\n' || line.back() == '\r' || line.back() == ' ')) line.remove_suffix(1);

@@ -30,5 +30,7 @@ uint64_t num(const nlohmann::json& j, const char* key);
 // A flow's protocol as the inventory and the report name it: medmon's `app`, else nDPI's when it
 // read it from the content (not guessed from the port), else "unknown"; lower case.
 std::string flow_app(const nlohmann::json& f);
+// A flow's server port; 0 for ICMP, whose "ports" are the echo identifier (a new one per ping).
+uint64_t flow_port(const nlohmann::json& f);
 
 }  // namespace medmon::report

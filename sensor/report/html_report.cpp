@@ -200,7 +200,7 @@ std::vector<FlowGroup> group_flows(const Dev& d, const Context& c) {
     bool out_dir = is_src(f, d);
     std::string peer = str(f, out_dir ? "dst_ip" : "src_ip");
     std::string app = flow_app(f);
-    uint64_t port = num(f, "dst_port");
+    uint64_t port = flow_port(f);
     std::string key = fmt::format("{}|{}|{}|{}|{}", out_dir, peer, str(f, "proto"), port, app);
     FlowGroup& fg = g[key];
     fg.dir = out_dir ? "out" : "in";

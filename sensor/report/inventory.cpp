@@ -120,7 +120,7 @@ std::vector<Asset> build_inventory(const EventLog& log) {
   std::map<std::pair<std::string, std::string>, uint64_t> service_flows;  // (ip, "o|u" + service text) -> flows
   for (const json& f : log.flows) {
     const json& fl = f.value("flow", json::object());
-    std::string service = fmt::format("{}/{}/{}", flow_app(f), str(f, "proto", "?"), num(f, "dst_port"));
+    std::string service = fmt::format("{}/{}/{}", flow_app(f), str(f, "proto", "?"), flow_port(f));
     for (int side = 0; side < 2; ++side) {
       std::string ip = str(f, side ? "dst_ip" : "src_ip");
       auto it = by_ip.find(ip);

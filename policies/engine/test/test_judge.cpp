@@ -1294,3 +1294,24 @@ TEST_CASE("a device bound by fingerprint stays at the first address that showed 
   fx.judge_flow(again);
   CHECK(fx.alerts("dicom.ae_spoofing").size() == 1);
 }
+
+TEST_CASE("ICMP has no ports: a declared ping to a role with service ports matches, its echo id is no port", "[judge]") {
+  const std::string model = R"(schema: medmon.model/v1
+model: {id: test-pinger}
+flows:
+  - {id: ping-pacs, initiator: device, peer_role: pacs, l4: icmp}
+)";
+  Fixture fx(Fixture::Edits{{"devices:\n", "devices:\n  - {name: mon-1, model: test-pinger, ip: 10.10.1.70, zone: modality}\n"}},
+             model);
+  auto ping = fx.flow("10.10.1.70", 4096, PACS, 4096, 1);
+  auto v = fx.judge_flow(ping);
+  CHECK(v.side_verdict[0] == "declared");
+  CHECK(v.side_rule[0] == "ping-pacs");
+  auto other = fx.flow("10.10.1.70", 4097, "10.10.3.30", 4097, 1);  // to the RIS: undeclared
+  fx.judge_flow(other);
+  auto und = fx.alerts("flow.undeclared");
+  REQUIRE(und.size() >= 1);
+  for (auto& a : und) INFO(a.dump());
+  CHECK(und[0]["alert"]["message"].get<std::string>().find("port") == std::string::npos);
+  CHECK_FALSE(und[0]["alert"]["evidence"].contains("server_port"));
+}

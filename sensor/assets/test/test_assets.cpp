@@ -552,3 +552,22 @@ TEST_CASE("the TLS versions a device's sessions settle on, as client and as answ
   for (auto& x : a) if (x["ip"] == "10.10.2.20") pacs = x;
   CHECK(pacs["tls_versions"] == json::array({"TLSv1.3"}));
 }
+
+TEST_CASE("pings are one ICMP service, not one per echo identifier", "[assets]") {
+  Rig r;
+  for (uint16_t id = 4096; id < 4136; ++id) {
+    auto f = flow("10.10.1.20", "10.10.2.20", id, nullptr);
+    f.ep.proto = 1;
+    f.ep.src_port = id;
+    f.ndpi_protocol.clear();  // nDPI never sees ICMP
+    r.t->judge(f, r.out);
+  }
+  auto a = r.assets();
+  json pacs;
+  for (auto& x : a) if (x["ip"] == "10.10.2.20") pacs = x;
+  REQUIRE(pacs["services_offered"].size() == 1);
+  CHECK(pacs["services_offered"][0]["proto"] == "icmp");
+  CHECK(pacs["services_offered"][0]["service"] == "icmp");
+  CHECK(pacs["services_offered"][0]["port"] == 0);
+  CHECK(pacs["changes"] == json::array({"new", "mac", "service_offered"}));  // no event for later pings
+}
