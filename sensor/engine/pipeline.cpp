@@ -192,8 +192,9 @@ void Pipeline::prepare() {
 
 void Pipeline::orient_by_content(Flow& f, Dir& dir, const Packet& p) {
   int d = static_cast<int>(dir);
-  // Only the first bytes of a direction the capture saw: where a message most likely starts.
-  if (f.payload_bytes[d] != p.payload_len) return;
+  // Only the first bytes of a direction the capture saw: where a message most likely starts. A
+  // record that continues a connection split at the absolute timeout keeps its orientation.
+  if (f.payload_bytes[d] != p.payload_len || f.continued) return;
   auto* st = static_cast<FlowState*>(f.ext.get());
   std::span<const uint8_t> bytes(p.payload, p.payload_len);
   StreamSender said = StreamSender::unknown;

@@ -222,6 +222,7 @@ Flow& FlowTable::lookup(const Packet& p, Dir& dir) {
   if (keep_client_is_a >= 0) {
     f.client_is_a = keep_client_is_a == 1;
     f.orientation = keep_orientation;
+    f.continued = true;
   } else if ((p.proto == 6 && !syn) || p.proto == 17) {
     // UDP has no handshake at all: an answer seen before its request (the request lost, or sent
     // before the capture began) would make the server the client.

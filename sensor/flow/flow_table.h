@@ -78,6 +78,7 @@ struct Flow {
   FlowKey key;
   bool client_is_a = true;
   Orientation orientation = Orientation::first_packet;
+  bool continued = false;  // the next record of a connection split at the absolute timeout
   bool syn_seen = false, synack_seen = false, rst_seen = false;
   std::array<bool, 2> fin_seen{};
   uint8_t lru_class = 0;

@@ -42,6 +42,19 @@ void run(int dlt, const std::vector<Bytes>& frames, Run& r) {
   p.finish(FlowEnd::end_of_input);
 }
 
+// The same with each frame's time given (microseconds after the first).
+void run_timed(const std::vector<std::pair<int64_t, Bytes>>& frames, Run& r) {
+  EventOutput out;
+  out.add_sink(r.sink);
+  Pseudonymiser phi;
+  SensorConfig cfg;
+  Pipeline p(cfg, Depth::policy, out, phi, {&r.judge});
+  p.set_linktype(DLT_EN10MB);
+  for (auto& [at, f] : frames)
+    p.packet(f.data(), uint32_t(f.size()), uint32_t(f.size()), Timestamp{1'700'000'000'000'000 + at});
+  p.finish(FlowEnd::end_of_input);
+}
+
 // A Linux cooked (SLL) header: packet type, ARPHRD_ETHER, the sender's 6-byte address, IPv4.
 Bytes sll(const std::array<uint8_t, 6>& sender, const Bytes& l3) {
   Bytes f;
@@ -224,4 +237,23 @@ TEST_CASE("Mid-stream, a flow a dissector already reads keeps its orientation") 
   CHECK(r.judge.flows[0].ep.src_port == 40000);
   CHECK(line_of(r, "flow").find("\"initiator\":\"port\"") != std::string::npos);
   CHECK(line_of(r, "stats").find("\"flows.orientation_kept\":1") != std::string::npos);
+}
+
+TEST_CASE("Mid-stream, the record that continues a connection split at the absolute timeout keeps its orientation") {
+  // No port tells; the first packet's sender speaks first with bytes no probe knows, the
+  // connection outlives the absolute timeout, then the other side sends a client's request.
+  const uint32_t a = ip4(10, 0, 0, 1), b = ip4(10, 0, 0, 2);
+  const std::string junk = "0123456789", get = "GET /status HTTP/1.1\r\nHost: x\r\n\r\n";
+  const int64_t hour = 3'600'000'000;
+  std::vector<std::pair<int64_t, Bytes>> frames = {
+      {0, ether(0x0800, ipv4(a, b, 6, tcp(7777, 45000, 100, 500, tcpflag::ACK | tcpflag::PSH, junk)))}};
+  for (int64_t at = 300'000'000; at <= hour + 1000; at += 300'000'000)  // keep-alives, under the idle timeout
+    frames.push_back({at, ether(0x0800, ipv4(a, b, 6, tcp(7777, 45000, 110, 500, tcpflag::ACK)))});
+  frames.push_back({hour + 300'002'000, ether(0x0800, ipv4(b, a, 6, tcp(45000, 7777, 500, 110, tcpflag::ACK | tcpflag::PSH, get)))});
+  Run r;
+  run_timed(frames, r);
+  REQUIRE(r.judge.flows.size() == 2);
+  CHECK(r.judge.flows[0].end_state == "absolute_timeout");
+  for (auto& f : r.judge.flows) CHECK(f.ep.src_port == 7777);
+  CHECK(line_of(r, "stats").find("reversed_by_content") == std::string::npos);
 }
