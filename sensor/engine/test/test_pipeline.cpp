@@ -30,29 +30,25 @@ struct Run {
   KeepingJudge judge;
 };
 
-void run(int dlt, const std::vector<Bytes>& frames, Run& r) {
+// Feeds the frames, at the given times (microseconds after the first), through a whole pipeline.
+void run_timed(int dlt, const std::vector<std::pair<int64_t, Bytes>>& frames, Run& r) {
   EventOutput out;
   out.add_sink(r.sink);
   Pseudonymiser phi;
   SensorConfig cfg;
   Pipeline p(cfg, Depth::policy, out, phi, {&r.judge});
   p.set_linktype(dlt);
-  int64_t t = 1'700'000'000'000'000;
-  for (auto& f : frames) p.packet(f.data(), uint32_t(f.size()), uint32_t(f.size()), Timestamp{t += 1000});
-  p.finish(FlowEnd::end_of_input);
-}
-
-// The same with each frame's time given (microseconds after the first).
-void run_timed(const std::vector<std::pair<int64_t, Bytes>>& frames, Run& r) {
-  EventOutput out;
-  out.add_sink(r.sink);
-  Pseudonymiser phi;
-  SensorConfig cfg;
-  Pipeline p(cfg, Depth::policy, out, phi, {&r.judge});
-  p.set_linktype(DLT_EN10MB);
   for (auto& [at, f] : frames)
     p.packet(f.data(), uint32_t(f.size()), uint32_t(f.size()), Timestamp{1'700'000'000'000'000 + at});
   p.finish(FlowEnd::end_of_input);
+}
+
+// The same, a millisecond apart.
+void run(int dlt, const std::vector<Bytes>& frames, Run& r) {
+  std::vector<std::pair<int64_t, Bytes>> timed;
+  int64_t at = 0;
+  for (auto& f : frames) timed.push_back({at += 1000, f});
+  run_timed(dlt, timed, r);
 }
 
 // A Linux cooked (SLL) header: packet type, ARPHRD_ETHER, the sender's 6-byte address, IPv4.
@@ -251,7 +247,7 @@ TEST_CASE("Mid-stream, the record that continues a connection split at the absol
     frames.push_back({at, ether(0x0800, ipv4(a, b, 6, tcp(7777, 45000, 110, 500, tcpflag::ACK)))});
   frames.push_back({hour + 300'002'000, ether(0x0800, ipv4(b, a, 6, tcp(45000, 7777, 500, 110, tcpflag::ACK | tcpflag::PSH, get)))});
   Run r;
-  run_timed(frames, r);
+  run_timed(DLT_EN10MB, frames, r);
   REQUIRE(r.judge.flows.size() == 2);
   CHECK(r.judge.flows[0].end_state == "absolute_timeout");
   for (auto& f : r.judge.flows) CHECK(f.ep.src_port == 7777);
