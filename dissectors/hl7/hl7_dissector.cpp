@@ -414,6 +414,10 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
   };
   Header read_header();
   void set_charset(std::string_view msh18, char repetition);
+  // The message's set has two-byte characters whose bytes may equal a delimiter.
+  bool delimiter_bytes_in_text() const {
+    return iso2022_ || charset_ == hl7cpp::Charset::big5 || charset_ == hl7cpp::Charset::gb18030;
+  }
   void scan_segments(Scan& sc);
   void record_facts(const DirState& s, FlowContext& ctx, const Header& h, const Scan& sc);
   AckResult pair_ack(const DirState& s, FlowContext& ctx, const Header& h, const Scan& sc, bool in_batch);
@@ -493,6 +497,7 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
   bool decode_ = false, iso2022_ = false;
   std::vector<PendingMsg> pending_;
   std::string scratch_, tmp_, pseudo_in_, pseudo_out_;
+  std::string decoded_msg_;  // a message in a set with delimiter-valued bytes, as UTF-8
   std::array<std::string_view, 64> f_{};
   // Per-message scratch lists, members so that a message does not pay for clearing them; only
   // the first n entries (counted in process_message) are read.
@@ -617,7 +622,23 @@ void Hl7Dissector::process_parsed(DirState& s, hl7cpp::ParseStatus st, uint64_t 
     return;
   }
   bad_escape_ = false;
-  const Header h = read_header();
+  Header h = read_header();
+  decoded_msg_.clear();
+  const std::string_view original = msg_.raw();
+  if (delimiter_bytes_in_text() && charset::to_utf8(original, set_, iso2022_, decoded_msg_)) {
+    // Some bytes of a two-byte character may equal a delimiter (BIG-5 0xB3 0x5C, JIS 0x38 0x5E):
+    // the message is decoded whole first and its UTF-8 text parsed, as no field can be split
+    // before its bytes are read as characters. The copy is at most 4 bytes per byte of a message
+    // the framing already bounds. A message that does not decode whole is read value by value.
+    const hl7cpp::ParseStatus again = msg_.parse(decoded_msg_);
+    if (again == hl7cpp::ParseStatus::ok || again == hl7cpp::ParseStatus::too_many_segments) {
+      h = read_header();
+      decode_ = iso2022_ = false;  // the text is UTF-8 now
+    } else {
+      msg_.parse(original);  // as sent, split byte by byte
+      h = read_header();
+    }
+  }
   Scan sc;
   scan_segments(sc);
   record_facts(s, ctx, h, sc);

@@ -52,6 +52,7 @@ TEST_CASE("a name pseudonymises the same from HL7 MSH-18 and DICOM (0008,0005)",
   struct Case { std::string msh18, hl7_name, dicom_cs, dicom_name; };
   const std::string ivanov = "\xb8\xb2\xb0\xbd\xbe\xb2^\xb8\xb2\xb0\xbd";  // in ISO 8859-5
   const std::string yamada = "\x1b$B;3ED\x1b(B^\x1b$BB@O:\x1b(B";         // JIS X 0208
+  const std::string igarashi = "\x1b$B8^==Mr\x1b(B^\x1b$BB@O:\x1b(B";
   const Case cases[] = {
       {"8859/1", "M\xdcLLER^HANS", "ISO_IR 100", "M\xdcLLER^HANS"},
       {"8859/9", "M\xdcLLER^HANS", "ISO_IR 100", "M\xdcLLER^HANS"},
@@ -65,6 +66,8 @@ TEST_CASE("a name pseudonymises the same from HL7 MSH-18 and DICOM (0008,0005)",
       {"UNICODE UTF-8", "KIM^\xec\x88\x9c\xec\x9e\x90", "\\ISO 2022 IR 149", "KIM^\x1b$)C\xbc\xf8\xc0\xda"},
       {"GB 18030-2000", "\xd5\xc5^\xd0\xa1", "\\ISO 2022 IR 58", "\x1b$)A\xd5\xc5^\x1b$)A\xd0\xa1"},
       {"~ISO IR87", yamada, "ISO 2022 IR 6\\ISO 2022 IR 87", yamada},
+      // 五十嵐^太郎: 五 is JIS 0x385E, whose second byte is HL7's component separator.
+      {"~ISO IR87", igarashi, "\\ISO 2022 IR 87", igarashi},
   };
   for (auto& c : cases) {
     INFO(c.msh18 << " / " << c.dicom_cs);

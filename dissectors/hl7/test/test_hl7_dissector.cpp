@@ -699,6 +699,12 @@ TEST_CASE("names in every MSH-18 character set are read as UTF-8 before pseudony
       // Japanese: ASCII by default, JIS X 0208 behind ESC $ B (MSH-18 "~ISO IR87").
       {"~ISO IR87", "\x1b$B;3ED\x1b(B^\x1b$BB@O:\x1b(B", "\xe5\xb1\xb1\xe7\x94\xb0^\xe5\xa4\xaa\xe9\x83\x8e"},
       {"ISO IR87", "\x1b$B;3ED\x1b(B^\x1b$BB@O:\x1b(B", "\xe5\xb1\xb1\xe7\x94\xb0^\xe5\xa4\xaa\xe9\x83\x8e"},
+      // Two-byte characters with a delimiter byte: JIS 0x385E (the component separator), JIS
+      // 0x4B7C (the field separator), BIG-5 0xB35C (the escape character).
+      {"~ISO IR87", "\x1b$B8^==Mr\x1b(B^\x1b$BB@O:\x1b(B",
+       "\xe4\xba\x94\xe5\x8d\x81\xe5\xb5\x90^\xe5\xa4\xaa\xe9\x83\x8e"},
+      {"~ISO IR87", "\x1b$BK|ED\x1b(B^\x1b$BB@O:\x1b(B", "\xe4\xb8\x87\xe7\x94\xb0^\xe5\xa4\xaa\xe9\x83\x8e"},
+      {"BIG-5", "\xb3\\^\xa4\x6a\xa4\xe5", "\xe8\xa8\xb1^\xe5\xa4\xa7\xe6\x96\x87"},
   };
   Harness h;
   int n = 0;
