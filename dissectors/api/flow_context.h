@@ -109,6 +109,10 @@ class FlowContext {
   // were sent before the packet now read, so they say nothing of what the peer did since.
   bool late(Dir dir) const { return late_[static_cast<int>(dir)]; }
   void set_late(Dir dir, bool b) { late_[static_cast<int>(dir)] = b; }
+  // The direction was picked up mid-stream (its SYN not seen): its first bytes may be the middle
+  // of a message, which is no anomaly of the sender's.
+  bool midstream(Dir dir) const { return midstream_[static_cast<int>(dir)]; }
+  void set_midstream(Dir dir, bool b) { midstream_[static_cast<int>(dir)] = b; }
 
   FlowFacts& facts() { return facts_; }
   const EventEndpoints& endpoints() const { return ep_; }
@@ -124,6 +128,7 @@ class FlowContext {
   size_t hold_limit_ = size_t(2) << 20;
   bool behind_hole_[2] = {false, false};
   bool late_[2] = {false, false};
+  bool midstream_[2] = {false, false};
   bool wrote_events_ = false;
 };
 

@@ -186,6 +186,22 @@ struct BodyFrames : hl7cpp::MllpHandler {
   void anomaly(hl7cpp::MllpAnomaly a, uint64_t offset) override;
 };
 
+// Where the first message of bytes picked up mid-stream may start: an MLLP start block, or MSH,
+// FHS, BHS or an HTTP request/status line at the start of a line (one cut at the end of the
+// bytes counts, its rest may follow). The length of the bytes when none does.
+size_t message_start(std::span<const uint8_t> b) {
+  static constexpr std::string_view kStarts[] = {"MSH", "FHS", "BHS", "HTTP/", "POST ", "PUT "};
+  for (size_t i = 0; i < b.size(); ++i) {
+    if (b[i] == 0x0B) return i;
+    if (i > 0 && b[i - 1] != '\r' && b[i - 1] != '\n') continue;
+    for (std::string_view k : kStarts) {
+      size_t n = std::min(k.size(), b.size() - i);
+      if (std::memcmp(b.data() + i, k.data(), n) == 0) return i;
+    }
+  }
+  return b.size();
+}
+
 class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
  public:
   Hl7Dissector() {
@@ -208,11 +224,24 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
     }
     s.ctx = &ctx;
     if (!s.based) { s.base = ctx.stream_offset(); s.based = true; }
+    size_t skipped = 0;
+    if (s.mode == Mode::unknown && ctx.midstream(dir)) {
+      // Picked up mid-stream: the bytes before the first message start are the tail of one the
+      // capture missed. They are skipped as after a lost segment (no anomaly), and the mode is
+      // decided by the first start seen.
+      skipped = message_start(data);
+      if (skipped) {
+        cur_ctx_ = &ctx;
+        s.framer.gap(skipped, s);
+        data = data.subspan(skipped);
+        if (data.empty()) return {skipped, 0, 0, false};
+      }
+    }
     if (s.mode == Mode::unknown) {
       size_t i = 0;
       while (i < data.size() && (data[i] == '\r' || data[i] == '\n')) ++i;
       auto rest = data.subspan(i);
-      if (rest.empty()) return {data.size(), 0, 0, false};
+      if (rest.empty()) return {skipped + data.size(), 0, 0, false};
       if (rest[0] == 0x0B || rest[0] == 'M' || rest[0] == 'F' || rest[0] == 'B') {
         s.mode = Mode::mllp;
       } else {
@@ -225,14 +254,14 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
           }
         }
         if (http) s.mode = Mode::http;
-        else if (maybe) return {0, data.size() + 5, 0, false};
+        else if (maybe) return {skipped, data.size() + 5, 0, false};
         else s.mode = Mode::mllp;  // the framer reports what it cannot frame
       }
     }
     cur_ctx_ = &ctx;
     if (s.mode == Mode::mllp) s.feed(data);
     else s.http.feed(data, s);
-    return {data.size(), 0, 0, false};
+    return {skipped + data.size(), 0, 0, false};
   }
 
   void on_gap(Dir dir, uint64_t missing, FlowContext& ctx) override {

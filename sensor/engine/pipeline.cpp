@@ -43,6 +43,9 @@ class Pipeline::DirSink : public StreamSink {
     Dir other = reverse(dir_);
     const auto& r = st_.reasm[static_cast<int>(other)];
     st_.ctx.set_behind_hole(other, r && r->queued_bytes() > 0);
+    // Held bytes of either direction may be replayed now: both say whether they began mid-stream.
+    for (Dir d : {Dir::to_server, Dir::to_client})
+      if (const auto& rd = st_.reasm[static_cast<int>(d)]) st_.ctx.set_midstream(d, rd->midstream());
     // Bytes drained after a gap were queued behind it: sent before this packet.
     st_.ctx.set_late(dir_, after_gap_);
     st_.feeder->data(dir_, bytes, offset, st_.ctx);

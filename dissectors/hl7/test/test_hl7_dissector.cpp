@@ -734,3 +734,31 @@ TEST_CASE("text a character set does not define is kept as sent, without harm") 
   CHECK(ev[0]["hl7"]["patient"]["name"] == h.phi("A\xa1" "B^C"));
   CHECK(ev[1]["hl7"]["patient"]["name"] == h.phi("\x1b$B;\x1b(B^\x1b%GX"));
 }
+
+TEST_CASE("picked up mid-stream: the tail of a missed message is skipped without anomaly, whole messages after it read") {
+  const std::string adt = "MSH|^~\\&|SND|SFAC|RCV|RFAC|20240101||ADT^A01|C1|P|2.5\rPID|1||ID1||DOE^JANE\r";
+  for (bool midstream : {false, true}) {
+    Harness h;
+    h.ctx.set_midstream(Dir::to_server, midstream);
+    // The end of a message the capture missed, then a whole framed one.
+    h.feed(Dir::to_server, "Y^UNKNOWN\rOBX|1|TX|||cut\r\x1c\r" + mllp(adt));
+    h.end();
+    INFO("midstream " << midstream << "\n" << h.all());
+    auto ev = h.events("hl7");
+    REQUIRE(ev.size() >= 1);
+    CHECK(ev[0]["hl7"]["control_id"] == "C1");
+    // Only a stream seen from its start has bytes outside a frame to report.
+    CHECK(h.events("anomaly").empty() == midstream);
+  }
+  // Mid-stream HTTP: a body tail, then a request read as HL7 over HTTP.
+  Harness h;
+  h.ctx.set_midstream(Dir::to_server, true);
+  h.feed(Dir::to_server, "tail of a body\r\nPOST /hl7 HTTP/1.1\r\nContent-Type: x-application/hl7-v2+er7\r\nContent-Length: " +
+                             std::to_string(adt.size()) + "\r\n\r\n" + adt);
+  h.end();
+  auto ev = h.events("hl7");
+  REQUIRE(ev.size() >= 1);
+  CHECK(ev[0]["hl7"]["control_id"] == "C1");
+  CHECK(ev[0]["hl7"]["transport"] == "http");
+  CHECK(h.events("anomaly").empty());
+}
