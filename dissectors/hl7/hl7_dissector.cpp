@@ -443,6 +443,7 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
   };
   Header read_header();
   void set_charset(std::string_view msh18, char repetition);
+  void decode_whole_message(Header& h);
   // The message's set has two-byte characters whose bytes may equal a delimiter.
   bool delimiter_bytes_in_text() const {
     return iso2022_ || charset_ == hl7cpp::Charset::big5 || charset_ == hl7cpp::Charset::gb18030;
@@ -652,28 +653,29 @@ void Hl7Dissector::process_parsed(DirState& s, hl7cpp::ParseStatus st, uint64_t 
   }
   bad_escape_ = false;
   Header h = read_header();
-  decoded_msg_.clear();
-  const std::string_view original = msg_.raw();
-  if (delimiter_bytes_in_text() && charset::to_utf8(original, set_, iso2022_, decoded_msg_)) {
-    // Some bytes of a two-byte character may equal a delimiter (BIG-5 0xB3 0x5C, JIS 0x38 0x5E):
-    // the message is decoded whole first and its UTF-8 text parsed, as no field can be split
-    // before its bytes are read as characters. The copy is at most 4 bytes per byte of a message
-    // the framing already bounds. A message that does not decode whole is read value by value.
-    const hl7cpp::ParseStatus again = msg_.parse(decoded_msg_);
-    if (again == hl7cpp::ParseStatus::ok || again == hl7cpp::ParseStatus::too_many_segments) {
-      h = read_header();
-      decode_ = iso2022_ = false;  // the text is UTF-8 now
-    } else {
-      msg_.parse(original);  // as sent, split byte by byte
-      h = read_header();
-    }
-  }
+  if (delimiter_bytes_in_text()) decode_whole_message(h);
   Scan sc;
   scan_segments(sc);
   record_facts(s, ctx, h, sc);
   const AckResult ack = pair_ack(s, ctx, h, sc, in_batch);
   write_event(s, ctx, h, sc, ack, offset, in_batch);
   if (bad_escape_) ctx.anomaly(kName, "hl7.bad_escape", offset);
+}
+
+// Some bytes of a two-byte character may equal a delimiter (BIG-5 0xB3 0x5C, JIS 0x38 0x5E): the
+// message is decoded whole and its UTF-8 text parsed, as no field can be split before its bytes
+// are read as characters. The copy is at most 4 bytes per byte of a message the framing already
+// bounds. A message that does not decode whole, or whose decoded text does not parse, is read
+// value by value as sent.
+void Hl7Dissector::decode_whole_message(Header& h) {
+  const std::string_view original = msg_.raw();
+  decoded_msg_.clear();
+  if (!charset::to_utf8(original, set_, iso2022_, decoded_msg_)) return;
+  const hl7cpp::ParseStatus again = msg_.parse(decoded_msg_);
+  const bool parsed = again == hl7cpp::ParseStatus::ok || again == hl7cpp::ParseStatus::too_many_segments;
+  if (!parsed) msg_.parse(original);
+  h = read_header();
+  if (parsed) decode_ = iso2022_ = false;  // the text is UTF-8 now
 }
 
 // MSH-18's first repetition is the set of the message's text; a later one names an alternate

@@ -82,7 +82,7 @@ std::string_view app_of(const FlowSummary& f) {
     return a;
   }
   // ICMP is known from the IP header: nDPI never sees those flows (they carry no stream).
-  if (f.ep.proto == 1 || f.ep.proto == 58) return "icmp";
+  if (is_icmp(f.ep.proto)) return "icmp";
   if (f.ndpi_guessed) return {};
   std::string_view p = ndpi_app_name(f.ndpi_protocol, f);
   if (!is_lateral(p) && !f.ndpi_app.empty()) {
@@ -104,9 +104,6 @@ bool is_lateral(std::string_view app) {
   for (auto x : l) if (app == x) return true;
   return false;
 }
-// TCP, UDP and SCTP have ports; an ICMP flow's "ports" are its echo identifier, new for every ping.
-bool has_ports(uint8_t proto) { return proto == 6 || proto == 17 || proto == 132; }
-
 bool is_infrastructure(std::string_view app) { return app == "dns" || app == "dhcp" || app == "ntp" || app == "icmp"; }
 
 // A server name against a declared endpoint: the same name (any case, a final dot ignored), or for
@@ -952,7 +949,7 @@ void PolicyJudge::check_remote_endpoint(const Side& s) {
 // (CONN-7 = No), and a session that settled on a version RFC 8996 retired (SSL 3.0, TLS 1.0 and
 // 1.1, DTLS 1.0), whichever side offered it.
 void PolicyJudge::check_tls(const Side& s) {
-  if (!s.f.tls_seen) return;
+  if (!s.f.tls_seen()) return;
   const Model* m = s.dev.model;
   const std::string& version = s.f.tls_version_name;
   const std::string with = " with " + s.peer_name() + (version.empty() ? "" : " (" + version + ")");
@@ -991,7 +988,7 @@ void PolicyJudge::check_fingerprints(const Side& s) {
     a.message = s.dev.name + " shows " + std::string(what) + " " + seen + " (" + (s.dev_is_client ? "to " : "from ") +
                 s.peer_name() + "); its model " + s.dev.model_id + " lists " + declared;
     a.evidence.emplace_back(evidence, seen);  // evidence names are literals
-    a.distinct = seen;  // lives in the flow's facts or summary, past emit()
+    a.distinct = seen;  // each value is its own finding
     emit(s.f, a, s.out);
   };
   const bool client = s.dev_is_client;

@@ -282,14 +282,12 @@ void AssetTracker::side(Device& d, const FlowSummary& f, bool is_client) {
   std::string name;  // kept as text: the SNI test below looks at it
   if (f.facts && !f.facts->app.empty()) name = f.facts->app;
   else if (!f.ndpi_guessed && !f.ndpi_protocol.empty() && f.ndpi_protocol != "Unknown") name = lower(f.ndpi_protocol);
-  else if (f.ep.proto == 1 || f.ep.proto == 58) name = "icmp";  // known from the IP header
+  else if (is_icmp(f.ep.proto)) name = "icmp";  // known from the IP header
   else name = "unknown";
   bool answered = f.server_answered && f.pkts[1] > 0;
   bool added = false, full = false;
   uint16_t name_id = intern(name);
-  // An ICMP flow's "ports" are its echo identifier, new for every ping: no service port.
-  const bool with_ports = f.ep.proto == 6 || f.ep.proto == 17 || f.ep.proto == 132;
-  const uint16_t port = with_ports ? f.ep.dst_port : 0;
+  const uint16_t port = has_ports(f.ep.proto) ? f.ep.dst_port : 0;  // no service port for ICMP
   if (is_client) {
     add_service(d.used, name_id, f.ep.proto, port, added, full);
     if (added) mark(d, "service_used");

@@ -62,5 +62,8 @@ struct IpAddr {
 
 enum class L4 : uint8_t { other = 0, icmp = 1, tcp = 6, udp = 17, icmp6 = 58 };
 const char* l4_name(uint8_t proto);
+inline bool is_icmp(uint8_t proto) { return proto == 1 || proto == 58; }
+// TCP, UDP and SCTP have ports; an ICMP flow's "ports" are its echo identifier, new for every ping.
+inline bool has_ports(uint8_t proto) { return proto == 6 || proto == 17 || proto == 132; }
 
 }  // namespace medmon

@@ -28,10 +28,10 @@ struct FlowSummary {
   std::string ndpi_category;
   bool ndpi_guessed = false;            // nDPI named the protocol from the port only, not the content
   std::string sni;                      // TLS SNI when nDPI saw one
-  bool tls_seen = false;                // nDPI read a TLS ClientHello or ServerHello
   uint16_t tls_version = 0;             // the version the ServerHello chose (0x0303 = TLS 1.2), 0 = none
   std::string tls_version_name;         // the same as nDPI names it ("TLSv1.2"), empty for none
   std::string tls_ja3, tls_ja3s;        // the ClientHello's and ServerHello's fingerprints
+  bool tls_seen() const { return !tls_ja3.empty() || !tls_ja3s.empty(); }  // nDPI read either hello
   const FlowFacts* facts = nullptr;     // what medmon's own dissectors learnt (app, PHI, attributes)
 };
 

@@ -375,7 +375,6 @@ void Pipeline::write_flow_event(Flow& f, FlowEnd why, FlowState* st) {
       s.tls_version_name = NdpiClassifier::tls_version_name(s.tls_version);
       s.tls_ja3 = st->ndpi.result.tls.ja3;
       s.tls_ja3s = st->ndpi.result.tls.ja3s;
-      s.tls_seen = !st->ndpi.result.tls.ja3.empty() || s.tls_version != 0;
       s.facts = &st->facts;
     }
     verdict = judge_flow(judges_, s, out_);

@@ -52,8 +52,9 @@ enum class Orientation : uint8_t {
 };
 const char* orientation_name(Orientation o);
 
-// The ports that name the server side of a TCP flow picked up mid-connection: the well-known
-// ports (below 1024) and the ports the dissectors register.
+// The ports that name the server side of a TCP flow picked up mid-connection (and of a UDP flow
+// whose first packet is an answer): the well-known ports (below 1024) and those the dissectors
+// register.
 class ServicePorts {
  public:
   void add(uint16_t port) { registered_.set(port); }

@@ -990,7 +990,8 @@ mds2_derived:
   auto tls_flow = [&](const char* src, uint16_t sport, uint16_t version, const char* name) {
     auto f = fx.flow(src, sport, PACS, 2762);
     f.ndpi_protocol = "TLS";
-    f.tls_seen = true;
+    f.tls_ja3 = "78f0dc5ac5b19daf131a133cfdee9691";                 // the ClientHello
+    if (version) f.tls_ja3s = "15af977ce25de452b96affa2addb1036";   // the ServerHello that chose it
     f.tls_version = version;
     f.tls_version_name = name;
     fx.judge_flow(f);
@@ -1023,7 +1024,6 @@ mds2_derived:
   // A ClientHello to the device that it never answered is not the device speaking TLS.
   auto probe = fx.flow(CT, 40005, "10.10.1.70", 443);
   probe.ndpi_protocol = "TLS";
-  probe.tls_seen = true;
   probe.tls_ja3 = "78f0dc5ac5b19daf131a133cfdee9691";
   fx.judge_flow(probe);
   CHECK(fx.alerts("tls.unexpected").size() == 1);
@@ -1084,7 +1084,6 @@ fingerprints:
   auto tls = [&](const char* src, uint16_t sport, const char* dst, const char* ja3, const char* ja3s) {
     auto f = fx.flow(src, sport, dst, 443);
     f.ndpi_protocol = "TLS";
-    f.tls_seen = true;
     f.tls_version = 0x0304;
     f.tls_version_name = "TLSv1.3";
     f.tls_ja3 = ja3;
