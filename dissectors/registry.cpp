@@ -1,5 +1,6 @@
 #include "dissectors/registry.h"
 
+#include "dissectors/dhcp/dhcp_dissector.h"
 #include "dissectors/dicom/dicom_dissector.h"
 #include "dissectors/hl7/hl7_dissector.h"
 #include "dissectors/astm/astm_dissector.h"
@@ -16,7 +17,7 @@ const DissectorInfo* const kAll[] = {
     nullptr,  // keeps the array non-empty; skipped by all_dissectors()
     &kDicomInfo,
     &kHl7Info,
-    &kAstmInfo, &kPoct1Info, &kSdcInfo, &kProprietaryInfo, &kProprietaryUdpInfo,
+    &kAstmInfo, &kPoct1Info, &kSdcInfo, &kDhcpInfo, &kProprietaryInfo, &kProprietaryUdpInfo,
 };
 }  // namespace
 

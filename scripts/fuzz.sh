@@ -13,7 +13,7 @@ while getopts "t:j:b:" o; do
   case $o in t) SECS=$OPTARG ;; j) JOBS=$OPTARG ;; b) BUILD=$OPTARG ;; *) exit 2 ;; esac
 done
 shift $((OPTIND - 1))
-ALL=(decode pcapfile pipeline policy mds2_xlsx mds2_text mds2_pdf dicom hl7 signatures astm poct1 sdc)
+ALL=(decode pcapfile pipeline policy mds2_xlsx mds2_text mds2_pdf dicom hl7 signatures astm poct1 sdc dhcp)
 TARGETS=("$@")
 [ $# -gt 0 ] || TARGETS=("${ALL[@]}")
 

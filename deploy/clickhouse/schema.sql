@@ -118,6 +118,7 @@ CREATE TABLE IF NOT EXISTS medmon.asset
     dst_zone String,
     asset_ip String,
     asset_mac String,
+    asset_hostname String,
     asset_device String,
     asset_zone String,
     asset_model String,
@@ -355,6 +356,43 @@ CREATE TABLE IF NOT EXISTS medmon.sdc
     dst_device String,
     src_zone String,
     dst_zone String,
+    raw String
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMM(time)
+ORDER BY (time, sensor_id)
+SETTINGS index_granularity = 8192;
+
+CREATE TABLE IF NOT EXISTS medmon.dhcp
+(
+    sensor_id String,
+    time DateTime('UTC'),
+    ts_us UInt64,
+    run String,
+    seq UInt64,
+    ts String,
+    event_type String,
+    flow_id String,
+    src_ip String,
+    src_port UInt16,
+    dst_ip String,
+    dst_port UInt16,
+    proto String,
+    vlan UInt16,
+    community_id String,
+    src_device String,
+    dst_device String,
+    src_zone String,
+    dst_zone String,
+    dhcp_message_type String,
+    dhcp_client_mac String,
+    dhcp_hostname String,
+    dhcp_vendor_class String,
+    dhcp_client_ip String,
+    dhcp_assigned_ip String,
+    dhcp_requested_ip String,
+    dhcp_server_id String,
+    dhcp_lease_time UInt32,
     raw String
 )
 ENGINE = MergeTree

@@ -224,6 +224,35 @@ void AssetTracker::bind(Device& d) {
   put(d.model, model);
 }
 
+namespace {
+uint64_t mac_key(const std::array<uint8_t, 6>& mac) {
+  uint64_t k = 0;
+  for (uint8_t b : mac) k = k << 8 | b;
+  return k;
+}
+}  // namespace
+
+void AssetTracker::set_mac(Device& d, const std::array<uint8_t, 6>& mac) {
+  size_t index = index_.at(key_of(d.ip));
+  if (auto old = by_mac_.find(mac_key(d.mac)); old != by_mac_.end() && old->second == index) by_mac_.erase(old);
+  d.mac = mac;
+  by_mac_[mac_key(mac)] = index;
+  d.mac_vendor.clear();
+  if (oui_) d.mac_vendor.assign(oui_->vendor(mac));
+  mark(d, "mac");
+  bind(d);  // a device bound by mac: its name, zone and model
+  dhcp_names(d);
+}
+
+// The names the device's MAC gave itself over DHCP, if any were seen.
+void AssetTracker::dhcp_names(Device& d) {
+  auto it = dhcp_by_mac_.find(mac_key(d.mac));
+  if (it == dhcp_by_mac_.end()) return;
+  set_field(d, d.hostname, it->second.hostname, "dhcp");
+  set_field(d, d.dhcp_vendor_class, it->second.vendor_class, "dhcp");
+  set_field(d, d.dhcp_fingerprint, it->second.fingerprint, "dhcp");
+}
+
 void AssetTracker::rebind_all() {
   for (auto& d : devices_) bind(d);
 }
@@ -261,13 +290,7 @@ void AssetTracker::side(Device& d, const FlowSummary& f, bool is_client) {
   d.bytes += f.bytes[0] + f.bytes[1];
   const auto& mac = is_client ? f.client_mac : f.server_mac;
   bool have_mac = std::any_of(mac.begin(), mac.end(), [](uint8_t b) { return b != 0; });
-  if (have_mac && mac != d.mac) {
-    d.mac = mac;
-    d.mac_vendor.clear();
-    if (oui_) d.mac_vendor.assign(oui_->vendor(mac));
-    mark(d, "mac");
-    bind(d);  // a device bound by mac: its name, zone and model
-  }
+  if (have_mac && mac != d.mac) set_mac(d, mac);
   if (f.ep.vlan && std::find(d.vlans.begin(), d.vlans.end(), f.ep.vlan) == d.vlans.end()) {
     if (d.vlans.size() < opt_.max_list) {
       d.vlans.push_back(f.ep.vlan);
@@ -376,6 +399,7 @@ void AssetTracker::finish(Timestamp now, EventOutput& out) {
   if (dropped_) c.at("assets.dropped") += dropped_;
   if (list_full_) c.at("assets.list_full") += list_full_;
   if (services_full_) c.at("assets.services_full") += services_full_;
+  if (dhcp_full_) c.at("assets.dhcp_full") += dhcp_full_;
   c.at("assets.events") += events_;
 }
 
@@ -388,9 +412,82 @@ void AssetTracker::flush_dirty(EventOutput& out, Timestamp ts) {
 }
 
 void AssetTracker::on_event(std::string_view type, std::string_view line) {
-  if (type != "dicom") return;
-  DicomSighting s;
-  if (read_dicom(line, s)) apply(s);
+  if (type == "dicom") {
+    DicomSighting s;
+    if (read_dicom(line, s)) apply(s);
+  } else if (type == "dhcp") {
+    DhcpSighting s;
+    if (read_dhcp(line, s)) apply(s);
+  }
+}
+
+bool AssetTracker::read_dhcp(std::string_view line, DhcpSighting& s) {
+  size_t obj = line.find("\"dhcp\":{");
+  if (obj == std::string_view::npos) return false;
+  std::string op, type, mac, addr;
+  // The fixed members come first in the event, before any text a client chose.
+  if (!field_in(line, obj, line.size(), "op", op) || !field_in(line, obj, line.size(), "client_mac", mac)) return false;
+  if (mac.size() != 17) return false;  // an Ethernet address, "xx:xx:xx:xx:xx:xx"
+  for (size_t i = 0; i < 6; ++i) {
+    auto hex = [](char c) { return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1; };
+    int hi = hex(mac[3 * i]), lo = hex(mac[3 * i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    s.mac[i] = static_cast<uint8_t>(hi << 4 | lo);
+  }
+  s.have_mac = std::any_of(s.mac.begin(), s.mac.end(), [](uint8_t b) { return b != 0; });
+  s.ts = event_time(line);
+  s.from_client = op == "request";
+  field_in(line, obj, line.size(), "message_type", type);
+  // A client's own address (ciaddr: renewing, informing, releasing), or the one an ACK gives
+  // it (yiaddr; an ACK to an INFORM gives none and repeats ciaddr). An OFFER is only an offer.
+  if (s.from_client || type == "ACK") {
+    if (!(type == "ACK" && field_in(line, obj, line.size(), "assigned_ip", addr)))
+      field_in(line, obj, line.size(), "client_ip", addr);
+    if (!addr.empty() && !IpAddr::parse(addr, s.address)) s.address = {};
+  }
+  if (s.from_client) {
+    field_in(line, obj, line.size(), "hostname", s.hostname);
+    field_in(line, obj, line.size(), "vendor_class", s.vendor_class);
+    // The option list as written, "1,3,6,15": the form DHCP fingerprint databases use.
+    if (size_t p = line.find("\"param_list\":[", obj); p != std::string_view::npos) {
+      size_t from = p + 14, end = line.find(']', from);
+      if (end != std::string_view::npos) s.fingerprint.assign(line.substr(from, std::min<size_t>(end - from, 1024)));
+    }
+  }
+  return true;
+}
+
+void AssetTracker::apply(const DhcpSighting& s) {
+  if (!s.have_mac) return;
+  uint64_t k = mac_key(s.mac);
+  if (!s.hostname.empty() || !s.vendor_class.empty() || !s.fingerprint.empty()) {
+    auto it = dhcp_by_mac_.find(k);
+    if (it == dhcp_by_mac_.end()) {
+      if (dhcp_by_mac_.size() >= opt_.max_dhcp_clients) ++dhcp_full_;
+      else it = dhcp_by_mac_.emplace(k, DhcpNames{}).first;
+    }
+    if (it != dhcp_by_mac_.end()) {
+      auto keep = [](std::string& field, std::string_view v) { if (!v.empty()) field.assign(cap(trim(v))); };
+      keep(it->second.hostname, s.hostname);
+      keep(it->second.vendor_class, s.vendor_class);
+      keep(it->second.fingerprint, s.fingerprint);
+    }
+  }
+  Device* d = nullptr;
+  if (s.address.family) {
+    d = device(s.address, s.ts, false);
+    // The frames of a routed device carry the router's MAC: DHCP's client address is its own,
+    // but flows would turn it back at every end. It is taken only by a device that has none.
+    if (d && std::all_of(d->mac.begin(), d->mac.end(), [](uint8_t b) { return b == 0; })) set_mac(*d, s.mac);
+  } else if (auto m = by_mac_.find(k); m != by_mac_.end() && devices_[m->second].mac == s.mac) {
+    d = &devices_[m->second];
+  }
+  if (!d) return;
+  auto it = dhcp_by_mac_.find(k);
+  if (it == dhcp_by_mac_.end()) return;
+  set_field(*d, d->hostname, it->second.hostname, "dhcp");
+  set_field(*d, d->dhcp_vendor_class, it->second.vendor_class, "dhcp");
+  set_field(*d, d->dhcp_fingerprint, it->second.fingerprint, "dhcp");
 }
 
 bool AssetTracker::read_dicom(std::string_view line, DicomSighting& s) {
@@ -502,6 +599,13 @@ void AssetTracker::emit(Device& d, EventOutput& out, Timestamp ts) {
     w.array("vlans");
     for (uint16_t v : d.vlans) w.value(v);
     w.end_array();
+  }
+  if (!d.hostname.empty()) w.field("hostname", d.hostname);
+  if (!d.dhcp_vendor_class.empty() || !d.dhcp_fingerprint.empty()) {
+    w.object("dhcp");
+    w.field_if_nonempty("vendor_class", d.dhcp_vendor_class);
+    w.field_if_nonempty("fingerprint", d.dhcp_fingerprint);
+    w.end_object();
   }
   if (!d.device.empty()) w.field("device", d.device);
   if (!d.zone.empty()) w.field("zone", d.zone);

@@ -2,7 +2,8 @@
 // Passive asset inventory. Judges nothing: it watches every ending flow (MAC, VLAN, services
 // offered and used, TLS SNI, DICOM/HL7 identity from the dissectors' flow facts) and every
 // `dicom` event (implementation UID/version of each side, manufacturer/model from stored
-// datasets), keeps a bounded table of devices keyed by IP, and writes an `asset` event when a
+// datasets) and `dhcp` event (host name, vendor class and option list by MAC; the address a
+// server gave that MAC), keeps a bounded table of devices keyed by IP, and writes an `asset` event when a
 // device is first seen or something about it changes.
 #include <array>
 #include <cstdint>
@@ -26,6 +27,7 @@ struct AssetOptions {
   // ports gives each tracked source a new entry per port, up to max_list each (measured: +5 MiB
   // per million SYNs at 65 536 devices); beyond this, counted in assets.services_full.
   size_t max_services = size_t{1} << 18;
+  size_t max_dhcp_clients = 65536;  // MACs whose DHCP names are remembered (assets.dhcp_full beyond)
   bool internal_only = true;      // track private/link-local/loopback/ULA addresses (and bound devices)
 };
 
@@ -56,6 +58,7 @@ class AssetTracker : public FlowJudge, public EventObserver {
     std::vector<std::string> sni;             // TLS server names the device asked for
     std::vector<std::string> tls_versions;    // TLS versions its sessions settled on, either side
     std::vector<std::string> dns_names;       // names it looked up
+    std::string hostname, dhcp_vendor_class, dhcp_fingerprint;  // DHCP options 12, 60, 55 of its MAC
     std::vector<Service> offered, used;
     uint64_t flows = 0, bytes = 0;
     std::vector<const char*> changes;         // pending change reasons (static names)
@@ -105,6 +108,19 @@ class AssetTracker : public FlowJudge, public EventObserver {
   static bool read_dicom(std::string_view line, DicomSighting& out);
   void apply(const DicomSighting& s);
 
+  // What one `dhcp` event says: a client names its MAC (and its address when it has one); a
+  // server's ACK gives a MAC its address.
+  struct DhcpSighting {
+    Timestamp ts;
+    std::array<uint8_t, 6> mac{};
+    bool have_mac = false, from_client = false;
+    IpAddr address;  // the client's own (ciaddr), or the one an ACK gives it; family 0 = none
+    std::string hostname, vendor_class, fingerprint;
+  };
+  // False when the line is no DHCP message of an Ethernet address.
+  static bool read_dhcp(std::string_view line, DhcpSighting& out);
+  void apply(const DhcpSighting& s);
+
   const Device* find(const IpAddr& ip) const;
   size_t size() const { return devices_.size(); }
   std::string_view service_name(const Service& s) const { return names_[s.name]; }
@@ -131,6 +147,8 @@ class AssetTracker : public FlowJudge, public EventObserver {
 
   Device* device(const IpAddr& ip, Timestamp ts, bool force);
   void side(Device& d, const FlowSummary& f, bool is_client);
+  void set_mac(Device& d, const std::array<uint8_t, 6>& mac);
+  void dhcp_names(Device& d);
   void bind(Device& d);
   void emit(Device& d, EventOutput& out, Timestamp ts);
   void flush_dirty(EventOutput& out, Timestamp ts);
@@ -150,7 +168,14 @@ class AssetTracker : public FlowJudge, public EventObserver {
   std::vector<size_t> dirty_;
   // Counted here and added to the output's counters at finish(): the tracker also runs inside
   // worker threads that own their output.
-  uint64_t dropped_ = 0, list_full_ = 0, events_ = 0, services_full_ = 0;
+  uint64_t dropped_ = 0, list_full_ = 0, events_ = 0, services_full_ = 0, dhcp_full_ = 0;
+  // DHCP names by MAC (48 bits), kept apart from the devices: a client names itself before it
+  // has an address, from 0.0.0.0; its device takes them when its MAC is seen with an address.
+  struct DhcpNames {
+    std::string hostname, vendor_class, fingerprint;
+  };
+  std::unordered_map<uint64_t, DhcpNames> dhcp_by_mac_;
+  std::unordered_map<uint64_t, size_t> by_mac_;  // device index of each MAC (the last device seen with it)
   size_t services_ = 0;                             // entries in all offered/used lists
   std::vector<std::string> names_;                  // service names (bounded: kMaxNames)
   std::unordered_map<std::string, uint16_t> name_index_;

@@ -41,7 +41,15 @@ void LiveAssets::Worker::finish(Timestamp now, EventOutput& out) {
 }
 
 void LiveAssets::Worker::on_event(std::string_view type, std::string_view line) {
-  if (type != "dicom") return;  // the only events the tracker reads
+  if (type == "dhcp") {
+    AssetTracker::DhcpSighting s;
+    if (!AssetTracker::read_dhcp(line, s)) return;
+    std::lock_guard<std::mutex> hold(a_.lock_);
+    a_.follow_policy();
+    a_.tracker_.apply(s);
+    return;
+  }
+  if (type != "dicom") return;  // the only other events the tracker reads
   // Read outside the lock (a line of an association with many contexts is tens of KiB), so
   // that the workers only queue for the inventory's update.
   AssetTracker::DicomSighting s;

@@ -58,7 +58,12 @@ const char* orientation_name(Orientation o);
 class ServicePorts {
  public:
   void add(uint16_t port) { registered_.set(port); }
-  bool is_service(uint16_t port) const { return port < 1024 || registered_.test(port); }
+  // Below 1024 a port is a service's, but for the DHCP and DHCPv6 client ports: a server's
+  // reply from 67 to 68 (547 to 546) is an answer, its request often not captured (broadcast).
+  bool is_service(uint16_t port) const {
+    if (port == 68 || port == 546) return false;
+    return port < 1024 || registered_.test(port);
+  }
   // 0: the side with port `pa` is the server, 1: the side with `pb`, -1: the ports do not tell.
   int server_side(uint16_t pa, uint16_t pb) const {
     bool a = is_service(pa), b = is_service(pb);

@@ -571,3 +571,73 @@ TEST_CASE("pings are one ICMP service, not one per echo identifier", "[assets]")
   CHECK(pacs["services_offered"][0]["port"] == 0);
   CHECK(pacs["changes"] == json::array({"new", "mac", "service_offered"}));  // no event for later pings
 }
+
+namespace {
+std::string dhcp_line(const char* op, const char* type, const char* mac, const char* more) {
+  return std::string("{\"ts\":\"2023-11-14T22:13:20.000000Z\",\"event_type\":\"dhcp\",\"flow_id\":\"F1\",\"src_ip\":\"0.0.0.0\","
+                     "\"src_port\":68,\"dst_ip\":\"255.255.255.255\",\"dst_port\":67,\"proto\":\"udp\",\"dhcp\":{\"direction\":"
+                     "\"to_server\",\"op\":\"") +
+         op + "\",\"message_type\":\"" + type + "\",\"xid\":\"0x00000001\",\"client_mac\":\"" + mac + "\"" + more + "}}";
+}
+}  // namespace
+
+TEST_CASE("asset tracker: DHCP names a MAC before it has an address; the ACK gives the address", "[assets]") {
+  Rig r;
+  // DISCOVER from 0.0.0.0: remembered by MAC, no device yet.
+  r.t->on_event("dhcp", dhcp_line("request", "DISCOVER", "02:00:5e:10:00:07",
+                                  ",\"hostname\":\"ct-room3\",\"vendor_class\":\"ACME-CT-7\",\"param_list\":[1,3,6,15]"));
+  CHECK(r.t->size() == 0);
+  // An OFFER is only an offer.
+  r.t->on_event("dhcp", dhcp_line("reply", "OFFER", "02:00:5e:10:00:07", ",\"assigned_ip\":\"10.20.30.40\""));
+  CHECK(r.t->size() == 0);
+  r.t->on_event("dhcp", dhcp_line("reply", "ACK", "02:00:5e:10:00:07", ",\"assigned_ip\":\"10.20.30.40\""));
+  const auto* d = r.t->find(ip("10.20.30.40"));
+  REQUIRE(d);
+  CHECK(d->hostname == "ct-room3");
+  CHECK(d->dhcp_vendor_class == "ACME-CT-7");
+  CHECK(d->dhcp_fingerprint == "1,3,6,15");
+  CHECK(d->mac == std::array<uint8_t, 6>{0x02, 0x00, 0x5e, 0x10, 0x00, 0x07});
+  r.t->flush(Timestamp{1700000000000000}, r.out);
+  auto a = r.assets();
+  REQUIRE(a.size() == 1);
+  CHECK(a[0]["hostname"] == "ct-room3");
+  CHECK(a[0]["dhcp"]["vendor_class"] == "ACME-CT-7");
+  CHECK(a[0]["dhcp"]["fingerprint"] == "1,3,6,15");
+  CHECK(a[0]["changes"] == json::array({"new", "mac", "dhcp"}));
+}
+
+TEST_CASE("asset tracker: a device known by its flows' MAC takes the names its DHCP messages give later", "[assets]") {
+  Rig r;
+  FlowFacts facts;
+  r.t->judge(flow("10.0.0.5", "10.0.0.9", 104, &facts), r.out);  // client MAC 00:d0:ef:01:02:03
+  r.t->on_event("dhcp", dhcp_line("request", "REQUEST", "00:d0:ef:01:02:03", ",\"hostname\":\"us-cart-2\""));
+  const auto* d = r.t->find(ip("10.0.0.5"));
+  REQUIRE(d);
+  CHECK(d->hostname == "us-cart-2");
+  // A renewing client names its own address (ciaddr); a device behind a router keeps the MAC
+  // of its flows, but still gets the names of the MAC the ACK gave its address to.
+  r.t->on_event("dhcp", dhcp_line("request", "REQUEST", "02:00:00:00:00:99",
+                                  ",\"client_ip\":\"10.0.0.9\",\"vendor_class\":\"PUMPCO\""));
+  const auto* s = r.t->find(ip("10.0.0.9"));
+  REQUIRE(s);
+  CHECK(s->dhcp_vendor_class == "PUMPCO");
+  CHECK(s->mac == std::array<uint8_t, 6>{0x02, 0x00, 0x0a, 0x0a, 0x02, 0x14});  // the flows' MAC stays
+  // Damaged lines and non-Ethernet addresses are ignored.
+  r.t->on_event("dhcp", "{\"dhcp\":{\"op\":\"request\"");
+  r.t->on_event("dhcp", dhcp_line("request", "REQUEST", "02:00", ",\"client_ip\":\"10.0.0.77\""));
+  r.t->on_event("dhcp", dhcp_line("request", "REQUEST", "zz:00:5e:10:00:07", ",\"client_ip\":\"10.0.0.78\""));
+  CHECK(r.t->size() == 2);
+}
+
+TEST_CASE("asset tracker: the MACs DHCP names are remembered up to a bound", "[assets]") {
+  AssetOptions o;
+  o.max_dhcp_clients = 2;
+  Rig r(o);
+  for (int i = 0; i < 5; ++i) {
+    char mac[18];
+    std::snprintf(mac, sizeof mac, "02:00:00:00:00:%02x", i);
+    r.t->on_event("dhcp", dhcp_line("request", "DISCOVER", mac, ",\"hostname\":\"h\""));
+  }
+  r.t->finish(Timestamp{1700000000000000}, r.out);
+  CHECK(r.out.counters().get("assets.dhcp_full") == 3);
+}

@@ -245,6 +245,9 @@ TEST_CASE("A UDP answer seen before its request takes the service port's side as
   CHECK(tb.feed(pkt(ip4(10, 0, 0, 1), 40000, ip4(10, 0, 0, 4), 53, 0, 2, 17)) == Dir::to_server);
   CHECK(tb.feed(pkt(ip4(10, 0, 0, 5), 3702, ip4(10, 0, 0, 1), 50000, 0, 3, 17)) == Dir::to_client);
   CHECK(tb.c.get("flows.reversed_by_port") == 2);
+  // A DHCP server's broadcast reply (67 to 68): 68 is a client's port, though below 1024.
+  CHECK(tb.feed(pkt(ip4(10, 0, 0, 6), 67, ip4(255, 255, 255, 255), 68, 0, 4, 17)) == Dir::to_client);
+  CHECK(tb.c.get("flows.reversed_by_port") == 3);
   // A query first keeps its orientation, and is not said to be oriented by its port.
   std::vector<Orientation> seen;
   FlowTable t(FlowLimits{}, tb.c, [&](Flow& f, FlowEnd) { seen.push_back(f.orientation); });

@@ -92,7 +92,7 @@ bool ident_ok(const std::string& s) {
 
 const std::set<std::string>& known_tables() {
   static const std::set<std::string> t = {"flow", "alert", "asset", "anomaly", "stats", "dicom", "hl7",
-                                          "astm", "poct1", "sdc", "proprietary"};
+                                          "astm", "poct1", "sdc", "dhcp", "proprietary"};
   return t;
 }
 }  // namespace

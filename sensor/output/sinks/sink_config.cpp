@@ -176,11 +176,11 @@ void validate_sink(SinkSpec& s) {
   if (s.type != "file" && s.rotate.enabled()) throw SinkConfigError("'rotate' applies to file sinks only");
   // The event types medmon writes (docs/schema/<type>.json).
   static const std::set<std::string> event_types = {"flow", "alert", "asset", "anomaly", "stats", "dicom", "hl7",
-                                                    "astm", "poct1", "sdc", "proprietary"};
+                                                    "astm", "poct1", "sdc", "dhcp", "proprietary"};
   for (auto& e : s.events)
     if (!event_types.count(e))
-      throw SinkConfigError(fmt::format("'{}' is not an event type (alert, anomaly, asset, astm, dicom, flow, hl7, poct1, "
-                                        "proprietary, sdc, stats)", e));
+      throw SinkConfigError(fmt::format("'{}' is not an event type (alert, anomaly, asset, astm, dhcp, dicom, flow, hl7, "
+                                        "poct1, proprietary, sdc, stats)", e));
 }
 
 bool parse_sink_key(const std::string& f, const std::string& key, const YAML::Node& v, SinkConfig& c) {
