@@ -665,6 +665,10 @@ void Builder::asset_identity(const Asset& a) {
     for (auto x : a.vlans) v += (v.empty() ? "" : ", ") + std::to_string(x);
     identity_row("VLAN", v);
   }
+  identity_row("Host name (DHCP)", a.hostname);
+  std::string dhcp = a.dhcp_vendor_class;
+  if (!a.dhcp_fingerprint.empty()) dhcp += (dhcp.empty() ? "" : ", ") + std::string("options asked ") + a.dhcp_fingerprint;
+  identity_row("DHCP vendor class", dhcp);
   identity_row("DICOM AE titles", comma_list(a.ae_titles));
   std::string impl = a.product;
   if (!a.impl_class_uid.empty() || !a.impl_version.empty())

@@ -64,6 +64,10 @@ std::vector<Asset> build_inventory(const EventLog& log) {
     }
     set(r.mac_vendor, str(a, "mac_vendor"));
     if (auto ml = a.find("mac_local"); ml != a.end() && ml->is_boolean()) r.mac_local = ml->get<bool>();
+    set(r.hostname, str(a, "hostname"));
+    const json& dh = a.value("dhcp", json::object());
+    set(r.dhcp_vendor_class, str(dh, "vendor_class"));
+    set(r.dhcp_fingerprint, str(dh, "fingerprint"));
     set(r.device, str(a, "device"));
     set(r.zone, str(a, "zone"));
     std::string model = str(a, "model");
@@ -266,6 +270,11 @@ std::string inventory_json(const std::vector<Asset>& assets) {
     if (!a.mac_vendor.empty()) j["mac_vendor"] = a.mac_vendor;
     if (a.mac_local) j["mac_local"] = true;
     if (!a.vlans.empty()) j["vlans"] = a.vlans;
+    if (!a.hostname.empty()) j["hostname"] = a.hostname;
+    json dh = json::object();
+    if (!a.dhcp_vendor_class.empty()) dh["vendor_class"] = a.dhcp_vendor_class;
+    if (!a.dhcp_fingerprint.empty()) dh["fingerprint"] = a.dhcp_fingerprint;
+    if (!dh.empty()) j["dhcp"] = dh;
     if (!a.device.empty()) j["device"] = a.device;
     if (!a.zone.empty()) j["zone"] = a.zone;
     j["model"] = a.model;
