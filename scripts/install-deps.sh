@@ -11,7 +11,8 @@ BUILD=(build-essential cmake pkg-config libpcap-dev libndpi-dev libdcmtk-dev lib
 TEST=(dcmtk python3 python3-hl7 python3-yaml python3-jsonschema tcpdump tshark libndpi-bin chromium
       tcpreplay iproute2 ethtool util-linux curl clang-14 libclang-rt-14-dev clickhouse-server clickhouse-client)
 # Only the capture generators need these: the committed captures are what the tests read.
-CAPTURES=(dcmtk python3-hl7 tcpdump curl openssh-client openssh-server smbclient nmap)
+CAPTURES=(dcmtk python3-hl7 tcpdump curl openssh-client openssh-server smbclient nmap
+          dnsmasq-base isc-dhcp-client busybox)
 want=("${BUILD[@]}")
 [ "${1:-}" = "--test" ] && want+=("${TEST[@]}")
 [ "${1:-}" = "--captures" ] && want+=("${TEST[@]}" "${CAPTURES[@]}")
