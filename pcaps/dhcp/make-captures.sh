@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# Captures DHCPv4 made by real software in private network namespaces:
+#   dhcp-dora.pcap  dnsmasq serving three clients on one bridge:
+#     ct-room3          ISC dhclient: DORA, restart (INIT-REBOOT REQUEST/ACK), RELEASE
+#     infusion-pump-12  busybox udhcpc: DORA, renew on SIGUSR1 (unicast REQUEST/ACK), RELEASE on exit
+#     monitor-bed7      ISC dhclient holding a stale lease for another network: REQUEST, NAK, then DORA
+# Usage: make-captures.sh [OUTDIR]   (default: this directory). Run as root (unshare -n).
+# Needs (Debian): dnsmasq-base isc-dhcp-client busybox tcpdump iproute2 util-linux.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+OUT=$(realpath -m "${1:-$HERE}")
+# A client that misses a reply retransmits and the exchange differs from the one described in
+# README.md (busybox udhcpc loses the unicast renew ACK when it arrives before the socket it sent
+# from is closed): the capture is then made again in a fresh namespace.
+EXPECTED_PACKETS=20
+if [ -z "${IN_NETNS:-}" ]; then
+  for try in 1 2 3 4 5; do
+    rc=0; IN_NETNS=1 unshare -n "$0" "$OUT" || rc=$?
+    [ $rc -eq 3 ] || exit $rc
+    echo "make-captures: attempt $try missed a reply ($EXPECTED_PACKETS packets expected), again" >&2
+  done
+  exit 1
+fi
+W=$(mktemp -d)
+# Every client namespace is held by a sleep started here: killing the jobs removes them all.
+# On failure the logs of the server and clients are shown.
+trap 'rc=$?; [ $rc -eq 0 ] || [ $rc -eq 3 ] || tail -n 30 "$W"/*.log "$W"/dnsmasq.err >&2
+      kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$W"' EXIT
+
+NET=192.0.2          # documentation range; the server is .1 (MAC 00:00:5e:00:53:fe)
+ip link set lo up
+ip link add br0 type bridge
+ip link set br0 address 00:00:5e:00:53:fe
+ip addr add $NET.1/24 dev br0
+ip link set br0 up
+
+# newclient NAME MAC: a namespace with one interface "eth0" bridged to br0 on the server side
+# (NAME is short: the server side's interface is "s-NAME", at most 15 characters)
+declare -A NS
+newclient() {
+  unshare -n sleep 100000 & NS[$1]=$!
+  sleep 0.2
+  ip link add "s-$1" type veth peer name "c-$1"
+  ip link set "c-$1" netns "${NS[$1]}"
+  ip link set "s-$1" master br0 up
+  inns "$1" ip link set "c-$1" name eth0
+  inns "$1" ip link set eth0 address "$2"
+  inns "$1" ip link set lo up
+  inns "$1" ip link set eth0 up
+}
+# inns NAME CMD...: run CMD in the NAME namespace; bgns the same in the background (nsenter
+# execs CMD, so $! is CMD's process id and the exit trap ends it)
+inns() { local n=$1; shift; nsenter -t "${NS[$n]}" -n -- "$@"; }
+bgns() { local n=$1; shift; nsenter -t "${NS[$n]}" -n -- "$@" & }
+
+# Scripts the clients run on lease events: they only set the address on the namespace's
+# interface (the address is needed to send unicast renews and releases), nothing else.
+cat > "$W/dhclient-script" <<'SH'
+#!/bin/sh
+case "$reason" in
+  PREINIT) ip link set dev "$interface" up ;;
+  BOUND|RENEW|REBIND|REBOOT)
+    ip addr flush dev "$interface"
+    ip addr add "$new_ip_address/$new_subnet_mask" dev "$interface" ;;
+  EXPIRE|FAIL|RELEASE|STOP) ip addr flush dev "$interface" ;;
+esac
+exit 0
+SH
+cat > "$W/udhcpc-script" <<'SH'
+#!/bin/sh
+case "$1" in
+  bound|renew) ip addr flush dev "$interface"; ip addr add "$ip/$mask" dev "$interface" ;;
+  deconfig) ip addr flush dev "$interface" ;;
+esac
+exit 0
+SH
+chmod +x "$W/dhclient-script" "$W/udhcpc-script"
+
+dnsmasq --no-daemon --conf-file=/dev/null --port=0 --user=root --group=root --pid-file= \
+  --interface=br0 --bind-interfaces --dhcp-authoritative --no-ping \
+  --dhcp-range=$NET.100,$NET.150,255.255.255.0,1h \
+  --dhcp-option=option:router,$NET.1 --dhcp-option=option:dns-server,$NET.53 \
+  --dhcp-option=option:domain-name,ward3.hospital.example --dhcp-option=option:ntp-server,$NET.123 \
+  --dhcp-leasefile="$W/dnsmasq.leases" --log-dhcp --log-facility="$W/dnsmasq.log" \
+  2>>"$W/dnsmasq.err" &
+sleep 1
+
+# tcpdump writes into the private temp dir (its AppArmor profile and privilege drop refuse
+# most other places); the finished capture is copied out at the end.
+tcpdump -i br0 -s 0 -U --immediate-mode -Z root -w "$W/cap.pcap" "udp port 67 or udp port 68" \
+  2>>"$W/tcpdump.log" & CAP=$!
+sleep 1
+
+# waitfor FILE PATTERN [COUNT]: until a client log or lease file shows the expected state COUNT
+# times (10 s at most)
+waitfor() { for _ in $(seq 100); do
+              n=$(grep -c "$2" "$1" 2>/dev/null) || true; [ "${n:-0}" -ge "${3:-1}" ] && return 0
+              sleep 0.1; done
+            echo "timeout waiting for '$2' in $1" >&2; return 1; }
+
+# dhc inns|bgns NAME ARGS...: ISC dhclient in the NAME namespace with its own config, lease and
+# pid files
+dhc() { local how=$1 n=$2; shift 2
+  $how "$n" dhclient -cf "$W/$n.conf" -lf "$W/$n.leases" -pf "$W/$n.pid" -sf "$W/dhclient-script" "$@" eth0; }
+
+# --- c1, ct-room3 (ISC dhclient): DORA, restart with the lease it holds, release
+newclient c1 00:00:5e:00:53:01
+cat > "$W/c1.conf" <<'CONF'
+send host-name "ct-room3";
+send vendor-class-identifier "ACME-CT-7";
+send dhcp-client-identifier "ACME-CT7-SN0417";
+request subnet-mask, broadcast-address, routers, domain-name, domain-name-servers, ntp-servers;
+CONF
+dhc bgns c1 -d >>"$W/c1.log" 2>&1; DHC=$!
+waitfor "$W/c1.leases" 'fixed-address'
+sleep 0.5
+# stopped by a signal, without a release ("dhclient -x" would send a REQUEST of its own first)
+kill -TERM $DHC; wait $DHC 2>/dev/null || true
+sleep 0.5
+dhc bgns c1 -d >>"$W/c1.log" 2>&1    # INIT-REBOOT: REQUEST of the address it holds
+waitfor "$W/c1.log" 'bound to .* -- renewal' 2
+sleep 0.5
+dhc inns c1 -r >>"$W/c1.log" 2>&1   # DHCPRELEASE, stops the running client
+sleep 0.5
+
+# --- c2, infusion-pump-12 (busybox udhcpc): DORA, renew on SIGUSR1, release on exit (-R)
+newclient c2 00:00:5e:00:53:02
+bgns c2 busybox udhcpc -f -R -i eth0 -s "$W/udhcpc-script" -t 5 -T 1 \
+  -x hostname:infusion-pump-12 -V PUMPCO-GW -O ntpsrv -O domain -O dns \
+  >>"$W/udhcpc.log" 2>&1; UDHCPC=$!
+waitfor "$W/udhcpc.log" 'lease of .* obtained'
+sleep 0.5
+kill -USR1 $UDHCPC
+waitfor "$W/udhcpc.log" 'lease of .* obtained' 2
+sleep 0.5
+kill -TERM $UDHCPC; wait $UDHCPC 2>/dev/null || true
+sleep 0.5
+
+# --- c3, monitor-bed7 (ISC dhclient): a lease from another network is refused (NAK), then DORA
+newclient c3 00:00:5e:00:53:03
+cat > "$W/c3.conf" <<'CONF'
+send host-name "monitor-bed7";
+CONF
+cat > "$W/c3.leases" <<'LEASE'
+lease {
+  interface "eth0";
+  fixed-address 10.99.99.99;
+  option subnet-mask 255.255.255.0;
+  option dhcp-server-identifier 10.99.99.1;
+  option dhcp-lease-time 86400;
+  renew 4 2099/01/01 00:00:00;
+  rebind 4 2099/01/01 00:00:00;
+  expire 4 2099/01/01 00:00:00;
+}
+LEASE
+dhc bgns c3 -d >>"$W/c3.log" 2>&1; DHC=$!
+waitfor "$W/c3.log" 'bound to .* -- renewal'
+sleep 0.5
+kill -TERM $DHC; wait $DHC 2>/dev/null || true
+
+sleep 0.5; kill -INT $CAP; wait $CAP 2>/dev/null || true
+grep -h captured "$W/tcpdump.log" >&2
+[ "$(tcpdump -r "$W/cap.pcap" 2>/dev/null | wc -l)" -eq $EXPECTED_PACKETS ] || exit 3
+mkdir -p "$OUT"; cp "$W/cap.pcap" "$OUT/dhcp-dora.pcap"
+ls -l "$OUT/dhcp-dora.pcap"
