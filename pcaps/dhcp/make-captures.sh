@@ -27,7 +27,7 @@ W=$(mktemp -d)
 trap 'rc=$?; [ $rc -eq 0 ] || [ $rc -eq 3 ] || tail -n 30 "$W"/*.log "$W"/dnsmasq.err >&2
       kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$W"' EXIT
 
-NET=192.0.2          # documentation range; the server is .1 (MAC 00:00:5e:00:53:fe)
+NET=10.77.3          # a private range (the asset inventory keeps private addresses); the server is .1 (MAC 00:00:5e:00:53:fe)
 ip link set lo up
 ip link add br0 type bridge
 ip link set br0 address 00:00:5e:00:53:fe

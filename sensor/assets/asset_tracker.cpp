@@ -406,7 +406,8 @@ void AssetTracker::finish(Timestamp now, EventOutput& out) {
 void AssetTracker::flush_dirty(EventOutput& out, Timestamp ts) {
   for (size_t i : dirty_) {
     Device& d = devices_[i];
-    if (!d.changes.empty()) emit(d, out, ts);
+    // Not before what it reports: a device a DHCP or DICOM event named after this flow ended.
+    if (!d.changes.empty()) emit(d, out, std::max(ts, d.last_seen));
   }
   dirty_.clear();
 }
