@@ -203,6 +203,10 @@ stream_seeds("hl7", [f"hl7/{n}" for n in sorted(os.listdir(os.path.join(src, "pc
 stream_seeds("astm", ["clinical/astm-lis.pcap"])
 stream_seeds("poct1", ["clinical/poct1.pcap"])
 stream_seeds("sdc", ["clinical/sdc.pcap"])
+# DHCP: each input is one datagram.
+for i, (key, parts) in enumerate(sorted(streams(os.path.join(src, "pcaps", "dhcp/dhcp-dora.pcap")).items())):
+    for j, (d, pl) in enumerate(parts[:4]):
+        write("dhcp", f"dhcp-dora.pcap-{i}-{j}", pl)
 sigdir = os.path.join(src, "dissectors/proprietary/signatures")
 for y in sorted(os.listdir(sigdir)):
     yaml = open(os.path.join(sigdir, y), "rb").read()
