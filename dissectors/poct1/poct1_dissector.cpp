@@ -1,6 +1,7 @@
 #include "dissectors/poct1/poct1_dissector.h"
 
 #include "dissectors/api/xml_prolog.h"
+#include "dissectors/api/xml_text.h"
 
 #include <algorithm>
 #include <array>
@@ -40,66 +41,6 @@ size_t root_name(std::string_view s) {
   return 7;
 }
 
-// A character reference's text between "&#" and ";" ("45", "x2D") as UTF-8, when it names a
-// character XML allows (no NUL or other C0 control but tab, LF and CR, no surrogate, U+FFFE or
-// U+FFFF, nothing past U+10FFFF). False leaves the reference as it is.
-bool char_ref(std::string_view ref, std::string& out) {
-  bool hex = !ref.empty() && ref[0] == 'x';
-  std::string_view digits = ref.substr(hex ? 1 : 0);
-  if (digits.empty()) return false;
-  uint32_t cp = 0;
-  for (char c : digits) {
-    uint32_t d;
-    if (c >= '0' && c <= '9') d = c - '0';
-    else if (hex && c >= 'a' && c <= 'f') d = c - 'a' + 10;
-    else if (hex && c >= 'A' && c <= 'F') d = c - 'A' + 10;
-    else return false;
-    cp = cp * (hex ? 16 : 10) + d;
-    if (cp > 0x10FFFF) return false;
-  }
-  bool allowed = cp == 0x9 || cp == 0xA || cp == 0xD || (cp >= 0x20 && cp <= 0xD7FF) ||
-                 (cp >= 0xE000 && cp <= 0xFFFD) || cp >= 0x10000;
-  if (!allowed) return false;
-  if (cp < 0x80) {
-    out.push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
-  return true;
-}
-
-// The five named entities and character references (&#45; &#x2D;) decoded, so that a value
-// written either way gives the same pseudonym; anything else is kept as written.
-void decode_entities(std::string_view v, std::string& out) {
-  constexpr size_t kMaxEntity = 16;  // "#x" and a code point with leading zeros
-  out.clear();
-  for (size_t i = 0; i < v.size(); ++i) {
-    if (v[i] != '&') { out.push_back(v[i]); continue; }
-    size_t len = v.substr(i + 1, kMaxEntity + 1).find(';');
-    if (len == std::string_view::npos) { out.push_back('&'); continue; }
-    std::string_view ent = v.substr(i + 1, len);
-    char c = 0;
-    if (ent == "amp") c = '&';
-    else if (ent == "lt") c = '<';
-    else if (ent == "gt") c = '>';
-    else if (ent == "quot") c = '"';
-    else if (ent == "apos") c = '\'';
-    if (c) out.push_back(c);
-    else if (ent.empty() || ent[0] != '#' || !char_ref(ent.substr(1), out)) { out.push_back('&'); continue; }
-    i += len + 1;
-  }
-}
-
 }  // namespace
 
 void for_each_value(std::string_view x, const std::function<void(std::string_view, std::string_view)>& f) {
@@ -136,7 +77,8 @@ void for_each_value(std::string_view x, const std::function<void(std::string_vie
         if (tag_end == std::string_view::npos) return;
       }
       if (attr == "V") {
-        decode_entities(x.substr(q + 1, qe - q - 1), decoded);
+        decoded.clear();
+        xml::append_decoded(x.substr(q + 1, qe - q - 1), decoded);
         f(name, decoded);
       }
       a = qe + 1;
