@@ -1,6 +1,7 @@
 #include "dissectors/sdc/sdc_dissector.h"
 
 #include "dissectors/api/xml_prolog.h"
+#include "dissectors/api/xml_text.h"
 #include "dissectors/http/http_reader.h"
 
 #include <algorithm>
@@ -19,6 +20,7 @@ namespace {
 constexpr size_t kMaxHeader = 64 * 1024;
 constexpr size_t kMaxStartLine = 8 * 1024;  // a chunk size line; an unfinished line waited for when resyncing
 constexpr size_t kMaxList = 16;
+constexpr size_t kMaxStates = 32;  // patient context states read in one message
 constexpr size_t kMaxEndpoints = 4096;
 constexpr uint16_t kPorts[] = {3702};
 
@@ -138,98 +140,166 @@ Probe probe(std::span<const uint8_t> first, Dir) {
   return envelope(body, full);
 }
 
-std::string_view element_text(std::string_view x, std::string_view local, size_t from, size_t* pos) {
-  size_t i = from;
-  while ((i = x.find('<', i)) != std::string_view::npos) {
-    size_t n = i + 1;
-    if (n < x.size() && (x[n] == '/' || x[n] == '?' || x[n] == '!')) { i = n; continue; }
+namespace {
+
+constexpr size_t npos = std::string_view::npos;
+
+std::string_view local_name(std::string_view q) {
+  size_t colon = q.find(':');
+  return colon == npos ? q : q.substr(colon + 1);
+}
+
+// Offset after the markup at x[i] that is no element: a comment, CDATA section, processing
+// instruction or declaration; npos when it does not end.
+size_t skip_markup(std::string_view x, size_t i) {
+  std::string_view open = "<!", close = ">";
+  if (x.substr(i, 4) == "<!--") open = "<!--", close = "-->";
+  else if (x.substr(i, 9) == "<![CDATA[") open = "<![CDATA[", close = "]]>";
+  else if (x.substr(i, 2) == "<?") open = "<?", close = "?>";
+  size_t e = x.find(close, i + open.size());
+  return e == npos ? npos : e + close.size();
+}
+
+// The '>' that ends a tag, from `n` inside it: a quoted attribute value may hold one.
+size_t tag_close(std::string_view x, size_t n) {
+  char quote = 0;
+  for (size_t k = n; k < x.size(); ++k) {
+    char c = x[k];
+    if (quote) { if (c == quote) quote = 0; }
+    else if (c == '"' || c == '\'') quote = c;
+    else if (c == '>') return k;
+  }
+  return npos;
+}
+
+// A '<' before this byte may start a name (ASCII letter, '_', ':' or a UTF-8 byte); any other
+// '<' is no markup (text that should have been written &lt;).
+bool name_start(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':' || static_cast<uint8_t>(c) >= 0x80;
+}
+
+// A start or end tag.
+struct Tag {
+  size_t start = 0, end = 0;  // its '<', and past its '>'
+  std::string_view qname;     // qualified name
+  std::string_view attrs;     // what follows the name up to '>' (attributes, a final '/')
+  bool closing = false;       // an end tag
+  bool empty = false;         // a start tag ending "/>"
+};
+
+// The next tag at or after `from`, past comments, CDATA sections, processing instructions and
+// declarations (whose text may look like tags). False at the end or where markup does not end.
+bool next_tag(std::string_view x, size_t from, Tag& t) {
+  for (size_t i = from; (i = x.find('<', i)) != npos;) {
+    if (i + 1 < x.size() && (x[i + 1] == '!' || x[i + 1] == '?')) {
+      i = skip_markup(x, i);
+      if (i == npos) return false;
+      continue;
+    }
+    t.start = i;
+    t.closing = i + 1 < x.size() && x[i + 1] == '/';
+    size_t b = i + 1 + (t.closing ? 1 : 0), n = b;
+    if (b >= x.size()) return false;
+    if (!name_start(x[b])) { i = b; continue; }
     while (n < x.size() && !space(x[n]) && x[n] != '>' && x[n] != '/') ++n;
-    if (n >= x.size()) return {};
-    std::string_view q = x.substr(i + 1, n - i - 1);
-    size_t colon = q.find(':');
-    std::string_view l = colon == std::string_view::npos ? q : q.substr(colon + 1);
-    if (l != local) { i = n; continue; }
-    size_t gt = x.find('>', n);
-    if (gt == std::string_view::npos) return {};
-    if (x[gt - 1] == '/') { if (pos) *pos = gt + 1; return {}; }
-    // The matching end tag with the same qualified name (same-name nesting is not used here).
-    std::string end_tag = "</";
-    end_tag.append(q).push_back('>');
-    size_t e = x.find(end_tag, gt + 1);
-    if (e == std::string_view::npos) return {};
-    if (pos) *pos = e + end_tag.size();
-    return x.substr(gt + 1, e - gt - 1);
+    size_t gt = tag_close(x, n);
+    if (gt == npos) return false;
+    t.qname = x.substr(b, n - b);
+    t.attrs = x.substr(n, gt - n);
+    t.empty = !t.closing && x[gt - 1] == '/';
+    t.end = gt + 1;
+    return true;
+  }
+  return false;
+}
+
+// Where the element whose start tag (qualified name q) ends at `from` ends: the offset of its
+// end tag ("</q" and white space before '>' allowed), elements of the same name inside it
+// counted; `after` receives the offset past that tag. npos when it does not end.
+size_t end_tag(std::string_view x, std::string_view q, size_t from, size_t& after) {
+  size_t depth = 0;
+  Tag t;
+  for (size_t i = from; next_tag(x, i, t); i = t.end) {
+    if (t.qname != q || t.empty) continue;
+    if (!t.closing) { ++depth; continue; }
+    if (depth == 0) { after = t.end; return t.start; }
+    --depth;
+  }
+  return npos;
+}
+
+// Each attribute of a start tag (`Tag::attrs`): f(qualified name, value with its references
+// decoded). Stops where the attributes are not well formed.
+template <class F>
+void for_each_attribute(std::string_view a, F f) {
+  std::string value;
+  size_t i = 0;
+  for (;;) {
+    while (i < a.size() && space(a[i])) ++i;
+    size_t n = i;
+    while (n < a.size() && a[n] != '=' && a[n] != '/' && !space(a[n])) ++n;
+    if (n == i) return;
+    std::string_view name = a.substr(i, n - i);
+    while (n < a.size() && space(a[n])) ++n;
+    if (n >= a.size() || a[n] != '=') return;
+    ++n;
+    while (n < a.size() && space(a[n])) ++n;
+    if (n >= a.size() || (a[n] != '"' && a[n] != '\'')) return;
+    size_t qe = a.find(a[n], n + 1);
+    if (qe == npos) return;
+    value.clear();
+    xml::append_decoded(a.substr(n + 1, qe - n - 1), value);
+    f(name, std::string_view(value));
+    i = qe + 1;
+  }
+}
+
+}  // namespace
+
+std::string_view element_text(std::string_view x, std::string_view local, size_t from, size_t* pos) {
+  Tag t;
+  for (size_t i = from; next_tag(x, i, t); i = t.end) {
+    if (t.closing || local_name(t.qname) != local) continue;
+    if (t.empty) { if (pos) *pos = t.end; return {}; }
+    size_t after = 0;
+    size_t e = end_tag(x, t.qname, t.end, after);
+    if (e == npos) return {};
+    if (pos) *pos = after;
+    return x.substr(t.end, e - t.end);
   }
   return {};
+}
+
+std::string text_of(std::string_view content) {
+  std::string out;
+  size_t i = 0;
+  while (i < content.size()) {
+    size_t lt = content.find('<', i);
+    xml::append_decoded(content.substr(i, lt == npos ? npos : lt - i), out);
+    if (lt == npos) break;
+    if (content.substr(lt, 9) == "<![CDATA[") {
+      size_t e = content.find("]]>", lt + 9);
+      out.append(content.substr(lt + 9, e == npos ? npos : e - lt - 9));
+      i = e == npos ? npos : e + 3;
+    } else if (lt + 1 < content.size() && (content[lt + 1] == '!' || content[lt + 1] == '?')) {
+      i = skip_markup(content, lt);
+    } else if (lt + 1 < content.size() && !name_start(content[lt + 1]) && content[lt + 1] != '/') {
+      out.push_back('<');
+      i = lt + 1;
+    } else {
+      size_t gt = tag_close(content, lt + 1);
+      i = gt == npos ? npos : gt + 1;
+    }
+    if (i == npos) break;
+  }
+  return out;
+}
+
+std::string element_value(std::string_view xml, std::string_view local) {
+  return text_of(element_text(xml, local));
 }
 
 namespace {
-
-// Value of attribute `name` in the first start tag with local name `local`.
-std::string_view attribute(std::string_view x, std::string_view local, std::string_view name) {
-  size_t i = 0;
-  while ((i = x.find('<', i)) != std::string_view::npos) {
-    size_t n = i + 1;
-    while (n < x.size() && !space(x[n]) && x[n] != '>' && x[n] != '/') ++n;
-    if (n >= x.size()) return {};
-    std::string_view q = x.substr(i + 1, n - i - 1);
-    size_t colon = q.find(':');
-    std::string_view l = colon == std::string_view::npos ? q : q.substr(colon + 1);
-    size_t gt = x.find('>', n);
-    if (gt == std::string_view::npos) return {};
-    if (l == local) {
-      std::string_view tag = x.substr(n, gt - n);
-      size_t a = 0;
-      while ((a = tag.find(name, a)) != std::string_view::npos) {
-        bool boundary = a == 0 || space(tag[a - 1]);
-        size_t eq = a + name.size();
-        if (boundary && eq + 1 < tag.size() && tag[eq] == '=' && (tag[eq + 1] == '"' || tag[eq + 1] == '\'')) {
-          size_t qe = tag.find(tag[eq + 1], eq + 2);
-          if (qe == std::string_view::npos) return {};
-          return tag.substr(eq + 2, qe - eq - 2);
-        }
-        a = eq;
-      }
-      return {};
-    }
-    i = gt;
-  }
-  return {};
-}
-
-// Content of the first element whose xsi:type (any prefixes) names the type `local`: BICEPS
-// gives context states as <msg:ContextState xsi:type="pm:PatientContextState"> (GetContextStates,
-// reports) or <pm:State xsi:type="pm:PatientContextState"> (the MDIB).
-std::string_view typed_element_text(std::string_view x, std::string_view local) {
-  size_t i = 0;
-  while ((i = x.find('<', i)) != std::string_view::npos) {
-    size_t n = i + 1;
-    if (n < x.size() && (x[n] == '/' || x[n] == '?' || x[n] == '!')) { i = n; continue; }
-    while (n < x.size() && !space(x[n]) && x[n] != '>' && x[n] != '/') ++n;
-    size_t gt = x.find('>', n);
-    if (gt == std::string_view::npos) return {};
-    std::string_view tag = x.substr(n, gt - n);
-    size_t a = 0;
-    while ((a = tag.find(":type=", a)) != std::string_view::npos) {
-      size_t v = a + 6;
-      a = v;
-      if (v >= tag.size() || (tag[v] != '"' && tag[v] != '\'')) continue;
-      size_t qe = tag.find(tag[v], v + 1);
-      if (qe == std::string_view::npos) break;
-      std::string_view type = tag.substr(v + 1, qe - v - 1);
-      size_t colon = type.find(':');
-      if ((colon == std::string_view::npos ? type : type.substr(colon + 1)) != local) continue;
-      if (x[gt - 1] == '/') return {};
-      std::string end_tag = "</";
-      end_tag.append(x.substr(i + 1, n - i - 1)).push_back('>');
-      size_t e = x.find(end_tag, gt + 1);
-      if (e == std::string_view::npos) return {};
-      return x.substr(gt + 1, e - gt - 1);
-    }
-    i = gt;
-  }
-  return {};
-}
 
 std::mutex g_mu;
 std::set<std::pair<IpAddr, uint16_t>>& endpoints() {
@@ -394,11 +464,12 @@ class SdcDissector final : public Dissector {
     });
   }
 
-  // One SOAP envelope as the steps of soap() read it, in their order. Views point into the envelope.
+  // One SOAP envelope as the steps of soap() read it, in their order. `body` points into the
+  // envelope; values are its text (text_of).
   struct Message {
     std::string_view body;                               // the SOAP Body's content
-    std::string_view action, short_action;               // wsa:Action and its last path segment
-    std::string_view message_id, relates_to;             // wsa:MessageID, wsa:RelatesTo
+    std::string action, short_action;                    // wsa:Action and its last path segment
+    std::string message_id, relates_to;                  // wsa:MessageID, wsa:RelatesTo
     std::vector<Participant> parts;                      // announced or matched participants (discovery)
     std::vector<std::string> query_types, query_scopes;  // what a Probe or Resolve asks for
     DeviceInfo dev;                                      // DPWS metadata seen in clear
@@ -430,16 +501,16 @@ class SdcDissector final : public Dissector {
   static bool read_envelope(std::string_view xml, const HttpInfo* http, Message& m, FlowContext& ctx) {
     std::string_view header = element_text(xml, "Header");
     m.body = element_text(xml, "Body");
-    m.action = trim(element_text(header, "Action"));
+    m.action = trim(element_value(header, "Action"));
     if (m.action.empty() && m.body.empty()) {
       if (http && xml.empty()) return false;  // e.g. 202 Accepted for a one-way message
       ctx.anomaly("sdc", "not_a_soap_envelope", ctx.stream_offset());
       return false;
     }
     size_t slash = m.action.rfind('/');
-    m.short_action = m.action.substr(slash == std::string_view::npos ? 0 : slash + 1);
-    m.message_id = trim(element_text(header, "MessageID"));
-    m.relates_to = trim(element_text(header, "RelatesTo"));
+    m.short_action = m.action.substr(slash == std::string::npos ? 0 : slash + 1);
+    m.message_id = trim(element_value(header, "MessageID"));
+    m.relates_to = trim(element_value(header, "RelatesTo"));
     return true;
   }
 
@@ -454,19 +525,19 @@ class SdcDissector final : public Dissector {
         pos = next;
         if (b.empty()) continue;
         Participant p;
-        p.address.assign(trim(element_text(element_text(b, "EndpointReference"), "Address")));
-        words(element_text(b, "Types"), p.types);
-        words(element_text(b, "Scopes"), p.scopes);
-        words(element_text(b, "XAddrs"), p.xaddrs);
-        p.metadata_version.assign(trim(element_text(b, "MetadataVersion")));
+        p.address.assign(trim(element_value(element_text(b, "EndpointReference"), "Address")));
+        words(element_value(b, "Types"), p.types);
+        words(element_value(b, "Scopes"), p.scopes);
+        words(element_value(b, "XAddrs"), p.xaddrs);
+        p.metadata_version.assign(trim(element_value(b, "MetadataVersion")));
         m.parts.push_back(std::move(p));
       }
     }
     if (m.parts.empty()) {
       std::string_view q = element_text(m.body, "Probe");
       if (q.empty()) q = element_text(m.body, "Resolve");
-      words(element_text(q, "Types"), m.query_types);
-      words(element_text(q, "Scopes"), m.query_scopes);
+      words(element_value(q, "Types"), m.query_types);
+      words(element_value(q, "Scopes"), m.query_scopes);
     }
   }
 
@@ -475,44 +546,91 @@ class SdcDissector final : public Dissector {
     DeviceInfo& dev = m.dev;
     std::string_view model = element_text(m.body, "ThisModel");
     std::string_view device = element_text(m.body, "ThisDevice");
-    dev.manufacturer.assign(trim(element_text(model, "Manufacturer")));
-    dev.model_name.assign(trim(element_text(model, "ModelName")));
-    dev.model_number.assign(trim(element_text(model, "ModelNumber")));
-    dev.friendly_name.assign(trim(element_text(device, "FriendlyName")));
-    dev.firmware_version.assign(trim(element_text(device, "FirmwareVersion")));
-    dev.serial_number.assign(trim(element_text(device, "SerialNumber")));
+    dev.manufacturer.assign(trim(element_value(model, "Manufacturer")));
+    dev.model_name.assign(trim(element_value(model, "ModelName")));
+    dev.model_number.assign(trim(element_value(model, "ModelNumber")));
+    dev.friendly_name.assign(trim(element_value(device, "FriendlyName")));
+    dev.firmware_version.assign(trim(element_value(device, "FirmwareVersion")));
+    dev.serial_number.assign(trim(element_value(device, "SerialNumber")));
     if (!dev.any()) return;
     std::string_view host = element_text(m.body, "Host");
-    m.host_address.assign(trim(element_text(element_text(host, "EndpointReference"), "Address")));
+    m.host_address.assign(trim(element_value(element_text(host, "EndpointReference"), "Address")));
   }
 
-  // Patient context (BICEPS PatientContextState): identifiers and demographics are PHI.
+  // A start tag of a patient context state: named PatientContextState, or typed so with
+  // xsi:type (any prefixes) as BICEPS writes it: <msg:ContextState xsi:type="pm:PatientContextState">
+  // (GetContextStates, reports) or <pm:State xsi:type="pm:PatientContextState"> (the MDIB).
+  static bool patient_state(const Tag& t) {
+    if (local_name(t.qname) == "PatientContextState") return true;
+    bool typed = false;
+    for_each_attribute(t.attrs, [&](std::string_view name, std::string_view value) {
+      if (name.find(':') != std::string_view::npos && local_name(name) == "type" &&
+          local_name(trim(value)) == "PatientContextState")
+        typed = true;
+    });
+    return typed;
+  }
+
+  // Patient context (BICEPS PatientContextState): identifiers and demographics are PHI. Every
+  // state of the message counts (up to kMaxStates): a message may hold several, earlier ones
+  // empty or not associated.
   static void read_patient(Message& m, FlowContext& ctx) {
-    std::string_view pcs = element_text(m.body, "PatientContextState");
-    if (pcs.empty()) pcs = typed_element_text(m.body, "PatientContextState");
-    if (pcs.empty()) return;
-    std::string_view ext = attribute(pcs, "Identification", "Extension");
-    if (!ext.empty()) { m.patients.push_back(ctx.pseudonym(ext)); m.phi.emplace_back("sdc.patient.identification"); }
     static constexpr std::pair<std::string_view, std::string_view> kPhi[] = {
         {"Givenname", "sdc.patient.givenname"}, {"Middlename", "sdc.patient.middlename"},
         {"Familyname", "sdc.patient.familyname"}, {"Birthname", "sdc.patient.birthname"},
         {"DateOfBirth", "sdc.patient.date_of_birth"}};
-    for (auto& [el, name] : kPhi)
-      if (!trim(element_text(pcs, el)).empty()) m.phi.emplace_back(name);
+    bool identified = false;
+    std::array<bool, std::size(kPhi)> seen{};
+    Tag t;
+    size_t states = 0;
+    for (size_t i = 0; states < kMaxStates && i < m.body.size() && next_tag(m.body, i, t);) {
+      i = t.end;
+      if (t.closing || t.empty || !patient_state(t)) continue;
+      ++states;
+      // The search goes on after the state, so the body is read once (a state inside it is read
+      // with it). One that does not end runs to the end of the body: its PHI is on the wire all
+      // the same.
+      size_t e = end_tag(m.body, t.qname, t.end, i);
+      if (e == std::string_view::npos) i = m.body.size();
+      std::string_view state = m.body.substr(t.end, e == std::string_view::npos ? e : e - t.end);
+      Tag id;
+      for (size_t k = 0; next_tag(state, k, id); k = id.end) {
+        if (id.closing || local_name(id.qname) != "Identification") continue;
+        for_each_attribute(id.attrs, [&](std::string_view name, std::string_view value) {
+          if (name != "Extension" || value.empty()) return;
+          identified = true;
+          std::string p = ctx.pseudonym(value);
+          if (m.patients.size() < kMaxList && std::find(m.patients.begin(), m.patients.end(), p) == m.patients.end())
+            m.patients.push_back(std::move(p));
+        });
+      }
+      for (size_t f = 0; f < std::size(kPhi); ++f)
+        if (!seen[f] && !trim(element_value(state, kPhi[f].first)).empty()) seen[f] = true;
+    }
+    if (identified) m.phi.emplace_back("sdc.patient.identification");
+    for (size_t f = 0; f < std::size(kPhi); ++f)
+      if (seen[f]) m.phi.emplace_back(kPhi[f].second);
     for (auto& f : m.phi) ctx.facts().add_phi(f);
   }
 
   // Discovery scopes may carry a patient context (sdc.ctxt.pat), in what a device announces
-  // and in what a Probe or Resolve asks for: never written in clear.
+  // and in what a Probe or Resolve asks for: never written in clear. The scopes are XML text
+  // already decoded; a URI scheme is case-insensitive, and the scheme is looked for anywhere in
+  // the scope, so that nothing in front of it (a no-break space, another URI around it) lets it
+  // through.
   static void hide_patient_scopes(Message& m, FlowContext& ctx) {
+    static constexpr std::string_view kPatientScope = "sdc.ctxt.pat";
     auto hide = [&](std::vector<std::string>& scopes) {
-      for (auto& s : scopes)
-        if (s.rfind("sdc.ctxt.pat", 0) == 0) {
-          s = "sdc.ctxt.pat:" + ctx.pseudonym(s);
-          if (std::find(m.phi.begin(), m.phi.end(), "sdc.scope.patient") == m.phi.end())
-            m.phi.emplace_back("sdc.scope.patient");
-          ctx.facts().add_phi("sdc.scope.patient");
-        }
+      for (auto& s : scopes) {
+        size_t at = ifind(s, kPatientScope);
+        if (at == std::string::npos) continue;
+        // The scheme in lower case, so the same patient gets one pseudonym however it is cased.
+        if (at == 0) std::transform(s.begin(), s.begin() + kPatientScope.size(), s.begin(), lower);
+        s = "sdc.ctxt.pat:" + ctx.pseudonym(s);
+        if (std::find(m.phi.begin(), m.phi.end(), "sdc.scope.patient") == m.phi.end())
+          m.phi.emplace_back("sdc.scope.patient");
+        ctx.facts().add_phi("sdc.scope.patient");
+      }
     };
     for (auto& p : m.parts) hide(p.scopes);
     hide(m.query_scopes);

@@ -8,6 +8,7 @@
 // labelled as SDC.
 #include <cstdint>
 #include <span>
+#include <string>
 #include <string_view>
 
 #include "dissectors/api/dissector.h"
@@ -22,9 +23,20 @@ namespace sdc {
 // WS-Discovery or an SDC marker (MedicalDevice type, 11073 namespace, sdc.* scope).
 Probe probe(std::span<const uint8_t> first, Dir dir);
 
-// Text content of the first element with this local name (any prefix) at or after `from`;
-// `pos` receives the offset after its end tag. Empty when absent or malformed.
+// Content (markup and all) of the first element with this local name (any prefix) at or after
+// `from`, read as XML: comments, CDATA sections and processing instructions are not taken for
+// tags, an end tag may have white space before '>', elements of the same name inside it are
+// counted. `pos` receives the offset after its end tag (or after it, when it is empty "<x/>").
+// Empty when absent or malformed.
 std::string_view element_text(std::string_view xml, std::string_view local, size_t from = 0, size_t* pos = nullptr);
+
+// The text of element content as XML defines it: comments and processing instructions left
+// out, CDATA sections taken as written, the predefined entities and character references
+// decoded, the tags of child elements dropped (their text kept). Never longer than `content`.
+std::string text_of(std::string_view content);
+
+// text_of the first element with this local name.
+std::string element_value(std::string_view xml, std::string_view local);
 
 // Endpoints (IP, TCP port) advertised by discovered participants in https XAddrs (bounded,
 // thread-safe). The pipeline may call this to name a TLS flow "sdc-tls".

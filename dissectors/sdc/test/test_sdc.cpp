@@ -309,6 +309,169 @@ TEST_CASE("sdc: patient context states typed with xsi:type, as in BICEPS") {
   CHECK_FALSE(h.events("sdc")[0]["sdc"].contains("patients"));
 }
 
+TEST_CASE("sdc: every patient context state of a message is read") {
+  const std::string full = patient_state("msg:ContextState");
+  const std::string pm = "xsi:type=\"pm:PatientContextState\" Handle=\"p0\" DescriptorHandle=\"pd\"";
+  for (std::string states :
+       {// An earlier state, not associated, written self-closing; or empty but not self-closing.
+        "<msg:ContextState " + pm + " ContextAssociation=\"No\"/>" + full,
+        "<msg:ContextState " + pm + " ContextAssociation=\"Dis\"></msg:ContextState>" + full,
+        "<pm:PatientContextState Handle=\"p0\"/>" + full,
+        "<msg:ContextState " + pm + "><!-- none --></msg:ContextState>" + full,
+        // White space in the end tag, around the attribute's '=', a '>' in an attribute value.
+        std::string(full).insert(full.size() - 1, " \r\n"),
+        std::string(full).replace(full.find("xsi:type="), 9, "xsi:type = "),
+        std::string(full).insert(full.find("Handle"), "Label=\"a>b\" "),
+        // The type written with a character reference.
+        std::string(full).replace(full.find("PatientContextState"), 19, "Patient&#67;ontextState"),
+        // The demographics of another state of the same patient.
+        "<msg:ContextState " + pm + "><pm:Identification Root=\"1.2.3\" Extension=\"PAT&#45;4242\"/></msg:ContextState>"
+        "<msg:ContextState " + pm + "><pm:CoreData><pm:Givenname>Jane</pm:Givenname><pm:Familyname>Doe</pm:Familyname>"
+        "</pm:CoreData></msg:ContextState>"}) {
+    INFO(states);
+    Harness h(kSdcInfo);
+    h.ep.proto = 6;
+    h.feed(Dir::to_client, contexts_response(states));
+    h.end();
+    auto ev = h.events("sdc");
+    REQUIRE(ev.size() == 1);
+    CHECK(ev[0]["sdc"]["patients"] == nlohmann::json::array({Pseudonymiser()("PAT-4242")}));
+    CHECK(ev[0]["sdc"]["phi_fields"] ==
+          nlohmann::json::array({"sdc.patient.identification", "sdc.patient.givenname", "sdc.patient.familyname"}));
+    CHECK(h.facts.phi_fields ==
+          std::vector<std::string>{"sdc.patient.identification", "sdc.patient.givenname", "sdc.patient.familyname"});
+    CHECK_FALSE(in_clear(h, "PAT-4242"));
+    CHECK_FALSE(in_clear(h, "Jane"));
+  }
+  // Two patients (an MDIB with two patient contexts): both pseudonymised.
+  Harness h(kSdcInfo);
+  h.ep.proto = 6;
+  std::string second = full;
+  second.replace(second.find("PAT-4242"), 8, "PAT-4343");
+  h.feed(Dir::to_client, contexts_response(full + second));
+  h.end();
+  REQUIRE(h.events("sdc").size() == 1);
+  CHECK(h.events("sdc")[0]["sdc"]["patients"] ==
+        nlohmann::json::array({Pseudonymiser()("PAT-4242"), Pseudonymiser()("PAT-4343")}));
+}
+
+namespace {
+
+// A Hello announcing one scope list, from a device to the multicast group.
+std::string hello_with_scopes(const std::string& scopes) {
+  return envelope("http://docs.oasis-open.org/ws-dd/ns/discovery/2009/01/Hello",
+                  "<wsd:Hello><wsa:EndpointReference><wsa:Address>" + kEpr +
+                      "</wsa:Address></wsa:EndpointReference><wsd:Types>mdpws:MedicalDevice</wsd:Types>"
+                      "<wsd:Scopes>" + scopes + "</wsd:Scopes></wsd:Hello>");
+}
+
+void from_device_to_group(Harness& h) {
+  h.ep.proto = 17;
+  IpAddr::parse("10.20.0.15", h.ep.src);
+  IpAddr::parse("239.255.255.250", h.ep.dst);
+}
+
+}  // namespace
+
+TEST_CASE("sdc: a patient scope is hidden however XML or the URI writes it") {
+  // Made-up patient. Each form is read as XML defines it; the scheme is case-insensitive.
+  const std::string plain = "sdc.ctxt.pat:/1.2.3.4.5/PAT-7171";
+  std::string expected;
+  {
+    Harness h(kSdcInfo);
+    from_device_to_group(h);
+    h.datagram(Dir::to_server, hello_with_scopes(plain));
+    expected = h.events("sdc")[0]["sdc"]["participants"][0]["scopes"][0];
+    CHECK(expected.rfind("sdc.ctxt.pat:phi:", 0) == 0);
+  }
+  struct Form {
+    std::string scope;
+    bool same_text;  // decodes to the plain scope, so it gets the same pseudonym
+  };
+  for (const Form& f : {Form{"<![CDATA[sdc.ctxt.pat:/1.2.3.4.5/PAT-7171]]>", true},
+                        Form{"<![CDATA[sdc.ctxt]]>.pat:/1.2.3.4.5/PAT-7171", true},
+                        Form{"sdc&#46;ctxt.pat:/1.2.3.4.5/PAT-7171", true},
+                        Form{"&#x73;dc.ctxt.pat:/1.2.3.4.5/PAT-7171", true},
+                        Form{"<!-- x -->sdc.ctxt.pat:/1.2.3.4.5/PAT-7171", true},
+                        Form{"<?pi x?>sdc.ctxt.pat:/1.2.3.4.5/PAT-7171", true},
+                        Form{"sdc.ctxt.pat:<!-- x -->/1.2.3.4.5/PAT&#45;7171", true},
+                        Form{"SDC.CTXT.PAT:/1.2.3.4.5/PAT-7171", true},
+                        Form{"Sdc.Ctxt.Pat:/1.2.3.4.5/PAT-7171", true},
+                        Form{"&#32;sdc.ctxt.pat:/1.2.3.4.5/PAT-7171", true},
+                        Form{"&#x9;&#10;sdc.ctxt.pat:/1.2.3.4.5/PAT-7171&#13;", true},
+                        Form{"&#160;sdc.ctxt.pat:/1.2.3.4.5/PAT-7171", false},
+                        Form{"urn:x:sdc.ctxt.pat:/1.2.3.4.5/PAT-7171", false}}) {
+    INFO(f.scope);
+    Harness h(kSdcInfo);
+    from_device_to_group(h);
+    h.datagram(Dir::to_server, hello_with_scopes("sdc.mds.pkp:1.2.840.10004.20701.1.1 " + f.scope));
+    auto ev = h.events("sdc");
+    REQUIRE(ev.size() == 1);
+    auto& scopes = ev[0]["sdc"]["participants"][0]["scopes"];
+    REQUIRE(scopes.size() == 2);
+    CHECK(scopes[0] == "sdc.mds.pkp:1.2.840.10004.20701.1.1");
+    std::string hidden = scopes[1];
+    CHECK(hidden.rfind("sdc.ctxt.pat:phi:", 0) == 0);
+    if (f.same_text) CHECK(hidden == expected);
+    CHECK_FALSE(in_clear(h, "7171"));
+    CHECK(ev[0]["sdc"]["phi_fields"] == nlohmann::json::array({"sdc.scope.patient"}));
+    CHECK(h.facts.phi_fields == std::vector<std::string>{"sdc.scope.patient"});
+  }
+  // The same in what a consumer asks for.
+  Harness h(kSdcInfo);
+  h.ep.proto = 17;
+  h.datagram(Dir::to_server, envelope("http://docs.oasis-open.org/ws-dd/ns/discovery/2009/01/Probe",
+                                      "<wsd:Probe><wsd:Types>mdpws:MedicalDevice</wsd:Types><wsd:Scopes>"
+                                      "<![CDATA[sdc.ctxt.pat:/1.2.3.4.5/PAT-7171]]> SDC.CTXT.PAT:/1.2.3.4.5/PAT-7272"
+                                      "</wsd:Scopes></wsd:Probe>"));
+  auto ev = h.events("sdc");
+  REQUIRE(ev.size() == 1);
+  auto& q = ev[0]["sdc"]["query_scopes"];
+  REQUIRE(q.size() == 2);
+  CHECK(q[0] == expected);
+  CHECK(q[1].get<std::string>().rfind("sdc.ctxt.pat:phi:", 0) == 0);
+  CHECK_FALSE(in_clear(h, "7171"));
+  CHECK_FALSE(in_clear(h, "7272"));
+  CHECK(h.facts.phi_fields == std::vector<std::string>{"sdc.scope.patient"});
+}
+
+TEST_CASE("sdc: discovery and metadata values are read as XML text") {
+  Harness h(kSdcInfo);
+  from_device_to_group(h);
+  h.datagram(Dir::to_server,
+             envelope("http://docs.oasis-open.org/ws-dd/ns/discovery/2009/01/Hel&#108;o",
+                      "<wsd:Hello><wsa:EndpointReference><wsa:Address><![CDATA[" + kEpr +
+                          "]]></wsa:Address></wsa:EndpointReference><wsd:Types><!-- device -->dpws:Device "
+                          "<![CDATA[mdpws:MedicalDevice]]></wsd:Types><wsd:XAddrs>https://10.20.0.15:6464/a?x=1&amp;y=2"
+                          "</wsd:XAddrs><wsd:MetadataVersion>&#51;</wsd:MetadataVersion ></wsd:Hello>"));
+  auto ev = h.events("sdc");
+  REQUIRE(ev.size() == 1);
+  auto& s = ev[0]["sdc"];
+  CHECK(s["action"] == "Hello");
+  REQUIRE(s["participants"].size() == 1);
+  auto& p = s["participants"][0];
+  CHECK(p["endpoint"] == kEpr);
+  CHECK(p["types"] == nlohmann::json::array({"dpws:Device", "mdpws:MedicalDevice"}));
+  CHECK(p["xaddrs"] == nlohmann::json::array({"https://10.20.0.15:6464/a?x=1&y=2"}));
+  CHECK(p["metadata_version"] == "3");
+  REQUIRE(h.facts.identities.size() == 1);
+  CHECK(h.facts.identities[0].id == kEpr);
+
+  std::string meta = get_response();
+  meta.replace(meta.find("Acme Medical"), 12, "Acme &amp; Sons<!-- EU -->");
+  meta.replace(meta.find("VitalView 5"), 11, "<![CDATA[VitalView <5>]]>");
+  Harness g(kSdcInfo);
+  g.ep.proto = 6;
+  g.feed(Dir::to_client, http("HTTP/1.1 200 OK", meta));
+  g.end();
+  auto meta_ev = g.events("sdc");
+  REQUIRE(meta_ev.size() == 1);
+  auto& d = meta_ev[0]["sdc"]["device"];
+  CHECK(d["manufacturer"] == "Acme & Sons");
+  CHECK(d["model_name"] == "VitalView <5>");
+  CHECK(*g.facts.attr("sdc.manufacturer") == "Acme & Sons");
+}
+
 TEST_CASE("sdc: after a gap the damaged message is dropped and the next start line is found") {
   std::string resp = contexts_response(patient_state("msg:ContextState"));
   size_t phi = resp.find("Extension=");
@@ -447,6 +610,34 @@ TEST_CASE("sdc: element_text") {
   CHECK(sdc::element_text("<a:X/>", "X").empty());
   CHECK(sdc::element_text("<a:X>unterminated", "X").empty());
   CHECK(sdc::element_text("<", "X").empty());
+  // Markup read as XML: end tags with white space, comments and CDATA sections that hold tags,
+  // nested elements of the same name, '>' in an attribute value.
+  CHECK(sdc::element_text("<a:X >1</a:X\t>", "X") == "1");
+  CHECK(sdc::element_text("<!-- <X>no</X> --><X>2</X>", "X") == "2");
+  CHECK(sdc::element_text("<X><!-- </X> -->3</X>", "X") == "<!-- </X> -->3");
+  CHECK(sdc::element_text("<X><![CDATA[</X>]]>4</X>", "X") == "<![CDATA[</X>]]>4");
+  CHECK(sdc::element_text("<X><X>in</X>out</X>", "X") == "<X>in</X>out");
+  CHECK(sdc::element_text("<X a=\">\">5</X>", "X") == "5");
+  // A '<' that starts no name is text, however wrongly written.
+  CHECK(sdc::element_text("<X>a < b</X>", "X") == "a < b");
+  CHECK(sdc::element_text("<X>a <</X>", "X") == "a <");
+  pos = 0;
+  CHECK(sdc::element_text("<X/><X>6</X>", "X", 0, &pos).empty());
+  CHECK(sdc::element_text("<X/><X>6</X>", "X", pos) == "6");
+}
+
+TEST_CASE("sdc: text_of reads character data as XML defines it") {
+  CHECK(sdc::text_of("a&amp;b&lt;&gt;&quot;&apos;&#x41;&#66;") == "a&b<>\"'AB");
+  // Unknown entities and references to characters XML forbids stay as written.
+  CHECK(sdc::text_of("&bogus; &#0; &#xD800; &#x110000; & ;") == "&bogus; &#0; &#xD800; &#x110000; & ;");
+  CHECK(sdc::text_of("&#160;&#x20AC;") == "\xC2\xA0\xE2\x82\xAC");
+  CHECK(sdc::text_of("<![CDATA[<x>&amp;]]>y") == "<x>&amp;y");
+  CHECK(sdc::text_of("a<!-- b -->c<?p q?>d") == "acd");
+  CHECK(sdc::text_of("a<b x='>'>c</b>d") == "acd");
+  CHECK(sdc::text_of("<![CDATA[abc") == "abc");
+  CHECK(sdc::text_of("a < b <c>d") == "a < b d");
+  CHECK(sdc::text_of("a<!-- b") == "a");
+  CHECK(sdc::element_value("<w:X>&#x73;dc<![CDATA[.ctxt]]><!-- -->.pat</w:X >", "X") == "sdc.ctxt.pat");
 }
 
 TEST_CASE("sdc: hostile input") {
