@@ -172,19 +172,34 @@ class Poct1Dissector final : public Dissector {
       if (rest[gt - 1] == '/') {
         end = gt + 1;
       } else {
-        // The end tag </ABC.R0n>, searched from where the last call stopped.
-        char close[10] = {'<', '/'};
+        // The end tag </ABC.R0n>, white space allowed before its '>' (ETag ::= '</' Name S? '>'),
+        // searched from where the last call stopped: within the white space after a matched
+        // name when the call ended there, else from the bytes that may begin a cut tag.
+        char close[9] = {'<', '/'};
         std::copy(name.begin(), name.end(), close + 2);
-        close[9] = '>';
-        std::string_view end_tag(close, 10);
-        size_t from = std::max<size_t>(gt + 1, s.scanned > 9 ? s.scanned - 9 : 0);
-        size_t e = rest.find(end_tag, from);
-        if (e == std::string_view::npos) {
+        std::string_view end_tag(close, 9);
+        size_t k = s.close_at ? s.scanned : std::string_view::npos;
+        size_t from = std::max<size_t>(gt + 1, s.scanned > 8 ? s.scanned - 8 : 0);
+        end = 0;
+        while (!end) {
+          if (k == std::string_view::npos) {
+            size_t e = rest.find(end_tag, from);
+            if (e == std::string_view::npos) break;
+            k = s.close_at = e + end_tag.size();
+          }
+          while (k < rest.size() && space(rest[k])) ++k;
+          if (k == rest.size()) break;
+          if (rest[k] == '>') { end = k + 1; break; }
+          // A longer name (</OBS.R012>): not the end tag. No tag starts before rest[k].
+          s.close_at = 0;
+          from = k;
+          k = std::string_view::npos;
+        }
+        if (!end) {
           if (rest.size() > kMaxMessage) { too_long(s, r, ctx, used); continue; }
           s.scanned = s.held = rest.size();
           return {used, rest.size() + 1, 0, false};
         }
-        end = e + end_tag.size();
       }
       // Held whole or in pieces, a message past the cap is too long alike.
       if (end > kMaxMessage) { too_long(s, r, ctx, used); continue; }
@@ -207,13 +222,14 @@ class Poct1Dissector final : public Dissector {
     size_t root = 0;     // offset of the root start tag's '<', plus one
     size_t tag_end = 0;  // offset of the '>' ending the root start tag
     size_t scanned = 0;  // bytes already searched for that '>', then for the end tag
+    size_t close_at = 0;  // past "</ABC.R0n" of an end tag whose '>' is still to come (0: none)
     size_t held = 0;     // bytes the call that left these held (the next call gives at least those)
     xml::PrologScan prolog;  // how far the prolog before the root was read
     bool junk_reported = false;
     bool resync = false;  // skipping the rest of an over-long message
     Device stated;       // DEV.* sent in this direction: the sender's own identity
     void restart() {  // the next call starts at another message
-      root = tag_end = scanned = held = 0;
+      root = tag_end = scanned = close_at = held = 0;
       prolog = {};
     }
   };

@@ -276,6 +276,37 @@ TEST_CASE("poct1: a self-closing root is a whole message, at every split point")
   check(h);
 }
 
+TEST_CASE("poct1: an end tag with white space before its '>' ends the message, at every split point") {
+  // ETag ::= '</' Name S? '>'. A longer name (</OBS.R012>) or another element's end tag is no end.
+  std::string pt = "<SVC><PT><PT.patient_id V=\"PAT-9101\"/><OBS><OBS.observation_id V=\"GLU\"/></OBS></PT></SVC>";
+  std::string s = kDecl + "<OBS.R01>" + hdr(1) + pt + "<X></OBS.R012 ></X></OBS.R01 >\n" + kDecl + "<OBS.R01>" + hdr(2) +
+                  "</OBS.R01\r\n\t>" + kDecl + "<EOT.R01>" + hdr(3) + "</EOT.R01  >" + kDecl + "<END.R01>" + hdr(4) +
+                  "</END.R01>";
+  auto check = [](Harness& h) {
+    auto ev = h.events("poct1");
+    REQUIRE(ev.size() == 4);
+    CHECK(ev[0]["poct1"]["control_id"] == "1");
+    CHECK(ev[0]["poct1"]["patients"] == nlohmann::json::array({Pseudonymiser()("PAT-9101")}));
+    CHECK(ev[0]["poct1"]["observations"] == 1);
+    CHECK(ev[1]["poct1"]["control_id"] == "2");
+    CHECK(ev[1]["poct1"].contains("patients") == false);
+    CHECK(ev[2]["poct1"]["message_type"] == "EOT.R01");
+    CHECK(ev[3]["poct1"]["message_type"] == "END.R01");
+    CHECK(h.anomalies() == 0);
+    CHECK(h.facts.phi_fields.size() == 1);
+  };
+  for (size_t cut = 0; cut <= s.size(); ++cut) {
+    INFO("cut " << cut);
+    Harness h(kPoct1Info);
+    h.feed(Dir::to_server, s.substr(0, cut));
+    h.feed(Dir::to_server, s.substr(cut));
+    check(h);
+  }
+  Harness h(kPoct1Info);
+  for (char c : s) h.feed(Dir::to_server, std::string(1, c));
+  check(h);
+}
+
 TEST_CASE("poct1: character references are decoded like the named entities") {
   auto value = [](const std::string& v) {
     std::string got = "(none)";
