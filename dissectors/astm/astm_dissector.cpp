@@ -108,11 +108,13 @@ class AstmDissector final : public Dissector {
     DirState& s = d_[static_cast<int>(dir)];
     const uint64_t base = ctx.stream_offset();
     for (size_t i = 0; i < data.size(); ++i) step(dir, s, data[i], base + i, ctx);
+    s.end_offset = base + data.size();
     return {data.size(), 0, 0, false};
   }
 
   void on_gap(Dir dir, uint64_t missing, FlowContext& ctx) override {
     DirState& s = d_[static_cast<int>(dir)];
+    s.end_offset += missing;
     if (s.tx.open) s.tx.gaps++;
     s.frame.clear();
     s.record.clear();
@@ -133,7 +135,7 @@ class AstmDissector final : public Dissector {
     if (s.tx.open) {
       if (!s.record.empty() && s.raw) record(dir, s, ctx);
       if (s.tx.open) {
-        if (!s.raw) ctx.anomaly("astm", "no_eot", ctx.stream_offset());
+        if (!s.raw) ctx.anomaly("astm", "no_eot", s.end_offset);
         emit(dir, s, ctx, false);
       }
     }
@@ -165,6 +167,8 @@ class AstmDissector final : public Dissector {
     uint8_t fn = 0, end_char = 0, c1 = 0;
     unsigned sum = 0;
     uint64_t frame_start = 0;
+    uint64_t record_offset = 0;  // stream offset of the record's first byte
+    uint64_t end_offset = 0;    // stream offset after the last byte given
     std::string frame;   // text of the frame in progress
     std::string record;  // record being rebuilt across frames
     bool record_overflow = false;
@@ -224,6 +228,7 @@ class AstmDissector final : public Dissector {
           s.raw = true;
           s.state = St::raw;
           s.record.assign(1, static_cast<char>(c));
+          s.record_offset = off;
         } else {
           stray(s, off, ctx);
         }
@@ -296,7 +301,7 @@ class AstmDissector final : public Dissector {
         uint8_t sum = static_cast<uint8_t>(s.sum & 0xFF);
         auto up = [](uint8_t x) { return static_cast<uint8_t>(x >= 'a' && x <= 'f' ? x - 32 : x); };
         bool good = up(s.c1) == static_cast<uint8_t>(hex_digit(sum >> 4)) && up(c) == static_cast<uint8_t>(hex_digit(sum));
-        frame_done(dir, s, good, off, ctx);
+        frame_done(dir, s, good, ctx);
         s.state = St::cr;
         break;
       }
@@ -312,11 +317,12 @@ class AstmDissector final : public Dissector {
   }
 
   void append_record(DirState& s, char c, uint64_t off, FlowContext& ctx) {
+    if (s.record.empty()) s.record_offset = off;
     if (s.record.size() < kMaxRecord) { s.record.push_back(c); return; }
     if (!s.record_overflow) { s.record_overflow = true; ctx.anomaly("astm", "record_too_long", off); }
   }
 
-  void frame_done(Dir dir, DirState& s, bool good, uint64_t off, FlowContext& ctx) {
+  void frame_done(Dir dir, DirState& s, bool good, FlowContext& ctx) {
     Tx& t = s.tx;
     if (!good) {
       ++t.checksum_errors;
@@ -335,12 +341,14 @@ class AstmDissector final : public Dissector {
     ++t.frames;
     s.last_fn = s.fn;
     s.expect_fn = static_cast<uint8_t>((s.fn + 1) & 7);
+    uint64_t at = s.frame_start + 2;  // STX and the frame number come before the text
     for (char ch : s.frame) {
       if (ch == '\r') {
         if (!s.record.empty()) record(dir, s, ctx);
       } else if (ch != '\n') {
-        append_record(s, ch, off, ctx);
+        append_record(s, ch, at, ctx);
       }
+      ++at;
     }
     s.frame.clear();
     if (s.end_char == ETX && !s.record.empty()) record(dir, s, ctx);
@@ -449,7 +457,7 @@ class AstmDissector final : public Dissector {
       default:
         if (!t.unknown_reported) {
           t.unknown_reported = true;
-          ctx.anomaly("astm", "unknown_record", ctx.stream_offset());
+          ctx.anomaly("astm", "unknown_record", s.record_offset);
         }
     }
     s.record.clear();

@@ -301,3 +301,33 @@ TEST_CASE("astm: the H record sender is that side's identity for the asset inven
   CHECK(lis.version.empty());
   CHECK(lis.serial.empty());
 }
+
+TEST_CASE("astm: anomaly offsets are where the record or stream is, however the stream was cut") {
+  std::string tx = std::string("\x05") + frame(1, kRecords[0] + std::string("\r")) + frame(2, "X|1|weird\r") +
+                   frame(3, "L|1|N\r");
+  const uint64_t x = tx.find("X|1|");
+  for (size_t cut = 0; cut <= tx.size(); ++cut) {
+    INFO("cut at " << cut);
+    Harness h(kAstmInfo);
+    h.feed(Dir::to_server, tx.substr(0, cut));
+    h.feed(Dir::to_server, tx.substr(cut));
+    h.feed(Dir::to_client, "\x06\x06");  // the other direction's offsets are its own
+    h.end();
+    auto an = h.events("anomaly");
+    REQUIRE(an.size() == 2);
+    CHECK(an[0]["anomaly"]["name"] == "unknown_record");
+    CHECK(an[0]["anomaly"]["offset"] == x);
+    CHECK(an[1]["anomaly"]["name"] == "no_eot");
+    CHECK(an[1]["anomaly"]["offset"] == tx.size());
+  }
+  // Bare records too.
+  std::string bare = std::string(kRecords[0]) + "\rP|1|A\rX|2\rL|1|N\r";
+  for (size_t cut = 0; cut <= bare.size(); ++cut) {
+    Harness h(kAstmInfo);
+    h.feed(Dir::to_server, bare.substr(0, cut));
+    h.feed(Dir::to_server, bare.substr(cut));
+    h.end();
+    REQUIRE(h.events("anomaly").size() == 1);
+    CHECK(h.events("anomaly")[0]["anomaly"]["offset"] == bare.find("X|2"));
+  }
+}
