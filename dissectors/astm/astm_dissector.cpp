@@ -64,8 +64,9 @@ std::string_view first_repeat(std::string_view f, char rd) {
   return p == std::string_view::npos ? f : f.substr(0, p);
 }
 
-bool blank(std::string_view v) {
-  for (char c : v) if (c != ' ' && c != '^') return false;
+// Nothing but spaces and component delimiters (the H record's, '^' by default): no value.
+bool blank(std::string_view v, char cd) {
+  for (char c : v) if (c != ' ' && c != cd) return false;
   return true;
 }
 
@@ -361,7 +362,7 @@ class AstmDissector final : public Dissector {
 
   void phi(DirState& s, FlowContext& ctx, std::string_view rec, int n, const char* name) {
     std::string_view v = field(rec, s.fd, n);
-    if (blank(v)) return;
+    if (blank(v, s.cd)) return;
     ctx.facts().add_phi(name);
     for (auto& p : s.tx.phi) if (p == name) return;
     s.tx.phi.emplace_back(name);
@@ -401,9 +402,9 @@ class AstmDissector final : public Dissector {
       DeviceIdentity id;
       id.client = dir == Dir::to_server;
       id.source = "astm H";
-      if (!blank(t.sender_name)) id.id = t.sender_name;
-      if (!blank(t.sender_version)) id.version = t.sender_version;
-      if (!blank(t.sender_serial)) id.serial = t.sender_serial;
+      if (!blank(t.sender_name, s.cd)) id.id = t.sender_name;
+      if (!blank(t.sender_version, s.cd)) id.version = t.sender_version;
+      if (!blank(t.sender_serial, s.cd)) id.serial = t.sender_serial;
       if (!id.id.empty() || !id.version.empty() || !id.serial.empty()) ctx.facts().add_identity(std::move(id));
     }
     if (type >= 'A' && type <= 'Z') {
@@ -418,14 +419,14 @@ class AstmDissector final : public Dissector {
         for (auto& [n, name] : kPhi) phi(s, ctx, rec, n, name);
         for (int n : {3, 4, 5}) {
           std::string_view id = first_repeat(field(rec, s.fd, n), s.rd);
-          if (!blank(id)) { add(t.patients, ctx.pseudonym(id)); break; }
+          if (!blank(id, s.cd)) { add(t.patients, ctx.pseudonym(id)); break; }
         }
         break;
       }
       case 'O': {
         phi(s, ctx, rec, 3, "astm.O.3");
         std::string_view spec = component(first_repeat(field(rec, s.fd, 3), s.rd), s.cd, 1);
-        if (!blank(spec)) add(t.specimens, ctx.pseudonym(spec));
+        if (!blank(spec, s.cd)) add(t.specimens, ctx.pseudonym(spec));
         std::string_view tests = field(rec, s.fd, 5);
         // Universal test id ^^^code: repeats separated by the repeat delimiter.
         size_t start = 0;
@@ -434,7 +435,7 @@ class AstmDissector final : public Dissector {
           std::string_view one = tests.substr(start, p == std::string_view::npos ? std::string_view::npos : p - start);
           std::string_view code = component(one, s.cd, 4);
           if (code.empty()) code = one;
-          if (!blank(code)) add(t.tests, std::string(code));
+          if (!blank(code, s.cd)) add(t.tests, std::string(code));
           if (p == std::string_view::npos) break;
           start = p + 1;
         }
@@ -444,7 +445,7 @@ class AstmDissector final : public Dissector {
         std::string_view id = field(rec, s.fd, 3);
         std::string_view code = component(id, s.cd, 4);
         if (code.empty()) code = id;
-        if (!blank(code)) add(t.tests, std::string(code));
+        if (!blank(code, s.cd)) add(t.tests, std::string(code));
         break;
       }
       case 'Q':

@@ -331,3 +331,25 @@ TEST_CASE("astm: anomaly offsets are where the record or stream is, however the 
     CHECK(h.events("anomaly")[0]["anomaly"]["offset"] == bare.find("X|2"));
   }
 }
+
+TEST_CASE("astm: empty fields are read with the delimiters the H record declares") {
+  auto run = [](const std::vector<std::string>& recs) {
+    Harness h(kAstmInfo);
+    std::string tx = "\x05";
+    int fn = 1;
+    for (auto& r : recs) { tx += frame(fn, r + "\r"); fn = (fn + 1) & 7; }
+    h.feed(Dir::to_server, tx + "\x04");
+    h.end();
+    auto ev = h.events("astm");
+    REQUIRE(ev.size() == 1);
+    return ev[0]["astm"];
+  };
+  auto custom = run({"H!@#$!!!ACME-CHEM#2.1#SN4711!!!!!LIS01!!P!LIS2-A2", "P!1!PIDD01!!!##!!19500101!M",
+                     "O!1!SPECD1!!###GLU@###NA!R", "R!1!###GLU!5.4!mmol/L", "L!1!N"});
+  auto standard = run({"H|\\^&|||ACME-CHEM^2.1^SN4711|||||LIS01||P|LIS2-A2", "P|1|PIDD01|||^^||19500101|M",
+                       "O|1|SPECD1||^^^GLU\\^^^NA|R", "R|1|^^^GLU|5.4|mmol/L", "L|1|N"});
+  CHECK(custom["phi_fields"] == nlohmann::json::array({"astm.P.3", "astm.P.8", "astm.O.3"}));
+  CHECK(custom["phi_fields"] == standard["phi_fields"]);
+  CHECK(custom["tests"] == standard["tests"]);
+  CHECK(custom["patients"] == standard["patients"]);
+}
