@@ -188,6 +188,16 @@ class AstmDissector final : public Dissector {
     s.record_overflow = false;
   }
 
+  // Nothing was sent after the ENQ (answered NAK, busy; or contention, the other side's ENQ
+  // won): no transmission took place.
+  static bool nothing_sent(const DirState& s) {
+    const Tx& t = s.tx;
+    if (s.raw || t.frames || t.retransmissions || t.checksum_errors || t.gaps || t.long_frames || !s.record.empty())
+      return false;
+    for (uint32_t n : t.counts) if (n) return false;
+    return s.state == St::between;
+  }
+
   void stray(DirState& s, uint64_t off, FlowContext& ctx) {
     if (s.tx.stray_reported) return;
     s.tx.stray_reported = true;
@@ -199,7 +209,8 @@ class AstmDissector final : public Dissector {
       case St::idle:
       case St::between:
         if (c == ENQ) {
-          if (s.tx.open) emit(dir, s, ctx, false);  // a new transmission without EOT
+          // A new transmission without EOT; an ENQ that sent nothing was only an attempt.
+          if (s.tx.open && !nothing_sent(s)) emit(dir, s, ctx, false);
           open_tx(s);
           s.raw = false;
           s.state = St::between;
@@ -212,13 +223,17 @@ class AstmDissector final : public Dissector {
         } else if (c == EOT) {
           if (s.tx.open && !s.raw) {
             if (!s.record.empty()) record(dir, s, ctx);
-            emit(dir, s, ctx, true);
+            if (nothing_sent(s)) s.tx.open = false;  // the sender gave up after NAKs to its ENQ
+            else emit(dir, s, ctx, true);
           }
           s.state = St::idle;
         } else if (c == ACK || c == NAK) {
-          // Answers to the other direction's frames.
+          // Answers to the other direction's ENQ and frames. One sent while this side's own ENQ
+          // waits: that ENQ lost the contention and is no transmission.
+          if (s.tx.open && nothing_sent(s)) { s.tx.open = false; s.state = St::idle; }
           DirState& o = d_[1 - static_cast<int>(dir)];
-          if (c == NAK && o.tx.open) o.tx.naks++;
+          // A NAK to an ENQ (receiver busy) is no frame rejected.
+          if (c == NAK && o.tx.open && !nothing_sent(o)) o.tx.naks++;
         } else if (c == CR || c == LF) {
           // tolerated between frames
         } else if (s.state == St::idle && upper(c)) {

@@ -353,3 +353,60 @@ TEST_CASE("astm: empty fields are read with the delimiters the H record declares
   CHECK(custom["tests"] == standard["tests"]);
   CHECK(custom["patients"] == standard["patients"]);
 }
+
+TEST_CASE("astm: an ENQ answered NAK (busy) or lost in contention is no transmission") {
+  std::string tx = transmission();
+  SECTION("busy: NAK to the ENQ, then ENQ again") {
+    Harness h(kAstmInfo);
+    h.feed(Dir::to_server, "\x05");
+    h.feed(Dir::to_client, "\x15");
+    h.feed(Dir::to_server, tx.substr(0, 1));
+    h.feed(Dir::to_client, "\x06");
+    h.feed(Dir::to_server, tx.substr(1));
+    h.feed(Dir::to_client, std::string(7, '\x06'));
+    h.end();
+    auto ev = h.events("astm");
+    REQUIRE(ev.size() == 1);
+    check_event(ev[0]["astm"]);
+    CHECK(ev[0]["astm"].contains("naks") == false);
+    CHECK(h.anomalies() == 0);
+  }
+  SECTION("the sender gives up after NAKs to its ENQ") {
+    Harness h(kAstmInfo);
+    for (int i = 0; i < 6; ++i) {
+      h.feed(Dir::to_server, "\x05");
+      h.feed(Dir::to_client, "\x15");
+    }
+    h.feed(Dir::to_server, "\x04");
+    h.end();
+    CHECK(h.events("astm").empty());
+    CHECK(h.anomalies() == 0);
+  }
+  SECTION("contention: both send ENQ, the LIS yields and acknowledges the analyzer's") {
+    Harness h(kAstmInfo);
+    h.feed(Dir::to_client, "\x05");
+    h.feed(Dir::to_server, tx.substr(0, 1));
+    h.feed(Dir::to_client, "\x06");
+    h.feed(Dir::to_server, tx.substr(1));
+    h.feed(Dir::to_client, std::string(7, '\x06'));
+    h.end();
+    auto ev = h.events("astm");
+    REQUIRE(ev.size() == 1);
+    check_event(ev[0]["astm"]);
+    CHECK(h.anomalies() == 0);
+  }
+  SECTION("a NAK to a frame still counts") {
+    Harness h(kAstmInfo);
+    std::string f1 = frame(1, kRecords[0] + std::string("\r"));
+    h.feed(Dir::to_server, "\x05");
+    h.feed(Dir::to_client, "\x06");
+    h.feed(Dir::to_server, f1);
+    h.feed(Dir::to_client, "\x15");
+    h.feed(Dir::to_server, f1 + frame(2, "L|1|N\r") + "\x04");
+    h.end();
+    auto ev = h.events("astm");
+    REQUIRE(ev.size() == 1);
+    CHECK(ev[0]["astm"]["naks"] == 1);
+    CHECK(ev[0]["astm"]["frames"] == 2);
+  }
+}
