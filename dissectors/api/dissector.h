@@ -58,6 +58,11 @@ struct DissectorInfo {
   // Content detection on the first bytes of a direction; called on every port.
   // need_more: too few bytes to decide (the sensor retries with more, up to a small window).
   Probe (*probe)(std::span<const uint8_t> first_bytes, Dir dir) = nullptr;
+  // Asked, after `probe` refused, of a direction picked up mid-stream (its SYN not seen, see
+  // FlowContext::midstream): its first bytes may be the middle of a conversation, which the
+  // start of a stream never is (an ASTM frame after the transmission's first). Kept apart so
+  // that the probe of a stream whose start was seen stays strict.
+  Probe (*midstream_probe)(std::span<const uint8_t> first_bytes, Dir dir) = nullptr;
   std::unique_ptr<Dissector> (*make)() = nullptr;
   std::span<const uint16_t> port_hints;  // only orders the probes; never required
   // Orients a TCP flow picked up without its handshake: who sends a stream (or the packet that

@@ -70,6 +70,12 @@ bool blank(std::string_view v, char cd) {
   return true;
 }
 
+// A record type of E1394 and a delimiter after it: how a frame that starts a record begins.
+bool record_start(std::span<const uint8_t> s) {
+  return s.size() >= 2 && std::string_view("HPOQRCLMS").find(static_cast<char>(s[0])) != std::string_view::npos &&
+         is_delim(s[1]);
+}
+
 }  // namespace
 
 uint8_t checksum(std::span<const uint8_t> s) {
@@ -101,6 +107,16 @@ Probe probe(std::span<const uint8_t> s, Dir) {
   return Probe::no;
 }
 
+Probe midstream_probe(std::span<const uint8_t> s, Dir) {
+  size_t i = 0;
+  while (i < s.size() && (s[i] == ACK || s[i] == NAK || s[i] == EOT)) ++i;
+  s = s.subspan(i);
+  if (s.empty()) return i > 16 ? Probe::no : Probe::need_more;  // as probe: link bytes alone
+  if (s[0] != STX) return Probe::no;
+  if (s.size() < 4) return (s.size() < 2 || (s[1] >= '0' && s[1] <= '7')) ? Probe::need_more : Probe::no;
+  return s[1] >= '0' && s[1] <= '7' && record_start(s.subspan(2)) ? Probe::yes : Probe::no;
+}
+
 namespace {
 
 class AstmDissector final : public Dissector {
@@ -108,6 +124,12 @@ class AstmDissector final : public Dissector {
   Consumed on_data(Dir dir, std::span<const uint8_t> data, FlowContext& ctx) override {
     DirState& s = d_[static_cast<int>(dir)];
     const uint64_t base = ctx.stream_offset();
+    if (!s.begun) {
+      s.begun = true;
+      // Picked up mid-stream: the first bytes may end a frame or a transmission the capture
+      // missed. Read from the first ENQ or frame start (or bare H record), without anomalies.
+      if (ctx.midstream(dir)) { s.state = St::resync; s.after_gap = 0; }
+    }
     for (size_t i = 0; i < data.size(); ++i) step(dir, s, data[i], base + i, ctx);
     s.end_offset = base + data.size();
     return {data.size(), 0, 0, false};
@@ -119,6 +141,7 @@ class AstmDissector final : public Dissector {
     if (s.tx.open) s.tx.gaps++;
     s.frame.clear();
     s.record.clear();
+    if (s.state == St::resync) return;  // still looking for a start
     if (s.raw) {
       // Bare records have no frame to wait for: the message with the hole is reported as it
       // is (incomplete), and the bytes after the hole are dropped up to the next H record.
@@ -145,7 +168,8 @@ class AstmDissector final : public Dissector {
  private:
   // skip_record: after a gap in bare records, bytes are dropped up to the end of a record, and
   // records up to the next H record.
-  enum class St : uint8_t { idle, between, fn, text, c1, c2, cr, lf, raw, skip_record };
+  // resync: a direction picked up mid-stream, up to its first ENQ, frame start or H record.
+  enum class St : uint8_t { idle, between, fn, text, c1, c2, cr, lf, raw, skip_record, resync };
 
   struct Tx {
     bool open = false;
@@ -156,6 +180,7 @@ class AstmDissector final : public Dissector {
     std::vector<std::string> phi;
     std::string termination;
     bool unknown_reported = false, stray_reported = false;
+    bool start_missed = false;  // picked up mid-stream at a frame: its ENQ and first frames not seen
   };
 
   struct DirState {
@@ -170,6 +195,8 @@ class AstmDissector final : public Dissector {
     uint64_t frame_start = 0;
     uint64_t record_offset = 0;  // stream offset of the record's first byte
     uint64_t end_offset = 0;    // stream offset after the last byte given
+    bool begun = false;         // bytes of this direction have been given
+    bool continued = false;     // the frame text goes on with a record begun before the capture
     std::string frame;   // text of the frame in progress
     std::string record;  // record being rebuilt across frames
     bool record_overflow = false;
@@ -186,6 +213,7 @@ class AstmDissector final : public Dissector {
     s.last_fn = -1;
     s.record.clear();
     s.record_overflow = false;
+    s.continued = false;
   }
 
   // Nothing was sent after the ENQ (answered NAK, busy; or contention, the other side's ENQ
@@ -224,7 +252,7 @@ class AstmDissector final : public Dissector {
           if (s.tx.open && !s.raw) {
             if (!s.record.empty()) record(dir, s, ctx);
             if (nothing_sent(s)) s.tx.open = false;  // the sender gave up after NAKs to its ENQ
-            else emit(dir, s, ctx, true);
+            else emit(dir, s, ctx, !s.tx.start_missed);
           }
           s.state = St::idle;
         } else if (c == ACK || c == NAK) {
@@ -281,6 +309,36 @@ class AstmDissector final : public Dissector {
           s.state = St::idle;
           s.await_header = false;
           step(dir, s, c, off, ctx);
+        }
+        break;
+      case St::resync:
+        if (c == ENQ) {
+          s.state = St::idle;
+          step(dir, s, c, off, ctx);
+        } else if (c == STX) {
+          // A frame of a transmission whose start the capture missed: read from here.
+          open_tx(s);
+          s.raw = false;
+          s.tx.start_missed = true;
+          s.continued = true;
+          s.state = St::between;
+          step(dir, s, c, off, ctx);
+        } else if (c == EOT) {
+          s.state = St::idle;  // the missed transmission ended
+        } else if (c == ACK || c == NAK) {
+          s.state = St::idle;  // an answer to the other direction, read as always
+          step(dir, s, c, off, ctx);
+          s.state = St::resync;
+        } else if (s.after_gap == 0 && c == 'H') {
+          s.after_gap = 1;
+        } else if (s.after_gap == 1 && c == '|') {
+          // Bare records from a header record at a line start.
+          s.after_gap = -1;
+          s.state = St::idle;
+          step(dir, s, 'H', off - 1, ctx);
+          step(dir, s, c, off, ctx);
+        } else {
+          s.after_gap = (c == CR || c == LF) ? 0 : -1;
         }
         break;
       case St::fn:
@@ -353,13 +411,22 @@ class AstmDissector final : public Dissector {
       s.frame.clear();
       return;
     }
-    if (s.fn != s.expect_fn) ctx.anomaly("astm", "frame_number_sequence", s.frame_start);
+    // The first frame after a missed start has no number to follow.
+    if (s.fn != s.expect_fn && !(t.start_missed && t.frames == 0))
+      ctx.anomaly("astm", "frame_number_sequence", s.frame_start);
     ++t.frames;
     s.last_fn = s.fn;
     s.expect_fn = static_cast<uint8_t>((s.fn + 1) & 7);
+    // The frames after a missed start may go on with a record begun before them: dropped up to
+    // its end, never read as a record of its own.
+    if (s.continued && t.frames == 1 && record_start(std::span<const uint8_t>(
+                                            reinterpret_cast<const uint8_t*>(s.frame.data()), s.frame.size())))
+      s.continued = false;
     uint64_t at = s.frame_start + 2;  // STX and the frame number come before the text
     for (char ch : s.frame) {
-      if (ch == '\r') {
+      if (s.continued) {
+        if (ch == '\r') s.continued = false;
+      } else if (ch == '\r') {
         if (!s.record.empty()) record(dir, s, ctx);
       } else if (ch != '\n') {
         append_record(s, ch, at, ctx);
@@ -367,7 +434,10 @@ class AstmDissector final : public Dissector {
       ++at;
     }
     s.frame.clear();
-    if (s.end_char == ETX && !s.record.empty()) record(dir, s, ctx);
+    if (s.end_char == ETX) {
+      s.continued = false;
+      if (!s.record.empty()) record(dir, s, ctx);
+    }
   }
 
   void add(std::vector<std::string>& v, std::string x) {
@@ -548,6 +618,7 @@ const DissectorInfo kAstmInfo = {
     .name = "astm",
     .transport = Transport::tcp,
     .probe = &astm::probe,
+    .midstream_probe = &astm::midstream_probe,
     .make = &astm::make,
     .port_hints = astm::kPorts,
 };

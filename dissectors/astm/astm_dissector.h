@@ -15,6 +15,9 @@ extern const DissectorInfo kAstmInfo;
 namespace astm {
 // ENQ then STX <frame number> H, a first frame STX <n> H|, or a bare header record "H|\^&".
 Probe probe(std::span<const uint8_t> first, Dir dir);
+// A direction picked up mid-stream may also start at a later frame of a transmission: STX, frame
+// number, a record type (H P O Q R C L M S) and a delimiter, after any ACK, NAK or EOT.
+Probe midstream_probe(std::span<const uint8_t> first, Dir dir);
 // Checksum of a frame: the sum of the bytes from the frame number through ETB/ETX, modulo 256.
 uint8_t checksum(std::span<const uint8_t> fn_through_etx);
 }  // namespace astm

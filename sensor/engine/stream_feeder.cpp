@@ -89,6 +89,7 @@ void StreamFeeder::probe(Dir dir, FlowContext& ctx) {
   bool undecided = false;
   for (const DissectorInfo* d : order_) {
     Probe r = d->probe(window, dir);
+    if (r == Probe::no && d->midstream_probe && ctx.midstream(dir)) r = d->midstream_probe(window, dir);
     if (r == Probe::yes) { claim(d, dir, ctx); return; }
     if (r == Probe::need_more) undecided = true;
   }

@@ -5,8 +5,10 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
   std::span<const uint8_t> in(data + 1, size - 1);
-  for (medmon::Dir dir : {medmon::Dir::to_server, medmon::Dir::to_client})
+  for (medmon::Dir dir : {medmon::Dir::to_server, medmon::Dir::to_client}) {
     (void)medmon::astm::probe(in.first(std::min<size_t>(in.size(), 512)), dir);
+    (void)medmon::astm::midstream_probe(in.first(std::min<size_t>(in.size(), 512)), dir);
+  }
   auto d = medmon::kAstmInfo.make();
   medmon::fuzzing::drive(*d, in, data[0], (data[0] & 0x80) ? 17 : 6);
   return 0;

@@ -410,3 +410,79 @@ TEST_CASE("astm: an ENQ answered NAK (busy) or lost in contention is no transmis
     CHECK(ev[0]["astm"]["frames"] == 2);
   }
 }
+
+TEST_CASE("astm: a direction picked up mid-stream may be claimed at a later frame") {
+  auto mid = [](std::string_view s) { return astm::midstream_probe(bytes_of(s), Dir::to_server); };
+  auto strict = [](std::string_view s) { return astm::probe(bytes_of(s), Dir::to_server); };
+  std::string f3 = frame(3, "O|1|SPEC1||^^^GLU|R\r");
+  CHECK(strict(f3) == Probe::no);  // a stream whose start was seen starts with ENQ or H
+  CHECK(mid(f3) == Probe::yes);
+  CHECK(mid("\x06\x04" + f3) == Probe::yes);
+  CHECK(mid(frame(2, "P!1!X\r")) == Probe::yes);
+  CHECK(mid("\x02") == Probe::need_more);
+  CHECK(mid("\x02" "3O") == Probe::need_more);
+  CHECK(mid("\x06\x06") == Probe::need_more);
+  CHECK(mid(std::string(17, '\x06')) == Probe::no);
+  CHECK(mid("\x02" "8O|") == Probe::no);
+  CHECK(mid("\x02" "3X|") == Probe::no);
+  CHECK(mid("\x02" "3O1") == Probe::no);
+  CHECK(mid("\x02" "3ok") == Probe::no);
+  CHECK(mid("O|1|SPEC1") == Probe::no);
+  CHECK(mid("GET / HTTP/1.1\r\n") == Probe::no);
+}
+
+TEST_CASE("astm: mid-stream, the transmission under way is read from its next frame, without anomalies") {
+  // The capture starts in the tail of frame 2, then frames 3 and 4 of a transmission, its EOT,
+  // then a whole transmission.
+  std::string tail = frame(2, "P|1|PIDM01||||DUCK^DONALD\r").substr(9);
+  std::string s = tail + frame(3, "O|1|SPEC1||^^^GLU|R\r") + frame(4, "L|1|N\r") + "\x04" + transmission();
+  // The first frame read may go on with a record begun in a frame the capture missed.
+  std::string cont = tail + frame(3, "^^^NA|R\rO|1|SPEC1||^^^GLU|R\r") + frame(4, "L|1|N\r") + "\x04" + transmission();
+  auto check = [](Harness& h) {
+    auto ev = h.events("astm");
+    REQUIRE(ev.size() == 2);
+    auto& a = ev[0]["astm"];
+    CHECK(a["complete"] == false);
+    CHECK(a["frames"] == 2);
+    CHECK(a["records"]["O"] == 1);
+    CHECK(a["records"]["L"] == 1);
+    CHECK(a["records"]["P"] == 0);
+    CHECK(a["specimens"] == nlohmann::json::array({Pseudonymiser()("SPEC1")}));
+    check_event(ev[1]["astm"]);
+    CHECK(h.anomalies() == 0);
+  };
+  for (const std::string& tx : {s, cont}) {
+    for (size_t cut = 0; cut <= tx.size(); ++cut) {
+      INFO("cut at " << cut);
+      Harness h(kAstmInfo);
+      h.ctx.set_midstream(Dir::to_server, true);
+      h.ctx.set_midstream(Dir::to_client, true);
+      h.feed(Dir::to_client, "\x06");
+      h.feed(Dir::to_server, tx.substr(0, cut));
+      h.feed(Dir::to_server, tx.substr(cut));
+      h.end();
+      check(h);
+    }
+  }
+  // A stream whose start was seen is read as before: a frame without ENQ is an anomaly.
+  Harness h(kAstmInfo);
+  h.feed(Dir::to_server, frame(3, "O|1|SPEC1||^^^GLU|R\r") + frame(4, "L|1|N\r") + "\x04");
+  h.end();
+  CHECK(h.anomalies("frame_without_enq") == 1);
+  CHECK(h.anomalies("frame_number_sequence") == 1);
+}
+
+TEST_CASE("astm: mid-stream bare records are read from the next header record") {
+  std::string tx;
+  for (const char* r : kRecords) tx += std::string(r) + "\r";
+  Harness h(kAstmInfo);
+  h.ctx.set_midstream(Dir::to_server, true);
+  h.feed(Dir::to_server, "Z|9|^^^GLU|5.4\rL|1|N\r" + tx);
+  h.end();
+  auto ev = h.events("astm");
+  REQUIRE(ev.size() == 1);
+  CHECK(ev[0]["astm"]["link_layer"] == false);
+  CHECK(ev[0]["astm"]["records"]["R"] == 2);
+  CHECK(ev[0]["astm"]["complete"] == true);
+  CHECK(h.anomalies() == 0);
+}

@@ -376,3 +376,29 @@ TEST_CASE("stream feeder: a signature that matches the server's answer reads the
   CHECK(order == std::vector<std::string>{">1", "<2", ">3"});
   CHECK(r.out.counters().get("proprietary.answer-first.flows") == 1);
 }
+
+namespace {
+// Claims a stream that starts with "L", and one picked up mid-stream also at "M".
+Probe probe_m(std::span<const uint8_t> b, Dir) {
+  if (b.empty()) return Probe::need_more;
+  return b[0] == 'M' ? Probe::yes : Probe::no;
+}
+const DissectorInfo kLinesMid = {
+    .name = "lines", .transport = Transport::tcp, .probe = &probe_l, .midstream_probe = &probe_m, .make = &make_lines, .port_hints = {}};
+}  // namespace
+
+TEST_CASE("stream feeder: the mid-stream probe is asked only of a direction picked up mid-stream") {
+  for (bool midstream : {false, true}) {
+    INFO("midstream " << midstream);
+    Rig r(kLinesMid);
+    r.ctx.set_midstream(Dir::to_server, midstream);
+    r.data(Dir::to_server, "M1\n");
+    r.data(Dir::to_server, "L2\n");
+    CHECK(g_lines.size() == (midstream ? 2u : 0u));
+    CHECK(r.facts.app == (midstream ? "lines" : ""));
+  }
+  // A direction whose start was seen is still claimed by the strict probe.
+  Rig r(kLinesMid);
+  r.data(Dir::to_server, "L1\n");
+  CHECK(g_lines.size() == 1);
+}
