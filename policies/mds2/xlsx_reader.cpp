@@ -6,6 +6,8 @@
 #include <cctype>
 #include <map>
 #include <memory>
+#include <optional>
+#include <set>
 #include <tuple>
 #include <pugixml.hpp>
 #include <unordered_set>
@@ -17,29 +19,45 @@ namespace medmon::mds2 {
 namespace {
 
 constexpr zip_uint64_t kMaxPart = 64u << 20;  // no sheet of a real form comes close
+// All parts read, together: a few KiB of deflate inflate to a 64 MiB part, and a workbook may hold
+// hundreds of parts (the NEMA workbook's parts total 170 KiB).
+constexpr size_t kMaxPartsTotal = 128u << 20;
+// Markup of one part: its '<' and '=' characters. pugixml's DOM takes ~64 bytes a node and ~40 an
+// attribute, so 60 MiB of empty elements (60 KiB compressed) became a 1 GiB DOM. Every node and
+// attribute takes one of these characters, so counting them first bounds the DOM (~128 MiB).
+// The NEMA form's sheet has 16 000.
+constexpr size_t kMaxMarkup = 2000000;
+constexpr size_t kMaxSheets = 256;  // a form has one or two; each is parsed and scored
 constexpr int kMaxCols = 16;                  // the form uses A-G
 constexpr int kMaxRows = 100000;
 // pugixml drops PCDATA of only whitespace by default: a rich-text run of one space (<t> </t>, the
 // space between "No" and "external connections") must stay.
 constexpr unsigned kParse = pugi::parse_default | pugi::parse_ws_pcdata_single;
 constexpr size_t kMaxMergedCells = 1000000;  // cells of a sheet filled from merged ranges
-// Text caps: a form holds well under 1 MiB of text. The workbook's strings (shared and inline) are
-// stored once; cells refer to them, and a sheet's cells together (a shared string counted at each
-// cell that uses it, as rows are handed on as text) may hold kMaxSheetText.
+// Text caps: a form holds well under 1 MiB of text. The shared strings and the other strings of the
+// sheet being read (inline, numbers) are stored once; cells refer to them, and a sheet's cells
+// together (a shared string counted at each cell that uses it, as rows are handed on as text) may
+// hold kMaxSheetText.
 constexpr size_t kMaxText = 64u << 20;
 constexpr size_t kMaxSheetText = 64u << 20;
 
 struct Zip {
   zip_t* z = nullptr;
+  std::string path;   // names the file in messages
+  size_t read = 0;    // bytes of all parts read so far
   ~Zip() { if (z) zip_discard(z); }
 };
 
-bool read_part(zip_t* z, const std::string& name, std::string& out) {
+bool read_part(Zip& zip, const std::string& name, std::string& out) {
   zip_stat_t st;
   zip_stat_init(&st);
-  if (zip_stat(z, name.c_str(), ZIP_FL_ENC_GUESS, &st) != 0) return false;
+  if (zip_stat(zip.z, name.c_str(), ZIP_FL_ENC_GUESS, &st) != 0) return false;
   if (!(st.valid & ZIP_STAT_SIZE) || st.size > kMaxPart) return false;
-  zip_file_t* f = zip_fopen(z, name.c_str(), 0);
+  zip.read += st.size;
+  if (zip.read > kMaxPartsTotal)
+    throw ImportError(zip.path + ": the workbook's parts hold more than " + std::to_string(kMaxPartsTotal >> 20) +
+                      " MiB of XML; not an MDS2 form");
+  zip_file_t* f = zip_fopen(zip.z, name.c_str(), 0);
   if (!f) return false;
   out.resize(st.size);
   zip_int64_t n = st.size ? zip_fread(f, out.data(), st.size) : 0;
@@ -48,14 +66,59 @@ bool read_part(zip_t* z, const std::string& name, std::string& out) {
   return true;
 }
 
+// Parses a part's XML in place (the DOM's strings point into `xml`, which must outlive `doc`);
+// false when it is not well-formed. `what` names the part in messages ("sheet 'Answers'").
+bool parse_part(std::string& xml, pugi::xml_document& doc, const std::string& path, const std::string& what,
+                unsigned options) {
+  size_t markup = 0;
+  for (char ch : xml) markup += (ch == '<') | (ch == '=');
+  if (markup > kMaxMarkup)
+    throw ImportError(path + ": " + what + " has more than " + std::to_string(kMaxMarkup) +
+                      " XML tags and attributes; not an MDS2 form");
+  return doc.load_buffer_inplace(xml.data(), xml.size(), options);
+}
+
+// SpreadsheetML elements: Excel and LibreOffice write them in the default namespace, the .NET Open
+// XML SDK with a prefix bound to it (<x:workbook xmlns:x="...">). The prefix of a part's root
+// element with its colon ("" or "x:"); nullopt when the root is in another namespace.
+std::optional<std::string> sml_prefix(const pugi::xml_node& root) {
+  std::string_view name = root.name();
+  auto colon = name.find(':');
+  if (colon == std::string_view::npos) return std::string();
+  std::string p(name.substr(0, colon));
+  std::string_view ns = root.attribute(("xmlns:" + p).c_str()).value();
+  if (ns == "http://schemas.openxmlformats.org/spreadsheetml/2006/main" || ns == "http://purl.oclc.org/ooxml/spreadsheetml/main")
+    return p + ":";
+  return std::nullopt;
+}
+
+// The root element when it is the SpreadsheetML element `local`, with the prefix its part uses.
+pugi::xml_node sml_root(const pugi::xml_document& doc, const char* local, std::string& prefix) {
+  auto root = doc.document_element();
+  auto p = sml_prefix(root);
+  if (!p || std::string_view(root.name()) != *p + local) return {};
+  prefix = *p;
+  return root;
+}
+
+// A relationship id attribute (r:id, whatever the relationships namespace's prefix).
+const char* rel_id(const pugi::xml_node& n) {
+  for (auto a : n.attributes()) {
+    std::string_view name = a.name();
+    if (name.size() > 3 && name.substr(name.size() - 3) == ":id") return a.value();
+  }
+  return "";
+}
+
 // Text of a shared-string item or inline string: all <t> runs, skipping phonetic guides (<rPh>).
 // A walk without recursion: a hostile file may nest elements millions deep.
-void collect_text(const pugi::xml_node& root, std::string& out) {
+// `t` and `rph` are the element names with the part's prefix.
+void collect_text(const pugi::xml_node& root, std::string& out, const std::string& t, const std::string& rph) {
   pugi::xml_node n = root.first_child();
   while (n) {
     std::string_view name = n.name();
-    if (name == "t") out += n.text().get();
-    else if (name != "rPh" && n.first_child()) { n = n.first_child(); continue; }
+    if (name == t) out += n.text().get();
+    else if (name != rph && n.first_child()) { n = n.first_child(); continue; }
     // Next node: the sibling, else the sibling of the nearest ancestor below root that has one.
     while (n != root && !n.next_sibling()) n = n.parent();
     if (n == root) break;
@@ -81,13 +144,21 @@ std::string lower(std::string s) {
 }
 
 // The workbook's strings: entry 0 is the empty string, then the shared strings, then the texts
-// of other cells (inline strings, numbers) as sheets are read. A cell is an index into it, so a
-// string used by many cells is held once.
+// of other cells (inline strings, numbers) of the sheet being read; those are dropped once the
+// sheet is scored (forget_sheet). A cell is an index into it, so a string used by many cells is
+// held once.
 struct Texts {
   std::string path;  // names the file in messages
   std::vector<std::string> list{std::string()};
   std::unordered_set<uint32_t> numbers;  // entries that are a number cell's value
   size_t bytes = 0;
+  size_t shared_entries = 1, shared_bytes = 0;  // the part that stays: entry 0 and the shared strings
+  void keep_shared() { shared_entries = list.size(); shared_bytes = bytes; }
+  void forget_sheet() {
+    list.resize(shared_entries);
+    numbers.clear();
+    bytes = shared_bytes;
+  }
   uint32_t add(std::string s) {
     if (s.empty()) return 0;
     bytes += s.size();
@@ -116,24 +187,26 @@ void set_cell(Sheet& sh, uint32_t& cell, uint32_t v, const Texts& texts) {
   cell = v;
 }
 
-void load_sheet(zip_t* z, Sheet& sh, Texts& texts, size_t nshared) {
+void load_sheet(Zip& zip, Sheet& sh, Texts& texts, size_t nshared) {
   std::string xml;
-  if (!read_part(z, sh.part, xml))
+  if (!read_part(zip, sh.part, xml))
     throw ImportError(texts.path + ": sheet '" + sh.name + "' (" + sh.part + ") cannot be read");
   pugi::xml_document doc;
-  if (!doc.load_buffer(xml.data(), xml.size(), kParse))
+  if (!parse_part(xml, doc, texts.path, "sheet '" + sh.name + "'", kParse))
     throw ImportError(texts.path + ": sheet '" + sh.name + "' is not well-formed XML");
-  auto ws = doc.child("worksheet");
+  std::string p;
+  auto ws = sml_root(doc, "worksheet", p);  // none: another kind of sheet (a chart sheet), no rows
+  const std::string n_row = p + "row", n_c = p + "c", n_v = p + "v", n_is = p + "is", n_t = p + "t", n_rph = p + "rPh";
   int count = 0;
   int row_no = 0;
-  for (auto r : ws.child("sheetData").children("row")) {
+  for (auto r : ws.child((p + "sheetData").c_str()).children(n_row.c_str())) {
     if (++count > kMaxRows) break;
     // The r attributes are optional: a row without one follows the previous row, a cell without
     // one the previous cell.
     int given = r.attribute("r").as_int(0);
     row_no = given > 0 && given <= 10000000 ? given : row_no + 1;
     int col = -1;
-    for (auto c : r.children("c")) {
+    for (auto c : r.children(n_c.c_str())) {
       int row = row_no;
       auto ref = c.attribute("r");
       if (!ref) ++col;
@@ -142,13 +215,13 @@ void load_sheet(zip_t* z, Sheet& sh, Texts& texts, size_t nshared) {
       std::string_view t = c.attribute("t").value();
       uint32_t v = 0;
       if (t == "s") {
-        long long idx = c.child("v").text().as_llong(-1);
+        long long idx = c.child(n_v.c_str()).text().as_llong(-1);
         if (idx >= 0 && static_cast<size_t>(idx) < nshared) v = static_cast<uint32_t>(idx + 1);
       } else {
         std::string s;
-        if (t == "inlineStr") collect_text(c.child("is"), s);
-        else if (t == "b") s = c.child("v").text().as_int() ? "TRUE" : "FALSE";
-        else s = c.child("v").text().get();  // numbers (dates are serials), formula results ("str")
+        if (t == "inlineStr") collect_text(c.child(n_is.c_str()), s, n_t, n_rph);
+        else if (t == "b") s = c.child(n_v.c_str()).text().as_int() ? "TRUE" : "FALSE";
+        else s = c.child(n_v.c_str()).text().get();  // numbers (dates are serials), formula results ("str")
         v = texts.add(std::move(s));
         if (v && (t.empty() || t == "n")) texts.numbers.insert(v);
       }
@@ -163,7 +236,8 @@ void load_sheet(zip_t* z, Sheet& sh, Texts& texts, size_t nshared) {
   // filled (a row of merged copies alone holds no id of its own), and the cells filled are capped:
   // thousands of large ranges would otherwise multiply memory and time.
   size_t filled = 0;
-  for (auto m : ws.child("mergeCells").children("mergeCell")) {
+  const std::string n_merge = p + "mergeCell";  // children() keeps the pointer: a named string
+  for (auto m : ws.child((p + "mergeCells").c_str()).children(n_merge.c_str())) {
     std::string ref = m.attribute("ref").value();
     auto colon = ref.find(':');
     if (colon == std::string::npos) continue;
@@ -219,11 +293,11 @@ struct Rels {
   std::map<std::string, std::string> by_id;
   std::map<std::string, std::string> by_type;
 };
-Rels read_rels(zip_t* z, const std::string& name, const std::string& base) {
+Rels read_rels(Zip& zip, const std::string& name, const std::string& base) {
   Rels out;
   std::string xml;
   pugi::xml_document d;
-  if (!read_part(z, name, xml) || !d.load_buffer(xml.data(), xml.size())) return out;
+  if (!read_part(zip, name, xml) || !parse_part(xml, d, zip.path, name, pugi::parse_default)) return out;
   for (auto r : d.child("Relationships").children("Relationship")) {
     std::string t = r.attribute("Target").value();
     if (t.empty() || std::string_view(r.attribute("TargetMode").value()) == "External") continue;
@@ -238,52 +312,70 @@ Rels read_rels(zip_t* z, const std::string& name, const std::string& base) {
 
 // The workbook in an open zip; `path` names it in messages.
 Form read_workbook(Zip& zip, const std::string& path) {
+  zip.path = path;
   // The workbook part is named by the package's relationships (_rels/.rels), its sheets and shared
   // strings by the workbook's; the usual names are the fallback for files written without them.
   std::string wb_part = "xl/workbook.xml";
-  if (auto pkg = read_rels(zip.z, "_rels/.rels", ""); pkg.by_type.count("officeDocument"))
+  if (auto pkg = read_rels(zip, "_rels/.rels", ""); pkg.by_type.count("officeDocument"))
     wb_part = pkg.by_type["officeDocument"];
   std::string dir = wb_part.substr(0, wb_part.rfind('/') + 1);
   std::string wb, ss;
-  if (!read_part(zip.z, wb_part, wb))
+  if (!read_part(zip, wb_part, wb))
     throw ImportError(path + ": a zip file but not an Excel workbook (no " + wb_part + ")");
-  Rels rels = read_rels(zip.z, dir + "_rels/" + wb_part.substr(dir.size()) + ".rels", dir);
+  Rels rels = read_rels(zip, dir + "_rels/" + wb_part.substr(dir.size()) + ".rels", dir);
   if (rels.by_id.empty())
     throw ImportError(path + ": a zip file but not an Excel workbook (no relationships for " + wb_part + ")");
   Texts texts;
   texts.path = path;
   size_t nshared = 0;
   std::string ss_part = rels.by_type.count("sharedStrings") ? rels.by_type["sharedStrings"] : dir + "sharedStrings.xml";
-  if (read_part(zip.z, ss_part, ss)) {
+  if (read_part(zip, ss_part, ss)) {
+    // A damaged part is named: read as empty, every shared-string cell would be blank.
     pugi::xml_document d;
-    if (d.load_buffer(ss.data(), ss.size(), kParse)) {
-      for (auto si : d.child("sst").children("si")) {
-        std::string s;
-        collect_text(si, s);
-        // Shared string n is entry n + 1, empty ones included.
-        if (s.empty()) texts.list.emplace_back();
-        else texts.add(std::move(s));
-        ++nshared;
-      }
+    if (!parse_part(ss, d, path, ss_part, kParse)) throw ImportError(path + ": " + ss_part + " is not well-formed XML");
+    std::string p;
+    auto sst = sml_root(d, "sst", p);
+    const std::string n_si = p + "si", n_t = p + "t", n_rph = p + "rPh";
+    for (auto si : sst.children(n_si.c_str())) {
+      std::string s;
+      collect_text(si, s, n_t, n_rph);
+      // Shared string n is entry n + 1, empty ones included.
+      if (s.empty()) texts.list.emplace_back();
+      else texts.add(std::move(s));
+      ++nshared;
     }
-    ss = std::string();
   }
-  pugi::xml_document wd;
-  if (!wd.load_buffer(wb.data(), wb.size())) throw ImportError(path + ": " + wb_part + " is not well-formed XML");
-  if (!wd.child("workbook"))  // another Office document (a .docx's document.xml)
-    throw ImportError(path + ": a zip file but not an Excel workbook (" + wb_part + " is not a workbook)");
-  const auto& targets = rels.by_id;
-  // Dates count from 1904-01-01 in workbooks saved with the 1904 date system (old Mac Excel).
-  bool date1904 = wd.child("workbook").child("workbookPr").attribute("date1904").as_bool(false);
+  ss = std::string();
+  texts.keep_shared();
   std::vector<Sheet> sheets;
-  for (auto s : wd.child("workbook").child("sheets").children("sheet")) {
-    Sheet sh;
-    sh.name = s.attribute("name").value();
-    auto it = targets.find(s.attribute("r:id").value());
-    if (it == targets.end()) continue;
-    sh.part = it->second;
-    sheets.push_back(std::move(sh));
+  bool date1904 = false;
+  {
+    pugi::xml_document wd;  // freed before the sheets are parsed
+    if (!parse_part(wb, wd, path, wb_part, pugi::parse_default))
+      throw ImportError(path + ": " + wb_part + " is not well-formed XML");
+    std::string p;
+    auto root = sml_root(wd, "workbook", p);
+    if (!root)  // another Office document (a .docx's document.xml)
+      throw ImportError(path + ": a zip file but not an Excel workbook (" + wb_part + " is not a workbook)");
+    const auto& targets = rels.by_id;
+    // Dates count from 1904-01-01 in workbooks saved with the 1904 date system (old Mac Excel).
+    date1904 = root.child((p + "workbookPr").c_str()).attribute("date1904").as_bool(false);
+    // Each part is read once, also when several sheet entries name it.
+    std::set<std::string> parts;
+    size_t entries = 0;
+    const std::string n_sheet = p + "sheet";  // children() keeps the pointer: a named string
+    for (auto s : root.child((p + "sheets").c_str()).children(n_sheet.c_str())) {
+      if (++entries > kMaxSheets)
+        throw ImportError(path + ": the workbook has more than " + std::to_string(kMaxSheets) + " sheets; not an MDS2 form");
+      Sheet sh;
+      sh.name = s.attribute("name").value();
+      auto it = targets.find(rel_id(s));
+      if (it == targets.end() || !parts.insert(it->second).second) continue;
+      sh.part = it->second;
+      sheets.push_back(std::move(sh));
+    }
   }
+  wb = std::string();
   if (sheets.empty()) throw ImportError(path + ": workbook has no sheets");
 
   // The shared strings, for the edition check.
@@ -299,8 +391,11 @@ Form read_workbook(Zip& zip, const std::string& path) {
   Sheet* chosen = nullptr;
   std::tuple<size_t, bool, size_t> best{};
   for (auto& sh : sheets) {
-    load_sheet(zip.z, sh, texts, nshared);
+    load_sheet(zip, sh, texts, nshared);
     Form sf = sheet_form(sh, texts, date1904, path);
+    // The form holds its own copies: the sheet's cells and texts go before the next sheet is read.
+    sh.rows = {};
+    texts.forget_sheet();
     if (sf.questions.empty()) continue;
     size_t answered = 0;
     for (auto& q : sf.questions) if (q.answer != Answer::blank) ++answered;
@@ -308,7 +403,6 @@ Form read_workbook(Zip& zip, const std::string& path) {
     bool named = n == "mds2-form" || n == "mds2" || n == "mds2 form";
     std::tuple<size_t, bool, size_t> score{answered, named, sf.questions.size()};
     if (!chosen || score > best) { chosen = &sh; best = score; f = std::move(sf); }
-    sh.rows.clear();  // only the chosen sheet's form is kept
   }
   if (!chosen) {
     Form e;
