@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <new>
 
 #include "policies/mds2/mds2_form.h"
 
@@ -53,6 +54,10 @@ int run_import(const std::string& form, const std::string& out, const std::strin
                    f.source_format.c_str());
     }
     return 0;
+  } catch (const std::bad_alloc&) {
+    // The readers name their file themselves; what is left is the model being written.
+    std::fprintf(stderr, "medmon: %s: out of memory\n", form.c_str());
+    return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "medmon: %s\n", e.what());
     return 2;

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 #include <unordered_map>
+#include <vector>
 
 #include "policies/mds2/mds2_form.h"
 #include "policies/mds2/rows.h"
@@ -245,14 +246,20 @@ std::string detail::read_file(const std::string& path, size_t max_bytes, const s
   std::ifstream in(path, std::ios::binary);
   if (!in) throw ImportError(path + ": " + unreadable);
   auto too_large = [&] { return ImportError(path + ": larger than " + std::to_string(max_bytes >> 20) + " MiB; not an MDS2 form"); };
-  // A regular file is measured before it is read; anything else once read.
+  // A regular file is measured before it is read; anything else (a pipe, /dev/zero) is read up to
+  // one byte past the cap.
   std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw ImportError(path + ": a directory, not a file");
   if (std::filesystem::is_regular_file(path, ec) && std::filesystem::file_size(path, ec) > max_bytes && !ec)
     throw too_large();
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  std::string data = std::move(ss).str();
-  if (data.size() > max_bytes) throw too_large();
+  std::string data;
+  std::vector<char> buf(1 << 16);
+  while (in) {
+    size_t room = max_bytes - data.size();  // then one byte more, to see the file is larger
+    in.read(buf.data(), static_cast<std::streamsize>(room >= buf.size() ? buf.size() : room + 1));
+    data.append(buf.data(), static_cast<size_t>(in.gcount()));
+    if (data.size() > max_bytes) throw too_large();
+  }
   return data;
 }
 

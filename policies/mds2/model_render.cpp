@@ -103,8 +103,9 @@ std::string app_for_service(std::string s) {
 
 }  // namespace
 
-std::vector<PortEntry> read_ports_csv(const std::string& path) {
-  std::string text = detail::read_file(path, SIZE_MAX, "cannot open port table");
+static std::vector<PortEntry> read_ports_table(const std::string& path) {
+  // A port table of every port one by one is ~3 MiB.
+  std::string text = detail::read_file(path, 4u << 20, "cannot open port table");
   // A UTF-8 byte-order mark (spreadsheets write one) would make the first row's port not a number.
   if (text.compare(0, 3, "\xEF\xBB\xBF") == 0) text.erase(0, 3);
   char delim = text.find('\t') != std::string::npos && text.find(',') == std::string::npos ? '\t' : ',';
@@ -162,6 +163,10 @@ std::vector<PortEntry> read_ports_csv(const std::string& path) {
     out.push_back(std::move(e));
   }
   return out;
+}
+
+std::vector<PortEntry> read_ports_csv(const std::string& path) {
+  return detail::named_errors(path, [&] { return read_ports_table(path); });
 }
 
 std::string render_model(const Form& f, const std::vector<PortEntry>& ports, const ImportOptions& opt) {

@@ -30,7 +30,7 @@ std::string read_file(const std::string& path, size_t max_bytes, const std::stri
 // Runs an importer so that whatever escapes it names the file: running out of memory (or any other
 // library exception) on a hostile file becomes an ImportError "<source>: ...".
 template <class Read>
-Form named_errors(const std::string& source, Read&& read) {
+auto named_errors(const std::string& source, Read&& read) -> decltype(read()) {
   try {
     return read();
   } catch (const ImportError&) {

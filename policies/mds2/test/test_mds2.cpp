@@ -5,6 +5,10 @@
 #include <zip.h>
 
 #include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -14,6 +18,7 @@
 #include <pugixml.hpp>
 #include <regex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "policies/mds2/mds2_form.h"
@@ -816,4 +821,80 @@ TEST_CASE("XLSX: SpreadsheetML with a namespace prefix (Open XML SDK) is read", 
   });
   CHECK_THROWS_WITH(read_xlsx(path), Catch::Contains("is not a workbook"));
   std::remove(path.c_str());
+}
+
+TEST_CASE("a form or port table that is not a regular file is read only up to the cap", "[mds2]") {
+  // A pipe fed 32 MiB: reading stops one byte past a 1 MiB cap, so the writer is stopped early.
+  std::string fifo = std::string(MDS2_VARIANTS) + "/form.fifo";
+  std::remove(fifo.c_str());
+  REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+  signal(SIGPIPE, SIG_IGN);
+  size_t written = 0;
+  std::thread writer([&] {
+    FILE* w = std::fopen(fifo.c_str(), "wb");
+    if (!w) return;
+    std::string chunk(1 << 16, 'x');
+    for (int i = 0; i < 512; ++i) {
+      if (std::fwrite(chunk.data(), 1, chunk.size(), w) != chunk.size()) break;
+      written += chunk.size();
+    }
+    std::fclose(w);
+  });
+  CHECK_THROWS_WITH(detail::read_file(fifo, 1u << 20, "cannot open"), Catch::Contains("form.fifo: larger than 1 MiB"));
+  std::remove(fifo.c_str());  // the writer's open has returned: the reader opened the pipe
+  writer.join();
+  CHECK(written < (4u << 20));
+  // A port table has a cap of its own.
+  std::string ports = std::string(MDS2_VARIANTS) + "/big-ports.csv";
+  {
+    std::ofstream o(ports);
+    std::string line = "# " + std::string(1000, 'x') + "\n";
+    for (int i = 0; i < 5000; ++i) o << line;
+  }
+  CHECK_THROWS_WITH(read_ports_csv(ports), Catch::Contains("big-ports.csv: larger than 4 MiB"));
+  std::remove(ports.c_str());
+  // A directory is not a form.
+  CHECK_THROWS_WITH(read_text(MDS2_VARIANTS), Catch::Contains("a directory"));
+}
+
+TEST_CASE("a port table's out-of-memory error names the file", "[mds2]") {
+  // One row of 1.9 million one-character fields (3.8 MiB): ~90 MiB as fields, read in a child
+  // process whose address space may grow by 32 MiB only.
+  std::string ports = std::string(MDS2_VARIANTS) + "/wide-ports.csv";
+  {
+    std::ofstream o(ports);
+    std::string row;
+    for (int i = 0; i < 1900000; ++i) row += "1,";
+    o << row << "\n";
+  }
+  int fds[2];
+  REQUIRE(pipe(fds) == 0);
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    close(fds[0]);
+    unsigned long pages = 0;
+    if (FILE* f = std::fopen("/proc/self/statm", "r")) { (void)!std::fscanf(f, "%lu", &pages); std::fclose(f); }
+    rlim_t limit = pages * static_cast<rlim_t>(sysconf(_SC_PAGESIZE)) + (32u << 20);
+    rlimit r{limit, limit};
+    setrlimit(RLIMIT_AS, &r);
+    std::string msg;
+    try {
+      read_ports_csv(ports);
+      msg = "read";
+    } catch (const std::exception& e) {
+      msg = e.what();
+    }
+    (void)!write(fds[1], msg.data(), msg.size());
+    _exit(0);
+  }
+  close(fds[1]);
+  std::string msg;
+  char buf[4096];
+  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) msg.append(buf, static_cast<size_t>(n));
+  close(fds[0]);
+  int st = 0;
+  waitpid(pid, &st, 0);
+  CHECK_THAT(msg, Catch::StartsWith(ports + ": out of memory"));
+  std::remove(ports.c_str());
 }
