@@ -329,7 +329,10 @@ Form read_workbook(Zip& zip, const std::string& path) {
   texts.path = path;
   size_t nshared = 0;
   std::string ss_part = rels.by_type.count("sharedStrings") ? rels.by_type["sharedStrings"] : dir + "sharedStrings.xml";
-  if (read_part(zip, ss_part, ss)) {
+  zip_stat_t ss_stat;
+  bool have_ss = zip_stat(zip.z, ss_part.c_str(), ZIP_FL_ENC_GUESS, &ss_stat) == 0;
+  if (have_ss && !read_part(zip, ss_part, ss)) throw ImportError(path + ": " + ss_part + " cannot be read");
+  if (have_ss) {
     // A damaged part is named: read as empty, every shared-string cell would be blank.
     pugi::xml_document d;
     if (!parse_part(ss, d, path, ss_part, kParse)) throw ImportError(path + ": " + ss_part + " is not well-formed XML");
