@@ -742,6 +742,7 @@ TEST_CASE("XLSX: a part is read once, and a sheet's texts are dropped after it i
   for (int i = 0; i < 200; ++i) entries.emplace_back("s" + std::to_string(i), "rId1");
   std::string path = write_book("one-part.xlsx", entries, {{"rId1", &body}});
   CHECK(read_xlsx(path).find("CONN-2")->answer == Answer::no);
+  std::remove(path.c_str());
   // 150 parts of 0.5 MiB number text each: 75 MiB over the workbook, 0.5 MiB at a time.
   std::string small = sheet_xml(keyed_rows_xml(3, inline_cell("C@", "No")) + numbers);
   entries.clear();
@@ -752,6 +753,7 @@ TEST_CASE("XLSX: a part is read once, and a sheet's texts are dropped after it i
   }
   path = write_book("many-parts.xlsx", entries, parts);
   CHECK(read_xlsx(path).find("CONN-2")->answer == Answer::no);
+  std::remove(path.c_str());
   // Parts of 50 MiB (a comment, cheap to parse): three are past the 128 MiB the workbook's parts may hold.
   std::string big = sheet_xml(keyed_rows_xml(3, inline_cell("C@", "No")), "<!--" + std::string(50u << 20, 'c') + " -->");
   entries.clear();
