@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -72,8 +73,29 @@ std::string new_run_id() {
 Spool::Spool(std::string dir, uint64_t max_bytes) : dir_(std::move(dir)), max_(max_bytes) {
   while (dir_.size() > 1 && dir_.back() == '/') dir_.pop_back();
   mkdirs(dir_);
+  // One process per spool directory: two would deliver, and delete, each other's segments.
+  std::string lock = dir_ + "/lock";
+  lock_fd_ = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd_ < 0) throw std::runtime_error(fmt::format("spool directory {}: {}", dir_, std::strerror(errno)));
+  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    int e = errno;
+    std::string holder;
+    read_file(lock, holder);
+    while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
+    ::close(lock_fd_);
+    if (e == EWOULDBLOCK)
+      throw std::runtime_error(fmt::format("spool directory {} is in use by another medmon process{}", dir_,
+                                           holder.empty() ? "" : " (pid " + holder + ")"));
+    throw std::runtime_error(fmt::format("spool directory {}: lock: {}", dir_, std::strerror(e)));
+  }
+  std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(lock_fd_, 0) == 0) write_all(lock_fd_, pid.data(), pid.size());
   DIR* d = ::opendir(dir_.c_str());
-  if (!d) throw std::runtime_error(fmt::format("spool directory {}: {}", dir_, std::strerror(errno)));
+  if (!d) {
+    int e = errno;
+    ::close(lock_fd_);
+    throw std::runtime_error(fmt::format("spool directory {}: {}", dir_, std::strerror(e)));
+  }
   std::vector<uint64_t> ids;
   while (dirent* e = ::readdir(d)) {
     std::string n = e->d_name;
@@ -98,7 +120,11 @@ Spool::Spool(std::string dir, uint64_t max_bytes) : dir_(std::move(dir)), max_(m
   // Check we may write here now rather than when the receiver is already down.
   std::string probe = dir_ + "/.probe";
   int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) throw std::runtime_error(fmt::format("spool directory {}: {}", dir_, std::strerror(errno)));
+  if (fd < 0) {
+    int e = errno;
+    ::close(lock_fd_);
+    throw std::runtime_error(fmt::format("spool directory {}: {}", dir_, std::strerror(e)));
+  }
   ::close(fd);
   ::unlink(probe.c_str());
 }
@@ -106,6 +132,7 @@ Spool::Spool(std::string dir, uint64_t max_bytes) : dir_(std::move(dir)), max_(m
 Spool::~Spool() {
   sync();
   if (cur_fd_ >= 0) ::close(cur_fd_);
+  if (lock_fd_ >= 0) ::close(lock_fd_);
 }
 
 std::string Spool::path(uint64_t seg) const { return fmt::format("{}/{:020}.spool", dir_, seg); }
@@ -185,9 +212,19 @@ void Spool::sync() {
 }
 
 bool Spool::prepend(const std::vector<Record>& recs) {
-  if (recs.empty()) return true;
   std::string all;
   for (auto& r : recs) all += encode(r);
+  return prepend_encoded(all);
+}
+
+bool Spool::prepend(const std::deque<Record>& recs) {
+  std::string all;
+  for (auto& r : recs) all += encode(r);
+  return prepend_encoded(all);
+}
+
+bool Spool::prepend_encoded(const std::string& all) {
+  if (all.empty()) return true;
   if (bytes() + all.size() > max_) return false;
   uint64_t first = !segments_.empty() ? segments_.front() : (cur_ ? cur_ : next_id_);
   uint64_t id = first - 1;
@@ -265,9 +302,15 @@ void Spool::remove(uint64_t seg) {
 }
 
 // ---------------------------------------------------------------------------------------------
-AsyncSink::AsyncSink(const SinkSpec& spec, std::unique_ptr<Backend> backend)
+AsyncSink::AsyncSink(const SinkSpec& spec, std::unique_ptr<Backend> backend, bool start_now)
     : spec_(spec), backend_(std::move(backend)), run_id_(new_run_id()) {
   backend_->set_run(run_id_);
+  backend_->set_deadline(&stop_deadline_);
+  if (start_now) start();
+}
+
+void AsyncSink::start() {
+  if (spool_) return;
   std::string dir = spec_.spool_dir;
   if (dir.empty()) {
     const char* t = std::getenv("TMPDIR");
@@ -278,7 +321,9 @@ AsyncSink::AsyncSink(const SinkSpec& spec, std::unique_ptr<Backend> backend)
     dir = b.data();
     temp_spool_ = true;
   }
-  spool_ = std::make_unique<Spool>(dir, spec_.spool_max);
+  auto spool = std::make_unique<Spool>(dir, spec_.spool_max);
+  std::lock_guard<std::mutex> g(m_);
+  spool_ = std::move(spool);
   spool_mode_ = !spool_->empty();  // an earlier run left events: they go first
   counters_.spool_bytes = spool_->pending_bytes();
   thread_ = std::thread([this] { run(); });
@@ -300,10 +345,11 @@ void AsyncSink::write_line(std::string_view event_type, std::string_view line) {
   if (!spool_mode_ && mem_.size() < spec_.queue && mem_bytes_ + line.size() <= spec_.queue_bytes) {
     mem_bytes_ += line.size();
     mem_.push_back(std::move(r));
-    counters_.queued = mem_.size();
+    counters_.queued = mem_.size() + in_flight_;
     if (mem_.size() >= spec_.batch) cv_.notify_one();
     return;
   }
+  if (!spool_) { ++counters_.dropped; return; }  // not started yet
   if (!spool_mode_) { spool_mode_ = true; cv_.notify_one(); }
   if (spool_->append(r)) ++counters_.spooled;
   else ++counters_.dropped;
@@ -326,6 +372,11 @@ void AsyncSink::spool_losses() {
 void AsyncSink::flush() {
   std::lock_guard<std::mutex> g(m_);
   flush_req_ = true;
+  // Spooled events reach the disk at least as often as the sensor flushes (every second live).
+  if (spool_mode_ && spool_) {
+    spool_->sync();
+    spool_losses();
+  }
   cv_.notify_one();
 }
 
@@ -337,9 +388,32 @@ void AsyncSink::report_error(const std::string& e) {
   fmt::print(stderr, "medmon: sink {}: {} (retrying; events wait in memory and in {})\n", spec_.name, e, spool_->dir());
 }
 
-bool AsyncSink::deliver(std::vector<Record>& batch) {
+bool AsyncSink::spool_queue(std::vector<Record>& batch) {
+  // The batch gets a segment of its own, so that it is read back as the same batch: a backend
+  // knows a batch it delivered part of by its first record.
+  size_t queued = mem_.size();
+  if (!mem_.empty() && !spool_->prepend(mem_)) return false;
+  mem_.clear();
+  mem_bytes_ = 0;
+  counters_.spooled += queued;
+  if (queued) spool_mode_ = true;  // what comes next goes behind them
+  bool moved = spool_->prepend(batch);
+  if (moved) {
+    counters_.spooled += batch.size();
+    batch.clear();
+    in_flight_ = 0;
+    spool_mode_ = true;
+  }
+  counters_.queued = mem_.size() + in_flight_;
+  counters_.spool_bytes = spool_->pending_bytes();
+  return moved;
+}
+
+AsyncSink::Outcome AsyncSink::deliver(std::vector<Record>& batch, bool from_memory) {
   auto backoff = std::chrono::milliseconds(100);
   bool failed = false;
+  // Only into a spool directory that a later run reads (the private default is not), and once.
+  bool may_spool = from_memory && !temp_spool_;
   for (;;) {
     std::string err;
     if (backend_->deliver(batch, err)) {
@@ -350,18 +424,26 @@ bool AsyncSink::deliver(std::vector<Record>& batch) {
         fmt::print(stderr, "medmon: sink {}: delivering again\n", spec_.name);
         last_error_shown_.clear();
       }
-      return true;
+      return Outcome::delivered;
     }
     failed = true;
     ++counters_.errors;
-    report_error(err);
     std::unique_lock<std::mutex> lk(m_);
     auto now = std::chrono::steady_clock::now();
-    if (stop_ && now >= deadline_) return false;
+    if (stop_ && now >= deadline_) return Outcome::out_of_time;
+    lk.unlock();
+    report_error(err);
+    lk.lock();
+    // The receiver failed: what waits in memory goes to disk, where a crash or a kill does not
+    // lose it, and is delivered from there.
+    if (may_spool) {
+      may_spool = false;
+      if (spool_queue(batch)) return Outcome::spooled;
+    }
     auto until = now + backoff;
     if (stop_) until = std::min(until, deadline_);
     cv_.wait_until(lk, until, [&] { return stop_ && std::chrono::steady_clock::now() >= deadline_; });
-    if (stop_ && std::chrono::steady_clock::now() >= deadline_) return false;
+    if (stop_ && std::chrono::steady_clock::now() >= deadline_) return Outcome::out_of_time;
     backoff = std::min<std::chrono::milliseconds>(backoff * 2, std::chrono::milliseconds(5000));
   }
 }
@@ -387,19 +469,22 @@ void AsyncSink::run() {
         mem_.pop_front();
       }
       if (mem_.empty()) flush_req_ = false;
+      in_flight_ = batch.size();
       lk.unlock();
-      bool ok = deliver(batch);
+      Outcome r = deliver(batch, true);
       lk.lock();
-      counters_.queued = mem_.size();
-      if (!ok) {
+      in_flight_ = 0;
+      if (r == Outcome::out_of_time) {
         for (auto it = batch.rbegin(); it != batch.rend(); ++it) {
           mem_bytes_ += it->line.size();
           mem_.push_front(std::move(*it));
         }
+        counters_.queued = mem_.size();
         gave_up = true;
         break;
       }
-      next_flush = std::chrono::steady_clock::now() + flush_every;
+      counters_.queued = mem_.size();
+      if (r == Outcome::delivered) next_flush = std::chrono::steady_clock::now() + flush_every;
       continue;
     }
     if (mem_.empty() && spool_mode_) {
@@ -418,7 +503,7 @@ void AsyncSink::run() {
           bytes += recs[i].line.size();
           batch.push_back(std::move(recs[i++]));
         }
-        bool ok = deliver(batch);
+        bool ok = deliver(batch, false) == Outcome::delivered;
         std::lock_guard<std::mutex> g(m_);  // the cursor is read by spool_losses() under it too
         if (ok) spool_->commit(seg, ends[i - 1]);
         else gave_up = true;
@@ -448,21 +533,31 @@ void AsyncSink::run() {
   stopped_ = true;
 }
 
-uint64_t AsyncSink::close() {
-  {
-    std::lock_guard<std::mutex> g(m_);
-    if (!stop_) {
-      stop_ = true;
-      deadline_ = std::chrono::steady_clock::now() + std::chrono::microseconds(spec_.drain_usec);
-    }
-    cv_.notify_all();
+void AsyncSink::begin_close() {
+  std::lock_guard<std::mutex> g(m_);
+  if (!stop_) {
+    stop_ = true;
+    deadline_ = std::chrono::steady_clock::now() + std::chrono::microseconds(spec_.drain_usec);
+    stop_deadline_ = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline_.time_since_epoch()).count();
   }
+  cv_.notify_all();
+}
+
+uint64_t AsyncSink::close() {
+  begin_close();
   if (thread_.joinable()) thread_.join();
   std::lock_guard<std::mutex> g(m_);
   stopped_ = true;
+  if (!spool_) {  // never started: what waits in memory has nowhere to go
+    counters_.dropped += mem_.size();
+    mem_.clear();
+    counters_.queued = 0;
+    return 0;
+  }
   uint64_t left = spool_->bytes();
   if (left == 0 && temp_spool_) {
     ::unlink((spool_->dir() + "/cursor").c_str());
+    ::unlink((spool_->dir() + "/lock").c_str());
     ::rmdir(spool_->dir().c_str());
     temp_spool_ = false;
   }

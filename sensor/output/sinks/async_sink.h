@@ -1,6 +1,6 @@
 #pragma once
 // A sink that delivers on its own thread behind a bounded queue, so a slow or unreachable
-// receiver never blocks packet processing. When the queue is full or the receiver is down,
+// receiver never blocks packet processing. When the queue is full or the receiver fails,
 // events go to a spool directory (bounded in bytes) and are delivered from it, in order, when
 // the receiver is back; events that fit neither are dropped and counted.
 #include <atomic>
@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "sensor/output/event_output.h"
+#include "sensor/output/sinks/net.h"
 #include "sensor/output/sinks/sink_config.h"
 
 namespace medmon {
@@ -39,13 +40,21 @@ class Backend {
   // Records of the batches delivered since the last call that were left out for good (a syslog
   // datagram too large to send): counted as dropped, not delivered.
   virtual uint64_t take_skipped() { return 0; }
+  // The sink's drain deadline (told before the first delivery): a delivery in progress gives
+  // up when it passes.
+  void set_deadline(const Deadline* d) { deadline_ = d; }
+
+ protected:
+  const Deadline* deadline_ = nullptr;
 };
 
 // Files of a spool directory: segments named by a 20-digit number, oldest first, plus a
 // cursor file (segment and offset already delivered). Lines: run \t seq \t type \t event.
 class Spool {
  public:
-  // Creates the directory when missing; picks up segments left by an earlier run.
+  // Creates the directory when missing, locks it (a `lock` file, flock: one process per spool
+  // directory) and checks it can be written; picks up segments left by an earlier run. Throws
+  // std::runtime_error.
   Spool(std::string dir, uint64_t max_bytes);
   ~Spool();
   const std::string& dir() const { return dir_; }
@@ -59,8 +68,11 @@ class Spool {
   bool append(const Record& r);
   // Writes buffered records to the current segment.
   void sync();
-  // Puts records before everything else in the spool (undelivered at exit, older than the rest).
+  // Puts records before everything else in the spool, as a segment of their own (undelivered at
+  // exit, or taken from memory when the receiver failed: older than the rest). false when the
+  // size cap would be exceeded or the write failed (nothing is kept).
   bool prepend(const std::vector<Record>& recs);
+  bool prepend(const std::deque<Record>& recs);
   // Closes the segment being written so the reader may take it; returns the oldest segment
   // (0 when the spool is empty).
   uint64_t take_oldest();
@@ -79,8 +91,10 @@ class Spool {
  private:
   std::string path(uint64_t seg) const;
   void open_current();
+  bool prepend_encoded(const std::string& all);
   std::string dir_;
   uint64_t max_;
+  int lock_fd_ = -1;
   std::deque<uint64_t> segments_;  // closed segments, oldest first
   uint64_t cur_ = 0;               // segment being written (0: none)
   int cur_fd_ = -1;
@@ -95,7 +109,7 @@ class Spool {
 };
 
 struct SinkCounters {
-  std::atomic<uint64_t> queued{0};     // in memory now
+  std::atomic<uint64_t> queued{0};     // in memory now, with the batch being delivered from it
   std::atomic<uint64_t> spooled{0};    // written to the spool, in total
   std::atomic<uint64_t> delivered{0};
   std::atomic<uint64_t> dropped{0};    // neither queue nor spool had room
@@ -105,24 +119,37 @@ struct SinkCounters {
 
 class AsyncSink : public EventSink {
  public:
-  // Throws std::runtime_error when the spool directory cannot be used.
-  AsyncSink(const SinkSpec& spec, std::unique_ptr<Backend> backend);
+  // Throws std::runtime_error when the spool directory cannot be used. start_now false: the
+  // spool and the thread wait for start() (after privileges are dropped, so that what it creates
+  // belongs to the user it runs as).
+  AsyncSink(const SinkSpec& spec, std::unique_ptr<Backend> backend, bool start_now = true);
   ~AsyncSink() override;
+  // Opens (creates, locks, checks) the spool directory and starts the thread. Throws
+  // std::runtime_error. Events written before it wait in memory.
+  void start();
   // Thread-safe: workers may share one sink.
   void write_line(std::string_view event_type, std::string_view line) override;
   void flush() override;
-  // Delivers what is left (waiting at most the drain timeout), spools the rest, stops the thread.
-  // Returns the number of events left undelivered (kept in the spool).
+  // Starts the drain: the drain timeout runs from now. Several sinks drain side by side when
+  // each is told before any is closed.
+  void begin_close();
+  // Delivers what is left (waiting at most the drain timeout from begin_close()), spools the
+  // rest, stops the thread. Returns the bytes of events left undelivered (kept in the spool).
   uint64_t close();
   const SinkCounters& counters() const { return counters_; }
   const std::string& name() const { return spec_.name; }
-  const std::string& spool_dir() const { return spool_->dir(); }
+  const std::string& spool_dir() const { return spool_ ? spool_->dir() : spec_.spool_dir; }
   const std::string& last_error() const { return last_error_shown_; }
 
  private:
   void run();
-  // Delivers a batch, retrying until it went or the drain deadline passed; false on deadline.
-  bool deliver(std::vector<Record>& batch);
+  enum class Outcome { delivered, spooled, out_of_time };
+  // Delivers a batch, retrying until it went or the drain deadline passed. A batch taken from
+  // memory goes to the spool, with the queue behind it, when the receiver fails (spooled).
+  Outcome deliver(std::vector<Record>& batch, bool from_memory);
+  // Moves the batch and the memory queue to the head of the spool; m_ held. false when the
+  // batch did not fit (it stays with the caller; the queue may have moved).
+  bool spool_queue(std::vector<Record>& batch);
   bool accepts(std::string_view type) const;
   void report_error(const std::string& e);
   void spool_losses();
@@ -142,7 +169,9 @@ class AsyncSink : public EventSink {
   bool flush_req_ = false;
   bool stop_ = false;
   bool stopped_ = false;
+  size_t in_flight_ = 0;     // events of the batch being delivered from memory
   std::chrono::steady_clock::time_point deadline_;
+  Deadline stop_deadline_{INT64_MAX};  // deadline_ for the backend, which reads it mid-delivery
   uint64_t left_ = 0;
 
   SinkCounters counters_;

@@ -146,7 +146,7 @@ std::string ClickHouseBackend::table_for(std::string_view type) const {
 bool ClickHouseBackend::query(const std::string& sql, std::string_view body, std::string& out, std::string& error, bool& sent) {
   std::string target = server_.path + "?" + auth_ + "input_format_skip_unknown_fields=1&query=" + url_encode(sql);
   HttpResponse resp;
-  if (!http_request(server_, "POST", target, body, spec_.timeout_usec, resp, error, sent)) {
+  if (!http_request(server_, "POST", target, body, spec_.timeout_usec, resp, error, sent, deadline_)) {
     if (error.find(server_.host) == std::string::npos) error = fmt::format("{}:{}: {}", server_.host, server_.port, error);
     return false;
   }

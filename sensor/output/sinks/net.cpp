@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 
 namespace medmon {
@@ -38,6 +39,33 @@ std::string url_decode(std::string_view s) {
   return o;
 }
 
+// Waits until the socket is ready for `events`: at most `timeout_usec` (then `err` = what_timed_out)
+// and never past the deadline, which is read again every 100 ms since it may move meanwhile.
+bool wait_ready(int fd, short events, int64_t timeout_usec, const Deadline* deadline, const char* what_timed_out,
+                std::string& err) {
+  const int64_t until = steady_ns() + timeout_usec * 1000;
+  for (;;) {
+    int64_t now = steady_ns(), end = until;
+    if (deadline) {
+      int64_t d = deadline->load(std::memory_order_relaxed);
+      if (now >= d) { err = "drain_timeout reached"; return false; }
+      end = std::min(end, d);
+    }
+    if (now >= until) { err = what_timed_out; return false; }
+    int ms = int(std::clamp<int64_t>((end - now + 999999) / 1000000, 1, 100));
+    pollfd p{fd, events, 0};
+    int r = ::poll(&p, 1, ms);
+    if (r < 0 && errno != EINTR) { err = std::strerror(errno); return false; }
+    if (r > 0) return true;  // ready, or an error the next call reports
+  }
+}
+
+bool past(const Deadline* deadline, std::string& err) {
+  if (!deadline || steady_ns() < deadline->load(std::memory_order_relaxed)) return false;
+  err = "drain_timeout reached";
+  return true;
+}
+
 void set_timeouts(int fd, int64_t usec) {
   timeval tv{};
   tv.tv_sec = usec / 1000000;
@@ -47,14 +75,12 @@ void set_timeouts(int fd, int64_t usec) {
 }
 
 // connect() bounded by the timeout (a dead LAN host would otherwise hold it for minutes).
-bool timed_connect(int fd, const sockaddr* a, socklen_t len, int64_t usec, std::string& err) {
+bool timed_connect(int fd, const sockaddr* a, socklen_t len, int64_t usec, const Deadline* deadline, std::string& err) {
+  if (past(deadline, err)) return false;
   int r = ::connect(fd, a, len);
   if (r == 0) return true;
   if (errno != EINPROGRESS && errno != EAGAIN) { err = std::strerror(errno); return false; }
-  pollfd p{fd, POLLOUT, 0};
-  int ms = int(std::max<int64_t>(1, usec / 1000));
-  do r = ::poll(&p, 1, ms); while (r < 0 && errno == EINTR);
-  if (r == 0) { err = "connection timed out"; return false; }
+  if (!wait_ready(fd, POLLOUT, usec, deadline, "connection timed out", err)) return false;
   int e = 0;
   socklen_t el = sizeof e;
   getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el);
@@ -62,6 +88,10 @@ bool timed_connect(int fd, const sockaddr* a, socklen_t len, int64_t usec, std::
   return true;
 }
 }  // namespace
+
+int64_t steady_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
 
 std::string url_encode(std::string_view s) {
   static const char* hex = "0123456789ABCDEF";
@@ -140,7 +170,8 @@ std::string parse_url(const std::string& s, Url& u, uint16_t default_port) {
   return "";
 }
 
-int connect_url(const Url& u, int socktype, int64_t timeout_usec, std::string& err, int* actual_type) {
+int connect_url(const Url& u, int socktype, int64_t timeout_usec, std::string& err, int* actual_type,
+                const Deadline* deadline) {
   if (u.scheme == "unix") {
     sockaddr_un a{};
     a.sun_family = AF_UNIX;
@@ -149,9 +180,10 @@ int connect_url(const Url& u, int socktype, int64_t timeout_usec, std::string& e
     for (int t : kinds) {
       int fd = ::socket(AF_UNIX, t | SOCK_CLOEXEC, 0);
       if (fd < 0) { err = std::strerror(errno); return -1; }
-      set_timeouts(fd, timeout_usec);
+      set_timeouts(fd, timeout_usec);  // bounds the connect of a stream socket
       if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
         if (actual_type) *actual_type = t;
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
         return fd;
       }
       int e = errno;
@@ -172,54 +204,74 @@ int connect_url(const Url& u, int socktype, int64_t timeout_usec, std::string& e
     fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
     if (fd < 0) { err = std::strerror(errno); continue; }
     std::string e;
-    if (timed_connect(fd, ai->ai_addr, ai->ai_addrlen, timeout_usec, e)) break;
+    if (timed_connect(fd, ai->ai_addr, ai->ai_addrlen, timeout_usec, deadline, e)) break;
     err = fmt::format("{}:{}: {}", u.host, u.port, e);
     ::close(fd);
     fd = -1;
   }
   ::freeaddrinfo(res);
   if (fd < 0) return -1;
-  int fl = 0;
-  // Back to blocking, bounded by SO_SNDTIMEO/SO_RCVTIMEO.
-  fl = fcntl(fd, F_GETFL);
-  fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
-  set_timeouts(fd, timeout_usec);
+  // Stays non-blocking: every wait polls, bounded by the timeout and the deadline.
   if (actual_type) *actual_type = socktype;
   return fd;
 }
 
-bool send_all(int fd, std::string_view d, std::string& err) {
+bool send_all(int fd, std::string_view d, int64_t timeout_usec, const Deadline* deadline, std::string& err) {
   while (!d.empty()) {
-    ssize_t n = ::send(fd, d.data(), d.size(), MSG_NOSIGNAL);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      err = errno == EAGAIN ? "send timed out" : std::strerror(errno);
-      return false;
+    // Checked on every call too: a receiver that takes a little at a time never times out.
+    if (past(deadline, err)) return false;
+    ssize_t n = ::send(fd, d.data(), d.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n >= 0) {
+      d.remove_prefix(size_t(n));
+      continue;
     }
-    d.remove_prefix(size_t(n));
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) { err = std::strerror(errno); return false; }
+    if (!wait_ready(fd, POLLOUT, timeout_usec, deadline, "send timed out", err)) return false;
   }
   return true;
 }
 
+int send_datagram(int fd, std::string_view m, int64_t timeout_usec, const Deadline* deadline, std::string& err) {
+  for (;;) {
+    if (past(deadline, err)) return ETIMEDOUT;
+    ssize_t n = ::send(fd, m.data(), m.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n == ssize_t(m.size())) return 0;
+    if (n >= 0) { err = "datagram cut short"; return EIO; }
+    int e = errno;
+    if (e == EINTR) continue;
+    if (e != EAGAIN && e != EWOULDBLOCK) { err = std::strerror(e); return e; }
+    if (!wait_ready(fd, POLLOUT, timeout_usec, deadline, "send timed out", err)) return ETIMEDOUT;
+  }
+}
+
 bool http_request(const Url& server, const std::string& method, const std::string& target, std::string_view body,
-                  int64_t timeout_usec, HttpResponse& resp, std::string& err, bool& sent) {
+                  int64_t timeout_usec, HttpResponse& resp, std::string& err, bool& sent, const Deadline* deadline) {
   sent = false;
   resp = HttpResponse{};
-  int fd = connect_url(server, SOCK_STREAM, timeout_usec, err);
+  int fd = connect_url(server, SOCK_STREAM, timeout_usec, err, nullptr, deadline);
   if (fd < 0) return false;
   std::string host = server.host.find(':') != std::string::npos ? "[" + server.host + "]" : server.host;
   std::string head = fmt::format("{} {} HTTP/1.1\r\nHost: {}:{}\r\nUser-Agent: medmon\r\nContent-Length: {}\r\n"
                                  "Content-Type: application/octet-stream\r\nConnection: close\r\n\r\n",
                                  method, target, host, server.port, body.size());
-  if (!send_all(fd, head, err) || !send_all(fd, body, err)) { ::close(fd); return false; }
+  if (!send_all(fd, head, timeout_usec, deadline, err) || !send_all(fd, body, timeout_usec, deadline, err)) {
+    ::close(fd);
+    return false;
+  }
   sent = true;
   ::shutdown(fd, SHUT_WR);
   std::string in;
   char buf[16384];
   for (;;) {
-    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) { err = errno == EAGAIN ? "no reply (timed out)" : std::strerror(errno); ::close(fd); return false; }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      if (wait_ready(fd, POLLIN, timeout_usec, deadline, "no reply (timed out)", err)) continue;
+      ::close(fd);
+      return false;
+    }
+    if (n < 0) { err = std::strerror(errno); ::close(fd); return false; }
     if (n == 0) break;
     in.append(buf, size_t(n));
     if (in.size() > (16u << 20)) break;  // replies are small; never hold more than this

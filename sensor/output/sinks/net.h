@@ -1,5 +1,6 @@
 #pragma once
 // Minimal client networking for the sinks: URLs, connecting with a timeout, HTTP/1.1 requests.
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -20,11 +21,25 @@ std::string parse_url(const std::string& s, Url& u, uint16_t default_port);
 
 std::string url_encode(std::string_view s);
 
-// A connected socket (SOCK_STREAM or SOCK_DGRAM) with send/receive timeouts; -1 and `err` on
-// failure. For unix URLs a datagram socket falls back to stream when the path wants that.
-int connect_url(const Url& u, int socktype, int64_t timeout_usec, std::string& err, int* actual_type = nullptr);
+// The latest time a network operation may run to, on top of its own timeout: steady-clock
+// nanoseconds, read again while the operation waits, so another thread may bring it forward
+// (the sensor stopping, with its drain timeout). INT64_MAX: none. Passing it fails the operation
+// with "drain_timeout reached".
+using Deadline = std::atomic<int64_t>;
+int64_t steady_ns();
 
-bool send_all(int fd, std::string_view data, std::string& err);
+// A connected non-blocking socket (SOCK_STREAM or SOCK_DGRAM); -1 and `err` on failure. For unix
+// URLs a datagram socket falls back to stream when the path wants that. Connecting waits at most
+// `timeout_usec` and never past the deadline (null: none).
+int connect_url(const Url& u, int socktype, int64_t timeout_usec, std::string& err, int* actual_type = nullptr,
+                const Deadline* deadline = nullptr);
+
+// Sends everything; fails when the socket takes nothing for `timeout_usec` or the deadline passes.
+bool send_all(int fd, std::string_view data, int64_t timeout_usec, const Deadline* deadline, std::string& err);
+
+// Sends one datagram, waiting for room as send_all does. Returns 0 or the errno of the failure
+// (EMSGSIZE: too large for a datagram; ETIMEDOUT: timeout or deadline, with `err` set).
+int send_datagram(int fd, std::string_view msg, int64_t timeout_usec, const Deadline* deadline, std::string& err);
 
 struct HttpResponse {
   int status = 0;
@@ -33,7 +48,10 @@ struct HttpResponse {
 
 // One request on a fresh connection ("Connection: close"). `sent` tells whether the whole
 // request left this host (so the server may have acted on it even when this returns false).
+// `timeout_usec` bounds the connect and each wait for the socket (send or reply); the deadline
+// (null: none) the whole request.
 bool http_request(const Url& server, const std::string& method, const std::string& target,
-                  std::string_view body, int64_t timeout_usec, HttpResponse& resp, std::string& err, bool& sent);
+                  std::string_view body, int64_t timeout_usec, HttpResponse& resp, std::string& err, bool& sent,
+                  const Deadline* deadline = nullptr);
 
 }  // namespace medmon

@@ -119,9 +119,17 @@ void SharedSink::flush() {
   buf_.clear();
 }
 
+void SinkSet::start() {
+  for (auto& e : extras_)
+    if (e.async) e.async->start();
+}
+
 void SinkSet::close(bool verbose) {
   if (closed_) return;
   closed_ = true;
+  // Every drain timeout runs from now: the sinks deliver side by side.
+  for (auto& e : extras_)
+    if (e.async) e.async->begin_close();
   for (auto& e : extras_) {
     if (!e.async) { e.sink->flush(); continue; }
     uint64_t left = e.async->close();
@@ -154,9 +162,29 @@ bool same_file(const std::string& a, const std::string& b) {
   auto cb = std::filesystem::weakly_canonical(std::filesystem::absolute(b), eb);
   return ea || eb ? a == b : ca == cb;
 }
+
+// A directory made absolute, with "." and ".." and the symbolic links of its existing part
+// resolved.
+std::filesystem::path resolved_dir(std::string d) {
+  while (d.size() > 1 && d.back() == '/') d.pop_back();
+  std::error_code ec;
+  auto p = std::filesystem::weakly_canonical(std::filesystem::absolute(d), ec);
+  if (ec) p = std::filesystem::absolute(d).lexically_normal();
+  std::string s = p.lexically_normal().string();
+  while (s.size() > 1 && s.back() == '/') s.pop_back();
+  return s;
+}
+
+// Whether `inner` is `outer` or lies below it.
+bool within(const std::filesystem::path& inner, const std::filesystem::path& outer) {
+  auto i = inner.begin();
+  for (auto o = outer.begin(); o != outer.end(); ++o, ++i)
+    if (i == inner.end() || *i != *o) return false;
+  return true;
+}
 }  // namespace
 
-std::unique_ptr<SinkSet> make_sinks(const SinkConfig& cfg, const std::string& out_path) {
+std::unique_ptr<SinkSet> make_sinks(const SinkConfig& cfg, const std::string& out_path, bool start_async) {
   // Two sinks writing one file would destroy each other's lines: checked before any is opened.
   std::vector<std::pair<std::string, std::string>> files;  // path, what writes it
   if (out_path != "-") files.emplace_back(out_path, "the --out file");
@@ -165,6 +193,21 @@ std::unique_ptr<SinkSet> make_sinks(const SinkConfig& cfg, const std::string& ou
     for (const auto& [path, what] : files)
       if (same_file(s.url, path)) throw SinkConfigError(fmt::format("{}: {} is already {}", s.where, s.url, what));
     files.emplace_back(s.url, fmt::format("the file of sink '{}'", s.name));
+  }
+  // Two sinks in one spool directory would deliver, and delete, each other's events; one inside
+  // another's is refused too (a spool directory is the sink's alone).
+  std::vector<std::pair<std::filesystem::path, std::string>> spools;  // resolved, sink name
+  for (const auto& s : cfg.sinks) {
+    if (s.spool_dir.empty() || (s.type != "syslog" && s.type != "clickhouse")) continue;
+    auto p = resolved_dir(s.spool_dir);
+    for (const auto& [q, name] : spools) {
+      if (p == q)
+        throw SinkConfigError(fmt::format("{}: spool {} is already the spool directory of sink '{}'", s.where, s.spool_dir, name));
+      if (within(p, q) || within(q, p))
+        throw SinkConfigError(fmt::format("{}: spool {} {} the spool directory of sink '{}' ({})", s.where, s.spool_dir,
+                                          within(p, q) ? "lies inside" : "holds", name, q.string()));
+    }
+    spools.emplace_back(p, s.name);
   }
   auto set = std::make_unique<SinkSet>();
   if (cfg.rotate.enabled()) {
@@ -199,7 +242,7 @@ std::unique_ptr<SinkSet> make_sinks(const SinkConfig& cfg, const std::string& ou
       } catch (const SinkConfigError& x) {
         throw SinkConfigError(fmt::format("{}: {}", s.where, x.what()));
       }
-      e.async = std::make_shared<AsyncSink>(s, std::move(b));
+      e.async = std::make_shared<AsyncSink>(s, std::move(b), start_async);
       e.sink = e.async;
     }
     set->extras_.push_back(std::move(e));

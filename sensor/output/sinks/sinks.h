@@ -33,15 +33,20 @@ class SinkSet {
   // ClickHouse sinks directly (their queue is thread-safe). Safe to call from the workers.
   void attach_worker(EventOutput& out, bool counters_in_stats = true);
   bool has_extras() const { return !extras_.empty(); }
-  // Delivers what is queued (bounded by each sink's drain timeout) and prints a line per extra
-  // sink on stderr when something is left undelivered or was dropped (or always, when verbose).
+  // Opens the spool directories of the syslog/ClickHouse sinks and starts their threads, when
+  // make_sinks was told to wait (to be called once privileges are dropped). Throws
+  // std::runtime_error (a spool directory that cannot be used or is in use).
+  void start();
+  // Delivers what is queued and prints a line per extra sink on stderr when something is left
+  // undelivered or was dropped (or always, when verbose). The sinks drain side by side: this
+  // takes at most the largest drain timeout (plus writing what is left to the spools).
   void close(bool verbose);
   // The first failed write of the --out file or of a file/stdout sink ("FILE: reason"), empty
   // when all were written.
   std::string write_error() const;
 
  private:
-  friend std::unique_ptr<SinkSet> make_sinks(const SinkConfig&, const std::string&);
+  friend std::unique_ptr<SinkSet> make_sinks(const SinkConfig&, const std::string&, bool);
   std::shared_ptr<EventSink> primary_;
   std::mutex primary_mutex_;
   struct Extra {
@@ -72,7 +77,8 @@ class SharedSink : public EventSink {
   std::string buf_;
 };
 
-// Throws std::runtime_error (file cannot be opened) or SinkConfigError.
-std::unique_ptr<SinkSet> make_sinks(const SinkConfig& cfg, const std::string& out_path);
+// Throws std::runtime_error (file cannot be opened) or SinkConfigError (two sinks on one file or
+// one spool directory). start_async false: the syslog/ClickHouse sinks wait for SinkSet::start().
+std::unique_ptr<SinkSet> make_sinks(const SinkConfig& cfg, const std::string& out_path, bool start_async = true);
 
 }  // namespace medmon

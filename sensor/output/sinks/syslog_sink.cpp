@@ -212,7 +212,7 @@ bool SyslogBackend::deliver(const std::vector<Record>& batch, std::string& error
   }
   const bool stream_wanted = url_.scheme == "tcp";
   if (fd_ < 0) {
-    fd_ = connect_url(url_, stream_wanted ? SOCK_STREAM : SOCK_DGRAM, spec_.timeout_usec, error, &type_);
+    fd_ = connect_url(url_, stream_wanted ? SOCK_STREAM : SOCK_DGRAM, spec_.timeout_usec, error, &type_, deadline_);
     if (fd_ < 0) return false;
   }
   std::string framed;
@@ -222,13 +222,11 @@ bool SyslogBackend::deliver(const std::vector<Record>& batch, std::string& error
     bool ok;
     if (type_ == SOCK_STREAM) {
       framed = std::to_string(m.size()) + ' ' + m;  // RFC 6587 octet counting
-      ok = send_all(fd_, framed, error);
+      ok = send_all(fd_, framed, spec_.timeout_usec, deadline_, error);
     } else {
-      ssize_t n;
-      do n = ::send(fd_, m.data(), m.size(), MSG_NOSIGNAL); while (n < 0 && errno == EINTR);
-      ok = n == ssize_t(m.size());
-      if (!ok && errno == EMSGSIZE) { ++skipped_; continue; }  // larger than a datagram may be: dropped
-      if (!ok) error = std::strerror(errno);
+      int e = send_datagram(fd_, m, spec_.timeout_usec, deadline_, error);
+      if (e == EMSGSIZE) { ++skipped_; continue; }  // larger than a datagram may be: dropped
+      ok = e == 0;
     }
     if (!ok) {
       ::close(fd_);

@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -57,10 +58,12 @@ bool exists(const std::string& p) {
   return stat(p.c_str(), &st) == 0;
 }
 
+// Bytes of the files of a directory (a spool's lock file, which holds the pid, left out).
 uint64_t dir_bytes(const std::string& d) {
   uint64_t n = 0;
   if (DIR* dd = opendir(d.c_str())) {
     while (dirent* e = readdir(dd)) {
+      if (std::string(e->d_name) == "lock") continue;
       struct stat st;
       if (stat((d + "/" + e->d_name).c_str(), &st) == 0 && S_ISREG(st.st_mode)) n += uint64_t(st.st_size);
     }
@@ -680,4 +683,163 @@ TEST_CASE("YAML output keys: every key checked, errors with file:line:column") {
   CHECK_THROWS_WITH(load("rotate: {size: lots}\n"), Catch::Contains("site.yaml:1:16: 'size' must be a size"));
   CHECK_THROWS_WITH(load("sensor_id: 'a b'\n"), Catch::Contains("site.yaml:1:12:"));
   CHECK_THROWS_WITH(load("sinks:\n  - {url: x}\n"), Catch::Contains("without 'type'"));
+}
+
+namespace {
+// A TCP listener on loopback that completes connections (the kernel's backlog) but never reads
+// or answers: a receiver that hangs.
+struct DeafListener {
+  DeafListener() {
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(listen(fd, 16) == 0);
+    socklen_t len = sizeof a;
+    REQUIRE(getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+    port = ntohs(a.sin_port);
+  }
+  ~DeafListener() { close(fd); }
+  int fd = -1;
+  uint16_t port = 0;
+};
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+}  // namespace
+
+TEST_CASE("A receiver failure moves the queue to the spool: a killed sensor loses none of it") {
+  TempDir td;
+  SinkSpec spec;
+  spec.name = "t";
+  spec.queue = 1000;
+  spec.batch = 20;
+  spec.flush_usec = 50000;
+  spec.spool_dir = td.path + "/spool";
+  spec.drain_usec = 0;
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    std::atomic<bool> up{false};
+    auto* sink = new AsyncSink(spec, std::make_unique<FakeBackend>(up));
+    for (int i = 0; i < 100; ++i) sink->write_line("flow", event(i));
+    for (int t = 0; t < 100 && sink->counters().spooled < 100; ++t) usleep(20000);
+    if (sink->counters().spooled < 100) _exit(3);
+    sink->flush();  // what the sensor does every second
+    usleep(100000);
+    kill(getpid(), SIGKILL);  // no drain, no destructor
+    _exit(4);
+  }
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  CHECK(WIFSIGNALED(status));
+  std::atomic<bool> up{true};
+  auto backend = std::make_unique<FakeBackend>(up);
+  FakeBackend* fake = backend.get();
+  spec.drain_usec = 10000000;
+  AsyncSink sink(spec, std::move(backend));
+  CHECK(sink.close() == 0);
+  std::lock_guard<std::mutex> g(fake->m);
+  REQUIRE(fake->got.size() == 100);
+  for (int i = 0; i < 100; ++i) CHECK(nlohmann::json::parse(fake->got[size_t(i)].line)["n"] == i);
+}
+
+TEST_CASE("The queued counter includes the batch being retried") {
+  // Without a spool directory of its own, a sink keeps its queue in memory while the receiver
+  // is down: every event written is then queued.
+  std::atomic<bool> up{false};
+  SinkSpec spec;
+  spec.name = "t";
+  spec.batch = 20;
+  spec.flush_usec = 20000;
+  spec.drain_usec = 0;
+  AsyncSink sink(spec, std::make_unique<FakeBackend>(up));
+  for (int i = 0; i < 50; ++i) sink.write_line("flow", event(i));
+  for (int t = 0; t < 200 && sink.counters().errors < 2; ++t) usleep(10000);
+  CHECK(sink.counters().errors >= 2);
+  CHECK(sink.counters().queued == 50);
+  sink.close();
+}
+
+TEST_CASE("Sinks drain at exit side by side, not one after the other") {
+  TempDir td;
+  SinkConfig cfg;
+  // Port 1 on loopback refuses: both receivers are down for the whole drain.
+  cfg.sinks.push_back(parse_sink_spec("syslog=tcp://127.0.0.1:1,name=a,drain_timeout=1,spool=" + td.path + "/a"));
+  cfg.sinks.push_back(parse_sink_spec("syslog=tcp://127.0.0.1:1,name=b,drain_timeout=1,spool=" + td.path + "/b"));
+  auto sinks = make_sinks(cfg, td.path + "/out.jsonl");
+  EventOutput out;
+  sinks->attach(out);
+  for (int i = 0; i < 10; ++i) out.emit_line("flow", event(i));
+  out.flush();
+  auto t0 = std::chrono::steady_clock::now();
+  sinks->close(false);
+  double took = seconds_since(t0);
+  CHECK(took >= 0.9);
+  CHECK(took < 1.7);
+}
+
+TEST_CASE("The drain timeout bounds a delivery in progress") {
+  TempDir td;
+  DeafListener deaf;
+  SECTION("syslog over TCP to a receiver that never reads") {
+    SinkSpec spec = parse_sink_spec("syslog=tcp://127.0.0.1:" + std::to_string(deaf.port) +
+                                    ",name=s,queue_bytes=256M,timeout=5,drain_timeout=1,spool=" + td.path + "/s");
+    spec.name = "s";
+    AsyncSink sink(spec, std::make_unique<SyslogBackend>(spec, "site-a"));
+    // More than the socket buffers of both ends hold.
+    for (int i = 0; i < 8000; ++i) sink.write_line("flow", event(i, 1700000000, 4000));
+    sink.flush();
+    usleep(300000);  // the sink thread is stuck in a send
+    auto t0 = std::chrono::steady_clock::now();
+    CHECK(sink.close() > 0);
+    CHECK(seconds_since(t0) < 2.5);
+  }
+  SECTION("ClickHouse that never answers") {
+    SinkSpec spec = parse_sink_spec("clickhouse=http://127.0.0.1:" + std::to_string(deaf.port) +
+                                    "/?db=medmon,name=c,timeout=5,drain_timeout=1,spool=" + td.path + "/c");
+    spec.name = "c";
+    AsyncSink sink(spec, std::make_unique<ClickHouseBackend>(spec, "site-a"));
+    for (int i = 0; i < 10; ++i) sink.write_line("flow", event(i));
+    sink.flush();
+    usleep(300000);  // the request is sent; the sink waits for the reply
+    auto t0 = std::chrono::steady_clock::now();
+    CHECK(sink.close() > 0);
+    CHECK(seconds_since(t0) < 2.5);
+  }
+}
+
+TEST_CASE("Two sinks on one spool directory are an error; a spool directory in use is refused") {
+  TempDir td;
+  std::string out = td.path + "/out.jsonl";
+  auto two = [&](const std::string& a, const std::string& b) {
+    SinkConfig cfg;
+    cfg.sinks.push_back(parse_sink_spec("syslog=udp://127.0.0.1:9,name=a,spool=" + a));
+    cfg.sinks.push_back(parse_sink_spec("clickhouse=http://127.0.0.1:9/?db=m,name=b,spool=" + b));
+    return cfg;
+  };
+  std::filesystem::create_directory(td.path + "/s");
+  CHECK_THROWS_WITH(make_sinks(two(td.path + "/s", td.path + "/s/"), out),
+                    Catch::Contains("--sink clickhouse=") && Catch::Contains("spool directory of sink 'a'"));
+  CHECK_THROWS_WITH(make_sinks(two(td.path + "/s", td.path + "/./s/../s"), out), Catch::Contains("spool directory of sink 'a'"));
+  CHECK_THROWS_WITH(make_sinks(two(td.path + "/s", td.path + "/s/inner"), out), Catch::Contains("spool directory of sink 'a'"));
+  CHECK_THROWS_WITH(make_sinks(two(td.path + "/s/inner", td.path + "/s"), out), Catch::Contains("spool directory of sink 'a'"));
+  CHECK_NOTHROW(make_sinks(two(td.path + "/s1", td.path + "/s2"), out));
+  // The YAML form names file:line.
+  YAML::Node root = YAML::Load("sinks:\n  - {type: syslog, url: 'udp://h:1', spool: " + td.path +
+                               "/y}\n  - {type: syslog, url: 'udp://h:2', spool: " + td.path + "/y}\n");
+  SinkConfig y;
+  parse_sink_key("site.yaml", "sinks", root["sinks"], y);
+  CHECK_THROWS_WITH(make_sinks(y, out), Catch::Contains("site.yaml:3:5:"));
+  // Another process (or sink) holding the directory.
+  std::atomic<bool> up{false};
+  SinkSpec spec;
+  spec.name = "t";
+  spec.spool_dir = td.path + "/held";
+  spec.drain_usec = 0;
+  AsyncSink first(spec, std::make_unique<FakeBackend>(up));
+  CHECK_THROWS_WITH(AsyncSink(spec, std::make_unique<FakeBackend>(up)), Catch::Contains("in use"));
+  first.close();
 }
