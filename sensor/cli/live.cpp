@@ -275,6 +275,18 @@ int drop_privileges(const std::string& user) {
   return 0;
 }
 
+// The sinks' spool directories are opened as the user the sensor runs as: what they create
+// belongs to it, and the check that they can be written is made with its rights.
+int start_sinks(SinkSet& sinks) {
+  try {
+    sinks.start();
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "medmon: cannot write events: {}\n", e.what());
+    return kExitUsage;
+  }
+  return 0;
+}
+
 void install_handlers() {
   struct sigaction sa{};
   sa.sa_handler = on_live_signal;
@@ -307,13 +319,14 @@ int run_live_pcap(const LiveOptions& o, const SensorConfig& cfg, Depth depth, co
   EventOutput out;
   std::unique_ptr<SinkSet> sinks;
   try {
-    sinks = make_sinks(cfg.sinks, o.out);
+    sinks = make_sinks(cfg.sinks, o.out, false);
     sinks->attach(out);
   } catch (const std::exception& e) {
     fmt::print(stderr, "medmon: cannot write events: {}\n", e.what());
     return kExitUsage;
   }
   if (int rc = drop_privileges(o.user)) return rc;
+  if (int rc = start_sinks(*sinks)) return rc;
   pin_thread(pthread_self(), cfg.capture, 0);
   // Installed even without a policy, so that a reload can bring one in.
   ReloadableJudge judge(board);
@@ -403,13 +416,14 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
   std::shared_ptr<EventSink> file;
   std::unique_ptr<SinkSet> sinks;
   try {
-    sinks = make_sinks(cfg.sinks, o.out);
+    sinks = make_sinks(cfg.sinks, o.out, false);
     file = sinks->primary();
   } catch (const std::exception& e) {
     fmt::print(stderr, "medmon: cannot write events: {}\n", e.what());
     return kExitUsage;
   }
   if (int rc = drop_privileges(o.user)) return rc;
+  if (int rc = start_sinks(*sinks)) return rc;
   install_handlers();
 
   CaptureFilter filter{bpf_from_cli, FilterInForce(o.bpf), [&](const std::string& f) {
