@@ -168,6 +168,25 @@ std::optional<RotatedName> rotated_name(const std::string& suf) {
   if (rest.size() > 1 && rest[0] == '-') r.n = std::strtoul(rest.c_str() + 1, nullptr, 10);
   return r;
 }
+
+// The rotated files of `base` (time stamp names) in directory `dir`, oldest first.
+std::vector<RotatedName> list_rotated(const std::string& dir, const std::string& base) {
+  std::vector<RotatedName> rotated;
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (dirent* e = ::readdir(d)) {
+      std::string n = e->d_name;
+      if (n.size() > base.size() + 1 && n.compare(0, base.size() + 1, base + ".") == 0) {
+        if (auto r = rotated_name(n.substr(base.size() + 1))) {
+          r->name = n;
+          rotated.push_back(*r);
+        }
+      }
+    }
+    ::closedir(d);
+  }
+  std::sort(rotated.begin(), rotated.end());
+  return rotated;
+}
 }  // namespace
 
 std::string RotatingFileSink::move_away(int64_t first_ts) {
@@ -184,31 +203,29 @@ std::string RotatingFileSink::move_away(int64_t first_ts) {
     } else {
       stamp = "start";  // no time to be read from its first line
     }
-    std::string target = path_ + "." + stamp;
-    for (int i = 1; exists(target); ++i) target = fmt::format("{}.{}-{}", path_, stamp, i);
+    std::string dir = ".", base = path_;
+    auto sl = path_.rfind('/');
+    if (sl != std::string::npos) {
+      dir = path_.substr(0, std::max<size_t>(sl, 1));  // "/x" lives in "/"
+      base = path_.substr(sl + 1);
+    }
+    // A second's names follow each other in the order of N: the next one comes after every name
+    // of that second on disk and every one this sink gave. A name `keep` deleted is never given
+    // again, since it would sort as the oldest and be deleted at once.
+    std::optional<unsigned long> last_n;
+    if (stamp == last_stamp_) last_n = last_n_;
+    for (const auto& r : list_rotated(dir, base))
+      if ((r.start ? "start" : r.stamp) == stamp && (!last_n || r.n > *last_n)) last_n = r.n;
+    unsigned long n = last_n ? *last_n + 1 : 0;
+    auto name = [&] { return n ? fmt::format("{}.{}-{}", path_, stamp, n) : path_ + "." + stamp; };
+    while (exists(name())) ++n;  // a name that only looks rotated (".<stamp>-x")
+    std::string target = name();
     if (::rename(path_.c_str(), target.c_str()) != 0) return failed("rename to " + target);
+    last_stamp_ = stamp;
+    last_n_ = n;
     if (r_.keep) {
       // Oldest beyond `keep` go.
-      std::string dir = ".", base = path_;
-      auto sl = path_.rfind('/');
-      if (sl != std::string::npos) {
-        dir = path_.substr(0, std::max<size_t>(sl, 1));  // "/x" lives in "/"
-        base = path_.substr(sl + 1);
-      }
-      std::vector<RotatedName> rotated;
-      if (DIR* d = ::opendir(dir.c_str())) {
-        while (dirent* e = ::readdir(d)) {
-          std::string n = e->d_name;
-          if (n.size() > base.size() + 1 && n.compare(0, base.size() + 1, base + ".") == 0) {
-            if (auto r = rotated_name(n.substr(base.size() + 1))) {
-              r->name = n;
-              rotated.push_back(*r);
-            }
-          }
-        }
-        ::closedir(d);
-      }
-      std::sort(rotated.begin(), rotated.end());
+      std::vector<RotatedName> rotated = list_rotated(dir, base);
       for (size_t i = 0; i + r_.keep < rotated.size(); ++i) ::unlink((dir + "/" + rotated[i].name).c_str());
     }
   } else {

@@ -47,6 +47,8 @@ class RotatingFileSink : public EventSink {
   uint64_t rotations_ = 0;
   uint64_t failed_rotations_ = 0;
   std::string error_;  // the first failed write
+  std::string last_stamp_;  // time stamp name of the last rotated file, and its -N (0: none)
+  unsigned long last_n_ = 0;
 };
 
 }  // namespace medmon

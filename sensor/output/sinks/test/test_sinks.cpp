@@ -281,6 +281,43 @@ TEST_CASE("Timestamp names: a file without a time is .start, and the oldest file
                                          "ev.jsonl.20200913T122640Z"});
 }
 
+TEST_CASE("Timestamp names: many rotations in one second keep the newest files") {
+  TempDir td;
+  std::string path = td.path + "/ev.jsonl";
+  RotateSettings r;
+  r.size = 1024;
+  r.timestamp_names = true;
+  r.keep = 3;
+  std::vector<std::string> lines;
+  {
+    RotatingFileSink s(path, r);
+    // Every event in one second: each rotated file is named after that second (-N when taken).
+    for (int i = 0; i < 200; ++i) {
+      lines.push_back(event(i, 1700000000, 40));
+      s.write_line("flow", lines.back());
+    }
+    CHECK(s.rotations() > 10);
+  }
+  std::vector<std::string> rotated;
+  for (const auto& e : std::filesystem::directory_iterator(td.path))
+    if (e.path().filename() != "ev.jsonl") rotated.push_back(e.path().string());
+  REQUIRE(rotated.size() == 3);
+  // What is left, the rotated files and then the current one, is the tail of the events: the
+  // newest rotated files were kept, none of the lines after the oldest kept one is missing.
+  std::string all;
+  for (const auto& f : rotated) all += slurp(f);
+  all += slurp(path);
+  std::vector<std::string> got;
+  std::istringstream in(all);
+  for (std::string l; std::getline(in, l);) got.push_back(l);
+  std::sort(got.begin(), got.end(), [](const std::string& a, const std::string& b) {
+    return nlohmann::json::parse(a)["n"].get<int>() < nlohmann::json::parse(b)["n"].get<int>();
+  });
+  REQUIRE(!got.empty());
+  CHECK(got == std::vector<std::string>(lines.end() - long(got.size()), lines.end()));
+  CHECK(got.size() > 3 * 1024 / lines[0].size());
+}
+
 TEST_CASE("A file that cannot be rotated away is never truncated") {
   TempDir td;
   std::string path = td.path + "/ev.jsonl";
