@@ -5,11 +5,14 @@
 #include <fmt/format.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstring>
 #include <fstream>
 #include <optional>
 #include <random>
+#include <system_error>
 
 #include "sensor/capture/pcap_source.h"
 #include "sensor/cli/commands.h"
@@ -247,8 +250,10 @@ std::unique_ptr<PcapSource> open_capture(const std::string& file, const std::str
   return src;
 }
 
-// Feeds one capture file to the engine, to its end or to a signal.
-InputError read_file(const std::string& file, const std::string& bpf, Engine& engine, Progress& progress) {
+// Feeds one capture file to the engine, to its end, to a signal or until no output is left
+// (every events file and standard output failed, e.g. `-o - | head`: reading on is pointless).
+InputError read_file(const std::string& file, const std::string& bpf, Engine& engine, Progress& progress,
+                     const SinkSet& sinks) {
   InputError err;
   std::unique_ptr<PcapSource> src = open_capture(file, bpf, err);
   if (!src) return err;
@@ -264,6 +269,7 @@ InputError read_file(const std::string& file, const std::string& bpf, Engine& en
     engine.packet(data, h->caplen, h->len, packet_time(h->ts.tv_sec, h->ts.tv_usec));
     progress.update(file, *src, engine.packets());
     if (g_stop) break;
+    if ((engine.packets() & 0xFFFF) == 0 && sinks.all_failed()) break;
   }
   return err;
 }
@@ -291,12 +297,12 @@ InputError check_inputs(const AnalyzeOptions& o) {
 }
 
 // Feeds the files in order; stops at the first that cannot be read, or on a signal.
-InputError read_files(const AnalyzeOptions& o, Engine& engine) {
+InputError read_files(const AnalyzeOptions& o, Engine& engine, const SinkSet& sinks) {
   Progress progress(!o.quiet && isatty(STDERR_FILENO));
   InputError err;
   for (const auto& file : o.files) {
-    err = read_file(file, o.bpf, engine, progress);
-    if (err.rc != kExitClean || g_stop) break;
+    err = read_file(file, o.bpf, engine, progress, sinks);
+    if (err.rc != kExitClean || g_stop || sinks.all_failed()) break;
   }
   progress.clear();
   return err;
@@ -323,7 +329,16 @@ int finish(const AnalyzeOptions& o, const Setup& s, Engine& engine, Outputs& out
     // stream stays JSON Lines.
     bool events_on_stdout = o.out == "-";
     for (auto& sk : s.cfg.sinks.sinks) events_on_stdout |= sk.type == "stdout";
-    out.summary.print(events_on_stdout ? stderr : stdout, out.events.counters(), engine.packets(), engine.bytes());
+    std::FILE* to = events_on_stdout ? stderr : stdout;
+    // A closed pipe (`| head`) is an output error like any other, not a crash.
+    try {
+      out.summary.print(to, out.events.counters(), engine.packets(), engine.bytes());
+      if (std::fflush(to) != 0) throw std::system_error(errno, std::generic_category());
+    } catch (const std::system_error& e) {
+      fmt::print(stderr, "medmon: cannot write the summary: {}: {}\n", to == stdout ? "standard output" : "standard error",
+                 std::strerror(e.code().value()));
+      return kExitInput;
+    }
   }
   if (s.fail_on != Severity::none && out.summary.alerts_at_or_above(s.fail_on) > 0) return kExitAlerts;
   return kExitClean;
@@ -334,6 +349,10 @@ int finish(const AnalyzeOptions& o, const Setup& s, Engine& engine, Outputs& out
 int run_analyze(const AnalyzeOptions& o) {
   // Each step prints what went wrong. Destroyed in reverse order: the engine, which points into
   // the outputs and the judges, first.
+  // A reader that closes the pipe the events go to (`| head`) must not kill the run by SIGPIPE:
+  // the write fails with EPIPE instead, the --out file and the other sinks are completed, and
+  // the run ends with exit 3 naming the output. Set before any thread exists, for all of them.
+  std::signal(SIGPIPE, SIG_IGN);
   Setup s;
   if (int rc = set_up(o, s); rc != kExitClean) return rc;
   if (InputError err = check_inputs(o); err.rc != kExitClean) {
@@ -345,7 +364,7 @@ int run_analyze(const AnalyzeOptions& o) {
   Engine engine = make_engine(o, s, out);
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
-  InputError err = read_files(o, engine);
+  InputError err = read_files(o, engine, *out.sinks);
   return finish(o, s, engine, out, err);
 }
 

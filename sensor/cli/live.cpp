@@ -489,6 +489,10 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
 }  // namespace
 
 int run_live(const LiveOptions& opts) {
+  // A closed pipe on standard output (`--sink stdout | head`) must not kill the sensor by
+  // SIGPIPE: the write fails with EPIPE, the --out file and the other sinks go on, and at stop
+  // the flows are written as interrupted and the failure told (exit 3). Set before any thread.
+  std::signal(SIGPIPE, SIG_IGN);
   // SIGHUP must not end the process while the policy loads.
   install_hup_handler();
   SensorConfig cfg;

@@ -151,6 +151,13 @@ std::string SinkSet::write_error() const {
   return {};
 }
 
+bool SinkSet::all_failed() const {
+  if (primary_ && primary_->write_error().empty()) return false;
+  for (const auto& e : extras_)
+    if (!e.file || e.file->write_error().empty()) return false;
+  return true;
+}
+
 namespace {
 // Whether two paths name one file: the same inode when both exist, else the same absolute path
 // once "." and ".." and symbolic links of the existing part are resolved.

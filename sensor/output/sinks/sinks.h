@@ -44,6 +44,9 @@ class SinkSet {
   // The first failed write of the --out file or of a file/stdout sink ("FILE: reason"), empty
   // when all were written.
   std::string write_error() const;
+  // Whether every output has failed: the --out file and every file/stdout sink, with no sink
+  // that delivers to a server. Nothing written from then on reaches anyone.
+  bool all_failed() const;
 
  private:
   friend std::unique_ptr<SinkSet> make_sinks(const SinkConfig&, const std::string&, bool);
