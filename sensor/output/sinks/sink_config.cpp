@@ -11,6 +11,7 @@
 #include <set>
 
 #include "sensor/common/yaml_checks.h"
+#include "sensor/output/sinks/clickhouse_sink.h"
 #include "sensor/output/sinks/sink_error.h"
 #include "sensor/output/sinks/syslog_sink.h"
 
@@ -84,11 +85,28 @@ void parse_rotate(const std::string& f, const YAML::Node& n, RotateSettings& r, 
   });
 }
 
+// The server URL of a syslog or ClickHouse sink read as the sink will read it (host, port, the
+// ClickHouse db and table prefix): a bad one is a configuration error, told with the other
+// configuration errors before any capture socket is opened, not when the sinks are made.
+void check_server_url(const SinkSpec& s) {
+  if (s.type == "syslog") (void)SyslogBackend(s, s.name);
+  else if (s.type == "clickhouse") (void)ClickHouseBackend(s, s.name);
+}
+
+void check_fields(SinkSpec& s);
+
+// Errors of the URL point at its `url:` line, the others at the sink's entry.
 void check(SinkSpec& s, const std::string& f, const YAML::Node& n) {
   try {
-    validate_sink(s);
+    check_fields(s);
   } catch (const SinkConfigError& e) {
     fail(f, n, e.what());
+  }
+  try {
+    check_server_url(s);
+  } catch (const SinkConfigError& e) {
+    const YAML::Node url = n["url"] ? n["url"] : n["path"] ? n["path"] : n;
+    fail(f, url, e.what());
   }
 }
 
@@ -143,6 +161,12 @@ void set_names(std::vector<SinkSpec>& sinks) {
 }  // namespace
 
 void validate_sink(SinkSpec& s) {
+  check_fields(s);
+  check_server_url(s);
+}
+
+namespace {
+void check_fields(SinkSpec& s) {
   static const char* types[] = {"stdout", "file", "syslog", "clickhouse"};
   bool known = false;
   for (auto* t : types) known = known || s.type == t;
@@ -182,6 +206,7 @@ void validate_sink(SinkSpec& s) {
       throw SinkConfigError(fmt::format("'{}' is not an event type (alert, anomaly, asset, astm, dhcp, dicom, flow, hl7, "
                                         "poct1, proprietary, sdc, stats)", e));
 }
+}  // namespace
 
 bool parse_sink_key(const std::string& f, const std::string& key, const YAML::Node& v, SinkConfig& c) {
   if (key == "sensor_id") {

@@ -71,7 +71,8 @@ SinkSpec parse_sink_spec(const std::string& spec);
 // 100, 64k, 100M, 2G (powers of 1024). Returns false when malformed.
 bool parse_size(const std::string& s, uint64_t& out);
 
-// Checks a spec (known type, URL scheme, format) and fills its defaults. Throws ConfigError.
+// Checks a spec (known type, URL as the sink reads it, format) and fills its defaults. Throws
+// SinkConfigError.
 void validate_sink(SinkSpec& s);
 
 }  // namespace medmon

@@ -671,6 +671,23 @@ TEST_CASE("Sink values that make no sense are errors") {
   CHECK_THROWS_WITH(load("sinks:\n  - {type: file, path: x, events: [flows]}\n"), Catch::Contains("site.yaml:2:5: 'flows' is not an event type"));
 }
 
+TEST_CASE("A server URL the sink cannot use is a configuration error at its url line") {
+  auto load = [](const std::string& text) {
+    YAML::Node root = YAML::Load(text);
+    SinkConfig c;
+    for (auto it = root.begin(); it != root.end(); ++it) parse_sink_key("site.yaml", it->first.as<std::string>(), it->second, c);
+    return c;
+  };
+  CHECK_THROWS_WITH(load("sinks:\n  - type: clickhouse\n    batch: 10\n    url: http://10.0.0.5:99999/\n"),
+                    Catch::Contains("site.yaml:4:10: 'http://10.0.0.5:99999/': bad port '99999'"));
+  CHECK_THROWS_WITH(load("sinks:\n  - type: clickhouse\n    url: 'http://h:8123/?db=a-b'\n"),
+                    Catch::Contains("site.yaml:3:10: clickhouse db 'a-b' must be"));
+  CHECK_THROWS_WITH(load("sinks:\n  - {type: syslog, url: 'tcp://:514'}\n"), Catch::Contains("site.yaml:2:25:"));
+  CHECK_THROWS_WITH(parse_sink_spec("clickhouse=http://h:0/"), Catch::Contains("bad port '0'"));
+  CHECK_THROWS_WITH(parse_sink_spec("syslog=udp://h:x"), Catch::Contains("bad port 'x'"));
+  CHECK(load("sinks:\n  - {type: clickhouse, url: 'http://h:8123/?db=medmon'}\n").sinks.size() == 1);
+}
+
 TEST_CASE("A file sink on the --out file, or on another sink's file, is an error under any spelling") {
   TempDir td;
   std::string out = td.path + "/t.jsonl";
