@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <new>
@@ -41,6 +42,16 @@ int run_import(const std::string& form, const std::string& out, const std::strin
     mds2::ImportOptions opt;
     opt.sha256 = sha256_file(form);
     opt.model_id = id;
+    // A site names a model by its file, <models dir>/<id>.yaml, which must declare that id: a model
+    // written to a file is named after it unless --id says otherwise.
+    // Not for stdout or a device (/dev/null), which no site reads.
+    std::error_code ec;
+    bool to_file = out != "-" && (!std::filesystem::exists(out, ec) || std::filesystem::is_regular_file(out, ec));
+    std::string stem = to_file ? std::filesystem::path(out).stem().string() : std::string();
+    if (opt.model_id.empty()) opt.model_id = stem.empty() ? mds2::default_model_id(f) : stem;
+    else if (!stem.empty() && stem != opt.model_id)
+      f.warnings.push_back("model id '" + opt.model_id + "' differs from the file name " + out +
+                           ": policy check looks for model '" + opt.model_id + "' in " + opt.model_id + ".yaml");
     std::string yaml = mds2::render_model(f, pt, opt);
     for (auto& w : f.warnings) std::fprintf(stderr, "medmon: %s: warning: %s\n", form.c_str(), w.c_str());
     if (out == "-") {
@@ -50,8 +61,8 @@ int run_import(const std::string& form, const std::string& out, const std::strin
       if (!o) { std::fprintf(stderr, "medmon: %s: cannot write\n", out.c_str()); return 2; }
       o << yaml;
       if (!o.flush()) { std::fprintf(stderr, "medmon: %s: write failed\n", out.c_str()); return 2; }
-      std::fprintf(stderr, "medmon: %s: %zu answers from %s (%s)\n", out.c_str(), f.questions.size(), form.c_str(),
-                   f.source_format.c_str());
+      std::fprintf(stderr, "medmon: %s: model '%s', %zu answers from %s (%s)\n", out.c_str(), opt.model_id.c_str(),
+                   f.questions.size(), form.c_str(), f.source_format.c_str());
     }
     return 0;
   } catch (const std::bad_alloc&) {
@@ -90,7 +101,7 @@ void register_policy_commands(CLI::App& app, int& exit_code) {
   imp->add_option("form", ia->form, "The MDS2 form")->required();
   imp->add_option("-o,--out", ia->out, "Model YAML to write ('-' = stdout)");
   imp->add_option("--ports", ia->ports, "Vendor port table (CSV: port, protocol, direction, service, default state)");
-  imp->add_option("--id", ia->id, "Model id (default: from DOC-3 / DOC-2)");
+  imp->add_option("--id", ia->id, "Model id (default: the name of the -o file without .yaml; with -o -, from DOC-3 / DOC-2)");
   imp->callback([ia, &exit_code] { exit_code = run_import(ia->form, ia->out, ia->ports, ia->id); });
 
   auto* pol = app.add_subcommand("policy", "Site policies");

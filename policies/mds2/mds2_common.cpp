@@ -8,6 +8,7 @@
 #include <sstream>
 #include <unordered_map>
 #include <vector>
+#include <unordered_set>
 
 #include "policies/mds2/mds2_form.h"
 #include "policies/mds2/rows.h"
@@ -92,6 +93,25 @@ std::string lower(std::string_view s) {
   for (auto& c : o) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return o;
 }
+
+// "na", "n/a", "n\a", "n-a", "n.a.", "n / a", "n. a." (lower case) at the start of l, ending at a word
+// boundary: spellings of n.a. that must not read as the answer "n" (No).
+bool starts_not_applicable(std::string_view l) {
+  if (l.empty() || l[0] != 'n') return false;
+  size_t i = 1;
+  while (i < l.size() && l[i] == ' ') ++i;
+  bool sep = i < l.size() && (l[i] == '/' || l[i] == '\\' || l[i] == '-' || l[i] == '.');
+  if (sep) {
+    ++i;
+    while (i < l.size() && l[i] == ' ') ++i;
+  } else if (i != 1) {
+    return false;  // "n a": a space alone is no separator
+  }
+  if (i >= l.size() || l[i] != 'a') return false;
+  ++i;
+  if (i < l.size() && l[i] == '.') ++i;
+  return i == l.size() || !std::isalnum(static_cast<unsigned char>(l[i]));
+}
 }  // namespace
 
 bool match_question_id(std::string_view s, std::string& id) {
@@ -132,11 +152,34 @@ Answer normalise_answer(std::string_view text, std::string& detail) {
     return l.size() == w.size() || !std::isalnum(static_cast<unsigned char>(l[w.size()]));
   };
   if (word_is("see note") || word_is("see notes")) return Answer::see_note;
-  if (word_is("n/a") || word_is("na") || word_is("n.a.") || word_is("n.a") || word_is("not applicable"))
-    return Answer::na;
-  if (word_is("yes") || word_is("y")) return Answer::yes;
-  if (word_is("no") || word_is("n")) return Answer::no;
-  return Answer::text;
+  if (word_is("not applicable") || starts_not_applicable(l)) return Answer::na;
+  // The yes/no word that starts the answer, and its length.
+  auto yes_no = [&](size_t at, bool& yes) -> size_t {
+    std::string_view s = std::string_view(l).substr(at);
+    auto word = [&](std::string_view w) {
+      return s.substr(0, w.size()) == w && (s.size() == w.size() || !std::isalnum(static_cast<unsigned char>(s[w.size()])));
+    };
+    if (word("yes")) { yes = true; return 3; }
+    if (word("no")) { yes = false; return 2; }
+    if (word("y")) { yes = true; return 1; }
+    if (word("n")) { yes = false; return 1; }
+    return 0;
+  };
+  bool yes = false;
+  size_t n = yes_no(0, yes);
+  if (n == 0) return Answer::text;
+  // "Y/N", "Yes or No", "No/Yes": both offered, neither given.
+  size_t i = n;
+  while (i < l.size() && l[i] == ' ') ++i;
+  size_t sep = i;
+  if (i < l.size() && (l[i] == '/' || l[i] == '\\' || l[i] == '|')) ++i;
+  else if (l.compare(i, 3, "or ") == 0) i += 3;
+  if (i > sep) {
+    while (i < l.size() && l[i] == ' ') ++i;
+    bool other = false;
+    if (yes_no(i, other) && other != yes) return Answer::text;
+  }
+  return yes ? Answer::yes : Answer::no;
 }
 
 std::string excel_serial_to_date(std::string_view serial, bool date1904) {
@@ -173,22 +216,40 @@ const std::unordered_map<std::string_view, Mapping>& mapping_table() {
   return t;
 }
 
-// "See Note 5", "See Notes 3, 4", "Note 2" -> {"Note 5"} ...
-std::vector<std::string> note_keys(std::string_view ref) {
-  std::vector<std::string> keys;
+// The notes a text refers to: the numbers that follow "note" or "notes" ("See Note 5", "Notes 2 and
+// 4", "Note 2, 5", "Note #3") -> {"Note 5"} ...; other numbers ("TLS 1.2", "port 443") are not refs.
+// Keys already in `seen` are not added again.
+void note_keys(std::string_view ref, std::vector<std::string>& keys, std::unordered_set<std::string>& seen) {
   std::string l = lower(ref);
-  if (l.find("note") == std::string::npos) return keys;
-  for (size_t i = 0; i < l.size();) {
-    if (is_digit(l[i])) {
+  auto number_at = [&](size_t& i) {
+    size_t j = i;
+    while (j < l.size() && is_digit(l[j])) ++j;
+    if (j == i) return false;
+    std::string k = "Note " + l.substr(i, j - i);
+    if (seen.insert(k).second) keys.push_back(std::move(k));
+    i = j;
+    return true;
+  };
+  auto spaces = [&](size_t& i) { while (i < l.size() && l[i] == ' ') ++i; };
+  for (size_t at = l.find("note"); at != std::string::npos; at = l.find("note", at + 4)) {
+    if (at > 0 && std::isalnum(static_cast<unsigned char>(l[at - 1]))) continue;  // "footnote"
+    size_t i = at + 4;
+    if (i < l.size() && l[i] == 's') ++i;
+    while (i < l.size() && (l[i] == ' ' || l[i] == '#' || l[i] == ':')) ++i;
+    if (!number_at(i)) continue;
+    // More numbers of the same list: "2, 5", "2 and 4", "2 & 4", "2/4".
+    for (;;) {
       size_t j = i;
-      while (j < l.size() && is_digit(l[j])) ++j;
-      keys.push_back("Note " + l.substr(i, j - i));
+      spaces(j);
+      if (j < l.size() && (l[j] == ',' || l[j] == ';' || l[j] == '&' || l[j] == '/')) ++j;
+      else if (l.compare(j, 4, "and ") == 0) j += 4;
+      else if (l.compare(j, 3, "or ") == 0) j += 3;
+      else break;
+      spaces(j);
+      if (!number_at(j)) break;
       i = j;
-    } else {
-      ++i;
     }
   }
-  return keys;
 }
 }  // namespace
 
@@ -208,21 +269,36 @@ void finish_form(Form& f) {
   if (real < 100)
     f.warnings.push_back("only " + std::to_string(real) + " question ids found (the HN 1-2019 form has 225 plus 15 DOC "
                          "items); unanswered questions give null switches");
+  // Note texts are copied into the answers citing them, up to kMaxResolvedNotes in all: a note
+  // cited by every question would otherwise multiply memory and the model's size. Past it an answer
+  // keeps its note_ref and the notes are read under mds2.notes.
+  constexpr size_t kMaxResolvedNotes = 4u << 20;
+  size_t resolved = 0;
+  bool over = false;
   for (auto& q : f.questions) {
     std::string nd;
     Answer na = normalise_answer(q.note_ref, nd);
     q.note_ref = (na == Answer::blank) ? std::string() : nd;
     std::string text = q.note;  // free text the row carried beside the answer
-    for (auto src : {std::string_view(q.note_ref), std::string_view(q.detail)}) {
-      for (auto& k : note_keys(src)) {
-        auto it = f.notes.find(k);
-        if (it == f.notes.end()) continue;
-        if (text.find(it->second) != std::string::npos) continue;
-        if (!text.empty()) text += " ";
-        text += it->second;
+    std::vector<std::string> keys;
+    std::unordered_set<std::string> seen_keys;
+    note_keys(q.note_ref, keys, seen_keys);
+    note_keys(q.detail, keys, seen_keys);
+    for (auto& k : keys) {
+      if (over) break;
+      auto it = f.notes.find(k);
+      if (it == f.notes.end() || it->second == q.note) continue;
+      if (resolved + it->second.size() > kMaxResolvedNotes) {
+        over = true;
+        f.warnings.push_back("more than " + std::to_string(kMaxResolvedNotes >> 20) + " MiB of note text cited; "
+                             "from " + q.raw_id + " on, answers name their notes (note_ref) and mds2.notes holds the text");
+        break;
       }
+      resolved += it->second.size();
+      if (!text.empty()) text += " ";
+      text += it->second;
     }
-    q.note = text;
+    q.note = std::move(text);
     // Vendor copies often drop columns E-G; they belong to the template, so take them from it.
     if (q.iec_tr_80001_2_2.empty() && q.nist_800_53.empty() && q.iso_27002.empty()) {
       if (auto* m = template_mapping(q.id)) {
@@ -233,12 +309,17 @@ void finish_form(Form& f) {
   // Duplicate ids (a file pasted twice, a typo'd id equal to a real one): first one wins.
   std::vector<Question> uniq;
   uniq.reserve(f.questions.size());
+  std::unordered_set<std::string> seen;
+  size_t dups = 0;
   for (auto& q : f.questions) {
-    bool dup = false;
-    for (auto& u : uniq) if (u.id == q.id) { dup = true; break; }
-    if (dup) { f.warnings.push_back("duplicate question id " + q.raw_id + " ignored"); continue; }
+    if (!seen.insert(q.id).second) {
+      // The first few are named; a file of thousands would bury every other message.
+      if (++dups <= 10) f.warnings.push_back("duplicate question id " + q.raw_id + " ignored");
+      continue;
+    }
     uniq.push_back(std::move(q));
   }
+  if (dups > 10) f.warnings.push_back(std::to_string(dups - 10) + " more duplicate question ids ignored");
   f.questions = std::move(uniq);
 }
 

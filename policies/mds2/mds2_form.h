@@ -101,6 +101,8 @@ struct ImportOptions {
   std::string model_id;  // overrides the id derived from DOC-3 / DOC-2
   std::string sha256;  // of the form file
 };
+// The model id from the form: DOC-3 (the model names), else DOC-2, as a slug.
+std::string default_model_id(const Form& f);
 // Renders a device model YAML (schema medmon.model/v1) from a form and optional port table.
 std::string render_model(const Form& f, const std::vector<PortEntry>& ports, const ImportOptions& opt);
 

@@ -1,6 +1,9 @@
 // Device model YAML from an imported form: derived switches citing their questions, the vendor's
 // port table as flows, the raw answers with the form's mapping, and what a person must fill in.
+#include <algorithm>
 #include <cctype>
+#include <map>
+#include <tuple>
 
 #include "policies/mds2/mds2_form.h"
 #include "policies/mds2/rows.h"
@@ -101,6 +104,26 @@ std::string app_for_service(std::string s) {
   return {};
 }
 
+// A port table's direction (lower case) as inbound, outbound or both; empty when it names none.
+// Every word counts: "In/Out", "Inbound & Outbound", "Outbound/Inbound" name both ways.
+std::string port_direction(const std::string& d) {
+  bool in = false, out = false;
+  for (size_t i = 0; i < d.size();) {
+    if (!std::isalpha(static_cast<unsigned char>(d[i]))) { ++i; continue; }
+    size_t j = i;
+    while (j < d.size() && std::isalpha(static_cast<unsigned char>(d[j]))) ++j;
+    std::string w = d.substr(i, j - i);
+    i = j;
+    if (w == "in" || w == "inbound" || w == "incoming" || w == "ingress") in = true;
+    else if (w == "out" || w == "outbound" || w == "outgoing" || w == "egress") out = true;
+    else if (w == "both" || w == "bi" || w == "bidirectional" || w == "bidir") in = out = true;
+  }
+  if (d.empty() || (in && out)) return "both";
+  if (in) return "inbound";
+  if (out) return "outbound";
+  return {};
+}
+
 }  // namespace
 
 static std::vector<PortEntry> read_ports_table(const std::string& path) {
@@ -110,7 +133,8 @@ static std::vector<PortEntry> read_ports_table(const std::string& path) {
   if (text.compare(0, 3, "\xEF\xBB\xBF") == 0) text.erase(0, 3);
   char delim = text.find('\t') != std::string::npos && text.find(',') == std::string::npos ? '\t' : ',';
   auto rows = detail::parse_delimited(text, delim);
-  // Columns: port, protocol, direction, service, default state (header optional, any order).
+  // Columns: port, protocol, direction, service, default state (header optional, any order). With a
+  // header, a column it does not name is absent; the positions are for tables without one.
   int c_port = 0, c_proto = 1, c_dir = 2, c_svc = 3, c_def = 4;
   std::vector<PortEntry> out;
   int line = 0;
@@ -124,19 +148,28 @@ static std::vector<PortEntry> read_ports_table(const std::string& path) {
     bool header = first_record && !std::isdigit(static_cast<unsigned char>(first.empty() ? 'x' : first[0]));
     first_record = false;
     if (header) {
+      c_port = c_proto = c_dir = c_svc = c_def = -1;
+      int c_app = -1;  // "Application" / "Description": the service when no column is named so
       for (int i = 0; i < static_cast<int>(row.size()); ++i) {
         std::string h = row[i];
         for (auto& ch : h) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        auto has = [&](const char* w) { return h.find(w) != std::string::npos; };
+        auto set = [&](int& c) { if (c < 0) c = i; };  // the first column of a kind
         // "Transport" / "Transport Protocol" name the protocol, though they contain "port".
-        if (h.find("proto") != std::string::npos || h.find("transport") != std::string::npos) c_proto = i;
-        else if (h.find("port") != std::string::npos) c_port = i;
-        else if (h.find("dir") != std::string::npos) c_dir = i;
-        else if (h.find("serv") != std::string::npos) c_svc = i;
-        else if (h.find("default") != std::string::npos || h.find("state") != std::string::npos || h.find("status") != std::string::npos) c_def = i;
+        if (has("proto") || has("transport")) set(c_proto);
+        else if (has("port")) set(c_port);
+        else if (has("dir")) set(c_dir);
+        else if (has("serv")) set(c_svc);
+        else if (has("default") || has("state") || has("status")) set(c_def);
+        else if (has("appl") || has("desc") || h == "name") set(c_app);
       }
+      if (c_svc < 0) c_svc = c_app;
+      if (c_port < 0)
+        throw ImportError(path + ":" + std::to_string(line) + ": the header names no port column (expected port, "
+                          "protocol, direction, service, default state)");
       continue;
     }
-    auto cell = [&](int i) { return i < static_cast<int>(row.size()) ? row[i] : std::string(); };
+    auto cell = [&](int i) { return i >= 0 && i < static_cast<int>(row.size()) ? row[i] : std::string(); };
     PortEntry e;
     e.line = line;
     std::string p = cell(c_port);
@@ -152,10 +185,9 @@ static std::vector<PortEntry> read_ports_table(const std::string& path) {
       throw ImportError(path + ":" + std::to_string(line) + ": protocol '" + e.protocol + "' (expected tcp or udp)");
     std::string d = cell(c_dir);
     for (auto& ch : d) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    if (d.find("in") == 0) e.direction = "inbound";
-    else if (d.find("out") == 0) e.direction = "outbound";
-    else if (d.find("both") == 0 || d.find("bi") == 0 || d.empty()) e.direction = "both";
-    else throw ImportError(path + ":" + std::to_string(line) + ": direction '" + d + "' (expected inbound, outbound or both)");
+    e.direction = port_direction(d);
+    if (e.direction.empty())
+      throw ImportError(path + ":" + std::to_string(line) + ": direction '" + d + "' (expected inbound, outbound or both)");
     e.service = cell(c_svc);
     std::string def = cell(c_def);
     for (auto& ch : def) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
@@ -167,6 +199,13 @@ static std::vector<PortEntry> read_ports_table(const std::string& path) {
 
 std::vector<PortEntry> read_ports_csv(const std::string& path) {
   return detail::named_errors(path, [&] { return read_ports_table(path); });
+}
+
+std::string default_model_id(const Form& f) {
+  std::string m = answer_of(f, "DOC-3");
+  if (m.empty() || m == "Hidden") m = answer_of(f, "DOC-2");
+  std::string id = slug(m);
+  return id.empty() ? "imported-model" : id;
 }
 
 std::string render_model(const Form& f, const std::vector<PortEntry>& ports, const ImportOptions& opt) {
@@ -181,13 +220,7 @@ std::string render_model(const Form& f, const std::vector<PortEntry>& ports, con
   o += "#   - fingerprints: DICOM implementation class UID / version name, HL7 MSH-3, from the conformance statement;\n";
   o += "#   - conflicts: disagreements between this form and other vendor documents.\n";
   o += "schema: medmon.model/v1\n";
-  std::string id = opt.model_id;
-  if (id.empty()) {
-    std::string m = answer_of(f, "DOC-3");
-    if (m.empty() || m == "Hidden") m = answer_of(f, "DOC-2");
-    id = slug(m);
-    if (id.empty()) id = "imported-model";
-  }
+  std::string id = opt.model_id.empty() ? default_model_id(f) : opt.model_id;
   o += "model:\n";
   o += "  id: " + q(id) + "\n";
   o += "  manufacturer: " + q(answer_of(f, "DOC-1")) + "  # DOC-1\n";
@@ -227,22 +260,53 @@ std::string render_model(const Form& f, const std::vector<PortEntry>& ports, con
     o += ": list each declared conversation (see docs/policy.md)\n";
   } else {
     o += "flows:  # from the vendor port table; narrow peer_role to site roles\n";
-    for (auto& p : ports) {
-      auto emit = [&](bool inbound) {
-        o += "  - id: " + q(std::string(inbound ? "in-" : "out-") + p.protocol + "-" + std::to_string(p.port)) + "\n";
-        o += std::string("    initiator: ") + (inbound ? "peer" : "device") + "\n";
-        o += "    peer_role: any_internal  # TO FILL IN: the site role of the peer\n";
-        o += "    l4: " + p.protocol + "\n";
-        o += "    dst_port: [" + std::to_string(p.port) + "]\n";
-        std::string app = app_for_service(p.service);
-        if (!app.empty()) o += "    app: " + app + "\n";
-        if (app == "tls") o += "    tls: required\n";
-        o += std::string("    default_enabled: ") + (p.default_enabled ? "true" : "false") + "\n";
-        o += "    description: " + q(p.service) + "\n";
-        o += "    source: [" + q("ports:" + std::to_string(p.line)) + ", CONN-2]\n";
+    // One flow per direction, protocol and port: a table listing a port once per service (104 for
+    // DICOM storage and for query/retrieve) gives one flow with every service, so its ids stay unique.
+    struct Flow {
+      bool inbound;
+      const PortEntry* first;
+      std::vector<std::string> services, apps, lines;
+      bool default_enabled = false;
+    };
+    std::vector<Flow> flows;
+    std::map<std::tuple<bool, std::string, uint16_t>, size_t> index;
+    auto add = [&](const PortEntry& p, bool inbound) {
+      auto [it, added] = index.try_emplace({inbound, p.protocol, p.port}, flows.size());
+      if (added) flows.push_back({inbound, &p, {}, {}, {}});
+      Flow& fl = flows[it->second];
+      auto add_unique = [](std::vector<std::string>& v, const std::string& s) {
+        if (!s.empty() && std::find(v.begin(), v.end(), s) == v.end()) v.push_back(s);
       };
-      if (p.direction != "outbound") emit(true);
-      if (p.direction != "inbound") emit(false);
+      add_unique(fl.services, p.service);
+      add_unique(fl.apps, app_for_service(p.service));
+      add_unique(fl.lines, "ports:" + std::to_string(p.line));
+      fl.default_enabled |= p.default_enabled;  // open by default when any of its services is
+    };
+    for (auto& p : ports) {
+      if (p.direction != "outbound") add(p, true);
+      if (p.direction != "inbound") add(p, false);
+    }
+    for (auto& fl : flows) {
+      const PortEntry& p = *fl.first;
+      o += "  - id: " + q(std::string(fl.inbound ? "in-" : "out-") + p.protocol + "-" + std::to_string(p.port)) + "\n";
+      o += std::string("    initiator: ") + (fl.inbound ? "peer" : "device") + "\n";
+      o += "    peer_role: any_internal  # TO FILL IN: the site role of the peer\n";
+      o += "    l4: " + p.protocol + "\n";
+      o += "    dst_port: [" + std::to_string(p.port) + "]\n";
+      if (fl.apps.size() == 1) o += "    app: " + fl.apps[0] + "\n";
+      else if (!fl.apps.empty()) {
+        o += "    app: [";
+        for (size_t i = 0; i < fl.apps.size(); ++i) o += (i ? ", " : "") + fl.apps[i];
+        o += "]\n";
+      }
+      if (fl.apps.size() == 1 && fl.apps[0] == "tls") o += "    tls: required\n";
+      o += std::string("    default_enabled: ") + (fl.default_enabled ? "true" : "false") + "\n";
+      std::string desc;
+      for (auto& sv : fl.services) desc += (desc.empty() ? "" : "; ") + sv;
+      o += "    description: " + q(desc) + "\n";
+      o += "    source: [";
+      for (auto& l : fl.lines) o += q(l) + ", ";
+      o += "CONN-2]\n";
     }
   }
   o += "forbidden_apps: []  # RMOT-1, SAHD-7 and SAHD-9 add theirs at load time; add model-specific ones here\n";

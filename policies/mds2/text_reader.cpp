@@ -47,6 +47,10 @@ bool looks_note_ref(const std::string& l) {
     return std::any_of(l.begin(), l.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
   return false;
 }
+// "__", "____": the form's placeholder for an empty cell.
+bool is_placeholder(const std::string& s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c == '_'; });
+}
 bool looks_iec(const std::string& l) { return l.compare(0, 8, "section ") == 0; }
 bool looks_nist(const std::string& s) {
   return s.size() >= 4 && std::isupper(static_cast<unsigned char>(s[0])) && std::isupper(static_cast<unsigned char>(s[1])) &&
@@ -186,8 +190,13 @@ void add_row(Form& f, std::vector<std::string> cells, const Columns* cols) {
       if (a != Answer::text && a != Answer::blank && !looks_note_ref(l)) {
         q.answer = a; q.detail = d; have_answer = true; continue;
       }
+      // "See Note 2" followed by the note column ("__" or another reference) is the answer, as it
+      // reads with a header row.
+      if (looks_note_ref(l) && j + 1 < rest.size() && (looks_note_ref(lower(rest[j + 1])) || is_placeholder(rest[j + 1]))) {
+        q.answer = a; q.detail = d; have_answer = true; continue;
+      }
     }
-    if (q.note_ref.empty() && (looks_note_ref(l) || std::all_of(s.begin(), s.end(), [](char c) { return c == '_'; }))) {
+    if (q.note_ref.empty() && (looks_note_ref(l) || is_placeholder(s))) {
       q.note_ref = s; continue;
     }
     if (looks_iec(l) && last_map < 0) { q.iec_tr_80001_2_2 = s; last_map = 0; continue; }
@@ -227,13 +236,33 @@ void check_edition(const Form& f, std::string_view all_text) {
 
 namespace {
 
-std::vector<std::vector<std::string>> parse_delimited_impl(std::string_view t, char delim) {
+// True when the quote at t[open] opens an RFC 4180 quoted field: a closing quote (not a doubled
+// one) follows, and after it only spaces or tabs up to a delimiter, a line end or the end of the text.
+bool quoted_field_closes(std::string_view t, size_t open, char delim) {
+  for (size_t i = open + 1; i < t.size(); ++i) {
+    if (t[i] != '"') continue;
+    if (i + 1 < t.size() && t[i + 1] == '"') { ++i; continue; }
+    size_t j = i + 1;
+    while (j < t.size() && (t[j] == ' ' || (t[j] == '\t' && delim != '\t'))) ++j;
+    return j == t.size() || t[j] == delim || t[j] == '\n' || t[j] == '\r';
+  }
+  return false;
+}
+
+// RFC 4180 records. A quote at the start of a field that does not open a quoted field which closes
+// properly ("No with no closing quote) is a character of the field, as spreadsheets read it: one
+// stray quote must not swallow the rest of the file into a cell. The lines of such quotes are
+// added to `stray_quotes`.
+std::vector<std::vector<std::string>> parse_delimited_impl(std::string_view t, char delim,
+                                                           std::vector<size_t>* stray_quotes = nullptr) {
   std::vector<std::vector<std::string>> rows;
   std::vector<std::string> row;
   std::string field;
   bool quoted = false, at_start = true;
+  size_t line = 1;
   for (size_t i = 0; i < t.size(); ++i) {
     char c = t[i];
+    if (c == '\n') ++line;
     if (quoted) {
       if (c == '"') {
         if (i + 1 < t.size() && t[i + 1] == '"') { field.push_back('"'); ++i; }
@@ -243,7 +272,13 @@ std::vector<std::vector<std::string>> parse_delimited_impl(std::string_view t, c
       }
       continue;
     }
-    if (c == '"' && at_start) { quoted = true; at_start = false; continue; }
+    if (c == '"' && at_start) {
+      at_start = false;
+      if (quoted_field_closes(t, i, delim)) { quoted = true; continue; }
+      if (stray_quotes) stray_quotes->push_back(line);
+      field.push_back(c);
+      continue;
+    }
     if (c == delim) { row.push_back(std::move(field)); field.clear(); at_start = true; continue; }
     if (c == '\r') continue;
     if (c == '\n') {
@@ -377,7 +412,16 @@ Form read_text_buffer(std::string_view text, std::string_view hint, std::string_
   detail::Columns cols;
   bool have_cols = false;
   if (format == "csv" || format == "tsv") {
-    for (auto& row : parse_delimited_impl(text, format == "csv" ? csv_delimiter(text) : '\t')) {
+    std::vector<size_t> stray;
+    auto rows = parse_delimited_impl(text, format == "csv" ? csv_delimiter(text) : '\t', &stray);
+    if (!stray.empty()) {
+      std::string lines;
+      for (size_t i = 0; i < stray.size() && i < 10; ++i) lines += (i ? ", " : "") + std::to_string(stray[i]);
+      if (stray.size() > 10) lines += ", ...";
+      f.warnings.push_back("a quote that opens no properly closed quoted cell is read as text (line" +
+                           std::string(stray.size() > 1 ? "s " : " ") + lines + ")");
+    }
+    for (auto& row : rows) {
       if (!have_cols && detail::header_columns(row, cols)) { have_cols = true; continue; }
       detail::add_row(f, row, have_cols ? &cols : nullptr);
     }

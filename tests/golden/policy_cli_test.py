@@ -54,7 +54,8 @@ def raw_answers():
 def without_source(text):
     return "\n".join(l for l in text.splitlines()
                      if "imported by" not in l.lower() and not l.startswith("      file:") and not l.startswith("      format:")
-                     and not l.startswith("      sha256:"))
+                     and not l.startswith("      sha256:") and not l.startswith("      sheet:")
+                     and not l.startswith("  id: "))
 
 
 def main():
@@ -154,6 +155,27 @@ def main():
         rc, out, err = run(["policy", "check", path], check_rc=None)
         c.eq(f"{name}: exit code", rc, 2)
         c.true(f"{name}: message matches {pattern!r}; got {err!r}", re.search(pattern, err) is not None)
+
+    # 6. The documented workflow: import without --id into the models folder, name the model by its
+    # file in a site, check. A port table listing a port once per service, and a port both ways.
+    ports = os.path.join(work, "ports.csv")
+    open(ports, "w").write("Port,Protocol,Direction,Service,Default State\n"
+                           "104,TCP,Inbound,DICOM Storage SCP,Enabled\n"
+                           "104,TCP,Inbound,DICOM Query/Retrieve SCP,Enabled\n"
+                           "443,TCP,In/Out,HTTPS web UI and update,Enabled\n"
+                           "443,TCP,Inbound,HTTPS admin,Disabled\n")
+    dock = os.path.join(devdir, "nema-dock.yaml")
+    rc, _, err = run(["mds2", "import", XLSX, "--ports", ports, "-o", dock], check_rc=None)
+    c.eq("import without --id exit code", rc, 0)
+    c.true(f"import names the model id it wrote; got {err!r}", "model 'nema-dock'" in err)
+    dock_model = yaml.safe_load(open(dock))
+    c.eq("model id is the file name", dock_model["model"]["id"], "nema-dock")
+    c.eq("one flow per direction, protocol and port", [f["id"] for f in dock_model["flows"]],
+         ["in-tcp-104", "in-tcp-443", "out-tcp-443"])
+    site = os.path.join(sitedir, "dock.yaml")
+    open(site, "w").write(good_site.replace("model: acme-ct", "model: nema-dock"))
+    rc, out, err = run(["policy", "check", site], check_rc=None)
+    c.eq(f"site naming the imported model checks clean; got {err!r}", rc, 0)
     c.done()
 
 

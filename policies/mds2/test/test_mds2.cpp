@@ -904,3 +904,194 @@ TEST_CASE("a port table's out-of-memory error names the file", "[mds2]") {
   CHECK_THAT(msg, Catch::StartsWith(ports + ": out of memory"));
   std::remove(ports.c_str());
 }
+
+namespace {
+// A port table in a file of the variants folder, read back.
+std::vector<PortEntry> ports_of(const std::string& table) {
+  std::string path = std::string(MDS2_VARIANTS) + "/ports-shape.csv";
+  std::ofstream(path) << table;
+  auto p = read_ports_csv(path);
+  std::remove(path.c_str());
+  return p;
+}
+// The flow ids of a rendered model.
+std::vector<std::string> flow_ids(const std::string& yaml) {
+  std::vector<std::string> ids;
+  for (auto f : YAML::Load(yaml)["flows"]) ids.push_back(f["id"].as<std::string>());
+  return ids;
+}
+}  // namespace
+
+TEST_CASE("CSV/TSV: a stray quote is read as a character, never swallowing the rows after it", "[mds2]") {
+  for (char sep : {',', '\t'}) {
+    std::string d(1, sep);
+    std::string text = "Question ID" + d + "Question" + d + "Answer" + d + "See note\n" +
+                       "CONN-3" + d + "Within?" + d + "Yes" + d + "__\n" +
+                       "CONN-4" + d + "External?" + d + "\"No" + d + "__\n" +
+                       "CONN-5" + d + "\"API, \"\"REST\"\"?\"" + d + "\"Yes,\nwith a token\"" + d + "__\n" +
+                       "CONN-6" + d + "Internet?" + d + "No" + d + "__\n" +
+                       "Note 1" + d + "Only by VPN.\n";
+    INFO(sep);
+    Form f = read_text_buffer(text, sep == ',' ? "csv" : "tsv", "form");
+    finish_form(f);
+    REQUIRE(f.questions.size() == 4);
+    CHECK(f.find("CONN-4")->detail == "\"No");
+    CHECK(f.find("CONN-5")->question == "API, \"REST\"?");
+    CHECK(f.find("CONN-5")->answer == Answer::yes);
+    CHECK(f.find("CONN-5")->detail == "Yes, with a token");
+    CHECK(f.find("CONN-6")->answer == Answer::no);
+    CHECK(f.notes["Note 1"] == "Only by VPN.");
+    CHECK(std::any_of(f.warnings.begin(), f.warnings.end(),
+                      [](const std::string& w) { return w.find("quote") != std::string::npos && w.find("line 3") != std::string::npos; }));
+  }
+  // A quoted cell that closes before the delimiter, spaces between, is still one cell.
+  auto rows = detail::parse_delimited("a,\"b,c\" ,d\n\"x\n", ',');
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[0] == std::vector<std::string>{"a", "b,c ", "d"});
+  CHECK(rows[1] == std::vector<std::string>{"\"x"});
+}
+
+TEST_CASE("spellings of N/A are n.a., and an answer offering both yes and no is neither", "[mds2]") {
+  std::string d;
+  for (const char* na : {"N/A", "NA", "n.a.", "N.A", "Not applicable", "N\\A", "N / A", "N-A", "n/ a", "N. A.", "N/A.",
+                         "n/a, no network", "N/A - no network"}) {
+    INFO(na);
+    CHECK(normalise_answer(na, d) == Answer::na);
+  }
+  for (const char* both : {"Y/N", "Yes/No", "No/Yes", "yes or no", "N / Y", "Y\\N"}) {
+    INFO(both);
+    CHECK(normalise_answer(both, d) == Answer::text);
+  }
+  CHECK(normalise_answer("N", d) == Answer::no);
+  CHECK(normalise_answer("N, see note 2", d) == Answer::no);
+  CHECK(normalise_answer("No - Audit log only", d) == Answer::no);
+  CHECK(normalise_answer("No/optional", d) == Answer::no);
+  CHECK(normalise_answer("Yes/optional", d) == Answer::yes);
+  CHECK(normalise_answer("Y", d) == Answer::yes);
+  CHECK(normalise_answer("Nay", d) == Answer::text);
+  CHECK(normalise_answer("N-Acknowledge", d) == Answer::no);
+}
+
+TEST_CASE("port table: one flow per direction, protocol and port; both-way directions give both", "[mds2]") {
+  Form f = read_xlsx(MDS2_XLSX);
+  auto ports = ports_of("Port,Protocol,Direction,Service,Default State\n"
+                        "104,TCP,Inbound,DICOM Storage SCP,Disabled\n"
+                        "104,TCP,Inbound,DICOM Query/Retrieve SCP,Enabled\n"
+                        "443,tcp,both,HTTPS,Enabled\n"
+                        "443,tcp,inbound,HTTPS admin,Enabled\n");
+  std::string yaml = render_model(f, ports, {});
+  CHECK(flow_ids(yaml) == std::vector<std::string>{"in-tcp-104", "in-tcp-443", "out-tcp-443"});
+  YAML::Node dicom = YAML::Load(yaml)["flows"][0];
+  CHECK(dicom["description"].as<std::string>() == "DICOM Storage SCP; DICOM Query/Retrieve SCP");
+  CHECK(dicom["source"].size() == 3);
+  CHECK(dicom["source"][1].as<std::string>() == "ports:3");
+  CHECK(dicom["app"].as<std::string>() == "dicom");
+  CHECK(dicom["default_enabled"].as<bool>());  // enabled when any of its services is
+  // A port serving two applications lists both.
+  ports = ports_of("port,protocol,direction,service\n2762,tcp,inbound,DICOM TLS\n2762,tcp,inbound,HTTPS\n");
+  YAML::Node two = YAML::Load(render_model(f, ports, {}))["flows"][0];
+  REQUIRE(two["app"].IsSequence());
+  CHECK(two["app"].size() == 2);
+  CHECK_FALSE(two["tls"]);
+
+  for (const char* dir : {"In/Out", "Inbound/Outbound", "Inbound & Outbound", "Incoming/Outgoing", "Outbound/Inbound",
+                          "Both", "Bidirectional", "Bi-directional", ""}) {
+    INFO(dir);
+    auto p = ports_of(std::string("port,protocol,direction,service\n443,tcp,") + dir + ",HTTPS\n");
+    REQUIRE(p.size() == 1);
+    CHECK(p[0].direction == "both");
+    CHECK(flow_ids(render_model(f, p, {})) == std::vector<std::string>{"in-tcp-443", "out-tcp-443"});
+  }
+  CHECK(ports_of("port,protocol,direction,service\n443,tcp,Incoming,HTTPS\n")[0].direction == "inbound");
+  CHECK(ports_of("port,protocol,direction,service\n443,tcp,Outbound only,HTTPS\n")[0].direction == "outbound");
+  CHECK_THROWS_WITH(ports_of("port,protocol,direction,service\n443,tcp,sideways,HTTPS\n"),
+                    Catch::Contains("direction 'sideways'"));
+}
+
+TEST_CASE("port table: with a header, a column it does not name is absent", "[mds2]") {
+  auto p = ports_of("Port,Protocol,Service\n104,TCP,DICOM\n");
+  REQUIRE(p.size() == 1);
+  CHECK(p[0].direction == "both");
+  CHECK(p[0].service == "DICOM");
+  CHECK(p[0].default_enabled);
+  p = ports_of("Application,Port,Protocol,Direction\nDICOM,104,TCP,Inbound\n");
+  REQUIRE(p.size() == 1);
+  CHECK(p[0].direction == "inbound");
+  CHECK(p[0].service == "DICOM");
+  p = ports_of("Port,Direction\n104,Inbound\n");
+  CHECK(p[0].protocol == "tcp");
+  CHECK(p[0].service.empty());
+  CHECK_THROWS_WITH(ports_of("Service,Protocol\nDICOM,TCP\n"), Catch::Contains("ports-shape.csv:1: the header names no port column"));
+  // Without a header the columns are positional.
+  p = ports_of("104,udp,outbound,NTP,disabled\n");
+  CHECK(p[0].protocol == "udp");
+  CHECK(p[0].direction == "outbound");
+  CHECK(p[0].service == "NTP");
+  CHECK_FALSE(p[0].default_enabled);
+}
+
+TEST_CASE("notes: only the numbers after 'note' are references", "[mds2]") {
+  Form f = read_text_buffer("Question ID,Question,Answer,See note\n"
+                            "CONN-7,TLS?,\"Yes, TLS 1.2 only (see Note 3)\",\n"
+                            "CONN-4,External?,No,See Note 2 (port 443 blocked)\n"
+                            "CONN-5,API?,Yes,See Notes 2 and 4\n"
+                            "CONN-6,Internet?,No,\"Note 2, 5\"\n"
+                            "CONN-8,Remote?,No,Footnote 1\n"
+                            "Note 1,One.\nNote 2,Two.\nNote 3,Three.\nNote 4,Four.\nNote 5,Five.\nNote 443,Port.\n",
+                            "csv", "notes.csv");
+  finish_form(f);
+  CHECK(f.find("CONN-7")->note == "Three.");
+  CHECK(f.find("CONN-4")->note == "Two.");
+  CHECK(f.find("CONN-5")->note == "Two. Four.");
+  CHECK(f.find("CONN-6")->note == "Two. Five.");
+  CHECK(f.find("CONN-8")->note.empty());
+}
+
+TEST_CASE("notes: the note text copied into answers is bounded", "[mds2]") {
+  // 100 notes of 2 KiB, each cited by 100 questions: 20 MiB if every answer held them all.
+  std::string text = "Question ID,Question,Answer,See note\n";
+  std::string refs = "See Notes 1";
+  for (int n = 2; n <= 100; ++n) refs += ", " + std::to_string(n);
+  for (int i = 1; i <= 100; ++i) text += "CONN-" + std::to_string(i) + ",Q?,Yes,\"" + refs + "\"\n";
+  for (int n = 1; n <= 100; ++n) text += "Note " + std::to_string(n) + "," + std::string(2048, 'a' + n % 26) + "\n";
+  Form f = read_text_buffer(text, "csv", "bomb.csv");
+  finish_form(f);
+  size_t total = 0;
+  for (auto& q : f.questions) total += q.note.size();
+  CHECK(total <= (4u << 20) + 100 * 100);
+  CHECK(f.find("CONN-1")->note.size() > 100 * 2048);  // the first answers still read their notes
+  CHECK(f.find("CONN-100")->note_ref == refs);
+  CHECK(std::any_of(f.warnings.begin(), f.warnings.end(),
+                    [](const std::string& w) { return w.find("MiB of note text") != std::string::npos; }));
+  CHECK(render_model(f, {}, {}).size() < (6u << 20));
+}
+
+TEST_CASE("duplicate question ids are removed in linear time", "[mds2]") {
+  Form f;
+  f.source_file = "ids.csv";
+  for (int i = 0; i < 200000; ++i) {
+    Question q;
+    q.id = q.raw_id = "CONN-" + std::to_string(i % 150000);
+    f.questions.push_back(std::move(q));
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  finish_form(f);
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));
+  CHECK(f.questions.size() == 150000);
+  CHECK(f.warnings.back() == "49990 more duplicate question ids ignored");
+}
+
+TEST_CASE("'See Note n' in the answer column is a see-note answer with or without a header", "[mds2]") {
+  for (auto [text, hint] : {std::pair<const char*, const char*>{"Question ID,Question,Answer,See note\nCONN-7,TLS?,See Note 2,__\nNote 2,TLS 1.2 is optional.\n", "csv"},
+                            {"CONN-7,TLS?,See Note 2,__\nNote 2,TLS 1.2 is optional.\n", "csv"},
+                            {"CONN-7    TLS?    See Note 2    __\nNote 2    TLS 1.2 is optional.\n", "text"},
+                            {"CONN-7,TLS?,See Note 2,See Note 2\nNote 2,TLS 1.2 is optional.\n", "csv"}}) {
+    INFO(text);
+    Form f = read_text_buffer(text, hint, "sn");
+    finish_form(f);
+    REQUIRE(f.find("CONN-7"));
+    CHECK(f.find("CONN-7")->answer == Answer::see_note);
+    CHECK(f.find("CONN-7")->detail == "See Note 2");
+    CHECK(f.find("CONN-7")->note == "TLS 1.2 is optional.");
+  }
+}
