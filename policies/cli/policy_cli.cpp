@@ -61,8 +61,9 @@ int run_import(const std::string& form, const std::string& out, const std::strin
       if (!o) { std::fprintf(stderr, "medmon: %s: cannot write\n", out.c_str()); return 2; }
       o << yaml;
       if (!o.flush()) { std::fprintf(stderr, "medmon: %s: write failed\n", out.c_str()); return 2; }
-      std::fprintf(stderr, "medmon: %s: model '%s', %zu answers from %s (%s)\n", out.c_str(), opt.model_id.c_str(),
-                   f.questions.size(), form.c_str(), f.source_format.c_str());
+      std::fprintf(stderr, "medmon: %s: model '%s', %zu answers from %s (%s%s%s)\n", out.c_str(), opt.model_id.c_str(),
+                   f.questions.size(), form.c_str(), f.source_format.c_str(), f.sheet.empty() ? "" : ", sheet ",
+                   f.sheet.c_str());
     }
     return 0;
   } catch (const std::bad_alloc&) {

@@ -31,6 +31,7 @@ struct Form {
   std::string edition = "HN 1-2019";
   std::string source_file;
   std::string source_format;  // xlsx, csv, tsv, text, markdown, pdf
+  std::string sheet;          // the workbook sheet read (XLSX); empty for other formats
   std::vector<Question> questions;            // in form order
   std::map<std::string, std::string> notes;   // "Note 5" -> text
   std::vector<std::string> warnings;

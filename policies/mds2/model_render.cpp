@@ -212,7 +212,8 @@ std::string render_model(const Form& f, const std::vector<PortEntry>& ports, con
   std::string o;
   o.reserve(64 * 1024);
   std::string file = f.source_file.substr(f.source_file.find_last_of('/') == std::string::npos ? 0 : f.source_file.find_last_of('/') + 1);
-  o += "# Device model imported by `medmon mds2 import` from " + file + " (" + f.source_format + ", ANSI/NEMA HN 1-2019).\n";
+  o += "# Device model imported by `medmon mds2 import` from " + file +
+       (f.sheet.empty() ? std::string() : ", sheet " + q(f.sheet)) + " (" + f.source_format + ", ANSI/NEMA HN 1-2019).\n";
   o += "# Review it before use. A person must still fill in:\n";
   o += "#   - flows: the peer role of each conversation (pacs, ris_mwl, ntp, ...), bound to addresses by the site file;\n";
   o += "#   - dicom: the default AE titles (a site device may name its own), SOP classes, DIMSE in/out, C-MOVE destinations;\n";
@@ -236,6 +237,7 @@ std::string render_model(const Form& f, const std::vector<PortEntry>& ports, con
   o += "      release_date: " + q(answer_of(f, "DOC-7")) + "  # DOC-7\n";
   o += "      file: " + q(file) + "\n";
   o += "      format: " + f.source_format + "\n";
+  if (!f.sheet.empty()) o += "      sheet: " + q(f.sheet) + "\n";
   if (!opt.sha256.empty()) o += "      sha256: " + q(opt.sha256) + "\n";
   o += "  conflicts: []  # keep disagreements between vendor documents here: {ids: [...], text: ...}\n";
 

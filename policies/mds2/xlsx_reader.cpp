@@ -232,8 +232,10 @@ void load_sheet(Zip& zip, Sheet& sh, Texts& texts, size_t nshared) {
       set_cell(sh, it->second[col], v, texts);
     }
   }
-  // Merged cells: every cell of the range reads the top-left value. Only the rows the sheet has are
-  // filled (a row of merged copies alone holds no id of its own), and the cells filled are capped:
+  // Merged cells: the cells of the range in the top-left cell's column read its value (answer cells
+  // merged down over several questions). A range across columns fills no other column: a question
+  // merged over the empty answer cell is still unanswered. Only the rows the sheet has are filled
+  // (a row of merged copies alone holds no id of its own), and the cells filled are capped:
   // thousands of large ranges would otherwise multiply memory and time.
   size_t filled = 0;
   const std::string n_merge = p + "mergeCell";  // children() keeps the pointer: a named string
@@ -254,7 +256,7 @@ void load_sheet(Zip& zip, Sheet& sh, Texts& texts, size_t nshared) {
       if (filled > kMaxMergedCells)
         throw ImportError(texts.path + ": sheet '" + sh.name + "' has more than " + std::to_string(kMaxMergedCells) +
                           " cells in merged ranges; not an MDS2 form");
-      for (int c = c0; c <= c1; ++c) if (it->second[c] == 0) set_cell(sh, it->second[c], v, texts);
+      if (it->second[c0] == 0) set_cell(sh, it->second[c0], v, texts);
     }
   }
 }
@@ -393,6 +395,7 @@ Form read_workbook(Zip& zip, const std::string& path) {
   Form f;
   Sheet* chosen = nullptr;
   std::tuple<size_t, bool, size_t> best{};
+  std::vector<std::string> answered_sheets;  // sheets holding answers, for the warning below
   for (auto& sh : sheets) {
     load_sheet(zip, sh, texts, nshared);
     Form sf = sheet_form(sh, texts, date1904, path);
@@ -402,6 +405,7 @@ Form read_workbook(Zip& zip, const std::string& path) {
     if (sf.questions.empty()) continue;
     size_t answered = 0;
     for (auto& q : sf.questions) if (q.answer != Answer::blank) ++answered;
+    if (answered > 0) answered_sheets.push_back(sh.name);
     std::string n = lower(sh.name);
     bool named = n == "mds2-form" || n == "mds2" || n == "mds2 form";
     std::tuple<size_t, bool, size_t> score{answered, named, sf.questions.size()};
@@ -415,6 +419,17 @@ Form read_workbook(Zip& zip, const std::string& path) {
                       "sheets: " + [&] { std::string s; for (auto& sh : sheets) s += (s.empty() ? "" : ", ") + sh.name; return s; }());
   }
   detail::check_edition(f, shared_text());
+  f.sheet = chosen->name;
+  // Two filled sheets (a superseded revision kept beside the current one): the choice is said.
+  if (answered_sheets.size() > 1) {
+    std::string others;
+    for (auto& n : answered_sheets)
+      if (n != chosen->name) others += (others.empty() ? "'" : ", '") + n + "'";
+    bool many = answered_sheets.size() > 2;
+    f.warnings.push_back("sheet '" + chosen->name + "' was read; sheet" + (many ? "s " : " ") + others + " also hold" +
+                         (many ? "" : "s") + " answers and " + (many ? "were" : "was") +
+                         " not read (the sheet with the most answers is read; on a tie one named mds2-form)");
+  }
   finish_form(f);
   return f;
 }

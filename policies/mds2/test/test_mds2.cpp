@@ -90,7 +90,7 @@ std::string strip_source_lines(const std::string& yaml) {
     if (e == std::string::npos) e = yaml.size();
     std::string line = yaml.substr(b, e - b);
     if (line.find("imported by") == std::string::npos && line.find("Imported by") == std::string::npos &&
-        line.find("      file:") != 0 && line.find("      format:") != 0)
+        line.find("      file:") != 0 && line.find("      format:") != 0 && line.find("      sheet:") != 0)
       out += line + "\n";
     b = e + 1;
   }
@@ -1094,4 +1094,55 @@ TEST_CASE("'See Note n' in the answer column is a see-note answer with or withou
     CHECK(f.find("CONN-7")->detail == "See Note 2");
     CHECK(f.find("CONN-7")->note == "TLS 1.2 is optional.");
   }
+}
+
+TEST_CASE("XLSX: a question merged over the empty answer cell is no answer", "[mds2]") {
+  std::string rows = "<row r=\"1\">" + inline_cell("A1", "Question ID") + inline_cell("B1", "Question") +
+                     inline_cell("D1", "See note") + "</row>" +
+                     "<row r=\"2\">" + inline_cell("A2", "CONN-3") + inline_cell("B2", "Within?") + inline_cell("C2", "Yes") + "</row>" +
+                     "<row r=\"3\">" + inline_cell("A3", "CONN-4") + inline_cell("B3", "No external connections: outside?") + "</row>" +
+                     "<row r=\"4\">" + inline_cell("A4", "RMOT-1") + inline_cell("B4", "Remote service?") + "</row>" +
+                     "<row r=\"5\">" + inline_cell("A5", "RMOT-2") + inline_cell("B5", "Predictive?") + "</row>";
+  std::string path = write_sheet("merged-question.xlsx", rows + "</sheetData><mergeCells><mergeCell ref=\"B3:C3\"/>"
+                                 "<mergeCell ref=\"B4:D4\"/><mergeCell ref=\"C2:C5\"/></mergeCells>");
+  Form f = read_xlsx(path);
+  CHECK(f.find("CONN-4")->answer == Answer::yes);  // the answer cell merged down from CONN-3 still counts
+  CHECK(f.find("CONN-4")->question == "No external connections: outside?");
+  path = write_sheet("merged-question.xlsx", rows + "</sheetData><mergeCells><mergeCell ref=\"B3:C3\"/>"
+                     "<mergeCell ref=\"B4:D4\"/></mergeCells>");
+  f = read_xlsx(path);
+  CHECK(f.find("CONN-4")->answer == Answer::blank);
+  CHECK(f.find("CONN-4")->detail.empty());
+  CHECK(f.find("RMOT-1")->answer == Answer::blank);
+  CHECK(f.find("RMOT-1")->note_ref.empty());
+  std::remove(path.c_str());
+}
+
+TEST_CASE("XLSX: when several sheets hold answers, the one read is named", "[mds2]") {
+  std::string path = std::string(MDS2_VARIANTS) + "/two-revisions.xlsx";
+  auto sheet = [](const std::string& rows) { return std::string("<worksheet ") + kNs + "><sheetData>" + rows + "</sheetData></worksheet>"; };
+  write_parts(path, {
+      {"xl/workbook.xml", std::string("<workbook ") + kNs + "><sheets><sheet name=\"Rev 2020 (superseded)\" sheetId=\"1\" r:id=\"rId1\"/>"
+                          "<sheet name=\"Rev 2023\" sheetId=\"2\" r:id=\"rId2\"/></sheets></workbook>"},
+      {"xl/_rels/workbook.xml.rels",
+       "<Relationships xmlns=\"http://schemas.openxmlformats.org/package/2006/relationships\">"
+       "<Relationship Id=\"rId1\" Target=\"worksheets/sheet1.xml\"/><Relationship Id=\"rId2\" Target=\"worksheets/sheet2.xml\"/>"
+       "</Relationships>"},
+      {"xl/worksheets/sheet1.xml", sheet(keyed_rows_xml(5, inline_cell("C@", "Yes")))},
+      {"xl/worksheets/sheet2.xml", sheet(keyed_rows_xml(5, inline_cell("C@", "No")))},
+  });
+  Form f = read_xlsx(path);
+  CHECK(f.sheet == "Rev 2020 (superseded)");
+  CHECK(std::any_of(f.warnings.begin(), f.warnings.end(), [](const std::string& w) {
+    return w.find("sheet 'Rev 2020 (superseded)' was read; sheet 'Rev 2023' also holds answers") != std::string::npos;
+  }));
+  std::string yaml = render_model(f, {}, {});
+  CHECK(yaml.find("sheet \"Rev 2020 (superseded)\"") != std::string::npos);
+  CHECK(YAML::Load(yaml)["model"]["documents"][0]["sheet"].as<std::string>() == "Rev 2020 (superseded)");
+  // One filled sheet beside a blank template: no warning.
+  Form nema = read_xlsx(MDS2_XLSX);
+  CHECK(nema.sheet == "mds2-form");
+  CHECK(std::none_of(nema.warnings.begin(), nema.warnings.end(),
+                     [](const std::string& w) { return w.find("was read") != std::string::npos; }));
+  std::remove(path.c_str());
 }
