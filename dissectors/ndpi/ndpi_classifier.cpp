@@ -1,5 +1,6 @@
 #include "dissectors/ndpi/ndpi_classifier.h"
 
+#include <algorithm>
 #include <cstring>
 #include <mutex>
 #include <stdexcept>
@@ -54,6 +55,31 @@ ndpi_detection_module_struct* NdpiClassifier::module() {
     borrowed_ = true;
   }
   return ndpi_;
+}
+
+bool NdpiClassifier::is_protocol_name(std::string_view name) {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> out;
+    std::lock_guard<std::mutex> hold(g_init_lock);
+    ndpi_detection_module_struct* m = ndpi_init_detection_module(ndpi_no_prefs);
+    if (!m) throw std::runtime_error("nDPI initialisation failed");
+    NDPI_PROTOCOL_BITMASK all;
+    NDPI_BITMASK_SET_ALL(all);
+    ndpi_set_protocol_detection_bitmask2(m, &all);
+    ndpi_finalize_initialization(m);
+    for (u_int i = 1; i < ndpi_get_num_supported_protocols(m); ++i) {
+      const char* n = ndpi_get_proto_name(m, static_cast<uint16_t>(i));
+      if (n && std::strcmp(n, "Unknown") != 0) out.emplace_back(n);
+    }
+    ndpi_exit_detection_module(m);
+    return out;
+  }();
+  auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
+  for (const std::string& n : names) {
+    if (n.size() != name.size()) continue;
+    if (std::equal(n.begin(), n.end(), name.begin(), [&](char a, char b) { return lower(a) == lower(b); })) return true;
+  }
+  return false;
 }
 
 NdpiClassifier::~NdpiClassifier() {

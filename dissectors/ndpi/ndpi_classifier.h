@@ -5,6 +5,7 @@
 // number of flows in detection at once is capped.
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "sensor/common/counters.h"
@@ -73,6 +74,9 @@ class NdpiClassifier {
   // "TLSv1.2", "SSLv3", ...; "" for 0. An unknown code is written as nDPI does ("TLS (FAFA)").
   static std::string tls_version_name(uint16_t version);
   static std::string tls_cipher_name(uint16_t cipher);  // IANA name, e.g. "TLS_AES_128_GCM_SHA256"
+  // Whether nDPI names a protocol so ("TFTP", "mdns", "DHCPV6"), compared without regard to case
+  // as nDPI's own lookup does. The first call builds nDPI's tables once to read the names.
+  static bool is_protocol_name(std::string_view name);
   // TLS, DTLS, SSH, QUIC, ... seen in the content; a protocol guessed from the port never is.
   bool is_encrypted(const NdpiResult& r) const;
   // Builds nDPI's tables now rather than on the first flow (live capture: no pause mid-stream).

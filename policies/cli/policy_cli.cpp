@@ -9,6 +9,7 @@
 #include <iostream>
 #include <new>
 
+#include "dissectors/proprietary/signature.h"
 #include "policies/mds2/mds2_form.h"
 
 namespace medmon {
@@ -76,7 +77,15 @@ int run_import(const std::string& form, const std::string& out, const std::strin
   }
 }
 
-int run_check(const std::string& site, const std::string& models) {
+int run_check(const std::string& site, const std::string& models, const std::vector<std::string>& signatures) {
+  // A model may name a signature's protocol: the signatures analyze would load are known here too.
+  bool sig_errors = false;
+  for (const auto& dir : signatures)
+    for (const auto& e : proprietary::add_signatures(dir)) {
+      std::fprintf(stderr, "medmon: %s\n", e.str().c_str());
+      sig_errors = true;
+    }
+  if (sig_errors) return 2;
   policy::Errors errs;
   auto s = policy::load_site(site, models, errs);
   for (auto& e : errs.list) std::fprintf(stderr, "%s\n", e.format().c_str());
@@ -108,11 +117,13 @@ void register_policy_commands(CLI::App& app, int& exit_code) {
   auto* pol = app.add_subcommand("policy", "Site policies");
   pol->require_subcommand(1);
   auto* chk = pol->add_subcommand("check", "Validate a site file and the device models it names");
-  struct CheckArgs { std::string site, models; };
+  struct CheckArgs { std::string site, models; std::vector<std::string> signatures; };
   auto ca = std::make_shared<CheckArgs>();
   chk->add_option("site", ca->site, "Site YAML")->required();
   chk->add_option("--models", ca->models, "Directory of device models (default: <site dir>/../devices)");
-  chk->callback([ca, &exit_code] { exit_code = run_check(ca->site, ca->models); });
+  chk->add_option("--signatures", ca->signatures, "Directory of protocol signature YAML files whose names models may use")
+      ->check(CLI::ExistingDirectory);
+  chk->callback([ca, &exit_code] { exit_code = run_check(ca->site, ca->models, ca->signatures); });
 }
 
 std::unique_ptr<policy::PolicyJudge> load_policy_judge(const std::string& site_path, const std::string& models_dir,

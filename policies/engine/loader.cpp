@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <set>
 
+#include "dissectors/ndpi/ndpi_classifier.h"
+#include "dissectors/proprietary/signature.h"
 #include "policies/engine/policy.h"
 #include "policies/mds2/mds2_form.h"
 
@@ -326,21 +328,29 @@ size_t edit_distance(std::string_view a, std::string_view b) {
   return prev[b.size()];
 }
 
-// Application names: the known ones, or a proprietary signature's own name (lowercase
-// identifier). A name one or two letters away from a known one is taken for a typo.
+bool is_signature_name(std::string_view a) {
+  for (const auto& s : proprietary::registered())
+    if (s->name == a) return true;
+  return false;
+}
+
+// Application names: medmon's own, a loaded signature's name, or a protocol nDPI names (taken as
+// it is: tftp, mdns, dhcpv6). Any other lowercase identifier may be a signature loaded later,
+// unless it is one or two letters away from one of medmon's names: then it is taken for a typo.
 void check_apps(Reader& r, const YAML::Node& n, const std::vector<std::string>& apps, const std::string& what) {
   for (auto& a : apps) {
-    if (kKnownApps.count(a)) continue;
+    if (kKnownApps.count(a) || is_signature_name(a)) continue;
     bool ident = !a.empty() && std::all_of(a.begin(), a.end(), [](char c) {
       return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.';
     });
     std::string near;
     for (auto& k : kKnownApps) if (edit_distance(a, k) <= (a.size() <= 4 ? 1u : 2u)) { near = k; break; }
     if (ident && near.empty()) continue;
+    if (NdpiClassifier::is_protocol_name(a)) continue;
     std::string exp;
     for (auto& k : kKnownApps) { if (!exp.empty()) exp += ", "; exp += k; }
     r.err(n, what + ": unknown application '" + a + "'" + (near.empty() ? "" : " (did you mean '" + near + "'?)") +
-                 " (expected one of: " + exp + ", or a proprietary signature name in lowercase)");
+                 " (expected one of: " + exp + ", a protocol name of nDPI, or a proprietary signature name in lowercase)");
   }
 }
 

@@ -559,6 +559,9 @@ struct PolicyJudge::Side {
 
   // An alert on this side, with the evidence every side alert carries.
   Alert alert(std::string_view rule, Severity sev) const;
+  // Whether a list of application names holds the flow's: medmon's name for it, or the name nDPI
+  // read from the content (mdns, dhcpv6, llmnr, which medmon counts as dns and dhcp).
+  bool app_in(const std::vector<std::string>& apps) const;
   std::string peer_name() const { return peer_dev ? peer_dev->name : ip_str(peer_ip); }
 };
 
@@ -575,6 +578,14 @@ PolicyJudge::Alert PolicyJudge::Side::alert(std::string_view rule, Severity sev)
   a.evidence.emplace_back("model", dev.model_id);
   a.distinct = app;  // SSH and SMB to the same peer are two findings
   return a;
+}
+
+bool PolicyJudge::Side::app_in(const std::vector<std::string>& apps) const {
+  if (contains_app(apps, app)) return true;
+  if ((f.facts && !f.facts->app.empty()) || f.ndpi_guessed) return false;  // not nDPI's reading
+  for (std::string_view n : {std::string_view(f.ndpi_protocol), std::string_view(f.ndpi_app)})
+    if (!n.empty() && !ieq(n, "Unknown") && contains_app(apps, n)) return true;
+  return false;
 }
 
 // Judges one side of a flow against the device's model: the declared flow it matches or why it
@@ -624,7 +635,7 @@ const FlowRule* PolicyJudge::find_declared_flow(const Side& s) const {
       if (!ok) continue;
     }
     if (!r.apps.empty() && !s.app.empty()) {
-      bool ok = contains_app(r.apps, s.app);
+      bool ok = s.app_in(r.apps);
       // DICOM or HL7 over TLS shows up as TLS: the rule's app is inside.
       if (!ok && s.app == "tls" && r.tls != Tls::forbidden) ok = true;
       if (!ok) continue;
@@ -672,7 +683,7 @@ PolicyJudge::SideResult PolicyJudge::judge_undeclared_flow(const Side& s) {
   if (!s.app.empty())
     for (auto& x : m->forbidden) {
       if (x.direction != Direction::any && x.direction != dir) continue;
-      if (contains_app(x.apps, s.app)) { fb = &x; break; }
+      if (s.app_in(x.apps)) { fb = &x; break; }
     }
   // The peer's zone against the model's zones: one it never allows, or one outside its allowed list
   // (when it gives one). A peer in no zone is judged by neither.

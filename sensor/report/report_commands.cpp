@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "dissectors/proprietary/signature.h"
 #include "sensor/assets/asset_tracker.h"
 #include "sensor/assets/data_files.h"
 #include "sensor/report/event_log.h"
@@ -188,6 +189,7 @@ int write_report_with(const std::string& events_path, const std::vector<std::str
 void register_report_commands(CLI::App& app, int& exit_code) {
   struct Args {
     std::string events, out = "report.html", title, site, models;
+    std::vector<std::string> signatures;
     bool json = false;
   };
   auto a = std::make_shared<Args>();
@@ -203,7 +205,19 @@ void register_report_commands(CLI::App& app, int& exit_code) {
   rep->add_option("--title", r->title, "Report title");
   rep->add_option("--site", r->site, "Site policy: lists the declared flows that were never seen")->check(CLI::ExistingFile);
   rep->add_option("--models", r->models, "Directory of device models (default: <site dir>/../devices)");
-  rep->callback([r, &exit_code] { exit_code = write_report(r->events, nullptr, r->out, r->title, r->site, r->models); });
+  rep->add_option("--signatures", r->signatures, "Directory of protocol signature YAML files whose names models may use")
+      ->check(CLI::ExistingDirectory);
+  rep->callback([r, &exit_code] {
+    // A model may name a signature's protocol: the signatures analyze loaded are known here too.
+    bool bad = false;
+    for (const auto& dir : r->signatures)
+      for (const auto& e : proprietary::add_signatures(dir)) {
+        fmt::print(stderr, "medmon: {}\n", e.str());
+        bad = true;
+      }
+    if (bad) { exit_code = kUsage; return; }
+    exit_code = write_report(r->events, nullptr, r->out, r->title, r->site, r->models);
+  });
 
   if (CLI::App* an = app.get_subcommand_ptr("analyze").get())
     an->add_option("--report", analyze_report_path(), "Also write the acceptance report (.html or .pdf)");

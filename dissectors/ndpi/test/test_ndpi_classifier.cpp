@@ -119,3 +119,14 @@ TEST_CASE("A protocol guessed from the port is never taken for encryption, and a
   // SSH found in the content still is encrypted.
   CHECK(n.is_encrypted(classify_ssh(n)));
 }
+
+TEST_CASE("nDPI's protocol names, read from its own table") {
+  CHECK(NdpiClassifier::is_protocol_name("TFTP"));
+  CHECK(NdpiClassifier::is_protocol_name("tftp"));
+  CHECK(NdpiClassifier::is_protocol_name("mdns"));
+  CHECK(NdpiClassifier::is_protocol_name("DHCPV6"));
+  CHECK(NdpiClassifier::is_protocol_name("Modbus"));
+  CHECK_FALSE(NdpiClassifier::is_protocol_name("dicm"));
+  CHECK_FALSE(NdpiClassifier::is_protocol_name("Unknown"));
+  CHECK_FALSE(NdpiClassifier::is_protocol_name(""));
+}

@@ -371,6 +371,57 @@ TEST_CASE("application names from nDPI match the model's in any case", "[judge]"
   CHECK(fx.alerts("flow.forbidden_app").size() == 1);
 }
 
+TEST_CASE("a model may name nDPI's own protocol where medmon counts it in a family", "[judge]") {
+  Fixture fx({{"  - {role: ntp,", "  - {role: service, ips: [10.10.1.90]}\n  - {role: ntp,"},
+              {"devices:\n", "devices:\n  - {name: gw-1, model: test-gateway, ip: 10.10.1.30, zone: modality}\n"}},
+             "schema: medmon.model/v1\nmodel: {id: test-gateway}\n"
+             "flows:\n"
+             "  - {id: fw, initiator: device, peer_role: service, l4: udp, dst_port: [69], app: tftp}\n"
+             "  - {id: v6, initiator: device, peer_role: service, l4: udp, dst_port: [547], app: dhcpv6}\n"
+             "  - {id: md, initiator: device, peer_role: service, l4: udp, dst_port: [5353], app: mdns}\n"
+             "  - {id: names, initiator: device, peer_role: service, l4: udp, dst_port: [53], app: dns}\n"
+             "forbidden_apps:\n  - {app: [llmnr], direction: outbound, source: [CONN-3]}\n");
+  // nDPI names them TFTP, DHCPV6, MDNS; medmon counts the last two as dhcp and dns.
+  auto tftp = fx.flow("10.10.1.30", 40001, "10.10.1.90", 69, 17);
+  tftp.ndpi_protocol = "TFTP";
+  auto v = fx.judge_flow(tftp);
+  CHECK(v.verdict == "declared");
+  CHECK(v.rule == "fw");
+  auto dhcp6 = fx.flow("10.10.1.30", 546, "10.10.1.90", 547, 17);
+  dhcp6.ndpi_protocol = "DHCPV6";
+  v = fx.judge_flow(dhcp6);
+  CHECK(v.verdict == "declared");
+  CHECK(v.rule == "v6");
+  auto mdns = fx.flow("10.10.1.30", 5353, "10.10.1.90", 5353, 17);
+  mdns.ndpi_protocol = "MDNS";
+  v = fx.judge_flow(mdns);
+  CHECK(v.verdict == "declared");
+  CHECK(v.rule == "md");
+  // The family name still matches every member: mDNS on 53 is dns.
+  auto md53 = fx.flow("10.10.1.30", 40002, "10.10.1.90", 53, 17);
+  md53.ndpi_protocol = "MDNS";
+  v = fx.judge_flow(md53);
+  CHECK(v.verdict == "declared");
+  CHECK(v.rule == "names");
+  // A member's name does not match the rest of the family: plain DNS on 5353 is not mdns.
+  auto dns = fx.flow("10.10.1.30", 40003, "10.10.1.90", 5353, 17);
+  dns.ndpi_protocol = "DNS";
+  v = fx.judge_flow(dns);
+  CHECK(v.verdict != "declared");
+  // Nor does a protocol nDPI only guessed from the port.
+  auto guess = fx.flow("10.10.1.30", 40004, "10.10.1.90", 69, 17);
+  guess.ndpi_protocol = "TFTP";
+  guess.ndpi_guessed = true;
+  v = fx.judge_flow(guess);
+  CHECK(v.rule == "fw");  // unknown content matches on ports
+  // Forbidden by nDPI's name: LLMNR, which medmon counts as dns.
+  auto llmnr = fx.flow("10.10.1.30", 40005, "10.10.1.90", 5355, 17);
+  llmnr.ndpi_protocol = "LLMNR";
+  v = fx.judge_flow(llmnr);
+  CHECK(v.verdict == "forbidden");
+  CHECK(v.rule == "flow.forbidden_app");
+}
+
 TEST_CASE("undeclared, unlisted listening port, disabled-by-default service", "[judge]") {
   Fixture fx;
   auto f = fx.flow(CT, 40001, PACS, 8080);

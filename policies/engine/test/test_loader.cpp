@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "dissectors/proprietary/signature.h"
 #include "policies/engine/policy.h"
 
 using namespace medmon::policy;
@@ -18,6 +19,7 @@ struct TempDir {
     dir = fs::temp_directory_path() / ("medmon-policy-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++));
     fs::create_directories(dir / "devices");
     fs::create_directories(dir / "sites");
+    fs::create_directories(dir / "sigs");
   }
   ~TempDir() { std::error_code ec; fs::remove_all(dir, ec); }
   static int& counter() { static int c = 0; return c; }
@@ -265,6 +267,34 @@ TEST_CASE("wrong values say what was expected", "[policy][loader]") {
   Errors e5;
   CHECK_FALSE(load_site(sp4, "", e5));
   CHECK(all(e5).find(sp4 + ":1:9: unsupported schema 'medmon.site/v2' (expected medmon.site/v1)") != std::string::npos);
+}
+
+TEST_CASE("nDPI's protocol names and loaded signature names are applications, not typos", "[policy][loader]") {
+  TempDir t;
+  // hl7v2 is two letters away from hl7: taken for a typo unless a signature of that name is loaded.
+  t.write("sigs/hl7v2.yaml", "name: hl7v2\ntransport: tcp\nprobe: {bytes: [{offset: 0, hex: \"0b 4d 53 48\"}]}\n");
+  std::string model = kModel;
+  model.replace(model.find("    app: dicom\n"), 15, "    app: [tftp, dhcpv6, mdns, MQTT, hl7v2]\n");
+  auto mp = t.write("devices/test-modality.yaml", model);
+  Errors before;
+  CHECK_FALSE(load_model(mp, before));
+  CHECK(all(before).find("unknown application 'hl7v2' (did you mean 'hl7'?)") != std::string::npos);
+  CHECK(all(before).find("'tftp'") == std::string::npos);
+  CHECK(all(before).find("'dhcpv6'") == std::string::npos);
+  CHECK(all(before).find("'mdns'") == std::string::npos);
+  CHECK(all(before).find("'MQTT'") == std::string::npos);
+  CHECK(medmon::proprietary::add_signatures((t.dir / "sigs").string()).empty());
+  Errors errs;
+  CHECK(load_model(mp, errs));
+  INFO(all(errs));
+  CHECK(errs.empty());
+  // Neither nDPI's nor a signature's: still a typo.
+  std::string m2 = kModel;
+  m2.replace(m2.find("    app: dicom\n"), 15, "    app: [dicm, tftpp]\n");
+  Errors e2;
+  CHECK_FALSE(load_model(t.write("devices/m2.yaml", m2), e2));
+  CHECK(all(e2).find("unknown application 'dicm' (did you mean 'dicom'?)") != std::string::npos);
+  CHECK(all(e2).find("unknown application 'tftpp' (did you mean 'ftp'?)") != std::string::npos);
 }
 
 TEST_CASE("a switch, answer or severity given twice is an error", "[policy][loader]") {
