@@ -25,4 +25,12 @@ std::span<const DissectorInfo* const> all_dissectors() {
   return std::span<const DissectorInfo* const>(kAll + 1, std::size(kAll) - 1);
 }
 
+std::vector<const DissectorInfo*> probe_candidates() {
+  auto sigs = proprietary::signature_dissectors();
+  std::vector<const DissectorInfo*> v(sigs.begin(), sigs.end());
+  auto all = all_dissectors();
+  v.insert(v.end(), all.begin(), all.end());
+  return v;
+}
+
 }  // namespace medmon

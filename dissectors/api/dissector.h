@@ -65,6 +65,8 @@ struct DissectorInfo {
   Probe (*midstream_probe)(std::span<const uint8_t> first_bytes, Dir dir) = nullptr;
   std::unique_ptr<Dissector> (*make)() = nullptr;
   std::span<const uint16_t> port_hints;  // only orders the probes; never required
+  // Probed only on the port hints (a signature that names ports; elsewhere another entry probes it).
+  bool only_on_port_hints = false;
   // Orients a TCP flow picked up without its handshake: who sends a stream (or the packet that
   // the capture saw first of it) starting with these bytes. The port hints and TLS ports also
   // name the server side of such a flow.

@@ -113,8 +113,9 @@ LoadResult load_signatures(const std::string& dir);
 // Loads a directory into the running registry (signatures whose name is already registered are
 // reported as errors and skipped). Call before analysis starts.
 std::vector<LoadError> add_signatures(const std::string& dir);
-// Registered signatures, and one DissectorInfo per signature (name = signature name) for a
-// registry that lists them individually instead of through kProprietaryInfo.
+// Registered signatures, and one DissectorInfo for each of the first 64 that name ports: named
+// "proprietary" like kProprietaryInfo, probed only on those ports (only_on_port_hints), where
+// they run before the built-in dissectors; the dissector it makes is the signature's.
 std::vector<std::shared_ptr<const Signature>> registered();
 std::span<const DissectorInfo* const> signature_dissectors();
 // The built-in signature directory compiled in (may not exist at run time).

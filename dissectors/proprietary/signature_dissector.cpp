@@ -434,9 +434,10 @@ template <size_t I>
 Probe slot_probe(std::span<const uint8_t> first, Dir dir) {
   return raw_registry().sigs[I]->probe(first, dir);
 }
+std::unique_ptr<Dissector> make_dispatcher_for(std::shared_ptr<const Signature> sig);
 template <size_t I>
 std::unique_ptr<Dissector> slot_make() {
-  return make_dissector(raw_registry().sigs[I]);
+  return make_dispatcher_for(raw_registry().sigs[I]);
 }
 template <size_t... I>
 constexpr auto slot_table(std::index_sequence<I...>) {
@@ -455,14 +456,17 @@ std::vector<LoadError> add_locked(Registry& r, const std::string& dir) {
     }
     r.sigs.push_back(s);
     size_t i = r.sigs.size() - 1;
-    if (i < kSlots) {
+    // A signature that names ports gets its own entry, probed before the built-in dissectors on
+    // those ports (and only there: elsewhere the proprietary entries probe it after them).
+    if (i < kSlots && !s->ports.empty()) {
       r.ports.push_back(s->ports);
       DissectorInfo info;
-      info.name = r.sigs.back()->name;
+      info.name = "proprietary";
       info.transport = s->transport;
       info.probe = kSlotFns[i].first;
       info.make = kSlotFns[i].second;
       info.port_hints = std::span<const uint16_t>(r.ports.back());
+      info.only_on_port_hints = true;
       r.infos.push_back(info);
       r.info_ptrs.push_back(&r.infos.back());
     }
@@ -502,9 +506,12 @@ Probe any_probe(std::span<const uint8_t> first, Dir dir) {
   return undecided ? Probe::need_more : Probe::no;
 }
 
-template <Transport T>
+// The dissector of a proprietary entry: the signature is chosen on the first bytes, among those of
+// the entry's transport, or is the one signature of an entry made for it.
 class Dispatcher final : public Dissector {
  public:
+  Dispatcher(Transport transport, std::shared_ptr<const Signature> only) : transport_(transport), only_(std::move(only)) {}
+
   // The stream feeder names the bytes that claimed the flow before it gives any: the signature is
   // chosen on them, whichever direction's bytes come first (a request the client sent before
   // the server's answer matched).
@@ -515,7 +522,7 @@ class Dispatcher final : public Dissector {
       // Not claimed through the stream feeder: the first bytes given are those the probe saw.
       choose(dir, data, ctx);
       if (!inner_) {
-        if (T == Transport::udp) return {data.size(), 0, 0, false};  // the next datagram may match
+        if (ctx.endpoints().proto == 17) return {data.size(), 0, 0, false};  // the next datagram may match
         ctx.facts().app.clear();
         return {0, 0, 0, true};
       }
@@ -526,30 +533,40 @@ class Dispatcher final : public Dissector {
   void on_end(Dir dir, FlowContext& ctx) override { if (inner_) inner_->on_end(dir, ctx); }
   void on_flow_end(FlowContext& ctx) override {
     if (inner_) inner_->on_flow_end(ctx);
-    else if (T == Transport::udp) ctx.facts().app.clear();
+    else if (ctx.endpoints().proto == 17) ctx.facts().app.clear();
   }
 
  private:
   void choose(Dir dir, std::span<const uint8_t> first, FlowContext& ctx) {
     auto window = first.first(std::min(first.size(), kProbeWindow));
+    if (only_) {
+      if (only_->probe(window, dir) == Probe::yes) use(only_, ctx);
+      return;
+    }
     for (auto& s : registry().sigs) {
-      if ((static_cast<uint8_t>(s->transport) & static_cast<uint8_t>(T)) == 0) continue;
-      if (s->probe(window, dir) == Probe::yes) {
-        inner_ = make_dissector(s);
-        ctx.facts().app.assign(s->name);
-        // The stream feeder counted the flow as app.proprietary.flows (the entry that claimed
-        // it); this is its share of that count, not a second app count.
-        ++ctx.counters().at(std::string("proprietary.").append(s->name).append(".flows"));
-        return;
-      }
+      if ((static_cast<uint8_t>(s->transport) & static_cast<uint8_t>(transport_)) == 0) continue;
+      if (s->probe(window, dir) == Probe::yes) { use(s, ctx); return; }
     }
   }
+  void use(const std::shared_ptr<const Signature>& s, FlowContext& ctx) {
+    inner_ = make_dissector(s);
+    ctx.facts().app.assign(s->name);
+    // The stream feeder counted the flow as app.proprietary.flows (the entry that claimed
+    // it); this is its share of that count, not a second app count.
+    ++ctx.counters().at(std::string("proprietary.").append(s->name).append(".flows"));
+  }
 
+  Transport transport_;
+  std::shared_ptr<const Signature> only_;
   std::unique_ptr<Dissector> inner_;
 };
 
 template <Transport T>
-std::unique_ptr<Dissector> make_dispatcher() { return std::make_unique<Dispatcher<T>>(); }
+std::unique_ptr<Dissector> make_dispatcher() { return std::make_unique<Dispatcher>(T, nullptr); }
+std::unique_ptr<Dissector> make_dispatcher_for(std::shared_ptr<const Signature> sig) {
+  Transport t = sig->transport;
+  return std::make_unique<Dispatcher>(t, std::move(sig));
+}
 
 }  // namespace
 

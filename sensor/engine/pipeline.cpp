@@ -75,6 +75,7 @@ Pipeline::Pipeline(const SensorConfig& cfg, Depth depth, EventOutput& out, const
       out_(out),
       phi_(phi),
       judges_(depth >= Depth::policy ? std::move(judges) : std::vector<FlowJudge*>{}),
+      probes_(probe_candidates()),
       hold_mem_(cfg.feeder.probe_hold_memcap, out.counters()),
       reasm_mem_(cfg.reassembly_memcap, out.counters()),
       c_tcp_gaps_(out.counters().at("tcp.gaps")),
@@ -85,7 +86,7 @@ Pipeline::Pipeline(const SensorConfig& cfg, Depth depth, EventOutput& out, const
                                        [this](Flow& f, FlowEnd why) { on_flow_end(f, why); });
   // The dissectors' registered ports name the server of a flow picked up mid-connection.
   ServicePorts service_ports;
-  for (const DissectorInfo* d : all_dissectors()) {
+  for (const DissectorInfo* d : probes_) {
     if ((static_cast<uint8_t>(d->transport) & static_cast<uint8_t>(Transport::tcp)) == 0) continue;
     for (uint16_t port : d->port_hints) service_ports.add(port);
     for (uint16_t port : d->tls_ports) service_ports.add(port);
@@ -125,7 +126,7 @@ Pipeline::FlowState& Pipeline::state_of(Flow& f) {
   if (!f.ext) {
     auto st = std::make_unique<FlowState>(*this, f);
     if (depth_ >= Depth::dissect && (f.key.proto == 6 || f.key.proto == 17)) {
-      st->feeder = std::make_unique<StreamFeeder>(all_dissectors(), f.key.proto == 6 ? Transport::tcp : Transport::udp,
+      st->feeder = std::make_unique<StreamFeeder>(probes_, f.key.proto == 6 ? Transport::tcp : Transport::udp,
                                                   f.server_port(), cfg_.feeder, &hold_mem_);
     }
     if (f.key.proto == 6 && depth_ >= Depth::reassembly) {

@@ -8,6 +8,7 @@
 #include <vector>
 #include <utility>
 
+#include "dissectors/api/dissector.h"
 #include "dissectors/ndpi/ndpi_classifier.h"
 #include "sensor/decode/decoder.h"
 #include "sensor/engine/config.h"
@@ -91,6 +92,7 @@ class Pipeline {
   EventOutput& out_;
   const Pseudonymiser& phi_;
   std::vector<FlowJudge*> judges_;
+  std::vector<const DissectorInfo*> probes_;  // the registry's entries and the signatures' (probe_candidates)
   std::unique_ptr<Decoder> decoder_;
   ProbeHoldMemory hold_mem_;  // before flows_: their feeders give it back as they go
   std::unique_ptr<FlowTable> flows_;

@@ -13,6 +13,7 @@ StreamFeeder::StreamFeeder(std::span<const DissectorInfo* const> candidates, Tra
       if (!d || !d->probe || !d->make) continue;
       if ((static_cast<uint8_t>(d->transport) & static_cast<uint8_t>(transport)) == 0) continue;
       bool hinted = std::find(d->port_hints.begin(), d->port_hints.end(), server_port) != d->port_hints.end();
+      if (!hinted && d->only_on_port_hints) continue;
       if (hinted == (pass == 0)) order_.push_back(d);
     }
   }

@@ -12,7 +12,8 @@ import tempfile
 sys.path.insert(0, os.path.dirname(__file__))
 from golden import Checker, analyze, of_type, pcap, run, pseudonym  # noqa: E402
 from pcapwrite import write_pcap  # noqa: E402
-from policy_demo_test import tcp_conversation, timed  # noqa: E402
+from policy_demo_test import frame, tcp_conversation, timed  # noqa: E402
+from pcapwrite import ACK, PSH  # noqa: E402
 
 
 c = Checker("clinical_signatures")
@@ -137,6 +138,37 @@ try:
         f.write("reassembly:\n  probe_hold_memcap: 0\n")
     c.eq("without the hold budget the request is a gap (the framing reads nothing more of it), counted", answer_first("--config", os.path.join(tmp, "nohold.yaml")),
          ([("to_client", 2)], 1))
+
+    # A signature's ports: on them it is probed before the built-in dissectors (an HL7-looking
+    # feed on 7001 is the vendor's, not hl7), elsewhere after them; and they name the server of a
+    # flow picked up mid-connection, as the built-in dissectors' ports do.
+    ports_dir = os.path.join(tmp, "ports")
+    os.makedirs(ports_dir)
+    with open(os.path.join(ports_dir, "feed.yaml"), "w") as f:
+        f.write("name: acme-monitor-feed\ntransport: tcp\nports: [7001]\nprobe:\n  bytes: [{offset: 0, hex: \"4d 53 48 7c\"}]\n")
+    with open(os.path.join(ports_dir, "vitals.yaml"), "w") as f:
+        f.write("name: acme-vitals\ntransport: tcp\nports: [7003]\nprobe:\n  bytes: [{offset: 0, hex: \"56 49 54 01\"}]\n")
+    oru = b"MSH|^~\\&|ACMEMON|WARD5|CIS|HOSP|20240101080000||ORU^R01|1|P|2.5\rPID|1||PAT01||DOE^JOHN\rOBX|1|NM|HR||72\r"
+    ack = b"MSH|^~\\&|CIS|HOSP|ACMEMON|WARD5|20240101080001||ACK|2|P|2.5\rMSA|AA|1\r"
+    frames = []
+    for port in (7001, 7002):
+        frames += tcp_conversation("10.50.0.10", "10.50.0.20", 41000 + port % 10, port, [(True, oru), (False, ack)])
+    # No handshake: the server's record is the first packet seen.
+    frames += [frame("10.50.0.20", "10.50.0.10", 7003, 41003, 6, b"VIT\x01" + b"v" * 20, 9000, 3000, PSH | ACK),
+               frame("10.50.0.10", "10.50.0.20", 41003, 7003, 6, b"", 3000, 9024, ACK)]
+    ports_pcap = os.path.join(tmp, "ports.pcap")
+    write_pcap(ports_pcap, timed(frames))
+    ev = analyze(ports_pcap, "--signatures", ports_dir)
+    c.eq("signature ports: its own port first, the built-in dissectors first elsewhere",
+         sorted((f["dst_port"], f.get("app")) for f in of_type(ev, "flow")),
+         [(7001, "acme-monitor-feed"), (7002, "hl7"), (7003, "acme-vitals")])
+    mid = [f for f in of_type(ev, "flow") if 7003 in (f["src_port"], f["dst_port"])]
+    c.eq("signature ports name the server of a flow picked up mid-connection",
+         [(f["src_port"], f["dst_port"]) for f in mid], [(41003, 7003)])
+    stats = of_type(ev, "stats")
+    counters = stats[-1]["stats"].get("counters", {}) if stats else {}
+    c.eq("the flows count as the proprietary entry's", (counters.get("app.proprietary.flows"),
+         counters.get("proprietary.acme-monitor-feed.flows"), counters.get("app.acme-monitor-feed.flows")), (2, 1, None))
 finally:
     os.environ.pop("MEDMON_SIGNATURES_DIR", None)
     shutil.rmtree(tmp)

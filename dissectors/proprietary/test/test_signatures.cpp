@@ -228,16 +228,24 @@ TEST_CASE("signatures: a directory with a duplicate name and a missing directory
   CHECK(r.errors[0].message.find("already used") != std::string::npos);
   CHECK(load_signatures((dir / "nope").string()).errors.size() == 1);
 
-  // Registered at run time: a registry entry per signature, and the proprietary entry finds it.
+  // Registered at run time: a registry entry for the signature's port (it names one), and the
+  // proprietary entry finds it everywhere.
   fs::remove(dir / "b.yml");
   auto errs = add_signatures(dir.string());
   CHECK(errs.empty());
   bool found = false;
   for (const DissectorInfo* d : signature_dissectors()) {
-    if (d->name != "acme-ct-service") continue;
+    if (d->port_hints.size() != 1 || d->port_hints[0] != 7700) continue;
     found = true;
+    CHECK(d->name == "proprietary");
+    CHECK(d->only_on_port_hints);
     CHECK(d->probe(bytes_of(acme(1, "x")), Dir::to_server) == Probe::yes);
-    CHECK(d->make() != nullptr);
+    Harness one(*d);
+    one.ep.proto = 6;
+    one.feed(Dir::to_server, acme(1, "SN000042 PAT=X1"));
+    one.end();
+    CHECK(one.facts.app == "acme-ct-service");
+    CHECK(one.out.counters().get("proprietary.acme-ct-service.flows") == 1);
   }
   CHECK(found);
   CHECK(kProprietaryInfo.probe(bytes_of(acme(1, "x")), Dir::to_server) == Probe::yes);

@@ -402,3 +402,27 @@ TEST_CASE("stream feeder: the mid-stream probe is asked only of a direction pick
   r.data(Dir::to_server, "L1\n");
   CHECK(g_lines.size() == 1);
 }
+
+namespace {
+const uint16_t kPort7000[] = {7000};
+const DissectorInfo kLinesOn7000 = {.name = "lines7000", .transport = Transport::tcp, .probe = &probe_l, .make = &make_lines,
+                                    .port_hints = kPort7000, .only_on_port_hints = true};
+}  // namespace
+
+// A signature that names ports: first on them, before an entry listed ahead of it; elsewhere not
+// probed at all (the proprietary entry probes it there, after the built-in dissectors).
+TEST_CASE("stream feeder: an entry probed only on its port hints") {
+  for (uint16_t port : {7000, 7001}) {
+    Rig r(kLines);
+    std::vector<const DissectorInfo*> infos{&kLines, &kLinesOn7000};
+    r.feeder = std::make_unique<StreamFeeder>(infos, Transport::tcp, port, r.limits, &r.hold);
+    r.data(Dir::to_server, "Lhello\n");
+    REQUIRE(r.feeder->claimed() == (port == 7000 ? &kLinesOn7000 : &kLines));
+  }
+  // Not hinted and alone: nothing claims the flow.
+  Rig r(kLines);
+  std::vector<const DissectorInfo*> only{&kLinesOn7000};
+  r.feeder = std::make_unique<StreamFeeder>(only, Transport::tcp, 7001, r.limits, &r.hold);
+  r.data(Dir::to_server, "Lhello\n");
+  CHECK_FALSE(r.feeder->claimed());
+}
