@@ -83,8 +83,16 @@ struct Framing {
   bool big_endian = true;
   int64_t adjust = 0;                // message length = field value + adjust
   std::vector<uint8_t> start, end;   // delimiters
+  // Delimiters: a byte that escapes the next one (HDLC, RFC 1662: 7d 5e stands for 7e). Probes
+  // and fields read the record with the escapes undone.
+  bool has_escape = false;
+  uint8_t escape = 0, escape_xor = 0x20;
   uint32_t max_message = 65536;
 };
+
+// `in` with the framing's escapes undone (an escape byte and the next one become the next one
+// XOR escape_xor; an escape byte that ends `in` is dropped).
+void unescape(std::span<const uint8_t> in, const Framing& fr, std::vector<uint8_t>& out);
 
 struct Signature {
   std::string name, description, vendor, file;
@@ -97,6 +105,10 @@ struct Signature {
   uint32_t regex_window = 1024;      // bytes of a message searched by field regexes
 
   Probe probe(std::span<const uint8_t> first, Dir dir) const;
+
+ private:
+  // `cut`: the bytes end inside an escape (a match may still come).
+  Probe probe_plain(std::span<const uint8_t> first, Dir dir, bool cut) const;
 };
 
 struct LoadResult {

@@ -50,13 +50,33 @@ void decode_text(std::string_view in, TextEncoding enc, std::string& out) {
   }
 }
 
+void unescape(std::span<const uint8_t> in, const Framing& fr, std::vector<uint8_t>& out) {
+  out.clear();
+  out.reserve(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] != fr.escape) { out.push_back(in[i]); continue; }
+    if (++i < in.size()) out.push_back(in[i] ^ fr.escape_xor);
+  }
+}
+
 void widen(std::span<const uint8_t> in, std::wstring& out) {
   out.resize(in.size());
   for (size_t i = 0; i < in.size(); ++i) out[i] = in[i];
 }
 
 Probe Signature::probe(std::span<const uint8_t> first, Dir dir) const {
-  bool undecided = false;
+  if (framing.has_escape) {
+    // The record's bytes, as fields read them: an escaped byte must not shift those after it.
+    thread_local std::vector<uint8_t> plain;  // probes run on every worker at once
+    unescape(first, framing, plain);
+    bool cut = !first.empty() && first.back() == framing.escape;  // its byte is still to come
+    return probe_plain(plain, dir, cut);
+  }
+  return probe_plain(first, dir, false);
+}
+
+Probe Signature::probe_plain(std::span<const uint8_t> first, Dir dir, bool cut) const {
+  bool undecided = cut;
   for (const ProbeRule& r : probes) {
     if (r.dir == DirFilter::to_server && dir != Dir::to_server) continue;
     if (r.dir == DirFilter::to_client && dir != Dir::to_client) continue;
@@ -347,18 +367,23 @@ class SignatureDissector final : public Dissector {
     return true;
   }
 
-  void message(Dir dir, std::span<const uint8_t> m, FlowContext& ctx) {
+  void message(Dir dir, std::span<const uint8_t> wire, FlowContext& ctx) {
     DirState& s = d_[static_cast<int>(dir)];
     ++s.messages;
     const auto& fields = sig_->fields;
     if (fields.empty() && !sig_->report_messages) return;
+    std::span<const uint8_t> m = wire;
+    if (sig_->framing.has_escape) {
+      unescape(wire, sig_->framing, plain_);
+      m = plain_;
+    }
     JsonWriter* w = nullptr;
     if (sig_->report_messages) {
       w = &ctx.begin_event("proprietary");
       w->object("proprietary");
       w->field("signature", sig_->name);
       w->field("direction", dir_name(dir));
-      w->field("length", static_cast<uint64_t>(m.size()));
+      w->field("length", static_cast<uint64_t>(wire.size()));
       w->object("fields");
     }
     msg_phi_.clear();
@@ -411,6 +436,7 @@ class SignatureDissector final : public Dissector {
   std::array<bool, 64> attrs_set_{};
   std::string value_;
   std::wstring wide_;
+  std::vector<uint8_t> plain_;  // the message with its escapes undone
 };
 
 // ---- registry ----

@@ -291,11 +291,23 @@ Framing parse_framing(const YAML::Node& n) {
       fail(l, "framing.length: the length field (offset " + std::to_string(fr.offset) + ", size " + std::to_string(fr.size) +
                   ") ends past max_message (" + std::to_string(fr.max_message) + "): no message could be read");
   } else if (const YAML::Node d = n["delimiters"]) {
-    only_keys(d, {"start", "end"}, "framing.delimiters");
+    only_keys(d, {"start", "end", "escape", "escape_xor"}, "framing.delimiters");
     fr.kind = Framing::Kind::delimiters;
     if (!d["start"] || !d["end"]) fail(d, "framing.delimiters needs 'start' and 'end'");
     fr.start = hex_bytes(d["start"], "framing.delimiters.start");
     fr.end = hex_bytes(d["end"], "framing.delimiters.end");
+    if (d["escape"]) {
+      auto e = hex_bytes(d["escape"], "framing.delimiters.escape");
+      if (e.size() != 1) fail(d["escape"], "framing.delimiters.escape is one byte");
+      fr.has_escape = true;
+      fr.escape = e[0];
+    }
+    if (d["escape_xor"]) {
+      if (!fr.has_escape) fail(d["escape_xor"], "framing.delimiters.escape_xor needs 'escape'");
+      auto x = hex_bytes(d["escape_xor"], "framing.delimiters.escape_xor");
+      if (x.size() != 1) fail(d["escape_xor"], "framing.delimiters.escape_xor is one byte");
+      fr.escape_xor = x[0];
+    }
     if (fr.start.size() + fr.end.size() > fr.max_message)
       fail(d, "framing.delimiters: the delimiters are longer than max_message (" + std::to_string(fr.max_message) + ")");
   } else {

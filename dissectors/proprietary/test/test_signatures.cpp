@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <random>
 #include <string>
 
@@ -443,6 +444,66 @@ TEST_CASE("signatures: delimiter framing over TCP and UDP datagrams") {
   u.end();
   CHECK(u.anomalies("truncated_message") == 1);
   CHECK(u.events("proprietary")[0]["proprietary"]["messages_toserver"] == 1);
+}
+
+namespace {
+// A Datex-Ohmeda S/5 record: 40-byte little-endian header (r_len, r_nbr, dri_level, plug_id,
+// r_time, reserved, r_maintype, sub-record descriptors), body, checksum; 7e/7d in them escaped.
+std::string datex_record(uint32_t r_time, uint16_t maintype, const std::string& body) {
+  std::string rec;
+  auto le = [&](uint64_t v, int n) { for (int i = 0; i < n; ++i) rec.push_back(static_cast<char>(v >> (8 * i))); };
+  le(40 + body.size(), 2);
+  le(1, 1);
+  le(10, 1);
+  le(0x0102, 2);
+  le(r_time, 4);
+  le(0, 4);
+  le(maintype, 2);
+  rec += std::string(24, '\0');
+  rec += body;
+  uint8_t sum = 0;
+  for (char c : rec) sum = static_cast<uint8_t>(sum + static_cast<uint8_t>(c));
+  rec.push_back(static_cast<char>(sum));
+  std::string out = "\x7e";
+  for (char c : rec) {
+    if (c == '\x7e' || c == '\x7d') { out.push_back('\x7d'); out.push_back(static_cast<char>(c ^ 0x20)); }
+    else out.push_back(c);
+  }
+  return out + "\x7e";
+}
+}  // namespace
+
+TEST_CASE("signatures: escaped bytes do not shift the fields after them (Datex-Ohmeda S/5)") {
+  std::ifstream in(std::string(MEDMON_SIGNATURES_SRC) + "/datex-ohmeda-s5.yaml");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto sig = parse_ok(text);
+  // r_time 0x65926D7E: its low byte goes out as 7d 5e, one byte before reserved and r_maintype.
+  std::string first = datex_record(0x65926D7E, 1, std::string(8, '\x11'));
+  REQUIRE(first.find("\x7d\x5e") == 7);
+  CHECK(sig->probe(bytes_of(first), Dir::to_client) == Probe::yes);
+  std::string s = first + datex_record(0x65926D7D, 0, std::string(8, '\x7e')) + datex_record(0x65926D88, 1, "x");
+  for (size_t cut = 0; cut <= s.size(); ++cut) {
+    SigHarness h(sig);
+    h.feed(Dir::to_client, s.substr(0, cut));
+    h.feed(Dir::to_client, s.substr(cut));
+    h.end();
+    auto ev = h.events("proprietary");
+    REQUIRE(ev.size() == 1);
+    auto& p = ev[0]["proprietary"];
+    CHECK(p["messages_toclient"] == 3);
+    CHECK(p["fields"]["main_type"] == nlohmann::json::array({1, 0}));
+    CHECK(p["fields"]["record_length"] == nlohmann::json::array({48, 41}));
+    CHECK(p["fields"]["plug_id"] == nlohmann::json::array({0x0102}));
+    CHECK(h.anomalies() == 0);
+  }
+  // Only one byte: an escape that is two is refused where it is written.
+  auto e = parse_err("name: x\ntransport: tcp\nprobe: {bytes: [{offset: 0, hex: '7e'}]}\n"
+                     "framing: {delimiters: {start: '7e', end: '7e', escape: '7d 7d'}}\n");
+  CHECK(e.line == 4);
+  CHECK(e.message.find("escape is one byte") != std::string::npos);
+  e = parse_err("name: x\ntransport: tcp\nprobe: {bytes: [{offset: 0, hex: '7e'}]}\n"
+                "framing: {delimiters: {start: '7e', end: '7e', escape_xor: '20'}}\n");
+  CHECK(e.message.find("needs 'escape'") != std::string::npos);
 }
 
 TEST_CASE("signatures: a flag delimiter resynchronises after lost bytes and an over-long record") {
