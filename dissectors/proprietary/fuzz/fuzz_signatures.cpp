@@ -16,6 +16,9 @@ const char* kSigs[] = {
     "report: messages\n",
     "name: f2\ntransport: both\nprobe: {regex: 'x'}\nframing: {delimiters: {start: '7e 7e', end: '7d'}, max_message: 64}\n"
     "fields: [{name: a, offset: 2, length: 4, type: ascii}]\n",
+    "name: f3\ntransport: both\nprobe: {min_length: 4, bytes: [{offset: 0, hex: '7e'}, {offset: 3, hex: '00', mask: 'f0'}]}\n"
+    "framing: {delimiters: {start: '7e', end: '7e', escape: '7d'}, max_message: 64}\n"
+    "fields: [{name: a, offset: 1, type: u16le}, {name: b, regex: '(x+)'}]\nreport: messages\n",
 };
 }  // namespace
 
