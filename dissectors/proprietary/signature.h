@@ -96,6 +96,7 @@ void unescape(std::span<const uint8_t> in, const Framing& fr, std::vector<uint8_
 
 struct Signature {
   std::string name, description, vendor, file;
+  int line = 0, column = 0;          // where the name is written (1-based), for errors about it
   Transport transport = Transport::tcp;
   std::vector<uint16_t> ports;
   std::vector<ProbeRule> probes;     // any one matching is enough

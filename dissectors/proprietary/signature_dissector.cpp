@@ -475,9 +475,9 @@ const auto kSlotFns = slot_table(std::make_index_sequence<kSlots>{});
 std::vector<LoadError> add_locked(Registry& r, const std::string& dir) {
   LoadResult lr = load_signatures(dir);
   for (auto& s : lr.signatures) {
-    bool dup = std::any_of(r.sigs.begin(), r.sigs.end(), [&](auto& o) { return o->name == s->name; });
-    if (dup) {
-      lr.errors.push_back({s->file, 0, 0, "signature '" + s->name + "' is already loaded (from another directory)"});
+    auto dup = std::find_if(r.sigs.begin(), r.sigs.end(), [&](auto& o) { return o->name == s->name; });
+    if (dup != r.sigs.end()) {
+      lr.errors.push_back({s->file, s->line, s->column, "signature '" + s->name + "' is already loaded from " + (*dup)->file});
       continue;
     }
     r.sigs.push_back(s);

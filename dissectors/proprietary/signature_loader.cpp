@@ -6,6 +6,7 @@
 #include <cctype>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -30,7 +31,18 @@ struct Fail {
   std::string message;
 };
 
-[[noreturn]] void fail(const YAML::Node& n, std::string msg) { throw Fail{n.Mark(), std::move(msg)}; }
+// Where each node of the file being parsed is written (TreeBuilder): the nodes are built without
+// marks of their own, and a node an alias stands for is located at the alias.
+thread_local const std::vector<std::pair<YAML::Node, YAML::Mark>>* t_marks = nullptr;
+
+YAML::Mark mark_of(const YAML::Node& n) {
+  if (t_marks)
+    for (const auto& [node, mark] : *t_marks)
+      if (node.is(n)) return mark;
+  return n.Mark();
+}
+
+[[noreturn]] void fail(const YAML::Node& n, std::string msg) { throw Fail{mark_of(n), std::move(msg)}; }
 
 void only_keys(const YAML::Node& map, std::initializer_list<const char*> allowed, const char* what) {
   if (!map.IsMap()) fail(map, std::string(what) + " must be a mapping");
@@ -409,24 +421,107 @@ std::shared_ptr<Signature> parse_doc(const YAML::Node& root, const std::string& 
 }  // namespace
 
 namespace {
-// Parser events of a YAML stream: whether a document after the first holds anything, and where.
-struct LaterDocument : YAML::EventHandler {
+// The parser's events of a signature file: those of the first document, and whether a later
+// document holds anything, and where.
+struct Event {
+  enum Kind : uint8_t { null, scalar, alias, seq, seq_end, map, map_end } kind;
+  YAML::Mark mark;
+  YAML::anchor_t anchor = 0;
+  std::string value;
+};
+struct Recorder : YAML::EventHandler {
+  std::vector<Event> events;
   int docs = 0;
-  bool found = false;
-  YAML::Mark at;
-  void seen(const YAML::Mark& m) {
-    if (docs >= 2 && !found) { found = true; at = m; }
+  bool later = false;
+  YAML::Mark later_at;
+  void add(Event::Kind k, const YAML::Mark& m, YAML::anchor_t a = 0, const std::string& v = {}) {
+    if (docs < 2) events.push_back({k, m, a, v});
+    else if (!later) { later = true; later_at = m; }
   }
   void OnDocumentStart(const YAML::Mark&) override { ++docs; }
   void OnDocumentEnd() override {}
-  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
-  void OnAlias(const YAML::Mark& m, YAML::anchor_t) override { seen(m); }
-  void OnScalar(const YAML::Mark& m, const std::string&, YAML::anchor_t, const std::string&) override { seen(m); }
-  void OnSequenceStart(const YAML::Mark& m, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override { seen(m); }
-  void OnSequenceEnd() override {}
-  void OnMapStart(const YAML::Mark& m, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override { seen(m); }
-  void OnMapEnd() override {}
+  void OnNull(const YAML::Mark& m, YAML::anchor_t a) override { add(Event::null, m, a); }
+  void OnAlias(const YAML::Mark& m, YAML::anchor_t a) override { add(Event::alias, m, a); }
+  void OnScalar(const YAML::Mark& m, const std::string&, YAML::anchor_t a, const std::string& v) override { add(Event::scalar, m, a, v); }
+  void OnSequenceStart(const YAML::Mark& m, const std::string&, YAML::anchor_t a, YAML::EmitterStyle::value) override { add(Event::seq, m, a); }
+  void OnSequenceEnd() override { if (docs < 2) events.push_back({Event::seq_end, {}, 0, {}}); }
+  void OnMapStart(const YAML::Mark& m, const std::string&, YAML::anchor_t a, YAML::EmitterStyle::value) override { add(Event::map, m, a); }
+  void OnMapEnd() override { if (docs < 2) events.push_back({Event::map_end, {}, 0, {}}); }
 };
+
+// The first document as nodes, each located in `marks`. A node an alias stands for is a copy of
+// the anchored one, located at the alias: an error in how it is used points at the use (the
+// nodes inside it stay where the anchor wrote them). YAML::Load would share one node, located at
+// the anchor.
+class TreeBuilder {
+ public:
+  explicit TreeBuilder(const std::vector<Event>& events) : ev_(events) {}
+  YAML::Node build() {
+    size_t i = 0;
+    return node(i, nullptr, 0);
+  }
+  std::vector<std::pair<YAML::Node, YAML::Mark>> marks;
+
+ private:
+  // A signature is small: a file whose aliases expand past this is refused, not expanded
+  // (a few nested aliases can stand for billions of nodes).
+  static constexpr size_t kMaxNodes = 10000, kMaxDepth = 256;
+
+  const Event& at(size_t i) const {
+    if (i >= ev_.size()) throw Fail{ev_.empty() ? YAML::Mark() : ev_.back().mark, "unexpected end of the YAML document"};
+    return ev_[i];
+  }
+  // The node whose events start at i; i moves past them. `alias`: the alias it is a copy for.
+  YAML::Node node(size_t& i, const Event* alias, size_t depth) {
+    const Event& e = at(i);
+    const YAML::Mark where = alias ? alias->mark : e.mark;
+    if (++count_ > kMaxNodes) throw Fail{where, "more than " + std::to_string(kMaxNodes) + " YAML nodes (aliases included)"};
+    if (depth > kMaxDepth) throw Fail{where, "YAML nested more than " + std::to_string(kMaxDepth) + " levels deep (aliases included)"};
+    if (e.kind == Event::alias) {
+      ++i;
+      auto a = anchors_.find(e.anchor);
+      if (a == anchors_.end() || open_.count(e.anchor)) throw Fail{e.mark, "an alias to a node that contains it"};
+      size_t from = a->second;
+      return node(from, alias ? alias : &e, depth + 1);
+    }
+    const size_t start = i++;
+    if (e.anchor) anchors_[e.anchor] = start;
+    YAML::Node n;
+    switch (e.kind) {
+      case Event::null: n = YAML::Node(YAML::NodeType::Null); break;
+      case Event::scalar: n = YAML::Node(e.value); break;
+      case Event::seq:
+        n = YAML::Node(YAML::NodeType::Sequence);
+        open_.insert(e.anchor);
+        while (at(i).kind != Event::seq_end) n.push_back(node(i, nullptr, depth + 1));
+        ++i;
+        open_.erase(e.anchor);
+        break;
+      case Event::map:
+        n = YAML::Node(YAML::NodeType::Map);
+        open_.insert(e.anchor);
+        while (at(i).kind != Event::map_end) {
+          YAML::Node k = node(i, nullptr, depth + 1);
+          YAML::Node v = node(i, nullptr, depth + 1);
+          n.force_insert(k, v);
+        }
+        ++i;
+        open_.erase(e.anchor);
+        break;
+      default: throw Fail{where, "malformed YAML document"};
+    }
+    marks.emplace_back(n, where);
+    return n;
+  }
+
+  const std::vector<Event>& ev_;
+  std::map<YAML::anchor_t, size_t> anchors_;
+  std::set<YAML::anchor_t> open_;
+  size_t count_ = 0;
+};
+
+// The first line and column: where an error about the whole file points.
+YAML::Mark file_start() { return YAML::Mark(); }
 }  // namespace
 
 LoadResult parse_signature(const std::string& text, const std::string& file) {
@@ -438,26 +533,31 @@ LoadResult parse_signature(const std::string& text, const std::string& file) {
     e.message = msg;
     r.errors.push_back(std::move(e));
   };
+  struct Located {
+    ~Located() { t_marks = nullptr; }
+  } located;
   try {
-    // One signature per file: a second document after `---` would otherwise go unread. Looked
-    // for with the parser's events only: yaml-cpp's LoadAll can take gigabytes on a few hundred
-    // hostile bytes that Load and the bare parser read at once.
-    {
-      std::istringstream in(text);
-      YAML::Parser parser(in);
-      LaterDocument later;
-      // (On some hostile input the parser reports empty documents without end: 16 is plenty.)
-      while (!later.found && later.docs <= 16 && parser.HandleNextDocument(later)) {}
-      if (later.found || later.docs > 16) {
-        Fail f;
-        f.mark = later.at;
-        f.message = "a signature file holds one signature: a second YAML document ('---') is not read";
-        throw f;
-      }
-    }
-    YAML::Node root = YAML::Load(text);
-    if (!root || root.IsNull()) { err(YAML::Mark::null_mark(), "empty signature file"); return r; }
-    r.signatures.push_back(parse_doc(root, file));
+    // One signature per file: a second document after `---` would otherwise go unread. Read
+    // with the parser's events only: yaml-cpp's LoadAll can take gigabytes on a few hundred
+    // hostile bytes that the bare parser reads at once.
+    std::istringstream in(text);
+    YAML::Parser parser(in);
+    Recorder rec;
+    // (On some hostile input the parser reports empty documents without end: 16 is plenty.)
+    while (!rec.later && rec.docs <= 16 && parser.HandleNextDocument(rec)) {}
+    if (rec.later || rec.docs > 16)
+      throw Fail{rec.later_at, "a signature file holds one signature: a second YAML document ('---') is not read"};
+    if (rec.events.empty()) { err(file_start(), "empty signature file"); return r; }
+    TreeBuilder builder(rec.events);
+    YAML::Node root = builder.build();
+    if (root.IsNull()) { err(builder.marks.back().second, "empty signature file"); return r; }
+    t_marks = &builder.marks;
+    auto sig = parse_doc(root, file);
+    const YAML::Node& located_root = root;
+    YAML::Mark name_at = mark_of(located_root["name"]);
+    sig->line = name_at.line + 1;
+    sig->column = name_at.column + 1;
+    r.signatures.push_back(std::move(sig));
   } catch (const Fail& f) {
     err(f.mark, f.message);
   } catch (const YAML::Exception& e) {
@@ -482,7 +582,7 @@ LoadResult load_signatures(const std::string& dir) {
     if ((ext == ".yaml" || ext == ".yml") && it->is_regular_file(ec)) files.push_back(it->path());
   }
   std::sort(files.begin(), files.end());
-  std::set<std::string> names;
+  std::map<std::string, std::string> names;  // name -> the file that has it
   for (auto& p : files) {
     std::ifstream in(p, std::ios::binary);
     if (!in) { r.errors.push_back({p.string(), 0, 0, "cannot read"}); continue; }
@@ -491,8 +591,9 @@ LoadResult load_signatures(const std::string& dir) {
     LoadResult one = parse_signature(ss.str(), p.string());
     for (auto& e : one.errors) r.errors.push_back(std::move(e));
     for (auto& s : one.signatures) {
-      if (!names.insert(s->name).second) {
-        r.errors.push_back({p.string(), 0, 0, "signature name '" + s->name + "' is already used by another file"});
+      auto [other, fresh] = names.emplace(s->name, p.string());
+      if (!fresh) {
+        r.errors.push_back({p.string(), s->line, s->column, "signature name '" + s->name + "' is already used by " + other->second});
         continue;
       }
       r.signatures.push_back(std::move(s));

@@ -167,6 +167,43 @@ TEST_CASE("signatures: errors name the file, line and column") {
   CHECK(e.message.find("between 0 and 511") != std::string::npos);
 }
 
+TEST_CASE("signatures: an empty file and an aliased node are located too") {
+  auto e = parse_err("");
+  CHECK(e.str() == "t.yaml:1:1: empty signature file");
+  e = parse_err("# nothing but a comment\n");
+  CHECK(e.str() == "t.yaml:1:1: empty signature file");
+  e = parse_err("\n---\n~\n");
+  CHECK(e.str() == "t.yaml:3:1: empty signature file");
+  // The error is where the alias uses the node, not where the anchor defines it.
+  e = parse_err("name: z\ntransport: tcp\nprobe: &p {bytes: [{offset: 0, hex: \"41\"}]}\n"
+                "fields:\n  - {name: a, offset: 0, type: u8, phi: *p}\n");
+  CHECK(e.str() == "t.yaml:5:41: field.phi must be true or false");
+  // Inside an aliased node, the node's own place.
+  e = parse_err("name: z\ntransport: tcp\nx: &h {offset: 0, hex: \"4G\"}\n");
+  CHECK(e.line == 3);
+  e = parse_err("name: z\ntransport: tcp\nprobe: {bytes: [&h {offset: 0, hex: \"41\"}, {offset: 1, hex: *h}]}\n");
+  CHECK(e.str() == "t.yaml:3:61: probe.bytes.hex must be a string");
+  // Aliases still work, and a name or field read through one is located at the alias.
+  auto ok = parse_ok("name: &n z\ntransport: tcp\nprobe: &p {bytes: [{offset: 0, hex: \"41\"}]}\n"
+                     "fields:\n  - {name: a, offset: 0, type: u8, phi: &t true}\n  - {name: b, offset: 1, type: u8, phi: *t}\n");
+  CHECK(ok->fields.size() == 2);
+  CHECK(ok->fields[1].phi);
+  CHECK(ok->line == 1);
+  CHECK(ok->column == 7);
+  // An alias inside the node it names, and aliases that expand past reason, are refused.
+  e = parse_err("name: z\ntransport: tcp\nprobe: &p {bytes: [*p]}\n");
+  CHECK(e.message.find("contains it") != std::string::npos);
+  std::string laughs = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n";
+  for (int i = 1; i < 9; ++i) {
+    std::string prev = "*a" + std::to_string(i - 1);
+    laughs += "a" + std::to_string(i) + ": &a" + std::to_string(i) + " [" + prev;
+    for (int k = 1; k < 10; ++k) laughs += ", " + prev;
+    laughs += "]\n";
+  }
+  e = parse_err(laughs);
+  CHECK(e.message.find("YAML nodes (aliases included)") != std::string::npos);
+}
+
 TEST_CASE("signatures: duplicate keys, a second document and what could never be read are errors") {
   // A second `phi:` would be ignored by yaml-cpp (the first wins): the value would go out in clear.
   std::string t = kAcme;
@@ -226,7 +263,9 @@ TEST_CASE("signatures: a directory with a duplicate name and a missing directory
   LoadResult r = load_signatures(dir.string());
   CHECK(r.signatures.size() == 1);
   REQUIRE(r.errors.size() == 1);
-  CHECK(r.errors[0].message.find("already used") != std::string::npos);
+  // At the second file's name, naming the first file.
+  CHECK(r.errors[0].str() == (dir / "b.yml").string() + ":1:7: signature name 'acme-ct-service' is already used by " +
+                                 (dir / "a.yaml").string());
   CHECK(load_signatures((dir / "nope").string()).errors.size() == 1);
 
   // Registered at run time: a registry entry for the signature's port (it names one), and the
@@ -262,8 +301,18 @@ TEST_CASE("signatures: a directory with a duplicate name and a missing directory
   // of it, not a second app count.
   CHECK(h.out.counters().get("proprietary.acme-ct-service.flows") == 1);
   CHECK(h.out.counters().get("app.acme-ct-service.flows") == 0);
-  // Loading the same directory again reports the duplicates.
-  CHECK(add_signatures(dir.string()).size() == 1);
+  // Loading the same directory again reports the duplicates, at the name.
+  auto again = add_signatures(dir.string());
+  REQUIRE(again.size() == 1);
+  CHECK(again[0].str() == (dir / "a.yaml").string() + ":1:7: signature 'acme-ct-service' is already loaded from " +
+                              (dir / "a.yaml").string());
+  // A shipped signature's name.
+  fs::create_directories(dir / "builtin");
+  std::ofstream(dir / "builtin" / "s.yaml") << "name: datex-ohmeda-s5\ntransport: tcp\nprobe: {bytes: [{offset: 0, hex: '41'}]}\n";
+  auto shipped = add_signatures((dir / "builtin").string());
+  REQUIRE(shipped.size() == 1);
+  CHECK(shipped[0].str() == (dir / "builtin" / "s.yaml").string() + ":1:7: signature 'datex-ohmeda-s5' is already loaded from " +
+                                std::string(MEDMON_SIGNATURES_SRC) + "/datex-ohmeda-s5.yaml");
   fs::remove_all(dir);
 }
 
