@@ -293,16 +293,33 @@ DecodeStatus Decoder::ipv6(const uint8_t* p, uint32_t len, uint32_t off, Packet&
           at += hlen;
         }
         if (out.proto == 44) return bad("ipv6.fragment_in_fragment", off + pos, out);
+        if (at > 40) plain_ipv6(whole, whole + at, total - at, out);
         return transport(whole + at, total - at, off + 40, out);
       }
       default:
         out.proto = next;
         out.l3 = p;
         out.l3_len = len;
+        if (pos > 40) plain_ipv6(p, p + pos, len - pos, out);
         return transport(p + pos, len - pos, off + pos, out);
     }
   }
   return bad("ipv6.too_many_extensions", off + pos, out);
+}
+
+// nDPI takes the transport protocol from the IP header and skips some IPv6 extension headers
+// but not others (the authentication header): a TCP packet it read as protocol 51 would make it
+// keep the flow's TCP state past ndpi_free_flow. It gets the base header with the transport
+// protocol as next header, followed by the transport header: the protocol medmon decoded.
+void Decoder::plain_ipv6(const uint8_t* base, const uint8_t* l4, uint32_t l4_len, Packet& out) {
+  plain_l3_.resize(40 + l4_len);
+  std::memcpy(plain_l3_.data(), base, 40);
+  plain_l3_[4] = static_cast<uint8_t>(l4_len >> 8);
+  plain_l3_[5] = static_cast<uint8_t>(l4_len);
+  plain_l3_[6] = out.proto;
+  std::memcpy(plain_l3_.data() + 40, l4, l4_len);
+  out.l3 = plain_l3_.data();
+  out.l3_len = 40 + l4_len;
 }
 
 DecodeStatus Decoder::peek_fragment(uint32_t id, uint32_t offset, bool more, const uint8_t* l4, uint32_t len,

@@ -88,6 +88,8 @@ class Decoder {
   DecodeStatus udp_tunnel(uint16_t port, const uint8_t* p, uint32_t len, uint32_t off, Packet& out);
   DecodeStatus inner(uint16_t ethertype, const uint8_t* p, uint32_t len, uint32_t off, Packet& out);
   DecodeStatus peek_fragment(uint32_t id, uint32_t offset, bool more, const uint8_t* l4, uint32_t len, Packet& out);
+  // Points out.l3 at a copy of the packet without its IPv6 extension headers.
+  void plain_ipv6(const uint8_t* base, const uint8_t* l4, uint32_t l4_len, Packet& out);
   // An anomaly in a packet that is still used: reported, not counted as malformed.
   void note(std::string_view name, uint32_t off, const Packet& out);
   DecodeStatus bad(std::string_view name, uint32_t off, const Packet& out);
@@ -97,6 +99,7 @@ class Decoder {
   AnomalyFn on_anomaly_;
   FragmentTable frags_;
   std::vector<uint8_t> reassembled_;
+  std::vector<uint8_t> plain_l3_;  // an IPv6 packet as nDPI gets it, without extension headers
   std::vector<uint8_t> tunnelled_;  // a tunnel's payload taken out of reassembled_, which its own fragments reuse
   int tunnel_depth_ = 0;
   bool peek_only_ = false;

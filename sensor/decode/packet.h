@@ -23,7 +23,8 @@ struct Packet {
   uint8_t vlan_count = 0;
   std::array<uint16_t, 2> vlan{};  // outer first
 
-  // Layer 3: the whole IP packet (header + payload), as nDPI wants it.
+  // Layer 3: the whole IP packet (header + payload), as nDPI wants it: an IPv6 packet without the
+  // extension headers before its transport header, so that nDPI reads the protocol medmon did.
   const uint8_t* l3 = nullptr;
   uint32_t l3_len = 0;
   uint8_t ip_version = 0;

@@ -87,6 +87,42 @@ TEST_CASE("IPv6 with hop-by-hop and destination options") {
   CHECK(p.src.to_string() == "2001:db8::1");
 }
 
+TEST_CASE("IPv6 extension headers, AH among them, are left out of the packet nDPI gets") {
+  Harness h(linktype::EN10MB);
+  uint8_t a[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  uint8_t b[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2};
+  auto l4 = tcp(1000, 443, 1, 0, tcpflag::PSH | tcpflag::ACK, "hello");
+  Bytes ext = {60, 4};  // authentication header (24 bytes) -> destination options -> TCP
+  ext.insert(ext.end(), 22, 0);
+  ext.push_back(6); ext.push_back(0); ext.insert(ext.end(), 6, 0);
+  ext.insert(ext.end(), l4.begin(), l4.end());
+  Packet p;
+  REQUIRE(h.run(ether(0x86DD, ipv6(a, b, 51, ext)), p) == DecodeStatus::ok);
+  CHECK(p.proto == 6);
+  REQUIRE(p.l3_len == 40 + l4.size());
+  CHECK(p.l3[6] == 6);
+  CHECK((p.l3[4] << 8 | p.l3[5]) == static_cast<int>(l4.size()));
+  CHECK(Bytes(p.l3 + 40, p.l3 + p.l3_len) == l4);
+  CHECK(Bytes(p.l3 + 8, p.l3 + 40) == Bytes(h.frame.begin() + 14 + 8, h.frame.begin() + 14 + 40));
+
+  // The same behind a fragment header: the datagram nDPI gets has no extension header either.
+  Bytes inner = {51, 0};  // destination options -> AH -> TCP
+  inner.insert(inner.end(), 6, 0);
+  inner.push_back(6); inner.push_back(4); inner.insert(inner.end(), 22, 0);
+  inner.insert(inner.end(), l4.begin(), l4.end());
+  Bytes f1 = {60, 0, 0, 1, 0, 0, 0, 9};  // offset 0, more
+  f1.insert(f1.end(), inner.begin(), inner.begin() + 40);
+  Bytes f2 = {60, 0, 0, 40, 0, 0, 0, 9};  // offset 40, last
+  f2.insert(f2.end(), inner.begin() + 40, inner.end());
+  CHECK(h.run(ether(0x86DD, ipv6(a, b, 44, f1)), p) == DecodeStatus::fragment);
+  REQUIRE(h.run(ether(0x86DD, ipv6(a, b, 44, f2)), p) == DecodeStatus::ok);
+  CHECK(p.proto == 6);
+  CHECK(p.payload_len == 5);
+  REQUIRE(p.l3_len == 40 + l4.size());
+  CHECK(p.l3[6] == 6);
+  CHECK(Bytes(p.l3 + 40, p.l3 + p.l3_len) == l4);
+}
+
 TEST_CASE("IPv4 fragments reassemble out of order, overlaps keep the first copy") {
   Harness h(linktype::RAW);
   std::string data(64, 'A');
