@@ -28,6 +28,15 @@ void FragmentTable::expire(Timestamp now) {
   }
 }
 
+void FragmentTable::time_went_back(Timestamp now) {
+  // order_ is in order of arrival: the datagrams to put back are at its end, and it stays in order.
+  for (auto k = order_.rbegin(); k != order_.rend(); ++k) {
+    Datagram& d = table_.find(*k)->second;
+    if (d.first.usec <= now.usec) break;
+    d.first = now;
+  }
+}
+
 FragmentTable::Result FragmentTable::add(const Key& key, Timestamp ts, std::span<const uint8_t> header,
                                          uint32_t offset, bool more, std::span<const uint8_t> data,
                                          std::vector<uint8_t>& out, bool& conflict) {

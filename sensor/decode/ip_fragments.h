@@ -39,6 +39,8 @@ class FragmentTable {
   Result add(const Key& key, Timestamp ts, std::span<const uint8_t> header, uint32_t offset,
              bool more, std::span<const uint8_t> data, std::vector<uint8_t>& out, bool& conflict);
   void expire(Timestamp now);
+  // Packet time went back to `now`: datagrams begun later wait for their timeout from `now`.
+  void time_went_back(Timestamp now);
   size_t pending() const { return table_.size(); }
   // Disjoint received pieces one datagram may have; real senders make one growing piece.
   static constexpr size_t kMaxPieces = 256;

@@ -1,5 +1,7 @@
 #include "sensor/engine/pipeline.h"
 
+#include <algorithm>
+
 #include "dissectors/http/http_reader.h"
 #include "dissectors/registry.h"
 #include "sensor/engine/stream_feeder.h"
@@ -81,7 +83,8 @@ Pipeline::Pipeline(const SensorConfig& cfg, Depth depth, EventOutput& out, const
       c_tcp_gaps_(out.counters().at("tcp.gaps")),
       c_overlap_conflicts_(out.counters().at("tcp.overlap_conflicts")),
       c_reversed_by_content_(out.counters().at("flows.reversed_by_content")),
-      c_orientation_kept_(out.counters().at("flows.orientation_kept")) {
+      c_orientation_kept_(out.counters().at("flows.orientation_kept")),
+      c_time_backwards_(out.counters().at("time.backwards")) {
   flows_ = std::make_unique<FlowTable>(cfg_.flows, out_.counters(),
                                        [this](Flow& f, FlowEnd why) { on_flow_end(f, why); });
   // The dissectors' registered ports name the server of a flow picked up mid-connection.
@@ -144,22 +147,24 @@ void Pipeline::packet(const uint8_t* frame, uint32_t caplen, uint32_t wirelen, T
   ++packets_;
   bytes_ += wirelen;
   if (ts.usec > last_ts_.usec) last_ts_ = ts;
+  if (ts.usec > clock_.usec) clock_ = ts;
+  else if (clock_.usec - ts.usec > kTimeBackUsec) time_went_back(ts);
   if (!decoder_) return;
   Packet p;
   DecodeStatus ds = decoder_->decode(frame, caplen, wirelen, ts, p);
   if (ds != DecodeStatus::ok || depth_ == Depth::decode) return;
 
   // Timeouts advance with packet time, checked once per second of it.
-  if (last_ts_.usec >= next_expire_usec_) {
-    flows_->expire(last_ts_);
-    decoder_->fragments().expire(last_ts_);
-    next_expire_usec_ = last_ts_.usec + 1'000'000;
+  if (clock_.usec >= next_expire_usec_) {
+    flows_->expire(clock_);
+    decoder_->fragments().expire(clock_);
+    next_expire_usec_ = clock_.usec + 1'000'000;
   }
   if (cfg_.stats_interval_usec > 0) {
-    if (next_stats_usec_ == 0) next_stats_usec_ = last_ts_.usec + cfg_.stats_interval_usec;
-    else if (last_ts_.usec >= next_stats_usec_) {
-      write_stats(last_ts_);
-      next_stats_usec_ = last_ts_.usec + cfg_.stats_interval_usec;
+    if (next_stats_usec_ == 0) next_stats_usec_ = clock_.usec + cfg_.stats_interval_usec;
+    else if (clock_.usec >= next_stats_usec_) {
+      write_stats(clock_);
+      next_stats_usec_ = clock_.usec + cfg_.stats_interval_usec;
     }
   }
 
@@ -183,11 +188,23 @@ void Pipeline::packet(const uint8_t* frame, uint32_t caplen, uint32_t wirelen, T
     if (p.tcp_flags & tcpflag::FIN) f.fin_seen[d] = true;
     if (p.tcp_flags & tcpflag::RST) f.rst_seen = true;
   }
-  flows_->touch(f);
+  flows_->touch(f, clock_);
   if (depth_ == Depth::flow) return;
 
   if (p.proto == 6) tcp(f, dir, p);
   else if (p.proto == 17) udp(f, dir, p);
+}
+
+// Packet time went back (files given out of time order, a merged capture of clocks that
+// disagree, a clock stepped back): timeouts and stats go on from the earlier time, instead of
+// waiting until packet time passes the latest time seen.
+void Pipeline::time_went_back(Timestamp ts) {
+  ++c_time_backwards_;
+  clock_ = ts;
+  flows_->time_went_back(ts);
+  if (decoder_) decoder_->fragments().time_went_back(ts);
+  next_expire_usec_ = std::min(next_expire_usec_, ts.usec + 1'000'000);
+  if (next_stats_usec_ != 0) next_stats_usec_ = std::min(next_stats_usec_, ts.usec + cfg_.stats_interval_usec);
 }
 
 void Pipeline::prepare() {
@@ -238,7 +255,7 @@ void Pipeline::orient_by_content(Flow& f, Dir& dir, const Packet& p) {
     st->ep.dst_mac = f.server_mac;
     st->header.valid = false;
   }
-  flows_->touch(f);
+  flows_->touch(f, clock_);
 }
 
 void Pipeline::tcp(Flow& f, Dir dir, const Packet& p) {

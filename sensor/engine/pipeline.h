@@ -80,6 +80,7 @@ class Pipeline {
   // side is the server; the flow is turned round if nothing was said of its sides yet.
   void orient_by_content(Flow& f, Dir& dir, const Packet& p);
   void udp(Flow& f, Dir dir, const Packet& p);
+  void time_went_back(Timestamp ts);
 
   // Servers seen speaking a medical protocol in clear: a TLS flow to them (or to the protocol's
   // TLS port) is recorded as that protocol over TLS ("dicom-tls"). Bounded.
@@ -98,7 +99,11 @@ class Pipeline {
   std::unique_ptr<FlowTable> flows_;
   ReassemblyMemory reasm_mem_;
   std::unique_ptr<NdpiClassifier> ndpi_;
-  Timestamp last_ts_{};
+  Timestamp last_ts_{};  // the latest packet time seen
+  // Packet time as timeouts and periodic stats count it: the latest, unless time went back by
+  // more than kTimeBackUsec (then from there on).
+  Timestamp clock_{};
+  static constexpr int64_t kTimeBackUsec = 1'000'000;
   int64_t next_expire_usec_ = 0;
   int64_t next_stats_usec_ = 0;
   uint64_t packets_ = 0, bytes_ = 0;
@@ -110,6 +115,7 @@ class Pipeline {
   uint64_t& c_overlap_conflicts_;
   uint64_t& c_reversed_by_content_;
   uint64_t& c_orientation_kept_;
+  uint64_t& c_time_backwards_;
 };
 
 }  // namespace medmon

@@ -118,9 +118,17 @@ void FlowTable::push_back(Flow& f) {
   l.tail = &f;
 }
 
-void FlowTable::touch(Flow& f) {
+void FlowTable::touch(Flow& f, Timestamp now) {
   unlink(f);
+  f.idle_from = now;
   push_back(f);
+}
+
+void FlowTable::time_went_back(Timestamp now) {
+  // Each list is in order of idle_from: the flows to put back are at its tail, and the list
+  // stays in order.
+  for (auto& l : lists_)
+    for (Flow* f = l.tail; f && f->idle_from.usec > now.usec; f = f->lru_prev) f->idle_from = now;
 }
 
 int64_t FlowTable::timeout_of(const Flow& f) const {
@@ -140,7 +148,7 @@ void FlowTable::end(Flow& f, FlowEnd why) {
 
 void FlowTable::expire(Timestamp now) {
   for (auto& l : lists_) {
-    while (l.head && now.usec - l.head->last.usec > timeout_of(*l.head)) {
+    while (l.head && now.usec - l.head->idle_from.usec > timeout_of(*l.head)) {
       Flow& f = *l.head;
       FlowEnd why = f.lru_class == 1 ? (f.rst_seen ? FlowEnd::reset : FlowEnd::closed) : FlowEnd::idle_timeout;
       if (why == FlowEnd::idle_timeout) ++c_timeout_;
@@ -212,7 +220,7 @@ Flow& FlowTable::lookup(const Packet& p, Dir& dir) {
   auto [nit, inserted] = map_.try_emplace(k);
   Flow& f = nit->second;
   f.key = k;
-  f.start = f.last = p.ts;
+  f.start = f.last = f.idle_from = p.ts;
   bool synack = p.proto == 6 && (p.tcp_flags & (tcpflag::SYN | tcpflag::ACK)) == (tcpflag::SYN | tcpflag::ACK);
   bool syn = p.proto == 6 && (p.tcp_flags & tcpflag::SYN);
   // The client is the sender of the first packet, unless that packet is a SYN-ACK; without a

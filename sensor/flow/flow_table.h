@@ -91,6 +91,8 @@ struct Flow {
   std::array<bool, 2> isn_seen{};       // per direction: SYN seen, isn valid
   std::array<uint32_t, 2> isn{};
   Timestamp start, last;
+  // Its last packet's time as the idle timeout counts it: put back when packet time went back.
+  Timestamp idle_from;
   std::array<uint64_t, 2> pkts{}, bytes{}, payload_bytes{};
   std::array<uint8_t, 2> tcp_flags{};
   std::array<uint8_t, 6> client_mac{}, server_mac{};
@@ -124,8 +126,11 @@ class FlowTable {
   // May end other flows first (capacity eviction, reuse of a closed 5-tuple by a new SYN,
   // absolute timeout), calling on_end for each.
   Flow& lookup(const Packet& p, Dir& dir);
-  // Marks activity: moves the flow to the back of its timeout list.
-  void touch(Flow& f);
+  // Marks activity at packet time `now`: moves the flow to the back of its timeout list.
+  void touch(Flow& f, Timestamp now);
+  // Packet time went back to `now`: flows last active later count their idle time from `now`,
+  // so that they neither stay forever nor hold back the timeouts of the flows behind them.
+  void time_went_back(Timestamp now);
   // Ends flows idle longer than their timeout at packet time `now`.
   void expire(Timestamp now);
   // Ends every flow (end of input, shutdown).

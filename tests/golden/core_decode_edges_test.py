@@ -75,4 +75,29 @@ c.eq("ipv6_ah: one TCP flow per connection", len(fl), 40)
 c.true("ipv6_ah: both segments in each flow", fl and all(f["flow"]["pkts_toserver"] == 2 for f in fl))
 c.eq("ipv6_ah: no anomaly", [e["anomaly"]["name"] for e in of_type(ev, "anomaly")], [])
 
+# ------------------------------------------------ packet time that goes back
+S, D = "10.0.0.1", "10.0.0.2"
+late = write("late.pcap", [(T0 + 86400, eth4(S, "10.0.0.9", 17, udp(S, "10.0.0.9", 1, 2, b"z")))])
+early_recs = [(T0 + i * 500, eth4(S, D, 17, udp(S, D, 5000, 6000, b"ping%d" % i))) for i in range(6)]
+early = write("early.pcap", early_recs)
+cfg = os.path.join(TMP, "stats.yaml")
+with open(cfg, "w") as f:
+    f.write("output:\n  stats_interval: 600\n")
+os.chmod(cfg, 0o600)
+alone = analyze(early, "--config", cfg)
+ev = analyze([late, early], "--config", cfg)
+udp_flows = [f for f in of_type(ev, "flow") if f["dst_port"] == 6000]
+c.eq("late then early file: the early flow times out between its packets 500 s apart (UDP 120 s)",
+     len(udp_flows), 6)
+c.eq("late then early file: the late flow ends once early time passes its timeout too",
+     [f["flow"]["state"] for f in of_type(ev, "flow") if f["dst_ip"] == "10.0.0.9"], ["idle_timeout"])
+c.eq("late then early file: time.backwards", counters(ev).get("time.backwards"), 1)
+c.eq("late then early file: periodic stats as for the early file alone",
+     len(of_type(ev, "stats")), len(of_type(alone, "stats")))
+c.eq("early file alone: time never went back", counters(alone).get("time.backwards", 0), 0)
+# Packets a little out of order (a merged capture) are no jump back.
+ev = analyze(write("jitter.pcap", [(T0 + 0.5, eth4(S, D, 17, udp(S, D, 5000, 6001, b"a"))),
+                                   (T0 + 0.1, eth4(S, D, 17, udp(S, D, 5000, 6001, b"b")))]))
+c.eq("reordered by 0.4 s: not counted", counters(ev).get("time.backwards", 0), 0)
+
 c.done()

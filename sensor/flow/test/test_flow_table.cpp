@@ -44,7 +44,7 @@ struct Table {
     f.last = p.ts;
     if (p.tcp_flags & tcpflag::FIN) f.fin_seen[static_cast<int>(d)] = true;
     if (p.tcp_flags & tcpflag::RST) f.rst_seen = true;
-    t.touch(f);
+    t.touch(f, p.ts);
     return d;
   }
 };
