@@ -84,7 +84,8 @@ Pipeline::Pipeline(const SensorConfig& cfg, Depth depth, EventOutput& out, const
       c_overlap_conflicts_(out.counters().at("tcp.overlap_conflicts")),
       c_reversed_by_content_(out.counters().at("flows.reversed_by_content")),
       c_orientation_kept_(out.counters().at("flows.orientation_kept")),
-      c_time_backwards_(out.counters().at("time.backwards")) {
+      c_time_backwards_(out.counters().at("time.backwards")),
+      c_decode_anomalies_suppressed_(out.counters().at("anomaly.decode.suppressed")) {
   flows_ = std::make_unique<FlowTable>(cfg_.flows, out_.counters(),
                                        [this](Flow& f, FlowEnd why) { on_flow_end(f, why); });
   // The dissectors' registered ports name the server of a flow picked up mid-connection.
@@ -111,6 +112,17 @@ void Pipeline::on_decode_anomaly(std::string_view name, uint32_t offset, const P
   std::string counter = "anomaly.decode.";
   counter.append(name);
   ++out_.counters().at(counter);
+  // One event per malformed packet would let any host on the mirrored link fill the output:
+  // kMaxDecodeAnomalies of each name per window of packet time, the rest only counted.
+  auto& window = decode_anomaly_windows_[std::string(name)];
+  if (window.count == 0 || p.ts.usec - window.start.usec >= kDecodeAnomalyWindowUsec || p.ts.usec < window.start.usec) {
+    window.start = p.ts;
+    window.count = 0;
+  }
+  if (++window.count > kMaxDecodeAnomalies) {
+    ++c_decode_anomalies_suppressed_;
+    return;
+  }
   EventEndpoints ep;
   if (p.src.family) {
     ep.src = p.src; ep.dst = p.dst; ep.src_port = p.sport; ep.dst_port = p.dport; ep.proto = p.proto;

@@ -1,6 +1,7 @@
 #pragma once
 // One packet goes through decode -> flow table -> TCP reassembly -> dissectors / nDPI -> policy
 // once, on one thread, with no copy of payload except out-of-order data.
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -116,6 +117,13 @@ class Pipeline {
   uint64_t& c_reversed_by_content_;
   uint64_t& c_orientation_kept_;
   uint64_t& c_time_backwards_;
+  // Decode anomaly events written per anomaly name in a window of packet time (a fixed set of
+  // names, so the map stays small).
+  struct AnomalyWindow { Timestamp start; uint32_t count = 0; };
+  std::map<std::string, AnomalyWindow, std::less<>> decode_anomaly_windows_;
+  static constexpr uint32_t kMaxDecodeAnomalies = 100;
+  static constexpr int64_t kDecodeAnomalyWindowUsec = 60'000'000;
+  uint64_t& c_decode_anomalies_suppressed_;
 };
 
 }  // namespace medmon

@@ -100,4 +100,17 @@ ev = analyze(write("jitter.pcap", [(T0 + 0.5, eth4(S, D, 17, udp(S, D, 5000, 600
                                    (T0 + 0.1, eth4(S, D, 17, udp(S, D, 5000, 6001, b"b")))]))
 c.eq("reordered by 0.4 s: not counted", counters(ev).get("time.backwards", 0), 0)
 
+# ------------------------------------------------ a flood of malformed packets
+bad = tcp(S, D, 1000, 104, 1, 0, ACK)
+bad = bad[:12] + bytes([2 << 4]) + bad[13:]  # data offset 2 (8 bytes): less than a TCP header
+recs = [(T0 + i * 1e-4, eth4("10.6.6.6", D, 6, bad)) for i in range(1000)]
+recs += [(T0 + 61 + i * 1e-4, eth4("10.6.6.6", D, 6, bad)) for i in range(150)]
+ev = analyze(write("bad_offset_flood.pcap", recs))
+an = [e for e in of_type(ev, "anomaly") if e["anomaly"]["name"] == "tcp.bad_data_offset"]
+c.eq("1000 + 150 bad TCP offsets a minute apart: 100 anomaly events in each minute", len(an), 200)
+cn = counters(ev)
+c.eq("flood: every one counted by name", cn.get("anomaly.decode.tcp.bad_data_offset"), 1150)
+c.eq("flood: the others counted as suppressed", cn.get("anomaly.decode.suppressed"), 950)
+c.eq("flood: every one counted malformed", cn.get("decode.malformed"), 1150)
+
 c.done()
