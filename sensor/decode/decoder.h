@@ -67,6 +67,8 @@ class Decoder {
   Decoder(int dlt, Counters& counters, AnomalyFn on_anomaly, FragmentLimits frag = {});
   DecodeStatus decode(const uint8_t* frame, uint32_t caplen, uint32_t wirelen, Timestamp ts, Packet& out);
   FragmentTable& fragments() { return frags_; }
+  // The link type of the frames that follow (the next file's); held fragments are kept.
+  void set_linktype(int dlt) { dlt_ = dlt; }
   // Addresses and ports only: fragments are reported as `fragment` (addresses and protocol
   // set, fragment fields in peeked_fragment()) without being held. Used to dispatch packets to
   // workers.

@@ -11,7 +11,12 @@ FragmentTable::FragmentTable(FragmentLimits limits, Counters& c)
       c_timeout_(c.at("ip.fragments.timeout")),
       c_evicted_(c.at("ip.fragments.evicted")),
       c_too_big_(c.at("ip.fragments.too_big")),
-      c_too_many_pieces_(c.at("ip.fragments.too_many_pieces")) {}
+      c_too_many_pieces_(c.at("ip.fragments.too_many_pieces")),
+      c_incomplete_(c.at("ip.fragments.incomplete")) {}
+
+void FragmentTable::drop_all() {
+  while (!order_.empty()) drop(table_.find(order_.front()), c_incomplete_);
+}
 
 void FragmentTable::drop(std::map<Key, Datagram>::iterator it, uint64_t& counter) {
   bytes_ -= it->second.data.size();

@@ -39,6 +39,8 @@ class FragmentTable {
   Result add(const Key& key, Timestamp ts, std::span<const uint8_t> header, uint32_t offset,
              bool more, std::span<const uint8_t> data, std::vector<uint8_t>& out, bool& conflict);
   void expire(Timestamp now);
+  // The input ended: datagrams still waiting are dropped (counted in ip.fragments.incomplete).
+  void drop_all();
   // Packet time went back to `now`: datagrams begun later wait for their timeout from `now`.
   void time_went_back(Timestamp now);
   size_t pending() const { return table_.size(); }
@@ -67,6 +69,7 @@ class FragmentTable {
   uint64_t& c_evicted_;
   uint64_t& c_too_big_;
   uint64_t& c_too_many_pieces_;
+  uint64_t& c_incomplete_;
 };
 
 }  // namespace medmon

@@ -102,6 +102,12 @@ Pipeline::Pipeline(const SensorConfig& cfg, Depth depth, EventOutput& out, const
 Pipeline::~Pipeline() = default;
 
 void Pipeline::set_linktype(int dlt) {
+  // Fragments are an IP matter: those of a datagram split over files (a rotated capture) still
+  // meet, whatever link type each file has.
+  if (decoder_) {
+    decoder_->set_linktype(dlt);
+    return;
+  }
   decoder_ = std::make_unique<Decoder>(
       dlt, out_.counters(),
       [this](std::string_view name, uint32_t offset, const Packet& p) { on_decode_anomaly(name, offset, p); },
@@ -583,6 +589,7 @@ void Pipeline::write_stats(Timestamp ts) {
 }
 
 void Pipeline::finish(FlowEnd why, bool with_stats) {
+  if (decoder_) decoder_->fragments().drop_all();
   flows_->end_all(why);
   for (FlowJudge* j : judges_) j->finish(last_ts_, out_);
   if (with_stats) write_stats(last_ts_);

@@ -125,8 +125,8 @@ void OfflineWorkers::broadcast(Batch::Kind kind, int dlt, FlowEnd why) {
 }
 
 void OfflineWorkers::set_linktype(int dlt) {
-  // Held frames are of the previous link type (and one pipeline does not reassemble across
-  // files either).
+  // Held frames are of the previous link type: dropped, with their routes (counted as
+  // workers.fragments.unmatched).
   drop_all_routes();
   peek_ = std::make_unique<Decoder>(dlt, peek_counters_, nullptr);
   peek_->set_peek_only(true);

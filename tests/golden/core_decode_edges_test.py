@@ -113,4 +113,14 @@ c.eq("flood: every one counted by name", cn.get("anomaly.decode.tcp.bad_data_off
 c.eq("flood: the others counted as suppressed", cn.get("anomaly.decode.suppressed"), 950)
 c.eq("flood: every one counted malformed", cn.get("decode.malformed"), 1150)
 
+# ------------------------------------------------ fragments over two files, and left at the end
+pay = udp(S, D, 7000, 2575, b"MSH|^~\\&|" + b"A" * 600)
+fa = (T0, eth4(S, D, 17, pay[:304], ident=5, flags=0x2000))
+fb = (T0 + 0.001, eth4(S, D, 17, pay[304:], ident=5, flags=304 // 8))
+ev = analyze([write("frag_a.pcap", [fa]), write("frag_b.pcap", [fb])])
+c.eq("a datagram split over two files is reassembled",
+     [f["flow"]["payload_bytes_toserver"] for f in of_type(ev, "flow") if f["dst_port"] == 2575], [609])
+ev = analyze(write("frag_a_only.pcap", [fa]))
+c.eq("a datagram still waiting at the end of the input is counted", counters(ev).get("ip.fragments.incomplete"), 1)
+
 c.done()
