@@ -182,6 +182,12 @@ DecodeStatus Decoder::ipv4(const uint8_t* p, uint32_t len, uint32_t off, Packet&
   if (ihl < 20) return bad("ipv4.bad_header_length", off, out);
   if (ihl > len) return bad("ipv4.truncated_header", off, out);
   uint32_t total = be16(p + 2);
+  if (total == 0) {
+    // Segmentation offload on the capturing host hands the stack packets of any size with a
+    // total length of 0: the packet is as long as the frame, as Wireshark reads it.
+    counters_.add("ipv4.zero_total_length");
+    total = len;
+  }
   if (total < ihl) return bad("ipv4.bad_total_length", off, out);
   out.ip_version = 4;
   out.src = IpAddr::v4(p + 12);
@@ -200,7 +206,12 @@ DecodeStatus Decoder::ipv4(const uint8_t* p, uint32_t len, uint32_t off, Packet&
   if (more || frag_off) {
     ++c_fragments_;
     if (peek_only_) return peek_fragment(be16(p + 4), frag_off, more, p + ihl, len - ihl, out);
-    if (total > len) return bad("ipv4.truncated_fragment", off, out);
+    if (total > len) {
+      // Cut by the snap length, as a whole packet may be: counted, not held (the datagram
+      // cannot be made whole from it).
+      counters_.add("ip.fragments.truncated");
+      return DecodeStatus::fragment;
+    }
     if (frag_off + (len - ihl) > 65535) return bad("ipv4.fragment_beyond_64k", off, out);
     FragmentTable::Key key{out.src, out.dst, be16(p + 4), out.proto};
     bool conflict = false;
@@ -234,10 +245,18 @@ DecodeStatus Decoder::ipv6(const uint8_t* p, uint32_t len, uint32_t off, Packet&
   out.src = IpAddr::v6(p + 8);
   out.dst = IpAddr::v6(p + 24);
   uint32_t plen = be16(p + 4);
+  if (plen == 0 && len > 40) {
+    // Segmentation offload on the capturing host (or a jumbogram): the payload is the rest of
+    // the frame.
+    counters_.add("ipv6.zero_payload_length");
+    plen = len - 40;
+  }
+  bool truncated = false;
   if (40 + plen < len) len = 40 + plen;
   else if (40 + plen > len) {
-    if (!out.cut_short() && plen != 0) return bad("ipv6.payload_length_beyond_packet", off, out);
+    if (!out.cut_short()) return bad("ipv6.payload_length_beyond_packet", off, out);
     counters_.add("ipv6.truncated_payload");
+    truncated = true;
   }
   uint8_t next = p[6];
   uint32_t pos = 40;
@@ -263,6 +282,10 @@ DecodeStatus Decoder::ipv6(const uint8_t* p, uint32_t len, uint32_t off, Packet&
         ++c_fragments_;
         out.proto = inner;
         if (peek_only_) return peek_fragment(id, frag_off, more, p + pos, len - pos, out);
+        if (truncated) {
+          counters_.add("ip.fragments.truncated");  // as an IPv4 fragment cut by the snap length
+          return DecodeStatus::fragment;
+        }
         // Rebuild with the 40-byte base header only, next header = the fragmented protocol.
         uint8_t hdr[40];
         std::memcpy(hdr, p, 40);

@@ -123,4 +123,34 @@ c.eq("a datagram split over two files is reassembled",
 ev = analyze(write("frag_a_only.pcap", [fa]))
 c.eq("a datagram still waiting at the end of the input is counted", counters(ev).get("ip.fragments.incomplete"), 1)
 
+# ------------------------------------------------ IP length 0: segmentation offload on the capturing host
+syn4 = eth4(S, D, 6, tcp(S, D, 40001, 104, 1, 0, SYN))
+syn4 = syn4[:16] + b"\0\0" + syn4[18:]  # total length 0
+s6, d6 = "2001:db8::1", "2001:db8::2"
+syn6 = eth6(s6, d6, 6, tcp(s6, d6, 40002, 104, 1, 0, SYN))
+syn6 = syn6[:18] + b"\0\0" + syn6[20:]  # payload length 0
+ev = analyze(write("zero_length.pcap", [(T0, syn4), (T0 + 0.001, syn6)]))
+c.eq("IPv4 total length 0: the SYN makes its flow", len([f for f in of_type(ev, "flow") if f["src_port"] == 40001]), 1)
+c.eq("IPv6 payload length 0: the SYN makes its flow", len([f for f in of_type(ev, "flow") if f["src_port"] == 40002]), 1)
+c.eq("IP length 0: no anomaly", [e["anomaly"]["name"] for e in of_type(ev, "anomaly")], [])
+cn = counters(ev)
+c.eq("IP length 0: counted", (cn.get("ipv4.zero_total_length"), cn.get("ipv6.zero_payload_length")), (1, 1))
+
+# ------------------------------------------------ fragments cut by the snap length: alike in IPv4 and IPv6
+recs = []
+pay4 = udp(S, D, 7000, 7001, b"Q" * 1200)
+recs.append((T0 + 0.001, eth4(S, D, 17, pay4[:504], ident=9, flags=0x2000)))
+recs.append((T0 + 0.002, eth4(S, D, 17, pay4[504:], ident=9, flags=504 // 8)))
+u6 = udp(s6, d6, 7002, 7003, b"R" * 1200)
+recs.append((T0 + 0.003, eth6(s6, d6, 44, bytes([17, 0]) + struct.pack("!HI", 1, 77) + u6[:504])))
+recs.append((T0 + 0.004, eth6(s6, d6, 44, bytes([17, 0]) + struct.pack("!HI", 504, 77) + u6[504:])))
+recs = [(t, fr, len(fr)) for t, fr in recs]
+ev = analyze(write("snap_fragments.pcap", recs, snaplen=600))
+c.eq("fragments cut by the snap length: no anomaly", [e["anomaly"]["name"] for e in of_type(ev, "anomaly")], [])
+c.eq("fragments cut by the snap length: no datagram made of missing bytes",
+     [f["dst_port"] for f in of_type(ev, "flow") if f["proto"] == "udp"], [])
+cn = counters(ev)
+c.eq("fragments cut by the snap length: counted, IPv4 and IPv6 alike", cn.get("ip.fragments.truncated"), 2)
+c.eq("fragments cut by the snap length: not malformed", cn.get("decode.malformed", 0), 0)
+
 c.done()
