@@ -509,6 +509,7 @@ DecodeStatus Decoder::transport(const uint8_t* p, uint32_t len, uint32_t off, Pa
       if (len < 20) return bad("tcp.truncated_header", off, out);
       out.sport = be16(p);
       out.dport = be16(p + 2);
+      out.has_ports = true;
       out.seq = be32(p + 4);
       out.ack = be32(p + 8);
       uint32_t doff = (p[12] >> 4) * 4u;
@@ -531,6 +532,7 @@ DecodeStatus Decoder::transport(const uint8_t* p, uint32_t len, uint32_t off, Pa
       if (len < 8) return bad("udp.truncated_header", off, out);
       out.sport = be16(p);
       out.dport = be16(p + 2);
+      out.has_ports = true;
       uint32_t ulen = be16(p + 4);
       if (ulen < 8 && !(ulen == 0 && out.ip_version == 6)) return bad("udp.bad_length", off, out);
       uint32_t n = len - 8;
@@ -552,6 +554,7 @@ DecodeStatus Decoder::transport(const uint8_t* p, uint32_t len, uint32_t off, Pa
       if (len < 4) return bad(out.proto == 1 ? "icmp.truncated" : "icmp6.truncated", off, out);
       out.icmp_type = p[0];
       out.icmp_code = p[1];
+      out.has_ports = true;
       // Echo request/reply pairs share an identifier: use it as the "port" so they form one flow.
       bool echo = out.proto == 1 ? (p[0] == 8 || p[0] == 0) : (p[0] == 128 || p[0] == 129);
       if (echo && len >= 8) { out.sport = be16(p + 4); out.dport = out.sport; }

@@ -37,6 +37,7 @@ struct Packet {
   // Layer 4
   uint8_t proto = 0;  // IP protocol number
   uint16_t sport = 0, dport = 0;
+  bool has_ports = false;  // the transport header was read as far as the ports (0 for ICMP but echo)
   uint32_t seq = 0, ack = 0;
   uint8_t tcp_flags = 0;
   uint8_t icmp_type = 0, icmp_code = 0;

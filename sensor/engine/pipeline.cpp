@@ -132,6 +132,7 @@ void Pipeline::on_decode_anomaly(std::string_view name, uint32_t offset, const P
   EventEndpoints ep;
   if (p.src.family) {
     ep.src = p.src; ep.dst = p.dst; ep.src_port = p.sport; ep.dst_port = p.dport; ep.proto = p.proto;
+    ep.has_ports = p.has_ports;  // an IP-layer anomaly has no ports to tell
     ep.vlan = p.vlan_count ? p.vlan[0] : 0;
   }
   auto& w = out_.begin("anomaly", p.ts, p.src.family ? &ep : nullptr);

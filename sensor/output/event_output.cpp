@@ -12,7 +12,8 @@
 namespace medmon {
 
 bool EventOutput::HeaderCache::matches(const EventEndpoints& ep, HeaderAnnotator* a) const {
-  return valid && src_port == ep.src_port && dst_port == ep.dst_port && proto == ep.proto && vlan == ep.vlan &&
+  return valid && src_port == ep.src_port && dst_port == ep.dst_port && has_ports == ep.has_ports &&
+         proto == ep.proto && vlan == ep.vlan &&
          annotator == a && (!a || generation == a->annotation_generation()) && src == ep.src && dst == ep.dst &&
          flow_id == ep.flow_id && src_mac == ep.src_mac && dst_mac == ep.dst_mac;
 }
@@ -61,6 +62,7 @@ JsonWriter& EventOutput::begin(std::string_view event_type, Timestamp ts, const 
     header_.dst = ep->dst;
     header_.src_port = ep->src_port;
     header_.dst_port = ep->dst_port;
+    header_.has_ports = ep->has_ports;
     header_.vlan = ep->vlan;
     header_.proto = ep->proto;
     header_.src_mac = ep->src_mac;
@@ -76,9 +78,9 @@ void EventOutput::write_endpoints(const EventEndpoints& ep) {
   if (!ep.flow_id.empty()) writer_.field("flow_id", ep.flow_id);
   if (!ep.src.family) return;
   writer_.field("src_ip", ep.src);
-  writer_.field("src_port", ep.src_port);
+  if (ep.has_ports) writer_.field("src_port", ep.src_port);
   writer_.field("dst_ip", ep.dst);
-  writer_.field("dst_port", ep.dst_port);
+  if (ep.has_ports) writer_.field("dst_port", ep.dst_port);
   writer_.field("proto", l4_name(ep.proto));
   if (ep.vlan) writer_.field("vlan", ep.vlan);
   if (community_id_ && !ep.flow_id.empty()) {

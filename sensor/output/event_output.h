@@ -37,6 +37,7 @@ struct EventEndpoints {
   std::string_view flow_id;  // empty: no flow (e.g. a decode anomaly)
   IpAddr src, dst;
   uint16_t src_port = 0, dst_port = 0;
+  bool has_ports = true;  // false: left out (a decode anomaly before the transport header)
   uint8_t proto = 0;
   uint16_t vlan = 0;  // outer 802.1Q id, 0 = untagged
   std::array<uint8_t, 6> src_mac{}, dst_mac{};  // zero when unknown; the annotator binds devices by MAC
@@ -116,6 +117,7 @@ class EventOutput {
     std::string flow_id;
     IpAddr src, dst;
     uint16_t src_port = 0, dst_port = 0, vlan = 0;
+    bool has_ports = true;
     uint8_t proto = 0;
     std::array<uint8_t, 6> src_mac{}, dst_mac{};
     HeaderAnnotator* annotator = nullptr;

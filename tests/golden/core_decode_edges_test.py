@@ -153,4 +153,19 @@ cn = counters(ev)
 c.eq("fragments cut by the snap length: counted, IPv4 and IPv6 alike", cn.get("ip.fragments.truncated"), 2)
 c.eq("fragments cut by the snap length: not malformed", cn.get("decode.malformed", 0), 0)
 
+# ------------------------------------------------ an anomaly before the transport header has no ports
+lie = eth4(S, D, 6, tcp(S, D, 40000, 104, 1, 0, ACK))
+lie = lie[:16] + struct.pack("!H", 200) + lie[18:]  # total length beyond the whole packet
+ev = analyze(write("ip_anomaly.pcap", [(T0, lie), (T0 + 0.001, eth4(S, D, 6, bad))]))
+an = {e["anomaly"]["name"]: e for e in of_type(ev, "anomaly")}
+e = an.get("ipv4.total_length_beyond_packet")
+c.true("IP-layer anomaly: reported", e is not None)
+if e:
+    c.eq("IP-layer anomaly: addresses and protocol, no ports",
+         (e.get("src_ip"), e.get("dst_ip"), e.get("proto"), "src_port" in e, "dst_port" in e),
+         (S, D, "tcp", False, False))
+e = an.get("tcp.bad_data_offset")
+if e:
+    c.eq("TCP anomaly: ports as decoded", (e.get("src_port"), e.get("dst_port")), (1000, 104))
+
 c.done()

@@ -60,7 +60,9 @@ for path, with_site in [(p, False) for p in captures] + [(p, True) for p in capt
         c.eq(f"{rel} line {n}: ts and event_type lead", keys[:2], ["ts", "event_type"])
         if "src_ip" in ev:
             i = keys.index("src_ip")
-            c.eq(f"{rel} line {n}: endpoint keys in order", keys[i:i + 5], ["src_ip", "src_port", "dst_ip", "dst_port", "proto"])
+            # An anomaly met before the transport header has no ports.
+            want = ["src_ip", "src_port", "dst_ip", "dst_port", "proto"] if "src_port" in ev else ["src_ip", "dst_ip", "proto"]
+            c.eq(f"{rel} line {n}: endpoint keys in order", keys[i:i + len(want)], want)
 os.remove(site)
 os.rmdir(tmp)
 print("events validated by type:", json.dumps(seen, sort_keys=True))
