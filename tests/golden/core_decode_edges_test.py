@@ -75,6 +75,46 @@ c.eq("ipv6_ah: one TCP flow per connection", len(fl), 40)
 c.true("ipv6_ah: both segments in each flow", fl and all(f["flow"]["pkts_toserver"] == 2 for f in fl))
 c.eq("ipv6_ah: no anomaly", [e["anomaly"]["name"] for e in of_type(ev, "anomaly")], [])
 
+
+def ext(nh, units=0):
+    """An IPv6 extension header of 8 * (units + 1) bytes, next header nh."""
+    return bytes([nh, units]) + b"\0" * (6 + 8 * units)
+
+
+# The same second segment behind every other header medmon walks or leaves opaque: hop-by-hop,
+# routing, destination options then AH, an atomic fragment, AH inside a fragmented datagram,
+# mobility (not walked: the flow is not TCP), and an IPv4 AH (not walked either).
+recs = []
+for i in range(30):
+    s6, d6, sp = "2001:db8::%x" % (i + 1), "2001:db8:1::2", 2000 + i
+    t1 = tcp(s6, d6, sp, 443, 1, 0, PSH | ACK, b"\x16\x03\x01\x00\x20" + b"A" * 10)
+    t2 = tcp(s6, d6, sp, 443, 16, 0, PSH | ACK, b"B" * 16)
+    t0 = T0 + i * 0.01
+    recs.append((t0, eth6(s6, d6, 6, t1)))
+    k = i % 6
+    if k == 0:
+        recs.append((t0 + 0.001, eth6(s6, d6, 0, ext(6) + t2)))
+    elif k == 1:
+        recs.append((t0 + 0.001, eth6(s6, d6, 43, ext(6, 1) + t2)))
+    elif k == 2:
+        recs.append((t0 + 0.001, eth6(s6, d6, 60, ext(51) + bytes([6, 4]) + b"\0" * 22 + t2)))
+    elif k == 3:
+        recs.append((t0 + 0.001, eth6(s6, d6, 44, bytes([6, 0, 0, 0]) + struct.pack("!I", i) + t2)))
+    elif k == 4:
+        inner = bytes([6, 4]) + b"\0" * 22 + t2
+        recs.append((t0 + 0.001, eth6(s6, d6, 44, bytes([51, 0, 0, 1]) + struct.pack("!I", i) + inner[:16])))
+        recs.append((t0 + 0.002, eth6(s6, d6, 44, bytes([51, 0, 0, 16]) + struct.pack("!I", i) + inner[16:])))
+    else:
+        recs.append((t0 + 0.001, eth6(s6, d6, 135, ext(6) + t2)))
+    s4, d4 = "10.1.%d.1" % i, "10.2.0.2"
+    recs.append((t0 + 0.003, eth4(s4, d4, 6, tcp(s4, d4, sp, 443, 1, 0, PSH | ACK, b"\x16\x03\x01\x00\x20" + b"A" * 10))))
+    recs.append((t0 + 0.004, eth4(s4, d4, 51, bytes([6, 4]) + b"\0" * 22 + tcp(s4, d4, sp, 443, 16, 0, PSH | ACK, b"B" * 16))))
+ev = analyze(write("ipv6_extensions.pcap", recs))
+fl = of_type(ev, "flow")
+c.eq("extension headers: IPv6 TCP flows with both segments (all but behind a mobility header)",
+     len([f for f in fl if ":" in f["src_ip"] and f["proto"] == "tcp" and f["flow"]["pkts_toserver"] == 2]), 25)
+c.eq("extension headers: no anomaly", [e["anomaly"]["name"] for e in of_type(ev, "anomaly")], [])
+
 # ------------------------------------------------ packet time that goes back
 S, D = "10.0.0.1", "10.0.0.2"
 late = write("late.pcap", [(T0 + 86400, eth4(S, "10.0.0.9", 17, udp(S, "10.0.0.9", 1, 2, b"z")))])
