@@ -1,6 +1,7 @@
 #pragma once
 // One packet goes through decode -> flow table -> TCP reassembly -> dissectors / nDPI -> policy
 // once, on one thread, with no copy of payload except out-of-order data.
+#include <limits>
 #include <map>
 #include <memory>
 #include <set>
@@ -103,7 +104,7 @@ class Pipeline {
   Timestamp last_ts_{};  // the latest packet time seen
   // Packet time as timeouts and periodic stats count it: the latest, unless time went back by
   // more than kTimeBackUsec (then from there on).
-  Timestamp clock_{};
+  Timestamp clock_{std::numeric_limits<int64_t>::min()};  // before the first packet, whatever its time
   static constexpr int64_t kTimeBackUsec = 1'000'000;
   int64_t next_expire_usec_ = 0;
   int64_t next_stats_usec_ = 0;
