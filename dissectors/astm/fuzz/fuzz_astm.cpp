@@ -1,4 +1,5 @@
-// libFuzzer target: the astm probe and dissector over arbitrary bytes, cut into chunks (first byte).
+// libFuzzer target: the astm probes and dissector over arbitrary bytes, cut into chunks (first
+// byte); a TCP stream is given twice, from its start and as picked up mid-stream.
 #include "dissectors/astm/astm_dissector.h"
 #include "dissectors/proprietary/fuzz/drive.h"
 
@@ -11,5 +12,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   auto d = medmon::kAstmInfo.make();
   medmon::fuzzing::drive(*d, in, data[0], (data[0] & 0x80) ? 17 : 6);
+  // Again as a link picked up mid-transmission: the dissector resyncs to a frame or ENQ.
+  if (!(data[0] & 0x80)) {
+    auto m = medmon::kAstmInfo.make();
+    medmon::fuzzing::drive(*m, in, data[0], 6, true);
+  }
   return 0;
 }

@@ -1,7 +1,8 @@
 #pragma once
 // Shared libFuzzer driver for the clinical-protocol dissectors: feeds the input to one
 // dissector the way the stream feeder does (held bytes, `need`, `skip`, gaps), in chunks whose
-// size comes from the first input byte, in both directions, then ends the flow.
+// size comes from the first input byte, in both directions, then ends the flow. `midstream`:
+// both directions as if picked up without their SYN (FlowContext::midstream).
 #include <algorithm>
 #include <cstdint>
 #include <memory>
@@ -18,7 +19,7 @@ struct NullSink : EventSink {
   void write_line(std::string_view, std::string_view) override {}
 };
 
-inline void drive(Dissector& d, std::span<const uint8_t> in, uint8_t mode, uint8_t proto) {
+inline void drive(Dissector& d, std::span<const uint8_t> in, uint8_t mode, uint8_t proto, bool midstream = false) {
   static Pseudonymiser phi;
   EventOutput out;
   out.add_sink(std::make_shared<NullSink>());
@@ -26,6 +27,8 @@ inline void drive(Dissector& d, std::span<const uint8_t> in, uint8_t mode, uint8
   ep.proto = proto;
   FlowFacts facts;
   FlowContext ctx(out, phi, ep, facts);
+  ctx.set_midstream(Dir::to_server, midstream);
+  ctx.set_midstream(Dir::to_client, midstream);
   size_t chunk = (mode & 0x3F) + 1;
   bool gaps = mode & 0x40;
   for (Dir dir : {Dir::to_server, Dir::to_client}) {
