@@ -41,21 +41,25 @@ struct Collected {
   }
 };
 
+// How an option area ended: at the end option, at an option running past it, or at its last
+// byte (a sname/file area that is simply full needs no end option; the options field does).
+enum class AreaEnd { end_option, truncated, full };
+
 // Reads one option area (the options field, or sname/file when overloaded).
-void read_options(std::span<const uint8_t> area, Collected& c, Message& m, bool main_area, bool& saw_end) {
+AreaEnd read_options(std::span<const uint8_t> area, Collected& c, Message& m) {
   size_t i = 0;
   while (i < area.size()) {
     uint8_t code = area[i];
     if (code == kPad) { ++i; continue; }
-    if (code == kEnd) { saw_end = saw_end || main_area; return; }
+    if (code == kEnd) return AreaEnd::end_option;
     if (i + 1 >= area.size() || i + 2 + area[i + 1] > area.size()) {
       m.problems.push_back("truncated_option");
-      return;
+      return AreaEnd::truncated;
     }
     c.add(code, area.subspan(i + 2, area[i + 1]));
     i += 2 + area[i + 1];
   }
-  // A sname/file area that is simply full needs no end option; the options field does.
+  return AreaEnd::full;
 }
 
 std::string text_of(const std::vector<uint8_t>& v) {
@@ -140,10 +144,7 @@ bool parse(std::span<const uint8_t> d, Message& m) {
   if ((m.op != 1 && m.op != 2) || m.hlen > 16 || cookie != kMagicCookie) return false;
 
   Collected c;
-  bool saw_end = false;
-  read_options(d.subspan(kMinMessage), c, m, true, saw_end);
-  if (!saw_end && std::find(m.problems.begin(), m.problems.end(), std::string_view("truncated_option")) == m.problems.end())
-    m.problems.push_back("missing_end_option");
+  if (read_options(d.subspan(kMinMessage), c, m) == AreaEnd::full) m.problems.push_back("missing_end_option");
   // Option overload: file (1), sname (2) or both (3) hold more options, read after the field.
   if (c.has(kOverload)) {
     auto ov = c.join(kOverload);
@@ -151,9 +152,8 @@ bool parse(std::span<const uint8_t> d, Message& m) {
     if (v < 1 || v > 3) {
       m.problems.push_back("bad_overload");
     } else {
-      bool unused = false;
-      if (v & 1) read_options(d.subspan(108, 128), c, m, false, unused);
-      if (v & 2) read_options(d.subspan(44, 64), c, m, false, unused);
+      if (v & 1) read_options(d.subspan(108, 128), c, m);
+      if (v & 2) read_options(d.subspan(44, 64), c, m);
     }
   }
 

@@ -241,12 +241,13 @@ void AssetTracker::set_mac(Device& d, const std::array<uint8_t, 6>& mac) {
   if (oui_) d.mac_vendor.assign(oui_->vendor(mac));
   mark(d, "mac");
   bind(d);  // a device bound by mac: its name, zone and model
-  dhcp_names(d);
+  dhcp_names(d, mac_key(mac));
 }
 
-// The names the device's MAC gave itself over DHCP, if any were seen.
-void AssetTracker::dhcp_names(Device& d) {
-  auto it = dhcp_by_mac_.find(mac_key(d.mac));
+// The names a MAC gave itself over DHCP, if any were seen: the device's own, or (through a
+// router) the one a server's ACK gave the device's address to.
+void AssetTracker::dhcp_names(Device& d, uint64_t mac) {
+  auto it = dhcp_by_mac_.find(mac);
   if (it == dhcp_by_mac_.end()) return;
   set_field(d, d.hostname, it->second.hostname, "dhcp");
   set_field(d, d.dhcp_vendor_class, it->second.vendor_class, "dhcp");
@@ -483,12 +484,7 @@ void AssetTracker::apply(const DhcpSighting& s) {
   } else if (auto m = by_mac_.find(k); m != by_mac_.end() && devices_[m->second].mac == s.mac) {
     d = &devices_[m->second];
   }
-  if (!d) return;
-  auto it = dhcp_by_mac_.find(k);
-  if (it == dhcp_by_mac_.end()) return;
-  set_field(*d, d->hostname, it->second.hostname, "dhcp");
-  set_field(*d, d->dhcp_vendor_class, it->second.vendor_class, "dhcp");
-  set_field(*d, d->dhcp_fingerprint, it->second.fingerprint, "dhcp");
+  if (d) dhcp_names(*d, k);
 }
 
 bool AssetTracker::read_dicom(std::string_view line, DicomSighting& s) {

@@ -148,7 +148,7 @@ class AssetTracker : public FlowJudge, public EventObserver {
   Device* device(const IpAddr& ip, Timestamp ts, bool force);
   void side(Device& d, const FlowSummary& f, bool is_client);
   void set_mac(Device& d, const std::array<uint8_t, 6>& mac);
-  void dhcp_names(Device& d);
+  void dhcp_names(Device& d, uint64_t mac);
   void bind(Device& d);
   void emit(Device& d, EventOutput& out, Timestamp ts);
   void flush_dirty(EventOutput& out, Timestamp ts);
