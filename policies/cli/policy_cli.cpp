@@ -52,7 +52,8 @@ int run_import(const std::string& form, const std::string& out, const std::strin
     if (opt.model_id.empty()) opt.model_id = stem.empty() ? mds2::default_model_id(f) : stem;
     else if (!stem.empty() && stem != opt.model_id)
       f.warnings.push_back("model id '" + opt.model_id + "' differs from the file name " + out +
-                           ": policy check looks for model '" + opt.model_id + "' in " + opt.model_id + ".yaml");
+                           ": a site finds model '" + opt.model_id + "' by file name in " + opt.model_id + ".yaml or " +
+                           opt.model_id + ".yml");
     std::string yaml = mds2::render_model(f, pt, opt);
     for (auto& w : f.warnings) std::fprintf(stderr, "medmon: %s: warning: %s\n", form.c_str(), w.c_str());
     if (out == "-") {

@@ -852,13 +852,18 @@ void load_device_binding(Reader& r, YAML::Node e, const std::string& what, Devic
     r.err(e, what + ": needs 'ip', 'mac' or 'fingerprint' to bind it to traffic");
 }
 
-// A model id not among the loaded models is read from <models_dir>/<id>.yaml, which must declare that id.
+// A model id not among the loaded models is read from <models_dir>/<id>.yaml (or .yml, the other
+// spelling `mds2 import -o` accepts), which must declare that id.
 void resolve_device_model(Reader& r, YAML::Node at, const std::string& what, const std::string& id,
                           const std::string& models_dir, Site& site) {
   namespace fs = std::filesystem;
   if (site.find_model(id)) return;
   fs::path mp = fs::path(models_dir) / (id + ".yaml");
   std::error_code ec;
+  if (!fs::exists(mp, ec)) {
+    fs::path yml = fs::path(models_dir) / (id + ".yml");
+    if (fs::exists(yml, ec)) mp = yml;
+  }
   if (fs::exists(mp, ec)) {
     std::string canonical = fs::weakly_canonical(mp, ec).string();
     if (std::find(r.bad_models.begin(), r.bad_models.end(), canonical) != r.bad_models.end()) return;  // told
@@ -870,8 +875,8 @@ void resolve_device_model(Reader& r, YAML::Node at, const std::string& what, con
       r.bad_models.push_back(canonical);
     }
   } else {
-    r.err(at, what + " model: model '" + id + "' not found (looked in the site's models: list and " +
-                  mp.string() + ")");
+    r.err(at, what + " model: model '" + id + "' not found (looked in the site's models: list, " +
+                  mp.string() + " and " + id + ".yml there)");
   }
 }
 

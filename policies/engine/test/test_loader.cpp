@@ -223,6 +223,25 @@ TEST_CASE("a model that does not exist", "[policy][loader]") {
   CHECK(all(e2).find(sp2 + ":9:10: models: file") != std::string::npos);
 }
 
+TEST_CASE("a model found by id may be spelt .yml", "[policy][loader]") {
+  TempDir t;
+  t.write("devices/test-modality.yml", kModel);
+  auto sp = t.write("sites/site.yaml", kSite);
+  Errors errs;
+  auto s = load_site(sp, (t.dir / "devices").string(), errs);
+  INFO(all(errs));
+  REQUIRE(s);
+  REQUIRE(s->devices.size() == 1);
+  CHECK(s->find_model("test-modality"));
+  // .yaml wins when both exist.
+  t.write("devices/test-modality.yaml", std::string(kModel) + "dicom:\n  ae_titles: [FROM_YAML]\n");
+  Errors e2;
+  auto s2 = load_site(sp, (t.dir / "devices").string(), e2);
+  INFO(all(e2));
+  REQUIRE(s2);
+  CHECK(s2->devices[0].ae_titles == std::vector<std::string>{"FROM_YAML"});
+}
+
 TEST_CASE("wrong values say what was expected", "[policy][loader]") {
   TempDir t;
   std::string model = kModel;
