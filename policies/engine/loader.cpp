@@ -689,22 +689,6 @@ std::unique_ptr<Model> load_model(const std::string& path, Errors& errs) {
 
 namespace {
 
-bool parse_mac(std::string_view s, std::array<uint8_t, 6>& out) {
-  if (s.size() != 17) return false;
-  for (int i = 0; i < 6; ++i) {
-    auto hex = [](char c) -> int {
-      if (c >= '0' && c <= '9') return c - '0';
-      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-      return -1;
-    };
-    int h = hex(s[i * 3]), l = hex(s[i * 3 + 1]);
-    if (h < 0 || l < 0 || (i < 5 && s[i * 3 + 2] != ':' && s[i * 3 + 2] != '-')) return false;
-    out[i] = static_cast<uint8_t>(h * 16 + l);
-  }
-  return true;
-}
-
 // The site's sections, one reader each, in the order load_site calls them. Nodes are passed as
 // YAML::Node values, not const references, for the reason given above the model's readers.
 

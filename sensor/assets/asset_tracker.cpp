@@ -429,13 +429,7 @@ bool AssetTracker::read_dhcp(std::string_view line, DhcpSighting& s) {
   std::string op, type, mac, addr;
   // The fixed members come first in the event, before any text a client chose.
   if (!field_in(line, obj, line.size(), "op", op) || !field_in(line, obj, line.size(), "client_mac", mac)) return false;
-  if (mac.size() != 17) return false;  // an Ethernet address, "xx:xx:xx:xx:xx:xx"
-  for (size_t i = 0; i < 6; ++i) {
-    auto hex = [](char c) { return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1; };
-    int hi = hex(mac[3 * i]), lo = hex(mac[3 * i + 1]);
-    if (hi < 0 || lo < 0) return false;
-    s.mac[i] = static_cast<uint8_t>(hi << 4 | lo);
-  }
+  if (!parse_mac(mac, s.mac)) return false;
   s.have_mac = std::any_of(s.mac.begin(), s.mac.end(), [](uint8_t b) { return b != 0; });
   s.ts = event_time(line);
   s.from_client = op == "request";

@@ -105,4 +105,19 @@ const char* l4_name(uint8_t proto) {
   }
 }
 
+bool parse_mac(std::string_view s, MacAddr& out) {
+  if (s.size() != 17) return false;
+  auto hex = [](char c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+  };
+  MacAddr m{};
+  for (size_t i = 0; i < 6; ++i) {
+    int hi = hex(s[3 * i]), lo = hex(s[3 * i + 1]);
+    if (hi < 0 || lo < 0 || (i < 5 && s[3 * i + 2] != ':' && s[3 * i + 2] != '-')) return false;
+    m[i] = static_cast<uint8_t>(hi << 4 | lo);
+  }
+  out = m;
+  return true;
+}
+
 }  // namespace medmon

@@ -60,6 +60,11 @@ struct IpAddr {
   }
 };
 
+// An Ethernet address written "00:1a:2b:3c:4d:5e" (or with '-', either case), as sites and events
+// write it. False for anything else.
+using MacAddr = std::array<uint8_t, 6>;
+bool parse_mac(std::string_view text, MacAddr& out);
+
 enum class L4 : uint8_t { other = 0, icmp = 1, tcp = 6, udp = 17, icmp6 = 58 };
 const char* l4_name(uint8_t proto);
 inline bool is_icmp(uint8_t proto) { return proto == 1 || proto == 58; }
