@@ -195,8 +195,11 @@ void Pipeline::packet(const uint8_t* frame, uint32_t caplen, uint32_t wirelen, T
   f.bytes[d] += wirelen;
   f.payload_bytes[d] += p.payload_len;
   if (p.has_mac && f.pkts[d] == 1) {
-    (dir == Dir::to_server ? f.client_mac : f.server_mac) = p.src_mac;
-    if (p.has_dst_mac) (dir == Dir::to_server ? f.server_mac : f.client_mac) = p.dst_mac;
+    // A group address (I/G bit: broadcast, multicast) is where a frame went, never whose it is: a
+    // reply sent to the broadcast address must not take the asker's MAC away.
+    auto individual = [](const std::array<uint8_t, 6>& m) { return (m[0] & 1) == 0; };
+    if (individual(p.src_mac)) (dir == Dir::to_server ? f.client_mac : f.server_mac) = p.src_mac;
+    if (p.has_dst_mac && individual(p.dst_mac)) (dir == Dir::to_server ? f.server_mac : f.client_mac) = p.dst_mac;
   }
   if (p.proto == 6) {
     f.tcp_flags[d] |= p.tcp_flags;

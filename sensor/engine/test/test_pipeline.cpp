@@ -62,7 +62,32 @@ Bytes sll(const std::array<uint8_t, 6>& sender, const Bytes& l3) {
   return f;
 }
 
+// An Ethernet II frame with the given addresses, IPv4.
+Bytes eth(const std::array<uint8_t, 6>& dst, const std::array<uint8_t, 6>& src, const Bytes& l3) {
+  Bytes f(dst.begin(), dst.end());
+  f.insert(f.end(), src.begin(), src.end());
+  for (uint8_t b : {0x08, 0x00}) f.push_back(b);
+  f.insert(f.end(), l3.begin(), l3.end());
+  return f;
+}
+
 }  // namespace
+
+TEST_CASE("A group destination address (broadcast, multicast) is nobody's MAC") {
+  const std::array<uint8_t, 6> client = {2, 0, 0, 0, 0, 0xAA}, server = {2, 0, 0, 0, 0, 0xBB};
+  const std::array<uint8_t, 6> bcast = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, mcast = {0x01, 0, 0x5e, 0, 0, 1};
+  const uint32_t a = ip4(10, 0, 0, 1), b = ip4(10, 0, 0, 2);
+  Run r;
+  // The client asks by broadcast; the server answers to the broadcast address too (as a DHCP
+  // server may): neither side's address is a group one.
+  run(DLT_EN10MB,
+      {eth(bcast, client, ipv4(a, b, 17, udp(40000, 5000, "ask"))),
+       eth(mcast, server, ipv4(b, a, 17, udp(5000, 40000, "answer")))},
+      r);
+  REQUIRE(r.judge.flows.size() == 1);
+  CHECK(r.judge.flows[0].client_mac == client);
+  CHECK(r.judge.flows[0].server_mac == server);
+}
 
 TEST_CASE("Linux cooked captures: each side's MAC comes from its own packets, not zeroed by the other's") {
   const std::array<uint8_t, 6> client = {2, 0, 0, 0, 0, 0xAA}, server = {2, 0, 0, 0, 0, 0xBB};
