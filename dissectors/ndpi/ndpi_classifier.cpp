@@ -15,7 +15,8 @@ NdpiClassifier::NdpiClassifier(Limits limits, Counters& counters)
     : limits_(limits),
       c_detected_(counters.at("ndpi.detected")),
       c_gave_up_(counters.at("ndpi.gave_up")),
-      c_cap_hits_(counters.at("ndpi.flow_cap_hits")) {}
+      c_cap_hits_(counters.at("ndpi.flow_cap_hits")),
+      c_by_content_(counters.at("ndpi.smb_by_content")) {}
 
 namespace {
 // Workers build their modules on their own threads, on the first flow that needs one. nDPI's
@@ -132,7 +133,23 @@ void NdpiClassifier::capture_result(State& s, uint16_t master, uint16_t app, uin
   }
 }
 
-void NdpiClassifier::process(State& s, const uint8_t* l3, uint32_t len, uint64_t time_ms) {
+uint16_t NdpiClassifier::smb_by_content(std::span<const uint8_t> b) {
+  // NetBIOS session message: type 0, then a 17-bit length (SMB2 direct TCP: 24-bit, high byte 0
+  // in practice), then the SMB header's four-byte protocol id.
+  if (b.size() < 8 || b[0] != 0x00) return 0;
+  uint32_t len = uint32_t(b[1]) << 16 | uint32_t(b[2]) << 8 | b[3];
+  if (b[5] != 'S' || b[6] != 'M' || b[7] != 'B') return 0;
+  switch (b[4]) {
+    case 0xFF: return len >= 32 ? NDPI_PROTOCOL_SMBV1 : 0;    // SMB1 header: 32 bytes
+    case 0xFE: return len >= 64 ? NDPI_PROTOCOL_SMBV23 : 0;   // SMB2/3 header: 64 bytes
+    case 0xFD: return len >= 52 ? NDPI_PROTOCOL_SMBV23 : 0;   // SMB3 transform header (encrypted)
+    case 0xFC: return len >= 16 ? NDPI_PROTOCOL_SMBV23 : 0;   // SMB3 compression transform header
+    default: return 0;
+  }
+}
+
+void NdpiClassifier::process(State& s, const uint8_t* l3, uint32_t len, uint64_t time_ms,
+                             std::span<const uint8_t> tcp_payload) {
   if (s.finished) return;
   if (!s.flow) {
     if (in_detection_ >= limits_.max_flows_in_detection) {
@@ -160,6 +177,19 @@ void NdpiClassifier::process(State& s, const uint8_t* l3, uint32_t len, uint64_t
       --in_detection_;
       s.finished = true;
     }
+    return;
+  }
+  if (uint16_t smb = smb_by_content(tcp_payload)) {
+    ndpi_protocol named{};
+    named.app_protocol = smb;
+    capture_result(s, NDPI_PROTOCOL_UNKNOWN, smb, static_cast<uint16_t>(ndpi_get_proto_category(ndpi_, named)), true);
+    s.result.detected = true;
+    ++c_by_content_;
+    ++c_detected_;
+    ndpi_free_flow(s.flow);
+    s.flow = nullptr;
+    --in_detection_;
+    s.finished = true;
     return;
   }
   if (s.packets >= limits_.max_packets) finish(s);

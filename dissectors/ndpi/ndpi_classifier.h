@@ -4,6 +4,7 @@
 // it is freed as soon as the flow is classified or after a bounded number of packets, and the
 // number of flows in detection at once is capped.
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -60,8 +61,14 @@ class NdpiClassifier {
   NdpiClassifier(const NdpiClassifier&) = delete;
   NdpiClassifier& operator=(const NdpiClassifier&) = delete;
 
-  // Feeds one IP packet (header included). No-op once the state is finished.
-  void process(State& s, const uint8_t* l3, uint32_t len, uint64_t time_ms);
+  // Feeds one IP packet (header included). No-op once the state is finished. `tcp_payload` is
+  // the packet's TCP payload, for the content checks medmon adds where nDPI 4.2 goes by port.
+  void process(State& s, const uint8_t* l3, uint32_t len, uint64_t time_ms,
+               std::span<const uint8_t> tcp_payload = {});
+  // nDPI 4.2 names SMB only on TCP 445: on any other port medmon finds it by content, a NetBIOS
+  // session message that holds an SMB1, SMB2/3 or encrypted SMB3 header. The nDPI protocol
+  // (SMBv1, SMBv23), or 0.
+  static uint16_t smb_by_content(std::span<const uint8_t> tcp_payload);
   // Stops detection (flow end, or a medmon dissector claimed the flow). An undetected flow gets
   // nDPI's guess from its ports (result.guessed), unless a medmon dissector claimed it: that
   // dissector read the content, a port says nothing more.
@@ -99,6 +106,7 @@ class NdpiClassifier {
   uint64_t& c_detected_;
   uint64_t& c_gave_up_;
   uint64_t& c_cap_hits_;
+  uint64_t& c_by_content_;
 };
 
 }  // namespace medmon

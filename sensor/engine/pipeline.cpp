@@ -303,7 +303,8 @@ void Pipeline::tcp(Flow& f, Dir dir, const Packet& p) {
     if (st.feeder && st.feeder->claimed()) {
       ndpi_->finish(st.ndpi, true);  // medmon's own dissector knows better: no guess by port
     } else if (p.payload_len > 0 || st.ndpi.flow) {
-      ndpi_->process(st.ndpi, p.l3, p.l3_len, static_cast<uint64_t>(p.ts.usec / 1000));
+      ndpi_->process(st.ndpi, p.l3, p.l3_len, static_cast<uint64_t>(p.ts.usec / 1000),
+                     std::span<const uint8_t>(p.payload, p.payload_len));
     }
   }
 }

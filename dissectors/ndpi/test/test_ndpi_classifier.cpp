@@ -130,3 +130,32 @@ TEST_CASE("nDPI's protocol names, read from its own table") {
   CHECK_FALSE(NdpiClassifier::is_protocol_name("Unknown"));
   CHECK_FALSE(NdpiClassifier::is_protocol_name(""));
 }
+
+TEST_CASE("SMB is found by its content on any port, as nDPI finds it only on 445") {
+  Counters c;
+  NdpiClassifier n({}, c);
+  // A NetBIOS session message holding an SMB2 NEGOTIATE header (64 bytes + a little body).
+  std::string smb2("\x00\x00\x00\x66\xfeSMB\x40\x00", 10);
+  smb2.resize(4 + 0x66, '\0');
+  auto p = tcp_packet({10, 0, 0, 1}, {10, 0, 0, 2}, 40000, 4455, smb2);
+  NdpiClassifier::State s;
+  n.process(s, p.data(), static_cast<uint32_t>(p.size()), 1000, std::span<const uint8_t>(p.data() + 40, p.size() - 40));
+  CHECK(s.finished);
+  CHECK(s.result.detected);
+  CHECK_FALSE(s.result.guessed);
+  CHECK(n.protocol_name(s.result) == "SMBv23");
+  CHECK(c.at("ndpi.smb_by_content") == 1);
+  // SMB1 on 1445.
+  std::string smb1("\x00\x00\x00\x2f\xffSMBr", 9);
+  smb1.resize(4 + 0x2f, '\0');
+  auto p1 = tcp_packet({10, 0, 0, 1}, {10, 0, 0, 2}, 40001, 1445, smb1);
+  NdpiClassifier::State s1;
+  n.process(s1, p1.data(), static_cast<uint32_t>(p1.size()), 1000, std::span<const uint8_t>(p1.data() + 40, p1.size() - 40));
+  CHECK(n.protocol_name(s1.result) == "SMBv1");
+  // The magic alone, with a length too short for any SMB header, or not at the start, is not SMB.
+  using B = std::vector<uint8_t>;
+  CHECK(NdpiClassifier::smb_by_content(B{0, 0, 0, 8, 0xfe, 'S', 'M', 'B', 0, 0, 0, 0}) == 0);
+  CHECK(NdpiClassifier::smb_by_content(B{0x85, 0, 0, 0x66, 0xfe, 'S', 'M', 'B'}) == 0);
+  CHECK(NdpiClassifier::smb_by_content(B{0, 0, 0, 0x66, 0xfe, 'S', 'M'}) == 0);
+  CHECK(NdpiClassifier::smb_by_content(B{0, 0, 0, 0x66, 0xfd, 'S', 'M', 'B'}) != 0);
+}
