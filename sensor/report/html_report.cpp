@@ -406,9 +406,14 @@ void Builder::collect() {
   // Indexes by address: without a site every address is a device, and scanning the inventory
   // (or the devices) per flow side or alert made the report quadratic.
   for (size_t i = 0; i < inventory_.size(); ++i) asset_at_.emplace(inventory_[i].ip, i);
-  auto has_dev = [](const json& e) { return e.contains("src_device") || e.contains("dst_device"); };
-  policy_ = std::any_of(log_.flows.begin(), log_.flows.end(), has_dev) ||
-            std::any_of(log_.alerts.begin(), log_.alerts.end(), has_dev) ||
+  // A site was applied when anything in the events came from it: a device name, a verdict, a zone
+  // (the site's own, or "external"), or an alert (only a site raises them). Traffic that touches
+  // none of its devices still shows it, so the report can name them all as unseen.
+  auto from_site = [](const json& e) {
+    return e.contains("src_device") || e.contains("dst_device") || e.contains("verdict") || e.contains("src_zone") ||
+           e.contains("dst_zone");
+  };
+  policy_ = !log_.alerts.empty() || std::any_of(log_.flows.begin(), log_.flows.end(), from_site) ||
             std::any_of(inventory_.begin(), inventory_.end(), [](const Asset& a) { return !a.device.empty(); });
   if (policy_) ctx_.bound = fingerprint_bindings(log_);
   for (const json& a : log_.alerts)

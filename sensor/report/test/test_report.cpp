@@ -429,3 +429,24 @@ TEST_CASE("report: control characters from the wire are escaped in the HTML") {
   CHECK(html.find('\x07') == std::string::npos);
   CHECK(html.find("A\\x1b[2J\\x07B") != std::string::npos);
 }
+
+TEST_CASE("report of traffic judged against a site that none of its devices took part in names them all unseen") {
+  EventLog log;
+  // The site's zones (here "external" for loopback) show it was applied; no event names a device.
+  log.add_line(R"({"ts":"2024-03-01T12:00:01.000000Z","event_type":"asset","asset":{"ip":"127.0.0.1","changes":["new"],"model":"unbound","flows":1,"bytes":10}})");
+  log.add_line(R"({"ts":"2024-03-01T12:00:01.000000Z","event_type":"flow","flow_id":"f1","src_ip":"127.0.0.1","src_port":1,"dst_ip":"127.0.0.1","dst_port":11112,"proto":"tcp","src_zone":"external","dst_zone":"external","flow":{"bytes_toserver":60,"bytes_toclient":80},"app":"dicom"})");
+  ReportOptions opt;
+  opt.have_declared = true;
+  opt.declared["ct-1"] = {{"dicom-store", "", "to pacs", "tcp/11112", ""}};
+  opt.declared["pacs-1"] = {};
+  std::string html = render_html(log, opt);
+  CHECK(html.find("id=\"site-not-applied\"") == std::string::npos);
+  CHECK(html.find("class=\"unseen-device\" data-device=\"ct-1\"") != std::string::npos);
+  CHECK(html.find("class=\"unseen-device\" data-device=\"pacs-1\"") != std::string::npos);
+  // An alert alone says so too (a device bound by fingerprint is named only in its alerts).
+  EventLog log2;
+  log2.add_line(R"({"ts":"2024-03-01T12:00:01.000000Z","event_type":"alert","flow_id":"f1","src_ip":"10.9.9.9","src_port":1,"dst_ip":"10.9.9.8","dst_port":104,"proto":"tcp","alert":{"rule":"dicom.ae_spoofing","severity":"high","message":"x","evidence":{}}})");
+  html = render_html(log2, opt);
+  CHECK(html.find("id=\"site-not-applied\"") == std::string::npos);
+  CHECK(html.find("class=\"unseen-device\" data-device=\"ct-1\"") != std::string::npos);
+}
