@@ -126,6 +126,9 @@ struct Dev {
 struct FlowGroup {
   std::string dir, peer, peer_name, peer_zone, proto, app, rule, verdict;
   uint64_t port = 0, count = 0, bytes = 0;
+  // Flows known to have carried no payload either way (refused or unanswered connection
+  // attempts): they match a declared rule on ports, but show nothing of the exchange.
+  uint64_t no_data = 0;
   std::set<std::string> mds2;
   std::set<std::string> declared_rules;  // every declared rule its flows matched, not only the shown one
   bool phi = false;
@@ -213,6 +216,8 @@ std::vector<FlowGroup> group_flows(const Dev& d, const Context& c) {
     ++fg.count;
     const json& fl = f.value("flow", json::object());
     fg.bytes += num(fl, "bytes_toserver") + num(fl, "bytes_toclient");
+    if (fl.contains("payload_bytes_toserver") && num(fl, "payload_bytes_toserver") + num(fl, "payload_bytes_toclient") == 0)
+      ++fg.no_data;
     auto [v, rule] = verdict_for(f, d);
     if (verdict_rank(v) > verdict_rank(fg.verdict)) { fg.verdict = v; fg.rule = rule; }
     if (v == "declared" && !rule.empty()) fg.declared_rules.insert(rule);
@@ -734,13 +739,20 @@ void Builder::flows_table(const Dev& d, std::vector<FlowGroup>& groups) {
     std::string mds2;
     for (auto& m : g.mds2) mds2 += (mds2.empty() ? "" : ", ") + m;
     std::string peer = g.peer_name.empty() ? g.peer : g.peer_name + " (" + g.peer + ")";
+    // A declared rule matched only by connection attempts that carried no data was not seen at
+    // work: the row says so rather than "declared and seen".
+    bool attempts_only = g.verdict == "declared" && g.no_data == g.count;
+    std::string flows = std::to_string(g.count);
+    if (g.no_data) flows += fmt::format("<div class=\"muted no-data\">{} without data</div>", g.no_data);
     o() += fmt::format(
         "<tr class=\"flow-group\" data-status=\"{0}\"><td><span class=\"tag\" style=\"background:{1}\">{2}</span></td>"
         "<td>{3}</td><td>{4}</td><td>{5}</td><td>{6}/{7}/{8}</td><td class=\"num\">{9}</td><td class=\"num\">{10}</td>"
         "<td><code>{11}</code></td><td>{12}</td><td>{13}</td></tr>\n",
-        h(g.verdict.empty() ? "unjudged" : g.verdict), verdict_color(verdict_rank(g.verdict)), verdict_label(g.verdict),
+        attempts_only ? "declared-no-data" : h(g.verdict.empty() ? "unjudged" : g.verdict),
+        attempts_only ? "#7cb342" : verdict_color(verdict_rank(g.verdict)),
+        attempts_only ? "declared, attempted without data" : verdict_label(g.verdict),
         g.dir == "out" ? "&rarr; out" : "&larr; in", h(peer), h(g.peer_zone.empty() ? "-" : g.peer_zone), h(g.app),
-        h(g.proto), g.port, g.count, human_bytes(g.bytes), h(g.rule), h(mds2), g.phi ? "in clear" : "");
+        h(g.proto), g.port, flows, human_bytes(g.bytes), h(g.rule), h(mds2), g.phi ? "in clear" : "");
   }
   // Declared by the model but never seen.
   auto it = opt_.declared.find(d.name);

@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include <regex>
+#include <fmt/format.h>
 
 #include "sensor/report/event_log.h"
 #include "sensor/report/html_report.h"
@@ -449,4 +450,25 @@ TEST_CASE("report of traffic judged against a site that none of its devices took
   html = render_html(log2, opt);
   CHECK(html.find("id=\"site-not-applied\"") == std::string::npos);
   CHECK(html.find("class=\"unseen-device\" data-device=\"ct-1\"") != std::string::npos);
+}
+
+TEST_CASE("report: a declared rule matched only by connection attempts without data is not shown as seen at work") {
+  EventLog log;
+  auto flow = [](const char* id, int sport, int payload_up, int payload_down) {
+    return fmt::format(R"({{"ts":"2024-03-01T12:00:01.000000Z","event_type":"flow","flow_id":"{}","src_ip":"10.10.1.10","src_port":{},"dst_ip":"10.10.2.20","dst_port":11112,"proto":"tcp","src_device":"ct-1","dst_device":"pacs-1","src_zone":"imaging","dst_zone":"imaging","flow":{{"state":"reset","bytes_toserver":60,"bytes_toclient":40,"payload_bytes_toserver":{},"payload_bytes_toclient":{}}},"app":null,"verdict":"declared","verdict_rule":"dicom-store"}})",
+                       id, sport, payload_up, payload_down);
+  };
+  log.add_line(flow("f1", 40001, 0, 0));
+  log.add_line(flow("f2", 40002, 0, 0));
+  std::string html = render_html(log, {});
+  CHECK(html.find("data-status=\"declared-no-data\"") != std::string::npos);
+  CHECK(html.find("declared, attempted without data") != std::string::npos);
+  CHECK(html.find("2 without data") != std::string::npos);
+  CHECK(html.find("data-status=\"declared\"") == std::string::npos);
+  // One flow that carried data makes the rule seen at work.
+  log.add_line(flow("f3", 40003, 300, 200));
+  html = render_html(log, {});
+  CHECK(html.find("data-status=\"declared-no-data\"") == std::string::npos);
+  CHECK(html.find("data-status=\"declared\"") != std::string::npos);
+  CHECK(html.find("2 without data") != std::string::npos);
 }
