@@ -152,7 +152,7 @@ bool open_outputs(const AnalyzeOptions& o, const Setup& s, Outputs& out) {
   out.events.add_observer(&out.summary);
   out.events.set_annotator(s.annotator);
   out.events.set_community_id(s.cfg.community_id, s.cfg.community_id_seed);
-  out.extras.emplace(out.events, o.out);
+  out.extras.emplace(out.events, o.out, s.cfg.sinks.rotate.enabled());
   out.extras->set_policy(s.judge.get(), s.annotator);
   return true;
 }

@@ -236,12 +236,15 @@ struct AnalyzeExtras::Impl {
   explicit Impl(EventOutput& o) : out(o) {}
 };
 
-AnalyzeExtras::AnalyzeExtras(EventOutput& out, const std::string& events_path) : impl_(std::make_unique<Impl>(out)) {
+AnalyzeExtras::AnalyzeExtras(EventOutput& out, const std::string& events_path, bool out_rotates)
+    : impl_(std::make_unique<Impl>(out)) {
   impl_->events_path = events_path;
   impl_->report_path = analyze_report_path();
   load_reference_tables(impl_->oui, impl_->impl);
-  // The report reads the events back; without a real file they are kept in memory.
-  if (!impl_->report_path.empty() && (events_path == "-" || events_path == "/dev/null" || events_path.empty())) {
+  // The report reads the events back; without a real file, or when the file rotates (its earlier
+  // parts renamed, perhaps removed), they are kept in memory.
+  if (!impl_->report_path.empty() &&
+      (out_rotates || events_path == "-" || events_path == "/dev/null" || events_path.empty())) {
     impl_->memory = std::make_shared<MemorySink>();
     out.add_sink(impl_->memory);
   }

@@ -19,7 +19,8 @@ void register_report_commands(CLI::App& app, int& exit_code);
 // before the pipeline; call finish() after the pipeline has finished and the output is flushed.
 class AnalyzeExtras {
  public:
-  AnalyzeExtras(EventOutput& out, const std::string& events_path);
+  // `out_rotates`: the events file is rotated, so reading it back would give the last part only.
+  AnalyzeExtras(EventOutput& out, const std::string& events_path, bool out_rotates = false);
   ~AnalyzeExtras();
   // The asset tracker: a judge for the pipeline (or the workers' merge) that also observes `out`.
   FlowJudge* asset_judge();

@@ -5,6 +5,7 @@ inventory (`medmon assets`), the asset event schema, and the PDF. The screenshot
 MEDMON_TEST_OUT for a person to look at."""
 import json
 import os
+import shutil
 import sys
 from collections import Counter
 from html.parser import HTMLParser
@@ -120,6 +121,20 @@ def check_page(label, path, flows=flows, alerts=alerts):
 
 
 d = check_page("analyze --report", html_path)
+# With the --out file rotating, the page still covers the whole run: the same page.
+rot_dir = os.path.join(OUT, "report-rotated")
+shutil.rmtree(rot_dir, ignore_errors=True)
+os.makedirs(rot_dir)
+rot_html = os.path.join(rot_dir, "report.html")
+run(["analyze", demo, "--site", site, "--out", os.path.join(rot_dir, "events.jsonl"), "--rotate-size", "20K",
+     "--report", rot_html, "-q"])
+c.true("the events file rotated", os.path.exists(os.path.join(rot_dir, "events.jsonl.1")))
+def page_body(path):
+    """The page without the header and footer lines that name where the events were read from."""
+    return [l for l in open(path) if "events read (" not in l and 'class="sub"' not in l]
+
+
+c.true("the report of a rotated --out file is the report of the whole run", page_body(rot_html) == page_body(html_path))
 # The demo is built so that the CT talks to the PACS as declared, and then does what it must not.
 sections = {a["data-device"]: a for a in d.with_class("device")}
 c.eq("ct-1 fails", sections.get("ct-1", {}).get("data-verdict"), "FAIL")
