@@ -369,6 +369,12 @@ class Builder {
   std::string out_;
   bool policy_ = false;
   std::vector<Dev> devs_;
+  // Which devices get a section of their own: all of them up to kMaxDeviceSections, else those
+  // with the worst verdicts, the most alerts and flows (a capture of a whole network analysed
+  // without a site has an address per host, and a section each would make a page no one opens).
+  static constexpr size_t kMaxDeviceSections = 500;
+  std::vector<bool> sectioned_;
+  void choose_sections();
   std::map<std::string, size_t> by_key_;
   std::map<std::string, std::string> ip_name_;  // ip -> policy device name
   std::map<std::string, std::string> ip_zone_;
@@ -521,6 +527,21 @@ void Builder::collect() {
   for (size_t i = 0; i < devs_.size(); ++i) by_key_[devs_[i].key] = i;
 }
 
+void Builder::choose_sections() {
+  sectioned_.assign(devs_.size(), true);
+  if (devs_.size() <= kMaxDeviceSections) return;
+  std::vector<size_t> order(devs_.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    const Dev& x = devs_[a];
+    const Dev& y = devs_[b];
+    if (x.verdict != y.verdict) return x.verdict > y.verdict;
+    if (x.alerts.size() != y.alerts.size()) return x.alerts.size() > y.alerts.size();
+    return x.flows.size() > y.flows.size();
+  });
+  for (size_t i = kMaxDeviceSections; i < order.size(); ++i) sectioned_[order[i]] = false;
+}
+
 std::string Builder::run() {
   collect();
   o() += "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n";
@@ -528,8 +549,10 @@ std::string Builder::run() {
   o() += "<title>" + h(opt_.title) + "</title>\n<style>" + std::string(kCss) + "</style></head>\n<body>\n";
   header_section();
   o() += "<main>\n";
+  choose_sections();
   summary_section();
-  for (const Dev& d : devs_) device_section(d);
+  for (size_t i = 0; i < devs_.size(); ++i)
+    if (sectioned_[i]) device_section(devs_[i]);
   o() += "<h2 id=\"all-alerts\">All alerts</h2>\n";
   std::vector<const json*> all;
   for (const json& a : log_.alerts) all.push_back(&a);
@@ -598,20 +621,28 @@ void Builder::summary_section() {
   // One line per device with its verdict.
   o() += "<table id=\"device-table\"><tr><th>Device</th><th>Verdict</th><th>Addresses</th><th>Model</th><th>Zone</th>"
          "<th>Flows</th><th>Forbidden</th><th>Undeclared</th><th>Declared</th><th>Alerts</th></tr>\n";
-  for (const Dev& d : devs_) {
+  for (size_t i = 0; i < devs_.size(); ++i) {
+    const Dev& d = devs_[i];
     std::map<std::string, uint64_t> v;
     for (const json* f : d.flows) ++v[verdict_for(*f, d).first];
     std::string ips;
     for (auto& ip : d.ips) { if (!ips.empty()) ips += ", "; ips += ip; }
+    // A link to the device's section, when it has one.
+    std::string name = sectioned_[i] ? fmt::format("<a href=\"#dev-{0}\">{0}</a>", h(d.name)) : h(d.name);
     o() += fmt::format(
-        "<tr class=\"device-row\" data-device=\"{0}\" data-verdict=\"{1}\"><td><a href=\"#dev-{0}\">{0}</a></td>"
+        "<tr class=\"device-row\" data-device=\"{0}\" data-verdict=\"{1}\"><td>{11}</td>"
         "<td><span class=\"verdict {2}\">{1}</span></td><td>{3}</td><td>{4}</td><td>{5}</td><td class=\"num\">{6}</td>"
         "<td class=\"num\">{7}</td><td class=\"num\">{8}</td><td class=\"num\">{9}</td><td class=\"num\">{10}</td></tr>\n",
         h(d.name), verdict_name(d.verdict), verdict_class(d.verdict), h(ips), h(d.model), h(d.zone.empty() ? "-" : d.zone),
-        d.flows.size(), v["forbidden"], v["undeclared"], v["declared"], d.alerts.size());
+        d.flows.size(), v["forbidden"], v["undeclared"], v["declared"], d.alerts.size(), name);
   }
   o() += "</table>\n";
   if (devs_.empty()) o() += "<p class=\"muted\">No device was identified in these events.</p>\n";
+  if (size_t shown = std::count(sectioned_.begin(), sectioned_.end(), true); shown < devs_.size())
+    o() += fmt::format("<p id=\"sections-capped\" class=\"warn\">{} devices: sections below are given to the {} with the "
+                       "worst verdicts and the most alerts and flows; the other {} are in the table above and the asset "
+                       "inventory only.</p>\n",
+                       devs_.size(), shown, devs_.size() - shown);
   // Devices the site policy binds that took no part in any flow: nothing to accept them on.
   std::vector<std::string> unseen;
   if (policy_)

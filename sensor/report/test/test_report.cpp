@@ -472,3 +472,29 @@ TEST_CASE("report: a declared rule matched only by connection attempts without d
   CHECK(html.find("data-status=\"declared\"") != std::string::npos);
   CHECK(html.find("2 without data") != std::string::npos);
 }
+
+TEST_CASE("report of a whole network without a site gives sections to the devices that matter most, not to every address") {
+  EventLog log;
+  auto asset = [&](const std::string& ip) {
+    log.add_line(fmt::format(R"({{"ts":"2024-03-01T12:00:01.000000Z","event_type":"asset","asset":{{"ip":"{}","changes":["new"],"model":"unbound","flows":1,"bytes":10}}}})", ip));
+  };
+  asset("10.9.9.9");
+  asset("10.9.9.8");
+  for (int i = 0; i < 700; ++i) {
+    std::string ip = fmt::format("10.1.{}.{}", i / 250, i % 250 + 1);
+    asset(ip);
+    log.add_line(fmt::format(R"({{"ts":"2024-03-01T12:00:01.000000Z","event_type":"flow","flow_id":"f{}","src_ip":"{}","src_port":1000,"dst_ip":"10.9.9.9","dst_port":80,"proto":"tcp","flow":{{"bytes_toserver":60,"bytes_toclient":80}},"app":null}})",
+                             i, ip));
+  }
+  // One address talks more than the others: it keeps its section.
+  for (int k = 0; k < 5; ++k)
+    log.add_line(fmt::format(R"({{"ts":"2024-03-01T12:00:02.000000Z","event_type":"flow","flow_id":"g{}","src_ip":"10.1.2.200","src_port":{},"dst_ip":"10.9.9.8","dst_port":80,"proto":"tcp","flow":{{"bytes_toserver":60,"bytes_toclient":80}},"app":null}})",
+                             k, 2000 + k));
+  std::string html = render_html(log, {});
+  CHECK(count(html, "<section class=\"device\"") == 500);
+  CHECK(html.find("id=\"sections-capped\"") != std::string::npos);
+  CHECK(html.find("id=\"dev-10.1.2.200\"") != std::string::npos);
+  CHECK(html.find("id=\"dev-10.9.9.9\"") != std::string::npos);  // the busiest server
+  // Every address is still in the device table.
+  CHECK(count(html, "class=\"device-row\"") == 702);
+}
