@@ -131,7 +131,23 @@ static std::vector<PortEntry> read_ports_table(const std::string& path) {
   std::string text = detail::read_file(path, 4u << 20, "cannot open port table");
   // A UTF-8 byte-order mark (spreadsheets write one) would make the first row's port not a number.
   if (text.compare(0, 3, "\xEF\xBB\xBF") == 0) text.erase(0, 3);
-  char delim = text.find('\t') != std::string::npos && text.find(',') == std::string::npos ? '\t' : ',';
+  // Tabs when there is no comma; semicolons when the first record (header or row) has them and no
+  // comma, as spreadsheets write CSV where the comma is the decimal separator; else commas.
+  char delim = ',';
+  if (text.find('\t') != std::string::npos && text.find(',') == std::string::npos) {
+    delim = '\t';
+  } else {
+    size_t at = 0;
+    while (at < text.size()) {
+      size_t eol = text.find('\n', at);
+      std::string_view l(text.data() + at, (eol == std::string::npos ? text.size() : eol) - at);
+      at = eol == std::string::npos ? text.size() : eol + 1;
+      size_t first = l.find_first_not_of(" \t\r");
+      if (first == std::string_view::npos || l[first] == '#') continue;
+      if (l.find(';') != std::string_view::npos && l.find(',') == std::string_view::npos) delim = ';';
+      break;
+    }
+  }
   auto rows = detail::parse_delimited(text, delim);
   // Columns: port, protocol, direction, service, default state (header optional, any order). With a
   // header, a column it does not name is absent; the positions are for tables without one.
@@ -178,11 +194,25 @@ static std::vector<PortEntry> read_ports_table(const std::string& path) {
     if (p.empty() || *end != 0 || v <= 0 || v > 65535)
       throw ImportError(path + ":" + std::to_string(line) + ": port '" + p + "' is not a number 1-65535");
     e.port = static_cast<uint16_t>(v);
-    e.protocol = cell(c_proto);
-    for (auto& ch : e.protocol) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    if (e.protocol.empty()) e.protocol = "tcp";
-    if (e.protocol != "tcp" && e.protocol != "udp")
-      throw ImportError(path + ":" + std::to_string(line) + ": protocol '" + e.protocol + "' (expected tcp or udp)");
+    // "TCP", "udp", or both: "TCP/UDP", "TCP + UDP", "tcp, udp", "Both" give a row for each.
+    std::string proto = cell(c_proto);
+    for (auto& ch : proto) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    bool tcp = false, udp = false, other = false;
+    for (size_t i = 0; i < proto.size();) {
+      size_t j = proto.find_first_of("/+&,; ", i);
+      if (j == std::string::npos) j = proto.size();
+      std::string w = proto.substr(i, j - i);
+      if (w == "tcp") tcp = true;
+      else if (w == "udp") udp = true;
+      else if (w == "both") tcp = udp = true;
+      else if (!w.empty() && w != "and") other = true;
+      i = j + 1;
+    }
+    if (proto.empty()) tcp = true;
+    if (other || (!tcp && !udp))
+      throw ImportError(path + ":" + std::to_string(line) + ": protocol '" + cell(c_proto) +
+                        "' (expected tcp, udp or both, e.g. TCP/UDP)");
+    e.protocol = tcp ? "tcp" : "udp";
     std::string d = cell(c_dir);
     for (auto& ch : d) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
     e.direction = port_direction(d);
@@ -192,6 +222,10 @@ static std::vector<PortEntry> read_ports_table(const std::string& path) {
     std::string def = cell(c_def);
     for (auto& ch : def) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
     e.default_enabled = !(def.find("disabled") != std::string::npos || def == "off" || def == "no" || def == "false");
+    if (tcp && udp) {
+      out.push_back(e);
+      e.protocol = "udp";
+    }
     out.push_back(std::move(e));
   }
   return out;

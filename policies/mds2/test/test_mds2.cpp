@@ -327,6 +327,21 @@ TEST_CASE("vendor port table becomes flows", "[mds2]") {
   REQUIRE(bom.size() == 2);
   CHECK(bom[0].port == 104);
   CHECK(bom[1].port == 443);
+  // A row for both protocols gives one entry each; a semicolon-separated table (a spreadsheet
+  // in a locale whose decimal separator is the comma) reads as a comma-separated one.
+  std::ofstream(path) << "# ports\nPort;Protocol;Direction;Service;Default state\n"
+                         "104;TCP/UDP;Inbound;DICOM, storage;Enabled\n161;udp + tcp;Outbound;SNMP;Disabled\n"
+                         "53;Both;Outbound;DNS;Enabled\n";
+  auto both = read_ports_csv(path);
+  REQUIRE(both.size() == 6);
+  CHECK((both[0].port == 104 && both[0].protocol == "tcp" && both[1].port == 104 && both[1].protocol == "udp"));
+  CHECK(both[0].service == "DICOM, storage");
+  CHECK((both[2].protocol == "tcp" && both[3].protocol == "udp" && !both[3].default_enabled));
+  CHECK((both[4].port == 53 && both[5].port == 53 && both[5].protocol == "udp"));
+  YAML::Node bm = YAML::Load(render_model(f, both, {}));
+  CHECK(bm["flows"].size() == 6);
+  std::ofstream(path) << "Port,Protocol,Direction\n104,TCP/SCTP,Inbound\n";
+  CHECK_THROWS_WITH(read_ports_csv(path), Catch::Contains("ports-test.csv:2: protocol 'TCP/SCTP'"));
   std::remove(path.c_str());
 }
 
