@@ -1,5 +1,6 @@
 #include "sensor/decode/decoder.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
@@ -9,6 +10,20 @@ namespace {
 inline uint16_t be16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
 inline uint32_t be32(const uint8_t* p) { return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3]; }
 inline uint32_t le32(const uint8_t* p) { return uint32_t(p[3]) << 24 | uint32_t(p[2]) << 16 | uint32_t(p[1]) << 8 | p[0]; }
+
+// The window scale option of a SYN's options, -1 without one. Flow tracking takes the largest
+// window a side can advertise from it (RFC 7323 caps the shift at 14).
+int8_t window_scale(const uint8_t* opt, uint32_t len) {
+  for (uint32_t i = 0; i < len;) {
+    uint8_t kind = opt[i];
+    if (kind == 0) break;  // end of options
+    if (kind == 1) { ++i; continue; }  // no-op
+    if (i + 1 >= len || opt[i + 1] < 2 || i + opt[i + 1] > len) break;
+    if (kind == 3 && opt[i + 1] == 3) return static_cast<int8_t>(std::min<uint8_t>(opt[i + 2], 14));
+    i += opt[i + 1];
+  }
+  return -1;
+}
 
 constexpr uint16_t ETH_IPV4 = 0x0800, ETH_IPV6 = 0x86DD, ETH_VLAN = 0x8100, ETH_QINQ = 0x88A8,
                    ETH_QINQ_OLD = 0x9100, ETH_PPPOE_SESSION = 0x8864, ETH_MPLS = 0x8847, ETH_MPLS_MC = 0x8848;
@@ -524,6 +539,7 @@ DecodeStatus Decoder::transport(const uint8_t* p, uint32_t len, uint32_t off, Pa
         out.payload_len = 0;
         return DecodeStatus::ok;
       }
+      if (out.tcp_flags & tcpflag::SYN) out.tcp_wscale = window_scale(p + 20, doff - 20);
       out.payload = p + doff;
       out.payload_len = len - doff;
       return DecodeStatus::ok;

@@ -40,6 +40,7 @@ struct Packet {
   bool has_ports = false;  // the transport header was read as far as the ports (0 for ICMP but echo)
   uint32_t seq = 0, ack = 0;
   uint8_t tcp_flags = 0;
+  int8_t tcp_wscale = -1;  // a SYN's window scale option (RFC 7323, at most 14), -1 without one
   uint8_t icmp_type = 0, icmp_code = 0;
   const uint8_t* payload = nullptr;
   uint32_t payload_len = 0;

@@ -266,6 +266,31 @@ TEST_CASE("TCP options cut by the snap length keep the packet; beyond a whole pa
   CHECK(h.anomalies == std::vector<std::string>{"tcp.data_offset_beyond_packet"});
 }
 
+TEST_CASE("A SYN's window scale option is read; other packets and SYNs without it give none") {
+  Harness h(linktype::RAW);
+  auto with_options = [](uint8_t flags, Bytes options) {
+    auto seg = tcp(40000, 2575, 7, 0, flags);
+    seg[12] = static_cast<uint8_t>((5 + options.size() / 4) << 4);
+    seg.insert(seg.begin() + 20, options.begin(), options.end());
+    return ipv4(ip4(1, 1, 1, 1), ip4(2, 2, 2, 2), 6, seg);
+  };
+  // MSS, NOP, window scale 7; then SACK permitted and end of options.
+  Bytes opts = {2, 4, 0x05, 0xb4, 1, 3, 3, 7, 4, 2, 0, 0};
+  Packet p;
+  REQUIRE(h.run(with_options(tcpflag::SYN, opts), p) == DecodeStatus::ok);
+  CHECK(p.tcp_wscale == 7);
+  REQUIRE(h.run(with_options(tcpflag::ACK, opts), p) == DecodeStatus::ok);
+  CHECK(p.tcp_wscale == -1);  // only a SYN's option counts
+  REQUIRE(h.run(with_options(tcpflag::SYN, {2, 4, 0x05, 0xb4}), p) == DecodeStatus::ok);
+  CHECK(p.tcp_wscale == -1);
+  Bytes big = {3, 3, 20, 0};  // a shift over 14 is taken as 14 (RFC 7323)
+  REQUIRE(h.run(with_options(tcpflag::SYN, big), p) == DecodeStatus::ok);
+  CHECK(p.tcp_wscale == 14);
+  Bytes lying = {2, 40, 0, 0, 3, 3, 7, 0};  // an option longer than the options area
+  REQUIRE(h.run(with_options(tcpflag::SYN, lying), p) == DecodeStatus::ok);
+  CHECK(p.tcp_wscale == -1);
+}
+
 TEST_CASE("IPv6: headers after the fragment header are walked once the datagram is whole") {
   Harness h(linktype::EN10MB);
   uint8_t a[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
