@@ -85,7 +85,9 @@ Pipeline::Pipeline(const SensorConfig& cfg, Depth depth, EventOutput& out, const
       c_reversed_by_content_(out.counters().at("flows.reversed_by_content")),
       c_orientation_kept_(out.counters().at("flows.orientation_kept")),
       c_time_backwards_(out.counters().at("time.backwards")),
-      c_decode_anomalies_suppressed_(out.counters().at("anomaly.decode.suppressed")) {
+      c_decode_anomalies_suppressed_(out.counters().at("anomaly.decode.suppressed")),
+      c_ack_out_of_window_(out.counters().at("tcp.ack_out_of_window")),
+      c_tcp_anomalies_suppressed_(out.counters().at("anomaly.tcp.suppressed")) {
   flows_ = std::make_unique<FlowTable>(cfg_.flows, out_.counters(),
                                        [this](Flow& f, FlowEnd why) { on_flow_end(f, why); });
   // The dissectors' registered ports name the server of a flow picked up mid-connection.
@@ -114,18 +116,21 @@ void Pipeline::set_linktype(int dlt) {
       cfg_.fragments);
 }
 
+// One event per hostile packet would let any host on the mirrored link fill the output:
+// kMaxDecodeAnomalies of each name per window of packet time, the rest only counted.
+bool Pipeline::AnomalyWindow::admit(Timestamp ts) {
+  if (count == 0 || ts.usec - start.usec >= kDecodeAnomalyWindowUsec || ts.usec < start.usec) {
+    start = ts;
+    count = 0;
+  }
+  return ++count <= kMaxDecodeAnomalies;
+}
+
 void Pipeline::on_decode_anomaly(std::string_view name, uint32_t offset, const Packet& p) {
   std::string counter = "anomaly.decode.";
   counter.append(name);
   ++out_.counters().at(counter);
-  // One event per malformed packet would let any host on the mirrored link fill the output:
-  // kMaxDecodeAnomalies of each name per window of packet time, the rest only counted.
-  auto& window = decode_anomaly_windows_[std::string(name)];
-  if (window.count == 0 || p.ts.usec - window.start.usec >= kDecodeAnomalyWindowUsec || p.ts.usec < window.start.usec) {
-    window.start = p.ts;
-    window.count = 0;
-  }
-  if (++window.count > kMaxDecodeAnomalies) {
+  if (!decode_anomaly_windows_[std::string(name)].admit(p.ts)) {
     ++c_decode_anomalies_suppressed_;
     return;
   }
@@ -201,20 +206,27 @@ void Pipeline::packet(const uint8_t* frame, uint32_t caplen, uint32_t wirelen, T
     if (individual(p.src_mac)) (dir == Dir::to_server ? f.client_mac : f.server_mac) = p.src_mac;
     if (p.has_dst_mac && individual(p.dst_mac)) (dir == Dir::to_server ? f.server_mac : f.client_mac) = p.dst_mac;
   }
-  if (p.proto == 6) {
-    f.tcp_flags[d] |= p.tcp_flags;
-    if (p.tcp_flags & tcpflag::SYN) {
-      if (p.tcp_flags & tcpflag::ACK) f.synack_seen = true; else f.syn_seen = true;
-      if (!f.isn_seen[d]) { f.isn_seen[d] = true; f.isn[d] = p.seq; }
-    }
-    if (p.tcp_flags & tcpflag::FIN) f.fin_seen[d] = true;
-    if (p.tcp_flags & tcpflag::RST) f.rst_seen = true;
-  }
+  TcpVerdict verdict = p.proto == 6 ? f.tcp_packet(d, p) : TcpVerdict::ok;
   flows_->touch(f, clock_);
+  if (verdict == TcpVerdict::ack_out_of_window) {
+    ++c_ack_out_of_window_;
+    tcp_anomaly(f, dir, p, "ack_out_of_window");
+  }
   if (depth_ == Depth::flow) return;
 
-  if (p.proto == 6) tcp(f, dir, p);
+  if (p.proto == 6) tcp(f, dir, p, verdict != TcpVerdict::ack_out_of_window);
   else if (p.proto == 17) udp(f, dir, p);
+}
+
+void Pipeline::tcp_anomaly(Flow& f, Dir dir, const Packet& p, std::string_view name) {
+  if (!tcp_anomaly_windows_[std::string(name)].admit(p.ts)) {
+    ++c_tcp_anomalies_suppressed_;
+    return;
+  }
+  FlowState& st = state_of(f);
+  st.ctx.set_now(p.ts);
+  // The offset is the acknowledgment number: what was out of the window.
+  st.ctx.anomaly("tcp", name, p.ack, dir_name(dir));
 }
 
 // Packet time went back (files given out of time order, a merged capture of clocks that
@@ -280,7 +292,7 @@ void Pipeline::orient_by_content(Flow& f, Dir& dir, const Packet& p) {
   flows_->touch(f, clock_);
 }
 
-void Pipeline::tcp(Flow& f, Dir dir, const Packet& p) {
+void Pipeline::tcp(Flow& f, Dir dir, const Packet& p, bool ack_plausible) {
   if (p.payload_len > 0 && depth_ >= Depth::dissect &&
       (f.orientation == Orientation::first_packet || f.orientation == Orientation::port))
     orient_by_content(f, dir, p);
@@ -293,7 +305,9 @@ void Pipeline::tcp(Flow& f, Dir dir, const Packet& p) {
   DirSink sink(*this, st, dir);
   DirSink other_sink(*this, st, reverse(dir));
   if ((p.tcp_flags & tcpflag::SYN) && !(p.tcp_flags & tcpflag::RST)) r.syn(p.seq);
-  if (p.tcp_flags & tcpflag::ACK) other.peer_ack(p.ack);
+  // An ACK for bytes the other side cannot have sent would make everything it sends up to there
+  // look delivered already.
+  if ((p.tcp_flags & tcpflag::ACK) && ack_plausible) other.peer_ack(p.ack);
   // Data carried in a SYN (TCP Fast Open) starts after the SYN's own sequence number.
   uint32_t data_seq = (p.tcp_flags & tcpflag::SYN) ? p.seq + 1 : p.seq;
   r.segment(data_seq, std::span<const uint8_t>(p.payload, p.payload_len), p.tcp_flags & tcpflag::FIN, sink);

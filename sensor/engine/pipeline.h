@@ -77,7 +77,10 @@ class Pipeline {
   void on_decode_anomaly(std::string_view name, uint32_t offset, const Packet& p);
   void on_flow_end(Flow& f, FlowEnd why);
   void write_flow_event(Flow& f, FlowEnd why, FlowState* st);
-  void tcp(Flow& f, Dir dir, const Packet& p);
+  void tcp(Flow& f, Dir dir, const Packet& p, bool ack_plausible);
+  // A TCP packet flow tracking did not take as it came (TcpVerdict): an `anomaly` event of the
+  // flow, rate-limited as decode anomalies are.
+  void tcp_anomaly(Flow& f, Dir dir, const Packet& p, std::string_view name);
   // A TCP flow picked up without its handshake: the first bytes of a direction may show which
   // side is the server; the flow is turned round if nothing was said of its sides yet.
   void orient_by_content(Flow& f, Dir& dir, const Packet& p);
@@ -120,11 +123,20 @@ class Pipeline {
   uint64_t& c_time_backwards_;
   // Decode anomaly events written per anomaly name in a window of packet time (a fixed set of
   // names, so the map stays small).
-  struct AnomalyWindow { Timestamp start; uint32_t count = 0; };
-  std::map<std::string, AnomalyWindow, std::less<>> decode_anomaly_windows_;
   static constexpr uint32_t kMaxDecodeAnomalies = 100;
   static constexpr int64_t kDecodeAnomalyWindowUsec = 60'000'000;
+  struct AnomalyWindow {
+    Timestamp start;
+    uint32_t count = 0;
+    bool admit(Timestamp ts);  // false: the name's events of this window are spent
+  };
+  std::map<std::string, AnomalyWindow, std::less<>> decode_anomaly_windows_;
   uint64_t& c_decode_anomalies_suppressed_;
+  // TCP packets that would move a flow if taken as they came (forged or stray ACKs):
+  // every one counted, events of each name rate-limited as decode anomalies.
+  std::map<std::string, AnomalyWindow, std::less<>> tcp_anomaly_windows_;
+  uint64_t& c_ack_out_of_window_;
+  uint64_t& c_tcp_anomalies_suppressed_;
 };
 
 }  // namespace medmon

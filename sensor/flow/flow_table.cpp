@@ -57,12 +57,48 @@ void Flow::reverse() {
   client_is_a = !client_is_a;
   std::swap(isn_seen[0], isn_seen[1]);
   std::swap(isn[0], isn[1]);
+  std::swap(wscale[0], wscale[1]);
+  std::swap(seq_next[0], seq_next[1]);
+  std::swap(ack_next[0], ack_next[1]);
+  std::swap(seq_known[0], seq_known[1]);
+  std::swap(ack_known[0], ack_known[1]);
   std::swap(fin_seen[0], fin_seen[1]);
   std::swap(pkts[0], pkts[1]);
   std::swap(bytes[0], bytes[1]);
   std::swap(payload_bytes[0], payload_bytes[1]);
   std::swap(tcp_flags[0], tcp_flags[1]);
   std::swap(client_mac, server_mac);
+}
+
+namespace {
+// a after b in sequence space (RFC 1982 serial arithmetic).
+inline bool seq_after(uint32_t a, uint32_t b) { return static_cast<int32_t>(a - b) > 0; }
+}  // namespace
+
+uint32_t Flow::max_window(int d) const {
+  if (!isn_seen[0] || !isn_seen[1]) return kUnknownWindow;
+  // Scaling is in effect only when both SYNs offered it (RFC 7323, 2.2).
+  int scale = wscale[0] >= 0 && wscale[1] >= 0 ? wscale[d] : 0;
+  return 65535u << scale;
+}
+
+TcpVerdict Flow::tcp_packet(int d, const Packet& p) {
+  int other = 1 - d;
+  if (p.tcp_flags & tcpflag::RST) rst_seen = true;
+  tcp_flags[d] |= p.tcp_flags;
+  if (p.tcp_flags & tcpflag::SYN) {
+    if (p.tcp_flags & tcpflag::ACK) synack_seen = true; else syn_seen = true;
+    if (!isn_seen[d]) { isn_seen[d] = true; isn[d] = p.seq; wscale[d] = p.tcp_wscale; }
+  }
+  if (p.tcp_flags & tcpflag::FIN) fin_seen[d] = true;
+  uint32_t end = p.seq + p.payload_len + ((p.tcp_flags & tcpflag::SYN) ? 1 : 0) + ((p.tcp_flags & tcpflag::FIN) ? 1 : 0);
+  if (!seq_known[d] || seq_after(end, seq_next[d])) { seq_next[d] = end; seq_known[d] = true; }
+  if (!(p.tcp_flags & tcpflag::ACK)) return TcpVerdict::ok;
+  // The other side can have sent up to a window past what we saw of it (its data lost to the
+  // capture), not beyond: the receiver's window bounds what is in flight.
+  if (seq_known[other] && seq_after(p.ack, seq_next[other] + max_window(d))) return TcpVerdict::ack_out_of_window;
+  if (!ack_known[d] || seq_after(p.ack, ack_next[d])) { ack_next[d] = p.ack; ack_known[d] = true; }
+  return TcpVerdict::ok;
 }
 
 std::string Flow::id() const {

@@ -75,6 +75,14 @@ class ServicePorts {
   std::bitset<65536> registered_;
 };
 
+// What flow tracking made of a TCP packet (Flow::tcp_packet).
+enum class TcpVerdict : uint8_t {
+  ok,
+  // Its ACK acknowledges bytes the other side cannot have sent: past the highest sequence number
+  // seen from that side by more than the largest window the acknowledging side can advertise.
+  ack_out_of_window,
+};
+
 class FlowExtension {
  public:
   virtual ~FlowExtension() = default;
@@ -90,6 +98,12 @@ struct Flow {
   uint8_t lru_class = 0;
   std::array<bool, 2> isn_seen{};       // per direction: SYN seen, isn valid
   std::array<uint32_t, 2> isn{};
+  std::array<int8_t, 2> wscale{-1, -1};  // per direction: window scale option of its SYN, -1 none
+  // Per direction, in sequence space: just past the highest sequence number seen from the side
+  // (SYN and FIN count one), and the highest acknowledgment number it sent. Known once a packet
+  // gave it; they tell which ACKs and RSTs are plausible.
+  std::array<uint32_t, 2> seq_next{}, ack_next{};
+  std::array<bool, 2> seq_known{}, ack_known{};
   Timestamp start, last;
   // Its last packet's time as the idle timeout counts it: put back when packet time went back.
   Timestamp idle_from;
@@ -105,6 +119,15 @@ struct Flow {
   uint16_t client_port() const { return client_is_a ? key.pa : key.pb; }
   uint16_t server_port() const { return client_is_a ? key.pb : key.pa; }
   bool closing() const { return rst_seen || (fin_seen[0] && fin_seen[1]); }
+  // Tracks a TCP packet of direction d (0: to the server): handshake, FIN, RST, sequence space.
+  // An ACK for bytes the other side cannot have sent is not taken as how far that side got (the
+  // caller must not take it either).
+  TcpVerdict tcp_packet(int d, const Packet& p);
+  // The largest receive window side d can advertise, in bytes: 65535 shifted by the window scale
+  // the handshake agreed (none unless both SYNs carried the option). Without both SYNs the scale
+  // is not known: kUnknownWindow.
+  uint32_t max_window(int d) const;
+  static constexpr uint32_t kUnknownWindow = 65535u << 8;  // about 16 MiB
   // Swaps client and server with everything counted per direction (a mid-stream flow whose
   // content shows that its first packet came from the server). The id changes with them.
   void reverse();

@@ -54,7 +54,9 @@ class TcpReassembler {
 
   void syn(uint32_t seq);
   void segment(uint32_t seq, std::span<const uint8_t> payload, bool fin, StreamSink& sink);
-  // The other direction acknowledged `ack`.
+  // The other direction acknowledged `ack`. Only an ACK plausible for what this direction sent
+  // (Flow::tcp_packet): one far ahead would make the bytes up to it a gap, and whatever is sent
+  // up to there look delivered already.
   void peer_ack(uint32_t ack);
   // Once per packet of the flow: turns long-acknowledged holes into gaps.
   void tick(StreamSink& sink);

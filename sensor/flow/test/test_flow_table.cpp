@@ -39,14 +39,13 @@ struct Table {
     Dir d;
     Flow& f = t.lookup(p, d);
     int i = static_cast<int>(d);
-    if ((p.tcp_flags & tcpflag::SYN) && !f.isn_seen[i]) { f.isn_seen[i] = true; f.isn[i] = p.seq; }  // as the pipeline does
     ++f.pkts[i];
     f.last = p.ts;
-    if (p.tcp_flags & tcpflag::FIN) f.fin_seen[static_cast<int>(d)] = true;
-    if (p.tcp_flags & tcpflag::RST) f.rst_seen = true;
+    if (p.proto == 6) verdict = f.tcp_packet(i, p);  // as the pipeline does
     t.touch(f, p.ts);
     return d;
   }
+  TcpVerdict verdict = TcpVerdict::ok;  // of the last packet fed
 };
 }  // namespace
 
@@ -325,4 +324,54 @@ TEST_CASE("An absolute-timeout split keeps how the flow was oriented") {
   CHECK(d == Dir::to_client);
   t.end_all(FlowEnd::end_of_input);
   CHECK(seen == std::vector<Orientation>{Orientation::syn, Orientation::syn});
+}
+
+namespace {
+// A TCP packet of a connection between 10.0.0.1:40000 (client) and 10.0.0.2:2575.
+Packet seg(bool from_client, uint8_t flags, uint32_t seq, uint32_t ack, uint32_t len = 0, int8_t wscale = -1) {
+  Packet p = from_client ? pkt(ip4(10, 0, 0, 1), 40000, ip4(10, 0, 0, 2), 2575, flags, 1)
+                         : pkt(ip4(10, 0, 0, 2), 2575, ip4(10, 0, 0, 1), 40000, flags, 1);
+  p.seq = seq;
+  p.ack = ack;
+  p.payload_len = len;
+  p.tcp_wscale = wscale;
+  return p;
+}
+
+// Handshake (client ISN 1000, server ISN 5000) and one request of 100 bytes, acknowledged.
+void open_connection(Table& tb, int8_t wscale_client = -1, int8_t wscale_server = -1) {
+  tb.feed(seg(true, tcpflag::SYN, 1000, 0, 0, wscale_client));
+  tb.feed(seg(false, tcpflag::SYN | tcpflag::ACK, 5000, 1001, 0, wscale_server));
+  tb.feed(seg(true, tcpflag::ACK, 1001, 5001));
+  tb.feed(seg(true, tcpflag::ACK | tcpflag::PSH, 1001, 5001, 100));
+  tb.feed(seg(false, tcpflag::ACK, 5001, 1101));
+}
+
+Flow& only_flow(Table& tb) {
+  Dir d;
+  return tb.t.lookup(seg(true, tcpflag::ACK, 1101, 5001), d);
+}
+}  // namespace
+
+TEST_CASE("An ACK for bytes the other side cannot have sent is out of window") {
+  Table tb;
+  open_connection(tb);  // the client sent up to 1101
+  // 256 MiB past anything the client sent.
+  tb.feed(seg(false, tcpflag::ACK, 5001, 1101 + 0x10000000u));
+  CHECK(tb.verdict == TcpVerdict::ack_out_of_window);
+  CHECK(only_flow(tb).ack_next[1] == 1101);  // not taken as how far the client got
+  // Bytes the capture lost but the client may have sent (within the server's window): taken.
+  tb.feed(seg(false, tcpflag::ACK, 5001, 1101 + 60000));
+  CHECK(tb.verdict == TcpVerdict::ok);
+  CHECK(only_flow(tb).ack_next[1] == 1101 + 60000);
+  tb.feed(seg(false, tcpflag::ACK, 5001, 1101 + 65536));
+  CHECK(tb.verdict == TcpVerdict::ack_out_of_window);
+  // The client's own packets show how far it got, even without data.
+  tb.feed(seg(true, tcpflag::ACK, 1101 + 200000, 5001));
+  tb.feed(seg(false, tcpflag::ACK, 5001, 1101 + 200000));
+  CHECK(tb.verdict == TcpVerdict::ok);
+  // Nothing seen of the side acknowledged (mid-stream, one direction so far): taken.
+  Table mid;
+  mid.feed(seg(false, tcpflag::ACK | tcpflag::PSH, 5001, 0x7000000, 10));
+  CHECK(mid.verdict == TcpVerdict::ok);
 }
