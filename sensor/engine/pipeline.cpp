@@ -87,6 +87,7 @@ Pipeline::Pipeline(const SensorConfig& cfg, Depth depth, EventOutput& out, const
       c_time_backwards_(out.counters().at("time.backwards")),
       c_decode_anomalies_suppressed_(out.counters().at("anomaly.decode.suppressed")),
       c_ack_out_of_window_(out.counters().at("tcp.ack_out_of_window")),
+      c_rst_out_of_window_(out.counters().at("tcp.rst_out_of_window")),
       c_tcp_anomalies_suppressed_(out.counters().at("anomaly.tcp.suppressed")) {
   flows_ = std::make_unique<FlowTable>(cfg_.flows, out_.counters(),
                                        [this](Flow& f, FlowEnd why) { on_flow_end(f, why); });
@@ -208,6 +209,12 @@ void Pipeline::packet(const uint8_t* frame, uint32_t caplen, uint32_t wirelen, T
   }
   TcpVerdict verdict = p.proto == 6 ? f.tcp_packet(d, p) : TcpVerdict::ok;
   flows_->touch(f, clock_);
+  if (verdict == TcpVerdict::rst_out_of_window) {
+    // The receiver drops it: so does reassembly.
+    ++c_rst_out_of_window_;
+    tcp_anomaly(f, dir, p, "rst_out_of_window");
+    return;
+  }
   if (verdict == TcpVerdict::ack_out_of_window) {
     ++c_ack_out_of_window_;
     tcp_anomaly(f, dir, p, "ack_out_of_window");
@@ -225,8 +232,9 @@ void Pipeline::tcp_anomaly(Flow& f, Dir dir, const Packet& p, std::string_view n
   }
   FlowState& st = state_of(f);
   st.ctx.set_now(p.ts);
-  // The offset is the acknowledgment number: what was out of the window.
-  st.ctx.anomaly("tcp", name, p.ack, dir_name(dir));
+  // The offset is the packet's sequence number (RST) or acknowledgment number (ACK): what was
+  // out of the window.
+  st.ctx.anomaly("tcp", name, name == "rst_out_of_window" ? p.seq : p.ack, dir_name(dir));
 }
 
 // Packet time went back (files given out of time order, a merged capture of clocks that

@@ -132,10 +132,11 @@ class Pipeline {
   };
   std::map<std::string, AnomalyWindow, std::less<>> decode_anomaly_windows_;
   uint64_t& c_decode_anomalies_suppressed_;
-  // TCP packets that would move a flow if taken as they came (forged or stray ACKs):
+  // TCP packets that would move a flow if taken as they came (forged or stray ACKs and RSTs):
   // every one counted, events of each name rate-limited as decode anomalies.
   std::map<std::string, AnomalyWindow, std::less<>> tcp_anomaly_windows_;
   uint64_t& c_ack_out_of_window_;
+  uint64_t& c_rst_out_of_window_;
   uint64_t& c_tcp_anomalies_suppressed_;
 };
 

@@ -73,6 +73,11 @@ void Flow::reverse() {
 namespace {
 // a after b in sequence space (RFC 1982 serial arithmetic).
 inline bool seq_after(uint32_t a, uint32_t b) { return static_cast<int32_t>(a - b) > 0; }
+// a within `window` of b, either way.
+inline bool seq_near(uint32_t a, uint32_t b, uint32_t window) {
+  int64_t diff = static_cast<int32_t>(a - b);
+  return diff <= static_cast<int64_t>(window) && -diff <= static_cast<int64_t>(window);
+}
 }  // namespace
 
 uint32_t Flow::max_window(int d) const {
@@ -84,7 +89,18 @@ uint32_t Flow::max_window(int d) const {
 
 TcpVerdict Flow::tcp_packet(int d, const Packet& p) {
   int other = 1 - d;
-  if (p.tcp_flags & tcpflag::RST) rst_seen = true;
+  if (p.tcp_flags & tcpflag::RST) {
+    // The receiver expects the sequence number just past what this side sent: what we saw of this
+    // side, or what the receiver acknowledged. Either within the receiver's window will do (we may
+    // have missed packets of both). Neither known yet (picked up mid-stream, nothing seen of this
+    // side nor acknowledged to it): taken as it comes.
+    uint32_t window = max_window(other);
+    bool known = seq_known[d] || ack_known[other];
+    bool in_window = (seq_known[d] && seq_near(p.seq, seq_next[d], window)) ||
+                     (ack_known[other] && seq_near(p.seq, ack_next[other], window));
+    if (known && !in_window) return TcpVerdict::rst_out_of_window;
+    rst_seen = true;
+  }
   tcp_flags[d] |= p.tcp_flags;
   if (p.tcp_flags & tcpflag::SYN) {
     if (p.tcp_flags & tcpflag::ACK) synack_seen = true; else syn_seen = true;

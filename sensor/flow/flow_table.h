@@ -81,6 +81,9 @@ enum class TcpVerdict : uint8_t {
   // Its ACK acknowledges bytes the other side cannot have sent: past the highest sequence number
   // seen from that side by more than the largest window the acknowledging side can advertise.
   ack_out_of_window,
+  // An RST whose sequence number is outside its receiver's window: ignored, as a TCP stack
+  // ignores it (RFC 5961), so that a stray or forged RST does not end the flow.
+  rst_out_of_window,
 };
 
 class FlowExtension {
@@ -120,8 +123,8 @@ struct Flow {
   uint16_t server_port() const { return client_is_a ? key.pb : key.pa; }
   bool closing() const { return rst_seen || (fin_seen[0] && fin_seen[1]); }
   // Tracks a TCP packet of direction d (0: to the server): handshake, FIN, RST, sequence space.
-  // An ACK for bytes the other side cannot have sent is not taken as how far that side got (the
-  // caller must not take it either).
+  // An RST outside its receiver's window changes nothing. An ACK for bytes the other side cannot
+  // have sent is not taken as how far that side got (the caller must not take it either).
   TcpVerdict tcp_packet(int d, const Packet& p);
   // The largest receive window side d can advertise, in bytes: 65535 shifted by the window scale
   // the handshake agreed (none unless both SYNs carried the option). Without both SYNs the scale

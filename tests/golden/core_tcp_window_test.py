@@ -5,6 +5,9 @@
   the client's later messages look delivered already): ignored, counted, an anomaly; all messages
   reported. A capture that lost a message but saw it acknowledged still gives a gap there, and
   the HL7 dissector resyncs on the next message.
+- An RST 1 GiB away from where its sender is: ignored (the flow goes on and closes), counted, an
+  anomaly. An RST in the window resets the flow; the RST refusing a SYN too (nothing to check
+  it against).
 """
 import json
 import os
@@ -13,7 +16,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from golden import Checker, of_type, run  # noqa: E402
-from pcapwrite import ACK, FIN, PSH, SYN, ether, ipv4, tcp, write_pcap  # noqa: E402
+from pcapwrite import ACK, FIN, PSH, RST, SYN, ether, ipv4, tcp, write_pcap  # noqa: E402
 
 c = Checker("core_tcp_window")
 TMP = tempfile.mkdtemp(prefix="medmon-tcp-window-")
@@ -134,5 +137,45 @@ if flows:
     c.eq("lost message: one gap to the server", flows[0]["flow"].get("gaps_toserver"), 1)
     c.eq("lost message: as long as the message", flows[0]["flow"].get("gap_bytes_toserver"), len(msg("MSG00002")))
 c.eq("lost message: no ACK out of window", counters(ev).get("tcp.ack_out_of_window"), None)
+
+# An RST 1 GiB away from the server's sequence numbers, between two messages.
+conn = Conn()
+conn.handshake()
+conn.exchange(0.01, "MSG00001")
+conn.send(0.5, False, RST, seq=conn.seq[False] + 0x40000000, ack=0)
+for k in range(2, 5):
+    conn.exchange(30 * k, "MSG0000%d" % k)
+conn.close(200)
+ev = analyze(conn.write("rst_far.pcap"))
+flows = of_type(ev, "flow")
+c.eq("far RST: one flow", len(flows), 1)
+if flows:
+    c.eq("far RST: the flow closed, not reset", flows[0]["flow"]["state"], "closed")
+    c.true("far RST: not picked up mid-stream", not flows[0]["flow"].get("midstream"))
+    c.eq("far RST: the RST is no flag of the flow", flows[0]["flow"]["tcp_flags_toclient"], "SAFP")
+c.eq("far RST: every message reported", controls(ev), ALL)
+c.eq("far RST: counted", counters(ev).get("tcp.rst_out_of_window"), 1)
+an = anomalies(ev, "rst_out_of_window")
+c.eq("far RST: an anomaly", len(an), 1)
+if an:
+    c.eq("far RST: the anomaly's offset is the RST's sequence number", an[0]["anomaly"]["offset"], 5000 + 1 + len(ack("MSG00001")) + 0x40000000)
+
+# An RST where the server is: the connection is reset.
+conn = Conn()
+conn.handshake()
+conn.exchange(0.01, "MSG00001")
+conn.send(0.5, False, RST | ACK)
+ev = analyze(conn.write("rst_in_window.pcap"))
+flows = of_type(ev, "flow")
+c.eq("RST in the window: one flow, reset", [f["flow"]["state"] for f in flows], ["reset"])
+c.eq("RST in the window: not counted", counters(ev).get("tcp.rst_out_of_window"), None)
+
+# A SYN refused: nothing seen of the server yet, the RST is taken as it comes.
+conn = Conn()
+conn.send(0, True, SYN, ack=0)
+conn.send(0.001, False, RST | ACK, seq=0)
+ev = analyze(conn.write("refused.pcap"))
+c.eq("refused SYN: one flow, reset", [f["flow"]["state"] for f in of_type(ev, "flow")], ["reset"])
+c.eq("refused SYN: not counted", counters(ev).get("tcp.rst_out_of_window"), None)
 
 c.done()

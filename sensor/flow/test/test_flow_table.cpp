@@ -353,6 +353,68 @@ Flow& only_flow(Table& tb) {
 }
 }  // namespace
 
+TEST_CASE("An RST outside its receiver's window is ignored; one inside ends the flow") {
+  Table tb;
+  open_connection(tb);
+  // 1 GiB away from where the server is: no stack takes it.
+  tb.feed(seg(false, tcpflag::RST, 5001 + 0x40000000u, 0));
+  CHECK(tb.verdict == TcpVerdict::rst_out_of_window);
+  CHECK(!only_flow(tb).closing());
+  CHECK(only_flow(tb).tcp_flags[1] == (tcpflag::SYN | tcpflag::ACK));  // the RST left no trace
+  // Just past the window (no window scale in the handshake: 65535 bytes).
+  tb.feed(seg(false, tcpflag::RST, 5001 + 65536, 0));
+  CHECK(tb.verdict == TcpVerdict::rst_out_of_window);
+  // Within it: the connection is reset.
+  tb.feed(seg(false, tcpflag::RST, 5001 + 1000, 0));
+  CHECK(tb.verdict == TcpVerdict::ok);
+  CHECK(only_flow(tb).rst_seen);
+  tb.t.end_all(FlowEnd::end_of_input);
+  REQUIRE(tb.ended.size() == 1);
+  CHECK(tb.ended[0].why == FlowEnd::reset);
+}
+
+TEST_CASE("The window an RST is checked against follows the handshake's window scale") {
+  Table tb;
+  open_connection(tb, 7, 7);
+  CHECK(only_flow(tb).max_window(0) == 65535u << 7);
+  tb.feed(seg(false, tcpflag::RST, 5001 + (65535u << 7) + 1, 0));
+  CHECK(tb.verdict == TcpVerdict::rst_out_of_window);
+  tb.feed(seg(false, tcpflag::RST, 5001 + (4u << 20), 0));
+  CHECK(tb.verdict == TcpVerdict::ok);
+  // Only one SYN offered scaling: none is in effect.
+  Table one;
+  open_connection(one, 7, -1);
+  CHECK(only_flow(one).max_window(0) == 65535);
+  one.feed(seg(false, tcpflag::RST, 5001 + (4u << 20), 0));
+  CHECK(one.verdict == TcpVerdict::rst_out_of_window);
+}
+
+TEST_CASE("An RST with nothing to check it against is taken as it comes") {
+  // A SYN refused: the RST's sequence number is 0, nothing was seen of the server.
+  Table tb;
+  tb.feed(seg(true, tcpflag::SYN, 1000, 0));
+  tb.feed(seg(false, tcpflag::RST | tcpflag::ACK, 0, 1001));
+  CHECK(tb.verdict == TcpVerdict::ok);
+  tb.t.end_all(FlowEnd::end_of_input);
+  REQUIRE(tb.ended.size() == 1);
+  CHECK(tb.ended[0].why == FlowEnd::reset);
+  // Picked up mid-stream: the first packet is an RST.
+  Table mid;
+  mid.feed(seg(false, tcpflag::RST, 123456789, 0));
+  CHECK(mid.verdict == TcpVerdict::ok);
+  mid.t.end_all(FlowEnd::end_of_input);
+  REQUIRE(mid.ended.size() == 1);
+  CHECK(mid.ended[0].why == FlowEnd::reset);
+  // Mid-stream, nothing seen from the server, but the client acknowledged up to 7000: that is
+  // what the client expects; the scale is not known, so the window is kUnknownWindow.
+  Table acked;
+  acked.feed(seg(true, tcpflag::ACK | tcpflag::PSH, 1000, 7000, 50));
+  acked.feed(seg(false, tcpflag::RST, 7000 + Flow::kUnknownWindow + 1, 0));
+  CHECK(acked.verdict == TcpVerdict::rst_out_of_window);
+  acked.feed(seg(false, tcpflag::RST, 7000, 0));
+  CHECK(acked.verdict == TcpVerdict::ok);
+}
+
 TEST_CASE("An ACK for bytes the other side cannot have sent is out of window") {
   Table tb;
   open_connection(tb);  // the client sent up to 1101
