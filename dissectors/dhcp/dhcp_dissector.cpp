@@ -4,6 +4,8 @@
 #include <cstdio>
 
 #include "dissectors/api/byte_reader.h"
+#include "dissectors/dhcp/dhcp_text.h"
+#include "dissectors/dhcp/dhcpv6.h"
 
 namespace medmon {
 namespace dhcp {
@@ -11,7 +13,7 @@ namespace dhcp {
 namespace {
 
 constexpr std::string_view kName = "dhcp";
-constexpr uint16_t kPorts[] = {67};  // the server's: a reply from 67 to 68 is oriented as an answer
+constexpr uint16_t kPorts[] = {67, 547};  // the servers': a reply from 67 to 68 (547 to 546) is an answer
 constexpr uint32_t kMagicCookie = 0x63825363;
 constexpr size_t kMaxAnomalyEvents = 100;  // per flow; the counters go on counting
 
@@ -81,39 +83,12 @@ std::vector<IpAddr> addresses(const std::vector<uint8_t>& v) {
   return out;
 }
 
-std::string hex_of(std::span<const uint8_t> v) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string s;
-  for (uint8_t b : v) {
-    if (!s.empty()) s.push_back(':');
-    s.push_back(kHex[b >> 4]);
-    s.push_back(kHex[b & 15]);
-  }
-  return s;
-}
-
-// A relay's circuit and remote ids are often switch port names ("Gi1/0/12"): text when every
-// byte is printable ASCII, else hex.
-std::string printable_or_hex(std::span<const uint8_t> v) {
-  bool printable = !v.empty() && std::all_of(v.begin(), v.end(), [](uint8_t b) { return b >= 0x20 && b < 0x7F; });
-  return printable ? std::string(v.begin(), v.end()) : hex_of(v);
-}
-
 // RFC 4702: flags, two obsolete rcodes, then the name; in DNS wire format when flag E (0x04).
 std::string fqdn_of(const std::vector<uint8_t>& v) {
   if (v.size() < 3) return {};
   std::span<const uint8_t> name(v.data() + 3, v.size() - 3);
   if (!(v[0] & 0x04)) return text_of(std::vector<uint8_t>(name.begin(), name.end()));
-  std::string out;
-  for (size_t i = 0; i < name.size();) {
-    uint8_t len = name[i++];
-    if (len == 0) break;
-    if (len > 63 || i + len > name.size()) return out;  // compression pointers are not allowed here
-    if (!out.empty()) out.push_back('.');
-    out.append(reinterpret_cast<const char*>(name.data() + i), len);
-    i += len;
-  }
-  return out;
+  return dns_wire_name(name);
 }
 
 }  // namespace
@@ -189,19 +164,32 @@ bool parse(std::span<const uint8_t> d, Message& m) {
 }
 
 Probe probe(std::span<const uint8_t> first, Dir) {
-  if (first.size() < kMinMessage) return Probe::no;  // a datagram is probed whole, or its first 512 bytes
+  // A datagram is probed whole, or its first 512 bytes.
   Message m;
-  return parse(first, m) ? Probe::yes : Probe::no;
+  if (first.size() >= kMinMessage && parse(first, m)) return Probe::yes;
+  return looks_like6(first) ? Probe::yes : Probe::no;
 }
 
 namespace {
 
 class DhcpDissector final : public Dissector {
  public:
+  // Over IPv6 every message is DHCPv6, over IPv4 DHCPv4; without addresses (a unit test, the fuzz
+  // target) the content tells, and a flow that once spoke DHCPv6 stays so.
   Consumed on_data(Dir dir, std::span<const uint8_t> data, FlowContext& ctx) override {
+    uint8_t family = ctx.endpoints().src.family;
+    if (family == 6 || (family == 0 && v6_)) {
+      on_message6(dir, data, ctx);
+      return {data.size(), 0, 0, false};
+    }
     Message m;
     if (!parse(data, m)) {
-      anomaly(ctx, data.size() < kMinMessage ? "truncated" : "not_dhcp");
+      if (family == 0 && looks_like6(data)) {
+        v6_ = true;
+        on_message6(dir, data, ctx);
+      } else {
+        anomaly(ctx, data.size() < kMinMessage ? "truncated" : "not_dhcp");
+      }
       return {data.size(), 0, 0, false};
     }
     for (const char* p : m.problems) anomaly(ctx, p);
@@ -275,7 +263,160 @@ class DhcpDissector final : public Dissector {
     ctx.end_event();
   }
 
+  void on_message6(Dir dir, std::span<const uint8_t> data, FlowContext& ctx) {
+    Message6 m;
+    if (!parse6(data, m)) {
+      anomaly(ctx, data.empty() || data[0] != 0 ? "truncated" : "not_dhcp");
+      return;
+    }
+    // The policy's `app: dhcpv6` names this member of the dhcp family.
+    if (!ctx.facts().attr("dhcp.version")) ctx.facts().set_attr("dhcp.version", "6");
+    for (const char* p : m.problems) anomaly(ctx, p);
+    write6(dir, m, ctx);
+  }
+
+  // The address the client holds as the packet shows it: the peer address the innermost relay
+  // names, else the sender of a client's message or the receiver of a server's (its link-local
+  // address, a multicast group being no one's).
+  static IpAddr client_address(Dir dir, const Message6& m, FlowContext& ctx) {
+    IpAddr a;
+    if (!m.relays.empty()) {
+      if (m.type != kRelayForw && m.type != kRelayRepl) a = m.relays.back().peer_address;
+    } else {
+      const auto& ep = ctx.endpoints();
+      bool sent_by_flow_client = dir == Dir::to_server;
+      a = sent_by_flow_client == from_client6(m.type) ? ep.src : ep.dst;
+    }
+    bool unspecified = std::all_of(a.b.begin(), a.b.end(), [](uint8_t b) { return b == 0; });
+    if (a.family != 6 || a.b[0] == 0xff || unspecified) return {};
+    return a;
+  }
+
+  // The first address an ADVERTISE or REPLY gives in an IA_NA (a valid lifetime of 0 takes one back).
+  static IpAddr assigned_address(const Message6& m) {
+    if (m.type != kAdvertise && m.type != kReply) return {};
+    for (auto& ia : m.ia)
+      if (ia.option == 3)
+        for (auto& l : ia.leases)
+          if (l.address.family && l.valid && l.status <= 0) return l.address;
+    return {};
+  }
+
+  static void status(JsonWriter& w, int code, const std::string& message) {
+    if (code < 0) return;
+    if (const char* n = status_name6(code)) w.field("status", n);
+    else w.field("status", std::to_string(code));
+    w.field_if_nonempty("status_message", message);
+  }
+
+  static void duid(JsonWriter& w, std::string_view k, std::string_view type_key, const std::vector<uint8_t>& d) {
+    if (d.empty()) return;
+    w.field(k, hex_of(d));
+    if (const char* t = duid_type_name(d)) w.field(type_key, t);
+    else w.field(type_key, std::to_string(d[0] << 8 | d[1]));
+  }
+
+  static std::string hex32(uint32_t v, int digits) {
+    char s[11];
+    std::snprintf(s, sizeof s, "0x%0*x", digits, v);
+    return s;
+  }
+
+  void write6(Dir dir, const Message6& m, FlowContext& ctx) {
+    ++ctx.counters().at("dhcp.messages");
+    auto& w = ctx.begin_event("dhcp");
+    w.object("dhcp");
+    w.field("version", 6);
+    w.field("direction", dir == Dir::to_server ? "to_server" : "to_client");
+    w.field("op", from_client6(m.type) ? "request" : "reply");
+    if (const char* n = type_name6(m.type)) w.field("message_type", n);
+    else w.field("message_type", std::to_string(m.type));
+    if (m.has_xid) w.field("xid", hex32(m.xid, 6));
+    std::array<uint8_t, 6> mac{};
+    if (duid_mac(m.client_duid, mac)) w.field("client_mac", hex_of(mac));
+    address(w, "client_ip", client_address(dir, m, ctx));
+    address(w, "assigned_ip", assigned_address(m));
+    duid(w, "client_duid", "client_duid_type", m.client_duid);
+    duid(w, "server_duid", "server_duid_type", m.server_duid);
+    if (m.has_elapsed) w.field("elapsed_ms", uint32_t(m.elapsed) * 10);
+    if (m.has_preference) w.field("preference", m.preference);
+    if (m.rapid_commit) w.field("rapid_commit", true);
+    address(w, "unicast", m.unicast);
+    if (!m.oro.empty()) {
+      w.array("param_list");
+      for (uint16_t o : m.oro) w.value(o);
+      w.end_array();
+    }
+    if (!m.ia.empty()) {
+      w.array("ia");
+      for (auto& ia : m.ia) {
+        w.begin_object();
+        w.field("type", ia.option == 3 ? "na" : ia.option == 4 ? "ta" : "pd");
+        w.field("iaid", hex32(ia.iaid, 8));
+        if (ia.has_times) {
+          w.field("t1", ia.t1);
+          w.field("t2", ia.t2);
+        }
+        if (!ia.leases.empty()) {
+          w.array(ia.option == 25 ? "prefixes" : "addresses");
+          for (auto& l : ia.leases) {
+            w.begin_object();
+            if (ia.option == 25) {
+              std::string p = l.address.to_string();
+              p.append("/").append(std::to_string(l.prefix_len));
+              w.field("prefix", p);
+            } else {
+              address(w, "address", l.address);
+            }
+            w.field("preferred_lifetime", l.preferred);
+            w.field("valid_lifetime", l.valid);
+            status(w, l.status, {});
+            w.end_object();
+          }
+          w.end_array();
+        }
+        status(w, ia.status, ia.status_message);
+        w.end_object();
+      }
+      w.end_array();
+    }
+    status(w, m.status, m.status_message);
+    addresses(w, "dns_servers", m.dns_servers);
+    if (!m.domain_search.empty()) {
+      w.array("domain_search");
+      for (auto& d : m.domain_search) w.value(d);
+      w.end_array();
+    }
+    w.field_if_nonempty("client_fqdn", m.fqdn);
+    if (m.has_vendor_class) {
+      w.field("vendor_enterprise", m.vendor_enterprise);
+      w.field_if_nonempty("vendor_class", m.vendor_class);
+    }
+    if (!m.user_class.empty()) {
+      w.array("user_class");
+      for (auto& u : m.user_class) w.value(u);
+      w.end_array();
+    }
+    if (!m.relays.empty()) {
+      w.array("relays");
+      for (auto& r : m.relays) {
+        w.begin_object();
+        w.field("message_type", type_name6(r.type));
+        w.field("hop_count", r.hop_count);
+        address(w, "link_address", r.link_address);
+        address(w, "peer_address", r.peer_address);
+        w.field_if_nonempty("interface_id", r.interface_id);
+        w.field_if_nonempty("remote_id", r.remote_id);
+        w.end_object();
+      }
+      w.end_array();
+    }
+    w.end_object();
+    ctx.end_event();
+  }
+
   size_t anomaly_events_ = 0;
+  bool v6_ = false;
 };
 
 std::unique_ptr<Dissector> make() { return std::make_unique<DhcpDissector>(); }

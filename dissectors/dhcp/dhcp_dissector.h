@@ -1,9 +1,9 @@
 #pragma once
-// DHCPv4 (RFC 2131/2132): one `dhcp` event per message, whatever the ports. A device names
-// itself here before anything else (host name, vendor class, the options it asks for, its
-// hardware address), and the server says which address it gets: the asset inventory reads the
-// events to put a name and an address to a MAC. Option overload (52) and repeated options
-// (RFC 3396) are followed; nothing read here is PHI.
+// DHCPv4 (RFC 2131/2132) and DHCPv6 (RFC 8415, dhcpv6.h): one `dhcp` event per message, whatever
+// the ports. A device names itself here before anything else (host name, vendor class, the
+// options it asks for, its hardware address), and the server says which address it gets: the
+// asset inventory reads the events to put a name and an address to a MAC. Option overload (52)
+// and repeated options (RFC 3396) are followed; nothing read here is PHI.
 #include <array>
 #include <cstdint>
 #include <span>
@@ -49,11 +49,12 @@ constexpr size_t kMinMessage = 240;     // fixed header (236) and the magic cook
 constexpr size_t kMaxText = 1024;       // an option's text after RFC 3396 concatenation
 constexpr size_t kMaxAddresses = 8;
 
-// False when the bytes are no DHCP message (too short, no magic cookie, unknown op, hardware
+// False when the bytes are no DHCPv4 message (too short, no magic cookie, unknown op, hardware
 // address longer than its field).
 bool parse(std::span<const uint8_t> datagram, Message& m);
 // "DISCOVER", "ACK", ...; nullptr for a type without a name.
 const char* type_name(uint8_t type);
+// DHCPv4 as parse() reads it, or DHCPv6 as looks_like6() sees it.
 Probe probe(std::span<const uint8_t> first, Dir dir);
 
 }  // namespace dhcp
