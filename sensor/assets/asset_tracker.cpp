@@ -252,6 +252,7 @@ void AssetTracker::dhcp_names(Device& d, uint64_t mac) {
   set_field(d, d.hostname, it->second.hostname, "dhcp");
   set_field(d, d.dhcp_vendor_class, it->second.vendor_class, "dhcp");
   set_field(d, d.dhcp_fingerprint, it->second.fingerprint, "dhcp");
+  set_field(d, d.dhcp_fingerprint6, it->second.fingerprint6, "dhcp");
 }
 
 void AssetTracker::rebind_all() {
@@ -426,6 +427,8 @@ void AssetTracker::on_event(std::string_view type, std::string_view line) {
 bool AssetTracker::read_dhcp(std::string_view line, DhcpSighting& s) {
   size_t obj = line.find("\"dhcp\":{");
   if (obj == std::string_view::npos) return false;
+  // A DHCPv6 event says so first; DHCPv4's has no version.
+  s.v6 = line.substr(obj + 8).starts_with("\"version\":6,");
   std::string op, type, mac, addr;
   // The fixed members come first in the event, before any text a client chose.
   if (!field_in(line, obj, line.size(), "op", op) || !field_in(line, obj, line.size(), "client_mac", mac)) return false;
@@ -436,13 +439,22 @@ bool AssetTracker::read_dhcp(std::string_view line, DhcpSighting& s) {
   field_in(line, obj, line.size(), "message_type", type);
   // A client's own address (ciaddr: renewing, informing, releasing), or the one an ACK gives
   // it (yiaddr; an ACK to an INFORM gives none and repeats ciaddr). An OFFER is only an offer.
-  if (s.from_client || type == "ACK") {
-    if (!(type == "ACK" && field_in(line, obj, line.size(), "assigned_ip", addr)))
+  // DHCPv6: the address a client sends from (or the innermost relay names), and the IA_NA
+  // address a REPLY gives (else the address it goes to); an ADVERTISE is only an offer.
+  std::string_view given = s.v6 ? "REPLY" : "ACK";
+  if (s.from_client || type == given) {
+    if (!(type == given && field_in(line, obj, line.size(), "assigned_ip", addr)))
       field_in(line, obj, line.size(), "client_ip", addr);
     if (!addr.empty() && !IpAddr::parse(addr, s.address)) s.address = {};
   }
   if (s.from_client) {
-    field_in(line, obj, line.size(), "hostname", s.hostname);
+    if (s.v6) {
+      // Option 39, a client's FQDN: its first label is the host name DHCPv4's option 12 gives.
+      field_in(line, obj, line.size(), "client_fqdn", s.hostname);
+      s.hostname.resize(std::min(s.hostname.find('.'), s.hostname.size()));
+    } else {
+      field_in(line, obj, line.size(), "hostname", s.hostname);
+    }
     field_in(line, obj, line.size(), "vendor_class", s.vendor_class);
     // The option list as written, "1,3,6,15": the form DHCP fingerprint databases use.
     if (size_t p = line.find("\"param_list\":[", obj); p != std::string_view::npos) {
@@ -466,7 +478,7 @@ void AssetTracker::apply(const DhcpSighting& s) {
       auto keep = [](std::string& field, std::string_view v) { if (!v.empty()) field.assign(cap(trim(v))); };
       keep(it->second.hostname, s.hostname);
       keep(it->second.vendor_class, s.vendor_class);
-      keep(it->second.fingerprint, s.fingerprint);
+      keep(s.v6 ? it->second.fingerprint6 : it->second.fingerprint, s.fingerprint);
     }
   }
   Device* d = nullptr;
@@ -592,10 +604,11 @@ void AssetTracker::emit(Device& d, EventOutput& out, Timestamp ts) {
     w.end_array();
   }
   if (!d.hostname.empty()) w.field("hostname", d.hostname);
-  if (!d.dhcp_vendor_class.empty() || !d.dhcp_fingerprint.empty()) {
+  if (!d.dhcp_vendor_class.empty() || !d.dhcp_fingerprint.empty() || !d.dhcp_fingerprint6.empty()) {
     w.object("dhcp");
     w.field_if_nonempty("vendor_class", d.dhcp_vendor_class);
     w.field_if_nonempty("fingerprint", d.dhcp_fingerprint);
+    w.field_if_nonempty("fingerprint6", d.dhcp_fingerprint6);
     w.end_object();
   }
   if (!d.device.empty()) w.field("device", d.device);

@@ -2,8 +2,8 @@
 // Passive asset inventory. Judges nothing: it watches every ending flow (MAC, VLAN, services
 // offered and used, TLS SNI, DICOM/HL7 identity from the dissectors' flow facts) and every
 // `dicom` event (implementation UID/version of each side, manufacturer/model from stored
-// datasets) and `dhcp` event (host name, vendor class and option list by MAC; the address a
-// server gave that MAC), keeps a bounded table of devices keyed by IP, and writes an `asset` event when a
+// datasets) and `dhcp` event (host name, vendor class and option list by MAC, over DHCPv4 and
+// DHCPv6; the address a server gave that MAC), keeps a bounded table of devices keyed by IP, and writes an `asset` event when a
 // device is first seen or something about it changes.
 #include <array>
 #include <cstdint>
@@ -59,6 +59,7 @@ class AssetTracker : public FlowJudge, public EventObserver {
     std::vector<std::string> tls_versions;    // TLS versions its sessions settled on, either side
     std::vector<std::string> dns_names;       // names it looked up
     std::string hostname, dhcp_vendor_class, dhcp_fingerprint;  // DHCP options 12, 60, 55 of its MAC
+    std::string dhcp_fingerprint6;                               // DHCPv6 option 6 (ORO) of its MAC
     std::vector<Service> offered, used;
     uint64_t flows = 0, bytes = 0;
     std::vector<const char*> changes;         // pending change reasons (static names)
@@ -109,13 +110,16 @@ class AssetTracker : public FlowJudge, public EventObserver {
   void apply(const DicomSighting& s);
 
   // What one `dhcp` event says: a client names its MAC (and its address when it has one); a
-  // server's ACK gives a MAC its address.
+  // server's ACK (DHCPv6: REPLY) gives a MAC its address. A DHCPv6 client's MAC is the one its
+  // DUID holds (DUID-LL/LLT); its host name the first label of its FQDN.
   struct DhcpSighting {
     Timestamp ts;
     std::array<uint8_t, 6> mac{};
-    bool have_mac = false, from_client = false;
-    IpAddr address;  // the client's own (ciaddr), or the one an ACK gives it; family 0 = none
-    std::string hostname, vendor_class, fingerprint;
+    bool have_mac = false, from_client = false, v6 = false;
+    // The client's own (DHCPv4 ciaddr; DHCPv6 the address it sent from, often link-local), or
+    // the one an ACK (REPLY) gives it; family 0 = none
+    IpAddr address;
+    std::string hostname, vendor_class, fingerprint;  // fingerprint: option 55, or DHCPv6's ORO when v6
   };
   // False when the line is no DHCP message of an Ethernet address.
   static bool read_dhcp(std::string_view line, DhcpSighting& out);
@@ -172,7 +176,7 @@ class AssetTracker : public FlowJudge, public EventObserver {
   // DHCP names by MAC (48 bits), kept apart from the devices: a client names itself before it
   // has an address, from 0.0.0.0; its device takes them when its MAC is seen with an address.
   struct DhcpNames {
-    std::string hostname, vendor_class, fingerprint;
+    std::string hostname, vendor_class, fingerprint, fingerprint6;
   };
   std::unordered_map<uint64_t, DhcpNames> dhcp_by_mac_;
   std::unordered_map<uint64_t, size_t> by_mac_;  // device index of each MAC (the last device seen with it)

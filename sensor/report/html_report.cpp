@@ -709,6 +709,8 @@ void Builder::asset_identity(const Asset& a) {
   identity_row("Host name (DHCP)", a.hostname);
   std::string dhcp = a.dhcp_vendor_class;
   if (!a.dhcp_fingerprint.empty()) dhcp += (dhcp.empty() ? "" : ", ") + std::string("options asked ") + a.dhcp_fingerprint;
+  if (!a.dhcp_fingerprint6.empty())
+    dhcp += (dhcp.empty() ? "" : ", ") + std::string("DHCPv6 options asked ") + a.dhcp_fingerprint6;
   identity_row("DHCP vendor class", dhcp);
   identity_row("DICOM AE titles", comma_list(a.ae_titles));
   std::string impl = a.product;

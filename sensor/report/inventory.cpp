@@ -68,6 +68,7 @@ std::vector<Asset> build_inventory(const EventLog& log) {
     const json& dh = a.value("dhcp", json::object());
     set(r.dhcp_vendor_class, str(dh, "vendor_class"));
     set(r.dhcp_fingerprint, str(dh, "fingerprint"));
+    set(r.dhcp_fingerprint6, str(dh, "fingerprint6"));
     set(r.device, str(a, "device"));
     set(r.zone, str(a, "zone"));
     std::string model = str(a, "model");
@@ -274,6 +275,7 @@ std::string inventory_json(const std::vector<Asset>& assets) {
     json dh = json::object();
     if (!a.dhcp_vendor_class.empty()) dh["vendor_class"] = a.dhcp_vendor_class;
     if (!a.dhcp_fingerprint.empty()) dh["fingerprint"] = a.dhcp_fingerprint;
+    if (!a.dhcp_fingerprint6.empty()) dh["fingerprint6"] = a.dhcp_fingerprint6;
     if (!dh.empty()) j["dhcp"] = dh;
     if (!a.device.empty()) j["device"] = a.device;
     if (!a.zone.empty()) j["zone"] = a.zone;

@@ -16,6 +16,7 @@ namespace medmon::report {
 struct Asset {
   std::string ip, mac, mac_vendor, device, zone, model = "unbound";
   std::string hostname, dhcp_vendor_class, dhcp_fingerprint;  // what its MAC said over DHCP
+  std::string dhcp_fingerprint6;                               // and over DHCPv6 (the ORO)
   bool mac_local = false;
   std::vector<uint64_t> vlans;
   // As text for the table and the report: "RIS@HOSP", "hl7 PRT: udi=... serial=...", "dicom/tcp/104".

@@ -641,3 +641,52 @@ TEST_CASE("asset tracker: the MACs DHCP names are remembered up to a bound", "[a
   r.t->finish(Timestamp{1700000000000000}, r.out);
   CHECK(r.out.counters().get("assets.dhcp_full") == 3);
 }
+
+namespace {
+std::string dhcp6_line(const char* op, const char* type, const char* mac, const char* more) {
+  return std::string("{\"ts\":\"2023-11-14T22:13:20.000000Z\",\"event_type\":\"dhcp\",\"flow_id\":\"F6\",\"src_ip\":"
+                     "\"fe80::200:5eff:fe00:5301\",\"src_port\":546,\"dst_ip\":\"ff02::1:2\",\"dst_port\":547,\"proto\":"
+                     "\"udp\",\"dhcp\":{\"version\":6,\"direction\":\"to_server\",\"op\":\"") +
+         op + "\",\"message_type\":\"" + type + "\",\"xid\":\"0x6f37cb\",\"client_mac\":\"" + mac + "\"" + more + "}}";
+}
+}  // namespace
+
+TEST_CASE("asset tracker: DHCPv6 names the DUID's MAC; the REPLY's address and the link-local one get the names",
+          "[assets]") {
+  Rig r;
+  // SOLICIT from the client's link-local address: its FQDN's first label is the host name,
+  // the ORO its DHCPv6 fingerprint.
+  r.t->on_event("dhcp", dhcp6_line("request", "SOLICIT", "00:00:5e:00:53:01",
+                                   ",\"client_ip\":\"fe80::200:5eff:fe00:5301\",\"param_list\":[23,24,39],"
+                                   "\"client_fqdn\":\"ct-room3.ward3.hospital.example\",\"vendor_enterprise\":32473,"
+                                   "\"vendor_class\":\"ACME-CT-7\""));
+  const auto* ll = r.t->find(ip("fe80::200:5eff:fe00:5301"));
+  REQUIRE(ll);
+  CHECK(ll->hostname == "ct-room3");
+  CHECK(ll->dhcp_vendor_class == "ACME-CT-7");
+  CHECK(ll->dhcp_fingerprint6 == "23,24,39");
+  CHECK(ll->dhcp_fingerprint.empty());
+  // An ADVERTISE is only an offer; the REPLY's IA_NA address is the client's.
+  r.t->on_event("dhcp", dhcp6_line("reply", "ADVERTISE", "00:00:5e:00:53:01",
+                                   ",\"client_ip\":\"fe80::200:5eff:fe00:5301\",\"assigned_ip\":\"fd77:3::101\""));
+  CHECK(!r.t->find(ip("fd77:3::101")));
+  r.t->on_event("dhcp", dhcp6_line("reply", "REPLY", "00:00:5e:00:53:01",
+                                   ",\"client_ip\":\"fe80::200:5eff:fe00:5301\",\"assigned_ip\":\"fd77:3::101\","
+                                   "\"client_fqdn\":\"server-chosen\""));
+  const auto* g = r.t->find(ip("fd77:3::101"));
+  REQUIRE(g);
+  CHECK(g->hostname == "ct-room3");  // a server's FQDN is no client's name for itself
+  CHECK(g->dhcp_fingerprint6 == "23,24,39");
+  CHECK(g->mac == std::array<uint8_t, 6>{0x00, 0x00, 0x5e, 0x00, 0x53, 0x01});
+  // The DHCPv4 fingerprint of the same MAC is kept apart: a dual-stack device shows both.
+  r.t->on_event("dhcp", dhcp_line("request", "REQUEST", "00:00:5e:00:53:01",
+                                  ",\"client_ip\":\"10.77.3.101\",\"hostname\":\"ct-room3\",\"param_list\":[1,3,6]"));
+  r.t->flush(Timestamp{1700000000000000}, r.out);
+  auto a = r.assets();
+  json v4;
+  for (auto& x : a) if (x["ip"] == "10.77.3.101") v4 = x;
+  CHECK(v4["dhcp"] == json::parse(R"({"vendor_class":"ACME-CT-7","fingerprint":"1,3,6","fingerprint6":"23,24,39"})"));
+  // A DUID that holds no Ethernet address names nothing.
+  r.t->on_event("dhcp", dhcp6_line("request", "SOLICIT", "", ",\"client_ip\":\"fe80::99\""));
+  CHECK(!r.t->find(ip("fe80::99")));
+}
