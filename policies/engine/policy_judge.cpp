@@ -582,6 +582,9 @@ PolicyJudge::Alert PolicyJudge::Side::alert(std::string_view rule, Severity sev)
 
 bool PolicyJudge::Side::app_in(const std::vector<std::string>& apps) const {
   if (contains_app(apps, app)) return true;
+  // DHCPv6 that medmon's dhcp dissector read (nDPI then never names it) is what nDPI calls DHCPV6.
+  if (app == "dhcp" && f.facts && contains_app(apps, "dhcpv6"))
+    if (const std::string* v = f.facts->attr("dhcp.version"); v && *v == "6") return true;
   if ((f.facts && !f.facts->app.empty()) || f.ndpi_guessed) return false;  // not nDPI's reading
   for (std::string_view n : {std::string_view(f.ndpi_protocol), std::string_view(f.ndpi_app)})
     if (!n.empty() && !ieq(n, "Unknown") && contains_app(apps, n)) return true;

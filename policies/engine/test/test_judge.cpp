@@ -420,6 +420,17 @@ TEST_CASE("a model may name nDPI's own protocol where medmon counts it in a fami
   v = fx.judge_flow(llmnr);
   CHECK(v.verdict == "forbidden");
   CHECK(v.rule == "flow.forbidden_app");
+  // DHCPv6 read by medmon's own dissector (nDPI then never names it) is still dhcpv6, and dhcp;
+  // DHCPv4 on 547 is not dhcpv6.
+  auto own6 = fx.flow("10.10.1.30", 546, "10.10.1.90", 547, 17);
+  fx.add_facts(own6, "dhcp").set_attr("dhcp.version", "6");
+  v = fx.judge_flow(own6);
+  CHECK(v.verdict == "declared");
+  CHECK(v.rule == "v6");
+  auto own4 = fx.flow("10.10.1.30", 546, "10.10.1.90", 547, 17);
+  fx.add_facts(own4, "dhcp");
+  v = fx.judge_flow(own4);
+  CHECK(v.verdict != "declared");
 }
 
 TEST_CASE("undeclared, unlisted listening port, disabled-by-default service", "[judge]") {
