@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# Captures DHCPv4 made by real software in private network namespaces:
+# Captures DHCPv4 and DHCPv6 made by real software in private network namespaces:
 #   dhcp-dora.pcap  dnsmasq serving three clients on one bridge:
 #     ct-room3          ISC dhclient: DORA, restart (INIT-REBOOT REQUEST/ACK), RELEASE
 #     infusion-pump-12  busybox udhcpc: DORA, renew on SIGUSR1 (unicast REQUEST/ACK), RELEASE on exit
 #     monitor-bed7      ISC dhclient holding a stale lease for another network: REQUEST, NAK, then DORA
+#   dhcpv6.pcap     dnsmasq serving four DHCPv6 clients (ISC dhclient -6), one behind a dnsmasq relay:
+#     ct-room3          DUID-LLT: SOLICIT/ADVERTISE/REQUEST/REPLY, restart (CONFIRM/REPLY), RELEASE/REPLY
+#     infusion-pump-12  DUID-LL, rapid commit: SOLICIT/REPLY, RELEASE/REPLY
+#     monitor-bed7      stateless: INFORMATION-REQUEST/REPLY
+#     xray-mobile-2     behind the relay: RELAY-FORW/RELAY-REPL carrying SOLICIT/ADVERTISE/REQUEST/REPLY
 # Usage: make-captures.sh [OUTDIR]   (default: this directory). Run as root (unshare -n).
 # Needs (Debian): dnsmasq-base isc-dhcp-client busybox tcpdump iproute2 util-linux.
 set -euo pipefail
@@ -12,15 +17,18 @@ OUT=$(realpath -m "${1:-$HERE}")
 # A client that misses a reply retransmits and the exchange differs from the one described in
 # README.md (busybox udhcpc loses the unicast renew ACK when it arrives before the socket it sent
 # from is closed): the capture is then made again in a fresh namespace.
-EXPECTED_PACKETS=20
 if [ -z "${IN_NETNS:-}" ]; then
-  for try in 1 2 3 4 5; do
-    rc=0; IN_NETNS=1 unshare -n "$0" "$OUT" || rc=$?
-    [ $rc -eq 3 ] || exit $rc
-    echo "make-captures: attempt $try missed a reply ($EXPECTED_PACKETS packets expected), again" >&2
+  for part in v4 v6; do
+    for try in 1 2 3 4 5; do
+      rc=0; IN_NETNS=$part unshare -n "$0" "$OUT" || rc=$?
+      [ $rc -eq 3 ] || break
+      echo "make-captures: $part attempt $try missed a reply (another packet count than expected), again" >&2
+    done
+    [ $rc -eq 0 ] || exit $(( rc == 3 ? 1 : rc ))
   done
-  exit 1
+  exit 0
 fi
+EXPECTED_PACKETS=$([ "$IN_NETNS" = v6 ] && echo 18 || echo 20)
 W=$(mktemp -d)
 # Every client namespace is held by a sleep started here: killing the jobs removes them all.
 # On failure the logs of the server and clients are shown.
@@ -28,10 +36,17 @@ trap 'rc=$?; [ $rc -eq 0 ] || [ $rc -eq 3 ] || tail -n 30 "$W"/*.log "$W"/dnsmas
       kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$W"' EXIT
 
 NET=10.77.3          # a private range (the asset inventory keeps private addresses); the server is .1 (MAC 00:00:5e:00:53:fe)
+NET6=fd77:3:         # the same for IPv6 (a ULA prefix): the server is fd77:3::1, its link-local from its MAC
 ip link set lo up
 ip link add br0 type bridge
 ip link set br0 address 00:00:5e:00:53:fe
-ip addr add $NET.1/24 dev br0
+if [ "$IN_NETNS" = v6 ]; then
+  # No duplicate address detection: link-local addresses are usable at once (a private bridge)
+  sysctl -qw net.ipv6.conf.br0.accept_dad=0
+  ip addr add $NET6:1/64 dev br0 nodad
+else
+  ip addr add $NET.1/24 dev br0
+fi
 ip link set br0 up
 
 # newclient NAME MAC: a namespace with one interface "eth0" bridged to br0 on the server side
@@ -45,6 +60,7 @@ newclient() {
   ip link set "s-$1" master br0 up
   inns "$1" ip link set "c-$1" name eth0
   inns "$1" ip link set eth0 address "$2"
+  [ "$IN_NETNS" != v6 ] || inns "$1" sysctl -qw net.ipv6.conf.eth0.accept_dad=0
   inns "$1" ip link set lo up
   inns "$1" ip link set eth0 up
 }
@@ -52,6 +68,124 @@ newclient() {
 # execs CMD, so $! is CMD's process id and the exit trap ends it)
 inns() { local n=$1; shift; nsenter -t "${NS[$n]}" -n -- "$@"; }
 bgns() { local n=$1; shift; nsenter -t "${NS[$n]}" -n -- "$@" & }
+
+# waitfor FILE PATTERN [COUNT]: until a client log or lease file shows the expected state COUNT
+# times (10 s at most)
+waitfor() { for _ in $(seq 100); do
+              n=$(grep -c "$2" "$1" 2>/dev/null) || true; [ "${n:-0}" -ge "${3:-1}" ] && return 0
+              sleep 0.1; done
+            echo "timeout waiting for '$2' in $1" >&2; return 1; }
+
+if [ "$IN_NETNS" = v6 ]; then
+  # The client script only puts the leased address on the client's interface in its namespace.
+  cat > "$W/dhclient6-script" <<'SH'
+#!/bin/sh
+case "$reason" in
+  BOUND6|RENEW6|REBIND6|REBOOT6) ip -6 addr replace "$new_ip6_address/$new_ip6_prefixlen" dev "$interface" nodad ;;
+  EXPIRE6|RELEASE6|STOP6) [ -z "$old_ip6_prefixlen" ] || ip -6 addr del "$old_ip6_address/$old_ip6_prefixlen" dev "$interface" ;;
+esac
+exit 0
+SH
+  chmod +x "$W/dhclient6-script"
+  # dhc6 inns|bgns NAME ARGS...: ISC dhclient -6 in the NAME namespace with its own config, lease
+  # and pid files
+  dhc6() { local how=$1 n=$2; shift 2
+    $how "$n" dhclient -6 -cf "$W/$n.conf" -lf "$W/$n.leases" -pf "$W/$n.pid" -sf "$W/dhclient6-script" "$@" eth0; }
+  # conf6 NAME FQDN [VENDOR-CLASS [USER-CLASS]] [more lines on stdin]: a dhclient -6 configuration
+  # sending the FQDN (39), vendor class (16, enterprise 32473, the documentation number of
+  # RFC 5612) and user class (15); dhclient has no names for the last two, they are declared here.
+  conf6() { { echo 'option dhcp6.mm-vendor-class code 16 = { unsigned integer 32, unsigned integer 16, text };'
+              echo 'option dhcp6.mm-user-class code 15 = { unsigned integer 16, text };'
+              echo "send fqdn.fqdn \"$2\";"; echo 'send fqdn.encoded on;'; echo 'send fqdn.server-update off;'
+              echo 'also request dhcp6.fqdn;'
+              [ -z "${3:-}" ] || echo "send dhcp6.mm-vendor-class 32473 ${#3} \"$3\";"
+              [ -z "${4:-}" ] || echo "send dhcp6.mm-user-class ${#4} \"$4\";"
+              cat; } > "$W/$1.conf"; }
+
+  # The relay: a namespace on br0 (fd77:3::2) with a second link (fd77:5::1) to the client
+  # behind it; dnsmasq relays between them.
+  newclient r 00:00:5e:00:53:fd
+  inns r ip addr add fd77:3::2/64 dev eth0 nodad
+  unshare -n sleep 100000 & NS[c4]=$!
+  sleep 0.2
+  inns r ip link add r-c4 type veth peer name eth0 netns "${NS[c4]}"
+  inns r sysctl -qw net.ipv6.conf.r-c4.accept_dad=0
+  inns r ip addr add fd77:5::1/64 dev r-c4 nodad
+  inns r ip link set r-c4 up
+  inns c4 ip link set eth0 address 00:00:5e:00:53:04
+  inns c4 sysctl -qw net.ipv6.conf.eth0.accept_dad=0
+  inns c4 ip link set lo up
+  inns c4 ip link set eth0 up
+
+  # The server: DUID-EN (enterprise 32473, identifier "MEDMON"), fixed addresses by MAC (dnsmasq
+  # reads the MAC of an on-link client from its frames, of a relayed one from the relay).
+  dnsmasq --no-daemon --conf-file=/dev/null --port=0 --user=root --group=root --pid-file= \
+    --interface=br0 --bind-interfaces --dhcp-authoritative \
+    --dhcp-range=$NET6:100,$NET6:1ff,64,1h --dhcp-range=fd77:5::100,fd77:5::1ff,64,1h \
+    --dhcp-duid=32473,4d:45:44:4d:4f:4e \
+    --dhcp-host=00:00:5e:00:53:01,[$NET6:101] --dhcp-host=00:00:5e:00:53:02,[$NET6:102] \
+    --dhcp-host=00:00:5e:00:53:04,[fd77:5::104] \
+    --dhcp-option=option6:dns-server,[$NET6:53] --dhcp-option=option6:domain-search,ward3.hospital.example \
+    --dhcp-leasefile="$W/dnsmasq.leases" --log-dhcp --log-facility="$W/dnsmasq.log" \
+    2>>"$W/dnsmasq.err" &
+  bgns r dnsmasq --no-daemon --conf-file=/dev/null --port=0 --user=root --group=root --pid-file= \
+    --dhcp-relay=fd77:5::1,$NET6:1 --log-facility="$W/relay.log" 2>>"$W/relay.err"
+  sleep 1
+  tcpdump -i br0 -s 0 -U --immediate-mode -Z root -w "$W/cap.pcap" "udp port 546 or udp port 547" \
+    2>>"$W/tcpdump.log" & CAP=$!
+  sleep 1
+
+  # --- c1, ct-room3 (DUID-LLT, dhclient's default): SOLICIT/ADVERTISE/REQUEST/REPLY; stopped
+  # by a signal and started again with its lease: CONFIRM/REPLY; then RELEASE/REPLY
+  newclient c1 00:00:5e:00:53:01
+  conf6 c1 ct-room3.ward3.hospital.example. ACME-CT-7 imaging </dev/null
+  dhc6 bgns c1 -d >>"$W/c1.log" 2>&1; DHC=$!
+  waitfor "$W/c1.log" 'Bound to lease'
+  sleep 0.5
+  kill -TERM $DHC; wait $DHC 2>/dev/null || true
+  sleep 0.5
+  dhc6 bgns c1 -d >>"$W/c1.log" 2>&1; DHC=$!
+  waitfor "$W/c1.log" 'Bound to lease' 2
+  sleep 0.5
+  kill -TERM $DHC; wait $DHC 2>/dev/null || true
+  dhc6 inns c1 -r >>"$W/c1.log" 2>&1
+  sleep 0.5
+
+  # --- c2, infusion-pump-12 (DUID-LL, rapid commit): SOLICIT/REPLY, then RELEASE/REPLY
+  newclient c2 00:00:5e:00:53:02
+  conf6 c2 infusion-pump-12.ward3.hospital.example. PUMPCO-GW <<'CONF'
+send dhcp6.rapid-commit;
+CONF
+  dhc6 bgns c2 -D LL -d >>"$W/c2.log" 2>&1; DHC=$!
+  waitfor "$W/c2.log" 'Bound to lease'
+  sleep 0.5
+  kill -TERM $DHC; wait $DHC 2>/dev/null || true
+  dhc6 inns c2 -D LL -r >>"$W/c2.log" 2>&1
+  sleep 0.5
+
+  # --- c3, monitor-bed7 (stateless): INFORMATION-REQUEST/REPLY
+  newclient c3 00:00:5e:00:53:03
+  conf6 c3 monitor-bed7.ward3.hospital.example. </dev/null
+  dhc6 bgns c3 -S -d >>"$W/c3.log" 2>&1; DHC=$!
+  waitfor "$W/c3.log" 'PRC: Done'
+  wait $DHC 2>/dev/null || true   # done: it exits
+
+  # --- c4, xray-mobile-2 behind the relay: RELAY-FORW/RELAY-REPL carrying
+  # SOLICIT/ADVERTISE/REQUEST/REPLY
+  conf6 c4 xray-mobile-2.ward3.hospital.example. XRAYCO-M2 </dev/null
+  dhc6 bgns c4 -d >>"$W/c4.log" 2>&1; DHC=$!
+  waitfor "$W/c4.log" 'Bound to lease'
+  sleep 0.5
+  kill -TERM $DHC; wait $DHC 2>/dev/null || true
+
+  sleep 0.5; kill -INT $CAP; wait $CAP 2>/dev/null || true
+  grep -h captured "$W/tcpdump.log" >&2
+  n=$(tcpdump -r "$W/cap.pcap" 2>/dev/null | wc -l)
+  [ "$n" -eq $EXPECTED_PACKETS ] || { echo "make-captures: $n packets" >&2; exit 3; }
+  mkdir -p "$OUT"; cp "$W/cap.pcap" "$OUT/dhcpv6.pcap"
+  ls -l "$OUT/dhcpv6.pcap"
+  exit 0
+fi
 
 # Scripts the clients run on lease events: they only set the address on the namespace's
 # interface (the address is needed to send unicast renews and releases), nothing else.
@@ -90,13 +224,6 @@ sleep 1
 tcpdump -i br0 -s 0 -U --immediate-mode -Z root -w "$W/cap.pcap" "udp port 67 or udp port 68" \
   2>>"$W/tcpdump.log" & CAP=$!
 sleep 1
-
-# waitfor FILE PATTERN [COUNT]: until a client log or lease file shows the expected state COUNT
-# times (10 s at most)
-waitfor() { for _ in $(seq 100); do
-              n=$(grep -c "$2" "$1" 2>/dev/null) || true; [ "${n:-0}" -ge "${3:-1}" ] && return 0
-              sleep 0.1; done
-            echo "timeout waiting for '$2' in $1" >&2; return 1; }
 
 # dhc inns|bgns NAME ARGS...: ISC dhclient in the NAME namespace with its own config, lease and
 # pid files

@@ -1,0 +1,88 @@
+#!/usr/bin/python3
+"""DHCPv6 made by dnsmasq (server and relay) and ISC dhclient -6 (pcaps/dhcp/dhcpv6.pcap, see its
+README): one dhcp event per message, version 6, with the values tshark reads; relayed messages
+carry their relay; the asset inventory names the address each REPLY gives, and each client's
+link-local address, by the FQDN, vendor class and option list of the MAC in its DUID."""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+from golden import Checker, analyze, of_type, pcap  # noqa: E402
+
+CT, PUMP, MON, XRAY = "00:00:5e:00:53:01", "00:00:5e:00:53:02", "00:00:5e:00:53:03", "00:00:5e:00:53:04"
+SERVER_DUID = "00:02:00:00:7e:d9:4d:45:44:4d:4f:4e"  # DUID-EN, enterprise 32473, "MEDMON"
+c = Checker("dhcpv6_captures")
+ev = analyze(pcap("dhcp", "dhcpv6.pcap"), keep_as="dhcpv6")
+msgs = [e["dhcp"] for e in of_type(ev, "dhcp")]
+
+c.true("every event is DHCPv6", msgs and all(m.get("version") == 6 for m in msgs))
+# Frames 1-18 of the README's table: type, the MAC of the client's DUID, and who sent it.
+c.eq("messages", [(m.get("message_type"), m.get("client_mac"), m["op"]) for m in msgs],
+     [("SOLICIT", CT, "request"), ("ADVERTISE", CT, "reply"), ("REQUEST", CT, "request"), ("REPLY", CT, "reply"),
+      ("CONFIRM", CT, "request"), ("REPLY", CT, "reply"), ("RELEASE", CT, "request"), ("REPLY", CT, "reply"),
+      ("SOLICIT", PUMP, "request"), ("REPLY", PUMP, "reply"), ("RELEASE", PUMP, "request"), ("REPLY", PUMP, "reply"),
+      ("INFORMATION-REQUEST", MON, "request"), ("REPLY", MON, "reply"),
+      ("SOLICIT", XRAY, "request"), ("ADVERTISE", XRAY, "reply"), ("REQUEST", XRAY, "request"), ("REPLY", XRAY, "reply")])
+if len(msgs) == 18:
+    c.eq("DUID types", [(m.get("client_duid_type"), m.get("server_duid")) for m in msgs[:3]] +
+         [(msgs[i].get("client_duid_type"), None) for i in (8, 12, 14)],
+         [("LLT", None), ("LLT", SERVER_DUID), ("LLT", SERVER_DUID), ("LL", None), ("LL", None), ("LLT", None)])
+    c.eq("server DUID type", {m.get("server_duid_type") for m in msgs if m["op"] == "reply"}, {"EN"})
+    c.eq("DUID-LL", msgs[8].get("client_duid"), "00:03:00:01:" + PUMP)
+    c.eq("addresses given", [(i + 1, m.get("assigned_ip")) for i, m in enumerate(msgs) if "assigned_ip" in m],
+         [(2, "fd77:3::101"), (4, "fd77:3::101"), (10, "fd77:3::102"), (16, "fd77:5::104"), (18, "fd77:5::104")])
+    c.eq("the REQUEST's IA_NA", msgs[2]["ia"],
+         [{"type": "na", "iaid": "0x5e005301", "t1": 3600, "t2": 5400,
+           "addresses": [{"address": "fd77:3::101", "preferred_lifetime": 7200, "valid_lifetime": 7500}]}])
+    c.eq("the REPLY's IA_NA", msgs[3]["ia"],
+         [{"type": "na", "iaid": "0x5e005301", "t1": 1800, "t2": 3150,
+           "addresses": [{"address": "fd77:3::101", "preferred_lifetime": 3600, "valid_lifetime": 3600}]}])
+    c.eq("reply options", {k: msgs[3].get(k) for k in ("status", "dns_servers", "domain_search", "client_fqdn")},
+         {"status": "Success", "dns_servers": ["fd77:3::53"], "domain_search": ["ward3.hospital.example"],
+          "client_fqdn": "ct-room3"})
+    c.eq("status messages", [msgs[i].get("status_message") for i in (5, 7, 11)],
+         ["all addresses still on link", "release received", "release received"])
+    c.eq("client names", [(m.get("client_fqdn"), m.get("vendor_enterprise"), m.get("vendor_class"))
+                          for m in msgs if m["message_type"] in ("SOLICIT", "INFORMATION-REQUEST")],
+         [("ct-room3.ward3.hospital.example", 32473, "ACME-CT-7"),
+          ("infusion-pump-12.ward3.hospital.example", 32473, "PUMPCO-GW"),
+          ("monitor-bed7.ward3.hospital.example", None, None),
+          ("xray-mobile-2.ward3.hospital.example", 32473, "XRAYCO-M2")])
+    c.eq("user class", msgs[0].get("user_class"), ["imaging"])
+    c.true("every client asks for DNS servers, search list and FQDN",
+           all(m.get("param_list") == [23, 24, 39] for m in msgs if m["op"] == "request"))
+    c.eq("rapid commit", [i + 1 for i, m in enumerate(msgs) if m.get("rapid_commit")], [9, 10])
+    c.eq("client addresses", sorted({m.get("client_ip") for m in msgs}),
+         ["fe80::200:5eff:fe00:5301", "fe80::200:5eff:fe00:5302", "fe80::200:5eff:fe00:5303",
+          "fe80::200:5eff:fe00:5304"])
+    relay = [{"message_type": t, "hop_count": 0, "link_address": "fd77:5::1", "peer_address": "fe80::200:5eff:fe00:5304"}
+             for t in ("RELAY-FORW", "RELAY-REPL")]
+    c.eq("relays", [m.get("relays") for m in msgs[14:]], [[relay[0]], [relay[1]], [relay[0]], [relay[1]]])
+    c.true("no relays on the link", all("relays" not in m for m in msgs[:14]))
+    c.true("every transaction id is 0x and 6 hex digits",
+           all(len(m["xid"]) == 8 and m["xid"].startswith("0x") for m in msgs))
+
+flows = of_type(ev, "flow")
+c.true("every flow is dhcp", flows and all(f.get("app") == "dhcp" for f in flows))
+c.true("the server side is on 547", all(f["dst_port"] == 547 for f in flows))
+c.eq("no anomalies", of_type(ev, "anomaly"), [])
+
+last = {}
+for a in of_type(ev, "asset"):
+    last[a["asset"]["ip"]] = a["asset"]
+ORO = {"fingerprint6": "23,24,39"}
+c.eq("devices named by DHCPv6",
+     {ip: (a.get("mac"), a.get("hostname"), a.get("dhcp")) for ip, a in last.items() if "hostname" in a},
+     {"fe80::200:5eff:fe00:5301": (CT, "ct-room3", {"vendor_class": "ACME-CT-7", **ORO}),
+      "fd77:3::101": (CT, "ct-room3", {"vendor_class": "ACME-CT-7", **ORO}),
+      "fe80::200:5eff:fe00:5302": (PUMP, "infusion-pump-12", {"vendor_class": "PUMPCO-GW", **ORO}),
+      "fd77:3::102": (PUMP, "infusion-pump-12", {"vendor_class": "PUMPCO-GW", **ORO}),
+      "fe80::200:5eff:fe00:5303": (MON, "monitor-bed7", ORO),
+      "fe80::200:5eff:fe00:5304": (XRAY, "xray-mobile-2", {"vendor_class": "XRAYCO-M2", **ORO}),
+      "fd77:5::104": (XRAY, "xray-mobile-2", {"vendor_class": "XRAYCO-M2", **ORO})})
+c.eq("the server offers dhcp on 547", [(s["service"], s["port"]) for s in last.get("fd77:3::1", {}).get("services_offered", [])],
+     [("dhcp", 547)])
+c.true("the relay is no named device", "hostname" not in last.get("fd77:3::2", {}))
+c.true("asset events are not dated before the device's first sighting",
+       all(a["ts"] >= a["asset"]["first_seen"] for a in of_type(ev, "asset")))
+c.done()
