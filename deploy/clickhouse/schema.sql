@@ -384,6 +384,7 @@ CREATE TABLE IF NOT EXISTS medmon.dhcp
     dst_device String,
     src_zone String,
     dst_zone String,
+    dhcp_version UInt8 DEFAULT 4,  -- DHCPv4 events carry no version
     dhcp_message_type String,
     dhcp_client_mac String,
     dhcp_hostname String,
@@ -393,6 +394,8 @@ CREATE TABLE IF NOT EXISTS medmon.dhcp
     dhcp_requested_ip String,
     dhcp_server_id String,
     dhcp_lease_time UInt32,
+    dhcp_client_fqdn String,
+    dhcp_client_duid String,
     raw String
 )
 ENGINE = MergeTree
