@@ -207,6 +207,47 @@ stream_seeds("sdc", ["clinical/sdc.pcap"])
 for i, (key, parts) in enumerate(sorted(streams(os.path.join(src, "pcaps", "dhcp/dhcp-dora.pcap")).items())):
     for j, (d, pl) in enumerate(parts[:4]):
         write("dhcp", f"dhcp-dora.pcap-{i}-{j}", pl)
+
+
+
+def udp6_payloads(path):
+    """UDP payloads of an Ethernet IPv6 capture (no extension headers), in capture order."""
+    r = pcap_frames(path)
+    out = []
+    for fr in (r[1] if r and r[0] == 1 else []):
+        if fr[12:14] == b"\x86\xdd" and len(fr) >= 62 and fr[20] == 17:
+            out.append(fr[62:])
+    return out
+
+
+# DHCPv6: every datagram of the capture, and made-up ones for what it lacks (IA_TA, IA_PD, a
+# status inside an address, relay options, a deep relay chain, a cut option).
+for i, pl in enumerate(udp6_payloads(os.path.join(src, "pcaps", "dhcp/dhcpv6.pcap"))):
+    write("dhcp", f"dhcpv6.pcap-{i}", pl)
+
+
+def opt6(code, v):
+    return struct.pack(">HH", code, len(v)) + v
+
+
+def relay6(typ, hops, inner, extra=b""):
+    return bytes([typ, hops]) + bytes(15) + b"\x01" + b"\xfe\x80" + bytes(13) + b"\x01" + extra + opt6(9, inner)
+
+
+duid_ll = struct.pack(">HH", 3, 1) + bytes.fromhex("00005e005301")
+status = opt6(13, struct.pack(">H", 2) + b"none")
+solicit6 = (b"\x01\x12\x34\x56" + opt6(1, duid_ll) + opt6(8, b"\x00\x00") + opt6(6, struct.pack(">HHH", 23, 24, 39)) +
+            opt6(4, struct.pack(">I", 9) + opt6(5, bytes(15) + b"\x01" + struct.pack(">II", 0, 0) + status)) +
+            opt6(25, struct.pack(">III", 7, 0, 0) + opt6(26, struct.pack(">IIB", 1, 2, 56) + bytes(16))) +
+            opt6(15, struct.pack(">H", 4) + b"ward") + opt6(16, struct.pack(">IH", 32473, 5) + b"PUMPX") +
+            opt6(39, b"\x00\x04pump\x07example\x00") + opt6(14, b""))
+write("dhcp", "dhcpv6-solicit-ia", solicit6)
+write("dhcp", "dhcpv6-relay", relay6(12, 0, solicit6, opt6(18, b"Gi1/0/7") + opt6(37, struct.pack(">I", 9) + b"sw1")))
+deep = solicit6
+for h in range(10):
+    deep = relay6(12, h, deep)
+write("dhcp", "dhcpv6-relay-deep", deep)
+write("dhcp", "dhcpv6-cut-option", solicit6[:-3] + opt6(24, b"\x05ward3")[:-2])
 sigdir = os.path.join(src, "dissectors/proprietary/signatures")
 for y in sorted(os.listdir(sigdir)):
     yaml = open(os.path.join(sigdir, y), "rb").read()

@@ -1,4 +1,5 @@
-// libFuzzer target: the dhcp probe and dissector, each input one datagram (and its halves).
+// libFuzzer target: the dhcp probe and dissector, each input one datagram (and its halves): as
+// the content decides (DHCPv4 or DHCPv6), and over IPv6 where every datagram is DHCPv6.
 #include "dissectors/dhcp/dhcp_dissector.h"
 #include "dissectors/proprietary/test/harness.h"
 
@@ -10,5 +11,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   h.datagram(medmon::Dir::to_server, in);
   h.datagram(medmon::Dir::to_client, in.substr(0, size / 2));
   h.end();
+  medmon::testing::Harness h6(medmon::kDhcpInfo);
+  (void)medmon::IpAddr::parse("fe80::200:5eff:fe00:5301", h6.ep.src);
+  (void)medmon::IpAddr::parse("fe80::200:5eff:fe00:53fe", h6.ep.dst);
+  h6.datagram(medmon::Dir::to_client, in);
+  h6.datagram(medmon::Dir::to_server, in.substr(size / 2));
+  h6.end();
   return 0;
 }
