@@ -3,11 +3,18 @@
 README): one dhcp event per message, version 6, with the values tshark reads; relayed messages
 carry their relay; the asset inventory names the address each REPLY gives, and each client's
 link-local address, by the FQDN, vendor class and option list of the MAC in its DUID."""
+import json
 import os
+import shutil
+import struct
 import sys
+import tempfile
+
+import jsonschema
 
 sys.path.insert(0, os.path.dirname(__file__))
-from golden import Checker, analyze, of_type, pcap  # noqa: E402
+from golden import SRC, Checker, analyze, of_type, pcap  # noqa: E402
+from pcapwrite import ETH_IPV6, ether, ipv6, udp, write_pcap  # noqa: E402
 
 CT, PUMP, MON, XRAY = "00:00:5e:00:53:01", "00:00:5e:00:53:02", "00:00:5e:00:53:03", "00:00:5e:00:53:04"
 SERVER_DUID = "00:02:00:00:7e:d9:4d:45:44:4d:4f:4e"  # DUID-EN, enterprise 32473, "MEDMON"
@@ -85,4 +92,67 @@ c.eq("the server offers dhcp on 547", [(s["service"], s["port"]) for s in last.g
 c.true("the relay is no named device", "hostname" not in last.get("fd77:3::2", {}))
 c.true("asset events are not dated before the device's first sighting",
        all(a["ts"] >= a["asset"]["first_seen"] for a in of_type(ev, "asset")))
+
+# What the capture lacks, made up: IA_TA and IA_PD with statuses inside, a server's unicast
+# option, a DUID-EN client, a relay chain with interface and remote ids, one deeper than the hop
+# limit, and a cut option. Every event validates against docs/schema/dhcp.json.
+def opt6(code, v):
+    return struct.pack(">HH", code, len(v)) + v
+
+
+def relay6(typ, hops, peer, inner, extra=b""):
+    return bytes([typ, hops]) + bytes(15) + b"\x01" + peer + extra + opt6(9, inner)
+
+
+LL = bytes.fromhex("fe800000000000000200 5eff fe00 5305".replace(" ", ""))
+duid_en = struct.pack(">HI", 2, 32473) + b"PUMP-7"
+solicit = (b"\x01\x00\x00\x2a" + opt6(1, duid_en) + opt6(8, b"\x00\x64") + opt6(6, struct.pack(">HH", 23, 25)) +
+           opt6(4, struct.pack(">I", 9)) + opt6(25, struct.pack(">III", 7, 0, 0)))
+reply = (b"\x07\x00\x00\x2a" + opt6(1, duid_en) + opt6(2, duid_en) + opt6(12, bytes(15) + b"\x01") +
+         opt6(4, struct.pack(">I", 9) + opt6(5, bytes.fromhex("fd770005" + "00" * 11 + "09") + struct.pack(">II", 0, 0) +
+                                              opt6(13, struct.pack(">H", 2)))) +
+         opt6(25, struct.pack(">III", 7, 900, 1400) + opt6(26, struct.pack(">IIB", 1800, 3600, 56) +
+                                                           bytes.fromhex("20010db8770000000000000000000000"))) +
+         opt6(13, struct.pack(">H", 6) + b"no prefixes left"))
+chain = relay6(12, 1, b"\xfd\x77" + bytes(13) + b"\x02",
+               relay6(12, 0, LL, solicit, opt6(18, b"Gi1/0/7") + opt6(37, struct.pack(">I", 9) + b"\x00\x01")))
+deep = solicit
+for h in range(10):
+    deep = relay6(12, h, LL, deep)
+cut = solicit + opt6(24, b"\x05ward3")[:-2]
+CLIENT, SERVER, RELAY = "fe80::200:5eff:fe00:5305", "fe80::200:5eff:fe00:53fe", "fd77:3::2"
+frames = [(CLIENT, "ff02::1:2", 546, 547, solicit), (SERVER, CLIENT, 547, 546, reply),
+          (RELAY, "fd77:3::1", 547, 547, chain), (RELAY, "fd77:3::1", 547, 547, deep), (CLIENT, "ff02::1:2", 546, 547, cut)]
+mac = bytes.fromhex("00005e005305")
+tmp = tempfile.mkdtemp(prefix="mmdhcpv6-")
+made = os.path.join(tmp, "made-up.pcap")
+write_pcap(made, [(1700000000 + i, 0, ether(b"\x33\x33\x00\x01\x00\x02", mac, ipv6(src, dst, 17, udp(src, dst, sp, dp, pl)),
+                                             ETH_IPV6)) for i, (src, dst, sp, dp, pl) in enumerate(frames)])
+mev = analyze(made)
+shutil.rmtree(tmp)
+schema = json.load(open(os.path.join(SRC, "docs", "schema", "dhcp.json")))
+validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+made_msgs = of_type(mev, "dhcp")
+c.eq("made-up messages", [e["dhcp"].get("message_type") for e in made_msgs],
+     ["SOLICIT", "REPLY", "SOLICIT", "RELAY-FORW", "SOLICIT"])
+c.eq("made-up events validate", [[x.message for x in validator.iter_errors(e)] for e in made_msgs], [[]] * len(made_msgs))
+if len(made_msgs) == 5:
+    r = made_msgs[1]["dhcp"]
+    c.eq("IA_TA and IA_PD", r.get("ia"),
+         [{"type": "ta", "iaid": "0x00000009", "addresses": [{"address": "fd77:5::9", "preferred_lifetime": 0,
+                                                             "valid_lifetime": 0, "status": "NoAddrsAvail"}]},
+          {"type": "pd", "iaid": "0x00000007", "t1": 900, "t2": 1400,
+           "prefixes": [{"prefix": "2001:db8:7700::/56", "preferred_lifetime": 1800, "valid_lifetime": 3600}]}])
+    c.eq("status and unicast", (r.get("status"), r.get("status_message"), r.get("unicast"), r.get("client_duid_type")),
+         ("NoPrefixAvail", "no prefixes left", "::1", "EN"))
+    c.true("a DUID-EN gives no MAC", "client_mac" not in r)
+    c.eq("relay chain", made_msgs[2]["dhcp"].get("relays"),
+         [{"message_type": "RELAY-FORW", "hop_count": 1, "link_address": "::1", "peer_address": "fd77::2"},
+          {"message_type": "RELAY-FORW", "hop_count": 0, "link_address": "::1", "peer_address": CLIENT,
+           "interface_id": "Gi1/0/7",
+           "remote_id": "00:01"}])
+    c.eq("the relayed client's address", made_msgs[2]["dhcp"].get("client_ip"), CLIENT)
+    c.eq("elapsed", made_msgs[0]["dhcp"].get("elapsed_ms"), 1000)
+c.eq("made-up anomalies", sorted(a["anomaly"]["name"] for a in of_type(mev, "anomaly")),
+     ["relay_too_deep", "truncated_option"])
 c.done()
