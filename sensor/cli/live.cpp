@@ -440,7 +440,8 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
       out.set_community_id(cfg.community_id, cfg.community_id_seed);
       auto inventory = assets.worker(i);
       out.add_observer(inventory.get());
-      Pipeline pipeline(cfg, depth, out, phi, {&judge, inventory.get()});
+      // The caps over all flows hold for the process: each worker has its share.
+      Pipeline pipeline(worker_share(cfg, o.workers, i), depth, out, phi, {&judge, inventory.get()});
       pipeline.set_linktype(linktype::EN10MB);
       pipeline.prepare();
       if (o.workers > 1) pipeline.set_worker_id(i);

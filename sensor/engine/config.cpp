@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <functional>
 #include <map>
 
@@ -174,6 +175,21 @@ SensorConfig load_config(const std::string& path) {
       throw ConfigError(fmt::format("{}:{}:{}: 'ring_size' must be a multiple of block_size ({}) and at least 4 blocks",
                                     f, ring_mark.line + 1, ring_mark.column + 1, b));
   }
+  return c;
+}
+
+SensorConfig worker_share(const SensorConfig& cfg, int workers, int index) {
+  SensorConfig c = cfg;
+  if (workers <= 1) return c;
+  const size_t n = static_cast<size_t>(workers), i = static_cast<size_t>(index);
+  // The remainder goes one each to the first workers: the shares add up to the cap exactly.
+  auto share = [&](size_t cap, size_t at_least) { return std::max(at_least, cap / n + (i < cap % n ? 1 : 0)); };
+  c.flows.max_flows = share(cfg.flows.max_flows, 1);
+  c.ndpi.max_flows_in_detection = share(cfg.ndpi.max_flows_in_detection, 1);
+  c.reassembly_memcap = share(cfg.reassembly_memcap, 0);
+  c.feeder.probe_hold_memcap = share(cfg.feeder.probe_hold_memcap, 0);
+  c.fragments.max_datagrams = share(cfg.fragments.max_datagrams, 1);
+  c.fragments.max_bytes = share(cfg.fragments.max_bytes, 0);
   return c;
 }
 

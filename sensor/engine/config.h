@@ -64,4 +64,9 @@ class ConfigError : public std::runtime_error {
 // Throws ConfigError with "file:line:column: what is wrong".
 SensorConfig load_config(const std::string& path);
 
+// The configuration of worker `index` of `workers`: each cap over all flows (flow table, nDPI
+// flows in detection, reassembly and probe hold memcaps, pending IP fragments) is split evenly,
+// so that the workers together stay within the configured value (a count gets at least 1).
+SensorConfig worker_share(const SensorConfig& cfg, int workers, int index);
+
 }  // namespace medmon

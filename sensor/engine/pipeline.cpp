@@ -615,6 +615,15 @@ void Pipeline::write_stats(Timestamp ts) {
   write_stats_event(out_, ts, s, out_.counters());
 }
 
+void Pipeline::advance_clock(Timestamp ts) {
+  if (ts.usec > clock_.usec) clock_ = ts;
+  else if (clock_.usec - ts.usec > kTimeBackUsec) time_went_back(ts);
+  else return;
+  flows_->expire(clock_);
+  if (decoder_) decoder_->fragments().expire(clock_);
+  next_expire_usec_ = clock_.usec + 1'000'000;
+}
+
 void Pipeline::finish(FlowEnd why, bool with_stats) {
   if (decoder_) decoder_->fragments().drop_all();
   flows_->end_all(why);

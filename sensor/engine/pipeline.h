@@ -52,6 +52,10 @@ class Pipeline {
   // capture: no pause once packets arrive).
   void prepare();
   void packet(const uint8_t* frame, uint32_t caplen, uint32_t wirelen, Timestamp ts);
+  // Packet time went on without a packet for this pipeline (with --workers: another worker's
+  // packet): its clock follows it (forward, or back by more than kTimeBackUsec) and its flows
+  // and fragments time out now, so expiry does not depend on which worker a flow hashes to.
+  void advance_clock(Timestamp ts);
   // Ends every open flow (end of input, or `interrupted` on a signal) and, unless told not to,
   // writes the final stats.
   void finish(FlowEnd why, bool with_stats = true);

@@ -41,7 +41,12 @@ OfflineWorkers::OfflineWorkers(int n, const SensorConfig& cfg, Depth depth, cons
       frag_limits_(cfg.fragments),
       c_held_(dispatch_counters_.at("workers.fragments.held")),
       c_unmatched_(dispatch_counters_.at("workers.fragments.unmatched")),
-      c_evicted_(dispatch_counters_.at("workers.fragments.evicted")) {
+      c_evicted_(dispatch_counters_.at("workers.fragments.evicted")),
+      c_time_backwards_(dispatch_counters_.at("time.backwards")) {
+  // Periodic stats are written here, for all workers at once.
+  stats_interval_usec_ = cfg.stats_interval_usec;
+  SensorConfig worker_cfg = cfg;
+  worker_cfg.stats_interval_usec = 0;
   for (int i = 0; i < n; ++i) {
     auto w = std::make_unique<Worker>();
     w->out.add_sink(w->sink);
@@ -52,7 +57,7 @@ OfflineWorkers::OfflineWorkers(int n, const SensorConfig& cfg, Depth depth, cons
       w->deferral = std::make_unique<Deferral>(*w->sink);
       raw.push_back(w->deferral.get());
     }
-    w->pipeline = std::make_unique<Pipeline>(cfg, depth, w->out, phi, raw);
+    w->pipeline = std::make_unique<Pipeline>(worker_share(worker_cfg, n, i), depth, w->out, phi, raw);
     workers_.push_back(std::move(w));
   }
   for (auto& w : workers_) {
@@ -85,14 +90,16 @@ void OfflineWorkers::run(Worker& w) {
     if (!b) return;
     switch (b->kind) {
       case Batch::Kind::packets:
-        for (auto& r : b->refs) w.pipeline->packet(b->data.data() + r.offset, r.caplen, r.wirelen, r.ts);
+        for (auto& r : b->refs) {
+          if (r.tick) w.pipeline->advance_clock(r.ts);
+          else w.pipeline->packet(b->data.data() + r.offset, r.caplen, r.wirelen, r.ts);
+        }
         break;
       case Batch::Kind::linktype:
         w.pipeline->set_linktype(b->dlt);
         break;
       case Batch::Kind::finish:
         w.pipeline->finish(b->why, /*with_stats=*/false);
-        w.stats = w.pipeline->snapshot();
         [[fallthrough]];
       case Batch::Kind::epoch: {
         std::lock_guard<std::mutex> g(done_m_);
@@ -137,6 +144,7 @@ void OfflineWorkers::packet(const uint8_t* frame, uint32_t caplen, uint32_t wire
   ++packets_;
   bytes_ += wirelen;
   if (ts.usec > last_ts_.usec) last_ts_ = ts;
+  advance_input_clock(ts);
   // By this packet's own time, as one pipeline's fragment table expires its datagrams: a packet
   // with a later time (a later file read first, a clock jump) must not end the wait of fragments
   // whose first fragment is still to come, which would send them to another worker than it.
@@ -154,17 +162,55 @@ void OfflineWorkers::packet(const uint8_t* frame, uint32_t caplen, uint32_t wire
   }
 }
 
-void OfflineWorkers::send(size_t idx, const uint8_t* frame, uint32_t caplen, uint32_t wirelen, Timestamp ts) {
+OfflineWorkers::Batch& OfflineWorkers::filling(size_t idx) {
   Worker& w = *workers_[idx];
   if (!w.filling) {
     w.filling = std::make_unique<Batch>();
     w.filling->data.reserve(kBatchPackets * 1600);
     w.filling->refs.reserve(kBatchPackets);
   }
-  Batch& b = *w.filling;
+  return *w.filling;
+}
+
+void OfflineWorkers::send(size_t idx, const uint8_t* frame, uint32_t caplen, uint32_t wirelen, Timestamp ts) {
+  Batch& b = filling(idx);
   b.refs.push_back({static_cast<uint32_t>(b.data.size()), caplen, wirelen, ts});
   b.data.insert(b.data.end(), frame, frame + caplen);
-  if (b.refs.size() >= kBatchPackets) push(w, std::move(w.filling));
+  if (b.refs.size() >= kBatchPackets) push(*workers_[idx], std::move(workers_[idx]->filling));
+}
+
+void OfflineWorkers::tick(size_t idx, Timestamp ts) {
+  Batch& b = filling(idx);
+  b.refs.push_back({static_cast<uint32_t>(b.data.size()), 0, 0, ts, /*tick=*/true});
+  if (b.refs.size() >= kBatchPackets) push(*workers_[idx], std::move(workers_[idx]->filling));
+}
+
+void OfflineWorkers::advance_input_clock(Timestamp ts) {
+  bool back = false;
+  if (ts.usec > clock_.usec) {
+    clock_ = ts;
+  } else if (clock_.usec - ts.usec > kTimeBackUsec) {
+    clock_ = ts;
+    back = true;
+    ++c_time_backwards_;
+    if (next_stats_usec_ != 0) next_stats_usec_ = std::min(next_stats_usec_, ts.usec + stats_interval_usec_);
+  }
+  // Each worker's clock follows, before this packet reaches one of them: its flows time out as
+  // one pipeline's would, and its clock goes back with the input's.
+  if (back || clock_.usec >= next_tick_usec_) {
+    for (size_t i = 0; i < workers_.size(); ++i) tick(i, clock_);
+    next_tick_usec_ = clock_.usec + kTickUsec;
+  }
+  if (stats_interval_usec_ <= 0) return;
+  if (next_stats_usec_ == 0) {
+    next_stats_usec_ = clock_.usec + stats_interval_usec_;
+  } else if (clock_.usec >= next_stats_usec_) {
+    // Workers first brought to this point of the input, so that the event counts one moment.
+    epoch();
+    since_epoch_ = 0;
+    write_merged_stats(clock_);
+    next_stats_usec_ = clock_.usec + stats_interval_usec_;
+  }
 }
 
 int OfflineWorkers::route_fragment(const Packet& p, const uint8_t* frame, uint32_t caplen, uint32_t wirelen,
@@ -328,20 +374,28 @@ void OfflineWorkers::finish(FlowEnd why) {
   // findings over the whole input.
   epoch();
   for (FlowJudge* j : judges_) j->finish(last_ts_, merged_);
-  Counters total = dispatch_counters_;
+  write_merged_stats(last_ts_);
+  merged_.flush();
+}
+
+void OfflineWorkers::write_merged_stats(Timestamp ts) {
+  Counters total;
   StatsSnapshot s;
   for (auto& w : workers_) {
+    s.flows_active += w->pipeline->snapshot().flows_active;  // also sets the worker's memory peak
     total.merge(w->out.counters());
-    s.flows_active += w->stats.flows_active;
   }
+  // Every worker's clock followed the input's, so each counted the same jumps back: the
+  // reader's count is the input's.
+  total.at("time.backwards") = 0;
+  total.merge(dispatch_counters_);
   // What the merging thread counted: the sinks (attached to the merged output) and the judges
   // (policy, asset inventory) with the events they wrote.
   total.merge(merged_.counters());
   s.packets = packets_;
   s.bytes = bytes_;
   s.filter = input_filter_;
-  write_stats_event(merged_, last_ts_, s, total);
-  merged_.flush();
+  write_stats_event(merged_, ts, s, total);
 }
 
 }  // namespace medmon

@@ -13,6 +13,16 @@
 // end of input), they go on the address pair, as do the fragments of other protocols, whose
 // flows have no ports.
 //
+// Every worker's clock follows the input's packet time: with its packets, the reader sends each
+// worker the input's time once per second of it (and when it goes back), so a worker that gets
+// no packet of a flow still times it out, whichever worker the later packets hash to. Time
+// going back is counted once, here, as it is a property of the input.
+//
+// The caps over all flows are split evenly among the workers (worker_share, config.h), so the
+// process stays within the configured values. Periodic `stats` (output.stats_interval) are
+// written here, one for all workers, at the input's packet time: the workers are brought to
+// the same point of the input first (as at an epoch), so the counters are those of one moment.
+//
 // The judges (policy, asset inventory) run once, on the merging thread, over the merged flow
 // stream: a worker keeps a copy of each ending flow's summary and writes its `flow` event
 // without a verdict; the merge judges the flows in output order and adds the verdicts. Rules
@@ -21,6 +31,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <limits>
 #include <list>
 #include <map>
 #include <memory>
@@ -52,7 +63,8 @@ class OfflineWorkers {
   uint64_t bytes() const { return bytes_; }
 
  private:
-  struct PacketRef { uint32_t offset, caplen, wirelen; Timestamp ts; };
+  // tick: no packet, the input's packet time for the worker's clock (Pipeline::advance_clock).
+  struct PacketRef { uint32_t offset, caplen, wirelen; Timestamp ts; bool tick = false; };
   struct Batch {
     enum class Kind { packets, linktype, epoch, finish } kind = Kind::packets;
     int dlt = 0;
@@ -86,8 +98,6 @@ class OfflineWorkers {
     std::condition_variable cv;
     std::deque<std::unique_ptr<Batch>> queue;
     std::unique_ptr<Batch> filling;
-    bool done_epoch = false;
-    StatsSnapshot stats;
     std::thread thread;
   };
 
@@ -105,7 +115,14 @@ class OfflineWorkers {
 
   void run(Worker& w);
   void push(Worker& w, std::unique_ptr<Batch> b);
+  Batch& filling(size_t worker);
   void send(size_t worker, const uint8_t* frame, uint32_t caplen, uint32_t wirelen, Timestamp ts);
+  // The input's packet time, kept as one pipeline keeps its clock: ticks the workers, counts
+  // time going back and writes the periodic stats when due.
+  void advance_input_clock(Timestamp ts);
+  void tick(size_t worker, Timestamp ts);
+  // The counters and gauges of all workers, the reader and the merging thread; workers idle.
+  void write_merged_stats(Timestamp ts);
   // The worker of a fragment, or -1 when it is held until its datagram's first fragment.
   int route_fragment(const Packet& p, const uint8_t* frame, uint32_t caplen, uint32_t wirelen, Timestamp ts);
   RouteIt add_route(const FragmentTable::Key& key, Timestamp ts, size_t fallback);
@@ -129,6 +146,14 @@ class OfflineWorkers {
   std::string input_filter_;
   uint64_t since_epoch_ = 0;
   Timestamp last_ts_{};
+  // The input's clock (Pipeline::clock_): the latest time, unless it went back by more than
+  // kTimeBackUsec (as Pipeline::kTimeBackUsec).
+  Timestamp clock_{std::numeric_limits<int64_t>::min()};
+  static constexpr int64_t kTimeBackUsec = 1'000'000;
+  static constexpr int64_t kTickUsec = 1'000'000;  // as often as a pipeline checks its timeouts
+  int64_t next_tick_usec_ = std::numeric_limits<int64_t>::min();
+  int64_t stats_interval_usec_ = 0;
+  int64_t next_stats_usec_ = 0;
   FragmentLimits frag_limits_;  // the workers' fragment timeout and datagram count
   std::map<FragmentTable::Key, FragmentRoute> routes_;
   std::list<FragmentTable::Key> route_age_;  // oldest first
@@ -138,6 +163,7 @@ class OfflineWorkers {
   uint64_t& c_held_;
   uint64_t& c_unmatched_;
   uint64_t& c_evicted_;
+  uint64_t& c_time_backwards_;
   static constexpr size_t kBatchPackets = 256;
   static constexpr size_t kMaxQueued = 64;
   // Events wait in each worker until the epoch ends: short epochs keep that memory small

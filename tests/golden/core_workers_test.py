@@ -7,13 +7,20 @@ their content must be identical. The fragment counters of the workers add up to 
 fragments_first_last.pcap sends first fragments last (TCP, UDP, ICMP echo, IPv6 TCP), so the
 reader holds the others until the first comes; two datagrams never get their first fragment (one
 past the fragment timeout, one at the end of the capture).
+
+The workers make one sensor: the caps over all flows (flow table, reassembly memcap) hold for the
+process, not per worker; time going back in the input is counted once; a worker's flows time out
+with the input's packet time even when the later packets all go to other workers; periodic
+`stats` are one event for all workers, as with one. These use captures written here.
 """
 import json
 import os
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from golden import Checker, pcap, run  # noqa: E402
+from pcapwrite import ACK, PSH, SYN, ether, ipv4, tcp, udp, write_pcap  # noqa: E402
 
 c = Checker("core_workers")
 CAPTURES = ("ipv4_fragments.pcap", "ipv6_ext_headers.pcap", "fragments_first_last.pcap")
@@ -61,4 +68,112 @@ for key, to_server, to_client in ((("tcp", 40101), 6, 3), (("udp", 40102), 1, 1)
     f = by_port.get(key, {}).get("flow", {})
     c.eq(f"fragments_first_last: {key} packets to the server", f.get("pkts_toserver"), to_server)
     c.eq(f"fragments_first_last: {key} packets to the client", f.get("pkts_toclient"), to_client)
+
+tmp = tempfile.mkdtemp(prefix="medmon-workers-")
+MAC_A, MAC_B = b"\x02\0\0\0\0\x01", b"\x02\0\0\0\0\x02"
+
+
+def frame(src, dst, proto, l4):
+    return ether(MAC_B, MAC_A, ipv4(src, dst, proto, l4))
+
+
+def tcp_frame(src, dst, sport, dport, seq, ack, flags, payload=b""):
+    return frame(src, dst, 6, tcp(src, dst, sport, dport, seq, ack, flags, payload))
+
+
+def udp_frame(src, dst, sport, dport, payload):
+    return frame(src, dst, 17, udp(src, dst, sport, dport, payload))
+
+
+def handshake(t, cli, srv, cport, sport):
+    """(sec, usec, frame) of a TCP handshake at t seconds; the client's next sequence number is 1001."""
+    usec = int(t * 1e6)
+    return [(usec, tcp_frame(cli, srv, cport, sport, 1000, 0, SYN)),
+            (usec + 1000, tcp_frame(srv, cli, sport, cport, 5000, 1001, SYN | ACK)),
+            (usec + 2000, tcp_frame(cli, srv, cport, sport, 1001, 5001, ACK))]
+
+
+def write(name, records, yaml=None):
+    """Writes records ((usec, frame), any order given) and a config; returns their paths."""
+    path = os.path.join(tmp, name + ".pcap")
+    write_pcap(path, [(u // 1000000, u % 1000000, f) for u, f in records])
+    if yaml is None:
+        return path
+    cfg = os.path.join(tmp, name + ".yaml")
+    with open(cfg, "w") as f:
+        f.write(yaml)
+    return path, cfg
+
+
+def events_of(files, workers, *extra):
+    _, out, _ = run(["analyze", *files, "--out", "-", "-q", "--workers", str(workers), *extra])
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def final_counters(events):
+    stats = [e["stats"] for e in events if e["event_type"] == "stats"]
+    return stats[-1]["counters"] if stats else {}
+
+
+# The reassembly memcap over all workers: 200 connections each queue 1000 bytes behind a hole.
+records = []
+for i in range(200):
+    cli = "10.3.%d.1" % (i // 100)
+    records += handshake(i * 0.01, cli, "10.3.0.2", 42000 + i, 8080)
+    records.append((int((i * 0.01 + 0.005) * 1e6), tcp_frame(cli, "10.3.0.2", 42000 + i, 8080, 1101, 5001, PSH | ACK,
+                                                             b"z" * 1000)))
+memcap_pcap, memcap_cfg = write("memcap", records, "reassembly:\n  memcap: 65536\n")
+for n in (1, 2, 4):
+    counters = final_counters(events_of([memcap_pcap], n, "-c", memcap_cfg))
+    c.true(f"memcap with {n} workers: the memory peak ({counters.get('tcp.reassembly.memory_peak')}) within 65536",
+           0 < counters.get("tcp.reassembly.memory_peak", 0) <= 65536)
+    c.true(f"memcap with {n} workers: the memcap was hit ({counters.get('tcp.reassembly.global_memcap_hits')})",
+           counters.get("tcp.reassembly.global_memcap_hits", 0) > 0)
+
+# The flow table over all workers: 20 SYNs from 20 sources, at most 5 flows at once.
+records = [(int((10 + i * 0.01) * 1e6), tcp_frame("10.9.9.%d" % (i + 1), "10.2.0.2", 5000 + i, 80, i * 1000, 0, SYN))
+           for i in range(20)]
+flood_pcap, flood_cfg = write("max_flows", records, "flows:\n  max_flows: 5\n")
+for n in (1, 2, 4):
+    counters = final_counters(events_of([flood_pcap], n, "-c", flood_cfg))
+    c.true(f"max_flows with {n} workers: peak_active {counters.get('flows.peak_active')} within 5",
+           0 < counters.get("flows.peak_active", 0) <= 5)
+    c.eq(f"max_flows with {n} workers: evicted", counters.get("flows.evicted", 0) >= 15, True)
+
+# Time going back is a property of the input: counted once, whatever the number of workers.
+# Two files given out of time order, each with 8 flows (spread over the workers).
+later = write("later", [((100 + i) * 1000000, udp_frame("10.0.1.1", "10.0.1.2", 2000 + p, 53, b"q"))
+                        for i in range(5) for p in range(8)])
+earlier = write("earlier", [(i * 1000000, udp_frame("10.0.1.1", "10.0.1.2", 2000 + p, 53, b"q"))
+                            for i in range(5) for p in range(8)])
+backwards = {n: final_counters(events_of([later, earlier], n)).get("time.backwards") for n in (1, 2, 3)}
+c.eq("time.backwards with one worker", backwards[1], 1)
+c.eq("time.backwards counted once with 2 and 3 workers", [backwards[2], backwards[3]], [backwards[1]] * 2)
+
+# A worker's flows time out with the input's time: an HTTP connection, then 1000 s later UDP
+# packets of a flow that may hash to another worker. Over several ports one of them does.
+for port in range(1000, 1006):
+    cs = handshake(0, "10.0.0.1", "10.0.0.2", 40000, 80)
+    cs.append((10000, tcp_frame("10.0.0.1", "10.0.0.2", 40000, 80, 1001, 5001, PSH | ACK, b"GET / HTTP/1.0\r\n\r\n")))
+    cs.append((20000, tcp_frame("10.0.0.2", "10.0.0.1", 80, 40000, 5001, 1020, PSH | ACK, b"HTTP/1.0 200 OK\r\n\r\n")))
+    cs += [((1000 + i) * 1000000, udp_frame("10.0.0.3", "10.0.0.4", port, 53, b"x" * 20)) for i in range(20)]
+    path = write(f"idle_{port}", cs)
+    for n in (1, 2):
+        http = [e for e in events_of([path], n) if e["event_type"] == "flow" and e["dst_port"] == 80]
+        c.eq(f"idle timeout, UDP port {port}, {n} workers: the HTTP flow's end",
+             [e["flow"]["state"] for e in http], ["idle_timeout"])
+
+# Periodic stats: one event for all workers, as one pipeline writes it (4 UDP flows, a packet of
+# each every 10 s, stats every 60 s of packet time).
+records = [(int((i + p / 10000) * 1e6), udp_frame("10.0.0.3", "10.0.0.4", p, 53, b"x" * 20))
+           for i in range(0, 300, 10) for p in range(1000, 1004)]
+st_pcap, st_cfg = write("stats_interval", records, "output:\n  stats_interval: 60\n")
+periodic = {}
+for n in (1, 2, 3):
+    stats = [e for e in events_of([st_pcap], n, "-c", st_cfg) if e["event_type"] == "stats"]
+    periodic[n] = [(e["ts"], e["stats"]["packets"], e["stats"]["flows"], e["stats"]["flows_active"],
+                    "worker" in e["stats"]) for e in stats]
+c.true(f"periodic stats with one worker ({periodic[1]})", len(periodic[1]) > 2)
+for n in (2, 3):
+    c.eq(f"periodic stats with {n} workers as with one", periodic[n], periodic[1])
 c.done()

@@ -351,3 +351,42 @@ TEST_CASE("with_verdict adds the verdict members before the closing brace") {
   CHECK(with_verdict(R"({"a":1})", {}) == R"({"a":1})");
   CHECK(with_verdict(R"({"a":1})", {"q\"x", "", {}}) == R"({"a":1,"verdict":"q\"x"})");
 }
+
+TEST_CASE("A worker's flows time out with the input's time, whichever worker the later packets go to") {
+  // A UDP flow, then 200 s later (past the 120 s UDP timeout) one packet of another flow: over
+  // several ports the later flow hashes to every worker in turn.
+  for (uint16_t port = 6000; port < 6006; ++port) {
+    int64_t t = 1'700'000'000'000'000;
+    std::vector<Frame> frames;
+    frames.push_back({ether(0x0800, ipv4(ip4(10, 0, 0, 1), ip4(10, 0, 0, 2), 17, udp(5000, 53, "a"))), {t}});
+    frames.push_back({ether(0x0800, ipv4(ip4(10, 0, 0, 3), ip4(10, 0, 0, 4), 17, udp(port, 53, "b"))),
+                      {t + 200'000'000}});
+    auto one = without_stats(*run(frames, 0));
+    REQUIRE(count(one, "\"state\":\"idle_timeout\"") == 1);
+    for (int n : {2, 3}) {
+      INFO("port " << port << ", " << n << " workers");
+      CHECK(sorted(without_stats(*run(frames, n))) == sorted(one));
+    }
+  }
+}
+
+TEST_CASE("The workers' shares of a cap over all flows add up to it") {
+  SensorConfig cfg;
+  cfg.flows.max_flows = 10;
+  cfg.reassembly_memcap = 65536 + 3;
+  cfg.fragments.max_datagrams = 2;
+  for (int n : {1, 2, 3, 4}) {
+    INFO(n << " workers");
+    size_t flows = 0, memcap = 0, datagrams = 0;
+    for (int i = 0; i < n; ++i) {
+      SensorConfig w = worker_share(cfg, n, i);
+      flows += w.flows.max_flows;
+      memcap += w.reassembly_memcap;
+      datagrams += w.fragments.max_datagrams;
+      CHECK(w.flows.tcp_idle_usec == cfg.flows.tcp_idle_usec);  // not a cap over all flows
+    }
+    CHECK(flows == 10);
+    CHECK(memcap == 65536 + 3);
+    CHECK(datagrams == size_t(std::max(n, 2)));  // at least one each
+  }
+}
