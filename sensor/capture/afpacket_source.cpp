@@ -65,6 +65,7 @@ AfPacketSource::AfPacketSource(const AfPacketOptions& o) {
   if (setsockopt(fd_, SOL_PACKET, PACKET_RX_RING, &req, sizeof req) < 0) fail(o.iface, "PACKET_RX_RING");
   block_size_ = o.block_size;
   block_count_ = o.block_count;
+  block_timeout_ms_ = o.block_timeout_ms;
   ring_size_ = block_size_ * block_count_;
   void* m = mmap(nullptr, ring_size_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_LOCKED, fd_, 0);
   if (m == MAP_FAILED) m = mmap(nullptr, ring_size_, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
@@ -96,6 +97,8 @@ AfPacketSource::AfPacketSource(const AfPacketOptions& o) {
 }
 
 void AfPacketSource::set_filter(const std::string& bpf) {
+  std::lock_guard<std::mutex> lock(filter_m_);
+  if (intake_closed_) return;
   if (bpf.empty()) {
     setsockopt(fd_, SOL_SOCKET, SO_DETACH_FILTER, nullptr, 0);  // ENOENT when there was none
     return;
@@ -139,34 +142,67 @@ size_t AfPacketSource::poll(int timeout_ms, const Handler& h) {
       if (::poll(&pfd, 1, timeout_ms) <= 0) return 0;
       if (!(__atomic_load_n(&bd->hdr.bh1.block_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER)) return 0;
     }
-    uint32_t count = bd->hdr.bh1.num_pkts;
-    auto* ph = reinterpret_cast<tpacket3_hdr*>(reinterpret_cast<uint8_t*>(bd) + bd->hdr.bh1.offset_to_first_pkt);
-    for (uint32_t i = 0; i < count; ++i) {
-      const uint8_t* frame = reinterpret_cast<const uint8_t*>(ph) + ph->tp_mac;
-      uint32_t caplen = ph->tp_snaplen, wirelen = ph->tp_len;
-      int64_t usec = int64_t(ph->tp_sec) * 1000000 + ph->tp_nsec / 1000;
-      // The snapshot length is kept here, whatever the kernel delivered: without a filter (or
-      // with one whose return value allows more) the kernel gives the whole frame. The frame's
-      // own length stays its wire length.
-      const uint32_t snap = static_cast<uint32_t>(snaplen_);
-      if ((ph->tp_status & TP_STATUS_VLAN_VALID) && caplen >= 12) {
-        // The kernel stripped the 802.1Q tag: put it back, zones are often VLANs.
-        vlan_buf_.assign(frame, frame + 12);
-        uint16_t tpid = (ph->tp_status & TP_STATUS_VLAN_TPID_VALID) ? ph->hv1.tp_vlan_tpid : ETH_P_8021Q;
-        uint16_t tci = static_cast<uint16_t>(ph->hv1.tp_vlan_tci);
-        uint8_t tag[4] = {uint8_t(tpid >> 8), uint8_t(tpid), uint8_t(tci >> 8), uint8_t(tci)};
-        vlan_buf_.insert(vlan_buf_.end(), tag, tag + 4);
-        vlan_buf_.insert(vlan_buf_.end(), frame + 12, frame + caplen);
-        h(vlan_buf_.data(), std::min(caplen + 4, snap), wirelen + 4, usec);
-      } else {
-        h(frame, std::min(caplen, snap), wirelen, usec);
-      }
-      ++n;
-      ph = reinterpret_cast<tpacket3_hdr*>(reinterpret_cast<uint8_t*>(ph) + ph->tp_next_offset);
-    }
-    __atomic_store_n(&bd->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
-    next_block_ = (next_block_ + 1) % block_count_;
+    n += read_block(h);
   }
+  return n;
+}
+
+void AfPacketSource::close_intake() {
+  std::lock_guard<std::mutex> lock(filter_m_);
+  if (intake_closed_) return;
+  intake_closed_ = true;
+  sock_filter none = BPF_STMT(BPF_RET | BPF_K, 0);  // accept no byte of any frame
+  sock_fprog fp{1, &none};
+  setsockopt(fd_, SOL_SOCKET, SO_ATTACH_FILTER, &fp, sizeof fp);
+}
+
+size_t AfPacketSource::drain(const Handler& h) {
+  size_t n = 0;
+  // The block the kernel was filling is handed over when its timeout retires it (an empty one
+  // is not): waiting twice that long is enough.
+  for (size_t blocks = 0; blocks <= block_count_; ++blocks) {
+    auto* bd = reinterpret_cast<tpacket_block_desc*>(ring_ + next_block_ * block_size_);
+    if (!(__atomic_load_n(&bd->hdr.bh1.block_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER)) {
+      pollfd pfd{fd_, POLLIN | POLLERR, 0};
+      if (::poll(&pfd, 1, 2 * block_timeout_ms_) <= 0) break;
+      if (!(__atomic_load_n(&bd->hdr.bh1.block_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER)) break;
+    }
+    n += read_block(h);
+  }
+  return n;
+}
+
+size_t AfPacketSource::read_block(const Handler& h) {
+  size_t n = 0;
+  auto* bd = reinterpret_cast<tpacket_block_desc*>(ring_ + next_block_ * block_size_);
+  uint32_t count = bd->hdr.bh1.num_pkts;
+  auto* ph = reinterpret_cast<tpacket3_hdr*>(reinterpret_cast<uint8_t*>(bd) + bd->hdr.bh1.offset_to_first_pkt);
+  for (uint32_t i = 0; i < count; ++i) {
+    const uint8_t* frame = reinterpret_cast<const uint8_t*>(ph) + ph->tp_mac;
+    uint32_t caplen = ph->tp_snaplen, wirelen = ph->tp_len;
+    int64_t usec = int64_t(ph->tp_sec) * 1000000 + ph->tp_nsec / 1000;
+    // The snapshot length is kept here, whatever the kernel delivered: without a filter (or
+    // with one whose return value allows more) the kernel gives the whole frame. The frame's
+    // own length stays its wire length.
+    const uint32_t snap = static_cast<uint32_t>(snaplen_);
+    if ((ph->tp_status & TP_STATUS_VLAN_VALID) && caplen >= 12) {
+      // The kernel stripped the 802.1Q tag: put it back, zones are often VLANs.
+      vlan_buf_.assign(frame, frame + 12);
+      uint16_t tpid = (ph->tp_status & TP_STATUS_VLAN_TPID_VALID) ? ph->hv1.tp_vlan_tpid : ETH_P_8021Q;
+      uint16_t tci = static_cast<uint16_t>(ph->hv1.tp_vlan_tci);
+      uint8_t tag[4] = {uint8_t(tpid >> 8), uint8_t(tpid), uint8_t(tci >> 8), uint8_t(tci)};
+      vlan_buf_.insert(vlan_buf_.end(), tag, tag + 4);
+      vlan_buf_.insert(vlan_buf_.end(), frame + 12, frame + caplen);
+      h(vlan_buf_.data(), std::min(caplen + 4, snap), wirelen + 4, usec);
+    } else {
+      h(frame, std::min(caplen, snap), wirelen, usec);
+    }
+    ++n;
+    ph = reinterpret_cast<tpacket3_hdr*>(reinterpret_cast<uint8_t*>(ph) + ph->tp_next_offset);
+  }
+  __atomic_store_n(&bd->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+  next_block_ = (next_block_ + 1) % block_count_;
+  delivered_ += n;
   return n;
 }
 

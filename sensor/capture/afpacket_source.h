@@ -4,6 +4,7 @@
 // (PACKET_FANOUT_HASH, symmetric, with IP defragmentation), one per worker thread.
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -33,10 +34,20 @@ class AfPacketSource {
   // number of packets delivered.
   size_t poll(int timeout_ms, const Handler& h);
   // Replaces the socket's kernel filter (empty: none), e.g. on a reload; the ring stays.
-  // Throws std::runtime_error on an expression that does not compile.
+  // Throws std::runtime_error on an expression that does not compile. Ignored once the intake
+  // is closed. May be called from another thread than poll().
   void set_filter(const std::string& bpf);
+  // Stopping: the kernel puts no more frames into the ring (a filter that takes none), and
+  // drain() then hands over what the ring holds: the blocks ready, then the one the kernel was
+  // filling, which it hands over within the block timeout. Bounded: at most every block once
+  // more. Returns the number of packets delivered.
+  void close_intake();
+  size_t drain(const Handler& h);
   // Kernel counters since the socket was opened.
   void stats(uint64_t& received, uint64_t& dropped, uint64_t& freeze_q);
+  // Frames handed to poll()'s and drain()'s handler so far. After drain(), received - dropped
+  // - delivered() is what the kernel put into the ring and was not analysed.
+  uint64_t delivered() const { return delivered_; }
 
  private:
   int fd_ = -1;
@@ -45,7 +56,13 @@ class AfPacketSource {
   uint8_t* ring_ = nullptr;
   size_t ring_size_ = 0;
   size_t block_size_ = 0, block_count_ = 0, next_block_ = 0;
+  int block_timeout_ms_ = 100;
   uint64_t received_ = 0, dropped_ = 0, freeze_ = 0;
+  uint64_t delivered_ = 0;
+  std::mutex filter_m_;   // set_filter (reload thread) against close_intake (worker)
+  bool intake_closed_ = false;
+  // Hands every packet of a ready block to h and gives the block back to the kernel.
+  size_t read_block(const Handler& h);
   std::vector<uint8_t> vlan_buf_;
 };
 

@@ -470,7 +470,19 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
           out.flush();
         }
       }
+      // Stopped: what the ring holds is analysed before the flows end (the kernel adds no more
+      // to it). A frame the kernel put into the ring and that could still not be read is
+      // counted as dropped (and as capture.unread_at_stop): none is lost unsaid.
+      src.close_intake();
+      src.drain(handler);
       take_stats();
+      uint64_t recv, drop, freeze;
+      src.stats(recv, drop, freeze);
+      if (recv > drop + src.delivered()) {
+        uint64_t unread = recv - drop - src.delivered();
+        out.counters().at("capture.unread_at_stop") = unread;
+        pipeline.set_capture_stats(recv, drop + unread, 0);
+      }
       pipeline.finish(FlowEnd::interrupted);
       out.flush();
     });
