@@ -1,8 +1,10 @@
 #include "sensor/capture/pcap_source.h"
 
 #include <fcntl.h>
+#include <linux/filter.h>
 #include <stdio_ext.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -574,5 +576,14 @@ bool PcapSource::stats(uint64_t& received, uint64_t& dropped, uint64_t& if_dropp
 }
 
 int PcapSource::selectable_fd() const { return pcap_get_selectable_fd(p_); }
+
+void PcapSource::close_intake() {
+  if (!live_) return;
+  // On the socket itself: a filter set through libpcap would also drop, in libpcap, the frames
+  // the ring already holds.
+  sock_filter none = BPF_STMT(BPF_RET | BPF_K, 0);
+  sock_fprog fp{1, &none};
+  setsockopt(pcap_get_selectable_fd(p_), SOL_SOCKET, SO_ATTACH_FILTER, &fp, sizeof fp);
+}
 
 }  // namespace medmon

@@ -384,8 +384,26 @@ int run_live_pcap(const LiveOptions& o, const SensorConfig& cfg, Depth depth, co
   }
   ticking = false;
   ticker.join();
+  // Stopped: what the ring holds is analysed before the flows end, as with AF_PACKET. The
+  // kernel counts a frame as received when it puts it into the ring, so the ring holds
+  // received - dropped - analysed; its last block comes within the 100 ms timeout. A frame
+  // that still could not be read is counted as dropped (and as capture.unread_at_stop).
   uint64_t recv, drop, ifdrop;
-  if (src->stats(recv, drop, ifdrop)) pipeline.set_capture_stats(recv, drop, ifdrop);
+  if (rc == kExitClean) {
+    src->close_intake();
+    uint64_t in_ring = src->stats(recv, drop, ifdrop) && recv > drop ? recv - drop : 0;
+    for (int idle = 0; idle < 3 && pipeline.packets() < in_ring;) {
+      auto r = src->next(h, data);
+      if (r == PcapSource::Next::packet) pipeline.packet(data, h->caplen, h->len, packet_time(h->ts.tv_sec, h->ts.tv_usec));
+      else if (r == PcapSource::Next::error) break;
+      else ++idle;
+    }
+  }
+  if (src->stats(recv, drop, ifdrop)) {
+    uint64_t unread = rc == kExitClean && recv > drop + pipeline.packets() ? recv - drop - pipeline.packets() : 0;
+    if (unread) out.counters().at("capture.unread_at_stop") = unread;
+    pipeline.set_capture_stats(recv, drop + unread, ifdrop);
+  }
   pipeline.finish(FlowEnd::interrupted);
   out.flush();
   sinks->close(false);

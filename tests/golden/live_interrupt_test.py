@@ -82,7 +82,7 @@ def run_once(C, workers, seed, method="afpacket", rotate=False):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def ring_drained(C, workers):
+def ring_drained(C, workers, method="afpacket"):
     """SIGTERM while the ring fills at top speed: no frame the kernel put into a ring is lost
     unsaid. Each worker's final stats: packets analysed = received - dropped (the frames still
     unread when the ring was closed count as dropped, and as capture.unread_at_stop)."""
@@ -90,7 +90,7 @@ def ring_drained(C, workers):
     ns = Netns(f"d{workers}")
     try:
         out = os.path.join(tmp, "events.jsonl")
-        live = Live(ns, ["-i", "vb", "--workers", str(workers), "-f", "not ip6"], out,
+        live = Live(ns, ["-i", "vb", "--capture", method, "--workers", str(workers), "-f", "not ip6"], out,
                     os.path.join(tmp, "stderr.txt"), sockets=workers)
         rep = ns.popen(["tcpreplay", "-q", "-i", "va", "--topspeed", "--loop", "3000", pcap("demo", "demo.pcap")],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -98,7 +98,7 @@ def ring_drained(C, workers):
         rc = live.stop(signal.SIGTERM)
         rep.kill()
         rep.wait()
-        tag = f"drained ring, {workers} worker(s)"
+        tag = f"drained ring, {method}, {workers} worker(s)"
         C.eq(f"{tag}: exit status", rc, 0)
         last = {}
         for e in live.events():
@@ -150,6 +150,7 @@ def main():
     run_once(C, 2, seed + 4, rotate=True)
     for workers in (1, 2):
         ring_drained(C, workers)
+    ring_drained(C, 1, "pcap")
     full_disk(C, "afpacket", 2)
     full_disk(C, "pcap", 1)
     C.done()
