@@ -1,5 +1,9 @@
 #include "dissectors/dicom/dimse.h"
 
+#include <algorithm>
+#include <iterator>
+#include <vector>
+
 #include "dissectors/api/byte_reader.h"
 
 namespace medmon::dicom {
@@ -17,6 +21,13 @@ void str(std::string& out, std::span<const uint8_t> v, size_t cap) {
 
 bool parse_command(std::span<const uint8_t> bytes, Command& c, Issues& issues) {
   ByteReader r(bytes);
+  // PS3.5 7.1: elements in ascending tag order, each once. A peer's parser keeps the first of
+  // a repeated element (DCMTK: "found twice ... ignoring second entry"), so the first one is
+  // what the receiver acts on; later copies are only an anomaly.
+  uint16_t seen[64];
+  size_t nseen = 0;
+  int last = -1;
+  bool warned_order = false, warned_repeat = false;
   while (r.remaining() >= 8) {
     uint32_t off = static_cast<uint32_t>(r.pos());
     uint16_t group = r.le16();
@@ -25,6 +36,19 @@ bool parse_command(std::span<const uint8_t> bytes, Command& c, Issues& issues) {
     if (group != 0x0000) { issues.add("command_not_group_0000", off); break; }
     if (len > r.remaining()) { issues.add("command_element_past_end", off); break; }
     auto v = r.bytes(len);
+    if (static_cast<int>(elem) <= last) {
+      // Past 64 distinct elements (hostile) an out-of-order one is taken as a repeat: dropped.
+      bool repeated = nseen == std::size(seen) || std::find(seen, seen + nseen, elem) != seen + nseen;
+      if (repeated) {
+        if (!warned_repeat) issues.add("command_element_repeated", off);
+        warned_repeat = true;
+        continue;
+      }
+      if (!warned_order) issues.add("command_element_out_of_order", off);
+      warned_order = true;
+    }
+    last = std::max(last, static_cast<int>(elem));
+    if (nseen < std::size(seen)) seen[nseen++] = elem;
     switch (elem) {
       case 0x0000: break;  // group length: the PDV framing already bounds the set
       case 0x0002: str(c.affected_sop_class, v, 64); break;

@@ -89,3 +89,47 @@ TEST_CASE("hostile command sets", "[dicom][dimse]") {
     SUCCEED();
   }
 }
+
+namespace {
+bool has_issue(const Issues& is, std::string_view name) {
+  for (uint8_t i = 0; i < is.count; ++i)
+    if (name == is.items[i].name) return true;
+  return false;
+}
+}  // namespace
+
+TEST_CASE("a repeated command element keeps its first value, as the receiving peer does", "[dicom][dimse]") {
+  // PS3.5 7.1: each element once, ascending. DCMTK keeps the first of a repeated element, so
+  // the first Move Destination is where the SCP sends the images.
+  Bytes body;
+  ile(body, 0, 0x0002, even(kMoveStudyRoot, '\0'));
+  ile(body, 0, 0x0100, us(0x0021));
+  ile(body, 0, 0x0110, us(1));
+  ile(body, 0, 0x0600, "EVIL_AE ");
+  ile(body, 0, 0x0600, "WS01");
+  ile(body, 0, 0x0700, us(0));
+  ile(body, 0, 0x0800, us(0));
+  ile(body, 0, 0x0100, us(0x0001));        // a second CommandField: C-STORE-RQ
+  ile(body, 0, 0x0002, even(kCtImage, '\0'));  // and a second SOP class
+  Command out;
+  Issues is;
+  REQUIRE(parse_command(body, out, is));
+  CHECK(out.move_destination == "EVIL_AE");
+  CHECK(out.field == 0x0021);
+  CHECK(out.affected_sop_class == kMoveStudyRoot);
+  CHECK(has_issue(is, "command_element_repeated"));
+}
+
+TEST_CASE("an out-of-order command element is flagged and still read", "[dicom][dimse]") {
+  Bytes body;
+  ile(body, 0, 0x0100, us(0x0030));
+  ile(body, 0, 0x0110, us(5));
+  ile(body, 0, 0x0002, even(kVerification, '\0'));
+  ile(body, 0, 0x0800, us(0x0101));
+  Command out;
+  Issues is;
+  REQUIRE(parse_command(body, out, is));
+  CHECK(out.affected_sop_class == kVerification);
+  CHECK(has_issue(is, "command_element_out_of_order"));
+  CHECK_FALSE(has_issue(is, "command_element_repeated"));
+}

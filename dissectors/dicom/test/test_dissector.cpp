@@ -709,3 +709,50 @@ TEST_CASE("a new association on the same connection counts its own PDUs", "[dico
     CHECK(e["dicom"]["pdus"]["to_client"] == 3);
   }
 }
+
+namespace {
+std::vector<std::string> anomaly_names(const Harness& h) {
+  std::vector<std::string> v;
+  for (auto& e : h.events("anomaly")) v.push_back(e["anomaly"]["name"].get<std::string>());
+  return v;
+}
+bool has(const std::vector<std::string>& v, const std::string& x) { return std::find(v.begin(), v.end(), x) != v.end(); }
+}  // namespace
+
+TEST_CASE("a repeated Move Destination: the first one is the destination, and an anomaly", "[dicom][dissector]") {
+  // DCMTK keeps the first of a repeated command element: the images go to EVIL_AE.
+  Assoc a;
+  a.pcs.push_back({1, kMoveStudyRoot, {kImplicit}, 0, kImplicit});
+  Bytes body;
+  ile(body, 0, 0x0002, even(kMoveStudyRoot, '\0'));
+  ile(body, 0, 0x0100, us(0x0021));
+  ile(body, 0, 0x0110, us(1));
+  ile(body, 0, 0x0600, "EVIL_AE ");
+  ile(body, 0, 0x0600, "WS01");
+  ile(body, 0, 0x0700, us(0));
+  ile(body, 0, 0x0800, us(0));
+  Bytes cmd;
+  ile(cmd, 0, 0, ul(uint32_t(body.size())));
+  append(cmd, body);
+  Ds keys(Ts::implicit_le);
+  keys.str(0x0008, 0x0052, "CS", "STUDY").str(0x0020, 0x000D, "UI", "1.2.3.4");
+  Stream s;
+  s.add(Dir::to_server, associate(a, false));
+  s.add(Dir::to_client, associate(a, true));
+  s.add(Dir::to_server, message(1, cmd, &keys.b));
+  Cmd r; r.field = 0x8021; r.responded = 1; r.status = 0;
+  s.add(Dir::to_client, message(1, command(r)));
+  s.add(Dir::to_server, release_rq());
+  s.add(Dir::to_client, release_rp());
+  for (size_t chunk : {size_t(0), size_t(1), size_t(13)}) {
+    INFO("chunk " << chunk);
+    Harness h = run(s, chunk);
+    auto ev = h.events("dicom");
+    REQUIRE(ev.size() == 1);
+    REQUIRE(ev[0]["dicom"]["ops"].size() == 1);
+    CHECK(ev[0]["dicom"]["ops"][0]["move_destination"] == "EVIL_AE");
+    CHECK(*h.facts().attr("dicom.move_destination") == "EVIL_AE");
+    CHECK(anomaly_names(h) == std::vector<std::string>{"command_element_repeated"});
+  }
+}
+
