@@ -186,11 +186,18 @@ bool parse_associate(std::span<const uint8_t> pdu, AssociatePdu& out, Issues& is
   out.text.reserve(len);  // UIDs are a subset of the PDU: one allocation
   out.contexts.reserve(64);
   out.version = body.be16();
-  body.skip(2);
+  uint16_t reserved = body.be16();
   out.called_ae.assign(trim(body.str(16)));
   out.calling_ae.assign(trim(body.str(16)));
-  body.skip(32);
+  auto reserved32 = body.bytes(32);
   if ((out.version & 1) == 0) issues.add("unsupported_protocol_version", 6);
+  else if (out.version != 1) issues.add("unusual_protocol_version", 6);
+  // Reserved fields are sent as 0 and not tested by the receiver (PS3.8 9.3.2): the PDU is
+  // read, the odd value only noted.
+  if (pdu[1] != 0) issues.add("reserved_not_zero", 1);
+  else if (reserved != 0) issues.add("reserved_not_zero", 8);
+  else if (std::any_of(reserved32.begin(), reserved32.end(), [](uint8_t b) { return b != 0; }))
+    issues.add("reserved_not_zero", 42);
   bool saw_app_context = false, saw_user_info = false;
   while (body.remaining() >= 4) {
     uint32_t off = static_cast<uint32_t>(6 + body.pos());
@@ -247,17 +254,33 @@ bool parse_abort(std::span<const uint8_t> pdu, Abort& out, Issues& issues) {
   return r.ok();
 }
 
+namespace {
+bool ae_byte(uint8_t c) { return (c >= 0x20 && c <= 0x7E) || c == 0; }  // NUL: some stacks pad so
+bool associate_item(uint8_t t) { return t == 0x10 || t == 0x20 || t == 0x21 || t == 0x50; }
+}  // namespace
+
 int looks_like_associate(std::span<const uint8_t> d) {
-  // type, reserved, length(4), version(2), reserved(2), AEs(32), reserved(32), item 0x10 at 74
+  // type, reserved, length(4), version(2), reserved(2), AEs(32), reserved(32), items from 74.
+  // PS3.8 9.3.2: receivers test only bit 0 of the version and no reserved field, so neither is
+  // part of the test; the length, the AE title bytes and the item structure are.
   if (d.size() >= 1 && d[0] != kAssociateRq && d[0] != kAssociateAc) return 0;
-  if (d.size() >= 2 && d[1] != 0) return 0;
   if (d.size() < 6) return -1;
   uint32_t len = read_pdu_header(d).length;
   if (len < kAssociateFixedSize + 4 || len > kMaxAssociatePdu) return 0;
-  if (d.size() < 8) return -1;
-  if (d[6] != 0 || d[7] != 1) return 0;
-  if (d.size() < 75) return -1;
-  return d[74] == 0x10 ? 1 : 0;
+  for (size_t i = 10; i < std::min<size_t>(d.size(), 42); ++i)
+    if (!ae_byte(d[i])) return 0;
+  if (d.size() < 78) return -1;
+  // The variable items: known types, each inside the PDU, the last one ending it. Only the
+  // items received so far are checked (a large RQ spans several segments).
+  size_t end = kPduHeaderSize + len;
+  size_t p = kPduHeaderSize + kAssociateFixedSize;
+  while (p + 4 <= std::min(end, d.size())) {
+    if (!associate_item(d[p])) return 0;
+    size_t next = p + 4 + (size_t(d[p + 2]) << 8 | d[p + 3]);
+    if (next > end) return 0;
+    p = next;
+  }
+  return p == end || p + 4 > d.size() ? 1 : 0;
 }
 
 int looks_like_oversized_associate(std::span<const uint8_t> d) {

@@ -756,3 +756,50 @@ TEST_CASE("a repeated Move Destination: the first one is the destination, and an
   }
 }
 
+TEST_CASE("an A-ASSOCIATE-RQ with other version bits, a reserved byte set, items reordered is read", "[dicom][dissector]") {
+  Assoc a = verification_store_assoc();
+  Bytes rq = associate(a, false);
+  // The Application Context item behind the first presentation context.
+  size_t app_len = 4 + (size_t(rq[76]) << 8 | rq[77]);
+  size_t pc_len = 4 + (size_t(rq[74 + app_len + 2]) << 8 | rq[74 + app_len + 3]);
+  Bytes moved(rq.begin(), rq.begin() + 74);
+  moved.insert(moved.end(), rq.begin() + 74 + app_len, rq.begin() + 74 + app_len + pc_len);
+  moved.insert(moved.end(), rq.begin() + 74, rq.begin() + 74 + app_len);
+  moved.insert(moved.end(), rq.begin() + 74 + app_len + pc_len, rq.end());
+  REQUIRE(moved.size() == rq.size());
+  moved[1] = 0xFF;
+  moved[7] = 3;
+  CHECK(medmon::dicom::probe(moved, Dir::to_server) == medmon::Probe::yes);
+  CHECK(medmon::dicom::sender(moved) == medmon::StreamSender::client);
+  for (bool rejected : {false, true}) {
+    INFO("rejected " << rejected);
+    Stream s;
+    s.add(Dir::to_server, moved);
+    if (rejected) {
+      s.add(Dir::to_client, reject(1, 1, 7));
+    } else {
+      s.add(Dir::to_client, associate(a, true));
+      Bytes ds;
+      ile(ds, 0x0010, 0x0010, "DOE^JOHN");
+      s.add(Dir::to_server, message(1, command(store_rq(1)), &ds));
+      s.add(Dir::to_client, message(1, command(response(0x8001, 1))));
+      s.add(Dir::to_server, release_rq());
+      s.add(Dir::to_client, release_rp());
+    }
+    for (size_t chunk : {size_t(0), size_t(1), size_t(50)}) {
+      INFO("chunk " << chunk);
+      Harness h = run(s, chunk);
+      auto ev = h.events("dicom");
+      REQUIRE(ev.size() == 1);
+      const json& d = ev[0]["dicom"];
+      CHECK(d["start_seen"] == true);
+      CHECK(d["status"] == (rejected ? "rejected" : "released"));
+      CHECK(d["calling_ae"] == "CT_SCANNER1");
+      CHECK(d["protocol_version"] == 3);
+      CHECK(d["app_context"] == "1.2.840.10008.3.1.1.1");
+      if (!rejected) CHECK(d["phi"] == json::array({"PatientName"}));
+      CHECK(anomaly_names(h) == std::vector<std::string>{"unusual_protocol_version", "reserved_not_zero"});
+    }
+  }
+}
+

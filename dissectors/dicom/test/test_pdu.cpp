@@ -127,10 +127,52 @@ TEST_CASE("content detection", "[dicom][pdu]") {
   Bytes mid(300, 0x5A);
   append(mid, m);
   CHECK(find_command_pdata(mid) == 300);
-  // Wrong version.
-  Bytes v2 = rq;
-  v2[7] = 2;
-  CHECK(looks_like_associate(v2) == 0);
+  // PS3.8 9.3.2: other version bits and reserved fields are not tested by receivers (DCMTK
+  // accepts them), so the probe does not test them either.
+  Bytes v3 = rq;
+  v3[7] = 3;
+  CHECK(looks_like_associate(v3) == 1);
+  Bytes rsv = rq;
+  rsv[1] = 0xFF;
+  rsv[9] = 1;
+  CHECK(looks_like_associate(rsv) == 1);
+  // What it does test: AE title bytes, and items of known types that fill the PDU exactly.
+  Bytes ae = rq;
+  ae[12] = 0x01;
+  CHECK(looks_like_associate(ae) == 0);
+  Bytes bad_item = rq;
+  bad_item[74] = 0x33;
+  CHECK(looks_like_associate(bad_item) == 0);
+  Bytes overrun = rq;
+  overrun[77] = 0xF0;  // the first item runs past the PDU
+  CHECK(looks_like_associate(overrun) == 0);
+  Bytes shorter = rq;
+  shorter[5] = uint8_t(shorter[5] - 1);  // the PDU ends one byte inside the last item
+  CHECK(looks_like_associate(shorter) == 0);
+  // A large RQ whose first segment holds only its first items.
+  CHECK(looks_like_associate(std::span<const uint8_t>(rq).first(100)) == 1);
+}
+
+TEST_CASE("an A-ASSOCIATE-RQ with items out of order, other version bits, reserved bytes set", "[dicom][pdu]") {
+  Bytes rq = associate(sample(), false);
+  // Move the Application Context item (first, at 74) behind the presentation contexts.
+  size_t app_len = 4 + (size_t(rq[76]) << 8 | rq[77]);
+  Bytes app(rq.begin() + 74, rq.begin() + 74 + app_len);
+  Bytes moved(rq.begin(), rq.begin() + 74);
+  moved.insert(moved.end(), rq.begin() + 74 + app_len, rq.end());
+  append(moved, app);
+  moved[1] = 0xFF;
+  moved[7] = 3;
+  CHECK(looks_like_associate(moved) == 1);
+  AssociatePdu a;
+  Issues is;
+  REQUIRE(parse_associate(moved, a, is));
+  CHECK(a.app_context == "1.2.840.10008.3.1.1.1");
+  CHECK(a.version == 3);
+  CHECK(a.contexts.size() == sample().pcs.size());
+  std::vector<std::string> names;
+  for (uint8_t i = 0; i < is.count; ++i) names.push_back(is.items[i].name);
+  CHECK(names == std::vector<std::string>{"unusual_protocol_version", "reserved_not_zero"});
 }
 
 TEST_CASE("names", "[dicom][names]") {
