@@ -438,9 +438,33 @@ std::optional<Consumed> DicomDissector::read_pdv_data(Dir dir, DirState& s, Curs
   return std::nullopt;
 }
 
+// A-RELEASE-RQ/RP or A-ABORT in its exact fixed shape (PS3.8 9.3.6-9.3.8): length 4, reserved
+// bytes 0, an abort source of 0..2 and a reason of 0..6. 1 yes, 0 no, -1 need more bytes.
+int closing_pdu_at(std::span<const uint8_t> d) {
+  // type, reserved, length (4), reserved (2), then release: reserved (2), abort: source, reason
+  static constexpr uint8_t kShape[8] = {0, 0, 0, 0, 0, 4, 0, 0};
+  size_t n = std::min<size_t>(d.size(), 10);
+  if (n < 1 || d[0] < kReleaseRq || d[0] > kAbort) return 0;
+  for (size_t i = 1; i < std::min<size_t>(n, 8); ++i)
+    if (d[i] != kShape[i]) return 0;
+  if (n < 10) return -1;
+  if (d[0] == kAbort) return d[8] <= 2 && d[9] <= 6 ? 1 : 0;
+  return d[8] == 0 && d[9] == 0 ? 1 : 0;
+}
+
 size_t DicomDissector::find_resync(std::span<const uint8_t> d, bool& undecided) const {
   undecided = false;
   for (size_t p = 0; p < d.size(); ++p) {
+    if (d[p] >= kReleaseRq && d[p] <= kAbort) {
+      // After a hole the association may end at once: without these, its release or abort
+      // would be lost. The PDU must end the bytes received or be followed by another PDU.
+      int r = closing_pdu_at(d.subspan(p));
+      if (r < 0) { undecided = true; return p; }
+      if (r == 0) continue;
+      std::span<const uint8_t> next = d.subspan(p + 10);
+      if (next.empty() || closing_pdu_at(next) != 0 || looks_like_pdata(next) != 0) return p;
+      continue;
+    }
     if (d[p] != kPData) continue;
     int r = looks_like_pdata(d.subspan(p));
     if (r < 0) { undecided = true; return p; }

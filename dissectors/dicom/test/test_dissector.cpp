@@ -803,3 +803,62 @@ TEST_CASE("an A-ASSOCIATE-RQ with other version bits, a reserved byte set, items
   }
 }
 
+TEST_CASE("after a hole, A-RELEASE-RP and A-ABORT still end the association", "[dicom][dissector]") {
+  Assoc a = verification_store_assoc();
+  Cmd echo; echo.field = 0x0030; echo.msg_id = 1; echo.sop_class = kVerification;
+  for (int end : {0, 1, 2}) {  // release, abort from the server, release followed by a new PDU
+    for (size_t chunk : {size_t(0), size_t(1), size_t(3)}) {
+      INFO("end " << end << " chunk " << chunk);
+      Harness h(medmon::dicom::make_dissector());
+      h.feed(Dir::to_server, associate(a, false));
+      h.feed(Dir::to_client, associate(a, true));
+      h.feed(Dir::to_server, message(3, command(echo)));
+      h.gap(Dir::to_client, message(3, command(response(0x8030, 1))).size());  // the C-ECHO-RSP is lost
+      if (end == 1) {
+        h.feed(Dir::to_client, abort_pdu(2, 1), chunk);
+      } else {
+        h.feed(Dir::to_server, release_rq(), chunk);
+        Bytes rp = release_rp();
+        if (end == 2) append(rp, abort_pdu(0, 0));
+        h.feed(Dir::to_client, rp, chunk);
+      }
+      h.finish();
+      auto ev = h.events("dicom");
+      REQUIRE(ev.size() == 1);
+      const json& d = ev[0]["dicom"];
+      CHECK(d["gaps"] == 1);
+      if (end == 1) {
+        CHECK(d["status"] == "aborted");
+        CHECK(d["abort"]["from"] == "server");
+      } else {
+        CHECK(d["status"] == (end == 2 ? "aborted" : "released"));
+        CHECK(d["release"]["completed"] == true);
+      }
+    }
+  }
+}
+
+TEST_CASE("release PDU shapes in pixel data do not resynchronise a stream", "[dicom][dissector]") {
+  // A hole in a C-STORE's pixel data; the bytes after it hold an A-RELEASE-RP look-alike
+  // followed by more pixel data: no release.
+  Assoc a = verification_store_assoc();
+  Bytes ds;
+  ile(ds, 0x0010, 0x0020, "PID1");
+  Bytes pix(4000, 0x11);
+  Bytes fake = release_rp();
+  std::copy(fake.begin(), fake.end(), pix.begin() + 2000);
+  ile(ds, 0x7FE0, 0x0010, pix);
+  Bytes m = message(3, command(store_rq(1)), &ds, 1000);
+  Harness h(medmon::dicom::make_dissector());
+  h.feed(Dir::to_server, associate(a, false));
+  h.feed(Dir::to_client, associate(a, true));
+  h.feed(Dir::to_server, std::span<const uint8_t>(m).first(1500));
+  h.gap(Dir::to_server, 600);  // crosses PDU headers
+  h.feed(Dir::to_server, std::span<const uint8_t>(m).subspan(2100));
+  h.finish();
+  auto ev = h.events("dicom");
+  REQUIRE(ev.size() == 1);
+  CHECK(ev[0]["dicom"]["status"] == "incomplete");
+  CHECK_FALSE(ev[0]["dicom"].contains("release"));
+}
+
