@@ -58,7 +58,8 @@ int plausible_start(std::span<const uint8_t> d) {
 struct Op {
   Dir dir = Dir::to_server;  // direction of the request
   uint16_t msg_id = 0;
-  uint16_t command = 0;      // request command field
+  bool msg_id_known = true;  // false: a hole took it; the first unpaired response names it
+  uint16_t command = 0;      // request command field (0: a hole took it)
   bool request_seen = false;
   bool final = false;
   bool cancelled = false;
@@ -92,6 +93,11 @@ struct DirState {
   Msg msg = none;
   std::vector<uint8_t> cmd;
   bool cmd_broken = false;
+  // Bytes of the command set lost in a hole inside its PDV: [hole_begin, hole_end) of `cmd`,
+  // zero-filled so the element framing after it keeps its offsets.
+  bool cmd_hole = false;
+  size_t cmd_hole_begin = 0, cmd_hole_end = 0;
+  bool maybe_dataset = false;  // the hole took CommandDataSetType: a dataset may follow
   Command command_set;
   bool have_cmd = false;
   uint8_t msg_pc = 0;
@@ -481,6 +487,9 @@ void DicomDissector::reset_message(DirState& s) {
   s.msg = DirState::none;
   s.cmd.clear();
   s.cmd_broken = false;
+  s.cmd_hole = false;
+  s.cmd_hole_begin = s.cmd_hole_end = 0;
+  s.maybe_dataset = false;
   s.command_set = Command{};
   s.have_cmd = false;
   s.ds_seen = false;
@@ -509,7 +518,7 @@ void DicomDissector::begin_fragment(Dir dir, FlowContext& ctx, uint64_t off) {
   if (is_cmd) {
     s.skip_until_command = false;
     if (s.msg == DirState::dataset_wait || s.msg == DirState::dataset) {
-      anomaly(ctx, "missing_dataset", off);
+      if (!(s.msg == DirState::dataset_wait && s.maybe_dataset)) anomaly(ctx, "missing_dataset", off);
       complete_message(dir, ctx, off);
     }
     if (s.msg == DirState::none) {
@@ -538,11 +547,25 @@ void DicomDissector::end_fragment(Dir dir, FlowContext& ctx, uint64_t off) {
   if (s.mch & 1) {
     if (s.msg != DirState::command) return;
     Issues is;
-    bool ok = !s.cmd_broken && parse_command(s.cmd, s.command_set, is);
-    issues(ctx, is, off);
-    if (!ok) { reset_message(s); return; }
+    bool ok = false;
+    if (s.cmd_broken) {
+    } else if (s.cmd_hole) {
+      // What survived the hole; no anomaly, the hole is counted. A message whose command was
+      // hit is reported truncated, and its dataset is still walked.
+      ok = parse_command_around_hole(s.cmd, s.cmd_hole_begin, s.cmd_hole_end, s.command_set);
+      s.maybe_dataset = ok && !(s.command_set.has & Command::kDatasetType);
+    } else {
+      ok = parse_command(s.cmd, s.command_set, is);
+      issues(ctx, is, off);
+    }
+    if (!ok) {
+      // Nothing of the command survived its hole: its dataset is no anomaly either.
+      if (s.cmd_hole) s.skip_until_command = true;
+      reset_message(s);
+      return;
+    }
     s.have_cmd = true;
-    if (s.command_set.has_dataset()) {
+    if (s.command_set.has_dataset() || s.maybe_dataset) {
       s.msg = DirState::dataset_wait;
       return;
     }
@@ -557,7 +580,7 @@ void DicomDissector::end_fragment(Dir dir, FlowContext& ctx, uint64_t off) {
 
 Op* DicomDissector::find_pending(Dir dir, uint16_t msg_id) {
   for (auto& op : pending_)
-    if (op.dir == dir && op.msg_id == msg_id) return &op;
+    if (op.dir == dir && op.msg_id_known && op.msg_id == msg_id) return &op;
   return nullptr;
 }
 
@@ -613,13 +636,21 @@ void DicomDissector::complete_message(Dir dir, FlowContext& ctx, uint64_t off) {
       return;
     }
     // Its responses may have come first (a hole delayed this direction): complete that op.
-    Op* seen = find_pending(dir, c.message_id);
+    bool id_known = c.has & Command::kMessageId;
+    Op* seen = id_known ? find_pending(dir, c.message_id) : nullptr;
     if (seen && seen->request_seen) seen = nullptr;
+    if (!id_known) {  // a hole took its Message ID: a response on its context that waits for its request is its own
+      for (auto& p : pending_)
+        if (p.dir == dir && !p.request_seen && p.pc_id == s.msg_pc) { seen = &p; break; }
+    }
     if (!seen && pending_.size() >= kMaxPendingOps) finalize(0, ctx);
     Op& op = seen ? *seen : pending_.emplace_back();
     op.dir = dir;
-    op.msg_id = c.message_id;
-    op.command = c.field;
+    if (id_known || !seen) {
+      op.msg_id = c.message_id;
+      op.msg_id_known = id_known;
+    }
+    if ((c.has & Command::kField) || !seen) op.command = c.field;
     op.request_seen = true;
     op.pc_id = s.msg_pc;
     if (!seen) op.start = ctx.now();
@@ -631,14 +662,14 @@ void DicomDissector::complete_message(Dir dir, FlowContext& ctx, uint64_t off) {
     op.priority = c.priority;
     op.has_move_orig_id = c.has & Command::kMoveOrigId;
     op.move_orig_id = c.move_originator_id;
-    op.dataset = c.has_dataset();
+    op.dataset = c.has_dataset() || ds;
     // Every destination the association's C-MOVEs name, not only the last one's.
     add_to_list(ctx, "dicom.move_destination", op.move_destination, '\\');
     // For the policy: which DIMSE services and SOP classes this flow used (bounded lists).
     add_to_list(ctx, "dicom.commands", command_name(op.command));
     if (!op.sop_class.empty()) add_to_list(ctx, "dicom.sop_classes", op.sop_class);
     if (ds) merge_dataset(op, *ds, ctx);
-    if ((c.has_dataset() && !ds) || s.ds_broken) op.truncated = true;
+    if ((c.has_dataset() && !ds) || s.ds_broken || s.cmd_hole) op.truncated = true;
     if (seen && op.final) finalize(static_cast<size_t>(&op - pending_.data()), ctx);
     reset_message(s);
     return;
@@ -646,6 +677,17 @@ void DicomDissector::complete_message(Dir dir, FlowContext& ctx, uint64_t off) {
   Dir rq_dir = reverse(dir);
   Op* op = find_pending(rq_dir, c.responded_id);
   if (op && op->final) op = nullptr;
+  if (!op) {
+    // A request whose Message ID a hole took, on the same presentation context, is this one's.
+    for (auto& p : pending_)
+      if (p.dir == rq_dir && !p.msg_id_known && !p.final && p.pc_id == s.msg_pc) {
+        op = &p;
+        op->msg_id = c.responded_id;
+        op->msg_id_known = true;
+        break;
+      }
+  }
+  if (op && op->command == 0) op->command = c.field & 0x7FFF;  // a hole took the request's
   if (!op) {  // the request was before the capture (or lost)
     if (pending_.size() >= kMaxPendingOps) finalize(0, ctx);
     op = &pending_.emplace_back();
@@ -663,7 +705,7 @@ void DicomDissector::complete_message(Dir dir, FlowContext& ctx, uint64_t off) {
   op->has_status = c.has & Command::kStatus;
   if (op->sop_class.empty()) op->sop_class = c.sop_class();
   if (ds) merge_dataset(*op, *ds, ctx);
-  if (s.ds_broken) op->truncated = true;
+  if (s.ds_broken || s.cmd_hole) op->truncated = true;
   StatusClass sc = status_class(c.status);
   if (op->has_status && sc == StatusClass::pending) {
     ++op->pending;
@@ -1115,7 +1157,12 @@ void DicomDissector::on_gap(Dir dir, uint64_t missing, FlowContext& ctx) {
     s.pdv_left -= static_cast<uint32_t>(missing);
     bool is_cmd = s.mch & 1;
     if (is_cmd) {
-      s.cmd_broken = true;
+      if (s.frag_skip || s.msg != DirState::command || s.cmd_broken) return;
+      if (s.cmd.size() + missing > kMaxCommandSet) { s.cmd_broken = true; return; }
+      if (!s.cmd_hole) s.cmd_hole_begin = s.cmd.size();
+      s.cmd.resize(s.cmd.size() + static_cast<size_t>(missing), 0);
+      s.cmd_hole_end = s.cmd.size();
+      s.cmd_hole = true;
     } else if (s.walker.active() && !s.walker.done()) {
       // The rest of the dataset is stepped over; its last fragment still ends the message.
       s.ds_broken = true;

@@ -78,4 +78,51 @@ bool parse_command(std::span<const uint8_t> bytes, Command& c, Issues& issues) {
   return true;
 }
 
+namespace {
+struct ElementHeader { uint16_t group, elem; uint32_t len; };
+ElementHeader element_at(std::span<const uint8_t> b, size_t p) {
+  auto rd16 = [&](size_t o) { return static_cast<uint16_t>(b[o] | b[o + 1] << 8); };
+  return {rd16(p), rd16(p + 2), static_cast<uint32_t>(rd16(p + 4) | uint32_t(rd16(p + 6)) << 16)};
+}
+// Elements from p run to the end of the set exactly: group 0000, ascending, each inside it.
+bool frames_to_end(std::span<const uint8_t> b, size_t p) {
+  int last = -1;
+  while (p + 8 <= b.size()) {
+    ElementHeader h = element_at(b, p);
+    if (h.group != 0 || static_cast<int>(h.elem) <= last || h.len > b.size() - p - 8) return false;
+    last = h.elem;
+    p += 8 + h.len;
+  }
+  return p == b.size() && last >= 0;
+}
+}  // namespace
+
+bool parse_command_around_hole(std::span<const uint8_t> b, size_t hole_begin, size_t hole_end, Command& c) {
+  hole_begin = std::min(hole_begin, b.size());
+  hole_end = std::clamp(hole_end, hole_begin, b.size());
+  // Before the hole: the elements the hole does not touch. An element whose value the hole hit
+  // is dropped, but when its header survived, its length still frames what follows.
+  size_t p = 0, resume = static_cast<size_t>(-1);
+  while (p + 8 <= b.size()) {
+    ElementHeader h = element_at(b, p);
+    size_t vend = p + 8 + size_t(h.len);
+    if (p + 8 > hole_begin || h.group != 0 || vend > b.size()) break;
+    if (vend <= hole_begin) { p = vend; continue; }
+    if (vend >= hole_end && frames_to_end(b, vend)) resume = vend;
+    break;
+  }
+  size_t prefix_end = p;
+  // After the hole: the first offset from which well-formed elements end the set exactly,
+  // looked for in the next 512 bytes (command elements are short; bounded work).
+  if (resume == static_cast<size_t>(-1))
+    for (size_t q = hole_end; q + 8 <= b.size() && q < hole_end + 512; ++q)
+      if (frames_to_end(b, q)) { resume = q; break; }
+  std::vector<uint8_t> kept(b.begin(), b.begin() + static_cast<ptrdiff_t>(prefix_end));
+  if (resume != static_cast<size_t>(-1)) kept.insert(kept.end(), b.begin() + static_cast<ptrdiff_t>(resume), b.end());
+  if (kept.empty()) return false;
+  Issues ignored;
+  parse_command(kept, c, ignored);
+  return true;
+}
+
 }  // namespace medmon::dicom

@@ -38,4 +38,10 @@ struct Command {
 // Parses a complete command set. Returns false when it has no CommandField.
 bool parse_command(std::span<const uint8_t> bytes, Command& out, Issues& issues);
 
+// A command set whose bytes [hole_begin, hole_end) were lost in the stream (zero-filled, so the
+// offsets after them hold): reads the elements whose framing survives, those before the hole
+// and, once a run of well-formed elements is found after it that ends the set exactly, those
+// after. No anomalies: the hole is already counted. Returns false when no element was read.
+bool parse_command_around_hole(std::span<const uint8_t> bytes, size_t hole_begin, size_t hole_end, Command& out);
+
 }  // namespace medmon::dicom

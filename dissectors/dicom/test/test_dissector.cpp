@@ -862,3 +862,71 @@ TEST_CASE("release PDU shapes in pixel data do not resynchronise a stream", "[di
   CHECK_FALSE(ev[0]["dicom"].contains("release"));
 }
 
+TEST_CASE("a hole inside a command PDV: the request is reported truncated and its dataset walked", "[dicom][dissector]") {
+  Assoc a = verification_store_assoc();
+  Bytes cmd = command(store_rq(1));
+  Bytes ds;
+  ile(ds, 0x0008, 0x0060, "CT");
+  ile(ds, 0x0010, 0x0010, "DOE^JOHN");
+  ile(ds, 0x0010, 0x0020, "PID0001");
+  // [from, to) of the command set is lost: CommandField and Message ID (t9), or only a part of
+  // the SOP Class UID value (the framing survives).
+  // The response comes after the request, or before it (the hole held the request back).
+  for (auto [from, to] : {std::pair<size_t, size_t>{10, 60}, std::pair<size_t, size_t>{22, 30}}) {
+    for (size_t chunk : {size_t(0), size_t(1), size_t(7)}) for (bool response_first : {false, true}) {
+      INFO("hole " << from << ".." << to << " chunk " << chunk << " response first " << response_first);
+      Bytes p = pdata(1, 3, cmd);
+      Harness h(medmon::dicom::make_dissector());
+      h.feed(Dir::to_server, associate(a, false));
+      h.feed(Dir::to_client, associate(a, true));
+      if (response_first) h.feed(Dir::to_client, message(1, command(response(0x8001, 1))), chunk);
+      h.feed(Dir::to_server, std::span<const uint8_t>(p).first(12 + from), chunk);
+      h.gap(Dir::to_server, to - from);
+      h.feed(Dir::to_server, std::span<const uint8_t>(p).subspan(12 + to), chunk);
+      h.feed(Dir::to_server, pdata(1, 2, ds), chunk);
+      if (!response_first) h.feed(Dir::to_client, message(1, command(response(0x8001, 1))), chunk);
+      h.feed(Dir::to_server, release_rq(), chunk);
+      h.feed(Dir::to_client, release_rp(), chunk);
+      h.finish();
+      CHECK(h.events("anomaly").empty());
+      auto ev = h.events("dicom");
+      REQUIRE(ev.size() == 1);
+      const json& d = ev[0]["dicom"];
+      REQUIRE(d["ops"].size() == 1);
+      const json& op = d["ops"][0];
+      CHECK(op["command"] == "C-STORE");
+      CHECK(op["msg_id"] == 1);
+      CHECK(op["request_seen"] == true);
+      CHECK(op["truncated"] == true);
+      CHECK(op["dataset"] == true);
+      CHECK(op["modality"] == "CT");
+      CHECK(op["phi"] == json::array({"PatientName", "PatientID"}));
+      CHECK(op["status"] == 0);
+      CHECK(op.contains("sop_instance"));  // after the hole
+      CHECK(d["phi"] == json::array({"PatientName", "PatientID"}));
+    }
+  }
+}
+
+TEST_CASE("a hole that takes a whole command set raises no anomaly for its dataset", "[dicom][dissector]") {
+  Assoc a = verification_store_assoc();
+  Bytes cmd = command(store_rq(1));
+  Bytes ds;
+  ile(ds, 0x0010, 0x0010, "DOE^JOHN");
+  Bytes p = pdata(1, 3, cmd);
+  Harness h(medmon::dicom::make_dissector());
+  h.feed(Dir::to_server, associate(a, false));
+  h.feed(Dir::to_client, associate(a, true));
+  h.feed(Dir::to_server, std::span<const uint8_t>(p).first(12));
+  h.gap(Dir::to_server, p.size() - 12 - 2);
+  h.feed(Dir::to_server, std::span<const uint8_t>(p).subspan(p.size() - 2));
+  h.feed(Dir::to_server, pdata(1, 2, ds));
+  h.feed(Dir::to_client, message(1, command(response(0x8001, 1))));
+  h.finish();
+  CHECK(h.events("anomaly").empty());
+  auto ev = h.events("dicom");
+  REQUIRE(ev.size() == 1);
+  REQUIRE(ev[0]["dicom"]["ops"].size() == 1);
+  CHECK(ev[0]["dicom"]["ops"][0]["request_seen"] == false);
+}
+
