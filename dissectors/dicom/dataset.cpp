@@ -11,6 +11,12 @@
 
 namespace medmon::dicom {
 
+bool has_value(std::string_view v) {
+  for (char c : v)  // padding, empty components and wildcards are no value (query keys)
+    if (c != ' ' && c != 0 && c != '*' && c != '?' && c != '^' && c != '\\' && c != '=') return true;
+  return false;
+}
+
 Syntax syntax_of(std::string_view ts) {
   if (ts == "1.2.840.10008.1.2") return Syntax::implicit_le;
   if (ts == "1.2.840.10008.1.2.2") return Syntax::explicit_be;
@@ -101,9 +107,7 @@ R read_header(std::span<const uint8_t> d, size_t p, size_t end, Syntax s, Header
 }
 
 bool has_value(std::span<const uint8_t> v) {
-  for (uint8_t c : v)  // padding, empty components and wildcards are no value (query keys)
-    if (c != ' ' && c != 0 && c != '*' && c != '?' && c != '^' && c != '\\' && c != '=') return true;
-  return false;
+  return dicom::has_value(std::string_view(reinterpret_cast<const char*>(v.data()), v.size()));
 }
 
 void keep(std::string& dst, std::span<const uint8_t> v, size_t cap) {

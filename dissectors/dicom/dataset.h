@@ -25,6 +25,10 @@ namespace medmon::dicom {
 enum class Syntax : uint8_t { implicit_le, explicit_le, explicit_be, deflated, detect };
 Syntax syntax_of(std::string_view transfer_syntax_uid);
 
+// A value that says something: not only padding, empty components or wildcards (`*`, `?`),
+// which are C-FIND universal matching keys.
+bool has_value(std::string_view v);
+
 struct DatasetSummary {
   PhiMask phi_mask;  // bit i: phi_tags()[i] was present with a value
   std::string charset;    // (0008,0005), raw

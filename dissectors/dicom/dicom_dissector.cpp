@@ -609,7 +609,8 @@ void DicomDissector::merge_dataset(Op& op, const DatasetSummary& ds, FlowContext
     op.serial = ctx.pseudonym(scratch_);
   }
   auto phi_value = [&](std::vector<std::string>& list, const std::string& raw) {
-    if (raw.empty() || list.size() >= kMaxListed) return;
+    // The rule of the PHI mask: a wildcard query key (`*`) names no patient.
+    if (!has_value(raw) || list.size() >= kMaxListed) return;
     decode_text(raw, ds.charset, scratch_);
     if (Pseudonymiser::normalise(scratch_).empty()) return;
     add_unique(list, ctx.pseudonym(scratch_));

@@ -930,3 +930,27 @@ TEST_CASE("a hole that takes a whole command set raises no anomaly for its datas
   CHECK(ev[0]["dicom"]["ops"][0]["request_seen"] == false);
 }
 
+TEST_CASE("a C-FIND wildcard query key is no patient name", "[dicom][dissector]") {
+  Assoc a;
+  a.pcs.push_back({1, kFindStudyRoot, {kImplicit}, 0, kImplicit});
+  Harness h(medmon::dicom::make_dissector());
+  h.feed(Dir::to_server, associate(a, false));
+  h.feed(Dir::to_client, associate(a, true));
+  Cmd q; q.field = 0x0020; q.msg_id = 1; q.sop_class = kFindStudyRoot; q.dataset = true;
+  Ds keys(Ts::implicit_le);
+  keys.str(0x0008, 0x0052, "CS", "STUDY").str(0x0010, 0x0010, "PN", "*").str(0x0010, 0x0020, "LO", "?");
+  h.feed(Dir::to_server, message(1, command(q), &keys.b));
+  Cmd r; r.field = 0x8020; r.responded = 1; r.status = 0xFF00; r.dataset = true;
+  Ds m(Ts::implicit_le);
+  m.str(0x0010, 0x0010, "PN", "DOE^JANE").str(0x0010, 0x0020, "LO", "P42");
+  h.feed(Dir::to_client, message(1, command(r), &m.b));
+  Cmd done; done.field = 0x8020; done.responded = 1; done.status = 0;
+  h.feed(Dir::to_client, message(1, command(done)));
+  h.finish();
+  auto ev = h.events("dicom");
+  REQUIRE(ev.size() == 1);
+  const json& op = ev[0]["dicom"]["ops"][0];
+  CHECK(op["patient_names"].size() == 1);
+  CHECK(op["patient_ids"].size() == 1);
+}
+
