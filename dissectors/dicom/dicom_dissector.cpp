@@ -201,6 +201,9 @@ class DicomDissector final : public Dissector {
   // both directions to end: a hole in one direction delays its bytes behind the other's.
   std::string_view end_status_;
   bool dir_closed_[2] = {false, false};  // this direction sent A-RELEASE-RQ/RP or A-ABORT
+  // This direction sent only an A-RELEASE-RQ so far: its A-RELEASE-RP may still come, in a
+  // release collision (PS3.8 7.2.2: both sides asked, both answer).
+  bool dir_release_rq_only_[2] = {false, false};
 
   uint32_t anomaly_events_ = 0;  // per flow
   std::string scratch_;
@@ -225,6 +228,7 @@ void DicomDissector::reset_association() {
   warned_max_pdu_ = warned_pc_ = false;
   end_status_ = {};
   dir_closed_[0] = dir_closed_[1] = false;
+  dir_release_rq_only_[0] = dir_release_rq_only_[1] = false;
 }
 
 void DicomDissector::anomaly(FlowContext& ctx, const char* name, uint64_t offset, std::string_view detail) {
@@ -1122,13 +1126,18 @@ void DicomDissector::handle_pdu(Dir dir, const PduHeader& h, std::span<const uin
         anomaly(ctx, "unexpected_pdu", off, "A-RELEASE-RQ");
       if (h.length != 4) anomaly(ctx, "bad_pdu_length", off, "A-RELEASE-RQ");
       if (!release_rq_) { release_rq_ = true; release_dir_ = dir; }
+      dir_release_rq_only_[static_cast<int>(dir)] = !dir_closed_[static_cast<int>(dir)];
       dir_closed_[static_cast<int>(dir)] = true;
       if (state_ != State::closed) state_ = State::releasing;
       maybe_emit(ctx);
       return;
     }
     case kReleaseRp: {
-      if (dir_closed_[static_cast<int>(dir)]) anomaly(ctx, "unexpected_pdu", off, "A-RELEASE-RP");
+      // After its own A-RELEASE-RQ a side answers the other's in a release collision; whether
+      // the other's RQ came first cannot be told from one direction's order.
+      if (dir_closed_[static_cast<int>(dir)] && !dir_release_rq_only_[static_cast<int>(dir)])
+        anomaly(ctx, "unexpected_pdu", off, "A-RELEASE-RP");
+      dir_release_rq_only_[static_cast<int>(dir)] = false;
       if (h.length != 4) anomaly(ctx, "bad_pdu_length", off, "A-RELEASE-RP");
       if (!release_rq_) { release_rq_ = true; release_dir_ = reverse(dir); }
       release_rp_ = true;
@@ -1140,6 +1149,7 @@ void DicomDissector::handle_pdu(Dir dir, const PduHeader& h, std::span<const uin
       parse_abort(pdu, abort_, is);
       issues(ctx, is, off);
       if (!aborted_) { aborted_ = true; abort_dir_ = dir; }
+      dir_release_rq_only_[static_cast<int>(dir)] = false;
       if (!have_ac_ && !rejected_) ctx.facts().set_attr("dicom.result", "aborted");
       dir_closed_[static_cast<int>(dir)] = true;
       end_association(ctx, "aborted");

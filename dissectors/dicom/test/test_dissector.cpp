@@ -954,3 +954,30 @@ TEST_CASE("a C-FIND wildcard query key is no patient name", "[dicom][dissector]"
   CHECK(op["patient_ids"].size() == 1);
 }
 
+TEST_CASE("a release collision is no unexpected PDU", "[dicom][dissector]") {
+  // PS3.8 7.2.2: both sides send A-RELEASE-RQ, then both answer with A-RELEASE-RP.
+  Stream s;
+  Assoc a = verification_store_assoc();
+  s.add(Dir::to_server, associate(a, false));
+  s.add(Dir::to_client, associate(a, true));
+  s.add(Dir::to_server, release_rq());
+  s.add(Dir::to_client, release_rq());
+  s.add(Dir::to_server, release_rp());
+  s.add(Dir::to_client, release_rp());
+  Harness h = run(s);
+  CHECK(h.events("anomaly").empty());
+  auto ev = h.events("dicom");
+  REQUIRE(ev.size() == 1);
+  CHECK(ev[0]["dicom"]["status"] == "released");
+  CHECK(ev[0]["dicom"]["release"]["completed"] == true);
+  // Two answers from one side are still unexpected.
+  Stream twice;
+  twice.add(Dir::to_server, associate(a, false));
+  twice.add(Dir::to_client, associate(a, true));
+  twice.add(Dir::to_server, release_rq());
+  twice.add(Dir::to_client, release_rp());
+  twice.add(Dir::to_client, release_rp());
+  Harness h2 = run(twice);
+  CHECK(anomaly_names(h2) == std::vector<std::string>{"unexpected_pdu"});
+}
+
