@@ -20,7 +20,10 @@ bool has_value(std::string_view v) {
 Syntax syntax_of(std::string_view ts) {
   if (ts == "1.2.840.10008.1.2") return Syntax::implicit_le;
   if (ts == "1.2.840.10008.1.2.2") return Syntax::explicit_be;
-  if (ts == "1.2.840.10008.1.2.1.99") return Syntax::deflated;
+  // Deflated Explicit VR LE, and the JPIP Referenced Deflate syntaxes (JPIP and JPIP HTJ2K),
+  // whose dataset is deflated the same way (PS3.5 A.5, A.6).
+  if (ts == "1.2.840.10008.1.2.1.99" || ts == "1.2.840.10008.1.2.4.95" || ts == "1.2.840.10008.1.2.4.205")
+    return Syntax::deflated;
   // Explicit VR LE and every encapsulated (compressed) syntax: headers are explicit VR LE.
   return Syntax::explicit_le;
 }

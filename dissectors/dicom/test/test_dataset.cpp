@@ -93,6 +93,14 @@ TEST_CASE("walker: deflated explicit VR LE", "[dicom][dataset]") {
   for (size_t chunk : {size_t(3), size_t(64), out.size()}) check_ct(walk(Syntax::deflated, out, chunk));
 }
 
+TEST_CASE("transfer syntaxes whose dataset is deflated", "[dicom][dataset]") {
+  CHECK(syntax_of("1.2.840.10008.1.2.1.99") == Syntax::deflated);
+  CHECK(syntax_of("1.2.840.10008.1.2.4.95") == Syntax::deflated);   // JPIP Referenced Deflate
+  CHECK(syntax_of("1.2.840.10008.1.2.4.205") == Syntax::deflated);  // JPIP HTJ2K Referenced Deflate
+  CHECK(syntax_of("1.2.840.10008.1.2.4.94") == Syntax::explicit_le);  // JPIP Referenced
+  CHECK(syntax_of("1.2.840.10008.1.2.4.204") == Syntax::explicit_le);
+}
+
 TEST_CASE("walker: nested undefined-length sequences and defined-length items", "[dicom][dataset]") {
   Ds d(Ts::explicit_le);
   d.str(0x0008, 0x0060, "CS", "MR");

@@ -1,4 +1,5 @@
 #include <catch2/catch.hpp>
+#include <zlib.h>
 
 #include "dissectors/dicom/dicom_dissector.h"
 #include "dissectors/dicom/test/builder.h"
@@ -979,5 +980,36 @@ TEST_CASE("a release collision is no unexpected PDU", "[dicom][dissector]") {
   twice.add(Dir::to_client, release_rp());
   Harness h2 = run(twice);
   CHECK(anomaly_names(h2) == std::vector<std::string>{"unexpected_pdu"});
+}
+
+TEST_CASE("JPIP Referenced Deflate datasets are inflated", "[dicom][dissector]") {
+  for (const char* ts : {"1.2.840.10008.1.2.4.95", "1.2.840.10008.1.2.4.205"}) {
+    INFO(ts);
+    Assoc a;
+    a.pcs.push_back({1, kCtImage, {ts}, 0, ts});
+    Ds plain(Ts::explicit_le);
+    plain.str(0x0008, 0x0060, "CS", "CT").str(0x0010, 0x0010, "PN", "DEFLATE^JPIP").str(0x0010, 0x0020, "LO", "JPIP1");
+    Bytes z(compressBound(uLong(plain.b.size())) + 64);
+    z_stream zs{};
+    REQUIRE(deflateInit2(&zs, 9, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) == Z_OK);
+    zs.next_in = plain.b.data();
+    zs.avail_in = uInt(plain.b.size());
+    zs.next_out = z.data();
+    zs.avail_out = uInt(z.size());
+    REQUIRE(deflate(&zs, Z_FINISH) == Z_STREAM_END);
+    z.resize(zs.total_out);
+    deflateEnd(&zs);
+    Stream s;
+    s.add(Dir::to_server, associate(a, false));
+    s.add(Dir::to_client, associate(a, true));
+    s.add(Dir::to_server, message(1, command(store_rq(1)), &z));
+    s.add(Dir::to_client, message(1, command(response(0x8001, 1))));
+    Harness h = run(s);
+    CHECK(h.events("anomaly").empty());
+    auto ev = h.events("dicom");
+    REQUIRE(ev.size() == 1);
+    CHECK(ev[0]["dicom"]["ops"][0]["modality"] == "CT");
+    CHECK(ev[0]["dicom"]["phi"] == json::array({"PatientName", "PatientID"}));
+  }
 }
 
