@@ -34,6 +34,7 @@ void DatasetSummary::clear() {
                          &serial, &patient_name, &patient_id, &accession})
     s->clear();
   pixel_data = truncated = false;
+  truncated_by = nullptr;
   elements = 0;
   max_depth = 0;
 }
@@ -251,11 +252,19 @@ void DatasetWalker::start(Syntax s) {
   skip_ = 0;
   walked_ = 0;
   walk_at_ = 0;
+  inflated_ = 0;
+  scan_.clear();
   error_ = nullptr;
   error_offset_ = 0;
   sum_.clear();
   if (s == Syntax::deflated) z_ = std::make_unique<Zlib>();
   else z_.reset();
+}
+
+void DatasetWalker::stop_at_cap(const char* why) {
+  sum_.truncated = true;
+  if (!sum_.truncated_by) sum_.truncated_by = why;
+  done_ = true;
 }
 
 void DatasetWalker::fail(const char* name, uint64_t off) {
@@ -276,6 +285,8 @@ bool DatasetWalker::feed(std::span<const uint8_t> bytes) {
     int rc = inflate(&z_->zs, Z_NO_FLUSH);
     size_t n = sizeof out - z_->zs.avail_out;
     if (n) feed_plain(std::span<const uint8_t>(out, n));
+    inflated_ += n;
+    if (!done_ && inflated_ > kInflateBudget) stop_at_cap("inflate_budget");
     if (rc == Z_STREAM_END) break;
     if (rc != Z_OK && rc != Z_BUF_ERROR) { fail("dataset_inflate_error", buf_offset_); break; }
     if (rc == Z_BUF_ERROR && n == 0) break;
@@ -288,21 +299,16 @@ bool DatasetWalker::feed_plain(std::span<const uint8_t> bytes) {
   while (!bytes.empty() && !done_) {
     if (skip_) {
       size_t n = static_cast<size_t>(std::min<uint64_t>(skip_, bytes.size()));
-      skip_ -= n;
-      walked_ += n;
+      skip_ -= n;  // stepped over unread: no part of the walk budget
       buf_offset_ += n;
       bytes = bytes.subspan(n);
-      if (walked_ > kHeaderBudget) { sum_.truncated = true; done_ = true; }
       continue;
     }
     size_t n = std::min(kBufferCap - buf_.size(), bytes.size());
     buf_.insert(buf_.end(), bytes.begin(), bytes.begin() + static_cast<ptrdiff_t>(n));
     bytes = bytes.subspan(n);
     if (buf_.size() >= walk_at_) walk();
-    if (!done_ && buf_.size() >= kBufferCap) {  // one element or sequence larger than the cap
-      sum_.truncated = true;
-      done_ = true;
-    }
+    if (!done_ && buf_.size() >= kBufferCap) stop_at_cap("element_too_large");  // one element over the cap
   }
   return done_;
 }
@@ -315,7 +321,8 @@ void DatasetWalker::walk() {
   Walk w{buf_, syntax_, sum_, kMaxDepth};
   size_t p = 0;
   const size_t end = buf_.size();
-  while (!done_) {
+  if (!scan_.empty()) scan(p, end);
+  while (!done_ && scan_.empty() && !skip_) {
     Header h;
     R r = read_header(buf_, p, end, syntax_, h);
     if (r == kIncomplete) break;
@@ -343,6 +350,15 @@ void DatasetWalker::walk() {
       if (h.len != kUndefined && h.len > avail) break;
       size_t q = v;
       R s = w.sequence(h, q, h.len == kUndefined ? end : v + h.len, true, 1);
+      if (s == kIncomplete && h.len == kUndefined && end - p >= kBufferCap) {
+        // An undefined-length sequence too large to hold: counted, then stepped over by its
+        // delimitation items, so what follows it is still read.
+        w.mark_sequence(h.tag, true);
+        scan_.push_back({false, h.un ? Syntax::implicit_le : syntax_});
+        p = v;
+        scan(p, end);
+        continue;
+      }
       if (s == kIncomplete) break;
       if (s == kBad) { fail("dataset_bad_sequence", buf_offset_ + p); break; }
       p = q;
@@ -369,10 +385,45 @@ void DatasetWalker::walk() {
     buf_offset_ += p;
     walked_ += p;
   }
-  if (!done_ && walked_ > kHeaderBudget) { sum_.truncated = true; done_ = true; }
+  if (!done_ && walked_ > kHeaderBudget) stop_at_cap("walk_budget");
   // What is left (one incomplete element or sequence) is parsed again from its start: walk
   // again only once the buffer has doubled, so tiny fragments cost linear time, not quadratic.
   walk_at_ = std::min(kBufferCap, 2 * buf_.size());
+}
+
+void DatasetWalker::scan(size_t& p, size_t end) {
+  while (!scan_.empty() && !done_ && !skip_) {
+    ScanFrame f = scan_.back();
+    Header h;
+    R r = read_header(buf_, p, end, f.syntax, h);
+    if (r == kIncomplete) return;
+    uint64_t at = buf_offset_ + p;
+    if (r == kBad) { fail("dataset_bad_sequence", at); return; }
+    if (!f.item) {  // a sequence: items until its delimiter
+      p += 8;
+      if (h.tag == kSeqDelim) { scan_.pop_back(); continue; }
+      if (h.tag != kItem) { fail("dataset_bad_sequence", at); return; }
+      if (h.len == kUndefined) {
+        if (scan_.size() >= 2 * static_cast<size_t>(kMaxDepth)) { fail("dataset_bad_sequence", at); return; }
+        scan_.push_back({true, f.syntax});
+        continue;
+      }
+    } else {  // an item: elements until its delimiter
+      if (h.tag == kItemDelim) { p += 8; scan_.pop_back(); continue; }
+      if (h.tag == kItem || h.tag == kSeqDelim) { fail("dataset_bad_sequence", at); return; }
+      p += h.hdr;
+      if (h.len == kUndefined) {  // a sequence, UN or encapsulated value of undefined length
+        if (scan_.size() >= 2 * static_cast<size_t>(kMaxDepth)) { fail("dataset_bad_sequence", at); return; }
+        scan_.push_back({false, h.un ? Syntax::implicit_le : f.syntax});
+        continue;
+      }
+    }
+    // A value of defined length (an item or an element, sequences included): stepped over.
+    uint64_t avail = end - p;
+    if (h.len <= avail) { p += h.len; continue; }
+    skip_ = h.len - avail;
+    p = end;
+  }
 }
 
 void DatasetWalker::cut() {
@@ -387,7 +438,7 @@ void DatasetWalker::finish() {
     if (syntax_ == Syntax::detect && !buf_.empty())
       syntax_ = buf_.size() >= 6 && upper(buf_[4]) && upper(buf_[5]) ? Syntax::explicit_le : Syntax::implicit_le;
     if (!buf_.empty()) walk();  // bytes that arrived since the last walk
-    if (!done_ && (!buf_.empty() || skip_)) fail("dataset_truncated", buf_offset_);
+    if (!done_ && (!buf_.empty() || skip_ || !scan_.empty())) fail("dataset_truncated", buf_offset_);
     done_ = true;
   }
   active_ = false;

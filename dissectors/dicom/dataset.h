@@ -7,8 +7,13 @@
 //
 // Caps (bounded memory and time per message):
 //  - kBufferCap: bytes held at once: one incomplete element or one top-level sequence.
-//    Larger sequences are stepped over unread; larger values are skipped, never buffered.
-//  - kHeaderBudget: dataset bytes walked per message; after that the walk stops (truncated).
+//    Larger sequences are stepped over unread (an undefined-length one by a scan for its
+//    delimitation items, depth <= kMaxDepth); larger values are skipped, never buffered.
+//  - kHeaderBudget: dataset bytes read per message (element headers and the bytes held);
+//    value bytes stepped over without being held do not count. After that the walk stops
+//    (truncated).
+//  - kInflateBudget: bytes inflated per deflated message (inflating costs even the bytes that
+//    are stepped over).
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -36,6 +41,10 @@ struct DatasetSummary {
   std::string serial, patient_name, patient_id, accession;  // raw; only ever pseudonymised
   bool pixel_data = false;
   bool truncated = false;
+  // Why the walk stopped early when a cap of the walker was hit (nullptr otherwise, also when
+  // a hole or the end of the stream cut the dataset): "walk_budget", "element_too_large",
+  // "inflate_budget".
+  const char* truncated_by = nullptr;
   uint32_t elements = 0;
   uint32_t max_depth = 0;
   void clear();
@@ -45,6 +54,7 @@ class DatasetWalker {
  public:
   static constexpr size_t kBufferCap = 64 * 1024;
   static constexpr uint64_t kHeaderBudget = 1024 * 1024;
+  static constexpr uint64_t kInflateBudget = 64ull * 1024 * 1024;
   static constexpr size_t kValueCap = 1024;  // longer values only count as present
   static constexpr int kMaxDepth = 16;
 
@@ -73,7 +83,11 @@ class DatasetWalker {
   struct Zlib;
   bool feed_plain(std::span<const uint8_t> bytes);
   void walk();
+  // Steps over the content of an undefined-length sequence too large to hold: reads only item
+  // and element headers, skips values, until the delimiter that closes it.
+  void scan(size_t& p, size_t end);
   void fail(const char* name, uint64_t off);
+  void stop_at_cap(const char* why);
 
   Syntax syntax_ = Syntax::implicit_le;
   bool active_ = false;
@@ -85,6 +99,11 @@ class DatasetWalker {
   size_t walk_at_ = 0;       // buffer size at which walk() runs again
   const char* error_ = nullptr;
   uint64_t error_offset_ = 0;
+  uint64_t inflated_ = 0;
+  // Open undefined-length sequences (false) and items (true) of the scan, innermost last,
+  // each with the syntax of its content.
+  struct ScanFrame { bool item; Syntax syntax; };
+  std::vector<ScanFrame> scan_;
   std::unique_ptr<Zlib> z_;
   DatasetSummary sum_;
 };

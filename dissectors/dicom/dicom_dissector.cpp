@@ -66,6 +66,7 @@ struct Op {
   bool dataset = false;      // the request carried a dataset
   bool pixel_data = false;
   bool truncated = false;
+  const char* truncated_by = nullptr;  // a cap of the dataset walker, when one was hit
   uint8_t pc_id = 0;
   uint16_t priority = 0;
   bool has_priority = false;
@@ -599,6 +600,7 @@ void DicomDissector::merge_dataset(Op& op, const DatasetSummary& ds, FlowContext
   op.phi |= ds.phi_mask;
   op.pixel_data |= ds.pixel_data;
   op.truncated |= ds.truncated;
+  if (!op.truncated_by) op.truncated_by = ds.truncated_by;
   auto text = [&](std::string& dst, const std::string& raw) {
     if (dst.empty() && !raw.empty()) decode_text(raw, ds.charset, dst);
   };
@@ -816,6 +818,7 @@ void DicomDissector::write_op(const Op& op, FlowContext& ctx) {
     w.field("pixel_data", op.pixel_data);
   }
   if (op.truncated) w.field("truncated", true);
+  if (op.truncated_by) w.field("truncated_reason", op.truncated_by);
   w.field("responses", op.responses);
   if (op.pending) w.field("pending", op.pending);
   if (op.has_status) {

@@ -215,9 +215,70 @@ TEST_CASE("walker: large values are skipped, not buffered", "[dicom][dataset]") 
   w.start(Syntax::explicit_le);
   for (size_t o = 0; o < d.b.size(); o += 1000) w.feed(std::span<const uint8_t>(d.b).subspan(o, std::min<size_t>(1000, d.b.size() - o)));
   w.finish();
-  // The budget stops the walk before the patient name: bounded work per message.
-  CHECK(w.summary().truncated);
+  // Bytes stepped over unread are not part of the walk budget: the patient name after the
+  // value is read.
+  CHECK_FALSE(w.summary().truncated);
+  CHECK(w.summary().truncated_by == nullptr);
+  CHECK(w.summary().patient_name == "Poe^Edgar");
+  CHECK(w.summary().pixel_data);
   CHECK(w.error() == nullptr);
+}
+
+TEST_CASE("walker: the walk budget still bounds the bytes read", "[dicom][dataset]") {
+  Ds d(Ts::explicit_le);
+  for (int i = 0; i < 40000; ++i) d.str(0x0009, 0x1010, "LO", "ABCDEFGHIJKLMNOPQRSTUVWXYZ");  // 1.4 MB of small values
+  d.str(0x0010, 0x0010, "PN", "Poe^Edgar");
+  DatasetWalker w;
+  w.start(Syntax::explicit_le);
+  for (size_t o = 0; o < d.b.size(); o += 1000) w.feed(std::span<const uint8_t>(d.b).subspan(o, std::min<size_t>(1000, d.b.size() - o)));
+  w.finish();
+  CHECK(w.summary().truncated);
+  CHECK(std::string(w.summary().truncated_by) == "walk_budget");
+  CHECK(w.summary().patient_name.empty());
+}
+
+TEST_CASE("walker: a large undefined-length sequence is stepped over, what follows is read", "[dicom][dataset]") {
+  for (Ts ts : {Ts::explicit_le, Ts::implicit_le, Ts::explicit_be}) {
+    Ds d(ts);
+    d.str(0x0008, 0x0060, "CS", "CT");
+    d.seq_begin(0x0008, 0x1140);
+    for (int i = 0; i < 2000; ++i) {
+      d.item_begin().str(0x0008, 0x1150, "UI", kCtImage).str(0x0008, 0x1155, "UI", "1.2.3.4.5." + std::to_string(i));
+      if (i % 100 == 0) {  // nested: an undefined-length sequence, a defined-length item
+        d.seq_begin(0x0008, 0x9215).item_begin().str(0x0008, 0x0100, "SH", "X1").item_end();
+        d.tag(0xFFFE, 0xE000); d.len32(10); d.str(0x0008, 0x0100, "SH", "Y2");
+        d.seq_end();
+      }
+      d.item_end();
+    }
+    d.seq_end();
+    d.str(0x0010, 0x0010, "PN", "Poe^Edgar").str(0x0010, 0x0020, "LO", "PID0001");
+    d.pixel(10);
+    REQUIRE(d.b.size() > 2 * DatasetWalker::kBufferCap);
+    for (size_t chunk : {size_t(1), size_t(997), size_t(16000), d.b.size()}) {
+      INFO("syntax " << int(ts) << " chunk " << chunk);
+      DatasetWalker w;
+      w.start(ts == Ts::explicit_le ? Syntax::explicit_le : ts == Ts::implicit_le ? Syntax::implicit_le : Syntax::explicit_be);
+      for (size_t o = 0; o < d.b.size(); o += chunk) w.feed(std::span<const uint8_t>(d.b).subspan(o, std::min(chunk, d.b.size() - o)));
+      w.finish();
+      CHECK(w.error() == nullptr);
+      CHECK_FALSE(w.summary().truncated);
+      CHECK(w.summary().patient_name == "Poe^Edgar");
+      CHECK(w.summary().patient_id == "PID0001");
+      CHECK(w.summary().pixel_data);
+    }
+  }
+}
+
+TEST_CASE("walker: a large undefined-length sequence that never closes is truncated", "[dicom][dataset]") {
+  Ds d(Ts::explicit_le);
+  d.seq_begin(0x0008, 0x1140);
+  for (int i = 0; i < 2000; ++i) d.item_begin().str(0x0008, 0x1155, "UI", "1.2.3.4.5." + std::to_string(i)).item_end();
+  DatasetWalker w;
+  w.start(Syntax::explicit_le);
+  w.feed(d.b);
+  w.finish();
+  CHECK(std::string(w.error()) == "dataset_truncated");
 }
 
 TEST_CASE("walker: malformed and truncated input", "[dicom][dataset]") {

@@ -1013,3 +1013,34 @@ TEST_CASE("JPIP Referenced Deflate datasets are inflated", "[dicom][dissector]")
   }
 }
 
+TEST_CASE("PHI after a large undefined-length sequence is seen", "[dicom][dissector]") {
+  Assoc a;
+  a.pcs.push_back({1, kCtImage, {kExplicitLe}, 0, kExplicitLe});
+  Ds d(Ts::explicit_le);
+  d.str(0x0008, 0x0060, "CS", "CT");
+  d.seq_begin(0x0008, 0x1140);
+  for (int i = 0; i < 2000; ++i)
+    d.item_begin().str(0x0008, 0x1150, "UI", kCtImage).str(0x0008, 0x1155, "UI", "1.2.3.4.5." + std::to_string(i)).item_end();
+  d.seq_end();
+  d.str(0x0010, 0x0010, "PN", "DOE^JOHN");
+  d.raw(0x0009, 0x1000, "OB", Bytes(1100 * 1024, 0));  // a private value over the walk budget
+  d.str(0x0010, 0x0020, "LO", "PID0001");
+  d.pixel(1000);
+  Stream s;
+  s.add(Dir::to_server, associate(a, false));
+  s.add(Dir::to_client, associate(a, true));
+  s.add(Dir::to_server, message(1, command(store_rq(1)), &d.b, 16000));
+  s.add(Dir::to_client, message(1, command(response(0x8001, 1))));
+  for (size_t chunk : {size_t(0), size_t(1460)}) {
+    INFO("chunk " << chunk);
+    Harness h = run(s, chunk);
+    CHECK(h.events("anomaly").empty());
+    auto ev = h.events("dicom");
+    REQUIRE(ev.size() == 1);
+    const json& op = ev[0]["dicom"]["ops"][0];
+    CHECK_FALSE(op.contains("truncated"));
+    CHECK(op["pixel_data"] == true);
+    CHECK(op["phi"] == json::array({"PatientName", "PatientID"}));
+    CHECK(h.max_pending() < 70000);
+  }
+}
