@@ -473,7 +473,10 @@ size_t DicomDissector::find_resync(std::span<const uint8_t> d, bool& undecided) 
       if (r < 0) { undecided = true; return p; }
       if (r == 0) continue;
       std::span<const uint8_t> next = d.subspan(p + 10);
-      if (next.empty() || closing_pdu_at(next) != 0 || looks_like_pdata(next) != 0) return p;
+      if (next.empty()) return p;
+      int closing = closing_pdu_at(next), pdata = looks_like_pdata(next);
+      if (closing == 1 || pdata == 1) return p;
+      if (closing < 0 || pdata < 0) { undecided = true; return p; }
       continue;
     }
     if (d[p] != kPData) continue;

@@ -847,15 +847,25 @@ TEST_CASE("release PDU shapes in pixel data do not resynchronise a stream", "[di
   ile(ds, 0x0010, 0x0020, "PID1");
   Bytes pix(4000, 0x11);
   Bytes fake = release_rp();
-  std::copy(fake.begin(), fake.end(), pix.begin() + 2000);
+  std::copy(fake.begin(), fake.end(), pix.begin() + 2100);
+  pix[2110] = 4;  // then what could start a P-DATA-TF header, until more bytes come
+  pix[2111] = 0;
+  pix[2112] = 0;
   ile(ds, 0x7FE0, 0x0010, pix);
   Bytes m = message(3, command(store_rq(1)), &ds, 1000);
   Harness h(medmon::dicom::make_dissector());
   h.feed(Dir::to_server, associate(a, false));
   h.feed(Dir::to_client, associate(a, true));
-  h.feed(Dir::to_server, std::span<const uint8_t>(m).first(1500));
-  h.gap(Dir::to_server, 600);  // crosses PDU headers
-  h.feed(Dir::to_server, std::span<const uint8_t>(m).subspan(2100));
+  // The hole crosses the PDU header before the look-alike and ends 5 bytes before it: the
+  // resynchronisation scan meets it first, followed at first by only 3 bytes (04 00 00).
+  size_t at = std::search(m.begin(), m.end(), fake.begin(), fake.end()) - m.begin();
+  size_t first_pdu = 12 + command(store_rq(1)).size();  // PDU and PDV headers, command set
+  size_t hdr = first_pdu + (at - first_pdu) / 1012 * 1012;
+  REQUIRE(at - hdr > 20);
+  h.feed(Dir::to_server, std::span<const uint8_t>(m).first(hdr - 20));
+  h.gap(Dir::to_server, at - 5 - (hdr - 20));
+  h.feed(Dir::to_server, std::span<const uint8_t>(m).subspan(at - 5, 18));
+  h.feed(Dir::to_server, std::span<const uint8_t>(m).subspan(at + 13));
   h.finish();
   auto ev = h.events("dicom");
   REQUIRE(ev.size() == 1);
