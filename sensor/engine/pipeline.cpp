@@ -177,21 +177,10 @@ void Pipeline::packet(const uint8_t* frame, uint32_t caplen, uint32_t wirelen, T
   if (!decoder_) return;
   Packet p;
   DecodeStatus ds = decoder_->decode(frame, caplen, wirelen, ts, p);
+  // Every frame moves packet time on, decoded or not: on a quiet link ARP, STP or LLDP frames
+  // are what end idle flows and bring the periodic stats.
+  tick();
   if (ds != DecodeStatus::ok || depth_ == Depth::decode) return;
-
-  // Timeouts advance with packet time, checked once per second of it.
-  if (clock_.usec >= next_expire_usec_) {
-    flows_->expire(clock_);
-    decoder_->fragments().expire(clock_);
-    next_expire_usec_ = clock_.usec + 1'000'000;
-  }
-  if (cfg_.stats_interval_usec > 0) {
-    if (next_stats_usec_ == 0) next_stats_usec_ = clock_.usec + cfg_.stats_interval_usec;
-    else if (clock_.usec >= next_stats_usec_) {
-      write_stats(clock_);
-      next_stats_usec_ = clock_.usec + cfg_.stats_interval_usec;
-    }
-  }
 
   Dir dir;
   Flow& f = flows_->lookup(p, dir);
@@ -235,6 +224,22 @@ void Pipeline::tcp_anomaly(Flow& f, Dir dir, const Packet& p, std::string_view n
   // The offset is the packet's sequence number (RST) or acknowledgment number (ACK): what was
   // out of the window.
   st.ctx.anomaly("tcp", name, name == "rst_out_of_window" ? p.seq : p.ack, dir_name(dir));
+}
+
+void Pipeline::tick() {
+  // Timeouts advance with packet time, checked once per second of it.
+  if (clock_.usec >= next_expire_usec_) {
+    flows_->expire(clock_);
+    decoder_->fragments().expire(clock_);
+    next_expire_usec_ = clock_.usec + 1'000'000;
+  }
+  if (cfg_.stats_interval_usec > 0) {
+    if (next_stats_usec_ == 0) next_stats_usec_ = clock_.usec + cfg_.stats_interval_usec;
+    else if (clock_.usec >= next_stats_usec_) {
+      write_stats(clock_);
+      next_stats_usec_ = clock_.usec + cfg_.stats_interval_usec;
+    }
+  }
 }
 
 // Packet time went back (files given out of time order, a merged capture of clocks that

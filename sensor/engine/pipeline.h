@@ -90,6 +90,8 @@ class Pipeline {
   void orient_by_content(Flow& f, Dir& dir, const Packet& p);
   void udp(Flow& f, Dir dir, const Packet& p);
   void time_went_back(Timestamp ts);
+  // Packet time moved on to clock_: due timeouts and periodic stats.
+  void tick();
 
   // Servers seen speaking a medical protocol in clear: a TLS flow to them (or to the protocol's
   // TLS port) is recorded as that protocol over TLS ("dicom-tls"). Bounded.

@@ -1,6 +1,7 @@
 // The pipeline from frames to flow summaries: what the link layer and TCP hand to the flow.
 #include <pcap/dlt.h>
 
+#include <algorithm>
 #include <array>
 #include <catch2/catch.hpp>
 #include <memory>
@@ -31,11 +32,11 @@ struct Run {
 };
 
 // Feeds the frames, at the given times (microseconds after the first), through a whole pipeline.
-void run_timed(int dlt, const std::vector<std::pair<int64_t, Bytes>>& frames, Run& r) {
+void run_timed(int dlt, const std::vector<std::pair<int64_t, Bytes>>& frames, Run& r,
+               const SensorConfig& cfg = {}) {
   EventOutput out;
   out.add_sink(r.sink);
   Pseudonymiser phi;
-  SensorConfig cfg;
   Pipeline p(cfg, Depth::policy, out, phi, {&r.judge});
   p.set_linktype(dlt);
   for (auto& [at, f] : frames)
@@ -277,4 +278,48 @@ TEST_CASE("Mid-stream, the record that continues a connection split at the absol
   CHECK(r.judge.flows[0].end_state == "absolute_timeout");
   for (auto& f : r.judge.flows) CHECK(f.ep.src_port == 7777);
   CHECK(line_of(r, "stats").find("reversed_by_content") == std::string::npos);
+}
+
+namespace {
+// An ARP request, as a quiet link carries them.
+Bytes arp_request() {
+  Bytes a;
+  put16(a, 1); put16(a, 0x0800); a.push_back(6); a.push_back(4); put16(a, 1);
+  for (uint8_t b : {2, 0, 0, 0, 0, 1, 10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 10, 0, 0, 9}) a.push_back(b);
+  return ether(0x0806, a);
+}
+
+size_t count_of(const Run& r, std::string_view type) {
+  return static_cast<size_t>(std::count(r.sink->types.begin(), r.sink->types.end(), std::string(type)));
+}
+}  // namespace
+
+TEST_CASE("Frames that are not IP move packet time: on a link with only ARP, idle flows end and stats come") {
+  const uint32_t a = ip4(10, 0, 0, 1), b = ip4(10, 0, 0, 2);
+  const int64_t sec = 1'000'000;
+  std::vector<std::pair<int64_t, Bytes>> frames = {{0, ether(0x0800, ipv4(a, b, 17, udp(40000, 9999, "a")))}};
+  for (int64_t at = 10 * sec; at <= 300 * sec; at += 10 * sec) frames.push_back({at, arp_request()});
+  SensorConfig cfg;
+  cfg.stats_interval_usec = 60 * sec;
+  Run r;
+  run_timed(DLT_EN10MB, frames, r, cfg);
+  REQUIRE(r.judge.flows.size() == 1);
+  CHECK(r.judge.flows[0].end_state == "idle_timeout");  // UDP: 120 s
+  CHECK(count_of(r, "stats") == 5 + 1);                 // at 60, 120, ... 300 s, and at the end
+  // The flow ended at the first frame past its timeout (130 s), after the stats of 120 s.
+  std::vector<std::string> order;
+  for (auto& t : r.sink->types)
+    if (t == "flow" || t == "stats") order.push_back(t);
+  CHECK(order == std::vector<std::string>{"stats", "stats", "flow", "stats", "stats", "stats", "stats"});
+}
+
+TEST_CASE("A malformed frame moves packet time too") {
+  const uint32_t a = ip4(10, 0, 0, 1), b = ip4(10, 0, 0, 2);
+  Bytes cut = ether(0x0800, ipv4(a, b, 17, udp(40000, 9999, "x")));
+  cut.resize(14 + 10);  // shorter than an IPv4 header
+  Run r;
+  run_timed(DLT_EN10MB,
+            {{0, ether(0x0800, ipv4(a, b, 17, udp(40000, 9999, "a")))}, {121'000'000, cut}}, r);
+  REQUIRE(r.judge.flows.size() == 1);
+  CHECK(r.judge.flows[0].end_state == "idle_timeout");
 }
