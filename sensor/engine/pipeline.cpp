@@ -183,7 +183,7 @@ void Pipeline::packet(const uint8_t* frame, uint32_t caplen, uint32_t wirelen, T
   if (ds != DecodeStatus::ok || depth_ == Depth::decode) return;
 
   Dir dir;
-  Flow& f = flows_->lookup(p, dir);
+  Flow& f = flows_->lookup(p, dir, clock_);
   int d = static_cast<int>(dir);
   if (ts.usec > f.last.usec) f.last = ts;
   ++f.pkts[d];
@@ -227,7 +227,8 @@ void Pipeline::tcp_anomaly(Flow& f, Dir dir, const Packet& p, std::string_view n
 }
 
 void Pipeline::tick() {
-  // Timeouts advance with packet time, checked once per second of it.
+  // Timeouts of the flows no packet comes for are checked once per second of packet time (a
+  // flow's own packet checks its timeout at once: FlowTable::lookup).
   if (clock_.usec >= next_expire_usec_) {
     flows_->expire(clock_);
     decoder_->fragments().expire(clock_);

@@ -200,7 +200,7 @@ void FlowTable::end(Flow& f, FlowEnd why) {
 
 void FlowTable::expire(Timestamp now) {
   for (auto& l : lists_) {
-    while (l.head && now.usec - l.head->idle_from.usec > timeout_of(*l.head)) {
+    while (l.head && due(*l.head, now)) {
       Flow& f = *l.head;
       FlowEnd why = f.lru_class == 1 ? (f.rst_seen ? FlowEnd::reset : FlowEnd::closed) : FlowEnd::idle_timeout;
       if (why == FlowEnd::idle_timeout) ++c_timeout_;
@@ -222,7 +222,7 @@ void FlowTable::end_all(FlowEnd why) {
   }
 }
 
-Flow& FlowTable::lookup(const Packet& p, Dir& dir) {
+Flow& FlowTable::lookup(const Packet& p, Dir& dir, Timestamp now) {
   FlowKey k;
   bool src_is_a = (p.src < p.dst) || (p.src == p.dst && p.sport <= p.dport);
   if (src_is_a) { k.a = p.src; k.b = p.dst; k.pa = p.sport; k.pb = p.dport; }
@@ -233,6 +233,13 @@ Flow& FlowTable::lookup(const Packet& p, Dir& dir) {
   int keep_client_is_a = -1;  // an absolute-timeout split keeps the flow's client and server
   Orientation keep_orientation = Orientation::first_packet;
   auto it = map_.find(k);
+  if (it != map_.end() && due(it->second, now)) {
+    // Its timeout passed before this packet, whether or not a check of timeouts came between
+    // (that depends on other traffic): the flow ended then, and this packet starts a new one.
+    // The flows due earlier end before it.
+    expire(now);
+    it = map_.find(k);
+  }
   if (it != map_.end()) {
     Flow& f = it->second;
     bool from_client = (src_is_a == f.client_is_a);

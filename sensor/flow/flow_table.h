@@ -148,10 +148,13 @@ class FlowTable {
   // The ports that orient a TCP flow picked up without its handshake (else only ports < 1024).
   void set_service_ports(const ServicePorts& ports) { service_ports_ = ports; }
 
-  // Finds or creates the flow of a decoded packet and tells the packet's direction.
-  // May end other flows first (capacity eviction, reuse of a closed 5-tuple by a new SYN,
-  // absolute timeout), calling on_end for each.
-  Flow& lookup(const Packet& p, Dir& dir);
+  // Finds or creates the flow of a decoded packet and tells the packet's direction; `now` is
+  // packet time as timeouts count it. May end other flows first (capacity eviction, reuse of a
+  // closed 5-tuple by a new SYN, absolute timeout), calling on_end for each. A flow idle past its
+  // timeout at `now` ends (`idle_timeout`, or `closed`/`reset`) and the packet starts a new one,
+  // whether or not expire() ran since: every flow then due ends first, as expire(now) ends them.
+  Flow& lookup(const Packet& p, Dir& dir, Timestamp now);
+  Flow& lookup(const Packet& p, Dir& dir) { return lookup(p, dir, p.ts); }
   // Marks activity at packet time `now`: moves the flow to the back of its timeout list.
   void touch(Flow& f, Timestamp now);
   // Packet time went back to `now`: flows last active later count their idle time from `now`,
@@ -170,6 +173,7 @@ class FlowTable {
   void unlink(Flow& f);
   void push_back(Flow& f);
   int64_t timeout_of(const Flow& f) const;
+  bool due(const Flow& f, Timestamp now) const { return now.usec - f.idle_from.usec > timeout_of(f); }
   void end(Flow& f, FlowEnd why);
 
   FlowLimits limits_;

@@ -436,4 +436,24 @@ TEST_CASE("An ACK for bytes the other side cannot have sent is out of window") {
   Table mid;
   mid.feed(seg(false, tcpflag::ACK | tcpflag::PSH, 5001, 0x7000000, 10));
   CHECK(mid.verdict == TcpVerdict::ok);
+
+TEST_CASE("A flow's own packet after its idle timeout ends it and starts a new one, with no expire() between") {
+  FlowLimits l;
+  l.udp_idle_usec = 50;
+  Table tb(l);
+  tb.feed(pkt(ip4(1, 1, 1, 1), 40000, ip4(2, 2, 2, 2), 9999, 0, 0, 17));
+  tb.feed(pkt(ip4(1, 1, 1, 1), 40001, ip4(3, 3, 3, 3), 9999, 0, 10, 17));
+  tb.feed(pkt(ip4(1, 1, 1, 1), 40000, ip4(2, 2, 2, 2), 9999, 0, 50, 17));  // at its timeout: the same flow
+  CHECK(tb.ended.empty());
+  tb.feed(pkt(ip4(1, 1, 1, 1), 40000, ip4(2, 2, 2, 2), 9999, 0, 101, 17));
+  // The other flow was due too: the one whose last packet came first ends first.
+  REQUIRE(tb.ended.size() == 2);
+  CHECK(!tb.ended[0].client_is_first);
+  CHECK(tb.ended[0].why == FlowEnd::idle_timeout);
+  CHECK(tb.ended[1].client_is_first);
+  CHECK(tb.ended[1].why == FlowEnd::idle_timeout);
+  CHECK(tb.ended[1].to_server == 2);
+  CHECK(tb.t.size() == 1);
+  CHECK(tb.c.get("flows.created") == 3);
+  CHECK(tb.c.get("flows.timed_out") == 2);
 }
