@@ -142,6 +142,7 @@ FlowTable::FlowTable(FlowLimits limits, Counters& counters, EndFn on_end)
       c_created_(counters.at("flows.created")),
       c_evicted_(counters.at("flows.evicted")),
       c_timeout_(counters.at("flows.timed_out")),
+      c_closed_(counters.at("flows.closed")),
       c_peak_(counters.at("flows.peak_active")),
       c_reused_(counters.at("flows.tuple_reused")),
       c_reversed_by_port_(counters.at("flows.reversed_by_port")) {
@@ -191,7 +192,14 @@ int64_t FlowTable::timeout_of(const Flow& f) const {
   }
 }
 
+FlowEnd FlowTable::timed_out_as(const Flow& f) {
+  if (f.lru_class == 1) return f.rst_seen ? FlowEnd::reset : FlowEnd::closed;
+  return FlowEnd::idle_timeout;
+}
+
 void FlowTable::end(Flow& f, FlowEnd why) {
+  if (why == FlowEnd::idle_timeout || why == FlowEnd::absolute_timeout) ++c_timeout_;
+  else if (why == FlowEnd::closed || why == FlowEnd::reset) ++c_closed_;
   unlink(f);
   if (on_end_) on_end_(f, why);
   FlowKey k = f.key;  // f is destroyed by erase
@@ -199,13 +207,14 @@ void FlowTable::end(Flow& f, FlowEnd why) {
 }
 
 void FlowTable::expire(Timestamp now) {
-  for (auto& l : lists_) {
-    while (l.head && due(*l.head, now)) {
-      Flow& f = *l.head;
-      FlowEnd why = f.lru_class == 1 ? (f.rst_seen ? FlowEnd::reset : FlowEnd::closed) : FlowEnd::idle_timeout;
-      if (why == FlowEnd::idle_timeout) ++c_timeout_;
-      end(f, why);
-    }
+  // Each list is in order of activity, its due flows at its head: of the due heads, the flow
+  // whose last packet came first ends first.
+  for (;;) {
+    Flow* first = nullptr;
+    for (auto& l : lists_)
+      if (l.head && due(*l.head, now) && (!first || l.head->last < first->last)) first = l.head;
+    if (!first) break;
+    end(*first, timed_out_as(*first));
   }
 }
 
@@ -259,7 +268,6 @@ Flow& FlowTable::lookup(const Packet& p, Dir& dir, Timestamp now) {
     } else if (p.ts.usec - f.start.usec > limits_.absolute_usec) {
       keep_client_is_a = f.client_is_a;
       keep_orientation = f.orientation;
-      ++c_timeout_;
       end(f, FlowEnd::absolute_timeout);
     } else {
       dir = from_client ? Dir::to_server : Dir::to_client;

@@ -160,7 +160,8 @@ class FlowTable {
   // Packet time went back to `now`: flows last active later count their idle time from `now`,
   // so that they neither stay forever nor hold back the timeouts of the flows behind them.
   void time_went_back(Timestamp now);
-  // Ends flows idle longer than their timeout at packet time `now`.
+  // Ends flows idle longer than their timeout at packet time `now`, in the order of their last
+  // packets (whatever their timeout class), so that their events come out in time order.
   void expire(Timestamp now);
   // Ends every flow (end of input, shutdown).
   void end_all(FlowEnd why);
@@ -174,6 +175,8 @@ class FlowTable {
   void push_back(Flow& f);
   int64_t timeout_of(const Flow& f) const;
   bool due(const Flow& f, Timestamp now) const { return now.usec - f.idle_from.usec > timeout_of(f); }
+  // What a flow ended by its timeout is: closed by FIN or RST, or idle.
+  static FlowEnd timed_out_as(const Flow& f);
   void end(Flow& f, FlowEnd why);
 
   FlowLimits limits_;
@@ -185,7 +188,8 @@ class FlowTable {
   std::array<List, 4> lists_;
   uint64_t& c_created_;
   uint64_t& c_evicted_;
-  uint64_t& c_timeout_;
+  uint64_t& c_timeout_;  // idle_timeout, absolute_timeout
+  uint64_t& c_closed_;   // closed, reset: ended by the endpoints
   uint64_t& c_peak_;
   uint64_t& c_reused_;
   uint64_t& c_reversed_by_port_;

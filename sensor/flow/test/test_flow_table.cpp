@@ -457,3 +457,19 @@ TEST_CASE("A flow's own packet after its idle timeout ends it and starts a new o
   CHECK(tb.c.get("flows.created") == 3);
   CHECK(tb.c.get("flows.timed_out") == 2);
 }
+
+TEST_CASE("Flows that time out together end in the order of their last packets; closed ones are counted apart") {
+  FlowLimits l;
+  l.udp_idle_usec = 50;
+  l.tcp_closed_usec = 10;
+  Table tb(l);
+  tb.feed(pkt(ip4(1, 1, 1, 1), 40000, ip4(2, 2, 2, 2), 9999, 0, 1, 17));
+  tb.feed(pkt(ip4(1, 1, 1, 1), 40001, ip4(2, 2, 2, 2), 80, tcpflag::SYN, 2));
+  tb.feed(pkt(ip4(2, 2, 2, 2), 80, ip4(1, 1, 1, 1), 40001, tcpflag::RST | tcpflag::ACK, 3));
+  tb.t.expire(Timestamp{100});
+  REQUIRE(tb.ended.size() == 2);
+  CHECK(tb.ended[0].why == FlowEnd::idle_timeout);
+  CHECK(tb.ended[1].why == FlowEnd::reset);
+  CHECK(tb.c.get("flows.timed_out") == 1);
+  CHECK(tb.c.get("flows.closed") == 1);
+}
