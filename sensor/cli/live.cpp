@@ -49,6 +49,13 @@ void log_line(int prio, fmt::format_string<Args...> f, Args&&... args) {
 }
 constexpr int kLogErr = 3, kLogWarn = 4, kLogInfo = 6;
 
+// The time of the stop, on the clock the kernel stamps captured packets with: the date of a
+// worker's final `stats` when no packet reached it.
+Timestamp stop_time() {
+  auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch());
+  return Timestamp{us.count()};
+}
+
 // The policy in force. A reload builds the new judge completely before publishing it; workers
 // notice the new generation between packet batches and fork their own copy of it (sharing the
 // published judge's cross-flow state with each other).
@@ -404,7 +411,7 @@ int run_live_pcap(const LiveOptions& o, const SensorConfig& cfg, Depth depth, co
     if (unread) out.counters().at("capture.unread_at_stop") = unread;
     pipeline.set_capture_stats(recv, drop + unread, ifdrop);
   }
-  pipeline.finish(FlowEnd::interrupted);
+  pipeline.finish(FlowEnd::interrupted, true, stop_time());
   out.flush();
   sinks->close(false);
   g_live_src = nullptr;
@@ -501,7 +508,7 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
         out.counters().at("capture.unread_at_stop") = unread;
         pipeline.set_capture_stats(recv, drop + unread, 0);
       }
-      pipeline.finish(FlowEnd::interrupted);
+      pipeline.finish(FlowEnd::interrupted, true, stop_time());
       out.flush();
     });
     pin_thread(threads.back().native_handle(), cfg.capture, i);

@@ -630,11 +630,12 @@ void Pipeline::advance_clock(Timestamp ts) {
   next_expire_usec_ = clock_.usec + 1'000'000;
 }
 
-void Pipeline::finish(FlowEnd why, bool with_stats) {
+void Pipeline::finish(FlowEnd why, bool with_stats, std::optional<Timestamp> stop_time) {
   if (decoder_) decoder_->fragments().drop_all();
   flows_->end_all(why);
-  for (FlowJudge* j : judges_) j->finish(last_ts_, out_);
-  if (with_stats) write_stats(last_ts_);
+  Timestamp end = packets_ == 0 && stop_time ? *stop_time : last_ts_;
+  for (FlowJudge* j : judges_) j->finish(end, out_);
+  if (with_stats) write_stats(end);
   out_.flush();
 }
 

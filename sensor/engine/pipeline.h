@@ -4,6 +4,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -57,8 +58,9 @@ class Pipeline {
   // and fragments time out now, so expiry does not depend on which worker a flow hashes to.
   void advance_clock(Timestamp ts);
   // Ends every open flow (end of input, or `interrupted` on a signal) and, unless told not to,
-  // writes the final stats.
-  void finish(FlowEnd why, bool with_stats = true);
+  // writes the final stats, dated by the latest packet time. stop_time: live capture's time of
+  // the stop (the kernel stamps packets with the same clock), the date when no packet came.
+  void finish(FlowEnd why, bool with_stats = true, std::optional<Timestamp> stop_time = std::nullopt);
   // Writes a `stats` event now (packet time).
   void write_stats(Timestamp ts);
   StatsSnapshot snapshot();

@@ -16,6 +16,9 @@ import time
 sys.path.insert(0, os.path.dirname(__file__))
 from golden import Checker, pcap  # noqa: E402
 from live_netns import Live, Netns, tools_missing  # noqa: E402
+from pcapwrite import ether, ipv4, udp, write_pcap  # noqa: E402
+
+T_NOW = 1_700_000_000  # a replayed frame is stamped by the receiving kernel, not by its file
 
 
 def rotated(path):
@@ -116,6 +119,33 @@ def ring_drained(C, workers, method="afpacket"):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def quiet_worker(C):
+    """Two workers, one UDP packet: the worker that saw no packet dates its final `stats` by the
+    time of the stop, not 1970."""
+    tmp = tempfile.mkdtemp(prefix="mmlive-")
+    ns = Netns("q2")
+    try:
+        one = os.path.join(tmp, "one.pcap")
+        write_pcap(one, [(T_NOW, 0, ether(b"\x02\0\0\0\0\x02", b"\x02\0\0\0\0\x01",
+                                          ipv4("10.5.0.1", "10.5.0.2", 17, udp("10.5.0.1", "10.5.0.2", 40000, 9999, b"hello"))))])
+        live = Live(ns, ["-i", "vb", "--workers", "2", "--buffer-mb", "4"], os.path.join(tmp, "events.jsonl"),
+                    os.path.join(tmp, "stderr.txt"), sockets=2)
+        started = time.time()
+        ns.replay(one)
+        time.sleep(0.5)
+        C.eq("one packet, 2 workers: exit status", live.stop(signal.SIGTERM), 0)
+        stats = [e for e in live.events() if e["event_type"] == "stats"]
+        C.eq("one packet, 2 workers: workers in the final stats", sorted(s["stats"]["worker"] for s in stats), [0, 1])
+        now = time.strftime("%Y-%m-%dT%H:%M", time.gmtime(started))
+        later = time.strftime("%Y-%m-%dT%H:%M", time.gmtime(time.time()))
+        for s in stats:
+            C.true(f"one packet, worker {s['stats']['worker']} ({s['stats']['packets']} packets): "
+                   f"stats dated at the capture ({s['ts']})", now <= s["ts"][:16] <= later)
+    finally:
+        ns.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def full_disk(C, method, workers):
     """Events that cannot be written (a full disk: /dev/full) make live exit 3 with a message
     when it stops, as analyze does, instead of 0."""
@@ -151,6 +181,7 @@ def main():
     for workers in (1, 2):
         ring_drained(C, workers)
     ring_drained(C, 1, "pcap")
+    quiet_worker(C)
     full_disk(C, "afpacket", 2)
     full_disk(C, "pcap", 1)
     C.done()

@@ -323,3 +323,22 @@ TEST_CASE("A malformed frame moves packet time too") {
   REQUIRE(r.judge.flows.size() == 1);
   CHECK(r.judge.flows[0].end_state == "idle_timeout");
 }
+
+TEST_CASE("The final stats of a pipeline that saw no packet is dated by the stop time, else by the last packet") {
+  const Timestamp stop{1'800'000'000'000'000};
+  {
+    Run r;
+    EventOutput out;
+    out.add_sink(r.sink);
+    Pseudonymiser phi;
+    Pipeline p(SensorConfig{}, Depth::policy, out, phi, {&r.judge});
+    p.set_linktype(DLT_EN10MB);
+    p.finish(FlowEnd::interrupted, true, stop);
+    CHECK(line_of(r, "stats").find("\"ts\":\"" + format_rfc3339(stop) + "\"") != std::string::npos);
+  }
+  {
+    Run r;
+    run_timed(DLT_EN10MB, {{0, arp_request()}}, r);
+    CHECK(line_of(r, "stats").find("\"ts\":\"2023-11-14T22:13:20.000000Z\"") != std::string::npos);
+  }
+}
