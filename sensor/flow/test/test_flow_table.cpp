@@ -436,6 +436,7 @@ TEST_CASE("An ACK for bytes the other side cannot have sent is out of window") {
   Table mid;
   mid.feed(seg(false, tcpflag::ACK | tcpflag::PSH, 5001, 0x7000000, 10));
   CHECK(mid.verdict == TcpVerdict::ok);
+}
 
 TEST_CASE("A flow's own packet after its idle timeout ends it and starts a new one, with no expire() between") {
   FlowLimits l;
