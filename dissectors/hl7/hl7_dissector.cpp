@@ -22,6 +22,14 @@ constexpr size_t kMaxControlId = 48;     // longer control ids are compared on t
 constexpr size_t kMaxListed = 16;        // cap for lists inside one event
 constexpr std::string_view kName = "hl7";
 
+// Frames split across packets are assembled per direction (up to kMaxFrame each): over all
+// flows of the process they may hold this much; a frame that would pass it is skipped.
+constexpr size_t kFrameMemory = 64u << 20;
+hl7cpp::MllpMemory& frame_memory() {
+  static hl7cpp::MllpMemory memory(kFrameMemory);
+  return memory;
+}
+
 // HL7 in HTTP is read leniently (LF line ends, blank lines between messages), a body may run to
 // the close, and the first gap ends the reading of that direction.
 http::Options http_options() {
@@ -42,6 +50,15 @@ bool is_header_id(const uint8_t* p) {
 }
 bool is_delim(uint8_t c) {
   return c > 0x20 && c < 0x7f && !((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'));
+}
+// Length of a UTF-8 byte order mark at the start of b (0 when none; kPartialBom when b ends
+// inside one).
+constexpr size_t kPartialBom = SIZE_MAX;
+size_t bom_prefix(std::span<const uint8_t> b) {
+  static constexpr uint8_t kBom[] = {0xEF, 0xBB, 0xBF};
+  size_t n = std::min<size_t>(3, b.size());
+  if (n == 0 || std::memcmp(b.data(), kBom, n) != 0) return 0;
+  return n < 3 ? kPartialBom : 3;
 }
 bool icontains(std::string_view hay, std::string_view needle) {
   if (needle.size() > hay.size()) return false;
@@ -139,7 +156,8 @@ struct PendingMsg {
   uint8_t type_len = 0;
   Timestamp ts;
   Dir dir = Dir::to_server;
-  bool batch = false;  // batches are often acknowledged as a whole: not reported when unacked
+  char ack_code[2];    // once acknowledged (kept in the recently acknowledged ring): the last code
+  uint8_t ack_code_len = 0;
   std::string_view control_id() const { return {id, id_len}; }
   std::string_view msg_type() const { return {type, type_len}; }
 };
@@ -152,7 +170,7 @@ struct DirState : hl7cpp::MllpHandler, http::Handler {
   Hl7Dissector* self = nullptr;
   Dir dir = Dir::to_server;
   Mode mode = Mode::unknown;
-  hl7cpp::MllpFramer framer{kMaxFrame};
+  hl7cpp::MllpFramer framer{kMaxFrame, &frame_memory()};
   http::BufferedReader http{http_options()};
   uint64_t base = 0;          // stream offset of the first byte this dissector saw
   bool based = false;
@@ -213,6 +231,9 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
 
   Consumed on_data(Dir dir, std::span<const uint8_t> data, FlowContext& ctx) override {
     DirState& s = dirs_[static_cast<int>(dir)];
+    // ACKs held for messages behind a hole of the other direction: that direction has nothing
+    // left behind one, so the messages will not come.
+    if (!held_.empty() && !data.empty() && !ctx.behind_hole(reverse(dir))) release_held(ctx, dir, {});
     // The peer speaks: a bare message it was sending is complete (it waits for the reply). Not
     // so bytes of this side released late from behind a lost segment: they were sent earlier.
     DirState& o = dirs_[1 - static_cast<int>(dir)];
@@ -282,11 +303,15 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
     } else if (s.mode == Mode::http) {
       s.http.finish(s);
     }
+    // This direction has delivered all it will: ACKs held for its messages are unmatched.
+    if (!held_.empty()) release_held(ctx, reverse(dir), {});
   }
 
   void on_flow_end(FlowContext& ctx) override {
-    pending_.erase(std::remove_if(pending_.begin(), pending_.end(), [](const PendingMsg& p) { return p.batch; }),
-                   pending_.end());
+    if (!held_.empty()) {
+      release_held(ctx, Dir::to_server, {});
+      release_held(ctx, Dir::to_client, {});
+    }
     if (pending_.empty()) return;
     ctx.counters().at("hl7.unacked") += pending_.size();
     auto& w = ctx.begin_event("hl7");
@@ -329,10 +354,9 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
     }
     hl7cpp::PayloadInfo info = hl7cpp::split_payload(text, *this);
     if (info.headers_out_of_place) ctx.anomaly(kName, "hl7.batch_structure", offset);
-    if (info.messages == 0 && info.stray_segments == 0) {
-      bool blank = std::all_of(text.begin(), text.end(), [](char c) { return c == '\r' || c == '\n' || c == ' '; });
-      if (!blank) ctx.anomaly(kName, "hl7.no_message", offset);
-    }
+    // Text that is neither a message nor a segment ("hello world" in a frame).
+    if (info.messages == 0 && info.stray_segments == 0 && info.other_lines > 0)
+      ctx.anomaly(kName, "hl7.no_message", offset);
     if (info.file || info.batch) ++ctx.counters().at("hl7.batches");
   }
 
@@ -340,13 +364,46 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
   void message(std::string_view text, size_t off, bool in_batch) override {
     process_message(*cur_dir_, text, cur_offset_ + off, in_batch);
   }
-  void stray_segment(std::string_view, size_t off) override {
-    if (stray_reported_) return;
-    stray_reported_ = true;
-    cur_dir_->ctx->anomaly(kName, "hl7.segment_outside_message", cur_offset_ + off);
+  void stray_segment(std::string_view seg, size_t off) override {
+    if (!stray_reported_) {
+      stray_reported_ = true;
+      cur_dir_->ctx->anomaly(kName, "hl7.segment_outside_message", cur_offset_ + off);
+    }
+    record_stray_phi(*cur_dir_->ctx, seg);
   }
 
  private:
+  // A segment outside any message (no MSH before it, or one the parser does not recognise,
+  // such as a lowercase "msh") crossed in clear all the same: its PHI fields count for the flow.
+  // Its field separator is the byte after its id; nothing of it is written out.
+  void record_stray_phi(FlowContext& ctx, std::string_view seg) {
+    if (seg.size() < 4) return;
+    const int ps = phi_seg(seg.substr(0, 3));
+    const bool z = seg[0] == 'Z';
+    if (ps < 0 && !z) return;
+    hl7cpp::Separators sep;
+    sep.field = seg[3];
+    const hl7cpp::Segment segment(seg, &sep);
+    std::array<std::string_view, 64> f{};
+    const size_t n = segment.split_fields(f.data(), f.size());
+    auto present = [&](size_t k) { return k < n && hl7cpp::Field(f[k], &sep).has_value(); };
+    if (z) {
+      for (size_t k = 1; k < n; ++k)
+        if (present(k)) { ctx.facts().add_phi("Z-segment"); break; }
+      return;
+    }
+    const PhiIndex& phi = phi_index();
+    uint64_t mask = 0;
+    for (uint8_t fld : kPhi[ps].fields) {
+      if (!fld) break;
+      if (present(fld)) mask |= 1ULL << phi.bit[ps][fld];
+    }
+    uint64_t fresh = mask & ~phi_seen_flow_;
+    for (size_t b = 0; fresh && b < phi.names.size(); ++b)
+      if (fresh & (1ULL << b)) ctx.facts().add_phi(phi.names[b]);
+    phi_seen_flow_ |= fresh;
+  }
+
   // Text of a raw value for output: unescaped only when it holds escapes, converted to UTF-8
   // from the MSH-18 character set. Returns a view valid until the next call with the same scratch.
   [[gnu::always_inline]] std::string_view text_of(std::string_view raw, std::string& scratch) {
@@ -440,7 +497,27 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
     int64_t latency_us = 0;
     char type[24];      // the acknowledged message's type, e.g. ADT^A01
     uint8_t type_len = 0;
+    char earlier_code[2];  // the code of an earlier ACK of the same message (CA before AA)
+    uint8_t earlier_code_len = 0;
   };
+  // An ACK that names no message seen yet while the other direction still holds bytes behind a
+  // lost segment: its message may be among them (sent before the ACK, delivered after it). Held
+  // (a copy; bounded) and processed when that message comes, or unmatched when it does not.
+  struct HeldAck {
+    std::string text;
+    std::string id;  // MSA-2, cut to kMaxControlId
+    uint64_t offset = 0;
+    Timestamp ts;
+    Dir dir = Dir::to_client;  // the ACK's direction
+    const char* transport = "mllp";
+    bool complete = true, in_batch = false;
+  };
+  static constexpr size_t kMaxHeldAcks = 64;
+  static constexpr size_t kMaxHeldBytes = 256u << 10;
+  bool hold_ack(const DirState& s, FlowContext& ctx, const Scan& sc, uint64_t offset, bool in_batch);
+  // Processes the held ACKs of direction `dir` naming `id` (all of them when id is empty).
+  void release_held(FlowContext& ctx, Dir dir, std::string_view id);
+
   Header read_header();
   void set_charset(std::string_view msh18, char repetition);
   void decode_whole_message(Header& h);
@@ -526,6 +603,13 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
   charset::Set set_ = charset::Set::ascii;
   bool decode_ = false, iso2022_ = false;
   std::vector<PendingMsg> pending_;
+  std::vector<HeldAck> held_;
+  size_t held_bytes_ = 0;
+  bool replaying_ = false;  // processing a held ACK: counted and its facts recorded already
+  std::array<PendingMsg, 8> acked_;  // the last messages acknowledged, for a second ACK of one
+  size_t acked_next_ = 0;
+  std::vector<PendingMsg> batch_ids_;  // the last messages of batches, never reported unacked
+  size_t batch_next_ = 0;
   std::string scratch_, tmp_, pseudo_in_, pseudo_out_;
   std::string decoded_msg_;  // a message in a set with delimiter-valued bytes, as UTF-8
   std::array<std::string_view, 64> f_{};
@@ -641,7 +725,7 @@ void BodyFrames::anomaly(hl7cpp::MllpAnomaly a, uint64_t) {
 void Hl7Dissector::process_parsed(DirState& s, hl7cpp::ParseStatus st, uint64_t offset, bool in_batch) {
   FlowContext& ctx = *s.ctx;
   if (!msg_counter_) msg_counter_ = &ctx.counters().at("hl7.messages");
-  ++*msg_counter_;
+  if (!replaying_) ++*msg_counter_;
   if (st == hl7cpp::ParseStatus::bad_encoding) {
     ctx.anomaly(kName, "hl7.bad_encoding_characters", offset);
     return;
@@ -656,10 +740,73 @@ void Hl7Dissector::process_parsed(DirState& s, hl7cpp::ParseStatus st, uint64_t 
   if (delimiter_bytes_in_text()) decode_whole_message(h);
   Scan sc;
   scan_segments(sc);
-  record_facts(s, ctx, h, sc);
+  if (!replaying_) {
+    record_facts(s, ctx, h, sc);
+    if (sc.is_response() && ctx.behind_hole(reverse(s.dir)) && hold_ack(s, ctx, sc, offset, in_batch)) return;
+  }
   const AckResult ack = pair_ack(s, ctx, h, sc, in_batch);
   write_event(s, ctx, h, sc, ack, offset, in_batch);
   if (bad_escape_) ctx.anomaly(kName, "hl7.bad_escape", offset);
+  // The message an ACK was held for.
+  if (!held_.empty() && !sc.is_response() && !h.msh10.empty())
+    release_held(ctx, reverse(s.dir), h.msh10.substr(0, kMaxControlId));
+}
+
+bool Hl7Dissector::hold_ack(const DirState& s, FlowContext& ctx, const Scan& sc, uint64_t offset, bool in_batch) {
+  const std::string_view id = sc.ack_id.substr(0, kMaxControlId);
+  const std::string_view text = msg_.raw();
+  if (held_.size() >= kMaxHeldAcks || held_bytes_ + text.size() > kMaxHeldBytes) return false;
+  for (const PendingMsg& p : pending_)
+    if (p.control_id() == id && p.dir != s.dir) return false;
+  for (size_t k = 0; k < std::min(acked_next_, acked_.size()); ++k)
+    if (acked_[k].control_id() == id && acked_[k].dir != s.dir) return false;
+  for (const PendingMsg& b : batch_ids_)
+    if (b.control_id() == id && b.dir != s.dir) return false;
+  HeldAck& a = held_.emplace_back();
+  a.text.assign(text);
+  a.id.assign(id);
+  a.offset = offset;
+  a.ts = ctx.now();
+  a.dir = s.dir;
+  a.transport = cur_transport_;
+  a.complete = cur_complete_;
+  a.in_batch = in_batch;
+  held_bytes_ += text.size();
+  ++ctx.counters().at("hl7.ack.held");
+  return true;
+}
+
+void Hl7Dissector::release_held(FlowContext& ctx, Dir dir, std::string_view id) {
+  // Taken out first: processing one writes its event, and may not hold it again.
+  std::vector<HeldAck> take;
+  for (size_t k = 0; k < held_.size();) {
+    if (held_[k].dir == dir && (id.empty() || held_[k].id == id)) {
+      held_bytes_ -= held_[k].text.size();
+      take.push_back(std::move(held_[k]));
+      held_.erase(held_.begin() + static_cast<ptrdiff_t>(k));
+    } else {
+      ++k;
+    }
+  }
+  if (take.empty()) return;
+  const Timestamp now = ctx.now();
+  const char* transport = cur_transport_;
+  const bool complete = cur_complete_;
+  DirState& s = dirs_[static_cast<int>(dir)];
+  FlowContext* sctx = s.ctx;
+  s.ctx = &ctx;
+  replaying_ = true;
+  for (HeldAck& a : take) {
+    ctx.set_now(a.ts);  // the event and the latency are those of the ACK as it came
+    cur_transport_ = a.transport;
+    cur_complete_ = a.complete;
+    process_parsed(s, msg_.parse(a.text), a.offset, a.in_batch);
+  }
+  replaying_ = false;
+  s.ctx = sctx;
+  cur_transport_ = transport;
+  cur_complete_ = complete;
+  ctx.set_now(now);
 }
 
 // Some bytes of a two-byte character may equal a delimiter (BIG-5 0xB3 0x5C, JIS 0x38 0x5E): the
@@ -876,15 +1023,43 @@ Hl7Dissector::AckResult Hl7Dissector::pair_ack(const DirState& s, FlowContext& c
   AckResult r;
   if (sc.is_response()) {
     std::string_view id = sc.ack_id.substr(0, kMaxControlId);
-    uint32_t hash = pending_.empty() ? 0 : control_id_hash(id);  // no table, nothing to hash for
+    uint32_t hash = pending_.empty() ? 0 : control_id_hash(id);  // no table, nothing to hash for yet
+    auto take = [&](PendingMsg& p) {
+      r.matched = true;
+      r.latency_us = ctx.now().usec - p.ts.usec;
+      std::memcpy(r.type, p.type, p.type_len);
+      r.type_len = p.type_len;
+    };
+    const std::string_view code = sc.ack_code.substr(0, 2);
     for (size_t k = 0; k < pending_.size(); ++k) {
       if (pending_[k].id_hash == hash && pending_[k].control_id() == id && pending_[k].dir != s.dir) {
-        r.matched = true;
-        r.latency_us = ctx.now().usec - pending_[k].ts.usec;
-        std::memcpy(r.type, pending_[k].type, pending_[k].type_len);
-        r.type_len = pending_[k].type_len;
+        take(pending_[k]);
+        // Kept a while: a commit ACK (CA) is followed by the application ACK, and a message
+        // sent twice is acknowledged twice.
+        PendingMsg& a = acked_[acked_next_++ % acked_.size()];
+        a = pending_[k];
+        std::memcpy(a.ack_code, code.data(), code.size());
+        a.ack_code_len = static_cast<uint8_t>(code.size());
         pending_.erase(pending_.begin() + static_cast<ptrdiff_t>(k));
         break;
+      }
+    }
+    if (!r.matched && (acked_next_ || !batch_ids_.empty()) && pending_.empty()) hash = control_id_hash(id);
+    if (!r.matched) {
+      for (PendingMsg& b : batch_ids_)
+        if (b.id_hash == hash && b.control_id() == id && b.dir != s.dir) { take(b); break; }
+    }
+    if (!r.matched && acked_next_) {
+      for (size_t k = 0; k < std::min(acked_next_, acked_.size()); ++k) {
+        PendingMsg& a = acked_[k];
+        if (a.id_hash == hash && a.control_id() == id && a.dir != s.dir) {
+          take(a);
+          std::memcpy(r.earlier_code, a.ack_code, a.ack_code_len);
+          r.earlier_code_len = a.ack_code_len;
+          std::memcpy(a.ack_code, code.data(), code.size());
+          a.ack_code_len = static_cast<uint8_t>(code.size());
+          break;
+        }
       }
     }
     if (!r.matched) ++ctx.counters().at("hl7.ack.unmatched");
@@ -895,9 +1070,17 @@ Hl7Dissector::AckResult Hl7Dissector::pair_ack(const DirState& s, FlowContext& c
   std::string_view id = h.msh10.substr(0, kMaxControlId);
   uint32_t hash = control_id_hash(id);
   PendingMsg* slot = nullptr;
-  for (auto& p : pending_) if (p.id_hash == hash && p.control_id() == id && p.dir == s.dir) { slot = &p; break; }
+  if (in_batch) {
+    // Messages inside a batch or file are not awaited (batches are usually acknowledged as a
+    // whole) and take no place in the table: the last ones are kept in a ring of their own, so
+    // that a receiver that acknowledges them one by one is still paired.
+    if (batch_ids_.size() < kMaxPending) slot = &batch_ids_.emplace_back();
+    else slot = &batch_ids_[batch_next_++ % kMaxPending];
+  } else {
+    for (auto& p : pending_) if (p.id_hash == hash && p.control_id() == id && p.dir == s.dir) { slot = &p; break; }
+  }
   if (slot) {
-    ++ctx.counters().at("hl7.duplicate_control_id");
+    if (!in_batch) ++ctx.counters().at("hl7.duplicate_control_id");
   } else if (pending_.size() >= kMaxPending) {
     ++ctx.counters().at("hl7.ack.table_full");
   } else {
@@ -919,7 +1102,7 @@ Hl7Dissector::AckResult Hl7Dissector::pair_ack(const DirState& s, FlowContext& c
   slot->type_len = static_cast<uint8_t>(tl);
   slot->ts = ctx.now();
   slot->dir = s.dir;
-  slot->batch = in_batch;
+  slot->ack_code_len = 0;
   return r;
 }
 
@@ -975,6 +1158,7 @@ void Hl7Dissector::write_event(const DirState& s, FlowContext& ctx, const Header
     if (ack.matched) {
       w.field("latency_us", ack.latency_us);
       if (ack.type_len) w.field("acked_type", std::string_view(ack.type, ack.type_len));
+      if (ack.earlier_code_len) w.field("earlier_code", std::string_view(ack.earlier_code, ack.earlier_code_len));
     }
     if (!sc.err_code.empty()) w.field("error_code", sc.err_code);
     w.end_object();
@@ -1039,13 +1223,19 @@ constexpr uint16_t kTlsPorts[] = {6575};  // the usual MLLP-over-TLS port
 
 }  // namespace
 
-Probe probe(std::span<const uint8_t> b, Dir) {
-  if (b.empty()) return Probe::need_more;
-  if (b[0] == 0x0B) {
-    if (b.size() < 5) return Probe::need_more;
-    return is_header_id(b.data() + 1) && is_delim(b[4]) ? Probe::yes : Probe::no;
+Probe probe(std::span<const uint8_t> all, Dir) {
+  if (all.empty()) return Probe::need_more;
+  // A UTF-8 byte order mark before the header (after the start block) is skipped.
+  const size_t sb = all[0] == 0x0B ? 1 : 0;
+  const size_t bom = bom_prefix(all.subspan(sb));
+  if (bom == kPartialBom) return Probe::need_more;
+  const auto b = all.subspan(sb + bom);
+  if (sb) {
+    if (b.size() < 4) return Probe::need_more;
+    return is_header_id(b.data()) && is_delim(b[3]) ? Probe::yes : Probe::no;
   }
-  if (b[0] == 'M' || b[0] == 'F' || b[0] == 'B') {
+  if (bom && b.empty()) return Probe::need_more;
+  if (!b.empty() && (b[0] == 'M' || b[0] == 'F' || b[0] == 'B')) {
     // A bare message (no MLLP): MSH + field separator + encoding characters.
     if (b.size() < 8) {
       static constexpr std::string_view ids[] = {"MSH", "FHS", "BHS"};
@@ -1058,6 +1248,7 @@ Probe probe(std::span<const uint8_t> b, Dir) {
       if (!is_delim(b[i]) || b[i] == b[3]) return Probe::no;
     return Probe::yes;
   }
+  if (bom) return Probe::no;
   // HL7 in HTTP: a request with a body, or a response.
   std::string_view s(reinterpret_cast<const char*>(b.data()), b.size());
   static constexpr std::string_view kStarts[] = {"POST ", "PUT ", "HTTP/"};
@@ -1070,7 +1261,12 @@ Probe probe(std::span<const uint8_t> b, Dir) {
     }
   }
   if (!http) return Probe::no;
-  size_t end = s.find("\r\n\r\n");
+  // The head ends at the first empty line; its lines end with CRLF or LF alone.
+  size_t end = std::string_view::npos, body = 0;
+  for (size_t k = s.find('\n'); k != std::string_view::npos; k = s.find('\n', k + 1)) {
+    if (k + 1 < s.size() && s[k + 1] == '\n') { end = k; body = k + 2; break; }
+    if (k + 2 < s.size() && s[k + 1] == '\r' && s[k + 2] == '\n') { end = k; body = k + 3; break; }
+  }
   std::string_view head = s.substr(0, end);
   size_t ct = 0;
   while ((ct = head.find('\n', ct)) != std::string_view::npos) {
@@ -1080,7 +1276,7 @@ Probe probe(std::span<const uint8_t> b, Dir) {
       return Probe::yes;
   }
   if (end == std::string_view::npos) return Probe::need_more;
-  return body_is_hl7(b.subspan(end + 4));
+  return body_is_hl7(b.subspan(body));
 }
 
 // Who sends a stream starting with these bytes. Over HTTP the request is the client's; over MLLP
@@ -1092,6 +1288,7 @@ StreamSender sender(std::span<const uint8_t> b) {
   if (s.starts_with("HTTP/")) return StreamSender::server;
   if (s.starts_with("POST ") || s.starts_with("PUT ")) return StreamSender::client;
   if (s[0] == 0x0B) s.remove_prefix(1);
+  if (s.starts_with("\xEF\xBB\xBF")) s.remove_prefix(3);
   if (!s.starts_with("MSH")) return StreamSender::likely_client;  // a batch (FHS/BHS) is sent, not answered
   const char fs = s[3];
   for (char eol : {'\r', '\n'}) {

@@ -322,14 +322,15 @@ TEST_CASE("framing anomalies") {
   h.end();
   std::vector<std::string> names;
   for (auto& e : h.events("anomaly")) names.push_back(e["anomaly"]["name"]);
+  // The bare ACK ends whole at the start block after it: no end block is missing there.
   CHECK(names == std::vector<std::string>{"mllp.data_outside_frame", "mllp.missing_start_block",
-                                          "mllp.missing_end_block", "mllp.missing_end_block",
-                                          "mllp.unterminated_frame"});
+                                          "mllp.missing_end_block", "mllp.unterminated_frame"});
   auto ev = h.events("hl7");
   // The ADT, the bare ACK (framed as "tcp"), the ADT cut by a new start block, the partial one.
   REQUIRE(ev.size() >= 4);
   CHECK(ev[1]["hl7"]["transport"] == "tcp");
   CHECK(ev[1]["hl7"]["message_type"] == "ACK");
+  CHECK(!ev[1]["hl7"].contains("complete"));
   CHECK(ev[2]["hl7"]["complete"] == false);
   CHECK(h.events("anomaly")[0]["anomaly"]["offset"] == 0);
 }
@@ -761,4 +762,203 @@ TEST_CASE("picked up mid-stream: the tail of a missed message is skipped without
   CHECK(ev[0]["hl7"]["control_id"] == "C1");
   CHECK(ev[0]["hl7"]["transport"] == "http");
   CHECK(h.events("anomaly").empty());
+}
+
+TEST_CASE("free text with a line break is not read as segments, for every split") {
+  // OBX-5 with a raw CR, NTE-3 with an LF: the text after the break is no segment id.
+  const std::string oru =
+      "MSH|^~\\&|LAB|H|EHR|H|20240101||ORU^R01|L1|P|2.5\r"
+      "PID|1||MRN1||ROE^ANN\r"
+      "OBX|1|TX|RPT||Findings:\rRoe, Ann 1970-01-01 positive\r"
+      "NTE|1||call sister\nMary Major 555-0100\r";
+  for (bool bare : {false, true}) {
+    INFO((bare ? "bare" : "mllp"));
+    const std::string c2s = bare ? oru : mllp(oru);
+    Harness whole;
+    whole.feed(Dir::to_server, c2s);
+    whole.end();
+    auto ev = whole.events("hl7");
+    REQUIRE(!ev.empty());
+    CHECK(ev[0]["hl7"]["segments"] == json::array({"MSH", "PID", "OBX", "NTE"}));
+    CHECK(ev[0]["hl7"]["segment_count"] == 4);
+    const std::string want = whole.all();
+    CHECK(want.find("Roe") == std::string::npos);
+    CHECK(want.find("Mary") == std::string::npos);
+    for (size_t cut = 0; cut <= c2s.size(); ++cut) {
+      Harness h;
+      h.feed(Dir::to_server, c2s.substr(0, cut));
+      h.feed(Dir::to_server, c2s.substr(cut));
+      h.end();
+      INFO("cut at " << cut);
+      REQUIRE(h.all() == want);
+    }
+  }
+}
+
+TEST_CASE("messages inside a batch do not take places in the ACK table") {
+  Harness h;
+  std::string batch = "FHS|^~\\&|A|B\rBHS|^~\\&|A|B\r";
+  for (int i = 0; i < 300; ++i) batch += with_id(kAdt, "B" + std::to_string(i));
+  batch += "BTS|300\rFTS|1\r";
+  h.feed(Dir::to_server, mllp(batch));
+  // A receiver that acknowledges a message of the batch by itself.
+  std::string batch_ack = kAck;
+  batch_ack.replace(batch_ack.find("MSA|AA|MSG0001"), 14, "MSA|AA|B299");
+  h.feed(Dir::to_client, mllp(batch_ack));
+  for (int i = 0; i < 3; ++i) {
+    h.feed(Dir::to_server, mllp(with_id(kAdt, "N" + std::to_string(i))));
+    std::string ack = kAck;
+    ack.replace(ack.find("MSA|AA|MSG0001"), 14, "MSA|AA|N" + std::to_string(i));
+    h.feed(Dir::to_client, mllp(ack));
+  }
+  h.end();
+  size_t acks = 0;
+  for (auto& e : h.events("hl7")) {
+    if (!e["hl7"].contains("ack")) continue;
+    ++acks;
+    CHECK(e["hl7"]["ack"]["matched"] == true);
+  }
+  CHECK(acks == 4);
+  CHECK(h.out.counters().get("hl7.ack.table_full") == 0);
+  CHECK(h.out.counters().get("hl7.unacked") == 0);
+}
+
+TEST_CASE("an ACK that comes before its message, held behind a lost segment, pairs when it is released") {
+  Harness h;
+  const int64_t t0 = 1704110400000000;
+  std::string m1 = mllp(with_id(kAdt, "GB1"));
+  std::string ack1 = kAck;
+  ack1.replace(ack1.find("MSA|AA|MSG0001"), 14, "MSA|AA|GB1");
+  // The client's first message loses a segment; GB1 waits behind the hole while its ACK comes.
+  std::string m0 = mllp(kAdt);
+  h.feed(Dir::to_server, m0.substr(0, 60), t0);
+  h.ctx.set_behind_hole(Dir::to_server, true);
+  h.feed(Dir::to_client, mllp(ack1), t0 + 3000000);
+  // The reassembler gives up on the hole: GB1 comes late, with the time of its packet.
+  h.d->on_gap(Dir::to_server, 30, h.ctx);
+  h.off[0] += 30;
+  h.ctx.set_late(Dir::to_server, true);
+  h.feed(Dir::to_server, m0.substr(90), t0 + 1000000);
+  h.feed(Dir::to_server, m1, t0 + 2000000);
+  h.ctx.set_late(Dir::to_server, false);
+  h.ctx.set_behind_hole(Dir::to_server, false);
+  h.end();
+  bool seen = false;
+  for (auto& e : h.events("hl7")) {
+    CHECK(e["hl7"]["kind"] == "message");
+    if (!e["hl7"].contains("ack")) continue;
+    seen = true;
+    CHECK(e["hl7"]["ack"]["matched"] == true);
+    CHECK(e["hl7"]["ack"]["latency_us"] == 1000000);
+    CHECK(e["ts"] == "2024-01-01T12:00:03.000000Z");
+  }
+  CHECK(seen);
+  CHECK(h.out.counters().get("hl7.ack.unmatched") == 0);
+  CHECK(h.out.counters().get("hl7.unacked") == 0);
+  CHECK(h.out.counters().get("hl7.messages") == 2);
+
+  // An ACK held for a message that never comes is reported unmatched once the other side has
+  // nothing behind a hole, with its own time.
+  Harness u;
+  u.feed(Dir::to_server, m0.substr(0, 60), t0);
+  u.ctx.set_behind_hole(Dir::to_server, true);
+  u.feed(Dir::to_client, mllp(ack1), t0 + 3000000);
+  u.ctx.set_behind_hole(Dir::to_server, false);
+  u.feed(Dir::to_client, mllp(kAck), t0 + 4000000);
+  u.end();
+  std::vector<json> ev;
+  for (auto& e : u.events("hl7"))
+    if (e["hl7"].contains("ack")) ev.push_back(e);
+  REQUIRE(ev.size() == 2);
+  CHECK(ev[0]["hl7"]["ack"]["control_id"] == "GB1");
+  CHECK(ev[0]["hl7"]["ack"]["matched"] == false);
+  CHECK(ev[0]["ts"] == "2024-01-01T12:00:03.000000Z");
+  CHECK(u.out.counters().get("hl7.ack.unmatched") == 2);
+}
+
+TEST_CASE("a commit ACK then an application ACK, and two ACKs of a resent message, all pair") {
+  Harness h;
+  std::string enh = kAdt;
+  enh.replace(enh.find("|P|2.5.1\r"), 9, "|P|2.5.1|||AL|AL\r");
+  std::string ca = kAck, aa = kAck;
+  ca.replace(ca.find("MSA|AA"), 6, "MSA|CA");
+  h.feed(Dir::to_server, mllp(enh));
+  h.feed(Dir::to_client, mllp(ca), 1704110400001000);
+  h.feed(Dir::to_client, mllp(aa), 1704110400005000);
+  // A message sent twice, acknowledged twice.
+  std::string m2 = with_id(kAdt, "MSG0002"), a2 = kAck;
+  a2.replace(a2.find("MSA|AA|MSG0001"), 14, "MSA|AA|MSG0002");
+  h.feed(Dir::to_server, mllp(m2), 1704110400010000);
+  h.feed(Dir::to_server, mllp(m2), 1704110400020000);
+  h.feed(Dir::to_client, mllp(a2), 1704110400021000);
+  h.feed(Dir::to_client, mllp(a2), 1704110400022000);
+  h.end();
+  std::vector<json> acks;
+  for (auto& e : h.events("hl7"))
+    if (e["hl7"].contains("ack")) acks.push_back(e["hl7"]["ack"]);
+  REQUIRE(acks.size() == 4);
+  for (auto& a : acks) CHECK(a["matched"] == true);
+  CHECK(acks[0]["code"] == "CA");
+  CHECK(!acks[0].contains("earlier_code"));
+  CHECK(acks[1]["code"] == "AA");
+  CHECK(acks[1]["earlier_code"] == "CA");
+  CHECK(acks[1]["latency_us"] == 5000);
+  CHECK(acks[3]["earlier_code"] == "AA");
+  CHECK(h.out.counters().get("hl7.ack.unmatched") == 0);
+  CHECK(h.out.counters().get("hl7.duplicate_control_id") == 1);
+}
+
+TEST_CASE("a byte order mark before MSH is skipped; PHI outside a message counts for the flow") {
+  CHECK(probe_str("\x0b\xEF\xBB\xBFMSH|^~\\&|A") == Probe::yes);
+  CHECK(probe_str("\x0b\xEF\xBB") == Probe::need_more);
+  CHECK(probe_str("\xEF\xBB\xBFMSH|^~\\&|APP") == Probe::yes);
+  CHECK(probe_str("\xEF\xBB\xBFGET / HTTP/1.1\r\n") == Probe::no);
+  for (bool framed : {true, false}) {
+    Harness h;
+    h.feed(Dir::to_server, framed ? "\x0b\xEF\xBB\xBF" + kAdt + "\x1c\r" : "\xEF\xBB\xBF" + kAdt);
+    h.feed(Dir::to_client, mllp(kAck));
+    h.end();
+    auto ev = h.events("hl7");
+    REQUIRE(ev.size() == 2);
+    CHECK(ev[0]["hl7"]["control_id"] == "MSG0001");
+    CHECK(ev[1]["hl7"]["ack"]["matched"] == true);
+  }
+  // A frame of only a PID, and one whose header is not a segment id: no message, but the PHI
+  // went in clear.
+  Harness h;
+  h.feed(Dir::to_server, mllp("PID|1||MRN9^^^H^MR||ROE^ANN||19700101\r"));
+  h.feed(Dir::to_server, mllp("msh|^~\\&|A|B|C|D|2024||ADT^A01|Y2|P|2.5\rNK1|1|ROE^BOB\rZPI|secret\r"));
+  h.end();
+  CHECK(h.events("hl7").empty());
+  CHECK(h.facts.phi_fields == std::vector<std::string>{"PID-3", "PID-5", "PID-7", "NK1-2", "Z-segment"});
+  CHECK(h.all().find("ROE") == std::string::npos);
+}
+
+TEST_CASE("HTTP with LF-only header lines is recognised by the probe") {
+  CHECK(probe_str("POST /x HTTP/1.1\nHost: a\nContent-Type: text/plain\n\nMSH|^~\\&|") == Probe::yes);
+  CHECK(probe_str("POST /x HTTP/1.1\nHost: a\nContent-Type: text/plain\r\n\r\nMSH|^~\\&|") == Probe::yes);
+  CHECK(probe_str("POST /x HTTP/1.1\nHost: a\nContent-Type: text/plain\n\n{\"a\":1}") == Probe::no);
+  CHECK(probe_str("POST /x HTTP/1.1\nHost: a\n") == Probe::need_more);
+}
+
+TEST_CASE("a bare message followed by an MLLP frame is complete") {
+  Harness h;
+  h.feed(Dir::to_server, kAdt + mllp(with_id(kAdt, "MSG0002")));
+  h.end();
+  auto ev = h.events("hl7");
+  REQUIRE(ev.size() >= 2);
+  CHECK(ev[0]["hl7"]["transport"] == "tcp");
+  CHECK(!ev[0]["hl7"].contains("complete"));
+  CHECK(ev[1]["hl7"]["transport"] == "mllp");
+  for (auto& e : h.events("anomaly")) CHECK(e["anomaly"]["name"] == "mllp.missing_start_block");
+}
+
+TEST_CASE("a payload with no message and no segment is reported as such") {
+  Harness h;
+  h.feed(Dir::to_server, mllp("hello world"));
+  h.feed(Dir::to_server, mllp("PID|1||X"));
+  h.end();
+  std::vector<std::string> names;
+  for (auto& e : h.events("anomaly")) names.push_back(e["anomaly"]["name"]);
+  CHECK(names == std::vector<std::string>{"hl7.no_message", "hl7.segment_outside_message"});
 }

@@ -283,6 +283,22 @@ bool read_separators(std::string_view text, Separators& out) {
 
 namespace {
 
+// A segment is a 3-character id ([A-Z][A-Z0-9]{2}), alone (a segment without fields) or followed
+// by the field separator. Any other line is not a segment: free text whose sender left a CR or LF
+// in it (an OBX-5 report, an NTE comment), read as part of the segment before it.
+bool is_segment_line(const char* p, size_t n, char field) {
+  if (n < 3) return false;
+  auto upper = [](char c) { return c >= 'A' && c <= 'Z'; };
+  auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  if (!upper(p[0]) || !(upper(p[1]) || digit(p[1])) || !(upper(p[2]) || digit(p[2]))) return false;
+  return n == 3 || p[3] == field;
+}
+
+// A UTF-8 byte order mark some senders write before the first segment; skipped like spaces.
+size_t bom_length(const char* p, size_t n) {
+  return n >= 3 && p[0] == '\xEF' && p[1] == '\xBB' && p[2] == '\xBF' ? 3 : 0;
+}
+
 // Segment ids that start a message or a batch/file: a later line with one of them means the
 // text holds more than one message.
 bool is_boundary_id(const char* p, size_t n) {
@@ -303,6 +319,7 @@ ParseStatus Message::parse(std::string_view text) {
   inner_headers_ = false;
   sep_ = Separators();
   text = trim(text);
+  if (size_t bom = bom_length(text.data(), text.size())) text = trim(text.substr(bom));
   raw_ = text;
   if (text.empty()) return ParseStatus::empty;
   if (!is_header_name(text)) return ParseStatus::no_header;
@@ -318,11 +335,16 @@ ParseStatus Message::parse(std::string_view text) {
   auto eol = [&](size_t at) {
     if (at < n && d[at] == '\n') lf_ = true;
     if (at > line) {
-      if (segs_.size() >= limits_.max_segments) {
+      size_t s = line;  // leading blanks before a segment id are tolerated, as python-hl7 does
+      while (s < at && (d[s] == ' ' || d[s] == '\t')) ++s;
+      if (!segs_.empty() && !is_segment_line(d + s, at - s, sep_.field)) {
+        // Not a segment: the previous segment's text goes on (an embedded line break).
+        if (!truncated) segs_.back() = std::string_view(segs_.back().data(), static_cast<size_t>(d + at - segs_.back().data()));
+      } else if (segs_.size() >= limits_.max_segments) {
         truncated = true;
-      } else {
-        if (!segs_.empty() && is_boundary_id(d + line, at - line)) inner_headers_ = true;
-        segs_.emplace_back(d + line, at - line);
+      } else if (s < at) {
+        if (!segs_.empty() && is_boundary_id(d + s, at - s)) inner_headers_ = true;
+        segs_.emplace_back(d + s, at - s);
       }
     }
     line = at + 1;
@@ -551,6 +573,7 @@ PayloadInfo split_payload(std::string_view payload, PayloadHandler& h) {
   const char* base = payload.data();
   size_t msg_start = std::string_view::npos, msg_end = 0;
   bool in_batch = false, seen_content = false, lf = false;
+  char field = '|';  // the separator of the last header segment: what ends a segment id
   auto close = [&] {
     if (msg_start == std::string_view::npos) return;
     ++info.messages;
@@ -562,10 +585,19 @@ PayloadInfo split_payload(std::string_view payload, PayloadHandler& h) {
     // Leading spaces/tabs before a segment id are tolerated (python-hl7 strips them too).
     size_t lead = 0;
     while (lead < t.size() && (t[lead] == ' ' || t[lead] == '\t' || t[lead] == '\f' || t[lead] == '\v')) ++lead;
+    if (size_t bom = bom_length(t.data() + lead, t.size() - lead)) lead += bom;
     t.remove_prefix(lead);
     off += lead;
     if (t.empty()) return true;
     std::string_view id = t.substr(0, 3);
+    if (t.size() > 3 && is_header_name(t)) field = t[3];
+    if (!is_segment_line(t.data(), t.size(), field)) {
+      // Not a segment: the text of the message's last segment goes on; outside a message it
+      // is neither a message nor a segment (what a payload of only such lines is reported as).
+      if (msg_start != std::string_view::npos) msg_end = off + t.size();
+      else ++info.other_lines;
+      return true;
+    }
     if (id == "FHS" || id == "BHS" || id == "BTS" || id == "FTS") {
       close();
       if (id == "FHS") {

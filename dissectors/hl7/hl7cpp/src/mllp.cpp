@@ -12,6 +12,7 @@ const char* to_string(MllpAnomaly a) {
     case MllpAnomaly::data_outside_frame: return "data_outside_frame";
     case MllpAnomaly::frame_too_large: return "frame_too_large";
     case MllpAnomaly::bad_end_block: return "bad_end_block";
+    case MllpAnomaly::frame_memory_budget: return "frame_memory_budget";
   }
   return "?";
 }
@@ -32,9 +33,22 @@ const uint8_t* find2(const uint8_t* p, const uint8_t* end, uint8_t a, uint8_t b)
 }
 }  // namespace
 
+void MllpFramer::settle(size_t n) {
+  if (!memory_ || n == charged_) return;
+  if (n > charged_) memory_->used += n - charged_;
+  else memory_->used -= charged_ - n;
+  charged_ = n;
+}
+
+// The buffer grown to `grown` bytes would pass the shared budget.
+bool MllpFramer::over_budget(size_t grown) const {
+  return memory_ && grown > charged_ && memory_->used.load(std::memory_order_relaxed) + (grown - charged_) > memory_->cap;
+}
+
 void MllpFramer::reset() {
   state_ = State::idle;
   buf_.clear();
+  settle(0);
   clear_junk();
   resyncing_ = false;
   bare_ = false;
@@ -116,13 +130,15 @@ void MllpFramer::feed(std::span<const uint8_t> data, MllpHandler& h) {
           p = q + 1;
           break;
         }
-        // A frame wholly inside this chunk is handed over in place.
+        // A frame wholly inside this chunk is handed over in place. A bare message has no end
+        // block: a start block after it ends it whole.
         size_t len = buf_.size() + static_cast<size_t>(q - begin);
+        const bool terminated = *q == kEndBlock || !frame_sb_;
         if (buf_.empty() && len <= max_frame_) {
           deliver(std::string_view(reinterpret_cast<const char*>(begin), static_cast<size_t>(q - begin)),
-                  *q == kEndBlock, h);
+                  terminated, h);
         } else {
-          close_carried_or_oversize_frame(begin, q, len, *q == kEndBlock, h);
+          close_carried_or_oversize_frame(begin, q, len, terminated, h);
         }
         if (*q == kEndBlock) {
           state_ = State::after_end;
@@ -154,6 +170,7 @@ void MllpFramer::feed(std::span<const uint8_t> data, MllpHandler& h) {
   if (state_ == State::in_frame && begin && begin < end)
     buf_.append(reinterpret_cast<const char*>(begin), static_cast<size_t>(end - begin));
   pos_ += data.size();
+  settle(buf_.size());
 }
 
 // Bytes between frames, up to the next start block. Whitespace is let be; a run holding anything
@@ -172,6 +189,8 @@ MllpFramer::Cursor MllpFramer::skip_outside_frame(const uint8_t* p, const uint8_
       hdr_ok_ = true;
       continue;
     }
+    // A UTF-8 byte order mark before a header is let be, as whitespace is.
+    if (hdr_len_ == 0 && hdr_ok_ && (b == 0xEF || b == 0xBB || b == 0xBF)) continue;
     if (is_ws(b)) {
       if (hdr_len_ > 0) hdr_ok_ = false;
       continue;
@@ -268,8 +287,10 @@ const uint8_t* MllpFramer::next_bare_message(const uint8_t* begin, const uint8_t
 // The open frame goes on past this chunk: its bytes so far are kept for the next one, unless that
 // makes it larger than max_frame (then it is reported and skipped up to its end).
 void MllpFramer::carry_over(const uint8_t* begin, const uint8_t* end, MllpHandler& h) {
-  if (buf_.size() + static_cast<size_t>(end - begin) > max_frame_) {
-    h.anomaly(MllpAnomaly::frame_too_large, frame_off_);
+  const size_t grown = buf_.size() + static_cast<size_t>(end - begin);
+  const bool too_large = grown > max_frame_;
+  if (too_large || over_budget(grown)) {
+    h.anomaly(too_large ? MllpAnomaly::frame_too_large : MllpAnomaly::frame_memory_budget, frame_off_);
     buf_.clear();
     buf_.shrink_to_fit();
     state_ = State::discard;
@@ -293,9 +314,10 @@ void MllpFramer::close_carried_or_oversize_frame(const uint8_t* begin, const uin
 }
 
 // A start block at `q` inside a frame of `len` bytes: that frame had no end block (not reported
-// again when it was already reported as too large), and a new one opens.
+// again when it was already reported as too large, nor for a bare message, which has none), and
+// a new one opens.
 void MllpFramer::missing_end_block(const uint8_t* q, const uint8_t* base, size_t len, MllpHandler& h) {
-  if (len <= max_frame_) h.anomaly(MllpAnomaly::missing_end_block, offset_at(base, q));
+  if (len <= max_frame_ && frame_sb_) h.anomaly(MllpAnomaly::missing_end_block, offset_at(base, q));
   open_frame(offset_at(base, q));
 }
 
@@ -322,6 +344,7 @@ void MllpFramer::gap(uint64_t n, MllpHandler& h) {
   clear_junk();
   resyncing_ = true;
   pos_ += n;
+  settle(0);
 }
 
 void MllpFramer::end_bare_message(MllpHandler& h, bool complete) {
@@ -333,6 +356,7 @@ void MllpFramer::end_bare_message(MllpHandler& h, bool complete) {
   buf_.clear();
   state_ = State::idle;
   clear_junk();
+  settle(0);
 }
 
 void MllpFramer::finish(MllpHandler& h) {
@@ -352,6 +376,7 @@ void MllpFramer::finish(MllpHandler& h) {
   buf_.clear();
   state_ = State::idle;
   clear_junk();
+  settle(0);
 }
 
 }  // namespace hl7cpp

@@ -102,7 +102,7 @@ TEST_CASE("bad headers are rejected") {
   CHECK(m.parse("MSH|^^\\&|") == ParseStatus::bad_encoding);   // duplicate delimiter
   CHECK(m.parse("MSH|^~\\&#!|") == ParseStatus::bad_encoding); // too many
   Message small(Message::Limits{3});
-  CHECK(small.parse("MSH|^~\\&\rA|\rB|\rC|\rD|\r") == ParseStatus::too_many_segments);
+  CHECK(small.parse("MSH|^~\\&\rAA1|\rBB1|\rCC1|\rDD1|\r") == ParseStatus::too_many_segments);
   CHECK(small.size() == 3);
 }
 
@@ -251,9 +251,14 @@ TEST_CASE("segment names and field presence: the short paths agree with the long
   Message m;
   REQUIRE(m.parse("MSH|^~\\&|A\rPID|\"\"|^^|^x| |a\rZZZZ|1\rNTE") == ParseStatus::ok);
   CHECK(m.segment(1).name() == "PID");
-  CHECK(m.segment(2).name() == "ZZZZ");
-  CHECK(m.segment(3).name() == "NTE");
   CHECK(m.segment(0).name() == "MSH");
+  // ZZZZ is no segment id ([A-Z][A-Z0-9]{2}): the line goes on the PID segment's text; NTE alone
+  // is a segment without fields.
+  CHECK(m.size() == 3);
+  CHECK(m.segment(2).name() == "NTE");
+  Separators sep;
+  CHECK(Segment("ZZZZ|1", &sep).name() == "ZZZZ");
+  CHECK(Segment("NTE", &sep).name() == "NTE");
   Segment pid = m.segment(1);
   CHECK_FALSE(pid.field(1).has_value());  // explicit null
   CHECK_FALSE(pid.field(2).has_value());  // only separators
@@ -304,4 +309,54 @@ TEST_CASE("pick_fields gives what split_fields gives for the fields asked for") 
       }
     }
   }
+}
+
+TEST_CASE("a line that is not a segment continues the segment before it") {
+  // Free text with a CR or LF left in it: the lines after the break are not segments, whatever
+  // they start with; made-up names.
+  Message m;
+  REQUIRE(m.parse("MSH|^~\\&|A|||||ORU^R01|1\rPID|1||MRN1||ROE^ANN\rOBX|1|TX|RPT||Findings:\rRoe, Ann 1970\r"
+                  "\rNTE|1||call\nMary Major 555-0100\rPV1|1\r  ZPI|x\rDOE J\rABCD|1\rab1|2\rPD1\rBTS\r") == ParseStatus::ok);
+  std::vector<std::string> names;
+  for (size_t i = 0; i < m.size(); ++i) names.emplace_back(m.segment(i).name());
+  CHECK(names == std::vector<std::string>{"MSH", "PID", "OBX", "NTE", "PV1", "ZPI", "PD1", "BTS"});
+  CHECK(m.segment(2).field(5).raw() == "Findings:\rRoe, Ann 1970");
+  CHECK(m.segment(3).field(3).raw() == "call\nMary Major 555-0100");
+  CHECK(m.segment(5).raw() == "ZPI|x\rDOE J\rABCD|1\rab1|2");
+  CHECK(m.has_inner_headers());  // BTS
+  // A payload split into messages keeps the lines with their segment, and a payload of text
+  // that holds no segment is told apart from one with segments outside a message.
+  struct H : PayloadHandler {
+    std::vector<std::string> msgs;
+    size_t stray = 0;
+    void message(std::string_view t, size_t, bool) override { msgs.emplace_back(t); }
+    void stray_segment(std::string_view, size_t) override { ++stray; }
+  } h;
+  PayloadInfo info = split_payload("Hello\rMSH|^~\\&|A\rOBX|1|TX|||a\rRoe, Ann\rMSH|^~\\&|B\rNTE|1||b\nDOE, J\r", h);
+  CHECK(info.messages == 2);
+  CHECK(info.other_lines == 1);
+  CHECK(h.stray == 0);
+  REQUIRE(h.msgs.size() == 2);
+  CHECK(h.msgs[0] == "MSH|^~\\&|A\rOBX|1|TX|||a\rRoe, Ann");
+  CHECK(h.msgs[1] == "MSH|^~\\&|B\rNTE|1||b\nDOE, J");
+  H g;
+  info = split_payload("hello world\r", g);
+  CHECK(info.messages == 0);
+  CHECK(info.stray_segments == 0);
+  CHECK(info.other_lines == 1);
+}
+
+TEST_CASE("a UTF-8 byte order mark before MSH is skipped") {
+  Message m;
+  REQUIRE(m.parse("\xEF\xBB\xBFMSH|^~\\&|A|||||ADT^A01|7\rPID|1") == ParseStatus::ok);
+  CHECK(m.msh().field(9).raw() == "7");
+  CHECK(m.segment(1).name() == "PID");
+  struct H : PayloadHandler {
+    std::vector<std::string> msgs;
+    void message(std::string_view t, size_t, bool) override { msgs.emplace_back(t); }
+  } h;
+  PayloadInfo info = split_payload("\xEF\xBB\xBFMSH|^~\\&|A\rPID|1\r", h);
+  CHECK(info.messages == 1);
+  REQUIRE(h.msgs.size() == 1);
+  CHECK(h.msgs[0] == "MSH|^~\\&|A\rPID|1");
 }

@@ -104,9 +104,9 @@ TEST_CASE("a bare message after junk or after MLLP frames is found at a line sta
   auto want = std::vector<std::string>{"A:data_outside_frame@0", "A:missing_start_block@5", "F@5?:MSH|a\r"};
   CHECK(run("junk\rMSH|a\r", {}) == want);
   std::string s = "\x0bMSH|m\x1c\rMSH|a\r\x0bMSH|n\x1c\rMSH|b\r";
-  // A start block after a bare message is reported as before (missing_end_block, complete = false).
-  want = {"F@0:MSH|m",          "A:missing_start_block@8",  "F@8!?:MSH|a\r", "A:missing_end_block@14",
-          "F@14:MSH|n",         "A:missing_start_block@22", "F@22?:MSH|b\r"};
+  // A start block after a bare message ends it whole (a bare message has no end block to miss).
+  want = {"F@0:MSH|m", "A:missing_start_block@8", "F@8?:MSH|a\r", "F@14:MSH|n", "A:missing_start_block@22",
+          "F@22?:MSH|b\r"};
   for (size_t a = 0; a <= s.size(); ++a) REQUIRE(run(s, {a}) == want);
 }
 
@@ -152,4 +152,40 @@ TEST_CASE("random bare streams: same frames for random chunkings") {
       REQUIRE(run(s, cuts, 24) == want);
     }
   }
+}
+
+TEST_CASE("a bare message ended by a start block is complete, the same for every split") {
+  std::string s = "MSH|^~\\&|A|1\rPID|1\r\x0bMSH|^~\\&|B|2\x1c\r";
+  auto want = run(s, {});
+  CHECK(want == std::vector<std::string>{"A:missing_start_block@0", "F@0?:MSH|^~\\&|A|1\rPID|1\r",
+                                         "F@19:MSH|^~\\&|B|2"});
+  for (size_t a = 0; a <= s.size(); ++a) REQUIRE(run(s, {a}) == want);
+}
+
+TEST_CASE("a byte order mark before a bare message's header is skipped") {
+  std::string s = "\xEF\xBB\xBFMSH|^~\\&|A|1\r";
+  auto want = run(s, {});
+  CHECK(want == std::vector<std::string>{"A:missing_start_block@3", "F@3?:MSH|^~\\&|A|1\r"});
+  for (size_t a = 0; a <= s.size(); ++a) REQUIRE(run(s, {a}) == want);
+}
+
+TEST_CASE("frames assembled across chunks share a memory budget") {
+  MllpMemory memory(100);
+  Rec r1, r2;
+  {
+    MllpFramer a(1000, &memory), b(1000, &memory);
+    a.feed(std::string("\x0bMSH|") + std::string(60, 'a'), r1);
+    CHECK(memory.used == 64);
+    b.feed(std::string("\x0bMSH|") + std::string(60, 'b'), r2);  // 64 more would pass 100
+    CHECK(r2.log == std::vector<std::string>{"A:frame_memory_budget@0"});
+    CHECK(memory.used == 64);
+    b.feed(std::string("bbb\x1c\r\x0bMSH|ok\x1c\r"), r2);  // skipped to its end, then framing goes on
+    CHECK(r2.log.back() == "F@70:MSH|ok");
+    a.feed(std::string("\x1c\r"), r1);
+    CHECK(r1.log.size() == 1);
+    CHECK(memory.used == 0);
+    a.feed(std::string("\x0bMSH|x"), r1);
+    CHECK(memory.used == 5);
+  }
+  CHECK(memory.used == 0);  // a framer gives its bytes back when it goes
 }

@@ -203,7 +203,10 @@ class Message {
   Message(const Message&) = delete;
   Message& operator=(const Message&) = delete;
 
-  // Parses one message (MSH first). Segments end with CR, LF or CRLF; blank lines are skipped.
+  // Parses one message (MSH first; a UTF-8 byte order mark before it is skipped). Segments end
+  // with CR, LF or CRLF; blank lines are skipped. A line that is not a segment id
+  // ([A-Z][A-Z0-9]{2}), alone or followed by the field separator, continues the segment before
+  // it: a line break left in free text (OBX-5, NTE-3) is part of that text, not a segment.
   // The text must outlive the message. Storage is reused across calls: no allocation once warm.
   ParseStatus parse(std::string_view text);
 
@@ -255,12 +258,14 @@ bool read_separators(std::string_view text, Separators& out);
 
 // Splits a payload (one MLLP frame, one HTTP body, a file) into messages. A payload is one
 // message, or a batch (BHS..BTS) or file (FHS..FTS) of them; each message runs from its MSH to
-// the next MSH or batch/file segment. Zero-copy: callbacks get views into the payload.
+// the next MSH or batch/file segment. A line that is not a segment (a 3-character id
+// [A-Z][A-Z0-9]{2}, alone or followed by the field separator) belongs to the segment before it. Zero-copy: callbacks get views into the payload.
 struct PayloadInfo {
   bool file = false;         // FHS seen
   bool batch = false;        // BHS seen
   size_t messages = 0;
   size_t stray_segments = 0; // segments outside any message (other than batch/file headers)
+  size_t other_lines = 0;    // lines outside any message that are not segments
   size_t headers_out_of_place = 0;  // FHS after content, FHS or BHS repeated
   std::string_view fhs, fts, bhs, bts;  // the batch/file segments, when present
 };

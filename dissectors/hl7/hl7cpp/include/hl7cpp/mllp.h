@@ -3,6 +3,7 @@
 // size: the frames and anomalies reported are the same for every way of splitting it. A frame
 // that arrives whole inside one chunk is handed over as a view into that chunk (no copy); only
 // frames split across chunks are assembled in an internal buffer bounded by max_frame.
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -18,6 +19,15 @@ enum class MllpAnomaly : uint8_t {
   data_outside_frame,    // non-whitespace bytes between frames
   frame_too_large,       // a frame exceeded max_frame; skipped up to its end block
   bad_end_block,         // 0x1C not followed by 0x0D
+  frame_memory_budget,   // assembling the frame would pass the budget shared by framers; skipped
+};
+
+// A budget of bytes that framers sharing it may hold for frames split across chunks (a monitor
+// with many connections, each with an open frame). Safe to share between threads.
+struct MllpMemory {
+  explicit MllpMemory(size_t cap) : cap(cap) {}
+  const size_t cap;
+  std::atomic<size_t> used{0};
 };
 const char* to_string(MllpAnomaly a);
 
@@ -45,7 +55,14 @@ class MllpHandler {
 class MllpFramer {
  public:
   static constexpr uint8_t kStartBlock = 0x0B, kEndBlock = 0x1C, kCarriageReturn = 0x0D;
-  explicit MllpFramer(size_t max_frame = 4u << 20) : max_frame_(max_frame) {}
+  // With `memory`, the bytes of frames assembled across chunks count against that budget: a
+  // frame that would pass it is reported (frame_memory_budget) and skipped as one over
+  // max_frame is.
+  explicit MllpFramer(size_t max_frame = 4u << 20, MllpMemory* memory = nullptr)
+      : max_frame_(max_frame), memory_(memory) {}
+  ~MllpFramer() { settle(0); }
+  MllpFramer(const MllpFramer&) = delete;
+  MllpFramer& operator=(const MllpFramer&) = delete;
 
   void feed(std::span<const uint8_t> data, MllpHandler& h);
   void feed(std::string_view data, MllpHandler& h) {
@@ -95,7 +112,13 @@ class MllpFramer {
   void flush_junk(MllpHandler& h);
   void deliver(std::string_view payload, bool terminated, MllpHandler& h);
 
+  // Brings the bytes charged to memory_ to n (the buffer's size once a call is done).
+  void settle(size_t n);
+  bool over_budget(size_t grown) const;
+
   size_t max_frame_;
+  MllpMemory* memory_ = nullptr;
+  size_t charged_ = 0;
   State state_ = State::idle;
   uint64_t pos_ = 0;             // stream offset of the next byte fed
   uint64_t frame_off_ = 0;
