@@ -48,9 +48,14 @@ class Pipeline::DirSink : public StreamSink {
     // Held bytes of either direction may be replayed now: both say whether they began mid-stream.
     for (Dir d : {Dir::to_server, Dir::to_client})
       if (const auto& rd = st_.reasm[static_cast<int>(d)]) st_.ctx.set_midstream(d, rd->midstream());
-    // Bytes drained after a gap were queued behind it: sent before this packet.
+    // Bytes drained after a gap were queued behind it: sent before this packet, at the time of
+    // the packet that carried them.
     st_.ctx.set_late(dir_, after_gap_);
+    const Timestamp now = st_.ctx.now();
+    const auto& mine = st_.reasm[static_cast<int>(dir_)];
+    if (after_gap_ && mine && mine->queued_time()) st_.ctx.set_now(Timestamp{mine->queued_time()});
     st_.feeder->data(dir_, bytes, offset, st_.ctx);
+    st_.ctx.set_now(now);
     st_.ctx.set_late(dir_, false);
   }
   void gap(uint64_t offset, uint64_t length) override {
@@ -324,6 +329,7 @@ void Pipeline::tcp(Flow& f, Dir dir, const Packet& p, bool ack_plausible) {
   if ((p.tcp_flags & tcpflag::ACK) && ack_plausible) other.peer_ack(p.ack);
   // Data carried in a SYN (TCP Fast Open) starts after the SYN's own sequence number.
   uint32_t data_seq = (p.tcp_flags & tcpflag::SYN) ? p.seq + 1 : p.seq;
+  r.set_time(p.ts.usec);
   r.segment(data_seq, std::span<const uint8_t>(p.payload, p.payload_len), p.tcp_flags & tcpflag::FIN, sink);
   other.tick(other_sink);
 

@@ -118,7 +118,7 @@ void TcpReassembler::insert(uint64_t off, std::span<const uint8_t> data, StreamS
   auto it = queue_.upper_bound(off);
   if (it != queue_.begin()) {
     auto prev = std::prev(it);
-    if (prev->first + prev->second.size() > off) it = prev;
+    if (prev->first + prev->second.bytes.size() > off) it = prev;
   }
   uint64_t pos = off;
   std::vector<std::pair<uint64_t, std::span<const uint8_t>>> holes;
@@ -131,10 +131,10 @@ void TcpReassembler::insert(uint64_t off, std::span<const uint8_t> data, StreamS
       holes.emplace_back(pos, data.subspan(pos - off, it->first - pos));
       pos = it->first;
     }
-    uint64_t e_end = it->first + it->second.size();
+    uint64_t e_end = it->first + it->second.bytes.size();
     uint64_t ov_end = std::min(end, e_end);
     if (ov_end > pos) {
-      if (std::memcmp(it->second.data() + (pos - it->first), data.data() + (pos - off), ov_end - pos) != 0)
+      if (std::memcmp(it->second.bytes.data() + (pos - it->first), data.data() + (pos - off), ov_end - pos) != 0)
         sink.overlap_conflict(pos);
       pos = ov_end;
     }
@@ -183,7 +183,7 @@ void TcpReassembler::insert(uint64_t off, std::span<const uint8_t> data, StreamS
       if (hoff == next_off_) { remember(hoff, bytes); sink.data(bytes, hoff); next_off_ += bytes.size(); }
       continue;
     }
-    queue_.emplace(hoff, std::vector<uint8_t>(bytes.begin(), bytes.end()));
+    queue_.emplace(hoff, Queued{std::vector<uint8_t>(bytes.begin(), bytes.end()), now_usec_});
     queued_bytes_ += bytes.size();
     mem_->used += bytes.size() + kOverhead;
     mem_->peak = std::max(mem_->peak, mem_->used);
@@ -194,14 +194,17 @@ void TcpReassembler::drain(StreamSink& sink) {
   while (!queue_.empty()) {
     auto it = queue_.begin();
     if (it->first > next_off_) break;
-    uint64_t e_end = it->first + it->second.size();
+    uint64_t e_end = it->first + it->second.bytes.size();
     if (e_end > next_off_) {
       size_t skip = static_cast<size_t>(next_off_ - it->first);
-      remember(next_off_, std::span<const uint8_t>(it->second).subspan(skip));
-      sink.data(std::span<const uint8_t>(it->second).subspan(skip), next_off_);
+      const auto bytes = std::span<const uint8_t>(it->second.bytes).subspan(skip);
+      remember(next_off_, bytes);
+      draining_usec_ = it->second.usec;
+      sink.data(bytes, next_off_);
+      draining_usec_ = 0;
       next_off_ = e_end;
     }
-    release(it->second.size());
+    release(it->second.bytes.size());
     queue_.erase(it);
   }
   if (acked_off_ <= next_off_) ack_wait_ = 0;

@@ -53,7 +53,11 @@ class TcpReassembler {
   TcpReassembler& operator=(const TcpReassembler&) = delete;
 
   void syn(uint32_t seq);
+  // The time of the packet whose segment comes next: kept with the bytes it queues.
+  void set_time(int64_t usec) { now_usec_ = usec; }
   void segment(uint32_t seq, std::span<const uint8_t> payload, bool fin, StreamSink& sink);
+  // While queued bytes are being delivered: the time of the packet that carried them (0 else).
+  int64_t queued_time() const { return draining_usec_; }
   // The other direction acknowledged `ack`. Only an ACK plausible for what this direction sent
   // (Flow::tcp_packet): one far ahead would make the bytes up to it a gap, and whatever is sent
   // up to there look delivered already.
@@ -87,7 +91,13 @@ class TcpReassembler {
 
   const ReassemblyLimits* limits_;
   ReassemblyMemory* mem_;
-  std::map<uint64_t, std::vector<uint8_t>> queue_;  // non-overlapping, keyed by stream offset
+  struct Queued {
+    std::vector<uint8_t> bytes;
+    int64_t usec = 0;  // the time of the packet that carried them
+  };
+  std::map<uint64_t, Queued> queue_;  // non-overlapping, keyed by stream offset
+  int64_t now_usec_ = 0;
+  int64_t draining_usec_ = 0;
   uint32_t base_seq_ = 0;    // sequence number of stream offset 0
   uint64_t next_off_ = 0;    // next offset to deliver
   uint64_t acked_off_ = 0;   // highest offset the peer acknowledged
