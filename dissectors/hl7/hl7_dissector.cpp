@@ -123,7 +123,7 @@ struct PhiIndex {
     }
   }
 };
-const PhiIndex& phi_index() {
+[[gnu::always_inline]] inline const PhiIndex& phi_index() {
   static const PhiIndex idx;
   return idx;
 }
@@ -159,6 +159,10 @@ struct PendingMsg {
   char ack_code[2];    // once acknowledged (kept in the recently acknowledged ring): the last code
   uint8_t ack_code_len = 0;
   std::string_view control_id() const { return {id, id_len}; }
+  // Compared for every message and ACK: a plain length and byte compare the compiler inlines.
+  bool has_id(std::string_view other) const {
+    return other.size() == id_len && std::memcmp(id, other.data(), id_len) == 0;
+  }
   std::string_view msg_type() const { return {type, type_len}; }
 };
 
@@ -376,7 +380,7 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
   // A segment outside any message (no MSH before it, or one the parser does not recognise,
   // such as a lowercase "msh") crossed in clear all the same: its PHI fields count for the flow.
   // Its field separator is the byte after its id; nothing of it is written out.
-  void record_stray_phi(FlowContext& ctx, std::string_view seg) {
+  [[gnu::cold]] void record_stray_phi(FlowContext& ctx, std::string_view seg) {
     if (seg.size() < 4) return;
     const int ps = phi_seg(seg.substr(0, 3));
     const bool z = seg[0] == 'Z';
@@ -500,6 +504,10 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
     char earlier_code[2];  // the code of an earlier ACK of the same message (CA before AA)
     uint8_t earlier_code_len = 0;
   };
+  // Rare: kept out of write_event, whose size decides what the compiler inlines into it.
+  [[gnu::noinline, gnu::cold]] static void write_earlier_code(JsonWriter& w, const AckResult& ack) {
+    w.field("earlier_code", std::string_view(ack.earlier_code, ack.earlier_code_len));
+  }
   // An ACK that names no message seen yet while the other direction still holds bytes behind a
   // lost segment: its message may be among them (sent before the ACK, delivered after it). Held
   // (a copy; bounded) and processed when that message comes, or unmatched when it does not.
@@ -514,9 +522,9 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
   };
   static constexpr size_t kMaxHeldAcks = 64;
   static constexpr size_t kMaxHeldBytes = 256u << 10;
-  bool hold_ack(const DirState& s, FlowContext& ctx, const Scan& sc, uint64_t offset, bool in_batch);
+  [[gnu::cold]] bool hold_ack(const DirState& s, FlowContext& ctx, const Scan& sc, uint64_t offset, bool in_batch);
   // Processes the held ACKs of direction `dir` naming `id` (all of them when id is empty).
-  void release_held(FlowContext& ctx, Dir dir, std::string_view id);
+  [[gnu::cold]] void release_held(FlowContext& ctx, Dir dir, std::string_view id);
 
   Header read_header();
   void set_charset(std::string_view msh18, char repetition);
@@ -757,11 +765,11 @@ bool Hl7Dissector::hold_ack(const DirState& s, FlowContext& ctx, const Scan& sc,
   const std::string_view text = msg_.raw();
   if (held_.size() >= kMaxHeldAcks || held_bytes_ + text.size() > kMaxHeldBytes) return false;
   for (const PendingMsg& p : pending_)
-    if (p.control_id() == id && p.dir != s.dir) return false;
+    if (p.has_id(id) && p.dir != s.dir) return false;
   for (size_t k = 0; k < std::min(acked_next_, acked_.size()); ++k)
-    if (acked_[k].control_id() == id && acked_[k].dir != s.dir) return false;
+    if (acked_[k].has_id(id) && acked_[k].dir != s.dir) return false;
   for (const PendingMsg& b : batch_ids_)
-    if (b.control_id() == id && b.dir != s.dir) return false;
+    if (b.has_id(id) && b.dir != s.dir) return false;
   HeldAck& a = held_.emplace_back();
   a.text.assign(text);
   a.id.assign(id);
@@ -1030,9 +1038,9 @@ Hl7Dissector::AckResult Hl7Dissector::pair_ack(const DirState& s, FlowContext& c
       std::memcpy(r.type, p.type, p.type_len);
       r.type_len = p.type_len;
     };
-    const std::string_view code = sc.ack_code.substr(0, 2);
+    const std::string_view code(sc.ack_code.data(), std::min<size_t>(sc.ack_code.size(), 2));
     for (size_t k = 0; k < pending_.size(); ++k) {
-      if (pending_[k].id_hash == hash && pending_[k].control_id() == id && pending_[k].dir != s.dir) {
+      if (pending_[k].id_hash == hash && pending_[k].has_id(id) && pending_[k].dir != s.dir) {
         take(pending_[k]);
         // Kept a while: a commit ACK (CA) is followed by the application ACK, and a message
         // sent twice is acknowledged twice.
@@ -1047,12 +1055,12 @@ Hl7Dissector::AckResult Hl7Dissector::pair_ack(const DirState& s, FlowContext& c
     if (!r.matched && (acked_next_ || !batch_ids_.empty()) && pending_.empty()) hash = control_id_hash(id);
     if (!r.matched) {
       for (PendingMsg& b : batch_ids_)
-        if (b.id_hash == hash && b.control_id() == id && b.dir != s.dir) { take(b); break; }
+        if (b.id_hash == hash && b.has_id(id) && b.dir != s.dir) { take(b); break; }
     }
     if (!r.matched && acked_next_) {
       for (size_t k = 0; k < std::min(acked_next_, acked_.size()); ++k) {
         PendingMsg& a = acked_[k];
-        if (a.id_hash == hash && a.control_id() == id && a.dir != s.dir) {
+        if (a.id_hash == hash && a.has_id(id) && a.dir != s.dir) {
           take(a);
           std::memcpy(r.earlier_code, a.ack_code, a.ack_code_len);
           r.earlier_code_len = a.ack_code_len;
@@ -1077,7 +1085,7 @@ Hl7Dissector::AckResult Hl7Dissector::pair_ack(const DirState& s, FlowContext& c
     if (batch_ids_.size() < kMaxPending) slot = &batch_ids_.emplace_back();
     else slot = &batch_ids_[batch_next_++ % kMaxPending];
   } else {
-    for (auto& p : pending_) if (p.id_hash == hash && p.control_id() == id && p.dir == s.dir) { slot = &p; break; }
+    for (auto& p : pending_) if (p.id_hash == hash && p.has_id(id) && p.dir == s.dir) { slot = &p; break; }
   }
   if (slot) {
     if (!in_batch) ++ctx.counters().at("hl7.duplicate_control_id");
@@ -1158,7 +1166,7 @@ void Hl7Dissector::write_event(const DirState& s, FlowContext& ctx, const Header
     if (ack.matched) {
       w.field("latency_us", ack.latency_us);
       if (ack.type_len) w.field("acked_type", std::string_view(ack.type, ack.type_len));
-      if (ack.earlier_code_len) w.field("earlier_code", std::string_view(ack.earlier_code, ack.earlier_code_len));
+      if (ack.earlier_code_len) write_earlier_code(w, ack);
     }
     if (!sc.err_code.empty()) w.field("error_code", sc.err_code);
     w.end_object();

@@ -50,10 +50,14 @@ class Pipeline::DirSink : public StreamSink {
       if (const auto& rd = st_.reasm[static_cast<int>(d)]) st_.ctx.set_midstream(d, rd->midstream());
     // Bytes drained after a gap were queued behind it: sent before this packet, at the time of
     // the packet that carried them.
-    st_.ctx.set_late(dir_, after_gap_);
+    if (!after_gap_) {
+      st_.feeder->data(dir_, bytes, offset, st_.ctx);
+      return;
+    }
+    st_.ctx.set_late(dir_, true);
     const Timestamp now = st_.ctx.now();
     const auto& mine = st_.reasm[static_cast<int>(dir_)];
-    if (after_gap_ && mine && mine->queued_time()) st_.ctx.set_now(Timestamp{mine->queued_time()});
+    if (mine && mine->queued_time()) st_.ctx.set_now(Timestamp{mine->queued_time()});
     st_.feeder->data(dir_, bytes, offset, st_.ctx);
     st_.ctx.set_now(now);
     st_.ctx.set_late(dir_, false);

@@ -286,12 +286,11 @@ namespace {
 // A segment is a 3-character id ([A-Z][A-Z0-9]{2}), alone (a segment without fields) or followed
 // by the field separator. Any other line is not a segment: free text whose sender left a CR or LF
 // in it (an OBX-5 report, an NTE comment), read as part of the segment before it.
-bool is_segment_line(const char* p, size_t n, char field) {
-  if (n < 3) return false;
-  auto upper = [](char c) { return c >= 'A' && c <= 'Z'; };
-  auto digit = [](char c) { return c >= '0' && c <= '9'; };
-  if (!upper(p[0]) || !(upper(p[1]) || digit(p[1])) || !(upper(p[2]) || digit(p[2]))) return false;
-  return n == 3 || p[3] == field;
+inline bool is_segment_line(const char* p, size_t n, char field) {
+  if (n < 3 || (n > 3 && p[3] != field)) return false;
+  auto upper = [](char c) { return static_cast<unsigned char>(c - 'A') < 26; };
+  auto alnum = [&](char c) { return upper(c) || static_cast<unsigned char>(c - '0') < 10; };
+  return upper(p[0]) && alnum(p[1]) && alnum(p[2]);
 }
 
 // A UTF-8 byte order mark some senders write before the first segment; skipped like spaces.
@@ -300,11 +299,9 @@ size_t bom_length(const char* p, size_t n) {
 }
 
 // Segment ids that start a message or a batch/file: a later line with one of them means the
-// text holds more than one message.
-bool is_boundary_id(const char* p, size_t n) {
-  while (n && (*p == ' ' || *p == '\t' || *p == '\f' || *p == '\v')) { ++p; --n; }
-  if (n < 3) return false;
-  uint32_t c = uint32_t(uint8_t(p[0])) << 16 | uint32_t(uint8_t(p[1])) << 8 | uint8_t(p[2]);
+// text holds more than one message. p starts with a segment id.
+inline bool is_boundary_code(const char* p) {
+  const uint32_t c = uint32_t(uint8_t(p[0])) << 16 | uint32_t(uint8_t(p[1])) << 8 | uint8_t(p[2]);
   constexpr auto id = [](const char* s) { return uint32_t(uint8_t(s[0])) << 16 | uint32_t(uint8_t(s[1])) << 8 | uint8_t(s[2]); };
   return c == id("MSH") || c == id("BHS") || c == id("FHS") || c == id("BTS") || c == id("FTS");
 }
@@ -332,18 +329,21 @@ ParseStatus Message::parse(std::string_view text) {
   while (body < n && d[body] != sep_.field && d[body] != '\r' && d[body] != '\n') ++body;
   size_t line = 0;
   bool truncated = false;
-  auto eol = [&](size_t at) {
+  auto eol = [&](size_t at) __attribute__((always_inline)) {
     if (at < n && d[at] == '\n') lf_ = true;
     if (at > line) {
       size_t s = line;  // leading blanks before a segment id are tolerated, as python-hl7 does
-      while (s < at && (d[s] == ' ' || d[s] == '\t')) ++s;
-      if (!segs_.empty() && !is_segment_line(d + s, at - s, sep_.field)) {
+      if (d[s] == ' ' || d[s] == '\t') [[unlikely]]
+        while (s < at && (d[s] == ' ' || d[s] == '\t')) ++s;
+      if (segs_.empty()) [[unlikely]] {
+        segs_.emplace_back(d + s, at - s);  // MSH: the text starts with it
+      } else if (!is_segment_line(d + s, at - s, sep_.field)) [[unlikely]] {
         // Not a segment: the previous segment's text goes on (an embedded line break).
         if (!truncated) segs_.back() = std::string_view(segs_.back().data(), static_cast<size_t>(d + at - segs_.back().data()));
-      } else if (segs_.size() >= limits_.max_segments) {
+      } else if (segs_.size() >= limits_.max_segments) [[unlikely]] {
         truncated = true;
-      } else if (s < at) {
-        if (!segs_.empty() && is_boundary_id(d + s, at - s)) inner_headers_ = true;
+      } else {
+        if (is_boundary_code(d + s)) [[unlikely]] inner_headers_ = true;
         segs_.emplace_back(d + s, at - s);
       }
     }

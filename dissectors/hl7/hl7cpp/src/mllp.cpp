@@ -33,8 +33,7 @@ const uint8_t* find2(const uint8_t* p, const uint8_t* end, uint8_t a, uint8_t b)
 }
 }  // namespace
 
-void MllpFramer::settle(size_t n) {
-  if (!memory_ || n == charged_) return;
+void MllpFramer::recharge(size_t n) {
   if (n > charged_) memory_->used += n - charged_;
   else memory_->used -= charged_ - n;
   charged_ = n;

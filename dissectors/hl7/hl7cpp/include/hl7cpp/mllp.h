@@ -113,7 +113,10 @@ class MllpFramer {
   void deliver(std::string_view payload, bool terminated, MllpHandler& h);
 
   // Brings the bytes charged to memory_ to n (the buffer's size once a call is done).
-  void settle(size_t n);
+  void settle(size_t n) {
+    if (memory_ && n != charged_) recharge(n);
+  }
+  void recharge(size_t n);
   bool over_budget(size_t grown) const;
 
   size_t max_frame_;
