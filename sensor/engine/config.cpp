@@ -102,6 +102,7 @@ SensorConfig load_config(const std::string& path) {
       {"ack_gap_packets", [&](const YAML::Node& v) { c.reassembly.ack_gap_packets = number<uint32_t>(f, v, "ack_gap_packets", 1, 1'000'000); }},
       {"max_dissector_buffer", [&](const YAML::Node& v) { c.feeder.max_buffer = number<size_t>(f, v, "max_dissector_buffer", 4096, size_t(1) << 30); }},
       {"probe_hold_memcap", [&](const YAML::Node& v) { c.feeder.probe_hold_memcap = number<size_t>(f, v, "probe_hold_memcap", 0, size_t(1) << 40); }},
+      {"held_memcap", [&](const YAML::Node& v) { c.feeder.held_memcap = number<size_t>(f, v, "held_memcap", 65536, size_t(1) << 40); }},
     }); }},
     {"fragments", [&](const YAML::Node& n) { section(f, n, "fragments", {
       {"max_datagrams", [&](const YAML::Node& v) { c.fragments.max_datagrams = number<size_t>(f, v, "max_datagrams", 1, 10'000'000); }},
@@ -188,6 +189,7 @@ SensorConfig worker_share(const SensorConfig& cfg, int workers, int index) {
   c.ndpi.max_flows_in_detection = share(cfg.ndpi.max_flows_in_detection, 1);
   c.reassembly_memcap = share(cfg.reassembly_memcap, 0);
   c.feeder.probe_hold_memcap = share(cfg.feeder.probe_hold_memcap, 0);
+  c.feeder.held_memcap = share(cfg.feeder.held_memcap, 0);
   c.fragments.max_datagrams = share(cfg.fragments.max_datagrams, 1);
   c.fragments.max_bytes = share(cfg.fragments.max_bytes, 0);
   return c;

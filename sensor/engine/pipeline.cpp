@@ -88,6 +88,7 @@ Pipeline::Pipeline(const SensorConfig& cfg, Depth depth, EventOutput& out, const
       judges_(depth >= Depth::policy ? std::move(judges) : std::vector<FlowJudge*>{}),
       probes_(probe_candidates()),
       hold_mem_(cfg.feeder.probe_hold_memcap, out.counters()),
+      held_mem_(cfg.feeder.held_memcap, out.counters()),
       reasm_mem_(cfg.reassembly_memcap, out.counters()),
       c_tcp_gaps_(out.counters().at("tcp.gaps")),
       c_overlap_conflicts_(out.counters().at("tcp.overlap_conflicts")),
@@ -164,7 +165,7 @@ Pipeline::FlowState& Pipeline::state_of(Flow& f) {
     auto st = std::make_unique<FlowState>(*this, f);
     if (depth_ >= Depth::dissect && (f.key.proto == 6 || f.key.proto == 17)) {
       st->feeder = std::make_unique<StreamFeeder>(probes_, f.key.proto == 6 ? Transport::tcp : Transport::udp,
-                                                  f.server_port(), cfg_.feeder, &hold_mem_);
+                                                  f.server_port(), cfg_.feeder, &hold_mem_, &held_mem_);
     }
     if (f.key.proto == 6 && depth_ >= Depth::reassembly) {
       for (int d = 0; d < 2; ++d) {

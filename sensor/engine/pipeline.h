@@ -109,6 +109,7 @@ class Pipeline {
   std::vector<const DissectorInfo*> probes_;  // the registry's entries and the signatures' (probe_candidates)
   std::unique_ptr<Decoder> decoder_;
   ProbeHoldMemory hold_mem_;  // before flows_: their feeders give it back as they go
+  HeldMemory held_mem_;       // the same
   std::unique_ptr<FlowTable> flows_;
   ReassemblyMemory reasm_mem_;
   std::unique_ptr<NdpiClassifier> ndpi_;

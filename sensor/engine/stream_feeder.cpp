@@ -5,8 +5,9 @@
 namespace medmon {
 
 StreamFeeder::StreamFeeder(std::span<const DissectorInfo* const> candidates, Transport transport,
-                           uint16_t server_port, const FeederLimits& limits, ProbeHoldMemory* hold_memory)
-    : transport_(transport), limits_(limits), hold_memory_(hold_memory) {
+                           uint16_t server_port, const FeederLimits& limits, ProbeHoldMemory* hold_memory,
+                           HeldMemory* held_memory)
+    : transport_(transport), limits_(limits), hold_memory_(hold_memory), held_memory_(held_memory) {
   // Probes whose port hint matches run first; every probe runs on every port.
   for (int pass = 0; pass < 2; ++pass) {
     for (const DissectorInfo* d : candidates) {
@@ -21,13 +22,46 @@ StreamFeeder::StreamFeeder(std::span<const DissectorInfo* const> candidates, Tra
 }
 
 StreamFeeder::~StreamFeeder() {
-  for (auto& d : dirs_) uncharge(d);
+  for (auto& d : dirs_) {
+    uncharge(d);
+    if (held_memory_) held_memory_->used -= d.held_charged;
+  }
 }
 
 void StreamFeeder::detach() {
   state_ = State::none;
   dissector_.reset();
-  for (auto& d : dirs_) { uncharge(d); d.release(); std::vector<HeldPiece>().swap(d.pieces); d.skip = 0; d.need = 0; }
+  for (auto& d : dirs_) {
+    uncharge(d);
+    d.release();
+    account(d);
+    std::vector<HeldPiece>().swap(d.pieces);
+    d.skip = 0;
+    d.need = 0;
+  }
+}
+
+bool StreamFeeder::held_fits(const DirState& s, size_t extra) const {
+  return !held_memory_ || held_memory_->used - s.held_charged + s.held() + extra <= held_memory_->cap;
+}
+
+void StreamFeeder::account(DirState& s) {
+  if (!held_memory_) return;
+  held_memory_->used = held_memory_->used - s.held_charged + s.held();
+  s.held_charged = s.held();
+}
+
+// The dissector asked for more than may be held (the direction's cap, or the pipeline's budget):
+// the held bytes and `more` are treated as lost, and it goes on after them as after any gap.
+void StreamFeeder::lose_held(Dir dir, std::span<const uint8_t> more, const char* why, FlowContext& ctx) {
+  DirState& s = dirs_[static_cast<int>(dir)];
+  ctx.anomaly("stream", why, s.next_offset);
+  uint64_t lost = s.held() + more.size();
+  s.next_offset += lost;
+  s.release();
+  s.need = 0;
+  account(s);
+  dissector_->on_gap(dir, lost, ctx);
 }
 
 // Counts `n` more bytes of a refused direction against the pipeline's budget, if they fit.
@@ -183,26 +217,40 @@ void StreamFeeder::feed(Dir dir, std::span<const uint8_t> bytes, FlowContext& ct
   if (s.held() == 0) {
     run(dir, bytes, ctx);
     if (state_ != State::active) return;
-    if (!bytes.empty()) { s.pending.assign(bytes.begin(), bytes.end()); s.head = 0; }
+    if (bytes.empty()) return;
+    if (!held_fits(s, bytes.size())) {
+      ++held_memory_->cap_hits;
+      lose_held(dir, bytes, "held_memcap_exceeded", ctx);
+      return;
+    }
+    s.pending.assign(bytes.begin(), bytes.end());
+    s.head = 0;
+    account(s);
     return;
   }
-  if (s.held() + bytes.size() > limits_.max_buffer) {
-    // The dissector asked for more than the cap: treat the held bytes as lost.
-    ctx.anomaly("stream", "buffer_cap_exceeded", s.next_offset);
-    ++ctx.counters().at("stream.buffer_cap_hits");
-    uint64_t lost = s.held();
-    s.next_offset += lost;
-    s.release();
-    s.need = 0;
-    dissector_->on_gap(dir, lost, ctx);
+  bool over_cap = s.held() + bytes.size() > limits_.max_buffer;
+  if (over_cap || !held_fits(s, bytes.size())) {
+    // The dissector asked for more than may be held: the held bytes are lost, and the new ones
+    // are read after that gap.
+    if (over_cap) ++ctx.counters().at("stream.buffer_cap_hits");
+    else ++held_memory_->cap_hits;
+    lose_held(dir, {}, over_cap ? "buffer_cap_exceeded" : "held_memcap_exceeded", ctx);
     if (state_ != State::active) return;
     run(dir, bytes, ctx);
-    if (state_ == State::active && !bytes.empty()) s.pending.assign(bytes.begin(), bytes.end());
+    if (state_ != State::active || bytes.empty()) return;
+    if (!held_fits(s, bytes.size())) {
+      ++held_memory_->cap_hits;
+      lose_held(dir, bytes, "held_memcap_exceeded", ctx);
+      return;
+    }
+    s.pending.assign(bytes.begin(), bytes.end());
+    account(s);
     return;
   }
   // Drop the consumed front instead of letting the vector grow (and copy it) with it.
   if (s.head && s.pending.size() + bytes.size() > s.pending.capacity()) s.compact();
   s.pending.insert(s.pending.end(), bytes.begin(), bytes.end());
+  account(s);
   if (s.held() < s.need) return;
   // The dissector reads the held bytes in place: run() never touches `pending` (detach() frees
   // it, and run() returns at once after that).
@@ -215,6 +263,7 @@ void StreamFeeder::feed(Dir dir, std::span<const uint8_t> bytes, FlowContext& ct
     s.head = s.pending.size() - rest.size();
     if (s.head >= rest.size()) s.compact();  // moves fewer bytes than were consumed
   }
+  account(s);
 }
 
 void StreamFeeder::run(Dir dir, std::span<const uint8_t>& bytes, FlowContext& ctx) {
@@ -264,6 +313,7 @@ void StreamFeeder::gap(Dir dir, uint64_t missing, FlowContext& ctx) {
   s.skip = 0;
   s.release();
   s.need = 0;
+  account(s);
   dissector_->on_gap(dir, lost, ctx);
 }
 

@@ -19,7 +19,19 @@ struct FeederLimits {
                                         // of a direction every probe refused)
   size_t max_buffer = 2u << 20;         // unconsumed bytes held per direction
   size_t probe_hold_memcap = 64u << 20;  // ProbeHoldMemory::cap
+  size_t held_memcap = 256u << 20;       // HeldMemory::cap
   bool operator==(const FeederLimits&) const = default;
+};
+
+// Bytes held for the dissectors of claimed flows (the rest of a PDU, a message or a body a
+// dissector asked to see whole), over all flows of a pipeline. Each direction may hold up to
+// FeederLimits::max_buffer; this bounds their sum, so that many flows each holding an unfinished
+// message cannot take the sensor's memory.
+struct HeldMemory {
+  HeldMemory(size_t cap, Counters& c) : cap(cap), cap_hits(c.at("stream.held_memcap_hits")) {}
+  size_t cap;
+  size_t used = 0;
+  uint64_t& cap_hits;
 };
 
 // Bytes held past the probe window, over all flows of a pipeline, of directions every probe
@@ -36,7 +48,8 @@ class StreamFeeder {
  public:
   // Without `hold_memory`, a refused direction is held only as far as the probe window.
   StreamFeeder(std::span<const DissectorInfo* const> candidates, Transport transport,
-               uint16_t server_port, const FeederLimits& limits, ProbeHoldMemory* hold_memory = nullptr);
+               uint16_t server_port, const FeederLimits& limits, ProbeHoldMemory* hold_memory = nullptr,
+               HeldMemory* held_memory = nullptr);
   ~StreamFeeder();
   StreamFeeder(const StreamFeeder&) = delete;
   StreamFeeder& operator=(const StreamFeeder&) = delete;
@@ -78,6 +91,7 @@ class StreamFeeder {
     bool dropped = false;          // nor are they held: over the cap, or a hole while probing
     uint64_t lost = 0;             // bytes of a dropped direction the dissector will never see
     size_t charged = 0;            // of the held bytes, those counted in ProbeHoldMemory
+    size_t held_charged = 0;       // claimed: the held bytes counted in HeldMemory
     bool ended = false;
     uint64_t end_seq = 0;          // ended while probing: its place among the held pieces
     Timestamp end_time;
@@ -106,6 +120,11 @@ class StreamFeeder {
 
   bool charge(DirState& s, size_t n);
   void uncharge(DirState& s);
+  // Claimed flows: whether `extra` more held bytes fit the pipeline's HeldMemory, and the held
+  // bytes counted in it again after they changed.
+  bool held_fits(const DirState& s, size_t extra) const;
+  void account(DirState& s);
+  void lose_held(Dir dir, std::span<const uint8_t> more, const char* why, FlowContext& ctx);
   void probe(Dir dir, FlowContext& ctx);
   void drop(Dir dir);
   void claim(const DissectorInfo* info, Dir first, FlowContext& ctx);
@@ -117,6 +136,7 @@ class StreamFeeder {
   Transport transport_;
   const FeederLimits& limits_;
   ProbeHoldMemory* hold_memory_;
+  HeldMemory* held_memory_;
   State state_ = State::probing;
   const DissectorInfo* info_ = nullptr;
   std::unique_ptr<Dissector> dissector_;

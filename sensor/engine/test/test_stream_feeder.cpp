@@ -89,6 +89,7 @@ struct Rig {
   FlowContext ctx{out, phi, ep, facts};
   FeederLimits limits;
   ProbeHoldMemory hold{limits.probe_hold_memcap, out.counters()};
+  HeldMemory held{limits.held_memcap, out.counters()};
   std::vector<const DissectorInfo*> infos;
   std::unique_ptr<StreamFeeder> feeder;
   uint64_t off[2] = {0, 0};
@@ -99,7 +100,7 @@ struct Rig {
     limits.max_buffer = max_buffer;
     hold.cap = hold_cap;
     infos.push_back(&info);
-    feeder = std::make_unique<StreamFeeder>(infos, Transport::tcp, 7000, limits, &hold);
+    feeder = std::make_unique<StreamFeeder>(infos, Transport::tcp, 7000, limits, &hold, &held);
     g_lines.clear();
     g_gaps.clear();
   }
@@ -425,4 +426,52 @@ TEST_CASE("stream feeder: an entry probed only on its port hints") {
   r.feeder = std::make_unique<StreamFeeder>(only, Transport::tcp, 7001, r.limits, &r.hold);
   r.data(Dir::to_server, "Lhello\n");
   CHECK_FALSE(r.feeder->claimed());
+}
+
+TEST_CASE("stream feeder: the bytes held for claimed flows are bounded over all flows") {
+  // Three flows share a 10 KiB budget; each holds an unfinished line of 4 KiB (under its own
+  // 2 MiB cap). The third does not fit: its held bytes are lost as a gap, and it reads on after.
+  EventOutput out;
+  Pseudonymiser phi;
+  FeederLimits limits;
+  ProbeHoldMemory hold{limits.probe_hold_memcap, out.counters()};
+  HeldMemory held{10u << 10, out.counters()};
+  std::vector<const DissectorInfo*> infos{&kLines};
+  struct One {
+    EventEndpoints ep;
+    FlowFacts facts;
+    std::unique_ptr<FlowContext> ctx;
+    std::unique_ptr<StreamFeeder> feeder;
+    uint64_t off = 0;
+  };
+  std::vector<One> flows(3);
+  g_lines.clear();
+  g_gaps.clear();
+  auto send = [&](One& f, const std::string& s) {
+    f.feeder->data(Dir::to_server, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(s.data()), s.size()), f.off, *f.ctx);
+    f.off += s.size();
+  };
+  for (auto& f : flows) {
+    f.ep.flow_id = "f";
+    f.ctx = std::make_unique<FlowContext>(out, phi, f.ep, f.facts);
+    f.ctx->set_now(Timestamp{1});
+    f.feeder = std::make_unique<StreamFeeder>(infos, Transport::tcp, 7000, limits, &hold, &held);
+    send(f, "L" + std::string(4095, 'a'));
+  }
+  CHECK(held.used == 8192);
+  CHECK(out.counters().get("stream.held_memcap_hits") == 1);
+  REQUIRE(g_gaps.size() == 1);
+  CHECK(g_gaps[0].second == 4096);
+  CHECK(flows[2].feeder->buffered() == 0);
+  // The third flow goes on after the gap; the first finishes its line and gives its bytes back.
+  send(flows[2], "b\nLnext\n");
+  send(flows[0], "\n");
+  CHECK(held.used == 4096);
+  REQUIRE(g_lines.size() == 3);
+  CHECK(g_lines[0].text == "b");
+  CHECK(g_lines[1].text == "Lnext");
+  CHECK(g_lines[2].text.size() == 4096);
+  // A flow that ends gives back what it held.
+  flows[1].feeder.reset();
+  CHECK(held.used == 0);
 }
