@@ -84,6 +84,19 @@ std::string_view cap(std::string_view v) {
   return v.substr(0, n);
 }
 
+// A DHCP option list ("1,3,6,15") is matched whole by fingerprint databases: it has its own
+// bound, room for 255 codes of three digits. A longer one (pieces of option 55 joined, RFC 3396)
+// is cut after its last whole code and ends in ",..." so it cannot pass for a real list.
+constexpr size_t kMaxFingerprint = 1024;
+std::string_view cap_fingerprint(std::string_view v, std::string& buf) {
+  v = trim(v);
+  if (v.size() <= kMaxFingerprint) return v;
+  size_t comma = v.rfind(',', kMaxFingerprint - 4);
+  buf.assign(v.substr(0, comma == std::string_view::npos ? 0 : comma));
+  buf += ",...";
+  return buf;
+}
+
 std::string lower(std::string_view s) {
   std::string r(s);
   for (char& c : r) if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
@@ -233,10 +246,7 @@ uint64_t mac_key(const std::array<uint8_t, 6>& mac) {
 }  // namespace
 
 void AssetTracker::set_mac(Device& d, const std::array<uint8_t, 6>& mac) {
-  size_t index = index_.at(key_of(d.ip));
-  if (auto old = by_mac_.find(mac_key(d.mac)); old != by_mac_.end() && old->second == index) by_mac_.erase(old);
   d.mac = mac;
-  by_mac_[mac_key(mac)] = index;
   d.mac_vendor.clear();
   if (oui_) d.mac_vendor.assign(oui_->vendor(mac));
   mark(d, "mac");
@@ -244,15 +254,41 @@ void AssetTracker::set_mac(Device& d, const std::array<uint8_t, 6>& mac) {
   dhcp_names(d, mac_key(mac));
 }
 
-// The names a MAC gave itself over DHCP, if any were seen: the device's own, or (through a
-// router) the one a server's ACK gave the device's address to.
+// The names MAC `mac` gave itself over DHCP, when it is the device's MAC and the exchange tied
+// the device's address to it; none otherwise, so a device whose address another MAC took, or one
+// whose frames carry a router's MAC, keeps no names of a MAC that is not (or not only) its own.
 void AssetTracker::dhcp_names(Device& d, uint64_t mac) {
-  auto it = dhcp_by_mac_.find(mac);
-  if (it == dhcp_by_mac_.end()) return;
-  set_field(d, d.hostname, it->second.hostname, "dhcp");
-  set_field(d, d.dhcp_vendor_class, it->second.vendor_class, "dhcp");
-  set_field(d, d.dhcp_fingerprint, it->second.fingerprint, "dhcp");
-  set_field(d, d.dhcp_fingerprint6, it->second.fingerprint6, "dhcp");
+  static const DhcpNames kNone;
+  const DhcpNames* n = &kNone;
+  if (auto it = dhcp_by_mac_.find(mac); it != dhcp_by_mac_.end() && mac == mac_key(d.mac) &&
+                                        std::ranges::find(it->second.address, d.ip) != it->second.address.end())
+    n = &it->second;
+  bool changed = false;
+  // Assigned as they are, empty ones too (set_field keeps a field a new value leaves empty);
+  // the table's values are bounded already.
+  for (auto [field, v] : {std::pair{&d.hostname, &n->hostname}, std::pair{&d.dhcp_vendor_class, &n->vendor_class},
+                          std::pair{&d.dhcp_fingerprint, &n->fingerprint}, std::pair{&d.dhcp_fingerprint6, &n->fingerprint6}})
+    if (*field != *v) { *field = *v; changed = true; }
+  if (changed) mark(d, "dhcp");
+}
+
+// The entry of a MAC, made the most recently seen; a new one takes the place of the least
+// recently seen when the table is full, so a flood of made-up MACs does not stop the naming of
+// the clients that come after it.
+AssetTracker::DhcpNames& AssetTracker::dhcp_entry(uint64_t mac) {
+  if (auto it = dhcp_by_mac_.find(mac); it != dhcp_by_mac_.end()) {
+    dhcp_recent_.splice(dhcp_recent_.begin(), dhcp_recent_, it->second.recent);
+    return it->second;
+  }
+  if (!dhcp_by_mac_.empty() && dhcp_by_mac_.size() >= opt_.max_dhcp_clients) {
+    dhcp_by_mac_.erase(dhcp_recent_.back());
+    dhcp_recent_.pop_back();
+    ++dhcp_evicted_;
+  }
+  dhcp_recent_.push_front(mac);
+  DhcpNames& n = dhcp_by_mac_[mac];
+  n.recent = dhcp_recent_.begin();
+  return n;
 }
 
 void AssetTracker::rebind_all() {
@@ -401,7 +437,7 @@ void AssetTracker::finish(Timestamp now, EventOutput& out) {
   if (dropped_) c.at("assets.dropped") += dropped_;
   if (list_full_) c.at("assets.list_full") += list_full_;
   if (services_full_) c.at("assets.services_full") += services_full_;
-  if (dhcp_full_) c.at("assets.dhcp_full") += dhcp_full_;
+  if (dhcp_evicted_) c.at("assets.dhcp_evicted") += dhcp_evicted_;
   c.at("assets.events") += events_;
 }
 
@@ -436,17 +472,20 @@ bool AssetTracker::read_dhcp(std::string_view line, DhcpSighting& s) {
   s.have_mac = std::any_of(s.mac.begin(), s.mac.end(), [](uint8_t b) { return b != 0; });
   s.ts = event_time(line);
   s.from_client = op == "request";
+  if (std::string src; field_in(line, 0, obj, "src_ip", src) && !IpAddr::parse(src, s.sender)) s.sender = {};
   field_in(line, obj, line.size(), "message_type", type);
   // A client's own address (ciaddr: renewing, informing, releasing), or the one an ACK gives
   // it (yiaddr; an ACK to an INFORM gives none and repeats ciaddr). An OFFER is only an offer.
-  // DHCPv6: the address a client sends from (or the innermost relay names), and the IA_NA
-  // address a REPLY gives (else the address it goes to); an ADVERTISE is only an offer.
+  // DHCPv6: the address a client sends from (or the innermost relay names), and a REPLY's two:
+  // the IA_NA address it gives and the client's address it answers (the one it goes to, or the
+  // relay's peer address); an ADVERTISE is only an offer.
   std::string_view given = s.v6 ? "REPLY" : "ACK";
-  if (s.from_client || type == given) {
-    if (!(type == given && field_in(line, obj, line.size(), "assigned_ip", addr)))
-      field_in(line, obj, line.size(), "client_ip", addr);
-    if (!addr.empty() && !IpAddr::parse(addr, s.address)) s.address = {};
-  }
+  if (IpAddr& to = s.v6 ? s.assigned : s.address;
+      type == given && field_in(line, obj, line.size(), "assigned_ip", addr) && !IpAddr::parse(addr, to))
+    to = {};
+  if ((s.from_client || type == given) && !s.address.family && field_in(line, obj, line.size(), "client_ip", addr) &&
+      !IpAddr::parse(addr, s.address))
+    s.address = {};
   if (s.from_client) {
     if (s.v6) {
       // Option 39, a client's FQDN: its first label is the host name DHCPv4's option 12 gives.
@@ -459,7 +498,7 @@ bool AssetTracker::read_dhcp(std::string_view line, DhcpSighting& s) {
     // The option list as written, "1,3,6,15": the form DHCP fingerprint databases use.
     if (size_t p = line.find("\"param_list\":[", obj); p != std::string_view::npos) {
       size_t from = p + 14, end = line.find(']', from);
-      if (end != std::string_view::npos) s.fingerprint.assign(line.substr(from, std::min<size_t>(end - from, 1024)));
+      if (end != std::string_view::npos) s.fingerprint.assign(line.substr(from, end - from));  // bounded by apply
     }
   }
   return true;
@@ -468,29 +507,43 @@ bool AssetTracker::read_dhcp(std::string_view line, DhcpSighting& s) {
 void AssetTracker::apply(const DhcpSighting& s) {
   if (!s.have_mac) return;
   uint64_t k = mac_key(s.mac);
-  if (!s.hostname.empty() || !s.vendor_class.empty() || !s.fingerprint.empty()) {
-    auto it = dhcp_by_mac_.find(k);
-    if (it == dhcp_by_mac_.end()) {
-      if (dhcp_by_mac_.size() >= opt_.max_dhcp_clients) ++dhcp_full_;
-      else it = dhcp_by_mac_.emplace(k, DhcpNames{}).first;
-    }
-    if (it != dhcp_by_mac_.end()) {
-      auto keep = [](std::string& field, std::string_view v) { if (!v.empty()) field.assign(cap(trim(v))); };
-      keep(it->second.hostname, s.hostname);
-      keep(it->second.vendor_class, s.vendor_class);
-      keep(s.v6 ? it->second.fingerprint6 : it->second.fingerprint, s.fingerprint);
-    }
+  // The addresses this message ties to the MAC, by kind (DhcpNames::address): the one a
+  // server's ACK gives it, or a client's own (ciaddr) when the client sends from it; DHCPv6's
+  // IA_NA address a REPLY gives, and the client's own address, sent from or answered by a REPLY.
+  // A datagram from elsewhere naming a client's address (a relayed one too) ties none.
+  std::array<IpAddr, 3> tied;
+  IpAddr own = s.address;
+  if (s.from_client && !(s.sender == s.address)) own = {};
+  tied[s.v6 ? 2 : 0] = own;
+  if (s.v6) tied[1] = s.assigned;
+  bool named = !s.hostname.empty() || !s.vendor_class.empty() || !s.fingerprint.empty();
+  if (!named && std::ranges::none_of(tied, [](const IpAddr& a) { return a.family != 0; })) return;
+  DhcpNames& n = dhcp_entry(k);
+  auto keep = [](std::string& field, std::string_view v) { if (!v.empty()) field.assign(cap(trim(v))); };
+  keep(n.hostname, s.hostname);
+  keep(n.vendor_class, s.vendor_class);
+  if (!s.fingerprint.empty()) (s.v6 ? n.fingerprint6 : n.fingerprint).assign(cap_fingerprint(s.fingerprint, scratch2_));
+  auto device_at = [&](const IpAddr& ip) -> Device* {
+    auto it = index_.find(key_of(ip));
+    return it == index_.end() ? nullptr : &devices_[it->second];
+  };
+  for (size_t i = 0; i < tied.size(); ++i) {
+    IpAddr& address = n.address[i];
+    if (!tied[i].family || tied[i] == address) continue;
+    // The MAC moved: the device at its former address loses its names (unless tied otherwise).
+    IpAddr before = address;
+    address = tied[i];
+    if (Device* old = before.family ? device_at(before) : nullptr) dhcp_names(*old, mac_key(old->mac));
   }
-  Device* d = nullptr;
-  if (s.address.family) {
-    d = device(s.address, s.ts, false);
-    // The frames of a routed device carry the router's MAC: DHCP's client address is its own,
-    // but flows would turn it back at every end. It is taken only by a device that has none.
-    if (d && std::all_of(d->mac.begin(), d->mac.end(), [](uint8_t b) { return b == 0; })) set_mac(*d, s.mac);
-  } else if (auto m = by_mac_.find(k); m != by_mac_.end() && devices_[m->second].mac == s.mac) {
-    d = &devices_[m->second];
+  for (const IpAddr& ip : n.address) {
+    if (!ip.family) continue;
+    Device* d = std::ranges::find(tied, ip) != tied.end() ? device(ip, s.ts, false) : device_at(ip);
+    if (!d) continue;
+    // Only the frames of a device say which MAC it has (a routed device's carry the router's):
+    // DHCP gives its MAC to a device that has none yet.
+    if (std::all_of(d->mac.begin(), d->mac.end(), [](uint8_t b) { return b == 0; })) set_mac(*d, s.mac);
+    else dhcp_names(*d, mac_key(d->mac));
   }
-  if (d) dhcp_names(*d, k);
 }
 
 bool AssetTracker::read_dicom(std::string_view line, DicomSighting& s) {

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <list>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -27,7 +28,9 @@ struct AssetOptions {
   // ports gives each tracked source a new entry per port, up to max_list each (measured: +5 MiB
   // per million SYNs at 65 536 devices); beyond this, counted in assets.services_full.
   size_t max_services = size_t{1} << 18;
-  size_t max_dhcp_clients = 65536;  // MACs whose DHCP names are remembered (assets.dhcp_full beyond)
+  // MACs whose DHCP names are remembered; beyond, the least recently seen is forgotten
+  // (assets.dhcp_evicted).
+  size_t max_dhcp_clients = 65536;
   bool internal_only = true;      // track private/link-local/loopback/ULA addresses (and bound devices)
 };
 
@@ -110,15 +113,18 @@ class AssetTracker : public FlowJudge, public EventObserver {
   void apply(const DicomSighting& s);
 
   // What one `dhcp` event says: a client names its MAC (and its address when it has one); a
-  // server's ACK (DHCPv6: REPLY) gives a MAC its address. A DHCPv6 client's MAC is the one its
-  // DUID holds (DUID-LL/LLT); its host name the first label of its FQDN.
+  // server's ACK (DHCPv6: REPLY) gives a MAC its address, and a REPLY names the client's own. A
+  // DHCPv6 client's MAC is the one its DUID holds (DUID-LL/LLT); its host name the first label
+  // of its FQDN.
   struct DhcpSighting {
     Timestamp ts;
     std::array<uint8_t, 6> mac{};
     bool have_mac = false, from_client = false, v6 = false;
-    // The client's own (DHCPv4 ciaddr; DHCPv6 the address it sent from, often link-local), or
-    // the one an ACK (REPLY) gives it; family 0 = none
+    // The client's own (DHCPv4 ciaddr; DHCPv6 the address it sent from, often link-local, which
+    // a REPLY answers), or the one a DHCPv4 ACK gives it; family 0 = none
     IpAddr address;
+    IpAddr assigned;  // DHCPv6: the IA_NA address a REPLY gives
+    IpAddr sender;    // the datagram's source: a client's address is its own only when it sends from it
     std::string hostname, vendor_class, fingerprint;  // fingerprint: option 55, or DHCPv6's ORO when v6
   };
   // False when the line is no DHCP message of an Ethernet address.
@@ -172,14 +178,20 @@ class AssetTracker : public FlowJudge, public EventObserver {
   std::vector<size_t> dirty_;
   // Counted here and added to the output's counters at finish(): the tracker also runs inside
   // worker threads that own their output.
-  uint64_t dropped_ = 0, list_full_ = 0, events_ = 0, services_full_ = 0, dhcp_full_ = 0;
+  uint64_t dropped_ = 0, list_full_ = 0, events_ = 0, services_full_ = 0, dhcp_evicted_ = 0;
   // DHCP names by MAC (48 bits), kept apart from the devices: a client names itself before it
-  // has an address, from 0.0.0.0; its device takes them when its MAC is seen with an address.
+  // has an address, from 0.0.0.0. The names go to the addresses the exchanges tied to the MAC (an
+  // ACK's or REPLY's, or the client's own when it sends from it), while the device there has that MAC.
   struct DhcpNames {
     std::string hostname, vendor_class, fingerprint, fingerprint6;
+    // Tied addresses, one of each kind (family 0 = none): DHCPv4's (an ACK's or the client's own),
+    // DHCPv6's IA_NA address a REPLY gave, and the address the DHCPv6 client sends from.
+    std::array<IpAddr, 3> address;
+    std::list<uint64_t>::iterator recent;  // its place in dhcp_recent_
   };
+  DhcpNames& dhcp_entry(uint64_t mac);
   std::unordered_map<uint64_t, DhcpNames> dhcp_by_mac_;
-  std::unordered_map<uint64_t, size_t> by_mac_;  // device index of each MAC (the last device seen with it)
+  std::list<uint64_t> dhcp_recent_;  // the MACs of dhcp_by_mac_, most recently seen first
   size_t services_ = 0;                             // entries in all offered/used lists
   std::vector<std::string> names_;                  // service names (bounded: kMaxNames)
   std::unordered_map<std::string, uint16_t> name_index_;

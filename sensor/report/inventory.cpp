@@ -54,21 +54,32 @@ std::vector<Asset> build_inventory(const EventLog& log) {
     if (ip.empty()) continue;
     Asset& r = by_ip[ip];
     r.ip = ip;
-    // The vendor belongs to the MAC: when the address moves to another MAC (a replaced device, a
-    // locally administered one), the new event's vendor, or none, replaces the old one.
+    // The vendor and the DHCP names belong to the MAC: when the address moves to another MAC (a
+    // replaced device, a locally administered one), the new event's, or none, replace the old ones.
     std::string mac = str(a, "mac");
-    if (!mac.empty() && mac != r.mac) {
+    bool new_mac = !mac.empty() && mac != r.mac;
+    if (new_mac) {
       r.mac = mac;
       r.mac_vendor.clear();
       r.mac_local = false;
     }
     set(r.mac_vendor, str(a, "mac_vendor"));
     if (auto ml = a.find("mac_local"); ml != a.end() && ml->is_boolean()) r.mac_local = ml->get<bool>();
-    set(r.hostname, str(a, "hostname"));
+    // When the MAC or its DHCP names changed, the event states the names in force: one it
+    // leaves out is gone (the new MAC gave none, or another MAC took the address).
     const json& dh = a.value("dhcp", json::object());
-    set(r.dhcp_vendor_class, str(dh, "vendor_class"));
-    set(r.dhcp_fingerprint, str(dh, "fingerprint"));
-    set(r.dhcp_fingerprint6, str(dh, "fingerprint6"));
+    const json& changes = a.value("changes", json::array());
+    if (new_mac || (changes.is_array() && std::find(changes.begin(), changes.end(), "dhcp") != changes.end())) {
+      r.hostname = str(a, "hostname");
+      r.dhcp_vendor_class = str(dh, "vendor_class");
+      r.dhcp_fingerprint = str(dh, "fingerprint");
+      r.dhcp_fingerprint6 = str(dh, "fingerprint6");
+    } else {
+      set(r.hostname, str(a, "hostname"));
+      set(r.dhcp_vendor_class, str(dh, "vendor_class"));
+      set(r.dhcp_fingerprint, str(dh, "fingerprint"));
+      set(r.dhcp_fingerprint6, str(dh, "fingerprint6"));
+    }
     set(r.device, str(a, "device"));
     set(r.zone, str(a, "zone"));
     std::string model = str(a, "model");

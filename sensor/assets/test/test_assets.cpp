@@ -573,11 +573,15 @@ TEST_CASE("pings are one ICMP service, not one per echo identifier", "[assets]")
 }
 
 namespace {
-std::string dhcp_line(const char* op, const char* type, const char* mac, const char* more) {
-  return std::string("{\"ts\":\"2023-11-14T22:13:20.000000Z\",\"event_type\":\"dhcp\",\"flow_id\":\"F1\",\"src_ip\":\"0.0.0.0\","
-                     "\"src_port\":68,\"dst_ip\":\"255.255.255.255\",\"dst_port\":67,\"proto\":\"udp\",\"dhcp\":{\"direction\":"
-                     "\"to_server\",\"op\":\"") +
+// A dhcp event as the DHCP dissector writes it, sent from `src`.
+std::string dhcp_from(const char* src, const char* op, const char* type, const char* mac, const std::string& more) {
+  return std::string("{\"ts\":\"2023-11-14T22:13:20.000000Z\",\"event_type\":\"dhcp\",\"flow_id\":\"F1\",\"src_ip\":\"") + src +
+         "\",\"src_port\":68,\"dst_ip\":\"255.255.255.255\",\"dst_port\":67,\"proto\":\"udp\",\"dhcp\":{\"direction\":"
+         "\"to_server\",\"op\":\"" +
          op + "\",\"message_type\":\"" + type + "\",\"xid\":\"0x00000001\",\"client_mac\":\"" + mac + "\"" + more + "}}";
+}
+std::string dhcp_line(const char* op, const char* type, const char* mac, const std::string& more) {
+  return dhcp_from("0.0.0.0", op, type, mac, more);
 }
 }  // namespace
 
@@ -606,48 +610,173 @@ TEST_CASE("asset tracker: DHCP names a MAC before it has an address; the ACK giv
   CHECK(a[0]["changes"] == json::array({"new", "mac", "dhcp"}));
 }
 
-TEST_CASE("asset tracker: a device known by its flows' MAC takes the names its DHCP messages give later", "[assets]") {
+TEST_CASE("asset tracker: a renewing client names its own address; a datagram from elsewhere names none", "[assets]") {
   Rig r;
   FlowFacts facts;
-  r.t->judge(flow("10.0.0.5", "10.0.0.9", 104, &facts), r.out);  // client MAC 00:d0:ef:01:02:03
-  r.t->on_event("dhcp", dhcp_line("request", "REQUEST", "00:d0:ef:01:02:03", ",\"hostname\":\"us-cart-2\""));
-  const auto* d = r.t->find(ip("10.0.0.5"));
-  REQUIRE(d);
-  CHECK(d->hostname == "us-cart-2");
-  // A renewing client names its own address (ciaddr); a device behind a router keeps the MAC
-  // of its flows, but still gets the names of the MAC the ACK gave its address to.
-  r.t->on_event("dhcp", dhcp_line("request", "REQUEST", "02:00:00:00:00:99",
-                                  ",\"client_ip\":\"10.0.0.9\",\"vendor_class\":\"PUMPCO\""));
+  r.t->judge(flow("10.0.0.5", "10.0.0.9", 104, &facts), r.out);  // 10.0.0.9: MAC 02:00:0a:0a:02:14
+  // Another host (10.0.0.99) claims 10.0.0.9 as its ciaddr: with its own chaddr, then with the
+  // server's.
+  r.t->on_event("dhcp", dhcp_from("10.0.0.99", "request", "REQUEST", "02:00:00:00:00:99",
+                                  ",\"client_ip\":\"10.0.0.9\",\"hostname\":\"evil-host\""));
+  r.t->on_event("dhcp", dhcp_from("10.0.0.99", "request", "REQUEST", "02:00:0a:0a:02:14",
+                                  ",\"client_ip\":\"10.0.0.9\",\"hostname\":\"evil-host\""));
   const auto* s = r.t->find(ip("10.0.0.9"));
   REQUIRE(s);
-  CHECK(s->dhcp_vendor_class == "PUMPCO");
-  CHECK(s->mac == std::array<uint8_t, 6>{0x02, 0x00, 0x0a, 0x0a, 0x02, 0x14});  // the flows' MAC stays
+  CHECK(s->hostname.empty());
+  CHECK(r.t->find(ip("10.0.0.99")) == nullptr);
+  // The server renews from its own address: its names.
+  r.t->on_event("dhcp", dhcp_from("10.0.0.9", "request", "REQUEST", "02:00:0a:0a:02:14",
+                                  ",\"client_ip\":\"10.0.0.9\",\"hostname\":\"pacs-1\",\"vendor_class\":\"PACSCO\""));
+  CHECK(s->hostname == "pacs-1");
+  CHECK(s->dhcp_vendor_class == "PACSCO");
+  // A client's message without an address ties none: 10.0.0.5 (00:d0:ef:01:02:03) gets no
+  // names until an ACK or its own renewal ties its address to its MAC.
+  r.t->on_event("dhcp", dhcp_line("request", "REQUEST", "00:d0:ef:01:02:03", ",\"hostname\":\"us-cart-2\""));
+  const auto* c = r.t->find(ip("10.0.0.5"));
+  REQUIRE(c);
+  CHECK(c->hostname.empty());
+  r.t->on_event("dhcp", dhcp_line("reply", "ACK", "00:d0:ef:01:02:03", ",\"assigned_ip\":\"10.0.0.5\""));
+  CHECK(c->hostname == "us-cart-2");
   // Damaged lines and non-Ethernet addresses are ignored.
   r.t->on_event("dhcp", "{\"dhcp\":{\"op\":\"request\"");
-  r.t->on_event("dhcp", dhcp_line("request", "REQUEST", "02:00", ",\"client_ip\":\"10.0.0.77\""));
-  r.t->on_event("dhcp", dhcp_line("request", "REQUEST", "zz:00:5e:10:00:07", ",\"client_ip\":\"10.0.0.78\""));
+  r.t->on_event("dhcp", dhcp_line("reply", "ACK", "02:00", ",\"assigned_ip\":\"10.0.0.77\""));
+  r.t->on_event("dhcp", dhcp_line("reply", "ACK", "zz:00:5e:10:00:07", ",\"assigned_ip\":\"10.0.0.78\""));
   CHECK(r.t->size() == 2);
 }
 
-TEST_CASE("asset tracker: the MACs DHCP names are remembered up to a bound", "[assets]") {
+TEST_CASE("asset tracker: a device has the DHCP names of its current MAC, and none of another's", "[assets]") {
+  Rig r;
+  const char* A = "02:00:00:00:00:0a";
+  const char* B = "02:00:00:00:00:0b";
+  auto flow_from = [&](const char* mac) {
+    auto f = flow("10.1.0.50", "10.1.0.1", 8080, nullptr);
+    MacAddr m;
+    REQUIRE(parse_mac(mac, m));
+    f.client_mac = m;
+    r.t->judge(f, r.out);
+  };
+  r.t->on_event("dhcp", dhcp_line("request", "REQUEST", A,
+                                  ",\"hostname\":\"pump-A\",\"vendor_class\":\"PUMPCO\",\"param_list\":[1,3,6]"));
+  r.t->on_event("dhcp", dhcp_line("reply", "ACK", A, ",\"assigned_ip\":\"10.1.0.50\""));
+  flow_from(A);
+  const auto* d = r.t->find(ip("10.1.0.50"));
+  REQUIRE(d);
+  CHECK(d->hostname == "pump-A");
+  // A server gives the address to B: the device is still seen as A, with A's names.
+  r.t->on_event("dhcp", dhcp_line("request", "REQUEST", B, ",\"hostname\":\"laptop-B\",\"param_list\":[1,15]"));
+  r.t->on_event("dhcp", dhcp_line("reply", "ACK", B, ",\"assigned_ip\":\"10.1.0.50\""));
+  CHECK(format_mac(d->mac) == A);
+  CHECK(d->hostname == "pump-A");
+  CHECK(d->dhcp_vendor_class == "PUMPCO");
+  // B's frames: B's names, and no vendor class, which B did not give.
+  flow_from(B);
+  CHECK(d->hostname == "laptop-B");
+  CHECK(d->dhcp_vendor_class.empty());
+  CHECK(d->dhcp_fingerprint == "1,15");
+  // A MAC that never spoke DHCP takes the address: no names at all.
+  flow_from("02:00:00:00:00:0c");
+  CHECK(d->hostname.empty());
+  CHECK(d->dhcp_fingerprint.empty());
+  r.t->flush(Timestamp{1700000000000000}, r.out);
+  auto a = r.assets();
+  REQUIRE(!a.empty());
+  CHECK(a.back()["changes"] == json::array({"mac", "dhcp"}));
+  CHECK_FALSE(a.back().contains("hostname"));
+  CHECK_FALSE(a.back().contains("dhcp"));
+}
+
+TEST_CASE("asset tracker: a router's DHCP names stay with the router's address", "[assets]") {
+  Rig r;
+  const char* R = "02:00:00:00:53:99";
+  r.t->on_event("dhcp", dhcp_line("request", "REQUEST", R, ",\"hostname\":\"core-router\",\"vendor_class\":\"RouterOS\""));
+  r.t->on_event("dhcp", dhcp_line("reply", "ACK", R, ",\"assigned_ip\":\"10.10.0.1\""));
+  // Off-link devices reached through it: their frames carry the router's MAC.
+  for (const char* off_link : {"10.10.1.10", "10.10.5.5"}) {
+    auto f = flow(off_link, "10.10.2.20", 104, nullptr);
+    REQUIRE(parse_mac(R, f.client_mac));
+    r.t->judge(f, r.out);
+    const auto* d = r.t->find(ip(off_link));
+    REQUIRE(d);
+    CHECK(format_mac(d->mac) == R);
+    CHECK(d->hostname.empty());
+    CHECK(d->dhcp_vendor_class.empty());
+  }
+  const auto* router = r.t->find(ip("10.10.0.1"));
+  REQUIRE(router);
+  CHECK(router->hostname == "core-router");
+  // The router renews from its address with a new name: the router's device only.
+  r.t->on_event("dhcp", dhcp_from("10.10.0.1", "request", "REQUEST", R, ",\"client_ip\":\"10.10.0.1\",\"hostname\":\"edge-router\""));
+  CHECK(router->hostname == "edge-router");
+  CHECK(r.t->find(ip("10.10.5.5"))->hostname.empty());
+  // The MAC moves to another address: the former one loses the names.
+  r.t->on_event("dhcp", dhcp_line("reply", "ACK", R, ",\"assigned_ip\":\"10.10.0.2\""));
+  CHECK(router->hostname.empty());
+  CHECK(r.t->find(ip("10.10.0.2"))->hostname == "edge-router");
+}
+
+TEST_CASE("asset tracker: the DHCP option list is kept whole, or cut after a whole code", "[assets]") {
+  Rig r;
+  std::string list = "1,3";
+  for (int i = 100; i < 150; ++i) list += "," + std::to_string(i);
+  REQUIRE(list.size() > 128);
+  r.t->on_event("dhcp", dhcp_from("10.3.0.5", "request", "INFORM", "02:00:00:00:00:31",
+                                  ",\"client_ip\":\"10.3.0.5\",\"param_list\":[" + list + "]"));
+  const auto* d = r.t->find(ip("10.3.0.5"));
+  REQUIRE(d);
+  CHECK(d->dhcp_fingerprint == list);
+  // 255 codes of three digits: still whole.
+  std::string full;
+  for (int i = 0; i < 255; ++i) full += (i ? ",2" : "2") + std::to_string(10 + i % 46);
+  REQUIRE(full.size() == 1019);
+  r.t->on_event("dhcp", dhcp_from("10.3.0.5", "request", "INFORM", "02:00:00:00:00:31",
+                                  ",\"client_ip\":\"10.3.0.5\",\"param_list\":[" + full + "]"));
+  CHECK(d->dhcp_fingerprint == full);
+  // Longer (option pieces joined): cut after a whole code, marked.
+  std::string longer = full + "," + full;
+  r.t->on_event("dhcp", dhcp_from("10.3.0.5", "request", "INFORM", "02:00:00:00:00:31",
+                                  ",\"client_ip\":\"10.3.0.5\",\"param_list\":[" + longer + "]"));
+  const std::string& fp = d->dhcp_fingerprint;
+  CHECK(fp.size() <= 1024);
+  REQUIRE(fp.size() > 4);
+  CHECK(fp.substr(fp.size() - 4) == ",...");
+  CHECK(longer.compare(0, fp.size() - 4, fp, 0, fp.size() - 4) == 0);
+  CHECK(longer[fp.size() - 4] == ',');
+}
+
+TEST_CASE("asset tracker: the MACs DHCP names are remembered up to a bound, the least recently seen forgotten", "[assets]") {
   AssetOptions o;
   o.max_dhcp_clients = 2;
   Rig r(o);
+  // A client named itself; then a flood of made-up MACs.
+  r.t->on_event("dhcp", dhcp_line("request", "DISCOVER", "02:00:00:00:01:00", ",\"hostname\":\"ct-room3\""));
   for (int i = 0; i < 5; ++i) {
     char mac[18];
     std::snprintf(mac, sizeof mac, "02:00:00:00:00:%02x", i);
     r.t->on_event("dhcp", dhcp_line("request", "DISCOVER", mac, ",\"hostname\":\"h\""));
   }
+  // A client after the flood is still named.
+  r.t->on_event("dhcp", dhcp_line("request", "DISCOVER", "02:00:00:00:02:00", ",\"hostname\":\"pump-7\""));
+  r.t->on_event("dhcp", dhcp_line("reply", "ACK", "02:00:00:00:02:00", ",\"assigned_ip\":\"10.0.0.7\""));
+  REQUIRE(r.t->find(ip("10.0.0.7")));
+  CHECK(r.t->find(ip("10.0.0.7"))->hostname == "pump-7");
+  // The one before the flood was forgotten.
+  r.t->on_event("dhcp", dhcp_line("reply", "ACK", "02:00:00:00:01:00", ",\"assigned_ip\":\"10.0.0.8\""));
+  REQUIRE(r.t->find(ip("10.0.0.8")));
+  CHECK(r.t->find(ip("10.0.0.8"))->hostname.empty());
   r.t->finish(Timestamp{1700000000000000}, r.out);
-  CHECK(r.out.counters().get("assets.dhcp_full") == 3);
+  CHECK(r.out.counters().get("assets.dhcp_evicted") == 6);
 }
 
 namespace {
-std::string dhcp6_line(const char* op, const char* type, const char* mac, const char* more) {
-  return std::string("{\"ts\":\"2023-11-14T22:13:20.000000Z\",\"event_type\":\"dhcp\",\"flow_id\":\"F6\",\"src_ip\":"
-                     "\"fe80::200:5eff:fe00:5301\",\"src_port\":546,\"dst_ip\":\"ff02::1:2\",\"dst_port\":547,\"proto\":"
-                     "\"udp\",\"dhcp\":{\"version\":6,\"direction\":\"to_server\",\"op\":\"") +
+// A DHCPv6 event as the DHCP dissector writes it, sent from `src`.
+std::string dhcp6_from(const char* src, const char* op, const char* type, const char* mac, const std::string& more) {
+  return std::string("{\"ts\":\"2023-11-14T22:13:20.000000Z\",\"event_type\":\"dhcp\",\"flow_id\":\"F6\",\"src_ip\":\"") +
+         src + "\",\"src_port\":546,\"dst_ip\":\"ff02::1:2\",\"dst_port\":547,\"proto\":"
+               "\"udp\",\"dhcp\":{\"version\":6,\"direction\":\"to_server\",\"op\":\"" +
          op + "\",\"message_type\":\"" + type + "\",\"xid\":\"0x6f37cb\",\"client_mac\":\"" + mac + "\"" + more + "}}";
+}
+std::string dhcp6_line(const char* op, const char* type, const char* mac, const std::string& more) {
+  return dhcp6_from("fe80::200:5eff:fe00:5301", op, type, mac, more);
 }
 }  // namespace
 
@@ -678,8 +807,9 @@ TEST_CASE("asset tracker: DHCPv6 names the DUID's MAC; the REPLY's address and t
   CHECK(g->hostname == "ct-room3");  // a server's FQDN is no client's name for itself
   CHECK(g->dhcp_fingerprint6 == "23,24,39");
   CHECK(g->mac == std::array<uint8_t, 6>{0x00, 0x00, 0x5e, 0x00, 0x53, 0x01});
+  CHECK(r.t->find(ip("fe80::200:5eff:fe00:5301"))->hostname == "ct-room3");  // still tied
   // The DHCPv4 fingerprint of the same MAC is kept apart: a dual-stack device shows both.
-  r.t->on_event("dhcp", dhcp_line("request", "REQUEST", "00:00:5e:00:53:01",
+  r.t->on_event("dhcp", dhcp_from("10.77.3.101", "request", "REQUEST", "00:00:5e:00:53:01",
                                   ",\"client_ip\":\"10.77.3.101\",\"hostname\":\"ct-room3\",\"param_list\":[1,3,6]"));
   r.t->flush(Timestamp{1700000000000000}, r.out);
   auto a = r.assets();
@@ -689,4 +819,50 @@ TEST_CASE("asset tracker: DHCPv6 names the DUID's MAC; the REPLY's address and t
   // A DUID that holds no Ethernet address names nothing.
   r.t->on_event("dhcp", dhcp6_line("request", "SOLICIT", "", ",\"client_ip\":\"fe80::99\""));
   CHECK(!r.t->find(ip("fe80::99")));
+}
+
+TEST_CASE("asset tracker: DHCPv6 names go only to the addresses the exchange tied to the DUID's MAC", "[assets]") {
+  Rig r;
+  const char* X = "00:00:5e:00:53:04";
+  const char* LL = "fe80::200:5eff:fe00:5304";
+  const std::string names = ",\"param_list\":[23,24,39],\"client_fqdn\":\"xray-mobile-2.ward3.hospital.example\"";
+  // Relayed: the relay names the client's address, but the datagram is the relay's; it ties none.
+  r.t->on_event("dhcp", dhcp6_from("fd77:5::1", "request", "SOLICIT", X, ",\"client_ip\":\"" + std::string(LL) + "\"" + names));
+  CHECK(!r.t->find(ip(LL)));
+  // Nor does a client's message naming another address than the one it is sent from.
+  r.t->on_event("dhcp", dhcp6_from("fe80::bad", "request", "REQUEST", X, ",\"client_ip\":\"fd77:5::66\"" + names));
+  CHECK(!r.t->find(ip("fd77:5::66")));
+  CHECK(!r.t->find(ip("fe80::bad")));
+  // The server's REPLY ties its IA_NA address and the client's address it answers.
+  r.t->on_event("dhcp", dhcp6_from("fd77:3::1", "reply", "REPLY", X,
+                                   ",\"client_ip\":\"" + std::string(LL) + "\",\"assigned_ip\":\"fd77:5::104\""));
+  REQUIRE(r.t->find(ip(LL)));
+  CHECK(r.t->find(ip(LL))->hostname == "xray-mobile-2");
+  const auto* g = r.t->find(ip("fd77:5::104"));
+  REQUIRE(g);
+  CHECK(g->hostname == "xray-mobile-2");
+  CHECK(g->dhcp_fingerprint6 == "23,24,39");
+  // A DHCPv4 lease of the same MAC ties its IPv4 address, and unties no IPv6 one.
+  r.t->on_event("dhcp", dhcp_line("reply", "ACK", X, ",\"assigned_ip\":\"10.77.5.104\""));
+  CHECK(r.t->find(ip("10.77.5.104"))->hostname == "xray-mobile-2");
+  CHECK(g->hostname == "xray-mobile-2");
+  CHECK(r.t->find(ip(LL))->hostname == "xray-mobile-2");
+  // A new IA_NA address: the former one loses the names, the link-local one keeps them.
+  r.t->on_event("dhcp", dhcp6_from("fd77:3::1", "reply", "REPLY", X,
+                                   ",\"client_ip\":\"" + std::string(LL) + "\",\"assigned_ip\":\"fd77:5::105\""));
+  CHECK(g->hostname.empty());
+  CHECK(g->dhcp_fingerprint6.empty());
+  CHECK(r.t->find(ip("fd77:5::105"))->hostname == "xray-mobile-2");
+  CHECK(r.t->find(ip(LL))->hostname == "xray-mobile-2");
+  CHECK(r.t->find(ip("10.77.5.104"))->hostname == "xray-mobile-2");
+  // Another MAC's frames at the IA_NA address (a router's, a replaced device's): no names.
+  auto f = flow("fd77:5::105", "fd77:3::20", 104, nullptr);
+  REQUIRE(parse_mac("02:00:00:00:53:99", f.client_mac));
+  r.t->judge(f, r.out);
+  CHECK(r.t->find(ip("fd77:5::105"))->hostname.empty());
+  // A device behind a router whose frames carry the DUID's MAC is not named by it either.
+  auto routed = flow("fd77:9::9", "fd77:3::20", 104, nullptr);
+  REQUIRE(parse_mac(X, routed.client_mac));
+  r.t->judge(routed, r.out);
+  CHECK(r.t->find(ip("fd77:9::9"))->hostname.empty());
 }

@@ -498,3 +498,24 @@ TEST_CASE("report of a whole network without a site gives sections to the device
   // Every address is still in the device table.
   CHECK(count(html, "class=\"device-row\"") == 702);
 }
+
+TEST_CASE("inventory: the DHCP names are those the latest event states when the MAC or its names changed") {
+  EventLog log;
+  log.add_line(R"({"ts":"2024-03-01T12:00:01.000000Z","event_type":"asset","asset":{"ip":"10.1.0.52","changes":["new","mac","dhcp"],"first_seen":"2024-03-01T12:00:01.000000Z","last_seen":"2024-03-01T12:00:01.000000Z","mac":"02:00:00:00:00:0a","hostname":"infusion-pump-A","dhcp":{"vendor_class":"PUMPCO-GW","fingerprint":"1,3,6"},"model":"unbound","flows":1,"bytes":10}})");
+  log.add_line(R"({"ts":"2024-03-01T12:00:02.000000Z","event_type":"asset","asset":{"ip":"10.1.0.52","changes":["service_used"],"first_seen":"2024-03-01T12:00:01.000000Z","last_seen":"2024-03-01T12:00:02.000000Z","mac":"02:00:00:00:00:0a","hostname":"infusion-pump-A","dhcp":{"vendor_class":"PUMPCO-GW","fingerprint":"1,3,6"},"model":"unbound","flows":2,"bytes":20}})");
+  auto inv = build_inventory(log);
+  REQUIRE(inv.size() == 1);
+  CHECK(inv[0].dhcp_vendor_class == "PUMPCO-GW");
+  // Another MAC took the address: its names, and no vendor class, which it did not give.
+  log.add_line(R"({"ts":"2024-03-01T12:00:03.000000Z","event_type":"asset","asset":{"ip":"10.1.0.52","changes":["mac","dhcp"],"first_seen":"2024-03-01T12:00:01.000000Z","last_seen":"2024-03-01T12:00:03.000000Z","mac":"02:00:00:00:00:0b","hostname":"laptop-B","dhcp":{"fingerprint":"1,3,6,15"},"model":"unbound","flows":3,"bytes":30}})");
+  inv = build_inventory(log);
+  CHECK(inv[0].hostname == "laptop-B");
+  CHECK(inv[0].dhcp_vendor_class.empty());
+  CHECK(inv[0].dhcp_fingerprint == "1,3,6,15");
+  // The names went (the MAC took another address): none.
+  log.add_line(R"({"ts":"2024-03-01T12:00:04.000000Z","event_type":"asset","asset":{"ip":"10.1.0.52","changes":["dhcp"],"first_seen":"2024-03-01T12:00:01.000000Z","last_seen":"2024-03-01T12:00:04.000000Z","mac":"02:00:00:00:00:0b","model":"unbound","flows":3,"bytes":30}})");
+  inv = build_inventory(log);
+  CHECK(inv[0].hostname.empty());
+  CHECK(inv[0].dhcp_fingerprint.empty());
+}
+
