@@ -647,7 +647,7 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
   bool stray_reported_ = false;
   bool bad_escape_ = false;
   uint64_t phi_seen_flow_ = 0;   // PHI fields already added to the flow facts
-  bool attrs_set_ = false;
+  bool attrs_set_ = false, server_attrs_set_ = false;
   std::vector<std::string> types_, proc_ids_;  // hl7.message_types, hl7.processing_id
   uint64_t* msg_counter_ = nullptr;
   friend struct DirState;
@@ -1011,7 +1011,17 @@ void Hl7Dissector::record_facts(const DirState& s, FlowContext& ctx, const Heade
       facts.add_identity(std::move(d));
     }
   }
-  if (s.dir != Dir::to_server || sc.is_response()) return;
+  // The server's own application, for the inventory: MSH-3/4 of the first message it sent
+  // (usually an ACK).
+  if (s.dir == Dir::to_client) {
+    if (!server_attrs_set_) {
+      server_attrs_set_ = true;
+      facts.set_attr("hl7.server_msh3", text_of(h.msh3, scratch_));
+      facts.set_attr("hl7.server_msh4", text_of(h.msh4, scratch_));
+    }
+    return;
+  }
+  if (sc.is_response()) return;
   if (!attrs_set_) {
     attrs_set_ = true;
     facts.set_attr("hl7.msh3", text_of(h.msh3, scratch_));

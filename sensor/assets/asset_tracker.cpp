@@ -323,6 +323,16 @@ void AssetTracker::add_service(std::vector<Service>& list, uint16_t name, uint8_
   added = true;
 }
 
+void AssetTracker::hl7_app(Device& d, const std::string* msh3, const std::string* msh4) {
+  if (!msh3) return;
+  std::string_view app = cap(trim(*msh3)), facility = msh4 ? cap(trim(*msh4)) : std::string_view();
+  if (app.empty()) return;
+  for (auto& a : d.hl7_apps) if (a.app == app && a.facility == facility) return;
+  if (d.hl7_apps.size() >= opt_.max_list) { ++list_full_; return; }
+  d.hl7_apps.push_back({std::string(app), std::string(facility)});
+  mark(d, "hl7_app");
+}
+
 void AssetTracker::side(Device& d, const FlowSummary& f, bool is_client) {
   ++d.flows;
   d.bytes += f.bytes[0] + f.bytes[1];
@@ -371,17 +381,7 @@ void AssetTracker::side(Device& d, const FlowSummary& f, bool is_client) {
   const FlowFacts& ff = *f.facts;
   if (is_client) {
     if (auto* v = ff.attr("dicom.calling_ae")) add_unique(d, d.ae_titles, *v, "ae_title");
-    if (auto* v = ff.attr("hl7.msh3")) {
-      const std::string* fac = ff.attr("hl7.msh4");
-      std::string_view app = cap(trim(*v)), facility = fac ? cap(trim(*fac)) : std::string_view();
-      bool known = app.empty();
-      for (auto& a : d.hl7_apps) if (a.app == app && a.facility == facility) known = true;
-      if (!known && d.hl7_apps.size() >= opt_.max_list) ++list_full_;
-      else if (!known) {
-        d.hl7_apps.push_back({std::string(app), std::string(facility)});
-        mark(d, "hl7_app");
-      }
-    }
+    hl7_app(d, ff.attr("hl7.msh3"), ff.attr("hl7.msh4"));
     const std::string* uid = ff.attr("dicom.impl_class_uid");
     const std::string* ver = ff.attr("dicom.impl_version_name");
     if (uid || ver) {
@@ -395,7 +395,13 @@ void AssetTracker::side(Device& d, const FlowSummary& f, bool is_client) {
       }
     }
   } else if (answered) {
-    if (auto* v = ff.attr("dicom.called_ae")) add_unique(d, d.ae_titles, *v, "ae_title");
+    // MSH-3/4 of the first message the server sent back (its ACK).
+    hl7_app(d, ff.attr("hl7.server_msh3"), ff.attr("hl7.server_msh4"));
+    // The title a client called is the server's only once the server accepted it: a reject
+    // ("called AE not recognized") says it is not.
+    const std::string* result = ff.attr("dicom.result");
+    if (auto* v = ff.attr("dicom.called_ae"); v && result && *result == "accepted")
+      add_unique(d, d.ae_titles, *v, "ae_title");
   }
   for (const DeviceIdentity& id : ff.identities) {
     if (id.client != is_client) continue;
@@ -421,10 +427,15 @@ void AssetTracker::side(Device& d, const FlowSummary& f, bool is_client) {
 
 FlowVerdict AssetTracker::judge(const FlowSummary& f, EventOutput& out) {
   Timestamp ts = f.end.usec ? f.end : f.start;
+  // Flows end in the order they end: a device is first seen when its earliest flow started.
+  auto started = [&](Device* d) {
+    if (d && f.start.usec && f.start < d->first_seen) d->first_seen = f.start;
+    return d;
+  };
   // A device bound by the policy is inventoried even on a public address.
-  Device* c = device(f.ep.src, ts, false);
+  Device* c = started(device(f.ep.src, ts, false));
   if (c) side(*c, f, true);
-  Device* s = device(f.ep.dst, ts, false);
+  Device* s = started(device(f.ep.dst, ts, false));
   if (s) side(*s, f, false);
   flush_dirty(out, ts);
   return {};

@@ -159,6 +159,7 @@ class AssetTracker : public FlowJudge, public EventObserver {
   void side(Device& d, const FlowSummary& f, bool is_client);
   void set_mac(Device& d, const std::array<uint8_t, 6>& mac);
   void dhcp_names(Device& d, uint64_t mac);
+  void hl7_app(Device& d, const std::string* msh3, const std::string* msh4);
   void bind(Device& d);
   void emit(Device& d, EventOutput& out, Timestamp ts);
   void flush_dirty(EventOutput& out, Timestamp ts);

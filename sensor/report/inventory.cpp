@@ -148,6 +148,8 @@ std::vector<Asset> build_inventory(const EventLog& log) {
       r.bytes += num(fl, "bytes_toserver") + num(fl, "bytes_toclient");
       std::string end = str(fl, "end", str(f, "ts"));
       if (end > r.last_seen) r.last_seen = end;
+      std::string start = str(fl, "start");
+      if (!start.empty() && (r.first_seen.empty() || start < r.first_seen)) r.first_seen = start;
       if (side == 0) ++service_flows[{ip, "u" + service}];
       else if (server_answered(f)) ++service_flows[{ip, "o" + service}];
     }

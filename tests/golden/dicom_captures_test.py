@@ -211,6 +211,9 @@ ev, a = one("reject-unknown-ae.pcap")
 C.eq("unknown AE: calling", a.get("calling_ae"), "INTRUDER")
 C.eq("unknown AE: rejected (dcmqrscp answers 'called AE not recognised')", a.get("reject", {}).get("reason_name"),
      "called_ae_not_recognized")
+# The title the server rejected is not its own: the inventory lists the caller's only.
+C.eq("unknown AE: the rejected called AE is no AE title of the server",
+     sorted({t for x in of_type(ev, "asset") for t in x["asset"].get("dicom", {}).get("ae_titles", [])}), ["INTRUDER"])
 
 # --- worklist C-FIND: the day's schedule leaks in the responses
 ev, a = one("find-worklist.pcap")

@@ -293,6 +293,9 @@ c.eq("CT DICOM product", ct.get("dicom", {}).get("product"), "DCMTK")
 c.eq("CT manufacturer", ct.get("dicom", {}).get("manufacturer"), "ACME MEDICAL")
 c.eq("CT model name", ct.get("dicom", {}).get("model_name"), "ACME CT 9000")
 c.true("CT HL7 sender", any(h.get("app") == "CT01" for h in ct.get("hl7_apps", [])))
+# The RIS answers the CT's messages: its application is MSH-3/4 of the ACKs it sends.
+c.eq("RIS HL7 application", [(h.get("app"), h.get("facility")) for h in inv.get("10.10.3.30", {}).get("hl7_apps", [])],
+     [("RIS01", "HOSPITAL")])
 c.eq("PACS offers DICOM", [(s["service"], s["proto"], s["port"]) for s in inv.get("10.10.2.20", {}).get("services_offered", [])],
      [("dicom", "tcp", 11112)])
 # The asset event's shapes: each inventory entry validates against the asset schema's `asset`.
@@ -338,6 +341,7 @@ for ip, a in sorted(inv.items()):
     if not mine:
         continue
     c.eq(f"inventory {ip}: last_seen", a["last_seen"], max(f["flow"]["end"] for f in mine))
+    c.eq(f"inventory {ip}: first_seen", a["first_seen"], min(f["flow"]["start"] for f in mine))
     for svc in a.get("services_offered", []):
         answered = [f for f in mine if f["dst_ip"] == ip and f["dst_port"] == svc["port"] and f["proto"] == svc["proto"]
                     and flow_app(f) == svc["service"]

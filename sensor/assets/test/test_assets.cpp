@@ -142,6 +142,7 @@ TEST_CASE("asset tracker: first sight, changes, and silence when nothing changes
   facts.app = "dicom";
   facts.set_attr("dicom.calling_ae", "CT01");
   facts.set_attr("dicom.called_ae", "PACS01");
+  facts.set_attr("dicom.result", "accepted");
   auto f = flow("10.10.1.10", "10.10.2.20", 11112, &facts);
   CHECK(r.t->judge(f, r.out).verdict.empty());
   auto a = r.assets();
@@ -383,7 +384,7 @@ TEST_CASE("asset tracker reads implementation and dataset identity from dicom ev
   CHECK(s->ae_titles == std::vector<std::string>{"PACS01"});
   CHECK(c->first_seen.usec == 1709294400000000);
   // The asset events follow at the next flow end.
-  auto f = flow("10.10.1.10", "10.10.2.20", 11112, nullptr);
+  auto f = flow("10.10.1.10", "10.10.2.20", 11112, nullptr, 1709294401000000);
   r.t->judge(f, r.out);
   auto a = r.assets();
   REQUIRE(a.size() == 2);
@@ -717,7 +718,10 @@ TEST_CASE("asset tracker: a router's DHCP names stay with the router's address",
 TEST_CASE("asset tracker: the DHCP option list is kept whole, or cut after a whole code", "[assets]") {
   Rig r;
   std::string list = "1,3";
-  for (int i = 100; i < 150; ++i) list += "," + std::to_string(i);
+  for (int i = 100; i < 150; ++i) {
+    list += ',';
+    list += std::to_string(i);
+  }
   REQUIRE(list.size() > 128);
   r.t->on_event("dhcp", dhcp_from("10.3.0.5", "request", "INFORM", "02:00:00:00:00:31",
                                   ",\"client_ip\":\"10.3.0.5\",\"param_list\":[" + list + "]"));
@@ -865,4 +869,60 @@ TEST_CASE("asset tracker: DHCPv6 names go only to the addresses the exchange tie
   REQUIRE(parse_mac(X, routed.client_mac));
   r.t->judge(routed, r.out);
   CHECK(r.t->find(ip("fd77:9::9"))->hostname.empty());
+}
+
+TEST_CASE("asset tracker: a called AE title is the server's once the server accepted it", "[assets]") {
+  Rig r;
+  FlowFacts rejected;
+  rejected.app = "dicom";
+  rejected.set_attr("dicom.calling_ae", "INTRUDER");
+  rejected.set_attr("dicom.called_ae", "ORTHANC");  // answered by A-ASSOCIATE-RJ
+  r.t->judge(flow("10.10.1.99", "10.10.2.20", 11112, &rejected), r.out);
+  const auto* s = r.t->find(ip("10.10.2.20"));
+  REQUIRE(s);
+  CHECK(s->ae_titles.empty());
+  FlowFacts accepted = rejected;
+  accepted.set_attr("dicom.called_ae", "PACS01");
+  accepted.set_attr("dicom.result", "accepted");
+  r.t->judge(flow("10.10.1.99", "10.10.2.20", 11112, &accepted), r.out);
+  CHECK(s->ae_titles == std::vector<std::string>{"PACS01"});
+}
+
+TEST_CASE("asset tracker: first seen is the start of the device's earliest flow", "[assets]") {
+  Rig r;
+  // One HL7 connection held an hour: it ends long after it started.
+  auto f = flow("10.10.1.10", "10.10.3.30", 2575, nullptr, 1700000000000000);
+  f.end = {1700000000000000 + 3540000000};
+  r.t->judge(f, r.out);
+  CHECK(r.t->find(ip("10.10.1.10"))->first_seen.usec == 1700000000000000);
+  CHECK(r.t->find(ip("10.10.1.10"))->last_seen.usec == 1700000000000000 + 3540000000);
+  auto a = r.assets();
+  REQUIRE(a.size() == 2);
+  CHECK(a[0]["first_seen"] == "2023-11-14T22:13:20.000000Z");
+  CHECK(a[1]["first_seen"] == "2023-11-14T22:13:20.000000Z");
+  // A flow that started earlier and ended later still moves it back.
+  auto g = flow("10.10.1.10", "10.10.3.31", 2575, nullptr, 1700000000000000 - 60000000);
+  g.end = {1700000000000000 + 3600000000};
+  r.t->judge(g, r.out);
+  CHECK(r.t->find(ip("10.10.1.10"))->first_seen.usec == 1700000000000000 - 60000000);
+}
+
+TEST_CASE("asset tracker: a server's HL7 application from the ACKs it sends", "[assets]") {
+  Rig r;
+  FlowFacts facts;
+  facts.app = "hl7";
+  facts.set_attr("hl7.msh3", "CT01");
+  facts.set_attr("hl7.msh4", "RADIOLOGY");
+  facts.set_attr("hl7.server_msh3", "RIS01");
+  facts.set_attr("hl7.server_msh4", "HOSPITAL");
+  r.t->judge(flow("10.10.1.10", "10.10.3.30", 2575, &facts), r.out);
+  const auto* c = r.t->find(ip("10.10.1.10"));
+  const auto* s = r.t->find(ip("10.10.3.30"));
+  REQUIRE(c);
+  REQUIRE(s);
+  REQUIRE(c->hl7_apps.size() == 1);
+  CHECK(c->hl7_apps[0].app == "CT01");
+  REQUIRE(s->hl7_apps.size() == 1);
+  CHECK(s->hl7_apps[0].app == "RIS01");
+  CHECK(s->hl7_apps[0].facility == "HOSPITAL");
 }

@@ -413,7 +413,7 @@ TEST_CASE("inventory: last_seen and service counts come from the flows after the
   auto inv = build_inventory(log);
   REQUIRE(inv.size() == 1);
   CHECK(inv[0].last_seen == "2024-03-01T12:00:06.000000Z");
-  CHECK(inv[0].first_seen == "2024-03-01T12:00:01.000000Z");
+  CHECK(inv[0].first_seen == "2024-03-01T12:00:00.500000Z");  // the start of its first flow
   CHECK(inv[0].flows == 3);
   REQUIRE(inv[0].offered_json.size() == 1);
   CHECK(inv[0].offered_json[0]["flows"] == 2);
