@@ -29,6 +29,12 @@ void merge_service(std::vector<json>& into, const json& v) {
   if (it == into.end()) into.push_back(v);
   else *it = v;
 }
+// A flow's service as the asset tracker names it: ICMP is known from the IP header.
+std::string service_of(const json& f) {
+  std::string app = flow_app(f), proto = str(f, "proto");
+  if (app == "unknown" && (proto == "icmp" || proto == "icmp6")) return "icmp";
+  return app;
+}
 std::string service_text(const json& s) {
   return fmt::format("{}/{}/{}", str(s, "service", "?"), str(s, "proto", "?"), num(s, "port"));
 }
@@ -136,7 +142,7 @@ std::vector<Asset> build_inventory(const EventLog& log) {
   std::map<std::pair<std::string, std::string>, uint64_t> service_flows;  // (ip, "o|u" + service text) -> flows
   for (const json& f : log.flows) {
     const json& fl = f.value("flow", json::object());
-    std::string service = fmt::format("{}/{}/{}", flow_app(f), str(f, "proto", "?"), flow_port(f));
+    std::string service = fmt::format("{}/{}/{}", service_of(f), str(f, "proto", "?"), flow_port(f));
     for (int side = 0; side < 2; ++side) {
       std::string ip = str(f, side ? "dst_ip" : "src_ip");
       auto it = by_ip.find(ip);
@@ -167,6 +173,11 @@ std::vector<Asset> build_inventory(const EventLog& log) {
   // Devices bound by fingerprint, named by their alerts.
   for (auto& [ip, dev] : fingerprint_bindings(log))
     if (auto it = by_ip.find(ip); it != by_ip.end() && it->second.device.empty()) it->second.device = dev;
+  // The first asset (in address order) each device name is given to: an alert naming a device
+  // none of its addresses holds is found without a pass over every asset.
+  std::unordered_map<std::string, Asset*> by_device;
+  for (auto& [ip, r] : by_ip)
+    if (!r.device.empty()) by_device.emplace(r.device, &r);
   // An alert counts once, for the device it names (as the summary and the report count it): the
   // alert's address of that device, else the device's address.
   for (const json& a : log.alerts) {
@@ -179,7 +190,7 @@ std::vector<Asset> build_inventory(const EventLog& log) {
     if (!hit)
       if (auto it = by_ip.find(dev); it != by_ip.end()) hit = &it->second;
     if (!hit)
-      for (auto& [ip, r] : by_ip) if (r.device == dev) { hit = &r; break; }
+      if (auto it = by_device.find(dev); it != by_device.end()) hit = it->second;
     if (!hit) continue;
     ++hit->alerts;
     // A device bound by fingerprint has no model from the site's addresses: its alerts name it.

@@ -1,5 +1,8 @@
 #include <catch2/catch.hpp>
 
+#include <fmt/format.h>
+
+#include <chrono>
 #include <regex>
 #include <fmt/format.h>
 
@@ -519,3 +522,34 @@ TEST_CASE("inventory: the DHCP names are those the latest event states when the 
   CHECK(inv[0].dhcp_fingerprint.empty());
 }
 
+TEST_CASE("inventory: ICMP service counts follow the flows, ICMPv6 too") {
+  EventLog log;
+  log.add_line(R"({"ts":"2024-03-01T12:00:01.000000Z","event_type":"asset","asset":{"ip":"fe80::1","changes":["new","service_used"],"first_seen":"2024-03-01T12:00:01.000000Z","last_seen":"2024-03-01T12:00:01.000000Z","model":"unbound","services_used":[{"service":"icmp","proto":"icmp6","port":0,"flows":1}],"flows":1,"bytes":10}})");
+  for (const char* id : {"f1", "f2"})
+    log.add_line(std::string(R"({"ts":"2024-03-01T12:00:02.000000Z","event_type":"flow","flow_id":")") + id +
+                 R"(","src_ip":"fe80::1","src_port":0,"dst_ip":"ff02::2","dst_port":0,"proto":"icmp6","flow":{"start":"2024-03-01T12:00:02.000000Z","end":"2024-03-01T12:00:02.000000Z","bytes_toserver":70,"bytes_toclient":0},"app":null})");
+  auto inv = build_inventory(log);
+  REQUIRE(inv.size() == 1);
+  REQUIRE(inv[0].used_json.size() == 1);
+  CHECK(inv[0].used_json[0]["flows"] == 2);
+}
+
+TEST_CASE("inventory: alerts naming no asset are counted without a pass over every asset") {
+  // 40 000 assets and 40 000 alerts about a public address: quadratic, this took tens of seconds.
+  EventLog log;
+  for (int i = 0; i < 40000; ++i)
+    log.add_line(fmt::format(R"({{"ts":"2024-03-01T12:00:01.000000Z","event_type":"asset","asset":{{"ip":"10.{}.{}.{}","changes":["new"],"first_seen":"2024-03-01T12:00:01.000000Z","last_seen":"2024-03-01T12:00:01.000000Z","model":"unbound","flows":1,"bytes":10}}}})",
+                             i >> 16, (i >> 8) & 255, i & 255));
+  log.add_line(R"({"ts":"2024-03-01T12:00:01.000000Z","event_type":"asset","asset":{"ip":"10.200.0.1","changes":["new"],"first_seen":"2024-03-01T12:00:01.000000Z","last_seen":"2024-03-01T12:00:01.000000Z","device":"ct-1","model":"acme-ct","flows":1,"bytes":10}})");
+  for (int i = 0; i < 40000; ++i)
+    log.add_line(fmt::format(R"({{"ts":"2024-03-01T12:00:02.000000Z","event_type":"alert","src_ip":"203.0.113.{}","dst_ip":"198.51.100.1","alert":{{"rule":"r","severity":"low","message":"m","device":"{}"}}}})",
+                             i % 200, i % 2 ? "203.0.113.7" : "ct-1"));
+  auto t0 = std::chrono::steady_clock::now();
+  auto inv = build_inventory(log);
+  auto took = std::chrono::steady_clock::now() - t0;
+  REQUIRE(inv.size() == 40001);
+  uint64_t alerts = 0;
+  for (auto& a : inv) alerts += a.alerts;
+  CHECK(alerts == 20000);  // the ct-1 ones
+  CHECK(std::chrono::duration_cast<std::chrono::seconds>(took).count() < 5);
+}
