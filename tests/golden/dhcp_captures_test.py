@@ -1,12 +1,19 @@
 #!/usr/bin/python3
 """DHCPv4 made by dnsmasq, ISC dhclient and busybox udhcpc (pcaps/dhcp/dhcp-dora.pcap, see its
 README): one dhcp event per message with the values tshark reads, and the asset inventory names
-each client's address by the host name, vendor class and option list its MAC gave."""
+each client's address by the host name, vendor class and option list its MAC gave. A crafted
+capture checks who gets a MAC's names: an address another MAC took, one claimed from elsewhere,
+devices behind a router, and a long option list."""
+import json
 import os
+import socket
+import struct
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
-from golden import Checker, analyze, of_type, pcap  # noqa: E402
+from golden import OUT, Checker, analyze, of_type, pcap, run  # noqa: E402
+from pcapwrite import ether, ipv4, tcp, udp, write_pcap  # noqa: E402
 
 CT, PUMP, MON = "00:00:5e:00:53:01", "00:00:5e:00:53:02", "00:00:5e:00:53:03"
 c = Checker("dhcp_captures")
@@ -63,4 +70,74 @@ c.eq("the server offers dhcp on 67", [(s["service"], s["port"]) for s in last.ge
 c.true("the offered address 10.99.99.99 of the NAK is no device", "10.99.99.99" not in last)
 c.true("asset events are not dated before the device's first sighting",
        all(a["ts"] >= a["asset"]["first_seen"] for a in of_type(ev, "asset")))
+
+# Crafted: who gets a MAC's DHCP names. The pump (A) leases .50, talks, then a laptop (B) leases
+# .50 and talks; a host (.99) claims the PACS's address .10 from its own; the router (R) gets
+# 10.10.0.1 by DHCP and a device behind it (10.10.5.5) is seen through R's MAC; a client asks for
+# a long option list.
+A, B, R, PACS, EVIL, SRV, CLI = ("02:00:00:00:0a:%02x" % i for i in (0x0a, 0x0b, 0x99, 0x0c, 0x0d, 0xfe, 0x31))
+BCAST = "ff:ff:ff:ff:ff:ff"
+recs, clock = [], [1700000000, 0]
+
+
+def mac_bytes(text):
+    return bytes.fromhex(text.replace(":", ""))
+
+
+def frame(src_mac, dst_mac, src, dst, l4, proto):
+    clock[1] += 10000
+    recs.append((clock[0], clock[1], ether(mac_bytes(dst_mac), mac_bytes(src_mac), ipv4(src, dst, proto, l4))))
+
+
+def bootp(op, chaddr, options, ciaddr="0.0.0.0", yiaddr="0.0.0.0"):
+    b = struct.pack("!BBBBIHH4s4s4s4s", op, 1, 6, 0, 7, 0, 0, socket.inet_aton(ciaddr), socket.inet_aton(yiaddr),
+                    bytes(4), bytes(4))
+    return b + mac_bytes(chaddr).ljust(16, b"\0") + bytes(192) + bytes([99, 130, 83, 99]) + options + b"\xff"
+
+
+def opt(code, value):
+    return bytes([code, len(value)]) + value
+
+
+def dora(mac, ip, host, vendor, prl):
+    names = opt(12, host) + (opt(60, vendor) if vendor else b"") + opt(55, prl)
+    for t in (1, 3):
+        frame(mac, BCAST, "0.0.0.0", "255.255.255.255", udp("0.0.0.0", "255.255.255.255", 68, 67,
+              bootp(1, mac, opt(53, bytes([t])) + names)), 17)
+    frame(SRV, mac, "10.10.0.2", ip, udp("10.10.0.2", ip, 67, 68, bootp(2, mac, opt(53, b"\x05"), yiaddr=ip)), 17)
+
+
+def talk(mac, src, dst, sport):
+    for seq, flags, by_client in ((1, 0x02, True), (1, 0x12, False), (2, 0x18, True), (2, 0x11, True), (2, 0x11, False)):
+        s, d, sp, dp = (src, dst, sport, 8080) if by_client else (dst, src, 8080, sport)
+        frame(mac if by_client else SRV, SRV if by_client else mac, s, d, tcp(s, d, sp, dp, seq, 0, flags, b"x" if flags == 0x18 else b""), 6)
+
+
+dora(A, "10.10.0.50", b"infusion-pump-A", b"PUMPCO-GW", b"\x01\x03\x06")
+talk(A, "10.10.0.50", "10.10.0.2", 40000)
+dora(B, "10.10.0.50", b"laptop-B", None, b"\x01\x0f")
+talk(B, "10.10.0.50", "10.10.0.2", 40001)
+talk(PACS, "10.10.0.10", "10.10.0.2", 40002)
+frame(EVIL, PACS, "10.10.0.99", "10.10.0.10", udp("10.10.0.99", "10.10.0.10", 5555, 9999,
+      bootp(1, EVIL, opt(53, b"\x03") + opt(12, b"evil-host"), ciaddr="10.10.0.10")), 17)
+dora(R, "10.10.0.1", b"core-router", b"RouterOS", b"\x01\x03")
+talk(R, "10.10.5.5", "10.10.0.2", 40003)
+long_list = bytes([1, 3]) + bytes(range(100, 150))
+frame(CLI, SRV, "10.10.0.31", "10.10.0.2", udp("10.10.0.31", "10.10.0.2", 68, 67,
+      bootp(1, CLI, opt(53, b"\x08") + opt(55, long_list), ciaddr="10.10.0.31")), 17)
+tmp = tempfile.mkdtemp(prefix="medmon-dhcp-")
+crafted = os.path.join(tmp, "dhcp-names.pcap")
+write_pcap(crafted, recs)
+analyze(crafted, keep_as="dhcp-names")
+rc, inv_out, _ = run(["assets", os.path.join(OUT, "dhcp-names.jsonl"), "--json"], check_rc=(0,))
+named = {a["ip"]: (a.get("mac"), a.get("hostname"), a.get("dhcp")) for a in json.loads(inv_out)}
+c.eq("the address another MAC took has that MAC's names only", named.get("10.10.0.50"),
+     (B, "laptop-B", {"fingerprint": "1,15"}))
+c.eq("an address claimed from another address gets no names", named.get("10.10.0.10"), (PACS, None, None))
+c.eq("the router's names stay with the router's address", (named.get("10.10.0.1"), named.get("10.10.5.5")),
+     ((R, "core-router", {"vendor_class": "RouterOS", "fingerprint": "1,3"}), (R, None, None)))
+c.eq("the option list is kept whole", named.get("10.10.0.31"),
+     (CLI, None, {"fingerprint": ",".join(str(b) for b in long_list)}))
+os.remove(crafted)
+os.rmdir(tmp)
 c.done()
