@@ -2,10 +2,13 @@
 """DHCPv6 made by dnsmasq (server and relay) and ISC dhclient -6 (pcaps/dhcp/dhcpv6.pcap, see its
 README): one dhcp event per message, version 6, with the values tshark reads; relayed messages
 carry their relay; the asset inventory names the address each REPLY gives, and each client's
-link-local address, by the FQDN, vendor class and option list of the MAC in its DUID."""
+link-local address, by the FQDN, vendor class and option list of the MAC in its DUID. A crafted
+capture checks who gets a DUID MAC's names: an address another MAC took, one a relay message from
+elsewhere names, and devices behind a router."""
 import json
 import os
 import shutil
+import socket
 import struct
 import sys
 import tempfile
@@ -13,8 +16,8 @@ import tempfile
 import jsonschema
 
 sys.path.insert(0, os.path.dirname(__file__))
-from golden import SRC, Checker, analyze, of_type, pcap  # noqa: E402
-from pcapwrite import ETH_IPV6, ether, ipv6, udp, write_pcap  # noqa: E402
+from golden import OUT, SRC, Checker, analyze, of_type, pcap, run  # noqa: E402
+from pcapwrite import ETH_IPV6, ether, ipv6, tcp, udp, write_pcap  # noqa: E402
 
 CT, PUMP, MON, XRAY = "00:00:5e:00:53:01", "00:00:5e:00:53:02", "00:00:5e:00:53:03", "00:00:5e:00:53:04"
 SERVER_DUID = "00:02:00:00:7e:d9:4d:45:44:4d:4f:4e"  # DUID-EN, enterprise 32473, "MEDMON"
@@ -155,4 +158,84 @@ if len(made_msgs) == 5:
     c.eq("elapsed", made_msgs[0]["dhcp"].get("elapsed_ms"), 1000)
 c.eq("made-up anomalies", sorted(a["anomaly"]["name"] for a in of_type(mev, "anomaly")),
      ["relay_too_deep", "truncated_option"])
+# Crafted: who gets a DUID MAC's names. The pump (A) is given fd77:3::50 and talks from it, then a
+# laptop (B) is given fd77:3::50 and talks from it; a host (EVIL, fd77:3::66) sends a RELAY-FORW
+# naming the PACS's address fd77:3::10 as its client's; the router (R) is given fd77:3::7 and a
+# device behind it (fd77:9::5) is seen through R's MAC.
+A, B, R, PACS, EVIL, SRV = ("02:00:00:00:6a:%02x" % i for i in (0x0a, 0x0b, 0x99, 0x0c, 0x0d, 0xfe))
+SRV_IP = "fd77:3::1"
+recs6, clock6 = [], [1700001000, 0]
+
+
+def mac_bytes(text):
+    return bytes.fromhex(text.replace(":", ""))
+
+
+def link_local(mac):
+    m = bytearray(mac_bytes(mac))
+    m[0] ^= 2
+    return socket.inet_ntop(socket.AF_INET6, bytes.fromhex("fe80000000000000") + bytes(m[:3]) + b"\xff\xfe" + bytes(m[3:]))
+
+
+def frame6(src_mac, dst_mac, src, dst, l4, proto):
+    clock6[1] += 10000
+    recs6.append((clock6[0], clock6[1], ether(mac_bytes(dst_mac), mac_bytes(src_mac), ipv6(src, dst, proto, l4), ETH_IPV6)))
+
+
+def duid_ll(mac):
+    return struct.pack(">HH", 3, 1) + mac_bytes(mac)
+
+
+def fqdn(host):
+    return b"\x01" + bytes([len(host)]) + host + b"\x09ward3-lab\x00"
+
+
+def client_msg(typ, mac, host, vendor):
+    names = opt6(39, fqdn(host)) + (opt6(16, struct.pack(">IH", 32473, len(vendor)) + vendor) if vendor else b"")
+    return bytes([typ]) + b"\x00\x00\x07" + opt6(1, duid_ll(mac)) + opt6(8, b"\x00\x00") + opt6(6, struct.pack(">HH", 23, 39)) + names
+
+
+def exchange(mac, ip, host, vendor):
+    ll = link_local(mac)
+    frame6(mac, "33:33:00:01:00:02", ll, "ff02::1:2", udp(ll, "ff02::1:2", 546, 547, client_msg(3, mac, host, vendor)), 17)
+    ia = opt6(3, struct.pack(">III", 1, 1800, 2880) + opt6(5, socket.inet_pton(socket.AF_INET6, ip) + struct.pack(">II", 3600, 3600)))
+    rep = b"\x07\x00\x00\x07" + opt6(1, duid_ll(mac)) + opt6(2, duid_ll(SRV)) + ia
+    frame6(SRV, mac, link_local(SRV), ll, udp(link_local(SRV), ll, 547, 546, rep), 17)
+
+
+def talk6(mac, src, dst, sport):
+    for seq, flags, by_client in ((1, 0x02, True), (1, 0x12, False), (2, 0x18, True), (2, 0x11, True), (2, 0x11, False)):
+        s, d, sp, dp = (src, dst, sport, 8080) if by_client else (dst, src, 8080, sport)
+        frame6(mac if by_client else SRV, SRV if by_client else mac, s, d,
+               tcp(s, d, sp, dp, seq, 0, flags, b"x" if flags == 0x18 else b""), 6)
+
+
+exchange(A, "fd77:3::50", b"infusion-pump-A", b"PUMPCO-GW")
+talk6(A, "fd77:3::50", SRV_IP, 40000)
+exchange(B, "fd77:3::50", b"laptop-B", None)
+talk6(B, "fd77:3::50", SRV_IP, 40001)
+talk6(PACS, "fd77:3::10", SRV_IP, 40002)
+forged = relay6(12, 0, socket.inet_pton(socket.AF_INET6, "fd77:3::10"), client_msg(1, EVIL, b"evil-host", None))
+frame6(EVIL, SRV, "fd77:3::66", SRV_IP, udp("fd77:3::66", SRV_IP, 547, 547, forged), 17)
+exchange(R, "fd77:3::7", b"core-router", b"RouterOS")
+talk6(R, "fd77:9::5", SRV_IP, 40003)
+tmp = tempfile.mkdtemp(prefix="medmon-dhcpv6-")
+crafted = os.path.join(tmp, "dhcpv6-names.pcap")
+write_pcap(crafted, recs6)
+cev = analyze(crafted, keep_as="dhcpv6-names")
+os.remove(crafted)
+os.rmdir(tmp)
+c.eq("crafted messages", [(e["dhcp"].get("message_type"), e["dhcp"].get("client_mac")) for e in of_type(cev, "dhcp")],
+     [("REQUEST", A), ("REPLY", A), ("REQUEST", B), ("REPLY", B), ("SOLICIT", EVIL), ("REQUEST", R), ("REPLY", R)])
+rc, inv_out, _ = run(["assets", os.path.join(OUT, "dhcpv6-names.jsonl"), "--json"], check_rc=(0,))
+named = {a["ip"]: (a.get("mac"), a.get("hostname"), a.get("dhcp")) for a in json.loads(inv_out)}
+ORO6 = {"fingerprint6": "23,39"}
+c.eq("the address another MAC took has that MAC's names only", named.get("fd77:3::50"), (B, "laptop-B", ORO6))
+c.eq("each client's link-local address has its own MAC's names",
+     (named.get(link_local(A)), named.get(link_local(B))),
+     ((A, "infusion-pump-A", {"vendor_class": "PUMPCO-GW", **ORO6}), (B, "laptop-B", ORO6)))
+c.eq("an address a relay message from elsewhere names gets no names", named.get("fd77:3::10"), (PACS, None, None))
+c.true("nor the relaying host (the exchange tied it no address)", named.get("fd77:3::66", (None, None, None))[1] is None)
+c.eq("the router's names stay with the router's addresses", (named.get(link_local(R)), named.get("fd77:9::5")),
+     ((R, "core-router", {"vendor_class": "RouterOS", **ORO6}), (R, None, None)))
 c.done()
