@@ -675,8 +675,10 @@ PolicyJudge::SideResult PolicyJudge::judge_declared_flow(const Side& s, const Fl
   return res;
 }
 
-// 2. Not declared: one alert for the first reason that holds, from an admin protocol and what the
-// model's answers forbid (the flow is then forbidden) down to plain undeclared.
+// 2. Not declared: one alert for the first reason that holds, from what the model's answers forbid
+// (the flow is then forbidden) down to plain undeclared. An admin protocol is always reported
+// (lateral.admin_protocol) and is judged by the same answers: a forbidden_apps entry covering it
+// makes that alert the forbidding one, else CONN-4, CONN-3, SAHD-8 and the zones still apply.
 PolicyJudge::SideResult PolicyJudge::judge_undeclared_flow(const Side& s) {
   const Model* m = s.dev.model;
   SideResult res;
@@ -699,7 +701,8 @@ PolicyJudge::SideResult PolicyJudge::judge_undeclared_flow(const Side& s) {
   if (!s.peer_internal && contains(m->zones_never, "external")) zone_never = true;
   bool zone_unlisted = !zone_never && !zone_name.empty() && !m->zones_allowed.empty() && !contains(m->zones_allowed, zone_name);
   res.level = 1;
-  if (is_lateral(s.app)) {
+  const bool admin = is_lateral(s.app);
+  if (admin) {
     Alert a = s.alert("lateral.admin_protocol", Severity::high);
     a.message = std::string(s.app) + (s.dev_is_client ? " from " : " to ") + "medical device " + s.dev.name +
                 (s.dev_is_client ? " to " : " from ") + s.peer_name() + ", not declared by the manufacturer";
@@ -707,11 +710,12 @@ PolicyJudge::SideResult PolicyJudge::judge_undeclared_flow(const Side& s) {
       res.level = 2;
       a.message += "; contradicts MDS2";
       cite_sources(a, m, fb->source, &res.mds2);
-      a.sev = Severity::high;
     }
     res.rule = "lateral.admin_protocol";
     emit(s.f, a, s.out);
-  } else if (fb) {
+    if (fb) return res;
+  }
+  if (fb) {
     res.level = 2;
     res.rule = "flow.forbidden_app";
     Alert a = s.alert("flow.forbidden_app", Severity::high);
@@ -756,7 +760,7 @@ PolicyJudge::SideResult PolicyJudge::judge_undeclared_flow(const Side& s) {
                 (zone_never ? ", which its model never allows" : ", which is not among its model's allowed zones");
     a.evidence.emplace_back("peer_zone", std::string(zone_name.empty() ? "external" : zone_name));
     emit(s.f, a, s.out);
-  } else {
+  } else if (!admin) {
     res.rule = "flow.undeclared";
     Alert a = s.alert("flow.undeclared", Severity::medium);
     a.message = std::string(s.dev_is_client ? "Outbound " : "Inbound ") +

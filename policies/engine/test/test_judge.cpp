@@ -327,6 +327,41 @@ TEST_CASE("lateral movement by content: SMB, RDP, Telnet", "[judge]") {
   CHECK(fx.alerts("flow.undeclared").back()["alert"]["evidence"]["app"] == "netbios");
 }
 
+TEST_CASE("an admin protocol no forbidden_apps entry covers is still judged by CONN-3, CONN-4 and zones", "[judge]") {
+  // A gateway whose MDS2 says it talks to no other system (CONN-3 = No) and never outside the
+  // site (CONN-4 = No, CONN-6 = No); RMOT-1 is not answered, so no forbidden_apps entry covers SSH
+  // or SMB.
+  const std::string model = R"(schema: medmon.model/v1
+model: {id: test-gateway}
+mds2_derived: {communicates_internal: false, internal_only: true, internet_required: false}
+zones: {never: [external]}
+)";
+  Fixture fx(Fixture::Edits{{"devices:\n", "devices:\n  - {name: gw-1, model: test-gateway, ip: 10.10.1.30, zone: modality}\n"}},
+             model);
+  auto smb = fx.flow("10.10.1.30", 40001, "10.10.1.90", 445);
+  smb.ndpi_protocol = "SMBv23";
+  auto v = fx.judge_flow(smb);
+  CHECK(v.verdict == "forbidden");
+  CHECK(v.rule == "flow.internal_forbidden");
+  CHECK(v.mds2 == std::vector<std::string>{"CONN-3"});
+  CHECK(fx.alerts("lateral.admin_protocol").size() == 1);
+  auto in = fx.alerts("flow.internal_forbidden");
+  REQUIRE(in.size() == 1);
+  CHECK(in[0]["alert"]["evidence"]["app"] == "smb");
+  CHECK(Fixture::cites(in[0], "CONN-3"));
+
+  auto ssh = fx.flow("10.10.1.30", 40002, "203.0.113.10", 22);
+  ssh.ndpi_protocol = "SSH";
+  v = fx.judge_flow(ssh);
+  CHECK(v.verdict == "forbidden");
+  CHECK(v.rule == "flow.external_forbidden");
+  CHECK(v.mds2 == std::vector<std::string>{"CONN-4", "CONN-6"});
+  auto lat = fx.alerts("lateral.admin_protocol");
+  REQUIRE(lat.size() == 2);
+  CHECK(lat[1]["alert"]["evidence"]["app"] == "ssh");
+  CHECK(fx.alerts("flow.external_forbidden").size() == 1);
+}
+
 TEST_CASE("a protocol nDPI only guessed from the port is neither an application nor encryption", "[judge]") {
   Fixture fx;
   // Cleartext DICOM with PHI where TLS is required; nDPI guessed "TLS" from the port.
