@@ -920,10 +920,13 @@ void load_devices(Reader& r, YAML::Node dl, const std::string& models_dir, Site&
 // Detection thresholds (docs/alerts.md); a count of 0 is taken as 1.
 void load_thresholds(Reader& r, YAML::Node t, Thresholds& th) {
   if (!r.optional_map(t, "thresholds")) return;
-  r.keys(t, "thresholds", {"fanout_hosts", "scan_ports", "reject_burst", "reject_window_s"});
+  r.keys(t, "thresholds", {"fanout_hosts", "scan_ports", "scan_window_s", "scan_realert_s", "reject_burst", "reject_window_s"});
   uint64_t v;
   if (t["fanout_hosts"] && r.uint(t["fanout_hosts"], "thresholds fanout_hosts", 100000, v)) th.fanout_hosts = static_cast<uint32_t>(std::max<uint64_t>(v, 1));
   if (t["scan_ports"] && r.uint(t["scan_ports"], "thresholds scan_ports", 65535, v)) th.scan_ports = static_cast<uint32_t>(std::max<uint64_t>(v, 1));
+  // A window of 0 would count nothing; one second is the shortest.
+  if (t["scan_window_s"] && r.uint(t["scan_window_s"], "thresholds scan_window_s", 86400, v)) th.scan_window_s = static_cast<uint32_t>(std::max<uint64_t>(v, 1));
+  if (t["scan_realert_s"] && r.uint(t["scan_realert_s"], "thresholds scan_realert_s", 7 * 86400, v)) th.scan_realert_s = static_cast<uint32_t>(v);
   if (t["reject_burst"] && r.uint(t["reject_burst"], "thresholds reject_burst", 100000, v)) th.reject_burst = static_cast<uint32_t>(std::max<uint64_t>(v, 1));
   if (t["reject_window_s"] && r.uint(t["reject_window_s"], "thresholds reject_window_s", 86400, v)) th.reject_window_s = static_cast<uint32_t>(v);
 }

@@ -177,8 +177,10 @@ struct Device {
 };
 
 struct Thresholds {
-  uint32_t fanout_hosts = 32;     // distinct peers contacted by one device
-  uint32_t scan_ports = 24;       // distinct ports tried on one host by one device
+  uint32_t fanout_hosts = 32;     // distinct peers contacted by one device ...
+  uint32_t scan_ports = 24;       // distinct ports tried on one host by one device ...
+  uint32_t scan_window_s = 300;   // ... within this many seconds
+  uint32_t scan_realert_s = 3600; // a further fan-out or scan of the same is written after this long
   uint32_t reject_burst = 5;      // DICOM association rejects from one source ...
   uint32_t reject_window_s = 60;  // ... within this many seconds
 };

@@ -1112,46 +1112,93 @@ void PolicyJudge::eval_dicom_flow(const FlowSummary& f, const Device* cdev, cons
   }
 }
 
+// Fan-out and port scans, counted within a sliding window (thresholds.scan_window_s) as scan
+// detectors do: a host or port not seen for a window no longer counts, so a device that meets one
+// new host a day never adds up to a sweep. Each burst past a threshold starts the count afresh;
+// one within scan_realert_s of the alert written for the same (device, or device and host) is a
+// repeat, a later one a new finding.
 void PolicyJudge::track_fanout(const FlowSummary& f, const Device& dev, EventOutput& out) {
   auto& st = dev_state_[static_cast<size_t>(&dev - site_->devices.data())];
   auto& th = site_->thresholds;
+  const int64_t t = f.start.usec;
+  const int64_t window = static_cast<int64_t>(th.scan_window_s) * 1000000;
+  const int64_t realert = static_cast<int64_t>(th.scan_realert_s) * 1000000;
   IpKey peer(f.ep.dst);
   auto base = [&](std::string_view rule) {
     Alert a;
     a.rule = rule; a.sev = Severity::high; a.device = dev.name;
     a.evidence.emplace_back("model", dev.model_id);
+    a.distinct = std::to_string(t);  // each burst is its own finding
     return a;
+  };
+  // A burst past a threshold: written unless one was written for the same within scan_realert_s.
+  auto due = [&](int64_t& alerted) {
+    if (alerted >= 0 && t - alerted < realert) {
+      ++repeats_;
+      ++out.counters().at("policy.alert_repeats");
+      return false;
+    }
+    alerted = t;
+    return true;
   };
   // A ping sweep is a fan-out of hosts, but repeated pings (a new echo identifier each) are no
   // port scan.
   const bool with_ports = has_ports(f.ep.proto);
-  if (!st.fanout_alerted && st.peers.size() <= th.fanout_hosts) {
-    st.peers.insert(peer);
-    if (st.peers.size() > th.fanout_hosts) {
-      st.fanout_alerted = true;
-      Alert a = base("lateral.fan_out");
-      a.peer = "*";
-      a.message = dev.name + " contacted more than " + std::to_string(th.fanout_hosts) + " distinct hosts";
-      a.evidence.emplace_back("distinct_hosts", std::to_string(st.peers.size()));
-      if (with_ports) a.evidence.emplace_back("last_port", std::to_string(f.ep.dst_port));
+  {
+    int64_t& last = st.hosts[peer];
+    last = std::max(last, t);
+    if (st.hosts.size() > th.fanout_hosts)
+      std::erase_if(st.hosts, [&](const auto& h) { return h.second < t - window; });
+    if (st.hosts.size() > th.fanout_hosts) {
+      const size_t n = st.hosts.size();
+      st.hosts.clear();
+      if (due(st.fanout_alerted)) {
+        Alert a = base("lateral.fan_out");
+        a.peer = "*";
+        a.message = dev.name + " contacted more than " + std::to_string(th.fanout_hosts) + " distinct hosts within " +
+                    std::to_string(th.scan_window_s) + " s";
+        a.evidence.emplace_back("distinct_hosts", std::to_string(n));
+        if (with_ports) a.evidence.emplace_back("last_port", std::to_string(f.ep.dst_port));
+        cite(a, dev.model, "SAHD-8");
+        emit(f, a, out);
+      }
+    }
+  }
+  if (!with_ports) return;
+  auto it = st.ports.find(peer);
+  if (it == st.ports.end()) {
+    const size_t cap = static_cast<size_t>(th.fanout_hosts) * 2 + 64;
+    // Full: drop the hosts tried no more within the window (and not alerted within scan_realert_s,
+    // whose repeats must still be recognised), at most once a second.
+    if (st.ports.size() > cap && t - st.ports_swept >= 1000000) {
+      st.ports_swept = t;
+      std::erase_if(st.ports, [&](const auto& h) {
+        return h.second.last < t - window && (h.second.alerted < 0 || t - h.second.alerted >= realert);
+      });
+    }
+    if (st.ports.size() > cap) { ++scan_peers_full_; return; }  // bounded
+    it = st.ports.emplace(peer, PortsTried{}).first;
+  }
+  PortsTried& pt = it->second;
+  pt.last = std::max(pt.last, t);
+  auto port = std::find_if(pt.ports.begin(), pt.ports.end(), [&](const auto& p) { return p.first == f.ep.dst_port; });
+  if (port == pt.ports.end()) pt.ports.emplace_back(f.ep.dst_port, t);
+  else port->second = std::max(port->second, t);
+  if (pt.ports.size() > th.scan_ports)
+    std::erase_if(pt.ports, [&](const auto& p) { return p.second < t - window; });
+  if (pt.ports.size() > th.scan_ports) {
+    const size_t n = pt.ports.size();
+    pt.ports.clear();
+    pt.ports.shrink_to_fit();
+    if (due(pt.alerted)) {
+      Alert a = base("lateral.port_scan");
+      a.peer = ip_str(f.ep.dst);
+      a.message = dev.name + " tried " + std::to_string(n) + " distinct ports on " + a.peer + " within " +
+                  std::to_string(th.scan_window_s) + " s";
+      a.evidence.emplace_back("distinct_ports", std::to_string(n));
       cite(a, dev.model, "SAHD-8");
       emit(f, a, out);
     }
-  }
-  if (!with_ports || st.scan_alerted.count(peer)) return;
-  if (st.ports.size() > th.fanout_hosts * 2 + 64 && !st.ports.count(peer)) { ++scan_peers_full_; return; }  // bounded
-  auto& ports = st.ports[peer];
-  if (std::find(ports.begin(), ports.end(), f.ep.dst_port) == ports.end()) ports.push_back(f.ep.dst_port);
-  if (ports.size() > th.scan_ports) {
-    st.scan_alerted.insert(peer);
-    Alert a = base("lateral.port_scan");
-    a.peer = ip_str(f.ep.dst);
-    a.message = dev.name + " tried " + std::to_string(ports.size()) + " distinct ports on " + a.peer;
-    a.evidence.emplace_back("distinct_ports", std::to_string(ports.size()));
-    cite(a, dev.model, "SAHD-8");
-    ports.clear();
-    ports.shrink_to_fit();
-    emit(f, a, out);
   }
 }
 

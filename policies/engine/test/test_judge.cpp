@@ -514,6 +514,67 @@ TEST_CASE("unknown peers, fan-out and port scans from a device", "[judge]") {
   CHECK(Fixture::cites(scans[0], "SAHD-8"));
 }
 
+TEST_CASE("fan-out and port scans count within a window and are written again for a later burst", "[judge]") {
+  Fixture fx;  // demo site: fanout_hosts 32, scan_ports 8; default window 300 s, realert 3600 s
+  const int64_t hour = 3600ll * 1000000;
+  auto sweep = [&](int hosts, int base) {
+    for (int i = 0; i < hosts; ++i) {
+      std::string ip = "10.20." + std::to_string(base) + "." + std::to_string(i + 1);
+      fx.judge_flow(fx.flow(CT, static_cast<uint16_t>(41000 + i), ip.c_str(), 104));
+    }
+  };
+  auto probe = [&](int ports, uint16_t first) {
+    for (int p = 0; p < ports; ++p) fx.judge_flow(fx.flow(CT, 42000, PACS, static_cast<uint16_t>(first + p)));
+  };
+  // One new host and one new port a day for 40 days: never a sweep.
+  for (int d = 0; d < 40; ++d) {
+    fx.t += 24 * hour;
+    std::string ip = "10.30.0." + std::to_string(d + 1);
+    fx.judge_flow(fx.flow(CT, 40000, ip.c_str(), 104));
+    fx.judge_flow(fx.flow(CT, 40001, PACS, static_cast<uint16_t>(5000 + d)));
+  }
+  CHECK(fx.alerts("lateral.fan_out").empty());
+  CHECK(fx.alerts("lateral.port_scan").empty());
+  // Then a real sweep and a real scan, a second apart each flow.
+  sweep(40, 1);
+  probe(12, 6000);
+  REQUIRE(fx.alerts("lateral.fan_out").size() == 1);
+  CHECK(fx.alerts("lateral.fan_out")[0]["alert"]["evidence"]["distinct_hosts"] == "33");
+  REQUIRE(fx.alerts("lateral.port_scan").size() == 1);
+  CHECK(fx.alerts("lateral.port_scan")[0]["alert"]["evidence"]["distinct_ports"] == "9");
+  // Ten minutes later the same again: within scan_realert_s of the alerts, repeats.
+  fx.t += hour / 6;
+  sweep(40, 2);
+  probe(12, 7000);
+  CHECK(fx.alerts("lateral.fan_out").size() == 1);
+  CHECK(fx.alerts("lateral.port_scan").size() == 1);
+  CHECK(fx.out.counters().get("policy.alert_repeats") >= 2);
+  // Two hours after the first: a new burst is a new finding.
+  fx.t += 2 * hour;
+  sweep(40, 3);
+  probe(12, 8000);
+  CHECK(fx.alerts("lateral.fan_out").size() == 2);
+  CHECK(fx.alerts("lateral.port_scan").size() == 2);
+}
+
+TEST_CASE("the scan window and the realert interval are the site's thresholds", "[judge]") {
+  Fixture fx(Fixture::Edits{{"reject_window_s: 60", "reject_window_s: 60\n  scan_window_s: 86400\n  scan_realert_s: 0"}});
+  const int64_t hour = 3600ll * 1000000;
+  // One new host every half hour: 33 within a day is a fan-out when the window is a day.
+  for (int i = 0; i < 33; ++i) {
+    fx.t += hour / 2;
+    std::string ip = "10.20.0." + std::to_string(i + 1);
+    fx.judge_flow(fx.flow(CT, 40000, ip.c_str(), 104));
+  }
+  CHECK(fx.alerts("lateral.fan_out").size() == 1);
+  // No realert interval: the next 33 hosts are the next alert.
+  for (int i = 0; i < 33; ++i) {
+    std::string ip = "10.20.1." + std::to_string(i + 1);
+    fx.judge_flow(fx.flow(CT, 40000, ip.c_str(), 104));
+  }
+  CHECK(fx.alerts("lateral.fan_out").size() == 2);
+}
+
 TEST_CASE("per-peer state of the scan and reject detectors is bounded and counted", "[judge]") {
   Fixture fx;
   // Port-scan state: one port list per peer, for fanout_hosts * 2 + 64 = 128 peers per device.
@@ -531,6 +592,15 @@ TEST_CASE("per-peer state of the scan and reject detectors is bounded and counte
   }
   fx.judge->finish(Timestamp{fx.t}, fx.out);
   CHECK(fx.out.counters().get("policy.scan_peers_full") == 300 - 129);
+  // Hosts not tried again for longer than the scan window give their room to new ones.
+  Fixture slow;
+  for (int i = 0; i < 300; ++i) {
+    slow.t += 60ll * 1000000;
+    std::string ip = "10.30." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1);
+    slow.judge_flow(slow.flow(CT, static_cast<uint16_t>(20000 + i), ip.c_str(), 104));
+  }
+  slow.judge->finish(Timestamp{slow.t}, slow.out);
+  CHECK(slow.out.counters().get("policy.scan_peers_full") == 0);
   CHECK(fx.out.counters().get("policy.reject_sources_reset") == 1);
   CHECK(fx.out.counters().get("policy.alert_memory_full") == 0);
 }
