@@ -601,8 +601,9 @@ PolicyJudge::SideResult PolicyJudge::eval_side(const FlowSummary& f, const Devic
   const Side s{.f = f, .out = out, .dev = dev, .dev_is_client = dev_is_client, .peer_dev = peer_dev,
                .peer_roles = peer_roles, .peer_ip = peer_ip, .peer_internal = internal(peer_ip),
                .port = has_ports(f.ep.proto) ? f.ep.dst_port : uint16_t(0), .app = app, .enc = enc};
-  const FlowRule* match = find_declared_flow(s);
-  SideResult res = match ? judge_declared_flow(s, *match) : judge_undeclared_flow(s);
+  const FlowRule* port_only = nullptr;
+  const FlowRule* match = find_declared_flow(s, port_only);
+  SideResult res = match ? judge_declared_flow(s, *match) : judge_undeclared_flow(s, port_only);
   check_phi_cleartext(s, match);
   check_hl7_against_model(s);
   check_dicom_against_model(s);
@@ -614,7 +615,8 @@ PolicyJudge::SideResult PolicyJudge::eval_side(const FlowSummary& f, const Devic
 
 // 1. Declared flows: the first flow rule of the model that matches direction, transport, peer role,
 // port and application, or null.
-const FlowRule* PolicyJudge::find_declared_flow(const Side& s) const {
+const FlowRule* PolicyJudge::find_declared_flow(const Side& s, const FlowRule*& port_only) const {
+  const bool payload = s.f.payload_bytes[0] + s.f.payload_bytes[1] > 0;
   for (auto& r : s.dev.model->flows) {
     if (r.initiator == Initiator::device && !s.dev_is_client) continue;
     if (r.initiator == Initiator::peer && s.dev_is_client) continue;
@@ -636,6 +638,13 @@ const FlowRule* PolicyJudge::find_declared_flow(const Side& s) const {
       }
       if (!ok && !s.dev_is_client && r.role_index >= 0 && r.ports.empty()) ok = true;
       if (!ok) continue;
+    }
+    // Content no dissector and no nDPI reading recognised matches a rule's application only when
+    // there was no content to recognise (a handshake, a refused connection): random bytes on the
+    // worklist port are not a worklist query.
+    if (!r.apps.empty() && s.app.empty() && payload) {
+      if (!port_only) port_only = &r;
+      continue;
     }
     if (!r.apps.empty() && !s.app.empty()) {
       bool ok = s.app_in(r.apps);
@@ -679,7 +688,7 @@ PolicyJudge::SideResult PolicyJudge::judge_declared_flow(const Side& s, const Fl
 // (the flow is then forbidden) down to plain undeclared. An admin protocol is always reported
 // (lateral.admin_protocol) and is judged by the same answers: a forbidden_apps entry covering it
 // makes that alert the forbidding one, else CONN-4, CONN-3, SAHD-8 and the zones still apply.
-PolicyJudge::SideResult PolicyJudge::judge_undeclared_flow(const Side& s) {
+PolicyJudge::SideResult PolicyJudge::judge_undeclared_flow(const Side& s, const FlowRule* port_only) {
   const Model* m = s.dev.model;
   SideResult res;
   // Does an answer forbid it?
@@ -767,6 +776,13 @@ PolicyJudge::SideResult PolicyJudge::judge_undeclared_flow(const Side& s) {
                 (s.app.empty() ? "traffic" : std::string(s.app)) + (s.dev_is_client ? " from " : " to ") + s.dev.name +
                 (s.dev_is_client ? " to " : " from ") + s.peer_name() + (s.port ? " on port " + std::to_string(s.port) : "") +
                 " matches no declared flow of model " + s.dev.model_id;
+    if (port_only) {
+      std::string apps;
+      for (auto& x : port_only->apps) apps += (apps.empty() ? "" : ", ") + x;
+      a.message += " (it has the port and peer of '" + port_only->id + "', but its content was recognised as no " +
+                   "application, not as " + apps + ")";
+      a.evidence.emplace_back("port_rule", port_only->id);
+    }
     if (m->sw_value("port_list_provided") == 1) cite(a, m, "CONN-2");
     if (m->sw_value("phi_fixed_destinations") == 1 && s.f.facts && !s.f.facts->phi_fields.empty()) cite(a, m, "TXCF-3");
     emit(s.f, a, s.out);

@@ -102,9 +102,11 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
   SideResult eval_side(const FlowSummary& f, const Device& dev, bool dev_is_client, const Device* peer_dev,
                        uint64_t peer_roles, std::string_view app, bool enc, EventOutput& out);
   // eval_side's steps, in order.
-  const FlowRule* find_declared_flow(const Side& s) const;
+  // `port_only`: the first rule whose ports and peer the flow matched but whose application its
+  // content could not be shown to be (content nothing recognised), when no rule matches.
+  const FlowRule* find_declared_flow(const Side& s, const FlowRule*& port_only) const;
   SideResult judge_declared_flow(const Side& s, const FlowRule& match);
-  SideResult judge_undeclared_flow(const Side& s);
+  SideResult judge_undeclared_flow(const Side& s, const FlowRule* port_only);
   void check_phi_cleartext(const Side& s, const FlowRule* match);
   void check_hl7_against_model(const Side& s);
   void check_dicom_against_model(const Side& s);

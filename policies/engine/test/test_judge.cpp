@@ -448,7 +448,14 @@ TEST_CASE("a model may name nDPI's own protocol where medmon counts it in a fami
   guess.ndpi_protocol = "TFTP";
   guess.ndpi_guessed = true;
   v = fx.judge_flow(guess);
-  CHECK(v.rule == "fw");  // unknown content matches on ports
+  CHECK(v.rule != "fw");  // content nothing recognised is not tftp
+  // Without payload there is no content to recognise: it matches on ports.
+  auto empty = fx.flow("10.10.1.30", 40014, "10.10.1.90", 69, 17);
+  empty.ndpi_protocol = "TFTP";
+  empty.ndpi_guessed = true;
+  empty.payload_bytes = {0, 0};
+  v = fx.judge_flow(empty);
+  CHECK(v.rule == "fw");
   // Forbidden by nDPI's name: LLMNR, which medmon counts as dns.
   auto llmnr = fx.flow("10.10.1.30", 40005, "10.10.1.90", 5355, 17);
   llmnr.ndpi_protocol = "LLMNR";
@@ -466,6 +473,31 @@ TEST_CASE("a model may name nDPI's own protocol where medmon counts it in a fami
   fx.add_facts(own4, "dhcp");
   v = fx.judge_flow(own4);
   CHECK(v.verdict != "declared");
+}
+
+TEST_CASE("content nothing recognised matches a rule's application only without payload", "[judge]") {
+  Fixture fx;
+  // 3 KB of bytes neither a dissector nor nDPI recognised, on the worklist port of the RIS.
+  auto f = fx.flow(CT, 40020, RIS, 104);
+  f.payload_bytes = {3000, 500};
+  auto v = fx.judge_flow(f);
+  CHECK(v.verdict == "undeclared");
+  CHECK(v.rule == "flow.undeclared");
+  auto u = fx.alerts("flow.undeclared");
+  REQUIRE(u.size() == 1);
+  CHECK(u[0]["alert"]["evidence"]["port_rule"] == "dicom-mwl");
+  CHECK(u[0]["alert"]["evidence"]["app"] == "unknown");
+  CHECK(Fixture::cites(u[0], "CONN-2"));
+  // A connection that carried nothing (refused, or only the handshake seen) still matches on ports.
+  auto g = fx.flow(CT, 40021, RIS, 104);
+  g.payload_bytes = {0, 0};
+  v = fx.judge_flow(g);
+  CHECK(v.verdict == "declared");
+  CHECK(v.rule == "dicom-mwl");
+  // DICOM the dissector recognised is declared.
+  auto h = fx.flow(CT, 40022, RIS, 104);
+  fx.add_facts(h, "dicom").tls = true;
+  CHECK(fx.judge_flow(h).rule == "dicom-mwl");
 }
 
 TEST_CASE("undeclared, unlisted listening port, disabled-by-default service", "[judge]") {
