@@ -6,6 +6,7 @@
 #include <cctype>
 #include <filesystem>
 #include <set>
+#include <tuple>
 
 #include "dissectors/ndpi/ndpi_classifier.h"
 #include "dissectors/proprietary/signature.h"
@@ -213,6 +214,13 @@ struct Reader {
         if (e.IsScalar() && e.Scalar() == s) return e.Mark();
     return n.Mark();
   }
+  // Where each value of a scalar or list node was written, in the order strs() reads them.
+  static std::vector<Where> wheres(const YAML::Node& n) {
+    std::vector<Where> out;
+    if (n.IsSequence()) for (auto e : n) { if (e.IsScalar()) out.push_back(where(e)); }
+    else if (n.IsScalar()) out.push_back(where(n));
+    return out;
+  }
   // A scalar or a sequence of scalars.
   std::vector<std::string> strs(const YAML::Node& n, const std::string& what) {
     std::vector<std::string> out;
@@ -386,7 +394,7 @@ void load_model_header(Reader& r, YAML::Node root, Model& m) {
   if (auto md = root["model"]; md && r.is_map(md, "model")) {
     r.keys(md, "model", {"id", "manufacturer", "description", "models", "intended_use", "software_versions",
                          "documents", "conflicts"});
-    if (auto x = md["id"]) r.str(x, "model id", m.id);
+    if (auto x = md["id"]) { r.str(x, "model id", m.id); m.id_where = Reader::where(x); }
     else r.err(md, "model: missing key 'id'");
     if (auto x = md["manufacturer"]) r.str(x, "model manufacturer", m.manufacturer);
     if (auto x = md["description"]) r.str(x, "model description", m.description);
@@ -435,6 +443,7 @@ void load_derived(Reader& r, YAML::Node n, Model& m) {
       continue;
     }
     size_t idx = static_cast<size_t>(s - sws.data());
+    m.sw_where[idx] = Reader::where(it->first);
     if (it->second.IsNull()) { m.sw[idx] = -1; continue; }
     bool v;
     if (r.boolean(it->second, "mds2_derived " + k, v)) m.sw[idx] = v ? 1 : 0;
@@ -446,8 +455,8 @@ void load_model_zones(Reader& r, YAML::Node z, Model& m) {
   if (!r.optional_map(z, "zones")) return;
   r.keys(z, "model zones", {"allowed", "never"});
   m.zones_where = Reader::where(z);
-  if (z["allowed"]) m.zones_allowed = r.strs(z["allowed"], "zones allowed");
-  if (z["never"]) m.zones_never = r.strs(z["never"], "zones never");
+  if (z["allowed"]) { m.zones_allowed = r.strs(z["allowed"], "zones allowed"); m.zones_allowed_at = Reader::wheres(z["allowed"]); }
+  if (z["never"]) { m.zones_never = r.strs(z["never"], "zones never"); m.zones_never_at = Reader::wheres(z["never"]); }
 }
 
 // One declared conversation: who initiates it, with which role, on which ports and applications.
@@ -648,6 +657,24 @@ void load_mds2(Reader& r, YAML::Node x, Model& m) {
   }
 }
 
+// A switch must say what the answer it follows says: internal_only: true beside CONN-4 = Yes would
+// have the engine forbid what the form allows, and cite CONN-4 = yes as the reason.
+void check_switches_against_answers(Reader& r, const Model& m) {
+  auto& sws = mds2::derived_switches();
+  for (size_t i = 0; i < sws.size() && i < m.sw.size(); ++i) {
+    if (m.sw[i] < 0) continue;
+    auto it = m.answers.find(sws[i].question);
+    if (it == m.answers.end() || (it->second.answer != "yes" && it->second.answer != "no")) continue;
+    const bool yes = (m.sw[i] == 1) != sws[i].inverted;  // the answer the switch stands for
+    if ((it->second.answer == "yes") == yes) continue;
+    const bool follows = (it->second.answer == "yes") != sws[i].inverted;  // the switch the answer gives
+    r.err_at(m.sw_where[i], std::string("mds2_derived ") + sws[i].name + ": " + (m.sw[i] ? "true" : "false") +
+                                " means " + sws[i].question + " = " + (yes ? "Yes" : "No") + ", but mds2 answers " +
+                                sws[i].question + " is '" + it->second.answer + "' (expected " + sws[i].name + ": " +
+                                (follows ? "true" : "false") + ", or the answer corrected)");
+  }
+}
+
 // What the answers themselves forbid (RMOT-1, SAHD-7, SAHD-9), after the model's own forbidden_apps entries.
 void derive_forbidden(Model& m) {
   if (m.sw_value("remote_service") == 0)
@@ -668,6 +695,7 @@ std::unique_ptr<Model> load_model(const std::string& path, Errors& errs) {
   auto m = std::make_unique<Model>();
   m->file = path;
   m->sw.assign(mds2::derived_switches().size(), -1);
+  m->sw_where.assign(mds2::derived_switches().size(), Where{});
   r.keys(root, "device model", {"schema", "model", "fingerprints", "mds2_derived", "zones", "flows", "dicom", "hl7",
                                 "remote_service", "forbidden_apps", "alerting", "mds2"});
   load_model_header(r, root, *m);
@@ -682,6 +710,7 @@ std::unique_ptr<Model> load_model(const std::string& path, Errors& errs) {
   // Nothing reads alerting yet; it need only be a mapping.
   if (auto a = root["alerting"]; a && !a.IsNull()) r.is_map(a, "alerting");
   load_mds2(r, root["mds2"], *m);
+  check_switches_against_answers(r, *m);
   derive_forbidden(*m);
   if (!r.ok()) return nullptr;
   return m;
@@ -798,7 +827,17 @@ void load_listed_models(Reader& r, YAML::Node ml, const std::filesystem::path& s
       continue;
     }
     if (auto m = load_model(mp.lexically_normal().string(), r.errs)) {
-      if (site.find_model(m->id)) continue;
+      // A model is named by its file: the id a site's devices use finds <id>.yaml.
+      if (std::string stem = mp.stem().string(); m->id != stem)
+        r.errs.add(m->file, m->id_where.line, m->id_where.column,
+                   "model id '" + m->id + "' differs from the file name " + mp.filename().string() + " (expected id '" +
+                       stem + "', or the file renamed to " + m->id + ".yaml)");
+      if (const Model* first = site.find_model(m->id)) {
+        // Two files of one id: which one a device runs would depend on the order of the list.
+        r.err_mark(Reader::mark_of(ml, p), "models: '" + p + "' declares model id '" + m->id + "', already declared by " +
+                                               first->file + " (expected each model id once)");
+        continue;
+      }
       site.models.push_back(std::move(m));
     } else {
       r.bad_models.push_back(fs::weakly_canonical(mp, ec).string());
@@ -891,7 +930,7 @@ void load_devices(Reader& r, YAML::Node dl, const std::string& models_dir, Site&
         Role nr; nr.name = ro; site.roles.push_back(nr);
       }
     }
-    if (e["enable"]) d.enable = r.strs(e["enable"], what + " enable");
+    if (e["enable"]) { d.enable = r.strs(e["enable"], what + " enable"); d.enable_at = Reader::wheres(e["enable"]); }
     if (e["zone"]) {
       r.str(e["zone"], what + " zone", d.zone);
       if (!zone_known(site, d.zone)) r.err(e["zone"], what + " zone: unknown zone '" + d.zone + "' (define it under zones)");
@@ -973,8 +1012,32 @@ void bind_models(Reader& r, Site& site) {
       for (auto& ro : m->hl7.peer_roles)
         if (!builtin.count(ro) && site.role_index(ro) < 0)
           r.errs.add(m->file, m->hl7.where.line, m->hl7.where.column, "hl7 peer_roles: unknown role '" + ro + "' (not bound in " + path + " roles)");
-      for (auto& z : m->zones_allowed)
-        if (!zone_known(site, z)) r.errs.add(m->file, m->zones_where.line, m->zones_where.column, "zones allowed: unknown zone '" + z + "' (not defined in " + path + ")");
+      for (auto [list, at, key] : {std::tuple{&m->zones_allowed, &m->zones_allowed_at, "allowed"},
+                                   std::tuple{&m->zones_never, &m->zones_never_at, "never"}})
+        for (size_t i = 0; i < list->size(); ++i) {
+          const std::string& z = (*list)[i];
+          if (zone_known(site, z)) continue;
+          Where w = i < at->size() ? (*at)[i] : m->zones_where;
+          std::string zones = "external";
+          for (auto& x : site.zones) zones += ", " + x.name;
+          r.errs.add(m->file, w.line, w.column, std::string("zones ") + key + ": unknown zone '" + z + "' (not defined in " +
+                                                    path + "; expected one of: " + zones + ")");
+        }
+    }
+    // enable: names flows of the device's model; a misspelt one would leave the flow disabled.
+    if (!d.model) continue;
+    for (size_t i = 0; i < d.enable.size(); ++i) {
+      bool found = false;
+      for (auto& f : d.model->flows) found |= f.id == d.enable[i];
+      if (found) continue;
+      std::string off;
+      for (auto& f : d.model->flows)
+        if (!f.default_enabled) off += (off.empty() ? "" : ", ") + f.id;
+      Where w = i < d.enable_at.size() ? d.enable_at[i] : Where{};
+      r.errs.add(path, w.line, w.column, "device '" + d.name + "' enable: model '" + d.model_id + "' has no flow '" +
+                                             d.enable[i] + "' (expected " +
+                                             (off.empty() ? std::string("nothing: the model ships every flow enabled")
+                                                          : "a flow it ships disabled: " + off) + ")");
     }
   }
 }

@@ -126,6 +126,9 @@ struct Model {
   Hl7Model hl7;
   std::vector<std::string> zones_allowed, zones_never;
   Where zones_where;
+  std::vector<Where> zones_allowed_at, zones_never_at;  // each name's place in the file
+  Where id_where;
+  std::vector<Where> sw_where;  // each mds2_derived switch's key, like sw
   std::vector<std::string> remote_endpoints;  // server names it may reach outside the site ("*.x" = below x)
   std::vector<std::string> impl_class_uids, impl_version_names, hl7_msh3;
   std::vector<std::string> tls_ja3, tls_ja3s;  // lower-case MD5 hex
@@ -170,6 +173,7 @@ struct Device {
   std::vector<IpAddr> ips;
   std::vector<std::array<uint8_t, 6>> macs;
   std::vector<std::string> ae_titles, hl7_apps, roles, enable;
+  std::vector<Where> enable_at;  // each enable entry's place in the site file
   std::string zone;
   // Passive binding for devices whose address is not fixed: the first flow whose client shows
   // one of these binds its address to the device (for judging; header annotation uses ip only).

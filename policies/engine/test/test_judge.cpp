@@ -4,6 +4,8 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
+#include <filesystem>
+#include <regex>
 #include <fstream>
 #include <iterator>
 #include <unistd.h>
@@ -33,7 +35,11 @@ struct Fixture {
     std::string site = std::string(POLICIES_DIR) + "/sites/demo-site.yaml";
     std::string tmp, tmp_model;
     if (!model.empty()) {
-      tmp_model = "/tmp/medmon-judge-model-" + std::to_string(::getpid()) + ".yaml";
+      // A model file is named by its id (<id>.yaml): one folder per process holds it.
+      std::smatch id;
+      REQUIRE(std::regex_search(model, id, std::regex(R"(model:\s*\{?\s*id:\s*([A-Za-z0-9_.-]+))")));
+      std::filesystem::create_directories("/tmp/medmon-judge-" + std::to_string(::getpid()));
+      tmp_model = "/tmp/medmon-judge-" + std::to_string(::getpid()) + "/" + id[1].str() + ".yaml";
       std::ofstream(tmp_model) << model;
       edits.emplace_back("  - ../devices/acme-ct.yaml\n", "  - ../devices/acme-ct.yaml\n  - " + tmp_model + "\n");
     }
@@ -54,7 +60,11 @@ struct Fixture {
     Errors errs;
     judge = PolicyJudge::load(site, std::string(POLICIES_DIR) + "/devices", {}, errs);
     if (!tmp.empty()) std::remove(tmp.c_str());
-    if (!tmp_model.empty()) std::remove(tmp_model.c_str());
+    if (!tmp_model.empty()) {
+      std::error_code ec;
+      std::filesystem::remove(tmp_model, ec);
+      std::filesystem::remove(std::filesystem::path(tmp_model).parent_path(), ec);  // when no other fixture uses it
+    }
     for (auto& e : errs.list) WARN(e.format());
     REQUIRE(judge);
     out.add_sink(sink);

@@ -564,3 +564,51 @@ TEST_CASE("two devices on one address are an error at the second one's address",
   CHECK(load_site(t.write("sites/ok.yaml", ok), "", e2));
   INFO(all(e2));
 }
+
+TEST_CASE("policy check refuses a model id twice, an id that is not the file name, misspelt names and switches contradicting answers", "[policy][loader]") {
+  TempDir t;
+  t.write("devices/test-modality.yaml", kModel);
+  // Another file declaring the same id: which one ran would depend on the list's order.
+  auto v2 = t.write("devices/modality-v2.yaml", kModel);
+  auto sp = t.write("sites/site.yaml", std::string(kSite) + "models: [../devices/test-modality.yaml, ../devices/modality-v2.yaml]\n");
+  Errors errs;
+  CHECK_FALSE(load_site(sp, "", errs));
+  std::string s = all(errs);
+  INFO(s);
+  CHECK(s.find(v2 + ":3:7: model id 'test-modality' differs from the file name modality-v2.yaml (expected id 'modality-v2'") !=
+        std::string::npos);
+  CHECK(s.find(sp + ":9:41: models: '../devices/modality-v2.yaml' declares model id 'test-modality', already declared by") !=
+        std::string::npos);
+
+  // enable: a flow the model does not have; zones never: zones the site does not define.
+  t.write("devices/typo.yaml", std::string(kModel).replace(std::string(kModel).find("test-modality"), 13, "typo") +
+                                   "    default_enabled: false\nzones: {never: [extrenal, offic]}\n");
+  auto sp2 = t.write("sites/site2.yaml", std::string(kSite).replace(std::string(kSite).find("model: test-modality"), 20,
+                                                                    "model: typo, enable: [stroe]"));
+  Errors e2;
+  CHECK_FALSE(load_site(sp2, "", e2));
+  std::string s2 = all(e2);
+  INFO(s2);
+  CHECK(s2.find(sp2 + ":8:41: device 'mod-1' enable: model 'typo' has no flow 'stroe' (expected a flow it ships disabled: store)") !=
+        std::string::npos);
+  CHECK(s2.find("typo.yaml:14:17: zones never: unknown zone 'extrenal' (not defined in " + sp2 +
+                "; expected one of: external, modality)") != std::string::npos);
+  CHECK(s2.find("typo.yaml:14:27: zones never: unknown zone 'offic'") != std::string::npos);
+
+  // internal_only: true says CONN-4 = No; the model's own answer says Yes.
+  t.write("devices/test-modality.yaml", std::string(kModel) + "mds2:\n  answers:\n    CONN-4: {answer: \"yes\", detail: \"Yes\"}\n");
+  auto sp3 = t.write("sites/site3.yaml", kSite);
+  Errors e3;
+  CHECK_FALSE(load_site(sp3, "", e3));
+  std::string s3 = all(e3);
+  INFO(s3);
+  CHECK(s3.find("test-modality.yaml:5:3: mds2_derived internal_only: true means CONN-4 = No, but mds2 answers CONN-4 is "
+                "'yes' (expected internal_only: false, or the answer corrected)") != std::string::npos);
+  // The same answer with the switch that follows from it loads.
+  t.write("devices/test-modality.yaml", std::string(kModel).replace(std::string(kModel).find("internal_only: true"), 19,
+                                                                     "internal_only: false") +
+                                            "mds2:\n  answers:\n    CONN-4: {answer: \"yes\", detail: \"Yes\"}\n");
+  Errors e4;
+  CHECK(load_site(sp3, "", e4));
+  INFO(all(e4));
+}
