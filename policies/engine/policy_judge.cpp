@@ -8,6 +8,7 @@
 #include <cctype>
 #include <fstream>
 
+#include "dissectors/proprietary/signature.h"
 #include "policies/mds2/mds2_form.h"
 
 namespace medmon::policy {
@@ -61,6 +62,8 @@ std::string_view ndpi_app_name(std::string_view p, const FlowSummary& f) {
   if (ieq(p, "Kerberos")) return "kerberos";
   if (ieq(p, "SNMP")) return "snmp";
   if (ieq(p, "ICMP") || ieq(p, "ICMPV6")) return "icmp";
+  // The SQL databases nDPI reads: one family, as dns and dhcp are (a model may still name one).
+  if (ieq(p, "MsSQL-TDS") || ieq(p, "MySQL") || ieq(p, "PostgreSQL") || ieq(p, "Oracle")) return "sql";
   if (ieq(p, "DICOM")) return "dicom";
   if (ieq(p, "HL7")) return "hl7";
   return p;
@@ -104,6 +107,13 @@ bool is_lateral(std::string_view app) {
   for (auto x : l) if (app == x) return true;
   return false;
 }
+// A flow a loaded signature classified carries the signature's name as its app.
+bool signature_app(std::string_view app) {
+  for (const auto& sig : proprietary::registered())
+    if (sig->name == app) return true;
+  return false;
+}
+
 bool is_infrastructure(std::string_view app) { return app == "dns" || app == "dhcp" || app == "ntp" || app == "icmp"; }
 
 // A server name against a declared endpoint: the same name (any case, a final dot ignored), or for
@@ -585,6 +595,8 @@ bool PolicyJudge::Side::app_in(const std::vector<std::string>& apps) const {
   // DHCPv6 that medmon's dhcp dissector read (nDPI then never names it) is what nDPI calls DHCPV6.
   if (app == "dhcp" && f.facts && contains_app(apps, "dhcpv6"))
     if (const std::string* v = f.facts->attr("dhcp.version"); v && *v == "6") return true;
+  // `proprietary`: any protocol a loaded signature recognised (the flow's app is its name).
+  if (f.facts && !f.facts->app.empty() && contains(apps, "proprietary") && signature_app(f.facts->app)) return true;
   if ((f.facts && !f.facts->app.empty()) || f.ndpi_guessed) return false;  // not nDPI's reading
   for (std::string_view n : {std::string_view(f.ndpi_protocol), std::string_view(f.ndpi_app)})
     if (!n.empty() && !ieq(n, "Unknown") && contains_app(apps, n)) return true;

@@ -510,6 +510,32 @@ TEST_CASE("content nothing recognised matches a rule's application only without 
   CHECK(fx.judge_flow(h).rule == "dicom-mwl");
 }
 
+TEST_CASE("app sql is nDPI's SQL databases, app proprietary any protocol a signature recognised", "[judge]") {
+  Fixture fx({{"  - {role: ntp,", "  - {role: db, ips: [10.10.3.40]}\n  - {role: ntp,"},
+              {"devices:\n", "devices:\n  - {name: lab-1, model: test-lab, ip: 10.10.1.40, zone: modality}\n"}},
+             "schema: medmon.model/v1\nmodel: {id: test-lab}\n"
+             "flows:\n  - {id: db, initiator: device, peer_role: db, l4: tcp, dst_port: [1433, 5432], app: sql}\n"
+             "  - {id: pg, initiator: device, peer_role: db, l4: tcp, dst_port: [5433], app: postgresql}\n"
+             "  - {id: monitor, initiator: device, peer_role: db, l4: tcp, dst_port: [7700], app: proprietary}\n");
+  auto db = [&](uint16_t port, const char* ndpi) {
+    auto f = fx.flow("10.10.1.40", 40000, "10.10.3.40", port);
+    f.ndpi_protocol = ndpi;
+    return fx.judge_flow(f);
+  };
+  CHECK(db(1433, "MsSQL-TDS").rule == "db");
+  CHECK(db(5432, "PostgreSQL").rule == "db");
+  // A member's own name matches that member only.
+  CHECK(db(5433, "PostgreSQL").rule == "pg");
+  CHECK(db(5433, "MySQL").rule != "pg");
+  // A protocol a shipped signature recognised is proprietary; HL7 on that port is not.
+  auto sig = fx.flow("10.10.1.40", 40001, "10.10.3.40", 7700);
+  fx.add_facts(sig, "datex-ohmeda-s5");
+  CHECK(fx.judge_flow(sig).rule == "monitor");
+  auto hl7 = fx.flow("10.10.1.40", 40002, "10.10.3.40", 7700);
+  fx.add_facts(hl7, "hl7");
+  CHECK(fx.judge_flow(hl7).rule != "monitor");
+}
+
 TEST_CASE("undeclared, unlisted listening port, disabled-by-default service", "[judge]") {
   Fixture fx;
   auto f = fx.flow(CT, 40001, PACS, 8080);
