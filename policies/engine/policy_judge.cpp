@@ -95,6 +95,14 @@ std::string_view app_of(const FlowSummary& f) {
   return p;
 }
 
+// TLS (or DTLS, QUIC) carried the flow: what a rule with `tls: forbidden` does not match.
+bool over_tls(const FlowSummary& f, std::string_view app) {
+  if (f.facts && f.facts->tls) return true;
+  if (f.facts && f.facts->app.size() > 4 && std::string_view(f.facts->app).substr(f.facts->app.size() - 4) == "-tls") return true;
+  std::string_view p = ndpi_content_protocol(f);
+  return app == "tls" || ieq(p, "TLS") || ieq(p, "DTLS") || ieq(p, "QUIC");
+}
+
 bool encrypted(const FlowSummary& f, std::string_view app) {
   if (f.facts && f.facts->tls) return true;
   if (f.facts && f.facts->app.size() > 4 && std::string_view(f.facts->app).substr(f.facts->app.size() - 4) == "-tls") return true;
@@ -629,6 +637,7 @@ PolicyJudge::SideResult PolicyJudge::eval_side(const FlowSummary& f, const Devic
 // port and application, or null.
 const FlowRule* PolicyJudge::find_declared_flow(const Side& s, const FlowRule*& port_only) const {
   const bool payload = s.f.payload_bytes[0] + s.f.payload_bytes[1] > 0;
+  const bool tls = over_tls(s.f, s.app);
   for (auto& r : s.dev.model->flows) {
     if (r.initiator == Initiator::device && !s.dev_is_client) continue;
     if (r.initiator == Initiator::peer && s.dev_is_client) continue;
@@ -651,6 +660,8 @@ const FlowRule* PolicyJudge::find_declared_flow(const Side& s, const FlowRule*& 
       if (!ok && !s.dev_is_client && r.role_index >= 0 && r.ports.empty()) ok = true;
       if (!ok) continue;
     }
+    // A TLS flow matches only rules that do not forbid TLS, whatever the sensor saw behind it.
+    if (r.tls == Tls::forbidden && tls) continue;
     // Content no dissector and no nDPI reading recognised matches a rule's application only when
     // there was no content to recognise (a handshake, a refused connection): random bytes on the
     // worklist port are not a worklist query.

@@ -536,6 +536,27 @@ TEST_CASE("app sql is nDPI's SQL databases, app proprietary any protocol a signa
   CHECK(fx.judge_flow(hl7).rule != "monitor");
 }
 
+TEST_CASE("a TLS flow matches no rule that forbids TLS, DICOM recognised behind it included", "[judge]") {
+  Fixture notls({{"{name: ct-1, model: acme-ct,", "{name: ct-1, model: test-notls,"}},
+                "schema: medmon.model/v1\nmodel: {id: test-notls}\n"
+                "flows:\n  - {id: store, initiator: device, peer_role: pacs, l4: tcp, dst_port: [104, 2762], app: dicom, tls: forbidden}\n");
+  // The sensor recognised DICOM behind TLS (dicom-tls).
+  auto t = notls.flow(CT, 40001, PACS, 2762);
+  t.ndpi_protocol = "TLS";
+  notls.add_facts(t, "dicom-tls");
+  auto v = notls.judge_flow(t);
+  CHECK(v.verdict == "undeclared");
+  CHECK(v.side_rule[0] == "flow.undeclared");
+  // Nor when nDPI alone read the TLS, or the dissector saw the handshake.
+  auto n = notls.flow(CT, 40002, PACS, 2762);
+  n.ndpi_protocol = "TLS";
+  CHECK(notls.judge_flow(n).side_rule[0] == "flow.undeclared");
+  // DICOM in clear matches.
+  auto c = notls.flow(CT, 40003, PACS, 2762);
+  notls.add_facts(c, "dicom");
+  CHECK(notls.judge_flow(c).side_rule[0] == "store");
+}
+
 TEST_CASE("undeclared, unlisted listening port, disabled-by-default service", "[judge]") {
   Fixture fx;
   auto f = fx.flow(CT, 40001, PACS, 8080);
