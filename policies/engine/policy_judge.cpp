@@ -286,8 +286,10 @@ PolicyJudge::PolicyJudge(std::shared_ptr<const Site> site, JudgeOptions opt, std
   zones_ = ZoneLookup(s.zones);
   // A device's `zone:` places its addresses that no zone's cidrs hold (the loader refuses one that
   // contradicts the cidrs): host routes, found before any network.
+  dev_zone_.assign(s.devices.size(), -1);
   for (auto& d : s.devices) {
     int z = d.zone.empty() ? -1 : zidx(d.zone);
+    dev_zone_[static_cast<size_t>(&d - s.devices.data())] = z;
     if (z < 0) continue;
     for (auto& ip : d.ips) zones_.add(Cidr{ip, static_cast<uint8_t>(ip.family == 4 ? 32 : 128)}, z);
   }
@@ -427,8 +429,11 @@ const Device* PolicyJudge::fingerprint_owner(std::string_view calling_ae) const 
   return nullptr;
 }
 
-int PolicyJudge::zone_of(const IpAddr& ip) const {
+int PolicyJudge::zone_of(const IpAddr& ip, const Device* dev) const {
   if (int z = zones_.find(ip); z >= 0) return z;
+  if (dev) {
+    if (int z = dev_zone_[static_cast<size_t>(dev - site_->devices.data())]; z >= 0) return z;
+  }
   return internal(ip) ? -1 : static_cast<int>(site_->zones.size());  // external pseudo-zone
 }
 
@@ -452,12 +457,12 @@ void PolicyJudge::annotate(const EventEndpoints& ep, JsonWriter& w) {
   if (s) w.field("src_device", s->name);
   if (d) w.field("dst_device", d->name);
   if (ep.src.family) {
-    int z = zone_of(ep.src);
+    int z = zone_of(ep.src, s);
     if (z >= 0 && static_cast<size_t>(z) < site_->zones.size()) w.field("src_zone", site_->zones[z].name);
     else if (z >= 0) w.field("src_zone", "external");
   }
   if (ep.dst.family) {
-    int z = zone_of(ep.dst);
+    int z = zone_of(ep.dst, d);
     if (z >= 0 && static_cast<size_t>(z) < site_->zones.size()) w.field("dst_zone", site_->zones[z].name);
     else if (z >= 0) w.field("dst_zone", "external");
   }
@@ -724,7 +729,7 @@ PolicyJudge::SideResult PolicyJudge::judge_undeclared_flow(const Side& s, const 
     }
   // The peer's zone against the model's zones: one it never allows, or one outside its allowed list
   // (when it gives one). A peer in no zone is judged by neither.
-  int peer_zone = zone_of(s.peer_ip);
+  int peer_zone = zone_of(s.peer_ip, s.peer_dev);
   std::string_view zone_name;
   if (peer_zone >= 0)
     zone_name = static_cast<size_t>(peer_zone) < site_->zones.size() ? std::string_view(site_->zones[peer_zone].name)
@@ -1251,7 +1256,7 @@ FlowVerdict PolicyJudge::judge(const FlowSummary& f, EventOutput& out) {
   bool enc = encrypted(f, app);
 
   // Zone matrix: site-wide, for every flow between two known zones.
-  int cz = zone_of(f.ep.src), sz = zone_of(f.ep.dst);
+  int cz = zone_of(f.ep.src, cdev), sz = zone_of(f.ep.dst, sdev);
   if (cz >= 0 && sz >= 0 && cz != sz) {
     size_t nz = site_->zones.size() + 1;
     if (!zone_matrix_[static_cast<size_t>(cz) * nz + static_cast<size_t>(sz)]) {

@@ -94,7 +94,9 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
   const Device* bind_by_fingerprint(const FlowSummary& f);
   // The device whose DICOM fingerprint `calling_ae` is, once a flow has bound it to an address.
   const Device* fingerprint_owner(std::string_view calling_ae) const;
-  int zone_of(const IpAddr& ip) const;
+  // The zone of an address (-1 none; zones.size() = external); `dev`, the device at it, places it
+  // in its `zone:` when no zone's cidrs hold it (a device bound by MAC has no address to place).
+  int zone_of(const IpAddr& ip, const Device* dev = nullptr) const;
   bool internal(const IpAddr& ip) const;
   uint64_t roles_of(const IpAddr& ip) const;
   bool load_baseline(const std::string& path, Errors& errs);
@@ -137,6 +139,7 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
   std::vector<std::pair<std::array<uint8_t, 6>, uint32_t>> dev_by_mac_;
   std::unordered_map<IpKey, uint64_t, IpKeyHash> roles_by_ip_;       // exact addresses
   std::vector<uint64_t> dev_roles_;                                   // per device: its roles: bits
+  std::vector<int> dev_zone_;                                         // per device: its zone: index, -1 none
   std::vector<std::pair<Cidr, uint64_t>> roles_by_cidr_;              // networks
   ZoneLookup zones_;                                                  // zones' cidrs and devices' zone: addresses
   std::vector<uint8_t> zone_matrix_;                                  // nz*nz allowed bits

@@ -1068,6 +1068,32 @@ TEST_CASE("each device of a flow has its own verdict and rule", "[judge]") {
   CHECK(n.side_verdict[1].empty());
 }
 
+TEST_CASE("a device bound by MAC is in its zone at an address no zone holds", "[judge]") {
+  Fixture fx(Fixture::Edits{{"ip: 10.10.1.10, ae_title: CT01", "mac: \"02:00:0a:0a:00:01\", ae_title: CT01"}});
+  const std::array<uint8_t, 6> ct_mac{0x02, 0x00, 0x0a, 0x0a, 0x00, 0x01};
+  // The CT (zone: modality) at 10.20.0.5, in no zone's cidrs, to a reading workstation.
+  auto f = fx.flow("10.20.0.5", 40001, WS, 2575);
+  f.client_mac = ct_mac;
+  f.ep.src_mac = ct_mac;
+  fx.judge_flow(f);
+  auto z = fx.alerts("lateral.zone_crossing");
+  REQUIRE(z.size() == 1);
+  CHECK(z[0]["alert"]["device"] == "ct-1");
+  CHECK(z[0]["alert"]["evidence"]["src_zone"] == "modality");
+  CHECK(z[0]["src_zone"] == "modality");
+  // Its model's zones judge the peer's zone as from any address: reading is not among them.
+  CHECK(fx.alerts("lateral.zone_forbidden").size() == 1);
+  // A PACS verification to the CT there: the PACS's model judges the CT's zone too.
+  auto g = fx.flow(PACS, 40002, "10.20.0.5", 104);
+  g.server_mac = ct_mac;
+  g.ep.dst_mac = ct_mac;
+  fx.judge_flow(g);
+  CHECK(fx.alerts("lateral.zone_crossing").size() == 1);  // pacs -> modality is in the matrix
+  fx.out.begin("flow", g.end, &g.ep).field("x", 1);
+  fx.out.end();
+  CHECK(json::parse(fx.sink->lines.back())["dst_zone"] == "modality");
+}
+
 TEST_CASE("event headers name a device bound by MAC", "[judge]") {
   Fixture fx(Fixture::Edits{{"ip: 10.10.1.10, ae_title: CT01", "mac: \"02:00:0a:0a:00:01\", ae_title: CT01"}});
   auto f = fx.flow(CT, 40001, PACS, 11112);
