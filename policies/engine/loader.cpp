@@ -817,7 +817,11 @@ void load_roles(Reader& r, YAML::Node rl, Site& site) {
 void load_listed_models(Reader& r, YAML::Node ml, const std::filesystem::path& site_dir, Site& site) {
   namespace fs = std::filesystem;
   if (!ml || ml.IsNull()) return;
-  for (auto& p : r.strs(ml, "models")) {
+  const std::vector<std::string> paths = r.strs(ml, "models");
+  const std::vector<Where> listed_at = Reader::wheres(ml);
+  for (size_t i = 0; i < paths.size(); ++i) {
+    const std::string& p = paths[i];
+    const Where at_entry = i < listed_at.size() ? listed_at[i] : Reader::where(ml);
     fs::path mp = fs::path(p).is_absolute() ? fs::path(p) : site_dir / p;
     std::error_code ec;
     if (!fs::exists(mp, ec)) {  // (error_code: a path too long to look up is not found, not a crash)
@@ -834,8 +838,11 @@ void load_listed_models(Reader& r, YAML::Node ml, const std::filesystem::path& s
                        stem + "', or the file renamed to " + m->id + ".yaml)");
       if (const Model* first = site.find_model(m->id)) {
         // Two files of one id: which one a device runs would depend on the order of the list.
-        r.err_mark(Reader::mark_of(ml, p), "models: '" + p + "' declares model id '" + m->id + "', already declared by " +
-                                               first->file + " (expected each model id once)");
+        if (first->file == m->file)
+          r.err_at(at_entry, "models: '" + p + "' is listed twice (expected each model once)");
+        else
+          r.err_at(at_entry, "models: '" + p + "' declares model id '" + m->id + "', already declared by " + first->file +
+                                 " (expected each model id once)");
         continue;
       }
       site.models.push_back(std::move(m));

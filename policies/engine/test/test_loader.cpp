@@ -580,6 +580,12 @@ TEST_CASE("policy check refuses a model id twice, an id that is not the file nam
   CHECK(s.find(sp + ":9:41: models: '../devices/modality-v2.yaml' declares model id 'test-modality', already declared by") !=
         std::string::npos);
 
+  // The same file twice: the second entry is the error.
+  auto spt = t.write("sites/twice.yaml", std::string(kSite) + "models: [../devices/test-modality.yaml, ../devices/test-modality.yaml]\n");
+  Errors et;
+  CHECK_FALSE(load_site(spt, "", et));
+  CHECK(all(et).find(spt + ":9:41: models: '../devices/test-modality.yaml' is listed twice") != std::string::npos);
+
   // enable: a flow the model does not have; zones never: zones the site does not define.
   t.write("devices/typo.yaml", std::string(kModel).replace(std::string(kModel).find("test-modality"), 13, "typo") +
                                    "    default_enabled: false\nzones: {never: [extrenal, offic]}\n");
