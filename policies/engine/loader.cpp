@@ -995,8 +995,8 @@ void load_severity(Reader& r, YAML::Node sv, Site& site) {
   }
 }
 
-// Cross-references: each device points at its model, and every role and zone a bound model speaks
-// of must exist in the site. The errors are located in the model's file, naming the site file.
+// Cross-references: each device points at its model (and its enable: entries at the model's flows),
+// and every role and zone a bound model speaks of must exist in the site. The errors are located in the model's file, naming the site file.
 void bind_models(Reader& r, Site& site) {
   static const std::set<std::string, std::less<>> builtin = {"any", "any_internal", "external"};
   const std::string& path = r.file;
