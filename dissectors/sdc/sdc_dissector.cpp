@@ -490,7 +490,7 @@ class SdcDissector final : public Dissector {
     read_discovery(m);
     read_metadata(m);
     read_patient(m, ctx);
-    hide_patient_scopes(m, ctx);
+    hide_person_scopes(m, ctx);
     record_facts(dir, m, ctx);
     add_identities(dir, m, ctx);
     write_event(dir, http, m, ctx);
@@ -613,23 +613,30 @@ class SdcDissector final : public Dissector {
     for (auto& f : m.phi) ctx.facts().add_phi(f);
   }
 
-  // Discovery scopes may carry a patient context (sdc.ctxt.pat), in what a device announces
-  // and in what a Probe or Resolve asks for: never written in clear. The scopes are XML text
-  // already decoded; a URI scheme is case-insensitive, and the scheme is looked for anywhere in
-  // the scope, so that nothing in front of it (a no-break space, another URI around it) lets it
-  // through.
-  static void hide_patient_scopes(Message& m, FlowContext& ctx) {
-    static constexpr std::string_view kPatientScope = "sdc.ctxt.pat";
+  // Discovery scopes may name a person in a context scope: the patient (sdc.ctxt.pat), a
+  // workflow step of their care (sdc.ctxt.wfl: order, visit, accession ids) or an operator
+  // (sdc.ctxt.opr). These are never written in clear, in what a device announces and in what a
+  // Probe or Resolve asks for; location, ensemble and means contexts (sdc.ctxt.loc, .ens, .mns)
+  // name places and equipment and stay as sent. The scopes are XML text already decoded; a URI
+  // scheme is case-insensitive, and the scheme is looked for anywhere in the scope, so that
+  // nothing in front of it (a no-break space, another URI around it) lets it through.
+  static void hide_person_scopes(Message& m, FlowContext& ctx) {
+    struct PersonScope { std::string_view scheme, phi_field; };
+    static constexpr PersonScope kScopes[] = {{"sdc.ctxt.pat", "sdc.scope.patient"},
+                                              {"sdc.ctxt.wfl", "sdc.scope.workflow"},
+                                              {"sdc.ctxt.opr", "sdc.scope.operator"}};
     auto hide = [&](std::vector<std::string>& scopes) {
       for (auto& s : scopes) {
-        size_t at = ifind(s, kPatientScope);
-        if (at == std::string::npos) continue;
-        // The scheme in lower case, so the same patient gets one pseudonym however it is cased.
-        if (at == 0) std::transform(s.begin(), s.begin() + kPatientScope.size(), s.begin(), lower);
-        s = "sdc.ctxt.pat:" + ctx.pseudonym(s);
-        if (std::find(m.phi.begin(), m.phi.end(), "sdc.scope.patient") == m.phi.end())
-          m.phi.emplace_back("sdc.scope.patient");
-        ctx.facts().add_phi("sdc.scope.patient");
+        for (const PersonScope& k : kScopes) {
+          size_t at = ifind(s, k.scheme);
+          if (at == std::string::npos) continue;
+          // The scheme in lower case, so the same value gets one pseudonym however it is cased.
+          if (at == 0) std::transform(s.begin(), s.begin() + k.scheme.size(), s.begin(), lower);
+          s = std::string(k.scheme) + ":" + ctx.pseudonym(s);
+          if (std::find(m.phi.begin(), m.phi.end(), k.phi_field) == m.phi.end()) m.phi.emplace_back(k.phi_field);
+          ctx.facts().add_phi(k.phi_field);
+          break;
+        }
       }
     };
     for (auto& p : m.parts) hide(p.scopes);
@@ -704,7 +711,13 @@ class SdcDissector final : public Dissector {
     w.field("direction", dir_name(dir));
     w.field("transport", http ? "http" : "udp");
     if (http) {
-      if (!http->method.empty()) { w.field("http_method", http->method); w.field("http_path", http->path); }
+      if (!http->method.empty()) {
+        // The path names the hosted service (as the XAddrs do); a query string may carry patient
+        // or order ids, so it is left out ("/" when the target is only a query).
+        std::string_view path = http->path.substr(0, http->path.find_first_of("?#"));
+        w.field("http_method", http->method);
+        w.field("http_path", path.empty() ? std::string_view("/") : path);
+      }
       if (http->status) w.field("http_status", http->status);
     }
     if (!m.short_action.empty()) w.field("action", m.short_action);

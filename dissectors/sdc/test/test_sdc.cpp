@@ -472,6 +472,66 @@ TEST_CASE("sdc: discovery and metadata values are read as XML text") {
   CHECK(*g.facts.attr("sdc.manufacturer") == "Acme & Sons");
 }
 
+TEST_CASE("sdc: workflow and operator scopes are pseudonymised, location and ensemble kept") {
+  Harness h(kSdcInfo);
+  h.ep.proto = 17;
+  IpAddr::parse("10.20.0.15", h.ep.src);
+  IpAddr::parse("239.255.255.250", h.ep.dst);
+  const std::string scopes =
+      "sdc.mds.pkp:1.2.840.10004.20701.1.1 sdc.ctxt.wfl:/1.2.3.4.5/ACCZZ7777 SDC.CTXT.OPR:/1.2.3.4.5/OPRZZNURSE "
+      "sdc.ctxt.loc:/sdc.ctxt.loc.detail/%2F%2F%2FICU%2F3%2F12?fac=HOSP&poc=ICU&bed=12 sdc.ctxt.ens:/1.2.3.4.5/ENS1";
+  h.datagram(Dir::to_server,
+             envelope("http://docs.oasis-open.org/ws-dd/ns/discovery/2009/01/Hello",
+                      "<wsd:Hello><wsa:EndpointReference><wsa:Address>" + kEpr +
+                          "</wsa:Address></wsa:EndpointReference><wsd:Types>mdpws:MedicalDevice</wsd:Types><wsd:Scopes>" +
+                          scopes + "</wsd:Scopes></wsd:Hello>"));
+  h.datagram(Dir::to_server,
+             envelope("http://docs.oasis-open.org/ws-dd/ns/discovery/2009/01/Probe",
+                      "<wsd:Probe><wsd:Types>mdpws:MedicalDevice</wsd:Types>"
+                      "<wsd:Scopes>sdc.ctxt.wfl:/1.2.3.4.5/ACCZZ7777</wsd:Scopes></wsd:Probe>"));
+  auto ev = h.events("sdc");
+  REQUIRE(ev.size() == 2);
+  auto& sc = ev[0]["sdc"]["participants"][0]["scopes"];
+  REQUIRE(sc.size() == 5);
+  CHECK(sc[0] == "sdc.mds.pkp:1.2.840.10004.20701.1.1");
+  // The pseudonym of the whole scope, scheme in lower case, as for sdc.ctxt.pat.
+  CHECK(sc[1] == "sdc.ctxt.wfl:" + Pseudonymiser()("sdc.ctxt.wfl:/1.2.3.4.5/ACCZZ7777"));
+  CHECK(sc[2] == "sdc.ctxt.opr:" + Pseudonymiser()("sdc.ctxt.opr:/1.2.3.4.5/OPRZZNURSE"));
+  CHECK(sc[3] == "sdc.ctxt.loc:/sdc.ctxt.loc.detail/%2F%2F%2FICU%2F3%2F12?fac=HOSP&poc=ICU&bed=12");
+  CHECK(sc[4] == "sdc.ctxt.ens:/1.2.3.4.5/ENS1");
+  CHECK(ev[0]["sdc"]["phi_fields"] == nlohmann::json::array({"sdc.scope.workflow", "sdc.scope.operator"}));
+  // The same order id asked for by a consumer gets the same pseudonym.
+  CHECK(ev[1]["sdc"]["query_scopes"] == nlohmann::json::array({sc[1]}));
+  CHECK(ev[1]["sdc"]["phi_fields"] == nlohmann::json::array({"sdc.scope.workflow"}));
+  for (auto& l : h.sink->lines) {
+    CHECK(l.find("ACCZZ7777") == std::string::npos);
+    CHECK(l.find("OPRZZNURSE") == std::string::npos);
+  }
+  CHECK(h.facts.phi_fields == std::vector<std::string>{"sdc.scope.workflow", "sdc.scope.operator"});
+}
+
+TEST_CASE("sdc: the query string of a request target is not written") {
+  for (auto [target, path] : {std::pair<std::string, std::string>{"/patients/ContextService?name=ZZDOE%5EJANE", "/patients/ContextService"},
+                              {"/x/ContextService#PATZZ1", "/x/ContextService"},
+                              {"/x/ContextService", "/x/ContextService"},
+                              {"?pid=PATZZ1", "/"}}) {
+    INFO(target);
+    Harness h(kSdcInfo);
+    h.ep.proto = 6;
+    h.feed(Dir::to_server, http("POST " + target + " HTTP/1.1",
+                                envelope("http://standards.ieee.org/downloads/11073/11073-20701-2018/ContextService/GetContextStates",
+                                         "<msg:GetContextStates/>")));
+    h.end();
+    auto ev = h.events("sdc");
+    REQUIRE(ev.size() == 1);
+    CHECK(ev[0]["sdc"]["http_path"] == path);
+    for (auto& l : h.sink->lines) {
+      CHECK(l.find("ZZDOE") == std::string::npos);
+      CHECK(l.find("PATZZ1") == std::string::npos);
+    }
+  }
+}
+
 TEST_CASE("sdc: after a gap the damaged message is dropped and the next start line is found") {
   std::string resp = contexts_response(patient_state("msg:ContextState"));
   size_t phi = resp.find("Extension=");
