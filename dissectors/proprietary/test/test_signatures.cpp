@@ -637,6 +637,55 @@ TEST_CASE("signatures: the IntelliVue signature reads identity and pseudonymises
   CHECK(h.facts.identities[0].model == "MX800");
 }
 
+TEST_CASE("signatures: the IntelliVue signature reads non-ASCII names whole") {
+  LoadResult shipped = load_signatures(MEDMON_SIGNATURES_SRC);
+  std::shared_ptr<const Signature> iv;
+  for (auto& s : shipped.signatures) if (s->name == "philips-intellivue-data-export") iv = s;
+  REQUIRE(iv);
+  // UTF-16BE code units as bytes; `nul` adds a terminator counted in the length.
+  auto str_attr = [&](unsigned id, const std::u16string& v, bool nul) {
+    std::string o;
+    for (char16_t c : v) { o.push_back(static_cast<char>(c >> 8)); o.push_back(static_cast<char>(c & 0xff)); }
+    if (nul) o.append(2, '\0');
+    return u16be(id) + u16be(o.size() + 2) + u16be(o.size()) + o;
+  };
+  const std::string muller = "M\xc3\x9cLLER", zoe = "ZO\xc3\x8b", yamada = "\xe5\xb1\xb1\xe7\x94\xb0";  // MÜLLER, ZOË, 山田
+  for (bool nul : {false, true}) {
+    INFO("NUL terminated " << nul);
+    // The family name last, then first, before an attribute of another partition (0xF001).
+    for (bool family_last : {true, false}) {
+      std::string body = str_attr(0x095a, u"MM0001", nul) + str_attr(0x095d, u"ZO\u00cb", nul);
+      std::string family = str_attr(0x095f, u"M\u00dcLLER", nul);
+      body = family_last ? body + family : family + body + str_attr(0xf001, u"\u5c71\u7530", nul);
+      std::string msg = std::string("\xe1\x00\x00\x02\x00\x02", 6) + u16be(body.size()) + body;
+      SigHarness h(iv, 17);
+      h.datagram(Dir::to_client, msg);
+      h.end();
+      auto ev = h.events("proprietary");
+      REQUIRE(ev.size() == 1);
+      auto& f = ev[0]["proprietary"]["fields"];
+      // The pseudonym of the UTF-8 name: what DICOM and HL7 give for MÜLLER and ZOË.
+      CHECK(f["patient_family_name"] == nlohmann::json::array({Pseudonymiser()(muller)}));
+      CHECK(f["patient_given_name"] == nlohmann::json::array({Pseudonymiser()(zoe)}));
+      CHECK(f["patient_id"] == nlohmann::json::array({Pseudonymiser()("MM0001")}));
+    }
+  }
+  // A name in CJK characters, and one holding a code unit whose high byte is 0x09 (Devanagari).
+  for (auto [name, utf8] : {std::pair<std::u16string, std::string>{u"\u5c71\u7530", yamada},
+                            {u"\u0915\u092e\u0932", "\xe0\xa4\x95\xe0\xa4\xae\xe0\xa4\xb2"}}) {
+    std::string body = str_attr(0x095f, name, false) + str_attr(0x095d, u"TARO", false);
+    std::string msg = std::string("\xe1\x00\x00\x02\x00\x02", 6) + u16be(body.size()) + body;
+    SigHarness h(iv, 17);
+    h.datagram(Dir::to_client, msg);
+    h.end();
+    auto ev = h.events("proprietary");
+    REQUIRE(ev.size() == 1);
+    auto& f = ev[0]["proprietary"]["fields"];
+    CHECK(f["patient_family_name"] == nlohmann::json::array({Pseudonymiser()(utf8)}));
+    CHECK(f["patient_given_name"] == nlohmann::json::array({Pseudonymiser()("TARO")}));
+  }
+}
+
 TEST_CASE("signatures: text fields decoded from UTF-16 and Latin-1") {
   std::string out;
   decode_text(std::string("\0J\0A\0N\0E", 8), TextEncoding::utf16be, out);
