@@ -592,6 +592,23 @@ Op* DicomDissector::find_pending(Dir dir, uint16_t msg_id) {
   return nullptr;
 }
 
+// A PN value is up to three component groups (alphabetic=ideographic=phonetic); an HL7 XPN
+// carries them as repetitions of PID-5, of which HL7 pseudonymises the first. So a name is
+// pseudonymised by its alphabetic group (or the first group with a value when that one is
+// empty), and "DOE^JANE", "DOE^JANE=" and "Yamada^Tarou=<kanji>" give the HL7 pseudonym.
+void keep_first_name_group(std::string& name) {
+  size_t start = 0;
+  for (;;) {
+    size_t eq = name.find('=', start);
+    std::string_view group = std::string_view(name).substr(start, eq == std::string::npos ? std::string::npos : eq - start);
+    if (!Pseudonymiser::normalise(group).empty() || eq == std::string::npos) {
+      name = std::string(group);
+      return;
+    }
+    start = eq + 1;
+  }
+}
+
 void add_unique(std::vector<std::string>& list, std::string v) {
   if (list.size() >= kMaxListed) return;
   for (auto& x : list) if (x == v) return;
@@ -617,16 +634,17 @@ void DicomDissector::merge_dataset(Op& op, const DatasetSummary& ds, FlowContext
     decode_text(ds.serial, ds.charset, scratch_);
     op.serial = ctx.pseudonym(scratch_);
   }
-  auto phi_value = [&](std::vector<std::string>& list, const std::string& raw) {
+  auto phi_value = [&](std::vector<std::string>& list, const std::string& raw, bool person_name) {
     // The rule of the PHI mask: a wildcard query key (`*`) names no patient.
     if (!has_value(raw) || list.size() >= kMaxListed) return;
     decode_text(raw, ds.charset, scratch_);
+    if (person_name) keep_first_name_group(scratch_);
     if (Pseudonymiser::normalise(scratch_).empty()) return;
     add_unique(list, ctx.pseudonym(scratch_));
   };
-  phi_value(op.patient_ids, ds.patient_id);
-  phi_value(op.patient_names, ds.patient_name);
-  phi_value(op.accessions, ds.accession);
+  phi_value(op.patient_ids, ds.patient_id, false);
+  phi_value(op.patient_names, ds.patient_name, true);
+  phi_value(op.accessions, ds.accession, false);
 }
 
 void DicomDissector::complete_message(Dir dir, FlowContext& ctx, uint64_t off) {

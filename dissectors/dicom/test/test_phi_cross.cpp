@@ -68,6 +68,16 @@ TEST_CASE("a name pseudonymises the same from HL7 MSH-18 and DICOM (0008,0005)",
       {"~ISO IR87", yamada, "ISO 2022 IR 6\\ISO 2022 IR 87", yamada},
       // 五十嵐^太郎: 五 is JIS 0x385E, whose second byte is HL7's component separator.
       {"~ISO IR87", igarashi, "\\ISO 2022 IR 87", igarashi},
+      // Component groups: DICOM alphabetic=ideographic=phonetic, HL7 repetitions of PID-5. Both
+      // pseudonymise the first (the alphabetic group); an empty trailing group changes nothing.
+      {"~ISO IR87", "Yamada^Tarou~" + yamada, "ISO 2022 IR 6\\ISO 2022 IR 87", "Yamada^Tarou=" + yamada},
+      {"~ISO IR87", "Yamada^Tarou~" + yamada + "~\x1b$B$d$^$@\x1b(B^\x1b$B$?$m$&\x1b(B", "\\ISO 2022 IR 87",
+       "Yamada^Tarou=" + yamada + "=\x1b$B$d$^$@\x1b(B^\x1b$B$?$m$&\x1b(B"},
+      {"", "DOE^JANE", "", "DOE^JANE="},
+      {"", "DOE^JANE^^^^^L", "", "DOE^JANE=="},
+      {"", "DOE^JANE~DOE^J", "", "DOE^JANE^="},
+      // Only an ideographic group: the first group with a value.
+      {"~ISO IR87", yamada, "\\ISO 2022 IR 87", "=" + yamada},
   };
   for (auto& c : cases) {
     INFO(c.msh18 << " / " << c.dicom_cs);
