@@ -73,6 +73,14 @@ bool icontains(std::string_view hay, std::string_view needle) {
   }
   return false;
 }
+// An ERR code as tables 0357/0533 and site codes write it: 1 to 16 letters, digits, '_', '.', '-'.
+bool code_like(std::string_view v) {
+  if (v.empty() || v.size() > 16) return false;
+  for (char c : v)
+    if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_' || c == '.' || c == '-'))
+      return false;
+  return true;
+}
 bool hl7_content_type(std::string_view ct) {
   return icontains(ct, "hl7") || icontains(ct, "er7");
 }
@@ -1178,7 +1186,12 @@ void Hl7Dissector::write_event(const DirState& s, FlowContext& ctx, const Header
       if (ack.type_len) w.field("acked_type", std::string_view(ack.type, ack.type_len));
       if (ack.earlier_code_len) write_earlier_code(w, ack);
     }
-    if (!sc.err_code.empty()) w.field("error_code", sc.err_code);
+    if (!sc.err_code.empty()) {
+      // Senders put free text (which may name the patient) where the code belongs: only a
+      // code-like value is written.
+      if (code_like(sc.err_code)) w.field("error_code", sc.err_code);
+      else ++ctx.counters().at("hl7.ack.error_code_dropped");
+    }
     w.end_object();
   }
   if (sc.phi_mask || sc.z_phi) {

@@ -232,6 +232,23 @@ TEST_CASE("negative and unmatched ACKs") {
   CHECK(h.out.counters().get("hl7.ack.unmatched") == 1);
 }
 
+TEST_CASE("an ERR code that is free text is not written, only counted") {
+  // Some senders put the error message, which may name the patient, in ERR-3.1 or ERR-1.4.
+  Harness h;
+  h.feed(Dir::to_server, mllp(kAdt));
+  h.feed(Dir::to_client, mllp("MSH|^~\\&|LAB|GHH|ADT1|GHH|20240101||ACK^A01^ACK|A2|P|2.5.1\rMSA|AE|MSG0001\rERR||PID^1^5|Patient ZZTESTNAME name mismatch^^HL70357|E\r"));
+  h.feed(Dir::to_client, mllp("MSH|^~\\&|LAB|GHH|ADT1|GHH|20240101||ACK^A01^ACK|A3|P|2.4\rMSA|AE|MSG0001\rERR|PID^1^5^207&Application internal error\r"));
+  h.feed(Dir::to_client, mllp("MSH|^~\\&|LAB|GHH|ADT1|GHH|20240101||ACK^A01^ACK|A4|P|2.5.1\rMSA|AE|MSG0001\rERR||PID^1^5|SITE_E-17.2^^L|E\r"));
+  h.end();
+  auto ev = h.events("hl7");
+  REQUIRE(ev.size() == 4);
+  CHECK_FALSE(ev[1]["hl7"]["ack"].contains("error_code"));
+  CHECK(ev[2]["hl7"]["ack"]["error_code"] == "207");
+  CHECK(ev[3]["hl7"]["ack"]["error_code"] == "SITE_E-17.2");
+  CHECK(h.out.counters().get("hl7.ack.error_code_dropped") == 1);
+  for (auto& l : h.sink->lines) CHECK(l.find("mismatch") == std::string::npos);
+}
+
 TEST_CASE("a full ACK table still pairs, counts and reports by control id") {
   // 300 messages before any ACK (a peer that lags, or a capture that missed the answers): the
   // first 256 are tracked, the rest counted. Ids of one length and one prefix, so that only
