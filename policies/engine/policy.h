@@ -176,7 +176,8 @@ struct Device {
   std::vector<Where> enable_at;  // each enable entry's place in the site file
   std::string zone;
   // Passive binding for devices whose address is not fixed: the first flow whose client shows
-  // one of these binds its address to the device (for judging; header annotation uses ip only).
+  // one of these binds its address to the device (for judging, and in the headers of the events
+  // written after that flow was judged).
   std::vector<std::string> fp_dicom_calling_ae, fp_hl7_msh3;
 };
 

@@ -417,7 +417,11 @@ const Device* PolicyJudge::bind_by_fingerprint(const FlowSummary& f) {
   auto di = static_cast<uint32_t>(d - site_->devices.data());
   if (!d->ips.empty() || fp_address_.count(di)) return nullptr;
   if (learned_.size() >= kMaxLearned) { ++learned_full_; return nullptr; }
-  learned_.emplace(IpKey(f.ep.src), di);
+  {
+    std::unique_lock<std::shared_mutex> hold(cross_->learned_lock);
+    learned_.emplace(IpKey(f.ep.src), di);
+  }
+  cross_->learned_gen.fetch_add(1, std::memory_order_release);
   fp_address_.emplace(di, f.ep.src);
   return d;
 }
@@ -450,10 +454,26 @@ uint64_t PolicyJudge::roles_of(const IpAddr& ip) const {
   return m;
 }
 
-void PolicyJudge::annotate(const EventEndpoints& ep, JsonWriter& w) {
-  // Devices bound by ip or by mac, as judge() binds them (not those learnt from a fingerprint).
+const Device* PolicyJudge::learned_at(const IpAddr& ip) const {
+  if (cross_->learned_gen.load(std::memory_order_acquire) == 0) return nullptr;  // none learnt: no lock
+  std::shared_lock<std::shared_mutex> hold(cross_->learned_lock);
+  auto it = learned_.find(IpKey(ip));
+  return it == learned_.end() ? nullptr : &site_->devices[it->second];
+}
+
+const Device* PolicyJudge::bound_device(const IpAddr& ip, const std::array<uint8_t, 6>& mac) const {
+  if (const Device* d = device_at(ip, mac)) return d;
+  return learned_at(ip);
+}
+
+void PolicyJudge::annotate(const EventEndpoints& ep, JsonWriter& w) { annotate_with(ep, w, true); }
+
+void PolicyJudge::annotate_with(const EventEndpoints& ep, JsonWriter& w, bool learned) const {
+  // Devices bound by ip or by mac, as judge() binds them, and (`learned`) by a fingerprint.
   const Device* s = device_at(ep.src, ep.src_mac);
   const Device* d = device_at(ep.dst, ep.dst_mac);
+  if (learned && !s && ep.src.family) s = learned_at(ep.src);
+  if (learned && !d && ep.dst.family) d = learned_at(ep.dst);
   if (s) w.field("src_device", s->name);
   if (d) w.field("dst_device", d->name);
   if (ep.src.family) {

@@ -2,9 +2,11 @@
 // Judges every flow against the site's policy and writes alerts; adds device and zone names to
 // every event header. The policy is compiled into hash tables at load so a flow costs a few
 // lookups; alert text is only built when an alert fires.
+#include <atomic>
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -28,8 +30,8 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
   // bursts, fan-out and port scans, alerts already written) is its own, a judge that starts
   // afresh (the pipeline fuzz target takes one per input); or, with share_state, the parent's and
   // every sibling's (live workers: a scan that the fanout hash spreads over the workers is seen
-  // whole, and an alert is written once). judge() holds that state's lock; annotate() only reads
-  // the site and may be called from any thread.
+  // whole, and an alert is written once). judge() holds that state's lock; annotate() reads the
+  // site and the fingerprint bindings (under their own lock) and may be called from any thread.
   std::unique_ptr<PolicyJudge> fork(bool share_state = false) const;
 
   // Loads site + models (+ baseline). Returns nullptr with errors filled on failure.
@@ -38,7 +40,16 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
 
   FlowVerdict judge(const FlowSummary& flow, EventOutput& out) override;
   void finish(Timestamp now, EventOutput& out) override;
+  // Names devices bound by ip or mac, and those a fingerprint bound to an address so far: the
+  // generation changes with every new fingerprint binding, so a flow's cached header is written
+  // again with the device's name once it is known.
   void annotate(const EventEndpoints& ep, JsonWriter& w) override;
+  uint64_t annotation_generation() const override { return cross_->learned_gen.load(std::memory_order_acquire); }
+  // Only what the site itself binds (ip, mac), for outputs written while another thread judges
+  // (offline workers): their headers do not depend on how far the judging got.
+  HeaderAnnotator* site_annotator() override { return &site_only_; }
+  // The device at an address or MAC, by the site or by a fingerprint binding; null if none.
+  const Device* bound_device(const IpAddr& ip, const std::array<uint8_t, 6>& mac) const;
 
   // CI mode: the highest severity of alerts written (baseline-suppressed ones excluded).
   bool any_alert() const { return alerts_written_ > 0; }
@@ -78,6 +89,10 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
   struct CrossFlow {
     std::mutex lock;
     std::unordered_map<IpKey, uint32_t, IpKeyHash> learned;           // bound by fingerprint (capped)
+    // learned is also read by annotate(), outside `lock` (an alert written under it annotates):
+    // written under both locks, read under either. learned_gen counts its entries' additions.
+    mutable std::shared_mutex learned_lock;
+    std::atomic<uint64_t> learned_gen{0};
     std::unordered_map<uint32_t, IpAddr> fp_address;                  // device -> the address its fingerprint bound
     std::unordered_map<std::string, std::vector<IpAddr>> ae_seen;     // unbound AE -> IPs seen
     std::unordered_map<IpKey, std::deque<int64_t>, IpKeyHash> rejects;  // source -> reject times
@@ -88,6 +103,13 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
     std::unordered_map<uint64_t, Severity> emitted;
   };
   PolicyJudge(std::shared_ptr<const Site> site, JudgeOptions opt, std::shared_ptr<CrossFlow> cross);
+  struct SiteOnly : HeaderAnnotator {
+    explicit SiteOnly(PolicyJudge& j) : judge(j) {}
+    void annotate(const EventEndpoints& ep, JsonWriter& w) override { judge.annotate_with(ep, w, false); }
+    PolicyJudge& judge;
+  };
+  void annotate_with(const EventEndpoints& ep, JsonWriter& w, bool learned) const;
+  const Device* learned_at(const IpAddr& ip) const;  // takes learned_lock
 
   const Device* device_at(const IpAddr& ip, const std::array<uint8_t, 6>& mac) const;
   const Device* judged_device(const IpAddr& ip, const std::array<uint8_t, 6>& mac) const;
@@ -150,6 +172,7 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
   uint64_t alerts_written_ = 0, suppressed_ = 0, repeats_ = 0;
   uint64_t emitted_full_ = 0, learned_full_ = 0, ae_reset_ = 0, reject_reset_ = 0, scan_peers_full_ = 0;
   std::string scratch_;
+  SiteOnly site_only_{*this};
 };
 
 }  // namespace medmon::policy

@@ -214,6 +214,7 @@ void AssetTracker::bind(Device& d) {
   // longer names loses its name, zone and model.
   std::string device, zone, model;
   if (annotator_) {
+    d.bound_generation = annotator_->annotation_generation();
     scratch_.clear();
     JsonWriter w(scratch_);
     w.begin_object();
@@ -433,9 +434,15 @@ FlowVerdict AssetTracker::judge(const FlowSummary& f, EventOutput& out) {
     return d;
   };
   // A device bound by the policy is inventoried even on a public address.
-  Device* c = started(device(f.ep.src, ts, false));
+  // The policy may have bound an address since its device was last bound (by a fingerprint, in
+  // a flow judged just now): asked again, as the flow event's header is.
+  auto rebound = [&](Device* d) {
+    if (d && annotator_ && d->bound_generation != annotator_->annotation_generation()) bind(*d);
+    return d;
+  };
+  Device* c = rebound(started(device(f.ep.src, ts, false)));
   if (c) side(*c, f, true);
-  Device* s = started(device(f.ep.dst, ts, false));
+  Device* s = rebound(started(device(f.ep.dst, ts, false)));
   if (s) side(*s, f, false);
   flush_dirty(out, ts);
   return {};

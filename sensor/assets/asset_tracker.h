@@ -67,6 +67,7 @@ class AssetTracker : public FlowJudge, public EventObserver {
     uint64_t flows = 0, bytes = 0;
     std::vector<const char*> changes;         // pending change reasons (static names)
     bool bound_checked = false;
+    uint64_t bound_generation = 0;            // the annotator's generation when it was last bound
   };
 
   // Maps a device to the policy model it is bound to ("" = unbound).

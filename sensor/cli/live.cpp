@@ -111,7 +111,10 @@ class ReloadableJudge : public FlowJudge, public HeaderAnnotator {
   void annotate(const EventEndpoints& ep, JsonWriter& w) override {
     if (ann_) ann_->annotate(ep, w);
   }
-  uint64_t annotation_generation() const override { return swaps_; }
+  // A reload, or a fingerprint binding the policy in force learnt.
+  uint64_t annotation_generation() const override {
+    return (swaps_ << 40) + (ann_ ? ann_->annotation_generation() : 0);
+  }
 
  private:
   void swap_in() {

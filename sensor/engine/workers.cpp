@@ -38,6 +38,8 @@ OfflineWorkers::OfflineWorkers(int n, const SensorConfig& cfg, Depth depth, cons
                                EventOutput& merged, std::vector<FlowJudge*> judges, HeaderAnnotator* annotator)
     : merged_(merged),
       judges_(depth >= Depth::policy ? std::move(judges) : std::vector<FlowJudge*>{}),
+      annotator_(annotator),
+      site_annotator_(annotator ? annotator->site_annotator() : nullptr),
       frag_limits_(cfg.fragments),
       c_held_(dispatch_counters_.at("workers.fragments.held")),
       c_unmatched_(dispatch_counters_.at("workers.fragments.unmatched")),
@@ -50,7 +52,7 @@ OfflineWorkers::OfflineWorkers(int n, const SensorConfig& cfg, Depth depth, cons
   for (int i = 0; i < n; ++i) {
     auto w = std::make_unique<Worker>();
     w->out.add_sink(w->sink);
-    w->out.set_annotator(annotator);
+    w->out.set_annotator(site_annotator_);
     w->out.set_community_id(cfg.community_id, cfg.community_id_seed);
     std::vector<FlowJudge*> raw;
     if (!judges_.empty()) {
@@ -349,14 +351,46 @@ void OfflineWorkers::epoch() {
       continue;
     }
     FlowVerdict verdict = judge_flow(judges_, l.ended->summary, merged_);
-    if (verdict.verdict.empty()) merged_.emit_line(*l.type, *l.line);
-    else merged_.emit_line(*l.type, with_verdict(*l.line, verdict));
+    std::string_view line = *l.line;
+    std::string annotated;
+    if (annotator_ != site_annotator_ && reannotate(line, l.ended->summary.ep, annotated)) line = annotated;
+    if (verdict.verdict.empty()) merged_.emit_line(*l.type, line);
+    else merged_.emit_line(*l.type, with_verdict(line, verdict));
   }
   for (auto& w : workers_) {
     w->sink->lines.clear();
     w->sink->types.clear();
     if (w->deferral) w->deferral->ended.clear();
   }
+}
+
+namespace {
+// What `a` adds to a header for `ep`, as it stands in a line: ,"src_device":...,"dst_zone":...
+std::string annotation_text(HeaderAnnotator& a, const EventEndpoints& ep) {
+  JsonBuffer buf;
+  JsonWriter w(buf);
+  w.begin_object();
+  a.annotate(ep, w);
+  w.end_object();
+  std::string_view v = buf.view();
+  if (v.size() <= 2) return {};
+  return "," + std::string(v.substr(1, v.size() - 2));
+}
+}  // namespace
+
+bool OfflineWorkers::reannotate(std::string_view flow_line, const EventEndpoints& ep, std::string& out) {
+  std::string had = annotation_text(*site_annotator_, ep);
+  std::string has = annotation_text(*annotator_, ep);
+  if (had == has) return false;
+  // The annotation ends the header, just before the flow object. A quote inside a JSON string is
+  // escaped, so the first ,"flow":{ is the key.
+  size_t end = flow_line.find(",\"flow\":{");
+  if (end == std::string_view::npos || end < had.size() || flow_line.substr(end - had.size(), had.size()) != had)
+    return false;
+  out.assign(flow_line.substr(0, end - had.size()));
+  out += has;
+  out += flow_line.substr(end);
+  return true;
 }
 
 void OfflineWorkers::finish(FlowEnd why) {

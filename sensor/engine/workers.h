@@ -28,6 +28,13 @@
 // without a verdict; the merge judges the flows in output order and adds the verdicts. Rules
 // that learn from earlier flows (scans, fan-out, reject bursts, AE titles, once-only alerts)
 // thus see every flow of the capture, as with one pipeline, whatever the number of workers.
+//
+// What a worker knows when it writes an event header is what the site binds by ip and mac
+// (HeaderAnnotator::site_annotator): a device bound by a fingerprint is learnt by the judges on
+// the merging thread, and a worker's header does not depend on how far they got. The merge
+// writes the header annotation of each judged flow event again, after its judges, so a flow
+// event names a fingerprint-bound device as with one pipeline; the other events of workers
+// (protocol events) name only devices bound by ip or mac.
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -133,9 +140,14 @@ class OfflineWorkers {
   void drop_all_routes();
   void broadcast(Batch::Kind kind, int dlt = 0, FlowEnd why = FlowEnd::end_of_input);
   void epoch();  // waits for every worker to reach this point, then merges their events
+  // A flow line a worker wrote, with the merged output's header annotation in place of the
+  // worker's; false (out untouched) when they are the same.
+  bool reannotate(std::string_view flow_line, const EventEndpoints& ep, std::string& out);
 
   EventOutput& merged_;
   std::vector<FlowJudge*> judges_;
+  HeaderAnnotator* annotator_ = nullptr;       // the merged output's: knows what the judges learnt
+  HeaderAnnotator* site_annotator_ = nullptr;  // the workers': the site's bindings only
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<Decoder> peek_;
   Counters peek_counters_;

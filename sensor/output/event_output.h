@@ -52,6 +52,9 @@ class HeaderAnnotator {
   // Changes whenever annotate() may give another result for the same endpoints (a reload):
   // the output caches the rendered header of the last flow.
   virtual uint64_t annotation_generation() const { return 0; }
+  // An annotator that gives only what is fixed by the site (not learnt from judged flows), for
+  // outputs written on other threads than the judging one; itself when it learns nothing.
+  virtual HeaderAnnotator* site_annotator() { return this; }
 };
 
 // Receives finished lines (without the trailing newline).

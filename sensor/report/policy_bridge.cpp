@@ -21,10 +21,15 @@ std::string join(const std::vector<std::string>& v, const char* sep = ", ") {
   return s;
 }
 
-std::unique_ptr<PolicyView> view_of_site(const policy::Site& site) {
+// `judge`, when given, also knows the addresses its fingerprints bound.
+std::unique_ptr<PolicyView> view_of_site(const policy::Site& site, const policy::PolicyJudge* judge = nullptr) {
   auto v = std::make_unique<PolicyView>();
   const policy::Site* s = &site;
-  v->binder = [s](const IpAddr& ip, const std::array<uint8_t, 6>& mac) -> std::string {
+  v->binder = [s, judge](const IpAddr& ip, const std::array<uint8_t, 6>& mac) -> std::string {
+    if (judge) {
+      const policy::Device* d = judge->bound_device(ip, mac);
+      return d ? d->model_id : std::string();
+    }
     static const std::array<uint8_t, 6> zero{};
     for (const policy::Device& d : s->devices) {
       for (const IpAddr& a : d.ips) if (a == ip) return d.model_id;
@@ -57,7 +62,7 @@ std::unique_ptr<PolicyView> view_of_site(const policy::Site& site) {
 std::unique_ptr<PolicyView> policy_view_of(const FlowJudge* judge) {
   auto* pj = dynamic_cast<const policy::PolicyJudge*>(judge);
   if (!pj) return nullptr;
-  return view_of_site(pj->site());
+  return view_of_site(pj->site(), pj);
 }
 
 std::unique_ptr<PolicyView> policy_view_load(const std::string& site_path, const std::string& models_dir) {

@@ -218,8 +218,9 @@ c.eq("bound by MAC: headers name the CT", sum(1 for f in mac_flows if "ct-1" in 
 c.eq("bound by MAC: the CT's asset is named", {e["asset"].get("device") for e in mac if e["event_type"] == "asset"
                                               and e["asset"]["ip"] == "10.10.1.10"}, {"ct-1"})
 
-# The CT bound by its calling AE (fingerprint): no header names it, yet its alerts and the flows the
-# policy judged for it are its own, and the PACS keeps its own verdict.
+# The CT bound by its calling AE (fingerprint): the flow events judged once its first association
+# bound it name it (those before do not), its alerts and the flows the policy judged for it are its
+# own, and the PACS keeps its own verdict.
 fp, fp_page, _ = variant("fingerprint", {"sites/demo-site.yaml": [("ip: 10.10.1.10, ae_title: CT01",
                                                                     "fingerprint: {dicom_calling_ae: [CT01]}, ae_title: CT01")]})
 fp_alerts = [e for e in fp if e["event_type"] == "alert"]
@@ -228,7 +229,10 @@ d_fp = Dom()
 d_fp.feed(open(fp_page).read())
 fp_sections = {a["data-device"]: a for a in d_fp.with_class("device")}
 c.true("fingerprint: the CT has alerts", any(a["alert"]["device"] == "ct-1" for a in fp_alerts))
-c.eq("fingerprint: no header names the CT", [f for f in fp_flows if "ct-1" in (f.get("src_device"), f.get("dst_device"))], [])
+fp_named = [f["flow_id"] for f in fp_flows if "ct-1" in (f.get("src_device"), f.get("dst_device"))]
+fp_ct_flows = [f["flow_id"] for f in fp_flows if "10.10.1.10" in (f["src_ip"], f["dst_ip"])]
+c.true("fingerprint: flow headers name the CT", len(fp_named) > 0)
+c.eq("fingerprint: once named, every later flow of the CT is", fp_named, fp_ct_flows[len(fp_ct_flows) - len(fp_named):])
 c.true("fingerprint: the CT is not unseen", "ct-1" not in [a["data-device"] for a in d_fp.with_class("unseen-device")])
 c.eq("fingerprint: the CT's alerts", int(fp_sections.get("ct-1", {}).get("data-alerts", -1)),
      sum(1 for a in fp_alerts if a["alert"]["device"] == "ct-1"))
