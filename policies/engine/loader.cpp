@@ -320,7 +320,7 @@ const std::set<std::string, std::less<>> kRules = {
     "phi.cleartext", "lateral.admin_protocol", "lateral.zone_crossing", "lateral.new_peer", "lateral.fan_out",
     "lateral.port_scan", "dicom.ae_spoofing", "dicom.ae_new_ip", "dicom.reject_burst",
     "dicom.move_destination_undeclared", "dicom.dimse_undeclared", "dicom.sop_class_undeclared",
-    "dicom.cleartext_password", "dicom.user_identity_undeclared", "flow.remote_endpoint_undeclared", "hl7.sender_unbound", "hl7.message_type_undeclared", "hl7.test_on_production"};
+    "dicom.cleartext_password", "dicom.user_identity_undeclared", "flow.remote_endpoint_undeclared", "hl7.sender_unbound", "hl7.message_type_undeclared", "hl7.test_on_production", "policy.rate_limited"};
 const std::set<std::string, std::less<>> kDimse = {"C-ECHO", "C-STORE", "C-FIND", "C-MOVE", "C-GET",
     "N-CREATE", "N-SET", "N-GET", "N-ACTION", "N-EVENT-REPORT", "N-DELETE", "C-CANCEL"};
 
@@ -963,10 +963,10 @@ void load_devices(Reader& r, YAML::Node dl, const std::string& models_dir, Site&
   }
 }
 
-// Detection thresholds (docs/alerts.md); a count of 0 is taken as 1.
+// Detection thresholds (docs/alerts.md); a count of 0 is taken as 1, but alert_limit 0 turns the limit off.
 void load_thresholds(Reader& r, YAML::Node t, Thresholds& th) {
   if (!r.optional_map(t, "thresholds")) return;
-  r.keys(t, "thresholds", {"fanout_hosts", "scan_ports", "scan_window_s", "scan_realert_s", "reject_burst", "reject_window_s"});
+  r.keys(t, "thresholds", {"fanout_hosts", "scan_ports", "scan_window_s", "scan_realert_s", "reject_burst", "reject_window_s", "alert_limit", "alert_limit_window_s"});
   uint64_t v;
   if (t["fanout_hosts"] && r.uint(t["fanout_hosts"], "thresholds fanout_hosts", 100000, v)) th.fanout_hosts = static_cast<uint32_t>(std::max<uint64_t>(v, 1));
   if (t["scan_ports"] && r.uint(t["scan_ports"], "thresholds scan_ports", 65535, v)) th.scan_ports = static_cast<uint32_t>(std::max<uint64_t>(v, 1));
@@ -975,6 +975,8 @@ void load_thresholds(Reader& r, YAML::Node t, Thresholds& th) {
   if (t["scan_realert_s"] && r.uint(t["scan_realert_s"], "thresholds scan_realert_s", 7 * 86400, v)) th.scan_realert_s = static_cast<uint32_t>(v);
   if (t["reject_burst"] && r.uint(t["reject_burst"], "thresholds reject_burst", 100000, v)) th.reject_burst = static_cast<uint32_t>(std::max<uint64_t>(v, 1));
   if (t["reject_window_s"] && r.uint(t["reject_window_s"], "thresholds reject_window_s", 86400, v)) th.reject_window_s = static_cast<uint32_t>(v);
+  if (t["alert_limit"] && r.uint(t["alert_limit"], "thresholds alert_limit", 10000000, v)) th.alert_limit = static_cast<uint32_t>(v);
+  if (t["alert_limit_window_s"] && r.uint(t["alert_limit_window_s"], "thresholds alert_limit_window_s", 86400, v)) th.alert_limit_window_s = static_cast<uint32_t>(std::max<uint64_t>(v, 1));
 }
 
 // Per-rule severity overrides, keyed by the rule ids of docs/alerts.md.

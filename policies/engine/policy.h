@@ -188,6 +188,8 @@ struct Thresholds {
   uint32_t scan_realert_s = 3600; // a further fan-out or scan of the same is written after this long
   uint32_t reject_burst = 5;      // DICOM association rejects from one source ...
   uint32_t reject_window_s = 60;  // ... within this many seconds
+  uint32_t alert_limit = 100;     // alerts of one rule for one device written ... (0 = no limit)
+  uint32_t alert_limit_window_s = 60;  // ... per this many seconds of packet time
 };
 
 struct Site {

@@ -16,6 +16,7 @@ namespace medmon::policy {
 namespace {
 
 constexpr size_t kMaxEmitted = 1u << 20;   // remembered (rule, device, peer) triples
+constexpr size_t kMaxRateKeys = 65536;     // (rule, device) pairs whose alert rate is tracked
 constexpr size_t kMaxAeTracked = 4096;
 constexpr size_t kMaxRejectSources = 4096;
 constexpr size_t kMaxLearned = 65536;      // addresses bound by fingerprint
@@ -236,7 +237,7 @@ PolicyJudge::PolicyJudge(std::shared_ptr<const Site> site, JudgeOptions opt, std
     : site_(std::move(site)), opt_(std::move(opt)), cross_(std::move(cross)), learned_(cross_->learned),
       fp_address_(cross_->fp_address),
       ae_seen_(cross_->ae_seen), rejects_(cross_->rejects), reject_alerted_(cross_->reject_alerted),
-      dev_state_(cross_->dev_state), emitted_(cross_->emitted) {
+      dev_state_(cross_->dev_state), emitted_(cross_->emitted), alert_rate_(cross_->alert_rate) {
   auto& s = *site_;
   for (uint32_t i = 0; i < s.devices.size(); ++i) {
     for (auto& ip : s.devices[i].ips) dev_by_ip_.emplace(IpKey(ip), i);
@@ -529,6 +530,57 @@ void PolicyJudge::cite(Alert& a, const Model* m, std::string_view qid) const {
   a.mds2.push_back(std::move(c));
 }
 
+bool PolicyJudge::rate_limited(const FlowSummary& f, Alert& a, EventOutput& out) {
+  const Thresholds& th = site_->thresholds;
+  if (th.alert_limit == 0 || a.rule == "policy.rate_limited") return false;
+  const int64_t t = (f.end.usec ? f.end : f.start).usec;
+  const int64_t window = static_cast<int64_t>(th.alert_limit_window_s) * 1000000;
+  uint64_t key = fnv(fnv(1469598103934665603ull, a.rule), a.device);
+  auto it = alert_rate_.find(key);
+  if (it == alert_rate_.end()) {
+    if (alert_rate_.size() >= kMaxRateKeys)
+      std::erase_if(alert_rate_, [&](const auto& e) { return t - e.second.start >= window || e.second.start - t >= window; });
+    if (alert_rate_.size() >= kMaxRateKeys) { ++rate_keys_full_; return false; }
+    it = alert_rate_.emplace(key, AlertRate{}).first;
+    it->second.start = t;
+  }
+  AlertRate& r = it->second;
+  // A new window; flows end out of order a little (an earlier end is in this window), but a
+  // clock that went back by more than a window starts a new one.
+  if (t - r.start >= window || r.start - t >= window) {
+    r.start = t;
+    r.written = 0;
+  }
+  if (r.written < th.alert_limit) {
+    ++r.written;
+    // The first alert written after some were held back says how many.
+    if (r.held_back) {
+      a.evidence.emplace_back("rate_limited_before", std::to_string(r.held_back));
+      r.held_back = 0;
+    }
+    return false;
+  }
+  ++r.held_back;
+  ++out.counters().at("policy.alerts_rate_limited");
+  if (r.noted == r.start) return true;
+  // Once per window: one alert that says the rule's alerts for this device are being held back.
+  r.noted = r.start;
+  Alert n;
+  n.rule = "policy.rate_limited";
+  n.sev = a.sev;
+  n.device = a.device;
+  n.peer = std::string(a.rule);
+  n.distinct = std::to_string(r.start);
+  n.message = "More than " + std::to_string(th.alert_limit) + " " + std::string(a.rule) + " alerts for " + a.device +
+              " within " + std::to_string(th.alert_limit_window_s) + " s: further ones are counted, not written, until " +
+              "the window ends";
+  n.evidence.emplace_back("limited_rule", std::string(a.rule));
+  n.evidence.emplace_back("alert_limit", std::to_string(th.alert_limit));
+  n.evidence.emplace_back("window_s", std::to_string(th.alert_limit_window_s));
+  emit(f, n, out);
+  return true;
+}
+
 void PolicyJudge::emit(const FlowSummary& f, Alert& a, EventOutput& out) {
   auto ov = site_->severity_overrides.find(std::string(a.rule));
   if (ov != site_->severity_overrides.end()) a.sev = ov->second;
@@ -538,12 +590,16 @@ void PolicyJudge::emit(const FlowSummary& f, Alert& a, EventOutput& out) {
   // same peer pair now carrying PHI undeclared, say), which is written.
   auto it = emitted_.find(seen);
   if (it != emitted_.end() && a.sev <= it->second) { ++repeats_; ++out.counters().at("policy.alert_repeats"); return; }
+  auto b = baseline_.find(key);
+  const bool baselined = b != baseline_.end() && a.sev <= b->second;
+  // Over the rate limit: counted, not remembered (the peer is alerted on in a later window).
+  if (!baselined && rate_limited(f, a, out)) return;
   if (it != emitted_.end()) it->second = a.sev;
   else if (emitted_.size() < kMaxEmitted) emitted_.emplace(seen, a.sev);
   else ++emitted_full_;
   // An accepted alert is counted once (and once per escalation), as it would have been written;
   // the baseline accepts it only up to the severity it was accepted at.
-  if (auto b = baseline_.find(key); b != baseline_.end() && a.sev <= b->second) {
+  if (baselined) {
     ++suppressed_;
     ++out.counters().at("policy.alerts_baselined");
     return;
@@ -1374,6 +1430,7 @@ void PolicyJudge::finish(Timestamp now, EventOutput& out) {
   if (ae_reset_) c.at("policy.ae_tracked_reset") += ae_reset_;
   if (reject_reset_) c.at("policy.reject_sources_reset") += reject_reset_;
   if (scan_peers_full_) c.at("policy.scan_peers_full") += scan_peers_full_;
+  if (rate_keys_full_) c.at("policy.rate_keys_full") += rate_keys_full_;
 }
 
 }  // namespace medmon::policy

@@ -85,6 +85,13 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
     int64_t ports_swept = 0;                              // when stale hosts were last dropped from ports
   };
 
+  // Alerts of one (rule, device) in the current window of thresholds.alert_limit_window_s.
+  struct AlertRate {
+    int64_t start = 0;      // the window's first alert (usec)
+    uint32_t written = 0;   // written in this window
+    uint64_t held_back = 0; // over the limit since the last one written
+    int64_t noted = -1;     // the window a policy.rate_limited alert was written for
+  };
   // See fork(). Guarded by `lock` while judge() runs.
   struct CrossFlow {
     std::mutex lock;
@@ -101,6 +108,7 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
     // (rule, device, peer[, distinct]) already alerted -> the highest severity written (or
     // accepted by the baseline) for it: a repeat at or below is folded, a higher one is written.
     std::unordered_map<uint64_t, Severity> emitted;
+    std::unordered_map<uint64_t, AlertRate> alert_rate;  // (rule, device) -> its alerts this window
   };
   PolicyJudge(std::shared_ptr<const Site> site, JudgeOptions opt, std::shared_ptr<CrossFlow> cross);
   struct SiteOnly : HeaderAnnotator {
@@ -140,6 +148,9 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
   void eval_dicom_flow(const FlowSummary& f, const Device* cdev, const Device* sdev, EventOutput& out);
   void track_fanout(const FlowSummary& f, const Device& dev, EventOutput& out);
   void emit(const FlowSummary& f, Alert& a, EventOutput& out);
+  // True when `a` is over its (rule, device) limit (thresholds.alert_limit per alert_limit_window_s):
+  // counted, and noted once per window by a policy.rate_limited alert.
+  bool rate_limited(const FlowSummary& f, Alert& a, EventOutput& out);
   void cite(Alert& a, const Model* m, std::string_view qid) const;
   // Cites every MDS2 question a rule's sources name (others are documents), also into `cited`.
   void cite_sources(Alert& a, const Model* m, const std::vector<std::string>& sources,
@@ -156,6 +167,7 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
   std::unordered_map<IpKey, int64_t, IpKeyHash>& reject_alerted_;
   std::vector<DeviceState>& dev_state_;
   std::unordered_map<uint64_t, Severity>& emitted_;
+  std::unordered_map<uint64_t, AlertRate>& alert_rate_;
   std::unordered_map<IpKey, uint32_t, IpKeyHash> dev_by_ip_;
   std::vector<std::pair<std::string, uint32_t>> fp_ae_, fp_msh3_;
   std::vector<std::pair<std::array<uint8_t, 6>, uint32_t>> dev_by_mac_;
@@ -170,7 +182,7 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
   std::vector<const char*> lateral_apps_;
   Severity max_sev_ = Severity::info;
   uint64_t alerts_written_ = 0, suppressed_ = 0, repeats_ = 0;
-  uint64_t emitted_full_ = 0, learned_full_ = 0, ae_reset_ = 0, reject_reset_ = 0, scan_peers_full_ = 0;
+  uint64_t emitted_full_ = 0, learned_full_ = 0, ae_reset_ = 0, reject_reset_ = 0, scan_peers_full_ = 0, rate_keys_full_ = 0;
   std::string scratch_;
   SiteOnly site_only_{*this};
 };

@@ -664,6 +664,32 @@ TEST_CASE("the scan window and the realert interval are the site's thresholds", 
   CHECK(fx.alerts("lateral.fan_out").size() == 2);
 }
 
+TEST_CASE("alerts of one rule for one device are limited per window, verdicts are not", "[judge]") {
+  Fixture fx(Fixture::Edits{{"reject_window_s: 60", "reject_window_s: 60\n  alert_limit: 3\n  alert_limit_window_s: 60"}});
+  const int64_t sec = 1000000;
+  // Ten new peers in ten seconds: three lateral.new_peer alerts, one policy.rate_limited for it.
+  for (int i = 0; i < 10; ++i) {
+    fx.t += sec;
+    std::string ip = "10.20.0." + std::to_string(i + 1);
+    CHECK(fx.judge_flow(fx.flow(CT, static_cast<uint16_t>(40000 + i), ip.c_str(), 104)).verdict == "undeclared");
+  }
+  CHECK(fx.alerts("lateral.new_peer").size() == 3);
+  auto noted = fx.alerts("policy.rate_limited");
+  bool new_peer_noted = false;
+  for (auto& a : noted) {
+    CHECK(a["alert"]["device"] == "ct-1");
+    if (a["alert"]["peer"] == "lateral.new_peer") new_peer_noted = true;
+  }
+  CHECK(new_peer_noted);
+  CHECK(fx.out.counters().get("policy.alerts_rate_limited") >= 7);
+  // A window later: written again, saying how many were held back.
+  fx.t += 61 * sec;
+  fx.judge_flow(fx.flow(CT, 41000, "10.20.1.1", 104));
+  auto peers = fx.alerts("lateral.new_peer");
+  REQUIRE(peers.size() == 4);
+  CHECK(peers[3]["alert"]["evidence"]["rate_limited_before"] == "7");
+}
+
 TEST_CASE("per-peer state of the scan and reject detectors is bounded and counted", "[judge]") {
   Fixture fx;
   // Port-scan state: one port list per peer, for fanout_hosts * 2 + 64 = 128 peers per device.
