@@ -550,9 +550,13 @@ bool PolicyJudge::rate_limited(const FlowSummary& f, Alert& a, EventOutput& out)
   if (t - r.start >= window || r.start - t >= window) {
     r.start = t;
     r.written = 0;
+    r.worst = Severity::info;
   }
-  if (r.written < th.alert_limit) {
+  // A more severe alert than any written in the window is written past the limit: flooding with
+  // low alerts does not hide a critical one.
+  if (r.written < th.alert_limit || a.sev > r.worst) {
     ++r.written;
+    r.worst = std::max(r.worst, a.sev);
     // The first alert written after some were held back says how many.
     if (r.held_back) {
       a.evidence.emplace_back("rate_limited_before", std::to_string(r.held_back));

@@ -91,6 +91,7 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
     uint32_t written = 0;   // written in this window
     uint64_t held_back = 0; // over the limit since the last one written
     int64_t noted = -1;     // the window a policy.rate_limited alert was written for
+    Severity worst = Severity::info;  // the most severe written in this window
   };
   // See fork(). Guarded by `lock` while judge() runs.
   struct CrossFlow {

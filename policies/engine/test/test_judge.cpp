@@ -1447,6 +1447,13 @@ TEST_CASE("a repeat more severe than the finding written before is written (an e
   CHECK(fx.out.counters().at("policy.alert_repeats") >= 2);
 }
 
+TEST_CASE("over the alert limit, an alert more severe than those written in the window is written", "[judge]") {
+  Fixture fx(Fixture::Edits{{"reject_window_s: 60", "reject_window_s: 60\n  alert_limit: 1"}});
+  orders_then_undeclared_push(fx);
+  CHECK(severities(fx.alerts("phi.cleartext")) == std::vector<std::string>{"low", "high"});
+  CHECK(fx.alerts("policy.rate_limited").empty());
+}
+
 TEST_CASE("a baseline accepts a finding up to the severity it was accepted at", "[judge]") {
   SECTION("accepted at low: the high one is written") {
     Fixture fx;
