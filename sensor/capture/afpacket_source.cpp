@@ -1,3 +1,4 @@
+#include "sensor/common/diag.h"
 #include "sensor/capture/afpacket_source.h"
 
 #include <arpa/inet.h>
@@ -111,7 +112,7 @@ void AfPacketSource::set_filter(const std::string& bpf) {
   // cannot be (the privilege to open one dropped, say), as for a file, with a warning.
   std::unique_ptr<pcap_t, void (*)(pcap_t*)> handle(open_live_for_compile(iface_, snaplen_), pcap_close);
   if (!handle) {
-    fmt::print(stderr,
+    print_err(
                "medmon: warning: {}: no live handle to compile the BPF filter on: compiled as for a capture file, "
                "where VLAN tests read the 802.1Q tag from the frame (the kernel has taken it out)\n",
                iface_);

@@ -14,6 +14,7 @@
 #include <random>
 #include <system_error>
 
+#include "sensor/common/diag.h"
 #include "sensor/capture/pcap_source.h"
 #include "sensor/cli/commands.h"
 #include "sensor/cli/summary.h"
@@ -85,7 +86,7 @@ Pseudonymiser make_pseudonymiser(const SensorConfig& c) {
   else if (!c.phi_key.empty()) key = c.phi_key;
   auto mode = c.phi_mode == "raw" ? Pseudonymiser::Mode::raw : Pseudonymiser::Mode::pseudonym;
   if (mode == Pseudonymiser::Mode::raw)
-    fmt::print(stderr, "medmon: warning: --phi raw writes patient data in clear into the output\n");
+    print_err("medmon: warning: --phi raw writes patient data in clear into the output\n");
   return Pseudonymiser(key, mode);
 }
 
@@ -112,7 +113,7 @@ int set_up(const AnalyzeOptions& o, Setup& s) {
     try {
       PcapSource::check_filter(o.bpf);
     } catch (const std::exception& e) {
-      fmt::print(stderr, "medmon: {}\n", e.what());
+      print_err("medmon: {}\n", e.what());
       return kExitUsage;
     }
   }
@@ -122,7 +123,7 @@ int set_up(const AnalyzeOptions& o, Setup& s) {
     if (!load_signature_dirs(o)) return kExitUsage;
     s.judge = load_judge(s.cfg, o, &s.annotator);
   } catch (const std::exception& e) {
-    fmt::print(stderr, "medmon: {}\n", e.what());
+    print_err("medmon: {}\n", e.what());
     return kExitUsage;
   }
   return kExitClean;
@@ -146,7 +147,7 @@ bool open_outputs(const AnalyzeOptions& o, const Setup& s, Outputs& out) {
     // timing; a replay's output is the same on every run): close() reports them on stderr.
     out.sinks->attach(out.events, false);
   } catch (const std::exception& e) {
-    fmt::print(stderr, "medmon: cannot write events: {}\n", e.what());
+    print_err("medmon: cannot write events: {}\n", e.what());
     return false;
   }
   out.events.add_observer(&out.summary);
@@ -212,11 +213,11 @@ class Progress {
     last_draw_ = now;
     double secs = std::chrono::duration<double>(now - t0_).count();
     double pct = src.file_size() ? 100.0 * double(src.position()) / double(src.file_size()) : 0;
-    fmt::print(stderr, "\r{}: {:5.1f}%  {:>12} pkts  {:>10.0f} pkts/s ", file, pct, packets,
+    print_err("\r{}: {:5.1f}%  {:>12} pkts  {:>10.0f} pkts/s ", file, pct, packets,
                secs > 0 ? double(packets) / secs : 0.0);
   }
   void clear() {
-    if (on_) fmt::print(stderr, "\r{:80}\r", "");
+    if (on_) print_err("\r{:80}\r", "");
   }
 
  private:
@@ -315,11 +316,11 @@ int finish(const AnalyzeOptions& o, const Setup& s, Engine& engine, Outputs& out
   engine.finish(g_stop ? FlowEnd::interrupted : FlowEnd::end_of_input);
   out.events.flush();
   out.sinks->close(!o.quiet);  // extra sinks deliver what is queued (bounded by their drain timeout)
-  if (err.rc != kExitClean) fmt::print(stderr, "medmon: {}\n", err.message);
+  if (err.rc != kExitClean) print_err("medmon: {}\n", err.message);
   // Events that could not be written (full disk, closed pipe) make the run fail like an input
   // that could not be read: its output is not the whole analysis.
   if (std::string w = out.sinks->write_error(); !w.empty()) {
-    fmt::print(stderr, "medmon: cannot write events: {}\n", w);
+    print_err("medmon: cannot write events: {}\n", w);
     return kExitInput;
   }
   if (err.rc != kExitClean) return err.rc;
@@ -335,7 +336,7 @@ int finish(const AnalyzeOptions& o, const Setup& s, Engine& engine, Outputs& out
       out.summary.print(to, out.events.counters(), engine.packets(), engine.bytes());
       if (std::fflush(to) != 0) throw std::system_error(errno, std::generic_category());
     } catch (const std::system_error& e) {
-      fmt::print(stderr, "medmon: cannot write the summary: {}: {}\n", to == stdout ? "standard output" : "standard error",
+      print_err("medmon: cannot write the summary: {}: {}\n", to == stdout ? "standard output" : "standard error",
                  std::strerror(e.code().value()));
       return kExitInput;
     }
@@ -356,7 +357,7 @@ int run_analyze(const AnalyzeOptions& o) {
   Setup s;
   if (int rc = set_up(o, s); rc != kExitClean) return rc;
   if (InputError err = check_inputs(o); err.rc != kExitClean) {
-    fmt::print(stderr, "medmon: {}\n", err.message);
+    print_err("medmon: {}\n", err.message);
     return err.rc;
   }
   Outputs out;

@@ -1,4 +1,5 @@
 // Builds the flow judges the analyze and live commands put into the pipeline.
+#include "sensor/common/diag.h"
 #include "sensor/cli/commands.h"
 
 #include <fmt/format.h>
@@ -27,7 +28,7 @@ bool load_signature_dirs(const CommonOptions& o) {
   bool ok = true;
   for (const auto& dir : o.signatures) {
     for (const auto& e : proprietary::add_signatures(dir)) {
-      fmt::print(stderr, "medmon: {}\n", e.str());
+      print_err("medmon: {}\n", e.str());
       ok = false;
     }
   }

@@ -15,6 +15,7 @@
 #include <mutex>
 #include <thread>
 
+#include "sensor/common/diag.h"
 #include "sensor/capture/afpacket_source.h"
 #include "sensor/capture/pcap_source.h"
 #include "sensor/cli/commands.h"
@@ -44,8 +45,8 @@ template <class... Args>
 void log_line(int prio, fmt::format_string<Args...> f, Args&&... args) {
   static const bool journal = std::getenv("JOURNAL_STREAM") != nullptr;
   std::string line = fmt::format(f, std::forward<Args>(args)...);
-  if (journal) fmt::print(stderr, "<{}>medmon: {}\n", prio, line);
-  else fmt::print(stderr, "medmon: {}\n", line);
+  if (journal) print_err("<{}>medmon: {}\n", prio, line);
+  else print_err("medmon: {}\n", line);
 }
 constexpr int kLogErr = 3, kLogWarn = 4, kLogInfo = 6;
 
@@ -141,7 +142,7 @@ bool check_cpus(const CaptureConfig& c) {
   if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return true;
   for (int cpu : c.cpus) {
     if (cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &allowed)) {
-      fmt::print(stderr, "medmon: {}: cpu {} is not available to this process ({} CPUs allowed)\n", where_cpus(c), cpu,
+      print_err("medmon: {}: cpu {} is not available to this process ({} CPUs allowed)\n", where_cpus(c), cpu,
                  CPU_COUNT(&allowed));
       return false;
     }
@@ -276,12 +277,12 @@ LiveOptions merge_capture(const LiveOptions& o, const CaptureConfig& c) {
 int drop_privileges(const std::string& user) {
   if (user.empty()) return 0;
   passwd* pw = getpwnam(user.c_str());
-  if (!pw) { fmt::print(stderr, "medmon: --user {}: no such user\n", user); return kExitUsage; }
+  if (!pw) { print_err("medmon: --user {}: no such user\n", user); return kExitUsage; }
   if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0) {
-    fmt::print(stderr, "medmon: cannot drop privileges to {}\n", user);
+    print_err("medmon: cannot drop privileges to {}\n", user);
     return kExitUsage;
   }
-  if (setuid(0) == 0) { fmt::print(stderr, "medmon: privileges could be regained after dropping them\n"); return kExitUsage; }
+  if (setuid(0) == 0) { print_err("medmon: privileges could be regained after dropping them\n"); return kExitUsage; }
   return 0;
 }
 
@@ -291,7 +292,7 @@ int start_sinks(SinkSet& sinks) {
   try {
     sinks.start();
   } catch (const std::exception& e) {
-    fmt::print(stderr, "medmon: cannot write events: {}\n", e.what());
+    print_err("medmon: cannot write events: {}\n", e.what());
     return kExitUsage;
   }
   return 0;
@@ -318,12 +319,12 @@ int run_live_pcap(const LiveOptions& o, const SensorConfig& cfg, Depth depth, co
   try {
     src = PcapSource::open_live(o.iface, o.snaplen, !o.no_promisc, o.bpf, o.buffer_mb);
   } catch (const std::exception& e) {
-    fmt::print(stderr, "medmon: {}\n", e.what());
+    print_err("medmon: {}\n", e.what());
     return kExitInput;
   }
   int dlt = src->datalink();
   if (!linktype_supported(dlt)) {
-    fmt::print(stderr, "medmon: {}: unsupported link type {}\n", o.iface, dlt);
+    print_err("medmon: {}: unsupported link type {}\n", o.iface, dlt);
     return kExitInput;
   }
   EventOutput out;
@@ -332,7 +333,7 @@ int run_live_pcap(const LiveOptions& o, const SensorConfig& cfg, Depth depth, co
     sinks = make_sinks(cfg.sinks, o.out, false);
     sinks->attach(out);
   } catch (const std::exception& e) {
-    fmt::print(stderr, "medmon: cannot write events: {}\n", e.what());
+    print_err("medmon: cannot write events: {}\n", e.what());
     return kExitUsage;
   }
   if (int rc = drop_privileges(o.user)) return rc;
@@ -375,7 +376,7 @@ int run_live_pcap(const LiveOptions& o, const SensorConfig& cfg, Depth depth, co
     if (r == PcapSource::Next::packet) {
       pipeline.packet(data, h->caplen, h->len, packet_time(h->ts.tv_sec, h->ts.tv_usec));
     } else if (r == PcapSource::Next::error) {
-      fmt::print(stderr, "medmon: {}: {}\n", o.iface, src->error());
+      print_err("medmon: {}: {}\n", o.iface, src->error());
       rc = kExitInput;
       break;
     } else if (r == PcapSource::Next::end && g_live_stop) {
@@ -438,7 +439,7 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
   try {
     for (int i = 0; i < o.workers; ++i) sources.push_back(std::make_unique<AfPacketSource>(ao));
   } catch (const std::exception& e) {
-    fmt::print(stderr, "medmon: {}\n", e.what());
+    print_err("medmon: {}\n", e.what());
     return kExitInput;
   }
   std::shared_ptr<EventSink> file;
@@ -447,7 +448,7 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
     sinks = make_sinks(cfg.sinks, o.out, false);
     file = sinks->primary();
   } catch (const std::exception& e) {
-    fmt::print(stderr, "medmon: cannot write events: {}\n", e.what());
+    print_err("medmon: cannot write events: {}\n", e.what());
     return kExitUsage;
   }
   if (int rc = drop_privileges(o.user)) return rc;
@@ -553,11 +554,11 @@ int run_live(const LiveOptions& opts) {
     std::shared_ptr<const FlowJudge> judge = load_judge(cfg, o, &annotator);
     if (judge) board.publish(std::move(judge));
   } catch (const std::exception& e) {
-    fmt::print(stderr, "medmon: {}\n", e.what());
+    print_err("medmon: {}\n", e.what());
     return kExitUsage;
   }
   if (o.iface.empty()) {
-    fmt::print(stderr, "medmon: live: no interface (give -i IFACE or capture.interface in the config)\n");
+    print_err("medmon: live: no interface (give -i IFACE or capture.interface in the config)\n");
     return kExitUsage;
   }
   if (!check_cpus(cfg.capture)) return kExitUsage;
@@ -567,14 +568,14 @@ int run_live(const LiveOptions& opts) {
       PcapSource::check_filter(o.bpf);
     } catch (const std::exception& e) {
       bool from_file = opts.bpf.empty() && !cfg.capture.bpf_where.empty();
-      fmt::print(stderr, "medmon: {}{}\n", from_file ? cfg.capture.bpf_where + ": capture bpf: " : "-f: ", e.what());
+      print_err("medmon: {}{}\n", from_file ? cfg.capture.bpf_where + ": capture bpf: " : "-f: ", e.what());
       return kExitUsage;
     }
   }
   Depth depth = Depth::policy;
   parse_depth(o.ladder, depth);
   if (o.capture == "pcap") {
-    if (o.workers > 1) { fmt::print(stderr, "medmon: --workers needs --capture afpacket\n"); return kExitUsage; }
+    if (o.workers > 1) { print_err("medmon: --workers needs --capture afpacket\n"); return kExitUsage; }
     return run_live_pcap(o, cfg, depth, *phi, board, !opts.bpf.empty());
   }
   return run_live_afpacket(o, cfg, depth, *phi, board, !opts.bpf.empty());

@@ -14,6 +14,7 @@
 #include <fstream>
 
 #include "dissectors/proprietary/signature.h"
+#include "sensor/common/diag.h"
 #include "sensor/assets/asset_tracker.h"
 #include "sensor/assets/data_files.h"
 #include "sensor/report/event_log.h"
@@ -106,14 +107,14 @@ bool print_pdf(const std::string& html, const std::string& pdf, std::string& err
 // Lines of an event file that are not JSON objects are skipped; say where the first one is.
 void warn_bad_lines(const report::EventLog& log, const std::string& path) {
   if (!log.bad_lines) return;
-  fmt::print(stderr, "medmon: {}:{}: not a JSON object, skipped ({} such line{} in the file)\n", path,
+  print_err("medmon: {}:{}: not a JSON object, skipped ({} such line{} in the file)\n", path,
              log.first_bad_line, log.bad_lines, log.bad_lines == 1 ? "" : "s");
 }
 
 int run_assets(const std::string& events, bool as_json) {
   report::EventLog log;
   std::string err;
-  if (!log.load(events, err)) { fmt::print(stderr, "medmon: {}\n", err); return kInput; }
+  if (!log.load(events, err)) { print_err("medmon: {}\n", err); return kInput; }
   auto inv = report::build_inventory(log);
   if (as_json) {
     std::string j = report::inventory_json(inv);
@@ -156,29 +157,29 @@ int write_report_with(const std::string& events_path, const std::vector<std::str
     log.source = events_path;
   } else {
     std::string err;
-    if (!log.load(events_path, err)) { fmt::print(stderr, "medmon: {}\n", err); return kInput; }
+    if (!log.load(events_path, err)) { print_err("medmon: {}\n", err); return kInput; }
     warn_bad_lines(log, events_path);
   }
   std::string html;
   try {
     html = report::render_html(log, opt);
   } catch (const std::exception& e) {
-    fmt::print(stderr, "medmon: report: {}\n", e.what());
+    print_err("medmon: report: {}\n", e.what());
     return kInput;
   }
   bool pdf = ends_with(out_path, ".pdf");
   std::string html_path = pdf ? out_path.substr(0, out_path.size() - 4) + ".html" : out_path;
   {
     std::ofstream o(html_path, std::ios::binary | std::ios::trunc);
-    if (!o || !(o << html) || !o.flush()) { fmt::print(stderr, "medmon: {}: cannot write\n", html_path); return kUsage; }
+    if (!o || !(o << html) || !o.flush()) { print_err("medmon: {}: cannot write\n", html_path); return kUsage; }
   }
   if (pdf) {
     std::string err;
-    if (!print_pdf(html_path, out_path, err)) { fmt::print(stderr, "medmon: {}\n", err); return kUsage; }
+    if (!print_pdf(html_path, out_path, err)) { print_err("medmon: {}\n", err); return kUsage; }
   }
   // The report is written (its verdict says INCOMPLETE), but a damaged events file is no sign-off.
   if (log.bad_lines) {
-    fmt::print(stderr, "medmon: {}: the report is incomplete: {} unreadable line{} in the events\n", html_path,
+    print_err("medmon: {}: the report is incomplete: {} unreadable line{} in the events\n", html_path,
                log.bad_lines, log.bad_lines == 1 ? "" : "s");
     return kInput;
   }
@@ -212,7 +213,7 @@ void register_report_commands(CLI::App& app, int& exit_code) {
     bool bad = false;
     for (const auto& dir : r->signatures)
       for (const auto& e : proprietary::add_signatures(dir)) {
-        fmt::print(stderr, "medmon: {}\n", e.str());
+        print_err("medmon: {}\n", e.str());
         bad = true;
       }
     if (bad) { exit_code = kUsage; return; }

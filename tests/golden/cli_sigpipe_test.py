@@ -96,6 +96,26 @@ def analyze():
            "medmon: cannot write the summary: standard output: Broken pipe" in p.stderr)
     C.true("summary: the --out file is complete", os.path.exists(out) and open(out).read() == want)
 
+    # Standard error in the same closed pipe (`2>&1 | head`): the diagnostic cannot be printed,
+    # the exit code stays (no abort by an exception from the print).
+    for args, rc in ((["--out", "-", "-q"], 3), (["--out", out, "--fail-on", "none"], 3),
+                     (["--out", out, "--sink", "kafka=x"], 2)):
+        w = closed_pipe()
+        try:
+            p = subprocess.run([MEDMON, "analyze", INPUT[2], *args], stdout=w, stderr=w, timeout=300)
+        finally:
+            os.close(w)
+        C.eq(f"stderr closed too, {' '.join(args[2:])}: exit {rc} (exit {p.returncode})", p.returncode, rc)
+    # The other commands keep the default SIGPIPE action (a filter's usual end), but never abort.
+    for args in (["report", os.path.join(work, "missing.jsonl")], ["policy", "check", os.path.join(work, "missing.yaml")],
+                 ["assets", os.path.join(work, "missing.jsonl")]):
+        w = closed_pipe()
+        try:
+            p = subprocess.run([MEDMON, *args], stdout=w, stderr=w, timeout=300)
+        finally:
+            os.close(w)
+        C.true(f"stderr closed, {args[0]}: no abort (exit {p.returncode})", p.returncode != -signal.SIGABRT)
+
 
 def live():
     why = tools_missing()

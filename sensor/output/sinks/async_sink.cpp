@@ -1,3 +1,4 @@
+#include "sensor/common/diag.h"
 #include "sensor/output/sinks/async_sink.h"
 
 #include <dirent.h>
@@ -364,7 +365,7 @@ void AsyncSink::spool_losses() {
     uint64_t was = counters_.spooled.load();
     counters_.spooled = was - std::min(n, was);
     counters_.dropped += n;
-    fmt::print(stderr, "medmon: sink {}: {} events dropped: {}\n", spec_.name, n, err);
+    print_err("medmon: sink {}: {} events dropped: {}\n", spec_.name, n, err);
   }
   counters_.spool_bytes = spool_->pending_bytes();
 }
@@ -385,7 +386,7 @@ void AsyncSink::report_error(const std::string& e) {
   if (last_error_shown_ == e && now - last_report_ < std::chrono::seconds(60)) return;
   last_error_shown_ = e;
   last_report_ = now;
-  fmt::print(stderr, "medmon: sink {}: {} (retrying; events wait in memory and in {})\n", spec_.name, e, spool_->dir());
+  print_err("medmon: sink {}: {} (retrying; events wait in memory and in {})\n", spec_.name, e, spool_->dir());
 }
 
 bool AsyncSink::spool_queue(std::vector<Record>& batch) {
@@ -421,7 +422,7 @@ AsyncSink::Outcome AsyncSink::deliver(std::vector<Record>& batch, bool from_memo
       counters_.delivered += batch.size() - skipped;
       counters_.dropped += skipped;
       if (failed && !last_error_shown_.empty()) {
-        fmt::print(stderr, "medmon: sink {}: delivering again\n", spec_.name);
+        print_err("medmon: sink {}: delivering again\n", spec_.name);
         last_error_shown_.clear();
       }
       return Outcome::delivered;

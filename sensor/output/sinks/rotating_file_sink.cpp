@@ -1,3 +1,4 @@
+#include "sensor/common/diag.h"
 #include "sensor/output/sinks/rotating_file_sink.h"
 
 #include <dirent.h>
@@ -125,7 +126,7 @@ void RotatingFileSink::rotate() {
     // rotated name when only the new file could not be made). The next attempt comes after
     // another `size` bytes or at the next interval.
     ++failed_rotations_;
-    fmt::print(stderr, "medmon: {}: rotation failed ({}); events are appended to the current file ({} failed rotation{})\n",
+    print_err("medmon: {}: rotation failed ({}); events are appended to the current file ({} failed rotation{})\n",
                path_, err, failed_rotations_, failed_rotations_ == 1 ? "" : "s");
     size_ = 0;
     return;

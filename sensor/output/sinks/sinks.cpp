@@ -1,3 +1,4 @@
+#include "sensor/common/diag.h"
 #include "sensor/output/sinks/sinks.h"
 
 #include <sys/stat.h>
@@ -135,7 +136,7 @@ void SinkSet::close(bool verbose) {
     uint64_t left = e.async->close();
     const auto& c = e.async->counters();
     if (verbose || left || c.dropped)
-      fmt::print(stderr, "medmon: sink {}: {} delivered, {} spooled, {} dropped, {} failed attempts{}\n", e.async->name(),
+      print_err("medmon: sink {}: {} delivered, {} spooled, {} dropped, {} failed attempts{}\n", e.async->name(),
                  c.delivered.load(), c.spooled.load(), c.dropped.load(), c.errors.load(),
                  left ? fmt::format("; {} bytes of events wait in {} for the next run", left, e.async->spool_dir()) : "");
   }
