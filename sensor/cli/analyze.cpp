@@ -22,6 +22,7 @@
 #include "sensor/engine/pipeline.h"
 #include "sensor/report/report_commands.h"
 #include "sensor/engine/workers.h"
+#include "sensor/output/sinks/sink_error.h"
 #include "sensor/output/sinks/sinks.h"
 
 namespace medmon {
@@ -68,6 +69,10 @@ void check_config_file(const std::string& path, bool holds_key) {
     throw ConfigError(fmt::format("{}: configuration holds phi_key but is readable by group or others (mode {:o}; run chmod 600 or use phi_key_file)", path, st.st_mode & 0777));
 }
 }  // namespace
+
+int sink_error_exit_code(const std::exception& e) {
+  return dynamic_cast<const SinkOpenError*>(&e) ? kExitInput : kExitUsage;
+}
 
 SensorConfig load_sensor_config(const CommonOptions& o) {
   if (!o.config_file.empty()) check_config_file(o.config_file, false);
@@ -139,8 +144,9 @@ struct Outputs {
 };
 
 // Opens the --out file and the extra sinks, and attaches the summary and the extras. Prints
-// what is wrong and returns false when a sink cannot be opened.
-bool open_outputs(const AnalyzeOptions& o, const Setup& s, Outputs& out) {
+// what is wrong and returns its exit code when a sink cannot be opened: kExitUsage for a bad
+// sink setting, kExitInput for a file that cannot be written (an output error).
+int open_outputs(const AnalyzeOptions& o, const Setup& s, Outputs& out) {
   try {
     out.sinks = make_sinks(s.cfg.sinks, o.out);
     // Delivery counters of extra sinks stay out of the events (they vary with the server's
@@ -148,14 +154,14 @@ bool open_outputs(const AnalyzeOptions& o, const Setup& s, Outputs& out) {
     out.sinks->attach(out.events, false);
   } catch (const std::exception& e) {
     print_err("medmon: cannot write events: {}\n", e.what());
-    return false;
+    return sink_error_exit_code(e);
   }
   out.events.add_observer(&out.summary);
   out.events.set_annotator(s.annotator);
   out.events.set_community_id(s.cfg.community_id, s.cfg.community_id_seed);
   out.extras.emplace(out.events, o.out, s.cfg.sinks.rotate.enabled());
   out.extras->set_policy(s.judge.get(), s.annotator);
-  return true;
+  return kExitClean;
 }
 
 // What the packets go to: one pipeline on this thread, or N workers fed by this thread.
@@ -361,7 +367,7 @@ int run_analyze(const AnalyzeOptions& o) {
     return err.rc;
   }
   Outputs out;
-  if (!open_outputs(o, s, out)) return kExitUsage;
+  if (int rc = open_outputs(o, s, out); rc != kExitClean) return rc;
   Engine engine = make_engine(o, s, out);
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);

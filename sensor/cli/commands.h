@@ -1,5 +1,6 @@
 #pragma once
 // Subcommands of the medmon binary and what they share.
+#include <exception>
 #include <memory>
 #include <string>
 #include <vector>
@@ -13,6 +14,10 @@ namespace medmon {
 
 // Exit codes (documented in README.md). kExitInput also stands for events that could not be written.
 constexpr int kExitClean = 0, kExitAlerts = 1, kExitUsage = 2, kExitInput = 3;
+
+// The exit code of an error from make_sinks(): a file that cannot be created is an output
+// error; a bad sink setting (or a spool directory in use) is a usage error.
+int sink_error_exit_code(const std::exception& e);
 
 struct CommonOptions {
   std::string config_file;

@@ -334,7 +334,7 @@ int run_live_pcap(const LiveOptions& o, const SensorConfig& cfg, Depth depth, co
     sinks->attach(out);
   } catch (const std::exception& e) {
     print_err("medmon: cannot write events: {}\n", e.what());
-    return kExitUsage;
+    return sink_error_exit_code(e);
   }
   if (int rc = drop_privileges(o.user)) return rc;
   if (int rc = start_sinks(*sinks)) return rc;
@@ -449,7 +449,7 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
     file = sinks->primary();
   } catch (const std::exception& e) {
     print_err("medmon: cannot write events: {}\n", e.what());
-    return kExitUsage;
+    return sink_error_exit_code(e);
   }
   if (int rc = drop_privileges(o.user)) return rc;
   if (int rc = start_sinks(*sinks)) return rc;

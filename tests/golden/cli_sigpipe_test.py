@@ -99,7 +99,7 @@ def analyze():
     # Standard error in the same closed pipe (`2>&1 | head`): the diagnostic cannot be printed,
     # the exit code stays (no abort by an exception from the print).
     for args, rc in ((["--out", "-", "-q"], 3), (["--out", out, "--fail-on", "none"], 3),
-                     (["--out", out, "--sink", "kafka=x"], 2)):
+                     (["--out", out, "--sink", "file=/nonexistent/x.jsonl"], 3), (["--out", out, "--sink", "kafka=x"], 2)):
         w = closed_pipe()
         try:
             p = subprocess.run([MEDMON, "analyze", INPUT[2], *args], stdout=w, stderr=w, timeout=300)

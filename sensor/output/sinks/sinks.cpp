@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "sensor/common/paths.h"
 #include "sensor/output/sinks/async_sink.h"
 #include "sensor/output/sinks/clickhouse_sink.h"
 #include "sensor/output/sinks/rotating_file_sink.h"
@@ -217,6 +218,15 @@ std::unique_ptr<SinkSet> make_sinks(const SinkConfig& cfg, const std::string& ou
     }
     spools.emplace_back(p, s.name);
   }
+  // Every file is checked before any is opened: opening the --out file truncates the events of an
+  // earlier run, which a sink that cannot be opened must not cost.
+  for (const auto& s : cfg.sinks)
+    if (s.type == "file")
+      if (std::string why = cannot_write_reason(s.url); !why.empty())
+        throw SinkOpenError(fmt::format("{}: {}: {}", s.where, s.url, why));
+  if (out_path != "-")
+    if (std::string why = cannot_write_reason(out_path); !why.empty())
+      throw SinkOpenError(fmt::format("{}: {}", out_path, why));
   auto set = std::make_unique<SinkSet>();
   if (cfg.rotate.enabled()) {
     if (out_path == "-") throw SinkConfigError("rotation needs --out FILE (standard output cannot be rotated)");

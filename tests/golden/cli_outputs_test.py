@@ -1,0 +1,76 @@
+#!/usr/bin/python3
+"""The files the commands write, checked before anything is written.
+
+- A sink file that cannot be opened leaves the --out file of an earlier run as it was (every
+  file is checked before any is opened); a file that cannot be created is exit 3 (an output
+  error), a bad sink setting exit 2; a sink from --config is named by file:line:column.
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from golden import MEDMON, SRC, Checker, pcap  # noqa: E402
+
+C = Checker("cli_outputs")
+work = tempfile.mkdtemp(prefix="medmon-cli-outputs-")
+DEMO = pcap("demo", "demo.pcap")
+SITE = os.path.join(SRC, "policies", "sites", "demo-site.yaml")
+
+
+def medmon(*args, stdin=None):
+    p = subprocess.run([MEDMON, *args], input=stdin, capture_output=True, timeout=300)
+    return p.returncode, p.stderr.decode("utf-8", "replace").strip()
+
+
+def path(name):
+    return os.path.join(work, name)
+
+
+def earlier_run(name="keep.jsonl"):
+    p = path(name)
+    with open(p, "w") as f:
+        f.write("old\n")
+    return p
+
+
+def kept(p):
+    return open(p).read() == "old\n"
+
+
+def config(name, text):
+    p = path(name)
+    with open(p, "w") as f:
+        f.write(text)
+    os.chmod(p, 0o600)
+    return p
+
+
+def sinks():
+    keep = earlier_run()
+    rc, err = medmon("analyze", DEMO, "-o", keep, "-q", "--sink", "file=/nonexistent/x.jsonl")
+    C.eq(f"--sink file in a missing directory: exit 3 ({err})", rc, 3)
+    C.true("--sink file in a missing directory: the --out file is kept", kept(keep))
+    C.true(f"--sink file in a missing directory: says why ({err})", "/nonexistent/x.jsonl: No such file or directory" in err)
+
+    cfg = config("sink.yaml", "output:\n  sinks:\n    - type: file\n      url: /nonexistent/y.jsonl\n")
+    rc, err = medmon("analyze", DEMO, "-o", keep, "-q", "-c", cfg)
+    C.eq(f"sink file in --config: exit 3 ({err})", rc, 3)
+    C.true("sink file in --config: the --out file is kept", kept(keep))
+    C.true(f"sink file in --config: file:line:column ({err})", f"{cfg}:3:7: /nonexistent/y.jsonl: No such file" in err)
+
+    rc, err = medmon("analyze", DEMO, "-q", "-o", "/nonexistent/dir/x.jsonl")
+    C.eq(f"--out in a missing directory: exit 3 ({err})", rc, 3)
+    os.mkdir(path("outdir"))
+    rc, err = medmon("analyze", DEMO, "-q", "-o", path("outdir"))
+    C.eq(f"--out a directory: exit 3 ({err})", rc, 3)
+    C.true(f"--out a directory: says why ({err})", "Is a directory" in err)
+
+
+try:
+    sinks()
+finally:
+    shutil.rmtree(work, ignore_errors=True)
+C.done()
