@@ -11,6 +11,7 @@
 
 #include "dissectors/proprietary/signature.h"
 #include "policies/mds2/mds2_form.h"
+#include "sensor/common/paths.h"
 
 namespace medmon {
 namespace {
@@ -36,6 +37,12 @@ std::string sha256_file(const std::string& path) {
 }
 
 int run_import(const std::string& form, const std::string& out, const std::string& ports, const std::string& id) {
+  // The model written over the form (or the port list) would destroy what it was made from.
+  for (const std::string* in : {&form, &ports})
+    if (out != "-" && !in->empty() && same_existing_file(*in, out)) {
+      std::fprintf(stderr, "medmon: %s is the input file %s: refused, it would be overwritten\n", out.c_str(), in->c_str());
+      return 2;
+    }
   try {
     mds2::Form f = mds2::read_any(form);
     std::vector<mds2::PortEntry> pt;

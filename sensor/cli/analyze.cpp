@@ -15,6 +15,7 @@
 #include <system_error>
 
 #include "sensor/common/diag.h"
+#include "sensor/common/paths.h"
 #include "sensor/capture/pcap_source.h"
 #include "sensor/cli/commands.h"
 #include "sensor/cli/summary.h"
@@ -162,6 +163,26 @@ int open_outputs(const AnalyzeOptions& o, const Setup& s, Outputs& out) {
   out.extras.emplace(out.events, o.out, s.cfg.sinks.rotate.enabled());
   out.extras->set_policy(s.judge.get(), s.annotator);
   return kExitClean;
+}
+
+// Refuses an output that names an input capture (by any path): opening it would destroy the
+// capture before it is read. Prints what is wrong; returns false then.
+bool outputs_spare_inputs(const AnalyzeOptions& o, const Setup& s) {
+  std::vector<std::pair<std::string, std::string>> outputs;  // path, the option that names it
+  if (o.out != "-") outputs.emplace_back(o.out, "--out");
+  for (const auto& sk : s.cfg.sinks.sinks)
+    if (sk.type == "file") outputs.emplace_back(sk.url, sk.where);
+  if (const std::string& r = analyze_report_option(); !r.empty())
+    for (const auto& f : report_files(r)) outputs.emplace_back(f, "--report");
+  for (const auto& in : o.files) {
+    if (in == "-") continue;
+    for (const auto& [path, what] : outputs)
+      if (same_existing_file(in, path)) {
+        print_err("medmon: {}: {} is the input file {}: refused, it would be overwritten\n", what, path, in);
+        return false;
+      }
+  }
+  return true;
 }
 
 // What the packets go to: one pipeline on this thread, or N workers fed by this thread.
@@ -362,6 +383,7 @@ int run_analyze(const AnalyzeOptions& o) {
   std::signal(SIGPIPE, SIG_IGN);
   Setup s;
   if (int rc = set_up(o, s); rc != kExitClean) return rc;
+  if (!outputs_spare_inputs(o, s)) return kExitUsage;
   if (InputError err = check_inputs(o); err.rc != kExitClean) {
     print_err("medmon: {}\n", err.message);
     return err.rc;

@@ -11,6 +11,13 @@
 
 namespace medmon {
 
+// Whether an output path names an existing input file (the same inode, by any name): writing
+// there would destroy the input while it is read.
+inline bool same_existing_file(const std::string& input, const std::string& output) {
+  std::error_code ec;
+  return std::filesystem::equivalent(input, output, ec) && !ec;
+}
+
 // Why `path` cannot be opened for writing, found without creating or truncating it; empty
 // when it can (as far as permissions tell).
 inline std::string cannot_write_reason(const std::string& path) {

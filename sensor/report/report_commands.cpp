@@ -15,6 +15,7 @@
 
 #include "dissectors/proprietary/signature.h"
 #include "sensor/common/diag.h"
+#include "sensor/common/paths.h"
 #include "sensor/assets/asset_tracker.h"
 #include "sensor/assets/data_files.h"
 #include "sensor/report/event_log.h"
@@ -134,6 +135,13 @@ int write_report_with(const std::string& events_path, const std::vector<std::str
                       report::ReportOptions& opt);
 }  // namespace
 
+std::vector<std::string> report_files(const std::string& out_path) {
+  if (!ends_with(out_path, ".pdf")) return {out_path};
+  return {out_path, out_path.substr(0, out_path.size() - 4) + ".html"};
+}
+
+const std::string& analyze_report_option() { return analyze_report_path(); }
+
 int write_report(const std::string& events_path, const std::vector<std::string>* lines, const std::string& out_path,
                  const std::string& title, const std::string& site_path, const std::string& models_dir) {
   report::ReportOptions opt;
@@ -217,6 +225,13 @@ void register_report_commands(CLI::App& app, int& exit_code) {
         bad = true;
       }
     if (bad) { exit_code = kUsage; return; }
+    // Writing the report over the events it is made of would destroy them.
+    for (const auto& f : report_files(r->out))
+      if (same_existing_file(r->events, f)) {
+        print_err("medmon: report: {} is the events file {}: refused, it would be overwritten\n", f, r->events);
+        exit_code = kUsage;
+        return;
+      }
     exit_code = write_report(r->events, nullptr, r->out, r->title, r->site, r->models);
   });
 

@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "sensor/engine/flow_judge.h"
 #include "sensor/output/event_output.h"
@@ -14,6 +15,13 @@ namespace medmon {
 // `--report FILE` option of an existing `analyze` subcommand. Callbacks set exit_code
 // (0 ok, 2 usage error, 3 unreadable input).
 void register_report_commands(CLI::App& app, int& exit_code);
+
+// The files a report written to `out_path` creates: the file itself and, for a PDF, the HTML
+// file it is printed from.
+std::vector<std::string> report_files(const std::string& out_path);
+
+// The --report file of `analyze` ("" when not given).
+const std::string& analyze_report_option();
 
 // What `analyze` needs for the inventory and the report. Construct it after the output's sinks,
 // before the pipeline; call finish() after the pipeline has finished and the output is flushed.

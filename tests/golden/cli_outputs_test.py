@@ -4,6 +4,8 @@
 - A sink file that cannot be opened leaves the --out file of an earlier run as it was (every
   file is checked before any is opened); a file that cannot be created is exit 3 (an output
   error), a bad sink setting exit 2; a sink from --config is named by file:line:column.
+- An output that names an input file (the capture for analyze --out/--report/--sink file, the
+  events for report -o, the form for mds2 import -o) is refused with exit 2, the input intact.
 """
 import os
 import shutil
@@ -69,8 +71,35 @@ def sinks():
     C.true(f"--out a directory: says why ({err})", "Is a directory" in err)
 
 
+def same_files():
+    victim = path("victim.pcap")
+    shutil.copy(DEMO, victim)
+    before = open(victim, "rb").read()
+    for args in (["-o", victim], ["-o", os.devnull, "--report", victim], ["-o", os.devnull, "--sink", "file=" + victim],
+                 ["-o", os.path.join(work, ".", "victim.pcap")]):
+        rc, err = medmon("analyze", victim, "-q", *args)
+        C.eq(f"analyze {' '.join(args)} onto the input: exit 2 ({err})", rc, 2)
+        C.true(f"analyze {' '.join(args)}: says so ({err})", "is the input file" in err)
+        C.true(f"analyze {' '.join(args)}: the capture is intact", open(victim, "rb").read() == before)
+
+    ev = path("ev.jsonl")
+    rc, err = medmon("analyze", DEMO, "-q", "-o", ev)
+    events = open(ev).read()
+    rc, err = medmon("report", ev, "-o", ev)
+    C.eq(f"report -o onto its events: exit 2 ({err})", rc, 2)
+    C.true("report -o onto its events: the events are intact", open(ev).read() == events)
+
+    form = path("f.xlsx")
+    shutil.copy(os.path.join(SRC, "tests", "data", "mds2", "nema-example-mds2-2019.xlsx"), form)
+    before = open(form, "rb").read()
+    rc, err = medmon("mds2", "import", form, "-o", form)
+    C.eq(f"mds2 import -o onto the form: exit 2 ({err})", rc, 2)
+    C.true("mds2 import -o onto the form: the form is intact", open(form, "rb").read() == before)
+
+
 try:
     sinks()
+    same_files()
 finally:
     shutil.rmtree(work, ignore_errors=True)
 C.done()
