@@ -280,10 +280,11 @@ std::unique_ptr<PcapSource> open_capture(const std::string& file, const std::str
 
 // Feeds one capture file to the engine, to its end, to a signal or until no output is left
 // (every events file and standard output failed, e.g. `-o - | head`: reading on is pointless).
+// `src`: the file already opened (the first input, when a stream), else null.
 InputError read_file(const std::string& file, const std::string& bpf, Engine& engine, Progress& progress,
-                     const SinkSet& sinks) {
+                     const SinkSet& sinks, std::unique_ptr<PcapSource> src) {
   InputError err;
-  std::unique_ptr<PcapSource> src = open_capture(file, bpf, err);
+  if (!src) src = open_capture(file, bpf, err);
   if (!src) return err;
   engine.set_linktype(src->datalink());
   const pcap_pkthdr* h;
@@ -307,13 +308,17 @@ InputError read_file(const std::string& file, const std::string& bpf, Engine& en
 // empties the events file of an earlier run; so does a pcapng file that libpcap would refuse
 // part way (interfaces of different link types, sections of different byte orders). A stream
 // can be read only once: standard input, a named pipe or a `<(...)` (/dev/fd/N) is opened only
-// for the real read.
-InputError check_inputs(const AnalyzeOptions& o) {
+// for the real read, except when it comes first: then it is opened here and kept in `first`
+// (what is not a capture there leaves the earlier events file alone too).
+InputError check_inputs(const AnalyzeOptions& o, std::unique_ptr<PcapSource>& first) {
   InputError err;
   for (const auto& file : o.files) {
-    if (file == "-") continue;
     struct stat st;
-    if (stat(file.c_str(), &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) || S_ISSOCK(st.st_mode))) continue;
+    if (file == "-" ||
+        (stat(file.c_str(), &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) || S_ISSOCK(st.st_mode)))) {
+      if (&file == &o.files.front() && !(first = open_capture(file, o.bpf, err))) break;
+      continue;
+    }
     if (!open_capture(file, o.bpf, err)) break;
     // What libpcap would refuse only when it reaches it, after events were written.
     if (std::string why = pcapng_unsupported(file); !why.empty()) {
@@ -325,11 +330,11 @@ InputError check_inputs(const AnalyzeOptions& o) {
 }
 
 // Feeds the files in order; stops at the first that cannot be read, or on a signal.
-InputError read_files(const AnalyzeOptions& o, Engine& engine, const SinkSet& sinks) {
+InputError read_files(const AnalyzeOptions& o, Engine& engine, const SinkSet& sinks, std::unique_ptr<PcapSource> first) {
   Progress progress(!o.quiet && isatty(STDERR_FILENO));
   InputError err;
   for (const auto& file : o.files) {
-    err = read_file(file, o.bpf, engine, progress, sinks);
+    err = read_file(file, o.bpf, engine, progress, sinks, std::move(first));
     if (err.rc != kExitClean || g_stop || sinks.all_failed()) break;
   }
   progress.clear();
@@ -384,7 +389,8 @@ int run_analyze(const AnalyzeOptions& o) {
   Setup s;
   if (int rc = set_up(o, s); rc != kExitClean) return rc;
   if (!outputs_spare_inputs(o, s)) return kExitUsage;
-  if (InputError err = check_inputs(o); err.rc != kExitClean) {
+  std::unique_ptr<PcapSource> first;  // the first input, when a stream
+  if (InputError err = check_inputs(o, first); err.rc != kExitClean) {
     print_err("medmon: {}\n", err.message);
     return err.rc;
   }
@@ -393,7 +399,7 @@ int run_analyze(const AnalyzeOptions& o) {
   Engine engine = make_engine(o, s, out);
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
-  InputError err = read_files(o, engine, *out.sinks);
+  InputError err = read_files(o, engine, *out.sinks, std::move(first));
   return finish(o, s, engine, out, err);
 }
 

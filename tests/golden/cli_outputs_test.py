@@ -6,6 +6,7 @@
   error), a bad sink setting exit 2; a sink from --config is named by file:line:column.
 - An output that names an input file (the capture for analyze --out/--report/--sink file, the
   events for report -o, the form for mds2 import -o) is refused with exit 2, the input intact.
+- Standard input that is not a capture, as the first input, leaves the earlier events file alone.
 """
 import os
 import shutil
@@ -97,9 +98,21 @@ def same_files():
     C.true("mds2 import -o onto the form: the form is intact", open(form, "rb").read() == before)
 
 
+def stdin_not_capture():
+    keep = earlier_run()
+    rc, err = medmon("analyze", "-", "-o", keep, "-q", stdin=b"hello\n")
+    C.eq(f"stdin not a capture: exit 3 ({err})", rc, 3)
+    C.true("stdin not a capture: the earlier events file is kept", kept(keep))
+    # A capture on stdin is still read.
+    rc, err = medmon("analyze", "-", "-o", keep, "-q", stdin=open(DEMO, "rb").read())
+    C.eq(f"capture on stdin: exit 1 (alerts of the demo) or 0 ({err})", rc in (0, 1), True)
+    C.true("capture on stdin: events written", open(keep).read().count("\n") > 10)
+
+
 try:
     sinks()
     same_files()
+    stdin_not_capture()
 finally:
     shutil.rmtree(work, ignore_errors=True)
 C.done()
