@@ -185,6 +185,19 @@ bool outputs_spare_inputs(const AnalyzeOptions& o, const Setup& s) {
   return true;
 }
 
+// A --report that cannot be written is found before the run, not after it: prints why and
+// returns false then.
+bool report_writable() {
+  const std::string& r = analyze_report_option();
+  if (r.empty()) return true;
+  for (const auto& f : report_files(r))
+    if (std::string why = cannot_write_reason(f); !why.empty()) {
+      print_err("medmon: --report {}: cannot write {}: {}\n", r, f, why);
+      return false;
+    }
+  return true;
+}
+
 // What the packets go to: one pipeline on this thread, or N workers fed by this thread.
 class Engine {
  public:
@@ -356,7 +369,9 @@ int finish(const AnalyzeOptions& o, const Setup& s, Engine& engine, Outputs& out
     return kExitInput;
   }
   if (err.rc != kExitClean) return err.rc;
-  if (int r = out.extras->finish(); r != kExitClean) return r;
+  // A report that failed after a complete run does not hide the --fail-on verdict: alerts (1)
+  // come before the report's own exit code.
+  int report_rc = out.extras->finish();
   if (!o.quiet) {
     // On stdout, unless events go there (--out - or a stdout sink): then on stderr, so that the
     // stream stays JSON Lines.
@@ -374,7 +389,7 @@ int finish(const AnalyzeOptions& o, const Setup& s, Engine& engine, Outputs& out
     }
   }
   if (s.fail_on != Severity::none && out.summary.alerts_at_or_above(s.fail_on) > 0) return kExitAlerts;
-  return kExitClean;
+  return report_rc;
 }
 
 }  // namespace
@@ -389,6 +404,7 @@ int run_analyze(const AnalyzeOptions& o) {
   Setup s;
   if (int rc = set_up(o, s); rc != kExitClean) return rc;
   if (!outputs_spare_inputs(o, s)) return kExitUsage;
+  if (!report_writable()) return kExitInput;
   std::unique_ptr<PcapSource> first;  // the first input, when a stream
   if (InputError err = check_inputs(o, first); err.rc != kExitClean) {
     print_err("medmon: {}\n", err.message);

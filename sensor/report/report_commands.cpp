@@ -8,7 +8,9 @@
 
 #include <fmt/format.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -179,7 +181,11 @@ int write_report_with(const std::string& events_path, const std::vector<std::str
   std::string html_path = pdf ? out_path.substr(0, out_path.size() - 4) + ".html" : out_path;
   {
     std::ofstream o(html_path, std::ios::binary | std::ios::trunc);
-    if (!o || !(o << html) || !o.flush()) { print_err("medmon: {}: cannot write\n", html_path); return kUsage; }
+    if (!o || !(o << html) || !o.flush()) {
+      int e = errno;
+      print_err("medmon: {}: cannot write the report: {}\n", html_path, std::strerror(e ? e : EIO));
+      return kUsage;
+    }
   }
   if (pdf) {
     std::string err;

@@ -7,6 +7,8 @@
 - An output that names an input file (the capture for analyze --out/--report/--sink file, the
   events for report -o, the form for mds2 import -o) is refused with exit 2, the input intact.
 - Standard input that is not a capture, as the first input, leaves the earlier events file alone.
+- A --report that cannot be written is found before the run; a report that fails after the run
+  does not hide the --fail-on verdict.
 """
 import os
 import shutil
@@ -109,10 +111,27 @@ def stdin_not_capture():
     C.true("capture on stdin: events written", open(keep).read().count("\n") > 10)
 
 
+def report():
+    keep = earlier_run()
+    rc, err = medmon("analyze", DEMO, "--site", SITE, "--report", "/nonexistent/r.html", "-o", keep, "-q")
+    C.eq(f"--report in a missing directory: exit 3 before the run ({err})", rc, 3)
+    C.true("--report in a missing directory: the --out file is kept", kept(keep))
+    C.true(f"--report in a missing directory: says why ({err})", "No such file or directory" in err)
+    # A report that fails after the run (no Chromium for a PDF) keeps the --fail-on verdict.
+    env = dict(os.environ, MEDMON_CHROMIUM="/nonexistent/chromium")
+    p = subprocess.run([MEDMON, "analyze", DEMO, "--site", SITE, "--report", path("r.pdf"), "-o", keep, "-q",
+                        "--fail-on", "low"], env=env, capture_output=True, text=True, timeout=300)
+    C.eq(f"--report failing after a run with alerts: exit 1 ({p.stderr.strip()})", p.returncode, 1)
+    p = subprocess.run([MEDMON, "analyze", DEMO, "--site", SITE, "--report", path("r.pdf"), "-o", keep, "-q",
+                        "--fail-on", "none"], env=env, capture_output=True, text=True, timeout=300)
+    C.eq(f"--report failing after a run, --fail-on none: exit 2 ({p.stderr.strip()})", p.returncode, 2)
+
+
 try:
     sinks()
     same_files()
     stdin_not_capture()
+    report()
 finally:
     shutil.rmtree(work, ignore_errors=True)
 C.done()
