@@ -12,6 +12,7 @@
 #include "dissectors/proprietary/signature.h"
 #include "policies/engine/policy.h"
 #include "policies/mds2/mds2_form.h"
+#include "sensor/common/yaml_documents.h"
 
 namespace medmon::policy {
 
@@ -288,6 +289,10 @@ bool load_yaml(const std::string& path, Errors& errs, YAML::Node& root) {
   }
   try {
     root = YAML::LoadFile(path);
+    if (auto m = second_yaml_document(path)) {
+      errs.add(path, m->line + 1, m->column + 1, "a second YAML document: a site or model file is one document");
+      return false;
+    }
   } catch (const YAML::BadFile&) {
     errs.add(path, 0, 0, "cannot open file");
     return false;

@@ -11,6 +11,7 @@
 #include <map>
 
 #include "sensor/common/yaml_checks.h"
+#include "sensor/common/yaml_documents.h"
 #include "sensor/output/sinks/sink_error.h"
 
 namespace medmon {
@@ -77,6 +78,9 @@ SensorConfig load_config(const std::string& path) {
   YAML::Node root;
   try {
     root = YAML::LoadFile(path);
+    if (auto m = second_yaml_document(path))
+      throw ConfigError(fmt::format("{}:{}:{}: a second YAML document: the configuration is one document", path,
+                                    m->line + 1, m->column + 1));
   } catch (const YAML::BadFile&) {
     throw ConfigError(path + ": cannot read file");
   } catch (const YAML::ParserException& e) {

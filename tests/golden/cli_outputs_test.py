@@ -9,6 +9,7 @@
 - Standard input that is not a capture, as the first input, leaves the earlier events file alone.
 - A --report that cannot be written is found before the run; a report that fails after the run
   does not hide the --fail-on verdict.
+- A configuration or site file of several YAML documents is refused with file:line:column.
 """
 import os
 import shutil
@@ -127,11 +128,34 @@ def report():
     C.eq(f"--report failing after a run, --fail-on none: exit 2 ({p.stderr.strip()})", p.returncode, 2)
 
 
+def yaml_documents():
+    cfg = config("multi.yaml", "flows:\n  max_flows: 10\n---\nbogus: 1\n")
+    rc, err = medmon("analyze", DEMO, "-o", os.devnull, "-q", "-c", cfg)
+    C.eq(f"config of two documents: exit 2 ({err})", rc, 2)
+    C.true(f"config of two documents: file:line:column ({err})", f"{cfg}:3:1: a second YAML document" in err)
+    # The demo site with a second document, beside the models it names (../devices).
+    os.mkdir(path("sites"))
+    os.symlink(os.path.join(SRC, "policies", "devices"), path("devices"))
+    site = path("sites/site.yaml")
+    with open(SITE) as f:
+        text = f.read()
+    with open(site, "w") as f:
+        f.write(text)
+    rc, err = medmon("policy", "check", site)
+    C.eq(f"site of one document: exit 0 ({err[-300:]})", rc, 0)
+    with open(site, "w") as f:
+        f.write(text + "\n---\nbogus: 1\n")
+    rc, err = medmon("policy", "check", site)
+    C.eq(f"site of two documents: exit 2 ({err[-300:]})", rc, 2)
+    C.true(f"site of two documents: names the file ({err[-300:]})", f"{site}:" in err and "second YAML document" in err)
+
+
 try:
     sinks()
     same_files()
     stdin_not_capture()
     report()
+    yaml_documents()
 finally:
     shutil.rmtree(work, ignore_errors=True)
 C.done()
