@@ -4,7 +4,11 @@
 #include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <cctype>
 #include <fstream>
 
@@ -316,8 +320,15 @@ void PolicyJudge::accept(std::string_view rule, std::string_view device, std::st
 }
 
 bool PolicyJudge::load_baseline(const std::string& path, Errors& errs) {
+  // A directory opens as an empty stream: it would be a baseline that accepts nothing.
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    errs.add(path, 0, 0, std::string("cannot open baseline file: ") + std::strerror(errno));
+    return false;
+  }
+  if (S_ISDIR(st.st_mode)) { errs.add(path, 0, 0, "baseline is a directory (expected a YAML or JSON Lines file)"); return false; }
   std::ifstream in(path);
-  if (!in) { errs.add(path, 0, 0, "cannot open baseline file"); return false; }
+  if (!in) { errs.add(path, 0, 0, std::string("cannot open baseline file: ") + std::strerror(errno)); return false; }
   std::string first;
   std::streampos start = in.tellg();
   while (std::getline(in, first) && first.find_first_not_of(" \t\r") == std::string::npos) {}

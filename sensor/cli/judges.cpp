@@ -13,6 +13,9 @@ namespace medmon {
 
 std::unique_ptr<FlowJudge> load_judge(const SensorConfig& c, const CommonOptions& o, HeaderAnnotator** annotator) {
   *annotator = nullptr;
+  // Alerts are accepted only by a policy: a baseline without one would be silently unused.
+  if (c.site_policy.empty() && !o.baseline.empty())
+    throw ConfigError("--baseline " + o.baseline + ": a baseline needs a site policy (--site, or policy.site in --config)");
   if (c.site_policy.empty()) return nullptr;
 #if MEDMON_HAVE_POLICY
   auto judge = load_policy_judge(c.site_policy, o.models_dir, o.baseline);

@@ -10,6 +10,7 @@
 - A --report that cannot be written is found before the run; a report that fails after the run
   does not hide the --fail-on verdict.
 - A configuration or site file of several YAML documents is refused with file:line:column.
+- --baseline without a site, or a directory as the baseline, is exit 2.
 """
 import os
 import shutil
@@ -150,12 +151,22 @@ def yaml_documents():
     C.true(f"site of two documents: names the file ({err[-300:]})", f"{site}:" in err and "second YAML document" in err)
 
 
+def baseline():
+    rc, err = medmon("analyze", DEMO, "-o", os.devnull, "-q", "--site", SITE, "--baseline", work)
+    C.eq(f"--baseline a directory: exit 2 ({err})", rc, 2)
+    C.true(f"--baseline a directory: says so ({err})", "directory" in err)
+    rc, err = medmon("analyze", DEMO, "-o", os.devnull, "-q", "--baseline", path("nonexist.json"))
+    C.eq(f"--baseline without a site: exit 2 ({err})", rc, 2)
+    C.true(f"--baseline without a site: says so ({err})", "needs a site policy" in err)
+
+
 try:
     sinks()
     same_files()
     stdin_not_capture()
     report()
     yaml_documents()
+    baseline()
 finally:
     shutil.rmtree(work, ignore_errors=True)
 C.done()
