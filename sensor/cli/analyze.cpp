@@ -32,8 +32,11 @@ namespace {
 std::atomic<bool> g_stop{false};
 void on_signal(int) { g_stop = true; }
 
-std::string read_key_file(const std::string& path) {
+// `where`: the place in the configuration that names the file, as "file:line:column: ".
+std::string read_key_file(const std::string& path, const std::string& where) {
   struct stat st;
+  if (stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+    throw ConfigError(fmt::format("{}{}: PHI key file is a directory", where, path));
   if (stat(path.c_str(), &st) != 0) {
     // First run: create a random key readable by the owner only.
     std::random_device rd;
@@ -41,8 +44,16 @@ std::string read_key_file(const std::string& path) {
     static constexpr char hex[] = "0123456789abcdef";
     for (int i = 0; i < 32; ++i) { unsigned v = rd() & 0xFF; key += hex[v >> 4]; key += hex[v & 15]; }
     int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
-    if (fd < 0) throw ConfigError(path + ": cannot create PHI key file");
-    if (::write(fd, key.data(), key.size()) != static_cast<ssize_t>(key.size())) { ::close(fd); throw ConfigError(path + ": cannot write PHI key file"); }
+    if (fd < 0) {
+      int e = errno;
+      throw ConfigError(fmt::format("{}{}: cannot create PHI key file: {}{}", where, path, std::strerror(e),
+                                    e == ENOENT ? " (create its directory first)" : ""));
+    }
+    if (::write(fd, key.data(), key.size()) != static_cast<ssize_t>(key.size())) {
+      int e = errno;
+      ::close(fd);
+      throw ConfigError(fmt::format("{}{}: cannot write PHI key file: {}", where, path, std::strerror(e)));
+    }
     ::close(fd);
     return key;
   }
@@ -81,14 +92,18 @@ SensorConfig load_sensor_config(const CommonOptions& o) {
   if (!o.config_file.empty() && !c.phi_key.empty()) check_config_file(o.config_file, true);
   if (!o.phi_mode.empty()) c.phi_mode = o.phi_mode;
   if (o.community_id) c.community_id = true;
-  if (!o.site_policy.empty()) c.site_policy = o.site_policy;
+  if (!o.site_policy.empty()) {
+    c.site_policy = o.site_policy;
+    c.site_policy_where.clear();
+  }
   apply_sink_cli(o.sinks, c.sinks);
   return c;
 }
 
 Pseudonymiser make_pseudonymiser(const SensorConfig& c) {
   std::string key = Pseudonymiser::default_key();
-  if (!c.phi_key_file.empty()) key = read_key_file(c.phi_key_file);
+  if (!c.phi_key_file.empty())
+    key = read_key_file(c.phi_key_file, c.phi_key_file_where.empty() ? std::string() : c.phi_key_file_where + ": ");
   else if (!c.phi_key.empty()) key = c.phi_key;
   auto mode = c.phi_mode == "raw" ? Pseudonymiser::Mode::raw : Pseudonymiser::Mode::pseudonym;
   if (mode == Pseudonymiser::Mode::raw)

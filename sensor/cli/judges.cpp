@@ -2,7 +2,12 @@
 #include "sensor/common/diag.h"
 #include "sensor/cli/commands.h"
 
+#include <sys/stat.h>
+
 #include <fmt/format.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include "dissectors/proprietary/signature.h"
 #if MEDMON_HAVE_POLICY
@@ -17,6 +22,10 @@ std::unique_ptr<FlowJudge> load_judge(const SensorConfig& c, const CommonOptions
   if (c.site_policy.empty() && !o.baseline.empty())
     throw ConfigError("--baseline " + o.baseline + ": a baseline needs a site policy (--site, or policy.site in --config)");
   if (c.site_policy.empty()) return nullptr;
+  // policy.site of the configuration: an error names the line that gives the path.
+  if (!c.site_policy_where.empty())
+    if (struct stat st; ::stat(c.site_policy.c_str(), &st) != 0)
+      throw ConfigError(fmt::format("{}: policy.site {}: {}", c.site_policy_where, c.site_policy, std::strerror(errno)));
 #if MEDMON_HAVE_POLICY
   auto judge = load_policy_judge(c.site_policy, o.models_dir, o.baseline);
   if (!judge) throw ConfigError("policy not loaded (errors above)");

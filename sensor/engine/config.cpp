@@ -136,7 +136,10 @@ SensorConfig load_config(const std::string& path) {
         // The same minimum as a phi_key_file's key: a short key is guessed by trying them all.
         if (c.phi_key.size() < 16) fail(f, v, "'phi_key' must be at least 16 characters");
       }},
-      {"phi_key_file", [&](const YAML::Node& v) { c.phi_key_file = text(f, v, "phi_key_file"); }},
+      {"phi_key_file", [&](const YAML::Node& v) {
+         c.phi_key_file = text(f, v, "phi_key_file");
+         c.phi_key_file_where = fmt::format("{}:{}:{}", f, v.Mark().line + 1, v.Mark().column + 1);
+       }},
       {"community_id", [&](const YAML::Node& v) { c.community_id = flag(f, v, "community_id"); }},
       {"community_id_seed", [&](const YAML::Node& v) { c.community_id_seed = number<uint16_t>(f, v, "community_id_seed", 0, 65535); }},
       {"sensor_id", [&](const YAML::Node& v) { sink_key(f, "sensor_id", v, c); }},
@@ -171,7 +174,10 @@ SensorConfig load_config(const std::string& path) {
         c.capture.cpus_where = fmt::format("{}:{}:{}", f, m.line + 1, m.column + 1); }},
     }); }},
     {"policy", [&](const YAML::Node& n) { section(f, n, "policy", {
-      {"site", [&](const YAML::Node& v) { c.site_policy = text(f, v, "site"); }},
+      {"site", [&](const YAML::Node& v) {
+         c.site_policy = text(f, v, "site");
+         c.site_policy_where = fmt::format("{}:{}:{}", f, v.Mark().line + 1, v.Mark().column + 1);
+       }},
     }); }},
   });
   if (c.capture.ring_size) {

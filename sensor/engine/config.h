@@ -49,9 +49,12 @@ struct SensorConfig {
   std::string phi_mode = "pseudonym";     // or "raw"
   std::string phi_key;                    // site key (inline)
   std::string phi_key_file;               // or a file holding it (must be 0600)
+  std::string phi_key_file_where;         // file:line:column of phi_key_file in the configuration
+
   bool community_id = false;              // "community_id" in flow events (output.community_id)
   uint16_t community_id_seed = 0;
   std::string site_policy;                // site binding YAML, when a policy is used
+  std::string site_policy_where;          // file:line:column of policy.site ("" when not from the file)
   SinkConfig sinks;                       // output: sensor_id, rotate, sinks (docs/sinks.md)
   CaptureConfig capture;
 };

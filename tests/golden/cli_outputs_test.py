@@ -11,6 +11,8 @@
   does not hide the --fail-on verdict.
 - A configuration or site file of several YAML documents is refused with file:line:column.
 - --baseline without a site, or a directory as the baseline, is exit 2.
+- A path in --config that cannot be used (policy.site, phi_key_file) is named with the
+  configuration's file:line:column and the reason.
 """
 import os
 import shutil
@@ -160,7 +162,25 @@ def baseline():
     C.true(f"--baseline without a site: says so ({err})", "needs a site policy" in err)
 
 
+def config_paths():
+    cfg = config("sitebad.yaml", "policy:\n  site: /nonexistent/site.yaml\n")
+    rc, err = medmon("analyze", DEMO, "-o", os.devnull, "-q", "-c", cfg)
+    C.eq(f"policy.site missing: exit 2 ({err})", rc, 2)
+    C.true(f"policy.site missing: config file:line:column and why ({err})",
+           f"{cfg}:2:9: policy.site /nonexistent/site.yaml: No such file or directory" in err)
+    cfg = config("pk.yaml", "output:\n  phi_key_file: /nonexistent/phi.key\n")
+    rc, err = medmon("analyze", DEMO, "-o", os.devnull, "-q", "-c", cfg)
+    C.eq(f"phi_key_file in a missing directory: exit 2 ({err})", rc, 2)
+    C.true(f"phi_key_file in a missing directory: config file:line:column and why ({err})",
+           f"{cfg}:2:17: /nonexistent/phi.key: cannot create PHI key file: No such file or directory" in err)
+    cfg = config("pkdir.yaml", f"output:\n  phi_key_file: {work}\n")
+    rc, err = medmon("analyze", DEMO, "-o", os.devnull, "-q", "-c", cfg)
+    C.eq(f"phi_key_file a directory: exit 2 ({err})", rc, 2)
+    C.true(f"phi_key_file a directory: says so ({err})", f"{cfg}:2:17: {work}: PHI key file is a directory" in err)
+
+
 try:
+    config_paths()
     sinks()
     same_files()
     stdin_not_capture()
