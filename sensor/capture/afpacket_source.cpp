@@ -1,4 +1,3 @@
-#include "sensor/common/diag.h"
 #include "sensor/capture/afpacket_source.h"
 
 #include <arpa/inet.h>
@@ -19,6 +18,8 @@
 #include <cstring>
 #include <memory>
 #include <stdexcept>
+
+#include "sensor/common/diag.h"
 
 namespace medmon {
 

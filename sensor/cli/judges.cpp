@@ -1,5 +1,4 @@
 // Builds the flow judges the analyze and live commands put into the pipeline.
-#include "sensor/common/diag.h"
 #include "sensor/cli/commands.h"
 
 #include <sys/stat.h>
@@ -10,6 +9,7 @@
 #include <cstring>
 
 #include "dissectors/proprietary/signature.h"
+#include "sensor/common/diag.h"
 #if MEDMON_HAVE_POLICY
 #include "policies/cli/policy_cli.h"
 #endif

@@ -1,4 +1,3 @@
-#include "sensor/common/diag.h"
 #include "sensor/output/sinks/async_sink.h"
 
 #include <dirent.h>
@@ -14,6 +13,8 @@
 #include <cstring>
 #include <random>
 #include <stdexcept>
+
+#include "sensor/common/diag.h"
 
 namespace medmon {
 

@@ -1,4 +1,3 @@
-#include "sensor/common/diag.h"
 #include "sensor/output/sinks/rotating_file_sink.h"
 
 #include <dirent.h>
@@ -17,6 +16,8 @@
 #include <optional>
 #include <stdexcept>
 #include <vector>
+
+#include "sensor/common/diag.h"
 
 namespace medmon {
 

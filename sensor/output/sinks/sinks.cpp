@@ -1,4 +1,3 @@
-#include "sensor/common/diag.h"
 #include "sensor/output/sinks/sinks.h"
 
 #include <sys/stat.h>
@@ -9,6 +8,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "sensor/common/diag.h"
 #include "sensor/common/paths.h"
 #include "sensor/output/sinks/async_sink.h"
 #include "sensor/output/sinks/clickhouse_sink.h"
