@@ -170,13 +170,7 @@ void NdpiClassifier::process(State& s, const uint8_t* l3, uint32_t len, uint64_t
     capture_result(s, p.master_protocol, p.app_protocol, static_cast<uint16_t>(p.category), true);
     s.result.detected = true;
     // Keep going a little while nDPI can still extract metadata (TLS SNI, certificates).
-    if (!ndpi_extra_dissection_possible(ndpi_, s.flow) || s.packets >= limits_.max_packets) {
-      ++c_detected_;
-      ndpi_free_flow(s.flow);
-      s.flow = nullptr;
-      --in_detection_;
-      s.finished = true;
-    }
+    if (!ndpi_extra_dissection_possible(ndpi_, s.flow) || s.packets >= limits_.max_packets) done_detecting(s);
     return;
   }
   if (uint16_t smb = smb_by_content(tcp_payload)) {
@@ -185,14 +179,18 @@ void NdpiClassifier::process(State& s, const uint8_t* l3, uint32_t len, uint64_t
     capture_result(s, NDPI_PROTOCOL_UNKNOWN, smb, static_cast<uint16_t>(ndpi_get_proto_category(ndpi_, named)), true);
     s.result.detected = true;
     ++c_by_content_;
-    ++c_detected_;
-    ndpi_free_flow(s.flow);
-    s.flow = nullptr;
-    --in_detection_;
-    s.finished = true;
+    done_detecting(s);
     return;
   }
   if (s.packets >= limits_.max_packets) finish(s);
+}
+
+void NdpiClassifier::done_detecting(State& s) {
+  ++c_detected_;
+  ndpi_free_flow(s.flow);
+  s.flow = nullptr;
+  --in_detection_;
+  s.finished = true;
 }
 
 void NdpiClassifier::finish(State& s, bool claimed) {

@@ -98,6 +98,8 @@ class NdpiClassifier {
  private:
   ndpi_detection_module_struct* module();
   void capture_result(State& s, uint16_t master, uint16_t app, uint16_t category, bool detected);
+  // Detected: nDPI's state of the flow is freed, and the result kept.
+  void done_detecting(State& s);
 
   Limits limits_;
   ndpi_detection_module_struct* ndpi_ = nullptr;
