@@ -182,8 +182,7 @@ void Pipeline::packet(const uint8_t* frame, uint32_t caplen, uint32_t wirelen, T
   ++packets_;
   bytes_ += wirelen;
   if (ts.usec > last_ts_.usec) last_ts_ = ts;
-  if (ts.usec > clock_.usec) clock_ = ts;
-  else if (clock_.usec - ts.usec > kTimeBackUsec) time_went_back(ts);
+  move_clock(ts);
   if (!decoder_) return;
   Packet p;
   DecodeStatus ds = decoder_->decode(frame, caplen, wirelen, ts, p);
@@ -239,11 +238,7 @@ void Pipeline::tcp_anomaly(Flow& f, Dir dir, const Packet& p, std::string_view n
 void Pipeline::tick() {
   // Timeouts of the flows no packet comes for are checked once per second of packet time (a
   // flow's own packet checks its timeout at once: FlowTable::lookup).
-  if (clock_.usec >= next_expire_usec_) {
-    flows_->expire(clock_);
-    decoder_->fragments().expire(clock_);
-    next_expire_usec_ = clock_.usec + 1'000'000;
-  }
+  if (clock_.usec >= next_expire_usec_) expire_now();
   if (cfg_.stats_interval_usec > 0) {
     if (next_stats_usec_ == 0) next_stats_usec_ = clock_.usec + cfg_.stats_interval_usec;
     else if (clock_.usec >= next_stats_usec_) {
@@ -632,13 +627,21 @@ void Pipeline::write_stats(Timestamp ts) {
   write_stats_event(out_, ts, s, out_.counters());
 }
 
-void Pipeline::advance_clock(Timestamp ts) {
+bool Pipeline::move_clock(Timestamp ts) {
   if (ts.usec > clock_.usec) clock_ = ts;
   else if (clock_.usec - ts.usec > kTimeBackUsec) time_went_back(ts);
-  else return;
+  else return false;
+  return true;
+}
+
+void Pipeline::expire_now() {
   flows_->expire(clock_);
   if (decoder_) decoder_->fragments().expire(clock_);
   next_expire_usec_ = clock_.usec + 1'000'000;
+}
+
+void Pipeline::advance_clock(Timestamp ts) {
+  if (move_clock(ts)) expire_now();
 }
 
 void Pipeline::finish(FlowEnd why, bool with_stats, std::optional<Timestamp> stop_time) {

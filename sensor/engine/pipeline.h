@@ -92,6 +92,10 @@ class Pipeline {
   void orient_by_content(Flow& f, Dir& dir, const Packet& p);
   void udp(Flow& f, Dir dir, const Packet& p);
   void time_went_back(Timestamp ts);
+  // Packet time on to `ts`, or back when it jumped back; false when neither (a little back).
+  bool move_clock(Timestamp ts);
+  // Ends the flows and fragmented datagrams due by now; the next check a second later.
+  void expire_now();
   // Packet time moved on to clock_: due timeouts and periodic stats.
   void tick();
 
