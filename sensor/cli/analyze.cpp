@@ -188,7 +188,15 @@ bool outputs_spare_inputs(const AnalyzeOptions& o, const Setup& s) {
   for (const auto& sk : s.cfg.sinks.sinks)
     if (sk.type == "file") outputs.emplace_back(sk.url, sk.where);
   if (const std::string& r = analyze_report_option(); !r.empty())
-    for (const auto& f : report_files(r)) outputs.emplace_back(f, "--report");
+    for (const auto& f : report_files(r)) {
+      // The report is written after the run, over the events it was made from.
+      for (const auto& [path, what] : outputs)
+        if (same_output_file(f, path)) {
+          print_err("medmon: --report: {} is also the file of {}: refused, the events would be overwritten\n", f, what);
+          return false;
+        }
+      outputs.emplace_back(f, "--report");
+    }
   for (const auto& in : o.files) {
     if (in == "-") continue;
     for (const auto& [path, what] : outputs)

@@ -18,6 +18,18 @@ inline bool same_existing_file(const std::string& input, const std::string& outp
   return std::filesystem::equivalent(input, output, ec) && !ec;
 }
 
+// Whether two output paths name one file: the same inode when both exist, else the same
+// absolute path once "." and ".." and the symbolic links of the existing part are resolved.
+inline bool same_output_file(const std::string& a, const std::string& b) {
+  struct stat sa, sb;
+  if (::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0)  // /dev/null may take any number of writers
+    return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino && !S_ISCHR(sa.st_mode);
+  std::error_code ea, eb;
+  auto ca = std::filesystem::weakly_canonical(std::filesystem::absolute(a), ea);
+  auto cb = std::filesystem::weakly_canonical(std::filesystem::absolute(b), eb);
+  return ea || eb ? a == b : ca == cb;
+}
+
 // Why `path` cannot be opened for writing, found without creating or truncating it; empty
 // when it can (as far as permissions tell).
 inline std::string cannot_write_reason(const std::string& path) {
@@ -28,11 +40,11 @@ inline std::string cannot_write_reason(const std::string& path) {
     return {};
   }
   if (errno != ENOENT) return std::strerror(errno);
-  std::string dir = std::filesystem::path(path).parent_path().string();
-  if (dir.empty()) dir = ".";
-  if (::stat(dir.c_str(), &st) != 0) return std::strerror(errno);
+  const std::string parent = std::filesystem::path(path).parent_path().string();
+  const char* dir = parent.empty() ? "." : parent.c_str();
+  if (::stat(dir, &st) != 0) return std::strerror(errno);
   if (!S_ISDIR(st.st_mode)) return std::strerror(ENOTDIR);
-  if (::access(dir.c_str(), W_OK | X_OK) != 0) return std::strerror(errno);
+  if (::access(dir, W_OK | X_OK) != 0) return std::strerror(errno);
   return {};
 }
 

@@ -7,6 +7,7 @@
 - An output that names an input file (the capture for analyze --out/--report/--sink file, the
   events for report -o, the form for mds2 import -o) is refused with exit 2, the input intact.
 - Standard input that is not a capture, as the first input, leaves the earlier events file alone.
+- A --report naming the --out file or a sink's file is refused with exit 2.
 - A --report that cannot be written is found before the run; a report that fails after the run
   does not hide the --fail-on verdict.
 - A configuration or site file of several YAML documents is refused with file:line:column.
@@ -121,6 +122,18 @@ def report():
     C.eq(f"--report in a missing directory: exit 3 before the run ({err})", rc, 3)
     C.true("--report in a missing directory: the --out file is kept", kept(keep))
     C.true(f"--report in a missing directory: says why ({err})", "No such file or directory" in err)
+    # The report is written after the run: on the --out file or a sink's file it would replace
+    # the events it was made from.
+    for ev, rep, extra in (("same.html", "same.html", []), ("same.html", "same.pdf", []),
+                           ("o.jsonl", "sink.html", ["--sink", "file=" + path("sink.html")])):
+        keep = earlier_run(ev)
+        rc, err = medmon("analyze", DEMO, "--site", SITE, "-o", keep, "--report", path(rep), *extra, "-q")
+        tag = f"--out {ev} --report {rep} {' '.join(extra)}"
+        C.eq(f"{tag}: exit 2 ({err})", rc, 2)
+        C.true(f"{tag}: says so ({err})", "--report" in err and "the events would be overwritten" in err)
+        C.true(f"{tag}: the earlier events file is kept", kept(keep))
+    rc, err = medmon("analyze", DEMO, "-o", os.devnull, "--report", os.devnull, "-q")
+    C.true(f"--out and --report both {os.devnull}: not refused ({err})", rc in (0, 1))
     # A report that fails after the run (no Chromium for a PDF) keeps the --fail-on verdict.
     env = dict(os.environ, MEDMON_CHROMIUM="/nonexistent/chromium")
     p = subprocess.run([MEDMON, "analyze", DEMO, "--site", SITE, "--report", path("r.pdf"), "-o", keep, "-q",

@@ -161,17 +161,6 @@ bool SinkSet::all_failed() const {
 }
 
 namespace {
-// Whether two paths name one file: the same inode when both exist, else the same absolute path
-// once "." and ".." and symbolic links of the existing part are resolved.
-bool same_file(const std::string& a, const std::string& b) {
-  struct stat sa, sb;
-  if (::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
-  std::error_code ea, eb;
-  auto ca = std::filesystem::weakly_canonical(std::filesystem::absolute(a), ea);
-  auto cb = std::filesystem::weakly_canonical(std::filesystem::absolute(b), eb);
-  return ea || eb ? a == b : ca == cb;
-}
-
 // A directory made absolute, with "." and ".." and the symbolic links of its existing part
 // resolved.
 std::filesystem::path resolved_dir(std::string d) {
@@ -200,7 +189,7 @@ std::unique_ptr<SinkSet> make_sinks(const SinkConfig& cfg, const std::string& ou
   for (const auto& s : cfg.sinks) {
     if (s.type != "file") continue;
     for (const auto& [path, what] : files)
-      if (same_file(s.url, path)) throw SinkConfigError(fmt::format("{}: {} is already {}", s.where, s.url, what));
+      if (same_output_file(s.url, path)) throw SinkConfigError(fmt::format("{}: {} is already {}", s.where, s.url, what));
     files.emplace_back(s.url, fmt::format("the file of sink '{}'", s.name));
   }
   // Two sinks in one spool directory would deliver, and delete, each other's events; one inside
