@@ -278,7 +278,7 @@ def make_intellivue():
     act = be16(0x0021) + be16(0) + be16(0) + struct.pack(">I", 0) + be16(0x0C16) + be16(len(poll)) + poll
     roiv = be16(2) + be16(7) + be16(len(act)) + act
     p.udp(cli, 50123, mon, 24105, sp + be16(1) + be16(len(roiv)) + roiv)
-    demo = attr(0x095A, pstring("MRN0042")) + attr(0x095D, pstring("JANE")) + attr(0x095F, pstring("DOE"))
+    demo = attr(0x095A, pstring("MRN0042")) + attr(0x095D, pstring("JANE")) + attr(0x095C, pstring("DOE"))
     reply = be16(2) + be16(0x0C16) + be16(len(demo)) + demo
     rors = be16(2) + be16(7) + be16(len(reply)) + reply
     p.udp(mon, 24105, cli, 50123, sp + be16(2) + be16(len(rors)) + rors)

@@ -612,7 +612,7 @@ TEST_CASE("signatures: the IntelliVue signature reads identity and pseudonymises
   auto utf16 = [](const std::string& s) { std::string o; for (char c : s) { o.push_back('\0'); o.push_back(c); } return o; };
   auto str_attr = [&](unsigned id, const std::string& v) { return u16be(id) + u16be(v.size() * 2 + 2) + u16be(v.size() * 2) + utf16(v); };
   std::string model = u16be(0x0928) + u16be(20) + u16be(8) + std::string("Philips\0", 8) + u16be(7) + std::string("MX800\0\0", 7);
-  std::string body = model + str_attr(0x095a, "MRN0042") + str_attr(0x095d, "JANE") + str_attr(0x095f, "DOE");
+  std::string body = model + str_attr(0x095a, "MRN0042") + str_attr(0x095d, "JANE") + str_attr(0x095c, "DOE");
   std::string msg = std::string("\xe1\x00\x00\x02\x00\x02", 6) + u16be(body.size()) + body;
   SigHarness h(iv, 17);
   h.datagram(Dir::to_client, msg);
@@ -655,7 +655,7 @@ TEST_CASE("signatures: the IntelliVue signature reads non-ASCII names whole") {
     // The family name last, then first, before an attribute of another partition (0xF001).
     for (bool family_last : {true, false}) {
       std::string body = str_attr(0x095a, u"MM0001", nul) + str_attr(0x095d, u"ZO\u00cb", nul);
-      std::string family = str_attr(0x095f, u"M\u00dcLLER", nul);
+      std::string family = str_attr(0x095c, u"M\u00dcLLER", nul);
       body = family_last ? body + family : family + body + str_attr(0xf001, u"\u5c71\u7530", nul);
       std::string msg = std::string("\xe1\x00\x00\x02\x00\x02", 6) + u16be(body.size()) + body;
       SigHarness h(iv, 17);
@@ -673,7 +673,7 @@ TEST_CASE("signatures: the IntelliVue signature reads non-ASCII names whole") {
   // A name in CJK characters, and one holding a code unit whose high byte is 0x09 (Devanagari).
   for (auto [name, utf8] : {std::pair<std::u16string, std::string>{u"\u5c71\u7530", yamada},
                             {u"\u0915\u092e\u0932", "\xe0\xa4\x95\xe0\xa4\xae\xe0\xa4\xb2"}}) {
-    std::string body = str_attr(0x095f, name, false) + str_attr(0x095d, u"TARO", false);
+    std::string body = str_attr(0x095c, name, false) + str_attr(0x095d, u"TARO", false);
     std::string msg = std::string("\xe1\x00\x00\x02\x00\x02", 6) + u16be(body.size()) + body;
     SigHarness h(iv, 17);
     h.datagram(Dir::to_client, msg);
