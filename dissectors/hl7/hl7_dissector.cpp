@@ -30,6 +30,10 @@ hl7cpp::MllpMemory& frame_memory() {
   return memory;
 }
 
+// HTTP bodies held by all flows of the process, as for MLLP frames: a body that would pass it is
+// dropped.
+constexpr size_t kBodyMemory = 64u << 20;
+
 // HL7 in HTTP is read leniently (LF line ends, blank lines between messages), a body may run to
 // the close, and the first gap ends the reading of that direction.
 http::Options http_options() {
@@ -41,6 +45,8 @@ http::Options http_options() {
   o.max_head = 16u << 10;
   o.max_line = 1024;
   o.max_body = kMaxFrame;
+  static http::BodyMemory memory(kBodyMemory);
+  o.memory = &memory;
   return o;
 }
 
@@ -705,7 +711,8 @@ void DirState::anomaly(hl7cpp::MllpAnomaly a, uint64_t offset) {
 // to the close).
 void DirState::anomaly(http::Anomaly a, uint64_t message, uint64_t) {
   static constexpr std::string_view kNames[] = {"http.bad_start_line", "http.header_too_large", "http.body_too_large",
-                                                "http.bad_chunk",      "http.no_length",        "http.truncated_body"};
+                                                "http.bad_chunk",      "http.no_length",        "http.truncated_body",
+                                                "http.body_memory_budget"};
   ctx->anomaly(kName, kNames[static_cast<size_t>(a)], base + message);
 }
 

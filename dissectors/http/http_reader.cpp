@@ -90,7 +90,7 @@ bool chunk_size(std::string_view line, uint64_t cap, uint64_t& n) {
 Consumed Reader::stop(Anomaly a, uint64_t at, size_t used, Handler& h) {
   h.anomaly(a, msg_off_, at);
   state_ = State::stopped;
-  body_.clear();
+  drop_body();
   return {used, 0, 0, true};
 }
 
@@ -110,16 +110,37 @@ void Reader::emit(Handler& h, std::string_view body, bool complete) {
     m.complete = complete;
     h.message(m);
   }
-  body_.clear();
+  drop_body();
 }
 
-// True when this piece took the body over the cap (reported once; the body is dropped).
+bool Reader::charge(size_t n) {
+  if (!opt_.memory) return true;
+  size_t used = opt_.memory->used.load(std::memory_order_relaxed);
+  do {
+    if (n > opt_.memory->cap - std::min(used, opt_.memory->cap)) return false;
+  } while (!opt_.memory->used.compare_exchange_weak(used, used + n, std::memory_order_relaxed));
+  charged_ += n;
+  return true;
+}
+
+void Reader::drop_body() {
+  // A buffer that grew for a large body is not kept for the rest of the connection.
+  constexpr size_t kKeptCapacity = 64u << 10;
+  if (body_.capacity() > kKeptCapacity) std::string().swap(body_);
+  else body_.clear();
+  if (charged_) opt_.memory->used.fetch_sub(charged_, std::memory_order_relaxed);
+  charged_ = 0;
+}
+
+// True when this piece took the body over the cap or the budget (reported once; the body is
+// dropped).
 bool Reader::append_body(std::string_view piece, uint64_t at, Handler& h) {
   if (overflow_) return false;
-  if (too_long(piece.size())) {
-    h.anomaly(Anomaly::body_too_large, msg_off_, at);
+  bool over_cap = too_long(piece.size());
+  if (over_cap || !charge(piece.size())) {
+    h.anomaly(over_cap ? Anomaly::body_too_large : Anomaly::body_memory_budget, msg_off_, at);
     overflow_ = true;
-    body_.clear();
+    drop_body();
     return true;
   }
   body_.append(piece);
@@ -249,7 +270,7 @@ Reader::Step Reader::head(std::string_view v, size_t& used, uint64_t offset, Han
   bool have_length = false, chunked = false;
   uint64_t length = 0;
   headers(head, eol + (strict ? 2 : 1), have_length, length, chunked);
-  body_.clear();
+  drop_body();
   overflow_ = false;
   if (chunked) {
     used += end;
@@ -314,7 +335,7 @@ Reader::Step Reader::chunk_size(std::string_view v, size_t& used, uint64_t offse
   if (opt_.holding == Holding::caller) {
     if (!overflow_ && too_long(n)) {
       h.anomaly(Anomaly::body_too_large, msg_off_, at);
-      body_.clear();
+      drop_body();
       if (opt_.resync) {
         state_ = State::resync;
         return std::nullopt;
@@ -336,6 +357,17 @@ Reader::Step Reader::chunk_size(std::string_view v, size_t& used, uint64_t offse
         end = e + 1;
       }
       if (rest.size() < end) return Consumed{used, end, 0, false};
+      if (!charge(static_cast<size_t>(n))) {
+        h.anomaly(Anomaly::body_memory_budget, msg_off_, at);
+        drop_body();
+        if (opt_.resync) {
+          state_ = State::resync;
+          return std::nullopt;
+        }
+        overflow_ = true;  // this chunk and the rest of the body are dropped
+        used += end;
+        return std::nullopt;
+      }
       body_.append(rest.substr(data, static_cast<size_t>(n)));
       used += end;
       return std::nullopt;
@@ -472,7 +504,7 @@ Consumed Reader::read(std::span<const uint8_t> data, uint64_t offset, Handler& h
 
 void Reader::gap() {
   if (state_ == State::stopped) return;
-  body_.clear();
+  drop_body();
   overflow_ = false;
   scanned_ = 0;
   state_ = opt_.resync ? State::resync : State::stopped;
@@ -498,7 +530,7 @@ void Reader::finish(bool unused, uint64_t unused_offset, Handler& h) {
       break;
   }
   state_ = State::stopped;
-  body_.clear();
+  drop_body();
 }
 
 void BufferedReader::feed(std::span<const uint8_t> data, Handler& h) {

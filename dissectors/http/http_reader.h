@@ -8,6 +8,7 @@
 // holds the bytes not yet used (the stream feeder, or the reader), what a response without a
 // length is, and what follows a loss. What a body is (its content type, its text) is the
 // caller's to judge.
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -39,6 +40,14 @@ enum class Holding : uint8_t {
   reader,
 };
 
+// A budget of body bytes that readers sharing it may hold at once (a monitor with many
+// connections, each in the middle of a body). Safe to share between threads.
+struct BodyMemory {
+  explicit BodyMemory(size_t cap) : cap(cap) {}
+  const size_t cap;
+  std::atomic<size_t> used{0};
+};
+
 struct Options {
   Syntax syntax = Syntax::lenient;
   Holding holding = Holding::reader;
@@ -54,6 +63,9 @@ struct Options {
   size_t max_head = 16u << 10;  // a head up to and with its blank line; also a last chunk with its trailers
   size_t max_line = 1024;       // a chunk size line (and a lenient chunk's data end); a start line looked for when resyncing
   size_t max_body = 4u << 20;
+  // With a budget, the bytes of the bodies this reader holds count against it: a body that would
+  // pass it is dropped (Anomaly::body_memory_budget), as one over max_body is.
+  BodyMemory* memory = nullptr;
 };
 
 enum class Anomaly : uint8_t {
@@ -63,6 +75,7 @@ enum class Anomaly : uint8_t {
   bad_chunk,         // a chunk size line that cannot be read or is too long: reading stops
   no_length,         // a response without a length, when body_until_close is off: reading stops
   truncated_body,    // finish() within a message
+  body_memory_budget,  // holding the body would pass the budget shared by readers: dropped
 };
 
 struct Message {
@@ -92,6 +105,9 @@ class Handler {
 class Reader {
  public:
   explicit Reader(const Options& o) : opt_(o) {}
+  ~Reader() { drop_body(); }
+  Reader(const Reader&) = delete;
+  Reader& operator=(const Reader&) = delete;
 
   // Reads the messages in `data`, the bytes not used yet, the first at stream offset `offset`.
   // Returns what was used; with Holding::caller, `need` and `skip` are for the stream feeder,
@@ -119,6 +135,10 @@ class Reader {
   bool start_line(std::string_view line);
   void headers(std::string_view head, size_t from, bool& have_length, uint64_t& length, bool& chunked);
   bool append_body(std::string_view piece, uint64_t at, Handler& h);
+  // Takes n more body bytes from the budget; false when they do not fit.
+  bool charge(size_t n);
+  // Empties the body, gives its bytes back to the budget, and frees a large buffer.
+  void drop_body();
   // n more bytes would take the body over the cap (which the caller may have lowered meanwhile).
   bool too_long(uint64_t n) const { return body_.size() > opt_.max_body || n > opt_.max_body - body_.size(); }
   void emit(Handler& h, std::string_view body, bool complete);
@@ -132,6 +152,7 @@ class Reader {
   bool request_ = false, overflow_ = false;
   int status_ = 0;
   std::string method_, target_, content_type_, body_;
+  size_t charged_ = 0;  // bytes of body_ taken from opt_.memory
 };
 
 // A Holding::reader Reader that keeps what read() leaves unused (an unfinished head, chunk line

@@ -23,6 +23,7 @@ constexpr size_t kMaxList = 16;
 constexpr size_t kMaxStates = 32;  // patient context states read in one message
 constexpr size_t kMaxEndpoints = 4096;
 constexpr uint16_t kPorts[] = {3702};
+constexpr size_t kChunkedBodyMemory = 64u << 20;
 
 // A Content-Length message is held whole until it is all here, so head and body must fit the
 // stream feeder's buffer (reassembly.max_dissector_buffer, 2 MiB by default: 1.875 MiB of body)
@@ -408,6 +409,9 @@ http::Options http_options() {
   o.resync_after = '>';
   o.max_head = kMaxHeader + 4;  // the head up to its blank line, and that line's CR LF CR LF
   o.max_line = kMaxStartLine;
+  // Chunked bodies are decoded into the reader; over all flows they may hold this much.
+  static http::BodyMemory memory(kChunkedBodyMemory);
+  o.memory = &memory;
   return o;
 }
 
@@ -453,7 +457,8 @@ class SdcDissector final : public Dissector {
     // the end of a stream is not given to the reader).
     void anomaly(http::Anomaly a, uint64_t, uint64_t at) override {
       static constexpr std::string_view kNames[] = {"bad_http_start_line", "http_header_too_long", "body_too_long",
-                                                    "bad_chunk",           "no_content_length",    "truncated_body"};
+                                                    "bad_chunk",           "no_content_length",    "truncated_body",
+                                                    "body_memory_budget"};
       ctx.anomaly("sdc", kNames[static_cast<size_t>(a)], at);
     }
   };

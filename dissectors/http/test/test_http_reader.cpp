@@ -11,7 +11,7 @@ using namespace medmon::http;
 namespace {
 
 const char* const kAnomalies[] = {"bad_start_line", "header_too_large", "body_too_large",
-                                  "bad_chunk",      "no_length",        "truncated_body"};
+                                  "bad_chunk",      "no_length",        "truncated_body", "body_memory_budget"};
 
 // What the reader found, written out so runs can be compared.
 struct Record : Handler {
@@ -215,6 +215,56 @@ TEST_CASE("http: a body over the cap is dropped and the next message is read") {
   Feeder f(strict_caller());
   for (size_t i = 0; i < chunked.size(); i += 7) f.feed(std::string_view(chunked).substr(i, 7));
   CHECK(f.most_held < 1010);
+}
+
+TEST_CASE("http: bodies held by readers sharing a budget stay within it") {
+  BodyMemory memory(1000);
+  auto feed = [](auto& reader, std::string_view v, Record& rec) {
+    reader.feed(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(v.data()), v.size()), rec);
+  };
+  Options o = lenient_reader();
+  o.memory = &memory;
+  std::string body(800, 'a');
+  std::string sized = "POST /a HTTP/1.1\r\nContent-Length: 800\r\n\r\n";
+  std::string chunked = "POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n190\r\n" + body.substr(0, 400) + "\r\n";
+  Record ra, rb, rc;
+  {
+    BufferedReader a(o), b(o);
+    // a holds 700 bytes of an unfinished body: b's 800 bytes would pass the budget.
+    feed(a, sized + body.substr(0, 700), ra);
+    CHECK(memory.used == 700);
+    feed(b, sized + body, rb);
+    CHECK(rb.seen == std::vector<std::string>{"anomaly body_memory_budget @0/0"});
+    CHECK(memory.used == 700);
+    // a's body ends: its bytes are given back, and b's next message fits.
+    feed(a, body.substr(700), ra);
+    CHECK(ra.seen.size() == 1);
+    CHECK(memory.used == 0);
+    feed(b, "POST /next HTTP/1.1\r\nContent-Length: 2\r\n\r\nok", rb);
+    CHECK(rb.seen.back() == "REQ POST /next @" + std::to_string(sized.size() + body.size()) + " ct= body=ok");
+    // A chunked body held by a reader that goes away is given back too.
+    BufferedReader c(o);
+    feed(c, chunked, rc);
+    CHECK(memory.used == 400);
+  }
+  CHECK(memory.used == 0);
+  // The stream feeder's reader (Holding::caller) charges decoded chunks once, however the bytes
+  // come.
+  Options co = strict_caller();
+  co.memory = &memory;
+  for (size_t step : {size_t(1), size_t(7), chunked.size()}) {
+    Feeder f(co);
+    for (size_t i = 0; i < chunked.size(); i += step) f.feed(std::string_view(chunked).substr(i, step));
+    CHECK(memory.used == 400);
+  }
+  CHECK(memory.used == 0);
+  BodyMemory small(300);
+  co.memory = &small;
+  Feeder f(co);
+  f.feed(chunked + "0\r\n\r\n");
+  REQUIRE(!f.rec.seen.empty());
+  CHECK(f.rec.seen.front().rfind("anomaly body_memory_budget @0/", 0) == 0);
+  CHECK(small.used == 0);
 }
 
 TEST_CASE("http: a gap stops the reading, or the next start line is looked for") {
