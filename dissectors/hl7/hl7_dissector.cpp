@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "dissectors/api/worker_budget.h"
 #include "dissectors/http/http_reader.h"
 #include "hl7cpp/message.h"
 #include "hl7cpp/mllp.h"
@@ -23,12 +24,10 @@ constexpr size_t kMaxListed = 16;        // cap for lists inside one event
 constexpr std::string_view kName = "hl7";
 
 // Frames split across packets are assembled per direction (up to kMaxFrame each): over all
-// flows of the process they may hold this much; a frame that would pass it is skipped.
+// flows of the process they may hold this much (each worker its share); a frame that would pass it is skipped.
 constexpr size_t kFrameMemory = 64u << 20;
-hl7cpp::MllpMemory& frame_memory() {
-  static hl7cpp::MllpMemory memory(kFrameMemory);
-  return memory;
-}
+struct FrameMemoryTag {};
+hl7cpp::MllpMemory& frame_memory() { return worker_budget<FrameMemoryTag, hl7cpp::MllpMemory>(kFrameMemory); }
 
 // HTTP bodies held by all flows of the process, as for MLLP frames: a body that would pass it is
 // dropped.
@@ -45,8 +44,8 @@ http::Options http_options() {
   o.max_head = 16u << 10;
   o.max_line = 1024;
   o.max_body = kMaxFrame;
-  static http::BodyMemory memory(kBodyMemory);
-  o.memory = &memory;
+  struct BodyMemoryTag {};
+  o.memory = &worker_budget<BodyMemoryTag, http::BodyMemory>(kBodyMemory);
   return o;
 }
 

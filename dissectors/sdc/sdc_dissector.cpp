@@ -2,6 +2,7 @@
 
 #include "dissectors/api/xml_prolog.h"
 #include "dissectors/api/xml_text.h"
+#include "dissectors/api/worker_budget.h"
 #include "dissectors/http/http_reader.h"
 
 #include <algorithm>
@@ -410,8 +411,8 @@ http::Options http_options() {
   o.max_head = kMaxHeader + 4;  // the head up to its blank line, and that line's CR LF CR LF
   o.max_line = kMaxStartLine;
   // Chunked bodies are decoded into the reader; over all flows they may hold this much.
-  static http::BodyMemory memory(kChunkedBodyMemory);
-  o.memory = &memory;
+  struct BodyMemoryTag {};
+  o.memory = &worker_budget<BodyMemoryTag, http::BodyMemory>(kChunkedBodyMemory);
   return o;
 }
 

@@ -21,6 +21,7 @@
 #include "sensor/cli/commands.h"
 #include "sensor/cli/live_assets.h"
 #include "sensor/cli/summary.h"
+#include "dissectors/api/worker_budget.h"
 #include "sensor/decode/decoder.h"
 #include "sensor/engine/pipeline.h"
 #include "sensor/output/sinks/sinks.h"
@@ -460,8 +461,10 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
                        }};
   LiveAssets assets([&] { return board.current(); });  // one inventory for all workers
   std::vector<std::thread> threads;
+  set_worker_slots(o.workers);
   for (int i = 0; i < o.workers; ++i) {
     threads.emplace_back([&, i] {
+      set_worker_slot(i);
       EventOutput out;
       sinks->attach_worker(out);
       ReloadableJudge judge(board);  // even without a policy, so that a reload can bring one in

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "dissectors/api/worker_budget.h"
+
 namespace medmon {
 
 namespace {
@@ -62,9 +64,13 @@ OfflineWorkers::OfflineWorkers(int n, const SensorConfig& cfg, Depth depth, cons
     w->pipeline = std::make_unique<Pipeline>(worker_share(worker_cfg, n, i), depth, w->out, phi, raw);
     workers_.push_back(std::move(w));
   }
-  for (auto& w : workers_) {
-    Worker* wp = w.get();
-    w->thread = std::thread([this, wp] { run(*wp); });
+  set_worker_slots(n);
+  for (int i = 0; i < n; ++i) {
+    Worker* wp = workers_[static_cast<size_t>(i)].get();
+    wp->thread = std::thread([this, wp, i] {
+      set_worker_slot(i);
+      run(*wp);
+    });
   }
 }
 

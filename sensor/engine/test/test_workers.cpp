@@ -13,6 +13,7 @@
 #include "sensor/decode/test/frames.h"
 #include "sensor/engine/pipeline.h"
 #include "sensor/engine/workers.h"
+#include "dissectors/api/worker_budget.h"
 
 using namespace medmon;
 using namespace medmon::test;
@@ -389,4 +390,28 @@ TEST_CASE("The workers' shares of a cap over all flows add up to it") {
     CHECK(memcap == 65536 + 3);
     CHECK(datagrams == size_t(std::max(n, 2)));  // at least one each
   }
+}
+
+TEST_CASE("workers: each worker thread has its own share of a dissector's byte budget") {
+  struct Tag {};
+  struct Budget {
+    explicit Budget(size_t c) : cap(c) {}
+    size_t cap;
+  };
+  set_worker_slots(4);
+  std::vector<Budget*> seen(4);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i)
+    threads.emplace_back([&seen, i] {
+      set_worker_slot(i);
+      seen[static_cast<size_t>(i)] = &worker_budget<Tag, Budget>(1000);
+    });
+  for (auto& t : threads) t.join();
+  for (size_t i = 0; i < 4; ++i) {
+    CHECK(seen[i]->cap == 250);
+    for (size_t j = 0; j < i; ++j) CHECK(seen[i] != seen[j]);
+  }
+  // A thread that is no worker (a single pipeline) is worker 0.
+  CHECK(&worker_budget<Tag, Budget>(1000) == seen[0]);
+  set_worker_slots(1);
 }
