@@ -217,8 +217,8 @@ void Reader::headers(std::string_view head, size_t p, bool& have_length, uint64_
         have_length = parse_uint(value, length, 10);
       }
     } else if (iequals(name, "transfer-encoding")) {
-      if (strict) chunked = chunked || ifind(value, "chunked") != npos;
-      else chunked = value.find("chunked") != npos || value.find("Chunked") != npos;
+      // Transfer-coding names are case-insensitive (RFC 9112 section 7).
+      chunked = chunked || ifind(value, "chunked") != npos;
     } else if (iequals(name, "content-type")) {
       content_type_.assign(value.substr(0, 128));
     }

@@ -217,6 +217,15 @@ TEST_CASE("http: a body over the cap is dropped and the next message is read") {
   CHECK(f.most_held < 1010);
 }
 
+TEST_CASE("http: transfer-coding names are read whatever their case") {
+  for (std::string te : {"chunked", "CHUNKED", "Chunked", "gzip, ChUnKeD"})
+    for (Options o : all_kinds()) {
+      INFO(name(o) << " " << te);
+      std::string s = "POST /a HTTP/1.1\r\nTransfer-Encoding: " + te + "\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+      CHECK(run(o, s, {}) == std::vector<std::string>{"REQ POST /a @0 ct= body=abc"});
+    }
+}
+
 TEST_CASE("http: bodies held by readers sharing a budget stay within it") {
   BodyMemory memory(1000);
   auto feed = [](auto& reader, std::string_view v, Record& rec) {
