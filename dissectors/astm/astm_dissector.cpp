@@ -128,7 +128,7 @@ class AstmDissector final : public Dissector {
       s.begun = true;
       // Picked up mid-stream: the first bytes may end a frame or a transmission the capture
       // missed. Read from the first ENQ or frame start (or bare H record), without anomalies.
-      if (ctx.midstream(dir)) { s.state = St::resync; s.after_gap = 0; }
+      if (ctx.midstream(dir)) { s.state = St::resync; s.after_gap = 0; s.may_guess = true; }
     }
     for (size_t i = 0; i < data.size(); ++i) step(dir, s, data[i], base + i, ctx);
     s.end_offset = base + data.size();
@@ -141,6 +141,9 @@ class AstmDissector final : public Dissector {
     if (s.tx.open) s.tx.gaps++;
     s.frame.clear();
     s.record.clear();
+    s.record_overflow = false;
+    s.guessed = false;
+    s.may_guess = false;
     if (s.state == St::resync) return;  // still looking for a start
     if (s.raw) {
       // Bare records have no frame to wait for: the message with the hole is reported as it
@@ -150,8 +153,13 @@ class AstmDissector final : public Dissector {
       s.after_gap = 0;
       return;
     }
-    // Lost bytes: drop the frame in progress and any partial record; wait for the next STX/EOT.
-    s.state = s.tx.open ? St::between : St::idle;
+    // Lost bytes: drop the frame in progress and the rest of its record. The bytes after the
+    // hole (the tail of a frame) are skipped up to the next frame start, ENQ or EOT, and that
+    // frame is read from its first record boundary (a CR, or the frame after one ended by ETX):
+    // it may go on with the record the hole cut, whatever its first letter looks like.
+    s.state = St::resync;
+    s.after_gap = -1;
+    s.link_resync = true;
   }
 
   void on_end(Dir dir, FlowContext& ctx) override {
@@ -196,7 +204,10 @@ class AstmDissector final : public Dissector {
     uint64_t record_offset = 0;  // stream offset of the record's first byte
     uint64_t end_offset = 0;    // stream offset after the last byte given
     bool begun = false;         // bytes of this direction have been given
-    bool continued = false;     // the frame text goes on with a record begun before the capture
+    bool continued = false;     // the frame text may go on with a record begun before (missed or lost)
+    bool may_guess = false;     // picked up mid-stream: the first frame read may start a record
+    bool guessed = false;       // the record in progress was taken as one by its first bytes only
+    bool link_resync = false;   // resync after lost link-layer bytes: no bare records from there
     std::string frame;   // text of the frame in progress
     std::string record;  // record being rebuilt across frames
     bool record_overflow = false;
@@ -214,6 +225,7 @@ class AstmDissector final : public Dissector {
     s.record.clear();
     s.record_overflow = false;
     s.continued = false;
+    s.guessed = false;
   }
 
   // Nothing was sent after the ENQ (answered NAK, busy; or contention, the other side's ENQ
@@ -313,23 +325,31 @@ class AstmDissector final : public Dissector {
         break;
       case St::resync:
         if (c == ENQ) {
+          s.link_resync = false;
           s.state = St::idle;
           step(dir, s, c, off, ctx);
         } else if (c == STX) {
-          // A frame of a transmission whose start the capture missed: read from here.
-          open_tx(s);
-          s.raw = false;
-          s.tx.start_missed = true;
+          // A frame of a transmission whose start the capture missed (or lost): read from here.
+          if (!s.tx.open) {
+            open_tx(s);
+            s.raw = false;
+            s.tx.start_missed = true;
+            if (s.link_resync) s.tx.gaps = 1;  // the hole took its start
+          }
           s.continued = true;
+          s.link_resync = false;
           s.state = St::between;
           step(dir, s, c, off, ctx);
         } else if (c == EOT) {
-          s.state = St::idle;  // the missed transmission ended
+          // The missed transmission ended, or the one the lost bytes fell in.
+          s.link_resync = false;
+          s.state = s.tx.open ? St::between : St::idle;
+          if (s.tx.open) step(dir, s, c, off, ctx);
         } else if (c == ACK || c == NAK) {
           s.state = St::idle;  // an answer to the other direction, read as always
           step(dir, s, c, off, ctx);
           s.state = St::resync;
-        } else if (s.after_gap == 0 && c == 'H') {
+        } else if (s.after_gap == 0 && c == 'H' && !s.link_resync) {
           s.after_gap = 1;
         } else if (s.after_gap == 1 && c == '|') {
           // Bare records from a header record at a line start.
@@ -417,11 +437,16 @@ class AstmDissector final : public Dissector {
     ++t.frames;
     s.last_fn = s.fn;
     s.expect_fn = static_cast<uint8_t>((s.fn + 1) & 7);
-    // The frames after a missed start may go on with a record begun before them: dropped up to
-    // its end, never read as a record of its own.
-    if (s.continued && t.frames == 1 && record_start(std::span<const uint8_t>(
-                                            reinterpret_cast<const uint8_t*>(s.frame.data()), s.frame.size())))
+    // The frames after a missed start or lost bytes may go on with a record begun before them:
+    // dropped up to its end, never read as a record of its own. Only the first frame of a
+    // direction picked up mid-stream is read from its start when it looks like a record; its
+    // type is then a guess, so none of its values is given out (guessed).
+    if (s.continued && s.may_guess && t.frames == 1 &&
+        record_start(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(s.frame.data()), s.frame.size()))) {
       s.continued = false;
+      s.guessed = true;
+    }
+    s.may_guess = false;
     uint64_t at = s.frame_start + 2;  // STX and the frame number come before the text
     for (char ch : s.frame) {
       if (s.continued) {
@@ -458,7 +483,12 @@ class AstmDissector final : public Dissector {
     Tx& t = s.tx;
     char type = rec.empty() ? 0 : rec[0];
     if (type >= 'a' && type <= 'z') type = static_cast<char>(type - 32);
-    if (type == 'H' && rec.size() >= 5) {
+    // A record taken as one by its first bytes only may be the tail of another (a name, a birth
+    // date): it is counted, and its values are pseudonymised or flagged, never given out as they
+    // are. A header with its four distinct delimiters is no tail.
+    const bool certain = !s.guessed || (type == 'H' && header_record(std::span<const uint8_t>(
+                                                              reinterpret_cast<const uint8_t*>(rec.data()), rec.size())) == Probe::yes);
+    if (type == 'H' && rec.size() >= 5 && certain) {
       s.fd = rec[1];
       s.rd = rec[2];
       s.cd = rec[3];
@@ -520,7 +550,7 @@ class AstmDissector final : public Dissector {
           std::string_view one = tests.substr(start, p == std::string_view::npos ? std::string_view::npos : p - start);
           std::string_view code = component(one, s.cd, 4);
           if (code.empty()) code = one;
-          if (!blank(code, s.cd)) add(t.tests, std::string(code));
+          if (!blank(code, s.cd) && certain) add(t.tests, std::string(code));
           if (p == std::string_view::npos) break;
           start = p + 1;
         }
@@ -530,14 +560,14 @@ class AstmDissector final : public Dissector {
         std::string_view id = field(rec, s.fd, 3);
         std::string_view code = component(id, s.cd, 4);
         if (code.empty()) code = id;
-        if (!blank(code, s.cd)) add(t.tests, std::string(code));
+        if (!blank(code, s.cd) && certain) add(t.tests, std::string(code));
         break;
       }
       case 'Q':
         phi(s, ctx, rec, 3, "astm.Q.3");
         break;
       case 'L':
-        t.termination.assign(field(rec, s.fd, 3));
+        if (certain) t.termination.assign(field(rec, s.fd, 3));
         break;
       case 'C': case 'M': case 'S': break;
       default:
@@ -548,6 +578,7 @@ class AstmDissector final : public Dissector {
     }
     s.record.clear();
     s.record_overflow = false;
+    s.guessed = false;
     if (type == 'L' && s.raw) emit(dir, s, ctx, true);
   }
 

@@ -486,3 +486,93 @@ TEST_CASE("astm: mid-stream bare records are read from the next header record") 
   CHECK(ev[0]["astm"]["complete"] == true);
   CHECK(h.anomalies() == 0);
 }
+
+TEST_CASE("astm: lost link-layer bytes drop the rest of the record they cut, whatever its tail looks like") {
+  // A made-up patient record over three ETB frames; the last begins "R|" (the end of a name)
+  // and holds the birth date.
+  std::string f1 = frame(1, kRecords[0] + std::string("\r"));
+  std::string f2 = frame(2, "P|1|PID0009|||ROE^PETE", false);
+  std::string f3 = frame(3, "R|MAIDENNAME|19611231|M\r", false);
+  std::string f4 = frame(4, "O|2|^^^GLU|R\r");
+  std::string f5 = frame(5, "R|1|^^^NA|140\r");
+  std::string f6 = frame(6, "L|1|N\r");
+  auto leaks = [](const Harness& h) {
+    for (auto& e : h.events("astm")) {
+      std::string s = e.dump();
+      if (s.find("19611231") != std::string::npos || s.find("MAIDENNAME") != std::string::npos) return true;
+    }
+    return false;
+  };
+  SECTION("the middle frame lost: its tail is no R record") {
+    Harness h(kAstmInfo);
+    h.feed(Dir::to_server, "\x05" + f1 + f2);
+    h.gap(Dir::to_server, 30);
+    h.feed(Dir::to_server, f3 + f4 + f5 + f6 + "\x04");
+    h.end();
+    auto ev = h.events("astm");
+    REQUIRE(ev.size() == 1);
+    auto& a = ev[0]["astm"];
+    CHECK(a["gaps"] == 1);
+    CHECK(a["records"]["P"] == 0);
+    CHECK(a["records"]["R"] == 1);  // f5, after the ETX of f4: a record for certain
+    CHECK(a["records"]["O"] == 1);
+    CHECK(a["records"]["L"] == 1);
+    CHECK(a["tests"] == nlohmann::json::array({"NA"}));
+    CHECK_FALSE(leaks(h));
+  }
+  SECTION("the ENQ and the start of the frame lost between transmissions: no bare record") {
+    std::string frame_p = frame(2, "P|1|PID0009|||ROE^PETER|MAIDENNAME|19611231|M\r");
+    std::string tail = frame_p.substr(frame_p.find("R|MAIDEN"));
+    Harness h(kAstmInfo);
+    h.feed(Dir::to_server, transmission());
+    h.gap(Dir::to_server, 50);
+    h.feed(Dir::to_server, tail + frame(3, "L|1|N\r") + "\x04" + transmission());
+    h.end();
+    auto ev = h.events("astm");
+    REQUIRE(ev.size() == 3);
+    check_event(ev[0]["astm"]);
+    CHECK(ev[1]["astm"]["complete"] == false);
+    CHECK(ev[1]["astm"]["link_layer"] == true);
+    CHECK(ev[1]["astm"]["gaps"] == 1);
+    CHECK(ev[1]["astm"]["records"]["R"] == 0);
+    check_event(ev[2]["astm"]);
+    CHECK_FALSE(leaks(h));
+  }
+  SECTION("any hole: no value of the cut record comes out") {
+    std::string tx = "\x05" + f1 + f2 + f3 + f4 + f5 + f6 + "\x04";
+    size_t p_from = tx.find(f2), p_to = tx.find(f4);
+    for (size_t at = p_from; at < p_to; ++at) {
+      for (size_t n : {size_t(1), size_t(3), size_t(12), size_t(35)}) {
+        if (at + n > tx.size()) continue;
+        INFO("hole of " << n << " at " << at);
+        Harness h(kAstmInfo);
+        h.feed(Dir::to_server, tx.substr(0, at));
+        h.gap(Dir::to_server, n);
+        h.feed(Dir::to_server, tx.substr(at + n));
+        h.end();
+        CHECK_FALSE(leaks(h));
+        for (auto& e : h.events("astm")) {
+          CHECK(e["astm"]["records"]["R"] <= 1);
+          CHECK(e["astm"]["records"]["O"] <= 1);
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("astm: a record guessed from the first frame read mid-stream gives out no value") {
+  // Picked up at a frame that goes on with a record begun before the capture: its tail looks
+  // like an R record and holds a birth date.
+  std::string s = frame(3, "R|MAIDENNAME|19611231|M\r") + frame(4, "R|1|^^^NA|140\r") + frame(5, "L|1|N\r") + "\x04";
+  Harness h(kAstmInfo);
+  h.ctx.set_midstream(Dir::to_server, true);
+  h.feed(Dir::to_server, s);
+  h.end();
+  auto ev = h.events("astm");
+  REQUIRE(ev.size() == 1);
+  auto& a = ev[0]["astm"];
+  CHECK(a["records"]["R"] == 2);
+  CHECK(a["tests"] == nlohmann::json::array({"NA"}));
+  CHECK(a["termination_code"] == "N");
+  CHECK(ev[0].dump().find("19611231") == std::string::npos);
+}
