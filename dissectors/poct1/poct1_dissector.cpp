@@ -173,31 +173,12 @@ class Poct1Dissector final : public Dissector {
         end = gt + 1;
       } else {
         // The end tag </ABC.R0n>, white space allowed before its '>' (ETag ::= '</' Name S? '>'),
-        // searched from where the last call stopped: within the white space after a matched
-        // name when the call ended there, else from the bytes that may begin a cut tag.
-        char close[9] = {'<', '/'};
-        std::copy(name.begin(), name.end(), close + 2);
-        std::string_view end_tag(close, 9);
-        size_t k = s.close_at ? s.scanned : std::string_view::npos;
-        size_t from = std::max<size_t>(gt + 1, s.scanned > 8 ? s.scanned - 8 : 0);
-        end = 0;
-        while (!end) {
-          if (k == std::string_view::npos) {
-            size_t e = rest.find(end_tag, from);
-            if (e == std::string_view::npos) break;
-            k = s.close_at = e + end_tag.size();
-          }
-          while (k < rest.size() && space(rest[k])) ++k;
-          if (k == rest.size()) break;
-          if (rest[k] == '>') { end = k + 1; break; }
-          // A longer name (</OBS.R012>): not the end tag. No tag starts before rest[k].
-          s.close_at = 0;
-          from = k;
-          k = std::string_view::npos;
-        }
+        // outside comments, CDATA sections and processing instructions (an end tag in one of
+        // those is text). The search goes on from where the last call stopped.
+        end = find_end(s, rest, gt, name);
         if (!end) {
           if (rest.size() > kMaxMessage) { too_long(s, r, ctx, used); continue; }
-          s.scanned = s.held = rest.size();
+          s.held = rest.size();
           return {used, rest.size() + 1, 0, false};
         }
       }
@@ -222,17 +203,71 @@ class Poct1Dissector final : public Dissector {
     size_t root = 0;     // offset of the root start tag's '<', plus one
     size_t tag_end = 0;  // offset of the '>' ending the root start tag
     size_t scanned = 0;  // bytes already searched for that '>', then for the end tag
-    size_t close_at = 0;  // past "</ABC.R0n" of an end tag whose '>' is still to come (0: none)
+    size_t item_searched = 0;  // how far the end of the item at `scanned` was looked for
     size_t held = 0;     // bytes the call that left these held (the next call gives at least those)
     xml::PrologScan prolog;  // how far the prolog before the root was read
     bool junk_reported = false;
     bool resync = false;  // skipping the rest of an over-long message
     Device stated;       // DEV.* sent in this direction: the sender's own identity
     void restart() {  // the next call starts at another message
-      root = tag_end = scanned = close_at = held = 0;
+      root = tag_end = scanned = item_searched = held = 0;
       prolog = {};
     }
   };
+
+  // Where the message whose root start tag ends at rest[gt] ends (past the '>' of its end tag),
+  // 0 when more bytes are needed. Comments, CDATA sections and processing instructions are
+  // skipped whole. s.scanned is where to go on: past everything read, or the '<' of an item not
+  // yet whole, whose end was looked for up to s.item_searched.
+  static size_t find_end(DirState& s, std::string_view rest, size_t gt, std::string_view name) {
+    char close[9] = {'<', '/'};
+    std::copy(name.begin(), name.end(), close + 2);
+    const std::string_view end_tag(close, 9);
+    auto starts = [](std::string_view t, std::string_view p) { return t.substr(0, p.size()) == p; };
+    auto cut_short = [](std::string_view t, std::string_view p) { return t.size() < p.size() && p.substr(0, t.size()) == t; };
+    size_t i = std::max(gt + 1, s.scanned);
+    for (;;) {
+      size_t lt = rest.find('<', i);
+      if (lt == std::string_view::npos) {
+        s.scanned = rest.size();
+        s.item_searched = 0;
+        return 0;
+      }
+      std::string_view t = rest.substr(lt);
+      const size_t searched = lt == s.scanned ? s.item_searched : 0;
+      std::string_view item_end;
+      if (starts(t, "<!--")) item_end = "-->";
+      else if (starts(t, "<![CDATA[")) item_end = "]]>";
+      else if (starts(t, "<?")) item_end = "?>";
+      if (item_end.empty()) {
+        if (cut_short(t, "<!--") || cut_short(t, "<![CDATA[") || cut_short(t, end_tag)) {
+          s.scanned = lt;
+          s.item_searched = 0;
+          return 0;
+        }
+        if (starts(t, end_tag)) {
+          size_t k = std::max(lt + end_tag.size(), searched);
+          while (k < rest.size() && space(rest[k])) ++k;
+          if (k == rest.size()) {
+            s.scanned = lt;
+            s.item_searched = k;
+            return 0;
+          }
+          if (rest[k] == '>') return k + 1;
+          // A longer name (</OBS.R012>): not the end tag.
+        }
+        i = lt + 1;
+        continue;
+      }
+      size_t e = rest.find(item_end, std::max(lt + 2, searched));
+      if (e == std::string_view::npos) {
+        s.scanned = lt;
+        s.item_searched = rest.size() - std::min(rest.size(), item_end.size() - 1);
+        return 0;
+      }
+      i = e + item_end.size();
+    }
+  }
 
   // A message (from its prolog) longer than kMaxMessage, its root at rest[r]: reported, then
   // parsing resumes at the next root start tag after its own, held already or still to come,

@@ -423,3 +423,30 @@ TEST_CASE("poct1: a prolog over the message cap is reported, the same way howeve
     CHECK(all_lines(h) == want);
   }
 }
+
+TEST_CASE("poct1: an end tag inside a comment, CDATA section or processing instruction does not end the message") {
+  std::string pt = "<PT><PT.patient_id V=\"PAT-9201\"/></PT>";
+  std::string s = kDecl + "<OBS.R01>" + hdr(1) + "<!-- </OBS.R01> -->" + pt + "</OBS.R01>" + kDecl + "<OBS.R01>" +
+                  hdr(2) + "<NTE><NTE.text><![CDATA[see </OBS.R01> and -->]]></NTE.text></NTE>" + pt +
+                  "<?note </OBS.R01>?></OBS.R01>" + "<KPA.R01/>";
+  auto check = [](Harness& h) {
+    auto ev = h.events("poct1");
+    REQUIRE(ev.size() == 3);
+    for (int k : {0, 1}) {
+      CHECK(ev[k]["poct1"]["control_id"] == std::to_string(k + 1));
+      CHECK(ev[k]["poct1"]["patients"] == nlohmann::json::array({Pseudonymiser()("PAT-9201")}));
+    }
+    CHECK(ev[2]["poct1"]["message_type"] == "KPA.R01");
+    CHECK(h.anomalies() == 0);
+  };
+  for (size_t cut = 0; cut <= s.size(); ++cut) {
+    INFO("cut " << cut);
+    Harness h(kPoct1Info);
+    h.feed(Dir::to_server, s.substr(0, cut));
+    h.feed(Dir::to_server, s.substr(cut));
+    check(h);
+  }
+  Harness h(kPoct1Info);
+  for (char c : s) h.feed(Dir::to_server, std::string(1, c));
+  check(h);
+}
