@@ -49,8 +49,20 @@ void for_each_value(std::string_view x, const std::function<void(std::string_vie
   while ((i = x.find('<', i)) != std::string_view::npos) {
     size_t name_start = i + 1;
     if (name_start >= x.size()) return;
+    // Comments, CDATA sections and processing instructions are skipped whole: what they hold
+    // is no element.
+    std::string_view item_start, item_end;
+    if (x.substr(i, 4) == "<!--") item_start = "<!--", item_end = "-->";
+    else if (x.substr(i, 9) == "<![CDATA[") item_start = "<![CDATA[", item_end = "]]>";
+    else if (x.substr(i, 2) == "<?") item_start = "<?", item_end = "?>";
+    if (!item_end.empty()) {
+      size_t e = x.find(item_end, i + item_start.size());
+      if (e == std::string_view::npos) return;
+      i = e + item_end.size();
+      continue;
+    }
     char c0 = x[name_start];
-    if (c0 == '/' || c0 == '?' || c0 == '!') { i = name_start; continue; }
+    if (c0 == '/' || c0 == '!') { i = name_start; continue; }
     size_t tag_end = x.find('>', name_start);
     if (tag_end == std::string_view::npos) return;
     size_t n = name_start;
@@ -235,10 +247,10 @@ class Poct1Dissector final : public Dissector {
       }
       std::string_view t = rest.substr(lt);
       const size_t searched = lt == s.scanned ? s.item_searched : 0;
-      std::string_view item_end;
-      if (starts(t, "<!--")) item_end = "-->";
-      else if (starts(t, "<![CDATA[")) item_end = "]]>";
-      else if (starts(t, "<?")) item_end = "?>";
+      std::string_view item_start, item_end;
+      if (starts(t, "<!--")) item_start = "<!--", item_end = "-->";
+      else if (starts(t, "<![CDATA[")) item_start = "<![CDATA[", item_end = "]]>";
+      else if (starts(t, "<?")) item_start = "<?", item_end = "?>";
       if (item_end.empty()) {
         if (cut_short(t, "<!--") || cut_short(t, "<![CDATA[") || cut_short(t, end_tag)) {
           s.scanned = lt;
@@ -259,7 +271,7 @@ class Poct1Dissector final : public Dissector {
         i = lt + 1;
         continue;
       }
-      size_t e = rest.find(item_end, std::max(lt + 2, searched));
+      size_t e = rest.find(item_end, std::max(lt + item_start.size(), searched));
       if (e == std::string_view::npos) {
         s.scanned = lt;
         s.item_searched = rest.size() - std::min(rest.size(), item_end.size() - 1);

@@ -450,3 +450,22 @@ TEST_CASE("poct1: an end tag inside a comment, CDATA section or processing instr
   for (char c : s) h.feed(Dir::to_server, std::string(1, c));
   check(h);
 }
+
+TEST_CASE("poct1: elements inside comments, CDATA sections and processing instructions are no values") {
+  std::vector<std::pair<std::string, std::string>> got;
+  poct1::for_each_value("<HDR.control_id V=\"1\"/><!-- <PT.patient_id V=\"OLD-PAT\"/> <HDR.control_id V=\"2\"/> -->"
+                        "<NTE.text><![CDATA[<PT.patient_id V=\"CDATA-PAT\"/>]]></NTE.text><?pi <PT.name V=\"X\"/>?>"
+                        "<!----><PT.patient_id V=\"PAT-9301\"/><!-- unterminated <PT.name V=\"Y\"/>",
+                        [&](std::string_view n, std::string_view v) { got.emplace_back(n, v); });
+  REQUIRE(got.size() == 2);
+  CHECK(got[0] == std::make_pair(std::string("HDR.control_id"), std::string("1")));
+  CHECK(got[1] == std::make_pair(std::string("PT.patient_id"), std::string("PAT-9301")));
+
+  Harness h(kPoct1Info);
+  h.feed(Dir::to_server, "<OBS.R01>" + hdr(7) + "<!-- <HDR.control_id V=\"FAKE\"/><PT.patient_id V=\"OLD-PAT\"/> -->"
+                         "<PT><PT.patient_id V=\"PAT-9301\"/></PT></OBS.R01>");
+  auto ev = h.events("poct1");
+  REQUIRE(ev.size() == 1);
+  CHECK(ev[0]["poct1"]["control_id"] == "7");
+  CHECK(ev[0]["poct1"]["patients"] == nlohmann::json::array({Pseudonymiser()("PAT-9301")}));
+}
