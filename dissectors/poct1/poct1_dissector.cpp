@@ -221,6 +221,7 @@ class Poct1Dissector final : public Dissector {
     bool junk_reported = false;
     bool resync = false;  // skipping the rest of an over-long message
     Device stated;       // DEV.* sent in this direction: the sender's own identity
+    bool sent_dev = false;  // a DEV block was sent in this direction
     void restart() {  // the next call starts at another message
       root = tag_end = scanned = item_searched = held = 0;
       prolog = {};
@@ -335,7 +336,7 @@ class Poct1Dissector final : public Dissector {
     std::string control, version, created, ack_type, ack_control, eot_topic, request, new_obs, status_time;
     std::vector<std::string> obs_ids, patients, operators, phi;
     uint64_t observations = 0;
-    Device dev = dev_, stated = s.stated;
+    Device stated = s.stated;
     bool have_dev = false;
     for_each_value(xml, [&](std::string_view name, std::string_view v) {
       if (name == "HDR.control_id") control.assign(v);
@@ -351,7 +352,6 @@ class Poct1Dissector final : public Dissector {
       else if (name == "OPR.operator_id") { if (!v.empty()) add(operators, ctx.pseudonym(v)); }
       else if (name.substr(0, 4) == "DEV.") {
         have_dev = true;
-        set_dev(dev, name.substr(4), v);
         set_dev(stated, name.substr(4), v);
       }
       if (is_phi(name) && !v.empty()) {
@@ -362,18 +362,29 @@ class Poct1Dissector final : public Dissector {
       }
     });
     if (have_dev) {
-      dev_ = dev;
-      if (!dev_.device_id.empty()) ctx.facts().set_attr("poct1.device_id", dev_.device_id);
-      if (!dev_.model_id.empty()) ctx.facts().set_attr("poct1.model", dev_.model_id);
-      if (!dev_.manufacturer.empty()) ctx.facts().set_attr("poct1.manufacturer", dev_.manufacturer);
-      if (!dev_.serial_id.empty()) ctx.facts().set_attr("poct1.serial", dev_.serial_id);
-      if (!dev_.sw_version.empty()) ctx.facts().set_attr("poct1.sw_version", dev_.sw_version);
-      ctx.facts().set_attr("poct1.device_side", dir == Dir::to_server ? "client" : "server");
       // Built from this direction's DEV.* only, so a peer's block is never credited to the
       // sender; a repeated block adds nothing (add_identity keeps one of equal entries).
       s.stated = std::move(stated);
+      s.sent_dev = true;
+      last_dev_ = static_cast<int>(dir);
+      // The flow's facts are the last block seen, whole: none of the peer's fields stays.
+      auto fact = [&](std::string_view k, const std::string& v) {
+        auto& attrs = ctx.facts().attrs;
+        if (!v.empty()) ctx.facts().set_attr(k, v);
+        else std::erase_if(attrs, [&](auto& kv) { return kv.first == k; });
+      };
+      fact("poct1.device_id", s.stated.device_id);
+      fact("poct1.model", s.stated.model_id);
+      fact("poct1.manufacturer", s.stated.manufacturer);
+      fact("poct1.serial", s.stated.serial_id);
+      fact("poct1.sw_version", s.stated.sw_version);
+      ctx.facts().set_attr("poct1.device_side", dir == Dir::to_server ? "client" : "server");
       add_identity(dir, s.stated, ctx);
     }
+    // The device block of the message's sender; a side that sent none is shown its peer's. One
+    // side's block, whole: fields of the two devices are never mixed.
+    static const Device kNone;
+    const Device& dev = s.sent_dev ? s.stated : last_dev_ >= 0 ? d_[last_dev_].stated : kNone;
     ++ctx.counters().at("poct1.messages");
     auto& w = ctx.begin_event("poct1");
     w.object("poct1");
@@ -383,16 +394,16 @@ class Poct1Dissector final : public Dissector {
     if (!control.empty()) w.field("control_id", control);
     if (!version.empty()) w.field("version", version);
     if (!created.empty()) w.field("creation_time", created);
-    if (!dev_.device_id.empty() || !dev_.model_id.empty() || !dev_.manufacturer.empty()) {
+    if (!dev.device_id.empty() || !dev.model_id.empty() || !dev.manufacturer.empty()) {
       w.object("device");
-      w.field_if_nonempty("device_id", dev_.device_id);
-      w.field_if_nonempty("vendor_id", dev_.vendor_id);
-      w.field_if_nonempty("model_id", dev_.model_id);
-      w.field_if_nonempty("serial_id", dev_.serial_id);
-      w.field_if_nonempty("manufacturer", dev_.manufacturer);
-      w.field_if_nonempty("hw_version", dev_.hw_version);
-      w.field_if_nonempty("sw_version", dev_.sw_version);
-      w.field_if_nonempty("device_name", dev_.name);
+      w.field_if_nonempty("device_id", dev.device_id);
+      w.field_if_nonempty("vendor_id", dev.vendor_id);
+      w.field_if_nonempty("model_id", dev.model_id);
+      w.field_if_nonempty("serial_id", dev.serial_id);
+      w.field_if_nonempty("manufacturer", dev.manufacturer);
+      w.field_if_nonempty("hw_version", dev.hw_version);
+      w.field_if_nonempty("sw_version", dev.sw_version);
+      w.field_if_nonempty("device_name", dev.name);
       w.end_object();
     }
     if (!ack_type.empty() || !ack_control.empty()) {
@@ -430,7 +441,7 @@ class Poct1Dissector final : public Dissector {
   }
 
   std::array<DirState, 2> d_;
-  Device dev_;
+  int last_dev_ = -1;  // the direction that sent the last DEV block (-1: none yet)
 };
 
 std::unique_ptr<Dissector> make() { return std::make_unique<Poct1Dissector>(); }

@@ -469,3 +469,35 @@ TEST_CASE("poct1: elements inside comments, CDATA sections and processing instru
   CHECK(ev[0]["poct1"]["control_id"] == "7");
   CHECK(ev[0]["poct1"]["patients"] == nlohmann::json::array({Pseudonymiser()("PAT-9301")}));
 }
+
+TEST_CASE("poct1: the event's device is one side's block, never fields of both") {
+  Harness h(kPoct1Info);
+  h.feed(Dir::to_server, hel());
+  // The data manager names itself with a device id only.
+  h.feed(Dir::to_client, kDecl + "<ACK.R01>" + hdr(9) +
+                             "<ACK><ACK.type_cd V=\"AA\"/></ACK><DEV><DEV.device_id V=\"DATAMGR-1\"/></DEV></ACK.R01>");
+  h.feed(Dir::to_server, obs());
+  h.feed(Dir::to_client, ack(10, 1003));
+  auto ev = h.events("poct1");
+  REQUIRE(ev.size() == 4);
+  const nlohmann::json device = {{"device_id", "00:1b:22:33:44:55"}, {"vendor_id", "ACME"},
+                                 {"model_id", "GlucoPoint 3"},       {"serial_id", "GP3-0042"},
+                                 {"manufacturer", "Acme & Sons"},    {"sw_version", "4.2.1"}};
+  const nlohmann::json manager = {{"device_id", "DATAMGR-1"}};
+  CHECK(ev[0]["poct1"]["device"] == device);
+  CHECK(ev[1]["poct1"]["device"] == manager);
+  CHECK(ev[2]["poct1"]["device"] == device);
+  CHECK(ev[3]["poct1"]["device"] == manager);
+  // The flow's facts are the last block seen, whole.
+  REQUIRE(h.facts.attr("poct1.device_id"));
+  CHECK(*h.facts.attr("poct1.device_id") == "DATAMGR-1");
+  CHECK_FALSE(h.facts.attr("poct1.model"));
+  CHECK_FALSE(h.facts.attr("poct1.serial"));
+
+  // A side that sent no block is shown its peer's.
+  Harness o(kPoct1Info);
+  o.feed(Dir::to_server, hel());
+  o.feed(Dir::to_client, ack(1, 1001));
+  REQUIRE(o.events("poct1").size() == 2);
+  CHECK(o.events("poct1")[1]["poct1"]["device"] == device);
+}
