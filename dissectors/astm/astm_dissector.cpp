@@ -90,7 +90,9 @@ Probe probe(std::span<const uint8_t> s, Dir) {
   while (i < s.size() && (s[i] == ACK || s[i] == NAK || s[i] == EOT)) ++i;
   if (i == s.size()) return i > 16 ? Probe::no : Probe::need_more;
   if (s[i] == ENQ) {
-    while (i < s.size() && s[i] == ENQ) ++i;
+    // Before its first frame a sender may retry its ENQ, or give up (EOT) after a NAK (receiver
+    // busy) or a lost contention and try again.
+    while (i < s.size() && (s[i] == ENQ || s[i] == EOT)) ++i;
     if (i == s.size()) return Probe::need_more;
     if (s[i] != STX) return Probe::no;
     return first_frame(s.subspan(i));

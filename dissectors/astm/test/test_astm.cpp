@@ -77,6 +77,20 @@ TEST_CASE("astm: probe accepts the link layer and bare header records") {
   CHECK(p("\x06", Dir::to_client) == Probe::need_more);
   CHECK(p("\x06\x06\x06", Dir::to_client) == Probe::need_more);
   CHECK(p("\x06\x05\x02" "1H|\\^&", Dir::to_client) == Probe::yes);
+  // The sender gave up (EOT) after a NAK or lost contention, then tried again.
+  CHECK(p("\x05\x04") == Probe::need_more);
+  CHECK(p("\x05\x04\x05") == Probe::need_more);
+  CHECK(p("\x05\x04\x05\x02" "1H|\\^&|||X") == Probe::yes);
+  CHECK(p("\x05\x05\x04\x05\x04\x05\x02" "1H|\\^&|||X") == Probe::yes);
+  CHECK(p("\x05\x04" "GET /") == Probe::no);
+  {
+    Harness h(kAstmInfo);
+    h.feed(Dir::to_server, "\x05\x04" + transmission());
+    h.end();
+    REQUIRE(h.events("astm").size() == 1);
+    check_event(h.events("astm")[0]["astm"]);
+    CHECK(h.anomalies() == 0);
+  }
   CHECK(p("") == Probe::need_more);
   // Other protocols never match.
   CHECK(p("GET / HTTP/1.1\r\n") == Probe::no);
