@@ -230,6 +230,11 @@ class AstmDissector final : public Dissector {
     s.guessed = false;
   }
 
+  static bool has_records(const Tx& t) {
+    for (uint32_t n : t.counts) if (n) return true;
+    return false;
+  }
+
   // Nothing was sent after the ENQ (answered NAK, busy; or contention, the other side's ENQ
   // won): no transmission took place.
   static bool nothing_sent(const DirState& s) {
@@ -481,10 +486,17 @@ class AstmDissector final : public Dissector {
   }
 
   void record(Dir dir, DirState& s, FlowContext& ctx) {
+    char type = s.record.empty() ? 0 : s.record[0];
+    if (type >= 'a' && type <= 'z') type = static_cast<char>(type - 32);
+    if (type == 'H' && s.raw && s.tx.open && has_records(s.tx)) {
+      // Bare records: a new header without an L record before it ends the previous message.
+      std::string header = std::move(s.record);
+      emit(dir, s, ctx, false);
+      open_tx(s);
+      s.record = std::move(header);
+    }
     std::string_view rec = s.record;
     Tx& t = s.tx;
-    char type = rec.empty() ? 0 : rec[0];
-    if (type >= 'a' && type <= 'z') type = static_cast<char>(type - 32);
     // A record taken as one by its first bytes only may be the tail of another (a name, a birth
     // date): it is counted, and its values are pseudonymised or flagged, never given out as they
     // are. A header with its four distinct delimiters is no tail.
@@ -494,9 +506,6 @@ class AstmDissector final : public Dissector {
       s.fd = rec[1];
       s.rd = rec[2];
       s.cd = rec[3];
-      if (t.counts['H' - 'A'] > 0 && s.raw) {
-        // A new header without L: the previous message ended.
-      }
       t.control_id.assign(field(rec, s.fd, 3));
       std::string_view sender = field(rec, s.fd, 5);
       t.sender_name.assign(component(sender, s.cd, 1));

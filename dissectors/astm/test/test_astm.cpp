@@ -590,3 +590,29 @@ TEST_CASE("astm: a record guessed from the first frame read mid-stream gives out
   CHECK(a["termination_code"] == "N");
   CHECK(ev[0].dump().find("19611231") == std::string::npos);
 }
+
+TEST_CASE("astm: bare records, a header without an L record before it ends the previous message") {
+  std::string s = "H|\\^&|||ANA-ONE\rP|1||PID0011||ROE^JOHN\rH|\\^&|||ANA-TWO\rP|1||PID0012\rL|1|N\r";
+  for (size_t cut = 0; cut <= s.size(); ++cut) {
+    INFO("cut at " << cut);
+    Harness h(kAstmInfo);
+    h.feed(Dir::to_server, s.substr(0, cut));
+    h.feed(Dir::to_server, s.substr(cut));
+    h.end();
+    auto ev = h.events("astm");
+    REQUIRE(ev.size() == 2);
+    auto& a = ev[0]["astm"];
+    CHECK(a["sender"] == "ANA-ONE");
+    CHECK(a["records"]["H"] == 1);
+    CHECK(a["records"]["P"] == 1);
+    CHECK(a["records"]["L"] == 0);
+    CHECK(a["complete"] == false);
+    CHECK(a["patients"] == nlohmann::json::array({Pseudonymiser()("PID0011")}));
+    auto& b = ev[1]["astm"];
+    CHECK(b["sender"] == "ANA-TWO");
+    CHECK(b["records"]["H"] == 1);
+    CHECK(b["records"]["P"] == 1);
+    CHECK(b["complete"] == true);
+    CHECK(b["patients"] == nlohmann::json::array({Pseudonymiser()("PID0012")}));
+  }
+}
