@@ -140,6 +140,11 @@ class AstmDissector final : public Dissector {
   void on_gap(Dir dir, uint64_t missing, FlowContext& ctx) override {
     DirState& s = d_[static_cast<int>(dir)];
     s.end_offset += missing;
+    if (!s.tx.open && s.state == St::raw && s.record == "H") {
+      // The first byte of a bare message came before the hole: that message is reported with it.
+      open_tx(s);
+      s.raw = true;
+    }
     if (s.tx.open) s.tx.gaps++;
     s.frame.clear();
     s.record.clear();
@@ -147,7 +152,7 @@ class AstmDissector final : public Dissector {
     s.guessed = false;
     s.may_guess = false;
     if (s.state == St::resync) return;  // still looking for a start
-    if (s.raw) {
+    if (s.raw || s.state == St::raw) {
       // Bare records have no frame to wait for: the message with the hole is reported as it
       // is (incomplete), and the bytes after the hole are dropped up to the next H record.
       if (s.tx.open) emit(dir, s, ctx, false);
@@ -179,7 +184,8 @@ class AstmDissector final : public Dissector {
   // skip_record: after a gap in bare records, bytes are dropped up to the end of a record, and
   // records up to the next H record.
   // resync: a direction picked up mid-stream, up to its first ENQ, frame start or H record.
-  enum class St : uint8_t { idle, between, fn, text, c1, c2, cr, lf, raw, skip_record, resync };
+  // junk: a line between messages that is no record, skipped to its end.
+  enum class St : uint8_t { idle, between, fn, text, c1, c2, cr, lf, raw, skip_record, resync, junk };
 
   struct Tx {
     bool open = false;
@@ -190,7 +196,7 @@ class AstmDissector final : public Dissector {
     std::vector<std::string> phi;
     std::string termination;
     bool unknown_reported = false, stray_reported = false;
-    bool start_missed = false;  // picked up mid-stream at a frame: its ENQ and first frames not seen
+    bool start_missed = false;  // its start not seen: picked up at a frame (ENQ and first frames), or bare records without their H
   };
 
   struct DirState {
@@ -283,12 +289,12 @@ class AstmDissector final : public Dissector {
           if (c == NAK && o.tx.open && !nothing_sent(o)) o.tx.naks++;
         } else if (c == CR || c == LF) {
           // tolerated between frames
-        } else if (s.state == St::idle && upper(c)) {
-          // Bare records (no link layer): start a transmission at an H record.
+        } else if (s.state == St::idle && upper(c) && (c == 'H' || s.raw)) {
+          // Bare records (no link layer): a message starts at an H record; in a flow of bare
+          // records, records after an L are read as a message whose H was not seen. The
+          // message opens once the record's next byte (a delimiter) confirms it.
           if (s.await_header && c != 'H') { s.state = St::skip_record; break; }
           s.await_header = false;
-          if (!s.tx.open) { open_tx(s); }
-          s.raw = true;
           s.state = St::raw;
           s.record.assign(1, static_cast<char>(c));
           s.record_offset = off;
@@ -297,16 +303,43 @@ class AstmDissector final : public Dissector {
         }
         break;
       case St::raw:
+        if (!s.tx.open) {
+          // The second byte of a message's first record: the delimiter an H declares, or the
+          // field delimiter after any other type. Else the line is no record (text between
+          // messages): reported, and skipped to its end.
+          const char first = s.record[0];
+          if (first == 'H' ? !is_delim(c) : c != static_cast<uint8_t>(s.fd)) {
+            stray(s, s.record_offset, ctx);
+            s.record.clear();
+            s.state = St::junk;
+            step(dir, s, c, off, ctx);
+            break;
+          }
+          const uint64_t at = s.record_offset;
+          open_tx(s);
+          s.raw = true;
+          s.tx.start_missed = first != 'H';
+          s.record.assign(1, first);
+          s.record_offset = at;
+        }
         if (c == CR || c == LF) {
           if (!s.record.empty()) record(dir, s, ctx);
           if (!s.tx.open) s.state = St::idle;  // the L record closed the transmission
         } else if (c == EOT || c == ENQ || c == STX) {
           if (!s.record.empty()) record(dir, s, ctx);
-          if (s.tx.open) emit(dir, s, ctx, c == EOT);
+          if (s.tx.open) emit(dir, s, ctx, c == EOT && !s.tx.start_missed);
           s.state = St::idle;
           if (c != EOT) step(dir, s, c, off, ctx);
         } else {
           append_record(s, static_cast<char>(c), off, ctx);
+        }
+        break;
+      case St::junk:
+        if (c == CR || c == LF) {
+          s.state = St::idle;
+        } else if (c == EOT || c == ENQ || c == STX) {
+          s.state = St::idle;
+          step(dir, s, c, off, ctx);
         }
         break;
       case St::skip_record:
@@ -590,7 +623,7 @@ class AstmDissector final : public Dissector {
     s.record.clear();
     s.record_overflow = false;
     s.guessed = false;
-    if (type == 'L' && s.raw) emit(dir, s, ctx, true);
+    if (type == 'L' && s.raw) emit(dir, s, ctx, !t.start_missed);
   }
 
   void emit(Dir dir, DirState& s, FlowContext& ctx, bool complete) {

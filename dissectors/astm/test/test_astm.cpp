@@ -616,3 +616,60 @@ TEST_CASE("astm: bare records, a header without an L record before it ends the p
     CHECK(b["patients"] == nlohmann::json::array({Pseudonymiser()("PID0012")}));
   }
 }
+
+TEST_CASE("astm: bytes between messages are an anomaly, never a transmission") {
+  std::string tx = transmission();
+  std::string bare;
+  for (const char* r : kRecords) bare += std::string(r) + "\r";
+  SECTION("text between link-layer transmissions") {
+    std::string s = tx + "OK\r\n" + tx;
+    for (size_t cut = 0; cut <= s.size(); ++cut) {
+      INFO("cut at " << cut);
+      Harness h(kAstmInfo);
+      h.feed(Dir::to_server, s.substr(0, cut));
+      h.feed(Dir::to_server, s.substr(cut));
+      h.end();
+      auto ev = h.events("astm");
+      REQUIRE(ev.size() == 2);
+      check_event(ev[0]["astm"]);
+      check_event(ev[1]["astm"]);
+      REQUIRE(h.anomalies() == 1);
+      CHECK(h.events("anomaly")[0]["anomaly"]["name"] == "unexpected_byte");
+      CHECK(h.events("anomaly")[0]["anomaly"]["offset"] == tx.size());
+    }
+  }
+  SECTION("text between bare messages") {
+    std::string s = bare + "OK\r\n" + bare;
+    for (size_t cut = 0; cut <= s.size(); ++cut) {
+      INFO("cut at " << cut);
+      Harness h(kAstmInfo);
+      h.feed(Dir::to_server, s.substr(0, cut));
+      h.feed(Dir::to_server, s.substr(cut));
+      h.end();
+      auto ev = h.events("astm");
+      REQUIRE(ev.size() == 2);
+      for (auto& e : ev) {
+        CHECK(e["astm"]["complete"] == true);
+        CHECK(e["astm"]["records"]["O"] == 1);
+      }
+      REQUIRE(h.anomalies("unexpected_byte") == 1);
+      CHECK(h.events("anomaly")[0]["anomaly"]["offset"] == bare.size());
+    }
+  }
+  SECTION("bare records after an L without their H: a message whose start was not seen") {
+    std::string s = bare + "P|1||PID0013||ROE^JANE\rL|1|N\r";
+    Harness h(kAstmInfo);
+    h.feed(Dir::to_server, s);
+    h.end();
+    auto ev = h.events("astm");
+    REQUIRE(ev.size() == 2);
+    CHECK(ev[0]["astm"]["complete"] == true);
+    auto& a = ev[1]["astm"];
+    CHECK(a["records"]["H"] == 0);
+    CHECK(a["records"]["P"] == 1);
+    CHECK(a["records"]["L"] == 1);
+    CHECK(a["complete"] == false);
+    CHECK(a["patients"] == nlohmann::json::array({Pseudonymiser()("PID0013")}));
+    CHECK(h.anomalies() == 0);
+  }
+}
