@@ -453,7 +453,7 @@ class AstmDissector final : public Dissector {
   void append_record(DirState& s, char c, uint64_t off, FlowContext& ctx) {
     if (s.record.empty()) s.record_offset = off;
     if (s.record.size() < kMaxRecord) { s.record.push_back(c); return; }
-    if (!s.record_overflow) { s.record_overflow = true; ctx.anomaly("astm", "record_too_long", off); }
+    if (!s.record_overflow) { s.record_overflow = true; ctx.anomaly("astm", "record_too_long", s.record_offset); }
   }
 
   void frame_done(Dir dir, DirState& s, bool good, FlowContext& ctx) {

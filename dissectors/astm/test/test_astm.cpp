@@ -673,3 +673,25 @@ TEST_CASE("astm: bytes between messages are an anomaly, never a transmission") {
     CHECK(h.anomalies() == 0);
   }
 }
+
+TEST_CASE("astm: record_too_long is reported at the record's first byte") {
+  std::string big = "P|1||" + std::string(70 * 1024, 'A') + "\r";
+  std::string bare = std::string(kRecords[0]) + "\r" + big + "L|1|N\r";
+  Harness h(kAstmInfo);
+  h.feed(Dir::to_server, bare);
+  h.end();
+  REQUIRE(h.anomalies("record_too_long") == 1);
+  CHECK(h.events("anomaly")[0]["anomaly"]["offset"] == bare.find("P|1||"));
+  // Over ETB frames of the link layer too.
+  std::string tx = std::string("\x05") + frame(1, kRecords[0] + std::string("\r"));
+  int fn = 2;
+  for (size_t at = 0; at < big.size(); at += 60000, fn = (fn + 1) & 7)
+    tx += frame(fn, big.substr(at, 60000), at + 60000 >= big.size());
+  tx += frame(fn, "L|1|N\r") + "\x04";
+  Harness l(kAstmInfo);
+  l.feed(Dir::to_server, tx);
+  l.end();
+  REQUIRE(l.anomalies("record_too_long") == 1);
+  for (auto& e : l.events("anomaly"))
+    if (e["anomaly"]["name"] == "record_too_long") CHECK(e["anomaly"]["offset"] == tx.find("P|1||"));
+}
