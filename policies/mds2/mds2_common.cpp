@@ -95,9 +95,9 @@ std::string lower(std::string_view s) {
 }
 
 // "na", "n/a", "n\a", "n-a", "n.a.", "n / a", "n. a." (lower case) at the start of l, ending at a word
-// boundary: spellings of n.a. that must not read as the answer "n" (No).
-bool starts_not_applicable(std::string_view l) {
-  if (l.empty() || l[0] != 'n') return false;
+// boundary: spellings of n.a. that must not read as the answer "n" (No). Their length, else 0.
+size_t not_applicable_length(std::string_view l) {
+  if (l.empty() || l[0] != 'n') return 0;
   size_t i = 1;
   while (i < l.size() && l[i] == ' ') ++i;
   bool sep = i < l.size() && (l[i] == '/' || l[i] == '\\' || l[i] == '-' || l[i] == '.');
@@ -105,12 +105,48 @@ bool starts_not_applicable(std::string_view l) {
     ++i;
     while (i < l.size() && l[i] == ' ') ++i;
   } else if (i != 1) {
-    return false;  // "n a": a space alone is no separator
+    return 0;  // "n a": a space alone is no separator
   }
-  if (i >= l.size() || l[i] != 'a') return false;
+  if (i >= l.size() || l[i] != 'a') return 0;
   ++i;
   if (i < l.size() && l[i] == '.') ++i;
-  return i == l.size() || !std::isalnum(static_cast<unsigned char>(l[i]));
+  return i == l.size() || !std::isalnum(static_cast<unsigned char>(l[i])) ? i : 0;
+}
+bool starts_not_applicable(std::string_view l) { return not_applicable_length(l) > 0; }
+
+// True when an item of the list l (lower case) is the word `other` alone, a remark in parentheses
+// aside: "yes, no", "yes and no", "yes & no", "yes; no", "yes-no", "yes (optional) / no (default)",
+// the template's placeholder "yes, no, n/a, or see note". Items are separated by , ; & | / \ - and
+// the words "or" and "and"; separators inside parentheses do not count. So "yes, no phi is stored"
+// and "no - see note 2" hold no such item.
+bool lists_word(std::string_view l, std::string_view other) {
+  auto is_sep = [](char c) { return c == ',' || c == ';' || c == '&' || c == '|' || c == '/' || c == '\\' || c == '-'; };
+  auto word_at = [&](size_t i, std::string_view w) {
+    return l.compare(i, w.size(), w) == 0 && (i == 0 || l[i - 1] == ' ') && i + w.size() < l.size() &&
+           l[i + w.size()] == ' ';
+  };
+  size_t i = 0;
+  while (i < l.size()) {
+    while (i < l.size() && (l[i] == ' ' || is_sep(l[i]))) ++i;
+    if (word_at(i, "or")) { i += 2; continue; }
+    if (word_at(i, "and")) { i += 3; continue; }
+    if (size_t n = not_applicable_length(l.substr(i))) { i += n; continue; }  // "n/a" is no "n"
+    // The item: up to the next separator outside parentheses, its parenthesised remarks dropped.
+    std::string item;
+    int depth = 0;
+    for (; i < l.size(); ++i) {
+      char c = l[i];
+      if (c == '(') { ++depth; continue; }
+      if (c == ')') { if (depth > 0) --depth; continue; }
+      if (depth > 0) continue;
+      if (is_sep(c) || word_at(i, "or") || word_at(i, "and")) break;
+      item.push_back(c);
+    }
+    std::string t = collapse_ws(item);
+    while (!t.empty() && (t.back() == '.' || t.back() == '!')) t.pop_back();
+    if (t == other) return true;
+  }
+  return false;
 }
 }  // namespace
 
@@ -179,6 +215,10 @@ Answer normalise_answer(std::string_view text, std::string& detail) {
     bool other = false;
     if (yes_no(i, other) && other != yes) return Answer::text;
   }
+  // The opposite word as an item of a list ("Yes, No", "Yes and No", "Yes-No"): options offered, not
+  // an answer. A one-letter answer ("Y; N") is matched by the other letter, a word by the other word,
+  // so "Yes, N-1 redundancy" stays a yes.
+  if (lists_word(l, n == 1 ? (yes ? "n" : "y") : (yes ? "no" : "yes"))) return Answer::text;
   return yes ? Answer::yes : Answer::no;
 }
 

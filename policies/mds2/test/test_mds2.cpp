@@ -993,6 +993,36 @@ TEST_CASE("spellings of N/A are n.a., and an answer offering both yes and no is 
   CHECK(normalise_answer("N-Acknowledge", d) == Answer::no);
 }
 
+TEST_CASE("an answer listing both yes and no, whatever the separator, is text", "[mds2]") {
+  std::string d;
+  for (const char* both : {"Yes, No", "Yes and No", "Yes & No", "Yes; No", "Yes-No", "Yes - No", "No, Yes", "no and yes",
+                           "Yes, No, N/A, or See Note", "Yes, No, N/A", "Yes (optional) / No (default)",
+                           "No (default), Yes (optional)", "Y; N", "Yes, or No.", "Yes | No"}) {
+    INFO(both);
+    CHECK(normalise_answer(both, d) == Answer::text);
+    CHECK(d == collapse_ws(both));
+  }
+  // Real answers that go on after the word keep it.
+  for (const char* yes : {"Yes, see note 3", "Yes, no PHI is stored", "Yes - no configuration needed", "Yes, N/A for HL7",
+                          "Yes (TLS 1.2, optional)", "Yes, N-1 redundancy", "Yes and no more than two ports",
+                          "Yes,\"DICOM WL, HL7, PACS\""}) {
+    INFO(yes);
+    CHECK(normalise_answer(yes, d) == Answer::yes);
+  }
+  for (const char* no : {"No - see note 2", "No: No end-of-life components", "No, non-PHI data only", "N-Acknowledge",
+                         "No/optional", "No; yesterday's build only"}) {
+    INFO(no);
+    CHECK(normalise_answer(no, d) == Answer::no);
+  }
+  // Through a form: the template's placeholder left in the answer column gives no switch.
+  Form f = read_text_buffer("Question ID,Question,,See note\n"
+                            "CONN-4,Can the device communicate externally?,\"Yes, No, N/A, or See Note\",__\n",
+                            "csv");
+  finish_form(f);
+  REQUIRE(f.find("CONN-4"));
+  CHECK(f.find("CONN-4")->answer == Answer::text);
+}
+
 TEST_CASE("port table: one flow per direction, protocol and port; both-way directions give both", "[mds2]") {
   Form f = read_xlsx(MDS2_XLSX);
   auto ports = ports_of("Port,Protocol,Direction,Service,Default State\n"
