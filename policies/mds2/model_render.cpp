@@ -124,6 +124,46 @@ std::string port_direction(const std::string& d) {
   return {};
 }
 
+// A port table's default state (lower case): 1 enabled, 0 disabled, -1 when it says neither. The
+// first word naming a state decides, "not"/"never" before it turning it round ("Off by default",
+// "Default: off", "Closed", "Inactive", "Not enabled by default"). An enabled state with a condition
+// ("Enabled only when licensed", "Enabled if configured") is shipped disabled: the site enables it.
+// Empty, "n/a" or "-" (an outbound row has no listening state) is enabled, as when there is no column.
+int port_default_state(const std::string& d) {
+  std::string t = collapse_ws(d);
+  if (t.empty() || t == "-" || t == "--" || t == "n/a" || t == "na" || t == "n.a.") return 1;
+  static const std::vector<std::string_view> on = {"enabled", "enable", "on", "open", "opened", "active", "yes", "y",
+                                                   "true", "listening", "running", "started", "always", "1"};
+  static const std::vector<std::string_view> off = {"disabled", "disable", "off", "closed", "close", "inactive", "no",
+                                                    "n", "false", "blocked", "filtered", "deactivated", "stopped",
+                                                    "0", "optional", "unused"};
+  static const std::vector<std::string_view> condition = {"only", "if", "when", "upon", "request", "requested",
+                                                          "licensed", "license", "licence", "optionally"};
+  auto in = [](const std::vector<std::string_view>& v, const std::string& w) {
+    return std::find(v.begin(), v.end(), w) != v.end();
+  };
+  std::vector<std::string> words;
+  for (size_t i = 0; i < t.size();) {
+    if (!std::isalnum(static_cast<unsigned char>(t[i]))) { ++i; continue; }
+    size_t j = i;
+    while (j < t.size() && std::isalnum(static_cast<unsigned char>(t[j]))) ++j;
+    words.push_back(t.substr(i, j - i));
+    i = j;
+  }
+  int state = -1;
+  bool negated = false;
+  for (auto& w : words) {
+    if (w == "not" || w == "never") { negated = true; continue; }
+    if (in(on, w) || in(off, w)) {
+      state = (in(on, w) != negated) ? 1 : 0;
+      break;
+    }
+  }
+  if (state == 1 && std::any_of(words.begin(), words.end(), [&](const std::string& w) { return in(condition, w); }))
+    state = 0;
+  return state;
+}
+
 }  // namespace
 
 static std::vector<PortEntry> read_ports_table(const std::string& path) {
@@ -221,7 +261,11 @@ static std::vector<PortEntry> read_ports_table(const std::string& path) {
     e.service = cell(c_svc);
     std::string def = cell(c_def);
     for (auto& ch : def) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    e.default_enabled = !(def.find("disabled") != std::string::npos || def == "off" || def == "no" || def == "false");
+    int state = port_default_state(def);
+    if (state < 0)
+      throw ImportError(path + ":" + std::to_string(line) + ": default state '" + cell(c_def) +
+                        "' (expected enabled or disabled, e.g. Enabled, Disabled by default, Off, Closed)");
+    e.default_enabled = state == 1;
     if (tcp && udp) {
       out.push_back(e);
       e.protocol = "udp";

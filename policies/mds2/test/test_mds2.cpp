@@ -1059,6 +1059,27 @@ TEST_CASE("port table: one flow per direction, protocol and port; both-way direc
                     Catch::Contains("direction 'sideways'"));
 }
 
+TEST_CASE("port table: spellings of a disabled default state, and an unknown one is an error", "[mds2]") {
+  for (const char* off : {"Disabled", "Disabled by default", "Not enabled by default", "Off by default", "Default: off",
+                          "Closed", "Inactive", "Off", "No", "false", "Not active", "Enabled only when licensed",
+                          "Enabled if configured", "Optional", "Never enabled", "Disabled (enable in service menu)"}) {
+    INFO(off);
+    auto p = ports_of(std::string("port,protocol,direction,service,default state\n8080,tcp,inbound,Web,") + off + "\n");
+    REQUIRE(p.size() == 1);
+    CHECK_FALSE(p[0].default_enabled);
+  }
+  for (const char* on : {"Enabled", "Enabled by default", "On", "Default: on", "Open", "Active", "Yes", "Always on",
+                         "Enabled unless disabled by service", "", "N/A", "-"}) {
+    INFO(on);
+    auto p = ports_of(std::string("port,protocol,direction,service,default state\n8080,tcp,inbound,Web,") + on + "\n");
+    REQUIRE(p.size() == 1);
+    CHECK(p[0].default_enabled);
+  }
+  CHECK_THROWS_WITH(ports_of("port,protocol,direction,service,default state\n104,tcp,inbound,DICOM,Enabled\n"
+                             "8080,tcp,inbound,Web,Licensed feature\n"),
+                    Catch::Contains("ports-shape.csv:3: default state 'Licensed feature' (expected enabled or disabled"));
+}
+
 TEST_CASE("port table: with a header, a column it does not name is absent", "[mds2]") {
   auto p = ports_of("Port,Protocol,Service\n104,TCP,DICOM\n");
   REQUIRE(p.size() == 1);
