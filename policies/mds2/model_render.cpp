@@ -192,6 +192,11 @@ static std::vector<PortEntry> read_ports_table(const std::string& path) {
   // Columns: port, protocol, direction, service, default state (header optional, any order). With a
   // header, a column it does not name is absent; the positions are for tables without one.
   int c_port = 0, c_proto = 1, c_dir = 2, c_svc = 3, c_def = 4;
+  // Tables of both ends of a connection: "Local Port"/"Remote Port" give the device's port and the
+  // peer's; the server's port (dst_port) is the local one inbound and the remote one outbound.
+  // "Source Port"/"Destination Port": the destination is the server's, the source (the client's
+  // ephemeral range) is not read.
+  int c_local = -1, c_remote = -1;
   std::vector<PortEntry> out;
   int line = 0;
   bool first_record = true;  // the header, when there is one, is the first record after comments
@@ -206,6 +211,7 @@ static std::vector<PortEntry> read_ports_table(const std::string& path) {
     if (header) {
       c_port = c_proto = c_dir = c_svc = c_def = -1;
       int c_app = -1;  // "Application" / "Description": the service when no column is named so
+      int c_dst = -1;  // "Destination Port", "Server Port", "Listening Port"
       for (int i = 0; i < static_cast<int>(row.size()); ++i) {
         std::string h = row[i];
         for (auto& ch : h) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
@@ -213,6 +219,10 @@ static std::vector<PortEntry> read_ports_table(const std::string& path) {
         auto set = [&](int& c) { if (c < 0) c = i; };  // the first column of a kind
         // "Transport" / "Transport Protocol" name the protocol, though they contain "port".
         if (has("proto") || has("transport")) set(c_proto);
+        else if (has("port") && (has("source") || has("src") || has("client") || has("from"))) continue;
+        else if (has("port") && (has("dest") || has("dst") || has("server") || has("listen") || has("target"))) c_dst = c_dst < 0 ? i : c_dst;
+        else if (has("port") && (has("local") || has("device"))) set(c_local);
+        else if (has("port") && (has("remote") || has("peer"))) set(c_remote);
         else if (has("port")) set(c_port);
         else if (has("dir")) set(c_dir);
         else if (has("serv")) set(c_svc);
@@ -220,20 +230,31 @@ static std::vector<PortEntry> read_ports_table(const std::string& path) {
         else if (has("appl") || has("desc") || h == "name") set(c_app);
       }
       if (c_svc < 0) c_svc = c_app;
-      if (c_port < 0)
+      if (c_dst >= 0) c_port = c_dst;  // the destination port over a plain one
+      if (c_port >= 0 || (c_local >= 0) != (c_remote >= 0)) {
+        if (c_port < 0) c_port = c_local >= 0 ? c_local : c_remote;  // one end alone is the port column
+        c_local = c_remote = -1;
+      }
+      if (c_port < 0 && c_local < 0)
         throw ImportError(path + ":" + std::to_string(line) + ": the header names no port column (expected port, "
-                          "protocol, direction, service, default state)");
+                          "protocol, direction, service, default state; a source port column alone is not the "
+                          "server's port)");
       continue;
     }
     auto cell = [&](int i) { return i >= 0 && i < static_cast<int>(row.size()) ? row[i] : std::string(); };
     PortEntry e;
     e.line = line;
-    std::string p = cell(c_port);
-    char* end = nullptr;
-    long v = std::strtol(p.c_str(), &end, 10);
-    if (p.empty() || *end != 0 || v <= 0 || v > 65535)
-      throw ImportError(path + ":" + std::to_string(line) + ": port '" + p + "' is not a number 1-65535");
-    e.port = static_cast<uint16_t>(v);
+    auto parse_port = [](const std::string& p, uint16_t& port) {
+      char* end = nullptr;
+      long v = std::strtol(p.c_str(), &end, 10);
+      if (p.empty() || *end != 0 || v <= 0 || v > 65535) return false;
+      port = static_cast<uint16_t>(v);
+      return true;
+    };
+    auto bad_port = [&](const std::string& p) {
+      return ImportError(path + ":" + std::to_string(line) + ": port '" + p + "' is not a number 1-65535");
+    };
+    if (c_port >= 0 && !parse_port(cell(c_port), e.port)) throw bad_port(cell(c_port));
     // "TCP", "udp", or both: "TCP/UDP", "TCP + UDP", "tcp, udp", "Both" give a row for each.
     std::string proto = cell(c_proto);
     for (auto& ch : proto) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
@@ -258,6 +279,23 @@ static std::vector<PortEntry> read_ports_table(const std::string& path) {
     e.direction = port_direction(d);
     if (e.direction.empty())
       throw ImportError(path + ":" + std::to_string(line) + ": direction '" + d + "' (expected inbound, outbound or both)");
+    // Local/remote table: the device's port inbound, the peer's outbound; both ways, each its own
+    // (a side left blank or "any" takes the other's), as two entries when they differ.
+    uint16_t out_port = 0;
+    if (c_port < 0) {
+      uint16_t lp = 0, rp = 0;
+      bool l_ok = parse_port(cell(c_local), lp), r_ok = parse_port(cell(c_remote), rp);
+      if (e.direction == "inbound" && !l_ok) throw bad_port(cell(c_local));
+      if (e.direction == "outbound" && !r_ok) throw bad_port(cell(c_remote));
+      if (!l_ok && !r_ok) throw bad_port(cell(c_local));
+      if (!l_ok) lp = rp;
+      if (!r_ok) rp = lp;
+      e.port = e.direction == "outbound" ? rp : lp;
+      if (e.direction == "both" && lp != rp) {
+        e.direction = "inbound";
+        out_port = rp;
+      }
+    }
     e.service = cell(c_svc);
     std::string def = cell(c_def);
     for (auto& ch : def) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
@@ -266,11 +304,19 @@ static std::vector<PortEntry> read_ports_table(const std::string& path) {
       throw ImportError(path + ":" + std::to_string(line) + ": default state '" + cell(c_def) +
                         "' (expected enabled or disabled, e.g. Enabled, Disabled by default, Off, Closed)");
     e.default_enabled = state == 1;
-    if (tcp && udp) {
-      out.push_back(e);
-      e.protocol = "udp";
+    std::vector<PortEntry> entries{e};
+    if (out_port) {
+      entries.push_back(e);
+      entries.back().direction = "outbound";
+      entries.back().port = out_port;
     }
-    out.push_back(std::move(e));
+    for (auto& x : entries) {
+      if (tcp && udp) {
+        out.push_back(x);
+        x.protocol = "udp";
+      }
+      out.push_back(std::move(x));
+    }
   }
   return out;
 }

@@ -1080,6 +1080,36 @@ TEST_CASE("port table: spellings of a disabled default state, and an unknown one
                     Catch::Contains("ports-shape.csv:3: default state 'Licensed feature' (expected enabled or disabled"));
 }
 
+TEST_CASE("port table: of two port columns the server's port is read", "[mds2]") {
+  // Source/destination: the destination is the server's port, the source range is not read.
+  for (const char* table : {"Source Port,Destination Port,Protocol,Direction,Service\n1024-65535,104,TCP,Outbound,DICOM\n",
+                            "Destination Port,Source Port,Protocol,Direction,Service\n104,any,TCP,Outbound,DICOM\n",
+                            "Client Port,Server Port,Protocol,Direction,Service\n*,104,TCP,Outbound,DICOM\n",
+                            "Src Port,Dst Port,Protocol,Direction,Service\n5000,104,TCP,Outbound,DICOM\n",
+                            "Local Port,Remote Port,Protocol,Direction,Service\n5000,104,TCP,Outbound,DICOM C-STORE to PACS\n",
+                            "Remote Port,Local Port,Protocol,Direction,Service\n104,any,TCP,Outbound,DICOM\n"}) {
+    INFO(table);
+    auto p = ports_of(table);
+    REQUIRE(p.size() == 1);
+    CHECK(p[0].port == 104);
+    CHECK(p[0].direction == "outbound");
+  }
+  // Local/remote inbound: the device's own (local) port is the server's.
+  auto in = ports_of("Local Port,Remote Port,Protocol,Direction,Service\n104,any,TCP,Inbound,DICOM SCP\n");
+  REQUIRE(in.size() == 1);
+  CHECK(in[0].port == 104);
+  // Both ways with different ports: the device serves on its local port and calls the remote one.
+  auto both = ports_of("Local Port,Remote Port,Protocol,Direction,Service\n104,11112,TCP,Both,DICOM\n"
+                       "2575,,TCP,Both,HL7\n");
+  Form f = read_xlsx(MDS2_XLSX);
+  CHECK(flow_ids(render_model(f, both, {})) ==
+        std::vector<std::string>{"in-tcp-104", "out-tcp-11112", "in-tcp-2575", "out-tcp-2575"});
+  CHECK_THROWS_WITH(ports_of("Local Port,Remote Port,Protocol,Direction\n5000,any,TCP,Outbound\n"),
+                    Catch::Contains("ports-shape.csv:2: port 'any'"));
+  CHECK_THROWS_WITH(ports_of("Source Port,Protocol,Direction\n5000,TCP,Outbound\n"),
+                    Catch::Contains("the header names no port column"));
+}
+
 TEST_CASE("port table: with a header, a column it does not name is absent", "[mds2]") {
   auto p = ports_of("Port,Protocol,Service\n104,TCP,DICOM\n");
   REQUIRE(p.size() == 1);
