@@ -307,22 +307,56 @@ std::vector<std::string> split_pipes(std::string_view line) {
   return cells;
 }
 
-// Loose text: cells separated by tabs or by runs of two or more spaces (PDF text layout).
-std::vector<std::string> split_loose(std::string_view line) {
-  std::vector<std::string> cells;
+// Loose text: cells separated by tabs or by runs of two or more spaces (PDF text layout), with
+// the column (in characters, counted from the line's start at `from`) each cell starts at: wrapped
+// lines of a PDF's layout are matched to the cells they continue by column.
+std::vector<std::pair<size_t, std::string>> split_loose_columns(std::string_view line, size_t from) {
+  std::vector<std::pair<size_t, std::string>> cells;
+  size_t col = 0;
+  for (size_t i = 0; i < from && i < line.size(); ++i) col += (static_cast<unsigned char>(line[i]) & 0xC0) != 0x80;
   std::string cur;
-  for (size_t i = 0; i < line.size(); ++i) {
+  size_t cur_col = 0;
+  for (size_t i = from; i < line.size(); ++i) {
     char c = line[i];
-    bool sep = c == '\t' || (c == ' ' && i + 1 < line.size() && line[i + 1] == ' ');
-    if (sep) {
-      if (!cur.empty()) { cells.push_back(cur); cur.clear(); }
-      while (i + 1 < line.size() && (line[i + 1] == ' ' || line[i + 1] == '\t')) ++i;
+    bool sep = c == '\t' || (c == ' ' && i + 1 < line.size() && (line[i + 1] == ' ' || line[i + 1] == '\t'));
+    if (sep || (c == ' ' && cur.empty())) {
+      if (!cur.empty()) { cells.emplace_back(cur_col, std::move(cur)); cur.clear(); }
+      ++col;
       continue;
     }
+    if (cur.empty()) cur_col = col;
     cur.push_back(c);
+    col += (static_cast<unsigned char>(c) & 0xC0) != 0x80;  // UTF-8 continuation bytes take no column
   }
-  if (!cur.empty()) cells.push_back(cur);
+  if (!cur.empty()) cells.emplace_back(cur_col, std::move(cur));
+  // A trailing single space ends no cell; trim it as split_loose's callers see it.
+  for (auto& [c, t] : cells) while (!t.empty() && t.back() == ' ') t.pop_back();
   return cells;
+}
+
+// "Note 5: text", "**Note 5**: text", "Note 5      text" (a column gap) at the start of s: the note's
+// number, and where its text starts (s.size() when the line holds only the key). False for other
+// lines ("Note 1 applies to CONN-4" is a sentence, not a note row).
+bool note_line(std::string_view s, std::string& number, size_t& text_at) {
+  size_t i = 0;
+  while (i < s.size() && (s[i] == '*' || s[i] == '`' || s[i] == '_')) ++i;
+  if (s.size() < i + 4 || detail::lower(s.substr(i, 4)) != "note") return false;
+  i += 4;
+  while (i < s.size() && (s[i] == ' ' || s[i] == '#')) ++i;
+  size_t d = i;
+  while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i;
+  if (i == d || i - d > 6) return false;
+  number.assign(s.substr(d, i - d));
+  size_t j = i;
+  bool colon = false, gap = false;
+  while (j < s.size() && (s[j] == '*' || s[j] == '`' || s[j] == '_' || s[j] == ':' || s[j] == '.' || s[j] == ' ' || s[j] == '\t')) {
+    colon |= s[j] == ':';
+    gap |= s[j] == '\t' || (s[j] == ' ' && j + 1 < s.size() && s[j + 1] == ' ');
+    ++j;
+  }
+  if (j < s.size() && !colon && !gap) return false;
+  text_at = j;
+  return true;
 }
 
 std::vector<std::string_view> lines_of(std::string_view t) {
@@ -426,9 +460,81 @@ Form read_text_buffer(std::string_view text, std::string_view hint, std::string_
       detail::add_row(f, row, have_cols ? &cols : nullptr);
     }
   } else {
+    // A row being read, kept until the next line shows whether it wraps onto it. PDF text in layout
+    // (and text laid out like it) wraps a long cell onto indented lines below. A note's wrapped
+    // lines (at its text's column, or any plain line of a Markdown paragraph) join its text.
+    struct Pending {
+      enum Kind { none, question, note } kind = none;
+      size_t key_col = 0;
+      std::vector<std::pair<size_t, std::string>> cells;  // question: column, text
+      size_t question_end = 0;  // question: the column right of its text's longest line
+      std::string note_number, note_text;
+      size_t text_col = std::string::npos;  // note: where its text starts; npos when not on the key line
+    } pending;
+    auto flush = [&] {
+      if (pending.kind == Pending::question) {
+        std::vector<std::string> cells;
+        for (auto& c : pending.cells) cells.push_back(std::move(c.second));
+        detail::add_row(f, std::move(cells), nullptr);
+      } else if (pending.kind == Pending::note && !collapse_ws(pending.note_text).empty()) {
+        detail::add_row(f, {"Note " + pending.note_number, pending.note_text}, nullptr);
+      }
+      pending = Pending{};
+    };
+    auto width = [](std::string_view t) {
+      size_t n = 0;
+      for (char c : t) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+      return n;
+    };
+    auto column_of = [&](std::string_view l, size_t at) { return width(l.substr(0, std::min(at, l.size()))); };
+    constexpr size_t kSlack = 3;  // columns a wrapped line may stand off its cell in a PDF's layout
+    auto near = [&](size_t a, size_t b) { return (a > b ? a - b : b - a) <= kSlack; };
+    // Whether the indented line l (text from byte `at`) continues the pending row; merges it when so.
+    auto continues = [&](std::string_view l, size_t at) {
+      size_t first = column_of(l, at);
+      if (pending.kind == Pending::none || first <= pending.key_col) return false;
+      if (pending.kind == Pending::note) {
+        if (pending.text_col != std::string::npos && !near(first, pending.text_col)) return false;
+        pending.note_text += " ";
+        pending.note_text += l.substr(at);
+        return true;
+      }
+      return false;
+    };
+    bool markdown = format == "markdown";
     for (auto l : lines_of(text)) {
+      // A page break (form feed) ends a row: what follows is the next page's header.
+      if (l.find('\f') != std::string_view::npos) {
+        flush();
+        while (!l.empty() && l.find('\f') != std::string_view::npos) l.remove_prefix(l.find('\f') + 1);
+      }
       std::string_view s = l;
       size_t p = s.find_first_not_of(" \t");
+      if (p == std::string_view::npos) { flush(); continue; }  // a blank line ends a row
+      {
+        std::string id, number;
+        size_t text_at = 0;
+        std::string_view t = ltrim(s);
+        std::string_view probe = t;
+        while (!probe.empty() && (probe[0] == '*' || probe[0] == '`')) probe.remove_prefix(1);
+        bool keyed = match_question_id(probe, id) || note_line(t, number, text_at) || s[p] == '|' || s[p] == '#';
+        if (!keyed && p > 0 && continues(l, p)) continue;
+        // A Markdown paragraph's lines continue a note without indentation.
+        if (!keyed && markdown && pending.kind == Pending::note && t.size() == s.size() - p) {
+          pending.note_text += " ";
+          pending.note_text += s.substr(p);
+          continue;
+        }
+        flush();
+        if (note_line(t, number, text_at)) {
+          pending.kind = Pending::note;
+          pending.note_number = number;
+          pending.key_col = column_of(l, static_cast<size_t>(t.data() - l.data()));
+          pending.note_text = std::string(t.substr(text_at));
+          if (text_at < t.size()) pending.text_col = column_of(l, static_cast<size_t>(t.data() - l.data()) + text_at);
+          continue;
+        }
+      }
       if (p != std::string_view::npos && s[p] == '|') {
         auto cells = split_pipes(s);
         bool sep = !cells.empty() && std::all_of(cells.begin(), cells.end(), [](const std::string& c) {
@@ -450,10 +556,20 @@ Form read_text_buffer(std::string_view text, std::string_view hint, std::string_
         detail::add_row(f, {id, std::string(probe.substr(id.size() + 1))}, nullptr);
         continue;
       }
-      auto cells = split_loose(s);
-      if (cells.size() == 1 && match_question_id(probe, id)) cells = {std::string(probe)};
-      detail::add_row(f, cells, nullptr);
+      auto cells = split_loose_columns(l, static_cast<size_t>(s.data() - l.data()));
+      if (cells.size() == 1 && match_question_id(probe, id)) cells[0].second = std::string(probe);
+      if (!cells.empty() && !detail::row_question_id({cells[0].second}).empty()) {
+        pending.kind = Pending::question;
+        pending.key_col = cells[0].first;
+        if (cells.size() > 1) pending.question_end = cells[1].first + width(cells[1].second);
+        pending.cells = std::move(cells);
+        continue;
+      }
+      std::vector<std::string> plain;
+      for (auto& c : cells) plain.push_back(std::move(c.second));
+      detail::add_row(f, plain, nullptr);
     }
+    flush();
   }
   detail::check_edition(f, text);
   return f;

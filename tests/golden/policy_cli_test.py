@@ -176,6 +176,26 @@ def main():
     open(site, "w").write(good_site.replace("model: acme-ct", "model: nema-dock"))
     rc, out, err = run(["policy", "check", site], check_rc=None)
     c.eq(f"site naming the imported model checks clean; got {err!r}", rc, 0)
+
+    # 7. PDF in layout: a note wrapped over lines (sentences two spaces apart) is read whole.
+    sys.path.insert(0, os.path.join(SRC, "policies", "mds2", "test"))
+    import make_variants  # noqa: E402
+    rows = [["CONN-4", "Can the device communicate with other systems external to the customer environment?", "No", "See Note 1"],
+            ["CONN-7", "Does the device support Transport Layer Security (TLS)?", "Yes", "__"],
+            ["Note 1", "The device is a battery powered, hand held, personal blood glucose monitor.  It records"],
+            ["", "blood glucose levels based on test strip insertion.  It can be attached by a special"],
+            ["", "cable to a PC."],
+            ["Note 2", "There is no restriction on access to any person with physical access to the device."]]
+    pdf = os.path.join(work, "wrapped.pdf")
+    make_variants.write_pdf(rows, pdf)
+    rc, out, err = run(["mds2", "import", pdf, "--id", "x", "-o", "-"], check_rc=None)
+    c.eq(f"wrapped PDF imports; got {err!r}", rc, 0)
+    m = yaml.safe_load(out)
+    c.eq("PDF note read whole", m["mds2"]["notes"].get("Note 1"),
+         "The device is a battery powered, hand held, personal blood glucose monitor. It records blood glucose levels "
+         "based on test strip insertion. It can be attached by a special cable to a PC.")
+    c.eq("PDF note 2", m["mds2"]["notes"].get("Note 2"),
+         "There is no restriction on access to any person with physical access to the device.")
     c.done()
 
 

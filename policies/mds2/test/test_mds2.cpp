@@ -1023,6 +1023,36 @@ TEST_CASE("an answer listing both yes and no, whatever the separator, is text", 
   CHECK(f.find("CONN-4")->answer == Answer::text);
 }
 
+TEST_CASE("text and PDF layout: notes are read whole, wrapped lines joined", "[mds2]") {
+  // As PDF text in layout: the note's text wraps onto lines at its column, sentences two spaces apart.
+  std::string layout =
+      "CONN-4      Can the device communicate externally?            No        See Note 1\n"
+      "Note 1      The device is a battery powered, hand held, personal glucose monitor.  It records\n"
+      "            glucose levels based on test strip insertion.  It can be attached by a special\n"
+      "            cable to a PC.\n"
+      "Note 2      There is no restriction on access.\n"
+      "\n"
+      "                                   Page 3 of 3\n";
+  Form f = read_text_buffer(layout, "text");
+  finish_form(f);
+  CHECK(f.notes["Note 1"] == "The device is a battery powered, hand held, personal glucose monitor. It records glucose "
+                             "levels based on test strip insertion. It can be attached by a special cable to a PC.");
+  CHECK(f.notes["Note 2"] == "There is no restriction on access.");
+  CHECK(f.find("CONN-4")->note == f.notes["Note 1"]);
+  // Markdown: a note line with sentences two spaces apart, and a paragraph wrapped onto the next line.
+  Form md = read_text_buffer("| CONN-4 | Externally? | No | See Note 1 |\n\n"
+                             "**Note 1**: The device is a glucose monitor.  It records levels.\n"
+                             "It can be attached to a PC.\n\n"
+                             "**Note 2**: No restriction.\n",
+                             "markdown");
+  finish_form(md);
+  CHECK(md.notes["Note 1"] == "The device is a glucose monitor. It records levels. It can be attached to a PC.");
+  CHECK(md.notes["Note 2"] == "No restriction.");
+  // "Note 1 applies ..." in running text is no note row.
+  Form prose = read_text_buffer("CONN-4   Externally?   No\nNote 1 applies to every port.\n", "text");
+  CHECK(prose.notes.empty());
+}
+
 TEST_CASE("port table: one flow per direction, protocol and port; both-way directions give both", "[mds2]") {
   Form f = read_xlsx(MDS2_XLSX);
   auto ports = ports_of("Port,Protocol,Direction,Service,Default State\n"
