@@ -309,6 +309,14 @@ void finish_form(Form& f) {
   if (real < 100)
     f.warnings.push_back("only " + std::to_string(real) + " question ids found (the HN 1-2019 form has 225 plus 15 DOC "
                          "items); unanswered questions give null switches");
+  // Nearly every answer blank: the answers were most likely not found (a layout the reader does not
+  // know, answers on lines it could not tie to their question), not left unanswered.
+  size_t blank = 0;
+  for (auto& q : f.questions) blank += q.id.substr(0, 4) != "DOC-" && q.answer == Answer::blank;
+  if (real >= 10 && blank * 10 >= real * 9)
+    f.warnings.push_back(std::to_string(blank) + " of " + std::to_string(real) + " answers are blank: check that the file "
+                         "holds the answers and that they were read (a question on one line and its answer on "
+                         "another the reader could not tie to it reads as blank)");
   // Note texts are copied into the answers citing them, up to kMaxResolvedNotes in all: a note
   // cited by every question would otherwise multiply memory and the model's size. Past it an answer
   // keeps its note_ref and the notes are read under mds2.notes.

@@ -462,7 +462,12 @@ Form read_text_buffer(std::string_view text, std::string_view hint, std::string_
   } else {
     // A row being read, kept until the next line shows whether it wraps onto it. PDF text in layout
     // (and text laid out like it) wraps a long cell onto indented lines below. A note's wrapped
-    // lines (at its text's column, or any plain line of a Markdown paragraph) join its text.
+    // lines (at its text's column, or any plain line of a Markdown paragraph) join its text. A
+    // question row that holds no answer yet (the question wrapped, the answer on a line below) takes
+    // the lines below it while they are unambiguous: the rest of its question (at the question's
+    // column, while the question has not ended with '?'), then the line with the answer (cells right
+    // of the question's text). A row that has its answer takes no more lines, and section titles and
+    // the mapping's column headings between sections are never part of a row.
     struct Pending {
       enum Kind { none, question, note } kind = none;
       size_t key_col = 0;
@@ -489,6 +494,17 @@ Form read_text_buffer(std::string_view text, std::string_view hint, std::string_
     auto column_of = [&](std::string_view l, size_t at) { return width(l.substr(0, std::min(at, l.size()))); };
     constexpr size_t kSlack = 3;  // columns a wrapped line may stand off its cell in a PDF's layout
     auto near = [&](size_t a, size_t b) { return (a > b ? a - b : b - a) <= kSlack; };
+    auto heading = [](const std::vector<std::pair<size_t, std::string>>& cells) {
+      for (auto& [col, t] : cells)
+        if (t.find("80001-2-2") != std::string::npos || t.find("800-53") != std::string::npos ||
+            t.find("27002") != std::string::npos)
+          return true;
+      const std::string& t = cells[0].second;
+      size_t letters = std::count_if(t.begin(), t.end(), [](char c) { return std::isalpha(static_cast<unsigned char>(c)); });
+      bool lower = std::any_of(t.begin(), t.end(), [](char c) { return std::islower(static_cast<unsigned char>(c)); });
+      // "AUTOMATIC LOGOFF (ALOF)"; "(DICOM, HL7, IEEE 11073)?" ends a question.
+      return letters >= 6 && !lower && t.find(' ') != std::string::npos && t.find('?') == std::string::npos;
+    };
     // Whether the indented line l (text from byte `at`) continues the pending row; merges it when so.
     auto continues = [&](std::string_view l, size_t at) {
       size_t first = column_of(l, at);
@@ -499,7 +515,29 @@ Form read_text_buffer(std::string_view text, std::string_view hint, std::string_
         pending.note_text += l.substr(at);
         return true;
       }
-      return false;
+      if (pending.cells.size() > 2 || l.find('\t') != std::string_view::npos) return false;
+      auto cells = split_loose_columns(l, at);
+      if (heading(cells)) return false;
+      if (pending.cells.size() == 2 && near(cells[0].first, pending.cells[1].first)) {
+        // After a question that ended with '?' the line is the question's only with its answer to
+        // the right ("Is the device software only?" / "If yes, answer N/A to ...   No").
+        std::string& question = pending.cells[1].second;
+        std::string d;
+        if (!question.empty() && question.back() == '?' &&
+            (cells.size() < 2 || normalise_answer(cells[1].second, d) == Answer::text))
+          return false;
+        question += " " + cells[0].second;
+        pending.question_end = std::max(pending.question_end, cells[0].first + width(cells[0].second));
+        cells.erase(cells.begin());
+      } else if (pending.cells.size() == 2) {
+        // The answer alone: right of the question, and an answer word (a DOC row's answer is text).
+        std::string d;
+        Answer a = normalise_answer(cells[0].second, d);
+        bool doc = pending.cells[0].second.compare(0, 4, "DOC-") == 0;
+        if (cells[0].first <= pending.question_end + 1 || (a == Answer::text && !doc)) return false;
+      }
+      for (auto& c : cells) pending.cells.push_back(std::move(c));
+      return true;
     };
     bool markdown = format == "markdown";
     for (auto l : lines_of(text)) {

@@ -177,11 +177,14 @@ def main():
     rc, out, err = run(["policy", "check", site], check_rc=None)
     c.eq(f"site naming the imported model checks clean; got {err!r}", rc, 0)
 
-    # 7. PDF in layout: a note wrapped over lines (sentences two spaces apart) is read whole.
+    # 7. PDF in layout: a note wrapped over lines (sentences two spaces apart) is read whole, and an
+    # answer printed on the line below its question is read.
     sys.path.insert(0, os.path.join(SRC, "policies", "mds2", "test"))
     import make_variants  # noqa: E402
     rows = [["CONN-4", "Can the device communicate with other systems external to the customer environment?", "No", "See Note 1"],
             ["CONN-7", "Does the device support Transport Layer Security (TLS)?", "Yes", "__"],
+            ["CONN-7.1", "Is TLS configurable?"],
+            ["", "", "No", "__"],
             ["Note 1", "The device is a battery powered, hand held, personal blood glucose monitor.  It records"],
             ["", "blood glucose levels based on test strip insertion.  It can be attached by a special"],
             ["", "cable to a PC."],
@@ -196,6 +199,8 @@ def main():
          "based on test strip insertion. It can be attached by a special cable to a PC.")
     c.eq("PDF note 2", m["mds2"]["notes"].get("Note 2"),
          "There is no restriction on access to any person with physical access to the device.")
+    c.eq("PDF answer on the line below its question", m["mds2"]["answers"]["CONN-7.1"]["answer"], "no")
+    c.eq("tls_configurable from it", m["mds2_derived"]["tls_configurable"], False)
     c.done()
 
 

@@ -1053,6 +1053,52 @@ TEST_CASE("text and PDF layout: notes are read whole, wrapped lines joined", "[m
   CHECK(prose.notes.empty());
 }
 
+TEST_CASE("text and PDF layout: an answer on the line below its wrapped question is read", "[mds2]") {
+  std::string layout =
+      "MPII-1      Can this device display, transmit,\n"
+      "            store, or modify personally identifiable information?  Yes       __\n"
+      "CONN-7.1    Is TLS configurable?\n"
+      "                                                                   No        \n"
+      "PLOK-1      Is the device software only?\n"
+      "            If yes, answer N/A to remaining questions.             No        __\n"
+      "TXCF-5      Are secure transmission methods supported\n"
+      "            (DICOM, HL7, IEEE 11073)?                               Yes       See Note 2\n"
+      "CONN-8      Does the device provide operator control?\n"
+      "            REMOTE SERVICE (RMOT)                  IEC TR 80001-2-2:2012   NIST SP 800-53 Rev. 4\n"
+      "            Remote service refers to all kinds of device maintenance.\n"
+      "RMOT-1      Does the device permit remote service?                  No        __\n"
+      "            A second line of the question.\n"
+      "CONN-6      Does the device require an internet connection?\n"
+      "                                   Page 3 of 3\n";
+  Form f = read_text_buffer(layout, "text");
+  finish_form(f);
+  CHECK(f.find("MPII-1")->answer == Answer::yes);
+  CHECK(f.find("MPII-1")->question ==
+        "Can this device display, transmit, store, or modify personally identifiable information?");
+  CHECK(f.find("CONN-7.1")->answer == Answer::no);
+  CHECK(f.find("PLOK-1")->answer == Answer::no);
+  CHECK(f.find("TXCF-5")->answer == Answer::yes);
+  CHECK(f.find("TXCF-5")->note_ref == "See Note 2");
+  // Ambiguous lines are not taken: a section title, a row that has its answer, a page footer.
+  CHECK(f.find("CONN-8")->answer == Answer::blank);
+  CHECK(f.find("CONN-8")->question == "Does the device provide operator control?");
+  CHECK(f.find("RMOT-1")->answer == Answer::no);
+  CHECK(f.find("RMOT-1")->question == "Does the device permit remote service?");
+  CHECK(f.find("CONN-6")->answer == Answer::blank);
+}
+
+TEST_CASE("a form whose answers are nearly all blank is warned about", "[mds2]") {
+  std::string text;
+  for (int i = 1; i <= 40; ++i) text += "CONN-" + std::to_string(i) + "      Question " + std::to_string(i) + "?\n";
+  Form f = read_text_buffer(text, "text");
+  finish_form(f);
+  CHECK(std::any_of(f.warnings.begin(), f.warnings.end(),
+                    [](const std::string& w) { return w.find("40 of 40 answers are blank") == 0; }));
+  Form nema = read_xlsx(MDS2_XLSX);
+  CHECK(std::none_of(nema.warnings.begin(), nema.warnings.end(),
+                     [](const std::string& w) { return w.find("answers are blank") != std::string::npos; }));
+}
+
 TEST_CASE("port table: one flow per direction, protocol and port; both-way directions give both", "[mds2]") {
   Form f = read_xlsx(MDS2_XLSX);
   auto ports = ports_of("Port,Protocol,Direction,Service,Default State\n"
