@@ -392,6 +392,86 @@ std::string detail::read_file(const std::string& path, size_t max_bytes, const s
   return data;
 }
 
+void detail::append_utf8(std::string& out, uint32_t cp) {
+  if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) cp = 0xFFFD;
+  if (cp < 0x80) {
+    out.push_back(static_cast<char>(cp));
+  } else if (cp < 0x800) {
+    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else if (cp < 0x10000) {
+    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else {
+    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  }
+}
+
+bool detail::is_utf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) { ++i; continue; }
+    size_t n = c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : c >= 0xC2 ? 1 : 0;
+    if (n == 0 || c > 0xF4 || i + n >= s.size()) return false;
+    uint32_t cp = c & (0x3F >> n);
+    for (size_t k = 1; k <= n; ++k) {
+      unsigned char d = static_cast<unsigned char>(s[i + k]);
+      if ((d & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (d & 0x3F);
+    }
+    // Overlong forms, surrogates and code points past U+10FFFF are not UTF-8.
+    if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF))
+      return false;
+    i += n + 1;
+  }
+  return true;
+}
+
+bool detail::decode_text(std::string_view data, std::string& utf8, std::string& how) {
+  bool le = data.size() >= 2 && static_cast<unsigned char>(data[0]) == 0xFF && static_cast<unsigned char>(data[1]) == 0xFE;
+  bool be = data.size() >= 2 && static_cast<unsigned char>(data[0]) == 0xFE && static_cast<unsigned char>(data[1]) == 0xFF;
+  utf8.clear();
+  if (le || be) {
+    how = "utf-16";
+    utf8.reserve(data.size());
+    auto unit = [&](size_t i) {
+      unsigned a = static_cast<unsigned char>(data[i]), b = static_cast<unsigned char>(data[i + 1]);
+      return le ? (b << 8 | a) : (a << 8 | b);
+    };
+    for (size_t i = 2; i + 1 < data.size(); i += 2) {
+      uint32_t u = unit(i);
+      if (u >= 0xD800 && u <= 0xDBFF && i + 3 < data.size()) {
+        uint32_t lo = unit(i + 2);
+        if (lo >= 0xDC00 && lo <= 0xDFFF) {
+          append_utf8(utf8, 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00));
+          i += 2;
+          continue;
+        }
+      }
+      append_utf8(utf8, u);  // a lone surrogate becomes U+FFFD
+    }
+    return true;
+  }
+  if (is_utf8(data)) return false;
+  how = "windows-1252";
+  // 0x80-0x9F of Windows-1252; the five bytes it leaves undefined read as U+FFFD.
+  static const uint16_t c1[32] = {0x20AC, 0xFFFD, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021,
+                                  0x02C6, 0x2030, 0x0160, 0x2039, 0x0152, 0xFFFD, 0x017D, 0xFFFD,
+                                  0xFFFD, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014,
+                                  0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0xFFFD, 0x017E, 0x0178};
+  utf8.reserve(data.size() + data.size() / 8);
+  for (char ch : data) {
+    unsigned char c = static_cast<unsigned char>(ch);
+    if (c < 0x80) utf8.push_back(ch);
+    else append_utf8(utf8, c < 0xA0 ? c1[c - 0x80] : c);
+  }
+  return true;
+}
+
 Form read_any(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw ImportError(path + ": cannot open file");

@@ -2,6 +2,7 @@
 // port table as flows, the raw answers with the form's mapping, and what a person must fill in.
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <map>
 #include <tuple>
 
@@ -53,16 +54,58 @@ const Switch* find_switch(std::string_view name) {
 
 namespace {
 
+// The model is YAML, which must be UTF-8 and may not hold control characters raw (PyYAML refuses
+// the file): each code point of s, invalid bytes read as U+FFFD, is passed to put(cp, bytes).
+template <class Put>
+void each_code_point(std::string_view s, Put&& put) {
+  for (size_t i = 0; i < s.size();) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    size_t n = c < 0x80 ? 0 : c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : c >= 0xC2 ? 1 : 4;
+    if (n > 0 && n < 4 && i + n < s.size() && detail::is_utf8(s.substr(i, n + 1))) {
+      uint32_t cp = c & (0x3F >> n);
+      for (size_t k = 1; k <= n; ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
+      put(cp, s.substr(i, n + 1));
+      i += n + 1;
+    } else if (n == 0) {
+      put(c, s.substr(i, 1));
+      ++i;
+    } else {
+      put(0xFFFD, std::string_view("\xEF\xBF\xBD"));
+      ++i;
+    }
+  }
+}
+// Not to be written raw: C0 and C1 controls, DEL, the line breaks U+0085/U+2028/U+2029 and the
+// non-characters U+FFFE/U+FFFF.
+bool unprintable(uint32_t cp) {
+  return cp < 0x20 || (cp >= 0x7F && cp <= 0x9F) || cp == 0x2028 || cp == 0x2029 || cp == 0xFFFE || cp == 0xFFFF;
+}
+
+// A YAML double-quoted scalar.
 std::string q(std::string_view s) {
   std::string o = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') { o.push_back('\\'); o.push_back(static_cast<char>(c)); }
-    else if (c == '\n') o += "\\n";
-    else if (c == '\t') o += "\\t";
-    else if (c < 0x20) { char b[8]; std::snprintf(b, sizeof b, "\\x%02x", c); o += b; }
-    else o.push_back(static_cast<char>(c));
-  }
+  each_code_point(s, [&](uint32_t cp, std::string_view bytes) {
+    if (cp == '"' || cp == '\\') { o.push_back('\\'); o.push_back(static_cast<char>(cp)); }
+    else if (cp == '\n') o += "\\n";
+    else if (cp == '\t') o += "\\t";
+    else if (unprintable(cp)) {
+      char b[12];
+      std::snprintf(b, sizeof b, cp <= 0xFF ? "\\x%02x" : "\\u%04x", static_cast<unsigned>(cp));
+      o += b;
+    }
+    else o += bytes;
+  });
   return o + "\"";
+}
+
+// Text for a YAML comment: a control character or line break would end the comment, so it is a space.
+std::string comment_text(std::string_view s) {
+  std::string o;
+  each_code_point(s, [&](uint32_t cp, std::string_view bytes) {
+    if (unprintable(cp)) o.push_back(' ');
+    else o += bytes;
+  });
+  return o;
 }
 
 std::string slug(std::string_view s) {
@@ -336,7 +379,7 @@ std::string render_model(const Form& f, const std::vector<PortEntry>& ports, con
   std::string o;
   o.reserve(64 * 1024);
   std::string file = f.source_file.substr(f.source_file.find_last_of('/') == std::string::npos ? 0 : f.source_file.find_last_of('/') + 1);
-  o += "# Device model imported by `medmon mds2 import` from " + file +
+  o += "# Device model imported by `medmon mds2 import` from " + comment_text(file) +
        (f.sheet.empty() ? std::string() : ", sheet " + q(f.sheet)) + " (" + f.source_format + ", ANSI/NEMA HN 1-2019).\n";
   o += "# Review it before use. A person must still fill in:\n";
   o += "#   - flows: the peer role of each conversation (pacs, ris_mwl, ntp, ...), bound to addresses by the site file;\n";
@@ -376,13 +419,13 @@ std::string render_model(const Form& f, const std::vector<PortEntry>& ports, con
     }
     std::string line = "  " + std::string(s.name) + ": " + val;
     if (line.size() < 36) line.append(36 - line.size(), ' ');
-    o += line + "  # " + s.question + " = " + ans + "\n";
+    o += line + "  # " + s.question + " = " + comment_text(ans) + "\n";
   }
 
   if (ports.empty()) {
     auto* c2 = f.find("CONN-2");
     o += "flows: []  # no port table given";
-    if (c2) o += std::string(" (CONN-2 = ") + (c2->detail.empty() ? answer_name(c2->answer) : c2->detail) + ")";
+    if (c2) o += " (CONN-2 = " + comment_text(c2->detail.empty() ? answer_name(c2->answer) : c2->detail) + ")";
     o += ": list each declared conversation (see docs/policy.md)\n";
   } else {
     o += "flows:  # from the vendor port table; narrow peer_role to site roles\n";
@@ -439,7 +482,7 @@ std::string render_model(const Form& f, const std::vector<PortEntry>& ports, con
   auto* rm = f.find("RMOT-1");
   o += "remote_service:\n";
   o += std::string("  endpoints: []  # vendor remote-service hosts (RMOT-1 = ") +
-       (rm ? (rm->detail.empty() ? answer_name(rm->answer) : rm->detail) : "missing") + ")\n";
+       comment_text(rm ? (rm->detail.empty() ? answer_name(rm->answer) : rm->detail) : "missing") + ")\n";
 
   o += "mds2:  # raw answers as read, with the form's IEC TR 80001-2-2 / NIST SP 800-53 / ISO 27002 mapping\n";
   o += "  form: \"HN 1-2019\"\n";

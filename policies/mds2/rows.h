@@ -1,5 +1,6 @@
 #pragma once
 // Internal: turns one row of cells (from any format) into a Question or a note.
+#include <cstdint>
 #include <new>
 #include <string>
 #include <vector>
@@ -50,6 +51,15 @@ extern unsigned pdf_text_seconds;
 using PdfTextFn = int (*)(const char*, size_t, std::string*);
 int extract_pdf_text_bounded(PdfTextFn fn, std::string_view data, const std::string& source, unsigned seconds,
                              std::string& text);
+// Text files come in the encodings spreadsheets write: UTF-16 with a byte-order mark is decoded,
+// and text that is not valid UTF-8 is read as Windows-1252 (Excel's CSV on Windows; Latin-1 is the
+// same in its printable range). Returns true, with the UTF-8 in `utf8` and what was done in `how`
+// ("utf-16", "windows-1252"), when the text was converted; false when it was UTF-8 already.
+bool decode_text(std::string_view data, std::string& utf8, std::string& how);
+// True when s is well-formed UTF-8.
+bool is_utf8(std::string_view s);
+// Appends code point cp as UTF-8.
+void append_utf8(std::string& out, uint32_t cp);
 // Raises ImportError when the text is from an edition other than HN 1-2019.
 void check_edition(const Form& f, std::string_view all_text);
 

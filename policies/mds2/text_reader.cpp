@@ -407,6 +407,13 @@ Form read_text_buffer(std::string_view text, std::string_view hint, std::string_
   Form f;
   f.source_file = std::string(source);
   f.source_format = std::string(hint);
+  std::string decoded, how;
+  if (detail::decode_text(text, decoded, how)) {
+    text = decoded;
+    if (how == "windows-1252")
+      f.warnings.push_back("the file is not UTF-8 text: read as Windows-1252 (as Excel on Windows writes CSV); check "
+                           "its accented letters and quotes in the model, or save the file as UTF-8");
+  }
   // UTF-8 BOM
   if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
   // A lone CR ends a line as LF does (classic Mac OS files, some Excel for Mac exports); the readers

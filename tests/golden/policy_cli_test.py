@@ -201,6 +201,23 @@ def main():
          "There is no restriction on access to any person with physical access to the device.")
     c.eq("PDF answer on the line below its question", m["mds2"]["answers"]["CONN-7.1"]["answer"], "no")
     c.eq("tls_configurable from it", m["mds2_derived"]["tls_configurable"], False)
+
+    # 8. A Windows-1252 CSV with control characters gives a model PyYAML reads, its text decoded.
+    cp = os.path.join(work, "cp1252.csv")
+    open(cp, "wb").write(b"Question ID,Question,Answer\r\nDOC-1,Manufacturer Name,Soci\xe9t\xe9 \x93Acme\x94\r\n"
+                         b"CONN-4,External?,\"No\x00 \x7f \x1b really\"\r\nRMOT-1,Remote?,No\x85\r\n")
+    cp_model = os.path.join(work, "cp1252.yaml")
+    rc, out, err = run(["mds2", "import", cp, "--id", "x", "-o", cp_model], check_rc=None)
+    c.eq(f"cp1252 CSV imports; got {err!r}", rc, 0)
+    c.true(f"cp1252 CSV: the decoding is said; got {err!r}", "read as Windows-1252" in err)
+    try:
+        m = yaml.safe_load(open(cp_model, "rb"))
+    except yaml.YAMLError as e:
+        m = None
+        c.true(f"cp1252 CSV: the model is valid YAML ({e})", False)
+    if m:
+        c.eq("cp1252 CSV: text decoded", m["model"]["manufacturer"], "Soci\u00e9t\u00e9 \u201cAcme\u201d")
+        c.eq("cp1252 CSV: control characters kept escaped", m["mds2"]["answers"]["CONN-4"]["detail"], "No\x00 \x7f \x1b really")
     c.done()
 
 

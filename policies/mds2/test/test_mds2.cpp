@@ -1099,6 +1099,60 @@ TEST_CASE("a form whose answers are nearly all blank is warned about", "[mds2]")
                      [](const std::string& w) { return w.find("answers are blank") != std::string::npos; }));
 }
 
+TEST_CASE("text encodings: Windows-1252 and UTF-16 are decoded, control characters never reach the YAML raw", "[mds2]") {
+  // Windows-1252 (Excel's CSV on Windows): decoded, with a warning.
+  Form cp = read_text_buffer("Question ID,Question,Answer\nDOC-1,Manufacturer Name,Caf\xe9 M\xfcller \x93" "Acme\x94\n"
+                             "CONN-4,External?,\xa0No\n",
+                             "csv");
+  finish_form(cp);
+  CHECK(cp.find("DOC-1")->detail == "Caf\xC3\xA9 M\xC3\xBCller \xE2\x80\x9C" "Acme\xE2\x80\x9D");
+  CHECK(cp.find("CONN-4")->answer == Answer::no);
+  CHECK(std::any_of(cp.warnings.begin(), cp.warnings.end(),
+                    [](const std::string& w) { return w.find("not UTF-8 text: read as Windows-1252") != std::string::npos; }));
+  // UTF-16 with a byte-order mark, either byte order, a character outside the BMP included.
+  std::string utf8 = "Question ID,Question,Answer\nDOC-1,Manufacturer Name,Acme \xF0\x9F\x98\x80\nCONN-4,External?,No\n";
+  for (bool le : {true, false}) {
+    std::u16string u;
+    for (size_t i = 0; i < utf8.size();) {
+      unsigned char c = static_cast<unsigned char>(utf8[i]);
+      if (c < 0x80) { u.push_back(c); ++i; continue; }
+      uint32_t cp = ((c & 0x07) << 18) | ((utf8[i + 1] & 0x3F) << 12) | ((utf8[i + 2] & 0x3F) << 6) | (utf8[i + 3] & 0x3F);
+      u.push_back(static_cast<char16_t>(0xD800 + ((cp - 0x10000) >> 10)));
+      u.push_back(static_cast<char16_t>(0xDC00 + ((cp - 0x10000) & 0x3FF)));
+      i += 4;
+    }
+    std::string bytes = le ? "\xFF\xFE" : "\xFE\xFF";
+    for (char16_t ch : u) {
+      char hi = static_cast<char>(ch >> 8), lo = static_cast<char>(ch & 0xFF);
+      bytes += le ? std::string{lo, hi} : std::string{hi, lo};
+    }
+    INFO(le);
+    Form f = read_text_buffer(bytes, "csv");
+    finish_form(f);
+    REQUIRE(f.find("CONN-4"));
+    CHECK(f.find("CONN-4")->answer == Answer::no);
+    CHECK(f.find("DOC-1")->detail == "Acme \xF0\x9F\x98\x80");
+    CHECK(f.warnings.size() == 1);  // only the small-form one
+  }
+  // Control characters, DEL, C1 controls, line separators and stray bytes: escaped in strings,
+  // spaces in comments, U+FFFD for bytes that are no UTF-8, so the model is valid YAML.
+  Form f = read_text_buffer("CONN-4,Q?,No\nRMOT-1,Q?,\"No\x01 \x7f x\"\nDOC-1,Maker,\"A\xC2\x85" "B\xE2\x80\xA8" "C\x1b\"\n", "csv");
+  finish_form(f);
+  for (auto& q : f.questions)
+    if (q.id == "RMOT-1") q.detail += "\xff";  // as a reader that let a stray byte through would leave it
+  std::string yaml = render_model(f, {}, {});
+  CHECK(detail::is_utf8(yaml));
+  CHECK(std::all_of(yaml.begin(), yaml.end(), [](char ch) {
+    unsigned char c = static_cast<unsigned char>(ch);
+    return (c >= 0x20 || c == '\n') && c != 0x7F;
+  }));
+  CHECK(yaml.find("\xC2\x85") == std::string::npos);
+  CHECK(yaml.find("\xE2\x80\xA8") == std::string::npos);
+  YAML::Node m = YAML::Load(yaml);
+  CHECK(m["mds2"]["answers"]["RMOT-1"]["detail"].as<std::string>() == "No\x01 \x7f x\xEF\xBF\xBD");
+  CHECK(m["model"]["manufacturer"].as<std::string>() == "A\xC2\x85" "B\xE2\x80\xA8" "C\x1b");
+}
+
 TEST_CASE("port table: one flow per direction, protocol and port; both-way directions give both", "[mds2]") {
   Form f = read_xlsx(MDS2_XLSX);
   auto ports = ports_of("Port,Protocol,Direction,Service,Default State\n"
