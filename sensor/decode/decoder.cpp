@@ -48,6 +48,12 @@ bool linktype_supported(int dlt) {
   }
 }
 
+FragmentTable::Key fragment_key(const Packet& p, uint32_t id) {
+  FragmentTable::Key key{p.src, p.dst, id, p.proto};
+  key.vlan = p.vlan;  // tags beyond the first two are not kept
+  return key;
+}
+
 Decoder::Decoder(int dlt, Counters& counters, AnomalyFn on_anomaly, FragmentLimits frag)
     : dlt_(dlt),
       counters_(counters),
@@ -228,7 +234,7 @@ DecodeStatus Decoder::ipv4(const uint8_t* p, uint32_t len, uint32_t off, Packet&
       return DecodeStatus::fragment;
     }
     if (frag_off + (len - ihl) > 65535) return bad("ipv4.fragment_beyond_64k", off, out);
-    FragmentTable::Key key{out.src, out.dst, be16(p + 4), out.proto};
+    FragmentTable::Key key = fragment_key(out, be16(p + 4));
     bool conflict = false;
     auto r = frags_.add(key, out.ts, std::span<const uint8_t>(p, ihl), frag_off, more,
                         std::span<const uint8_t>(p + ihl, len - ihl), reassembled_, conflict);
@@ -305,7 +311,7 @@ DecodeStatus Decoder::ipv6(const uint8_t* p, uint32_t len, uint32_t off, Packet&
         uint8_t hdr[40];
         std::memcpy(hdr, p, 40);
         hdr[6] = inner;
-        FragmentTable::Key key{out.src, out.dst, id, inner};
+        FragmentTable::Key key = fragment_key(out, id);
         bool conflict = false;
         auto r = frags_.add(key, out.ts, std::span<const uint8_t>(hdr, 40), frag_off, more,
                             std::span<const uint8_t>(p + pos, len - pos), reassembled_, conflict);

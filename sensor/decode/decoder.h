@@ -59,6 +59,9 @@ inline uint32_t ipv6_extension_length(uint8_t next, uint8_t length_byte) {
   return next == 51 ? (length_byte + 2u) * 4u : (length_byte + 1u) * 8u;
 }
 
+// The fragment table key of a fragment decoded into `p` (addresses, protocol and VLAN tags set).
+FragmentTable::Key fragment_key(const Packet& p, uint32_t id);
+
 class Decoder {
  public:
   // name: stable anomaly name ("ipv4.bad_header_length"); offset: byte offset in the frame.

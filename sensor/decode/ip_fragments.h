@@ -2,6 +2,7 @@
 // Bounded IPv4/IPv6 fragment reassembly. Overlapping fragments keep the first copy of each byte
 // (and are reported when their bytes differ: an evasion technique). Datagrams that never
 // complete are dropped after a timeout or when the table is full, with counters.
+#include <array>
 #include <cstdint>
 #include <list>
 #include <map>
@@ -22,10 +23,13 @@ struct FragmentLimits {
 
 class FragmentTable {
  public:
+  // A datagram's fragments share addresses, identification, protocol and the VLAN tags of the
+  // link they came on: two VLANs are two networks, whose hosts may pick the same identification.
   struct Key {
     IpAddr src, dst;
     uint32_t id = 0;
     uint8_t proto = 0;
+    std::array<uint16_t, 2> vlan{};  // outer first, 0 when untagged
     auto operator<=>(const Key&) const = default;
   };
   enum class Result { pending, complete, dropped };

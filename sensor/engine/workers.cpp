@@ -231,7 +231,7 @@ int OfflineWorkers::route_fragment(const Packet& p, const uint8_t* frame, uint32
   if (!transport && !is_tunnel_protocol(p.proto) && !(p.ip_version == 6 && is_ipv6_extension(p.proto)))
     return static_cast<int>(pair);
   const FragmentPeek& f = peek_->peeked_fragment();
-  FragmentTable::Key key{p.src, p.dst, f.id, p.proto};
+  FragmentTable::Key key = fragment_key(p, f.id);
   auto it = routes_.find(key);
   if (f.offset == 0) {
     if (it == routes_.end()) it = add_route(key, ts, pair);

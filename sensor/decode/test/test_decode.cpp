@@ -616,3 +616,26 @@ TEST_CASE("MPLS labels are popped down to the IP packet") {
   CHECK(h.run(ether(0x8847, Bytes{0, 0}), p) == DecodeStatus::malformed);
   CHECK(h.anomalies.back() == "mpls.truncated");
 }
+
+TEST_CASE("Fragments are kept apart by VLAN: two VLANs may send the same identification") {
+  Harness h(linktype::EN10MB);
+  auto a = udp(1111, 2222, std::string(40, 'A')), b = udp(1111, 2222, std::string(40, 'B'));
+  auto frag = [](const Bytes& whole, bool first, std::vector<uint16_t> vlans) {
+    Bytes part = first ? Bytes(whole.begin(), whole.begin() + 24) : Bytes(whole.begin() + 24, whole.end());
+    return ether(0x0800, ipv4(ip4(10, 0, 0, 1), ip4(10, 0, 0, 2), 17, part, 77, first ? 0x2000 : 3), vlans);
+  };
+  Packet p;
+  CHECK(h.run(frag(a, true, {10}), p) == DecodeStatus::fragment);
+  CHECK(h.run(frag(b, true, {20}), p) == DecodeStatus::fragment);
+  REQUIRE(h.run(frag(a, false, {10}), p) == DecodeStatus::ok);
+  CHECK(std::string(reinterpret_cast<const char*>(p.payload), p.payload_len) == std::string(40, 'A'));
+  REQUIRE(h.run(frag(b, false, {20}), p) == DecodeStatus::ok);
+  CHECK(std::string(reinterpret_cast<const char*>(p.payload), p.payload_len) == std::string(40, 'B'));
+  // QinQ: the inner tag tells them apart too.
+  CHECK(h.run(frag(a, true, {100, 10}), p) == DecodeStatus::fragment);
+  CHECK(h.run(frag(b, true, {100, 20}), p) == DecodeStatus::fragment);
+  REQUIRE(h.run(frag(b, false, {100, 20}), p) == DecodeStatus::ok);
+  CHECK(std::string(reinterpret_cast<const char*>(p.payload), p.payload_len) == std::string(40, 'B'));
+  CHECK(h.anomalies.empty());
+  CHECK(h.counters.get("ip.fragments.reassembled") == 3);
+}
