@@ -21,6 +21,7 @@ struct Pipeline::FlowState : FlowExtension {
     ep.dst_port = f.server_port();
     ep.proto = f.key.proto;
     ep.vlan = f.key.vlan;
+    ep.vlan_inner = f.key.vlan_inner;
     ep.src_mac = f.client_mac;
     ep.dst_mac = f.server_mac;
   }
@@ -150,6 +151,7 @@ void Pipeline::on_decode_anomaly(std::string_view name, uint32_t offset, const P
     ep.src = p.src; ep.dst = p.dst; ep.src_port = p.sport; ep.dst_port = p.dport; ep.proto = p.proto;
     ep.has_ports = p.has_ports;  // an IP-layer anomaly has no ports to tell
     ep.vlan = p.vlan_count ? p.vlan[0] : 0;
+    ep.vlan_inner = p.vlan_count > 1 ? p.vlan[1] : 0;
   }
   auto& w = out_.begin("anomaly", p.ts, p.src.family ? &ep : nullptr);
   w.object("anomaly");
@@ -403,7 +405,7 @@ void Pipeline::write_flow_event(Flow& f, FlowEnd why, FlowState* st) {
     local_ep.flow_id = local_id;
     local_ep.src = f.client_ip(); local_ep.dst = f.server_ip();
     local_ep.src_port = f.client_port(); local_ep.dst_port = f.server_port();
-    local_ep.proto = f.key.proto; local_ep.vlan = f.key.vlan;
+    local_ep.proto = f.key.proto; local_ep.vlan = f.key.vlan; local_ep.vlan_inner = f.key.vlan_inner;
     local_ep.src_mac = f.client_mac; local_ep.dst_mac = f.server_mac;
     ep = &local_ep;
   } else if (st->ep.src_mac != f.client_mac || st->ep.dst_mac != f.server_mac) {

@@ -23,7 +23,7 @@ size_t FlowKeyHash::operator()(const FlowKey& k) const noexcept {
   std::memcpy(&w[1], k.a.b.data() + 8, 8);
   std::memcpy(&w[2], k.b.b.data(), 8);
   std::memcpy(&w[3], k.b.b.data() + 8, 8);
-  w[4] = uint64_t(k.pa) << 32 | uint64_t(k.pb) << 16 | uint64_t(k.vlan) << 4 | k.proto;
+  w[4] = uint64_t(k.vlan_inner) << 48 | uint64_t(k.pa) << 32 | uint64_t(k.pb) << 16 | uint64_t(k.vlan) << 4 | k.proto;
   uint64_t h = 0x9E3779B97F4A7C15ULL;
   for (uint64_t x : w) h = mix(h ^ x) + 0x9E3779B97F4A7C15ULL;
   return static_cast<size_t>(h);
@@ -128,6 +128,7 @@ std::string Flow::id() const {
   h = fnv(h, &sp, 2);
   h = fnv(h, &key.proto, 1);
   h = fnv(h, &key.vlan, 2);
+  if (key.vlan_inner) h = fnv(h, &key.vlan_inner, 2);  // single-tagged flows keep their ids
   h = fnv(h, &start.usec, 8);
   h = mix(h);
   static constexpr char hex[] = "0123456789abcdef";
@@ -238,6 +239,7 @@ Flow& FlowTable::lookup(const Packet& p, Dir& dir, Timestamp now) {
   else { k.a = p.dst; k.b = p.src; k.pa = p.dport; k.pb = p.sport; }
   k.proto = p.proto;
   k.vlan = p.vlan_count ? p.vlan[0] : 0;
+  k.vlan_inner = p.vlan_count > 1 ? p.vlan[1] : 0;
 
   int keep_client_is_a = -1;  // an absolute-timeout split keeps the flow's client and server
   Orientation keep_orientation = Orientation::first_packet;

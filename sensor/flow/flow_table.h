@@ -1,5 +1,5 @@
 #pragma once
-// Bidirectional flow table: 5-tuple + VLAN key, bounded capacity with LRU eviction, idle and
+// Bidirectional flow table: 5-tuple + VLAN tags key, bounded capacity with LRU eviction, idle and
 // absolute timeouts driven by packet time (never the wall clock), TCP state, per-direction
 // counters. Application state hangs off each flow through FlowExtension, allocated only for
 // flows that carry payload.
@@ -29,7 +29,8 @@ struct FlowLimits {
 struct FlowKey {
   IpAddr a, b;  // normalised: (a, pa) <= (b, pb)
   uint16_t pa = 0, pb = 0;
-  uint16_t vlan = 0;
+  uint16_t vlan = 0;        // outer 802.1Q id, 0 when untagged
+  uint16_t vlan_inner = 0;  // the second tag of a QinQ stack: each inner VLAN is a network of its own
   uint8_t proto = 0;
   friend bool operator==(const FlowKey&, const FlowKey&) = default;
 };

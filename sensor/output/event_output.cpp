@@ -13,7 +13,7 @@ namespace medmon {
 
 bool EventOutput::HeaderCache::matches(const EventEndpoints& ep, HeaderAnnotator* a) const {
   return valid && src_port == ep.src_port && dst_port == ep.dst_port && has_ports == ep.has_ports &&
-         proto == ep.proto && vlan == ep.vlan &&
+         proto == ep.proto && vlan == ep.vlan && vlan_inner == ep.vlan_inner &&
          annotator == a && (!a || generation == a->annotation_generation()) && src == ep.src && dst == ep.dst &&
          flow_id == ep.flow_id && src_mac == ep.src_mac && dst_mac == ep.dst_mac;
 }
@@ -64,6 +64,7 @@ JsonWriter& EventOutput::begin(std::string_view event_type, Timestamp ts, const 
     header_.dst_port = ep->dst_port;
     header_.has_ports = ep->has_ports;
     header_.vlan = ep->vlan;
+    header_.vlan_inner = ep->vlan_inner;
     header_.proto = ep->proto;
     header_.src_mac = ep->src_mac;
     header_.dst_mac = ep->dst_mac;
@@ -83,6 +84,7 @@ void EventOutput::write_endpoints(const EventEndpoints& ep) {
   if (ep.has_ports) writer_.field("dst_port", ep.dst_port);
   writer_.field("proto", l4_name(ep.proto));
   if (ep.vlan) writer_.field("vlan", ep.vlan);
+  if (ep.vlan_inner) writer_.field("vlan_inner", ep.vlan_inner);
   if (community_id_ && !ep.flow_id.empty()) {
     std::string id = community_id(ep.src, ep.src_port, ep.dst, ep.dst_port, ep.proto, community_seed_);
     if (!id.empty()) writer_.field("community_id", id);

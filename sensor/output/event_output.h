@@ -1,7 +1,7 @@
 #pragma once
 // Event output: every event is one JSON object on one line, keys in a fixed order, starting
 // with the common header (ts, event_type, flow_id, src_ip, src_port, dst_ip, dst_port, proto,
-// vlan, community_id when asked for, then src/dst device and zone when a policy knows them). Lines are handed whole to the
+// vlan, vlan_inner, community_id when asked for, then src/dst device and zone when a policy knows them). Lines are handed whole to the
 // sinks, so a crash or an error exit never leaves half a line behind.
 #include <array>
 #include <cstdint>
@@ -40,6 +40,7 @@ struct EventEndpoints {
   bool has_ports = true;  // false: left out (a decode anomaly before the transport header)
   uint8_t proto = 0;
   uint16_t vlan = 0;  // outer 802.1Q id, 0 = untagged
+  uint16_t vlan_inner = 0;  // the inner id of a QinQ stack, 0 = none
   std::array<uint8_t, 6> src_mac{}, dst_mac{};  // zero when unknown; the annotator binds devices by MAC
   HeaderSlot* header = nullptr;  // the flow's cache of the rendered header, if it keeps one
 };
@@ -119,7 +120,7 @@ class EventOutput {
     bool valid = false;
     std::string flow_id;
     IpAddr src, dst;
-    uint16_t src_port = 0, dst_port = 0, vlan = 0;
+    uint16_t src_port = 0, dst_port = 0, vlan = 0, vlan_inner = 0;
     bool has_ports = true;
     uint8_t proto = 0;
     std::array<uint8_t, 6> src_mac{}, dst_mac{};

@@ -208,4 +208,30 @@ e = an.get("tcp.bad_data_offset")
 if e:
     c.eq("TCP anomaly: ports as decoded", (e.get("src_port"), e.get("dst_port")), (1000, 104))
 
+# ------------------------------------------------ QinQ: the inner tag is part of the flow
+# Two customer VLANs behind one service tag, the same 5-tuple in both: two flows (they were one,
+# with a false overlap conflict), each naming both tags; a single tag stays one `vlan` member.
+def qinq(tags, frame_l3, tpids=(0x88A8, 0x8100)):
+    b = MAC_B + MAC_A
+    for tp, t in zip(tpids, tags):
+        b += struct.pack("!HH", tp, t)
+    return b + struct.pack("!H", 0x0800) + frame_l3
+
+
+recs = []
+for k, (seq, ack, fl, data) in enumerate([(100, 0, SYN, b""), (101, 0, ACK | PSH, None)]):
+    for inner, text in ((10, b"AAAA"), (20, b"BBBBBBBB")):
+        payload = b"" if data == b"" else text
+        recs.append((T0 + k * 0.01 + inner * 0.0001,
+                     qinq((100, inner), ipv4(S, D, 6, tcp(S, D, 40000, 104, seq, ack, fl, payload)))))
+recs.append((T0 + 0.1, qinq((30,), ipv4(S, D, 17, udp(S, D, 5000, 6000, b"x")), tpids=(0x8100,))))
+ev = analyze(write("qinq_same_tuple.pcap", recs))
+fl = of_type(ev, "flow")
+c.eq("QinQ: the same 5-tuple behind two inner tags is two flows",
+     sorted((f.get("vlan"), f.get("vlan_inner"), f["flow"]["payload_bytes_toserver"]) for f in fl if f["proto"] == "tcp"),
+     [(100, 10, 4), (100, 20, 8)])
+c.eq("QinQ: two flow ids", len({f["flow_id"] for f in fl if f["proto"] == "tcp"}), 2)
+c.eq("QinQ: no overlap conflict", [e["anomaly"]["name"] for e in of_type(ev, "anomaly")], [])
+c.eq("one tag: vlan only", [(f.get("vlan"), "vlan_inner" in f) for f in fl if f["proto"] == "udp"], [(30, False)])
+
 c.done()

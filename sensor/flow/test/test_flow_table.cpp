@@ -182,6 +182,26 @@ TEST_CASE("VLAN is part of the key") {
   p.vlan[0] = 10;
   tb.feed(p);
   CHECK(tb.t.size() == 2);
+  // QinQ: the same outer tag with two inner tags is two networks, two flows with two ids.
+  p.vlan_count = 2;
+  p.vlan = {100, 10};
+  tb.feed(p);
+  p.vlan = {100, 20};
+  tb.feed(p);
+  CHECK(tb.t.size() == 4);
+  // A single tag keeps the id it had without the inner tag in the key.
+  Flow f;
+  f.key.vlan = 100;
+  std::string single = f.id();
+  f.key.vlan_inner = 10;
+  std::string q10 = f.id();
+  f.key.vlan_inner = 20;
+  CHECK(q10 != f.id());
+  CHECK(single != q10);
+  tb.t.end_all(FlowEnd::end_of_input);
+  std::set<std::string> ids;
+  for (auto& e : tb.ended) ids.insert(e.id);
+  CHECK(ids.size() == 4);
 }
 
 TEST_CASE("A SYN flood at capacity evicts half-open flows, not established ones") {
