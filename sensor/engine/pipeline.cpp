@@ -313,11 +313,28 @@ void Pipeline::orient_by_content(Flow& f, Dir& dir, const Packet& p) {
   flows_->touch(f, clock_);
 }
 
+namespace {
+// A flow without payload so far (no state yet) whose packet shows that bytes were sent, so lost
+// to the capture: a FIN past the sender's first byte, or a plausible ACK past the other side's
+// first byte (and past its FIN's phantom byte). Known only from a side whose SYN was seen; a FIN
+// further ahead than its receiver's window is not believed (TcpReassembler::flush).
+bool shows_lost_bytes(const Flow& f, int d, const Packet& p, bool ack_plausible) {
+  auto after = [](uint32_t a, uint32_t b) { return static_cast<int32_t>(a - b) > 0; };
+  int o = 1 - d;
+  if ((p.tcp_flags & tcpflag::FIN) && f.isn_seen[d] && after(p.seq, f.isn[d] + 1) &&
+      p.seq - (f.isn[d] + 1) <= f.max_window(o))
+    return true;
+  return (p.tcp_flags & tcpflag::ACK) && ack_plausible && f.isn_seen[o] &&
+         after(p.ack, f.isn[o] + 1 + (f.fin_seen[o] ? 1 : 0));
+}
+}  // namespace
+
 void Pipeline::tcp(Flow& f, Dir dir, const Packet& p, bool ack_plausible) {
   if (p.payload_len > 0 && depth_ >= Depth::dissect &&
       (f.orientation == Orientation::first_packet || f.orientation == Orientation::port))
     orient_by_content(f, dir, p);
-  if (!f.ext && p.payload_len == 0) return;  // nothing to reassemble or classify yet
+  // Nothing to reassemble or classify yet, unless the packet shows bytes the capture lost.
+  if (!f.ext && p.payload_len == 0 && !shows_lost_bytes(f, static_cast<int>(dir), p, ack_plausible)) return;
   FlowState& st = state_of(f);
   int d = static_cast<int>(dir);
   st.ctx.set_now(p.ts);
@@ -363,7 +380,7 @@ void Pipeline::on_flow_end(Flow& f, FlowEnd why) {
     for (int d = 0; d < 2; ++d) {
       if (st->reasm[d]) {
         DirSink sink(*this, *st, static_cast<Dir>(d));
-        st->reasm[d]->flush(sink);
+        st->reasm[d]->flush(sink, f.max_window(1 - d));
       }
     }
     if (st->feeder) st->feeder->flow_end(st->ctx);

@@ -230,11 +230,20 @@ void TcpReassembler::tick(StreamSink& sink) {
   ack_wait_ = 0;
 }
 
-void TcpReassembler::flush(StreamSink& sink) {
+void TcpReassembler::flush(StreamSink& sink, uint32_t window) {
   while (!queue_.empty()) {
     force_gap(queue_.begin()->first, sink);
     drain(sink);
   }
+  if (!base_set_) return;
+  // The ACK of a FIN covers its phantom byte, also when the ACK came before the FIN.
+  uint64_t tail = acked_off_;
+  if (fin_off_ >= 0) {
+    uint64_t fin = static_cast<uint64_t>(fin_off_);
+    tail = std::min(tail, fin);
+    if (fin > tail && fin - std::max(next_off_, acked_off_) <= window) tail = fin;
+  }
+  force_gap(tail, sink);
 }
 
 }  // namespace medmon

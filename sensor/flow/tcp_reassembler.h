@@ -4,7 +4,8 @@
 // - Overlaps: the first copy of every byte wins; overlapping bytes that differ are reported
 //   (an attacker can hide data from a monitor that silently picks one copy).
 // - Losses become explicit gaps: when the peer acknowledges bytes that were never seen (after a
-//   grace of a few packets, since a SPAN port reorders), when a cap is hit, or at the end.
+//   grace of a few packets, since a SPAN port reorders), when a cap is hit, or at the end (holes,
+//   and the lost tail the peer acknowledged or the sender's FIN is beyond).
 // - Memory is capped per direction and globally; hitting a cap forces a gap and is counted.
 #include <array>
 #include <cstdint>
@@ -64,8 +65,11 @@ class TcpReassembler {
   void peer_ack(uint32_t ack);
   // Once per packet of the flow: turns long-acknowledged holes into gaps.
   void tick(StreamSink& sink);
-  // End of the stream: deliver what is queued, holes as gaps.
-  void flush(StreamSink& sink);
+  // End of the stream: deliver what is queued, holes as gaps, then the bytes never seen at its
+  // end that were surely sent: acknowledged by the peer, or before the sender's FIN. A FIN
+  // counts only within `window` (the receiver's largest window) of what was acknowledged or
+  // seen: a sender cannot be further ahead, and a forged FIN must not make up a gap.
+  void flush(StreamSink& sink, uint32_t window = 65535);
 
   bool started() const { return base_set_; }
   bool midstream() const { return midstream_; }

@@ -178,4 +178,25 @@ ev = analyze(conn.write("refused.pcap"))
 c.eq("refused SYN: one flow, reset", [f["flow"]["state"] for f in of_type(ev, "flow")], ["reset"])
 c.eq("refused SYN: not counted", counters(ev).get("tcp.rst_out_of_window"), None)
 
+# A lost last message: the server's ACK (and the client's FIN) prove its bytes were sent. They are
+# a gap at the end of the flow, whether the flow closes or the input ends after the ACK; a FIN
+# from far beyond the window proves nothing.
+for name, closes in (("lost_tail_fin.pcap", True), ("lost_tail_eoi.pcap", False)):
+    conn = Conn()
+    conn.handshake()
+    conn.send(0.01, True, PSH | ACK, msg("MSG00009"), keep=False)
+    conn.send(0.02, False, ACK)
+    if closes:
+        conn.close(0.1)
+    flows = of_type(analyze(conn.write(name)), "flow")
+    c.eq(f"{name}: the lost message is a gap of its bytes",
+         [(f["flow"].get("gaps_toserver"), f["flow"].get("gap_bytes_toserver")) for f in flows],
+         [(1, len(msg("MSG00009")))])
+conn = Conn()
+conn.handshake()
+conn.exchange(0.01, "MSG00001")
+conn.send(0.1, True, FIN | ACK, seq=conn.seq[True] + 0x10000000)
+flows = of_type(analyze(conn.write("far_fin.pcap")), "flow")
+c.eq("FIN far beyond the window: no gap", [f["flow"].get("gap_bytes_toserver") for f in flows], [0])
+
 c.done()

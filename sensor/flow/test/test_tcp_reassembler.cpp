@@ -297,3 +297,53 @@ TEST_CASE("The segment that fills the front hole is delivered even when the queu
   CHECK(r.limit_hits() == 0);
   CHECK(r.queued_bytes() == 0);
 }
+
+TEST_CASE("A lost tail the peer acknowledged, or the sender's FIN is beyond, is a gap at the end") {
+  Fixture fx;
+  Collector out;
+  SECTION("acknowledged, then the FIN") {
+    TcpReassembler r(fx.lim, fx.mem);
+    r.syn(99);
+    r.segment(100, sp("MSH|"), false, out);  // 4 of 10 bytes captured (snap length), 6 never seen
+    r.peer_ack(110);
+    r.segment(110, {}, true, out);
+    r.peer_ack(111);  // the ACK of the FIN covers its phantom byte only
+    r.flush(out);
+    CHECK(out.stream == "MSH|######");
+    CHECK(r.gaps() == 1);
+    CHECK(r.gap_bytes() == 6);
+  }
+  SECTION("acknowledged, the flow ends with the input") {
+    TcpReassembler r(fx.lim, fx.mem);
+    r.syn(99);
+    r.peer_ack(176);
+    r.flush(out);
+    CHECK(r.gap_bytes() == 76);
+  }
+  SECTION("the FIN alone") {
+    TcpReassembler r(fx.lim, fx.mem);
+    r.syn(99);
+    r.segment(100, sp("ab"), false, out);
+    r.segment(120, {}, true, out);
+    r.flush(out);
+    CHECK(out.stream == "ab" + std::string(18, '#'));
+  }
+  SECTION("a FIN further than a window ahead is not believed") {
+    TcpReassembler r(fx.lim, fx.mem);
+    r.syn(99);
+    r.segment(100, sp("ab"), false, out);
+    r.segment(100 + 2 + 70000, {}, true, out);
+    r.flush(out, 65535);
+    CHECK(out.stream == "ab");
+    CHECK(r.gaps() == 0);
+  }
+  SECTION("everything seen: no gap") {
+    TcpReassembler r(fx.lim, fx.mem);
+    r.syn(99);
+    r.segment(100, sp("abcd"), true, out);
+    r.peer_ack(105);
+    r.flush(out);
+    CHECK(out.stream == "abcd");
+    CHECK(r.gaps() == 0);
+  }
+}
