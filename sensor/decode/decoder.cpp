@@ -220,6 +220,7 @@ DecodeStatus Decoder::ipv4(const uint8_t* p, uint32_t len, uint32_t off, Packet&
     // Short because of the snap length is normal; short on the wire is a lie in the header.
     if (!out.cut_short()) return bad("ipv4.total_length_beyond_packet", off, out);
     counters_.add("ipv4.truncated_payload");
+    out.ip_cut = true;
   }
   uint16_t frag = be16(p + 6);
   bool more = frag & 0x2000;
@@ -278,21 +279,27 @@ DecodeStatus Decoder::ipv6(const uint8_t* p, uint32_t len, uint32_t off, Packet&
     if (!out.cut_short()) return bad("ipv6.payload_length_beyond_packet", off, out);
     counters_.add("ipv6.truncated_payload");
     truncated = true;
+    out.ip_cut = true;
   }
+  // An extension header the snap length cut: the transport header after it is not there.
+  auto cut_extension = [&] {
+    counters_.add("ipv6.truncated_extension_headers");
+    return DecodeStatus::truncated;
+  };
   uint8_t next = p[6];
   uint32_t pos = 40;
   for (int n = 0; n < 16; ++n) {
     switch (next) {
       case 0: case 43: case 60: case 51: {  // hop-by-hop, routing, destination options, authentication
-        if (pos + 8 > len) return bad("ipv6.truncated_extension", off + pos, out);
+        if (pos + 8 > len) return truncated ? cut_extension() : bad("ipv6.truncated_extension", off + pos, out);
         uint32_t hlen = ipv6_extension_length(next, p[pos + 1]);
-        if (pos + hlen > len) return bad("ipv6.bad_extension_length", off + pos, out);
+        if (pos + hlen > len) return truncated ? cut_extension() : bad("ipv6.bad_extension_length", off + pos, out);
         next = p[pos];
         pos += hlen;
         continue;
       }
       case 44: {  // fragment
-        if (pos + 8 > len) return bad("ipv6.truncated_extension", off + pos, out);
+        if (pos + 8 > len) return truncated ? cut_extension() : bad("ipv6.truncated_extension", off + pos, out);
         uint8_t inner = p[pos];
         uint16_t fo = be16(p + pos + 2);
         bool more = fo & 1;
@@ -527,7 +534,12 @@ DecodeStatus Decoder::inner(uint16_t type, const uint8_t* p, uint32_t len, uint3
 DecodeStatus Decoder::transport(const uint8_t* p, uint32_t len, uint32_t off, Packet& out) {
   switch (out.proto) {
     case 6: {
-      if (len < 20) return bad("tcp.truncated_header", off, out);
+      // A header cut by the snap length still gives ports, sequence numbers and flags when the
+      // first 14 bytes are there: the packet counts in its flow, without payload.
+      bool cut = len < 20;
+      if (cut && !out.ip_cut) return bad("tcp.truncated_header", off, out);
+      if (cut) counters_.add("tcp.truncated_header");
+      if (len < 14) return DecodeStatus::truncated;
       out.sport = be16(p);
       out.dport = be16(p + 2);
       out.has_ports = true;
@@ -536,6 +548,11 @@ DecodeStatus Decoder::transport(const uint8_t* p, uint32_t len, uint32_t off, Pa
       uint32_t doff = (p[12] >> 4) * 4u;
       if (doff < 20) return bad("tcp.bad_data_offset", off, out);
       out.tcp_flags = p[13];
+      if (cut) {
+        out.payload = p + len;
+        out.payload_len = 0;
+        return DecodeStatus::ok;
+      }
       if (doff > len) {
         // Options cut by the snap length are normal (the ports, sequence numbers and flags
         // are there); beyond a whole packet, the header lies.
@@ -551,10 +568,18 @@ DecodeStatus Decoder::transport(const uint8_t* p, uint32_t len, uint32_t off, Pa
       return DecodeStatus::ok;
     }
     case 17: {
-      if (len < 8) return bad("udp.truncated_header", off, out);
+      // Cut by the snap length: the ports are enough for the flow.
+      if (len < 8 && !out.ip_cut) return bad("udp.truncated_header", off, out);
+      if (len < 8) counters_.add("udp.truncated_header");
+      if (len < 4) return DecodeStatus::truncated;
       out.sport = be16(p);
       out.dport = be16(p + 2);
       out.has_ports = true;
+      if (len < 8) {
+        out.payload = p + len;
+        out.payload_len = 0;
+        return DecodeStatus::ok;
+      }
       uint32_t ulen = be16(p + 4);
       if (ulen < 8 && !(ulen == 0 && out.ip_version == 6)) return bad("udp.bad_length", off, out);
       uint32_t n = len - 8;

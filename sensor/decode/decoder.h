@@ -24,6 +24,7 @@ enum class DecodeStatus : uint8_t {
   ok,          // IP packet decoded; out is valid
   not_ip,      // ARP, LLDP, ...: counted, nothing to do
   fragment,    // an IP fragment held for reassembly
+  truncated,   // cut by the snap length before the headers that make its flow: counted, no anomaly
   malformed,   // reported as an anomaly
 };
 

@@ -33,6 +33,7 @@ struct Packet {
   bool mirror_cut = false;   // the mirroring switch cut the frame a tunnel carries (ERSPAN T bit)
   // Shorter than on the wire: lengths in headers may then point past what was captured.
   bool cut_short() const { return cap_len < wire_len || mirror_cut; }
+  bool ip_cut = false;  // this IP packet's length points past what was captured (cut short, not a lie)
 
   // Layer 4
   uint8_t proto = 0;  // IP protocol number

@@ -234,4 +234,25 @@ c.eq("QinQ: two flow ids", len({f["flow_id"] for f in fl if f["proto"] == "tcp"}
 c.eq("QinQ: no overlap conflict", [e["anomaly"]["name"] for e in of_type(ev, "anomaly")], [])
 c.eq("one tag: vlan only", [(f.get("vlan"), "vlan_inner" in f) for f in fl if f["proto"] == "udp"], [(30, False)])
 
+# ------------------------------------------------ TCP headers cut by the snap length (68 over IPv6)
+# 14 of the 20 TCP header bytes: ports, sequence numbers and flags make the flow; no anomaly.
+from pcapwrite import FIN  # noqa: E402
+recs = []
+seqs = [(True, 100, 0, SYN, b""), (False, 500, 101, SYN | ACK, b""), (True, 101, 501, ACK, b""),
+        (True, 101, 501, PSH | ACK, b"D" * 100), (False, 501, 201, ACK, b""),
+        (True, 201, 501, FIN | ACK, b""), (False, 501, 202, FIN | ACK, b""), (True, 202, 502, ACK, b"")]
+for k, (fwd, sq, ak, fl, data) in enumerate(seqs):
+    a, b, pa, pb = (s6, d6, 40000, 104) if fwd else (d6, s6, 104, 40000)
+    fr = eth6(a, b, 6, tcp(a, b, pa, pb, sq, ak, fl, data))
+    recs.append((T0 + k * 0.001, fr, len(fr)))
+ev = analyze(write("snap68_v6.pcap", recs, snaplen=68))
+fl = of_type(ev, "flow")
+c.eq("TCP header cut by the snap length: one closed flow from ports, sequence numbers and flags",
+     [(f["src_port"], f["dst_port"], f["flow"]["state"], f["flow"]["pkts_toserver"], f["flow"]["pkts_toclient"]) for f in fl],
+     [(40000, 104, "closed", 5, 3)])
+c.eq("TCP header cut by the snap length: no anomaly", [e["anomaly"]["name"] for e in of_type(ev, "anomaly")], [])
+cn = counters(ev)
+c.eq("TCP header cut by the snap length: counted, not malformed",
+     (cn.get("tcp.truncated_header"), cn.get("decode.malformed", 0)), (8, 0))
+
 c.done()

@@ -639,3 +639,47 @@ TEST_CASE("Fragments are kept apart by VLAN: two VLANs may send the same identif
   CHECK(h.anomalies.empty());
   CHECK(h.counters.get("ip.fragments.reassembled") == 3);
 }
+
+TEST_CASE("TCP and UDP headers cut by the snap length still give the flow; IPv6 extensions cut are no anomaly") {
+  Harness h(linktype::EN10MB);
+  static const uint8_t a6[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  static const uint8_t b6[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2};
+  Packet p;
+  auto cut = [&](const Bytes& f, uint32_t snap) {
+    h.frame = f;
+    return h.dec.decode(h.frame.data(), snap, static_cast<uint32_t>(f.size()), Timestamp{1}, p);
+  };
+  // Snap length 68 over IPv6: 14 of the 20 TCP header bytes.
+  auto seg = ether(0x86DD, ipv6(a6, b6, 6, tcp(40000, 104, 7, 9, tcpflag::ACK | tcpflag::PSH, std::string(100, 'D'))));
+  REQUIRE(cut(seg, 68) == DecodeStatus::ok);
+  CHECK(p.sport == 40000);
+  CHECK(p.dport == 104);
+  CHECK(p.seq == 7);
+  CHECK(p.ack == 9);
+  CHECK(p.tcp_flags == (tcpflag::ACK | tcpflag::PSH));
+  CHECK(p.payload_len == 0);
+  CHECK(h.counters.get("tcp.truncated_header") == 1);
+  // Fewer than 14 bytes: not enough for the flow, counted, still no anomaly.
+  CHECK(cut(seg, 14 + 40 + 10) == DecodeStatus::truncated);
+  CHECK(h.counters.get("tcp.truncated_header") == 2);
+  // UDP: the ports are enough.
+  auto dg = ether(0x86DD, ipv6(a6, b6, 17, udp(5000, 6000, std::string(50, 'u'))));
+  REQUIRE(cut(dg, 14 + 40 + 6) == DecodeStatus::ok);
+  CHECK(p.sport == 5000);
+  CHECK(p.dport == 6000);
+  CHECK(p.payload_len == 0);
+  CHECK(h.counters.get("udp.truncated_header") == 1);
+  // A destination options header cut: nothing after it to decode, counted.
+  Bytes opts = {6, 2};  // next header TCP, 24 bytes
+  opts.resize(24, 0);
+  auto ext = ether(0x86DD, ipv6(a6, b6, 60, cat(opts, tcp(40000, 104, 7, 9, tcpflag::ACK))));
+  CHECK(cut(ext, 14 + 40 + 16) == DecodeStatus::truncated);
+  CHECK(cut(ext, 14 + 40 + 4) == DecodeStatus::truncated);
+  CHECK(h.counters.get("ipv6.truncated_extension_headers") == 2);
+  CHECK(h.anomalies.empty());
+  CHECK(h.counters.get("decode.malformed") == 0);
+  // Captured whole, the same short headers are lies.
+  CHECK(h.run(ether(0x86DD, ipv6(a6, b6, 6, Bytes(seg.begin() + 54, seg.begin() + 68))), p) == DecodeStatus::malformed);
+  CHECK(h.run(ether(0x86DD, ipv6(a6, b6, 60, Bytes(opts.begin(), opts.begin() + 16))), p) == DecodeStatus::malformed);
+  CHECK(h.anomalies == std::vector<std::string>{"tcp.truncated_header", "ipv6.bad_extension_length"});
+}
