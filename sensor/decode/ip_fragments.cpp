@@ -60,9 +60,14 @@ FragmentTable::Result FragmentTable::add(const Key& key, Timestamp ts, std::span
     it->second.age = std::prev(order_.end());
   }
   Datagram& d = it->second;
+  // Fragments that contradict the datagram's length: a last fragment ending before data already
+  // received or elsewhere than an earlier last fragment, or a fragment with more to follow beyond
+  // the end a last fragment set. The datagram is dropped, as Linux drops it, rather than rebuilt
+  // shorter than some of its fragments say.
+  if (!more && (end < d.data.size() || (d.have_last && d.total != end))) { drop(it, c_too_big_); return Result::dropped; }
+  if (more && d.have_last && end > d.total) { drop(it, c_too_big_); return Result::dropped; }
   if (offset == 0 || d.header.empty()) d.header.assign(header.begin(), header.end());
   if (!more) {
-    if (d.have_last && d.total != end) { drop(it, c_too_big_); return Result::dropped; }
     d.have_last = true;
     d.total = end;
   }

@@ -683,3 +683,28 @@ TEST_CASE("TCP and UDP headers cut by the snap length still give the flow; IPv6 
   CHECK(h.run(ether(0x86DD, ipv6(a6, b6, 60, Bytes(opts.begin(), opts.begin() + 16))), p) == DecodeStatus::malformed);
   CHECK(h.anomalies == std::vector<std::string>{"tcp.truncated_header", "ipv6.bad_extension_length"});
 }
+
+TEST_CASE("Fragments that contradict the datagram's length drop it, as Linux does") {
+  Harness h(linktype::RAW);
+  auto whole = udp(1111, 2222, std::string(40, 'A'));  // 48 bytes
+  auto frag = [&](uint16_t id, uint32_t from, uint32_t to, bool more) {
+    return ipv4(ip4(10, 0, 0, 1), ip4(10, 0, 0, 2), 17, Bytes(whole.begin() + from, whole.begin() + to), id,
+                static_cast<uint16_t>((more ? 0x2000 : 0) | from / 8));
+  };
+  Packet p;
+  // The last fragment ends (at 32) before bytes already received (up to 48).
+  CHECK(h.run(frag(1, 0, 48, true), p) == DecodeStatus::fragment);
+  CHECK(h.run(frag(1, 24, 32, false), p) == DecodeStatus::fragment);
+  CHECK(h.counters.get("ip.fragments.too_big") == 1);
+  // The last fragment first (end 32), then one with more to follow beyond it.
+  CHECK(h.run(frag(2, 16, 32, false), p) == DecodeStatus::fragment);
+  CHECK(h.run(frag(2, 32, 48, true), p) == DecodeStatus::fragment);
+  CHECK(h.run(frag(2, 0, 16, true), p) == DecodeStatus::fragment);
+  CHECK(h.counters.get("ip.fragments.too_big") == 2);
+  CHECK(h.counters.get("ip.fragments.reassembled") == 0);
+  // A more-fragments fragment ending exactly where the last one ends is fine.
+  CHECK(h.run(frag(3, 24, 48, false), p) == DecodeStatus::fragment);
+  CHECK(h.run(frag(3, 16, 48, true), p) == DecodeStatus::fragment);
+  REQUIRE(h.run(frag(3, 0, 16, true), p) == DecodeStatus::ok);
+  CHECK(p.payload_len == 40);
+}
