@@ -49,7 +49,9 @@ bool linktype_supported(int dlt) {
 }
 
 FragmentTable::Key fragment_key(const Packet& p, uint32_t id) {
-  FragmentTable::Key key{p.src, p.dst, id, p.proto};
+  // IPv6 fragments are not keyed by their Next Header: only the first fragment's counts (RFC
+  // 8200 4.5), the others may carry any.
+  FragmentTable::Key key{p.src, p.dst, id, p.ip_version == 6 ? uint8_t(0) : p.proto};
   key.vlan = p.vlan;  // tags beyond the first two are not kept
   return key;
 }
@@ -328,6 +330,7 @@ DecodeStatus Decoder::ipv6(const uint8_t* p, uint32_t len, uint32_t off, Packet&
         uint32_t pl = total - 40;
         reassembled_[4] = static_cast<uint8_t>(pl >> 8);
         reassembled_[5] = static_cast<uint8_t>(pl);
+        out.proto = reassembled_[6];  // the first fragment's Next Header, whichever came last
         out.reassembled = true;
         out.l3 = reassembled_.data();
         out.l3_len = total;

@@ -60,7 +60,8 @@ inline uint32_t ipv6_extension_length(uint8_t next, uint8_t length_byte) {
   return next == 51 ? (length_byte + 2u) * 4u : (length_byte + 1u) * 8u;
 }
 
-// The fragment table key of a fragment decoded into `p` (addresses, protocol and VLAN tags set).
+// The fragment table key of a fragment decoded into `p` (addresses, protocol and VLAN tags set;
+// the protocol is not part of an IPv6 key).
 FragmentTable::Key fragment_key(const Packet& p, uint32_t id);
 
 class Decoder {

@@ -226,10 +226,10 @@ int OfflineWorkers::route_fragment(const Packet& p, const uint8_t* frame, uint32
   size_t pair = flow_hash(p, /*fragment=*/true) % workers_.size();
   // Flows of other protocols have no ports: their worker is the address pair's. IPv6 extension
   // headers after the fragment header may hide a transport header, and a tunnel's first fragment
-  // names the flow inside it: such fragments wait too.
+  // names the flow inside it: such fragments wait too. An IPv6 fragment's Next Header says nothing
+  // unless it is the first fragment's (RFC 8200 4.5): every IPv6 fragment waits for the first.
   bool transport = p.proto == 6 || p.proto == 17 || p.proto == 1 || p.proto == 58;
-  if (!transport && !is_tunnel_protocol(p.proto) && !(p.ip_version == 6 && is_ipv6_extension(p.proto)))
-    return static_cast<int>(pair);
+  if (p.ip_version == 4 && !transport && !is_tunnel_protocol(p.proto)) return static_cast<int>(pair);
   const FragmentPeek& f = peek_->peeked_fragment();
   FragmentTable::Key key = fragment_key(p, f.id);
   auto it = routes_.find(key);

@@ -15,12 +15,13 @@ with the input's packet time even when the later packets all go to other workers
 """
 import json
 import os
+import struct
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from golden import Checker, pcap, run  # noqa: E402
-from pcapwrite import ACK, PSH, SYN, ether, ipv4, tcp, udp, write_pcap  # noqa: E402
+from pcapwrite import ACK, PSH, SYN, ether, ipv4, ipv6, tcp, udp, write_pcap  # noqa: E402
 
 c = Checker("core_workers")
 CAPTURES = ("ipv4_fragments.pcap", "ipv6_ext_headers.pcap", "fragments_first_last.pcap")
@@ -176,4 +177,21 @@ for n in (1, 2, 3):
 c.true(f"periodic stats with one worker ({periodic[1]})", len(periodic[1]) > 2)
 for n in (2, 3):
     c.eq(f"periodic stats with {n} workers as with one", periodic[n], periodic[1])
+# IPv6 fragments whose later fragment names another Next Header than the first (only the first's
+# counts, RFC 8200 4.5; here "no next header", not a transport), the later one first: it waits for
+# the first, and they make one datagram in one worker, as with one pipeline.
+S6, D6 = "2001:db8::1", "2001:db8::2"
+u6 = udp(S6, D6, 7777, 8888, b"B" * 64)
+
+
+def frag6(next_header, off, more, data):
+    fh = struct.pack("!BBHI", next_header, 0, off | (1 if more else 0), 4242)
+    return ether(MAC_B, MAC_A, ipv6(S6, D6, 44, fh + data), 0x86DD)
+
+
+nh_pcap = write("ipv6_nh", [(1000, frag6(59, 32, False, u6[32:])), (2000, frag6(17, 0, True, u6[:32]))])
+for n in (1, 2, 3):
+    flows = [(e["src_port"], e["dst_port"], e["proto"], e["flow"]["payload_bytes_toserver"])
+             for e in events_of([nh_pcap], n) if e["event_type"] == "flow"]
+    c.eq(f"IPv6 fragments of other Next Headers, {n} workers: one UDP datagram", flows, [(7777, 8888, "udp", 64)])
 c.done()

@@ -708,3 +708,28 @@ TEST_CASE("Fragments that contradict the datagram's length drop it, as Linux doe
   REQUIRE(h.run(frag(3, 0, 16, true), p) == DecodeStatus::ok);
   CHECK(p.payload_len == 40);
 }
+
+TEST_CASE("IPv6 fragments: only the first fragment's Next Header counts (RFC 8200 4.5)") {
+  Harness h(linktype::EN10MB);
+  uint8_t a[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  uint8_t b[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2};
+  auto u = udp(7777, 8888, std::string(64, 'B'));  // 72 bytes
+  auto frag = [&](uint8_t next, uint16_t off, bool more, size_t from, size_t to) {
+    Bytes f = {next, 0, static_cast<uint8_t>(off >> 8), static_cast<uint8_t>((off & 0xF8) | (more ? 1 : 0)), 0, 0, 0, 9};
+    f.insert(f.end(), u.begin() + from, u.begin() + to);
+    return ether(0x86DD, ipv6(a, b, 44, f));
+  };
+  Packet p;
+  SECTION("the first fragment first") {
+    CHECK(h.run(frag(17, 0, true, 0, 32), p) == DecodeStatus::fragment);
+    REQUIRE(h.run(frag(6, 32, false, 32, 72), p) == DecodeStatus::ok);
+  }
+  SECTION("the first fragment last") {
+    CHECK(h.run(frag(6, 32, false, 32, 72), p) == DecodeStatus::fragment);
+    REQUIRE(h.run(frag(17, 0, true, 0, 32), p) == DecodeStatus::ok);
+  }
+  CHECK(p.proto == 17);
+  CHECK(p.sport == 7777);
+  CHECK(p.payload_len == 64);
+  CHECK(h.counters.get("ip.fragments.reassembled") == 1);
+}
