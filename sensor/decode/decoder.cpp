@@ -29,6 +29,8 @@ constexpr uint16_t ETH_IPV4 = 0x0800, ETH_IPV6 = 0x86DD, ETH_VLAN = 0x8100, ETH_
                    ETH_QINQ_OLD = 0x9100, ETH_PPPOE_SESSION = 0x8864, ETH_MPLS = 0x8847, ETH_MPLS_MC = 0x8848;
 // Labels in one MPLS stack, at most (deeper is an anomaly).
 constexpr int kMaxMplsLabels = 8;
+// VLAN tags in one frame, at most (more is an anomaly: vlan.too_many_tags).
+constexpr int kMaxVlanTags = 3;
 // GRE payload types beyond IP: a whole Ethernet frame (gretap), ERSPAN type I/II and type III.
 constexpr uint16_t GRE_TEB = 0x6558, GRE_ERSPAN = 0x88BE, GRE_ERSPAN3 = 0x22EB;
 // Pseudo ethertype for inner(): the payload is an Ethernet frame.
@@ -140,7 +142,7 @@ DecodeStatus Decoder::ethernet(const uint8_t* p, uint32_t len, uint32_t off, Pac
 }
 
 DecodeStatus Decoder::ether_payload(uint16_t type, const uint8_t* p, uint32_t len, uint32_t off, Packet& out) {
-  for (int depth = 0; depth < 4; ++depth) {
+  for (int depth = 0; depth <= kMaxVlanTags; ++depth) {  // the tags, then what they carry
     switch (type) {
       case ETH_IPV4: return ipv4(p, len, off, out);
       case ETH_IPV6: return ipv6(p, len, off, out);
@@ -497,8 +499,9 @@ DecodeStatus Decoder::gre(const uint8_t* p, uint32_t len, uint32_t off, Packet& 
   }
 }
 
-// VXLAN (RFC 7348, flags 0x08: a VNI is present) and Geneve (RFC 8926, version 0, Ethernet
-// inside). A datagram on these ports that is neither stays a UDP datagram.
+// VXLAN (RFC 7348, flags 0x08: a VNI is present) and Geneve (RFC 8926, version 0, with an
+// Ethernet frame inside, or an IPv4 or IPv6 packet as cloud load balancers send it). A datagram
+// on these ports that is neither stays a UDP datagram.
 DecodeStatus Decoder::udp_tunnel(uint16_t port, const uint8_t* p, uint32_t len, uint32_t off, Packet& out) {
   if (len < 8) return DecodeStatus::ok;
   if (port == kVxlanPort) {
@@ -506,11 +509,12 @@ DecodeStatus Decoder::udp_tunnel(uint16_t port, const uint8_t* p, uint32_t len, 
     ++c_tunnel_vxlan_;
     return inner(INNER_ETHERNET, p + 8, len - 8, off + 8, out);
   }
-  if ((p[0] >> 6) != 0 || be16(p + 2) != GRE_TEB) return DecodeStatus::ok;
+  uint16_t type = be16(p + 2);
+  if ((p[0] >> 6) != 0 || (type != GRE_TEB && type != ETH_IPV4 && type != ETH_IPV6)) return DecodeStatus::ok;
   uint32_t hlen = 8 + (p[0] & 0x3Fu) * 4;
   if (len < hlen) return bad("geneve.truncated", off, out);
   ++c_tunnel_geneve_;
-  return inner(INNER_ETHERNET, p + hlen, len - hlen, off + hlen, out);
+  return inner(type == GRE_TEB ? INNER_ETHERNET : type, p + hlen, len - hlen, off + hlen, out);
 }
 
 // The packet a tunnel carries, decoded in place of the outer one. Its addresses, ports and VLAN

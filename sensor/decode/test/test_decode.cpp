@@ -496,6 +496,19 @@ TEST_CASE("Tunnels are opened: the inner packet is the one analysed") {
     check_inner(p, true);
     CHECK(h.counters.get("decode.tunnel.vxlan") == 1);
     CHECK(h.counters.get("decode.tunnel.geneve") == 1);
+    // Geneve with an IP packet inside (protocol type 0x0800 / 0x86DD), as cloud load balancers send it.
+    Bytes gn4 = {0x00, 0x00, 0x08, 0x00, 0, 0, 5, 0};
+    REQUIRE(h.run(outer(17, udp_bytes(51236, 6081, cat(gn4, inner_ip()))), p) == DecodeStatus::ok);
+    check_inner(p, false);
+    static const uint8_t a6[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    static const uint8_t b6[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2};
+    Bytes gn6 = {0x00, 0x00, 0x86, 0xDD, 0, 0, 5, 0};
+    REQUIRE(h.run(outer(17, udp_bytes(51237, 6081, cat(gn6, ipv6(a6, b6, 6, tcp(40000, 104, 7, 0, tcpflag::PSH, "DICM"))))), p) ==
+            DecodeStatus::ok);
+    CHECK(p.ip_version == 6);
+    CHECK(p.dport == 104);
+    CHECK(p.payload_len == 4);
+    CHECK(h.counters.get("decode.tunnel.geneve") == 3);
     // Not a VXLAN header (I flag clear): an ordinary datagram to port 4789.
     REQUIRE(h.run(outer(17, udp_bytes(5000, 4789, Bytes{0, 0, 0, 0, 0, 0, 0, 0, 'x'})), p) == DecodeStatus::ok);
     CHECK(p.dport == 4789);
