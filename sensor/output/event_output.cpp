@@ -3,6 +3,7 @@
 #include "sensor/output/community_id.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -152,15 +153,25 @@ int write_lines(int fd, std::string_view lines) {
   return 0;
 }
 
-FileSink::FileSink(const std::string& path) : name_(path == "-" ? "standard output" : path) {
+FileSink::FileSink(const std::string& path, bool truncate_now) : name_(path == "-" ? "standard output" : path) {
   if (path == "-") {
     fd_ = STDOUT_FILENO;
   } else {
-    fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | (truncate_now ? O_TRUNC : 0) | O_CLOEXEC, 0640);
     if (fd_ < 0) throw std::runtime_error(path + ": " + std::strerror(errno));
     owned_ = true;
+    truncate_pending_ = !truncate_now;
   }
   buf_.reserve(kOutputRunBytes);
+}
+
+void FileSink::start() {
+  if (!truncate_pending_) return;
+  truncate_pending_ = false;
+  // Only a regular file has contents to drop (O_TRUNC leaves a FIFO or a device alone too).
+  struct stat st;
+  if (::fstat(fd_, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 && ::ftruncate(fd_, 0) != 0 && error_.empty())
+    error_ = name_ + ": " + std::strerror(errno);
 }
 
 FileSink::~FileSink() {

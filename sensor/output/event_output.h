@@ -151,9 +151,13 @@ class EventOutput {
 // Writes lines to a file descriptor through a large buffer; flushes only whole lines.
 class FileSink : public EventSink {
  public:
-  // path "-" = stdout. Throws std::runtime_error when the file cannot be opened.
-  explicit FileSink(const std::string& path);
+  // path "-" = stdout. Throws std::runtime_error when the file cannot be opened. truncate_now
+  // false: the file is opened without truncating it, and start() empties it (once whatever else
+  // may refuse the run, such as a spool directory in use, has been checked).
+  explicit FileSink(const std::string& path, bool truncate_now = true);
   ~FileSink() override;
+  // Empties the file when it was opened with truncate_now false.
+  void start();
   void write_line(std::string_view event_type, std::string_view line) override;
   void flush() override;
   bool takes_batches() const override { return true; }
@@ -164,6 +168,7 @@ class FileSink : public EventSink {
   void write_all(std::string_view bytes);
   int fd_ = -1;
   bool owned_ = false;
+  bool truncate_pending_ = false;
   std::string name_;
   std::string buf_;
   std::string error_;

@@ -55,7 +55,20 @@ int64_t RotatingFileSink::line_time(std::string_view l) {
   return int64_t(timegm(&tm)) * 1000000 + us;
 }
 
-RotatingFileSink::RotatingFileSink(std::string path, RotateSettings r) : path_(std::move(path)), r_(r) {
+RotatingFileSink::RotatingFileSink(std::string path, RotateSettings r, bool start_now) : path_(std::move(path)), r_(r) {
+  if (start_now) {
+    start();
+  } else {
+    // Opened now (perhaps with rights given up later), moved nowhere yet.
+    fd_ = open_file();
+    if (fd_ < 0) throw std::runtime_error(path_ + ": " + std::strerror(errno));
+  }
+  buf_.reserve(1 << 20);
+}
+
+void RotatingFileSink::start() {
+  if (started_) return;
+  started_ = true;
   struct stat st;
   if (::stat(path_.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
     // An earlier run's events: rotate them away (named after their first event) rather than
@@ -63,10 +76,11 @@ RotatingFileSink::RotatingFileSink(std::string path, RotateSettings r) : path_(s
     std::string err = move_away(first_line_time(path_));
     if (!err.empty())
       throw std::runtime_error(fmt::format("{}: the file left by an earlier run cannot be rotated away ({}); it is not overwritten", path_, err));
+    if (fd_ >= 0) ::close(fd_);  // it followed the earlier run's file
+    fd_ = -1;
   }
-  fd_ = open_file();
+  if (fd_ < 0) fd_ = open_file();
   if (fd_ < 0) throw std::runtime_error(path_ + ": " + std::strerror(errno));
-  buf_.reserve(1 << 20);
 }
 
 RotatingFileSink::~RotatingFileSink() {

@@ -16,9 +16,13 @@ namespace medmon {
 class RotatingFileSink : public EventSink {
  public:
   // Throws std::runtime_error when the file cannot be opened, or an earlier run's file there
-  // cannot be rotated away.
-  RotatingFileSink(std::string path, RotateSettings r);
+  // cannot be rotated away. start_now false: the file is opened as it is, and start() rotates
+  // an earlier run's file away (once whatever else may refuse the run has been checked).
+  RotatingFileSink(std::string path, RotateSettings r, bool start_now = true);
   ~RotatingFileSink() override;
+  // Rotates an earlier run's file away, when the constructor was told to wait. Throws
+  // std::runtime_error as the constructor does.
+  void start();
   void write_line(std::string_view event_type, std::string_view line) override;
   void flush() override;
   std::string write_error() const override { return error_; }
@@ -39,6 +43,7 @@ class RotatingFileSink : public EventSink {
   std::string path_;
   RotateSettings r_;
   int fd_ = -1;
+  bool started_ = false;
   uint64_t size_ = 0;      // current file, buffer included
   std::string buf_;
   int64_t period_ = 0;     // interval index of the current file

@@ -122,8 +122,13 @@ void SharedSink::flush() {
 }
 
 void SinkSet::start() {
+  if (started_) return;
+  // Spools first: a second process refused because a spool directory is in use must leave the
+  // running sensor's files alone.
   for (auto& e : extras_)
     if (e.async) e.async->start();
+  for (auto& f : file_starts_) f();
+  started_ = true;
 }
 
 void SinkSet::close(bool verbose) {
@@ -217,12 +222,20 @@ std::unique_ptr<SinkSet> make_sinks(const SinkConfig& cfg, const std::string& ou
     if (std::string why = cannot_write_reason(out_path); !why.empty())
       throw SinkOpenError(fmt::format("{}: {}", out_path, why));
   auto set = std::make_unique<SinkSet>();
-  if (cfg.rotate.enabled()) {
-    if (out_path == "-") throw SinkConfigError("rotation needs --out FILE (standard output cannot be rotated)");
-    set->primary_ = std::make_shared<RotatingFileSink>(out_path, cfg.rotate);
-  } else {
-    set->primary_ = std::make_shared<FileSink>(out_path);
-  }
+  // Files are opened here but emptied (or rotated away) by start(), after the spools.
+  auto open_file = [&](const std::string& path, const RotateSettings& r) -> std::shared_ptr<EventSink> {
+    if (r.enabled()) {
+      auto f = std::make_shared<RotatingFileSink>(path, r, false);
+      set->file_starts_.push_back([f] { f->start(); });
+      return f;
+    }
+    auto f = std::make_shared<FileSink>(path, false);
+    set->file_starts_.push_back([f] { f->start(); });
+    return f;
+  };
+  if (cfg.rotate.enabled() && out_path == "-")
+    throw SinkConfigError("rotation needs --out FILE (standard output cannot be rotated)");
+  set->primary_ = open_file(out_path, cfg.rotate);
   std::string sensor_id = cfg.sensor_id;
   if (sensor_id.empty()) {
     char h[256] = {};
@@ -238,8 +251,7 @@ std::unique_ptr<SinkSet> make_sinks(const SinkConfig& cfg, const std::string& ou
       e.file = std::make_shared<FileSink>("-");
       e.sink = std::make_shared<FilterSink>(e.file, s.events);
     } else if (s.type == "file") {
-      if (s.rotate.enabled()) e.file = std::make_shared<RotatingFileSink>(s.url, s.rotate);
-      else e.file = std::make_shared<FileSink>(s.url);
+      e.file = open_file(s.url, s.rotate);
       e.sink = std::make_shared<FilterSink>(e.file, s.events);
     } else {
       std::unique_ptr<Backend> b;
@@ -249,11 +261,12 @@ std::unique_ptr<SinkSet> make_sinks(const SinkConfig& cfg, const std::string& ou
       } catch (const SinkConfigError& x) {
         throw SinkConfigError(fmt::format("{}: {}", s.where, x.what()));
       }
-      e.async = std::make_shared<AsyncSink>(s, std::move(b), start_async);
+      e.async = std::make_shared<AsyncSink>(s, std::move(b), false);
       e.sink = e.async;
     }
     set->extras_.push_back(std::move(e));
   }
+  if (start_async) set->start();
   return set;
 }
 

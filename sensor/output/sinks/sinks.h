@@ -4,6 +4,7 @@
 // talk to a server run behind an AsyncSink; their counters (sink.<name>.queued, .spooled,
 // .delivered, .dropped, .errors, .spool_bytes) are copied into the Counters of each
 // EventOutput they are attached to, on that output's thread, so `stats` events carry them.
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -33,9 +34,11 @@ class SinkSet {
   // ClickHouse sinks directly (their queue is thread-safe). Safe to call from the workers.
   void attach_worker(EventOutput& out, bool counters_in_stats = true);
   bool has_extras() const { return !extras_.empty(); }
-  // Opens the spool directories of the syslog/ClickHouse sinks and starts their threads, when
-  // make_sinks was told to wait (to be called once privileges are dropped). Throws
-  // std::runtime_error (a spool directory that cannot be used or is in use).
+  // Opens the spool directories of the syslog/ClickHouse sinks and starts their threads, then
+  // empties the --out file and the file sinks (or rotates an earlier run's file away), when
+  // make_sinks was told to wait (to be called once privileges are dropped). A spool directory
+  // that cannot be used or is in use stops the run before any file of an earlier run is
+  // touched. Throws std::runtime_error.
   void start();
   // Delivers what is queued and prints a line per extra sink on stderr when something is left
   // undelivered or was dropped (or always, when verbose). The sinks drain side by side: this
@@ -60,6 +63,9 @@ class SinkSet {
     std::unique_ptr<std::mutex> file_mutex;
   };
   std::vector<Extra> extras_;
+  // Empty the --out file and the file sinks (or rotate them), once every spool is in hand.
+  std::vector<std::function<void()>> file_starts_;
+  bool started_ = false;
   bool closed_ = false;
 };
 
@@ -80,8 +86,10 @@ class SharedSink : public EventSink {
   std::string buf_;
 };
 
-// Throws std::runtime_error (file cannot be opened) or SinkConfigError (two sinks on one file or
-// one spool directory). start_async false: the syslog/ClickHouse sinks wait for SinkSet::start().
+// Throws std::runtime_error (file cannot be opened, spool directory unusable) or SinkConfigError
+// (two sinks on one file or one spool directory). The files are opened but nothing in them is
+// truncated or rotated before every spool directory is locked. start_async false: the
+// syslog/ClickHouse sinks, and emptying the files, wait for SinkSet::start().
 std::unique_ptr<SinkSet> make_sinks(const SinkConfig& cfg, const std::string& out_path, bool start_async = true);
 
 }  // namespace medmon

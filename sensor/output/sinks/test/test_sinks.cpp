@@ -897,3 +897,81 @@ TEST_CASE("Two sinks on one spool directory are an error; a spool directory in u
   CHECK_THROWS_WITH(AsyncSink(spec, std::make_unique<FakeBackend>(up)), Catch::Contains("in use"));
   first.close();
 }
+
+TEST_CASE("A run refused for its spool directory leaves the files of an earlier run alone") {
+  TempDir td;
+  std::string out = td.path + "/out.jsonl", side = td.path + "/side.jsonl";
+  const std::string earlier = event(1) + "\n";
+  auto reset = [&] {
+    for (auto& p : std::filesystem::directory_iterator(td.path))
+      if (p.path().filename().string().rfind("out.jsonl", 0) == 0 || p.path().filename().string().rfind("side.jsonl", 0) == 0)
+        std::filesystem::remove(p.path());
+    std::ofstream(out) << earlier;
+    std::ofstream(side) << earlier;
+  };
+  auto untouched = [&] {
+    CHECK(slurp(out) == earlier);
+    CHECK(slurp(side) == earlier);
+    CHECK_FALSE(exists(out + ".1"));
+    CHECK_FALSE(exists(side + ".1"));
+  };
+  auto config = [&](const std::string& spool, bool rotate) {
+    SinkConfig cfg;
+    if (rotate) cfg.rotate.size = 1 << 20;
+    cfg.sinks.push_back(parse_sink_spec("file=" + side + (rotate ? ",rotate_size=1M" : "")));
+    cfg.sinks.push_back(parse_sink_spec("syslog=udp://127.0.0.1:9" + (spool.empty() ? "" : ",spool=" + spool)));
+    return cfg;
+  };
+  // The spool directory is held by a running sensor.
+  std::atomic<bool> up{false};
+  SinkSpec held;
+  held.name = "t";
+  held.spool_dir = td.path + "/held";
+  held.drain_usec = 0;
+  AsyncSink first(held, std::make_unique<FakeBackend>(up));
+  std::ofstream(td.path + "/plain") << "x";
+  for (bool rotate : {false, true}) {
+    INFO("rotation " << rotate);
+    // analyze: everything at once.
+    reset();
+    CHECK_THROWS_WITH(make_sinks(config(held.spool_dir, rotate), out), Catch::Contains("in use"));
+    untouched();
+    // live: opened first, started after privileges are dropped.
+    reset();
+    auto set = make_sinks(config(held.spool_dir, rotate), out, false);
+    CHECK_THROWS_WITH(set->start(), Catch::Contains("in use"));
+    set.reset();
+    untouched();
+    // A spool directory that cannot be made (under a regular file).
+    reset();
+    CHECK_THROWS(make_sinks(config(td.path + "/plain/spool", rotate), out));
+    untouched();
+    // The private spool directory under a $TMPDIR that does not exist.
+    reset();
+    const char* was = std::getenv("TMPDIR");
+    std::string saved = was ? was : "";
+    setenv("TMPDIR", (td.path + "/nonexistent").c_str(), 1);
+    CHECK_THROWS_WITH(make_sinks(config("", rotate), out), Catch::Contains("spool directory"));
+    if (was) setenv("TMPDIR", saved.c_str(), 1);
+    else unsetenv("TMPDIR");
+    untouched();
+  }
+  // A run that starts empties (or rotates away) the earlier files only then.
+  reset();
+  {
+    auto set = make_sinks(config(td.path + "/mine", false), out, false);
+    CHECK(slurp(out) == earlier);
+    set->start();
+    CHECK(slurp(out).empty());
+    CHECK(slurp(side).empty());
+  }
+  reset();
+  {
+    auto set = make_sinks(config(td.path + "/mine", true), out, false);
+    CHECK_FALSE(exists(out + ".1"));
+    set->start();
+    CHECK(slurp(out + ".1") == earlier);
+    CHECK(slurp(side + ".1") == earlier);
+  }
+  first.close();
+}
