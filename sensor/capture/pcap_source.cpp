@@ -420,13 +420,14 @@ PcapSource::Next PcapSource::next_mapped(const pcap_pkthdr*& hdr, const uint8_t*
   bool cut = g_window_lost.load(std::memory_order_relaxed) || ((f[0] | f[1] | f[2] | f[3]) == 0 && shrank());
   if (cut) return cut_short();
   if (caplen > snapshot_ || caplen > kMaxCaplen || !(r = in_window(16 + caplen))) return libpcap_reads();
-  // As libpcap 1.10: the seconds and fraction are signed 32-bit fields in a file of this
-  // machine's byte order, unsigned once byte-swapped (its SWAPLONG yields an unsigned value).
+  // The seconds are unsigned 32 bits (up to 2106), whatever the byte order; libpcap 1.10 reads
+  // them signed in a file of this machine's byte order, which next_record() corrects. The
+  // fraction as libpcap: signed in this machine's byte order, unsigned once byte-swapped (its
+  // SWAPLONG yields an unsigned value).
+  hdr_.ts.tv_sec = static_cast<time_t>(f[0]);
   if (swapped_) {
-    hdr_.ts.tv_sec = f[0];
     hdr_.ts.tv_usec = nsec_ ? f[1] / 1000 : f[1];
   } else {
-    hdr_.ts.tv_sec = static_cast<int32_t>(f[0]);
     int32_t frac = static_cast<int32_t>(f[1]);
     hdr_.ts.tv_usec = nsec_ ? frac / 1000 : frac;
   }
@@ -546,7 +547,14 @@ PcapSource::Next PcapSource::next_record(const pcap_pkthdr*& hdr, const uint8_t*
   pcap_pkthdr* h = nullptr;
   const u_char* d = nullptr;
   int rc = pcap_next_ex(p_, &h, &d);
-  if (rc == 1) { hdr = h; data = d; return Next::packet; }
+  if (rc == 1) {
+    // A classic pcap record's seconds are unsigned 32 bits: libpcap makes those from 2038 on
+    // negative in a file of this machine's byte order (a capture of 2100 would read as 1963).
+    if (!live_ && h->ts.tv_sec < 0 && pcap_major_version(p_) == 2) h->ts.tv_sec += time_t(1) << 32;
+    hdr = h;
+    data = d;
+    return Next::packet;
+  }
   if (rc == 0) return Next::timeout;
   if (rc == PCAP_ERROR_BREAK) return Next::end;
   return Next::error;

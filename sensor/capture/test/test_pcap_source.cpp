@@ -46,8 +46,14 @@ Reading read_with_libpcap(const std::string& path, const std::string& bpf = {}) 
   pcap_pkthdr* h;
   const u_char* d;
   int rc;
-  while ((rc = pcap_next_ex(p, &h, &d)) == 1)
-    r.packets.push_back({h->ts.tv_sec, h->ts.tv_usec, h->caplen, h->len, std::string(reinterpret_cast<const char*>(d), h->caplen)});
+  // libpcap reads a classic record's seconds as signed in this machine's byte order; they are
+  // unsigned 32 bits (up to 2106), as PcapSource reads them.
+  const bool classic = pcap_major_version(p) == 2;
+  while ((rc = pcap_next_ex(p, &h, &d)) == 1) {
+    int64_t sec = h->ts.tv_sec;
+    if (classic && sec < 0) sec += int64_t(1) << 32;
+    r.packets.push_back({sec, h->ts.tv_usec, h->caplen, h->len, std::string(reinterpret_cast<const char*>(d), h->caplen)});
+  }
   if (rc != PCAP_ERROR_BREAK) { r.error = true; r.message = pcap_geterr(p); }
   pcap_close(p);
   return r;
@@ -241,9 +247,34 @@ TEST_CASE("file reader: every byte order and precision reads as libpcap reads it
     for (bool nsec : {false, true}) {
       Writer w(swapped, nsec);
       for (uint32_t i = 0; i < 50; ++i) w.packet(1700000000 + i, nsec ? 999999999 - i : 999999 - i, 60 + i * 13);
-      w.packet(0x80000001u, 5, 64);  // past 2038: seconds signed or not depending on byte order
+      w.packet(0x80000001u, 5, 64);  // past 2038: libpcap reads it signed in this byte order
       same_reading(w.save(std::string("order") + (swapped ? "-be" : "-le") + (nsec ? "-ns" : "-us")));
     }
+}
+
+TEST_CASE("file reader: record seconds are unsigned 32 bits, in place and through libpcap") {
+  for (bool swapped : {false, true}) {
+    Writer w(swapped, false);
+    w.packet(4102444800u, 7, 60);  // 2100-01-01
+    w.packet(0xFFFFFFFFu, 8, 60);
+    w.record(4102444801u, 9, 60, 60, 0);  // cut short: libpcap reads the rest
+    w.raw(10);
+    std::string path = w.save(std::string("unsigned") + (swapped ? "-be" : "-le"));
+    for (size_t window : {PcapSource::kDefaultMapWindow, size_t(1)}) {
+      Reading r = read_with_source(path, window);
+      REQUIRE(r.packets.size() == 2);
+      CHECK(r.packets[0].sec == 4102444800);
+      CHECK(r.packets[1].sec == 4294967295);
+    }
+    // Through libpcap from the first record on (an odd first record hands the file over).
+    Writer odd(swapped, false);
+    odd.packet(4102444800u, 7, 70000);  // longer than the snapshot length: libpcap reads on
+    odd.packet(4102444802u, 7, 60);
+    Reading r = read_with_source(odd.save(std::string("unsigned-odd") + (swapped ? "-be" : "-le")));
+    REQUIRE(r.packets.size() == 2);
+    CHECK(r.packets[0].sec == 4102444800);
+    CHECK(r.packets[1].sec == 4102444802);
+  }
 }
 
 TEST_CASE("file reader: empty capture, cut record header, cut record") {

@@ -3,10 +3,12 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <ctime>
 #include <map>
 #include <unordered_set>
 
+#include "sensor/common/diag.h"
 #include "sensor/output/sinks/sink_error.h"
 
 namespace medmon {
@@ -114,6 +116,10 @@ std::string clickhouse_row(const Record& r, std::string_view sensor_id) {
     secs = int64_t(timegm(&tm));
     if (ts.size() >= 27 && ts[19] == '.') usec = std::atoll(ts.substr(20, 6).c_str());
   }
+  // DateTime and ts_us (UInt64) hold 1970 to 2106: a time outside is clamped rather than have
+  // the server refuse the batch (raw keeps the event's own ts).
+  if (secs < 0) secs = usec = 0;
+  secs = std::min<int64_t>(secs, 4294967295);
   put(row, seen, "time", json(secs));
   put(row, seen, "ts_us", json(secs * 1000000 + usec));
   seen.insert("raw");
@@ -143,13 +149,16 @@ std::string ClickHouseBackend::table_for(std::string_view type) const {
   return db_ + "." + prefix_ + t;
 }
 
-bool ClickHouseBackend::query(const std::string& sql, std::string_view body, std::string& out, std::string& error, bool& sent) {
+bool ClickHouseBackend::query(const std::string& sql, std::string_view body, std::string& out, std::string& error, bool& sent,
+                              int* status) {
   std::string target = server_.path + "?" + auth_ + "input_format_skip_unknown_fields=1&query=" + url_encode(sql);
   HttpResponse resp;
+  if (status) *status = 0;
   if (!http_request(server_, "POST", target, body, spec_.timeout_usec, resp, error, sent, deadline_)) {
     if (error.find(server_.host) == std::string::npos) error = fmt::format("{}:{}: {}", server_.host, server_.port, error);
     return false;
   }
+  if (status) *status = resp.status;
   if (resp.status != 200) {
     std::string msg = resp.body.substr(0, 300);
     while (!msg.empty() && (msg.back() == '\n' || msg.back() == '\r')) msg.pop_back();
@@ -170,6 +179,55 @@ int64_t ClickHouseBackend::count_rows(const std::string& table, const std::strin
   return std::atoll(out.c_str());
 }
 
+namespace {
+// A reply that refuses the rows themselves (a value the column cannot take, ...): sending them
+// again gets the same answer. Not so a timeout (408), a rate limit (429), nor what an operator
+// fixes while the events wait: credentials and rights (401, 403, 407), a missing table,
+// database or setting (404). ClickHouse answers some values it cannot parse with 500: those
+// exception codes count too
+// (CANNOT_PARSE_TEXT, _QUOTED_STRING, _INPUT_ASSERTION_FAILED, _DATE, _DATETIME, TYPE_MISMATCH,
+// ARGUMENT_OUT_OF_BOUND, CANNOT_CONVERT_TYPE, CANNOT_PARSE_NUMBER, INCORRECT_DATA).
+bool refused_for_good(int status, const std::string& error) {
+  if (status >= 400 && status < 500)
+    return status != 401 && status != 403 && status != 404 && status != 407 && status != 408 && status != 429;
+  if (status != 500) return false;
+  size_t at = error.find(": Code: ");
+  if (at == std::string::npos) return false;
+  int code = std::atoi(error.c_str() + at + 8);
+  for (int c : {6, 26, 27, 38, 41, 53, 69, 70, 72, 117})
+    if (code == c) return true;
+  return false;
+}
+constexpr unsigned kSplitBudget = 64;
+}  // namespace
+
+bool ClickHouseBackend::insert(const std::string& table, const std::vector<const Record*>& rows, std::string& error) {
+  if (rows.empty()) return true;
+  std::string body;
+  for (auto* r : rows) body += clickhouse_row(*r, sensor_id_);
+  std::string out;
+  bool sent = false;
+  int status = 0;
+  if (query("INSERT INTO " + table + " FORMAT JSONEachRow", body, out, error, sent, &status)) return true;
+  if (!refused_for_good(status, error)) {
+    // Sent (it may have gone in), or after parts that went in: count before sending again.
+    if (sent || split_budget_ < kSplitBudget) uncertain_.insert(table);
+    return false;
+  }
+  // Refused with an answer: none of these rows went in (one block).
+  if (rows.size() > 1 && split_budget_ >= 2) {
+    split_budget_ -= 2;
+    size_t half = rows.size() / 2;
+    return insert(table, {rows.begin(), rows.begin() + half}, error) && insert(table, {rows.begin() + half, rows.end()}, error);
+  }
+  for (auto* r : rows) refused_.emplace(r->run, r->seq);
+  skipped_ += rows.size();
+  print_err("medmon: sink {}: {} event{} (run {}, seq {}{}) refused by the server and dropped: {}\n", spec_.name,
+            rows.size(), rows.size() == 1 ? "" : "s", rows.front()->run, rows.front()->seq,
+            rows.size() == 1 ? "" : fmt::format(" to {}", rows.back()->seq), error);
+  return true;
+}
+
 bool ClickHouseBackend::deliver(const std::vector<Record>& batch, std::string& error) {
   if (batch.empty()) return true;
   if (batch.front().run != batch_run_ || batch.front().seq != batch_seq_) {
@@ -177,6 +235,8 @@ bool ClickHouseBackend::deliver(const std::vector<Record>& batch, std::string& e
     batch_seq_ = batch.front().seq;
     done_.clear();
     uncertain_.clear();
+    refused_.clear();
+    split_budget_ = kSplitBudget;
     // An earlier process spooled these events; it may have sent them and died (or lost the
     // answer) before recording that: look before sending, in every table of the batch.
     for (const auto& r : batch)
@@ -185,7 +245,8 @@ bool ClickHouseBackend::deliver(const std::vector<Record>& batch, std::string& e
   // Rows by table, in event order; a table's rows of one batch are one INSERT (atomic for a
   // batch below max_insert_block_size rows).
   std::map<std::string, std::vector<const Record*>> by_table;
-  for (const auto& r : batch) by_table[table_for(r.type)].push_back(&r);
+  for (const auto& r : batch)
+    if (!refused_.count({r.run, r.seq})) by_table[table_for(r.type)].push_back(&r);
   for (auto& [table, recs] : by_table) {
     if (done_.count(table)) continue;
     std::vector<const Record*> todo = recs;
@@ -228,14 +289,7 @@ bool ClickHouseBackend::deliver(const std::vector<Record>& batch, std::string& e
       uncertain_.erase(table);
       if (todo.empty()) { done_.insert(table); continue; }
     }
-    std::string body;
-    for (auto* r : todo) body += clickhouse_row(*r, sensor_id_);
-    std::string out;
-    bool sent = false;
-    if (!query("INSERT INTO " + table + " FORMAT JSONEachRow", body, out, error, sent)) {
-      if (sent) uncertain_.insert(table);
-      return false;
-    }
+    if (!insert(table, todo, error)) return false;
     done_.insert(table);
   }
   return true;

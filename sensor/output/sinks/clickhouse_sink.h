@@ -22,11 +22,19 @@ class ClickHouseBackend : public Backend {
   ClickHouseBackend(const SinkSpec& spec, std::string sensor_id);
   bool deliver(const std::vector<Record>& batch, std::string& error) override;
   void set_run(const std::string& run) override { own_run_ = run; }
+  // Events the server refused for good (HTTP 4xx for their data), dropped.
+  uint64_t take_skipped() override { uint64_t n = skipped_; skipped_ = 0; return n; }
   std::string table_for(std::string_view event_type) const;
 
  private:
   // Runs a query; false with `error` when it fails. `sent`: the server may have acted on it.
-  bool query(const std::string& sql, std::string_view body, std::string& out, std::string& error, bool& sent);
+  // `status`: the HTTP status of the reply (0: none came).
+  bool query(const std::string& sql, std::string_view body, std::string& out, std::string& error, bool& sent,
+             int* status = nullptr);
+  // INSERTs the rows. A part the server refuses for its data (HTTP 4xx) is split in halves to
+  // find the rows it refuses, which are dropped (within a budget of requests per batch; beyond
+  // it a refused part is dropped whole). false: a failure to retry later.
+  bool insert(const std::string& table, const std::vector<const Record*>& rows, std::string& error);
   // How many rows of `run` with seq in [lo, hi] the table holds; -1 on error.
   int64_t count_rows(const std::string& table, const std::string& run, uint64_t lo, uint64_t hi, std::string& error);
 
@@ -41,6 +49,9 @@ class ClickHouseBackend : public Backend {
   uint64_t batch_seq_ = 0;
   std::set<std::string> done_;       // tables whose rows are in
   std::set<std::string> uncertain_;  // sent, no answer: check before sending again
+  std::set<std::pair<std::string, uint64_t>> refused_;  // (run, seq) the server refused for good
+  unsigned split_budget_ = 0;        // INSERTs left to find refused rows in
+  uint64_t skipped_ = 0;
 };
 
 }  // namespace medmon

@@ -590,6 +590,15 @@ TEST_CASE("ClickHouse rows: identity, time, raw event and flattened fields") {
   auto bad = nlohmann::json::parse(clickhouse_row(Record{"r", 1, "flow", "{\"a\":1} junk"}, "s"));
   CHECK(bad["event_type"] == "flow");
   CHECK(bad["raw"].get<std::string>().size() > 5);
+  // DateTime and ts_us hold 1970 to 2106: a time outside is clamped, raw keeps it.
+  auto early = nlohmann::json::parse(clickhouse_row(Record{"r", 2, "flow", R"({"ts":"1963-01-01T00:00:00.500000Z"})"}, "s"));
+  CHECK(early["time"] == "0");
+  CHECK(early["ts_us"] == "0");
+  auto late = nlohmann::json::parse(clickhouse_row(Record{"r", 3, "flow", R"({"ts":"2200-01-01T00:00:00.000001Z"})"}, "s"));
+  CHECK(late["time"] == "4294967295");
+  CHECK(late["ts_us"] == "4294967295000001");
+  auto y2100 = nlohmann::json::parse(clickhouse_row(Record{"r", 4, "flow", R"({"ts":"2100-01-01T00:00:00.000000Z"})"}, "s"));
+  CHECK(y2100["time"] == "4102444800");
 
   SinkSpec spec;
   spec.type = "clickhouse";

@@ -1,0 +1,137 @@
+#!/usr/bin/python3
+"""ClickHouse sink, retries: rows the server refuses for their data (HTTP 400) are dropped and
+counted, not retried for ever in front of every later event. Uses a stand-in for ClickHouse's
+HTTP interface that runs requests side by side (INSERT, SELECT count() / SELECT seq by sensor,
+run and seq range)."""
+import collections
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(__file__))
+from golden import MEDMON, Checker, pcap  # noqa: E402
+
+
+class FakeClickHouse:
+    """slow: seconds an INSERT takes before its rows are in. refuse(row): a row the server
+    refuses (the whole INSERT holding it gets HTTP 400, nothing of it goes in)."""
+
+    def __init__(self, slow=0.0, refuse=None):
+        self.slow, self.refuse = slow, refuse or (lambda row: False)
+        self.rows, self.running, self.lock = [], collections.Counter(), threading.Lock()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.handle, args=(c,), daemon=True).start()
+
+    def reply(self, c, status, text):
+        reason = {200: "OK", 400: "Bad Request", 500: "Internal Server Error"}[status]
+        try:
+            c.sendall(b"HTTP/1.1 %d %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % (status, reason.encode(), len(text))
+                      + text.encode())
+        except OSError:
+            pass  # the client gave up waiting
+
+    def handle(self, c):
+        with c:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                d = c.recv(65536)
+                if not d:
+                    return
+                data += d
+            head, _, body = data.partition(b"\r\n\r\n")
+            m = re.search(rb"content-length:\s*(\d+)", head, re.I)
+            while m and len(body) < int(m.group(1)):
+                d = c.recv(65536)
+                if not d:
+                    return
+                body += d
+            params = urllib.parse.parse_qs(urllib.parse.urlparse(head.split(b" ")[1].decode()).query)
+            q = params.get("query", [""])[0]
+            words = q.split()
+            if q.startswith("INSERT"):
+                qid = params.get("query_id", [""])[0]
+                with self.lock:
+                    if qid and self.running[qid]:
+                        return self.reply(c, 500, f"Code: 216, e.displayText() = DB::Exception: Query with id = {qid} is already running.")
+                    self.running[qid] += 1
+                try:
+                    time.sleep(self.slow)
+                    rows = [json.loads(l) for l in body.decode().splitlines() if l.strip()]
+                    if any(self.refuse(r) for r in rows):
+                        return self.reply(c, 400, "Code: 72, e.displayText() = DB::Exception: Cannot parse number")
+                    with self.lock:
+                        self.rows += [(words[2], r) for r in rows]
+                finally:
+                    with self.lock:
+                        self.running[qid] -= 1
+                return self.reply(c, 200, "")
+            if "system.processes" in q:
+                prefix = re.search(r"LIKE '([^%']*)%'", q).group(1)
+                with self.lock:
+                    n = sum(v for k, v in self.running.items() if k.startswith(prefix))
+                return self.reply(c, 200, f"{n}\n")
+            run, lo, hi = re.search(r"run = '(\w+)' AND seq BETWEEN (\d+) AND (\d+)", q).groups()
+            with self.lock:
+                seqs = [r["seq"] for t, r in self.rows if t == words[3] and r["run"] == run and int(lo) <= int(r["seq"]) <= int(hi)]
+            self.reply(c, 200, f"{len(seqs)}\n" if q.startswith("SELECT count()") else "".join(s + "\n" for s in seqs))
+
+    def close(self):
+        """Stops taking requests; waits for the INSERTs still running (the sensor may have gone)."""
+        self.sock.close()
+        for _ in range(200):
+            with self.lock:
+                if not any(self.running.values()):
+                    return
+            time.sleep(0.05)
+
+
+c = Checker("sinks_clickhouse_retry")
+work = tempfile.mkdtemp(prefix="medmon-ch-retry-")
+try:
+    events = [json.loads(l) for l in subprocess.run([MEDMON, "analyze", pcap("demo", "demo.pcap"), "--out", "-", "-q"],
+                                                    capture_output=True, text=True, timeout=120).stdout.splitlines()]
+    flows = [e for e in events if e["event_type"] == "flow"]
+
+    def sensor(server, sink_keys):
+        return subprocess.run([MEDMON, "analyze", pcap("demo", "demo.pcap"), "--out", os.devnull, "--sensor-id", "s1",
+                               "--sink", f"clickhouse=http://127.0.0.1:{server.port}/?db=medmon,spool={work}/spool,{sink_keys}"],
+                              capture_output=True, text=True, timeout=300)
+
+    # UDP flows and the stats event have a value the server refuses: they are dropped, every
+    # other event (TCP flows in the same INSERT too) goes in once, and nothing waits in the spool.
+    picky = FakeClickHouse(refuse=lambda r: r.get("proto") == "udp" or r.get("event_type") == "stats")
+    p = sensor(picky, "timeout=1,drain_timeout=10")
+    picky.close()
+    refused = [e for e in events if e.get("proto") == "udp" or e["event_type"] == "stats"]
+    c.eq(f"refused: exit ({p.stderr.strip()})", p.returncode, 0)
+    c.true("refused: some events refused", 0 < len(refused) < len(events))
+    ids = collections.Counter((r["run"], r["seq"]) for _, r in picky.rows)
+    c.eq("refused: no event twice", [k for k, v in ids.items() if v > 1], [])
+    c.eq("refused: every other event in", len(ids), len(events) - len(refused))
+    c.eq("refused: no refused event in", [r for _, r in picky.rows if r.get("proto") == "udp" or r["event_type"] == "stats"], [])
+    c.true(f"refused: told on stderr ({p.stderr.strip()})", "refused by the server and dropped" in p.stderr)
+    c.true(f"refused: counted as dropped ({p.stderr.strip()})", f"{len(refused)} dropped" in p.stderr)
+    c.true(f"refused: nothing left in the spool ({p.stderr.strip()})", "for the next run" not in p.stderr)
+finally:
+    shutil.rmtree(work, ignore_errors=True)
+
+c.done()
