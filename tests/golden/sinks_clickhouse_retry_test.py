@@ -1,8 +1,9 @@
 #!/usr/bin/python3
-"""ClickHouse sink, retries: rows the server refuses for their data (HTTP 400) are dropped and
-counted, not retried for ever in front of every later event. Uses a stand-in for ClickHouse's
-HTTP interface that runs requests side by side (INSERT, SELECT count() / SELECT seq by sensor,
-run and seq range)."""
+"""ClickHouse sink, retries: an INSERT slower than the sink's `timeout` is not sent a second time
+while the server still runs it (no event twice), and rows the server refuses for their data
+(HTTP 400) are dropped and counted, not retried for ever in front of every later event. Uses a
+stand-in for ClickHouse's HTTP interface that runs requests side by side (INSERT with query_id,
+system.processes, SELECT count() / SELECT seq by sensor, run and seq range)."""
 import collections
 import json
 import os
@@ -116,8 +117,20 @@ try:
                                "--sink", f"clickhouse=http://127.0.0.1:{server.port}/?db=medmon,spool={work}/spool,{sink_keys}"],
                               capture_output=True, text=True, timeout=300)
 
+    # Every INSERT takes 2.5 s, the sink waits 1 s for an answer: it must wait for the server
+    # to finish the one it sent, then find the rows in, rather than send them again.
+    slow = FakeClickHouse(slow=2.5)
+    p = sensor(slow, "events=flow,timeout=1,drain_timeout=60")
+    slow.close()
+    c.eq(f"slow: exit ({p.stderr.strip()})", p.returncode, 0)
+    ids = collections.Counter((r["run"], r["seq"]) for _, r in slow.rows)
+    c.eq("slow: no event twice", [k for k, v in ids.items() if v > 1], [])
+    c.eq("slow: every flow in", len(ids), len(flows))
+    c.true(f"slow: nothing left in the spool ({p.stderr.strip()})", "for the next run" not in p.stderr)
+
     # UDP flows and the stats event have a value the server refuses: they are dropped, every
     # other event (TCP flows in the same INSERT too) goes in once, and nothing waits in the spool.
+    shutil.rmtree(os.path.join(work, "spool"), ignore_errors=True)
     picky = FakeClickHouse(refuse=lambda r: r.get("proto") == "udp" or r.get("event_type") == "stats")
     p = sensor(picky, "timeout=1,drain_timeout=10")
     picky.close()

@@ -150,8 +150,9 @@ std::string ClickHouseBackend::table_for(std::string_view type) const {
 }
 
 bool ClickHouseBackend::query(const std::string& sql, std::string_view body, std::string& out, std::string& error, bool& sent,
-                              int* status) {
+                              int* status, const std::string& query_id) {
   std::string target = server_.path + "?" + auth_ + "input_format_skip_unknown_fields=1&query=" + url_encode(sql);
+  if (!query_id.empty()) target += "&query_id=" + url_encode(query_id);
   HttpResponse resp;
   if (status) *status = 0;
   if (!http_request(server_, "POST", target, body, spec_.timeout_usec, resp, error, sent, deadline_)) {
@@ -167,6 +168,17 @@ bool ClickHouseBackend::query(const std::string& sql, std::string_view body, std
   }
   out = std::move(resp.body);
   return true;
+}
+
+// Every INSERT has a query id naming its rows: medmon-RUN-TABLE-FIRST-LAST. The server refuses a
+// second query with the id of one still running, and system.processes shows which still run.
+int64_t ClickHouseBackend::inserts_running(const std::string& run, std::string& error) {
+  std::string out;
+  bool sent = false;
+  if (!query(fmt::format("SELECT count() FROM system.processes WHERE query_id LIKE {}", sql_str("medmon-" + run + "-%")), "",
+             out, error, sent))
+    return -1;
+  return std::atoll(out.c_str());
 }
 
 int64_t ClickHouseBackend::count_rows(const std::string& table, const std::string& run, uint64_t lo, uint64_t hi,
@@ -208,7 +220,8 @@ bool ClickHouseBackend::insert(const std::string& table, const std::vector<const
   std::string out;
   bool sent = false;
   int status = 0;
-  if (query("INSERT INTO " + table + " FORMAT JSONEachRow", body, out, error, sent, &status)) return true;
+  std::string id = fmt::format("medmon-{}-{}-{}-{}", rows.front()->run, table, rows.front()->seq, rows.back()->seq);
+  if (query("INSERT INTO " + table + " FORMAT JSONEachRow", body, out, error, sent, &status, id)) return true;
   if (!refused_for_good(status, error)) {
     // Sent (it may have gone in), or after parts that went in: count before sending again.
     if (sent || split_budget_ < kSplitBudget) uncertain_.insert(table);
@@ -263,6 +276,15 @@ bool ClickHouseBackend::deliver(const std::vector<Record>& batch, std::string& e
       }
       todo.clear();
       for (auto& [run, rg] : ranges) {
+        // An INSERT that timed out on this side may still be running there: its rows are not
+        // visible yet. Counting now would send them a second time.
+        int64_t running = inserts_running(run, error);
+        if (running < 0) return false;
+        if (running > 0) {
+          error = fmt::format("{}:{}: an INSERT sent before is still running on the server; waiting for it to end before "
+                              "checking what went in", server_.host, server_.port);
+          return false;
+        }
         int64_t have = count_rows(table, run, rg.first, rg.second, error);
         if (have < 0) return false;
         if (have == want[run]) continue;

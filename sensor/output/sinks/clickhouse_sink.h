@@ -30,7 +30,10 @@ class ClickHouseBackend : public Backend {
   // Runs a query; false with `error` when it fails. `sent`: the server may have acted on it.
   // `status`: the HTTP status of the reply (0: none came).
   bool query(const std::string& sql, std::string_view body, std::string& out, std::string& error, bool& sent,
-             int* status = nullptr);
+             int* status = nullptr, const std::string& query_id = {});
+  // How many INSERTs of `run` (by this process or an earlier one) the server is still running;
+  // -1 on error.
+  int64_t inserts_running(const std::string& run, std::string& error);
   // INSERTs the rows. A part the server refuses for its data (HTTP 4xx) is split in halves to
   // find the rows it refuses, which are dropped (within a budget of requests per batch; beyond
   // it a refused part is dropped whole). false: a failure to retry later.
