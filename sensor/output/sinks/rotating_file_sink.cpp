@@ -14,6 +14,7 @@
 #include <cstring>
 #include <ctime>
 #include <optional>
+#include <tuple>
 #include <stdexcept>
 #include <vector>
 
@@ -240,9 +241,29 @@ std::string RotatingFileSink::move_away(int64_t first_ts) {
     last_stamp_ = stamp;
     last_n_ = n;
     if (r_.keep) {
-      // Oldest beyond `keep` go.
+      // The files rotated longest ago beyond `keep` go. A name tells when the file's first event
+      // happened, not when the file was rotated: this run's files go by the order it rotated
+      // them, after those of earlier runs, which go by modification time (their last write,
+      // just before their rotation), then by name.
+      given_.push_back(target.substr(target.rfind('/') + 1));
       std::vector<RotatedName> rotated = list_rotated(dir, base);
-      for (size_t i = 0; i + r_.keep < rotated.size(); ++i) ::unlink((dir + "/" + rotated[i].name).c_str());
+      struct Age { size_t given; int64_t mtime; size_t by_name; const std::string* name; };
+      std::vector<Age> ages;
+      for (size_t i = 0; i < rotated.size(); ++i) {
+        size_t g = size_t(std::find(given_.begin(), given_.end(), rotated[i].name) - given_.begin());
+        int64_t mtime = 0;
+        struct stat st;
+        if (g == given_.size() && ::stat((dir + "/" + rotated[i].name).c_str(), &st) == 0)
+          mtime = int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+        ages.push_back({g == given_.size() ? 0 : g + 1, mtime, i, &rotated[i].name});
+      }
+      std::sort(ages.begin(), ages.end(), [](const Age& a, const Age& b) {
+        return std::tie(a.given, a.mtime, a.by_name) < std::tie(b.given, b.mtime, b.by_name);
+      });
+      for (size_t i = 0; i + r_.keep < ages.size(); ++i) {
+        ::unlink((dir + "/" + *ages[i].name).c_str());
+        given_.erase(std::remove(given_.begin(), given_.end(), *ages[i].name), given_.end());
+      }
     }
   } else {
     unsigned last = 1;

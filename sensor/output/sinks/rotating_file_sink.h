@@ -7,6 +7,7 @@
 // go on to the current file and the failure is told on stderr.
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "sensor/output/event_output.h"
 #include "sensor/output/sinks/sink_config.h"
@@ -54,6 +55,10 @@ class RotatingFileSink : public EventSink {
   std::string error_;  // the first failed write
   std::string last_stamp_;  // time stamp name of the last rotated file, and its -N (0: none)
   unsigned long last_n_ = 0;
+  // Time stamp names this sink gave, oldest first: with `keep`, the files of this run go last,
+  // in the order they were rotated (their names follow the first event's time, and events do
+  // not come in time order).
+  std::vector<std::string> given_;
 };
 
 }  // namespace medmon

@@ -318,6 +318,45 @@ TEST_CASE("Timestamp names: many rotations in one second keep the newest files")
   CHECK(got.size() > 3 * 1024 / lines[0].size());
 }
 
+TEST_CASE("Timestamp names: keep holds the files rotated last, whatever their events' times") {
+  TempDir td;
+  std::string path = td.path + "/ev.jsonl";
+  // Files of an earlier run, rotated before this one: they go first.
+  for (const char* suf : {".20300101T000000Z", ".20300101T000001Z"}) std::ofstream(path + suf) << "old\n";
+  RotateSettings r;
+  r.size = 1024;
+  r.timestamp_names = true;
+  r.keep = 3;
+  std::vector<std::string> lines;
+  {
+    RotatingFileSink s(path, r);
+    // Events out of time order (late flows, merged workers): a file rotated later may be named
+    // after an earlier time than the files before it.
+    for (int i = 0; i < 200; ++i) {
+      lines.push_back(event(i, 1700000000 + (i * 7919) % 1000 - i / 10 * 50, 40));
+      s.write_line("flow", lines.back());
+    }
+    CHECK(s.rotations() > 10);
+  }
+  std::vector<std::string> rotated;
+  for (const auto& e : std::filesystem::directory_iterator(td.path))
+    if (e.path().filename() != "ev.jsonl") rotated.push_back(e.path().string());
+  REQUIRE(rotated.size() == 3);
+  std::string all;
+  for (const auto& f : rotated) all += slurp(f);
+  all += slurp(path);
+  CHECK(all.find("old") == std::string::npos);
+  std::vector<std::string> got;
+  std::istringstream in(all);
+  for (std::string l; std::getline(in, l);) got.push_back(l);
+  std::sort(got.begin(), got.end(), [](const std::string& a, const std::string& b) {
+    return nlohmann::json::parse(a)["n"].get<int>() < nlohmann::json::parse(b)["n"].get<int>();
+  });
+  REQUIRE(!got.empty());
+  // The tail of the events: the last files rotated, none after the oldest kept one missing.
+  CHECK(got == std::vector<std::string>(lines.end() - long(got.size()), lines.end()));
+}
+
 TEST_CASE("A file that cannot be rotated away is never truncated") {
   TempDir td;
   std::string path = td.path + "/ev.jsonl";
