@@ -18,15 +18,29 @@ inline bool same_existing_file(const std::string& input, const std::string& outp
   return std::filesystem::equivalent(input, output, ec) && !ec;
 }
 
+// The path a symbolic link leads to, followed while the last part is a link (one that points
+// where nothing exists yet included: opening the path creates the file there).
+inline std::filesystem::path follow_links(std::filesystem::path p) {
+  std::error_code ec;
+  p = std::filesystem::absolute(p, ec);
+  for (int hops = 0; hops < 40 && std::filesystem::is_symlink(std::filesystem::symlink_status(p, ec)); ++hops) {
+    auto to = std::filesystem::read_symlink(p, ec);
+    if (ec) break;
+    p = to.is_absolute() ? to : p.parent_path() / to;
+  }
+  return p;
+}
+
 // Whether two output paths name one file: the same inode when both exist, else the same
-// absolute path once "." and ".." and the symbolic links of the existing part are resolved.
+// absolute path once "." and ".." and the symbolic links are resolved (a link to a file not
+// made yet included).
 inline bool same_output_file(const std::string& a, const std::string& b) {
   struct stat sa, sb;
   if (::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0)  // /dev/null may take any number of writers
     return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino && !S_ISCHR(sa.st_mode);
   std::error_code ea, eb;
-  auto ca = std::filesystem::weakly_canonical(std::filesystem::absolute(a), ea);
-  auto cb = std::filesystem::weakly_canonical(std::filesystem::absolute(b), eb);
+  auto ca = std::filesystem::weakly_canonical(follow_links(a), ea);
+  auto cb = std::filesystem::weakly_canonical(follow_links(b), eb);
   return ea || eb ? a == b : ca == cb;
 }
 

@@ -748,6 +748,21 @@ TEST_CASE("A file sink on the --out file, or on another sink's file, is an error
     CHECK_THROWS_WITH(make_sinks(cfg, out), Catch::Contains("is already the --out file"));
   }
   CHECK(slurp(out) == "kept\n");  // checked before anything is opened
+  // A symbolic link to an --out file not made yet (relative, through another link, or a link
+  // that is the --out file itself).
+  std::string fresh = td.path + "/sub/new.jsonl";
+  std::filesystem::create_symlink("sub/new.jsonl", td.path + "/dangling.jsonl");
+  std::filesystem::create_symlink("dangling.jsonl", td.path + "/chain.jsonl");
+  for (const std::string& other : {td.path + "/dangling.jsonl", td.path + "/chain.jsonl"}) {
+    INFO(other);
+    SinkConfig cfg;
+    cfg.sinks.push_back(parse_sink_spec("file=" + other));
+    CHECK_THROWS_WITH(make_sinks(cfg, fresh), Catch::Contains("is already the --out file"));
+    SinkConfig back;
+    back.sinks.push_back(parse_sink_spec("file=" + fresh));
+    CHECK_THROWS_WITH(make_sinks(back, other), Catch::Contains("is already the --out file"));
+  }
+  CHECK_FALSE(exists(fresh));
   SinkConfig two;
   two.sinks.push_back(parse_sink_spec("file=" + td.path + "/a.jsonl,name=a"));
   two.sinks.push_back(parse_sink_spec("file=" + td.path + "/sub/../a.jsonl,name=b"));
