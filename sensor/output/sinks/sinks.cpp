@@ -256,7 +256,7 @@ std::unique_ptr<SinkSet> make_sinks(const SinkConfig& cfg, const std::string& ou
     } else {
       std::unique_ptr<Backend> b;
       try {
-        if (s.type == "syslog") b = std::make_unique<SyslogBackend>(s, cfg.sensor_id);
+        if (s.type == "syslog") b = std::make_unique<SyslogBackend>(s, sensor_id);
         else b = std::make_unique<ClickHouseBackend>(s, sensor_id);
       } catch (const SinkConfigError& x) {
         throw SinkConfigError(fmt::format("{}: {}", s.where, x.what()));

@@ -575,6 +575,37 @@ TEST_CASE("RFC 5424 message layout") {
   CHECK(syslog_severity("flow", "{}") == 6);
 }
 
+TEST_CASE("Syslog names the sensor by its host name when no sensor id is set") {
+  TempDir td;
+  int rx = socket(AF_INET, SOCK_DGRAM, 0);
+  REQUIRE(rx >= 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(bind(rx, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  socklen_t len = sizeof a;
+  REQUIRE(getsockname(rx, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+  SinkConfig cfg;
+  cfg.sinks.push_back(parse_sink_spec("syslog=udp://127.0.0.1:" + std::to_string(ntohs(a.sin_port)) + ",spool=" + td.path + "/s"));
+  {
+    auto sinks = make_sinks(cfg, td.path + "/out.jsonl");
+    EventOutput out;
+    sinks->attach(out);
+    out.emit_line("flow", event(1));
+    out.flush();
+    sinks->close(false);
+  }
+  char buf[65536];
+  timeval tv{5, 0};
+  setsockopt(rx, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ssize_t n = recv(rx, buf, sizeof buf, 0);
+  close(rx);
+  REQUIRE(n > 0);
+  char h[256] = {};
+  gethostname(h, sizeof h - 1);
+  CHECK(std::string(buf, size_t(n)).find("[medmon@32473 sensor=\"" + sd_escape(h) + "\"]") != std::string::npos);
+}
+
 TEST_CASE("CEF escaping and alert mapping") {
   CHECK(cef_header_escape("a|b\\c\nd") == "a\\|b\\\\c d");
   CHECK(cef_ext_escape("k=v\\x\ny\r") == "k\\=v\\\\x\\ny\\r");
