@@ -1,5 +1,8 @@
 #include "sensor/output/sinks/syslog_sink.h"
 
+#include <linux/sockios.h>
+#include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -174,6 +177,64 @@ std::string alert_to_cef(std::string_view line, std::string_view sensor_id) {
   return out;
 }
 
+namespace {
+// Waits until the receiver has acknowledged every byte sent on a TCP connection: the kernel took
+// the messages, but a collector that goes away before its end has them loses them silently.
+// false with `error` when the connection breaks, the receiver acknowledges nothing for
+// `timeout_usec`, or the deadline passes; `unacked` then holds the bytes it has not acknowledged
+// (UINT64_MAX when unknown).
+bool wait_acknowledged(int fd, int64_t timeout_usec, const Deadline* deadline, uint64_t& unacked, std::string& error) {
+  int64_t last_progress = steady_ns();
+  int64_t before = -1;
+  int wait_ms = 1;
+  for (;;) {
+    int q = 0;
+    if (::ioctl(fd, SIOCOUTQ, &q) != 0) {
+      unacked = UINT64_MAX;
+      error = std::strerror(errno);
+      return false;
+    }
+    unacked = uint64_t(q);
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err) {
+      error = std::strerror(err);
+      return false;
+    }
+    if (q == 0) return true;
+    int64_t now = steady_ns();
+    if (before < 0 || q < before) last_progress = now;
+    before = q;
+    if (now - last_progress > timeout_usec * 1000) {
+      error = fmt::format("{} bytes not acknowledged for {} s", q, timeout_usec / 1000000.0);
+      return false;
+    }
+    if (deadline && now >= deadline->load(std::memory_order_relaxed)) {
+      error = "drain_timeout reached";
+      return false;
+    }
+    pollfd p{fd, 0, 0};  // POLLERR and POLLHUP come unasked: a reset connection
+    if (::poll(&p, 1, wait_ms) > 0 && (p.revents & (POLLERR | POLLHUP))) {
+      err = 0;
+      len = sizeof err;
+      ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+      ::ioctl(fd, SIOCOUTQ, &q);
+      unacked = uint64_t(q);
+      error = err ? std::strerror(err) : "connection closed by the receiver";
+      return false;
+    }
+    wait_ms = std::min(wait_ms * 2, 50);
+  }
+}
+
+// Whether the receiver has closed its end (a syslog collector sends nothing, so anything
+// readable is the end) or the connection failed: sending on would lose messages.
+bool peer_gone(int fd) {
+  pollfd p{fd, POLLIN | POLLRDHUP, 0};
+  return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLERR | POLLHUP));
+}
+}  // namespace
+
 SyslogBackend::SyslogBackend(const SinkSpec& spec, std::string sensor_id)
     : spec_(spec), facility_(syslog_facility(spec.facility)), sensor_id_(std::move(sensor_id)) {
   std::string e = parse_url(spec.url, url_, 514);
@@ -211,29 +272,49 @@ bool SyslogBackend::deliver(const std::vector<Record>& batch, std::string& error
     sent_ = 0;
   }
   const bool stream_wanted = url_.scheme == "tcp";
+  if (fd_ >= 0 && stream_wanted && peer_gone(fd_)) {
+    ::close(fd_);
+    fd_ = -1;
+  }
   if (fd_ < 0) {
     fd_ = connect_url(url_, stream_wanted ? SOCK_STREAM : SOCK_DGRAM, spec_.timeout_usec, error, &type_, deadline_);
     if (fd_ < 0) return false;
+    conn_bytes_ = 0;
   }
+  // TCP: a message counts as delivered once the receiver acknowledged its last byte.
+  std::vector<std::pair<size_t, uint64_t>> ends;  // message, connection bytes up to its end
   std::string framed;
+  bool ok = true;
   for (; sent_ < batch.size(); ++sent_) {
     std::string m = message(batch[sent_]);
     if (m.empty()) continue;
-    bool ok;
     if (type_ == SOCK_STREAM) {
       framed = std::to_string(m.size()) + ' ' + m;  // RFC 6587 octet counting
       ok = send_all(fd_, framed, spec_.timeout_usec, deadline_, error);
+      if (ok) ends.emplace_back(sent_, conn_bytes_ += framed.size());
     } else {
       int e = send_datagram(fd_, m, spec_.timeout_usec, deadline_, error);
       if (e == EMSGSIZE) { ++skipped_; continue; }  // larger than a datagram may be: dropped
       ok = e == 0;
     }
-    if (!ok) {
-      ::close(fd_);
-      fd_ = -1;
-      error = fmt::format("{}: {}", spec_.url, error);
-      return false;
-    }
+    if (!ok) break;
+  }
+  uint64_t unacked = 0;
+  if (ok && stream_wanted && !ends.empty()) ok = wait_acknowledged(fd_, spec_.timeout_usec, deadline_, unacked, error);
+  else if (!ok && stream_wanted) {
+    int q = 0;
+    unacked = ::ioctl(fd_, SIOCOUTQ, &q) == 0 ? uint64_t(q) : UINT64_MAX;
+  }
+  if (!ok) {
+    // What the receiver has not acknowledged is sent again on the next connection (a message it
+    // had in part may then come twice).
+    uint64_t acked_to = unacked > conn_bytes_ ? 0 : conn_bytes_ - unacked;
+    for (const auto& [i, end] : ends)
+      if (end > acked_to) { sent_ = i; break; }
+    ::close(fd_);
+    fd_ = -1;
+    error = fmt::format("{}: {}", spec_.url, error);
+    return false;
   }
   return true;
 }

@@ -54,6 +54,7 @@ class SyslogBackend : public Backend {
   std::string sensor_id_;
   int fd_ = -1;
   int type_ = 0;
+  uint64_t conn_bytes_ = 0;  // bytes written on this connection
   // Progress through the batch being retried, so a reconnect does not send a message twice.
   std::string batch_run_;
   uint64_t batch_seq_ = 0;

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <grp.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -1068,4 +1069,59 @@ TEST_CASE("A run refused for its spool directory leaves the files of an earlier 
     CHECK(slurp(side + ".1") == earlier);
   }
   first.close();
+}
+
+TEST_CASE("Syslog over TCP: messages the receiver never acknowledged are sent again, not counted delivered") {
+  TempDir td;
+  // A collector that takes little (a tiny receive window), never reads, and goes away.
+  int l = socket(AF_INET, SOCK_STREAM, 0);
+  int small = 2048;
+  REQUIRE(setsockopt(l, SOL_SOCKET, SO_RCVBUF, &small, sizeof small) == 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  REQUIRE(listen(l, 4) == 0);
+  socklen_t len = sizeof a;
+  REQUIRE(getsockname(l, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+  auto accept_within = [&](int ms) {
+    pollfd p{l, POLLIN, 0};
+    return poll(&p, 1, ms) > 0 ? accept(l, nullptr, nullptr) : -1;
+  };
+  SinkSpec spec = parse_sink_spec("syslog=tcp://127.0.0.1:" + std::to_string(ntohs(a.sin_port)) +
+                                  ",name=s,timeout=3,drain_timeout=10,spool=" + td.path + "/s");
+  spec.name = "s";
+  AsyncSink sink(spec, std::make_unique<SyslogBackend>(spec, "site-a"));
+  const int n = 40;
+  for (int i = 0; i < n; ++i) sink.write_line("flow", event(i, 1700000000, 300));
+  sink.flush();
+  int first = accept_within(5000);
+  REQUIRE(first >= 0);
+  usleep(500000);  // the messages wait in the sender's queue, most unacknowledged
+  close(first);    // unread data: the connection is reset
+  int second = accept_within(5000);
+  REQUIRE(second >= 0);  // the unacknowledged messages come again
+  std::string got;
+  timeval tv{5, 0};
+  setsockopt(second, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  char buf[65536];
+  while (got.find("\"n\":" + std::to_string(n - 1) + ",") == std::string::npos) {
+    ssize_t r = recv(second, buf, sizeof buf, 0);
+    if (r <= 0) break;
+    got.append(buf, size_t(r));
+  }
+  // A contiguous tail of the events, up to the last: what the first collector held but never
+  // read (acknowledged by its kernel) is the limit TCP syslog has.
+  std::vector<int> seen;
+  for (size_t p = got.find("\"n\":"); p != std::string::npos; p = got.find("\"n\":", p + 1))
+    seen.push_back(std::atoi(got.c_str() + p + 4));
+  REQUIRE(!seen.empty());
+  CHECK(seen.back() == n - 1);
+  CHECK(seen.size() > size_t(n / 2));
+  for (size_t i = 1; i < seen.size(); ++i) CHECK(seen[i] == seen[i - 1] + 1);
+  CHECK(sink.counters().errors >= 1);
+  sink.close();
+  CHECK(sink.counters().delivered == uint64_t(n));
+  close(second);
+  close(l);
 }
