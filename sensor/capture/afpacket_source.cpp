@@ -102,7 +102,11 @@ void AfPacketSource::set_filter(const std::string& bpf) {
   std::lock_guard<std::mutex> lock(filter_m_);
   if (intake_closed_) return;
   if (bpf.empty()) {
-    setsockopt(fd_, SOL_SOCKET, SO_DETACH_FILTER, nullptr, 0);  // ENOENT when there was none
+    // The kernel wants an int-sized option value, whatever it holds (a null, 0-length one is
+    // EINVAL); ENOENT: there was no filter, which is what is asked.
+    int unused = 0;
+    if (setsockopt(fd_, SOL_SOCKET, SO_DETACH_FILTER, &unused, sizeof unused) < 0 && errno != ENOENT)
+      throw std::runtime_error(std::string("detach BPF filter: ") + std::strerror(errno));
     return;
   }
   // The handle only compiles: the filter runs in the kernel on this socket, which sees frames
@@ -155,7 +159,11 @@ void AfPacketSource::close_intake() {
   intake_closed_ = true;
   sock_filter none = BPF_STMT(BPF_RET | BPF_K, 0);  // accept no byte of any frame
   sock_fprog fp{1, &none};
-  setsockopt(fd_, SOL_SOCKET, SO_ATTACH_FILTER, &fp, sizeof fp);
+  if (setsockopt(fd_, SOL_SOCKET, SO_ATTACH_FILTER, &fp, sizeof fp) < 0) {
+    // The ring keeps filling: drain() still ends, after every block once, but what came after
+    // the stop is analysed too.
+    print_err("medmon: warning: {}: cannot close the capture ring to new frames: {}\n", iface_, std::strerror(errno));
+  }
 }
 
 size_t AfPacketSource::drain(const Handler& h) {

@@ -456,9 +456,26 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
   if (int rc = start_sinks(*sinks)) return rc;
   install_handlers();
 
-  CaptureFilter filter{bpf_from_cli, FilterInForce(o.bpf), [&](const std::string& f) {
-                         for (auto& s : sources) s->set_filter(f);
-                       }};
+  // Every socket gets the new filter, or none does: on a failure part way the sockets already
+  // changed are set back, so that the filter reported stays the one in force.
+  CaptureFilter filter{bpf_from_cli, FilterInForce(o.bpf), nullptr};
+  filter.apply = [&](const std::string& f) {
+    const std::string before = filter.current.get();
+    for (size_t i = 0; i < sources.size(); ++i) {
+      try {
+        sources[i]->set_filter(f);
+      } catch (const std::exception&) {
+        for (size_t j = 0; j < i; ++j) {
+          try {
+            sources[j]->set_filter(before);
+          } catch (const std::exception& e) {
+            log_line(kLogErr, "reload: cannot set the filter '{}' back on socket {}: {}", before, j, e.what());
+          }
+        }
+        throw;
+      }
+    }
+  };
   LiveAssets assets([&] { return board.current(); });  // one inventory for all workers
   std::vector<std::thread> threads;
   set_worker_slots(o.workers);
