@@ -585,13 +585,16 @@ bool PcapSource::stats(uint64_t& received, uint64_t& dropped, uint64_t& if_dropp
 
 int PcapSource::selectable_fd() const { return pcap_get_selectable_fd(p_); }
 
-void PcapSource::close_intake() {
-  if (!live_) return;
+bool PcapSource::close_intake() {
+  if (!live_) return false;
+  // Reads after the stop never wait: next() says `timeout` at once when nothing is ready.
+  char err[PCAP_ERRBUF_SIZE] = {0};
+  pcap_setnonblock(p_, 1, err);
   // On the socket itself: a filter set through libpcap would also drop, in libpcap, the frames
   // the ring already holds.
   sock_filter none = BPF_STMT(BPF_RET | BPF_K, 0);
   sock_fprog fp{1, &none};
-  setsockopt(pcap_get_selectable_fd(p_), SOL_SOCKET, SO_ATTACH_FILTER, &fp, sizeof fp);
+  return setsockopt(pcap_get_selectable_fd(p_), SOL_SOCKET, SO_ATTACH_FILTER, &fp, sizeof fp) == 0;
 }
 
 }  // namespace medmon

@@ -48,8 +48,10 @@ class PcapSource {
   // Live: packets received and dropped by the kernel and the interface.
   bool stats(uint64_t& received, uint64_t& dropped, uint64_t& if_dropped) const;
   // Live, stopping: the kernel puts no more frames into the capture ring (a socket filter that
-  // takes none); what the ring holds is still returned by next().
-  void close_intake();
+  // takes none); what the ring holds is still returned by next(), which no longer waits (it
+  // returns `timeout` when no frame is ready). False when the filter could not be attached
+  // (errno says why): frames keep coming.
+  bool close_intake();
   int selectable_fd() const;
   const std::string& name() const { return name_; }
   // True while records come from the file's mapping rather than through libpcap.

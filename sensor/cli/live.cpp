@@ -396,26 +396,34 @@ int run_live_pcap(const LiveOptions& o, const SensorConfig& cfg, Depth depth, co
   }
   ticking = false;
   ticker.join();
-  // Stopped: what the ring holds is analysed before the flows end, as with AF_PACKET. The
-  // kernel counts a frame as received when it puts it into the ring, so the ring holds
-  // received - dropped - analysed; its last block comes within the 100 ms timeout. A frame
-  // that still could not be read is counted as dropped (and as capture.unread_at_stop).
+  // Stopped: what the ring holds is analysed before the flows end, as with AF_PACKET. Reads no
+  // longer wait. The block the kernel was filling is handed over within its 100 ms timeout:
+  // until 300 ms after the intake closed an empty read is waited out, then the first empty read
+  // ends the drain (the ring, taking no more frames, is empty). The kernel's `received` is no
+  // measure of what is left: on loopback it counts each frame twice, and libpcap drops the
+  // outgoing copy itself.
   uint64_t recv, drop, ifdrop;
   if (rc == kExitClean) {
-    src->close_intake();
-    uint64_t in_ring = src->stats(recv, drop, ifdrop) && recv > drop ? recv - drop : 0;
-    for (int idle = 0; idle < 3 && pipeline.packets() < in_ring;) {
+    const bool closed = src->close_intake();
+    if (!closed) log_line(kLogWarn, "{}: cannot close the capture to new frames: {}", o.iface, std::strerror(errno));
+    const auto last_block = std::chrono::steady_clock::now() + std::chrono::milliseconds(300);
+    for (;;) {
       auto r = src->next(h, data);
-      if (r == PcapSource::Next::packet) pipeline.packet(data, h->caplen, h->len, packet_time(h->ts.tv_sec, h->ts.tv_usec));
-      else if (r == PcapSource::Next::error) break;
-      else ++idle;
+      if (r == PcapSource::Next::packet) {
+        pipeline.packet(data, h->caplen, h->len, packet_time(h->ts.tv_sec, h->ts.tv_usec));
+        // Frames still flowing in (the intake could not be closed): what came after the last
+        // block's timeout is not waited for.
+        if (!closed && std::chrono::steady_clock::now() >= last_block) break;
+      } else if (r == PcapSource::Next::error) {
+        break;
+      } else if (std::chrono::steady_clock::now() >= last_block) {
+        break;  // nothing ready (`end`: a breakloop left by a signal, taken once)
+      } else {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
     }
   }
-  if (src->stats(recv, drop, ifdrop)) {
-    uint64_t unread = rc == kExitClean && recv > drop + pipeline.packets() ? recv - drop - pipeline.packets() : 0;
-    if (unread) out.counters().at("capture.unread_at_stop") = unread;
-    pipeline.set_capture_stats(recv, drop + unread, ifdrop);
-  }
+  if (src->stats(recv, drop, ifdrop)) pipeline.set_capture_stats(recv, drop, ifdrop);
   pipeline.finish(FlowEnd::interrupted, true, stop_time());
   out.flush();
   sinks->close(false);

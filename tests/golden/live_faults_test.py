@@ -1,5 +1,6 @@
 """medmon live when the capture does not go as planned (veth pair in a private network namespace):
-a reload that removes the capture filter takes it off the open sockets. Needs root, ip(8) and
+a reload that removes the capture filter takes it off the open sockets; `--capture pcap` on the
+loopback interface stops at the first SIGINT, traffic flowing or not. Needs root, ip(8) and
 tcpreplay."""
 import os
 import shutil
@@ -60,6 +61,48 @@ def filter_removed(C, method, workers):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+SENDER = """
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+end = time.time() + float(sys.argv[1])
+while time.time() < end:
+    s.sendto(b"x" * 50, ("127.0.0.1", 9999))
+    time.sleep(0.02)
+"""
+
+
+def loopback_stop(C, traffic_at_stop):
+    """`--capture pcap -i lo` with UDP on 127.0.0.1: one SIGINT stops it, whether datagrams still
+    flow or stopped a moment before. On loopback the kernel counts each frame twice (libpcap drops
+    the outgoing copy itself): no frame is said unread or dropped for that."""
+    tag = f"pcap on lo, SIGINT {'with traffic flowing' if traffic_at_stop else 'after the traffic'}"
+    tmp = tempfile.mkdtemp(prefix="mmlive-")
+    ns = Netns("l")
+    try:
+        ns.sh("ip link set lo up")
+        live = Live(ns, ["-i", "lo", "--capture", "pcap"], os.path.join(tmp, "events.jsonl"),
+                    os.path.join(tmp, "stderr.txt"))
+        sender = ns.popen([sys.executable, "-c", SENDER, "30" if traffic_at_stop else "1.5"])
+        time.sleep(2.0)
+        os.kill(live.medmon_pid(), signal.SIGINT)
+        try:
+            rc = live.p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            rc = "still running 20 s after SIGINT"
+        sender.kill()
+        sender.wait()
+        C.eq(f"{tag}: exit status", rc, 0)
+        if rc != 0:
+            return
+        last = final_stats(live.events()).get(0, {})
+        C.true(f"{tag}: packets analysed ({last.get('packets')})", last.get("packets", 0) > 0)
+        C.eq(f"{tag}: no frame said unread", last.get("counters", {}).get("capture.unread_at_stop", 0), 0)
+        C.eq(f"{tag}: no frame said dropped", last.get("capture", {}).get("dropped"), 0)
+    finally:
+        ns.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main():
     C = Checker("live_faults")
     why = tools_missing()
@@ -68,6 +111,8 @@ def main():
         return 0
     filter_removed(C, "afpacket", 2)
     filter_removed(C, "pcap", 1)
+    loopback_stop(C, True)
+    loopback_stop(C, False)
     C.done()
 
 
