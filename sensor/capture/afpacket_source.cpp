@@ -7,6 +7,7 @@
 #include <net/if.h>
 #include <pcap/pcap.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -85,6 +86,7 @@ AfPacketSource::AfPacketSource(const AfPacketOptions& o) {
   sll.sll_protocol = htons(ETH_P_ALL);
   sll.sll_ifindex = static_cast<int>(idx);
   if (bind(fd_, reinterpret_cast<sockaddr*>(&sll), sizeof sll) < 0) fail(o.iface, "bind");
+  ifindex_ = idx;
   if (o.promisc) {
     packet_mreq mr{};
     mr.mr_ifindex = static_cast<int>(idx);
@@ -144,13 +146,36 @@ size_t AfPacketSource::poll(int timeout_ms, const Handler& h) {
     auto* bd = reinterpret_cast<tpacket_block_desc*>(ring_ + next_block_ * block_size_);
     if (!(__atomic_load_n(&bd->hdr.bh1.block_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER)) {
       if (n > 0) return n;
-      pollfd pfd{fd_, POLLIN | POLLERR, 0};
-      if (::poll(&pfd, 1, timeout_ms) <= 0) return 0;
+      pollfd pfd{fd_, POLLIN, 0};
+      int ready = ::poll(&pfd, 1, timeout_ms);
+      // An error stays pending (poll() says POLLERR at once, again and again) until it is read.
+      if (ready > 0 && (pfd.revents & POLLERR)) read_socket_error();
+      if (link_ == Link::down) check_link();
+      if (ready <= 0) return 0;
       if (!(__atomic_load_n(&bd->hdr.bh1.block_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER)) return 0;
     }
     n += read_block(h);
   }
   return n;
+}
+
+void AfPacketSource::read_socket_error() {
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err == 0) return;
+  if (err == ENETDOWN) link_ = Link::down;  // down or being deleted: check_link() tells
+  else error_ = err;
+}
+
+void AfPacketSource::check_link() {
+  char name[IF_NAMESIZE] = {0};
+  if (!if_indextoname(ifindex_, name)) {
+    if (errno == ENXIO || errno == ENODEV) link_ = Link::gone;
+    return;
+  }
+  ifreq ifr{};
+  std::memcpy(ifr.ifr_name, name, sizeof name);
+  if (ioctl(fd_, SIOCGIFFLAGS, &ifr) == 0 && (ifr.ifr_flags & IFF_UP)) link_ = Link::up;
 }
 
 void AfPacketSource::close_intake() {

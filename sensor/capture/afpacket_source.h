@@ -6,6 +6,7 @@
 #include <functional>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace medmon {
@@ -43,6 +44,13 @@ class AfPacketSource {
   // more. Returns the number of packets delivered.
   void close_intake();
   size_t drain(const Handler& h);
+  // The interface as poll() last saw it. Taken down, the kernel stops feeding the socket (and
+  // says so once, by a socket error, ENETDOWN); it feeds it again when the interface is up. A
+  // deleted interface never comes back: `gone`.
+  enum class Link { up, down, gone };
+  Link link() const { return link_; }
+  // The socket error poll() read, other than the interface going down (0: none); taken once.
+  int take_error() { return std::exchange(error_, 0); }
   // Kernel counters since the socket was opened.
   void stats(uint64_t& received, uint64_t& dropped, uint64_t& freeze_q);
   // Frames handed to poll()'s and drain()'s handler so far. After drain(), received - dropped
@@ -64,6 +72,13 @@ class AfPacketSource {
   // Hands every packet of a ready block to h and gives the block back to the kernel.
   size_t read_block(const Handler& h);
   std::vector<uint8_t> vlan_buf_;
+  unsigned ifindex_ = 0;
+  Link link_ = Link::up;
+  int error_ = 0;
+  // Reads the pending socket error (clearing it, so that poll() waits again).
+  void read_socket_error();
+  // While down: is the interface still there, and up again?
+  void check_link();
 };
 
 }  // namespace medmon

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
@@ -485,6 +486,9 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
     }
   };
   LiveAssets assets([&] { return board.current(); });  // one inventory for all workers
+  // The interface going down or away is told once, whichever worker's socket sees it first.
+  std::atomic<int> workers_down{0};
+  std::atomic<bool> iface_gone{false};
   std::vector<std::thread> threads;
   set_worker_slots(o.workers);
   for (int i = 0; i < o.workers; ++i) {
@@ -516,8 +520,28 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
         pipeline.set_capture_stats(recv, drop, 0);
         pipeline.set_input_filter(filter.current.get());
       };
+      // What the socket says of the interface, once per change.
+      AfPacketSource::Link link = AfPacketSource::Link::up;
+      auto watch_link = [&] {
+        if (int e = src.take_error()) log_line(kLogErr, "{}: capture error: {}", o.iface, std::strerror(e));
+        AfPacketSource::Link now = src.link();
+        if (now == link) return;
+        if (now == AfPacketSource::Link::gone) {
+          // As libpcap says it for `--capture pcap`; the run ends (exit 3).
+          if (!iface_gone.exchange(true)) log_line(kLogErr, "{}: The interface disappeared", o.iface);
+          g_live_stop = true;
+        } else if (now == AfPacketSource::Link::down) {
+          if (workers_down.fetch_add(1) == 0)
+            log_line(kLogWarn, "{}: capture error: {}; waiting for the interface to come up again", o.iface,
+                     std::strerror(ENETDOWN));
+        } else if (link == AfPacketSource::Link::down && workers_down.fetch_sub(1) == 1) {
+          log_line(kLogInfo, "{}: the interface is up again; capture goes on", o.iface);
+        }
+        link = now;
+      };
       while (!g_live_stop) {
         src.poll(100, handler);
+        watch_link();
         // Between batches: the safe point to take up a reloaded policy.
         judge.refresh(out, pipeline.last_ts());
         auto now = std::chrono::steady_clock::now();
@@ -554,7 +578,7 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
   file->flush();
   sinks->close(false);
   if (int w = output_failed(*sinks)) return w;
-  return kExitClean;
+  return iface_gone ? kExitInput : kExitClean;
 }
 }  // namespace
 

@@ -1,7 +1,8 @@
 """medmon live when the capture does not go as planned (veth pair in a private network namespace):
 a reload that removes the capture filter takes it off the open sockets; `--capture pcap` on the
-loopback interface stops at the first SIGINT, traffic flowing or not. Needs root, ip(8) and
-tcpreplay."""
+loopback interface stops at the first SIGINT, traffic flowing or not; with AF_PACKET, an
+interface taken down is waited for (without spinning) and captured again once up, a deleted one
+ends the run (exit 3) as with libpcap. Needs root, ip(8) and tcpreplay."""
 import os
 import shutil
 import signal
@@ -103,6 +104,58 @@ def loopback_stop(C, traffic_at_stop):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def until(cond, timeout=15):
+    """Waits for cond(); False when it did not hold in time."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if cond():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def cpu_seconds(pid):
+    """User and system time of a process so far."""
+    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def link_down_then_gone(C, workers):
+    """The interface goes down: said once on stderr, no busy loop; up again: captured again.
+    Then deleted: `The interface disappeared`, exit 3."""
+    tag = f"afpacket, {workers} worker(s)"
+    tmp = tempfile.mkdtemp(prefix="mmlive-")
+    ns = Netns("k")
+    try:
+        live = Live(ns, ["-i", "vb", "--workers", str(workers), "--buffer-mb", "4"], os.path.join(tmp, "events.jsonl"),
+                    os.path.join(tmp, "stderr.txt"), sockets=workers)
+        ns.sh("ip link set vb down")
+        C.true(f"{tag}, interface down: said on stderr", until(lambda: "Network is down" in live.stderr()))
+        t0, c0 = time.time(), cpu_seconds(live.medmon_pid())
+        time.sleep(2.0)
+        busy = (cpu_seconds(live.medmon_pid()) - c0) / (time.time() - t0)
+        C.true(f"{tag}, interface down: no busy loop ({busy:.0%} of a CPU)", busy < 0.25)
+        C.eq(f"{tag}, interface down: said once", live.stderr().count("Network is down"), 1)
+        ns.sh("ip link set vb up")
+        C.true(f"{tag}, interface up again: said on stderr", until(lambda: "up again" in live.stderr()))
+        time.sleep(0.5)
+        ns.replay(pcap("demo", "demo.pcap"))
+        time.sleep(1.0)  # a ring block is handed over after 100 ms at most
+        ns.sh("ip link del va")
+        try:
+            rc = live.p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            rc = "still running 20 s after the interface was deleted"
+        err = live.stderr()
+        C.eq(f"{tag}, interface deleted: exit status ({err.strip()[-300:]})", rc, 3)
+        C.eq(f"{tag}, interface deleted: said once", err.count("vb: The interface disappeared"), 1)
+        C.true(f"{tag}: the frames replayed once the interface was up again were analysed",
+               sum(s["packets"] for s in final_stats(live.events()).values()) > 0 and len(flows(live.events())) > 0)
+    finally:
+        ns.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main():
     C = Checker("live_faults")
     why = tools_missing()
@@ -113,6 +166,8 @@ def main():
     filter_removed(C, "pcap", 1)
     loopback_stop(C, True)
     loopback_stop(C, False)
+    for workers in (1, 2):
+        link_down_then_gone(C, workers)
     C.done()
 
 
