@@ -489,6 +489,9 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
   // The interface going down or away is told once, whichever worker's socket sees it first.
   std::atomic<int> workers_down{0};
   std::atomic<bool> iface_gone{false};
+  // The latest packet time any worker saw: the capture's clock, which every worker follows so
+  // that a worker the fanout gives few or no packets still ends its idle flows on time.
+  std::atomic<int64_t> capture_clock{0};
   std::vector<std::thread> threads;
   set_worker_slots(o.workers);
   for (int i = 0; i < o.workers; ++i) {
@@ -542,6 +545,11 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
       while (!g_live_stop) {
         src.poll(100, handler);
         watch_link();
+        if (o.workers > 1) {
+          int64_t mine = pipeline.last_ts().usec, clock = capture_clock.load(std::memory_order_relaxed);
+          while (mine > clock && !capture_clock.compare_exchange_weak(clock, mine, std::memory_order_relaxed)) {}
+          if (clock > mine) pipeline.follow_clock(Timestamp{clock});
+        }
         // Between batches: the safe point to take up a reloaded policy.
         judge.refresh(out, pipeline.last_ts());
         auto now = std::chrono::steady_clock::now();

@@ -663,6 +663,12 @@ void Pipeline::advance_clock(Timestamp ts) {
   if (move_clock(ts)) expire_now();
 }
 
+void Pipeline::follow_clock(Timestamp ts) {
+  if (ts.usec <= clock_.usec) return;
+  clock_ = ts;
+  tick();
+}
+
 void Pipeline::finish(FlowEnd why, bool with_stats, std::optional<Timestamp> stop_time) {
   if (decoder_) decoder_->fragments().drop_all();
   flows_->end_all(why);

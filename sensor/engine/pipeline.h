@@ -57,6 +57,10 @@ class Pipeline {
   // packet): its clock follows it (forward, or back by more than kTimeBackUsec) and its flows
   // and fragments time out now, so expiry does not depend on which worker a flow hashes to.
   void advance_clock(Timestamp ts);
+  // Live capture with --workers: packet time another worker saw. The clock only moves forward
+  // (the workers' latest times differ by a batch), with what a packet of that time would bring:
+  // idle flows and fragments time out, the periodic `stats` is written.
+  void follow_clock(Timestamp ts);
   // Ends every open flow (end of input, or `interrupted` on a signal) and, unless told not to,
   // writes the final stats, dated by the latest packet time. stop_time: live capture's time of
   // the stop (the kernel stamps packets with the same clock), the date when no packet came.

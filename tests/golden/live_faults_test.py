@@ -2,7 +2,9 @@
 a reload that removes the capture filter takes it off the open sockets; `--capture pcap` on the
 loopback interface stops at the first SIGINT, traffic flowing or not; with AF_PACKET, an
 interface taken down is waited for (without spinning) and captured again once up, a deleted one
-ends the run (exit 3) as with libpcap. Needs root, ip(8) and tcpreplay."""
+ends the run (exit 3) as with libpcap; with --workers, a worker that receives no more packets
+still ends its idle flows and writes its periodic stats on the capture's packet time. Needs root,
+ip(8) and tcpreplay."""
 import os
 import shutil
 import signal
@@ -156,6 +158,54 @@ def link_down_then_gone(C, workers):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+IDLE_SENDER = """
+import socket, sys, time
+sys.path.insert(0, sys.argv[1])
+from pcapwrite import ether, ipv4, udp
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(("va", 0))
+ma, mb = bytes.fromhex("020000000001"), bytes.fromhex("020000000002")
+def send(a, b, sp, i):
+    s.send(ether(mb, ma, ipv4(a, b, 17, udp(a, b, sp, 7000, b"x" * 10), ident=i)))
+for k in range(16):  # short flows, one packet each, spread over the workers
+    send("10.80.0.%d" % (k + 1), "10.80.1.1", 31000 + k, k)
+for i in range(50):  # then one flow, on one worker, for 5 s
+    send("10.81.0.1", "10.81.1.1", 30000, 100 + i)
+    time.sleep(0.1)
+"""
+
+
+def quiet_worker_clock(C):
+    """Two workers, 16 one-packet flows, then one flow for 5 s: one worker gets no packet more,
+    yet its flows end by their 1 s idle timeout, not at the stop, and it writes its periodic
+    stats as the other does."""
+    tmp = tempfile.mkdtemp(prefix="mmlive-")
+    ns = Netns("i")
+    try:
+        cfg = os.path.join(tmp, "medmon.yaml")
+        with open(cfg, "w") as f:
+            f.write("capture:\n  interface: vb\n  workers: 2\n  ring_size: 4194304\n  block_size: 262144\n"
+                    "flows:\n  udp_idle_timeout: 1\noutput:\n  stats_interval: 1\n")
+        live = Live(ns, ["--config", cfg], os.path.join(tmp, "events.jsonl"), os.path.join(tmp, "stderr.txt"), sockets=2)
+        ns.popen([sys.executable, "-c", IDLE_SENDER, os.path.dirname(os.path.abspath(__file__))]).wait(timeout=60)
+        time.sleep(0.3)
+        C.eq("quiet worker: exit status", live.stop(signal.SIGTERM), 0)
+        events = live.events()
+        short = {f["src_ip"]: f["flow"]["state"] for f in flows(events) if f["src_ip"].startswith("10.80.0.")}
+        C.eq("quiet worker: the 16 short flows", len(short), 16)
+        C.eq("quiet worker: every short flow ended by its idle timeout",
+             sorted(ip for ip, st in short.items() if st != "idle_timeout"), [])
+        per_worker = {}
+        for e in events:
+            if e["event_type"] == "stats":
+                per_worker[e["stats"]["worker"]] = per_worker.get(e["stats"]["worker"], 0) + 1
+        C.true(f"quiet worker: periodic stats from both workers ({per_worker})",
+               sorted(per_worker) == [0, 1] and min(per_worker.values()) >= 3)
+    finally:
+        ns.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main():
     C = Checker("live_faults")
     why = tools_missing()
@@ -168,6 +218,7 @@ def main():
     loopback_stop(C, False)
     for workers in (1, 2):
         link_down_then_gone(C, workers)
+    quiet_worker_clock(C)
     C.done()
 
 
