@@ -5,6 +5,7 @@
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
 #include <net/if.h>
+#include <net/if_arp.h>
 #include <pcap/pcap.h>
 #include <poll.h>
 #include <sys/ioctl.h>
@@ -29,10 +30,10 @@ namespace {
   throw std::runtime_error(iface + ": " + what + ": " + std::strerror(errno));
 }
 
-// A libpcap handle activated on the Ethernet interface, so that pcap_compile generates code as
-// for a live Linux capture; null when it cannot be opened. Not promiscuous, with a small buffer:
-// it is closed as soon as the filter is compiled.
-pcap_t* open_live_for_compile(const std::string& iface, int snaplen) {
+// A libpcap handle activated on the interface (of link type dlt), so that pcap_compile
+// generates code as for a live Linux capture; null when it cannot be opened. Not promiscuous,
+// with a small buffer: it is closed as soon as the filter is compiled.
+pcap_t* open_live_for_compile(const std::string& iface, int snaplen, int dlt) {
   char err[PCAP_ERRBUF_SIZE] = {0};
   pcap_t* p = pcap_create(iface.c_str(), err);
   if (!p) return nullptr;
@@ -41,11 +42,27 @@ pcap_t* open_live_for_compile(const std::string& iface, int snaplen) {
   pcap_set_buffer_size(p, 1 << 16);
   // > 0 is a warning: the handle is usable. This socket reads frames as they are on the link,
   // which the code of another link type (libpcap's cooked mode) would misread.
-  if (pcap_activate(p) < 0 || pcap_datalink(p) != DLT_EN10MB) {
+  if (pcap_activate(p) < 0 || pcap_datalink(p) != dlt) {
     pcap_close(p);
     return nullptr;
   }
   return p;
+}
+
+// The link type of what a SOCK_RAW packet socket reads on an interface of this ARP hardware
+// type: as libpcap maps it, for the types whose frames the socket hands over as on the link.
+// -1: not one of them.
+int linktype_of(int arphrd) {
+  switch (arphrd) {
+    case ARPHRD_ETHER:
+    case ARPHRD_LOOPBACK:  // Linux puts an Ethernet header of zeros on loopback frames
+      return DLT_EN10MB;
+    case ARPHRD_NONE:      // tun devices: the IP packet, no link header
+    case ARPHRD_RAWIP:     // cellular modems
+      return DLT_RAW;
+    default:
+      return -1;
+  }
 }
 }  // namespace
 
@@ -55,6 +72,17 @@ AfPacketSource::AfPacketSource(const AfPacketOptions& o) {
   // while the ring is being set up.
   fd_ = ::socket(AF_PACKET, SOCK_RAW, 0);
   if (fd_ < 0) fail(o.iface, "AF_PACKET socket (needs CAP_NET_RAW)");
+  // Frames are read as they are on the link: only link types the decoder reads that way are
+  // taken (a tun device's raw IP read as Ethernet would give no flow at all).
+  ifreq ifr{};
+  if (o.iface.size() >= sizeof ifr.ifr_name) throw std::runtime_error(o.iface + ": interface name too long");
+  std::memcpy(ifr.ifr_name, o.iface.data(), o.iface.size());
+  if (ioctl(fd_, SIOCGIFHWADDR, &ifr) < 0) fail(o.iface, errno == ENODEV ? "no such interface" : "link type");
+  dlt_ = linktype_of(ifr.ifr_hwaddr.sa_family);
+  if (dlt_ < 0)
+    throw std::runtime_error(fmt::format("{}: unsupported link type (ARP hardware type {}) for --capture afpacket, which "
+                                         "reads Ethernet, loopback and raw IP interfaces; try --capture pcap",
+                                         o.iface, ifr.ifr_hwaddr.sa_family));
   int v = TPACKET_V3;
   if (setsockopt(fd_, SOL_PACKET, PACKET_VERSION, &v, sizeof v) < 0) fail(o.iface, "TPACKET_V3");
 
@@ -117,13 +145,13 @@ void AfPacketSource::set_filter(const std::string& bpf) {
   // file ("dead") it reads the tag from the frame bytes, and `vlan 10` matches nothing. So the
   // filter is compiled on a live handle of the same interface, opened for the moment; when that
   // cannot be (the privilege to open one dropped, say), as for a file, with a warning.
-  std::unique_ptr<pcap_t, void (*)(pcap_t*)> handle(open_live_for_compile(iface_, snaplen_), pcap_close);
+  std::unique_ptr<pcap_t, void (*)(pcap_t*)> handle(open_live_for_compile(iface_, snaplen_, dlt_), pcap_close);
   if (!handle) {
     print_err(
                "medmon: warning: {}: no live handle to compile the BPF filter on: compiled as for a capture file, "
                "where VLAN tests read the 802.1Q tag from the frame (the kernel has taken it out)\n",
                iface_);
-    handle.reset(pcap_open_dead(DLT_EN10MB, static_cast<int>(snaplen_)));
+    handle.reset(pcap_open_dead(dlt_, static_cast<int>(snaplen_)));
   }
   if (!handle) throw std::runtime_error("cannot compile BPF filter: out of memory");
   bpf_program prog;
@@ -220,7 +248,7 @@ size_t AfPacketSource::read_block(const Handler& h) {
     // with one whose return value allows more) the kernel gives the whole frame. The frame's
     // own length stays its wire length.
     const uint32_t snap = static_cast<uint32_t>(snaplen_);
-    if ((ph->tp_status & TP_STATUS_VLAN_VALID) && caplen >= 12) {
+    if ((ph->tp_status & TP_STATUS_VLAN_VALID) && dlt_ == DLT_EN10MB && caplen >= 12) {
       // The kernel stripped the 802.1Q tag: put it back, zones are often VLANs.
       vlan_buf_.assign(frame, frame + 12);
       uint16_t tpid = (ph->tp_status & TP_STATUS_VLAN_TPID_VALID) ? ph->hv1.tp_vlan_tpid : ETH_P_8021Q;

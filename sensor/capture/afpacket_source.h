@@ -51,6 +51,8 @@ class AfPacketSource {
   Link link() const { return link_; }
   // The socket error poll() read, other than the interface going down (0: none); taken once.
   int take_error() { return std::exchange(error_, 0); }
+  // The link type of the frames handed over (a pcap DLT): Ethernet, or raw IP on a tun device.
+  int datalink() const { return dlt_; }
   // Kernel counters since the socket was opened.
   void stats(uint64_t& received, uint64_t& dropped, uint64_t& freeze_q);
   // Frames handed to poll()'s and drain()'s handler so far. After drain(), received - dropped
@@ -59,6 +61,7 @@ class AfPacketSource {
 
  private:
   int fd_ = -1;
+  int dlt_ = 1;           // DLT_EN10MB
   int snaplen_ = 65535;   // frames are cut to it here (the kernel cuts them only through a filter)
   std::string iface_;     // where set_filter opens a live handle to compile on
   uint8_t* ring_ = nullptr;

@@ -506,7 +506,7 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
       out.add_observer(inventory.get());
       // The caps over all flows hold for the process: each worker has its share.
       Pipeline pipeline(worker_share(cfg, o.workers, i), depth, out, phi, {&judge, inventory.get()});
-      pipeline.set_linktype(linktype::EN10MB);
+      pipeline.set_linktype(sources[i]->datalink());
       pipeline.prepare();
       if (o.workers > 1) pipeline.set_worker_id(i);
       pipeline.set_input_filter(filter.current.get());

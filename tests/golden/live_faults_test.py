@@ -3,7 +3,8 @@ a reload that removes the capture filter takes it off the open sockets; `--captu
 loopback interface stops at the first SIGINT, traffic flowing or not; with AF_PACKET, an
 interface taken down is waited for (without spinning) and captured again once up, a deleted one
 ends the run (exit 3) as with libpcap; with --workers, a worker that receives no more packets
-still ends its idle flows and writes its periodic stats on the capture's packet time. Needs root,
+still ends its idle flows and writes its periodic stats on the capture's packet time; AF_PACKET
+reads a tun device's raw IP packets as such, and refuses a link type it cannot read. Needs root,
 ip(8) and tcpreplay."""
 import os
 import shutil
@@ -14,7 +15,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from golden import Checker, pcap  # noqa: E402
+from golden import MEDMON, Checker, pcap  # noqa: E402
 from live_netns import Live, Netns, tools_missing  # noqa: E402
 
 
@@ -206,6 +207,62 @@ def quiet_worker_clock(C):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+TUN_SENDER = """
+import fcntl, os, struct, sys
+sys.path.insert(0, sys.argv[1])
+from pcapwrite import ipv4, udp
+fd = os.open("/dev/net/tun", os.O_RDWR)
+fcntl.ioctl(fd, 0x400454ca, struct.pack("16sH", b"tun0", 0x1001))  # TUNSETIFF: IFF_TUN | IFF_NO_PI
+if int(sys.argv[2]):
+    fcntl.ioctl(fd, 0x400454cd, int(sys.argv[2]))  # TUNSETLINK: another ARP hardware type
+os.system("ip link set tun0 up")
+print("ready", flush=True)
+sys.stdin.readline()
+a, b = "10.70.0.1", "10.70.0.2"
+for i in range(20):
+    os.write(fd, ipv4(a, b, 17, udp(a, b, 40000 + i, 53, b"hello"), ident=i))
+print("sent", flush=True)
+sys.stdin.readline()
+"""
+
+
+def tun_device(C, args, arphrd=0):
+    """medmon live --capture afpacket on a tun device: the raw IP packets give their flows (a
+    filter is compiled for raw IP). Of another ARP hardware type (arphrd): refused, exit 3."""
+    tag = f"afpacket on tun {' '.join(args)}" + (f", ARP hardware type {arphrd}" if arphrd else "")
+    tmp = tempfile.mkdtemp(prefix="mmlive-")
+    ns = Netns("t")
+    try:
+        tun = ns.popen([sys.executable, "-c", TUN_SENDER, os.path.dirname(os.path.abspath(__file__)), str(arphrd)],
+                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        C.eq(f"{tag}: tun0 created", tun.stdout.readline().strip(), "ready")
+        out, err = os.path.join(tmp, "events.jsonl"), os.path.join(tmp, "stderr.txt")
+        if arphrd:
+            with open(err, "w") as errf:
+                p = ns.popen([MEDMON, "live", "-i", "tun0", "--capture", "afpacket", "--out", out, "--quiet", *args],
+                             stdout=subprocess.DEVNULL, stderr=errf)
+                try:
+                    rc = p.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    rc = "still running after 30 s"
+            said = open(err).read()
+            C.eq(f"{tag}: exit status ({said.strip()})", rc, 3)
+            C.true(f"{tag}: the link type is said unsupported", "tun0: unsupported link type" in said)
+            return
+        live = Live(ns, ["-i", "tun0", "--capture", "afpacket", *args], out, err)
+        tun.stdin.write("go\n")
+        tun.stdin.flush()
+        C.eq(f"{tag}: packets written", tun.stdout.readline().strip(), "sent")
+        time.sleep(0.6)
+        C.eq(f"{tag}: exit status", live.stop(signal.SIGTERM), 0)
+        C.eq(f"{tag}: nothing on stderr", open(err).read(), "")
+        mine = [f for f in flows(live.events()) if f["src_ip"] == "10.70.0.1" and f["dst_port"] == 53]
+        C.eq(f"{tag}: a flow per datagram", len(mine), 20)
+    finally:
+        ns.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main():
     C = Checker("live_faults")
     why = tools_missing()
@@ -219,6 +276,9 @@ def main():
     for workers in (1, 2):
         link_down_then_gone(C, workers)
     quiet_worker_clock(C)
+    tun_device(C, [])
+    tun_device(C, ["-f", "udp port 53"])
+    tun_device(C, [], arphrd=512)  # ARPHRD_PPP
     C.done()
 
 
