@@ -352,6 +352,10 @@ int run_live_pcap(const LiveOptions& o, const SensorConfig& cfg, Depth depth, co
   pipeline.set_linktype(dlt);
   pipeline.prepare();
   pipeline.set_input_filter(o.bpf);
+  pipeline.set_stats_refresh([&] {
+    uint64_t recv, drop, ifdrop;
+    if (src->stats(recv, drop, ifdrop)) pipeline.set_capture_stats(recv, drop, ifdrop);
+  });
   g_live_src = src.get();
   install_handlers();
 
@@ -523,6 +527,7 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
         pipeline.set_capture_stats(recv, drop, 0);
         pipeline.set_input_filter(filter.current.get());
       };
+      pipeline.set_stats_refresh(take_stats);
       // What the socket says of the interface, once per change.
       AfPacketSource::Link link = AfPacketSource::Link::up;
       auto watch_link = [&] {
@@ -565,6 +570,7 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
       src.close_intake();
       src.drain(handler);
       take_stats();
+      pipeline.set_stats_refresh(nullptr);  // the final counters, with the frames left unread, are set below
       uint64_t recv, drop, freeze;
       src.stats(recv, drop, freeze);
       if (recv > drop + src.delivered()) {

@@ -642,6 +642,7 @@ StatsSnapshot Pipeline::snapshot() {
 }
 
 void Pipeline::write_stats(Timestamp ts) {
+  if (stats_refresh_) stats_refresh_();
   StatsSnapshot s = snapshot();
   write_stats_event(out_, ts, s, out_.counters());
 }

@@ -1,6 +1,7 @@
 #pragma once
 // One packet goes through decode -> flow table -> TCP reassembly -> dissectors / nDPI -> policy
 // once, on one thread, with no copy of payload except out-of-order data.
+#include <functional>
 #include <limits>
 #include <map>
 #include <memory>
@@ -71,6 +72,9 @@ class Pipeline {
   void set_worker_id(int id) { worker_id_ = id; }
   // Extra gauges for `stats` (kernel drops in live mode).
   void set_capture_stats(uint64_t received, uint64_t dropped, uint64_t if_dropped);
+  // Called before each `stats` event is written (live capture: reads the kernel's counters then,
+  // so that `capture.received` counts every packet the event counts). Null: none.
+  void set_stats_refresh(std::function<void()> refresh) { stats_refresh_ = std::move(refresh); }
   // The filter the input was read through (`analyze --filter`, `live -f` or capture.bpf, as
   // reloaded), said in `stats`: packets outside it were not seen.
   void set_input_filter(std::string bpf) { input_filter_ = std::move(bpf); }
@@ -122,6 +126,7 @@ class Pipeline {
   ReassemblyMemory reasm_mem_;
   std::unique_ptr<NdpiClassifier> ndpi_;
   Timestamp last_ts_{};  // the latest packet time seen
+  std::function<void()> stats_refresh_;
   // Packet time as timeouts and periodic stats count it: the latest, unless time went back by
   // more than kTimeBackUsec (then from there on).
   Timestamp clock_{std::numeric_limits<int64_t>::min()};  // before the first packet, whatever its time

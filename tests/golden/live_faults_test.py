@@ -4,8 +4,9 @@ loopback interface stops at the first SIGINT, traffic flowing or not; with AF_PA
 interface taken down is waited for (without spinning) and captured again once up, a deleted one
 ends the run (exit 3) as with libpcap; with --workers, a worker that receives no more packets
 still ends its idle flows and writes its periodic stats on the capture's packet time; AF_PACKET
-reads a tun device's raw IP packets as such, and refuses a link type it cannot read. Needs root,
-ip(8) and tcpreplay."""
+reads a tun device's raw IP packets as such, and refuses a link type it cannot read; every
+periodic stats event counts as received (by the kernel) at least the packets it counts. Needs
+root, ip(8) and tcpreplay."""
 import os
 import shutil
 import signal
@@ -263,6 +264,40 @@ def tun_device(C, args, arphrd=0):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+PACED_SENDER = """
+import socket, sys, time
+sys.path.insert(0, sys.argv[1])
+from pcapwrite import ether, ipv4, udp
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(("va", 0))
+ma, mb = bytes.fromhex("020000000001"), bytes.fromhex("020000000002")
+a, b = "10.50.0.1", "10.50.0.2"
+for i in range(40):
+    s.send(ether(mb, ma, ipv4(a, b, 17, udp(a, b, 30000 + i % 8, 7000, b"x" * 10), ident=i)))
+    time.sleep(0.1)
+"""
+
+
+def stats_received(C, method):
+    """Packets 100 ms apart, a stats event every second: each says received >= packets (the
+    kernel's counters are read when the event is written, not at the once-a-second flush)."""
+    tmp = tempfile.mkdtemp(prefix="mmlive-")
+    ns = Netns("s")
+    try:
+        live = Live(ns, ["-i", "vb", "--capture", method, "--buffer-mb", "4", "--stats-interval", "1"],
+                    os.path.join(tmp, "events.jsonl"), os.path.join(tmp, "stderr.txt"))
+        ns.popen([sys.executable, "-c", PACED_SENDER, os.path.dirname(os.path.abspath(__file__))]).wait(timeout=60)
+        time.sleep(0.3)
+        C.eq(f"stats received, {method}: exit status", live.stop(signal.SIGTERM), 0)
+        stats = [e["stats"] for e in live.events() if e["event_type"] == "stats"]
+        C.true(f"stats received, {method}: periodic stats ({len(stats)})", len(stats) >= 3)
+        C.eq(f"stats received, {method}: events where received < packets",
+             [(s["packets"], s["capture"]["received"]) for s in stats if s["capture"]["received"] < s["packets"]], [])
+    finally:
+        ns.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main():
     C = Checker("live_faults")
     why = tools_missing()
@@ -279,6 +314,8 @@ def main():
     tun_device(C, [])
     tun_device(C, ["-f", "udp port 53"])
     tun_device(C, [], arphrd=512)  # ARPHRD_PPP
+    for method in ("afpacket", "pcap"):
+        stats_received(C, method)
     C.done()
 
 
