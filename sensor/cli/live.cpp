@@ -448,6 +448,11 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
   ao.bpf = o.bpf;
   ao.block_size = cfg.capture.block_size.value_or(kDefaultRingBlockSize);
   size_t ring = (o.given.buffer_mb || !cfg.capture.ring_size) ? size_t(o.buffer_mb) << 20 : *cfg.capture.ring_size;
+  // The ring is the size asked: with --buffer-mb (whole MiB, at least 1) the blocks are made
+  // smaller when it would not hold 4 of them or not a whole number (capture.ring_size is checked
+  // against capture.block_size when the config is read). Blocks stay >= 256 KiB: a frame longer
+  // than a block is cut.
+  while (ao.block_size > (size_t(256) << 10) && (ring / ao.block_size < 4 || ring % ao.block_size)) ao.block_size /= 2;
   ao.block_count = std::max<size_t>(4, ring / ao.block_size);
   ao.fanout_group = o.workers > 1 ? (getpid() & 0xFFFF) : 0;
   try {

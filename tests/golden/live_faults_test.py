@@ -5,8 +5,9 @@ interface taken down is waited for (without spinning) and captured again once up
 ends the run (exit 3) as with libpcap; with --workers, a worker that receives no more packets
 still ends its idle flows and writes its periodic stats on the capture's packet time; AF_PACKET
 reads a tun device's raw IP packets as such, and refuses a link type it cannot read; every
-periodic stats event counts as received (by the kernel) at least the packets it counts. Needs
-root, ip(8) and tcpreplay."""
+periodic stats event counts as received (by the kernel) at least the packets it counts;
+--buffer-mb gives an AF_PACKET ring of that size, small ones too. Needs root, ip(8) and
+tcpreplay."""
 import os
 import shutil
 import signal
@@ -298,6 +299,27 @@ def stats_received(C, method):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def ring_sizes(C):
+    """--buffer-mb N maps an AF_PACKET ring of N MiB per worker, also below 4 default blocks
+    (16 MiB) and when N MiB is no whole number of them."""
+    tmp = tempfile.mkdtemp(prefix="mmlive-")
+    ns = Netns("z")
+    try:
+        for mb in (1, 2, 18):
+            live = Live(ns, ["-i", "vb", "--buffer-mb", str(mb)], os.path.join(tmp, "events.jsonl"),
+                        os.path.join(tmp, "stderr.txt"))
+            mapped = 0
+            for line in open(f"/proc/{live.medmon_pid()}/maps"):
+                if "socket:[" in line:
+                    lo, hi = (int(x, 16) for x in line.split()[0].split("-"))
+                    mapped += hi - lo
+            C.eq(f"--buffer-mb {mb}: the ring mapped (MiB)", mapped / (1 << 20), mb)
+            C.eq(f"--buffer-mb {mb}: exit status", live.stop(signal.SIGTERM), 0)
+    finally:
+        ns.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main():
     C = Checker("live_faults")
     why = tools_missing()
@@ -316,6 +338,7 @@ def main():
     tun_device(C, [], arphrd=512)  # ARPHRD_PPP
     for method in ("afpacket", "pcap"):
         stats_received(C, method)
+    ring_sizes(C)
     C.done()
 
 
