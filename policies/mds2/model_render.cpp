@@ -262,7 +262,7 @@ static std::vector<PortEntry> read_ports_table(const std::string& path) {
         auto set = [&](int& c) { if (c < 0) c = i; };  // the first column of a kind
         // "Transport" / "Transport Protocol" name the protocol, though they contain "port".
         if (has("proto") || has("transport")) set(c_proto);
-        else if (has("port") && (has("source") || has("src") || has("client") || has("from"))) continue;
+        else if (has("port") && (has("source") || has("src") || has("client"))) continue;
         else if (has("port") && (has("dest") || has("dst") || has("server") || has("listen") || has("target"))) c_dst = c_dst < 0 ? i : c_dst;
         else if (has("port") && (has("local") || has("device"))) set(c_local);
         else if (has("port") && (has("remote") || has("peer"))) set(c_remote);

@@ -523,6 +523,10 @@ Form read_text_buffer(std::string_view text, std::string_view hint, std::string_
         return true;
       }
       if (pending.cells.size() > 2 || l.find('\t') != std::string_view::npos) return false;
+      // One cell: the id alone takes its question from below; "CONN-4 Question? No" in one cell is whole.
+      std::string id;
+      if (pending.cells.size() == 1 && (!match_question_id(pending.cells[0].second, id) || id.size() != pending.cells[0].second.size()))
+        return false;
       auto cells = split_loose_columns(l, at);
       if (heading(cells)) return false;
       if (pending.cells.size() == 2 && near(cells[0].first, pending.cells[1].first)) {

@@ -1069,7 +1069,11 @@ TEST_CASE("text and PDF layout: an answer on the line below its wrapped question
       "RMOT-1      Does the device permit remote service?                  No        __\n"
       "            A second line of the question.\n"
       "CONN-6      Does the device require an internet connection?\n"
-      "                                   Page 3 of 3\n";
+      "                                   Page 3 of 3\n"
+      "CONN-5 Does the device make or receive API calls? No\n"
+      "       (see the interface guide)\n"
+      "CONN-3\n"
+      "            Can the device communicate within the customer environment?   Yes\n";
   Form f = read_text_buffer(layout, "text");
   finish_form(f);
   CHECK(f.find("MPII-1")->answer == Answer::yes);
@@ -1085,6 +1089,9 @@ TEST_CASE("text and PDF layout: an answer on the line below its wrapped question
   CHECK(f.find("RMOT-1")->answer == Answer::no);
   CHECK(f.find("RMOT-1")->question == "Does the device permit remote service?");
   CHECK(f.find("CONN-6")->answer == Answer::blank);
+  CHECK(f.find("CONN-5")->answer == Answer::no);  // a row whole in one cell takes no line below
+  CHECK(f.find("CONN-3")->answer == Answer::yes);  // the id alone takes its question and answer from below
+  CHECK(f.find("CONN-3")->question == "Can the device communicate within the customer environment?");
 }
 
 TEST_CASE("a form whose answers are nearly all blank is warned about", "[mds2]") {
