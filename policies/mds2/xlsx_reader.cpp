@@ -52,7 +52,12 @@ bool read_part(Zip& zip, const std::string& name, std::string& out) {
   zip_stat_t st;
   zip_stat_init(&st);
   if (zip_stat(zip.z, name.c_str(), ZIP_FL_ENC_GUESS, &st) != 0) return false;
-  if (!(st.valid & ZIP_STAT_SIZE) || st.size > kMaxPart) return false;
+  if (!(st.valid & ZIP_STAT_SIZE)) return false;
+  // A few KiB of deflate inflate to gigabytes: the size the zip declares is checked before reading,
+  // and no more than it is read.
+  if (st.size > kMaxPart)
+    throw ImportError(zip.path + ": " + name + " is larger than " + std::to_string(kMaxPart >> 20) + " MiB uncompressed (" +
+                      std::to_string(st.size >> 20) + " MiB); not an MDS2 form");
   zip.read += st.size;
   if (zip.read > kMaxPartsTotal)
     throw ImportError(zip.path + ": the workbook's parts hold more than " + std::to_string(kMaxPartsTotal >> 20) +

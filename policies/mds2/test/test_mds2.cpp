@@ -801,10 +801,15 @@ TEST_CASE("XLSX: damaged shared strings are named", "[mds2]") {
   std::string path = write_sheet("sst-damaged.xlsx", keyed_rows_xml(3, "<c r=\"C@\" t=\"s\"><v>0</v></c>") + "</sheetData>",
                                  "<si><t>No</t></si><si><t>cut he");
   CHECK_THROWS_WITH(read_xlsx(path), Catch::Contains("sst-damaged.xlsx: xl/sharedStrings.xml is not well-formed XML"));
-  // Past the part cap (65 MiB of spaces: 65 KiB compressed) it is named too.
+  // Past the part cap (65 MiB of spaces: 65 KiB compressed) it is named, with the cap.
   path = write_sheet("sst-damaged.xlsx", keyed_rows_xml(3, "<c r=\"C@\" t=\"s\"><v>0</v></c>") + "</sheetData>",
                      "<si><t>No</t></si>" + std::string(65u << 20, ' '));
-  CHECK_THROWS_WITH(read_xlsx(path), Catch::Contains("sst-damaged.xlsx: xl/sharedStrings.xml cannot be read"));
+  CHECK_THROWS_WITH(read_xlsx(path),
+                    Catch::Contains("sst-damaged.xlsx: xl/sharedStrings.xml is larger than 64 MiB uncompressed (65 MiB)"));
+  // So is a sheet (a zip bomb).
+  path = write_sheet("sst-damaged.xlsx", keyed_rows_xml(3, inline_cell("C@", "No")) + std::string(65u << 20, ' ') + "</sheetData>");
+  CHECK_THROWS_WITH(read_xlsx(path),
+                    Catch::Contains("sst-damaged.xlsx: xl/worksheets/sheet1.xml is larger than 64 MiB uncompressed"));
   std::remove(path.c_str());
 }
 
