@@ -131,6 +131,13 @@ void collect_text(const pugi::xml_node& root, std::string& out, const std::strin
   }
 }
 
+// "B7" for column 1, row 7: names a cell in messages.
+std::string cell_name(int col, int row) {
+  std::string letters;
+  for (int c = col + 1; c > 0; c = (c - 1) / 26) letters.insert(letters.begin(), static_cast<char>('A' + (c - 1) % 26));
+  return letters + std::to_string(row);
+}
+
 // "AB12" -> col 27 (0-based 27), row 12
 bool parse_ref(const char* ref, int& col, int& row) {
   col = 0; row = 0;
@@ -220,8 +227,17 @@ void load_sheet(Zip& zip, Sheet& sh, Texts& texts, size_t nshared) {
       std::string_view t = c.attribute("t").value();
       uint32_t v = 0;
       if (t == "s") {
-        long long idx = c.child(n_v.c_str()).text().as_llong(-1);
-        if (idx >= 0 && static_cast<size_t>(idx) < nshared) v = static_cast<uint32_t>(idx + 1);
+        // An index past the shared strings is a damaged file: read as blank, an answer would vanish.
+        std::string_view given = c.child(n_v.c_str()).text().get();
+        if (!given.empty()) {
+          long long idx = c.child(n_v.c_str()).text().as_llong(-1);
+          bool number = given.find_first_not_of("0123456789") == std::string_view::npos;
+          if (!number || idx < 0 || static_cast<size_t>(idx) >= nshared)
+            throw ImportError(texts.path + ": sheet '" + sh.name + "' cell " + cell_name(col, row) +
+                              " refers to shared string '" + std::string(given.substr(0, 32)) + "', but the workbook has " +
+                              std::to_string(nshared) + "; the file is damaged");
+          v = static_cast<uint32_t>(idx + 1);
+        }
       } else {
         std::string s;
         if (t == "inlineStr") collect_text(c.child(n_is.c_str()), s, n_t, n_rph);

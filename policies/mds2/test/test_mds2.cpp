@@ -813,6 +813,25 @@ TEST_CASE("XLSX: damaged shared strings are named", "[mds2]") {
   std::remove(path.c_str());
 }
 
+TEST_CASE("XLSX: a shared-string index past the shared strings names the cell", "[mds2]") {
+  for (const char* bad : {"5", "-1", "99999999999999999999", "x"}) {
+    INFO(bad);
+    std::string path = write_sheet("sst-index.xlsx",
+                                   keyed_rows_xml(2, "<c r=\"C@\" t=\"s\"><v>0</v></c>") +
+                                       "<row r=\"3\">" + inline_cell("A3", "CONN-3") + "<c r=\"C3\" t=\"s\"><v>" + bad +
+                                       "</v></c></row></sheetData>",
+                                   "<si><t>No</t></si><si><t>Yes</t></si>");
+    CHECK_THROWS_WITH(read_xlsx(path), Catch::Contains("sst-index.xlsx: sheet 'Answers' cell C3 refers to shared string '" +
+                                                       std::string(bad).substr(0, 32) + "', but the workbook has 2"));
+    std::remove(path.c_str());
+  }
+  // A shared-string cell with no value is an empty cell.
+  std::string path = write_sheet("sst-index.xlsx", keyed_rows_xml(2, "<c r=\"C@\" t=\"s\"/>") + "</sheetData>",
+                                 "<si><t>No</t></si>");
+  CHECK(read_xlsx(path).find("CONN-2")->answer == Answer::blank);
+  std::remove(path.c_str());
+}
+
 TEST_CASE("XLSX: SpreadsheetML with a namespace prefix (Open XML SDK) is read", "[mds2]") {
   const std::string ns = "xmlns:x=\"http://schemas.openxmlformats.org/spreadsheetml/2006/main\" "
                          "xmlns:rel=\"http://schemas.openxmlformats.org/officeDocument/2006/relationships\"";
