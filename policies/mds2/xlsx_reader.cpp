@@ -131,6 +131,37 @@ void collect_text(const pugi::xml_node& root, std::string& out, const std::strin
   }
 }
 
+// SpreadsheetML escapes the characters XML cannot hold (ST_Xstring): _xHHHH_ is U+HHHH (Excel
+// writes the CR of a line break in a cell as _x000D_), and _x005F_ is the underscore that keeps a
+// literal "_x0041_" from being read as an escape.
+std::string decode_xstring(std::string s) {
+  if (s.find("_x") == std::string::npos) return s;
+  auto escape_at = [&](size_t i, uint32_t& cp) {
+    if (i + 7 > s.size() || s[i] != '_' || s[i + 1] != 'x' || s[i + 6] != '_') return false;
+    cp = 0;
+    for (size_t k = i + 2; k < i + 6; ++k) {
+      char c = s[k];
+      int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+      if (d < 0) return false;
+      cp = cp << 4 | static_cast<uint32_t>(d);
+    }
+    return true;
+  };
+  std::string o;
+  o.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    uint32_t cp = 0, low = 0;
+    if (!escape_at(i, cp)) { o.push_back(s[i++]); continue; }
+    i += 7;
+    if (cp >= 0xD800 && cp <= 0xDBFF && escape_at(i, low) && low >= 0xDC00 && low <= 0xDFFF) {
+      cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);  // a character outside the BMP, as two escapes
+      i += 7;
+    }
+    detail::append_utf8(o, cp);
+  }
+  return o;
+}
+
 // "B7" for column 1, row 7: names a cell in messages.
 std::string cell_name(int col, int row) {
   std::string letters;
@@ -240,9 +271,10 @@ void load_sheet(Zip& zip, Sheet& sh, Texts& texts, size_t nshared) {
         }
       } else {
         std::string s;
-        if (t == "inlineStr") collect_text(c.child(n_is.c_str()), s, n_t, n_rph);
+        if (t == "inlineStr") s = decode_xstring((collect_text(c.child(n_is.c_str()), s, n_t, n_rph), std::move(s)));
         else if (t == "b") s = c.child(n_v.c_str()).text().as_int() ? "TRUE" : "FALSE";
-        else s = c.child(n_v.c_str()).text().get();  // numbers (dates are serials), formula results ("str")
+        else if (t == "str") s = decode_xstring(c.child(n_v.c_str()).text().get());  // a formula's text result
+        else s = c.child(n_v.c_str()).text().get();  // numbers (dates are serials), errors
         v = texts.add(std::move(s));
         if (v && (t.empty() || t == "n")) texts.numbers.insert(v);
       }
@@ -365,6 +397,7 @@ Form read_workbook(Zip& zip, const std::string& path) {
     for (auto si : sst.children(n_si.c_str())) {
       std::string s;
       collect_text(si, s, n_t, n_rph);
+      s = decode_xstring(std::move(s));
       // Shared string n is entry n + 1, empty ones included.
       if (s.empty()) texts.list.emplace_back();
       else texts.add(std::move(s));

@@ -832,6 +832,24 @@ TEST_CASE("XLSX: a shared-string index past the shared strings names the cell", 
   std::remove(path.c_str());
 }
 
+TEST_CASE("XLSX: _xHHHH_ escapes (ST_Xstring) are decoded", "[mds2]") {
+  std::string path = write_sheet(
+      "xstring.xlsx",
+      keyed_rows_xml(2, "<c r=\"C@\" t=\"s\"><v>@</v></c>") + "<row r=\"3\">" + inline_cell("A3", "CONN-3") +
+          inline_cell("C3", "Yes_x000D_\n(see note 2)") + "</row><row r=\"4\">" + inline_cell("A4", "DOC-1") + inline_cell("B4", "Manufacturer Name") +
+          "<c r=\"C4\" t=\"str\"><f>A1</f><v>Acme_x0020_Corp</v></c></row></sheetData>",
+      "<si><t>unused</t></si><si><t>No_x000D__x000A_external_x005F_x0041_</t></si>"
+      "<si><t>_x0059_es _xD83D__xDE00_ _x00e9_</t></si>");
+  Form f = read_xlsx(path);
+  CHECK(f.find("CONN-1")->detail == "No external_x0041_");
+  CHECK(f.find("CONN-1")->answer == Answer::no);
+  CHECK(f.find("CONN-2")->detail == "Yes \xF0\x9F\x98\x80 \xC3\xA9");
+  CHECK(f.find("CONN-2")->answer == Answer::yes);
+  CHECK(f.find("CONN-3")->detail == "Yes (see note 2)");
+  CHECK(f.find("DOC-1")->detail == "Acme Corp");
+  std::remove(path.c_str());
+}
+
 TEST_CASE("XLSX: SpreadsheetML with a namespace prefix (Open XML SDK) is read", "[mds2]") {
   const std::string ns = "xmlns:x=\"http://schemas.openxmlformats.org/spreadsheetml/2006/main\" "
                          "xmlns:rel=\"http://schemas.openxmlformats.org/officeDocument/2006/relationships\"";
