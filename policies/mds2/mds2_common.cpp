@@ -321,6 +321,9 @@ void finish_form(Form& f) {
   // cited by every question would otherwise multiply memory and the model's size. Past it an answer
   // keeps its note_ref and the notes are read under mds2.notes.
   constexpr size_t kMaxResolvedNotes = 4u << 20;
+  // One note is copied into an answer up to this size; a longer one stays in mds2.notes only.
+  constexpr size_t kMaxNoteCopy = 64u << 10;
+  std::unordered_set<std::string> long_notes;
   size_t resolved = 0;
   bool over = false;
   for (auto& q : f.questions) {
@@ -336,6 +339,12 @@ void finish_form(Form& f) {
       if (over) break;
       auto it = f.notes.find(k);
       if (it == f.notes.end() || it->second == q.note) continue;
+      if (it->second.size() > kMaxNoteCopy) {
+        if (long_notes.insert(k).second)
+          f.warnings.push_back(k + " is longer than " + std::to_string(kMaxNoteCopy >> 10) + " KiB: the answers citing "
+                               "it name it (note_ref) and mds2.notes holds its text");
+        continue;
+      }
       if (resolved + it->second.size() > kMaxResolvedNotes) {
         over = true;
         f.warnings.push_back("more than " + std::to_string(kMaxResolvedNotes >> 20) + " MiB of note text cited; "

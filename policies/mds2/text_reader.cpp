@@ -6,6 +6,12 @@
 #include "policies/mds2/rows.h"
 
 namespace medmon::mds2 {
+namespace {
+// Lines of a text form, and rows (records of a CSV, lines of text) of any: as the XLSX reader's
+// rows, far past the ~300 of a form.
+constexpr size_t kMaxLines = 1000000;
+constexpr size_t kMaxRows = 100000;
+}  // namespace
 namespace detail {
 namespace {
 
@@ -254,7 +260,8 @@ bool quoted_field_closes(std::string_view t, size_t open, char delim) {
 // stray quote must not swallow the rest of the file into a cell. The lines of such quotes are
 // added to `stray_quotes`.
 std::vector<std::vector<std::string>> parse_delimited_impl(std::string_view t, char delim,
-                                                           std::vector<size_t>* stray_quotes = nullptr) {
+                                                           std::vector<size_t>* stray_quotes = nullptr,
+                                                           size_t max_records = SIZE_MAX, bool* over = nullptr) {
   std::vector<std::vector<std::string>> rows;
   std::vector<std::string> row;
   std::string field;
@@ -285,6 +292,10 @@ std::vector<std::vector<std::string>> parse_delimited_impl(std::string_view t, c
       row.push_back(std::move(field)); field.clear();
       rows.push_back(std::move(row)); row.clear();
       at_start = true;
+      if (rows.size() > max_records) {
+        if (over) *over = true;
+        return rows;
+      }
       continue;
     }
     field.push_back(c);
@@ -407,6 +418,14 @@ Form read_text_buffer(std::string_view text, std::string_view hint, std::string_
   Form f;
   f.source_file = std::string(source);
   f.source_format = std::string(hint);
+  // A form is a few hundred lines and rows: millions of them (a 64 MiB file of short rows) would
+  // cost gigabytes of rows and answers.
+  if (static_cast<size_t>(std::count(text.begin(), text.end(), '\n')) > kMaxLines)
+    throw ImportError(f.source_file + ": more than " + std::to_string(kMaxLines) + " lines; not an MDS2 form");
+  auto too_many_rows = [&] {
+    return ImportError(f.source_file + ": more than " + std::to_string(kMaxRows) +
+                       " rows; not an MDS2 form (the HN 1-2019 form has about 300)");
+  };
   std::string decoded, how;
   if (detail::decode_text(text, decoded, how)) {
     text = decoded;
@@ -454,7 +473,9 @@ Form read_text_buffer(std::string_view text, std::string_view hint, std::string_
   bool have_cols = false;
   if (format == "csv" || format == "tsv") {
     std::vector<size_t> stray;
-    auto rows = parse_delimited_impl(text, format == "csv" ? csv_delimiter(text) : '\t', &stray);
+    bool over = false;
+    auto rows = parse_delimited_impl(text, format == "csv" ? csv_delimiter(text) : '\t', &stray, kMaxRows, &over);
+    if (over) throw too_many_rows();
     if (!stray.empty()) {
       std::string lines;
       for (size_t i = 0; i < stray.size() && i < 10; ++i) lines += (i ? ", " : "") + std::to_string(stray[i]);
@@ -552,6 +573,7 @@ Form read_text_buffer(std::string_view text, std::string_view hint, std::string_
     };
     bool markdown = format == "markdown";
     for (auto l : lines_of(text)) {
+      if (f.questions.size() + f.notes.size() > kMaxRows) throw too_many_rows();
       // A page break (form feed) ends a row: what follows is the next page's header.
       if (l.find('\f') != std::string_view::npos) {
         flush();
@@ -619,6 +641,7 @@ Form read_text_buffer(std::string_view text, std::string_view hint, std::string_
       detail::add_row(f, plain, nullptr);
     }
     flush();
+    if (f.questions.size() + f.notes.size() > kMaxRows) throw too_many_rows();
   }
   detail::check_edition(f, text);
   return f;

@@ -1347,6 +1347,33 @@ TEST_CASE("notes: the note text copied into answers is bounded", "[mds2]") {
   CHECK(render_model(f, {}, {}).size() < (6u << 20));
 }
 
+TEST_CASE("CSV and text: rows and lines are capped, and a long note is not copied into answers", "[mds2]") {
+  // 100 001 question rows citing a note: refused with a message, not gigabytes of answers.
+  std::string csv;
+  for (int i = 0; i <= 100000; ++i) csv += "CONN-" + std::to_string(i) + ",Yes,See Note 1\n";
+  csv += "Note 1,A short note.\n";
+  CHECK_THROWS_WITH(read_text_buffer(csv, "csv", "many.csv"), Catch::Contains("many.csv: more than 100000 rows"));
+  std::string text;
+  for (int i = 0; i <= 100000; ++i) text += "CONN-" + std::to_string(i) + "   Yes   See Note 1\n";
+  CHECK_THROWS_WITH(read_text_buffer(text, "text", "many.txt"), Catch::Contains("many.txt: more than 100000 rows"));
+  CHECK_THROWS_WITH(read_text_buffer(std::string(1000001, '\n'), "text", "lines.txt"),
+                    Catch::Contains("lines.txt: more than 1000000 lines"));
+  // A note of 1 MiB cited by every answer stays in the notes: each answer names it.
+  std::string big = "Question ID,Question,Answer,See note\n";
+  for (int i = 1; i <= 50; ++i) big += "CONN-" + std::to_string(i) + ",Q?,Yes,See Note 1\n";
+  big += "Note 1," + std::string(1u << 20, 'z') + "\nNote 2,Short.\n";
+  big += "CONN-99,Q?,Yes,See Note 2\n";
+  Form f = read_text_buffer(big, "csv", "bignote.csv");
+  finish_form(f);
+  for (auto& q : f.questions) CHECK(q.note.size() < (64u << 10));
+  CHECK(f.find("CONN-1")->note_ref == "See Note 1");
+  CHECK(f.find("CONN-99")->note == "Short.");
+  CHECK(f.notes["Note 1"].size() == (1u << 20));
+  CHECK(std::count_if(f.warnings.begin(), f.warnings.end(), [](const std::string& w) {
+          return w.find("Note 1 is longer than 64 KiB") == 0;
+        }) == 1);
+}
+
 TEST_CASE("duplicate question ids are removed in linear time", "[mds2]") {
   Form f;
   f.source_file = "ids.csv";
