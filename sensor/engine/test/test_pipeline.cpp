@@ -342,3 +342,58 @@ TEST_CASE("The final stats of a pipeline that saw no packet is dated by the stop
     CHECK(line_of(r, "stats").find("\"ts\":\"2023-11-14T22:13:20.000000Z\"") != std::string::npos);
   }
 }
+
+TEST_CASE("Another worker's packet time ends idle flows and brings the periodic stats; it never moves the clock back") {
+  const uint32_t a = ip4(10, 0, 0, 1), b = ip4(10, 0, 0, 2);
+  const int64_t t0 = 1'700'000'000'000'000, sec = 1'000'000;
+  SensorConfig cfg;
+  cfg.stats_interval_usec = 60 * sec;
+  Run r;
+  EventOutput out;
+  out.add_sink(r.sink);
+  Pseudonymiser phi;
+  Pipeline p(cfg, Depth::policy, out, phi, {&r.judge});
+  p.set_linktype(DLT_EN10MB);
+  Bytes f = ether(0x0800, ipv4(a, b, 17, udp(40000, 9999, "a")));
+  p.packet(f.data(), uint32_t(f.size()), uint32_t(f.size()), Timestamp{t0});
+  p.follow_clock(Timestamp{t0 + 100 * sec});
+  out.flush();
+  CHECK(r.judge.flows.empty());           // UDP: 120 s
+  CHECK(count_of(r, "stats") == 1);       // due at 60 s, written at 100 s; the next due at 160 s
+  p.follow_clock(Timestamp{t0 + 50 * sec});  // older than this pipeline's clock: nothing
+  p.follow_clock(Timestamp{t0 + 121 * sec});
+  out.flush();
+  REQUIRE(r.judge.flows.size() == 1);
+  CHECK(r.judge.flows[0].end_state == "idle_timeout");
+  p.follow_clock(Timestamp{t0 + 160 * sec});
+  out.flush();
+  CHECK(count_of(r, "stats") == 2);
+}
+
+TEST_CASE("The capture counters are refreshed just before a stats event is written") {
+  const int64_t t0 = 1'700'000'000'000'000, sec = 1'000'000;
+  SensorConfig cfg;
+  cfg.stats_interval_usec = sec;
+  Run r;
+  EventOutput out;
+  out.add_sink(r.sink);
+  Pseudonymiser phi;
+  Pipeline p(cfg, Depth::policy, out, phi, {&r.judge});
+  p.set_linktype(DLT_EN10MB);
+  uint64_t kernel_count = 0;
+  p.set_stats_refresh([&] { p.set_capture_stats(kernel_count, 0, 0); });
+  Bytes f = arp_request();
+  for (int i = 0; i < 3; ++i) {
+    ++kernel_count;  // the kernel counts a frame before it is read
+    p.packet(f.data(), uint32_t(f.size()), uint32_t(f.size()), Timestamp{t0 + i * sec});
+  }
+  p.finish(FlowEnd::end_of_input);
+  // Stats at 1 s and 2 s (with packets 2 and 3), then the final one.
+  std::vector<std::string> received;
+  for (size_t i = 0; i < r.sink->types.size(); ++i) {
+    if (r.sink->types[i] != "stats") continue;
+    size_t at = r.sink->lines[i].find("\"received\":");
+    received.push_back(at == std::string::npos ? "" : r.sink->lines[i].substr(at + 11, 1));
+  }
+  CHECK(received == std::vector<std::string>{"2", "3", "3"});
+}
