@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <bitset>
 #include <cctype>
 #include <filesystem>
 #include <fstream>
@@ -143,6 +144,284 @@ void check_regex_numbers(const YAML::Node& n, const std::string& s, const char* 
   }
 }
 
+// Catastrophic backtracking: libstdc++'s std::regex backtracks without memory, so a repeated
+// group whose text can be split into iterations, or into the parts of one iteration, in many
+// ways takes time exponential in the input (`(a+)+`, `(\w+\s?)*`, `(a|a)*`), and a probe runs on
+// every flow. Refused: under a repeat (a quantifier that allows more than one), a part of
+// variable length (*, +, ?, {n,m}, a backreference) that is not followed by a part that must
+// match and starts with a character the variable part cannot hold, the next iteration counted
+// (`(\w+\s)*` is accepted, `(\w+\s?)*` is not); and alternatives that can start with the same
+// character. Lookaheads are atomic: their inside is checked on its own.
+class BacktrackCheck {
+ public:
+  using Set = std::bitset<256>;
+  explicit BacktrackCheck(std::string s) : s_(std::move(s)) {}
+  // Empty when the regex is accepted, else the reason.
+  std::string run() {
+    Seq top = alternatives();
+    check_seq(top, Set(), false, false);
+    return why_;
+  }
+
+ private:
+  struct Item;
+  using Seq = std::vector<Item>;
+  struct Item {
+    enum Kind : uint8_t { atom, group, look, assertion, backref } kind = atom;
+    Set set;                        // atom: the characters it matches
+    std::vector<Seq> alts;          // group, look
+    uint32_t min = 1, max = 1;      // quantifier; max kInf = unbounded
+    size_t from = 0, to = 0;        // where it is written, for the message
+  };
+  static constexpr uint32_t kInf = 0xffffffff;
+
+  bool more() const { return i_ < s_.size(); }
+  unsigned char peek() const { return static_cast<unsigned char>(s_[i_]); }
+
+  static Set word() {
+    Set w;
+    for (int c = '0'; c <= '9'; ++c) w[c] = true;
+    for (int c = 'a'; c <= 'z'; ++c) w[c] = w[c - 32] = true;
+    w['_'] = true;
+    return w;
+  }
+  static Set digit() { Set d; for (int c = '0'; c <= '9'; ++c) d[c] = true; return d; }
+  static Set space() { Set s; for (int c : {' ', '\t', '\n', '\r', '\f', '\v'}) s[c] = true; return s; }
+
+  int hex(size_t n) {
+    int v = 0;
+    for (size_t k = 0; k < n; ++k) {
+      if (!more() || !std::isxdigit(peek())) return -1;
+      char c = static_cast<char>(peek());
+      v = v * 16 + (std::isdigit(peek()) ? c - '0' : (std::tolower(peek()) - 'a' + 10));
+      ++i_;
+    }
+    return v;
+  }
+  // After a backslash: the set an escape stands for (class: inside [...]). A backreference or an
+  // assertion sets `kind`.
+  Set escape(bool in_class, Item::Kind& kind) {
+    Set r;
+    kind = Item::atom;
+    if (!more()) { r['\\'] = true; return r; }
+    char c = s_[i_++];
+    switch (c) {
+      case 'd': return digit();
+      case 'D': return ~digit();
+      case 'w': return word();
+      case 'W': return ~word();
+      case 's': return space();
+      case 'S': return ~space();
+      case 'n': r['\n'] = true; return r;
+      case 'r': r['\r'] = true; return r;
+      case 't': r['\t'] = true; return r;
+      case 'f': r['\f'] = true; return r;
+      case 'v': r['\v'] = true; return r;
+      case 'b':
+        if (in_class) { r['\b'] = true; return r; }
+        kind = Item::assertion;
+        return r;
+      case 'B': kind = Item::assertion; return r;
+      case 'c':
+        if (more()) { r[peek() % 32] = true; ++i_; }
+        return r;
+      case 'x': { int v = hex(2); if (v >= 0) r[v] = true; return r; }
+      case 'u': { int v = hex(4); if (v >= 0 && v < 256) r[v] = true; return r; }
+      default: break;
+    }
+    if (c >= '1' && c <= '9' && !in_class) {
+      while (more() && std::isdigit(peek())) ++i_;
+      kind = Item::backref;
+      return ~Set();
+    }
+    r[static_cast<unsigned char>(c == '0' ? '\0' : c)] = true;
+    return r;
+  }
+  static int single(const Set& set) {  // the one character of a set, or -1
+    if (set.count() != 1) return -1;
+    for (int c = 0; c < 256; ++c)
+      if (set[c]) return c;
+    return -1;
+  }
+  Set char_class() {  // after '['
+    bool negate = more() && peek() == '^';
+    if (negate) ++i_;
+    Set r;
+    while (more() && peek() != ']') {
+      auto one = [&](Set& set) -> int {  // a single character's value, or -1 for a class escape
+        unsigned char c = peek();
+        ++i_;
+        if (c != '\\') { set = Set(); set[c] = true; return c; }
+        Item::Kind k;
+        set = escape(true, k);
+        return single(set);
+      };
+      Set a;
+      int lo = one(a);
+      if (lo >= 0 && i_ + 1 < s_.size() && peek() == '-' && s_[i_ + 1] != ']') {
+        ++i_;
+        Set b;
+        int hi = one(b);
+        if (hi >= lo) { for (int c = lo; c <= hi; ++c) r[c] = true; continue; }
+        r |= b;
+        r['-'] = true;
+      }
+      r |= a;
+    }
+    if (more()) ++i_;  // ']'
+    return negate ? ~r : r;
+  }
+  void quantifier(Item& it) {
+    if (!more()) return;
+    char c = s_[i_];
+    if (c == '*') { it.min = 0; it.max = kInf; ++i_; }
+    else if (c == '+') { it.min = 1; it.max = kInf; ++i_; }
+    else if (c == '?') { it.min = 0; it.max = 1; ++i_; }
+    else if (c == '{') {
+      size_t j = i_ + 1;
+      uint64_t n[2] = {0, 0};
+      int k = 0;
+      bool digits = false, upper = false;
+      while (j < s_.size() && (std::isdigit(static_cast<unsigned char>(s_[j])) || (s_[j] == ',' && k == 0))) {
+        if (s_[j] == ',') { k = 1; }
+        else { n[k] = std::min<uint64_t>(n[k] * 10 + static_cast<uint64_t>(s_[j] - '0'), kInf - 1); digits = true; upper |= k == 1; }
+        ++j;
+      }
+      if (j >= s_.size() || s_[j] != '}' || !digits) return;  // a literal brace
+      it.min = static_cast<uint32_t>(n[0]);
+      it.max = k == 0 ? it.min : upper ? static_cast<uint32_t>(n[1]) : kInf;
+      i_ = j + 1;
+    } else {
+      return;
+    }
+    if (more() && peek() == '?') ++i_;  // lazy: the same choices, tried in another order
+  }
+  Seq sequence() {
+    Seq seq;
+    while (more() && peek() != '|' && peek() != ')') {
+      Item it;
+      it.from = i_;
+      unsigned char c = peek();
+      ++i_;
+      if (c == '(') {
+        it.kind = Item::group;
+        if (more() && peek() == '?' && i_ + 1 < s_.size()) {
+          char t = s_[i_ + 1];
+          if (t == '=' || t == '!') it.kind = Item::look;
+          i_ += 2;
+        }
+        it.alts = alternatives_list();
+        if (more()) ++i_;  // ')'
+      } else if (c == '[') {
+        it.set = char_class();
+      } else if (c == '\\') {
+        Item::Kind k;
+        it.set = escape(false, k);
+        it.kind = k;
+      } else if (c == '.') {
+        it.set = ~Set();
+        it.set['\n'] = it.set['\r'] = false;
+      } else if (c == '^' || c == '$') {
+        it.kind = Item::assertion;
+      } else {
+        it.set[c] = true;
+      }
+      if (it.kind != Item::assertion) quantifier(it);
+      if (it.kind == Item::look) it.min = it.max = 1;  // a repeated lookahead tests the same place again
+      it.to = i_;
+      seq.push_back(std::move(it));
+    }
+    return seq;
+  }
+  std::vector<Seq> alternatives_list() {
+    std::vector<Seq> alts{sequence()};
+    while (more() && peek() == '|') { ++i_; alts.push_back(sequence()); }
+    return alts;
+  }
+  Seq alternatives() {  // the whole regex as one group
+    Item g;
+    g.kind = Item::group;
+    g.alts = alternatives_list();
+    g.to = s_.size();
+    return {std::move(g)};
+  }
+
+  static bool nullable(const Item& it) {
+    if (it.min == 0 || it.kind == Item::look || it.kind == Item::assertion || it.kind == Item::backref) return true;
+    if (it.kind == Item::atom) return false;
+    for (auto& a : it.alts)
+      if (std::all_of(a.begin(), a.end(), nullable)) return true;
+    return false;
+  }
+  static Set first(const Item& it) {
+    if (it.kind == Item::look || it.kind == Item::assertion) return {};
+    if (it.kind != Item::group) return it.set;
+    Set r;
+    for (auto& a : it.alts) r |= first_of(a, 0);
+    return r;
+  }
+  static Set first_of(const Seq& seq, size_t from) {
+    Set r;
+    for (size_t k = from; k < seq.size(); ++k) {
+      r |= first(seq[k]);
+      if (!nullable(seq[k])) break;
+    }
+    return r;
+  }
+  static Set cover(const Item& it) {
+    if (it.kind == Item::look || it.kind == Item::assertion) return {};
+    if (it.kind != Item::group) return it.set;
+    Set r;
+    for (auto& a : it.alts)
+      for (auto& x : a) r |= cover(x);
+    return r;
+  }
+
+  void refuse(const Item& it, const char* what) {
+    if (!why_.empty()) return;
+    why_ = "'" + s_.substr(it.from, it.to - it.from) + "' " + what;
+  }
+  // `follow`: what must start right after the sequence (`must`: something does).
+  void check_seq(const Seq& seq, const Set& follow, bool must, bool repeated) {
+    for (size_t k = 0; k < seq.size() && why_.empty(); ++k) {
+      const Item& it = seq[k];
+      Set next = first_of(seq, k + 1);
+      bool next_must = !std::all_of(seq.begin() + static_cast<std::ptrdiff_t>(k + 1), seq.end(), nullable);
+      if (!next_must) { next |= follow; next_must = must; }
+      bool variable = it.min != it.max || it.kind == Item::backref;
+      if (repeated && variable && (!next_must || (cover(it) & next).any()))
+        refuse(it, "is repeated inside a repeated group and can end in more than one place: matching could take "
+                   "exponential time (nested quantifiers); make what follows it start with a character it cannot hold");
+      if (it.kind == Item::look) {
+        check_alts(it.alts, Set(), false, false);
+      } else if (it.kind == Item::group) {
+        if (it.max > 1) {  // an iteration is followed by the next one
+          Set body;
+          for (auto& a : it.alts) body |= first_of(a, 0);
+          check_alts(it.alts, body, true, true);
+        } else {
+          check_alts(it.alts, next, next_must, repeated);
+        }
+        if (repeated || it.max > 1) overlap(it);
+      }
+    }
+  }
+  void check_alts(const std::vector<Seq>& alts, const Set& follow, bool must, bool repeated) {
+    for (auto& a : alts) check_seq(a, follow, must, repeated);
+  }
+  void overlap(const Item& g) {
+    for (size_t a = 0; a < g.alts.size(); ++a)
+      for (size_t b = a + 1; b < g.alts.size(); ++b)
+        if ((first_of(g.alts[a], 0) & first_of(g.alts[b], 0)).any())
+          refuse(g, "is repeated and two of its alternatives can start with the same character: matching could take "
+                    "exponential time; write the common start once, before the alternatives");
+  }
+
+  const std::string s_;
+  size_t i_ = 0;
+  std::string why_;
+};
+
 // The pattern's bytes become one wide character each, as the bytes searched do (Latin-1): with
 // char, whose values are signed, a range such as [\x20-\xff] would be refused as inverted.
 std::wregex compile(const YAML::Node& n, const char* what) {
@@ -151,14 +430,15 @@ std::wregex compile(const YAML::Node& n, const char* what) {
   check_regex_numbers(n, s, what);
   std::wstring w(s.begin(), s.end());
   for (size_t i = 0; i < s.size(); ++i) w[i] = static_cast<unsigned char>(s[i]);
+  std::wregex r;
   try {
-    std::wregex r;
     r.imbue(std::locale::classic());  // \w, \s, \d: the same classes whatever the process locale
     r.assign(w, std::regex::ECMAScript | std::regex::optimize);
-    return r;
   } catch (const std::regex_error& e) {
     fail(n, std::string(what) + ": invalid regular expression: " + e.what());
   }
+  if (std::string why = BacktrackCheck(s).run(); !why.empty()) fail(n, std::string(what) + ": " + why);
+  return r;
 }
 
 bool valid_name(const std::string& s) {

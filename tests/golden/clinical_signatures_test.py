@@ -108,6 +108,21 @@ try:
     c.true("the good signature still applies", '"app":"acme-ct-service"' in out)
     os.remove(os.path.join(tmp, "broken.yaml"))
 
+    # Regexes that backtrack exponentially (minutes on a 56-byte payload, a probe on every flow's
+    # first bytes) are refused when loaded, with file:line:column; a --signatures one exits 2.
+    redos_dir = os.path.join(tmp, "redos")
+    os.makedirs(redos_dir)
+    with open(os.path.join(redos_dir, "words.yaml"), "w") as f:
+        f.write("name: acme-words\ntransport: udp\nprobe: {bytes: [{offset: 0, hex: \"41 43 4d 45\"}]}\n"
+                "fields:\n  - {name: words, regex: 'ACME ((\\w+\\s?)*)$', group: 1}\n")
+    with open(os.path.join(redos_dir, "banner.yaml"), "w") as f:
+        f.write("name: acme-banner\ntransport: tcp\nprobe: {regex: '^(\\w+\\s?)*:ACME'}\n")
+    rc, out, err = run(["analyze", acme_pcap, "--out", "-", "--signatures", redos_dir], check_rc=None)
+    c.eq("nested quantifiers: exit 2", rc, 2)
+    c.true(f"nested quantifiers reported with file:line:column ({err.strip()})",
+           os.path.join(redos_dir, "words.yaml") + ":5:" in err and os.path.join(redos_dir, "banner.yaml") + ":3:" in err
+           and "exponential" in err)
+
     # A signature that knows the server's answer only: the client's first request, 3000 bytes in
     # three segments sent before the server spoke, is read whole (it was cut at the probe window).
     with open(os.path.join(tmp, "answer-first.yaml"), "w") as f:

@@ -167,6 +167,31 @@ TEST_CASE("signatures: errors name the file, line and column") {
   CHECK(e.message.find("between 0 and 511") != std::string::npos);
 }
 
+TEST_CASE("signatures: regexes that could backtrack exponentially are refused") {
+  // A repeated group whose text splits into iterations in many ways: minutes on a few dozen bytes.
+  for (const char* bad : {"ACME ((\\w+\\s?)*)$", "(a+)+", "(?:a*a*b)*", "(.*)*", "(a|a)*", "(?:x(?:ab|ac))+", "(a{1,3}){2,}",
+                          "((\\w+\\s)*x)*", "(a)(\\1b)*"}) {
+    INFO(bad);
+    std::string t = kAcme;
+    auto e = parse_err(t.replace(t.find("\"PAT=([A-Z0-9]+)\""), 17, std::string("'") + bad + "'"));
+    CHECK(e.line == 16);
+    CHECK(e.message.find("field.regex") != std::string::npos);
+    CHECK(e.message.find("exponential") != std::string::npos);
+  }
+  // Probes run on the first bytes of every flow.
+  auto e = parse_err("name: x\ntransport: tcp\nprobe: {regex: '^(\\w+\\s?)*:ACME'}\n");
+  CHECK(e.line == 3);
+  CHECK(e.message.find("probe.regex") != std::string::npos);
+  CHECK(e.message.find("exponential") != std::string::npos);
+  // What follows each repeated part fixes where it ends; lookaheads are atomic; fixed counts.
+  for (const char* good : {"(\\w+\\s)*", "(?:\\s*,\\s*\\w+)*", "(?:[^,]+,)*", "(ab?)*", "(?:[a-z]+\\.)+[a-z]+",
+                           "(?:\\r\\n|[^\\r\\n])*", "((?:(?!\\x00[\\x00-\\x1f]|\\x09[\\s\\S])[\\s\\S]{2})+)", "\\w+\\s*\\w+"}) {
+    INFO(good);
+    std::string t = kAcme;
+    parse_ok(t.replace(t.find("\"PAT=([A-Z0-9]+)\""), 17, std::string("'(x)") + good + "'"));
+  }
+}
+
 TEST_CASE("signatures: an empty file and an aliased node are located too") {
   auto e = parse_err("");
   CHECK(e.str() == "t.yaml:1:1: empty signature file");
