@@ -73,6 +73,9 @@ struct Field {
   IdentityPart identity = IdentityPart::none;
   std::wregex regex;                 // over the message's bytes as Latin-1 (widen())
   int group = 1;
+  // Regex fields: the capture starts with a length (of `type`, a number type); the value is
+  // that many bytes after it (a String sent as length + value ends where its length says).
+  bool length_prefix = false;
   bool has_when = false;
   ByteMatch when;                    // extract only from messages with these bytes
 };

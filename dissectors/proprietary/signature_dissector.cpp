@@ -320,6 +320,20 @@ class SignatureDissector final : public Dissector {
     ctx.anomaly("proprietary", "bytes_outside_frame", off, sig_->name);
   }
 
+  // The value that follows a length at m[at] (f.length_prefix), in the message (past the regex
+  // window too); false when the length runs past the message.
+  static bool prefixed(const Field& f, std::span<const uint8_t> m, size_t at, std::string_view& value) {
+    const size_t size = f.type == FieldType::u8 ? 1 : (f.type == FieldType::u16be || f.type == FieldType::u16le) ? 2 : 4;
+    if (m.size() - at < size) return false;
+    const bool be = f.type == FieldType::u16be || f.type == FieldType::u32be;
+    uint64_t n = 0;
+    for (size_t i = 0; i < size; ++i) n |= uint64_t(m[at + i]) << (8 * (be ? size - 1 - i : i));
+    if (n > m.size() - at - size) return false;
+    // Enough bytes for kMaxValueLen bytes of text whatever the encoding.
+    value = std::string_view(reinterpret_cast<const char*>(m.data()) + at + size, std::min<size_t>(n, 4 * kMaxValueLen));
+    return true;
+  }
+
   // Value of field f in message m; false when the message is too short / the regex misses.
   bool extract(const Field& f, std::span<const uint8_t> m, std::string& out) {
     out.clear();
@@ -332,14 +346,27 @@ class SignatureDissector final : public Dissector {
     if (f.by_regex) {
       widen(m.first(std::min<size_t>(m.size(), sig_->regex_window)), wide_);
       std::wsmatch mt;
-      if (!std::regex_search(wide_, mt, f.regex)) return false;
-      if (static_cast<size_t>(f.group) >= mt.size() || !mt[f.group].matched) return false;
-      // One wide character per byte: the capture's position is the same in the message.
-      std::string_view cap(reinterpret_cast<const char*>(m.data()) + mt.position(f.group), static_cast<size_t>(mt.length(f.group)));
-      if (f.encoding == TextEncoding::bytes) out.assign(cap);
-      else decode_text(cap, f.encoding, out);
-      if (out.size() > kMaxValueLen) out.resize(kMaxValueLen);
-      return true;
+      auto from = wide_.cbegin();
+      auto flags = std::regex_constants::match_default;
+      // A length-prefixed value: the first match whose length fits the message (the bytes the
+      // regex looks for may also occur inside other values).
+      for (int tries = 0; tries < 8 && std::regex_search(from, wide_.cend(), mt, f.regex, flags); ++tries) {
+        if (static_cast<size_t>(f.group) >= mt.size() || !mt[f.group].matched) return false;
+        // One wide character per byte: the capture's position is the same in the message.
+        const size_t at = static_cast<size_t>(mt[f.group].first - wide_.cbegin());
+        std::string_view cap(reinterpret_cast<const char*>(m.data()) + at, static_cast<size_t>(mt.length(f.group)));
+        if (f.length_prefix && !prefixed(f, m, at, cap)) {
+          if (mt[0].first == wide_.cend()) return false;
+          from = mt[0].first + 1;
+          flags = std::regex_constants::match_prev_avail;
+          continue;
+        }
+        if (f.encoding == TextEncoding::bytes) out.assign(cap);
+        else decode_text(cap, f.encoding, out);
+        if (out.size() > kMaxValueLen) out.resize(kMaxValueLen);
+        return true;
+      }
+      return false;
     }
     if (f.offset > m.size() || m.size() - f.offset < f.length) return false;
     auto b = m.subspan(f.offset, f.length);

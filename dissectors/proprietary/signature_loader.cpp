@@ -489,7 +489,7 @@ ProbeRule parse_probe(const YAML::Node& n) {
 }
 
 Field parse_field(const YAML::Node& n) {
-  only_keys(n, {"name", "offset", "length", "type", "regex", "group", "phi", "when", "encoding", "identity"}, "field");
+  only_keys(n, {"name", "offset", "length", "type", "regex", "group", "length_prefix", "phi", "when", "encoding", "identity"}, "field");
   Field f;
   if (n["encoding"]) {
     static const std::pair<const char*, TextEncoding> kEncodings[] = {
@@ -536,9 +536,17 @@ Field parse_field(const YAML::Node& n) {
     if (static_cast<size_t>(f.group) > f.regex.mark_count())
       fail(n["group"] ? n["group"] : n["regex"], "field '" + f.name + "': the regex has " + std::to_string(f.regex.mark_count()) +
                                                      " group(s), group " + std::to_string(f.group) + " asked");
+    if (const YAML::Node p = n["length_prefix"]) {
+      static const std::pair<const char*, FieldType> kPrefixes[] = {
+          {"u8", FieldType::u8}, {"u16be", FieldType::u16be}, {"u16le", FieldType::u16le}, {"u32be", FieldType::u32be}, {"u32le", FieldType::u32le}};
+      std::string t = str(p, "field.length_prefix");
+      for (auto& [k, v] : kPrefixes) if (t == k) { f.type = v; f.length_prefix = true; }
+      if (!f.length_prefix) fail(p, "field.length_prefix must be u8, u16be, u16le, u32be or u32le, got '" + t + "'");
+    }
     return f;
   }
   if (n["group"]) fail(n["group"], "field.group needs a regex");
+  if (n["length_prefix"]) fail(n["length_prefix"], "field.length_prefix needs a regex");
   if (!n["offset"]) fail(n, "field '" + f.name + "' needs 'offset' (or 'regex')");
   f.offset = static_cast<uint32_t>(integer(n["offset"], "field.offset", 0, 1 << 20));
   std::string t = n["type"] ? str(n["type"], "field.type") : "ascii";

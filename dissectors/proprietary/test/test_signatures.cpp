@@ -5,6 +5,7 @@
 #include <fstream>
 #include <iterator>
 #include <random>
+#include <set>
 #include <string>
 
 #include "dissectors/proprietary/signature.h"
@@ -709,6 +710,54 @@ TEST_CASE("signatures: the IntelliVue signature reads non-ASCII names whole") {
     CHECK(f["patient_family_name"] == nlohmann::json::array({Pseudonymiser()(utf8)}));
     CHECK(f["patient_given_name"] == nlohmann::json::array({Pseudonymiser()("TARO")}));
   }
+}
+
+TEST_CASE("signatures: IntelliVue Strings end where their length says, in any script") {
+  LoadResult shipped = load_signatures(MEDMON_SIGNATURES_SRC);
+  std::shared_ptr<const Signature> iv;
+  for (auto& s : shipped.signatures) if (s->name == "philips-intellivue-data-export") iv = s;
+  REQUIRE(iv);
+  auto str_attr = [&](unsigned id, const std::u16string& v, bool nul) {
+    std::string o;
+    for (char16_t c : v) { o.push_back(static_cast<char>(c >> 8)); o.push_back(static_cast<char>(c & 0xff)); }
+    if (nul) o.append(2, '\0');
+    return u16be(id) + u16be(o.size() + 2) + u16be(o.size()) + o;
+  };
+  // Made-up names: Devanagari and Bengali code units (0x09xx) followed by ASCII look like the
+  // start of the next attribute (id 0x09xx, then a length).
+  const std::pair<std::u16string, std::string> names[] = {
+      {u"\u0930\u093e\u092e \u0915\u0941\u092e\u093e\u0930", "\xe0\xa4\xb0\xe0\xa4\xbe\xe0\xa4\xae \xe0\xa4\x95\xe0\xa5\x81\xe0\xa4\xae\xe0\xa4\xbe\xe0\xa4\xb0"},
+      {u"\u0930\u093e\u092e Kumar", "\xe0\xa4\xb0\xe0\xa4\xbe\xe0\xa4\xae Kumar"},
+      {u"\u0930\u093e\u092e Kumari", "\xe0\xa4\xb0\xe0\xa4\xbe\xe0\xa4\xae Kumari"},
+      {u"\u09b0\u09be\u09ae\x01" u"ABC", "\xe0\xa6\xb0\xe0\xa6\xbe\xe0\xa6\xae\x01" "ABC"},
+      {u"Ram Kumar", "Ram Kumar"}};
+  std::set<std::string> seen;
+  for (bool nul : {false, true}) {
+    for (auto& [name, utf8] : names) {
+      INFO(utf8 << " NUL " << nul);
+      // Bytes that look like the attribute id but whose length does not fit come first.
+      std::string stray = u16be(0x0100) + "\x09\x5d" + u16be(2) + u16be(0x7000);
+      std::string body = stray + str_attr(0x095d, name, nul) + str_attr(0x095c, u"\u0915", false);
+      std::string msg = std::string("\xe1\x00\x00\x02\x00\x02", 6) + u16be(body.size()) + body;
+      SigHarness h(iv, 17);
+      h.datagram(Dir::to_client, msg);
+      h.end();
+      auto ev = h.events("proprietary");
+      REQUIRE(ev.size() == 1);
+      auto& f = ev[0]["proprietary"]["fields"];
+      CHECK(f["patient_given_name"] == nlohmann::json::array({Pseudonymiser()(utf8)}));
+      CHECK(f["patient_family_name"] == nlohmann::json::array({Pseudonymiser()("\xe0\xa4\x95")}));
+      if (f["patient_given_name"].is_array() && !f["patient_given_name"].empty())
+        seen.insert(f["patient_given_name"][0].get<std::string>());
+    }
+  }
+  CHECK(seen.size() == std::size(names));  // different names, different pseudonyms
+  // A length prefix on a regex field only, of a number type.
+  auto e = parse_err("name: x\ntransport: udp\nprobe: {regex: x}\nfields:\n  - {name: a, regex: 'A(..)', length_prefix: u24}\n");
+  CHECK(e.line == 5);
+  CHECK(e.message.find("field.length_prefix must be") != std::string::npos);
+  e = parse_err("name: x\ntransport: udp\nprobe: {regex: x}\nfields:\n  - {name: a, offset: 0, type: u8, length_prefix: u8}\n");
+  CHECK(e.message.find("field.length_prefix needs a regex") != std::string::npos);
 }
 
 TEST_CASE("signatures: text fields decoded from UTF-16 and Latin-1") {
