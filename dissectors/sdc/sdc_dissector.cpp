@@ -563,23 +563,23 @@ class SdcDissector final : public Dissector {
     m.host_address.assign(trim(element_value(element_text(host, "EndpointReference"), "Address")));
   }
 
-  // A start tag of a patient context state: named PatientContextState, or typed so with
-  // xsi:type (any prefixes) as BICEPS writes it: <msg:ContextState xsi:type="pm:PatientContextState">
+  // A start tag of a context state of the given type: named so, or typed so with xsi:type (any
+  // prefixes) as BICEPS writes it: <msg:ContextState xsi:type="pm:PatientContextState">
   // (GetContextStates, reports) or <pm:State xsi:type="pm:PatientContextState"> (the MDIB).
-  static bool patient_state(const Tag& t) {
-    if (local_name(t.qname) == "PatientContextState") return true;
+  static bool context_state(const Tag& t, std::string_view type) {
+    if (local_name(t.qname) == type) return true;
     bool typed = false;
     for_each_attribute(t.attrs, [&](std::string_view name, std::string_view value) {
-      if (name.find(':') != std::string_view::npos && local_name(name) == "type" &&
-          local_name(trim(value)) == "PatientContextState")
+      if (name.find(':') != std::string_view::npos && local_name(name) == "type" && local_name(trim(value)) == type)
         typed = true;
     });
     return typed;
   }
 
-  // Patient context (BICEPS PatientContextState): identifiers and demographics are PHI. Every
-  // state of the message counts (up to kMaxStates): a message may hold several, earlier ones
-  // empty or not associated.
+  // Patient context (BICEPS PatientContextState), and the patient a workflow context names
+  // (WorkflowContextState: WorkflowDetail/Patient, a person reference with demographics):
+  // identifiers and demographics are PHI. Every state of the message counts (up to kMaxStates):
+  // a message may hold several, earlier ones empty or not associated.
   static void read_patient(Message& m, FlowContext& ctx) {
     static constexpr std::pair<std::string_view, std::string_view> kPhi[] = {
         {"Givenname", "sdc.patient.givenname"}, {"Middlename", "sdc.patient.middlename"},
@@ -587,20 +587,10 @@ class SdcDissector final : public Dissector {
         {"DateOfBirth", "sdc.patient.date_of_birth"}};
     bool identified = false;
     std::array<bool, std::size(kPhi)> seen{};
-    Tag t;
-    size_t states = 0;
-    for (size_t i = 0; states < kMaxStates && i < m.body.size() && next_tag(m.body, i, t);) {
-      i = t.end;
-      if (t.closing || t.empty || !patient_state(t)) continue;
-      ++states;
-      // The search goes on after the state, so the body is read once (a state inside it is read
-      // with it). One that does not end runs to the end of the body: its PHI is on the wire all
-      // the same.
-      size_t e = end_tag(m.body, t.qname, t.end, i);
-      if (e == std::string_view::npos) i = m.body.size();
-      std::string_view state = m.body.substr(t.end, e == std::string_view::npos ? e : e - t.end);
+    // The identifiers and demographics of one patient's element.
+    auto read = [&](std::string_view person) {
       Tag id;
-      for (size_t k = 0; next_tag(state, k, id); k = id.end) {
+      for (size_t k = 0; next_tag(person, k, id); k = id.end) {
         if (id.closing || local_name(id.qname) != "Identification") continue;
         for_each_attribute(id.attrs, [&](std::string_view name, std::string_view value) {
           if (name != "Extension" || value.empty()) return;
@@ -611,7 +601,34 @@ class SdcDissector final : public Dissector {
         });
       }
       for (size_t f = 0; f < std::size(kPhi); ++f)
-        if (!seen[f] && !trim(element_value(state, kPhi[f].first)).empty()) seen[f] = true;
+        if (!seen[f] && !trim(element_value(person, kPhi[f].first)).empty()) seen[f] = true;
+    };
+    // The element that starts with tag t, up to its end tag or, when it does not end, to the end
+    // of x (its PHI is on the wire all the same); `next` receives where reading goes on.
+    auto element = [](std::string_view x, const Tag& t, size_t& next) {
+      size_t e = end_tag(x, t.qname, t.end, next);
+      if (e == std::string_view::npos) next = x.size();
+      return x.substr(t.end, e == std::string_view::npos ? e : e - t.end);
+    };
+    Tag t;
+    size_t states = 0;
+    for (size_t i = 0; states < kMaxStates && i < m.body.size() && next_tag(m.body, i, t);) {
+      i = t.end;
+      if (t.closing || t.empty) continue;
+      bool patient = context_state(t, "PatientContextState");
+      if (!patient && !context_state(t, "WorkflowContextState")) continue;
+      ++states;
+      // The search goes on after the state, so the body is read once (a state inside it is read
+      // with it).
+      std::string_view state = element(m.body, t, i);
+      if (patient) { read(state); continue; }
+      // A workflow's own identification names the order, not the patient: only its patient's
+      // element is read.
+      Tag p;
+      for (size_t k = 0; next_tag(state, k, p);) {
+        k = p.end;
+        if (!p.closing && !p.empty && local_name(p.qname) == "Patient") read(element(state, p, k));
+      }
     }
     if (identified) m.phi.emplace_back("sdc.patient.identification");
     for (size_t f = 0; f < std::size(kPhi); ++f)

@@ -4,10 +4,14 @@ on UDP 3702 and DPWS metadata + a patient context over SOAP/HTTP give sdc events
 device (device_ip) with its endpoint, manufacturer, model and serial; a printer's WS-Discovery is
 not taken for SDC; patient data leaves only as pseudonyms."""
 import os
+import shutil
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
 from golden import Checker, analyze, of_type, pcap, pseudonym  # noqa: E402
+from pcapwrite import write_pcap  # noqa: E402
+from policy_demo_test import tcp_conversation, timed  # noqa: E402
 
 EPR = "urn:uuid:6f1c2a5e-0000-4000-8000-00000000a001"
 
@@ -66,4 +70,54 @@ c.eq("no anomalies", of_type(ev, "anomaly"), [])
 raw = "\n".join(str(e) for e in ev)
 for secret in ("PAT-4242", "Jane", "Doe", "1970-01-01"):
     c.true(f"PHI value {secret} never appears", secret not in raw)
+
+# Made-up patient and order, over SOAP/HTTP on a port of no other protocol.
+NS = (b'xmlns:s12="http://www.w3.org/2003/05/soap-envelope" xmlns:wsa="http://www.w3.org/2005/08/addressing" '
+      b'xmlns:pm="http://standards.ieee.org/downloads/11073/11073-10207-2017/participant" '
+      b'xmlns:msg="http://standards.ieee.org/downloads/11073/11073-10207-2017/message" '
+      b'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"')
+CTX = b"http://standards.ieee.org/downloads/11073/11073-20701-2018/ContextService/"
+
+
+def envelope(action, body):
+    return (b'<?xml version="1.0" encoding="UTF-8"?><s12:Envelope ' + NS + b'><s12:Header><wsa:Action>' + CTX + action +
+            b'</wsa:Action><wsa:MessageID>urn:uuid:11111111-2222-4333-8444-555555555555</wsa:MessageID></s12:Header>'
+            b'<s12:Body>' + body + b'</s12:Body></s12:Envelope>')
+
+
+def post(body):
+    return (b"POST /ctx HTTP/1.1\r\nHost: x\r\nContent-Type: application/soap+xml\r\nContent-Length: " +
+            str(len(body)).encode() + b"\r\n\r\n" + body)
+
+
+def answer(body):
+    return (b"HTTP/1.1 200 OK\r\nContent-Type: application/soap+xml\r\nContent-Length: " + str(len(body)).encode() +
+            b"\r\n\r\n" + body)
+
+
+GET = post(envelope(b"GetContextStates", b"<msg:GetContextStates/>"))
+WORKFLOW = (b'<msg:ContextState xsi:type="pm:WorkflowContextState" Handle="wf1" ContextAssociation="Assoc">'
+            b'<pm:Identification Root="1.2.3.4" Extension="ORDER-555"/><pm:WorkflowDetail><pm:Patient>'
+            b'<pm:Identification Root="1.2.3" Extension="PAT-777"/><pm:Name><pm:Givenname>Alice</pm:Givenname>'
+            b'<pm:Familyname>Zyx</pm:Familyname></pm:Name><pm:DateOfBirth>1950-01-02</pm:DateOfBirth></pm:Patient>'
+            b'</pm:WorkflowDetail></msg:ContextState>')
+ANSWER = answer(envelope(b"GetContextStatesResponse", b"<msg:GetContextStatesResponse>" + WORKFLOW +
+                         b"</msg:GetContextStatesResponse>"))
+tmp = tempfile.mkdtemp(prefix="medmon-sdc-")
+try:
+    # The patient a workflow context names (WorkflowDetail/Patient) is PHI, as a patient context is.
+    wf_pcap = os.path.join(tmp, "workflow.pcap")
+    write_pcap(wf_pcap, timed(tcp_conversation("10.20.0.9", "10.20.0.15", 40100, 6464, [(True, GET), (False, ANSWER)])))
+    ev = analyze(wf_pcap)
+    answers = [e["sdc"] for e in of_type(ev, "sdc") if e["sdc"].get("action") == "GetContextStatesResponse"]
+    c.eq("workflow patient", [a.get("patients") for a in answers], [[pseudonym("PAT-777")]])
+    c.eq("workflow patient phi", [a.get("phi_fields") for a in answers],
+         [["sdc.patient.identification", "sdc.patient.givenname", "sdc.patient.familyname", "sdc.patient.date_of_birth"]])
+    c.eq("workflow flow phi_cleartext", [f.get("phi_cleartext") for f in of_type(ev, "flow")],
+         [["sdc.patient.identification", "sdc.patient.givenname", "sdc.patient.familyname", "sdc.patient.date_of_birth"]])
+    raw = "\n".join(str(e) for e in ev)
+    c.true("workflow patient never in clear", all(v not in raw for v in ("PAT-777", "Alice", "Zyx", "1950-01-02")))
+
+finally:
+    shutil.rmtree(tmp)
 c.done()

@@ -309,6 +309,32 @@ TEST_CASE("sdc: patient context states typed with xsi:type, as in BICEPS") {
   CHECK_FALSE(h.events("sdc")[0]["sdc"].contains("patients"));
 }
 
+TEST_CASE("sdc: the patient a workflow context names is PHI, the order is not read") {
+  // Made-up patient and order.
+  const std::string workflow =
+      "<msg:ContextState xsi:type=\"pm:WorkflowContextState\" Handle=\"wf1\" ContextAssociation=\"Assoc\">"
+      "<pm:Identification Root=\"1.2.3.4\" Extension=\"ORDER-555\"/><pm:WorkflowDetail><pm:Patient>"
+      "<pm:Identification Root=\"1.2.3\" Extension=\"PAT-777\"/><pm:Name><pm:Givenname>Alice</pm:Givenname>"
+      "<pm:Familyname>Zyx</pm:Familyname></pm:Name><pm:DateOfBirth>1950-01-02</pm:DateOfBirth></pm:Patient>"
+      "<pm:VisitNumber Extension=\"VISIT-1\"/></pm:WorkflowDetail></msg:ContextState>";
+  for (std::string states : {workflow, "<pm:WorkflowContextState Handle=\"wf1\">" + workflow.substr(workflow.find("<pm:Identification")) }) {
+    if (states != workflow) states.replace(states.rfind("</msg:ContextState>"), 19, "</pm:WorkflowContextState>");
+    INFO(states);
+    Harness h(kSdcInfo);
+    h.ep.proto = 6;
+    h.feed(Dir::to_client, contexts_response(states));
+    h.end();
+    auto ev = h.events("sdc");
+    REQUIRE(ev.size() == 1);
+    CHECK(ev[0]["sdc"]["patients"] == nlohmann::json::array({Pseudonymiser()("PAT-777")}));
+    CHECK(ev[0]["sdc"]["phi_fields"] == nlohmann::json::array({"sdc.patient.identification", "sdc.patient.givenname",
+                                                                "sdc.patient.familyname", "sdc.patient.date_of_birth"}));
+    CHECK(h.facts.phi_fields.size() == 4);
+    CHECK_FALSE(in_clear(h, "PAT-777"));
+    CHECK_FALSE(in_clear(h, "Alice"));
+  }
+}
+
 TEST_CASE("sdc: every patient context state of a message is read") {
   const std::string full = patient_state("msg:ContextState");
   const std::string pm = "xsi:type=\"pm:PatientContextState\" Handle=\"p0\" DescriptorHandle=\"pd\"";
