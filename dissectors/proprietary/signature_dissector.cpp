@@ -473,6 +473,7 @@ constexpr size_t kSlots = 64;
 struct Registry {
   std::mutex mu;
   std::vector<std::shared_ptr<const Signature>> sigs;
+  std::vector<std::shared_ptr<const Signature>> slotted;  // those with an entry of their own, slot order
   std::deque<DissectorInfo> infos;
   std::vector<const DissectorInfo*> info_ptrs;
   std::vector<std::vector<uint16_t>> ports;  // storage for port_hints spans
@@ -485,12 +486,12 @@ Registry& raw_registry() {
 
 template <size_t I>
 Probe slot_probe(std::span<const uint8_t> first, Dir dir) {
-  return raw_registry().sigs[I]->probe(first, dir);
+  return raw_registry().slotted[I]->probe(first, dir);
 }
 std::unique_ptr<Dissector> make_dispatcher_for(std::shared_ptr<const Signature> sig);
 template <size_t I>
 std::unique_ptr<Dissector> slot_make() {
-  return make_dispatcher_for(raw_registry().sigs[I]);
+  return make_dispatcher_for(raw_registry().slotted[I]);
 }
 template <size_t... I>
 constexpr auto slot_table(std::index_sequence<I...>) {
@@ -508,10 +509,12 @@ std::vector<LoadError> add_locked(Registry& r, const std::string& dir) {
       continue;
     }
     r.sigs.push_back(s);
-    size_t i = r.sigs.size() - 1;
     // A signature that names ports gets its own entry, probed before the built-in dissectors on
-    // those ports (and only there: elsewhere the proprietary entries probe it after them).
+    // those ports (and only there: elsewhere the proprietary entries probe it after them). The
+    // slots go to the first kSlots that name ports, however many without ports came before.
+    const size_t i = r.slotted.size();
     if (i < kSlots && !s->ports.empty()) {
+      r.slotted.push_back(s);
       r.ports.push_back(s->ports);
       DissectorInfo info;
       info.name = "proprietary";

@@ -159,6 +159,10 @@ try:
     # flow picked up mid-connection, as the built-in dissectors' ports do.
     ports_dir = os.path.join(tmp, "ports")
     os.makedirs(ports_dir)
+    # Loaded first, many signatures without ports: the slots go to those that name ports.
+    for i in range(64):
+        with open(os.path.join(ports_dir, "a%02d.yaml" % i), "w") as f:
+            f.write("name: acme-portless-%02d\ntransport: tcp\nprobe:\n  bytes: [{offset: 0, hex: \"ff fe %02x\"}]\n" % (i, i))
     with open(os.path.join(ports_dir, "feed.yaml"), "w") as f:
         f.write("name: acme-monitor-feed\ntransport: tcp\nports: [7001]\nprobe:\n  bytes: [{offset: 0, hex: \"4d 53 48 7c\"}]\n")
     with open(os.path.join(ports_dir, "vitals.yaml"), "w") as f:
