@@ -361,8 +361,7 @@ class SignatureDissector final : public Dissector {
           flags = std::regex_constants::match_prev_avail;
           continue;
         }
-        if (f.encoding == TextEncoding::bytes) out.assign(cap);
-        else decode_text(cap, f.encoding, out);
+        decode_text(cap, f.encoding, out);  // bytes: as they are, to the first NUL
         if (out.size() > kMaxValueLen) out.resize(kMaxValueLen);
         return true;
       }

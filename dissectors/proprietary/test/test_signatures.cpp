@@ -788,6 +788,19 @@ TEST_CASE("signatures: text fields decoded from UTF-16 and Latin-1") {
   CHECK(h.facts.identities[0].serial == "SN1");
 }
 
+TEST_CASE("signatures: a regex capture read as bytes ends at the first NUL") {
+  std::string text = kAcme;
+  const std::string from = "{name: patient, regex: \"PAT=([A-Z0-9]+)\", phi: true}";
+  text.replace(text.find(from), from.size(), "{name: tag, regex: 'TAG=([\\s\\S]{6})'}");
+  auto sig = parse_ok(text);
+  SigHarness h(sig);
+  h.feed(Dir::to_server, acme(1, std::string("SN000001TAG=AB\0CDE", 19)));
+  h.end();
+  auto ev = h.events("proprietary");
+  REQUIRE(ev.size() == 2);
+  CHECK(ev[0]["proprietary"]["fields"]["tag"] == "AB");
+}
+
 TEST_CASE("signatures: hostile input") {
   auto sig = parse_ok(kAcme);
   std::mt19937 rng(11);
