@@ -35,6 +35,7 @@ class Dissector {
   // In-order bytes of one direction (TCP), or one whole datagram (UDP).
   virtual Consumed on_data(Dir dir, std::span<const uint8_t> data, FlowContext& ctx) = 0;
   // `missing` bytes of this direction were lost (capture loss, memcap): resynchronise.
+  // ctx.stream_offset() is where they start in this direction's stream.
   virtual void on_gap(Dir dir, uint64_t missing, FlowContext& ctx) = 0;
   // This direction ended (FIN/RST/timeout/end of input).
   virtual void on_end(Dir dir, FlowContext& ctx) = 0;

@@ -57,6 +57,7 @@ void StreamFeeder::lose_held(Dir dir, std::span<const uint8_t> more, const char*
   DirState& s = dirs_[static_cast<int>(dir)];
   ctx.anomaly("stream", why, s.next_offset);
   uint64_t lost = s.held() + more.size();
+  ctx.set_stream_offset(s.next_offset);  // where the lost bytes start
   s.next_offset += lost;
   s.release();
   s.need = 0;
@@ -166,6 +167,7 @@ void StreamFeeder::claim(const DissectorInfo* info, Dir first, FlowContext& ctx)
       // Not held: the dissector starts this direction mid-stream, as after any other gap.
       uint64_t n = s.lost;
       s.lost = 0;
+      ctx.set_stream_offset(s.next_offset >= n ? s.next_offset - n : 0);  // they end where the stream goes on
       dissector_->on_gap(d, n, ctx);
       if (state_ != State::active) return;
     }
@@ -309,6 +311,8 @@ void StreamFeeder::gap(Dir dir, uint64_t missing, FlowContext& ctx) {
   }
   // Held bytes [next_offset, +pending) are useless without what follows them.
   uint64_t lost = missing - s.skip + s.held();
+  // Where the lost bytes start: at the held ones, else past what the dissector skips anyway.
+  ctx.set_stream_offset(s.next_offset + (s.held() ? 0 : s.skip));
   s.next_offset += s.held() + missing;
   s.skip = 0;
   s.release();

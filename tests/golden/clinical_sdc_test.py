@@ -118,6 +118,18 @@ try:
     raw = "\n".join(str(e) for e in ev)
     c.true("workflow patient never in clear", all(v not in raw for v in ("PAT-777", "Alice", "Zyx", "1950-01-02")))
 
+    # A hole in the answer while the client sent more: message_lost is at the answer's offset
+    # (its held start), not at the client's.
+    frames = tcp_conversation("10.20.0.9", "10.20.0.15", 40101, 6464,
+                              [(True, GET), (False, ANSWER[:200]), (True, GET), (False, ANSWER[200:500]),
+                               (False, ANSWER[500:]), (False, ANSWER)])
+    lost = [i for i, fr in enumerate(frames) if fr.endswith(ANSWER[200:500])]
+    gap_pcap = os.path.join(tmp, "gap.pcap")
+    write_pcap(gap_pcap, timed(fr for i, fr in enumerate(frames) if i not in lost))
+    ev = analyze(gap_pcap)
+    c.eq("message_lost offset in the direction that lost bytes",
+         [(a["anomaly"]["name"], a["anomaly"].get("offset")) for a in of_type(ev, "anomaly") if a["anomaly"]["dissector"] == "sdc"],
+         [("message_lost", 0)])
 finally:
     shutil.rmtree(tmp)
 c.done()

@@ -59,6 +59,7 @@ struct Harness {
   }
   void gap(Dir dir, uint64_t n) {
     int i = static_cast<int>(dir);
+    ctx.set_stream_offset(off[i]);  // as the feeder does: where the lost bytes (held ones first) start
     off[i] += pending[i].size() + n;
     pending[i].clear();
     d->on_gap(dir, n, ctx);

@@ -58,6 +58,7 @@ struct Line {
 };
 std::vector<Line> g_lines;
 std::vector<std::pair<Dir, uint64_t>> g_gaps;  // on_gap calls: direction, bytes missing
+std::vector<uint64_t> g_gap_offsets;             // and the stream offset each was told
 
 class LineDissector final : public Dissector {
  public:
@@ -68,7 +69,10 @@ class LineDissector final : public Dissector {
     g_lines.push_back({dir, std::string(v.substr(0, nl)), ctx.now().usec, ctx.stream_offset()});
     return {nl + 1, 0, 0, false};
   }
-  void on_gap(Dir dir, uint64_t n, FlowContext&) override { g_gaps.push_back({dir, n}); }
+  void on_gap(Dir dir, uint64_t n, FlowContext& ctx) override {
+    g_gaps.push_back({dir, n});
+    g_gap_offsets.push_back(ctx.stream_offset());
+  }
   void on_end(Dir dir, FlowContext& ctx) override { g_lines.push_back({dir, "END", ctx.now().usec, 0}); }
 };
 std::unique_ptr<Dissector> make_lines() { return std::make_unique<LineDissector>(); }
@@ -103,6 +107,7 @@ struct Rig {
     feeder = std::make_unique<StreamFeeder>(infos, Transport::tcp, 7000, limits, &hold, &held);
     g_lines.clear();
     g_gaps.clear();
+    g_gap_offsets.clear();
   }
   void data(Dir dir, std::string_view s, int64_t usec = 1) {
     ctx.set_now(Timestamp{usec});
@@ -128,6 +133,27 @@ TEST_CASE("stream feeder: a long message in small segments is held without a cop
   // 1 MiB held: the vector's doublings, not 1024 copies of a growing buffer (about 1 GiB).
   if (kCounting) CHECK(allocated < 8u << 20);
   CHECK(r.out.counters().get("stream.buffer_cap_hits") == 0);
+}
+
+TEST_CASE("stream feeder: a dissector is told where lost bytes start in their direction") {
+  SECTION("a hole after held bytes, the other direction delivered last") {
+    Rig r(kLines);
+    r.data(Dir::to_server, "Lone\nLtw");  // "Ltw" held at offset 5
+    r.data(Dir::to_client, "Lresponse\nLr");
+    r.feeder->gap(Dir::to_server, 100, r.ctx);
+    REQUIRE(g_gaps.size() == 1);
+    CHECK(g_gaps[0] == std::pair<Dir, uint64_t>{Dir::to_server, 103});
+    CHECK(g_gap_offsets[0] == 5);
+  }
+  SECTION("held bytes over the buffer cap") {
+    Rig r(kLines, 4096);
+    r.data(Dir::to_server, "Lone\n");
+    r.data(Dir::to_server, std::string(3000, 'y'));
+    r.data(Dir::to_client, "Lresponse\n");
+    r.data(Dir::to_server, std::string(3000, 'y'));
+    REQUIRE(g_gaps.size() == 1);
+    CHECK(g_gap_offsets[0] == 5);
+  }
 }
 
 TEST_CASE("stream feeder: consumed bytes do not count against the buffer cap, held ones do") {
@@ -296,6 +322,7 @@ TEST_CASE("stream feeder: a flow claimed from the server's side gets the client'
     // start of that stream.
     REQUIRE(g_gaps.size() == 1);
     CHECK(g_gaps[0] == std::pair<Dir, uint64_t>{Dir::to_server, 5000});
+    CHECK(g_gap_offsets[0] == 0);
     r.data(Dir::to_server, "Lafter\n", 30);
     CHECK(seen() == std::vector<std::string>{"<Sok@20+0", ">Lafter@30+5000"});
   }
@@ -307,6 +334,7 @@ TEST_CASE("stream feeder: a flow claimed from the server's side gets the client'
     r.data(Dir::to_client, "Sok\n", 20);
     REQUIRE(g_gaps.size() == 1);
     CHECK(g_gaps[0] == std::pair<Dir, uint64_t>{Dir::to_server, 106});
+    CHECK(g_gap_offsets[0] == 0);
     r.data(Dir::to_server, "Lafter\n", 30);
     CHECK(seen() == std::vector<std::string>{"<Sok@20+0", ">Lafter@30+106"});
   }
