@@ -159,7 +159,8 @@ class BacktrackCheck {
   // Empty when the regex is accepted, else the reason.
   std::string run() {
     Seq top = alternatives();
-    check_seq(top, Set(), false, false);
+    Loose loose;
+    check_seq(top, {Set(), true, true}, false, loose);  // after the regex's end nothing can fail
     return why_;
   }
 
@@ -379,36 +380,75 @@ class BacktrackCheck {
 
   void refuse(const Item& it, const char* what) {
     if (!why_.empty()) return;
-    why_ = "'" + s_.substr(it.from, it.to - it.from) + "' " + what;
+    why_ = "'" + text(it) + "' " + what;
   }
-  // `follow`: what must start right after the sequence (`must`: something does).
-  void check_seq(const Seq& seq, const Set& follow, bool must, bool repeated) {
+  // What comes after a part: the bytes it can start with; whether something must come (else
+  // it may be empty); whether it can never fail (the regex's end, or parts that may all be empty).
+  struct Follow {
+    Set first;
+    bool must = false, free = false;
+  };
+  static bool cannot_fail(const Item& it) {
+    if (it.kind == Item::look || it.kind == Item::assertion) return false;
+    if (it.min == 0) return true;
+    if (it.kind != Item::group) return false;
+    return std::any_of(it.alts.begin(), it.alts.end(), [](const Seq& a) { return std::all_of(a.begin(), a.end(), cannot_fail); });
+  }
+  // Parts before, outside a repeated group, that can end in more than one place: each place
+  // multiplies the work of what follows, so a later variable part that can match the same bytes
+  // and fail after them takes time growing as a power of the input's length (`\w*\w*!`,
+  // `.*a.*b`): it is refused too.
+  struct Loose {
+    const Item* first = nullptr;
+    Set cover;
+  };
+  void check_seq(const Seq& seq, const Follow& after, bool repeated, Loose& loose) {
     for (size_t k = 0; k < seq.size() && why_.empty(); ++k) {
       const Item& it = seq[k];
-      Set next = first_of(seq, k + 1);
-      bool next_must = !std::all_of(seq.begin() + static_cast<std::ptrdiff_t>(k + 1), seq.end(), nullable);
-      if (!next_must) { next |= follow; next_must = must; }
-      bool variable = it.min != it.max || it.kind == Item::backref;
-      if (repeated && variable && (!next_must || (cover(it) & next).any()))
+      Follow next{first_of(seq, k + 1), !std::all_of(seq.begin() + static_cast<std::ptrdiff_t>(k + 1), seq.end(), nullable), false};
+      if (!next.must) { next.first |= after.first; next.must = after.must; }
+      next.free = after.free && std::all_of(seq.begin() + static_cast<std::ptrdiff_t>(k + 1), seq.end(), cannot_fail);
+      const bool variable = it.min != it.max || it.kind == Item::backref;
+      const bool fixed_end = next.must && (cover(it) & next.first).none();
+      if (repeated && variable && !fixed_end)
         refuse(it, "is repeated inside a repeated group and can end in more than one place: matching could take "
                    "exponential time (nested quantifiers); make what follows it start with a character it cannot hold");
+      if (loose.first && variable && !next.free && (loose.cover & cover(it)).any()) {
+        why_ = "'" + text(*loose.first) + "' can end in more than one place and '" + text(it) +
+               "', of variable length too, can match the same bytes after it: matching takes time growing as a power "
+               "of the input's length; end the first with what it cannot match (e.g. [^;]*; instead of .*;)";
+        return;
+      }
       if (it.kind == Item::look) {
-        check_alts(it.alts, Set(), false, false);
+        Loose inside;  // atomic: tried once where it stands
+        check_alts(it.alts, {Set(), true, true}, false, inside);
       } else if (it.kind == Item::group) {
         if (it.max > 1) {  // an iteration is followed by the next one
           Set body;
           for (auto& a : it.alts) body |= first_of(a, 0);
-          check_alts(it.alts, body, true, true);
+          check_alts(it.alts, {body, true, false}, true, loose);
         } else {
-          check_alts(it.alts, next, next_must, repeated);
+          check_alts(it.alts, next, repeated, loose);
         }
         if (repeated || it.max > 1) overlap(it);
       }
+      if (variable && !fixed_end && !next.free) {
+        if (!loose.first) loose.first = &it;
+        loose.cover |= cover(it);
+      }
     }
   }
-  void check_alts(const std::vector<Seq>& alts, const Set& follow, bool must, bool repeated) {
-    for (auto& a : alts) check_seq(a, follow, must, repeated);
+  // Each alternative starts after the same parts; what follows the group follows any of them.
+  void check_alts(const std::vector<Seq>& alts, const Follow& after, bool repeated, Loose& loose) {
+    const Loose before = loose;
+    for (auto& a : alts) {
+      Loose l = before;
+      check_seq(a, after, repeated, l);
+      if (!loose.first) loose.first = l.first;
+      loose.cover |= l.cover;
+    }
   }
+  std::string text(const Item& it) const { return s_.substr(it.from, it.to - it.from); }
   void overlap(const Item& g) {
     for (size_t a = 0; a < g.alts.size(); ++a)
       for (size_t b = a + 1; b < g.alts.size(); ++b)
