@@ -717,7 +717,6 @@ std::vector<std::string> anomaly_names(const Harness& h) {
   for (auto& e : h.events("anomaly")) v.push_back(e["anomaly"]["name"].get<std::string>());
   return v;
 }
-bool has(const std::vector<std::string>& v, const std::string& x) { return std::find(v.begin(), v.end(), x) != v.end(); }
 }  // namespace
 
 TEST_CASE("a repeated Move Destination: the first one is the destination, and an anomaly", "[dicom][dissector]") {
