@@ -119,6 +119,12 @@ try:
                    "count() FROM medmon.flow WHERE notEmpty(phi_cleartext) GROUP BY sensor_id, device, field")
     c.true(f"fleet query: cleartext PHI by device ({phi[:200]!r})", "PatientName" in phi and "site-c-dicom" in phi)
 
+    # QinQ: both tags have a column.
+    qinq_out = os.path.join(work, "qinq.jsonl")
+    wait_all({"qinq": start_sensor("qinq", [pcap("core", "vlan_qinq.pcap")], qinq_out)}, "qinq")
+    tags = ch.query("SELECT DISTINCT vlan, vlan_inner FROM medmon.flow WHERE sensor_id = 'qinq'").strip()
+    c.eq("QinQ flows: vlan and vlan_inner columns", tags, "100\t30")
+
     # 2. The server is killed while the sensors deliver (small batches: many INSERTs), then
     # restarted: every event once.
     procs, outs2 = {}, {}
