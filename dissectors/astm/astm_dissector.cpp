@@ -167,6 +167,7 @@ class AstmDissector final : public Dissector {
     s.state = St::resync;
     s.after_gap = -1;
     s.link_resync = true;
+    s.number_lost = true;
   }
 
   void on_end(Dir dir, FlowContext& ctx) override {
@@ -216,6 +217,7 @@ class AstmDissector final : public Dissector {
     bool may_guess = false;     // picked up mid-stream: the first frame read may start a record
     bool guessed = false;       // the record in progress was taken as one by its first bytes only
     bool link_resync = false;   // resync after lost link-layer bytes: no bare records from there
+    bool number_lost = false;   // lost bytes may have held frames: the next frame number follows none
     std::string frame;   // text of the frame in progress
     std::string record;  // record being rebuilt across frames
     bool record_overflow = false;
@@ -471,9 +473,10 @@ class AstmDissector final : public Dissector {
       s.frame.clear();
       return;
     }
-    // The first frame after a missed start has no number to follow.
-    if (s.fn != s.expect_fn && !(t.start_missed && t.frames == 0))
+    // The first frame after a missed start or lost bytes has no number to follow.
+    if (s.fn != s.expect_fn && !(t.start_missed && t.frames == 0) && !s.number_lost)
       ctx.anomaly("astm", "frame_number_sequence", s.frame_start);
+    s.number_lost = false;
     ++t.frames;
     s.last_fn = s.fn;
     s.expect_fn = static_cast<uint8_t>((s.fn + 1) & 7);

@@ -695,3 +695,16 @@ TEST_CASE("astm: record_too_long is reported at the record's first byte") {
   for (auto& e : l.events("anomaly"))
     if (e["anomaly"]["name"] == "record_too_long") CHECK(e["anomaly"]["offset"] == tx.find("P|1||"));
 }
+
+TEST_CASE("astm: whole frames lost in a hole are no frame-number error") {
+  std::string tx = "\x05" + frame(1, std::string(kRecords[0]) + "\r") + frame(2, std::string(kRecords[1]) + "\r");
+  Harness h(kAstmInfo);
+  h.feed(Dir::to_server, tx);
+  h.gap(Dir::to_server, 120);  // frames 3 and 4
+  h.feed(Dir::to_server, frame(5, std::string(kRecords[4]) + "\r") + frame(6, "L|1|N\r") + frame(0, "H|\\^&\r") + "\x04");
+  h.end();
+  auto ev = h.events("astm");
+  REQUIRE(ev.size() == 1);
+  CHECK(ev[0]["astm"]["gaps"] == 1);
+  CHECK(h.anomalies("frame_number_sequence") == 1);  // frame 0 after 6: the numbers go on after the hole
+}
