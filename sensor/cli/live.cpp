@@ -1,7 +1,10 @@
 #include <grp.h>
+#include <net/if.h>
 #include <pthread.h>
 #include <pwd.h>
 #include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -315,6 +318,18 @@ void install_hup_handler() {
   sigaction(SIGHUP, &sa, nullptr);
 }
 
+// Whether the interface is a loopback, where the kernel counts each frame twice (going out and
+// coming in) and libpcap drops the outgoing copy itself.
+bool is_loopback(const std::string& iface) {
+  int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+  if (fd < 0) return false;
+  ifreq ifr{};
+  std::strncpy(ifr.ifr_name, iface.c_str(), IFNAMSIZ - 1);
+  bool lo = ::ioctl(fd, SIOCGIFFLAGS, &ifr) == 0 && (ifr.ifr_flags & IFF_LOOPBACK);
+  ::close(fd);
+  return lo;
+}
+
 int run_live_pcap(const LiveOptions& o, const SensorConfig& cfg, Depth depth, const Pseudonymiser& phi,
                   PolicyBoard& board, bool bpf_from_cli) {
   std::unique_ptr<PcapSource> src;
@@ -428,7 +443,14 @@ int run_live_pcap(const LiveOptions& o, const SensorConfig& cfg, Depth depth, co
       }
     }
   }
-  if (src->stats(recv, drop, ifdrop)) pipeline.set_capture_stats(recv, drop, ifdrop);
+  if (src->stats(recv, drop, ifdrop)) {
+    // Off loopback the kernel counts a frame once, when it puts it into the ring: one the drain
+    // did not reach is counted as dropped (and as capture.unread_at_stop), none lost unsaid.
+    uint64_t unread = rc == kExitClean && !is_loopback(o.iface) && recv > drop + pipeline.packets()
+                          ? recv - drop - pipeline.packets() : 0;
+    if (unread) out.counters().at("capture.unread_at_stop") = unread;
+    pipeline.set_capture_stats(recv, drop + unread, ifdrop);
+  }
   pipeline.finish(FlowEnd::interrupted, true, stop_time());
   out.flush();
   sinks->close(false);
