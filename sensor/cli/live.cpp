@@ -520,8 +520,8 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
   // The interface going down or away is told once, whichever worker's socket sees it first.
   std::atomic<int> workers_down{0};
   std::atomic<bool> iface_gone{false};
-  // The latest packet time any worker saw: the capture's clock, which every worker follows so
-  // that a worker the fanout gives few or no packets still ends its idle flows on time.
+  // The latest packet time a worker analysed: the capture's clock, which every idle worker
+  // follows so that a worker the fanout gives few or no packets still ends its idle flows on time.
   std::atomic<int64_t> capture_clock{0};
   std::vector<std::thread> threads;
   set_worker_slots(o.workers);
@@ -574,13 +574,21 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
         }
         link = now;
       };
+      uint64_t handled = 0;  // packets analysed by the last turn
       while (!g_live_stop) {
         src.poll(100, handler);
         watch_link();
         if (o.workers > 1) {
-          int64_t mine = pipeline.last_ts().usec, clock = capture_clock.load(std::memory_order_relaxed);
-          while (mine > clock && !capture_clock.compare_exchange_weak(clock, mine, std::memory_order_relaxed)) {}
-          if (clock > mine) pipeline.follow_clock(Timestamp{clock});
+          // A worker that had packets says where the capture is; one whose ring was empty has
+          // nothing older left to read and follows it (forward only). A plain store, not the
+          // highest time ever seen: after the capture's time went back, a stale maximum would
+          // time out every flow of a worker again and again.
+          if (uint64_t n = pipeline.packets(); n != handled) {
+            handled = n;
+            capture_clock.store(pipeline.last_ts().usec, std::memory_order_relaxed);
+          } else {
+            pipeline.follow_clock(Timestamp{capture_clock.load(std::memory_order_relaxed)});
+          }
         }
         // Between batches: the safe point to take up a reloaded policy.
         judge.refresh(out, pipeline.last_ts());
