@@ -316,7 +316,7 @@ void Pipeline::orient_by_content(Flow& f, Dir& dir, const Packet& p) {
 namespace {
 // A flow without payload so far (no state yet) whose packet shows that bytes were sent, so lost
 // to the capture: a FIN past the sender's first byte, or a plausible ACK past the other side's
-// first byte (and past its FIN's phantom byte). Known only from a side whose SYN was seen; a FIN
+// first byte and a FIN's phantom byte. Known only from a side whose SYN was seen; a FIN
 // further ahead than its receiver's window is not believed (TcpReassembler::flush).
 bool shows_lost_bytes(const Flow& f, int d, const Packet& p, bool ack_plausible) {
   auto after = [](uint32_t a, uint32_t b) { return static_cast<int32_t>(a - b) > 0; };
@@ -324,8 +324,8 @@ bool shows_lost_bytes(const Flow& f, int d, const Packet& p, bool ack_plausible)
   if ((p.tcp_flags & tcpflag::FIN) && f.isn_seen[d] && after(p.seq, f.isn[d] + 1) &&
       p.seq - (f.isn[d] + 1) <= f.max_window(o))
     return true;
-  return (p.tcp_flags & tcpflag::ACK) && ack_plausible && f.isn_seen[o] &&
-         after(p.ack, f.isn[o] + 1 + (f.fin_seen[o] ? 1 : 0));
+  // An ACK of one byte past the first may cover only a FIN, seen or lost.
+  return (p.tcp_flags & tcpflag::ACK) && ack_plausible && f.isn_seen[o] && after(p.ack, f.isn[o] + 2);
 }
 }  // namespace
 

@@ -236,8 +236,11 @@ void TcpReassembler::flush(StreamSink& sink, uint32_t window) {
     drain(sink);
   }
   if (!base_set_) return;
-  // The ACK of a FIN covers its phantom byte, also when the ACK came before the FIN.
+  // The ACK of a FIN covers its phantom byte, also when the ACK came before the FIN; without a
+  // FIN seen, an ACK of just one byte past what was seen is taken for that of a FIN the capture
+  // lost, not for a lost byte of data.
   uint64_t tail = acked_off_;
+  if (fin_off_ < 0 && tail == next_off_ + 1) tail = next_off_;
   if (fin_off_ >= 0) {
     uint64_t fin = static_cast<uint64_t>(fin_off_);
     tail = std::min(tail, fin);

@@ -320,6 +320,15 @@ TEST_CASE("A lost tail the peer acknowledged, or the sender's FIN is beyond, is 
     r.flush(out);
     CHECK(r.gap_bytes() == 76);
   }
+  SECTION("a lost FIN the peer acknowledged is no lost byte") {
+    TcpReassembler r(fx.lim, fx.mem);
+    r.syn(99);
+    r.segment(100, sp("MSH|"), false, out);
+    r.peer_ack(105);  // the FIN's phantom byte after the 4 bytes seen; the FIN itself was lost
+    r.flush(out);
+    CHECK(out.stream == "MSH|");
+    CHECK(r.gaps() == 0);
+  }
   SECTION("the FIN alone") {
     TcpReassembler r(fx.lim, fx.mem);
     r.syn(99);
