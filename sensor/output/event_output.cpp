@@ -84,7 +84,7 @@ void EventOutput::write_endpoints(const EventEndpoints& ep) {
   writer_.field("dst_ip", ep.dst);
   if (ep.has_ports) writer_.field("dst_port", ep.dst_port);
   writer_.field("proto", l4_name(ep.proto));
-  if (ep.vlan) writer_.field("vlan", ep.vlan);
+  if (ep.vlan || ep.vlan_inner) writer_.field("vlan", ep.vlan);  // 0: a priority tag over the inner one
   if (ep.vlan_inner) writer_.field("vlan_inner", ep.vlan_inner);
   if (community_id_ && !ep.flow_id.empty()) {
     std::string id = community_id(ep.src, ep.src_port, ep.dst, ep.dst_port, ep.proto, community_seed_);

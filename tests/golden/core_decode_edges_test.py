@@ -225,6 +225,8 @@ for k, (seq, ack, fl, data) in enumerate([(100, 0, SYN, b""), (101, 0, ACK | PSH
         recs.append((T0 + k * 0.01 + inner * 0.0001,
                      qinq((100, inner), ipv4(S, D, 6, tcp(S, D, 40000, 104, seq, ack, fl, payload)))))
 recs.append((T0 + 0.1, qinq((30,), ipv4(S, D, 17, udp(S, D, 5000, 6000, b"x")), tpids=(0x8100,))))
+# A priority tag (VLAN id 0) over a customer tag: `vlan` 0 is written beside `vlan_inner`.
+recs.append((T0 + 0.2, qinq((0, 40), ipv4(S, D, 17, udp(S, D, 5001, 6001, b"y")))))
 ev = analyze(write("qinq_same_tuple.pcap", recs))
 fl = of_type(ev, "flow")
 c.eq("QinQ: the same 5-tuple behind two inner tags is two flows",
@@ -232,7 +234,8 @@ c.eq("QinQ: the same 5-tuple behind two inner tags is two flows",
      [(100, 10, 4), (100, 20, 8)])
 c.eq("QinQ: two flow ids", len({f["flow_id"] for f in fl if f["proto"] == "tcp"}), 2)
 c.eq("QinQ: no overlap conflict", [e["anomaly"]["name"] for e in of_type(ev, "anomaly")], [])
-c.eq("one tag: vlan only", [(f.get("vlan"), "vlan_inner" in f) for f in fl if f["proto"] == "udp"], [(30, False)])
+c.eq("one tag: vlan only; a priority tag over an inner one: vlan 0 and vlan_inner",
+     sorted((f.get("vlan", -1), f.get("vlan_inner", -1)) for f in fl if f["proto"] == "udp"), [(0, 40), (30, -1)])
 
 # ------------------------------------------------ TCP headers cut by the snap length (68 over IPv6)
 # 14 of the 20 TCP header bytes: ports, sequence numbers and flags make the flow; no anomaly.
