@@ -3,6 +3,7 @@
 // thread, each with its share of the total, as the engine splits its own caps (worker_share):
 // which flow meets a budget then depends only on that worker's own flows, never on how the
 // threads interleave, and the total still holds for the process.
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstddef>
@@ -25,13 +26,14 @@ inline void set_worker_slots(int n) {
 inline void set_worker_slot(int i) { detail::worker_slot = i < 0 || i >= kMaxWorkerSlots ? 0 : i; }
 
 // The calling worker's share of a budget of `total` bytes, one per Tag and worker, made on the
-// worker's first use as Budget(share). It lives as long as the process, so what holds bytes of it
-// may give them back from any thread.
+// worker's first use as Budget(share). A share is never below `least` (what one message may
+// hold), so that a message within its own cap is never refused for the number of workers. It
+// lives as long as the process, so what holds bytes of it may give them back from any thread.
 template <class Tag, class Budget>
-Budget& worker_budget(size_t total) {
+Budget& worker_budget(size_t total, size_t least) {
   static std::array<std::optional<Budget>, kMaxWorkerSlots> budgets;
   auto& b = budgets[static_cast<size_t>(detail::worker_slot)];
-  if (!b) b.emplace(total / static_cast<size_t>(detail::worker_slots.load()));
+  if (!b) b.emplace(std::max(least, total / static_cast<size_t>(detail::worker_slots.load())));
   return *b;
 }
 

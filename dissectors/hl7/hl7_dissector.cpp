@@ -27,7 +27,7 @@ constexpr std::string_view kName = "hl7";
 // flows of the process they may hold this much (each worker its share); a frame that would pass it is skipped.
 constexpr size_t kFrameMemory = 64u << 20;
 struct FrameMemoryTag {};
-hl7cpp::MllpMemory& frame_memory() { return worker_budget<FrameMemoryTag, hl7cpp::MllpMemory>(kFrameMemory); }
+hl7cpp::MllpMemory& frame_memory() { return worker_budget<FrameMemoryTag, hl7cpp::MllpMemory>(kFrameMemory, kMaxFrame); }
 
 // HTTP bodies held by all flows of the process, as for MLLP frames: a body that would pass it is
 // dropped.
@@ -45,7 +45,7 @@ http::Options http_options() {
   o.max_line = 1024;
   o.max_body = kMaxFrame;
   struct BodyMemoryTag {};
-  o.memory = &worker_budget<BodyMemoryTag, http::BodyMemory>(kBodyMemory);
+  o.memory = &worker_budget<BodyMemoryTag, http::BodyMemory>(kBodyMemory, kMaxFrame);
   return o;
 }
 

@@ -25,6 +25,7 @@ constexpr size_t kMaxStates = 32;  // patient context states read in one message
 constexpr size_t kMaxEndpoints = 4096;
 constexpr uint16_t kPorts[] = {3702};
 constexpr size_t kChunkedBodyMemory = 64u << 20;
+constexpr size_t kChunkedBodyLeast = 4u << 20;  // a worker's share is never below one body's largest cap
 
 // A Content-Length message is held whole until it is all here, so head and body must fit the
 // stream feeder's buffer (reassembly.max_dissector_buffer, 2 MiB by default: 1.875 MiB of body)
@@ -412,7 +413,7 @@ http::Options http_options() {
   o.max_line = kMaxStartLine;
   // Chunked bodies are decoded into the reader; over all flows they may hold this much.
   struct BodyMemoryTag {};
-  o.memory = &worker_budget<BodyMemoryTag, http::BodyMemory>(kChunkedBodyMemory);
+  o.memory = &worker_budget<BodyMemoryTag, http::BodyMemory>(kChunkedBodyMemory, kChunkedBodyLeast);
   return o;
 }
 

@@ -404,7 +404,7 @@ TEST_CASE("workers: each worker thread has its own share of a dissector's byte b
   for (int i = 0; i < 4; ++i)
     threads.emplace_back([&seen, i] {
       set_worker_slot(i);
-      seen[static_cast<size_t>(i)] = &worker_budget<Tag, Budget>(1000);
+      seen[static_cast<size_t>(i)] = &worker_budget<Tag, Budget>(1000, 100);
     });
   for (auto& t : threads) t.join();
   for (size_t i = 0; i < 4; ++i) {
@@ -412,6 +412,12 @@ TEST_CASE("workers: each worker thread has its own share of a dissector's byte b
     for (size_t j = 0; j < i; ++j) CHECK(seen[i] != seen[j]);
   }
   // A thread that is no worker (a single pipeline) is worker 0.
-  CHECK(&worker_budget<Tag, Budget>(1000) == seen[0]);
+  CHECK(&worker_budget<Tag, Budget>(1000, 100) == seen[0]);
+  // A share is never below what one message may hold.
+  struct Tag2 {};
+  std::thread([] {
+    set_worker_slot(3);
+    CHECK(worker_budget<Tag2, Budget>(1000, 400).cap == 400);
+  }).join();
   set_worker_slots(1);
 }
