@@ -170,7 +170,19 @@ class Poct1Dissector final : public Dissector {
       // message, and an end tag further on belongs to a later message. Both searches go on
       // from where the last call stopped.
       if (!s.tag_end) {
-        size_t gt = rest.find('>', std::max(r + 8, s.scanned));
+        // A '>' inside a quoted attribute value does not end the tag.
+        size_t gt = std::string_view::npos;
+        for (size_t k = std::max(r + 8, s.scanned); k < rest.size(); ++k) {
+          char c = rest[k];
+          if (s.quote) {
+            if (c == s.quote) s.quote = 0;
+          } else if (c == '"' || c == '\'') {
+            s.quote = c;
+          } else if (c == '>') {
+            gt = k;
+            break;
+          }
+        }
         if (gt == std::string_view::npos) {
           if (rest.size() > kMaxMessage) { too_long(s, r, ctx, used); continue; }
           s.scanned = s.held = rest.size();
@@ -215,6 +227,7 @@ class Poct1Dissector final : public Dissector {
     size_t root = 0;     // offset of the root start tag's '<', plus one
     size_t tag_end = 0;  // offset of the '>' ending the root start tag
     size_t scanned = 0;  // bytes already searched for that '>', then for the end tag
+    char quote = 0;      // the quote of an attribute value the search for that '>' is inside
     size_t item_searched = 0;  // how far the end of the item at `scanned` was looked for
     size_t held = 0;     // bytes the call that left these held (the next call gives at least those)
     xml::PrologScan prolog;  // how far the prolog before the root was read
@@ -224,6 +237,7 @@ class Poct1Dissector final : public Dissector {
     bool sent_dev = false;  // a DEV block was sent in this direction
     void restart() {  // the next call starts at another message
       root = tag_end = scanned = item_searched = held = 0;
+      quote = 0;
       prolog = {};
     }
   };

@@ -501,3 +501,26 @@ TEST_CASE("poct1: the event's device is one side's block, never fields of both")
   REQUIRE(o.events("poct1").size() == 2);
   CHECK(o.events("poct1")[1]["poct1"]["device"] == device);
 }
+
+TEST_CASE("poct1: a '>' inside a quoted attribute of the root start tag does not end it, at every split point") {
+  // The root would look self-closing if the tag ended at the quoted "/>".
+  std::string s = "<OBS.R01 note=\"a/>b\" alt='c>'>" + hdr(9) + "</OBS.R01><EOT.R01>" + hdr(10) + "</EOT.R01>";
+  auto check = [](Harness& h) {
+    auto ev = h.events("poct1");
+    REQUIRE(ev.size() == 2);
+    CHECK(ev[0]["poct1"]["message_type"] == "OBS.R01");
+    CHECK(ev[0]["poct1"]["control_id"] == "9");
+    CHECK(ev[1]["poct1"]["control_id"] == "10");
+    CHECK(h.anomalies() == 0);
+  };
+  for (size_t cut = 0; cut <= s.size(); ++cut) {
+    INFO("cut " << cut);
+    Harness h(kPoct1Info);
+    h.feed(Dir::to_server, s.substr(0, cut));
+    h.feed(Dir::to_server, s.substr(cut));
+    check(h);
+  }
+  Harness h(kPoct1Info);
+  for (char c : s) h.feed(Dir::to_server, std::string(1, c));
+  check(h);
+}
