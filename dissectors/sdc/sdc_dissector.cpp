@@ -586,7 +586,7 @@ class SdcDissector final : public Dissector {
         {"Givenname", "sdc.patient.givenname"}, {"Middlename", "sdc.patient.middlename"},
         {"Familyname", "sdc.patient.familyname"}, {"Birthname", "sdc.patient.birthname"},
         {"DateOfBirth", "sdc.patient.date_of_birth"}};
-    bool identified = false;
+    bool identified = false, visit = false;
     std::array<bool, std::size(kPhi)> seen{};
     // The identifiers and demographics of one patient's element.
     auto read = [&](std::string_view person) {
@@ -624,14 +624,24 @@ class SdcDissector final : public Dissector {
       std::string_view state = element(m.body, t, i);
       if (patient) { read(state); continue; }
       // A workflow's own identification names the order, not the patient: only its patient's
-      // element is read.
+      // element is read, and whether it gives the visit number (an account of the patient's stay,
+      // an identifier HIPAA counts).
       Tag p;
       for (size_t k = 0; next_tag(state, k, p);) {
         k = p.end;
-        if (!p.closing && !p.empty && local_name(p.qname) == "Patient") read(element(state, p, k));
+        if (p.closing) continue;
+        std::string_view name = local_name(p.qname);
+        if (name == "VisitNumber") {
+          for_each_attribute(p.attrs, [&](std::string_view a, std::string_view v) {
+            if (a == "Extension" && !trim(v).empty()) visit = true;
+          });
+        } else if (!p.empty && name == "Patient") {
+          read(element(state, p, k));
+        }
       }
     }
     if (identified) m.phi.emplace_back("sdc.patient.identification");
+    if (visit) m.phi.emplace_back("sdc.workflow.visit_number");
     for (size_t f = 0; f < std::size(kPhi); ++f)
       if (seen[f]) m.phi.emplace_back(kPhi[f].second);
     for (auto& f : m.phi) ctx.facts().add_phi(f);

@@ -309,7 +309,7 @@ TEST_CASE("sdc: patient context states typed with xsi:type, as in BICEPS") {
   CHECK_FALSE(h.events("sdc")[0]["sdc"].contains("patients"));
 }
 
-TEST_CASE("sdc: the patient a workflow context names is PHI, the order is not read") {
+TEST_CASE("sdc: the patient a workflow context names is PHI, and its visit number; the order is not read") {
   // Made-up patient and order.
   const std::string workflow =
       "<msg:ContextState xsi:type=\"pm:WorkflowContextState\" Handle=\"wf1\" ContextAssociation=\"Assoc\">"
@@ -327,10 +327,12 @@ TEST_CASE("sdc: the patient a workflow context names is PHI, the order is not re
     auto ev = h.events("sdc");
     REQUIRE(ev.size() == 1);
     CHECK(ev[0]["sdc"]["patients"] == nlohmann::json::array({Pseudonymiser()("PAT-777")}));
-    CHECK(ev[0]["sdc"]["phi_fields"] == nlohmann::json::array({"sdc.patient.identification", "sdc.patient.givenname",
-                                                                "sdc.patient.familyname", "sdc.patient.date_of_birth"}));
-    CHECK(h.facts.phi_fields.size() == 4);
+    CHECK(ev[0]["sdc"]["phi_fields"] == nlohmann::json::array({"sdc.patient.identification", "sdc.workflow.visit_number",
+                                                                "sdc.patient.givenname", "sdc.patient.familyname",
+                                                                "sdc.patient.date_of_birth"}));
+    CHECK(h.facts.phi_fields.size() == 5);
     CHECK_FALSE(in_clear(h, "PAT-777"));
+    CHECK_FALSE(in_clear(h, "VISIT-1"));
     CHECK_FALSE(in_clear(h, "Alice"));
   }
 }
