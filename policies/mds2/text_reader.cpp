@@ -183,6 +183,19 @@ void add_row(Form& f, std::vector<std::string> cells, const Columns* cols) {
       if (!ans.empty()) rest.push_back(ans);
     }
   }
+  // "Question?  If no, answer N/A to the rest.   N/A": two spaces inside the question's text split
+  // off a cell that is no answer, with the answer word right of it. The cell is the question's.
+  auto answer_word = [](const std::string& s) {
+    std::string d;
+    Answer a = normalise_answer(s, d);
+    return a != Answer::text && a != Answer::blank && !looks_note_ref(lower(s));
+  };
+  while (!no_question && rest.size() > 2 && !answer_word(rest[1]) && answer_word(rest[2])) {
+    std::string l = lower(rest[1]);
+    if (looks_note_ref(l) || is_placeholder(rest[1]) || looks_iec(l) || looks_nist(rest[1]) || looks_iso(rest[1])) break;
+    rest[0] += " " + rest[1];
+    rest.erase(rest.begin() + 1);
+  }
   if (!rest.empty() && !no_question) q.question = rest[0];
   bool have_answer = false;
   int last_map = -1;
@@ -558,9 +571,19 @@ Form read_text_buffer(std::string_view text, std::string_view hint, std::string_
         if (!question.empty() && question.back() == '?' &&
             (cells.size() < 2 || normalise_answer(cells[1].second, d) == Answer::text))
           return false;
+        size_t question_end = pending.question_end;
         question += " " + cells[0].second;
         pending.question_end = std::max(pending.question_end, cells[0].first + width(cells[0].second));
         cells.erase(cells.begin());
+        // Two spaces inside the question's text ("fiber optic,  etc.)?", "firmware?  If no, answer
+        // N/A to") split off a cell that is no answer: inside the question's column, or ending it
+        // with '?'. It is the question's; its answer is right of it or on a line below.
+        while (!cells.empty() && normalise_answer(cells[0].second, d) == Answer::text &&
+               (cells[0].first <= question_end || cells[0].second.back() == '?')) {
+          question += " " + cells[0].second;
+          pending.question_end = std::max(pending.question_end, cells[0].first + width(cells[0].second));
+          cells.erase(cells.begin());
+        }
       } else if (pending.cells.size() == 2) {
         // The answer alone: right of the question, and an answer word (a DOC row's answer is text).
         std::string d;

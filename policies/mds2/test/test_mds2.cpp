@@ -1136,6 +1136,37 @@ TEST_CASE("text and PDF layout: an answer on the line below its wrapped question
   CHECK(f.find("CONN-3")->question == "Can the device communicate within the customer environment?");
 }
 
+TEST_CASE("text and PDF layout: two spaces inside a wrapped question split off no answer", "[mds2]") {
+  // The answer on the question's last line (a spreadsheet's bottom alignment), the question's text
+  // with two spaces in it: the cell split off there is the question's, the answer is right of it
+  // or on the line below.
+  std::string layout =
+      "DOC-1       Manufacturer Name                                    Acme\n"
+      "MPII-3.5    Does the device transmit/receive personally\n"
+      "            identifiable information via a wired network\n"
+      "            connection (e.g., RJ45, fiber optic,  etc.)?         No            __\n"
+      "CSUP-1      Does the device contain any software or firmware\n"
+      "            the software/firmware?  If no, answer N/A to\n"
+      "            questions in this section.                           N/A           __\n"
+      "CSUP-2      Is the device software only?  If no, answer N/A.     N/A           __\n";
+  Form f = read_text_buffer(layout, "text");
+  finish_form(f);
+  REQUIRE(f.find("MPII-3.5"));
+  CHECK(f.find("MPII-3.5")->answer == Answer::no);
+  CHECK(f.find("MPII-3.5")->note.empty());
+  CHECK(f.find("MPII-3.5")->question ==
+        "Does the device transmit/receive personally identifiable information via a wired network "
+        "connection (e.g., RJ45, fiber optic, etc.)?");
+  REQUIRE(f.find("CSUP-1"));
+  CHECK(f.find("CSUP-1")->answer == Answer::na);
+  CHECK(f.find("CSUP-1")->question ==
+        "Does the device contain any software or firmware the software/firmware? If no, answer N/A to "
+        "questions in this section.");
+  REQUIRE(f.find("CSUP-2"));  // on the id's line, the answer word right of the split-off cell
+  CHECK(f.find("CSUP-2")->answer == Answer::na);
+  CHECK(f.find("CSUP-2")->question == "Is the device software only? If no, answer N/A.");
+}
+
 TEST_CASE("a form whose answers are nearly all blank is warned about", "[mds2]") {
   std::string text;
   for (int i = 1; i <= 40; ++i) text += "CONN-" + std::to_string(i) + "      Question " + std::to_string(i) + "?\n";
