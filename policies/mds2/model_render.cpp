@@ -172,11 +172,18 @@ std::string port_direction(const std::string& d) {
 // "Default: off", "Closed", "Inactive", "Not enabled by default"). An enabled state with a condition
 // ("Enabled only when licensed", "Enabled if configured") is shipped disabled: the site enables it.
 // Empty, "n/a" or "-" (an outbound row has no listening state) is enabled, as when there is no column.
+// "Required", "Mandatory", "Permanent", and alone "Default", "Standard", "X" and "(User) configurable"
+// (shipped on, the site may turn it off) are enabled.
 int port_default_state(const std::string& d) {
   std::string t = collapse_ws(d);
   if (t.empty() || t == "-" || t == "--" || t == "n/a" || t == "na" || t == "n.a.") return 1;
   static const std::vector<std::string_view> on = {"enabled", "enable", "on", "open", "opened", "active", "yes", "y",
-                                                   "true", "listening", "running", "started", "always", "1"};
+                                                   "true", "listening", "running", "started", "always", "1",
+                                                   "required", "mandatory", "permanent"};
+  // Words that mean enabled only when no other word names a state: "Default" and "Standard" also
+  // qualify one ("Default: off", "Standard: disabled"); a configurable port ships enabled and the
+  // site may turn it off; "X" is a tick in a column of enabled ports.
+  static const std::vector<std::string_view> weak_on = {"default", "standard", "configurable", "x"};
   static const std::vector<std::string_view> off = {"disabled", "disable", "off", "closed", "close", "inactive", "no",
                                                     "n", "false", "blocked", "filtered", "deactivated", "stopped",
                                                     "0", "optional", "unused"};
@@ -200,6 +207,13 @@ int port_default_state(const std::string& d) {
     if (in(on, w) || in(off, w)) {
       state = (in(on, w) != negated) ? 1 : 0;
       break;
+    }
+  }
+  if (state == -1) {
+    negated = false;
+    for (auto& w : words) {
+      if (w == "not" || w == "never") { negated = true; continue; }
+      if (in(weak_on, w)) { state = negated ? 0 : 1; break; }
     }
   }
   if (state == 1 && std::any_of(words.begin(), words.end(), [&](const std::string& w) { return in(condition, w); }))

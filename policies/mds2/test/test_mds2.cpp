@@ -1290,6 +1290,24 @@ TEST_CASE("port table: spellings of a disabled default state, and an unknown one
                     Catch::Contains("ports-shape.csv:3: default state 'Licensed feature' (expected enabled or disabled"));
 }
 
+TEST_CASE("port table: a required, standard or configurable default state is enabled", "[mds2]") {
+  for (const char* on : {"Required", "Mandatory", "Permanent", "Standard", "Default", "X", "x", "Configurable",
+                         "User configurable", "User-configurable", "Enabled (configurable)", "Required for DICOM"}) {
+    INFO(on);
+    auto p = ports_of(std::string("port,protocol,direction,service,default state\n104,tcp,inbound,DICOM,") + on + "\n");
+    REQUIRE(p.size() == 1);
+    CHECK(p[0].default_enabled);
+  }
+  // Another word naming a state decides; a condition or "not" turns it off.
+  for (const char* off : {"Default: off", "Standard: disabled", "\"Configurable, off by default\"", "Not required",
+                          "Required only when licensed", "Not default", "Not standard"}) {
+    INFO(off);
+    auto p = ports_of(std::string("port,protocol,direction,service,default state\n104,tcp,inbound,DICOM,") + off + "\n");
+    REQUIRE(p.size() == 1);
+    CHECK_FALSE(p[0].default_enabled);
+  }
+}
+
 TEST_CASE("port table: of two port columns the server's port is read", "[mds2]") {
   // Source/destination: the destination is the server's port, the source range is not read.
   for (const char* table : {"Source Port,Destination Port,Protocol,Direction,Service\n1024-65535,104,TCP,Outbound,DICOM\n",
