@@ -787,7 +787,9 @@ TEST_CASE("free text with a line break is not read as segments, for every split"
       "MSH|^~\\&|LAB|H|EHR|H|20240101||ORU^R01|L1|P|2.5\r"
       "PID|1||MRN1||ROE^ANN\r"
       "OBX|1|TX|RPT||Findings:\rRoe, Ann 1970-01-01 positive\r"
-      "NTE|1||call sister\nMary Major 555-0100\r";
+      "NTE|1||call sister\nMary Major 555-0100\r"
+      "NTE|2||signed\rJQR\r"   // three initials alone on a line: no segment
+      "ZDS\r";                  // a Z-segment without fields: a segment
   for (bool bare : {false, true}) {
     INFO((bare ? "bare" : "mllp"));
     const std::string c2s = bare ? oru : mllp(oru);
@@ -796,9 +798,10 @@ TEST_CASE("free text with a line break is not read as segments, for every split"
     whole.end();
     auto ev = whole.events("hl7");
     REQUIRE(!ev.empty());
-    CHECK(ev[0]["hl7"]["segments"] == json::array({"MSH", "PID", "OBX", "NTE"}));
-    CHECK(ev[0]["hl7"]["segment_count"] == 4);
+    CHECK(ev[0]["hl7"]["segments"] == json::array({"MSH", "PID", "OBX", "NTE", "ZDS"}));
+    CHECK(ev[0]["hl7"]["segment_count"] == 6);
     const std::string want = whole.all();
+    CHECK(want.find("JQR") == std::string::npos);
     CHECK(want.find("Roe") == std::string::npos);
     CHECK(want.find("Mary") == std::string::npos);
     for (size_t cut = 0; cut <= c2s.size(); ++cut) {

@@ -1,6 +1,8 @@
 #include "hl7cpp/message.h"
 
+#include <algorithm>
 #include <cstring>
+#include <iterator>
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
@@ -283,14 +285,35 @@ bool read_separators(std::string_view text, Separators& out) {
 
 namespace {
 
-// A segment is a 3-character id ([A-Z][A-Z0-9]{2}), alone (a segment without fields) or followed
-// by the field separator. Any other line is not a segment: free text whose sender left a CR or LF
-// in it (an OBX-5 report, an NTE comment), read as part of the segment before it.
+// The segment ids of HL7 v2.x chapters 2-17, sorted: a line of only three capitals is one of
+// these (or a Z-segment), else it is text.
+constexpr std::string_view kSegmentIds[] = {
+    "ABS", "ACC", "ADD", "ADJ", "AFF", "AIG", "AIL", "AIP", "AIS", "AL1", "APR", "ARQ", "ARV",
+    "AUT", "BHS", "BLC", "BLG", "BPO", "BPX", "BTS", "BTX", "CDM", "CDO", "CER", "CM0", "CM1",
+    "CM2", "CNS", "CON", "CSP", "CSR", "CSS", "CTD", "CTI", "DB1", "DG1", "DMI", "DON", "DRG",
+    "DSC", "DSP", "ECD", "ECR", "EDU", "EQP", "EQU", "ERR", "EVN", "FAC", "FHS", "FT1", "FTS",
+    "GOL", "GP1", "GP2", "GT1", "IAM", "IIM", "ILT", "IN1", "IN2", "IN3", "INV", "IPC", "IPR",
+    "ISD", "ITM", "IVC", "IVT", "LAN", "LCC", "LCH", "LDP", "LOC", "LRL", "MFA", "MFE", "MFI",
+    "MRG", "MSA", "MSH", "NCK", "NDS", "NK1", "NPU", "NSC", "NST", "NTE", "OBR", "OBX", "ODS",
+    "ODT", "OM1", "OM2", "OM3", "OM4", "OM5", "OM6", "OM7", "ORC", "ORG", "OVR", "PAC", "PCE",
+    "PCR", "PD1", "PDA", "PDC", "PEO", "PES", "PID", "PKG", "PMT", "PR1", "PRA", "PRB", "PRC",
+    "PRD", "PRT", "PSG", "PSH", "PSL", "PSS", "PTH", "PV1", "PV2", "PYE", "QAK", "QID", "QPD",
+    "QRD", "QRF", "QRI", "RCP", "RDF", "RDT", "REL", "RF1", "RFI", "RGS", "RMI", "ROL", "RQ1",
+    "RQD", "RXA", "RXC", "RXD", "RXE", "RXG", "RXO", "RXR", "RXV", "SAC", "SCD", "SCH", "SCP",
+    "SDD", "SFT", "SGH", "SGT", "SHP", "SID", "SLT", "SPM", "STF", "STZ", "TCC", "TCD", "TQ1",
+    "TQ2", "TXA", "UAC", "UB1", "UB2", "URD", "URS", "VAR", "VND"};
+
+// A segment is a 3-character id ([A-Z][A-Z0-9]{2}) followed by the field separator, or alone (a
+// segment without fields) when it is a known or Z- segment id. Any other line is not a segment:
+// free text whose sender left a CR or LF in it (an OBX-5 report, an NTE comment; a line of three
+// initials), read as part of the segment before it.
 inline bool is_segment_line(const char* p, size_t n, char field) {
   if (n < 3 || (n > 3 && p[3] != field)) return false;
   auto upper = [](char c) { return static_cast<unsigned char>(c - 'A') < 26; };
   auto alnum = [&](char c) { return upper(c) || static_cast<unsigned char>(c - '0') < 10; };
-  return upper(p[0]) && alnum(p[1]) && alnum(p[2]);
+  if (!(upper(p[0]) && alnum(p[1]) && alnum(p[2]))) return false;
+  if (n > 3 || p[0] == 'Z') return true;
+  return std::binary_search(std::begin(kSegmentIds), std::end(kSegmentIds), std::string_view(p, 3));
 }
 
 // A UTF-8 byte order mark some senders write before the first segment; skipped like spaces.
