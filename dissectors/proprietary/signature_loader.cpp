@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -244,11 +245,46 @@ class BacktrackCheck {
       if (set[c]) return c;
     return -1;
   }
+  // [:name:] inside a class: the bytes of that class in the classic locale. Empty when the name
+  // is not known here.
+  static std::optional<Set> named_class(const std::string& name) {
+    Set r;
+    auto add = [&](int (*is)(int)) { for (int c = 0; c < 128; ++c) if (is(c)) r[c] = true; };
+    if (name == "w") return word();
+    if (name == "s") return space();
+    if (name == "d") return digit();
+    static const std::pair<const char*, int (*)(int)> kNames[] = {
+        {"alnum", [](int c) { return std::isalnum(c); }},  {"alpha", [](int c) { return std::isalpha(c); }},
+        {"blank", [](int c) { return std::isblank(c); }},  {"cntrl", [](int c) { return std::iscntrl(c); }},
+        {"digit", [](int c) { return std::isdigit(c); }},  {"graph", [](int c) { return std::isgraph(c); }},
+        {"lower", [](int c) { return std::islower(c); }},  {"print", [](int c) { return std::isprint(c); }},
+        {"punct", [](int c) { return std::ispunct(c); }},  {"space", [](int c) { return std::isspace(c); }},
+        {"upper", [](int c) { return std::isupper(c); }},  {"xdigit", [](int c) { return std::isxdigit(c); }}};
+    for (auto& [n, is] : kNames)
+      if (name == n) { add(is); return r; }
+    return std::nullopt;
+  }
   Set char_class() {  // after '['
     bool negate = more() && peek() == '^';
     if (negate) ++i_;
     Set r;
+    bool unsure = false;  // a part not understood here: the class is taken to match every byte
     while (more() && peek() != ']') {
+      // [:name:], [.x.] and [=x=] end at their own ']'.
+      if (peek() == '[' && i_ + 1 < s_.size() && (s_[i_ + 1] == ':' || s_[i_ + 1] == '.' || s_[i_ + 1] == '=')) {
+        const char kind = s_[i_ + 1];
+        size_t end = s_.find(std::string{kind, ']'}, i_ + 2);
+        if (end != std::string::npos) {
+          std::string name = s_.substr(i_ + 2, end - (i_ + 2));
+          i_ = end + 2;
+          std::optional<Set> set;
+          if (kind == ':') set = named_class(name);
+          else if (kind == '.' && name.size() == 1) { set = Set(); (*set)[static_cast<unsigned char>(name[0])] = true; }
+          if (set) r |= *set;
+          else unsure = true;  // an equivalence class or a named collating element
+          continue;
+        }
+      }
       auto one = [&](Set& set) -> int {  // a single character's value, or -1 for a class escape
         unsigned char c = peek();
         ++i_;
@@ -270,6 +306,7 @@ class BacktrackCheck {
       r |= a;
     }
     if (more()) ++i_;  // ']'
+    if (unsure) return ~Set();
     return negate ? ~r : r;
   }
   void quantifier(Item& it) {
