@@ -152,7 +152,7 @@ void check_regex_numbers(const YAML::Node& n, const std::string& s, const char* 
 // variable length (*, +, ?, {n,m}, a backreference) that is not followed by a part that must
 // match and starts with a character the variable part cannot hold, the next iteration counted
 // (`(\w+\s)*` is accepted, `(\w+\s?)*` is not); and alternatives that can start with the same
-// character. Lookaheads are atomic: their inside is checked on its own.
+// character. A lookahead's inside counts as following the parts before it.
 class BacktrackCheck {
  public:
   using Set = std::bitset<256>;
@@ -391,17 +391,19 @@ class BacktrackCheck {
       if (std::all_of(a.begin(), a.end(), nullable)) return true;
     return false;
   }
-  static Set first(const Item& it) {
-    if (it.kind == Item::look || it.kind == Item::assertion) return {};
-    if (it.kind != Item::group) return it.set;
+  // looks: with what a lookahead's inside starts with, as what follows a part (the lookahead is
+  // tried at each place the part can end).
+  static Set first(const Item& it, bool looks = false) {
+    if (it.kind == Item::assertion || (it.kind == Item::look && !looks)) return {};
+    if (it.kind == Item::atom || it.kind == Item::backref) return it.set;
     Set r;
-    for (auto& a : it.alts) r |= first_of(a, 0);
+    for (auto& a : it.alts) r |= first_of(a, 0, looks);
     return r;
   }
-  static Set first_of(const Seq& seq, size_t from) {
+  static Set first_of(const Seq& seq, size_t from, bool looks = false) {
     Set r;
     for (size_t k = from; k < seq.size(); ++k) {
-      r |= first(seq[k]);
+      r |= first(seq[k], looks);
       if (!nullable(seq[k])) break;
     }
     return r;
@@ -442,7 +444,7 @@ class BacktrackCheck {
   void check_seq(const Seq& seq, const Follow& after, bool repeated, Loose& loose) {
     for (size_t k = 0; k < seq.size() && why_.empty(); ++k) {
       const Item& it = seq[k];
-      Follow next{first_of(seq, k + 1), !std::all_of(seq.begin() + static_cast<std::ptrdiff_t>(k + 1), seq.end(), nullable), false};
+      Follow next{first_of(seq, k + 1, true), !std::all_of(seq.begin() + static_cast<std::ptrdiff_t>(k + 1), seq.end(), nullable), false};
       if (!next.must) { next.first |= after.first; next.must = after.must; }
       next.free = after.free && std::all_of(seq.begin() + static_cast<std::ptrdiff_t>(k + 1), seq.end(), cannot_fail);
       const bool variable = it.min != it.max || it.kind == Item::backref;
@@ -457,7 +459,9 @@ class BacktrackCheck {
         return;
       }
       if (it.kind == Item::look) {
-        Loose inside;  // atomic: tried once where it stands
+        // Atomic, but tried again at each place the loose parts before it can end: its inside
+        // follows them. What it leaves loose does not reach past it.
+        Loose inside = loose;
         check_alts(it.alts, {Set(), true, true}, false, inside);
       } else if (it.kind == Item::group) {
         if (it.max > 1) {  // an iteration is followed by the next one

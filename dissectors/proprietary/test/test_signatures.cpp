@@ -189,7 +189,9 @@ TEST_CASE("signatures: regexes that could backtrack exponentially are refused") 
   // Outside a repeated group: a part that can end in many places, then another that can match
   // the same bytes and fail after them (\w*\w*! takes 15 s on 1024 bytes; a power of the length).
   for (const char* bad : {"(\\w*\\w*!)", "(.*)foo.*bar", "(.*x\\w*$)", "<a>(.*?)</a>.*?<b>", "(\\w+\\s?\\w+!)", "(a?a?aa)",
-                          "SN=([^;]*);.*PAT=(\\w+);"}) {
+                          "SN=([^;]*);.*PAT=(\\w+);",
+                          // A lookahead is tried again at each place what precedes it can end.
+                          "(\\w*)(?=\\w*!)", "(\\w*)(?!\\w*!)", ".*(?=a*$)"}) {
     INFO(bad);
     std::string t = kAcme;
     auto e = parse_err(t.replace(t.find("\"PAT=([A-Z0-9]+)\""), 17, std::string("'") + bad + "'"));
@@ -200,7 +202,8 @@ TEST_CASE("signatures: regexes that could backtrack exponentially are refused") 
   for (const char* good : {"(\\w+\\s)*", "(?:\\s*,\\s*\\w+)*", "(?:[^,]+,)*", "(ab?)*", "(?:[a-z]+\\.)+[a-z]+",
                            "(?:\\r\\n|[^\\r\\n])*", "((?:(?!\\x00[\\x00-\\x1f]|\\x09[\\s\\S])[\\s\\S]{2})+)", "\\w+\\s*\\w+",
                            ".*foo", "<a>(.*?)</a>", "SN=([^;]*);", "\\r?\\n", "(\\w+)\\s*(\\w+)", "\\w+!",
-                           "(?:[[:alpha:]_]+[[:space:]])*", "[[:digit:]]+;"}) {
+                           "(?:[[:alpha:]_]+[[:space:]])*", "[[:digit:]]+;", "\\w+(?=;)", ".*(?=foo)",
+                           "(\\w+);(?=\\w*!)"}) {
     INFO(good);
     std::string t = kAcme;
     parse_ok(t.replace(t.find("\"PAT=([A-Z0-9]+)\""), 17, std::string("'(x)") + good + "'"));
