@@ -149,10 +149,11 @@ void check_regex_numbers(const YAML::Node& n, const std::string& s, const char* 
 // group whose text can be split into iterations, or into the parts of one iteration, in many
 // ways takes time exponential in the input (`(a+)+`, `(\w+\s?)*`, `(a|a)*`), and a probe runs on
 // every flow. Refused: under a repeat (a quantifier that allows more than one), a part of
-// variable length (*, +, ?, {n,m}, a backreference) that is not followed by a part that must
-// match and starts with a character the variable part cannot hold, the next iteration counted
-// (`(\w+\s)*` is accepted, `(\w+\s?)*` is not); and alternatives that can start with the same
-// character. A lookahead's inside counts as following the parts before it.
+// variable length (*, +, ?, {n,m}, a backreference, alternatives that can start alike and differ
+// in length) that is not followed by a part that must match and starts with a character the
+// variable part cannot hold, the next iteration counted (`(\w+\s)*` is accepted, `(\w+\s?)*` is
+// not); and alternatives that can start with the same character. A lookahead's inside counts as
+// following the parts before it.
 class BacktrackCheck {
  public:
   using Set = std::bitset<256>;
@@ -408,6 +409,44 @@ class BacktrackCheck {
     }
     return r;
   }
+  // The shortest and the longest text a part can match (kInf: no bound).
+  static std::pair<uint64_t, uint64_t> length(const Item& it) {
+    if (it.kind == Item::look || it.kind == Item::assertion) return {0, 0};
+    if (it.kind == Item::backref) return {0, kInf};
+    auto times = [](uint64_t a, uint64_t b) -> uint64_t { return a == 0 || b == 0 ? 0 : std::min<uint64_t>(a * b, kInf); };
+    uint64_t lo = 1, hi = 1;
+    if (it.kind == Item::group) {
+      lo = kInf;
+      hi = 0;
+      for (auto& a : it.alts) {
+        auto [l, h] = length_of(a);
+        lo = std::min(lo, l);
+        hi = std::max(hi, h);
+      }
+    }
+    return {times(lo, it.min), times(hi, it.max)};
+  }
+  static std::pair<uint64_t, uint64_t> length_of(const Seq& seq) {
+    uint64_t lo = 0, hi = 0;
+    for (auto& x : seq) {
+      auto [l, h] = length(x);
+      lo = std::min<uint64_t>(lo + l, kInf);
+      hi = std::min<uint64_t>(hi + h, kInf);
+    }
+    return {lo, hi};
+  }
+  // A group matched once can still end in more than one place when two of its alternatives can
+  // start alike (or one can be empty) and their lengths differ: (?:a|aa).
+  static bool uneven(const Item& g) {
+    for (size_t a = 0; a < g.alts.size(); ++a)
+      for (size_t b = a + 1; b < g.alts.size(); ++b) {
+        auto la = length_of(g.alts[a]), lb = length_of(g.alts[b]);
+        if (la.first == la.second && la == lb) continue;
+        auto empty = [](const Seq& s) { return std::all_of(s.begin(), s.end(), nullable); };
+        if ((first_of(g.alts[a], 0) & first_of(g.alts[b], 0)).any() || empty(g.alts[a]) || empty(g.alts[b])) return true;
+      }
+    return false;
+  }
   static Set cover(const Item& it) {
     if (it.kind == Item::look || it.kind == Item::assertion) return {};
     if (it.kind != Item::group) return it.set;
@@ -447,7 +486,7 @@ class BacktrackCheck {
       Follow next{first_of(seq, k + 1, true), !std::all_of(seq.begin() + static_cast<std::ptrdiff_t>(k + 1), seq.end(), nullable), false};
       if (!next.must) { next.first |= after.first; next.must = after.must; }
       next.free = after.free && std::all_of(seq.begin() + static_cast<std::ptrdiff_t>(k + 1), seq.end(), cannot_fail);
-      const bool variable = it.min != it.max || it.kind == Item::backref;
+      const bool variable = it.min != it.max || it.kind == Item::backref || (it.kind == Item::group && uneven(it));
       const bool fixed_end = next.must && (cover(it) & next.first).none();
       if (repeated && variable && !fixed_end)
         refuse(it, "is repeated inside a repeated group and can end in more than one place: matching could take "

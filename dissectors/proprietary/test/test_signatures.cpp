@@ -191,7 +191,9 @@ TEST_CASE("signatures: regexes that could backtrack exponentially are refused") 
   for (const char* bad : {"(\\w*\\w*!)", "(.*)foo.*bar", "(.*x\\w*$)", "<a>(.*?)</a>.*?<b>", "(\\w+\\s?\\w+!)", "(a?a?aa)",
                           "SN=([^;]*);.*PAT=(\\w+);",
                           // A lookahead is tried again at each place what precedes it can end.
-                          "(\\w*)(?=\\w*!)", "(\\w*)(?!\\w*!)", ".*(?=a*$)"}) {
+                          "(\\w*)(?=\\w*!)", "(\\w*)(?!\\w*!)", ".*(?=a*$)",
+                          // Alternatives of different lengths that can start alike end in more than one place.
+                          "(?:a|aa)(?:a|aa)(?:a|aa)!", "(x|xy)\\w*!", "(?:|a)a*!"}) {
     INFO(bad);
     std::string t = kAcme;
     auto e = parse_err(t.replace(t.find("\"PAT=([A-Z0-9]+)\""), 17, std::string("'") + bad + "'"));
@@ -203,7 +205,8 @@ TEST_CASE("signatures: regexes that could backtrack exponentially are refused") 
                            "(?:\\r\\n|[^\\r\\n])*", "((?:(?!\\x00[\\x00-\\x1f]|\\x09[\\s\\S])[\\s\\S]{2})+)", "\\w+\\s*\\w+",
                            ".*foo", "<a>(.*?)</a>", "SN=([^;]*);", "\\r?\\n", "(\\w+)\\s*(\\w+)", "\\w+!",
                            "(?:[[:alpha:]_]+[[:space:]])*", "[[:digit:]]+;", "\\w+(?=;)", ".*(?=foo)",
-                           "(\\w+);(?=\\w*!)"}) {
+                           "(\\w+);(?=\\w*!)", "(?:a|bb)(?:a|bb)!", "(?:\\r\\n|\\n)\\w+!", "(?:ab|ac)(?:ab|ac)!",
+                           "(?:ab|a);\\w*!"}) {
     INFO(good);
     std::string t = kAcme;
     parse_ok(t.replace(t.find("\"PAT=([A-Z0-9]+)\""), 17, std::string("'(x)") + good + "'"));
