@@ -665,7 +665,9 @@ void Pipeline::advance_clock(Timestamp ts) {
 }
 
 void Pipeline::follow_clock(Timestamp ts) {
-  if (ts.usec <= clock_.usec) return;
+  // No capture time yet (0): following it would start the stats schedule at 1970, and the first
+  // packet would then write a stats event at once.
+  if (ts.usec <= 0 || ts.usec <= clock_.usec) return;
   clock_ = ts;
   tick();
 }

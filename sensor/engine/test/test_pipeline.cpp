@@ -370,6 +370,27 @@ TEST_CASE("Another worker's packet time ends idle flows and brings the periodic 
   CHECK(count_of(r, "stats") == 2);
 }
 
+TEST_CASE("No capture time yet to follow: the first packet starts the stats schedule, it writes no stats") {
+  const int64_t t0 = 1'700'000'000'000'000, sec = 1'000'000;
+  SensorConfig cfg;
+  cfg.stats_interval_usec = 60 * sec;
+  Run r;
+  EventOutput out;
+  out.add_sink(r.sink);
+  Pseudonymiser phi;
+  Pipeline p(cfg, Depth::policy, out, phi, {&r.judge});
+  p.set_linktype(DLT_EN10MB);
+  p.follow_clock(Timestamp{0});  // the capture's clock before any worker saw a packet
+  Bytes f = arp_request();
+  p.packet(f.data(), uint32_t(f.size()), uint32_t(f.size()), Timestamp{t0});
+  p.packet(f.data(), uint32_t(f.size()), uint32_t(f.size()), Timestamp{t0 + 59 * sec});
+  out.flush();
+  CHECK(count_of(r, "stats") == 0);
+  p.packet(f.data(), uint32_t(f.size()), uint32_t(f.size()), Timestamp{t0 + 60 * sec});
+  out.flush();
+  CHECK(count_of(r, "stats") == 1);
+}
+
 TEST_CASE("The capture counters are refreshed just before a stats event is written") {
   const int64_t t0 = 1'700'000'000'000'000, sec = 1'000'000;
   SensorConfig cfg;
