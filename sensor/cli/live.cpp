@@ -443,6 +443,7 @@ int run_live_pcap(const LiveOptions& o, const SensorConfig& cfg, Depth depth, co
       }
     }
   }
+  pipeline.set_stats_refresh(nullptr);  // the final counters, with the frames left unread, are set here
   if (src->stats(recv, drop, ifdrop)) {
     // Off loopback the kernel counts a frame once, when it puts it into the ring: one the drain
     // did not reach is counted as dropped (and as capture.unread_at_stop), none lost unsaid.
