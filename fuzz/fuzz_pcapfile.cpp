@@ -227,8 +227,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       fail("PcapSource past the end of the file",
            where + ": at " + std::to_string(s->position()) + " of " + std::to_string(s->file_size()));
     if (rc == 1 && r == medmon::PcapSource::Next::packet) {
-      if (ha->ts.tv_sec != hb->ts.tv_sec || ha->ts.tv_usec != hb->ts.tv_usec || ha->caplen != hb->caplen ||
-          ha->len != hb->len)
+      // A classic pcap record's seconds are unsigned 32 bits: PcapSource reads them so, where
+      // libpcap gives seconds past 2038 as negative. They are compared as 32-bit values.
+      if (static_cast<uint32_t>(ha->ts.tv_sec) != static_cast<uint32_t>(hb->ts.tv_sec) ||
+          ha->ts.tv_usec != hb->ts.tv_usec || ha->caplen != hb->caplen || ha->len != hb->len)
         fail("PcapSource and libpcap differ: packet header",
              where + ": libpcap " + describe(ha) + ", PcapSource " + describe(hb));
       if (ha->caplen && std::memcmp(da, db, ha->caplen) != 0)
