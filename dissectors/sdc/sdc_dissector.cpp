@@ -746,11 +746,14 @@ class SdcDissector final : public Dissector {
     w.field("transport", http ? "http" : "udp");
     if (http) {
       if (!http->method.empty()) {
-        // The path names the hosted service (as the XAddrs do); a query string may carry patient
-        // or order ids, so it is left out ("/" when the target is only a query).
+        // The path names the hosted service, but a service may also name a patient or an
+        // episode in it (/patients/PAT123/...), as a query string may: the path is written as its
+        // pseudonym (one path, one pseudonym), without the query string or fragment ("/" when
+        // the target is only a query). The Action names the service in clear.
         std::string_view path = http->path.substr(0, http->path.find_first_of("?#"));
         w.field("http_method", http->method);
-        w.field("http_path", path.empty() ? std::string_view("/") : path);
+        if (path.empty() || path == "/") w.field("http_path", std::string_view("/"));
+        else w.field("http_path", ctx.pseudonym(path));
       }
       if (http->status) w.field("http_status", http->status);
     }

@@ -36,7 +36,7 @@ if len(sdc) == 8:
                                               "firmware_version", "serial_number", "endpoint")},
          {"manufacturer": "Acme Medical", "model_name": "VitalView 5", "model_number": "VV5-100",
           "friendly_name": "ICU bed 3 monitor", "firmware_version": "2.4.0", "serial_number": "VV5-000123", "endpoint": EPR})
-    c.eq("http request", (sdc[3].get("http_method"), sdc[3].get("http_path")), ("POST", "/0c6a7a2e"))
+    c.eq("http request", (sdc[3].get("http_method"), sdc[3].get("http_path")), ("POST", pseudonym("/0c6a7a2e")))
     c.eq("http status", sdc[4].get("http_status"), 200)
     c.eq("patient", sdc[6].get("patients"), [pseudonym("PAT-4242")])
     c.eq("patient phi", sdc[6].get("phi_fields"), ["sdc.patient.identification", "sdc.patient.givenname",
