@@ -482,6 +482,7 @@ class SdcDissector final : public Dissector {
     DeviceInfo dev;                                      // DPWS metadata seen in clear
     std::string host_address;                            // the Host's endpoint reference, with metadata
     std::vector<std::string> phi, patients;              // PHI field names seen in clear; patient pseudonyms
+    std::vector<std::string> orders, physicians;         // pseudonyms of a workflow's order ids and physicians' names
     // A WS-Discovery announcement (Hello or a match): it describes its sender.
     bool announces() const {
       return short_action == "Hello" || short_action == "ProbeMatches" || short_action == "ResolveMatches";
@@ -577,6 +578,23 @@ class SdcDissector final : public Dissector {
     return typed;
   }
 
+  static void add_unique(std::vector<std::string>& v, std::string x) {
+    if (v.size() < kMaxList && std::find(v.begin(), v.end(), x) == v.end()) v.push_back(std::move(x));
+  }
+
+  // The name of a person reference (its Name: BaseDemographics) in DICOM PN component order,
+  // Familyname^Givenname^Middlename, trailing '^' trimmed; empty when it gives none.
+  static std::string person_name(std::string_view person) {
+    std::string_view name = element_text(person, "Name");
+    std::string pn;
+    for (std::string_view part : {"Familyname", "Givenname", "Middlename"}) {
+      if (part != "Familyname") pn.push_back('^');
+      pn.append(trim(element_value(name, part)));
+    }
+    while (!pn.empty() && pn.back() == '^') pn.pop_back();
+    return pn;
+  }
+
   // Patient context (BICEPS PatientContextState), and the patient a workflow context names
   // (WorkflowContextState: WorkflowDetail/Patient, a person reference with demographics):
   // identifiers and demographics are PHI. Every state of the message counts (up to kMaxStates):
@@ -586,8 +604,21 @@ class SdcDissector final : public Dissector {
         {"Givenname", "sdc.patient.givenname"}, {"Middlename", "sdc.patient.middlename"},
         {"Familyname", "sdc.patient.familyname"}, {"Birthname", "sdc.patient.birthname"},
         {"DateOfBirth", "sdc.patient.date_of_birth"}};
+    // The ids of a workflow's order (InstanceIdentifier: the value is its Extension), in its
+    // RequestedOrderDetail, PerformedOrderDetail and their ImagingProcedure.
+    static constexpr std::pair<std::string_view, std::string_view> kOrderIds[] = {
+        {"PlacerOrderNumber", "sdc.workflow.placer_order_number"},
+        {"FillerOrderNumber", "sdc.workflow.filler_order_number"},
+        {"AccessionIdentifier", "sdc.workflow.accession_identifier"},
+        {"RequestedProcedureId", "sdc.workflow.requested_procedure_id"}};
+    // The physicians of a RequestedOrderDetail (PersonReference).
+    static constexpr std::pair<std::string_view, std::string_view> kPhysicians[] = {
+        {"ReferringPhysician", "sdc.workflow.referring_physician"},
+        {"RequestingPhysician", "sdc.workflow.requesting_physician"}};
     bool identified = false, visit = false;
     std::array<bool, std::size(kPhi)> seen{};
+    std::array<bool, std::size(kOrderIds)> order_seen{};
+    std::array<bool, std::size(kPhysicians)> physician_seen{};
     // The identifiers and demographics of one patient's element.
     auto read = [&](std::string_view person) {
       Tag id;
@@ -623,9 +654,11 @@ class SdcDissector final : public Dissector {
       // with it).
       std::string_view state = element(m.body, t, i);
       if (patient) { read(state); continue; }
-      // A workflow's own identification names the order, not the patient: only its patient's
-      // element is read, and whether it gives the visit number (an account of the patient's stay,
-      // an identifier HIPAA counts).
+      // A workflow's own identification names the workflow, not the patient: its patient's
+      // element is read, whether it gives the visit number (an account of the patient's stay,
+      // an identifier HIPAA counts), the ids of the order (placer, filler, accession, requested
+      // procedure: pseudonymised, as HL7 ORC/OBR and DICOM give them) and the names of the
+      // referring and requesting physicians (personal data: pseudonymised).
       Tag p;
       for (size_t k = 0; next_tag(state, k, p);) {
         k = p.end;
@@ -637,6 +670,20 @@ class SdcDissector final : public Dissector {
           });
         } else if (!p.empty && name == "Patient") {
           read(element(state, p, k));
+        } else if (auto o = std::find_if(std::begin(kOrderIds), std::end(kOrderIds), [&](auto& x) { return x.first == name; });
+                   o != std::end(kOrderIds)) {
+          for_each_attribute(p.attrs, [&](std::string_view a, std::string_view v) {
+            v = trim(v);
+            if (a != "Extension" || v.empty()) return;
+            order_seen[o - std::begin(kOrderIds)] = true;
+            add_unique(m.orders, ctx.pseudonym(v));
+          });
+        } else if (auto d = std::find_if(std::begin(kPhysicians), std::end(kPhysicians), [&](auto& x) { return x.first == name; });
+                   !p.empty && d != std::end(kPhysicians)) {
+          std::string pn = person_name(element(state, p, k));
+          if (pn.empty()) continue;
+          physician_seen[d - std::begin(kPhysicians)] = true;
+          add_unique(m.physicians, ctx.pseudonym(pn));
         }
       }
     }
@@ -644,6 +691,10 @@ class SdcDissector final : public Dissector {
     if (visit) m.phi.emplace_back("sdc.workflow.visit_number");
     for (size_t f = 0; f < std::size(kPhi); ++f)
       if (seen[f]) m.phi.emplace_back(kPhi[f].second);
+    for (size_t f = 0; f < std::size(kOrderIds); ++f)
+      if (order_seen[f]) m.phi.emplace_back(kOrderIds[f].second);
+    for (size_t f = 0; f < std::size(kPhysicians); ++f)
+      if (physician_seen[f]) m.phi.emplace_back(kPhysicians[f].second);
     for (auto& f : m.phi) ctx.facts().add_phi(f);
   }
 
@@ -787,6 +838,8 @@ class SdcDissector final : public Dissector {
       w.end_object();
     }
     write_list(w, "patients", m.patients);
+    write_list(w, "orders", m.orders);
+    write_list(w, "physicians", m.physicians);
     write_list(w, "phi_fields", m.phi);
     w.end_object();
     ctx.end_event();

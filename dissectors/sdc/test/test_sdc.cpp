@@ -337,6 +337,52 @@ TEST_CASE("sdc: the patient a workflow context names is PHI, and its visit numbe
   }
 }
 
+TEST_CASE("sdc: a workflow's order ids and physicians' names are read as pseudonyms") {
+  // Made-up order and physicians, in a RequestedOrderDetail and a PerformedOrderDetail.
+  const std::string requested =
+      "<pm:RequestedOrderDetail><pm:Start>2024-01-01</pm:Start><pm:ImagingProcedure>"
+      "<pm:AccessionIdentifier Root=\"1.2\" Extension=\"ACCZZ4004\"/>"
+      "<pm:RequestedProcedureId Root=\"1.2\" Extension=\" RPZZ3003 \"/></pm:ImagingProcedure>"
+      "<pm:ReferringPhysician><pm:Identification Extension=\"DRZZ9\"/><pm:Name><pm:Givenname>Quincy</pm:Givenname>"
+      "<pm:Familyname>Zedwick</pm:Familyname></pm:Name></pm:ReferringPhysician>"
+      "<pm:RequestingPhysician><pm:Name><pm:Familyname>Welbyzz</pm:Familyname></pm:Name></pm:RequestingPhysician>"
+      "<pm:PlacerOrderNumber Root=\"1.2.3\" Extension=\"ORDZZ1001\"/></pm:RequestedOrderDetail>";
+  const std::string performed = "<pm:PerformedOrderDetail><pm:FillerOrderNumber Extension=\"FILZZ2002\"/></pm:PerformedOrderDetail>";
+  const std::string states =
+      "<msg:ContextState xsi:type=\"pm:WorkflowContextState\" Handle=\"wf1\" ContextAssociation=\"Assoc\">"
+      "<pm:Identification Root=\"1.2.3.4\" Extension=\"WFZZ-1\"/><pm:WorkflowDetail>" + requested + performed +
+      "</pm:WorkflowDetail></msg:ContextState>";
+  Harness h(kSdcInfo);
+  h.ep.proto = 6;
+  h.feed(Dir::to_client, contexts_response(states));
+  h.end();
+  auto ev = h.events("sdc");
+  REQUIRE(ev.size() == 1);
+  Pseudonymiser ps;
+  // Order ids as HL7 (ORC/OBR placer and filler) and DICOM (accession number) pseudonymise them.
+  CHECK(ev[0]["sdc"]["orders"] == nlohmann::json::array({ps("ACCZZ4004"), ps("RPZZ3003"), ps("ORDZZ1001"), ps("FILZZ2002")}));
+  // Names in DICOM PN component order.
+  CHECK(ev[0]["sdc"]["physicians"] == nlohmann::json::array({ps("Zedwick^Quincy"), ps("Welbyzz")}));
+  CHECK(ev[0]["sdc"]["phi_fields"] ==
+        nlohmann::json::array({"sdc.workflow.placer_order_number", "sdc.workflow.filler_order_number",
+                               "sdc.workflow.accession_identifier", "sdc.workflow.requested_procedure_id",
+                               "sdc.workflow.referring_physician", "sdc.workflow.requesting_physician"}));
+  CHECK(h.facts.phi_fields.size() == 6);
+  CHECK_FALSE(ev[0]["sdc"].contains("patients"));
+  for (auto s : {"ORDZZ1001", "FILZZ2002", "RPZZ3003", "ACCZZ4004", "Quincy", "Zedwick", "Welbyzz", "DRZZ9", "WFZZ-1"})
+    CHECK_FALSE(in_clear(h, s));
+  // An order detail without values gives nothing.
+  Harness e(kSdcInfo);
+  e.ep.proto = 6;
+  e.feed(Dir::to_client, contexts_response("<pm:WorkflowContextState Handle=\"wf2\"><pm:WorkflowDetail><pm:RequestedOrderDetail>"
+                                           "<pm:PlacerOrderNumber Extension=\" \"/><pm:ReferringPhysician><pm:Name/></pm:ReferringPhysician>"
+                                           "</pm:RequestedOrderDetail></pm:WorkflowDetail></pm:WorkflowContextState>"));
+  REQUIRE(e.events("sdc").size() == 1);
+  CHECK_FALSE(e.events("sdc")[0]["sdc"].contains("orders"));
+  CHECK_FALSE(e.events("sdc")[0]["sdc"].contains("physicians"));
+  CHECK_FALSE(e.events("sdc")[0]["sdc"].contains("phi_fields"));
+}
+
 TEST_CASE("sdc: every patient context state of a message is read") {
   const std::string full = patient_state("msg:ContextState");
   const std::string pm = "xsi:type=\"pm:PatientContextState\" Handle=\"p0\" DescriptorHandle=\"pd\"";
