@@ -151,6 +151,7 @@ class AstmDissector final : public Dissector {
     s.record_overflow = false;
     s.guessed = false;
     s.may_guess = false;
+    s.frame_dropped = false;
     if (s.state == St::resync) return;  // still looking for a start
     if (s.raw || s.state == St::raw) {
       // Bare records have no frame to wait for: the message with the hole is reported as it
@@ -218,6 +219,7 @@ class AstmDissector final : public Dissector {
     bool guessed = false;       // the record in progress was taken as one by its first bytes only
     bool link_resync = false;   // resync after lost link-layer bytes: no bare records from there
     bool number_lost = false;   // lost bytes may have held frames: the next frame number follows none
+    bool frame_dropped = false; // a frame was dropped (interrupted, bad number or checksum): the next may resend it
     std::string frame;   // text of the frame in progress
     std::string record;  // record being rebuilt across frames
     bool record_overflow = false;
@@ -236,6 +238,7 @@ class AstmDissector final : public Dissector {
     s.record_overflow = false;
     s.continued = false;
     s.guessed = false;
+    s.frame_dropped = false;
   }
 
   static bool has_records(const Tx& t) {
@@ -277,6 +280,8 @@ class AstmDissector final : public Dissector {
           s.frame_start = off;
         } else if (c == EOT) {
           if (s.tx.open && !s.raw) {
+            // The sender gave up on a dropped frame: the record it held a part of is incomplete.
+            if (s.frame_dropped) drop_record(s);
             if (!s.record.empty()) record(dir, s, ctx);
             if (nothing_sent(s)) s.tx.open = false;  // the sender gave up after NAKs to its ENQ
             else emit(dir, s, ctx, !s.tx.start_missed);
@@ -406,6 +411,7 @@ class AstmDissector final : public Dissector {
       case St::fn:
         if (c < '0' || c > '7') {
           ctx.anomaly("astm", "bad_frame_number", off);
+          s.frame_dropped = true;
           s.state = St::between;
           if (c == STX || c == EOT || c == ENQ) step(dir, s, c, off, ctx);
           break;
@@ -422,6 +428,7 @@ class AstmDissector final : public Dissector {
         } else if (c == STX || c == EOT || c == ENQ) {
           ctx.anomaly("astm", "frame_interrupted", off);
           s.frame.clear();
+          s.frame_dropped = true;
           s.state = St::between;
           step(dir, s, c, off, ctx);
         } else {
@@ -452,6 +459,12 @@ class AstmDissector final : public Dissector {
     }
   }
 
+  static void drop_record(DirState& s) {
+    s.record.clear();
+    s.record_overflow = false;
+    s.guessed = false;
+  }
+
   void append_record(DirState& s, char c, uint64_t off, FlowContext& ctx) {
     if (s.record.empty()) s.record_offset = off;
     if (s.record.size() < kMaxRecord) { s.record.push_back(c); return; }
@@ -464,6 +477,7 @@ class AstmDissector final : public Dissector {
       ++t.checksum_errors;
       ctx.anomaly("astm", "bad_checksum", s.frame_start);
       s.frame.clear();
+      s.frame_dropped = true;
       return;
     }
     // Frame size: STX FN text ETB C1 C2 CR LF.
@@ -472,6 +486,20 @@ class AstmDissector final : public Dissector {
       ++t.retransmissions;
       s.frame.clear();
       return;
+    }
+    const auto text = std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(s.frame.data()), s.frame.size());
+    if (s.frame_dropped) {
+      // After a dropped frame the sender sends it again (the number expected), or goes on
+      // without it: then the record the dropped frame held a part of is lost, and is not glued
+      // to the text of this frame (its fields would shift). This frame is read from its first
+      // record boundary, or from its start when it looks like a record, whose type is then a
+      // guess (as for the first frame read mid-stream): none of its values is given out.
+      s.frame_dropped = false;
+      if (s.fn != s.expect_fn) {
+        drop_record(s);
+        if (record_start(text)) s.guessed = true;
+        else s.continued = true;
+      }
     }
     // The first frame after a missed start or lost bytes has no number to follow.
     if (s.fn != s.expect_fn && !(t.start_missed && t.frames == 0) && !s.number_lost)
@@ -484,8 +512,7 @@ class AstmDissector final : public Dissector {
     // dropped up to its end, never read as a record of its own. Only the first frame of a
     // direction picked up mid-stream is read from its start when it looks like a record; its
     // type is then a guess, so none of its values is given out (guessed).
-    if (s.continued && s.may_guess && t.frames == 1 &&
-        record_start(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(s.frame.data()), s.frame.size()))) {
+    if (s.continued && s.may_guess && t.frames == 1 && record_start(text)) {
       s.continued = false;
       s.guessed = true;
     }

@@ -708,3 +708,66 @@ TEST_CASE("astm: whole frames lost in a hole are no frame-number error") {
   CHECK(ev[0]["astm"]["gaps"] == 1);
   CHECK(h.anomalies("frame_number_sequence") == 1);  // frame 0 after 6: the numbers go on after the hole
 }
+
+TEST_CASE("astm: a dropped frame the sender does not send again loses its record, never glued to the next") {
+  // A made-up patient record over two ETB frames; the second is dropped (interrupted, a bad
+  // frame number, a bad checksum), then the sender goes on with frame 4 or sends frame 3 again.
+  std::string f1 = frame(1, kRecords[0] + std::string("\r"));
+  std::string f2 = frame(2, "P|1|PID0021|||ROE^ANN", false);
+  std::string f3 = frame(3, "||19720303|F\r");
+  std::string o = frame(4, "O|1|SPEC0021||^^^GLU|R\r");
+  std::string cont = frame(4, "MORE^TEXT|19720303\r") + frame(5, "R|1|^^^NA|140\r");
+  std::string bad_cs = f3;
+  bad_cs[bad_cs.size() - 4] = bad_cs[bad_cs.size() - 4] == '0' ? '1' : '0';
+  const std::string dropped[] = {f3.substr(0, 8), "\x02X|19720303|F\r\x03", bad_cs};
+  for (const std::string& d : dropped) {
+    INFO("dropped frame " << nlohmann::json(d).dump());
+    SECTION("not sent again, the next frame starts a record") {
+      Harness h(kAstmInfo);
+      h.feed(Dir::to_server, "\x05" + f1 + f2 + d + o + frame(5, "L|1|N\r") + "\x04");
+      h.end();
+      auto ev = h.events("astm");
+      REQUIRE(ev.size() == 1);
+      auto& a = ev[0]["astm"];
+      CHECK(a["records"]["P"] == 0);  // glued to the O record before
+      CHECK(a["records"]["O"] == 1);
+      CHECK(a["records"]["L"] == 1);
+      CHECK(a["specimens"] == nlohmann::json::array({Pseudonymiser()("SPEC0021")}));
+      CHECK_FALSE(a.contains("tests"));  // the O record's type is a guess
+      CHECK(a["termination_code"] == "N");
+    }
+    SECTION("not sent again, the next frame goes on with a record") {
+      Harness h(kAstmInfo);
+      h.feed(Dir::to_server, "\x05" + f1 + f2 + d + cont + frame(6, "L|1|N\r") + "\x04");
+      h.end();
+      auto ev = h.events("astm");
+      REQUIRE(ev.size() == 1);
+      auto& a = ev[0]["astm"];
+      CHECK(a["records"]["P"] == 0);
+      CHECK(a["records"]["R"] == 1);
+      CHECK(a["tests"] == nlohmann::json::array({"NA"}));
+      CHECK(ev[0].dump().find("MORE") == std::string::npos);
+      CHECK(h.anomalies("unknown_record") == 0);
+    }
+    SECTION("sent again: the record is whole") {
+      Harness h(kAstmInfo);
+      h.feed(Dir::to_server, "\x05" + f1 + f2 + d + f3 + frame(4, "L|1|N\r") + "\x04");
+      h.end();
+      auto ev = h.events("astm");
+      REQUIRE(ev.size() == 1);
+      auto& a = ev[0]["astm"];
+      CHECK(a["records"]["P"] == 1);
+      CHECK(a["patients"] == nlohmann::json::array({Pseudonymiser()("PID0021")}));
+      CHECK(a["phi_fields"] == nlohmann::json::array({"astm.P.3", "astm.P.6", "astm.P.8"}));
+      CHECK(h.anomalies("frame_number_sequence") == 0);
+    }
+    SECTION("the sender gives up: the half record is not read") {
+      Harness h(kAstmInfo);
+      h.feed(Dir::to_server, "\x05" + f1 + f2 + d + "\x04");
+      h.end();
+      auto ev = h.events("astm");
+      REQUIRE(ev.size() == 1);
+      CHECK(ev[0]["astm"]["records"]["P"] == 0);
+    }
+  }
+}
