@@ -76,6 +76,10 @@ struct Field {
   // Regex fields: the capture starts with a length (of `type`, a number type); the value is
   // that many bytes after it (a String sent as length + value ends where its length says).
   bool length_prefix = false;
+  // Regex fields with a length prefix: the group holding the length (of the same type) of the
+  // element the value lies in, counting the bytes after that group (an attribute's length, a
+  // String inside it): a value whose length runs past it is not read. 0: none.
+  int within = 0;
   bool has_when = false;
   ByteMatch when;                    // extract only from messages with these bytes
 };

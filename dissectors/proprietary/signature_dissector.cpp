@@ -155,6 +155,7 @@ class SignatureDissector final : public Dissector {
     w.field("bytes_toserver", d_[0].bytes);
     w.field("bytes_toclient", d_[1].bytes);
     if (d_[0].errors + d_[1].errors) w.field("framing_errors", d_[0].errors + d_[1].errors);
+    if (d_[0].field_errors + d_[1].field_errors) w.field("field_errors", d_[0].field_errors + d_[1].field_errors);
     bool any = std::any_of(values_.begin(), values_.end(), [](auto& v) { return !v.empty(); });
     if (any) {
       w.object("fields");
@@ -182,11 +183,13 @@ class SignatureDissector final : public Dissector {
     bool first_done = false, lost = false, junk_reported = false;
     bool resync = false;  // delimiters: bytes were lost, drop up to the next delimiter
     std::vector<uint8_t> window;  // unframed TCP: the first regex_window bytes, until read
+    uint64_t window_at = 0;       // the stream offset of its first byte
+    uint64_t field_errors = 0;    // values whose length ran past the element they lie in
   };
 
   void first_message(Dir dir, DirState& s, FlowContext& ctx) {
     s.first_done = true;
-    if (!s.window.empty()) message(dir, s.window, ctx);
+    if (!s.window.empty()) message(dir, s.window, s.window_at, ctx);
     std::vector<uint8_t>().swap(s.window);
   }
 
@@ -197,11 +200,12 @@ class SignatureDissector final : public Dissector {
     switch (fr.kind) {
       case Framing::Kind::none:
         if (udp) {
-          message(dir, data, ctx);
+          message(dir, data, ctx.stream_offset(), ctx);
         } else if (!s.first_done) {
           // Fields are read from the first regex_window bytes of the direction however the
           // stream was cut: collect them, read them once they are all here (or at a gap or the end).
           size_t take = std::min<size_t>(data.size(), sig_->regex_window - s.window.size());
+          if (s.window.empty()) s.window_at = ctx.stream_offset();
           s.window.insert(s.window.end(), data.begin(), data.begin() + static_cast<std::ptrdiff_t>(take));
           if (s.window.size() >= sig_->regex_window) first_message(dir, s, ctx);
         }
@@ -229,10 +233,10 @@ class SignatureDissector final : public Dissector {
           }
           size_t n = static_cast<size_t>(len);
           if (rest.size() < n) {
-            if (udp) { framing_error(dir, s, "truncated_message", ctx.stream_offset() + used, ctx); message(dir, rest, ctx); used = data.size(); break; }
+            if (udp) { framing_error(dir, s, "truncated_message", ctx.stream_offset() + used, ctx); message(dir, rest, ctx.stream_offset() + used, ctx); used = data.size(); break; }
             return {used, n, 0, false};
           }
-          message(dir, rest.first(n), ctx);
+          message(dir, rest.first(n), ctx.stream_offset() + used, ctx);
           used += n;
         }
         return {used, 0, 0, false};
@@ -281,7 +285,7 @@ class SignatureDissector final : public Dissector {
           }
           size_t n = e + end.size();
           if (n > fr.max_message) framing_error(dir, s, "message_too_long", ctx.stream_offset() + used, ctx);
-          else message(dir, data.subspan(used, n), ctx);
+          else message(dir, data.subspan(used, n), ctx.stream_offset() + used, ctx);
           // A closing flag stays to open the next record, unless it ends the datagram.
           used += flag && (!udp || used + n < data.size()) ? n - end.size() : n;
         }
@@ -320,23 +324,38 @@ class SignatureDissector final : public Dissector {
     ctx.anomaly("proprietary", "bytes_outside_frame", off, sig_->name);
   }
 
-  // The value that follows a length at m[at] (f.length_prefix), in the message (past the regex
-  // window too); false when the length runs past the message.
-  static bool prefixed(const Field& f, std::span<const uint8_t> m, size_t at, std::string_view& value) {
-    const size_t size = f.type == FieldType::u8 ? 1 : (f.type == FieldType::u16be || f.type == FieldType::u16le) ? 2 : 4;
-    if (m.size() - at < size) return false;
+  static size_t number_size(FieldType t) {
+    return t == FieldType::u8 ? 1 : (t == FieldType::u16be || t == FieldType::u16le) ? 2 : 4;
+  }
+
+  // The number of type f.type at m[at]; false when the message ends before it.
+  static bool number_at(const Field& f, std::span<const uint8_t> m, size_t at, uint64_t& n) {
+    const size_t size = number_size(f.type);
+    if (at > m.size() || m.size() - at < size) return false;
     const bool be = f.type == FieldType::u16be || f.type == FieldType::u32be;
-    uint64_t n = 0;
+    n = 0;
     for (size_t i = 0; i < size; ++i) n |= uint64_t(m[at + i]) << (8 * (be ? size - 1 - i : i));
-    if (n > m.size() - at - size) return false;
+    return true;
+  }
+
+  // The value that follows a length at m[at] (f.length_prefix), in the message (past the regex
+  // window too) up to `end`; false when the length runs past it.
+  static bool prefixed(const Field& f, std::span<const uint8_t> m, size_t at, size_t end, std::string_view& value) {
+    const size_t size = number_size(f.type);
+    uint64_t n = 0;
+    if (end > m.size() || at > end || end - at < size || !number_at(f, m, at, n)) return false;
+    if (n > end - at - size) return false;
     // Enough bytes for kMaxValueLen bytes of text whatever the encoding.
     value = std::string_view(reinterpret_cast<const char*>(m.data()) + at + size, std::min<size_t>(n, 4 * kMaxValueLen));
     return true;
   }
 
   // Value of field f in message m; false when the message is too short / the regex misses.
-  bool extract(const Field& f, std::span<const uint8_t> m, std::string& out) {
+  // `overrun` receives the offset in m of a length that ran past the element it lies in
+  // (f.within), npos when none did.
+  bool extract(const Field& f, std::span<const uint8_t> m, std::string& out, size_t& overrun) {
     out.clear();
+    overrun = std::string_view::npos;
     if (f.has_when) {
       const ByteMatch& b = f.when;
       if (b.offset > m.size() || m.size() - b.offset < b.value.size()) return false;
@@ -355,7 +374,19 @@ class SignatureDissector final : public Dissector {
         // One wide character per byte: the capture's position is the same in the message.
         const size_t at = static_cast<size_t>(mt[f.group].first - wide_.cbegin());
         std::string_view cap(reinterpret_cast<const char*>(m.data()) + at, static_cast<size_t>(mt.length(f.group)));
-        if (f.length_prefix && !prefixed(f, m, at, cap)) {
+        // The element the value lies in ends where its length says (an attribute's length):
+        // a String whose own length runs past it is not read, and is reported.
+        size_t end = m.size();
+        if (f.length_prefix && f.within && mt[f.within].matched) {
+          const size_t wat = static_cast<size_t>(mt[f.within].first - wide_.cbegin());
+          uint64_t n = 0;
+          const size_t from = wat + number_size(f.type);
+          if (number_at(f, m, wat, n) && from <= m.size()) end = static_cast<size_t>(std::min<uint64_t>(m.size(), from + n));
+          if (std::string_view v; end < m.size() && !prefixed(f, m, at, end, v) && prefixed(f, m, at, m.size(), v) &&
+                                  overrun == std::string_view::npos)
+            overrun = at;
+        }
+        if (f.length_prefix && !prefixed(f, m, at, end, cap)) {
           if (mt[0].first == wide_.cend()) return false;
           from = mt[0].first + 1;
           flags = std::regex_constants::match_prev_avail;
@@ -393,7 +424,8 @@ class SignatureDissector final : public Dissector {
     return true;
   }
 
-  void message(Dir dir, std::span<const uint8_t> wire, FlowContext& ctx) {
+  // One message, `off` the stream offset of its first byte.
+  void message(Dir dir, std::span<const uint8_t> wire, uint64_t off, FlowContext& ctx) {
     DirState& s = d_[static_cast<int>(dir)];
     ++s.messages;
     const auto& fields = sig_->fields;
@@ -417,7 +449,11 @@ class SignatureDissector final : public Dissector {
     bool have_id = false;
     for (size_t i = 0; i < fields.size(); ++i) {
       const Field& f = fields[i];
-      if (!extract(f, m, value_)) continue;
+      size_t overrun = std::string_view::npos;
+      const bool found = extract(f, m, value_, overrun);
+      if (overrun != std::string_view::npos && s.field_errors++ < 8)
+        ctx.anomaly("proprietary", "field_past_length", off + overrun, sig_->name);
+      if (!found) continue;
       if (f.identity != IdentityPart::none && !value_.empty()) {
         have_id = true;
         identity_member(id, f.identity) = value_;

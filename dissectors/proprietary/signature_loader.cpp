@@ -609,7 +609,7 @@ ProbeRule parse_probe(const YAML::Node& n) {
 }
 
 Field parse_field(const YAML::Node& n) {
-  only_keys(n, {"name", "offset", "length", "type", "regex", "group", "length_prefix", "phi", "when", "encoding", "identity"}, "field");
+  only_keys(n, {"name", "offset", "length", "type", "regex", "group", "length_prefix", "within", "phi", "when", "encoding", "identity"}, "field");
   Field f;
   if (n["encoding"]) {
     static const std::pair<const char*, TextEncoding> kEncodings[] = {
@@ -663,10 +663,18 @@ Field parse_field(const YAML::Node& n) {
       for (auto& [k, v] : kPrefixes) if (t == k) { f.type = v; f.length_prefix = true; }
       if (!f.length_prefix) fail(p, "field.length_prefix must be u8, u16be, u16le, u32be or u32le, got '" + t + "'");
     }
+    if (const YAML::Node g = n["within"]) {
+      if (!f.length_prefix) fail(g, "field.within needs a length_prefix");
+      f.within = static_cast<int>(integer(g, "field.within", 1, 9));
+      if (static_cast<size_t>(f.within) > f.regex.mark_count() || f.within == f.group)
+        fail(g, "field '" + f.name + "': within names group " + std::to_string(f.within) +
+                    ", which must be another group of the regex (it has " + std::to_string(f.regex.mark_count()) + ")");
+    }
     return f;
   }
   if (n["group"]) fail(n["group"], "field.group needs a regex");
   if (n["length_prefix"]) fail(n["length_prefix"], "field.length_prefix needs a regex");
+  if (n["within"]) fail(n["within"], "field.within needs a regex");
   if (!n["offset"]) fail(n, "field '" + f.name + "' needs 'offset' (or 'regex')");
   f.offset = static_cast<uint32_t>(integer(n["offset"], "field.offset", 0, 1 << 20));
   std::string t = n["type"] ? str(n["type"], "field.type") : "ascii";

@@ -834,3 +834,46 @@ TEST_CASE("signatures: hostile input") {
     h.end();
   }
 }
+
+TEST_CASE("signatures: an IntelliVue String is read only within its attribute") {
+  LoadResult shipped = load_signatures(MEDMON_SIGNATURES_SRC);
+  std::shared_ptr<const Signature> iv;
+  for (auto& s : shipped.signatures) if (s->name == "philips-intellivue-data-export") iv = s;
+  REQUIRE(iv);
+  auto utf16 = [](const std::string& s) { std::string o; for (char c : s) { o.push_back('\0'); o.push_back(c); } return o; };
+  // Made-up patient. The given name's String says 14 bytes but its attribute holds 6 (2 for the
+  // length, 4 of text): read as the String says, it would take in the next attribute's bytes.
+  std::string family = u16be(0x095c) + u16be(2 + 6) + u16be(6) + utf16("ZZQ");
+  std::string given = u16be(0x095d) + u16be(2 + 4) + u16be(14) + utf16("AL");
+  std::string body = given + family + u16be(0x095a) + u16be(2 + 10) + u16be(10) + utf16("MRNZ9");
+  std::string msg = std::string("\xe1\x00\x00\x02\x00\x02", 6) + u16be(body.size()) + body;
+  SigHarness h(iv, 17);
+  h.datagram(Dir::to_client, msg);
+  h.datagram(Dir::to_client, msg);
+  h.end();
+  auto ev = h.events("proprietary");
+  REQUIRE(ev.size() == 1);
+  auto& p = ev[0]["proprietary"];
+  CHECK_FALSE(p["fields"].contains("patient_given_name"));
+  CHECK(p["fields"]["patient_family_name"] == nlohmann::json::array({Pseudonymiser()("ZZQ")}));
+  CHECK(p["fields"]["patient_id"] == nlohmann::json::array({Pseudonymiser()("MRNZ9")}));
+  CHECK(p["field_errors"] == 2);
+  CHECK(h.anomalies("field_past_length") == 2);
+  CHECK(h.anomalies() == 2);
+  // A String that fills its attribute exactly, and one shorter than it, are read.
+  for (unsigned spare : {0u, 4u}) {
+    std::string b = u16be(0x095d) + u16be(2 + 4 + spare) + u16be(4) + utf16("AL") + std::string(spare, '\0') + family;
+    SigHarness g(iv, 17);
+    g.datagram(Dir::to_client, std::string("\xe1\x00\x00\x02\x00\x02", 6) + u16be(b.size()) + b);
+    g.end();
+    auto e = g.events("proprietary");
+    REQUIRE(e.size() == 1);
+    CHECK(e[0]["proprietary"]["fields"]["patient_given_name"] == nlohmann::json::array({Pseudonymiser()("AL")}));
+    CHECK(g.anomalies() == 0);
+  }
+  // within is another group of a length-prefixed regex field.
+  auto e = parse_err("name: x\ntransport: udp\nprobe: {regex: x}\nfields:\n  - {name: a, regex: 'A(..)(..)', group: 2, within: 2, length_prefix: u16be}\n");
+  CHECK(e.message.find("within names group 2") != std::string::npos);
+  e = parse_err("name: x\ntransport: udp\nprobe: {regex: x}\nfields:\n  - {name: a, regex: 'A(..)(..)', group: 2, within: 1}\n");
+  CHECK(e.message.find("field.within needs a length_prefix") != std::string::npos);
+}
