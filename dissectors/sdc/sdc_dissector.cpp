@@ -304,10 +304,16 @@ std::string element_value(std::string_view xml, std::string_view local) {
 
 namespace {
 
-std::mutex g_mu;
-std::set<std::pair<IpAddr, uint16_t>>& endpoints() {
-  static std::set<std::pair<IpAddr, uint16_t>> s;
-  return s;
+// The endpoints announced to the flows of one worker, kept per worker as the budgets are: a TLS
+// flow is named after an announcement its own worker read before it, never after one another
+// worker may or may not have read yet (the output would change from run to run).
+struct Endpoints {
+  std::mutex mu;
+  std::set<std::pair<IpAddr, uint16_t>> set;
+};
+Endpoints& endpoints() {
+  static std::array<Endpoints, kMaxWorkerSlots> per_worker;
+  return per_worker[static_cast<size_t>(detail::worker_slot)];
 }
 
 template <class F>
@@ -870,13 +876,15 @@ std::unique_ptr<Dissector> make() { return std::make_unique<SdcDissector>(); }
 }  // namespace
 
 bool is_sdc_endpoint(const IpAddr& ip, uint16_t port) {
-  std::lock_guard<std::mutex> lock(g_mu);
-  return endpoints().count({ip, port}) != 0;
+  Endpoints& e = endpoints();
+  std::lock_guard<std::mutex> lock(e.mu);
+  return e.set.count({ip, port}) != 0;
 }
 
 void remember_endpoint(const IpAddr& ip, uint16_t port) {
-  std::lock_guard<std::mutex> lock(g_mu);
-  if (endpoints().size() < kMaxEndpoints) endpoints().emplace(ip, port);
+  Endpoints& e = endpoints();
+  std::lock_guard<std::mutex> lock(e.mu);
+  if (e.set.size() < kMaxEndpoints) e.set.emplace(ip, port);
 }
 
 }  // namespace sdc

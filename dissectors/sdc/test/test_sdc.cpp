@@ -2,7 +2,9 @@
 
 #include <random>
 #include <string>
+#include <thread>
 
+#include "dissectors/api/worker_budget.h"
 #include "dissectors/proprietary/test/harness.h"
 #include "dissectors/sdc/sdc_dissector.h"
 
@@ -846,4 +848,15 @@ TEST_CASE("sdc: the head and chunk line limits do not depend on where the bytes 
     CHECK(h.events("sdc").empty());
     CHECK(h.anomalies("bad_chunk") == 1);
   }
+}
+
+TEST_CASE("sdc: https endpoints are remembered per worker, so naming a TLS flow does not depend on thread timing") {
+  IpAddr ip;
+  REQUIRE(IpAddr::parse("10.20.7.1", ip));
+  // Worker 1 reads the announcement; worker 0 (this thread) has not.
+  std::thread([&] { set_worker_slot(1); sdc::remember_endpoint(ip, 6465); }).join();
+  CHECK_FALSE(sdc::is_sdc_endpoint(ip, 6465));
+  bool seen = false;
+  std::thread([&] { set_worker_slot(1); seen = sdc::is_sdc_endpoint(ip, 6465); }).join();
+  CHECK(seen);
 }
