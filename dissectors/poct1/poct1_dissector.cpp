@@ -214,7 +214,15 @@ class Poct1Dissector final : public Dissector {
     }
   }
 
-  void on_gap(Dir dir, uint64_t, FlowContext&) override { d_[static_cast<int>(dir)].restart(); }
+  // Lost bytes: the message they fall in is dropped and counted, and the bytes after them (the
+  // rest of that message) are skipped up to the next root start tag, as after an over-long
+  // message, never reported as bytes outside a message.
+  void on_gap(Dir dir, uint64_t, FlowContext& ctx) override {
+    DirState& s = d_[static_cast<int>(dir)];
+    ctx.anomaly("poct1", "message_lost", ctx.stream_offset());
+    s.restart();
+    s.resync = true;
+  }
   void on_end(Dir, FlowContext&) override {}
 
  private:

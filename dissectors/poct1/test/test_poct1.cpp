@@ -524,3 +524,25 @@ TEST_CASE("poct1: a '>' inside a quoted attribute of the root start tag does not
   for (char c : s) h.feed(Dir::to_server, std::string(1, c));
   check(h);
 }
+
+TEST_CASE("poct1: lost bytes drop the message they fall in, counted each time, and the next message is read") {
+  // Holes in the first and the third message; the second and the fourth are whole.
+  const std::string m1 = obs(), m2 = dst(), m3 = obs(), m4 = ack(1010, 1003);
+  for (size_t piece : {size_t(1), size_t(7), size_t(100000)}) {
+    INFO("pieces of " << piece);
+    Harness h(kPoct1Info);
+    auto feed = [&](const std::string& x) { for (size_t i = 0; i < x.size(); i += piece) h.feed(Dir::to_server, x.substr(i, piece)); };
+    feed(m1.substr(0, 120));
+    h.gap(Dir::to_server, 40);
+    feed(m1.substr(160) + m2 + m3.substr(0, 300));
+    h.gap(Dir::to_server, 10);
+    feed(m3.substr(310) + m4);
+    h.end();
+    auto ev = h.events("poct1");
+    REQUIRE(ev.size() == 2);
+    CHECK(ev[0]["poct1"]["message_type"] == "DST.R01");
+    CHECK(ev[1]["poct1"]["message_type"] == "ACK.R01");
+    CHECK(h.anomalies("message_lost") == 2);
+    CHECK(h.anomalies() == 2);  // the rest of a cut message is no bytes outside a message
+  }
+}
