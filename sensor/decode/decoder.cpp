@@ -404,6 +404,7 @@ DecodeStatus Decoder::peek_fragment(uint32_t id, uint32_t offset, bool more, con
     Packet in;
     in.ts = out.ts;
     in.wire_len = 1;
+    in.ip_cut = true;  // the datagram goes on in later fragments
     in.src = out.src;
     in.dst = out.dst;
     in.ip_version = out.ip_version;
@@ -562,8 +563,9 @@ DecodeStatus Decoder::transport(const uint8_t* p, uint32_t len, uint32_t off, Pa
       }
       if (doff > len) {
         // Options cut by the snap length are normal (the ports, sequence numbers and flags
-        // are there); beyond a whole packet, the header lies.
-        if (!out.cut_short() || out.reassembled) return bad("tcp.data_offset_beyond_packet", off, out);
+        // are there); beyond a whole IP packet, the header lies, whether or not the frame was
+        // cut after it (its padding, or a tunnel's outer frame).
+        if (!out.ip_cut) return bad("tcp.data_offset_beyond_packet", off, out);
         counters_.add("tcp.truncated_options");
         out.payload = p + len;
         out.payload_len = 0;
@@ -590,7 +592,7 @@ DecodeStatus Decoder::transport(const uint8_t* p, uint32_t len, uint32_t off, Pa
       uint32_t ulen = be16(p + 4);
       if (ulen < 8 && !(ulen == 0 && out.ip_version == 6)) return bad("udp.bad_length", off, out);
       uint32_t n = len - 8;
-      if (ulen > len && !out.reassembled && !out.cut_short()) return bad("udp.length_beyond_packet", off, out);
+      if (ulen > len && !out.reassembled && !out.ip_cut) return bad("udp.length_beyond_packet", off, out);
       if (ulen >= 8 && ulen - 8 < n) n = ulen - 8;
       out.payload = p + 8;
       out.payload_len = n;

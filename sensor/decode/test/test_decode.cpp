@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -745,4 +746,25 @@ TEST_CASE("IPv6 fragments: only the first fragment's Next Header counts (RFC 820
   CHECK(p.sport == 7777);
   CHECK(p.payload_len == 64);
   CHECK(h.counters.get("ip.fragments.reassembled") == 1);
+}
+
+TEST_CASE("A frame cut after a whole IP packet does not excuse TCP options or a UDP length beyond it") {
+  // The IP packet was captured whole; only the frame's padding after it was cut by the snap
+  // length. A TCP header or UDP length reaching past that packet lies, as in a whole frame.
+  Harness h(linktype::EN10MB);
+  Packet p;
+  auto cut_padding = [&](Bytes f) {
+    const uint32_t captured = static_cast<uint32_t>(f.size());
+    h.frame = f;
+    h.frame.resize(std::max<size_t>(f.size(), 60), 0);
+    return h.dec.decode(h.frame.data(), captured, static_cast<uint32_t>(h.frame.size()) + 4, Timestamp{1}, p);
+  };
+  auto seg = tcp(40000, 104, 7, 9, tcpflag::ACK);
+  seg[12] = 8 << 4;  // a 32-byte header in a 20-byte one
+  CHECK(cut_padding(ether(0x0800, ipv4(ip4(1, 1, 1, 1), ip4(2, 2, 2, 2), 6, seg))) == DecodeStatus::malformed);
+  CHECK(h.counters.get("tcp.truncated_options") == 0);
+  auto dg = udp(5000, 6000, "ab");
+  dg[5] = 40;  // a UDP length of 40 in a 10-byte datagram
+  CHECK(cut_padding(ether(0x0800, ipv4(ip4(1, 1, 1, 1), ip4(2, 2, 2, 2), 17, dg))) == DecodeStatus::malformed);
+  CHECK(h.anomalies == std::vector<std::string>{"tcp.data_offset_beyond_packet", "udp.length_beyond_packet"});
 }
