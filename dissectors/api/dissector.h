@@ -37,7 +37,9 @@ class Dissector {
   // `missing` bytes of this direction were lost (capture loss, memcap): resynchronise.
   // ctx.stream_offset() is where they start in this direction's stream.
   virtual void on_gap(Dir dir, uint64_t missing, FlowContext& ctx) = 0;
-  // This direction ended (FIN/RST/timeout/end of input).
+  // This direction ended: at its FIN, once the stream reached it in order (its bytes, or a gap);
+  // at the flow's end for one that ended otherwise (RST, timeout, end of input). Bytes may
+  // still come after it (a sender that breaks TCP, or a forged FIN): they are given as before.
   virtual void on_end(Dir dir, FlowContext& ctx) = 0;
   // The flow is over: emit whatever is still pending (open associations, unacked messages).
   virtual void on_flow_end(FlowContext& ctx) {}

@@ -41,14 +41,7 @@ class Pipeline::DirSink : public StreamSink {
   DirSink(Pipeline& p, FlowState& st, Dir dir) : p_(p), st_(st), dir_(dir) {}
   void data(std::span<const uint8_t> bytes, uint64_t offset) override {
     if (!st_.feeder) return;
-    // A dissector may read the other direction's end from these bytes (a bare HL7 sender waits
-    // for the reply): tell it whether that direction still waits for a lost segment.
-    Dir other = reverse(dir_);
-    const auto& r = st_.reasm[static_cast<int>(other)];
-    st_.ctx.set_behind_hole(other, r && r->queued_bytes() > 0);
-    // Held bytes of either direction may be replayed now: both say whether they began mid-stream.
-    for (Dir d : {Dir::to_server, Dir::to_client})
-      if (const auto& rd = st_.reasm[static_cast<int>(d)]) st_.ctx.set_midstream(d, rd->midstream());
+    tell_context();
     // Bytes drained after a gap were queued behind it: sent before this packet, at the time of
     // the packet that carried them.
     if (!after_gap_) {
@@ -72,8 +65,27 @@ class Pipeline::DirSink : public StreamSink {
     ++p_.c_overlap_conflicts_;
     st_.ctx.anomaly("tcp", "overlap_conflict", offset, dir_name(dir_));
   }
+  // The direction ended cleanly with its FIN: the dissector completes what the close completes
+  // (a body read to the close, a bare message, an association released both ways) now, not
+  // when the flow record ends (the closed timeout, or the idle timeout of a half-closed flow).
+  void end(uint64_t) override {
+    if (!st_.feeder) return;
+    tell_context();
+    st_.feeder->end(dir_, st_.ctx);
+  }
 
  private:
+  void tell_context() {
+    // A dissector may read the other direction's end from these bytes (a bare HL7 sender waits
+    // for the reply): tell it whether that direction still waits for a lost segment.
+    Dir other = reverse(dir_);
+    const auto& r = st_.reasm[static_cast<int>(other)];
+    st_.ctx.set_behind_hole(other, r && r->queued_bytes() > 0);
+    // Held bytes of either direction may be replayed now: both say whether they began mid-stream.
+    for (Dir d : {Dir::to_server, Dir::to_client})
+      if (const auto& rd = st_.reasm[static_cast<int>(d)]) st_.ctx.set_midstream(d, rd->midstream());
+  }
+
   Pipeline& p_;
   FlowState& st_;
   Dir dir_;

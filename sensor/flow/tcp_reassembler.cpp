@@ -86,11 +86,15 @@ void TcpReassembler::segment(uint32_t seq, std::span<const uint8_t> payload, boo
     int64_t f = off + static_cast<int64_t>(payload.size());
     if (fin_off_ < 0 || f < fin_off_) fin_off_ = f;
   }
-  if (payload.empty()) return;
+  if (payload.empty()) {
+    reached_fin(sink);
+    return;
+  }
   int64_t end = off + static_cast<int64_t>(payload.size());
   if (end <= static_cast<int64_t>(next_off_)) {  // all of it delivered already
     retrans_bytes_ += payload.size();
     if (off >= 0) check_retransmission(static_cast<uint64_t>(off), payload, sink);
+    reached_fin(sink);
     return;
   }
   if (off < static_cast<int64_t>(next_off_)) {
@@ -105,10 +109,12 @@ void TcpReassembler::segment(uint32_t seq, std::span<const uint8_t> payload, boo
     remember(uoff, payload);
     sink.data(payload, uoff);
     next_off_ += payload.size();
+    reached_fin(sink);
     return;
   }
   insert(uoff, payload, sink);
   drain(sink);
+  reached_fin(sink);
 }
 
 void TcpReassembler::insert(uint64_t off, std::span<const uint8_t> data, StreamSink& sink) {
@@ -228,6 +234,7 @@ void TcpReassembler::tick(StreamSink& sink) {
   force_gap(upto, sink);
   drain(sink);
   ack_wait_ = 0;
+  reached_fin(sink);
 }
 
 void TcpReassembler::flush(StreamSink& sink, uint32_t window) {

@@ -6,6 +6,7 @@
 // - Losses become explicit gaps: when the peer acknowledges bytes that were never seen (after a
 //   grace of a few packets, since a SPAN port reorders), when a cap is hit, or at the end (holes,
 //   and the lost tail the peer acknowledged or the sender's FIN is beyond).
+// - The sink is told when the stream reaches the sender's FIN in order, not only at flow end.
 // - Memory is capped per direction and globally; hitting a cap forces a gap and is counted.
 #include <array>
 #include <cstdint>
@@ -44,6 +45,9 @@ class StreamSink {
   virtual void data(std::span<const uint8_t> bytes, uint64_t offset) = 0;
   virtual void gap(uint64_t offset, uint64_t length) = 0;
   virtual void overlap_conflict(uint64_t offset) = 0;
+  // The stream reached the sender's FIN in order (every byte before it delivered or a gap): the
+  // direction ended cleanly here. Told once.
+  virtual void end(uint64_t offset) {}
 };
 
 class TcpReassembler {
@@ -87,6 +91,13 @@ class TcpReassembler {
   void insert(uint64_t off, std::span<const uint8_t> data, StreamSink& sink);
   void drain(StreamSink& sink);
   void force_gap(uint64_t upto, StreamSink& sink);
+  // Tells the sink once the stream has been delivered (or given as a gap) up to the FIN.
+  void reached_fin(StreamSink& sink) {
+    if (fin_off_ >= 0 && !fin_told_ && next_off_ == static_cast<uint64_t>(fin_off_)) {
+      fin_told_ = true;
+      sink.end(next_off_);
+    }
+  }
   void release(size_t n);
   // Retransmissions of delivered bytes: remembered per segment as (offset, length, hash) so a
   // copy with different bytes is reported without keeping the data.
@@ -114,6 +125,7 @@ class TcpReassembler {
   uint64_t gaps_ = 0, gap_bytes_ = 0, retrans_bytes_ = 0, limit_hits_ = 0;
   bool base_set_ = false;
   bool midstream_ = false;
+  bool fin_told_ = false;
 };
 
 }  // namespace medmon

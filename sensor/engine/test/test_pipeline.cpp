@@ -418,3 +418,33 @@ TEST_CASE("The capture counters are refreshed just before a stats event is writt
   }
   CHECK(received == std::vector<std::string>{"2", "3", "3"});
 }
+
+TEST_CASE("A response body read to the close ends at the server's FIN, not when the half-closed flow ends") {
+  // HL7 over HTTP/1.0: the answer has no length and runs to the server's FIN. The client keeps
+  // its side open for half a minute more: the ACK is still the server's at its FIN.
+  const uint32_t a = ip4(10, 0, 0, 1), b = ip4(10, 0, 0, 2);
+  const std::string msg = "MSH|^~\\&|A|B|C|D|20240101||ADT^A01|1|P|2.5\rPID|1||MRN1||DOE^JANE\r";
+  const std::string req = "POST /hl7 HTTP/1.1\r\nContent-Type: x-application/hl7-v2+er7\r\nContent-Length: " +
+                          std::to_string(msg.size()) + "\r\n\r\n" + msg;
+  const std::string resp = "HTTP/1.0 200 OK\r\nContent-Type: x-application/hl7-v2+er7\r\n\r\n"
+                           "MSH|^~\\&|C|D|A|B|20240101||ACK^A01|2|P|2.5\rMSA|AA|1\r";
+  const uint32_t c1 = 101, c2 = c1 + uint32_t(req.size()), s1 = 501, s2 = s1 + uint32_t(resp.size());
+  const int64_t ms = 1000;
+  Run r;
+  run_timed(DLT_EN10MB,
+            {{1 * ms, ether(0x0800, ipv4(a, b, 6, tcp(40000, 8080, 100, 0, tcpflag::SYN)))},
+             {2 * ms, ether(0x0800, ipv4(b, a, 6, tcp(8080, 40000, 500, c1, tcpflag::SYN | tcpflag::ACK)))},
+             {3 * ms, ether(0x0800, ipv4(a, b, 6, tcp(40000, 8080, c1, s1, tcpflag::ACK | tcpflag::PSH, req)))},
+             {4 * ms, ether(0x0800, ipv4(b, a, 6, tcp(8080, 40000, s1, c2, tcpflag::ACK | tcpflag::PSH, resp)))},
+             {5 * ms, ether(0x0800, ipv4(b, a, 6, tcp(8080, 40000, s2, c2, tcpflag::ACK | tcpflag::FIN)))},
+             {6 * ms, ether(0x0800, ipv4(a, b, 6, tcp(40000, 8080, c2, s2 + 1, tcpflag::ACK)))},
+             {30'000 * ms, ether(0x0800, ipv4(a, b, 6, tcp(40000, 8080, c2, s2 + 1, tcpflag::ACK | tcpflag::FIN)))},
+             {30'001 * ms, ether(0x0800, ipv4(b, a, 6, tcp(8080, 40000, s2 + 1, c2 + 1, tcpflag::ACK)))}},
+            r);
+  std::string ack;
+  for (auto& l : r.sink->lines)
+    if (l.find("\"event_type\":\"hl7\"") != std::string::npos && l.find("\"message_type\":\"ACK\"") != std::string::npos) ack = l;
+  REQUIRE(!ack.empty());
+  CHECK(ack.find("\"ts\":\"2023-11-14T22:13:20.005000Z\"") != std::string::npos);
+  CHECK(ack.find("\"latency_us\":2000") != std::string::npos);
+}

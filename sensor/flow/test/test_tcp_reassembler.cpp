@@ -356,3 +356,60 @@ TEST_CASE("A lost tail the peer acknowledged, or the sender's FIN is beyond, is 
     CHECK(r.gaps() == 0);
   }
 }
+
+namespace {
+struct EndCollector : Collector {
+  std::vector<uint64_t> ends;  // offsets the sink was told the stream ended at
+  std::vector<size_t> at;      // and how many bytes (and gap bytes) had come before
+  void end(uint64_t off) override {
+    ends.push_back(off);
+    at.push_back(stream.size());
+  }
+};
+}  // namespace
+
+TEST_CASE("The sink is told the end of the stream once it reaches the FIN in order") {
+  Fixture fx;
+  EndCollector out;
+  SECTION("a FIN with the last bytes") {
+    TcpReassembler r(fx.lim, fx.mem);
+    r.syn(99);
+    r.segment(100, sp("abc"), false, out);
+    CHECK(out.ends.empty());
+    r.segment(103, sp("de"), true, out);
+    CHECK(out.ends == std::vector<uint64_t>{5});
+    r.segment(103, sp("de"), true, out);  // retransmitted
+    r.flush(out);
+    CHECK(out.ends.size() == 1);
+  }
+  SECTION("a FIN before the bytes it follows: told once they came") {
+    TcpReassembler r(fx.lim, fx.mem);
+    r.syn(99);
+    r.segment(100, sp("abc"), false, out);
+    r.segment(106, {}, true, out);
+    r.segment(105, sp("f"), false, out);
+    CHECK(out.ends.empty());
+    r.segment(103, sp("de"), false, out);
+    CHECK(out.ends == std::vector<uint64_t>{6});
+    CHECK(out.at == std::vector<size_t>{6});
+    CHECK(out.stream == "abcdef");
+  }
+  SECTION("a hole before the FIN the peer acknowledged: told after the gap") {
+    TcpReassembler r(fx.lim, fx.mem);
+    r.syn(99);
+    r.segment(100, sp("abc"), false, out);
+    r.segment(106, {}, true, out);
+    r.peer_ack(107);
+    for (uint32_t i = 0; i < fx.lim.ack_gap_packets && out.ends.empty(); ++i) r.tick(out);
+    CHECK(out.stream == "abc###");
+    CHECK(out.ends == std::vector<uint64_t>{6});
+  }
+  SECTION("no FIN: not told") {
+    TcpReassembler r(fx.lim, fx.mem);
+    r.syn(99);
+    r.segment(100, sp("abc"), false, out);
+    r.peer_ack(104);
+    r.flush(out);
+    CHECK(out.ends.empty());
+  }
+}
