@@ -225,8 +225,17 @@ void TcpReassembler::force_gap(uint64_t upto, StreamSink& sink) {
   next_off_ = upto;
 }
 
+uint64_t TcpReassembler::surely_sent() const {
+  // With no FIN seen, an ACK of just one byte past everything seen of the sender is taken for
+  // the ACK of a FIN the capture lost, not for a lost byte of data: both take one sequence
+  // number, and every later packet of the sender carries the same one after them. A FIN seen
+  // later decides it (at that byte: a FIN; one further: data), and so does data beyond it.
+  if (fin_off_ < 0 && queue_.empty() && acked_off_ == next_off_ + 1) return next_off_;
+  return acked_off_;
+}
+
 void TcpReassembler::tick(StreamSink& sink) {
-  if (acked_off_ <= next_off_) { ack_wait_ = 0; return; }
+  if (surely_sent() <= next_off_) { ack_wait_ = 0; return; }
   if (++ack_wait_ < limits_->ack_gap_packets) return;
   // The receiver has had these bytes for a while and we never saw them: capture loss.
   uint64_t upto = acked_off_;
@@ -243,11 +252,8 @@ void TcpReassembler::flush(StreamSink& sink, uint32_t window) {
     drain(sink);
   }
   if (!base_set_) return;
-  // The ACK of a FIN covers its phantom byte, also when the ACK came before the FIN; without a
-  // FIN seen, an ACK of just one byte past what was seen is taken for that of a FIN the capture
-  // lost, not for a lost byte of data.
-  uint64_t tail = acked_off_;
-  if (fin_off_ < 0 && tail == next_off_ + 1) tail = next_off_;
+  // The ACK of a FIN covers its phantom byte, also when the ACK came before the FIN.
+  uint64_t tail = surely_sent();
   if (fin_off_ >= 0) {
     uint64_t fin = static_cast<uint64_t>(fin_off_);
     tail = std::min(tail, fin);

@@ -91,6 +91,8 @@ class TcpReassembler {
   void insert(uint64_t off, std::span<const uint8_t> data, StreamSink& sink);
   void drain(StreamSink& sink);
   void force_gap(uint64_t upto, StreamSink& sink);
+  // How far the peer's ACKs show the sender surely sent: the ACK of a lost FIN is no lost byte.
+  uint64_t surely_sent() const;
   // Tells the sink once the stream has been delivered (or given as a gap) up to the FIN.
   void reached_fin(StreamSink& sink) {
     if (fin_off_ >= 0 && !fin_told_ && next_off_ == static_cast<uint64_t>(fin_off_)) {

@@ -413,3 +413,45 @@ TEST_CASE("The sink is told the end of the stream once it reaches the FIN in ord
     CHECK(out.ends.empty());
   }
 }
+
+TEST_CASE("An ACK one byte past the data with no FIN seen is a lost FIN while the flow goes on, as at its end") {
+  Fixture fx;
+  Collector out;
+  SECTION("the peer goes on acknowledging it: no gap") {
+    TcpReassembler r(fx.lim, fx.mem);
+    r.syn(99);
+    r.segment(100, sp("abcd"), false, out);  // its FIN (at 104) lost to the capture
+    r.peer_ack(105);
+    for (uint32_t i = 0; i < 2 * fx.lim.ack_gap_packets; ++i) r.tick(out);
+    r.flush(out);
+    CHECK(out.stream == "abcd");
+    CHECK(r.gaps() == 0);
+  }
+  SECTION("a FIN one byte further shows a lost byte of data") {
+    TcpReassembler r(fx.lim, fx.mem);
+    r.syn(99);
+    r.segment(100, sp("abcd"), false, out);
+    r.peer_ack(105);
+    r.segment(105, {}, true, out);
+    for (uint32_t i = 0; i < fx.lim.ack_gap_packets; ++i) r.tick(out);
+    CHECK(out.stream == "abcd#");
+    CHECK(r.gaps() == 1);
+  }
+  SECTION("bytes after it show a lost byte of data") {
+    TcpReassembler r(fx.lim, fx.mem);
+    r.syn(99);
+    r.segment(100, sp("abcd"), false, out);
+    r.peer_ack(105);
+    r.segment(105, sp("f"), false, out);
+    for (uint32_t i = 0; i < fx.lim.ack_gap_packets; ++i) r.tick(out);
+    CHECK(out.stream == "abcd#f");
+  }
+  SECTION("two bytes past: data") {
+    TcpReassembler r(fx.lim, fx.mem);
+    r.syn(99);
+    r.segment(100, sp("abcd"), false, out);
+    r.peer_ack(106);
+    for (uint32_t i = 0; i < fx.lim.ack_gap_packets; ++i) r.tick(out);
+    CHECK(out.stream == "abcd##");
+  }
+}
