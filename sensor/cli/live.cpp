@@ -17,6 +17,7 @@
 #include <cstring>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "sensor/common/diag.h"
@@ -330,6 +331,18 @@ bool is_loopback(const std::string& iface) {
   return lo;
 }
 
+// The capture counters of the final `stats`, from the kernel's, read once after the drain: a
+// frame the kernel put into the ring (`received` counts the dropped ones too) that was not
+// analysed could no longer be read, so it counts as dropped (and as capture.unread_at_stop):
+// none is lost unsaid. `analysed`: the frames read from that ring; unknown (nullopt), nothing
+// is counted unread.
+void settle_capture_stats(Pipeline& pipeline, EventOutput& out, uint64_t received, uint64_t dropped,
+                          uint64_t if_dropped, std::optional<uint64_t> analysed) {
+  uint64_t unread = analysed && received > dropped + *analysed ? received - dropped - *analysed : 0;
+  if (unread) out.counters().at("capture.unread_at_stop") = unread;
+  pipeline.set_capture_stats(received, dropped + unread, if_dropped);
+}
+
 int run_live_pcap(const LiveOptions& o, const SensorConfig& cfg, Depth depth, const Pseudonymiser& phi,
                   PolicyBoard& board, bool bpf_from_cli) {
   std::unique_ptr<PcapSource> src;
@@ -445,12 +458,12 @@ int run_live_pcap(const LiveOptions& o, const SensorConfig& cfg, Depth depth, co
   }
   pipeline.set_stats_refresh(nullptr);  // the final counters, with the frames left unread, are set here
   if (src->stats(recv, drop, ifdrop)) {
-    // Off loopback the kernel counts a frame once, when it puts it into the ring: one the drain
-    // did not reach is counted as dropped (and as capture.unread_at_stop), none lost unsaid.
-    uint64_t unread = rc == kExitClean && !is_loopback(o.iface) && recv > drop + pipeline.packets()
-                          ? recv - drop - pipeline.packets() : 0;
-    if (unread) out.counters().at("capture.unread_at_stop") = unread;
-    pipeline.set_capture_stats(recv, drop + unread, ifdrop);
+    // Off loopback the kernel counts a frame once, when it puts it into the ring; on loopback it
+    // counts each twice, and libpcap drops the outgoing copy itself. After a capture error the
+    // ring was not drained.
+    std::optional<uint64_t> analysed;
+    if (rc == kExitClean && !is_loopback(o.iface)) analysed = pipeline.packets();
+    settle_capture_stats(pipeline, out, recv, drop, ifdrop, analysed);
   }
   pipeline.finish(FlowEnd::interrupted, true, stop_time());
   out.flush();
@@ -601,19 +614,14 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
         }
       }
       // Stopped: what the ring holds is analysed before the flows end (the kernel adds no more
-      // to it). A frame the kernel put into the ring and that could still not be read is
-      // counted as dropped (and as capture.unread_at_stop): none is lost unsaid.
+      // to it); what could still not be read counts as dropped.
       src.close_intake();
       src.drain(handler);
       take_stats();
       pipeline.set_stats_refresh(nullptr);  // the final counters, with the frames left unread, are set below
       uint64_t recv, drop, freeze;
       src.stats(recv, drop, freeze);
-      if (recv > drop + src.delivered()) {
-        uint64_t unread = recv - drop - src.delivered();
-        out.counters().at("capture.unread_at_stop") = unread;
-        pipeline.set_capture_stats(recv, drop + unread, 0);
-      }
+      settle_capture_stats(pipeline, out, recv, drop, 0, src.delivered());
       pipeline.finish(FlowEnd::interrupted, true, stop_time());
       out.flush();
     });
