@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <latch>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -56,8 +57,8 @@ void log_line(int prio, fmt::format_string<Args...> f, Args&&... args) {
 }
 constexpr int kLogErr = 3, kLogWarn = 4, kLogInfo = 6;
 
-// The time of the stop, on the clock the kernel stamps captured packets with: the date of a
-// worker's final `stats` when no packet reached it.
+// The time of the stop, on the clock the kernel stamps captured packets with: the date of the
+// final `stats` when no packet reached any worker.
 Timestamp stop_time() {
   auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch());
   return Timestamp{us.count()};
@@ -537,6 +538,10 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
   // The latest packet time a worker analysed: the capture's clock, which every idle worker
   // follows so that a worker the fanout gives few or no packets still ends its idle flows on time.
   std::atomic<int64_t> capture_clock{0};
+  // At the stop: the latest packet time any worker analysed, once every worker drained its ring,
+  // so that each worker's final stats is dated by the capture's end, not by its own last packet.
+  std::atomic<int64_t> capture_latest{0};
+  std::latch drained(o.workers);
   std::vector<std::thread> threads;
   set_worker_slots(o.workers);
   for (int i = 0; i < o.workers; ++i) {
@@ -622,7 +627,12 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
       uint64_t recv, drop, freeze;
       src.stats(recv, drop, freeze);
       settle_capture_stats(pipeline, out, recv, drop, 0, src.delivered());
-      pipeline.finish(FlowEnd::interrupted, true, stop_time());
+      if (pipeline.packets()) {
+        int64_t mine = pipeline.last_ts().usec, seen = capture_latest.load();
+        while (mine > seen && !capture_latest.compare_exchange_weak(seen, mine)) {}
+      }
+      drained.arrive_and_wait();
+      pipeline.finish(FlowEnd::interrupted, true, stop_time(), Timestamp{capture_latest.load()});
       out.flush();
     });
     pin_thread(threads.back().native_handle(), cfg.capture, i);

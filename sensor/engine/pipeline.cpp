@@ -684,10 +684,12 @@ void Pipeline::follow_clock(Timestamp ts) {
   tick();
 }
 
-void Pipeline::finish(FlowEnd why, bool with_stats, std::optional<Timestamp> stop_time) {
+void Pipeline::finish(FlowEnd why, bool with_stats, std::optional<Timestamp> stop_time, Timestamp capture_latest) {
   if (decoder_) decoder_->fragments().drop_all();
   flows_->end_all(why);
-  Timestamp end = packets_ == 0 && stop_time ? *stop_time : last_ts_;
+  Timestamp end = last_ts_;
+  if (capture_latest.usec > end.usec) end = capture_latest;  // another worker's later packet
+  else if (packets_ == 0 && stop_time) end = *stop_time;
   for (FlowJudge* j : judges_) j->finish(end, out_);
   if (with_stats) write_stats(end);
   out_.flush();

@@ -65,7 +65,10 @@ class Pipeline {
   // Ends every open flow (end of input, or `interrupted` on a signal) and, unless told not to,
   // writes the final stats, dated by the latest packet time. stop_time: live capture's time of
   // the stop (the kernel stamps packets with the same clock), the date when no packet came.
-  void finish(FlowEnd why, bool with_stats = true, std::optional<Timestamp> stop_time = std::nullopt);
+  // capture_latest: live capture with --workers, the latest packet time over all workers (the
+  // final stats of every worker are those of one moment, the capture's end).
+  void finish(FlowEnd why, bool with_stats = true, std::optional<Timestamp> stop_time = std::nullopt,
+              Timestamp capture_latest = {});
   // Writes a `stats` event now (packet time).
   void write_stats(Timestamp ts);
   StatsSnapshot snapshot();

@@ -146,6 +146,46 @@ def quiet_worker(C):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def final_stats_one_moment(C):
+    """Two workers: each worker's final `stats` is dated by the latest packet any worker
+    analysed (the capture's end), not by its own last packet."""
+    tmp = tempfile.mkdtemp(prefix="mmlive-")
+    ns = Netns("m2")
+    try:
+        many = os.path.join(tmp, "many.pcap")
+        # 40 UDP flows of one packet each, 20 ms apart: the fanout hash spreads them over both
+        # workers, and the last packet is one worker's only.
+        frames = []
+        for i in range(40):
+            sport = 41000 + i
+            frames.append((T_NOW, i * 20000, ether(b"\x02\0\0\0\0\x02", b"\x02\0\0\0\0\x01",
+                                                   ipv4("10.6.0.1", "10.6.0.2", 17,
+                                                        udp("10.6.0.1", "10.6.0.2", sport, 9999, b"tick")))))
+        write_pcap(many, frames)
+        live = Live(ns, ["-i", "vb", "--workers", "2", "--buffer-mb", "4", "-f", "udp port 9999"],
+                    os.path.join(tmp, "events.jsonl"), os.path.join(tmp, "stderr.txt"), sockets=2)
+        ns.replay(many, ())  # at the file's pace
+        time.sleep(0.5)
+        C.eq("final stats, 2 workers: exit status", live.stop(signal.SIGTERM), 0)
+        events = live.events()
+        ends = [e["flow"]["end"] for e in events if e["event_type"] == "flow"]
+        last = {}
+        for e in events:
+            if e["event_type"] == "stats":
+                last[e["stats"]["worker"]] = e
+        C.eq("final stats, 2 workers: workers in the final stats", sorted(last), [0, 1])
+        C.eq("final stats, 2 workers: flows", len(ends), 40)
+        busy = [w for w, e in last.items() if e["stats"]["packets"] > 0]
+        if len(busy) < 2:
+            print("live_interrupt: the fanout gave every packet to one worker; final stats check not telling")
+        for w, e in sorted(last.items()):
+            C.eq(f"final stats, worker {w} ({e['stats']['packets']} packets): dated by the capture's last packet",
+                 e["ts"], max(ends) if ends else None)
+    finally:
+        ns.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def full_disk(C, method, workers):
     """Events that cannot be written (a full disk: /dev/full) make live exit 3 with a message
     when it stops, as analyze does, instead of 0."""
@@ -182,6 +222,7 @@ def main():
         ring_drained(C, workers)
     ring_drained(C, 1, "pcap")
     quiet_worker(C)
+    final_stats_one_moment(C)
     full_disk(C, "afpacket", 2)
     full_disk(C, "pcap", 1)
     C.done()
