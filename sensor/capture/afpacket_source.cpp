@@ -115,6 +115,13 @@ AfPacketSource::AfPacketSource(const AfPacketOptions& o) {
   sll.sll_ifindex = static_cast<int>(idx);
   if (bind(fd_, reinterpret_cast<sockaddr*>(&sll), sizeof sll) < 0) fail(o.iface, "bind");
   ifindex_ = idx;
+  if (ifr.ifr_hwaddr.sa_family == ARPHRD_LOOPBACK) {
+    // On loopback every frame passes the socket twice, sent and received: only the received copy
+    // is taken (libpcap drops the sent one too), else each packet counted twice in its flow.
+    // Kernels before 4.20 do not know the option: the copies come as before.
+    int on = 1;
+    setsockopt(fd_, SOL_PACKET, PACKET_IGNORE_OUTGOING, &on, sizeof on);
+  }
   if (o.promisc) {
     packet_mreq mr{};
     mr.mr_ifindex = static_cast<int>(idx);

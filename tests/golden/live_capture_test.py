@@ -36,6 +36,28 @@ def capture(C, method, args, replay):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def loopback(C, method):
+    """One UDP datagram sent on the namespace's loopback interface: one packet in its flow (a
+    loopback frame passes a packet socket twice, sent and received)."""
+    tmp = tempfile.mkdtemp(prefix="mmlivecap-")
+    ns = Netns("l")
+    try:
+        ns.sh("ip link set lo up")
+        out = os.path.join(tmp, "events.jsonl")
+        live = Live(ns, ["-i", "lo", "--capture", method, "--buffer-mb", "4", "-f", "udp port 9999"], out,
+                    os.path.join(tmp, "stderr.txt"))
+        ns.sh("python3 -c \"import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM)"
+              ".sendto(b'hello', ('127.0.0.1', 9999))\"")
+        time.sleep(0.6)
+        C.eq(f"{method} -i lo: exit status", live.stop(signal.SIGTERM), 0)
+        flows = [e for e in live.events() if e["event_type"] == "flow"]
+        C.eq(f"{method} -i lo: one flow of one packet",
+             [(f["flow"]["pkts_toserver"], f["flow"]["pkts_toclient"]) for f in flows], [(1, 0)])
+    finally:
+        ns.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def last_stats(events):
     stats = [e for e in events if e["event_type"] == "stats"]
     return stats[-1]["stats"] if stats else {"packets": 0, "counters": {}}
@@ -64,6 +86,8 @@ def main():
             cut[method, len(args)] = {k: v for k, v in st["counters"].items() if "truncated" in k}
             C.true(f"{method} {' '.join(args)}: frames longer than the snapshot length are cut ({cut[method, len(args)]})",
                    sum(cut[method, len(args)].values()) > 0)
+    for method in ("pcap", "afpacket"):
+        loopback(C, method)
     for n in (2, 4):
         C.eq(f"-s 64 {'with' if n == 4 else 'without'} a filter: afpacket cuts as libpcap", cut["afpacket", n],
              cut["pcap", n])
