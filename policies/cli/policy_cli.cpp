@@ -11,6 +11,7 @@
 
 #include "dissectors/proprietary/signature.h"
 #include "policies/mds2/mds2_form.h"
+#include "sensor/common/diag.h"
 #include "sensor/common/paths.h"
 
 namespace medmon {
@@ -65,6 +66,7 @@ int run_import(const std::string& form, const std::string& out, const std::strin
     for (auto& w : f.warnings) std::fprintf(stderr, "medmon: %s: warning: %s\n", form.c_str(), w.c_str());
     if (out == "-") {
       std::fwrite(yaml.data(), 1, yaml.size(), stdout);
+      if (!flush_stdout("the model")) return 3;
     } else {
       std::ofstream o(out, std::ios::binary | std::ios::trunc);
       if (!o) { std::fprintf(stderr, "medmon: %s: cannot write\n", out.c_str()); return 2; }
@@ -105,6 +107,7 @@ int run_check(const std::string& site, const std::string& models, const std::vec
   for (auto& m : s->models) flows += m->flows.size();
   std::printf("%s: ok: %zu zones, %zu roles, %zu devices, %zu models, %zu declared flows\n", site.c_str(),
               s->zones.size(), s->roles.size(), s->devices.size(), s->models.size(), flows);
+  if (!flush_stdout("the summary")) return 3;
   return 0;
 }
 

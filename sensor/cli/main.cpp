@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <csignal>
 #include <cstdio>
 
 #include "medmon_version.h"
@@ -34,6 +35,10 @@ void add_common(CLI::App* c, CommonOptions& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A reader that closes the pipe a command writes to (`medmon report ... | head -1`) must not kill
+  // it by SIGPIPE halfway through its files: the write fails with EPIPE instead, each command says
+  // what it could not write and exits 3. Set before any thread or child exists.
+  std::signal(SIGPIPE, SIG_IGN);
   CLI::App app{"medmon: passive network monitor for medical devices (DICOM, HL7, MDS2 policies)"};
   app.set_version_flag("--version,-V", std::string("medmon ") + MEDMON_VERSION);
   app.require_subcommand(1);

@@ -1,6 +1,7 @@
 #include "sensor/report/report_commands.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -14,6 +15,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <system_error>
 
 #include "dissectors/proprietary/signature.h"
 #include "sensor/common/diag.h"
@@ -88,8 +90,17 @@ bool print_pdf(const std::string& html, const std::string& pdf, std::string& err
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
   posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+  // medmon ignores SIGPIPE; Chromium starts with the default action, as from a shell.
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t pipe_sig;
+  sigemptyset(&pipe_sig);
+  sigaddset(&pipe_sig, SIGPIPE);
+  posix_spawnattr_setsigdefault(&attr, &pipe_sig);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF);
   pid_t pid;
-  int rc = posix_spawn(&pid, chromium.c_str(), &fa, nullptr, argv.data(), environ);
+  int rc = posix_spawn(&pid, chromium.c_str(), &fa, &attr, argv.data(), environ);
+  posix_spawnattr_destroy(&attr);
   posix_spawn_file_actions_destroy(&fa);
   if (rc != 0) {
     fs::remove_all(profile, ec);
@@ -119,14 +130,19 @@ int run_assets(const std::string& events, bool as_json) {
   std::string err;
   if (!log.load(events, err)) { print_err("medmon: {}\n", err); return kInput; }
   auto inv = report::build_inventory(log);
-  if (as_json) {
-    std::string j = report::inventory_json(inv);
-    std::fwrite(j.data(), 1, j.size(), stdout);
-    std::fputc('\n', stdout);
-  } else {
-    report::print_inventory_table(stdout, inv);
-  }
   warn_bad_lines(log, events);
+  // A closed pipe (`| head -1`) is an output error, not a crash (fmt::print throws on it).
+  try {
+    if (as_json) {
+      std::string j = report::inventory_json(inv);
+      std::fwrite(j.data(), 1, j.size(), stdout);
+      std::fputc('\n', stdout);
+    } else {
+      report::print_inventory_table(stdout, inv);
+    }
+  } catch (const std::system_error&) {
+  }
+  if (!flush_stdout("the inventory")) return kInput;
   return kOk;
 }
 

@@ -14,7 +14,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from golden import MEDMON, Checker, pcap  # noqa: E402
+from golden import MEDMON, SRC, Checker, pcap  # noqa: E402
 from live_netns import Netns, tools_missing  # noqa: E402
 from pcapwrite import ACK, RST, SYN, ether, ipv4, tcp, write_pcap  # noqa: E402
 
@@ -106,7 +106,7 @@ def analyze():
         finally:
             os.close(w)
         C.eq(f"stderr closed too, {' '.join(args[2:])}: exit {rc} (exit {p.returncode})", p.returncode, rc)
-    # The other commands keep the default SIGPIPE action (a filter's usual end), but never abort.
+    # Standard error closed under the other commands: no abort.
     for args in (["report", os.path.join(work, "missing.jsonl")], ["policy", "check", os.path.join(work, "missing.yaml")],
                  ["assets", os.path.join(work, "missing.jsonl")]):
         w = closed_pipe()
@@ -115,6 +115,43 @@ def analyze():
         finally:
             os.close(w)
         C.true(f"stderr closed, {args[0]}: no abort (exit {p.returncode})", p.returncode != -signal.SIGABRT)
+
+
+def other_commands():
+    """report, assets, policy check and mds2 import: a closed pipe is exit 3 naming what was lost,
+    never a kill by SIGPIPE, and the files written before it are whole."""
+    site = os.path.join(SRC, "policies", "sites", "demo-site.yaml")
+    events = os.path.join(work, "demo.jsonl")
+    subprocess.run([MEDMON, "analyze", pcap("demo", "demo.pcap"), "--site", site, "--out", events, "-q",
+                    "--fail-on", "none"], check=True)
+    for args, what in ((["assets", events], "the inventory"), (["assets", events, "--json"], "the inventory"),
+                       (["policy", "check", site], "the summary"),
+                       (["mds2", "import", os.path.join(SRC, "tests", "data", "mds2", "nema-example-mds2-2019.xlsx"),
+                         "-o", "-"], "the model")):
+        p = medmon_into_closed_pipe(*args)
+        tag = " ".join(a for a in args if not a.startswith("/"))
+        C.eq(f"{tag}: exit 3 ({describe(p)})", p.returncode, 3)
+        C.true(f"{tag}: says so ({p.stderr.strip()})",
+               f"medmon: cannot write {what}: standard output: Broken pipe" in p.stderr)
+    # The report to standard output: its write fails, and says so.
+    p = medmon_into_closed_pipe("report", events, "-o", "/dev/stdout")
+    C.true(f"report -o /dev/stdout: not killed, an error exit ({describe(p)})", p.returncode in (2, 3))
+    C.true(f"report -o /dev/stdout: says so ({p.stderr.strip()})", "cannot write the report: Broken pipe" in p.stderr)
+    # A damaged events file with standard error in a closed pipe (`2>&1 | head`): the warning about
+    # the damaged line cannot be printed, the report is still written whole and the exit code stays.
+    damaged = os.path.join(work, "damaged.jsonl")
+    with open(events) as f, open(damaged, "w") as d:
+        d.write(f.read() + "{not json\n")
+    ref, out = os.path.join(work, "ref.html"), os.path.join(work, "report.html")
+    subprocess.run([MEDMON, "report", damaged, "-o", ref], capture_output=True)
+    w = closed_pipe()
+    try:
+        p = subprocess.run([MEDMON, "report", damaged, "-o", out], stdout=w, stderr=w, timeout=300)
+    finally:
+        os.close(w)
+    C.eq(f"report, stderr closed: exit 3 (exit {p.returncode})", p.returncode, 3)
+    C.true("report, stderr closed: the report is written whole",
+           os.path.exists(out) and open(out, "rb").read() == open(ref, "rb").read())
 
 
 def live():
@@ -155,6 +192,7 @@ def live():
 
 try:
     analyze()
+    other_commands()
     live()
 finally:
     shutil.rmtree(work, ignore_errors=True)
