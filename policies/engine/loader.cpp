@@ -270,6 +270,45 @@ struct Reader {
     else err(n, what + ": expected a port or a list of ports");
     return out;
   }
+  // Ports of a model flow: a port, a range "49152-65535" (low to high), or a list of both.
+  std::vector<PortRange> port_ranges(const YAML::Node& n, const std::string& what) {
+    std::vector<PortRange> out;
+    auto one = [&](const YAML::Node& e) {
+      std::string s = e.IsScalar() ? e.Scalar() : "";
+      size_t dash = s.find('-');
+      if (dash == std::string::npos) {
+        uint64_t v;
+        if (uint(e, what, 65535, v)) {
+          if (v == 0) err(e, what + ": expected a port 1-65535");
+          else out.push_back({static_cast<uint16_t>(v), static_cast<uint16_t>(v)});
+        }
+        return;
+      }
+      auto number = [](std::string_view t, uint32_t& v) {
+        while (!t.empty() && t.front() == ' ') t.remove_prefix(1);
+        while (!t.empty() && t.back() == ' ') t.remove_suffix(1);
+        if (t.empty() || t.size() > 5) return false;
+        v = 0;
+        for (char c : t) {
+          if (c < '0' || c > '9') return false;
+          v = v * 10 + static_cast<uint32_t>(c - '0');
+        }
+        return v >= 1 && v <= 65535;
+      };
+      uint32_t lo = 0, hi = 0;
+      if (!number(std::string_view(s).substr(0, dash), lo) || !number(std::string_view(s).substr(dash + 1), hi))
+        err(e, what + ": '" + s + "' is not a port range (expected low-high of ports 1-65535, e.g. 49152-65535)");
+      else if (lo > hi)
+        err(e, what + ": '" + s + "' is a reversed range (expected low-high, e.g. " + std::to_string(hi) + "-" +
+                   std::to_string(lo) + ")");
+      else
+        out.push_back({static_cast<uint16_t>(lo), static_cast<uint16_t>(hi)});
+    };
+    if (n.IsScalar()) one(n);
+    else if (n.IsSequence()) for (auto e : n) one(e);
+    else err(n, what + ": expected a port, a range (49152-65535) or a list of them");
+    return out;
+  }
   std::vector<Cidr> cidrs(const YAML::Node& n, const std::string& what) {
     std::vector<Cidr> out;
     for (auto& s : strs(n, what)) {
@@ -497,7 +536,7 @@ void load_flow(Reader& r, const YAML::Node& n, Model& m) {
       else r.err(x, what + " l4: '" + s + "' (expected tcp, udp, icmp or any)");
     }
   }
-  if (auto x = n["dst_port"]) f.ports = r.ports(x, what + " dst_port");
+  if (auto x = n["dst_port"]) f.ports = r.port_ranges(x, what + " dst_port");
   if (auto x = n["app"]) {
     f.apps = r.strs(x, what + " app");
     for (auto& a : f.apps) a = lower(a);

@@ -68,13 +68,25 @@ struct Where {
   int line = 0, column = 0;
 };
 
+// A server port, or an inclusive range of them (vendors declare "49152-65535" for dynamic ports).
+struct PortRange {
+  uint16_t lo = 0, hi = 0;
+  bool contains(uint16_t p) const { return p >= lo && p <= hi; }
+  bool operator==(const PortRange&) const = default;
+};
+inline bool ports_contain(const std::vector<PortRange>& ports, uint16_t p) {
+  for (const PortRange& r : ports)
+    if (r.contains(p)) return true;
+  return false;
+}
+
 struct FlowRule {
   std::string id;
   Initiator initiator = Initiator::device;
   std::string peer_role;        // a site role, or any / any_internal / external
   int role_index = -1;          // compiled: index into Site::roles, -1 = builtin
   uint8_t l4 = 0;               // 0 = any, 6 tcp, 17 udp, 1 icmp
-  std::vector<uint16_t> ports;  // server port; empty = any
+  std::vector<PortRange> ports;  // server ports; empty = any
   std::vector<std::string> apps;  // lowercase; empty = any
   Tls tls = Tls::any;
   int phi = -1;                 // -1 unspecified, 0 none, 1 expected

@@ -181,7 +181,7 @@ uint64_t triple_key(std::string_view rule, std::string_view dev, std::string_vie
 bool listens_on(const Model& m, uint16_t port) {
   for (auto& r : m.flows) {
     if (r.initiator == Initiator::device || (r.l4 && r.l4 != 6)) continue;
-    if (r.ports.empty() || std::find(r.ports.begin(), r.ports.end(), port) != r.ports.end()) return true;
+    if (r.ports.empty() || ports_contain(r.ports, port)) return true;
   }
   return false;
 }
@@ -747,7 +747,7 @@ const FlowRule* PolicyJudge::find_declared_flow(const Side& s, const FlowRule*& 
       continue;
     }
     if (has_ports(s.f.ep.proto) && (!r.ports.empty() || (r.role_index >= 0 && !site_->roles[r.role_index].ports.empty()))) {
-      bool ok = std::find(r.ports.begin(), r.ports.end(), s.port) != r.ports.end();
+      bool ok = ports_contain(r.ports, s.port);
       // The site's real service port for the role (PACS on 11112 instead of 104).
       if (!ok && r.role_index >= 0 && s.dev_is_client) {
         auto& rp = site_->roles[r.role_index].ports;

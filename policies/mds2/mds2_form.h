@@ -80,6 +80,7 @@ const Mapping* template_mapping(std::string_view id);
 // A vendor port table row (`--ports ports.csv`).
 struct PortEntry {
   uint16_t port = 0;
+  uint16_t port_last = 0;  // the range's last port ("49152-65535"); equal to port for one port
   std::string protocol;   // tcp / udp
   std::string direction;  // inbound / outbound / both
   std::string service;

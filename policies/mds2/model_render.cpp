@@ -223,9 +223,125 @@ int port_default_state(const std::string& d) {
 
 }  // namespace
 
+namespace {
+
+using PortSpan = std::pair<uint16_t, uint16_t>;  // first and last port
+// Ports and ranges one cell of a table may list ("104, 11112", "5000-5010"): far more is no port
+// table but a pasted list, and each becomes a flow.
+constexpr size_t kMaxPortsPerCell = 64;
+
+// A port cell: ports and ranges separated by commas, semicolons or slashes; a range is "low-high"
+// with a hyphen, an en or em dash, or "to" ("49152–65535", "5000 to 5010"). False with the reason
+// (after the quoted cell) in `why`.
+bool parse_port_cell(const std::string& cell, std::vector<PortSpan>& out, std::string& why) {
+  out.clear();
+  why.clear();
+  std::string s;
+  for (size_t i = 0; i < cell.size(); ++i) {
+    // En dash U+2013, em dash U+2014, minus sign U+2212: a range as word processors write it.
+    if (cell.compare(i, 3, "\xE2\x80\x93") == 0 || cell.compare(i, 3, "\xE2\x80\x94") == 0 ||
+        cell.compare(i, 3, "\xE2\x88\x92") == 0) {
+      s += '-';
+      i += 2;
+    } else {
+      s += static_cast<char>(std::tolower(static_cast<unsigned char>(cell[i])));
+    }
+  }
+  auto number = [](std::string_view t, uint32_t& v) {
+    if (t.empty() || t.size() > 6) return false;
+    v = 0;
+    for (char c : t) {
+      if (c < '0' || c > '9') return false;
+      v = v * 10 + static_cast<uint32_t>(c - '0');
+    }
+    return true;
+  };
+  auto trim = [](std::string_view t) {
+    while (!t.empty() && t.front() == ' ') t.remove_prefix(1);
+    while (!t.empty() && t.back() == ' ') t.remove_suffix(1);
+    return t;
+  };
+  size_t at = 0;
+  while (at <= s.size()) {
+    size_t end = s.find_first_of(",;/", at);
+    if (end == std::string::npos) end = s.size();
+    std::string_view item = trim(std::string_view(s).substr(at, end - at));
+    at = end + 1;
+    if (item.empty()) {
+      if (s.find_first_not_of(" ,;/") == std::string::npos) { why = "is not a number 1-65535"; return false; }
+      continue;  // "104, 11112," or "104,, 11112"
+    }
+    if (out.size() == kMaxPortsPerCell) {
+      why = "lists more than " + std::to_string(kMaxPortsPerCell) + " ports (write a range such as 5000-5100)";
+      return false;
+    }
+    size_t dash = item.find('-');
+    size_t to = item.find(" to ");
+    size_t cut = dash != std::string_view::npos ? dash : to;
+    size_t skip = dash != std::string_view::npos ? 1 : 4;
+    uint32_t lo = 0, hi = 0;
+    if (cut == std::string_view::npos) {
+      if (!number(item, lo) || lo < 1 || lo > 65535) {
+        why = "is not a number 1-65535 (or a range such as 49152-65535)";
+        return false;
+      }
+      out.emplace_back(lo, lo);
+      continue;
+    }
+    std::string_view a = trim(item.substr(0, cut)), b = trim(item.substr(cut + skip));
+    if (!number(a, lo) || !number(b, hi)) {
+      why = "is not a port range (expected low-high of ports 1-65535, e.g. 49152-65535)";
+      return false;
+    }
+    if (lo < 1 || hi < 1 || lo > 65535 || hi > 65535) {
+      why = "is not a port range: " + std::to_string(lo < 1 || lo > 65535 ? lo : hi) + " is not a port 1-65535";
+      return false;
+    }
+    if (lo > hi) {
+      why = "is a reversed range (expected low-high, e.g. " + std::to_string(hi) + "-" + std::to_string(lo) + ")";
+      return false;
+    }
+    out.emplace_back(lo, hi);
+  }
+  if (out.empty()) {
+    why = "is not a number 1-65535";
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+// A cell quoted in an error message: control characters (a terminal's escape sequences) as \xNN,
+// and cut after 64 bytes (a damaged table may hold a megabyte in one cell).
+static std::string shown(const std::string& cell) {
+  std::string o;
+  for (size_t i = 0; i < cell.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(cell[i]);
+    if (i >= 64) {
+      // Not inside a UTF-8 sequence.
+      while (!o.empty() && (static_cast<unsigned char>(o.back()) & 0xC0) == 0x80) o.pop_back();
+      if (!o.empty() && static_cast<unsigned char>(o.back()) >= 0xC0) o.pop_back();
+      return o + "...";
+    }
+    if (c < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02X", c);
+      o += buf;
+    } else {
+      o.push_back(static_cast<char>(c));
+    }
+  }
+  return o;
+}
+
 static std::vector<PortEntry> read_ports_table(const std::string& path) {
   // A port table of every port one by one is ~3 MiB.
   std::string text = detail::read_file(path, 4u << 20, "cannot open port table");
+  // As a form's text: UTF-16 with a byte-order mark (Excel's "Unicode text") and Windows-1252
+  // (Excel's CSV on Windows, whose en dash in "49152–65535" is byte 0x96) are decoded.
+  std::string decoded, how;
+  if (detail::decode_text(text, decoded, how)) text = std::move(decoded);
   // A UTF-8 byte-order mark (spreadsheets write one) would make the first row's port not a number.
   if (text.compare(0, 3, "\xEF\xBB\xBF") == 0) text.erase(0, 3);
   // Tabs when there is no comma; semicolons when the first record (header or row) has them and no
@@ -245,7 +361,8 @@ static std::vector<PortEntry> read_ports_table(const std::string& path) {
       break;
     }
   }
-  auto rows = detail::parse_delimited(text, delim);
+  std::vector<size_t> record_lines;  // error messages name the line a row starts on
+  auto rows = detail::parse_delimited(text, delim, &record_lines);
   // Columns: port, protocol, direction, service, default state (header optional, any order). With a
   // header, a column it does not name is absent; the positions are for tables without one.
   int c_port = 0, c_proto = 1, c_dir = 2, c_svc = 3, c_def = 4;
@@ -255,10 +372,11 @@ static std::vector<PortEntry> read_ports_table(const std::string& path) {
   // ephemeral range) is not read.
   int c_local = -1, c_remote = -1;
   std::vector<PortEntry> out;
-  int line = 0;
+  size_t line = 0, record = 0;
   bool first_record = true;  // the header, when there is one, is the first record after comments
   for (auto& row : rows) {
-    ++line;
+    line = record < record_lines.size() ? record_lines[record] : line + 1;
+    ++record;
     for (auto& c : row) c = collapse_ws(c);
     if (row.empty() || (row.size() == 1 && row[0].empty()) || (!row[0].empty() && row[0][0] == '#')) continue;
     std::string first = row[0];
@@ -300,18 +418,14 @@ static std::vector<PortEntry> read_ports_table(const std::string& path) {
     }
     auto cell = [&](int i) { return i >= 0 && i < static_cast<int>(row.size()) ? row[i] : std::string(); };
     PortEntry e;
-    e.line = line;
-    auto parse_port = [](const std::string& p, uint16_t& port) {
-      char* end = nullptr;
-      long v = std::strtol(p.c_str(), &end, 10);
-      if (p.empty() || *end != 0 || v <= 0 || v > 65535) return false;
-      port = static_cast<uint16_t>(v);
-      return true;
-    };
+    e.line = static_cast<int>(line);
+    std::string why;
     auto bad_port = [&](const std::string& p) {
-      return ImportError(path + ":" + std::to_string(line) + ": port '" + p + "' is not a number 1-65535");
+      return ImportError(path + ":" + std::to_string(line) + ": port '" + shown(p) + "' " +
+                         (why.empty() ? std::string("is not a number 1-65535") : why));
     };
-    if (c_port >= 0 && !parse_port(cell(c_port), e.port)) throw bad_port(cell(c_port));
+    std::vector<PortSpan> spans;
+    if (c_port >= 0 && !parse_port_cell(cell(c_port), spans, why)) throw bad_port(cell(c_port));
     // "TCP", "udp", or both: "TCP/UDP", "TCP + UDP", "tcp, udp", "Both" give a row for each.
     std::string proto = cell(c_proto);
     for (auto& ch : proto) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
@@ -328,29 +442,30 @@ static std::vector<PortEntry> read_ports_table(const std::string& path) {
     }
     if (proto.empty()) tcp = true;
     if (other || (!tcp && !udp))
-      throw ImportError(path + ":" + std::to_string(line) + ": protocol '" + cell(c_proto) +
+      throw ImportError(path + ":" + std::to_string(line) + ": protocol '" + shown(cell(c_proto)) +
                         "' (expected tcp, udp or both, e.g. TCP/UDP)");
     e.protocol = tcp ? "tcp" : "udp";
     std::string d = cell(c_dir);
     for (auto& ch : d) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
     e.direction = port_direction(d);
     if (e.direction.empty())
-      throw ImportError(path + ":" + std::to_string(line) + ": direction '" + d + "' (expected inbound, outbound or both)");
+      throw ImportError(path + ":" + std::to_string(line) + ": direction '" + shown(d) + "' (expected inbound, outbound or both)");
     // Local/remote table: the device's port inbound, the peer's outbound; both ways, each its own
     // (a side left blank or "any" takes the other's), as two entries when they differ.
-    uint16_t out_port = 0;
+    std::vector<PortSpan> out_spans;
     if (c_port < 0) {
-      uint16_t lp = 0, rp = 0;
-      bool l_ok = parse_port(cell(c_local), lp), r_ok = parse_port(cell(c_remote), rp);
-      if (e.direction == "inbound" && !l_ok) throw bad_port(cell(c_local));
-      if (e.direction == "outbound" && !r_ok) throw bad_port(cell(c_remote));
-      if (!l_ok && !r_ok) throw bad_port(cell(c_local));
+      std::vector<PortSpan> lp, rp;
+      std::string why_l, why_r;
+      bool l_ok = parse_port_cell(cell(c_local), lp, why_l), r_ok = parse_port_cell(cell(c_remote), rp, why_r);
+      if (e.direction == "inbound" && !l_ok) { why = why_l; throw bad_port(cell(c_local)); }
+      if (e.direction == "outbound" && !r_ok) { why = why_r; throw bad_port(cell(c_remote)); }
+      if (!l_ok && !r_ok) { why = why_l; throw bad_port(cell(c_local)); }
       if (!l_ok) lp = rp;
       if (!r_ok) rp = lp;
-      e.port = e.direction == "outbound" ? rp : lp;
+      spans = e.direction == "outbound" ? rp : lp;
       if (e.direction == "both" && lp != rp) {
         e.direction = "inbound";
-        out_port = rp;
+        out_spans = rp;
       }
     }
     e.service = cell(c_svc);
@@ -358,14 +473,21 @@ static std::vector<PortEntry> read_ports_table(const std::string& path) {
     for (auto& ch : def) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
     int state = port_default_state(def);
     if (state < 0)
-      throw ImportError(path + ":" + std::to_string(line) + ": default state '" + cell(c_def) +
+      throw ImportError(path + ":" + std::to_string(line) + ": default state '" + shown(cell(c_def)) +
                         "' (expected enabled or disabled, e.g. Enabled, Disabled by default, Off, Closed)");
     e.default_enabled = state == 1;
-    std::vector<PortEntry> entries{e};
-    if (out_port) {
+    // One entry per port or range of the cell ("104, 11112" gives two).
+    std::vector<PortEntry> entries;
+    for (auto& sp : spans) {
+      entries.push_back(e);
+      entries.back().port = sp.first;
+      entries.back().port_last = sp.second;
+    }
+    for (auto& sp : out_spans) {
       entries.push_back(e);
       entries.back().direction = "outbound";
-      entries.back().port = out_port;
+      entries.back().port = sp.first;
+      entries.back().port_last = sp.second;
     }
     for (auto& x : entries) {
       if (tcp && udp) {
@@ -452,9 +574,9 @@ std::string render_model(const Form& f, const std::vector<PortEntry>& ports, con
       bool default_enabled = false;
     };
     std::vector<Flow> flows;
-    std::map<std::tuple<bool, std::string, uint16_t>, size_t> index;
+    std::map<std::tuple<bool, std::string, uint16_t, uint16_t>, size_t> index;
     auto add = [&](const PortEntry& p, bool inbound) {
-      auto [it, added] = index.try_emplace({inbound, p.protocol, p.port}, flows.size());
+      auto [it, added] = index.try_emplace({inbound, p.protocol, p.port, p.port_last}, flows.size());
       if (added) flows.push_back({inbound, &p, {}, {}, {}});
       Flow& fl = flows[it->second];
       auto add_unique = [](std::vector<std::string>& v, const std::string& s) {
@@ -471,11 +593,14 @@ std::string render_model(const Form& f, const std::vector<PortEntry>& ports, con
     }
     for (auto& fl : flows) {
       const PortEntry& p = *fl.first;
-      o += "  - id: " + q(std::string(fl.inbound ? "in-" : "out-") + p.protocol + "-" + std::to_string(p.port)) + "\n";
+      // A range: "in-tcp-49152-65535", dst_port: [49152-65535].
+      std::string ports = std::to_string(p.port);
+      if (p.port_last > p.port) ports += "-" + std::to_string(p.port_last);
+      o += "  - id: " + q(std::string(fl.inbound ? "in-" : "out-") + p.protocol + "-" + ports) + "\n";
       o += std::string("    initiator: ") + (fl.inbound ? "peer" : "device") + "\n";
       o += "    peer_role: any_internal  # TO FILL IN: the site role of the peer\n";
       o += "    l4: " + p.protocol + "\n";
-      o += "    dst_port: [" + std::to_string(p.port) + "]\n";
+      o += "    dst_port: [" + ports + "]\n";
       if (fl.apps.size() == 1) o += "    app: " + fl.apps[0] + "\n";
       else if (!fl.apps.empty()) {
         o += "    app: [";

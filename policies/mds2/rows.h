@@ -23,8 +23,10 @@ bool header_columns(const std::vector<std::string>& cells, Columns& cols);
 void add_row(Form& f, std::vector<std::string> cells, const Columns* cols);
 // The question id add_row keys the row by ("DOC-7" for "DOC-7: Release date"); empty for another row.
 std::string row_question_id(const std::vector<std::string>& cells);
-// RFC 4180 records; quoted fields may hold delimiters and newlines.
-std::vector<std::vector<std::string>> parse_delimited(std::string_view text, char delim);
+// RFC 4180 records; quoted fields may hold delimiters and newlines. With record_lines, the line
+// (1-based) each record starts on, which a quoted newline makes differ from the record's number.
+std::vector<std::vector<std::string>> parse_delimited(std::string_view text, char delim,
+                                                      std::vector<size_t>* record_lines = nullptr);
 // The bytes of an import file. ImportError "<path>: <unreadable>" when it cannot be opened,
 // "<path>: larger than N MiB; not an MDS2 form" past max_bytes (checked before reading).
 std::string read_file(const std::string& path, size_t max_bytes, const std::string& unreadable);

@@ -274,7 +274,8 @@ bool quoted_field_closes(std::string_view t, size_t open, char delim) {
 // added to `stray_quotes`.
 std::vector<std::vector<std::string>> parse_delimited_impl(std::string_view t, char delim,
                                                            std::vector<size_t>* stray_quotes = nullptr,
-                                                           size_t max_records = SIZE_MAX, bool* over = nullptr) {
+                                                           size_t max_records = SIZE_MAX, bool* over = nullptr,
+                                                           std::vector<size_t>* record_lines = nullptr) {
   std::vector<std::vector<std::string>> rows;
   std::vector<std::string> row;
   std::string field;
@@ -282,6 +283,7 @@ std::vector<std::vector<std::string>> parse_delimited_impl(std::string_view t, c
   size_t line = 1;
   for (size_t i = 0; i < t.size(); ++i) {
     char c = t[i];
+    if (record_lines && record_lines->size() == rows.size()) record_lines->push_back(line);  // the line the record starts on
     if (c == '\n') ++line;
     if (quoted) {
       if (c == '"') {
@@ -670,8 +672,9 @@ Form read_text_buffer(std::string_view text, std::string_view hint, std::string_
   return f;
 }
 
-std::vector<std::vector<std::string>> detail::parse_delimited(std::string_view text, char delim) {
-  return parse_delimited_impl(text, delim);
+std::vector<std::vector<std::string>> detail::parse_delimited(std::string_view text, char delim,
+                                                              std::vector<size_t>* record_lines) {
+  return parse_delimited_impl(text, delim, nullptr, SIZE_MAX, nullptr, record_lines);
 }
 
 namespace {

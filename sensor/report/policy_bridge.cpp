@@ -47,7 +47,10 @@ std::unique_ptr<PolicyView> view_of_site(const policy::Site& site, const policy:
       f.description = r.description;
       f.peer = (r.initiator == policy::Initiator::peer ? "from " : "to ") + r.peer_role;
       std::string ports;
-      for (uint16_t p : r.ports) ports.append(ports.empty() ? "" : ",").append(std::to_string(p));
+      for (const policy::PortRange& p : r.ports) {
+        ports.append(ports.empty() ? "" : ",").append(std::to_string(p.lo));
+        if (p.hi != p.lo) ports.append("-").append(std::to_string(p.hi));
+      }
       std::string l4 = r.l4 == 6 ? "tcp" : r.l4 == 17 ? "udp" : r.l4 == 1 ? "icmp" : "any";
       f.ports = (r.apps.empty() ? std::string() : join(r.apps, "/") + " ") + l4 + (ports.empty() ? "" : "/" + ports);
       f.source = join(r.source);

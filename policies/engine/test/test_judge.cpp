@@ -1629,3 +1629,20 @@ flows:
   CHECK(und[0]["alert"]["message"].get<std::string>().find("port") == std::string::npos);
   CHECK_FALSE(und[0]["alert"]["evidence"].contains("server_port"));
 }
+
+TEST_CASE("a flow on a port inside a declared range is declared, one outside is not", "[judge]") {
+  Fixture fx({{"  - {role: ntp,", "  - {role: service, ips: [10.10.1.90]}\n  - {role: ntp,"},
+              {"devices:\n", "devices:\n  - {name: gw-1, model: test-gateway, ip: 10.10.1.30, zone: modality}\n"}},
+             "schema: medmon.model/v1\nmodel: {id: test-gateway}\n"
+             "flows:\n  - {id: dynamic, initiator: device, peer_role: service, l4: tcp, dst_port: [104, 49152-65535]}\n");
+  for (uint16_t port : {uint16_t(104), uint16_t(49152), uint16_t(50000), uint16_t(65535)}) {
+    INFO(port);
+    auto v = fx.judge_flow(fx.flow("10.10.1.30", 40001, "10.10.1.90", port));
+    CHECK(v.verdict == "declared");
+    CHECK(v.rule == "dynamic");
+  }
+  for (uint16_t port : {uint16_t(105), uint16_t(49151), uint16_t(8080)}) {
+    INFO(port);
+    CHECK(fx.judge_flow(fx.flow("10.10.1.30", 40001, "10.10.1.90", port)).verdict != "declared");
+  }
+}

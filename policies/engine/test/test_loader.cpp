@@ -618,3 +618,31 @@ TEST_CASE("policy check refuses a model id twice, an id that is not the file nam
   CHECK(load_site(sp3, "", e4));
   INFO(all(e4));
 }
+
+TEST_CASE("a model flow's ports may be ranges; a reversed or out-of-range one is refused", "[policy][loader]") {
+  TempDir t;
+  std::string model(kModel);
+  model.replace(model.find("dst_port: [104]"), 15, "dst_port: [104, 49152-65535, \"5000 - 5010\"]");
+  auto mp = t.write("devices/test-modality.yaml", model);
+  Errors errs;
+  auto m = load_model(mp, errs);
+  INFO(all(errs));
+  REQUIRE(m);
+  REQUIRE(m->flows.size() == 1);
+  CHECK(m->flows[0].ports == std::vector<PortRange>{{104, 104}, {49152, 65535}, {5000, 5010}});
+  for (const char* bad : {"[65535-49152]", "[1024-70000]", "[0-100]", "[10-x]", "[-5]"}) {
+    INFO(bad);
+    std::string b(kModel);
+    b.replace(b.find("[104]"), 5, bad);
+    Errors e;
+    CHECK_FALSE(load_model(t.write("devices/test-modality.yaml", b), e));
+    REQUIRE(e.list.size() == 1);
+    CHECK(e.list[0].format().find(":11:") != std::string::npos);  // at the dst_port line
+    CHECK(e.list[0].format().find("dst_port") != std::string::npos);
+  }
+  Errors e;
+  std::string b(kModel);
+  b.replace(b.find("[104]"), 5, "[65535-49152]");
+  load_model(t.write("devices/test-modality.yaml", b), e);
+  CHECK(all(e).find("'65535-49152' is a reversed range (expected low-high, e.g. 49152-65535)") != std::string::npos);
+}

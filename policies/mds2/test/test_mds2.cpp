@@ -1503,3 +1503,67 @@ TEST_CASE("XLSX: when several sheets hold answers, the one read is named", "[mds
                      [](const std::string& w) { return w.find("was read") != std::string::npos; }));
   std::remove(path.c_str());
 }
+
+TEST_CASE("port table: lists and ranges of ports are read; a reversed or out-of-range one is refused", "[mds2]") {
+  Form f = read_xlsx(MDS2_XLSX);
+  auto ports = ports_of("Port,Protocol,Direction,Service\n"
+                        "\"104, 11112\",TCP,Inbound,DICOM\n"
+                        "1024-65535,TCP,Outbound,Dynamic\n"
+                        "49152\xE2\x80\x93" "65535,UDP,Inbound,RTP\n"
+                        "5000 to 5010,TCP,Inbound,Vendor service\n");
+  REQUIRE(ports.size() == 5);
+  CHECK(ports[0].port == 104);
+  CHECK(ports[0].port_last == 104);
+  CHECK(ports[1].port == 11112);
+  CHECK(ports[2].port == 1024);
+  CHECK(ports[2].port_last == 65535);
+  CHECK(ports[3].port == 49152);
+  CHECK(ports[3].port_last == 65535);
+  CHECK(ports[4].port == 5000);
+  CHECK(ports[4].port_last == 5010);
+  std::string yaml = render_model(f, ports, {});
+  CHECK(flow_ids(yaml) == std::vector<std::string>{"in-tcp-104", "in-tcp-11112", "out-tcp-1024-65535",
+                                                   "in-udp-49152-65535", "in-tcp-5000-5010"});
+  CHECK(YAML::Load(yaml)["flows"][2]["dst_port"][0].as<std::string>() == "1024-65535");
+  // Nonsense is refused with the file and line.
+  auto bad = [](const char* cell) { return ports_of(std::string("port,protocol\n104,tcp\n") + cell + ",tcp\n"); };
+  CHECK_THROWS_WITH(bad("65535-49152"),
+                    Catch::Contains("ports-shape.csv:3: port '65535-49152' is a reversed range (expected low-high, e.g. 49152-65535)"));
+  CHECK_THROWS_WITH(bad("1024-70000"), Catch::Contains("ports-shape.csv:3: port '1024-70000' is not a port range: 70000 is not a port 1-65535"));
+  CHECK_THROWS_WITH(bad("70000"), Catch::Contains("ports-shape.csv:3: port '70000' is not a number 1-65535"));
+  CHECK_THROWS_WITH(bad("0-10"), Catch::Contains("ports-shape.csv:3: port '0-10' is not a port range"));
+  CHECK_THROWS_WITH(bad("10-"), Catch::Contains("ports-shape.csv:3: port '10-' is not a port range"));
+  CHECK_THROWS_WITH(bad("1-2-3"), Catch::Contains("ports-shape.csv:3: port '1-2-3' is not a port range"));
+  std::string many = "\"";
+  for (int i = 1; i <= 65; ++i) many += std::to_string(i) + ",";
+  many += "\"";
+  CHECK_THROWS_WITH(bad(many.c_str()), Catch::Contains("lists more than 64 ports"));
+}
+
+TEST_CASE("port table: Windows-1252 and UTF-16 tables are decoded, errors name the row's own line", "[mds2]") {
+  // Excel's CSV on Windows writes the en dash as byte 0x96.
+  auto cp1252 = ports_of("port,protocol,direction\n49152\x96" "65535,udp,inbound\n");
+  REQUIRE(cp1252.size() == 1);
+  CHECK(cp1252[0].port == 49152);
+  CHECK(cp1252[0].port_last == 65535);
+  // Excel's "Unicode text": UTF-16LE with a byte-order mark, tab-separated.
+  std::string u16 = "\xFF\xFE";
+  for (char c : std::string("Port\tProtocol\tService\n104\tTCP\tDICOM\n")) { u16.push_back(c); u16.push_back('\0'); }
+  auto utf16 = ports_of(u16);
+  REQUIRE(utf16.size() == 1);
+  CHECK(utf16[0].port == 104);
+  CHECK(utf16[0].service == "DICOM");
+  // A quoted cell over two lines: the bad row after it is on line 4, not the third record.
+  CHECK_THROWS_WITH(ports_of("port,protocol,service\n104,tcp,\"DICOM\nstorage\"\n70000,tcp,x\n"),
+                    Catch::Contains("ports-shape.csv:4: port '70000'"));
+  // A cell quoted in a message: control characters escaped, a long cell cut.
+  CHECK_THROWS_WITH(ports_of("port,protocol\n104,tcp\x1b]0;x\x07\n"), Catch::Contains("protocol 'tcp\\x1B]0;x\\x07'"));
+  std::string msg;
+  try {
+    ports_of("port,protocol\n" + std::string(100000, '9') + ",tcp\n");
+  } catch (const ImportError& e) {
+    msg = e.what();
+  }
+  CHECK(msg.find("ports-shape.csv:2: port '") != std::string::npos);
+  CHECK(msg.size() < 300);
+}
