@@ -164,8 +164,10 @@ bool match_question_id(std::string_view s, std::string& id) {
     ++i;
     while (i < s.size() && is_digit(s[i])) ++i;
   }
-  // The id must end at a word boundary ("CONN-4 " or "CONN-4," not "CONN-4x").
-  if (i < s.size() && (std::isalnum(static_cast<unsigned char>(s[i])) || s[i] == '-')) return false;
+  // The id must end at a word boundary ("CONN-4 " or "CONN-4," not "CONN-4x"); "RAID-5)?" (the
+  // end of a question wrapped onto its own line) is text, not an id.
+  if (i < s.size() && (std::isalnum(static_cast<unsigned char>(s[i])) || s[i] == '-' || s[i] == ')' || s[i] == '?'))
+    return false;
   id.assign(s.substr(0, i));
   return true;
 }

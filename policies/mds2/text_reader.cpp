@@ -67,6 +67,20 @@ bool looks_iso(const std::string& s) {
          s.compare(0, 4, "ISO ") == 0;
 }
 
+// The labels of the form's header rows DOC-1 to DOC-7 (the later ones are questions ending with
+// '?'): the length of the label that starts s, followed by a space; 0 when none does.
+size_t doc_label_length(const std::string& id, const std::string& s) {
+  static const std::pair<const char*, const char*> labels[] = {
+      {"DOC-1", "manufacturer name"}, {"DOC-2", "device description"}, {"DOC-3", "device model"},
+      {"DOC-4", "document id"}, {"DOC-5", "manufacturer contact information"},
+      {"DOC-6", "intended use of device in network-connected environment:"}, {"DOC-7", "document release date"}};
+  for (auto& [doc, label] : labels) {
+    size_t n = std::char_traits<char>::length(label);
+    if (id == doc && s.size() > n + 1 && s[n] == ' ' && lower(s.substr(0, n)) == label) return n;
+  }
+  return 0;
+}
+
 // A cell as add_row reads it: markup, emphasis marks and runs of white space gone.
 std::string clean_cell(const std::string& c) { return collapse_ws(unmark(collapse_ws(strip_html(c)))); }
 
@@ -172,6 +186,10 @@ void add_row(Form& f, std::vector<std::string> cells, const Columns* cols) {
     size_t cut = s.rfind("\":");
     size_t skip = 2;
     if (cut == std::string::npos) { cut = s.rfind('?'); skip = 1; }
+    if (cut == std::string::npos) {
+      // The header rows' labels, which end with no '?': "Manufacturer Name Acme Medical".
+      if (size_t n = doc_label_length(q.id, s)) { cut = n; skip = 0; }
+    }
     if (cut == std::string::npos) { cut = s.rfind(':'); skip = 1; }
     if (cut != std::string::npos) {
       std::string qtext = s.substr(0, cut + (skip == 1 && s[cut] == '?' ? 1 : 0));
@@ -180,7 +198,55 @@ void add_row(Form& f, std::vector<std::string> cells, const Columns* cols) {
       while (!qtext.empty() && (qtext[0] == '"' || qtext[0] == ' ')) qtext.erase(0, 1);
       if (!qtext.empty() && qtext.back() == '"') qtext.pop_back();
       rest = {collapse_ws(qtext)};
-      if (!ans.empty()) rest.push_back(ans);
+      if (!ans.empty()) {
+        // Text pasted one space apart: "Yes __", "No See Note 2", "Hidden __" are the answer and
+        // the note column.
+        std::string note;
+        size_t sp = ans.rfind(' ');
+        if (sp != std::string::npos && is_placeholder(ans.substr(sp + 1))) {
+          note = ans.substr(sp + 1);
+          ans.erase(sp);
+        } else if (sp = lower(ans).rfind(" see note"); sp != std::string::npos && sp > 0) {
+          // "No See Note 2", "See Notes See Note 6": an answer word, then the note column.
+          std::string d;
+          Answer a = normalise_answer(ans.substr(0, sp), d);
+          if (a == Answer::yes || a == Answer::no || a == Answer::na || a == Answer::see_note) {
+            note = ans.substr(sp + 1);
+            ans.erase(sp);
+          }
+        }
+        // "...software/firmware? If no, answer N/A to questions in this section. Yes": the text
+        // after the last '?' is the question's up to the answer word that ends it.
+        std::string d;
+        size_t last = ans.rfind(' ');
+        if (skip == 1 && s[cut] == '?' && last != std::string::npos && normalise_answer(ans, d) == Answer::text) {
+          Answer a = normalise_answer(ans.substr(last + 1), d);
+          if (a == Answer::yes || a == Answer::no || a == Answer::na) {
+            rest[0] += " " + ans.substr(0, last);
+            ans.erase(0, last + 1);
+          }
+        }
+        rest.push_back(ans);
+        if (!note.empty()) rest.push_back(note);
+      }
+    } else {
+      // "... for software integrity checking No __": a question the form ends with no '?', pasted
+      // one space apart; its answer is the answer word ending it, before a blank note column.
+      std::string body = s, note, d;
+      size_t sp = body.rfind(' ');
+      if (sp != std::string::npos && is_placeholder(body.substr(sp + 1))) {
+        note = body.substr(sp + 1);
+        body.erase(sp);
+      }
+      sp = body.rfind(' ');
+      if (sp != std::string::npos) {
+        std::string word = body.substr(sp + 1);
+        Answer a = normalise_answer(word, d);
+        if (word.size() >= 2 && (a == Answer::yes || a == Answer::no || a == Answer::na)) {
+          rest = {collapse_ws(body.substr(0, sp)), word};
+          if (!note.empty()) rest.push_back(note);
+        }
+      }
     }
   }
   // "Question?  If no, answer N/A to the rest.   N/A": two spaces inside the question's text split
@@ -363,7 +429,8 @@ std::vector<std::pair<size_t, std::string>> split_loose_columns(std::string_view
 // "Note 5: text", "**Note 5**: text", "Note 5      text" (a column gap) at the start of s: the note's
 // number, and where its text starts (s.size() when the line holds only the key). False for other
 // lines ("Note 1 applies to CONN-4" is a sentence, not a note row).
-bool note_line(std::string_view s, std::string& number, size_t& text_at) {
+// With one_space (a file whose rows are pasted one space apart) "Note 5 text" is a note row too.
+bool note_line(std::string_view s, std::string& number, size_t& text_at, bool one_space = false) {
   size_t i = 0;
   while (i < s.size() && (s[i] == '*' || s[i] == '`' || s[i] == '_')) ++i;
   if (s.size() < i + 4 || detail::lower(s.substr(i, 4)) != "note") return false;
@@ -380,7 +447,7 @@ bool note_line(std::string_view s, std::string& number, size_t& text_at) {
     gap |= s[j] == '\t' || (s[j] == ' ' && j + 1 < s.size() && s[j + 1] == ' ');
     ++j;
   }
-  if (j < s.size() && !colon && !gap) return false;
+  if (j < s.size() && !colon && !gap && !(one_space && j > i)) return false;
   text_at = j;
   return true;
 }
@@ -516,6 +583,11 @@ Form read_text_buffer(std::string_view text, std::string_view hint, std::string_
       size_t key_col = 0;
       std::vector<std::pair<size_t, std::string>> cells;  // question: column, text
       size_t question_end = 0;  // question: the column right of its text's longest line
+      // question: lines below a question that ended with '?' but have no answer to their right; they
+      // are the question's only when a line with its answer follows ("...software only?" / "If yes,
+      // answer N/A to the" / "remaining questions.   No"), else (a section's text) they are dropped.
+      std::vector<std::pair<size_t, std::string>> held;
+      bool top_aligned = false;  // question: its answer is on its first line and its text wraps below
       std::string note_number, note_text;
       size_t text_col = std::string::npos;  // note: where its text starts; npos when not on the key line
     } pending;
@@ -548,6 +620,47 @@ Form read_text_buffer(std::string_view text, std::string_view hint, std::string_
       // "AUTOMATIC LOGOFF (ALOF)"; "(DICOM, HL7, IEEE 11073)?" ends a question.
       return letters >= 6 && !lower && t.find(' ') != std::string::npos && t.find('?') == std::string::npos;
     };
+    constexpr size_t kMaxHeld = 4;  // lines of a question past its '?' (the form's run to two)
+    // The held lines join the question: a line with its answer came.
+    auto take_held = [&] {
+      for (auto& [col, t] : pending.held) {
+        pending.cells[1].second += " " + t;
+        pending.question_end = std::max(pending.question_end, col + width(t));
+      }
+      pending.held.clear();
+    };
+    // Whether a question's text has plainly ended: with '?', or a '.' that ends no abbreviation
+    // ("(e.g." goes on).
+    auto question_ended = [](const std::string& q) {
+      if (q.empty() || q.back() == '?') return true;
+      if (q.back() != '.') return false;
+      std::string last = detail::lower(q.substr(q.find_last_of(" (") == std::string::npos ? 0 : q.find_last_of(" (") + 1));
+      return last != "e.g." && last != "i.e." && last != "etc." && last != "eg." && last != "ie.";
+    };
+    // A row with its answer on the key line (a spreadsheet's top alignment) takes the rest of its
+    // wrapped question from below: one cell at the question's column ending left of the answer,
+    // when the key line's question plainly goes on (question_ended is false), and then every such
+    // line up to the next row, blank line or heading; after a question that ended, only the form's
+    // instruction that follows it ("If yes, complete 4.1-4.4."). A question that ended on the key
+    // line takes no other line (a bottom-aligned form's next row may start there).
+    auto continues_answered = [&](std::string_view l, size_t at) {
+      auto& pc = pending.cells;
+      std::string id, d;
+      if (pc.size() < 3 || !match_question_id(pc[0].second, id) || id.size() != pc[0].second.size()) return false;
+      // The answer is the cell right of the question (a DOC row's answer is text).
+      Answer a = normalise_answer(pc[2].second, d);
+      if (a == Answer::blank || (a == Answer::text && id.compare(0, 4, "DOC-") != 0)) return false;
+      auto cells = split_loose_columns(l, at);
+      if (cells.size() != 1 || heading(cells) || !near(cells[0].first, pc[1].first) ||
+          cells[0].first + width(cells[0].second) >= pc[2].first)
+        return false;
+      std::string first = detail::lower(cells[0].second.substr(0, 7));
+      bool instruction = first == "if yes," || first == "if no, " || first.compare(0, 6, "if no,") == 0;
+      if (!pending.top_aligned && question_ended(pc[1].second) && !instruction) return false;
+      pc[1].second += " " + cells[0].second;
+      pending.top_aligned = true;
+      return true;
+    };
     // Whether the indented line l (text from byte `at`) continues the pending row; merges it when so.
     auto continues = [&](std::string_view l, size_t at) {
       size_t first = column_of(l, at);
@@ -558,7 +671,8 @@ Form read_text_buffer(std::string_view text, std::string_view hint, std::string_
         pending.note_text += l.substr(at);
         return true;
       }
-      if (pending.cells.size() > 2 || l.find('\t') != std::string_view::npos) return false;
+      if (l.find('\t') != std::string_view::npos) return false;
+      if (pending.cells.size() > 2) return continues_answered(l, at);
       // One cell: the id alone takes its question from below; "CONN-4 Question? No" in one cell is whole.
       std::string id;
       if (pending.cells.size() == 1 && (!match_question_id(pending.cells[0].second, id) || id.size() != pending.cells[0].second.size()))
@@ -570,9 +684,15 @@ Form read_text_buffer(std::string_view text, std::string_view hint, std::string_
         // the right ("Is the device software only?" / "If yes, answer N/A to ...   No").
         std::string& question = pending.cells[1].second;
         std::string d;
-        if (!question.empty() && question.back() == '?' &&
-            (cells.size() < 2 || normalise_answer(cells[1].second, d) == Answer::text))
-          return false;
+        if (!question.empty() && question.back() == '?') {
+          if (cells.size() < 2) {
+            if (pending.held.size() >= kMaxHeld) return false;
+            pending.held.push_back(std::move(cells[0]));
+            return true;
+          }
+          if (normalise_answer(cells[1].second, d) == Answer::text) return false;
+          take_held();
+        }
         size_t question_end = pending.question_end;
         question += " " + cells[0].second;
         pending.question_end = std::max(pending.question_end, cells[0].first + width(cells[0].second));
@@ -592,11 +712,26 @@ Form read_text_buffer(std::string_view text, std::string_view hint, std::string_
         Answer a = normalise_answer(cells[0].second, d);
         bool doc = pending.cells[0].second.compare(0, 4, "DOC-") == 0;
         if (cells[0].first <= pending.question_end + 1 || (a == Answer::text && !doc)) return false;
+        take_held();
       }
       for (auto& c : cells) pending.cells.push_back(std::move(c));
       return true;
     };
     bool markdown = format == "markdown";
+    // Rows pasted one space apart (no line keyed by a question id has a column gap): the note rows
+    // are too, "Note 5 text" with no colon ("Note 1 applies to ..." is prose in a laid-out form).
+    bool one_space = false;
+    {
+      size_t keyed = 0, gapped = 0;
+      std::string id;
+      for (auto l : lines_of(text)) {
+        std::string_view t = ltrim(l);
+        if (!match_question_id(t, id)) continue;
+        ++keyed;
+        if (t.find('\t') != std::string_view::npos || t.find("  ") != std::string_view::npos) ++gapped;
+      }
+      one_space = !markdown && keyed >= 10 && gapped == 0;
+    }
     for (auto l : lines_of(text)) {
       if (f.questions.size() + f.notes.size() > kMaxRows) throw too_many_rows();
       // A page break (form feed) ends a row: what follows is the next page's header.
@@ -613,7 +748,7 @@ Form read_text_buffer(std::string_view text, std::string_view hint, std::string_
         std::string_view t = ltrim(s);
         std::string_view probe = t;
         while (!probe.empty() && (probe[0] == '*' || probe[0] == '`')) probe.remove_prefix(1);
-        bool keyed = match_question_id(probe, id) || note_line(t, number, text_at) || s[p] == '|' || s[p] == '#';
+        bool keyed = match_question_id(probe, id) || note_line(t, number, text_at, one_space) || s[p] == '|' || s[p] == '#';
         if (!keyed && p > 0 && continues(l, p)) continue;
         // A Markdown paragraph's lines continue a note without indentation.
         if (!keyed && markdown && pending.kind == Pending::note && t.size() == s.size() - p) {
@@ -622,7 +757,7 @@ Form read_text_buffer(std::string_view text, std::string_view hint, std::string_
           continue;
         }
         flush();
-        if (note_line(t, number, text_at)) {
+        if (note_line(t, number, text_at, one_space)) {
           pending.kind = Pending::note;
           pending.note_number = number;
           pending.key_col = column_of(l, static_cast<size_t>(t.data() - l.data()));

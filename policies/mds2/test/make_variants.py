@@ -79,6 +79,53 @@ def write_markdown(rows, path):
                 f.write('- **' + r[0].strip() + '**: <p>' + ' '.join(r[1].split()) + '</p>\n')
 
 
+def write_flat_text(rows, path):
+    """Pasted text with one space between the id, the question, the answer and the note column."""
+    with open(path, 'w', encoding='utf-8') as f:
+        for r in rows:
+            if not keyed(r):
+                continue
+            cells = [' '.join(x.split()) for x in r[:4]]
+            f.write(' '.join(c for c in cells if c) + '\n')
+
+
+def wrap(text, width):
+    """Greedy word wrap, as a PDF's layout breaks a cell's text."""
+    lines, cur = [], ''
+    for w in text.split():
+        if cur and len(cur) + 1 + len(w) > width:
+            lines.append(cur)
+            cur = w
+        else:
+            cur = (cur + ' ' + w) if cur else w
+    return lines + [cur] if cur else lines or ['']
+
+
+def write_layout_text(rows, path, width, align):
+    """PDF text in physical layout: the id at column 0, the question wrapped at `width` characters
+    in its column, the answer and the note column to its right on the question's first line (a
+    spreadsheet's top alignment) or its last (bottom alignment)."""
+    qcol, acol = 12, 12 + width + 4
+    ncol = acol + 24
+    with open(path, 'w', encoding='utf-8') as f:
+        for r in rows:
+            if not keyed(r):
+                continue
+            cells = [' '.join(x.split()) for x in r]
+            if cells[0].startswith('Note '):
+                f.write(cells[0].ljust(qcol) + cells[1] + '\n')
+                continue
+            q = wrap(cells[1], width)
+            at = 0 if align == 'top' else len(q) - 1
+            for i, part in enumerate(q):
+                line = (cells[0] if i == 0 else '').ljust(qcol) + part
+                if i == at and (cells[2] or cells[3]):
+                    line = line.ljust(acol) + cells[2]
+                    if cells[3]:
+                        line = line.ljust(max(ncol, len(line) + 4)) + cells[3]
+                f.write(line.rstrip() + '\n')
+
+
 def pdf_escape(s):
     b = s.encode('cp1252', 'replace')
     out = bytearray()
@@ -170,6 +217,10 @@ def main():
     write_vendor_tsv(rows, os.path.join(out, 'form.tsv'))
     write_markdown(rows, os.path.join(out, 'form.md'))
     write_pdf(rows, os.path.join(out, 'form.pdf'))
+    write_flat_text(rows, os.path.join(out, 'flat.txt'))
+    for width in (40, 48, 56, 64):
+        for align in ('top', 'bottom'):
+            write_layout_text(rows, os.path.join(out, f'layout-{align}-{width}.txt'), width, align)
     write_slow_layout_pdf(os.path.join(out, 'slow-layout.pdf'))
 
 

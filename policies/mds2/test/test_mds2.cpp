@@ -1540,6 +1540,29 @@ TEST_CASE("port table: lists and ranges of ports are read; a reversed or out-of-
   CHECK_THROWS_WITH(bad(many.c_str()), Catch::Contains("lists more than 64 ports"));
 }
 
+TEST_CASE("text layouts: one space apart, and questions wrapped with the answer top or bottom, give the form's answers", "[mds2]") {
+  Form x = read_xlsx(MDS2_XLSX);
+  std::vector<std::string> names = {"flat.txt"};
+  for (const char* align : {"top", "bottom"})
+    for (int width : {40, 48, 56, 64}) names.push_back(std::string("layout-") + align + "-" + std::to_string(width) + ".txt");
+  for (auto& name : names) {
+    std::string path = std::string(MDS2_VARIANTS) + "/" + name;
+    INFO(path);
+    Form f = read_any(path);
+    CHECK(f.questions.size() == 240);
+    CHECK(f.notes == x.notes);
+    for (auto& q : x.questions) {
+      const Question* o = f.find(q.id);
+      INFO(q.id);
+      REQUIRE(o);
+      CHECK(answer_name(o->answer) == std::string(answer_name(q.answer)));
+      CHECK(o->detail == q.detail);
+      CHECK(o->question == q.question);
+      CHECK(o->note == q.note);
+    }
+  }
+}
+
 TEST_CASE("port table: Windows-1252 and UTF-16 tables are decoded, errors name the row's own line", "[mds2]") {
   // Excel's CSV on Windows writes the en dash as byte 0x96.
   auto cp1252 = ports_of("port,protocol,direction\n49152\x96" "65535,udp,inbound\n");
@@ -1566,4 +1589,83 @@ TEST_CASE("port table: Windows-1252 and UTF-16 tables are decoded, errors name t
   }
   CHECK(msg.find("ports-shape.csv:2: port '") != std::string::npos);
   CHECK(msg.size() < 300);
+}
+
+TEST_CASE("text and PDF layout: a question that goes on past its '?', ids inside wrapped text, top-aligned answers", "[mds2]") {
+  std::string layout =
+      // The question goes on after its '?' over lines with no answer; the answer comes below.
+      "PLOK-1      Is the device software only?\n"
+      "            If yes, answer N/A to remaining\n"
+      "            questions in this section.                  No        __\n"
+      // Lines after a '?' that no answer follows are not the question's.
+      "CONN-8      Does the device provide operator control?\n"
+      "            Remote service refers to all kinds of device maintenance.\n"
+      // "RAID-5)?" starting a line is the question's end, not a row of its own.
+      "IGAU-2      Does the device provide error/failure protection and\n"
+      "            recovery mechanisms for stored health data (e.g.,\n"
+      "            RAID-5)?                                    No        __\n"
+      // The answer on the question's first line (top alignment): the rest of the question below.
+      "MPII-1      Can this device display, transmit,          Yes       __\n"
+      "            store, or modify personally identifiable\n"
+      "            information (e.g.\n"
+      "            ePHI)?\n"
+      "CSUP-4      Does the device contain Anti-Malware        No        __\n"
+      "            Software? If yes, complete 4.1-4.4.\n"
+      "CSUP-5      Does the device allow the owner to          Yes       __\n"
+      "            install malware protection?\n"
+      "            If yes, complete 5.1-5.3.\n"
+      // A question that ended on the key line takes nothing more.
+      "RMOT-1      Does the device permit remote service?      No        __\n"
+      "            A line of the next row's question.\n";
+  Form f = read_text_buffer(layout, "text");
+  finish_form(f);
+  REQUIRE(f.find("PLOK-1"));
+  CHECK(f.find("PLOK-1")->answer == Answer::no);
+  CHECK(f.find("PLOK-1")->question == "Is the device software only? If yes, answer N/A to remaining questions in this section.");
+  CHECK(f.find("CONN-8")->answer == Answer::blank);
+  CHECK(f.find("CONN-8")->question == "Does the device provide operator control?");
+  CHECK_FALSE(f.find("RAID-5"));
+  REQUIRE(f.find("IGAU-2"));
+  CHECK(f.find("IGAU-2")->answer == Answer::no);
+  CHECK(f.find("IGAU-2")->question ==
+        "Does the device provide error/failure protection and recovery mechanisms for stored health data (e.g., RAID-5)?");
+  CHECK(f.find("MPII-1")->answer == Answer::yes);
+  CHECK(f.find("MPII-1")->question ==
+        "Can this device display, transmit, store, or modify personally identifiable information (e.g. ePHI)?");
+  CHECK(f.find("CSUP-4")->question == "Does the device contain Anti-Malware Software? If yes, complete 4.1-4.4.");
+  CHECK(f.find("CSUP-5")->question == "Does the device allow the owner to install malware protection? If yes, complete 5.1-5.3.");
+  CHECK(f.find("RMOT-1")->answer == Answer::no);
+  CHECK(f.find("RMOT-1")->question == "Does the device permit remote service?");
+}
+
+TEST_CASE("text pasted one space apart: the answer, the note column and the notes are read", "[mds2]") {
+  std::string flat;
+  for (int i = 1; i <= 10; ++i) flat += "AUDT-2." + std::to_string(i) + " Is event " + std::to_string(i) + " recorded? Yes __\n";
+  flat +=
+      "DOC-1 Manufacturer Name Acme Medical __\n"
+      "DOC-6 Intended use of device in network-connected environment: Upload readings to records __\n"
+      "CONN-4 Can the device communicate with other systems external to the customer environment? No See Note 1\n"
+      "CSUP-1 Does the device contain software? If no, answer N/A to questions in this section. N/A __\n"
+      "SAHD-3 Does the device employ any mechanisms for software integrity checking No __\n"
+      "SAHD-16 Have additional hardening methods been used? See Notes See Note 2\n"
+      "Note 1 The device has no network interface.\n"
+      "Note 2 www.example.com/hardening\n";
+  Form f = read_text_buffer(flat, "text");
+  finish_form(f);
+  CHECK(f.find("AUDT-2.7")->answer == Answer::yes);
+  CHECK(f.find("AUDT-2.7")->detail == "Yes");
+  CHECK(f.find("DOC-1")->question == "Manufacturer Name");
+  CHECK(f.find("DOC-1")->detail == "Acme Medical");
+  CHECK(f.find("DOC-6")->question == "Intended use of device in network-connected environment:");
+  CHECK(f.find("DOC-6")->detail == "Upload readings to records");
+  CHECK(f.find("CONN-4")->answer == Answer::no);
+  CHECK(f.find("CONN-4")->detail == "No");
+  CHECK(f.find("CONN-4")->note_ref == "See Note 1");
+  CHECK(f.find("CONN-4")->note == "The device has no network interface.");
+  CHECK(f.find("CSUP-1")->answer == Answer::na);
+  CHECK(f.find("CSUP-1")->question == "Does the device contain software? If no, answer N/A to questions in this section.");
+  CHECK(f.find("SAHD-3")->answer == Answer::no);
+  CHECK(f.find("SAHD-3")->question == "Does the device employ any mechanisms for software integrity checking");
+  CHECK(f.find("SAHD-16")->answer == Answer::see_note);
+  CHECK(f.find("SAHD-16")->note == "www.example.com/hardening");
 }
