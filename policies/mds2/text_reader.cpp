@@ -11,6 +11,9 @@ namespace {
 // rows, far past the ~300 of a form.
 constexpr size_t kMaxLines = 1000000;
 constexpr size_t kMaxRows = 100000;
+// Cells of one row or line: the form has seven columns. Millions of them on one line (60 MiB of
+// "  a") took gigabytes as cells.
+constexpr size_t kMaxCells = 256;
 }  // namespace
 namespace detail {
 namespace {
@@ -341,7 +344,8 @@ bool quoted_field_closes(std::string_view t, size_t open, char delim) {
 std::vector<std::vector<std::string>> parse_delimited_impl(std::string_view t, char delim,
                                                            std::vector<size_t>* stray_quotes = nullptr,
                                                            size_t max_records = SIZE_MAX, bool* over = nullptr,
-                                                           std::vector<size_t>* record_lines = nullptr) {
+                                                           std::vector<size_t>* record_lines = nullptr,
+                                                           size_t* wide_line = nullptr) {
   std::vector<std::vector<std::string>> rows;
   std::vector<std::string> row;
   std::string field;
@@ -367,7 +371,16 @@ std::vector<std::vector<std::string>> parse_delimited_impl(std::string_view t, c
       field.push_back(c);
       continue;
     }
-    if (c == delim) { row.push_back(std::move(field)); field.clear(); at_start = true; continue; }
+    if (c == delim) {
+      row.push_back(std::move(field));
+      field.clear();
+      at_start = true;
+      if (row.size() > kMaxCells && wide_line) {
+        *wide_line = line;
+        return rows;
+      }
+      continue;
+    }
     if (c == '\r') continue;
     if (c == '\n') {
       row.push_back(std::move(field)); field.clear();
@@ -556,8 +569,13 @@ Form read_text_buffer(std::string_view text, std::string_view hint, std::string_
   if (format == "csv" || format == "tsv") {
     std::vector<size_t> stray;
     bool over = false;
-    auto rows = parse_delimited_impl(text, format == "csv" ? csv_delimiter(text) : '\t', &stray, kMaxRows, &over);
+    size_t wide = 0;
+    auto rows = parse_delimited_impl(text, format == "csv" ? csv_delimiter(text) : '\t', &stray, kMaxRows, &over,
+                                     nullptr, &wide);
     if (over) throw too_many_rows();
+    if (wide)
+      throw ImportError(f.source_file + ":" + std::to_string(wide) + ": more than " + std::to_string(kMaxCells) +
+                        " cells in one row; not an MDS2 form (the HN 1-2019 form has seven columns)");
     if (!stray.empty()) {
       std::string lines;
       for (size_t i = 0; i < stray.size() && i < 10; ++i) lines += (i ? ", " : "") + std::to_string(stray[i]);
@@ -732,8 +750,22 @@ Form read_text_buffer(std::string_view text, std::string_view hint, std::string_
       }
       one_space = !markdown && keyed >= 10 && gapped == 0;
     }
+    size_t line_no = 0;
     for (auto l : lines_of(text)) {
+      ++line_no;
       if (f.questions.size() + f.notes.size() > kMaxRows) throw too_many_rows();
+      {
+        // Cells start where text follows a tab or a run of two spaces (split_loose_columns), or at a
+        // pipe (Markdown tables).
+        size_t starts = 0, pipes = 0;
+        for (size_t i = 1; i < l.size(); ++i) {
+          bool gap = l[i - 1] == '\t' || (l[i - 1] == ' ' && i >= 2 && l[i - 2] == ' ');
+          pipes += l[i] == '|';
+          if (((gap && l[i] != ' ' && l[i] != '\t' && ++starts > kMaxCells) || pipes > kMaxCells))
+            throw ImportError(f.source_file + ":" + std::to_string(line_no) + ": more than " + std::to_string(kMaxCells) +
+                              " cells in one line; not an MDS2 form (the HN 1-2019 form has seven columns)");
+        }
+      }
       // A page break (form feed) ends a row: what follows is the next page's header.
       if (l.find('\f') != std::string_view::npos) {
         flush();

@@ -73,14 +73,25 @@ bool read_part(Zip& zip, const std::string& name, std::string& out) {
 
 // Parses a part's XML in place (the DOM's strings point into `xml`, which must outlive `doc`);
 // false when it is not well-formed. `what` names the part in messages ("sheet 'Answers'").
+// `why` gets where and what the XML error is (" at line 12: ...").
 bool parse_part(std::string& xml, pugi::xml_document& doc, const std::string& path, const std::string& what,
-                unsigned options) {
+                unsigned options, std::string* why = nullptr) {
   size_t markup = 0;
   for (char ch : xml) markup += (ch == '<') | (ch == '=');
   if (markup > kMaxMarkup)
     throw ImportError(path + ": " + what + " has more than " + std::to_string(kMaxMarkup) +
                       " XML tags and attributes; not an MDS2 form");
-  return doc.load_buffer_inplace(xml.data(), xml.size(), options);
+  pugi::xml_parse_result r = doc.load_buffer_inplace(xml.data(), xml.size(), options);
+  if (!r && why) {
+    // The line of the error's offset. The parse decoded the text before it in place, which keeps
+    // its line ends (an entity for a line feed aside).
+    size_t at = std::min(r.offset < 0 ? size_t(0) : static_cast<size_t>(r.offset), xml.size());
+    size_t line = 1 + static_cast<size_t>(std::count(xml.begin(), xml.begin() + static_cast<long>(at), '\n'));
+    size_t bol = xml.rfind('\n', at == 0 ? 0 : at - 1);
+    size_t column = at - (bol == std::string::npos || at == 0 ? 0 : bol + 1) + 1;
+    *why = " (line " + std::to_string(line) + ", column " + std::to_string(column) + ": " + r.description() + ")";
+  }
+  return static_cast<bool>(r);
 }
 
 // SpreadsheetML elements: Excel and LibreOffice write them in the default namespace, the .NET Open
@@ -235,8 +246,9 @@ void load_sheet(Zip& zip, Sheet& sh, Texts& texts, size_t nshared) {
   if (!read_part(zip, sh.part, xml))
     throw ImportError(texts.path + ": sheet '" + sh.name + "' (" + sh.part + ") cannot be read");
   pugi::xml_document doc;
-  if (!parse_part(xml, doc, texts.path, "sheet '" + sh.name + "'", kParse))
-    throw ImportError(texts.path + ": sheet '" + sh.name + "' is not well-formed XML");
+  std::string why;
+  if (!parse_part(xml, doc, texts.path, "sheet '" + sh.name + "'", kParse, &why))
+    throw ImportError(texts.path + ": sheet '" + sh.name + "' (" + sh.part + ") is not well-formed XML" + why);
   std::string p;
   auto ws = sml_root(doc, "worksheet", p);  // none: another kind of sheet (a chart sheet), no rows
   const std::string n_row = p + "row", n_c = p + "c", n_v = p + "v", n_is = p + "is", n_t = p + "t", n_rph = p + "rPh";
@@ -390,7 +402,9 @@ Form read_workbook(Zip& zip, const std::string& path) {
   if (have_ss) {
     // A damaged part is named: read as empty, every shared-string cell would be blank.
     pugi::xml_document d;
-    if (!parse_part(ss, d, path, ss_part, kParse)) throw ImportError(path + ": " + ss_part + " is not well-formed XML");
+    std::string why;
+    if (!parse_part(ss, d, path, ss_part, kParse, &why))
+      throw ImportError(path + ": " + ss_part + " is not well-formed XML" + why);
     std::string p;
     auto sst = sml_root(d, "sst", p);
     const std::string n_si = p + "si", n_t = p + "t", n_rph = p + "rPh";
@@ -410,8 +424,9 @@ Form read_workbook(Zip& zip, const std::string& path) {
   bool date1904 = false;
   {
     pugi::xml_document wd;  // freed before the sheets are parsed
-    if (!parse_part(wb, wd, path, wb_part, pugi::parse_default))
-      throw ImportError(path + ": " + wb_part + " is not well-formed XML");
+    std::string why;
+    if (!parse_part(wb, wd, path, wb_part, pugi::parse_default, &why))
+      throw ImportError(path + ": " + wb_part + " is not well-formed XML" + why);
     std::string p;
     auto root = sml_root(wd, "workbook", p);
     if (!root)  // another Office document (a .docx's document.xml)

@@ -1669,3 +1669,35 @@ TEST_CASE("text pasted one space apart: the answer, the note column and the note
   CHECK(f.find("SAHD-16")->answer == Answer::see_note);
   CHECK(f.find("SAHD-16")->note == "www.example.com/hardening");
 }
+
+TEST_CASE("XLSX: XML that is not well-formed is located; text with millions of cells on a line is refused", "[mds2]") {
+  // A sheet whose row's end tag is broken at the end of its third line: the error is at line 4.
+  std::string path = std::string(MDS2_VARIANTS) + "/bad-xml.xlsx";
+  {
+    int err = 0;
+    zip_t* z = nullptr;
+    std::string cut = "<?xml version=\"1.0\"?>\n<worksheet xmlns=\"http://schemas.openxmlformats.org/spreadsheetml/2006/main\">\n"
+                      "<sheetData><row r=\"1\"><c r=\"A1\" t=\"inlineStr\"><is><t>CONN-4</t></is></c></row\n</sheetData></worksheet>";
+    std::ifstream in(MDS2_XLSX, std::ios::binary);
+    std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::ofstream(path, std::ios::binary) << data;
+    z = zip_open(path.c_str(), 0, &err);
+    REQUIRE(z);
+    zip_source_t* src = zip_source_buffer(z, cut.data(), cut.size(), 0);
+    REQUIRE(zip_file_add(z, "xl/worksheets/sheet1.xml", src, ZIP_FL_OVERWRITE) >= 0);
+    REQUIRE(zip_close(z) == 0);
+  }
+  CHECK_THROWS_WITH(read_xlsx(path), Catch::Contains("bad-xml.xlsx: sheet 'mds2-form' (xl/worksheets/sheet1.xml) is not "
+                                                     "well-formed XML (line 4, column 1: "));
+  std::remove(path.c_str());
+  // 60 MiB of "  a" on one line took gigabytes of cells.
+  std::string wide = "CONN-4";
+  for (int i = 0; i < 300; ++i) wide += "  a";
+  CHECK_THROWS_WITH(read_text_buffer("CONN-3  Q?  Yes\n" + wide + "\n", "text", "wide.txt"),
+                    Catch::Contains("wide.txt:2: more than 256 cells in one line"));
+  std::string csv = "CONN-3,Q?,Yes\n\nCONN-4";
+  for (int i = 0; i < 300; ++i) csv += ",a";
+  CHECK_THROWS_WITH(read_text_buffer(csv + "\n", "csv", "wide.csv"), Catch::Contains("wide.csv:3: more than 256 cells in one row"));
+  std::string md = "| CONN-3 | Q? | Yes |\n" + std::string(300, '|') + "\n";
+  CHECK_THROWS_WITH(read_text_buffer(md, "markdown", "wide.md"), Catch::Contains("wide.md:2: more than 256 cells"));
+}
