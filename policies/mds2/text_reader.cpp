@@ -665,9 +665,11 @@ Form read_text_buffer(std::string_view text, std::string_view hint, std::string_
       auto& pc = pending.cells;
       std::string id, d;
       if (pc.size() < 3 || !match_question_id(pc[0].second, id) || id.size() != pc[0].second.size()) return false;
-      // The answer is the cell right of the question (a DOC row's answer is text).
+      // The answer is the cell right of the question (a DOC row's answer is text); a row of an id
+      // and its answer ("CONN-4  No  See Note 1") has no question to go on.
       Answer a = normalise_answer(pc[2].second, d);
       if (a == Answer::blank || (a == Answer::text && id.compare(0, 4, "DOC-") != 0)) return false;
+      if (normalise_answer(pc[1].second, d) != Answer::text) return false;
       auto cells = split_loose_columns(l, at);
       if (cells.size() != 1 || heading(cells) || !near(cells[0].first, pc[1].first) ||
           cells[0].first + width(cells[0].second) >= pc[2].first)

@@ -1616,6 +1616,9 @@ TEST_CASE("text and PDF layout: a question that goes on past its '?', ids inside
       "            If yes, complete 5.1-5.3.\n"
       // A question that ended on the key line takes nothing more.
       "RMOT-1      Does the device permit remote service?      No        __\n"
+      "            A line of the next row's question.\n"
+      // A row of only an id and its answer has no question to go on.
+      "RMOT-2      No        See Note 1\n"
       "            A line of the next row's question.\n";
   Form f = read_text_buffer(layout, "text");
   finish_form(f);
@@ -1636,6 +1639,8 @@ TEST_CASE("text and PDF layout: a question that goes on past its '?', ids inside
   CHECK(f.find("CSUP-5")->question == "Does the device allow the owner to install malware protection? If yes, complete 5.1-5.3.");
   CHECK(f.find("RMOT-1")->answer == Answer::no);
   CHECK(f.find("RMOT-1")->question == "Does the device permit remote service?");
+  CHECK(f.find("RMOT-2")->answer == Answer::no);
+  CHECK(f.find("RMOT-2")->detail == "No");
 }
 
 TEST_CASE("text pasted one space apart: the answer, the note column and the notes are read", "[mds2]") {
