@@ -14,6 +14,9 @@ constexpr size_t kMaxRows = 100000;
 // Cells of one row or line: the form has seven columns. Millions of them on one line (60 MiB of
 // "  a") took gigabytes as cells.
 constexpr size_t kMaxCells = 256;
+// Lines one row of text pasted one space apart may be wrapped over (the longest note of the NEMA
+// form takes five at 80 columns).
+constexpr size_t kMaxWrapped = 64;
 }  // namespace
 namespace detail {
 namespace {
@@ -609,6 +612,7 @@ Form read_text_buffer(std::string_view text, std::string_view hint, std::string_
       std::string note_number, note_text;
       size_t text_col = std::string::npos;  // note: where its text starts; npos when not on the key line
     } pending;
+    size_t wrapped_lines = 0;  // lines joined to the pending row by continues_wrapped (below)
     auto flush = [&] {
       if (pending.kind == Pending::question) {
         std::vector<std::string> cells;
@@ -618,6 +622,7 @@ Form read_text_buffer(std::string_view text, std::string_view hint, std::string_
         detail::add_row(f, {"Note " + pending.note_number, pending.note_text}, nullptr);
       }
       pending = Pending{};
+      wrapped_lines = 0;
     };
     auto width = [](std::string_view t) {
       size_t n = 0;
@@ -738,6 +743,40 @@ Form read_text_buffer(std::string_view text, std::string_view hint, std::string_
       return true;
     };
     bool markdown = format == "markdown";
+    // Whether a row pasted one space apart has come to its end: an answer word, a blank note
+    // column ("__") or a note reference ends it.
+    auto row_ended = [](const std::string& row) {
+      size_t sp = row.find_last_of(' ');
+      std::string last = row.substr(sp == std::string::npos ? 0 : sp + 1), d;
+      if (!last.empty() && last.find_first_not_of('_') == std::string::npos) return true;
+      // An answer word after the question's '?' ("software-only, no" and "If no," go on).
+      Answer a = normalise_answer(last, d);
+      bool word = last.size() >= 2 && last.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz/") == std::string::npos;
+      if (word && row.find('?') != std::string::npos && (a == Answer::yes || a == Answer::no || a == Answer::na)) return true;
+      // "See Note 4", "See Notes"; "See Note" wraps before its number.
+      std::string l = detail::lower(row);
+      size_t note = l.rfind("see note");
+      if (note == std::string::npos) return false;
+      std::string_view tail = std::string_view(l).substr(note + 8);
+      return tail == "s" || (tail.find_first_not_of("0123456789 ,") == std::string_view::npos &&
+                             tail.find_first_of("0123456789") != std::string_view::npos);
+    };
+    auto continues_wrapped = [&](std::string_view line) {
+      if (pending.kind == Pending::note) {
+        if (++wrapped_lines > kMaxWrapped) return false;
+        pending.note_text += " ";
+        pending.note_text += line;
+        return true;
+      }
+      if (pending.kind != Pending::question || pending.cells.size() != 1 || row_ended(pending.cells[0].second) ||
+          ++wrapped_lines > kMaxWrapped)
+        return false;
+      std::vector<std::pair<size_t, std::string>> cells{{0, std::string(line)}};
+      if (heading(cells)) return false;
+      pending.cells[0].second += " ";
+      pending.cells[0].second += line;
+      return true;
+    };
     // Rows pasted one space apart (no line keyed by a question id has a column gap): the note rows
     // are too, "Note 5 text" with no colon ("Note 1 applies to ..." is prose in a laid-out form).
     bool one_space = false;
@@ -790,6 +829,10 @@ Form read_text_buffer(std::string_view text, std::string_view hint, std::string_
           pending.note_text += s.substr(p);
           continue;
         }
+        // Text pasted one space apart and wrapped (PDF text without its layout): a row goes on over
+        // the lines below it until it ends with its answer (and note column); a note until the next
+        // row or a blank line.
+        if (!keyed && one_space && continues_wrapped(s.substr(p))) continue;
         flush();
         if (note_line(t, number, text_at, one_space)) {
           pending.kind = Pending::note;

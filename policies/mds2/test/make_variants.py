@@ -218,6 +218,11 @@ def main():
     write_markdown(rows, os.path.join(out, 'form.md'))
     write_pdf(rows, os.path.join(out, 'form.pdf'))
     write_flat_text(rows, os.path.join(out, 'flat.txt'))
+    # PDF text without its layout: one space apart, wrapped at 80 columns.
+    with open(os.path.join(out, 'flat.txt'), encoding='utf-8') as f, \
+            open(os.path.join(out, 'flat-wrapped.txt'), 'w', encoding='utf-8') as w:
+        for line in f:
+            w.write('\n'.join(wrap(line, 80)) + '\n')
     for width in (40, 48, 56, 64):
         for align in ('top', 'bottom'):
             write_layout_text(rows, os.path.join(out, f'layout-{align}-{width}.txt'), width, align)

@@ -1542,7 +1542,7 @@ TEST_CASE("port table: lists and ranges of ports are read; a reversed or out-of-
 
 TEST_CASE("text layouts: one space apart, and questions wrapped with the answer top or bottom, give the form's answers", "[mds2]") {
   Form x = read_xlsx(MDS2_XLSX);
-  std::vector<std::string> names = {"flat.txt"};
+  std::vector<std::string> names = {"flat.txt", "flat-wrapped.txt"};
   for (const char* align : {"top", "bottom"})
     for (int width : {40, 48, 56, 64}) names.push_back(std::string("layout-") + align + "-" + std::to_string(width) + ".txt");
   for (auto& name : names) {
