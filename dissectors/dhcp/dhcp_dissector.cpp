@@ -21,7 +21,7 @@ constexpr size_t kMaxAnomalyEvents = 100;  // per flow; the counters go on count
 enum Option : uint8_t {
   kPad = 0, kRouter = 3, kDns = 6, kHostName = 12, kDomain = 15, kRequestedIp = 50, kLeaseTime = 51,
   kOverload = 52, kMessageType = 53, kServerId = 54, kParamList = 55, kMessage = 56, kVendorClass = 60,
-  kClientId = 61, kFqdn = 81, kRelayAgent = 82, kEnd = 255,
+  kClientId = 61, kUserClass = 77, kFqdn = 81, kRelayAgent = 82, kEnd = 255,
 };
 
 // RFC 3396: an option given more than once is one option, its pieces joined in order. Pieces
@@ -91,6 +91,21 @@ std::string fqdn_of(const std::vector<uint8_t>& v) {
   return dns_wire_name(name);
 }
 
+// RFC 3004: items, each after a length byte. Clients that predate it (iPXE, Windows) send one
+// plain text: a value the lengths do not tile exactly is that one item.
+std::vector<std::string> user_classes(const std::vector<uint8_t>& v) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i < v.size() && v[i] != 0 && i + 1 + v[i] <= v.size()) i += 1 + v[i];
+  if (i != v.size()) {
+    if (!v.empty()) out.push_back(printable_or_hex(v));
+    return out;
+  }
+  for (i = 0; i < v.size() && out.size() < kMaxAddresses; i += 1 + v[i])
+    out.push_back(printable_or_hex(std::span<const uint8_t>(v.data() + i + 1, v[i])));
+  return out;
+}
+
 }  // namespace
 
 const char* type_name(uint8_t type) {
@@ -149,6 +164,7 @@ bool parse(std::span<const uint8_t> d, Message& m) {
   }
   if (c.has(kRouter)) m.routers = addresses(c.join(kRouter));
   if (c.has(kDns)) m.dns_servers = addresses(c.join(kDns));
+  if (c.has(kUserClass)) m.user_class = user_classes(c.join(kUserClass));
   if (c.has(kRelayAgent)) {
     auto v = c.join(kRelayAgent);
     for (size_t i = 0; i + 2 <= v.size();) {
@@ -214,6 +230,12 @@ class DhcpDissector final : public Dissector {
     w.key(k);
     w.value(a);
   }
+  static void text_list(JsonWriter& w, std::string_view k, const std::vector<std::string>& list) {
+    if (list.empty()) return;
+    w.array(k);
+    for (auto& t : list) w.value(t);
+    w.end_array();
+  }
   static void addresses(JsonWriter& w, std::string_view k, const std::vector<IpAddr>& list) {
     if (list.empty()) return;
     w.array(k);
@@ -248,6 +270,7 @@ class DhcpDissector final : public Dissector {
       for (uint8_t p : m.param_list) w.value(p);
       w.end_array();
     }
+    text_list(w, "user_class", m.user_class);
     w.field_if_nonempty("domain", m.domain);
     addresses(w, "routers", m.routers);
     addresses(w, "dns_servers", m.dns_servers);
@@ -390,13 +413,13 @@ class DhcpDissector final : public Dissector {
     w.field_if_nonempty("client_fqdn", m.fqdn);
     if (m.has_vendor_class) {
       w.field("vendor_enterprise", m.vendor_enterprise);
-      w.field_if_nonempty("vendor_class", m.vendor_class);
+      // The first item alone as DHCPv4's vendor class (what the inventory keeps), then every item.
+      if (!m.vendor_class.empty()) {
+        w.field("vendor_class", m.vendor_class.front());
+        text_list(w, "vendor_class_data", m.vendor_class);
+      }
     }
-    if (!m.user_class.empty()) {
-      w.array("user_class");
-      for (auto& u : m.user_class) w.value(u);
-      w.end_array();
-    }
+    text_list(w, "user_class", m.user_class);
     if (!m.relays.empty()) {
       w.array("relays");
       for (auto& r : m.relays) {

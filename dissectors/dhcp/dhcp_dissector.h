@@ -36,6 +36,7 @@ struct Message {
   std::vector<uint8_t> client_id;   // 61, type byte first
   std::vector<uint8_t> param_list;  // 55
   std::string circuit_id, remote_id;  // 82 sub-options 1 and 2, as text or hex
+  std::vector<std::string> user_class;  // 77 (RFC 3004): its items, as text or hex (at most kMaxAddresses)
   IpAddr requested_ip, server_id;     // 50, 54
   std::vector<IpAddr> routers, dns_servers;  // 3, 6 (at most kMaxAddresses each)
   bool has_lease = false;

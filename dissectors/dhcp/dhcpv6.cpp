@@ -156,14 +156,14 @@ void read_options(std::span<const uint8_t> area, Message6& m) {
       case kUserClass:
         m.user_class = items_of(v, m);
         break;
-      case kVendorClass: {
+      case kVendorClass:
+        // RFC 8415 21.16: an enterprise number, then any number of vendor-class-data items.
         if (v.size() < 4) { problem(m, "bad_option_length"); break; }
+        if (m.has_vendor_class) break;  // another enterprise's instance: the first one is kept
         m.has_vendor_class = true;
         m.vendor_enterprise = be32_at(v, 0);
-        auto items = items_of(v.subspan(4), m);
-        if (!items.empty()) m.vendor_class = items.front();
+        m.vendor_class = items_of(v.subspan(4), m);
         break;
-      }
       case kDnsServers:
         if (v.size() % 16) problem(m, "bad_option_length");
         for (size_t i = 0; i + 16 <= v.size() && m.dns_servers.size() < kMaxList6; i += 16)

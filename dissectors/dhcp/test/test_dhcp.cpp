@@ -121,6 +121,21 @@ TEST_CASE("dhcp: repeated options are joined (RFC 3396) and overloaded fields ar
   CHECK(m.problems.empty());
 }
 
+TEST_CASE("dhcp: every user class item (77, RFC 3004) is read; a plain text is one item") {
+  Harness h(kDhcpInfo);
+  Builder b;
+  b.opt(53, "\x01").opt(77, std::string("\x07imaging\x05ward3\x02\x01\xff", 17));
+  h.datagram(Dir::to_server, b.bytes());
+  Builder p;  // iPXE and Windows send one text without item lengths
+  p.opt(53, "\x01").opt(77, "iPXE");
+  h.datagram(Dir::to_server, p.bytes());
+  auto ev = h.events("dhcp");
+  REQUIRE(ev.size() == 2);
+  CHECK(ev[0]["dhcp"]["user_class"] == nlohmann::json::array({"imaging", "ward3", "01:ff"}));
+  CHECK(ev[1]["dhcp"]["user_class"] == nlohmann::json::array({"iPXE"}));
+  CHECK(h.anomalies() == 0);
+}
+
 TEST_CASE("dhcp: the client FQDN in DNS wire format is read as dotted text") {
   Builder b;
   b.opt(53, "\x03").opt(81, std::string("\x05\x00\x00\x07", 4) + "ct-room" + std::string("\x0bhospital-ex\x00", 13));

@@ -117,6 +117,20 @@ TEST_CASE("dhcpv6: a REPLY gives the address, its lifetimes, the server's DUID, 
   CHECK(h.anomalies() == 0);
 }
 
+TEST_CASE("dhcpv6: every vendor-class-data item of the vendor class (16) is read") {
+  Harness h(kDhcpInfo);
+  // Two items, then a second instance for another enterprise (one is allowed per enterprise)
+  h.datagram(Dir::to_server, msg(1, opt(1, kDuidLl) + kElapsed +
+                                        opt(16, be32(32473) + be16(9) + "ACME-CT-7" + be16(6) + "fw-2.1" +
+                                                    be16(2) + std::string("\x00\x01", 2)) +
+                                        opt(16, be32(4491) + be16(9) + "docsis3.0")));
+  auto d = one_event(h);
+  CHECK(d["vendor_enterprise"] == 32473);
+  CHECK(d["vendor_class"] == "ACME-CT-7");
+  CHECK(d["vendor_class_data"] == nlohmann::json::array({"ACME-CT-7", "fw-2.1", "00:01"}));
+  CHECK(h.anomalies() == 0);
+}
+
 TEST_CASE("dhcpv6: every client and server message type is named, sent by its side, and probed") {
   struct T { uint8_t type; const char* name; bool client; };
   const T types[] = {{1, "SOLICIT", true},   {2, "ADVERTISE", false}, {3, "REQUEST", true},
