@@ -3,6 +3,7 @@
 // pseudonymiser, and the facts it learns for the policy (application, PHI seen in clear, named
 // attributes such as AE titles). Constructed by the sensor per flow; unit tests construct one
 // over a MemorySink.
+#include <array>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -114,6 +115,15 @@ class FlowContext {
   bool midstream(Dir dir) const { return midstream_[static_cast<int>(dir)]; }
   void set_midstream(Dir dir, bool b) { midstream_[static_cast<int>(dir)] = b; }
 
+  // The Ethernet source of the UDP datagram being delivered: nullptr when its frame had none (or
+  // for TCP, whose bytes may come from many frames). A flow's MACs are its first frames' only,
+  // and datagrams of many hosts share a flow (DHCP clients all send from 0.0.0.0:68).
+  const std::array<uint8_t, 6>* frame_src_mac() const { return has_frame_mac_ ? &frame_mac_ : nullptr; }
+  void set_frame_src_mac(const std::array<uint8_t, 6>* mac) {
+    has_frame_mac_ = mac != nullptr;
+    if (mac) frame_mac_ = *mac;
+  }
+
   FlowFacts& facts() { return facts_; }
   const EventEndpoints& endpoints() const { return ep_; }
   Counters& counters() { return out_.counters(); }
@@ -130,6 +140,8 @@ class FlowContext {
   bool late_[2] = {false, false};
   bool midstream_[2] = {false, false};
   bool wrote_events_ = false;
+  bool has_frame_mac_ = false;
+  std::array<uint8_t, 6> frame_mac_{};
 };
 
 }  // namespace medmon

@@ -120,7 +120,7 @@ bool parse(std::span<const uint8_t> d, Message& m) {
   if (d.size() < kMinMessage) return false;
   ByteReader r(d);
   m.op = r.u8();
-  r.u8();  // htype: any link layer; the address length says how much of chaddr counts
+  m.htype = r.u8();  // any link layer: the address length says how much of chaddr counts
   m.hlen = r.u8();
   r.u8();  // hops
   m.xid = r.be32();
@@ -209,7 +209,9 @@ class DhcpDissector final : public Dissector {
       return {data.size(), 0, 0, false};
     }
     for (const char* p : m.problems) anomaly(ctx, p);
-    write(dir, m, ctx);
+    const std::array<uint8_t, 6>* sender = spoofed_chaddr(m, ctx);
+    if (sender) anomaly(ctx, "chaddr_mismatch");
+    write(dir, m, sender, ctx);
     return {data.size(), 0, 0, false};
   }
   void on_gap(Dir, uint64_t, FlowContext&) override {}
@@ -230,6 +232,15 @@ class DhcpDissector final : public Dissector {
     w.key(k);
     w.value(a);
   }
+  // A client's own message (no relay: giaddr 0) comes in a frame of its own MAC. When an
+  // Ethernet chaddr names another, the sender claims a MAC not its own (or a MAC-rewriting
+  // bridge is in between): the frame's MAC, which the event then names, is the one that spoke.
+  static const std::array<uint8_t, 6>* spoofed_chaddr(const Message& m, FlowContext& ctx) {
+    const std::array<uint8_t, 6>* frame = ctx.frame_src_mac();
+    if (!frame || m.op != 1 || m.giaddr.family || m.htype != 1 || m.hlen != 6) return nullptr;
+    return std::equal(frame->begin(), frame->end(), m.chaddr.begin()) ? nullptr : frame;
+  }
+
   static void text_list(JsonWriter& w, std::string_view k, const std::vector<std::string>& list) {
     if (list.empty()) return;
     w.array(k);
@@ -243,7 +254,7 @@ class DhcpDissector final : public Dissector {
     w.end_array();
   }
 
-  void write(Dir dir, const Message& m, FlowContext& ctx) {
+  void write(Dir dir, const Message& m, const std::array<uint8_t, 6>* sender_mac, FlowContext& ctx) {
     ++ctx.counters().at("dhcp.messages");
     auto& w = ctx.begin_event("dhcp");
     w.object("dhcp");
@@ -255,6 +266,7 @@ class DhcpDissector final : public Dissector {
     std::snprintf(xid, sizeof xid, "0x%08x", m.xid);
     w.field("xid", std::string_view(xid, 10));
     if (m.hlen) w.field("client_mac", hex_of(std::span<const uint8_t>(m.chaddr.data(), m.hlen)));
+    if (sender_mac) w.field("sender_mac", hex_of(*sender_mac));
     address(w, "client_ip", m.ciaddr);
     address(w, "assigned_ip", m.yiaddr);
     address(w, "relay_ip", m.giaddr);

@@ -27,7 +27,7 @@ struct Message {
   bool broadcast = false;    // flags bit 15: the client asked for broadcast replies
   IpAddr ciaddr, yiaddr, giaddr;
   std::array<uint8_t, 16> chaddr{};
-  uint8_t hlen = 0;
+  uint8_t htype = 0, hlen = 0;
   std::string hostname;      // 12
   std::string fqdn;          // 81, wire format decoded to dotted text
   std::string vendor_class;  // 60

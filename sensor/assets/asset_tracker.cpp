@@ -1,6 +1,7 @@
 #include "sensor/assets/asset_tracker.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 namespace medmon {
@@ -487,9 +488,20 @@ bool AssetTracker::read_dhcp(std::string_view line, DhcpSighting& s) {
   // The fixed members come first in the event, before any text a client chose.
   if (!field_in(line, obj, line.size(), "op", op) || !field_in(line, obj, line.size(), "client_mac", mac)) return false;
   if (!parse_mac(mac, s.mac)) return false;
-  s.have_mac = std::any_of(s.mac.begin(), s.mac.end(), [](uint8_t b) { return b != 0; });
   s.ts = event_time(line);
   s.from_client = op == "request";
+  if (std::string x; field_in(line, obj, line.size(), "xid", x) && x.size() > 2)
+    s.xid = static_cast<uint32_t>(std::strtoul(x.c_str() + 2, nullptr, 16));
+  // A request whose frame came from another MAC than chaddr: the frame's MAC is the one that spoke.
+  if (std::string sender; s.from_client && !s.v6 && field_in(line, obj, line.size(), "sender_mac", sender)) {
+    std::array<uint8_t, 6> frame{};
+    if (parse_mac(sender, frame)) {
+      s.claimed = s.mac;
+      s.have_claimed = true;
+      s.mac = frame;
+    }
+  }
+  s.have_mac = std::any_of(s.mac.begin(), s.mac.end(), [](uint8_t b) { return b != 0; });
   if (std::string src; field_in(line, 0, obj, "src_ip", src) && !IpAddr::parse(src, s.sender)) s.sender = {};
   field_in(line, obj, line.size(), "message_type", type);
   // A client's own address (ciaddr: renewing, informing, releasing), or the one an ACK gives
@@ -523,6 +535,20 @@ bool AssetTracker::read_dhcp(std::string_view line, DhcpSighting& s) {
 }
 
 void AssetTracker::apply(const DhcpSighting& s) {
+  if (s.have_claimed) {
+    constexpr size_t kMaxClaimed = 4096;
+    uint64_t claimed = mac_key(s.claimed);
+    if (dhcp_claimed_xid_.insert_or_assign(claimed, s.xid).second) {
+      dhcp_claimed_order_.push_back(claimed);
+      if (dhcp_claimed_order_.size() > kMaxClaimed) {
+        dhcp_claimed_xid_.erase(dhcp_claimed_order_.front());
+        dhcp_claimed_order_.pop_front();
+      }
+    }
+  } else if (!s.from_client && !s.v6) {
+    // The server's answer to a request made in this MAC's name by another: it ties nothing.
+    if (auto it = dhcp_claimed_xid_.find(mac_key(s.mac)); it != dhcp_claimed_xid_.end() && it->second == s.xid) return;
+  }
   if (!s.have_mac) return;
   uint64_t k = mac_key(s.mac);
   // The addresses this message ties to the MAC, by kind (DhcpNames::address): the one a

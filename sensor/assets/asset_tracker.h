@@ -126,6 +126,12 @@ class AssetTracker : public FlowJudge, public EventObserver {
     IpAddr address;
     IpAddr assigned;  // DHCPv6: the IA_NA address a REPLY gives
     IpAddr sender;    // the datagram's source: a client's address is its own only when it sends from it
+    // DHCPv4: a client's message whose frame came from another MAC than its chaddr names (no
+    // relay): `mac` is then the frame's, `claimed` the chaddr, and the server's answer to that
+    // transaction (`xid`) ties the claimed MAC to nothing.
+    bool have_claimed = false;
+    std::array<uint8_t, 6> claimed{};
+    uint32_t xid = 0;
     std::string hostname, vendor_class, fingerprint;  // fingerprint: option 55, or DHCPv6's ORO when v6
   };
   // False when the line is no DHCP message of an Ethernet address.
@@ -193,6 +199,10 @@ class AssetTracker : public FlowJudge, public EventObserver {
   };
   DhcpNames& dhcp_entry(uint64_t mac);
   std::unordered_map<uint64_t, DhcpNames> dhcp_by_mac_;
+  // Transactions of DHCPv4 requests sent in another MAC's name, by that MAC (bounded, the oldest
+  // forgotten first): the answer echoes the claimed MAC and must not move its address.
+  std::unordered_map<uint64_t, uint32_t> dhcp_claimed_xid_;
+  std::deque<uint64_t> dhcp_claimed_order_;
   std::list<uint64_t> dhcp_recent_;  // the MACs of dhcp_by_mac_, most recently seen first
   size_t services_ = 0;                             // entries in all offered/used lists
   std::vector<std::string> names_;                  // service names (bounded: kMaxNames)

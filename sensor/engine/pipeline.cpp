@@ -377,8 +377,10 @@ void Pipeline::tcp(Flow& f, Dir dir, const Packet& p, bool ack_plausible) {
 void Pipeline::udp(Flow& f, Dir dir, const Packet& p) {
   FlowState& st = state_of(f);
   st.ctx.set_now(p.ts);
+  st.ctx.set_frame_src_mac(p.has_mac ? &p.src_mac : nullptr);
   if (st.feeder && p.payload_len > 0)
     st.feeder->data(dir, std::span<const uint8_t>(p.payload, p.payload_len), 0, st.ctx);
+  st.ctx.set_frame_src_mac(nullptr);
   if (ndpi_ && !st.ndpi.finished) {
     if (st.feeder && st.feeder->claimed()) ndpi_->finish(st.ndpi, true);
     else ndpi_->process(st.ndpi, p.l3, p.l3_len, static_cast<uint64_t>(p.ts.usec / 1000));

@@ -74,8 +74,9 @@ c.true("asset events are not dated before the device's first sighting",
 # Crafted: who gets a MAC's DHCP names. The pump (A) leases .50, talks, then a laptop (B) leases
 # .50 and talks; a host (.99) claims the PACS's address .10 from its own; the router (R) gets
 # 10.10.0.1 by DHCP and a device behind it (10.10.5.5) is seen through R's MAC; a client asks for
-# a long option list.
-A, B, R, PACS, EVIL, SRV, CLI = ("02:00:00:00:0a:%02x" % i for i in (0x0a, 0x0b, 0x99, 0x0c, 0x0d, 0xfe, 0x31))
+# a long option list; a host (SPOOF) sends requests in the router's name (its chaddr, unrelayed)
+# and the server gives that name another address.
+A, B, R, PACS, EVIL, SRV, CLI, SPOOF = ("02:00:00:00:0a:%02x" % i for i in (0x0a, 0x0b, 0x99, 0x0c, 0x0d, 0xfe, 0x31, 0xee))
 BCAST = "ff:ff:ff:ff:ff:ff"
 recs, clock = [], [1700000000, 0]
 
@@ -89,8 +90,8 @@ def frame(src_mac, dst_mac, src, dst, l4, proto):
     recs.append((clock[0], clock[1], ether(mac_bytes(dst_mac), mac_bytes(src_mac), ipv4(src, dst, proto, l4))))
 
 
-def bootp(op, chaddr, options, ciaddr="0.0.0.0", yiaddr="0.0.0.0"):
-    b = struct.pack("!BBBBIHH4s4s4s4s", op, 1, 6, 0, 7, 0, 0, socket.inet_aton(ciaddr), socket.inet_aton(yiaddr),
+def bootp(op, chaddr, options, ciaddr="0.0.0.0", yiaddr="0.0.0.0", xid=7):
+    b = struct.pack("!BBBBIHH4s4s4s4s", op, 1, 6, 0, xid, 0, 0, socket.inet_aton(ciaddr), socket.inet_aton(yiaddr),
                     bytes(4), bytes(4))
     return b + mac_bytes(chaddr).ljust(16, b"\0") + bytes(192) + bytes([99, 130, 83, 99]) + options + b"\xff"
 
@@ -122,13 +123,24 @@ frame(EVIL, PACS, "10.10.0.99", "10.10.0.10", udp("10.10.0.99", "10.10.0.10", 55
       bootp(1, EVIL, opt(53, b"\x03") + opt(12, b"evil-host"), ciaddr="10.10.0.10")), 17)
 dora(R, "10.10.0.1", b"core-router", b"RouterOS", b"\x01\x03")
 talk(R, "10.10.5.5", "10.10.0.2", 40003)
+for t in (1, 3):
+    frame(SPOOF, BCAST, "0.0.0.0", "255.255.255.255", udp("0.0.0.0", "255.255.255.255", 68, 67,
+          bootp(1, R, opt(53, bytes([t])) + opt(12, b"evil-router") + opt(55, b"\x01"), xid=9)), 17)
+frame(SRV, R, "10.10.0.2", "10.10.0.66", udp("10.10.0.2", "10.10.0.66", 67, 68,
+      bootp(2, R, opt(53, b"\x05"), yiaddr="10.10.0.66", xid=9)), 17)
+talk(SPOOF, "10.10.0.66", "10.10.0.2", 40004)
 long_list = bytes([1, 3]) + bytes(range(100, 150))
 frame(CLI, SRV, "10.10.0.31", "10.10.0.2", udp("10.10.0.31", "10.10.0.2", 68, 67,
       bootp(1, CLI, opt(53, b"\x08") + opt(55, long_list), ciaddr="10.10.0.31")), 17)
 tmp = tempfile.mkdtemp(prefix="medmon-dhcp-")
 crafted = os.path.join(tmp, "dhcp-names.pcap")
 write_pcap(crafted, recs)
-analyze(crafted, keep_as="dhcp-names")
+crafted_ev = analyze(crafted, keep_as="dhcp-names")
+spoofed = [e["dhcp"] for e in of_type(crafted_ev, "dhcp") if e["dhcp"].get("xid") == "0x00000009"]
+c.eq("a request in another MAC's name says which MAC sent it",
+     [(m["client_mac"], m.get("sender_mac")) for m in spoofed], [(R, SPOOF), (R, SPOOF), (R, None)])
+c.eq("and counts an anomaly", [a["anomaly"]["name"] for a in of_type(crafted_ev, "anomaly")],
+     ["chaddr_mismatch"] * 2)
 rc, inv_out, _ = run(["assets", os.path.join(OUT, "dhcp-names.jsonl"), "--json"], check_rc=(0,))
 named = {a["ip"]: (a.get("mac"), a.get("hostname"), a.get("dhcp")) for a in json.loads(inv_out)}
 c.eq("the address another MAC took has that MAC's names only", named.get("10.10.0.50"),
@@ -136,6 +148,9 @@ c.eq("the address another MAC took has that MAC's names only", named.get("10.10.
 c.eq("an address claimed from another address gets no names", named.get("10.10.0.10"), (PACS, None, None))
 c.eq("the router's names stay with the router's address", (named.get("10.10.0.1"), named.get("10.10.5.5")),
      ((R, "core-router", {"vendor_class": "RouterOS", "fingerprint": "1,3"}), (R, None, None)))
+c.eq("a request in the router's name renames nothing of it, and moves nothing",
+     (named.get("10.10.0.1"), named.get("10.10.0.66")),
+     ((R, "core-router", {"vendor_class": "RouterOS", "fingerprint": "1,3"}), (SPOOF, None, None)))
 c.eq("the option list is kept whole", named.get("10.10.0.31"),
      (CLI, None, {"fingerprint": ",".join(str(b) for b in long_list)}))
 os.remove(crafted)

@@ -136,6 +136,34 @@ TEST_CASE("dhcp: every user class item (77, RFC 3004) is read; a plain text is o
   CHECK(h.anomalies() == 0);
 }
 
+TEST_CASE("dhcp: a client's unrelayed message from another MAC than its chaddr names the frame's MAC") {
+  Harness h(kDhcpInfo);
+  const std::array<uint8_t, 6> own{0x02, 0x00, 0x5e, 0x10, 0x00, 0x07}, other{0x02, 0x00, 0x00, 0x00, 0x00, 0xee};
+  h.ctx.set_frame_src_mac(&own);
+  h.datagram(Dir::to_server, request().bytes());
+  h.ctx.set_frame_src_mac(&other);
+  h.datagram(Dir::to_server, request().bytes());
+  Builder relayed = request();  // a relay's frame: giaddr set, its own MAC
+  std::string r = relayed.bytes();
+  r.replace(24, 4, ip(10, 9, 0, 1));
+  h.datagram(Dir::to_server, r);
+  Builder reply = request();  // a server's: chaddr is the client's
+  reply.op = 2;
+  h.datagram(Dir::to_client, reply.bytes());
+  h.ctx.set_frame_src_mac(nullptr);  // no Ethernet header
+  h.datagram(Dir::to_server, request().bytes());
+  auto ev = h.events("dhcp");
+  REQUIRE(ev.size() == 5);
+  for (auto& e : ev) CHECK(e["dhcp"]["client_mac"] == "02:00:5e:10:00:07");
+  CHECK(!ev[0]["dhcp"].contains("sender_mac"));
+  CHECK(ev[1]["dhcp"]["sender_mac"] == "02:00:00:00:00:ee");
+  CHECK(!ev[2]["dhcp"].contains("sender_mac"));
+  CHECK(!ev[3]["dhcp"].contains("sender_mac"));
+  CHECK(!ev[4]["dhcp"].contains("sender_mac"));
+  CHECK(h.anomalies("chaddr_mismatch") == 1);
+  CHECK(h.anomalies() == 1);
+}
+
 TEST_CASE("dhcp: the client FQDN in DNS wire format is read as dotted text") {
   Builder b;
   b.opt(53, "\x03").opt(81, std::string("\x05\x00\x00\x07", 4) + "ct-room" + std::string("\x0bhospital-ex\x00", 13));

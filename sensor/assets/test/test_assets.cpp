@@ -686,6 +686,35 @@ TEST_CASE("asset tracker: a device has the DHCP names of its current MAC, and no
   CHECK_FALSE(a.back().contains("dhcp"));
 }
 
+TEST_CASE("asset tracker: a request in another MAC's name (chaddr not the frame's) renames nothing of it", "[assets]") {
+  Rig r;
+  const char* V = "02:00:00:00:00:0a";  // the victim
+  r.t->on_event("dhcp", dhcp_line("request", "REQUEST", V, ",\"hostname\":\"pump-A\",\"vendor_class\":\"PUMPCO\""));
+  r.t->on_event("dhcp", dhcp_line("reply", "ACK", V, ",\"assigned_ip\":\"10.1.0.50\""));
+  const auto* d = r.t->find(ip("10.1.0.50"));
+  REQUIRE(d);
+  CHECK(d->hostname == "pump-A");
+  // Another host, frames from 02:00:00:00:00:ee, sends V's chaddr with names of its own; the
+  // server answers that transaction (xid 0x00000001) with another address for V.
+  r.t->on_event("dhcp", dhcp_line("request", "REQUEST", V,
+                                  ",\"sender_mac\":\"02:00:00:00:00:ee\",\"hostname\":\"evil\",\"vendor_class\":\"X\""));
+  r.t->on_event("dhcp", dhcp_line("reply", "ACK", V, ",\"assigned_ip\":\"10.1.0.77\""));
+  CHECK(d->hostname == "pump-A");
+  CHECK(d->dhcp_vendor_class == "PUMPCO");
+  CHECK(r.t->find(ip("10.1.0.77")) == nullptr);
+  // The names went to the MAC that sent them: the sender's device has them once an ACK ties it.
+  r.t->on_event("dhcp", dhcp_line("reply", "ACK", "02:00:00:00:00:ee", ",\"assigned_ip\":\"10.1.0.88\""));
+  REQUIRE(r.t->find(ip("10.1.0.88")));
+  CHECK(r.t->find(ip("10.1.0.88"))->hostname == "evil");
+  // V's own next transaction moves it as before.
+  std::string ack = dhcp_line("reply", "ACK", V, ",\"assigned_ip\":\"10.1.0.51\"");
+  ack.replace(ack.find("0x00000001"), 10, "0x00000002");
+  r.t->on_event("dhcp", ack);
+  CHECK(d->hostname.empty());
+  REQUIRE(r.t->find(ip("10.1.0.51")));
+  CHECK(r.t->find(ip("10.1.0.51"))->hostname == "pump-A");
+}
+
 TEST_CASE("asset tracker: a router's DHCP names stay with the router's address", "[assets]") {
   Rig r;
   const char* R = "02:00:00:00:53:99";
