@@ -9,8 +9,13 @@
 #     infusion-pump-12  DUID-LL, rapid commit: SOLICIT/REPLY, RELEASE/REPLY
 #     monitor-bed7      stateless: INFORMATION-REQUEST/REPLY
 #     xray-mobile-2     behind the relay: RELAY-FORW/RELAY-REPL carrying SOLICIT/ADVERTISE/REQUEST/REPLY
+#   dhcpv6-renew.pcap  ISC dhcpd -6 (short lifetimes, prefix delegation) serving two ISC dhclient -6:
+#     ventilator-4      address and prefix (IA_NA, IA_PD): SOLICIT/ADVERTISE/REQUEST/REPLY, RENEW/REPLY
+#                       at T1, a RENEW the stopped server misses, REBIND/REPLY at T2, RELEASE/REPLY
+#     infusion-pump-13  its script refuses the address: SOLICIT/ADVERTISE/REQUEST/REPLY, DECLINE/REPLY,
+#                       then SOLICIT/ADVERTISE again
 # Usage: make-captures.sh [OUTDIR]   (default: this directory). Run as root (unshare -n).
-# Needs (Debian): dnsmasq-base isc-dhcp-client busybox tcpdump iproute2 util-linux.
+# Needs (Debian): dnsmasq-base isc-dhcp-client isc-dhcp-server busybox tcpdump iproute2 util-linux.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 OUT=$(realpath -m "${1:-$HERE}")
@@ -18,7 +23,7 @@ OUT=$(realpath -m "${1:-$HERE}")
 # README.md (busybox udhcpc loses the unicast renew ACK when it arrives before the socket it sent
 # from is closed): the capture is then made again in a fresh namespace.
 if [ -z "${IN_NETNS:-}" ]; then
-  for part in v4 v6; do
+  for part in v4 v6 v6r; do
     for try in 1 2 3 4 5; do
       rc=0; IN_NETNS=$part unshare -n "$0" "$OUT" || rc=$?
       [ $rc -eq 3 ] || break
@@ -28,7 +33,7 @@ if [ -z "${IN_NETNS:-}" ]; then
   done
   exit 0
 fi
-EXPECTED_PACKETS=$([ "$IN_NETNS" = v6 ] && echo 18 || echo 20)
+case "$IN_NETNS" in v4) EXPECTED_PACKETS=20 ;; v6) EXPECTED_PACKETS=18 ;; *) EXPECTED_PACKETS=19 ;; esac
 W=$(mktemp -d)
 # Every client namespace is held by a sleep started here: killing the jobs removes them all.
 # On failure the logs of the server and clients are shown.
@@ -40,7 +45,7 @@ NET6=fd77:3:         # the same for IPv6 (a ULA prefix): the server is fd77:3::1
 ip link set lo up
 ip link add br0 type bridge
 ip link set br0 address 00:00:5e:00:53:fe
-if [ "$IN_NETNS" = v6 ]; then
+if [ "$IN_NETNS" != v4 ]; then
   # No duplicate address detection: link-local addresses are usable at once (a private bridge)
   sysctl -qw net.ipv6.conf.br0.accept_dad=0
   ip addr add $NET6:1/64 dev br0 nodad
@@ -60,7 +65,7 @@ newclient() {
   ip link set "s-$1" master br0 up
   inns "$1" ip link set "c-$1" name eth0
   inns "$1" ip link set eth0 address "$2"
-  [ "$IN_NETNS" != v6 ] || inns "$1" sysctl -qw net.ipv6.conf.eth0.accept_dad=0
+  [ "$IN_NETNS" = v4 ] || inns "$1" sysctl -qw net.ipv6.conf.eth0.accept_dad=0
   inns "$1" ip link set lo up
   inns "$1" ip link set eth0 up
 }
@@ -75,6 +80,88 @@ waitfor() { for _ in $(seq 100); do
               n=$(grep -c "$2" "$1" 2>/dev/null) || true; [ "${n:-0}" -ge "${3:-1}" ] && return 0
               sleep 0.1; done
             echo "timeout waiting for '$2' in $1" >&2; return 1; }
+
+if [ "$IN_NETNS" = v6r ]; then
+  # The client script puts the leased address on the client's interface in its namespace; for
+  # a client named in $W/decline it exits 3 instead, which dhclient takes for a duplicate
+  # address: it sends a DECLINE.
+  cat > "$W/dhclient6-script" <<SH
+#!/bin/sh
+[ ! -e "$W/decline" ] || { [ "\$reason" != BOUND6 ] || exit 3; }
+case "\$reason" in
+  BOUND6|RENEW6|REBIND6) [ -z "\$new_ip6_address" ] || ip -6 addr replace "\$new_ip6_address/\$new_ip6_prefixlen" dev "\$interface" nodad ;;
+  EXPIRE6|RELEASE6|STOP6) [ -z "\$old_ip6_address" ] || ip -6 addr del "\$old_ip6_address/\$old_ip6_prefixlen" dev "\$interface" ;;
+esac
+exit 0
+SH
+  chmod +x "$W/dhclient6-script"
+  dhc6() { local how=$1 n=$2; shift 2
+    $how "$n" dhclient -6 -cf "$W/$n.conf" -lf "$W/$n.leases" -pf "$W/$n.pid" -sf "$W/dhclient6-script" "$@" eth0; }
+  # The server: lifetimes of a minute, T1 6 s and T2 12 s (so that a client renews and rebinds
+  # within the capture), addresses and /56 prefixes of a ULA fixed by MAC (the one of the
+  # client's DUID-LL), a DUID-EN of enterprise 32473.
+  cat > "$W/dhcpd6.conf" <<CONF
+server-duid EN 32473 "MEDMON";
+default-lease-time 60;
+preferred-lifetime 40;
+option dhcp-renewal-time 6;
+option dhcp-rebinding-time 12;
+option dhcp6.name-servers $NET6:53;
+option dhcp6.domain-search "ward3.hospital.example";
+subnet6 $NET6:/64 {
+  range6 $NET6:100 $NET6:1ff;
+  prefix6 fd77:60:100:: fd77:60:f00:: /56;
+}
+host ventilator-4 { hardware ethernet 00:00:5e:00:53:05; fixed-address6 $NET6:105; fixed-prefix6 fd77:60:500::/56; }
+host infusion-pump-13 { hardware ethernet 00:00:5e:00:53:06; fixed-address6 $NET6:106; }
+CONF
+  : > "$W/dhcpd6.leases"
+  # dhcpd -6 in the foreground; started again with the same lease file after a stop
+  dhcpd6() { dhcpd -6 -f -d -cf "$W/dhcpd6.conf" -lf "$W/dhcpd6.leases" -pf "$W/dhcpd6.pid" br0 \
+               >>"$W/dhcpd6.log" 2>&1 & DHCPD=$!; sleep 1; }
+  # waitll NAME: until the client's interface has its link-local address (dhclient -6 exits without)
+  waitll() { for _ in $(seq 50); do [ -z "$(inns "$1" ip -6 addr show dev eth0 scope link)" ] || return 0; sleep 0.1; done; }
+  dhcpd6
+  tcpdump -i br0 -s 0 -U --immediate-mode -Z root -w "$W/cap.pcap" "udp port 546 or udp port 547" \
+    2>>"$W/tcpdump.log" & CAP=$!
+  sleep 1
+
+  # --- c5, ventilator-4 (DUID-LL; an address and a prefix): SOLICIT/ADVERTISE/REQUEST/REPLY;
+  # at T1 RENEW/REPLY; the server stopped: the next RENEW is lost; the server started again:
+  # REBIND/REPLY at T2; then RELEASE/REPLY
+  newclient c5 00:00:5e:00:53:05; waitll c5
+  echo 'send fqdn.fqdn "ventilator-4.ward3.hospital.example."; send fqdn.encoded on; send fqdn.server-update off;' > "$W/c5.conf"
+  dhc6 bgns c5 -N -P -D LL -d >>"$W/c5.log" 2>&1; DHC=$!
+  waitfor "$W/c5.log" 'Bound to lease'
+  waitfor "$W/c5.log" 'RCV: Reply message' 2 # the renewal at T1 (after 6 s; waitfor waits 10)
+  kill -TERM $DHCPD; wait $DHCPD 2>/dev/null || true
+  waitfor "$W/c5.log" 'XMT: Renew' 2
+  dhcpd6
+  waitfor "$W/c5.log" 'RCV: Reply message' 3
+  sleep 0.5
+  kill -TERM $DHC; wait $DHC 2>/dev/null || true
+  dhc6 inns c5 -N -P -D LL -r >>"$W/c5.log" 2>&1
+  sleep 0.5
+
+  # --- c6, infusion-pump-13 (DUID-LL): SOLICIT/ADVERTISE/REQUEST/REPLY, DECLINE/REPLY,
+  # SOLICIT/ADVERTISE
+  newclient c6 00:00:5e:00:53:06; waitll c6
+  echo 'send fqdn.fqdn "infusion-pump-13.ward3.hospital.example."; send fqdn.encoded on; send fqdn.server-update off;' > "$W/c6.conf"
+  touch "$W/decline"
+  # dhclient solicits again at once after a declined address: stopped at that ADVERTISE, before
+  # it requests (it waits a second for more)
+  dhc6 bgns c6 -D LL -d >>"$W/c6.log" 2>&1; DHC=$!
+  waitfor "$W/c6.log" 'RCV: Advertise message' 2
+  kill -TERM $DHC; wait $DHC 2>/dev/null || true
+
+  sleep 0.5; kill -INT $CAP; wait $CAP 2>/dev/null || true
+  grep -h captured "$W/tcpdump.log" >&2
+  n=$(tcpdump -r "$W/cap.pcap" 2>/dev/null | wc -l)
+  [ "$n" -eq $EXPECTED_PACKETS ] || { echo "make-captures: $n packets" >&2; exit 3; }
+  mkdir -p "$OUT"; cp "$W/cap.pcap" "$OUT/dhcpv6-renew.pcap"
+  ls -l "$OUT/dhcpv6-renew.pcap"
+  exit 0
+fi
 
 if [ "$IN_NETNS" = v6 ]; then
   # The client script only puts the leased address on the client's interface in its namespace.
