@@ -516,6 +516,13 @@ bool AssetTracker::read_dhcp(std::string_view line, DhcpSighting& s) {
   if ((s.from_client || type == given) && !s.address.family && field_in(line, obj, line.size(), "client_ip", addr) &&
       !IpAddr::parse(addr, s.address))
     s.address = {};
+  if (s.from_client && type == "DECLINE") {
+    // DHCPv4: option 50; DHCPv6: the first address of the IAs, which come before any client text.
+    size_t ia = s.v6 ? line.find("\"ia\":[", obj) : obj;
+    bool found = ia != std::string_view::npos && (s.v6 ? field_in(line, ia, line.size(), "address", addr)
+                                                        : field_in(line, obj, line.size(), "requested_ip", addr));
+    if (!found || !IpAddr::parse(addr, s.declined)) s.declined = {};
+  }
   if (s.from_client) {
     if (s.v6) {
       // Option 39, a client's FQDN: its first label is the host name DHCPv4's option 12 gives.
@@ -560,6 +567,16 @@ void AssetTracker::apply(const DhcpSighting& s) {
   if (s.from_client && !(s.sender == s.address)) own = {};
   tied[s.v6 ? 2 : 0] = own;
   if (s.v6) tied[1] = s.assigned;
+  if (s.declined.family) {
+    // The address was another node's all along: the device there keeps none of this MAC's names.
+    if (auto it = dhcp_by_mac_.find(k); it != dhcp_by_mac_.end())
+      for (IpAddr& a : it->second.address)
+        if (a == s.declined) {
+          a = {};
+          if (auto d = index_.find(key_of(s.declined)); d != index_.end())
+            dhcp_names(devices_[d->second], mac_key(devices_[d->second].mac));
+        }
+  }
   bool named = !s.hostname.empty() || !s.vendor_class.empty() || !s.fingerprint.empty();
   if (!named && std::ranges::none_of(tied, [](const IpAddr& a) { return a.family != 0; })) return;
   DhcpNames& n = dhcp_entry(k);

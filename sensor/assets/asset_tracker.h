@@ -129,6 +129,9 @@ class AssetTracker : public FlowJudge, public EventObserver {
     // DHCPv4: a client's message whose frame came from another MAC than its chaddr names (no
     // relay): `mac` is then the frame's, `claimed` the chaddr, and the server's answer to that
     // transaction (`xid`) ties the claimed MAC to nothing.
+    // A client's DECLINE: the address it found in use by another node (DHCPv4 option 50, the
+    // IA_NA address of DHCPv6's), which is then no longer tied to its MAC.
+    IpAddr declined;
     bool have_claimed = false;
     std::array<uint8_t, 6> claimed{};
     uint32_t xid = 0;

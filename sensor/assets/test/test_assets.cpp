@@ -715,6 +715,42 @@ TEST_CASE("asset tracker: a request in another MAC's name (chaddr not the frame'
   CHECK(r.t->find(ip("10.1.0.51"))->hostname == "pump-A");
 }
 
+TEST_CASE("asset tracker: an address a client declines loses its names", "[assets]") {
+  Rig r;
+  const char* A = "02:00:00:00:00:0a";
+  r.t->on_event("dhcp", dhcp_line("request", "REQUEST", A, ",\"hostname\":\"pump-A\""));
+  r.t->on_event("dhcp", dhcp_line("reply", "ACK", A, ",\"assigned_ip\":\"10.1.0.50\""));
+  const auto* d = r.t->find(ip("10.1.0.50"));
+  REQUIRE(d);
+  CHECK(d->hostname == "pump-A");
+  // Another node answers ARP for 10.1.0.50: the client declines it (option 50) from 0.0.0.0.
+  r.t->on_event("dhcp", dhcp_line("request", "DECLINE", A, ",\"requested_ip\":\"10.1.0.50\""));
+  CHECK(d->hostname.empty());
+  r.t->on_event("dhcp", dhcp_line("reply", "ACK", A, ",\"assigned_ip\":\"10.1.0.51\""));
+  CHECK(r.t->find(ip("10.1.0.51"))->hostname == "pump-A");
+  CHECK(d->hostname.empty());
+  // DHCPv6: the DECLINE names the address in its IA_NA.
+  const char* B = "00:00:5e:00:53:06";
+  auto v6 = [&](const char* op, const char* type, const std::string& more) {
+    std::string l = dhcp_from("fe80::200:5eff:fe00:5306", op, type, B, more);
+    l.replace(l.find("\"dhcp\":{") + 8, 0, "\"version\":6,");
+    return l;
+  };
+  r.t->on_event("dhcp", v6("reply", "REPLY", ",\"assigned_ip\":\"fd77:3::106\""));
+  r.t->on_event("dhcp", v6("request", "REQUEST", ",\"client_ip\":\"fe80::200:5eff:fe00:5306\",\"client_fqdn\":\"pump-13.example\""));
+  const auto* e = r.t->find(ip("fd77:3::106"));
+  REQUIRE(e);
+  CHECK(e->hostname == "pump-13");
+  r.t->on_event("dhcp", v6("request", "DECLINE",
+                           ",\"ia\":[{\"type\":\"na\",\"iaid\":\"0x5e005306\",\"t1\":0,\"t2\":0,\"addresses\":"
+                           "[{\"address\":\"fd77:3::106\",\"preferred_lifetime\":0,\"valid_lifetime\":0}]}],"
+                           "\"client_fqdn\":\"pump-13.example\""));
+  CHECK(e->hostname.empty());
+  // The client's own (link-local) address keeps them.
+  REQUIRE(r.t->find(ip("fe80::200:5eff:fe00:5306")));
+  CHECK(r.t->find(ip("fe80::200:5eff:fe00:5306"))->hostname == "pump-13");
+}
+
 TEST_CASE("asset tracker: a router's DHCP names stay with the router's address", "[assets]") {
   Rig r;
   const char* R = "02:00:00:00:53:99";
