@@ -11,8 +11,10 @@ import struct
 import sys
 import tempfile
 
+import jsonschema
+
 sys.path.insert(0, os.path.dirname(__file__))
-from golden import OUT, Checker, analyze, of_type, pcap, run  # noqa: E402
+from golden import OUT, SRC, Checker, analyze, of_type, pcap, run  # noqa: E402
 from pcapwrite import ether, ipv4, tcp, udp, write_pcap  # noqa: E402
 
 CT, PUMP, MON = "00:00:5e:00:53:01", "00:00:5e:00:53:02", "00:00:5e:00:53:03"
@@ -130,12 +132,21 @@ frame(SRV, R, "10.10.0.2", "10.10.0.66", udp("10.10.0.2", "10.10.0.66", 67, 68,
       bootp(2, R, opt(53, b"\x05"), yiaddr="10.10.0.66", xid=9)), 17)
 talk(SPOOF, "10.10.0.66", "10.10.0.2", 40004)
 long_list = bytes([1, 3]) + bytes(range(100, 150))
+# Option 55 in five pieces of 255 codes (RFC 3396): 1024 codes after the 1 KiB bound.
+joined_list = b"".join(opt(55, bytes(i % 254 + 1 for i in range(255))) for _ in range(5))
+frame(CLI, BCAST, "0.0.0.0", "255.255.255.255", udp("0.0.0.0", "255.255.255.255", 68, 67,
+      bootp(1, CLI, opt(53, b"\x01") + joined_list, xid=11)), 17)
 frame(CLI, SRV, "10.10.0.31", "10.10.0.2", udp("10.10.0.31", "10.10.0.2", 68, 67,
       bootp(1, CLI, opt(53, b"\x08") + opt(55, long_list), ciaddr="10.10.0.31")), 17)
 tmp = tempfile.mkdtemp(prefix="medmon-dhcp-")
 crafted = os.path.join(tmp, "dhcp-names.pcap")
 write_pcap(crafted, recs)
 crafted_ev = analyze(crafted, keep_as="dhcp-names")
+joined = [e for e in of_type(crafted_ev, "dhcp") if e["dhcp"].get("xid") == "0x0000000b"]
+c.eq("a joined option 55 is read up to 1024 codes", [len(e["dhcp"].get("param_list", [])) for e in joined], [1024])
+schema = json.load(open(os.path.join(SRC, "docs", "schema", "dhcp.json")))
+c.eq("and its event is valid", [next((x.message[:80] for x in jsonschema.Draft202012Validator(schema).iter_errors(e)), None)
+                                for e in joined], [None])
 spoofed = [e["dhcp"] for e in of_type(crafted_ev, "dhcp") if e["dhcp"].get("xid") == "0x00000009"]
 c.eq("a request in another MAC's name says which MAC sent it",
      [(m["client_mac"], m.get("sender_mac")) for m in spoofed], [(R, SPOOF), (R, SPOOF), (R, None)])
