@@ -307,7 +307,13 @@ class DhcpDissector final : public Dissector {
     // The policy's `app: dhcpv6` names this member of the dhcp family.
     if (!ctx.facts().attr("dhcp.version")) ctx.facts().set_attr("dhcp.version", "6");
     for (const char* p : m.problems) anomaly(ctx, p);
-    write6(dir, m, ctx);
+    // A client's own message whose DUID holds another MAC than its frame's: a DUID made on another
+    // interface (RFC 8415 allows it, so no anomaly), or a host speaking in another's name.
+    const std::array<uint8_t, 6>* sender = nullptr;
+    std::array<uint8_t, 6> duid_addr{};
+    if (m.relays.empty() && from_client6(m.type) && duid_mac(m.client_duid, duid_addr))
+      if (const auto* frame = ctx.frame_src_mac(); frame && *frame != duid_addr) sender = frame;
+    write6(dir, m, sender, ctx);
   }
 
   // The address the client holds as the packet shows it: the peer address the innermost relay
@@ -357,7 +363,7 @@ class DhcpDissector final : public Dissector {
     return s;
   }
 
-  void write6(Dir dir, const Message6& m, FlowContext& ctx) {
+  void write6(Dir dir, const Message6& m, const std::array<uint8_t, 6>* sender_mac, FlowContext& ctx) {
     ++ctx.counters().at("dhcp.messages");
     auto& w = ctx.begin_event("dhcp");
     w.object("dhcp");
@@ -369,6 +375,7 @@ class DhcpDissector final : public Dissector {
     if (m.has_xid) w.field("xid", hex32(m.xid, 6));
     std::array<uint8_t, 6> mac{};
     if (duid_mac(m.client_duid, mac)) w.field("client_mac", hex_of(mac));
+    if (sender_mac) w.field("sender_mac", hex_of(*sender_mac));
     address(w, "client_ip", client_address(dir, m, ctx));
     address(w, "assigned_ip", assigned_address(m));
     duid(w, "client_duid", "client_duid_type", m.client_duid);

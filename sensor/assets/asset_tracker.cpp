@@ -493,7 +493,7 @@ bool AssetTracker::read_dhcp(std::string_view line, DhcpSighting& s) {
   if (std::string x; field_in(line, obj, line.size(), "xid", x) && x.size() > 2)
     s.xid = static_cast<uint32_t>(std::strtoul(x.c_str() + 2, nullptr, 16));
   // A request whose frame came from another MAC than chaddr: the frame's MAC is the one that spoke.
-  if (std::string sender; s.from_client && !s.v6 && field_in(line, obj, line.size(), "sender_mac", sender)) {
+  if (std::string sender; s.from_client && field_in(line, obj, line.size(), "sender_mac", sender)) {
     std::array<uint8_t, 6> frame{};
     if (parse_mac(sender, frame)) {
       s.claimed = s.mac;
@@ -552,7 +552,7 @@ void AssetTracker::apply(const DhcpSighting& s) {
         dhcp_claimed_order_.pop_front();
       }
     }
-  } else if (!s.from_client && !s.v6) {
+  } else if (!s.from_client) {
     // The server's answer to a request made in this MAC's name by another: it ties nothing.
     if (auto it = dhcp_claimed_xid_.find(mac_key(s.mac)); it != dhcp_claimed_xid_.end() && it->second == s.xid) return;
   }

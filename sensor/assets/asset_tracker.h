@@ -126,9 +126,9 @@ class AssetTracker : public FlowJudge, public EventObserver {
     IpAddr address;
     IpAddr assigned;  // DHCPv6: the IA_NA address a REPLY gives
     IpAddr sender;    // the datagram's source: a client's address is its own only when it sends from it
-    // DHCPv4: a client's message whose frame came from another MAC than its chaddr names (no
-    // relay): `mac` is then the frame's, `claimed` the chaddr, and the server's answer to that
-    // transaction (`xid`) ties the claimed MAC to nothing.
+    // A client's message whose frame came from another MAC than its chaddr (DHCPv6: its DUID)
+    // names (no relay): `mac` is then the frame's, `claimed` the other, and the server's answer
+    // to that transaction (`xid`) ties the claimed MAC to nothing.
     // A client's DECLINE: the address it found in use by another node (DHCPv4 option 50, the
     // IA_NA address of DHCPv6's), which is then no longer tied to its MAC.
     IpAddr declined;
@@ -202,7 +202,7 @@ class AssetTracker : public FlowJudge, public EventObserver {
   };
   DhcpNames& dhcp_entry(uint64_t mac);
   std::unordered_map<uint64_t, DhcpNames> dhcp_by_mac_;
-  // Transactions of DHCPv4 requests sent in another MAC's name, by that MAC (bounded, the oldest
+  // Transactions of requests sent in another MAC's name, by that MAC (bounded, the oldest
   // forgotten first): the answer echoes the claimed MAC and must not move its address.
   std::unordered_map<uint64_t, uint32_t> dhcp_claimed_xid_;
   std::deque<uint64_t> dhcp_claimed_order_;

@@ -131,6 +131,25 @@ TEST_CASE("dhcpv6: every vendor-class-data item of the vendor class (16) is read
   CHECK(h.anomalies() == 0);
 }
 
+TEST_CASE("dhcpv6: a client's message from another MAC than its DUID's names the frame's MAC") {
+  Harness h(kDhcpInfo);
+  const std::array<uint8_t, 6> own{0, 0, 0x5e, 0, 0x53, 1}, other{2, 0, 0, 0, 0, 0xee};
+  h.ctx.set_frame_src_mac(&own);
+  h.datagram(Dir::to_server, solicit());
+  h.ctx.set_frame_src_mac(&other);
+  h.datagram(Dir::to_server, solicit());
+  h.datagram(Dir::to_client, reply());  // the server's frame: never checked
+  h.datagram(Dir::to_server, relay(12, 0, "fd77:5::1", "fe80::200:5eff:fe00:5301", opt(9, solicit())));  // a relay's
+  auto ev = h.events("dhcp");
+  REQUIRE(ev.size() == 4);
+  CHECK(!ev[0]["dhcp"].contains("sender_mac"));
+  CHECK(ev[1]["dhcp"]["sender_mac"] == "02:00:00:00:00:ee");
+  CHECK(ev[1]["dhcp"]["client_mac"] == "00:00:5e:00:53:01");
+  CHECK(!ev[2]["dhcp"].contains("sender_mac"));
+  CHECK(!ev[3]["dhcp"].contains("sender_mac"));
+  CHECK(h.anomalies() == 0);  // a DUID may have been made on another interface
+}
+
 TEST_CASE("dhcpv6: every client and server message type is named, sent by its side, and probed") {
   struct T { uint8_t type; const char* name; bool client; };
   const T types[] = {{1, "SOLICIT", true},   {2, "ADVERTISE", false}, {3, "REQUEST", true},

@@ -715,6 +715,33 @@ TEST_CASE("asset tracker: a request in another MAC's name (chaddr not the frame'
   CHECK(r.t->find(ip("10.1.0.51"))->hostname == "pump-A");
 }
 
+TEST_CASE("asset tracker: a DHCPv6 message in another DUID's name renames nothing of its MAC", "[assets]") {
+  Rig r;
+  const char* V = "00:00:5e:00:53:01";
+  auto v6 = [&](const char* src, const char* op, const char* type, const std::string& more, const char* xid) {
+    std::string l = dhcp_from(src, op, type, V, more);
+    l.replace(l.find("\"dhcp\":{") + 8, 0, "\"version\":6,");
+    l.replace(l.find("0x00000001"), 10, xid);
+    return l;
+  };
+  const char* ll = "fe80::200:5eff:fe00:5301";
+  r.t->on_event("dhcp", v6(ll, "request", "REQUEST", ",\"client_ip\":\"fe80::200:5eff:fe00:5301\",\"client_fqdn\":\"ct-room3.example\"", "0x000001"));
+  r.t->on_event("dhcp", v6("fe80::1", "reply", "REPLY", ",\"client_ip\":\"fe80::200:5eff:fe00:5301\",\"assigned_ip\":\"fd77:3::101\"", "0x000001"));
+  const auto* d = r.t->find(ip("fd77:3::101"));
+  REQUIRE(d);
+  CHECK(d->hostname == "ct-room3");
+  // Another host (frames from 02:00:00:00:00:ee) sends V's DUID with a name of its own, and the
+  // server answers that transaction with another address for V.
+  const char* evil = "fe80::ee";
+  r.t->on_event("dhcp", v6(evil, "request", "REQUEST",
+                           ",\"sender_mac\":\"02:00:00:00:00:ee\",\"client_ip\":\"fe80::ee\",\"client_fqdn\":\"evil.example\"", "0x000002"));
+  r.t->on_event("dhcp", v6("fe80::1", "reply", "REPLY", ",\"client_ip\":\"fe80::ee\",\"assigned_ip\":\"fd77:3::199\"", "0x000002"));
+  CHECK(d->hostname == "ct-room3");
+  REQUIRE(r.t->find(ip(ll)));
+  CHECK(r.t->find(ip(ll))->hostname == "ct-room3");
+  CHECK(r.t->find(ip("fd77:3::199")) == nullptr);
+}
+
 TEST_CASE("asset tracker: an address a client declines loses its names", "[assets]") {
   Rig r;
   const char* A = "02:00:00:00:00:0a";
