@@ -37,7 +37,8 @@ case "$IN_NETNS" in v4) EXPECTED_PACKETS=20 ;; v6) EXPECTED_PACKETS=18 ;; *) EXP
 W=$(mktemp -d)
 # Every client namespace is held by a sleep started here: killing the jobs removes them all.
 # On failure the logs of the server and clients are shown.
-trap 'rc=$?; [ $rc -eq 0 ] || [ $rc -eq 3 ] || tail -n 30 "$W"/*.log "$W"/dnsmasq.err >&2
+# (tail must not fail: under set -e that would end the trap before the kill)
+trap 'rc=$?; [ $rc -eq 0 ] || [ $rc -eq 3 ] || tail -n 30 "$W"/*.log "$W"/*.err >&2 2>/dev/null || true
       kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$W"' EXIT
 
 NET=10.77.3          # a private range (the asset inventory keeps private addresses); the server is .1 (MAC 00:00:5e:00:53:fe)
