@@ -94,10 +94,10 @@ struct DirState {
   Msg msg = none;
   std::vector<uint8_t> cmd;
   bool cmd_broken = false;
-  // Bytes of the command set lost in a hole inside its PDV: [hole_begin, hole_end) of `cmd`,
-  // zero-filled so the element framing after it keeps its offsets.
+  // Bytes of the command set lost in holes inside its PDVs, each [begin, end) of `cmd`,
+  // zero-filled so the element framing after them keeps its offsets.
   bool cmd_hole = false;
-  size_t cmd_hole_begin = 0, cmd_hole_end = 0;
+  std::vector<Hole> cmd_holes;
   bool maybe_dataset = false;  // the hole took CommandDataSetType: a dataset may follow
   Command command_set;
   bool have_cmd = false;
@@ -496,7 +496,7 @@ void DicomDissector::reset_message(DirState& s) {
   s.cmd.clear();
   s.cmd_broken = false;
   s.cmd_hole = false;
-  s.cmd_hole_begin = s.cmd_hole_end = 0;
+  s.cmd_holes.clear();
   s.maybe_dataset = false;
   s.command_set = Command{};
   s.have_cmd = false;
@@ -558,9 +558,9 @@ void DicomDissector::end_fragment(Dir dir, FlowContext& ctx, uint64_t off) {
     bool ok = false;
     if (s.cmd_broken) {
     } else if (s.cmd_hole) {
-      // What survived the hole; no anomaly, the hole is counted. A message whose command was
+      // What survived the holes; no anomaly, the holes are counted. A message whose command was
       // hit is reported truncated, and its dataset is still walked.
-      ok = parse_command_around_hole(s.cmd, s.cmd_hole_begin, s.cmd_hole_end, s.command_set);
+      ok = parse_command_around_holes(s.cmd, s.cmd_holes, s.command_set);
       s.maybe_dataset = ok && !(s.command_set.has & Command::kDatasetType);
     } else {
       ok = parse_command(s.cmd, s.command_set, is);
@@ -1193,11 +1193,15 @@ void DicomDissector::on_gap(Dir dir, uint64_t missing, FlowContext& ctx) {
     bool is_cmd = s.mch & 1;
     if (is_cmd) {
       if (s.frag_skip || s.msg != DirState::command || s.cmd_broken) return;
-      if (s.cmd.size() + missing > kMaxCommandSet) { s.cmd_broken = true; return; }
-      if (!s.cmd_hole) s.cmd_hole_begin = s.cmd.size();
-      s.cmd.resize(s.cmd.size() + static_cast<size_t>(missing), 0);
-      s.cmd_hole_end = s.cmd.size();
       s.cmd_hole = true;
+      bool joins = !s.cmd_holes.empty() && s.cmd_holes.back().end == s.cmd.size();
+      if (s.cmd.size() + missing > kMaxCommandSet || (!joins && s.cmd_holes.size() >= kMaxCommandHoles)) {
+        s.cmd_broken = true;
+        return;
+      }
+      if (joins) s.cmd_holes.back().end += static_cast<size_t>(missing);
+      else s.cmd_holes.push_back({s.cmd.size(), s.cmd.size() + static_cast<size_t>(missing)});
+      s.cmd.resize(s.cmd.size() + static_cast<size_t>(missing), 0);
     } else if (s.walker.active() && !s.walker.done()) {
       // The rest of the dataset is stepped over; its last fragment still ends the message.
       s.ds_broken = true;

@@ -84,41 +84,73 @@ ElementHeader element_at(std::span<const uint8_t> b, size_t p) {
   auto rd16 = [&](size_t o) { return static_cast<uint16_t>(b[o] | b[o + 1] << 8); };
   return {rd16(p), rd16(p + 2), static_cast<uint32_t>(rd16(p + 4) | uint32_t(rd16(p + 6)) << 16)};
 }
-// Elements from p run to the end of the set exactly: group 0000, ascending, each inside it.
-bool frames_to_end(std::span<const uint8_t> b, size_t p) {
+constexpr size_t kNone = static_cast<size_t>(-1);
+// The first hole that overlaps [a, e), or kNone.
+size_t hole_in(std::span<const Hole> holes, size_t a, size_t e) {
+  for (size_t k = 0; k < holes.size(); ++k)
+    if (holes[k].begin < e && a < holes[k].end) return k;
+  return kNone;
+}
+// At least one element from p, and elements from p run to the end of the set exactly or to a
+// header a hole took: group 0000, ascending, each inside the set. A value a hole hit still
+// frames what follows (its header arrived).
+bool frames_on(std::span<const uint8_t> b, std::span<const Hole> holes, size_t p) {
   int last = -1;
   while (p + 8 <= b.size()) {
+    if (hole_in(holes, p, p + 8) != kNone) return last >= 0;
     ElementHeader h = element_at(b, p);
     if (h.group != 0 || static_cast<int>(h.elem) <= last || h.len > b.size() - p - 8) return false;
     last = h.elem;
     p += 8 + h.len;
   }
-  return p == b.size() && last >= 0;
+  return last >= 0 && (p == b.size() || hole_in(holes, p, b.size()) != kNone);
+}
+// After hole k: the first offset, in the next 512 bytes (command elements are short; bounded
+// work) and before the next hole, from which well-formed elements go on; kNone when none.
+size_t resume_after(std::span<const uint8_t> b, std::span<const Hole> holes, size_t k) {
+  size_t from = holes[k].end;
+  for (size_t q = from; q + 8 <= b.size() && q < from + 512; ++q) {
+    if (hole_in(holes, q, q + 8) != kNone) break;
+    if (frames_on(b, holes, q)) return q;
+  }
+  return kNone;
 }
 }  // namespace
 
-bool parse_command_around_hole(std::span<const uint8_t> b, size_t hole_begin, size_t hole_end, Command& c) {
-  hole_begin = std::min(hole_begin, b.size());
-  hole_end = std::clamp(hole_end, hole_begin, b.size());
-  // Before the hole: the elements the hole does not touch. An element whose value the hole hit
-  // is dropped, but when its header survived, its length still frames what follows.
-  size_t p = 0, resume = static_cast<size_t>(-1);
-  while (p + 8 <= b.size()) {
+bool parse_command_around_holes(std::span<const uint8_t> b, std::span<const Hole> holes, Command& c) {
+  // Each hole on its own: the elements between two holes arrived and are read too.
+  std::vector<uint8_t> kept;
+  size_t p = 0;
+  size_t lost = kNone;  // out of step after this hole: look for where elements resume
+  while (true) {
+    if (lost != kNone) {
+      p = resume_after(b, holes, lost);
+      if (p == kNone) {
+        if (++lost >= holes.size()) break;
+        continue;
+      }
+      lost = kNone;
+    }
+    if (p + 8 > b.size()) break;
+    if (size_t k = hole_in(holes, p, p + 8); k != kNone) { lost = k; continue; }
     ElementHeader h = element_at(b, p);
     size_t vend = p + 8 + size_t(h.len);
-    if (p + 8 > hole_begin || h.group != 0 || vend > b.size()) break;
-    if (vend <= hole_begin) { p = vend; continue; }
-    if (vend >= hole_end && frames_to_end(b, vend)) resume = vend;
-    break;
+    if (h.group != 0 || vend > b.size()) {  // not an element: look again after the next hole
+      lost = kNone;
+      for (size_t n = 0; n < holes.size() && lost == kNone; ++n)
+        if (holes[n].begin >= p) lost = n;
+      if (lost == kNone) break;
+      continue;
+    }
+    size_t k = hole_in(holes, p + 8, vend);
+    if (k == kNone) {
+      kept.insert(kept.end(), b.begin() + static_cast<ptrdiff_t>(p), b.begin() + static_cast<ptrdiff_t>(vend));
+    } else if (vend != b.size() && !frames_on(b, holes, vend)) {
+      lost = k;  // the value a hole hit is dropped; its length frames what follows only when it holds
+      continue;
+    }
+    p = vend;
   }
-  size_t prefix_end = p;
-  // After the hole: the first offset from which well-formed elements end the set exactly,
-  // looked for in the next 512 bytes (command elements are short; bounded work).
-  if (resume == static_cast<size_t>(-1))
-    for (size_t q = hole_end; q + 8 <= b.size() && q < hole_end + 512; ++q)
-      if (frames_to_end(b, q)) { resume = q; break; }
-  std::vector<uint8_t> kept(b.begin(), b.begin() + static_cast<ptrdiff_t>(prefix_end));
-  if (resume != static_cast<size_t>(-1)) kept.insert(kept.end(), b.begin() + static_cast<ptrdiff_t>(resume), b.end());
   if (kept.empty()) return false;
   Issues ignored;
   parse_command(kept, c, ignored);

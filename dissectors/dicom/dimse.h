@@ -38,10 +38,17 @@ struct Command {
 // Parses a complete command set. Returns false when it has no CommandField.
 bool parse_command(std::span<const uint8_t> bytes, Command& out, Issues& issues);
 
-// A command set whose bytes [hole_begin, hole_end) were lost in the stream (zero-filled, so the
-// offsets after them hold): reads the elements whose framing survives, those before the hole
-// and, once a run of well-formed elements is found after it that ends the set exactly, those
-// after. No anomalies: the hole is already counted. Returns false when no element was read.
-bool parse_command_around_hole(std::span<const uint8_t> bytes, size_t hole_begin, size_t hole_end, Command& out);
+// Bytes [begin, end) of a command set lost in a hole of the stream (zero-filled, so the offsets
+// after them hold).
+struct Hole { size_t begin = 0, end = 0; };
+constexpr size_t kMaxCommandHoles = 16;  // more holes in one command set: nothing of it is kept
+
+// A command set that lost the bytes of `holes` (ascending, disjoint): reads the elements whose
+// bytes all arrived. An element whose value a hole hit is dropped, but when its header arrived
+// its length still frames what follows; after a hole that took an element header, reading
+// resumes at the first run of well-formed elements (looked for in the next 512 bytes) that ends
+// the set exactly or runs into the next hole. No anomalies: the holes are already counted.
+// Returns false when no element was read.
+bool parse_command_around_holes(std::span<const uint8_t> bytes, std::span<const Hole> holes, Command& out);
 
 }  // namespace medmon::dicom

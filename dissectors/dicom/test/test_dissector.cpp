@@ -1053,3 +1053,43 @@ TEST_CASE("PHI after a large undefined-length sequence is seen", "[dicom][dissec
     CHECK(h.max_pending() < 70000);
   }
 }
+
+TEST_CASE("several holes in one command set are each accounted for", "[dicom][dissector]") {
+  // store_rq(7): group length 0..12, SOP Class UID 12..46, CommandField 46..56, Message ID
+  // 56..66, Priority 66..76, CommandDataSetType 76..86, SOP Instance UID 86..106. Two holes,
+  // [20, 30) in the SOP Class UID value and [96, 104) in the SOP Instance UID value: the
+  // elements between them arrived and are read.
+  Assoc a = verification_store_assoc();
+  Bytes cmd = command(store_rq(7));
+  REQUIRE(cmd.size() == 106);
+  Bytes ds;
+  ile(ds, 0x0010, 0x0020, "PID12345");
+  Bytes p = pdata(1, 3, cmd);
+  for (size_t chunk : {size_t(0), size_t(1), size_t(5)}) {
+    INFO("chunk " << chunk);
+    Harness h(medmon::dicom::make_dissector());
+    h.feed(Dir::to_server, associate(a, false));
+    h.feed(Dir::to_client, associate(a, true));
+    h.feed(Dir::to_server, std::span<const uint8_t>(p).first(12 + 20), chunk);
+    h.gap(Dir::to_server, 10);
+    h.feed(Dir::to_server, std::span<const uint8_t>(p).subspan(12 + 30, 66), chunk);
+    h.gap(Dir::to_server, 8);
+    h.feed(Dir::to_server, std::span<const uint8_t>(p).subspan(12 + 104), chunk);
+    h.feed(Dir::to_server, pdata(1, 2, ds), chunk);
+    h.finish();
+    CHECK(h.events("anomaly").empty());
+    auto ev = h.events("dicom");
+    REQUIRE(ev.size() == 1);
+    CHECK(ev[0]["dicom"]["gaps"] == 2);
+    const json& ops = ev[0]["dicom"]["ops"];
+    REQUIRE(ops.size() == 1);
+    const json& op = ops[0];
+    CHECK(op["command"] == "C-STORE");    // between the holes
+    CHECK(op["msg_id"] == 7);             // between the holes
+    CHECK(op["priority"] == "medium");    // between the holes
+    CHECK(op["truncated"] == true);
+    CHECK_FALSE(op.contains("sop_class"));     // hit by the first hole
+    CHECK_FALSE(op.contains("sop_instance"));  // hit by the second
+    CHECK(op["phi"] == json::array({"PatientID"}));
+  }
+}
