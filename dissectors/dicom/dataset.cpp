@@ -56,7 +56,7 @@ constexpr uint32_t kItem = 0xFFFEE000;
 constexpr uint32_t kItemDelim = 0xFFFEE00D;
 constexpr uint32_t kSeqDelim = 0xFFFEE0DD;
 
-enum R { kOk, kIncomplete, kBad };
+enum R { kOk, kIncomplete, kBad, kDeep };  // kDeep: nested deeper than the walker follows
 
 struct Header {
   uint32_t tag = 0;
@@ -186,7 +186,7 @@ struct Walk {
       if (h.tag == kItem || h.tag == kItemDelim || h.tag == kSeqDelim) return kBad;
       p += h.hdr;
       if (h.sq || h.len == kUndefined || implicit_sequence(p, end, h.len)) {
-        if (depth >= max_depth) return kBad;
+        if (depth >= max_depth) return kDeep;
         if (h.len == kUndefined) {
           R s = sequence(h, p, end, open, depth + 1);
           if (s != kOk) return s;
@@ -194,7 +194,7 @@ struct Walk {
           if (h.len > end - p) return open ? kIncomplete : kBad;
           size_t q = p;
           R s = sequence(h, q, p + h.len, false, depth + 1);
-          if (s != kOk) return kBad;
+          if (s != kOk) return s == kDeep ? kDeep : kBad;
           p += h.len;
         }
         continue;
@@ -223,7 +223,7 @@ struct Walk {
         if (h.len > end - p) return open ? kIncomplete : kBad;
         size_t q = p;
         R s = elements(q, p + h.len, false, depth, 0);
-        if (s != kOk) return kBad;
+        if (s != kOk) return s == kDeep ? kDeep : kBad;
         p += h.len;
       }
     }
@@ -267,8 +267,11 @@ void DatasetWalker::stop_at_cap(const char* why) {
   done_ = true;
 }
 
-void DatasetWalker::fail(const char* name, uint64_t off) {
+void DatasetWalker::fail(const char* name, uint64_t off, const char* why) {
   if (!error_) { error_ = name; error_offset_ = off; }
+  // What follows a malformed element cannot be framed: the rest is not read.
+  sum_.truncated = true;
+  if (!sum_.truncated_by) sum_.truncated_by = why;
   done_ = true;
 }
 
@@ -360,6 +363,7 @@ void DatasetWalker::walk() {
         continue;
       }
       if (s == kIncomplete) break;
+      if (s == kDeep) { fail("dataset_bad_sequence", buf_offset_ + p, "depth_limit"); break; }
       if (s == kBad) { fail("dataset_bad_sequence", buf_offset_ + p); break; }
       p = q;
       continue;
@@ -404,7 +408,7 @@ void DatasetWalker::scan(size_t& p, size_t end) {
       if (h.tag == kSeqDelim) { scan_.pop_back(); continue; }
       if (h.tag != kItem) { fail("dataset_bad_sequence", at); return; }
       if (h.len == kUndefined) {
-        if (scan_.size() >= 2 * static_cast<size_t>(kMaxDepth)) { fail("dataset_bad_sequence", at); return; }
+        if (scan_.size() >= 2 * static_cast<size_t>(kMaxDepth)) { fail("dataset_bad_sequence", at, "depth_limit"); return; }
         scan_.push_back({true, f.syntax});
         continue;
       }
@@ -413,7 +417,7 @@ void DatasetWalker::scan(size_t& p, size_t end) {
       if (h.tag == kItem || h.tag == kSeqDelim) { fail("dataset_bad_sequence", at); return; }
       p += h.hdr;
       if (h.len == kUndefined) {  // a sequence, UN or encapsulated value of undefined length
-        if (scan_.size() >= 2 * static_cast<size_t>(kMaxDepth)) { fail("dataset_bad_sequence", at); return; }
+        if (scan_.size() >= 2 * static_cast<size_t>(kMaxDepth)) { fail("dataset_bad_sequence", at, "depth_limit"); return; }
         scan_.push_back({false, h.un ? Syntax::implicit_le : f.syntax});
         continue;
       }
@@ -426,9 +430,14 @@ void DatasetWalker::scan(size_t& p, size_t end) {
   }
 }
 
-void DatasetWalker::cut() {
+void DatasetWalker::cut(const char* why) {
   if (!active_ || done_) return;
+  // Bytes that arrived whole before the cut are still read: the walk may have waited for the
+  // buffer to double. An element they leave incomplete is dropped, not an error.
+  if (!buf_.empty()) walk();
+  if (done_) return;
   sum_.truncated = true;
+  sum_.truncated_by = why;
   done_ = true;
 }
 

@@ -41,9 +41,9 @@ struct DatasetSummary {
   std::string serial, patient_name, patient_id, accession;  // raw; only ever pseudonymised
   bool pixel_data = false;
   bool truncated = false;
-  // Why the walk stopped early when a cap of the walker was hit (nullptr otherwise, also when
-  // a hole or the end of the stream cut the dataset): "walk_budget", "element_too_large",
-  // "inflate_budget".
+  // Why the walk stopped early, set whenever `truncated` is: a cap of the walker
+  // ("walk_budget", "element_too_large", "inflate_budget", "depth_limit"), a malformed dataset
+  // ("malformed", error() names it), or the reason given to cut().
   const char* truncated_by = nullptr;
   uint32_t elements = 0;
   uint32_t max_depth = 0;
@@ -69,9 +69,9 @@ class DatasetWalker {
   bool feed(std::span<const uint8_t> bytes);
   // The dataset ended: elements still incomplete mean a truncated dataset.
   void finish();
-  // The stream lost bytes of this dataset: stop walking it (what follows would be misread) and
-  // mark it truncated.
-  void cut();
+  // The dataset will get no more bytes, or bytes that would be misread (a hole): stop walking
+  // it and mark it truncated for `why`.
+  void cut(const char* why);
   bool done() const { return done_; }
   bool active() const { return active_; }
   const DatasetSummary& summary() const { return sum_; }
@@ -86,7 +86,8 @@ class DatasetWalker {
   // Steps over the content of an undefined-length sequence too large to hold: reads only item
   // and element headers, skips values, until the delimiter that closes it.
   void scan(size_t& p, size_t end);
-  void fail(const char* name, uint64_t off);
+  // A malformed dataset (`name` the anomaly): the walk stops, truncated for `why`.
+  void fail(const char* name, uint64_t off, const char* why = "malformed");
   void stop_at_cap(const char* why);
 
   Syntax syntax_ = Syntax::implicit_le;

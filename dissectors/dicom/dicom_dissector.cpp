@@ -65,8 +65,9 @@ struct Op {
   bool cancelled = false;
   bool dataset = false;      // the request carried a dataset
   bool pixel_data = false;
-  bool truncated = false;
-  const char* truncated_by = nullptr;  // a cap of the dataset walker, when one was hit
+  // Why part of the request or of a response is missing or was not read (nullptr: all was
+  // read); the first reason found is kept. See docs/dicom.md for the names.
+  const char* truncated_by = nullptr;
   uint8_t pc_id = 0;
   uint16_t priority = 0;
   bool has_priority = false;
@@ -103,7 +104,9 @@ struct DirState {
   bool have_cmd = false;
   uint8_t msg_pc = 0;
   bool ds_seen = false;
-  bool ds_broken = false;
+  // Why the message lost bytes or its end (a hole, bad framing, the end of the association, a
+  // command before its dataset's last fragment); nullptr while it is whole.
+  const char* broken_by = nullptr;
   DatasetWalker walker;
 };
 
@@ -138,20 +141,21 @@ class DicomDissector final : public Dissector {
   // The first header of a direction, before any A-ASSOCIATE: does the capture start at the
   // beginning of an association (start), inside one (resync), or is it too early to say?
   enum class FirstPdu : uint8_t { start, resync, need_more };
-  FirstPdu check_first_pdu(DirState& s, Cursor& c, FlowContext& ctx);
+  FirstPdu check_first_pdu(Dir dir, DirState& s, Cursor& c, FlowContext& ctx);
   void start_pdata(Dir dir, DirState& s, Cursor& c, const PduHeader& h, FlowContext& ctx);
   // The rest of the current PDU cannot be framed: step over it.
-  std::optional<Consumed> skip_rest_of_pdu(DirState& s, Cursor& c);
+  std::optional<Consumed> skip_rest_of_pdu(Dir dir, DirState& s, Cursor& c, FlowContext& ctx);
   // A header that cannot be right: an anomaly, then a search for the next plausible P-DATA.
-  void lose_sync(DirState& s, Cursor& c, FlowContext& ctx, const char* name, std::string_view detail = {});
+  void lose_sync(Dir dir, DirState& s, Cursor& c, FlowContext& ctx, const char* name, std::string_view detail = {});
   void handle_pdu(Dir dir, const PduHeader& h, std::span<const uint8_t> pdu, FlowContext& ctx, uint64_t off);
   void begin_fragment(Dir dir, FlowContext& ctx, uint64_t off);
   void end_fragment(Dir dir, FlowContext& ctx, uint64_t off);
   void complete_message(Dir dir, FlowContext& ctx, uint64_t off);
-  // The message in progress will get no more bytes (a hole, the end of the association): a
-  // request or response already read still counts, its dataset truncated. `hole`: the walk
-  // stops where the bytes went missing (the gap is counted, no dataset anomaly).
-  void cut_message(Dir dir, FlowContext& ctx, bool hole = false);
+  // The message in progress will get no more bytes, or bytes that cannot be read as its own (a
+  // hole, bad framing, the end of the association): a request or response already read still
+  // counts, truncated for `why`; the walk stops where the bytes went missing, with no dataset
+  // anomaly (the hole is counted, the framing or the end said).
+  void cut_message(Dir dir, FlowContext& ctx, const char* why);
   void reset_message(DirState& s);
   Op* find_pending(Dir dir, uint16_t msg_id);
   void merge_dataset(Op& op, const DatasetSummary& ds, FlowContext& ctx);
@@ -285,13 +289,16 @@ std::optional<Consumed> DicomDissector::seek_pdu(DirState& s, Cursor& c) {
   return std::nullopt;
 }
 
-void DicomDissector::lose_sync(DirState& s, Cursor& c, FlowContext& ctx, const char* name, std::string_view detail) {
+void DicomDissector::lose_sync(Dir dir, DirState& s, Cursor& c, FlowContext& ctx, const char* name,
+                               std::string_view detail) {
   anomaly(ctx, name, c.offset(), detail);
+  // The bytes up to the next plausible header may belong to the message in progress.
+  cut_message(dir, ctx, "bad_framing");
   s.phase = DirState::resync;
   ++c.pos;
 }
 
-DicomDissector::FirstPdu DicomDissector::check_first_pdu(DirState& s, Cursor& c, FlowContext& ctx) {
+DicomDissector::FirstPdu DicomDissector::check_first_pdu(Dir dir, DirState& s, Cursor& c, FlowContext& ctx) {
   std::span<const uint8_t> rest = c.rest();
   int r = plausible_start(rest);
   int big = r == 1 ? 0 : looks_like_oversized_associate(rest);
@@ -300,7 +307,7 @@ DicomDissector::FirstPdu DicomDissector::check_first_pdu(DirState& s, Cursor& c,
   if (big == 1) {
     // Not a capture joined mid-association: an association PDU over the cap, which would
     // otherwise hide the association silently.
-    lose_sync(s, c, ctx, "bad_pdu_length", pdu_type_name(rest[0]));
+    lose_sync(dir, s, c, ctx, "bad_pdu_length", pdu_type_name(rest[0]));
     return FirstPdu::resync;
   }
   if (r != 1) {  // the capture starts inside an association
@@ -315,7 +322,7 @@ std::optional<Consumed> DicomDissector::read_pdu(Dir dir, DirState& s, Cursor& c
   std::span<const uint8_t> rest = c.rest();
   if (rest.size() < kPduHeaderSize) return Consumed{c.pos, kPduHeaderSize};
   if (s.first && !start_seen_) {
-    switch (check_first_pdu(s, c, ctx)) {
+    switch (check_first_pdu(dir, s, c, ctx)) {
       case FirstPdu::need_more: return Consumed{c.pos, rest.size() + 1};
       case FirstPdu::resync: return std::nullopt;
       case FirstPdu::start: break;
@@ -323,7 +330,7 @@ std::optional<Consumed> DicomDissector::read_pdu(Dir dir, DirState& s, Cursor& c
   }
   PduHeader h = read_pdu_header(rest);
   if (h.type < kAssociateRq || h.type > kAbort) {
-    lose_sync(s, c, ctx, "unknown_pdu_type", pdu_type_name(h.type));
+    lose_sync(dir, s, c, ctx, "unknown_pdu_type", pdu_type_name(h.type));
     return std::nullopt;
   }
   if (h.type == kPData) {
@@ -335,7 +342,7 @@ std::optional<Consumed> DicomDissector::read_pdu(Dir dir, DirState& s, Cursor& c
   uint32_t max = associate ? kMaxAssociatePdu : 1024;
   uint32_t min = associate ? kAssociateFixedSize : 4;
   if (h.length < min || h.length > max) {
-    lose_sync(s, c, ctx, "bad_pdu_length", pdu_type_name(h.type));
+    lose_sync(dir, s, c, ctx, "bad_pdu_length", pdu_type_name(h.type));
     return std::nullopt;
   }
   size_t total = kPduHeaderSize + h.length;
@@ -347,7 +354,7 @@ std::optional<Consumed> DicomDissector::read_pdu(Dir dir, DirState& s, Cursor& c
 
 void DicomDissector::start_pdata(Dir dir, DirState& s, Cursor& c, const PduHeader& h, FlowContext& ctx) {
   if (h.length < kPdvHeaderSize || h.length > kMaxPDataPdu) {
-    lose_sync(s, c, ctx, "bad_pdu_length", pdu_type_name(h.type));
+    lose_sync(dir, s, c, ctx, "bad_pdu_length", pdu_type_name(h.type));
     return;
   }
   touch(ctx);
@@ -372,7 +379,12 @@ void DicomDissector::start_pdata(Dir dir, DirState& s, Cursor& c, const PduHeade
   s.phase = DirState::pdv_header;
 }
 
-std::optional<Consumed> DicomDissector::skip_rest_of_pdu(DirState& s, Cursor& c) {
+std::optional<Consumed> DicomDissector::skip_rest_of_pdu(Dir dir, DirState& s, Cursor& c, FlowContext& ctx) {
+  // Those bytes may belong to the message in progress; its next fragments are no anomaly.
+  if (s.msg != DirState::none) {
+    cut_message(dir, ctx, "bad_framing");
+    s.skip_until_command = true;
+  }
   uint64_t n = s.pdu_left;
   s.pdu_left = 0;
   s.phase = DirState::header;
@@ -389,7 +401,7 @@ std::optional<Consumed> DicomDissector::open_pdv(Dir dir, DirState& s, Cursor& c
   }
   if (s.pdu_left < kPdvHeaderSize) {
     anomaly(ctx, "pdv_past_pdu_end", c.offset());
-    return skip_rest_of_pdu(s, c);
+    return skip_rest_of_pdu(dir, s, c, ctx);
   }
   if (c.data.size() - c.pos < kPdvHeaderSize) return Consumed{c.pos, kPdvHeaderSize};
   PdvHeader v = read_pdv_header(c.rest());
@@ -398,7 +410,7 @@ std::optional<Consumed> DicomDissector::open_pdv(Dir dir, DirState& s, Cursor& c
   s.pdu_left -= kPdvHeaderSize;
   if (v.length < 2) {
     anomaly(ctx, "bad_pdv_length", off);
-    return skip_rest_of_pdu(s, c);  // the rest of this PDU cannot be framed
+    return skip_rest_of_pdu(dir, s, c, ctx);  // the rest of this PDU cannot be framed
   }
   uint32_t dlen = v.length - 2;
   if (dlen > s.pdu_left) {
@@ -501,15 +513,15 @@ void DicomDissector::reset_message(DirState& s) {
   s.command_set = Command{};
   s.have_cmd = false;
   s.ds_seen = false;
-  s.ds_broken = false;
+  s.broken_by = nullptr;
   if (s.walker.active()) s.walker.finish();
 }
 
-void DicomDissector::cut_message(Dir dir, FlowContext& ctx, bool hole) {
+void DicomDissector::cut_message(Dir dir, FlowContext& ctx, const char* why) {
   DirState& s = st(dir);
   if (s.msg == DirState::dataset_wait || s.msg == DirState::dataset) {
-    if (hole) s.walker.cut();
-    s.ds_broken = true;
+    s.walker.cut(why);
+    if (!s.broken_by) s.broken_by = why;
     complete_message(dir, ctx, 0);
   }
   reset_message(s);
@@ -526,7 +538,11 @@ void DicomDissector::begin_fragment(Dir dir, FlowContext& ctx, uint64_t off) {
   if (is_cmd) {
     s.skip_until_command = false;
     if (s.msg == DirState::dataset_wait || s.msg == DirState::dataset) {
-      if (!(s.msg == DirState::dataset_wait && s.maybe_dataset)) anomaly(ctx, "missing_dataset", off);
+      if (!(s.msg == DirState::dataset_wait && s.maybe_dataset)) {
+        anomaly(ctx, "missing_dataset", off);
+        s.walker.cut("interrupted");  // the anomaly says it: no dataset_truncated besides
+        if (!s.broken_by) s.broken_by = "interrupted";
+      }
       complete_message(dir, ctx, off);
     }
     if (s.msg == DirState::none) {
@@ -619,8 +635,7 @@ void DicomDissector::merge_dataset(Op& op, const DatasetSummary& ds, FlowContext
   ++op.datasets;
   op.phi |= ds.phi_mask;
   op.pixel_data |= ds.pixel_data;
-  op.truncated |= ds.truncated;
-  if (!op.truncated_by) op.truncated_by = ds.truncated_by;
+  if (ds.truncated && !op.truncated_by) op.truncated_by = ds.truncated_by;
   auto text = [&](std::string& dst, const std::string& raw) {
     if (dst.empty() && !raw.empty()) decode_text(raw, ds.charset, dst);
   };
@@ -657,6 +672,10 @@ void DicomDissector::complete_message(Dir dir, FlowContext& ctx, uint64_t off) {
     if (s.walker.error()) anomaly(ctx, s.walker.error(), off);
     ds = &s.walker.summary();
   }
+  // What the message lost besides what its dataset's walk says (merge_dataset takes that first).
+  const char* lost = s.broken_by;
+  if (!lost && s.cmd_hole) lost = "gap";
+  if (!lost && c.has_dataset() && !ds) lost = "interrupted";
   if (!is_response(c.field)) {
     if ((c.field & 0x7FFF) == 0x0FFF) {  // C-CANCEL names the request it cancels
       if (Op* op = find_pending(dir, c.responded_id)) op->cancelled = true;
@@ -697,7 +716,7 @@ void DicomDissector::complete_message(Dir dir, FlowContext& ctx, uint64_t off) {
     add_to_list(ctx, "dicom.commands", command_name(op.command));
     if (!op.sop_class.empty()) add_to_list(ctx, "dicom.sop_classes", op.sop_class);
     if (ds) merge_dataset(op, *ds, ctx);
-    if ((c.has_dataset() && !ds) || s.ds_broken || s.cmd_hole) op.truncated = true;
+    if (!op.truncated_by) op.truncated_by = lost;
     if (seen && op.final) finalize(static_cast<size_t>(&op - pending_.data()), ctx);
     reset_message(s);
     return;
@@ -733,7 +752,7 @@ void DicomDissector::complete_message(Dir dir, FlowContext& ctx, uint64_t off) {
   op->has_status = c.has & Command::kStatus;
   if (op->sop_class.empty()) op->sop_class = c.sop_class();
   if (ds) merge_dataset(*op, *ds, ctx);
-  if (s.ds_broken || s.cmd_hole) op->truncated = true;
+  if (!op->truncated_by) op->truncated_by = lost;
   StatusClass sc = status_class(c.status);
   if (op->has_status && sc == StatusClass::pending) {
     ++op->pending;
@@ -838,8 +857,10 @@ void DicomDissector::write_op(const Op& op, FlowContext& ctx) {
     write_phi(w, op.phi, 2, "phi_tier2");
     w.field("pixel_data", op.pixel_data);
   }
-  if (op.truncated) w.field("truncated", true);
-  if (op.truncated_by) w.field("truncated_reason", op.truncated_by);
+  if (op.truncated_by) {
+    w.field("truncated", true);
+    w.field("truncated_reason", op.truncated_by);
+  }
   w.field("responses", op.responses);
   if (op.pending) w.field("pending", op.pending);
   if (op.has_status) {
@@ -1082,7 +1103,7 @@ void DicomDissector::handle_pdu(Dir dir, const PduHeader& h, std::span<const uin
     // A new association replaces the old one, whose event goes out first (without this PDU).
     // A message still open in this direction was cut short by it.
     if (have_rq_ || have_ac_ || state_ == State::established) {
-      cut_message(dir, ctx);
+      cut_message(dir, ctx, "ended");
       emit(ctx, end_status_.empty() ? std::string_view("incomplete") : end_status_);
     }
   }
@@ -1204,15 +1225,15 @@ void DicomDissector::on_gap(Dir dir, uint64_t missing, FlowContext& ctx) {
       s.cmd.resize(s.cmd.size() + static_cast<size_t>(missing), 0);
     } else if (s.walker.active() && !s.walker.done()) {
       // The rest of the dataset is stepped over; its last fragment still ends the message.
-      s.ds_broken = true;
-      s.walker.cut();
+      s.broken_by = "gap";
+      s.walker.cut("gap");
     }
     return;
   }
   if (s.phase == DirState::pdv_data && missing < uint64_t(s.pdv_left) + s.pdu_left) {
     // Lost the next PDV header(s) but not the PDU end: skip to it.
     uint64_t left = uint64_t(s.pdv_left) + s.pdu_left - missing;
-    cut_message(dir, ctx, true);
+    cut_message(dir, ctx, "gap");
     s.skip_until_command = true;
     s.pdv_left = static_cast<uint32_t>(left);
     s.pdu_left = 0;
@@ -1220,7 +1241,7 @@ void DicomDissector::on_gap(Dir dir, uint64_t missing, FlowContext& ctx) {
     s.frag_skip = true;
     return;
   }
-  cut_message(dir, ctx, true);
+  cut_message(dir, ctx, "gap");
   s.first = false;
   s.phase = DirState::resync;
 }
@@ -1234,7 +1255,7 @@ void DicomDissector::end_association(FlowContext& ctx, std::string_view status) 
 void DicomDissector::maybe_emit(FlowContext& ctx) {
   if (end_status_.empty() || !ended_[0] || !ended_[1]) return;
   // No more bytes will come: messages cut short by the abort or the end still count.
-  for (Dir d : {Dir::to_server, Dir::to_client}) cut_message(d, ctx);
+  for (Dir d : {Dir::to_server, Dir::to_client}) cut_message(d, ctx, "ended");
   emit(ctx, end_status_);
 }
 
@@ -1245,7 +1266,7 @@ void DicomDissector::on_end(Dir dir, FlowContext& ctx) {
 
 void DicomDissector::on_flow_end(FlowContext& ctx) {
   // Requests cut short by the end of the capture still count.
-  for (Dir d : {Dir::to_server, Dir::to_client}) cut_message(d, ctx);
+  for (Dir d : {Dir::to_server, Dir::to_client}) cut_message(d, ctx, "ended");
   if (any_) emit(ctx, end_status_.empty() ? std::string_view("incomplete") : end_status_);
 }
 

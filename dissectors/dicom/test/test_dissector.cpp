@@ -1054,6 +1054,182 @@ TEST_CASE("PHI after a large undefined-length sequence is seen", "[dicom][dissec
   }
 }
 
+namespace {
+// The ops of the one dicom event of a harness.
+json only_ops(const Harness& h) {
+  auto ev = h.events("dicom");
+  REQUIRE(ev.size() == 1);
+  return ev[0]["dicom"]["ops"];
+}
+const json& op_of(const json& ops, uint16_t msg_id) {
+  for (const json& op : ops)
+    if (op["msg_id"] == msg_id) return op;
+  FAIL("no op " << msg_id);
+  return ops;
+}
+}  // namespace
+
+TEST_CASE("every truncated op says why", "[dicom][dissector]") {
+  Assoc a = verification_store_assoc();
+  Bytes ds;
+  ile(ds, 0x0010, 0x0020, "PID12345");
+  ile(ds, 0x0011, 0x1000, Bytes(3000, 0x55));
+  ile(ds, 0x0010, 0x0010, "DOE^JOHN");
+  Cmd echo; echo.field = 0x0030; echo.msg_id = 9; echo.sop_class = kVerification;
+  auto start = [&](Harness& h) {
+    h.feed(Dir::to_server, associate(a, false));
+    h.feed(Dir::to_client, associate(a, true));
+  };
+  auto reason = [](const json& op) {
+    CHECK(op["truncated"] == true);
+    return op.value("truncated_reason", std::string());
+  };
+  SECTION("a hole inside a dataset fragment") {
+    Bytes p = pdata(1, 2, ds);
+    Harness h(medmon::dicom::make_dissector());
+    start(h);
+    h.feed(Dir::to_server, message(1, command(store_rq(7))));
+    h.feed(Dir::to_server, std::span<const uint8_t>(p).first(1000));
+    h.gap(Dir::to_server, 1000);
+    h.feed(Dir::to_server, std::span<const uint8_t>(p).subspan(2000));
+    h.finish();
+    CHECK(reason(op_of(only_ops(h), 7)) == "gap");
+  }
+  SECTION("a hole across PDU headers") {
+    Bytes s = pdata(1, 0, Bytes(ds.begin(), ds.begin() + 2000));
+    append(s, pdata(1, 2, Bytes(ds.begin() + 2000, ds.end())));
+    Harness h(medmon::dicom::make_dissector());
+    start(h);
+    h.feed(Dir::to_server, message(1, command(store_rq(7))));
+    h.feed(Dir::to_server, std::span<const uint8_t>(s).first(1500));
+    h.gap(Dir::to_server, 1100);
+    h.feed(Dir::to_server, std::span<const uint8_t>(s).subspan(2600));
+    h.finish();
+    CHECK(reason(op_of(only_ops(h), 7)) == "gap");
+  }
+  SECTION("a hole inside the command set") {
+    Bytes p = pdata(1, 3, command(store_rq(7)));
+    Harness h(medmon::dicom::make_dissector());
+    start(h);
+    h.feed(Dir::to_server, std::span<const uint8_t>(p).first(12 + 22));
+    h.gap(Dir::to_server, 8);
+    h.feed(Dir::to_server, std::span<const uint8_t>(p).subspan(12 + 30));
+    h.feed(Dir::to_server, pdata(1, 2, ds));
+    h.finish();
+    CHECK(reason(op_of(only_ops(h), 7)) == "gap");
+  }
+  for (bool abort : {true, false}) {
+    DYNAMIC_SECTION("the association ends before the last fragment, abort " << abort) {
+      Harness h(medmon::dicom::make_dissector());
+      start(h);
+      h.feed(Dir::to_server, message(1, command(store_rq(7))));
+      h.feed(Dir::to_server, pdata(1, 0, Bytes(ds.begin(), ds.begin() + 100)));  // inside an element
+      if (abort) h.feed(Dir::to_client, abort_pdu(2, 0));
+      h.finish();
+      const json op = op_of(only_ops(h), 7);
+      CHECK(reason(op) == "ended");
+      CHECK(op["phi"] == json::array({"PatientID"}));
+      CHECK(h.events("anomaly").empty());  // the end is no dataset_truncated
+    }
+  }
+  SECTION("a command instead of the announced dataset") {
+    Harness h(medmon::dicom::make_dissector());
+    start(h);
+    h.feed(Dir::to_server, message(1, command(store_rq(7))));
+    h.feed(Dir::to_server, message(3, command(echo)));
+    h.finish();
+    CHECK(reason(op_of(only_ops(h), 7)) == "interrupted");
+    CHECK_FALSE(op_of(only_ops(h), 9).contains("truncated"));
+  }
+  SECTION("a command before the dataset's last fragment") {
+    Harness h(medmon::dicom::make_dissector());
+    start(h);
+    h.feed(Dir::to_server, message(1, command(store_rq(7))));
+    h.feed(Dir::to_server, pdata(1, 0, Bytes(ds.begin(), ds.begin() + 100)));
+    h.feed(Dir::to_server, message(3, command(echo)));
+    h.finish();
+    CHECK(reason(op_of(only_ops(h), 7)) == "interrupted");
+    auto an = h.events("anomaly");
+    REQUIRE(an.size() == 1);
+    CHECK(an[0]["anomaly"]["name"] == "missing_dataset");
+  }
+  SECTION("a malformed element") {
+    Bytes bad = ds;
+    bad.insert(bad.begin() + 16, {0x10, 0x00, 0x30, 0x00, 0x20, 0x00, 0x00, 0x00});  // length past the dataset
+    Harness h(medmon::dicom::make_dissector());
+    start(h);
+    h.feed(Dir::to_server, message(1, command(store_rq(7)), &bad));
+    h.finish();
+    CHECK(reason(op_of(only_ops(h), 7)) == "malformed");
+  }
+  SECTION("a PDV whose length cannot be right") {
+    Harness h(medmon::dicom::make_dissector());
+    start(h);
+    h.feed(Dir::to_server, message(1, command(store_rq(7))));
+    Bytes v;  // a fragment, then a PDV of length 1: the rest of the PDU is stepped over
+    be32(v, 2 + 16); put8(v, 1); put8(v, 0); append(v, Bytes(ds.begin(), ds.begin() + 16));
+    be32(v, 1); put8(v, 1); put8(v, 0); append(v, Bytes(ds.begin() + 16, ds.end()));
+    h.feed(Dir::to_server, pdu(4, v));
+    h.feed(Dir::to_server, message(3, command(echo)));
+    h.finish();
+    CHECK(reason(op_of(only_ops(h), 7)) == "bad_framing");
+    auto an = h.events("anomaly");
+    REQUIRE(an.size() == 1);  // no missing_dataset besides
+    CHECK(an[0]["anomaly"]["name"] == "bad_pdv_length");
+  }
+  SECTION("sequences nested deeper than the walker follows") {
+    Bytes deep;
+    for (int i = 0; i < 20; ++i) { le16(deep, 0x0008); le16(deep, 0x1115); le32(deep, 0xFFFFFFFF); le16(deep, 0xFFFE); le16(deep, 0xE000); le32(deep, 0xFFFFFFFF); }
+    for (int i = 0; i < 20; ++i) { le16(deep, 0xFFFE); le16(deep, 0xE00D); le32(deep, 0); le16(deep, 0xFFFE); le16(deep, 0xE0DD); le32(deep, 0); }
+    Bytes d = ds;
+    d.insert(d.begin() + 16, deep.begin(), deep.end());
+    Harness h(medmon::dicom::make_dissector());
+    start(h);
+    h.feed(Dir::to_server, message(1, command(store_rq(7)), &d));
+    h.finish();
+    const json op = op_of(only_ops(h), 7);
+    CHECK(reason(op) == "depth_limit");
+    CHECK(op["phi"] == json::array({"PatientID"}));
+    auto an = h.events("anomaly");
+    REQUIRE(an.size() == 1);
+    CHECK(an[0]["anomaly"]["name"] == "dataset_bad_sequence");
+  }
+}
+
+TEST_CASE("bytes a hole cut off after are still walked", "[dicom][dissector]") {
+  // The walk waits for the bytes held to double while a sequence is incomplete: what arrived
+  // whole before a hole is read all the same.
+  Assoc a = verification_store_assoc();
+  Bytes ds;
+  Bytes items;
+  for (int i = 0; i < 100; ++i) {
+    le16(items, 0xFFFE); le16(items, 0xE000); le32(items, 0xFFFFFFFF);
+    ile(items, 0x0008, 0x1155, "1.2.3.4.5.6.7.8.9.10.11.12");
+    le16(items, 0xFFFE); le16(items, 0xE00D); le32(items, 0);
+  }
+  le16(ds, 0x0008); le16(ds, 0x1140); le32(ds, 0xFFFFFFFF);
+  append(ds, items);
+  le16(ds, 0xFFFE); le16(ds, 0xE0DD); le32(ds, 0);
+  ile(ds, 0x0010, 0x0020, "PID12345");
+  size_t after_pid = ds.size();
+  ile(ds, 0x0011, 0x1000, Bytes(3000, 0x55));
+  REQUIRE(after_pid > 3000);
+  Bytes p = pdata(1, 2, ds);
+  Harness h(medmon::dicom::make_dissector());
+  h.feed(Dir::to_server, associate(a, false));
+  h.feed(Dir::to_client, associate(a, true));
+  h.feed(Dir::to_server, message(1, command(store_rq(7))));
+  size_t upto = 12 + after_pid + 100;
+  h.feed(Dir::to_server, std::span<const uint8_t>(p).first(upto), 100);
+  h.gap(Dir::to_server, 1000);
+  h.feed(Dir::to_server, std::span<const uint8_t>(p).subspan(upto + 1000));
+  h.finish();
+  const json op = op_of(only_ops(h), 7);
+  CHECK(op["truncated_reason"] == "gap");
+  CHECK(op["phi"] == json::array({"PatientID"}));
+  CHECK(op["patient_ids"].size() == 1);
+}
+
 TEST_CASE("several holes in one command set are each accounted for", "[dicom][dissector]") {
   // store_rq(7): group length 0..12, SOP Class UID 12..46, CommandField 46..56, Message ID
   // 56..66, Priority 66..76, CommandDataSetType 76..86, SOP Instance UID 86..106. Two holes,
@@ -1087,7 +1263,7 @@ TEST_CASE("several holes in one command set are each accounted for", "[dicom][di
     CHECK(op["command"] == "C-STORE");    // between the holes
     CHECK(op["msg_id"] == 7);             // between the holes
     CHECK(op["priority"] == "medium");    // between the holes
-    CHECK(op["truncated"] == true);
+    CHECK(op["truncated_reason"] == "gap");
     CHECK_FALSE(op.contains("sop_class"));     // hit by the first hole
     CHECK_FALSE(op.contains("sop_instance"));  // hit by the second
     CHECK(op["phi"] == json::array({"PatientID"}));
