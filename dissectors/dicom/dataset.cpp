@@ -159,6 +159,10 @@ struct Walk {
   // The items of a sequence (or of a UN value of undefined length) at p. PS3.5 6.2.2: the
   // content of UN with undefined length is Implicit VR Little Endian, whatever the syntax.
   R sequence(const Header& h, size_t& p, size_t end, bool open, int depth) {
+    if (h.len == kUndefined && !h.sq && !h.un && syntax != Syntax::implicit_le) {
+      ++sum.elements;
+      return fragments(p, end, open);
+    }
     Syntax outer = syntax;
     if (h.un && h.len == kUndefined) syntax = Syntax::implicit_le;
     uint32_t before = valued;
@@ -166,6 +170,22 @@ struct Walk {
     syntax = outer;
     mark_sequence(h.tag, valued != before);
     return r;
+  }
+  // Encapsulated pixel data of undefined length (OB/OW; an icon image in a sequence item, PS3.5
+  // A.4): its items are fragments of compressed bytes, stepped over to the sequence delimiter.
+  R fragments(size_t& p, size_t end, bool open) {
+    while (true) {
+      if (p == end) return open ? kIncomplete : kBad;
+      Header h;
+      R r = read_header(d, p, end, syntax, h);
+      if (r == kIncomplete) return open ? kIncomplete : kBad;
+      if (r == kBad) return kBad;
+      if (h.tag == kSeqDelim) { p += 8; return kOk; }
+      if (h.tag != kItem || h.len == kUndefined) return kBad;
+      p += 8;
+      if (h.len > end - p) return open ? kIncomplete : kBad;
+      p += h.len;
+    }
   }
   bool implicit_sequence(size_t p, size_t end, uint32_t len) const {
     // Without a dictionary, an implicit VR value that opens with an Item tag is a sequence.

@@ -397,3 +397,31 @@ TEST_CASE("text that does not decode is kept as sent", "[dicom][dataset]") {
     CHECK(out == raw);
   }
 }
+
+TEST_CASE("walker: encapsulated pixel data inside a sequence item is stepped over", "[dicom][dataset]") {
+  // An Icon Image Sequence whose item holds JPEG-encapsulated Pixel Data (PS3.5 A.4): the
+  // fragments are items of compressed bytes, not elements.
+  for (Ts ts : {Ts::explicit_le, Ts::explicit_be}) {
+    Ds d(ts);
+    d.str(0x0008, 0x0060, "CS", "US");
+    d.str(0x0010, 0x0010, "PN", "Roe^Rita");
+    d.seq_begin(0x0088, 0x0200).item_begin();
+    d.str(0x0028, 0x0010, "US", "");
+    d.header(0x7FE0, 0x0010, "OB", 0xFFFFFFFF);
+    d.tag(0xFFFE, 0xE000); d.len32(0);  // the basic offset table
+    Bytes jpeg = {0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, 'J', 'F', 'I', 'F', 0x00, 0x01, 0xFF, 0xD9};
+    d.tag(0xFFFE, 0xE000); d.len32(uint32_t(jpeg.size())); append(d.b, jpeg);
+    d.seq_end();    // the fragments' delimiter
+    d.item_end().seq_end();
+    d.str(0x2050, 0x0020, "CS", "IDENTITY");
+    d.pixel(100);
+    Syntax syn = ts == Ts::explicit_le ? Syntax::explicit_le : Syntax::explicit_be;
+    for (size_t chunk : {size_t(1), size_t(9), d.b.size()}) {
+      INFO("syntax " << int(ts) << " chunk " << chunk);
+      DatasetSummary s = walk(syn, d.b, chunk);  // checks that no error was raised
+      CHECK_FALSE(s.truncated);
+      CHECK(s.patient_name == "Roe^Rita");
+      CHECK(s.pixel_data);  // the top-level Pixel Data after the sequence was reached
+    }
+  }
+}
