@@ -1204,31 +1204,46 @@ void DicomDissector::handle_pdu(Dir dir, const PduHeader& h, std::span<const uin
   }
 }
 
+// `n` bytes of the command set being read were lost: zero-filled, so the framing after them holds.
+void add_command_hole(DirState& s, uint64_t n) {
+  s.cmd_hole = true;
+  bool joins = !s.cmd_holes.empty() && s.cmd_holes.back().end == s.cmd.size();
+  if (s.cmd.size() + n > kMaxCommandSet || (!joins && s.cmd_holes.size() >= kMaxCommandHoles)) {
+    s.cmd_broken = true;
+    return;
+  }
+  if (joins) s.cmd_holes.back().end += static_cast<size_t>(n);
+  else s.cmd_holes.push_back({s.cmd.size(), s.cmd.size() + static_cast<size_t>(n)});
+  s.cmd.resize(s.cmd.size() + static_cast<size_t>(n), 0);
+}
+
 void DicomDissector::on_gap(Dir dir, uint64_t missing, FlowContext& ctx) {
   DirState& s = st(dir);
   ++gaps_;
   ++ctx.counters().at("dicom.gaps");
-  if (s.phase == DirState::pdv_data && missing < s.pdv_left) {
-    // The hole is inside one fragment: the framing survives, only that message is damaged.
+  if (s.phase == DirState::pdv_data && missing <= s.pdv_left) {
+    // The hole is inside one fragment (or ends with it): the framing survives, only that
+    // message is damaged.
     s.pdv_left -= static_cast<uint32_t>(missing);
     bool is_cmd = s.mch & 1;
     if (is_cmd) {
       if (s.frag_skip || s.msg != DirState::command || s.cmd_broken) return;
-      s.cmd_hole = true;
-      bool joins = !s.cmd_holes.empty() && s.cmd_holes.back().end == s.cmd.size();
-      if (s.cmd.size() + missing > kMaxCommandSet || (!joins && s.cmd_holes.size() >= kMaxCommandHoles)) {
-        s.cmd_broken = true;
-        return;
-      }
-      if (joins) s.cmd_holes.back().end += static_cast<size_t>(missing);
-      else s.cmd_holes.push_back({s.cmd.size(), s.cmd.size() + static_cast<size_t>(missing)});
-      s.cmd.resize(s.cmd.size() + static_cast<size_t>(missing), 0);
+      add_command_hole(s, missing);
     } else if (s.walker.active() && !s.walker.done()) {
       // The rest of the dataset is stepped over; its last fragment still ends the message.
       s.broken_by = "gap";
       s.walker.cut("gap");
     }
     return;
+  }
+  if (s.phase == DirState::pdv_data && (s.mch & 3) == 3 && !s.frag_skip && s.msg == DirState::command &&
+      !s.cmd_broken) {
+    // The hole took the end of a command set and more: the elements that arrived of it still
+    // count; the message is cut where the hole goes on.
+    add_command_hole(s, s.pdv_left);
+    missing -= s.pdv_left;
+    s.pdv_left = 0;
+    end_fragment(dir, ctx, ctx.stream_offset());
   }
   if (s.phase == DirState::pdv_data && missing < uint64_t(s.pdv_left) + s.pdu_left) {
     // Lost the next PDV header(s) but not the PDU end: skip to it.

@@ -1269,3 +1269,41 @@ TEST_CASE("several holes in one command set are each accounted for", "[dicom][di
     CHECK(op["phi"] == json::array({"PatientID"}));
   }
 }
+
+TEST_CASE("a hole from inside a command set into the next PDU keeps what arrived of the command", "[dicom][dissector]") {
+  // store_rq(7): CommandField 46..56, Message ID 56..66; the hole takes the command set from 70
+  // on and the start of the dataset's PDU.
+  Assoc a = verification_store_assoc();
+  Bytes cmd = command(store_rq(7));
+  Bytes ds;
+  ile(ds, 0x0010, 0x0020, "PID12345");
+  ile(ds, 0x0011, 0x1000, Bytes(3000, 0x55));
+  ile(ds, 0x0010, 0x0010, "DOE^JOHN");
+  Bytes s = pdata(1, 3, cmd);
+  append(s, pdata(1, 2, ds));
+  for (size_t chunk : {size_t(0), size_t(3)}) {
+    INFO("chunk " << chunk);
+    Harness h(medmon::dicom::make_dissector());
+    h.feed(Dir::to_server, associate(a, false));
+    h.feed(Dir::to_client, associate(a, true));
+    h.feed(Dir::to_server, std::span<const uint8_t>(s).first(12 + 70), chunk);
+    h.gap(Dir::to_server, 500);
+    h.feed(Dir::to_server, std::span<const uint8_t>(s).subspan(12 + 70 + 500), chunk);
+    h.feed(Dir::to_client, message(1, command(response(0x8001, 7))), chunk);
+    h.feed(Dir::to_server, release_rq(), chunk);
+    h.feed(Dir::to_client, release_rp(), chunk);
+    h.finish();
+    CHECK(h.events("anomaly").empty());
+    auto ev = h.events("dicom");
+    REQUIRE(ev.size() == 1);
+    const json& ops = ev[0]["dicom"]["ops"];
+    REQUIRE(ops.size() == 1);
+    const json& op = ops[0];
+    CHECK(op["command"] == "C-STORE");
+    CHECK(op["msg_id"] == 7);
+    CHECK(op["request_seen"] == true);
+    CHECK(op["sop_class"] == kCtImage);
+    CHECK(op["truncated_reason"] == "gap");
+    CHECK(op["status"] == 0);
+  }
+}
