@@ -24,8 +24,12 @@ Syntax syntax_of(std::string_view ts) {
   // whose dataset is deflated the same way (PS3.5 A.5, A.6).
   if (ts == "1.2.840.10008.1.2.1.99" || ts == "1.2.840.10008.1.2.4.95" || ts == "1.2.840.10008.1.2.4.205")
     return Syntax::deflated;
-  // Explicit VR LE and every encapsulated (compressed) syntax: headers are explicit VR LE.
-  return Syntax::explicit_le;
+  // Explicit VR LE and every standard encapsulated (compressed) syntax: headers are explicit
+  // VR LE.
+  if (ts.substr(0, 18) == "1.2.840.10008.1.2.") return Syntax::explicit_le;
+  // A private syntax (GE's 1.2.840.113619.5.2 is implicit VR LE) or none: the first element
+  // header tells.
+  return Syntax::detect;
 }
 
 void DatasetSummary::clear() {

@@ -25,8 +25,8 @@
 
 namespace medmon::dicom {
 
-// `detect`: transfer syntax unknown (association start not seen): implicit or explicit VR LE is
-// decided from the first element header.
+// `detect`: transfer syntax unknown (association start not seen, or a private syntax): implicit
+// or explicit VR LE is decided from the first element header.
 enum class Syntax : uint8_t { implicit_le, explicit_le, explicit_be, deflated, detect };
 Syntax syntax_of(std::string_view transfer_syntax_uid);
 

@@ -1307,3 +1307,24 @@ TEST_CASE("a hole from inside a command set into the next PDU keeps what arrived
     CHECK(op["status"] == 0);
   }
 }
+
+TEST_CASE("a dataset in a private transfer syntax is read as its first element header says", "[dicom][dissector]") {
+  // GE's private "Implicit VR Little Endian, big endian pixel data" syntax: implicit VR LE
+  // headers. An unknown syntax is not assumed to be explicit VR.
+  const char* kGePrivate = "1.2.840.113619.5.2";
+  Assoc a;
+  a.pcs.push_back({1, kCtImage, {kGePrivate, kImplicit}, 0, kGePrivate});
+  Bytes ds = ct_dataset(Ts::implicit_le, 100);
+  Stream s;
+  s.add(Dir::to_server, associate(a, false));
+  s.add(Dir::to_client, associate(a, true));
+  s.add(Dir::to_server, message(1, command(store_rq(1)), &ds));
+  s.add(Dir::to_client, message(1, command(response(0x8001, 1))));
+  Harness h = run(s);
+  CHECK(h.events("anomaly").empty());
+  const json op = op_of(only_ops(h), 1);
+  CHECK(op["modality"] == "CT");
+  CHECK(op["pixel_data"] == true);
+  CHECK(op["phi"] == json::array({"AccessionNumber", "PatientName", "PatientID", "PatientBirthDate", "OtherPatientIDsSequence"}));
+  CHECK_FALSE(op.contains("truncated"));
+}
