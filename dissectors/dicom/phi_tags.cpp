@@ -72,6 +72,7 @@ constexpr PhiTag kTags[] = {
     {0x00401001, "RequestedProcedureID", 2},
     {0x00402016, "PlacerOrderNumberImagingServiceRequest", 1},
     {0x00402017, "FillerOrderNumberImagingServiceRequest", 1},
+    {0x0040A123, "PersonName", 2},
     {0x0040A730, "ContentSequence", 1},
 };
 static_assert(std::size(kTags) <= kMaxPhiTags, "one PhiMask bit per tag");

@@ -425,3 +425,17 @@ TEST_CASE("walker: encapsulated pixel data inside a sequence item is stepped ove
     }
   }
 }
+
+TEST_CASE("walker: an SR content item's Person Name is tier 2 PHI", "[dicom][dataset]") {
+  // PS3.15 Table E.1-1 (reference section 3.2): (0040,A123) Person Name, tier 2.
+  Ds d(Ts::explicit_le);
+  d.seq_begin(0x0040, 0xA730).item_begin();
+  d.str(0x0040, 0xA040, "CS", "PNAME");
+  d.str(0x0040, 0xA123, "PN", "Observer^Olga");
+  d.item_end().seq_end();
+  DatasetSummary s = walk(Syntax::explicit_le, d.b, d.b.size());
+  CHECK(has_phi(s, "ContentSequence"));
+  CHECK(has_phi(s, "PersonName"));
+  for (const PhiTag& t : phi_tags())
+    if (t.tag == 0x0040A123) CHECK(t.tier == 2);
+}
