@@ -869,7 +869,7 @@ void DicomDissector::write_op(const Op& op, FlowContext& ctx) {
     hex16(scratch_, st);
     w.field("status_hex", scratch_);
     w.field("status_class", status_class_name(status_class(st)));
-    std::string_view sn = status_name(st);
+    std::string_view sn = status_name(st, op.command);
     if (!sn.empty()) w.field("status_name", sn);
   }
   constexpr uint32_t subs = Command::kRemaining | Command::kCompleted | Command::kFailed | Command::kWarning;

@@ -62,7 +62,12 @@ std::string_view status_class_name(StatusClass c) {
   }
 }
 
-std::string_view status_name(uint16_t s) {
+std::string_view status_name(uint16_t s, uint16_t command) {
+  if ((command & 0x7FFF) == 0x0001) {  // C-STORE (PS3.4 Table B.2-1)
+    if (s == 0xB000) return "coercion_of_data_elements";
+    if (s == 0xA900) return "dataset_does_not_match_sop_class";
+    if (s == 0xC000) return "cannot_understand";
+  }
   switch (s) {
     case 0x0000: return "success";
     case 0xFF00: return "pending";

@@ -19,8 +19,9 @@ inline bool is_response(uint16_t command_field) { return (command_field & 0x8000
 enum class StatusClass : uint8_t { success, pending, cancel, warning, failure, unknown };
 StatusClass status_class(uint16_t status);
 std::string_view status_class_name(StatusClass c);
-// Short stable name of well-known statuses ("out_of_resources"); empty otherwise.
-std::string_view status_name(uint16_t status);
+// Short stable name of well-known statuses ("out_of_resources"); empty otherwise. A few codes
+// mean something else for C-STORE (PS3.4 B.2.3): `command` is the command field.
+std::string_view status_name(uint16_t status, uint16_t command = 0);
 
 std::string_view priority_name(uint16_t p);
 std::string_view pc_result_name(uint8_t result);

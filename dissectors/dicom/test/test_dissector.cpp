@@ -1328,3 +1328,20 @@ TEST_CASE("a dataset in a private transfer syntax is read as its first element h
   CHECK(op["phi"] == json::array({"AccessionNumber", "PatientName", "PatientID", "PatientBirthDate", "OtherPatientIDsSequence"}));
   CHECK_FALSE(op.contains("truncated"));
 }
+
+TEST_CASE("a C-STORE status is named as C-STORE means it", "[dicom][dissector]") {
+  Assoc a = verification_store_assoc();
+  Bytes ds;
+  ile(ds, 0x0008, 0x0060, "CT");
+  Cmd rsp = response(0x8001, 1);
+  rsp.status = 0xB000;  // C-STORE: coercion of data elements, not sub-operation failures
+  Stream s;
+  s.add(Dir::to_server, associate(a, false));
+  s.add(Dir::to_client, associate(a, true));
+  s.add(Dir::to_server, message(1, command(store_rq(1)), &ds));
+  s.add(Dir::to_client, message(1, command(rsp)));
+  Harness h = run(s);
+  const json op = op_of(only_ops(h), 1);
+  CHECK(op["status_class"] == "warning");
+  CHECK(op["status_name"] == "coercion_of_data_elements");
+}

@@ -186,4 +186,10 @@ TEST_CASE("names", "[dicom][names]") {
   CHECK(status_class(0xC123) == StatusClass::failure);
   CHECK(status_class(0xFE00) == StatusClass::cancel);
   CHECK(status_class(0) == StatusClass::success);
+  // B000 is a C-MOVE/C-GET warning about sub-operations, and a C-STORE warning that the SCP
+  // coerced data elements.
+  CHECK(status_name(0xB000, 0x8021) == "sub_operations_complete_with_failures");
+  CHECK(status_name(0xB000, 0x8001) == "coercion_of_data_elements");
+  CHECK(status_name(0xA900, 0x8001) == "dataset_does_not_match_sop_class");
+  CHECK(status_name(0xA900, 0x8020) == "identifier_does_not_match_sop_class");
 }
