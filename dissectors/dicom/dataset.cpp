@@ -168,7 +168,7 @@ struct Walk {
       return fragments(p, end, open);
     }
     Syntax outer = syntax;
-    if (h.un && h.len == kUndefined) syntax = Syntax::implicit_le;
+    if (h.un) syntax = Syntax::implicit_le;
     uint32_t before = valued;
     R r = h.len == kUndefined ? items(p, end, open, depth, true) : items(p, end, false, depth, false);
     syntax = outer;
@@ -191,10 +191,12 @@ struct Walk {
       p += h.len;
     }
   }
-  bool implicit_sequence(size_t p, size_t end, uint32_t len) const {
-    // Without a dictionary, an implicit VR value that opens with an Item tag is a sequence.
-    return syntax == Syntax::implicit_le && len >= 8 && end - p >= 4 && d[p] == 0xFE && d[p + 1] == 0xFF &&
-           d[p + 2] == 0x00 && d[p + 3] == 0xE0;
+  bool implicit_sequence(size_t p, size_t end, uint32_t len, bool un = false) const {
+    // Without a dictionary, an implicit VR value that opens with an Item tag is a sequence; so
+    // is a UN value of defined length that does (a sequence whose sender did not know its tag,
+    // kept in implicit VR LE, PS3.5 6.2.2).
+    return (syntax == Syntax::implicit_le || un) && len != kUndefined && len >= 8 && end - p >= 4 &&
+           d[p] == 0xFE && d[p + 1] == 0xFF && d[p + 2] == 0x00 && d[p + 3] == 0xE0;
   }
 
   // Elements in [p, end) until end, or until the delimiter `stop` is read. `open`: end is the
@@ -209,7 +211,7 @@ struct Walk {
       if (stop && h.tag == stop) { p += 8; return kOk; }
       if (h.tag == kItem || h.tag == kItemDelim || h.tag == kSeqDelim) return kBad;
       p += h.hdr;
-      if (h.sq || h.len == kUndefined || implicit_sequence(p, end, h.len)) {
+      if (h.sq || h.len == kUndefined || implicit_sequence(p, end, h.len, h.un)) {
         if (depth >= max_depth) return kDeep;
         if (h.len == kUndefined) {
           R s = sequence(h, p, end, open, depth + 1);
@@ -218,7 +220,8 @@ struct Walk {
           if (h.len > end - p) return open ? kIncomplete : kBad;
           size_t q = p;
           R s = sequence(h, q, p + h.len, false, depth + 1);
-          if (s != kOk) return s == kDeep ? kDeep : kBad;
+          if (s == kBad && h.un) record(h.tag, d.subspan(p, h.len));  // not a sequence after all
+          else if (s != kOk) return s == kDeep ? kDeep : kBad;
           p += h.len;
         }
         continue;
@@ -365,8 +368,8 @@ void DatasetWalker::walk() {
     }
     size_t v = p + h.hdr;
     size_t avail = end - v;
-    if (syntax_ == Syntax::implicit_le && h.len != kUndefined && h.len >= 8 && avail < 4 && !h.sq) break;
-    if (h.sq || h.len == kUndefined || w.implicit_sequence(v, end, h.len)) {
+    if ((syntax_ == Syntax::implicit_le || h.un) && h.len != kUndefined && h.len >= 8 && avail < 4 && !h.sq) break;
+    if (h.sq || h.len == kUndefined || w.implicit_sequence(v, end, h.len, h.un)) {
       if (h.len != kUndefined && h.len > kBufferCap) {  // too big to hold: step over it unread
         w.mark_sequence(h.tag, true);
         skip_ = h.len - std::min<uint64_t>(avail, h.len);
@@ -388,6 +391,11 @@ void DatasetWalker::walk() {
       }
       if (s == kIncomplete) break;
       if (s == kDeep) { fail("dataset_bad_sequence", buf_offset_ + p, "depth_limit"); break; }
+      if (s == kBad && h.un && h.len != kUndefined) {  // a UN value that is not a sequence after all
+        w.record(h.tag, std::span<const uint8_t>(buf_).subspan(v, h.len));
+        p = v + h.len;
+        continue;
+      }
       if (s == kBad) { fail("dataset_bad_sequence", buf_offset_ + p); break; }
       p = q;
       continue;

@@ -439,3 +439,29 @@ TEST_CASE("walker: an SR content item's Person Name is tier 2 PHI", "[dicom][dat
   for (const PhiTag& t : phi_tags())
     if (t.tag == 0x0040A123) CHECK(t.tier == 2);
 }
+
+TEST_CASE("walker: a UN value of defined length holding a sequence is read", "[dicom][dataset]") {
+  // Other Patient IDs Sequence sent as UN by a peer that did not know the tag: its content is
+  // implicit VR LE items (PS3.5 6.2.2). A UN value that only opens like an item stays a value.
+  Bytes inner;
+  ile(inner, 0x0010, 0x0020, "UNSEQ1");
+  Bytes items;
+  le16(items, 0xFFFE); le16(items, 0xE000); le32(items, uint32_t(inner.size())); append(items, inner);
+  Bytes fake = {0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0x00, 0x00, 'A', 'B'};  // item length past the value
+  for (Ts ts : {Ts::explicit_le, Ts::explicit_be}) {
+    Ds d(ts);
+    d.str(0x0008, 0x0060, "CS", "CT");
+    d.raw(0x0009, 0x1010, "UN", fake);
+    d.raw(0x0010, 0x1002, "UN", items);
+    d.str(0x0010, 0x1040, "LO", "1 Made-up Street");
+    Syntax syn = ts == Ts::explicit_le ? Syntax::explicit_le : Syntax::explicit_be;
+    for (size_t chunk : {size_t(1), size_t(5), d.b.size()}) {
+      INFO("syntax " << int(ts) << " chunk " << chunk);
+      DatasetSummary s = walk(syn, d.b, chunk);
+      CHECK(s.patient_id == "UNSEQ1");
+      CHECK(has_phi(s, "PatientID"));
+      CHECK(has_phi(s, "OtherPatientIDsSequence"));
+      CHECK(has_phi(s, "PatientAddress"));
+    }
+  }
+}
