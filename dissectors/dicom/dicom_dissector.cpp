@@ -751,6 +751,8 @@ void DicomDissector::complete_message(Dir dir, FlowContext& ctx, uint64_t off) {
   op->last = c;
   op->has_status = c.has & Command::kStatus;
   if (op->sop_class.empty()) op->sop_class = c.sop_class();
+  // An N-CREATE-RQ may leave the instance to the SCP, whose response names it.
+  if (op->sop_instance.empty()) op->sop_instance = c.sop_instance();
   if (ds) merge_dataset(*op, *ds, ctx);
   if (!op->truncated_by) op->truncated_by = lost;
   StatusClass sc = status_class(c.status);

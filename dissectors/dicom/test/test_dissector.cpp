@@ -1345,3 +1345,24 @@ TEST_CASE("a C-STORE status is named as C-STORE means it", "[dicom][dissector]")
   CHECK(op["status_class"] == "warning");
   CHECK(op["status_name"] == "coercion_of_data_elements");
 }
+
+TEST_CASE("an N-CREATE's instance is the one its response names when the request named none", "[dicom][dissector]") {
+  // MPPS: the SCU may leave Affected SOP Instance UID out of N-CREATE-RQ; the SCP then creates
+  // the instance and names it in the response (PS3.7 10.1.5.1.4).
+  const char* kMpps = "1.2.840.10008.3.1.2.3.3";
+  Assoc a;
+  a.pcs.push_back({1, kMpps, {kImplicit}, 0, kImplicit});
+  Bytes ds;
+  ile(ds, 0x0010, 0x0010, "DOE^JOHN");
+  Cmd rq; rq.field = 0x0140; rq.msg_id = 3; rq.sop_class = kMpps; rq.dataset = true;
+  Cmd rsp = response(0x8140, 3); rsp.sop_class = kMpps; rsp.sop_instance = "1.2.3.4.5.6.7";
+  Stream s;
+  s.add(Dir::to_server, associate(a, false));
+  s.add(Dir::to_client, associate(a, true));
+  s.add(Dir::to_server, message(1, command(rq), &ds));
+  s.add(Dir::to_client, message(1, command(rsp)));
+  Harness h = run(s);
+  const json op = op_of(only_ops(h), 3);
+  CHECK(op["command"] == "N-CREATE");
+  CHECK(op.value("sop_instance", std::string()).rfind("phi:", 0) == 0);
+}
