@@ -1249,9 +1249,12 @@ void PolicyJudge::eval_dicom_flow(const FlowSummary& f, const Device* cdev, cons
 
 // Fan-out and port scans, counted within a sliding window (thresholds.scan_window_s) as scan
 // detectors do: a host or port not seen for a window no longer counts, so a device that meets one
-// new host a day never adds up to a sweep. Each burst past a threshold starts the count afresh;
-// one within scan_realert_s of the alert written for the same (device, or device and host) is a
-// repeat, a later one a new finding.
+// new host a day never adds up to a sweep. A fan-out is one service (transport and server port,
+// as Zeek's address scan counts hosts per port) reached on many hosts: a device that meets its
+// PACS, RIS, NTP and DNS servers is no sweep, one that opens 445 on every host of its subnet is.
+// Each burst past a threshold starts the count afresh; one within scan_realert_s of the alert
+// written for the same (device and service, or device and host) is a repeat, a later one a new
+// finding.
 void PolicyJudge::track_fanout(const FlowSummary& f, const Device& dev, EventOutput& out) {
   auto& st = dev_state_[static_cast<size_t>(&dev - site_->devices.data())];
   auto& th = site_->thresholds;
@@ -1276,24 +1279,53 @@ void PolicyJudge::track_fanout(const FlowSummary& f, const Device& dev, EventOut
     alerted = t;
     return true;
   };
-  // A ping sweep is a fan-out of hosts, but repeated pings (a new echo identifier each) are no
-  // port scan.
+  // A ping sweep is a fan-out of hosts (ICMP is one service: what the sensor carries in place of
+  // its ports is the echo identifier, new for every ping), and repeated pings are no port scan.
   const bool with_ports = has_ports(f.ep.proto);
-  {
-    int64_t& last = st.hosts[peer];
-    last = std::max(last, t);
-    if (st.hosts.size() > th.fanout_hosts)
-      std::erase_if(st.hosts, [&](const auto& h) { return h.second < t - window; });
-    if (st.hosts.size() > th.fanout_hosts) {
-      const size_t n = st.hosts.size();
-      st.hosts.clear();
-      if (due(st.fanout_alerted)) {
+  const uint32_t service = static_cast<uint32_t>(f.ep.proto) << 16 | (with_ports ? f.ep.dst_port : 0u);
+  auto sv = st.services.find(service);
+  const bool new_host = sv == st.services.end() || !sv->second.hosts.count(peer);
+  // Full (a device that tries many ports of many hosts): drop what was reached no more within the
+  // window (services not alerted within scan_realert_s go whole), at most once a second.
+  const size_t cap = static_cast<size_t>(th.scan_ports) * 2 + 64;
+  const size_t hosts_cap = static_cast<size_t>(th.fanout_hosts) * 2 + 4096;
+  if (new_host && (st.hosts_held >= hosts_cap || (sv == st.services.end() && st.services.size() > cap)) &&
+      t - st.services_swept >= 1000000) {
+    st.services_swept = t;
+    for (auto& [key, s] : st.services)
+      st.hosts_held -= std::erase_if(s.hosts, [&](const auto& h) { return h.second < t - window; });
+    std::erase_if(st.services, [&](const auto& s) {
+      return s.second.hosts.empty() && (s.second.alerted < 0 || t - s.second.alerted >= realert);
+    });
+    sv = st.services.find(service);
+  }
+  if (new_host && (st.hosts_held >= hosts_cap || (sv == st.services.end() && st.services.size() > cap))) {
+    ++scan_peers_full_;  // bounded: this host is not counted
+    sv = st.services.end();
+  } else if (sv == st.services.end()) {
+    sv = st.services.emplace(service, HostsReached{}).first;
+  }
+  if (sv != st.services.end()) {
+    HostsReached& hr = sv->second;
+    auto [entry, added] = hr.hosts.try_emplace(peer, t);
+    if (added) ++st.hosts_held;
+    else entry->second = std::max(entry->second, t);
+    if (hr.hosts.size() > th.fanout_hosts)
+      st.hosts_held -= std::erase_if(hr.hosts, [&](const auto& h) { return h.second < t - window; });
+    if (hr.hosts.size() > th.fanout_hosts) {
+      const size_t n = hr.hosts.size();
+      st.hosts_held -= n;
+      hr.hosts.clear();
+      if (due(hr.alerted)) {
         Alert a = base("lateral.fan_out");
         a.peer = "*";
-        a.message = dev.name + " contacted more than " + std::to_string(th.fanout_hosts) + " distinct hosts within " +
-                    std::to_string(th.scan_window_s) + " s";
+        std::string what = std::string(l4_name(f.ep.proto)) + (with_ports ? "/" + std::to_string(f.ep.dst_port) : "");
+        a.message = dev.name + " contacted more than " + std::to_string(th.fanout_hosts) + " distinct hosts on " + what +
+                    " within " + std::to_string(th.scan_window_s) + " s";
         a.evidence.emplace_back("distinct_hosts", std::to_string(n));
-        if (with_ports) a.evidence.emplace_back("last_port", std::to_string(f.ep.dst_port));
+        a.evidence.emplace_back("proto", std::string(l4_name(f.ep.proto)));
+        if (with_ports) a.evidence.emplace_back("server_port", std::to_string(f.ep.dst_port));
+        a.distinct += "/" + std::to_string(service);  // two services swept at once are two findings
         cite(a, dev.model, "SAHD-8");
         emit(f, a, out);
       }

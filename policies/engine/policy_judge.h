@@ -69,18 +69,25 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
   struct Alert;
   struct SideResult;
   struct Side;  // one side (device) of a flow, as eval_side's steps see it
-  // What the fan-out and port-scan detectors remember of one device: the hosts it contacted and
-  // the ports it tried on each, with the time of the last flow to each, within the scan window
-  // (thresholds.scan_window_s); at most fanout_hosts + 1 hosts, and scan_ports + 1 ports for each
-  // of at most fanout_hosts * 2 + 64 hosts.
+  // What the fan-out and port-scan detectors remember of one device, within the scan window
+  // (thresholds.scan_window_s): for each service it reached (transport and server port; ICMP is
+  // one service) the hosts it reached there, and for each host the ports it tried, each with the
+  // time of its last flow. At most fanout_hosts + 1 hosts for each of at most scan_ports * 2 + 64
+  // services (and fanout_hosts * 2 + 4096 hosts over all of them), and scan_ports + 1 ports for
+  // each of at most fanout_hosts * 2 + 64 hosts.
+  struct HostsReached {
+    std::unordered_map<IpKey, int64_t, IpKeyHash> hosts;  // host -> last flow to it (usec)
+    int64_t alerted = -1;                                 // time of the last fan_out written, -1 none
+  };
   struct PortsTried {
     std::vector<std::pair<uint16_t, int64_t>> ports;  // port, last tried (usec)
     int64_t last = 0;                                   // last flow to the host
     int64_t alerted = -1;                               // time of the last port_scan written, -1 none
   };
   struct DeviceState {
-    std::unordered_map<IpKey, int64_t, IpKeyHash> hosts;  // host -> last flow to it (usec)
-    int64_t fanout_alerted = -1;                          // time of the last fan_out written, -1 none
+    std::unordered_map<uint32_t, HostsReached> services;  // (l4 << 16 | server port) -> hosts
+    size_t hosts_held = 0;                                // hosts over all services
+    int64_t services_swept = 0;                           // when stale services were last dropped
     std::unordered_map<IpKey, PortsTried, IpKeyHash> ports;
     int64_t ports_swept = 0;                              // when stale hosts were last dropped from ports
   };

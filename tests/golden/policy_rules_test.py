@@ -97,7 +97,8 @@ SCENARIOS = {
         A("lateral.port_scan", "ct-1", SVC, "high", ["SAHD-8"], distinct_ports="9"),
         A("flow.undeclared", "ct-1", SVC, "medium", ["CONN-2"], app="unknown"),
     ],
-    "fan-out": [A("lateral.fan_out", "ct-1", "*", "high", ["SAHD-8"], distinct_hosts="9", last_port="104")]
+    "fan-out": [A("lateral.fan_out", "ct-1", "*", "high", ["SAHD-8"], distinct_hosts="9", server_port="104",
+                     proto="tcp")]
     + [A("flow.undeclared", "ct-1", h, "medium", ["CONN-2"], server_port="104") for h in FAN_OUT_HOSTS]
     + [A("lateral.new_peer", "ct-1", h, "low", [], server_port="104") for h in FAN_OUT_HOSTS],
     "zone-crossing": [

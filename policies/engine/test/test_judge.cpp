@@ -603,6 +603,44 @@ TEST_CASE("unknown peers, fan-out and port scans from a device", "[judge]") {
   CHECK(Fixture::cites(scans[0], "SAHD-8"));
 }
 
+TEST_CASE("a fan-out is one service reached on many hosts, not many hosts on any service", "[judge]") {
+  Fixture fx;  // demo site: fanout_hosts 32, scan_ports 8
+  // 40 hosts, each on a service of its own (a gateway polling its devices, each on its own port):
+  // no address sweep, and no host was tried on more than one port.
+  for (int i = 1; i <= 40; ++i) {
+    std::string ip = "10.20.0." + std::to_string(i);
+    fx.judge_flow(fx.flow(CT, static_cast<uint16_t>(41000 + i), ip.c_str(), static_cast<uint16_t>(3000 + i)));
+  }
+  CHECK(fx.alerts("lateral.fan_out").empty());
+  CHECK(fx.alerts("lateral.port_scan").empty());
+  // 40 hosts on SMB: the worm's sweep.
+  for (int i = 1; i <= 40; ++i) {
+    std::string ip = "10.21.0." + std::to_string(i);
+    fx.judge_flow(fx.flow(CT, static_cast<uint16_t>(42000 + i), ip.c_str(), 445));
+  }
+  auto fan = fx.alerts("lateral.fan_out");
+  REQUIRE(fan.size() == 1);
+  CHECK(fan[0]["alert"]["peer"] == "*");
+  CHECK(fan[0]["alert"]["evidence"]["distinct_hosts"] == "33");
+  CHECK(fan[0]["alert"]["evidence"]["server_port"] == "445");
+  CHECK(fan[0]["alert"]["evidence"]["proto"] == "tcp");
+  CHECK(fan[0]["alert"]["message"].get<std::string>().find("tcp/445") != std::string::npos);
+  // RDP swept at the same time is a finding of its own (the SMB one does not hide it).
+  for (int i = 1; i <= 40; ++i) {
+    std::string ip = "10.22.0." + std::to_string(i);
+    fx.judge_flow(fx.flow(CT, static_cast<uint16_t>(43000 + i), ip.c_str(), 3389));
+  }
+  fan = fx.alerts("lateral.fan_out");
+  REQUIRE(fan.size() == 2);
+  CHECK(fan[1]["alert"]["evidence"]["server_port"] == "3389");
+  // The same port over UDP is another service.
+  for (int i = 1; i <= 20; ++i) {
+    std::string ip = "10.23.0." + std::to_string(i);
+    fx.judge_flow(fx.flow(CT, 50000, ip.c_str(), 445, 17));
+  }
+  CHECK(fx.alerts("lateral.fan_out").size() == 2);
+}
+
 TEST_CASE("fan-out and port scans count within a window and are written again for a later burst", "[judge]") {
   Fixture fx;  // demo site: fanout_hosts 32, scan_ports 8; default window 300 s, realert 3600 s
   const int64_t hour = 3600ll * 1000000;
@@ -718,6 +756,31 @@ TEST_CASE("per-peer state of the scan and reject detectors is bounded and counte
   CHECK(slow.out.counters().get("policy.scan_peers_full") == 0);
   CHECK(fx.out.counters().get("policy.reject_sources_reset") == 1);
   CHECK(fx.out.counters().get("policy.alert_memory_full") == 0);
+}
+
+TEST_CASE("the fan-out detector's services and hosts are bounded and counted", "[judge]") {
+  // A day's window: nothing goes stale. 100 services, 50 hosts each (none past fanout_hosts 32 on
+  // one service): scan_ports * 2 + 64 = 80 services are tracked, hosts of the others counted.
+  Fixture fx(Fixture::Edits{{"scan_ports: 8", "scan_ports: 100\n  scan_window_s: 86400"}});
+  for (int h = 0; h < 20; ++h)
+    for (int p = 0; p < 100; ++p) {
+      std::string ip = "10.30.0." + std::to_string(h + 1);
+      fx.judge_flow(fx.flow(CT, 40000, ip.c_str(), static_cast<uint16_t>(20000 + p)));
+    }
+  fx.judge->finish(Timestamp{fx.t}, fx.out);
+  CHECK(fx.alerts("lateral.fan_out").empty());
+  // scan_ports 100: 264 services; 20 hosts on each of 100 services is 2000 host entries, within
+  // fanout_hosts * 2 + 4096.
+  CHECK(fx.out.counters().get("policy.scan_peers_full") == 0);
+  Fixture few(Fixture::Edits{{"reject_window_s: 60", "reject_window_s: 60\n  scan_window_s: 86400"}});
+  for (int h = 0; h < 2; ++h)
+    for (int p = 0; p < 100; ++p) {
+      std::string ip = "10.30.0." + std::to_string(h + 1);
+      few.judge_flow(few.flow(CT, 40000, ip.c_str(), static_cast<uint16_t>(20000 + p)));
+    }
+  few.judge->finish(Timestamp{few.t}, few.out);
+  // 81 services tracked (the 82nd is refused), each host's flows to the 19 others not counted.
+  CHECK(few.out.counters().get("policy.scan_peers_full") == 2 * 19);
 }
 
 TEST_CASE("DICOM: AE spoofing, AE from a new address, reject bursts", "[judge]") {
@@ -965,7 +1028,7 @@ TEST_CASE("forks that share the state may judge from several threads at once", "
     w.push_back(fx.judge->fork(true));
     for (int i = 0; i < 500; ++i) {
       std::string ip = "10.20." + std::to_string(k) + "." + std::to_string(i % 250 + 1);
-      flows[k].push_back(fx.flow(CT, static_cast<uint16_t>(20000 + i), ip.c_str(), static_cast<uint16_t>(1000 + i)));
+      flows[k].push_back(fx.flow(CT, static_cast<uint16_t>(20000 + i), ip.c_str(), 445));
     }
   }
   auto sink = std::make_shared<MemorySink>();
@@ -1544,7 +1607,8 @@ TEST_CASE("ICMP has no ports: pings with new echo ids are no port scan, a ping s
   }
   auto fan = fx.alerts("lateral.fan_out");
   REQUIRE(fan.size() == 1);
-  CHECK_FALSE(fan[0]["alert"]["evidence"].contains("last_port"));
+  CHECK_FALSE(fan[0]["alert"]["evidence"].contains("server_port"));
+  CHECK(fan[0]["alert"]["evidence"]["proto"] == "icmp");
   // UDP ports still count.
   for (int p = 1; p <= 30; ++p) {
     auto f = fx.flow(CT, 50000, RIS, static_cast<uint16_t>(2000 + p), 17);
