@@ -352,7 +352,7 @@ bool load_yaml(const std::string& path, Errors& errs, YAML::Node& root) {
 const std::set<std::string, std::less<>> kKnownApps = {
     "dicom", "hl7", "http", "tls", "ssh", "smb", "rpc", "rdp", "winrm", "telnet", "vnc", "ftp",
     "teamviewer", "anydesk", "ntp", "dns", "dhcp", "syslog", "ldap", "kerberos", "snmp", "icmp",
-    "mqtt", "modbus", "sql", "proprietary", "astm", "poct1", "sdc", "any"};
+    "mqtt", "modbus", "sql", "mssql", "proprietary", "astm", "poct1", "sdc", "any"};
 // The judge keeps each address's roles as a 64-bit set.
 constexpr size_t kMaxRoles = 64;
 const std::string kTooManyRoles = "more than 64 roles in the site (the limit; merge roles)";

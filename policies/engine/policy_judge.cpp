@@ -67,8 +67,12 @@ std::string_view ndpi_app_name(std::string_view p, const FlowSummary& f) {
   if (ieq(p, "Kerberos")) return "kerberos";
   if (ieq(p, "SNMP")) return "snmp";
   if (ieq(p, "ICMP") || ieq(p, "ICMPV6")) return "icmp";
+  // MS-SQL (TDS) is an admin protocol of its own (the lateral-movement signals name it beside SMB
+  // and RDP: worms and operators move through SQL Server's xp_cmdshell); it is still of the SQL
+  // family a model names `sql` (app_in).
+  if (ieq(p, "MsSQL-TDS")) return "mssql";
   // The SQL databases nDPI reads: one family, as dns and dhcp are (a model may still name one).
-  if (ieq(p, "MsSQL-TDS") || ieq(p, "MySQL") || ieq(p, "PostgreSQL") || ieq(p, "Oracle")) return "sql";
+  if (ieq(p, "MySQL") || ieq(p, "PostgreSQL") || ieq(p, "Oracle")) return "sql";
   if (ieq(p, "DICOM")) return "dicom";
   if (ieq(p, "HL7")) return "hl7";
   return p;
@@ -115,8 +119,11 @@ bool encrypted(const FlowSummary& f, std::string_view app) {
   return app == "tls" || app == "ssh" || ieq(p, "TLS") || ieq(p, "DTLS") || ieq(p, "QUIC");
 }
 
+// The admin and remote-access protocols of the lateral-movement signals (SMB, MS-RPC, RDP, WinRM,
+// SSH, Telnet, VNC, TeamViewer, FTP, MS-SQL), and AnyDesk, a remote-service tool as TeamViewer is.
 bool is_lateral(std::string_view app) {
-  static constexpr std::string_view l[] = {"smb", "rpc", "rdp", "winrm", "ssh", "telnet", "vnc", "ftp", "teamviewer", "anydesk"};
+  static constexpr std::string_view l[] = {"smb", "rpc", "rdp", "winrm", "ssh", "telnet", "vnc", "ftp", "teamviewer",
+                                           "anydesk", "mssql"};
   for (auto x : l) if (app == x) return true;
   return false;
 }
@@ -696,6 +703,8 @@ PolicyJudge::Alert PolicyJudge::Side::alert(std::string_view rule, Severity sev)
 
 bool PolicyJudge::Side::app_in(const std::vector<std::string>& apps) const {
   if (contains_app(apps, app)) return true;
+  // MS-SQL is of the SQL family: `sql` names it with the other databases.
+  if (app == "mssql" && contains(apps, "sql")) return true;
   // DHCPv6 that medmon's dhcp dissector read (nDPI then never names it) is what nDPI calls DHCPV6.
   if (app == "dhcp" && f.facts && contains_app(apps, "dhcpv6"))
     if (const std::string* v = f.facts->attr("dhcp.version"); v && *v == "6") return true;

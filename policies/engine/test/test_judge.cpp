@@ -337,6 +337,33 @@ TEST_CASE("lateral movement by content: SMB, RDP, Telnet", "[judge]") {
   CHECK(fx.alerts("flow.undeclared").back()["alert"]["evidence"]["app"] == "netbios");
 }
 
+TEST_CASE("the admin protocols are those of the lateral-movement signals, MS-SQL included", "[judge]") {
+  Fixture fx;
+  struct P { const char* ndpi; uint16_t port; const char* app; };
+  const P protocols[] = {{"SMBv1", 445, "smb"},  {"DCE_RPC", 135, "rpc"}, {"RDP", 3389, "rdp"},
+                         {"HTTP", 5985, "winrm"}, {"SSH", 22, "ssh"},     {"Telnet", 23, "telnet"},
+                         {"VNC", 5900, "vnc"},    {"TeamViewer", 5938, "teamviewer"},
+                         {"FTP_CONTROL", 21, "ftp"}, {"MsSQL-TDS", 1433, "mssql"}, {"AnyDesk", 7070, "anydesk"}};
+  int host = 100;
+  for (const P& p : protocols) {
+    std::string ip = "10.10.1." + std::to_string(host++);
+    auto f = fx.flow(CT, 40000, ip.c_str(), p.port);
+    f.ndpi_protocol = p.ndpi;
+    fx.judge_flow(f);
+    auto lat = fx.alerts("lateral.admin_protocol");
+    INFO(p.ndpi);
+    REQUIRE(!lat.empty());
+    CHECK(lat.back()["alert"]["peer"] == ip);
+    CHECK(lat.back()["alert"]["evidence"]["app"] == p.app);
+  }
+  CHECK(fx.alerts("lateral.admin_protocol").size() == std::size(protocols));
+  // Other databases are no admin protocol.
+  auto pg = fx.flow(CT, 40001, "10.10.1.120", 5432);
+  pg.ndpi_protocol = "PostgreSQL";
+  fx.judge_flow(pg);
+  CHECK(fx.alerts("lateral.admin_protocol").size() == std::size(protocols));
+}
+
 TEST_CASE("an admin protocol no forbidden_apps entry covers is still judged by CONN-3, CONN-4 and zones", "[judge]") {
   // A gateway whose MDS2 says it talks to no other system (CONN-3 = No) and never outside the
   // site (CONN-4 = No, CONN-6 = No); RMOT-1 is not answered, so no forbidden_apps entry covers SSH
