@@ -36,6 +36,21 @@ FlowVerdict OfflineWorkers::Deferral::judge(const FlowSummary& flow, EventOutput
   return {};
 }
 
+void OfflineWorkers::WorkerSink::write_line(std::string_view event_type, std::string_view line) {
+  MemorySink::write_line(event_type, line);
+  if (!record) return;
+  Header& h = headers.emplace_back();
+  size_t end = 0;
+  if (const EventEndpoints* ep = out ? out->current_endpoints(end) : nullptr; ep && ep->src.family && end <= line.size()) {
+    h.has = true;
+    h.src = ep->src;
+    h.dst = ep->dst;
+    h.src_mac = ep->src_mac;
+    h.dst_mac = ep->dst_mac;
+    h.end = end;
+  }
+}
+
 OfflineWorkers::OfflineWorkers(int n, const SensorConfig& cfg, Depth depth, const Pseudonymiser& phi,
                                EventOutput& merged, std::vector<FlowJudge*> judges, HeaderAnnotator* annotator)
     : merged_(merged),
@@ -55,6 +70,10 @@ OfflineWorkers::OfflineWorkers(int n, const SensorConfig& cfg, Depth depth, cons
     auto w = std::make_unique<Worker>();
     w->out.add_sink(w->sink);
     w->out.set_annotator(site_annotator_);
+    // The judges bind devices by fingerprint on the merging thread: the merge names them in the
+    // lines the workers wrote without them, as one pipeline names them once bound.
+    w->sink->out = &w->out;
+    w->sink->record = annotator_ && annotator_ != site_annotator_;
     w->out.set_community_id(cfg.community_id, cfg.community_id_seed);
     std::vector<FlowJudge*> raw;
     if (!judges_.empty()) {
@@ -339,21 +358,36 @@ void OfflineWorkers::epoch() {
   }
   // Every worker is idle now: merge their lines, oldest first; ties keep worker order. A flow
   // event is judged where it lands: the judges' alerts go just before it, as with one pipeline.
-  struct Line { std::string_view ts; const std::string* type; const std::string* line; EndedFlow* ended; };
+  struct Line {
+    std::string_view ts;
+    const std::string* type;
+    const std::string* line;
+    EndedFlow* ended;
+    const WorkerSink::Header* header;
+  };
   std::vector<Line> all;
   for (auto& w : workers_) {
     auto next = w->deferral ? w->deferral->ended.begin() : std::deque<EndedFlow>::iterator{};
+    const bool headers = w->sink->headers.size() == w->sink->lines.size();
     for (size_t i = 0; i < w->sink->lines.size(); ++i) {
       const std::string& l = w->sink->lines[i];
       EndedFlow* e = nullptr;
       if (w->deferral && next != w->deferral->ended.end() && next->line == i) e = &*next++;
-      all.push_back({std::string_view(l).substr(0, std::min<size_t>(l.size(), 40)), &w->sink->types[i], &l, e});
+      all.push_back({std::string_view(l).substr(0, std::min<size_t>(l.size(), 40)), &w->sink->types[i], &l, e,
+                     headers ? &w->sink->headers[i] : nullptr});
     }
   }
   std::stable_sort(all.begin(), all.end(), [](const Line& a, const Line& b) { return a.ts < b.ts; });
   for (auto& l : all) {
     if (!l.ended) {
-      merged_.emit_line(*l.type, *l.line);
+      // A protocol event names the devices bound by fingerprint by the time it is merged, as one
+      // pipeline names those bound by the time it writes it (nothing to do before any binding).
+      std::string annotated;
+      if (l.header && l.header->has && annotator_->annotation_generation() != 0 &&
+          reannotate_header(*l.line, *l.header, annotated))
+        merged_.emit_line(*l.type, annotated);
+      else
+        merged_.emit_line(*l.type, *l.line);
       continue;
     }
     FlowVerdict verdict = judge_flow(judges_, l.ended->summary, merged_);
@@ -366,6 +400,7 @@ void OfflineWorkers::epoch() {
   for (auto& w : workers_) {
     w->sink->lines.clear();
     w->sink->types.clear();
+    w->sink->headers.clear();
     if (w->deferral) w->deferral->ended.clear();
   }
 }
@@ -396,6 +431,22 @@ bool OfflineWorkers::reannotate(std::string_view flow_line, const EventEndpoints
   out.assign(flow_line.substr(0, end - had.size()));
   out += has;
   out += flow_line.substr(end);
+  return true;
+}
+
+bool OfflineWorkers::reannotate_header(std::string_view line, const WorkerSink::Header& h, std::string& out) {
+  EventEndpoints ep;
+  ep.src = h.src;
+  ep.dst = h.dst;
+  ep.src_mac = h.src_mac;
+  ep.dst_mac = h.dst_mac;
+  std::string had = annotation_text(*site_annotator_, ep);
+  std::string has = annotation_text(*annotator_, ep);
+  if (had == has || h.end > line.size() || h.end < had.size() || line.substr(h.end - had.size(), had.size()) != had)
+    return false;
+  out.assign(line.substr(0, h.end - had.size()));
+  out += has;
+  out += line.substr(h.end);
   return true;
 }
 

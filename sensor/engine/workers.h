@@ -96,9 +96,23 @@ class OfflineWorkers {
    private:
     const MemorySink& sink_;
   };
+  // A worker's lines and, when the merge may name in them devices the judges bound by fingerprint
+  // (`record`), where each line's header ends and the endpoints it was written for.
+  struct WorkerSink : MemorySink {
+    struct Header {
+      bool has = false;  // the line has endpoints
+      IpAddr src, dst;
+      std::array<uint8_t, 6> src_mac{}, dst_mac{};
+      size_t end = 0;    // the header, annotation included, is the line's first `end` bytes
+    };
+    void write_line(std::string_view event_type, std::string_view line) override;
+    const EventOutput* out = nullptr;
+    bool record = false;
+    std::vector<Header> headers;  // one per line, when record
+  };
   struct Worker {
     EventOutput out;
-    std::shared_ptr<MemorySink> sink = std::make_shared<MemorySink>();
+    std::shared_ptr<WorkerSink> sink = std::make_shared<WorkerSink>();
     std::unique_ptr<Deferral> deferral;
     std::unique_ptr<Pipeline> pipeline;
     std::mutex m;
@@ -143,6 +157,8 @@ class OfflineWorkers {
   // A flow line a worker wrote, with the merged output's header annotation in place of the
   // worker's; false (out untouched) when they are the same.
   bool reannotate(std::string_view flow_line, const EventEndpoints& ep, std::string& out);
+  // Any other line a worker wrote, the same way (its header as the worker recorded it).
+  bool reannotate_header(std::string_view line, const WorkerSink::Header& h, std::string& out);
 
   EventOutput& merged_;
   std::vector<FlowJudge*> judges_;

@@ -35,12 +35,15 @@ JsonWriter& EventOutput::begin(std::string_view event_type, Timestamp ts, const 
   writer_.begin_object();
   writer_.field("ts", ts);
   writer_.field("event_type", event_type);
+  current_ep_ = nullptr;
   if (ep && (!ep->flow_id.empty() || ep->src.family)) {
+    current_ep_ = ep;
     // Same comma state after a cached header as after writing it: the object holds ts already.
     uint64_t gen = annotator_ ? annotator_->annotation_generation() : 0;
     if (HeaderSlot* slot = ep->header) {
       if (slot->valid && slot->annotator == annotator_ && slot->generation == gen) {
         line_.append(slot->text);
+        header_end_ = line_.size() - line_start_;
         return writer_;
       }
       size_t from = line_.size();
@@ -49,10 +52,12 @@ JsonWriter& EventOutput::begin(std::string_view event_type, Timestamp ts, const 
       slot->annotator = annotator_;
       slot->generation = gen;
       slot->text.assign(line_.data() + from, line_.size() - from);
+      header_end_ = line_.size() - line_start_;
       return writer_;
     }
     if (header_.matches(*ep, annotator_)) {
       line_.append(header_.text);
+      header_end_ = line_.size() - line_start_;
       return writer_;
     }
     size_t from = line_.size();
@@ -72,6 +77,7 @@ JsonWriter& EventOutput::begin(std::string_view event_type, Timestamp ts, const 
     header_.annotator = annotator_;
     header_.generation = gen;
     header_.text.assign(line_.data() + from, line_.size() - from);
+    header_end_ = line_.size() - line_start_;
   }
   return writer_;
 }
@@ -100,6 +106,7 @@ void EventOutput::end() {
   std::string_view line = line_.view().substr(line_start_);
   for (auto* o : observers_) o->on_event(type_, line);
   for (auto* s : line_sinks_) s->write_line(type_, line);
+  current_ep_ = nullptr;
   if (!batch_sinks_.empty()) line_.push_back('\n');
 }
 

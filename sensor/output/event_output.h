@@ -106,6 +106,13 @@ class EventOutput {
   // the first event: flows keep their rendered headers.
   void set_community_id(bool on, uint16_t seed = 0) { community_id_ = on; community_seed_ = seed; header_.valid = false; }
   void flush();
+  // While a line is handed to the sinks: the endpoints of its header (null for an event without)
+  // and where its header, annotation included, ends in the line. For a sink that annotates the
+  // line again later (offline workers, whose judges learn on another thread).
+  const EventEndpoints* current_endpoints(size_t& header_end) const {
+    header_end = header_end_;
+    return current_ep_;
+  }
   Counters& counters() { return counters_; }
   uint64_t events_written() const { return events_; }
 
@@ -142,6 +149,8 @@ class EventOutput {
   std::vector<EventSink*> line_sinks_, batch_sinks_;
   std::vector<EventObserver*> observers_;
   HeaderAnnotator* annotator_ = nullptr;
+  const EventEndpoints* current_ep_ = nullptr;  // see current_endpoints()
+  size_t header_end_ = 0;
   bool community_id_ = false;
   uint16_t community_seed_ = 0;
   Counters counters_;

@@ -70,6 +70,20 @@ def frames():
     seg(CT, RIS, 40010, 2575, c + 1 + len(msg), s + 1 + len(ack), FIN | ACK)
     seg(RIS, CT, 2575, 40010, s + 1 + len(ack), c + 2 + len(msg), FIN | ACK)
     seg(CT, RIS, 40010, 2575, c + 2 + len(msg), s + 2 + len(ack), ACK)
+    # A second result on a new connection 20 s later: the first has been judged by then (one
+    # pipeline judges a closed connection once flows.tcp_closed_timeout, 10 s, has passed) and
+    # has bound the CT's address.
+    t[0] += 20
+    msg2 = msg.replace(b"MSG1", b"MSG2")
+    ack2 = ack.replace(b"MSG1", b"MSG2")
+    seg(CT, RIS, 40011, 2575, c, 0, SYN)
+    seg(RIS, CT, 2575, 40011, s, c + 1, SYN | ACK)
+    seg(CT, RIS, 40011, 2575, c + 1, s + 1, ACK)
+    seg(CT, RIS, 40011, 2575, c + 1, s + 1, PSH | ACK, msg2)
+    seg(RIS, CT, 2575, 40011, s + 1, c + 1 + len(msg2), PSH | ACK, ack2)
+    seg(CT, RIS, 40011, 2575, c + 1 + len(msg2), s + 1 + len(ack2), FIN | ACK)
+    seg(RIS, CT, 2575, 40011, s + 1 + len(ack2), c + 2 + len(msg2), FIN | ACK)
+    seg(CT, RIS, 40011, 2575, c + 2 + len(msg2), s + 2 + len(ack2), ACK)
     put(CT, NTP, udp(CT, NTP, 40123, 123, bytes([0x23]) + bytes(47)), 17)
     put(NTP, CT, udp(NTP, CT, 123, 40123, bytes([0x24]) + bytes(47)), 17)
     return out
@@ -87,7 +101,7 @@ def main():
         _, out, err = run(["analyze", "-q", cap, "--site", site, "--out", "-", "--report", html])
         ev = [json.loads(x) for x in out.splitlines() if x.strip()]
         flows = [e for e in ev if e["event_type"] == "flow"]
-        c.eq("flows", len(flows), 2)
+        c.eq("flows", len(flows), 3)
         c.eq("alerts", [e["alert"]["rule"] for e in ev if e["event_type"] == "alert"], [])
         for fl in flows:
             name = f"{fl['dst_ip']}:{fl['dst_port']}"
@@ -109,10 +123,19 @@ def main():
         _, three, _ = run(args)
         _, again, _ = run(args)
         c.true("3 workers: output the same on every run", three == again)
-        flows3 = [json.loads(x) for x in three.splitlines() if x.strip()]
-        flows3 = [e for e in flows3 if e["event_type"] == "flow"]
+        ev3 = [json.loads(x) for x in three.splitlines() if x.strip()]
+        flows3 = [e for e in ev3 if e["event_type"] == "flow"]
         c.eq("3 workers: flows name the CT", sorted((e.get("src_device"), e.get("src_zone")) for e in flows3),
-             [("ct-1", "modality")] * 2)
+             [("ct-1", "modality")] * 3)
+        # Protocol events: those of the connection that bound the address do not name the CT (it
+        # was not bound yet), those of the later one do; with workers as with one.
+        hl7 = [e for e in ev if e["event_type"] == "hl7"]
+        c.eq("hl7 events name the CT once its address is bound",
+             [(e["src_port"], e.get("src_device"), e.get("src_zone")) for e in hl7],
+             [(40010, None, "modality")] * 2 + [(40011, "ct-1", "modality")] * 2)
+        c.eq("3 workers: hl7 events as with one worker",
+             [json.dumps(e, sort_keys=True) for e in ev3 if e["event_type"] == "hl7"],
+             [json.dumps(e, sort_keys=True) for e in hl7])
         c.eq("3 workers: flow events as with one worker",
              sorted(json.dumps(e, sort_keys=True) for e in flows3),
              sorted(json.dumps(e, sort_keys=True) for e in flows))
