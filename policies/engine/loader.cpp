@@ -1003,6 +1003,18 @@ void load_devices(Reader& r, YAML::Node dl, const std::string& models_dir, Site&
                                                                 " is already that of device '" + o.name +
                                                                 "' (an address identifies one device)");
         }
+    // So does a fingerprint: with two devices showing it, the first listed would be bound to the
+    // first address that shows it and the other never.
+    if (YAML::Node fp = e["fingerprint"]; fp && fp.IsMap())
+      for (auto [key, mine] : {std::pair{"dicom_calling_ae", &d.fp_dicom_calling_ae}, std::pair{"hl7_msh3", &d.fp_hl7_msh3}})
+        for (const std::string& v : *mine)
+          for (auto& o : site.devices) {
+            const auto& theirs = std::string_view(key) == "dicom_calling_ae" ? o.fp_dicom_calling_ae : o.fp_hl7_msh3;
+            if (std::find(theirs.begin(), theirs.end(), v) != theirs.end())
+              r.err_mark(Reader::mark_of(fp[key], v), what + " fingerprint " + key + ": '" + v +
+                                                          "' is already that of device '" + o.name +
+                                                          "' (a fingerprint identifies one device)");
+          }
     site.devices.push_back(std::move(d));
   }
 }

@@ -565,6 +565,31 @@ TEST_CASE("two devices on one address are an error at the second one's address",
   INFO(all(e2));
 }
 
+TEST_CASE("two devices with one fingerprint are an error at the second one's fingerprint", "[policy][loader]") {
+  TempDir t;
+  t.write("devices/test-modality.yaml", kModel);
+  std::string site = kSite;
+  site += "  - {name: mod-2, model: test-modality, fingerprint: {dicom_calling_ae: [MOD2, SHARED]}, zone: modality}\n"
+          "  - {name: mod-3, model: test-modality, fingerprint: {dicom_calling_ae: [SHARED], hl7_msh3: [APP3]}, zone: modality}\n"
+          "  - {name: mod-4, model: test-modality, fingerprint: {hl7_msh3: [APP4, APP3]}, zone: modality}\n";
+  auto sp = t.write("sites/site.yaml", site);
+  Errors errs;
+  CHECK_FALSE(load_site(sp, "", errs));
+  std::string s = all(errs);
+  INFO(s);
+  CHECK(s.find("site.yaml:10:74: device 'mod-3' fingerprint dicom_calling_ae: 'SHARED' is already that of device 'mod-2' "
+               "(a fingerprint identifies one device)") != std::string::npos);
+  CHECK(s.find("site.yaml:11:72: device 'mod-4' fingerprint hl7_msh3: 'APP3' is already that of device 'mod-3'") !=
+        std::string::npos);
+  CHECK(errs.list.size() == 2);
+  // A device's AE title and its own fingerprint may be the same.
+  std::string ok = kSite;
+  ok += "  - {name: mod-2, model: test-modality, ae_title: MOD2, fingerprint: {dicom_calling_ae: [MOD2]}, zone: modality}\n";
+  Errors e2;
+  CHECK(load_site(t.write("sites/ok.yaml", ok), "", e2));
+  INFO(all(e2));
+}
+
 TEST_CASE("policy check refuses a model id twice, an id that is not the file name, misspelt names and switches contradicting answers", "[policy][loader]") {
   TempDir t;
   t.write("devices/test-modality.yaml", kModel);
