@@ -126,6 +126,7 @@ struct Reader {
   Errors& errs;
   size_t start = errs.list.size();
   std::vector<std::string> bad_models{};  // model files that failed to load: their errors are told once
+  std::vector<std::string> bad_model_ids{};  // the ids their names give (a model's file is <id>.yaml)
 
   bool ok() const { return errs.list.size() == start; }
   void err(const YAML::Node& n, const std::string& msg) {
@@ -892,6 +893,7 @@ void load_listed_models(Reader& r, YAML::Node ml, const std::filesystem::path& s
       site.models.push_back(std::move(m));
     } else {
       r.bad_models.push_back(fs::weakly_canonical(mp, ec).string());
+      r.bad_model_ids.push_back(mp.stem().string());
     }
   }
 }
@@ -932,6 +934,8 @@ void resolve_device_model(Reader& r, YAML::Node at, const std::string& what, con
                           const std::string& models_dir, Site& site) {
   namespace fs = std::filesystem;
   if (site.find_model(id)) return;
+  // The models: file of that id failed to load: its errors are told, it is not "not found".
+  if (std::find(r.bad_model_ids.begin(), r.bad_model_ids.end(), id) != r.bad_model_ids.end()) return;
   fs::path mp = fs::path(models_dir) / (id + ".yaml");
   std::error_code ec;
   if (!fs::exists(mp, ec)) {

@@ -208,6 +208,22 @@ TEST_CASE("a model file that fails to load is told once, whether listed under mo
   CHECK(errs.list[0].message.find("duplicate key 'internal_only'") != std::string::npos);
 }
 
+TEST_CASE("a model file under models: that fails to load, outside the models folder, is not also 'not found'", "[policy][loader]") {
+  TempDir t;
+  std::string model = kModel;
+  model.replace(model.find("dst_port: [104]"), 15, "dst_port: [104, 0]");
+  fs::create_directories(t.dir / "elsewhere");
+  t.write("elsewhere/test-modality.yaml", model);
+  std::string site = std::string(kSite) + "models: [../elsewhere/test-modality.yaml]\n";
+  auto sp = t.write("sites/site.yaml", site);
+  Errors errs;
+  CHECK_FALSE(load_site(sp, "", errs));
+  INFO(all(errs));
+  REQUIRE(errs.list.size() == 1);
+  CHECK(errs.list[0].file.find("elsewhere/test-modality.yaml") != std::string::npos);
+  CHECK(errs.list[0].message.find("dst_port") != std::string::npos);
+}
+
 TEST_CASE("a model that does not exist", "[policy][loader]") {
   TempDir t;
   auto sp = t.write("sites/site.yaml", kSite);
