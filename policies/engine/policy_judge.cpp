@@ -485,6 +485,18 @@ const Device* PolicyJudge::bound_device(const IpAddr& ip, const std::array<uint8
   return learned_at(ip);
 }
 
+std::vector<std::pair<IpAddr, const Device*>> PolicyJudge::fingerprint_bound() const {
+  std::vector<std::pair<IpAddr, const Device*>> v;
+  std::shared_lock<std::shared_mutex> hold(cross_->learned_lock);
+  for (auto& [key, i] : learned_) {
+    IpAddr a;
+    a.b = key.b;
+    a.family = key.family;
+    v.emplace_back(a, &site_->devices[i]);
+  }
+  return v;
+}
+
 void PolicyJudge::annotate(const EventEndpoints& ep, JsonWriter& w) { annotate_with(ep, w, true); }
 
 void PolicyJudge::annotate_with(const EventEndpoints& ep, JsonWriter& w, bool learned) const {

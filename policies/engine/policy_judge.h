@@ -50,6 +50,8 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
   HeaderAnnotator* site_annotator() override { return &site_only_; }
   // The device at an address or MAC, by the site or by a fingerprint binding; null if none.
   const Device* bound_device(const IpAddr& ip, const std::array<uint8_t, 6>& mac) const;
+  // The addresses fingerprints bound so far, and their devices.
+  std::vector<std::pair<IpAddr, const Device*>> fingerprint_bound() const;
 
   // CI mode: the highest severity of alerts written (baseline-suppressed ones excluded).
   bool any_alert() const { return alerts_written_ > 0; }

@@ -413,7 +413,7 @@ int Builder::dev_for(const json& e, int side) {
 }
 
 void Builder::collect() {
-  inventory_ = build_inventory(log_);
+  inventory_ = build_inventory(log_, opt_.have_bound ? &opt_.bound : nullptr);
   // Indexes by address: without a site every address is a device, and scanning the inventory
   // (or the devices) per flow side or alert made the report quadratic.
   for (size_t i = 0; i < inventory_.size(); ++i) asset_at_.emplace(inventory_[i].ip, i);
@@ -426,7 +426,7 @@ void Builder::collect() {
   };
   policy_ = !log_.alerts.empty() || std::any_of(log_.flows.begin(), log_.flows.end(), from_site) ||
             std::any_of(inventory_.begin(), inventory_.end(), [](const Asset& a) { return !a.device.empty(); });
-  if (policy_) ctx_.bound = fingerprint_bindings(log_);
+  if (policy_) ctx_.bound = opt_.have_bound ? opt_.bound : fingerprint_bindings(log_);
   for (const json& a : log_.alerts)
     if (std::string id = str(a, "flow_id"); !id.empty()) ctx_.alerts_of[id].push_back(&a);
   for (const json& f : log_.flows) {

@@ -19,6 +19,11 @@ struct ReportOptions {
   // Device name -> the flows its model declares. Empty: the section says the policy was not given.
   std::map<std::string, std::vector<DeclaredFlow>> declared;
   bool have_declared = false;
+  // The addresses the policy judge bound to devices by fingerprint (address -> device name), when
+  // the report is made by the analysis that ran the judge; else they are read from the events
+  // (fingerprint_bindings).
+  std::map<std::string, std::string> bound;
+  bool have_bound = false;
 };
 
 std::string render_html(const EventLog& log, const ReportOptions& opt);

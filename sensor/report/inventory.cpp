@@ -52,7 +52,7 @@ std::pair<int, std::string> ip_key(const std::string& ip) {
 }
 }  // namespace
 
-std::vector<Asset> build_inventory(const EventLog& log) {
+std::vector<Asset> build_inventory(const EventLog& log, const std::map<std::string, std::string>* bound) {
   std::map<std::string, Asset> by_ip;
   for (const json& e : log.assets) {
     const json& a = e.value("asset", json::object());
@@ -171,7 +171,7 @@ std::vector<Asset> build_inventory(const EventLog& log) {
     recount(r.used_json, "u");
   }
   // Devices bound by fingerprint, named by their alerts.
-  for (auto& [ip, dev] : fingerprint_bindings(log))
+  for (auto& [ip, dev] : bound ? *bound : fingerprint_bindings(log))
     if (auto it = by_ip.find(ip); it != by_ip.end() && it->second.device.empty()) it->second.device = dev;
   // The first asset (in address order) each device name is given to: an alert naming a device
   // none of its addresses holds is found without a pass over every asset.

@@ -33,7 +33,9 @@ struct Asset {
   std::string vendor_shown() const { return mac_vendor.empty() && mac_local ? "(locally administered)" : mac_vendor; }
 };
 
-std::vector<Asset> build_inventory(const EventLog& log);
+// `bound`: the fingerprint bindings of the judge that wrote the events, when known (else
+// fingerprint_bindings(log)).
+std::vector<Asset> build_inventory(const EventLog& log, const std::map<std::string, std::string>* bound = nullptr);
 
 // Addresses the policy bound to a device by its fingerprint (a DICOM calling AE, an HL7 MSH-3):
 // learnt from traffic, they are in no event header; the alerts name such a device, and the header

@@ -21,22 +21,17 @@ std::string join(const std::vector<std::string>& v, const char* sep = ", ") {
   return s;
 }
 
-// `judge`, when given, also knows the addresses its fingerprints bound.
-std::unique_ptr<PolicyView> view_of_site(const policy::Site& site, const policy::PolicyJudge* judge = nullptr) {
+// The binder is the judge's own: the device at an address or MAC by the site (ip first, then mac)
+// or by a fingerprint the judge bound, so the inventory names the model the verdicts were judged
+// against. `judge` must outlive the view.
+std::unique_ptr<PolicyView> view_of_judge(const policy::PolicyJudge& judge) {
   auto v = std::make_unique<PolicyView>();
-  const policy::Site* s = &site;
-  v->binder = [s, judge](const IpAddr& ip, const std::array<uint8_t, 6>& mac) -> std::string {
-    if (judge) {
-      const policy::Device* d = judge->bound_device(ip, mac);
-      return d ? d->model_id : std::string();
-    }
-    static const std::array<uint8_t, 6> zero{};
-    for (const policy::Device& d : s->devices) {
-      for (const IpAddr& a : d.ips) if (a == ip) return d.model_id;
-      if (mac != zero) for (const auto& m : d.macs) if (m == mac) return d.model_id;
-    }
-    return {};
+  const policy::PolicyJudge* j = &judge;
+  v->binder = [j](const IpAddr& ip, const std::array<uint8_t, 6>& mac) -> std::string {
+    const policy::Device* d = j->bound_device(ip, mac);
+    return d ? d->model_id : std::string();
   };
+  const policy::Site& site = judge.site();
   for (const policy::Device& d : site.devices) {
     auto& list = v->declared[d.name];  // every site device, so the report can name those never seen
     if (!d.model) continue;
@@ -65,7 +60,17 @@ std::unique_ptr<PolicyView> view_of_site(const policy::Site& site, const policy:
 std::unique_ptr<PolicyView> policy_view_of(const FlowJudge* judge) {
   auto* pj = dynamic_cast<const policy::PolicyJudge*>(judge);
   if (!pj) return nullptr;
-  return view_of_site(pj->site(), pj);
+  auto v = view_of_judge(*pj);
+  v->fingerprint_bound = [pj] {
+    std::map<std::string, std::string> m;
+    for (auto& [ip, d] : pj->fingerprint_bound()) {
+      std::string a;
+      ip.append_to(a);
+      m.emplace(std::move(a), d->name);
+    }
+    return m;
+  };
+  return v;
 }
 
 std::unique_ptr<PolicyView> policy_view_load(const std::string& site_path, const std::string& models_dir) {
@@ -73,8 +78,11 @@ std::unique_ptr<PolicyView> policy_view_load(const std::string& site_path, const
   std::shared_ptr<policy::Site> site = policy::load_site(site_path, models_dir, errs);
   for (auto& e : errs.list) std::fprintf(stderr, "%s\n", e.format().c_str());
   if (!site || !errs.empty()) return nullptr;
-  auto v = view_of_site(*site);
-  v->keep_alive = site;
+  // A judge that has seen no flow: it binds by the site alone, as the judge of the analysis did
+  // before any fingerprint bound an address.
+  std::shared_ptr<policy::PolicyJudge> judge = std::make_shared<policy::PolicyJudge>(std::move(site));
+  auto v = view_of_judge(*judge);
+  v->keep_alive = judge;
   return v;
 }
 

@@ -17,6 +17,9 @@ struct PolicyView {
   std::function<std::string(const IpAddr&, const std::array<uint8_t, 6>&)> binder;
   // Device name -> its model's declared flows.
   std::map<std::string, std::vector<DeclaredFlow>> declared;
+  // The judge's fingerprint bindings (address -> device name) as they stand; null for a view
+  // loaded from a file, whose judge judged nothing.
+  std::function<std::map<std::string, std::string>()> fingerprint_bound;
   std::shared_ptr<const void> keep_alive;  // the site, when loaded from a file
 };
 

@@ -314,6 +314,11 @@ int AnalyzeExtras::finish() {
   if (impl_->policy) {
     opt.declared = impl_->policy->declared;
     opt.have_declared = true;
+    // The judge of this run knows which addresses it bound by fingerprint: no guessing from its alerts.
+    if (impl_->policy->fingerprint_bound) {
+      opt.bound = impl_->policy->fingerprint_bound();
+      opt.have_bound = true;
+    }
   }
   return write_report_with(source, lines, impl_->report_path, opt);
 }

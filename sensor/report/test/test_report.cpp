@@ -9,6 +9,12 @@
 #include "sensor/report/event_log.h"
 #include "sensor/report/html_report.h"
 #include "sensor/report/inventory.h"
+#include "sensor/report/policy_bridge.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <unistd.h>
 
 using namespace medmon::report;
 
@@ -552,4 +558,30 @@ TEST_CASE("inventory: alerts naming no asset are counted without a pass over eve
   for (auto& a : inv) alerts += a.alerts;
   CHECK(alerts == 20000);  // the ct-1 ones
   CHECK(std::chrono::duration_cast<std::chrono::seconds>(took).count() < 5);
+}
+
+TEST_CASE("the site's binder is the judge's: an address binds before a MAC") {
+  // Device a is bound by the MAC that device b's frames carry (both behind one router, say);
+  // the judge finds b at its address first, and so must the inventory's binder.
+  std::string dir = "/tmp/medmon-report-binder-" + std::to_string(::getpid());
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/model-a.yaml") << "schema: medmon.model/v1\nmodel: {id: model-a}\n";
+  std::ofstream(dir + "/model-b.yaml") << "schema: medmon.model/v1\nmodel: {id: model-b}\n";
+  std::ofstream(dir + "/site.yaml") << "schema: medmon.site/v1\n"
+                                       "models: [model-a.yaml, model-b.yaml]\n"
+                                       "internal_networks: [10.0.0.0/8]\n"
+                                       "devices:\n"
+                                       "  - {name: a, model: model-a, mac: \"02:00:00:00:00:0a\"}\n"
+                                       "  - {name: b, model: model-b, ip: 10.1.0.10}\n";
+  auto view = policy_view_load(dir + "/site.yaml", dir);
+  std::filesystem::remove_all(dir);
+  if (!view) { WARN("built without the policy engine"); return; }
+  medmon::IpAddr b, other;
+  REQUIRE(medmon::IpAddr::parse("10.1.0.10", b));
+  REQUIRE(medmon::IpAddr::parse("10.1.0.11", other));
+  const std::array<uint8_t, 6> mac_a{0x02, 0, 0, 0, 0, 0x0a}, none{};
+  CHECK(view->binder(b, mac_a) == "model-b");
+  CHECK(view->binder(other, mac_a) == "model-a");
+  CHECK(view->binder(other, none).empty());
+  CHECK(view->declared.size() == 2);
 }
