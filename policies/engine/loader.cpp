@@ -967,6 +967,8 @@ std::string address_text(const IpAddr& a) {
 // The devices: binding, AE titles, roles (created when new), zone and model.
 void load_devices(Reader& r, YAML::Node dl, const std::string& models_dir, Site& site) {
   if (!r.optional_list(dl, "devices", "{name, model, ip, ...}")) return;
+  struct FpAe { size_t device; std::string ae; YAML::Mark at; };
+  std::vector<FpAe> fp_aes;  // each device's dicom_calling_ae fingerprints, checked once all are loaded
   for (auto e : dl) {
     if (!r.is_map(e, "device")) continue;
     r.keys(e, "device", {"name", "model", "ip", "ips", "mac", "macs", "ae_title", "ae_titles", "hl7_apps", "zone",
@@ -1019,7 +1021,23 @@ void load_devices(Reader& r, YAML::Node dl, const std::string& models_dir, Site&
                                                           "' is already that of device '" + o.name +
                                                           "' (a fingerprint identifies one device)");
           }
+    if (YAML::Node fp = e["fingerprint"]; fp && fp.IsMap() && fp["dicom_calling_ae"])
+      for (const std::string& v : d.fp_dicom_calling_ae)
+        fp_aes.push_back({site.devices.size(), v, Reader::mark_of(fp["dicom_calling_ae"], v)});
     site.devices.push_back(std::move(d));
+  }
+  // A calling AE fingerprint that the site binds to a role or to another device: the judge would
+  // bind this device to any address using it, and report that address for spoofing the other's.
+  for (const FpAe& f : fp_aes) {
+    const std::string what = "device '" + site.devices[f.device].name + "' fingerprint dicom_calling_ae: '" + f.ae + "'";
+    for (const Role& ro : site.roles)
+      if (std::find(ro.ae_titles.begin(), ro.ae_titles.end(), f.ae) != ro.ae_titles.end())
+        r.err_mark(f.at, what + " is an AE title of role '" + ro.name + "' (expected an AE title only this device uses)");
+    for (size_t i = 0; i < site.devices.size(); ++i) {
+      const Device& o = site.devices[i];
+      if (i != f.device && std::find(o.ae_titles.begin(), o.ae_titles.end(), f.ae) != o.ae_titles.end())
+        r.err_mark(f.at, what + " is the AE title of device '" + o.name + "' (expected an AE title only this device uses)");
+    }
   }
 }
 

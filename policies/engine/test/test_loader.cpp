@@ -598,6 +598,20 @@ TEST_CASE("two devices with one fingerprint are an error at the second one's fin
   CHECK(s.find("site.yaml:11:72: device 'mod-4' fingerprint hl7_msh3: 'APP3' is already that of device 'mod-3'") !=
         std::string::npos);
   CHECK(errs.list.size() == 2);
+  // Nor may a calling AE fingerprint be an AE title the site binds to a role or another device.
+  std::string clash = kSite;
+  clash.replace(clash.find("ports: [11112]}"), 15, "ports: [11112], ae_titles: [PACS1]}");
+  clash.replace(clash.find("ip: 10.1.0.10, zone"), 19, "ip: 10.1.0.10, ae_title: MOD1, zone");
+  clash += "  - {name: mod-2, model: test-modality, fingerprint: {dicom_calling_ae: [PACS1, MOD1]}, zone: modality}\n";
+  Errors e3;
+  CHECK_FALSE(load_site(t.write("sites/clash.yaml", clash), "", e3));
+  std::string c3 = all(e3);
+  INFO(c3);
+  CHECK(c3.find("clash.yaml:9:74: device 'mod-2' fingerprint dicom_calling_ae: 'PACS1' is an AE title of role 'pacs'") !=
+        std::string::npos);
+  CHECK(c3.find("clash.yaml:9:81: device 'mod-2' fingerprint dicom_calling_ae: 'MOD1' is the AE title of device 'mod-1'") !=
+        std::string::npos);
+  CHECK(e3.list.size() == 2);
   // A device's AE title and its own fingerprint may be the same.
   std::string ok = kSite;
   ok += "  - {name: mod-2, model: test-modality, ae_title: MOD2, fingerprint: {dicom_calling_ae: [MOD2]}, zone: modality}\n";
