@@ -1367,27 +1367,72 @@ void PolicyJudge::track_fanout(const FlowSummary& f, const Device& dev, EventOut
     if (st.ports.size() > cap) { ++scan_peers_full_; return; }  // bounded
     it = st.ports.emplace(peer, PortsTried{}).first;
   }
-  PortsTried& pt = it->second;
+  Alert a = base("lateral.port_scan");
+  a.peer = ip_str(f.ep.dst);
+  a.message = dev.name + " tried {n} distinct ports on " + a.peer + " within " + std::to_string(th.scan_window_s) + " s";
+  cite(a, dev.model, "SAHD-8");
+  count_port(f, it->second, a, out);
+}
+
+void PolicyJudge::count_port(const FlowSummary& f, PortsTried& pt, Alert& a, EventOutput& out) {
+  auto& th = site_->thresholds;
+  const int64_t t = f.start.usec;
+  const int64_t window = static_cast<int64_t>(th.scan_window_s) * 1000000;
+  const int64_t realert = static_cast<int64_t>(th.scan_realert_s) * 1000000;
   pt.last = std::max(pt.last, t);
   auto port = std::find_if(pt.ports.begin(), pt.ports.end(), [&](const auto& p) { return p.first == f.ep.dst_port; });
   if (port == pt.ports.end()) pt.ports.emplace_back(f.ep.dst_port, t);
   else port->second = std::max(port->second, t);
   if (pt.ports.size() > th.scan_ports)
     std::erase_if(pt.ports, [&](const auto& p) { return p.second < t - window; });
-  if (pt.ports.size() > th.scan_ports) {
-    const size_t n = pt.ports.size();
-    pt.ports.clear();
-    pt.ports.shrink_to_fit();
-    if (due(pt.alerted)) {
-      Alert a = base("lateral.port_scan");
-      a.peer = ip_str(f.ep.dst);
-      a.message = dev.name + " tried " + std::to_string(n) + " distinct ports on " + a.peer + " within " +
-                  std::to_string(th.scan_window_s) + " s";
-      a.evidence.emplace_back("distinct_ports", std::to_string(n));
-      cite(a, dev.model, "SAHD-8");
-      emit(f, a, out);
-    }
+  if (pt.ports.size() <= th.scan_ports) return;
+  const size_t n = pt.ports.size();
+  pt.ports.clear();
+  pt.ports.shrink_to_fit();
+  // Within scan_realert_s of the alert written for the same scan: a repeat.
+  if (pt.alerted >= 0 && t - pt.alerted < realert) {
+    ++repeats_;
+    ++out.counters().at("policy.alert_repeats");
+    return;
   }
+  pt.alerted = t;
+  if (auto at = a.message.find("{n}"); at != std::string::npos) a.message.replace(at, 3, std::to_string(n));
+  a.evidence.emplace_back("distinct_ports", std::to_string(n));
+  emit(f, a, out);
+}
+
+void PolicyJudge::track_inbound_scan(const FlowSummary& f, const Device& dev, EventOutput& out) {
+  if (!has_ports(f.ep.proto)) return;
+  auto& st = dev_state_[static_cast<size_t>(&dev - site_->devices.data())];
+  auto& th = site_->thresholds;
+  const int64_t t = f.start.usec;
+  const int64_t window = static_cast<int64_t>(th.scan_window_s) * 1000000;
+  const int64_t realert = static_cast<int64_t>(th.scan_realert_s) * 1000000;
+  IpKey scanner(f.ep.src);
+  auto it = st.scanned_by.find(scanner);
+  if (it == st.scanned_by.end()) {
+    const size_t cap = static_cast<size_t>(th.fanout_hosts) * 2 + 64;
+    if (st.scanned_by.size() > cap && t - st.scanned_by_swept >= 1000000) {
+      st.scanned_by_swept = t;
+      std::erase_if(st.scanned_by, [&](const auto& h) {
+        return h.second.last < t - window && (h.second.alerted < 0 || t - h.second.alerted >= realert);
+      });
+    }
+    if (st.scanned_by.size() > cap) { ++scanners_full_; return; }  // bounded
+    it = st.scanned_by.emplace(scanner, PortsTried{}).first;
+  }
+  Alert a;
+  a.rule = "lateral.port_scan";
+  a.sev = Severity::high;
+  a.device = dev.name;
+  a.peer = ip_str(f.ep.src);
+  a.message = a.peer + ", a host the site binds to no device, tried {n} distinct ports of " + dev.name + " within " +
+              std::to_string(th.scan_window_s) + " s";
+  a.evidence.emplace_back("model", dev.model_id);
+  a.evidence.emplace_back("direction", "inbound");
+  a.distinct = std::to_string(t);  // each burst is its own finding
+  cite(a, dev.model, "SAHD-8");
+  count_port(f, it->second, a, out);
 }
 
 FlowVerdict PolicyJudge::judge(const FlowSummary& f, EventOutput& out) {
@@ -1467,6 +1512,7 @@ FlowVerdict PolicyJudge::judge(const FlowSummary& f, EventOutput& out) {
     }
     if (r.level > worst.level) worst = std::move(r);
     if (side == 0) track_fanout(f, *d, out);
+    else if (!cdev) track_inbound_scan(f, *d, out);
     // An unknown peer: an address the site binds to no role and no device.
     if (!peer_dev && peer_roles == 0 && !is_infrastructure(app)) {
       Alert a;
@@ -1498,6 +1544,7 @@ void PolicyJudge::finish(Timestamp now, EventOutput& out) {
   if (ae_reset_) c.at("policy.ae_tracked_reset") += ae_reset_;
   if (reject_reset_) c.at("policy.reject_sources_reset") += reject_reset_;
   if (scan_peers_full_) c.at("policy.scan_peers_full") += scan_peers_full_;
+  if (scanners_full_) c.at("policy.scanners_full") += scanners_full_;
   if (rate_keys_full_) c.at("policy.rate_keys_full") += rate_keys_full_;
 }
 

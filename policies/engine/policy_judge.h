@@ -92,6 +92,10 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
     int64_t services_swept = 0;                           // when stale services were last dropped
     std::unordered_map<IpKey, PortsTried, IpKeyHash> ports;
     int64_t ports_swept = 0;                              // when stale hosts were last dropped from ports
+    // The ports of this device that hosts the site binds to no device tried (an unknown scanner),
+    // bounded as `ports` is.
+    std::unordered_map<IpKey, PortsTried, IpKeyHash> scanned_by;
+    int64_t scanned_by_swept = 0;
   };
 
   // Alerts of one (rule, device) in the current window of thresholds.alert_limit_window_s.
@@ -157,6 +161,11 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
   void check_fingerprints(const Side& s);
   void eval_dicom_flow(const FlowSummary& f, const Device* cdev, const Device* sdev, EventOutput& out);
   void track_fanout(const FlowSummary& f, const Device& dev, EventOutput& out);
+  // A port scan of a device by a host that is no device of the site (track_fanout counts those
+  // of devices).
+  void track_inbound_scan(const FlowSummary& f, const Device& dev, EventOutput& out);
+  // One more port `f` tried in `pt`: the scan's alert, if it crossed thresholds.scan_ports.
+  void count_port(const FlowSummary& f, PortsTried& pt, Alert& alert, EventOutput& out);
   void emit(const FlowSummary& f, Alert& a, EventOutput& out);
   // True when `a` is over its (rule, device) limit (thresholds.alert_limit per alert_limit_window_s):
   // counted, and noted once per window by a policy.rate_limited alert.
@@ -192,7 +201,7 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
   std::vector<const char*> lateral_apps_;
   Severity max_sev_ = Severity::info;
   uint64_t alerts_written_ = 0, suppressed_ = 0, repeats_ = 0;
-  uint64_t emitted_full_ = 0, learned_full_ = 0, ae_reset_ = 0, reject_reset_ = 0, scan_peers_full_ = 0, rate_keys_full_ = 0;
+  uint64_t emitted_full_ = 0, learned_full_ = 0, ae_reset_ = 0, reject_reset_ = 0, scan_peers_full_ = 0, scanners_full_ = 0, rate_keys_full_ = 0;
   std::string scratch_;
   SiteOnly site_only_{*this};
 };

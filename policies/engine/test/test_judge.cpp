@@ -668,6 +668,28 @@ TEST_CASE("a fan-out is one service reached on many hosts, not many hosts on any
   CHECK(fx.alerts("lateral.fan_out").size() == 2);
 }
 
+TEST_CASE("a port scan of a device by a host that is no device of the site", "[judge]") {
+  Fixture fx;  // demo site: scan_ports 8
+  for (int p = 1; p <= 12; ++p) fx.judge_flow(fx.flow("10.10.1.77", 42000, CT, static_cast<uint16_t>(1000 + p)));
+  auto scans = fx.alerts("lateral.port_scan");
+  REQUIRE(scans.size() == 1);
+  CHECK(scans[0]["alert"]["device"] == "ct-1");
+  CHECK(scans[0]["alert"]["peer"] == "10.10.1.77");
+  CHECK(scans[0]["alert"]["evidence"]["distinct_ports"] == "9");
+  CHECK(scans[0]["alert"]["evidence"]["direction"] == "inbound");
+  CHECK(Fixture::cites(scans[0], "SAHD-8"));
+  // Ten minutes later, again: a repeat within scan_realert_s.
+  fx.t += 600ll * 1000000;
+  for (int p = 1; p <= 12; ++p) fx.judge_flow(fx.flow("10.10.1.77", 42000, CT, static_cast<uint16_t>(2000 + p)));
+  CHECK(fx.alerts("lateral.port_scan").size() == 1);
+  // A device scanning another is the scanning device's finding, written once.
+  for (int p = 1; p <= 12; ++p) fx.judge_flow(fx.flow(CT, 42000, PACS, static_cast<uint16_t>(3000 + p)));
+  scans = fx.alerts("lateral.port_scan");
+  REQUIRE(scans.size() == 2);
+  CHECK(scans[1]["alert"]["device"] == "ct-1");
+  CHECK(scans[1]["alert"]["peer"] == PACS);
+}
+
 TEST_CASE("fan-out and port scans count within a window and are written again for a later burst", "[judge]") {
   Fixture fx;  // demo site: fanout_hosts 32, scan_ports 8; default window 300 s, realert 3600 s
   const int64_t hour = 3600ll * 1000000;
@@ -772,6 +794,10 @@ TEST_CASE("per-peer state of the scan and reject detectors is bounded and counte
   }
   fx.judge->finish(Timestamp{fx.t}, fx.out);
   CHECK(fx.out.counters().get("policy.scan_peers_full") == 300 - 129);
+  // The 4200 clients of the PACS, a second apart: the ports each tried of it are kept for at most
+  // 128 + 1 of them at a time, the others counted.
+  CHECK(fx.out.counters().get("policy.scanners_full") > 1000);
+  CHECK(fx.out.counters().get("policy.scanners_full") < 4200);
   // Hosts not tried again for longer than the scan window give their room to new ones.
   Fixture slow;
   for (int i = 0; i < 300; ++i) {
