@@ -247,9 +247,8 @@ Flow& FlowTable::lookup(const Packet& p, Dir& dir, Timestamp now) {
   if (it != map_.end() && due(it->second, now)) {
     // Its timeout passed before this packet, whether or not a check of timeouts came between
     // (that depends on other traffic): the flow ended then, and this packet starts a new one.
-    // The flows due earlier end before it.
-    expire(now);
-    it = map_.find(k);
+    end(it->second, timed_out_as(it->second));
+    it = map_.end();
   }
   if (it != map_.end()) {
     Flow& f = it->second;

@@ -153,7 +153,9 @@ class FlowTable {
   // packet time as timeouts count it. May end other flows first (capacity eviction, reuse of a
   // closed 5-tuple by a new SYN, absolute timeout), calling on_end for each. A flow idle past its
   // timeout at `now` ends (`idle_timeout`, or `closed`/`reset`) and the packet starts a new one,
-  // whether or not expire() ran since: every flow then due ends first, as expire(now) ends them.
+  // whether or not expire() ran since. Only that flow ends here: the other flows due end at the
+  // next expire(), so which flows a packet ends does not depend on what else the table holds
+  // (with --workers, the other workers' flows are in other tables).
   Flow& lookup(const Packet& p, Dir& dir, Timestamp now);
   Flow& lookup(const Packet& p, Dir& dir) { return lookup(p, dir, p.ts); }
   // Marks activity at packet time `now`: moves the flow to the back of its timeout list.
