@@ -198,11 +198,12 @@ void Pipeline::packet(const uint8_t* frame, uint32_t caplen, uint32_t wirelen, T
   if (ts.usec > last_ts_.usec) last_ts_ = ts;
   move_clock(ts);
   if (!decoder_) return;
+  // Every frame moves packet time on, decoded or not: on a quiet link ARP, STP or LLDP frames
+  // are what end idle flows and bring the periodic stats. Before the packet's own events, as
+  // with --workers, where the reader moves every worker's clock before it hands the packet on.
+  tick();
   Packet p;
   DecodeStatus ds = decoder_->decode(frame, caplen, wirelen, ts, p);
-  // Every frame moves packet time on, decoded or not: on a quiet link ARP, STP or LLDP frames
-  // are what end idle flows and bring the periodic stats.
-  tick();
   if (ds != DecodeStatus::ok || depth_ == Depth::decode) return;
 
   Dir dir;
@@ -221,6 +222,7 @@ void Pipeline::packet(const uint8_t* frame, uint32_t caplen, uint32_t wirelen, T
   }
   TcpVerdict verdict = p.proto == 6 ? f.tcp_packet(d, p) : TcpVerdict::ok;
   flows_->touch(f, clock_);
+  f.last_input = input_pos_;
   if (verdict == TcpVerdict::rst_out_of_window) {
     // The receiver drops it: so does reassembly.
     ++c_rst_out_of_window_;
@@ -388,6 +390,7 @@ void Pipeline::udp(Flow& f, Dir dir, const Packet& p) {
 }
 
 void Pipeline::on_flow_end(Flow& f, FlowEnd why) {
+  if (flow_end_observer_) flow_end_observer_(f);
   auto* st = static_cast<FlowState*>(f.ext.get());
   if (st) {
     st->ctx.set_now(f.last);
@@ -675,7 +678,9 @@ void Pipeline::expire_now() {
 }
 
 void Pipeline::advance_clock(Timestamp ts) {
-  if (move_clock(ts)) expire_now();
+  // As packet() and tick(): time going back only brings the next check nearer.
+  move_clock(ts);
+  if (clock_.usec >= next_expire_usec_) expire_now();
 }
 
 void Pipeline::follow_clock(Timestamp ts) {

@@ -56,7 +56,8 @@ class Pipeline {
   void packet(const uint8_t* frame, uint32_t caplen, uint32_t wirelen, Timestamp ts);
   // Packet time went on without a packet for this pipeline (with --workers: another worker's
   // packet): its clock follows it (forward, or back by more than kTimeBackUsec) and its flows
-  // and fragments time out now, so expiry does not depend on which worker a flow hashes to.
+  // and fragments time out as a packet of that time would time them out, so expiry does not
+  // depend on which worker a flow hashes to.
   void advance_clock(Timestamp ts);
   // Live capture with --workers: packet time another worker saw. The clock only moves forward
   // (the workers' latest times differ by a batch), with what a packet of that time would bring:
@@ -73,6 +74,11 @@ class Pipeline {
   void write_stats(Timestamp ts);
   StatsSnapshot snapshot();
   void set_worker_id(int id) { worker_id_ = id; }
+  // analyze --workers: the input position of the next packet (kept in its flow: Flow::last_input),
+  // and a call as each flow ends, before its events are written (the merge orders the flows that
+  // end together in a tick, or at the end of input, as one flow table ends them).
+  void set_input_position(uint64_t pos) { input_pos_ = pos; }
+  void set_flow_end_observer(std::function<void(const Flow&)> fn) { flow_end_observer_ = std::move(fn); }
   // Extra gauges for `stats` (kernel drops in live mode).
   void set_capture_stats(uint64_t received, uint64_t dropped, uint64_t if_dropped);
   // Called before each `stats` event is written (live capture: reads the kernel's counters then,
@@ -130,6 +136,8 @@ class Pipeline {
   std::unique_ptr<NdpiClassifier> ndpi_;
   Timestamp last_ts_{};  // the latest packet time seen
   std::function<void()> stats_refresh_;
+  uint64_t input_pos_ = 0;
+  std::function<void(const Flow&)> flow_end_observer_;
   // Packet time as timeouts and periodic stats count it: the latest, unless time went back by
   // more than kTimeBackUsec (then from there on).
   Timestamp clock_{std::numeric_limits<int64_t>::min()};  // before the first packet, whatever its time

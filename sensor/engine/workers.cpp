@@ -81,6 +81,16 @@ OfflineWorkers::OfflineWorkers(int n, const SensorConfig& cfg, Depth depth, cons
       raw.push_back(w->deferral.get());
     }
     w->pipeline = std::make_unique<Pipeline>(worker_share(worker_cfg, n, i), depth, w->out, phi, raw);
+    Worker* wp = w.get();
+    w->pipeline->set_flow_end_observer([wp](const Flow& f) {
+      // A flow its own packet ends stays with that packet's events.
+      if (wp->now.phase != kTimedOut) return;
+      LineOrder o = wp->now;
+      o.last_usec = f.last.usec;
+      o.list = f.lru_class;
+      o.last_input = f.last_input;
+      wp->mark(o);
+    });
     workers_.push_back(std::move(w));
   }
   set_worker_slots(n);
@@ -118,14 +128,22 @@ void OfflineWorkers::run(Worker& w) {
     switch (b->kind) {
       case Batch::Kind::packets:
         for (auto& r : b->refs) {
-          if (r.tick) w.pipeline->advance_clock(r.ts);
-          else w.pipeline->packet(b->data.data() + r.offset, r.caplen, r.wirelen, r.ts);
+          w.now = {r.pos, r.tick ? kTimedOut : kPacket};
+          w.mark(w.now);
+          if (r.tick) {
+            w.pipeline->advance_clock(r.ts);
+          } else {
+            w.pipeline->set_input_position(r.pos);
+            w.pipeline->packet(b->data.data() + r.offset, r.caplen, r.wirelen, r.ts);
+          }
         }
         break;
       case Batch::Kind::linktype:
         w.pipeline->set_linktype(b->dlt);
         break;
       case Batch::Kind::finish:
+        w.now = {std::numeric_limits<uint64_t>::max(), kTimedOut};
+        w.mark(w.now);
         w.pipeline->finish(b->why, /*with_stats=*/false);
         [[fallthrough]];
       case Batch::Kind::epoch: {
@@ -182,7 +200,7 @@ void OfflineWorkers::packet(const uint8_t* frame, uint32_t caplen, uint32_t wire
   int idx = 0;
   if (s == DecodeStatus::ok) idx = static_cast<int>(flow_hash(p, false) % workers_.size());
   else if (s == DecodeStatus::fragment && p.src.family) idx = route_fragment(p, frame, caplen, wirelen, ts);
-  if (idx >= 0) send(static_cast<size_t>(idx), frame, caplen, wirelen, ts);
+  if (idx >= 0) send(static_cast<size_t>(idx), frame, caplen, wirelen, ts, packets_);
   if (++since_epoch_ >= kEpochPackets) {
     since_epoch_ = 0;
     epoch();
@@ -199,16 +217,17 @@ OfflineWorkers::Batch& OfflineWorkers::filling(size_t idx) {
   return *w.filling;
 }
 
-void OfflineWorkers::send(size_t idx, const uint8_t* frame, uint32_t caplen, uint32_t wirelen, Timestamp ts) {
+void OfflineWorkers::send(size_t idx, const uint8_t* frame, uint32_t caplen, uint32_t wirelen, Timestamp ts,
+                          uint64_t pos) {
   Batch& b = filling(idx);
-  b.refs.push_back({static_cast<uint32_t>(b.data.size()), caplen, wirelen, ts});
+  b.refs.push_back({static_cast<uint32_t>(b.data.size()), caplen, wirelen, ts, pos});
   b.data.insert(b.data.end(), frame, frame + caplen);
   if (b.refs.size() >= kBatchPackets) push(*workers_[idx], std::move(workers_[idx]->filling));
 }
 
 void OfflineWorkers::tick(size_t idx, Timestamp ts) {
   Batch& b = filling(idx);
-  b.refs.push_back({static_cast<uint32_t>(b.data.size()), 0, 0, ts, /*tick=*/true});
+  b.refs.push_back({static_cast<uint32_t>(b.data.size()), 0, 0, ts, packets_, /*tick=*/true});
   if (b.refs.size() >= kBatchPackets) push(*workers_[idx], std::move(workers_[idx]->filling));
 }
 
@@ -293,7 +312,7 @@ int OfflineWorkers::route_fragment(const Packet& p, const uint8_t* frame, uint32
     return r.worker;
   }
   if (r.held.empty()) r.waiting = waiting_.insert(waiting_.end(), key);
-  r.held.push_back({std::vector<uint8_t>(frame, frame + caplen), wirelen, ts});
+  r.held.push_back({std::vector<uint8_t>(frame, frame + caplen), wirelen, ts, packets_});
   ++held_frames_;
   held_bytes_ += caplen;
   ++c_held_;
@@ -315,7 +334,7 @@ OfflineWorkers::RouteIt OfflineWorkers::add_route(const FragmentTable::Key& key,
 void OfflineWorkers::release(RouteIt it, size_t worker) {
   FragmentRoute& r = it->second;
   for (auto& h : r.held) {
-    send(worker, h.frame.data(), static_cast<uint32_t>(h.frame.size()), h.wirelen, h.ts);
+    send(worker, h.frame.data(), static_cast<uint32_t>(h.frame.size()), h.wirelen, h.ts, h.pos);
     held_bytes_ -= h.frame.size();
   }
   held_frames_ -= r.held.size();
@@ -346,6 +365,52 @@ void OfflineWorkers::drop_all_routes() {
   while (!route_age_.empty()) drop_route(routes_.find(route_age_.front()), c_unmatched_);
 }
 
+namespace {
+// The flows ended together (a tick, the end of input), sorted by timeout list and then by last
+// packet, in the order one flow table ends them: of the lists' heads, the flow whose last packet
+// time is the earliest, the first list on a tie.
+template <typename Line>
+void interleave_flows(std::vector<Line>& all, size_t begin, size_t end) {
+  struct Run { size_t begin, end; };
+  std::vector<std::vector<Run>> lists;  // in list order
+  for (size_t i = begin; i < end;) {
+    size_t j = i + 1;
+    while (j < end && *all[j].order == *all[i].order) ++j;
+    if (lists.empty() || all[lists.back().front().begin].order->list != all[i].order->list) lists.emplace_back();
+    lists.back().push_back({i, j});
+    i = j;
+  }
+  if (lists.size() < 2) return;
+  std::vector<Line> merged;
+  merged.reserve(end - begin);
+  std::vector<size_t> head(lists.size(), 0);
+  for (;;) {
+    size_t best = lists.size();
+    for (size_t l = 0; l < lists.size(); ++l) {
+      if (head[l] == lists[l].size()) continue;
+      if (best == lists.size() || all[lists[l][head[l]].begin].order->last_usec <
+                                      all[lists[best][head[best]].begin].order->last_usec)
+        best = l;
+    }
+    if (best == lists.size()) break;
+    const Run& r = lists[best][head[best]++];
+    merged.insert(merged.end(), all.begin() + static_cast<ptrdiff_t>(r.begin), all.begin() + static_cast<ptrdiff_t>(r.end));
+  }
+  std::copy(merged.begin(), merged.end(), all.begin() + static_cast<ptrdiff_t>(begin));
+}
+}  // namespace
+
+template <typename Line>
+void OfflineWorkers::interleave_lists(std::vector<Line>& all) {
+  for (size_t i = 0; i < all.size();) {
+    const LineOrder& o = *all[i].order;
+    size_t j = i + 1;
+    while (j < all.size() && all[j].order->pos == o.pos && all[j].order->phase == o.phase) ++j;
+    if (o.phase == kTimedOut) interleave_flows(all, i, j);
+    i = j;
+  }
+}
+
 void OfflineWorkers::epoch() {
   {
     std::lock_guard<std::mutex> g(done_m_);
@@ -356,10 +421,11 @@ void OfflineWorkers::epoch() {
     std::unique_lock<std::mutex> g(done_m_);
     done_cv_.wait(g, [&] { return done_count_ == workers_.size(); });
   }
-  // Every worker is idle now: merge their lines, oldest first; ties keep worker order. A flow
-  // event is judged where it lands: the judges' alerts go just before it, as with one pipeline.
+  // Every worker is idle now: merge their lines in one pipeline's order (LineOrder); a worker's
+  // lines of one place keep their order. A flow event is judged where it lands: the judges'
+  // alerts and asset events go just before it, as with one pipeline.
   struct Line {
-    std::string_view ts;
+    const LineOrder* order;
     const std::string* type;
     const std::string* line;
     EndedFlow* ended;
@@ -369,15 +435,20 @@ void OfflineWorkers::epoch() {
   for (auto& w : workers_) {
     auto next = w->deferral ? w->deferral->ended.begin() : std::deque<EndedFlow>::iterator{};
     const bool headers = w->sink->headers.size() == w->sink->lines.size();
+    static const LineOrder kBeforeAll{};  // lines written outside a packet, tick or the end: none expected
+    size_t m = 0;
     for (size_t i = 0; i < w->sink->lines.size(); ++i) {
+      while (m + 1 < w->marks.size() && w->marks[m + 1].line <= i) ++m;
       const std::string& l = w->sink->lines[i];
       EndedFlow* e = nullptr;
       if (w->deferral && next != w->deferral->ended.end() && next->line == i) e = &*next++;
-      all.push_back({std::string_view(l).substr(0, std::min<size_t>(l.size(), 40)), &w->sink->types[i], &l, e,
+      bool marked = m < w->marks.size() && w->marks[m].line <= i;
+      all.push_back({marked ? &w->marks[m].order : &kBeforeAll, &w->sink->types[i], &l, e,
                      headers ? &w->sink->headers[i] : nullptr});
     }
   }
-  std::stable_sort(all.begin(), all.end(), [](const Line& a, const Line& b) { return a.ts < b.ts; });
+  std::stable_sort(all.begin(), all.end(), [](const Line& a, const Line& b) { return *a.order < *b.order; });
+  interleave_lists(all);
   for (auto& l : all) {
     if (!l.ended) {
       // A protocol event names the devices bound by fingerprint by the time it is merged, as one
@@ -401,6 +472,7 @@ void OfflineWorkers::epoch() {
     w->sink->lines.clear();
     w->sink->types.clear();
     w->sink->headers.clear();
+    w->marks.clear();
     if (w->deferral) w->deferral->ended.clear();
   }
 }

@@ -2,8 +2,11 @@
 // Offline analysis on N worker threads. The reading thread hashes every packet on its
 // symmetric 5-tuple (both directions of a flow meet in one worker) and hands it to that
 // worker's own pipeline (flow table, reassembly, dissectors). Workers write into memory; at
-// fixed packet-count epochs the reader merges their events, stably sorted by timestamp, so the
-// output is the same on every run.
+// fixed packet-count epochs the reader merges their events in the order one pipeline writes
+// them, so the output does not depend on the number of workers (LineOrder): the events of a
+// packet's handling by the packet's position in the input; the flows its time ended (ticks)
+// just before them, and those ended at the end of the input, in the order of their last
+// packets, as one flow table ends them.
 //
 // IP fragments after the first carry no ports. The fragments of a TCP, UDP or ICMP datagram
 // go to the worker of the datagram's flow: the first fragment (offset 0) has the ports, and its
@@ -35,6 +38,7 @@
 // writes the header annotation of each judged flow event again, after its judges, so a flow
 // event names a fingerprint-bound device as with one pipeline; the other events of workers
 // (protocol events) name only devices bound by ip or mac.
+#include <compare>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -71,7 +75,25 @@ class OfflineWorkers {
 
  private:
   // tick: no packet, the input's packet time for the worker's clock (Pipeline::advance_clock).
-  struct PacketRef { uint32_t offset, caplen, wirelen; Timestamp ts; bool tick = false; };
+  // pos: the packet's position in the input (a tick: the packet whose time it is).
+  struct PacketRef { uint32_t offset, caplen, wirelen; Timestamp ts; uint64_t pos; bool tick = false; };
+  // Where a run of a worker's lines goes in the merged output. One pipeline handles a packet
+  // in this order: the flows the packet's time ends, then the packet itself; at the end of the
+  // input, the flows still open. The flow table ends flows timeout list by timeout list, each in
+  // the order of the flows' last packets, taking of the lists' heads the one with the earliest
+  // last packet time (FlowTable::expire, end_all): the merge sorts by list and last packet, then
+  // interleaves the lists so (interleave_lists).
+  struct LineOrder {
+    uint64_t pos = 0;        // the packet's input position; after every packet at the end
+    uint8_t phase = 0;       // kTimedOut or kPacket
+    uint8_t list = 0;        // a flow ended by time or at the end: its timeout list,
+    uint64_t last_input = 0; //   its last packet's input position
+    int64_t last_usec = 0;   //   and time
+    auto operator<=>(const LineOrder&) const = default;
+  };
+  static constexpr uint8_t kTimedOut = 0, kPacket = 1;
+  // Lines from `line` on (up to the next mark) go at `order`.
+  struct LineMark { size_t line; LineOrder order; };
   struct Batch {
     enum class Kind { packets, linktype, epoch, finish } kind = Kind::packets;
     int dlt = 0;
@@ -120,6 +142,14 @@ class OfflineWorkers {
     std::deque<std::unique_ptr<Batch>> queue;
     std::unique_ptr<Batch> filling;
     std::thread thread;
+    // This epoch's runs of lines (worker thread; read at the merge, when the worker is idle).
+    std::vector<LineMark> marks;
+    LineOrder now;  // what the worker is doing: a tick or the end (kTimedOut), or a packet
+    void mark(const LineOrder& o) {
+      size_t line = sink->lines.size();
+      if (!marks.empty() && marks.back().line == line) marks.back().order = o;
+      else marks.push_back({line, o});
+    }
   };
 
   // Where the fragments of one datagram go (key: as in the workers' fragment tables).
@@ -128,7 +158,7 @@ class OfflineWorkers {
     int worker = -1;         // -1: waiting for its first fragment
     bool first_seen = false;
     size_t fallback = 0;     // the address-pair worker
-    struct Held { std::vector<uint8_t> frame; uint32_t wirelen; Timestamp ts; };
+    struct Held { std::vector<uint8_t> frame; uint32_t wirelen; Timestamp ts; uint64_t pos; };
     std::vector<Held> held;  // fragments waiting for the first, in input order
     std::list<FragmentTable::Key>::iterator age, waiting;
   };
@@ -137,7 +167,7 @@ class OfflineWorkers {
   void run(Worker& w);
   void push(Worker& w, std::unique_ptr<Batch> b);
   Batch& filling(size_t worker);
-  void send(size_t worker, const uint8_t* frame, uint32_t caplen, uint32_t wirelen, Timestamp ts);
+  void send(size_t worker, const uint8_t* frame, uint32_t caplen, uint32_t wirelen, Timestamp ts, uint64_t pos);
   // The input's packet time, kept as one pipeline keeps its clock: ticks the workers, counts
   // time going back and writes the periodic stats when due.
   void advance_input_clock(Timestamp ts);
@@ -154,6 +184,9 @@ class OfflineWorkers {
   void drop_all_routes();
   void broadcast(Batch::Kind kind, int dlt = 0, FlowEnd why = FlowEnd::end_of_input);
   void epoch();  // waits for every worker to reach this point, then merges their events
+  // Lines sorted by LineOrder: the flows ended together put in one flow table's order.
+  template <typename Line>
+  static void interleave_lists(std::vector<Line>& all);
   // A flow line a worker wrote, with the merged output's header annotation in place of the
   // worker's; false (out untouched) when they are the same.
   bool reannotate(std::string_view flow_line, const EventEndpoints& ep, std::string& out);

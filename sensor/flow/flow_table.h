@@ -109,6 +109,9 @@ struct Flow {
   std::array<uint32_t, 2> seq_next{}, ack_next{};
   std::array<bool, 2> seq_known{}, ack_known{};
   Timestamp start, last;
+  // The input position of its last packet (with --workers: the reader's count, which orders the
+  // flows that end together over all workers as one flow table orders them).
+  uint64_t last_input = 0;
   // Its last packet's time as the idle timeout counts it: put back when packet time went back.
   Timestamp idle_from;
   std::array<uint64_t, 2> pkts{}, bytes{}, payload_bytes{};
