@@ -683,6 +683,10 @@ void Pipeline::advance_clock(Timestamp ts) {
   if (clock_.usec >= next_expire_usec_) expire_now();
 }
 
+void Pipeline::catch_up_clock(Timestamp ts) {
+  if (ts.usec > clock_.usec) clock_ = ts;
+}
+
 void Pipeline::follow_clock(Timestamp ts) {
   // No capture time yet (0): following it would start the stats schedule at 1970, and the first
   // packet would then write a stats event at once.
@@ -693,6 +697,9 @@ void Pipeline::follow_clock(Timestamp ts) {
 
 void Pipeline::finish(FlowEnd why, bool with_stats, std::optional<Timestamp> stop_time, Timestamp capture_latest) {
   if (decoder_) decoder_->fragments().drop_all();
+  // Flows idle past their timeout by the last packet time timed out, even when no check of
+  // timeouts came after (it comes once per second of packet time).
+  flows_->expire(clock_);
   flows_->end_all(why);
   Timestamp end = last_ts_;
   if (capture_latest.usec > end.usec) end = capture_latest;  // another worker's later packet

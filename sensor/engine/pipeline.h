@@ -59,6 +59,9 @@ class Pipeline {
   // and fragments time out as a packet of that time would time them out, so expiry does not
   // depend on which worker a flow hashes to.
   void advance_clock(Timestamp ts);
+  // analyze --workers, at the end of the input: the input's latest time, which finish() times
+  // out flows with (as one pipeline's), without a check of timeouts now.
+  void catch_up_clock(Timestamp ts);
   // Live capture with --workers: packet time another worker saw. The clock only moves forward
   // (the workers' latest times differ by a batch), with what a packet of that time would bring:
   // idle flows and fragments time out, the periodic `stats` is written.

@@ -144,6 +144,7 @@ void OfflineWorkers::run(Worker& w) {
       case Batch::Kind::finish:
         w.now = {std::numeric_limits<uint64_t>::max(), kTimedOut};
         w.mark(w.now);
+        w.pipeline->catch_up_clock(b->clock);
         w.pipeline->finish(b->why, /*with_stats=*/false);
         [[fallthrough]];
       case Batch::Kind::epoch: {
@@ -164,7 +165,7 @@ void OfflineWorkers::push(Worker& w, std::unique_ptr<Batch> b) {
   w.cv.notify_all();
 }
 
-void OfflineWorkers::broadcast(Batch::Kind kind, int dlt, FlowEnd why) {
+void OfflineWorkers::broadcast(Batch::Kind kind, int dlt, FlowEnd why, Timestamp clock) {
   for (auto& w : workers_) {
     if (w->filling && !w->filling->refs.empty()) push(*w, std::move(w->filling));
     w->filling.reset();
@@ -172,6 +173,7 @@ void OfflineWorkers::broadcast(Batch::Kind kind, int dlt, FlowEnd why) {
     b->kind = kind;
     b->dlt = dlt;
     b->why = why;
+    b->clock = clock;
     push(*w, std::move(b));
   }
 }
@@ -528,7 +530,7 @@ void OfflineWorkers::finish(FlowEnd why) {
     std::lock_guard<std::mutex> g(done_m_);
     done_count_ = 0;
   }
-  broadcast(Batch::Kind::finish, 0, why);
+  broadcast(Batch::Kind::finish, 0, why, clock_);
   {
     std::unique_lock<std::mutex> g(done_m_);
     done_cv_.wait(g, [&] { return done_count_ == workers_.size(); });

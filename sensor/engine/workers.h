@@ -98,6 +98,7 @@ class OfflineWorkers {
     enum class Kind { packets, linktype, epoch, finish } kind = Kind::packets;
     int dlt = 0;
     FlowEnd why = FlowEnd::end_of_input;
+    Timestamp clock{};  // finish: the input's clock
     std::vector<uint8_t> data;
     std::vector<PacketRef> refs;
   };
@@ -182,7 +183,7 @@ class OfflineWorkers {
   void drop_route(RouteIt it, uint64_t& counter);  // held fragments go on the address pair
   void expire_routes(Timestamp now);
   void drop_all_routes();
-  void broadcast(Batch::Kind kind, int dlt = 0, FlowEnd why = FlowEnd::end_of_input);
+  void broadcast(Batch::Kind kind, int dlt = 0, FlowEnd why = FlowEnd::end_of_input, Timestamp clock = {});
   void epoch();  // waits for every worker to reach this point, then merges their events
   // Lines sorted by LineOrder: the flows ended together put in one flow table's order.
   template <typename Line>

@@ -32,8 +32,8 @@ def output(path, site, workers):
     args = ["analyze", path, *SITES[site], "--fail-on", "none", "--out", "-", "-q"]
     if workers:
         args += ["--workers", str(workers)]
-    _, out, _ = run(args)
-    return out
+    rc, out, err = run(args, check_rc=None)  # a capture that is not one is exit 3, with what was read
+    return f"{out}exit {rc}\n{err}"
 
 
 def without_per_worker_counters(out):
