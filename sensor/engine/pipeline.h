@@ -92,6 +92,7 @@ class Pipeline {
   void set_input_filter(std::string bpf) { input_filter_ = std::move(bpf); }
 
   uint64_t packets() const { return packets_; }
+  size_t active_flows() const { return flows_ ? flows_->size() : 0; }
   uint64_t bytes() const { return bytes_; }
   Timestamp last_ts() const { return last_ts_; }
   Counters& counters() { return out_.counters(); }

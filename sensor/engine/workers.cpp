@@ -136,6 +136,10 @@ void OfflineWorkers::run(Worker& w) {
             w.pipeline->set_input_position(r.pos);
             w.pipeline->packet(b->data.data() + r.offset, r.caplen, r.wirelen, r.ts);
           }
+          if (size_t open = w.pipeline->active_flows(); open != w.flows_open) {
+            w.flows_open = open;
+            w.flows_open_changes.emplace_back(w.now, open);
+          }
         }
         break;
       case Batch::Kind::linktype:
@@ -451,6 +455,16 @@ void OfflineWorkers::epoch() {
   }
   std::stable_sort(all.begin(), all.end(), [](const Line& a, const Line& b) { return *a.order < *b.order; });
   interleave_lists(all);
+  std::vector<std::pair<const LineOrder*, std::pair<size_t, size_t>>> changes;  // (when, (worker, open))
+  flows_open_.resize(workers_.size());
+  for (size_t i = 0; i < workers_.size(); ++i)
+    for (auto& [o, open] : workers_[i]->flows_open_changes) changes.push_back({&o, {i, open}});
+  std::stable_sort(changes.begin(), changes.end(), [](const auto& a, const auto& b) { return *a.first < *b.first; });
+  for (auto& [o, c] : changes) {
+    flows_open_total_ = flows_open_total_ - flows_open_[c.first] + c.second;
+    flows_open_[c.first] = c.second;
+    flows_open_peak_ = std::max(flows_open_peak_, flows_open_total_);
+  }
   for (auto& l : all) {
     if (!l.ended) {
       // A protocol event names the devices bound by fingerprint by the time it is merged, as one
@@ -475,6 +489,7 @@ void OfflineWorkers::epoch() {
     w->sink->types.clear();
     w->sink->headers.clear();
     w->marks.clear();
+    w->flows_open_changes.clear();
     if (w->deferral) w->deferral->ended.clear();
   }
 }
@@ -553,6 +568,8 @@ void OfflineWorkers::write_merged_stats(Timestamp ts) {
   // Every worker's clock followed the input's, so each counted the same jumps back: the
   // reader's count is the input's.
   total.at("time.backwards") = 0;
+  // The peak of the open flows of all workers together, as one flow table's.
+  if (total.get("flows.peak_active") != 0) total.at("flows.peak_active") = flows_open_peak_;
   total.merge(dispatch_counters_);
   // What the merging thread counted: the sinks (attached to the merged output) and the judges
   // (policy, asset inventory) with the events they wrote.

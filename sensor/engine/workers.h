@@ -146,6 +146,10 @@ class OfflineWorkers {
     // This epoch's runs of lines (worker thread; read at the merge, when the worker is idle).
     std::vector<LineMark> marks;
     LineOrder now;  // what the worker is doing: a tick or the end (kTimedOut), or a packet
+    // Its number of open flows after each packet or tick that changed it, this epoch: the merge
+    // adds them up in input order for the peak of all workers (flows.peak_active).
+    size_t flows_open = 0;
+    std::vector<std::pair<LineOrder, size_t>> flows_open_changes;
     void mark(const LineOrder& o) {
       size_t line = sink->lines.size();
       if (!marks.empty() && marks.back().line == line) marks.back().order = o;
@@ -207,6 +211,10 @@ class OfflineWorkers {
   uint64_t packets_ = 0, bytes_ = 0;
   std::string input_filter_;
   uint64_t since_epoch_ = 0;
+  // The open flows of all workers, and their peak, at the merged point of the input: a sum of
+  // the workers' own peaks would count flows open at different times.
+  std::vector<size_t> flows_open_;
+  size_t flows_open_total_ = 0, flows_open_peak_ = 0;
   Timestamp last_ts_{};
   // The input's clock (Pipeline::clock_): the latest time, unless it went back by more than
   // kTimeBackUsec (as Pipeline::kTimeBackUsec).

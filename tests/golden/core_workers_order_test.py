@@ -7,8 +7,9 @@ packets), so events with the same time keep one order, and the asset inventory, 
 the merged events, sums up its changes the same way.
 
 The differences allowed are in the `stats` event only: the reader's own counters of held IP
-fragments (`workers.fragments.*`), which exist only with several workers, and the peak gauges
-(`flows.peak_active`, memory peaks), which add up each worker's peak.
+fragments (`workers.fragments.*`), which exist only with several workers, and the memory peaks
+(`*.memory_peak`), which add up each worker's peak. `flows.peak_active` is the peak of all
+workers' open flows together, followed in input order, as one flow table's.
 """
 import glob
 import os
@@ -25,7 +26,7 @@ SITES = {
     "rules site": ["--site", os.path.join(SRC, "policies", "sites", "rules-hospital.yaml")],
 }
 WORKERS = {"no site": (2, 3, 4), "demo site": (2, 3), "rules site": (2, 3)}
-PER_WORKER_COUNTERS = re.compile(r'"(workers\.fragments\.[a-z_]+|[a-z0-9_.]*peak[a-z0-9_.]*)":\d+,?')
+PER_WORKER_COUNTERS = re.compile(r'"(workers\.fragments\.[a-z_]+|[a-z0-9_.]*memory_peak)":\d+,?')
 
 
 def output(path, site, workers):
