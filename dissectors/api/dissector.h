@@ -80,6 +80,15 @@ struct DissectorInfo {
   std::span<const uint16_t> tls_ports{};
   bool (*tls_server)(const IpAddr& ip, uint16_t port) = nullptr;
   bool tls_after_clear = false;
+  // A protocol carried in the messages of another (HL7 v2 in HTTP bodies) may come in a later
+  // message of a TCP flow every probe refused on its first one (an HL7 POST after a GET on a
+  // connection kept alive). `carried_by` is asked of the refused first bytes of each direction:
+  // when one is such a carrier, the flow is watched, holding nothing: each later delivery (the
+  // new bytes of a TCP segment) is given to `later_probe`, which judges a message that begins it
+  // as `probe` judges a stream's start (need_more holds it, up to the probe window). A claim
+  // there gives the dissector the bytes before as gaps of both directions.
+  bool (*carried_by)(std::span<const uint8_t> first_bytes, Dir dir) = nullptr;
+  Probe (*later_probe)(std::span<const uint8_t> bytes, Dir dir) = nullptr;
 };
 
 }  // namespace medmon

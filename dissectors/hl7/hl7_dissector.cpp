@@ -191,6 +191,7 @@ struct DirState : hl7cpp::MllpHandler, http::Handler {
   http::BufferedReader http{http_options()};
   uint64_t base = 0;          // stream offset of the first byte this dissector saw
   bool based = false;
+  bool lost_first = false;    // bytes were lost before any was seen: read from a message start
   FlowContext* ctx = nullptr;
   // A bare message is often delivered after its last byte came (by the next message's header,
   // which may itself come a byte at a time, or by the peer's reply): it is stamped with the
@@ -263,10 +264,12 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
     s.ctx = &ctx;
     if (!s.based) { s.base = ctx.stream_offset(); s.based = true; }
     size_t skipped = 0;
-    if (s.mode == Mode::unknown && ctx.midstream(dir)) {
-      // Picked up mid-stream: the bytes before the first message start are the tail of one the
-      // capture missed. They are skipped as after a lost segment (no anomaly), and the mode is
-      // decided by the first start seen.
+    if (s.mode == Mode::unknown && (ctx.midstream(dir) || s.lost_first)) {
+      // Picked up mid-stream, or after bytes lost before any came (a direction the flow was not
+      // held for while probing, or the exchanges before a later HTTP message claimed it): the
+      // bytes before the first message start are the tail of one the capture missed. They are
+      // skipped as after a lost segment (no anomaly), and the mode is decided by the first start
+      // seen.
       skipped = message_start(data);
       if (skipped) {
         cur_ctx_ = &ctx;
@@ -283,17 +286,22 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
       if (rest[0] == 0x0B || rest[0] == 'M' || rest[0] == 'F' || rest[0] == 'B') {
         s.mode = Mode::mllp;
       } else {
-        static constexpr std::string_view kHttp[] = {"POST ", "PUT ", "HTTP/"};
-        bool maybe = false, http = false;
-        for (auto m : kHttp) {
-          size_t n = std::min(m.size(), rest.size());
-          if (std::memcmp(rest.data(), m.data(), n) == 0) {
-            if (n == m.size()) http = true; else maybe = true;
-          }
+        // HTTP: a status line, or a request of any method (a connection claimed at a later
+        // message, an HL7 POST after a GET, is read from its first request).
+        static constexpr std::string_view kStatus = "HTTP/";
+        size_t n = std::min(kStatus.size(), rest.size());
+        size_t m = 0;
+        while (m < rest.size() && m <= 16 && rest[m] >= 'A' && rest[m] <= 'Z') ++m;
+        if (std::memcmp(rest.data(), kStatus.data(), n) == 0) {
+          if (n < kStatus.size()) return {skipped, data.size() + 5, 0, false};
+          s.mode = Mode::http;
+        } else if (m > 0 && m <= 16 && m < rest.size() && rest[m] == ' ') {
+          s.mode = Mode::http;
+        } else if (m > 0 && m == rest.size()) {
+          return {skipped, data.size() + 17, 0, false};  // a method cut short
+        } else {
+          s.mode = Mode::mllp;  // the framer reports what it cannot frame
         }
-        if (http) s.mode = Mode::http;
-        else if (maybe) return {skipped, data.size() + 5, 0, false};
-        else s.mode = Mode::mllp;  // the framer reports what it cannot frame
       }
     }
     cur_ctx_ = &ctx;
@@ -306,9 +314,13 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
     DirState& s = dirs_[static_cast<int>(dir)];
     s.ctx = &ctx;
     cur_ctx_ = &ctx;
+    if (s.mode == Mode::unknown) {
+      s.lost_first = true;  // nothing of it read yet: no loss in what the dissector reads
+      return;
+    }
     ++ctx.counters().at("hl7.gaps");
     if (s.mode == Mode::mllp) s.framer.gap(missing, s);
-    else if (s.mode == Mode::http) s.http.gap(missing);
+    else s.http.gap(missing);
   }
 
   void on_end(Dir dir, FlowContext& ctx) override {
@@ -548,7 +560,7 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
   }
   void scan_segments(Scan& sc);
   void record_facts(const DirState& s, FlowContext& ctx, const Header& h, const Scan& sc);
-  AckResult pair_ack(const DirState& s, FlowContext& ctx, const Header& h, const Scan& sc, bool in_batch);
+  AckResult pair_ack(const DirState& s, FlowContext& ctx, const Header& h, const Scan& sc, bool unawaited);
   void write_event(const DirState& s, FlowContext& ctx, const Header& h, const Scan& sc, const AckResult& ack,
                    uint64_t offset, bool in_batch);
 
@@ -1051,7 +1063,7 @@ void Hl7Dissector::record_facts(const DirState& s, FlowContext& ctx, const Heade
 // ACK pairing: an acknowledgment takes its message out of the pending table (latency, type);
 // a message that asks for one goes into it.
 Hl7Dissector::AckResult Hl7Dissector::pair_ack(const DirState& s, FlowContext& ctx, const Header& h, const Scan& sc,
-                                               bool in_batch) {
+                                               bool unawaited) {
   AckResult r;
   if (sc.is_response()) {
     std::string_view id = sc.ack_id.substr(0, kMaxControlId);
@@ -1102,7 +1114,7 @@ Hl7Dissector::AckResult Hl7Dissector::pair_ack(const DirState& s, FlowContext& c
   std::string_view id = h.msh10.substr(0, kMaxControlId);
   uint32_t hash = control_id_hash(id);
   PendingMsg* slot = nullptr;
-  if (in_batch) {
+  if (unawaited) {
     // Messages inside a batch or file are not awaited (batches are usually acknowledged as a
     // whole) and take no place in the table: the last ones are kept in a ring of their own, so
     // that a receiver that acknowledges them one by one is still paired.
@@ -1112,7 +1124,7 @@ Hl7Dissector::AckResult Hl7Dissector::pair_ack(const DirState& s, FlowContext& c
     for (auto& p : pending_) if (p.id_hash == hash && p.has_id(id) && p.dir == s.dir) { slot = &p; break; }
   }
   if (slot) {
-    if (!in_batch) ++ctx.counters().at("hl7.duplicate_control_id");
+    if (!unawaited) ++ctx.counters().at("hl7.duplicate_control_id");
   } else if (pending_.size() >= kMaxPending) {
     ++ctx.counters().at("hl7.ack.table_full");
   } else {
@@ -1340,6 +1352,21 @@ StreamSender sender(std::span<const uint8_t> b) {
   return s.substr(pos + 1, 3) == "ACK" ? StreamSender::likely_server : StreamSender::likely_client;
 }
 
+// An HTTP connection carries HL7 in some of its messages: one that began with another exchange
+// (a GET first) may POST HL7 later on the same connection.
+bool carried_by(std::span<const uint8_t> first, Dir) { return http::sender(first) != StreamSender::unknown; }
+
+// A later message of such a connection, at the start of a TCP segment: an HTTP request that may
+// have a body, or a response, probed as a stream's start is.
+Probe later_probe(std::span<const uint8_t> b, Dir dir) {
+  static constexpr std::string_view kStarts[] = {"POST ", "PUT ", "HTTP/"};
+  for (std::string_view k : kStarts) {
+    size_t n = std::min(k.size(), b.size());
+    if (n && std::memcmp(b.data(), k.data(), n) == 0) return n < k.size() ? Probe::need_more : probe(b, dir);
+  }
+  return Probe::no;
+}
+
 }  // namespace hl7
 
 const DissectorInfo kHl7Info = {
@@ -1351,6 +1378,8 @@ const DissectorInfo kHl7Info = {
     .sender = &hl7::sender,
     .tls_ports = hl7::kTlsPorts,
     .tls_after_clear = true,
+    .carried_by = &hl7::carried_by,
+    .later_probe = &hl7::later_probe,
 };
 
 }  // namespace medmon

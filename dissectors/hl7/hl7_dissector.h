@@ -18,6 +18,10 @@ Probe probe(std::span<const uint8_t> first, Dir dir);
 // client; over MLLP an acknowledgment (MSH-9 ACK or an MSA segment) likely the server, another
 // message likely the client.
 StreamSender sender(std::span<const uint8_t> first);
+// An HTTP connection (request or status line) may carry HL7 in a later message; such a message
+// begins a TCP segment with POST, PUT or a status line (DissectorInfo::later_probe).
+bool carried_by(std::span<const uint8_t> first, Dir dir);
+Probe later_probe(std::span<const uint8_t> bytes, Dir dir);
 }  // namespace hl7
 
 }  // namespace medmon

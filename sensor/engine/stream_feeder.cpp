@@ -85,6 +85,10 @@ void StreamFeeder::uncharge(DirState& s) {
 void StreamFeeder::data(Dir dir, std::span<const uint8_t> bytes, uint64_t offset, FlowContext& ctx) {
   DirState& s = dirs_[static_cast<int>(dir)];
   if (state_ == State::none) return;
+  if (state_ == State::watching) {
+    watch(dir, bytes, offset, ctx);
+    return;
+  }
   if (state_ == State::probing) {
     if (s.dropped) { s.next_offset = offset + bytes.size(); s.lost += bytes.size(); return; }
     if (transport_ == Transport::udp) { s.pending.clear(); s.pieces.clear(); }  // each datagram is probed on its own
@@ -102,8 +106,10 @@ void StreamFeeder::data(Dir dir, std::span<const uint8_t> bytes, uint64_t offset
     }
     if (full) { detach(); return; }
     s.pending.insert(s.pending.end(), bytes.begin(), bytes.end());
+    const size_t pieces = s.pieces.size();
     s.hold(bytes.size(), ctx.now(), ++arrivals_);
     if (!s.probe_said_no) probe(dir, ctx);
+    else if (s.carrier && s.pieces.size() > pieces && pieces > 0) probe_later_message(dir, ctx, pieces);
     return;
   }
   feed(dir, bytes, ctx);
@@ -116,7 +122,49 @@ void StreamFeeder::drop(Dir dir) {
   uncharge(s);
   s.release();
   std::vector<HeldPiece>().swap(s.pieces);
-  if (dirs_[0].probe_said_no && dirs_[1].probe_said_no) detach();
+  if (dirs_[0].probe_said_no && dirs_[1].probe_said_no) refused();
+}
+
+// Every probe refused both directions: the flow is let go, or watched when a direction carries
+// messages a later one of which may still be claimed. Nothing is held while watching; each
+// direction's offset goes on past the bytes it held.
+void StreamFeeder::refused() {
+  bool watch = false;
+  for (auto& d : dirs_) {
+    watch |= d.carrier;
+    d.next_offset += d.held();
+  }
+  detach();
+  if (watch) state_ = State::watching;
+}
+
+// A delivery of a watched flow that may begin a message a later_probe claims: the flow is probed
+// again from it, both directions held from here as at a stream's start (the bytes before are
+// gaps for the dissector that claims it, DissectorInfo::later_probe).
+void StreamFeeder::watch(Dir dir, std::span<const uint8_t> bytes, uint64_t offset, FlowContext& ctx) {
+  DirState& s = dirs_[static_cast<int>(dir)];
+  std::span<const uint8_t> window = bytes.first(std::min(bytes.size(), limits_.probe_window));
+  bool maybe = false;
+  for (const DissectorInfo* d : order_)
+    if (d->later_probe && d->later_probe(window, dir) != Probe::no) { maybe = true; break; }
+  if (!maybe) {
+    s.next_offset = offset + bytes.size();
+    return;
+  }
+  state_ = State::probing;
+  s.next_offset = offset;
+  for (Dir d : {Dir::to_server, Dir::to_client}) {
+    DirState& x = dirs_[static_cast<int>(d)];
+    x.lost = x.next_offset;  // all of it before this point
+    x.later = d == dir;
+    x.probe_said_no = d != dir;  // held, as a refused direction is, while this one is probed
+    x.dropped = false;
+    x.pieces.clear();
+    // One that ended meanwhile ends for the dissector first.
+    x.end_seq = x.ended ? ++arrivals_ : 0;
+    x.end_time = ctx.now();
+  }
+  data(dir, bytes, offset, ctx);
 }
 
 void StreamFeeder::probe(Dir dir, FlowContext& ctx) {
@@ -124,23 +172,56 @@ void StreamFeeder::probe(Dir dir, FlowContext& ctx) {
   std::span<const uint8_t> window(s.pending.data(), std::min(s.pending.size(), limits_.probe_window));
   bool undecided = false;
   for (const DissectorInfo* d : order_) {
-    Probe r = d->probe(window, dir);
-    if (r == Probe::no && d->midstream_probe && ctx.midstream(dir)) r = d->midstream_probe(window, dir);
+    if (s.later && !d->later_probe) continue;
+    Probe r = s.later ? d->later_probe(window, dir) : d->probe(window, dir);
+    if (r == Probe::no && !s.later && d->midstream_probe && ctx.midstream(dir)) r = d->midstream_probe(window, dir);
     if (r == Probe::yes) { claim(d, dir, ctx); return; }
     if (r == Probe::need_more) undecided = true;
   }
   if (transport_ == Transport::udp) { s.pending.clear(); s.pieces.clear(); return; }  // the next datagram may match
   if (!undecided || s.pending.size() >= limits_.probe_window) {
+    if (!s.later)
+      for (const DissectorInfo* d : order_)
+        if (d->carried_by && d->later_probe && d->carried_by(window, dir)) { s.carrier = true; break; }
+    if (s.carrier && probe_later_message(dir, ctx, 1)) return;
     // Refused, but still held: a probe may yet claim the flow from the other direction.
     s.probe_said_no = true;
-    if (dirs_[0].probe_said_no && dirs_[1].probe_said_no) detach();
+    if (dirs_[0].probe_said_no && dirs_[1].probe_said_no) refused();
   }
+}
+
+// A carrier direction refused on its first message may hold a later one (a short GET, then the
+// POST, came while a probe of either direction still waited for more): the first later delivery
+// held (from piece `from` on) that a later_probe does not refuse is probed from its start, the
+// bytes before it lost to the dissector as they are while watching.
+bool StreamFeeder::probe_later_message(Dir dir, FlowContext& ctx, size_t from) {
+  DirState& s = dirs_[static_cast<int>(dir)];
+  size_t at = 0;
+  for (size_t k = 0; k + 1 < from; ++k) at += s.pieces[k].size;
+  for (size_t k = from - 1; k + 1 < s.pieces.size(); ++k) {
+    at += s.pieces[k].size;
+    std::span<const uint8_t> w(s.pending.data() + at, std::min(s.pending.size() - at, limits_.probe_window));
+    bool maybe = false;
+    for (const DissectorInfo* d : order_)
+      if (d->later_probe && d->later_probe(w, dir) != Probe::no) { maybe = true; break; }
+    if (!maybe) continue;
+    s.pending.erase(s.pending.begin(), s.pending.begin() + static_cast<std::ptrdiff_t>(at));
+    s.pieces.erase(s.pieces.begin(), s.pieces.begin() + static_cast<std::ptrdiff_t>(k + 1));
+    s.lost += at;
+    s.next_offset += at;
+    s.later = true;
+    s.probe_said_no = false;
+    probe(dir, ctx);
+    return true;
+  }
+  return false;
 }
 
 void StreamFeeder::claim(const DissectorInfo* info, Dir first, FlowContext& ctx) {
   info_ = info;
   dissector_ = info->make();
   state_ = State::active;
+  dirs_[0].later = dirs_[1].later = false;
   ctx.facts().app.assign(info->name);
   ++ctx.counters().at(std::string("app.").append(info->name).append(".flows"));
   // The dissector is told which bytes claimed the flow (one that stands for several protocols
@@ -157,7 +238,7 @@ void StreamFeeder::claim(const DissectorInfo* info, Dir first, FlowContext& ctx)
   for (Dir d : {first, reverse(first)}) {
     int i = static_cast<int>(d);
     DirState& s = dirs_[i];
-    bool lost = s.dropped && s.lost;
+    bool lost = s.lost > 0;  // not held: dropped, or before the later message probed
     s.probe_said_no = s.dropped = false;
     uncharge(s);  // the held bytes are the dissector's now, as any it has not consumed
     held[i].swap(s.pending);
@@ -301,6 +382,10 @@ void StreamFeeder::gap(Dir dir, uint64_t missing, FlowContext& ctx) {
     s.next_offset += s.pending.size() + missing;
     s.lost += s.held() + missing;
     drop(dir);
+    return;
+  }
+  if (state_ == State::watching) {
+    s.next_offset += missing;
     return;
   }
   if (state_ != State::active) return;

@@ -65,11 +65,14 @@ class StreamFeeder {
 
   const DissectorInfo* claimed() const { return state_ == State::active ? info_ : nullptr; }
   bool probing() const { return state_ == State::probing; }
+  // Refused by every probe, but a later message of the flow may still be claimed
+  // (DissectorInfo::later_probe).
+  bool watching() const { return state_ == State::watching; }
   bool done() const { return state_ == State::none; }
   size_t buffered() const { return dirs_[0].held() + dirs_[1].held(); }
 
  private:
-  enum class State : uint8_t { probing, active, none };
+  enum class State : uint8_t { probing, active, none, watching };
   // Bytes held while probing that arrived with one packet time, replayed with it at claim(), in
   // the order the pieces of both directions arrived (`seq`).
   struct HeldPiece {
@@ -90,6 +93,9 @@ class StreamFeeder {
     bool probe_said_no = false;    // every probe refused this direction (its bytes are still held)
     bool dropped = false;          // nor are they held: over the cap, or a hole while probing
     uint64_t lost = 0;             // bytes of a dropped direction the dissector will never see
+                                   // (or, probing again at a later message, those before it)
+    bool carrier = false;          // refused, but a later message of it may be claimed
+    bool later = false;            // probing such a later message: only later_probe is asked
     size_t charged = 0;            // of the held bytes, those counted in ProbeHoldMemory
     size_t held_charged = 0;       // claimed: the held bytes counted in HeldMemory
     bool ended = false;
@@ -127,6 +133,9 @@ class StreamFeeder {
   void lose_held(Dir dir, std::span<const uint8_t> more, const char* why, FlowContext& ctx);
   void probe(Dir dir, FlowContext& ctx);
   void drop(Dir dir);
+  void refused();
+  void watch(Dir dir, std::span<const uint8_t> bytes, uint64_t offset, FlowContext& ctx);
+  bool probe_later_message(Dir dir, FlowContext& ctx, size_t from);
   void claim(const DissectorInfo* info, Dir first, FlowContext& ctx);
   void feed(Dir dir, std::span<const uint8_t> bytes, FlowContext& ctx);
   void run(Dir dir, std::span<const uint8_t>& bytes, FlowContext& ctx);

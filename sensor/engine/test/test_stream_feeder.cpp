@@ -503,3 +503,57 @@ TEST_CASE("stream feeder: the bytes held for claimed flows are bounded over all 
   flows[1].feeder.reset();
   CHECK(held.used == 0);
 }
+
+namespace {
+// Lines in "K" streams: a stream of K lines carries L lines now and then; an L line that begins
+// a delivery may be claimed there.
+bool carried_by_k(std::span<const uint8_t> b, Dir) { return !b.empty() && b[0] == 'K'; }
+Probe later_l(std::span<const uint8_t> b, Dir dir) { return probe_l(b, dir); }
+const DissectorInfo kCarried = {.name = "lines", .transport = Transport::tcp, .probe = &probe_l, .make = &make_lines,
+                                .port_hints = {}, .carried_by = &carried_by_k, .later_probe = &later_l};
+}  // namespace
+
+TEST_CASE("stream feeder: a flow refused on its first message is claimed at a later one it carries") {
+  SECTION("watched, holding nothing, then claimed at a later delivery") {
+    Rig r(kCarried);
+    r.data(Dir::to_server, "Kget\n", 1);
+    r.data(Dir::to_client, "Kok\n", 2);
+    CHECK(r.feeder->watching());
+    for (int i = 0; i < 100; ++i) {
+      r.data(Dir::to_server, "Kget\n", 3);
+      r.data(Dir::to_client, "Kok\n", 4);
+    }
+    CHECK(r.feeder->watching());
+    CHECK(r.feeder->buffered() == 0);
+    r.data(Dir::to_server, "Lpost\n", 5);
+    CHECK(r.feeder->claimed() == &kCarried);
+    r.data(Dir::to_client, "Lack\n", 6);
+    REQUIRE(g_lines.size() == 2);
+    CHECK(g_lines[0].text == "Lpost");
+    CHECK(g_lines[0].offset == 505);
+    CHECK(g_lines[1].text == "Lack");
+    CHECK(g_lines[1].offset == 404);
+    // What came before is a gap of each direction, from its start.
+    REQUIRE(g_gaps.size() == 2);
+    CHECK(g_gap_offsets[0] == 0);
+    CHECK(g_gap_offsets[1] == 0);
+  }
+  SECTION("a later message among the bytes held while another probe waited") {
+    Rig r(kCarried);
+    r.data(Dir::to_server, "Kget\n", 1);
+    r.data(Dir::to_server, "Lpost\n", 2);
+    r.data(Dir::to_client, std::string(600, 'k'), 3);  // refused past the window
+    CHECK(r.feeder->claimed() == &kCarried);
+    REQUIRE(!g_lines.empty());
+    CHECK(g_lines[0].text == "Lpost");
+    CHECK(g_lines[0].offset == 5);
+  }
+  SECTION("not a carrier: let go") {
+    Rig r(kLines);
+    r.data(Dir::to_server, "Kget\n", 1);
+    r.data(Dir::to_client, "Kok\n", 2);
+    CHECK(r.feeder->done());
+    r.data(Dir::to_server, "Lpost\n", 3);
+    CHECK(g_lines.empty());
+  }
+}

@@ -1,0 +1,153 @@
+#!/usr/bin/python3
+"""HL7 v2 in HTTP on connections kept alive: a POST of HL7 that follows other exchanges (a GET,
+a POST of JSON) on the same connection gives its hl7 event and its ACK pairs, whether its type
+says HL7 or only its body does (head and body in separate segments), and so does a response
+carrying HL7 after an earlier one that did not. A connection that never carries HL7 is not
+claimed (its app stays nDPI's)."""
+import os
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(__file__))
+from golden import Checker, analyze, of_type, pseudonym  # noqa: E402
+from pcapwrite import ether, ipv4, tcp, write_pcap  # noqa: E402
+
+c = Checker("hl7_http_keepalive")
+SRV = "10.0.0.2"
+MAC_C, MAC_S = b"\x02\0\0\0\0\x01", b"\x02\0\0\0\0\x02"
+records = []
+t = [1700000000.0]
+
+
+def adt(cid):
+    # A made-up patient.
+    return (b"MSH|^~\\&|EHR|WARD|LAB|HOSP|20240101120000||ADT^A01|" + cid + b"|P|2.5\r"
+            b"EVN|A01|20240101120000\rPID|1||MRN77^^^H^MR||QUILL^ZED||19800202|M\r")
+
+
+def ack(cid):
+    return b"MSH|^~\\&|LAB|HOSP|EHR|WARD|20240101120001||ACK^A01|A" + cid + b"|P|2.5\rMSA|AA|" + cid + b"\r"
+
+
+def request(method, target, body=b"", ctype=None):
+    head = method + b" " + target + b" HTTP/1.1\r\nHost: lab\r\nConnection: keep-alive\r\n"
+    if ctype:
+        head += b"Content-Type: " + ctype + b"\r\n"
+    if body or method in (b"POST", b"PUT"):
+        head += b"Content-Length: " + str(len(body)).encode() + b"\r\n"
+    return head + b"\r\n", body
+
+
+def response(body, ctype):
+    return (b"HTTP/1.1 200 OK\r\nContent-Type: " + ctype + b"\r\nContent-Length: " + str(len(body)).encode() +
+            b"\r\n\r\n" + body)
+
+
+class Conn:
+    def __init__(self, cli, sport):
+        self.cli, self.sport = cli, sport
+        self.seq = {"c": 1000, "s": 5000}
+        for frm, flags in (("c", 0x02), ("s", 0x12), ("c", 0x10)):
+            ackno = self.seq[self.other(frm)] + 1 if flags != 0x02 else 0
+            self.packet(frm, flags, b"", ackno)
+        self.seq["c"] += 1
+        self.seq["s"] += 1
+
+    @staticmethod
+    def other(frm):
+        return "s" if frm == "c" else "c"
+
+    def packet(self, frm, flags, payload, ackno=None):
+        src, dst, sp, dp, mc, ms = ((self.cli, SRV, self.sport, 8080, MAC_C, MAC_S) if frm == "c"
+                                    else (SRV, self.cli, 8080, self.sport, MAC_S, MAC_C))
+        if ackno is None:
+            ackno = self.seq[self.other(frm)]
+        seg = tcp(src, dst, sp, dp, self.seq[frm], ackno, flags, payload)
+        records.append((int(t[0]), int(round((t[0] % 1) * 1e6)), ether(ms, mc, ipv4(src, dst, 6, seg))))
+        self.seq[frm] += len(payload)
+        t[0] += 0.001
+
+    def send(self, frm, *pieces):
+        for p in pieces:
+            if p:
+                self.packet(frm, 0x18, p)
+
+    def close(self):
+        self.packet("c", 0x11, b"")
+        self.packet("s", 0x11, b"")
+        self.seq["c"] += 1
+        self.seq["s"] += 1
+        self.packet("c", 0x10, b"")
+
+
+JSON = b"application/json"
+HL7 = b"x-application/hl7-v2+er7"
+
+# 1: GET, then a typed HL7 POST (head and body in one segment), a GET, then an untyped one whose
+# body comes in a segment of its own.
+k = Conn("10.0.0.11", 41001)
+k.send("c", b"".join(request(b"GET", b"/health")))
+k.send("s", response(b'{"status":"ok"}', JSON))
+k.send("c", b"".join(request(b"POST", b"/hl7", adt(b"KA1"), HL7)))
+k.send("s", response(ack(b"KA1"), HL7))
+k.send("c", b"".join(request(b"GET", b"/status")))
+k.send("s", response(b'{"queue":0}', JSON))
+k.send("c", *request(b"POST", b"/hl7", adt(b"KA2"), b"text/plain"))
+k.send("s", response(ack(b"KA2"), b"text/plain"))
+k.close()
+
+# 2: a POST of JSON first, then one of HL7.
+j = Conn("10.0.0.12", 41002)
+j.send("c", b"".join(request(b"POST", b"/api/login", b'{"user":"lab"}', JSON)))
+j.send("s", response(b'{"token":"x"}', JSON))
+j.send("c", b"".join(request(b"POST", b"/hl7", adt(b"KA3"), HL7)))
+j.send("s", response(ack(b"KA3"), HL7))
+j.close()
+
+# 3: a response carrying HL7 after one that did not (a query answered in HL7).
+q = Conn("10.0.0.13", 41003)
+q.send("c", b"".join(request(b"GET", b"/health")))
+q.send("s", response(b'{"status":"ok"}', JSON))
+q.send("c", b"".join(request(b"GET", b"/results/42")))
+q.send("s", response(adt(b"KA4"), b"application/hl7-v2"))
+q.close()
+
+# 4: never HL7: several exchanges kept alive.
+n = Conn("10.0.0.14", 41004)
+for i in range(4):
+    n.send("c", b"".join(request(b"GET", b"/page/%d" % i)))
+    n.send("s", response(b"<html><body>page</body></html>" * 20, b"text/html"))
+n.close()
+
+with tempfile.TemporaryDirectory() as tmp:
+    path = os.path.join(tmp, "keepalive.pcap")
+    write_pcap(path, records)
+    ev = analyze(path, keep_as="hl7-http-keepalive")
+
+hl7 = [e for e in of_type(ev, "hl7") if e["hl7"]["kind"] == "message"]
+by_port = {}
+for e in hl7:
+    by_port.setdefault(e["src_port"], []).append(e["hl7"])
+
+
+def summary(port):
+    return [(m["direction"], m["transport"], m.get("control_id"), m.get("ack", {}).get("matched"))
+            for m in by_port.get(port, [])]
+
+
+c.eq("GET then POST: messages and ACKs", summary(41001),
+     [("to_server", "http", "KA1", None), ("to_client", "http", "AKA1", True),
+      ("to_server", "http", "KA2", None), ("to_client", "http", "AKA2", True)])
+c.eq("GET then POST: patient pseudonymised", [m.get("patient", {}).get("id") for m in by_port.get(41001, [])][::2],
+     [pseudonym("MRN77")] * 2)
+c.eq("JSON POST then HL7 POST", summary(41002),
+     [("to_server", "http", "KA3", None), ("to_client", "http", "AKA3", True)])
+c.eq("HL7 in a later response", summary(41003), [("to_client", "http", "KA4", None)])
+c.eq("never HL7: no hl7 event", summary(41004), [])
+flows = {f["src_port"]: f for f in of_type(ev, "flow")}
+c.eq("apps", [flows.get(p, {}).get("app") for p in (41001, 41002, 41003)], ["hl7"] * 3)
+c.true("never HL7: not claimed", flows.get(41004, {}).get("app") != "hl7")
+c.eq("no anomalies", [a["anomaly"]["name"] for a in of_type(ev, "anomaly")], [])
+stats = of_type(ev, "stats")[-1]["stats"]
+c.eq("no hl7 gaps counted", stats.get("counters", {}).get("hl7.gaps", 0), 0)
+c.done()
