@@ -669,6 +669,7 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
   uint64_t cur_offset_ = 0;
   const char* cur_transport_ = "mllp";
   bool cur_complete_ = true;
+  bool cur_http_response_ = false;  // the payload is an HTTP response's body: the answer itself
   bool stray_reported_ = false;
   bool bad_escape_ = false;
   uint64_t phi_seen_flow_ = 0;   // PHI fields already added to the flow facts
@@ -736,6 +737,7 @@ void DirState::message(const http::Message& m) {
   size_t i = 0;
   while (i < b.size() && (b[i] == '\r' || b[i] == '\n' || b[i] == ' ')) ++i;
   uint64_t body_off = base + m.offset;  // bodies are reassembled: offsets point at the HTTP message
+  self->cur_http_response_ = !m.request;
   if (i < b.size() && b[i] == 0x0B) {
     BodyFrames bf;
     bf.self = self;
@@ -744,9 +746,10 @@ void DirState::message(const http::Message& m) {
     hl7cpp::MllpFramer fr(kMaxFrame);
     fr.feed(b, bf);
     fr.finish(bf);
-    return;
+  } else {
+    self->payload(*this, m.body, body_off, "http", m.complete);
   }
-  self->payload(*this, m.body, body_off, "http", m.complete);
+  self->cur_http_response_ = false;
 }
 
 void BodyFrames::frame(const hl7cpp::MllpFrame& f) { self->payload(*ds, f.payload, base, "http", f.terminated); }
@@ -778,7 +781,9 @@ void Hl7Dissector::process_parsed(DirState& s, hl7cpp::ParseStatus st, uint64_t 
     record_facts(s, ctx, h, sc);
     if (sc.is_response() && ctx.behind_hole(reverse(s.dir)) && hold_ack(s, ctx, sc, offset, in_batch)) return;
   }
-  const AckResult ack = pair_ack(s, ctx, h, sc, in_batch);
+  // A message in an HTTP response is the answer to the request: no ACK follows it. Like a
+  // batch's, it is not awaited, only kept for an ACK that may still name it.
+  const AckResult ack = pair_ack(s, ctx, h, sc, in_batch || cur_http_response_);
   write_event(s, ctx, h, sc, ack, offset, in_batch);
   if (bad_escape_) ctx.anomaly(kName, "hl7.bad_escape", offset);
   // The message an ACK was held for.
@@ -1116,8 +1121,9 @@ Hl7Dissector::AckResult Hl7Dissector::pair_ack(const DirState& s, FlowContext& c
   PendingMsg* slot = nullptr;
   if (unawaited) {
     // Messages inside a batch or file are not awaited (batches are usually acknowledged as a
-    // whole) and take no place in the table: the last ones are kept in a ring of their own, so
-    // that a receiver that acknowledges them one by one is still paired.
+    // whole), nor those that answer an HTTP request, and take no place in the table: the last
+    // ones are kept in a ring of their own, so that a receiver that acknowledges them one by
+    // one is still paired.
     if (batch_ids_.size() < kMaxPending) slot = &batch_ids_.emplace_back();
     else slot = &batch_ids_[batch_next_++ % kMaxPending];
   } else {

@@ -147,6 +147,7 @@ c.eq("never HL7: no hl7 event", summary(41004), [])
 flows = {f["src_port"]: f for f in of_type(ev, "flow")}
 c.eq("apps", [flows.get(p, {}).get("app") for p in (41001, 41002, 41003)], ["hl7"] * 3)
 c.true("never HL7: not claimed", flows.get(41004, {}).get("app") != "hl7")
+c.eq("no unacked", [e for e in of_type(ev, "hl7") if e["hl7"]["kind"] == "unacked"], [])
 c.eq("no anomalies", [a["anomaly"]["name"] for a in of_type(ev, "anomaly")], [])
 stats = of_type(ev, "stats")[-1]["stats"]
 c.eq("no hl7 gaps counted", stats.get("counters", {}).get("hl7.gaps", 0), 0)
