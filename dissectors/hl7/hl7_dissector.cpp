@@ -86,6 +86,11 @@ bool code_like(std::string_view v) {
       return false;
   return true;
 }
+// An acknowledgment code as table 0008 writes them: two letters.
+bool ack_code_like(std::string_view v) {
+  auto letter = [](char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); };
+  return v.size() == 2 && letter(v[0]) && letter(v[1]);
+}
 bool hl7_content_type(std::string_view ct) {
   return icontains(ct, "hl7") || icontains(ct, "er7");
 }
@@ -1079,7 +1084,7 @@ Hl7Dissector::AckResult Hl7Dissector::pair_ack(const DirState& s, FlowContext& c
       std::memcpy(r.type, p.type, p.type_len);
       r.type_len = p.type_len;
     };
-    const std::string_view code(sc.ack_code.data(), std::min<size_t>(sc.ack_code.size(), 2));
+    const std::string_view code = ack_code_like(sc.ack_code) ? sc.ack_code : std::string_view();
     for (size_t k = 0; k < pending_.size(); ++k) {
       if (pending_[k].id_hash == hash && pending_[k].has_id(id) && pending_[k].dir != s.dir) {
         take(pending_[k]);
@@ -1202,7 +1207,10 @@ void Hl7Dissector::write_event(const DirState& s, FlowContext& ctx, const Header
   w.field("segment_count", static_cast<uint64_t>(msg_.size()));
   if (sc.is_response()) {
     w.object("ack");
-    w.field("code", sc.ack_code);
+    // MSA-1 is one of table 0008's two-letter codes (AA, AE, AR, CA, CE, CR); senders that put
+    // text there, which may name the patient, get no code written.
+    if (ack_code_like(sc.ack_code)) w.field("code", sc.ack_code);
+    else ++ctx.counters().at("hl7.ack.code_dropped");
     w.field("control_id", text_of(sc.ack_id, scratch_));
     w.field("matched", ack.matched);
     if (ack.matched) {

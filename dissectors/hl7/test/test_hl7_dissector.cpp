@@ -982,3 +982,20 @@ TEST_CASE("a payload with no message and no segment is reported as such") {
   for (auto& e : h.events("anomaly")) names.push_back(e["anomaly"]["name"]);
   CHECK(names == std::vector<std::string>{"hl7.no_message", "hl7.segment_outside_message"});
 }
+
+TEST_CASE("an MSA-1 that is free text is not written, only counted") {
+  // Some senders put a text, which may name the patient, where the acknowledgment code belongs.
+  Harness h;
+  h.feed(Dir::to_server, mllp(kAdt));
+  h.feed(Dir::to_client, mllp("MSH|^~\\&|LAB|GHH|ADT1|GHH|20240101||ACK^A01^ACK|A2|P|2.5.1\rMSA|Patient ZZTESTNAME unknown|MSG0001\r"));
+  h.feed(Dir::to_client, mllp("MSH|^~\\&|LAB|GHH|ADT1|GHH|20240101||ACK^A01^ACK|A3|P|2.5.1\rMSA|AE|MSG0001\r"));
+  h.end();
+  auto ev = h.events("hl7");
+  REQUIRE(ev.size() == 3);
+  CHECK_FALSE(ev[1]["hl7"]["ack"].contains("code"));
+  CHECK(ev[1]["hl7"]["ack"]["matched"] == true);
+  CHECK(ev[2]["hl7"]["ack"]["code"] == "AE");
+  CHECK_FALSE(ev[2]["hl7"]["ack"].contains("earlier_code"));
+  CHECK(h.out.counters().get("hl7.ack.code_dropped") == 1);
+  for (auto& l : h.sink->lines) CHECK(l.find("ZZTESTNAME") == std::string::npos);
+}
