@@ -438,6 +438,21 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
     phi_seen_flow_ |= fresh;
   }
 
+  // Each line of a message that could not be parsed, read as a segment outside any message.
+  [[gnu::cold]] void record_lines_phi(FlowContext& ctx, std::string_view text) {
+    while (!text.empty()) {
+      size_t eol = text.find_first_of("\r\n");
+      std::string_view line = text.substr(0, eol);
+      while (!line.empty() && (line[0] == ' ' || line[0] == '\t')) line.remove_prefix(1);
+      auto upper = [](char c) { return c >= 'A' && c <= 'Z'; };
+      auto alnum = [&](char c) { return upper(c) || (c >= '0' && c <= '9'); };
+      if (line.size() >= 4 && upper(line[0]) && alnum(line[1]) && alnum(line[2]) && is_delim(static_cast<uint8_t>(line[3])))
+        record_stray_phi(ctx, line);
+      if (eol == std::string_view::npos) break;
+      text.remove_prefix(eol + 1);
+    }
+  }
+
   // Text of a raw value for output: unescaped only when it holds escapes, converted to UTF-8
   // from the MSH-18 character set. Returns a view valid until the next call with the same scratch.
   [[gnu::always_inline]] std::string_view text_of(std::string_view raw, std::string& scratch) {
@@ -770,6 +785,9 @@ void Hl7Dissector::process_parsed(DirState& s, hl7cpp::ParseStatus st, uint64_t 
   if (!replaying_) ++*msg_counter_;
   if (st == hl7cpp::ParseStatus::bad_encoding) {
     ctx.anomaly(kName, "hl7.bad_encoding_characters", offset);
+    // Its segments crossed in clear all the same: their PHI fields count for the flow, as
+    // those of segments outside any message do.
+    if (!replaying_) record_lines_phi(ctx, msg_.raw());
     return;
   }
   if (st == hl7cpp::ParseStatus::too_many_segments) ctx.anomaly(kName, "hl7.too_many_segments", offset);

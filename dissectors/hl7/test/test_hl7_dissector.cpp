@@ -999,3 +999,16 @@ TEST_CASE("an MSA-1 that is free text is not written, only counted") {
   CHECK(h.out.counters().get("hl7.ack.code_dropped") == 1);
   for (auto& l : h.sink->lines) CHECK(l.find("ZZTESTNAME") == std::string::npos);
 }
+
+TEST_CASE("the PHI of a message whose encoding characters are unusable counts for the flow") {
+  for (bool framed : {true, false}) {
+    Harness h;
+    const std::string m = "MSH|^~\\&&|A|B|C|D|2024||ADT^A01|Y1|P|2.5\rPID|1||MRN9^^^H^MR||ROE^ANN||19700101\rZPI|x\r";
+    h.feed(Dir::to_server, framed ? mllp(m) : m);
+    h.end();
+    CHECK(h.events("hl7").empty());
+    CHECK(h.out.counters().get("hl7.messages") == 1);
+    CHECK(h.facts.phi_fields == std::vector<std::string>{"PID-3", "PID-5", "PID-7", "Z-segment"});
+    CHECK(h.all().find("ROE") == std::string::npos);
+  }
+}
