@@ -278,7 +278,14 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
       skipped = message_start(data);
       if (skipped) {
         cur_ctx_ = &ctx;
-        s.framer.gap(skipped, s);
+        // A bare header (no start block or end block after it in these bytes) starts a bare
+        // stream, read as from its start; else the framer waits for a start block, as after a
+        // lost segment (an MSH line inside an MLLP frame is one of a batch's messages).
+        auto rest = data.subspan(skipped);
+        bool bare = rest[0] != 0x0B && std::memchr(rest.data(), 0x0B, rest.size()) == nullptr &&
+                    std::memchr(rest.data(), 0x1C, rest.size()) == nullptr;
+        if (bare) s.framer.skip(skipped);
+        else s.framer.gap(skipped, s);
         data = data.subspan(skipped);
         if (data.empty()) return {skipped, 0, 0, false};
       }

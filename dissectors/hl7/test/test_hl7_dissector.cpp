@@ -1012,3 +1012,26 @@ TEST_CASE("the PHI of a message whose encoding characters are unusable counts fo
     CHECK(h.all().find("ROE") == std::string::npos);
   }
 }
+
+TEST_CASE("bare HL7 picked up mid-stream: the messages after the tail are read and paired") {
+  auto adt = [](const std::string& id) {
+    return "MSH|^~\\&|SA|SF|RA|RF|20240101||ADT^A01|" + id + "|P|2.5\rPID|1||MRN9^^^H||ROE^ANN||19700101|F\r";
+  };
+  auto ack = [](const std::string& id) { return "MSH|^~\\&|RA|RF|SA|SF|20240101||ACK^A01|A" + id + "|P|2.5\rMSA|AA|" + id + "\r"; };
+  Harness h;
+  h.ctx.set_midstream(Dir::to_server, true);
+  h.ctx.set_midstream(Dir::to_client, true);
+  h.feed(Dir::to_server, adt("M0").substr(40));  // the tail of a message begun before the capture
+  h.feed(Dir::to_client, ack("M0"));
+  for (std::string id : {"M1", "M2"}) {
+    h.feed(Dir::to_server, adt(id));
+    h.feed(Dir::to_client, ack(id));
+  }
+  h.end();
+  std::vector<std::string> ids;
+  for (auto& e : h.events("hl7"))
+    if (e["hl7"]["direction"] == "to_server") ids.push_back(e["hl7"]["control_id"]);
+  CHECK(ids == std::vector<std::string>{"M1", "M2"});
+  CHECK(h.out.counters().get("hl7.ack.unmatched") == 1);  // M0's, whose message the capture missed
+  CHECK(h.facts.phi_fields == std::vector<std::string>{"PID-3", "PID-5", "PID-7"});
+}

@@ -71,6 +71,11 @@ class MllpFramer {
   // `n` bytes of the stream were lost: the frame in progress is dropped and framing resumes at
   // the next start block (bytes before it are the tail of a lost frame, not reported).
   void gap(uint64_t n, MllpHandler& h);
+  // The stream is read from here: `n` bytes before its first message were not framed (a stream
+  // picked up mid-way, its first bytes the tail of a message). Offsets move past them and
+  // framing starts as at a stream's start, bare messages included (a gap() would wait for a
+  // start block). Only before anything was fed.
+  void skip(uint64_t n) { pos_ += n; }
   // End of stream: an open frame is delivered (terminated = false) and reported; an open bare
   // message is delivered as complete.
   void finish(MllpHandler& h);
