@@ -1145,7 +1145,15 @@ Hl7Dissector::AckResult Hl7Dissector::pair_ack(const DirState& s, FlowContext& c
     if (sc.ack_code.size() == 2 && sc.ack_code[1] != 'A') ++ctx.counters().at("hl7.ack.negative");
     return r;
   }
-  if (h.msh10.empty() || (h.msh15 == "NE" && (h.msh16.empty() || h.msh16 == "NE"))) return r;
+  // Enhanced mode (MSH-15/16, table 0155): no ACK asked for (NE, or a field left empty) is not
+  // awaited; one asked for only on an error (ER) is not awaited either, as its absence is the
+  // usual case, but kept so that an error ACK still pairs. AL and SU (on success) are awaited,
+  // as every message of original mode (both fields empty) is.
+  auto asks = [](std::string_view v) { return v == "AL" || v == "SU"; };
+  auto never = [](std::string_view v) { return v.empty() || v == "NE"; };
+  const bool original = h.msh15.empty() && h.msh16.empty();
+  if (h.msh10.empty() || (!original && never(h.msh15) && never(h.msh16))) return r;
+  if (!original && !asks(h.msh15) && !asks(h.msh16)) unawaited = true;
   std::string_view id = h.msh10.substr(0, kMaxControlId);
   uint32_t hash = control_id_hash(id);
   PendingMsg* slot = nullptr;

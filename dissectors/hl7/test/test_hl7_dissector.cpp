@@ -1035,3 +1035,24 @@ TEST_CASE("bare HL7 picked up mid-stream: the messages after the tail are read a
   CHECK(h.out.counters().get("hl7.ack.unmatched") == 1);  // M0's, whose message the capture missed
   CHECK(h.facts.phi_fields == std::vector<std::string>{"PID-3", "PID-5", "PID-7"});
 }
+
+TEST_CASE("enhanced mode: a message that asks for an ACK only on error is not reported unacked") {
+  auto adt = [](const std::string& id, const std::string& acks) {
+    return "MSH|^~\\&|SA|SF|RA|RF|20240101||ADT^A01|" + id + "|P|2.5|||" + acks + "\rPID|1||MRN9^^^H||ROE^ANN\r";
+  };
+  Harness h;
+  h.feed(Dir::to_server, mllp(adt("E1", "ER|ER")));  // succeeded: no ACK comes
+  h.feed(Dir::to_server, mllp(adt("E2", "NE|ER")));  // failed: its error ACK pairs
+  h.feed(Dir::to_client, mllp("MSH|^~\\&|RA|RF|SA|SF|20240101||ACK^A01|X2|P|2.5\rMSA|AE|E2\r"));
+  h.feed(Dir::to_server, mllp(adt("E3", "AL|ER")));  // asks for a commit ACK: awaited
+  h.feed(Dir::to_server, mllp(adt("E4", "ER|SU")));  // asks for an application ACK on success
+  h.end();
+  auto ev = h.events("hl7");
+  REQUIRE(ev.size() == 6);
+  CHECK(ev[2]["hl7"]["ack"]["matched"] == true);
+  auto u = ev[5]["hl7"];
+  REQUIRE(u["kind"] == "unacked");
+  CHECK(u["unacked_count"] == 2);
+  CHECK(u["unacked"][0]["control_id"] == "E3");
+  CHECK(u["unacked"][1]["control_id"] == "E4");
+}
