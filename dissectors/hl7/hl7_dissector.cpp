@@ -1105,7 +1105,8 @@ Hl7Dissector::AckResult Hl7Dissector::pair_ack(const DirState& s, FlowContext& c
     uint32_t hash = pending_.empty() ? 0 : control_id_hash(id);  // no table, nothing to hash for yet
     auto take = [&](PendingMsg& p) {
       r.matched = true;
-      r.latency_us = ctx.now().usec - p.ts.usec;
+      // 0 for an ACK the capture showed before its message (held for it, see hold_ack).
+      r.latency_us = std::max<int64_t>(0, ctx.now().usec - p.ts.usec);
       std::memcpy(r.type, p.type, p.type_len);
       r.type_len = p.type_len;
     };

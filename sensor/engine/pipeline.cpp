@@ -77,10 +77,11 @@ class Pipeline::DirSink : public StreamSink {
  private:
   void tell_context() {
     // A dissector may read the other direction's end from these bytes (a bare HL7 sender waits
-    // for the reply): tell it whether that direction still waits for a lost segment.
+    // for the reply): tell it whether that direction still waits for a lost segment, or for
+    // bytes its peer has acknowledged that the capture has not shown yet.
     Dir other = reverse(dir_);
     const auto& r = st_.reasm[static_cast<int>(other)];
-    st_.ctx.set_behind_hole(other, r && r->queued_bytes() > 0);
+    st_.ctx.set_behind_hole(other, r && (r->queued_bytes() > 0 || r->acked_unseen()));
     // Held bytes of either direction may be replayed now: both say whether they began mid-stream.
     for (Dir d : {Dir::to_server, Dir::to_client})
       if (const auto& rd = st_.reasm[static_cast<int>(d)]) st_.ctx.set_midstream(d, rd->midstream());

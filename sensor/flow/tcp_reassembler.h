@@ -82,6 +82,9 @@ class TcpReassembler {
   uint64_t gap_bytes() const { return gap_bytes_; }
   uint64_t retransmitted_bytes() const { return retrans_bytes_; }
   size_t queued_bytes() const { return queued_bytes_; }
+  // The peer acknowledged bytes not delivered yet: still on their way to the capture (a SPAN
+  // port that reorders the two directions), or lost.
+  bool acked_unseen() const { return acked_off_ > next_off_; }
   uint64_t limit_hits() const { return limit_hits_; }
 
  private:
