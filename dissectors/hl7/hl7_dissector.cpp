@@ -281,9 +281,10 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
         // A bare header (no start block or end block after it in these bytes) starts a bare
         // stream, read as from its start; else the framer waits for a start block, as after a
         // lost segment (an MSH line inside an MLLP frame is one of a batch's messages).
+        // Nothing left (no message start in these bytes): the next ones are looked at the same way.
         auto rest = data.subspan(skipped);
-        bool bare = rest[0] != 0x0B && std::memchr(rest.data(), 0x0B, rest.size()) == nullptr &&
-                    std::memchr(rest.data(), 0x1C, rest.size()) == nullptr;
+        bool bare = rest.empty() || (std::memchr(rest.data(), 0x0B, rest.size()) == nullptr &&
+                                     std::memchr(rest.data(), 0x1C, rest.size()) == nullptr);
         if (bare) s.framer.skip(skipped);
         else s.framer.gap(skipped, s);
         data = data.subspan(skipped);

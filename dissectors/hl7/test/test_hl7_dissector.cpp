@@ -1056,3 +1056,15 @@ TEST_CASE("enhanced mode: a message that asks for an ACK only on error is not re
   CHECK(u["unacked"][0]["control_id"] == "E3");
   CHECK(u["unacked"][1]["control_id"] == "E4");
 }
+
+TEST_CASE("picked up mid-stream: segments without any message start are passed over") {
+  Harness h;
+  h.ctx.set_midstream(Dir::to_server, true);
+  h.feed(Dir::to_server, "OBX|1|TX|||more of a long report\r");
+  h.feed(Dir::to_server, "OBX|2|TX|||and more\r");
+  h.feed(Dir::to_server, "MSH|^~\\&|SA|SF|RA|RF|20240101||ADT^A01|B1|P|2.5\rPID|1||MRN9\r");
+  h.end();
+  auto ev = h.events("hl7");
+  REQUIRE(ev.size() == 2);  // the message, and it unacknowledged
+  CHECK(ev[0]["hl7"]["control_id"] == "B1");
+}
