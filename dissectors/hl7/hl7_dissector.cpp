@@ -399,7 +399,11 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
     // Text that is neither a message nor a segment ("hello world" in a frame).
     if (info.messages == 0 && info.stray_segments == 0 && info.other_lines > 0)
       ctx.anomaly(kName, "hl7.no_message", offset);
-    if (info.file || info.batch) ++ctx.counters().at("hl7.batches");
+    if (info.file || info.batch) {
+      ++ctx.counters().at("hl7.batches");
+      remember_batch_id(s, ctx, info.fhs);
+      remember_batch_id(s, ctx, info.bhs);
+    }
   }
 
   // hl7cpp::PayloadHandler
@@ -459,6 +463,23 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
       if (eol == std::string_view::npos) break;
       text.remove_prefix(eol + 1);
     }
+  }
+
+  // A batch or file is often acknowledged as a whole, by its control id (BHS-11, FHS-11): kept
+  // with its messages', so that such an ACK pairs (no acked_type: it names no message).
+  [[gnu::cold]] void remember_batch_id(const DirState& s, FlowContext& ctx, std::string_view header) {
+    hl7cpp::Separators sep;
+    if (header.empty() || !hl7cpp::read_separators(header, sep)) return;
+    const std::string_view id = hl7cpp::Segment(header, &sep).field(11).raw().substr(0, kMaxControlId);
+    if (id.empty()) return;
+    PendingMsg& slot = batch_ids_.size() < kMaxPending ? batch_ids_.emplace_back() : batch_ids_[batch_next_++ % kMaxPending];
+    slot.id_hash = control_id_hash(id);
+    slot.id_len = static_cast<uint8_t>(id.size());
+    std::memcpy(slot.id, id.data(), id.size());
+    slot.type_len = 0;
+    slot.ts = ctx.now();
+    slot.dir = s.dir;
+    slot.ack_code_len = 0;
   }
 
   // Text of a raw value for output: unescaped only when it holds escapes, converted to UTF-8

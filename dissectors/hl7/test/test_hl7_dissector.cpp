@@ -1068,3 +1068,19 @@ TEST_CASE("picked up mid-stream: segments without any message start are passed o
   REQUIRE(ev.size() == 2);  // the message, and it unacknowledged
   CHECK(ev[0]["hl7"]["control_id"] == "B1");
 }
+
+TEST_CASE("an ACK of a batch or file as a whole pairs by its control id") {
+  for (std::string id : {"BATCH77", "FILE5"}) {
+    Harness h;
+    h.feed(Dir::to_server, mllp("FHS|^~\\&|A|B|C|D|20240101||||FILE5\rBHS|^~\\&|A|B|C|D|20240101||||BATCH77\r" + kAdt +
+                                "BTS|1\rFTS|1\r"));
+    h.feed(Dir::to_client, mllp("MSH|^~\\&|C|D|A|B|20240101||ACK|X1|P|2.5\rMSA|AA|" + id + "\r"), 1704110400250000);
+    h.end();
+    auto ev = h.events("hl7");
+    REQUIRE(ev.size() == 2);
+    CHECK(ev[1]["hl7"]["ack"]["matched"] == true);
+    CHECK(ev[1]["hl7"]["ack"]["latency_us"] == 250000);
+    CHECK_FALSE(ev[1]["hl7"]["ack"].contains("acked_type"));
+    CHECK(h.out.counters().get("hl7.ack.unmatched") == 0);
+  }
+}
