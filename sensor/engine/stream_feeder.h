@@ -1,7 +1,10 @@
 #pragma once
 // Connects one flow's byte streams to a dissector: runs the content probes of every registered
 // dissector on the first bytes of each direction (port hints only order them), then feeds the
-// chosen dissector, holding back unconsumed bytes (bounded) and honouring `skip`.
+// chosen dissector, holding back unconsumed bytes (bounded) and honouring `skip`. A TCP flow
+// refused on its first messages that carries a protocol in later ones (HL7 in an HTTP
+// connection kept alive) is watched without holding anything, and may be claimed there
+// (DissectorInfo::later_probe).
 #include <array>
 #include <cstddef>
 #include <cstdint>
