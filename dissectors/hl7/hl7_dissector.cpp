@@ -91,7 +91,10 @@ bool ack_code_like(std::string_view v) {
   auto letter = [](char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); };
   return v.size() == 2 && letter(v[0]) && letter(v[1]);
 }
+// The media type, not its parameters: a FHIR resource typed "application/fhir+json;
+// profile=http://hl7.org/..." is no HL7 v2.
 bool hl7_content_type(std::string_view ct) {
+  ct = ct.substr(0, ct.find(';'));
   return icontains(ct, "hl7") || icontains(ct, "er7");
 }
 // Body (or its start) looks like HL7 v2: optional 0x0B/whitespace, then MSH/FHS/BHS + delimiter.

@@ -1084,3 +1084,19 @@ TEST_CASE("an ACK of a batch or file as a whole pairs by its control id") {
     CHECK(h.out.counters().get("hl7.ack.unmatched") == 0);
   }
 }
+
+TEST_CASE("a content type names HL7 by its media type, not by a parameter") {
+  CHECK(probe_str("POST /fhir HTTP/1.1\r\nContent-Type: application/fhir+json; profile=http://hl7.org/fhir/P\r\n\r\n{\"a\":1}") ==
+        Probe::no);
+  CHECK(probe_str("POST /v2 HTTP/1.1\r\nContent-Type: x-application/hl7-v2+er7; charset=utf-8\r\n\r\n") == Probe::yes);
+  // A FHIR body on a connection claimed for HL7 is let be.
+  Harness h;
+  const std::string fhir = "{\"resourceType\":\"Patient\"}";
+  h.feed(Dir::to_server, "POST /hl7 HTTP/1.1\r\nContent-Type: x-application/hl7-v2+er7\r\nContent-Length: " +
+                             std::to_string(kAdt.size()) + "\r\n\r\n" + kAdt);
+  h.feed(Dir::to_server, "POST /fhir HTTP/1.1\r\nContent-Type: application/fhir+json; profile=http://hl7.org/fhir/P\r\n"
+                         "Content-Length: " + std::to_string(fhir.size()) + "\r\n\r\n" + fhir);
+  h.end();
+  CHECK(h.events("anomaly").empty());
+  CHECK(h.out.counters().get("hl7.http_bodies") == 1);
+}
