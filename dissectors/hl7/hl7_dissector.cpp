@@ -1135,7 +1135,8 @@ Hl7Dissector::AckResult Hl7Dissector::pair_ack(const DirState& s, FlowContext& c
       std::memcpy(r.type, p.type, p.type_len);
       r.type_len = p.type_len;
     };
-    const std::string_view code = ack_code_like(sc.ack_code) ? sc.ack_code : std::string_view();
+    // Not a code: kept empty (a view into the message, for the copies below).
+    const std::string_view code = sc.ack_code.substr(0, ack_code_like(sc.ack_code) ? 2 : 0);
     for (size_t k = 0; k < pending_.size(); ++k) {
       if (pending_[k].id_hash == hash && pending_[k].has_id(id) && pending_[k].dir != s.dir) {
         take(pending_[k]);
