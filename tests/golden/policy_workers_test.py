@@ -33,14 +33,9 @@ def facts(out):
                 for e in ev if e["event_type"] == "flow"}
     new_assets = collections.Counter(e["asset"]["ip"] for e in ev
                                      if e["event_type"] == "asset" and "new" in e["asset"].get("changes", []))
-    # The judges' counters in the stats event (the judges run on the merging thread). Not the
-    # number of asset events: one pipeline writes a flow's record when the flow ends (closed
-    # timeout, end of input), after the protocol events of later flows (a DICOM association is
-    # written at its FINs), and the inventory folds what it learnt by then into fewer events; the
-    # merge gives it the events in time order.
+    # The judges' counters in the stats event (the judges run on the merging thread).
     stats = [e["stats"]["counters"] for e in ev if e["event_type"] == "stats"]
-    judged = {k: v for k, v in (stats[-1] if stats else {}).items()
-              if k.startswith(("policy.", "assets.", "events.")) and k not in ("assets.events", "events.asset")}
+    judged = {k: v for k, v in (stats[-1] if stats else {}).items() if k.startswith(("policy.", "assets.", "events."))}
     return alerts, verdicts, new_assets, judged
 
 
