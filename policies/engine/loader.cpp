@@ -129,13 +129,11 @@ struct Reader {
   std::vector<std::string> bad_model_ids{};  // the ids their names give (a model's file is <id>.yaml)
 
   bool ok() const { return errs.list.size() == start; }
-  void err(const YAML::Node& n, const std::string& msg) {
-    auto m = n.Mark();
-    if (m.is_null()) errs.add(file, 0, 0, msg);
-    else errs.add(file, m.line + 1, m.column + 1, msg);
-  }
+  // A node without a mark is the document of a file with no YAML in it (empty, or comments only):
+  // its error is told at line 1, as every error in a file names its line.
+  void err(const YAML::Node& n, const std::string& msg) { err_mark(n.Mark(), msg); }
   void err_mark(const YAML::Mark& m, const std::string& msg) {
-    if (m.is_null()) errs.add(file, 0, 0, msg);
+    if (m.is_null()) errs.add(file, 1, 1, msg);
     else errs.add(file, m.line + 1, m.column + 1, msg);
   }
   void err_at(Where w, const std::string& msg) { errs.add(file, w.line, w.column, msg); }
@@ -150,6 +148,12 @@ struct Reader {
     if (!n || n.IsNull()) return false;
     if (n.IsSequence()) return true;
     err(n, what + ": expected a list of " + items);
+    return false;
+  }
+  // The top of a site or model file: a mapping, and an empty document is told as such.
+  bool is_document(const YAML::Node& root, const std::string& what) {
+    if (!root.IsNull()) return is_map(root, what);
+    err(root, "empty document (expected a " + what + ": a mapping of key: value, starting with 'schema:')");
     return false;
   }
   bool is_map(const YAML::Node& n, const std::string& what) {
@@ -736,7 +740,7 @@ std::unique_ptr<Model> load_model(const std::string& path, Errors& errs) {
   Reader r{path, errs};
   YAML::Node root;
   if (!load_yaml(path, errs, root)) return nullptr;
-  if (!r.is_map(root, "device model")) return nullptr;
+  if (!r.is_document(root, "device model")) return nullptr;
   auto m = std::make_unique<Model>();
   m->file = path;
   m->sw.assign(mds2::derived_switches().size(), -1);
@@ -1136,7 +1140,7 @@ std::unique_ptr<Site> load_site(const std::string& path, const std::string& mode
   Reader r{path, errs};
   YAML::Node root;
   if (!load_yaml(path, errs, root)) return nullptr;
-  if (!r.is_map(root, "site")) return nullptr;
+  if (!r.is_document(root, "site")) return nullptr;
   auto site = std::make_unique<Site>();
   site->file = path;
   r.keys(root, "site", {"schema", "site", "models", "internal_networks", "zones", "zone_matrix", "roles", "devices",

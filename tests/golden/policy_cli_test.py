@@ -145,6 +145,19 @@ def main():
         "unknown_role": (good_site.replace("role: ris_mwl", "role: worklist"), r"acme-ct\.yaml:\d+:\d+: flow 'dicom-mwl': unknown role 'ris_mwl'"),
         "model_not_found": (good_site.replace("model: acme-ct", "model: acme-mri"), rf"model_not_found\.yaml:{line_of(good_site, 'model: acme-ct')}:25: device 'ct-1' model: model 'acme-mri' not found"),
     }
+    # A file with no YAML in it (empty, or comments only) is an error at its line 1, site or model.
+    cases["empty"] = ("", r"empty\.yaml:1:1: empty document \(expected a site: a mapping")
+    cases["comments_only"] = ("# to be written\n\n", r"comments_only\.yaml:1:1: empty document \(expected a site:")
+    emptydir = os.path.join(work, "empty")
+    os.makedirs(os.path.join(emptydir, "devices"))
+    os.makedirs(os.path.join(emptydir, "sites"))
+    open(os.path.join(emptydir, "devices", "acme-void.yaml"), "w").write("# to be written\n")
+    empty_model_site = os.path.join(emptydir, "sites", "site.yaml")
+    open(empty_model_site, "w").write(good_site.replace("model: acme-ct", "model: acme-void"))
+    rc, out, err = run(["policy", "check", empty_model_site], check_rc=None)
+    c.eq("empty model: exit code", rc, 2)
+    c.true(f"empty model: error at its line 1; got {err!r}",
+           re.search(r"acme-void\.yaml:1:1: empty document \(expected a device model:", err) is not None)
     rc, out, err = run(["policy", "check", os.path.join(sitedir, "ok.yaml")], check_rc=None)
     open(os.path.join(sitedir, "ok.yaml"), "w").write(good_site)
     rc, out, err = run(["policy", "check", os.path.join(sitedir, "ok.yaml")], check_rc=None)
