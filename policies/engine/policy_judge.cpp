@@ -1435,6 +1435,92 @@ void PolicyJudge::track_inbound_scan(const FlowSummary& f, const Device& dev, Ev
   count_port(f, it->second, a, out);
 }
 
+void PolicyJudge::track_unbound_fanout(const FlowSummary& f, const Device* sdev, EventOutput& out) {
+  // Hosts outside the site are left out: a browser or a proxy reaches many of those on one
+  // service, and a device's web page among them would read as a sweep.
+  if (!internal(f.ep.dst) || !internal(f.ep.src)) return;
+  auto& th = site_->thresholds;
+  auto& sweeps = cross_->sweeps;
+  size_t& held = cross_->sweep_hosts;
+  const int64_t t = f.start.usec;
+  const int64_t window = static_cast<int64_t>(th.scan_window_s) * 1000000;
+  const int64_t realert = static_cast<int64_t>(th.scan_realert_s) * 1000000;
+  const bool with_ports = has_ports(f.ep.proto);
+  const uint32_t service = static_cast<uint32_t>(f.ep.proto) << 16 | (with_ports ? f.ep.dst_port : 0u);
+  IpKey scanner(f.ep.src), peer(f.ep.dst);
+  auto sc = sweeps.find(scanner);
+  const bool new_host = sc == sweeps.end() || !sc->second.services.count(service) ||
+                        !sc->second.services.at(service).reached.hosts.count(peer);
+  if (!new_host) {
+    sc->second.last = std::max(sc->second.last, t);
+  } else {
+    // Full: drop the hosts reached no more within the window, and what is left of a service (or
+    // sweeper) with none and no alert within scan_realert_s, at most once a second.
+    const size_t services_cap = static_cast<size_t>(th.scan_ports) * 2 + 64;
+    auto full = [&] {
+      return held >= kMaxSweepHosts ||
+             (sc != sweeps.end() && !sc->second.services.count(service) && sc->second.services.size() > services_cap);
+    };
+    if (full() && t - cross_->sweeps_swept >= 1000000) {
+      cross_->sweeps_swept = t;
+      for (auto s = sweeps.begin(); s != sweeps.end();) {
+        for (auto& [key, sv] : s->second.services)
+          held -= std::erase_if(sv.reached.hosts, [&](const auto& h) { return h.second < t - window; });
+        std::erase_if(s->second.services, [&](const auto& sv) {
+          return sv.second.reached.hosts.empty() &&
+                 (sv.second.reached.alerted < 0 || t - sv.second.reached.alerted >= realert);
+        });
+        s = s->second.services.empty() ? sweeps.erase(s) : std::next(s);
+      }
+      sc = sweeps.find(scanner);
+    }
+    if (full()) { ++sweepers_full_; return; }  // bounded: this host is not counted
+    if (sc == sweeps.end()) sc = sweeps.emplace(scanner, SweepState{}).first;
+    sc->second.last = std::max(sc->second.last, t);
+  }
+  SweepService& ss = sc->second.services[service];
+  HostsReached& hr = ss.reached;
+  auto [entry, added] = hr.hosts.try_emplace(peer, t);
+  if (added) ++held;
+  else entry->second = std::max(entry->second, t);
+  if (sdev && t >= ss.last_device_at) {
+    ss.last_device = static_cast<uint32_t>(sdev - site_->devices.data());
+    ss.last_device_at = t;
+  }
+  if (hr.hosts.size() > th.fanout_hosts)
+    held -= std::erase_if(hr.hosts, [&](const auto& h) { return h.second < t - window; });
+  if (hr.hosts.size() <= th.fanout_hosts) return;
+  const size_t n = hr.hosts.size();
+  held -= n;
+  hr.hosts.clear();
+  // A sweep of hosts none of which is a device within the window is not the site's finding.
+  if (ss.last_device == UINT32_MAX || ss.last_device_at < t - window) return;
+  const Device& dev = site_->devices[ss.last_device];
+  if (hr.alerted >= 0 && t - hr.alerted < realert) {
+    ++repeats_;
+    ++out.counters().at("policy.alert_repeats");
+    return;
+  }
+  hr.alerted = t;
+  Alert a;
+  a.rule = "lateral.fan_out";
+  a.sev = Severity::high;
+  a.device = dev.name;
+  a.peer = ip_str(f.ep.src);
+  std::string what = std::string(l4_name(f.ep.proto)) + (with_ports ? "/" + std::to_string(f.ep.dst_port) : "");
+  a.message = a.peer + ", a host the site binds to no device, contacted more than " + std::to_string(th.fanout_hosts) +
+              " distinct hosts on " + what + " within " + std::to_string(th.scan_window_s) + " s, " + dev.name +
+              " among them";
+  a.evidence.emplace_back("model", dev.model_id);
+  a.evidence.emplace_back("direction", "inbound");
+  a.evidence.emplace_back("distinct_hosts", std::to_string(n));
+  a.evidence.emplace_back("proto", std::string(l4_name(f.ep.proto)));
+  if (with_ports) a.evidence.emplace_back("server_port", std::to_string(f.ep.dst_port));
+  a.distinct = std::to_string(t) + "/" + std::to_string(service);  // each burst, each service its own finding
+  cite(a, dev.model, "SAHD-8");
+  emit(f, a, out);
+}
+
 FlowVerdict PolicyJudge::judge(const FlowSummary& f, EventOutput& out) {
   std::lock_guard<std::mutex> hold(cross_->lock);  // uncontended unless forks share the state
   FlowVerdict v;
@@ -1485,6 +1571,7 @@ FlowVerdict PolicyJudge::judge(const FlowSummary& f, EventOutput& out) {
   }
   if (app == "dicom") eval_dicom_flow(f, cdev, sdev, out);
 
+  if (!cdev && !site_->devices.empty()) track_unbound_fanout(f, sdev, out);
   if (!cdev && !sdev) return v;  // not a flow of a known device: only site-wide checks
   static const char* names[] = {"declared", "undeclared", "forbidden"};
   const bool crossing = !v.verdict.empty();  // a zone crossing made the flow undeclared
@@ -1545,6 +1632,7 @@ void PolicyJudge::finish(Timestamp now, EventOutput& out) {
   if (reject_reset_) c.at("policy.reject_sources_reset") += reject_reset_;
   if (scan_peers_full_) c.at("policy.scan_peers_full") += scan_peers_full_;
   if (scanners_full_) c.at("policy.scanners_full") += scanners_full_;
+  if (sweepers_full_) c.at("policy.sweepers_full") += sweepers_full_;
   if (rate_keys_full_) c.at("policy.rate_keys_full") += rate_keys_full_;
 }
 

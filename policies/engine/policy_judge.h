@@ -97,6 +97,19 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
     std::unordered_map<IpKey, PortsTried, IpKeyHash> scanned_by;
     int64_t scanned_by_swept = 0;
   };
+  // What the fan-out detector remembers of a host the site binds to no device (a possible
+  // scanner): the internal hosts it reached on each service within the scan window, and the
+  // device among them it reached last. Bounded over all such hosts by kMaxSweepHosts.
+  struct SweepService {
+    HostsReached reached;
+    uint32_t last_device = UINT32_MAX;  // index in site.devices, UINT32_MAX none
+    int64_t last_device_at = 0;         // when it was reached
+  };
+  struct SweepState {
+    std::unordered_map<uint32_t, SweepService> services;  // (l4 << 16 | server port) -> hosts
+    int64_t last = 0;                                      // its last flow
+  };
+  static constexpr size_t kMaxSweepHosts = 65536;  // hosts held over all sweepers and services
 
   // Alerts of one (rule, device) in the current window of thresholds.alert_limit_window_s.
   struct AlertRate {
@@ -119,6 +132,9 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
     std::unordered_map<IpKey, std::deque<int64_t>, IpKeyHash> rejects;  // source -> reject times
     std::unordered_map<IpKey, int64_t, IpKeyHash> reject_alerted;
     std::vector<DeviceState> dev_state;
+    std::unordered_map<IpKey, SweepState, IpKeyHash> sweeps;  // by the host that is no device
+    size_t sweep_hosts = 0;                                   // hosts held over all of sweeps
+    int64_t sweeps_swept = 0;                                 // when stale entries were last dropped
     // (rule, device, peer[, distinct]) already alerted -> the highest severity written (or
     // accepted by the baseline) for it: a repeat at or below is folded, a higher one is written.
     std::unordered_map<uint64_t, Severity> emitted;
@@ -164,6 +180,9 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
   // A port scan of a device by a host that is no device of the site (track_fanout counts those
   // of devices).
   void track_inbound_scan(const FlowSummary& f, const Device& dev, EventOutput& out);
+  // A fan-out by a host that is no device of the site (`f`'s initiator): internal hosts reached
+  // on one service, counted whether or not they are devices, written for the device reached last.
+  void track_unbound_fanout(const FlowSummary& f, const Device* sdev, EventOutput& out);
   // One more port `f` tried in `pt`: the scan's alert, if it crossed thresholds.scan_ports.
   void count_port(const FlowSummary& f, PortsTried& pt, Alert& alert, EventOutput& out);
   void emit(const FlowSummary& f, Alert& a, EventOutput& out);
@@ -201,7 +220,7 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
   std::vector<const char*> lateral_apps_;
   Severity max_sev_ = Severity::info;
   uint64_t alerts_written_ = 0, suppressed_ = 0, repeats_ = 0;
-  uint64_t emitted_full_ = 0, learned_full_ = 0, ae_reset_ = 0, reject_reset_ = 0, scan_peers_full_ = 0, scanners_full_ = 0, rate_keys_full_ = 0;
+  uint64_t emitted_full_ = 0, learned_full_ = 0, ae_reset_ = 0, reject_reset_ = 0, scan_peers_full_ = 0, scanners_full_ = 0, sweepers_full_ = 0, rate_keys_full_ = 0;
   std::string scratch_;
   SiteOnly site_only_{*this};
 };

@@ -268,6 +268,24 @@ def main():
         check_alerts(c, "lab " + name, ev, want)
         c.eq("lab %s: --fail-on low exit code" % name, rc, 1 if want else 0)
 
+    # The same sweep by a host the site binds to no device (ct-1 bound at one of the swept
+    # addresses instead): a fan-out written for the device it reached, the sweeper its peer.
+    fan_dir = os.path.join(OUT, "policy_rules_unbound_sweeper")
+    os.makedirs(os.path.join(fan_dir, "sites"), exist_ok=True)
+    devices = os.path.join(fan_dir, "devices")
+    if not os.path.lexists(devices):
+        os.symlink(os.path.join(SRC, "policies", "devices"), devices)
+    body = open(SITE).read()
+    c.true("rules site binds ct-1 at 10.10.1.10", "ip: 10.10.1.10," in body)
+    fan_site = os.path.join(fan_dir, "sites", "rules-hospital.yaml")
+    open(fan_site, "w").write(body.replace("ip: 10.10.1.10,", "ip: %s," % FAN_OUT_HOSTS[4]))
+    rc, ev = analyze("fan-out", fan_site, "high")
+    fan = [e["alert"] for e in of_type(ev, "alert") if e["alert"]["rule"] == "lateral.fan_out"]
+    c.eq("unbound sweeper: fan-outs (device, peer, distinct_hosts, direction)",
+         [(a["device"], a["peer"], a["evidence"].get("distinct_hosts"), a["evidence"].get("direction")) for a in fan],
+         [("ct-1", CT, "9", "inbound")])
+    c.eq("unbound sweeper: --fail-on high exit code", rc, 1)
+
     # Every rule of the catalogue is raised by at least one scenario.
     doc = open(os.path.join(SRC, "docs", "alerts.md")).read()
     rules = set(re.findall(r"^\| `([a-z0-9_]+\.[a-z0-9_]+)` \|", doc, re.M))

@@ -690,6 +690,53 @@ TEST_CASE("a port scan of a device by a host that is no device of the site", "[j
   CHECK(scans[1]["alert"]["peer"] == PACS);
 }
 
+TEST_CASE("a fan-out by a host that is no device of the site, reaching a device", "[judge]") {
+  Fixture fx;  // demo site: fanout_hosts 32; ct-1 at 10.10.1.10, glucose-dock-1 at 10.10.1.60
+  // 40 hosts on DICOM, the CT and the dock among them, by a host bound to no device.
+  for (int i = 1; i <= 40; ++i) {
+    std::string ip = "10.10.1." + std::to_string(i == 5 ? 10 : i == 20 ? 60 : 100 + i);
+    fx.judge_flow(fx.flow("10.10.9.77", static_cast<uint16_t>(42000 + i), ip.c_str(), 104));
+  }
+  auto fan = fx.alerts("lateral.fan_out");
+  REQUIRE(fan.size() == 1);
+  CHECK(fan[0]["alert"]["device"] == "glucose-dock-1");  // the device reached last
+  CHECK(fan[0]["alert"]["peer"] == "10.10.9.77");
+  CHECK(fan[0]["alert"]["evidence"]["distinct_hosts"] == "33");
+  CHECK(fan[0]["alert"]["evidence"]["server_port"] == "104");
+  CHECK(fan[0]["alert"]["evidence"]["direction"] == "inbound");
+  CHECK(Fixture::cites(fan[0], "SAHD-8"));
+  // Ten minutes later, again: a repeat within scan_realert_s.
+  fx.t += 600ll * 1000000;
+  for (int i = 1; i <= 40; ++i) {
+    std::string ip = "10.10.1." + std::to_string(i == 5 ? 10 : 100 + i);
+    fx.judge_flow(fx.flow("10.10.9.77", static_cast<uint16_t>(43000 + i), ip.c_str(), 104));
+  }
+  CHECK(fx.alerts("lateral.fan_out").size() == 1);
+  // A sweep that reaches no device, and one of hosts outside the site, are not the site's findings.
+  for (int i = 1; i <= 40; ++i) {
+    std::string ip = "10.30.0." + std::to_string(i);
+    fx.judge_flow(fx.flow("10.10.9.78", static_cast<uint16_t>(42000 + i), ip.c_str(), 445));
+    std::string out_ip = "198.51.100." + std::to_string(i);
+    fx.judge_flow(fx.flow("10.10.9.79", static_cast<uint16_t>(42000 + i), i == 1 ? CT : out_ip.c_str(), 443));
+  }
+  CHECK(fx.alerts("lateral.fan_out").size() == 1);
+}
+
+TEST_CASE("the fan-out state of hosts that are no device is bounded and counted", "[judge]") {
+  Fixture fx;
+  // 70 000 hosts each reaching one other, within the scan window: past 65 536 held, counted.
+  const int64_t at = fx.t;
+  for (int i = 0; i < 70000; ++i) {
+    std::string src = "10." + std::to_string(40 + i / 62500) + "." + std::to_string(i / 250 % 250) + "." +
+                      std::to_string(i % 250 + 1);
+    FlowSummary f = fx.flow(src.c_str(), 42000, "10.10.9.1", 445);
+    f.start = {at};  // all at once: none goes stale
+    fx.judge_flow(f);
+  }
+  fx.judge->finish(Timestamp{fx.t}, fx.out);
+  CHECK(fx.out.counters().get("policy.sweepers_full") == 70000 - 65536);
+}
+
 TEST_CASE("fan-out and port scans count within a window and are written again for a later burst", "[judge]") {
   Fixture fx;  // demo site: fanout_hosts 32, scan_ports 8; default window 300 s, realert 3600 s
   const int64_t hour = 3600ll * 1000000;
