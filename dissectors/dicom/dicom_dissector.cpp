@@ -957,6 +957,14 @@ void DicomDissector::write_association(JsonWriter& w, std::string_view status) {
   w.field("protocol_version", names->version);
 }
 
+// A user identity that carries a credential: a passcode (type 2), or a Kerberos ticket, SAML
+// assertion or JWT (types 3-5, in the primary field). Each is as good as a password to whoever
+// reads a cleartext association.
+bool credential_in_clear(const UserIdentity& u) {
+  if (u.type == 2) return u.secondary_length > 0;
+  return u.type >= 3 && u.type <= 5 && u.primary_length > 0;
+}
+
 // The `rq` and `ac` objects: what each side negotiated besides presentation contexts.
 void DicomDissector::write_sides(JsonWriter& w) const {
   if (have_rq_) {
@@ -969,6 +977,7 @@ void DicomDissector::write_sides(JsonWriter& w) const {
       w.field("type_name", user_identity_type_name(u.type));
       w.field("positive_response_requested", u.positive_response_requested);
       w.field("password_in_clear", u.type == 2 && u.secondary_length > 0);
+      w.field("credential_in_clear", credential_in_clear(u));
       w.end_object();
     }
     w.end_object();
@@ -1132,6 +1141,7 @@ void DicomDissector::handle_pdu(Dir dir, const PduHeader& h, std::span<const uin
         ctx.facts().set_attr("dicom.user_identity", user_identity_type_name(rq_.user_identity.type));
         if (rq_.user_identity.type == 2 && rq_.user_identity.secondary_length)
           ctx.facts().set_attr("dicom.password_in_clear", "true");
+        if (credential_in_clear(rq_.user_identity)) ctx.facts().set_attr("dicom.credential_in_clear", "true");
       }
       return;
     }

@@ -195,6 +195,39 @@ TEST_CASE("user identity with a password is flagged, never output", "[dicom][dis
   CHECK(h.lines()[0].find("s3cret") == std::string::npos);
   CHECK(h.lines()[0].find("alice") == std::string::npos);
   CHECK(*h.facts().attr("dicom.password_in_clear") == "true");
+  CHECK(ev[0]["dicom"]["rq"]["user_identity"]["credential_in_clear"] == true);
+  CHECK(h.facts().attr("dicom.credential_in_clear"));
+}
+
+TEST_CASE("user identity with a Kerberos ticket, SAML assertion or JWT is a credential in clear", "[dicom][dissector]") {
+  for (int type : {3, 4, 5}) {
+    Assoc a = store_assoc();
+    a.user_identity_type = type;
+    Harness h(medmon::dicom::make_dissector());
+    h.feed(Dir::to_server, associate(a, false));
+    h.feed(Dir::to_client, associate(a, true));
+    h.finish();
+    auto ev = h.events("dicom");
+    REQUIRE(ev.size() == 1);
+    auto u = ev[0]["dicom"]["rq"]["user_identity"];
+    CHECK(u["type"] == type);
+    CHECK(u["credential_in_clear"] == true);
+    CHECK(u["password_in_clear"] == false);  // no passcode: the field keeps its meaning
+    CHECK(h.lines()[0].find("alice") == std::string::npos);  // the builder's ticket/assertion/token value
+    const std::string* fact = h.facts().attr("dicom.credential_in_clear");
+    CHECK((fact && *fact == "true"));
+    CHECK(!h.facts().attr("dicom.password_in_clear"));
+  }
+  // A user name alone is no credential.
+  Assoc a = store_assoc();
+  a.user_identity_type = 1;
+  Harness h(medmon::dicom::make_dissector());
+  h.feed(Dir::to_server, associate(a, false));
+  h.finish();
+  auto ev = h.events("dicom");
+  REQUIRE(ev.size() == 1);
+  CHECK(ev[0]["dicom"]["rq"]["user_identity"]["credential_in_clear"] == false);
+  CHECK(!h.facts().attr("dicom.credential_in_clear"));
 }
 
 TEST_CASE("C-FIND with pending responses and C-MOVE with sub-operations", "[dicom][dissector]") {
