@@ -89,6 +89,7 @@ struct DirState {
   Phase phase = header;
   bool first = true;
   bool skip_until_command = false;  // resynchronised mid-message: wait for the next command
+  bool dropped_command = false;     // a command set dropped as too long: its dataset is skipped, counted once
   uint32_t pdu_left = 0, pdv_left = 0;
   uint8_t pc_id = 0, mch = 0;
   bool frag_skip = false;   // drop this fragment's bytes
@@ -536,7 +537,7 @@ void DicomDissector::begin_fragment(Dir dir, FlowContext& ctx, uint64_t off) {
     anomaly(ctx, "unknown_presentation_context", off);
   }
   if (is_cmd) {
-    s.skip_until_command = false;
+    s.skip_until_command = s.dropped_command = false;
     if (s.msg == DirState::dataset_wait || s.msg == DirState::dataset) {
       if (!(s.msg == DirState::dataset_wait && s.maybe_dataset)) {
         anomaly(ctx, "missing_dataset", off);
@@ -560,6 +561,10 @@ void DicomDissector::begin_fragment(Dir dir, FlowContext& ctx, uint64_t off) {
     return;
   }
   if (s.msg == DirState::dataset) return;
+  if (s.dropped_command) {
+    s.dropped_command = false;
+    ++ctx.counters().at("dicom.datasets_skipped");
+  }
   if (!s.skip_until_command) anomaly(ctx, "dataset_without_command", off);
   s.frag_skip = true;
 }
@@ -583,8 +588,10 @@ void DicomDissector::end_fragment(Dir dir, FlowContext& ctx, uint64_t off) {
       issues(ctx, is, off);
     }
     if (!ok) {
-      // Nothing of the command survived its hole: its dataset is no anomaly either.
+      // Nothing of the command survived its hole: its dataset is no anomaly either. Nor is the
+      // dataset of a command dropped as too long: command_too_long said it; it is only counted.
       if (s.cmd_hole) s.skip_until_command = true;
+      if (s.cmd_broken) s.skip_until_command = s.dropped_command = true;
       reset_message(s);
       return;
     }

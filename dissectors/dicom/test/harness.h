@@ -63,6 +63,7 @@ class Harness {
   }
   const std::vector<std::string>& lines() const { return sink_->lines; }
   medmon::FlowFacts& facts() { return facts_; }
+  uint64_t counter(std::string_view name) { return out_.counters().get(name); }
   size_t max_pending() const { return max_pending_; }
   uint64_t calls() const { return calls_; }
   bool gave_up() const { return gave_up_; }

@@ -2,6 +2,7 @@
 #include <zlib.h>
 
 #include "dissectors/dicom/dicom_dissector.h"
+#include "dissectors/dicom/dimse.h"
 #include "dissectors/dicom/test/builder.h"
 #include "dissectors/dicom/test/harness.h"
 
@@ -1398,4 +1399,28 @@ TEST_CASE("an N-CREATE's instance is the one its response names when the request
   const json op = op_of(only_ops(h), 3);
   CHECK(op["command"] == "N-CREATE");
   CHECK(op.value("sop_instance", std::string()).rfind("phi:", 0) == 0);
+}
+
+TEST_CASE("the dataset of a command dropped as too long is skipped quietly, and counted", "[dicom][dissector]") {
+  Assoc a = verification_store_assoc();
+  Harness h(medmon::dicom::make_dissector());
+  h.feed(Dir::to_server, associate(a, false));
+  h.feed(Dir::to_client, associate(a, true));
+  // A command set past kMaxCommandSet: a long private element pads it.
+  Bytes cmd = command(store_rq(7));
+  ile(cmd, 0x0000, 0x5000, Bytes(medmon::dicom::kMaxCommandSet, 0x20));
+  Bytes ds;
+  ile(ds, 0x0010, 0x0020, "PID12345");
+  h.feed(Dir::to_server, message(1, cmd, &ds, 16000));
+  // The next message is read as usual.
+  Cmd echo; echo.field = 0x0030; echo.msg_id = 9; echo.sop_class = kVerification;
+  h.feed(Dir::to_server, message(3, command(echo)));
+  h.feed(Dir::to_client, message(3, command(response(0x8030, 9))));
+  h.finish();
+  CHECK(anomaly_names(h) == std::vector<std::string>{"command_too_long"});
+  CHECK(h.counter("dicom.datasets_skipped") == 1);
+  auto ev = h.events("dicom");
+  REQUIRE(ev.size() == 1);
+  REQUIRE(ev[0]["dicom"]["ops"].size() == 1);
+  CHECK(ev[0]["dicom"]["ops"][0]["command"] == "C-ECHO");
 }
