@@ -1119,9 +1119,13 @@ void DicomDissector::handle_pdu(Dir dir, const PduHeader& h, std::span<const uin
     if (dir != Dir::to_server || (have_rq_ && end_status_.empty()))
       anomaly(ctx, "unexpected_pdu", off, "A-ASSOCIATE-RQ");
     // A new association replaces the old one, whose event goes out first (without this PDU).
-    // A message still open in this direction was cut short by it.
+    // A message still open in either direction was cut short by it; the rest of the server's
+    // belongs to the old association, so its fragments are skipped until the next command.
     if (have_rq_ || have_ac_ || state_ == State::established) {
-      cut_message(dir, ctx, "ended");
+      for (Dir d : {Dir::to_server, Dir::to_client}) {
+        if (d != dir && st(d).msg != DirState::none) st(d).skip_until_command = true;
+        cut_message(d, ctx, "ended");
+      }
       emit(ctx, end_status_.empty() ? std::string_view("incomplete") : end_status_);
     }
   }

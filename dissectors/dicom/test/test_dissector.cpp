@@ -1424,3 +1424,42 @@ TEST_CASE("the dataset of a command dropped as too long is skipped quietly, and 
   REQUIRE(ev[0]["dicom"]["ops"].size() == 1);
   CHECK(ev[0]["dicom"]["ops"][0]["command"] == "C-ECHO");
 }
+
+TEST_CASE("a new A-ASSOCIATE-RQ cuts the messages in progress in both directions", "[dicom][dissector]") {
+  Assoc a;
+  a.pcs.push_back({1, kFindStudyRoot, {kImplicit}, 0, kImplicit});
+  a.pcs.push_back({3, kVerification, {kImplicit}, 0, kImplicit});
+  Harness h(medmon::dicom::make_dissector());
+  h.feed(Dir::to_server, associate(a, false));
+  h.feed(Dir::to_client, associate(a, true));
+  Cmd q; q.field = 0x0020; q.msg_id = 1; q.sop_class = kFindStudyRoot; q.dataset = true;
+  Ds keys(Ts::implicit_le);
+  keys.str(0x0008, 0x0052, "CS", "STUDY").str(0x0010, 0x0020, "LO", "");
+  h.feed(Dir::to_server, message(1, command(q), &keys.b));
+  // A pending response whose dataset's last fragment never comes.
+  Cmd r; r.field = 0x8020; r.responded = 1; r.status = 0xFF00; r.dataset = true;
+  h.feed(Dir::to_client, message(1, command(r)));
+  Ds m(Ts::implicit_le);
+  m.str(0x0010, 0x0020, "LO", "OLDPID01");
+  h.feed(Dir::to_client, pdata(1, 0, m.b));
+  // A new association on the same connection, one echo in it.
+  h.feed(Dir::to_server, associate(a, false));
+  h.feed(Dir::to_client, associate(a, true));
+  Cmd echo; echo.field = 0x0030; echo.msg_id = 1; echo.sop_class = kVerification;
+  h.feed(Dir::to_server, message(3, command(echo)));
+  h.feed(Dir::to_client, message(3, command(response(0x8030, 1))));
+  h.finish();
+  // The RQ without a release is unexpected; nothing of the old response reaches the new association.
+  CHECK(anomaly_names(h) == std::vector<std::string>{"unexpected_pdu"});
+  auto ev = h.events("dicom");
+  REQUIRE(ev.size() == 2);
+  const json& old_op = op_of(ev[0]["dicom"]["ops"], 1);
+  CHECK(old_op["command"] == "C-FIND");
+  CHECK(old_op["truncated"] == true);
+  CHECK(old_op["truncated_reason"] == "ended");
+  const json& d2 = ev[1]["dicom"];
+  REQUIRE(d2["ops"].size() == 1);
+  CHECK(d2["ops"][0]["command"] == "C-ECHO");
+  CHECK(d2["ops"][0].value("truncated", false) == false);
+  CHECK(!d2.contains("phi"));
+}
