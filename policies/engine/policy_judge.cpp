@@ -1257,12 +1257,16 @@ void PolicyJudge::eval_dicom_flow(const FlowSummary& f, const Device* cdev, cons
       }
     }
   }
-  // User identity with a passcode on a cleartext association.
+  // User identity with a credential (a passcode, a Kerberos ticket, a SAML assertion or a JWT) on
+  // a cleartext association.
   std::string_view app = app_of(f);
   const std::string* pw = attr(f, "dicom.password_in_clear");  // a passcode in the request's user identity
-  if (pw && *pw == "true" && !encrypted(f, app)) {
+  const std::string* cred = attr(f, "dicom.credential_in_clear");
+  const bool password = pw && *pw == "true";
+  if ((password || (cred && *cred == "true")) && !encrypted(f, app)) {
     Alert a = base("dicom.cleartext_password", Severity::high);
-    a.message = "DICOM user identity with a password sent in clear by " + ip_str(f.ep.src);
+    a.message = std::string("DICOM user identity with a ") + (password ? "password" : "ticket, assertion or token") +
+                " sent in clear by " + ip_str(f.ep.src);
     cite(a, m, "TXCF-2");
     emit(f, a, out);
   }

@@ -1006,6 +1006,16 @@ TEST_CASE("DICOM: C-MOVE destinations, DIMSE direction, SOP classes, passwords",
   p2.set_attr("dicom.password_in_clear", "true");
   fx.judge_flow(pw2);
   CHECK(fx.alerts("dicom.cleartext_password").size() == 1);
+  // A Kerberos ticket, SAML assertion or JWT in clear is a credential in clear as well.
+  Fixture fresh;  // a repeat of the finding above would be folded into it
+  auto jwt = fresh.flow(WS, 40006, PACS, 11112);
+  auto& p3 = fresh.add_facts(jwt, "dicom");
+  p3.set_attr("dicom.calling_ae", "WS01");
+  p3.set_attr("dicom.credential_in_clear", "true");
+  fresh.judge_flow(jwt);
+  auto creds = fresh.alerts("dicom.cleartext_password");
+  REQUIRE(creds.size() == 1);
+  CHECK(creds[0]["alert"]["message"].get<std::string>().find("ticket, assertion or token") != std::string::npos);
 }
 
 TEST_CASE("HL7: unbound sender, undeclared type, test messages on production", "[judge]") {
