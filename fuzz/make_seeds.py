@@ -220,10 +220,12 @@ def udp6_payloads(path):
     return out
 
 
-# DHCPv6: every datagram of the capture, and made-up ones for what it lacks (IA_TA, IA_PD, a
-# status inside an address, relay options, a deep relay chain, a cut option).
-for i, pl in enumerate(udp6_payloads(os.path.join(src, "pcaps", "dhcp/dhcpv6.pcap"))):
-    write("dhcp", f"dhcpv6.pcap-{i}", pl)
+# DHCPv6: every datagram of the captures (the second holds RENEW, REBIND, RELEASE, DECLINE and an
+# IA_PD), and made-up ones for what they lack (IA_TA, IA_PD, a status inside an address, relay
+# options, a deep relay chain, a cut option).
+for cap in ("dhcpv6.pcap", "dhcpv6-renew.pcap"):
+    for i, pl in enumerate(udp6_payloads(os.path.join(src, "pcaps", "dhcp", cap))):
+        write("dhcp", f"{cap}-{i}", pl)
 
 
 def opt6(code, v):
