@@ -252,10 +252,16 @@ void load_sheet(Zip& zip, Sheet& sh, Texts& texts, size_t nshared) {
   std::string p;
   auto ws = sml_root(doc, "worksheet", p);  // none: another kind of sheet (a chart sheet), no rows
   const std::string n_row = p + "row", n_c = p + "c", n_v = p + "v", n_is = p + "is", n_t = p + "t", n_rph = p + "rPh";
+  // Refused rather than cut short, as the text forms are: the rows past the cap would be answers
+  // silently lost.
+  auto too_many_rows = [&] {
+    return ImportError(texts.path + ": sheet '" + sh.name + "' (" + sh.part + ") has more than " +
+                       std::to_string(kMaxRows) + " rows; not an MDS2 form");
+  };
   int count = 0;
   int row_no = 0;
   for (auto r : ws.child((p + "sheetData").c_str()).children(n_row.c_str())) {
-    if (++count > kMaxRows) break;
+    if (++count > kMaxRows) throw too_many_rows();
     // The r attributes are optional: a row without one follows the previous row, a cell without
     // one the previous cell.
     int given = r.attribute("r").as_int(0);
@@ -290,8 +296,8 @@ void load_sheet(Zip& zip, Sheet& sh, Texts& texts, size_t nshared) {
         v = texts.add(std::move(s));
         if (v && (t.empty() || t == "n")) texts.numbers.insert(v);
       }
-      // A cell may name another row than its <row>: the rows kept are capped, not the elements.
-      if (sh.rows.size() >= static_cast<size_t>(kMaxRows) && !sh.rows.count(row)) continue;
+      // A cell may name another row than its <row>: the rows named are capped, not only the elements.
+      if (sh.rows.size() >= static_cast<size_t>(kMaxRows) && !sh.rows.count(row)) throw too_many_rows();
       auto [it, added] = sh.rows.try_emplace(row);
       if (added) it->second.fill(0);
       set_cell(sh, it->second[col], v, texts);

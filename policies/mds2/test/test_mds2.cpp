@@ -484,6 +484,22 @@ TEST_CASE("XLSX: merged ranges fill only the sheet's rows, and their cells are c
   std::remove(path.c_str());
 }
 
+TEST_CASE("XLSX: a sheet of more rows than the cap is refused, not cut short", "[mds2]") {
+  std::string rows;
+  for (int i = 0; i <= 100000; ++i) rows += "<row/>";
+  std::string path = write_sheet("rows.xlsx", rows + "</sheetData>");
+  CHECK_THROWS_WITH(read_xlsx(path), Catch::Contains("rows.xlsx: sheet 'Answers' (xl/worksheets/sheet1.xml) has more than 100000 rows"));
+  // One <row> whose cells name 100 001 rows.
+  std::string cells = "<row>";
+  for (int i = 1; i <= 100001; ++i) cells += "<c r=\"A" + std::to_string(i) + "\"/>";
+  path = write_sheet("rows.xlsx", cells + "</row></sheetData>");
+  CHECK_THROWS_WITH(read_xlsx(path), Catch::Contains("rows.xlsx: sheet 'Answers' (xl/worksheets/sheet1.xml) has more than 100000 rows"));
+  // At the cap: read.
+  path = write_sheet("rows.xlsx", keyed_rows_xml(3, inline_cell("C@", "Yes")) + rows.substr(0, (100000 - 3) * 6) + "</sheetData>");
+  CHECK(read_xlsx(path).questions.size() == 3);
+  std::remove(path.c_str());
+}
+
 TEST_CASE("XLSX: text nested half a million elements deep is read without recursion", "[mds2]") {
   const int depth = 500000;  // a recursive walk needs far more stack than a thread has; within the markup cap
   std::string open, close;
