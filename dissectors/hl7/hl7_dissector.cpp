@@ -726,6 +726,7 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
   bool bad_escape_ = false;
   uint64_t phi_seen_flow_ = 0;   // PHI fields already added to the flow facts
   bool attrs_set_ = false, server_attrs_set_ = false;
+  bool app_set_ = false, server_app_set_ = false;  // an MSH-3 that is not empty recorded
   std::vector<std::string> types_, proc_ids_;  // hl7.message_types, hl7.processing_id
   uint64_t* msg_counter_ = nullptr;
   friend struct DirState;
@@ -1098,20 +1099,26 @@ void Hl7Dissector::record_facts(const DirState& s, FlowContext& ctx, const Heade
     }
   }
   // The server's own application, for the inventory: MSH-3/4 of the first message it sent
-  // (usually an ACK).
+  // (usually an ACK), or of the first one after it that names the application when it left MSH-3
+  // empty (the application and its facility are taken together).
   if (s.dir == Dir::to_client) {
-    if (!server_attrs_set_) {
+    if (!server_app_set_ && (!server_attrs_set_ || !h.msh3.empty())) {
       server_attrs_set_ = true;
+      server_app_set_ = !h.msh3.empty();
       facts.set_attr("hl7.server_msh3", text_of(h.msh3, scratch_));
       facts.set_attr("hl7.server_msh4", text_of(h.msh4, scratch_));
     }
     return;
   }
   if (sc.is_response()) return;
-  if (!attrs_set_) {
-    attrs_set_ = true;
+  // The sender's application names the flow and the asset: MSH-3/4 as for the server above.
+  if (!app_set_ && (!attrs_set_ || !h.msh3.empty())) {
+    app_set_ = !h.msh3.empty();
     facts.set_attr("hl7.msh3", text_of(h.msh3, scratch_));
     facts.set_attr("hl7.msh4", text_of(h.msh4, scratch_));
+  }
+  if (!attrs_set_) {
+    attrs_set_ = true;
     facts.set_attr("hl7.msh5", text_of(h.msh5, scratch_));
     facts.set_attr("hl7.msh6", text_of(h.msh6, scratch_));
     facts.set_attr("hl7.version", h.version);

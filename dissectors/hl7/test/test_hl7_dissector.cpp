@@ -161,6 +161,30 @@ TEST_CASE("one event per message with header fields, PHI only as pseudonyms") {
   CHECK(h.events("anomaly").empty());
 }
 
+TEST_CASE("the sending application is the first MSH-3 given, not an empty first one") {
+  Harness h;
+  std::string unnamed = kAdt;
+  unnamed.replace(unnamed.find("|ADT1|GOOD HEALTH HOSPITAL|"), 27, "||GOOD HEALTH HOSPITAL|");
+  std::string unnamed_ack = kAck;
+  unnamed_ack.replace(unnamed_ack.find("|LAB|GHH|"), 9, "|||");
+  h.feed(Dir::to_server, mllp(unnamed));
+  h.feed(Dir::to_client, mllp(unnamed_ack));
+  REQUIRE(h.facts.attr("hl7.msh3"));
+  CHECK(h.facts.attr("hl7.msh3")->empty());
+  CHECK(*h.facts.attr("hl7.msh4") == "GOOD HEALTH HOSPITAL");
+  h.feed(Dir::to_server, mllp(with_id(kAdt, "MSG0002")));
+  h.feed(Dir::to_client, mllp(kAck));
+  CHECK(*h.facts.attr("hl7.msh3") == "ADT1");
+  CHECK(*h.facts.attr("hl7.server_msh3") == "LAB");
+  CHECK(*h.facts.attr("hl7.server_msh4") == "GHH");
+  // Once named, a later message does not rename it.
+  std::string other = kAdt;
+  other.replace(other.find("|ADT1|"), 6, "|ADT2|");
+  h.feed(Dir::to_server, mllp(with_id(other, "MSG0003")));
+  CHECK(*h.facts.attr("hl7.msh3") == "ADT1");
+  h.end();
+}
+
 TEST_CASE("every split point of an MLLP stream gives the same events") {
   std::string c2s = mllp(kAdt) + mllp(kOru) + "\r\n" + mllp(with_id(kAdt, "MSG0002"));
   std::string s2c = mllp(kAck);
