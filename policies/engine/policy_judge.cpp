@@ -1294,16 +1294,6 @@ void PolicyJudge::track_fanout(const FlowSummary& f, const Device& dev, EventOut
     a.distinct = std::to_string(t);  // each burst is its own finding
     return a;
   };
-  // A burst past a threshold: written unless one was written for the same within scan_realert_s.
-  auto due = [&](int64_t& alerted) {
-    if (alerted >= 0 && t - alerted < realert) {
-      ++repeats_;
-      ++out.counters().at("policy.alert_repeats");
-      return false;
-    }
-    alerted = t;
-    return true;
-  };
   // A ping sweep is a fan-out of hosts (ICMP is one service: what the sensor carries in place of
   // its ports is the echo identifier, new for every ping), and repeated pings are no port scan.
   const bool with_ports = has_ports(f.ep.proto);
@@ -1332,16 +1322,8 @@ void PolicyJudge::track_fanout(const FlowSummary& f, const Device& dev, EventOut
   }
   if (sv != st.services.end()) {
     HostsReached& hr = sv->second;
-    auto [entry, added] = hr.hosts.try_emplace(peer, t);
-    if (added) ++st.hosts_held;
-    else entry->second = std::max(entry->second, t);
-    if (hr.hosts.size() > th.fanout_hosts)
-      st.hosts_held -= std::erase_if(hr.hosts, [&](const auto& h) { return h.second < t - window; });
-    if (hr.hosts.size() > th.fanout_hosts) {
-      const size_t n = hr.hosts.size();
-      st.hosts_held -= n;
-      hr.hosts.clear();
-      if (due(hr.alerted)) {
+    if (const size_t n = count_host(hr, peer, t, st.hosts_held)) {
+      if (due(hr.alerted, t, out)) {
         Alert a = base("lateral.fan_out");
         a.peer = "*";
         std::string what = std::string(l4_name(f.ep.proto)) + (with_ports ? "/" + std::to_string(f.ep.dst_port) : "");
@@ -1378,11 +1360,36 @@ void PolicyJudge::track_fanout(const FlowSummary& f, const Device& dev, EventOut
   count_port(f, it->second, a, out);
 }
 
+size_t PolicyJudge::count_host(HostsReached& hr, const IpKey& peer, int64_t t, size_t& held) const {
+  auto& th = site_->thresholds;
+  const int64_t window = static_cast<int64_t>(th.scan_window_s) * 1000000;
+  auto [entry, added] = hr.hosts.try_emplace(peer, t);
+  if (added) ++held;
+  else entry->second = std::max(entry->second, t);
+  if (hr.hosts.size() > th.fanout_hosts)
+    held -= std::erase_if(hr.hosts, [&](const auto& h) { return h.second < t - window; });
+  if (hr.hosts.size() <= th.fanout_hosts) return 0;
+  const size_t n = hr.hosts.size();
+  held -= n;
+  hr.hosts.clear();
+  return n;
+}
+
+bool PolicyJudge::due(int64_t& alerted, int64_t t, EventOutput& out) {
+  const int64_t realert = static_cast<int64_t>(site_->thresholds.scan_realert_s) * 1000000;
+  if (alerted >= 0 && t - alerted < realert) {
+    ++repeats_;
+    ++out.counters().at("policy.alert_repeats");
+    return false;
+  }
+  alerted = t;
+  return true;
+}
+
 void PolicyJudge::count_port(const FlowSummary& f, PortsTried& pt, Alert& a, EventOutput& out) {
   auto& th = site_->thresholds;
   const int64_t t = f.start.usec;
   const int64_t window = static_cast<int64_t>(th.scan_window_s) * 1000000;
-  const int64_t realert = static_cast<int64_t>(th.scan_realert_s) * 1000000;
   pt.last = std::max(pt.last, t);
   auto port = std::find_if(pt.ports.begin(), pt.ports.end(), [&](const auto& p) { return p.first == f.ep.dst_port; });
   if (port == pt.ports.end()) pt.ports.emplace_back(f.ep.dst_port, t);
@@ -1393,13 +1400,7 @@ void PolicyJudge::count_port(const FlowSummary& f, PortsTried& pt, Alert& a, Eve
   const size_t n = pt.ports.size();
   pt.ports.clear();
   pt.ports.shrink_to_fit();
-  // Within scan_realert_s of the alert written for the same scan: a repeat.
-  if (pt.alerted >= 0 && t - pt.alerted < realert) {
-    ++repeats_;
-    ++out.counters().at("policy.alert_repeats");
-    return;
-  }
-  pt.alerted = t;
+  if (!due(pt.alerted, t, out)) return;
   if (auto at = a.message.find("{n}"); at != std::string::npos) a.message.replace(at, 3, std::to_string(n));
   a.evidence.emplace_back("distinct_ports", std::to_string(n));
   emit(f, a, out);
@@ -1484,28 +1485,16 @@ void PolicyJudge::track_unbound_fanout(const FlowSummary& f, const Device* sdev,
   }
   SweepService& ss = sc->second.services[service];
   HostsReached& hr = ss.reached;
-  auto [entry, added] = hr.hosts.try_emplace(peer, t);
-  if (added) ++held;
-  else entry->second = std::max(entry->second, t);
   if (sdev && t >= ss.last_device_at) {
     ss.last_device = static_cast<uint32_t>(sdev - site_->devices.data());
     ss.last_device_at = t;
   }
-  if (hr.hosts.size() > th.fanout_hosts)
-    held -= std::erase_if(hr.hosts, [&](const auto& h) { return h.second < t - window; });
-  if (hr.hosts.size() <= th.fanout_hosts) return;
-  const size_t n = hr.hosts.size();
-  held -= n;
-  hr.hosts.clear();
+  const size_t n = count_host(hr, peer, t, held);
+  if (n == 0) return;
   // A sweep of hosts none of which is a device within the window is not the site's finding.
   if (ss.last_device == UINT32_MAX || ss.last_device_at < t - window) return;
   const Device& dev = site_->devices[ss.last_device];
-  if (hr.alerted >= 0 && t - hr.alerted < realert) {
-    ++repeats_;
-    ++out.counters().at("policy.alert_repeats");
-    return;
-  }
-  hr.alerted = t;
+  if (!due(hr.alerted, t, out)) return;
   Alert a;
   a.rule = "lateral.fan_out";
   a.sev = Severity::high;

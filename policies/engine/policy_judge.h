@@ -185,6 +185,13 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
   void track_unbound_fanout(const FlowSummary& f, const Device* sdev, EventOutput& out);
   // One more port `f` tried in `pt`: the scan's alert, if it crossed thresholds.scan_ports.
   void count_port(const FlowSummary& f, PortsTried& pt, Alert& alert, EventOutput& out);
+  // One more flow at time t to `peer` in `hr` (`held` counts hosts held over all of its kind): the
+  // number of hosts reached within the window once past thresholds.fanout_hosts (the count then
+  // starts afresh), else 0.
+  size_t count_host(HostsReached& hr, const IpKey& peer, int64_t t, size_t& held) const;
+  // A finding past a threshold at time t: written unless one was written for the same within
+  // scan_realert_s (`alerted`), which is counted as a repeat.
+  bool due(int64_t& alerted, int64_t t, EventOutput& out);
   void emit(const FlowSummary& f, Alert& a, EventOutput& out);
   // True when `a` is over its (rule, device) limit (thresholds.alert_limit per alert_limit_window_s):
   // counted, and noted once per window by a policy.rate_limited alert.
