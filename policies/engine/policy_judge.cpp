@@ -1339,25 +1339,33 @@ void PolicyJudge::track_fanout(const FlowSummary& f, const Device& dev, EventOut
     }
   }
   if (!with_ports) return;
-  auto it = st.ports.find(peer);
-  if (it == st.ports.end()) {
-    const size_t cap = static_cast<size_t>(th.fanout_hosts) * 2 + 64;
-    // Full: drop the hosts tried no more within the window (and not alerted within scan_realert_s,
-    // whose repeats must still be recognised), at most once a second.
-    if (st.ports.size() > cap && t - st.ports_swept >= 1000000) {
-      st.ports_swept = t;
-      std::erase_if(st.ports, [&](const auto& h) {
-        return h.second.last < t - window && (h.second.alerted < 0 || t - h.second.alerted >= realert);
-      });
-    }
-    if (st.ports.size() > cap) { ++scan_peers_full_; return; }  // bounded
-    it = st.ports.emplace(peer, PortsTried{}).first;
-  }
+  PortsTried* tried = ports_tried(st.ports, peer, st.ports_swept, t, scan_peers_full_);
+  if (!tried) return;
   Alert a = base("lateral.port_scan");
   a.peer = ip_str(f.ep.dst);
   a.message = dev.name + " tried {n} distinct ports on " + a.peer + " within " + std::to_string(th.scan_window_s) + " s";
   cite(a, dev.model, "SAHD-8");
-  count_port(f, it->second, a, out);
+  count_port(f, *tried, a, out);
+}
+
+PolicyJudge::PortsTried* PolicyJudge::ports_tried(std::unordered_map<IpKey, PortsTried, IpKeyHash>& by,
+                                                  const IpKey& key, int64_t& swept, int64_t t, uint64_t& full) {
+  auto it = by.find(key);
+  if (it != by.end()) return &it->second;
+  auto& th = site_->thresholds;
+  const int64_t window = static_cast<int64_t>(th.scan_window_s) * 1000000;
+  const int64_t realert = static_cast<int64_t>(th.scan_realert_s) * 1000000;
+  const size_t cap = static_cast<size_t>(th.fanout_hosts) * 2 + 64;
+  // Full: drop the hosts tried no more within the window (and not alerted within scan_realert_s,
+  // whose repeats must still be recognised), at most once a second.
+  if (by.size() > cap && t - swept >= 1000000) {
+    swept = t;
+    std::erase_if(by, [&](const auto& h) {
+      return h.second.last < t - window && (h.second.alerted < 0 || t - h.second.alerted >= realert);
+    });
+  }
+  if (by.size() > cap) { ++full; return nullptr; }  // bounded
+  return &by.emplace(key, PortsTried{}).first->second;
 }
 
 size_t PolicyJudge::count_host(HostsReached& hr, const IpKey& peer, int64_t t, size_t& held) const {
@@ -1411,21 +1419,8 @@ void PolicyJudge::track_inbound_scan(const FlowSummary& f, const Device& dev, Ev
   auto& st = dev_state_[static_cast<size_t>(&dev - site_->devices.data())];
   auto& th = site_->thresholds;
   const int64_t t = f.start.usec;
-  const int64_t window = static_cast<int64_t>(th.scan_window_s) * 1000000;
-  const int64_t realert = static_cast<int64_t>(th.scan_realert_s) * 1000000;
-  IpKey scanner(f.ep.src);
-  auto it = st.scanned_by.find(scanner);
-  if (it == st.scanned_by.end()) {
-    const size_t cap = static_cast<size_t>(th.fanout_hosts) * 2 + 64;
-    if (st.scanned_by.size() > cap && t - st.scanned_by_swept >= 1000000) {
-      st.scanned_by_swept = t;
-      std::erase_if(st.scanned_by, [&](const auto& h) {
-        return h.second.last < t - window && (h.second.alerted < 0 || t - h.second.alerted >= realert);
-      });
-    }
-    if (st.scanned_by.size() > cap) { ++scanners_full_; return; }  // bounded
-    it = st.scanned_by.emplace(scanner, PortsTried{}).first;
-  }
+  PortsTried* tried = ports_tried(st.scanned_by, IpKey(f.ep.src), st.scanned_by_swept, t, scanners_full_);
+  if (!tried) return;
   Alert a;
   a.rule = "lateral.port_scan";
   a.sev = Severity::high;
@@ -1437,7 +1432,7 @@ void PolicyJudge::track_inbound_scan(const FlowSummary& f, const Device& dev, Ev
   a.evidence.emplace_back("direction", "inbound");
   a.distinct = std::to_string(t);  // each burst is its own finding
   cite(a, dev.model, "SAHD-8");
-  count_port(f, it->second, a, out);
+  count_port(f, *tried, a, out);
 }
 
 void PolicyJudge::track_unbound_fanout(const FlowSummary& f, const Device* sdev, EventOutput& out) {

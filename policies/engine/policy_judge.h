@@ -183,6 +183,11 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
   // A fan-out by a host that is no device of the site (`f`'s initiator): internal hosts reached
   // on one service, counted whether or not they are devices, written for the device reached last.
   void track_unbound_fanout(const FlowSummary& f, const Device* sdev, EventOutput& out);
+  // The ports tried between `f`'s two hosts, keyed by `key` in `by` (a device's targets or its
+  // scanners): a new entry only below the cap (stale ones dropped at most once a second, `swept`),
+  // else nullptr with `full` counted.
+  PortsTried* ports_tried(std::unordered_map<IpKey, PortsTried, IpKeyHash>& by, const IpKey& key, int64_t& swept,
+                          int64_t t, uint64_t& full);
   // One more port `f` tried in `pt`: the scan's alert, if it crossed thresholds.scan_ports.
   void count_port(const FlowSummary& f, PortsTried& pt, Alert& alert, EventOutput& out);
   // One more flow at time t to `peer` in `hr` (`held` counts hosts held over all of its kind): the
