@@ -504,7 +504,16 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
     scratch.clear();
     if (esc) {
       tmp_.clear();
-      if (!hl7cpp::unescape_to(raw, msg_.separators(), tmp_)) bad_escape_ = true;
+      if (!hl7cpp::unescape_to(raw, msg_.separators(), tmp_, hl7cpp::CharsetSwitch::iso2022)) bad_escape_ = true;
+      if (std::memchr(tmp_.data(), 0x1B, tmp_.size())) {
+        // \C..\ and \M..\ switch sets as the ISO 2022 escape sequences they stand for (HL7 2.7.2):
+        // the value is ISO 2022 text from the message's set on, the text a sender in ISO 2022
+        // mode writes. One that does not decode so is read without its switches.
+        if (charset::to_utf8(tmp_, set_, true, scratch)) return scratch;
+        scratch.clear();
+        tmp_.clear();
+        hl7cpp::unescape_to(raw, msg_.separators(), tmp_, hl7cpp::CharsetSwitch::drop);
+      }
       // The 8-bit bytes may come from \Xhh\ escapes of a pure ASCII message: check what was unescaped.
       if (needs_decoding(tmp_)) charset::to_utf8(tmp_, set_, iso2022_, scratch); else scratch.swap(tmp_);
     } else {
@@ -917,7 +926,10 @@ void Hl7Dissector::decode_whole_message(Header& h) {
   const bool parsed = again == hl7cpp::ParseStatus::ok || again == hl7cpp::ParseStatus::too_many_segments;
   if (!parsed) msg_.parse(original);
   h = read_header();
-  if (parsed) decode_ = iso2022_ = false;  // the text is UTF-8 now
+  if (parsed) {
+    decode_ = iso2022_ = false;  // the text is UTF-8 now
+    set_ = charset::Set::utf8;   // where a \C..\ or \M..\ escape switches from
+  }
 }
 
 // MSH-18's first repetition is the set of the message's text; a later one names an alternate
@@ -949,6 +961,11 @@ void Hl7Dissector::set_charset(std::string_view msh18, char repetition) {
     case Charset::ks_x1001: set_ = charset::Set::ks_x1001; break;
     case Charset::cns11643: set_ = charset::Set::cns11643; break;
     case Charset::big5: set_ = charset::Set::big5; break;
+    case Charset::utf8:
+      // Kept as sent; the set a \C..\ or \M..\ escape, or ISO 2022 text, switches from.
+      set_ = charset::Set::utf8;
+      decode_ = iso2022_;
+      break;
     default:
       // ASCII, UTF-8, none named, or one not decoded: the text is kept as sent, except that
       // ISO 2022 text starts in ASCII and designates its sets as it goes.

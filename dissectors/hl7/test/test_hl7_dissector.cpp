@@ -763,6 +763,54 @@ TEST_CASE("names in every MSH-18 character set are read as UTF-8 before pseudony
   CHECK(h.events("anomaly").empty());
 }
 
+TEST_CASE("\\C..\\ and \\M..\\ switch character sets as the ISO 2022 escape sequences they stand for") {
+  // A made-up Japanese name sent in ISO 2022 mode (literal ESC $ B / ESC ( B) and in HL7 escape
+  // mode (\M2442\ / \C2842\), with and without MSH-18 naming the set; a German one switched to
+  // ISO 8859-1 by \C2D41\ and written literally; an ASCII one with a redundant switch. Each name
+  // gives one pseudonym, that of its UTF-8 text.
+  const std::string yamada_taro = "\xe5\xb1\xb1\xe7\x94\xb0^\xe5\xa4\xaa\xe9\x83\x8e";
+  const std::string mueller = "M\xc3\x9cLLER^J\xc3\x96RG";
+  struct Case { std::string msh18, name, utf8; };
+  const Case cases[] = {
+      {"~ISO IR87", "\x1b$B;3ED\x1b(B^\x1b$BB@O:\x1b(B", yamada_taro},
+      {"~ISO IR87", "\\M2442\\;3ED\\C2842\\^\\M2442\\B@O:\\C2842\\", yamada_taro},
+      {"ISO IR6~ISO IR87", "\\M2442\\;3ED\\C2842\\^\\M2442\\B@O:\\C2842\\", yamada_taro},
+      {"", "\\M2442\\;3ED\\C2842\\^\\M2442\\B@O:\\C2842\\", yamada_taro},
+      {"UNICODE UTF-8", "\\M2442\\;3ED\\C2842\\^\\M2442\\B@O:\\C2842\\", yamada_taro},
+      {"8859/1", "M\xdcLLER^J\xd6RG", mueller},
+      {"8859/1", "M\\C2D41\\\xdcLLER^J\\XD6\\RG", mueller},
+      {"", "M\\C2D41\\\\XDC\\LLER^J\\C2D41\\\\XD6\\RG", mueller},
+      {"", "\\C2842\\SMITH^JOHN", "SMITH^JOHN"},
+      // A switch to a set that is not decoded: read without it.
+      {"", "\\C2D59\\SMITH^JOHN", "SMITH^JOHN"},
+  };
+  Harness h;
+  int n = 0;
+  for (auto& c : cases)
+    h.feed(Dir::to_server, mllp("MSH|^~\\&|SND|SFAC|RCV|RFAC|20240101||ADT^A01|C" + std::to_string(++n) +
+                                "|P|2.5|||||JP|" + c.msh18 + "\rPID|1||ID1||" + c.name + "\r"));
+  h.end();
+  auto ev = h.events("hl7");
+  REQUIRE(ev.size() >= std::size(cases));
+  for (size_t i = 0; i < std::size(cases); ++i) {
+    INFO(i << ": " << cases[i].msh18 << " " << cases[i].name);
+    CHECK(ev[i]["hl7"]["patient"]["name"] == h.phi(cases[i].utf8));
+  }
+  CHECK(h.events("anomaly").empty());
+}
+
+TEST_CASE("a malformed character set switch is a bad escape") {
+  Harness h;
+  h.feed(Dir::to_server, mllp("MSH|^~\\&|SND|SFAC|RCV|RFAC|20240101||ADT^A01|C1|P|2.5\rPID|1||ID1||\\M24\\DOE^JANE\r"));
+  h.end();
+  auto ev = h.events("hl7");
+  REQUIRE(!ev.empty());
+  CHECK(ev[0]["hl7"]["patient"]["name"] == h.phi("DOE^JANE"));
+  auto an = h.events("anomaly");
+  REQUIRE(an.size() == 1);
+  CHECK(an[0]["anomaly"]["name"] == "hl7.bad_escape");
+}
+
 TEST_CASE("text a character set does not define is kept as sent, without harm") {
   Harness h;
   // ISO 8859-6 leaves 0xA1 undefined; a JIS X 0208 character cut short; an unknown escape.

@@ -39,9 +39,25 @@ bool formatting(std::string_view seq, std::string& out) {
   for (size_t i = 0; i < count; ++i) out.append(text);
   return true;
 }
+
+// \Cxxyy\ and \Mxxyy[zz]\ (section 2.7.2): the bytes after ESC of the ISO 2022 escape sequence
+// they stand for, two (C) or two or three (M) hex pairs, each an intermediate or final byte.
+bool charset_switch(std::string_view seq, char (&bytes)[3], size_t& n) {
+  std::string_view hex = seq.substr(1);
+  if (hex.size() != 4 && !(seq[0] == 'M' && hex.size() == 6)) return false;
+  n = hex.size() / 2;
+  for (size_t i = 0; i < n; ++i) {
+    int a = hexval(hex[2 * i]), b = hexval(hex[2 * i + 1]);
+    if (a < 0 || b < 0) return false;
+    int v = a << 4 | b;
+    if (v < 0x20 || v > 0x7E) return false;
+    bytes[i] = static_cast<char>(v);
+  }
+  return true;
+}
 }  // namespace
 
-bool unescape_to(std::string_view raw, const Separators& sep, std::string& out) {
+bool unescape_to(std::string_view raw, const Separators& sep, std::string& out, CharsetSwitch switches) {
   const char esc = sep.escape;
   const char* p = raw.data();
   const char* end = p + raw.size();
@@ -78,7 +94,17 @@ bool unescape_to(std::string_view raw, const Separators& sep, std::string& out) 
         }
         continue;
       }
-      case 'C': case 'M': case 'Z': continue;  // character-set switch / application-defined
+      case 'C': case 'M': {
+        char bytes[3];
+        size_t n = 0;
+        if (!charset_switch(seq, bytes, n)) { ok = false; continue; }
+        if (switches == CharsetSwitch::iso2022) {
+          out.push_back('\x1B');
+          out.append(bytes, n);
+        }
+        continue;
+      }
+      case 'Z': continue;  // application-defined
       case '.':
         if (!formatting(seq, out)) ok = false;
         continue;

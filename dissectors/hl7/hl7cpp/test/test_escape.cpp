@@ -34,6 +34,10 @@ TEST_CASE("hex, formatting, highlighting, character sets") {
   CHECK(un("\\.fi\\\\.nf\\x") == "x");
   CHECK(un("\\H\\bold\\N\\") == "bold");
   CHECK(un("\\C2842\\abc\\M2442\\") == "abc");
+  // As the ISO 2022 escape sequences they stand for (HL7 v2 2.7.2).
+  std::string iso;
+  CHECK(unescape_to("\\M2442\\;3\\C2842\\a\\M242844\\\\C2D41\\", Separators{}, iso, CharsetSwitch::iso2022));
+  CHECK(iso == "\x1b$B;3\x1b(Ba\x1b$(D\x1b-A");
   CHECK(un("\\Zvendor\\ok") == "ok");
   Separators t;
   t.truncation = '#';
@@ -52,6 +56,12 @@ TEST_CASE("malformed escapes are reported and bounded") {
   CHECK_FALSE(ok);
   CHECK(un("\\Q\\", &ok).empty());
   CHECK_FALSE(ok);
+  for (const char* bad : {"\\C28\\", "\\C284\\", "\\C284242\\", "\\M24\\", "\\M24284\\", "\\C2G42\\", "\\C1B42\\", "\\M24428080\\"}) {
+    INFO(bad);
+    std::string out;
+    CHECK_FALSE(unescape_to(bad, Separators{}, out, CharsetSwitch::iso2022));
+    CHECK(out.empty());
+  }
   CHECK(un("\\.sp999999999\\", &ok).size() == 64);  // hostile repeat counts are capped
   CHECK(ok);
   CHECK(un("\\T\\", &ok) == "&");

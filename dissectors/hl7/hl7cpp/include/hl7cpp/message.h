@@ -37,12 +37,23 @@ size_t split_pieces(std::string_view s, char c, std::string_view* out, size_t n)
 // Number of pieces of s split on c (an empty string is one empty piece).
 size_t piece_count(std::string_view s, char c);
 
+// What unescaping makes of the character set switches \Cxxyy\ (single-byte set) and
+// \Mxxyy[zz]\ (multi-byte set) of HL7 v2 section 2.7.2: an ISO 2022 escape sequence written as an
+// HL7 escape (MSH-20 mode "2.3"), xx yy [zz] the bytes after ESC (\M2442\ is ESC $ B, JIS X 0208).
+enum class CharsetSwitch : uint8_t {
+  drop,     // left out, as python-hl7 does: the text after it is read in the message's set
+  iso2022,  // replaced by the ISO 2022 escape sequence (ESC xx yy [zz]) it stands for, for a
+            // decoder that switches sets (the same text as the sender's ISO 2022 mode)
+};
+
 // Appends the unescaped form of raw (HL7 v2 section 2.10 escape sequences) to out. Handles the
-// delimiter escapes F S T R E and P (truncation), X hex bytes and the formatting commands (.br
-// .sp .in .ti .sk .ce .fi .nf); highlighting (H, N), character-set switches (C, M) and
-// application-defined (Z) sequences are dropped. Returns false when raw held a malformed
-// sequence (unterminated, bad hex, empty); what could be decoded is still appended.
-bool unescape_to(std::string_view raw, const Separators& sep, std::string& out);
+// delimiter escapes F S T R E and P (truncation), X hex bytes, the formatting commands (.br
+// .sp .in .ti .sk .ce .fi .nf) and the character-set switches (C, M; see CharsetSwitch);
+// highlighting (H, N) and application-defined (Z) sequences are dropped. Returns false when raw
+// held a malformed sequence (unterminated, bad hex, empty, a switch of the wrong length or with
+// a byte outside 0x20..0x7E); what could be decoded is still appended.
+bool unescape_to(std::string_view raw, const Separators& sep, std::string& out,
+                 CharsetSwitch switches = CharsetSwitch::drop);
 inline bool has_escape(std::string_view raw, const Separators& sep) {
   return raw.find(sep.escape) != std::string_view::npos;
 }
