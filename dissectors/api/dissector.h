@@ -87,8 +87,13 @@ struct DissectorInfo {
   // new bytes of a TCP segment) is given to `later_probe`, which judges a message that begins it
   // as `probe` judges a stream's start (need_more holds it, up to the probe window). A claim
   // there gives the dissector the bytes before as gaps of both directions.
+  // A later message may also follow another in one TCP segment (requests pipelined, a POST
+  // right behind a GET): `later_next` gives the length of the message at the front of `bytes`
+  // when all of it is there (0 when it cannot tell), and the message after it is judged by
+  // `later_probe` in turn.
   bool (*carried_by)(std::span<const uint8_t> first_bytes, Dir dir) = nullptr;
   Probe (*later_probe)(std::span<const uint8_t> bytes, Dir dir) = nullptr;
+  size_t (*later_next)(std::span<const uint8_t> bytes, Dir dir) = nullptr;
 };
 
 }  // namespace medmon

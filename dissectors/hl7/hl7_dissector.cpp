@@ -1454,8 +1454,8 @@ StreamSender sender(std::span<const uint8_t> b) {
 // (a GET first) may POST HL7 later on the same connection.
 bool carried_by(std::span<const uint8_t> first, Dir) { return http::sender(first) != StreamSender::unknown; }
 
-// A later message of such a connection, at the start of a TCP segment: an HTTP request that may
-// have a body, or a response, probed as a stream's start is.
+// A later message of such a connection: an HTTP request that may have a body, or a response,
+// probed as a stream's start is.
 Probe later_probe(std::span<const uint8_t> b, Dir dir) {
   static constexpr std::string_view kStarts[] = {"POST ", "PUT ", "HTTP/"};
   for (std::string_view k : kStarts) {
@@ -1464,6 +1464,10 @@ Probe later_probe(std::span<const uint8_t> b, Dir dir) {
   }
   return Probe::no;
 }
+
+// The HTTP message at the front of a segment, as HL7's reader reads it: a request pipelined
+// behind it in the segment is probed in turn.
+size_t later_next(std::span<const uint8_t> b, Dir) { return http::message_length(b, http::Syntax::lenient); }
 
 }  // namespace hl7
 
@@ -1478,6 +1482,7 @@ const DissectorInfo kHl7Info = {
     .tls_after_clear = true,
     .carried_by = &hl7::carried_by,
     .later_probe = &hl7::later_probe,
+    .later_next = &hl7::later_next,
 };
 
 }  // namespace medmon

@@ -2,6 +2,7 @@
 // HL7 v2 dissector: messages over MLLP (any port) and in HTTP bodies. One `hl7` event per
 // message with its header fields, the segments present, the PHI fields seen (values only as
 // pseudonyms), device identity, and ACK pairing by control id. Built on hl7cpp.
+#include <cstddef>
 #include <span>
 
 #include "dissectors/api/dissector.h"
@@ -19,9 +20,11 @@ Probe probe(std::span<const uint8_t> first, Dir dir);
 // message likely the client.
 StreamSender sender(std::span<const uint8_t> first);
 // An HTTP connection (request or status line) may carry HL7 in a later message; such a message
-// begins a TCP segment with POST, PUT or a status line (DissectorInfo::later_probe).
+// begins with POST, PUT or a status line, at the start of a TCP segment or behind the messages
+// before it in the segment, which later_next measures (DissectorInfo::later_probe).
 bool carried_by(std::span<const uint8_t> first, Dir dir);
 Probe later_probe(std::span<const uint8_t> bytes, Dir dir);
+size_t later_next(std::span<const uint8_t> bytes, Dir dir);
 }  // namespace hl7
 
 }  // namespace medmon

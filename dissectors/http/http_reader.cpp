@@ -324,12 +324,7 @@ Reader::Step Reader::chunk_size(std::string_view v, size_t& used, uint64_t offse
   std::string_view line = rest.substr(0, le);
   size_t data = le + (strict ? 2 : 1);
   uint64_t n = 0;
-  if (strict) {
-    if (!http::chunk_size(line, opt_.max_body, n)) return stop(Anomaly::bad_chunk, at, used, h);
-  } else {
-    line = trim(line);
-    if (!parse_uint(line.substr(0, line.find(';')), n, 16)) return stop(Anomaly::bad_chunk, at, used, h);
-  }
+  if (!chunk_line(line, n)) return stop(Anomaly::bad_chunk, at, used, h);
   if (n == 0) return last_chunk(v, used, le, at, h);
   chunk_off_ = at;
   if (opt_.holding == Holding::caller) {
@@ -382,20 +377,29 @@ Reader::Step Reader::chunk_size(std::string_view v, size_t& used, uint64_t offse
 
 // The last chunk (size 0), from its size line (le: where that line ends) to the blank line after
 // the trailers, is used whole: the message is then read.
-Reader::Step Reader::last_chunk(std::string_view v, size_t& used, size_t le, uint64_t at, Handler& h) {
-  std::string_view rest = v.substr(used);
-  size_t end = npos;
+size_t Reader::last_chunk_end(std::string_view rest, size_t le) const {
   if (opt_.syntax == Syntax::strict) {
     size_t fin = rest.find("\r\n\r\n", le);
-    if (fin != npos) end = fin + 4;
-  } else {
-    for (size_t p = le + 1; p <= rest.size();) {
-      size_t e = rest.find('\n', p);
-      if (e == npos) break;
-      if (trim(rest.substr(p, e - p)).empty()) { end = e + 1; break; }
-      p = e + 1;
-    }
+    return fin == npos ? npos : fin + 4;
   }
+  for (size_t p = le + 1; p <= rest.size();) {
+    size_t e = rest.find('\n', p);
+    if (e == npos) break;
+    if (trim(rest.substr(p, e - p)).empty()) return e + 1;
+    p = e + 1;
+  }
+  return npos;
+}
+
+bool Reader::chunk_line(std::string_view line, uint64_t& n) const {
+  if (opt_.syntax == Syntax::strict) return http::chunk_size(line, opt_.max_body, n);
+  line = trim(line);
+  return parse_uint(line.substr(0, line.find(';')), n, 16);
+}
+
+Reader::Step Reader::last_chunk(std::string_view v, size_t& used, size_t le, uint64_t at, Handler& h) {
+  std::string_view rest = v.substr(used);
+  size_t end = last_chunk_end(rest, le);
   if (end == npos) {
     if (rest.size() > opt_.max_head) return stop(Anomaly::bad_chunk, at, used, h);
     return Consumed{used, 0, 0, false};
@@ -531,6 +535,68 @@ void Reader::finish(bool unused, uint64_t unused_offset, Handler& h) {
   }
   state_ = State::stopped;
   drop_body();
+}
+
+size_t Reader::measure(std::string_view v) {
+  const bool strict = opt_.syntax == Syntax::strict;
+  size_t p = 0;
+  if (!strict)
+    while (p < v.size() && (v[p] == '\r' || v[p] == '\n')) ++p;
+  // Most bytes given here are a body's, not a head's: refused on their first bytes, before any
+  // search for a head's end.
+  std::string_view rest = v.substr(p);
+  size_t m = 0;
+  while (m < rest.size() && m < 16 && rest[m] >= 'A' && rest[m] <= 'Z') ++m;
+  if (!rest.starts_with("HTTP/") && (m == 0 || m >= rest.size() || rest[m] != ' ')) return 0;
+  scanned_ = 0;
+  const size_t end = head_end(rest);
+  if (end == npos || end > opt_.max_head) return 0;
+  std::string_view head = rest.substr(0, end);
+  size_t eol = strict ? head.find("\r\n") : head.find('\n');
+  std::string_view line = head.substr(0, eol);
+  if (!strict && !line.empty() && line.back() == '\r') line.remove_suffix(1);
+  if (!start_line(line)) return 0;
+  bool have_length = false, chunked = false;
+  uint64_t length = 0;
+  headers(head, eol + (strict ? 2 : 1), have_length, length, chunked);
+  p += end;
+  if (chunked) {
+    for (;;) {
+      std::string_view r = v.substr(p);
+      size_t le = strict ? r.find("\r\n") : r.find('\n');
+      if (le == npos || le > opt_.max_line) return 0;
+      uint64_t n = 0;
+      if (!chunk_line(r.substr(0, le), n)) return 0;
+      if (n == 0) {
+        size_t e = last_chunk_end(r, le);
+        return e == npos || e > opt_.max_head ? 0 : p + e;
+      }
+      size_t data_end = le + (strict ? 2 : 1);
+      if (n > r.size() - data_end) return 0;
+      data_end += static_cast<size_t>(n);
+      if (strict) {
+        if (r.size() - data_end < 2) return 0;
+        p += data_end + 2;
+      } else {
+        size_t e = r.find('\n', data_end);
+        if (e == npos || e - data_end > opt_.max_line) return 0;
+        p += e + 1;
+      }
+    }
+  }
+  const bool bodiless = !request_ && (status_ < 200 || status_ == 204 || status_ == 304);
+  if (!have_length && !request_ && !bodiless) return 0;  // runs to the close
+  const uint64_t len = have_length && !bodiless ? length : 0;
+  if (len > v.size() - p) return 0;
+  return p + static_cast<size_t>(len);
+}
+
+size_t message_length(std::span<const uint8_t> bytes, Syntax syntax) {
+  Options o;
+  o.syntax = syntax;
+  o.max_body = uint64_t(1) << 40;  // a chunk size past it is no length found in a segment
+  Reader r(o);
+  return r.measure(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
 }
 
 void BufferedReader::feed(std::span<const uint8_t> data, Handler& h) {

@@ -92,6 +92,15 @@ struct Message {
 // after them is let be), read until the size passes `cap`. False when the line has no digits.
 bool chunk_size(std::string_view line, uint64_t cap, uint64_t& n);
 
+// The length of the HTTP message at the front of `bytes` (blank lines before it included, as the
+// lenient syntax passes them over) when all of it is there, read as `syntax` reads it: its head,
+// then a body of Content-Length bytes, its chunks up to the last one's trailers, or none (a
+// request without a length; a 1xx, 204 or 304 response). 0 when the bytes do not begin with a
+// start line (a method of capital letters, or HTTP/), or the message does not end inside them
+// (a response whose body runs to the close, a longer one, a head over the cap). Costs a look at
+// the first bytes unless they begin a head, then the head's bytes and the chunk size lines.
+size_t message_length(std::span<const uint8_t> bytes, Syntax syntax);
+
 class Handler {
  public:
   virtual ~Handler() = default;
@@ -122,6 +131,8 @@ class Reader {
   void finish(bool unused, uint64_t unused_offset, Handler& h);
   bool stopped() const { return state_ == State::stopped; }
   void set_max_body(size_t n) { opt_.max_body = n; }
+  // See message_length (a fresh reader's options give the syntax and the caps).
+  size_t measure(std::string_view v);
 
  private:
   enum class State : uint8_t { head, body, chunk_size, chunk_data, chunk_end, until_close, resync, stopped };
@@ -130,6 +141,11 @@ class Reader {
   Step chunk_size(std::string_view v, size_t& used, uint64_t offset, Handler& h);
   Step last_chunk(std::string_view v, size_t& used, size_t le, uint64_t at, Handler& h);
   Step chunk_end(std::string_view v, size_t& used, uint64_t offset, Handler& h);
+  // Where the last chunk ends in `rest` (its size line ends at le): after the blank line that
+  // follows its trailers; npos when that is not in `rest`.
+  size_t last_chunk_end(std::string_view rest, size_t le) const;
+  // A chunk size line as the syntax reads it.
+  bool chunk_line(std::string_view line, uint64_t& n) const;
   Step resync(std::string_view v, size_t& used);
   size_t head_end(std::string_view rest);
   bool start_line(std::string_view line);

@@ -109,7 +109,7 @@ void StreamFeeder::data(Dir dir, std::span<const uint8_t> bytes, uint64_t offset
     const size_t pieces = s.pieces.size();
     s.hold(bytes.size(), ctx.now(), ++arrivals_);
     if (!s.probe_said_no) probe(dir, ctx);
-    else if (s.carrier && s.pieces.size() > pieces && pieces > 0) probe_later_message(dir, ctx, pieces);
+    else if (s.carrier && s.pieces.size() > pieces && pieces > 0 && skip_to_later_message(dir, pieces)) probe(dir, ctx);
     return;
   }
   feed(dir, bytes, ctx);
@@ -138,19 +138,40 @@ void StreamFeeder::refused() {
   if (watch) state_ = State::watching;
 }
 
-// A delivery of a watched flow that may begin a message a later_probe claims: the flow is probed
-// again from it, both directions held from here as at a stream's start (the bytes before are
-// gaps for the dissector that claims it, DissectorInfo::later_probe).
+// Where in one delivery of a carrier direction (the new bytes of a TCP segment) a message begins
+// that a later_probe does not refuse: at its start (unless `after_first`: the start was refused
+// already), or at a message pipelined behind it, as far as later_next measures the messages
+// before. npos when there is none.
+size_t StreamFeeder::later_message(std::span<const uint8_t> bytes, Dir dir, bool after_first) const {
+  size_t at = 0;
+  for (bool first = true; at < bytes.size(); first = false) {
+    std::span<const uint8_t> rest = bytes.subspan(at);
+    if (!(first && after_first)) {
+      std::span<const uint8_t> window = rest.first(std::min(rest.size(), limits_.probe_window));
+      for (const DissectorInfo* d : order_)
+        if (d->later_probe && d->later_probe(window, dir) != Probe::no) return at;
+    }
+    size_t next = 0;
+    for (const DissectorInfo* d : order_)
+      if (d->later_next && (next = d->later_next(rest, dir)) != 0) break;
+    if (next == 0 || next > rest.size()) break;
+    at += next;
+  }
+  return std::string_view::npos;
+}
+
+// A delivery of a watched flow that may hold a message a later_probe claims: the flow is probed
+// again from that message, both directions held from there as at a stream's start (the bytes
+// before are gaps for the dissector that claims it, DissectorInfo::later_probe).
 void StreamFeeder::watch(Dir dir, std::span<const uint8_t> bytes, uint64_t offset, FlowContext& ctx) {
   DirState& s = dirs_[static_cast<int>(dir)];
-  std::span<const uint8_t> window = bytes.first(std::min(bytes.size(), limits_.probe_window));
-  bool maybe = false;
-  for (const DissectorInfo* d : order_)
-    if (d->later_probe && d->later_probe(window, dir) != Probe::no) { maybe = true; break; }
-  if (!maybe) {
+  const size_t at = later_message(bytes, dir, false);
+  if (at == std::string_view::npos) {
     s.next_offset = offset + bytes.size();
     return;
   }
+  bytes = bytes.subspan(at);
+  offset += at;
   state_ = State::probing;
   s.next_offset = offset;
   for (Dir d : {Dir::to_server, Dir::to_client}) {
@@ -169,49 +190,54 @@ void StreamFeeder::watch(Dir dir, std::span<const uint8_t> bytes, uint64_t offse
 
 void StreamFeeder::probe(Dir dir, FlowContext& ctx) {
   DirState& s = dirs_[static_cast<int>(dir)];
-  std::span<const uint8_t> window(s.pending.data(), std::min(s.pending.size(), limits_.probe_window));
-  bool undecided = false;
-  for (const DissectorInfo* d : order_) {
-    if (s.later && !d->later_probe) continue;
-    Probe r = s.later ? d->later_probe(window, dir) : d->probe(window, dir);
-    if (r == Probe::no && !s.later && d->midstream_probe && ctx.midstream(dir)) r = d->midstream_probe(window, dir);
-    if (r == Probe::yes) { claim(d, dir, ctx); return; }
-    if (r == Probe::need_more) undecided = true;
-  }
-  if (transport_ == Transport::udp) { s.pending.clear(); s.pieces.clear(); return; }  // the next datagram may match
-  if (!undecided || s.pending.size() >= limits_.probe_window) {
+  // Again from each later message of a carrier found in the held bytes, until one is claimed,
+  // waits for more, or none is left (a loop: a segment may pipeline many).
+  for (;;) {
+    std::span<const uint8_t> window(s.pending.data(), std::min(s.pending.size(), limits_.probe_window));
+    bool undecided = false;
+    for (const DissectorInfo* d : order_) {
+      if (s.later && !d->later_probe) continue;
+      Probe r = s.later ? d->later_probe(window, dir) : d->probe(window, dir);
+      if (r == Probe::no && !s.later && d->midstream_probe && ctx.midstream(dir)) r = d->midstream_probe(window, dir);
+      if (r == Probe::yes) { claim(d, dir, ctx); return; }
+      if (r == Probe::need_more) undecided = true;
+    }
+    if (transport_ == Transport::udp) { s.pending.clear(); s.pieces.clear(); return; }  // the next datagram may match
+    if (undecided && s.pending.size() < limits_.probe_window) return;
     if (!s.later)
       for (const DissectorInfo* d : order_)
         if (d->carried_by && d->later_probe && d->carried_by(window, dir)) { s.carrier = true; break; }
-    if (s.carrier && probe_later_message(dir, ctx, 1)) return;
+    if (s.carrier && skip_to_later_message(dir, 0)) continue;
     // Refused, but still held: a probe may yet claim the flow from the other direction.
     s.probe_said_no = true;
     if (dirs_[0].probe_said_no && dirs_[1].probe_said_no) refused();
+    return;
   }
 }
 
 // A carrier direction refused on its first message may hold a later one (a short GET, then the
-// POST, came while a probe of either direction still waited for more): the first later delivery
-// held (from piece `from` on) that a later_probe does not refuse is probed from its start, the
-// bytes before it lost to the dissector as they are while watching.
-bool StreamFeeder::probe_later_message(Dir dir, FlowContext& ctx, size_t from) {
+// POST, came while a probe of either direction still waited for more, or in the same segment):
+// the held bytes are cut to the first message in the deliveries held from piece `from` on (the
+// first piece's start was refused already) that a later_probe does not refuse, to be probed
+// from its start; the bytes before it are lost to the dissector as they are while watching.
+// False when there is none.
+bool StreamFeeder::skip_to_later_message(Dir dir, size_t from) {
   DirState& s = dirs_[static_cast<int>(dir)];
-  size_t at = 0;
-  for (size_t k = 0; k + 1 < from; ++k) at += s.pieces[k].size;
-  for (size_t k = from - 1; k + 1 < s.pieces.size(); ++k) {
-    at += s.pieces[k].size;
-    std::span<const uint8_t> w(s.pending.data() + at, std::min(s.pending.size() - at, limits_.probe_window));
-    bool maybe = false;
-    for (const DissectorInfo* d : order_)
-      if (d->later_probe && d->later_probe(w, dir) != Probe::no) { maybe = true; break; }
-    if (!maybe) continue;
+  size_t start = 0;
+  for (size_t k = 0; k < from; ++k) start += s.pieces[k].size;
+  for (size_t k = from; k < s.pieces.size(); start += s.pieces[k++].size) {
+    std::span<const uint8_t> piece(s.pending.data() + start, std::min(s.pieces[k].size, s.pending.size() - start));
+    const size_t m = later_message(piece, dir, k == 0);
+    if (m == std::string_view::npos) continue;
+    const size_t at = start + m;
+    // The pieces from the message on; the one it begins in keeps the bytes from it.
     s.pending.erase(s.pending.begin(), s.pending.begin() + static_cast<std::ptrdiff_t>(at));
-    s.pieces.erase(s.pieces.begin(), s.pieces.begin() + static_cast<std::ptrdiff_t>(k + 1));
+    s.pieces[k].size -= m;
+    s.pieces.erase(s.pieces.begin(), s.pieces.begin() + static_cast<std::ptrdiff_t>(k));
     s.lost += at;
     s.next_offset += at;
     s.later = true;
     s.probe_said_no = false;
-    probe(dir, ctx);
     return true;
   }
   return false;

@@ -138,7 +138,8 @@ class StreamFeeder {
   void drop(Dir dir);
   void refused();
   void watch(Dir dir, std::span<const uint8_t> bytes, uint64_t offset, FlowContext& ctx);
-  bool probe_later_message(Dir dir, FlowContext& ctx, size_t from);
+  size_t later_message(std::span<const uint8_t> bytes, Dir dir, bool after_first) const;
+  bool skip_to_later_message(Dir dir, size_t from);
   void claim(const DissectorInfo* info, Dir first, FlowContext& ctx);
   void feed(Dir dir, std::span<const uint8_t> bytes, FlowContext& ctx);
   void run(Dir dir, std::span<const uint8_t>& bytes, FlowContext& ctx);

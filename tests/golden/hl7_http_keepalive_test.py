@@ -2,8 +2,8 @@
 """HL7 v2 in HTTP on connections kept alive: a POST of HL7 that follows other exchanges (a GET,
 a POST of JSON) on the same connection gives its hl7 event and its ACK pairs, whether its type
 says HL7 or only its body does (head and body in separate segments), and so does a response
-carrying HL7 after an earlier one that did not. A connection that never carries HL7 is not
-claimed (its app stays nDPI's)."""
+carrying HL7 after an earlier one that did not, also when it is pipelined behind another request
+in the same segment. A connection that never carries HL7 is not claimed (its app stays nDPI's)."""
 import os
 import sys
 import tempfile
@@ -112,6 +112,21 @@ q.send("c", b"".join(request(b"GET", b"/results/42")))
 q.send("s", response(adt(b"KA4"), b"application/hl7-v2"))
 q.close()
 
+# 5: requests pipelined in one segment: a GET, then the HL7 POST behind it; the responses likewise.
+pl = Conn("10.0.0.15", 41005)
+pl.send("c", b"".join(request(b"GET", b"/health")))
+pl.send("s", response(b'{"status":"ok"}', JSON))
+pl.send("c", b"".join(request(b"GET", b"/status")) + b"".join(request(b"POST", b"/hl7", adt(b"KA5"), HL7)))
+pl.send("s", response(b'{"queue":0}', JSON) + response(ack(b"KA5"), HL7))
+pl.close()
+
+# 6: in the first segment of the connection, behind a POST of JSON (a body with a length).
+pf = Conn("10.0.0.16", 41006)
+pf.send("c", b"".join(request(b"POST", b"/api/login", b'{"user":"lab"}', JSON)) +
+        b"".join(request(b"POST", b"/hl7", adt(b"KA6"), HL7)))
+pf.send("s", response(b'{"token":"x"}', JSON) + response(ack(b"KA6"), HL7))
+pf.close()
+
 # 4: never HL7: several exchanges kept alive.
 n = Conn("10.0.0.14", 41004)
 for i in range(4):
@@ -144,8 +159,12 @@ c.eq("JSON POST then HL7 POST", summary(41002),
      [("to_server", "http", "KA3", None), ("to_client", "http", "AKA3", True)])
 c.eq("HL7 in a later response", summary(41003), [("to_client", "http", "KA4", None)])
 c.eq("never HL7: no hl7 event", summary(41004), [])
+c.eq("POST pipelined behind a GET in one segment", summary(41005),
+     [("to_server", "http", "KA5", None), ("to_client", "http", "AKA5", True)])
+c.eq("POST pipelined behind a POST of JSON in the first segment", summary(41006),
+     [("to_server", "http", "KA6", None), ("to_client", "http", "AKA6", True)])
 flows = {f["src_port"]: f for f in of_type(ev, "flow")}
-c.eq("apps", [flows.get(p, {}).get("app") for p in (41001, 41002, 41003)], ["hl7"] * 3)
+c.eq("apps", [flows.get(p, {}).get("app") for p in (41001, 41002, 41003, 41005, 41006)], ["hl7"] * 5)
 c.true("never HL7: not claimed", flows.get(41004, {}).get("app") != "hl7")
 c.eq("no unacked", [e for e in of_type(ev, "hl7") if e["hl7"]["kind"] == "unacked"], [])
 c.eq("no anomalies", [a["anomaly"]["name"] for a in of_type(ev, "anomaly")], [])

@@ -414,3 +414,31 @@ TEST_CASE("sender: a status line is the server's, a request line the client's") 
   CHECK(sender("get / HTTP/1.1") == medmon::StreamSender::unknown);
   CHECK(sender("SSH-2.0-OpenSSH") == medmon::StreamSender::unknown);
 }
+
+TEST_CASE("message_length: where a message ends, as the reader would read it") {
+  auto len = [](std::string_view s, Syntax syntax) {
+    return message_length(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(s.data()), s.size()), syntax);
+  };
+  for (Syntax syntax : {Syntax::strict, Syntax::lenient}) {
+    INFO((syntax == Syntax::strict ? "strict" : "lenient"));
+    // Each message of the pipelined requests, and the start of the next one.
+    const size_t put = kRequests.find("PUT"), get = kRequests.find("GET");
+    CHECK(len(kRequests, syntax) == put);
+    CHECK(len(std::string_view(kRequests).substr(put), syntax) == get - put);
+    CHECK(len(std::string_view(kRequests).substr(get), syntax) == kRequests.size() - get);
+    // Not all here: no length.
+    for (size_t cut = 0; cut < put; ++cut) CHECK(len(kRequests.substr(0, cut), syntax) == 0);
+    for (size_t cut = put; cut < get; ++cut) CHECK(len(kRequests.substr(put, cut - put), syntax) == 0);
+    // Responses: with a length, bodiless by their status, or running to the close.
+    CHECK(len("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcHTTP/1.1", syntax) == 41);
+    CHECK(len("HTTP/1.1 304 Not Modified\r\nContent-Length: 30\r\n\r\nHTTP/1.1", syntax) == 49);
+    CHECK(len("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nabc", syntax) == 0);
+    // Bytes that begin no message (a body's) are refused on their first bytes.
+    CHECK(len("<html><body>POST / HTTP/1.1\r\n\r\n", syntax) == 0);
+    CHECK(len("", syntax) == 0);
+    CHECK(len("post / HTTP/1.1\r\n\r\n", syntax) == 0);
+  }
+  // Lenient: LF line ends and blank lines before the message.
+  CHECK(len("\r\n\nGET / HTTP/1.1\nHost: x\n\nPOST", Syntax::lenient) == 27);
+  CHECK(len("GET / HTTP/1.1\nHost: x\n\nPOST", Syntax::strict) == 0);
+}

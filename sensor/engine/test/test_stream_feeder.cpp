@@ -511,6 +511,16 @@ bool carried_by_k(std::span<const uint8_t> b, Dir) { return !b.empty() && b[0] =
 Probe later_l(std::span<const uint8_t> b, Dir dir) { return probe_l(b, dir); }
 const DissectorInfo kCarried = {.name = "lines", .transport = Transport::tcp, .probe = &probe_l, .make = &make_lines,
                                 .port_hints = {}, .carried_by = &carried_by_k, .later_probe = &later_l};
+// The same, measuring its messages (a line each), so that one pipelined behind another in a
+// delivery is found too.
+size_t line_length(std::span<const uint8_t> b, Dir) {
+  std::string_view v(reinterpret_cast<const char*>(b.data()), b.size());
+  size_t nl = v.find('\n');
+  return nl == std::string_view::npos ? 0 : nl + 1;
+}
+const DissectorInfo kPipelined = {.name = "lines", .transport = Transport::tcp, .probe = &probe_l, .make = &make_lines,
+                                  .port_hints = {}, .carried_by = &carried_by_k, .later_probe = &later_l,
+                                  .later_next = &line_length};
 }  // namespace
 
 TEST_CASE("stream feeder: a flow refused on its first message is claimed at a later one it carries") {
@@ -554,6 +564,54 @@ TEST_CASE("stream feeder: a flow refused on its first message is claimed at a la
     r.data(Dir::to_client, "Kok\n", 2);
     CHECK(r.feeder->done());
     r.data(Dir::to_server, "Lpost\n", 3);
+    CHECK(g_lines.empty());
+  }
+}
+
+TEST_CASE("stream feeder: a later message pipelined behind others in one delivery is claimed there") {
+  SECTION("watched: behind a message that begins the delivery") {
+    Rig r(kPipelined);
+    r.data(Dir::to_server, "Kget\n", 1);
+    r.data(Dir::to_client, "Kok\n", 2);
+    CHECK(r.feeder->watching());
+    r.data(Dir::to_server, "Kget\nKget\nLpost\n", 3);
+    CHECK(r.feeder->claimed() == &kPipelined);
+    r.data(Dir::to_client, "Kok\nLack\n", 4);
+    REQUIRE(g_lines.size() == 3);
+    CHECK(g_lines[0].text == "Lpost");
+    CHECK(g_lines[0].offset == 15);
+    // The bytes of the other direction are read as they come, after the gap before the claim.
+    CHECK(g_lines[1].text == "Kok");
+    CHECK(g_lines[2].text == "Lack");
+    REQUIRE(g_gaps.size() == 2);
+    CHECK(g_gaps[0].second == 15);
+  }
+  SECTION("in the first delivery, behind the message the probe refused") {
+    Rig r(kPipelined);
+    r.data(Dir::to_server, "Kget\nLpost\n", 1);
+    CHECK(r.feeder->claimed() == &kPipelined);
+    REQUIRE(!g_lines.empty());
+    CHECK(g_lines[0].text == "Lpost");
+    CHECK(g_lines[0].offset == 5);
+  }
+  SECTION("behind many messages: found without recursing once per message") {
+    Rig r(kPipelined);
+    std::string many;
+    for (int i = 0; i < 20000; ++i) many += "K\n";
+    r.data(Dir::to_server, "Kget\n", 1);
+    r.data(Dir::to_client, "Kok\n", 2);
+    r.data(Dir::to_server, many + "Lpost\n", 3);
+    CHECK(r.feeder->claimed() == &kPipelined);
+    REQUIRE(!g_lines.empty());
+    CHECK(g_lines[0].text == "Lpost");
+    CHECK(g_lines[0].offset == 5 + many.size());
+  }
+  SECTION("without a measure of the messages, only a delivery's start is looked at") {
+    Rig r(kCarried);
+    r.data(Dir::to_server, "Kget\n", 1);
+    r.data(Dir::to_client, "Kok\n", 2);
+    r.data(Dir::to_server, "Kget\nLpost\n", 3);
+    CHECK(r.feeder->watching());
     CHECK(g_lines.empty());
   }
 }
