@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstring>
 #include <mutex>
 #include <set>
 #include <string>
@@ -402,6 +403,7 @@ bool is_sender(const Participant& p, const IpAddr& sender) {
 struct HttpInfo {
   std::string_view method, path;
   int status = 0;
+  std::string_view content_type;
 };
 
 // SOAP over HTTP is read strictly; the stream feeder holds what is not read yet, so a message
@@ -433,22 +435,27 @@ class SdcDissector final : public Dissector {
     }
     // HTTP messages one after the other, until one is not all here or cannot be read.
     DirState& d = dirs_[static_cast<int>(dir)];
+    d.read = true;
     d.reader.set_max_body(max_body(ctx));
     Messages sink{*this, dir, ctx};
     return d.reader.read(data, ctx.stream_offset(), sink);
   }
 
   // Lost bytes: the message they belong to is dropped (whatever was read of it is not a
-  // message), and the direction resumes at the next HTTP start line.
+  // message), and the direction resumes at the next HTTP start line. Bytes lost before any was
+  // read (those of a connection claimed at a later message, or of a direction not held while
+  // probing) lose no message the dissector was reading.
   void on_gap(Dir dir, uint64_t, FlowContext& ctx) override {
-    ctx.anomaly("sdc", "message_lost", ctx.stream_offset());
-    dirs_[static_cast<int>(dir)].reader.gap();
+    DirState& d = dirs_[static_cast<int>(dir)];
+    if (d.read) ctx.anomaly("sdc", "message_lost", ctx.stream_offset());
+    d.reader.gap();
   }
   void on_end(Dir, FlowContext&) override {}
 
  private:
   struct DirState {
     http::Reader reader{http_options()};
+    bool read = false;  // bytes of the direction were given to the reader
   };
 
   // What the reader finds: each message's body is a SOAP envelope.
@@ -458,7 +465,7 @@ class SdcDissector final : public Dissector {
     FlowContext& ctx;
     Messages(SdcDissector& s, Dir d, FlowContext& c) : self(s), dir(d), ctx(c) {}
     void message(const http::Message& m) override {
-      HttpInfo info{m.method, m.target, m.status};
+      HttpInfo info{m.method, m.target, m.status, m.content_type};
       self.soap(dir, m.body, &info, ctx);
     }
     // Where the fault was found; in the order of http::Anomaly (truncated_body never comes:
@@ -511,13 +518,15 @@ class SdcDissector final : public Dissector {
   }
 
   // The Body and the WS-Addressing header; false (with an anomaly unless it is an empty HTTP
-  // body) when the text is not a SOAP envelope.
+  // body, or one that does not say it is SOAP) when the text is not a SOAP envelope.
   static bool read_envelope(std::string_view xml, const HttpInfo* http, Message& m, FlowContext& ctx) {
     std::string_view header = element_text(xml, "Header");
     m.body = element_text(xml, "Body");
     m.action = trim(element_value(header, "Action"));
     if (m.action.empty() && m.body.empty()) {
       if (http && xml.empty()) return false;  // e.g. 202 Accepted for a one-way message
+      // Another exchange of the connection (a GET of the service's WSDL, a health check): let be.
+      if (http && ifind(http->content_type, "soap") == npos) return false;
       ctx.anomaly("sdc", "not_a_soap_envelope", ctx.stream_offset());
       return false;
     }
@@ -887,6 +896,20 @@ void remember_endpoint(const IpAddr& ip, uint16_t port) {
   if (e.set.size() < kMaxEndpoints) e.set.emplace(ip, port);
 }
 
+// An HTTP connection (request or status line) may carry SOAP in a later message, after a GET of
+// the service's WSDL or some other exchange: such a message (a request or a response, at the start
+// of a TCP segment or pipelined behind the messages before it) is probed as a stream's start is.
+bool carried_by(std::span<const uint8_t> first, Dir) { return http::sender(first) != StreamSender::unknown; }
+Probe later_probe(std::span<const uint8_t> b, Dir dir) {
+  static constexpr std::string_view kStarts[] = {"POST ", "HTTP/1."};  // a GET has no envelope
+  for (std::string_view k : kStarts) {
+    size_t n = std::min(k.size(), b.size());
+    if (n && std::memcmp(b.data(), k.data(), n) == 0) return n < k.size() ? Probe::need_more : probe(b, dir);
+  }
+  return Probe::no;
+}
+size_t later_next(std::span<const uint8_t> b, Dir) { return http::message_length(b, http::Syntax::strict); }
+
 }  // namespace sdc
 
 const DissectorInfo kSdcInfo = {
@@ -896,6 +919,9 @@ const DissectorInfo kSdcInfo = {
     .make = &sdc::make,
     .port_hints = sdc::kPorts,
     .tls_server = &sdc::is_sdc_endpoint,  // https XAddrs announced by WS-Discovery
+    .carried_by = &sdc::carried_by,
+    .later_probe = &sdc::later_probe,
+    .later_next = &sdc::later_next,
 };
 
 }  // namespace medmon

@@ -23,6 +23,13 @@ namespace sdc {
 // WS-Discovery or an SDC marker (MedicalDevice type, 11073 namespace, sdc.* scope).
 Probe probe(std::span<const uint8_t> first, Dir dir);
 
+// An HTTP connection refused on its first exchange (a GET of the WSDL) may carry SOAP in a
+// later one: a POST or a response, at the start of a TCP segment or pipelined behind the
+// messages before it (DissectorInfo::later_probe).
+bool carried_by(std::span<const uint8_t> first, Dir dir);
+Probe later_probe(std::span<const uint8_t> bytes, Dir dir);
+size_t later_next(std::span<const uint8_t> bytes, Dir dir);
+
 // Content (markup and all) of the first element with this local name (any prefix) at or after
 // `from`, read as XML: comments, CDATA sections and processing instructions are not taken for
 // tags, an end tag may have white space before '>', elements of the same name inside it are

@@ -130,6 +130,28 @@ try:
     c.eq("message_lost offset in the direction that lost bytes",
          [(a["anomaly"]["name"], a["anomaly"].get("offset")) for a in of_type(ev, "anomaly") if a["anomaly"]["dissector"] == "sdc"],
          [("message_lost", 0)])
+
+    # SOAP on a connection kept alive after a GET of the service's WSDL (not SOAP): the later
+    # exchanges are read, also a POST pipelined behind the GET in one segment.
+    WSDL_GET = b"GET /ctx?wsdl HTTP/1.1\r\nHost: x\r\n\r\n"
+    WSDL = (b'<?xml version="1.0"?><wsdl:definitions xmlns:wsdl="http://schemas.xmlsoap.org/wsdl/"/>')
+    WSDL_ANSWER = (b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: " + str(len(WSDL)).encode() +
+                   b"\r\n\r\n" + WSDL)
+    ka_pcap = os.path.join(tmp, "keepalive.pcap")
+    write_pcap(ka_pcap, timed(
+        tcp_conversation("10.20.0.9", "10.20.0.15", 40102, 6464,
+                         [(True, WSDL_GET), (False, WSDL_ANSWER), (True, GET), (False, ANSWER)]) +
+        tcp_conversation("10.20.0.9", "10.20.0.15", 40103, 6464,
+                         [(True, WSDL_GET), (False, WSDL_ANSWER), (True, WSDL_GET + GET), (False, WSDL_ANSWER + ANSWER)])))
+    ev = analyze(ka_pcap)
+    for port in (40102, 40103):
+        mine = [e for e in of_type(ev, "sdc") if port in (e["src_port"], e["dst_port"])]
+        c.eq(f"kept alive after a GET ({port}): SOAP read", [e["sdc"].get("action") for e in mine],
+             ["GetContextStates", "GetContextStatesResponse"])
+        c.eq(f"kept alive after a GET ({port}): patient", [e["sdc"].get("patients") for e in mine][1:],
+             [[pseudonym("PAT-777")]])
+    c.eq("kept alive after a GET: flows", [f.get("app") for f in of_type(ev, "flow")], ["sdc", "sdc"])
+    c.eq("kept alive after a GET: no anomaly", [a["anomaly"]["name"] for a in of_type(ev, "anomaly")], [])
 finally:
     shutil.rmtree(tmp)
 c.done()

@@ -860,3 +860,43 @@ TEST_CASE("sdc: https endpoints are remembered per worker, so naming a TLS flow 
   std::thread([&] { set_worker_slot(1); seen = sdc::is_sdc_endpoint(ip, 6465); }).join();
   CHECK(seen);
 }
+
+TEST_CASE("sdc: a connection claimed at a later message reads it without reporting what came before") {
+  // What the stream feeder gives when a GET of the WSDL came first: the bytes before the SOAP
+  // request are a gap of each direction, before anything of it was read.
+  Harness h(kSdcInfo);
+  h.ep.proto = 6;
+  h.gap(Dir::to_server, 40);
+  h.gap(Dir::to_client, 150);
+  h.feed(Dir::to_server, get_request(1));
+  h.feed(Dir::to_client, contexts_response(patient_state("msg:ContextState")));
+  // A later WSDL exchange on the same connection is no SOAP and says so: let be.
+  const std::string wsdl = "<?xml version=\"1.0\"?><wsdl:definitions xmlns:wsdl=\"http://schemas.xmlsoap.org/wsdl/\"/>";
+  h.feed(Dir::to_server, "GET /x/ContextService?wsdl HTTP/1.1\r\nHost: 10.20.0.15:6464\r\n\r\n");
+  h.feed(Dir::to_client, "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: " + std::to_string(wsdl.size()) +
+                             "\r\n\r\n" + wsdl);
+  // A body typed as SOAP that is none is still reported.
+  h.feed(Dir::to_client, "HTTP/1.1 200 OK\r\nContent-Type: application/soap+xml\r\nContent-Length: " +
+                             std::to_string(wsdl.size()) + "\r\n\r\n" + wsdl);
+  h.end();
+  auto ev = h.events("sdc");
+  REQUIRE(ev.size() == 2);
+  CHECK(ev[0]["sdc"]["action"] == "GetContextStates");
+  CHECK(ev[1]["sdc"]["patients"] == nlohmann::json::array({Pseudonymiser()("PAT-4242")}));
+  CHECK(h.anomalies("message_lost") == 0);
+  CHECK(h.anomalies("not_a_soap_envelope") == 1);
+  CHECK(h.anomalies() == 1);
+}
+
+TEST_CASE("sdc: a later POST or response of an HTTP connection is probed as a stream's start") {
+  auto b = [](std::string_view s) { return std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(s.data()), s.size()); };
+  CHECK(sdc::carried_by(b("GET /x?wsdl HTTP/1.1\r\n"), Dir::to_server));
+  CHECK(sdc::carried_by(b("HTTP/1.1 200 OK\r\n"), Dir::to_client));
+  CHECK_FALSE(sdc::carried_by(b("<s12:Envelope"), Dir::to_server));
+  const std::string req = get_request(1);
+  CHECK(sdc::later_probe(b(req), Dir::to_server) == Probe::yes);
+  CHECK(sdc::later_probe(b("PO"), Dir::to_server) == Probe::need_more);
+  CHECK(sdc::later_probe(b("GET /x?wsdl HTTP/1.1\r\n\r\n"), Dir::to_server) == Probe::no);
+  const std::string get = "GET /x?wsdl HTTP/1.1\r\nHost: h\r\n\r\n";
+  CHECK(sdc::later_next(b(get + req), Dir::to_server) == get.size());
+}
