@@ -608,7 +608,8 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
   };
   static constexpr size_t kMaxHeldAcks = 64;
   static constexpr size_t kMaxHeldBytes = 256u << 10;
-  [[gnu::cold]] bool hold_ack(const DirState& s, FlowContext& ctx, const Scan& sc, uint64_t offset, bool in_batch);
+  [[gnu::cold]] bool hold_ack(const DirState& s, FlowContext& ctx, const Scan& sc, std::string_view text, uint64_t offset,
+                              bool in_batch);
   // Processes the held ACKs of direction `dir` naming `id` (all of them when id is empty).
   [[gnu::cold]] void release_held(FlowContext& ctx, Dir dir, std::string_view id);
 
@@ -838,13 +839,16 @@ void Hl7Dissector::process_parsed(DirState& s, hl7cpp::ParseStatus st, uint64_t 
     return;
   }
   bad_escape_ = false;
+  // The message as sent: what is held is parsed again later, and decoded then (msg_ may view its
+  // UTF-8 text from here on).
+  const std::string_view sent = msg_.raw();
   Header h = read_header();
   if (delimiter_bytes_in_text()) decode_whole_message(h);
   Scan sc;
   scan_segments(sc);
   if (!replaying_) {
     record_facts(s, ctx, h, sc);
-    if (sc.is_response() && ctx.behind_hole(reverse(s.dir)) && hold_ack(s, ctx, sc, offset, in_batch)) return;
+    if (sc.is_response() && ctx.behind_hole(reverse(s.dir)) && hold_ack(s, ctx, sc, sent, offset, in_batch)) return;
   }
   // A message in an HTTP response is the answer to the request: no ACK follows it. Like a
   // batch's, it is not awaited, only kept for an ACK that may still name it.
@@ -856,9 +860,9 @@ void Hl7Dissector::process_parsed(DirState& s, hl7cpp::ParseStatus st, uint64_t 
     release_held(ctx, reverse(s.dir), h.msh10.substr(0, kMaxControlId));
 }
 
-bool Hl7Dissector::hold_ack(const DirState& s, FlowContext& ctx, const Scan& sc, uint64_t offset, bool in_batch) {
+bool Hl7Dissector::hold_ack(const DirState& s, FlowContext& ctx, const Scan& sc, std::string_view text, uint64_t offset,
+                            bool in_batch) {
   const std::string_view id = sc.ack_id.substr(0, kMaxControlId);
-  const std::string_view text = msg_.raw();
   if (held_.size() >= kMaxHeldAcks || held_bytes_ + text.size() > kMaxHeldBytes) return false;
   for (const PendingMsg& p : pending_)
     if (p.has_id(id) && p.dir != s.dir) return false;

@@ -1172,3 +1172,32 @@ TEST_CASE("a content type names HL7 by its media type, not by a parameter") {
   CHECK(h.events("anomaly").empty());
   CHECK(h.out.counters().get("hl7.http_bodies") == 1);
 }
+
+TEST_CASE("an ACK held behind a lost segment is read in its character set once, as one not held") {
+  // A BIG-5 message (decoded whole: a byte of a character may equal a delimiter) and its ACK,
+  // which comes while the message waits behind a hole; made-up names.
+  const std::string app = "\xb3\\\xa4\x6a";  // BIG-5: two characters, the first with a backslash byte
+  const std::string msg = "MSH|^~\\&|" + app + "|SFAC|RCV|RFAC|20240101||ADT^A01|B1|P|2.5|||||TW|BIG-5\rPID|1||ID1||X^Y\r";
+  const std::string ack = "MSH|^~\\&|" + app + "|RFAC|SND|SFAC|20240101||ACK^A01|AB1|P|2.5|||||TW|BIG-5\rMSA|AA|B1\r";
+  const int64_t t0 = 1704110400000000;
+  Harness h;
+  h.feed(Dir::to_server, "\x0bMSH|", t0);
+  h.ctx.set_behind_hole(Dir::to_server, true);
+  h.feed(Dir::to_client, mllp(ack), t0 + 2000000);
+  h.d->on_gap(Dir::to_server, 100, h.ctx);
+  h.off[0] += 100;
+  h.ctx.set_behind_hole(Dir::to_server, false);
+  h.feed(Dir::to_server, mllp(msg), t0 + 1000000);
+  h.end();
+  Harness n;  // the same ACK, not held
+  n.feed(Dir::to_server, mllp(msg), t0 + 1000000);
+  n.feed(Dir::to_client, mllp(ack), t0 + 2000000);
+  n.end();
+  auto held = h.events("hl7"), plain = n.events("hl7");
+  REQUIRE(held.size() >= 2);
+  REQUIRE(plain.size() >= 2);
+  CHECK(h.out.counters().get("hl7.ack.held") == 1);
+  CHECK(plain[1]["hl7"]["sending_application"] == "\xe8\xa8\xb1\xe5\xa4\xa7");
+  CHECK(held[1]["hl7"]["ack"]["matched"] == true);
+  CHECK(held[1]["hl7"]["sending_application"] == plain[1]["hl7"]["sending_application"]);
+}
