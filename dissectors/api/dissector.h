@@ -91,9 +91,14 @@ struct DissectorInfo {
   // right behind a GET): `later_next` gives the length of the message at the front of `bytes`
   // when all of it is there (0 when it cannot tell), and the message after it is judged by
   // `later_probe` in turn.
+  // With `later_midstream`, a direction picked up mid-stream (FlowContext::midstream) that every
+  // probe refused is watched as a carrier is, whatever its first bytes: they were the tail of a
+  // message the capture missed, and the next message may begin a later delivery (an MLLP
+  // connection open for days, seen from the middle of a frame).
   bool (*carried_by)(std::span<const uint8_t> first_bytes, Dir dir) = nullptr;
   Probe (*later_probe)(std::span<const uint8_t> bytes, Dir dir) = nullptr;
   size_t (*later_next)(std::span<const uint8_t> bytes, Dir dir) = nullptr;
+  bool later_midstream = false;
 };
 
 }  // namespace medmon

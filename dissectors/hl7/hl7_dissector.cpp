@@ -230,12 +230,12 @@ struct BodyFrames : hl7cpp::MllpHandler {
   void anomaly(hl7cpp::MllpAnomaly a, uint64_t offset) override;
 };
 
-// Where the first message of bytes picked up mid-stream may start: an MLLP start block, or MSH,
-// FHS, BHS or an HTTP request/status line at the start of a line (one cut at the end of the
-// bytes counts, its rest may follow). The length of the bytes when none does.
-size_t message_start(std::span<const uint8_t> b) {
+// Where the first message of bytes picked up mid-stream may start (from `from` on): an MLLP start
+// block, or MSH, FHS, BHS or an HTTP request/status line at the start of a line (one cut at the
+// end of the bytes counts, its rest may follow). The length of the bytes when none does.
+size_t message_start(std::span<const uint8_t> b, size_t from = 0) {
   static constexpr std::string_view kStarts[] = {"MSH", "FHS", "BHS", "HTTP/", "POST ", "PUT "};
-  for (size_t i = 0; i < b.size(); ++i) {
+  for (size_t i = from; i < b.size(); ++i) {
     if (b[i] == 0x0B) return i;
     if (i > 0 && b[i - 1] != '\r' && b[i - 1] != '\n') continue;
     for (std::string_view k : kStarts) {
@@ -1459,13 +1459,24 @@ StreamSender sender(std::span<const uint8_t> b) {
 bool carried_by(std::span<const uint8_t> first, Dir) { return http::sender(first) != StreamSender::unknown; }
 
 // A later message of such a connection: an HTTP request that may have a body, or a response,
-// probed as a stream's start is.
+// probed as a stream's start is; so is an MLLP frame or a bare message (a direction picked up
+// mid-stream).
 Probe later_probe(std::span<const uint8_t> b, Dir dir) {
+  if (!b.empty() && (b[0] == 0x0B || b[0] == 'M' || b[0] == 'F' || b[0] == 'B')) return probe(b, dir);
   static constexpr std::string_view kStarts[] = {"POST ", "PUT ", "HTTP/"};
   for (std::string_view k : kStarts) {
     size_t n = std::min(k.size(), b.size());
     if (n && std::memcmp(b.data(), k.data(), n) == 0) return n < k.size() ? Probe::need_more : probe(b, dir);
   }
+  return Probe::no;
+}
+
+// A direction picked up mid-stream begins with the tail of a message the capture missed: the
+// first message start after it is probed as a stream's start is (later deliveries are watched,
+// DissectorInfo::later_midstream).
+Probe midstream_probe(std::span<const uint8_t> b, Dir dir) {
+  for (size_t at = message_start(b); at < b.size(); at = message_start(b, at + 1))
+    if (Probe r = probe(b.subspan(at), dir); r != Probe::no) return r;
   return Probe::no;
 }
 
@@ -1479,6 +1490,7 @@ const DissectorInfo kHl7Info = {
     .name = "hl7",
     .transport = Transport::tcp,
     .probe = &hl7::probe,
+    .midstream_probe = &hl7::midstream_probe,
     .make = &hl7::make,
     .port_hints = hl7::kPorts,
     .sender = &hl7::sender,
@@ -1487,6 +1499,7 @@ const DissectorInfo kHl7Info = {
     .carried_by = &hl7::carried_by,
     .later_probe = &hl7::later_probe,
     .later_next = &hl7::later_next,
+    .later_midstream = true,
 };
 
 }  // namespace medmon

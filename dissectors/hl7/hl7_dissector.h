@@ -25,6 +25,10 @@ StreamSender sender(std::span<const uint8_t> first);
 bool carried_by(std::span<const uint8_t> first, Dir dir);
 Probe later_probe(std::span<const uint8_t> bytes, Dir dir);
 size_t later_next(std::span<const uint8_t> bytes, Dir dir);
+// A direction picked up mid-stream: the first message start after the tail of a missed message,
+// probed as a stream's start; its later deliveries are watched for one (an MLLP frame or a bare
+// message that begins a TCP segment).
+Probe midstream_probe(std::span<const uint8_t> bytes, Dir dir);
 }  // namespace hl7
 
 }  // namespace medmon

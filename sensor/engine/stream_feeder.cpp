@@ -206,7 +206,10 @@ void StreamFeeder::probe(Dir dir, FlowContext& ctx) {
     if (undecided && s.pending.size() < limits_.probe_window) return;
     if (!s.later)
       for (const DissectorInfo* d : order_)
-        if (d->carried_by && d->later_probe && d->carried_by(window, dir)) { s.carrier = true; break; }
+        if (d->later_probe && ((d->later_midstream && ctx.midstream(dir)) || (d->carried_by && d->carried_by(window, dir)))) {
+          s.carrier = true;
+          break;
+        }
     if (s.carrier && skip_to_later_message(dir, 0)) continue;
     // Refused, but still held: a probe may yet claim the flow from the other direction.
     s.probe_said_no = true;

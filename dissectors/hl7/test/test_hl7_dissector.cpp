@@ -1201,3 +1201,17 @@ TEST_CASE("an ACK held behind a lost segment is read in its character set once, 
   CHECK(held[1]["hl7"]["ack"]["matched"] == true);
   CHECK(held[1]["hl7"]["sending_application"] == plain[1]["hl7"]["sending_application"]);
 }
+
+TEST_CASE("picked up mid-stream: the first message start after a tail is probed") {
+  auto b = [](std::string_view s) { return std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(s.data()), s.size()); };
+  const std::string tail = "5|P|2.5\rPID|1||X\r\x1c\r";
+  CHECK(hl7::midstream_probe(b(tail + mllp(kAdt)), Dir::to_server) == Probe::yes);
+  CHECK(hl7::midstream_probe(b(tail + kAdt), Dir::to_server) == Probe::yes);   // bare, at a line start
+  CHECK(hl7::midstream_probe(b(tail + "\x0bMS"), Dir::to_server) == Probe::need_more);
+  CHECK(hl7::midstream_probe(b(tail), Dir::to_server) == Probe::no);
+  CHECK(hl7::midstream_probe(b("xxMSH|^~\\&|not at a line start"), Dir::to_server) == Probe::no);
+  // A later delivery of a watched direction may begin an MLLP frame or a bare message.
+  CHECK(hl7::later_probe(b(mllp(kAdt)), Dir::to_server) == Probe::yes);
+  CHECK(hl7::later_probe(b(kAdt), Dir::to_server) == Probe::yes);
+  CHECK(hl7::later_probe(b("MZ stuff"), Dir::to_server) == Probe::no);
+}

@@ -615,3 +615,30 @@ TEST_CASE("stream feeder: a later message pipelined behind others in one deliver
     CHECK(g_lines.empty());
   }
 }
+
+namespace {
+const DissectorInfo kMidstream = {.name = "lines", .transport = Transport::tcp, .probe = &probe_l, .make = &make_lines,
+                                  .port_hints = {}, .later_probe = &later_l, .later_midstream = true};
+}  // namespace
+
+TEST_CASE("stream feeder: a direction picked up mid-stream may be claimed at a later message") {
+  SECTION("mid-stream: watched, claimed at a later delivery") {
+    Rig r(kMidstream);
+    r.ctx.set_midstream(Dir::to_server, true);
+    r.ctx.set_midstream(Dir::to_client, true);
+    r.data(Dir::to_server, "tail of a missed line\n", 1);
+    r.data(Dir::to_client, "its answer\n", 2);
+    CHECK(r.feeder->watching());
+    r.data(Dir::to_server, "Lnext\n", 3);
+    CHECK(r.feeder->claimed() == &kMidstream);
+    REQUIRE(!g_lines.empty());
+    CHECK(g_lines[0].text == "Lnext");
+    CHECK(g_lines[0].offset == 22);
+  }
+  SECTION("from its start: let go") {
+    Rig r(kMidstream);
+    r.data(Dir::to_server, "tail of a missed line\n", 1);
+    r.data(Dir::to_client, "its answer\n", 2);
+    CHECK(r.feeder->done());
+  }
+}
