@@ -3,8 +3,9 @@
 // dissector on the first bytes of each direction (port hints only order them), then feeds the
 // chosen dissector, holding back unconsumed bytes (bounded) and honouring `skip`. A TCP flow
 // refused on its first messages that carries a protocol in later ones (HL7 in an HTTP
-// connection kept alive) is watched without holding anything, and may be claimed there
-// (DissectorInfo::later_probe).
+// connection kept alive, one picked up mid-stream) is watched without holding anything, and may
+// be claimed there, at a delivery's start or at a message pipelined behind others in it
+// (DissectorInfo::later_probe, later_next, later_midstream).
 #include <array>
 #include <cstddef>
 #include <cstdint>
