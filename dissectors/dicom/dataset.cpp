@@ -268,7 +268,47 @@ bool wanted(uint32_t tag) {
   }
 }
 
+// Top-level elements that frame from the start of d in explicit VR of one byte order: tags
+// ascending, lengths inside the bytes (or past them only when more may come). -1 when an
+// element cannot be right.
+int explicit_elements_framed(std::span<const uint8_t> d, bool be, bool complete) {
+  const Syntax s = be ? Syntax::explicit_be : Syntax::explicit_le;
+  size_t p = 0;
+  uint32_t prev = 0;
+  int n = 0;
+  while (n < 8 && p < d.size()) {
+    Header h;
+    R r = read_header(d, p, d.size(), s, h);
+    if (r == kIncomplete) return complete ? -1 : n;
+    if (r == kBad || (h.tag >> 16) == 0xFFFE || (n && h.tag <= prev)) return -1;
+    prev = h.tag;
+    ++n;
+    if (h.len == kUndefined) return n;  // a sequence: the same in either byte order
+    p += h.hdr;
+    if (h.len > d.size() - p) return complete ? -1 : n - 1;  // its length says nothing yet
+    p += h.len;
+  }
+  return n;
+}
+
 }  // namespace
+
+// Without a negotiated transfer syntax: implicit VR unless bytes 4-5 are a VR; explicit VR in
+// the byte order under which more of the first elements frame (ties go to little endian, the
+// usual order). A big endian length read as little endian is 256 times too large, so one or two
+// elements settle it. Only the first kDetectWindow bytes count, so the answer does not depend on
+// how the bytes were fragmented.
+Syntax detect_syntax(std::span<const uint8_t> d, DetectEnd how) {
+  constexpr size_t kDetectWindow = 256;
+  const bool complete = how == DetectEnd::complete;
+  if (d.size() < 6) return how == DetectEnd::open ? Syntax::detect : Syntax::implicit_le;
+  if (!upper(d[4]) || !upper(d[5])) return Syntax::implicit_le;
+  if (d.size() < kDetectWindow && how == DetectEnd::open) return Syntax::detect;
+  if (d.size() > kDetectWindow) d = d.first(kDetectWindow);
+  bool whole = complete && d.size() < kDetectWindow;
+  int le = explicit_elements_framed(d, false, whole), be = explicit_elements_framed(d, true, whole);
+  return be > le ? Syntax::explicit_be : Syntax::explicit_le;
+}
 
 void DatasetWalker::start(Syntax s) {
   syntax_ = s;
@@ -343,10 +383,10 @@ bool DatasetWalker::feed_plain(std::span<const uint8_t> bytes) {
   return done_;
 }
 
-void DatasetWalker::walk() {
+void DatasetWalker::walk(DetectEnd how) {
   if (syntax_ == Syntax::detect) {
-    if (buf_.size() < 6) return;
-    syntax_ = upper(buf_[4]) && upper(buf_[5]) ? Syntax::explicit_le : Syntax::implicit_le;
+    syntax_ = detect_syntax(buf_, how);
+    if (syntax_ == Syntax::detect) return;  // walk_at_ stays: the next bytes try again
   }
   Walk w{buf_, syntax_, sum_, kMaxDepth};
   size_t p = 0;
@@ -466,7 +506,7 @@ void DatasetWalker::cut(const char* why) {
   if (!active_ || done_) return;
   // Bytes that arrived whole before the cut are still read: the walk may have waited for the
   // buffer to double. An element they leave incomplete is dropped, not an error.
-  if (!buf_.empty()) walk();
+  if (!buf_.empty()) walk(DetectEnd::cut);
   if (done_) return;
   sum_.truncated = true;
   sum_.truncated_by = why;
@@ -476,9 +516,7 @@ void DatasetWalker::cut(const char* why) {
 void DatasetWalker::finish() {
   if (!active_) return;
   if (!done_) {
-    if (syntax_ == Syntax::detect && !buf_.empty())
-      syntax_ = buf_.size() >= 6 && upper(buf_[4]) && upper(buf_[5]) ? Syntax::explicit_le : Syntax::implicit_le;
-    if (!buf_.empty()) walk();  // bytes that arrived since the last walk
+    if (!buf_.empty()) walk(DetectEnd::complete);  // bytes that arrived since the last walk
     if (!done_ && (!buf_.empty() || skip_ || !scan_.empty())) fail("dataset_truncated", buf_offset_);
     done_ = true;
   }

@@ -26,9 +26,14 @@
 namespace medmon::dicom {
 
 // `detect`: transfer syntax unknown (association start not seen, or a private syntax): implicit
-// or explicit VR LE is decided from the first element header.
+// VR LE, explicit VR LE or explicit VR BE is decided from the first element headers.
 enum class Syntax : uint8_t { implicit_le, explicit_le, explicit_be, deflated, detect };
 Syntax syntax_of(std::string_view transfer_syntax_uid);
+// The syntax the first bytes of a dataset are in; `detect` while too few bytes have come to
+// tell and more may come (`open`). `cut`: the bytes stop at a hole; `complete`: the dataset
+// ends there, so an element running past the end cannot be right.
+enum class DetectEnd : uint8_t { open, cut, complete };
+Syntax detect_syntax(std::span<const uint8_t> dataset_start, DetectEnd end);
 
 // A value that says something: not only padding, empty components or wildcards (`*`, `?`),
 // which are C-FIND universal matching keys.
@@ -82,7 +87,7 @@ class DatasetWalker {
  private:
   struct Zlib;
   bool feed_plain(std::span<const uint8_t> bytes);
-  void walk();
+  void walk(DetectEnd how = DetectEnd::open);  // `how` decides a `detect` syntax
   // Steps over the content of an undefined-length sequence too large to hold: reads only item
   // and element headers, skips values, until the delimiter that closes it.
   void scan(size_t& p, size_t end);

@@ -65,6 +65,7 @@ TEST_CASE("walker: every transfer syntax, every chunk size", "[dicom][dataset]")
       {Ts::explicit_be, Syntax::explicit_be},
       {Ts::implicit_le, Syntax::detect},
       {Ts::explicit_le, Syntax::detect},
+      {Ts::explicit_be, Syntax::detect},
   };
   for (auto& c : cases) {
     Bytes ds = ct_dataset(c.ts, 100000);
@@ -465,3 +466,29 @@ TEST_CASE("walker: a UN value of defined length holding a sequence is read", "[d
     }
   }
 }
+
+TEST_CASE("walker: an unknown syntax is told from the first element headers, byte order too", "[dicom][dataset]") {
+  // A Basic Film Session in explicit VR BE: (2000,0010) IS "1" reads as (1000,1000) in little
+  // endian, a tag as plausible; only the lengths tell the byte order.
+  for (Ts ts : {Ts::explicit_le, Ts::explicit_be}) {
+    Ds d(ts);
+    d.str(0x2000, 0x0010, "IS", "1");
+    d.str(0x2000, 0x0020, "CS", "HIGH");
+    d.str(0x2000, 0x0030, "CS", "PAPER");
+    Syntax want = ts == Ts::explicit_be ? Syntax::explicit_be : Syntax::explicit_le;
+    CHECK(detect_syntax(d.b, DetectEnd::complete) == want);
+    CHECK(detect_syntax(std::span<const uint8_t>(d.b).first(10), DetectEnd::open) == Syntax::detect);
+    // A query identifier of one element, as short as datasets get.
+    Ds one(ts);
+    one.str(0x0010, 0x0010, "PN", "Roe^Max");
+    CHECK(detect_syntax(one.b, DetectEnd::complete) == want);
+    // Longer datasets are decided from their first 256 bytes, whatever the fragmentation.
+    Bytes ct = ct_dataset(ts, 1000);
+    CHECK(detect_syntax(ct, DetectEnd::open) == want);
+    CHECK(detect_syntax(std::span<const uint8_t>(ct).first(255), DetectEnd::open) == Syntax::detect);
+    CHECK(detect_syntax(std::span<const uint8_t>(ct).first(100), DetectEnd::cut) == want);
+  }
+  Bytes implicit = ct_dataset(Ts::implicit_le, 10);
+  CHECK(detect_syntax(implicit, DetectEnd::open) == Syntax::implicit_le);
+}
+

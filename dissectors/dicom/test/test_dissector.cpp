@@ -1463,3 +1463,24 @@ TEST_CASE("a new A-ASSOCIATE-RQ cuts the messages in progress in both directions
   CHECK(d2["ops"][0].value("truncated", false) == false);
   CHECK(!d2.contains("phi"));
 }
+
+TEST_CASE("a capture joined inside an explicit VR big endian association reads its datasets", "[dicom][dissector]") {
+  // No A-ASSOCIATE seen, so no negotiated syntax: the byte order comes from the dataset.
+  Bytes ds = ct_dataset(Ts::explicit_be, 2000);
+  Harness h(medmon::dicom::make_dissector());
+  h.feed(Dir::to_server, message(1, command(store_rq(4)), &ds, 700), 1460);
+  h.feed(Dir::to_client, message(1, command(response(0x8001, 4))));
+  h.feed(Dir::to_server, release_rq());
+  h.feed(Dir::to_client, release_rp());
+  h.finish();
+  CHECK(h.events("anomaly").empty());
+  auto ev = h.events("dicom");
+  REQUIRE(ev.size() == 1);
+  CHECK(ev[0]["dicom"]["start_seen"] == false);
+  const json op = op_of(only_ops(h), 4);
+  CHECK(op["modality"] == "CT");
+  CHECK(op["manufacturer"] == "ACME Medical");
+  CHECK(op["pixel_data"] == true);
+  CHECK(op["phi"] == json::array({"AccessionNumber", "PatientName", "PatientID", "PatientBirthDate", "OtherPatientIDsSequence"}));
+  CHECK_FALSE(op.contains("truncated"));
+}
