@@ -650,12 +650,15 @@ void DicomDissector::merge_dataset(Op& op, const DatasetSummary& ds, FlowContext
   text(op.manufacturer, ds.manufacturer);
   text(op.model, ds.model);
   text(op.software, ds.software);
-  text(op.station, ds.station);
   if (op.sop_class.empty() && !ds.sop_class.empty()) op.sop_class = ds.sop_class;
-  if (op.serial.empty() && !ds.serial.empty()) {
-    decode_text(ds.serial, ds.charset, scratch_);
-    op.serial = ctx.pseudonym(scratch_);
-  }
+  // Device identifiers (Station Name and Device Serial Number are PHI, PS3.15 E.1-1): pseudonyms.
+  auto identifier = [&](std::string& dst, const std::string& raw) {
+    if (!dst.empty() || raw.empty()) return;
+    decode_text(raw, ds.charset, scratch_);
+    dst = ctx.pseudonym(scratch_);
+  };
+  identifier(op.station, ds.station);
+  identifier(op.serial, ds.serial);
   auto phi_value = [&](std::vector<std::string>& list, const std::string& raw, bool person_name) {
     // The rule of the PHI mask: a wildcard query key (`*`) names no patient.
     if (!has_value(raw) || list.size() >= kMaxListed) return;

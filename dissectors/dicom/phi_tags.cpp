@@ -7,6 +7,7 @@ namespace medmon::dicom {
 
 namespace {
 constexpr PhiTag kTags[] = {
+    {0x00080018, "SOPInstanceUID", 2},
     {0x00080020, "StudyDate", 2},
     {0x00080021, "SeriesDate", 2},
     {0x00080022, "AcquisitionDate", 2},
@@ -55,6 +56,8 @@ constexpr PhiTag kTags[] = {
     {0x001021F0, "PatientReligiousPreference", 2},
     {0x00104000, "PatientComments", 2},
     {0x00181000, "DeviceSerialNumber", 2},
+    {0x0020000D, "StudyInstanceUID", 2},
+    {0x0020000E, "SeriesInstanceUID", 2},
     {0x00200010, "StudyID", 1},
     {0x00204000, "ImageComments", 2},
     {0x00321032, "RequestingPhysician", 2},

@@ -1,7 +1,8 @@
 #pragma once
 // DICOM attributes that carry PHI (PS3.15 Table E.1-1, tiers as in docs/dicom.md):
 // tier 1 = direct identifiers (alert on any cleartext occurrence), tier 2 = dates,
-// quasi-identifiers, staff and device names (counted, never alerted on alone).
+// quasi-identifiers, staff and device names, and the Study, Series and SOP Instance UIDs, which
+// link a study to its patient (counted, never alerted on alone).
 #include <bitset>
 #include <cstddef>
 #include <cstdint>

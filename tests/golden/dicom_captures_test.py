@@ -14,7 +14,9 @@ from golden import Checker, analyze, of_type, pcap, pseudonym  # noqa: E402
 C = Checker("dicom_captures")
 TSHARK = shutil.which("tshark")
 SECRETS = ["notasecret", "techuser", "Testpatient", "Alpha", "MM0001", "MM0002", "M\u00fcller", "Worklist^",
-           "19600101", "ACC1001", "SN-0042", "1 Imaginary Road"]
+           "19600101", "ACC1001", "SN-0042", "1 Imaginary Road", "ROOM1",
+           # the made-up study's UID root: Study, Series and SOP Instance UIDs are PHI (linkable)
+           "1.2.826.0.1.3680043.9.7133.1"]
 PHI_TAGS = {"0010,0010": "PatientName", "0010,0020": "PatientID", "0010,0030": "PatientBirthDate",
             "0008,0050": "AccessionNumber"}
 
@@ -141,7 +143,7 @@ C.eq("store: SOP classes", [o.get("sop_class_name") for o in a["ops"]], ["CTImag
 C.eq("store: manufacturer", {o.get("manufacturer") for o in a["ops"]}, {"Medmon Test Imaging"})
 C.eq("store: model", {o.get("model") for o in a["ops"]}, {"TestModality 64"})
 C.eq("store: software", {o.get("software_versions") for o in a["ops"]}, {"1.0.3"})
-C.eq("store: station", {o.get("station_name") for o in a["ops"]}, {"ROOM1"})
+C.eq("store: station pseudonym", {o.get("station_name") for o in a["ops"]}, {pseudonym("ROOM1")})
 C.eq("store: serial pseudonym", {o.get("device_serial") for o in a["ops"]}, {pseudonym("SN-0042")})
 C.eq("store: pixel data skipped", {o.get("pixel_data") for o in a["ops"]}, {True})
 C.eq("store: patient id pseudonyms", [o.get("patient_ids") for o in a["ops"]],
@@ -151,7 +153,8 @@ C.eq("store: Latin-1 name decoded", a["ops"][2].get("patient_names") if len(a["o
      [pseudonym("M\u00fcller^Zo\u00eb")])
 C.true("store: tier 1 PHI", {"PatientName", "PatientID", "PatientBirthDate", "AccessionNumber", "PatientAddress",
                              "StudyID"} <= set(a.get("phi", [])))
-C.true("store: tier 2 PHI", {"StudyDate", "InstitutionName", "ReferringPhysicianName", "DeviceSerialNumber"}
+C.true("store: tier 2 PHI", {"StudyDate", "InstitutionName", "ReferringPhysicianName", "DeviceSerialNumber",
+                             "StationName", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"}
        <= set(a.get("phi_tier2", [])))
 C.eq("store: explicit LE used", [op_ts(a, o) for o in a["ops"]], ["1.2.840.10008.1.2.1"] * 3)
 C.eq("store: max PDU", (a.get("rq", {}).get("max_pdu"), a.get("ac", {}).get("max_pdu")), (16384, 16384))

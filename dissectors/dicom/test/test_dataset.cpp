@@ -38,6 +38,8 @@ void check_ct(const DatasetSummary& s) {
   CHECK(has_phi(s, "OtherPatientIDsSequence"));
   CHECK(has_phi(s, "StudyDate"));
   CHECK(has_phi(s, "StationName"));
+  CHECK(has_phi(s, "SOPInstanceUID"));  // linkable: tier 2
+  CHECK_FALSE(has_phi(s, "StudyInstanceUID"));
   CHECK_FALSE(has_phi(s, "PatientAddress"));
 }
 
@@ -492,3 +494,15 @@ TEST_CASE("walker: an unknown syntax is told from the first element headers, byt
   CHECK(detect_syntax(implicit, DetectEnd::open) == Syntax::implicit_le);
 }
 
+TEST_CASE("walker: Study, Series and SOP Instance UIDs are tier 2 PHI; empty query keys are not", "[dicom][dataset]") {
+  Ds d(Ts::implicit_le);
+  d.str(0x0008, 0x0018, "UI", "");  // a C-FIND return key
+  d.str(0x0020, 0x000D, "UI", "1.2.826.0.1.999.1");
+  d.str(0x0020, 0x000E, "UI", "1.2.826.0.1.999.1.1");
+  DatasetSummary s = walk(Syntax::implicit_le, d.b, d.b.size());
+  CHECK_FALSE(has_phi(s, "SOPInstanceUID"));
+  CHECK(has_phi(s, "StudyInstanceUID"));
+  CHECK(has_phi(s, "SeriesInstanceUID"));
+  for (auto& t : phi_tags())
+    if (std::string_view(t.keyword).find("InstanceUID") != std::string_view::npos) CHECK(t.tier == 2);
+}
