@@ -89,7 +89,10 @@ struct DirState {
   Phase phase = header;
   bool first = true;
   bool skip_until_command = false;  // resynchronised mid-message: wait for the next command
-  bool dropped_command = false;     // a command set dropped as too long: its dataset is skipped, counted once
+  // The dataset fragments being skipped belong to a message already reported (cut short by a
+  // hole, bad framing or a new association): they are no dataset of their own.
+  bool rest_of_reported = false;
+  bool skipped_counted = false;     // the dataset being skipped was counted in datasets_skipped
   uint32_t pdu_left = 0, pdv_left = 0;
   uint8_t pc_id = 0, mch = 0;
   bool frag_skip = false;   // drop this fragment's bytes
@@ -521,6 +524,7 @@ void DicomDissector::reset_message(DirState& s) {
 void DicomDissector::cut_message(Dir dir, FlowContext& ctx, const char* why) {
   DirState& s = st(dir);
   if (s.msg == DirState::dataset_wait || s.msg == DirState::dataset) {
+    s.rest_of_reported = true;
     s.walker.cut(why);
     if (!s.broken_by) s.broken_by = why;
     complete_message(dir, ctx, 0);
@@ -537,7 +541,7 @@ void DicomDissector::begin_fragment(Dir dir, FlowContext& ctx, uint64_t off) {
     anomaly(ctx, "unknown_presentation_context", off);
   }
   if (is_cmd) {
-    s.skip_until_command = s.dropped_command = false;
+    s.skip_until_command = s.rest_of_reported = s.skipped_counted = false;
     if (s.msg == DirState::dataset_wait || s.msg == DirState::dataset) {
       if (!(s.msg == DirState::dataset_wait && s.maybe_dataset)) {
         anomaly(ctx, "missing_dataset", off);
@@ -561,8 +565,10 @@ void DicomDissector::begin_fragment(Dir dir, FlowContext& ctx, uint64_t off) {
     return;
   }
   if (s.msg == DirState::dataset) return;
-  if (s.dropped_command) {
-    s.dropped_command = false;
+  // A dataset whose command was not read (dropped as too long, lost in a hole, sent before the
+  // capture began, or never sent) is stepped over unread: counted once, at its first fragment.
+  if (!s.rest_of_reported && !s.skipped_counted) {
+    s.skipped_counted = true;
     ++ctx.counters().at("dicom.datasets_skipped");
   }
   if (!s.skip_until_command) anomaly(ctx, "dataset_without_command", off);
@@ -571,7 +577,10 @@ void DicomDissector::begin_fragment(Dir dir, FlowContext& ctx, uint64_t off) {
 
 void DicomDissector::end_fragment(Dir dir, FlowContext& ctx, uint64_t off) {
   DirState& s = st(dir);
-  if (s.frag_skip) return;
+  if (s.frag_skip) {
+    if ((s.mch & 3) == 2) s.rest_of_reported = s.skipped_counted = false;  // the skipped dataset's last fragment
+    return;
+  }
   if (!(s.mch & 2)) return;  // more fragments follow
   if (s.mch & 1) {
     if (s.msg != DirState::command) return;
@@ -591,7 +600,7 @@ void DicomDissector::end_fragment(Dir dir, FlowContext& ctx, uint64_t off) {
       // Nothing of the command survived its hole: its dataset is no anomaly either. Nor is the
       // dataset of a command dropped as too long: command_too_long said it; it is only counted.
       if (s.cmd_hole) s.skip_until_command = true;
-      if (s.cmd_broken) s.skip_until_command = s.dropped_command = true;
+      if (s.cmd_broken) s.skip_until_command = true;
       reset_message(s);
       return;
     }

@@ -313,6 +313,8 @@ TEST_CASE("capture starting mid-stream resynchronises", "[dicom][dissector]") {
   CHECK(d["ops"][1]["msg_id"] == 1);
   CHECK(d["ops"][1]["status"] == 0);
   CHECK(h.events("anomaly").empty());
+  // The rest of the first C-STORE's dataset, whose command came before the capture, in 5 PDUs.
+  CHECK(h.counter("dicom.datasets_skipped") == 1);
 }
 
 TEST_CASE("gap inside a P-DATA PDU", "[dicom][dissector]") {
@@ -722,6 +724,7 @@ TEST_CASE("a hole across PDU headers keeps the request read so far", "[dicom][di
     CHECK(op["status"] == 0);
     CHECK(d["phi"] == json::array({"PatientName", "PatientID"}));
     CHECK(h.events("anomaly").empty());  // the gap says it: no dataset_truncated
+    CHECK(h.counter("dicom.datasets_skipped") == 0);  // the rest of a reported op, not a dataset of its own
   }
 }
 
@@ -969,6 +972,7 @@ TEST_CASE("a hole that takes a whole command set raises no anomaly for its datas
   h.feed(Dir::to_client, message(1, command(response(0x8001, 1))));
   h.finish();
   CHECK(h.events("anomaly").empty());
+  CHECK(h.counter("dicom.datasets_skipped") == 1);  // walked by no op
   auto ev = h.events("dicom");
   REQUIRE(ev.size() == 1);
   REQUIRE(ev[0]["dicom"]["ops"].size() == 1);
@@ -1484,4 +1488,31 @@ TEST_CASE("a capture joined inside an explicit VR big endian association reads i
   CHECK(op["pixel_data"] == true);
   CHECK(op["phi"] == json::array({"AccessionNumber", "PatientName", "PatientID", "PatientBirthDate", "OtherPatientIDsSequence"}));
   CHECK_FALSE(op.contains("truncated"));
+}
+
+TEST_CASE("every dataset no op walked is counted once in dicom.datasets_skipped", "[dicom][dissector]") {
+  Assoc a = verification_store_assoc();
+  Bytes ds;
+  ile(ds, 0x0010, 0x0020, "PID12345");
+  ile(ds, 0x0011, 0x1000, Bytes(3000, 0x55));
+  Harness h(medmon::dicom::make_dissector());
+  h.feed(Dir::to_server, associate(a, false));
+  h.feed(Dir::to_client, associate(a, true));
+  // Two datasets in three fragments each, with no command before them.
+  for (int n = 0; n < 2; ++n) {
+    h.feed(Dir::to_server, pdata(1, 0, Bytes(ds.begin(), ds.begin() + 1200)));
+    h.feed(Dir::to_server, pdata(1, 0, Bytes(ds.begin() + 1200, ds.begin() + 2400)));
+    h.feed(Dir::to_server, pdata(1, 2, Bytes(ds.begin() + 2400, ds.end())));
+  }
+  Cmd echo; echo.field = 0x0030; echo.msg_id = 9; echo.sop_class = kVerification;
+  h.feed(Dir::to_server, message(3, command(echo)));
+  h.feed(Dir::to_client, message(3, command(response(0x8030, 9))));
+  h.finish();
+  CHECK(h.counter("dicom.datasets_skipped") == 2);
+  auto names = anomaly_names(h);
+  CHECK(std::count(names.begin(), names.end(), "dataset_without_command") == 6);  // one per fragment
+  auto ev = h.events("dicom");
+  REQUIRE(ev.size() == 1);
+  REQUIRE(ev[0]["dicom"]["ops"].size() == 1);
+  CHECK_FALSE(ev[0]["dicom"].contains("phi"));
 }
