@@ -291,22 +291,40 @@ int explicit_elements_framed(std::span<const uint8_t> d, bool be, bool complete)
   return n;
 }
 
+// d is raw deflate (PS3.5 A.5) whose first inflated bytes frame as explicit VR LE elements.
+bool inflates_to_elements(std::span<const uint8_t> d) {
+  z_stream zs{};
+  if (inflateInit2(&zs, -15) != Z_OK) return false;
+  uint8_t out[256];
+  zs.next_in = const_cast<uint8_t*>(d.data());
+  zs.avail_in = static_cast<uInt>(d.size());
+  zs.next_out = out;
+  zs.avail_out = sizeof out;
+  int rc = inflate(&zs, Z_NO_FLUSH);
+  size_t n = sizeof out - zs.avail_out;
+  inflateEnd(&zs);
+  if ((rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) || n < 8 || !upper(out[4]) || !upper(out[5])) return false;
+  return explicit_elements_framed(std::span<const uint8_t>(out, n), false, rc == Z_STREAM_END) >= 1;
+}
+
 }  // namespace
 
-// Without a negotiated transfer syntax: implicit VR unless bytes 4-5 are a VR; explicit VR in
-// the byte order under which more of the first elements frame (ties go to little endian, the
-// usual order). A big endian length read as little endian is 256 times too large, so one or two
-// elements settle it. Only the first kDetectWindow bytes count, so the answer does not depend on
-// how the bytes were fragmented.
+// Without a negotiated transfer syntax: explicit VR when bytes 4-5 are a VR, in the byte order
+// under which more of the first elements frame (ties go to little endian, the usual order; a big
+// endian length read as little endian is 256 times too large, so one or two elements settle
+// it); deflated explicit VR LE when neither order frames but the bytes inflate to elements;
+// implicit VR LE otherwise. Only the first kDetectWindow bytes count, so the answer does not
+// depend on how the bytes were fragmented.
 Syntax detect_syntax(std::span<const uint8_t> d, DetectEnd how) {
   constexpr size_t kDetectWindow = 256;
   const bool complete = how == DetectEnd::complete;
   if (d.size() < 6) return how == DetectEnd::open ? Syntax::detect : Syntax::implicit_le;
-  if (!upper(d[4]) || !upper(d[5])) return Syntax::implicit_le;
   if (d.size() < kDetectWindow && how == DetectEnd::open) return Syntax::detect;
   if (d.size() > kDetectWindow) d = d.first(kDetectWindow);
+  if (!upper(d[4]) || !upper(d[5])) return inflates_to_elements(d) ? Syntax::deflated : Syntax::implicit_le;
   bool whole = complete && d.size() < kDetectWindow;
   int le = explicit_elements_framed(d, false, whole), be = explicit_elements_framed(d, true, whole);
+  if (le <= 0 && be <= 0 && inflates_to_elements(d)) return Syntax::deflated;
   return be > le ? Syntax::explicit_be : Syntax::explicit_le;
 }
 
@@ -344,7 +362,7 @@ void DatasetWalker::fail(const char* name, uint64_t off, const char* why) {
 
 bool DatasetWalker::feed(std::span<const uint8_t> bytes) {
   if (!active_ || done_) return true;
-  if (syntax_ != Syntax::deflated) return feed_plain(bytes);
+  if (syntax_ != Syntax::deflated) return feed_plain(bytes, true);
   if (!z_ || !z_->ok) { fail("dataset_inflate_error", 0); return true; }
   uint8_t out[16384];
   z_->zs.next_in = const_cast<uint8_t*>(bytes.data());
@@ -354,7 +372,7 @@ bool DatasetWalker::feed(std::span<const uint8_t> bytes) {
     z_->zs.avail_out = sizeof out;
     int rc = inflate(&z_->zs, Z_NO_FLUSH);
     size_t n = sizeof out - z_->zs.avail_out;
-    if (n) feed_plain(std::span<const uint8_t>(out, n));
+    if (n) feed_plain(std::span<const uint8_t>(out, n), false);
     inflated_ += n;
     if (!done_ && inflated_ > kInflateBudget) stop_at_cap("inflate_budget");
     if (rc == Z_STREAM_END) break;
@@ -365,7 +383,7 @@ bool DatasetWalker::feed(std::span<const uint8_t> bytes) {
   return done_;
 }
 
-bool DatasetWalker::feed_plain(std::span<const uint8_t> bytes) {
+bool DatasetWalker::feed_plain(std::span<const uint8_t> bytes, bool raw) {
   while (!bytes.empty() && !done_) {
     if (skip_) {
       size_t n = static_cast<size_t>(std::min<uint64_t>(skip_, bytes.size()));
@@ -378,6 +396,7 @@ bool DatasetWalker::feed_plain(std::span<const uint8_t> bytes) {
     buf_.insert(buf_.end(), bytes.begin(), bytes.begin() + static_cast<ptrdiff_t>(n));
     bytes = bytes.subspan(n);
     if (buf_.size() >= walk_at_) walk();
+    if (raw && syntax_ == Syntax::deflated) return feed(bytes);  // found deflated: the rest inflates
     if (!done_ && buf_.size() >= kBufferCap) stop_at_cap("element_too_large");  // one element over the cap
   }
   return done_;
@@ -387,6 +406,13 @@ void DatasetWalker::walk(DetectEnd how) {
   if (syntax_ == Syntax::detect) {
     syntax_ = detect_syntax(buf_, how);
     if (syntax_ == Syntax::detect) return;  // walk_at_ stays: the next bytes try again
+    if (syntax_ == Syntax::deflated) {  // the bytes held so far are deflated: inflate them
+      std::vector<uint8_t> held;
+      held.swap(buf_);
+      z_ = std::make_unique<Zlib>();
+      feed(held);
+      return;
+    }
   }
   Walk w{buf_, syntax_, sum_, kMaxDepth};
   size_t p = 0;
@@ -506,7 +532,9 @@ void DatasetWalker::cut(const char* why) {
   if (!active_ || done_) return;
   // Bytes that arrived whole before the cut are still read: the walk may have waited for the
   // buffer to double. An element they leave incomplete is dropped, not an error.
+  bool detecting = syntax_ == Syntax::detect;
   if (!buf_.empty()) walk(DetectEnd::cut);
+  if (detecting && syntax_ == Syntax::deflated && !done_ && !buf_.empty()) walk();  // what it inflated to
   if (done_) return;
   sum_.truncated = true;
   sum_.truncated_by = why;
@@ -516,7 +544,9 @@ void DatasetWalker::cut(const char* why) {
 void DatasetWalker::finish() {
   if (!active_) return;
   if (!done_) {
+    bool detecting = syntax_ == Syntax::detect;
     if (!buf_.empty()) walk(DetectEnd::complete);  // bytes that arrived since the last walk
+    if (detecting && syntax_ == Syntax::deflated && !done_ && !buf_.empty()) walk();  // what it inflated to
     if (!done_ && (!buf_.empty() || skip_ || !scan_.empty())) fail("dataset_truncated", buf_offset_);
     done_ = true;
   }

@@ -26,7 +26,8 @@
 namespace medmon::dicom {
 
 // `detect`: transfer syntax unknown (association start not seen, or a private syntax): implicit
-// VR LE, explicit VR LE or explicit VR BE is decided from the first element headers.
+// VR LE, explicit VR LE, explicit VR BE or deflated explicit VR LE is decided from the first
+// bytes.
 enum class Syntax : uint8_t { implicit_le, explicit_le, explicit_be, deflated, detect };
 Syntax syntax_of(std::string_view transfer_syntax_uid);
 // The syntax the first bytes of a dataset are in; `detect` while too few bytes have come to
@@ -86,7 +87,7 @@ class DatasetWalker {
 
  private:
   struct Zlib;
-  bool feed_plain(std::span<const uint8_t> bytes);
+  bool feed_plain(std::span<const uint8_t> bytes, bool raw);  // raw: as received, not inflated
   void walk(DetectEnd how = DetectEnd::open);  // `how` decides a `detect` syntax
   // Steps over the content of an undefined-length sequence too large to hold: reads only item
   // and element headers, skips values, until the delimiter that closes it.

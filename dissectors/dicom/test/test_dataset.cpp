@@ -94,6 +94,29 @@ TEST_CASE("walker: deflated explicit VR LE", "[dicom][dataset]") {
   out.resize(zs.total_out);
   deflateEnd(&zs);
   for (size_t chunk : {size_t(3), size_t(64), out.size()}) check_ct(walk(Syntax::deflated, out, chunk));
+  // Without the negotiated syntax (a capture joined mid-association) the bytes are found to
+  // inflate to elements.
+  CHECK(detect_syntax(out, DetectEnd::open) == Syntax::deflated);
+  for (size_t chunk : {size_t(1), size_t(3), size_t(64), size_t(300), out.size()}) {
+    INFO("chunk " << chunk);
+    check_ct(walk(Syntax::detect, out, chunk));
+  }
+  // A short deflated query identifier, decided when it ends.
+  Ds q(Ts::explicit_le);
+  q.str(0x0008, 0x0052, "CS", "STUDY").str(0x0010, 0x0010, "PN", "Roe^Max");
+  Bytes z(256);
+  z_stream qs{};
+  REQUIRE(deflateInit2(&qs, 6, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) == Z_OK);
+  qs.next_in = q.b.data();
+  qs.avail_in = uInt(q.b.size());
+  qs.next_out = z.data();
+  qs.avail_out = uInt(z.size());
+  REQUIRE(deflate(&qs, Z_FINISH) == Z_STREAM_END);
+  z.resize(qs.total_out);
+  deflateEnd(&qs);
+  DatasetSummary s = walk(Syntax::detect, z, 5);
+  CHECK(has_phi(s, "PatientName"));
+  CHECK_FALSE(s.truncated);
 }
 
 TEST_CASE("transfer syntaxes whose dataset is deflated", "[dicom][dataset]") {
