@@ -1,5 +1,6 @@
 #include "dissectors/sdc/sdc_dissector.h"
 
+#include "dissectors/api/announced_servers.h"
 #include "dissectors/api/xml_prolog.h"
 #include "dissectors/api/xml_text.h"
 #include "dissectors/api/worker_budget.h"
@@ -305,16 +306,15 @@ std::string element_value(std::string_view xml, std::string_view local) {
 
 namespace {
 
-// The endpoints announced to the flows of one worker, kept per worker as the budgets are: a TLS
-// flow is named after an announcement its own worker read before it, never after one another
-// worker may or may not have read yet (the output would change from run to run).
+// The endpoints announced, one set for the process (analyze --workers fills it on the merging
+// thread only, in output order: announced_servers.h).
 struct Endpoints {
   std::mutex mu;
   std::set<std::pair<IpAddr, uint16_t>> set;
 };
 Endpoints& endpoints() {
-  static std::array<Endpoints, kMaxWorkerSlots> per_worker;
-  return per_worker[static_cast<size_t>(detail::worker_slot)];
+  static Endpoints e;
+  return e;
 }
 
 template <class F>
@@ -891,6 +891,7 @@ bool is_sdc_endpoint(const IpAddr& ip, uint16_t port) {
 }
 
 void remember_endpoint(const IpAddr& ip, uint16_t port) {
+  if (recorded_for_merge(&remember_endpoint, ip, port)) return;
   Endpoints& e = endpoints();
   std::lock_guard<std::mutex> lock(e.mu);
   if (e.set.size() < kMaxEndpoints) e.set.emplace(ip, port);

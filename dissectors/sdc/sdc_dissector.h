@@ -46,7 +46,8 @@ std::string text_of(std::string_view content);
 std::string element_value(std::string_view xml, std::string_view local);
 
 // Endpoints (IP, TCP port) advertised by discovered participants in https XAddrs (bounded, one
-// set per worker: set_worker_slot). The pipeline may call this to name a TLS flow "sdc-tls".
+// set for the process; a worker of analyze --workers records them for its merge instead:
+// dissectors/api/announced_servers.h). The pipeline may call this to name a TLS flow "sdc-tls".
 bool is_sdc_endpoint(const IpAddr& ip, uint16_t port);
 void remember_endpoint(const IpAddr& ip, uint16_t port);
 }  // namespace sdc

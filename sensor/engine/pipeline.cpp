@@ -457,10 +457,17 @@ void Pipeline::write_flow_event(Flow& f, FlowEnd why, FlowState* st) {
     ndpi_cat = ndpi_->category_name(st->ndpi.result);
     if (ndpi_->is_encrypted(st->ndpi.result)) {
       st->facts.tls = true;
-      if (st->facts.app.empty() && ndpi_proto == "TLS") st->facts.app = tls_app_for(f);
+      if (st->facts.app.empty() && ndpi_proto == "TLS") {
+        st->facts.app = tls_app_by_port(f.server_port());
+        if (st->facts.app.empty() && tls_deferral_) tls_deferral_->unnamed_tls(f);
+        else if (st->facts.app.empty()) st->facts.app = tls_app_by_server(f.server_ip(), f.server_port(), app_servers_);
+      }
     }
   }
-  if (st && !st->facts.tls && !st->facts.app.empty()) remember_app_server(f, st->facts.app);
+  if (st && !st->facts.tls && !st->facts.app.empty()) {
+    if (tls_deferral_) tls_deferral_->spoke_in_clear(f, st->facts.app);
+    else remember_app_server(app_servers_, f.server_ip(), st->facts.app);
+  }
   FlowVerdict verdict;
   if (!judges_.empty()) {
     FlowSummary s;
@@ -591,24 +598,25 @@ std::string with_verdict(std::string_view flow_line, const FlowVerdict& v) {
   return out;
 }
 
-// A TLS flow's protocol from what the dissectors' registry entries know (DissectorInfo): the
-// server port first, then servers the protocol announced, then servers seen speaking it in clear.
-std::string Pipeline::tls_app_for(const Flow& f) const {
-  const uint16_t port = f.server_port();
-  const auto all = all_dissectors();
-  for (const DissectorInfo* d : all)
+std::string tls_app_by_port(uint16_t server_port) {
+  for (const DissectorInfo* d : all_dissectors())
     for (uint16_t p : d->tls_ports)
-      if (p == port) return std::string(d->name) + "-tls";
-  for (const DissectorInfo* d : all)
-    if (d->tls_server && d->tls_server(f.server_ip(), port)) return std::string(d->name) + "-tls";
-  for (const DissectorInfo* d : all)
-    if (d->tls_after_clear && app_servers_.count({f.server_ip(), std::string(d->name)})) return std::string(d->name) + "-tls";
+      if (p == server_port) return std::string(d->name) + "-tls";
   return {};
 }
 
-void Pipeline::remember_app_server(const Flow& f, const std::string& app) {
-  if (app_servers_.size() >= 65536) return;
-  app_servers_.emplace(f.server_ip(), app);
+std::string tls_app_by_server(const IpAddr& server, uint16_t server_port, const AppServers& spoke_in_clear) {
+  const auto all = all_dissectors();
+  for (const DissectorInfo* d : all)
+    if (d->tls_server && d->tls_server(server, server_port)) return std::string(d->name) + "-tls";
+  for (const DissectorInfo* d : all)
+    if (d->tls_after_clear && spoke_in_clear.count({server, std::string(d->name)})) return std::string(d->name) + "-tls";
+  return {};
+}
+
+void remember_app_server(AppServers& servers, const IpAddr& server, const std::string& app) {
+  if (servers.size() >= 65536) return;
+  servers.emplace(server, app);
 }
 
 void Pipeline::set_capture_stats(uint64_t received, uint64_t dropped, uint64_t if_dropped) {

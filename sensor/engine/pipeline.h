@@ -40,6 +40,28 @@ void write_verdict(JsonWriter& w, const FlowVerdict& v);
 // A `flow` event line written without a verdict, with v's members added at its end.
 std::string with_verdict(std::string_view flow_line, const FlowVerdict& v);
 
+// The servers seen speaking a medical protocol in clear (server, app): a TLS flow to one is
+// named after the protocol when its registry entry says so (tls_after_clear). Bounded.
+using AppServers = std::set<std::pair<IpAddr, std::string>>;
+void remember_app_server(AppServers& servers, const IpAddr& server, const std::string& app);
+// A TLS flow's protocol ("dicom-tls") from what the dissectors' registry entries know, or empty:
+// by its server port (tls_ports), then by its server, announced by a protocol (tls_server) or
+// seen speaking one in clear (tls_after_clear).
+std::string tls_app_by_port(uint16_t server_port);
+std::string tls_app_by_server(const IpAddr& server, uint16_t server_port, const AppServers& spoke_in_clear);
+
+// analyze --workers: the names a TLS flow takes from other flows (tls_app_by_server) are given
+// by the merge, which sees the flows of every worker in output order; a worker's pipeline tells
+// it what those names depend on, as each flow ends.
+class TlsNamingDeferral {
+ public:
+  virtual ~TlsNamingDeferral() = default;
+  // A flow that spoke `app` in clear ends.
+  virtual void spoke_in_clear(const Flow& f, const std::string& app) = 0;
+  // A TLS flow no server port names ends: its `flow` event, written next, says "app":null.
+  virtual void unnamed_tls(const Flow& f) = 0;
+};
+
 class Pipeline {
  public:
   // judges: called in order for every ending flow (policy, asset inventory, ...); the first
@@ -82,6 +104,7 @@ class Pipeline {
   // end together in a tick, or at the end of input, as one flow table ends them).
   void set_input_position(uint64_t pos) { input_pos_ = pos; }
   void set_flow_end_observer(std::function<void(const Flow&)> fn) { flow_end_observer_ = std::move(fn); }
+  void set_tls_naming_deferral(TlsNamingDeferral* d) { tls_deferral_ = d; }
   // Extra gauges for `stats` (kernel drops in live mode).
   void set_capture_stats(uint64_t received, uint64_t dropped, uint64_t if_dropped);
   // Called before each `stats` event is written (live capture: reads the kernel's counters then,
@@ -120,11 +143,8 @@ class Pipeline {
   // Packet time moved on to clock_: due timeouts and periodic stats.
   void tick();
 
-  // Servers seen speaking a medical protocol in clear: a TLS flow to them (or to the protocol's
-  // TLS port) is recorded as that protocol over TLS ("dicom-tls"). Bounded.
-  std::string tls_app_for(const Flow& f) const;
-  void remember_app_server(const Flow& f, const std::string& app);
-  std::set<std::pair<IpAddr, std::string>> app_servers_;
+  AppServers app_servers_;
+  TlsNamingDeferral* tls_deferral_ = nullptr;
 
   SensorConfig cfg_;
   Depth depth_;

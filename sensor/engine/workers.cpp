@@ -51,6 +51,32 @@ void OfflineWorkers::WorkerSink::write_line(std::string_view event_type, std::st
   }
 }
 
+void OfflineWorkers::Worker::spoke_in_clear(const Flow& f, const std::string& app) {
+  Note& n = notes.emplace_back();
+  n.kind = Note::Kind::spoke_in_clear;
+  n.line = sink->lines.size();
+  n.ip = f.server_ip();
+  n.app = app;
+}
+
+void OfflineWorkers::Worker::unnamed_tls(const Flow& f) {
+  Note& n = notes.emplace_back();
+  n.kind = Note::Kind::unnamed_tls;
+  n.line = sink->lines.size();
+  n.ip = f.server_ip();
+  n.port = f.server_port();
+}
+
+void OfflineWorkers::Worker::announced(RememberServer remember, const IpAddr& ip, uint16_t port) {
+  Note& n = notes.emplace_back();
+  n.kind = Note::Kind::announced;
+  n.line = sink->lines.size();
+  n.order = marks.empty() ? now : marks.back().order;
+  n.remember = remember;
+  n.ip = ip;
+  n.port = port;
+}
+
 OfflineWorkers::OfflineWorkers(int n, const SensorConfig& cfg, Depth depth, const Pseudonymiser& phi,
                                EventOutput& merged, std::vector<FlowJudge*> judges, HeaderAnnotator* annotator)
     : merged_(merged),
@@ -81,6 +107,7 @@ OfflineWorkers::OfflineWorkers(int n, const SensorConfig& cfg, Depth depth, cons
       raw.push_back(w->deferral.get());
     }
     w->pipeline = std::make_unique<Pipeline>(worker_share(worker_cfg, n, i), depth, w->out, phi, raw);
+    w->pipeline->set_tls_naming_deferral(w.get());
     Worker* wp = w.get();
     w->pipeline->set_flow_end_observer([wp](const Flow& f) {
       // A flow its own packet ends stays with that packet's events.
@@ -98,6 +125,7 @@ OfflineWorkers::OfflineWorkers(int n, const SensorConfig& cfg, Depth depth, cons
     Worker* wp = workers_[static_cast<size_t>(i)].get();
     wp->thread = std::thread([this, wp, i] {
       set_worker_slot(i);
+      set_announcement_recorder(wp);
       run(*wp);
     });
   }
@@ -430,28 +458,40 @@ void OfflineWorkers::epoch() {
   // Every worker is idle now: merge their lines in one pipeline's order (LineOrder); a worker's
   // lines of one place keep their order. A flow event is judged where it lands: the judges'
   // alerts and asset events go just before it, as with one pipeline.
+  // A line, or (line null) an announcement a worker read there.
   struct Line {
     const LineOrder* order;
     const std::string* type;
     const std::string* line;
     EndedFlow* ended;
     const WorkerSink::Header* header;
+    const Note* note;
   };
   std::vector<Line> all;
   for (auto& w : workers_) {
     auto next = w->deferral ? w->deferral->ended.begin() : std::deque<EndedFlow>::iterator{};
     const bool headers = w->sink->headers.size() == w->sink->lines.size();
     static const LineOrder kBeforeAll{};  // lines written outside a packet, tick or the end: none expected
-    size_t m = 0;
+    size_t m = 0, k = 0;
+    auto announcements_before = [&](size_t i) {
+      for (; k < w->notes.size() && w->notes[k].line <= i && w->notes[k].kind == Note::Kind::announced; ++k)
+        all.push_back({&w->notes[k].order, nullptr, nullptr, nullptr, nullptr, &w->notes[k]});
+    };
     for (size_t i = 0; i < w->sink->lines.size(); ++i) {
       while (m + 1 < w->marks.size() && w->marks[m + 1].line <= i) ++m;
       const std::string& l = w->sink->lines[i];
       EndedFlow* e = nullptr;
       if (w->deferral && next != w->deferral->ended.end() && next->line == i) e = &*next++;
+      const Note* note = nullptr;
+      for (announcements_before(i); k < w->notes.size() && w->notes[k].line <= i; announcements_before(i)) {
+        if (w->notes[k].line == i) note = &w->notes[k];  // the line's own flow
+        ++k;
+      }
       bool marked = m < w->marks.size() && w->marks[m].line <= i;
       all.push_back({marked ? &w->marks[m].order : &kBeforeAll, &w->sink->types[i], &l, e,
-                     headers ? &w->sink->headers[i] : nullptr});
+                     headers ? &w->sink->headers[i] : nullptr, note});
     }
+    announcements_before(std::numeric_limits<size_t>::max());
   }
   std::stable_sort(all.begin(), all.end(), [](const Line& a, const Line& b) { return *a.order < *b.order; });
   interleave_lists(all);
@@ -466,19 +506,28 @@ void OfflineWorkers::epoch() {
     flows_open_peak_ = std::max(flows_open_peak_, flows_open_total_);
   }
   for (auto& l : all) {
+    if (!l.line) {
+      l.note->remember(l.note->ip, l.note->port);
+      continue;
+    }
+    std::string_view line = *l.line;
+    std::string named;
+    if (l.note) {
+      apply_flow_note(*l.note, line, l.ended, named);
+      if (!named.empty()) line = named;
+    }
     if (!l.ended) {
       // A protocol event names the devices bound by fingerprint by the time it is merged, as one
       // pipeline names those bound by the time it writes it (nothing to do before any binding).
       std::string annotated;
       if (l.header && l.header->has && annotator_->annotation_generation() != 0 &&
-          reannotate_header(*l.line, *l.header, annotated))
+          reannotate_header(line, *l.header, annotated))
         merged_.emit_line(*l.type, annotated);
       else
-        merged_.emit_line(*l.type, *l.line);
+        merged_.emit_line(*l.type, line);
       continue;
     }
     FlowVerdict verdict = judge_flow(judges_, l.ended->summary, merged_);
-    std::string_view line = *l.line;
     std::string annotated;
     if (annotator_ != site_annotator_ && reannotate(line, l.ended->summary.ep, annotated)) line = annotated;
     if (verdict.verdict.empty()) merged_.emit_line(*l.type, line);
@@ -490,6 +539,7 @@ void OfflineWorkers::epoch() {
     w->sink->headers.clear();
     w->marks.clear();
     w->flows_open_changes.clear();
+    w->notes.clear();
     if (w->deferral) w->deferral->ended.clear();
   }
 }
@@ -507,6 +557,28 @@ std::string annotation_text(HeaderAnnotator& a, const EventEndpoints& ep) {
   return "," + std::string(v.substr(1, v.size() - 2));
 }
 }  // namespace
+
+void OfflineWorkers::apply_flow_note(const Note& n, std::string_view line, EndedFlow* ended, std::string& named) {
+  if (n.kind == Note::Kind::spoke_in_clear) {
+    remember_app_server(app_servers_, n.ip, n.app);
+    return;
+  }
+  std::string app = tls_app_by_server(n.ip, n.port, app_servers_);
+  if (app.empty()) return;
+  if (ended) ended->facts.app = app;
+  // The app follows the flow object, whose members are numbers and fixed names: the first
+  // "app":null after its key is the flow's.
+  size_t flow = line.find(",\"flow\":{");
+  size_t at = flow == std::string_view::npos ? flow : line.find(",\"app\":null", flow);
+  if (at == std::string_view::npos) return;
+  at += 7;  // ,"app":
+  JsonBuffer b;
+  JsonWriter w(b);
+  w.value(app);
+  named.assign(line.substr(0, at));
+  named += b.view();
+  named += line.substr(at + 4);
+}
 
 bool OfflineWorkers::reannotate(std::string_view flow_line, const EventEndpoints& ep, std::string& out) {
   std::string had = annotation_text(*site_annotator_, ep);

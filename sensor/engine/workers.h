@@ -38,6 +38,11 @@
 // writes the header annotation of each judged flow event again, after its judges, so a flow
 // event names a fingerprint-bound device as with one pipeline; the other events of workers
 // (protocol events) name only devices bound by ip or mac.
+//
+// A TLS flow's name may come from other flows: a server a protocol announced (an SDC Hello, read
+// on any worker) or one seen speaking a protocol in clear. A worker records those facts where it
+// meets them (Note) and writes such a TLS flow's event with "app":null; the merge replays the
+// facts in output order and names the flow where it lands, as one pipeline names it when it ends.
 #include <compare>
 #include <condition_variable>
 #include <cstdint>
@@ -51,6 +56,7 @@
 #include <thread>
 #include <vector>
 
+#include "dissectors/api/announced_servers.h"
 #include "sensor/decode/decoder.h"
 #include "sensor/engine/pipeline.h"
 
@@ -133,7 +139,22 @@ class OfflineWorkers {
     bool record = false;
     std::vector<Header> headers;  // one per line, when record
   };
-  struct Worker {
+  // What a TLS flow's name at the merge depends on, met by a worker before its line `line` (for
+  // a flow: its own `flow` event's line).
+  struct Note {
+    enum class Kind : uint8_t { announced, spoke_in_clear, unnamed_tls } kind;
+    size_t line = 0;
+    LineOrder order;                   // announced: where the worker was in the input
+    RememberServer remember = nullptr;  // announced: what the dissector would have done
+    IpAddr ip;                         // the server (announced, or the flow's)
+    uint16_t port = 0;
+    std::string app;                   // spoke_in_clear
+  };
+  struct Worker : TlsNamingDeferral, AnnouncementRecorder {
+    void spoke_in_clear(const Flow& f, const std::string& app) override;
+    void unnamed_tls(const Flow& f) override;
+    void announced(RememberServer remember, const IpAddr& ip, uint16_t port) override;
+    std::vector<Note> notes;  // this epoch's, in the order the worker met them
     EventOutput out;
     std::shared_ptr<WorkerSink> sink = std::make_shared<WorkerSink>();
     std::unique_ptr<Deferral> deferral;
@@ -197,12 +218,16 @@ class OfflineWorkers {
   bool reannotate(std::string_view flow_line, const EventEndpoints& ep, std::string& out);
   // Any other line a worker wrote, the same way (its header as the worker recorded it).
   bool reannotate_header(std::string_view line, const WorkerSink::Header& h, std::string& out);
+  // A flow line's note at the merge: remembers a server seen in clear, or names a TLS flow (in
+  // `named`, the line with its app, and in the flow's facts for the judges).
+  void apply_flow_note(const Note& n, std::string_view line, EndedFlow* ended, std::string& named);
 
   EventOutput& merged_;
   std::vector<FlowJudge*> judges_;
   HeaderAnnotator* annotator_ = nullptr;       // the merged output's: knows what the judges learnt
   HeaderAnnotator* site_annotator_ = nullptr;  // the workers': the site's bindings only
   std::vector<std::unique_ptr<Worker>> workers_;
+  AppServers app_servers_;  // the merge's, for the TLS names (as one pipeline's)
   std::unique_ptr<Decoder> peek_;
   Counters peek_counters_;
   std::mutex done_m_;

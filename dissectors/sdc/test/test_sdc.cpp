@@ -3,8 +3,9 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <vector>
 
-#include "dissectors/api/worker_budget.h"
+#include "dissectors/api/announced_servers.h"
 #include "dissectors/proprietary/test/harness.h"
 #include "dissectors/sdc/sdc_dissector.h"
 
@@ -850,14 +851,27 @@ TEST_CASE("sdc: the head and chunk line limits do not depend on where the bytes 
   }
 }
 
-TEST_CASE("sdc: https endpoints are remembered per worker, so naming a TLS flow does not depend on thread timing") {
+TEST_CASE("sdc: a worker whose announcements a merge replays records them; the merge's call remembers them") {
   IpAddr ip;
   REQUIRE(IpAddr::parse("10.20.7.1", ip));
-  // Worker 1 reads the announcement; worker 0 (this thread) has not.
-  std::thread([&] { set_worker_slot(1); sdc::remember_endpoint(ip, 6465); }).join();
+  struct Recorder : AnnouncementRecorder {
+    void announced(RememberServer r, const IpAddr& a, uint16_t p) override { calls.push_back({r, a, p}); }
+    struct Call { RememberServer remember; IpAddr ip; uint16_t port; };
+    std::vector<Call> calls;
+  } rec;
+  // The worker reads the announcement: recorded, not yet known to anyone.
+  std::thread([&] {
+    set_announcement_recorder(&rec);
+    sdc::remember_endpoint(ip, 6465);
+  }).join();
+  REQUIRE(rec.calls.size() == 1);
+  CHECK(rec.calls[0].port == 6465);
   CHECK_FALSE(sdc::is_sdc_endpoint(ip, 6465));
+  // The merge replays it in its turn: from then on every thread knows it.
+  rec.calls[0].remember(rec.calls[0].ip, rec.calls[0].port);
+  CHECK(sdc::is_sdc_endpoint(ip, 6465));
   bool seen = false;
-  std::thread([&] { set_worker_slot(1); seen = sdc::is_sdc_endpoint(ip, 6465); }).join();
+  std::thread([&] { seen = sdc::is_sdc_endpoint(ip, 6465); }).join();
   CHECK(seen);
 }
 
