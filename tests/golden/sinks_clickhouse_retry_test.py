@@ -1,7 +1,10 @@
 #!/usr/bin/python3
 """ClickHouse sink, retries: an INSERT slower than the sink's `timeout` is not sent a second time
 while the server still runs it (no event twice), and rows the server refuses for their data
-(HTTP 400) are dropped and counted, not retried for ever in front of every later event. Uses a
+(HTTP 400) are dropped and counted, not retried for ever in front of every later event. A server
+that refuses the sink itself (HTTP 401 wrong password, 403 no rights, 404 no such table) is not
+asked again: the sink says so, stops, and keeps the events in its spool, where a run with the
+sink set right finds and delivers them. Uses a
 stand-in for ClickHouse's HTTP interface that runs requests side by side (INSERT with query_id,
 system.processes, SELECT count() / SELECT seq by sensor, run and seq range)."""
 import collections
@@ -25,9 +28,10 @@ class FakeClickHouse:
     """slow: seconds an INSERT takes before its rows are in. refuse(row): a row the server
     refuses (the whole INSERT holding it gets HTTP 400, nothing of it goes in)."""
 
-    def __init__(self, slow=0.0, refuse=None):
-        self.slow, self.refuse = slow, refuse or (lambda row: False)
+    def __init__(self, slow=0.0, refuse=None, status=None):
+        self.slow, self.refuse, self.status = slow, refuse or (lambda row: False), status
         self.rows, self.running, self.lock = [], collections.Counter(), threading.Lock()
+        self.requests = 0
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(64)
@@ -43,7 +47,8 @@ class FakeClickHouse:
             threading.Thread(target=self.handle, args=(c,), daemon=True).start()
 
     def reply(self, c, status, text):
-        reason = {200: "OK", 400: "Bad Request", 500: "Internal Server Error"}[status]
+        reason = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+                  500: "Internal Server Error"}[status]
         try:
             c.sendall(b"HTTP/1.1 %d %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % (status, reason.encode(), len(text))
                       + text.encode())
@@ -68,6 +73,10 @@ class FakeClickHouse:
             params = urllib.parse.parse_qs(urllib.parse.urlparse(head.split(b" ")[1].decode()).query)
             q = params.get("query", [""])[0]
             words = q.split()
+            with self.lock:
+                self.requests += 1
+            if self.status:
+                return self.reply(c, self.status, "Code: 516, e.displayText() = DB::Exception: medmon: Authentication failed")
             if q.startswith("INSERT"):
                 qid = params.get("query_id", [""])[0]
                 with self.lock:
@@ -144,6 +153,34 @@ try:
     c.true(f"refused: told on stderr ({p.stderr.strip()})", "refused by the server and dropped" in p.stderr)
     c.true(f"refused: counted as dropped ({p.stderr.strip()})", f"{len(refused)} dropped" in p.stderr)
     c.true(f"refused: nothing left in the spool ({p.stderr.strip()})", "for the next run" not in p.stderr)
+
+    # The server refuses the sink itself: asked once per status, not again and again until the
+    # drain timeout; every event waits in the spool, and the run after the fix delivers them.
+    for status in (401, 403, 404):
+        shutil.rmtree(os.path.join(work, "spool"), ignore_errors=True)
+        locked = FakeClickHouse(status=status)
+        start = time.monotonic()
+        p = sensor(locked, "timeout=1,drain_timeout=8")
+        took = time.monotonic() - start
+        locked.close()
+        c.eq(f"{status}: exit ({p.stderr.strip()})", p.returncode, 0)
+        c.eq(f"{status}: one request, not retried ({p.stderr.strip()})", locked.requests, 1)
+        c.true(f"{status}: no wait for the drain timeout ({took:.1f} s)", took < 6)
+        c.true(f"{status}: told on stderr ({p.stderr.strip()})",
+               f"HTTP {status}" in p.stderr and "refuses the sink itself" in p.stderr and "not retried" in p.stderr)
+        c.true(f"{status}: said stopped in the final counts ({p.stderr.strip()})", "stopped, the server refused the sink" in p.stderr)
+        c.true(f"{status}: every event kept in the spool ({p.stderr.strip()})",
+               f"0 delivered, {len(events)} spooled, 0 dropped" in p.stderr and "for the next run" in p.stderr)
+    fixed = FakeClickHouse()
+    p = subprocess.run([MEDMON, "analyze", pcap("core", "udp_icmp.pcap"), "--out", os.devnull, "--sensor-id", "s1",
+                        "--sink", f"clickhouse=http://127.0.0.1:{fixed.port}/?db=medmon,spool={work}/spool,timeout=1"],
+                       capture_output=True, text=True, timeout=300)
+    fixed.close()
+    ids = collections.Counter((r["run"], r["seq"]) for _, r in fixed.rows)
+    runs = collections.Counter(r["run"] for _, r in fixed.rows)
+    c.eq(f"after the fix: exit ({p.stderr.strip()})", p.returncode, 0)
+    c.eq("after the fix: no event twice", [k for k, v in ids.items() if v > 1], [])
+    c.eq("after the fix: the refused run's events delivered from the spool", sorted(runs.values())[-1], len(events))
 finally:
     shutil.rmtree(work, ignore_errors=True)
 

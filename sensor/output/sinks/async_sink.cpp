@@ -430,6 +430,7 @@ AsyncSink::Outcome AsyncSink::deliver(std::vector<Record>& batch, bool from_memo
     }
     failed = true;
     ++counters_.errors;
+    if (backend_->refuses_sink()) return stop_delivering(batch, from_memory, err);
     std::unique_lock<std::mutex> lk(m_);
     auto now = std::chrono::steady_clock::now();
     if (stop_ && now >= deadline_) return Outcome::out_of_time;
@@ -450,12 +451,35 @@ AsyncSink::Outcome AsyncSink::deliver(std::vector<Record>& batch, bool from_memo
   }
 }
 
+AsyncSink::Outcome AsyncSink::stop_delivering(std::vector<Record>& batch, bool from_memory, const std::string& error) {
+  std::lock_guard<std::mutex> g(m_);
+  refused_ = true;
+  counters_.stopped = 1;
+  last_error_shown_ = error;
+  print_err("medmon: sink {}: {}: the server refuses the sink itself (user, password or rights, or a missing "
+            "database or table); not retried: delivery stops until the sensor is restarted with the sink set "
+            "right, and events are kept in the spool {}\n", spec_.name, error, spool_->dir());
+  // From now on every event goes to the spool (write_line), behind the batch and the queue.
+  spool_mode_ = true;
+  if (from_memory && !spool_queue(batch)) {
+    counters_.dropped += batch.size();
+    batch.clear();
+    in_flight_ = 0;
+  }
+  return Outcome::stopped;
+}
+
 void AsyncSink::run() {
   std::unique_lock<std::mutex> lk(m_);
   const auto flush_every = std::chrono::microseconds(spec_.flush_usec);
   auto next_flush = std::chrono::steady_clock::now() + flush_every;
   bool gave_up = false;
   while (!gave_up) {
+    if (refused_) {
+      // Nothing more is sent: events wait in the spool (write_line) until the sensor stops.
+      cv_.wait(lk, [&] { return stop_; });
+      break;
+    }
     auto now = std::chrono::steady_clock::now();
     // Exiting and out of time, even with a receiver that accepts but slowly: spool the rest.
     if (stop_ && now >= deadline_ && (!mem_.empty() || spool_mode_)) break;
@@ -498,21 +522,23 @@ void AsyncSink::run() {
       uint64_t damaged = 0;
       std::vector<Record> recs = spool_->read(seg, ends, damaged);
       counters_.dropped += damaged;
-      for (size_t i = 0; i < recs.size() && !gave_up;) {
+      bool whole = true;  // every record of the segment delivered
+      for (size_t i = 0; i < recs.size() && whole && !gave_up;) {
         std::vector<Record> batch;
         size_t bytes = 0;
         while (i < recs.size() && batch.size() < spec_.batch && bytes < kBatchBytes) {
           bytes += recs[i].line.size();
           batch.push_back(std::move(recs[i++]));
         }
-        bool ok = deliver(batch, false) == Outcome::delivered;
+        Outcome r = deliver(batch, false);
         std::lock_guard<std::mutex> g(m_);  // the cursor is read by spool_losses() under it too
-        if (ok) spool_->commit(seg, ends[i - 1]);
-        else gave_up = true;
+        if (r == Outcome::delivered) spool_->commit(seg, ends[i - 1]);
+        else whole = false;
+        if (r != Outcome::delivered && r != Outcome::stopped) gave_up = true;
         if (stop_ && std::chrono::steady_clock::now() >= deadline_) gave_up = true;
       }
       lk.lock();
-      if (!gave_up) spool_->remove(seg);
+      if (whole && !gave_up) spool_->remove(seg);
       counters_.spool_bytes = spool_->pending_bytes();
       continue;
     }

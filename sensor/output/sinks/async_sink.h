@@ -40,6 +40,10 @@ class Backend {
   // Records of the batches delivered since the last call that were left out for good (a syslog
   // datagram too large to send): counted as dropped, not delivered.
   virtual uint64_t take_skipped() { return 0; }
+  // After a failed delivery: whether the receiver refused the sink itself rather than the batch
+  // (wrong credentials, no rights, no such database or table). Sending again cannot help until
+  // the operator changes something: the sink stops delivering (AsyncSink).
+  virtual bool refuses_sink() const { return false; }
   // The sink's drain deadline (told before the first delivery): a delivery in progress gives
   // up when it passes.
   void set_deadline(const Deadline* d) { deadline_ = d; }
@@ -115,6 +119,7 @@ struct SinkCounters {
   std::atomic<uint64_t> dropped{0};    // neither queue nor spool had room
   std::atomic<uint64_t> errors{0};     // failed delivery attempts
   std::atomic<uint64_t> spool_bytes{0};
+  std::atomic<uint64_t> stopped{0};    // 1: the receiver refused the sink itself; nothing more is sent
 };
 
 class AsyncSink : public EventSink {
@@ -143,10 +148,14 @@ class AsyncSink : public EventSink {
 
  private:
   void run();
-  enum class Outcome { delivered, spooled, out_of_time };
+  enum class Outcome { delivered, spooled, out_of_time, stopped };
   // Delivers a batch, retrying until it went or the drain deadline passed. A batch taken from
   // memory goes to the spool, with the queue behind it, when the receiver fails (spooled).
+  // A receiver that refuses the sink itself is not asked again (stopped).
   Outcome deliver(std::vector<Record>& batch, bool from_memory);
+  // The receiver refused the sink itself: says so, and keeps the batch (from memory) and every
+  // later event in the spool, for a run that has the sink set right.
+  Outcome stop_delivering(std::vector<Record>& batch, bool from_memory, const std::string& error);
   // Moves the batch and the memory queue to the head of the spool; m_ held. false when the
   // batch did not fit (it stays with the caller; the queue may have moved).
   bool spool_queue(std::vector<Record>& batch);
@@ -166,6 +175,7 @@ class AsyncSink : public EventSink {
   std::deque<Record> mem_;
   uint64_t mem_bytes_ = 0;
   bool spool_mode_ = false;  // once anything is spooled, everything after it is too (order)
+  bool refused_ = false;     // the receiver refused the sink itself: nothing more is sent
   bool flush_req_ = false;
   bool stop_ = false;
   bool stopped_ = false;

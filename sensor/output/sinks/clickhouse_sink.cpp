@@ -160,6 +160,7 @@ bool ClickHouseBackend::query(const std::string& sql, std::string_view body, std
     return false;
   }
   if (status) *status = resp.status;
+  if (resp.status == 401 || resp.status == 403 || resp.status == 404 || resp.status == 407) refuses_sink_ = true;
   if (resp.status != 200) {
     std::string msg = resp.body.substr(0, 300);
     while (!msg.empty() && (msg.back() == '\n' || msg.back() == '\r')) msg.pop_back();
@@ -193,10 +194,10 @@ int64_t ClickHouseBackend::count_rows(const std::string& table, const std::strin
 
 namespace {
 // A reply that refuses the rows themselves (a value the column cannot take, ...): sending them
-// again gets the same answer. Not so a timeout (408), a rate limit (429), nor what an operator
-// fixes while the events wait: credentials and rights (401, 403, 407), a missing table,
-// database or setting (404). ClickHouse answers some values it cannot parse with 500: those
-// exception codes count too
+// again gets the same answer. Not so a timeout (408), a rate limit (429), nor a refusal of the
+// sink itself: credentials and rights (401, 403, 407), a missing table, database or setting
+// (404), which stop the sink (refuses_sink). ClickHouse answers some values it cannot parse
+// with 500: those exception codes count too
 // (CANNOT_PARSE_TEXT, _QUOTED_STRING, _INPUT_ASSERTION_FAILED, _DATE, _DATETIME, TYPE_MISMATCH,
 // ARGUMENT_OUT_OF_BOUND, CANNOT_CONVERT_TYPE, CANNOT_PARSE_NUMBER, INCORRECT_DATA).
 bool refused_for_good(int status, const std::string& error) {
@@ -242,6 +243,7 @@ bool ClickHouseBackend::insert(const std::string& table, const std::vector<const
 }
 
 bool ClickHouseBackend::deliver(const std::vector<Record>& batch, std::string& error) {
+  refuses_sink_ = false;
   if (batch.empty()) return true;
   if (batch.front().run != batch_run_ || batch.front().seq != batch_seq_) {
     batch_run_ = batch.front().run;

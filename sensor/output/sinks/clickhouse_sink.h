@@ -24,6 +24,9 @@ class ClickHouseBackend : public Backend {
   void set_run(const std::string& run) override { own_run_ = run; }
   // Events the server refused for good (HTTP 4xx for their data), dropped.
   uint64_t take_skipped() override { uint64_t n = skipped_; skipped_ = 0; return n; }
+  // The last delivery failed on HTTP 401, 403, 404 or 407: credentials, rights, a missing
+  // database or table, which no retry mends.
+  bool refuses_sink() const override { return refuses_sink_; }
   std::string table_for(std::string_view event_type) const;
 
  private:
@@ -55,6 +58,7 @@ class ClickHouseBackend : public Backend {
   std::set<std::pair<std::string, uint64_t>> refused_;  // (run, seq) the server refused for good
   unsigned split_budget_ = 0;        // INSERTs left to find refused rows in
   uint64_t skipped_ = 0;
+  bool refuses_sink_ = false;
 };
 
 }  // namespace medmon

@@ -46,6 +46,7 @@ class CountingFront : public EventSink {
     dropped_ = &c.at(p + "dropped");
     errors_ = &c.at(p + "errors");
     spool_bytes_ = &c.at(p + "spool_bytes");
+    stopped_ = &c.at(p + "stopped");
   }
   void write_line(std::string_view type, std::string_view line) override {
     publish();  // before the line: a stats event shows the state up to the event before it
@@ -65,9 +66,10 @@ class CountingFront : public EventSink {
     *dropped_ = c.dropped.load(std::memory_order_relaxed);
     *errors_ = c.errors.load(std::memory_order_relaxed);
     *spool_bytes_ = c.spool_bytes.load(std::memory_order_relaxed);
+    *stopped_ = c.stopped.load(std::memory_order_relaxed);
   }
   std::shared_ptr<AsyncSink> s_;
-  uint64_t *queued_, *spooled_, *delivered_, *dropped_, *errors_, *spool_bytes_;
+  uint64_t *queued_, *spooled_, *delivered_, *dropped_, *errors_, *spool_bytes_, *stopped_;
 };
 }  // namespace
 
@@ -141,9 +143,10 @@ void SinkSet::close(bool verbose) {
     if (!e.async) { e.sink->flush(); continue; }
     uint64_t left = e.async->close();
     const auto& c = e.async->counters();
-    if (verbose || left || c.dropped)
-      print_err("medmon: sink {}: {} delivered, {} spooled, {} dropped, {} failed attempts{}\n", e.async->name(),
+    if (verbose || left || c.dropped || c.stopped)
+      print_err("medmon: sink {}: {} delivered, {} spooled, {} dropped, {} failed attempts{}{}\n", e.async->name(),
                  c.delivered.load(), c.spooled.load(), c.dropped.load(), c.errors.load(),
+                 c.stopped ? fmt::format("; stopped, the server refused the sink: {}", e.async->last_error()) : "",
                  left ? fmt::format("; {} bytes of events wait in {} for the next run", left, e.async->spool_dir()) : "");
   }
   if (primary_) primary_->flush();

@@ -2,7 +2,7 @@
 // Builds the sinks a run writes to: the --out file (FileSink, or RotatingFileSink when rotation
 // is configured) and the extra sinks of the configuration and command line. Extra sinks that
 // talk to a server run behind an AsyncSink; their counters (sink.<name>.queued, .spooled,
-// .delivered, .dropped, .errors, .spool_bytes) are copied into the Counters of each
+// .delivered, .dropped, .errors, .spool_bytes, .stopped) are copied into the Counters of each
 // EventOutput they are attached to, on that output's thread, so `stats` events carry them.
 #include <functional>
 #include <memory>

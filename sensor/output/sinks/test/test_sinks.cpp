@@ -435,6 +435,54 @@ TEST_CASE("Spool stays within its size cap and delivers in order when the receiv
   CHECK(dir_bytes(spec.spool_dir) == 0);
 }
 
+TEST_CASE("A receiver that refuses the sink itself is asked once: later events wait in the spool, exit does not wait") {
+  TempDir td;
+  // Refuses every request as a ClickHouse server refuses a wrong password.
+  struct Refusing : Backend {
+    bool deliver(const std::vector<Record>&, std::string& error) override {
+      ++calls;
+      error = "HTTP 401: Authentication failed";
+      return false;
+    }
+    bool refuses_sink() const override { return true; }
+    std::atomic<int> calls{0};
+  };
+  auto backend = std::make_unique<Refusing>();
+  Refusing* refusing = backend.get();
+  SinkSpec spec;
+  spec.name = "t";
+  spec.batch = 10;
+  spec.spool_dir = td.path + "/spool";
+  spec.drain_usec = 30000000;
+  auto sink = std::make_unique<AsyncSink>(spec, std::move(backend));
+  for (int i = 0; i < 10; ++i) sink->write_line("flow", event(i, 1700000000, 40));
+  const auto& c = sink->counters();
+  for (int i = 0; i < 500 && !c.stopped; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  REQUIRE(c.stopped == 1);
+  for (int i = 10; i < 30; ++i) sink->write_line("flow", event(i, 1700000000, 40));
+  sink->flush();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto t0 = std::chrono::steady_clock::now();
+  uint64_t left = sink->close();
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));  // not the drain timeout
+  CHECK(refusing->calls == 1);
+  CHECK(c.errors == 1);
+  CHECK(c.delivered == 0);
+  CHECK(c.dropped == 0);
+  CHECK(c.spooled == 30);
+  CHECK(left > 0);
+  sink.reset();  // gives the spool directory up
+  // The next run, with the receiver set right, delivers them all, in order.
+  std::atomic<bool> up{true};
+  auto fine = std::make_unique<FakeBackend>(up);
+  FakeBackend* fake = fine.get();
+  AsyncSink next(spec, std::move(fine));
+  CHECK(next.close() == 0);
+  std::lock_guard<std::mutex> g(fake->m);
+  REQUIRE(fake->got.size() == 30);
+  for (size_t i = 0; i < 30; ++i) CHECK(nlohmann::json::parse(fake->got[i].line)["n"] == int(i));
+}
+
 TEST_CASE("Events left at exit wait in the spool and go first on the next run") {
   TempDir td;
   const std::string& d = td.path;
