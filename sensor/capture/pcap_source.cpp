@@ -2,7 +2,9 @@
 
 #include <fcntl.h>
 #include <linux/filter.h>
+#include <net/if.h>
 #include <stdio_ext.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -584,6 +586,15 @@ bool PcapSource::stats(uint64_t& received, uint64_t& dropped, uint64_t& if_dropp
 }
 
 int PcapSource::selectable_fd() const { return pcap_get_selectable_fd(p_); }
+
+bool PcapSource::interface_up() const {
+  if (!live_ || name_.size() >= IFNAMSIZ) return true;
+  ifreq ifr{};
+  std::memcpy(ifr.ifr_name, name_.data(), name_.size());
+  int fd = pcap_get_selectable_fd(p_);
+  if (fd < 0 || ::ioctl(fd, SIOCGIFFLAGS, &ifr) != 0) return true;  // "any", or gone: libpcap tells
+  return (ifr.ifr_flags & IFF_UP) != 0;
+}
 
 bool PcapSource::close_intake() {
   if (!live_) return false;

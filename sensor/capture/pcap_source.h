@@ -53,6 +53,9 @@ class PcapSource {
   // (errno says why): frames keep coming.
   bool close_intake();
   int selectable_fd() const;
+  // Live: whether the interface is up. libpcap waits, saying nothing, while it is down (and
+  // fails with "The interface disappeared" once it is deleted); true when that cannot be told.
+  bool interface_up() const;
   const std::string& name() const { return name_; }
   // True while records come from the file's mapping rather than through libpcap.
   bool reads_in_place() const { return mapped_; }

@@ -406,6 +406,20 @@ int run_live_pcap(const LiveOptions& o, const SensorConfig& cfg, Depth depth, co
   const pcap_pkthdr* h;
   const uint8_t* data;
   int rc = kExitClean;
+  // An interface taken down: libpcap waits for it without a word; said here, as the AF_PACKET
+  // path says it, and counted.
+  bool link_up = true;
+  auto watch_link = [&] {
+    bool up = src->interface_up();
+    if (up == link_up) return;
+    link_up = up;
+    if (!up) {
+      ++out.counters().at("capture.link_down");
+      log_line(kLogWarn, "{}: capture error: {}; waiting for the interface to come up again", o.iface, std::strerror(ENETDOWN));
+    } else {
+      log_line(kLogInfo, "{}: the interface is up again; capture goes on", o.iface);
+    }
+  };
   while (!g_live_stop) {
     auto r = src->next(h, data);
     if (r == PcapSource::Next::packet) {
@@ -423,6 +437,7 @@ int run_live_pcap(const LiveOptions& o, const SensorConfig& cfg, Depth depth, co
     auto now = std::chrono::steady_clock::now();
     if (now - last_flush >= std::chrono::seconds(1)) {
       last_flush = now;
+      watch_link();
       uint64_t recv, drop, ifdrop;
       if (src->stats(recv, drop, ifdrop)) pipeline.set_capture_stats(recv, drop, ifdrop);
       out.flush();
@@ -585,6 +600,7 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
           if (!iface_gone.exchange(true)) log_line(kLogErr, "{}: The interface disappeared", o.iface);
           g_live_stop = true;
         } else if (now == AfPacketSource::Link::down) {
+          ++out.counters().at("capture.link_down");
           if (workers_down.fetch_add(1) == 0)
             log_line(kLogWarn, "{}: capture error: {}; waiting for the interface to come up again", o.iface,
                      std::strerror(ENETDOWN));

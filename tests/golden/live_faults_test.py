@@ -2,7 +2,8 @@
 a reload that removes the capture filter takes it off the open sockets; `--capture pcap` on the
 loopback interface stops at the first SIGINT, traffic flowing or not; with AF_PACKET, an
 interface taken down is waited for (without spinning) and captured again once up, a deleted one
-ends the run (exit 3) as with libpcap; with --workers, a worker that receives no more packets
+ends the run (exit 3) as with libpcap, and `--capture pcap` says and counts an interface taken
+down as AF_PACKET does; with --workers, a worker that receives no more packets
 still ends its idle flows and writes its periodic stats on the capture's packet time; AF_PACKET
 reads a tun device's raw IP packets as such, and refuses a link type it cannot read; every
 periodic stats event counts as received (by the kernel) at least the packets it counts;
@@ -125,15 +126,16 @@ def cpu_seconds(pid):
     return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def link_down_then_gone(C, workers):
-    """The interface goes down: said once on stderr, no busy loop; up again: captured again.
-    Then deleted: `The interface disappeared`, exit 3."""
-    tag = f"afpacket, {workers} worker(s)"
+def link_down_then_gone(C, workers, method="afpacket"):
+    """The interface goes down: said once on stderr (libpcap says nothing: `--capture pcap` asks
+    the kernel once a second), counted, no busy loop; up again: captured again. Then deleted:
+    `The interface disappeared`, exit 3."""
+    tag = f"{method}, {workers} worker(s)"
     tmp = tempfile.mkdtemp(prefix="mmlive-")
     ns = Netns("k")
     try:
-        live = Live(ns, ["-i", "vb", "--workers", str(workers), "--buffer-mb", "4"], os.path.join(tmp, "events.jsonl"),
-                    os.path.join(tmp, "stderr.txt"), sockets=workers)
+        args = ["-i", "vb", "--workers", str(workers), "--buffer-mb", "4"] + (["--capture", "pcap"] if method == "pcap" else [])
+        live = Live(ns, args, os.path.join(tmp, "events.jsonl"), os.path.join(tmp, "stderr.txt"), sockets=workers)
         ns.sh("ip link set vb down")
         C.true(f"{tag}, interface down: said on stderr", until(lambda: "Network is down" in live.stderr()))
         t0, c0 = time.time(), cpu_seconds(live.medmon_pid())
@@ -156,6 +158,8 @@ def link_down_then_gone(C, workers):
         C.eq(f"{tag}, interface deleted: said once", err.count("vb: The interface disappeared"), 1)
         C.true(f"{tag}: the frames replayed once the interface was up again were analysed",
                sum(s["packets"] for s in final_stats(live.events()).values()) > 0 and len(flows(live.events())) > 0)
+        C.eq(f"{tag}: the interface going down counted, once by each worker",
+             [s["counters"].get("capture.link_down") for s in final_stats(live.events()).values()], [1] * workers)
     finally:
         ns.close()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -332,6 +336,7 @@ def main():
     loopback_stop(C, False)
     for workers in (1, 2):
         link_down_then_gone(C, workers)
+    link_down_then_gone(C, 1, "pcap")
     quiet_worker_clock(C)
     tun_device(C, [])
     tun_device(C, ["-f", "udp port 53"])
