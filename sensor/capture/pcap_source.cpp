@@ -491,6 +491,7 @@ std::unique_ptr<PcapSource> PcapSource::open_live(const std::string& iface, int 
   int rc = pcap_activate(s->p_);
   if (rc < 0) throw std::runtime_error(iface + ": " + pcap_geterr(s->p_));
   if (!bpf.empty()) s->set_filter(bpf);
+  s->capturing_ = true;
   return s;
 }
 
@@ -512,7 +513,25 @@ void PcapSource::check_filter(const std::string& bpf) {
 
 void PcapSource::set_filter(const std::string& bpf) {
   bpf_program prog = compile_filter(p_, bpf);
+  if (live_ && capturing_ && read_since_setfilter_ && pcap_datalink(p_) == DLT_EN10MB) {
+    // A change while capturing (a reload). libpcap would put a filter that takes nothing on the
+    // socket for the moment of the change (frames arriving then are lost, counted nowhere) and
+    // match the frames the ring already holds, taken under the old filter, against the new one
+    // (those it refuses are dropped without a word). The kernel swaps one socket filter for
+    // another at once: every frame is judged by the filter in force when it arrived. Compiled on
+    // this live handle, as libpcap compiles it for the kernel (VLAN tests by ancillary loads);
+    // for cooked captures (`any`) libpcap rewrites the program, so those go through libpcap.
+    // libpcap matches the first block it reads after its own pcap_setfilter against that filter
+    // in userland too: until a frame was read since, that block is still to come, and a filter
+    // set behind libpcap's back would be matched with the old one; libpcap changes it then.
+    sock_fprog fp{static_cast<unsigned short>(prog.bf_len), reinterpret_cast<sock_filter*>(prog.bf_insns)};
+    int rc = setsockopt(pcap_get_selectable_fd(p_), SOL_SOCKET, SO_ATTACH_FILTER, &fp, sizeof fp);
+    pcap_freecode(&prog);
+    if (rc == 0) return;
+    prog = compile_filter(p_, bpf);  // the kernel refused it: libpcap filters in userland
+  }
   int rc = pcap_setfilter(p_, &prog);  // what libpcap reads (live, or a file once handed over)
+  read_since_setfilter_ = 0;
   if (rc < 0) {
     pcap_freecode(&prog);
     throw std::runtime_error("cannot set BPF filter: " + std::string(pcap_geterr(p_)));
@@ -550,6 +569,7 @@ PcapSource::Next PcapSource::next_record(const pcap_pkthdr*& hdr, const uint8_t*
   const u_char* d = nullptr;
   int rc = pcap_next_ex(p_, &h, &d);
   if (rc == 1) {
+    ++read_since_setfilter_;
     // A classic pcap record's seconds are unsigned 32 bits: libpcap makes those from 2038 on
     // negative in a file of this machine's byte order (a capture of 2100 would read as 1963).
     if (!live_ && h->ts.tv_sec < 0 && pcap_major_version(p_) == 2) h->ts.tv_sec += time_t(1) << 32;

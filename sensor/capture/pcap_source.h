@@ -108,6 +108,8 @@ class PcapSource {
   std::string name_;
   uint64_t file_size_ = 0;
   bool live_ = false;
+  bool capturing_ = false;       // live: opened; a filter set now changes the one in force
+  uint64_t read_since_setfilter_ = 0;  // records libpcap returned since its last pcap_setfilter
 };
 
 }  // namespace medmon
