@@ -294,9 +294,11 @@ bool http_request(const Url& server, const std::string& method, const std::strin
       size_t len = std::strtoul(raw.c_str() + p, nullptr, 16);
       p = e + 2;
       if (len == 0) break;
-      if (p + len > raw.size()) { err = "truncated chunked reply"; return false; }
+      // Compared with what is left, not p + len: a size near 2^64 would wrap past the check and
+      // append the rest of the reply again for every such line (memory without bound).
+      if (len > raw.size() - p) { err = "truncated chunked reply"; return false; }
       resp.body.append(raw, p, len);
-      p += len + 2;
+      p = std::min(raw.size(), p + len + 2);
     }
   } else {
     auto cl = headers.find("content-length:");

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <tuple>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -906,6 +907,48 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 }  // namespace
+
+TEST_CASE("HTTP: a chunk size near 2^64 is a truncated reply, never read as the rest of the reply again") {
+  DeafListener server;
+  auto reply_with = [&](const std::string& chunked) {
+    std::thread t([&] {
+      int c = accept(server.fd, nullptr, nullptr);
+      if (c < 0) return;
+      std::string req;
+      char buf[4096];
+      while (req.find("\r\n\r\n") == std::string::npos) {
+        ssize_t n = recv(c, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        req.append(buf, size_t(n));
+      }
+      std::string out = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + chunked;
+      (void)!send(c, out.data(), out.size(), MSG_NOSIGNAL);
+      close(c);
+    });
+    Url u;
+    REQUIRE(parse_url("http://127.0.0.1:" + std::to_string(server.port) + "/", u, 8123).empty());
+    HttpResponse resp;
+    std::string err;
+    bool sent = false;
+    bool ok = http_request(u, "POST", "/?query=x", "", 2000000, resp, err, sent);
+    t.join();
+    return std::make_tuple(ok, resp.body, err);
+  };
+  // 2^64 - 2 plus the CRLF after the chunk wraps to nothing: the reply's rest became the body.
+  auto [ok, body, err] = reply_with("fffffffffffffffe\r\n0\r\n\r\n");
+  CHECK_FALSE(ok);
+  CHECK(body.empty());
+  CHECK(err == "truncated chunked reply");
+  std::string many;
+  for (int i = 0; i < 20000; ++i) many += "fffffffffffffffe\r\n";
+  auto [ok2, body2, err2] = reply_with(many);
+  CHECK_FALSE(ok2);
+  CHECK(body2.size() < many.size());
+  // A well-formed reply still reads.
+  auto [ok3, body3, err3] = reply_with("3\r\n42\n\r\n0\r\n\r\n");
+  CHECK(ok3);
+  CHECK(body3 == "42\n");
+}
 
 TEST_CASE("A receiver failure moves the queue to the spool: a killed sensor loses none of it") {
   TempDir td;
