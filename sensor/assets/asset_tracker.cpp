@@ -341,6 +341,7 @@ void AssetTracker::side(Device& d, const FlowSummary& f, bool is_client) {
   const auto& mac = is_client ? f.client_mac : f.server_mac;
   bool have_mac = std::any_of(mac.begin(), mac.end(), [](uint8_t b) { return b != 0; });
   if (have_mac && mac != d.mac) set_mac(d, mac);
+  if (have_mac) d.mac_from_dhcp = false;  // its frames carry it
   if (f.ep.vlan && std::find(d.vlans.begin(), d.vlans.end(), f.ep.vlan) == d.vlans.end()) {
     if (d.vlans.size() < opt_.max_list) {
       d.vlans.push_back(f.ep.vlan);
@@ -509,11 +510,13 @@ bool AssetTracker::read_dhcp(std::string_view line, DhcpSighting& s) {
   // DHCPv6: the address a client sends from (or the innermost relay names), and a REPLY's two:
   // the IA_NA address it gives and the client's address it answers (the one it goes to, or the
   // relay's peer address); an ADVERTISE is only an offer.
+  // A BOOTP reply (no DHCP message type) gives its address for good (RFC 951): as an ACK does.
   std::string_view given = s.v6 ? "REPLY" : "ACK";
+  bool gives = type == given || (!s.v6 && !s.from_client && type.empty());
   if (IpAddr& to = s.v6 ? s.assigned : s.address;
-      type == given && field_in(line, obj, line.size(), "assigned_ip", addr) && !IpAddr::parse(addr, to))
+      gives && field_in(line, obj, line.size(), "assigned_ip", addr) && !IpAddr::parse(addr, to))
     to = {};
-  if ((s.from_client || type == given) && !s.address.family && field_in(line, obj, line.size(), "client_ip", addr) &&
+  if ((s.from_client || gives) && !s.address.family && field_in(line, obj, line.size(), "client_ip", addr) &&
       !IpAddr::parse(addr, s.address))
     s.address = {};
   if (s.from_client && type == "DECLINE") {
@@ -568,13 +571,23 @@ void AssetTracker::apply(const DhcpSighting& s) {
   tied[s.v6 ? 2 : 0] = own;
   if (s.v6) tied[1] = s.assigned;
   if (s.declined.family) {
-    // The address was another node's all along: the device there keeps none of this MAC's names.
+    // The address was another node's all along: the device there keeps none of this MAC's names,
+    // nor the MAC itself when only the DHCP exchange gave it (no frame of the MAC came from there).
     if (auto it = dhcp_by_mac_.find(k); it != dhcp_by_mac_.end())
       for (IpAddr& a : it->second.address)
         if (a == s.declined) {
           a = {};
-          if (auto d = index_.find(key_of(s.declined)); d != index_.end())
-            dhcp_names(devices_[d->second], mac_key(devices_[d->second].mac));
+          if (auto d = index_.find(key_of(s.declined)); d != index_.end()) {
+            Device& dev = devices_[d->second];
+            if (dev.mac_from_dhcp && mac_key(dev.mac) == k) {
+              dev.mac = {};
+              dev.mac_vendor.clear();
+              dev.mac_from_dhcp = false;
+              mark(dev, "mac");
+              bind(dev);  // a binding by that MAC no longer holds
+            }
+            dhcp_names(dev, mac_key(dev.mac));
+          }
         }
   }
   bool named = !s.hostname.empty() || !s.vendor_class.empty() || !s.fingerprint.empty();
@@ -602,8 +615,12 @@ void AssetTracker::apply(const DhcpSighting& s) {
     if (!d) continue;
     // Only the frames of a device say which MAC it has (a routed device's carry the router's):
     // DHCP gives its MAC to a device that has none yet.
-    if (std::all_of(d->mac.begin(), d->mac.end(), [](uint8_t b) { return b == 0; })) set_mac(*d, s.mac);
-    else dhcp_names(*d, mac_key(d->mac));
+    if (std::all_of(d->mac.begin(), d->mac.end(), [](uint8_t b) { return b == 0; })) {
+      set_mac(*d, s.mac);
+      d->mac_from_dhcp = true;
+    } else {
+      dhcp_names(*d, mac_key(d->mac));
+    }
   }
 }
 

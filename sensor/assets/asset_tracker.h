@@ -49,6 +49,7 @@ class AssetTracker : public FlowJudge, public EventObserver {
   struct Device {
     IpAddr ip;
     std::array<uint8_t, 6> mac{};
+    bool mac_from_dhcp = false;  // the MAC is the one a DHCP exchange named, no frame of it seen yet
     std::string mac_vendor;
     std::vector<uint16_t> vlans;
     Timestamp first_seen, last_seen;

@@ -751,11 +751,23 @@ TEST_CASE("asset tracker: an address a client declines loses its names", "[asset
   REQUIRE(d);
   CHECK(d->hostname == "pump-A");
   // Another node answers ARP for 10.1.0.50: the client declines it (option 50) from 0.0.0.0.
+  CHECK(format_mac(d->mac) == A);
   r.t->on_event("dhcp", dhcp_line("request", "DECLINE", A, ",\"requested_ip\":\"10.1.0.50\""));
   CHECK(d->hostname.empty());
+  // Only the ACK named A's MAC there: the address is not A's, nor its MAC.
+  CHECK(format_mac(d->mac) == "00:00:00:00:00:00");
   r.t->on_event("dhcp", dhcp_line("reply", "ACK", A, ",\"assigned_ip\":\"10.1.0.51\""));
   CHECK(r.t->find(ip("10.1.0.51"))->hostname == "pump-A");
+  CHECK(format_mac(r.t->find(ip("10.1.0.51"))->mac) == A);
   CHECK(d->hostname.empty());
+  CHECK(format_mac(d->mac) == "00:00:00:00:00:00");
+  // The device whose frames carry the MAC keeps it when an address it used is declined.
+  auto f = flow("10.1.0.51", "10.1.0.9", 104, nullptr);
+  REQUIRE(parse_mac(A, f.client_mac));
+  r.t->judge(f, r.out);
+  r.t->on_event("dhcp", dhcp_line("request", "DECLINE", A, ",\"requested_ip\":\"10.1.0.51\""));
+  CHECK(format_mac(r.t->find(ip("10.1.0.51"))->mac) == A);
+  CHECK(r.t->find(ip("10.1.0.51"))->hostname.empty());
   // DHCPv6: the DECLINE names the address in its IA_NA.
   const char* B = "00:00:5e:00:53:06";
   auto v6 = [&](const char* op, const char* type, const std::string& more) {
@@ -776,6 +788,25 @@ TEST_CASE("asset tracker: an address a client declines loses its names", "[asset
   // The client's own (link-local) address keeps them.
   REQUIRE(r.t->find(ip("fe80::200:5eff:fe00:5306")));
   CHECK(r.t->find(ip("fe80::200:5eff:fe00:5306"))->hostname == "pump-13");
+}
+
+TEST_CASE("asset tracker: a BOOTP reply gives its address to the client's MAC", "[assets]") {
+  Rig r;
+  const char* B = "02:00:00:00:b0:07";
+  auto bootp = [&](const char* op, const std::string& more) {
+    std::string l = dhcp_line(op, "", B, ",\"bootp\":true" + more);
+    l.erase(l.find("\"message_type\":\"\","), 18);
+    return l;
+  };
+  r.t->on_event("dhcp", bootp("request", ""));
+  CHECK(r.t->size() == 0);
+  r.t->on_event("dhcp", bootp("reply", ",\"assigned_ip\":\"10.1.0.70\",\"boot_file\":\"pump.bin\""));
+  const auto* d = r.t->find(ip("10.1.0.70"));
+  REQUIRE(d);
+  CHECK(format_mac(d->mac) == B);
+  // A DHCP OFFER, which has a type, is still only an offer.
+  r.t->on_event("dhcp", dhcp_line("reply", "OFFER", B, ",\"assigned_ip\":\"10.1.0.71\""));
+  CHECK(r.t->find(ip("10.1.0.71")) == nullptr);
 }
 
 TEST_CASE("asset tracker: a router's DHCP names stay with the router's address", "[assets]") {
