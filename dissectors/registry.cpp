@@ -17,7 +17,7 @@ const DissectorInfo* const kAll[] = {
     nullptr,  // keeps the array non-empty; skipped by all_dissectors()
     &kDicomInfo,
     &kHl7Info,
-    &kAstmInfo, &kPoct1Info, &kSdcInfo, &kDhcpInfo, &kProprietaryInfo, &kProprietaryUdpInfo,
+    &kAstmInfo, &kPoct1Info, &kSdcInfo, &kDhcpInfo, &kBootpInfo, &kProprietaryInfo, &kProprietaryUdpInfo,
 };
 }  // namespace
 

@@ -14,14 +14,16 @@ namespace {
 
 constexpr std::string_view kName = "dhcp";
 constexpr uint16_t kPorts[] = {67, 547};  // the servers': a reply from 67 to 68 (547 to 546) is an answer
+constexpr uint16_t kBootpPorts[] = {67};
 constexpr uint32_t kMagicCookie = 0x63825363;
 constexpr size_t kMaxAnomalyEvents = 100;  // per flow; the counters go on counting
 
 // Options of RFC 2132 (and 61/81/82) medmon reads.
 enum Option : uint8_t {
-  kPad = 0, kRouter = 3, kDns = 6, kHostName = 12, kDomain = 15, kRequestedIp = 50, kLeaseTime = 51,
-  kOverload = 52, kMessageType = 53, kServerId = 54, kParamList = 55, kMessage = 56, kVendorClass = 60,
-  kClientId = 61, kUserClass = 77, kFqdn = 81, kRelayAgent = 82, kEnd = 255,
+  kPad = 0, kRouter = 3, kDns = 6, kHostName = 12, kDomain = 15, kVendorSpecific = 43, kRequestedIp = 50,
+  kLeaseTime = 51, kOverload = 52, kMessageType = 53, kServerId = 54, kParamList = 55, kMessage = 56,
+  kVendorClass = 60, kClientId = 61, kUserClass = 77, kFqdn = 81, kRelayAgent = 82, kViVendorClass = 124,
+  kViVendorInfo = 125, kEnd = 255,
 };
 
 // RFC 3396: an option given more than once is one option, its pieces joined in order. Pieces
@@ -106,6 +108,33 @@ std::vector<std::string> user_classes(const std::vector<uint8_t>& v) {
   return out;
 }
 
+// RFC 3925: options 124 and 125 hold one block per enterprise: its number (4 bytes), a length
+// byte, then that many bytes, which `read` makes into the enterprise's entry. A block running
+// past the option ends it (a problem).
+template <class T, class F>
+std::vector<T> per_enterprise(const std::vector<uint8_t>& v, Message& m, F&& read) {
+  std::vector<T> out;
+  for (size_t i = 0; i < v.size() && out.size() < kMaxAddresses;) {
+    if (i + 5 > v.size() || i + 5 + v[i + 4] > v.size()) {
+      m.problems.push_back("bad_vendor_option");
+      break;
+    }
+    T e;
+    e.enterprise = uint32_t(v[i]) << 24 | uint32_t(v[i + 1]) << 16 | uint32_t(v[i + 2]) << 8 | v[i + 3];
+    std::vector<uint8_t> data(v.begin() + static_cast<ptrdiff_t>(i + 5), v.begin() + static_cast<ptrdiff_t>(i + 5 + v[i + 4]));
+    read(data, e);
+    out.push_back(std::move(e));
+    i += 5 + v[i + 4];
+  }
+  return out;
+}
+
+// sname or file as text up to its first NUL (text or hex); empty when it is all zeros.
+std::string field_text(std::span<const uint8_t> f) {
+  auto nul = std::find(f.begin(), f.end(), uint8_t{0});
+  return printable_or_hex(f.first(static_cast<size_t>(nul - f.begin())));
+}
+
 }  // namespace
 
 const char* type_name(uint8_t type) {
@@ -131,7 +160,15 @@ bool parse(std::span<const uint8_t> d, Message& m) {
   m.giaddr = address_at(d.data() + 24);
   std::copy_n(d.data() + 28, 16, m.chaddr.begin());
   uint32_t cookie = uint32_t(d[236]) << 24 | uint32_t(d[237]) << 16 | uint32_t(d[238]) << 8 | d[239];
-  if ((m.op != 1 && m.op != 2) || m.hlen > 16 || cookie != kMagicCookie) return false;
+  if ((m.op != 1 && m.op != 2) || m.hlen > 16) return false;
+  if (cookie != kMagicCookie) {
+    // Plain BOOTP: the vendor area is the vendor's own, the fixed fields all there is.
+    if (d.size() < kMinBootp) return false;
+    m.bootp = true;
+    m.server_name = field_text(d.subspan(44, 64));
+    m.boot_file = field_text(d.subspan(108, 128));
+    return true;
+  }
 
   Collected c;
   if (read_options(d.subspan(kMinMessage), c, m) == AreaEnd::full) m.problems.push_back("missing_end_option");
@@ -146,6 +183,11 @@ bool parse(std::span<const uint8_t> d, Message& m) {
       if (v & 2) read_options(d.subspan(44, 64), c, m);
     }
   }
+  // sname and file as BOOTP has them (the server's name, the boot file), when they hold no options.
+  uint8_t overload = 0;
+  if (auto ov = c.join(kOverload); ov.size() == 1 && ov[0] <= 3) overload = ov[0];
+  if (!(overload & 2)) m.server_name = field_text(d.subspan(44, 64));
+  if (!(overload & 1)) m.boot_file = field_text(d.subspan(108, 128));
 
   if (auto t = c.join(kMessageType); t.size() == 1) m.type = t[0];
   else if (c.has(kMessageType)) m.problems.push_back("bad_message_type");
@@ -165,6 +207,22 @@ bool parse(std::span<const uint8_t> d, Message& m) {
   if (c.has(kRouter)) m.routers = addresses(c.join(kRouter));
   if (c.has(kDns)) m.dns_servers = addresses(c.join(kDns));
   if (c.has(kUserClass)) m.user_class = user_classes(c.join(kUserClass));
+  if (c.has(kVendorSpecific)) m.vendor_specific = printable_or_hex(c.join(kVendorSpecific));
+  if (c.has(kViVendorClass))
+    m.vi_vendor_class = per_enterprise<ViVendorClass>(c.join(kViVendorClass), m, [](const std::vector<uint8_t>& data, ViVendorClass& e) {
+      e.data = user_classes(data);  // items after a length byte each, as option 77's
+    });
+  if (c.has(kViVendorInfo))
+    m.vi_vendor_info = per_enterprise<ViVendorInfo>(c.join(kViVendorInfo), m, [&m](const std::vector<uint8_t>& data, ViVendorInfo& e) {
+      for (size_t i = 0; i < data.size() && e.suboptions.size() < kMaxAddresses;) {
+        if (i + 2 > data.size() || i + 2 + data[i + 1] > data.size()) {
+          m.problems.push_back("bad_vendor_option");
+          break;
+        }
+        e.suboptions.emplace_back(data[i], printable_or_hex(std::span<const uint8_t>(data.data() + i + 2, data[i + 1])));
+        i += 2 + data[i + 1];
+      }
+    });
   if (c.has(kRelayAgent)) {
     auto v = c.join(kRelayAgent);
     for (size_t i = 0; i + 2 <= v.size();) {
@@ -182,8 +240,17 @@ bool parse(std::span<const uint8_t> d, Message& m) {
 Probe probe(std::span<const uint8_t> first, Dir) {
   // A datagram is probed whole, or its first 512 bytes.
   Message m;
-  if (first.size() >= kMinMessage && parse(first, m)) return Probe::yes;
+  if (first.size() >= kMinMessage && parse(first, m) && !m.bootp) return Probe::yes;
   return looks_like6(first) ? Probe::yes : Probe::no;
+}
+
+// Plain BOOTP, asked on port 67 only: the fixed header must read (op, hlen) and chaddr's unused
+// bytes be zero, as RFC 951 has them; a DHCP message is the other probe's.
+Probe probe_bootp(std::span<const uint8_t> first, Dir) {
+  Message m;
+  if (first.size() < kMinBootp || !parse(first, m) || !m.bootp || m.htype == 0 || m.hlen == 0) return Probe::no;
+  bool padded = std::all_of(first.begin() + 28 + m.hlen, first.begin() + 44, [](uint8_t b) { return b == 0; });
+  return padded ? Probe::yes : Probe::no;
 }
 
 namespace {
@@ -262,6 +329,7 @@ class DhcpDissector final : public Dissector {
     w.field("op", m.op == 1 ? "request" : "reply");
     if (const char* n = type_name(m.type)) w.field("message_type", n);
     else if (m.type) w.field("message_type", std::to_string(m.type));
+    if (m.bootp) w.field("bootp", true);
     char xid[11];
     std::snprintf(xid, sizeof xid, "0x%08x", m.xid);
     w.field("xid", std::string_view(xid, 10));
@@ -287,6 +355,38 @@ class DhcpDissector final : public Dissector {
     addresses(w, "routers", m.routers);
     addresses(w, "dns_servers", m.dns_servers);
     w.field_if_nonempty("message", m.message);
+    w.field_if_nonempty("vendor_specific", m.vendor_specific);
+    if (!m.vi_vendor_class.empty()) {
+      w.array("vendor_classes");
+      for (auto& e : m.vi_vendor_class) {
+        w.begin_object();
+        w.field("enterprise", e.enterprise);
+        text_list(w, "data", e.data);
+        w.end_object();
+      }
+      w.end_array();
+    }
+    if (!m.vi_vendor_info.empty()) {
+      w.array("vendor_info");
+      for (auto& e : m.vi_vendor_info) {
+        w.begin_object();
+        w.field("enterprise", e.enterprise);
+        if (!e.suboptions.empty()) {
+          w.array("suboptions");
+          for (auto& [code, value] : e.suboptions) {
+            w.begin_object();
+            w.field("code", code);
+            w.field("value", value);
+            w.end_object();
+          }
+          w.end_array();
+        }
+        w.end_object();
+      }
+      w.end_array();
+    }
+    w.field_if_nonempty("server_name", m.server_name);
+    w.field_if_nonempty("boot_file", m.boot_file);
     if (!m.circuit_id.empty() || !m.remote_id.empty()) {
       w.object("relay_agent");
       w.field_if_nonempty("circuit_id", m.circuit_id);
@@ -472,6 +572,15 @@ const DissectorInfo kDhcpInfo = {
     .probe = &dhcp::probe,
     .make = &dhcp::make,
     .port_hints = dhcp::kPorts,
+};
+
+const DissectorInfo kBootpInfo = {
+    .name = "dhcp",
+    .transport = Transport::udp,
+    .probe = &dhcp::probe_bootp,
+    .make = &dhcp::make,
+    .port_hints = dhcp::kBootpPorts,
+    .only_on_port_hints = true,
 };
 
 }  // namespace medmon

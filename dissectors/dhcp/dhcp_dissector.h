@@ -3,11 +3,13 @@
 // the ports. A device names itself here before anything else (host name, vendor class, the
 // options it asks for, its hardware address), and the server says which address it gets: the
 // asset inventory reads the events to put a name and an address to a MAC. Option overload (52)
-// and repeated options (RFC 3396) are followed; nothing read here is PHI.
+// and repeated options (RFC 3396) are followed; nothing read here is PHI. Plain BOOTP (RFC 951,
+// no magic cookie) is read for what its fixed fields say, on the BOOTP server port only.
 #include <array>
 #include <cstdint>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "dissectors/api/dissector.h"
@@ -16,13 +18,28 @@
 namespace medmon {
 
 extern const DissectorInfo kDhcpInfo;
+// Plain BOOTP: no magic number marks it, so it is probed only on UDP 67 (same dissector).
+extern const DissectorInfo kBootpInfo;
 
 namespace dhcp {
+
+// RFC 3925 option 124 (V-I vendor class): an enterprise and its vendor-class-data items.
+struct ViVendorClass {
+  uint32_t enterprise = 0;
+  std::vector<std::string> data;  // as text or hex (at most kMaxAddresses)
+};
+// RFC 3925 option 125 (V-I vendor-specific information): an enterprise and its sub-options.
+struct ViVendorInfo {
+  uint32_t enterprise = 0;
+  std::vector<std::pair<uint8_t, std::string>> suboptions;  // code, value as text or hex (at most kMaxAddresses)
+};
 
 // One BOOTP/DHCP message as sent. Addresses that are 0.0.0.0 are left unset (family 0).
 struct Message {
   uint8_t op = 0;            // 1 request (client), 2 reply (server)
   uint8_t type = 0;          // option 53; 0 = none (plain BOOTP inside a DHCP cookie)
+  bool bootp = false;        // no magic cookie: plain BOOTP (RFC 951), no options read
+  std::string server_name, boot_file;  // sname and file, when they hold no options (text or hex)
   uint32_t xid = 0;
   bool broadcast = false;    // flags bit 15: the client asked for broadcast replies
   IpAddr ciaddr, yiaddr, giaddr;
@@ -33,6 +50,9 @@ struct Message {
   std::string vendor_class;  // 60
   std::string domain;        // 15
   std::string message;       // 56 (a NAK's reason)
+  std::string vendor_specific;  // 43, as text or hex
+  std::vector<ViVendorClass> vi_vendor_class;  // 124 (at most kMaxAddresses enterprises)
+  std::vector<ViVendorInfo> vi_vendor_info;    // 125 (the same)
   std::vector<uint8_t> client_id;   // 61, type byte first
   std::vector<uint8_t> param_list;  // 55
   std::string circuit_id, remote_id;  // 82 sub-options 1 and 2, as text or hex
@@ -47,11 +67,13 @@ struct Message {
 };
 
 constexpr size_t kMinMessage = 240;     // fixed header (236) and the magic cookie
+constexpr size_t kMinBootp = 300;       // RFC 1542 2.1: a BOOTP message is at least 300 bytes
 constexpr size_t kMaxText = 1024;       // an option's text after RFC 3396 concatenation
 constexpr size_t kMaxAddresses = 8;
 
-// False when the bytes are no DHCPv4 message (too short, no magic cookie, unknown op, hardware
-// address longer than its field).
+// False when the bytes are no DHCPv4 message (too short, unknown op, hardware address longer than
+// its field, no magic cookie in less than kMinBootp bytes). Without the cookie, a message of
+// kMinBootp bytes or more is plain BOOTP (`bootp`).
 bool parse(std::span<const uint8_t> datagram, Message& m);
 // "DISCOVER", "ACK", ...; nullptr for a type without a name.
 const char* type_name(uint8_t type);

@@ -232,6 +232,82 @@ TEST_CASE("dhcp: the probe takes DHCP on any port and refuses plain BOOTP and ot
   CHECK(dhcp::probe(bytes_of(request().bytes().substr(0, 239)), Dir::to_server) == Probe::no);
 }
 
+TEST_CASE("dhcp: plain BOOTP (no magic cookie) is read on port 67 for its fixed fields") {
+  // A BOOTP reply as RFC 951 has it: 300 bytes, the vendor area the vendor's own.
+  Builder b;
+  b.op = 2;
+  b.yiaddr = ip(10, 20, 30, 44);
+  b.sname = "bootsrv";
+  b.file = "/tftpboot/pump-fw.bin";
+  std::string reply = b.bytes();
+  reply.resize(300);
+  reply.replace(236, 64, std::string(64, '\0'));
+  // The DHCP probe, asked on every port, still refuses it; the BOOTP one, asked on 67, takes it.
+  CHECK(dhcp::probe(bytes_of(reply), Dir::to_client) == Probe::no);
+  CHECK(kBootpInfo.probe(bytes_of(reply), Dir::to_client) == Probe::yes);
+  CHECK(kBootpInfo.only_on_port_hints);
+  CHECK(kBootpInfo.probe(bytes_of(request().bytes()), Dir::to_server) == Probe::no);  // DHCP: the other probe's
+  CHECK(kBootpInfo.probe(bytes_of(reply.substr(0, 299)), Dir::to_client) == Probe::no);
+  std::string junk(300, '\x01');
+  CHECK(kBootpInfo.probe(bytes_of(junk), Dir::to_client) == Probe::no);
+  Harness h(kDhcpInfo);
+  h.datagram(Dir::to_client, reply);
+  auto ev = h.events("dhcp");
+  REQUIRE(ev.size() == 1);
+  auto& d = ev[0]["dhcp"];
+  CHECK(d["op"] == "reply");
+  CHECK(d["bootp"] == true);
+  CHECK(!d.contains("message_type"));
+  CHECK(d["client_mac"] == "02:00:5e:10:00:07");
+  CHECK(d["assigned_ip"] == "10.20.30.44");
+  CHECK(d["server_name"] == "bootsrv");
+  CHECK(d["boot_file"] == "/tftpboot/pump-fw.bin");
+  CHECK(h.anomalies() == 0);
+  // A DHCP message's sname and file are read too, unless they hold options.
+  Builder o;
+  o.opt(53, "\x05").opt(52, "\x01");
+  o.file = std::string("\x0c\x04gw-1", 6) + "\xff";
+  o.sname = "tftp-1";
+  auto m = parsed(o.bytes());
+  CHECK(m.server_name == "tftp-1");
+  CHECK(m.boot_file.empty());
+  CHECK(!m.bootp);
+}
+
+TEST_CASE("dhcp: V-I vendor class and vendor-specific information (124, 125, RFC 3925) and option 43") {
+  auto be32 = [](uint32_t v) { return std::string{char(v >> 24), char(v >> 16), char(v >> 8), char(v)}; };
+  Builder b;
+  b.opt(53, "\x01")
+      .opt(124, be32(32473) + "\x0f" + "\x09" "ACME-CT-7" "\x04" "fw-2" + be32(4491) + "\x0a" + "\x09" "docsis3.0")
+      .opt(125, be32(32473) + "\x0b" + "\x01\x03" "ABC" + std::string("\x02\x04\x00\x01\x02\x03", 6))
+      .opt(43, std::string("\x01\x04\x0a\x00\x00\x01", 6));
+  Harness h(kDhcpInfo);
+  h.datagram(Dir::to_server, b.bytes());
+  auto ev = h.events("dhcp");
+  REQUIRE(ev.size() == 1);
+  auto& d = ev[0]["dhcp"];
+  CHECK(d["vendor_classes"] == nlohmann::json::parse(R"([{"enterprise":32473,"data":["ACME-CT-7","fw-2"]},
+                                                         {"enterprise":4491,"data":["docsis3.0"]}])"));
+  CHECK(d["vendor_info"] == nlohmann::json::parse(R"([{"enterprise":32473,"suboptions":[{"code":1,"value":"ABC"},
+                                                       {"code":2,"value":"00:01:02:03"}]}])"));
+  CHECK(d["vendor_specific"] == "01:04:0a:00:00:01");
+  CHECK(h.anomalies() == 0);
+  // A block longer than its option: what came before it, and a problem.
+  Builder c;
+  c.opt(53, "\x01").opt(124, be32(9) + "\x02" + "\x01" "a" + be32(10) + "\x30" "short");
+  auto m = parsed(c.bytes());
+  REQUIRE(m.vi_vendor_class.size() == 1);
+  CHECK(m.vi_vendor_class[0].enterprise == 9);
+  REQUIRE(m.problems.size() == 1);
+  CHECK(std::string(m.problems[0]) == "bad_vendor_option");
+  // At most 8 enterprises.
+  Builder many;
+  std::string v;
+  for (uint32_t e = 1; e <= 40; ++e) v += be32(e) + "\x02" "\x01" "x";
+  many.opt(53, "\x01").opt(124, v.substr(0, 255)).opt(124, v.substr(255));
+  CHECK(parsed(many.bytes()).vi_vendor_class.size() == dhcp::kMaxAddresses);
+}
+
 TEST_CASE("dhcp: hardware addresses are as long as hlen says, at most 16 bytes") {
   Builder ib = request();
   ib.mac = std::string(16, '\x11');
