@@ -537,6 +537,14 @@ class DhcpDissector final : public Dissector {
         w.field("vendor_class", m.vendor_class.front());
         text_list(w, "vendor_class_data", m.vendor_class);
       }
+      w.array("vendor_classes");
+      for (auto& e : m.vendor_classes) {
+        w.begin_object();
+        w.field("enterprise", e.enterprise);
+        text_list(w, "data", e.data);
+        w.end_object();
+      }
+      w.end_array();
     }
     text_list(w, "user_class", m.user_class);
     if (!m.relays.empty()) {

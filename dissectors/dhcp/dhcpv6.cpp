@@ -158,11 +158,15 @@ void read_options(std::span<const uint8_t> area, Message6& m) {
         break;
       case kVendorClass:
         // RFC 8415 21.16: an enterprise number, then any number of vendor-class-data items.
+        // One instance per enterprise may come: each is read (up to kMaxList6), and the first
+        // is also the message's vendor class.
         if (v.size() < 4) { problem(m, "bad_option_length"); break; }
-        if (m.has_vendor_class) break;  // another enterprise's instance: the first one is kept
+        if (m.vendor_classes.size() >= kMaxList6) break;
+        m.vendor_classes.push_back({be32_at(v, 0), items_of(v.subspan(4), m)});
+        if (m.has_vendor_class) break;
         m.has_vendor_class = true;
-        m.vendor_enterprise = be32_at(v, 0);
-        m.vendor_class = items_of(v.subspan(4), m);
+        m.vendor_enterprise = m.vendor_classes.front().enterprise;
+        m.vendor_class = m.vendor_classes.front().data;
         break;
       case kDnsServers:
         if (v.size() % 16) problem(m, "bad_option_length");

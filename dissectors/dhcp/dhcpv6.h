@@ -62,8 +62,13 @@ struct Message6 {
   IpAddr unicast;             // 12: the server accepts unicast at this address
   std::string fqdn;           // 39, flags dropped, dotted text without a final dot
   bool has_vendor_class = false;
-  uint32_t vendor_enterprise = 0;   // 16 (the first instance: one is allowed per enterprise)
+  uint32_t vendor_enterprise = 0;   // 16, the first instance (one is allowed per enterprise)
   std::vector<std::string> vendor_class;  // its vendor-class-data items, each text when printable else hex
+  struct VendorClass {
+    uint32_t enterprise = 0;
+    std::vector<std::string> data;
+  };
+  std::vector<VendorClass> vendor_classes;  // every instance of 16 in order (at most kMaxList6)
   std::vector<std::string> user_class;  // 15, each item the same way
   std::vector<Ia6> ia;
   int status = -1;  // 13 at message level; -1 = none

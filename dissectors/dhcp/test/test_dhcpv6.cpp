@@ -128,7 +128,18 @@ TEST_CASE("dhcpv6: every vendor-class-data item of the vendor class (16) is read
   CHECK(d["vendor_enterprise"] == 32473);
   CHECK(d["vendor_class"] == "ACME-CT-7");
   CHECK(d["vendor_class_data"] == nlohmann::json::array({"ACME-CT-7", "fw-2.1", "00:01"}));
+  // Every instance, each with its enterprise.
+  CHECK(d["vendor_classes"] == nlohmann::json::parse(R"([{"enterprise":32473,"data":["ACME-CT-7","fw-2.1","00:01"]},
+                                                         {"enterprise":4491,"data":["docsis3.0"]}])"));
   CHECK(h.anomalies() == 0);
+  // At most 8 instances are kept.
+  std::string many;
+  for (uint32_t e = 1; e <= 20; ++e) many += opt(16, be32(e) + be16(1) + "x");
+  dhcp::Message6 m;
+  std::string s = msg(1, opt(1, kDuidLl) + kElapsed + many);
+  REQUIRE(dhcp::parse6(bytes_of(s), m));
+  CHECK(m.vendor_classes.size() == dhcp::kMaxList6);
+  CHECK(m.vendor_enterprise == 1);
 }
 
 TEST_CASE("dhcpv6: a client's message from another MAC than its DUID's names the frame's MAC") {
