@@ -329,27 +329,52 @@ void for_each_word(std::string_view v, F f) {
   }
 }
 
+// A URL's parts: the scheme (lower case), the host and port (without user information), and
+// what follows them (path, query, fragment). False when it has no "scheme://".
+struct Url {
+  std::string scheme;
+  std::string_view host, port, rest;
+};
+bool split_url(std::string_view url, Url& u) {
+  size_t sep = url.find("://");
+  if (sep == std::string_view::npos || sep == 0) return false;
+  u.scheme.clear();
+  for (char c : url.substr(0, sep)) {
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.'))
+      return false;
+    u.scheme.push_back(lower(c));
+  }
+  std::string_view after = url.substr(sep + 3);
+  size_t end = after.find_first_of("/?#");
+  std::string_view authority = after.substr(0, end);
+  u.rest = end == std::string_view::npos ? std::string_view() : after.substr(end);
+  // user:password@ is no part of the address (and never written).
+  if (size_t at = authority.rfind('@'); at != std::string_view::npos) authority.remove_prefix(at + 1);
+  u.host = authority;
+  u.port = {};
+  if (!authority.empty() && authority[0] == '[') {
+    size_t rb = authority.find(']');
+    if (rb == std::string_view::npos) return false;
+    u.host = authority.substr(1, rb - 1);
+    if (rb + 1 < authority.size()) {
+      if (authority[rb + 1] != ':') return false;
+      u.port = authority.substr(rb + 2);
+    }
+  } else if (size_t c = authority.rfind(':'); c != std::string_view::npos) {
+    u.host = authority.substr(0, c);
+    u.port = authority.substr(c + 1);
+  }
+  return true;
+}
+
 // https://10.0.0.5:6464/path -> (10.0.0.5, 6464). IPv6 in brackets.
 bool parse_https(std::string_view url, IpAddr& ip, uint16_t& port) {
-  if (url.substr(0, 8) != "https://") return false;
-  std::string_view rest = url.substr(8);
-  size_t slash = rest.find('/');
-  std::string_view hostport = rest.substr(0, slash);
-  std::string_view host = hostport, p;
-  if (!hostport.empty() && hostport[0] == '[') {
-    size_t rb = hostport.find(']');
-    if (rb == std::string_view::npos) return false;
-    host = hostport.substr(1, rb - 1);
-    if (rb + 1 < hostport.size() && hostport[rb + 1] == ':') p = hostport.substr(rb + 2);
-  } else {
-    size_t c = hostport.rfind(':');
-    if (c != std::string_view::npos) { host = hostport.substr(0, c); p = hostport.substr(c + 1); }
-  }
-  if (!IpAddr::parse(host, ip)) return false;
+  Url u;
+  if (!split_url(url, u) || u.scheme != "https" || !IpAddr::parse(u.host, ip)) return false;
   unsigned v = 443;
-  if (!p.empty()) {
+  if (!u.port.empty()) {
     v = 0;
-    for (char ch : p) {
+    for (char ch : u.port) {
       if (ch < '0' || ch > '9' || v > 65535) return false;
       v = v * 10 + static_cast<unsigned>(ch - '0');
     }
@@ -361,18 +386,27 @@ bool parse_https(std::string_view url, IpAddr& ip, uint16_t& port) {
 
 // The IP address of an http(s) URL's host; false for host names and other schemes.
 bool url_ip(std::string_view url, IpAddr& ip) {
-  size_t scheme = url.substr(0, 8) == "https://" ? 8 : url.substr(0, 7) == "http://" ? 7 : 0;
-  if (!scheme) return false;
-  std::string_view host = url.substr(scheme);
-  host = host.substr(0, host.find('/'));
-  if (!host.empty() && host[0] == '[') {
-    size_t rb = host.find(']');
-    if (rb == std::string_view::npos) return false;
-    host = host.substr(1, rb - 1);
-  } else {
-    host = host.substr(0, host.rfind(':'));
-  }
-  return IpAddr::parse(host, ip);
+  Url u;
+  return split_url(url, u) && (u.scheme == "https" || u.scheme == "http") && IpAddr::parse(u.host, ip);
+}
+
+// A transport address as written: its scheme, host and port as sent, its path as the pseudonym
+// http_path gives requests to it (a hosted service's path may name a patient or an episode),
+// the query string, fragment and user information left out; "/" for an empty path. A word that
+// is no URL is written as its pseudonym.
+std::string xaddr_written(std::string_view url, FlowContext& ctx) {
+  Url u;
+  if (!split_url(url, u)) return ctx.pseudonym(url);
+  std::string out = u.scheme + "://";
+  bool v6 = u.host.find(':') != std::string_view::npos;
+  if (v6) out.push_back('[');
+  out.append(u.host);
+  if (v6) out.push_back(']');
+  if (!u.port.empty()) out.append(":").append(u.port);
+  std::string_view path = u.rest.substr(0, u.rest.find_first_of("?#"));
+  out.push_back('/');
+  if (!path.empty() && path != "/") out.append(ctx.pseudonym(path));
+  return out;
 }
 
 struct Participant {
@@ -838,7 +872,12 @@ class SdcDissector final : public Dissector {
         if (!p.address.empty()) w.field("endpoint", p.address);
         write_list(w, "types", p.types);
         write_list(w, "scopes", p.scopes);
-        write_list(w, "xaddrs", p.xaddrs);
+        // Two addresses that differ only in what is left out are written once.
+        std::vector<std::string> xaddrs;
+        for (auto& x : p.xaddrs)
+          if (std::string v = xaddr_written(x, ctx); std::find(xaddrs.begin(), xaddrs.end(), v) == xaddrs.end())
+            xaddrs.push_back(std::move(v));
+        write_list(w, "xaddrs", xaddrs);
         if (!p.metadata_version.empty()) w.field("metadata_version", p.metadata_version);
         w.end_object();
       }

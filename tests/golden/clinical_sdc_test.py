@@ -26,7 +26,11 @@ if len(sdc) == 8:
     hello = sdc[0]["participants"][0]
     c.eq("hello endpoint", hello.get("endpoint"), EPR)
     c.eq("hello types", hello.get("types"), ["dpws:Device", "mdpws:MedicalDevice"])
-    c.eq("hello xaddrs", hello.get("xaddrs"), ["http://10.20.0.15:6464/0c6a7a2e", "https://10.20.0.15:6465/0c6a7a2e"])
+    # The path of a transport address may name a patient: written as the pseudonym http_path
+    # gives requests to it.
+    path = pseudonym("/0c6a7a2e")
+    c.eq("hello xaddrs", hello.get("xaddrs"), ["http://10.20.0.15:6464/" + path, "https://10.20.0.15:6465/" + path])
+    c.eq("the Get went to that path", sdc[3].get("http_path"), path)
     c.eq("hello metadata version", hello.get("metadata_version"), "3")
     c.true("hello location scope", any(s.startswith("sdc.ctxt.loc:") for s in hello.get("scopes", [])))
     c.eq("probe query", sdc[1].get("query_types"), ["mdpws:MedicalDevice"])

@@ -122,7 +122,9 @@ TEST_CASE("sdc: WS-Discovery Hello gives an sdc event and an asset event") {
   auto& p = s["participants"][0];
   CHECK(p["endpoint"] == kEpr);
   CHECK(p["types"] == nlohmann::json::array({"dpws:Device", "mdpws:MedicalDevice"}));
-  CHECK(p["xaddrs"] == nlohmann::json::array({"https://10.20.0.15:6464/0c6a7a2e"}));
+  // The path, which may name a patient, as the pseudonym http_path gives requests to it.
+  CHECK(p["xaddrs"] == nlohmann::json::array({"https://10.20.0.15:6464/" + Pseudonymiser()("/0c6a7a2e")}));
+  for (auto& l : h.sink->lines) CHECK(l.find("0c6a7a2e") == std::string::npos);
   CHECK(p["metadata_version"] == "3");
   CHECK(p["scopes"][0] == "sdc.mds.pkp:1.2.840.10004.20701.1.1");
   // The patient scope is pseudonymised.
@@ -181,6 +183,33 @@ TEST_CASE("sdc: discovery answers identify their sender, not the devices a proxy
   REQUIRE(p.facts.identities.size() == 1);
   CHECK(p.facts.identities[0].client);
   CHECK(p.facts.identities[0].id == "urn:uuid:itself");
+}
+
+TEST_CASE("sdc: XAddrs are written without their paths, query strings and user information in clear") {
+  // Made-up patient ids in the transport addresses' paths and query strings.
+  Harness h(kSdcInfo);
+  h.ep.proto = 17;
+  IpAddr::parse("10.20.0.15", h.ep.src);
+  IpAddr::parse("239.255.255.250", h.ep.dst);
+  h.datagram(Dir::to_server,
+             envelope("http://docs.oasis-open.org/ws-dd/ns/discovery/2009/01/Hello",
+                      "<wsd:Hello><wsa:EndpointReference><wsa:Address>" + kEpr +
+                          "</wsa:Address></wsa:EndpointReference><wsd:Types>mdpws:MedicalDevice</wsd:Types><wsd:XAddrs>"
+                          "HTTPS://svc:s3cretZZ@10.20.0.15:6466/patients/PATZZ81 http://[fd00::15]:80?mrn=MRNZZ82 "
+                          "https://10.20.0.15 urn:PATZZ83</wsd:XAddrs></wsd:Hello>"));
+  auto ev = h.events("sdc");
+  REQUIRE(ev.size() == 1);
+  Pseudonymiser ps;
+  CHECK(ev[0]["sdc"]["participants"][0]["xaddrs"] ==
+        nlohmann::json::array({"https://10.20.0.15:6466/" + ps("/patients/PATZZ81"), "http://[fd00::15]:80/",
+                               "https://10.20.0.15/", ps("urn:PATZZ83")}));
+  for (auto& l : h.sink->lines)
+    for (auto secret : {"PATZZ81", "MRNZZ82", "PATZZ83", "s3cretZZ"}) CHECK(l.find(secret) == std::string::npos);
+  // The address is still the announcing device's (user information and the scheme's case aside).
+  IpAddr ip;
+  IpAddr::parse("10.20.0.15", ip);
+  CHECK(sdc::is_sdc_endpoint(ip, 6466));
+  REQUIRE(h.facts.identities.size() == 1);
 }
 
 TEST_CASE("sdc: a Probe for a patient-context scope does not write the patient in clear") {
@@ -529,7 +558,7 @@ TEST_CASE("sdc: discovery and metadata values are read as XML text") {
   auto& p = s["participants"][0];
   CHECK(p["endpoint"] == kEpr);
   CHECK(p["types"] == nlohmann::json::array({"dpws:Device", "mdpws:MedicalDevice"}));
-  CHECK(p["xaddrs"] == nlohmann::json::array({"https://10.20.0.15:6464/a?x=1&y=2"}));
+  CHECK(p["xaddrs"] == nlohmann::json::array({"https://10.20.0.15:6464/" + Pseudonymiser()("/a")}));
   CHECK(p["metadata_version"] == "3");
   REQUIRE(h.facts.identities.size() == 1);
   CHECK(h.facts.identities[0].id == kEpr);
