@@ -660,36 +660,60 @@ class SdcDissector final : public Dissector {
         {"FillerOrderNumber", "sdc.workflow.filler_order_number"},
         {"AccessionIdentifier", "sdc.workflow.accession_identifier"},
         {"RequestedProcedureId", "sdc.workflow.requested_procedure_id"}};
-    // The physicians of a RequestedOrderDetail (PersonReference).
+    // The physicians of a RequestedOrderDetail (PersonReference), and the performers of an order
+    // (Performer, a PersonParticipation of either order detail).
     static constexpr std::pair<std::string_view, std::string_view> kPhysicians[] = {
         {"ReferringPhysician", "sdc.workflow.referring_physician"},
-        {"RequestingPhysician", "sdc.workflow.requesting_physician"}};
-    bool identified = false, visit = false;
+        {"RequestingPhysician", "sdc.workflow.requesting_physician"},
+        {"Performer", "sdc.workflow.performer"}};
+    bool identified = false, visit = false, mother_identified = false, mother_named = false;
     std::array<bool, std::size(kPhi)> seen{};
     std::array<bool, std::size(kOrderIds)> order_seen{};
     std::array<bool, std::size(kPhysicians)> physician_seen{};
-    // The identifiers and demographics of one patient's element.
-    auto read = [&](std::string_view person) {
-      Tag id;
-      for (size_t k = 0; next_tag(person, k, id); k = id.end) {
-        if (id.closing || local_name(id.qname) != "Identification") continue;
-        for_each_attribute(id.attrs, [&](std::string_view name, std::string_view value) {
-          if (name != "Extension" || value.empty()) return;
-          identified = true;
-          std::string p = ctx.pseudonym(value);
-          if (m.patients.size() < kMaxList && std::find(m.patients.begin(), m.patients.end(), p) == m.patients.end())
-            m.patients.push_back(std::move(p));
-        });
-      }
-      for (size_t f = 0; f < std::size(kPhi); ++f)
-        if (!seen[f] && !trim(element_value(person, kPhi[f].first)).empty()) seen[f] = true;
-    };
     // The element that starts with tag t, up to its end tag or, when it does not end, to the end
     // of x (its PHI is on the wire all the same); `next` receives where reading goes on.
     auto element = [](std::string_view x, const Tag& t, size_t& next) {
       size_t e = end_tag(x, t.qname, t.end, next);
       if (e == std::string_view::npos) next = x.size();
       return x.substr(t.end, e == std::string_view::npos ? e : e - t.end);
+    };
+    // The Extension of every Identification in x, as pseudonyms in `patients`.
+    auto ids = [&](std::string_view x, bool& found) {
+      Tag id;
+      for (size_t k = 0; next_tag(x, k, id); k = id.end) {
+        if (id.closing || local_name(id.qname) != "Identification") continue;
+        for_each_attribute(id.attrs, [&](std::string_view name, std::string_view value) {
+          if (name != "Extension" || value.empty()) return;
+          found = true;
+          std::string p = ctx.pseudonym(value);
+          if (m.patients.size() < kMaxList && std::find(m.patients.begin(), m.patients.end(), p) == m.patients.end())
+            m.patients.push_back(std::move(p));
+        });
+      }
+    };
+    // The identifiers and demographics of one patient's element. A neonate's Mother
+    // (NeonatalPatientDemographicsCoreData, a person reference) is another person: her
+    // identifiers (pseudonyms in `patients` too) and name are PHI of their own, not the patient's.
+    auto read = [&](std::string_view person) {
+      std::string own;  // the element without its Mother elements
+      std::vector<std::string_view> mothers;
+      size_t from = 0;
+      Tag t;
+      for (size_t k = 0; next_tag(person, k, t);) {
+        k = t.end;
+        if (t.closing || local_name(t.qname) != "Mother") continue;
+        own.append(person.substr(from, t.start - from));
+        if (!t.empty) mothers.push_back(element(person, t, k));
+        from = k;
+      }
+      own.append(person.substr(std::min(from, person.size())));
+      ids(own, identified);
+      for (size_t f = 0; f < std::size(kPhi); ++f)
+        if (!seen[f] && !trim(element_value(own, kPhi[f].first)).empty()) seen[f] = true;
+      for (std::string_view mother : mothers) {
+        ids(mother, mother_identified);
+        if (!person_name(mother).empty()) mother_named = true;
+      }
     };
     Tag t;
     size_t states = 0;
@@ -740,6 +764,8 @@ class SdcDissector final : public Dissector {
     if (visit) m.phi.emplace_back("sdc.workflow.visit_number");
     for (size_t f = 0; f < std::size(kPhi); ++f)
       if (seen[f]) m.phi.emplace_back(kPhi[f].second);
+    if (mother_identified) m.phi.emplace_back("sdc.patient.mother_identification");
+    if (mother_named) m.phi.emplace_back("sdc.patient.mother_name");
     for (size_t f = 0; f < std::size(kOrderIds); ++f)
       if (order_seen[f]) m.phi.emplace_back(kOrderIds[f].second);
     for (size_t f = 0; f < std::size(kPhysicians); ++f)

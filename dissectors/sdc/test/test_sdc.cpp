@@ -379,7 +379,10 @@ TEST_CASE("sdc: a workflow's order ids and physicians' names are read as pseudon
       "<pm:Familyname>Zedwick</pm:Familyname></pm:Name></pm:ReferringPhysician>"
       "<pm:RequestingPhysician><pm:Name><pm:Familyname>Welbyzz</pm:Familyname></pm:Name></pm:RequestingPhysician>"
       "<pm:PlacerOrderNumber Root=\"1.2.3\" Extension=\"ORDZZ1001\"/></pm:RequestedOrderDetail>";
-  const std::string performed = "<pm:PerformedOrderDetail><pm:FillerOrderNumber Extension=\"FILZZ2002\"/></pm:PerformedOrderDetail>";
+  const std::string performed = "<pm:PerformedOrderDetail><pm:Performer><pm:Identification Extension=\"NRZZ7\"/><pm:Name>"
+                                "<pm:Givenname>Odalys</pm:Givenname><pm:Familyname>Perfzz</pm:Familyname></pm:Name>"
+                                "<pm:Role><pm:Type Code=\"nurse\"/></pm:Role></pm:Performer>"
+                                "<pm:FillerOrderNumber Extension=\"FILZZ2002\"/></pm:PerformedOrderDetail>";
   const std::string states =
       "<msg:ContextState xsi:type=\"pm:WorkflowContextState\" Handle=\"wf1\" ContextAssociation=\"Assoc\">"
       "<pm:Identification Root=\"1.2.3.4\" Extension=\"WFZZ-1\"/><pm:WorkflowDetail>" + requested + performed +
@@ -394,14 +397,16 @@ TEST_CASE("sdc: a workflow's order ids and physicians' names are read as pseudon
   // Order ids as HL7 (ORC/OBR placer and filler) and DICOM (accession number) pseudonymise them.
   CHECK(ev[0]["sdc"]["orders"] == nlohmann::json::array({ps("ACCZZ4004"), ps("RPZZ3003"), ps("ORDZZ1001"), ps("FILZZ2002")}));
   // Names in DICOM PN component order.
-  CHECK(ev[0]["sdc"]["physicians"] == nlohmann::json::array({ps("Zedwick^Quincy"), ps("Welbyzz")}));
+  CHECK(ev[0]["sdc"]["physicians"] == nlohmann::json::array({ps("Zedwick^Quincy"), ps("Welbyzz"), ps("Perfzz^Odalys")}));
   CHECK(ev[0]["sdc"]["phi_fields"] ==
         nlohmann::json::array({"sdc.workflow.placer_order_number", "sdc.workflow.filler_order_number",
                                "sdc.workflow.accession_identifier", "sdc.workflow.requested_procedure_id",
-                               "sdc.workflow.referring_physician", "sdc.workflow.requesting_physician"}));
-  CHECK(h.facts.phi_fields.size() == 6);
+                               "sdc.workflow.referring_physician", "sdc.workflow.requesting_physician",
+                               "sdc.workflow.performer"}));
+  CHECK(h.facts.phi_fields.size() == 7);
   CHECK_FALSE(ev[0]["sdc"].contains("patients"));
-  for (auto s : {"ORDZZ1001", "FILZZ2002", "RPZZ3003", "ACCZZ4004", "Quincy", "Zedwick", "Welbyzz", "DRZZ9", "WFZZ-1"})
+  for (auto s : {"ORDZZ1001", "FILZZ2002", "RPZZ3003", "ACCZZ4004", "Quincy", "Zedwick", "Welbyzz", "DRZZ9", "WFZZ-1",
+                 "Odalys", "Perfzz", "NRZZ7"})
     CHECK_FALSE(in_clear(h, s));
   // An order detail without values gives nothing.
   Harness e(kSdcInfo);
@@ -942,4 +947,31 @@ TEST_CASE("sdc: a later POST or response of an HTTP connection is probed as a st
   CHECK(sdc::later_probe(b("GET /x?wsdl HTTP/1.1\r\n\r\n"), Dir::to_server) == Probe::no);
   const std::string get = "GET /x?wsdl HTTP/1.1\r\nHost: h\r\n\r\n";
   CHECK(sdc::later_next(b(get + req), Dir::to_server) == get.size());
+}
+
+TEST_CASE("sdc: a neonate's mother is PHI of her own, not the patient's") {
+  // Made-up neonate and mother (NeonatalPatientDemographicsCoreData).
+  const std::string mother = "<pm:Mother><pm:Identification Root=\"1.2.3\" Extension=\"MOMZZ2\"/><pm:Name>"
+                             "<pm:Givenname>Momzz</pm:Givenname><pm:Familyname>Motherzz</pm:Familyname></pm:Name></pm:Mother>";
+  Harness h(kSdcInfo);
+  h.ep.proto = 6;
+  h.feed(Dir::to_client, contexts_response(
+      "<msg:ContextState xsi:type=\"pm:PatientContextState\" Handle=\"p1\"><pm:Identification Root=\"1.2.3\" Extension=\"BABYZZ1\"/>"
+      "<pm:CoreData xsi:type=\"pm:NeonatalPatientDemographicsCoreData\"><pm:Givenname>Babyzz</pm:Givenname>" + mother +
+      "</pm:CoreData></msg:ContextState>"));
+  // A mother named before the neonate has an id or a family name of its own.
+  h.feed(Dir::to_client, contexts_response(
+      "<pm:PatientContextState Handle=\"p2\"><pm:CoreData xsi:type=\"pm:NeonatalPatientDemographicsCoreData\">" + mother +
+      "</pm:CoreData></pm:PatientContextState>"));
+  h.end();
+  auto ev = h.events("sdc");
+  REQUIRE(ev.size() == 2);
+  Pseudonymiser ps;
+  CHECK(ev[0]["sdc"]["patients"] == nlohmann::json::array({ps("BABYZZ1"), ps("MOMZZ2")}));
+  CHECK(ev[0]["sdc"]["phi_fields"] == nlohmann::json::array({"sdc.patient.identification", "sdc.patient.givenname",
+                                                              "sdc.patient.mother_identification", "sdc.patient.mother_name"}));
+  CHECK(ev[1]["sdc"]["patients"] == nlohmann::json::array({ps("MOMZZ2")}));
+  CHECK(ev[1]["sdc"]["phi_fields"] ==
+        nlohmann::json::array({"sdc.patient.mother_identification", "sdc.patient.mother_name"}));
+  for (auto s : {"BABYZZ1", "MOMZZ2", "Babyzz", "Momzz", "Motherzz"}) CHECK_FALSE(in_clear(h, s));
 }
