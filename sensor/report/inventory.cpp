@@ -63,7 +63,11 @@ std::vector<Asset> build_inventory(const EventLog& log, const std::map<std::stri
     // The vendor and the DHCP names belong to the MAC: when the address moves to another MAC (a
     // replaced device, a locally administered one), the new event's, or none, replace the old ones.
     std::string mac = str(a, "mac");
-    bool new_mac = !mac.empty() && mac != r.mac;
+    const json& changes = a.value("changes", json::array());
+    bool mac_changed = changes.is_array() && std::find(changes.begin(), changes.end(), "mac") != changes.end();
+    // A MAC that changed to none was taken back (a DHCP DECLINE of an address only the DHCP
+    // exchange tied to it): the address has no MAC, nor that MAC's vendor.
+    bool new_mac = mac != r.mac && (!mac.empty() || mac_changed);
     if (new_mac) {
       r.mac = mac;
       r.mac_vendor.clear();
@@ -74,7 +78,6 @@ std::vector<Asset> build_inventory(const EventLog& log, const std::map<std::stri
     // When the MAC or its DHCP names changed, the event states the names in force: one it
     // leaves out is gone (the new MAC gave none, or another MAC took the address).
     const json& dh = a.value("dhcp", json::object());
-    const json& changes = a.value("changes", json::array());
     if (new_mac || (changes.is_array() && std::find(changes.begin(), changes.end(), "dhcp") != changes.end())) {
       r.hostname = str(a, "hostname");
       r.dhcp_vendor_class = str(dh, "vendor_class");

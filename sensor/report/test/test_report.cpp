@@ -149,6 +149,15 @@ TEST_CASE("inventory: a MAC change takes the new MAC's vendor, or none") {
   inv = build_inventory(log);
   CHECK(inv[0].mac_vendor.empty());  // no vendor known for the new MAC
   CHECK(inv[0].vendor_shown().empty());
+  // The MAC taken back (a declined address only DHCP tied to it): the address has none.
+  log.add_line(R"({"ts":"1970-01-01T00:52:00.000000Z","event_type":"asset","asset":{"ip":"10.0.0.7","changes":["mac","dhcp"],"model":"unbound","flows":3,"bytes":600}})");
+  inv = build_inventory(log);
+  CHECK(inv[0].mac.empty());
+  CHECK(!inv[0].mac_local);
+  // An event that does not say the MAC changed keeps it.
+  log.add_line(R"({"ts":"1970-01-01T00:53:00.000000Z","event_type":"asset","asset":{"ip":"10.0.0.7","changes":["mac"],"mac":"00:1b:21:aa:bb:cd","model":"unbound","flows":3,"bytes":600}})");
+  log.add_line(R"({"ts":"1970-01-01T00:54:00.000000Z","event_type":"asset","asset":{"ip":"10.0.0.7","changes":["service_used"],"model":"unbound","flows":4,"bytes":700}})");
+  CHECK(build_inventory(log)[0].mac == "00:1b:21:aa:bb:cd");
 }
 
 TEST_CASE("assets --json has the asset event's members and shapes") {
