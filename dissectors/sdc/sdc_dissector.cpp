@@ -530,6 +530,7 @@ class SdcDissector final : public Dissector {
     std::string host_address;                            // the Host's endpoint reference, with metadata
     std::vector<std::string> phi, patients;              // PHI field names seen in clear; patient pseudonyms
     std::vector<std::string> orders, physicians;         // pseudonyms of a workflow's order ids and physicians' names
+    std::vector<std::string> operators;                  // pseudonyms of operators' names (OperatorContextState)
     // A WS-Discovery announcement (Hello or a match): it describes its sender.
     bool announces() const {
       return short_action == "Hello" || short_action == "ProbeMatches" || short_action == "ResolveMatches";
@@ -633,8 +634,9 @@ class SdcDissector final : public Dissector {
 
   // The name of a person reference (its Name: BaseDemographics) in DICOM PN component order,
   // Familyname^Givenname^Middlename, trailing '^' trimmed; empty when it gives none.
-  static std::string person_name(std::string_view person) {
-    std::string_view name = element_text(person, "Name");
+  static std::string person_name(std::string_view person) { return name_of(element_text(person, "Name")); }
+  // The same of a BaseDemographics element's content (its Familyname, Givenname, Middlename).
+  static std::string name_of(std::string_view name) {
     std::string pn;
     for (std::string_view part : {"Familyname", "Givenname", "Middlename"}) {
       if (part != "Familyname") pn.push_back('^');
@@ -646,8 +648,9 @@ class SdcDissector final : public Dissector {
 
   // Patient context (BICEPS PatientContextState), and the patient a workflow context names
   // (WorkflowContextState: WorkflowDetail/Patient, a person reference with demographics):
-  // identifiers and demographics are PHI. Every state of the message counts (up to kMaxStates):
-  // a message may hold several, earlier ones empty or not associated.
+  // identifiers and demographics are PHI; an operator's (OperatorContextState) identifier and name
+  // are personal data. Every state of the message counts (up to kMaxStates): a message may hold
+  // several, earlier ones empty or not associated.
   static void read_patient(Message& m, FlowContext& ctx) {
     static constexpr std::pair<std::string_view, std::string_view> kPhi[] = {
         {"Givenname", "sdc.patient.givenname"}, {"Middlename", "sdc.patient.middlename"},
@@ -667,6 +670,7 @@ class SdcDissector final : public Dissector {
         {"RequestingPhysician", "sdc.workflow.requesting_physician"},
         {"Performer", "sdc.workflow.performer"}};
     bool identified = false, visit = false, mother_identified = false, mother_named = false;
+    bool operator_identified = false, operator_named = false;
     std::array<bool, std::size(kPhi)> seen{};
     std::array<bool, std::size(kOrderIds)> order_seen{};
     std::array<bool, std::size(kPhysicians)> physician_seen{};
@@ -721,12 +725,28 @@ class SdcDissector final : public Dissector {
       i = t.end;
       if (t.closing || t.empty) continue;
       bool patient = context_state(t, "PatientContextState");
-      if (!patient && !context_state(t, "WorkflowContextState")) continue;
+      bool operator_state = !patient && context_state(t, "OperatorContextState");
+      if (!patient && !operator_state && !context_state(t, "WorkflowContextState")) continue;
       ++states;
       // The search goes on after the state, so the body is read once (a state inside it is read
       // with it).
       std::string_view state = element(m.body, t, i);
       if (patient) { read(state); continue; }
+      if (operator_state) {
+        // The clinician operating the device (what an sdc.ctxt.opr scope names): the state's
+        // Identification is the operator's, OperatorDetails their name (BaseDemographics).
+        Tag id;
+        for (size_t k = 0; next_tag(state, k, id); k = id.end)
+          if (!id.closing && local_name(id.qname) == "Identification")
+            for_each_attribute(id.attrs, [&](std::string_view a, std::string_view v) {
+              if (a == "Extension" && !trim(v).empty()) operator_identified = true;
+            });
+        if (std::string pn = name_of(element_text(state, "OperatorDetails")); !pn.empty()) {
+          operator_named = true;
+          add_unique(m.operators, ctx.pseudonym(pn));
+        }
+        continue;
+      }
       // A workflow's own identification names the workflow, not the patient: its patient's
       // element is read, whether it gives the visit number (an account of the patient's stay,
       // an identifier HIPAA counts), the ids of the order (placer, filler, accession, requested
@@ -770,6 +790,8 @@ class SdcDissector final : public Dissector {
       if (order_seen[f]) m.phi.emplace_back(kOrderIds[f].second);
     for (size_t f = 0; f < std::size(kPhysicians); ++f)
       if (physician_seen[f]) m.phi.emplace_back(kPhysicians[f].second);
+    if (operator_identified) m.phi.emplace_back("sdc.operator.identification");
+    if (operator_named) m.phi.emplace_back("sdc.operator.name");
     for (auto& f : m.phi) ctx.facts().add_phi(f);
   }
 
@@ -920,6 +942,7 @@ class SdcDissector final : public Dissector {
     write_list(w, "patients", m.patients);
     write_list(w, "orders", m.orders);
     write_list(w, "physicians", m.physicians);
+    write_list(w, "operators", m.operators);
     write_list(w, "phi_fields", m.phi);
     w.end_object();
     ctx.end_event();

@@ -975,3 +975,22 @@ TEST_CASE("sdc: a neonate's mother is PHI of her own, not the patient's") {
         nlohmann::json::array({"sdc.patient.mother_identification", "sdc.patient.mother_name"}));
   for (auto s : {"BABYZZ1", "MOMZZ2", "Babyzz", "Momzz", "Motherzz"}) CHECK_FALSE(in_clear(h, s));
 }
+
+TEST_CASE("sdc: an operator context's identifier and name are personal data, the name a pseudonym") {
+  // Made-up clinician.
+  Harness h(kSdcInfo);
+  h.ep.proto = 6;
+  h.feed(Dir::to_client, contexts_response(
+      "<msg:ContextState xsi:type=\"pm:OperatorContextState\" Handle=\"o1\" ContextAssociation=\"Assoc\">"
+      "<pm:Identification Root=\"1.2.3\" Extension=\"OPZZ77\"/><pm:OperatorDetails><pm:Givenname>Opalzz</pm:Givenname>"
+      "<pm:Familyname>Operzz</pm:Familyname></pm:OperatorDetails></msg:ContextState>"
+      "<pm:OperatorContextState Handle=\"o2\" ContextAssociation=\"No\"/>"));
+  h.end();
+  auto ev = h.events("sdc");
+  REQUIRE(ev.size() == 1);
+  CHECK(ev[0]["sdc"]["operators"] == nlohmann::json::array({Pseudonymiser()("Operzz^Opalzz")}));
+  CHECK(ev[0]["sdc"]["phi_fields"] == nlohmann::json::array({"sdc.operator.identification", "sdc.operator.name"}));
+  CHECK_FALSE(ev[0]["sdc"].contains("patients"));
+  CHECK(h.facts.phi_fields.size() == 2);
+  for (auto s : {"OPZZ77", "Opalzz", "Operzz"}) CHECK_FALSE(in_clear(h, s));
+}
