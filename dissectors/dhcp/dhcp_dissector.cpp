@@ -162,8 +162,11 @@ bool parse(std::span<const uint8_t> d, Message& m) {
   uint32_t cookie = uint32_t(d[236]) << 24 | uint32_t(d[237]) << 16 | uint32_t(d[238]) << 8 | d[239];
   if ((m.op != 1 && m.op != 2) || m.hlen > 16) return false;
   if (cookie != kMagicCookie) {
-    // Plain BOOTP: the vendor area is the vendor's own, the fixed fields all there is.
-    if (d.size() < kMinBootp) return false;
+    // Plain BOOTP: the vendor area is the vendor's own, the fixed fields all there is. Without a
+    // magic number, the header must read as RFC 951 has it: a hardware type and address length,
+    // chaddr zero after the address.
+    if (d.size() < kMinBootp || m.htype == 0 || m.hlen == 0) return false;
+    if (!std::all_of(d.begin() + 28 + m.hlen, d.begin() + 44, [](uint8_t b) { return b == 0; })) return false;
     m.bootp = true;
     m.server_name = field_text(d.subspan(44, 64));
     m.boot_file = field_text(d.subspan(108, 128));
@@ -244,13 +247,10 @@ Probe probe(std::span<const uint8_t> first, Dir) {
   return looks_like6(first) ? Probe::yes : Probe::no;
 }
 
-// Plain BOOTP, asked on port 67 only: the fixed header must read (op, hlen) and chaddr's unused
-// bytes be zero, as RFC 951 has them; a DHCP message is the other probe's.
+// Plain BOOTP, asked on port 67 only (a DHCP message is the other probe's).
 Probe probe_bootp(std::span<const uint8_t> first, Dir) {
   Message m;
-  if (first.size() < kMinBootp || !parse(first, m) || !m.bootp || m.htype == 0 || m.hlen == 0) return Probe::no;
-  bool padded = std::all_of(first.begin() + 28 + m.hlen, first.begin() + 44, [](uint8_t b) { return b == 0; });
-  return padded ? Probe::yes : Probe::no;
+  return parse(first, m) && m.bootp ? Probe::yes : Probe::no;
 }
 
 namespace {

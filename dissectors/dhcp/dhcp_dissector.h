@@ -73,7 +73,8 @@ constexpr size_t kMaxAddresses = 8;
 
 // False when the bytes are no DHCPv4 message (too short, unknown op, hardware address longer than
 // its field, no magic cookie in less than kMinBootp bytes). Without the cookie, a message of
-// kMinBootp bytes or more is plain BOOTP (`bootp`).
+// kMinBootp bytes or more is plain BOOTP (`bootp`) when its hardware type and address length are
+// set and chaddr is zero after the address.
 bool parse(std::span<const uint8_t> datagram, Message& m);
 // "DISCOVER", "ACK", ...; nullptr for a type without a name.
 const char* type_name(uint8_t type);

@@ -250,6 +250,11 @@ TEST_CASE("dhcp: plain BOOTP (no magic cookie) is read on port 67 for its fixed 
   CHECK(kBootpInfo.probe(bytes_of(reply.substr(0, 299)), Dir::to_client) == Probe::no);
   std::string junk(300, '\x01');
   CHECK(kBootpInfo.probe(bytes_of(junk), Dir::to_client) == Probe::no);
+  // Nor is such junk read as BOOTP in a flow already DHCP's.
+  Harness j(kDhcpInfo);
+  j.datagram(Dir::to_client, junk);
+  CHECK(j.events("dhcp").empty());
+  CHECK(j.anomalies("not_dhcp") == 1);
   Harness h(kDhcpInfo);
   h.datagram(Dir::to_client, reply);
   auto ev = h.events("dhcp");
