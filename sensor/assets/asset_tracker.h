@@ -115,9 +115,9 @@ class AssetTracker : public FlowJudge, public EventObserver {
   void apply(const DicomSighting& s);
 
   // What one `dhcp` event says: a client names its MAC (and its address when it has one); a
-  // server's ACK (DHCPv6: REPLY) gives a MAC its address, and a REPLY names the client's own. A
-  // DHCPv6 client's MAC is the one its DUID holds (DUID-LL/LLT); its host name the first label
-  // of its FQDN.
+  // server's ACK (a BOOTP reply; DHCPv6: REPLY) gives a MAC its address, and a REPLY names the
+  // client's own. A DHCPv6 client's MAC is the one its DUID holds (DUID-LL/LLT); its host name
+  // the first label of its FQDN.
   struct DhcpSighting {
     Timestamp ts;
     std::array<uint8_t, 6> mac{};
@@ -131,7 +131,8 @@ class AssetTracker : public FlowJudge, public EventObserver {
     // names (no relay): `mac` is then the frame's, `claimed` the other, and the server's answer
     // to that transaction (`xid`) ties the claimed MAC to nothing.
     // A client's DECLINE: the address it found in use by another node (DHCPv4 option 50, the
-    // IA_NA address of DHCPv6's), which is then no longer tied to its MAC.
+    // IA_NA address of DHCPv6's), which is then no longer tied to its MAC (the device there loses
+    // the MAC too when only DHCP gave it).
     IpAddr declined;
     bool have_claimed = false;
     std::array<uint8_t, 6> claimed{};
