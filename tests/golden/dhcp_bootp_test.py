@@ -41,7 +41,8 @@ msgs = [e["dhcp"] for e in of_type(ev, "dhcp")]
 c.eq("request and reply, as BOOTP",
      [(m["op"], m.get("bootp"), m.get("message_type"), m["client_mac"], m.get("assigned_ip")) for m in msgs],
      [("request", True, None, "02:00:5e:10:00:07", None), ("reply", True, None, "02:00:5e:10:00:07", "10.20.30.44")])
-c.eq("the reply's sname and file", (msgs[-1].get("server_name"), msgs[-1].get("boot_file")),
+reply = msgs[-1] if msgs else {}
+c.eq("the reply's sname and file", (reply.get("server_name"), reply.get("boot_file")),
      ("bootsrv", "/tftpboot/pump.bin"))
 c.eq("the flows are dhcp's",
      sorted((e["dst_port"], e.get("app")) for e in of_type(ev, "flow")), [(67, "dhcp"), (67, "dhcp"), (4001, None)])
