@@ -527,12 +527,11 @@ bool AssetTracker::read_dhcp(std::string_view line, DhcpSighting& s) {
     if (!found || !IpAddr::parse(addr, s.declined)) s.declined = {};
   }
   if (s.from_client) {
-    if (s.v6) {
-      // Option 39, a client's FQDN: its first label is the host name DHCPv4's option 12 gives.
+    // DHCPv6 option 39, a client's FQDN: its first label is the host name DHCPv4's option 12
+    // gives; so is DHCPv4's option 81 to a client that sends no option 12.
+    if (s.v6 || !field_in(line, obj, line.size(), "hostname", s.hostname) || trim(s.hostname).empty()) {
       field_in(line, obj, line.size(), "client_fqdn", s.hostname);
       s.hostname.resize(std::min(s.hostname.find('.'), s.hostname.size()));
-    } else {
-      field_in(line, obj, line.size(), "hostname", s.hostname);
     }
     field_in(line, obj, line.size(), "vendor_class", s.vendor_class);
     // The option list as written, "1,3,6,15": the form DHCP fingerprint databases use.

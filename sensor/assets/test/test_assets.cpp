@@ -790,6 +790,18 @@ TEST_CASE("asset tracker: an address a client declines loses its names", "[asset
   CHECK(r.t->find(ip("fe80::200:5eff:fe00:5306"))->hostname == "pump-13");
 }
 
+TEST_CASE("asset tracker: a DHCPv4 client that sends only its FQDN (81) is named by its first label", "[assets]") {
+  Rig r;
+  const char* F = "02:00:00:00:f0:81";
+  r.t->on_event("dhcp", dhcp_line("request", "REQUEST", F, ",\"client_fqdn\":\"infusion-7.ward2.example\""));
+  r.t->on_event("dhcp", dhcp_line("reply", "ACK", F, ",\"assigned_ip\":\"10.1.0.81\""));
+  REQUIRE(r.t->find(ip("10.1.0.81")));
+  CHECK(r.t->find(ip("10.1.0.81"))->hostname == "infusion-7");
+  // Option 12, when given, is the name.
+  r.t->on_event("dhcp", dhcp_line("request", "REQUEST", F, ",\"hostname\":\"pump-7\",\"client_fqdn\":\"infusion-7.example\""));
+  CHECK(r.t->find(ip("10.1.0.81"))->hostname == "pump-7");
+}
+
 TEST_CASE("asset tracker: a BOOTP reply gives its address to the client's MAC", "[assets]") {
   Rig r;
   const char* B = "02:00:00:00:b0:07";
