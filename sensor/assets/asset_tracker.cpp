@@ -534,6 +534,10 @@ bool AssetTracker::read_dhcp(std::string_view line, DhcpSighting& s) {
       s.hostname.resize(std::min(s.hostname.find('.'), s.hostname.size()));
     }
     field_in(line, obj, line.size(), "vendor_class", s.vendor_class);
+    // DHCPv4 without option 60: the first item of option 124's first enterprise, as DHCPv6's
+    // option 16 gives it (the event writes no other "data" member after vendor_classes).
+    if (size_t p = line.find("\"vendor_classes\":[", obj); !s.v6 && s.vendor_class.empty() && p != std::string_view::npos)
+      if (size_t d = line.find("\"data\":[\"", p); d != std::string_view::npos) read_json_string(line, d + 9, s.vendor_class);
     // The option list as written, "1,3,6,15": the form DHCP fingerprint databases use.
     if (size_t p = line.find("\"param_list\":[", obj); p != std::string_view::npos) {
       size_t from = p + 14, end = line.find(']', from);

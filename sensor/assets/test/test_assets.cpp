@@ -802,6 +802,20 @@ TEST_CASE("asset tracker: a DHCPv4 client that sends only its FQDN (81) is named
   CHECK(r.t->find(ip("10.1.0.81"))->hostname == "pump-7");
 }
 
+TEST_CASE("asset tracker: a DHCPv4 client without option 60 has its V-I vendor class (124)", "[assets]") {
+  Rig r;
+  const char* V = "02:00:00:00:01:24";
+  r.t->on_event("dhcp", dhcp_line("request", "REQUEST", V,
+                                  ",\"vendor_classes\":[{\"enterprise\":32473},{\"enterprise\":4491,\"data\":[\"ACME-\\\"7\\\"\",\"fw\"]}]"));
+  r.t->on_event("dhcp", dhcp_line("reply", "ACK", V, ",\"assigned_ip\":\"10.1.1.24\""));
+  REQUIRE(r.t->find(ip("10.1.1.24")));
+  CHECK(r.t->find(ip("10.1.1.24"))->dhcp_vendor_class == "ACME-\"7\"");
+  // Option 60, when given, is the vendor class.
+  r.t->on_event("dhcp", dhcp_line("request", "REQUEST", V,
+                                  ",\"vendor_class\":\"PUMPCO\",\"vendor_classes\":[{\"enterprise\":1,\"data\":[\"X\"]}]"));
+  CHECK(r.t->find(ip("10.1.1.24"))->dhcp_vendor_class == "PUMPCO");
+}
+
 TEST_CASE("asset tracker: a BOOTP reply gives its address to the client's MAC", "[assets]") {
   Rig r;
   const char* B = "02:00:00:00:b0:07";
