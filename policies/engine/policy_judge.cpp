@@ -1272,6 +1272,18 @@ void PolicyJudge::eval_dicom_flow(const FlowSummary& f, const Device* cdev, cons
   }
 }
 
+template <class Services, class Reached>
+void PolicyJudge::drop_stale_hosts(Services& services, Reached reached, int64_t t, size_t& held) const {
+  const int64_t window = static_cast<int64_t>(site_->thresholds.scan_window_s) * 1000000;
+  const int64_t realert = static_cast<int64_t>(site_->thresholds.scan_realert_s) * 1000000;
+  for (auto& [key, v] : services)
+    held -= std::erase_if(reached(v).hosts, [&](const auto& h) { return h.second < t - window; });
+  std::erase_if(services, [&](const auto& s) {
+    const HostsReached& hr = reached(s.second);
+    return hr.hosts.empty() && (hr.alerted < 0 || t - hr.alerted >= realert);
+  });
+}
+
 // Fan-out and port scans, counted within a sliding window (thresholds.scan_window_s) as scan
 // detectors do: a host or port not seen for a window no longer counts, so a device that meets one
 // new host a day never adds up to a sweep. A fan-out is one service (transport and server port,
@@ -1284,8 +1296,6 @@ void PolicyJudge::track_fanout(const FlowSummary& f, const Device& dev, EventOut
   auto& st = dev_state_[static_cast<size_t>(&dev - site_->devices.data())];
   auto& th = site_->thresholds;
   const int64_t t = f.start.usec;
-  const int64_t window = static_cast<int64_t>(th.scan_window_s) * 1000000;
-  const int64_t realert = static_cast<int64_t>(th.scan_realert_s) * 1000000;
   IpKey peer(f.ep.dst);
   auto base = [&](std::string_view rule) {
     Alert a;
@@ -1307,11 +1317,7 @@ void PolicyJudge::track_fanout(const FlowSummary& f, const Device& dev, EventOut
   if (new_host && (st.hosts_held >= hosts_cap || (sv == st.services.end() && st.services.size() > cap)) &&
       t - st.services_swept >= 1000000) {
     st.services_swept = t;
-    for (auto& [key, s] : st.services)
-      st.hosts_held -= std::erase_if(s.hosts, [&](const auto& h) { return h.second < t - window; });
-    std::erase_if(st.services, [&](const auto& s) {
-      return s.second.hosts.empty() && (s.second.alerted < 0 || t - s.second.alerted >= realert);
-    });
+    drop_stale_hosts(st.services, [](auto& hr) -> auto& { return hr; }, t, st.hosts_held);
     sv = st.services.find(service);
   }
   if (new_host && (st.hosts_held >= hosts_cap || (sv == st.services.end() && st.services.size() > cap))) {
@@ -1444,7 +1450,6 @@ void PolicyJudge::track_unbound_fanout(const FlowSummary& f, const Device* sdev,
   size_t& held = cross_->sweep_hosts;
   const int64_t t = f.start.usec;
   const int64_t window = static_cast<int64_t>(th.scan_window_s) * 1000000;
-  const int64_t realert = static_cast<int64_t>(th.scan_realert_s) * 1000000;
   const bool with_ports = has_ports(f.ep.proto);
   const uint32_t service = static_cast<uint32_t>(f.ep.proto) << 16 | (with_ports ? f.ep.dst_port : 0u);
   IpKey scanner(f.ep.src), peer(f.ep.dst);
@@ -1464,12 +1469,7 @@ void PolicyJudge::track_unbound_fanout(const FlowSummary& f, const Device* sdev,
     if (full() && t - cross_->sweeps_swept >= 1000000) {
       cross_->sweeps_swept = t;
       for (auto s = sweeps.begin(); s != sweeps.end();) {
-        for (auto& [key, sv] : s->second.services)
-          held -= std::erase_if(sv.reached.hosts, [&](const auto& h) { return h.second < t - window; });
-        std::erase_if(s->second.services, [&](const auto& sv) {
-          return sv.second.reached.hosts.empty() &&
-                 (sv.second.reached.alerted < 0 || t - sv.second.reached.alerted >= realert);
-        });
+        drop_stale_hosts(s->second.services, [](auto& ss) -> auto& { return ss.reached; }, t, held);
         s = s->second.services.empty() ? sweeps.erase(s) : std::next(s);
       }
       sc = sweeps.find(scanner);

@@ -194,6 +194,11 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
   // number of hosts reached within the window once past thresholds.fanout_hosts (the count then
   // starts afresh), else 0.
   size_t count_host(HostsReached& hr, const IpKey& peer, int64_t t, size_t& held) const;
+  // Drops from each service of `services` (a map whose values `reached` gives the HostsReached of)
+  // the hosts reached no more within the scan window, counted off `held`, then the services left
+  // with none and not alerted within scan_realert_s (whose repeats must still be recognised).
+  template <class Services, class Reached>
+  void drop_stale_hosts(Services& services, Reached reached, int64_t t, size_t& held) const;
   // A finding past a threshold at time t: written unless one was written for the same within
   // scan_realert_s (`alerted`), which is counted as a repeat.
   bool due(int64_t& alerted, int64_t t, EventOutput& out);
