@@ -747,6 +747,7 @@ PolicyJudge::SideResult PolicyJudge::eval_side(const FlowSummary& f, const Devic
   check_remote_endpoint(s);
   check_tls(s);
   check_fingerprints(s);
+  check_authentication(s);
   return res;
 }
 
@@ -908,6 +909,17 @@ PolicyJudge::SideResult PolicyJudge::judge_undeclared_flow(const Side& s, const 
     a.message = s.dev.name + " talks to " + s.peer_name() + " in zone " + std::string(zone_name.empty() ? "external" : zone_name) +
                 (zone_never ? ", which its model never allows" : ", which is not among its model's allowed zones");
     a.evidence.emplace_back("peer_zone", std::string(zone_name.empty() ? "external" : zone_name));
+    emit(s.f, a, s.out);
+  } else if (!s.dev_is_client && s.f.ep.proto == 6 && s.f.syn_seen && s.f.server_answered &&
+             m->sw_value("network_acl") == 1) {
+    // NAUT-2 = Yes: the device filters who may connect (a firewall, an allow-list). A peer no
+    // inbound flow declares should have had no answer to its SYN; the device accepted it.
+    res.rule = "flow.peer_not_filtered";
+    Alert a = s.alert("flow.peer_not_filtered", Severity::medium);
+    a.message = s.dev.name + " accepted a connection from " + s.peer_name() + " on port " + std::to_string(s.port) +
+                ", which no declared inbound flow names, although it declares network access control";
+    cite(a, m, "NAUT-2");
+    res.mds2.push_back("NAUT-2");
     emit(s.f, a, s.out);
   } else if (!admin) {
     res.rule = "flow.undeclared";
@@ -1172,6 +1184,34 @@ void PolicyJudge::check_fingerprints(const Side& s) {
     report("dicom.implementation_undeclared", "DICOM implementation version", "impl_version_name", *v, m->impl_version_names);
   report("tls.fingerprint_undeclared", client ? "TLS client fingerprint (JA3)" : "TLS server fingerprint (JA3S)",
          client ? "ja3" : "ja3s", client ? s.f.tls_ja3 : s.f.tls_ja3s, client ? m->tls_ja3 : m->tls_ja3s);
+}
+
+// 9. Connections limited to authenticated systems (TXCF-4 = Yes): a DICOM association the device
+// took part in that reached A-ASSOCIATE-AC with neither side authenticated. An AE title is no
+// authentication; TLS (whose certificates authenticate the server, and the client when mutual) is,
+// and as acceptor a credential in the request's user identity (a passcode, Kerberos ticket, SAML
+// assertion or JWT; a user name alone is not). Only where the request and the answer were seen.
+void PolicyJudge::check_authentication(const Side& s) {
+  const Model* m = s.dev.model;
+  if (s.app != "dicom" || s.enc || m->sw_value("authenticated_connections_only") != 1) return;
+  const std::string* result = attr(s.f, "dicom.result");
+  if (!result || *result != "accepted" || !attr(s.f, "dicom.calling_ae")) return;
+  const std::string* uit = attr(s.f, "dicom.user_identity");
+  const std::string seen = uit ? *uit : "none";
+  const int code = user_identity_code(seen);
+  if (!s.dev_is_client && code >= 2) return;  // the requestor proved who it is
+  Alert a = s.alert("dicom.unauthenticated_association", Severity::medium);
+  a.message = s.dev.name + (s.dev_is_client ? " opened" : " accepted") + " a DICOM association " +
+              (s.dev_is_client ? "to " : "from ") + s.peer_name() +
+              (s.dev_is_client ? " in clear (no TLS: the acceptor is not authenticated)"
+                               : " in clear with user identity " + seen + " (the requestor is not authenticated)") +
+              "; its MDS2 says connections are limited to authenticated systems";
+  a.evidence.emplace_back("user_identity", seen);
+  if (auto* c = attr(s.f, "dicom.calling_ae")) a.evidence.emplace_back("calling_ae", *c);
+  if (auto* c = attr(s.f, "dicom.called_ae")) a.evidence.emplace_back("called_ae", *c);
+  cite(a, m, "TXCF-4");
+  if (m->sw_value("node_authentication") == 1) cite(a, m, "NAUT-1");
+  emit(s.f, a, s.out);
 }
 
 void PolicyJudge::eval_dicom_flow(const FlowSummary& f, const Device* cdev, const Device* sdev, EventOutput& out) {

@@ -175,6 +175,7 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
   void check_remote_endpoint(const Side& s);
   void check_tls(const Side& s);
   void check_fingerprints(const Side& s);
+  void check_authentication(const Side& s);
   void eval_dicom_flow(const FlowSummary& f, const Device* cdev, const Device* sdev, EventOutput& out);
   void track_fanout(const FlowSummary& f, const Device& dev, EventOutput& out);
   // A port scan of a device by a host that is no device of the site (track_fanout counts those

@@ -286,6 +286,48 @@ def main():
          [("ct-1", CT, "9", "inbound")])
     c.eq("unbound sweeper: --fail-on high exit code", rc, 1)
 
+    # The PACS model answering NAUT-2 = Yes (network access control) and TXCF-4 = Yes (connections
+    # limited to authenticated systems): the workstation's HL7 on the PACS's port was accepted
+    # although no inbound flow names it, and the CT's store in clear authenticated neither side.
+    var_dir = os.path.join(OUT, "policy_rules_pacs_variant")
+    os.makedirs(os.path.join(var_dir, "sites"), exist_ok=True)
+    os.makedirs(os.path.join(var_dir, "devices"), exist_ok=True)
+    for m in os.listdir(os.path.join(SRC, "policies", "devices")):
+        text = open(os.path.join(SRC, "policies", "devices", m)).read()
+        if m == "acme-pacs.yaml":
+            c.true("acme-pacs has mds2_derived", "mds2_derived:\n" in text)
+            text = text.replace("mds2_derived:\n", "mds2_derived:\n  network_acl: true\n  authenticated_connections_only: true\n")
+        open(os.path.join(var_dir, "devices", m), "w").write(text)
+    var_site = os.path.join(var_dir, "sites", "rules-hospital.yaml")
+    open(var_site, "w").write(open(SITE).read())
+    def variant(name, fail_on):
+        rc, ev = analyze(name, var_site, fail_on)
+        for e in of_type(ev, "alert"):
+            errors = [x.message for x in validator.iter_errors(e)]
+            c.eq("variant %s: %s validates against docs/schema/alert.json" % (name, e["alert"]["rule"]), errors, [])
+            fired.add(e["alert"]["rule"])
+        return ev
+
+    ev = variant("hl7-sender-unbound", "high")
+    nf = [e for e in of_type(ev, "alert") if e["alert"]["rule"] == "flow.peer_not_filtered"]
+    c.eq("NAUT-2 = Yes: peer_not_filtered (device, peer, severity, cites, port)",
+         [(a["alert"]["device"], a["alert"]["peer"], a["alert"]["severity"], [m["id"] for m in a["alert"]["mds2"]],
+           a["alert"]["evidence"].get("server_port")) for a in nf],
+         [("pacs-1", WS, "medium", ["NAUT-2"], "2575")])
+    c.eq("NAUT-2 = Yes: the PACS's side no longer plain undeclared",
+         [a["alert"]["device"] for a in of_type(ev, "alert") if a["alert"]["rule"] == "flow.undeclared"], [])
+    wsf = [f for f in of_type(ev, "flow") if f["src_ip"] == WS and f["dst_port"] == 2575]
+    c.eq("NAUT-2 = Yes: the PACS's verdict", [(f.get("dst_verdict"), f.get("dst_verdict_rule")) for f in wsf],
+         [("undeclared", "flow.peer_not_filtered")])
+    ev = variant("cleartext-store", "high")
+    ua = [e["alert"] for e in of_type(ev, "alert") if e["alert"]["rule"] == "dicom.unauthenticated_association"]
+    c.eq("TXCF-4 = Yes: unauthenticated association (device, peer, cites, user_identity, calling_ae)",
+         [(a["device"], a["peer"], sorted(m["id"] for m in a["mds2"]), a["evidence"].get("user_identity"),
+           a["evidence"].get("calling_ae")) for a in ua],
+         [("pacs-1", "ct-1", ["NAUT-1", "TXCF-4"], "none", "CT01")])
+    ev = variant("clean-tls-store", "info")
+    c.eq("TXCF-4 = Yes: the store over TLS raises nothing", of_type(ev, "alert"), [])
+
     # Every rule of the catalogue is raised by at least one scenario.
     doc = open(os.path.join(SRC, "docs", "alerts.md")).read()
     rules = set(re.findall(r"^\| `([a-z0-9_]+\.[a-z0-9_]+)` \|", doc, re.M))

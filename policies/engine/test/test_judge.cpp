@@ -1820,3 +1820,103 @@ TEST_CASE("a flow on a port inside a declared range is declared, one outside is 
     CHECK(fx.judge_flow(fx.flow("10.10.1.30", 40001, "10.10.1.90", port)).verdict != "declared");
   }
 }
+
+namespace {
+
+// acme-pacs with `add` written under its mds2_derived switches, as model acme-pacs-<suffix>, which
+// the demo site's pacs-1 runs.
+std::pair<Fixture::Edits, std::string> pacs_with(const std::string& add, const std::string& suffix) {
+  std::ifstream in(std::string(POLICIES_DIR) + "/devices/acme-pacs.yaml");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto replace = [&](const std::string& from, const std::string& to) {
+    auto at = text.find(from);
+    REQUIRE(at != std::string::npos);
+    text.replace(at, from.size(), to);
+  };
+  replace("  id: acme-pacs\n", "  id: acme-pacs-" + suffix + "\n");
+  replace("mds2_derived:\n", "mds2_derived:\n" + add);
+  return {{{"model: acme-pacs, ip: 10.10.2.20", "model: acme-pacs-" + suffix + ", ip: 10.10.2.20"}}, text};
+}
+
+}  // namespace
+
+TEST_CASE("NAUT-2 = Yes: a connection the device accepted from a peer no inbound flow declares", "[judge]") {
+  // The PACS with network access control (NAUT-2 = Yes): the office PC's SYN to its DICOM port
+  // should have gone unanswered; the modality's is declared.
+  auto [edits, model] = pacs_with("  network_acl: true\n", "acl");
+  Fixture fx(edits, model);
+  auto f = fx.flow("10.10.4.77", 40001, PACS, 11112);
+  fx.add_facts(f, "dicom");
+  auto v = fx.judge_flow(f);
+  CHECK(v.verdict == "undeclared");
+  CHECK(v.rule == "flow.peer_not_filtered");
+  CHECK(v.mds2 == std::vector<std::string>{"NAUT-2"});
+  auto a = fx.alerts("flow.peer_not_filtered");
+  REQUIRE(a.size() == 1);
+  CHECK(a[0]["alert"]["device"] == "pacs-1");
+  CHECK(a[0]["alert"]["severity"] == "medium");
+  CHECK(Fixture::cites(a[0], "NAUT-2"));
+  CHECK(a[0]["alert"]["mds2"][0]["answer"] == "yes");
+  CHECK(fx.alerts("flow.undeclared").empty());
+  // Refused (no SYN-ACK, no payload back): the access control did its work.
+  auto refused = fx.flow("10.10.4.78", 40002, PACS, 11112);
+  refused.server_answered = false;
+  refused.payload_bytes = {0, 0};
+  fx.judge_flow(refused);
+  CHECK(fx.alerts("flow.peer_not_filtered").size() == 1);
+  // Declared peers, and the device's own outbound flows, are not its access control's business.
+  auto store = fx.flow(CT, 40003, PACS, 11112);
+  fx.add_facts(store, "dicom");
+  CHECK(fx.judge_flow(store).verdict == "declared");
+  fx.judge_flow(fx.flow(PACS, 40004, "10.10.4.79", 8080));
+  CHECK(fx.alerts("flow.peer_not_filtered").size() == 1);
+  // Without the answer, an undeclared peer is just that.
+  Fixture plain;
+  auto g = plain.flow("10.10.4.77", 40001, PACS, 11112);
+  plain.add_facts(g, "dicom");
+  CHECK(plain.judge_flow(g).rule == "flow.undeclared");
+  CHECK(plain.alerts("flow.peer_not_filtered").empty());
+}
+
+TEST_CASE("TXCF-4 = Yes: a DICOM association with no authenticated side", "[judge]") {
+  auto [edits, model] = pacs_with("  authenticated_connections_only: true\n", "auth");
+  Fixture fx(edits, model);
+  auto assoc = [&](const char* src, uint16_t port, const char* dst, uint16_t dport, const char* identity,
+                   bool tls = false, const char* result = "accepted") {
+    auto f = fx.flow(src, port, dst, dport);
+    auto& d = fx.add_facts(f, "dicom");
+    d.tls = tls;
+    d.set_attr("dicom.calling_ae", "CT01");
+    d.set_attr("dicom.called_ae", "PACS01");
+    if (result) d.set_attr("dicom.result", result);
+    if (identity) d.set_attr("dicom.user_identity", identity);
+    fx.judge_flow(f);
+    return fx.alerts("dicom.unauthenticated_association").size();
+  };
+  CHECK(assoc(CT, 40001, PACS, 11112, nullptr) == 1);  // AE titles only, in clear
+  auto a = fx.alerts("dicom.unauthenticated_association")[0];
+  CHECK(a["alert"]["device"] == "pacs-1");
+  CHECK(a["alert"]["peer"] == "ct-1");
+  CHECK(a["alert"]["evidence"]["user_identity"] == "none");
+  CHECK(a["alert"]["evidence"]["direction"] == "inbound");
+  CHECK(Fixture::cites(a, "TXCF-4"));
+  CHECK(Fixture::cites(a, "NAUT-1"));  // acme-pacs: NAUT-1 = Yes too
+  CHECK(assoc(CT, 40002, PACS, 11112, "username") == 1);           // a user name proves nothing: folded repeat
+  CHECK(assoc("10.10.1.11", 40003, PACS, 11112, "username_passcode") == 1);  // a credential: authenticated
+  CHECK(assoc("10.10.1.12", 40004, PACS, 2762, nullptr, true) == 1);         // TLS
+  CHECK(assoc("10.10.1.13", 40005, PACS, 11112, nullptr, false, "rejected") == 1);  // not accepted
+  CHECK(assoc("10.10.1.14", 40006, PACS, 11112, nullptr, false, nullptr) == 1);     // answer not seen
+  CHECK(assoc("10.10.1.15", 40007, PACS, 11112, "kerberos") == 1);
+  CHECK(assoc("10.10.1.16", 40008, PACS, 11112, "username") == 2);  // another peer: its own finding
+  // The device as requestor: in clear its acceptor is never authenticated, whatever it presents.
+  CHECK(assoc(PACS, 40009, WS, 104, "username_passcode") == 3);
+  CHECK(fx.alerts("dicom.unauthenticated_association")[2]["alert"]["evidence"]["direction"] == "outbound");
+  // TXCF-4 not answered Yes: nothing.
+  Fixture plain;
+  auto f = plain.flow(CT, 40001, PACS, 11112);
+  auto& d = plain.add_facts(f, "dicom");
+  d.set_attr("dicom.calling_ae", "CT01");
+  d.set_attr("dicom.result", "accepted");
+  plain.judge_flow(f);
+  CHECK(plain.alerts("dicom.unauthenticated_association").empty());
+}
