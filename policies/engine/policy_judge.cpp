@@ -1102,10 +1102,23 @@ void PolicyJudge::check_dicom_against_model(const Side& s) {
       if (!ok) { if (!bad.empty()) bad += "\\"; bad += d; }
     }, '\\');
     if (!bad.empty()) {
+      // The addresses the SCP sent those destinations' objects to, when its follow-up was judged.
+      std::string sent_to;
+      each_item(bad, [&](std::string_view d) {
+        for (auto& mm : move_matches_) {
+          if (mm.ae != d || mm.move_flow != s.f.ep.flow_id) continue;
+          std::string ip = ip_str(mm.receiver);
+          bool listed = false;
+          each_item(sent_to, [&](std::string_view x) { listed = listed || x == ip; });
+          if (!listed) sent_to += (sent_to.empty() ? "" : ",") + ip;
+        }
+      }, '\\');
       Alert a = s.alert("dicom.move_destination_undeclared", Severity::high);
       a.message =
-          "C-MOVE asks " + s.dev.name + " to send images to AE " + bad + ", which is not a declared destination";
+          "C-MOVE asks " + s.dev.name + " to send images to AE " + bad + ", which is not a declared destination" +
+          (sent_to.empty() ? "" : "; it sent them to " + sent_to);
       a.evidence.emplace_back("move_destination", bad);
+      if (!sent_to.empty()) a.evidence.emplace_back("move_destination_ip", sent_to);
       if (auto* c = attr(s.f, "dicom.calling_ae")) a.evidence.emplace_back("calling_ae", *c);
       cite(a, m, "TXCF-3");
       emit(s.f, a, s.out);
@@ -1310,6 +1323,92 @@ void PolicyJudge::eval_dicom_flow(const FlowSummary& f, const Device* cdev, cons
     cite(a, m, "TXCF-2");
     emit(f, a, out);
   }
+}
+
+bool PolicyJudge::ae_bound_at(std::string_view ae, const IpAddr& ip) const {
+  if (auto it = ae_bindings_.find(std::string(ae)); it != ae_bindings_.end())
+    for (auto& c : it->second) if (c.contains(ip)) return true;
+  // A device bound by MAC or fingerprint holds its AE titles wherever it is.
+  static const std::array<uint8_t, 6> no_mac{};
+  const Device* d = judged_device(ip, no_mac);
+  return d && contains(d->ae_titles, ae);
+}
+
+void PolicyJudge::correlate_move(const FlowSummary& f, const Device* cdev, const Device* sdev) {
+  move_matches_.clear();
+  auto& moves = cross_->moves_waiting;
+  auto& followups = cross_->followups_waiting;
+  const int64_t start = f.start.usec, end = f.end.usec ? f.end.usec : f.start.usec;
+  // Those whose partner would have been judged by now are dropped (flows end out of order a little).
+  for (auto* q : {&moves, &followups})
+    while (!q->empty() && q->front().end < end - kMoveKeepUsec) q->pop_front();
+  auto wait = [&](std::deque<MoveSide>& q, MoveSide side) {
+    if (q.size() >= kMaxMoveSides) { q.pop_front(); ++moves_full_; }  // bounded: the oldest goes
+    q.push_back(std::move(side));
+  };
+  const std::string* calling = attr(f, "dicom.calling_ae");
+  // A C-MOVE served by a device: its follow-ups judged so far, else it waits for them.
+  if (const std::string* dest = attr(f, "dicom.move_destination"); dest && sdev) {
+    each_item(*dest, [&](std::string_view d) {
+      bool paired = false;
+      for (auto it = followups.begin(); it != followups.end();) {
+        if (it->scp == f.ep.dst && it->ae == d && it->start >= start && it->start <= end) {
+          move_matches_.push_back({std::string(d), calling ? *calling : std::string(), std::string(f.ep.flow_id),
+                                   it->flow_id, f.ep.dst, it->other, f.ep.src});
+          paired = true;
+          it = followups.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      if (!paired)
+        wait(moves, {f.ep.dst, std::string(d), f.ep.src, start, end, std::string(f.ep.flow_id),
+                     calling ? *calling : std::string()});
+    }, '\\');
+  }
+  // An association a device opened to store objects: the follow-up of a C-MOVE it serves, judged
+  // already (it stays waiting: one C-MOVE may open several), else it waits for it.
+  const std::string* called = attr(f, "dicom.called_ae");
+  const std::string* cmds = attr(f, "dicom.commands");
+  if (!cdev || !called || called->empty() || !cmds) return;
+  bool stores = false;
+  each_item(*cmds, [&](std::string_view c) { stores = stores || c == "C-STORE"; });
+  if (!stores) return;
+  for (auto& m : moves)
+    if (m.scp == f.ep.src && m.ae == *called && start >= m.start && start <= m.end) {
+      move_matches_.push_back({m.ae, m.calling_ae, m.flow_id, std::string(f.ep.flow_id), f.ep.src, f.ep.dst, m.other});
+      return;
+    }
+  wait(followups, {f.ep.src, *called, f.ep.dst, start, end, std::string(f.ep.flow_id), {}});
+}
+
+void PolicyJudge::check_move_followups(const FlowSummary& f, EventOutput& out) {
+  for (auto& mm : move_matches_) {
+    if (ae_bound_at(mm.ae, mm.receiver)) continue;
+    static const std::array<uint8_t, 6> no_mac{};
+    const Device* scp = judged_device(mm.scp, no_mac);
+    if (!scp) continue;
+    std::string receiver = ip_str(mm.receiver);
+    Alert a;
+    a.rule = "dicom.move_address_undeclared";
+    a.sev = Severity::high;
+    a.device = scp->name;
+    a.peer = mm.ae + "@" + receiver;
+    auto bound = ae_bindings_.find(mm.ae);
+    a.message = "C-MOVE from " + ip_str(mm.requestor) + " made " + scp->name + " send objects for AE " + mm.ae + " to " +
+                receiver + (bound == ae_bindings_.end() ? ", an AE title the site binds to no address"
+                                                        : ", which is not an address the site binds to that AE title");
+    a.evidence.emplace_back("move_destination", mm.ae);
+    a.evidence.emplace_back("move_destination_ip", receiver);
+    a.evidence.emplace_back("requestor_ip", ip_str(mm.requestor));
+    if (!mm.calling_ae.empty()) a.evidence.emplace_back("calling_ae", mm.calling_ae);
+    a.evidence.emplace_back("move_flow_id", mm.move_flow);
+    a.evidence.emplace_back("followup_flow_id", mm.followup_flow);
+    if (scp->model) a.evidence.emplace_back("model", scp->model_id);
+    cite(a, scp->model, "TXCF-3");
+    emit(f, a, out);
+  }
+  move_matches_.clear();
 }
 
 template <class Services, class Reached>
@@ -1597,7 +1696,10 @@ FlowVerdict PolicyJudge::judge(const FlowSummary& f, EventOutput& out) {
       }
     }
   }
-  if (app == "dicom") eval_dicom_flow(f, cdev, sdev, out);
+  if (app == "dicom") {
+    eval_dicom_flow(f, cdev, sdev, out);
+    correlate_move(f, cdev, sdev);
+  }
 
   if (!cdev && !site_->devices.empty()) track_unbound_fanout(f, sdev, out);
   if (!cdev && !sdev) return v;  // not a flow of a known device: only site-wide checks
@@ -1641,6 +1743,7 @@ FlowVerdict PolicyJudge::judge(const FlowSummary& f, EventOutput& out) {
       emit(f, a, out);
     }
   }
+  if (!move_matches_.empty()) check_move_followups(f, out);
   // A zone crossing already made the flow undeclared; a side's own finding may be worse.
   if (worst.level >= 0 && !(worst.level == 0 && !v.verdict.empty())) {
     v.verdict = names[worst.level];
@@ -1662,6 +1765,7 @@ void PolicyJudge::finish(Timestamp now, EventOutput& out) {
   if (scanners_full_) c.at("policy.scanners_full") += scanners_full_;
   if (sweepers_full_) c.at("policy.sweepers_full") += sweepers_full_;
   if (rate_keys_full_) c.at("policy.rate_keys_full") += rate_keys_full_;
+  if (moves_full_) c.at("policy.moves_waiting_full") += moves_full_;
 }
 
 }  // namespace medmon::policy

@@ -111,6 +111,25 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
   };
   static constexpr size_t kMaxSweepHosts = 65536;  // hosts held over all sweepers and services
 
+  // C-MOVE and its follow-up: the SCP sends the objects on an association of its own (C-STORE) to
+  // the destination AE's address. Both are judged when they end, in either order: the side judged
+  // first waits here for the other (matched by the SCP's address, the destination AE as the
+  // follow-up's called AE, and the follow-up starting while the C-MOVE's association was open).
+  struct MoveSide {
+    IpAddr scp;            // the C-MOVE SCP, the follow-up's client
+    std::string ae;        // the C-MOVE's destination AE, the follow-up's called AE
+    IpAddr other;          // C-MOVE: its requestor; follow-up: the address that received the objects
+    int64_t start = 0, end = 0;
+    std::string flow_id, calling_ae;  // calling_ae: the C-MOVE requestor's
+  };
+  // One C-MOVE destination paired with its follow-up, for the flow being judged.
+  struct MoveMatch {
+    std::string ae, calling_ae, move_flow, followup_flow;
+    IpAddr scp, receiver, requestor;
+  };
+  static constexpr size_t kMaxMoveSides = 4096;          // of each kind: C-MOVEs and follow-ups waiting
+  static constexpr int64_t kMoveKeepUsec = 600000000;    // how long one waits after its flow ended
+
   // Alerts of one (rule, device) in the current window of thresholds.alert_limit_window_s.
   struct AlertRate {
     int64_t start = 0;      // the window's first alert (usec)
@@ -139,6 +158,7 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
     // accepted by the baseline) for it: a repeat at or below is folded, a higher one is written.
     std::unordered_map<uint64_t, Severity> emitted;
     std::unordered_map<uint64_t, AlertRate> alert_rate;  // (rule, device) -> its alerts this window
+    std::deque<MoveSide> moves_waiting, followups_waiting;  // in the order judged, at most kMaxMoveSides each
   };
   PolicyJudge(std::shared_ptr<const Site> site, JudgeOptions opt, std::shared_ptr<CrossFlow> cross);
   struct SiteOnly : HeaderAnnotator {
@@ -177,6 +197,14 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
   void check_fingerprints(const Side& s);
   void check_authentication(const Side& s);
   void eval_dicom_flow(const FlowSummary& f, const Device* cdev, const Device* sdev, EventOutput& out);
+  // Pairs a C-MOVE served by a device (`sdev`) with the follow-up association its SCP opened, or a
+  // follow-up from a device (`cdev`) with the C-MOVE it serves, into move_matches_.
+  void correlate_move(const FlowSummary& f, const Device* cdev, const Device* sdev);
+  // dicom.move_address_undeclared for each pair of move_matches_ whose receiving address the site
+  // does not bind to the destination AE.
+  void check_move_followups(const FlowSummary& f, EventOutput& out);
+  // Whether the site binds AE title `ae` to `ip` (a role's or a device's, the device at `ip` too).
+  bool ae_bound_at(std::string_view ae, const IpAddr& ip) const;
   void track_fanout(const FlowSummary& f, const Device& dev, EventOutput& out);
   // A port scan of a device by a host that is no device of the site (track_fanout counts those
   // of devices).
@@ -238,6 +266,8 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
   std::vector<const char*> lateral_apps_;
   Severity max_sev_ = Severity::info;
   uint64_t alerts_written_ = 0, suppressed_ = 0, repeats_ = 0;
+  std::vector<MoveMatch> move_matches_;  // of the flow being judged
+  uint64_t moves_full_ = 0;
   uint64_t emitted_full_ = 0, learned_full_ = 0, ae_reset_ = 0, reject_reset_ = 0, scan_peers_full_ = 0, scanners_full_ = 0, sweepers_full_ = 0, rate_keys_full_ = 0;
   std::string scratch_;
   SiteOnly site_only_{*this};

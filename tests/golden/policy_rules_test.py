@@ -333,7 +333,11 @@ def main():
     rules = set(re.findall(r"^\| `([a-z0-9_]+\.[a-z0-9_]+)` \|", doc, re.M))
     c.true("docs/alerts.md lists rules", len(rules) >= 20)
     # policy.rate_limited needs hundreds of alerts: policy_rate_limit_test.py raises it.
-    c.eq("rules in docs/alerts.md never raised by a scenario", sorted(rules - fired - {"policy.rate_limited"}), [])
+    # dicom.move_address_undeclared needs a C-MOVE's follow-up association, which the recorded
+    # move-undeclared capture has none of (dcmqrscp knows no address for EXFIL01):
+    # policy_move_followup_test.py raises it on a crafted capture.
+    elsewhere = {"policy.rate_limited", "dicom.move_address_undeclared"}
+    c.eq("rules in docs/alerts.md never raised by a scenario", sorted(rules - fired - elsewhere), [])
     c.eq("rules raised but not in docs/alerts.md", sorted(fired - rules), [])
     c.done()
 

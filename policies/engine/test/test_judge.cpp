@@ -1920,3 +1920,90 @@ TEST_CASE("TXCF-4 = Yes: a DICOM association with no authenticated side", "[judg
   plain.judge_flow(f);
   CHECK(plain.alerts("dicom.unauthenticated_association").empty());
 }
+
+TEST_CASE("C-MOVE: the SCP's follow-up association is paired with the C-MOVE, in either order", "[judge]") {
+  Fixture fx;
+  // The PACS's store association to `receiver`, called AE `ae`, starting `at` after the C-MOVE's.
+  auto followup = [&](const char* receiver, const char* ae, int64_t at, int64_t len = 200000) {
+    auto f = fx.flow(PACS, 45000, receiver, 104);
+    f.start = {fx.t + at};
+    f.end = {fx.t + at + len};
+    auto& d = fx.add_facts(f, "dicom");
+    d.set_attr("dicom.calling_ae", "PACS01");
+    d.set_attr("dicom.called_ae", ae);
+    d.set_attr("dicom.result", "accepted");
+    d.set_attr("dicom.commands", "C-STORE");
+    return f;
+  };
+  auto move = [&](const char* dest, int64_t start, int64_t len) {
+    auto f = fx.flow(WS, 40001, PACS, 11112);
+    f.start = {start};
+    f.end = {start + len};
+    auto& d = fx.add_facts(f, "dicom");
+    d.set_attr("dicom.calling_ae", "WS01");
+    d.set_attr("dicom.called_ae", "PACS01");
+    d.set_attr("dicom.commands", "C-MOVE");
+    d.set_attr("dicom.move_destination", dest);
+    return f;
+  };
+  // 1. The follow-up ends (and is judged) first, as the SCP releases it before its last C-MOVE
+  // response: the C-MOVE's alert names the address that received the objects.
+  const int64_t t0 = fx.t + 1000000;
+  auto m = move("EXFIL1", t0, 3000000);
+  fx.t = t0;
+  auto s = followup("10.10.9.9", "EXFIL1", 500000);
+  fx.judge_flow(s);
+  CHECK(fx.alerts("dicom.move_address_undeclared").empty());  // nothing known of a C-MOVE yet
+  fx.judge_flow(m);
+  auto mv = fx.alerts("dicom.move_destination_undeclared");
+  REQUIRE(mv.size() == 1);
+  CHECK(mv[0]["alert"]["evidence"]["move_destination_ip"] == "10.10.9.9");
+  CHECK(mv[0]["alert"]["message"].get<std::string>().find("it sent them to 10.10.9.9") != std::string::npos);
+  auto ad = fx.alerts("dicom.move_address_undeclared");
+  REQUIRE(ad.size() == 1);
+  CHECK(ad[0]["alert"]["device"] == "pacs-1");
+  CHECK(ad[0]["alert"]["peer"] == "EXFIL1@10.10.9.9");
+  CHECK(ad[0]["alert"]["evidence"]["requestor_ip"] == WS);
+  CHECK(ad[0]["alert"]["evidence"]["move_flow_id"] == m.ep.flow_id);
+  CHECK(ad[0]["alert"]["evidence"]["followup_flow_id"] == s.ep.flow_id);
+  CHECK(ad[0]["alert"]["evidence"]["flow_ids"][0] == m.ep.flow_id);
+  CHECK(Fixture::cites(ad[0], "TXCF-3"));
+
+  // 2. A declared destination (WS01 is bound to 10.10.4.40) whose objects went elsewhere, the
+  // C-MOVE judged first: the follow-up judged later is flagged; one to WS01's address is not.
+  fx.t += 10000000;
+  const int64_t t1 = fx.t;
+  fx.judge_flow(move("WS01", t1, 5000000));
+  CHECK(fx.alerts("dicom.move_destination_undeclared").size() == 1);
+  fx.t = t1;
+  fx.judge_flow(followup(WS, "WS01", 100000));
+  CHECK(fx.alerts("dicom.move_address_undeclared").size() == 1);
+  fx.t = t1;
+  auto odd = followup("10.10.5.66", "WS01", 200000);
+  fx.judge_flow(odd);
+  ad = fx.alerts("dicom.move_address_undeclared");
+  REQUIRE(ad.size() == 2);
+  CHECK(ad[1]["alert"]["peer"] == "WS01@10.10.5.66");
+  CHECK(ad[1]["alert"]["evidence"]["flow_ids"][0] == odd.ep.flow_id);
+  CHECK(ad[1]["alert"]["message"].get<std::string>().find("not an address the site binds") != std::string::npos);
+  // 3. A store to the same AE that started after the C-MOVE's association ended is no follow-up.
+  fx.t = t1;
+  fx.judge_flow(followup("10.10.5.67", "WS01", 6000000));
+  CHECK(fx.alerts("dicom.move_address_undeclared").size() == 2);
+}
+
+TEST_CASE("C-MOVE follow-ups waiting for their partner are bounded and counted", "[judge]") {
+  Fixture fx;
+  for (int i = 0; i < 5000; ++i) {
+    auto f = fx.flow(PACS, static_cast<uint16_t>(20000 + i % 40000), WS, 104);
+    auto& d = fx.add_facts(f, "dicom");
+    d.set_attr("dicom.called_ae", "WS01");
+    d.set_attr("dicom.commands", "C-STORE");
+    f.start = {fx.t};  // all within the waiting time
+    f.end = {fx.t};
+    fx.t -= 999000;
+    fx.judge_flow(f);
+  }
+  fx.judge->finish({fx.t}, fx.out);
+  CHECK(fx.out.counters().get("policy.moves_waiting_full") == 5000 - 4096);
+}
