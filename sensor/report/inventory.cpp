@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace medmon::report {
 
@@ -213,6 +214,7 @@ std::map<std::string, std::string> fingerprint_bindings(const EventLog& log) {
   for (const json& f : log.flows)
     if (std::string id = str(f, "flow_id"); !id.empty()) flow_of.emplace(id, &f);
   std::map<std::string, std::string> bound;
+  std::unordered_set<std::string> placed;  // devices given an address
   for (const json& e : log.alerts) {
     const json& a = e.value("alert", json::object());
     std::string dev = str(a, "device"), src = str(e, "src_ip"), dst = str(e, "dst_ip");
@@ -220,6 +222,12 @@ std::map<std::string, std::string> fingerprint_bindings(const EventLog& log) {
     // An alert about an unbound host names its address; one about a device bound by ip or mac is
     // in the header already.
     if (dev.empty() || dev == src || dev == dst || dev == src_dev || dev == dst_dev) continue;
+    // A fan-out by a host that is no device names the device it reached last, on another flow
+    // than this one: neither address here is that device's.
+    if (str(a, "rule") == "lateral.fan_out" && str(a.value("evidence", json::object()), "direction") == "inbound")
+      continue;
+    // The policy binds a device at one address, the first that showed its fingerprint.
+    if (placed.count(dev)) continue;
     int side = -1;  // 0: the client (src_ip), 1: the server
     bool learnt[2] = {src_dev.empty(), dst_dev.empty()};
     if (auto it = flow_of.find(str(e, "flow_id")); it != flow_of.end()) {
@@ -238,7 +246,7 @@ std::map<std::string, std::string> fingerprint_bindings(const EventLog& log) {
     }
     if (side < 0) continue;
     std::string ip = side ? dst : src;
-    if (!ip.empty()) bound.emplace(ip, dev);
+    if (!ip.empty() && bound.emplace(ip, dev).second) placed.insert(dev);
   }
   return bound;
 }

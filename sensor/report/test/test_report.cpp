@@ -591,3 +591,17 @@ TEST_CASE("the site's binder is the judge's: an address binds before a MAC") {
   CHECK(view->binder(other, none).empty());
   CHECK(view->declared.size() == 2);
 }
+
+TEST_CASE("report: fingerprint bindings from alerts alone bind as the policy does", "[report]") {
+  // Only the alert lines of a run (grep alert, a rotated file's part): no flow event tells which
+  // side the policy judged.
+  EventLog log;
+  // A fan-out by a host that is no device names the device it reached last (ct-1, bound by
+  // fingerprint at 10.10.1.99 earlier), not the host this flow reached.
+  log.add_line(R"({"ts":"2024-03-01T12:00:01.000000Z","event_type":"alert","flow_id":"f1","src_ip":"10.10.1.77","src_port":40000,"dst_ip":"10.10.1.110","dst_port":104,"proto":"tcp","src_zone":"modality","dst_zone":"modality","alert":{"rule":"lateral.fan_out","severity":"high","message":"m","device":"ct-1","peer":"10.10.1.77","mds2":[],"evidence":{"flow_ids":["f1"],"model":"acme-ct","direction":"inbound","distinct_hosts":"9"}}})");
+  CHECK(fingerprint_bindings(log).empty());
+  // The device's own alert binds its address; a later one from another address does not move it.
+  log.add_line(R"({"ts":"2024-03-01T12:00:02.000000Z","event_type":"alert","flow_id":"f2","src_ip":"10.10.1.99","src_port":40001,"dst_ip":"10.10.2.20","dst_port":11112,"proto":"tcp","dst_device":"pacs-1","alert":{"rule":"tls.required_cleartext","severity":"high","message":"m","device":"ct-1","peer":"pacs-1","mds2":[],"evidence":{"flow_ids":["f2"],"direction":"outbound","model":"acme-ct"}}})");
+  log.add_line(R"({"ts":"2024-03-01T12:00:03.000000Z","event_type":"alert","flow_id":"f3","src_ip":"10.10.1.98","src_port":40002,"dst_ip":"10.10.2.20","dst_port":11112,"proto":"tcp","dst_device":"pacs-1","alert":{"rule":"flow.undeclared","severity":"medium","message":"m","device":"ct-1","peer":"pacs-1","mds2":[],"evidence":{"flow_ids":["f3"],"direction":"outbound","model":"acme-ct"}}})");
+  CHECK(fingerprint_bindings(log) == std::map<std::string, std::string>{{"10.10.1.99", "ct-1"}});
+}
