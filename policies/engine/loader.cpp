@@ -368,7 +368,8 @@ const std::set<std::string, std::less<>> kRules = {
     "dicom.implementation_undeclared", "lateral.zone_forbidden",
     "phi.cleartext", "lateral.admin_protocol", "lateral.zone_crossing", "lateral.new_peer", "lateral.fan_out",
     "lateral.port_scan", "dicom.ae_spoofing", "dicom.ae_new_ip", "dicom.reject_burst",
-    "dicom.move_destination_undeclared", "dicom.dimse_undeclared", "dicom.sop_class_undeclared",
+    "dicom.move_destination_undeclared", "dicom.move_address_undeclared", "dicom.dimse_undeclared",
+    "dicom.sop_class_undeclared", "dicom.unauthenticated_association", "flow.peer_not_filtered",
     "dicom.cleartext_password", "dicom.user_identity_undeclared", "flow.remote_endpoint_undeclared", "hl7.sender_unbound", "hl7.message_type_undeclared", "hl7.test_on_production", "policy.rate_limited"};
 const std::set<std::string, std::less<>> kDimse = {"C-ECHO", "C-STORE", "C-FIND", "C-MOVE", "C-GET",
     "N-CREATE", "N-SET", "N-GET", "N-ACTION", "N-EVENT-REPORT", "N-DELETE", "C-CANCEL"};
