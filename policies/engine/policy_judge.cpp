@@ -798,6 +798,17 @@ const FlowRule* PolicyJudge::find_declared_flow(const Side& s, const FlowRule*& 
   return nullptr;
 }
 
+bool PolicyJudge::inbound_peer(const Side& s) const {
+  for (auto& r : s.dev.model->flows) {
+    if (r.initiator == Initiator::device) continue;
+    if (r.peer_role == "any") return true;
+    if (r.peer_role == "any_internal" && s.peer_internal) return true;
+    if (r.peer_role == "external" && !s.peer_internal) return true;
+    if (r.role_index >= 0 && r.role_index < 64 && (s.peer_roles & (1ull << r.role_index))) return true;
+  }
+  return false;
+}
+
 // A declared flow is still wrong when the manufacturer ships it disabled (and the site has not
 // enabled it) or when it is cleartext where the rule requires TLS.
 PolicyJudge::SideResult PolicyJudge::judge_declared_flow(const Side& s, const FlowRule& match) {
@@ -911,7 +922,7 @@ PolicyJudge::SideResult PolicyJudge::judge_undeclared_flow(const Side& s, const 
     a.evidence.emplace_back("peer_zone", std::string(zone_name.empty() ? "external" : zone_name));
     emit(s.f, a, s.out);
   } else if (!s.dev_is_client && s.f.ep.proto == 6 && s.f.syn_seen && s.f.server_answered &&
-             m->sw_value("network_acl") == 1) {
+             m->sw_value("network_acl") == 1 && !inbound_peer(s)) {
     // NAUT-2 = Yes: the device filters who may connect (a firewall, an allow-list). A peer no
     // inbound flow declares should have had no answer to its SYN; the device accepted it.
     res.rule = "flow.peer_not_filtered";

@@ -189,6 +189,9 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
   const FlowRule* find_declared_flow(const Side& s, const FlowRule*& port_only) const;
   SideResult judge_declared_flow(const Side& s, const FlowRule& match);
   SideResult judge_undeclared_flow(const Side& s, const FlowRule* port_only);
+  // Whether an inbound flow of the model names the peer (its role, or any / any_internal / external),
+  // whatever its port and application: a peer an access list of the device would let in.
+  bool inbound_peer(const Side& s) const;
   void check_phi_cleartext(const Side& s, const FlowRule* match);
   void check_hl7_against_model(const Side& s);
   void check_dicom_against_model(const Side& s);

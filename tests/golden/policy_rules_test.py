@@ -287,8 +287,9 @@ def main():
     c.eq("unbound sweeper: --fail-on high exit code", rc, 1)
 
     # The PACS model answering NAUT-2 = Yes (network access control) and TXCF-4 = Yes (connections
-    # limited to authenticated systems): the workstation's HL7 on the PACS's port was accepted
-    # although no inbound flow names it, and the CT's store in clear authenticated neither side.
+    # limited to authenticated systems), on the site with workstation .40 in no role: its HL7 on
+    # the PACS's port was accepted although no inbound flow names it, and the CT's store in clear
+    # authenticated neither side.
     var_dir = os.path.join(OUT, "policy_rules_pacs_variant")
     os.makedirs(os.path.join(var_dir, "sites"), exist_ok=True)
     os.makedirs(os.path.join(var_dir, "devices"), exist_ok=True)
@@ -299,7 +300,9 @@ def main():
             text = text.replace("mds2_derived:\n", "mds2_derived:\n  network_acl: true\n  authenticated_connections_only: true\n")
         open(os.path.join(var_dir, "devices", m), "w").write(text)
     var_site = os.path.join(var_dir, "sites", "rules-hospital.yaml")
-    open(var_site, "w").write(open(SITE).read())
+    body = open(SITE).read()
+    c.true("rules site: .40 and .41 are reading_ws", "ips: [10.10.4.40, 10.10.4.41]" in body)
+    open(var_site, "w").write(body.replace("ips: [10.10.4.40, 10.10.4.41]", "ips: [10.10.4.41]"))
     def variant(name, fail_on):
         rc, ev = analyze(name, var_site, fail_on)
         for e in of_type(ev, "alert"):

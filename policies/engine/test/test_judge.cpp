@@ -1870,6 +1870,12 @@ TEST_CASE("NAUT-2 = Yes: a connection the device accepted from a peer no inbound
   CHECK(fx.judge_flow(store).verdict == "declared");
   fx.judge_flow(fx.flow(PACS, 40004, "10.10.4.79", 8080));
   CHECK(fx.alerts("flow.peer_not_filtered").size() == 1);
+  // A peer an inbound flow names (the CT, a modality) on an undeclared service: an access list by
+  // peer lets it in; the flow is undeclared, not unfiltered.
+  auto web = fx.flow(CT, 40005, PACS, 11112);
+  web.ndpi_protocol = "HTTP";
+  CHECK(fx.judge_flow(web).rule == "flow.undeclared");
+  CHECK(fx.alerts("flow.peer_not_filtered").size() == 1);
   // Without the answer, an undeclared peer is just that.
   Fixture plain;
   auto g = plain.flow("10.10.4.77", 40001, PACS, 11112);
