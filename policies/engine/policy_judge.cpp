@@ -388,6 +388,13 @@ bool PolicyJudge::load_baseline(const std::string& path, Errors& errs) {
           errs.add(path, it->first.Mark().line + 1, it->first.Mark().column + 1, "baseline entry: unknown key '" + k + "' (expected rule, device, peer, severity, reason)");
       }
       auto s = [&](const char* k) { return e[k] && e[k].IsScalar() ? e[k].Scalar() : std::string(); };
+      // Alerts always name a device and a peer: an entry without one would accept nothing.
+      if (s("device").empty() || s("peer").empty()) {
+        errs.add(path, e.Mark().line + 1, e.Mark().column + 1,
+                 std::string("baseline entry: no ") + (s("device").empty() ? "device" : "peer") +
+                     " (an alert is accepted by its rule, device and peer; expected {rule: ..., device: ..., peer: ...})");
+        continue;
+      }
       // `severity:` accepts the finding up to that severity; without it, at every severity.
       Severity up_to = Severity::critical;
       if (std::string sev = s("severity"); !sev.empty() && !parse_severity(sev, up_to)) {

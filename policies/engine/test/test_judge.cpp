@@ -2013,3 +2013,21 @@ TEST_CASE("C-MOVE follow-ups waiting for their partner are bounded and counted",
   fx.judge->finish({fx.t}, fx.out);
   CHECK(fx.out.counters().get("policy.moves_waiting_full") == 5000 - 4096);
 }
+
+TEST_CASE("a YAML baseline entry without a device or a peer is an error at its line", "[judge]") {
+  std::string path = "/tmp/medmon-baseline-nopeer-" + std::to_string(::getpid()) + ".yaml";
+  std::ofstream(path) << "accepted:\n  - {rule: lateral.new_peer, device: ct-1, peer: 10.10.9.9}\n"
+                         "  - {rule: lateral.fan_out, device: ct-1}\n  - {rule: lateral.new_peer, peer: 10.10.9.9}\n";
+  Errors errs;
+  JudgeOptions opt;
+  opt.baseline_path = path;
+  auto judge = PolicyJudge::load(std::string(POLICIES_DIR) + "/sites/demo-site.yaml", std::string(POLICIES_DIR) + "/devices",
+                                 opt, errs);
+  std::remove(path.c_str());
+  CHECK(!judge);
+  REQUIRE(errs.list.size() == 2);
+  CHECK(errs.list[0].line == 3);
+  CHECK(errs.list[0].message.find("no peer") != std::string::npos);
+  CHECK(errs.list[1].line == 4);
+  CHECK(errs.list[1].message.find("no device") != std::string::npos);
+}
