@@ -1001,7 +1001,10 @@ void PolicyJudge::check_hl7_against_model(const Side& s) {
     bool bound = m->hl7.peer_roles.empty();
     std::vector<std::string> apps;
     for (auto& ro : m->hl7.peer_roles) {
-      if (ro == "any" || (ro == "any_internal" && s.peer_internal)) { bound = true; continue; }
+      if (ro == "any" || (ro == "any_internal" && s.peer_internal) || (ro == "external" && !s.peer_internal)) {
+        bound = true;
+        continue;
+      }
       int ri = site_->role_index(ro);
       if (ri >= 0 && ri < 64 && (s.peer_roles & (1ull << ri))) {
         bound = true;

@@ -2031,3 +2031,17 @@ TEST_CASE("a YAML baseline entry without a device or a peer is an error at its l
   CHECK(errs.list[1].line == 4);
   CHECK(errs.list[1].message.find("no device") != std::string::npos);
 }
+
+TEST_CASE("HL7 peer roles: external is any address outside the site, as for flows", "[judge]") {
+  Fixture fx({{"devices:\n", "devices:\n  - {name: gw-1, model: test-hl7ext, ip: 10.10.1.30, zone: modality}\n"}},
+             "schema: medmon.model/v1\nmodel: {id: test-hl7ext}\nhl7:\n  peer_roles: [external]\n");
+  auto send = [&](const char* src, uint16_t port) {
+    auto f = fx.flow(src, port, "10.10.1.30", 2575);
+    auto& d = fx.add_facts(f, "hl7");
+    d.set_attr("hl7.msh3", "LABCLOUD");
+    fx.judge_flow(f);
+    return fx.alerts("hl7.sender_unbound").size();
+  };
+  CHECK(send("203.0.113.10", 40001) == 0);  // outside the site: declared
+  CHECK(send(WS, 40002) == 1);              // inside: not a declared peer
+}
