@@ -602,8 +602,10 @@ void load_dicom(Reader& r, YAML::Node d, Model& m) {
   if (auto cm = d["c_move"]; cm && r.is_map(cm, "dicom c_move")) {
     r.keys(cm, "dicom c_move", {"allowed", "allowed_destinations"});
     if (cm["allowed"]) r.boolean(cm["allowed"], "dicom c_move allowed", dm.c_move_allowed);
-    if (cm["allowed_destinations"])
+    if (cm["allowed_destinations"]) {
       dm.move_destinations = r.ae_titles(cm["allowed_destinations"], "dicom c_move allowed_destinations", true);
+      dm.move_destinations_at = Reader::wheres(cm["allowed_destinations"]);
+    }
   }
   if (auto cg = d["c_get"]; cg && r.is_map(cg, "dicom c_get")) {
     r.keys(cg, "dicom c_get", {"allowed"});
@@ -1104,6 +1106,15 @@ void bind_models(Reader& r, Site& site) {
       for (auto& ro : m->hl7.peer_roles)
         if (!builtin.count(ro) && site.role_index(ro) < 0)
           r.errs.add(m->file, m->hl7.where.line, m->hl7.where.column, "hl7 peer_roles: unknown role '" + ro + "' (not bound in " + path + " roles)");
+      // role:<name> among the C-MOVE destinations names the AE titles of a site role: one the site
+      // does not bind would leave every C-MOVE to that role undeclared.
+      for (size_t i = 0; i < m->dicom.move_destinations.size(); ++i) {
+        const std::string& x = m->dicom.move_destinations[i];
+        if (x.rfind("role:", 0) != 0 || site.role_index(std::string_view(x).substr(5)) >= 0) continue;
+        Where w = i < m->dicom.move_destinations_at.size() ? m->dicom.move_destinations_at[i] : m->dicom.where;
+        r.errs.add(m->file, w.line, w.column, "dicom c_move allowed_destinations: unknown role '" + x.substr(5) +
+                                                  "' (not bound in " + path + " roles; expected role:<a site role>)");
+      }
       for (auto [list, at, key] : {std::tuple{&m->zones_allowed, &m->zones_allowed_at, "allowed"},
                                    std::tuple{&m->zones_never, &m->zones_never_at, "never"}})
         for (size_t i = 0; i < list->size(); ++i) {

@@ -115,6 +115,7 @@ struct DicomModel {
   bool c_move_allowed = false;
   int8_t c_get_allowed = -1;                   // c_get.allowed: -1 not given, 0 false, 1 true
   std::vector<std::string> move_destinations;  // AE titles, or "role:<name>"
+  std::vector<Where> move_destinations_at;     // each one's place in the file
   std::vector<std::string> user_identity;      // allowed types: none, username, username_password, kerberos, saml, jwt
   std::vector<std::string> source;
   Where where;

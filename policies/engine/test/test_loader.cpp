@@ -701,3 +701,18 @@ TEST_CASE("a model flow's ports may be ranges; a reversed or out-of-range one is
   load_model(t.write("devices/test-modality.yaml", b), e);
   CHECK(all(e).find("'65535-49152' is a reversed range (expected low-high, e.g. 49152-65535)") != std::string::npos);
 }
+
+TEST_CASE("a C-MOVE destination role the site does not bind", "[policy][loader]") {
+  TempDir t;
+  std::string model = kModel;
+  model += "dicom:\n  c_move: {allowed: true, allowed_destinations: [WS01, \"role:pacs\", \"role:reading\"]}\n";
+  auto mp = t.write("devices/test-modality.yaml", model);
+  auto sp = t.write("sites/site.yaml", kSite);
+  Errors errs;
+  CHECK_FALSE(load_site(sp, "", errs));
+  std::string s = all(errs);
+  INFO(s);
+  REQUIRE(errs.list.size() == 1);
+  CHECK(s.find(mp + ":14:69: dicom c_move allowed_destinations: unknown role 'reading' (not bound in " + sp) !=
+        std::string::npos);
+}
