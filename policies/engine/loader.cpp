@@ -781,8 +781,13 @@ void load_site_header(Reader& r, YAML::Node root, Site& site) {
     if (s["name"]) r.str(s["name"], "site name", site.name);
     if (s["production"]) r.boolean(s["production"], "site production", site.production);
   }
-  if (auto n = root["internal_networks"]) site.internal = r.cidrs(n, "internal_networks");
-  else r.err(root, "missing key 'internal_networks' (the site's own address ranges, e.g. [10.0.0.0/8])");
+  if (auto n = root["internal_networks"]) {
+    site.internal = r.cidrs(n, "internal_networks");
+    // No range at all: every peer of every device would be outside the customer environment.
+    if (n.IsSequence() && n.size() == 0)
+      r.err(n, "internal_networks: empty (every address would be outside the site; expected the site's own address "
+               "ranges, e.g. [10.0.0.0/8])");
+  } else r.err(root, "missing key 'internal_networks' (the site's own address ranges, e.g. [10.0.0.0/8])");
 }
 
 // Zones come first: the zone matrix, the devices and the models' allowed zones name them.

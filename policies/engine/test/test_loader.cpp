@@ -716,3 +716,16 @@ TEST_CASE("a C-MOVE destination role the site does not bind", "[policy][loader]"
   CHECK(s.find(mp + ":14:69: dicom c_move allowed_destinations: unknown role 'reading' (not bound in " + sp) !=
         std::string::npos);
 }
+
+TEST_CASE("an empty internal_networks is refused: every address would be outside the site", "[policy][loader]") {
+  TempDir t;
+  t.write("devices/test-modality.yaml", kModel);
+  std::string site = kSite;
+  site.replace(site.find("[10.0.0.0/8]"), 12, "[]");
+  auto sp = t.write("sites/site.yaml", site);
+  Errors errs;
+  CHECK_FALSE(load_site(sp, "", errs));
+  std::string s = all(errs);
+  INFO(s);
+  CHECK(s.find(sp + ":2:20: internal_networks: empty") != std::string::npos);
+}
