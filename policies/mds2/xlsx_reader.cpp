@@ -48,7 +48,7 @@ struct Zip {
   ~Zip() { if (z) zip_discard(z); }
 };
 
-bool read_part(Zip& zip, const std::string& name, std::string& out) {
+bool read_part(Zip& zip, const std::string& name, std::string& out, bool counted = true) {
   zip_stat_t st;
   zip_stat_init(&st);
   if (zip_stat(zip.z, name.c_str(), ZIP_FL_ENC_GUESS, &st) != 0) return false;
@@ -58,7 +58,7 @@ bool read_part(Zip& zip, const std::string& name, std::string& out) {
   if (st.size > kMaxPart)
     throw ImportError(zip.path + ": " + name + " is larger than " + std::to_string(kMaxPart >> 20) + " MiB uncompressed (" +
                       std::to_string(st.size >> 20) + " MiB); not an MDS2 form");
-  zip.read += st.size;
+  if (counted) zip.read += st.size;
   if (zip.read > kMaxPartsTotal)
     throw ImportError(zip.path + ": the workbook's parts hold more than " + std::to_string(kMaxPartsTotal >> 20) +
                       " MiB of XML; not an MDS2 form");
@@ -71,24 +71,28 @@ bool read_part(Zip& zip, const std::string& name, std::string& out) {
   return true;
 }
 
-// Parses a part's XML in place (the DOM's strings point into `xml`, which must outlive `doc`);
+// Parses part `name`'s XML in place (the DOM's strings point into `xml`, which must outlive `doc`);
 // false when it is not well-formed. `what` names the part in messages ("sheet 'Answers'").
-// `why` gets where and what the XML error is (" at line 12: ...").
-bool parse_part(std::string& xml, pugi::xml_document& doc, const std::string& path, const std::string& what,
+// `why` gets where and what the XML error is (" (line 12, column 3: ...)").
+bool parse_part(Zip& zip, const std::string& name, std::string& xml, pugi::xml_document& doc, const std::string& what,
                 unsigned options, std::string* why = nullptr) {
   size_t markup = 0;
   for (char ch : xml) markup += (ch == '<') | (ch == '=');
   if (markup > kMaxMarkup)
-    throw ImportError(path + ": " + what + " has more than " + std::to_string(kMaxMarkup) +
+    throw ImportError(zip.path + ": " + what + " has more than " + std::to_string(kMaxMarkup) +
                       " XML tags and attributes; not an MDS2 form");
   pugi::xml_parse_result r = doc.load_buffer_inplace(xml.data(), xml.size(), options);
   if (!r && why) {
-    // The line of the error's offset. The parse decoded the text before it in place, which keeps
-    // its line ends (an entity for a line feed aside).
-    size_t at = std::min(r.offset < 0 ? size_t(0) : static_cast<size_t>(r.offset), xml.size());
-    size_t line = 1 + static_cast<size_t>(std::count(xml.begin(), xml.begin() + static_cast<long>(at), '\n'));
-    size_t bol = xml.rfind('\n', at == 0 ? 0 : at - 1);
-    size_t column = at - (bol == std::string::npos || at == 0 ? 0 : bol + 1) + 1;
+    // The parse decoded the text before the error in place: a character reference became the
+    // character (&#10; a line end) and the bytes a shorter text left behind keep stale copies. The
+    // error's line and column are counted in the part as written, read again.
+    doc.reset();
+    std::string raw;
+    if (!read_part(zip, name, raw, false)) raw = xml;
+    size_t at = std::min(r.offset < 0 ? size_t(0) : static_cast<size_t>(r.offset), raw.size());
+    size_t line = 1 + static_cast<size_t>(std::count(raw.begin(), raw.begin() + static_cast<long>(at), '\n'));
+    size_t bol = at == 0 ? std::string::npos : raw.rfind('\n', at - 1);
+    size_t column = at - (bol == std::string::npos ? 0 : bol + 1) + 1;
     *why = " (line " + std::to_string(line) + ", column " + std::to_string(column) + ": " + r.description() + ")";
   }
   return static_cast<bool>(r);
@@ -247,7 +251,7 @@ void load_sheet(Zip& zip, Sheet& sh, Texts& texts, size_t nshared) {
     throw ImportError(texts.path + ": sheet '" + sh.name + "' (" + sh.part + ") cannot be read");
   pugi::xml_document doc;
   std::string why;
-  if (!parse_part(xml, doc, texts.path, "sheet '" + sh.name + "'", kParse, &why))
+  if (!parse_part(zip, sh.part, xml, doc, "sheet '" + sh.name + "'", kParse, &why))
     throw ImportError(texts.path + ": sheet '" + sh.name + "' (" + sh.part + ") is not well-formed XML" + why);
   std::string p;
   auto ws = sml_root(doc, "worksheet", p);  // none: another kind of sheet (a chart sheet), no rows
@@ -370,7 +374,7 @@ Rels read_rels(Zip& zip, const std::string& name, const std::string& base) {
   Rels out;
   std::string xml;
   pugi::xml_document d;
-  if (!read_part(zip, name, xml) || !parse_part(xml, d, zip.path, name, pugi::parse_default)) return out;
+  if (!read_part(zip, name, xml) || !parse_part(zip, name, xml, d, name, pugi::parse_default)) return out;
   for (auto r : d.child("Relationships").children("Relationship")) {
     std::string t = r.attribute("Target").value();
     if (t.empty() || std::string_view(r.attribute("TargetMode").value()) == "External") continue;
@@ -409,7 +413,7 @@ Form read_workbook(Zip& zip, const std::string& path) {
     // A damaged part is named: read as empty, every shared-string cell would be blank.
     pugi::xml_document d;
     std::string why;
-    if (!parse_part(ss, d, path, ss_part, kParse, &why))
+    if (!parse_part(zip, ss_part, ss, d, ss_part, kParse, &why))
       throw ImportError(path + ": " + ss_part + " is not well-formed XML" + why);
     std::string p;
     auto sst = sml_root(d, "sst", p);
@@ -431,7 +435,7 @@ Form read_workbook(Zip& zip, const std::string& path) {
   {
     pugi::xml_document wd;  // freed before the sheets are parsed
     std::string why;
-    if (!parse_part(wb, wd, path, wb_part, pugi::parse_default, &why))
+    if (!parse_part(zip, wb_part, wb, wd, wb_part, pugi::parse_default, &why))
       throw ImportError(path + ": " + wb_part + " is not well-formed XML" + why);
     std::string p;
     auto root = sml_root(wd, "workbook", p);

@@ -1720,3 +1720,32 @@ TEST_CASE("XLSX: XML that is not well-formed is located; text with millions of c
   std::string md = "| CONN-3 | Q? | Yes |\n" + std::string(300, '|') + "\n";
   CHECK_THROWS_WITH(read_text_buffer(md, "markdown", "wide.md"), Catch::Contains("wide.md:2: more than 256 cells"));
 }
+
+TEST_CASE("XLSX: an XML error's line and column are the part's as written, character references aside", "[mds2]") {
+  // Line 3 holds line feeds and a CR LF as character references; the row's end tag broken at the
+  // end of line 4 is an error at line 5, column 1. The parse decodes the text before the error in
+  // place: counted there, each &#10; was a line more.
+  std::string path = std::string(MDS2_VARIANTS) + "/charref-line.xlsx";
+  std::string sheet = std::string("<?xml version=\"1.0\"?>\n<worksheet ") + kNs + ">\n" +
+                      "<sheetData><row r=\"1\">" + inline_cell("A1", "a&#10;b&#10;c&#13;&#10;d") + "\n" +
+                      inline_cell("B1", "CONN-4") + "</row\n</sheetData></worksheet>";
+  auto workbook = [&](const std::string& sheet_xml, const std::string& sst) {
+    write_parts(path, {
+        {"xl/workbook.xml", std::string("<workbook ") + kNs +
+                                "><sheets><sheet name=\"Answers\" sheetId=\"1\" r:id=\"rId1\"/></sheets></workbook>"},
+        {"xl/_rels/workbook.xml.rels",
+         "<Relationships xmlns=\"http://schemas.openxmlformats.org/package/2006/relationships\">"
+         "<Relationship Id=\"rId1\" Target=\"worksheets/sheet1.xml\"/></Relationships>"},
+        {"xl/worksheets/sheet1.xml", sheet_xml},
+        {"xl/sharedStrings.xml", sst},
+    });
+  };
+  workbook(sheet, std::string("<sst ") + kNs + "/>");
+  CHECK_THROWS_WITH(read_xlsx(path), Catch::Contains("sheet 'Answers' (xl/worksheets/sheet1.xml) is not well-formed XML "
+                                                     "(line 5, column 1: Error parsing end element tag)"));
+  // The same in the shared strings, after an attribute value holding &#10; (normalised in place too).
+  std::string sst = std::string("<sst ") + kNs + ">\n<si><t xml:space=\"a&#10;&#10;b\">x&#10;&#10;&#10;y</t></si>\n<si><t>z</t></s>\n</sst>";
+  workbook(std::string("<worksheet ") + kNs + "><sheetData/></worksheet>", sst);
+  CHECK_THROWS_WITH(read_xlsx(path), Catch::Contains("xl/sharedStrings.xml is not well-formed XML (line 3, column 15: "));
+  std::remove(path.c_str());
+}
