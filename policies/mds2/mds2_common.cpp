@@ -476,11 +476,25 @@ Form read_any(const std::string& path) {
   char magic[5] = {};
   in.read(magic, 4);
   std::string m(magic, static_cast<size_t>(in.gcount()));
-  if (m.size() >= 4 && m.compare(0, 4, "PK\x03\x04") == 0) return read_xlsx(path);
+  // A zip: its first entry's header, or the end record alone (an empty zip, which is a broken XLSX).
+  if (m.size() >= 4 && (m.compare(0, 4, "PK\x03\x04") == 0 || m.compare(0, 4, "PK\x05\x06") == 0)) return read_xlsx(path);
   if (m.size() >= 4 && m == "%PDF") return read_pdf(path);
   if (m.size() >= 4 && static_cast<unsigned char>(m[0]) == 0xD0 && static_cast<unsigned char>(m[1]) == 0xCF)
     throw ImportError(path + ": legacy binary .xls workbook; save it as .xlsx (or CSV) and import that");
-  return read_text(path);
+  if (m.empty()) throw ImportError(path + ": an empty file; not an MDS2 form");
+  std::string ext = path.size() >= 5 ? path.substr(path.size() - 5) : std::string();
+  for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (ext != ".xlsx" && ext != ".xlsm") return read_text(path);
+  // An .xlsx that is no zip: a CSV saved under that name is read; else what is wrong is that it is
+  // no workbook, not that its "text" holds no question ids.
+  try {
+    return read_text(path);
+  } catch (const ImportError& e) {
+    std::string why = e.what();
+    if (why.compare(0, path.size() + 2, path + ": ") == 0) why.erase(0, path.size() + 2);
+    throw ImportError(path + ": named " + ext + " but not a zip file, which an Excel workbook is (the file is damaged or "
+                      "not a workbook); read as text: " + why);
+  }
 }
 
 }  // namespace medmon::mds2

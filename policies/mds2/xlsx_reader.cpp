@@ -247,8 +247,14 @@ void set_cell(Sheet& sh, uint32_t& cell, uint32_t v, const Texts& texts) {
 
 void load_sheet(Zip& zip, Sheet& sh, Texts& texts, size_t nshared) {
   std::string xml;
-  if (!read_part(zip, sh.part, xml))
-    throw ImportError(texts.path + ": sheet '" + sh.name + "' (" + sh.part + ") cannot be read");
+  if (!read_part(zip, sh.part, xml)) {
+    // The workbook names a sheet whose part the zip does not hold (a damaged or hand-made file).
+    zip_stat_t st;
+    if (zip_stat(zip.z, sh.part.c_str(), ZIP_FL_ENC_GUESS, &st) != 0)
+      throw ImportError(texts.path + ": sheet '" + sh.name + "' is missing: the workbook lists it, but the zip holds no " +
+                        sh.part + "; the file is damaged");
+    throw ImportError(texts.path + ": sheet '" + sh.name + "' (" + sh.part + ") cannot be read; the file is damaged");
+  }
   pugi::xml_document doc;
   std::string why;
   if (!parse_part(zip, sh.part, xml, doc, "sheet '" + sh.name + "'", kParse, &why))
@@ -397,6 +403,9 @@ Form read_workbook(Zip& zip, const std::string& path) {
     wb_part = pkg.by_type["officeDocument"];
   std::string dir = wb_part.substr(0, wb_part.rfind('/') + 1);
   std::string wb, ss;
+  if (zip_get_num_entries(zip.z, 0) == 0)
+    throw ImportError(path + ": an empty zip file, not an Excel workbook (it holds no " + wb_part +
+                      " and no sheet); export the MDS2 form again");
   if (!read_part(zip, wb_part, wb))
     throw ImportError(path + ": a zip file but not an Excel workbook (no " + wb_part + ")");
   Rels rels = read_rels(zip, dir + "_rels/" + wb_part.substr(dir.size()) + ".rels", dir);
@@ -460,7 +469,8 @@ Form read_workbook(Zip& zip, const std::string& path) {
     }
   }
   wb = std::string();
-  if (sheets.empty()) throw ImportError(path + ": workbook has no sheets");
+  if (sheets.empty())
+    throw ImportError(path + ": the workbook lists no sheet (" + wb_part + " names none its relationships resolve)");
 
   // The shared strings, for the edition check.
   auto shared_text = [&] {
@@ -519,7 +529,14 @@ Form read_xlsx(const std::string& path) {
   int err = 0;
   Zip zip;
   zip.z = zip_open(path.c_str(), ZIP_RDONLY, &err);
-  if (!zip.z) throw ImportError(path + ": not a readable XLSX (zip) file");
+  if (!zip.z) {
+    // libzip's reason ("Not a zip archive", "Premature end of file") says what is wrong with it.
+    zip_error_t ze;
+    zip_error_init_with_code(&ze, err);
+    std::string why = zip_error_strerror(&ze);
+    zip_error_fini(&ze);
+    throw ImportError(path + ": not a readable XLSX (zip) file (" + why + ")");
+  }
   return detail::named_errors(path, [&] { return read_workbook(zip, path); });
 }
 
@@ -529,8 +546,9 @@ Form read_xlsx_buffer(std::string_view data, const std::string& source) {
   zip_source_t* src = zip_source_buffer_create(data.data(), data.size(), 0, &ze);
   Zip zip;
   if (src && !(zip.z = zip_open_from_source(src, ZIP_RDONLY, &ze))) zip_source_free(src);
+  std::string why = zip_error_strerror(&ze);
   zip_error_fini(&ze);
-  if (!zip.z) throw ImportError(source + ": not a readable XLSX (zip) file");
+  if (!zip.z) throw ImportError(source + ": not a readable XLSX (zip) file (" + why + ")");
   return detail::named_errors(source, [&] { return read_workbook(zip, source); });
 }
 

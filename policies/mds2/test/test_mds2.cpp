@@ -1749,3 +1749,36 @@ TEST_CASE("XLSX: an XML error's line and column are the part's as written, chara
   CHECK_THROWS_WITH(read_xlsx(path), Catch::Contains("xl/sharedStrings.xml is not well-formed XML (line 3, column 15: "));
   std::remove(path.c_str());
 }
+
+TEST_CASE("XLSX: an empty zip, a missing sheet or a file that is no zip says what is missing", "[mds2]") {
+  // An empty zip is only its end record: read as text before, "no question ids found".
+  std::string empty("PK\x05\x06", 4);
+  empty.append(18, '\0');
+  std::string path = std::string(MDS2_VARIANTS) + "/empty.xlsx";
+  std::ofstream(path, std::ios::binary) << empty;
+  CHECK_THROWS_WITH(read_any(path), Catch::Contains("empty.xlsx: an empty zip file, not an Excel workbook (it holds no "
+                                                    "xl/workbook.xml and no sheet)"));
+  CHECK_THROWS_WITH(read_xlsx_buffer(empty, "mem.xlsx"), Catch::StartsWith("mem.xlsx: an empty zip file"));
+  // A workbook listing a sheet whose part the zip does not hold.
+  write_parts(path, {
+      {"xl/workbook.xml", std::string("<workbook ") + kNs +
+                              "><sheets><sheet name=\"Answers\" sheetId=\"1\" r:id=\"rId1\"/></sheets></workbook>"},
+      {"xl/_rels/workbook.xml.rels",
+       "<Relationships xmlns=\"http://schemas.openxmlformats.org/package/2006/relationships\">"
+       "<Relationship Id=\"rId1\" Target=\"worksheets/sheet1.xml\"/></Relationships>"},
+  });
+  CHECK_THROWS_WITH(read_any(path), Catch::Contains("empty.xlsx: sheet 'Answers' is missing: the workbook lists it, but "
+                                                    "the zip holds no xl/worksheets/sheet1.xml"));
+  // A zip cut short: libzip's reason is given.
+  std::ofstream(path, std::ios::binary) << std::string("PK\x03\x04", 4) + std::string(40, 'x');
+  CHECK_THROWS_WITH(read_any(path), Catch::Contains("empty.xlsx: not a readable XLSX (zip) file (Not a zip archive)"));
+  // An empty file, and an .xlsx that is text with no form in it.
+  std::ofstream(path, std::ios::binary | std::ios::trunc).flush();
+  CHECK_THROWS_WITH(read_any(path), Catch::Contains("empty.xlsx: an empty file"));
+  std::ofstream(path, std::ios::binary) << "hello\n";
+  CHECK_THROWS_WITH(read_any(path), Catch::Contains("empty.xlsx: named .xlsx but not a zip file"));
+  // A CSV saved under an .xlsx name is still read.
+  std::ofstream(path, std::ios::binary) << "CONN-1,Q?,Yes\nCONN-2,Q?,No\n";
+  CHECK(read_any(path).find("CONN-2")->answer == Answer::no);
+  std::remove(path.c_str());
+}
