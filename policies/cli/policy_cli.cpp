@@ -47,7 +47,8 @@ int run_import(const std::string& form, const std::string& out, const std::strin
   try {
     mds2::Form f = mds2::read_any(form);
     std::vector<mds2::PortEntry> pt;
-    if (!ports.empty()) pt = mds2::read_ports_csv(ports);
+    std::vector<std::string> port_warnings;
+    if (!ports.empty()) pt = mds2::read_ports_csv(ports, &port_warnings);
     mds2::ImportOptions opt;
     opt.sha256 = sha256_file(form);
     opt.model_id = id;
@@ -64,6 +65,7 @@ int run_import(const std::string& form, const std::string& out, const std::strin
                            opt.model_id + ".yml");
     std::string yaml = mds2::render_model(f, pt, opt);
     for (auto& w : f.warnings) std::fprintf(stderr, "medmon: %s: warning: %s\n", form.c_str(), w.c_str());
+    for (auto& w : port_warnings) std::fprintf(stderr, "medmon: %s: warning: %s\n", ports.c_str(), w.c_str());
     if (out == "-") {
       std::fwrite(yaml.data(), 1, yaml.size(), stdout);
       if (!flush_stdout("the model")) return 3;

@@ -409,24 +409,64 @@ void detail::append_utf8(std::string& out, uint32_t cp) {
   medmon::append_utf8(out, cp);
 }
 
-bool detail::is_utf8(std::string_view s) {
+size_t detail::utf8_error_at(std::string_view s) {
   for (size_t i = 0; i < s.size();) {
     unsigned char c = static_cast<unsigned char>(s[i]);
     if (c < 0x80) { ++i; continue; }
     size_t n = c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : c >= 0xC2 ? 1 : 0;
-    if (n == 0 || c > 0xF4 || i + n >= s.size()) return false;
+    if (n == 0 || c > 0xF4 || i + n >= s.size()) return i;
     uint32_t cp = c & (0x3F >> n);
     for (size_t k = 1; k <= n; ++k) {
       unsigned char d = static_cast<unsigned char>(s[i + k]);
-      if ((d & 0xC0) != 0x80) return false;
+      if ((d & 0xC0) != 0x80) return i;
       cp = (cp << 6) | (d & 0x3F);
     }
     // Overlong forms, surrogates and code points past U+10FFFF are not UTF-8.
     if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF))
-      return false;
+      return i;
     i += n + 1;
   }
-  return true;
+  return std::string_view::npos;
+}
+
+bool detail::is_utf8(std::string_view s) { return utf8_error_at(s) == std::string_view::npos; }
+
+namespace {
+// Windows-1252 to UTF-8. 0x80-0x9F of Windows-1252; the five bytes it leaves undefined read as U+FFFD.
+void append_cp1252(std::string& utf8, std::string_view data) {
+  static const uint16_t c1[32] = {0x20AC, 0xFFFD, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021,
+                                  0x02C6, 0x2030, 0x0160, 0x2039, 0x0152, 0xFFFD, 0x017D, 0xFFFD,
+                                  0xFFFD, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014,
+                                  0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0xFFFD, 0x017E, 0x0178};
+  for (char ch : data) {
+    unsigned char c = static_cast<unsigned char>(ch);
+    if (c < 0x80) utf8.push_back(ch);
+    else detail::append_utf8(utf8, c < 0xA0 ? c1[c - 0x80] : c);
+  }
+}
+}  // namespace
+
+std::string detail::where_not_utf8(std::string_view data) {
+  size_t at = utf8_error_at(data);
+  if (at == std::string_view::npos) return {};
+  size_t line = 1 + static_cast<size_t>(std::count(data.begin(), data.begin() + static_cast<long>(at), '\n'));
+  size_t bol = at == 0 ? std::string_view::npos : data.rfind('\n', at - 1);
+  bol = bol == std::string_view::npos ? 0 : bol + 1;
+  size_t eol = data.find('\n', at);
+  if (eol == std::string_view::npos) eol = data.size();
+  if (eol > at + 1 && data[eol - 1] == '\r') --eol;  // CR LF ends the line
+  // A few characters either side, as they read in Windows-1252, control characters as '?'.
+  size_t from = at - std::min<size_t>(at - bol, 24), to = std::min(eol, at + 25);
+  auto shown = [](std::string_view bytes) {
+    std::string o;
+    append_cp1252(o, bytes);
+    for (auto& c : o) if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F) c = '?';
+    return o;
+  };
+  char hex[8];
+  std::snprintf(hex, sizeof hex, "0x%02X", static_cast<unsigned char>(data[at]));
+  return "line " + std::to_string(line) + ", byte " + hex + " (\"" + shown(data.substr(at, 1)) + "\" in \"" +
+         (from > bol ? "..." : "") + shown(data.substr(from, to - from)) + (to < eol ? "..." : "") + "\")";
 }
 
 bool detail::decode_text(std::string_view data, std::string& utf8, std::string& how) {
@@ -456,17 +496,8 @@ bool detail::decode_text(std::string_view data, std::string& utf8, std::string& 
   }
   if (is_utf8(data)) return false;
   how = "windows-1252";
-  // 0x80-0x9F of Windows-1252; the five bytes it leaves undefined read as U+FFFD.
-  static const uint16_t c1[32] = {0x20AC, 0xFFFD, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021,
-                                  0x02C6, 0x2030, 0x0160, 0x2039, 0x0152, 0xFFFD, 0x017D, 0xFFFD,
-                                  0xFFFD, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014,
-                                  0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0xFFFD, 0x017E, 0x0178};
   utf8.reserve(data.size() + data.size() / 8);
-  for (char ch : data) {
-    unsigned char c = static_cast<unsigned char>(ch);
-    if (c < 0x80) utf8.push_back(ch);
-    else append_utf8(utf8, c < 0xA0 ? c1[c - 0x80] : c);
-  }
+  append_cp1252(utf8, data);
   return true;
 }
 

@@ -87,7 +87,8 @@ struct PortEntry {
   bool default_enabled = true;
   int line = 0;
 };
-std::vector<PortEntry> read_ports_csv(const std::string& path);
+// `warnings` gets what a person should check (a table read as Windows-1252, and where).
+std::vector<PortEntry> read_ports_csv(const std::string& path, std::vector<std::string>* warnings = nullptr);
 
 // The machine-derived switches of a device model: each follows from one MDS2 question.
 // value = (answer == yes), or (answer == no) when `inverted`; unknown for n.a./blank/see-note.

@@ -335,13 +335,20 @@ static std::string shown(const std::string& cell) {
   return o;
 }
 
-static std::vector<PortEntry> read_ports_table(const std::string& path) {
+static std::vector<PortEntry> read_ports_table(const std::string& path, std::vector<std::string>* warnings) {
   // A port table of every port one by one is ~3 MiB.
   std::string text = detail::read_file(path, 4u << 20, "cannot open port table");
   // As a form's text: UTF-16 with a byte-order mark (Excel's "Unicode text") and Windows-1252
-  // (Excel's CSV on Windows, whose en dash in "49152–65535" is byte 0x96) are decoded.
+  // (Excel's CSV on Windows, whose en dash in "49152–65535" is byte 0x96) are decoded; a guessed
+  // encoding is said, with where it was seen.
   std::string decoded, how;
-  if (detail::decode_text(text, decoded, how)) text = std::move(decoded);
+  if (detail::decode_text(text, decoded, how)) {
+    if (how == "windows-1252" && warnings)
+      warnings->push_back("the port table is not UTF-8 text: read as Windows-1252 (as Excel on Windows writes CSV); the "
+                          "first byte that is no UTF-8 is at " + detail::where_not_utf8(text) + "; check its services "
+                          "in the model, or save the table as UTF-8");
+    text = std::move(decoded);
+  }
   // A UTF-8 byte-order mark (spreadsheets write one) would make the first row's port not a number.
   if (text.compare(0, 3, "\xEF\xBB\xBF") == 0) text.erase(0, 3);
   // Tabs when there is no comma; semicolons when the first record (header or row) has them and no
@@ -500,8 +507,8 @@ static std::vector<PortEntry> read_ports_table(const std::string& path) {
   return out;
 }
 
-std::vector<PortEntry> read_ports_csv(const std::string& path) {
-  return detail::named_errors(path, [&] { return read_ports_table(path); });
+std::vector<PortEntry> read_ports_csv(const std::string& path, std::vector<std::string>* warnings) {
+  return detail::named_errors(path, [&] { return read_ports_table(path, warnings); });
 }
 
 std::string default_model_id(const Form& f) {

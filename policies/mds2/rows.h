@@ -60,6 +60,11 @@ int extract_pdf_text_bounded(PdfTextFn fn, std::string_view data, const std::str
 bool decode_text(std::string_view data, std::string& utf8, std::string& how);
 // True when s is well-formed UTF-8.
 bool is_utf8(std::string_view s);
+// The offset of the first byte of s that is not (part of) well-formed UTF-8; npos when none is.
+size_t utf8_error_at(std::string_view s);
+// Where text read as Windows-1252 first is no UTF-8, for a warning: `line 3, byte 0x96 ("–" in
+// "1024–65535,tcp")`; empty when it is UTF-8.
+std::string where_not_utf8(std::string_view data);
 // Appends code point cp as UTF-8.
 void append_utf8(std::string& out, uint32_t cp);
 // Raises ImportError when the text is from an edition other than HN 1-2019.

@@ -526,10 +526,11 @@ Form read_text_buffer(std::string_view text, std::string_view hint, std::string_
   };
   std::string decoded, how;
   if (detail::decode_text(text, decoded, how)) {
-    text = decoded;
     if (how == "windows-1252")
-      f.warnings.push_back("the file is not UTF-8 text: read as Windows-1252 (as Excel on Windows writes CSV); check "
-                           "its accented letters and quotes in the model, or save the file as UTF-8");
+      f.warnings.push_back("the file is not UTF-8 text: read as Windows-1252 (as Excel on Windows writes CSV); the first "
+                           "byte that is no UTF-8 is at " + detail::where_not_utf8(text) + "; check its accented letters "
+                           "and quotes in the model, or save the file as UTF-8");
+    text = decoded;
   }
   // UTF-8 BOM
   if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);

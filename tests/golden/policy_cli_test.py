@@ -231,6 +231,17 @@ def main():
     if m:
         c.eq("cp1252 CSV: text decoded", m["model"]["manufacturer"], "Soci\u00e9t\u00e9 \u201cAcme\u201d")
         c.eq("cp1252 CSV: control characters kept escaped", m["mds2"]["answers"]["CONN-4"]["detail"], "No\x00 \x7f \x1b really")
+    c.true(f"cp1252 CSV: the first byte that is no UTF-8 is located; got {err!r}",
+           "line 2, byte 0xE9 (\"\u00e9\" in \"...1,Manufacturer Name,Soci\u00e9t\u00e9 \u201cAcme\u201d\")" in err)
+    # A Windows-1252 port table (Excel's en dash 0x96 in a range) is decoded with a warning naming it and the line.
+    cp_ports = os.path.join(work, "ports-1252.csv")
+    open(cp_ports, "wb").write(b"Port,Protocol,Direction\r\n104,TCP,Inbound\r\n1024\x9665535,TCP,Outbound\r\n")
+    rc, out, err = run(["mds2", "import", XLSX, "--ports", cp_ports, "--id", "x", "-o", "-"], check_rc=None)
+    c.eq(f"cp1252 port table imports; got {err!r}", rc, 0)
+    c.true(f"cp1252 port table: the decoding is said, located; got {err!r}",
+           f"{cp_ports}: warning: the port table is not UTF-8 text: read as Windows-1252" in err and
+           "line 3, byte 0x96 (\"\u2013\" in \"1024\u201365535,TCP,Outbound\")" in err)
+    c.true("cp1252 port table: the range is read", "dst_port: [1024-65535]" in out)
     c.done()
 
 

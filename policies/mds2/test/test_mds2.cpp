@@ -1782,3 +1782,31 @@ TEST_CASE("XLSX: an empty zip, a missing sheet or a file that is no zip says wha
   CHECK(read_any(path).find("CONN-2")->answer == Answer::no);
   std::remove(path.c_str());
 }
+
+TEST_CASE("a Windows-1252 port table or form is read with a warning naming the first byte that is no UTF-8", "[mds2]") {
+  // Excel's CSV on Windows: the en dash of a range is byte 0x96, on the table's third line.
+  std::string path = std::string(MDS2_VARIANTS) + "/ports-1252.csv";
+  std::ofstream(path, std::ios::binary) << "port,protocol,direction,service\n104,tcp,inbound,DICOM\n"
+                                           "1024\x96" "65535,tcp,outbound,ephemeral\n";
+  std::vector<std::string> warnings;
+  auto p = read_ports_csv(path, &warnings);
+  REQUIRE(p.size() == 2);
+  CHECK(p[1].port_last == 65535);
+  REQUIRE(warnings.size() == 1);
+  CHECK_THAT(warnings[0], Catch::Contains("not UTF-8 text: read as Windows-1252") &&
+                              Catch::Contains("line 3, byte 0x96 (\"\xE2\x80\x93\" in \"1024\xE2\x80\x93" "65535,tcp,outbound,"));
+  // A UTF-8 table, and UTF-16 with its byte-order mark, need no warning.
+  std::ofstream(path, std::ios::binary) << "port,protocol\n1024\xE2\x80\x93" "65535,tcp\n";
+  warnings.clear();
+  CHECK(read_ports_csv(path, &warnings).size() == 1);
+  CHECK(warnings.empty());
+  std::remove(path.c_str());
+  // A form: the warning says where, with the text around the byte cut on a long line.
+  Form f = read_text_buffer("Question ID,Question,Answer\nCONN-3,Q?,Yes\nCONN-4,Q?,\"No " + std::string(100, 'a') +
+                                " \xe9t\xe9 " + std::string(100, 'b') + "\"\n",
+                            "csv", "form-1252.csv");
+  REQUIRE(!f.warnings.empty());
+  CHECK_THAT(f.warnings[0], Catch::Contains("line 3, byte 0xE9 (\"\xC3\xA9\" in \"...aaaa") &&
+                                Catch::Contains("aaa \xC3\xA9t\xC3\xA9 bbb") && Catch::Contains("bbb...\")"));
+  CHECK(f.warnings[0].size() < 400);
+}
