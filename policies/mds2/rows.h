@@ -9,6 +9,10 @@
 
 namespace medmon::mds2::detail {
 
+// Text one cell of a form may hold (a line of a text form, a row or note over its wrapped lines):
+// the longest cells of a real form, its notes, hold a few KiB.
+constexpr size_t kMaxCellText = 1u << 20;
+
 // Column positions taken from the form's header row ("Question ID", "Question", ...); -1 = absent.
 struct Columns {
   int id = -1, question = -1, answer = -1, note = -1, iec = -1, nist = -1, iso = -1;

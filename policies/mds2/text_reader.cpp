@@ -348,14 +348,20 @@ std::vector<std::vector<std::string>> parse_delimited_impl(std::string_view t, c
                                                            std::vector<size_t>* stray_quotes = nullptr,
                                                            size_t max_records = SIZE_MAX, bool* over = nullptr,
                                                            std::vector<size_t>* record_lines = nullptr,
-                                                           size_t* wide_line = nullptr) {
+                                                           size_t* wide_line = nullptr, size_t* long_cell_line = nullptr) {
   std::vector<std::vector<std::string>> rows;
   std::vector<std::string> row;
   std::string field;
   bool quoted = false, at_start = true;
   size_t line = 1;
+  size_t field_line = 1;  // the line the field being read starts on
   for (size_t i = 0; i < t.size(); ++i) {
     char c = t[i];
+    if (at_start) field_line = line;
+    if (long_cell_line && field.size() > detail::kMaxCellText) {
+      *long_cell_line = field_line;
+      return rows;
+    }
     if (record_lines && record_lines->size() == rows.size()) record_lines->push_back(line);  // the line the record starts on
     if (c == '\n') ++line;
     if (quoted) {
@@ -397,6 +403,10 @@ std::vector<std::vector<std::string>> parse_delimited_impl(std::string_view t, c
     }
     field.push_back(c);
     at_start = false;
+  }
+  if (long_cell_line && field.size() > detail::kMaxCellText) {
+    *long_cell_line = field_line;
+    return rows;
   }
   if (!field.empty() || !row.empty()) { row.push_back(std::move(field)); rows.push_back(std::move(row)); }
   return rows;
@@ -524,6 +534,13 @@ Form read_text_buffer(std::string_view text, std::string_view hint, std::string_
     return ImportError(f.source_file + ": more than " + std::to_string(kMaxRows) +
                        " rows; not an MDS2 form (the HN 1-2019 form has about 300)");
   };
+  // A cell (a line, a row or note over its wrapped lines) past kMaxCellText: its copies as a row,
+  // cleaned cells, answer and model took eight times its size (a 60 MiB cell, 470 MB).
+  auto too_long = [&](size_t line, const char* what) {
+    return ImportError(f.source_file + ":" + std::to_string(line) + ": " + what + " of more than " +
+                       std::to_string(detail::kMaxCellText >> 20) + " MiB of text; not an MDS2 form (its longest "
+                       "cells, the notes, hold a few KiB)");
+  };
   std::string decoded, how;
   if (detail::decode_text(text, decoded, how)) {
     if (how == "windows-1252")
@@ -573,9 +590,10 @@ Form read_text_buffer(std::string_view text, std::string_view hint, std::string_
   if (format == "csv" || format == "tsv") {
     std::vector<size_t> stray;
     bool over = false;
-    size_t wide = 0;
+    size_t wide = 0, long_cell = 0;
     auto rows = parse_delimited_impl(text, format == "csv" ? csv_delimiter(text) : '\t', &stray, kMaxRows, &over,
-                                     nullptr, &wide);
+                                     nullptr, &wide, &long_cell);
+    if (long_cell) throw too_long(long_cell, "a cell");
     if (over) throw too_many_rows();
     if (wide)
       throw ImportError(f.source_file + ":" + std::to_string(wide) + ": more than " + std::to_string(kMaxCells) +
@@ -589,7 +607,7 @@ Form read_text_buffer(std::string_view text, std::string_view hint, std::string_
     }
     for (auto& row : rows) {
       if (!have_cols && detail::header_columns(row, cols)) { have_cols = true; continue; }
-      detail::add_row(f, row, have_cols ? &cols : nullptr);
+      detail::add_row(f, std::move(row), have_cols ? &cols : nullptr);
     }
   } else {
     // A row being read, kept until the next line shows whether it wraps onto it. PDF text in layout
@@ -611,6 +629,7 @@ Form read_text_buffer(std::string_view text, std::string_view hint, std::string_
       std::vector<std::pair<size_t, std::string>> held;
       bool top_aligned = false;  // question: its answer is on its first line and its text wraps below
       std::string note_number, note_text;
+      size_t line = 0;  // the line it starts on
       size_t text_col = std::string::npos;  // note: where its text starts; npos when not on the key line
     } pending;
     size_t wrapped_lines = 0;  // lines joined to the pending row by continues_wrapped (below)
@@ -792,10 +811,21 @@ Form read_text_buffer(std::string_view text, std::string_view hint, std::string_
       }
       one_space = !markdown && keyed >= 10 && gapped == 0;
     }
+    // The row or note being read grows by the lines wrapped onto it: capped as one cell is.
+    auto check_pending = [&] {
+      size_t bytes = pending.note_text.size();
+      for (auto& c : pending.cells) bytes += c.second.size();
+      for (auto& c : pending.held) bytes += c.second.size();
+      if (bytes > detail::kMaxCellText)
+        throw too_long(pending.line, pending.kind == Pending::note ? "a note (over its wrapped lines)"
+                                                                   : "a row (over its wrapped lines)");
+    };
     size_t line_no = 0;
     for (auto l : lines_of(text)) {
       ++line_no;
       if (f.questions.size() + f.notes.size() > kMaxRows) throw too_many_rows();
+      if (l.size() > detail::kMaxCellText) throw too_long(line_no, "a line");
+      check_pending();
       {
         // Cells start where text follows a tab or a run of two spaces (split_loose_columns), or at a
         // pipe (Markdown tables).
@@ -837,6 +867,7 @@ Form read_text_buffer(std::string_view text, std::string_view hint, std::string_
         flush();
         if (note_line(t, number, text_at, one_space)) {
           pending.kind = Pending::note;
+          pending.line = line_no;
           pending.note_number = number;
           pending.key_col = column_of(l, static_cast<size_t>(t.data() - l.data()));
           pending.note_text = std::string(t.substr(text_at));
@@ -869,6 +900,7 @@ Form read_text_buffer(std::string_view text, std::string_view hint, std::string_
       if (cells.size() == 1 && match_question_id(probe, id)) cells[0].second = std::string(probe);
       if (!cells.empty() && !detail::row_question_id({cells[0].second}).empty()) {
         pending.kind = Pending::question;
+        pending.line = line_no;
         pending.key_col = cells[0].first;
         if (cells.size() > 1) pending.question_end = cells[1].first + width(cells[1].second);
         pending.cells = std::move(cells);
@@ -878,6 +910,7 @@ Form read_text_buffer(std::string_view text, std::string_view hint, std::string_
       for (auto& c : cells) plain.push_back(std::move(c.second));
       detail::add_row(f, plain, nullptr);
     }
+    check_pending();
     flush();
     if (f.questions.size() + f.notes.size() > kMaxRows) throw too_many_rows();
   }

@@ -132,18 +132,24 @@ const char* rel_id(const pugi::xml_node& n) {
 
 // Text of a shared-string item or inline string: all <t> runs, skipping phonetic guides (<rPh>).
 // A walk without recursion: a hostile file may nest elements millions deep.
-// `t` and `rph` are the element names with the part's prefix.
-void collect_text(const pugi::xml_node& root, std::string& out, const std::string& t, const std::string& rph) {
+// `t` and `rph` are the element names with the part's prefix. False when the text is longer than
+// kMaxCellText (what `out` holds then is cut there).
+bool collect_text(const pugi::xml_node& root, std::string& out, const std::string& t, const std::string& rph) {
   pugi::xml_node n = root.first_child();
   while (n) {
     std::string_view name = n.name();
-    if (name == t) out += n.text().get();
+    if (name == t) {
+      std::string_view run = n.text().get();
+      if (run.size() > detail::kMaxCellText - std::min(out.size(), detail::kMaxCellText)) return false;
+      out += run;
+    }
     else if (name != rph && n.first_child()) { n = n.first_child(); continue; }
     // Next node: the sibling, else the sibling of the nearest ancestor below root that has one.
     while (n != root && !n.next_sibling()) n = n.parent();
     if (n == root) break;
     n = n.next_sibling();
   }
+  return true;
 }
 
 // SpreadsheetML escapes the characters XML cannot hold (ST_Xstring): _xHHHH_ is U+HHHH (Excel
@@ -298,11 +304,24 @@ void load_sheet(Zip& zip, Sheet& sh, Texts& texts, size_t nshared) {
           v = static_cast<uint32_t>(idx + 1);
         }
       } else {
+        // A cell's text past kMaxCellText is refused before it is copied (a 60 MiB cell took 380 MB).
+        auto too_long = [&] {
+          return ImportError(texts.path + ": sheet '" + sh.name + "' cell " + cell_name(col, row) + " holds more than " +
+                             std::to_string(detail::kMaxCellText >> 20) + " MiB of text; not an MDS2 form (its longest "
+                             "cells, the notes, hold a few KiB)");
+        };
         std::string s;
-        if (t == "inlineStr") s = decode_xstring((collect_text(c.child(n_is.c_str()), s, n_t, n_rph), std::move(s)));
-        else if (t == "b") s = c.child(n_v.c_str()).text().as_int() ? "TRUE" : "FALSE";
-        else if (t == "str") s = decode_xstring(c.child(n_v.c_str()).text().get());  // a formula's text result
-        else s = c.child(n_v.c_str()).text().get();  // numbers (dates are serials), errors
+        if (t == "inlineStr") {
+          if (!collect_text(c.child(n_is.c_str()), s, n_t, n_rph)) throw too_long();
+          s = decode_xstring(std::move(s));
+        } else if (t == "b") {
+          s = c.child(n_v.c_str()).text().as_int() ? "TRUE" : "FALSE";
+        } else {
+          std::string_view v = c.child(n_v.c_str()).text().get();
+          if (v.size() > detail::kMaxCellText) throw too_long();
+          if (t == "str") s = decode_xstring(std::string(v));  // a formula's text result
+          else s = v;  // numbers (dates are serials), errors
+        }
         v = texts.add(std::move(s));
         if (v && (t.empty() || t == "n")) texts.numbers.insert(v);
       }
@@ -429,7 +448,9 @@ Form read_workbook(Zip& zip, const std::string& path) {
     const std::string n_si = p + "si", n_t = p + "t", n_rph = p + "rPh";
     for (auto si : sst.children(n_si.c_str())) {
       std::string s;
-      collect_text(si, s, n_t, n_rph);
+      if (!collect_text(si, s, n_t, n_rph))
+        throw ImportError(path + ": " + ss_part + ": shared string " + std::to_string(nshared) + " holds more than " + std::to_string(detail::kMaxCellText >> 20) +
+                          " MiB of text; not an MDS2 form (its longest cells, the notes, hold a few KiB)");
       s = decode_xstring(std::move(s));
       // Shared string n is entry n + 1, empty ones included.
       if (s.empty()) texts.list.emplace_back();

@@ -449,9 +449,10 @@ std::string keyed_rows_xml(int n, const std::string& answer_cell) {
 }  // namespace
 
 TEST_CASE("XLSX: a shared string used by many cells is held once, and text is capped", "[mds2]") {
-  // 2 MiB shared string in 40 answer cells: 80 MiB of cell text, past the 64 MiB a sheet may hold.
-  std::string big(2u << 20, 'x');
-  std::string path = write_sheet("sstamp.xlsx", keyed_rows_xml(40, "<c r=\"C@\" t=\"s\"><v>0</v></c>") + "</sheetData>",
+  // A 1 MiB shared string (a cell's most) in 70 answer cells: 70 MiB of cell text, past the 64 MiB
+  // a sheet may hold.
+  std::string big(1u << 20, 'x');
+  std::string path = write_sheet("sstamp.xlsx", keyed_rows_xml(70, "<c r=\"C@\" t=\"s\"><v>0</v></c>") + "</sheetData>",
                                  "<si><t>" + big + "</t></si>");
   CHECK_THROWS_WITH(read_xlsx(path), Catch::Contains("sstamp.xlsx: sheet 'Answers' holds more than 64 MiB of cell text"));
   // The same string in a few cells is read.
@@ -1809,4 +1810,103 @@ TEST_CASE("a Windows-1252 port table or form is read with a warning naming the f
   CHECK_THAT(f.warnings[0], Catch::Contains("line 3, byte 0xE9 (\"\xC3\xA9\" in \"...aaaa") &&
                                 Catch::Contains("aaa \xC3\xA9t\xC3\xA9 bbb") && Catch::Contains("bbb...\")"));
   CHECK(f.warnings[0].size() < 400);
+}
+
+namespace {
+// Runs run(limit) in a child process and returns what it returns; once it calls limit() its address
+// space may grow by `headroom` bytes only.
+template <class Run>
+std::string message_with_headroom(size_t headroom, Run&& run) {
+  int fds[2];
+  REQUIRE(pipe(fds) == 0);
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    close(fds[0]);
+    std::string msg = run([&] {
+      unsigned long pages = 0;
+      if (FILE* f = std::fopen("/proc/self/statm", "r")) { (void)!std::fscanf(f, "%lu", &pages); std::fclose(f); }
+      rlim_t limit = pages * static_cast<rlim_t>(sysconf(_SC_PAGESIZE)) + headroom;
+      rlimit r{limit, limit};
+      setrlimit(RLIMIT_AS, &r);
+    });
+    (void)!write(fds[1], msg.data(), msg.size());
+    _exit(0);
+  }
+  close(fds[1]);
+  std::string msg;
+  char buf[4096];
+  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) msg.append(buf, static_cast<size_t>(n));
+  close(fds[0]);
+  int st = 0;
+  waitpid(pid, &st, 0);
+  return msg;
+}
+}  // namespace
+
+TEST_CASE("a cell of more than 1 MiB is refused where it is, before it is copied", "[mds2]") {
+  const std::string over(detail::kMaxCellText + 1, 'x');
+  // CSV: the line the cell starts on, a quoted cell over several lines included.
+  CHECK_THROWS_WITH(read_text_buffer("Question ID,Question,Answer\nCONN-3,Q?,Yes\nCONN-4,Q?," + over + "\n", "csv", "c.csv"),
+                    Catch::Contains("c.csv:3: a cell of more than 1 MiB of text; not an MDS2 form"));
+  CHECK_THROWS_WITH(read_text_buffer("CONN-3,Q?,Yes\nCONN-4,Q?,\"a\nb\n" + over + "\"\nCONN-5,Q?,No\n", "csv", "q.csv"),
+                    Catch::Contains("q.csv:2: a cell of more than 1 MiB"));
+  CHECK_THROWS_WITH(read_text_buffer("CONN-3\tQ?\tYes\nCONN-4\tQ?\t" + over, "tsv", "t.tsv"),
+                    Catch::Contains("t.tsv:2: a cell of more than 1 MiB"));
+  // Text: a line, and a note or question row grown over its wrapped lines.
+  CHECK_THROWS_WITH(read_text_buffer("CONN-3  Q?  Yes\nCONN-4  Q?  " + over + "\n", "text", "l.txt"),
+                    Catch::Contains("l.txt:2: a line of more than 1 MiB"));
+  std::string wrapped = "CONN-3  Q?  Yes\nNote 1:  starts here\n";
+  for (int i = 0; i < 1100; ++i) wrapped += "         " + std::string(1000, 'n') + "\n";
+  CHECK_THROWS_WITH(read_text_buffer(wrapped, "text", "n.txt"),
+                    Catch::Contains("n.txt:2: a note (over its wrapped lines) of more than 1 MiB"));
+  std::string question = "CONN-3  Q?  Yes\nCONN-4  Does the device\n";
+  for (int i = 0; i < 1100; ++i) question += "        " + std::string(1000, 'q') + "\n";
+  CHECK_THROWS_WITH(read_text_buffer(question, "text", "r.txt"),
+                    Catch::Contains("r.txt:2: a row (over its wrapped lines) of more than 1 MiB"));
+  std::string md = "| CONN-3 | Q? | Yes |\n**Note 1**: starts here\n";
+  for (int i = 0; i < 1100; ++i) md += std::string(1000, 'm') + "\n";
+  CHECK_THROWS_WITH(read_text_buffer(md, "markdown", "m.md"), Catch::Contains("m.md:2: a note (over its wrapped lines)"));
+  // A cell of exactly 1 MiB is read.
+  Form ok = read_text_buffer("CONN-3,Q?,Yes\nCONN-4,Q?," + over.substr(1) + "\n", "csv", "ok.csv");
+  CHECK(ok.find("CONN-4")->detail.size() == detail::kMaxCellText);
+  // XLSX: the cell is named; a shared string by its index.
+  std::string path = write_sheet("bigcell.xlsx", keyed_rows_xml(2, inline_cell("C@", "Yes")) + "<row r=\"3\">" +
+                                                     inline_cell("A3", "CONN-3") + "<c r=\"C3\" t=\"str\"><v>" + over +
+                                                     "</v></c></row></sheetData>");
+  CHECK_THROWS_WITH(read_xlsx(path), Catch::Contains("bigcell.xlsx: sheet 'Answers' cell C3 holds more than 1 MiB of text"));
+  path = write_sheet("bigcell.xlsx", keyed_rows_xml(2, inline_cell("C@", "Yes")) + "<row r=\"3\">" + inline_cell("A3", "CONN-3") +
+                                         "<c r=\"C3\" t=\"inlineStr\"><is><r><t>a</t></r><r><t>" + over.substr(1) + "</t></r></is></c>" +
+                                         "</row></sheetData>");
+  CHECK_THROWS_WITH(read_xlsx(path), Catch::Contains("bigcell.xlsx: sheet 'Answers' cell C3 holds more than 1 MiB of text"));
+  path = write_sheet("bigcell.xlsx", keyed_rows_xml(2, "<c r=\"C@\" t=\"s\"><v>1</v></c>") + "</sheetData>",
+                     "<si><t>Yes</t></si><si><t>" + over + "</t></si>");
+  CHECK_THROWS_WITH(read_xlsx(path), Catch::Contains("bigcell.xlsx: xl/sharedStrings.xml: shared string 1 holds more than 1 MiB"));
+  std::remove(path.c_str());
+}
+
+TEST_CASE("a 60 MiB cell is refused in bounded memory", "[mds2]") {
+#if defined(__SANITIZE_ADDRESS__)
+  SUCCEED("not run under AddressSanitizer (its shadow memory defeats an address-space limit)");
+  return;
+#endif
+  // The form is made in the child; reading it may then take 96 MiB more (it took ~400 MiB).
+  for (std::string hint : {"csv", "text"}) {
+    INFO(hint);
+    std::string msg = message_with_headroom(96u << 20, [&](auto limit) {
+      std::string form = "Question ID,Question,Answer\nCONN-3,Q?,Yes\nCONN-4,Q?,";
+      if (hint == "text") form = "CONN-3  Q?  Yes\nCONN-4  Q?  ";
+      form.append(60u << 20, 'x');
+      form += "\n";
+      limit();
+      try {
+        read_text_buffer(form, hint, "big." + hint);
+        return std::string("read");
+      } catch (const std::exception& e) {
+        return std::string(e.what());
+      }
+    });
+    CHECK_THAT(msg, Catch::Contains(":" + std::string(hint == "csv" ? "3" : "2") + ": a ") &&
+                        Catch::Contains(" of more than 1 MiB of text"));
+  }
 }
