@@ -174,7 +174,9 @@ class AstmDissector final : public Dissector {
   void on_end(Dir dir, FlowContext& ctx) override {
     DirState& s = d_[static_cast<int>(dir)];
     if (s.tx.open) {
-      if (!s.record.empty() && s.raw) record(dir, s, ctx);
+      // A bare record may lack only its CR; a record of the link layer with frames still to come
+      // (the capture ended after an intermediate frame) is cut short.
+      if (!s.record.empty()) record(dir, s, ctx, !s.raw);
       if (s.tx.open) {
         if (!s.raw) ctx.anomaly("astm", "no_eot", s.end_offset);
         emit(dir, s, ctx, false);
@@ -280,11 +282,15 @@ class AstmDissector final : public Dissector {
           s.frame_start = off;
         } else if (c == EOT) {
           if (s.tx.open && !s.raw) {
-            // The sender gave up on a dropped frame: the record it held a part of is incomplete.
-            if (s.frame_dropped) drop_record(s);
-            if (!s.record.empty()) record(dir, s, ctx);
+            // The sender ended in the middle of a record: after an intermediate frame (ETB), whose
+            // record the frames that were to follow would have ended, or after a dropped frame it
+            // did not send again (E1381 lets a sender abort, and a receiver ask it to stop). The
+            // part read is a record cut short, and the transmission is incomplete.
+            bool cut = s.frame_dropped || !s.record.empty();
+            if (!s.record.empty()) record(dir, s, ctx, true);
+            drop_record(s);
             if (nothing_sent(s)) s.tx.open = false;  // the sender gave up after NAKs to its ENQ
-            else emit(dir, s, ctx, !s.tx.start_missed);
+            else emit(dir, s, ctx, !s.tx.start_missed && !cut);
           }
           s.state = St::idle;
         } else if (c == ACK || c == NAK) {
@@ -437,10 +443,23 @@ class AstmDissector final : public Dissector {
         }
         break;
       case St::c1:
-        s.c1 = c;
-        s.state = St::c2;
-        break;
       case St::c2: {
+        // A frame start, EOT or ENQ where a checksum digit belongs: the sender broke the frame off
+        // after its ETB or ETX (the byte is never a digit). Read as a checksum, it swallowed the
+        // EOT and the next transmission's ENQ, whose frames went into this transmission.
+        if (c == STX || c == EOT || c == ENQ) {
+          ctx.anomaly("astm", "frame_interrupted", off);
+          s.frame.clear();
+          s.frame_dropped = true;
+          s.state = St::between;
+          step(dir, s, c, off, ctx);
+          break;
+        }
+        if (s.state == St::c1) {
+          s.c1 = c;
+          s.state = St::c2;
+          break;
+        }
         uint8_t sum = static_cast<uint8_t>(s.sum & 0xFF);
         auto up = [](uint8_t x) { return static_cast<uint8_t>(x >= 'a' && x <= 'f' ? x - 32 : x); };
         bool good = up(s.c1) == static_cast<uint8_t>(hex_digit(sum >> 4)) && up(c) == static_cast<uint8_t>(hex_digit(sum));
@@ -548,7 +567,10 @@ class AstmDissector final : public Dissector {
     s.tx.phi.emplace_back(name);
   }
 
-  void record(Dir dir, DirState& s, FlowContext& ctx) {
+  // `cut`: the sender ended in the middle of the record (EOT after an intermediate frame, or after
+  // a frame it did not send again). Its last field may be cut short: only the fields before it give
+  // values (a cut id would be another id's pseudonym); the cut one still counts as a PHI field sent.
+  void record(Dir dir, DirState& s, FlowContext& ctx, bool cut = false) {
     char type = s.record.empty() ? 0 : s.record[0];
     if (type >= 'a' && type <= 'z') type = static_cast<char>(type - 32);
     if (type == 'H' && s.raw && s.tx.open && has_records(s.tx)) {
@@ -558,7 +580,13 @@ class AstmDissector final : public Dissector {
       open_tx(s);
       s.record = std::move(header);
     }
-    std::string_view rec = s.record;
+    const std::string_view whole = s.record;
+    std::string_view rec = whole;
+    if (cut) {
+      char fd = type == 'H' && rec.size() > 1 ? rec[1] : s.fd;
+      size_t last = rec.rfind(fd);
+      rec = rec.substr(0, last == std::string_view::npos || (type == 'H' && last == 1) ? 1 : last);
+    }
     Tx& t = s.tx;
     // A record taken as one by its first bytes only may be the tail of another (a name, a birth
     // date): it is counted, and its values are pseudonymised or flagged, never given out as they
@@ -605,7 +633,7 @@ class AstmDissector final : public Dissector {
         static const std::pair<int, const char*> kPhi[] = {
             {3, "astm.P.3"}, {4, "astm.P.4"}, {5, "astm.P.5"}, {6, "astm.P.6"}, {7, "astm.P.7"},
             {8, "astm.P.8"}, {11, "astm.P.11"}, {13, "astm.P.13"}};
-        for (auto& [n, name] : kPhi) phi(s, ctx, rec, n, name);
+        for (auto& [n, name] : kPhi) phi(s, ctx, whole, n, name);
         for (int n : {3, 4, 5}) {
           std::string_view id = first_repeat(field(rec, s.fd, n), s.rd);
           if (!blank(id, s.cd)) { add(t.patients, ctx.pseudonym(id)); break; }
@@ -613,7 +641,7 @@ class AstmDissector final : public Dissector {
         break;
       }
       case 'O': {
-        phi(s, ctx, rec, 3, "astm.O.3");
+        phi(s, ctx, whole, 3, "astm.O.3");
         std::string_view spec = component(first_repeat(field(rec, s.fd, 3), s.rd), s.cd, 1);
         if (!blank(spec, s.cd)) add(t.specimens, ctx.pseudonym(spec));
         std::string_view tests = field(rec, s.fd, 5);
@@ -638,7 +666,7 @@ class AstmDissector final : public Dissector {
         break;
       }
       case 'Q':
-        phi(s, ctx, rec, 3, "astm.Q.3");
+        phi(s, ctx, whole, 3, "astm.Q.3");
         break;
       case 'L':
         if (certain) t.termination.assign(field(rec, s.fd, 3));

@@ -761,13 +761,88 @@ TEST_CASE("astm: a dropped frame the sender does not send again loses its record
       CHECK(a["phi_fields"] == nlohmann::json::array({"astm.P.3", "astm.P.6", "astm.P.8"}));
       CHECK(h.anomalies("frame_number_sequence") == 0);
     }
-    SECTION("the sender gives up: the half record is not read") {
+    SECTION("the sender gives up: the record is read up to its cut field, the transmission is incomplete") {
       Harness h(kAstmInfo);
       h.feed(Dir::to_server, "\x05" + f1 + f2 + d + "\x04");
       h.end();
       auto ev = h.events("astm");
       REQUIRE(ev.size() == 1);
-      CHECK(ev[0]["astm"]["records"]["P"] == 0);
+      auto& a = ev[0]["astm"];
+      CHECK(a["records"]["P"] == 1);
+      CHECK(a["patients"] == nlohmann::json::array({Pseudonymiser()("PID0021")}));
+      CHECK(a["phi_fields"] == nlohmann::json::array({"astm.P.3", "astm.P.6"}));
+      CHECK(a["complete"] == false);
     }
+  }
+}
+
+
+TEST_CASE("astm: EOT after an intermediate frame ends the transmission in the middle of a record") {
+  // A made-up patient record; the sender aborts (or the receiver asked it to stop) after the frame
+  // ended by ETB, whose record the next frames would have ended.
+  std::string f1 = frame(1, kRecords[0] + std::string("\r"));
+  std::string next = "\x05" + frame(1, kRecords[0] + std::string("\r")) + frame(2, "L|1|N\r") + "\x04";
+  Pseudonymiser p;
+  SECTION("after the whole ETB frame: the record is read up to its cut field, not complete") {
+    Harness h(kAstmInfo);
+    h.feed(Dir::to_server, "\x05" + f1 + frame(2, "P|1|PID0031|||ROE^AN", false) + "\x04" + next);
+    h.end();
+    auto ev = h.events("astm");
+    REQUIRE(ev.size() == 2);
+    auto& a = ev[0]["astm"];
+    CHECK(a["records"]["P"] == 1);
+    CHECK(a["frames"] == 2);
+    CHECK(a["complete"] == false);  // it was true, the half record read as whole
+    CHECK(a["patients"] == nlohmann::json::array({p("PID0031")}));
+    CHECK(a["phi_fields"] == nlohmann::json::array({"astm.P.3", "astm.P.6"}));
+    CHECK(ev[1]["astm"]["complete"] == true);
+    CHECK(h.anomalies() == 0);
+  }
+  SECTION("a cut id is no patient's: not pseudonymised, but listed as sent") {
+    Harness h(kAstmInfo);
+    h.feed(Dir::to_server, "\x05" + f1 + frame(2, "P|1|PID00", false) + "\x04");
+    h.end();
+    auto ev = h.events("astm");
+    REQUIRE(ev.size() == 1);
+    CHECK(ev[0]["astm"]["records"]["P"] == 1);
+    CHECK_FALSE(ev[0]["astm"].contains("patients"));
+    CHECK(ev[0]["astm"]["phi_fields"] == nlohmann::json::array({"astm.P.3"}));
+    CHECK(ev[0]["astm"]["complete"] == false);
+  }
+  SECTION("EOT right after ETB, in place of the checksum: the frame is interrupted, the next transmission its own") {
+    std::string f2 = frame(2, "P|1|PID0032|||ROE^ANN", false);
+    for (std::string end : {std::string("\x04"), std::string("\x04") + next, std::string("\x05") + next.substr(1)}) {
+      INFO(nlohmann::json(end.substr(0, 2)).dump());
+      Harness h(kAstmInfo);
+      // STX 2 text ETB, then EOT (or ENQ) where C1 belongs.
+      h.feed(Dir::to_server, "\x05" + f1 + f2.substr(0, f2.size() - 4) + end);
+      h.end();
+      auto ev = h.events("astm");
+      REQUIRE(ev.size() == (end.size() > 1 ? 2u : 1u));
+      auto& a = ev[0]["astm"];
+      CHECK(a["frames"] == 1);
+      CHECK(a["records"]["P"] == 0);  // its only frame was not whole
+      CHECK(a["complete"] == false);
+      CHECK_FALSE(a.contains("checksum_errors"));
+      CHECK(h.anomalies("frame_interrupted") == 1);
+      CHECK(h.anomalies("bad_checksum") == 0);
+      if (ev.size() == 2) {
+        // It was read into the aborted transmission: its ENQ taken for a checksum digit.
+        CHECK(ev[1]["astm"]["records"]["L"] == 1);
+        CHECK(ev[1]["astm"]["complete"] == true);
+        CHECK_FALSE(ev[1]["astm"].contains("retransmissions"));
+      }
+    }
+  }
+  SECTION("the capture ends after the ETB frame") {
+    Harness h(kAstmInfo);
+    h.feed(Dir::to_server, "\x05" + f1 + frame(2, "P|1|PID0033|||ROE^ANN", false));
+    h.end();
+    auto ev = h.events("astm");
+    REQUIRE(ev.size() == 1);
+    CHECK(ev[0]["astm"]["records"]["P"] == 1);
+    CHECK(ev[0]["astm"]["patients"] == nlohmann::json::array({p("PID0033")}));
+    CHECK(ev[0]["astm"]["complete"] == false);
+    CHECK(h.anomalies("no_eot") == 1);
   }
 }
