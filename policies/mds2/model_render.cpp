@@ -504,6 +504,11 @@ static std::vector<PortEntry> read_ports_table(const std::string& path, std::vec
       out.push_back(std::move(x));
     }
   }
+  // A table of no row (an empty file, a header alone) gives the model no flow, as no table does:
+  // said, for the file given may not be the one meant.
+  if (out.empty() && warnings)
+    warnings->push_back("the port table lists no port (it holds no row but a header, comments or blank lines): the "
+                        "model has no flows");
   return out;
 }
 

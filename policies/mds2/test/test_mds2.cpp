@@ -1910,3 +1910,20 @@ TEST_CASE("a 60 MiB cell is refused in bounded memory", "[mds2]") {
                         Catch::Contains(" of more than 1 MiB of text"));
   }
 }
+
+TEST_CASE("a port table of no row is warned about", "[mds2]") {
+  std::string path = std::string(MDS2_VARIANTS) + "/ports-empty.csv";
+  for (std::string table : {"", "Port,Protocol,Direction\n", "# ports\n\n"}) {
+    INFO(table);
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << table;
+    std::vector<std::string> warnings;
+    CHECK(read_ports_csv(path, &warnings).empty());
+    REQUIRE(warnings.size() == 1);
+    CHECK_THAT(warnings[0], Catch::Contains("the port table lists no port"));
+  }
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << "104,tcp\n";
+  std::vector<std::string> warnings;
+  CHECK(read_ports_csv(path, &warnings).size() == 1);
+  CHECK(warnings.empty());
+  std::remove(path.c_str());
+}
