@@ -11,6 +11,7 @@
 #include <tuple>
 #include <pugixml.hpp>
 #include <unordered_set>
+#include <vector>
 
 #include "policies/mds2/mds2_form.h"
 #include "policies/mds2/rows.h"
@@ -395,6 +396,27 @@ struct Rels {
   std::map<std::string, std::string> by_id;
   std::map<std::string, std::string> by_type;
 };
+// A part name with its "." and ".." segments resolved, as OPC resolves a relationship's target
+// (RFC 3986): "xl/../xl/./worksheets/sheet1.xml" is "xl/worksheets/sheet1.xml".
+std::string resolve_part(const std::string& path) {
+  std::vector<std::string> segs;
+  size_t b = 0;
+  while (b <= path.size()) {
+    size_t e = path.find('/', b);
+    if (e == std::string::npos) e = path.size();
+    std::string seg = path.substr(b, e - b);
+    if (seg == "..") {
+      if (!segs.empty()) segs.pop_back();
+    } else if (seg != "." && !seg.empty()) {
+      segs.push_back(std::move(seg));
+    }
+    b = e + 1;
+  }
+  std::string out;
+  for (auto& seg : segs) out += (out.empty() ? "" : "/") + seg;
+  return out;
+}
+
 Rels read_rels(Zip& zip, const std::string& name, const std::string& base) {
   Rels out;
   std::string xml;
@@ -403,8 +425,7 @@ Rels read_rels(Zip& zip, const std::string& name, const std::string& base) {
   for (auto r : d.child("Relationships").children("Relationship")) {
     std::string t = r.attribute("Target").value();
     if (t.empty() || std::string_view(r.attribute("TargetMode").value()) == "External") continue;
-    if (t[0] == '/') t = t.substr(1);
-    else t = base + t;
+    t = resolve_part(t[0] == '/' ? t : base + t);
     out.by_id[r.attribute("Id").value()] = t;
     std::string type = r.attribute("Type").value();
     out.by_type.emplace(type.substr(type.rfind('/') + 1), t);

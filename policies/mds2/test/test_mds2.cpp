@@ -1927,3 +1927,23 @@ TEST_CASE("a port table of no row is warned about", "[mds2]") {
   CHECK(warnings.empty());
   std::remove(path.c_str());
 }
+
+TEST_CASE("XLSX: a relationship target with . and .. segments names its part", "[mds2]") {
+  std::string path = std::string(MDS2_VARIANTS) + "/dotdot.xlsx";
+  write_parts(path, {
+      {"_rels/.rels", "<Relationships xmlns=\"http://schemas.openxmlformats.org/package/2006/relationships\">"
+                      "<Relationship Id=\"rId1\" Type=\"http://schemas.openxmlformats.org/officeDocument/2006/"
+                      "relationships/officeDocument\" Target=\"./xl/workbook.xml\"/></Relationships>"},
+      {"xl/workbook.xml", std::string("<workbook ") + kNs +
+                              "><sheets><sheet name=\"Answers\" sheetId=\"1\" r:id=\"rId1\"/></sheets></workbook>"},
+      {"xl/_rels/workbook.xml.rels",
+       "<Relationships xmlns=\"http://schemas.openxmlformats.org/package/2006/relationships\">"
+       "<Relationship Id=\"rId1\" Target=\"../xl/./worksheets/../worksheets/sheet1.xml\"/></Relationships>"},
+      {"xl/worksheets/sheet1.xml", std::string("<worksheet ") + kNs + "><sheetData>" +
+                                       keyed_rows_xml(3, inline_cell("C@", "Yes")) + "</sheetData></worksheet>"},
+  });
+  Form f = read_xlsx(path);
+  CHECK(f.sheet == "Answers");
+  CHECK(f.find("CONN-3")->answer == Answer::yes);
+  std::remove(path.c_str());
+}
