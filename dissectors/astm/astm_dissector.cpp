@@ -713,7 +713,8 @@ class AstmDissector final : public Dissector {
     }
     if (t.gaps) w.field("gaps", t.gaps);
     if (!t.termination.empty()) w.field("termination_code", t.termination);
-    w.field("complete", complete);
+    // Bytes lost in a hole were part of it (frames, records): it is not whole, however it ended.
+    w.field("complete", complete && t.gaps == 0);
     if (!t.tests.empty()) {
       w.array("tests");
       for (auto& x : t.tests) w.value(x);

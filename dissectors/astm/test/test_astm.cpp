@@ -263,6 +263,8 @@ TEST_CASE("astm: truncated transmissions and gaps are reported, not crashed on")
   g.end();
   REQUIRE(g.events("astm").size() == 1);
   CHECK(g.events("astm")[0]["astm"]["gaps"] == 1);
+  // The hole took the H, P and O records: ended by EOT, the transmission is still not complete.
+  CHECK(g.events("astm")[0]["astm"]["complete"] == false);
 }
 
 TEST_CASE("astm: hostile input is bounded") {
@@ -846,3 +848,4 @@ TEST_CASE("astm: EOT after an intermediate frame ends the transmission in the mi
     CHECK(h.anomalies("no_eot") == 1);
   }
 }
+
