@@ -17,12 +17,17 @@
 namespace medmon {
 namespace {
 
-std::string sha256_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return {};
+// The SHA-256 of a file, or of `data` when given (a form read from a pipe cannot be read twice).
+std::string sha256_file(const std::string& path, const std::string* data = nullptr) {
+  std::ifstream in;
+  if (!data) {
+    in.open(path, std::ios::binary);
+    if (!in) return {};
+  }
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
   EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
   char buf[65536];
+  if (data) EVP_DigestUpdate(ctx, data->data(), data->size());
   while (in) {
     in.read(buf, sizeof buf);
     if (in.gcount() > 0) EVP_DigestUpdate(ctx, buf, static_cast<size_t>(in.gcount()));
@@ -45,12 +50,16 @@ int run_import(const std::string& form, const std::string& out, const std::strin
       return 2;
     }
   try {
-    mds2::Form f = mds2::read_any(form);
+    // A form from a pipe is read once: its bytes give the form and its SHA-256.
+    std::string streamed;
+    bool stream = mds2::is_stream(form);
+    if (stream) streamed = mds2::read_form_stream(form);
+    mds2::Form f = stream ? mds2::read_any_buffer(streamed, form) : mds2::read_any(form);
     std::vector<mds2::PortEntry> pt;
     std::vector<std::string> port_warnings;
     if (!ports.empty()) pt = mds2::read_ports_csv(ports, &port_warnings);
     mds2::ImportOptions opt;
-    opt.sha256 = sha256_file(form);
+    opt.sha256 = sha256_file(form, stream ? &streamed : nullptr);
     opt.model_id = id;
     // A site names a model by its file, <models dir>/<id>.yaml, which must declare that id: a model
     // written to a file is named after it unless --id says otherwise.

@@ -501,7 +501,50 @@ bool detail::decode_text(std::string_view data, std::string& utf8, std::string& 
   return true;
 }
 
+std::string detail::text_format_hint(const std::string& path) {
+  auto dot = path.rfind('.');
+  std::string ext = dot == std::string::npos || path.find('/', dot) != std::string::npos ? "" : path.substr(dot + 1);
+  for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (ext == "csv") return "csv";
+  if (ext == "tsv" || ext == "tab") return "tsv";
+  if (ext == "md" || ext == "markdown") return "markdown";
+  return "";
+}
+
+bool is_stream(const std::string& path) {
+  std::error_code ec;
+  auto st = std::filesystem::status(path, ec);
+  return !ec && std::filesystem::exists(st) && !std::filesystem::is_regular_file(st) && !std::filesystem::is_directory(st);
+}
+
+std::string read_form_stream(const std::string& path) {
+  // The largest form a reader takes (a PDF); each reader checks its own cap on the bytes.
+  return detail::read_file(path, 256u << 20, "cannot open file");
+}
+
+Form read_any_buffer(std::string_view data, const std::string& source) {
+  std::string_view m = data.substr(0, 4);
+  if (m == std::string_view("PK\x03\x04", 4) || m == std::string_view("PK\x05\x06", 4)) return read_xlsx_buffer(data, source);
+  if (m == "%PDF") return read_pdf_buffer(data, source);
+  if (m.size() >= 2 && static_cast<unsigned char>(m[0]) == 0xD0 && static_cast<unsigned char>(m[1]) == 0xCF)
+    throw ImportError(source + ": legacy binary .xls workbook; save it as .xlsx (or CSV) and import that");
+  if (data.empty()) throw ImportError(source + ": an empty file; not an MDS2 form");
+  if (data.size() > (64u << 20)) throw ImportError(source + ": larger than 64 MiB; not an MDS2 form");
+  return detail::named_errors(source, [&] {
+    Form f = read_text_buffer(data, detail::text_format_hint(source), source);
+    f.source_file = source;
+    finish_form(f);
+    return f;
+  });
+}
+
 Form read_any(const std::string& path) {
+  // A pipe (/dev/stdin, a shell's <(...)) is read once: opened again for each look (the magic
+  // bytes, then the reader) it gave the reader the form without the bytes the first look took.
+  if (is_stream(path)) {
+    std::string data = read_form_stream(path);
+    return read_any_buffer(data, path);
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) throw ImportError(path + ": cannot open file");
   char magic[5] = {};

@@ -66,8 +66,14 @@ Form read_pdf(const std::string& path);
 // The same from memory (`source` names the data in messages); `data` must outlive the call.
 Form read_xlsx_buffer(std::string_view data, const std::string& source);
 Form read_pdf_buffer(std::string_view data, const std::string& source);
-// Picks the importer by content (zip / %PDF / text).
+// Picks the importer by content (zip / %PDF / text). A path that is no regular file (a pipe,
+// /dev/stdin) is read once, with read_form_stream, then read as read_any_buffer reads it.
 Form read_any(const std::string& path);
+Form read_any_buffer(std::string_view data, const std::string& source);
+// True when path names something to read that is neither a regular file nor a directory (a pipe).
+bool is_stream(const std::string& path);
+// The bytes of such a form, up to the largest form's cap.
+std::string read_form_stream(const std::string& path);
 
 // After the rows are read: resolves note references, fills the mapping from the NEMA template
 // where the file has none, and rejects files with no question ids.

@@ -62,6 +62,8 @@ int extract_pdf_text_bounded(PdfTextFn fn, std::string_view data, const std::str
 // same in its printable range). Returns true, with the UTF-8 in `utf8` and what was done in `how`
 // ("utf-16", "windows-1252"), when the text was converted; false when it was UTF-8 already.
 bool decode_text(std::string_view data, std::string& utf8, std::string& how);
+// The text format a file's extension names ("csv", "tsv", "markdown"); empty: sniffed from the text.
+std::string text_format_hint(const std::string& path);
 // True when s is well-formed UTF-8.
 bool is_utf8(std::string_view s);
 // The offset of the first byte of s that is not (part of) well-formed UTF-8; npos when none is.

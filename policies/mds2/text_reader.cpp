@@ -926,14 +926,7 @@ std::vector<std::vector<std::string>> detail::parse_delimited(std::string_view t
 namespace {
 Form read_text_file(const std::string& path) {
   std::string text = detail::read_file(path, 64u << 20, "cannot open file");
-  std::string hint;
-  auto dot = path.rfind('.');
-  std::string ext = dot == std::string::npos ? "" : path.substr(dot + 1);
-  for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (ext == "csv") hint = "csv";
-  else if (ext == "tsv" || ext == "tab") hint = "tsv";
-  else if (ext == "md" || ext == "markdown") hint = "markdown";
-  Form f = read_text_buffer(text, hint, path);
+  Form f = read_text_buffer(text, detail::text_format_hint(path), path);
   f.source_file = path;
   finish_form(f);
   return f;

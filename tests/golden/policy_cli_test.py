@@ -242,6 +242,20 @@ def main():
            f"{cp_ports}: warning: the port table is not UTF-8 text: read as Windows-1252" in err and
            "line 3, byte 0x96 (\"\u2013\" in \"1024\u201365535,TCP,Outbound\")" in err)
     c.true("cp1252 port table: the range is read", "dst_port: [1024-65535]" in out)
+
+    # 9. A form from a pipe (/dev/stdin, a shell's <(...)) is read once: the same model, and the
+    # SHA-256 of the bytes read (opened again for each look, the reader lost the form's start).
+    import hashlib
+    data = open(XLSX, "rb").read()
+    p = subprocess.run([MEDMON, "mds2", "import", "/dev/stdin", "--id", "x", "-o", "-"], input=data,
+                       capture_output=True, timeout=600)
+    c.eq(f"form from a pipe imports; got {p.stderr!r}", p.returncode, 0)
+    piped = yaml.safe_load(p.stdout) if p.returncode == 0 else {}
+    rc, out, err = run(["mds2", "import", XLSX, "--id", "x", "-o", "-"], check_rc=None)
+    whole = yaml.safe_load(out)
+    c.eq("form from a pipe: the same answers", piped.get("mds2"), whole["mds2"])
+    c.eq("form from a pipe: the SHA-256 of its bytes", piped["model"]["documents"][0].get("sha256") if piped else None,
+         hashlib.sha256(data).hexdigest())
     c.done()
 
 
