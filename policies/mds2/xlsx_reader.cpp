@@ -184,6 +184,20 @@ std::string decode_xstring(std::string s) {
   return o;
 }
 
+// A sheet's name as messages and the model give it: control characters ('\x1b' starts a terminal's
+// escape sequence; a character reference writes one into XML) become '?'. Excel allows none in a name.
+std::string printable(std::string_view s) {
+  std::string o;
+  for (size_t i = 0; i < s.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    bool c1 = c == 0xC2 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) >= 0x80 &&
+              static_cast<unsigned char>(s[i + 1]) <= 0x9F;  // U+0080-U+009F
+    if (c1) ++i;
+    o.push_back(c < 0x20 || c == 0x7F || c1 ? '?' : static_cast<char>(c));
+  }
+  return o;
+}
+
 // "B7" for column 1, row 7: names a cell in messages.
 std::string cell_name(int col, int row) {
   std::string letters;
@@ -503,7 +517,7 @@ Form read_workbook(Zip& zip, const std::string& path) {
       if (++entries > kMaxSheets)
         throw ImportError(path + ": the workbook has more than " + std::to_string(kMaxSheets) + " sheets; not an MDS2 form");
       Sheet sh;
-      sh.name = s.attribute("name").value();
+      sh.name = printable(s.attribute("name").value());
       auto it = targets.find(rel_id(s));
       if (it == targets.end() || !parts.insert(it->second).second) continue;
       sh.part = it->second;

@@ -1985,3 +1985,20 @@ TEST_CASE("a form from a pipe is read once, whole", "[mds2]") {
   CHECK(piped.source_format == "csv");  // its extension names it, as a file's does
   CHECK_FALSE(is_stream(csv));
 }
+
+TEST_CASE("XLSX: a sheet name's control characters never reach a message or the model", "[mds2]") {
+  // ESC ] 0 ; ... BEL sets a terminal's title, ESC [ 2 J clears it: written as character references.
+  std::string path = std::string(MDS2_VARIANTS) + "/escname.xlsx";
+  write_parts(path, {
+      {"xl/workbook.xml", std::string("<workbook ") + kNs + "><sheets><sheet name=\"A&#27;]0;X&#7;&#27;[2J&#x85;\" "
+                                                            "sheetId=\"1\" r:id=\"rId1\"/></sheets></workbook>"},
+      {"xl/_rels/workbook.xml.rels",
+       "<Relationships xmlns=\"http://schemas.openxmlformats.org/package/2006/relationships\">"
+       "<Relationship Id=\"rId1\" Target=\"worksheets/sheet1.xml\"/></Relationships>"},
+      {"xl/worksheets/sheet1.xml", std::string("<worksheet ") + kNs + "><sheetData>" +
+                                       keyed_rows_xml(3, inline_cell("C@", "Yes")) + "</sheetData></worksheet>"},
+  });
+  Form f = read_xlsx(path);
+  CHECK(f.sheet == "A?]0;X??[2J?");
+  std::remove(path.c_str());
+}
