@@ -314,7 +314,7 @@ void load_sheet(Zip& zip, Sheet& sh, Texts& texts, size_t nshared) {
           bool number = given.find_first_not_of("0123456789") == std::string_view::npos;
           if (!number || idx < 0 || static_cast<size_t>(idx) >= nshared)
             throw ImportError(texts.path + ": sheet '" + sh.name + "' cell " + cell_name(col, row) +
-                              " refers to shared string '" + std::string(given.substr(0, 32)) + "', but the workbook has " +
+                              " refers to shared string '" + printable(given.substr(0, 32)) + "', but the workbook has " +
                               std::to_string(nshared) + "; the file is damaged");
           v = static_cast<uint32_t>(idx + 1);
         }
@@ -439,7 +439,8 @@ Rels read_rels(Zip& zip, const std::string& name, const std::string& base) {
   for (auto r : d.child("Relationships").children("Relationship")) {
     std::string t = r.attribute("Target").value();
     if (t.empty() || std::string_view(r.attribute("TargetMode").value()) == "External") continue;
-    t = resolve_part(t[0] == '/' ? t : base + t);
+    // Part names are printable (a control character would reach messages; no real part has one).
+    t = printable(resolve_part(t[0] == '/' ? t : base + t));
     out.by_id[r.attribute("Id").value()] = t;
     std::string type = r.attribute("Type").value();
     out.by_type.emplace(type.substr(type.rfind('/') + 1), t);

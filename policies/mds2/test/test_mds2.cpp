@@ -2000,5 +2000,16 @@ TEST_CASE("XLSX: a sheet name's control characters never reach a message or the 
   });
   Form f = read_xlsx(path);
   CHECK(f.sheet == "A?]0;X??[2J?");
+  // Nor a part name from the relationships, or a cell's shared-string index.
+  write_parts(path, {
+      {"xl/workbook.xml", std::string("<workbook ") + kNs + "><sheets><sheet name=\"S\" sheetId=\"1\" r:id=\"rId1\"/>"
+                                                            "</sheets></workbook>"},
+      {"xl/_rels/workbook.xml.rels",
+       "<Relationships xmlns=\"http://schemas.openxmlformats.org/package/2006/relationships\">"
+       "<Relationship Id=\"rId1\" Target=\"worksheets/&#27;[2J.xml\"/></Relationships>"},
+  });
+  CHECK_THROWS_WITH(read_xlsx(path), Catch::Contains("the zip holds no xl/worksheets/?[2J.xml"));
+  path = write_sheet("escname.xlsx", keyed_rows_xml(2, "<c r=\"C@\" t=\"s\"><v>&#27;[2J</v></c>") + "</sheetData>");
+  CHECK_THROWS_WITH(read_xlsx(path), Catch::Contains("refers to shared string '?[2J'"));
   std::remove(path.c_str());
 }
