@@ -472,15 +472,32 @@ std::string detail::where_not_utf8(std::string_view data) {
 bool detail::decode_text(std::string_view data, std::string& utf8, std::string& how) {
   bool le = data.size() >= 2 && static_cast<unsigned char>(data[0]) == 0xFF && static_cast<unsigned char>(data[1]) == 0xFE;
   bool be = data.size() >= 2 && static_cast<unsigned char>(data[0]) == 0xFE && static_cast<unsigned char>(data[1]) == 0xFF;
+  size_t from = 2;  // after the byte-order mark
+  how = "utf-16";
+  if (!le && !be) {
+    // UTF-16 without its byte-order mark: a form's text is nearly all ASCII, so every other byte is
+    // NUL (the odd ones little-endian, the even ones big-endian). Read as UTF-8 it held no question id.
+    size_t n = std::min<size_t>(data.size(), 4096) & ~size_t(1), odd = 0, even = 0;
+    for (size_t i = 0; i < n; i += 2) {
+      even += data[i] == '\0';
+      odd += data[i + 1] == '\0';
+    }
+    size_t pairs = n / 2;
+    if (pairs >= 8 && odd * 10 >= pairs * 9 && even * 10 <= pairs) le = true;
+    else if (pairs >= 8 && even * 10 >= pairs * 9 && odd * 10 <= pairs) be = true;
+    if (le || be) {
+      from = 0;
+      how = le ? "utf-16le without a byte-order mark" : "utf-16be without a byte-order mark";
+    }
+  }
   utf8.clear();
   if (le || be) {
-    how = "utf-16";
     utf8.reserve(data.size());
     auto unit = [&](size_t i) {
       unsigned a = static_cast<unsigned char>(data[i]), b = static_cast<unsigned char>(data[i + 1]);
       return le ? (b << 8 | a) : (a << 8 | b);
     };
-    for (size_t i = 2; i + 1 < data.size(); i += 2) {
+    for (size_t i = from; i + 1 < data.size(); i += 2) {
       uint32_t u = unit(i);
       if (u >= 0xD800 && u <= 0xDBFF && i + 3 < data.size()) {
         uint32_t lo = unit(i + 2);

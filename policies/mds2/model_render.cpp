@@ -347,6 +347,9 @@ static std::vector<PortEntry> read_ports_table(const std::string& path, std::vec
       warnings->push_back("the port table is not UTF-8 text: read as Windows-1252 (as Excel on Windows writes CSV); the "
                           "first byte that is no UTF-8 is at " + detail::where_not_utf8(text) + "; check its services "
                           "in the model, or save the table as UTF-8");
+    if (how.find("without a byte-order mark") != std::string::npos && warnings)
+      warnings->push_back("the port table is read as " + how + ", which it looks like; check its services in the "
+                          "model, or save the table as UTF-8");
     text = std::move(decoded);
   }
   // A UTF-8 byte-order mark (spreadsheets write one) would make the first row's port not a number.

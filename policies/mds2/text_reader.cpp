@@ -547,6 +547,10 @@ Form read_text_buffer(std::string_view text, std::string_view hint, std::string_
       f.warnings.push_back("the file is not UTF-8 text: read as Windows-1252 (as Excel on Windows writes CSV); the first "
                            "byte that is no UTF-8 is at " + detail::where_not_utf8(text) + "; check its accented letters "
                            "and quotes in the model, or save the file as UTF-8");
+    if (how.find("without a byte-order mark") != std::string::npos)
+      f.warnings.push_back("the file is read as " + how.substr(0, 8) + " (UTF-16 " + (how[6] == 'l' ? "little" : "big") +
+                           "-endian), which it looks like without a byte-order mark; check the model's text, or save "
+                           "the file as UTF-8");
     text = decoded;
   }
   // UTF-8 BOM

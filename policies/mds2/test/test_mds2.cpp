@@ -2013,3 +2013,29 @@ TEST_CASE("XLSX: a sheet name's control characters never reach a message or the 
   CHECK_THROWS_WITH(read_xlsx(path), Catch::Contains("refers to shared string '?[2J'"));
   std::remove(path.c_str());
 }
+
+TEST_CASE("UTF-16 without a byte-order mark is decoded, with a warning", "[mds2]") {
+  std::string utf8 = "Question ID,Question,Answer\nDOC-1,Manufacturer Name,Acme \xC3\xA9\nCONN-4,External?,No\n";
+  for (bool le : {true, false}) {
+    INFO(le);
+    std::string bytes;
+    for (size_t i = 0; i < utf8.size(); ++i) {
+      unsigned char c = static_cast<unsigned char>(utf8[i]);
+      uint16_t u = c;
+      if (c == 0xC3) u = 0xC0 | (static_cast<unsigned char>(utf8[++i]) & 0x3F);  // the one two-byte character
+      char hi = static_cast<char>(u >> 8), lo = static_cast<char>(u & 0xFF);
+      bytes += le ? std::string{lo, hi} : std::string{hi, lo};
+    }
+    Form f = read_text_buffer(bytes, "csv", "u16.csv");
+    REQUIRE(f.find("CONN-4"));
+    CHECK(f.find("CONN-4")->answer == Answer::no);
+    CHECK(f.find("DOC-1")->detail == "Acme \xC3\xA9");
+    REQUIRE(!f.warnings.empty());
+    CHECK_THAT(f.warnings[0], Catch::Contains(le ? "utf-16le" : "utf-16be") && Catch::Contains("without a byte-order mark"));
+  }
+  // ASCII text with a few NUL bytes is no UTF-16.
+  std::string nuls = "CONN-3,Q?,Yes\nCONN-4,Q?,No\n";
+  nuls[5] = '\0';
+  Form f = read_text_buffer(nuls, "csv", "n.csv");
+  CHECK(f.find("CONN-4"));
+}
