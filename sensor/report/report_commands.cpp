@@ -279,10 +279,13 @@ AnalyzeExtras::AnalyzeExtras(EventOutput& out, const std::string& events_path, b
   impl_->events_path = events_path;
   impl_->report_path = analyze_report_path();
   load_reference_tables(impl_->oui, impl_->impl);
-  // The report reads the events back; without a real file, or when the file rotates (its earlier
-  // parts renamed, perhaps removed), they are kept in memory.
-  if (!impl_->report_path.empty() &&
-      (out_rotates || events_path == "-" || events_path == "/dev/null" || events_path.empty())) {
+  // The report reads the events back; without a regular file, or when the file rotates (its
+  // earlier parts renamed, perhaps removed), they are kept in memory. Reading back a pipe, a
+  // terminal or a FIFO (`--out /dev/stdout | ...`) would wait forever on what this process writes.
+  struct stat st;
+  bool regular = !events_path.empty() && events_path != "-" && stat(events_path.c_str(), &st) == 0 &&
+                 S_ISREG(st.st_mode);
+  if (!impl_->report_path.empty() && (out_rotates || !regular)) {
     impl_->memory = std::make_shared<MemorySink>();
     out.add_sink(impl_->memory);
   }

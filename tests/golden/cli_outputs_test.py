@@ -134,6 +134,20 @@ def report():
         C.true(f"{tag}: the earlier events file is kept", kept(keep))
     rc, err = medmon("analyze", DEMO, "-o", os.devnull, "--report", os.devnull, "-q")
     C.true(f"--out and --report both {os.devnull}: not refused ({err})", rc in (0, 1))
+    # Events to a pipe (--out /dev/stdout | ...): the report keeps them in memory rather than read
+    # back the pipe this process writes to, which would wait forever.
+    medmon("analyze", DEMO, "--site", SITE, "-o", path("ev.jsonl"), "--report", path("file.html"), "-q")
+    try:
+        p = subprocess.run([MEDMON, "analyze", DEMO, "--site", SITE, "-o", "/dev/stdout", "--report",
+                            path("pipe.html"), "-q", "--fail-on", "none"], capture_output=True, timeout=60)
+        C.eq(f"--out /dev/stdout (a pipe) --report: exit 0 ({p.stderr.decode().strip()})", p.returncode, 0)
+        C.eq("--out /dev/stdout (a pipe) --report: the events on stdout",
+             p.stdout, open(path("ev.jsonl"), "rb").read())
+        C.eq("--out /dev/stdout (a pipe) --report: the report of a file's events",
+             open(path("pipe.html")).read().replace("pipe.html", "file.html"),
+             open(path("file.html")).read().replace(path("ev.jsonl"), "analyze"))
+    except subprocess.TimeoutExpired:
+        C.true("--out /dev/stdout (a pipe) --report: finishes (it hung reading its own pipe)", False)
     # A report that fails after the run (no Chromium for a PDF) keeps the --fail-on verdict.
     env = dict(os.environ, MEDMON_CHROMIUM="/nonexistent/chromium")
     p = subprocess.run([MEDMON, "analyze", DEMO, "--site", SITE, "--report", path("r.pdf"), "-o", keep, "-q",
