@@ -447,6 +447,29 @@ class BacktrackCheck {
       }
     return false;
   }
+  // Whether two alternatives of a group can match the same text (so the group can match it in
+  // more than one way): single characters, position by position; anything else, when they can
+  // start alike or be empty.
+  static bool alike(const Seq& a, const Seq& b) {
+    auto single_chars = [](const Seq& s) {
+      return std::all_of(s.begin(), s.end(), [](const Item& x) { return x.kind == Item::atom && x.min == 1 && x.max == 1; });
+    };
+    if (single_chars(a) && single_chars(b)) {
+      if (a.size() != b.size()) return false;
+      for (size_t k = 0; k < a.size(); ++k)
+        if ((a[k].set & b[k].set).none()) return false;
+      return true;
+    }
+    auto empty = [](const Seq& s) { return std::all_of(s.begin(), s.end(), nullable); };
+    return (first_of(a, 0) & first_of(b, 0)).any() || empty(a) || empty(b);
+  }
+  static bool ambiguous(const Item& g) {
+    if (g.kind != Item::group) return false;
+    for (size_t a = 0; a < g.alts.size(); ++a)
+      for (size_t b = a + 1; b < g.alts.size(); ++b)
+        if (alike(g.alts[a], g.alts[b])) return true;
+    return false;
+  }
   static Set cover(const Item& it) {
     if (it.kind == Item::look || it.kind == Item::assertion) return {};
     if (it.kind != Item::group) return it.set;
@@ -476,9 +499,13 @@ class BacktrackCheck {
   // multiplies the work of what follows, so a later variable part that can match the same bytes
   // and fail after them takes time growing as a power of the input's length (`\w*\w*!`,
   // `.*a.*b`): it is refused too.
+  // And groups that can match the same text in more than one way ((?:a|a), (?:[ab]|a)): when what
+  // follows fails, each way is tried, so a chain of them multiplies the work (22 of (?:a|a) take
+  // 2.5 s on 40 bytes): a second one with a part that can fail after it is refused.
   struct Loose {
     const Item* first = nullptr;
     Set cover;
+    const Item* ambiguous = nullptr;
   };
   void check_seq(const Seq& seq, const Follow& after, bool repeated, Loose& loose) {
     for (size_t k = 0; k < seq.size() && why_.empty(); ++k) {
@@ -496,6 +523,15 @@ class BacktrackCheck {
                "', of variable length too, can match the same bytes after it: matching takes time growing as a power "
                "of the input's length; end the first with what it cannot match (e.g. [^;]*; instead of .*;)";
         return;
+      }
+      if (ambiguous(it) && !next.free) {
+        if (loose.ambiguous) {
+          why_ = "'" + text(*loose.ambiguous) + "' and '" + text(it) + "' can each match the same text in more than one "
+                 "way (two of their alternatives are alike): the ways multiply, and matching could take exponential time; "
+                 "write each with alternatives that differ";
+          return;
+        }
+        loose.ambiguous = &it;
       }
       if (it.kind == Item::look) {
         // Atomic, but tried again at each place the loose parts before it can end: its inside
@@ -526,6 +562,7 @@ class BacktrackCheck {
       check_seq(a, after, repeated, l);
       if (!loose.first) loose.first = l.first;
       loose.cover |= l.cover;
+      if (!loose.ambiguous) loose.ambiguous = l.ambiguous;
     }
   }
   std::string text(const Item& it) const { return s_.substr(it.from, it.to - it.from); }

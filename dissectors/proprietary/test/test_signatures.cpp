@@ -200,13 +200,24 @@ TEST_CASE("signatures: regexes that could backtrack exponentially are refused") 
     CHECK(e.line == 16);
     CHECK(e.message.find("a power of the input's length") != std::string::npos);
   }
+  // Groups that can each match the same text in two ways, one after another, then a part that
+  // can fail: each way of each is tried (22 of (?:a|a) take 2.5 s on 40 bytes; every flow is probed).
+  for (const char* bad : {"(?:a|a)(?:a|a)(?:a|a)!", "(?:[ab]|a)x(?:b|[bc])!", "(?:ab|[a-z]b)(?:c|c)!",
+                          "(?:(?:a|a)|b)(?:c|\\x63)!"}) {
+    INFO(bad);
+    std::string t = kAcme;
+    auto e = parse_err(t.replace(t.find("\"PAT=([A-Z0-9]+)\""), 17, std::string("'") + bad + "'"));
+    CHECK(e.line == 16);
+    CHECK(e.message.find("more than one way") != std::string::npos);
+    CHECK(e.message.find("exponential") != std::string::npos);
+  }
   // What follows each repeated part fixes where it ends; lookaheads are atomic; fixed counts.
   for (const char* good : {"(\\w+\\s)*", "(?:\\s*,\\s*\\w+)*", "(?:[^,]+,)*", "(ab?)*", "(?:[a-z]+\\.)+[a-z]+",
                            "(?:\\r\\n|[^\\r\\n])*", "((?:(?!\\x00[\\x00-\\x1f]|\\x09[\\s\\S])[\\s\\S]{2})+)", "\\w+\\s*\\w+",
                            ".*foo", "<a>(.*?)</a>", "SN=([^;]*);", "\\r?\\n", "(\\w+)\\s*(\\w+)", "\\w+!",
                            "(?:[[:alpha:]_]+[[:space:]])*", "[[:digit:]]+;", "\\w+(?=;)", ".*(?=foo)",
                            "(\\w+);(?=\\w*!)", "(?:a|bb)(?:a|bb)!", "(?:\\r\\n|\\n)\\w+!", "(?:ab|ac)(?:ab|ac)!",
-                           "(?:ab|a);\\w*!"}) {
+                           "(?:ab|a);\\w*!", "(?:a|a)!", "(?:PAT|PID)=(?:PAT|PID)!", "(?:a|a)(?:a|a)"}) {
     INFO(good);
     std::string t = kAcme;
     parse_ok(t.replace(t.find("\"PAT=([A-Z0-9]+)\""), 17, std::string("'(x)") + good + "'"));
