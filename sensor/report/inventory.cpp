@@ -285,13 +285,17 @@ std::string cut(const std::string& raw, size_t n) {
 }  // namespace
 
 void print_inventory_table(std::FILE* out, const std::vector<Asset>& assets) {
-  fmt::print(out, "{:<16} {:<17} {:<20} {:<14} {:<14} {:<16} {:<22} {:<16} {:<26} {:>6}\n", "IP", "MAC", "VENDOR",
+  // The address names the device: an IPv6 one is shown whole (two link-local addresses cut to 16
+  // characters would read alike), the column as wide as the longest (45: IPv4-mapped IPv6).
+  size_t ip_width = 16;
+  for (const Asset& a : assets) ip_width = std::max(ip_width, std::min<size_t>(printable(a.ip).size(), 45));
+  fmt::print(out, "{:<{}} {:<17} {:<20} {:<14} {:<14} {:<16} {:<22} {:<16} {:<26} {:>6}\n", "IP", ip_width, "MAC", "VENDOR",
              "DEVICE", "MODEL", "AE TITLES", "DICOM PRODUCT", "HL7 APPS", "SERVICES OFFERED", "FLOWS");
   for (const Asset& a : assets) {
     std::string product = a.product;
     if (!a.manufacturer.empty()) product = a.manufacturer + (a.model_name.empty() ? "" : " " + a.model_name);
     else if (!a.impl_version.empty()) product = product.empty() ? a.impl_version : product + " (" + a.impl_version + ")";
-    fmt::print(out, "{:<16} {:<17} {:<20} {:<14} {:<14} {:<16} {:<22} {:<16} {:<26} {:>6}\n", cut(a.ip, 16),
+    fmt::print(out, "{:<{}} {:<17} {:<20} {:<14} {:<14} {:<16} {:<22} {:<16} {:<26} {:>6}\n", cut(a.ip, ip_width), ip_width,
                cut(a.mac, 17), cut(a.vendor_shown(), 20), cut(a.device, 14), cut(a.model, 14), cut(join(a.ae_titles), 16),
                cut(product, 22), cut(join(a.hl7_apps), 16), cut(join(a.offered, 3), 26), a.flows);
   }

@@ -314,6 +314,25 @@ TEST_CASE("the inventory table shows control characters from the wire escaped") 
   CHECK(text.find('\x7f') == std::string::npos);
 }
 
+TEST_CASE("the inventory table shows IPv6 addresses whole") {
+  EventLog log;
+  for (const char* ip : {"fe80::200:5eff:fe00:5305", "fe80::200:5eff:fe00:5306", "10.0.0.9"})
+    log.add_line(fmt::format(R"({{"ts":"2024-03-01T12:00:00.000000Z","event_type":"asset","asset":{{"ip":"{}","changes":["new"],"model":"unbound"}}}})", ip));
+  std::FILE* f = std::tmpfile();
+  REQUIRE(f);
+  print_inventory_table(f, build_inventory(log));
+  std::rewind(f);
+  std::string text;
+  for (int c; (c = std::fgetc(f)) != EOF;) text.push_back(static_cast<char>(c));
+  std::fclose(f);
+  CHECK(text.find("\nfe80::200:5eff:fe00:5305 00:") == std::string::npos);  // no MAC: "-"
+  CHECK(text.find("\nfe80::200:5eff:fe00:5305 - ") != std::string::npos);
+  CHECK(text.find("\nfe80::200:5eff:fe00:5306 - ") != std::string::npos);
+  // The column as wide as the longest address.
+  CHECK(text.find(fmt::format("\n{:<24} - ", "10.0.0.9")) != std::string::npos);
+  CHECK(text.rfind(fmt::format("{:<24} MAC", "IP"), 0) == 0);
+}
+
 TEST_CASE("numbers beyond uint64_t are clamped") {
   auto j = nlohmann::json::parse(R"({"big":1e30,"neg":-1e30,"top":18446744073709551615,"half":2.5})");
   CHECK(num(j, "big") == UINT64_MAX);
