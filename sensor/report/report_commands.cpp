@@ -254,6 +254,14 @@ void register_report_commands(CLI::App& app, int& exit_code) {
         exit_code = kUsage;
         return;
       }
+    // A report file that cannot be created is an output error, found before the events are read
+    // (as analyze --report finds it before the run).
+    for (const auto& f : report_files(r->out))
+      if (std::string why = cannot_write_reason(f); !why.empty()) {
+        print_err("medmon: {}: cannot write the report: {}\n", f, why);
+        exit_code = kInput;
+        return;
+      }
     exit_code = write_report(r->events, nullptr, r->out, r->title, r->site, r->models);
   });
 

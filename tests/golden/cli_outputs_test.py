@@ -134,6 +134,12 @@ def report():
         C.true(f"{tag}: the earlier events file is kept", kept(keep))
     rc, err = medmon("analyze", DEMO, "-o", os.devnull, "--report", os.devnull, "-q")
     C.true(f"--out and --report both {os.devnull}: not refused ({err})", rc in (0, 1))
+    # medmon report: a report file that cannot be created is an output error (3), as for analyze.
+    for rep, why in (("/nonexistent/r.html", "No such file or directory"), (work, "Is a directory"),
+                     ("/nonexistent/r.pdf", "No such file or directory")):
+        rc, err = medmon("report", path("ev.jsonl"), "-o", rep)
+        C.eq(f"report -o {rep}: exit 3, as analyze --report ({err})", rc, 3)
+        C.true(f"report -o {rep}: says why ({err})", why in err)
     # Events to a pipe (--out /dev/stdout | ...): the report keeps them in memory rather than read
     # back the pipe this process writes to, which would wait forever.
     medmon("analyze", DEMO, "--site", SITE, "-o", path("ev.jsonl"), "--report", path("file.html"), "-q")
