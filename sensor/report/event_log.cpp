@@ -29,8 +29,12 @@ uint64_t num(const nlohmann::json& j, const char* key) {
 std::string flow_app(const nlohmann::json& f) {
   std::string app = str(f, "app");
   // A protocol nDPI only guessed from the port is not what the flow carried (docs/policy.md).
+  // (A "guessed" that is not a boolean, in a damaged file, is no guess: value() would throw.)
   const nlohmann::json ndpi = f.value("ndpi", nlohmann::json::object());
-  if (app.empty() && !(ndpi.is_object() && ndpi.value("guessed", false) == true)) app = str(ndpi, "protocol");
+  bool guessed = false;
+  if (ndpi.is_object())
+    if (auto g = ndpi.find("guessed"); g != ndpi.end() && g->is_boolean()) guessed = g->get<bool>();
+  if (app.empty() && !guessed) app = str(ndpi, "protocol");
   if (app.empty() || app == "Unknown") app = "unknown";
   std::transform(app.begin(), app.end(), app.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return app;

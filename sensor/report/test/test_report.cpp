@@ -239,6 +239,17 @@ TEST_CASE("report survives hostile and empty input") {
   log.add_line(R"({"event_type":"asset","asset":{"ip":"10.0.0.1","vlans":"x","dicom":[],"services_used":[{"port":"x"}]}})");
   log.add_line(R"({"event_type":"flow","src_ip":"10.0.0.1","dst_ip":"10.0.0.2","flow":{"start":"garbage","end":"9999-99-99T99:99:99Z"}})");
   CHECK_NOTHROW(render_html(log, ReportOptions{}));
+  // A member of the wrong type where a boolean is read (ndpi.guessed): the inventory (medmon
+  // assets) and the report read past it.
+  for (const char* g : {"1", "\"x\"", "null", "[]", "{}"}) {
+    INFO(g);
+    EventLog l;
+    l.add_line(R"({"event_type":"asset","asset":{"ip":"10.0.0.1"}})");
+    l.add_line(fmt::format(R"({{"event_type":"flow","src_ip":"10.0.0.1","dst_ip":"10.0.0.2","proto":"tcp","dst_port":80,"ndpi":{{"protocol":"HTTP","guessed":{}}}}})", g));
+    CHECK_NOTHROW(build_inventory(l));
+    CHECK_NOTHROW(render_html(l, ReportOptions{}));
+    CHECK(flow_app(l.flows.at(0)) == "http");
+  }
   CHECK(html_escape("<a href='x'>&\"") == "&lt;a href=&#39;x&#39;&gt;&amp;&quot;");
 }
 
