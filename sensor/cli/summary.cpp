@@ -225,15 +225,24 @@ void Summary::print(std::FILE* out, const Counters& c, uint64_t packets, uint64_
       if (a->second.flows != b->second.flows) return a->second.flows > b->second.flows;
       return a->first < b->first;
     });
+    // Addresses are shown whole (two IPv6 link-local ones cut short read alike): a device without
+    // a name is its address.
+    size_t dev_w = 18, ip_w = 16;
+    for (auto it = rows.begin(); it != shown; ++it) {
+      const std::string& ip = (*it)->second.ip;
+      ip_w = std::max(ip_w, std::min<size_t>(ip.size(), 45));
+      if ((*it)->first == ip) dev_w = std::max(dev_w, std::min<size_t>(ip.size(), 45));
+    }
     fmt::print(out, "  devices {}:\n", devices_.size());
-    fmt::print(out, "    {:<18} {:<16} {:<16} {:>6} {:>9} {:>11} {:>10} {:>7}  {}\n", "DEVICE", "IP", "MODEL", "FLOWS",
-               "DECLARED", "UNDECLARED", "FORBIDDEN", "ALERTS", "WORST");
+    fmt::print(out, "    {:<{}} {:<{}} {:<16} {:>6} {:>9} {:>11} {:>10} {:>7}  {}\n", "DEVICE", dev_w, "IP", ip_w, "MODEL",
+               "FLOWS", "DECLARED", "UNDECLARED", "FORBIDDEN", "ALERTS", "WORST");
     size_t n = 0;
     for (auto* e : rows) {
       if (n++ == 20) { fmt::print(out, "    ... {} more (medmon assets EVENTS.jsonl)\n", rows.size() - 20); break; }
       const DeviceRow& r = e->second;
-      fmt::print(out, "    {:<18} {:<16} {:<16} {:>6} {:>9} {:>11} {:>10} {:>7}  {}\n", e->first.substr(0, 18),
-                 r.ip.substr(0, 16), (r.model.empty() ? std::string("-") : r.model).substr(0, 16), r.flows, r.declared,
+      fmt::print(out, "    {:<{}} {:<{}} {:<16} {:>6} {:>9} {:>11} {:>10} {:>7}  {}\n",
+                 e->first.substr(0, e->first == r.ip ? dev_w : 18), dev_w, r.ip.substr(0, ip_w), ip_w,
+                 (r.model.empty() ? std::string("-") : r.model).substr(0, 16), r.flows, r.declared,
                  r.undeclared, r.forbidden, r.alerts, r.worst >= 0 ? names[r.worst] : "-");
     }
   }
