@@ -310,6 +310,23 @@ TEST_CASE("signatures: regexes read bytes as Latin-1, 0x80 to 0xff included") {
   CHECK(ev[0]["proprietary"]["fields"]["v"][0] == "\xc3\xa9");  // the first run of high bytes: é
 }
 
+TEST_CASE("signatures: a file larger than 1 MiB is refused unread") {
+  namespace fs = std::filesystem;
+  fs::path dir = fs::temp_directory_path() / ("medmon-sig-big-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  // Valid YAML, a long description: parsing it would take about six times its size in memory.
+  std::ofstream(dir / "big.yaml") << "name: big\ntransport: tcp\nprobe: {regex: 'ab'}\ndescription: \""
+                                  << std::string((1 << 20) + 1, 'a') << "\"\n";
+  std::ofstream(dir / "ok.yaml") << "name: ok\ntransport: tcp\nprobe: {regex: 'ab'}\ndescription: \""
+                                 << std::string((1 << 20) - 100, 'a') << "\"\n";
+  LoadResult r = load_signatures(dir.string());
+  REQUIRE(r.errors.size() == 1);
+  CHECK(r.errors[0].str().rfind((dir / "big.yaml").string() + ":1:1: larger than 1 MiB", 0) == 0);
+  REQUIRE(r.signatures.size() == 1);
+  CHECK(r.signatures[0]->name == "ok");
+  fs::remove_all(dir);
+}
+
 TEST_CASE("signatures: a directory with a duplicate name and a missing directory") {
   namespace fs = std::filesystem;
   fs::path dir = fs::temp_directory_path() / ("medmon-sig-test-" + std::to_string(::getpid()));
