@@ -75,6 +75,13 @@ double parse_ts(const std::string& t) {
   return ((days * 24 + hh) * 60 + mi) * 60 + s + frac;
 }
 
+// At most n bytes of s, not cutting a UTF-8 character in two (a half character shows as U+FFFD).
+std::string_view utf8_prefix(std::string_view s, size_t n) {
+  if (s.size() <= n) return s;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  return s.substr(0, n);
+}
+
 std::string human_bytes(uint64_t b) {
   if (b < 1024) return fmt::format("{} B", b);
   if (b < 1024 * 1024) return fmt::format("{:.1f} KiB", b / 1024.0);
@@ -842,7 +849,7 @@ void Builder::peer_diagram(const Dev& d, const std::vector<FlowGroup>& groups) {
                            verdict_color(p.verdict));
       boxes += fmt::format("<circle cx=\"318\" cy=\"{}\" r=\"5\" fill=\"{}\"/><text x=\"330\" y=\"{}\" font-size=\"12\">{}</text>"
                            "<text x=\"600\" y=\"{}\" font-size=\"11\" fill=\"#5f6b7a\" text-anchor=\"end\">{}</text>\n",
-                           py + 7, verdict_color(p.verdict), py + 11, h(p.label.substr(0, 34)), py + 11,
+                           py + 7, verdict_color(p.verdict), py + 11, h(utf8_prefix(p.label, 34)), py + 11,
                            human_bytes(p.bytes));
       py += 22;
     }
@@ -855,7 +862,7 @@ void Builder::peer_diagram(const Dev& d, const std::vector<FlowGroup>& groups) {
   o() += fmt::format("<rect x=\"10\" y=\"{}\" width=\"160\" height=\"44\" rx=\"8\" fill=\"#1d2733\"/>"
                      "<text x=\"90\" y=\"{}\" font-size=\"13\" fill=\"#fff\" text-anchor=\"middle\" font-weight=\"bold\">{}</text>"
                      "<text x=\"90\" y=\"{}\" font-size=\"11\" fill=\"#c5d0dc\" text-anchor=\"middle\">{}</text>\n",
-                     dy - 22, dy - 4, h(d.name.substr(0, 22)), dy + 13, h(d.zone.empty() ? "" : "zone " + d.zone));
+                     dy - 22, dy - 4, h(utf8_prefix(d.name, 22)), dy + 13, h(d.zone.empty() ? "" : "zone " + d.zone));
   o() += "</svg>\n<div class=\"legend\">";
   for (int r : {1, 2, 3, 0})
     o() += fmt::format("<span><i style=\"background:{}\"></i>{}</span>", verdict_color(r),
@@ -958,7 +965,7 @@ void Builder::peers_chart(const Traffic& t) {
                      "aria-label=\"bytes by peer\">\n", W, ph);
   int y = 8;
   for (auto& [total, p] : peers) {
-    o() += fmt::format("<text x=\"200\" y=\"{}\" font-size=\"12\" text-anchor=\"end\">{}</text>\n", y + 13, h(p.substr(0, 30)));
+    o() += fmt::format("<text x=\"200\" y=\"{}\" font-size=\"12\" text-anchor=\"end\">{}</text>\n", y + 13, h(utf8_prefix(p, 30)));
     double x = 206;
     for (auto& [app, b] : t.by_peer.at(p)) {
       double w = b / maxp * (W - 300);

@@ -298,6 +298,30 @@ TEST_CASE("report judges each device of a flow by its own side's verdict and rul
         std::string::npos);
 }
 
+TEST_CASE("report: names cut to fit a chart keep whole UTF-8 characters") {
+  // 21 ASCII bytes, then a two-byte character across the diagram's 22-byte cut.
+  const std::string name = "aaaaaaaaaaaaaaaaaaaaa\xc3\xa9-scanner";
+  EventLog log;
+  for (const char* l : kTwoDevices) {
+    std::string line = l;
+    for (size_t at; (at = line.find("\"ct-1\"")) != std::string::npos;) line.replace(at, 6, "\"" + name + "\"");
+    log.add_line(line);
+  }
+  std::string html = render_html(log, ReportOptions{});
+  REQUIRE(html.find(name) != std::string::npos);
+  // Every byte sequence is valid UTF-8: no lead byte without its continuation.
+  bool valid = true;
+  for (size_t i = 0; i < html.size() && valid;) {
+    auto c = static_cast<unsigned char>(html[i]);
+    size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    if (!len || i + len > html.size()) { valid = false; break; }
+    for (size_t k = 1; k < len; ++k) valid &= (static_cast<unsigned char>(html[i + k]) & 0xC0) == 0x80;
+    i += len;
+  }
+  CHECK(valid);
+  CHECK(html.find(">aaaaaaaaaaaaaaaaaaaaa</text>") != std::string::npos);  // the diagram's box
+}
+
 TEST_CASE("inventory counts an alert once, for the device it names") {
   EventLog log;
   for (const char* l : kTwoDevices) log.add_line(l);
