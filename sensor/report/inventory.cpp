@@ -279,7 +279,12 @@ std::string printable(const std::string& s) {
 }
 std::string cut(const std::string& raw, size_t n) {
   std::string s = printable(raw);
-  if (s.size() > n) { s.resize(n - 1); s += "~"; }
+  if (s.size() > n) {
+    size_t keep = n - 1;  // not inside a UTF-8 character: half of one shows as U+FFFD
+    while (keep > 0 && (static_cast<unsigned char>(s[keep]) & 0xC0) == 0x80) --keep;
+    s.resize(keep);
+    s += "~";
+  }
   return s.empty() ? "-" : s;
 }
 }  // namespace

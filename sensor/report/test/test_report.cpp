@@ -368,6 +368,21 @@ TEST_CASE("the inventory table shows IPv6 addresses whole") {
   CHECK(text.rfind(fmt::format("{:<24} MAC", "IP"), 0) == 0);
 }
 
+TEST_CASE("the inventory table cuts values between UTF-8 characters") {
+  EventLog log;
+  // 14 ASCII bytes, then a two-byte character across the AE column's cut (15 bytes and '~').
+  log.add_line(R"({"ts":"2024-03-01T12:00:00.000000Z","event_type":"asset","asset":{"ip":"10.0.0.9","changes":["new"],"model":"unbound","dicom":{"ae_titles":["AAAAAAAAAAAAAA\u00e9XYZ"]}}})");
+  std::FILE* f = std::tmpfile();
+  REQUIRE(f);
+  print_inventory_table(f, build_inventory(log));
+  std::rewind(f);
+  std::string text;
+  for (int c; (c = std::fgetc(f)) != EOF;) text.push_back(static_cast<char>(c));
+  std::fclose(f);
+  CHECK(text.find(" AAAAAAAAAAAAAA~ ") != std::string::npos);
+  CHECK(text.find("\xc3~") == std::string::npos);
+}
+
 TEST_CASE("numbers beyond uint64_t are clamped") {
   auto j = nlohmann::json::parse(R"({"big":1e30,"neg":-1e30,"top":18446744073709551615,"half":2.5})");
   CHECK(num(j, "big") == UINT64_MAX);
