@@ -547,6 +547,7 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
     }
   };
   LiveAssets assets([&] { return board.current(); });  // one inventory for all workers
+  SharedAppServers app_servers;  // names TLS flows whichever worker saw the server in clear
   // The interface going down or away is told once, whichever worker's socket sees it first.
   std::atomic<int> workers_down{0};
   std::atomic<bool> iface_gone{false};
@@ -573,7 +574,10 @@ int run_live_afpacket(const LiveOptions& o, const SensorConfig& cfg, Depth depth
       Pipeline pipeline(worker_share(cfg, o.workers, i), depth, out, phi, {&judge, inventory.get()});
       pipeline.set_linktype(sources[i]->datalink());
       pipeline.prepare();
-      if (o.workers > 1) pipeline.set_worker_id(i);
+      if (o.workers > 1) {
+        pipeline.set_worker_id(i);
+        pipeline.set_shared_app_servers(&app_servers);
+      }
       pipeline.set_input_filter(filter.current.get());
       AfPacketSource& src = *sources[i];
       auto last_flush = std::chrono::steady_clock::now();

@@ -460,13 +460,17 @@ void Pipeline::write_flow_event(Flow& f, FlowEnd why, FlowState* st) {
       if (st->facts.app.empty() && ndpi_proto == "TLS") {
         st->facts.app = tls_app_by_port(f.server_port());
         if (st->facts.app.empty() && tls_deferral_) tls_deferral_->unnamed_tls(f);
+        else if (st->facts.app.empty() && shared_app_servers_)
+          st->facts.app = shared_app_servers_->tls_app(f.server_ip(), f.server_port());
         else if (st->facts.app.empty()) st->facts.app = tls_app_by_server(f.server_ip(), f.server_port(), app_servers_);
       }
     }
   }
   if (st && !st->facts.tls && !st->facts.app.empty()) {
     if (tls_deferral_) tls_deferral_->spoke_in_clear(f, st->facts.app);
-    else remember_app_server(app_servers_, f.server_ip(), st->facts.app);
+    else if (!shared_app_servers_) remember_app_server(app_servers_, f.server_ip(), st->facts.app);
+    else if (app_servers_.size() >= 65536 || app_servers_.emplace(f.server_ip(), st->facts.app).second)
+      shared_app_servers_->remember(f.server_ip(), st->facts.app);  // new to this worker
   }
   FlowVerdict verdict;
   if (!judges_.empty()) {
@@ -617,6 +621,16 @@ std::string tls_app_by_server(const IpAddr& server, uint16_t server_port, const 
 void remember_app_server(AppServers& servers, const IpAddr& server, const std::string& app) {
   if (servers.size() >= 65536) return;
   servers.emplace(server, app);
+}
+
+void SharedAppServers::remember(const IpAddr& server, const std::string& app) {
+  std::lock_guard lock(m_);
+  remember_app_server(servers_, server, app);
+}
+
+std::string SharedAppServers::tls_app(const IpAddr& server, uint16_t server_port) const {
+  std::lock_guard lock(m_);
+  return tls_app_by_server(server, server_port, servers_);
 }
 
 void Pipeline::set_capture_stats(uint64_t received, uint64_t dropped, uint64_t if_dropped) {

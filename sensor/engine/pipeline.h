@@ -5,6 +5,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -49,6 +50,19 @@ void remember_app_server(AppServers& servers, const IpAddr& server, const std::s
 // seen speaking one in clear (tls_after_clear).
 std::string tls_app_by_port(uint16_t server_port);
 std::string tls_app_by_server(const IpAddr& server, uint16_t server_port, const AppServers& spoke_in_clear);
+
+// Live capture with --workers: the servers seen speaking in clear, one set for all the workers'
+// pipelines, so that a TLS flow's name does not depend on which worker the fanout gave the clear
+// flow. Bounded as AppServers; locked only when a pipeline learns a new pair or names a TLS flow.
+class SharedAppServers {
+ public:
+  void remember(const IpAddr& server, const std::string& app);
+  std::string tls_app(const IpAddr& server, uint16_t server_port) const;
+
+ private:
+  mutable std::mutex m_;
+  AppServers servers_;
+};
 
 // analyze --workers: the names a TLS flow takes from other flows (tls_app_by_server) are given
 // by the merge, which sees the flows of every worker in output order; a worker's pipeline tells
@@ -105,6 +119,8 @@ class Pipeline {
   void set_input_position(uint64_t pos) { input_pos_ = pos; }
   void set_flow_end_observer(std::function<void(const Flow&)> fn) { flow_end_observer_ = std::move(fn); }
   void set_tls_naming_deferral(TlsNamingDeferral* d) { tls_deferral_ = d; }
+  // Live capture with --workers: the servers seen speaking in clear are those of every worker.
+  void set_shared_app_servers(SharedAppServers* s) { shared_app_servers_ = s; }
   // Extra gauges for `stats` (kernel drops in live mode).
   void set_capture_stats(uint64_t received, uint64_t dropped, uint64_t if_dropped);
   // Called before each `stats` event is written (live capture: reads the kernel's counters then,
@@ -143,7 +159,8 @@ class Pipeline {
   // Packet time moved on to clock_: due timeouts and periodic stats.
   void tick();
 
-  AppServers app_servers_;
+  AppServers app_servers_;  // with shared_app_servers_: those already told to it
+  SharedAppServers* shared_app_servers_ = nullptr;
   TlsNamingDeferral* tls_deferral_ = nullptr;
 
   SensorConfig cfg_;

@@ -448,3 +448,93 @@ TEST_CASE("A response body read to the close ends at the server's FIN, not when 
   CHECK(ack.find("\"ts\":\"2023-11-14T22:13:20.005000Z\"") != std::string::npos);
   CHECK(ack.find("\"latency_us\":2000") != std::string::npos);
 }
+
+namespace {
+
+// A TLS 1.2 ClientHello record naming `sni`, and a ServerHello answering it.
+std::string tls_client_hello(const std::string& sni) {
+  Bytes ext;
+  put16(ext, 0);  // server_name
+  put16(ext, uint16_t(sni.size() + 5));
+  put16(ext, uint16_t(sni.size() + 3));
+  ext.push_back(0);
+  put16(ext, uint16_t(sni.size()));
+  ext.insert(ext.end(), sni.begin(), sni.end());
+  Bytes body = {0x03, 0x03};
+  for (int i = 0; i < 32; ++i) body.push_back(uint8_t(i));
+  body.push_back(0);  // no session id
+  put16(body, 4); put16(body, 0xc02f); put16(body, 0x009c);
+  body.push_back(1); body.push_back(0);
+  put16(body, uint16_t(ext.size()));
+  body.insert(body.end(), ext.begin(), ext.end());
+  Bytes rec = {0x16, 0x03, 0x01};
+  put16(rec, uint16_t(body.size() + 4));
+  rec.push_back(0x01); rec.push_back(0); put16(rec, uint16_t(body.size()));
+  rec.insert(rec.end(), body.begin(), body.end());
+  return std::string(rec.begin(), rec.end());
+}
+
+std::string tls_server_hello() {
+  Bytes body = {0x03, 0x03};
+  for (int i = 0; i < 32; ++i) body.push_back(uint8_t(100 + i));
+  body.push_back(0);
+  put16(body, 0xc02f);
+  body.push_back(0);
+  put16(body, 0);
+  Bytes rec = {0x16, 0x03, 0x03};
+  put16(rec, uint16_t(body.size() + 4));
+  rec.push_back(0x02); rec.push_back(0); put16(rec, uint16_t(body.size()));
+  rec.insert(rec.end(), body.begin(), body.end());
+  return std::string(rec.begin(), rec.end());
+}
+
+// A whole TCP connection from a:cport to b:sport, the client's data then the server's.
+std::vector<Bytes> connection(uint32_t a, uint16_t cport, uint32_t b, uint16_t sport, const std::string& req,
+                              const std::string& resp) {
+  const uint32_t c1 = 101 + uint32_t(req.size()), s1 = 501 + uint32_t(resp.size());
+  return {ether(0x0800, ipv4(a, b, 6, tcp(cport, sport, 100, 0, tcpflag::SYN))),
+          ether(0x0800, ipv4(b, a, 6, tcp(sport, cport, 500, 101, tcpflag::SYN | tcpflag::ACK))),
+          ether(0x0800, ipv4(a, b, 6, tcp(cport, sport, 101, 501, tcpflag::ACK | tcpflag::PSH, req))),
+          ether(0x0800, ipv4(b, a, 6, tcp(sport, cport, 501, c1, tcpflag::ACK | tcpflag::PSH, resp))),
+          ether(0x0800, ipv4(a, b, 6, tcp(cport, sport, c1, s1, tcpflag::ACK | tcpflag::FIN))),
+          ether(0x0800, ipv4(b, a, 6, tcp(sport, cport, s1, c1 + 1, tcpflag::ACK | tcpflag::FIN))),
+          ether(0x0800, ipv4(a, b, 6, tcp(cport, sport, c1 + 1, s1 + 1, tcpflag::ACK)))};
+}
+
+std::string flow_app(const MemorySink& sink) {
+  for (auto& l : sink.lines)
+    if (l.find("\"event_type\":\"flow\"") != std::string::npos) {
+      auto at = l.find("\"app\":");
+      return at == std::string::npos ? std::string() : l.substr(at + 6, l.find_first_of(",}", at) - at - 6);
+    }
+  return {};
+}
+
+}  // namespace
+
+TEST_CASE("Live workers: a TLS flow is named after what any worker saw its server speak in clear") {
+  const uint32_t client = ip4(10, 0, 0, 1), server = ip4(10, 0, 0, 2);
+  const std::string hl7 = "\x0bMSH|^~\\&|A|B|C|D|20240101||ADT^A01|1|P|2.5\rPID|1||MRN1||DOE^JANE\r\x1c\r";
+  const std::string ack = "\x0bMSH|^~\\&|C|D|A|B|20240101||ACK^A01|2|P|2.5\rMSA|AA|1\r\x1c\r";
+  SharedAppServers shared;
+  Pseudonymiser phi;
+  // Worker 0 sees the HL7 flow in clear to port 2575, worker 1 a TLS flow to the same server on 7443.
+  auto one_worker = [&](const std::vector<Bytes>& frames, Timestamp from, bool share) {
+    auto sink = std::make_shared<MemorySink>();
+    EventOutput out;
+    out.add_sink(sink);
+    Pipeline p({}, Depth::policy, out, phi);
+    p.set_linktype(DLT_EN10MB);
+    if (share) p.set_shared_app_servers(&shared);
+    int64_t at = from.usec;
+    for (auto& f : frames) p.packet(f.data(), uint32_t(f.size()), uint32_t(f.size()), Timestamp{at += 1000});
+    p.finish(FlowEnd::end_of_input);
+    return flow_app(*sink);
+  };
+  const Timestamp t0{1'700'000'000'000'000};
+  const auto tls = connection(client, 41000, server, 7443, tls_client_hello("monitor.example"), tls_server_hello());
+  CHECK(one_worker(connection(client, 40000, server, 2575, hl7, ack), t0, true) == "\"hl7\"");
+  CHECK(one_worker(tls, Timestamp{t0.usec + 1'000'000}, true) == "\"hl7-tls\"");
+  // Without the shared set, the other worker knows nothing of the server.
+  CHECK(one_worker(tls, Timestamp{t0.usec + 1'000'000}, false) == "null");
+}
