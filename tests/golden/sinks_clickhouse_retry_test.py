@@ -26,10 +26,13 @@ from golden import MEDMON, Checker, pcap  # noqa: E402
 
 class FakeClickHouse:
     """slow: seconds an INSERT takes before its rows are in. refuse(row): a row the server
-    refuses (the whole INSERT holding it gets HTTP 400, nothing of it goes in)."""
+    refuses (the whole INSERT holding it gets `refusal`, HTTP status and text, nothing of it
+    goes in)."""
 
-    def __init__(self, slow=0.0, refuse=None, status=None):
+    def __init__(self, slow=0.0, refuse=None, status=None,
+                 refusal=(400, "Code: 72, e.displayText() = DB::Exception: Cannot parse number")):
         self.slow, self.refuse, self.status = slow, refuse or (lambda row: False), status
+        self.refusal = refusal
         self.rows, self.running, self.lock = [], collections.Counter(), threading.Lock()
         self.requests = 0
         self.sock = socket.socket()
@@ -87,7 +90,7 @@ class FakeClickHouse:
                     time.sleep(self.slow)
                     rows = [json.loads(l) for l in body.decode().splitlines() if l.strip()]
                     if any(self.refuse(r) for r in rows):
-                        return self.reply(c, 400, "Code: 72, e.displayText() = DB::Exception: Cannot parse number")
+                        return self.reply(c, *self.refusal)
                     with self.lock:
                         self.rows += [(words[2], r) for r in rows]
                 finally:
@@ -153,6 +156,25 @@ try:
     c.true(f"refused: told on stderr ({p.stderr.strip()})", "refused by the server and dropped" in p.stderr)
     c.true(f"refused: counted as dropped ({p.stderr.strip()})", f"{len(refused)} dropped" in p.stderr)
     c.true(f"refused: nothing left in the spool ({p.stderr.strip()})", "for the next run" not in p.stderr)
+
+    # Older servers answer bad data with HTTP 500 and the exception's code: those codes that
+    # mean the row itself is bad are dropped as a 400 is, not retried until the drain timeout.
+    for code, text in ((25, "Cannot parse escape sequence"), (131, "String size is too large"),
+                       (349, "Cannot convert NULL value to non-Nullable type")):
+        shutil.rmtree(os.path.join(work, "spool"), ignore_errors=True)
+        picky = FakeClickHouse(refuse=lambda r: r.get("event_type") == "stats",
+                               refusal=(500, f"Code: {code}, e.displayText() = DB::Exception: {text}"))
+        start = time.monotonic()
+        p = sensor(picky, "timeout=1,drain_timeout=8")
+        took = time.monotonic() - start
+        picky.close()
+        stats = [e for e in events if e["event_type"] == "stats"]
+        ids = collections.Counter((r["run"], r["seq"]) for _, r in picky.rows)
+        c.eq(f"code {code}: exit ({p.stderr.strip()})", p.returncode, 0)
+        c.true(f"code {code}: no wait for the drain timeout ({took:.1f} s)", took < 6)
+        c.eq(f"code {code}: every other event in", len(ids), len(events) - len(stats))
+        c.true(f"code {code}: counted as dropped ({p.stderr.strip()})", f"{len(stats)} dropped" in p.stderr)
+        c.true(f"code {code}: nothing left in the spool ({p.stderr.strip()})", "for the next run" not in p.stderr)
 
     # The server refuses the sink itself: asked once per status, not again and again until the
     # drain timeout; every event waits in the spool, and the run after the fix delivers them.

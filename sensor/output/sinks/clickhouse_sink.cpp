@@ -196,10 +196,10 @@ namespace {
 // A reply that refuses the rows themselves (a value the column cannot take, ...): sending them
 // again gets the same answer. Not so a timeout (408), a rate limit (429), nor a refusal of the
 // sink itself: credentials and rights (401, 403, 407), a missing table, database or setting
-// (404), which stop the sink (refuses_sink). ClickHouse answers some values it cannot parse
-// with 500: those exception codes count too
-// (CANNOT_PARSE_TEXT, _QUOTED_STRING, _INPUT_ASSERTION_FAILED, _DATE, _DATETIME, TYPE_MISMATCH,
-// ARGUMENT_OUT_OF_BOUND, CANNOT_CONVERT_TYPE, CANNOT_PARSE_NUMBER, INCORRECT_DATA).
+// (404), which stop the sink (refuses_sink). ClickHouse answers some values it cannot take with
+// 500 (older servers, most of them): the exception codes that mean the data itself is bad count
+// too. Not those a retry may cure (CANNOT_READ_ALL_DATA, ATTEMPT_TO_READ_AFTER_EOF: a body cut
+// short on the way; MEMORY_LIMIT_EXCEEDED, TOO_MANY_PARTS, ...).
 bool refused_for_good(int status, const std::string& error) {
   if (status >= 400 && status < 500)
     return status != 401 && status != 403 && status != 404 && status != 407 && status != 408 && status != 429;
@@ -207,7 +207,38 @@ bool refused_for_good(int status, const std::string& error) {
   size_t at = error.find(": Code: ");
   if (at == std::string::npos) return false;
   int code = std::atoi(error.c_str() + at + 8);
-  for (int c : {6, 26, 27, 38, 41, 53, 69, 70, 72, 117})
+  static constexpr int kBadData[] = {
+      6,    // CANNOT_PARSE_TEXT
+      25,   // CANNOT_PARSE_ESCAPE_SEQUENCE
+      26,   // CANNOT_PARSE_QUOTED_STRING
+      27,   // CANNOT_PARSE_INPUT_ASSERTION_FAILED
+      38,   // CANNOT_PARSE_DATE
+      41,   // CANNOT_PARSE_DATETIME
+      53,   // TYPE_MISMATCH
+      69,   // ARGUMENT_OUT_OF_BOUND
+      70,   // CANNOT_CONVERT_TYPE
+      72,   // CANNOT_PARSE_NUMBER
+      117,  // INCORRECT_DATA
+      120,  // CANNOT_INSERT_VALUE_OF_DIFFERENT_SIZE_INTO_TUPLE
+      128,  // TOO_LARGE_ARRAY_SIZE
+      130,  // CANNOT_READ_ARRAY_FROM_TEXT
+      131,  // TOO_LARGE_STRING_SIZE
+      190,  // SIZES_OF_ARRAYS_DONT_MATCH
+      321,  // VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
+      349,  // CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN
+      376,  // CANNOT_PARSE_UUID
+      407,  // DECIMAL_OVERFLOW
+      441,  // CANNOT_PARSE_DOMAIN_VALUE_FROM_STRING
+      467,  // CANNOT_PARSE_BOOL
+      469,  // VIOLATED_CONSTRAINT (a CHECK constraint of the table refuses the row)
+      563,  // CANNOT_READ_MAP_FROM_TEXT
+      626,  // CANNOT_SKIP_UNKNOWN_FIELD
+      632,  // UNEXPECTED_DATA_AFTER_PARSED_VALUE
+      675,  // CANNOT_PARSE_IPV4
+      676,  // CANNOT_PARSE_IPV6
+      691,  // UNKNOWN_ELEMENT_OF_ENUM
+  };
+  for (int c : kBadData)
     if (code == c) return true;
   return false;
 }
