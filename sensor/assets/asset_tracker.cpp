@@ -194,6 +194,15 @@ AssetTracker::Device* AssetTracker::device(const IpAddr& ip, Timestamp ts, bool 
   auto it = index_.find(k);
   if (it != index_.end()) {
     Device& d = devices_[it->second];
+    if (d.withdrawn) {
+      // Seen again after its DHCP exchange was declined: a device from now on.
+      d.withdrawn = false;
+      --withdrawn_;
+      d.first_seen = d.last_seen = ts;
+      d.changes.clear();
+      mark(d, "new");
+      mark(d, "mac");  // whatever an earlier event said of its MAC no longer holds
+    }
     if (ts > d.last_seen) d.last_seen = ts;
     return &d;
   }
@@ -453,7 +462,7 @@ FlowVerdict AssetTracker::judge(const FlowSummary& f, EventOutput& out) {
 void AssetTracker::finish(Timestamp now, EventOutput& out) {
   flush_dirty(out, now);
   auto& c = out.counters();
-  c.at("assets.devices") += devices_.size();
+  c.at("assets.devices") += devices_.size() - withdrawn_;
   if (dropped_) c.at("assets.dropped") += dropped_;
   if (list_full_) c.at("assets.list_full") += list_full_;
   if (services_full_) c.at("assets.services_full") += services_full_;
@@ -461,9 +470,24 @@ void AssetTracker::finish(Timestamp now, EventOutput& out) {
   c.at("assets.events") += events_;
 }
 
+void AssetTracker::withdraw(Device& d) {
+  bool seen = d.flows || d.bytes || !d.offered.empty() || !d.used.empty() ||
+              std::any_of(d.mac.begin(), d.mac.end(), [](uint8_t b) { return b != 0; });
+  if (seen || d.withdrawn) return;
+  d.withdrawn = true;
+  ++withdrawn_;
+  bool told = std::ranges::find(d.changes, std::string_view("new"), [](const char* c) { return std::string_view(c); }) ==
+              d.changes.end();
+  d.changes.clear();
+  // Never written: nothing to take back. Written: consumers drop the address.
+  if (told) mark(d, "withdrawn");
+}
+
 void AssetTracker::flush_dirty(EventOutput& out, Timestamp ts) {
   for (size_t i : dirty_) {
     Device& d = devices_[i];
+    // A withdrawn device is told once, that it is withdrawn; nothing else of it.
+    if (d.withdrawn && (d.changes.size() != 1 || std::string_view(d.changes[0]) != "withdrawn")) d.changes.clear();
     // Not before what it reports: a device a DHCP or DICOM event named after this flow ended.
     if (!d.changes.empty()) emit(d, out, std::max(ts, d.last_seen));
   }
@@ -590,6 +614,7 @@ void AssetTracker::apply(const DhcpSighting& s) {
               bind(dev);  // a binding by that MAC no longer holds
             }
             dhcp_names(dev, mac_key(dev.mac));
+            withdraw(dev);
           }
         }
   }

@@ -67,6 +67,9 @@ class AssetTracker : public FlowJudge, public EventObserver {
     std::vector<Service> offered, used;
     uint64_t flows = 0, bytes = 0;
     std::vector<const char*> changes;         // pending change reasons (static names)
+    // Known only from a DHCP exchange whose client then declined the address (another node holds
+    // it, and no frame or flow of it was seen): no device to list. A later sighting brings it back.
+    bool withdrawn = false;
     bool bound_checked = false;
     uint64_t bound_generation = 0;            // the annotator's generation when it was last bound
   };
@@ -175,6 +178,7 @@ class AssetTracker : public FlowJudge, public EventObserver {
   void bind(Device& d);
   void emit(Device& d, EventOutput& out, Timestamp ts);
   void flush_dirty(EventOutput& out, Timestamp ts);
+  void withdraw(Device& d);  // after a DHCP DECLINE took back what the exchange gave it
   void mark(Device& d, const char* why);
   bool add_unique(Device& d, std::vector<std::string>& list, std::string_view v, const char* why);
   void set_field(Device& d, std::string& field, std::string_view v, const char* why);
@@ -192,6 +196,7 @@ class AssetTracker : public FlowJudge, public EventObserver {
   // Counted here and added to the output's counters at finish(): the tracker also runs inside
   // worker threads that own their output.
   uint64_t dropped_ = 0, list_full_ = 0, events_ = 0, services_full_ = 0, dhcp_evicted_ = 0;
+  size_t withdrawn_ = 0;  // devices withdrawn now (not counted in assets.devices)
   // DHCP names by MAC (48 bits), kept apart from the devices: a client names itself before it
   // has an address, from 0.0.0.0. The names go to the addresses the exchanges tied to the MAC (an
   // ACK's or REPLY's, or the client's own when it sends from it), while the device there has that MAC.

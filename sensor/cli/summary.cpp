@@ -116,6 +116,13 @@ void Summary::on_event(std::string_view type, std::string_view line) {
     auto f = string_fields<3>(line, {"ip", "device", "model"});
     std::string ip(f[0]);
     std::string name(f[1]);
+    if (line.find("\"changes\":[\"withdrawn\"]") != std::string_view::npos) {
+      // Known only from a DHCP exchange its client declined: no device there.
+      auto it = devices_.find(name.empty() ? ip : name);
+      if (it != devices_.end() && it->second.ip == ip && it->second.flows == 0) devices_.erase(it);
+      asset_name_.erase(ip);
+      return;
+    }
     if (asset_name_.size() < kMaxDevices || asset_name_.count(ip)) asset_name_[ip] = name;
     if (DeviceRow* r = device_row(name.empty() ? std::string_view(ip) : std::string_view(name))) {
       r->ip = ip;

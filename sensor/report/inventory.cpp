@@ -59,12 +59,17 @@ std::vector<Asset> build_inventory(const EventLog& log, const std::map<std::stri
     const json& a = e.value("asset", json::object());
     std::string ip = str(a, "ip");
     if (ip.empty()) continue;
+    const json& changes = a.value("changes", json::array());
+    // The address was known only from a DHCP exchange its client declined: no device there.
+    if (changes.is_array() && std::find(changes.begin(), changes.end(), "withdrawn") != changes.end()) {
+      by_ip.erase(ip);
+      continue;
+    }
     Asset& r = by_ip[ip];
     r.ip = ip;
     // The vendor and the DHCP names belong to the MAC: when the address moves to another MAC (a
     // replaced device, a locally administered one), the new event's, or none, replace the old ones.
     std::string mac = str(a, "mac");
-    const json& changes = a.value("changes", json::array());
     bool mac_changed = changes.is_array() && std::find(changes.begin(), changes.end(), "mac") != changes.end();
     // A MAC that changed to none was taken back (a DHCP DECLINE of an address only the DHCP
     // exchange tied to it): the address has no MAC, nor that MAC's vendor.

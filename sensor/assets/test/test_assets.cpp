@@ -790,6 +790,47 @@ TEST_CASE("asset tracker: an address a client declines loses its names", "[asset
   CHECK(r.t->find(ip("fe80::200:5eff:fe00:5306"))->hostname == "pump-13");
 }
 
+TEST_CASE("asset tracker: an address only a declined DHCP exchange named is no device", "[assets]") {
+  const char* A = "02:00:00:00:00:0a";
+  auto devices = [](Rig& r) {
+    r.t->finish({1700000001000000}, r.out);
+    return r.out.counters().get("assets.devices");
+  };
+  auto has = [](Rig& r, const char* addr) {
+    for (auto& a : r.assets()) if (a["ip"] == addr) return true;
+    return false;
+  };
+  {
+    // Declined before the inventory wrote anything of it: never written.
+    Rig r;
+    r.t->on_event("dhcp", dhcp_line("request", "REQUEST", A, ",\"hostname\":\"pump-A\""));
+    r.t->on_event("dhcp", dhcp_line("reply", "ACK", A, ",\"assigned_ip\":\"10.1.0.50\""));
+    r.t->on_event("dhcp", dhcp_line("request", "DECLINE", A, ",\"requested_ip\":\"10.1.0.50\""));
+    CHECK_FALSE(has(r, "10.1.0.50"));
+    CHECK(devices(r) == 0);
+  }
+  {
+    // Written with the client's MAC (a flow ended in between): taken back with "withdrawn".
+    Rig r;
+    r.t->on_event("dhcp", dhcp_line("reply", "ACK", A, ",\"assigned_ip\":\"10.1.0.50\""));
+    r.t->judge(flow("10.1.0.7", "10.1.0.9", 80, nullptr), r.out);
+    REQUIRE(has(r, "10.1.0.50"));
+    r.t->on_event("dhcp", dhcp_line("request", "DECLINE", A, ",\"requested_ip\":\"10.1.0.50\""));
+    CHECK(devices(r) == 2);
+    auto last = r.assets().back();
+    CHECK(last["ip"] == "10.1.0.50");
+    CHECK(last["changes"] == json::array({"withdrawn"}));
+    // The node that really holds the address shows up: a device from then on.
+    r.t->judge(flow("10.1.0.50", "10.1.0.9", 80, nullptr, 1700000002000000), r.out);
+    last = json();
+    for (auto& a : r.assets()) if (a["ip"] == "10.1.0.50") last = a;
+    INFO(last.dump());
+    CHECK(last["changes"][0] == "new");
+    CHECK(last["first_seen"] == "2023-11-14T22:13:22.000000Z");
+    CHECK(last["mac"] == "00:d0:ef:01:02:03");
+  }
+}
+
 TEST_CASE("asset tracker: a DHCPv4 client that sends only its FQDN (81) is named by its first label", "[assets]") {
   Rig r;
   const char* F = "02:00:00:00:f0:81";

@@ -136,6 +136,22 @@ TEST_CASE("inventory and report show the identities devices stated") {
   CHECK(html.find("hl7 OBX-18: id=MON&lt;7&gt;") != std::string::npos);  // escaped
 }
 
+TEST_CASE("inventory: an address withdrawn (only a declined DHCP exchange named it) is no device") {
+  EventLog log;
+  log.add_line(R"({"ts":"2023-11-14T22:13:20.001000Z","event_type":"asset","asset":{"ip":"10.20.30.50","changes":["new","mac","dhcp"],"mac":"02:00:5e:10:00:07","hostname":"pump-a","model":"unbound","flows":0,"bytes":0}})");
+  log.add_line(R"({"ts":"2023-11-14T22:13:20.100100Z","event_type":"asset","asset":{"ip":"10.20.30.33","changes":["new","mac"],"mac":"02:00:00:00:00:33","model":"unbound","flows":1,"bytes":108}})");
+  log.add_line(R"({"ts":"2023-11-14T22:28:20.000000Z","event_type":"asset","asset":{"ip":"10.20.30.50","changes":["withdrawn"],"model":"unbound","flows":0,"bytes":0}})");
+  auto inv = build_inventory(log);
+  REQUIRE(inv.size() == 1);
+  CHECK(inv[0].ip == "10.20.30.33");
+  // Seen for real later: a device again.
+  log.add_line(R"({"ts":"2023-11-14T22:30:00.000000Z","event_type":"asset","asset":{"ip":"10.20.30.50","changes":["new","mac"],"mac":"02:00:00:00:00:50","model":"unbound","flows":1,"bytes":60}})");
+  inv = build_inventory(log);
+  REQUIRE(inv.size() == 2);
+  CHECK(inv[1].ip == "10.20.30.50");
+  CHECK(inv[1].hostname.empty());
+}
+
 TEST_CASE("inventory: a MAC change takes the new MAC's vendor, or none") {
   EventLog log;
   log.add_line(R"({"ts":"1970-01-01T00:33:20.003999Z","event_type":"asset","asset":{"ip":"10.0.0.7","changes":["new","mac"],"mac":"00:1b:21:aa:bb:cc","mac_vendor":"Intel Corporate","model":"unbound","flows":1,"bytes":270}})");
