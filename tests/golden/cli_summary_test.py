@@ -3,11 +3,14 @@
 link-local addresses of one prefix, cut to the column, read alike), its column as wide as the
 longest; the demo's summary keeps its layout."""
 import os
+import struct
 import subprocess
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from golden import MEDMON, SRC, Checker, pcap  # noqa: E402
+from pcapwrite import ether, ipv4, tcp, udp, write_pcap  # noqa: E402
 
 C = Checker("cli_summary")
 
@@ -32,4 +35,36 @@ C.true("dhcpv6: device and IP columns agree for unnamed devices", all(r[0] == r[
 lines, rows = summary(pcap("demo", "demo.pcap"), "--site", os.path.join(SRC, "policies", "sites", "demo-site.yaml"))
 head = next((l for l in lines if l.lstrip().startswith("DEVICE")), "")
 C.true(f"demo: the header keeps its columns ({head})", head.startswith("    DEVICE             IP               MODEL "))
+
+
+def declined_capture(path):
+    """A DHCP ACK gives 10.20.30.50 to a client, an unrelated flow ends (the inventory writes the
+    address with the client's MAC), then the client declines the address: nothing ever came from it."""
+    def mac(s):
+        return bytes(int(x, 16) for x in s.split(":"))
+    client, server, other, bcast = mac("02:00:5e:10:00:07"), mac("02:00:00:00:00:01"), mac("02:00:00:00:00:33"), b"\xff" * 6
+
+    def bootp(op, msg_type, yiaddr=b"\0" * 4, more=b""):
+        m = struct.pack("!BBBBIHH4s4s4s4s", op, 1, 6, 0, 1, 0, 0, b"\0" * 4, yiaddr, b"\0" * 4, b"\0" * 4)
+        m += client.ljust(16, b"\0") + b"\0" * 192 + b"\x63\x82\x53\x63" + bytes([53, 1, msg_type]) + more + b"\xff"
+        return m
+
+    def dhcp(src_mac, src, sport, dport, payload):
+        return ether(bcast, src_mac, ipv4(src, "255.255.255.255", 17, udp(src, "255.255.255.255", sport, dport, payload)))
+    asked = bytes([50, 4, 10, 20, 30, 50])
+    t = 1700000000
+    write_pcap(path, [
+        (t, 0, dhcp(client, "0.0.0.0", 68, 67, bootp(1, 3, more=asked))),
+        (t, 1000, dhcp(server, "10.20.30.1", 67, 68, bootp(2, 5, yiaddr=bytes([10, 20, 30, 50])))),
+        (t, 100000, ether(server, other, ipv4("10.20.30.33", "10.20.30.1", 6, tcp("10.20.30.33", "10.20.30.1", 40000, 80, 1, 0, 0x02)))),
+        (t, 100100, ether(other, server, ipv4("10.20.30.1", "10.20.30.33", 6, tcp("10.20.30.1", "10.20.30.33", 80, 40000, 0, 2, 0x14)))),
+        (t + 900, 0, dhcp(client, "0.0.0.0", 68, 67, bootp(1, 4, more=asked))),
+    ])
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    declined_capture(os.path.join(tmp, "declined.pcap"))
+    lines, rows = summary(os.path.join(tmp, "declined.pcap"))
+    C.eq("declined: an address only a declined DHCP exchange named is no device",
+         sorted(r[1] for r in rows), ["10.20.30.1", "10.20.30.33"])
 C.done()
