@@ -223,9 +223,10 @@ class AstmDissector final : public Dissector {
     bool number_lost = false;   // lost bytes may have held frames: the next frame number follows none
     bool frame_dropped = false; // a frame was dropped (interrupted, bad number or checksum): the next may resend it
     std::string frame;   // text of the frame in progress
+    bool frame_overflow = false;  // the frame's text went past kMaxFrameText: its tail was dropped
     std::string record;  // record being rebuilt across frames
     bool record_overflow = false;
-    char fd = '|', rd = '\\', cd = '^';
+    char fd = '|', rd = '\\', cd = '^', ed = '&';
     Tx tx;
   };
 
@@ -278,6 +279,7 @@ class AstmDissector final : public Dissector {
           if (!s.tx.open) { open_tx(s); s.raw = false; ctx.anomaly("astm", "frame_without_enq", off); }
           s.state = St::fn;
           s.frame.clear();
+          s.frame_overflow = false;
           s.sum = 0;
           s.frame_start = off;
         } else if (c == EOT) {
@@ -439,7 +441,13 @@ class AstmDissector final : public Dissector {
           step(dir, s, c, off, ctx);
         } else {
           s.sum += c;
-          if (s.frame.size() < kMaxFrameText) s.frame.push_back(static_cast<char>(c));
+          if (s.frame.size() < kMaxFrameText) {
+            s.frame.push_back(static_cast<char>(c));
+          } else if (!s.frame_overflow) {
+            // The text past the cap is dropped up to the frame end (its checksum is still summed).
+            s.frame_overflow = true;
+            ctx.anomaly("astm", "frame_text_too_long", s.frame_start);
+          }
         }
         break;
       case St::c1:
@@ -548,10 +556,41 @@ class AstmDissector final : public Dissector {
       ++at;
     }
     s.frame.clear();
+    if (s.frame_overflow) {
+      // The record the cap cut is cut short (its last field may be cut); with ETB the next frame
+      // goes on with the dropped text, so it is read from its first record boundary.
+      s.frame_overflow = false;
+      if (!s.record.empty()) record(dir, s, ctx, true);
+      drop_record(s);
+      s.continued = s.end_char == ETB;
+      return;
+    }
     if (s.end_char == ETX) {
       s.continued = false;
       if (!s.record.empty()) record(dir, s, ctx);
     }
+  }
+
+  // A value as sent, its delimiter escapes decoded (E1394 7.1.6): &F& field, &S& component, &R&
+  // repeat, &E& escape delimiter. Other sequences (highlighting, hex, local) are kept as written.
+  static std::string decode(const DirState& s, std::string_view v) {
+    if (v.find(s.ed) == std::string_view::npos) return std::string(v);
+    std::string out;
+    out.reserve(v.size());
+    for (size_t i = 0; i < v.size(); ++i) {
+      if (v[i] == s.ed && i + 2 < v.size() && v[i + 2] == s.ed) {
+        char d = 0;
+        switch (v[i + 1]) {
+          case 'F': d = s.fd; break;
+          case 'S': d = s.cd; break;
+          case 'R': d = s.rd; break;
+          case 'E': d = s.ed; break;
+        }
+        if (d) { out.push_back(d); i += 2; continue; }
+      }
+      out.push_back(v[i]);
+    }
+    return out;
   }
 
   void add(std::vector<std::string>& v, std::string x) {
@@ -593,19 +632,33 @@ class AstmDissector final : public Dissector {
     // are. A header with its four distinct delimiters is no tail.
     const bool certain = !s.guessed || (type == 'H' && header_record(std::span<const uint8_t>(
                                                               reinterpret_cast<const uint8_t*>(rec.data()), rec.size())) == Probe::yes);
+    if (type == 'H' && certain) {
+      // Four distinct delimiters, or the defaults: a damaged set would split every later record
+      // at letters or digits.
+      if (header_record(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(whole.data()), whole.size())) ==
+          Probe::yes) {
+        s.fd = whole[1];
+        s.rd = whole[2];
+        s.cd = whole[3];
+        s.ed = whole[4];
+      } else {
+        ctx.anomaly("astm", "bad_delimiters", s.record_offset);
+        s.fd = '|';
+        s.rd = '\\';
+        s.cd = '^';
+        s.ed = '&';
+      }
+    }
     if (type == 'H' && rec.size() >= 5 && certain) {
-      s.fd = rec[1];
-      s.rd = rec[2];
-      s.cd = rec[3];
-      t.control_id.assign(field(rec, s.fd, 3));
+      t.control_id = decode(s, field(rec, s.fd, 3));
       std::string_view sender = field(rec, s.fd, 5);
-      t.sender_name.assign(component(sender, s.cd, 1));
-      t.sender_version.assign(component(sender, s.cd, 2));
-      t.sender_serial.assign(component(sender, s.cd, 3));
-      t.receiver.assign(component(field(rec, s.fd, 10), s.cd, 1));
-      t.processing.assign(field(rec, s.fd, 12));
-      t.version.assign(field(rec, s.fd, 13));
-      t.time.assign(field(rec, s.fd, 14));
+      t.sender_name = decode(s, component(sender, s.cd, 1));
+      t.sender_version = decode(s, component(sender, s.cd, 2));
+      t.sender_serial = decode(s, component(sender, s.cd, 3));
+      t.receiver = decode(s, component(field(rec, s.fd, 10), s.cd, 1));
+      t.processing = decode(s, field(rec, s.fd, 12));
+      t.version = decode(s, field(rec, s.fd, 13));
+      t.time = decode(s, field(rec, s.fd, 14));
       // The first sender of the flow (usually the analyzer) names it; later ones (LIS queries) do not.
       if (!t.sender_name.empty() && !ctx.facts().attr("astm.sender")) {
         ctx.facts().set_attr("astm.sender", t.sender_name);
@@ -636,14 +689,14 @@ class AstmDissector final : public Dissector {
         for (auto& [n, name] : kPhi) phi(s, ctx, whole, n, name);
         for (int n : {3, 4, 5}) {
           std::string_view id = first_repeat(field(rec, s.fd, n), s.rd);
-          if (!blank(id, s.cd)) { add(t.patients, ctx.pseudonym(id)); break; }
+          if (!blank(id, s.cd)) { add(t.patients, ctx.pseudonym(decode(s, id))); break; }
         }
         break;
       }
       case 'O': {
         phi(s, ctx, whole, 3, "astm.O.3");
         std::string_view spec = component(first_repeat(field(rec, s.fd, 3), s.rd), s.cd, 1);
-        if (!blank(spec, s.cd)) add(t.specimens, ctx.pseudonym(spec));
+        if (!blank(spec, s.cd)) add(t.specimens, ctx.pseudonym(decode(s, spec)));
         std::string_view tests = field(rec, s.fd, 5);
         // Universal test id ^^^code: repeats separated by the repeat delimiter.
         size_t start = 0;
@@ -652,7 +705,7 @@ class AstmDissector final : public Dissector {
           std::string_view one = tests.substr(start, p == std::string_view::npos ? std::string_view::npos : p - start);
           std::string_view code = component(one, s.cd, 4);
           if (code.empty()) code = one;
-          if (!blank(code, s.cd) && certain) add(t.tests, std::string(code));
+          if (!blank(code, s.cd) && certain) add(t.tests, decode(s, code));
           if (p == std::string_view::npos) break;
           start = p + 1;
         }
@@ -662,14 +715,14 @@ class AstmDissector final : public Dissector {
         std::string_view id = field(rec, s.fd, 3);
         std::string_view code = component(id, s.cd, 4);
         if (code.empty()) code = id;
-        if (!blank(code, s.cd) && certain) add(t.tests, std::string(code));
+        if (!blank(code, s.cd) && certain) add(t.tests, decode(s, code));
         break;
       }
       case 'Q':
         phi(s, ctx, whole, 3, "astm.Q.3");
         break;
       case 'L':
-        if (certain) t.termination.assign(field(rec, s.fd, 3));
+        if (certain) t.termination = decode(s, field(rec, s.fd, 3));
         break;
       case 'C': case 'M': case 'S': break;
       default:

@@ -849,3 +849,79 @@ TEST_CASE("astm: EOT after an intermediate frame ends the transmission in the mi
   }
 }
 
+
+TEST_CASE("astm: a frame over the text cap is counted, and its dropped tail is not glued to the next frame") {
+  // The first frame's text passes 64 KiB inside the O record's specimen id; the rest of that
+  // record goes on in the next frame (ETB).
+  std::string filler = "C|1|I|" + std::string(64 * 1024 - 10 - 7, 'x') + "\r";
+  std::string text = filler + "O|1|SPEC123456789|x|^^^GLU|R\r";
+  REQUIRE(filler.size() + 10 == 64 * 1024);
+  Pseudonymiser p;
+  for (bool intermediate : {true, false}) {
+    INFO("ETB: " << intermediate);
+    std::string next = intermediate ? "34|x|^^^NA\rL|1|N\r" : "L|1|N\r";
+    std::string tx = std::string("\x05") + frame(1, kRecords[0] + std::string("\r")) + frame(2, text, !intermediate) +
+                     frame(3, next) + "\x04";
+    Harness h(kAstmInfo);
+    h.feed(Dir::to_server, tx);
+    h.end();
+    auto ev = h.events("astm");
+    REQUIRE(ev.size() == 1);
+    auto& a = ev[0]["astm"];
+    CHECK(h.anomalies("frame_text_too_long") == 1);
+    CHECK(a["records"]["C"] == 1);
+    CHECK(a["records"]["O"] == 1);
+    CHECK(a["records"]["L"] == 1);
+    CHECK(a["termination_code"] == "N");
+    // Neither the cut id nor one glued to the next frame's text gives a pseudonym or a test.
+    CHECK_FALSE(a.contains("specimens"));
+    CHECK_FALSE(a.contains("tests"));
+  }
+}
+
+TEST_CASE("astm: a header with a damaged delimiter set is reported and read with the default delimiters") {
+  std::string tx = std::string("\x05") + frame(1, "Hello|x|1||ACME-CHEM^2.1\r") + frame(2, kRecords[1] + std::string("\r")) +
+                   frame(3, "L|1|N\r") + "\x04";
+  Harness h(kAstmInfo);
+  h.feed(Dir::to_server, tx);
+  h.end();
+  auto ev = h.events("astm");
+  REQUIRE(ev.size() == 1);
+  auto& a = ev[0]["astm"];
+  CHECK(h.anomalies("bad_delimiters") == 1);
+  CHECK(a["records"]["P"] == 1);
+  CHECK(a["sender"] == "ACME-CHEM");
+  CHECK(a["termination_code"] == "N");
+  Pseudonymiser p;
+  CHECK(a["patients"] == nlohmann::json::array({p("PID0001")}));
+  // A later header with a good set is read with its own delimiters.
+  Harness g(kAstmInfo);
+  g.feed(Dir::to_server, tx + "\x05" + frame(1, "H!@#$!1!!ACME-CHEM#2.1\r") + frame(2, "P!1!PID0002\r") + frame(3, "L!1!N\r") + "\x04");
+  g.end();
+  ev = g.events("astm");
+  REQUIRE(ev.size() == 2);
+  CHECK(g.anomalies("bad_delimiters") == 1);
+  CHECK(ev[1]["astm"]["sender"] == "ACME-CHEM");
+  CHECK(ev[1]["astm"]["patients"] == nlohmann::json::array({p("PID0002")}));
+}
+
+TEST_CASE("astm: escape sequences in values are decoded before they are given out or pseudonymised") {
+  std::string tx = std::string("\x05") + frame(1, "H|\\^&|CTL&F&1||ACME&S&CHEM^2.1\r") +
+                   frame(2, "P|1|PID&R&0001&E&7&X0041&\r") + frame(3, "O|1|SP&F&123||^^^GL&S&U|R\r") +
+                   frame(4, "L|1|N&E&\r") + "\x04";
+  Harness h(kAstmInfo);
+  h.feed(Dir::to_server, tx);
+  h.end();
+  auto ev = h.events("astm");
+  REQUIRE(ev.size() == 1);
+  auto& a = ev[0]["astm"];
+  CHECK(a["control_id"] == "CTL|1");
+  CHECK(a["sender"] == "ACME^CHEM");
+  Pseudonymiser p;
+  // Sequences other than the delimiters' are kept as written.
+  CHECK(a["patients"] == nlohmann::json::array({p("PID\\0001&7&X0041&")}));
+  CHECK(a["specimens"] == nlohmann::json::array({p("SP|123")}));
+  CHECK(a["tests"] == nlohmann::json::array({"GL^U"}));
+  CHECK(a["termination_code"] == "N&");
+  for (auto& l : h.sink->lines) CHECK(l.find("PID") == std::string::npos);
+}
