@@ -259,6 +259,19 @@ void for_each_attribute(std::string_view a, F f) {
   }
 }
 
+// The identifier an InstanceIdentifier (BICEPS: Identification, VisitNumber, order numbers) gives:
+// its Extension, or, without one, its Root alone, which is then the whole identifier. Empty when
+// it has neither.
+std::string instance_id(std::string_view attrs) {
+  std::string root, ext;
+  for_each_attribute(attrs, [&](std::string_view name, std::string_view value) {
+    if (name == "Extension") ext.assign(value);
+    else if (name == "Root") root.assign(value);
+  });
+  if (!trim(ext).empty()) return ext;
+  return std::string(trim(root));
+}
+
 }  // namespace
 
 std::string_view element_text(std::string_view x, std::string_view local, size_t from, size_t* pos) {
@@ -681,18 +694,18 @@ class SdcDissector final : public Dissector {
       if (e == std::string_view::npos) next = x.size();
       return x.substr(t.end, e == std::string_view::npos ? e : e - t.end);
     };
-    // The Extension of every Identification in x, as pseudonyms in `patients`.
+    // The identifier of every Identification in x (its Extension, or its Root alone), as
+    // pseudonyms in `patients`.
     auto ids = [&](std::string_view x, bool& found) {
       Tag id;
       for (size_t k = 0; next_tag(x, k, id); k = id.end) {
         if (id.closing || local_name(id.qname) != "Identification") continue;
-        for_each_attribute(id.attrs, [&](std::string_view name, std::string_view value) {
-          if (name != "Extension" || value.empty()) return;
-          found = true;
-          std::string p = ctx.pseudonym(value);
-          if (m.patients.size() < kMaxList && std::find(m.patients.begin(), m.patients.end(), p) == m.patients.end())
-            m.patients.push_back(std::move(p));
-        });
+        std::string value = instance_id(id.attrs);
+        if (value.empty()) continue;
+        found = true;
+        std::string p = ctx.pseudonym(value);
+        if (m.patients.size() < kMaxList && std::find(m.patients.begin(), m.patients.end(), p) == m.patients.end())
+          m.patients.push_back(std::move(p));
       }
     };
     // The identifiers and demographics of one patient's element. A neonate's Mother
@@ -737,10 +750,8 @@ class SdcDissector final : public Dissector {
         // Identification is the operator's, OperatorDetails their name (BaseDemographics).
         Tag id;
         for (size_t k = 0; next_tag(state, k, id); k = id.end)
-          if (!id.closing && local_name(id.qname) == "Identification")
-            for_each_attribute(id.attrs, [&](std::string_view a, std::string_view v) {
-              if (a == "Extension" && !trim(v).empty()) operator_identified = true;
-            });
+          if (!id.closing && local_name(id.qname) == "Identification" && !instance_id(id.attrs).empty())
+            operator_identified = true;
         if (std::string pn = name_of(element_text(state, "OperatorDetails")); !pn.empty()) {
           operator_named = true;
           add_unique(m.operators, ctx.pseudonym(pn));
@@ -758,19 +769,15 @@ class SdcDissector final : public Dissector {
         if (p.closing) continue;
         std::string_view name = local_name(p.qname);
         if (name == "VisitNumber") {
-          for_each_attribute(p.attrs, [&](std::string_view a, std::string_view v) {
-            if (a == "Extension" && !trim(v).empty()) visit = true;
-          });
+          if (!instance_id(p.attrs).empty()) visit = true;
         } else if (!p.empty && name == "Patient") {
           read(element(state, p, k));
         } else if (auto o = std::find_if(std::begin(kOrderIds), std::end(kOrderIds), [&](auto& x) { return x.first == name; });
                    o != std::end(kOrderIds)) {
-          for_each_attribute(p.attrs, [&](std::string_view a, std::string_view v) {
-            v = trim(v);
-            if (a != "Extension" || v.empty()) return;
-            order_seen[o - std::begin(kOrderIds)] = true;
-            add_unique(m.orders, ctx.pseudonym(v));
-          });
+          std::string v(trim(instance_id(p.attrs)));
+          if (v.empty()) continue;
+          order_seen[o - std::begin(kOrderIds)] = true;
+          add_unique(m.orders, ctx.pseudonym(v));
         } else if (auto d = std::find_if(std::begin(kPhysicians), std::end(kPhysicians), [&](auto& x) { return x.first == name; });
                    !p.empty && d != std::end(kPhysicians)) {
           std::string pn = person_name(element(state, p, k));

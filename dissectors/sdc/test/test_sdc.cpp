@@ -994,3 +994,36 @@ TEST_CASE("sdc: an operator context's identifier and name are personal data, the
   CHECK(h.facts.phi_fields.size() == 2);
   for (auto s : {"OPZZ77", "Opalzz", "Operzz"}) CHECK_FALSE(in_clear(h, s));
 }
+
+TEST_CASE("sdc: an identifier with a Root and no Extension is the Root alone: PHI, pseudonymised") {
+  // Made-up patient, identified by a Root only (BICEPS InstanceIdentifier without Extension).
+  Harness h(kSdcInfo);
+  h.ep.proto = 6;
+  h.feed(Dir::to_client, contexts_response(
+      "<msg:ContextState xsi:type=\"pm:PatientContextState\" Handle=\"p1\">"
+      "<pm:Identification Root=\"urn:uuid:0badc0de-zz11-4242-8888-000000000001\"/></msg:ContextState>"
+      "<msg:ContextState xsi:type=\"pm:WorkflowContextState\" Handle=\"w1\"><pm:WorkflowDetail>"
+      "<pm:VisitNumber Root=\"urn:oid:1.2.3.999.77\"/>"
+      "<pm:RequestedOrderDetail><pm:PlacerOrderNumber Root=\"urn:oid:1.2.3.999.88\"/></pm:RequestedOrderDetail>"
+      "</pm:WorkflowDetail></msg:ContextState>"
+      "<msg:ContextState xsi:type=\"pm:OperatorContextState\" Handle=\"o1\">"
+      "<pm:Identification Root=\"urn:oid:1.2.3.999.99\"/></msg:ContextState>"));
+  h.end();
+  auto ev = h.events("sdc");
+  REQUIRE(ev.size() == 1);
+  Pseudonymiser p;
+  CHECK(ev[0]["sdc"]["patients"] == nlohmann::json::array({p("urn:uuid:0badc0de-zz11-4242-8888-000000000001")}));
+  CHECK(ev[0]["sdc"]["orders"] == nlohmann::json::array({p("urn:oid:1.2.3.999.88")}));
+  CHECK(ev[0]["sdc"]["phi_fields"] ==
+        nlohmann::json::array({"sdc.patient.identification", "sdc.workflow.visit_number",
+                               "sdc.workflow.placer_order_number", "sdc.operator.identification"}));
+  for (auto s : {"0badc0de", "999.77", "999.88", "999.99"}) CHECK_FALSE(in_clear(h, s));
+  // With an Extension, the Extension is the value pseudonymised, as before.
+  Harness g(kSdcInfo);
+  g.ep.proto = 6;
+  g.feed(Dir::to_client, contexts_response("<pm:PatientContextState Handle=\"p1\"><pm:Identification Root=\"1.2.3\" "
+                                           "Extension=\"PATZZ-5\"/></pm:PatientContextState>"));
+  g.end();
+  REQUIRE(g.events("sdc").size() == 1);
+  CHECK(g.events("sdc")[0]["sdc"]["patients"] == nlohmann::json::array({p("PATZZ-5")}));
+}
