@@ -14,7 +14,10 @@
 
 namespace medmon {
 
-using RememberServer = void (*)(const IpAddr& ip, uint16_t port);
+// True when keeping the server made the protocol forget another (its set was full): counted as
+// `announced_servers.evicted`.
+using RememberServer = bool (*)(const IpAddr& ip, uint16_t port);
+inline constexpr const char* kAnnouncedServersEvicted = "announced_servers.evicted";
 
 class AnnouncementRecorder {
  public:

@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <list>
+#include <map>
 #include <mutex>
 #include <set>
 #include <string>
@@ -320,10 +322,14 @@ std::string element_value(std::string_view xml, std::string_view local) {
 namespace {
 
 // The endpoints announced, one set for the process (analyze --workers fills it on the merging
-// thread only, in output order: announced_servers.h).
+// thread only, in output order: announced_servers.h). Full, the one announced longest ago makes
+// room: a flood of Hellos does not keep later devices out for good, and which one goes depends
+// only on the order of the announcements.
 struct Endpoints {
+  using Key = std::pair<IpAddr, uint16_t>;
   std::mutex mu;
-  std::set<std::pair<IpAddr, uint16_t>> set;
+  std::list<Key> order;  // least recently announced first
+  std::map<Key, std::list<Key>::iterator> index;
 };
 Endpoints& endpoints() {
   static Endpoints e;
@@ -845,7 +851,7 @@ class SdcDissector final : public Dissector {
       for (auto& x : p.xaddrs) {
         IpAddr ip;
         uint16_t port = 0;
-        if (parse_https(x, ip, port)) remember_endpoint(ip, port);
+        if (parse_https(x, ip, port) && remember_endpoint(ip, port)) ++ctx.counters().at(kAnnouncedServersEvicted);
       }
       if (!p.address.empty()) ctx.facts().set_attr("sdc.endpoint", p.address);
     }
@@ -982,14 +988,27 @@ std::unique_ptr<Dissector> make() { return std::make_unique<SdcDissector>(); }
 bool is_sdc_endpoint(const IpAddr& ip, uint16_t port) {
   Endpoints& e = endpoints();
   std::lock_guard<std::mutex> lock(e.mu);
-  return e.set.count({ip, port}) != 0;
+  return e.index.count({ip, port}) != 0;
 }
 
-void remember_endpoint(const IpAddr& ip, uint16_t port) {
-  if (recorded_for_merge(&remember_endpoint, ip, port)) return;
+bool remember_endpoint(const IpAddr& ip, uint16_t port) {
+  if (recorded_for_merge(&remember_endpoint, ip, port)) return false;
   Endpoints& e = endpoints();
   std::lock_guard<std::mutex> lock(e.mu);
-  if (e.set.size() < kMaxEndpoints) e.set.emplace(ip, port);
+  Endpoints::Key key{ip, port};
+  if (auto it = e.index.find(key); it != e.index.end()) {
+    e.order.splice(e.order.end(), e.order, it->second);  // announced again: the newest
+    return false;
+  }
+  bool evicted = false;
+  if (e.index.size() >= kMaxEndpoints) {
+    e.index.erase(e.order.front());
+    e.order.pop_front();
+    evicted = true;
+  }
+  e.order.push_back(key);
+  e.index.emplace(key, std::prev(e.order.end()));
+  return evicted;
 }
 
 // An HTTP connection (request or status line) may carry SOAP in a later message, after a GET of

@@ -49,7 +49,8 @@ std::string element_value(std::string_view xml, std::string_view local);
 // set for the process; a worker of analyze --workers records them for its merge instead:
 // dissectors/api/announced_servers.h). The pipeline may call this to name a TLS flow "sdc-tls".
 bool is_sdc_endpoint(const IpAddr& ip, uint16_t port);
-void remember_endpoint(const IpAddr& ip, uint16_t port);
+// True when the set was full and the endpoint announced longest ago was forgotten for it.
+bool remember_endpoint(const IpAddr& ip, uint16_t port);
 }  // namespace sdc
 
 }  // namespace medmon

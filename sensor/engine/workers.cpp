@@ -507,7 +507,7 @@ void OfflineWorkers::epoch() {
   }
   for (auto& l : all) {
     if (!l.line) {
-      l.note->remember(l.note->ip, l.note->port);
+      if (l.note->remember(l.note->ip, l.note->port)) ++merged_.counters().at(kAnnouncedServersEvicted);
       continue;
     }
     std::string_view line = *l.line;

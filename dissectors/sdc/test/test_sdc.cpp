@@ -1027,3 +1027,28 @@ TEST_CASE("sdc: an identifier with a Root and no Extension is the Root alone: PH
   REQUIRE(g.events("sdc").size() == 1);
   CHECK(g.events("sdc")[0]["sdc"]["patients"] == nlohmann::json::array({p("PATZZ-5")}));
 }
+
+TEST_CASE("sdc: the endpoints remembered are bounded; the one announced longest ago makes room, and is counted") {
+  IpAddr a, b, c;
+  REQUIRE(IpAddr::parse("10.99.0.1", a));
+  REQUIRE(IpAddr::parse("10.99.0.2", b));
+  REQUIRE(IpAddr::parse("10.99.0.3", c));
+  // Fill the set with endpoints of this test only (whatever others left in it goes first).
+  sdc::remember_endpoint(a, 443);
+  sdc::remember_endpoint(b, 443);
+  for (uint16_t port = 1; port <= 4094; ++port) sdc::remember_endpoint(c, port);
+  sdc::remember_endpoint(a, 443);  // announced again: now the newest
+  CHECK(sdc::is_sdc_endpoint(a, 443));
+  CHECK(sdc::is_sdc_endpoint(b, 443));
+  // A flood of new endpoints does not keep a later device out: b, announced longest ago, goes.
+  IpAddr d;
+  REQUIRE(IpAddr::parse("10.99.0.4", d));
+  CHECK(sdc::remember_endpoint(d, 443));
+  CHECK(sdc::is_sdc_endpoint(d, 443));
+  CHECK_FALSE(sdc::is_sdc_endpoint(b, 443));
+  CHECK(sdc::is_sdc_endpoint(a, 443));
+  CHECK(sdc::is_sdc_endpoint(c, 1));
+  CHECK_FALSE(sdc::remember_endpoint(d, 443));  // known: nothing to forget
+  CHECK(sdc::remember_endpoint(b, 443));          // c:1 goes
+  CHECK_FALSE(sdc::is_sdc_endpoint(c, 1));
+}
