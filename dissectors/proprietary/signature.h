@@ -97,6 +97,10 @@ struct Framing {
   uint32_t max_message = 65536;
 };
 
+// The bytes delimiter framing has searched for delimiters on this thread so far (tests check
+// that the work grows with the stream, not with the square of a record held over many segments).
+uint64_t delimiter_bytes_scanned();
+
 // `in` with the framing's escapes undone (an escape byte and the next one become the next one
 // XOR escape_xor; an escape byte that ends `in` is dropped).
 void unescape(std::span<const uint8_t> in, const Framing& fr, std::vector<uint8_t>& out);

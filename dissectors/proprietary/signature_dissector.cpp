@@ -23,7 +23,11 @@ constexpr size_t kProbeWindow = 512;
 constexpr uint32_t kDefaultRegexMin = 16;  // a probe regex that fails on this many bytes is final
 constexpr size_t kMaxValues = 8;            // distinct values kept per field for the flow summary
 constexpr size_t kMaxValueLen = 256;
+thread_local uint64_t delimiter_scanned = 0;
+uint64_t& delimiter_scan_count() { return delimiter_scanned; }
 }  // namespace
+
+uint64_t delimiter_bytes_scanned() { return delimiter_scanned; }
 
 void decode_text(std::string_view in, TextEncoding enc, std::string& out) {
   out.clear();
@@ -129,6 +133,7 @@ class SignatureDissector final : public Dissector {
     DirState& s = d_[static_cast<int>(dir)];
     s.bytes += s.held;
     s.held = 0;
+    s.end_searched = 0;
     // Length framing cannot resynchronise after a hole; delimiters can, at the next one.
     if (sig_->framing.kind == Framing::Kind::length) s.lost = true;
     if (sig_->framing.kind == Framing::Kind::delimiters) s.resync = true;
@@ -182,6 +187,9 @@ class SignatureDissector final : public Dissector {
     size_t held = 0;  // the tail of the last delivery left unconsumed (not counted yet)
     bool first_done = false, lost = false, junk_reported = false;
     bool resync = false;  // delimiters: bytes were lost, drop up to the next delimiter
+    // Delimiters: how far into the held record (given again from its start) the end delimiter
+    // was already searched for, so a long record sent in small segments is searched once.
+    size_t end_searched = 0;
     std::vector<uint8_t> window;  // unframed TCP: the first regex_window bytes, until read
     uint64_t window_at = 0;       // the stream offset of its first byte
     uint64_t field_errors = 0;    // values whose length ran past the element they lie in
@@ -254,6 +262,7 @@ class SignatureDissector final : public Dissector {
         while (used < data.size()) {
           std::string_view rest = all.substr(used);
           size_t st = rest.find(start);
+          delimiter_scan_count() += st == std::string_view::npos ? rest.size() : st + start.size();
           if (st == std::string_view::npos) {
             // Keep a possible partial start delimiter.
             size_t keep = std::min(rest.size(), start.size() - 1);
@@ -272,7 +281,12 @@ class SignatureDissector final : public Dissector {
             used += start.size();
             continue;
           }
-          size_t e = rest.find(end, start.size());
+          // The held record comes first in this delivery: resume where its search stopped.
+          size_t from = start.size();
+          if (used == 0 && s.end_searched > from) from = std::min(s.end_searched, rest.size());
+          s.end_searched = 0;
+          size_t e = rest.find(end, from);
+          delimiter_scan_count() += (e == std::string_view::npos ? rest.size() : e + end.size()) - from;
           if (e == std::string_view::npos) {
             if (rest.size() > fr.max_message) {
               framing_error(dir, s, "message_too_long", ctx.stream_offset() + used, ctx);
@@ -281,6 +295,8 @@ class SignatureDissector final : public Dissector {
               break;
             }
             if (udp) { framing_error(dir, s, "truncated_message", ctx.stream_offset() + used, ctx); used = data.size(); break; }
+            // An end delimiter may still start in its last end.size() - 1 bytes.
+            if (rest.size() >= end.size()) s.end_searched = rest.size() - (end.size() - 1);
             return {used, rest.size() + 1, 0, false};
           }
           size_t n = e + end.size();

@@ -569,6 +569,45 @@ TEST_CASE("signatures: delimiter framing over TCP and UDP datagrams") {
   CHECK(u.events("proprietary")[0]["proprietary"]["messages_toserver"] == 1);
 }
 
+TEST_CASE("signatures: a long delimited record sent in small segments is searched once") {
+  auto sig = parse_ok(
+      "name: delim-long\ntransport: tcp\nprobe: {bytes: [{offset: 0, hex: '3c 3c'}]}\n"
+      "framing: {delimiters: {start: '3c 3c', end: '0d 0a 1c'}, max_message: 1000000}\n"
+      "fields: [{name: kind, offset: 2, type: u8}, {name: tag, regex: 'T=([a-z]+)'}]\n");
+  std::string body(65536, 'x');
+  for (size_t i = 0; i < body.size(); i += 97) body[i] = '\r';  // partial end delimiters all along
+  std::string s = "<<\x01T=first" + body + "\r\n\x1c<<\x02T=second\r\n\x1c";
+  uint64_t before = delimiter_bytes_scanned();
+  SigHarness h(sig);
+  for (size_t at = 0; at < s.size(); at += 64) h.feed(Dir::to_server, s.substr(at, 64));
+  h.end();
+  uint64_t scanned = delimiter_bytes_scanned() - before;
+  auto ev = h.events("proprietary");
+  REQUIRE(ev.size() == 1);
+  CHECK(ev[0]["proprietary"]["messages_toserver"] == 2);
+  CHECK(ev[0]["proprietary"]["fields"]["kind"] == nlohmann::json::array({1, 2}));
+  CHECK(ev[0]["proprietary"]["fields"]["tag"] == nlohmann::json::array({"first", "second"}));
+  // Searching the held record again from its start on each segment would read ~1000 times its size.
+  CHECK(scanned <= 3 * s.size());
+
+  // The same records cut at every point of the delimiters (and a few in between) read alike.
+  std::string small = "<<\x01T=abc\r\r\n\r\n\x1c<<\x02T=def\r\n\r\n\x1c";
+  for (size_t cut1 = 0; cut1 <= small.size(); ++cut1)
+    for (size_t cut2 = cut1; cut2 <= small.size(); ++cut2) {
+      SigHarness c(sig);
+      c.feed(Dir::to_server, small.substr(0, cut1));
+      c.feed(Dir::to_server, small.substr(cut1, cut2 - cut1));
+      c.feed(Dir::to_server, small.substr(cut2));
+      c.end();
+      auto e = c.events("proprietary");
+      REQUIRE(e.size() == 1);
+      CHECK(e[0]["proprietary"]["messages_toserver"] == 2);
+      CHECK(e[0]["proprietary"]["fields"]["kind"] == nlohmann::json::array({1, 2}));
+      CHECK(e[0]["proprietary"]["fields"]["tag"] == nlohmann::json::array({"abc", "def"}));
+      CHECK(e[0]["proprietary"]["bytes_toserver"] == small.size());
+    }
+}
+
 namespace {
 // A Datex-Ohmeda S/5 record: 40-byte little-endian header (r_len, r_nbr, dri_level, plug_id,
 // r_time, reserved, r_maintype, sub-record descriptors), body, checksum; 7e/7d in them escaped.
