@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <set>
 #include <unordered_map>
 
@@ -48,9 +49,11 @@ namespace {
 using E = std::string (*)(std::string_view);
 std::string h(std::string_view s) { return html_escape(s); }
 
-// RFC 3339 (as medmon writes it) -> seconds since the epoch; 0 when unparsable.
+// RFC 3339 (as medmon writes it) -> seconds since the epoch (negative before 1970); NaN when
+// unparsable.
 double parse_ts(const std::string& t) {
-  if (t.size() < 19) return 0;
+  constexpr double kBad = std::numeric_limits<double>::quiet_NaN();
+  if (t.size() < 19) return kBad;
   auto n = [&](size_t p, size_t len) {
     long v = 0;
     for (size_t i = p; i < p + len; ++i) {
@@ -60,7 +63,7 @@ double parse_ts(const std::string& t) {
     return v;
   };
   long y = n(0, 4), mo = n(5, 2), d = n(8, 2), hh = n(11, 2), mi = n(14, 2), s = n(17, 2);
-  if (y < 0 || mo < 1 || mo > 12 || d < 1 || hh < 0 || mi < 0 || s < 0) return 0;
+  if (y < 0 || mo < 1 || mo > 12 || d < 1 || hh < 0 || mi < 0 || s < 0) return kBad;
   double frac = 0;
   if (t.size() > 20 && t[19] == '.') {
     double scale = 0.1;
@@ -74,6 +77,30 @@ double parse_ts(const std::string& t) {
   double days = static_cast<double>(era * 146097 + doe - 719468);
   return ((days * 24 + hh) * 60 + mi) * 60 + s + frac;
 }
+
+// A time (seconds since the epoch, before 1970 too) as "HH:MM:SS", or "YYYY-MM-DD HH:MM:SS"
+// with `with_date`, in UTC.
+std::string utc_label(double when, bool with_date) {
+  when = std::clamp(std::floor(when), -1e13, 1e13);  // parse_ts gives years 0-9999
+  long days = static_cast<long>(std::floor(when / 86400));
+  long sod = static_cast<long>(when) - days * 86400;
+  std::string hms = fmt::format("{:02}:{:02}:{:02}", sod / 3600, sod / 60 % 60, sod % 60);
+  if (!with_date) return hms;
+  // Days since 1970-01-01 to a civil date (the inverse of parse_ts's arithmetic).
+  long z = days + 719468;
+  long era = (z >= 0 ? z : z - 146096) / 146097;
+  long doe = z - era * 146097;
+  long yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  long doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  long mp = (5 * doy + 2) / 153;
+  long d = doy - (153 * mp + 2) / 5 + 1;
+  long m = mp < 10 ? mp + 3 : mp - 9;
+  long y = yoe + era * 400 + (m <= 2);
+  return fmt::format("{:04}-{:02}-{:02} {}", y, m, d, hms);
+}
+
+// Whether two times fall on different UTC days (a chart spanning them needs dates).
+bool different_days(double a, double b) { return std::floor(a / 86400) != std::floor(b / 86400); }
 
 // At most n bytes of s, not cutting a UTF-8 character in two (a half character shows as U+FFFD).
 std::string_view utf8_prefix(std::string_view s, size_t n) {
@@ -125,6 +152,7 @@ const char* kPalette[] = {"#1565c0", "#2e7d32", "#6a1b9a", "#ef6c00", "#00838f",
 // One device of the report: a policy device (by name) or, without a policy, an address.
 struct Dev {
   std::string key, name, zone, model = "unbound";
+  std::string anchor;  // its section's id (from the name, made safe and unique)
   std::set<std::string> ips;
   std::vector<const json*> flows, alerts;
   int verdict = 0;  // 0 pass, 1 review, 2 fail, -1 not judged
@@ -245,8 +273,9 @@ std::vector<FlowGroup> group_flows(const Dev& d, const Context& c) {
 std::pair<double, double> flow_interval(const json& f) {
   const json& fl = f.value("flow", json::object());
   double s = parse_ts(str(fl, "start")), e = parse_ts(str(fl, "end"));
-  if (s <= 0) s = parse_ts(str(f, "ts"));
-  if (e < s) e = s;
+  if (std::isnan(s)) s = parse_ts(str(f, "ts"));
+  if (std::isnan(s)) s = 0;
+  if (std::isnan(e) || e < s) e = s;
   return {s, e};
 }
 
@@ -534,7 +563,25 @@ void Builder::collect() {
   for (size_t i = 0; i < devs_.size(); ++i) by_key_[devs_[i].key] = i;
 }
 
+// A device's name as an id and #fragment: names are free text (spaces, quotes, any script), so
+// bytes outside [A-Za-z0-9._:-] become ~ and two hex digits; a name taken already (two names
+// alike but for case, say) gets ~~2, ~~3... ("~~" is never part of an escaped name).
+void name_anchors(std::vector<Dev>& devs) {
+  std::set<std::string> taken;
+  for (Dev& d : devs) {
+    std::string a = "dev-";
+    for (unsigned char c : d.name) {
+      if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.' || c == ':') a.push_back(static_cast<char>(c));
+      else a += fmt::format("~{:02x}", c);
+    }
+    std::string id = a;
+    for (int n = 2; !taken.insert(id).second; ++n) id = a + "~~" + std::to_string(n);
+    d.anchor = std::move(id);
+  }
+}
+
 void Builder::choose_sections() {
+  name_anchors(devs_);
   sectioned_.assign(devs_.size(), true);
   if (devs_.size() <= kMaxDeviceSections) return;
   std::vector<size_t> order(devs_.size());
@@ -635,7 +682,7 @@ void Builder::summary_section() {
     std::string ips;
     for (auto& ip : d.ips) { if (!ips.empty()) ips += ", "; ips += ip; }
     // A link to the device's section, when it has one.
-    std::string name = sectioned_[i] ? fmt::format("<a href=\"#dev-{0}\">{0}</a>", h(d.name)) : h(d.name);
+    std::string name = sectioned_[i] ? fmt::format("<a href=\"#{}\">{}</a>", d.anchor, h(d.name)) : h(d.name);
     o() += fmt::format(
         "<tr class=\"device-row\" data-device=\"{0}\" data-verdict=\"{1}\"><td>{11}</td>"
         "<td><span class=\"verdict {2}\">{1}</span></td><td>{3}</td><td>{4}</td><td>{5}</td><td class=\"num\">{6}</td>"
@@ -665,9 +712,9 @@ void Builder::summary_section() {
 }
 
 void Builder::device_section(const Dev& d) {
-  o() += fmt::format("<section class=\"device\" id=\"dev-{0}\" data-device=\"{0}\" data-verdict=\"{1}\" data-flows=\"{2}\" "
+  o() += fmt::format("<section class=\"device\" id=\"{5}\" data-device=\"{0}\" data-verdict=\"{1}\" data-flows=\"{2}\" "
                      "data-alerts=\"{3}\">\n<h2>{0} <span class=\"verdict {4}\">{1}</span></h2>\n",
-                     h(d.name), verdict_name(d.verdict), d.flows.size(), d.alerts.size(), verdict_class(d.verdict));
+                     h(d.name), verdict_name(d.verdict), d.flows.size(), d.alerts.size(), verdict_class(d.verdict), d.anchor);
   o() += "<div class=\"grid\">";  // identity and peers side by side
   identity_table(d);
   std::vector<FlowGroup> groups = group_flows(d, ctx_);
@@ -883,9 +930,12 @@ void Builder::charts(const Dev& d) {
 // The device's flows in time buckets and by peer; protocols outside the palette as "other".
 Traffic Builder::traffic_of(const Dev& d) const {
   Traffic t;
+  bool first = true;
   for (const json* f : d.flows) {
     auto [s, e] = flow_interval(*f);
-    if (t.t0 == 0 || s < t.t0) t.t0 = s;
+    if (first || s < t.t0) t.t0 = s;
+    if (first) t.t1 = e;
+    first = false;
     if (e > t.t1) t.t1 = e;
   }
   const int B = Traffic::kBuckets;
@@ -942,13 +992,11 @@ void Builder::time_chart(const Traffic& t) {
                          human_bytes(static_cast<uint64_t>(val)));
     }
   }
-  auto clock = [](double when) {
-    long s = static_cast<long>(when) % 86400;
-    return fmt::format("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60);
-  };
+  // The time of day alone is ambiguous when the traffic spans more than one day.
+  const bool dated = different_days(t.t0, t.t1);
   o() += fmt::format("<text x=\"{}\" y=\"{}\" font-size=\"11\">{}</text><text x=\"{}\" y=\"{}\" font-size=\"11\" "
                      "text-anchor=\"end\">{} UTC</text>\n",
-                     L, H - 10, clock(t.t0), W - R, H - 10, clock(t.t1));
+                     L, H - 10, utc_label(t.t0, dated), W - R, H - 10, utc_label(t.t1, dated));
   o() += "</svg>\n<div class=\"legend\">";
   for (auto& [app, v] : t.series) o() += fmt::format("<span><i style=\"background:{}\"></i>{}</span>", color_of(app), h(app));
   o() += "</div></div>\n";

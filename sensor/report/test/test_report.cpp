@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <regex>
+#include <set>
 #include <fmt/format.h>
 
 #include "sensor/report/event_log.h"
@@ -689,4 +690,50 @@ TEST_CASE("report: fingerprint bindings from alerts alone bind as the policy doe
   log.add_line(R"({"ts":"2024-03-01T12:00:02.000000Z","event_type":"alert","flow_id":"f2","src_ip":"10.10.1.99","src_port":40001,"dst_ip":"10.10.2.20","dst_port":11112,"proto":"tcp","dst_device":"pacs-1","alert":{"rule":"tls.required_cleartext","severity":"high","message":"m","device":"ct-1","peer":"pacs-1","mds2":[],"evidence":{"flow_ids":["f2"],"direction":"outbound","model":"acme-ct"}}})");
   log.add_line(R"({"ts":"2024-03-01T12:00:03.000000Z","event_type":"alert","flow_id":"f3","src_ip":"10.10.1.98","src_port":40002,"dst_ip":"10.10.2.20","dst_port":11112,"proto":"tcp","dst_device":"pacs-1","alert":{"rule":"flow.undeclared","severity":"medium","message":"m","device":"ct-1","peer":"pacs-1","mds2":[],"evidence":{"flow_ids":["f3"],"direction":"outbound","model":"acme-ct"}}})");
   CHECK(fingerprint_bindings(log) == std::map<std::string, std::string>{{"10.10.1.99", "ct-1"}});
+}
+
+TEST_CASE("report: the time chart dates its ends when the traffic spans days, before 1970 too") {
+  auto flows = [](const char* start, const char* end) {
+    EventLog log;
+    log.add_line(R"({"ts":"2024-03-01T12:00:01.000000Z","event_type":"asset","asset":{"ip":"192.168.0.5","changes":["new"],"model":"unbound","flows":1,"bytes":10}})");
+    log.add_line(fmt::format(R"({{"ts":"{1}","event_type":"flow","flow_id":"f1","src_ip":"192.168.0.5","src_port":1,"dst_ip":"192.168.0.9","dst_port":53,"proto":"udp","flow":{{"start":"{0}","end":"{1}","bytes_toserver":60,"bytes_toclient":80}},"app":null,"ndpi":{{"protocol":"DNS"}}}})",
+                             start, end));
+    return render_html(log, ReportOptions{});
+  };
+  std::string same_day = flows("2024-03-01T12:00:00.000000Z", "2024-03-01T13:30:05.000000Z");
+  CHECK(same_day.find(">12:00:00</text>") != std::string::npos);
+  CHECK(same_day.find(">13:30:05 UTC</text>") != std::string::npos);
+  std::string days = flows("2024-02-28T23:59:59.000000Z", "2024-03-02T00:00:01.000000Z");
+  CHECK(days.find(">2024-02-28 23:59:59</text>") != std::string::npos);
+  CHECK(days.find(">2024-03-02 00:00:01 UTC</text>") != std::string::npos);
+  std::string old = flows("1969-12-31T23:00:00.000000Z", "1970-01-01T01:00:00.000000Z");
+  CHECK(old.find(">1969-12-31 23:00:00</text>") != std::string::npos);
+  CHECK(old.find(">1970-01-01 01:00:00 UTC</text>") != std::string::npos);
+  std::string before = flows("1969-07-20T20:17:40.000000Z", "1969-07-20T21:00:00.000000Z");
+  CHECK(before.find(">20:17:40</text>") != std::string::npos);
+  CHECK(before.find(">21:00:00 UTC</text>") != std::string::npos);
+}
+
+TEST_CASE("report: device names with spaces, quotes or any script make valid, unique ids that their links match") {
+  EventLog log;
+  const char* names[] = {"Infusion pump \\\"3\\\"", "Infusion pump ~223~22", "ICU bed 4 <a>", "Moniteur réa", "Monitor", "monitor"};
+  int i = 0;
+  for (const char* n : names) {
+    ++i;
+    log.add_line(fmt::format(R"({{"ts":"2024-03-01T12:00:01.000000Z","event_type":"asset","asset":{{"ip":"10.0.0.{0}","changes":["new"],"device":"{1}","model":"m","flows":1,"bytes":10}}}})", i, n));
+    log.add_line(fmt::format(R"({{"ts":"2024-03-01T12:00:01.000000Z","event_type":"flow","flow_id":"f{0}","src_ip":"10.0.0.{0}","src_port":1,"dst_ip":"10.0.1.1","dst_port":53,"proto":"udp","src_device":"{1}","flow":{{"start":"2024-03-01T12:00:00.000000Z","end":"2024-03-01T12:00:01.000000Z","bytes_toserver":60,"bytes_toclient":80}},"app":null,"ndpi":{{"protocol":"DNS"}}}})", i, n));
+  }
+  std::string html = render_html(log, ReportOptions{});
+  std::regex section_id(R"re(<section class="device" id="([^"]*)")re"), link(R"re(<a href="#([^"]*)")re");
+  std::set<std::string> ids, links;
+  for (std::sregex_iterator it(html.begin(), html.end(), section_id), e; it != e; ++it) ids.insert((*it)[1]);
+  size_t sections = count(html, "<section class=\"device\"");
+  for (std::sregex_iterator it(html.begin(), html.end(), link), e; it != e; ++it) links.insert((*it)[1]);
+  CHECK(sections == 6);
+  CHECK(ids.size() == sections);  // unique
+  CHECK(links == ids);            // every link leads to a section
+  for (const std::string& id : ids) {
+    INFO(id);
+    CHECK(std::regex_match(id, std::regex("dev-[A-Za-z0-9._:~-]+")));
+  }
 }
