@@ -161,7 +161,13 @@ int write_lines(int fd, std::string_view lines) {
 }
 
 FileSink::FileSink(const std::string& path, bool truncate_now) : name_(path == "-" ? "standard output" : path) {
+  struct stat named, out;
   if (path == "-") {
+    fd_ = STDOUT_FILENO;
+  } else if (::stat(path.c_str(), &named) == 0 && S_ISREG(named.st_mode) && ::fstat(STDOUT_FILENO, &out) == 0 &&
+             named.st_dev == out.st_dev && named.st_ino == out.st_ino) {
+    // `--out /dev/stdout` names the file the shell opened as standard output: write through that
+    // descriptor, so `>>` appends as asked instead of the file being opened again and emptied.
     fd_ = STDOUT_FILENO;
   } else {
     fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | (truncate_now ? O_TRUNC : 0) | O_CLOEXEC, 0640);

@@ -290,10 +290,13 @@ AnalyzeExtras::AnalyzeExtras(EventOutput& out, const std::string& events_path, b
   // The report reads the events back; without a regular file, or when the file rotates (its
   // earlier parts renamed, perhaps removed), they are kept in memory. Reading back a pipe, a
   // terminal or a FIFO (`--out /dev/stdout | ...`) would wait forever on what this process writes.
-  struct stat st;
+  struct stat st, out_st;
   bool regular = !events_path.empty() && events_path != "-" && stat(events_path.c_str(), &st) == 0 &&
                  S_ISREG(st.st_mode);
-  if (!impl_->report_path.empty() && (out_rotates || !regular)) {
+  // Standard output appended to (`--out /dev/stdout >> file`) holds earlier runs' lines first.
+  bool earlier_lines = regular && st.st_size > 0 && fstat(STDOUT_FILENO, &out_st) == 0 &&
+                       st.st_dev == out_st.st_dev && st.st_ino == out_st.st_ino;
+  if (!impl_->report_path.empty() && (out_rotates || !regular || earlier_lines)) {
     impl_->memory = std::make_shared<MemorySink>();
     out.add_sink(impl_->memory);
   }

@@ -10,6 +10,8 @@
 - A --report naming the --out file or a sink's file is refused with exit 2.
 - A --report that cannot be written is found before the run; a report that fails after the run
   does not hide the --fail-on verdict.
+- --out /dev/stdout appended to a file (>>) keeps the earlier lines, and the report reads this
+  run's events only.
 - A configuration or site file of several YAML documents is refused with file:line:column.
 - --baseline without a site, or a directory as the baseline, is exit 2.
 - A path in --config that cannot be used (policy.site, phi_key_file) is named with the
@@ -154,6 +156,21 @@ def report():
              open(path("file.html")).read().replace(path("ev.jsonl"), "analyze"))
     except subprocess.TimeoutExpired:
         C.true("--out /dev/stdout (a pipe) --report: finishes (it hung reading its own pipe)", False)
+    # Events to a file standard output appends to (--out /dev/stdout >> file): the earlier runs'
+    # lines stay, this run's follow them, and the report is made of this run's alone.
+    earlier = b'{"ts":"2020-01-01T00:00:00.000000Z","event_type":"flow","flow_id":"old","src_ip":"10.99.99.99"}\n'
+    with open(path("append.jsonl"), "wb") as f:
+        f.write(earlier)
+    with open(path("append.jsonl"), "ab") as f:
+        p = subprocess.run([MEDMON, "analyze", DEMO, "--site", SITE, "-o", "/dev/stdout", "--report",
+                            path("append.html"), "-q", "--fail-on", "none"], stdout=f, stderr=subprocess.PIPE,
+                           timeout=300)
+    C.eq(f"--out /dev/stdout >> file --report: exit 0 ({p.stderr.decode().strip()})", p.returncode, 0)
+    C.eq("--out /dev/stdout >> file: the earlier lines kept, this run's after them",
+         open(path("append.jsonl"), "rb").read(), earlier + open(path("ev.jsonl"), "rb").read())
+    C.eq("--out /dev/stdout >> file --report: the report of this run's events only",
+         open(path("append.html")).read().replace("append.html", "file.html"),
+         open(path("file.html")).read().replace(path("ev.jsonl"), "analyze"))
     # A report that fails after the run (no Chromium for a PDF) keeps the --fail-on verdict.
     env = dict(os.environ, MEDMON_CHROMIUM="/nonexistent/chromium")
     p = subprocess.run([MEDMON, "analyze", DEMO, "--site", SITE, "--report", path("r.pdf"), "-o", keep, "-q",
