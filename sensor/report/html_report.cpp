@@ -269,12 +269,12 @@ std::vector<FlowGroup> group_flows(const Dev& d, const Context& c) {
   return groups;
 }
 
-// A flow's start and end (seconds since the epoch); the event's time when the flow has no start.
+// A flow's start and end (seconds since the epoch); the event's time when the flow has no start;
+// NaN for both when no time could be read (a damaged events file).
 std::pair<double, double> flow_interval(const json& f) {
   const json& fl = f.value("flow", json::object());
   double s = parse_ts(str(fl, "start")), e = parse_ts(str(fl, "end"));
   if (std::isnan(s)) s = parse_ts(str(f, "ts"));
-  if (std::isnan(s)) s = 0;
   if (std::isnan(e) || e < s) e = s;
   return {s, e};
 }
@@ -933,6 +933,7 @@ Traffic Builder::traffic_of(const Dev& d) const {
   bool first = true;
   for (const json* f : d.flows) {
     auto [s, e] = flow_interval(*f);
+    if (std::isnan(s)) continue;  // a flow of unknown time does not stretch the chart to 1970
     if (first || s < t.t0) t.t0 = s;
     if (first) t.t1 = e;
     first = false;
@@ -942,6 +943,7 @@ Traffic Builder::traffic_of(const Dev& d) const {
   double span = std::max(t.t1 - t.t0, 1e-3);
   for (const json* f : d.flows) {
     auto [s, e] = flow_interval(*f);
+    if (std::isnan(s)) s = e = t.t0;  // counted, at the start
     const json& fl = f->value("flow", json::object());
     double bytes = static_cast<double>(num(fl, "bytes_toserver") + num(fl, "bytes_toclient"));
     std::string app = flow_app(*f);

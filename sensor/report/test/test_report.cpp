@@ -737,3 +737,13 @@ TEST_CASE("report: device names with spaces, quotes or any script make valid, un
     CHECK(std::regex_match(id, std::regex("dev-[A-Za-z0-9._:~-]+")));
   }
 }
+
+TEST_CASE("report: a flow whose times cannot be read does not stretch the time chart back to 1970") {
+  EventLog log;
+  log.add_line(R"({"ts":"2024-03-01T12:00:01.000000Z","event_type":"asset","asset":{"ip":"192.168.0.5","changes":["new"],"model":"unbound","flows":2,"bytes":10}})");
+  log.add_line(R"({"ts":"2024-03-01T12:00:05.000000Z","event_type":"flow","flow_id":"f1","src_ip":"192.168.0.5","src_port":1,"dst_ip":"192.168.0.9","dst_port":53,"proto":"udp","flow":{"start":"2024-03-01T12:00:00.000000Z","end":"2024-03-01T12:00:05.000000Z","bytes_toserver":60,"bytes_toclient":80},"app":null,"ndpi":{"protocol":"DNS"}})");
+  log.add_line(R"({"ts":"damaged","event_type":"flow","flow_id":"f2","src_ip":"192.168.0.5","src_port":2,"dst_ip":"192.168.0.9","dst_port":53,"proto":"udp","flow":{"start":"?","bytes_toserver":60,"bytes_toclient":80},"app":null,"ndpi":{"protocol":"DNS"}})");
+  std::string html = render_html(log, ReportOptions{});
+  CHECK(html.find(">12:00:00</text>") != std::string::npos);
+  CHECK(html.find(">12:00:05 UTC</text>") != std::string::npos);
+}
