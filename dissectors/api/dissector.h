@@ -99,6 +99,11 @@ struct DissectorInfo {
   Probe (*later_probe)(std::span<const uint8_t> bytes, Dir dir) = nullptr;
   size_t (*later_next)(std::span<const uint8_t> bytes, Dir dir) = nullptr;
   bool later_midstream = false;
+  // A probe that still says need_more when the probe window is full may be given more of the
+  // same bytes, up to what this returns for them (0 or less than the window: no more). Asked
+  // only then, so that flows decided within the window cost nothing more: an HTTP head with a
+  // long bearer token or cookie before its Content-Type is judged as far as servers accept one.
+  size_t (*probe_extent)(std::span<const uint8_t> first_bytes, Dir dir) = nullptr;
 };
 
 }  // namespace medmon

@@ -1370,6 +1370,7 @@ void Hl7Dissector::write_event(const DirState& s, FlowContext& ctx, const Header
 std::unique_ptr<Dissector> make() { return std::make_unique<Hl7Dissector>(); }
 
 constexpr uint16_t kPorts[] = {2575};
+constexpr size_t kMaxProbedHead = 8192;  // an HTTP head judged past the probe window
 constexpr uint16_t kTlsPorts[] = {6575};  // the usual MLLP-over-TLS port
 
 }  // namespace
@@ -1480,6 +1481,19 @@ Probe midstream_probe(std::span<const uint8_t> b, Dir dir) {
   return Probe::no;
 }
 
+// Past the probe window, an HTTP head the probe has not seen the end of (a long bearer token or
+// cookie before Content-Type) is judged up to kMaxProbedHead, as servers accept; one that begins
+// inside the window of a direction picked up mid-stream too. Nothing else is held longer.
+size_t probe_extent(std::span<const uint8_t> b, Dir) {
+  static constexpr std::string_view kStarts[] = {"POST ", "PUT ", "HTTP/"};
+  for (size_t at = 0; at < b.size(); at = message_start(b, at + 1)) {
+    std::string_view s(reinterpret_cast<const char*>(b.data()) + at, b.size() - at);
+    for (std::string_view k : kStarts)
+      if (s.starts_with(k)) return at + kMaxProbedHead;
+  }
+  return 0;
+}
+
 // The HTTP message at the front of a segment, as HL7's reader reads it: a request pipelined
 // behind it in the segment is probed in turn.
 size_t later_next(std::span<const uint8_t> b, Dir) { return http::message_length(b, http::Syntax::lenient); }
@@ -1500,6 +1514,7 @@ const DissectorInfo kHl7Info = {
     .later_probe = &hl7::later_probe,
     .later_next = &hl7::later_next,
     .later_midstream = true,
+    .probe_extent = &hl7::probe_extent,
 };
 
 }  // namespace medmon

@@ -195,15 +195,23 @@ void StreamFeeder::probe(Dir dir, FlowContext& ctx) {
   for (;;) {
     std::span<const uint8_t> window(s.pending.data(), std::min(s.pending.size(), limits_.probe_window));
     bool undecided = false;
+    size_t wanted = limits_.probe_window;  // held bytes an undecided probe may ask for
     for (const DissectorInfo* d : order_) {
       if (s.later && !d->later_probe) continue;
-      Probe r = s.later ? d->later_probe(window, dir) : d->probe(window, dir);
-      if (r == Probe::no && !s.later && d->midstream_probe && ctx.midstream(dir)) r = d->midstream_probe(window, dir);
+      // Past the window, a probe with a longer extent for these bytes sees as much of them.
+      std::span<const uint8_t> w = window;
+      const size_t extent = d->probe_extent && s.pending.size() >= limits_.probe_window ? d->probe_extent(window, dir) : 0;
+      if (extent > w.size()) w = std::span<const uint8_t>(s.pending.data(), std::min(s.pending.size(), extent));
+      Probe r = s.later ? d->later_probe(w, dir) : d->probe(w, dir);
+      if (r == Probe::no && !s.later && d->midstream_probe && ctx.midstream(dir)) r = d->midstream_probe(w, dir);
       if (r == Probe::yes) { claim(d, dir, ctx); return; }
-      if (r == Probe::need_more) undecided = true;
+      if (r == Probe::need_more) {
+        undecided = true;
+        wanted = std::max(wanted, extent);
+      }
     }
     if (transport_ == Transport::udp) { s.pending.clear(); s.pieces.clear(); return; }  // the next datagram may match
-    if (undecided && s.pending.size() < limits_.probe_window) return;
+    if (undecided && s.pending.size() < wanted) return;
     if (!s.later)
       for (const DissectorInfo* d : order_)
         if (d->later_probe && ((d->later_midstream && ctx.midstream(dir)) || (d->carried_by && d->carried_by(window, dir)))) {

@@ -3,7 +3,9 @@
 a POST of JSON) on the same connection gives its hl7 event and its ACK pairs, whether its type
 says HL7 or only its body does (head and body in separate segments), and so does a response
 carrying HL7 after an earlier one that did not, also when it is pipelined behind another request
-in the same segment. A connection that never carries HL7 is not claimed (its app stays nDPI's)."""
+in the same segment. A connection that never carries HL7 is not claimed (its app stays nDPI's).
+HTTP heads longer than the probe window (a long bearer token or cookie before Content-Type) are
+judged in full, in one segment or several, on the first exchange or a later one."""
 import os
 import sys
 import tempfile
@@ -127,6 +129,35 @@ pf.send("c", b"".join(request(b"POST", b"/api/login", b'{"user":"lab"}', JSON)) 
 pf.send("s", response(b'{"token":"x"}', JSON) + response(ack(b"KA6"), HL7))
 pf.close()
 
+# 7: heads over the 512-byte probe window: a bearer token before the request's Content-Type, a
+# cookie before the response's.
+TOKEN = b"eyJhbGciOiJSUzI1NiJ9." + b"A" * 900 + b".sig"
+
+
+def long_post(body):
+    return (b"POST /hl7 HTTP/1.1\r\nHost: lab\r\nAuthorization: Bearer " + TOKEN + b"\r\nContent-Type: " + HL7 +
+            b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+
+
+def long_response(body):
+    return (b"HTTP/1.1 200 OK\r\nSet-Cookie: session=" + b"C" * 700 + b"\r\nContent-Type: " + HL7 +
+            b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+
+
+lh = Conn("10.0.0.17", 41007)
+for cid in (b"KA7", b"KA8"):
+    lh.send("c", long_post(adt(cid)))
+    lh.send("s", long_response(ack(cid)))
+lh.close()
+
+# 8: the same after a GET on the connection, each head in 300-byte segments.
+ll = Conn("10.0.0.18", 41008)
+ll.send("c", b"".join(request(b"GET", b"/health")))
+ll.send("s", response(b'{"status":"ok"}', JSON))
+for frm, m in (("c", long_post(adt(b"KA9"))), ("s", long_response(ack(b"KA9")))):
+    ll.send(frm, *[m[i:i + 300] for i in range(0, len(m), 300)])
+ll.close()
+
 # 4: never HL7: several exchanges kept alive.
 n = Conn("10.0.0.14", 41004)
 for i in range(4):
@@ -163,8 +194,13 @@ c.eq("POST pipelined behind a GET in one segment", summary(41005),
      [("to_server", "http", "KA5", None), ("to_client", "http", "AKA5", True)])
 c.eq("POST pipelined behind a POST of JSON in the first segment", summary(41006),
      [("to_server", "http", "KA6", None), ("to_client", "http", "AKA6", True)])
+c.eq("heads over the probe window", summary(41007),
+     [("to_server", "http", "KA7", None), ("to_client", "http", "AKA7", True),
+      ("to_server", "http", "KA8", None), ("to_client", "http", "AKA8", True)])
+c.eq("heads over the probe window, in segments, after a GET", summary(41008),
+     [("to_server", "http", "KA9", None), ("to_client", "http", "AKA9", True)])
 flows = {f["src_port"]: f for f in of_type(ev, "flow")}
-c.eq("apps", [flows.get(p, {}).get("app") for p in (41001, 41002, 41003, 41005, 41006)], ["hl7"] * 5)
+c.eq("apps", [flows.get(p, {}).get("app") for p in (41001, 41002, 41003, 41005, 41006, 41007, 41008)], ["hl7"] * 7)
 c.true("never HL7: not claimed", flows.get(41004, {}).get("app") != "hl7")
 c.eq("no unacked", [e for e in of_type(ev, "hl7") if e["hl7"]["kind"] == "unacked"], [])
 c.eq("no anomalies", [a["anomaly"]["name"] for a in of_type(ev, "anomaly")], [])
