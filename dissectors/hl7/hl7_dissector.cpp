@@ -33,14 +33,17 @@ hl7cpp::MllpMemory& frame_memory() { return worker_budget<FrameMemoryTag, hl7cpp
 // dropped.
 constexpr size_t kBodyMemory = 64u << 20;
 
-// HL7 in HTTP is read leniently (LF line ends, blank lines between messages), a body may run to
-// the close, and the first gap ends the reading of that direction.
+// HL7 in HTTP is read leniently (LF line ends, blank lines between messages), and a body may run
+// to the close. After a gap (counted, hl7.gaps) the message it cut is dropped and reading resumes
+// at the next request or status line: at a line start, or right behind a CR, where an HL7 body
+// (segments end with CR alone) that was cut runs into the next message.
 http::Options http_options() {
   http::Options o;
   o.syntax = http::Syntax::lenient;
   o.holding = http::Holding::reader;
   o.body_until_close = true;
-  o.resync = false;
+  o.resync = true;
+  o.resync_after = '\r';
   o.max_head = 16u << 10;
   o.max_line = 1024;
   o.max_body = kMaxFrame;
