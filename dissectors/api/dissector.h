@@ -90,7 +90,9 @@ struct DissectorInfo {
   // A later message may also follow another in one TCP segment (requests pipelined, a POST
   // right behind a GET): `later_next` gives the length of the message at the front of `bytes`
   // when all of it is there (0 when it cannot tell), and the message after it is judged by
-  // `later_probe` in turn.
+  // `later_probe` in turn. It may also give a length past `bytes` (a body of known length that
+  // goes on in the next segments): the message after it is then judged where it begins in a
+  // later delivery, the deliveries before wholly inside that body not looked at.
   // With `later_midstream`, a direction picked up mid-stream (FlowContext::midstream) that every
   // probe refused is watched as a carrier is, whatever its first bytes: they were the tail of a
   // message the capture missed, and the next message may begin a later delivery (an MLLP

@@ -1499,7 +1499,9 @@ size_t probe_extent(std::span<const uint8_t> b, Dir) {
 
 // The HTTP message at the front of a segment, as HL7's reader reads it: a request pipelined
 // behind it in the segment is probed in turn.
-size_t later_next(std::span<const uint8_t> b, Dir) { return http::message_length(b, http::Syntax::lenient); }
+// A body with a length that goes on past the segment is measured too: the message behind it is
+// looked for where it begins in a later segment.
+size_t later_next(std::span<const uint8_t> b, Dir) { return http::message_length(b, http::Syntax::lenient, true); }
 
 }  // namespace hl7
 

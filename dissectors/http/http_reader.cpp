@@ -537,7 +537,7 @@ void Reader::finish(bool unused, uint64_t unused_offset, Handler& h) {
   drop_body();
 }
 
-size_t Reader::measure(std::string_view v) {
+size_t Reader::measure(std::string_view v, bool beyond) {
   const bool strict = opt_.syntax == Syntax::strict;
   size_t p = 0;
   if (!strict)
@@ -587,16 +587,16 @@ size_t Reader::measure(std::string_view v) {
   const bool bodiless = !request_ && (status_ < 200 || status_ == 204 || status_ == 304);
   if (!have_length && !request_ && !bodiless) return 0;  // runs to the close
   const uint64_t len = have_length && !bodiless ? length : 0;
-  if (len > v.size() - p) return 0;
+  if (len > v.size() - p) return beyond && len <= opt_.max_body ? p + static_cast<size_t>(len) : 0;
   return p + static_cast<size_t>(len);
 }
 
-size_t message_length(std::span<const uint8_t> bytes, Syntax syntax) {
+size_t message_length(std::span<const uint8_t> bytes, Syntax syntax, bool beyond) {
   Options o;
   o.syntax = syntax;
   o.max_body = uint64_t(1) << 40;  // a chunk size past it is no length found in a segment
   Reader r(o);
-  return r.measure(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+  return r.measure(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), beyond);
 }
 
 void BufferedReader::feed(std::span<const uint8_t> data, Handler& h) {

@@ -99,7 +99,9 @@ bool chunk_size(std::string_view line, uint64_t cap, uint64_t& n);
 // start line (a method of capital letters, or HTTP/), or the message does not end inside them
 // (a response whose body runs to the close, a longer one, a head over the cap). Costs a look at
 // the first bytes unless they begin a head, then the head's bytes and the chunk size lines.
-size_t message_length(std::span<const uint8_t> bytes, Syntax syntax);
+// With `beyond`, a message whose head is there and whose Content-Length body goes on past the
+// bytes gives its length too (more than the bytes' size).
+size_t message_length(std::span<const uint8_t> bytes, Syntax syntax, bool beyond = false);
 
 class Handler {
  public:
@@ -132,7 +134,7 @@ class Reader {
   bool stopped() const { return state_ == State::stopped; }
   void set_max_body(size_t n) { opt_.max_body = n; }
   // See message_length (a fresh reader's options give the syntax and the caps).
-  size_t measure(std::string_view v);
+  size_t measure(std::string_view v, bool beyond = false);
 
  private:
   enum class State : uint8_t { head, body, chunk_size, chunk_data, chunk_end, until_close, resync, stopped };

@@ -141,9 +141,11 @@ void StreamFeeder::refused() {
 // Where in one delivery of a carrier direction (the new bytes of a TCP segment) a message begins
 // that a later_probe does not refuse: at its start (unless `after_first`: the start was refused
 // already), or at a message pipelined behind it, as far as later_next measures the messages
-// before. npos when there is none.
-size_t StreamFeeder::later_message(std::span<const uint8_t> bytes, Dir dir, bool after_first) const {
+// before. npos when there is none; then `beyond`, when given, is where the message after the last
+// one measured begins past the bytes (its body goes on in later deliveries), else 0.
+size_t StreamFeeder::later_message(std::span<const uint8_t> bytes, Dir dir, bool after_first, size_t* beyond) const {
   size_t at = 0;
+  if (beyond) *beyond = 0;
   for (bool first = true; at < bytes.size(); first = false) {
     std::span<const uint8_t> rest = bytes.subspan(at);
     if (!(first && after_first)) {
@@ -154,9 +156,30 @@ size_t StreamFeeder::later_message(std::span<const uint8_t> bytes, Dir dir, bool
     size_t next = 0;
     for (const DissectorInfo* d : order_)
       if (d->later_next && (next = d->later_next(rest, dir)) != 0) break;
+    if (next > rest.size() && beyond) *beyond = at + next;
     if (next == 0 || next > rest.size()) break;
     at += next;
   }
+  return std::string_view::npos;
+}
+
+// later_message for a delivery of a carrier direction at stream `offset`, minding the message a
+// former delivery left to come (DirState::later_at): a delivery wholly inside the body before it
+// is not looked at; one it begins in is looked at from there. Remembers where the next message
+// begins when its body goes on past this delivery.
+size_t StreamFeeder::later_in_delivery(DirState& s, std::span<const uint8_t> bytes, uint64_t offset, Dir dir,
+                                       bool after_first) {
+  size_t from = 0;
+  if (s.later_at > offset) {
+    if (s.later_at >= offset + bytes.size()) return std::string_view::npos;
+    from = static_cast<size_t>(s.later_at - offset);
+    after_first = false;
+  }
+  s.later_at = 0;
+  size_t beyond = 0;
+  const size_t at = later_message(bytes.subspan(from), dir, after_first, &beyond);
+  if (at != std::string_view::npos) return from + at;
+  if (beyond) s.later_at = offset + from + beyond;
   return std::string_view::npos;
 }
 
@@ -165,7 +188,7 @@ size_t StreamFeeder::later_message(std::span<const uint8_t> bytes, Dir dir, bool
 // before are gaps for the dissector that claims it, DissectorInfo::later_probe).
 void StreamFeeder::watch(Dir dir, std::span<const uint8_t> bytes, uint64_t offset, FlowContext& ctx) {
   DirState& s = dirs_[static_cast<int>(dir)];
-  const size_t at = later_message(bytes, dir, false);
+  const size_t at = later_in_delivery(s, bytes, offset, dir, false);
   if (at == std::string_view::npos) {
     s.next_offset = offset + bytes.size();
     return;
@@ -238,7 +261,7 @@ bool StreamFeeder::skip_to_later_message(Dir dir, size_t from) {
   for (size_t k = 0; k < from; ++k) start += s.pieces[k].size;
   for (size_t k = from; k < s.pieces.size(); start += s.pieces[k++].size) {
     std::span<const uint8_t> piece(s.pending.data() + start, std::min(s.pieces[k].size, s.pending.size() - start));
-    const size_t m = later_message(piece, dir, k == 0);
+    const size_t m = later_in_delivery(s, piece, s.next_offset + start, dir, k == 0);
     if (m == std::string_view::npos) continue;
     const size_t at = start + m;
     // The pieces from the message on; the one it begins in keeps the bytes from it.
@@ -259,6 +282,7 @@ void StreamFeeder::claim(const DissectorInfo* info, Dir first, FlowContext& ctx)
   dissector_ = info->make();
   state_ = State::active;
   dirs_[0].later = dirs_[1].later = false;
+  dirs_[0].later_at = dirs_[1].later_at = 0;
   ctx.facts().app.assign(info->name);
   ++ctx.counters().at(std::string("app.").append(info->name).append(".flows"));
   // The dissector is told which bytes claimed the flow (one that stands for several protocols

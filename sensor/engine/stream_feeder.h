@@ -100,6 +100,8 @@ class StreamFeeder {
                                    // (or, probing again at a later message, those before it)
     bool carrier = false;          // refused, but a later message of it may be claimed
     bool later = false;            // probing such a later message: only later_probe is asked
+    uint64_t later_at = 0;         // a carrier's stream offset where the next message begins, behind
+                                   // one whose body goes on past the delivery it began in (0: none)
     size_t charged = 0;            // of the held bytes, those counted in ProbeHoldMemory
     size_t held_charged = 0;       // claimed: the held bytes counted in HeldMemory
     bool ended = false;
@@ -139,7 +141,8 @@ class StreamFeeder {
   void drop(Dir dir);
   void refused();
   void watch(Dir dir, std::span<const uint8_t> bytes, uint64_t offset, FlowContext& ctx);
-  size_t later_message(std::span<const uint8_t> bytes, Dir dir, bool after_first) const;
+  size_t later_message(std::span<const uint8_t> bytes, Dir dir, bool after_first, size_t* beyond = nullptr) const;
+  size_t later_in_delivery(DirState& s, std::span<const uint8_t> bytes, uint64_t offset, Dir dir, bool after_first);
   bool skip_to_later_message(Dir dir, size_t from);
   void claim(const DissectorInfo* info, Dir first, FlowContext& ctx);
   void feed(Dir dir, std::span<const uint8_t> bytes, FlowContext& ctx);

@@ -5,7 +5,8 @@ says HL7 or only its body does (head and body in separate segments), and so does
 carrying HL7 after an earlier one that did not, also when it is pipelined behind another request
 in the same segment. A connection that never carries HL7 is not claimed (its app stays nDPI's).
 HTTP heads longer than the probe window (a long bearer token or cookie before Content-Type) are
-judged in full, in one segment or several, on the first exchange or a later one."""
+judged in full, in one segment or several, on the first exchange or a later one. A message
+pipelined behind one whose body goes on into the next segment is found there."""
 import os
 import sys
 import tempfile
@@ -158,6 +159,26 @@ for frm, m in (("c", long_post(adt(b"KA9"))), ("s", long_response(ack(b"KA9"))))
     ll.send(frm, *[m[i:i + 300] for i in range(0, len(m), 300)])
 ll.close()
 
+# 9: behind a POST of JSON whose body goes on into the next segment, where the HL7 POST follows
+# it; the responses likewise (after a GET on the connection).
+big = b'{"rows":[' + b'{"v":1},' * 250 + b'{"v":1}]}'
+pb = Conn("10.0.0.19", 41009)
+pb.send("c", b"".join(request(b"GET", b"/health")))
+pb.send("s", response(b'{"status":"ok"}', JSON))
+m = b"".join(request(b"POST", b"/api/batch", big, JSON))
+pb.send("c", m[:600], m[600:1400], m[1400:] + b"".join(request(b"POST", b"/hl7", adt(b"KB1"), HL7)))
+m = response(big, JSON)
+pb.send("s", m[:700], m[700:] + response(ack(b"KB1"), HL7))
+pb.close()
+
+# 10: the same in the connection's first segments.
+pc = Conn("10.0.0.20", 41010)
+m = b"".join(request(b"POST", b"/api/batch", big, JSON))
+pc.send("c", m[:600], m[600:] + b"".join(request(b"POST", b"/hl7", adt(b"KB2"), HL7)))
+m = response(big, JSON)
+pc.send("s", m[:700], m[700:] + response(ack(b"KB2"), HL7))
+pc.close()
+
 # 4: never HL7: several exchanges kept alive.
 n = Conn("10.0.0.14", 41004)
 for i in range(4):
@@ -199,8 +220,13 @@ c.eq("heads over the probe window", summary(41007),
       ("to_server", "http", "KA8", None), ("to_client", "http", "AKA8", True)])
 c.eq("heads over the probe window, in segments, after a GET", summary(41008),
      [("to_server", "http", "KA9", None), ("to_client", "http", "AKA9", True)])
+c.eq("POST behind a body that goes on into the next segment", summary(41009),
+     [("to_server", "http", "KB1", None), ("to_client", "http", "AKB1", True)])
+c.eq("the same in the first segments", summary(41010),
+     [("to_server", "http", "KB2", None), ("to_client", "http", "AKB2", True)])
 flows = {f["src_port"]: f for f in of_type(ev, "flow")}
-c.eq("apps", [flows.get(p, {}).get("app") for p in (41001, 41002, 41003, 41005, 41006, 41007, 41008)], ["hl7"] * 7)
+ports = (41001, 41002, 41003, 41005, 41006, 41007, 41008, 41009, 41010)
+c.eq("apps", [flows.get(p, {}).get("app") for p in ports], ["hl7"] * len(ports))
 c.true("never HL7: not claimed", flows.get(41004, {}).get("app") != "hl7")
 c.eq("no unacked", [e for e in of_type(ev, "hl7") if e["hl7"]["kind"] == "unacked"], [])
 c.eq("no anomalies", [a["anomaly"]["name"] for a in of_type(ev, "anomaly")], [])

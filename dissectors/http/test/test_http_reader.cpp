@@ -438,6 +438,18 @@ TEST_CASE("message_length: where a message ends, as the reader would read it") {
     CHECK(len("", syntax) == 0);
     CHECK(len("post / HTTP/1.1\r\n\r\n", syntax) == 0);
   }
+  // With `beyond`: a body of known length that goes on past the bytes is measured; a chunked one
+  // or one running to the close is not, nor is a length past the cap.
+  auto beyond = [](std::string_view s) {
+    return message_length(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(s.data()), s.size()),
+                          Syntax::lenient, true);
+  };
+  CHECK(beyond("POST / HTTP/1.1\r\nContent-Length: 100\r\n\r\nabc") == 140);
+  CHECK(beyond("POST / HTTP/1.1\r\nContent-Length: 100\r\n") == 0);
+  CHECK(beyond("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n64\r\nabc") == 0);
+  CHECK(beyond("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nabc") == 0);
+  CHECK(beyond("POST / HTTP/1.1\r\nContent-Length: 2199023255552\r\n\r\n") == 0);
+  CHECK(len("POST / HTTP/1.1\r\nContent-Length: 100\r\n\r\nabc", Syntax::lenient) == 0);
   // Lenient: LF line ends and blank lines before the message.
   CHECK(len("\r\n\nGET / HTTP/1.1\nHost: x\n\nPOST", Syntax::lenient) == 27);
   CHECK(len("GET / HTTP/1.1\nHost: x\n\nPOST", Syntax::strict) == 0);
