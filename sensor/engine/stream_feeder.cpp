@@ -90,6 +90,14 @@ void StreamFeeder::data(Dir dir, std::span<const uint8_t> bytes, uint64_t offset
     return;
   }
   if (state_ == State::probing) {
+    if (DirState& o = dirs_[1 - static_cast<int>(dir)]; o.reprobe_at && !o.probe_said_no) {
+      o.reprobe_at = 0;
+      probe(reverse(dir), ctx);
+      if (state_ != State::probing) {
+        data(dir, bytes, offset, ctx);
+        return;
+      }
+    }
     if (s.dropped) { s.next_offset = offset + bytes.size(); s.lost += bytes.size(); return; }
     if (transport_ == Transport::udp) { s.pending.clear(); s.pieces.clear(); }  // each datagram is probed on its own
     if (s.pending.empty()) s.next_offset = offset;
@@ -108,8 +116,9 @@ void StreamFeeder::data(Dir dir, std::span<const uint8_t> bytes, uint64_t offset
     s.pending.insert(s.pending.end(), bytes.begin(), bytes.end());
     const size_t pieces = s.pieces.size();
     s.hold(bytes.size(), ctx.now(), ++arrivals_);
-    if (!s.probe_said_no) probe(dir, ctx);
-    else if (s.carrier && s.pieces.size() > pieces && pieces > 0 && skip_to_later_message(dir, pieces)) probe(dir, ctx);
+    if (!s.probe_said_no) {
+      if (s.pending.size() >= s.reprobe_at) probe(dir, ctx);
+    } else if (s.carrier && s.pieces.size() > pieces && pieces > 0 && skip_to_later_message(dir, pieces)) probe(dir, ctx);
     return;
   }
   feed(dir, bytes, ctx);
@@ -203,6 +212,7 @@ void StreamFeeder::watch(Dir dir, std::span<const uint8_t> bytes, uint64_t offse
     x.later = d == dir;
     x.probe_said_no = d != dir;  // held, as a refused direction is, while this one is probed
     x.dropped = false;
+    x.reprobe_at = 0;
     x.pieces.clear();
     // One that ended meanwhile ends for the dissector first.
     x.end_seq = x.ended ? ++arrivals_ : 0;
@@ -234,7 +244,14 @@ void StreamFeeder::probe(Dir dir, FlowContext& ctx) {
       }
     }
     if (transport_ == Transport::udp) { s.pending.clear(); s.pieces.clear(); return; }  // the next datagram may match
-    if (undecided && s.pending.size() < wanted) return;
+    if (undecided && s.pending.size() < wanted) {
+      // Past the window, asked again once the held bytes grew by an eighth (a head sent in tiny
+      // segments costs linear time, not a read of all of it per segment), or before the other
+      // direction's bytes and at this one's end, which may be all that comes.
+      s.reprobe_at = s.pending.size() >= limits_.probe_window ? s.pending.size() + s.pending.size() / 8 : 0;
+      return;
+    }
+    s.reprobe_at = 0;
     if (!s.later)
       for (const DissectorInfo* d : order_)
         if (d->later_probe && ((d->later_midstream && ctx.midstream(dir)) || (d->carried_by && d->carried_by(window, dir)))) {
@@ -272,6 +289,7 @@ bool StreamFeeder::skip_to_later_message(Dir dir, size_t from) {
     s.next_offset += at;
     s.later = true;
     s.probe_said_no = false;
+    s.reprobe_at = 0;
     return true;
   }
   return false;
@@ -283,6 +301,7 @@ void StreamFeeder::claim(const DissectorInfo* info, Dir first, FlowContext& ctx)
   state_ = State::active;
   dirs_[0].later = dirs_[1].later = false;
   dirs_[0].later_at = dirs_[1].later_at = 0;
+  dirs_[0].reprobe_at = dirs_[1].reprobe_at = 0;
   ctx.facts().app.assign(info->name);
   ++ctx.counters().at(std::string("app.").append(info->name).append(".flows"));
   // The dissector is told which bytes claimed the flow (one that stands for several protocols
@@ -477,10 +496,19 @@ void StreamFeeder::end(Dir dir, FlowContext& ctx) {
     // Given at the claim, after this direction's held bytes (flow_end() will not repeat it).
     s.end_seq = ++arrivals_;
     s.end_time = ctx.now();
+    if (s.reprobe_at && !s.probe_said_no) {
+      s.reprobe_at = 0;
+      probe(dir, ctx);
+    }
   }
 }
 
 void StreamFeeder::flow_end(FlowContext& ctx) {
+  for (Dir d : {Dir::to_server, Dir::to_client})
+    if (DirState& s = dirs_[static_cast<int>(d)]; state_ == State::probing && s.reprobe_at && !s.probe_said_no) {
+      s.reprobe_at = 0;
+      probe(d, ctx);
+    }
   if (state_ != State::active) return;
   for (Dir d : {Dir::to_server, Dir::to_client}) end(d, ctx);
   if (dissector_) dissector_->on_flow_end(ctx);

@@ -100,6 +100,8 @@ class StreamFeeder {
                                    // (or, probing again at a later message, those before it)
     bool carrier = false;          // refused, but a later message of it may be claimed
     bool later = false;            // probing such a later message: only later_probe is asked
+    size_t reprobe_at = 0;         // past the probe window, undecided: held size at which the probe
+                                   // is asked again (sooner when the other direction sends or this one ends)
     uint64_t later_at = 0;         // a carrier's stream offset where the next message begins, behind
                                    // one whose body goes on past the delivery it began in (0: none)
     size_t charged = 0;            // of the held bytes, those counted in ProbeHoldMemory

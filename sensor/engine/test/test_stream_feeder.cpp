@@ -642,3 +642,41 @@ TEST_CASE("stream feeder: a direction picked up mid-stream may be claimed at a l
     CHECK(r.feeder->done());
   }
 }
+
+namespace {
+// Undecided until a line "L" ends what it reads (a head), and may read 8 KiB past the window.
+size_t g_extent_probes = 0;
+Probe probe_head(std::span<const uint8_t> b, Dir) {
+  ++g_extent_probes;
+  std::string_view v(reinterpret_cast<const char*>(b.data()), b.size());
+  if (v.find("\nL\n") != std::string_view::npos) return Probe::yes;
+  return v.size() < 8192 ? Probe::need_more : Probe::no;
+}
+size_t head_extent(std::span<const uint8_t>, Dir) { return 8192; }
+const DissectorInfo kHead = {.name = "lines", .transport = Transport::tcp, .probe = &probe_head, .make = &make_lines,
+                             .port_hints = {}, .probe_extent = &head_extent};
+}  // namespace
+
+TEST_CASE("stream feeder: past the probe window, a probe with a longer extent is asked again as the held bytes grow by an eighth") {
+  SECTION("a head in one-byte segments is probed far less than once a byte, and decided") {
+    Rig r(kHead);
+    g_extent_probes = 0;
+    std::string head = "H\n" + std::string(6000, 'x') + "\nL\n";
+    for (char ch : head) r.data(Dir::to_server, std::string_view(&ch, 1));
+    // At each byte up to the window, then at about 8 sizes per doubling.
+    CHECK(g_extent_probes < 512 + 40);
+    CHECK(r.feeder->probing());
+    // The other direction sends: the held head is asked again first and claims the flow.
+    r.data(Dir::to_client, "ok\n");
+    CHECK(r.feeder->claimed() == &kHead);
+    REQUIRE(g_lines.size() >= 2);
+    CHECK(g_lines[0].text == "H");
+  }
+  SECTION("decided at the direction's end") {
+    Rig r(kHead);
+    std::string head = "H\n" + std::string(6000, 'x') + "\nL\n";
+    for (char ch : head) r.data(Dir::to_server, std::string_view(&ch, 1));
+    r.feeder->end(Dir::to_server, r.ctx);
+    CHECK(r.feeder->claimed() == &kHead);
+  }
+}
