@@ -305,6 +305,18 @@ PolicyJudge::PolicyJudge(std::shared_ptr<const Site> site, JudgeOptions opt, std
     if (z < 0) continue;
     for (auto& ip : d.ips) zones_.add(Cidr{ip, static_cast<uint8_t>(ip.family == 4 ? 32 : 128)}, z);
   }
+  // A subnet's directed broadcast (NetBIOS, DHCP relays, discovery protocols) goes to its last
+  // address; /31 and /32 have none.
+  auto add_broadcast = [&](const Cidr& c) {
+    if (c.net.family != 4 || c.bits > 30) return;
+    IpAddr b = c.net;
+    uint32_t v = uint32_t(b.b[0]) << 24 | uint32_t(b.b[1]) << 16 | uint32_t(b.b[2]) << 8 | b.b[3];
+    v |= c.bits == 0 ? 0xFFFFFFFFu : (0xFFFFFFFFu >> c.bits);
+    for (int i = 0; i < 4; ++i) b.b[i] = static_cast<uint8_t>(v >> (24 - 8 * i));
+    subnet_broadcasts_.insert(IpKey(b));
+  };
+  for (auto& z : s.zones) for (auto& c : z.cidrs) add_broadcast(c);
+  for (auto& c : s.internal) add_broadcast(c);
   zone_matrix_.assign(nz * nz, 0);
   for (auto& [from, to] : s.zone_matrix) {
     int a = zidx(from), b = zidx(to);
@@ -470,6 +482,15 @@ int PolicyJudge::zone_of(const IpAddr& ip, const Device* dev) const {
 bool PolicyJudge::internal(const IpAddr& ip) const {
   for (auto& c : site_->internal) if (c.contains(ip)) return true;
   return link_scoped(ip);
+}
+
+bool PolicyJudge::group_address(const IpAddr& ip) const {
+  const auto& b = ip.b;
+  if (ip.family == 4) {
+    if ((b[0] & 0xF0) == 224 || (b[0] == 255 && b[1] == 255 && b[2] == 255 && b[3] == 255)) return true;
+    return !subnet_broadcasts_.empty() && subnet_broadcasts_.count(IpKey(ip));
+  }
+  return ip.family == 6 && b[0] == 0xFF;
 }
 
 uint64_t PolicyJudge::roles_of(const IpAddr& ip) const {
@@ -1604,7 +1625,7 @@ void PolicyJudge::track_inbound_scan(const FlowSummary& f, const Device& dev, Ev
 void PolicyJudge::track_unbound_fanout(const FlowSummary& f, const Device* sdev, EventOutput& out) {
   // Hosts outside the site are left out: a browser or a proxy reaches many of those on one
   // service, and a device's web page among them would read as a sweep.
-  if (!internal(f.ep.dst) || !internal(f.ep.src)) return;
+  if (!internal(f.ep.dst) || !internal(f.ep.src) || group_address(f.ep.dst)) return;
   auto& th = site_->thresholds;
   auto& sweeps = cross_->sweeps;
   size_t& held = cross_->sweep_hosts;
@@ -1749,10 +1770,13 @@ FlowVerdict PolicyJudge::judge(const FlowSummary& f, EventOutput& out) {
       v.side_rule[side] = by_crossing ? v.rule : r.rule;
     }
     if (r.level > worst.level) worst = std::move(r);
-    if (side == 0) track_fanout(f, *d, out);
+    // A group destination (SSDP, mDNS, NetBIOS broadcasts) is many listeners, no host: not one of a
+    // sweep's hosts, not a new peer. The flow itself is still judged against the model above.
+    const bool to_group = side == 0 && group_address(f.ep.dst);
+    if (side == 0) { if (!to_group) track_fanout(f, *d, out); }
     else if (!cdev) track_inbound_scan(f, *d, out);
     // An unknown peer: an address the site binds to no role and no device.
-    if (!peer_dev && peer_roles == 0 && !is_infrastructure(app)) {
+    if (!peer_dev && peer_roles == 0 && !to_group && !is_infrastructure(app)) {
       Alert a;
       a.rule = "lateral.new_peer";
       a.sev = Severity::low;

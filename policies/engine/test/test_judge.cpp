@@ -2045,3 +2045,28 @@ TEST_CASE("HL7 peer roles: external is any address outside the site, as for flow
   CHECK(send("203.0.113.10", 40001) == 0);  // outside the site: declared
   CHECK(send(WS, 40002) == 1);              // inside: not a declared peer
 }
+
+TEST_CASE("multicast and broadcast destinations are no peer hosts: no new_peer, no fan-out", "[judge]") {
+  Fixture fx;  // demo site: 10.10.1.0/24 is the modality zone, fanout_hosts 32
+  const char* groups[] = {"239.255.255.250", "224.0.0.251", "10.10.1.255", "255.255.255.255", "10.255.255.255", "ff02::c"};
+  uint16_t port = 50000;
+  for (const char* g : groups) {
+    auto f = fx.flow(CT, port++, g, 1900, 17);
+    f.server_answered = false;
+    auto v = fx.judge_flow(f);
+    CHECK(v.verdict == "undeclared");  // the model does not declare SSDP: still judged
+  }
+  CHECK(fx.alerts("lateral.new_peer").empty());
+  CHECK(fx.alerts("flow.undeclared").size() == std::size(groups));
+  // Forty groups on one service are no address sweep.
+  for (int i = 1; i <= 40; ++i) {
+    std::string g = "239.1.1." + std::to_string(i);
+    fx.judge_flow(fx.flow(CT, 5353, g.c_str(), 5353, 17));
+  }
+  CHECK(fx.alerts("lateral.fan_out").empty());
+  // A host's own address in the zone (not its last) is a peer as before.
+  fx.judge_flow(fx.flow(CT, 50100, "10.10.1.254", 1900, 17));
+  auto np = fx.alerts("lateral.new_peer");
+  REQUIRE(np.size() == 1);
+  CHECK(np[0]["alert"]["peer"] == "10.10.1.254");
+}
