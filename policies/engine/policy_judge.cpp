@@ -233,6 +233,7 @@ struct PolicyJudge::SideResult {
   int level = 0;  // 0 declared, 1 undeclared, 2 forbidden
   std::string rule;
   std::vector<std::string> mds2;
+  bool role_peer = false;  // declared by a rule naming a site role the peer holds
 };
 
 std::unique_ptr<PolicyJudge> PolicyJudge::fork(bool share_state) const {
@@ -769,6 +770,7 @@ PolicyJudge::SideResult PolicyJudge::eval_side(const FlowSummary& f, const Devic
   const FlowRule* port_only = nullptr;
   const FlowRule* match = find_declared_flow(s, port_only);
   SideResult res = match ? judge_declared_flow(s, *match) : judge_undeclared_flow(s, port_only);
+  res.role_peer = match && res.level == 0 && match->role_index >= 0;
   check_phi_cleartext(s, match);
   check_hl7_against_model(s);
   check_dicom_against_model(s);
@@ -1762,6 +1764,7 @@ FlowVerdict PolicyJudge::judge(const FlowSummary& f, EventOutput& out) {
     uint64_t peer_roles = roles_of(peer);
     if (peer_dev) peer_roles |= dev_roles_[static_cast<size_t>(peer_dev - site_->devices.data())];
     SideResult r = eval_side(f, *d, side == 0, peer_dev, peer_roles, app, enc, out);
+    const bool declared_to_role = r.role_peer && !crossing;
     // This side's own verdict, for the report and summary of this device; same rules as the flow's
     // below. A device without a model has nothing declared to be judged against.
     if (d->model) {
@@ -1773,7 +1776,10 @@ FlowVerdict PolicyJudge::judge(const FlowSummary& f, EventOutput& out) {
     // A group destination (SSDP, mDNS, NetBIOS broadcasts) is many listeners, no host: not one of a
     // sweep's hosts, not a new peer. The flow itself is still judged against the model above.
     const bool to_group = side == 0 && group_address(f.ep.dst);
-    if (side == 0) { if (!to_group) track_fanout(f, *d, out); }
+    // A declared flow to a peer holding the rule's role (a PACS sending C-MOVE results to its
+    // reading stations, a modality to its PACS) is the site's own traffic, not a sweep: it is not
+    // counted. Rules open to any / any_internal peer still are.
+    if (side == 0) { if (!to_group && !declared_to_role) track_fanout(f, *d, out); }
     else if (!cdev) track_inbound_scan(f, *d, out);
     // An unknown peer: an address the site binds to no role and no device.
     if (!peer_dev && peer_roles == 0 && !to_group && !is_infrastructure(app)) {

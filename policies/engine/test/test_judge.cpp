@@ -2070,3 +2070,23 @@ TEST_CASE("multicast and broadcast destinations are no peer hosts: no new_peer, 
   REQUIRE(np.size() == 1);
   CHECK(np[0]["alert"]["peer"] == "10.10.1.254");
 }
+
+TEST_CASE("declared flows to the rule's role do not count toward a fan-out", "[judge]") {
+  // Forty reading workstations: the PACS sends C-MOVE results to each on its declared flow.
+  Fixture fx(Fixture::Edits{{"{role: reading_ws, ips: [10.10.4.40]", "{role: reading_ws, ips: [10.10.4.0/24]"}});
+  for (int i = 1; i <= 40; ++i) {
+    std::string ws = "10.10.4." + std::to_string(i);
+    auto f = fx.flow(PACS, static_cast<uint16_t>(45000 + i), ws.c_str(), 104);
+    auto& d = fx.add_facts(f, "dicom");
+    d.set_attr("dicom.calling_ae", "PACS01");
+    d.set_attr("dicom.commands", "C-STORE");
+    CHECK(fx.judge_flow(f).rule == "dicom-move-out");
+  }
+  CHECK(fx.alerts("lateral.fan_out").empty());
+  // The same port swept over hosts that hold no such role is still a sweep.
+  for (int i = 1; i <= 40; ++i) {
+    std::string h = "10.10.5." + std::to_string(i);
+    fx.judge_flow(fx.flow(PACS, static_cast<uint16_t>(46000 + i), h.c_str(), 104));
+  }
+  CHECK(fx.alerts("lateral.fan_out").size() == 1);
+}
