@@ -1369,12 +1369,12 @@ void PolicyJudge::eval_dicom_flow(const FlowSummary& f, const Device* cdev, cons
   }
 }
 
-bool PolicyJudge::ae_bound_at(std::string_view ae, const IpAddr& ip) const {
+bool PolicyJudge::ae_bound_at(std::string_view ae, const IpAddr& ip, const Device* dev) const {
   if (auto it = ae_bindings_.find(std::string(ae)); it != ae_bindings_.end())
     for (auto& c : it->second) if (c.contains(ip)) return true;
   // A device bound by MAC or fingerprint holds its AE titles wherever it is.
   static const std::array<uint8_t, 6> no_mac{};
-  const Device* d = judged_device(ip, no_mac);
+  const Device* d = dev ? dev : judged_device(ip, no_mac);
   return d && contains(d->ae_titles, ae);
 }
 
@@ -1398,7 +1398,7 @@ void PolicyJudge::correlate_move(const FlowSummary& f, const Device* cdev, const
       for (auto it = followups.begin(); it != followups.end();) {
         if (it->scp == f.ep.dst && it->ae == d && it->start >= start && it->start <= end) {
           move_matches_.push_back({std::string(d), calling ? *calling : std::string(), std::string(f.ep.flow_id),
-                                   it->flow_id, f.ep.dst, it->other, f.ep.src});
+                                   it->flow_id, f.ep.dst, it->other, f.ep.src, sdev, it->receiver_dev});
           paired = true;
           it = followups.erase(it);
         } else {
@@ -1407,7 +1407,7 @@ void PolicyJudge::correlate_move(const FlowSummary& f, const Device* cdev, const
       }
       if (!paired)
         wait(moves, {f.ep.dst, std::string(d), f.ep.src, start, end, std::string(f.ep.flow_id),
-                     calling ? *calling : std::string()});
+                     calling ? *calling : std::string(), sdev, nullptr});
     }, '\\');
   }
   // An association a device opened to store objects: the follow-up of a C-MOVE it serves, judged
@@ -1418,19 +1418,20 @@ void PolicyJudge::correlate_move(const FlowSummary& f, const Device* cdev, const
   bool stores = false;
   each_item(*cmds, [&](std::string_view c) { stores = stores || c == "C-STORE"; });
   if (!stores) return;
+  const Device* receiver = judged_device(f.ep.dst, f.server_mac);
   for (auto& m : moves)
     if (m.scp == f.ep.src && m.ae == *called && start >= m.start && start <= m.end) {
-      move_matches_.push_back({m.ae, m.calling_ae, m.flow_id, std::string(f.ep.flow_id), f.ep.src, f.ep.dst, m.other});
+      move_matches_.push_back({m.ae, m.calling_ae, m.flow_id, std::string(f.ep.flow_id), f.ep.src, f.ep.dst, m.other,
+                               cdev, receiver});
       return;
     }
-  wait(followups, {f.ep.src, *called, f.ep.dst, start, end, std::string(f.ep.flow_id), {}});
+  wait(followups, {f.ep.src, *called, f.ep.dst, start, end, std::string(f.ep.flow_id), {}, cdev, receiver});
 }
 
 void PolicyJudge::check_move_followups(const FlowSummary& f, EventOutput& out) {
   for (auto& mm : move_matches_) {
-    if (ae_bound_at(mm.ae, mm.receiver)) continue;
-    static const std::array<uint8_t, 6> no_mac{};
-    const Device* scp = judged_device(mm.scp, no_mac);
+    if (ae_bound_at(mm.ae, mm.receiver, mm.receiver_dev)) continue;
+    const Device* scp = mm.scp_dev;
     if (!scp) continue;
     std::string receiver = ip_str(mm.receiver);
     Alert a;

@@ -121,11 +121,17 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
     IpAddr other;          // C-MOVE: its requestor; follow-up: the address that received the objects
     int64_t start = 0, end = 0;
     std::string flow_id, calling_ae;  // calling_ae: the C-MOVE requestor's
+    // The devices at `scp` and, for a follow-up, at `other`, as its flow bound them (by MAC too:
+    // the address alone does not find a device bound by MAC).
+    const Device* scp_dev = nullptr;
+    const Device* receiver_dev = nullptr;
   };
   // One C-MOVE destination paired with its follow-up, for the flow being judged.
   struct MoveMatch {
     std::string ae, calling_ae, move_flow, followup_flow;
     IpAddr scp, receiver, requestor;
+    const Device* scp_dev = nullptr;
+    const Device* receiver_dev = nullptr;
   };
   static constexpr size_t kMaxMoveSides = 4096;          // of each kind: C-MOVEs and follow-ups waiting
   static constexpr int64_t kMoveKeepUsec = 600000000;    // how long one waits after its flow ended
@@ -210,7 +216,8 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
   // does not bind to the destination AE.
   void check_move_followups(const FlowSummary& f, EventOutput& out);
   // Whether the site binds AE title `ae` to `ip` (a role's or a device's, the device at `ip` too).
-  bool ae_bound_at(std::string_view ae, const IpAddr& ip) const;
+  // `dev` is the device at `ip` as the flow bound it (by MAC too), or null to look it up by address.
+  bool ae_bound_at(std::string_view ae, const IpAddr& ip, const Device* dev = nullptr) const;
   void track_fanout(const FlowSummary& f, const Device& dev, EventOutput& out);
   // A port scan of a device by a host that is no device of the site (track_fanout counts those
   // of devices).

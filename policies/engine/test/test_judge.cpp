@@ -2090,3 +2090,54 @@ TEST_CASE("declared flows to the rule's role do not count toward a fan-out", "[j
   }
   CHECK(fx.alerts("lateral.fan_out").size() == 1);
 }
+
+TEST_CASE("C-MOVE: an SCP bound only by MAC is found by its flows' MAC, in either order", "[judge]") {
+  // The PACS at a DHCP address (10.10.2.77), bound by MAC only.
+  Fixture fx(Fixture::Edits{{"ip: 10.10.2.20, ae_title: PACS01", "mac: \"02:00:0a:0a:02:14\", ae_title: PACS01"}});
+  const std::array<uint8_t, 6> pacs_mac{0x02, 0x00, 0x0a, 0x0a, 0x02, 0x14};
+  const char* SCP = "10.10.2.77";
+  auto move = [&](int64_t start) {
+    auto f = fx.flow(WS, 40001, SCP, 11112);
+    f.server_mac = pacs_mac;
+    f.start = {start};
+    f.end = {start + 3000000};
+    auto& d = fx.add_facts(f, "dicom");
+    d.set_attr("dicom.calling_ae", "WS01");
+    d.set_attr("dicom.called_ae", "PACS01");
+    d.set_attr("dicom.commands", "C-MOVE");
+    d.set_attr("dicom.move_destination", "WS01");
+    return f;
+  };
+  auto followup = [&](const char* receiver, int64_t start) {
+    auto f = fx.flow(SCP, 45000, receiver, 104);
+    f.client_mac = pacs_mac;
+    f.start = {start};
+    f.end = {start + 200000};
+    auto& d = fx.add_facts(f, "dicom");
+    d.set_attr("dicom.calling_ae", "PACS01");
+    d.set_attr("dicom.called_ae", "WS01");
+    d.set_attr("dicom.commands", "C-STORE");
+    return f;
+  };
+  // The C-MOVE judged first, then its follow-up to an address WS01 is not bound to.
+  int64_t t0 = fx.t + 1000000;
+  fx.judge_flow(move(t0));
+  fx.judge_flow(followup("10.10.5.66", t0 + 500000));
+  auto ad = fx.alerts("dicom.move_address_undeclared");
+  REQUIRE(ad.size() == 1);
+  CHECK(ad[0]["alert"]["device"] == "pacs-1");
+  CHECK(ad[0]["alert"]["peer"] == "WS01@10.10.5.66");
+  // The follow-up judged first, then its C-MOVE.
+  t0 += 10000000;
+  auto m = move(t0);
+  fx.judge_flow(followup("10.10.5.67", t0 + 500000));
+  fx.judge_flow(m);
+  ad = fx.alerts("dicom.move_address_undeclared");
+  REQUIRE(ad.size() == 2);
+  CHECK(ad[1]["alert"]["peer"] == "WS01@10.10.5.67");
+  // To WS01's own address: nothing.
+  t0 += 10000000;
+  fx.judge_flow(move(t0));
+  fx.judge_flow(followup(WS, t0 + 500000));
+  CHECK(fx.alerts("dicom.move_address_undeclared").size() == 2);
+}
