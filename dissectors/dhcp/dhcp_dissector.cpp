@@ -314,6 +314,19 @@ class DhcpDissector final : public Dissector {
     for (auto& t : list) w.value(t);
     w.end_array();
   }
+  // DHCPv4 option 124 and DHCPv6 option 16 alike: each enterprise with its vendor-class-data items.
+  template <class VendorClasses>
+  static void vendor_classes(JsonWriter& w, const VendorClasses& list) {
+    if (list.empty()) return;
+    w.array("vendor_classes");
+    for (auto& e : list) {
+      w.begin_object();
+      w.field("enterprise", e.enterprise);
+      text_list(w, "data", e.data);
+      w.end_object();
+    }
+    w.end_array();
+  }
   static void addresses(JsonWriter& w, std::string_view k, const std::vector<IpAddr>& list) {
     if (list.empty()) return;
     w.array(k);
@@ -356,16 +369,7 @@ class DhcpDissector final : public Dissector {
     addresses(w, "dns_servers", m.dns_servers);
     w.field_if_nonempty("message", m.message);
     w.field_if_nonempty("vendor_specific", m.vendor_specific);
-    if (!m.vi_vendor_class.empty()) {
-      w.array("vendor_classes");
-      for (auto& e : m.vi_vendor_class) {
-        w.begin_object();
-        w.field("enterprise", e.enterprise);
-        text_list(w, "data", e.data);
-        w.end_object();
-      }
-      w.end_array();
-    }
+    vendor_classes(w, m.vi_vendor_class);
     if (!m.vi_vendor_info.empty()) {
       w.array("vendor_info");
       for (auto& e : m.vi_vendor_info) {
@@ -537,14 +541,7 @@ class DhcpDissector final : public Dissector {
         w.field("vendor_class", m.vendor_class.front());
         text_list(w, "vendor_class_data", m.vendor_class);
       }
-      w.array("vendor_classes");
-      for (auto& e : m.vendor_classes) {
-        w.begin_object();
-        w.field("enterprise", e.enterprise);
-        text_list(w, "data", e.data);
-        w.end_object();
-      }
-      w.end_array();
+      vendor_classes(w, m.vendor_classes);
     }
     text_list(w, "user_class", m.user_class);
     if (!m.relays.empty()) {
