@@ -201,6 +201,7 @@ class AstmDissector final : public Dissector {
     std::string termination;
     bool unknown_reported = false, stray_reported = false;
     bool start_missed = false;  // its start not seen: picked up at a frame (ENQ and first frames), or bare records without their H
+    bool text_dropped = false;  // a frame or record went past its cap: text of it was dropped
   };
 
   struct DirState {
@@ -446,6 +447,7 @@ class AstmDissector final : public Dissector {
           } else if (!s.frame_overflow) {
             // The text past the cap is dropped up to the frame end (its checksum is still summed).
             s.frame_overflow = true;
+            s.tx.text_dropped = true;
             ctx.anomaly("astm", "frame_text_too_long", s.frame_start);
           }
         }
@@ -495,6 +497,7 @@ class AstmDissector final : public Dissector {
   void append_record(DirState& s, char c, uint64_t off, FlowContext& ctx) {
     if (s.record.empty()) s.record_offset = off;
     if (s.record.size() < kMaxRecord) { s.record.push_back(c); return; }
+    s.tx.text_dropped = true;
     if (!s.record_overflow) { s.record_overflow = true; ctx.anomaly("astm", "record_too_long", s.record_offset); }
   }
 
@@ -766,8 +769,9 @@ class AstmDissector final : public Dissector {
     }
     if (t.gaps) w.field("gaps", t.gaps);
     if (!t.termination.empty()) w.field("termination_code", t.termination);
-    // Bytes lost in a hole were part of it (frames, records): it is not whole, however it ended.
-    w.field("complete", complete && t.gaps == 0);
+    // Bytes lost in a hole were part of it (frames, records), as was text dropped past a cap: it
+    // is not whole, however it ended.
+    w.field("complete", complete && t.gaps == 0 && !t.text_dropped);
     if (!t.tests.empty()) {
       w.array("tests");
       for (auto& x : t.tests) w.value(x);

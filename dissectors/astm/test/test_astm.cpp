@@ -696,6 +696,11 @@ TEST_CASE("astm: record_too_long is reported at the record's first byte") {
   REQUIRE(l.anomalies("record_too_long") == 1);
   for (auto& e : l.events("anomaly"))
     if (e["anomaly"]["name"] == "record_too_long") CHECK(e["anomaly"]["offset"] == tx.find("P|1||"));
+  // The record lost its tail: neither message is whole, though each ended with its L (and EOT).
+  REQUIRE(h.events("astm").size() == 1);
+  CHECK(h.events("astm")[0]["astm"]["complete"] == false);
+  REQUIRE(l.events("astm").size() == 1);
+  CHECK(l.events("astm")[0]["astm"]["complete"] == false);
 }
 
 TEST_CASE("astm: whole frames lost in a hole are no frame-number error") {
@@ -873,6 +878,8 @@ TEST_CASE("astm: a frame over the text cap is counted, and its dropped tail is n
     CHECK(a["records"]["O"] == 1);
     CHECK(a["records"]["L"] == 1);
     CHECK(a["termination_code"] == "N");
+    // The frame lost text past the cap: the transmission is not whole, though it ended with EOT.
+    CHECK(a["complete"] == false);
     // Neither the cut id nor one glued to the next frame's text gives a pseudonym or a test.
     CHECK_FALSE(a.contains("specimens"));
     CHECK_FALSE(a.contains("tests"));
