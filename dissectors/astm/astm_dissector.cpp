@@ -596,6 +596,13 @@ class AstmDissector final : public Dissector {
     return out;
   }
 
+  // An id as pseudonymised: its escapes decoded (an id of only "&F&" is the character "|"), none
+  // when nothing but spaces is left (no value, no pseudonym of an empty one).
+  static std::string id_value(const DirState& s, std::string_view raw) {
+    std::string v = decode(s, raw);
+    return blank(v, ' ') ? std::string() : v;
+  }
+
   void add(std::vector<std::string>& v, std::string x) {
     for (auto& e : v) if (e == x) return;
     if (v.size() < kMaxList) v.push_back(std::move(x));
@@ -692,14 +699,16 @@ class AstmDissector final : public Dissector {
         for (auto& [n, name] : kPhi) phi(s, ctx, whole, n, name);
         for (int n : {3, 4, 5}) {
           std::string_view id = first_repeat(field(rec, s.fd, n), s.rd);
-          if (!blank(id, s.cd)) { add(t.patients, ctx.pseudonym(decode(s, id))); break; }
+          if (blank(id, s.cd)) continue;
+          if (std::string v = id_value(s, id); !v.empty()) { add(t.patients, ctx.pseudonym(v)); break; }
         }
         break;
       }
       case 'O': {
         phi(s, ctx, whole, 3, "astm.O.3");
         std::string_view spec = component(first_repeat(field(rec, s.fd, 3), s.rd), s.cd, 1);
-        if (!blank(spec, s.cd)) add(t.specimens, ctx.pseudonym(decode(s, spec)));
+        if (std::string v = blank(spec, s.cd) ? std::string() : id_value(s, spec); !v.empty())
+          add(t.specimens, ctx.pseudonym(v));
         std::string_view tests = field(rec, s.fd, 5);
         // Universal test id ^^^code: repeats separated by the repeat delimiter.
         size_t start = 0;

@@ -932,3 +932,21 @@ TEST_CASE("astm: escape sequences in values are decoded before they are given ou
   CHECK(a["termination_code"] == "N&");
   for (auto& l : h.sink->lines) CHECK(l.find("PID") == std::string::npos);
 }
+
+TEST_CASE("astm: an id that is only an escape is the character it stands for; one of spaces is none") {
+  // The decoded text is the value: P.3 "&F&" is the id "|" (a sender's way to write it), and its
+  // pseudonym is that of "|". An id of spaces names no one: the next id field is the patient's.
+  std::string tx = std::string("\x05") + frame(1, std::string(kRecords[0]) + "\r") + frame(2, "P|1|&F&\r") +
+                   frame(3, "P|2|   |LABZZ9\r") + frame(4, "O|1|&R&||^^^GLU|R\r") + frame(5, "O|2|  ^x||^^^NA|R\r") +
+                   frame(6, "L|1|N\r") + "\x04";
+  Harness h(kAstmInfo);
+  h.feed(Dir::to_server, tx);
+  h.end();
+  auto ev = h.events("astm");
+  REQUIRE(ev.size() == 1);
+  auto& a = ev[0]["astm"];
+  Pseudonymiser p;
+  CHECK(a["patients"] == nlohmann::json::array({p("|"), p("LABZZ9")}));
+  CHECK(a["specimens"] == nlohmann::json::array({p("\\")}));
+  for (auto& v : a["patients"]) CHECK(v != p(""));
+}
