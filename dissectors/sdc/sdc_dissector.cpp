@@ -428,6 +428,16 @@ std::string xaddr_written(std::string_view url, FlowContext& ctx) {
   return out;
 }
 
+// An endpoint reference address as written: a URN (urn:uuid:..., the stable identity of a
+// device, no PHI) as sent, any other address as a transport address is (xaddr_written), since an
+// http address may name a patient in its path or query string. The inventory's identity is this
+// text, so one address gives one identity in every message.
+std::string address_written(std::string_view a, FlowContext& ctx) {
+  bool urn = ifind(a.substr(0, 4), "urn:") == 0 || ifind(a.substr(0, 5), "uuid:") == 0;
+  if (urn && std::none_of(a.begin(), a.end(), space)) return std::string(a);
+  return xaddr_written(a, ctx);
+}
+
 struct Participant {
   std::string address;
   std::vector<std::string> types, scopes, xaddrs;
@@ -564,6 +574,7 @@ class SdcDissector final : public Dissector {
     if (!read_envelope(xml, http, m, ctx)) return;
     read_discovery(m);
     read_metadata(m);
+    hide_addresses(m, ctx);
     read_patient(m, ctx);
     hide_person_scopes(m, ctx);
     record_facts(dir, m, ctx);
@@ -632,6 +643,13 @@ class SdcDissector final : public Dissector {
     if (!dev.any()) return;
     std::string_view host = element_text(m.body, "Host");
     m.host_address.assign(trim(element_value(element_text(host, "EndpointReference"), "Address")));
+  }
+
+  // Endpoint reference addresses are written as address_written gives them.
+  static void hide_addresses(Message& m, FlowContext& ctx) {
+    for (auto& p : m.parts)
+      if (!p.address.empty()) p.address = address_written(p.address, ctx);
+    if (!m.host_address.empty()) m.host_address = address_written(m.host_address, ctx);
   }
 
   // A start tag of a context state of the given type: named so, or typed so with xsi:type (any

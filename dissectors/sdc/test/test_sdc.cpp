@@ -185,6 +185,52 @@ TEST_CASE("sdc: discovery answers identify their sender, not the devices a proxy
   CHECK(p.facts.identities[0].id == "urn:uuid:itself");
 }
 
+TEST_CASE("sdc: an endpoint reference address that is a URL is written as XAddrs are, a URN as sent") {
+  // Made-up patient ids in an http endpoint reference (announced and in DPWS metadata).
+  const std::string url = "http://svc:pw@10.20.0.15:6464/patients/PATQQ71?patient=MRNQQ72#x";
+  Pseudonymiser ps;
+  const std::string written = "http://10.20.0.15:6464/" + ps("/patients/PATQQ71");
+  Harness h(kSdcInfo);
+  h.ep.proto = 17;
+  IpAddr::parse("10.20.0.15", h.ep.src);
+  IpAddr::parse("239.255.255.250", h.ep.dst);
+  std::string hello_url = hello();
+  hello_url.replace(hello_url.find(kEpr), kEpr.size(), url);
+  h.datagram(Dir::to_server, hello_url);
+  auto ev = h.events("sdc");
+  REQUIRE(ev.size() == 1);
+  CHECK(ev[0]["sdc"]["participants"][0]["endpoint"] == written);
+  REQUIRE(h.facts.identities.size() == 1);
+  CHECK(h.facts.identities[0].id == written);
+  REQUIRE(h.facts.attr("sdc.endpoint"));
+  CHECK(*h.facts.attr("sdc.endpoint") == written);
+  // The same address in the Host of DPWS metadata gives the same identity.
+  Harness m(kSdcInfo);
+  std::string meta = get_response();
+  meta.replace(meta.find(kEpr), kEpr.size(), url);
+  m.feed(Dir::to_client, http("HTTP/1.1 200 OK", meta));
+  auto mev = m.events("sdc");
+  REQUIRE(mev.size() == 1);
+  CHECK(mev[0]["sdc"]["device"]["endpoint"] == written);
+  REQUIRE(m.facts.identities.size() == 1);
+  CHECK(m.facts.identities[0].id == written);
+  for (auto* sink : {&h.sink->lines, &m.sink->lines})
+    for (auto& l : *sink) {
+      CHECK(l.find("PATQQ71") == std::string::npos);
+      CHECK(l.find("MRNQQ72") == std::string::npos);
+      CHECK(l.find("pw@") == std::string::npos);
+    }
+  // A URN is the device's identity as sent, in any case.
+  Harness u(kSdcInfo);
+  u.ep.proto = 17;
+  u.ep.src = h.ep.src;
+  u.ep.dst = h.ep.dst;
+  std::string hello_urn = hello();
+  hello_urn.replace(hello_urn.find(kEpr), kEpr.size(), "URN:uuid:6F1C2A5E-0000-4000-8000-00000000A001");
+  u.datagram(Dir::to_server, hello_urn);
+  CHECK(u.events("sdc")[0]["sdc"]["participants"][0]["endpoint"] == "URN:uuid:6F1C2A5E-0000-4000-8000-00000000A001");
+}
+
 TEST_CASE("sdc: XAddrs are written without their paths, query strings and user information in clear") {
   // Made-up patient ids in the transport addresses' paths and query strings.
   Harness h(kSdcInfo);
