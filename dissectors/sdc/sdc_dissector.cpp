@@ -440,6 +440,7 @@ std::string address_written(std::string_view a, FlowContext& ctx) {
 
 struct Participant {
   std::string address;
+  bool sender = true;  // the sender of the message itself, not a device a discovery proxy answers for
   std::vector<std::string> types, scopes, xaddrs;
   std::string metadata_version;
 };
@@ -564,8 +565,12 @@ class SdcDissector final : public Dissector {
     bool announces() const {
       return short_action == "Hello" || short_action == "ProbeMatches" || short_action == "ResolveMatches";
     }
-    // The message describes a device: an announcement of participants, or DPWS metadata.
-    bool describes() const { return (announces() && !parts.empty()) || dev.any(); }
+    // The message describes its sender: an announcement of itself (not only of devices a
+    // discovery proxy answers for), or DPWS metadata.
+    bool describes() const {
+      return (announces() && std::any_of(parts.begin(), parts.end(), [](const Participant& p) { return p.sender; })) ||
+             dev.any();
+    }
   };
 
   // One envelope: read, PHI hidden, flow facts and identities recorded, then its event.
@@ -574,7 +579,7 @@ class SdcDissector final : public Dissector {
     if (!read_envelope(xml, http, m, ctx)) return;
     read_discovery(m);
     read_metadata(m);
-    hide_addresses(m, ctx);
+    hide_addresses(dir, m, ctx);
     read_patient(m, ctx);
     hide_person_scopes(m, ctx);
     record_facts(dir, m, ctx);
@@ -645,10 +650,13 @@ class SdcDissector final : public Dissector {
     m.host_address.assign(trim(element_value(element_text(host, "EndpointReference"), "Address")));
   }
 
-  // Endpoint reference addresses are written as address_written gives them.
-  static void hide_addresses(Message& m, FlowContext& ctx) {
-    for (auto& p : m.parts)
+  // Endpoint reference addresses are written as address_written gives them, and each
+  // participant is told apart as its sender's own or one a proxy answers for.
+  static void hide_addresses(Dir dir, Message& m, FlowContext& ctx) {
+    for (auto& p : m.parts) {
       if (!p.address.empty()) p.address = address_written(p.address, ctx);
+      p.sender = is_sender(p, sender_ip(dir, ctx));
+    }
     if (!m.host_address.empty()) m.host_address = address_written(m.host_address, ctx);
   }
 
@@ -871,7 +879,8 @@ class SdcDissector final : public Dissector {
         uint16_t port = 0;
         if (parse_https(x, ip, port) && remember_endpoint(ip, port)) ++ctx.counters().at(kAnnouncedServersEvicted);
       }
-      if (!p.address.empty()) ctx.facts().set_attr("sdc.endpoint", p.address);
+      // The flow's device: never one a proxy answered for, which is on another host.
+      if (!p.address.empty() && p.sender) ctx.facts().set_attr("sdc.endpoint", p.address);
     }
     const DeviceInfo& dev = m.dev;
     if (dev.any()) {
@@ -891,9 +900,8 @@ class SdcDissector final : public Dissector {
   // references are stable, so periodic Hellos add nothing new.
   static void add_identities(Dir dir, const Message& m, FlowContext& ctx) {
     if (m.announces()) {
-      const IpAddr& device_ip = sender_ip(dir, ctx);
       for (auto& p : m.parts) {
-        if (p.address.empty() || !is_sender(p, device_ip)) continue;
+        if (p.address.empty() || !p.sender) continue;
         DeviceIdentity id;
         id.client = dir == Dir::to_server;
         id.source = "sdc discovery";

@@ -173,6 +173,15 @@ TEST_CASE("sdc: discovery answers identify their sender, not the devices a proxy
   IpAddr::parse("10.20.0.2", p.ep.src);
   IpAddr::parse("10.20.0.9", p.ep.dst);
   p.datagram(Dir::to_server, matches("urn:uuid:other", "https://10.20.0.15:6465/a http://[fe80::1]:80/"));
+  // Nor does the proxy's flow take the endpoint of the device it answered for: that device is
+  // at the address of its XAddrs, not at the proxy's. The match is written (with those XAddrs),
+  // without a device_ip, which would name the proxy.
+  CHECK_FALSE(p.facts.attr("sdc.endpoint"));
+  CHECK_FALSE(p.facts.attr("sdc.device_side"));
+  auto proxied = p.events("sdc");
+  REQUIRE(proxied.size() == 1);
+  CHECK(proxied[0]["sdc"]["participants"][0]["endpoint"] == "urn:uuid:other");
+  CHECK_FALSE(proxied[0]["sdc"].contains("device_ip"));
   p.datagram(Dir::to_server, envelope("http://docs.oasis-open.org/ws-dd/ns/discovery/2009/01/Bye",
                                       "<wsd:Bye><wsa:EndpointReference><wsa:Address>urn:uuid:bye</wsa:Address>"
                                       "</wsa:EndpointReference></wsd:Bye>"));
@@ -183,6 +192,9 @@ TEST_CASE("sdc: discovery answers identify their sender, not the devices a proxy
   REQUIRE(p.facts.identities.size() == 1);
   CHECK(p.facts.identities[0].client);
   CHECK(p.facts.identities[0].id == "urn:uuid:itself");
+  REQUIRE(p.facts.attr("sdc.endpoint"));
+  CHECK(*p.facts.attr("sdc.endpoint") == "urn:uuid:itself");
+  CHECK(p.events("sdc").back()["sdc"]["device_ip"] == "10.20.0.2");
 }
 
 TEST_CASE("sdc: an endpoint reference address that is a URL is written as XAddrs are, a URN as sent") {
