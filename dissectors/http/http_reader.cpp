@@ -105,6 +105,7 @@ void Reader::emit(Handler& h, std::string_view body, bool complete) {
     m.target = target_;
     m.status = status_;
     m.content_type = content_type_;
+    m.codings = codings_;
     m.body = body;
     m.offset = msg_off_;
     m.complete = complete;
@@ -190,11 +191,25 @@ bool Reader::start_line(std::string_view line) {
   return true;
 }
 
-// The header lines from `p` on: Content-Length, Transfer-Encoding chunked, Content-Type.
+// The header lines from `p` on: Content-Length, Transfer-Encoding chunked, Content-Type, and the
+// codings of the body (Content-Encoding, then the transfer codings but chunked).
 void Reader::headers(std::string_view head, size_t p, bool& have_length, uint64_t& length, bool& chunked) {
   const bool strict = opt_.syntax == Syntax::strict;
   std::string_view eol = strict ? "\r\n" : "\n";
   content_type_.clear();
+  codings_.clear();
+  std::string content_codings, transfer_codings;
+  // Each coding of a comma-separated list but chunked and identity (no coding).
+  auto add_codings = [](std::string_view list, std::string& out) {
+    while (!list.empty()) {
+      size_t comma = list.find(',');
+      std::string_view c = trim(list.substr(0, comma));
+      list.remove_prefix(comma == npos ? list.size() : comma + 1);
+      if (c.empty() || iequals(c, "chunked") || iequals(c, "identity")) continue;
+      if (!out.empty()) out.push_back(',');
+      out.append(c);
+    }
+  };
   while (p < head.size()) {
     size_t e = head.find(eol, p);
     if (e == npos) e = head.size();
@@ -219,10 +234,18 @@ void Reader::headers(std::string_view head, size_t p, bool& have_length, uint64_
     } else if (iequals(name, "transfer-encoding")) {
       // Transfer-coding names are case-insensitive (RFC 9112 section 7).
       chunked = chunked || ifind(value, "chunked") != npos;
+      add_codings(value, transfer_codings);
+    } else if (iequals(name, "content-encoding")) {
+      add_codings(value, content_codings);
     } else if (iequals(name, "content-type")) {
       content_type_.assign(value.substr(0, 128));
     }
   }
+  // Applied in this order by the sender (RFC 9110 8.4, RFC 9112 6.1).
+  codings_ = std::move(content_codings);
+  if (!codings_.empty() && !transfer_codings.empty()) codings_.push_back(',');
+  codings_.append(transfer_codings);
+  if (codings_.size() > 128) codings_.resize(128);
 }
 
 // The end of the head at the front of `rest` (after its blank line), or npos. The bytes searched

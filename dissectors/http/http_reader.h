@@ -83,7 +83,10 @@ struct Message {
   std::string_view method, target;  // requests
   int status = 0;                   // responses
   std::string_view content_type;    // as sent (first 128 bytes), may be empty
-  std::string_view body;            // decoded
+  // The codings applied to the body, in the order they were applied: Content-Encoding, then the
+  // transfer codings but chunked (first 128 bytes, comma-separated as sent); empty for none.
+  std::string_view codings;
+  std::string_view body;            // decoded from its chunks; the codings above still apply
   uint64_t offset = 0;              // stream offset of the start line
   bool complete = true;             // false: cut by finish()
 };
@@ -169,7 +172,7 @@ class Reader {
   uint64_t msg_off_ = 0, chunk_off_ = 0, remaining_ = 0;
   bool request_ = false, overflow_ = false;
   int status_ = 0;
-  std::string method_, target_, content_type_, body_;
+  std::string method_, target_, content_type_, codings_, body_;
   size_t charged_ = 0;  // bytes of body_ taken from opt_.memory
 };
 

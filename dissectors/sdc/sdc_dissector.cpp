@@ -17,6 +17,8 @@
 #include <utility>
 #include <vector>
 
+#include <zlib.h>
+
 namespace medmon {
 namespace sdc {
 
@@ -463,6 +465,69 @@ bool is_sender(const Participant& p, const IpAddr& sender) {
   return !other;
 }
 
+// One coding undone: a gzip or zlib stream (windowBits 15 + 32 reads either), or raw deflate
+// (-15), as some servers send "deflate". gzip members may follow one another. False when the data
+// does not inflate to its end; `too_long` when the text passes `cap` (a small body may inflate to
+// a very large one), where inflating stops.
+bool inflate_into(std::string_view in, int window_bits, size_t cap, std::string& out, bool& too_long) {
+  z_stream zs{};
+  if (inflateInit2(&zs, window_bits) != Z_OK) return false;
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  zs.avail_in = static_cast<uInt>(in.size());
+  out.clear();
+  bool ended = false;  // a whole stream (member) was read
+  char buf[16384];
+  for (;;) {
+    zs.next_out = reinterpret_cast<Bytef*>(buf);
+    zs.avail_out = sizeof buf;
+    int r = inflate(&zs, Z_NO_FLUSH);
+    size_t n = sizeof buf - zs.avail_out;
+    if (n > cap - out.size()) { too_long = true; break; }
+    out.append(buf, n);
+    if (r == Z_STREAM_END) {
+      ended = true;
+      if (zs.avail_in == 0 || inflateReset(&zs) != Z_OK) break;
+      continue;
+    }
+    if (r != Z_OK) {
+      // Bytes after a whole stream that start none (padding) are let be; else it is broken or cut.
+      if (!(ended && r == Z_DATA_ERROR)) ended = false;
+      break;
+    }
+    ended = false;
+  }
+  inflateEnd(&zs);
+  return ended && !too_long;
+}
+
+enum class Coding { ok, unknown, broken, too_long };
+
+// A body's text with its codings (http::Message::codings, as applied) undone, the last applied
+// first: gzip, x-gzip and deflate. Another coding (br, x-lz4, compress) cannot be read.
+Coding undo_codings(std::string_view codings, std::string_view body, size_t cap, std::string& out) {
+  std::vector<std::string_view> list;
+  for (size_t i = 0; i <= codings.size();) {
+    size_t comma = std::min(codings.find(',', i), codings.size());
+    list.push_back(trim(codings.substr(i, comma - i)));
+    i = comma + 1;
+  }
+  std::string in(body), next;
+  for (auto c = list.rbegin(); c != list.rend(); ++c) {
+    auto is = [&](std::string_view name) { return c->size() == name.size() && ifind(*c, name) == 0; };
+    bool gzip = is("gzip") || is("x-gzip");
+    bool deflate = is("deflate");
+    if (!gzip && !deflate) return Coding::unknown;
+    bool too_long = false;
+    bool ok = inflate_into(in, 15 + 32, cap, next, too_long);
+    if (!ok && !too_long && deflate) ok = inflate_into(in, -15, cap, next, too_long);
+    if (too_long) return Coding::too_long;
+    if (!ok) return Coding::broken;
+    in.swap(next);
+  }
+  out = std::move(in);
+  return Coding::ok;
+}
+
 // The start line of the HTTP message a SOAP envelope came in.
 struct HttpInfo {
   std::string_view method, path;
@@ -530,7 +595,22 @@ class SdcDissector final : public Dissector {
     Messages(SdcDissector& s, Dir d, FlowContext& c) : self(s), dir(d), ctx(c) {}
     void message(const http::Message& m) override {
       HttpInfo info{m.method, m.target, m.status, m.content_type};
-      self.soap(dir, m.body, &info, ctx);
+      if (m.codings.empty() || m.body.empty()) {
+        self.soap(dir, m.body, &info, ctx);
+        return;
+      }
+      // A compressed body (Content-Encoding or a transfer coding gzip/deflate, which SDC stacks
+      // send when the peer accepts it) is read as its text: its PHI is as much in clear.
+      std::string text;
+      switch (undo_codings(m.codings, m.body, max_body(ctx), text)) {
+        case Coding::ok: self.soap(dir, text, &info, ctx); return;
+        case Coding::too_long: ctx.anomaly("sdc", "body_too_long", m.offset); return;
+        case Coding::unknown:
+        case Coding::broken:
+          // Another exchange of the connection (a WSDL, a health check) is let be, as uncompressed.
+          if (ifind(m.content_type, "soap") != npos) ctx.anomaly("sdc", "undecodable_body", m.offset);
+          return;
+      }
     }
     // Where the fault was found; in the order of http::Anomaly (truncated_body never comes:
     // the end of a stream is not given to the reader).

@@ -5,6 +5,8 @@
 #include <thread>
 #include <vector>
 
+#include <zlib.h>
+
 #include "dissectors/api/announced_servers.h"
 #include "dissectors/proprietary/test/harness.h"
 #include "dissectors/sdc/sdc_dissector.h"
@@ -1109,4 +1111,84 @@ TEST_CASE("sdc: the endpoints remembered are bounded; the one announced longest 
   CHECK_FALSE(sdc::remember_endpoint(d, 443));  // known: nothing to forget
   CHECK(sdc::remember_endpoint(b, 443));          // c:1 goes
   CHECK_FALSE(sdc::is_sdc_endpoint(c, 1));
+}
+
+namespace {
+
+// Compressed as a server does: gzip (window bits 31), zlib (15) or raw deflate (-15).
+std::string deflated(const std::string& text, int window_bits) {
+  z_stream zs{};
+  REQUIRE(deflateInit2(&zs, Z_BEST_COMPRESSION, Z_DEFLATED, window_bits, 8, Z_DEFAULT_STRATEGY) == Z_OK);
+  std::string out(deflateBound(&zs, text.size()), '\0');
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(text.data()));
+  zs.avail_in = static_cast<uInt>(text.size());
+  zs.next_out = reinterpret_cast<Bytef*>(out.data());
+  zs.avail_out = static_cast<uInt>(out.size());
+  REQUIRE(deflate(&zs, Z_FINISH) == Z_STREAM_END);
+  out.resize(zs.total_out);
+  deflateEnd(&zs);
+  return out;
+}
+
+std::string coded_answer(const std::string& body, const std::string& headers) {
+  return "HTTP/1.1 200 OK\r\nContent-Type: application/soap+xml\r\n" + headers + "\r\n\r\n" + body;
+}
+
+}  // namespace
+
+TEST_CASE("sdc: a gzip or deflate body is read as its text, its PHI counted as in clear") {
+  Pseudonymiser ps;
+  const std::string text = context_report();
+  const std::string gz = deflated(text, 31);
+  struct Case { const char* name; std::string answer; };
+  auto length = [](const std::string& b) { return "Content-Length: " + std::to_string(b.size()); };
+  std::string chunked = "Transfer-Encoding: gzip, chunked";
+  char size[16];
+  std::snprintf(size, sizeof size, "%zx", gz.size());
+  const Case cases[] = {
+      {"Content-Encoding gzip", coded_answer(gz, "Content-Encoding: gzip\r\n" + length(gz))},
+      {"Content-Encoding x-gzip, two members", coded_answer(gz + gz, "Content-Encoding: X-GZIP\r\n" + length(gz + gz))},
+      {"Content-Encoding deflate (zlib)", coded_answer(deflated(text, 15), "Content-Encoding: deflate\r\n" + length(deflated(text, 15)))},
+      {"Content-Encoding deflate (raw)", coded_answer(deflated(text, -15), "Content-Encoding: deflate\r\n" + length(deflated(text, -15)))},
+      {"Transfer-Encoding gzip, chunked", coded_answer(std::string(size) + "\r\n" + gz + "\r\n0\r\n\r\n", chunked)},
+  };
+  for (const Case& c : cases) {
+    INFO(c.name);
+    Harness h(kSdcInfo);
+    h.feed(Dir::to_server, http("POST /ctx HTTP/1.1", envelope("http://standards.ieee.org/downloads/11073/11073-20701-2018/ContextService/GetContextStates", "<msg:GetContextStates xmlns:msg=\"x\"/>")));
+    h.feed(Dir::to_client, c.answer);
+    auto ev = h.events("sdc");
+    REQUIRE(ev.size() == 2);
+    CHECK(ev[1]["sdc"]["action"] == "GetContextStatesResponse");
+    CHECK(ev[1]["sdc"]["patients"] == nlohmann::json::array({ps("PAT-4242")}));
+    CHECK(ev[1]["sdc"]["phi_fields"][0] == "sdc.patient.identification");
+    CHECK(h.anomalies() == 0);
+    for (auto& l : h.sink->lines) CHECK(l.find("PAT-4242") == std::string::npos);
+  }
+  SECTION("a coding that cannot be undone, or broken data, is reported for a SOAP body only") {
+    Harness h(kSdcInfo);
+    std::string br = "\x1b\x2a\x00\xf8";
+    h.feed(Dir::to_client, http("HTTP/1.1 200 OK", get_response()));
+    h.feed(Dir::to_client, coded_answer(br, "Content-Encoding: br\r\n" + length(br)));
+    std::string cut = gz.substr(0, gz.size() / 2);
+    h.feed(Dir::to_client, coded_answer(cut, "Content-Encoding: gzip\r\n" + length(cut)));
+    // A compressed WSDL on the same connection is no SOAP message.
+    h.feed(Dir::to_client, "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Encoding: br\r\n" + length(br) + "\r\n\r\n" + br);
+    CHECK(h.events("sdc").size() == 1);
+    CHECK(h.anomalies("undecodable_body") == 2);
+    CHECK(h.anomalies() == 2);
+  }
+  SECTION("a body that inflates past the cap is dropped") {
+    Harness h(kSdcInfo);
+    h.ctx.set_hold_limit(1 << 20);
+    std::string big = text;
+    big.insert(big.find("<s12:Body>"), std::string(2 << 20, ' '));
+    std::string bomb = deflated(big, 31);
+    REQUIRE(bomb.size() < 64 * 1024);
+    h.feed(Dir::to_client, http("HTTP/1.1 200 OK", get_response()));
+    h.feed(Dir::to_client, coded_answer(bomb, "Content-Encoding: gzip\r\n" + length(bomb)));
+    h.feed(Dir::to_client, http("HTTP/1.1 200 OK", get_response()));
+    CHECK(h.events("sdc").size() == 2);
+    CHECK(h.anomalies("body_too_long") == 1);
+  }
 }
