@@ -620,6 +620,8 @@ class AstmDissector final : public Dissector {
   // a frame it did not send again). Its last field may be cut short: only the fields before it give
   // values (a cut id would be another id's pseudonym); the cut one still counts as a PHI field sent.
   void record(Dir dir, DirState& s, FlowContext& ctx, bool cut = false) {
+    // A record over its cap lost its tail: the field the cap fell in is cut as well.
+    cut = cut || s.record_overflow;
     char type = s.record.empty() ? 0 : s.record[0];
     if (type >= 'a' && type <= 'z') type = static_cast<char>(type - 32);
     if (type == 'H' && s.raw && s.tx.open && has_records(s.tx)) {

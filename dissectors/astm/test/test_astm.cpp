@@ -950,3 +950,35 @@ TEST_CASE("astm: an id that is only an escape is the character it stands for; on
   CHECK(a["specimens"] == nlohmann::json::array({p("\\")}));
   for (auto& v : a["patients"]) CHECK(v != p(""));
 }
+
+TEST_CASE("astm: a record over its cap is read as cut short: the field the cap fell in gives no value") {
+  // A made-up patient id that straddles the 64 KiB record cap: what is left of it is another id.
+  std::string p = "P|" + std::string(64 * 1024 - 8, '1') + "|PIDCUT0001|||DOE^JOHN\r";
+  REQUIRE(p.find("PIDCUT") < 64 * 1024);
+  REQUIRE(p.find("PIDCUT") + 10 > 64 * 1024);
+  Pseudonymiser ps;
+  for (bool link : {false, true}) {
+    INFO("link layer: " << link);
+    std::string bytes;
+    if (!link) {
+      bytes = std::string(kRecords[0]) + "\r" + p + "L|1|N\r";
+    } else {
+      bytes = std::string("\x05") + frame(1, kRecords[0] + std::string("\r"));
+      int fn = 2;
+      for (size_t at = 0; at < p.size(); at += 60000, fn = (fn + 1) & 7)
+        bytes += frame(fn, p.substr(at, 60000), at + 60000 >= p.size());
+      bytes += frame(fn, "L|1|N\r") + "\x04";
+    }
+    Harness h(kAstmInfo);
+    h.feed(Dir::to_server, bytes);
+    h.end();
+    auto ev = h.events("astm");
+    REQUIRE(ev.size() == 1);
+    auto& a = ev[0]["astm"];
+    CHECK(h.anomalies("record_too_long") == 1);
+    CHECK(a["records"]["P"] == 1);
+    CHECK_FALSE(a.contains("patients"));
+    for (std::string cut : {"PIDCUT", "PIDCUT0", "PIDCUT00", "PIDCUT000"}) CHECK(h.sink->lines.back().find(ps(cut)) == std::string::npos);
+    CHECK(a["phi_fields"] == nlohmann::json::array({"astm.P.3"}));
+  }
+}
