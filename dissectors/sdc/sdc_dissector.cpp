@@ -1017,7 +1017,11 @@ class SdcDissector final : public Dissector {
         // episode in it (/patients/PAT123/...), as a query string may: the path is written as its
         // pseudonym (one path, one pseudonym), without the query string or fragment ("/" when
         // the target is only a query). The Action names the service in clear.
-        std::string_view path = http->path.substr(0, http->path.find_first_of("?#"));
+        // A target in absolute form (a request sent through a proxy) gives the path of its URL,
+        // so a service's requests get one pseudonym however they were addressed.
+        std::string_view target = http->path;
+        if (Url u; !target.empty() && target[0] != '/' && split_url(target, u)) target = u.rest;
+        std::string_view path = target.substr(0, target.find_first_of("?#"));
         w.field("http_method", http->method);
         if (path.empty() || path == "/") w.field("http_path", std::string_view("/"));
         else w.field("http_path", ctx.pseudonym(path));

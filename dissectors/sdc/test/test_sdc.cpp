@@ -1192,3 +1192,17 @@ TEST_CASE("sdc: a gzip or deflate body is read as its text, its PHI counted as i
     CHECK(h.anomalies("body_too_long") == 1);
   }
 }
+
+TEST_CASE("sdc: a request target in absolute form gives the pseudonym of its path") {
+  Harness h(kSdcInfo);
+  const std::string body = envelope("http://standards.ieee.org/downloads/11073/11073-20701-2018/GetService/GetMdib", "<x/>");
+  for (std::string target : {"/0c6a7a2e", "http://10.20.0.15:6464/0c6a7a2e?x=1", "HTTPS://u:p@[fd00::15]:6464/0c6a7a2e#f",
+                             "http://10.20.0.15:6464", "http://10.20.0.15:6464?patient=PATZZ9"})
+    h.feed(Dir::to_server, http("POST " + target + " HTTP/1.1", body));
+  auto ev = h.events("sdc");
+  REQUIRE(ev.size() == 5);
+  const std::string path = Pseudonymiser()("/0c6a7a2e");
+  for (int i : {0, 1, 2}) CHECK(ev[i]["sdc"]["http_path"] == path);
+  CHECK(ev[3]["sdc"]["http_path"] == "/");
+  CHECK(ev[4]["sdc"]["http_path"] == "/");
+}
