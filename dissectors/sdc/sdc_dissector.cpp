@@ -453,12 +453,13 @@ struct DeviceInfo {
 };
 
 // A participant announced by the sender of the message is the sender itself unless its XAddrs
-// only name other addresses (a discovery proxy answering for other devices).
+// only name other addresses (a discovery proxy answering for other devices). Only addresses of
+// the sender's family count: a dual-stack device announces its IPv4 XAddrs over IPv6 too.
 bool is_sender(const Participant& p, const IpAddr& sender) {
   bool other = false;
   for (auto& x : p.xaddrs) {
     IpAddr ip;
-    if (!url_ip(x, ip)) continue;
+    if (!url_ip(x, ip) || ip.family != sender.family) continue;
     if (ip == sender) return true;
     other = true;
   }

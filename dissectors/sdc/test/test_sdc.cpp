@@ -1206,3 +1206,27 @@ TEST_CASE("sdc: a request target in absolute form gives the pseudonym of its pat
   CHECK(ev[3]["sdc"]["http_path"] == "/");
   CHECK(ev[4]["sdc"]["http_path"] == "/");
 }
+
+TEST_CASE("sdc: a dual-stack device's Hello over IPv6 with IPv4 XAddrs is its own") {
+  Harness h(kSdcInfo);
+  h.ep.proto = 17;
+  IpAddr::parse("fe80::15", h.ep.src);
+  IpAddr::parse("ff02::c", h.ep.dst);
+  h.datagram(Dir::to_server, hello());  // XAddrs https://10.20.0.15:6464/...
+  auto ev = h.events("sdc");
+  REQUIRE(ev.size() == 1);
+  CHECK(ev[0]["sdc"]["device_ip"] == "fe80::15");
+  REQUIRE(h.facts.identities.size() == 1);
+  CHECK(h.facts.identities[0].id == kEpr);
+  REQUIRE(h.facts.attr("sdc.endpoint"));
+  // A proxy's IPv6 answer naming another IPv6 host is still no identity of its sender.
+  Harness p(kSdcInfo);
+  p.ep.proto = 17;
+  IpAddr::parse("fd00::2", p.ep.src);
+  IpAddr::parse("fd00::9", p.ep.dst);
+  std::string other = hello();
+  other.replace(other.find("https://10.20.0.15:6464"), 23, "https://[fd00::15]:6464");
+  p.datagram(Dir::to_server, other);
+  CHECK(p.facts.identities.empty());
+  CHECK_FALSE(p.events("sdc")[0]["sdc"].contains("device_ip"));
+}
