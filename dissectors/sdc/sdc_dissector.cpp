@@ -954,11 +954,16 @@ class SdcDissector final : public Dissector {
 
   // Flow facts sdc.* for the asset inventory; https XAddrs are remembered to label TLS flows.
   static void record_facts(Dir dir, const Message& m, FlowContext& ctx) {
+    const IpAddr& sender = sender_ip(dir, ctx);
     for (auto& p : m.parts) {
       for (auto& x : p.xaddrs) {
         IpAddr ip;
         uint16_t port = 0;
-        if (parse_https(x, ip, port) && remember_endpoint(ip, port)) ++ctx.counters().at(kAnnouncedServersEvicted);
+        // Only a device's own addresses (the sender's, or of its other family) name its TLS
+        // flows: else any host could have another's TLS server, one outside among them, judged
+        // as SDC by announcing it. A proxy's answer names none; the device's own Hello does.
+        if (!parse_https(x, ip, port) || !p.sender || (ip.family == sender.family && !(ip == sender))) continue;
+        if (remember_endpoint(ip, port)) ++ctx.counters().at(kAnnouncedServersEvicted);
       }
       // The flow's device: never one a proxy answered for, which is on another host.
       if (!p.address.empty() && p.sender) ctx.facts().set_attr("sdc.endpoint", p.address);

@@ -1230,3 +1230,36 @@ TEST_CASE("sdc: a dual-stack device's Hello over IPv6 with IPv4 XAddrs is its ow
   CHECK(p.facts.identities.empty());
   CHECK_FALSE(p.events("sdc")[0]["sdc"].contains("device_ip"));
 }
+
+TEST_CASE("sdc: only a device's own https XAddrs name TLS flows") {
+  auto hello_with = [](const std::string& xaddrs) {
+    std::string m = hello();
+    return m.replace(m.find("https://10.20.0.15:6464/0c6a7a2e"), 32, xaddrs);
+  };
+  IpAddr outside, own, own6, other;
+  IpAddr::parse("203.0.113.5", outside);
+  IpAddr::parse("10.20.0.66", own);
+  IpAddr::parse("fd00::66", own6);
+  IpAddr::parse("10.20.0.15", other);
+  Harness h(kSdcInfo);
+  h.ep.proto = 17;
+  h.ep.src = own;
+  IpAddr::parse("239.255.255.250", h.ep.dst);
+  // A host announcing an outside server's address (no address of its own): not remembered.
+  h.datagram(Dir::to_server, hello_with("https://203.0.113.5:443/"));
+  CHECK_FALSE(sdc::is_sdc_endpoint(outside, 443));
+  // Its own addresses are, of both families, but not another host's among them.
+  h.datagram(Dir::to_server, hello_with("https://10.20.0.66:6467/a https://[fd00::66]:6467/a https://10.20.0.15:6467/a"));
+  CHECK(sdc::is_sdc_endpoint(own, 6467));
+  CHECK(sdc::is_sdc_endpoint(own6, 6467));
+  CHECK_FALSE(sdc::is_sdc_endpoint(other, 6467));
+  // A proxy's answer for another device names none.
+  Harness p(kSdcInfo);
+  p.ep.proto = 17;
+  IpAddr::parse("10.20.0.9", p.ep.src);
+  p.ep.dst = own;
+  std::string m = hello_with("https://10.20.0.15:6468/a");
+  m.replace(m.find("discovery/2009/01/Hello"), 23, "discovery/2009/01/ProbeMatches");
+  p.datagram(Dir::to_client, m);
+  CHECK_FALSE(sdc::is_sdc_endpoint(other, 6468));
+}
