@@ -4,7 +4,8 @@ while the server still runs it (no event twice), and rows the server refuses for
 (HTTP 400) are dropped and counted, not retried for ever in front of every later event. A server
 that refuses the sink itself (HTTP 401 wrong password, 403 no rights, 404 no such table) is not
 asked again: the sink says so, stops, and keeps the events in its spool, where a run with the
-sink set right finds and delivers them. Uses a
+sink set right finds and delivers them; so is a server whose table does not fit the rows (a
+schema error: no column, a column that takes no INSERT). Uses a
 stand-in for ClickHouse's HTTP interface that runs requests side by side (INSERT with query_id,
 system.processes, SELECT count() / SELECT seq by sensor, run and seq range)."""
 import collections
@@ -192,6 +193,19 @@ try:
                f"HTTP {status}" in p.stderr and "refuses the sink itself" in p.stderr and "not retried" in p.stderr)
         c.true(f"{status}: said stopped in the final counts ({p.stderr.strip()})", "stopped, the server refused the sink" in p.stderr)
         c.true(f"{status}: every event kept in the spool ({p.stderr.strip()})",
+               f"0 delivered, {len(events)} spooled, 0 dropped" in p.stderr and "for the next run" in p.stderr)
+    # A table that does not fit the rows (a schema error, HTTP 400 or 500 with its code) refuses
+    # every INSERT whatever its rows: the sink stops and keeps them, it does not drop them all.
+    for status, text in ((400, "Code: 44. DB::Exception: Cannot insert column alert_mds2, because it is MATERIALIZED column. (ILLEGAL_COLUMN)"),
+                         (500, "Code: 16, e.displayText() = DB::Exception: There is no column with name seq in table medmon.flow")):
+        shutil.rmtree(os.path.join(work, "spool"), ignore_errors=True)
+        schema = FakeClickHouse(refuse=lambda r: True, refusal=(status, text))
+        p = sensor(schema, "timeout=1,drain_timeout=8")
+        schema.close()
+        c.eq(f"schema {status}: exit ({p.stderr.strip()})", p.returncode, 0)
+        c.eq(f"schema {status}: one request, not split nor retried ({p.stderr.strip()})", schema.requests, 1)
+        c.true(f"schema {status}: stopped ({p.stderr.strip()})", "stopped, the server refused the sink" in p.stderr)
+        c.true(f"schema {status}: every event kept in the spool, none dropped ({p.stderr.strip()})",
                f"0 delivered, {len(events)} spooled, 0 dropped" in p.stderr and "for the next run" in p.stderr)
     fixed = FakeClickHouse()
     p = subprocess.run([MEDMON, "analyze", pcap("core", "udp_icmp.pcap"), "--out", os.devnull, "--sensor-id", "s1",

@@ -456,8 +456,8 @@ AsyncSink::Outcome AsyncSink::stop_delivering(std::vector<Record>& batch, bool f
   refused_ = true;
   counters_.stopped = 1;
   last_error_shown_ = error;
-  print_err("medmon: sink {}: {}: the server refuses the sink itself (user, password or rights, or a missing "
-            "database or table); not retried: delivery stops until the sensor is restarted with the sink set "
+  print_err("medmon: sink {}: {}: the server refuses the sink itself (user, password or rights, a missing "
+            "database or table, or a table whose columns do not fit the rows); not retried: delivery stops until the sensor is restarted with the sink set "
             "right, and events are kept in the spool {}\n", spec_.name, error, spool_->dir());
   // From now on every event goes to the spool (write_line), behind the batch and the queue.
   spool_mode_ = true;

@@ -160,11 +160,11 @@ bool ClickHouseBackend::query(const std::string& sql, std::string_view body, std
     return false;
   }
   if (status) *status = resp.status;
-  if (resp.status == 401 || resp.status == 403 || resp.status == 404 || resp.status == 407) refuses_sink_ = true;
   if (resp.status != 200) {
     std::string msg = resp.body.substr(0, 300);
     while (!msg.empty() && (msg.back() == '\n' || msg.back() == '\r')) msg.pop_back();
     error = fmt::format("{}:{}: HTTP {}: {}", server_.host, server_.port, resp.status, msg);
+    if (refusal(resp.status, error) == Refusal::sink) refuses_sink_ = true;
     return false;
   }
   out = std::move(resp.body);
@@ -193,20 +193,21 @@ int64_t ClickHouseBackend::count_rows(const std::string& table, const std::strin
 }
 
 namespace {
-// A reply that refuses the rows themselves (a value the column cannot take, ...): sending them
-// again gets the same answer. Not so a timeout (408), a rate limit (429), nor a refusal of the
-// sink itself: credentials and rights (401, 403, 407), a missing table, database or setting
-// (404), which stop the sink (refuses_sink). ClickHouse answers some values it cannot take with
-// 500 (older servers, most of them): the exception codes that mean the data itself is bad count
-// too. Not those a retry may cure (CANNOT_READ_ALL_DATA, ATTEMPT_TO_READ_AFTER_EOF: a body cut
-// short on the way; MEMORY_LIMIT_EXCEEDED, TOO_MANY_PARTS, ...).
-bool refused_for_good(int status, const std::string& error) {
-  if (status >= 400 && status < 500)
-    return status != 401 && status != 403 && status != 404 && status != 407 && status != 408 && status != 429;
-  if (status != 500) return false;
+// The ClickHouse exception code an error reply carries ("Code: 60, e.displayText() = ..." up to
+// 20.x, "Code: 60. DB::Exception: ..." later); -1 when it carries none (a proxy's reply).
+int exception_code(const std::string& error) {
   size_t at = error.find(": Code: ");
-  if (at == std::string::npos) return false;
-  int code = std::atoi(error.c_str() + at + 8);
+  if (at == std::string::npos) return -1;
+  const char* p = error.c_str() + at + 8;
+  if (*p < '0' || *p > '9') return -1;
+  return std::atoi(p);
+}
+
+// Exception codes that mean the row itself is bad (a value the column cannot take, ...): sending
+// it again gets the same answer. ClickHouse answers most of them with 500 up to 20.x, with 400
+// later. Not those a retry may cure (CANNOT_READ_ALL_DATA, ATTEMPT_TO_READ_AFTER_EOF: a body cut
+// short on the way; MEMORY_LIMIT_EXCEEDED, TOO_MANY_PARTS, ...).
+bool bad_row_code(int code) {
   static constexpr int kBadData[] = {
       6,    // CANNOT_PARSE_TEXT
       25,   // CANNOT_PARSE_ESCAPE_SEQUENCE
@@ -238,10 +239,56 @@ bool refused_for_good(int status, const std::string& error) {
       676,  // CANNOT_PARSE_IPV6
       691,  // UNKNOWN_ELEMENT_OF_ENUM
   };
-  for (int c : kBadData)
-    if (code == c) return true;
-  return false;
+  return std::find(std::begin(kBadData), std::end(kBadData), code) != std::end(kBadData);
 }
+
+// Exception codes that refuse every INSERT of the sink, whatever its rows: a table, database or
+// column that is missing or does not fit, a query the server cannot take, credentials or rights.
+// Dropping the rows would drop every event; the sink stops instead, its events kept in the spool.
+bool sink_code(int code) {
+  static constexpr int kSink[] = {
+      8,    // THERE_IS_NO_COLUMN
+      10,   // NOT_FOUND_COLUMN_IN_BLOCK
+      15,   // DUPLICATE_COLUMN
+      16,   // NO_SUCH_COLUMN_IN_TABLE
+      44,   // ILLEGAL_COLUMN
+      46,   // UNKNOWN_FUNCTION (in a column's DEFAULT)
+      47,   // UNKNOWN_IDENTIFIER
+      48,   // NOT_IMPLEMENTED (a table engine that takes no INSERT: View, Merge)
+      50,   // UNKNOWN_TYPE
+      60,   // UNKNOWN_TABLE
+      62,   // SYNTAX_ERROR
+      73,   // UNKNOWN_FORMAT
+      81,   // UNKNOWN_DATABASE
+      115,  // UNKNOWN_SETTING (a setting in the URL)
+      164,  // READONLY
+      192,  // UNKNOWN_USER
+      193,  // WRONG_PASSWORD
+      194,  // REQUIRED_PASSWORD
+      195,  // IP_ADDRESS_NOT_ALLOWED
+      291,  // DATABASE_ACCESS_DENIED
+      497,  // ACCESS_DENIED
+      516,  // AUTHENTICATION_FAILED
+  };
+  return std::find(std::begin(kSink), std::end(kSink), code) != std::end(kSink);
+}
+}  // namespace
+
+ClickHouseBackend::Refusal ClickHouseBackend::refusal(int status, const std::string& error) {
+  if (status == 0 || status == 200) return Refusal::none;
+  if (status == 401 || status == 403 || status == 404 || status == 407) return Refusal::sink;
+  const int code = exception_code(error);
+  if (sink_code(code)) return Refusal::sink;
+  if (bad_row_code(code) && (status == 500 || (status >= 400 && status < 500))) return Refusal::rows;
+  // A timeout (408) or a rate limit (429) passes; so may a server error (5xx) of another code.
+  if (status == 408 || status == 429 || status >= 500) return Refusal::none;
+  // A proxy's 413 (no ClickHouse code): the body is too large for it; halves go through.
+  if (status == 413 && code < 0) return Refusal::rows;
+  // Any other 4xx refuses the request whatever its rows: not a reason to drop them.
+  return Refusal::sink;
+}
+
+namespace {
 constexpr unsigned kSplitBudget = 64;
 }  // namespace
 
@@ -254,7 +301,7 @@ bool ClickHouseBackend::insert(const std::string& table, const std::vector<const
   int status = 0;
   std::string id = fmt::format("medmon-{}-{}-{}-{}", rows.front()->run, table, rows.front()->seq, rows.back()->seq);
   if (query("INSERT INTO " + table + " FORMAT JSONEachRow", body, out, error, sent, &status, id)) return true;
-  if (!refused_for_good(status, error)) {
+  if (refusal(status, error) != Refusal::rows) {
     // Sent (it may have gone in), or after parts that went in: count before sending again.
     if (sent || split_budget_ < kSplitBudget) uncertain_.insert(table);
     return false;

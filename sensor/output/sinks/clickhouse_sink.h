@@ -22,12 +22,18 @@ class ClickHouseBackend : public Backend {
   ClickHouseBackend(const SinkSpec& spec, std::string sensor_id);
   bool deliver(const std::vector<Record>& batch, std::string& error) override;
   void set_run(const std::string& run) override { own_run_ = run; }
-  // Events the server refused for good (HTTP 4xx for their data), dropped.
+  // Events the server refused for good (an error code of their data), dropped.
   uint64_t take_skipped() override { uint64_t n = skipped_; skipped_ = 0; return n; }
-  // The last delivery failed on HTTP 401, 403, 404 or 407: credentials, rights, a missing
-  // database or table, which no retry mends.
+  // The last delivery failed on HTTP 401, 403, 404 or 407, or on an error of the schema:
+  // credentials, rights, a missing database or table, a table that does not fit the rows, which
+  // no retry mends.
   bool refuses_sink() const override { return refuses_sink_; }
   std::string table_for(std::string_view event_type) const;
+
+  // What an error reply (HTTP status, and the error text holding its body) refuses: nothing for
+  // good (a failure to retry), the rows of the request (dropped), or the sink itself (stopped).
+  enum class Refusal { none, rows, sink };
+  static Refusal refusal(int status, const std::string& error);
 
  private:
   // Runs a query; false with `error` when it fails. `sent`: the server may have acted on it.
@@ -37,7 +43,7 @@ class ClickHouseBackend : public Backend {
   // How many INSERTs of `run` (by this process or an earlier one) the server is still running;
   // -1 on error.
   int64_t inserts_running(const std::string& run, std::string& error);
-  // INSERTs the rows. A part the server refuses for its data (HTTP 4xx) is split in halves to
+  // INSERTs the rows. A part the server refuses for its data (Refusal::rows) is split in halves to
   // find the rows it refuses, which are dropped (within a budget of requests per batch; beyond
   // it a refused part is dropped whole). false: a failure to retry later.
   bool insert(const std::string& table, const std::vector<const Record*>& rows, std::string& error);

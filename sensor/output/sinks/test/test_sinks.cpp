@@ -20,6 +20,7 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <mutex>
 #include <set>
@@ -1215,4 +1216,129 @@ TEST_CASE("Syslog over TCP: messages the receiver never acknowledged are sent ag
   CHECK(sink.counters().delivered == uint64_t(n));
   close(second);
   close(l);
+}
+
+namespace {
+// A stand-in for ClickHouse's HTTP interface on loopback: each request (head and body read) goes
+// to `handle`, which writes the reply on the connection itself.
+struct FakeHttp {
+  using Handler = std::function<void(int fd, const std::string& query, const std::string& body)>;
+  explicit FakeHttp(Handler h) : handle(std::move(h)) {
+    thread = std::thread([this] {
+      for (;;) {
+        pollfd p{listener.fd, POLLIN, 0};
+        if (poll(&p, 1, 50) <= 0) {
+          if (stop) return;
+          continue;
+        }
+        int c = accept(listener.fd, nullptr, nullptr);
+        if (c < 0) continue;
+        std::string in;
+        char buf[65536];
+        size_t he = std::string::npos;
+        while ((he = in.find("\r\n\r\n")) == std::string::npos) {
+          ssize_t n = recv(c, buf, sizeof buf, 0);
+          if (n <= 0) break;
+          in.append(buf, size_t(n));
+        }
+        if (he == std::string::npos) { close(c); continue; }
+        size_t cl = in.find("Content-Length: ");
+        size_t want = cl == std::string::npos ? 0 : std::strtoul(in.c_str() + cl + 16, nullptr, 10);
+        while (in.size() - he - 4 < want) {
+          ssize_t n = recv(c, buf, sizeof buf, 0);
+          if (n <= 0) break;
+          in.append(buf, size_t(n));
+        }
+        std::string target = in.substr(in.find(' ') + 1, in.find(' ', in.find(' ') + 1) - in.find(' ') - 1);
+        std::string query;
+        size_t q = target.find("query=");
+        for (size_t i = q == std::string::npos ? target.size() : q + 6; i < target.size() && target[i] != '&'; ++i) {
+          if (target[i] == '%' && i + 2 < target.size()) {
+            query.push_back(char(std::strtol(target.substr(i + 1, 2).c_str(), nullptr, 16)));
+            i += 2;
+          } else {
+            query.push_back(target[i]);
+          }
+        }
+        ++requests;
+        handle(c, query, in.substr(he + 4));
+        close(c);
+      }
+    });
+  }
+  ~FakeHttp() {
+    stop = true;
+    thread.join();
+  }
+  static void reply(int fd, int status, const std::string& body) {
+    std::string out = "HTTP/1.1 " + std::to_string(status) + " X\r\nContent-Length: " + std::to_string(body.size()) +
+                      "\r\nConnection: close\r\n\r\n" + body;
+    (void)!send(fd, out.data(), out.size(), MSG_NOSIGNAL);
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(listener.port) + "/?db=medmon"; }
+  DeafListener listener;
+  Handler handle;
+  std::atomic<bool> stop{false};
+  std::atomic<int> requests{0};
+  std::thread thread;
+};
+}  // namespace
+
+TEST_CASE("ClickHouse: a schema error stops the sink and keeps the events; only bad-row codes drop rows") {
+  struct Case { int status; std::string body; bool stops; };
+  const Case cases[] = {
+      {400, "Code: 44, e.displayText() = DB::Exception: Cannot insert column alert_mds2, because it is MATERIALIZED column", true},
+      {400, "Code: 15. DB::Exception: Column src_ip specified more than once. (DUPLICATE_COLUMN)", true},
+      {400, "Code: 16. DB::Exception: No such column seq in table medmon.flow. (NO_SUCH_COLUMN_IN_TABLE)", true},
+      {400, "Code: 60. DB::Exception: Table medmon.flow does not exist. (UNKNOWN_TABLE)", true},
+      {400, "Code: 81. DB::Exception: Database medmon does not exist. (UNKNOWN_DATABASE)", true},
+      {400, "Code: 62. DB::Exception: Syntax error: failed at position 20. (SYNTAX_ERROR)", true},
+      {500, "Code: 44, e.displayText() = DB::Exception: Illegal column", true},
+      {400, "Bad Request", true},  // no ClickHouse code: nothing says the rows are bad
+      {400, "Code: 72, e.displayText() = DB::Exception: Cannot parse number", false},
+      {500, "Code: 27, e.displayText() = DB::Exception: Cannot parse input", false},
+  };
+  for (const auto& k : cases) {
+    CAPTURE(k.status, k.body);
+    TempDir td;
+    FakeHttp server([&](int fd, const std::string& query, const std::string&) {
+      if (query.rfind("INSERT", 0) == 0) FakeHttp::reply(fd, k.status, k.body);
+      else FakeHttp::reply(fd, 200, "0\n");
+    });
+    SinkSpec spec = parse_sink_spec("clickhouse=" + server.url() + ",name=c,timeout=2,drain_timeout=5,spool=" + td.path + "/c");
+    auto sink = std::make_unique<AsyncSink>(spec, std::make_unique<ClickHouseBackend>(spec, "site-a"));
+    for (int i = 0; i < 10; ++i) sink->write_line("flow", event(i));
+    sink->flush();
+    const auto& c = sink->counters();
+    for (int t = 0; t < 300 && !c.stopped && c.dropped + c.delivered < 10; ++t) usleep(10000);
+    uint64_t left = sink->close();
+    if (k.stops) {
+      CHECK(c.stopped == 1);
+      CHECK(c.dropped == 0);
+      CHECK(c.spooled == 10);
+      CHECK(left > 0);
+      CHECK(server.requests == 1);  // not split in halves, not asked again
+    } else {
+      CHECK(c.stopped == 0);
+      CHECK(c.dropped == 10);
+      CHECK(left == 0);
+    }
+  }
+}
+
+TEST_CASE("ClickHouse replies: what refuses the rows, what refuses the sink, what is retried") {
+  using R = ClickHouseBackend::Refusal;
+  auto of = [](int status, const std::string& body) { return ClickHouseBackend::refusal(status, "h:8123: HTTP " + std::to_string(status) + ": " + body); };
+  CHECK(of(401, "Code: 516. DB::Exception: Authentication failed") == R::sink);
+  CHECK(of(404, "Code: 60, e.displayText() = DB::Exception: Table m.x doesn't exist.") == R::sink);
+  CHECK(of(500, "Code: 81, e.displayText() = DB::Exception: Database x doesn't exist") == R::sink);
+  CHECK(of(501, "Code: 48, e.displayText() = DB::Exception: Method write is not supported by storage Merge") == R::sink);
+  CHECK(of(400, "Code: 117. DB::Exception: Duplicate field found while parsing JSONEachRow format") == R::rows);
+  CHECK(of(400, "Code: 36. DB::Exception: Bad arguments") == R::sink);
+  CHECK(of(413, "Request Entity Too Large") == R::rows);  // a proxy's limit: halves go in
+  CHECK(of(408, "") == R::none);
+  CHECK(of(429, "Too many requests") == R::none);
+  CHECK(of(500, "Code: 241, e.displayText() = DB::Exception: Memory limit (total) exceeded") == R::none);
+  CHECK(of(500, "Code: 32, e.displayText() = DB::Exception: Attempt to read after eof") == R::none);
+  CHECK(of(503, "Service Unavailable") == R::none);
 }
