@@ -155,7 +155,8 @@ bool ClickHouseBackend::query(const std::string& sql, std::string_view body, std
   if (!query_id.empty()) target += "&query_id=" + url_encode(query_id);
   HttpResponse resp;
   if (status) *status = 0;
-  if (!http_request(server_, "POST", target, body, spec_.timeout_usec, resp, error, sent, deadline_)) {
+  if (!http_request(server_, "POST", target, body, spec_.timeout_usec, resp, error, sent, deadline_,
+                    spec_.request_timeout_usec)) {
     if (error.find(server_.host) == std::string::npos) error = fmt::format("{}:{}: {}", server_.host, server_.port, error);
     return false;
   }

@@ -39,18 +39,30 @@ std::string url_decode(std::string_view s) {
   return o;
 }
 
+// Whether the drain deadline or the end of the whole request (steady_ns(); INT64_MAX: none) has
+// passed, with `err` saying which.
+bool out_of_time(const Deadline* deadline, int64_t request_end, int64_t now, std::string& err) {
+  if (deadline && now >= deadline->load(std::memory_order_relaxed)) {
+    err = "drain_timeout reached";
+    return true;
+  }
+  if (now >= request_end) {
+    err = "request_timeout reached";
+    return true;
+  }
+  return false;
+}
+
 // Waits until the socket is ready for `events`: at most `timeout_usec` (then `err` = what_timed_out)
-// and never past the deadline, which is read again every 100 ms since it may move meanwhile.
+// and never past the deadline, which is read again every 100 ms since it may move meanwhile, nor
+// past `request_end`.
 bool wait_ready(int fd, short events, int64_t timeout_usec, const Deadline* deadline, const char* what_timed_out,
-                std::string& err) {
+                std::string& err, int64_t request_end = INT64_MAX) {
   const int64_t until = steady_ns() + timeout_usec * 1000;
   for (;;) {
-    int64_t now = steady_ns(), end = until;
-    if (deadline) {
-      int64_t d = deadline->load(std::memory_order_relaxed);
-      if (now >= d) { err = "drain_timeout reached"; return false; }
-      end = std::min(end, d);
-    }
+    int64_t now = steady_ns(), end = std::min(until, request_end);
+    if (out_of_time(deadline, request_end, now, err)) return false;
+    if (deadline) end = std::min(end, deadline->load(std::memory_order_relaxed));
     if (now >= until) { err = what_timed_out; return false; }
     int ms = int(std::clamp<int64_t>((end - now + 999999) / 1000000, 1, 100));
     pollfd p{fd, events, 0};
@@ -60,10 +72,8 @@ bool wait_ready(int fd, short events, int64_t timeout_usec, const Deadline* dead
   }
 }
 
-bool past(const Deadline* deadline, std::string& err) {
-  if (!deadline || steady_ns() < deadline->load(std::memory_order_relaxed)) return false;
-  err = "drain_timeout reached";
-  return true;
+bool past(const Deadline* deadline, std::string& err, int64_t request_end = INT64_MAX) {
+  return out_of_time(deadline, request_end, steady_ns(), err);
 }
 
 void set_timeouts(int fd, int64_t usec) {
@@ -75,16 +85,35 @@ void set_timeouts(int fd, int64_t usec) {
 }
 
 // connect() bounded by the timeout (a dead LAN host would otherwise hold it for minutes).
-bool timed_connect(int fd, const sockaddr* a, socklen_t len, int64_t usec, const Deadline* deadline, std::string& err) {
-  if (past(deadline, err)) return false;
+bool timed_connect(int fd, const sockaddr* a, socklen_t len, int64_t usec, const Deadline* deadline, int64_t request_end,
+                   std::string& err) {
+  if (past(deadline, err, request_end)) return false;
   int r = ::connect(fd, a, len);
   if (r == 0) return true;
   if (errno != EINPROGRESS && errno != EAGAIN) { err = std::strerror(errno); return false; }
-  if (!wait_ready(fd, POLLOUT, usec, deadline, "connection timed out", err)) return false;
+  if (!wait_ready(fd, POLLOUT, usec, deadline, "connection timed out", err, request_end)) return false;
   int e = 0;
   socklen_t el = sizeof e;
   getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el);
   if (e) { err = std::strerror(e); return false; }
+  return true;
+}
+
+// send_all, ending also at `request_end`.
+bool send_until(int fd, std::string_view d, int64_t timeout_usec, const Deadline* deadline, int64_t request_end,
+                std::string& err) {
+  while (!d.empty()) {
+    // Checked on every call too: a receiver that takes a little at a time never times out.
+    if (past(deadline, err, request_end)) return false;
+    ssize_t n = ::send(fd, d.data(), d.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n >= 0) {
+      d.remove_prefix(size_t(n));
+      continue;
+    }
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) { err = std::strerror(errno); return false; }
+    if (!wait_ready(fd, POLLOUT, timeout_usec, deadline, "send timed out", err, request_end)) return false;
+  }
   return true;
 }
 }  // namespace
@@ -171,7 +200,7 @@ std::string parse_url(const std::string& s, Url& u, uint16_t default_port) {
 }
 
 int connect_url(const Url& u, int socktype, int64_t timeout_usec, std::string& err, int* actual_type,
-                const Deadline* deadline) {
+                const Deadline* deadline, int64_t request_end) {
   if (u.scheme == "unix") {
     sockaddr_un a{};
     a.sun_family = AF_UNIX;
@@ -204,7 +233,7 @@ int connect_url(const Url& u, int socktype, int64_t timeout_usec, std::string& e
     fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
     if (fd < 0) { err = std::strerror(errno); continue; }
     std::string e;
-    if (timed_connect(fd, ai->ai_addr, ai->ai_addrlen, timeout_usec, deadline, e)) break;
+    if (timed_connect(fd, ai->ai_addr, ai->ai_addrlen, timeout_usec, deadline, request_end, e)) break;
     err = fmt::format("{}:{}: {}", u.host, u.port, e);
     ::close(fd);
     fd = -1;
@@ -217,19 +246,7 @@ int connect_url(const Url& u, int socktype, int64_t timeout_usec, std::string& e
 }
 
 bool send_all(int fd, std::string_view d, int64_t timeout_usec, const Deadline* deadline, std::string& err) {
-  while (!d.empty()) {
-    // Checked on every call too: a receiver that takes a little at a time never times out.
-    if (past(deadline, err)) return false;
-    ssize_t n = ::send(fd, d.data(), d.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n >= 0) {
-      d.remove_prefix(size_t(n));
-      continue;
-    }
-    if (errno == EINTR) continue;
-    if (errno != EAGAIN && errno != EWOULDBLOCK) { err = std::strerror(errno); return false; }
-    if (!wait_ready(fd, POLLOUT, timeout_usec, deadline, "send timed out", err)) return false;
-  }
-  return true;
+  return send_until(fd, d, timeout_usec, deadline, INT64_MAX, err);
 }
 
 int send_datagram(int fd, std::string_view m, int64_t timeout_usec, const Deadline* deadline, std::string& err) {
@@ -246,16 +263,21 @@ int send_datagram(int fd, std::string_view m, int64_t timeout_usec, const Deadli
 }
 
 bool http_request(const Url& server, const std::string& method, const std::string& target, std::string_view body,
-                  int64_t timeout_usec, HttpResponse& resp, std::string& err, bool& sent, const Deadline* deadline) {
+                  int64_t timeout_usec, HttpResponse& resp, std::string& err, bool& sent, const Deadline* deadline,
+                  int64_t request_timeout_usec) {
   sent = false;
   resp = HttpResponse{};
-  int fd = connect_url(server, SOCK_STREAM, timeout_usec, err, nullptr, deadline);
+  // The whole request, reply included: a server that sends a byte now and then, each within
+  // `timeout_usec`, would otherwise hold it for ever.
+  const int64_t request_end = request_timeout_usec > 0 ? steady_ns() + request_timeout_usec * 1000 : INT64_MAX;
+  int fd = connect_url(server, SOCK_STREAM, timeout_usec, err, nullptr, deadline, request_end);
   if (fd < 0) return false;
   std::string host = server.host.find(':') != std::string::npos ? "[" + server.host + "]" : server.host;
   std::string head = fmt::format("{} {} HTTP/1.1\r\nHost: {}:{}\r\nUser-Agent: medmon\r\nContent-Length: {}\r\n"
                                  "Content-Type: application/octet-stream\r\nConnection: close\r\n\r\n",
                                  method, target, host, server.port, body.size());
-  if (!send_all(fd, head, timeout_usec, deadline, err) || !send_all(fd, body, timeout_usec, deadline, err)) {
+  if (!send_until(fd, head, timeout_usec, deadline, request_end, err) ||
+      !send_until(fd, body, timeout_usec, deadline, request_end, err)) {
     ::close(fd);
     return false;
   }
@@ -264,10 +286,12 @@ bool http_request(const Url& server, const std::string& method, const std::strin
   std::string in;
   char buf[16384];
   for (;;) {
+    // A reply that trickles in waits for more after every piece: wait_ready ends it at
+    // request_end.
     ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      if (wait_ready(fd, POLLIN, timeout_usec, deadline, "no reply (timed out)", err)) continue;
+      if (wait_ready(fd, POLLIN, timeout_usec, deadline, "no reply (timed out)", err, request_end)) continue;
       ::close(fd);
       return false;
     }

@@ -30,9 +30,9 @@ int64_t steady_ns();
 
 // A connected non-blocking socket (SOCK_STREAM or SOCK_DGRAM); -1 and `err` on failure. For unix
 // URLs a datagram socket falls back to stream when the path wants that. Connecting waits at most
-// `timeout_usec` and never past the deadline (null: none).
+// `timeout_usec` and never past the deadline (null: none) nor past `request_end` (steady_ns()).
 int connect_url(const Url& u, int socktype, int64_t timeout_usec, std::string& err, int* actual_type = nullptr,
-                const Deadline* deadline = nullptr);
+                const Deadline* deadline = nullptr, int64_t request_end = INT64_MAX);
 
 // Sends everything; fails when the socket takes nothing for `timeout_usec` or the deadline passes.
 bool send_all(int fd, std::string_view data, int64_t timeout_usec, const Deadline* deadline, std::string& err);
@@ -48,10 +48,11 @@ struct HttpResponse {
 
 // One request on a fresh connection ("Connection: close"). `sent` tells whether the whole
 // request left this host (so the server may have acted on it even when this returns false).
-// `timeout_usec` bounds the connect and each wait for the socket (send or reply); the deadline
-// (null: none) the whole request.
+// `timeout_usec` bounds the connect and each wait for the socket (send or reply);
+// `request_timeout_usec` (0: none) and the deadline (null: none) the whole request, which then
+// fails with "request_timeout reached" or "drain_timeout reached".
 bool http_request(const Url& server, const std::string& method, const std::string& target,
                   std::string_view body, int64_t timeout_usec, HttpResponse& resp, std::string& err, bool& sent,
-                  const Deadline* deadline = nullptr);
+                  const Deadline* deadline = nullptr, int64_t request_timeout_usec = 0);
 
 }  // namespace medmon

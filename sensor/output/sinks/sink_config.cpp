@@ -135,6 +135,8 @@ SinkSpec parse_sink_node(const std::string& f, const YAML::Node& n) {
     {"spool", [&](const YAML::Node& v) { s.spool_dir = scalar(f, v, "spool"); }},
     {"spool_max", [&](const YAML::Node& v) { s.spool_max = size_value(f, v, "spool_max", 65536); }},
     {"timeout", [&](const YAML::Node& v) { s.timeout_usec = int64_t(number(f, v, "timeout", 0.01, 600) * 1e6); }},
+    {"request_timeout", [&](const YAML::Node& v) {
+      s.request_timeout_usec = int64_t(number(f, v, "request_timeout", 0.1, 86400) * 1e6); }},
     {"drain_timeout", [&](const YAML::Node& v) { s.drain_usec = int64_t(number(f, v, "drain_timeout", 0, 86400) * 1e6); }},
     {"rotate", [&](const YAML::Node& v) { parse_rotate(f, v, s.rotate, "rotate"); }},
   });
@@ -278,12 +280,13 @@ SinkSpec parse_sink_spec(const std::string& spec) {
     else if (k == "spool") s.spool_dir = v;
     else if (k == "spool_max") { if (!parse_size(v, sz) || sz < 65536) bad("'spool_max' must be a size of at least 64k"); s.spool_max = sz; }
     else if (k == "timeout") s.timeout_usec = int64_t(num(k, v, 0.01, 600) * 1e6);
+    else if (k == "request_timeout") s.request_timeout_usec = int64_t(num(k, v, 0.1, 86400) * 1e6);
     else if (k == "drain_timeout") s.drain_usec = int64_t(num(k, v, 0, 86400) * 1e6);
     else if (k == "rotate_size") { if (!parse_size(v, sz) || sz < 4096) bad("'rotate_size' must be a size of at least 4096"); s.rotate.size = sz; }
     else if (k == "rotate_interval") s.rotate.interval_usec = int64_t(num(k, v, 1, 86400.0 * 366) * 1e6);
     else if (k == "rotate_keep") s.rotate.keep = unsigned(count(k, v, 0, 100000));
     else bad(fmt::format("unknown option '{}' (name, format, facility, events, queue, queue_bytes, batch, flush_interval, spool, "
-                         "spool_max, timeout, drain_timeout, rotate_size, rotate_interval, rotate_keep)", k));
+                         "spool_max, timeout, request_timeout, drain_timeout, rotate_size, rotate_interval, rotate_keep)", k));
   }
   try {
     validate_sink(s);

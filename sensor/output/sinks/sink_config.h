@@ -32,6 +32,7 @@ struct SinkSpec {
   std::string spool_dir;        // empty: a private temporary directory
   uint64_t spool_max = 1ull << 30;  // bytes on disk; beyond this new events are dropped
   int64_t timeout_usec = 5000000;   // connect/send/receive
+  int64_t request_timeout_usec = 60000000;  // ClickHouse: one HTTP request, reply included
   int64_t drain_usec = 30000000;    // at exit, how long to wait for delivery
   RotateSettings rotate;        // type file
   std::string where;            // "file:line" or "--sink" for error messages

@@ -1342,3 +1342,32 @@ TEST_CASE("ClickHouse replies: what refuses the rows, what refuses the sink, wha
   CHECK(of(500, "Code: 32, e.displayText() = DB::Exception: Attempt to read after eof") == R::none);
   CHECK(of(503, "Service Unavailable") == R::none);
 }
+
+TEST_CASE("ClickHouse: a server that sends its reply a byte at a time fails the attempt at request_timeout") {
+  TempDir td;
+  std::atomic<int> inserts{0};
+  std::atomic<bool> done{false};
+  FakeHttp server([&](int fd, const std::string& query, const std::string&) {
+    if (query.rfind("INSERT", 0) != 0) return FakeHttp::reply(fd, 200, "0\n");
+    if (++inserts > 1) return FakeHttp::reply(fd, 200, "");
+    // Each byte well within `timeout`, the reply never complete.
+    std::string head = "HTTP/1.1 200 OK\r\nX-Slow: ";
+    for (int i = 0; i < 100 && !done; ++i) {
+      if (send(fd, head.data() + std::min<size_t>(size_t(i), head.size() - 1), 1, MSG_NOSIGNAL) != 1) return;
+      usleep(200000);
+    }
+  });
+  SinkSpec spec = parse_sink_spec("clickhouse=" + server.url() + ",name=c,timeout=1,request_timeout=1,drain_timeout=20,spool=" +
+                                  td.path + "/c");
+  AsyncSink sink(spec, std::make_unique<ClickHouseBackend>(spec, "site-a"));
+  for (int i = 0; i < 10; ++i) sink.write_line("flow", event(i));
+  sink.flush();
+  const auto& c = sink.counters();
+  auto t0 = std::chrono::steady_clock::now();
+  for (int t = 0; t < 600 && c.delivered < 10; ++t) usleep(10000);
+  CHECK(seconds_since(t0) < 4);  // not the 20 s of the drip
+  CHECK(c.errors >= 1);
+  CHECK(c.delivered == 10);
+  CHECK(sink.close() == 0);
+  done = true;
+}
