@@ -193,10 +193,15 @@ void Spool::sync() {
   if (buf_.empty()) return;
   if (cur_ == 0) open_current();
   if (cur_fd_ < 0 || !write_all(cur_fd_, buf_.data(), buf_.size())) {
-    // Full or broken disk: those records are gone; a short write may leave a partial line,
-    // which the reader skips as damaged.
+    // Full or broken disk: those records are gone. A short write left part of a line, which the
+    // next write would complete with another record's text: cut it off, or, failing that, end
+    // the segment there (the reader skips a last line without its newline).
     lost_error_ = fmt::format("spool {}: {}", cur_fd_ < 0 ? path(cur_) : dir_, std::strerror(errno));
     lost_ += buf_records_;
+    if (cur_fd_ >= 0 && ::ftruncate(cur_fd_, off_t(cur_bytes_)) != 0) {
+      ::close(cur_fd_);
+      cur_fd_ = -1;
+    }
   } else {
     cur_bytes_ += buf_.size();
     bytes_ += buf_.size();

@@ -1371,3 +1371,42 @@ TEST_CASE("ClickHouse: a server that sends its reply a byte at a time fails the 
   CHECK(sink.close() == 0);
   done = true;
 }
+
+TEST_CASE("Spool: a write the disk cut short leaves no torn line to spoil the records written after it") {
+  TempDir td;
+  // In a child: a file size limit cuts a spool write short (EFBIG after part of it), then room
+  // comes back (the limit is raised, as when disk space is freed).
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit rl{1000, RLIM_INFINITY};
+    setrlimit(RLIMIT_FSIZE, &rl);
+    Spool sp(td.path + "/spool", 1u << 20);
+    uint64_t seq = 0;
+    for (int i = 0; i < 5; ++i) sp.append(Record{"r", ++seq, "flow", event(int(seq), 1700000000, 150)});
+    sp.sync();  // past 1000 bytes: cut short
+    std::string err;
+    if (sp.take_lost(err) == 0) _exit(3);
+    rl.rlim_cur = RLIM_INFINITY;
+    setrlimit(RLIMIT_FSIZE, &rl);
+    const uint64_t after = seq + 1;
+    for (int i = 0; i < 5; ++i) sp.append(Record{"r", ++seq, "flow", event(int(seq), 1700000000, 150)});
+    sp.sync();
+    if (sp.take_lost(err) != 0) _exit(4);
+    std::vector<uint64_t> ends;
+    uint64_t damaged = 0;
+    std::vector<Record> recs = sp.read(sp.take_oldest(), ends, damaged);
+    if (damaged != 0) _exit(5);
+    // Every record written after room came back reads back whole.
+    std::set<uint64_t> seqs;
+    for (auto& r : recs) seqs.insert(r.seq);
+    for (uint64_t s = after; s <= seq; ++s)
+      if (!seqs.count(s)) _exit(6);
+    _exit(0);
+  }
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+}
