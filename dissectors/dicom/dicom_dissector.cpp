@@ -566,12 +566,13 @@ void DicomDissector::begin_fragment(Dir dir, FlowContext& ctx, uint64_t off) {
   }
   if (s.msg == DirState::dataset) return;
   // A dataset whose command was not read (dropped as too long, lost in a hole, sent before the
-  // capture began, or never sent) is stepped over unread: counted once, at its first fragment.
+  // capture began, or never sent) is stepped over unread: counted once, and flagged once when no
+  // command was ever sent for it, at its first fragment (not once per fragment).
   if (!s.rest_of_reported && !s.skipped_counted) {
     s.skipped_counted = true;
     ++ctx.counters().at("dicom.datasets_skipped");
+    if (!s.skip_until_command) anomaly(ctx, "dataset_without_command", off);
   }
-  if (!s.skip_until_command) anomaly(ctx, "dataset_without_command", off);
   s.frag_skip = true;
 }
 
