@@ -648,6 +648,14 @@ void add_unique(std::vector<std::string>& list, std::string v) {
   list.push_back(std::move(v));
 }
 
+// The command's Affected/Requested SOP Instance UID: listed in phi_tier2 by its keyword, as the
+// dataset's SOPInstanceUID is (the value itself only ever becomes the `sop_instance` pseudonym).
+void mark_command_phi(Op& op, const Command& c) {
+  static const int affected = phi_index(0x00001000), requested = phi_index(0x00001001);
+  if (!c.affected_sop_instance.empty()) op.phi.set(static_cast<size_t>(affected));
+  if (!c.requested_sop_instance.empty()) op.phi.set(static_cast<size_t>(requested));
+}
+
 void DicomDissector::merge_dataset(Op& op, const DatasetSummary& ds, FlowContext& ctx) {
   ++op.datasets;
   op.phi |= ds.phi_mask;
@@ -723,6 +731,7 @@ void DicomDissector::complete_message(Dir dir, FlowContext& ctx, uint64_t off) {
     if (!seen) op.start = ctx.now();
     if (!c.sop_class().empty()) op.sop_class = c.sop_class();
     if (!c.sop_instance().empty()) op.sop_instance = c.sop_instance();
+    mark_command_phi(op, c);
     op.move_destination = c.move_destination;
     op.move_originator = c.move_originator_ae;
     op.has_priority = c.has & Command::kPriority;
@@ -773,6 +782,7 @@ void DicomDissector::complete_message(Dir dir, FlowContext& ctx, uint64_t off) {
   if (op->sop_class.empty()) op->sop_class = c.sop_class();
   // An N-CREATE-RQ may leave the instance to the SCP, whose response names it.
   if (op->sop_instance.empty()) op->sop_instance = c.sop_instance();
+  mark_command_phi(*op, c);
   if (ds) merge_dataset(*op, *ds, ctx);
   if (!op->truncated_by) op->truncated_by = lost;
   StatusClass sc = status_class(c.status);
@@ -864,7 +874,10 @@ void DicomDissector::write_op(const Op& op, FlowContext& ctx) {
     if (op.has_move_orig_id) w.field("move_originator_msg_id", op.move_orig_id);
   }
   w.field("dataset", op.dataset);
-  if (op.datasets) {
+  if (!op.datasets) {  // PHI of the command set only
+    write_phi(w, op.phi, 1, "phi");
+    write_phi(w, op.phi, 2, "phi_tier2");
+  } else {
     w.field("datasets", op.datasets);
     if (!op.modality.empty()) w.field("modality", op.modality);
     if (!op.manufacturer.empty()) w.field("manufacturer", op.manufacturer);

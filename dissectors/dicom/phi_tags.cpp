@@ -7,6 +7,9 @@ namespace medmon::dicom {
 
 namespace {
 constexpr PhiTag kTags[] = {
+    // The command set's instance UIDs: the same linkable UID as SOPInstanceUID (tier 2).
+    {0x00001000, "AffectedSOPInstanceUID", 2},
+    {0x00001001, "RequestedSOPInstanceUID", 2},
     {0x00080018, "SOPInstanceUID", 2},
     {0x00080020, "StudyDate", 2},
     {0x00080021, "SeriesDate", 2},

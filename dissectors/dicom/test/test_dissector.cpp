@@ -1531,3 +1531,45 @@ TEST_CASE("every dataset no op walked is counted once in dicom.datasets_skipped"
   REQUIRE(ev[0]["dicom"]["ops"].size() == 1);
   CHECK_FALSE(ev[0]["dicom"].contains("phi"));
 }
+
+TEST_CASE("the command set's SOP Instance UID is listed in phi_tier2, its value never written", "[dicom][dissector]") {
+  Assoc a = verification_store_assoc();
+  a.pcs.push_back({5, "1.2.840.10008.3.1.2.3.3", {kImplicit}, 0, kImplicit});
+  Bytes ds;  // no SOPInstanceUID in the dataset: only the command names the instance
+  ile(ds, 0x0008, 0x0060, "CT");
+  Cmd st = store_rq(1); st.sop_instance = "1.2.999.1.2.3";
+  // N-DELETE-RQ names its instance by Requested SOP Instance UID (0000,1001), with no dataset.
+  Bytes del_body;
+  ile(del_body, 0, 0x0003, even("1.2.840.10008.3.1.2.3.3", '\0'));
+  ile(del_body, 0, 0x0100, us(0x0150));
+  ile(del_body, 0, 0x0110, us(2));
+  ile(del_body, 0, 0x0800, us(0x0101));
+  ile(del_body, 0, 0x1001, even("1.2.999.4.5.6", '\0'));
+  Bytes del;
+  ile(del, 0, 0, ul(uint32_t(del_body.size())));
+  append(del, del_body);
+  Stream s;
+  s.add(Dir::to_server, associate(a, false));
+  s.add(Dir::to_client, associate(a, true));
+  s.add(Dir::to_server, message(1, command(st), &ds));
+  s.add(Dir::to_client, message(1, command(response(0x8001, 1))));
+  s.add(Dir::to_server, message(5, del));
+  s.add(Dir::to_client, message(5, command(response(0x8150, 2))));
+  s.add(Dir::to_server, release_rq());
+  s.add(Dir::to_client, release_rp());
+  Harness h = run(s);
+  auto ev = h.events("dicom");
+  REQUIRE(ev.size() == 1);
+  const json& d = ev[0]["dicom"];
+  const json store = op_of(d["ops"], 1), remove = op_of(d["ops"], 2);
+  CHECK(store["phi_tier2"] == json::array({"AffectedSOPInstanceUID"}));
+  CHECK(remove["command"] == "N-DELETE");
+  CHECK(remove["phi_tier2"] == json::array({"RequestedSOPInstanceUID"}));
+  CHECK(remove.value("sop_instance", std::string()).rfind("phi:", 0) == 0);
+  CHECK(d["phi_tier2"] == json::array({"AffectedSOPInstanceUID", "RequestedSOPInstanceUID"}));
+  CHECK_FALSE(d.contains("phi"));
+  for (const std::string& line : h.lines()) {
+    CHECK(line.find("1.2.999.1.2.3") == std::string::npos);
+    CHECK(line.find("1.2.999.4.5.6") == std::string::npos);
+  }
+}
