@@ -436,23 +436,30 @@ void DatasetWalker::walk(DetectEnd how) {
     size_t avail = end - v;
     if ((syntax_ == Syntax::implicit_le || h.un) && h.len != kUndefined && h.len >= 8 && avail < 4 && !h.sq) break;
     if (h.sq || h.len == kUndefined || w.implicit_sequence(v, end, h.len, h.un)) {
-      if (h.len != kUndefined && h.len > kBufferCap) {  // too big to hold: step over it unread
-        w.mark_sequence(h.tag, true);
-        skip_ = h.len - std::min<uint64_t>(avail, h.len);
-        p = v + static_cast<size_t>(std::min<uint64_t>(avail, h.len));
-        if (skip_) break;
+      // A sequence too large to hold (with its header: the buffer could never take it whole)
+      // is read as it streams past, so the PHI in it and after it is still seen.
+      auto stream_it = [&] {
+        ScanFrame f{};
+        f.kind = h.len == kUndefined && !h.sq && !h.un && syntax_ != Syntax::implicit_le ? ScanFrame::fragments
+                                                                                          : ScanFrame::sequence;
+        f.syntax = h.un ? Syntax::implicit_le : syntax_;
+        f.un = h.un && h.len != kUndefined;
+        f.tag = h.tag;
+        f.end = h.len == kUndefined ? kOpen : buf_offset_ + v + h.len;
+        if (f.kind == ScanFrame::fragments) ++sum_.elements;
+        scan_push(f);
+        p = v;
+        scan(p, end);
+      };
+      if (h.len != kUndefined && uint64_t(h.hdr) + h.len > kBufferCap) {
+        stream_it();
         continue;
       }
       if (h.len != kUndefined && h.len > avail) break;
       size_t q = v;
       R s = w.sequence(h, q, h.len == kUndefined ? end : v + h.len, true, 1);
       if (s == kIncomplete && h.len == kUndefined && end - p >= kBufferCap) {
-        // An undefined-length sequence too large to hold: counted, then stepped over by its
-        // delimitation items, so what follows it is still read.
-        w.mark_sequence(h.tag, true);
-        scan_.push_back({false, h.un ? Syntax::implicit_le : syntax_});
-        p = v;
-        scan(p, end);
+        stream_it();
         continue;
       }
       if (s == kIncomplete) break;
@@ -493,34 +500,126 @@ void DatasetWalker::walk(DetectEnd how) {
   walk_at_ = std::min(kBufferCap, 2 * buf_.size());
 }
 
+void DatasetWalker::scan_push(ScanFrame f) {
+  if (f.kind == ScanFrame::sequence) ++sum_.elements;
+  scan_.push_back(f);
+  sum_.max_depth = std::max<uint32_t>(sum_.max_depth, static_cast<uint32_t>((scan_.size() + 1) / 2));
+}
+
+void DatasetWalker::scan_pop() {
+  ScanFrame f = scan_.back();
+  scan_.pop_back();
+  // A sequence counts as PHI only when one of its items held an element with a value.
+  if (f.kind == ScanFrame::sequence && f.valued) {
+    int i = phi_index(f.tag);
+    if (i >= 0) sum_.phi_mask.set(static_cast<size_t>(i));
+  }
+}
+
+void DatasetWalker::scan_valued() {
+  for (size_t k = scan_.size(); k-- > 0 && !scan_[k].valued;) scan_[k].valued = true;
+}
+
+void DatasetWalker::scan_bad(size_t& p, size_t end, uint64_t at, const char* why) {
+  // The innermost UN value of defined length around the bad bytes was a plain value after all
+  // (as the walk of a held sequence takes it): stepped over to its end.
+  for (size_t k = scan_.size(); k-- > 0;) {
+    if (!scan_[k].un) continue;
+    uint64_t to = scan_[k].end;
+    scan_.resize(k);
+    scan_to(p, end, to);
+    return;
+  }
+  fail("dataset_bad_sequence", at, why);
+}
+
+void DatasetWalker::scan_to(size_t& p, size_t end, uint64_t to) {
+  uint64_t here = buf_offset_ + p;
+  if (to - here <= end - p) {
+    p += static_cast<size_t>(to - here);
+  } else {
+    skip_ = to - here - (end - p);
+    p = end;
+  }
+}
+
 void DatasetWalker::scan(size_t& p, size_t end) {
   while (!scan_.empty() && !done_ && !skip_) {
-    ScanFrame f = scan_.back();
+    ScanFrame& f = scan_.back();
+    const uint64_t at = buf_offset_ + p;
+    if (f.end != kOpen && at >= f.end) {  // a sequence or item of defined length ends here
+      scan_pop();
+      continue;
+    }
     Header h;
     R r = read_header(buf_, p, end, f.syntax, h);
     if (r == kIncomplete) return;
-    uint64_t at = buf_offset_ + p;
-    if (r == kBad) { fail("dataset_bad_sequence", at); return; }
-    if (!f.item) {  // a sequence: items until its delimiter
+    if (r == kBad) { scan_bad(p, end, at); continue; }
+    // What a header announces must stay inside a frame of defined length.
+    uint64_t room = f.end == kOpen ? kOpen : f.end - at;
+    if (h.hdr > room || (h.len != kUndefined && h.len > room - h.hdr)) { scan_bad(p, end, at); continue; }
+    const bool deeper = scan_.size() >= 2 * static_cast<size_t>(kMaxDepth);
+    if (f.kind != ScanFrame::item) {  // a sequence: items until its delimiter or its end
+      if (h.tag == kSeqDelim) {
+        if (f.end == kOpen) { p += 8; scan_pop(); continue; }
+        // In a sequence of defined length, as the walk of a held one takes it: the sequence
+        // ends there, and its length frames what follows.
+        uint64_t to = f.end;
+        scan_pop();
+        scan_to(p, end, to);
+        continue;
+      }
+      if (h.tag != kItem || (f.kind == ScanFrame::fragments && h.len == kUndefined)) { scan_bad(p, end, at); continue; }
       p += 8;
-      if (h.tag == kSeqDelim) { scan_.pop_back(); continue; }
-      if (h.tag != kItem) { fail("dataset_bad_sequence", at); return; }
-      if (h.len == kUndefined) {
-        if (scan_.size() >= 2 * static_cast<size_t>(kMaxDepth)) { fail("dataset_bad_sequence", at, "depth_limit"); return; }
-        scan_.push_back({true, f.syntax});
+      if (f.kind == ScanFrame::sequence) {  // its elements are read
+        if (deeper) { fail("dataset_bad_sequence", at, "depth_limit"); return; }
+        ScanFrame item{};
+        item.kind = ScanFrame::item;
+        item.syntax = f.syntax;
+        item.end = h.len == kUndefined ? kOpen : at + 8 + h.len;
+        scan_push(item);
         continue;
       }
-    } else {  // an item: elements until its delimiter
-      if (h.tag == kItemDelim) { p += 8; scan_.pop_back(); continue; }
-      if (h.tag == kItem || h.tag == kSeqDelim) { fail("dataset_bad_sequence", at); return; }
+      // A fragment of an encapsulated value: compressed bytes, stepped over below.
+    } else {  // an item: elements until its delimiter or its end
+      if (h.tag == kItemDelim && f.end == kOpen) { p += 8; scan_pop(); continue; }
+      if ((h.tag >> 16) == 0xFFFE) { scan_bad(p, end, at); continue; }
+      const Syntax syn = f.syntax;
+      const bool sq = h.sq || h.len == kUndefined;
+      const bool maybe_implicit_sq = (syn == Syntax::implicit_le || h.un) && h.len != kUndefined && h.len >= 8 && !h.sq;
+      if (maybe_implicit_sq && end - (p + h.hdr) < 4) return;  // its first bytes tell
+      Walk w{buf_, syn, sum_, kMaxDepth};
+      if (sq || (maybe_implicit_sq && w.implicit_sequence(p + h.hdr, end, h.len, h.un))) {
+        if (deeper) { fail("dataset_bad_sequence", at, "depth_limit"); return; }
+        ScanFrame seq{};
+        seq.kind = h.len == kUndefined && !h.sq && !h.un && syn != Syntax::implicit_le ? ScanFrame::fragments
+                                                                                        : ScanFrame::sequence;
+        seq.syntax = h.un ? Syntax::implicit_le : syn;
+        seq.un = h.un && h.len != kUndefined;
+        seq.tag = h.tag;
+        seq.end = h.len == kUndefined ? kOpen : at + h.hdr + h.len;
+        if (seq.kind == ScanFrame::fragments) ++sum_.elements;
+        p += h.hdr;
+        scan_push(seq);
+        continue;
+      }
+      if (h.len <= end - p - h.hdr) {  // the whole value is here: read as the walk reads it
+        w.record(h.tag, std::span<const uint8_t>(buf_).subspan(p + h.hdr, h.len));
+        if (w.valued) scan_valued();
+        p += h.hdr + h.len;
+        continue;
+      }
+      if (wanted(h.tag) && h.len <= kValueCap) return;  // held until the whole value has come
+      // A long value, or one not kept: counted when wanted, then stepped over below.
+      if (h.len) scan_valued();
+      if (wanted(h.tag)) {
+        ++sum_.elements;
+        int i = phi_index(h.tag);
+        if (i >= 0 && h.len) sum_.phi_mask.set(static_cast<size_t>(i));
+      }
       p += h.hdr;
-      if (h.len == kUndefined) {  // a sequence, UN or encapsulated value of undefined length
-        if (scan_.size() >= 2 * static_cast<size_t>(kMaxDepth)) { fail("dataset_bad_sequence", at, "depth_limit"); return; }
-        scan_.push_back({false, h.un ? Syntax::implicit_le : f.syntax});
-        continue;
-      }
     }
-    // A value of defined length (an item or an element, sequences included): stepped over.
+    // A value of defined length (a fragment or an element): stepped over.
     uint64_t avail = end - p;
     if (h.len <= avail) { p += h.len; continue; }
     skip_ = h.len - avail;
@@ -533,7 +632,7 @@ void DatasetWalker::cut(const char* why) {
   // Bytes that arrived whole before the cut are still read: the walk may have waited for the
   // buffer to double. An element they leave incomplete is dropped, not an error.
   bool detecting = syntax_ == Syntax::detect;
-  if (!buf_.empty()) walk(DetectEnd::cut);
+  if (!buf_.empty() || !scan_.empty()) walk(DetectEnd::cut);
   if (detecting && syntax_ == Syntax::deflated && !done_ && !buf_.empty()) walk();  // what it inflated to
   if (done_) return;
   sum_.truncated = true;
@@ -545,7 +644,9 @@ void DatasetWalker::finish() {
   if (!active_) return;
   if (!done_) {
     bool detecting = syntax_ == Syntax::detect;
-    if (!buf_.empty()) walk(DetectEnd::complete);  // bytes that arrived since the last walk
+    // Bytes that arrived since the last walk; also a sequence of defined length the scan is in,
+    // which may end exactly here.
+    if (!buf_.empty() || !scan_.empty()) walk(DetectEnd::complete);
     if (detecting && syntax_ == Syntax::deflated && !done_ && !buf_.empty()) walk();  // what it inflated to
     if (!done_ && (!buf_.empty() || skip_ || !scan_.empty())) fail("dataset_truncated", buf_offset_);
     done_ = true;

@@ -7,8 +7,9 @@
 //
 // Caps (bounded memory and time per message):
 //  - kBufferCap: bytes held at once: one incomplete element or one top-level sequence.
-//    Larger sequences are stepped over unread (an undefined-length one by a scan for its
-//    delimitation items, depth <= kMaxDepth); larger values are skipped, never buffered.
+//    Larger sequences are read as they stream past (scan): item and element headers are
+//    followed (depth <= kMaxDepth), the values the walk keeps are held one at a time, and every
+//    other value is stepped over; larger values are skipped, never buffered.
 //  - kHeaderBudget: dataset bytes read per message (element headers and the bytes held);
 //    value bytes stepped over without being held do not count. After that the walk stops
 //    (truncated).
@@ -89,9 +90,14 @@ class DatasetWalker {
   struct Zlib;
   bool feed_plain(std::span<const uint8_t> bytes, bool raw);  // raw: as received, not inflated
   void walk(DetectEnd how = DetectEnd::open);  // `how` decides a `detect` syntax
-  // Steps over the content of an undefined-length sequence too large to hold: reads only item
-  // and element headers, skips values, until the delimiter that closes it.
+  // Reads a sequence too large to hold as it streams past: follows item and element headers,
+  // holds only the values the walk keeps (one at a time) and steps over the rest, until the
+  // sequence ends (its delimiter, or its defined length).
   void scan(size_t& p, size_t end);
+  // A malformed structure inside the scan at dataset offset `at`: a UN value of defined length
+  // that only looked like a sequence is stepped over as a value; anything else fails the walk.
+  void scan_bad(size_t& p, size_t end, uint64_t at, const char* why = "malformed");
+  void scan_to(size_t& p, size_t end, uint64_t to);  // steps over to dataset offset `to`
   // A malformed dataset (`name` the anomaly): the walk stops, truncated for `why`.
   void fail(const char* name, uint64_t off, const char* why = "malformed");
   void stop_at_cap(const char* why);
@@ -107,10 +113,22 @@ class DatasetWalker {
   const char* error_ = nullptr;
   uint64_t error_offset_ = 0;
   uint64_t inflated_ = 0;
-  // Open undefined-length sequences (false) and items (true) of the scan, innermost last,
-  // each with the syntax of its content.
-  struct ScanFrame { bool item; Syntax syntax; };
+  // Open sequences, items and encapsulated values (whose items are fragments, stepped over) of
+  // the scan, innermost last, each with the syntax of its content and its end (dataset offset;
+  // kOpen for undefined length).
+  static constexpr uint64_t kOpen = ~uint64_t(0);
+  struct ScanFrame {
+    enum Kind : uint8_t { sequence, item, fragments } kind;
+    Syntax syntax;
+    bool un = false;      // a UN value: not a sequence after all when its items do not frame
+    bool valued = false;  // holds an element with a value (so a PHI sequence counts)
+    uint32_t tag = 0;
+    uint64_t end = kOpen;
+  };
   std::vector<ScanFrame> scan_;
+  void scan_push(ScanFrame f);
+  void scan_pop();
+  void scan_valued();  // an element with a value was read inside the open frames
   std::unique_ptr<Zlib> z_;
   DatasetSummary sum_;
 };

@@ -529,3 +529,110 @@ TEST_CASE("walker: Study, Series and SOP Instance UIDs are tier 2 PHI; empty que
   for (auto& t : phi_tags())
     if (std::string_view(t.keyword).find("InstanceUID") != std::string_view::npos) CHECK(t.tier == 2);
 }
+
+namespace {
+Syntax syntax_for(Ts ts) {
+  return ts == Ts::explicit_le ? Syntax::explicit_le : ts == Ts::implicit_le ? Syntax::implicit_le : Syntax::explicit_be;
+}
+// Items of a large sequence, one of them (the 1500th) holding a patient's name and other IDs,
+// each item of defined or undefined length.
+Bytes large_sequence_items(Ts ts, bool defined_items) {
+  Ds items(ts);
+  for (int i = 0; i < 2000; ++i) {
+    Ds in(ts);
+    in.str(0x0008, 0x1150, "UI", kCtImage).str(0x0008, 0x1155, "UI", "1.2.3.4.5." + std::to_string(i));
+    if (i == 1500) in.str(0x0010, 0x0010, "PN", "Roe^Richard").str(0x0010, 0x1000, "LO", "OPID9");
+    if (defined_items) {
+      items.tag(0xFFFE, 0xE000); items.len32(uint32_t(in.b.size())); append(items.b, in.b);
+    } else {
+      items.item_begin(); append(items.b, in.b); items.item_end();
+    }
+  }
+  return items.b;
+}
+}  // namespace
+
+TEST_CASE("walker: PHI inside a sequence too large to hold is read as it streams past", "[dicom][dataset]") {
+  for (Ts ts : {Ts::explicit_le, Ts::implicit_le, Ts::explicit_be}) {
+    for (bool defined : {false, true}) {
+      Bytes items = large_sequence_items(ts, defined);
+      Ds d(ts);
+      d.str(0x0008, 0x0060, "CS", "CT");
+      if (defined) {
+        d.header(0x0008, 0x1140, "SQ", uint32_t(items.size()));
+        append(d.b, items);
+      } else {
+        d.seq_begin(0x0008, 0x1140);
+        append(d.b, items);
+        d.seq_end();
+      }
+      d.str(0x0010, 0x0020, "LO", "PID0002");
+      d.pixel(10);
+      REQUIRE(items.size() > DatasetWalker::kBufferCap);
+      for (size_t chunk : {size_t(1), size_t(997), size_t(16000), d.b.size()}) {
+        INFO("syntax " << int(ts) << " defined " << defined << " chunk " << chunk);
+        DatasetSummary s = walk(syntax_for(ts), d.b, chunk);
+        CHECK_FALSE(s.truncated);
+        CHECK(s.patient_name == "Roe^Richard");  // inside the sequence
+        CHECK(has_phi(s, "PatientName"));
+        CHECK(has_phi(s, "OtherPatientIDs"));
+        CHECK(s.patient_id == "PID0002");  // after it, at the top level
+        CHECK(has_phi(s, "PatientID"));
+        CHECK(s.pixel_data);
+      }
+    }
+  }
+}
+
+TEST_CASE("walker: a large Other Patient IDs Sequence counts, and the IDs in it are read", "[dicom][dataset]") {
+  Ds d(Ts::explicit_le);
+  d.seq_begin(0x0010, 0x1002);
+  for (int i = 0; i < 3000; ++i)
+    d.item_begin().str(0x0010, 0x0020, "LO", "OTHER" + std::to_string(i)).str(0x0010, 0x0021, "LO", "HOSPITAL X").item_end();
+  d.seq_end();
+  d.str(0x0010, 0x1040, "LO", "1 Made-up Street");
+  REQUIRE(d.b.size() > DatasetWalker::kBufferCap);
+  DatasetSummary s = walk(Syntax::explicit_le, d.b, 1460);
+  CHECK_FALSE(s.truncated);
+  CHECK(has_phi(s, "OtherPatientIDsSequence"));
+  CHECK(has_phi(s, "PatientID"));
+  CHECK(has_phi(s, "IssuerOfPatientID"));
+  CHECK(s.patient_id == "OTHER0");
+  CHECK(has_phi(s, "PatientAddress"));
+  // A large sequence of empty items holds no value: no PHI.
+  Ds e(Ts::explicit_le);
+  e.seq_begin(0x0010, 0x1002);
+  for (int i = 0; i < 3000; ++i) e.item_begin().str(0x0010, 0x0020, "LO", "").str(0x0009, 0x0010, "LO", "").item_end();
+  e.seq_end();
+  REQUIRE(e.b.size() > DatasetWalker::kBufferCap);
+  DatasetSummary es = walk(Syntax::explicit_le, e.b, 1460);
+  CHECK_FALSE(es.truncated);
+  CHECK_FALSE(has_phi(es, "OtherPatientIDsSequence"));
+}
+
+TEST_CASE("walker: a defined-length sequence whose header takes it past the buffer is read, what follows too", "[dicom][dataset]") {
+  // Value length at most kBufferCap, but header and value together over it: the buffer can
+  // never hold it whole.
+  for (uint32_t len : {uint32_t(DatasetWalker::kBufferCap - 8), uint32_t(DatasetWalker::kBufferCap - 2), uint32_t(DatasetWalker::kBufferCap)}) {
+    Ds in(Ts::explicit_le);
+    in.str(0x0040, 0xA123, "PN", "Observer^Olga");
+    in.raw(0x0009, 0x1010, "OB", Bytes(len - 8 - in.b.size() - 12, 0x11));
+    Ds d(Ts::explicit_le);
+    d.header(0x0040, 0x0275, "SQ", len);
+    d.tag(0xFFFE, 0xE000); d.len32(uint32_t(in.b.size())); append(d.b, in.b);
+    REQUIRE(d.b.size() == 12 + len);
+    d.str(0x0040, 0xA730, "SQ", "");  // an empty sequence: no value
+    d.str(0x0040, 0xA731, "LO", "tail");
+    Ds tail(Ts::explicit_le);
+    tail.str(0x0010, 0x0010, "PN", "Roe^Rita");
+    // PatientName after it, at the top level (tags need not ascend for the walker).
+    append(d.b, tail.b);
+    for (size_t chunk : {size_t(1000), d.b.size()}) {
+      INFO("len " << len << " chunk " << chunk);
+      DatasetSummary s = walk(Syntax::explicit_le, d.b, chunk);
+      CHECK_FALSE(s.truncated);
+      CHECK(s.patient_name == "Roe^Rita");
+      CHECK(has_phi(s, "PersonName"));
+    }
+  }
+}
