@@ -319,6 +319,9 @@ DicomDissector::FirstPdu DicomDissector::check_first_pdu(Dir dir, DirState& s, C
     s.phase = DirState::resync;
     return FirstPdu::resync;
   }
+  // A P-DATA-TF first: the capture joined inside an association, at a PDU boundary. Dataset
+  // fragments before the first command belong to a command sent before the capture began.
+  if (rest[0] == kPData) s.skip_until_command = true;
   return FirstPdu::start;
 }
 

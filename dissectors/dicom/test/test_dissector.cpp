@@ -1573,3 +1573,28 @@ TEST_CASE("the command set's SOP Instance UID is listed in phi_tier2, its value 
     CHECK(line.find("1.2.999.4.5.6") == std::string::npos);
   }
 }
+
+TEST_CASE("capture starting at a P-DATA-TF boundary inside a dataset raises no anomaly", "[dicom][dissector]") {
+  // The first PDU of the direction is a dataset fragment whose command came before the capture.
+  Bytes ds = ct_dataset(Ts::explicit_le, 20000);
+  Bytes rest;
+  for (size_t o = 4000; o < ds.size(); o += 4000) {
+    size_t n = std::min<size_t>(4000, ds.size() - o);
+    append(rest, pdata(1, uint8_t(o + n == ds.size() ? 2 : 0), Bytes(ds.begin() + o, ds.begin() + o + n)));
+  }
+  Harness h(medmon::dicom::make_dissector());
+  h.feed(Dir::to_server, rest, 1460);
+  h.feed(Dir::to_client, message(1, command(response(0x8001, 1))));
+  Bytes second = ct_dataset(Ts::explicit_le, 300, "Smith^Anna");
+  h.feed(Dir::to_server, message(1, command(store_rq(2)), &second, 4000));
+  h.feed(Dir::to_client, message(1, command(response(0x8001, 2))));
+  h.feed(Dir::to_server, release_rq());
+  h.feed(Dir::to_client, release_rp());
+  h.finish();
+  CHECK(anomaly_names(h).empty());
+  CHECK(h.counter("dicom.datasets_skipped") == 1);
+  auto ev = h.events("dicom");
+  REQUIRE(ev.size() == 1);
+  CHECK(ev[0]["dicom"]["start_seen"] == false);
+  REQUIRE(ev[0]["dicom"]["ops"].size() == 2);
+}
