@@ -336,6 +336,7 @@ void DatasetWalker::start(Syntax s) {
   buf_offset_ = 0;
   skip_ = 0;
   walked_ = 0;
+  scanned_ = 0;
   walk_at_ = 0;
   inflated_ = 0;
   scan_.clear();
@@ -417,7 +418,13 @@ void DatasetWalker::walk(DetectEnd how) {
   Walk w{buf_, syntax_, sum_, kMaxDepth};
   size_t p = 0;
   const size_t end = buf_.size();
-  if (!scan_.empty()) scan(p, end);
+  size_t scanned = 0;  // bytes of [0, p) read by the scan of a large sequence
+  auto run_scan = [&] {
+    size_t from = p;
+    scan(p, end);
+    scanned += p - from;
+  };
+  if (!scan_.empty()) run_scan();
   while (!done_ && scan_.empty() && !skip_) {
     Header h;
     R r = read_header(buf_, p, end, syntax_, h);
@@ -449,7 +456,7 @@ void DatasetWalker::walk(DetectEnd how) {
         if (f.kind == ScanFrame::fragments) ++sum_.elements;
         scan_push(f);
         p = v;
-        scan(p, end);
+        run_scan();
       };
       if (h.len != kUndefined && uint64_t(h.hdr) + h.len > kBufferCap) {
         stream_it();
@@ -492,12 +499,31 @@ void DatasetWalker::walk(DetectEnd how) {
   if (p) {
     buf_.erase(buf_.begin(), buf_.begin() + static_cast<ptrdiff_t>(p));
     buf_offset_ += p;
-    walked_ += p;
+    walked_ += p - scanned;
+    scanned_ += scanned;
   }
-  if (!done_ && walked_ > kHeaderBudget) stop_at_cap("walk_budget");
   // What is left (one incomplete element or sequence) is parsed again from its start: walk
   // again only once the buffer has doubled, so tiny fragments cost linear time, not quadratic.
   walk_at_ = std::min(kBufferCap, 2 * buf_.size());
+  if (!done_ && scanned_ > kHeaderBudget && !scan_.empty()) leave_scan();
+  if (!done_ && walked_ > kHeaderBudget) stop_at_cap("walk_budget");
+}
+
+void DatasetWalker::leave_scan() {
+  const uint64_t to = scan_.front().end;
+  if (to == kOpen) { stop_at_cap("walk_budget"); return; }  // its end is only found by reading it
+  while (!scan_.empty()) scan_pop();  // what was read of it still counts
+  // Stepped over by its length, as a value: what follows it is still read.
+  const uint64_t n = to - buf_offset_;
+  if (n <= buf_.size()) {
+    buf_.erase(buf_.begin(), buf_.begin() + static_cast<ptrdiff_t>(n));
+    skip_ = 0;
+  } else {
+    skip_ = n - buf_.size();
+    buf_.clear();
+  }
+  buf_offset_ = to - skip_;
+  walk_at_ = 0;
 }
 
 void DatasetWalker::scan_push(ScanFrame f) {

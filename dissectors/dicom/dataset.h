@@ -12,7 +12,8 @@
 //    other value is stepped over; larger values are skipped, never buffered.
 //  - kHeaderBudget: dataset bytes read per message (element headers and the bytes held);
 //    value bytes stepped over without being held do not count. After that the walk stops
-//    (truncated).
+//    (truncated). Large sequences read as they stream past have a budget of their own: past
+//    it, one of defined length is stepped over by its length and the walk goes on after it.
 //  - kInflateBudget: bytes inflated per deflated message (inflating costs even the bytes that
 //    are stepped over).
 #include <cstdint>
@@ -109,6 +110,11 @@ class DatasetWalker {
   uint64_t buf_offset_ = 0;  // dataset offset of buf_[0]
   uint64_t skip_ = 0;        // value bytes to drop before buffering again
   uint64_t walked_ = 0;
+  // Bytes the scan of large sequences read (headers, values held or stepped over while held):
+  // past kHeaderBudget a sequence of defined length is stepped over by its length (leave_scan),
+  // one of undefined length ends the walk, as its end is only found by reading it.
+  uint64_t scanned_ = 0;
+  void leave_scan();
   size_t walk_at_ = 0;       // buffer size at which walk() runs again
   const char* error_ = nullptr;
   uint64_t error_offset_ = 0;

@@ -636,3 +636,46 @@ TEST_CASE("walker: a defined-length sequence whose header takes it past the buff
     }
   }
 }
+
+TEST_CASE("walker: a defined-length sequence over the walk budget is stepped over by its length, what follows is read", "[dicom][dataset]") {
+  // 1.5 MiB of small elements in one sequence of defined length: more than the walk reads of
+  // it, but its length says where it ends.
+  Ds items(Ts::explicit_le);
+  for (int i = 0; i < 50000; ++i) {
+    Ds in(Ts::explicit_le);
+    in.str(0x0008, 0x1155, "UI", "1.2.3.4.5." + std::to_string(i));
+    if (i == 10) in.str(0x0010, 0x0010, "PN", "Roe^Richard");
+    items.tag(0xFFFE, 0xE000); items.len32(uint32_t(in.b.size())); append(items.b, in.b);
+  }
+  REQUIRE(items.b.size() > 3 * DatasetWalker::kHeaderBudget / 2);
+  for (bool defined : {true, false}) {
+    Ds d(Ts::explicit_le);
+    d.str(0x0008, 0x0060, "CS", "CT");
+    if (defined) {
+      d.header(0x0008, 0x1140, "SQ", uint32_t(items.b.size()));
+      append(d.b, items.b);
+    } else {
+      d.seq_begin(0x0008, 0x1140);
+      append(d.b, items.b);
+      d.seq_end();
+    }
+    d.str(0x0010, 0x0020, "LO", "PID0003");
+    for (size_t chunk : {size_t(1460), size_t(65536), d.b.size()}) {
+      INFO("defined " << defined << " chunk " << chunk);
+      DatasetWalker w;
+      w.start(Syntax::explicit_le);
+      for (size_t o = 0; o < d.b.size(); o += chunk) w.feed(std::span<const uint8_t>(d.b).subspan(o, std::min(chunk, d.b.size() - o)));
+      w.finish();
+      const DatasetSummary& s = w.summary();
+      CHECK(s.patient_name == "Roe^Richard");  // read before the budget ran out
+      if (defined) {
+        CHECK(w.error() == nullptr);
+        CHECK_FALSE(s.truncated);
+        CHECK(s.patient_id == "PID0003");
+      } else {  // its end is only found by reading it: the walk stops
+        CHECK(s.truncated);
+        CHECK(std::string(s.truncated_by) == "walk_budget");
+      }
+    }
+  }
+}
