@@ -451,6 +451,7 @@ void Pipeline::write_flow_event(Flow& f, FlowEnd why, FlowState* st) {
     st->header.valid = false;
   }
   std::string ndpi_proto, ndpi_app, ndpi_cat;
+  bool name_at_merge = false;  // analyze --workers: the merge names this TLS flow (tls_deferral_)
   if (st && ndpi_) {
     ndpi_proto = ndpi_->protocol_name(st->ndpi.result);
     ndpi_app = ndpi_->app_name(st->ndpi.result);
@@ -459,7 +460,7 @@ void Pipeline::write_flow_event(Flow& f, FlowEnd why, FlowState* st) {
       st->facts.tls = true;
       if (st->facts.app.empty() && ndpi_proto == "TLS") {
         st->facts.app = tls_app_by_port(f.server_port());
-        if (st->facts.app.empty() && tls_deferral_) tls_deferral_->unnamed_tls(f);
+        if (st->facts.app.empty() && tls_deferral_) name_at_merge = true;
         else if (st->facts.app.empty() && shared_app_servers_)
           st->facts.app = shared_app_servers_->tls_app(f.server_ip(), f.server_port());
         else if (st->facts.app.empty()) st->facts.app = tls_app_by_server(f.server_ip(), f.server_port(), app_servers_);
@@ -539,6 +540,7 @@ void Pipeline::write_flow_event(Flow& f, FlowEnd why, FlowState* st) {
   }
   w.end_object();
   w.key("app");
+  if (name_at_merge) tls_deferral_->unnamed_tls(f, out_.line_offset());
   if (st && !st->facts.app.empty()) w.value(st->facts.app); else w.null();
   if (st && ndpi_) {
     w.object("ndpi");

@@ -72,8 +72,9 @@ class TlsNamingDeferral {
   virtual ~TlsNamingDeferral() = default;
   // A flow that spoke `app` in clear ends.
   virtual void spoke_in_clear(const Flow& f, const std::string& app) = 0;
-  // A TLS flow no server port names ends: its `flow` event, written next, says "app":null.
-  virtual void unnamed_tls(const Flow& f) = 0;
+  // A TLS flow no server port names ends: its `flow` event, being written, says "app":null,
+  // the value's `null` at byte `app_at` of the line (what the merge replaces with the name).
+  virtual void unnamed_tls(const Flow& f, size_t app_at) = 0;
 };
 
 class Pipeline {

@@ -59,12 +59,13 @@ void OfflineWorkers::Worker::spoke_in_clear(const Flow& f, const std::string& ap
   n.app = app;
 }
 
-void OfflineWorkers::Worker::unnamed_tls(const Flow& f) {
+void OfflineWorkers::Worker::unnamed_tls(const Flow& f, size_t app_at) {
   Note& n = notes.emplace_back();
   n.kind = Note::Kind::unnamed_tls;
-  n.line = sink->lines.size();
+  n.line = sink->lines.size();  // the flow event being written is the next line
   n.ip = f.server_ip();
   n.port = f.server_port();
+  n.app_at = app_at;
 }
 
 void OfflineWorkers::Worker::announced(RememberServer remember, const IpAddr& ip, uint16_t port) {
@@ -566,18 +567,16 @@ void OfflineWorkers::apply_flow_note(const Note& n, std::string_view line, Ended
   std::string app = tls_app_by_server(n.ip, n.port, app_servers_);
   if (app.empty()) return;
   if (ended) ended->facts.app = app;
-  // The app follows the flow object, whose members are numbers and fixed names: the first
-  // "app":null after its key is the flow's.
-  size_t flow = line.find(",\"flow\":{");
-  size_t at = flow == std::string_view::npos ? flow : line.find(",\"app\":null", flow);
-  if (at == std::string_view::npos) return;
-  at += 7;  // ,"app":
+  // The pipeline said where it wrote the value: the line is the worker's, as it wrote it.
+  constexpr std::string_view kNull = "null";
+  const size_t at = n.app_at;
+  if (at > line.size() || line.substr(at, kNull.size()) != kNull) return;
   JsonBuffer b;
   JsonWriter w(b);
   w.value(app);
   named.assign(line.substr(0, at));
   named += b.view();
-  named += line.substr(at + 4);
+  named += line.substr(at + kNull.size());
 }
 
 bool OfflineWorkers::reannotate(std::string_view flow_line, const EventEndpoints& ep, std::string& out) {

@@ -41,8 +41,9 @@
 //
 // A TLS flow's name may come from other flows: a server a protocol announced (an SDC Hello, read
 // on any worker) or one seen speaking a protocol in clear. A worker records those facts where it
-// meets them (Note) and writes such a TLS flow's event with "app":null; the merge replays the
-// facts in output order and names the flow where it lands, as one pipeline names it when it ends.
+// meets them (Note) and writes such a TLS flow's event with "app":null, noting where that value
+// lies in the line as the pipeline writes it; the merge replays the facts in output order and
+// puts the name there, as one pipeline names the flow when it ends.
 #include <compare>
 #include <condition_variable>
 #include <cstdint>
@@ -149,10 +150,11 @@ class OfflineWorkers {
     IpAddr ip;                         // the server (announced, or the flow's)
     uint16_t port = 0;
     std::string app;                   // spoke_in_clear
+    size_t app_at = 0;                 // unnamed_tls: where the `null` of its "app" is in the line
   };
   struct Worker : TlsNamingDeferral, AnnouncementRecorder {
     void spoke_in_clear(const Flow& f, const std::string& app) override;
-    void unnamed_tls(const Flow& f) override;
+    void unnamed_tls(const Flow& f, size_t app_at) override;
     void announced(RememberServer remember, const IpAddr& ip, uint16_t port) override;
     std::vector<Note> notes;  // this epoch's, in the order the worker met them
     EventOutput out;

@@ -115,6 +115,8 @@ class EventOutput {
   }
   Counters& counters() { return counters_; }
   uint64_t events_written() const { return events_; }
+  // While an event is written: where the writer is in its line (the next value's first byte).
+  size_t line_offset() const { return line_.size() - line_start_; }
 
  private:
   uint64_t& type_counter();
