@@ -383,15 +383,18 @@ DecodeStatus Decoder::peek_fragment(uint32_t id, uint32_t offset, bool more, con
   peeked_ = FragmentPeek{};
   peeked_.id = id;
   peeked_.offset = offset;
+  peeked_.length = len;
   peeked_.more = more;
   peeked_.l4_proto = out.proto;
   if (offset != 0) return DecodeStatus::fragment;
   // IPv6 headers after the fragment header: walked as far as this fragment holds them.
   uint8_t proto = out.proto;
   for (int k = 0; is_ipv6_extension(proto) && out.ip_version == 6 && k < 16; ++k) {
-    if (len < 8) return DecodeStatus::fragment;
-    uint32_t hlen = ipv6_extension_length(proto, l4[1]);
-    if (hlen > len) return DecodeStatus::fragment;
+    uint32_t hlen = len < 8 ? 0 : ipv6_extension_length(proto, l4[1]);
+    if (len < 8 || hlen > len) {
+      peeked_.needs_more = true;
+      return DecodeStatus::fragment;
+    }
     proto = l4[0];
     l4 += hlen;
     len -= hlen;
@@ -421,6 +424,8 @@ DecodeStatus Decoder::peek_fragment(uint32_t id, uint32_t offset, bool more, con
       peeked_.inner_dst = in.dst;
       out.sport = in.sport;
       out.dport = in.dport;
+    } else if (s == DecodeStatus::truncated || s == DecodeStatus::malformed) {
+      peeked_.needs_more = true;  // the inner headers may go on in the next fragment
     }
     return DecodeStatus::fragment;
   }
@@ -428,17 +433,26 @@ DecodeStatus Decoder::peek_fragment(uint32_t id, uint32_t offset, bool more, con
   switch (proto) {
     case 6:
     case 17:
-      if (len < 4) break;
+      if (len < 4) {
+        peeked_.needs_more = true;
+        break;
+      }
       out.sport = be16(l4);
       out.dport = be16(l4 + 2);
       peeked_.has_ports = true;
       break;
     case 1:
     case 58: {
-      if (len < 1) break;
+      if (len < 1) {
+        peeked_.needs_more = true;
+        break;
+      }
       bool echo = proto == 1 ? (l4[0] == 8 || l4[0] == 0) : (l4[0] == 128 || l4[0] == 129);
       if (!echo) { peeked_.has_ports = true; break; }
-      if (len < 8) break;
+      if (len < 8) {
+        peeked_.needs_more = true;
+        break;
+      }
       out.sport = be16(l4 + 4);
       out.dport = out.sport;
       peeked_.has_ports = true;

@@ -33,6 +33,7 @@ enum class DecodeStatus : uint8_t {
 struct FragmentPeek {
   uint32_t id = 0;      // IPv4 identification, IPv6 fragment identification
   uint32_t offset = 0;  // in bytes
+  uint32_t length = 0;  // the fragment's data bytes (after the IP header and fragment header)
   bool more = false;    // more fragments follow
   // First fragment whose L4 header gives the ports the whole datagram will decode with
   // (TCP/UDP ports, the ICMP echo identifier, 0 for other ICMP): they are set in the packet.
@@ -44,6 +45,10 @@ struct FragmentPeek {
   // above are the inner flow's then).
   bool inner = false;
   IpAddr inner_src, inner_dst;
+  // A first fragment that ends before what names the flow (IPv6 extension headers, a transport
+  // header or a tunnel's inner headers going on in the next fragment): only the datagram made
+  // whole tells where it goes.
+  bool needs_more = false;
 };
 
 // UDP destination ports of the tunnels decapsulated (VXLAN, Geneve).

@@ -217,6 +217,7 @@ void OfflineWorkers::set_linktype(int dlt) {
   drop_all_routes();
   peek_ = std::make_unique<Decoder>(dlt, peek_counters_, nullptr);
   peek_->set_peek_only(true);
+  resolver_ = std::make_unique<Decoder>(dlt, resolver_counters_, nullptr, frag_limits_);
   broadcast(Batch::Kind::linktype, dlt);
 }
 
@@ -306,33 +307,46 @@ int OfflineWorkers::route_fragment(const Packet& p, const uint8_t* frame, uint32
   const FragmentPeek& f = peek_->peeked_fragment();
   FragmentTable::Key key = fragment_key(p, f.id);
   auto it = routes_.find(key);
-  if (f.offset == 0) {
-    if (it == routes_.end()) it = add_route(key, ts, pair);
+  if (it == routes_.end()) it = add_route(key, ts, pair);
+  // A fragment cut by the snap length is not taken by the workers' tables.
+  const bool whole = !p.ip_cut && it->second.take(f.offset, f.length, f.more);
+  int worker = -1;
+  if (f.offset == 0 && !f.needs_more) {
     FragmentRoute& r = it->second;
-    // Given up waiting for: the datagram stays whole where its other fragments went.
     if (r.worker >= 0 && !r.first_seen) {
-      r.first_seen = true;
-      return r.worker;
-    }
-    if (r.first_seen) {
-      // A later datagram with the same identification (or a copy): routed afresh.
-      r.created = ts;
-      route_age_.splice(route_age_.end(), route_age_, r.age);
+      // Given up waiting for: the datagram stays whole where its other fragments went.
+      worker = r.worker;
+    } else {
+      if (r.first_seen) {
+        // A copy of the first fragment, or a datagram whose first fragment came before: routed afresh.
+        r.created = ts;
+        route_age_.splice(route_age_.end(), route_age_, r.age);
+      }
+      // Hashed as the reassembled datagram will be: its transport protocol (after IPv6 extension
+      // headers), and for a tunnel the flow inside it.
+      Packet inner = p;
+      inner.proto = f.l4_proto;
+      if (f.inner) {
+        inner.src = f.inner_src;
+        inner.dst = f.inner_dst;
+      }
+      worker = static_cast<int>(flow_hash(inner, !f.has_ports) % workers_.size());
+      release(it, static_cast<size_t>(worker));  // held fragments first: the worker gets the datagram in input order
     }
     r.first_seen = true;
-    // Hashed as the reassembled datagram will be: its transport protocol (after IPv6 extension
-    // headers), and for a tunnel the flow inside it.
-    Packet whole = p;
-    whole.proto = f.l4_proto;
-    if (f.inner) {
-      whole.src = f.inner_src;
-      whole.dst = f.inner_dst;
+  } else {
+    if (f.offset == 0 && (it->second.worker < 0 || it->second.resolving)) {
+      it->second.first_seen = true;
+      it->second.resolving = true;
     }
-    size_t w = flow_hash(whole, !f.has_ports) % workers_.size();
-    release(it, w);  // held fragments first: the worker gets the datagram in input order
-    return static_cast<int>(w);
+    worker = hold(it, frame, caplen, wirelen, ts);
+    if (worker < 0 && whole && it->second.resolving) resolve(it);
   }
-  if (it == routes_.end()) it = add_route(key, ts, pair);
+  if (whole) forget_route(it);
+  return worker;
+}
+
+int OfflineWorkers::hold(RouteIt it, const uint8_t* frame, uint32_t caplen, uint32_t wirelen, Timestamp ts) {
   if (it->second.worker >= 0) return it->second.worker;
   // Room for this fragment: the datagrams waiting longest stop waiting.
   while ((held_frames_ >= kMaxHeldFrames || held_bytes_ + caplen > kMaxHeldBytes) && !waiting_.empty()) {
@@ -346,12 +360,67 @@ int OfflineWorkers::route_fragment(const Packet& p, const uint8_t* frame, uint32
     ++c_evicted_;
     return r.worker;
   }
-  if (r.held.empty()) r.waiting = waiting_.insert(waiting_.end(), key);
+  if (r.held.empty()) r.waiting = waiting_.insert(waiting_.end(), it->first);
   r.held.push_back({std::vector<uint8_t>(frame, frame + caplen), wirelen, ts, packets_});
   ++held_frames_;
   held_bytes_ += caplen;
   ++c_held_;
   return -1;
+}
+
+bool OfflineWorkers::FragmentRoute::take(uint32_t offset, uint32_t length, bool more) {
+  // FragmentTable::add, without the bytes.
+  uint64_t end64 = uint64_t(offset) + length;
+  if (end64 > 65535) return false;
+  uint32_t end = static_cast<uint32_t>(end64);
+  auto restart = [this] {
+    have.clear();
+    high = total = 0;
+    have_last = false;
+    return false;
+  };
+  if (!more && (end < high || (have_last && total != end))) return restart();
+  if (more && have_last && end > total) return restart();
+  if (!more) {
+    have_last = true;
+    total = end;
+  }
+  high = std::max(high, end);
+  auto first = std::lower_bound(have.begin(), have.end(), offset,
+                                [](const auto& r, uint32_t v) { return r.second < v; });
+  auto last = first;
+  uint32_t b = offset, e = end;
+  for (; last != have.end() && last->first <= e; ++last) {
+    b = std::min(b, last->first);
+    e = std::max(e, last->second);
+  }
+  have.insert(have.erase(first, last), {b, e});
+  if (have.size() > FragmentTable::kMaxPieces) return restart();
+  return have_last && have.size() == 1 && have[0].first == 0 && have[0].second >= total;
+}
+
+void OfflineWorkers::resolve(RouteIt it) {
+  FragmentRoute& r = it->second;
+  size_t worker = r.fallback;
+  bool found = false;
+  for (auto& h : r.held) {
+    Packet whole;
+    DecodeStatus s = resolver_->decode(h.frame.data(), static_cast<uint32_t>(h.frame.size()), h.wirelen, h.ts, whole);
+    if (s == DecodeStatus::ok && !found) {
+      found = true;
+      worker = flow_hash(whole, false) % workers_.size();
+    }
+  }
+  // Nothing kept for the next datagram (a malformed one, or one of a tunnel fragmented inside).
+  resolver_->fragments().drop_all();
+  release(it, worker);
+}
+
+void OfflineWorkers::forget_route(RouteIt it) {
+  FragmentRoute& r = it->second;
+  if (!r.held.empty()) return;  // (not reached: a datagram is whole only with its first fragment routed)
+  route_age_.erase(r.age);
+  routes_.erase(it);
 }
 
 OfflineWorkers::RouteIt OfflineWorkers::add_route(const FragmentTable::Key& key, Timestamp ts, size_t fallback) {
@@ -374,6 +443,7 @@ void OfflineWorkers::release(RouteIt it, size_t worker) {
   }
   held_frames_ -= r.held.size();
   std::vector<FragmentRoute::Held>().swap(r.held);
+  r.resolving = false;
   if (r.waiting != waiting_.end()) {
     waiting_.erase(r.waiting);
     r.waiting = waiting_.end();

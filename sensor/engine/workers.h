@@ -14,7 +14,12 @@
 // in the reader (copies, bounded) and are sent just before it, in their own order, so the
 // worker reassembles them as one pipeline would. If it does not come (fragment timeout, bounds,
 // end of input), they go on the address pair, as do the fragments of other protocols, whose
-// flows have no ports.
+// flows have no ports. A first fragment that ends before the ports (IPv6 extension headers or a
+// tunnel's inner headers going on in the next fragment) names no flow: the datagram's fragments
+// wait until it is whole, the reader reassembles it from their copies and sends them where it
+// goes. The reader follows which bytes of each datagram came, as the workers' fragment tables
+// do, and forgets a datagram once it is whole: a later fragment with the same identification
+// belongs to another datagram, perhaps of another flow.
 //
 // Every worker's clock follows the input's packet time: with its packets, the reader sends each
 // worker the input's time once per second of it (and when it goes back), so a worker that gets
@@ -183,12 +188,19 @@ class OfflineWorkers {
   // Where the fragments of one datagram go (key: as in the workers' fragment tables).
   struct FragmentRoute {
     Timestamp created;       // packet time of the datagram's first fragment seen (timeout)
-    int worker = -1;         // -1: waiting for its first fragment
+    int worker = -1;         // -1: waiting for its first fragment (or, resolving, for the rest)
     bool first_seen = false;
+    bool resolving = false;  // the first fragment named no flow: waiting for the whole datagram
     size_t fallback = 0;     // the address-pair worker
     struct Held { std::vector<uint8_t> frame; uint32_t wirelen; Timestamp ts; uint64_t pos; };
     std::vector<Held> held;  // fragments waiting for the first, in input order
     std::list<FragmentTable::Key>::iterator age, waiting;
+    // The bytes of the datagram that came, as a worker's FragmentTable takes them: true when
+    // this fragment makes it whole. A fragment the table drops the datagram for starts afresh.
+    bool take(uint32_t offset, uint32_t length, bool more);
+    std::vector<std::pair<uint32_t, uint32_t>> have;  // sorted, merged [begin, end)
+    uint32_t high = 0, total = 0;
+    bool have_last = false;
   };
   using RouteIt = std::map<FragmentTable::Key, FragmentRoute>::iterator;
 
@@ -205,8 +217,14 @@ class OfflineWorkers {
   // The worker of a fragment, or -1 when it is held until its datagram's first fragment.
   int route_fragment(const Packet& p, const uint8_t* frame, uint32_t caplen, uint32_t wirelen, Timestamp ts);
   RouteIt add_route(const FragmentTable::Key& key, Timestamp ts, size_t fallback);
+  // The fragment's worker when its route has one; else the fragment is held (-1), or, with no
+  // room to hold it, its datagram goes on the address pair.
+  int hold(RouteIt it, const uint8_t* frame, uint32_t caplen, uint32_t wirelen, Timestamp ts);
   // Sends a waiting datagram's held fragments to `worker` and routes its later ones there too.
   void release(RouteIt it, size_t worker);
+  // A resolving datagram whole: reassembled from the held copies, sent to its flow's worker.
+  void resolve(RouteIt it);
+  void forget_route(RouteIt it);  // a datagram made whole: no fragment of it is to come
   void drop_route(RouteIt it, uint64_t& counter);  // held fragments go on the address pair
   void expire_routes(Timestamp now);
   void drop_all_routes();
@@ -232,6 +250,8 @@ class OfflineWorkers {
   AppServers app_servers_;  // the merge's, for the TLS names (as one pipeline's)
   std::unique_ptr<Decoder> peek_;
   Counters peek_counters_;
+  std::unique_ptr<Decoder> resolver_;  // reassembles the datagrams whose first fragment names no flow
+  Counters resolver_counters_;
   std::mutex done_m_;
   std::condition_variable done_cv_;
   size_t done_count_ = 0;

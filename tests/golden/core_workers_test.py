@@ -8,6 +8,11 @@ fragments_first_last.pcap sends first fragments last (TCP, UDP, ICMP echo, IPv6 
 reader holds the others until the first comes; two datagrams never get their first fragment (one
 past the fragment timeout, one at the end of the capture).
 
+Captures written here: datagrams whose first fragment ends before the ports (IPv6 destination
+options after the fragment header) join their flows; an IPv4 identification used again by another
+flow of the same hosts, its later fragment first, goes to the new datagram's flow; a datagram open
+while 5000 others are made whole keeps its route.
+
 The workers make one sensor: the caps over all flows (flow table, reassembly memcap) hold for the
 process, not per worker; time going back in the input is counted once; a worker's flows time out
 with the input's packet time even when the later packets all go to other workers; periodic
@@ -194,4 +199,85 @@ for n in (1, 2, 3):
     flows = [(e["src_port"], e["dst_port"], e["proto"], e["flow"]["payload_bytes_toserver"])
              for e in events_of([nh_pcap], n) if e["event_type"] == "flow"]
     c.eq(f"IPv6 fragments of other Next Headers, {n} workers: one UDP datagram", flows, [(7777, 8888, "udp", 64)])
+
+
+def same_as_one_worker(what, path):
+    """The events of 2 and 3 workers are those of one (stats aside, sorted)."""
+    def lines(n):
+        _, out, _ = run(["analyze", path, "--out", "-", "-q", "--workers", str(n)])
+        return sorted(line for line in out.splitlines() if line.strip() and '"event_type":"stats"' not in line)
+    one = lines(1)
+    c.true(f"{what}: flows with one worker", any('"event_type":"flow"' in line for line in one))
+    for n in (2, 3):
+        many = lines(n)
+        missing = [line for line in one if line not in many]
+        c.true(f"{what}: {n} workers write the events of one (missing {missing[:1]})", many == one)
+
+
+def dstopts(next_header, length):
+    """An IPv6 destination options header of `length` bytes (padding only)."""
+    return bytes([next_header, length // 8 - 1, 1, length - 4]) + bytes(length - 4)
+
+
+def v6_frame(src, dst, next_header, l4):
+    return ether(MAC_B, MAC_A, ipv6(src, dst, next_header, l4), 0x86DD)
+
+
+def v6_fragment(src, dst, ident, off, more, next_header, data):
+    fh = struct.pack("!BBHI", next_header, 0, off | (1 if more else 0), ident)
+    return ether(MAC_B, MAC_A, ipv6(src, dst, 44, fh + data), 0x86DD)
+
+
+# Fragmented datagrams whose first fragment ends before the ports: destination options after the
+# fragment header fill it, the UDP or TCP header is in the second. The reader makes the datagram
+# whole before it sends it on: it joins its flow's other packets in one worker (8 flows: some hash
+# away from their datagram's address pair).
+records, t = [], 1000000
+for i in range(8):
+    cli, srv, cp, sp = "2001:db8::31", "2001:db8::32", 40000 + i, 7000 + i
+    records += [(t, v6_frame(cli, srv, 17, udp(cli, srv, cp, sp, b"request"))),
+                (t + 1000, v6_frame(srv, cli, 17, udp(srv, cli, sp, cp, b"response")))]
+    body = dstopts(17, 48) + udp(cli, srv, cp, sp, b"B" * 200)
+    records += [(t + 2000, v6_fragment(cli, srv, 100 + i, 0, True, 60, body[:48])),
+                (t + 3000, v6_fragment(cli, srv, 100 + i, 48, False, 60, body[48:]))]
+    cli, srv, cp, sp = "2001:db8::41", "2001:db8::42", 41000 + i, 8000 + i
+    records += [(t + 4000, v6_frame(cli, srv, 6, tcp(cli, srv, cp, sp, 1000, 0, SYN))),
+                (t + 5000, v6_frame(srv, cli, 6, tcp(srv, cli, sp, cp, 5000, 1001, SYN | ACK))),
+                (t + 6000, v6_frame(cli, srv, 6, tcp(cli, srv, cp, sp, 1001, 5001, ACK)))]
+    body = dstopts(6, 56) + tcp(cli, srv, cp, sp, 1001, 5001, PSH | ACK, b"x" * 300)
+    # The second fragment first: it waits with the first until the datagram is whole.
+    records += [(t + 7000, v6_fragment(cli, srv, 200 + i, 56, False, 60, body[56:])),
+                (t + 8000, v6_fragment(cli, srv, 200 + i, 0, True, 60, body[:56])),
+                (t + 9000, v6_frame(srv, cli, 6, tcp(srv, cli, sp, cp, 5001, 1301, ACK)))]
+    t += 10000
+same_as_one_worker("ports in the second fragment", write("ports_in_second", records))
+
+# An IPv4 identification used again, within the fragment timeout, by another flow of the same
+# hosts, whose later fragment comes first: it belongs to the new datagram, not to the flow of the
+# one made whole before.
+records, t = [], 1000000
+for i in range(8):
+    cp, sp = 30000 + i, 6000 + i
+    dg = udp("10.1.0.1", "10.1.0.2", cp, sp, b"D" * 100)
+    first = (ether(MAC_B, MAC_A, ipv4("10.1.0.1", "10.1.0.2", 17, dg[:64], ident=7, flags=0x2000)))
+    last = (ether(MAC_B, MAC_A, ipv4("10.1.0.1", "10.1.0.2", 17, dg[64:], ident=7, flags=64 // 8)))
+    records += [(t, udp_frame("10.1.0.1", "10.1.0.2", cp, sp, b"hello"))]
+    records += [(t + 1000, first), (t + 2000, last)] if i % 2 == 0 else [(t + 1000, last), (t + 2000, first)]
+    records += [(t + 3000, udp_frame("10.1.0.2", "10.1.0.1", sp, cp, b"ok"))]
+    t += 4000
+same_as_one_worker("identification used again", write("ident_reuse", records))
+
+# A datagram that stays open while 5000 others are made whole: the reader keeps no route for a
+# whole datagram, so the open one's route stays (its table holds 4096).
+dg = udp("10.2.0.1", "10.2.0.2", 33333, 4444, b"A" * 100)
+records = [(1000000, udp_frame("10.2.0.1", "10.2.0.2", 33333, 4444, b"start")),
+           (1000100, ether(MAC_B, MAC_A, ipv4("10.2.0.1", "10.2.0.2", 17, dg[:64], ident=1, flags=0x2000)))]
+for i in range(5000):
+    cli = "10.3.%d.%d" % (i // 250, i % 250 + 1)
+    d2 = udp(cli, "10.2.0.2", 20000 + i % 1000, 53, b"Q" * 40)
+    records += [(1000200 + 200 * i, ether(MAC_B, MAC_A, ipv4(cli, "10.2.0.2", 17, d2[:24], ident=i, flags=0x2000))),
+                (1000300 + 200 * i, ether(MAC_B, MAC_A, ipv4(cli, "10.2.0.2", 17, d2[24:], ident=i, flags=3)))]
+records += [(3000000, ether(MAC_B, MAC_A, ipv4("10.2.0.1", "10.2.0.2", 17, dg[64:], ident=1, flags=8))),
+            (3000100, udp_frame("10.2.0.2", "10.2.0.1", 4444, 33333, b"done"))]
+same_as_one_worker("a datagram open while 5000 others complete", write("long_open", records))
 c.done()
