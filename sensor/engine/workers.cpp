@@ -305,6 +305,9 @@ int OfflineWorkers::route_fragment(const Packet& p, const uint8_t* frame, uint32
   bool transport = p.proto == 6 || p.proto == 17 || p.proto == 1 || p.proto == 58;
   if (p.ip_version == 4 && !transport && !is_tunnel_protocol(p.proto)) return static_cast<int>(pair);
   const FragmentPeek& f = peek_->peeked_fragment();
+  // A fragment past 64 KiB belongs to no datagram a worker rebuilds: it is dropped (an IPv4 one
+  // with an anomaly) where it comes, not held, so its event stays in its place in the input.
+  if (!p.ip_cut && uint64_t(f.offset) + f.length > 65535) return static_cast<int>(pair);
   FragmentTable::Key key = fragment_key(p, f.id);
   auto it = routes_.find(key);
   if (it == routes_.end()) it = add_route(key, ts, pair);

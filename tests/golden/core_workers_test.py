@@ -280,4 +280,22 @@ for i in range(5000):
 records += [(3000000, ether(MAC_B, MAC_A, ipv4("10.2.0.1", "10.2.0.2", 17, dg[64:], ident=1, flags=8))),
             (3000100, udp_frame("10.2.0.2", "10.2.0.1", 4444, 33333, b"done"))]
 same_as_one_worker("a datagram open while 5000 others complete", write("long_open", records))
+
+# A fragment that ends past 64 KiB, its first fragment still to come after the next merge epoch
+# (2^16 packets): its anomaly is in its place, before the flow a tick ended after it, as with one.
+records = [(0, ether(MAC_B, MAC_A, ipv4("10.5.0.1", "10.5.0.2", 17, b"Z" * 16, ident=9, flags=0x2000 | 65528 // 8))),
+           (100000, udp_frame("10.6.0.1", "10.6.0.2", 1000, 2000, b"a"))]
+filler = udp_frame("10.7.0.1", "10.7.0.2", 3000, 4000, b"b")
+records += [(3000000 + 10 * i, filler) for i in range(70000)]
+first = udp("10.5.0.1", "10.5.0.2", 5000, 6000, b"F" * 40)[:24]
+records.append((5000000, ether(MAC_B, MAC_A, ipv4("10.5.0.1", "10.5.0.2", 17, first, ident=9, flags=0x2000))))
+beyond_pcap, beyond_cfg = write("beyond_64k", records, "flows:\n  udp_idle_timeout: 2\n")
+in_order = {}
+for n in (1, 2, 3):
+    _, out, _ = run(["analyze", beyond_pcap, "-c", beyond_cfg, "--out", "-", "-q", "--workers", str(n)])
+    in_order[n] = [line for line in out.splitlines() if line.strip() and '"event_type":"stats"' not in line]
+c.true("beyond 64 KiB: the anomaly comes first with one worker",
+       bool(in_order[1]) and '"event_type":"anomaly"' in in_order[1][0])
+for n in (2, 3):
+    c.true(f"beyond 64 KiB: {n} workers write the events of one in its order", in_order[n] == in_order[1])
 c.done()
