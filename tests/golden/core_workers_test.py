@@ -252,6 +252,27 @@ for i in range(8):
     t += 10000
 same_as_one_worker("ports in the second fragment", write("ports_in_second", records))
 
+# The same over VXLAN: the outer datagram's first fragment (48 bytes) ends inside the inner IPv4
+# header, so only the whole datagram names the inner flow.
+IN_A, IN_B = b"\x02\0\0\0\1\x01", b"\x02\0\0\0\1\x02"
+
+
+def vxlan(inner_src, inner_dst, inner_sport, inner_dport, payload, outer_sport):
+    inner = ether(IN_B, IN_A, ipv4(inner_src, inner_dst, 17, udp(inner_src, inner_dst, inner_sport, inner_dport, payload)))
+    return udp("172.16.0.1", "172.16.0.2", outer_sport, 4789, struct.pack("!II", 0x08000000, 42 << 8) + inner)
+
+
+records, t = [], 1000000
+for i in range(8):
+    cp, sp = 45000 + i, 9000 + i
+    dg = vxlan("192.168.0.1", "192.168.0.2", cp, sp, b"P" * 300, 50200 + i)
+    records += [(t, frame("172.16.0.1", "172.16.0.2", 17, vxlan("192.168.0.1", "192.168.0.2", cp, sp, b"q", 50000 + i))),
+                (t + 1000, frame("172.16.0.2", "172.16.0.1", 17, vxlan("192.168.0.2", "192.168.0.1", sp, cp, b"r", 50100 + i))),
+                (t + 2000, ether(MAC_B, MAC_A, ipv4("172.16.0.1", "172.16.0.2", 17, dg[:48], ident=300 + i, flags=0x2000))),
+                (t + 3000, ether(MAC_B, MAC_A, ipv4("172.16.0.1", "172.16.0.2", 17, dg[48:], ident=300 + i, flags=6)))]
+    t += 4000
+same_as_one_worker("VXLAN inner headers in the second fragment", write("vxlan_inner_in_second", records))
+
 # An IPv4 identification used again, within the fragment timeout, by another flow of the same
 # hosts, whose later fragment comes first: it belongs to the new datagram, not to the flow of the
 # one made whole before.
