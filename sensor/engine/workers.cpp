@@ -603,7 +603,7 @@ void OfflineWorkers::epoch() {
     }
     FlowVerdict verdict = judge_flow(judges_, l.ended->summary, merged_);
     std::string annotated;
-    if (annotator_ != site_annotator_ && reannotate(line, l.ended->summary.ep, annotated)) line = annotated;
+    if (l.header && l.header->has && reannotate_header(line, *l.header, annotated)) line = annotated;
     if (verdict.verdict.empty()) merged_.emit_line(*l.type, line);
     else merged_.emit_line(*l.type, with_verdict(line, verdict));
   }
@@ -650,21 +650,6 @@ void OfflineWorkers::apply_flow_note(const Note& n, std::string_view line, Ended
   named.assign(line.substr(0, at));
   named += b.view();
   named += line.substr(at + kNull.size());
-}
-
-bool OfflineWorkers::reannotate(std::string_view flow_line, const EventEndpoints& ep, std::string& out) {
-  std::string had = annotation_text(*site_annotator_, ep);
-  std::string has = annotation_text(*annotator_, ep);
-  if (had == has) return false;
-  // The annotation ends the header, just before the flow object. A quote inside a JSON string is
-  // escaped, so the first ,"flow":{ is the key.
-  size_t end = flow_line.find(",\"flow\":{");
-  if (end == std::string_view::npos || end < had.size() || flow_line.substr(end - had.size(), had.size()) != had)
-    return false;
-  out.assign(flow_line.substr(0, end - had.size()));
-  out += has;
-  out += flow_line.substr(end);
-  return true;
 }
 
 bool OfflineWorkers::reannotate_header(std::string_view line, const WorkerSink::Header& h, std::string& out) {

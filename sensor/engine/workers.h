@@ -233,10 +233,8 @@ class OfflineWorkers {
   // Lines sorted by LineOrder: the flows ended together put in one flow table's order.
   template <typename Line>
   static void interleave_lists(std::vector<Line>& all);
-  // A flow line a worker wrote, with the merged output's header annotation in place of the
-  // worker's; false (out untouched) when they are the same.
-  bool reannotate(std::string_view flow_line, const EventEndpoints& ep, std::string& out);
-  // Any other line a worker wrote, the same way (its header as the worker recorded it).
+  // A line a worker wrote, with the merged output's header annotation in place of the worker's
+  // (where the worker recorded its header's end); false (out untouched) when they are the same.
   bool reannotate_header(std::string_view line, const WorkerSink::Header& h, std::string& out);
   // A flow line's note at the merge: remembers a server seen in clear, or names a TLS flow (in
   // `named`, the line with its app, and in the flow's facts for the judges).
