@@ -203,6 +203,18 @@ void Pipeline::packet(const uint8_t* frame, uint32_t caplen, uint32_t wirelen, T
   // are what end idle flows and bring the periodic stats. Before the packet's own events, as
   // with --workers, where the reader moves every worker's clock before it hands the packet on.
   tick();
+  handle(frame, caplen, wirelen, ts);
+}
+
+void Pipeline::held_packet(const uint8_t* frame, uint32_t caplen, uint32_t wirelen, Timestamp ts) {
+  if (ts.usec > clock_.usec) return packet(frame, caplen, wirelen, ts);
+  ++packets_;
+  bytes_ += wirelen;
+  if (ts.usec > last_ts_.usec) last_ts_ = ts;
+  if (decoder_) handle(frame, caplen, wirelen, ts);
+}
+
+void Pipeline::handle(const uint8_t* frame, uint32_t caplen, uint32_t wirelen, Timestamp ts) {
   Packet p;
   DecodeStatus ds = decoder_->decode(frame, caplen, wirelen, ts, p);
   if (ds != DecodeStatus::ok || depth_ == Depth::decode) return;

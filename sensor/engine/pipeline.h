@@ -91,6 +91,11 @@ class Pipeline {
   // capture: no pause once packets arrive).
   void prepare();
   void packet(const uint8_t* frame, uint32_t caplen, uint32_t wirelen, Timestamp ts);
+  // analyze --workers: a fragment the reader held for its datagram's first fragment, handed on
+  // after later packets moved the clock past it. It is taken at its own time (its datagram's
+  // timeout counts from it), but the clock does not go back to it: one pipeline's clock did not,
+  // the fragment having come in its place.
+  void held_packet(const uint8_t* frame, uint32_t caplen, uint32_t wirelen, Timestamp ts);
   // Packet time went on without a packet for this pipeline (with --workers: another worker's
   // packet): its clock follows it (forward, or back by more than kTimeBackUsec) and its flows
   // and fragments time out as a packet of that time would time them out, so expiry does not
@@ -142,6 +147,8 @@ class Pipeline {
   class DirSink;
   FlowState& state_of(Flow& f);
   void on_decode_anomaly(std::string_view name, uint32_t offset, const Packet& p);
+  // A packet counted and its clock moved: decoded and taken into its flow.
+  void handle(const uint8_t* frame, uint32_t caplen, uint32_t wirelen, Timestamp ts);
   void on_flow_end(Flow& f, FlowEnd why);
   void write_flow_event(Flow& f, FlowEnd why, FlowState* st);
   void tcp(Flow& f, Dir dir, const Packet& p, bool ack_plausible);

@@ -163,7 +163,8 @@ void OfflineWorkers::run(Worker& w) {
             w.pipeline->advance_clock(r.ts);
           } else {
             w.pipeline->set_input_position(r.pos);
-            w.pipeline->packet(b->data.data() + r.offset, r.caplen, r.wirelen, r.ts);
+            if (r.held) w.pipeline->held_packet(b->data.data() + r.offset, r.caplen, r.wirelen, r.ts);
+            else w.pipeline->packet(b->data.data() + r.offset, r.caplen, r.wirelen, r.ts);
           }
           if (size_t open = w.pipeline->active_flows(); open != w.flows_open) {
             w.flows_open = open;
@@ -237,7 +238,10 @@ void OfflineWorkers::packet(const uint8_t* frame, uint32_t caplen, uint32_t wire
   if (s == DecodeStatus::ok) idx = static_cast<int>(flow_hash(p, false) % workers_.size());
   else if (s == DecodeStatus::fragment && p.src.family) idx = route_fragment(p, frame, caplen, wirelen, ts);
   if (idx >= 0) send(static_cast<size_t>(idx), frame, caplen, wirelen, ts, packets_);
-  if (++since_epoch_ >= kEpochPackets) {
+  // Fragments waiting in the reader belong where they came in the input, and their worker may
+  // write events of them (an overlap that differs) when they are sent: the merge waits for them,
+  // a bounded while.
+  if (++since_epoch_ >= kEpochPackets && (held_frames_ == 0 || since_epoch_ >= 2 * kEpochPackets)) {
     since_epoch_ = 0;
     epoch();
   }
@@ -254,9 +258,9 @@ OfflineWorkers::Batch& OfflineWorkers::filling(size_t idx) {
 }
 
 void OfflineWorkers::send(size_t idx, const uint8_t* frame, uint32_t caplen, uint32_t wirelen, Timestamp ts,
-                          uint64_t pos) {
+                          uint64_t pos, bool held) {
   Batch& b = filling(idx);
-  b.refs.push_back({static_cast<uint32_t>(b.data.size()), caplen, wirelen, ts, pos});
+  b.refs.push_back({static_cast<uint32_t>(b.data.size()), caplen, wirelen, ts, pos, false, held});
   b.data.insert(b.data.end(), frame, frame + caplen);
   if (b.refs.size() >= kBatchPackets) push(*workers_[idx], std::move(workers_[idx]->filling));
 }
@@ -441,7 +445,7 @@ OfflineWorkers::RouteIt OfflineWorkers::add_route(const FragmentTable::Key& key,
 void OfflineWorkers::release(RouteIt it, size_t worker) {
   FragmentRoute& r = it->second;
   for (auto& h : r.held) {
-    send(worker, h.frame.data(), static_cast<uint32_t>(h.frame.size()), h.wirelen, h.ts, h.pos);
+    send(worker, h.frame.data(), static_cast<uint32_t>(h.frame.size()), h.wirelen, h.ts, h.pos, /*held=*/true);
     held_bytes_ -= h.frame.size();
   }
   held_frames_ -= r.held.size();

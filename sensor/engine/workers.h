@@ -88,7 +88,8 @@ class OfflineWorkers {
  private:
   // tick: no packet, the input's packet time for the worker's clock (Pipeline::advance_clock).
   // pos: the packet's position in the input (a tick: the packet whose time it is).
-  struct PacketRef { uint32_t offset, caplen, wirelen; Timestamp ts; uint64_t pos; bool tick = false; };
+  // held: a fragment held for its first fragment, sent after later packets (Pipeline::held_packet).
+  struct PacketRef { uint32_t offset, caplen, wirelen; Timestamp ts; uint64_t pos; bool tick = false; bool held = false; };
   // Where a run of a worker's lines goes in the merged output. One pipeline handles a packet
   // in this order: the flows the packet's time ends, then the packet itself; at the end of the
   // input, the flows still open. The flow table ends flows timeout list by timeout list, each in
@@ -207,7 +208,8 @@ class OfflineWorkers {
   void run(Worker& w);
   void push(Worker& w, std::unique_ptr<Batch> b);
   Batch& filling(size_t worker);
-  void send(size_t worker, const uint8_t* frame, uint32_t caplen, uint32_t wirelen, Timestamp ts, uint64_t pos);
+  void send(size_t worker, const uint8_t* frame, uint32_t caplen, uint32_t wirelen, Timestamp ts, uint64_t pos,
+            bool held = false);
   // The input's packet time, kept as one pipeline keeps its clock: ticks the workers, counts
   // time going back and writes the periodic stats when due.
   void advance_input_clock(Timestamp ts);
@@ -282,7 +284,8 @@ class OfflineWorkers {
   static constexpr size_t kBatchPackets = 256;
   static constexpr size_t kMaxQueued = 64;
   // Events wait in each worker until the epoch ends: short epochs keep that memory small
-  // (a flood of short flows writes about one event per packet).
+  // (a flood of short flows writes about one event per packet). While fragments are held for
+  // their first fragment, the epoch ends later, up to twice as long.
   static constexpr uint64_t kEpochPackets = 1u << 16;
   // Fragments held for a first fragment still to come. Senders that send the last fragment
   // first send the first right after it, so a datagram waits briefly; floods of fragments
