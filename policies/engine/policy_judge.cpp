@@ -1746,8 +1746,10 @@ FlowVerdict PolicyJudge::judge(const FlowSummary& f, EventOutput& out) {
     correlate_move(f, cdev, sdev);
   }
 
-  if (!cdev && !site_->devices.empty()) track_unbound_fanout(f, sdev, out);
-  if (!cdev && !sdev) return v;  // not a flow of a known device: only site-wide checks
+  if (!cdev && !sdev) {  // not a flow of a known device: only site-wide checks
+    if (!site_->devices.empty()) track_unbound_fanout(f, nullptr, out);
+    return v;
+  }
   static const char* names[] = {"declared", "undeclared", "forbidden"};
   const bool crossing = !v.verdict.empty();  // a zone crossing made the flow undeclared
   SideResult worst;
@@ -1780,8 +1782,11 @@ FlowVerdict PolicyJudge::judge(const FlowSummary& f, EventOutput& out) {
     // A declared flow to a peer holding the rule's role (a PACS sending C-MOVE results to its
     // reading stations, a modality to its PACS) is the site's own traffic, not a sweep: it is not
     // counted. Rules open to any / any_internal peer still are.
+    // So is one a host that is no device sends to a device whose model declares it for a role the
+    // host holds (the site's second PACS node verifying its modalities).
     if (side == 0) { if (!to_group && !declared_to_role) track_fanout(f, *d, out); }
-    else if (!cdev) track_inbound_scan(f, *d, out);
+    else if (!cdev && !declared_to_role) track_inbound_scan(f, *d, out);
+    if (side == 1 && !cdev && !declared_to_role) track_unbound_fanout(f, sdev, out);
     // An unknown peer: an address the site binds to no role and no device.
     if (!peer_dev && peer_roles == 0 && !to_group && !is_infrastructure(app)) {
       Alert a;

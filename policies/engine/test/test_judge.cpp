@@ -2141,3 +2141,55 @@ TEST_CASE("C-MOVE: an SCP bound only by MAC is found by its flows' MAC, in eithe
   fx.judge_flow(followup(WS, t0 + 500000));
   CHECK(fx.alerts("dicom.move_address_undeclared").size() == 2);
 }
+
+TEST_CASE("declared pushes of a host holding a role but no device do not count toward its sweep", "[judge]") {
+  // A second PACS node (role pacs, bound to no device) verifies four CTs: the CT model declares
+  // C-ECHO from the pacs role (dicom-echo-in).
+  Fixture fx(Fixture::Edits{
+      {"{role: pacs, ips: [10.10.2.20]", "{role: pacs, ips: [10.10.2.20, 10.10.2.21]"},
+      {"fanout_hosts: 32", "fanout_hosts: 2"},
+      {"  - {name: pacs-1,",
+       "  - {name: ct-2, model: acme-ct, ip: 10.10.1.11, zone: modality, roles: [modality]}\n"
+       "  - {name: ct-3, model: acme-ct, ip: 10.10.1.12, zone: modality, roles: [modality]}\n"
+       "  - {name: ct-4, model: acme-ct, ip: 10.10.1.13, zone: modality, roles: [modality]}\n"
+       "  - {name: pacs-1,"}});
+  for (const char* ct : {"10.10.1.10", "10.10.1.11", "10.10.1.12", "10.10.1.13"}) {
+    auto f = fx.flow("10.10.2.21", 45000, ct, 104);
+    fx.add_facts(f, "dicom").set_attr("dicom.commands", "C-ECHO");
+    auto v = fx.judge_flow(f);
+    CHECK(v.side_verdict[1] == "declared");
+  }
+  CHECK(fx.alerts("lateral.fan_out").empty());
+  // A host holding no role reaching the same four on the same port is a sweep.
+  for (const char* ct : {"10.10.1.10", "10.10.1.11", "10.10.1.12", "10.10.1.13"}) {
+    auto f = fx.flow("10.10.2.22", 45000, ct, 104);
+    fx.add_facts(f, "dicom").set_attr("dicom.commands", "C-ECHO");
+    fx.judge_flow(f);
+  }
+  auto fan = fx.alerts("lateral.fan_out");
+  REQUIRE(fan.size() == 1);
+  CHECK(fan[0]["alert"]["peer"] == "10.10.2.22");
+}
+
+TEST_CASE("declared flows of a host holding a role but no device do not count toward a port scan", "[judge]") {
+  // The biomed laptop (role service, no device) may reach the box on any port its model lists.
+  const std::string model = R"(schema: medmon.model/v1
+model: {id: svc-box, manufacturer: "Example", description: "A box the biomed laptop services on any port"}
+mds2_derived: {communicates_internal: true}
+flows:
+  - {id: service-any, initiator: peer, peer_role: service, l4: tcp}
+)";
+  Fixture fx(Fixture::Edits{{"  - {role: ntp,", "  - {role: service, ips: [10.10.1.90]}\n  - {role: ntp,"},
+                            {"  - {name: pacs-1,", "  - {name: box-1, model: svc-box, ip: 10.10.1.70, zone: modality}\n  - {name: pacs-1,"}},
+             model);
+  for (int p = 1; p <= 12; ++p) {
+    auto v = fx.judge_flow(fx.flow("10.10.1.90", 42000, "10.10.1.70", static_cast<uint16_t>(5000 + p)));
+    CHECK(v.rule == "service-any");
+  }
+  CHECK(fx.alerts("lateral.port_scan").empty());
+  // A host holding no role trying as many ports is a scan.
+  for (int p = 1; p <= 12; ++p) fx.judge_flow(fx.flow("10.10.1.91", 42000, "10.10.1.70", static_cast<uint16_t>(5000 + p)));
+  auto scans = fx.alerts("lateral.port_scan");
+  REQUIRE(scans.size() == 1);
+  CHECK(scans[0]["alert"]["peer"] == "10.10.1.91");
+}
