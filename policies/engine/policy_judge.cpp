@@ -233,7 +233,7 @@ struct PolicyJudge::SideResult {
   int level = 0;  // 0 declared, 1 undeclared, 2 forbidden
   std::string rule;
   std::vector<std::string> mds2;
-  bool role_peer = false;  // declared by a rule naming a site role the peer holds
+  int peer_role = -1;  // declared by a rule naming this site role, which the peer holds; -1 none
 };
 
 std::unique_ptr<PolicyJudge> PolicyJudge::fork(bool share_state) const {
@@ -770,7 +770,7 @@ PolicyJudge::SideResult PolicyJudge::eval_side(const FlowSummary& f, const Devic
   const FlowRule* port_only = nullptr;
   const FlowRule* match = find_declared_flow(s, port_only);
   SideResult res = match ? judge_declared_flow(s, *match) : judge_undeclared_flow(s, port_only);
-  res.role_peer = match && res.level == 0 && match->role_index >= 0;
+  if (match && res.level == 0) res.peer_role = match->role_index;
   check_phi_cleartext(s, match);
   check_hl7_against_model(s);
   check_dicom_against_model(s);
@@ -1767,7 +1767,17 @@ FlowVerdict PolicyJudge::judge(const FlowSummary& f, EventOutput& out) {
     uint64_t peer_roles = roles_of(peer);
     if (peer_dev) peer_roles |= dev_roles_[static_cast<size_t>(peer_dev - site_->devices.data())];
     SideResult r = eval_side(f, *d, side == 0, peer_dev, peer_roles, app, enc, out);
-    const bool declared_to_role = r.role_peer && !crossing;
+    // A peer holds the role by its own address (or as a device of it), or as one address of a
+    // network the site binds to it. Only a peer of such a network that answered is a declared one
+    // here: a sweep of a wide block bound to a role (a workstation role on 10.0.0.0/8) meets mostly
+    // addresses where nothing answers, and those count.
+    bool declared_to_role = false;
+    if (r.peer_role >= 0 && !crossing) {
+      const uint64_t bit = 1ull << r.peer_role;
+      auto own = roles_by_ip_.find(IpKey(peer));
+      declared_to_role = f.server_answered || (own != roles_by_ip_.end() && (own->second & bit)) ||
+                         (peer_dev && (dev_roles_[static_cast<size_t>(peer_dev - site_->devices.data())] & bit));
+    }
     // This side's own verdict, for the report and summary of this device; same rules as the flow's
     // below. A device without a model has nothing declared to be judged against.
     if (d->model) {

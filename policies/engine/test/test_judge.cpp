@@ -2193,3 +2193,41 @@ flows:
   REQUIRE(scans.size() == 1);
   CHECK(scans[0]["alert"]["peer"] == "10.10.1.91");
 }
+
+TEST_CASE("a role bound to a wide network does not hide a sweep of it on the declared flow", "[judge]") {
+  // Reading workstations bound to the whole site: the PACS's declared C-MOVE sub-operations reach
+  // any address of 10.0.0.0/8 on port 104.
+  Fixture fx(Fixture::Edits{{"{role: reading_ws, ips: [10.10.4.40]", "{role: reading_ws, ips: [10.0.0.0/8]"}});
+  // Forty workstations that answered: the site's own traffic, no sweep.
+  for (int i = 1; i <= 40; ++i) {
+    std::string ws = "10.10.4." + std::to_string(i);
+    auto f = fx.flow(PACS, static_cast<uint16_t>(45000 + i), ws.c_str(), 104);
+    fx.add_facts(f, "dicom").set_attr("dicom.commands", "C-STORE");
+    CHECK(fx.judge_flow(f).rule == "dicom-move-out");
+  }
+  CHECK(fx.alerts("lateral.fan_out").empty());
+  // Forty addresses of the block where nothing answered: a sweep, though each flow is declared.
+  for (int i = 1; i <= 40; ++i) {
+    std::string h = "10.20.0." + std::to_string(i);
+    auto f = fx.flow(PACS, static_cast<uint16_t>(46000 + i), h.c_str(), 104);
+    f.server_answered = false;
+    f.payload_bytes = {0, 0};
+    CHECK(fx.judge_flow(f).rule == "dicom-move-out");
+  }
+  auto fan = fx.alerts("lateral.fan_out");
+  REQUIRE(fan.size() == 1);
+  CHECK(fan[0]["alert"]["evidence"]["server_port"] == "104");
+  // A workstation the site binds by its own address is declared whether or not it answered.
+  Fixture own(Fixture::Edits{{"{role: reading_ws, ips: [10.10.4.40]", "{role: reading_ws, ips: [10.10.4.40, 10.0.0.0/8]"},
+                             {"fanout_hosts: 32", "fanout_hosts: 1"}});
+  for (int i = 0; i < 3; ++i) {
+    auto f = own.flow(PACS, static_cast<uint16_t>(47000 + i), WS, 104);
+    f.server_answered = false;
+    f.payload_bytes = {0, 0};
+    CHECK(own.judge_flow(f).rule == "dicom-move-out");
+  }
+  auto f = own.flow(PACS, 47010, "10.10.4.41", 104);  // answered, through the network
+  own.add_facts(f, "dicom");
+  CHECK(own.judge_flow(f).rule == "dicom-move-out");
+  CHECK(own.alerts("lateral.fan_out").empty());
+}
