@@ -788,6 +788,23 @@ void load_site_header(Reader& r, YAML::Node root, Site& site) {
       r.err(n, "internal_networks: empty (every address would be outside the site; expected the site's own address "
                "ranges, e.g. [10.0.0.0/8])");
   } else r.err(root, "missing key 'internal_networks' (the site's own address ranges, e.g. [10.0.0.0/8])");
+  // The IP subnets whose last address is a directed broadcast (the judge takes no other address
+  // for one unless the frame went to the Ethernet broadcast address).
+  if (auto n = root["subnets"]; n && !n.IsNull()) {
+    std::vector<YAML::Node> items;
+    if (n.IsSequence()) for (auto e : n) items.push_back(e);
+    else items.push_back(n);
+    for (auto& e : items)
+      for (auto& c : r.cidrs(e, "subnets")) {
+        std::string text = e.IsScalar() ? e.Scalar() : std::string();
+        if (c.net.family != 4)
+          r.err(e, "subnets: '" + text + "' is IPv6, which has no broadcast address (expected IPv4 subnets, e.g. 10.10.1.0/24)");
+        else if (c.bits > 30)
+          r.err(e, "subnets: '" + text + "' has no broadcast address (expected a subnet of /30 or wider, e.g. 10.10.1.0/24)");
+        else
+          site.subnets.push_back(c);
+      }
+  }
 }
 
 // Zones come first: the zone matrix, the devices and the models' allowed zones name them.
@@ -1160,8 +1177,8 @@ std::unique_ptr<Site> load_site(const std::string& path, const std::string& mode
   if (!r.is_document(root, "site")) return nullptr;
   auto site = std::make_unique<Site>();
   site->file = path;
-  r.keys(root, "site", {"schema", "site", "models", "internal_networks", "zones", "zone_matrix", "roles", "devices",
-                        "thresholds", "severity"});
+  r.keys(root, "site", {"schema", "site", "models", "internal_networks", "subnets", "zones", "zone_matrix", "roles",
+                        "devices", "thresholds", "severity"});
   load_site_header(r, root, *site);
   load_zones(r, root["zones"], *site);
   load_zone_matrix(r, root["zone_matrix"], *site);

@@ -209,6 +209,7 @@ struct Site {
   std::string name, file;
   bool production = true;
   std::vector<Cidr> internal;
+  std::vector<Cidr> subnets;  // IPv4 subnets of /30 or wider: their last address is their broadcast
   std::vector<Zone> zones;
   std::vector<std::pair<std::string, std::string>> zone_matrix;  // allowed (from, to) pairs
   std::vector<Role> roles;

@@ -316,8 +316,7 @@ PolicyJudge::PolicyJudge(std::shared_ptr<const Site> site, JudgeOptions opt, std
     for (int i = 0; i < 4; ++i) b.b[i] = static_cast<uint8_t>(v >> (24 - 8 * i));
     subnet_broadcasts_.insert(IpKey(b));
   };
-  for (auto& z : s.zones) for (auto& c : z.cidrs) add_broadcast(c);
-  for (auto& c : s.internal) add_broadcast(c);
+  for (auto& c : s.subnets) add_broadcast(c);
   zone_matrix_.assign(nz * nz, 0);
   for (auto& [from, to] : s.zone_matrix) {
     int a = zidx(from), b = zidx(to);
@@ -485,13 +484,19 @@ bool PolicyJudge::internal(const IpAddr& ip) const {
   return link_scoped(ip);
 }
 
-bool PolicyJudge::group_address(const IpAddr& ip) const {
+bool PolicyJudge::group_destination(const FlowSummary& f) const {
+  const IpAddr& ip = f.ep.dst;
   const auto& b = ip.b;
-  if (ip.family == 4) {
-    if ((b[0] & 0xF0) == 224 || (b[0] == 255 && b[1] == 255 && b[2] == 255 && b[3] == 255)) return true;
-    return !subnet_broadcasts_.empty() && subnet_broadcasts_.count(IpKey(ip));
-  }
-  return ip.family == 6 && b[0] == 0xFF;
+  if (ip.family == 6) return b[0] == 0xFF;
+  if (ip.family != 4) return false;
+  if ((b[0] & 0xF0) == 224 || (b[0] == 255 && b[1] == 255 && b[2] == 255 && b[3] == 255)) return true;
+  // A directed broadcast is never answered from its own address: one that sent anything back on the
+  // flow is a host, whatever block it ends.
+  if (f.pkts[1] > 0) return false;
+  // Where the frame went says it on the link; without it, only the last address of a block the site
+  // declares as a subnet is taken for its broadcast (a zone or a network may be narrower or wider
+  // than the subnet, and its last address a host).
+  return f.to_l2_broadcast || (!subnet_broadcasts_.empty() && subnet_broadcasts_.count(IpKey(ip)));
 }
 
 uint64_t PolicyJudge::roles_of(const IpAddr& ip) const {
@@ -1628,7 +1633,7 @@ void PolicyJudge::track_inbound_scan(const FlowSummary& f, const Device& dev, Ev
 void PolicyJudge::track_unbound_fanout(const FlowSummary& f, const Device* sdev, EventOutput& out) {
   // Hosts outside the site are left out: a browser or a proxy reaches many of those on one
   // service, and a device's web page among them would read as a sweep.
-  if (!internal(f.ep.dst) || !internal(f.ep.src) || group_address(f.ep.dst)) return;
+  if (!internal(f.ep.dst) || !internal(f.ep.src) || group_destination(f)) return;
   auto& th = site_->thresholds;
   auto& sweeps = cross_->sweeps;
   size_t& held = cross_->sweep_hosts;
@@ -1788,7 +1793,7 @@ FlowVerdict PolicyJudge::judge(const FlowSummary& f, EventOutput& out) {
     if (r.level > worst.level) worst = std::move(r);
     // A group destination (SSDP, mDNS, NetBIOS broadcasts) is many listeners, no host: not one of a
     // sweep's hosts, not a new peer. The flow itself is still judged against the model above.
-    const bool to_group = side == 0 && group_address(f.ep.dst);
+    const bool to_group = side == 0 && group_destination(f);
     // A declared flow to a peer holding the rule's role (a PACS sending C-MOVE results to its
     // reading stations, a modality to its PACS) is the site's own traffic, not a sweep: it is not
     // counted. Rules open to any / any_internal peer still are.

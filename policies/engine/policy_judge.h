@@ -184,9 +184,10 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
   // in its `zone:` when no zone's cidrs hold it (a device bound by MAC has no address to place).
   int zone_of(const IpAddr& ip, const Device* dev = nullptr) const;
   bool internal(const IpAddr& ip) const;
-  // A group destination: multicast, the limited broadcast, or the broadcast address of a zone's or
-  // internal network's IPv4 subnet. Many listeners, none of them a peer host.
-  bool group_address(const IpAddr& ip) const;
+  // Whether `f` went to a group: multicast, the limited broadcast, or a directed broadcast (the
+  // last address of a subnet the site declares, or any address its frames sent to the Ethernet
+  // broadcast address) that nothing answered. Many listeners, none of them a peer host.
+  bool group_destination(const FlowSummary& f) const;
   uint64_t roles_of(const IpAddr& ip) const;
   bool load_baseline(const std::string& path, Errors& errs);
 
@@ -272,7 +273,7 @@ class PolicyJudge : public FlowJudge, public HeaderAnnotator {
   std::vector<uint64_t> dev_roles_;                                   // per device: its roles: bits
   std::vector<int> dev_zone_;                                         // per device: its zone: index, -1 none
   std::vector<std::pair<Cidr, uint64_t>> roles_by_cidr_;              // networks
-  std::unordered_set<IpKey, IpKeyHash> subnet_broadcasts_;            // last address of each zone and internal IPv4 CIDR
+  std::unordered_set<IpKey, IpKeyHash> subnet_broadcasts_;            // last address of each declared IPv4 subnet
   ZoneLookup zones_;                                                  // zones' cidrs and devices' zone: addresses
   std::vector<uint8_t> zone_matrix_;                                  // nz*nz allowed bits
   std::unordered_map<std::string, std::vector<Cidr>> ae_bindings_;    // AE title -> bound addresses or networks

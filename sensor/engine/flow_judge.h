@@ -16,6 +16,7 @@ struct FlowSummary {
   EventEndpoints ep;                    // client -> server (initiator first)
   std::array<uint8_t, 6> client_mac{};  // zero when the link has no MAC
   std::array<uint8_t, 6> server_mac{};
+  bool to_l2_broadcast = false;         // the initiator's frames went to ff:ff:ff:ff:ff:ff
   Timestamp start, end;
   std::array<uint64_t, 2> pkts{};       // [to_server, to_client]
   std::array<uint64_t, 2> bytes{};      // frame bytes, as on the wire

@@ -232,6 +232,8 @@ void Pipeline::handle(const uint8_t* frame, uint32_t caplen, uint32_t wirelen, T
     auto individual = [](const std::array<uint8_t, 6>& m) { return (m[0] & 1) == 0; };
     if (individual(p.src_mac)) (dir == Dir::to_server ? f.client_mac : f.server_mac) = p.src_mac;
     if (p.has_dst_mac && individual(p.dst_mac)) (dir == Dir::to_server ? f.server_mac : f.client_mac) = p.dst_mac;
+    static constexpr std::array<uint8_t, 6> kBroadcast{0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    f.l2_broadcast[d] = p.has_dst_mac && p.dst_mac == kBroadcast;
   }
   TcpVerdict verdict = p.proto == 6 ? f.tcp_packet(d, p) : TcpVerdict::ok;
   flows_->touch(f, clock_);
@@ -492,6 +494,7 @@ void Pipeline::write_flow_event(Flow& f, FlowEnd why, FlowState* st) {
     s.ep.header = nullptr;  // judges may keep the summary past the flow's state
     s.client_mac = f.client_mac;
     s.server_mac = f.server_mac;
+    s.to_l2_broadcast = f.l2_broadcast[0];
     s.start = f.start;
     s.end = f.last;
     s.pkts = f.pkts;

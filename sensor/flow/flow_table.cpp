@@ -68,6 +68,7 @@ void Flow::reverse() {
   std::swap(payload_bytes[0], payload_bytes[1]);
   std::swap(tcp_flags[0], tcp_flags[1]);
   std::swap(client_mac, server_mac);
+  std::swap(l2_broadcast[0], l2_broadcast[1]);
 }
 
 namespace {

@@ -117,6 +117,8 @@ struct Flow {
   std::array<uint64_t, 2> pkts{}, bytes{}, payload_bytes{};
   std::array<uint8_t, 2> tcp_flags{};
   std::array<uint8_t, 6> client_mac{}, server_mac{};
+  // Per direction (0: to the server): its first frame went to the Ethernet broadcast address.
+  std::array<bool, 2> l2_broadcast{};
   Flow* lru_prev = nullptr;
   Flow* lru_next = nullptr;
   std::unique_ptr<FlowExtension> ext;

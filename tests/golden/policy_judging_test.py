@@ -175,6 +175,19 @@ def main():
         c.eq("tls forbidden: app", f[0].get("app"), "dicom-tls")
         c.eq("tls forbidden: CT's verdict", (f[0].get("src_verdict"), f[0].get("src_verdict_rule")), ("undeclared", "flow.undeclared"))
     c.true("tls forbidden: flow.undeclared", ("flow.undeclared", "ct-1", "pacs-1") in rules(ev))
+
+    # The modality zone declared narrower (/25) than its /24 subnet: the CT's NetBIOS query framed
+    # to ff:ff:ff:ff:ff:ff goes to the subnet's broadcast (no new peer); its syslog to 10.10.1.127,
+    # the /25's last address, framed to that host's MAC, goes to a host (a new peer).
+    narrow = site_variant(tmp, "narrow.yaml", [("{name: modality, cidrs: [10.10.1.0/24]}", "{name: modality, cidrs: [10.10.1.0/25]}")])
+    frame = lambda dst_mac, dst, sport, dport, data: pw.ether(dst_mac, CT_MAC, pw.ipv4(CT, dst, 17, pw.udp(CT, dst, sport, dport, data)))
+    p = os.path.join(tmp, "narrow-zone.pcap")
+    pw.write_pcap(p, [(T0, 0, frame(b"\xff" * 6, "10.10.1.255", 137, 137, b"\0" * 50)),
+                      (T0 + 1, 0, frame(mac_of("10.10.1.127"), "10.10.1.127", 40000, 514, b"<14>up"))])
+    ev = analyze(p, "--site", narrow, "--fail-on", "none", keep_as="policy_judging_narrow_zone")
+    got = rules(ev)
+    c.true("narrow zone: the broadcast is no new peer", ("lateral.new_peer", "ct-1", "10.10.1.255") not in got)
+    c.true("narrow zone: the host at its last address is one", ("lateral.new_peer", "ct-1", "10.10.1.127") in got)
     shutil.rmtree(tmp, ignore_errors=True)
     c.done()
 

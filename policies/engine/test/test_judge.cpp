@@ -2047,12 +2047,16 @@ TEST_CASE("HL7 peer roles: external is any address outside the site, as for flow
 }
 
 TEST_CASE("multicast and broadcast destinations are no peer hosts: no new_peer, no fan-out", "[judge]") {
-  Fixture fx;  // demo site: 10.10.1.0/24 is the modality zone, fanout_hosts 32
+  // Demo site, 10.10.1.0/24 (the modality zone) declared a subnet; fanout_hosts 32.
+  Fixture fx(Fixture::Edits{{"internal_networks: [10.0.0.0/8]\n", "internal_networks: [10.0.0.0/8]\nsubnets: [10.10.1.0/24]\n"}});
   const char* groups[] = {"239.255.255.250", "224.0.0.251", "10.10.1.255", "255.255.255.255", "10.255.255.255", "ff02::c"};
   uint16_t port = 50000;
   for (const char* g : groups) {
     auto f = fx.flow(CT, port++, g, 1900, 17);
     f.server_answered = false;
+    f.pkts[1] = 0;
+    // The /8's last address is no declared subnet's: its frame to the Ethernet broadcast address says it.
+    f.to_l2_broadcast = std::string_view(g) == "10.255.255.255";
     auto v = fx.judge_flow(f);
     CHECK(v.verdict == "undeclared");  // the model does not declare SSDP: still judged
   }
@@ -2061,7 +2065,9 @@ TEST_CASE("multicast and broadcast destinations are no peer hosts: no new_peer, 
   // Forty groups on one service are no address sweep.
   for (int i = 1; i <= 40; ++i) {
     std::string g = "239.1.1." + std::to_string(i);
-    fx.judge_flow(fx.flow(CT, 5353, g.c_str(), 5353, 17));
+    auto f = fx.flow(CT, 5353, g.c_str(), 5353, 17);
+    f.pkts[1] = 0;
+    fx.judge_flow(f);
   }
   CHECK(fx.alerts("lateral.fan_out").empty());
   // A host's own address in the zone (not its last) is a peer as before.
@@ -2230,4 +2236,33 @@ TEST_CASE("a role bound to a wide network does not hide a sweep of it on the dec
   own.add_facts(f, "dicom");
   CHECK(own.judge_flow(f).rule == "dicom-move-out");
   CHECK(own.alerts("lateral.fan_out").empty());
+}
+
+TEST_CASE("the last address of a zone is a broadcast only in a declared subnet or sent to the Ethernet broadcast", "[judge]") {
+  // The site declares the modality zone narrower (10.10.1.0/25) than the real subnet (/24):
+  // 10.10.1.127 is a host of it, not a broadcast address.
+  Fixture fx(Fixture::Edits{{"{name: modality, cidrs: [10.10.1.0/24]", "{name: modality, cidrs: [10.10.1.0/25]"},
+                            {"internal_networks: [10.0.0.0/8]\n", "internal_networks: [10.0.0.0/8]\nsubnets: [10.10.2.0/24]\n"}});
+  auto one_way = [&](const char* dst, uint16_t sport, bool l2_broadcast) {
+    auto f = fx.flow(CT, sport, dst, 514, 17);  // syslog: nothing comes back
+    f.server_answered = false;
+    f.pkts[1] = 0;
+    f.to_l2_broadcast = l2_broadcast;
+    fx.judge_flow(f);
+  };
+  one_way("10.10.1.127", 50001, false);
+  auto np = fx.alerts("lateral.new_peer");
+  REQUIRE(np.size() == 1);
+  CHECK(np[0]["alert"]["peer"] == "10.10.1.127");
+  // Sent to ff:ff:ff:ff:ff:ff, the subnet's own broadcast is one, whatever the site declares.
+  one_way("10.10.1.255", 50002, true);
+  // The last address of a declared subnet is its broadcast, without the frame's address too.
+  one_way("10.10.2.255", 50003, false);
+  CHECK(fx.alerts("lateral.new_peer").size() == 1);
+  // ... unless it answered: then it is a host that a wrong subnet hid.
+  auto f = fx.flow(CT, 50004, "10.10.2.255", 8080);
+  fx.judge_flow(f);
+  np = fx.alerts("lateral.new_peer");
+  REQUIRE(np.size() == 2);
+  CHECK(np[1]["alert"]["peer"] == "10.10.2.255");
 }

@@ -729,3 +729,26 @@ TEST_CASE("an empty internal_networks is refused: every address would be outside
   INFO(s);
   CHECK(s.find(sp + ":2:20: internal_networks: empty") != std::string::npos);
 }
+
+TEST_CASE("subnets are IPv4 CIDRs with a broadcast address, located when not", "[policy][loader]") {
+  TempDir t;
+  t.write("devices/test-modality.yaml", kModel);
+  std::string site = kSite;
+  site.replace(site.find("zones:"), 6, "subnets: [10.1.0.0/24, fd00::/64, 10.1.0.8/31, 10.1.0.300/24]\nzones:");
+  auto sp = t.write("sites/site.yaml", site);
+  Errors errs;
+  CHECK_FALSE(load_site(sp, "", errs));
+  std::string s = all(errs);
+  INFO(s);
+  CHECK(errs.list.size() == 3);
+  CHECK(s.find(sp + ":3:24: subnets: 'fd00::/64' is IPv6") != std::string::npos);
+  CHECK(s.find(sp + ":3:35: subnets: '10.1.0.8/31' has no broadcast address") != std::string::npos);
+  CHECK(s.find(sp + ":3:48: subnets: '10.1.0.300/24' is not an IP address or CIDR") != std::string::npos);
+  site = kSite;
+  site.replace(site.find("zones:"), 6, "subnets: [10.1.0.0/24]\nzones:");
+  Errors ok;
+  auto loaded = load_site(t.write("sites/good.yaml", site), "", ok);
+  REQUIRE(loaded);
+  REQUIRE(loaded->subnets.size() == 1);
+  CHECK(loaded->subnets[0].bits == 24);
+}
