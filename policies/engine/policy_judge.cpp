@@ -348,9 +348,17 @@ bool PolicyJudge::load_baseline(const std::string& path, Errors& errs) {
   if (S_ISDIR(st.st_mode)) { errs.add(path, 0, 0, "baseline is a directory (expected a YAML or JSON Lines file)"); return false; }
   std::ifstream in(path);
   if (!in) { errs.add(path, 0, 0, std::string("cannot open baseline file: ") + std::strerror(errno)); return false; }
+  // A UTF-8 byte-order mark (Notepad, PowerShell's Out-File) is no part of the first line.
+  constexpr std::string_view kBom = "\xEF\xBB\xBF";
+  auto drop_bom = [&](std::string& line, bool first_line) {
+    if (first_line && std::string_view(line).substr(0, kBom.size()) == kBom) line.erase(0, kBom.size());
+  };
   std::string first;
   std::streampos start = in.tellg();
-  while (std::getline(in, first) && first.find_first_not_of(" \t\r") == std::string::npos) {}
+  for (bool first_line = true; std::getline(in, first); first_line = false) {
+    drop_bom(first, first_line);
+    if (first.find_first_not_of(" \t\r") != std::string::npos) break;
+  }
   // An empty file is what `grep alert` of a clean run gives: it accepts nothing.
   if (!in && first.find_first_not_of(" \t\r") == std::string::npos) return true;
   bool jsonl = !first.empty() && first[first.find_first_not_of(" \t")] == '{';
@@ -362,7 +370,7 @@ bool PolicyJudge::load_baseline(const std::string& path, Errors& errs) {
     std::string line;
     int n = 0;
     while (std::getline(in, line)) {
-      ++n;
+      drop_bom(line, ++n == 1);
       if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
       auto j = nlohmann::json::parse(line, nullptr, false);
       if (j.is_discarded() || !j.is_object()) { errs.add(path, n, 1, "baseline: not a JSON object (expected one alert event per line)"); continue; }

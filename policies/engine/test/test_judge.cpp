@@ -2266,3 +2266,26 @@ TEST_CASE("the last address of a zone is a broadcast only in a declared subnet o
   REQUIRE(np.size() == 2);
   CHECK(np[1]["alert"]["peer"] == "10.10.2.255");
 }
+
+TEST_CASE("a baseline saved with a UTF-8 byte-order mark is read as alert lines", "[judge]") {
+  std::string path = "/tmp/medmon-bom-baseline-" + std::to_string(::getpid()) + ".jsonl";
+  std::ofstream(path) << "\xEF\xBB\xBF"
+                      << R"({"event_type":"alert","alert":{"rule":"lateral.admin_protocol","severity":"high","device":"ct-1","peer":"10.10.1.99"}})"
+                      << "\r\n";
+  Errors errs;
+  JudgeOptions opt;
+  opt.baseline_path = path;
+  Fixture fx;
+  fx.judge = PolicyJudge::load(std::string(POLICIES_DIR) + "/sites/demo-site.yaml", std::string(POLICIES_DIR) + "/devices",
+                               opt, errs);
+  std::remove(path.c_str());
+  for (auto& e : errs.list) WARN(e.format());
+  REQUIRE(fx.judge);
+  CHECK(errs.list.empty());
+  fx.out.set_annotator(fx.judge.get());
+  auto f = fx.flow(CT, 40100, "10.10.1.99", 22);
+  f.ndpi_protocol = "SSH";
+  fx.judge_flow(f);
+  CHECK(fx.alerts("lateral.admin_protocol").empty());
+  CHECK(fx.judge->alerts_suppressed() >= 1);
+}
