@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <set>
 #include <tuple>
+#include <unordered_map>
 
 #include "dissectors/ndpi/ndpi_classifier.h"
 #include "dissectors/proprietary/signature.h"
@@ -998,6 +999,10 @@ void load_devices(Reader& r, YAML::Node dl, const std::string& models_dir, Site&
   if (!r.optional_list(dl, "devices", "{name, model, ip, ...}")) return;
   struct FpAe { size_t device; std::string ae; YAML::Mark at; };
   std::vector<FpAe> fp_aes;  // each device's dicom_calling_ae fingerprints, checked once all are loaded
+  // The devices so far by name and by address: a site of tens of thousands of devices is checked
+  // in linear time.
+  std::unordered_map<std::string, size_t> by_name;
+  std::unordered_map<IpKey, size_t, IpKeyHash> by_ip;
   for (auto e : dl) {
     if (!r.is_map(e, "device")) continue;
     r.keys(e, "device", {"name", "model", "ip", "ips", "mac", "macs", "ae_title", "ae_titles", "hl7_apps", "zone",
@@ -1027,17 +1032,19 @@ void load_devices(Reader& r, YAML::Node dl, const std::string& models_dir, Site&
     if (!e["model"]) r.err(e, what + ": missing key 'model' (the device model id, e.g. acme-ct)");
     else if (r.str(e["model"], what + " model", d.model_id))
       resolve_device_model(r, e["model"], what, d.model_id, models_dir, site);
-    for (auto& o : site.devices) if (o.name == d.name) r.err(e, what + ": duplicate device name");
+    if (by_name.count(d.name)) r.err(e, what + ": duplicate device name");
     // An address identifies one device: with two on it, the judge and the report would give every
     // flow of that address to the first, and the other would never be seen.
     for (const IpAddr& ip : d.ips)
-      for (auto& o : site.devices)
-        if (std::find(o.ips.begin(), o.ips.end(), ip) != o.ips.end()) {
-          YAML::Node at = e["ip"] ? e["ip"] : e["ips"];
-          r.err_mark(Reader::mark_of(at, address_text(ip)), what + ": address " + address_text(ip) +
-                                                                " is already that of device '" + o.name +
-                                                                "' (an address identifies one device)");
-        }
+      if (auto o = by_ip.find(IpKey(ip)); o != by_ip.end()) {
+        YAML::Node at = e["ip"] ? e["ip"] : e["ips"];
+        r.err_mark(Reader::mark_of(at, address_text(ip)), what + ": address " + address_text(ip) +
+                                                              " is already that of device '" +
+                                                              site.devices[o->second].name +
+                                                              "' (an address identifies one device)");
+      }
+    by_name.emplace(d.name, site.devices.size());
+    for (const IpAddr& ip : d.ips) by_ip.emplace(IpKey(ip), site.devices.size());
     // So does a fingerprint: with two devices showing it, the first listed would be bound to the
     // first address that shows it and the other never.
     if (YAML::Node fp = e["fingerprint"]; fp && fp.IsMap())

@@ -2,6 +2,7 @@
 // with what was expected, and nothing loads with a silent default.
 #include <catch2/catch.hpp>
 
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 
@@ -751,4 +752,29 @@ TEST_CASE("subnets are IPv4 CIDRs with a broadcast address, located when not", "
   REQUIRE(loaded);
   REQUIRE(loaded->subnets.size() == 1);
   CHECK(loaded->subnets[0].bits == 24);
+}
+
+TEST_CASE("a site of tens of thousands of devices loads in time linear in their number", "[policy][loader]") {
+  TempDir t;
+  t.write("devices/test-modality.yaml", kModel);
+  // CPU seconds to load a site of n devices (each checked against the others' names and addresses).
+  auto load_time = [&](int n) {
+    std::string site = kSite;
+    std::string devices;
+    for (int i = 0; i < n; ++i)
+      devices += "  - {name: mod-" + std::to_string(i + 2) + ", model: test-modality, ip: 10.3." + std::to_string(i / 250) +
+                 "." + std::to_string(i % 250 + 1) + "}\n";
+    site += devices;
+    auto path = t.write("sites/big-" + std::to_string(n) + ".yaml", site);
+    Errors errs;
+    std::clock_t start = std::clock();
+    auto loaded = load_site(path, "", errs);
+    double s = static_cast<double>(std::clock() - start) / CLOCKS_PER_SEC;
+    INFO(all(errs));
+    CHECK(loaded);
+    return s;
+  };
+  const double small = load_time(5000), big = load_time(40000);
+  INFO("5000 devices: " << small << " s, 40000: " << big << " s");
+  CHECK(big < small * 16);  // eight times the devices: linear is about eight times the time
 }
