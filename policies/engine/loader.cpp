@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstring>
 #include <filesystem>
 #include <set>
 #include <tuple>
@@ -64,6 +65,14 @@ bool Cidr::parse(std::string_view text, Cidr& out) {
     int keep = std::clamp(bits - i * 8, 0, 8);
     uint8_t mask = keep == 8 ? 0xFF : static_cast<uint8_t>(0xFF00 >> keep);
     if (a.b[i] & ~mask) return false;
+  }
+  // An IPv4-mapped IPv6 address (::ffff:10.1.2.3) never travels on the wire: the packets of that
+  // host carry its IPv4 address, which is what it means.
+  static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (a.family == 6 && bits >= 96 && std::memcmp(a.b.data(), kMapped, 12) == 0) {
+    IpAddr v4 = IpAddr::v4(a.b.data() + 12);
+    a = v4;
+    bits -= 96;
   }
   out.net = a;
   out.bits = static_cast<uint8_t>(bits);

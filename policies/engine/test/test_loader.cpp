@@ -778,3 +778,27 @@ TEST_CASE("a site of tens of thousands of devices loads in time linear in their 
   INFO("5000 devices: " << small << " s, 40000: " << big << " s");
   CHECK(big < small * 16);  // eight times the devices: linear is about eight times the time
 }
+
+TEST_CASE("an IPv4-mapped IPv6 address or network is the IPv4 one its host's packets carry", "[policy][loader]") {
+  Cidr c;
+  medmon::IpAddr a;
+  REQUIRE(medmon::IpAddr::parse("10.1.2.3", a));
+  REQUIRE(Cidr::parse("::ffff:10.1.2.3", c));
+  CHECK(c.bits == 32);
+  CHECK(c.contains(a));
+  REQUIRE(Cidr::parse("::ffff:10.1.0.0/112", c));
+  CHECK(c.bits == 16);
+  CHECK(c.contains(a));
+  // A device written so is found at its IPv4 address.
+  TempDir t;
+  t.write("devices/test-modality.yaml", kModel);
+  std::string site = kSite;
+  site.replace(site.find("ip: 10.1.0.10"), 13, "ip: \"::ffff:10.1.0.10\"");
+  Errors errs;
+  auto s = load_site(t.write("sites/site.yaml", site), "", errs);
+  INFO(all(errs));
+  REQUIRE(s);
+  REQUIRE(s->devices.size() == 1);
+  REQUIRE(s->devices[0].ips.size() == 1);
+  CHECK(s->devices[0].ips[0].family == 4);
+}
