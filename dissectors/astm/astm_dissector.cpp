@@ -708,6 +708,7 @@ class AstmDissector final : public Dissector {
       }
       case 'O': {
         phi(s, ctx, whole, 3, "astm.O.3");
+        phi(s, ctx, whole, 4, "astm.O.4");  // the instrument's specimen id
         std::string_view spec = component(first_repeat(field(rec, s.fd, 3), s.rd), s.cd, 1);
         if (std::string v = blank(spec, s.cd) ? std::string() : id_value(s, spec); !v.empty())
           add(t.specimens, ctx.pseudonym(v));
@@ -733,7 +734,9 @@ class AstmDissector final : public Dissector {
         break;
       }
       case 'Q':
+        // Starting and ending range ids: a query may name the patient or specimen in either.
         phi(s, ctx, whole, 3, "astm.Q.3");
+        phi(s, ctx, whole, 4, "astm.Q.4");
         break;
       case 'L':
         if (certain) t.termination = decode(s, field(rec, s.fd, 3));

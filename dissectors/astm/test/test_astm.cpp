@@ -982,3 +982,18 @@ TEST_CASE("astm: a record over its cap is read as cut short: the field the cap f
     CHECK(a["phi_fields"] == nlohmann::json::array({"astm.P.3"}));
   }
 }
+
+TEST_CASE("astm: a query naming the patient only in its ending range, or an order only by the instrument's specimen id, sends PHI") {
+  Harness h(kAstmInfo);
+  std::string query = std::string("\x05") + frame(1, "H|\\^&|||LIS01\r") + frame(2, "Q|1||^PID0042|^^^ALL\r") +
+                      frame(3, "O|1||INSTSPEC9|^^^GLU|R\r") + frame(4, "L|1|N\r") + "\x04";
+  h.feed(Dir::to_client, query);
+  h.end();
+  auto events = h.events("astm");
+  REQUIRE(events.size() == 1);
+  const auto& a = events[0]["astm"];
+  CHECK(a["phi_fields"] == nlohmann::json::array({"astm.Q.4", "astm.O.4"}));
+  CHECK(a.dump().find("PID0042") == std::string::npos);
+  CHECK(a.dump().find("INSTSPEC9") == std::string::npos);
+  CHECK(h.facts.phi_fields == std::vector<std::string>{"astm.Q.4", "astm.O.4"});
+}
