@@ -129,6 +129,19 @@ std::vector<T> per_enterprise(const std::vector<uint8_t>& v, Message& m, F&& rea
   return out;
 }
 
+// The bytes after a wrong or zeroed magic cookie read as a DHCP options field: options within
+// the datagram, at least one, up to an end option. RFC 951's vendor area (zeros, or a vendor's
+// own data) seldom does; a DHCP message whose cookie was lost or forged does.
+bool options_follow(std::span<const uint8_t> d) {
+  if (d.size() <= kMinMessage) return false;
+  uint32_t cookie = uint32_t(d[236]) << 24 | uint32_t(d[237]) << 16 | uint32_t(d[238]) << 8 | d[239];
+  if (cookie == kMagicCookie) return false;
+  Collected c;
+  Message scratch;
+  if (read_options(d.subspan(kMinMessage), c, scratch) != AreaEnd::end_option) return false;
+  return std::any_of(c.pieces.begin(), c.pieces.end(), [](const auto& p) { return !p.empty(); });
+}
+
 // sname or file as text up to its first NUL (text or hex); empty when it is all zeros.
 std::string field_text(std::span<const uint8_t> f) {
   auto nul = std::find(f.begin(), f.end(), uint8_t{0});
@@ -168,6 +181,7 @@ bool parse(std::span<const uint8_t> d, Message& m) {
     if (d.size() < kMinBootp || m.htype == 0 || m.hlen == 0) return false;
     if (!std::all_of(d.begin() + 28 + m.hlen, d.begin() + 44, [](uint8_t b) { return b == 0; })) return false;
     m.bootp = true;
+    if (options_follow(d)) m.problems.push_back("bad_magic_cookie");
     m.server_name = field_text(d.subspan(44, 64));
     m.boot_file = field_text(d.subspan(108, 128));
     return true;
@@ -270,8 +284,13 @@ class DhcpDissector final : public Dissector {
       if (family == 0 && looks_like6(data)) {
         v6_ = true;
         on_message6(dir, data, ctx);
+      } else if (data.size() < kMinMessage) {
+        anomaly(ctx, "truncated");
       } else {
-        anomaly(ctx, data.size() < kMinMessage ? "truncated" : "not_dhcp");
+        // A DHCP header and options with a cookie that is not DHCP's: too short for BOOTP, but
+        // no stranger to DHCP either.
+        bool dhcp_header = (data[0] == 1 || data[0] == 2) && data[2] <= 16;
+        anomaly(ctx, dhcp_header && options_follow(data) ? "bad_magic_cookie" : "not_dhcp");
       }
       return {data.size(), 0, 0, false};
     }

@@ -194,7 +194,7 @@ TEST_CASE("dhcp: damaged messages give anomalies, never over-reads, and what was
   SECTION("a datagram that is no DHCP in a claimed flow, and one cut short") {
     Harness h(kDhcpInfo);
     std::string junk = request().bytes();
-    junk[236] = 0;  // no cookie
+    junk[0] = 3;  // no op of BOOTP's
     h.datagram(Dir::to_server, junk);
     h.datagram(Dir::to_server, request().bytes().substr(0, 100));
     CHECK(h.events("dhcp").empty());
@@ -324,4 +324,43 @@ TEST_CASE("dhcp: hardware addresses are as long as hlen says, at most 16 bytes")
   too_long[2] = 17;
   dhcp::Message m;
   CHECK_FALSE(dhcp::parse(bytes_of(too_long), m));
+}
+
+TEST_CASE("dhcp: options after a zeroed or wrong magic cookie are a bad_magic_cookie anomaly") {
+  SECTION("a message of BOOTP's size is still read as BOOTP, with the anomaly") {
+    std::string s = request().bytes();
+    s.replace(236, 4, std::string(4, '\0'));
+    s.resize(300, '\0');
+    Harness h(kDhcpInfo);
+    h.datagram(Dir::to_server, s);
+    auto ev = h.events("dhcp");
+    REQUIRE(ev.size() == 1);
+    CHECK(ev[0]["dhcp"]["bootp"] == true);
+    CHECK(!ev[0]["dhcp"].contains("hostname"));  // the options are not read without DHCP's cookie
+    CHECK(h.anomalies("bad_magic_cookie") == 1);
+    CHECK(h.anomalies() == 1);
+  }
+  SECTION("a shorter one, with a wrong cookie, is no BOOTP: only the anomaly") {
+    std::string s = request().bytes();
+    s.replace(236, 4, std::string("\x63\x82\x53\x00", 4));
+    REQUIRE(s.size() < dhcp::kMinBootp);
+    Harness h(kDhcpInfo);
+    h.datagram(Dir::to_server, s);
+    CHECK(h.events("dhcp").empty());
+    CHECK(h.anomalies("bad_magic_cookie") == 1);
+    CHECK(h.anomalies("not_dhcp") == 0);
+  }
+  SECTION("plain BOOTP whose vendor area is zeros, or a vendor's own data, has none") {
+    Builder b;
+    b.op = 2;
+    std::string s = b.bytes();
+    s.resize(300);
+    s.replace(236, 64, std::string(64, '\0'));
+    Harness h(kDhcpInfo);
+    h.datagram(Dir::to_client, s);
+    s.replace(236, 8, "ACMEVEND");  // no end option after it
+    h.datagram(Dir::to_client, s);
+    CHECK(h.events("dhcp").size() == 2);
+    CHECK(h.anomalies() == 0);
+  }
 }
