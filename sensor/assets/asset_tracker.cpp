@@ -642,8 +642,12 @@ void AssetTracker::apply(const DhcpSighting& s) {
     Device* d = std::ranges::find(tied, ip) != tied.end() ? device(ip, s.ts, false) : device_at(ip);
     if (!d) continue;
     // Only the frames of a device say which MAC it has (a routed device's carry the router's):
-    // DHCP gives its MAC to a device that has none yet.
-    if (std::all_of(d->mac.begin(), d->mac.end(), [](uint8_t b) { return b == 0; })) {
+    // DHCP gives its MAC to a device that has none yet, or that has only the MAC an earlier
+    // exchange named (no frame of it seen): a lease the server gives another MAC since is no
+    // longer that MAC's.
+    bool no_frame_mac = std::all_of(d->mac.begin(), d->mac.end(), [](uint8_t b) { return b == 0; }) ||
+                        (d->mac_from_dhcp && d->mac != s.mac && std::ranges::find(tied, ip) != tied.end());
+    if (no_frame_mac) {
       set_mac(*d, s.mac);
       d->mac_from_dhcp = true;
     } else {

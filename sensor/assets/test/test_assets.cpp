@@ -686,6 +686,38 @@ TEST_CASE("asset tracker: a device has the DHCP names of its current MAC, and no
   CHECK_FALSE(a.back().contains("dhcp"));
 }
 
+TEST_CASE("asset tracker: an address let again to another MAC has that MAC when only DHCP named the former", "[assets]") {
+  Rig r;
+  const char* A = "02:00:00:00:00:0a";
+  const char* B = "02:00:00:00:00:0b";
+  // Only the DHCP broadcasts of either client are seen, never a frame from the address.
+  r.t->on_event("dhcp", dhcp_line("request", "REQUEST", A, ",\"hostname\":\"pump-A\",\"vendor_class\":\"PUMPCO\""));
+  r.t->on_event("dhcp", dhcp_line("reply", "ACK", A, ",\"assigned_ip\":\"10.1.0.50\""));
+  const auto* d = r.t->find(ip("10.1.0.50"));
+  REQUIRE(d);
+  CHECK(format_mac(d->mac) == A);
+  r.t->flush(Timestamp{1700000000000000}, r.out);
+  // The lease expired and the server lets the address to B.
+  std::string req = dhcp_line("request", "REQUEST", B, ",\"hostname\":\"monitor-B\",\"param_list\":[1,3]");
+  std::string ack = dhcp_line("reply", "ACK", B, ",\"assigned_ip\":\"10.1.0.50\"");
+  for (auto* line : {&req, &ack}) line->replace(line->find("0x00000001"), 10, "0x00000002");
+  r.t->on_event("dhcp", req);
+  r.t->on_event("dhcp", ack);
+  CHECK(format_mac(d->mac) == B);
+  CHECK(d->hostname == "monitor-B");
+  CHECK(d->dhcp_vendor_class.empty());
+  CHECK(d->dhcp_fingerprint == "1,3");
+  r.t->flush(Timestamp{1700000001000000}, r.out);
+  auto a = r.assets();
+  REQUIRE(a.size() == 2);
+  CHECK(a.back()["mac"] == B);
+  CHECK(a.back()["hostname"] == "monitor-B");
+  CHECK(a.back()["changes"] == json::array({"mac", "dhcp"}));
+  // A's own renewal from elsewhere (ciaddr without sending from it) takes nothing back.
+  r.t->on_event("dhcp", dhcp_from("10.1.0.99", "request", "REQUEST", A, ",\"client_ip\":\"10.1.0.50\""));
+  CHECK(format_mac(d->mac) == B);
+}
+
 TEST_CASE("asset tracker: a request in another MAC's name (chaddr not the frame's) renames nothing of it", "[assets]") {
   Rig r;
   const char* V = "02:00:00:00:00:0a";  // the victim
