@@ -190,19 +190,22 @@ bool parse(std::span<const uint8_t> d, Message& m) {
   Collected c;
   if (read_options(d.subspan(kMinMessage), c, m) == AreaEnd::full) m.problems.push_back("missing_end_option");
   // Option overload: file (1), sname (2) or both (3) hold more options, read after the field.
+  // Only the options field says so (RFC 2131 4.1): an option 52 inside sname or file changes
+  // nothing of what was read, and is a bad overload.
+  uint8_t overload = 0;
   if (c.has(kOverload)) {
     auto ov = c.join(kOverload);
     uint8_t v = ov.size() == 1 ? ov[0] : 0;
     if (v < 1 || v > 3) {
       m.problems.push_back("bad_overload");
     } else {
+      overload = v;
       if (v & 1) read_options(d.subspan(108, 128), c, m);
       if (v & 2) read_options(d.subspan(44, 64), c, m);
+      if (c.pieces[kOverload].size() > 1) m.problems.push_back("bad_overload");
     }
   }
   // sname and file as BOOTP has them (the server's name, the boot file), when they hold no options.
-  uint8_t overload = 0;
-  if (auto ov = c.join(kOverload); ov.size() == 1 && ov[0] <= 3) overload = ov[0];
   if (!(overload & 2)) m.server_name = field_text(d.subspan(44, 64));
   if (!(overload & 1)) m.boot_file = field_text(d.subspan(108, 128));
 

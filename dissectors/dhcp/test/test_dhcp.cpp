@@ -364,3 +364,16 @@ TEST_CASE("dhcp: options after a zeroed or wrong magic cookie are a bad_magic_co
     CHECK(h.anomalies() == 0);
   }
 }
+
+TEST_CASE("dhcp: an overload option inside the overloaded file field changes nothing of what was read") {
+  Builder o;
+  o.opt(53, "\x05").opt(52, "\x01");
+  o.file = std::string("\x34\x01\x02", 3) + std::string("\x0c\x04gw-1", 6) + "\xff";
+  o.sname = "tftp-1";
+  auto m = parsed(o.bytes());
+  CHECK(m.hostname == "gw-1");
+  CHECK(m.server_name == "tftp-1");
+  CHECK(m.boot_file.empty());  // the file field holds options, not a file name
+  REQUIRE(m.problems.size() == 1);
+  CHECK(std::string(m.problems[0]) == "bad_overload");
+}
