@@ -264,10 +264,13 @@ Probe probe(std::span<const uint8_t> first, Dir) {
   return looks_like6(first) ? Probe::yes : Probe::no;
 }
 
-// Plain BOOTP, asked on port 67 only (a DHCP message is the other probe's).
+// Plain BOOTP, asked on port 67 only (a DHCP message is the other probe's); there, too, a DHCP
+// header and options after a wrong or zeroed cookie, whatever its length (a bad_magic_cookie).
 Probe probe_bootp(std::span<const uint8_t> first, Dir) {
   Message m;
-  return parse(first, m) && m.bootp ? Probe::yes : Probe::no;
+  if (parse(first, m)) return m.bootp ? Probe::yes : Probe::no;
+  bool dhcp_header = first.size() > kMinMessage && (first[0] == 1 || first[0] == 2) && first[2] <= 16;
+  return dhcp_header && options_follow(first) ? Probe::yes : Probe::no;
 }
 
 namespace {

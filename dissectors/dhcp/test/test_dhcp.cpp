@@ -344,6 +344,9 @@ TEST_CASE("dhcp: options after a zeroed or wrong magic cookie are a bad_magic_co
     std::string s = request().bytes();
     s.replace(236, 4, std::string("\x63\x82\x53\x00", 4));
     REQUIRE(s.size() < dhcp::kMinBootp);
+    // Alone in its flow on port 67 it is still the dissector's to report; never on another port.
+    CHECK(kBootpInfo.probe(bytes_of(s), Dir::to_server) == Probe::yes);
+    CHECK(dhcp::probe(bytes_of(s), Dir::to_server) == Probe::no);
     Harness h(kDhcpInfo);
     h.datagram(Dir::to_server, s);
     CHECK(h.events("dhcp").empty());
