@@ -1,6 +1,7 @@
 #pragma once
 // The dissector interface: one instance per flow, fed the in-order byte stream of each direction
 // by the TCP reassembler (or one datagram at a time for UDP).
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -46,6 +47,20 @@ class Dissector {
 };
 
 enum class Probe : uint8_t { no, need_more, yes };
+
+// A message DissectorInfo::later_next measured that goes on past the delivery it began in, when
+// its end is found only by reading on (an HTTP body in chunks): later_next's own state of it,
+// kept by the sensor per direction and given back with the bytes that go on with the message.
+struct LaterCursor {
+  uint64_t value = 0;
+  uint32_t count = 0;
+  uint8_t phase = 0;  // 0: no message goes on
+  uint8_t flags = 0, digits = 0;
+  bool active() const { return phase != 0; }
+};
+// later_next's length of a message that runs to the end of the stream (an HTTP response without
+// a length): nothing after it is a message.
+inline constexpr size_t kLaterToClose = SIZE_MAX;
 // Which side of a TCP connection sends a stream that starts with given bytes, as far as the
 // protocol tells: `client`/`server` when only that side ever sends such a message (a DICOM
 // A-ASSOCIATE-AC comes only from the acceptor, an HTTP response only from the server),
@@ -92,14 +107,19 @@ struct DissectorInfo {
   // when all of it is there (0 when it cannot tell), and the message after it is judged by
   // `later_probe` in turn. It may also give a length past `bytes` (a body of known length that
   // goes on in the next segments): the message after it is then judged where it begins in a
-  // later delivery, the deliveries before wholly inside that body not looked at.
+  // later delivery, the deliveries before wholly inside that body not looked at. A message whose
+  // end is found only by reading on (a body in chunks) sets `cursor` and gives where reading goes
+  // on: past `bytes` (inside a chunk's data; the deliveries before are not looked at) or at
+  // their end (a chunk's size line cut there); later_next is then given the cursor back with the
+  // bytes that go on with the message, from where it left off, and measures the rest of it.
+  // kLaterToClose: the message runs to the end of the stream; nothing after it is looked at.
   // With `later_midstream`, a direction picked up mid-stream (FlowContext::midstream) that every
   // probe refused is watched as a carrier is, whatever its first bytes: they were the tail of a
   // message the capture missed, and the next message may begin a later delivery (an MLLP
   // connection open for days, seen from the middle of a frame).
   bool (*carried_by)(std::span<const uint8_t> first_bytes, Dir dir) = nullptr;
   Probe (*later_probe)(std::span<const uint8_t> bytes, Dir dir) = nullptr;
-  size_t (*later_next)(std::span<const uint8_t> bytes, Dir dir) = nullptr;
+  size_t (*later_next)(std::span<const uint8_t> bytes, Dir dir, LaterCursor& cursor) = nullptr;
   bool later_midstream = false;
   // A probe that still says need_more when the probe window is full may be given more of the
   // same bytes, up to what this returns for them (0 or less than the window: no more). Asked

@@ -1499,9 +1499,12 @@ size_t probe_extent(std::span<const uint8_t> b, Dir) {
 
 // The HTTP message at the front of a segment, as HL7's reader reads it: a request pipelined
 // behind it in the segment is probed in turn.
-// A body with a length that goes on past the segment is measured too: the message behind it is
-// looked for where it begins in a later segment.
-size_t later_next(std::span<const uint8_t> b, Dir) { return http::message_length(b, http::Syntax::lenient, true); }
+// A body with a length, or in chunks, that goes on past the segment is measured too: the message
+// behind it is looked for where it begins in a later segment. A response whose body runs to the
+// close ends what its direction may carry.
+size_t later_next(std::span<const uint8_t> b, Dir, LaterCursor& cursor) {
+  return http::message_length(b, http::Syntax::lenient, true, &cursor);
+}
 
 }  // namespace hl7
 

@@ -21,10 +21,10 @@ Probe probe(std::span<const uint8_t> first, Dir dir);
 StreamSender sender(std::span<const uint8_t> first);
 // An HTTP connection (request or status line) may carry HL7 in a later message; such a message
 // begins with POST, PUT or a status line, at the start of a TCP segment or behind the messages
-// before it in the segment, which later_next measures (DissectorInfo::later_probe).
+// before it, which later_next measures across segments (DissectorInfo::later_probe).
 bool carried_by(std::span<const uint8_t> first, Dir dir);
 Probe later_probe(std::span<const uint8_t> bytes, Dir dir);
-size_t later_next(std::span<const uint8_t> bytes, Dir dir);
+size_t later_next(std::span<const uint8_t> bytes, Dir dir, LaterCursor& cursor);
 // A direction picked up mid-stream: the first message start after the tail of a missed message,
 // probed as a stream's start; its later deliveries are watched for one (an MLLP frame or a bare
 // message that begins a TCP segment).

@@ -560,7 +560,119 @@ void Reader::finish(bool unused, uint64_t unused_offset, Handler& h) {
   drop_body();
 }
 
-size_t Reader::measure(std::string_view v, bool beyond) {
+namespace {
+// LaterCursor::phase and flags as measure_chunks keeps them.
+enum : uint8_t { kSizeLine = 1, kDataEnd = 2, kTrailers = 3 };
+enum : uint8_t {
+  kBadSize = 1,     // lenient: a byte that makes the line no chunk size
+  kAfterDigits = 2, // the size's digits are over (a blank after them; strict: any other byte)
+  kExtension = 4,   // lenient: past the ';' of an extension
+  kAfterCr = 8,     // strict: the line's last byte was a CR
+  kContent = 16,    // lenient trailers: the line holds more than blanks
+};
+int hex_value(char c) {
+  const char l = lower(c);
+  return digit(l) ? l - '0' : l >= 'a' && l <= 'f' ? l - 'a' + 10 : -1;
+}
+}  // namespace
+
+// The chunk syntax as chunk_size(), chunk_end() and last_chunk_end() read it, one byte at a
+// time outside chunk data (skipped whole), so that the chunks can be followed across deliveries
+// with no byte kept. The size line of a strict chunk counts its CR in `count`; in the trailers
+// `count` is the bytes of the last chunk so far, and `digits` how much of a strict CRLF CRLF
+// was seen.
+size_t Reader::measure_chunks(std::string_view r, LaterCursor& c) const {
+  const bool strict = opt_.syntax == Syntax::strict;
+  auto fail = [&c] {
+    c = {};
+    return size_t{0};
+  };
+  size_t i = 0;
+  while (i < r.size()) {
+    if (c.phase == kDataEnd) {
+      const size_t e = r.find('\n', i);
+      const size_t n = (e == npos ? r.size() : e) - i;
+      if (n > opt_.max_line - std::min<size_t>(c.count, opt_.max_line)) return fail();
+      if (e == npos) {
+        c.count += static_cast<uint32_t>(n);
+        return r.size();
+      }
+      c = {};
+      c.phase = kSizeLine;
+      i = e + 1;
+      continue;
+    }
+    const char ch = r[i++];
+    if (c.phase == kTrailers) {
+      if (++c.count > opt_.max_head) return fail();
+      if (strict) {
+        // CRLF CRLF, from the size line's own CRLF on.
+        static constexpr char kEnd[] = "\r\n\r\n";
+        c.digits = ch == kEnd[c.digits] ? c.digits + 1 : ch == '\r' ? 1 : 0;
+        if (c.digits == 4) {
+          c = {};
+          return i;
+        }
+      } else if (ch == '\n') {
+        if (!(c.flags & kContent)) {
+          c = {};
+          return i;
+        }
+        c.flags = 0;
+      } else if (ch != ' ' && ch != '\t' && ch != '\r') {
+        c.flags |= kContent;
+      }
+      continue;
+    }
+    // A size line.
+    const bool line_end = ch == '\n' && (!strict || (c.flags & kAfterCr));
+    if (!line_end) {
+      if (++c.count > opt_.max_line + (strict ? 1 : 0)) return fail();
+      const int d = hex_value(ch);
+      if (strict) {
+        c.flags = static_cast<uint8_t>((c.flags & ~kAfterCr) | (ch == '\r' ? kAfterCr : 0));
+        if (d < 0) {
+          c.flags |= kAfterDigits;
+        } else if (!(c.flags & kAfterDigits) && c.value <= opt_.max_body) {
+          c.value = c.value * 16 + static_cast<uint64_t>(d);
+          c.digits = 1;
+        }
+      } else if (c.flags & kExtension) {
+      } else if (ch == ';') {
+        c.flags |= kExtension;
+      } else if (ch == ' ' || ch == '\t' || ch == '\r') {
+        // Blanks around the size; a CR only after it (trim() keeps a leading one).
+        if (c.digits) c.flags |= kAfterDigits;
+        else if (ch == '\r') c.flags |= kBadSize;
+      } else if (d >= 0 && !(c.flags & kAfterDigits) && c.digits < 16) {
+        c.value = c.value * 16 + static_cast<uint64_t>(d);
+        ++c.digits;
+      } else {
+        c.flags |= kBadSize;
+      }
+      continue;
+    }
+    const size_t line = c.count - (strict ? 1 : 0);  // without its line end
+    if ((c.flags & kBadSize) || c.digits == 0 || line > opt_.max_line || c.value > opt_.max_body) return fail();
+    if (c.value == 0) {
+      c.count = static_cast<uint32_t>(line + (strict ? 2 : 1));
+      c.phase = kTrailers;
+      c.flags = 0;
+      c.digits = strict ? 2 : 0;
+      continue;
+    }
+    // The chunk's data is skipped whole; then 2 bytes (strict), or a line.
+    const size_t next = i + static_cast<size_t>(c.value) + (strict ? 2 : 0);
+    c = {};
+    c.phase = strict ? kSizeLine : kDataEnd;
+    if (next > r.size()) return next;
+    i = next;
+  }
+  return c.phase ? r.size() : i;
+}
+
+size_t Reader::measure(std::string_view v, bool beyond, LaterCursor* cursor) {
+  if (cursor && cursor->active()) return measure_chunks(v, *cursor);
   const bool strict = opt_.syntax == Syntax::strict;
   size_t p = 0;
   if (!strict)
@@ -584,42 +696,26 @@ size_t Reader::measure(std::string_view v, bool beyond) {
   headers(head, eol + (strict ? 2 : 1), have_length, length, chunked);
   p += end;
   if (chunked) {
-    for (;;) {
-      std::string_view r = v.substr(p);
-      size_t le = strict ? r.find("\r\n") : r.find('\n');
-      if (le == npos || le > opt_.max_line) return 0;
-      uint64_t n = 0;
-      if (!chunk_line(r.substr(0, le), n)) return 0;
-      if (n == 0) {
-        size_t e = last_chunk_end(r, le);
-        return e == npos || e > opt_.max_head ? 0 : p + e;
-      }
-      size_t data_end = le + (strict ? 2 : 1);
-      if (n > r.size() - data_end) return 0;
-      data_end += static_cast<size_t>(n);
-      if (strict) {
-        if (r.size() - data_end < 2) return 0;
-        p += data_end + 2;
-      } else {
-        size_t e = r.find('\n', data_end);
-        if (e == npos || e - data_end > opt_.max_line) return 0;
-        p += e + 1;
-      }
-    }
+    LaterCursor c;
+    c.phase = kSizeLine;
+    const size_t n = p < v.size() ? measure_chunks(v.substr(p), c) : 0;  // none yet: read on from there
+    if ((n == 0 && p < v.size()) || (c.active() && !cursor)) return 0;
+    if (cursor) *cursor = c;
+    return p + n;
   }
   const bool bodiless = !request_ && (status_ < 200 || status_ == 204 || status_ == 304);
-  if (!have_length && !request_ && !bodiless) return 0;  // runs to the close
+  if (!have_length && !request_ && !bodiless) return cursor ? kLaterToClose : 0;  // runs to the close
   const uint64_t len = have_length && !bodiless ? length : 0;
-  if (len > v.size() - p) return beyond && len <= opt_.max_body ? p + static_cast<size_t>(len) : 0;
+  if (len > v.size() - p) return (beyond || cursor) && len <= opt_.max_body ? p + static_cast<size_t>(len) : 0;
   return p + static_cast<size_t>(len);
 }
 
-size_t message_length(std::span<const uint8_t> bytes, Syntax syntax, bool beyond) {
+size_t message_length(std::span<const uint8_t> bytes, Syntax syntax, bool beyond, LaterCursor* cursor) {
   Options o;
   o.syntax = syntax;
   o.max_body = uint64_t(1) << 40;  // a chunk size past it is no length found in a segment
   Reader r(o);
-  return r.measure(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), beyond);
+  return r.measure(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), beyond, cursor);
 }
 
 void BufferedReader::feed(std::span<const uint8_t> data, Handler& h) {

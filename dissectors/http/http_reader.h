@@ -104,7 +104,13 @@ bool chunk_size(std::string_view line, uint64_t cap, uint64_t& n);
 // the first bytes unless they begin a head, then the head's bytes and the chunk size lines.
 // With `beyond`, a message whose head is there and whose Content-Length body goes on past the
 // bytes gives its length too (more than the bytes' size).
-size_t message_length(std::span<const uint8_t> bytes, Syntax syntax, bool beyond = false);
+// With a `cursor` (DissectorInfo::later_next), also a chunked body that goes on past the bytes:
+// the cursor is set to where its chunks were left, and the length is where reading goes on (past
+// the bytes, behind a chunk's data that goes on; or their size, a size line or the trailers cut
+// there); given back active, the bytes go on with that body and the length is that of its rest.
+// A response whose body runs to the close then gives kLaterToClose.
+size_t message_length(std::span<const uint8_t> bytes, Syntax syntax, bool beyond = false,
+                      LaterCursor* cursor = nullptr);
 
 class Handler {
  public:
@@ -137,7 +143,7 @@ class Reader {
   bool stopped() const { return state_ == State::stopped; }
   void set_max_body(size_t n) { opt_.max_body = n; }
   // See message_length (a fresh reader's options give the syntax and the caps).
-  size_t measure(std::string_view v, bool beyond = false);
+  size_t measure(std::string_view v, bool beyond = false, LaterCursor* cursor = nullptr);
 
  private:
   enum class State : uint8_t { head, body, chunk_size, chunk_data, chunk_end, until_close, resync, stopped };
@@ -151,6 +157,10 @@ class Reader {
   size_t last_chunk_end(std::string_view rest, size_t le) const;
   // A chunk size line as the syntax reads it.
   bool chunk_line(std::string_view line, uint64_t& n) const;
+  // Chunks measured from where `c` left them (a size line at the first call): where the body
+  // ends in `r` (c cleared), where reading goes on (c active: past `r`, behind a chunk's data;
+  // r.size(), a line cut there), or 0 when the chunks cannot be read so (c cleared).
+  size_t measure_chunks(std::string_view r, LaterCursor& c) const;
   Step resync(std::string_view v, size_t& used);
   size_t head_end(std::string_view rest);
   bool start_line(std::string_view line);

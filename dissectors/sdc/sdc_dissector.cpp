@@ -1139,7 +1139,7 @@ Probe later_probe(std::span<const uint8_t> b, Dir dir) {
   }
   return Probe::no;
 }
-size_t later_next(std::span<const uint8_t> b, Dir) { return http::message_length(b, http::Syntax::strict); }
+size_t later_next(std::span<const uint8_t> b, Dir, LaterCursor&) { return http::message_length(b, http::Syntax::strict); }
 
 }  // namespace sdc
 

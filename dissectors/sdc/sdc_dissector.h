@@ -28,7 +28,7 @@ Probe probe(std::span<const uint8_t> first, Dir dir);
 // messages before it (DissectorInfo::later_probe).
 bool carried_by(std::span<const uint8_t> first, Dir dir);
 Probe later_probe(std::span<const uint8_t> bytes, Dir dir);
-size_t later_next(std::span<const uint8_t> bytes, Dir dir);
+size_t later_next(std::span<const uint8_t> bytes, Dir dir, LaterCursor& cursor);
 
 // Content (markup and all) of the first element with this local name (any prefix) at or after
 // `from`, read as XML: comments, CDATA sections and processing instructions are not taken for

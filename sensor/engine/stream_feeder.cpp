@@ -149,24 +149,45 @@ void StreamFeeder::refused() {
 
 // Where in one delivery of a carrier direction (the new bytes of a TCP segment) a message begins
 // that a later_probe does not refuse: at its start (unless `after_first`: the start was refused
-// already), or at a message pipelined behind it, as far as later_next measures the messages
-// before. npos when there is none; then `beyond`, when given, is where the message after the last
-// one measured begins past the bytes (its body goes on in later deliveries), else 0.
-size_t StreamFeeder::later_message(std::span<const uint8_t> bytes, Dir dir, bool after_first, size_t* beyond) const {
+// already, or it goes on with a message a former delivery began, DirState::later_cursor), or at a
+// message pipelined behind it, as far as later_next measures the messages before. npos when
+// there is none; then `beyond` is where reading goes on past the bytes (the message after the
+// last one measured, or the rest of one whose end is found only by reading on: the cursor is
+// then active), kLaterToClose when the last one runs to the end of the stream, else 0.
+size_t StreamFeeder::later_message(std::span<const uint8_t> bytes, Dir dir, bool after_first, DirState& s,
+                                   size_t& beyond) const {
   size_t at = 0;
-  if (beyond) *beyond = 0;
+  beyond = 0;
   for (bool first = true; at < bytes.size(); first = false) {
     std::span<const uint8_t> rest = bytes.subspan(at);
-    if (!(first && after_first)) {
+    const bool goes_on = first && s.later_cursor.active();
+    if (!(first && after_first) && !goes_on) {
       std::span<const uint8_t> window = rest.first(std::min(rest.size(), limits_.probe_window));
       for (const DissectorInfo* d : order_)
         if (d->later_probe && d->later_probe(window, dir) != Probe::no) return at;
     }
     size_t next = 0;
-    for (const DissectorInfo* d : order_)
-      if (d->later_next && (next = d->later_next(rest, dir)) != 0) break;
-    if (next > rest.size() && beyond) *beyond = at + next;
-    if (next == 0 || next > rest.size()) break;
+    if (goes_on) {
+      next = s.later_owner->later_next(rest, dir, s.later_cursor);
+    } else {
+      for (const DissectorInfo* d : order_)
+        if (d->later_next && (next = d->later_next(rest, dir, s.later_cursor)) != 0) {
+          s.later_owner = d;
+          break;
+        }
+    }
+    if (next == 0) {
+      s.later_cursor = {};
+      break;
+    }
+    if (next == kLaterToClose) {
+      beyond = kLaterToClose;
+      break;
+    }
+    if (next > rest.size() || (next == rest.size() && s.later_cursor.active())) {
+      beyond = at + next;
+      break;
+    }
     at += next;
   }
   return std::string_view::npos;
@@ -174,8 +195,9 @@ size_t StreamFeeder::later_message(std::span<const uint8_t> bytes, Dir dir, bool
 
 // later_message for a delivery of a carrier direction at stream `offset`, minding the message a
 // former delivery left to come (DirState::later_at): a delivery wholly inside the body before it
-// is not looked at; one it begins in is looked at from there. Remembers where the next message
-// begins when its body goes on past this delivery.
+// is not looked at; one it begins in is looked at from there. Remembers where reading goes on
+// when a message goes on past this delivery. Bytes that were not looked at before this delivery
+// (lost, or passed while the direction was not held) leave the end of a message being read unknown.
 size_t StreamFeeder::later_in_delivery(DirState& s, std::span<const uint8_t> bytes, uint64_t offset, Dir dir,
                                        bool after_first) {
   size_t from = 0;
@@ -183,12 +205,18 @@ size_t StreamFeeder::later_in_delivery(DirState& s, std::span<const uint8_t> byt
     if (s.later_at >= offset + bytes.size()) return std::string_view::npos;
     from = static_cast<size_t>(s.later_at - offset);
     after_first = false;
+  } else if (s.later_at < offset) {
+    s.later_cursor = {};
   }
   s.later_at = 0;
   size_t beyond = 0;
-  const size_t at = later_message(bytes.subspan(from), dir, after_first, &beyond);
-  if (at != std::string_view::npos) return from + at;
-  if (beyond) s.later_at = offset + from + beyond;
+  const size_t at = later_message(bytes.subspan(from), dir, after_first, s, beyond);
+  if (at != std::string_view::npos) {
+    s.later_cursor = {};
+    return from + at;
+  }
+  if (beyond == kLaterToClose) s.later_at = UINT64_MAX;
+  else if (beyond) s.later_at = offset + from + beyond;
   return std::string_view::npos;
 }
 
@@ -300,7 +328,10 @@ void StreamFeeder::claim(const DissectorInfo* info, Dir first, FlowContext& ctx)
   dissector_ = info->make();
   state_ = State::active;
   dirs_[0].later = dirs_[1].later = false;
-  dirs_[0].later_at = dirs_[1].later_at = 0;
+  for (DirState& d : dirs_) {
+    d.later_at = 0;
+    d.later_cursor = {};
+  }
   dirs_[0].reprobe_at = dirs_[1].reprobe_at = 0;
   ctx.facts().app.assign(info->name);
   ++ctx.counters().at(std::string("app.").append(info->name).append(".flows"));

@@ -103,7 +103,11 @@ class StreamFeeder {
     size_t reprobe_at = 0;         // past the probe window, undecided: held size at which the probe
                                    // is asked again (sooner when the other direction sends or this one ends)
     uint64_t later_at = 0;         // a carrier's stream offset where the next message begins, behind
-                                   // one whose body goes on past the delivery it began in (0: none)
+                                   // one whose body goes on past the delivery it began in (0: none;
+                                   // UINT64_MAX: that body runs to the end of the stream), or where
+                                   // reading of that body goes on (later_cursor active)
+    LaterCursor later_cursor;      // where later_owner's later_next left that body's chunks
+    const DissectorInfo* later_owner = nullptr;
     size_t charged = 0;            // of the held bytes, those counted in ProbeHoldMemory
     size_t held_charged = 0;       // claimed: the held bytes counted in HeldMemory
     bool ended = false;
@@ -143,7 +147,7 @@ class StreamFeeder {
   void drop(Dir dir);
   void refused();
   void watch(Dir dir, std::span<const uint8_t> bytes, uint64_t offset, FlowContext& ctx);
-  size_t later_message(std::span<const uint8_t> bytes, Dir dir, bool after_first, size_t* beyond = nullptr) const;
+  size_t later_message(std::span<const uint8_t> bytes, Dir dir, bool after_first, DirState& s, size_t& beyond) const;
   size_t later_in_delivery(DirState& s, std::span<const uint8_t> bytes, uint64_t offset, Dir dir, bool after_first);
   bool skip_to_later_message(Dir dir, size_t from);
   void claim(const DissectorInfo* info, Dir first, FlowContext& ctx);

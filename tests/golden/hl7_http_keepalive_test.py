@@ -6,7 +6,8 @@ carrying HL7 after an earlier one that did not, also when it is pipelined behind
 in the same segment. A connection that never carries HL7 is not claimed (its app stays nDPI's).
 HTTP heads longer than the probe window (a long bearer token or cookie before Content-Type) are
 judged in full, in one segment or several, on the first exchange or a later one. A message
-pipelined behind one whose body goes on into the next segment is found there."""
+pipelined behind one whose body goes on into the next segment (with a length, or in chunks) is
+found there; a response whose body runs to the close carries no message behind it."""
 import os
 import sys
 import tempfile
@@ -179,6 +180,57 @@ m = response(big, JSON)
 pc.send("s", m[:700], m[700:] + response(ack(b"KB2"), HL7))
 pc.close()
 
+# 11: behind a POST of JSON whose chunked body goes on into the next segments, where the HL7 POST
+# follows its last chunk; the responses likewise (after a GET on the connection).
+
+
+def chunked(start, ctype, body, sizes):
+    out = start + b"\r\nHost: lab\r\nContent-Type: " + ctype + b"\r\nTransfer-Encoding: chunked\r\n\r\n"
+    i = 0
+    for size in sizes + [len(body)]:
+        piece = body[i:i + size]
+        if piece:
+            out += b"%x\r\n" % len(piece) + piece + b"\r\n"
+        i += len(piece)
+    return out + b"0\r\n\r\n"
+
+
+ck = Conn("10.0.0.21", 41011)
+ck.send("c", b"".join(request(b"GET", b"/health")))
+ck.send("s", response(b'{"status":"ok"}', JSON))
+m = chunked(b"POST /api/batch HTTP/1.1", JSON, big, [700, 900])
+ck.send("c", m[:600], m[600:1400], m[1400:] + b"".join(request(b"POST", b"/hl7", adt(b"KC1"), HL7)))
+m = chunked(b"HTTP/1.1 200 OK", JSON, big, [700, 900])
+ck.send("s", m[:700], m[700:] + response(ack(b"KC1"), HL7))
+ck.close()
+
+# 12: the same in the connection's first segments.
+cf = Conn("10.0.0.22", 41012)
+m = chunked(b"POST /api/batch HTTP/1.1", JSON, big, [700, 900])
+cf.send("c", m[:600], m[600:] + b"".join(request(b"POST", b"/hl7", adt(b"KC2"), HL7)))
+m = chunked(b"HTTP/1.1 200 OK", JSON, big, [700, 900])
+cf.send("s", m[:700], m[700:] + response(ack(b"KC2"), HL7))
+cf.close()
+
+# 13: segments cut inside a chunk's size line and inside the last chunk; the HL7 POST follows in
+# the last segment, and is answered without HL7 (204).
+cc = Conn("10.0.0.23", 41013)
+cc.send("c", b"".join(request(b"GET", b"/health")))
+cc.send("s", response(b'{"status":"ok"}', JSON))
+m = chunked(b"POST /api/batch HTTP/1.1", JSON, big, [700, 900])
+i = m.index(b"\r\n384\r\n") + 3
+cc.send("c", m[:i], m[i:len(m) - 3], m[len(m) - 3:] + b"".join(request(b"POST", b"/hl7", adt(b"KC3"), HL7)))
+cc.send("s", b"HTTP/1.1 204 No Content\r\n\r\n")
+cc.close()
+
+# 14: a response without a length runs to the close: a later segment of its body that begins
+# like an HL7 message is no message of the connection.
+nl = Conn("10.0.0.24", 41014)
+nl.send("c", b"".join(request(b"GET", b"/export.txt")))
+nl.send("s", b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nexport of the interface log\n")
+nl.send("s", adt(b"LOG1"), b"HTTP/1.1 200 OK\r\nContent-Type: " + HL7 + b"\r\nContent-Length: 0\r\n\r\n")
+nl.close()
+
 # 4: never HL7: several exchanges kept alive.
 n = Conn("10.0.0.14", 41004)
 for i in range(4):
@@ -224,11 +276,20 @@ c.eq("POST behind a body that goes on into the next segment", summary(41009),
      [("to_server", "http", "KB1", None), ("to_client", "http", "AKB1", True)])
 c.eq("the same in the first segments", summary(41010),
      [("to_server", "http", "KB2", None), ("to_client", "http", "AKB2", True)])
+c.eq("POST behind a chunked body that goes on into the next segments", summary(41011),
+     [("to_server", "http", "KC1", None), ("to_client", "http", "AKC1", True)])
+c.eq("the same in the first segments", summary(41012),
+     [("to_server", "http", "KC2", None), ("to_client", "http", "AKC2", True)])
+c.eq("POST behind chunks cut inside their lines", summary(41013), [("to_server", "http", "KC3", None)])
+c.eq("no message inside a body that runs to the close", summary(41014), [])
 flows = {f["src_port"]: f for f in of_type(ev, "flow")}
-ports = (41001, 41002, 41003, 41005, 41006, 41007, 41008, 41009, 41010)
+ports = (41001, 41002, 41003, 41005, 41006, 41007, 41008, 41009, 41010, 41011, 41012, 41013)
 c.eq("apps", [flows.get(p, {}).get("app") for p in ports], ["hl7"] * len(ports))
 c.true("never HL7: not claimed", flows.get(41004, {}).get("app") != "hl7")
-c.eq("no unacked", [e for e in of_type(ev, "hl7") if e["hl7"]["kind"] == "unacked"], [])
+c.true("body to the close: not claimed", flows.get(41014, {}).get("app") != "hl7")
+c.eq("unacked: only the POST answered without HL7",
+     [[u["control_id"] for u in e["hl7"]["unacked"]] for e in of_type(ev, "hl7") if e["hl7"]["kind"] == "unacked"],
+     [["KC3"]])
 c.eq("no anomalies", [a["anomaly"]["name"] for a in of_type(ev, "anomaly")], [])
 stats = of_type(ev, "stats")[-1]["stats"]
 c.eq("no hl7 gaps counted", stats.get("counters", {}).get("hl7.gaps", 0), 0)

@@ -454,3 +454,109 @@ TEST_CASE("message_length: where a message ends, as the reader would read it") {
   CHECK(len("\r\n\nGET / HTTP/1.1\nHost: x\n\nPOST", Syntax::lenient) == 27);
   CHECK(len("GET / HTTP/1.1\nHost: x\n\nPOST", Syntax::strict) == 0);
 }
+
+namespace {
+// Measures the message at the front of `s` as the stream feeder does, one delivery at a time
+// (`s` cut at `cuts`), keeping the cursor between them: where the message ends, 0 when not found.
+size_t measure_across(std::string_view s, Syntax syntax, const std::vector<size_t>& cuts) {
+  auto span = [](std::string_view v) {
+    return std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(v.data()), v.size());
+  };
+  LaterCursor cursor;
+  size_t at = 0, from = 0;
+  std::vector<size_t> ends = cuts;
+  ends.push_back(s.size());
+  for (size_t end : ends) {
+    if (at < from) return 0;  // a delivery skipped past where reading went on
+    if (at >= end) {
+      from = end;
+      continue;
+    }
+    std::string_view rest = s.substr(at, end - at);
+    const size_t n = message_length(span(rest), syntax, true, &cursor);
+    if (n == 0 || n == kLaterToClose) return 0;
+    if (!cursor.active() && n <= rest.size()) return at + n;
+    at += n;
+    from = end;
+  }
+  return 0;
+}
+}  // namespace
+
+TEST_CASE("message_length: a chunked body followed across deliveries") {
+  const std::string lenient_msgs[] = {
+      "POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n1a;ext=1\r\n" + std::string(26, 'x') +
+          "\r\n0\r\nTrailer: x\r\n\r\n",
+      "HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n 5 \nhello\n\t3\r\nabc\n0\n \n",
+      "PUT /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0000000000000004\r\nabcd\r\n0;last\r\n\r\n",
+  };
+  const std::string strict_msgs[] = {
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nA;x\r\n0123456789\r\n0\r\n\r\n",
+      "POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3 junk\r\nabc\r\n0\r\nT: \r\n\r\n",
+  };
+  const std::string next = "GET /next HTTP/1.1\r\n\r\n";
+  auto check = [&](const std::string& msg, Syntax syntax) {
+    INFO(msg);
+    const std::string s = msg + next;
+    auto whole = std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(s.data()), s.size());
+    REQUIRE(message_length(whole, syntax) == msg.size());
+    LaterCursor cursor;
+    CHECK(message_length(whole, syntax, true, &cursor) == msg.size());
+    CHECK_FALSE(cursor.active());
+    // Cut once anywhere past the head (which is measured whole), and twice at every pair of
+    // points inside the chunks.
+    const size_t body = msg.find('\n', msg.find('\n', msg.find("chunked")) + 1) + 1;  // after the blank line
+    for (size_t cut = 1; cut < msg.size(); ++cut) {
+      INFO("cut at " << cut);
+      CHECK(measure_across(s, syntax, {cut}) == (cut < body ? 0 : msg.size()));
+    }
+    for (size_t a = body; a < msg.size(); ++a)
+      for (size_t b = a + 1; b < msg.size(); b += 3) {
+        INFO("cut at " << a << " and " << b);
+        CHECK(measure_across(s, syntax, {a, b}) == msg.size());
+      }
+  };
+  for (const std::string& m : lenient_msgs) {
+    check(m, Syntax::lenient);
+    // The reader itself finds the next message where the measure ends.
+    Options o;
+    o.syntax = Syntax::lenient;
+    BufferedReader r(o);
+    Record rec;
+    const std::string s = m + next;
+    r.feed(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(s.data()), s.size()), rec);
+    REQUIRE(rec.seen.size() == 2);
+    CHECK(rec.seen[1] == "REQ GET /next @" + std::to_string(m.size()) + " ct= body=");
+  }
+  for (const std::string& m : strict_msgs) check(m, Syntax::strict);
+
+  // Where reading goes on: behind a chunk's data past the bytes, or at their end.
+  const std::string head = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+  auto measure = [](std::string_view v, LaterCursor& c) {
+    return message_length(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(v.data()), v.size()),
+                          Syntax::lenient, true, &c);
+  };
+  LaterCursor c;
+  CHECK(measure(head + "64\r\nabc", c) == head.size() + 4 + 100);
+  CHECK(c.active());
+  CHECK(measure("\r\n0\r\n\r\nGET", c) == 7);
+  CHECK_FALSE(c.active());
+  c = {};
+  CHECK(measure(head + "6", c) == head.size() + 1);
+  CHECK(c.active());
+  // Not chunks: refused, and the cursor cleared.
+  c = {};
+  CHECK(measure(head + "zz\r\n", c) == 0);
+  CHECK_FALSE(c.active());
+  c = {};
+  CHECK(measure(head + "64", c) == head.size() + 2);
+  CHECK(measure(std::string(2000, '0'), c) == 0);
+  CHECK_FALSE(c.active());
+  // A size past the cap is no length found.
+  c = {};
+  CHECK(measure(head + "20000000000\r\n", c) == 0);
+  // A response whose body runs to the close: nothing after it is a message.
+  c = {};
+  CHECK(measure("HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nabc", c) == kLaterToClose);
+  CHECK(measure("HTTP/1.1 204 No Content\r\n\r\nHTTP", c) == 27);
+}

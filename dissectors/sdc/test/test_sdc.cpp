@@ -1006,7 +1006,8 @@ TEST_CASE("sdc: a later POST or response of an HTTP connection is probed as a st
   CHECK(sdc::later_probe(b("PO"), Dir::to_server) == Probe::need_more);
   CHECK(sdc::later_probe(b("GET /x?wsdl HTTP/1.1\r\n\r\n"), Dir::to_server) == Probe::no);
   const std::string get = "GET /x?wsdl HTTP/1.1\r\nHost: h\r\n\r\n";
-  CHECK(sdc::later_next(b(get + req), Dir::to_server) == get.size());
+  LaterCursor cursor;
+  CHECK(sdc::later_next(b(get + req), Dir::to_server, cursor) == get.size());
 }
 
 TEST_CASE("sdc: a neonate's mother is PHI of her own, not the patient's") {

@@ -513,7 +513,7 @@ const DissectorInfo kCarried = {.name = "lines", .transport = Transport::tcp, .p
                                 .port_hints = {}, .carried_by = &carried_by_k, .later_probe = &later_l};
 // The same, measuring its messages (a line each), so that one pipelined behind another in a
 // delivery is found too.
-size_t line_length(std::span<const uint8_t> b, Dir) {
+size_t line_length(std::span<const uint8_t> b, Dir, LaterCursor&) {
   std::string_view v(reinterpret_cast<const char*>(b.data()), b.size());
   size_t nl = v.find('\n');
   return nl == std::string_view::npos ? 0 : nl + 1;
