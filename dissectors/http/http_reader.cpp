@@ -454,28 +454,56 @@ Reader::Step Reader::chunk_end(std::string_view v, size_t& used, uint64_t offset
 
 // After a loss the bytes may start anywhere in a message: the first start line from `used` on
 // that starts a line or follows resync_after (a body has no line end of its own). Without one,
-// all is used but an unfinished last line (at most max_line of it).
+// all is used but the unfinished last line from its first place that may still begin a start
+// line (one cut by the end of the bytes, held up to a head's size as head() holds a head).
 Reader::Step Reader::resync(std::string_view v, size_t& used) {
   const bool strict = opt_.syntax == Syntax::strict;
   std::string_view eol_mark = strict ? "\r\n" : "\n";
+  const size_t first = used;
+  // Where a start line may begin, in the line that begins at `line`.
+  auto candidate = [&](size_t k, size_t line) {
+    if (k == line) return k != first || !resync_mid_line_;
+    return opt_.resync_after != 0 && v[k - 1] == opt_.resync_after;
+  };
   size_t p = used;
   for (;;) {
     size_t eol = v.find(eol_mark, p);
     if (eol == npos) break;
     for (size_t k = p; k < eol; ++k) {
-      if (k != p && (opt_.resync_after == 0 || v[k - 1] != opt_.resync_after)) continue;
+      if (!candidate(k, p)) continue;
       std::string_view line = v.substr(k, eol - k);
       if (!strict && !line.empty() && line.back() == '\r') line.remove_suffix(1);
       if (start_line(line)) {
         used = k;
         state_ = State::head;
+        resync_mid_line_ = false;
         return std::nullopt;
       }
     }
     p = eol + eol_mark.size();
   }
-  used = std::max(p, v.size() > opt_.max_line ? v.size() - opt_.max_line : 0);
+  used = v.size();
+  for (size_t k = v.size() > opt_.max_head ? std::max(p, v.size() - opt_.max_head) : p; k < v.size(); ++k)
+    if (candidate(k, p) && may_begin_start_line(v.substr(k))) {
+      used = k;
+      break;
+    }
+  // All used: the next byte begins a line, or follows resync_after, or neither.
+  resync_mid_line_ = used == v.size() && p < v.size() && (opt_.resync_after == 0 || v.back() != opt_.resync_after);
   return Consumed{used, 0, 0, false};
+}
+
+bool Reader::may_begin_start_line(std::string_view s) const {
+  static constexpr std::string_view kStatus = "HTTP/";
+  if (s.substr(0, kStatus.size()) == kStatus.substr(0, std::min(s.size(), kStatus.size()))) return true;
+  if (opt_.syntax == Syntax::lenient) {
+    // A method of 1 to 16 bytes, then a space.
+    const size_t sp = s.substr(0, 17).find(' ');
+    return sp == npos ? s.size() <= 16 : sp > 0;
+  }
+  size_t m = 0;
+  while (m < s.size() && m < 16 && s[m] >= 'A' && s[m] <= 'Z') ++m;
+  return m > 0 && (m == s.size() || s[m] == ' ');
 }
 
 Consumed Reader::read(std::span<const uint8_t> data, uint64_t offset, Handler& h) {
@@ -534,6 +562,7 @@ void Reader::gap() {
   drop_body();
   overflow_ = false;
   scanned_ = 0;
+  resync_mid_line_ = false;  // the bytes after a loss are read as from a line start
   state_ = opt_.resync ? State::resync : State::stopped;
 }
 

@@ -60,8 +60,9 @@ struct Options {
   // dropped).
   bool resync = false;
   char resync_after = 0;
-  size_t max_head = 16u << 10;  // a head up to and with its blank line; also a last chunk with its trailers
-  size_t max_line = 1024;       // a chunk size line (and a lenient chunk's data end); a start line looked for when resyncing
+  size_t max_head = 16u << 10;  // a head up to and with its blank line; also a last chunk with its trailers,
+                                // and a start line cut by the end of the bytes when resyncing
+  size_t max_line = 1024;       // a chunk size line (and a lenient chunk's data end)
   size_t max_body = 4u << 20;
   // With a budget, the bytes of the bodies this reader holds count against it: a body that would
   // pass it is dropped (Anomaly::body_memory_budget), as one over max_body is.
@@ -162,6 +163,8 @@ class Reader {
   // r.size(), a line cut there), or 0 when the chunks cannot be read so (c cleared).
   size_t measure_chunks(std::string_view r, LaterCursor& c) const;
   Step resync(std::string_view v, size_t& used);
+  // An unfinished line (no line end yet) that may still be a start line as start_line() reads it.
+  bool may_begin_start_line(std::string_view s) const;
   size_t head_end(std::string_view rest);
   bool start_line(std::string_view line);
   void headers(std::string_view head, size_t from, bool& have_length, uint64_t& length, bool& chunked);
@@ -178,6 +181,7 @@ class Reader {
   Options opt_;
   State state_ = State::head;
   size_t scanned_ = 0;  // bytes of an unfinished head already searched for its end
+  bool resync_mid_line_ = false;  // resyncing: the next byte given neither begins a line nor follows resync_after
   // The message being read.
   uint64_t msg_off_ = 0, chunk_off_ = 0, remaining_ = 0;
   bool request_ = false, overflow_ = false;

@@ -25,7 +25,7 @@ namespace sdc {
 namespace {
 
 constexpr size_t kMaxHeader = 64 * 1024;
-constexpr size_t kMaxStartLine = 8 * 1024;  // a chunk size line; an unfinished line waited for when resyncing
+constexpr size_t kMaxStartLine = 8 * 1024;  // a chunk size line
 constexpr size_t kMaxList = 16;
 constexpr size_t kMaxStates = 32;  // patient context states read in one message
 constexpr size_t kMaxEndpoints = 4096;

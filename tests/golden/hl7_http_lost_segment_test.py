@@ -2,7 +2,9 @@
 """HL7 in HTTP on a long keep-alive connection with lost TCP segments: in the middle of a
 request's body and of a response's head. Reading resumes at the next request (response) after
 each loss: the exchanges after it give their hl7 events and ACK pairs; the lost ones are counted
-(hl7.gaps) and give nothing false (no ACK paired with the wrong message)."""
+(hl7.gaps) and give nothing false (no ACK paired with the wrong message). A start line longer
+than a line of chunk syntax (a long query string) right after a loss, in several segments, is
+found too."""
 import os
 import sys
 import tempfile
@@ -30,8 +32,8 @@ def ack(cid):
     return b"MSH|^~\\&|LAB|HOSP|EHR|WARD|20240101120001||ACK^A01|A" + cid + b"|P|2.5\rMSA|AA|" + cid + b"\r"
 
 
-def post(body):
-    return (b"POST /hl7 HTTP/1.1\r\nHost: lab\r\nContent-Type: " + HL7 + b"\r\nContent-Length: " +
+def post(body, target=b"/hl7"):
+    return (b"POST " + target + b" HTTP/1.1\r\nHost: lab\r\nContent-Type: " + HL7 + b"\r\nContent-Length: " +
             str(len(body)).encode() + b"\r\n\r\n" + body)
 
 
@@ -50,10 +52,12 @@ def packet(frm, flags, payload=b"", skip=0):
     t[0] += 0.001
 
 
-def send(frm, m, lose=None):
-    """Sends m in one segment, or in three with the middle one (bytes lose[0]..lose[1]) lost."""
+def send(frm, m, lose=None, size=None):
+    """Sends m in one segment (or in segments of `size` bytes), or in three with the middle one
+    (bytes lose[0]..lose[1]) lost."""
     if lose is None:
-        packet(frm, 0x18, m)
+        for i in range(0, len(m), size or len(m)):
+            packet(frm, 0x18, m[i:i + (size or len(m))])
         return
     a, b = lose
     packet(frm, 0x18, m[:a])
@@ -66,9 +70,11 @@ for frm, flags in (("c", 0x02), ("s", 0x12), ("c", 0x10)):
 seq["c"] = 1001
 for i in range(1, 9):
     cid = b"LS%d" % i
-    req, rsp = post(adt(cid)), response(ack(cid))
+    # The request right after the loss has a start line over 1 KiB (a long query), in segments.
+    req = post(adt(cid), b"/hl7?token=" + b"T" * 1500 if i == 4 else b"/hl7")
+    rsp = response(ack(cid))
     # Exchange 3 loses bytes of the request's body; exchange 6 of the response's head.
-    send("c", req, (len(req) - 60, len(req) - 20) if i == 3 else None)
+    send("c", req, (len(req) - 60, len(req) - 20) if i == 3 else None, 600 if i == 4 else None)
     send("s", rsp, (20, 50) if i == 6 else None)
 packet("c", 0x11)
 packet("s", 0x11)

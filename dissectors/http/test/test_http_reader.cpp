@@ -309,6 +309,52 @@ TEST_CASE("http: a gap stops the reading, or the next start line is looked for")
   }
 }
 
+TEST_CASE("http: after a gap, a start line longer than a chunk line is found across pieces") {
+  const std::string first = "POST /a HTTP/1.1\r\nContent-Length: 10\r\n\r\n<a>01";
+  const std::string target = "/b?" + std::string(200, 'q');
+  const std::string after = "234</a>POST " + target + " HTTP/1.1\r\nContent-Length: 1\r\n\r\nz";
+  for (Options o : all_kinds()) {
+    o.resync = true;
+    o.resync_after = '>';
+    o.max_line = 64;
+    INFO(name(o));
+    std::vector<std::string> seen;
+    if (o.holding == Holding::caller) {
+      Feeder f(o);
+      f.feed(first);
+      f.gap(3);
+      for (size_t i = 0; i < after.size(); i += 50) f.feed(after.substr(i, 50));
+      seen = f.rec.seen;
+    } else {
+      BufferedReader b(o);
+      Record rec;
+      b.feed(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(first.data()), first.size()), rec);
+      b.gap(3);
+      for (size_t i = 0; i < after.size(); i += 50) {
+        const std::string piece = after.substr(i, 50);
+        b.feed(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(piece.data()), piece.size()), rec);
+      }
+      seen = rec.seen;
+    }
+    if (o.syntax == Syntax::lenient) CHECK(seen == std::vector<std::string>{"REQ 234</a>POST " + target + " @48 ct= body=z"});
+    else CHECK(seen == std::vector<std::string>{"REQ POST " + target + " @" + std::to_string(first.size() + 3 + 7) + " ct= body=z"});
+  }
+  // A line that cannot begin one is not held; nor does the next piece begin a line then.
+  Options o = lenient_reader();
+  o.resync = true;
+  o.resync_after = '>';
+  BufferedReader b(o);
+  Record rec;
+  auto feed = [&](std::string_view v) {
+    b.feed(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(v.data()), v.size()), rec);
+  };
+  feed("POST /a HTTP/1.1\r\nContent-Length: 100\r\n\r\n<a>");
+  b.gap(3);
+  feed(std::string(40, 'x'));
+  feed("POST /c HTTP/1.1\r\n\r\n>POST /d HTTP/1.1\r\n\r\n");
+  CHECK(rec.seen == std::vector<std::string>{"REQ >POST /d @107 ct= body="});  // leniently, ">POST" is a method
+}
+
 TEST_CASE("http: a response without a length runs to the close, or is an error") {
   std::string s = "HTTP/1.0 200 OK\r\nContent-Type: x/hl7\r\n\r\nall of it\r\nuntil the end";
   for (Options o : all_kinds()) {
