@@ -124,6 +124,12 @@ class FlowContext {
     if (mac) frame_mac_ = *mac;
   }
 
+  // The claimed flow travels in a protocol nDPI reads (HL7 in HTTP): nDPI goes on classifying it
+  // as if it were not claimed, so that the flow event keeps nDPI's name and risks of the carrier
+  // (credentials sent in clear).
+  void keep_classifying() { keep_classifying_ = true; }
+  bool keeps_classifying() const { return keep_classifying_; }
+
   FlowFacts& facts() { return facts_; }
   const EventEndpoints& endpoints() const { return ep_; }
   Counters& counters() { return out_.counters(); }
@@ -140,6 +146,7 @@ class FlowContext {
   bool late_[2] = {false, false};
   bool midstream_[2] = {false, false};
   bool wrote_events_ = false;
+  bool keep_classifying_ = false;
   bool has_frame_mac_ = false;
   std::array<uint8_t, 6> frame_mac_{};
 };

@@ -324,8 +324,13 @@ class Hl7Dissector final : public Dissector, hl7cpp::PayloadHandler {
       }
     }
     cur_ctx_ = &ctx;
-    if (s.mode == Mode::mllp) s.feed(data);
-    else s.http.feed(data, s);
+    if (s.mode == Mode::mllp) {
+      s.feed(data);
+    } else {
+      // nDPI reads HTTP: the flow keeps its name and risks (Basic credentials in clear).
+      if (!ctx.keeps_classifying()) ctx.keep_classifying();
+      s.http.feed(data, s);
+    }
     return {skipped + data.size(), 0, 0, false};
   }
 

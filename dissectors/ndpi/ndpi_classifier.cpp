@@ -149,7 +149,7 @@ uint16_t NdpiClassifier::smb_by_content(std::span<const uint8_t> b) {
 }
 
 void NdpiClassifier::process(State& s, const uint8_t* l3, uint32_t len, uint64_t time_ms,
-                             std::span<const uint8_t> tcp_payload) {
+                             std::span<const uint8_t> tcp_payload, bool claimed) {
   if (s.finished) return;
   if (!s.flow) {
     if (in_detection_ >= limits_.max_flows_in_detection) {
@@ -182,7 +182,7 @@ void NdpiClassifier::process(State& s, const uint8_t* l3, uint32_t len, uint64_t
     done_detecting(s);
     return;
   }
-  if (s.packets >= limits_.max_packets) finish(s);
+  if (s.packets >= limits_.max_packets) finish(s, claimed);
 }
 
 void NdpiClassifier::done_detecting(State& s) {

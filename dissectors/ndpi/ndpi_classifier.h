@@ -63,8 +63,9 @@ class NdpiClassifier {
 
   // Feeds one IP packet (header included). No-op once the state is finished. `tcp_payload` is
   // the packet's TCP payload, for the content checks medmon adds where nDPI 4.2 goes by port.
+  // `claimed`: a medmon dissector claimed the flow (see finish) and nDPI reads its carrier.
   void process(State& s, const uint8_t* l3, uint32_t len, uint64_t time_ms,
-               std::span<const uint8_t> tcp_payload = {});
+               std::span<const uint8_t> tcp_payload = {}, bool claimed = false);
   // nDPI 4.2 names SMB only on TCP 445: on any other port medmon finds it by content, a NetBIOS
   // session message that holds an SMB1, SMB2/3 or encrypted SMB3 header. The nDPI protocol
   // (SMBv1, SMBv23), or 0.

@@ -382,11 +382,12 @@ void Pipeline::tcp(Flow& f, Dir dir, const Packet& p, bool ack_plausible) {
   other.tick(other_sink);
 
   if (ndpi_ && !st.ndpi.finished) {
-    if (st.feeder && st.feeder->claimed()) {
+    const bool claimed = st.feeder && st.feeder->claimed();
+    if (claimed && !st.ctx.keeps_classifying()) {
       ndpi_->finish(st.ndpi, true);  // medmon's own dissector knows better: no guess by port
     } else if (p.payload_len > 0 || st.ndpi.flow) {
       ndpi_->process(st.ndpi, p.l3, p.l3_len, static_cast<uint64_t>(p.ts.usec / 1000),
-                     std::span<const uint8_t>(p.payload, p.payload_len));
+                     std::span<const uint8_t>(p.payload, p.payload_len), claimed);
     }
   }
 }

@@ -7,7 +7,8 @@ in the same segment. A connection that never carries HL7 is not claimed (its app
 HTTP heads longer than the probe window (a long bearer token or cookie before Content-Type) are
 judged in full, in one segment or several, on the first exchange or a later one. A message
 pipelined behind one whose body goes on into the next segment (with a length, or in chunks) is
-found there; a response whose body runs to the close carries no message behind it."""
+found there; a response whose body runs to the close carries no message behind it. A flow
+claimed on its first segment keeps nDPI's name of its HTTP and its risks (Basic credentials)."""
 import os
 import sys
 import tempfile
@@ -33,8 +34,8 @@ def ack(cid):
     return b"MSH|^~\\&|LAB|HOSP|EHR|WARD|20240101120001||ACK^A01|A" + cid + b"|P|2.5\rMSA|AA|" + cid + b"\r"
 
 
-def request(method, target, body=b"", ctype=None):
-    head = method + b" " + target + b" HTTP/1.1\r\nHost: lab\r\nConnection: keep-alive\r\n"
+def request(method, target, body=b"", ctype=None, extra=b""):
+    head = method + b" " + target + b" HTTP/1.1\r\nHost: lab\r\nConnection: keep-alive\r\n" + extra
     if ctype:
         head += b"Content-Type: " + ctype + b"\r\n"
     if body or method in (b"POST", b"PUT"):
@@ -231,6 +232,12 @@ nl.send("s", b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nexport of the 
 nl.send("s", adt(b"LOG1"), b"HTTP/1.1 200 OK\r\nContent-Type: " + HL7 + b"\r\nContent-Length: 0\r\n\r\n")
 nl.close()
 
+# 15: HL7 POSTed with Basic credentials, claimed on its first segment: nDPI still reads the HTTP.
+ba = Conn("10.0.0.25", 41015)
+ba.send("c", b"".join(request(b"POST", b"/hl7", adt(b"KD1"), HL7, b"Authorization: Basic bGFiOmxhYg==\r\n")))
+ba.send("s", response(ack(b"KD1"), HL7))
+ba.close()
+
 # 4: never HL7: several exchanges kept alive.
 n = Conn("10.0.0.14", 41004)
 for i in range(4):
@@ -282,8 +289,15 @@ c.eq("the same in the first segments", summary(41012),
      [("to_server", "http", "KC2", None), ("to_client", "http", "AKC2", True)])
 c.eq("POST behind chunks cut inside their lines", summary(41013), [("to_server", "http", "KC3", None)])
 c.eq("no message inside a body that runs to the close", summary(41014), [])
+c.eq("HL7 POST with Basic credentials", summary(41015),
+     [("to_server", "http", "KD1", None), ("to_client", "http", "AKD1", True)])
 flows = {f["src_port"]: f for f in of_type(ev, "flow")}
-ports = (41001, 41002, 41003, 41005, 41006, 41007, 41008, 41009, 41010, 41011, 41012, 41013)
+ports = (41001, 41002, 41003, 41005, 41006, 41007, 41008, 41009, 41010, 41011, 41012, 41013, 41015)
+# A flow claimed on its first segment keeps nDPI's reading of its HTTP: protocol and risks.
+ndpi = flows.get(41015, {}).get("ndpi", {})
+c.eq("claimed at once: nDPI's protocol", ndpi.get("protocol"), "HTTP")
+c.true("claimed at once: credentials in clear", "Clear-Text Credentials" in ndpi.get("risks", []))
+c.true("claimed at once: not guessed", not ndpi.get("guessed"))
 c.eq("apps", [flows.get(p, {}).get("app") for p in ports], ["hl7"] * len(ports))
 c.true("never HL7: not claimed", flows.get(41004, {}).get("app") != "hl7")
 c.true("body to the close: not claimed", flows.get(41014, {}).get("app") != "hl7")
