@@ -45,7 +45,7 @@ http::Options http_options() {
   o.resync = true;
   o.resync_after = '\r';
   o.max_head = 16u << 10;
-  o.max_line = 1024;
+  o.max_line = 1024;  // kMaxChunkLine
   o.max_body = kMaxFrame;
   struct BodyMemoryTag {};
   o.memory = &worker_budget<BodyMemoryTag, http::BodyMemory>(kBodyMemory, kMaxFrame);
@@ -1379,6 +1379,7 @@ std::unique_ptr<Dissector> make() { return std::make_unique<Hl7Dissector>(); }
 
 constexpr uint16_t kPorts[] = {2575};
 constexpr size_t kMaxProbedHead = 8192;  // an HTTP head judged past the probe window
+constexpr size_t kMaxChunkLine = 1024;    // a chunk size line, as the HTTP reader reads one (http_options)
 constexpr uint16_t kTlsPorts[] = {6575};  // the usual MLLP-over-TLS port
 
 }  // namespace
@@ -1429,13 +1430,23 @@ Probe probe(std::span<const uint8_t> all, Dir) {
   }
   std::string_view head = s.substr(0, end);
   size_t ct = 0;
+  bool chunked = false;
   while ((ct = head.find('\n', ct)) != std::string_view::npos) {
     ++ct;
     std::string_view line = head.substr(ct, head.find('\n', ct) - ct);
     if (line.size() > 13 && icontains(line.substr(0, 13), "content-type:") && hl7_content_type(line.substr(13)))
       return Probe::yes;
+    if (line.size() > 18 && icontains(line.substr(0, 18), "transfer-encoding:") && icontains(line.substr(18), "chunked"))
+      chunked = true;
   }
   if (end == std::string_view::npos) return Probe::need_more;
+  if (chunked) {
+    // The body's bytes follow its first chunk's size line.
+    const std::string_view rest = s.substr(body);
+    const size_t le = rest.find('\n');
+    if (le == std::string_view::npos) return rest.size() > kMaxChunkLine ? Probe::no : Probe::need_more;
+    body += le + 1;
+  }
   return body_is_hl7(b.subspan(body));
 }
 

@@ -92,6 +92,12 @@ TEST_CASE("probe: MLLP, bare MSH and HTTP with an HL7 body") {
   CHECK(probe_str("POST /x HTTP/1.1\r\nContent-Type: text/plain\r\n\r\n{\"a\":1}") == Probe::no);
   CHECK(probe_str("POST /x HTTP/1.1\r\nHost: a\r\n") == Probe::need_more);
   CHECK(probe_str("SSH-2.0-OpenSSH") == Probe::no);
+  // A chunked body: its bytes after the first chunk's size line.
+  CHECK(probe_str("POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Type: text/plain\r\n\r\n3c\r\nMSH|^~\\&|") ==
+        Probe::yes);
+  CHECK(probe_str("HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n3c;x=1\nMSH|^~\\&|") == Probe::yes);
+  CHECK(probe_str("POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3c") == Probe::need_more);
+  CHECK(probe_str("POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3c\r\n{\"a\":1}") == Probe::no);
 }
 
 TEST_CASE("sender: an acknowledgment likely comes from the listening side, HTTP by its start line") {
