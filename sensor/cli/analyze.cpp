@@ -30,7 +30,10 @@ namespace medmon {
 
 namespace {
 std::atomic<bool> g_stop{false};
-void on_signal(int) { g_stop = true; }
+// The first signal stops reading; a second one also ends the sinks' drain at exit.
+void on_signal(int) {
+  if (g_stop.exchange(true)) request_drain_cut();
+}
 
 // `where`: the place in the configuration that names the file, as "file:line:column: ".
 std::string read_key_file(const std::string& path, const std::string& where) {

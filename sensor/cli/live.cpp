@@ -38,8 +38,11 @@ namespace {
 std::atomic<bool> g_live_stop{false};
 std::atomic<bool> g_reload{false};
 std::atomic<PcapSource*> g_live_src{nullptr};
+// The first signal stops capture; a second one also ends the sinks' drain at exit.
+std::atomic<int> g_stop_signals{0};  // g_live_stop is also set by the sensor itself (interface gone)
 void on_live_signal(int) {
   g_live_stop = true;
+  if (g_stop_signals.fetch_add(1) >= 1) request_drain_cut();
   if (PcapSource* s = g_live_src) s->breakloop();
 }
 void on_hup(int) {

@@ -564,6 +564,7 @@ void AsyncSink::run() {
   spool_losses();
   counters_.queued = 0;
   stopped_ = true;
+  cv_.notify_all();  // drained() waits for this
 }
 
 void AsyncSink::begin_close() {
@@ -574,6 +575,21 @@ void AsyncSink::begin_close() {
     stop_deadline_ = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline_.time_since_epoch()).count();
   }
   cv_.notify_all();
+}
+
+void AsyncSink::cut_drain() {
+  std::lock_guard<std::mutex> g(m_);
+  if (!stop_) return;
+  deadline_ = std::min(deadline_, std::chrono::steady_clock::now());
+  stop_deadline_ = std::min<int64_t>(stop_deadline_.load(),
+                                     std::chrono::duration_cast<std::chrono::nanoseconds>(deadline_.time_since_epoch()).count());
+  cv_.notify_all();
+}
+
+bool AsyncSink::drained(std::chrono::milliseconds wait) {
+  std::unique_lock<std::mutex> lk(m_);
+  if (!thread_.joinable()) return true;
+  return cv_.wait_for(lk, wait, [&] { return stopped_; });
 }
 
 uint64_t AsyncSink::close() {

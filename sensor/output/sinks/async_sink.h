@@ -141,6 +141,11 @@ class AsyncSink : public EventSink {
   // Delivers what is left (waiting at most the drain timeout from begin_close()), spools the
   // rest, stops the thread. Returns the bytes of events left undelivered (kept in the spool).
   uint64_t close();
+  // After begin_close(): ends the drain now (the operator asked twice to stop); a delivery in
+  // progress gives up within 100 ms and what is left goes to the spool.
+  void cut_drain();
+  // After begin_close(): whether the sink thread has finished, waiting at most `wait` for it.
+  bool drained(std::chrono::milliseconds wait);
   const SinkCounters& counters() const { return counters_; }
   const std::string& name() const { return spec_.name; }
   const std::string& spool_dir() const { return spool_ ? spool_->dir() : spec_.spool_dir; }

@@ -6,6 +6,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <filesystem>
 
 #include "sensor/common/diag.h"
@@ -73,6 +75,16 @@ class CountingFront : public EventSink {
 };
 }  // namespace
 
+namespace {
+// Set from a signal handler: a lock-free atomic is all a handler may touch.
+std::atomic<bool> g_drain_cut{false};
+static_assert(std::atomic<bool>::is_always_lock_free);
+}  // namespace
+
+void request_drain_cut() { g_drain_cut.store(true, std::memory_order_relaxed); }
+bool drain_cut_requested() { return g_drain_cut.load(std::memory_order_relaxed); }
+void clear_drain_cut() { g_drain_cut.store(false, std::memory_order_relaxed); }
+
 SinkSet::~SinkSet() { close(false); }
 
 void SinkSet::attach(EventOutput& out, bool counters_in_stats) {
@@ -139,6 +151,18 @@ void SinkSet::close(bool verbose) {
   // Every drain timeout runs from now: the sinks deliver side by side.
   for (auto& e : extras_)
     if (e.async) e.async->begin_close();
+  // A second stop signal ends the drain at once: what is left goes to the spools.
+  bool cut = false;
+  for (auto& e : extras_) {
+    if (!e.async) continue;
+    while (!e.async->drained(std::chrono::milliseconds(50))) {
+      if (cut || !drain_cut_requested()) continue;
+      cut = true;
+      print_err("medmon: stopping now (signal received again): sinks stop delivering; undelivered events stay in their spool\n");
+      for (auto& x : extras_)
+        if (x.async) x.async->cut_drain();
+    }
+  }
   for (auto& e : extras_) {
     if (!e.async) { e.sink->flush(); continue; }
     uint64_t left = e.async->close();

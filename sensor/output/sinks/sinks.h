@@ -42,7 +42,8 @@ class SinkSet {
   void start();
   // Delivers what is queued and prints a line per extra sink on stderr when something is left
   // undelivered or was dropped (or always, when verbose). The sinks drain side by side: this
-  // takes at most the largest drain timeout (plus writing what is left to the spools).
+  // takes at most the largest drain timeout (plus writing what is left to the spools), or until
+  // request_drain_cut().
   void close(bool verbose);
   // The first failed write of the --out file or of a file/stdout sink ("FILE: reason"), empty
   // when all were written.
@@ -85,6 +86,13 @@ class SharedSink : public EventSink {
   std::mutex& m_;
   std::string buf_;
 };
+
+// Asks the sinks draining at exit (SinkSet::close) to stop now, keeping what they have not
+// delivered in their spools: the operator's second stop signal. Async-signal-safe; it holds
+// for the rest of the process (a request before the drain ends it as soon as it begins).
+void request_drain_cut();
+bool drain_cut_requested();
+void clear_drain_cut();  // for tests
 
 // Throws std::runtime_error (file cannot be opened, spool directory unusable) or SinkConfigError
 // (two sinks on one file or one spool directory). The files are opened but nothing in them is

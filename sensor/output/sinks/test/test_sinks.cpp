@@ -1022,6 +1022,43 @@ TEST_CASE("Sinks drain at exit side by side, not one after the other") {
   CHECK(took < 1.7);
 }
 
+TEST_CASE("A second stop signal ends the drain at once and keeps every undelivered event in the spool") {
+  TempDir td;
+  DeafListener deaf;
+  SinkConfig cfg;
+  // A receiver that is down, and one that takes the request and never answers.
+  cfg.sinks.push_back(parse_sink_spec("syslog=tcp://127.0.0.1:1,name=a,drain_timeout=30,spool=" + td.path + "/a"));
+  cfg.sinks.push_back(parse_sink_spec("clickhouse=http://127.0.0.1:" + std::to_string(deaf.port) +
+                                      "/?db=medmon,name=c,timeout=30,drain_timeout=30,spool=" + td.path + "/c"));
+  auto sinks = make_sinks(cfg, td.path + "/out.jsonl");
+  EventOutput out;
+  sinks->attach(out);
+  for (int i = 0; i < 10; ++i) out.emit_line("flow", event(i));
+  out.flush();
+  usleep(300000);
+  clear_drain_cut();
+  std::thread second_signal([] {
+    usleep(500000);
+    request_drain_cut();
+  });
+  auto t0 = std::chrono::steady_clock::now();
+  sinks->close(false);
+  double took = seconds_since(t0);
+  second_signal.join();
+  clear_drain_cut();
+  CHECK(took < 2.0);
+  // Every event is in a spool, none lost: 10 lines in each.
+  for (const char* d : {"/a", "/c"}) {
+    std::string all;
+    if (DIR* dd = opendir((td.path + d).c_str())) {
+      while (dirent* e = readdir(dd))
+        if (std::string(e->d_name).find(".spool") != std::string::npos) all += slurp(td.path + d + "/" + e->d_name);
+      closedir(dd);
+    }
+    CHECK(std::count(all.begin(), all.end(), '\n') == 10);
+  }
+}
+
 TEST_CASE("The drain timeout bounds a delivery in progress") {
   TempDir td;
   DeafListener deaf;
