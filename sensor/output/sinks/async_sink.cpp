@@ -603,8 +603,9 @@ uint64_t AsyncSink::close() {
     counters_.queued = 0;
     return 0;
   }
-  uint64_t left = spool_->bytes();
-  if (left == 0 && temp_spool_) {
+  // What is still to deliver: a segment read in part counts from the cursor on.
+  uint64_t left = spool_->pending_bytes();
+  if (spool_->bytes() == 0 && temp_spool_) {
     ::unlink((spool_->dir() + "/cursor").c_str());
     ::unlink((spool_->dir() + "/lock").c_str());
     ::rmdir(spool_->dir().c_str());

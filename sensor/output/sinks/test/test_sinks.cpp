@@ -563,6 +563,38 @@ TEST_CASE("Spool: pending bytes leave out the delivered part of a segment") {
   CHECK(sp.pending_bytes() == 0);
 }
 
+TEST_CASE("At exit the bytes left are those still to deliver, not the delivered part of a segment") {
+  TempDir td;
+  SinkSpec spec;
+  spec.name = "t";
+  spec.spool_dir = td.path + "/spool";
+  spec.batch = 2;
+  spec.drain_usec = 0;
+  uint64_t total = 0, delivered_bytes = 0;
+  {  // an earlier run left 10 events
+    Spool sp(spec.spool_dir, 1u << 20);
+    for (uint64_t i = 1; i <= 10; ++i) {
+      Record r{"aaaaaaaaaaaa", i, "flow", event(int(i))};
+      REQUIRE(sp.append(r));
+      total += Spool::encode(r).size();
+      if (i <= 4) delivered_bytes += Spool::encode(r).size();
+    }
+  }
+  // Takes two batches of two, then is down.
+  struct TwoBatches : Backend {
+    int left = 2;
+    bool deliver(const std::vector<Record>&, std::string& error) override {
+      if (left == 0) { error = "down"; return false; }
+      --left;
+      return true;
+    }
+  };
+  AsyncSink sink(spec, std::make_unique<TwoBatches>());
+  for (int i = 0; i < 50 && sink.counters().delivered < 4; ++i) usleep(20000);
+  REQUIRE(sink.counters().delivered == 4);
+  CHECK(sink.close() == total - delivered_bytes);
+}
+
 TEST_CASE("A syslog datagram too large to send is dropped, not delivered") {
   // A local UDP receiver, so sends succeed (or fail for size) without the network.
   int rx = socket(AF_INET, SOCK_DGRAM, 0);
