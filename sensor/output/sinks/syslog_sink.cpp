@@ -264,13 +264,21 @@ std::string SyslogBackend::message(const Record& r) const {
   return format_rfc5424(facility_, sev, ts, host_, "medmon", pid_, r.type, sd, r.line);
 }
 
+uint64_t SyslogBackend::take_skipped() {
+  uint64_t n = uint64_t(std::count(skipped_.begin(), skipped_.end(), true));
+  skipped_.assign(skipped_.size(), false);
+  return n;
+}
+
 bool SyslogBackend::deliver(const std::vector<Record>& batch, std::string& error) {
   if (batch.empty()) return true;
   if (batch.front().run != batch_run_ || batch.front().seq != batch_seq_) {
     batch_run_ = batch.front().run;
     batch_seq_ = batch.front().seq;
     sent_ = 0;
+    skipped_.assign(batch.size(), false);
   }
+  skipped_.resize(batch.size(), false);
   const bool stream_wanted = url_.scheme == "tcp";
   if (fd_ >= 0 && stream_wanted && peer_gone(fd_)) {
     ::close(fd_);
@@ -287,14 +295,14 @@ bool SyslogBackend::deliver(const std::vector<Record>& batch, std::string& error
   bool ok = true;
   for (; sent_ < batch.size(); ++sent_) {
     std::string m = message(batch[sent_]);
-    if (m.empty()) continue;
+    if (m.empty()) { skipped_[sent_] = true; continue; }
     if (type_ == SOCK_STREAM) {
       framed = std::to_string(m.size()) + ' ' + m;  // RFC 6587 octet counting
       ok = send_all(fd_, framed, spec_.timeout_usec, deadline_, error);
       if (ok) ends.emplace_back(sent_, conn_bytes_ += framed.size());
     } else {
       int e = send_datagram(fd_, m, spec_.timeout_usec, deadline_, error);
-      if (e == EMSGSIZE) { ++skipped_; continue; }  // larger than a datagram may be: dropped
+      if (e == EMSGSIZE) { skipped_[sent_] = true; continue; }  // larger than a datagram may be: dropped
       ok = e == 0;
     }
     if (!ok) break;

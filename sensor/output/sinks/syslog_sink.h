@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "sensor/output/sinks/async_sink.h"
 #include "sensor/output/sinks/net.h"
@@ -42,8 +43,9 @@ class SyslogBackend : public Backend {
   SyslogBackend(const SinkSpec& spec, std::string sensor_id);
   ~SyslogBackend() override;
   bool deliver(const std::vector<Record>& batch, std::string& error) override;
-  uint64_t take_skipped() override { uint64_t n = skipped_; skipped_ = 0; return n; }
-  // The message for one record ("" when it is not sent, e.g. a non-alert in CEF format).
+  uint64_t take_skipped() override;
+  // The message for one record ("" when it cannot be sent: in CEF format, an event that is not
+  // an alert with a rule; counted as dropped, not delivered).
   std::string message(const Record& r) const;
 
  private:
@@ -59,7 +61,9 @@ class SyslogBackend : public Backend {
   std::string batch_run_;
   uint64_t batch_seq_ = 0;
   size_t sent_ = 0;
-  uint64_t skipped_ = 0;  // datagrams too large to send (EMSGSIZE)
+  // Records of the batch left out for good (no message, a datagram too large to send): one flag
+  // per record, so a message gone over again after a reconnect is not counted twice.
+  std::vector<bool> skipped_;
 };
 
 }  // namespace medmon

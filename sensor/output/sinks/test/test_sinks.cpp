@@ -689,6 +689,38 @@ TEST_CASE("Syslog names the sensor by its host name when no sensor id is set") {
   CHECK(std::string(buf, size_t(n)).find("[medmon@32473 sensor=\"" + sd_escape(h) + "\"]") != std::string::npos);
 }
 
+TEST_CASE("CEF: an alert CEF cannot carry (no rule) is dropped, not counted as delivered") {
+  int rx = socket(AF_INET, SOCK_DGRAM, 0);
+  REQUIRE(rx >= 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(bind(rx, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  socklen_t len = sizeof a;
+  REQUIRE(getsockname(rx, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+  TempDir td;
+  SinkSpec spec = parse_sink_spec("syslog=udp://127.0.0.1:" + std::to_string(ntohs(a.sin_port)) +
+                                  ",format=cef,name=s,spool=" + td.path + "/s");
+  spec.name = "s";
+  const std::string with_rule =
+      R"({"ts":"2024-01-02T03:04:05.123456Z","event_type":"alert","alert":{"rule":"flow.undeclared","severity":"low","message":"m"}})";
+  const std::string without_rule =
+      R"({"ts":"2024-01-02T03:04:05.123456Z","event_type":"alert","alert":{"severity":"low","message":"m"}})";
+  uint64_t delivered, dropped;
+  {
+    AsyncSink sink(spec, std::make_unique<SyslogBackend>(spec, "site-a"));
+    sink.write_line("alert", with_rule);
+    sink.write_line("alert", without_rule);
+    sink.write_line("alert", with_rule);
+    sink.close();
+    delivered = sink.counters().delivered;
+    dropped = sink.counters().dropped;
+  }
+  close(rx);
+  CHECK(delivered == 2);
+  CHECK(dropped == 1);
+}
+
 TEST_CASE("CEF escaping and alert mapping") {
   CHECK(cef_header_escape("a|b\\c\nd") == "a\\|b\\\\c d");
   CHECK(cef_ext_escape("k=v\\x\ny\r") == "k\\=v\\\\x\\ny\\r");
