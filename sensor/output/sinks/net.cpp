@@ -12,7 +12,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
+#include <memory>
+#include <mutex>
+#include <system_error>
+#include <thread>
 
 namespace medmon {
 
@@ -99,6 +104,74 @@ bool timed_connect(int fd, const sockaddr* a, socklen_t len, int64_t usec, const
   return true;
 }
 
+std::atomic<Resolver> g_resolver{nullptr};
+
+// One name lookup on its helper thread. Whoever of the two ends last frees it; a result nobody
+// waits for any more is freed by the helper.
+struct Lookup {
+  std::mutex m;
+  std::condition_variable cv;
+  bool done = false, abandoned = false;
+  int rc = 0;
+  addrinfo* res = nullptr;
+};
+
+// getaddrinfo for the URL's host, at most `timeout_usec` and never past the deadline nor
+// `request_end`. Returns false with `err` set.
+bool resolve(const Url& u, int socktype, int64_t timeout_usec, const Deadline* deadline, int64_t request_end,
+             addrinfo** res, std::string& err) {
+  addrinfo hints{};
+  hints.ai_socktype = socktype;
+  hints.ai_family = AF_UNSPEC;
+  const std::string port = std::to_string(u.port);
+  // An address needs no lookup: no thread, nothing to wait for.
+  hints.ai_flags = AI_NUMERICHOST;
+  int r = ::getaddrinfo(u.host.c_str(), port.c_str(), &hints, res);
+  if (r == 0) return true;
+  if (r != EAI_NONAME) { err = fmt::format("{}: {}", u.host, gai_strerror(r)); return false; }
+  hints.ai_flags = 0;
+  if (past(deadline, err, request_end)) return false;
+  auto job = std::make_shared<Lookup>();
+  Resolver fn = g_resolver.load();
+  if (!fn) fn = &::getaddrinfo;
+  try {
+    std::thread([job, fn, host = u.host, port, hints] {
+      addrinfo* out = nullptr;
+      int rc = fn(host.c_str(), port.c_str(), &hints, &out);
+      std::lock_guard<std::mutex> g(job->m);
+      if (job->abandoned) {
+        if (rc == 0 && out) ::freeaddrinfo(out);
+        return;
+      }
+      job->rc = rc;
+      job->res = out;
+      job->done = true;
+      job->cv.notify_all();
+    }).detach();
+  } catch (const std::system_error& e) {
+    err = fmt::format("{}: cannot resolve: {}", u.host, e.what());
+    return false;
+  }
+  const int64_t until = steady_ns() + timeout_usec * 1000;
+  std::unique_lock<std::mutex> lk(job->m);
+  while (!job->done) {
+    int64_t now = steady_ns();
+    std::string why;
+    if (!out_of_time(deadline, request_end, now, why) && now >= until) why = "name resolution timed out";
+    if (!why.empty()) {
+      job->abandoned = true;  // the helper frees what it gets
+      err = fmt::format("{}: {}", u.host, why);
+      return false;
+    }
+    // The deadline may move meanwhile (the sensor stopping): looked at again every 100 ms.
+    int64_t wait = std::clamp<int64_t>(std::min(until, request_end) - now, 1000000, 100000000);
+    job->cv.wait_for(lk, std::chrono::nanoseconds(wait));
+  }
+  if (job->rc != 0) { err = fmt::format("{}: {}", u.host, gai_strerror(job->rc)); return false; }
+  *res = job->res;
+  return true;
+}
+
 // send_all, ending also at `request_end`.
 bool send_until(int fd, std::string_view d, int64_t timeout_usec, const Deadline* deadline, int64_t request_end,
                 std::string& err) {
@@ -117,6 +190,8 @@ bool send_until(int fd, std::string_view d, int64_t timeout_usec, const Deadline
   return true;
 }
 }  // namespace
+
+void set_resolver(Resolver r) { g_resolver.store(r); }
 
 int64_t steady_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -222,12 +297,8 @@ int connect_url(const Url& u, int socktype, int64_t timeout_usec, std::string& e
     }
     return -1;
   }
-  addrinfo hints{};
-  hints.ai_socktype = socktype;
-  hints.ai_family = AF_UNSPEC;
   addrinfo* res = nullptr;
-  int r = ::getaddrinfo(u.host.c_str(), std::to_string(u.port).c_str(), &hints, &res);
-  if (r != 0) { err = fmt::format("{}: {}", u.host, gai_strerror(r)); return -1; }
+  if (!resolve(u, socktype, timeout_usec, deadline, request_end, &res, err)) return -1;
   int fd = -1;
   for (addrinfo* ai = res; ai; ai = ai->ai_next) {
     fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);

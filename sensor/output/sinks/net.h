@@ -6,6 +6,8 @@
 #include <string_view>
 #include <vector>
 
+struct addrinfo;  // <netdb.h>
+
 namespace medmon {
 
 struct Url {
@@ -33,6 +35,13 @@ int64_t steady_ns();
 // `timeout_usec` and never past the deadline (null: none) nor past `request_end` (steady_ns()).
 int connect_url(const Url& u, int socktype, int64_t timeout_usec, std::string& err, int* actual_type = nullptr,
                 const Deadline* deadline = nullptr, int64_t request_end = INT64_MAX);
+
+// Host names are resolved on a helper thread, within the connect's timeout and deadline:
+// getaddrinfo has no timeout of its own, and a DNS server that does not answer would hold it for
+// as long as the resolver retries. Addresses are taken as they are, without it. For tests: the
+// function that resolves names (null: getaddrinfo).
+using Resolver = int (*)(const char* host, const char* service, const ::addrinfo* hints, ::addrinfo** res);
+void set_resolver(Resolver r);
 
 // Sends everything; fails when the socket takes nothing for `timeout_usec` or the deadline passes.
 bool send_all(int fd, std::string_view data, int64_t timeout_usec, const Deadline* deadline, std::string& err);

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <grp.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -1121,6 +1122,64 @@ TEST_CASE("A second stop signal ends the drain at once and keeps every undeliver
     }
     CHECK(std::count(all.begin(), all.end(), '\n') == 10);
   }
+}
+
+namespace {
+// A DNS server that does not answer: the lookup returns only when the test lets it.
+std::atomic<bool> g_dns_release{false};
+std::atomic<int> g_dns_running{0};
+int hanging_resolver(const char*, const char*, const addrinfo*, addrinfo** res) {
+  ++g_dns_running;
+  while (!g_dns_release) usleep(10000);
+  *res = nullptr;
+  --g_dns_running;
+  return EAI_AGAIN;
+}
+}  // namespace
+
+TEST_CASE("A host name that does not resolve is bounded by the timeout and the drain deadline") {
+  g_dns_release = false;
+  set_resolver(&hanging_resolver);
+  Url u;
+  REQUIRE(parse_url("tcp://siem.example.org:514", u, 514).empty());
+  std::string err;
+  auto t0 = std::chrono::steady_clock::now();
+  CHECK(connect_url(u, SOCK_STREAM, 300000, err) == -1);
+  CHECK(seconds_since(t0) < 1.0);
+  CHECK(err == "siem.example.org: name resolution timed out");
+  Deadline deadline{steady_ns() + 200000000};
+  t0 = std::chrono::steady_clock::now();
+  CHECK(connect_url(u, SOCK_STREAM, 30000000, err, nullptr, &deadline) == -1);
+  CHECK(seconds_since(t0) < 1.0);
+  CHECK(err == "siem.example.org: drain_timeout reached");
+  // An address is not looked up.
+  REQUIRE(parse_url("tcp://127.0.0.1:1", u, 514).empty());
+  CHECK(connect_url(u, SOCK_STREAM, 300000, err) == -1);
+  CHECK(err.find("name resolution") == std::string::npos);
+  g_dns_release = true;
+  for (int i = 0; i < 200 && g_dns_running > 0; ++i) usleep(10000);
+  set_resolver(nullptr);
+}
+
+TEST_CASE("A ClickHouse server whose name does not resolve does not hold the exit past drain_timeout") {
+  g_dns_release = false;
+  set_resolver(&hanging_resolver);
+  TempDir td;
+  {
+    SinkSpec spec = parse_sink_spec("clickhouse=http://clickhouse.example.org:8123/?db=medmon,name=c,timeout=30,drain_timeout=1,spool=" +
+                                    td.path + "/c");
+    spec.name = "c";
+    AsyncSink sink(spec, std::make_unique<ClickHouseBackend>(spec, "site-a"));
+    for (int i = 0; i < 10; ++i) sink.write_line("flow", event(i));
+    sink.flush();
+    usleep(300000);  // the sink thread waits for the name
+    auto t0 = std::chrono::steady_clock::now();
+    CHECK(sink.close() > 0);
+    CHECK(seconds_since(t0) < 2.5);
+  }
+  g_dns_release = true;
+  for (int i = 0; i < 200 && g_dns_running > 0; ++i) usleep(10000);
+  set_resolver(nullptr);
 }
 
 TEST_CASE("The drain timeout bounds a delivery in progress") {
