@@ -2,7 +2,8 @@
 """Sinks at exit: one SIGINT during the drain changes nothing (the drain goes on, up to
 drain_timeout); a second one ends it at once, says so on stderr, and leaves every event not
 delivered in the spool, none lost. The receiver is a ClickHouse stand-in that takes requests and
-never answers."""
+never answers. Without a spool directory of its own, the exit line says the private one is not
+read by a later run."""
 import os
 import shutil
 import signal
@@ -94,6 +95,13 @@ def main():
         c.true("the capture has events", events > 0)
         c.true(f"every event is in the spool: {spooled_lines(spool)} lines for {events} events", spooled_lines(spool) == events)
         c.true(f"exit status of a stop by signal: {p.returncode}", p.returncode in (0, 1))
+        # Without a spool directory of its own the events left are in the private one, which no
+        # later run reads: the exit line must not promise them to the next run.
+        r = subprocess.run([MEDMON, "analyze", DEMO, "--out", os.devnull, "-q", "--fail-on", "none", "--sink",
+                            "syslog=tcp://127.0.0.1:1,drain_timeout=0.3"],
+                           capture_output=True, text=True, timeout=60, env=dict(os.environ, TMPDIR=tmp))
+        c.true(f"private spool: no promise of a next run: {r.stderr!r}",
+               "for the next run" not in r.stderr and "which no later run reads" in r.stderr)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     c.done()

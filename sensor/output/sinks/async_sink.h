@@ -150,6 +150,8 @@ class AsyncSink : public EventSink {
   const std::string& name() const { return spec_.name; }
   const std::string& spool_dir() const { return spool_ ? spool_->dir() : spec_.spool_dir; }
   const std::string& last_error() const { return last_error_shown_; }
+  // The spool is the private default under $TMPDIR, which no later run reads.
+  bool private_spool() const { return temp_spool_; }
 
  private:
   void run();

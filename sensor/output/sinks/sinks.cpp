@@ -171,7 +171,11 @@ void SinkSet::close(bool verbose) {
       print_err("medmon: sink {}: {} delivered, {} spooled, {} dropped, {} failed attempts{}{}\n", e.async->name(),
                  c.delivered.load(), c.spooled.load(), c.dropped.load(), c.errors.load(),
                  c.stopped ? fmt::format("; stopped, the server refused the sink: {}", e.async->last_error()) : "",
-                 left ? fmt::format("; {} bytes of events wait in {} for the next run", left, e.async->spool_dir()) : "");
+                 !left ? ""
+                 : e.async->private_spool()
+                     ? fmt::format("; {} bytes of events left in {} (the private spool directory, which no later run "
+                                   "reads: set `spool` or --spool-dir)", left, e.async->spool_dir())
+                     : fmt::format("; {} bytes of events wait in {} for the next run", left, e.async->spool_dir()));
   }
   if (primary_) primary_->flush();
 }
