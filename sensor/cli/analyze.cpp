@@ -399,10 +399,11 @@ int finish(const AnalyzeOptions& o, const Setup& s, Engine& engine, Outputs& out
   // come before the report's own exit code.
   int report_rc = out.extras->finish();
   if (!o.quiet) {
-    // On stdout, unless events go there (--out - or a stdout sink): then on stderr, so that the
-    // stream stays JSON Lines.
-    bool events_on_stdout = o.out == "-";
-    for (auto& sk : s.cfg.sinks.sinks) events_on_stdout |= sk.type == "stdout";
+    // On stdout, unless events go there (--out -, --out /dev/stdout, a stdout sink, a file sink
+    // naming standard output): then on stderr, so that the stream stays JSON Lines.
+    bool events_on_stdout = names_standard_output(o.out);
+    for (auto& sk : s.cfg.sinks.sinks)
+      events_on_stdout |= sk.type == "stdout" || (sk.type == "file" && names_standard_output(sk.url));
     std::FILE* to = events_on_stdout ? stderr : stdout;
     // A closed pipe (`| head`) is an output error like any other, not a crash.
     try {

@@ -18,6 +18,17 @@ inline bool same_existing_file(const std::string& input, const std::string& outp
   return std::filesystem::equivalent(input, output, ec) && !ec;
 }
 
+// Whether an output path is standard output: "-", or another name of what descriptor 1 is open
+// on (/dev/stdout, /dev/fd/1, the file the shell redirected it to, its pipe or terminal). A
+// device that takes any number of writers (/dev/null) is nobody's stream.
+inline bool names_standard_output(const std::string& path) {
+  if (path == "-") return true;
+  struct stat named, out;
+  if (::stat(path.c_str(), &named) != 0 || ::fstat(STDOUT_FILENO, &out) != 0) return false;
+  if (named.st_dev != out.st_dev || named.st_ino != out.st_ino) return false;
+  return !S_ISCHR(named.st_mode) || ::isatty(STDOUT_FILENO);
+}
+
 // The path a symbolic link leads to, followed while the last part is a link (one that points
 // where nothing exists yet included: opening the path creates the file there).
 inline std::filesystem::path follow_links(std::filesystem::path p) {

@@ -62,6 +62,39 @@ def declined_capture(path):
     ])
 
 
+def summary_apart(tag, args, stdout=subprocess.PIPE):
+    """Events on standard output: every line of it is an event, the summary is on stderr."""
+    p = subprocess.run([MEDMON, "analyze", pcap("demo", "demo.pcap"), "--fail-on", "none", *args], stdout=stdout,
+                       stderr=subprocess.PIPE, text=True, timeout=300)
+    C.eq(f"{tag}: exit 0 ({p.stderr.strip()})", p.returncode, 0)
+    return p
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    # --out - and every other name of standard output keep the stream JSON Lines: the summary goes
+    # to stderr (docs/sinks.md).
+    for args in (["--out", "-"], ["--out", "/dev/stdout"], ["--out", "/dev/fd/1"], ["--out", os.devnull, "--sink", "stdout"],
+                 ["--out", os.devnull, "--sink", "file=/dev/stdout"]):
+        tag = " ".join(args) + " | reader"
+        p = summary_apart(tag, args)
+        out = p.stdout.splitlines()
+        C.true(f"{tag}: events on stdout", len(out) > 10)
+        C.true(f"{tag}: nothing but events on stdout ({[l for l in out if not l.startswith('{')][:2]})",
+               all(l.startswith('{"ts":') for l in out))
+        C.true(f"{tag}: the summary on stderr", "  devices " in p.stderr)
+    # Standard output is the --out file itself (`--out ev.jsonl > ev.jsonl`, `--out /dev/stdout >> ev.jsonl`).
+    for args in (["--out", os.path.join(tmp, "ev.jsonl")], ["--out", "/dev/stdout"]):
+        ev = os.path.join(tmp, "ev.jsonl")
+        with open(ev, "w") as f:
+            p = summary_apart(f"{args[1]} > ev.jsonl", args, stdout=f)
+        lines = open(ev).read().splitlines()
+        C.true(f"{args[1]} > ev.jsonl: nothing but events in the file ({[l for l in lines if not l.startswith('{')][:2]})",
+               len(lines) > 10 and all(l.startswith('{"ts":') for l in lines))
+        C.true(f"{args[1]} > ev.jsonl: the summary on stderr", "  devices " in p.stderr)
+    # An events file that is not standard output leaves the summary on stdout.
+    p = summary_apart("--out FILE", ["--out", os.path.join(tmp, "ev.jsonl")])
+    C.true("--out FILE: the summary on stdout", "  devices " in p.stdout and "  devices " not in p.stderr)
+
 with tempfile.TemporaryDirectory() as tmp:
     declined_capture(os.path.join(tmp, "declined.pcap"))
     lines, rows = summary(os.path.join(tmp, "declined.pcap"))
