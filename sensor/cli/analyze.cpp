@@ -166,6 +166,13 @@ struct Outputs {
 // what is wrong and returns its exit code when a sink cannot be opened: kExitUsage for a bad
 // sink setting, kExitInput for a file that cannot be written (an output error).
 int open_outputs(const AnalyzeOptions& o, const Setup& s, Outputs& out) {
+  // First what keeps the events for --report, which may need a file of its own: a run whose
+  // report cannot be made ends here, the outputs of an earlier run untouched.
+  out.extras.emplace(out.events, o.out, s.cfg.sinks.rotate.enabled());
+  if (std::string why = out.extras->error(); !why.empty()) {
+    print_err("medmon: --report: {}\n", why);
+    return kExitInput;
+  }
   try {
     out.sinks = make_sinks(s.cfg.sinks, o.out);
     // Delivery counters of extra sinks stay out of the events (they vary with the server's
@@ -178,7 +185,6 @@ int open_outputs(const AnalyzeOptions& o, const Setup& s, Outputs& out) {
   out.events.add_observer(&out.summary);
   out.events.set_annotator(s.annotator);
   out.events.set_community_id(s.cfg.community_id, s.cfg.community_id_seed);
-  out.extras.emplace(out.events, o.out, s.cfg.sinks.rotate.enabled());
   out.extras->set_policy(s.judge.get(), s.annotator);
   return kExitClean;
 }

@@ -1,7 +1,11 @@
 #include "sensor/report/event_log.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 
 namespace medmon::report {
@@ -76,6 +80,32 @@ bool EventLog::load(const std::string& path, std::string& err) {
   source = path;
   std::string line;
   while (std::getline(in, line)) add_line(line);
+  return true;
+}
+
+bool EventLog::load_range(int fd, int64_t begin, int64_t end, std::string& err) {
+  std::string buf, line;
+  buf.resize(1 << 20);
+  for (int64_t at = begin; at < end;) {
+    size_t want = static_cast<size_t>(std::min<int64_t>(end - at, static_cast<int64_t>(buf.size())));
+    ssize_t n = ::pread(fd, buf.data(), want, at);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) { err = std::string("cannot read the events back: ") + std::strerror(errno); return false; }
+    if (n == 0) break;  // cut short since: what is there is read
+    at += n;
+    std::string_view chunk(buf.data(), static_cast<size_t>(n));
+    for (size_t nl; (nl = chunk.find('\n')) != std::string_view::npos; chunk.remove_prefix(nl + 1)) {
+      if (line.empty()) {
+        add_line(chunk.substr(0, nl));
+      } else {
+        line.append(chunk.substr(0, nl));
+        add_line(line);
+        line.clear();
+      }
+    }
+    line.append(chunk);
+  }
+  if (!line.empty()) add_line(line);
   return true;
 }
 

@@ -3,6 +3,8 @@
 // Not on the packet path: nlohmann::json is fine here.
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
+
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,6 +23,9 @@ struct EventLog {
   void add_line(std::string_view line);
   // Reads a JSONL file; false (and err) when it cannot be opened.
   bool load(const std::string& path, std::string& err);
+  // Reads the lines between two offsets of an open file (a part of it another writer may still
+  // append to); false (and err) when it cannot be read.
+  bool load_range(int fd, int64_t begin, int64_t end, std::string& err);
 };
 
 // Safe accessors: missing keys or wrong types give the fallback.

@@ -118,6 +118,62 @@ bool print_pdf(const std::string& html, const std::string& pdf, std::string& err
   return true;
 }
 
+// This run's events, for the report made after it, in an unlinked temporary file (under
+// $TMPDIR, else /tmp): its size is the disk's concern, not memory's.
+class SpoolSink : public EventSink {
+ public:
+  SpoolSink() {
+    const char* tmp = std::getenv("TMPDIR");
+    std::string dir = tmp && *tmp ? tmp : "/tmp";
+    std::string name = dir + "/medmon-report-XXXXXX";
+    fd_ = mkostemp(name.data(), O_CLOEXEC);
+    if (fd_ < 0) {
+      error_ = fmt::format("cannot create a file for this run's events under {}: {}", dir, std::strerror(errno));
+      return;
+    }
+    ::unlink(name.c_str());
+  }
+  ~SpoolSink() override {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  void write_line(std::string_view, std::string_view line) override {
+    buf_.append(line);
+    buf_.push_back('\n');
+    if (buf_.size() >= kOutputRunBytes) flush();
+  }
+  bool takes_batches() const override { return true; }
+  void write_batch(std::string_view lines) override {
+    flush();
+    write(lines);
+  }
+  void flush() override {
+    write(buf_);
+    buf_.clear();
+  }
+  int fd() const { return fd_; }
+  int64_t size() const { return size_; }
+  // False (and why) when a line could not be kept: the report would lack it.
+  bool error(std::string& why) const {
+    if (error_.empty()) return true;
+    why = error_;
+    return false;
+  }
+
+ private:
+  void write(std::string_view bytes) {
+    if (fd_ < 0 || !error_.empty() || bytes.empty()) return;
+    if (int e = write_lines(fd_, bytes)) {
+      error_ = fmt::format("cannot keep this run's events for the report: {}", std::strerror(e));
+      return;
+    }
+    size_ += static_cast<int64_t>(bytes.size());
+  }
+  int fd_ = -1;
+  int64_t size_ = 0;
+  std::string buf_;
+  std::string error_;
+};
+
 // Lines of an event file that are not JSON objects are skipped; say where the first one is.
 void warn_bad_lines(const report::EventLog& log, const std::string& path) {
   if (!log.bad_lines) return;
@@ -151,6 +207,7 @@ int run_assets(const std::string& events, bool as_json) {
 namespace {
 int write_report_with(const std::string& events_path, const std::vector<std::string>* lines, const std::string& out_path,
                       report::ReportOptions& opt);
+int write_report_of(report::EventLog& log, const std::string& out_path, report::ReportOptions& opt);
 }  // namespace
 
 std::vector<std::string> report_files(const std::string& out_path) {
@@ -186,6 +243,10 @@ int write_report_with(const std::string& events_path, const std::vector<std::str
     if (!log.load(events_path, err)) { print_err("medmon: {}\n", err); return kInput; }
     warn_bad_lines(log, events_path);
   }
+  return write_report_of(log, out_path, opt);
+}
+
+int write_report_of(report::EventLog& log, const std::string& out_path, report::ReportOptions& opt) {
   std::string html;
   try {
     html = report::render_html(log, opt);
@@ -276,10 +337,17 @@ struct AnalyzeExtras::Impl {
   OuiTable oui;
   ImplTable impl;
   std::unique_ptr<AssetTracker> tracker;
-  std::shared_ptr<MemorySink> memory;
+  // Where the report reads this run's events back from, when not from events_path by name: a
+  // descriptor open on standard output's file and the offset this run began at, or the spool.
+  int readback_fd = -1;
+  int64_t readback_from = 0;
+  std::shared_ptr<SpoolSink> spool;
   HeaderAnnotator* annotator = nullptr;
   std::unique_ptr<report::PolicyView> policy;
   explicit Impl(EventOutput& o) : out(o) {}
+  ~Impl() {
+    if (readback_fd >= 0) ::close(readback_fd);
+  }
 };
 
 AnalyzeExtras::AnalyzeExtras(EventOutput& out, const std::string& events_path, bool out_rotates)
@@ -287,19 +355,36 @@ AnalyzeExtras::AnalyzeExtras(EventOutput& out, const std::string& events_path, b
   impl_->events_path = events_path;
   impl_->report_path = analyze_report_path();
   load_reference_tables(impl_->oui, impl_->impl);
-  // The report reads the events back; without a regular file, or when the file rotates (its
-  // earlier parts renamed, perhaps removed), they are kept in memory. Reading back a pipe, a
-  // terminal or a FIFO (`--out /dev/stdout | ...`) would wait forever on what this process writes.
-  struct stat st, out_st;
-  bool regular = !events_path.empty() && events_path != "-" && stat(events_path.c_str(), &st) == 0 &&
-                 S_ISREG(st.st_mode);
-  // Standard output appended to (`--out /dev/stdout >> file`) holds earlier runs' lines first.
-  bool earlier_lines = regular && st.st_size > 0 && fstat(STDOUT_FILENO, &out_st) == 0 &&
-                       st.st_dev == out_st.st_dev && st.st_ino == out_st.st_ino;
-  if (!impl_->report_path.empty() && (out_rotates || !regular || earlier_lines)) {
-    impl_->memory = std::make_shared<MemorySink>();
-    out.add_sink(impl_->memory);
+  if (impl_->report_path.empty()) return;
+  // The report reads this run's events back after the run, from the disk, so that memory does
+  // not grow with the capture. From the --out file by name when it is a regular file of its own.
+  // From standard output's file, when the events go there (`--out -`, `--out /dev/stdout`,
+  // `>> file` holding earlier runs' lines first), through a descriptor of its own from where
+  // this run began. Otherwise from a spool: reading back a pipe, a terminal or a FIFO would wait
+  // forever on what this process writes, and a rotated file has lost its earlier parts.
+  struct stat st;
+  if (!out_rotates && names_standard_output(events_path)) {
+    if (fstat(STDOUT_FILENO, &st) == 0 && S_ISREG(st.st_mode)) {
+      int flags = fcntl(STDOUT_FILENO, F_GETFL);
+      off_t at = flags >= 0 && (flags & O_APPEND) ? st.st_size : lseek(STDOUT_FILENO, 0, SEEK_CUR);
+      if (flags >= 0 && at >= 0) {
+        impl_->readback_fd = ::open("/proc/self/fd/1", O_RDONLY | O_CLOEXEC);
+        impl_->readback_from = at;
+      }
+    }
+  } else if (!out_rotates && (stat(events_path.c_str(), &st) == 0 ? S_ISREG(st.st_mode) : errno == ENOENT)) {
+    return;  // a regular file, or one the output is yet to create
   }
+  if (impl_->readback_fd < 0) {
+    impl_->spool = std::make_shared<SpoolSink>();
+    out.add_sink(impl_->spool);
+  }
+}
+
+std::string AnalyzeExtras::error() const {
+  std::string why;
+  if (impl_->spool && !impl_->spool->error(why)) return why;
+  return {};
 }
 
 AnalyzeExtras::~AnalyzeExtras() = default;
@@ -322,8 +407,6 @@ void AnalyzeExtras::set_policy(const FlowJudge* judge, HeaderAnnotator* annotato
 int AnalyzeExtras::finish() {
   if (impl_->report_path.empty()) return kOk;
   impl_->out.flush();
-  const std::vector<std::string>* lines = impl_->memory ? &impl_->memory->lines : nullptr;
-  std::string source = impl_->memory ? std::string("analyze") : impl_->events_path;
   report::ReportOptions opt;
   if (impl_->policy) {
     opt.declared = impl_->policy->declared;
@@ -334,7 +417,23 @@ int AnalyzeExtras::finish() {
       opt.have_bound = true;
     }
   }
-  return write_report_with(source, lines, impl_->report_path, opt);
+  if (impl_->readback_fd < 0 && !impl_->spool) return write_report_with(impl_->events_path, nullptr, impl_->report_path, opt);
+  report::EventLog log;
+  std::string err;
+  bool read = false;
+  if (impl_->spool) {
+    read = impl_->spool->error(err) && log.load_range(impl_->spool->fd(), 0, impl_->spool->size(), err);
+  } else {
+    // Up to where this run's last write left standard output (`>>`: the end of the file then).
+    off_t end = lseek(STDOUT_FILENO, 0, SEEK_CUR);
+    read = log.load_range(impl_->readback_fd, impl_->readback_from, end, err);
+  }
+  if (!read) {
+    print_err("medmon: --report: {}\n", err);
+    return kUsage;
+  }
+  log.source = "analyze";
+  return write_report_of(log, impl_->report_path, opt);
 }
 
 }  // namespace medmon

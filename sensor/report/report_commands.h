@@ -23,13 +23,17 @@ std::vector<std::string> report_files(const std::string& out_path);
 // The --report file of `analyze` ("" when not given).
 const std::string& analyze_report_option();
 
-// What `analyze` needs for the inventory and the report. Construct it after the output's sinks,
-// before the pipeline; call finish() after the pipeline has finished and the output is flushed.
+// What `analyze` needs for the inventory and the report. Construct it before the output's sinks
+// are opened (then check error()), before the pipeline; call finish() after the pipeline has
+// finished and the output is flushed.
 class AnalyzeExtras {
  public:
   // `out_rotates`: the events file is rotated, so reading it back would give the last part only.
   AnalyzeExtras(EventOutput& out, const std::string& events_path, bool out_rotates = false);
   ~AnalyzeExtras();
+  // Why this run's events cannot be kept for the report (no file for them can be made under
+  // $TMPDIR); empty when they can.
+  std::string error() const;
   // The asset tracker: a judge for the pipeline (or the workers' merge) that also observes `out`.
   FlowJudge* asset_judge();
   // The site policy (the judge analyze loaded, and its annotator; either may be null): asset
