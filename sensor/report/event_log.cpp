@@ -49,10 +49,44 @@ uint64_t flow_port(const nlohmann::json& f) {
   return proto == "icmp" || proto == "icmp6" ? 0 : num(f, "dst_port");
 }
 
+namespace {
+
+// The time and type of an event as medmon writes it, `{"ts":"...","event_type":"...",`, without
+// parsing the line; false for a line that does not start so (or whose values hold escapes).
+bool peek_header(std::string_view line, std::string_view& ts, std::string_view& type) {
+  auto quoted = [&](std::string_view prefix, std::string_view& value) {
+    if (line.substr(0, prefix.size()) != prefix) return false;
+    line.remove_prefix(prefix.size());
+    size_t end = line.find_first_of("\"\\");
+    if (end == std::string_view::npos || line[end] != '"') return false;
+    value = line.substr(0, end);
+    line.remove_prefix(end + 1);
+    return true;
+  };
+  return quoted("{\"ts\":\"", ts) && quoted(",\"event_type\":\"", type);
+}
+
+}  // namespace
+
 void EventLog::add_line(std::string_view line) {
   ++lines;
   while (!line.empty() && (line.back() == '\n' || line.back() == '\r' || line.back() == ' ')) line.remove_suffix(1);
   if (line.empty()) return;
+  // An event the report does not read is not built into a DOM (its size is many times the line's):
+  // checked to be JSON, so that a damaged line still makes the report incomplete, and counted.
+  if (std::string_view ts, type; peek_header(line, ts, type) && type != "flow" && type != "alert" && type != "asset" &&
+                                 type != "stats") {
+    if (!nlohmann::json::accept(line)) {
+      if (!bad_lines++) first_bad_line = lines;
+      return;
+    }
+    ++events;
+    if (!ts.empty()) {
+      if (first_ts.empty() || ts < first_ts) first_ts = ts;
+      if (ts > last_ts) last_ts = ts;
+    }
+    return;
+  }
   nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
   if (j.is_discarded() || !j.is_object()) {
     if (!bad_lines++) first_bad_line = lines;
@@ -68,9 +102,6 @@ void EventLog::add_line(std::string_view line) {
   if (type == "flow") flows.push_back(std::move(j));
   else if (type == "alert") alerts.push_back(std::move(j));
   else if (type == "asset") assets.push_back(std::move(j));
-  else if (type == "dicom") dicom.push_back(std::move(j));
-  else if (type == "hl7") hl7.push_back(std::move(j));
-  else if (type == "anomaly") anomalies.push_back(std::move(j));
   else if (type == "stats") stats = std::move(j);
 }
 

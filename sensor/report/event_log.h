@@ -12,7 +12,9 @@
 namespace medmon::report {
 
 struct EventLog {
-  std::vector<nlohmann::json> flows, alerts, assets, dicom, hl7, anomalies;
+  // The events the inventory and the report read; the others (dicom, hl7, anomaly, dhcp, ...,
+  // millions in a long capture) are counted and checked to be JSON objects, not kept.
+  std::vector<nlohmann::json> flows, alerts, assets;
   nlohmann::json stats = nlohmann::json::object();  // the last `stats` event
   std::string first_ts, last_ts;    // RFC 3339, as written
   uint64_t events = 0, bad_lines = 0;

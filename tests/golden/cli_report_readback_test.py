@@ -3,7 +3,11 @@
 events go to: a file of its own, standard output appended to a file that holds earlier runs'
 lines (`--out /dev/stdout >> file`, `--out - >> file`), a pipe or /dev/null. Memory then stays
 that of a run whose report reads its --out file (a capture of 24/7 size would otherwise keep all
-its events in memory until the end), and the report is the same in every case."""
+its events in memory until the end), and the report is the same in every case.
+
+medmon report keeps in memory only the events the report reads (flows, alerts, assets, the last
+stats): the protocol events of a long capture (hl7, dicom, dhcp, anomaly), millions of them, are
+checked and counted but not kept."""
 import hashlib
 import os
 import shutil
@@ -103,6 +107,26 @@ try:
                         "-o", os.devnull], env=env, capture_output=True, text=True, timeout=300)
     C.eq(f"no spool directory: exit 3 before the run ({p.stderr.strip()})", p.returncode, 3)
     C.true(f"no spool directory: says why ({p.stderr.strip()})", "--report: cannot create" in p.stderr)
+    # 50 000 hl7 events and one flow: the report's memory is that of the flow, not of the messages.
+    hl7 = os.path.join(work, "hl7.jsonl")
+    with open(hl7, "w") as f:
+        for i in range(50000):
+            f.write('{"ts":"2024-03-01T12:%02d:%02d.000000Z","event_type":"hl7","flow_id":"F1","src_ip":"10.1.1.1",'
+                    '"src_port":40000,"dst_ip":"10.1.1.2","dst_port":2575,"proto":"tcp","hl7":{"kind":"message",'
+                    '"transport":"mllp","direction":"to_server","offset":%d,"sending_application":"ADT1","message_type":"ADT",'
+                    '"trigger_event":"A01","control_id":"MSG%09d","segments":["MSH","EVN","PID","NK1","PV1","OBX","AL1"],'
+                    '"phi_fields":["PID-3","PID-5","PID-7","PID-11","PID-13","PID-18","PID-19","NK1-2","NK1-5"],'
+                    '"patient":{"id":"phi:d7fdbb364251533c","name":"phi:6ee580d9753902c0"}}}\n' % (i // 60 % 60, i % 60, i, i))
+        f.write('{"ts":"2024-03-01T13:00:00.000000Z","event_type":"flow","flow_id":"F1","src_ip":"10.1.1.1","src_port":40000,'
+                '"dst_ip":"10.1.1.2","dst_port":2575,"proto":"tcp","flow":{"start":"2024-03-01T12:00:00.000000Z",'
+                '"end":"2024-03-01T13:00:00.000000Z","bytes_toserver":100,"bytes_toclient":10},"app":"hl7"}\n')
+    rc, rss, err = run(["report", hl7, "-o", os.path.join(work, "hl7.html")], subprocess.DEVNULL)
+    C.eq(f"report of 50 000 hl7 events: exit 0 ({err})", rc, 0)
+    C.true(f"report of 50 000 hl7 events: the messages are not kept ({rss:.0f} MiB)", rss < 48)
+    page = open(os.path.join(work, "hl7.html")).read()
+    C.true("report of 50 000 hl7 events: every line read", "50001 events read (0 malformed lines skipped)" in page)
+    C.true("report of 50 000 hl7 events: the traffic's times from them too",
+           "Traffic from 2024-03-01T12:00:00.000000Z to 2024-03-01T13:00:00.000000Z" in page)
 finally:
     shutil.rmtree(work, ignore_errors=True)
 C.done()

@@ -237,6 +237,24 @@ TEST_CASE("event log: malformed lines are counted and the first one located") {
   CHECK(log.last_ts == "2024-03-01T12:00:02.000000Z");
 }
 
+TEST_CASE("event log: events the report does not read are checked and counted, not kept") {
+  EventLog log;
+  log.add_line(R"({"ts":"2024-03-01T12:00:03.000000Z","event_type":"hl7","hl7":{"message_type":"ADT"}})");
+  log.add_line(R"({"ts":"2024-03-01T12:00:01.000000Z","event_type":"dicom","dicom":{"calling_ae":"CT01"}})");
+  log.add_line(R"({"ts":"2024-03-01T12:00:02.000000Z","event_type":"hl7","hl7":{"message_type":)");  // cut short
+  log.add_line(R"({"ts":"2024-03-01T12:00:09.000000Z","event_type":"anomaly","anomaly":{}} trailing)");
+  log.add_line(R"({"ts":"2024-03-01T12:00:00.500000Z", "event_type":"hl7"})");  // not medmon's layout: parsed
+  log.add_line(R"({"ts":"2024-03-01T12:00:04\u002e000000Z","event_type":"dhcp"})");  // an escape: parsed
+  log.add_line(R"({"ts":"2024-03-01T12:00:02.000000Z","event_type":"flow","flow_id":"f1"})");
+  CHECK(log.lines == 7);
+  CHECK(log.events == 5);
+  CHECK(log.bad_lines == 2);
+  CHECK(log.first_bad_line == 3);
+  CHECK(log.flows.size() == 1);
+  CHECK(log.first_ts == "2024-03-01T12:00:00.500000Z");
+  CHECK(log.last_ts == "2024-03-01T12:00:04.000000Z");
+}
+
 TEST_CASE("report says when the analysis read its capture through a filter") {
   EventLog log = make_log();
   CHECK(render_html(log, ReportOptions{}).find("id=\"input-filter\"") == std::string::npos);
