@@ -193,9 +193,12 @@ int open_outputs(const AnalyzeOptions& o, const Setup& s, Outputs& out) {
 // capture before it is read. Prints what is wrong; returns false then.
 bool outputs_spare_inputs(const AnalyzeOptions& o, const Setup& s) {
   std::vector<std::pair<std::string, std::string>> outputs;  // path, the option that names it
+  // Standard output is a file too when the shell redirected it to one (`> events.jsonl`).
   if (o.out != "-") outputs.emplace_back(o.out, "--out");
+  else outputs.emplace_back("/dev/stdout", "--out - (standard output)");
   for (const auto& sk : s.cfg.sinks.sinks)
     if (sk.type == "file") outputs.emplace_back(sk.url, sk.where);
+    else if (sk.type == "stdout") outputs.emplace_back("/dev/stdout", sk.where + " (standard output)");
   if (const std::string& r = analyze_report_option(); !r.empty())
     for (const auto& f : report_files(r)) {
       // The report is written after the run, over the events it was made from.

@@ -7,7 +7,8 @@
 - An output that names an input file (the capture for analyze --out/--report/--sink file, the
   events for report -o, the form for mds2 import -o) is refused with exit 2, the input intact.
 - Standard input that is not a capture, as the first input, leaves the earlier events file alone.
-- A --report naming the --out file or a sink's file is refused with exit 2.
+- A --report naming the --out file or a sink's file is refused with exit 2, and so are standard
+  output (the default --out -, a stdout sink) redirected onto the capture or the --report file.
 - A --report that cannot be written is found before the run; a report that fails after the run
   does not hide the --fail-on verdict.
 - --out /dev/stdout appended to a file (>>) keeps the earlier lines, and the report reads this
@@ -92,6 +93,15 @@ def same_files():
         C.true(f"analyze {' '.join(args)}: says so ({err})", "is the input file" in err)
         C.true(f"analyze {' '.join(args)}: the capture is intact", open(victim, "rb").read() == before)
 
+    # Standard output redirected onto the capture (`--out -`, the default, or a stdout sink, `>> victim.pcap`).
+    for args in ([], ["-o", "-"], ["-o", os.devnull, "--sink", "stdout"]):
+        with open(victim, "ab") as f:
+            p = subprocess.run([MEDMON, "analyze", victim, "-q", *args], stdout=f, stderr=subprocess.PIPE, timeout=300)
+        err = p.stderr.decode().strip()
+        C.eq(f"analyze {' '.join(args)} >> the input: exit 2 ({err})", p.returncode, 2)
+        C.true(f"analyze {' '.join(args)} >> the input: says so ({err})", "is the input file" in err)
+        C.true(f"analyze {' '.join(args)} >> the input: the capture is intact", open(victim, "rb").read() == before)
+
     ev = path("ev.jsonl")
     rc, err = medmon("analyze", DEMO, "-q", "-o", ev)
     events = open(ev).read()
@@ -134,6 +144,16 @@ def report():
         C.eq(f"{tag}: exit 2 ({err})", rc, 2)
         C.true(f"{tag}: says so ({err})", "--report" in err and "the events would be overwritten" in err)
         C.true(f"{tag}: the earlier events file is kept", kept(keep))
+    # Events on standard output redirected to the --report file (`--report r.html > r.html`): the report,
+    # written last, would replace them.
+    for extra in ([], ["-o", os.devnull, "--sink", "stdout"]):
+        with open(path("rep.html"), "wb") as f:
+            p = subprocess.run([MEDMON, "analyze", DEMO, "--site", SITE, "--report", path("rep.html"), "-q", *extra],
+                               stdout=f, stderr=subprocess.PIPE, timeout=300)
+        err = p.stderr.decode().strip()
+        tag = f"--report FILE {' '.join(extra)} > FILE"
+        C.eq(f"{tag}: exit 2 ({err})", p.returncode, 2)
+        C.true(f"{tag}: says so ({err})", "--report" in err and "the events would be overwritten" in err)
     rc, err = medmon("analyze", DEMO, "-o", os.devnull, "--report", os.devnull, "-q")
     C.true(f"--out and --report both {os.devnull}: not refused ({err})", rc in (0, 1))
     # medmon report: a report file that cannot be created is an output error (3), as for analyze.
