@@ -74,6 +74,13 @@ def sinks():
     C.true("sink file in --config: the --out file is kept", kept(keep))
     C.true(f"sink file in --config: file:line:column ({err})", f"{cfg}:3:7: /nonexistent/y.jsonl: No such file" in err)
 
+    # A stdout sink beside events already on standard output, by any of its names: each event would
+    # be written twice into one stream.
+    for out in ("-", "/dev/stdout", "/dev/fd/1"):
+        rc, err = medmon("analyze", DEMO, "-q", "-o", out, "--sink", "stdout")
+        C.eq(f"--out {out} --sink stdout: exit 2 ({err})", rc, 2)
+        C.true(f"--out {out} --sink stdout: says why ({err})", "events already go to standard output" in err)
+
     rc, err = medmon("analyze", DEMO, "-q", "-o", "/nonexistent/dir/x.jsonl")
     C.eq(f"--out in a missing directory: exit 3 ({err})", rc, 3)
     os.mkdir(path("outdir"))

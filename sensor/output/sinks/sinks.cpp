@@ -278,7 +278,10 @@ std::unique_ptr<SinkSet> make_sinks(const SinkConfig& cfg, const std::string& ou
     e.events = s.events;
     e.file_mutex = std::make_unique<std::mutex>();
     if (s.type == "stdout") {
-      if (out_path == "-") throw SinkConfigError(fmt::format("{}: events already go to standard output (--out -)", s.where));
+      // Another name of standard output (--out /dev/stdout, or the file it is redirected to) too:
+      // every event would be written twice into one stream.
+      if (names_standard_output(out_path))
+        throw SinkConfigError(fmt::format("{}: events already go to standard output (--out {})", s.where, out_path));
       e.file = std::make_shared<FileSink>("-");
       e.sink = std::make_shared<FilterSink>(e.file, s.events);
     } else if (s.type == "file") {
