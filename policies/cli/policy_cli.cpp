@@ -3,7 +3,9 @@
 
 #include <openssl/evp.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -49,6 +51,13 @@ int run_import(const std::string& form, const std::string& out, const std::strin
       std::fprintf(stderr, "medmon: %s is the input file %s: refused, it would be overwritten\n", out.c_str(), in->c_str());
       return 2;
     }
+  // A model file that cannot be created is an output error (3), found before the form is read (a
+  // PDF's layout may take half a minute; a form from a pipe cannot be read twice).
+  if (out != "-")
+    if (std::string why = cannot_write_reason(out); !why.empty()) {
+      std::fprintf(stderr, "medmon: %s: cannot write the model: %s\n", out.c_str(), why.c_str());
+      return 3;
+    }
   try {
     // A form from a pipe is read once: its bytes give the form and its SHA-256.
     std::string streamed;
@@ -79,10 +88,13 @@ int run_import(const std::string& form, const std::string& out, const std::strin
       std::fwrite(yaml.data(), 1, yaml.size(), stdout);
       if (!flush_stdout("the model")) return 3;
     } else {
+      errno = 0;
       std::ofstream o(out, std::ios::binary | std::ios::trunc);
-      if (!o) { std::fprintf(stderr, "medmon: %s: cannot write\n", out.c_str()); return 2; }
-      o << yaml;
-      if (!o.flush()) { std::fprintf(stderr, "medmon: %s: write failed\n", out.c_str()); return 2; }
+      if (!o || !(o << yaml) || !o.flush()) {
+        int e = errno ? errno : EIO;
+        std::fprintf(stderr, "medmon: %s: cannot write the model: %s\n", out.c_str(), std::strerror(e));
+        return 3;
+      }
       std::fprintf(stderr, "medmon: %s: model '%s', %zu answers from %s (%s%s%s)\n", out.c_str(), opt.model_id.c_str(),
                    f.questions.size(), form.c_str(), f.source_format.c_str(), f.sheet.empty() ? "" : ", sheet ",
                    f.sheet.c_str());

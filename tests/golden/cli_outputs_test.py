@@ -123,6 +123,18 @@ def same_files():
     C.eq(f"mds2 import -o onto the form: exit 2 ({err})", rc, 2)
     C.true("mds2 import -o onto the form: the form is intact", open(form, "rb").read() == before)
 
+    # A model file that cannot be created is an output error (3) with its reason, found before the
+    # form is read (standard input that is no form gives the output's error, not the form's).
+    for out, why in (("/nonexistent/m.yaml", "No such file or directory"), (work, "Is a directory")):
+        rc, err = medmon("mds2", "import", form, "-o", out)
+        C.eq(f"mds2 import -o {out}: exit 3 ({err})", rc, 3)
+        C.true(f"mds2 import -o {out}: says why ({err})", f"{out}: cannot write the model: {why}" in err)
+        rc, err = medmon("mds2", "import", "/dev/stdin", "-o", out, stdin=b"no form here\n")
+        C.eq(f"mds2 import /dev/stdin -o {out}: exit 3 before the form is read ({err})", rc, 3)
+    rc, err = medmon("mds2", "import", form, "-o", "/dev/full")
+    C.eq(f"mds2 import -o /dev/full: exit 3 ({err})", rc, 3)
+    C.true(f"mds2 import -o /dev/full: says why ({err})", "/dev/full: cannot write the model: No space left on device" in err)
+
 
 def stdin_not_capture():
     keep = earlier_run()
