@@ -17,6 +17,13 @@ std::string str(const nlohmann::json& j, const char* key, const std::string& fal
   return it->get<std::string>();
 }
 
+const nlohmann::json& member(const nlohmann::json& j, const char* key) {
+  static const nlohmann::json empty = nlohmann::json::object();
+  if (!j.is_object()) return empty;
+  auto it = j.find(key);
+  return it == j.end() ? empty : *it;
+}
+
 uint64_t num(const nlohmann::json& j, const char* key) {
   if (!j.is_object()) return 0;
   auto it = j.find(key);
@@ -34,7 +41,7 @@ std::string flow_app(const nlohmann::json& f) {
   std::string app = str(f, "app");
   // A protocol nDPI only guessed from the port is not what the flow carried (docs/policy.md).
   // (A "guessed" that is not a boolean, in a damaged file, is no guess: value() would throw.)
-  const nlohmann::json ndpi = f.value("ndpi", nlohmann::json::object());
+  const nlohmann::json& ndpi = member(f, "ndpi");
   bool guessed = false;
   if (ndpi.is_object())
     if (auto g = ndpi.find("guessed"); g != ndpi.end() && g->is_boolean()) guessed = g->get<bool>();

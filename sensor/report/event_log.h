@@ -30,6 +30,11 @@ struct EventLog {
   bool load_range(int fd, int64_t begin, int64_t end, std::string& err);
 };
 
+// A member of an object, by reference (json::value() returns a copy of the whole member, which for
+// every flow of a long capture cost more than the report itself); an empty object when j is no
+// object or has no such member.
+const nlohmann::json& member(const nlohmann::json& j, const char* key);
+
 // Safe accessors: missing keys or wrong types give the fallback.
 std::string str(const nlohmann::json& j, const char* key, const std::string& fallback = {});
 uint64_t num(const nlohmann::json& j, const char* key);

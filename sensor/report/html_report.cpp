@@ -218,7 +218,7 @@ std::set<std::string> mds2_for(const json& f, const Dev& d, bool src, const Cont
   auto it = c.alerts_of.find(str(f, "flow_id"));
   if (!sides || rule.empty() || it == c.alerts_of.end()) return ids;
   for (const json* e : it->second) {
-    const json& a = e->value("alert", json::object());
+    const json& a = member(*e, "alert");
     if (str(a, "device") != d.key || str(a, "rule") != rule) continue;
     if (auto m = a.find("mds2"); m != a.end() && m->is_array())
       for (auto& q : *m) {
@@ -249,7 +249,7 @@ std::vector<FlowGroup> group_flows(const Dev& d, const Context& c) {
     fg.port = port;
     fg.app = app;
     ++fg.count;
-    const json& fl = f.value("flow", json::object());
+    const json& fl = member(f, "flow");
     fg.bytes += num(fl, "bytes_toserver") + num(fl, "bytes_toclient");
     if (fl.contains("payload_bytes_toserver") && num(fl, "payload_bytes_toserver") + num(fl, "payload_bytes_toclient") == 0)
       ++fg.no_data;
@@ -272,7 +272,7 @@ std::vector<FlowGroup> group_flows(const Dev& d, const Context& c) {
 // A flow's start and end (seconds since the epoch); the event's time when the flow has no start;
 // NaN for both when no time could be read (a damaged events file).
 std::pair<double, double> flow_interval(const json& f) {
-  const json& fl = f.value("flow", json::object());
+  const json& fl = member(f, "flow");
   double s = parse_ts(str(fl, "start")), e = parse_ts(str(fl, "end"));
   if (std::isnan(s)) s = parse_ts(str(f, "ts"));
   if (std::isnan(e) || e < s) e = s;
@@ -515,7 +515,7 @@ void Builder::collect() {
   for (Dev& d : devs_)
     for (const std::string& ip : d.ips) dev_at.emplace(ip, &d);
   for (const json& a : log_.alerts) {
-    const json& al = a.value("alert", json::object());
+    const json& al = member(a, "alert");
     ++sev_[static_cast<size_t>(sev_rank(str(al, "severity")))];
     std::string dev = str(al, "device");
     std::set<Dev*> hit;
@@ -525,7 +525,7 @@ void Builder::collect() {
       // A device bound by fingerprint has no model in the inventory (bound by no address): the
       // policy's alerts name it.
       if (d.model == "unbound")
-        if (std::string m = str(al.value("evidence", json::object()), "model"); !m.empty()) d.model = m;
+        if (std::string m = str(member(al, "evidence"), "model"); !m.empty()) d.model = m;
     }
     if (hit.empty()) {
       for (int side = 0; side < 2; ++side) {
@@ -548,7 +548,7 @@ void Builder::collect() {
     }
     for (const json* a : d.alerts) {
       judged = true;
-      int s = sev_rank(str((*a).value("alert", json::object()), "severity"));
+      int s = sev_rank(str(member(*a, "alert"), "severity"));
       if (s >= 3) v = std::max(v, 2);
       else if (s == 2) v = std::max(v, 1);
     }
@@ -651,7 +651,7 @@ void Builder::summary_section() {
            "to judge the traffic against the site.</p>\n";
   // A filtered analysis did not see the traffic outside its filter: flows declared but not seen
   // may simply have been filtered out.
-  if (std::string f = str(log_.stats.value("stats", json::object()), "filter"); !f.empty())
+  if (std::string f = str(member(log_.stats, "stats"), "filter"); !f.empty())
     o() += "<p id=\"input-filter\" class=\"warn\">Only the packets accepted by the capture filter <code>" + h(f) +
            "</code> were analysed: traffic outside it was not seen, and is neither judged nor counted here.</p>\n";
   o() += "<div class=\"cards\">\n";
@@ -811,7 +811,7 @@ void Builder::lateral_findings(const Dev& d) {
   o() += "<h3>Lateral-movement findings</h3>\n";
   std::vector<const json*> lateral;
   for (const json* a : d.alerts)
-    if (str((*a).value("alert", json::object()), "rule").rfind("lateral.", 0) == 0) lateral.push_back(a);
+    if (str(member(*a, "alert"), "rule").rfind("lateral.", 0) == 0) lateral.push_back(a);
   if (lateral.empty()) o() += "<p class=\"muted\">No lateral-movement signal.</p>\n";
   else alerts_table(lateral, "lateral-row");
 }
@@ -944,7 +944,7 @@ Traffic Builder::traffic_of(const Dev& d) const {
   for (const json* f : d.flows) {
     auto [s, e] = flow_interval(*f);
     if (std::isnan(s)) s = e = t.t0;  // counted, at the start
-    const json& fl = f->value("flow", json::object());
+    const json& fl = member(*f, "flow");
     double bytes = static_cast<double>(num(fl, "bytes_toserver") + num(fl, "bytes_toclient"));
     std::string app = flow_app(*f);
     if (!palette_.count(app)) app = "other";
@@ -1036,10 +1036,10 @@ void Builder::alerts_table(const std::vector<const json*>& alerts, const char* r
          "<th>MDS2 citation</th><th>Evidence</th></tr>\n";
   std::vector<const json*> sorted = alerts;
   std::stable_sort(sorted.begin(), sorted.end(), [](const json* a, const json* b) {
-    return sev_rank(str(a->value("alert", json::object()), "severity")) > sev_rank(str(b->value("alert", json::object()), "severity"));
+    return sev_rank(str(member(*a, "alert"), "severity")) > sev_rank(str(member(*b, "alert"), "severity"));
   });
   for (const json* e : sorted) {
-    const json& a = e->value("alert", json::object());
+    const json& a = member(*e, "alert");
     std::string sev = str(a, "severity", "info");
     std::string cites;
     if (auto it = a.find("mds2"); it != a.end() && it->is_array()) {

@@ -42,7 +42,7 @@ std::string service_text(const json& s) {
 // Whether the server accepted the connection or sent something: a SYN-ACK or payload back (an RST
 // answering a SYN is a closed port, not a service), as the asset tracker counts services offered.
 bool server_answered(const json& f) {
-  const json& fl = f.value("flow", json::object());
+  const json& fl = member(f, "flow");
   return str(fl, "tcp_flags_toclient").find('S') != std::string::npos || num(fl, "payload_bytes_toclient") > 0;
 }
 // Sort key for IPv4 dotted quads (numeric), others after, by text.
@@ -56,7 +56,7 @@ std::pair<int, std::string> ip_key(const std::string& ip) {
 std::vector<Asset> build_inventory(const EventLog& log, const std::map<std::string, std::string>* bound) {
   std::map<std::string, Asset> by_ip;
   for (const json& e : log.assets) {
-    const json& a = e.value("asset", json::object());
+    const json& a = member(e, "asset");
     std::string ip = str(a, "ip");
     if (ip.empty()) continue;
     const json& changes = a.value("changes", json::array());
@@ -83,7 +83,7 @@ std::vector<Asset> build_inventory(const EventLog& log, const std::map<std::stri
     if (auto ml = a.find("mac_local"); ml != a.end() && ml->is_boolean()) r.mac_local = ml->get<bool>();
     // When the MAC or its DHCP names changed, the event states the names in force: one it
     // leaves out is gone (the new MAC gave none, or another MAC took the address).
-    const json& dh = a.value("dhcp", json::object());
+    const json& dh = member(a, "dhcp");
     if (new_mac || (changes.is_array() && std::find(changes.begin(), changes.end(), "dhcp") != changes.end())) {
       r.hostname = str(a, "hostname");
       r.dhcp_vendor_class = str(dh, "vendor_class");
@@ -101,7 +101,7 @@ std::vector<Asset> build_inventory(const EventLog& log, const std::map<std::stri
     if (!model.empty() && model != "unbound") r.model = model;
     if (auto it = a.find("vlans"); it != a.end() && it->is_array())
       for (auto& v : *it) if (v.is_number_unsigned() && std::find(r.vlans.begin(), r.vlans.end(), v.get<uint64_t>()) == r.vlans.end()) r.vlans.push_back(v.get<uint64_t>());
-    const json& d = a.value("dicom", json::object());
+    const json& d = member(a, "dicom");
     if (auto it = d.find("ae_titles"); it != d.end() && it->is_array())
       for (auto& v : *it) if (v.is_string()) merge(r.ae_titles, v.get<std::string>());
     set(r.impl_class_uid, str(d, "impl_class_uid"));
@@ -150,7 +150,7 @@ std::vector<Asset> build_inventory(const EventLog& log, const std::map<std::stri
   // service counts are those of that moment: the flows give the latest.
   std::map<std::pair<std::string, std::string>, uint64_t> service_flows;  // (ip, "o|u" + service text) -> flows
   for (const json& f : log.flows) {
-    const json& fl = f.value("flow", json::object());
+    const json& fl = member(f, "flow");
     std::string service = fmt::format("{}/{}/{}", service_of(f), str(f, "proto", "?"), flow_port(f));
     for (int side = 0; side < 2; ++side) {
       std::string ip = str(f, side ? "dst_ip" : "src_ip");
@@ -190,7 +190,7 @@ std::vector<Asset> build_inventory(const EventLog& log, const std::map<std::stri
   // An alert counts once, for the device it names (as the summary and the report count it): the
   // alert's address of that device, else the device's address.
   for (const json& a : log.alerts) {
-    std::string dev = str(a.value("alert", json::object()), "device");
+    std::string dev = str(member(a, "alert"), "device");
     if (dev.empty()) continue;
     auto names = [&](const Asset& r) { return r.device == dev || (r.device.empty() && r.ip == dev); };
     Asset* hit = nullptr;
@@ -204,7 +204,7 @@ std::vector<Asset> build_inventory(const EventLog& log, const std::map<std::stri
     ++hit->alerts;
     // A device bound by fingerprint has no model from the site's addresses: its alerts name it.
     if (hit->model == "unbound" && hit->device == dev)
-      if (std::string m = str(a.value("alert", json::object()).value("evidence", json::object()), "model"); !m.empty())
+      if (std::string m = str(member(member(a, "alert"), "evidence"), "model"); !m.empty())
         hit->model = m;
   }
   std::vector<Asset> out;
@@ -221,7 +221,7 @@ std::map<std::string, std::string> fingerprint_bindings(const EventLog& log) {
   std::map<std::string, std::string> bound;
   std::unordered_set<std::string> placed;  // devices given an address
   for (const json& e : log.alerts) {
-    const json& a = e.value("alert", json::object());
+    const json& a = member(e, "alert");
     std::string dev = str(a, "device"), src = str(e, "src_ip"), dst = str(e, "dst_ip");
     std::string src_dev = str(e, "src_device"), dst_dev = str(e, "dst_device");
     // An alert about an unbound host names its address; one about a device bound by ip or mac is
@@ -229,7 +229,7 @@ std::map<std::string, std::string> fingerprint_bindings(const EventLog& log) {
     if (dev.empty() || dev == src || dev == dst || dev == src_dev || dev == dst_dev) continue;
     // A fan-out by a host that is no device names the device it reached last, on another flow
     // than this one: neither address here is that device's.
-    if (str(a, "rule") == "lateral.fan_out" && str(a.value("evidence", json::object()), "direction") == "inbound")
+    if (str(a, "rule") == "lateral.fan_out" && str(member(a, "evidence"), "direction") == "inbound")
       continue;
     // The policy binds a device at one address, the first that showed its fingerprint.
     if (placed.count(dev)) continue;
@@ -243,7 +243,7 @@ std::map<std::string, std::string> fingerprint_bindings(const EventLog& log) {
       side = learnt[0] ? 0 : 1;
     } else if (learnt[0]) {  // both sides learnt (or the flow is not in the events): the alert's peer or direction
       std::string peer = str(a, "peer");
-      std::string dir = str(a.value("evidence", json::object()), "direction");
+      std::string dir = str(member(a, "evidence"), "direction");
       if (dir == "outbound") side = 0;
       else if (dir == "inbound") side = 1;
       else if (!peer.empty() && peer == dst) side = 0;
