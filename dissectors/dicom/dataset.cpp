@@ -114,6 +114,13 @@ R read_header(std::span<const uint8_t> d, size_t p, size_t end, Syntax s, Header
   return kOk;
 }
 
+// What an element costs of the walk budget: its header, and its value when it is one the walk
+// may read (up to kValueCap). Decided by the element alone, never by which of its bytes happen
+// to have arrived, so the budget runs out at the same element however the stream was split.
+uint64_t budget_cost(const Header& h) {
+  return h.hdr + (h.len != kUndefined && h.len <= DatasetWalker::kValueCap ? h.len : 0);
+}
+
 bool has_value(std::span<const uint8_t> v) {
   return dicom::has_value(std::string_view(reinterpret_cast<const char*>(v.data()), v.size()));
 }
@@ -337,6 +344,7 @@ void DatasetWalker::start(Syntax s) {
   skip_ = 0;
   walked_ = 0;
   scanned_ = 0;
+  scan_over_ = false;
   walk_at_ = 0;
   inflated_ = 0;
   scan_.clear();
@@ -403,7 +411,7 @@ bool DatasetWalker::feed_plain(std::span<const uint8_t> bytes, bool raw) {
   return done_;
 }
 
-void DatasetWalker::walk(DetectEnd how) {
+void DatasetWalker::walk_pass(DetectEnd how) {
   if (syntax_ == Syntax::detect) {
     syntax_ = detect_syntax(buf_, how);
     if (syntax_ == Syntax::detect) return;  // walk_at_ stays: the next bytes try again
@@ -418,12 +426,14 @@ void DatasetWalker::walk(DetectEnd how) {
   Walk w{buf_, syntax_, sum_, kMaxDepth};
   size_t p = 0;
   const size_t end = buf_.size();
-  size_t scanned = 0;  // bytes of [0, p) read by the scan of a large sequence
-  auto run_scan = [&] {
-    size_t from = p;
-    scan(p, end);
-    scanned += p - from;
+  // The budget is checked at each element, before it is read: the walk stops at the same
+  // element whatever the fragments were.
+  auto afford = [&](uint64_t cost) {
+    if (walked_ + cost > kHeaderBudget) { stop_at_cap("walk_budget"); return false; }
+    walked_ += cost;
+    return true;
   };
+  auto run_scan = [&] { scan(p, end); };
   if (!scan_.empty()) run_scan();
   while (!done_ && scan_.empty() && !skip_) {
     Header h;
@@ -442,6 +452,7 @@ void DatasetWalker::walk(DetectEnd how) {
     size_t v = p + h.hdr;
     size_t avail = end - v;
     if ((syntax_ == Syntax::implicit_le || h.un) && h.len != kUndefined && h.len >= 8 && avail < 4 && !h.sq) break;
+    const uint64_t cost = budget_cost(h);
     if (h.sq || h.len == kUndefined || w.implicit_sequence(v, end, h.len, h.un)) {
       // A sequence too large to hold (with its header: the buffer could never take it whole)
       // is read as it streams past, so the PHI in it and after it is still seen.
@@ -459,13 +470,18 @@ void DatasetWalker::walk(DetectEnd how) {
         run_scan();
       };
       if (h.len != kUndefined && uint64_t(h.hdr) + h.len > kBufferCap) {
+        if (!afford(h.hdr)) break;  // its content counts in the scan's budget
         stream_it();
         continue;
       }
       if (h.len != kUndefined && h.len > avail) break;
+      // Every byte of a sequence held whole is read: one of defined length must fit the budget
+      // before it is read; one of undefined length (at most kBufferCap) is read, then counted.
+      if (h.len != kUndefined && !afford(h.hdr + uint64_t(h.len))) break;
       size_t q = v;
       R s = w.sequence(h, q, h.len == kUndefined ? end : v + h.len, true, 1);
       if (s == kIncomplete && h.len == kUndefined && end - p >= kBufferCap) {
+        if (!afford(h.hdr)) break;
         stream_it();
         continue;
       }
@@ -477,15 +493,19 @@ void DatasetWalker::walk(DetectEnd how) {
         continue;
       }
       if (s == kBad) { fail("dataset_bad_sequence", buf_offset_ + p); break; }
+      if (h.len == kUndefined) walked_ += q - p;
       p = q;
+      if (walked_ > kHeaderBudget) { stop_at_cap("walk_budget"); break; }
       continue;
     }
     if (h.len <= avail) {
+      if (!afford(cost)) break;
       w.record(h.tag, std::span<const uint8_t>(buf_).subspan(v, h.len));
       p = v + h.len;
       continue;
     }
     if (wanted(h.tag) && h.len <= kValueCap) break;  // wait for the whole value
+    if (!afford(cost)) break;
     // Long or uninteresting value: count it and drop it without buffering.
     if (wanted(h.tag)) {
       ++sum_.elements;
@@ -499,19 +519,23 @@ void DatasetWalker::walk(DetectEnd how) {
   if (p) {
     buf_.erase(buf_.begin(), buf_.begin() + static_cast<ptrdiff_t>(p));
     buf_offset_ += p;
-    walked_ += p - scanned;
-    scanned_ += scanned;
   }
   // What is left (one incomplete element or sequence) is parsed again from its start: walk
   // again only once the buffer has doubled, so tiny fragments cost linear time, not quadratic.
   walk_at_ = std::min(kBufferCap, 2 * buf_.size());
-  if (!done_ && scanned_ > kHeaderBudget && !scan_.empty()) leave_scan();
-  if (!done_ && walked_ > kHeaderBudget) stop_at_cap("walk_budget");
 }
 
-void DatasetWalker::leave_scan() {
+void DatasetWalker::walk(DetectEnd how) {
+  // A sequence left past the scan's budget: what follows it may be held already, read now
+  // (the end of the dataset may not bring another walk).
+  do walk_pass(how);
+  while (!done_ && scan_over_ && leave_scan() && !buf_.empty());
+}
+
+bool DatasetWalker::leave_scan() {
+  scan_over_ = false;
   const uint64_t to = scan_.front().end;
-  if (to == kOpen) { stop_at_cap("walk_budget"); return; }  // its end is only found by reading it
+  if (to == kOpen) { stop_at_cap("walk_budget"); return false; }  // its end is only found by reading it
   while (!scan_.empty()) scan_pop();  // what was read of it still counts
   // Stepped over by its length, as a value: what follows it is still read.
   const uint64_t n = to - buf_offset_;
@@ -524,6 +548,7 @@ void DatasetWalker::leave_scan() {
   }
   buf_offset_ = to - skip_;
   walk_at_ = 0;
+  return skip_ == 0;
 }
 
 void DatasetWalker::scan_push(ScanFrame f) {
@@ -581,6 +606,13 @@ void DatasetWalker::scan(size_t& p, size_t end) {
     R r = read_header(buf_, p, end, f.syntax, h);
     if (r == kIncomplete) return;
     if (r == kBad) { scan_bad(p, end, at); continue; }
+    // The scan's budget is checked at each header, before it is read: past it, the walk leaves
+    // the sequence at the same element however the stream was split. Sequence and item headers
+    // cost their header; their content is counted element by element.
+    const bool container = (h.tag >> 16) == 0xFFFE || h.sq || h.len == kUndefined;
+    const uint64_t cost = container ? h.hdr : budget_cost(h);
+    if (scanned_ + cost > kHeaderBudget) { scan_over_ = true; return; }
+    scanned_ += cost;  // given back below when the element waits for more bytes
     // What a header announces must stay inside a frame of defined length.
     uint64_t room = f.end == kOpen ? kOpen : f.end - at;
     if (h.hdr > room || (h.len != kUndefined && h.len > room - h.hdr)) { scan_bad(p, end, at); continue; }
@@ -613,7 +645,7 @@ void DatasetWalker::scan(size_t& p, size_t end) {
       const Syntax syn = f.syntax;
       const bool sq = h.sq || h.len == kUndefined;
       const bool maybe_implicit_sq = (syn == Syntax::implicit_le || h.un) && h.len != kUndefined && h.len >= 8 && !h.sq;
-      if (maybe_implicit_sq && end - (p + h.hdr) < 4) return;  // its first bytes tell
+      if (maybe_implicit_sq && end - (p + h.hdr) < 4) { scanned_ -= cost; return; }  // its first bytes tell
       Walk w{buf_, syn, sum_, kMaxDepth};
       if (sq || (maybe_implicit_sq && w.implicit_sequence(p + h.hdr, end, h.len, h.un))) {
         if (deeper) { fail("dataset_bad_sequence", at, "depth_limit"); return; }
@@ -635,7 +667,7 @@ void DatasetWalker::scan(size_t& p, size_t end) {
         p += h.hdr + h.len;
         continue;
       }
-      if (wanted(h.tag) && h.len <= kValueCap) return;  // held until the whole value has come
+      if (wanted(h.tag) && h.len <= kValueCap) { scanned_ -= cost; return; }  // held until the whole value has come
       // A long value, or one not kept: counted when wanted, then stepped over below.
       if (h.len) scan_valued();
       if (wanted(h.tag)) {

@@ -10,8 +10,9 @@
 //    Larger sequences are read as they stream past (scan): item and element headers are
 //    followed (depth <= kMaxDepth), the values the walk keeps are held one at a time, and every
 //    other value is stepped over; larger values are skipped, never buffered.
-//  - kHeaderBudget: dataset bytes read per message (element headers and the bytes held);
-//    value bytes stepped over without being held do not count. After that the walk stops
+//  - kHeaderBudget: dataset bytes read per message: element headers, values up to kValueCap
+//    and sequences held whole; longer values, stepped over, count only their header. Checked
+//    at each element, so the walk stops at the same element however the stream was split
 //    (truncated). Large sequences read as they stream past have a budget of their own: past
 //    it, one of defined length is stepped over by its length and the walk goes on after it.
 //  - kInflateBudget: bytes inflated per deflated message (inflating costs even the bytes that
@@ -91,6 +92,7 @@ class DatasetWalker {
   struct Zlib;
   bool feed_plain(std::span<const uint8_t> bytes, bool raw);  // raw: as received, not inflated
   void walk(DetectEnd how = DetectEnd::open);  // `how` decides a `detect` syntax
+  void walk_pass(DetectEnd how);
   // Reads a sequence too large to hold as it streams past: follows item and element headers,
   // holds only the values the walk keeps (one at a time) and steps over the rest, until the
   // sequence ends (its delimiter, or its defined length).
@@ -110,11 +112,12 @@ class DatasetWalker {
   uint64_t buf_offset_ = 0;  // dataset offset of buf_[0]
   uint64_t skip_ = 0;        // value bytes to drop before buffering again
   uint64_t walked_ = 0;
-  // Bytes the scan of large sequences read (headers, values held or stepped over while held):
-  // past kHeaderBudget a sequence of defined length is stepped over by its length (leave_scan),
-  // one of undefined length ends the walk, as its end is only found by reading it.
+  // What the scan of large sequences read, counted as walked_ is (headers, values up to kValueCap):
+  // at an element past kHeaderBudget a sequence of defined length is stepped over by its length
+  // (leave_scan), one of undefined length ends the walk, as its end is only found by reading it.
   uint64_t scanned_ = 0;
-  void leave_scan();
+  bool scan_over_ = false;  // the scan stopped at an element past its budget: leave_scan()
+  bool leave_scan();  // true when the walk can go on at once with the bytes held
   size_t walk_at_ = 0;       // buffer size at which walk() runs again
   const char* error_ = nullptr;
   uint64_t error_offset_ = 0;

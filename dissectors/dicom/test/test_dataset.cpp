@@ -679,3 +679,33 @@ TEST_CASE("walker: a defined-length sequence over the walk budget is stepped ove
     }
   }
 }
+
+TEST_CASE("walker: the walk budget runs out at the same element however the stream was split", "[dicom][dataset]") {
+  // Elements that take exactly the whole budget: the patient name after them is never read,
+  // whether the dataset came whole or byte by byte.
+  auto run = [](const Bytes& b, size_t chunk) {
+    DatasetWalker w;
+    w.start(Syntax::explicit_le);
+    for (size_t o = 0; o < b.size(); o += chunk) w.feed(std::span<const uint8_t>(b).subspan(o, std::min(chunk, b.size() - o)));
+    w.finish();
+    return std::make_pair(w.summary(), w.error());
+  };
+  for (int after : {0, 60, 5000}) {  // elements after the patient name: the end is near or far
+    Ds d(Ts::explicit_le);
+    d.str(0x0010, 0x0020, "LO", "PID0042");
+    for (int i = 0; i < 30840; ++i) d.str(0x0009, 0x1010, "LO", "ABCDEFGHIJKLMNOPQRSTUVWXYZ");
+    REQUIRE(d.b.size() == DatasetWalker::kHeaderBudget);
+    d.str(0x0010, 0x0010, "PN", "Roe^Rupert");
+    for (int i = 0; i < after; ++i) d.str(0x0009, 0x1010, "LO", "ABCDEFGHIJKLMNOPQRSTUVWXYZ");
+    for (size_t chunk : {size_t(1), size_t(7), size_t(1460), d.b.size()}) {
+      INFO("after " << after << " chunk " << chunk);
+      auto [s, err] = run(d.b, chunk);
+      CHECK(err == nullptr);
+      CHECK(s.truncated);
+      CHECK(std::string(s.truncated_by ? s.truncated_by : "-") == "walk_budget");
+      CHECK(s.patient_id == "PID0042");
+      CHECK(s.patient_name.empty());
+      CHECK_FALSE(has_phi(s, "PatientName"));
+    }
+  }
+}
