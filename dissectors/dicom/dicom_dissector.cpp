@@ -996,10 +996,7 @@ void DicomDissector::write_association(JsonWriter& w, std::string_view status) {
 // A user identity that carries a credential: a passcode (type 2), or a Kerberos ticket, SAML
 // assertion or JWT (types 3-5, in the primary field). Each is as good as a password to whoever
 // reads a cleartext association.
-bool credential_in_clear(const UserIdentity& u) {
-  if (u.type == 2) return u.secondary_length > 0;
-  return u.type >= 3 && u.type <= 5 && u.primary_length > 0;
-}
+bool credential_in_clear(const UserIdentity& u) { return u.credential_sent; }
 
 // The `rq` and `ac` objects: what each side negotiated besides presentation contexts.
 void DicomDissector::write_sides(JsonWriter& w) const {
@@ -1012,7 +1009,7 @@ void DicomDissector::write_sides(JsonWriter& w) const {
       w.field("type", u.type);
       w.field("type_name", user_identity_type_name(u.type));
       w.field("positive_response_requested", u.positive_response_requested);
-      w.field("password_in_clear", u.type == 2 && u.secondary_length > 0);
+      w.field("password_in_clear", u.passcode_sent);
       w.field("credential_in_clear", credential_in_clear(u));
       w.end_object();
     }
@@ -1179,8 +1176,7 @@ void DicomDissector::handle_pdu(Dir dir, const PduHeader& h, std::span<const uin
       ctx.facts().set_attr("dicom.impl_version_name", rq_.impl_version);
       if (rq_.user_identity.present) {
         ctx.facts().set_attr("dicom.user_identity", user_identity_type_name(rq_.user_identity.type));
-        if (rq_.user_identity.type == 2 && rq_.user_identity.secondary_length)
-          ctx.facts().set_attr("dicom.password_in_clear", "true");
+        if (rq_.user_identity.passcode_sent) ctx.facts().set_attr("dicom.password_in_clear", "true");
         if (credential_in_clear(rq_.user_identity)) ctx.facts().set_attr("dicom.credential_in_clear", "true");
       }
       return;

@@ -146,15 +146,24 @@ void parse_user_info(ByteReader r, bool ac, AssociatePdu& out, Issues& issues, u
       case 0x57: ++out.common_ext_neg; break;
       case 0x58: {
         if (ac) { issues.add("unexpected_item", off); break; }
-        UserIdentity& u = out.user_identity;
-        u.type = v.u8();
-        u.positive_response_requested = v.u8() != 0;
-        u.primary_length = v.be16();
-        v.skip(u.primary_length);
-        u.secondary_length = v.be16();
-        v.skip(u.secondary_length);
+        UserIdentity item;
+        item.type = v.u8();
+        item.positive_response_requested = v.u8() != 0;
+        item.primary_length = v.be16();
+        v.skip(item.primary_length);
+        item.secondary_length = v.be16();
+        v.skip(item.secondary_length);
         if (!v.ok()) { issues.add("bad_item_length", off); }
-        u.present = true;
+        item.present = true;
+        // PS3.7 D.3.3.7 allows one: a second is noted, the first one reported, and a
+        // credential in any of them still went over the wire in clear.
+        UserIdentity& u = out.user_identity;
+        const bool passcode = item.type == 2 && item.secondary_length > 0;
+        const bool credential = passcode || (item.type >= 3 && item.type <= 5 && item.primary_length > 0);
+        if (u.present) issues.add("unexpected_item", off);
+        else u = item;
+        u.passcode_sent |= passcode;
+        u.credential_sent |= credential;
         break;
       }
       case 0x59:

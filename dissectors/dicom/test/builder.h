@@ -41,6 +41,7 @@ struct Assoc {
   uint32_t max_pdu = 16384;
   std::string impl_uid = "1.2.276.0.7230010.3.0.3.6.7", impl_version = "OFFIS_DCMTK_367";
   int user_identity_type = 0;  // 0 none
+  int second_user_identity_type = 0;  // a second User Identity item after the first (0 none)
   bool role = false;
 };
 
@@ -71,10 +72,11 @@ inline Bytes associate(const Assoc& a, bool ac) {
     append(ui, item(0x54, r));
   }
   append(ui, item(0x55, a.impl_version));
-  if (a.user_identity_type && !ac) {
-    Bytes u; put8(u, uint8_t(a.user_identity_type)); put8(u, 1);
+  for (int type : {a.user_identity_type, a.second_user_identity_type}) {
+    if (!type || ac) continue;
+    Bytes u; put8(u, uint8_t(type)); put8(u, 1);
     be16(u, 5); append(u, "alice");
-    if (a.user_identity_type == 2) { be16(u, 6); append(u, "s3cret"); } else be16(u, 0);
+    if (type == 2) { be16(u, 6); append(u, "s3cret"); } else be16(u, 0);
     append(ui, item(0x58, u));
   }
   if (a.user_identity_type && ac) { Bytes u; be16(u, 0); append(ui, item(0x59, u)); }

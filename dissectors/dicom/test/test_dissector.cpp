@@ -232,6 +232,31 @@ TEST_CASE("user identity with a Kerberos ticket, SAML assertion or JWT is a cred
   CHECK(!h.facts().attr("dicom.credential_in_clear"));
 }
 
+TEST_CASE("a passcode in any of two user identity items is a password in clear", "[dicom][dissector]") {
+  for (auto [first, second] : {std::pair{2, 1}, std::pair{1, 2}}) {
+    INFO("first " << first << " second " << second);
+    Assoc a = store_assoc();
+    a.user_identity_type = first;
+    a.second_user_identity_type = second;
+    Harness h(medmon::dicom::make_dissector());
+    h.feed(Dir::to_server, associate(a, false));
+    h.feed(Dir::to_client, associate(a, true));
+    h.finish();
+    auto ev = h.events("dicom");
+    REQUIRE(ev.size() == 1);
+    auto u = ev[0]["dicom"]["rq"]["user_identity"];
+    CHECK(u["type"] == first);  // the first item is the one reported
+    CHECK(u["password_in_clear"] == true);
+    CHECK(u["credential_in_clear"] == true);
+    const std::string* fact = h.facts().attr("dicom.password_in_clear");
+    CHECK((fact && *fact == "true"));
+    CHECK(h.lines()[0].find("s3cret") == std::string::npos);
+    bool noted = false;
+    for (auto& e : h.events("anomaly")) noted |= e["anomaly"]["name"] == "unexpected_item";
+    CHECK(noted);
+  }
+}
+
 TEST_CASE("C-FIND with pending responses and C-MOVE with sub-operations", "[dicom][dissector]") {
   Assoc a;
   a.pcs.push_back({1, kFindStudyRoot, {kImplicit}, 0, kImplicit});
