@@ -1269,7 +1269,10 @@ void PolicyJudge::check_authentication(const Side& s) {
   const std::string* uit = attr(s.f, "dicom.user_identity");
   const std::string seen = uit ? *uit : "none";
   const int code = user_identity_code(seen);
-  if (!s.dev_is_client && code >= 2) return;  // the requestor proved who it is
+  // The requestor proved who it is; a later user identity item may carry the credential that
+  // the first one (the type reported) did not.
+  const std::string* cred = attr(s.f, "dicom.credential_in_clear");
+  if (!s.dev_is_client && (code >= 2 || (cred && *cred == "true"))) return;
   Alert a = s.alert("dicom.unauthenticated_association", Severity::medium);
   a.message = s.dev.name + (s.dev_is_client ? " opened" : " accepted") + " a DICOM association " +
               (s.dev_is_client ? "to " : "from ") + s.peer_name() +

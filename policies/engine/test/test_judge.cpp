@@ -1914,6 +1914,17 @@ TEST_CASE("TXCF-4 = Yes: a DICOM association with no authenticated side", "[judg
   CHECK(assoc("10.10.1.14", 40006, PACS, 11112, nullptr, false, nullptr) == 1);     // answer not seen
   CHECK(assoc("10.10.1.15", 40007, PACS, 11112, "kerberos") == 1);
   CHECK(assoc("10.10.1.16", 40008, PACS, 11112, "username") == 2);  // another peer: its own finding
+  {  // a user name first, the passcode in a second user identity item: authenticated
+    auto f = fx.flow("10.10.1.17", 40010, PACS, 11112);
+    auto& d = fx.add_facts(f, "dicom");
+    d.set_attr("dicom.calling_ae", "CT01");
+    d.set_attr("dicom.called_ae", "PACS01");
+    d.set_attr("dicom.result", "accepted");
+    d.set_attr("dicom.user_identity", "username");
+    d.set_attr("dicom.credential_in_clear", "true");
+    fx.judge_flow(f);
+    CHECK(fx.alerts("dicom.unauthenticated_association").size() == 2);
+  }
   // The device as requestor: in clear its acceptor is never authenticated, whatever it presents.
   CHECK(assoc(PACS, 40009, WS, 104, "username_passcode") == 3);
   CHECK(fx.alerts("dicom.unauthenticated_association")[2]["alert"]["evidence"]["direction"] == "outbound");
