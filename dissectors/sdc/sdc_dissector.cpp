@@ -1139,7 +1139,12 @@ Probe later_probe(std::span<const uint8_t> b, Dir dir) {
   }
   return Probe::no;
 }
-size_t later_next(std::span<const uint8_t> b, Dir, LaterCursor&) { return http::message_length(b, http::Syntax::strict); }
+// The HTTP message at the front of a segment; a body with a length, or in chunks, that goes on past
+// the segment is measured too, so the message behind it is looked for where it begins in a later
+// segment. A response whose body runs to the close ends what its direction may carry.
+size_t later_next(std::span<const uint8_t> b, Dir, LaterCursor& cursor) {
+  return http::message_length(b, http::Syntax::strict, true, &cursor);
+}
 
 }  // namespace sdc
 

@@ -2,7 +2,8 @@
 """IEEE 11073 SDC capture (pcaps/clinical/sdc.pcap): WS-Discovery Hello/Probe/ProbeMatches/Bye
 on UDP 3702 and DPWS metadata + a patient context over SOAP/HTTP give sdc events naming the
 device (device_ip) with its endpoint, manufacturer, model and serial; a printer's WS-Discovery is
-not taken for SDC; patient data leaves only as pseudonyms."""
+not taken for SDC; patient data leaves only as pseudonyms. On an HTTP connection kept alive, SOAP
+is found behind other exchanges, also behind a chunked body that goes on into later segments."""
 import os
 import shutil
 import sys
@@ -156,6 +157,51 @@ try:
              [[pseudonym("PAT-777")]])
     c.eq("kept alive after a GET: flows", [f.get("app") for f in of_type(ev, "flow")], ["sdc", "sdc"])
     c.eq("kept alive after a GET: no anomaly", [a["anomaly"]["name"] for a in of_type(ev, "anomaly")], [])
+
+    # A SOAP request or response pipelined behind a chunked body (not SOAP) that goes on into
+    # later segments is found where that body ends: segments cut inside a chunk's data
+    # (40104, 40105) and inside a chunk's size line (40106); likewise behind a body of known
+    # length (40107).
+    def chunked(start, body, sizes):
+        out = start + b"\r\nHost: x\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
+        i = 0
+        for size in sizes + [len(body)]:
+            piece = body[i:i + size]
+            if piece:
+                out += b"%x\r\n" % len(piece) + piece + b"\r\n"
+            i += len(piece)
+        return out + b"0\r\n\r\n"
+
+    LOG = b"".join(b"trend export line %04d\n" % i for i in range(90))
+    up = chunked(b"POST /log HTTP/1.1", LOG, [700, 900])
+    down = chunked(b"HTTP/1.1 200 OK", LOG, [700, 900])
+    OK0 = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+    cut = up.index(b"\r\n384\r\n") + 3
+    sized = (b"POST /log HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: " +
+             str(len(LOG)).encode() + b"\r\n\r\n" + LOG)
+    ck_pcap = os.path.join(tmp, "chunked.pcap")
+    write_pcap(ck_pcap, timed(
+        tcp_conversation("10.20.0.9", "10.20.0.15", 40104, 6464,
+                         [(True, WSDL_GET), (False, WSDL_ANSWER), (True, up[:600]), (True, up[600:1400]),
+                          (True, up[1400:] + GET), (False, OK0 + ANSWER)]) +
+        tcp_conversation("10.20.0.9", "10.20.0.15", 40105, 6464,
+                         [(True, WSDL_GET), (False, WSDL_ANSWER), (True, b"GET /log HTTP/1.1\r\nHost: x\r\n\r\n"),
+                          (False, down[:700]), (False, down[700:] + ANSWER)]) +
+        tcp_conversation("10.20.0.9", "10.20.0.15", 40106, 6464,
+                         [(True, WSDL_GET), (False, WSDL_ANSWER), (True, up[:cut]), (True, up[cut:len(up) - 3]),
+                          (True, up[len(up) - 3:] + GET), (False, OK0 + ANSWER)]) +
+        tcp_conversation("10.20.0.9", "10.20.0.15", 40107, 6464,
+                         [(True, WSDL_GET), (False, WSDL_ANSWER), (True, sized[:700]), (True, sized[700:] + GET),
+                          (False, OK0 + ANSWER)])))
+    ev = analyze(ck_pcap)
+    for port, actions in ((40104, ["GetContextStates", "GetContextStatesResponse"]),
+                          (40105, ["GetContextStatesResponse"]),
+                          (40106, ["GetContextStates", "GetContextStatesResponse"]),
+                          (40107, ["GetContextStates", "GetContextStatesResponse"])):
+        mine = [e for e in of_type(ev, "sdc") if port in (e["src_port"], e["dst_port"])]
+        c.eq(f"behind a chunked body ({port}): SOAP read", [e["sdc"].get("action") for e in mine], actions)
+    c.eq("behind a chunked body: flows", [f.get("app") for f in of_type(ev, "flow")], ["sdc"] * 4)
+    c.eq("behind a chunked body: no anomaly", [a["anomaly"]["name"] for a in of_type(ev, "anomaly")], [])
 finally:
     shutil.rmtree(tmp)
 c.done()

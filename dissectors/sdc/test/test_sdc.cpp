@@ -1008,6 +1008,15 @@ TEST_CASE("sdc: a later POST or response of an HTTP connection is probed as a st
   const std::string get = "GET /x?wsdl HTTP/1.1\r\nHost: h\r\n\r\n";
   LaterCursor cursor;
   CHECK(sdc::later_next(b(get + req), Dir::to_server, cursor) == get.size());
+  // A chunked body that goes on into the next segment: its chunks are followed there, and the
+  // request behind them is found where they end.
+  const std::string head = "POST /log HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
+  const std::string first = head + "a\r\n01234";
+  CHECK(sdc::later_next(b(first), Dir::to_server, cursor) == first.size() + 5 + 2);  // the data and its CRLF
+  CHECK(cursor.active());
+  const std::string rest = "0\r\n\r\n";
+  CHECK(sdc::later_next(b(rest + req), Dir::to_server, cursor) == rest.size());
+  CHECK_FALSE(cursor.active());
 }
 
 TEST_CASE("sdc: a neonate's mother is PHI of her own, not the patient's") {
