@@ -563,6 +563,8 @@ class SdcDissector final : public Dissector {
       soap(dir, v, nullptr, ctx);
       return {data.size(), 0, 0, false};
     }
+    // nDPI reads HTTP: the flow keeps its name and risks (credentials sent in clear).
+    if (!ctx.keeps_classifying()) ctx.keep_classifying();
     // HTTP messages one after the other, until one is not all here or cannot be read.
     DirState& d = dirs_[static_cast<int>(dir)];
     d.read = true;

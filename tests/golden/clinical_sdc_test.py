@@ -3,7 +3,8 @@
 on UDP 3702 and DPWS metadata + a patient context over SOAP/HTTP give sdc events naming the
 device (device_ip) with its endpoint, manufacturer, model and serial; a printer's WS-Discovery is
 not taken for SDC; patient data leaves only as pseudonyms. On an HTTP connection kept alive, SOAP
-is found behind other exchanges, also behind a chunked body that goes on into later segments."""
+is found behind other exchanges, also behind a chunked body that goes on into later segments. A
+SOAP flow keeps nDPI's name of its HTTP and its risks."""
 import os
 import shutil
 import sys
@@ -70,6 +71,11 @@ apps = {(f["src_ip"], f["dst_ip"], f["dst_port"]): f.get("app") for f in flows}
 c.eq("hello flow", apps.get(("10.20.0.15", "239.255.255.250", 3702)), "sdc")
 c.eq("probe flow", apps.get(("10.20.0.9", "239.255.255.250", 3702)), "sdc")
 c.eq("soap flow", apps.get(("10.20.0.9", "10.20.0.15", 6464)), "sdc")
+# nDPI goes on reading the SOAP flow after the claim: it keeps nDPI's name of its HTTP and risks.
+soap_ndpi = [f.get("ndpi") for f in flows if f["dst_port"] == 6464]
+c.eq("soap flow keeps nDPI's HTTP", [(n or {}).get("protocol") for n in soap_ndpi], ["HTTP"])
+c.eq("soap flow keeps nDPI's risks", [(n or {}).get("risks") for n in soap_ndpi],
+     [["Known Protocol on Non Standard Port", "HTTP Numeric IP Address"]])
 c.true("printer flow is not sdc", apps.get(("10.20.5.50", "239.255.255.250", 3702)) != "sdc")
 c.eq("no anomalies", of_type(ev, "anomaly"), [])
 raw = "\n".join(str(e) for e in ev)
@@ -202,6 +208,15 @@ try:
         c.eq(f"behind a chunked body ({port}): SOAP read", [e["sdc"].get("action") for e in mine], actions)
     c.eq("behind a chunked body: flows", [f.get("app") for f in of_type(ev, "flow")], ["sdc"] * 4)
     c.eq("behind a chunked body: no anomaly", [a["anomaly"]["name"] for a in of_type(ev, "anomaly")], [])
+
+    # Basic credentials sent in clear to an SDC provider: the claimed flow keeps nDPI's risk.
+    basic = GET.replace(b"Host: x\r\n", b"Host: x\r\nAuthorization: Basic bnVyc2U6c2VjcmV0\r\n")
+    basic_pcap = os.path.join(tmp, "basic.pcap")
+    write_pcap(basic_pcap, timed(tcp_conversation("10.20.0.9", "10.20.0.15", 40108, 6464, [(True, basic), (False, ANSWER)])))
+    ev = analyze(basic_pcap)
+    c.eq("basic credentials: flow", [(f.get("app"), f.get("ndpi", {}).get("protocol"),
+                                      "Clear-Text Credentials" in f.get("ndpi", {}).get("risks", []))
+                                     for f in of_type(ev, "flow")], [("sdc", "HTTP", True)])
 finally:
     shutil.rmtree(tmp)
 c.done()
