@@ -61,8 +61,7 @@ void read_status(std::span<const uint8_t> v, Message6& m, int& code, std::string
 
 // A list of opaque items, each after a 16-bit length (user class; vendor class after its
 // enterprise number).
-std::vector<std::string> items_of(std::span<const uint8_t> v, Message6& m) {
-  std::vector<std::string> out;
+void append_items(std::span<const uint8_t> v, Message6& m, std::vector<std::string>& out) {
   ByteReader r(v);
   while (r.remaining() > 0) {
     uint16_t len = r.be16();
@@ -70,6 +69,11 @@ std::vector<std::string> items_of(std::span<const uint8_t> v, Message6& m) {
     if (!r.ok()) { problem(m, "bad_option_length"); break; }
     if (out.size() < kMaxList6 && !item.empty()) out.push_back(text6(item));
   }
+}
+
+std::vector<std::string> items_of(std::span<const uint8_t> v, Message6& m) {
+  std::vector<std::string> out;
+  append_items(v, m, out);
   return out;
 }
 
@@ -154,7 +158,8 @@ void read_options(std::span<const uint8_t> area, Message6& m) {
         if (fixed(0)) m.rapid_commit = true;
         break;
       case kUserClass:
-        m.user_class = items_of(v, m);
+        // Each instance's items, in order, as DHCPv4 joins its option 77s (at most kMaxList6).
+        append_items(v, m, m.user_class);
         break;
       case kVendorClass:
         // RFC 8415 21.16: an enterprise number, then any number of vendor-class-data items.

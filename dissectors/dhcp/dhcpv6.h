@@ -69,7 +69,7 @@ struct Message6 {
     std::vector<std::string> data;
   };
   std::vector<VendorClass> vendor_classes;  // every instance of 16 in order (at most kMaxList6)
-  std::vector<std::string> user_class;  // 15, each item the same way
+  std::vector<std::string> user_class;  // 15, each item the same way, of every instance in order
   std::vector<Ia6> ia;
   int status = -1;  // 13 at message level; -1 = none
   std::string status_message;

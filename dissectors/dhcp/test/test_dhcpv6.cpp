@@ -142,6 +142,21 @@ TEST_CASE("dhcpv6: every vendor-class-data item of the vendor class (16) is read
   CHECK(m.vendor_enterprise == 1);
 }
 
+TEST_CASE("dhcpv6: the items of every user class (15) are read, in order") {
+  Harness h(kDhcpInfo);
+  h.datagram(Dir::to_server, msg(1, opt(1, kDuidLl) + kElapsed + opt(15, be16(8) + "imaging1") +
+                                        opt(15, be16(5) + "wardA" + be16(3) + "ct7")));
+  auto d = one_event(h);
+  CHECK(d["user_class"] == nlohmann::json::array({"imaging1", "wardA", "ct7"}));
+  CHECK(h.anomalies() == 0);
+  // At most 8 items in all.
+  std::string many;
+  for (int i = 0; i < 20; ++i) many += opt(15, be16(1) + "x");
+  dhcp::Message6 m;
+  REQUIRE(dhcp::parse6(bytes_of(msg(1, opt(1, kDuidLl) + kElapsed + many)), m));
+  CHECK(m.user_class.size() == dhcp::kMaxList6);
+}
+
 TEST_CASE("dhcpv6: a client's message from another MAC than its DUID's names the frame's MAC") {
   Harness h(kDhcpInfo);
   const std::array<uint8_t, 6> own{0, 0, 0x5e, 0, 0x53, 1}, other{2, 0, 0, 0, 0, 0xee};
