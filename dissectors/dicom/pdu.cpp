@@ -166,10 +166,15 @@ void parse_user_info(ByteReader r, bool ac, AssociatePdu& out, Issues& issues, u
         u.credential_sent |= credential;
         break;
       }
-      case 0x59:
+      case 0x59: {
+        // PS3.7 D.3.3.7.2: a 2-byte server-response length, then that many bytes (zero when
+        // the identity type has no server response).
+        if (!ac) issues.add("unexpected_item", off);
         out.user_identity_response = true;
         out.user_identity_response_length = v.be16();
+        if (!v.ok() || v.remaining() != out.user_identity_response_length) issues.add("bad_item_length", off);
         break;
+      }
       default:
         issues.add("unknown_item", off);
         break;
@@ -217,6 +222,8 @@ bool parse_associate(std::span<const uint8_t> pdu, AssociatePdu& out, Issues& is
     if (!body.ok()) { issues.add("item_past_end", off); break; }
     switch (itype) {
       case 0x10:
+        // One of each is allowed (PS3.8 9.3.2): the first is kept, as for the user identity.
+        if (saw_app_context) { issues.add("unexpected_item", off); break; }
         set_uid(out.app_context, v.rest(), issues, off);
         saw_app_context = true;
         break;
@@ -226,6 +233,19 @@ bool parse_associate(std::span<const uint8_t> pdu, AssociatePdu& out, Issues& is
         parse_presentation_context(v, itype == 0x21, out, issues, off + 4);
         break;
       case 0x50:
+        if (saw_user_info) {
+          issues.add("unexpected_item", off);
+          // Read aside, only for the credentials it still sent in clear: its user identity
+          // counts as a repeated one, reported when the first item had none.
+          AssociatePdu extra;
+          parse_user_info(v, out.is_ac, extra, issues, off + 4);
+          const UserIdentity& x = extra.user_identity;
+          UserIdentity& u = out.user_identity;
+          if (x.present && !u.present) u = x;
+          u.passcode_sent |= x.passcode_sent;
+          u.credential_sent |= x.credential_sent;
+          break;
+        }
         parse_user_info(v, out.is_ac, out, issues, off + 4);
         saw_user_info = true;
         break;

@@ -193,3 +193,94 @@ TEST_CASE("names", "[dicom][names]") {
   CHECK(status_name(0xA900, 0x8001) == "dataset_does_not_match_sop_class");
   CHECK(status_name(0xA900, 0x8020) == "identifier_does_not_match_sop_class");
 }
+
+namespace {
+// The PDU with `extra` items appended to its variable items, its length fixed.
+Bytes with_items(Bytes p, const Bytes& extra) {
+  append(p, extra);
+  uint32_t len = uint32_t(p.size() - 6);
+  for (int i = 0; i < 4; ++i) p[2 + i] = uint8_t(len >> (24 - 8 * i));
+  return p;
+}
+// The PDU with its user information item (the builder puts it last) holding `sub` instead.
+Bytes with_user_info(Bytes p, const Bytes& sub) {
+  for (size_t pos = 74; pos + 4 <= p.size(); pos += 4 + (size_t(p[pos + 2]) << 8 | p[pos + 3]))
+    if (p[pos] == 0x50) { p.resize(pos); break; }
+  return with_items(p, item(0x50, sub));
+}
+bool has_issue(const Issues& is, std::string_view name) {
+  for (uint8_t i = 0; i < is.count; ++i)
+    if (name == is.items[i].name) return true;
+  return false;
+}
+}  // namespace
+
+TEST_CASE("A user identity response item needs its server-response length", "[dicom][pdu]") {
+  Bytes none;  // a 2-byte length of zero: no server response, well formed
+  be16(none, 0);
+  Bytes resp;
+  be16(resp, 3); append(resp, "abc");
+  Bytes short_resp;
+  be16(short_resp, 9); append(short_resp, "abc");
+  struct Case { Bytes value; bool bad; };
+  for (const Case& c : {Case{{}, true}, Case{{0}, true}, Case{none, false}, Case{resp, false},
+                        Case{short_resp, true}}) {
+    Bytes ui;
+    Bytes mx; be32(mx, 16384); append(ui, item(0x51, mx));
+    append(ui, item(0x52, "1.2.3.4"));
+    append(ui, item(0x59, c.value));
+    AssociatePdu p;
+    Issues is;
+    REQUIRE(parse_associate(with_user_info(associate(sample(), true), ui), p, is));
+    CHECK(p.user_identity_response);
+    CHECK(has_issue(is, "bad_item_length") == c.bad);
+    CHECK_FALSE(has_issue(is, "unexpected_item"));
+  }
+}
+
+TEST_CASE("A user identity response in a request is unexpected", "[dicom][pdu]") {
+  Bytes resp;
+  be16(resp, 0);
+  Bytes ui;
+  Bytes mx; be32(mx, 16384); append(ui, item(0x51, mx));
+  append(ui, item(0x59, resp));
+  AssociatePdu p;
+  Issues is;
+  REQUIRE(parse_associate(with_user_info(associate(sample(), false), ui), p, is));
+  CHECK(has_issue(is, "unexpected_item"));
+}
+
+TEST_CASE("A repeated application context or user information item keeps the first", "[dicom][pdu]") {
+  Bytes rq = associate(sample(), false);
+  {
+    AssociatePdu p;
+    Issues is;
+    REQUIRE(parse_associate(with_items(rq, item(0x10, "1.2.3.999")), p, is));
+    CHECK(p.app_context == "1.2.840.10008.3.1.1.1");
+    CHECK(has_issue(is, "unexpected_item"));
+  }
+  {
+    Bytes ui;
+    Bytes mx; be32(mx, 4096); append(ui, item(0x51, mx));
+    append(ui, item(0x52, "1.2.3.999"));
+    AssociatePdu p;
+    Issues is;
+    REQUIRE(parse_associate(with_items(rq, item(0x50, ui)), p, is));
+    CHECK(p.max_pdu == 16384);
+    CHECK(p.impl_class_uid == "1.2.276.0.7230010.3.0.3.6.7");
+    CHECK(p.user_identity.type == 2);
+    CHECK(has_issue(is, "unexpected_item"));
+  }
+  {
+    // A credential in the ignored item still went over the wire in clear.
+    Assoc a = sample();
+    a.user_identity_type = 0;
+    Bytes u; put8(u, 2); put8(u, 0); be16(u, 3); append(u, "bob"); be16(u, 2); append(u, "pw");
+    AssociatePdu p;
+    Issues is;
+    REQUIRE(parse_associate(with_items(associate(a, false), item(0x50, item(0x58, u))), p, is));
+    CHECK(p.user_identity.present);
+    CHECK(p.user_identity.passcode_sent);
+    CHECK(has_issue(is, "unexpected_item"));
+  }
+}
