@@ -63,6 +63,8 @@ struct Op {
   bool request_seen = false;
   bool final = false;
   bool cancelled = false;
+  bool evicted = false;          // written out unanswered: kMaxPendingOps newer requests waited
+  bool request_evicted = false;  // a response to such a request: the request is in its own op
   bool dataset = false;      // the request carried a dataset
   bool pixel_data = false;
   // Why part of the request or of a response is missing or was not read (nullptr: all was
@@ -164,6 +166,9 @@ class DicomDissector final : public Dissector {
   Op* find_pending(Dir dir, uint16_t msg_id);
   void merge_dataset(Op& op, const DatasetSummary& ds, FlowContext& ctx);
   void finalize(size_t index, FlowContext& ctx);
+  // Makes room for one more op: writes out the oldest, noting a request still unanswered.
+  void evict_oldest(FlowContext& ctx);
+  static uint32_t op_key(Dir dir, uint16_t msg_id) { return uint32_t(dir) << 16 | msg_id; }
   void write_op(const Op& op, FlowContext& ctx);
   void emit(FlowContext& ctx, std::string_view status);
   // emit's steps, in the order they write the event.
@@ -201,7 +206,10 @@ class DicomDissector final : public Dissector {
   std::array<uint8_t, 256> pc_syntax_;  // accepted PC id -> Syntax, 0xFF unknown
   std::vector<Op> pending_;
   JsonBuffer ops_json_;
-  uint32_t ops_ = 0, ops_dropped_ = 0;
+  uint32_t ops_ = 0, ops_dropped_ = 0, ops_evicted_ = 0;
+  // Direction and Message ID of the requests evicted unanswered, the newest kMaxPendingOps: a
+  // late response to one of them says so.
+  std::vector<uint32_t> evicted_ids_;
   uint32_t gaps_ = 0, anomalies_ = 0;
   uint32_t pdus_[2] = {0, 0};
   PhiMask phi_;
@@ -230,8 +238,9 @@ void DicomDissector::reset_association() {
   have_rq_ = have_ac_ = rejected_ = aborted_ = release_rq_ = release_rp_ = false;
   pc_syntax_.fill(0xFF);
   pending_.clear();
+  evicted_ids_.clear();
   ops_json_.clear();
-  ops_ = ops_dropped_ = gaps_ = anomalies_ = 0;
+  ops_ = ops_dropped_ = ops_evicted_ = gaps_ = anomalies_ = 0;
   pdus_[0] = pdus_[1] = 0;
   phi_.reset();
   warned_max_pdu_ = warned_pc_ = false;
@@ -716,12 +725,16 @@ void DicomDissector::complete_message(Dir dir, FlowContext& ctx, uint64_t off) {
     // Its responses may have come first (a hole delayed this direction): complete that op.
     bool id_known = c.has & Command::kMessageId;
     Op* seen = id_known ? find_pending(dir, c.message_id) : nullptr;
-    if (seen && seen->request_seen) seen = nullptr;
+    if (seen && (seen->request_seen || seen->request_evicted)) seen = nullptr;
     if (!id_known) {  // a hole took its Message ID: a response on its context that waits for its request is its own
       for (auto& p : pending_)
-        if (p.dir == dir && !p.request_seen && p.pc_id == s.msg_pc) { seen = &p; break; }
+        if (p.dir == dir && !p.request_seen && !p.request_evicted && p.pc_id == s.msg_pc) { seen = &p; break; }
     }
-    if (!seen && pending_.size() >= kMaxPendingOps) finalize(0, ctx);
+    if (!seen && pending_.size() >= kMaxPendingOps) evict_oldest(ctx);
+    if (!seen && id_known && !evicted_ids_.empty()) {  // the Message ID is in use again
+      auto it = std::find(evicted_ids_.begin(), evicted_ids_.end(), op_key(dir, c.message_id));
+      if (it != evicted_ids_.end()) evicted_ids_.erase(it);
+    }
     Op& op = seen ? *seen : pending_.emplace_back();
     op.dir = dir;
     if (id_known || !seen) {
@@ -767,9 +780,17 @@ void DicomDissector::complete_message(Dir dir, FlowContext& ctx, uint64_t off) {
       }
   }
   if (op && op->command == 0) op->command = c.field & 0x7FFF;  // a hole took the request's
-  if (!op) {  // the request was before the capture (or lost)
-    if (pending_.size() >= kMaxPendingOps) finalize(0, ctx);
+  if (!op) {  // the request was before the capture (or lost), or was evicted unanswered
+    bool evicted = false;
+    if (!evicted_ids_.empty()) {
+      auto it = std::find(evicted_ids_.begin(), evicted_ids_.end(), op_key(rq_dir, c.responded_id));
+      if (it != evicted_ids_.end()) { evicted_ids_.erase(it); evicted = true; }
+    }
+    // The final response to an evicted request is written at once: it evicts no other.
+    bool at_once = evicted && !((c.has & Command::kStatus) && status_class(c.status) == StatusClass::pending);
+    if (pending_.size() >= kMaxPendingOps && !at_once) evict_oldest(ctx);
     op = &pending_.emplace_back();
+    op->request_evicted = evicted;
     op->dir = rq_dir;
     op->msg_id = c.responded_id;
     op->command = c.field & 0x7FFF;
@@ -794,9 +815,22 @@ void DicomDissector::complete_message(Dir dir, FlowContext& ctx, uint64_t off) {
   } else {
     op->final = true;
     // Without its request, wait: the request may still come from behind a hole.
-    if (op->request_seen) finalize(static_cast<size_t>(op - pending_.data()), ctx);
+    if (op->request_seen || op->request_evicted) finalize(static_cast<size_t>(op - pending_.data()), ctx);
   }
   reset_message(s);
+}
+
+void DicomDissector::evict_oldest(FlowContext& ctx) {
+  Op& op = pending_.front();
+  if (!op.final) {
+    op.evicted = true;
+    ++ops_evicted_;
+    if (op.request_seen && op.msg_id_known) {
+      if (evicted_ids_.size() >= kMaxPendingOps) evicted_ids_.erase(evicted_ids_.begin());
+      evicted_ids_.push_back(op_key(op.dir, op.msg_id));
+    }
+  }
+  finalize(0, ctx);
 }
 
 void DicomDissector::finalize(size_t index, FlowContext& ctx) {
@@ -863,6 +897,7 @@ void DicomDissector::write_op(const Op& op, FlowContext& ctx) {
   else w.field("command", cname);
   w.field("dir", dir_name(op.dir));
   w.field("request_seen", op.request_seen);
+  if (op.request_evicted) w.field("request_evicted", true);
   if (op.pc_id) w.field("pc_id", op.pc_id);
   if (!op.sop_class.empty()) {
     w.field("sop_class", op.sop_class);
@@ -920,6 +955,7 @@ void DicomDissector::write_op(const Op& op, FlowContext& ctx) {
     w.end_object();
   }
   if (op.cancelled) w.field("cancelled", true);
+  if (op.evicted) w.field("evicted", true);
   w.field("final", op.final);
   w.end_object();
 }
@@ -1118,6 +1154,7 @@ void DicomDissector::write_ops(JsonWriter& w) {
   }
   w.field("ops_total", ops_);
   if (ops_dropped_) w.field("ops_dropped", ops_dropped_);
+  if (ops_evicted_) w.field("ops_evicted", ops_evicted_);
   write_phi(w, phi_, 1, "phi");
   write_phi(w, phi_, 2, "phi_tier2");
 }

@@ -1623,3 +1623,36 @@ TEST_CASE("capture starting at a P-DATA-TF boundary inside a dataset raises no a
   CHECK(ev[0]["dicom"]["start_seen"] == false);
   REQUIRE(ev[0]["dicom"]["ops"].size() == 2);
 }
+
+TEST_CASE("A request evicted unanswered and its late response say so", "[dicom][dissector]") {
+  Assoc a;
+  a.pcs.push_back({1, kVerification, {kImplicit}, 0, kImplicit});
+  Harness h(medmon::dicom::make_dissector());
+  h.feed(Dir::to_server, associate(a, false));
+  h.feed(Dir::to_client, associate(a, true));
+  // One more request than may wait: Message ID 1 is written out unanswered.
+  for (int id = 1; id <= 257; ++id) {
+    Cmd e; e.field = 0x0030; e.msg_id = uint16_t(id); e.sop_class = kVerification;
+    h.feed(Dir::to_server, message(1, command(e)));
+  }
+  Cmd r; r.field = 0x8030; r.responded = 1; r.status = 0;
+  h.feed(Dir::to_client, message(1, command(r)));
+  h.finish();
+  auto ev = h.events("dicom");
+  REQUIRE(ev.size() == 1);
+  const json& d = ev[0]["dicom"];
+  CHECK(d["ops_evicted"] == 1);
+  const json& first = d["ops"][0];
+  CHECK(first["msg_id"] == 1);
+  CHECK(first["request_seen"] == true);
+  CHECK(first["evicted"] == true);
+  CHECK(first["final"] == false);
+  // The response comes out as soon as it is final, naming its evicted request.
+  const json& late = d["ops"][1];
+  CHECK(late["msg_id"] == 1);
+  CHECK(late["request_seen"] == false);
+  CHECK(late["request_evicted"] == true);
+  CHECK(late["responses"] == 1);
+  CHECK(late["final"] == true);
+  CHECK_FALSE(d["ops"][2].contains("evicted"));
+}
