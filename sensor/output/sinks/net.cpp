@@ -81,14 +81,6 @@ bool past(const Deadline* deadline, std::string& err, int64_t request_end = INT6
   return out_of_time(deadline, request_end, steady_ns(), err);
 }
 
-void set_timeouts(int fd, int64_t usec) {
-  timeval tv{};
-  tv.tv_sec = usec / 1000000;
-  tv.tv_usec = usec % 1000000;
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-}
-
 // connect() bounded by the timeout (a dead LAN host would otherwise hold it for minutes).
 bool timed_connect(int fd, const sockaddr* a, socklen_t len, int64_t usec, const Deadline* deadline, int64_t request_end,
                    std::string& err) {
@@ -102,6 +94,25 @@ bool timed_connect(int fd, const sockaddr* a, socklen_t len, int64_t usec, const
   getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el);
   if (e) { err = std::strerror(e); return false; }
   return true;
+}
+
+// connect() of a non-blocking unix socket. A stream listener whose backlog is full (a stuck local
+// syslog daemon) answers EAGAIN, and poll() does not tell when room frees up: tried again every
+// 10 ms, up to the timeout and never past the deadline nor `request_end`, which a second stop
+// signal brings forward. false with `err` empty and errno set when the connect failed, with `err`
+// set when time ran out.
+bool unix_connect(int fd, const sockaddr_un& a, int64_t usec, const Deadline* deadline, int64_t request_end,
+                  std::string& err) {
+  err.clear();
+  const int64_t until = steady_ns() + usec * 1000;
+  for (;;) {
+    if (past(deadline, err, request_end)) return false;
+    if (::connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a) == 0) return true;
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN) return false;
+    if (steady_ns() >= until) { err = "connection timed out (listen backlog full)"; return false; }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
 }
 
 std::atomic<Resolver> g_resolver{nullptr};
@@ -282,15 +293,18 @@ int connect_url(const Url& u, int socktype, int64_t timeout_usec, std::string& e
     std::memcpy(a.sun_path, u.path.data(), u.path.size());
     const int kinds[2] = {socktype, socktype == SOCK_DGRAM ? int(SOCK_STREAM) : int(SOCK_DGRAM)};
     for (int t : kinds) {
-      int fd = ::socket(AF_UNIX, t | SOCK_CLOEXEC, 0);
+      int fd = ::socket(AF_UNIX, t | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
       if (fd < 0) { err = std::strerror(errno); return -1; }
-      set_timeouts(fd, timeout_usec);  // bounds the connect of a stream socket
-      if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+      if (unix_connect(fd, a, timeout_usec, deadline, request_end, err)) {
         if (actual_type) *actual_type = t;
-        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
         return fd;
       }
       int e = errno;
+      if (!err.empty()) {  // out of time
+        ::close(fd);
+        err = fmt::format("{}: {}", u.path, err);
+        return -1;
+      }
       ::close(fd);
       err = fmt::format("{}: {}", u.path, std::strerror(e));
       if (e != EPROTOTYPE) return -1;  // only a socket of the other kind is worth a try

@@ -10,6 +10,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1159,6 +1160,66 @@ TEST_CASE("A host name that does not resolve is bounded by the timeout and the d
   g_dns_release = true;
   for (int i = 0; i < 200 && g_dns_running > 0; ++i) usleep(10000);
   set_resolver(nullptr);
+}
+
+namespace {
+// A unix stream listener that never accepts, its backlog full: a stuck local syslog daemon.
+struct FullUnixListener {
+  explicit FullUnixListener(const std::string& p) : path(p) {
+    fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(::listen(fd, 0) == 0);
+    for (int i = 0; i < 16; ++i) {
+      int c = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+      if (::connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+        full = errno == EAGAIN;
+        ::close(c);
+        break;
+      }
+      clients.push_back(c);
+    }
+    REQUIRE(full);
+  }
+  ~FullUnixListener() {
+    for (int c : clients) ::close(c);
+    ::close(fd);
+  }
+  std::string path;
+  int fd = -1;
+  bool full = false;
+  std::vector<int> clients;
+};
+}  // namespace
+
+TEST_CASE("A unix stream socket whose listen backlog is full is bounded by the timeout and the drain deadline") {
+  TempDir td;
+  FullUnixListener stuck(td.path + "/log");
+  Url u;
+  REQUIRE(parse_url("unix:" + stuck.path, u, 514).empty());
+  std::string err;
+  auto t0 = std::chrono::steady_clock::now();
+  CHECK(connect_url(u, SOCK_DGRAM, 300000, err) == -1);
+  CHECK(seconds_since(t0) < 1.0);
+  CHECK(err.find("timed out") != std::string::npos);
+  Deadline deadline{steady_ns() + 200000000};
+  t0 = std::chrono::steady_clock::now();
+  CHECK(connect_url(u, SOCK_DGRAM, 3000000, err, nullptr, &deadline) == -1);
+  CHECK(seconds_since(t0) < 1.0);
+  CHECK(err == stuck.path + ": drain_timeout reached");
+  SECTION("the drain ends at drain_timeout, not after the connect's timeout") {
+    SinkSpec spec = parse_sink_spec("syslog=unix:" + stuck.path + ",name=s,timeout=5,drain_timeout=1,spool=" + td.path + "/s");
+    spec.name = "s";
+    AsyncSink sink(spec, std::make_unique<SyslogBackend>(spec, "site-a"));
+    for (int i = 0; i < 10; ++i) sink.write_line("flow", event(i));
+    sink.flush();
+    usleep(300000);  // the sink thread is in the connect
+    t0 = std::chrono::steady_clock::now();
+    CHECK(sink.close() > 0);
+    CHECK(seconds_since(t0) < 2.5);
+  }
 }
 
 TEST_CASE("A ClickHouse server whose name does not resolve does not hold the exit past drain_timeout") {
