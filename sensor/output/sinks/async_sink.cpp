@@ -182,7 +182,9 @@ void Spool::open_current() {
 
 bool Spool::append(const Record& r) {
   std::string e = encode(r);
-  if (bytes() + e.size() > max_) return false;
+  // The cap is on what is still to deliver: the delivered part of a segment being read (up to a
+  // segment) would otherwise refuse events that early.
+  if (pending_bytes() + e.size() > max_) return false;
   buf_ += e;
   ++buf_records_;
   if (buf_.size() >= (64u << 10)) sync();
@@ -232,7 +234,7 @@ bool Spool::prepend(const std::deque<Record>& recs) {
 
 bool Spool::prepend_encoded(const std::string& all) {
   if (all.empty()) return true;
-  if (bytes() + all.size() > max_) return false;
+  if (pending_bytes() + all.size() > max_) return false;
   uint64_t first = !segments_.empty() ? segments_.front() : (cur_ ? cur_ : next_id_);
   uint64_t id = first - 1;
   int fd = ::open(path(id).c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);

@@ -565,6 +565,25 @@ TEST_CASE("Spool: pending bytes leave out the delivered part of a segment") {
   CHECK(sp.pending_bytes() == 0);
 }
 
+TEST_CASE("Spool: spool_max counts the bytes still to deliver, not the delivered part of a segment") {
+  TempDir td;
+  auto rec = [](uint64_t i) { return Record{"r", i, "flow", event(int(i))}; };  // all of one size for 10..99
+  const uint64_t line = Spool::encode(rec(10)).size();
+  Spool sp(td.path + "/spool", 10 * line);
+  for (uint64_t i = 10; i < 20; ++i) REQUIRE(sp.append(rec(i)));
+  CHECK_FALSE(sp.append(rec(20)));  // full
+  uint64_t seg = sp.take_oldest();
+  REQUIRE(seg != 0);
+  std::vector<uint64_t> ends;
+  uint64_t damaged = 0;
+  REQUIRE(sp.read(seg, ends, damaged).size() == 10);
+  sp.commit(seg, ends[3]);  // four delivered: room for four more
+  for (uint64_t i = 20; i < 24; ++i) CHECK(sp.append(rec(i)));
+  CHECK_FALSE(sp.append(rec(24)));
+  CHECK(sp.pending_bytes() == 10 * line);
+  CHECK_FALSE(sp.prepend(std::vector<Record>{rec(30)}));
+}
+
 TEST_CASE("At exit the bytes left are those still to deliver, not the delivered part of a segment") {
   TempDir td;
   SinkSpec spec;
