@@ -185,13 +185,15 @@ bool resolve(const Url& u, int socktype, int64_t timeout_usec, const Deadline* d
 
 // send_all, ending also at `request_end`.
 bool send_until(int fd, std::string_view d, int64_t timeout_usec, const Deadline* deadline, int64_t request_end,
-                std::string& err) {
+                std::string& err, size_t* sent_bytes = nullptr) {
+  if (sent_bytes) *sent_bytes = 0;
   while (!d.empty()) {
     // Checked on every call too: a receiver that takes a little at a time never times out.
     if (past(deadline, err, request_end)) return false;
     ssize_t n = ::send(fd, d.data(), d.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n >= 0) {
       d.remove_prefix(size_t(n));
+      if (sent_bytes) *sent_bytes += size_t(n);
       continue;
     }
     if (errno == EINTR) continue;
@@ -330,8 +332,9 @@ int connect_url(const Url& u, int socktype, int64_t timeout_usec, std::string& e
   return fd;
 }
 
-bool send_all(int fd, std::string_view d, int64_t timeout_usec, const Deadline* deadline, std::string& err) {
-  return send_until(fd, d, timeout_usec, deadline, INT64_MAX, err);
+bool send_all(int fd, std::string_view d, int64_t timeout_usec, const Deadline* deadline, std::string& err,
+              size_t* sent_bytes) {
+  return send_until(fd, d, timeout_usec, deadline, INT64_MAX, err, sent_bytes);
 }
 
 int send_datagram(int fd, std::string_view m, int64_t timeout_usec, const Deadline* deadline, std::string& err) {

@@ -44,7 +44,9 @@ using Resolver = int (*)(const char* host, const char* service, const ::addrinfo
 void set_resolver(Resolver r);
 
 // Sends everything; fails when the socket takes nothing for `timeout_usec` or the deadline passes.
-bool send_all(int fd, std::string_view data, int64_t timeout_usec, const Deadline* deadline, std::string& err);
+// `sent_bytes` (when given): how much of `data` the socket took, the part before a failure too.
+bool send_all(int fd, std::string_view data, int64_t timeout_usec, const Deadline* deadline, std::string& err,
+              size_t* sent_bytes = nullptr);
 
 // Sends one datagram, waiting for room as send_all does. Returns 0 or the errno of the failure
 // (EMSGSIZE: too large for a datagram; ETIMEDOUT: timeout or deadline, with `err` set).

@@ -298,8 +298,13 @@ bool SyslogBackend::deliver(const std::vector<Record>& batch, std::string& error
     if (m.empty()) { skipped_[sent_] = true; continue; }
     if (type_ == SOCK_STREAM) {
       framed = std::to_string(m.size()) + ' ' + m;  // RFC 6587 octet counting
-      ok = send_all(fd_, framed, spec_.timeout_usec, deadline_, error);
-      if (ok) ends.emplace_back(sent_, conn_bytes_ += framed.size());
+      size_t took = 0;
+      ok = send_all(fd_, framed, spec_.timeout_usec, deadline_, error, &took);
+      // The part of a message cut short is in the kernel's unacknowledged bytes too: left out of
+      // the connection's bytes, it would move the acknowledged point back over whole messages
+      // the receiver has, and send them again.
+      conn_bytes_ += took;
+      if (ok) ends.emplace_back(sent_, conn_bytes_);
     } else {
       int e = send_datagram(fd_, m, spec_.timeout_usec, deadline_, error);
       if (e == EMSGSIZE) { skipped_[sent_] = true; continue; }  // larger than a datagram may be: dropped

@@ -1403,6 +1403,63 @@ TEST_CASE("A run refused for its spool directory leaves the files of an earlier 
   first.close();
 }
 
+TEST_CASE("Syslog over TCP: a message cut short does not bring acknowledged messages back") {
+  // Small messages the collector's kernel acknowledged, then one larger than both ends' buffers,
+  // cut short when the collector (which never reads) takes nothing more.
+  int l = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  REQUIRE(listen(l, 4) == 0);
+  socklen_t len = sizeof a;
+  REQUIRE(getsockname(l, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+  SinkSpec spec = parse_sink_spec("syslog=tcp://127.0.0.1:" + std::to_string(ntohs(a.sin_port)) + ",name=s,timeout=1");
+  spec.name = "s";
+  auto backend = std::make_unique<SyslogBackend>(spec, "site-a");
+  const int small = 20;
+  std::vector<Record> batch;
+  for (int i = 0; i < small; ++i) batch.push_back(Record{"r", uint64_t(i + 1), "flow", event(i)});
+  batch.push_back(Record{"r", uint64_t(small + 1), "flow", event(small, 1700000000, 32u << 20)});
+  std::string err;
+  CHECK_FALSE(backend->deliver(batch, err));  // the first connection waits in the backlog, unread
+  int first = accept(l, nullptr, nullptr);
+  REQUIRE(first >= 0);
+  close(first);
+  // The second collector reads: what comes again is the message cut short, alone.
+  std::vector<int> seen;
+  std::thread reader([&] {
+    pollfd p{l, POLLIN, 0};
+    if (poll(&p, 1, 5000) <= 0) return;
+    int c = accept(l, nullptr, nullptr);
+    timeval tv{10, 0};
+    setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    std::string got;
+    std::vector<char> buf(1 << 20);
+    for (;;) {
+      ssize_t r = recv(c, buf.data(), buf.size(), 0);
+      if (r <= 0) break;
+      got.append(buf.data(), size_t(r));
+    }
+    close(c);
+    for (size_t pos = 0; pos < got.size();) {  // octet counting: LEN SP MSG
+      size_t sp = got.find(' ', pos);
+      if (sp == std::string::npos) break;
+      size_t n = std::stoul(got.substr(pos, sp - pos));
+      if (sp + 1 + n > got.size()) break;
+      std::string m = got.substr(sp + 1, std::min<size_t>(n, 4096));
+      size_t k = m.find("\"n\":");
+      seen.push_back(k == std::string::npos ? -1 : std::atoi(m.c_str() + k + 4));
+      pos = sp + 1 + n;
+    }
+  });
+  CHECK(backend->deliver(batch, err));
+  backend.reset();  // the reader sees the end
+  reader.join();
+  CHECK(seen == std::vector<int>{small});
+  close(l);
+}
+
 TEST_CASE("Syslog over TCP: messages the receiver never acknowledged are sent again, not counted delivered") {
   TempDir td;
   // A collector that takes little (a tiny receive window), never reads, and goes away.
