@@ -118,6 +118,8 @@ Spool::Spool(std::string dir, uint64_t max_bytes) : dir_(std::move(dir)), max_(m
   if (read_file(dir_ + "/cursor", cur)) {
     unsigned long long s = 0, o = 0;
     if (std::sscanf(cur.c_str(), "%llu %llu", &s, &o) == 2) { cursor_seg_ = s; cursor_off_ = o; }
+    // A cursor on a segment no longer there means nothing (pending_bytes() would search for it).
+    if (std::find(segments_.begin(), segments_.end(), cursor_seg_) == segments_.end()) cursor_seg_ = cursor_off_ = 0;
   }
   // Check we may write here now rather than when the receiver is already down.
   std::string probe = dir_ + "/.probe";
@@ -248,7 +250,10 @@ bool Spool::prepend_encoded(const std::string& all) {
 }
 
 uint64_t Spool::pending_bytes() const {
-  uint64_t done = std::find(segments_.begin(), segments_.end(), cursor_seg_) != segments_.end() ? cursor_off_ : 0;
+  // Called for every spooled event: no search while no segment is being read, and the one being
+  // read is the oldest, found first.
+  uint64_t done =
+      cursor_seg_ != 0 && std::find(segments_.begin(), segments_.end(), cursor_seg_) != segments_.end() ? cursor_off_ : 0;
   return bytes() - std::min(done, bytes());
 }
 
