@@ -203,7 +203,7 @@ bool outputs_spare_inputs(const AnalyzeOptions& o, const Setup& s) {
     for (const auto& f : report_files(r)) {
       // The report is written after the run, over the events it was made from.
       for (const auto& [path, what] : outputs)
-        if (same_output_file(f, path)) {
+        if (same_output_file(f, path) || (r == "-" && path == "/dev/stdout")) {  // a terminal too
           print_err("medmon: --report: {} is also the file of {}: refused, the events would be overwritten\n", f, what);
           return false;
         }
@@ -410,7 +410,7 @@ int finish(const AnalyzeOptions& o, const Setup& s, Engine& engine, Outputs& out
   if (!o.quiet) {
     // On stdout, unless events go there (--out -, --out /dev/stdout, a stdout sink, a file sink
     // naming standard output): then on stderr, so that the stream stays JSON Lines.
-    bool events_on_stdout = names_standard_output(o.out);
+    bool events_on_stdout = names_standard_output(o.out) || analyze_report_option() == "-";  // or the report
     for (auto& sk : s.cfg.sinks.sinks)
       events_on_stdout |= sk.type == "stdout" || (sk.type == "file" && names_standard_output(sk.url));
     std::FILE* to = events_on_stdout ? stderr : stdout;

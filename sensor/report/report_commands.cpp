@@ -211,6 +211,7 @@ int write_report_of(report::EventLog& log, const std::string& out_path, report::
 }  // namespace
 
 std::vector<std::string> report_files(const std::string& out_path) {
+  if (out_path == "-") return {"/dev/stdout"};
   if (!ends_with(out_path, ".pdf")) return {out_path};
   return {out_path, out_path.substr(0, out_path.size() - 4) + ".html"};
 }
@@ -254,6 +255,17 @@ int write_report_of(report::EventLog& log, const std::string& out_path, report::
     print_err("medmon: report: {}\n", e.what());
     return kInput;
   }
+  // "-" is standard output, as for the other commands' outputs.
+  if (out_path == "-") {
+    std::fwrite(html.data(), 1, html.size(), stdout);
+    if (!flush_stdout("the report")) return kInput;
+    if (log.bad_lines) {
+      print_err("medmon: standard output: the report is incomplete: {} unreadable line{} in the events\n",
+                log.bad_lines, log.bad_lines == 1 ? "" : "s");
+      return kInput;
+    }
+    return kOk;
+  }
   bool pdf = ends_with(out_path, ".pdf");
   std::string html_path = pdf ? out_path.substr(0, out_path.size() - 4) + ".html" : out_path;
   {
@@ -293,7 +305,7 @@ void register_report_commands(CLI::App& app, int& exit_code) {
   auto r = std::make_shared<Args>();
   auto* rep = app.add_subcommand("report", "Write the acceptance report (self-contained HTML, or PDF via Chromium)");
   rep->add_option("events", r->events, "Events (JSON Lines) written by analyze")->required()->check(CLI::ExistingFile);
-  rep->add_option("-o,--out", r->out, "Report file: .html, or .pdf (printed by headless Chromium); default report.html");
+  rep->add_option("-o,--out", r->out, "Report file: .html, or .pdf (printed by headless Chromium), - for standard output (HTML); default report.html");
   rep->add_option("--title", r->title, "Report title");
   rep->add_option("--site", r->site, "Site policy: lists the declared flows that were never seen")->check(CLI::ExistingFile);
   rep->add_option("--models", r->models, "Directory of device models (default: <site dir>/../devices)");
@@ -318,7 +330,7 @@ void register_report_commands(CLI::App& app, int& exit_code) {
     // A report file that cannot be created is an output error, found before the events are read
     // (as analyze --report finds it before the run).
     for (const auto& f : report_files(r->out))
-      if (std::string why = cannot_write_reason(f); !why.empty()) {
+      if (std::string why = r->out == "-" ? std::string() : cannot_write_reason(f); !why.empty()) {
         print_err("medmon: {}: cannot write the report: {}\n", f, why);
         exit_code = kInput;
         return;

@@ -5,7 +5,8 @@
   file is checked before any is opened); a file that cannot be created is exit 3 (an output
   error), a bad sink setting exit 2; a sink from --config is named by file:line:column.
 - An output that names an input file (the capture for analyze --out/--report/--sink file, the
-  events for report -o, the form for mds2 import -o) is refused with exit 2, the input intact.
+  events for report -o, the form for mds2 import -o) is refused with exit 2, the input intact;
+  report -o - writes the report to standard output.
 - Standard input that is not a capture, as the first input, leaves the earlier events file alone.
 - A --report naming the --out file or a sink's file is refused with exit 2, and so are standard
   output (the default --out -, a stdout sink) redirected onto the capture or the --report file.
@@ -115,6 +116,13 @@ def same_files():
     rc, err = medmon("report", ev, "-o", ev)
     C.eq(f"report -o onto its events: exit 2 ({err})", rc, 2)
     C.true("report -o onto its events: the events are intact", open(ev).read() == events)
+    # `-o -` is standard output, as for the other commands: no file named "-".
+    cwd = path("dash")
+    os.mkdir(cwd)
+    p = subprocess.run([MEDMON, "report", ev, "-o", "-"], cwd=cwd, capture_output=True, timeout=300)
+    C.eq(f"report -o -: exit 0 ({p.stderr.decode().strip()})", p.returncode, 0)
+    C.true("report -o -: the HTML is on standard output", p.stdout.startswith(b"<!DOCTYPE html"))
+    C.true("report -o -: no file named -", not os.path.exists(os.path.join(cwd, "-")))
 
     form = path("f.xlsx")
     shutil.copy(os.path.join(SRC, "tests", "data", "mds2", "nema-example-mds2-2019.xlsx"), form)
@@ -153,6 +161,16 @@ def report():
     C.eq(f"--report in a missing directory: exit 3 before the run ({err})", rc, 3)
     C.true("--report in a missing directory: the --out file is kept", kept(keep))
     C.true(f"--report in a missing directory: says why ({err})", "No such file or directory" in err)
+    # --report - is standard output, its summary on stderr; refused when the events go there too.
+    cwd = path("dash-analyze")
+    os.mkdir(cwd)
+    p = subprocess.run([MEDMON, "analyze", DEMO, "--site", SITE, "-o", keep, "--report", "-"], cwd=cwd,
+                       capture_output=True, timeout=300)
+    C.eq(f"--report -: exit 1, the demo's alerts ({p.stderr.decode().strip()[-200:]})", p.returncode, 1)
+    C.true("--report -: the HTML alone is on standard output", p.stdout.startswith(b"<!DOCTYPE html"))
+    C.true("--report -: no file named -", not os.path.exists(os.path.join(cwd, "-")))
+    p = subprocess.run([MEDMON, "analyze", DEMO, "--report", "-", "-q"], cwd=cwd, capture_output=True, timeout=300)
+    C.eq(f"--out - --report -: exit 2 ({p.stderr.decode().strip()})", p.returncode, 2)
     # The report is written after the run: on the --out file or a sink's file it would replace
     # the events it was made from.
     for ev, rep, extra in (("same.html", "same.html", []), ("same.html", "same.pdf", []),
