@@ -2,6 +2,8 @@
 #include "policies/cli/policy_cli.h"
 
 #include <openssl/evp.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -44,6 +46,16 @@ std::string sha256_file(const std::string& path, const std::string* data = nullp
   return s;
 }
 
+// Why an input file cannot be read (missing, a directory, no permission), or "" when it can. An
+// input that cannot be read is an input error (exit 3); one read but not a form is exit 2. Not
+// opened here: a FIFO's writer would see its reader go away.
+std::string cannot_read_reason(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0 || ::access(path.c_str(), R_OK) != 0) return std::strerror(errno);
+  if (S_ISDIR(st.st_mode)) return std::strerror(EISDIR);
+  return {};
+}
+
 int run_import(const std::string& form, const std::string& out, const std::string& ports, const std::string& id) {
   // The model written over the form (or the port list) would destroy what it was made from.
   for (const std::string* in : {&form, &ports})
@@ -58,6 +70,12 @@ int run_import(const std::string& form, const std::string& out, const std::strin
       std::fprintf(stderr, "medmon: %s: cannot write the model: %s\n", out.c_str(), why.c_str());
       return 3;
     }
+  for (const std::string* in : {&form, &ports})
+    if (!in->empty())
+      if (std::string why = cannot_read_reason(*in); !why.empty()) {
+        std::fprintf(stderr, "medmon: %s: cannot open file: %s\n", in->c_str(), why.c_str());
+        return 3;
+      }
   try {
     // A form from a pipe is read once: its bytes give the form and its SHA-256.
     std::string streamed;

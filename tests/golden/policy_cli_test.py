@@ -122,7 +122,13 @@ def main():
     c.eq("2013 edition exit code", rc, 2)
     c.true("2013 edition named in the message", "HN 1-2013" in err and "only ANSI/NEMA HN 1-2019" in err)
     rc, _, err = run(["mds2", "import", os.path.join(work, "missing.xlsx")], check_rc=None)
-    c.eq("missing form exit code", rc, 2)
+    # A file that cannot be read is an input error (3); one read but no form is 2.
+    c.eq("missing form exit code", rc, 3)
+    c.true(f"missing form: says why ({err.strip()})", "missing.xlsx: cannot open file: No such file or directory" in err)
+    rc, _, err = run(["mds2", "import", work], check_rc=None)
+    c.eq("a directory as the form: exit 3", rc, 3)
+    rc, _, err = run(["mds2", "import", XLSX, "--ports", os.path.join(work, "missing.csv")], check_rc=None)
+    c.eq("missing port table: exit 3", rc, 3)
 
     # 5. Broken policies: precise message, exit 2, never a crash.
     devdir = os.path.join(work, "devices")
