@@ -364,7 +364,9 @@ void AssetTracker::side(Device& d, const FlowSummary& f, bool is_client) {
   // only guessed from the port names nothing: cleartext on 443 is no TLS service).
   std::string name;  // kept as text: the SNI test below looks at it
   if (f.facts && !f.facts->app.empty()) name = f.facts->app;
-  else if (!f.ndpi_guessed && !f.ndpi_protocol.empty() && f.ndpi_protocol != "Unknown") name = lower(f.ndpi_protocol);
+  else if (!f.ndpi_guessed && !f.ndpi_protocol.empty() && f.ndpi_protocol != "Unknown")
+    // NetBIOS.SMBv23: the session service only carries the application nDPI names second.
+    name = lower(f.ndpi_protocol == "NetBIOS" && !f.ndpi_app.empty() ? f.ndpi_app : f.ndpi_protocol);
   else if (is_icmp(f.ep.proto)) name = "icmp";  // known from the IP header
   else name = "unknown";
   bool answered = f.server_answered && f.pkts[1] > 0;

@@ -46,6 +46,9 @@ std::string flow_app(const nlohmann::json& f) {
   if (ndpi.is_object())
     if (auto g = ndpi.find("guessed"); g != ndpi.end() && g->is_boolean()) guessed = g->get<bool>();
   if (app.empty() && !guessed) app = str(ndpi, "protocol");
+  // NetBIOS.SMBv23: the session service only carries the application nDPI names second (as the
+  // asset tracker names the service).
+  if (app == "NetBIOS" && !str(ndpi, "app").empty()) app = str(ndpi, "app");
   if (app.empty() || app == "Unknown") app = "unknown";
   std::transform(app.begin(), app.end(), app.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return app;

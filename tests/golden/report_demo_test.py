@@ -334,6 +334,8 @@ c.true("damaged file: the notice says how many lines", "2 lines could not be rea
 def flow_app(f):
     """The service name the inventory gives a flow: medmon's app, else nDPI's unless guessed."""
     app = f.get("app") or ("" if f.get("ndpi", {}).get("guessed") else f.get("ndpi", {}).get("protocol", ""))
+    if app == "NetBIOS" and f.get("ndpi", {}).get("app"):
+        app = f["ndpi"]["app"]  # NetBIOS.SMBv23: the application the session service carried
     return "unknown" if app in ("", "Unknown") else app.lower()
 
 

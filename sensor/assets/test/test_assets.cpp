@@ -1148,3 +1148,19 @@ TEST_CASE("asset tracker: a server's HL7 application from the ACKs it sends", "[
   CHECK(s->hl7_apps[0].app == "RIS01");
   CHECK(s->hl7_apps[0].facility == "HOSPITAL");
 }
+
+TEST_CASE("asset tracker: SMB over the NetBIOS session service is named by the application nDPI read") {
+  Rig r;
+  auto f = flow("10.0.0.5", "10.0.0.6", 445, nullptr);
+  f.ndpi_protocol = "NetBIOS";
+  f.ndpi_app = "SMBv23";
+  r.t->judge(f, r.out);
+  CHECK(r.t->service_name(r.t->find(ip("10.0.0.6"))->offered.at(0)) == "smbv23");
+  CHECK(r.t->service_name(r.t->find(ip("10.0.0.5"))->used.at(0)) == "smbv23");
+  // A service behind TLS keeps the protocol's name: the app is whose server it is.
+  auto g = flow("10.0.0.5", "10.0.0.7", 443, nullptr);
+  g.ndpi_protocol = "TLS";
+  g.ndpi_app = "Google";
+  r.t->judge(g, r.out);
+  CHECK(r.t->service_name(r.t->find(ip("10.0.0.7"))->offered.at(0)) == "tls");
+}

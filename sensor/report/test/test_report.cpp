@@ -765,3 +765,16 @@ TEST_CASE("report: a flow whose times cannot be read does not stretch the time c
   CHECK(html.find(">12:00:00</text>") != std::string::npos);
   CHECK(html.find(">12:00:05 UTC</text>") != std::string::npos);
 }
+
+TEST_CASE("inventory: SMB over the NetBIOS session service counts under the application nDPI read") {
+  EventLog log;
+  log.add_line(R"({"ts":"2024-03-01T12:00:01.000000Z","event_type":"asset","asset":{"ip":"10.10.1.50","changes":["new","service_offered"],"first_seen":"2024-03-01T12:00:01.000000Z","last_seen":"2024-03-01T12:00:01.000000Z","model":"unbound","services_offered":[{"service":"smbv23","proto":"tcp","port":445,"flows":1}],"flows":1,"bytes":10}})");
+  for (const char* id : {"f1", "f2"})
+    log.add_line(std::string(R"({"ts":"2024-03-01T12:00:02.000000Z","event_type":"flow","flow_id":")") + id +
+                 R"(","src_ip":"10.10.1.10","src_port":1,"dst_ip":"10.10.1.50","dst_port":445,"proto":"tcp","flow":{"start":"2024-03-01T12:00:02.000000Z","end":"2024-03-01T12:00:02.000000Z","tcp_flags_toclient":"SAFP","payload_bytes_toclient":100,"bytes_toserver":60,"bytes_toclient":80},"app":null,"ndpi":{"protocol":"NetBIOS","app":"SMBv23"}})");
+  CHECK(flow_app(log.flows.at(0)) == "smbv23");
+  auto inv = build_inventory(log);
+  REQUIRE(inv.size() == 1);
+  REQUIRE(inv[0].offered_json.size() == 1);
+  CHECK(inv[0].offered_json[0]["flows"] == 2);
+}
