@@ -470,6 +470,19 @@ std::string detail::where_not_utf8(std::string_view data) {
 }
 
 bool detail::decode_text(std::string_view data, std::string& utf8, std::string& how) {
+  // UTF-32 with its byte-order mark, whose little-endian mark begins as UTF-16's: taken for UTF-16,
+  // every other character was a NUL and the form held no question id.
+  bool le32 = data.substr(0, 4) == std::string_view("\xFF\xFE\0\0", 4);
+  if (le32 || data.substr(0, 4) == std::string_view("\0\0\xFE\xFF", 4)) {
+    how = "utf-32";
+    utf8.clear();
+    utf8.reserve(data.size() / 4);
+    for (size_t i = 4; i + 3 < data.size(); i += 4) {
+      auto b = [&](size_t k) { return static_cast<uint32_t>(static_cast<unsigned char>(data[i + (le32 ? 3 - k : k)])); };
+      append_utf8(utf8, b(0) << 24 | b(1) << 16 | b(2) << 8 | b(3));  // past U+10FFFF: U+FFFD
+    }
+    return true;
+  }
   bool le = data.size() >= 2 && static_cast<unsigned char>(data[0]) == 0xFF && static_cast<unsigned char>(data[1]) == 0xFE;
   bool be = data.size() >= 2 && static_cast<unsigned char>(data[0]) == 0xFE && static_cast<unsigned char>(data[1]) == 0xFF;
   size_t from = 2;  // after the byte-order mark

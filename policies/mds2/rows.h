@@ -57,10 +57,10 @@ extern unsigned pdf_text_seconds;
 using PdfTextFn = int (*)(const char*, size_t, std::string*);
 int extract_pdf_text_bounded(PdfTextFn fn, std::string_view data, const std::string& source, unsigned seconds,
                              std::string& text);
-// Text files come in the encodings spreadsheets write: UTF-16 with a byte-order mark is decoded,
+// Text files come in the encodings spreadsheets write: UTF-16 and UTF-32 with a byte-order mark are decoded,
 // and text that is not valid UTF-8 is read as Windows-1252 (Excel's CSV on Windows; Latin-1 is the
 // same in its printable range). Returns true, with the UTF-8 in `utf8` and what was done in `how`
-// ("utf-16", "windows-1252"), when the text was converted; false when it was UTF-8 already.
+// ("utf-16", "utf-32", "windows-1252"), when the text was converted; false when it was UTF-8 already.
 bool decode_text(std::string_view data, std::string& utf8, std::string& how);
 // The text format a file's extension names ("csv", "tsv", "markdown"); empty: sniffed from the text.
 std::string text_format_hint(const std::string& path);

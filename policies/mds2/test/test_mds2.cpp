@@ -2039,3 +2039,27 @@ TEST_CASE("UTF-16 without a byte-order mark is decoded, with a warning", "[mds2]
   Form f = read_text_buffer(nuls, "csv", "n.csv");
   CHECK(f.find("CONN-4"));
 }
+
+TEST_CASE("UTF-32 with a byte-order mark is decoded, not taken for UTF-16", "[mds2]") {
+  std::string utf8 = "Question ID,Question,Answer\nDOC-1,Manufacturer Name,Acme \xF0\x9F\x98\x80\nCONN-4,External?,No\n";
+  std::vector<uint32_t> cps;
+  for (size_t i = 0; i < utf8.size();) {
+    unsigned char c = static_cast<unsigned char>(utf8[i]);
+    if (c < 0x80) { cps.push_back(c); ++i; continue; }
+    cps.push_back(((c & 0x07) << 18) | ((utf8[i + 1] & 0x3F) << 12) | ((utf8[i + 2] & 0x3F) << 6) | (utf8[i + 3] & 0x3F));
+    i += 4;
+  }
+  for (bool le : {true, false}) {
+    INFO(le);
+    std::string bytes;
+    auto put = [&](uint32_t cp) {
+      for (int k = 0; k < 4; ++k) bytes.push_back(static_cast<char>(cp >> (8 * (le ? k : 3 - k))));
+    };
+    put(0xFEFF);  // the byte-order mark
+    for (uint32_t cp : cps) put(cp);
+    Form f = read_text_buffer(bytes, "csv", "u32.csv");
+    REQUIRE(f.find("CONN-4"));
+    CHECK(f.find("CONN-4")->answer == Answer::no);
+    CHECK(f.find("DOC-1")->detail == "Acme \xF0\x9F\x98\x80");
+  }
+}
