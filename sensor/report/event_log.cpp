@@ -6,6 +6,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 
 namespace medmon::report {
@@ -116,8 +117,11 @@ void EventLog::add_line(std::string_view line) {
 }
 
 bool EventLog::load(const std::string& path, std::string& err) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) { err = path + ": cannot open: " + std::strerror(EISDIR); return false; }
+  errno = 0;
   std::ifstream in(path);
-  if (!in) { err = path + ": cannot open"; return false; }
+  if (!in) { err = path + ": cannot open: " + std::strerror(errno ? errno : EIO); return false; }
   source = path;
   std::string line;
   while (std::getline(in, line)) add_line(line);

@@ -298,13 +298,14 @@ void register_report_commands(CLI::App& app, int& exit_code) {
   };
   auto a = std::make_shared<Args>();
   auto* as = app.add_subcommand("assets", "Print the asset inventory of an analysis (from its events)");
-  as->add_option("events", a->events, "Events (JSON Lines) written by analyze or live")->required()->check(CLI::ExistingFile);
+  // An events file that cannot be read is an input error (3, from the load), not a usage error.
+  as->add_option("events", a->events, "Events (JSON Lines) written by analyze or live")->required();
   as->add_flag("--json", a->json, "JSON instead of a table");
   as->callback([a, &exit_code] { exit_code = run_assets(a->events, a->json); });
 
   auto r = std::make_shared<Args>();
   auto* rep = app.add_subcommand("report", "Write the acceptance report (self-contained HTML, or PDF via Chromium)");
-  rep->add_option("events", r->events, "Events (JSON Lines) written by analyze")->required()->check(CLI::ExistingFile);
+  rep->add_option("events", r->events, "Events (JSON Lines) written by analyze")->required();
   rep->add_option("-o,--out", r->out, "Report file: .html, or .pdf (printed by headless Chromium), - for standard output (HTML); default report.html");
   rep->add_option("--title", r->title, "Report title");
   rep->add_option("--site", r->site, "Site policy: lists the declared flows that were never seen")->check(CLI::ExistingFile);

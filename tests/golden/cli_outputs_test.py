@@ -10,6 +10,7 @@
 - Standard input that is not a capture, as the first input, leaves the earlier events file alone.
 - A --report naming the --out file or a sink's file is refused with exit 2, and so are standard
   output (the default --out -, a stdout sink) redirected onto the capture or the --report file.
+- An events file that medmon report or medmon assets cannot open is exit 3.
 - A --report that cannot be written is found before the run; a report that fails after the run
   does not hide the --fail-on verdict.
 - --out /dev/stdout appended to a file (>>) keeps the earlier lines, and the report reads this
@@ -161,6 +162,12 @@ def report():
     C.eq(f"--report in a missing directory: exit 3 before the run ({err})", rc, 3)
     C.true("--report in a missing directory: the --out file is kept", kept(keep))
     C.true(f"--report in a missing directory: says why ({err})", "No such file or directory" in err)
+    # An events file that cannot be read is an input error (3), as a capture is to analyze.
+    for cmd in ("assets", "report"):
+        for ev, why in ((path("missing.jsonl"), "No such file or directory"), (work, "Is a directory")):
+            rc, err = medmon(cmd, ev, *(["-o", path("r.html")] if cmd == "report" else []))
+            C.eq(f"{cmd} {ev}: exit 3 ({err})", rc, 3)
+            C.true(f"{cmd} {ev}: says why ({err})", f"{ev}: cannot open: {why}" in err)
     # --report - is standard output, its summary on stderr; refused when the events go there too.
     cwd = path("dash-analyze")
     os.mkdir(cwd)
