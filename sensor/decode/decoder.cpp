@@ -35,6 +35,8 @@ constexpr int kMaxVlanTags = 3;
 constexpr uint16_t GRE_TEB = 0x6558, GRE_ERSPAN = 0x88BE, GRE_ERSPAN3 = 0x22EB;
 // Pseudo ethertype for inner(): the payload is an Ethernet frame.
 constexpr uint16_t INNER_ETHERNET = 0;
+// A Linux cooked capture's packet type for a frame sent to the link's broadcast address.
+constexpr uint16_t kSllBroadcast = 1;
 // Tunnels inside tunnels, at most: deeper nesting is an anomaly, not a recursion.
 constexpr int kMaxTunnelDepth = 3;
 }  // namespace
@@ -100,12 +102,14 @@ DecodeStatus Decoder::link(const uint8_t* p, uint32_t len, Packet& out) {
       if (len < 16) return bad("sll.truncated", 0, out);
       uint16_t halen = be16(p + 4);
       if (be16(p + 2) == 1 && halen == 6) { out.has_mac = true; std::memcpy(out.src_mac.data(), p + 6, 6); }
+      out.l2_broadcast = be16(p) == kSllBroadcast;
       return ether_payload(be16(p + 14), p + 16, len - 16, 16, out);
     }
     case linktype::LINUX_SLL2: {
       if (len < 20) return bad("sll2.truncated", 0, out);
       uint8_t halen = p[11];
       if (be16(p + 8) == 1 && halen == 6) { out.has_mac = true; std::memcpy(out.src_mac.data(), p + 12, 6); }
+      out.l2_broadcast = p[10] == kSllBroadcast;
       return ether_payload(be16(p), p + 20, len - 20, 20, out);
     }
     case linktype::NULL_:
@@ -133,6 +137,8 @@ DecodeStatus Decoder::ethernet(const uint8_t* p, uint32_t len, uint32_t off, Pac
   out.has_mac = out.has_dst_mac = true;
   std::memcpy(out.dst_mac.data(), p, 6);
   std::memcpy(out.src_mac.data(), p + 6, 6);
+  static constexpr std::array<uint8_t, 6> kBroadcast{0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+  out.l2_broadcast = out.dst_mac == kBroadcast;
   uint16_t type = be16(p + 12);
   if (type < 0x0600) {  // 802.3 length field: LLC/SNAP, not IP for our purposes
     ++c_not_ip_;

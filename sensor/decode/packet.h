@@ -20,6 +20,9 @@ struct Packet {
   bool has_mac = false;      // src_mac is the sender's
   bool has_dst_mac = false;  // dst_mac too (Ethernet; Linux cooked captures give the sender only)
   std::array<uint8_t, 6> src_mac{}, dst_mac{};
+  // The frame went to the link's broadcast address: Ethernet's ff:ff:ff:ff:ff:ff, or a Linux cooked
+  // capture's packet type "broadcast" (which has no destination address to compare).
+  bool l2_broadcast = false;
   uint8_t vlan_count = 0;
   std::array<uint16_t, 2> vlan{};  // outer first
 

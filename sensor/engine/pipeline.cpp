@@ -232,9 +232,8 @@ void Pipeline::handle(const uint8_t* frame, uint32_t caplen, uint32_t wirelen, T
     auto individual = [](const std::array<uint8_t, 6>& m) { return (m[0] & 1) == 0; };
     if (individual(p.src_mac)) (dir == Dir::to_server ? f.client_mac : f.server_mac) = p.src_mac;
     if (p.has_dst_mac && individual(p.dst_mac)) (dir == Dir::to_server ? f.server_mac : f.client_mac) = p.dst_mac;
-    static constexpr std::array<uint8_t, 6> kBroadcast{0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
-    f.l2_broadcast[d] = p.has_dst_mac && p.dst_mac == kBroadcast;
   }
+  if (f.pkts[d] == 1) f.l2_broadcast[d] = p.l2_broadcast;
   TcpVerdict verdict = p.proto == 6 ? f.tcp_packet(d, p) : TcpVerdict::ok;
   flows_->touch(f, clock_);
   f.last_input = input_pos_;

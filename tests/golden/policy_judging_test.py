@@ -188,6 +188,23 @@ def main():
     got = rules(ev)
     c.true("narrow zone: the broadcast is no new peer", ("lateral.new_peer", "ct-1", "10.10.1.255") not in got)
     c.true("narrow zone: the host at its last address is one", ("lateral.new_peer", "ct-1", "10.10.1.127") in got)
+
+    # Linux cooked captures (SLL, SLL2) have no destination MAC but a packet type: "broadcast" (1)
+    # marks the same frame as ff:ff:ff:ff:ff:ff does. The site declares no subnets, so only the
+    # packet type tells the directed broadcast to 10.10.1.255 from a host; 10.10.1.127, sent to a
+    # host (packet type 0), stays a new peer.
+    udp_ip = lambda dst, sport, dport, data: pw.ipv4(CT, dst, 17, pw.udp(CT, dst, sport, dport, data))
+    sll = lambda ptype, l3: struct.pack("!HHH", ptype, 1, 6) + CT_MAC + b"\0\0" + struct.pack("!H", 0x0800) + l3
+    sll2 = lambda ptype, l3: struct.pack("!HHIHBB", 0x0800, 0, 2, 1, ptype, 6) + CT_MAC + b"\0\0" + l3
+    for name, linktype, cooked in (("sll", 113, sll), ("sll2", 276, sll2)):
+        p = os.path.join(tmp, name + "-broadcast.pcap")
+        with open(p, "wb") as out:
+            out.write(pw.pcap_header(linktype=linktype))
+            out.write(pw.pcap_record(T0, 0, cooked(1, udp_ip("10.10.1.255", 137, 137, b"\0" * 50))))
+            out.write(pw.pcap_record(T0 + 1, 0, cooked(0, udp_ip("10.10.1.127", 40000, 514, b"<14>up"))))
+        got = rules(analyze(p, "--site", SITE, "--fail-on", "none", keep_as="policy_judging_" + name + "_broadcast"))
+        c.true(name + ": the broadcast is no new peer", ("lateral.new_peer", "ct-1", "10.10.1.255") not in got)
+        c.true(name + ": the host is one", ("lateral.new_peer", "ct-1", "10.10.1.127") in got)
     shutil.rmtree(tmp, ignore_errors=True)
     c.done()
 

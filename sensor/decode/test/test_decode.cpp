@@ -364,12 +364,20 @@ TEST_CASE("Link types: NULL, SLL, SLL2, PPPoE") {
     REQUIRE(h.run(f, p) == DecodeStatus::ok);
     CHECK(p.has_mac);
     CHECK_FALSE(p.has_dst_mac);  // the cooked header names the sender only
+    CHECK_FALSE(p.l2_broadcast);
+    f[1] = 1;  // packet type: sent to the broadcast address
+    REQUIRE(h.run(f, p) == DecodeStatus::ok);
+    CHECK(p.l2_broadcast);
   }
   {
     Harness h(linktype::LINUX_SLL2);
     Bytes f = {0x08, 0x00, 0, 0, 0, 0, 0, 1, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0};
     f.insert(f.end(), ip.begin(), ip.end());
     REQUIRE(h.run(f, p) == DecodeStatus::ok);
+    CHECK_FALSE(p.l2_broadcast);
+    f[10] = 1;
+    REQUIRE(h.run(f, p) == DecodeStatus::ok);
+    CHECK(p.l2_broadcast);
   }
   {
     Harness h(linktype::EN10MB);
