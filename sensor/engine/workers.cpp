@@ -279,6 +279,7 @@ void OfflineWorkers::advance_input_clock(Timestamp ts) {
     clock_ = ts;
     back = true;
     ++c_time_backwards_;
+    if (!routes_.empty()) routes_went_back(ts);
     if (next_stats_usec_ != 0) next_stats_usec_ = std::min(next_stats_usec_, ts.usec + stats_interval_usec_);
   }
   // Each worker's clock follows, before this packet reaches one of them: its flows time out as
@@ -471,6 +472,22 @@ void OfflineWorkers::expire_routes(Timestamp now) {
     if (now.usec - it->second.created.usec < frag_limits_.timeout_usec) break;
     drop_route(it, c_unmatched_);
   }
+}
+
+void OfflineWorkers::routes_went_back(Timestamp now) {
+  // As FragmentTable::time_went_back: the datagrams begun later wait for their timeout from `now`.
+  // route_age_ is in order of creation, so those are at its end.
+  for (auto k = route_age_.rbegin(); k != route_age_.rend(); ++k) {
+    FragmentRoute& r = routes_.find(*k)->second;
+    if (r.created.usec <= now.usec) break;
+    r.created = now;
+  }
+  // A held fragment reaches its worker after the worker's clock went back: sent with its later
+  // time, it would move that clock forward again (Pipeline::held_packet) and end flows early. The
+  // worker's fragment table, had it taken the fragment when it came, would now date it `now`.
+  for (const FragmentTable::Key& k : waiting_)
+    for (auto& h : routes_.find(k)->second.held)
+      if (h.ts.usec > now.usec) h.ts = now;
 }
 
 void OfflineWorkers::drop_all_routes() {

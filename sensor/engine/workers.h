@@ -229,6 +229,7 @@ class OfflineWorkers {
   void forget_route(RouteIt it);  // a datagram made whole: no fragment of it is to come
   void drop_route(RouteIt it, uint64_t& counter);  // held fragments go on the address pair
   void expire_routes(Timestamp now);
+  void routes_went_back(Timestamp now);  // the input's time went back to `now`
   void drop_all_routes();
   void broadcast(Batch::Kind kind, int dlt = 0, FlowEnd why = FlowEnd::end_of_input, Timestamp clock = {});
   void epoch();  // waits for every worker to reach this point, then merges their events

@@ -348,4 +348,15 @@ records = [(0, ether(MAC_B, MAC_A, ipv4("10.5.0.1", "10.5.0.2", 17, b"Z" * 16, i
 records += [(100000 + k * 100000 + p, udp_frame("10.5.0.1", "10.5.0.2", 7000 + p, 8000, b"x"))
             for k in range(31) for p in range(8)]
 same_order_as_one_worker("a fragment held to the end", write("held_to_end", records), beyond_cfg)
+
+# A fragment held at 1000 s, then the input's time goes back to 50 s, where its first fragment
+# comes: handed on then, it does not move its worker's clock forward to 1000 s again, which ended
+# the flows of that worker as idle_timeout instead of end_of_input.
+dgram = udp("10.7.0.1", "10.7.0.2", 5000, 6000, b"x" * 64)
+records = [(1000000000, udp_frame("10.7.1.%d" % (i + 1), "10.7.2.1", 1000 + i, 53, b"q")) for i in range(8)]
+records.append((1000000500, ether(MAC_B, MAC_A, ipv4("10.7.0.1", "10.7.0.2", 17, dgram[32:], ident=77, flags=4))))
+records += [(50000000, udp_frame("10.7.3.%d" % (i + 1), "10.7.2.1", 2000 + i, 53, b"q")) for i in range(8)]
+records.append((51000000, ether(MAC_B, MAC_A, ipv4("10.7.0.1", "10.7.0.2", 17, dgram[:32], ident=77, flags=0x2000))))
+records += [(52000000, udp_frame("10.7.3.%d" % (i + 1), "10.7.2.1", 2000 + i, 53, b"r")) for i in range(8)]
+same_as_one_worker("a fragment held across time going back", write("held_time_back", records))
 c.done()
