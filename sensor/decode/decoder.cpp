@@ -247,7 +247,7 @@ DecodeStatus Decoder::ipv4(const uint8_t* p, uint32_t len, uint32_t off, Packet&
     if (frag_off + (len - ihl) > 65535) return bad("ipv4.fragment_beyond_64k", off, out);
     FragmentTable::Key key = fragment_key(out, be16(p + 4));
     bool conflict = false;
-    auto r = frags_.add(key, out.ts, std::span<const uint8_t>(p, ihl), frag_off, more,
+    auto r = frags_.add(key, fragment_time_ ? *fragment_time_ : out.ts, std::span<const uint8_t>(p, ihl), frag_off, more,
                         std::span<const uint8_t>(p + ihl, len - ihl), reassembled_, conflict);
     if (conflict) note("ipv4.fragment_overlap_conflict", off, out);
     if (r != FragmentTable::Result::complete) return DecodeStatus::fragment;
@@ -330,7 +330,7 @@ DecodeStatus Decoder::ipv6(const uint8_t* p, uint32_t len, uint32_t off, Packet&
         hdr[6] = inner;
         FragmentTable::Key key = fragment_key(out, id);
         bool conflict = false;
-        auto r = frags_.add(key, out.ts, std::span<const uint8_t>(hdr, 40), frag_off, more,
+        auto r = frags_.add(key, fragment_time_ ? *fragment_time_ : out.ts, std::span<const uint8_t>(hdr, 40), frag_off, more,
                             std::span<const uint8_t>(p + pos, len - pos), reassembled_, conflict);
         if (conflict) note("ipv6.fragment_overlap_conflict", off + pos, out);
         if (r != FragmentTable::Result::complete) return DecodeStatus::fragment;

@@ -83,6 +83,9 @@ class Decoder {
   // set, fragment fields in peeked_fragment()) without being held. Used to dispatch packets to
   // workers.
   void set_peek_only(bool v) { peek_only_ = v; }
+  // The time the fragment table takes the next fragments at, instead of their own (nullptr: their
+  // own). Events keep the packet's time.
+  void set_fragment_time(const Timestamp* t) { fragment_time_ = t; }
   const FragmentPeek& peeked_fragment() const { return peeked_; }
 
  private:
@@ -115,6 +118,7 @@ class Decoder {
   std::vector<uint8_t> tunnelled_;  // a tunnel's payload taken out of reassembled_, which its own fragments reuse
   int tunnel_depth_ = 0;
   bool peek_only_ = false;
+  const Timestamp* fragment_time_ = nullptr;
   FragmentPeek peeked_;
   uint64_t& c_not_ip_;
   uint64_t& c_malformed_;

@@ -206,12 +206,16 @@ void Pipeline::packet(const uint8_t* frame, uint32_t caplen, uint32_t wirelen, T
   handle(frame, caplen, wirelen, ts);
 }
 
-void Pipeline::held_packet(const uint8_t* frame, uint32_t caplen, uint32_t wirelen, Timestamp ts) {
-  if (ts.usec > clock_.usec) return packet(frame, caplen, wirelen, ts);
+void Pipeline::held_packet(const uint8_t* frame, uint32_t caplen, uint32_t wirelen, Timestamp ts,
+                           Timestamp frag_ts) {
+  if (frag_ts.usec > clock_.usec) return packet(frame, caplen, wirelen, ts);
   ++packets_;
   bytes_ += wirelen;
   if (ts.usec > last_ts_.usec) last_ts_ = ts;
-  if (decoder_) handle(frame, caplen, wirelen, ts);
+  if (!decoder_) return;
+  if (frag_ts.usec != ts.usec) decoder_->set_fragment_time(&frag_ts);
+  handle(frame, caplen, wirelen, ts);
+  decoder_->set_fragment_time(nullptr);
 }
 
 void Pipeline::handle(const uint8_t* frame, uint32_t caplen, uint32_t wirelen, Timestamp ts) {

@@ -95,7 +95,9 @@ class Pipeline {
   // after later packets moved the clock past it. It is taken at its own time (its datagram's
   // timeout counts from it), but the clock does not go back to it: one pipeline's clock did not,
   // the fragment having come in its place.
-  void held_packet(const uint8_t* frame, uint32_t caplen, uint32_t wirelen, Timestamp ts);
+  // frag_ts: the time its datagram's timeout counts from, earlier than ts when the input's time
+  // went back since it came.
+  void held_packet(const uint8_t* frame, uint32_t caplen, uint32_t wirelen, Timestamp ts, Timestamp frag_ts);
   // Packet time went on without a packet for this pipeline (with --workers: another worker's
   // packet): its clock follows it (forward, or back by more than kTimeBackUsec) and its flows
   // and fragments time out as a packet of that time would time them out, so expiry does not

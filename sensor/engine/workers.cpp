@@ -163,7 +163,7 @@ void OfflineWorkers::run(Worker& w) {
             w.pipeline->advance_clock(r.ts);
           } else {
             w.pipeline->set_input_position(r.pos);
-            if (r.held) w.pipeline->held_packet(b->data.data() + r.offset, r.caplen, r.wirelen, r.ts);
+            if (r.held) w.pipeline->held_packet(b->data.data() + r.offset, r.caplen, r.wirelen, r.ts, r.frag_ts);
             else w.pipeline->packet(b->data.data() + r.offset, r.caplen, r.wirelen, r.ts);
           }
           if (size_t open = w.pipeline->active_flows(); open != w.flows_open) {
@@ -258,9 +258,9 @@ OfflineWorkers::Batch& OfflineWorkers::filling(size_t idx) {
 }
 
 void OfflineWorkers::send(size_t idx, const uint8_t* frame, uint32_t caplen, uint32_t wirelen, Timestamp ts,
-                          uint64_t pos, bool held) {
+                          uint64_t pos, bool held, Timestamp frag_ts) {
   Batch& b = filling(idx);
-  b.refs.push_back({static_cast<uint32_t>(b.data.size()), caplen, wirelen, ts, pos, false, held});
+  b.refs.push_back({static_cast<uint32_t>(b.data.size()), caplen, wirelen, ts, pos, false, held, frag_ts});
   b.data.insert(b.data.end(), frame, frame + caplen);
   if (b.refs.size() >= kBatchPackets) push(*workers_[idx], std::move(workers_[idx]->filling));
 }
@@ -369,7 +369,7 @@ int OfflineWorkers::hold(RouteIt it, const uint8_t* frame, uint32_t caplen, uint
     return r.worker;
   }
   if (r.held.empty()) r.waiting = waiting_.insert(waiting_.end(), it->first);
-  r.held.push_back({std::vector<uint8_t>(frame, frame + caplen), wirelen, ts, packets_});
+  r.held.push_back({std::vector<uint8_t>(frame, frame + caplen), wirelen, ts, packets_, ts});
   ++held_frames_;
   held_bytes_ += caplen;
   ++c_held_;
@@ -446,7 +446,7 @@ OfflineWorkers::RouteIt OfflineWorkers::add_route(const FragmentTable::Key& key,
 void OfflineWorkers::release(RouteIt it, size_t worker) {
   FragmentRoute& r = it->second;
   for (auto& h : r.held) {
-    send(worker, h.frame.data(), static_cast<uint32_t>(h.frame.size()), h.wirelen, h.ts, h.pos, /*held=*/true);
+    send(worker, h.frame.data(), static_cast<uint32_t>(h.frame.size()), h.wirelen, h.ts, h.pos, /*held=*/true, h.frag_ts);
     held_bytes_ -= h.frame.size();
   }
   held_frames_ -= r.held.size();
@@ -482,12 +482,13 @@ void OfflineWorkers::routes_went_back(Timestamp now) {
     if (r.created.usec <= now.usec) break;
     r.created = now;
   }
-  // A held fragment reaches its worker after the worker's clock went back: sent with its later
+  // A held fragment reaches its worker after the worker's clock went back: taken at its later
   // time, it would move that clock forward again (Pipeline::held_packet) and end flows early. The
-  // worker's fragment table, had it taken the fragment when it came, would now date it `now`.
+  // worker's fragment table, had it taken the fragment when it came, would now date it `now`; its
+  // events keep the fragment's own time.
   for (const FragmentTable::Key& k : waiting_)
     for (auto& h : routes_.find(k)->second.held)
-      if (h.ts.usec > now.usec) h.ts = now;
+      if (h.frag_ts.usec > now.usec) h.frag_ts = now;
 }
 
 void OfflineWorkers::drop_all_routes() {

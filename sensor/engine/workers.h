@@ -89,7 +89,8 @@ class OfflineWorkers {
   // tick: no packet, the input's packet time for the worker's clock (Pipeline::advance_clock).
   // pos: the packet's position in the input (a tick: the packet whose time it is).
   // held: a fragment held for its first fragment, sent after later packets (Pipeline::held_packet).
-  struct PacketRef { uint32_t offset, caplen, wirelen; Timestamp ts; uint64_t pos; bool tick = false; bool held = false; };
+  // frag_ts: a held fragment's time for its datagram's timeout (Pipeline::held_packet).
+  struct PacketRef { uint32_t offset, caplen, wirelen; Timestamp ts; uint64_t pos; bool tick = false; bool held = false; Timestamp frag_ts{}; };
   // Where a run of a worker's lines goes in the merged output. One pipeline handles a packet
   // in this order: the flows the packet's time ends, then the packet itself; at the end of the
   // input, the flows still open. The flow table ends flows timeout list by timeout list, each in
@@ -193,7 +194,8 @@ class OfflineWorkers {
     bool first_seen = false;
     bool resolving = false;  // the first fragment named no flow: waiting for the whole datagram
     size_t fallback = 0;     // the address-pair worker
-    struct Held { std::vector<uint8_t> frame; uint32_t wirelen; Timestamp ts; uint64_t pos; };
+    // frag_ts: ts, or the time the input went back to since (the workers' fragment tables' view).
+    struct Held { std::vector<uint8_t> frame; uint32_t wirelen; Timestamp ts; uint64_t pos; Timestamp frag_ts; };
     std::vector<Held> held;  // fragments waiting for the first, in input order
     std::list<FragmentTable::Key>::iterator age, waiting;
     // The bytes of the datagram that came, as a worker's FragmentTable takes them: true when
@@ -209,7 +211,7 @@ class OfflineWorkers {
   void push(Worker& w, std::unique_ptr<Batch> b);
   Batch& filling(size_t worker);
   void send(size_t worker, const uint8_t* frame, uint32_t caplen, uint32_t wirelen, Timestamp ts, uint64_t pos,
-            bool held = false);
+            bool held = false, Timestamp frag_ts = {});
   // The input's packet time, kept as one pipeline keeps its clock: ticks the workers, counts
   // time going back and writes the periodic stats when due.
   void advance_input_clock(Timestamp ts);

@@ -359,4 +359,11 @@ records += [(50000000, udp_frame("10.7.3.%d" % (i + 1), "10.7.2.1", 2000 + i, 53
 records.append((51000000, ether(MAC_B, MAC_A, ipv4("10.7.0.1", "10.7.0.2", 17, dgram[:32], ident=77, flags=0x2000))))
 records += [(52000000, udp_frame("10.7.3.%d" % (i + 1), "10.7.2.1", 2000 + i, 53, b"r")) for i in range(8)]
 same_as_one_worker("a fragment held across time going back", write("held_time_back", records))
+# Two held fragments whose overlap differs, then time going back before their first fragment:
+# the overlap's anomaly keeps its own time.
+records = [(1000000000, ether(MAC_B, MAC_A, ipv4("10.7.0.1", "10.7.0.2", 17, b"Z" * 16, ident=9, flags=0x2000 | 3))),
+           (1000000010, ether(MAC_B, MAC_A, ipv4("10.7.0.1", "10.7.0.2", 17, b"Y" * 16, ident=9, flags=0x2000 | 3))),
+           (50000000, udp_frame("10.7.3.1", "10.7.2.1", 1, 53, b"q")),
+           (51000000, ether(MAC_B, MAC_A, ipv4("10.7.0.1", "10.7.0.2", 17, dgram[:24], ident=9, flags=0x2000)))]
+same_as_one_worker("an overlap held across time going back", write("overlap_time_back", records))
 c.done()
