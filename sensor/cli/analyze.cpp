@@ -210,10 +210,14 @@ bool outputs_spare_inputs(const AnalyzeOptions& o, const Setup& s) {
       outputs.emplace_back(f, "--report");
     }
   for (const auto& in : o.files) {
-    if (in == "-") continue;
+    // A capture on standard input (`- < cap.pcap`) is a file as well; a pipe or terminal is not.
+    struct stat st;
+    if (in == "-" && (::fstat(STDIN_FILENO, &st) != 0 || !S_ISREG(st.st_mode))) continue;
+    const std::string path_in = in == "-" ? "/dev/stdin" : in;
     for (const auto& [path, what] : outputs)
-      if (same_existing_file(in, path)) {
-        print_err("medmon: {}: {} is the input file {}: refused, it would be overwritten\n", what, path, in);
+      if (same_existing_file(path_in, path)) {
+        print_err("medmon: {}: {} is the input file {}: refused, it would be overwritten\n", what, path,
+                  in == "-" ? std::string("- (standard input)") : in);
         return false;
       }
   }

@@ -375,9 +375,15 @@ AnalyzeExtras::AnalyzeExtras(EventOutput& out, const std::string& events_path, b
   // `>> file` holding earlier runs' lines first), through a descriptor of its own from where
   // this run began. Otherwise from a spool: reading back a pipe, a terminal or a FIFO would wait
   // forever on what this process writes, and a rotated file has lost its earlier parts.
+  // A file standard error writes to as well (`>> log 2>&1`) holds medmon's messages between the
+  // events: it is not read back either.
   struct stat st;
+  auto stderr_shares = [](const struct stat& f) {
+    struct stat e;
+    return fstat(STDERR_FILENO, &e) == 0 && e.st_dev == f.st_dev && e.st_ino == f.st_ino;
+  };
   if (!out_rotates && names_standard_output(events_path)) {
-    if (fstat(STDOUT_FILENO, &st) == 0 && S_ISREG(st.st_mode)) {
+    if (fstat(STDOUT_FILENO, &st) == 0 && S_ISREG(st.st_mode) && !stderr_shares(st)) {
       int flags = fcntl(STDOUT_FILENO, F_GETFL);
       off_t at = flags >= 0 && (flags & O_APPEND) ? st.st_size : lseek(STDOUT_FILENO, 0, SEEK_CUR);
       if (flags >= 0 && at >= 0) {
@@ -385,7 +391,8 @@ AnalyzeExtras::AnalyzeExtras(EventOutput& out, const std::string& events_path, b
         impl_->readback_from = at;
       }
     }
-  } else if (!out_rotates && (stat(events_path.c_str(), &st) == 0 ? S_ISREG(st.st_mode) : errno == ENOENT)) {
+  } else if (!out_rotates &&
+             (stat(events_path.c_str(), &st) == 0 ? S_ISREG(st.st_mode) && !stderr_shares(st) : errno == ENOENT)) {
     return;  // a regular file, or one the output is yet to create
   }
   if (impl_->readback_fd < 0) {

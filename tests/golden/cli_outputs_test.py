@@ -111,6 +111,19 @@ def same_files():
         C.true(f"analyze {' '.join(args)} >> the input: says so ({err})", "is the input file" in err)
         C.true(f"analyze {' '.join(args)} >> the input: the capture is intact", open(victim, "rb").read() == before)
 
+    # The capture on standard input (`analyze - < victim.pcap`) is the input file as well.
+    for args in (["-o", victim], [], ["-o", os.devnull, "--report", victim]):
+        with open(victim, "rb") as fin, open(victim, "ab") as fout:
+            p = subprocess.run([MEDMON, "analyze", "-", "-q", *args], stdin=fin, stdout=fout, stderr=subprocess.PIPE,
+                               timeout=300)
+        err = p.stderr.decode().strip()
+        C.eq(f"analyze - {' '.join(args)} < the input: exit 2 ({err})", p.returncode, 2)
+        C.true(f"analyze - {' '.join(args)} < the input: says so ({err})", "is the input file - (standard input)" in err)
+        C.true(f"analyze - {' '.join(args)} < the input: the capture is intact", open(victim, "rb").read() == before)
+    with open(victim, "rb") as fin:  # read from a file on standard input, written elsewhere: fine
+        p = subprocess.run([MEDMON, "analyze", "-", "-q", "-o", os.devnull], stdin=fin, capture_output=True, timeout=300)
+    C.eq(f"analyze - < a capture, --out elsewhere: exit 0 ({p.stderr.decode().strip()})", p.returncode, 0)
+
     ev = path("ev.jsonl")
     rc, err = medmon("analyze", DEMO, "-q", "-o", ev)
     events = open(ev).read()

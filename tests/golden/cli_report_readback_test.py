@@ -85,6 +85,23 @@ try:
         C.true(f"--out {out} >> file: the earlier lines kept, this run's after them",
                open(appended, "rb").read(len(earlier)) == earlier and digest(appended, len(earlier)) == digest(events))
         C.eq(f"--out {out} >> file --report: the report of this run's events", report_of("a.html").replace("a.html", "r.html"), want)
+    # Standard error into the same file (`>> log 2>&1`): medmon's messages sit between the events
+    # there, so the events are spooled instead; a sink that cannot deliver makes such messages.
+    for out in ("/dev/stdout", "-"):
+        both = os.path.join(work, "both.jsonl")
+        with open(both, "wb") as f:
+            f.write(earlier)
+        with open(both, "ab") as f:
+            p = subprocess.Popen([MEDMON, *args("b.html"), "-o", out, "--sink", "syslog=tcp://127.0.0.1:1,drain_timeout=0.3"],
+                                 stdout=f, stderr=f)
+            _, status, _ = os.wait4(p.pid, 0)
+        rc = os.waitstatus_to_exitcode(status)
+        C.eq(f"--out {out} >> file 2>&1 --report: exit 0", rc, 0)
+        # grep, not a read here: this process stays small (see digest)
+        C.true(f"--out {out} >> file 2>&1: medmon's messages are in the file",
+               subprocess.run(["grep", "-q", "medmon:", both]).returncode == 0)
+        C.eq(f"--out {out} >> file 2>&1 --report: the report of this run's events",
+             report_of("b.html").replace("b.html", "r.html"), want)
     # A pipe cannot be read back; /dev/null holds nothing: the events are spooled to a file.
     p = subprocess.Popen([MEDMON, *args("p.html"), "-o", "-"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     piped = hashlib.sha256()
