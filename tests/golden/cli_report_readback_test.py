@@ -139,7 +139,9 @@ try:
                 '"end":"2024-03-01T13:00:00.000000Z","bytes_toserver":100,"bytes_toclient":10},"app":"hl7"}\n')
     rc, rss, err = run(["report", hl7, "-o", os.path.join(work, "hl7.html")], subprocess.DEVNULL)
     C.eq(f"report of 50 000 hl7 events: exit 0 ({err})", rc, 0)
-    C.true(f"report of 50 000 hl7 events: the messages are not kept ({rss:.0f} MiB)", rss < 48)
+    # Under ASan (MEDMON_SANITIZED=1) RSS is the sanitizer's, not medmon's: checked in the Release run.
+    if os.environ.get("MEDMON_SANITIZED") != "1":
+        C.true(f"report of 50 000 hl7 events: the messages are not kept ({rss:.0f} MiB)", rss < 48)
     page = open(os.path.join(work, "hl7.html")).read()
     C.true("report of 50 000 hl7 events: every line read", "50001 events read (0 malformed lines skipped)" in page)
     C.true("report of 50 000 hl7 events: the traffic's times from them too",
