@@ -50,6 +50,8 @@ class FragmentTable {
   size_t pending() const { return table_.size(); }
   // Disjoint received pieces one datagram may have; real senders make one growing piece.
   static constexpr size_t kMaxPieces = 256;
+  // Adds [begin, end) to a sorted list of merged received pieces, joining those it touches.
+  static void merge_piece(std::vector<std::pair<uint32_t, uint32_t>>& have, uint32_t begin, uint32_t end);
   size_t bytes() const { return bytes_; }
 
  private:

@@ -394,15 +394,7 @@ bool OfflineWorkers::FragmentRoute::take(uint32_t offset, uint32_t length, bool 
     total = end;
   }
   high = std::max(high, end);
-  auto first = std::lower_bound(have.begin(), have.end(), offset,
-                                [](const auto& r, uint32_t v) { return r.second < v; });
-  auto last = first;
-  uint32_t b = offset, e = end;
-  for (; last != have.end() && last->first <= e; ++last) {
-    b = std::min(b, last->first);
-    e = std::max(e, last->second);
-  }
-  have.insert(have.erase(first, last), {b, e});
+  FragmentTable::merge_piece(have, offset, end);
   if (have.size() > FragmentTable::kMaxPieces) return restart();
   return have_last && have.size() == 1 && have[0].first == 0 && have[0].second >= total;
 }
