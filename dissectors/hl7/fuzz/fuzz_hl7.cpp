@@ -33,18 +33,29 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   medmon::hl7::probe(in.first(std::min<size_t>(in.size(), 512)), medmon::Dir::to_server);
   // The same bytes in both directions: requests and responses, messages and ACKs.
   for (medmon::Dir dir : {medmon::Dir::to_server, medmon::Dir::to_client}) {
-    size_t p = 0;
+    size_t p = 0, want = chunk;
     uint64_t off = 0;
     while (p < in.size()) {
-      size_t n = std::min<size_t>(chunk, in.size() - p);
+      size_t n = std::min<size_t>(want, in.size() - p);
       ctx.set_stream_offset(off);
       auto r = d->on_data(dir, in.subspan(p, n), ctx);
-      size_t used = std::min(r.used, n);
-      if (used == 0) n = std::min(in.size() - p, n + chunk);  // the dissector asked for more
-      else n = used;
-      p += n;
-      off += n;
-      if (chunk == 0x7f && p < in.size()) d->on_gap(dir, 3, ctx);
+      if (r.used > n) __builtin_trap();                            // consumed more than it was given
+      if (r.used == 0 && r.need != 0 && r.need <= n) __builtin_trap();  // asked for bytes it has
+      size_t used = r.used;
+      if (used == 0) {
+        // The dissector asked for more: as the stream feeder does, the same bytes come again
+        // with the next ones (none is lost), or the stream ends with them held.
+        if (p + n == in.size()) break;
+        want = n + chunk;
+        continue;
+      }
+      p += used;
+      off += used;
+      want = chunk;
+      if (chunk == 0x7f && p < in.size()) {
+        d->on_gap(dir, 3, ctx);
+        off += 3;
+      }
     }
     d->on_end(dir, ctx);
   }
