@@ -53,7 +53,9 @@ inline void drive(Dissector& d, std::span<const uint8_t> in, uint8_t mode, uint8
         ctx.set_stream_offset(off);
         Consumed r = d.on_data(dir, rest, ctx);
         if (r.give_up) { done = true; break; }
-        size_t used = std::min(r.used, rest.size());
+        if (r.used > rest.size()) __builtin_trap();  // consumed more than it was given
+        if (r.used == 0 && !r.skip && r.need != 0 && r.need <= rest.size()) __builtin_trap();  // asked for bytes it has
+        size_t used = r.used;
         rest = rest.subspan(used);
         off += used;
         if (r.skip) {
