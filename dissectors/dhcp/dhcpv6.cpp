@@ -117,9 +117,34 @@ void read_ia(uint16_t code, std::span<const uint8_t> v, Message6& m) {
   m.ia.push_back(std::move(ia));
 }
 
+// Options a message may hold once (RFC 8415 21 and Appendix B; RFC 4704 for the FQDN): the
+// first instance is the one read, a later one is the anomaly `repeated_option` and is not read
+// (RFC 8415 forbids joining instances, and a later one must not overwrite what the first said).
+bool singleton(uint16_t code) {
+  switch (code) {
+    case kClientId: case kServerId: case kOro: case kPreference: case kElapsed: case kRelayMsg:
+    case kUnicast: case kStatus: case kRapidCommit: case kInterfaceId: case kClientFqdn:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Whether an instance of `code` is a repeat of a singleton option already met in this area.
+bool repeated(uint16_t code, uint64_t& seen, Message6& m) {
+  if (!singleton(code)) return false;
+  static_assert(kClientFqdn < 64);  // every singleton's code is a bit of `seen`
+  uint64_t bit = uint64_t{1} << code;
+  if (!(seen & bit)) { seen |= bit; return false; }
+  problem(m, "repeated_option");
+  return true;
+}
+
 // The options of a client or server message.
 void read_options(std::span<const uint8_t> area, Message6& m) {
+  uint64_t seen = 0;
   each_option(area, m, [&](uint16_t code, std::span<const uint8_t> v) {
+    if (repeated(code, seen, m)) return;
     auto fixed = [&](size_t n) {
       if (v.size() == n) return true;
       problem(m, "bad_option_length");
@@ -130,7 +155,7 @@ void read_options(std::span<const uint8_t> area, Message6& m) {
       case kServerId: {
         auto& duid = code == kClientId ? m.client_duid : m.server_duid;
         if (v.size() < 2) { problem(m, "bad_option_length"); break; }
-        if (duid.empty()) duid.assign(v.begin(), v.begin() + static_cast<ptrdiff_t>(std::min(v.size(), kMaxDuid)));
+        duid.assign(v.begin(), v.begin() + static_cast<ptrdiff_t>(std::min(v.size(), kMaxDuid)));
         break;
       }
       case kIaNa:
@@ -219,9 +244,11 @@ void parse_at(std::span<const uint8_t> d, Message6& m, size_t depth) {
   relay.peer_address = address6(d.subspan(18));
   std::span<const uint8_t> inner;
   bool have_inner = false;
+  uint64_t seen = 0;
   bool clean = each_option(d.subspan(kMinRelay6), m, [&](uint16_t code, std::span<const uint8_t> v) {
-    if (code == kRelayMsg && !have_inner) { inner = v; have_inner = true; }
-    if (code == kInterfaceId && relay.interface_id.empty()) relay.interface_id = text6(v);
+    if (repeated(code, seen, m)) return;
+    if (code == kRelayMsg) { inner = v; have_inner = true; }
+    if (code == kInterfaceId) relay.interface_id = text6(v);
     if (code == kRemoteId && relay.remote_id.empty() && v.size() > 4) relay.remote_id = text6(v.subspan(4));
   });
   m.relays.push_back(std::move(relay));

@@ -414,3 +414,44 @@ TEST_CASE("dhcpv6: a DHCPv4 message keeps its own reading") {
   CHECK(d["message_type"] == "DISCOVER");
   CHECK(!h.facts.attr("dhcp.version"));
 }
+
+TEST_CASE("dhcpv6: an option allowed once per message keeps its first instance; a repeat is an anomaly") {
+  // RFC 8415 21 (and Appendix B): client and server id, ORO, preference, elapsed time, server
+  // unicast, status code, rapid commit may appear once; RFC 4704's FQDN too. A second instance
+  // names nothing: a client cannot overwrite what the first said.
+  const std::string other_llt = be16(1) + be16(1) + be32(0x32a93ed1) + std::string("\x00\x00\x5e\x00\x53\x99", 6);
+  Harness h(kDhcpInfo);
+  h.ep.src.family = 6;
+  h.datagram(Dir::to_client,
+             msg(7, opt(1, kDuidLlt) + opt(2, kDuidEn) + opt(7, "\x05") + opt(13, be16(0) + "first") +
+                        fqdn(std::string("\x00\x08" "ct-room3", 10)) + opt(1, other_llt) + opt(2, kDuidLl) +
+                        opt(7, "\xff") + opt(13, be16(2) + "second") + opt(12, ip6("fd77::1")) +
+                        opt(12, ip6("fd77::2")) + fqdn(std::string("\x00\x07" "laptop9", 9))));
+  auto d = one_event(h);
+  CHECK(d["client_mac"] == "00:00:5e:00:53:01");
+  CHECK(d["server_duid_type"] == "EN");
+  CHECK(d["preference"] == 5);
+  CHECK(d["status"] == "Success");
+  CHECK(d["status_message"] == "first");
+  CHECK(d["unicast"] == "fd77::1");
+  CHECK(d["client_fqdn"] == "ct-room3");
+  CHECK(h.anomalies("repeated_option") == 6);
+
+  auto m = parsed(msg(1, opt(1, kDuidLl) + kElapsed + opt(8, be16(700)) + opt(6, be16(23) + be16(24)) +
+                             opt(6, be16(39)) + opt(14, "") + opt(14, "")));
+  CHECK(m.elapsed == 0);
+  CHECK(m.oro == std::vector<uint16_t>{23, 24});
+  CHECK(m.rapid_commit);
+  CHECK(m.problems == std::vector<const char*>(3, "repeated_option"));
+  // A second relay message (9) or interface id (18) in one relay is a repeat as well.
+  auto r = parsed(relay(12, 0, "fd77:5::1", "fe80::1",
+                        opt(18, "p1") + opt(18, "p2") + opt(9, solicit()) + opt(9, reply())));
+  CHECK(r.type == 1);
+  REQUIRE(r.relays.size() == 1);
+  CHECK(r.relays[0].interface_id == "p1");
+  CHECK(r.problems.size() == 2);
+  // Options that may come more than once say nothing of the kind.
+  CHECK(parsed(msg(1, opt(1, kDuidLl) + kElapsed + ia_na(1, 0, 0, "") + ia_na(2, 0, 0, "") +
+                          opt(16, be32(1) + be16(1) + "a") + opt(16, be32(2) + be16(1) + "b")))
+            .problems.empty());
+}
