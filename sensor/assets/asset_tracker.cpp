@@ -166,6 +166,7 @@ const AssetTracker::Device* AssetTracker::find(const IpAddr& ip) const {
 }
 
 void AssetTracker::mark(Device& d, const char* why) {
+  if (quiet_) return;
   if (d.changes.empty()) dirty_.push_back(index_.at(key_of(d.ip)));
   for (const char* c : d.changes) if (c == why) return;
   d.changes.push_back(why);
@@ -265,6 +266,56 @@ void AssetTracker::set_mac(Device& d, const std::array<uint8_t, 6>& mac) {
   dhcp_names(d, mac_key(mac));
 }
 
+void AssetTracker::frame_mac(Device& d, const std::array<uint8_t, 6>& mac, Timestamp start) {
+  bool had_frames = !d.mac_from_dhcp && std::any_of(d.mac.begin(), d.mac.end(), [](uint8_t b) { return b != 0; });
+  if (!had_frames) {  // its first MAC, or one only a DHCP exchange named
+    set_mac(d, mac);
+    return;
+  }
+  if (mac != d.previous_mac) {
+    // Another device took the address: what the inventory knew of it was the former device's.
+    // Its record starts again; the event says which MAC had the address (`previous_mac`).
+    services_ -= d.offered.size() + d.used.size();
+    d.offered.clear();
+    d.used.clear();
+    d.vlans.clear();
+    d.ae_titles.clear();
+    for (std::string* f : {&d.impl_class_uid, &d.impl_version, &d.product, &d.product_vendor, &d.manufacturer,
+                           &d.model_name, &d.software_versions, &d.station_name, &d.device_serial})
+      f->clear();
+    d.hl7_apps.clear();
+    d.identities.clear();
+    d.sni.clear();
+    d.tls_versions.clear();
+    d.dns_names.clear();
+    d.flows = d.bytes = 0;
+    if (start.usec) d.first_seen = start;
+    d.previous_mac = d.mac;
+    d.mac_flaps = 0;
+    d.flap_untold = false;
+    mark(d, "replaced");
+    set_mac(d, mac);
+    return;
+  }
+  // Back to the MAC it had before: the two take turns at the address. The first turn back is
+  // told (`mac`, `mac_flaps` 1); the turns after change the record without an event of their
+  // own, and the last state is told when the inventory finishes, if no other change told it.
+  d.previous_mac = d.mac;
+  ++d.mac_flaps;
+  ++mac_flaps_;
+  if (d.mac_flaps == 1) {
+    set_mac(d, mac);
+    return;
+  }
+  quiet_ = true;
+  set_mac(d, mac);
+  quiet_ = false;
+  if (!d.flap_untold) {
+    d.flap_untold = true;
+    flapped_.push_back(index_.at(key_of(d.ip)));
+  }
+}
+
 // The names MAC `mac` gave itself over DHCP, when it is the device's MAC and the exchange tied
 // the device's address to it; none otherwise, so a device whose address another MAC took, or one
 // whose frames carry a router's MAC, keeps no names of a MAC that is not (or not only) its own.
@@ -345,12 +396,12 @@ void AssetTracker::hl7_app(Device& d, const std::string* msh3, const std::string
 }
 
 void AssetTracker::side(Device& d, const FlowSummary& f, bool is_client) {
-  ++d.flows;
-  d.bytes += f.bytes[0] + f.bytes[1];
   const auto& mac = is_client ? f.client_mac : f.server_mac;
   bool have_mac = std::any_of(mac.begin(), mac.end(), [](uint8_t b) { return b != 0; });
-  if (have_mac && mac != d.mac) set_mac(d, mac);
+  if (have_mac && mac != d.mac) frame_mac(d, mac, f.start);
   if (have_mac) d.mac_from_dhcp = false;  // its frames carry it
+  ++d.flows;
+  d.bytes += f.bytes[0] + f.bytes[1];
   if (f.ep.vlan && std::find(d.vlans.begin(), d.vlans.end(), f.ep.vlan) == d.vlans.end()) {
     if (d.vlans.size() < opt_.max_list) {
       d.vlans.push_back(f.ep.vlan);
@@ -462,6 +513,10 @@ FlowVerdict AssetTracker::judge(const FlowSummary& f, EventOutput& out) {
 }
 
 void AssetTracker::finish(Timestamp now, EventOutput& out) {
+  // Devices whose MAC took turns since their last event: their last state, once.
+  for (size_t i : flapped_)
+    if (Device& d = devices_[i]; d.flap_untold && !d.withdrawn) mark(d, "mac");
+  flapped_.clear();
   flush_dirty(out, now);
   auto& c = out.counters();
   c.at("assets.devices") += devices_.size() - withdrawn_;
@@ -469,6 +524,7 @@ void AssetTracker::finish(Timestamp now, EventOutput& out) {
   if (list_full_) c.at("assets.list_full") += list_full_;
   if (services_full_) c.at("assets.services_full") += services_full_;
   if (dhcp_evicted_) c.at("assets.dhcp_evicted") += dhcp_evicted_;
+  if (mac_flaps_) c.at("assets.mac_flaps") += mac_flaps_;
   c.at("assets.events") += events_;
 }
 
@@ -763,6 +819,9 @@ void AssetTracker::emit(Device& d, EventOutput& out, Timestamp ts) {
     if (!d.mac_vendor.empty()) w.field("mac_vendor", d.mac_vendor);
     else if (OuiTable::locally_administered(d.mac)) w.field("mac_local", true);
   }
+  if (std::any_of(d.previous_mac.begin(), d.previous_mac.end(), [](uint8_t x) { return x != 0; }))
+    w.field("previous_mac", format_mac(d.previous_mac));
+  if (d.mac_flaps) w.field("mac_flaps", d.mac_flaps);
   if (!d.vlans.empty()) {
     w.array("vlans");
     for (uint16_t v : d.vlans) w.value(v);
@@ -860,6 +919,7 @@ void AssetTracker::emit(Device& d, EventOutput& out, Timestamp ts) {
   w.end_object();
   out.end();
   d.changes.clear();
+  d.flap_untold = false;
 }
 
 }  // namespace medmon

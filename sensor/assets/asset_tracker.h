@@ -50,6 +50,12 @@ class AssetTracker : public FlowJudge, public EventObserver {
     IpAddr ip;
     std::array<uint8_t, 6> mac{};
     bool mac_from_dhcp = false;  // the MAC is the one a DHCP exchange named, no frame of it seen yet
+    // The MAC the address had before `mac` (frames of another device, zero = none), and how often
+    // the address went back to it: two MACs taking turns (VRRP/HSRP, a SPAN seeing a routed
+    // device on both sides) are one device, reported once; the turns after are counted.
+    std::array<uint8_t, 6> previous_mac{};
+    uint64_t mac_flaps = 0;
+    bool flap_untold = false;  // a turn changed the MAC since the last event: told at finish()
     std::string mac_vendor;
     std::vector<uint16_t> vlans;
     Timestamp first_seen, last_seen;
@@ -173,6 +179,8 @@ class AssetTracker : public FlowJudge, public EventObserver {
   Device* device(const IpAddr& ip, Timestamp ts, bool force);
   void side(Device& d, const FlowSummary& f, bool is_client);
   void set_mac(Device& d, const std::array<uint8_t, 6>& mac);
+  // Frames of another MAC than the device's: a new device at the address, or a turn back.
+  void frame_mac(Device& d, const std::array<uint8_t, 6>& mac, Timestamp start);
   void dhcp_names(Device& d, uint64_t mac);
   void hl7_app(Device& d, const std::string* msh3, const std::string* msh4);
   void bind(Device& d);
@@ -195,7 +203,9 @@ class AssetTracker : public FlowJudge, public EventObserver {
   std::vector<size_t> dirty_;
   // Counted here and added to the output's counters at finish(): the tracker also runs inside
   // worker threads that own their output.
-  uint64_t dropped_ = 0, list_full_ = 0, events_ = 0, services_full_ = 0, dhcp_evicted_ = 0;
+  uint64_t dropped_ = 0, list_full_ = 0, events_ = 0, services_full_ = 0, dhcp_evicted_ = 0, mac_flaps_ = 0;
+  bool quiet_ = false;              // mark() records nothing: a MAC turn already told
+  std::vector<size_t> flapped_;     // devices with flap_untold set (each once)
   size_t withdrawn_ = 0;  // devices withdrawn now (not counted in assets.devices)
   // DHCP names by MAC (48 bits), kept apart from the devices: a client names itself before it
   // has an address, from 0.0.0.0. The names go to the addresses the exchanges tied to the MAC (an

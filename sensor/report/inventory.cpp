@@ -66,6 +66,11 @@ std::vector<Asset> build_inventory(const EventLog& log, const std::map<std::stri
       continue;
     }
     Asset& r = by_ip[ip];
+    // Another device (another MAC) took the address: what was listed of it was the former one's.
+    if (changes.is_array() && std::find(changes.begin(), changes.end(), "replaced") != changes.end()) {
+      r = Asset{};
+      r.since = str(a, "first_seen");
+    }
     r.ip = ip;
     // The vendor and the DHCP names belong to the MAC: when the address moves to another MAC (a
     // replaced device, a locally administered one), the new event's, or none, replace the old ones.
@@ -157,6 +162,7 @@ std::vector<Asset> build_inventory(const EventLog& log, const std::map<std::stri
       auto it = by_ip.find(ip);
       if (it == by_ip.end()) continue;
       Asset& r = it->second;
+      if (!r.since.empty() && str(fl, "start", str(fl, "end", str(f, "ts"))) < r.since) continue;  // the former device's
       if (r.device.empty()) set(r.device, str(f, side ? "dst_device" : "src_device"));
       if (r.zone.empty()) set(r.zone, str(f, side ? "dst_zone" : "src_zone"));
       ++r.flows;

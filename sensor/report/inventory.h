@@ -28,6 +28,9 @@ struct Asset {
       station_name, device_serial;
   std::string first_seen, last_seen;
   uint64_t flows = 0, bytes = 0, alerts = 0;
+  // Another device took the address at this time (an event with `replaced`): earlier flows were
+  // the former device's. Empty when it never changed hands.
+  std::string since;
 
   // The vendor to show: the registry's, or why there is none.
   std::string vendor_shown() const { return mac_vendor.empty() && mac_local ? "(locally administered)" : mac_vendor; }

@@ -543,6 +543,7 @@ TEST_CASE("the TLS versions a device's sessions settle on, as client and as answ
   auto old = flow("10.10.1.90", "10.10.1.10", 8443, &tls);
   old.ndpi_protocol = "TLS";
   old.tls_version_name = "TLSv1";
+  old.server_mac = f.client_mac;  // the same device, as server
   r.t->judge(old, r.out);
   auto a = r.assets();
   json ct;
@@ -681,7 +682,9 @@ TEST_CASE("asset tracker: a device has the DHCP names of its current MAC, and no
   r.t->flush(Timestamp{1700000000000000}, r.out);
   auto a = r.assets();
   REQUIRE(!a.empty());
-  CHECK(a.back()["changes"] == json::array({"mac", "dhcp"}));
+  // Another device: its record starts again, with no names.
+  CHECK(a.back()["changes"] == json::array({"replaced", "mac", "dhcp", "service_used"}));
+  CHECK(a.back()["previous_mac"] == B);
   CHECK_FALSE(a.back().contains("hostname"));
   CHECK_FALSE(a.back().contains("dhcp"));
 }
@@ -1163,4 +1166,109 @@ TEST_CASE("asset tracker: SMB over the NetBIOS session service is named by the a
   g.ndpi_app = "Google";
   r.t->judge(g, r.out);
   CHECK(r.t->service_name(r.t->find(ip("10.0.0.7"))->offered.at(0)) == "tls");
+}
+
+namespace {
+// A flow from `client` at `mac` to 10.1.0.1, its facts naming `ae` and `sni` when given.
+void flow_at(Rig& r, const char* client, const char* mac, uint16_t port, int64_t t, const char* ae = nullptr,
+             const char* sni = nullptr) {
+  FlowFacts facts;
+  if (ae) {
+    facts.app = "dicom";
+    facts.set_attr("dicom.calling_ae", ae);
+    facts.set_attr("dicom.called_ae", "PACS");
+    facts.set_attr("dicom.result", "accepted");
+  }
+  auto f = flow(client, "10.1.0.1", port, ae ? &facts : nullptr, t);
+  REQUIRE(parse_mac(mac, f.client_mac));
+  if (sni) f.sni = sni;
+  r.t->judge(f, r.out);
+}
+// The asset events of one address.
+std::vector<json> assets_of(Rig& r, const char* address) {
+  std::vector<json> out;
+  for (auto& a : r.assets()) if (a["ip"] == address) out.push_back(a);
+  return out;
+}
+}  // namespace
+
+TEST_CASE("asset tracker: another device taking an address starts its record again", "[assets]") {
+  Rig r;
+  const char* A = "00:d0:ef:00:00:0a";
+  const char* B = "02:00:00:00:00:0b";
+  flow_at(r, "10.1.0.50", A, 11112, 1700000000000000, "CT01", "pacs.example");
+  flow_at(r, "10.1.0.50", A, 2575, 1700000001000000);
+  // A new device (another MAC) has the address: nothing the inventory knew of A is B's.
+  flow_at(r, "10.1.0.50", B, 443, 1700000100000000);
+  auto a = assets_of(r, "10.1.0.50");
+  REQUIRE(!a.empty());
+  json last = a.back();
+  CHECK(last["ip"] == "10.1.0.50");
+  CHECK(last["changes"] == json::array({"replaced", "mac", "service_used"}));
+  CHECK(last["mac"] == B);
+  CHECK(last["previous_mac"] == A);
+  CHECK_FALSE(last.contains("mac_vendor"));
+  CHECK_FALSE(last.contains("dicom"));
+  CHECK_FALSE(last.contains("tls_sni"));
+  CHECK_FALSE(last.contains("mac_flaps"));
+  REQUIRE(last["services_used"].size() == 1);
+  CHECK(last["services_used"][0]["port"] == 443);
+  CHECK(last["flows"] == 1);
+  CHECK(last["bytes"] == 900);
+  CHECK(last["first_seen"] == "2023-11-14T22:15:00.000000Z");
+  // The service budget counts only what is listed.
+  CHECK(r.t->services() == 1 + 3);  // B's, and 10.1.0.1's on 11112, 2575 and 443
+}
+
+TEST_CASE("asset tracker: two MACs taking turns at an address are told once, the turns counted", "[assets]") {
+  Rig r;
+  const char* A = "00:d0:ef:00:00:0a";
+  const char* B = "02:00:00:00:00:0b";
+  int64_t t = 1700000000000000;
+  flow_at(r, "10.1.0.60", A, 11112, t, "CT01");
+  flow_at(r, "10.1.0.60", B, 11112, t += 1000000, "CT01");  // replaced: A's record is gone
+  size_t before = assets_of(r, "10.1.0.60").size();
+  flow_at(r, "10.1.0.60", A, 11112, t += 1000000, "CT01");  // the first turn back: told
+  auto a = assets_of(r, "10.1.0.60");
+  REQUIRE(a.size() == before + 1);
+  CHECK(a.back()["changes"] == json::array({"mac"}));
+  CHECK(a.back()["mac"] == A);
+  CHECK(a.back()["previous_mac"] == B);
+  CHECK(a.back()["mac_flaps"] == 1);
+  CHECK(a.back()["dicom"]["ae_titles"] == json::array({"CT01"}));  // the record is kept
+  // Fifty turns more: no event of their own.
+  for (int i = 0; i < 50; ++i) flow_at(r, "10.1.0.60", i % 2 ? A : B, 11112, t += 1000000, "CT01");
+  CHECK(assets_of(r, "10.1.0.60").size() == before + 1);
+  CHECK(r.t->find(ip("10.1.0.60"))->mac_flaps == 51);
+  // Another change is told with the record as it is now.
+  flow_at(r, "10.1.0.60", A, 11112, t += 1000000, "CT02");
+  a = assets_of(r, "10.1.0.60");
+  REQUIRE(a.size() == before + 2);
+  CHECK(a.back()["changes"] == json::array({"ae_title"}));
+  CHECK(a.back()["mac_flaps"] == 51);
+  // Turns since the last event are told once at the end, with the last MAC.
+  flow_at(r, "10.1.0.60", B, 11112, t += 1000000, "CT02");
+  flow_at(r, "10.1.0.60", A, 11112, t += 1000000, "CT02");
+  flow_at(r, "10.1.0.60", B, 11112, t += 1000000, "CT02");
+  CHECK(assets_of(r, "10.1.0.60").size() == before + 2);
+  r.t->finish(Timestamp{t + 1000000}, r.out);
+  a = assets_of(r, "10.1.0.60");
+  REQUIRE(a.size() == before + 3);
+  CHECK(a.back()["changes"] == json::array({"mac"}));
+  CHECK(a.back()["mac"] == B);
+  CHECK(a.back()["mac_flaps"] == 54);
+  CHECK(r.out.counters().get("assets.mac_flaps") == 54);
+  // A third MAC is another device again.
+  flow_at(r, "10.1.0.60", "02:00:00:00:00:0c", 11112, t += 1000000);
+  CHECK(assets_of(r, "10.1.0.60").back()["changes"][0] == "replaced");
+  CHECK_FALSE(assets_of(r, "10.1.0.60").back().contains("mac_flaps"));
+}
+
+TEST_CASE("asset tracker: one MAC at two addresses by turns gives no event per turn", "[assets]") {
+  Rig r;
+  const char* A = "00:d0:ef:00:00:0a";
+  int64_t t = 1700000000000000;
+  for (int i = 0; i < 40; ++i) flow_at(r, i % 2 ? "10.1.0.71" : "10.1.0.70", A, 11112, t += 1000000);
+  // 10.1.0.70, 10.1.0.71 and the server, each new once.
+  CHECK(r.assets().size() == 3);
 }

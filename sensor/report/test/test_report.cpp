@@ -778,3 +778,21 @@ TEST_CASE("inventory: SMB over the NetBIOS session service counts under the appl
   REQUIRE(inv[0].offered_json.size() == 1);
   CHECK(inv[0].offered_json[0]["flows"] == 2);
 }
+
+TEST_CASE("inventory: another device taking an address starts its record again") {
+  EventLog log;
+  log.add_line(R"({"ts":"2023-11-14T22:13:21.000000Z","event_type":"asset","asset":{"ip":"10.0.0.8","changes":["new","mac","ae_title","service_used"],"first_seen":"2023-11-14T22:13:20.000000Z","last_seen":"2023-11-14T22:13:21.000000Z","mac":"00:1b:21:aa:bb:cc","mac_vendor":"Intel Corporate","model":"unbound","dicom":{"ae_titles":["CT01"]},"tls_sni":["pacs.example"],"services_used":[{"service":"dicom","proto":"tcp","port":11112,"flows":1}],"flows":1,"bytes":900}})");
+  log.add_line(R"({"ts":"2023-11-14T22:15:01.000000Z","event_type":"asset","asset":{"ip":"10.0.0.8","changes":["replaced","mac","service_used"],"first_seen":"2023-11-14T22:15:00.000000Z","last_seen":"2023-11-14T22:15:01.000000Z","mac":"02:00:00:00:00:0b","mac_local":true,"previous_mac":"00:1b:21:aa:bb:cc","model":"unbound","services_used":[{"service":"tls","proto":"tcp","port":443,"flows":1}],"flows":1,"bytes":900}})");
+  log.add_line(R"({"ts":"2023-11-14T22:13:21.000000Z","event_type":"flow","flow_id":"f1","src_ip":"10.0.0.8","src_port":40000,"dst_ip":"10.0.0.1","dst_port":11112,"proto":"tcp","flow":{"start":"2023-11-14T22:13:20.000000Z","end":"2023-11-14T22:13:21.000000Z","bytes_toserver":500,"bytes_toclient":400},"app":"dicom"})");
+  log.add_line(R"({"ts":"2023-11-14T22:15:01.000000Z","event_type":"flow","flow_id":"f2","src_ip":"10.0.0.8","src_port":40001,"dst_ip":"10.0.0.1","dst_port":443,"proto":"tcp","flow":{"start":"2023-11-14T22:15:00.000000Z","end":"2023-11-14T22:15:01.000000Z","bytes_toserver":500,"bytes_toclient":400},"ndpi":{"protocol":"TLS"}})");
+  auto inv = build_inventory(log);
+  REQUIRE(inv.size() == 1);
+  const Asset& a = inv[0];
+  CHECK(a.mac == "02:00:00:00:00:0b");
+  CHECK(a.ae_titles.empty());
+  CHECK(a.sni.empty());
+  CHECK(a.used == std::vector<std::string>{"tls/tcp/443"});
+  CHECK(a.first_seen == "2023-11-14T22:15:00.000000Z");
+  CHECK(a.flows == 1);
+  CHECK(a.bytes == 900);
+}
