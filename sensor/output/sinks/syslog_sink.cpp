@@ -178,12 +178,17 @@ std::string alert_to_cef(std::string_view line, std::string_view sensor_id) {
 }
 
 namespace {
-// Waits until the receiver has acknowledged every byte sent on a TCP connection: the kernel took
-// the messages, but a collector that goes away before its end has them loses them silently.
+// Waits until the receiver has acknowledged every byte sent on a stream connection: the kernel
+// took the messages, but a collector that goes away before its end has them loses them silently.
 // false with `error` when the connection breaks, the receiver acknowledges nothing for
 // `timeout_usec`, or the deadline passes; `unacked` then holds the bytes it has not acknowledged
 // (UINT64_MAX when unknown).
-bool wait_acknowledged(int fd, int64_t timeout_usec, const Deadline* deadline, uint64_t& unacked, std::string& error) {
+// TCP: SIOCOUTQ is the bytes the receiver's kernel has not acknowledged. A unix stream socket:
+// the memory of what the receiver has not yet read (each piece with its overhead: at least its
+// bytes, so a resend from there repeats rather than loses), and a receiver that closes its end
+// with unread data leaves ECONNRESET after freeing it: nothing then says how much it had read.
+bool wait_acknowledged(int fd, bool local, int64_t timeout_usec, const Deadline* deadline, uint64_t& unacked,
+                       std::string& error) {
   int64_t last_progress = steady_ns();
   int64_t before = -1;
   int wait_ms = 1;
@@ -198,6 +203,7 @@ bool wait_acknowledged(int fd, int64_t timeout_usec, const Deadline* deadline, u
     int err = 0;
     socklen_t len = sizeof err;
     if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err) {
+      if (local) unacked = UINT64_MAX;
       error = std::strerror(err);
       return false;
     }
@@ -219,7 +225,7 @@ bool wait_acknowledged(int fd, int64_t timeout_usec, const Deadline* deadline, u
       len = sizeof err;
       ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
       ::ioctl(fd, SIOCOUTQ, &q);
-      unacked = uint64_t(q);
+      unacked = local && err ? UINT64_MAX : uint64_t(q);
       error = err ? std::strerror(err) : "connection closed by the receiver";
       return false;
     }
@@ -280,7 +286,7 @@ bool SyslogBackend::deliver(const std::vector<Record>& batch, std::string& error
   }
   skipped_.resize(batch.size(), false);
   const bool stream_wanted = url_.scheme == "tcp";
-  if (fd_ >= 0 && stream_wanted && peer_gone(fd_)) {
+  if (fd_ >= 0 && type_ == SOCK_STREAM && peer_gone(fd_)) {
     ::close(fd_);
     fd_ = -1;
   }
@@ -289,7 +295,9 @@ bool SyslogBackend::deliver(const std::vector<Record>& batch, std::string& error
     if (fd_ < 0) return false;
     conn_bytes_ = 0;
   }
-  // TCP: a message counts as delivered once the receiver acknowledged its last byte.
+  // A stream: a message counts as delivered once the receiver acknowledged its last byte (TCP),
+  // or read it (a unix stream socket).
+  const bool stream = type_ == SOCK_STREAM, local = url_.scheme == "unix";
   std::vector<std::pair<size_t, uint64_t>> ends;  // message, connection bytes up to its end
   std::string framed;
   bool ok = true;
@@ -313,10 +321,11 @@ bool SyslogBackend::deliver(const std::vector<Record>& batch, std::string& error
     if (!ok) break;
   }
   uint64_t unacked = 0;
-  if (ok && stream_wanted && !ends.empty()) ok = wait_acknowledged(fd_, spec_.timeout_usec, deadline_, unacked, error);
-  else if (!ok && stream_wanted) {
+  if (ok && stream && !ends.empty()) ok = wait_acknowledged(fd_, local, spec_.timeout_usec, deadline_, unacked, error);
+  else if (!ok && stream) {
+    // A unix receiver that went away freed what it had not read: the queue then says nothing.
     int q = 0;
-    unacked = ::ioctl(fd_, SIOCOUTQ, &q) == 0 ? uint64_t(q) : UINT64_MAX;
+    unacked = !local && ::ioctl(fd_, SIOCOUTQ, &q) == 0 ? uint64_t(q) : UINT64_MAX;
   }
   if (!ok) {
     // What the receiver has not acknowledged is sent again on the next connection (a message it

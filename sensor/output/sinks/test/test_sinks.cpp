@@ -1707,3 +1707,61 @@ TEST_CASE("Spool: a write the disk cut short leaves no torn line to spoil the re
   REQUIRE(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
 }
+
+TEST_CASE("Syslog over a unix stream socket: messages the receiver never read are sent again, not counted delivered") {
+  TempDir td;
+  // A local daemon that accepts, reads nothing, and closes: its unread messages are lost.
+  std::string path = td.path + "/log.sock";
+  int l = socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
+  REQUIRE(bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  REQUIRE(listen(l, 4) == 0);
+  auto accept_within = [&](int ms) {
+    pollfd p{l, POLLIN, 0};
+    return poll(&p, 1, ms) > 0 ? accept(l, nullptr, nullptr) : -1;
+  };
+  SinkSpec spec = parse_sink_spec("syslog=unix:" + path + ",name=s,timeout=3,drain_timeout=10,spool=" + td.path + "/s");
+  spec.name = "s";
+  AsyncSink sink(spec, std::make_unique<SyslogBackend>(spec, "site-a"));
+  const int n = 40;
+  for (int i = 0; i < n; ++i) sink.write_line("flow", event(i, 1700000000, 300));
+  sink.flush();
+  int first = accept_within(5000);
+  REQUIRE(first >= 0);
+  usleep(300000);  // every message waits in the receiver's queue, unread
+  CHECK(sink.counters().delivered == 0);
+  close(first);    // unread data: the sender's end is reset
+  int second = accept_within(5000);
+  REQUIRE(second >= 0);  // all of them come again
+  std::string got;
+  std::thread reader([&] {  // this receiver reads everything, up to the end
+    timeval tv{10, 0};
+    setsockopt(second, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char buf[65536];
+    for (;;) {
+      ssize_t r = recv(second, buf, sizeof buf, 0);
+      if (r <= 0) break;
+      got.append(buf, size_t(r));
+    }
+  });
+  for (int i = 0; i < 100 && sink.counters().delivered < uint64_t(n); ++i) usleep(50000);
+  CHECK(sink.counters().delivered == uint64_t(n));  // once each, when read
+  CHECK(sink.counters().errors >= 1);
+  sink.close();
+  reader.join();
+  std::vector<int> seen;
+  for (size_t p = got.find("\"n\":"); p != std::string::npos; p = got.find("\"n\":", p + 1))
+    seen.push_back(std::atoi(got.c_str() + p + 4));
+  std::vector<int> all(n);
+  for (int i = 0; i < n; ++i) all[size_t(i)] = i;
+  CHECK(seen == all);
+  // Octet counting, as over TCP: LEN SP MSG.
+  size_t sp = got.find(' ');
+  REQUIRE(sp != std::string::npos);
+  CHECK(got[sp + 1] == '<');
+  CHECK(std::all_of(got.begin(), got.begin() + std::ptrdiff_t(sp), [](char c) { return c >= '0' && c <= '9'; }));
+  close(second);
+  close(l);
+}
