@@ -35,7 +35,10 @@ constexpr int kMaxVlanTags = 3;
 constexpr uint16_t GRE_TEB = 0x6558, GRE_ERSPAN = 0x88BE, GRE_ERSPAN3 = 0x22EB;
 // Pseudo ethertype for inner(): the payload is an Ethernet frame.
 constexpr uint16_t INNER_ETHERNET = 0;
-// A Linux cooked capture's packet type for a frame sent to the link's broadcast address.
+// A Linux cooked capture's packet type for a frame sent to the link's broadcast address. The
+// header holds the sender's address only: a frame the capturing host sent (type 4, outgoing)
+// does not say whether it went to the broadcast address, and its address is the host's own, the
+// right source MAC like any other type's, so that type changes nothing here.
 constexpr uint16_t kSllBroadcast = 1;
 // Tunnels inside tunnels, at most: deeper nesting is an anomaly, not a recursion.
 constexpr int kMaxTunnelDepth = 3;
