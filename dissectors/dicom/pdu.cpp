@@ -70,6 +70,10 @@ void parse_presentation_context(ByteReader r, bool ac, AssociatePdu& out, Issues
   r.skip(1);
   if (!r.ok()) { issues.add("bad_presentation_context", base); return; }
   if (ac) pc.result = result;
+  // PS3.8 9.3.2.2 / 9.3.3.2: an RQ context has one abstract syntax and one or more transfer
+  // syntaxes, an AC context exactly one transfer syntax. A repeated one is noted and the first
+  // kept, as for the items of the PDU.
+  bool saw_abstract = false, saw_accepted = false;
   while (r.remaining() >= 4) {
     uint32_t off = base + static_cast<uint32_t>(r.pos());
     uint8_t type = r.u8();
@@ -78,9 +82,13 @@ void parse_presentation_context(ByteReader r, bool ac, AssociatePdu& out, Issues
     auto v = r.bytes(len);
     if (!r.ok()) { issues.add("item_past_end", off); break; }
     if (type == 0x30) {
+      if (saw_abstract) { issues.add("unexpected_item", off); continue; }
+      saw_abstract = true;
       pc.abstract_syntax = add_uid(out, v, issues, off);
     } else if (type == 0x40) {
       if (ac) {
+        if (saw_accepted) { issues.add("unexpected_item", off); continue; }
+        saw_accepted = true;
         pc.accepted_ts = add_uid(out, v, issues, off);
       } else if (pc.ts_count < 32 && out.ts.size() < 0xFFFF) {
         out.ts.push_back(add_uid(out, v, issues, off));
@@ -95,7 +103,23 @@ void parse_presentation_context(ByteReader r, bool ac, AssociatePdu& out, Issues
   out.contexts.push_back(pc);
 }
 
+// The user identity item reported: the first one that carries a credential, else the first one
+// (PS3.7 D.3.3.7 allows one; a second is noted by the caller). The flags cover every item.
+void merge_user_identity(UserIdentity& u, const UserIdentity& item) {
+  if (!item.present) return;
+  const bool passcode = u.passcode_sent || item.passcode_sent;
+  const bool credential = u.credential_sent || item.credential_sent;
+  if (!u.present || (item.credential_sent && !u.credential_sent)) u = item;
+  u.passcode_sent = passcode;
+  u.credential_sent = credential;
+}
+
 void parse_user_info(ByteReader r, bool ac, AssociatePdu& out, Issues& issues, uint32_t base) {
+  // Sub-items PS3.7 Annex D allows once in a PDU (maximum length, implementation class UID,
+  // asynchronous operations window, implementation version name, user identity response): a
+  // repeated one is noted and the first kept, as the application context and user information
+  // items are. Role selections and extended negotiations come one per SOP class.
+  bool seen[0x60] = {};
   while (r.remaining() >= 4) {
     uint32_t off = base + static_cast<uint32_t>(r.pos());
     uint8_t type = r.u8();
@@ -103,6 +127,11 @@ void parse_user_info(ByteReader r, bool ac, AssociatePdu& out, Issues& issues, u
     uint16_t len = r.be16();
     ByteReader v(r.bytes(len));
     if (!r.ok()) { issues.add("item_past_end", off); return; }
+    const bool once = type == 0x51 || type == 0x52 || type == 0x53 || type == 0x55 || type == 0x59;
+    if (once) {
+      if (seen[type]) { issues.add("unexpected_item", off); continue; }
+      seen[type] = true;
+    }
     switch (type) {
       case 0x51:
         out.max_pdu = v.be32();
@@ -155,15 +184,12 @@ void parse_user_info(ByteReader r, bool ac, AssociatePdu& out, Issues& issues, u
         v.skip(item.secondary_length);
         if (!v.ok()) { issues.add("bad_item_length", off); }
         item.present = true;
-        // PS3.7 D.3.3.7 allows one: a second is noted, the first one reported, and a
-        // credential in any of them still went over the wire in clear.
-        UserIdentity& u = out.user_identity;
-        const bool passcode = item.type == 2 && item.secondary_length > 0;
-        const bool credential = passcode || (item.type >= 3 && item.type <= 5 && item.primary_length > 0);
-        if (u.present) issues.add("unexpected_item", off);
-        else u = item;
-        u.passcode_sent |= passcode;
-        u.credential_sent |= credential;
+        item.passcode_sent = item.type == 2 && item.secondary_length > 0;
+        item.credential_sent = item.passcode_sent || (item.type >= 3 && item.type <= 5 && item.primary_length > 0);
+        // PS3.7 D.3.3.7 allows one: a second is noted; a credential in any of them still went
+        // over the wire in clear, and the item reported is the one that carried it.
+        if (out.user_identity.present) issues.add("unexpected_item", off);
+        merge_user_identity(out.user_identity, item);
         break;
       }
       case 0x59: {
@@ -236,14 +262,10 @@ bool parse_associate(std::span<const uint8_t> pdu, AssociatePdu& out, Issues& is
         if (saw_user_info) {
           issues.add("unexpected_item", off);
           // Read aside, only for the credentials it still sent in clear: its user identity
-          // counts as a repeated one, reported when the first item had none.
+          // counts as a repeated one, reported as one would be.
           AssociatePdu extra;
           parse_user_info(v, out.is_ac, extra, issues, off + 4);
-          const UserIdentity& x = extra.user_identity;
-          UserIdentity& u = out.user_identity;
-          if (x.present && !u.present) u = x;
-          u.passcode_sent |= x.passcode_sent;
-          u.credential_sent |= x.credential_sent;
+          merge_user_identity(out.user_identity, extra.user_identity);
           break;
         }
         parse_user_info(v, out.is_ac, out, issues, off + 4);

@@ -55,8 +55,9 @@ struct UserIdentity {
   bool positive_response_requested = false;
   uint16_t primary_length = 0;    // the value itself (user name, ticket) is never kept
   uint16_t secondary_length = 0;  // type 2: the passcode, sent in clear on non-TLS DICOM
-  // Over every User Identity item of the PDU (the fields above are the first one's): a passcode
-  // (type 2), or a Kerberos ticket, SAML assertion or JWT (types 3-5), went over the wire.
+  // Over every User Identity item of the PDU (the fields above are those of the first item that
+  // carries a credential, else of the first item): a passcode (type 2), or a Kerberos ticket,
+  // SAML assertion or JWT (types 3-5), went over the wire.
   bool passcode_sent = false;
   bool credential_sent = false;
 };

@@ -245,7 +245,8 @@ TEST_CASE("a passcode in any of two user identity items is a password in clear",
     auto ev = h.events("dicom");
     REQUIRE(ev.size() == 1);
     auto u = ev[0]["dicom"]["rq"]["user_identity"];
-    CHECK(u["type"] == first);  // the first item is the one reported
+    CHECK(u["type"] == 2);  // the item reported is the one that carries the passcode
+    CHECK(u["type_name"] == "username_passcode");
     CHECK(u["password_in_clear"] == true);
     CHECK(u["credential_in_clear"] == true);
     const std::string* fact = h.facts().attr("dicom.password_in_clear");
@@ -254,6 +255,27 @@ TEST_CASE("a passcode in any of two user identity items is a password in clear",
     bool noted = false;
     for (auto& e : h.events("anomaly")) noted |= e["anomaly"]["name"] == "unexpected_item";
     CHECK(noted);
+  }
+}
+
+TEST_CASE("of two user identity items, the one reported carries the credential", "[dicom][dissector]") {
+  struct Case { int first, second, reported; bool password; };
+  for (const Case& c : {Case{1, 3, 3, false}, Case{3, 1, 3, false}, Case{1, 1, 1, false}, Case{3, 2, 3, true}}) {
+    INFO("first " << c.first << " second " << c.second);
+    Assoc a = store_assoc();
+    a.user_identity_type = c.first;
+    a.second_user_identity_type = c.second;
+    Harness h(medmon::dicom::make_dissector());
+    h.feed(Dir::to_server, associate(a, false));
+    h.finish();
+    auto ev = h.events("dicom");
+    REQUIRE(ev.size() == 1);
+    auto u = ev[0]["dicom"]["rq"]["user_identity"];
+    CHECK(u["type"] == c.reported);
+    CHECK(u["credential_in_clear"] == (c.reported != 1));
+    CHECK(u["password_in_clear"] == c.password);
+    const std::string* fact = h.facts().attr("dicom.user_identity");
+    CHECK((fact && *fact == (c.reported == 1 ? "username" : "kerberos")));
   }
 }
 

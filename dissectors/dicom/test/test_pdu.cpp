@@ -284,3 +284,117 @@ TEST_CASE("A repeated application context or user information item keeps the fir
     CHECK(has_issue(is, "unexpected_item"));
   }
 }
+
+namespace {
+// A presentation context item of `type` (0x20 RQ, 0x21 AC) with `sub` as its sub-items.
+Bytes context_item(uint8_t type, uint8_t id, uint8_t result, const Bytes& sub) {
+  Bytes v;
+  put8(v, id); put8(v, 0); put8(v, result); put8(v, 0);
+  append(v, sub);
+  return item(type, v);
+}
+size_t issue_count(const Issues& is, std::string_view name) {
+  size_t n = 0;
+  for (uint8_t i = 0; i < is.count; ++i) n += name == is.items[i].name;
+  return n;
+}
+}  // namespace
+
+TEST_CASE("A repeated user information sub-item that PS3.7 allows once keeps the first", "[dicom][pdu]") {
+  Bytes ui;
+  Bytes mx; be32(mx, 16384); append(ui, item(0x51, mx));
+  append(ui, item(0x52, "1.2.3.4"));
+  Bytes aw; be16(aw, 1); be16(aw, 1); append(ui, item(0x53, aw));
+  append(ui, item(0x55, "FIRST_V1"));
+  Bytes mx2; be32(mx2, 1024); append(ui, item(0x51, mx2));
+  append(ui, item(0x52, "1.2.3.999"));
+  Bytes aw2; be16(aw2, 7); be16(aw2, 9); append(ui, item(0x53, aw2));
+  append(ui, item(0x55, "SECOND_V2"));
+  {
+    AssociatePdu p;
+    Issues is;
+    REQUIRE(parse_associate(with_user_info(associate(sample(), false), ui), p, is));
+    CHECK(p.max_pdu == 16384);
+    CHECK(p.impl_class_uid == "1.2.3.4");
+    CHECK(p.async_invoked == 1);
+    CHECK(p.async_performed == 1);
+    CHECK(p.impl_version == "FIRST_V1");
+    CHECK(issue_count(is, "unexpected_item") == 4);
+  }
+  {
+    // The AC's user identity response, too.
+    Bytes ac_ui = ui;
+    Bytes r1; be16(r1, 0); append(ac_ui, item(0x59, r1));
+    Bytes r2; be16(r2, 3); append(r2, "abc"); append(ac_ui, item(0x59, r2));
+    AssociatePdu p;
+    Issues is;
+    REQUIRE(parse_associate(with_user_info(associate(sample(), true), ac_ui), p, is));
+    CHECK(p.user_identity_response);
+    CHECK(p.user_identity_response_length == 0);
+    CHECK(p.max_pdu == 16384);
+    CHECK(issue_count(is, "unexpected_item") == 5);
+    CHECK_FALSE(has_issue(is, "bad_item_length"));
+  }
+  {
+    // Items given once raise nothing; role selections and extended negotiations may repeat.
+    AssociatePdu p;
+    Issues is;
+    REQUIRE(parse_associate(associate(sample(), false), p, is));
+    CHECK(is.count == 0);
+  }
+}
+
+TEST_CASE("A presentation context keeps its first abstract syntax, and an AC's first transfer syntax", "[dicom][pdu]") {
+  {
+    // RQ: one abstract syntax and one or more transfer syntaxes (PS3.8 9.3.2.2).
+    Bytes sub = item(0x30, kCtImage);
+    append(sub, item(0x40, kExplicitLe));
+    append(sub, item(0x30, kVerification));
+    append(sub, item(0x40, kImplicit));
+    Assoc a = sample();
+    a.pcs.clear();
+    AssociatePdu p;
+    Issues is;
+    REQUIRE(parse_associate(with_items(associate(a, false), context_item(0x20, 1, 0xFF, sub)), p, is));
+    REQUIRE(p.contexts.size() == 1);
+    CHECK(p.str(p.contexts[0].abstract_syntax) == kCtImage);
+    REQUIRE(p.contexts[0].ts_count == 2);  // several transfer syntaxes are the rule
+    CHECK(p.proposed(p.contexts[0], 1) == kImplicit);
+    CHECK(issue_count(is, "unexpected_item") == 1);
+  }
+  {
+    // AC: exactly one transfer syntax (PS3.8 9.3.3.2).
+    Bytes sub = item(0x40, kExplicitLe);
+    append(sub, item(0x40, kImplicit));
+    Assoc a = sample();
+    a.pcs.clear();
+    AssociatePdu p;
+    Issues is;
+    REQUIRE(parse_associate(with_items(associate(a, true), context_item(0x21, 1, 0, sub)), p, is));
+    REQUIRE(p.contexts.size() == 1);
+    CHECK(p.str(p.contexts[0].accepted_ts) == kExplicitLe);
+    CHECK(issue_count(is, "unexpected_item") == 1);
+  }
+}
+
+TEST_CASE("Of two user identity items, the one that carries the credential is reported", "[dicom][pdu]") {
+  Assoc a = sample();
+  a.user_identity_type = 1;         // a user name only
+  a.second_user_identity_type = 2;  // then a user name and a passcode
+  AssociatePdu p;
+  Issues is;
+  REQUIRE(parse_associate(associate(a, false), p, is));
+  CHECK(p.user_identity.type == 2);
+  CHECK(p.user_identity.secondary_length == 6);
+  CHECK(p.user_identity.passcode_sent);
+  CHECK(p.user_identity.credential_sent);
+  CHECK(has_issue(is, "unexpected_item"));
+  // Neither carries one: the first is reported.
+  a.second_user_identity_type = 1;
+  a.user_identity_type = 1;
+  AssociatePdu q;
+  Issues is2;
+  REQUIRE(parse_associate(associate(a, false), q, is2));
+  CHECK(q.user_identity.type == 1);
+  CHECK_FALSE(q.user_identity.credential_sent);
+}
