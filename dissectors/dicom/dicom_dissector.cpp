@@ -1385,11 +1385,43 @@ Probe probe(std::span<const uint8_t> d, Dir) {
   return Probe::no;
 }
 
+namespace {
+// The CommandField (0000,0100) of a P-DATA-TF whose first PDV opens a command set, from the
+// bytes given (implicit VR LE elements in ascending order); -1 when they do not hold it.
+int pdata_command_field(std::span<const uint8_t> d) {
+  if (looks_like_pdata(d) != 1) return -1;
+  PdvHeader pdv = read_pdv_header(d.subspan(kPduHeaderSize));
+  if (!pdv.command()) return -1;
+  size_t end = std::min<size_t>(d.size(), kPduHeaderSize + 4 + size_t(pdv.length));
+  for (size_t p = kPduHeaderSize + kPdvHeaderSize; p + 8 <= end;) {
+    uint16_t group = uint16_t(d[p] | d[p + 1] << 8), elem = uint16_t(d[p + 2] | d[p + 3] << 8);
+    uint32_t len = uint32_t(d[p + 4]) | uint32_t(d[p + 5]) << 8 | uint32_t(d[p + 6]) << 16 | uint32_t(d[p + 7]) << 24;
+    if (group != 0 || elem > 0x0100) return -1;
+    if (elem == 0x0100) return len == 2 && p + 10 <= end ? int(d[p + 8] | d[p + 9] << 8) : -1;
+    if (len > end - p - 8) return -1;
+    p += 8 + len;
+  }
+  return -1;
+}
+}  // namespace
+
 // The requestor opens the TCP connection (PS3.8 9.1.2): an A-ASSOCIATE-RQ comes from the
-// client, an A-ASSOCIATE-AC or -RJ only from the server.
+// client, an A-ASSOCIATE-AC or -RJ only from the server. Inside an association (a capture that
+// joined it), the DIMSE command of a P-DATA-TF says which side is likely which: the requestor
+// is the SCU of the services it asks for, so a request comes from the client and a response
+// from the server, whichever direction the capture saw first (a C-STORE too: most go from the
+// requestor, only a C-GET's sub-operations the other way). Not an N-EVENT-REPORT, which the SCP
+// sends, on its own association or the SCU's.
 StreamSender sender(std::span<const uint8_t> d) {
   if (d.size() < kPduHeaderSize) return StreamSender::unknown;
   switch (d[0]) {
+    case kPData: {
+      int field = pdata_command_field(d);
+      uint16_t service = uint16_t(field & 0x7FFF);
+      if (field < 0 || command_name(service).empty()) return StreamSender::unknown;
+      if (service == 0x0100) return StreamSender::unknown;  // N-EVENT-REPORT: the SCP sends it
+      return (field & 0x8000) ? StreamSender::likely_server : StreamSender::likely_client;
+    }
     case kAssociateRq: return looks_like_associate(d) == 1 ? StreamSender::client : StreamSender::unknown;
     case kAssociateAc: return looks_like_associate(d) == 1 ? StreamSender::server : StreamSender::unknown;
     case kAssociateRj: {

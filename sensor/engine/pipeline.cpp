@@ -302,9 +302,21 @@ void Pipeline::orient_by_content(Flow& f, Dir& dir, const Packet& p) {
   int d = static_cast<int>(dir);
   // Only the first bytes of a direction the capture saw: where a message most likely starts. A
   // record that continues a connection split at the absolute timeout keeps its orientation.
-  if (f.payload_bytes[d] != p.payload_len || f.continued) return;
+  if (f.continued) return;
   auto* st = static_cast<FlowState*>(f.ext.get());
   std::span<const uint8_t> bytes(p.payload, p.payload_len);
+  if (f.payload_bytes[d] != p.payload_len) {
+    // Those first bytes may come in more than one packet (DCMTK sends the 12 bytes of a
+    // P-DATA-TF's PDU and PDV headers on their own, then the command): while no probe has
+    // decided and the few bytes the direction sent so far are all held, they and this packet's
+    // are its start.
+    constexpr size_t kMaxJoined = 64;
+    std::span<const uint8_t> held = st && st->feeder ? st->feeder->probing_held(dir) : std::span<const uint8_t>();
+    if (held.empty() || held.size() > kMaxJoined || held.size() + p.payload_len != f.payload_bytes[d]) return;
+    joined_.assign(held.begin(), held.end());
+    joined_.insert(joined_.end(), p.payload, p.payload + p.payload_len);
+    bytes = joined_;
+  }
   StreamSender said = StreamSender::unknown;
   for (const DissectorInfo* info : all_dissectors()) {
     if (!info->sender || (static_cast<uint8_t>(info->transport) & static_cast<uint8_t>(Transport::tcp)) == 0) continue;

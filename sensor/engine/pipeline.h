@@ -180,6 +180,7 @@ class Pipeline {
   std::vector<FlowJudge*> judges_;
   std::vector<const DissectorInfo*> probes_;  // the registry's entries and the signatures' (probe_candidates)
   std::unique_ptr<Decoder> decoder_;
+  std::vector<uint8_t> joined_;  // orient_by_content: a direction's first bytes over two packets
   ProbeHoldMemory hold_mem_;  // before flows_: their feeders give it back as they go
   HeldMemory held_mem_;       // the same
   std::unique_ptr<FlowTable> flows_;

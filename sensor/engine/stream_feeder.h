@@ -67,6 +67,13 @@ class StreamFeeder {
   // each direction goes with it.
   void swap_sides() { std::swap(dirs_[0], dirs_[1]); }
 
+  // While no probe has decided: the bytes held of `dir` from its first one (empty when some were
+  // dropped).
+  std::span<const uint8_t> probing_held(Dir dir) const {
+    const DirState& s = dirs_[static_cast<int>(dir)];
+    if (state_ != State::probing || s.dropped || s.next_offset != 0) return {};
+    return std::span<const uint8_t>(s.pending).subspan(s.head);
+  }
   const DissectorInfo* claimed() const { return state_ == State::active ? info_ : nullptr; }
   bool probing() const { return state_ == State::probing; }
   // Refused by every probe, but a later message of the flow may still be claimed

@@ -6,7 +6,8 @@ the middle of a connection (MLLP connections stay open for days):
   the CT stays the client, nothing is reported about the PACS using the CT's AE title, and the
   alerts are those of the whole capture;
 - DICOM on ports no registry knows (pcaps/dicom/store-implicit-port4711.pcap) from the
-  A-ASSOCIATE-AC on: the content turns the flow round before the dissector reads it;
+  A-ASSOCIATE-AC on: the content turns the flow round before the dissector reads it; and from
+  the acceptor's C-STORE-RSP on: the DIMSE response says which side is the server;
 - HL7 to the RIS's 2575 (pcaps/policy/hl7-test-on-production.pcap) with the PACS's pure ACK of an
   earlier segment first: the port names the server; the alerts are the whole capture's;
 - HL7 on 6661 (pcaps/hl7/mllp-port6661.pcap) from the listener's first acknowledgment on: the
@@ -108,6 +109,25 @@ if dc:
     ops = dc[0]["dicom"].get("ops", [])
     c.eq("dicom 4711: a C-STORE read", [o.get("command") for o in ops][:1], ["C-STORE"])
 c.eq("dicom 4711: no unexpected PDU", [a for a in of_type(ev, "anomaly") if a["anomaly"]["name"] == "unexpected_pdu"], [])
+
+# DICOM on 4711 from the acceptor's C-STORE-RSP on (frame 116: its PDU and PDV headers alone,
+# the command in frame 118; the client's first bytes are its A-RELEASE-RQ): the response names
+# its sender the server, not the first packet.
+mid = cut(pcap("dicom", "store-implicit-port4711.pcap"), "orient-dicom-rsp-first.pcap",
+          range(116, len(read_pcap(pcap("dicom", "store-implicit-port4711.pcap"))[1]) + 1))
+ev = analyze(mid, keep_as="orient-dicom-rsp-first")
+f = tcp_flow(ev)
+c.true("dicom rsp first: one TCP flow", f is not None)
+if f:
+    c.eq("dicom rsp first: the acceptor is the server", (f["src_port"], f["dst_port"]), (33140, 4711))
+    c.eq("dicom rsp first: oriented by the DIMSE response", f["flow"]["initiator"], "content")
+dc = of_type(ev, "dicom")
+c.eq("dicom rsp first: one association", len(dc), 1)
+if dc:
+    d = dc[0]["dicom"]
+    c.eq("dicom rsp first: the C-STORE went to the server", [(o.get("command"), o.get("dir")) for o in d.get("ops", [])],
+         [("C-STORE", "to_server")])
+    c.eq("dicom rsp first: the client asked for the release", d.get("release"), {"requested_by": "client", "completed": True})
 
 # HL7 RIS -> PACS:2575 with the PACS's pure ACK (frame 5) first, then the ORU (frame 4) on.
 whole = analyze(pcap("policy", "hl7-test-on-production.pcap"), "--site", SITE)

@@ -102,6 +102,7 @@ inline void run_script(std::span<const uint8_t> in) {
     w.finish();
   }
   medmon::dicom::probe(in, medmon::Dir::to_server);
+  medmon::dicom::sender(in);
   // Text decoding under the declarations whose decoders differ: single-byte and multibyte sets,
   // ISO 2022 with each kind of designation.
   static const char* const kCharsets[] = {

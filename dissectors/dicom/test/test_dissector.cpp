@@ -565,6 +565,33 @@ TEST_CASE("sender: only the requestor sends an A-ASSOCIATE-RQ, only the acceptor
   CHECK(medmon::kDicomInfo.sender == &medmon::dicom::sender);
 }
 
+TEST_CASE("sender: inside an association, a DIMSE request comes from the requestor, a response from the acceptor", "[dicom][dissector]") {
+  using medmon::StreamSender;
+  auto first_pdu = [](const Cmd& c) {
+    Bytes m = message(1, command(c));
+    return m;
+  };
+  Cmd rsp;
+  rsp.field = 0x8001; rsp.responded = 1; rsp.sop_class = kCtImage; rsp.status = 0; rsp.sop_instance = "1.2.3";
+  CHECK(medmon::dicom::sender(first_pdu(rsp)) == StreamSender::likely_server);  // C-STORE-RSP
+  Cmd echo;
+  echo.field = 0x0030; echo.sop_class = kVerification;
+  CHECK(medmon::dicom::sender(first_pdu(echo)) == StreamSender::likely_client);
+  Cmd find;
+  find.field = 0x0020; find.sop_class = kFindStudyRoot; find.dataset = true;
+  CHECK(medmon::dicom::sender(first_pdu(find)) == StreamSender::likely_client);
+  // The SCP sends an N-EVENT-REPORT, on the SCU's association or one of its own.
+  Cmd event;
+  event.field = 0x0100;
+  CHECK(medmon::dicom::sender(first_pdu(event)) == StreamSender::unknown);
+  // A first segment of the PDU and PDV headers only, a dataset fragment: nothing to go by.
+  Bytes m = first_pdu(rsp);
+  CHECK(medmon::dicom::sender(std::span<const uint8_t>(m).first(12)) == StreamSender::unknown);
+  CHECK(medmon::dicom::sender(std::span<const uint8_t>(m).first(30)) == StreamSender::unknown);
+  Bytes ds = ct_dataset(Ts::explicit_le, 16);
+  CHECK(medmon::dicom::sender(pdata(1, 2, ds)) == StreamSender::unknown);
+}
+
 TEST_CASE("responses delivered before their requests still pair", "[dicom][dissector]") {
   // A hole in the client direction holds its bytes back: the server's answers and its
   // A-RELEASE-RP arrive first, the client's requests and A-RELEASE-RQ later.
