@@ -244,6 +244,42 @@ TEST_CASE("Mid-stream, a client's message from the first packet's receiver turns
   CHECK(line_of(r, "stats").find("\"flows.reversed_by_content\":1") != std::string::npos);
 }
 
+TEST_CASE("Mid-stream, a DICOM response whose PDU and PDV headers came alone names its sender the server") {
+  // No port tells (40001, 40000). The acceptor's C-ECHO-RSP comes first, its 12 bytes of PDU and
+  // PDV headers in a segment of their own, as DCMTK sends them: the command in the next one says
+  // it is a response, so its sender is the server.
+  const uint32_t a = ip4(10, 0, 0, 1), b = ip4(10, 0, 0, 2);
+  auto le = [](std::string& o, uint32_t v, int n) { for (int i = 0; i < n; ++i) o.push_back(char(v >> (8 * i))); };
+  std::string body;
+  auto elem = [&](uint16_t e, const std::string& v) { le(body, 0, 2); le(body, e, 2); le(body, uint32_t(v.size()), 4); body += v; };
+  auto us = [&](uint16_t v) { std::string o; le(o, v, 2); return o; };
+  elem(0x0002, std::string("1.2.840.10008.1.1\0", 18));
+  elem(0x0100, us(0x8030));
+  elem(0x0120, us(1));
+  elem(0x0800, us(0x0101));
+  elem(0x0900, us(0));
+  std::string cmd;
+  le(cmd, 0, 2); le(cmd, 0, 2); le(cmd, 4, 4); le(cmd, uint32_t(body.size()), 4);
+  cmd += body;
+  auto be32 = [](std::string& o, uint32_t v) { for (int s = 24; s >= 0; s -= 8) o.push_back(char(v >> s)); };
+  std::string head = {4, 0};
+  be32(head, uint32_t(cmd.size() + 6));
+  be32(head, uint32_t(cmd.size() + 2));
+  head += std::string{1, 3};
+  Run r;
+  run(DLT_EN10MB,
+      {ether(0x0800, ipv4(a, b, 6, tcp(40001, 40000, 100, 500, tcpflag::ACK | tcpflag::PSH, head))),
+       ether(0x0800, ipv4(a, b, 6, tcp(40001, 40000, 100 + uint32_t(head.size()), 500, tcpflag::ACK | tcpflag::PSH, cmd)))},
+      r);
+  REQUIRE(r.judge.flows.size() == 1);
+  CHECK(r.judge.flows[0].ep.src_port == 40000);
+  CHECK(r.judge.flows[0].ep.dst_port == 40001);
+  std::string flow = line_of(r, "flow");
+  CHECK(flow.find("\"initiator\":\"content\"") != std::string::npos);
+  CHECK(flow.find("\"app\":\"dicom\"") != std::string::npos);
+  CHECK(line_of(r, "stats").find("\"flows.reversed_by_content\":1") != std::string::npos);
+}
+
 TEST_CASE("Mid-stream, a flow a dissector already reads keeps its orientation") {
   // 2575 names the server; its client's MLLP message is read; a client's message from the
   // server afterwards does not turn the flow round under the events already written.
