@@ -4,6 +4,7 @@
 #include "dissectors/api/xml_prolog.h"
 #include "dissectors/api/xml_text.h"
 #include "dissectors/api/worker_budget.h"
+#include "dissectors/http/http_coding.h"
 #include "dissectors/http/http_reader.h"
 
 #include <algorithm>
@@ -17,8 +18,6 @@
 #include <utility>
 #include <vector>
 
-#include <zlib.h>
-
 namespace medmon {
 namespace sdc {
 
@@ -30,6 +29,7 @@ constexpr size_t kMaxList = 16;
 constexpr size_t kMaxStates = 32;  // patient context states read in one message
 constexpr size_t kMaxEndpoints = 4096;
 constexpr uint16_t kPorts[] = {3702};
+constexpr size_t kMaxProbedText = 64 * 1024;  // the text a probe inflates a compressed body's first bytes to
 constexpr size_t kChunkedBodyMemory = 64u << 20;
 constexpr size_t kChunkedBodyLeast = 4u << 20;  // a worker's share is never below one body's largest cap
 
@@ -137,16 +137,24 @@ Probe probe(std::span<const uint8_t> first, Dir) {
   if (hend == std::string_view::npos) return full ? Probe::no : Probe::need_more;
   if (ifind(s.substr(0, hend), "application/soap+xml") == std::string_view::npos) return Probe::no;
   std::string_view body = s.substr(hend + 4);
+  std::string data;
   if (ifind(s.substr(0, hend), "transfer-encoding") != std::string_view::npos &&
       ifind(s.substr(0, hend), "chunked") != std::string_view::npos) {
     // A chunked body: the envelope is the data of the chunks (what of it is here), which a
     // chunk-size line may split anywhere.
-    std::string data = dechunk_prefix(body);
-    if (data.empty()) return full ? Probe::no : Probe::need_more;
-    return envelope(data, full);
+    data = dechunk_prefix(body);
+    body = data;
   }
   if (body.empty()) return full ? Probe::no : Probe::need_more;
-  return envelope(body, full);
+  const std::string codings = http::head_codings(s.substr(0, hend));
+  if (codings.empty()) return envelope(body, full);
+  // A compressed body (gzip, deflate) is judged by the text its bytes here inflate to; one in
+  // another coding cannot be.
+  std::string text;
+  bool whole = false;
+  if (!http::inflate_prefix(codings, body, kMaxProbedText, text, whole)) return Probe::no;
+  if (text.empty()) return full || whole ? Probe::no : Probe::need_more;
+  return envelope(text, full || whole);
 }
 
 namespace {
@@ -466,69 +474,6 @@ bool is_sender(const Participant& p, const IpAddr& sender) {
   return !other;
 }
 
-// One coding undone: a gzip or zlib stream (windowBits 15 + 32 reads either), or raw deflate
-// (-15), as some servers send "deflate". gzip members may follow one another. False when the data
-// does not inflate to its end; `too_long` when the text passes `cap` (a small body may inflate to
-// a very large one), where inflating stops.
-bool inflate_into(std::string_view in, int window_bits, size_t cap, std::string& out, bool& too_long) {
-  z_stream zs{};
-  if (inflateInit2(&zs, window_bits) != Z_OK) return false;
-  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  zs.avail_in = static_cast<uInt>(in.size());
-  out.clear();
-  bool ended = false;  // a whole stream (member) was read
-  char buf[16384];
-  for (;;) {
-    zs.next_out = reinterpret_cast<Bytef*>(buf);
-    zs.avail_out = sizeof buf;
-    int r = inflate(&zs, Z_NO_FLUSH);
-    size_t n = sizeof buf - zs.avail_out;
-    if (n > cap - out.size()) { too_long = true; break; }
-    out.append(buf, n);
-    if (r == Z_STREAM_END) {
-      ended = true;
-      if (zs.avail_in == 0 || inflateReset(&zs) != Z_OK) break;
-      continue;
-    }
-    if (r != Z_OK) {
-      // Bytes after a whole stream that start none (padding) are let be; else it is broken or cut.
-      if (!(ended && r == Z_DATA_ERROR)) ended = false;
-      break;
-    }
-    ended = false;
-  }
-  inflateEnd(&zs);
-  return ended && !too_long;
-}
-
-enum class Coding { ok, unknown, broken, too_long };
-
-// A body's text with its codings (http::Message::codings, as applied) undone, the last applied
-// first: gzip, x-gzip and deflate. Another coding (br, x-lz4, compress) cannot be read.
-Coding undo_codings(std::string_view codings, std::string_view body, size_t cap, std::string& out) {
-  std::vector<std::string_view> list;
-  for (size_t i = 0; i <= codings.size();) {
-    size_t comma = std::min(codings.find(',', i), codings.size());
-    list.push_back(trim(codings.substr(i, comma - i)));
-    i = comma + 1;
-  }
-  std::string in(body), next;
-  for (auto c = list.rbegin(); c != list.rend(); ++c) {
-    auto is = [&](std::string_view name) { return c->size() == name.size() && ifind(*c, name) == 0; };
-    bool gzip = is("gzip") || is("x-gzip");
-    bool deflate = is("deflate");
-    if (!gzip && !deflate) return Coding::unknown;
-    bool too_long = false;
-    bool ok = inflate_into(in, 15 + 32, cap, next, too_long);
-    if (!ok && !too_long && deflate) ok = inflate_into(in, -15, cap, next, too_long);
-    if (too_long) return Coding::too_long;
-    if (!ok) return Coding::broken;
-    in.swap(next);
-  }
-  out = std::move(in);
-  return Coding::ok;
-}
-
 // The start line of the HTTP message a SOAP envelope came in.
 struct HttpInfo {
   std::string_view method, path;
@@ -605,11 +550,11 @@ class SdcDissector final : public Dissector {
       // A compressed body (Content-Encoding or a transfer coding gzip/deflate, which SDC stacks
       // send when the peer accepts it) is read as its text: its PHI is as much in clear.
       std::string text;
-      switch (undo_codings(m.codings, m.body, max_body(ctx), text)) {
-        case Coding::ok: self.soap(dir, text, &info, ctx); return;
-        case Coding::too_long: ctx.anomaly("sdc", "body_too_long", m.offset); return;
-        case Coding::unknown:
-        case Coding::broken:
+      switch (http::undo_codings(m.codings, m.body, max_body(ctx), text)) {
+        case http::Decoding::ok: self.soap(dir, text, &info, ctx); return;
+        case http::Decoding::too_long: ctx.anomaly("sdc", "body_too_long", m.offset); return;
+        case http::Decoding::unknown:
+        case http::Decoding::broken:
           // Another exchange of the connection (a WSDL, a health check) is let be, as uncompressed.
           if (ifind(m.content_type, "soap") != npos) ctx.anomaly("sdc", "undecodable_body", m.offset);
           return;

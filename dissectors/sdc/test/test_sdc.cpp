@@ -1273,3 +1273,35 @@ TEST_CASE("sdc: only a device's own https XAddrs name TLS flows") {
   p.datagram(Dir::to_client, m);
   CHECK_FALSE(sdc::is_sdc_endpoint(other, 6468));
 }
+
+TEST_CASE("sdc: the probe judges a compressed message by the text its body inflates to") {
+  auto p = [](std::string_view s) { return sdc::probe(bytes_of(s), Dir::to_server); };
+  auto post = [](const std::string& headers, const std::string& body) {
+    return "POST /ctx HTTP/1.1\r\nHost: 10.20.0.15:6464\r\nContent-Type: application/soap+xml\r\n" + headers +
+           "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  };
+  const std::string text = context_report();
+  const std::string gz = deflated(text, 31);
+  CHECK(p(post("Content-Encoding: gzip\r\n", gz)) == Probe::yes);
+  CHECK(p(post("Content-Encoding: deflate\r\n", deflated(text, -15))) == Probe::yes);
+  CHECK(p(post("Content-Encoding: deflate\r\n", deflated(text, 15)).substr(0, 512)) == Probe::yes);
+  char size[16];
+  std::snprintf(size, sizeof size, "%zx", gz.size());
+  CHECK(p("POST /ctx HTTP/1.1\r\nContent-Type: application/soap+xml\r\nTransfer-Encoding: gzip, chunked\r\n\r\n" +
+          std::string(size) + "\r\n" + gz + "\r\n0\r\n\r\n") == Probe::yes);
+  // Cut before the markers: more is asked for; a body of another coding, or no envelope, is refused.
+  const std::string head_only = post("Content-Encoding: gzip\r\n", gz);
+  CHECK(p(head_only.substr(0, head_only.size() - gz.size() + 10)) == Probe::need_more);
+  CHECK(p(post("Content-Encoding: br\r\n", gz)) == Probe::no);
+  CHECK(p(post("Content-Encoding: gzip\r\n", deflated("<html>no soap</html>", 31))) == Probe::no);
+  CHECK(p(post("Content-Encoding: gzip\r\n", text)) == Probe::no);
+  // The first exchange of a connection, compressed both ways, is claimed and read.
+  Harness h(kSdcInfo);
+  const std::string req = post("Content-Encoding: gzip\r\n", deflated(envelope("http://standards.ieee.org/downloads/11073/11073-20701-2018/ContextService/GetContextStates", "<msg:GetContextStates xmlns:msg=\"x\"/>"), 31));
+  REQUIRE(p(req) == Probe::yes);
+  h.feed(Dir::to_server, req);
+  h.feed(Dir::to_client, coded_answer(gz, "Content-Encoding: gzip\r\nContent-Length: " + std::to_string(gz.size())));
+  auto ev = h.events("sdc");
+  REQUIRE(ev.size() == 2);
+  CHECK(ev[1]["sdc"]["action"] == "GetContextStatesResponse");
+}
