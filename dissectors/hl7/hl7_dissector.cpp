@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "dissectors/api/worker_budget.h"
+#include "dissectors/http/http_coding.h"
 #include "dissectors/http/http_reader.h"
 #include "hl7cpp/message.h"
 #include "hl7cpp/mllp.h"
@@ -801,8 +802,26 @@ void DirState::anomaly(http::Anomaly a, uint64_t message, uint64_t) {
 
 void DirState::message(const http::Message& m) {
   if (m.body.empty()) return;
-  auto b = std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(m.body.data()), m.body.size());
   bool typed = hl7_content_type(m.content_type);
+  // A compressed body (Content-Encoding, or a transfer coding before chunked: gzip, deflate) is
+  // read as its text, up to a body's cap: its PHI is as much in clear.
+  std::string text;
+  std::string_view body = m.body;
+  if (!m.codings.empty()) {
+    http::Decoding d = http::undo_codings(m.codings, m.body, kMaxFrame, text);
+    bool whole = false;  // a body cut by the stream's end: the text of what came
+    if (!m.complete && d == http::Decoding::broken && http::inflate_prefix(m.codings, m.body, kMaxFrame, text, whole))
+      d = http::Decoding::ok;
+    auto t = std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size());
+    if (d != http::Decoding::ok) {
+      // Another exchange of the flow (a compressed page, a JSON health check) is let be.
+      if (typed || (d == http::Decoding::too_long && body_is_hl7(t) == Probe::yes))
+        ctx->anomaly(kName, d == http::Decoding::too_long ? "http.body_too_large" : "http.undecodable_body", base + m.offset);
+      return;
+    }
+    body = text;
+  }
+  auto b = std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(body.data()), body.size());
   if (!typed && body_is_hl7(b) != Probe::yes) return;  // some other HTTP exchange on the flow
   ++ctx->counters().at("hl7.http_bodies");
   size_t i = 0;
@@ -818,7 +837,7 @@ void DirState::message(const http::Message& m) {
     fr.feed(b, bf);
     fr.finish(bf);
   } else {
-    self->payload(*this, m.body, body_off, "http", m.complete);
+    self->payload(*this, body, body_off, "http", m.complete);
   }
   self->cur_http_response_ = false;
 }
@@ -1380,6 +1399,7 @@ std::unique_ptr<Dissector> make() { return std::make_unique<Hl7Dissector>(); }
 constexpr uint16_t kPorts[] = {2575};
 constexpr size_t kMaxProbedHead = 8192;  // an HTTP head judged past the probe window
 constexpr size_t kMaxChunkLine = 1024;    // a chunk size line, as the HTTP reader reads one (http_options)
+constexpr size_t kMaxProbedText = 256;    // the text a probe inflates a compressed body's first bytes to
 constexpr uint16_t kTlsPorts[] = {6575};  // the usual MLLP-over-TLS port
 
 }  // namespace
@@ -1440,14 +1460,25 @@ Probe probe(std::span<const uint8_t> all, Dir) {
       chunked = true;
   }
   if (end == std::string_view::npos) return Probe::need_more;
+  uint64_t chunk = UINT64_MAX;  // the first chunk's size
   if (chunked) {
     // The body's bytes follow its first chunk's size line.
     const std::string_view rest = s.substr(body);
     const size_t le = rest.find('\n');
     if (le == std::string_view::npos) return rest.size() > kMaxChunkLine ? Probe::no : Probe::need_more;
+    if (!http::chunk_size(rest.substr(0, le), kMaxFrame, chunk)) chunk = UINT64_MAX;
     body += le + 1;
   }
-  return body_is_hl7(b.subspan(body));
+  const std::string codings = http::head_codings(head);
+  if (codings.empty()) return body_is_hl7(b.subspan(body));
+  // A compressed body (gzip, deflate) is judged by the text its first bytes inflate to (of its
+  // first chunk, in chunks); one in another coding cannot be.
+  std::string_view data = s.substr(body, chunk);
+  std::string text;
+  bool whole = false;
+  if (!http::inflate_prefix(codings, data, kMaxProbedText, text, whole)) return Probe::no;
+  const Probe r = body_is_hl7(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
+  return r == Probe::need_more && (whole || data.size() < s.size() - body) ? Probe::no : r;
 }
 
 // Who sends a stream starting with these bytes. Over HTTP the request is the client's; over MLLP

@@ -57,6 +57,28 @@ curl -sS -o /dev/null -H "Content-Type: x-application/hl7-v2+er7" --data-binary 
   --data-binary "@$W/oru.hl7" http://127.0.0.1:8080/hl7
 stop
 
-kill -TERM $L1 $L2 $H 2>/dev/null || true
+# HL7 v2 POSTed compressed (curl): ADT^A01 with Content-Encoding gzip, the ACK answered gzip
+# (--compressed); then ORU^R01 with Content-Encoding deflate in chunks, untyped (only its body says
+# HL7). One connection.
+gzip -n -c "$W/adt.hl7" >"$W/adt.hl7.gz"
+$PY -c 'import sys, zlib; sys.stdout.buffer.write(zlib.compress(open(sys.argv[1], "rb").read()))' "$W/oru.hl7" >"$W/oru.hl7.z"
+cap http-gzip.pcap "tcp port 8080"
+curl -sS -o /dev/null --compressed -H "Content-Type: x-application/hl7-v2+er7" -H "Content-Encoding: gzip" \
+  --data-binary "@$W/adt.hl7.gz" http://127.0.0.1:8080/hl7 --next -sS -o /dev/null \
+  -H "Content-Type: application/octet-stream" -H "Content-Encoding: deflate" -H "Transfer-Encoding: chunked" \
+  --data-binary "@$W/oru.hl7.z" http://127.0.0.1:8080/hl7
+stop
+
+# HL7 v2 over HTTP on TCP 3702 (the port of SDC's WS-Discovery, whose probe goes first there): a
+# POST with an HL7 content type, then one whose body alone says HL7.
+$PY "$HERE/gen/http_server.py" 3702 & H2=$!
+sleep 1
+cap http-port3702.pcap "tcp port 3702"
+curl -sS -o /dev/null -H "Content-Type: x-application/hl7-v2+er7" --data-binary "@$W/adt.hl7" \
+  http://127.0.0.1:3702/hl7 --next -sS -o /dev/null -H "Content-Type: text/plain" \
+  --data-binary "@$W/oru.hl7" http://127.0.0.1:3702/hl7
+stop
+
+kill -TERM $L1 $L2 $H $H2 2>/dev/null || true
 cat "$W/tcpdump.log" >&2
 ls -l "$OUT"/*.pcap

@@ -120,4 +120,17 @@ c.eq("http: acks", [(a["ack"]["control_id"], a["ack"]["matched"], a["transport"]
      [("ADT0001", True, "http"), ("ORU0003", True, "http")])
 c.eq("http: anomalies", [a["anomaly"]["name"] for a in of_type(ev, "anomaly")], [])
 
+# --- compressed bodies (gzip, deflate in chunks, a gzip ACK) and HL7 over HTTP on TCP 3702
+for name in ("http-gzip.pcap", "http-port3702.pcap"):
+    ev, hl7 = hl7_events(name)
+    sent = messages(hl7, "to_server")
+    c.eq(f"{name}: messages", [(m.get("control_id"), m.get("transport")) for m in sent],
+         [("ADT0001", "http"), ("ORU0003", "http")])
+    c.eq(f"{name}: patients", [m.get("patient", {}).get("id") for m in sent],
+         [pseudonym("PAT000123"), pseudonym("PAT000124")])
+    c.eq(f"{name}: acks", [(a["ack"]["control_id"], a["ack"]["matched"]) for a in messages(hl7, "to_client")],
+         [("ADT0001", True), ("ORU0003", True)])
+    c.eq(f"{name}: app", [f.get("app") for f in of_type(ev, "flow")], ["hl7"])
+    c.eq(f"{name}: anomalies", [a["anomaly"]["name"] for a in of_type(ev, "anomaly")], [])
+
 c.done()

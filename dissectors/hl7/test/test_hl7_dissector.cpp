@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include <zlib.h>
+
 #include "dissectors/hl7/hl7_dissector.h"
 #include "sensor/output/event_output.h"
 #include "sensor/output/pseudonymiser.h"
@@ -1220,4 +1222,96 @@ TEST_CASE("picked up mid-stream: the first message start after a tail is probed"
   CHECK(hl7::later_probe(b(mllp(kAdt)), Dir::to_server) == Probe::yes);
   CHECK(hl7::later_probe(b(kAdt), Dir::to_server) == Probe::yes);
   CHECK(hl7::later_probe(b("MZ stuff"), Dir::to_server) == Probe::no);
+}
+
+namespace {
+// Compressed as a client or server does: gzip (window bits 31), zlib (15) or raw deflate (-15).
+std::string deflated(const std::string& text, int window_bits) {
+  z_stream zs{};
+  REQUIRE(deflateInit2(&zs, Z_BEST_COMPRESSION, Z_DEFLATED, window_bits, 8, Z_DEFAULT_STRATEGY) == Z_OK);
+  std::string out(deflateBound(&zs, text.size()), '\0');
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(text.data()));
+  zs.avail_in = static_cast<uInt>(text.size());
+  zs.next_out = reinterpret_cast<Bytef*>(out.data());
+  zs.avail_out = static_cast<uInt>(out.size());
+  REQUIRE(deflate(&zs, Z_FINISH) == Z_STREAM_END);
+  out.resize(zs.total_out);
+  deflateEnd(&zs);
+  return out;
+}
+std::string hex(size_t n) {
+  char b[16];
+  snprintf(b, sizeof b, "%zx", n);
+  return b;
+}
+std::string coded_post(const std::string& headers, const std::string& body) {
+  return "POST /hl7 HTTP/1.1\r\nHost: lis\r\n" + headers + "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+}  // namespace
+
+TEST_CASE("HL7 over HTTP: a gzip or deflate body is read as its text, its PHI counted as in clear") {
+  const std::string typed = "Content-Type: x-application/hl7-v2+er7\r\n";
+  const std::string gz = deflated(kAdt, 31);
+  struct Case {
+    const char* name;
+    std::string request;
+  };
+  const Case cases[] = {
+      {"Content-Encoding gzip", coded_post(typed + "Content-Encoding: gzip\r\n", gz)},
+      {"Content-Encoding x-gzip, untyped", coded_post("Content-Type: application/octet-stream\r\nContent-Encoding: x-gzip\r\n", gz)},
+      {"Content-Encoding deflate (zlib), untyped", coded_post("Content-Encoding: deflate\r\n", deflated(kAdt, 15))},
+      {"Content-Encoding deflate (raw)", coded_post(typed + "Content-Encoding: deflate\r\n", deflated(kAdt, -15))},
+      {"Transfer-Encoding gzip, chunked, untyped",
+       "POST /hl7 HTTP/1.1\nHost: lis\nTransfer-Encoding: gzip, chunked\n\n" + hex(gz.size()) + "\n" + gz + "\n0\n\n"},
+  };
+  for (const Case& c : cases) {
+    INFO(c.name);
+    CHECK(probe_str(c.request) == Probe::yes);
+    for (size_t cut = 0; cut < c.request.size(); cut += 11) {
+      Harness h;
+      h.feed(Dir::to_server, c.request.substr(0, cut));
+      h.feed(Dir::to_server, c.request.substr(cut));
+      h.end();
+      auto ev = h.events("hl7");
+      REQUIRE(ev.size() == 2);  // the message, then the unacked one
+      CHECK(ev[0]["hl7"]["transport"] == "http");
+      CHECK(ev[0]["hl7"]["control_id"] == "MSG0001");
+      CHECK(ev[0]["hl7"]["patient"]["id"] == h.phi("PAT000123"));
+      CHECK(h.events("anomaly").empty());
+      CHECK(h.all().find("PAT000123") == std::string::npos);
+    }
+  }
+  SECTION("the probe judges an untyped body by the text its first bytes inflate to") {
+    const std::string untyped = coded_post("Content-Encoding: gzip\r\n", gz);
+    CHECK(probe_str(untyped.substr(0, untyped.size() - gz.size() + 12)) == Probe::need_more);
+    CHECK(probe_str(coded_post("Content-Encoding: gzip\r\n", deflated("{\"json\": 1}", 31))) == Probe::no);
+    CHECK(probe_str(coded_post("Content-Encoding: br\r\n", gz)) == Probe::no);
+    CHECK(probe_str(coded_post("Content-Encoding: gzip\r\n", kAdt)) == Probe::no);
+  }
+  SECTION("another coding, or data that does not inflate, is reported for an HL7 body only") {
+    Harness h;
+    h.feed(Dir::to_server, coded_post(typed + "Content-Encoding: br\r\n", gz));
+    h.feed(Dir::to_server, coded_post(typed + "Content-Encoding: gzip\r\n", gz.substr(0, gz.size() / 2)));
+    h.feed(Dir::to_server, coded_post("Content-Type: text/html\r\nContent-Encoding: br\r\n", gz));
+    h.feed(Dir::to_server, coded_post(typed + "Content-Encoding: gzip\r\n", gz));
+    h.end();
+    CHECK(h.events("hl7").size() == 2);
+    auto an = h.events("anomaly");
+    REQUIRE(an.size() == 2);
+    CHECK(an[0]["anomaly"]["name"] == "http.undecodable_body");
+    CHECK(an[1]["anomaly"]["name"] == "http.undecodable_body");
+  }
+  SECTION("a body that inflates past a body's cap is dropped") {
+    Harness h;
+    std::string big = kAdt + "NTE|1||" + std::string(5u << 20, 'x') + "\r";
+    const std::string bomb = deflated(big, 31);
+    REQUIRE(bomb.size() < 64 * 1024);
+    h.feed(Dir::to_server, coded_post("Content-Encoding: gzip\r\n", bomb));
+    h.feed(Dir::to_server, coded_post(typed + "Content-Encoding: gzip\r\n", gz));
+    h.end();
+    CHECK(h.events("hl7").size() == 2);
+    auto an = h.events("anomaly");
+    REQUIRE(an.size() == 1);
+    CHECK(an[0]["anomaly"]["name"] == "http.body_too_large");
+  }
 }
