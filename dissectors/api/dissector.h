@@ -61,6 +61,11 @@ struct LaterCursor {
 // later_next's length of a message that runs to the end of the stream (an HTTP response without
 // a length): nothing after it is a message.
 inline constexpr size_t kLaterToClose = SIZE_MAX;
+// later_next's length of a message whose head the bytes cut (its blank line not there yet): the
+// sensor keeps the bytes from where it begins, at most kLaterMaxHead of them (later_next gives
+// this only for fewer), and measures again with the next delivery behind them.
+inline constexpr size_t kLaterHeadCut = SIZE_MAX - 1;
+inline constexpr size_t kLaterMaxHead = 16u << 10;
 // Which side of a TCP connection sends a stream that starts with given bytes, as far as the
 // protocol tells: `client`/`server` when only that side ever sends such a message (a DICOM
 // A-ASSOCIATE-AC comes only from the acceptor, an HTTP response only from the server),
@@ -113,6 +118,8 @@ struct DissectorInfo {
   // their end (a chunk's size line cut there); later_next is then given the cursor back with the
   // bytes that go on with the message, from where it left off, and measures the rest of it.
   // kLaterToClose: the message runs to the end of the stream; nothing after it is looked at.
+  // kLaterHeadCut: the bytes end inside the message's head, which is measured again from its
+  // start when the next delivery comes (a head cut anywhere by TCP segments is found as in one).
   // With `later_midstream`, a direction picked up mid-stream (FlowContext::midstream) that every
   // probe refused is watched as a carrier is, whatever its first bytes: they were the tail of a
   // message the capture missed, and the next message may begin a later delivery (an MLLP

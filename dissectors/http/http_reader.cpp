@@ -711,10 +711,23 @@ size_t Reader::measure(std::string_view v, bool beyond, LaterCursor* cursor) {
   std::string_view rest = v.substr(p);
   size_t m = 0;
   while (m < rest.size() && m < 16 && rest[m] >= 'A' && rest[m] <= 'Z') ++m;
-  if (!rest.starts_with("HTTP/") && (m == 0 || m >= rest.size() || rest[m] != ' ')) return 0;
+  // A head the bytes cut (its start line, or one that may still be one, then no blank line yet,
+  // within the cap): with a cursor, its bytes are to be given again with those that follow.
+  auto cut = [&] {
+    if (!cursor || v.size() >= opt_.max_head) return size_t{0};
+    const size_t eol = rest.find('\n');
+    if (eol == npos) return may_begin_start_line(rest) ? kLaterHeadCut : 0;
+    if (strict && (eol == 0 || rest[eol - 1] != '\r')) return size_t{0};
+    std::string_view line = rest.substr(0, strict ? eol - 1 : eol);
+    if (!strict && !line.empty() && line.back() == '\r') line.remove_suffix(1);
+    return start_line(line) ? kLaterHeadCut : 0;
+  };
+  if (!rest.starts_with("HTTP/") && (m == 0 || m >= rest.size() || rest[m] != ' '))
+    return (m == rest.size() && m > 0) || (!rest.empty() && std::string_view("HTTP/").starts_with(rest)) ? cut() : 0;
   scanned_ = 0;
   const size_t end = head_end(rest);
-  if (end == npos || end > opt_.max_head) return 0;
+  if (end == npos) return cut();
+  if (end > opt_.max_head) return 0;
   std::string_view head = rest.substr(0, end);
   size_t eol = strict ? head.find("\r\n") : head.find('\n');
   std::string_view line = head.substr(0, eol);

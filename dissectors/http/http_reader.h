@@ -109,7 +109,9 @@ bool chunk_size(std::string_view line, uint64_t cap, uint64_t& n);
 // the cursor is set to where its chunks were left, and the length is where reading goes on (past
 // the bytes, behind a chunk's data that goes on; or their size, a size line or the trailers cut
 // there); given back active, the bytes go on with that body and the length is that of its rest.
-// A response whose body runs to the close then gives kLaterToClose.
+// A response whose body runs to the close then gives kLaterToClose, and bytes that end inside a
+// head (a start line, or what may still begin one, and no blank line yet, under max_head in all)
+// kLaterHeadCut: measured again from its start with the bytes that follow.
 size_t message_length(std::span<const uint8_t> bytes, Syntax syntax, bool beyond = false,
                       LaterCursor* cursor = nullptr);
 

@@ -24,15 +24,17 @@ StreamFeeder::StreamFeeder(std::span<const DissectorInfo* const> candidates, Tra
 StreamFeeder::~StreamFeeder() {
   for (auto& d : dirs_) {
     uncharge(d);
+    drop_later_head(d);
     if (held_memory_) held_memory_->used -= d.held_charged;
   }
 }
 
-void StreamFeeder::detach() {
+void StreamFeeder::detach(bool watching) {
   state_ = State::none;
   dissector_.reset();
   for (auto& d : dirs_) {
     uncharge(d);
+    if (!watching) drop_later_head(d);
     d.release();
     account(d);
     std::vector<HeldPiece>().swap(d.pieces);
@@ -80,6 +82,25 @@ bool StreamFeeder::charge(DirState& s, size_t n) {
 void StreamFeeder::uncharge(DirState& s) {
   if (hold_memory_) hold_memory_->used -= s.charged;
   s.charged = 0;
+}
+
+// A head cut by a delivery's end is kept (counted in ProbeHoldMemory) to be measured again with
+// the next delivery; without room for it, it is not.
+void StreamFeeder::keep_later_head(DirState& s, std::span<const uint8_t> head, uint64_t at) {
+  drop_later_head(s);
+  if (!hold_memory_ || head.size() > kLaterMaxHead) return;
+  if (hold_memory_->used + head.size() > hold_memory_->cap) {
+    ++hold_memory_->cap_hits;
+    return;
+  }
+  hold_memory_->used += head.size();
+  s.later_head.assign(head.begin(), head.end());
+  s.later_head_at = at;
+}
+
+void StreamFeeder::drop_later_head(DirState& s) {
+  if (hold_memory_) hold_memory_->used -= s.later_head.size();
+  std::vector<uint8_t>().swap(s.later_head);
 }
 
 void StreamFeeder::data(Dir dir, std::span<const uint8_t> bytes, uint64_t offset, FlowContext& ctx) {
@@ -143,7 +164,7 @@ void StreamFeeder::refused() {
     watch |= d.carrier;
     d.next_offset += d.held();
   }
-  detach();
+  detach(watch);
   if (watch) state_ = State::watching;
 }
 
@@ -155,9 +176,10 @@ void StreamFeeder::refused() {
 // last one measured, or the rest of one whose end is found only by reading on: the cursor is
 // then active), kLaterToClose when the last one runs to the end of the stream, else 0.
 size_t StreamFeeder::later_message(std::span<const uint8_t> bytes, Dir dir, bool after_first, DirState& s,
-                                   size_t& beyond) const {
+                                   size_t& beyond, size_t& head_cut) const {
   size_t at = 0;
   beyond = 0;
+  head_cut = std::string_view::npos;
   for (bool first = true; at < bytes.size(); first = false) {
     std::span<const uint8_t> rest = bytes.subspan(at);
     const bool goes_on = first && s.later_cursor.active();
@@ -180,6 +202,11 @@ size_t StreamFeeder::later_message(std::span<const uint8_t> bytes, Dir dir, bool
       s.later_cursor = {};
       break;
     }
+    if (next == kLaterHeadCut) {  // measured again from `at` with the next delivery
+      s.later_cursor = {};
+      head_cut = at;
+      break;
+    }
     if (next == kLaterToClose) {
       beyond = kLaterToClose;
       break;
@@ -200,6 +227,24 @@ size_t StreamFeeder::later_message(std::span<const uint8_t> bytes, Dir dir, bool
 // (lost, or passed while the direction was not held) leave the end of a message being read unknown.
 size_t StreamFeeder::later_in_delivery(DirState& s, std::span<const uint8_t> bytes, uint64_t offset, Dir dir,
                                        bool after_first) {
+  // A head the last delivery cut goes on in this one: the two are looked at as one, from the
+  // head's start (refused, or not probed, at its start already: only measured).
+  std::vector<uint8_t> joined;
+  size_t carried = 0;
+  if (!s.later_head.empty()) {
+    if (s.later_head_at + s.later_head.size() == offset) {
+      joined.reserve(s.later_head.size() + bytes.size());
+      joined.assign(s.later_head.begin(), s.later_head.end());
+      joined.insert(joined.end(), bytes.begin(), bytes.end());
+      carried = s.later_head.size();
+      offset = s.later_head_at;
+      bytes = joined;
+      after_first = true;
+      s.later_at = 0;
+      s.later_cursor = {};
+    }
+    drop_later_head(s);
+  }
   size_t from = 0;
   if (s.later_at > offset) {
     if (s.later_at >= offset + bytes.size()) return std::string_view::npos;
@@ -209,13 +254,15 @@ size_t StreamFeeder::later_in_delivery(DirState& s, std::span<const uint8_t> byt
     s.later_cursor = {};
   }
   s.later_at = 0;
-  size_t beyond = 0;
-  const size_t at = later_message(bytes.subspan(from), dir, after_first, s, beyond);
+  size_t beyond = 0, head_cut = 0;
+  const size_t at = later_message(bytes.subspan(from), dir, after_first, s, beyond, head_cut);
   if (at != std::string_view::npos) {
     s.later_cursor = {};
-    return from + at;
+    // Not inside the head carried: its message's start was not probed again.
+    return from + at > carried ? from + at - carried : 0;
   }
-  if (beyond == kLaterToClose) s.later_at = UINT64_MAX;
+  if (head_cut != std::string_view::npos) keep_later_head(s, bytes.subspan(from + head_cut), offset + from + head_cut);
+  else if (beyond == kLaterToClose) s.later_at = UINT64_MAX;
   else if (beyond) s.later_at = offset + from + beyond;
   return std::string_view::npos;
 }
@@ -331,6 +378,7 @@ void StreamFeeder::claim(const DissectorInfo* info, Dir first, FlowContext& ctx)
   for (DirState& d : dirs_) {
     d.later_at = 0;
     d.later_cursor = {};
+    drop_later_head(d);
   }
   dirs_[0].reprobe_at = dirs_[1].reprobe_at = 0;
   ctx.facts().app.assign(info->name);

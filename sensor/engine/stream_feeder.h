@@ -115,6 +115,9 @@ class StreamFeeder {
                                    // reading of that body goes on (later_cursor active)
     LaterCursor later_cursor;      // where later_owner's later_next left that body's chunks
     const DissectorInfo* later_owner = nullptr;
+    std::vector<uint8_t> later_head;  // a carrier's head cut by the end of the last delivery looked at
+                                      // (kLaterHeadCut, at most kLaterMaxHead bytes), measured again with the next
+    uint64_t later_head_at = 0;       // its stream offset
     size_t charged = 0;            // of the held bytes, those counted in ProbeHoldMemory
     size_t held_charged = 0;       // claimed: the held bytes counted in HeldMemory
     bool ended = false;
@@ -154,13 +157,16 @@ class StreamFeeder {
   void drop(Dir dir);
   void refused();
   void watch(Dir dir, std::span<const uint8_t> bytes, uint64_t offset, FlowContext& ctx);
-  size_t later_message(std::span<const uint8_t> bytes, Dir dir, bool after_first, DirState& s, size_t& beyond) const;
+  size_t later_message(std::span<const uint8_t> bytes, Dir dir, bool after_first, DirState& s, size_t& beyond,
+                       size_t& head_cut) const;
+  void keep_later_head(DirState& s, std::span<const uint8_t> head, uint64_t at);
+  void drop_later_head(DirState& s);
   size_t later_in_delivery(DirState& s, std::span<const uint8_t> bytes, uint64_t offset, Dir dir, bool after_first);
   bool skip_to_later_message(Dir dir, size_t from);
   void claim(const DissectorInfo* info, Dir first, FlowContext& ctx);
   void feed(Dir dir, std::span<const uint8_t> bytes, FlowContext& ctx);
   void run(Dir dir, std::span<const uint8_t>& bytes, FlowContext& ctx);
-  void detach();
+  void detach(bool watching = false);
 
   std::vector<const DissectorInfo*> order_;
   Transport transport_;

@@ -503,7 +503,8 @@ TEST_CASE("message_length: where a message ends, as the reader would read it") {
 
 namespace {
 // Measures the message at the front of `s` as the stream feeder does, one delivery at a time
-// (`s` cut at `cuts`), keeping the cursor between them: where the message ends, 0 when not found.
+// (`s` cut at `cuts`), keeping the cursor between them, and a head cut by a delivery's end to be
+// measured again with the next: where the message ends, 0 when not found.
 size_t measure_across(std::string_view s, Syntax syntax, const std::vector<size_t>& cuts) {
   auto span = [](std::string_view v) {
     return std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(v.data()), v.size());
@@ -512,8 +513,10 @@ size_t measure_across(std::string_view s, Syntax syntax, const std::vector<size_
   size_t at = 0, from = 0;
   std::vector<size_t> ends = cuts;
   ends.push_back(s.size());
+  bool carried = false;  // the bytes from `at` on were kept: a head cut
   for (size_t end : ends) {
-    if (at < from) return 0;  // a delivery skipped past where reading went on
+    if (at < from && !carried) return 0;  // a delivery skipped past where reading went on
+    carried = false;
     if (at >= end) {
       from = end;
       continue;
@@ -521,6 +524,11 @@ size_t measure_across(std::string_view s, Syntax syntax, const std::vector<size_
     std::string_view rest = s.substr(at, end - at);
     const size_t n = message_length(span(rest), syntax, true, &cursor);
     if (n == 0 || n == kLaterToClose) return 0;
+    if (n == kLaterHeadCut) {
+      carried = true;
+      from = end;
+      continue;
+    }
     if (!cursor.active() && n <= rest.size()) return at + n;
     at += n;
     from = end;
@@ -549,12 +557,12 @@ TEST_CASE("message_length: a chunked body followed across deliveries") {
     LaterCursor cursor;
     CHECK(message_length(whole, syntax, true, &cursor) == msg.size());
     CHECK_FALSE(cursor.active());
-    // Cut once anywhere past the head (which is measured whole), and twice at every pair of
-    // points inside the chunks.
+    // Cut once anywhere (a head cut is measured again with what follows), and twice at every
+    // pair of points inside the chunks.
     const size_t body = msg.find('\n', msg.find('\n', msg.find("chunked")) + 1) + 1;  // after the blank line
     for (size_t cut = 1; cut < msg.size(); ++cut) {
       INFO("cut at " << cut);
-      CHECK(measure_across(s, syntax, {cut}) == (cut < body ? 0 : msg.size()));
+      CHECK(measure_across(s, syntax, {cut}) == msg.size());
     }
     for (size_t a = body; a < msg.size(); ++a)
       for (size_t b = a + 1; b < msg.size(); b += 3) {
@@ -605,4 +613,28 @@ TEST_CASE("message_length: a chunked body followed across deliveries") {
   c = {};
   CHECK(measure("HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nabc", c) == kLaterToClose);
   CHECK(measure("HTTP/1.1 204 No Content\r\n\r\nHTTP", c) == 27);
+}
+
+TEST_CASE("message_length: a head cut by the bytes' end is to be measured again, with a cursor only") {
+  auto len = [](std::string_view v, Syntax syntax, LaterCursor* c) {
+    return message_length(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(v.data()), v.size()), syntax, true, c);
+  };
+  const std::string head = "POST /api HTTP/1.1\r\nHost: lab\r\nTransfer-Encoding: chunked\r\n\r\n";
+  for (Syntax syntax : {Syntax::strict, Syntax::lenient}) {
+    for (size_t cut = 1; cut < head.size(); ++cut) {
+      INFO("cut at " << cut);
+      LaterCursor c;
+      CHECK(len(head.substr(0, cut), syntax, &c) == kLaterHeadCut);
+      CHECK_FALSE(c.active());
+      CHECK(len(head.substr(0, cut), syntax, nullptr) == 0);
+    }
+    LaterCursor c;
+    CHECK(len("HT", syntax, &c) == kLaterHeadCut);
+    CHECK(len("GET /x HTTP/1.1\r\nHost: a", syntax, &c) == kLaterHeadCut);
+    // Not a head: body bytes, a line that is no start line, a head past the cap.
+    CHECK(len("hello world", syntax, &c) == 0);
+    CHECK(len("POST /x FTP/1.0\r\nHost: a", syntax, &c) == 0);
+    CHECK(len("{\"k\": 1}", syntax, &c) == 0);
+    CHECK(len("GET /x HTTP/1.1\r\nCookie: " + std::string(16u << 10, 'c'), syntax, &c) == 0);
+  }
 }

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -13,7 +14,9 @@
 #include <string>
 #include <vector>
 
+#include "dissectors/hl7/hl7_dissector.h"
 #include "dissectors/proprietary/signature.h"
+#include "dissectors/sdc/sdc_dissector.h"
 #include "sensor/engine/stream_feeder.h"
 
 // Bytes allocated by this test program: holding must not copy the held bytes per segment. Not
@@ -678,5 +681,63 @@ TEST_CASE("stream feeder: past the probe window, a probe with a longer extent is
     for (char ch : head) r.data(Dir::to_server, std::string_view(&ch, 1));
     r.feeder->end(Dir::to_server, r.ctx);
     CHECK(r.feeder->claimed() == &kHead);
+  }
+}
+
+namespace {
+std::string http_chunked_json() {
+  const std::string body = "{\"k\":\"vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv\"}";
+  char size[16];
+  std::snprintf(size, sizeof size, "%zx", body.size());
+  return "POST /api HTTP/1.1\r\nHost: lab\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" +
+         std::string(size) + "\r\n" + body + "\r\n0\r\n\r\n";
+}
+std::string http_post(const std::string& type, const std::string& body) {
+  return "POST /in HTTP/1.1\r\nHost: lab\r\nContent-Type: " + type + "\r\nContent-Length: " + std::to_string(body.size()) +
+         "\r\n\r\n" + body;
+}
+}  // namespace
+
+TEST_CASE("stream feeder: a message behind another is found wherever TCP cut the two (HL7, SDC in HTTP)") {
+  // Two requests of a connection kept alive, a POST of JSON in chunks and then one of HL7 (or of
+  // SDC's SOAP), cut into two deliveries at every byte: after a GET the flow was refused on
+  // (watched), and as the connection's first bytes. SDC measures before HL7, as on TCP 3702.
+  const std::string hl7 = http_post("x-application/hl7-v2+er7",
+                                    "MSH|^~\\&|EHR|WARD|LAB|HOSP|20240101120000||ADT^A01|CUT1|P|2.5\rPID|1||MRN77||QUILL^ZED\r");
+  const std::string soap = http_post(
+      "application/soap+xml; charset=utf-8",
+      "<?xml version=\"1.0\"?><s12:Envelope xmlns:s12=\"http://www.w3.org/2003/05/soap-envelope\" "
+      "xmlns:wsa=\"http://www.w3.org/2005/08/addressing\" xmlns:msg=\"http://standards.ieee.org/downloads/11073/11073-10207-2017/message\">"
+      "<s12:Header><wsa:Action>http://standards.ieee.org/downloads/11073/11073-20701-2018/GetService/GetMdib</wsa:Action>"
+      "</s12:Header><s12:Body><msg:GetMdib/></s12:Body></s12:Envelope>");
+  struct Case {
+    const DissectorInfo* want;
+    std::string second;
+    std::string_view event;
+  };
+  for (const Case& c : {Case{&kHl7Info, hl7, "\"event_type\":\"hl7\""}, Case{&kSdcInfo, soap, "\"event_type\":\"sdc\""}}) {
+    const std::string stream = http_chunked_json() + c.second;
+    for (bool watched : {true, false}) {
+      for (size_t cut = 1; cut < stream.size(); ++cut) {
+        INFO(c.want->name << (watched ? ", watched" : ", first bytes") << ", cut at " << cut);
+        Rig r(kHl7Info);
+        r.infos = {&kSdcInfo, &kHl7Info};
+        r.feeder = std::make_unique<StreamFeeder>(r.infos, Transport::tcp, 3702, r.limits, &r.hold, &r.held);
+        if (watched) {
+          r.data(Dir::to_server, "GET /health HTTP/1.1\r\nHost: lab\r\n\r\n", 1);
+          r.data(Dir::to_client, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"ok\":true}", 2);
+          REQUIRE(r.feeder->watching());
+        }
+        r.data(Dir::to_server, std::string_view(stream).substr(0, cut), 3);
+        r.data(Dir::to_server, std::string_view(stream).substr(cut), 4);
+        r.data(Dir::to_client, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 5);
+        CHECK(r.feeder->claimed() == c.want);
+        size_t events = 0;
+        for (const auto& l : r.sink->lines) events += l.find(c.event) != std::string::npos;
+        CHECK(events == 1);
+        r.feeder.reset();
+        CHECK(r.hold.used == 0);
+      }
+    }
   }
 }
