@@ -85,10 +85,10 @@ void StreamFeeder::uncharge(DirState& s) {
 }
 
 // A head cut by a delivery's end is kept (counted in ProbeHoldMemory) to be measured again with
-// the next delivery; without room for it, it is not.
+// the next delivery; without room for it (none with a budget of 0), it is not.
 void StreamFeeder::keep_later_head(DirState& s, std::span<const uint8_t> head, uint64_t at) {
   drop_later_head(s);
-  if (!hold_memory_ || head.size() > kLaterMaxHead) return;
+  if (!hold_memory_ || hold_memory_->cap == 0 || head.size() > kLaterMaxHead) return;
   if (hold_memory_->used + head.size() > hold_memory_->cap) {
     ++hold_memory_->cap_hits;
     return;
