@@ -739,6 +739,10 @@ void Pipeline::advance_clock(Timestamp ts) {
   if (clock_.usec >= next_expire_usec_) expire_now();
 }
 
+void Pipeline::expire_fragments(Timestamp ts) {
+  if (decoder_) decoder_->fragments().expire(ts);
+}
+
 void Pipeline::catch_up_clock(Timestamp ts) {
   if (ts.usec > clock_.usec) clock_ = ts;
 }

@@ -103,6 +103,10 @@ class Pipeline {
   // and fragments time out as a packet of that time would time them out, so expiry does not
   // depend on which worker a flow hashes to.
   void advance_clock(Timestamp ts);
+  // analyze --workers: another worker's fragment reached its fragment table at `ts`. One
+  // pipeline's table times its datagrams out whenever it takes a fragment (FragmentTable::add),
+  // whichever datagram the fragment belongs to: every worker's table does so too.
+  void expire_fragments(Timestamp ts);
   // analyze --workers, at the end of the input: the input's latest time, which finish() times
   // out flows with (as one pipeline's), without a check of timeouts now.
   void catch_up_clock(Timestamp ts);

@@ -159,6 +159,10 @@ void OfflineWorkers::run(Worker& w) {
         for (auto& r : b->refs) {
           w.now = {r.pos, r.tick ? kTimedOut : kPacket};
           w.mark(w.now);
+          if (r.frag_expire) {
+            w.pipeline->expire_fragments(r.ts);
+            continue;
+          }
           if (r.tick) {
             w.pipeline->advance_clock(r.ts);
           } else {
@@ -226,17 +230,30 @@ void OfflineWorkers::packet(const uint8_t* frame, uint32_t caplen, uint32_t wire
   ++packets_;
   bytes_ += wirelen;
   if (ts.usec > last_ts_.usec) last_ts_ = ts;
-  advance_input_clock(ts);
   // By this packet's own time, as one pipeline's fragment table expires its datagrams: a packet
   // with a later time (a later file read first, a clock jump) must not end the wait of fragments
   // whose first fragment is still to come, which would send them to another worker than it.
+  // Before the workers' clocks move to this packet: the fragments a timed-out route held reach
+  // their worker's table ahead of the check of timeouts this packet's time brings, which times
+  // them out there as it would have in one pipeline's table (not at the worker's next check, or
+  // as incomplete if the input ends first).
   if (!routes_.empty()) expire_routes(ts);
+  advance_input_clock(ts);
   Packet p;
   DecodeStatus s = peek_ ? peek_->decode(frame, caplen, wirelen, ts, p) : DecodeStatus::malformed;
   // Undecodable packets all go to worker 0, which reports them.
   int idx = 0;
   if (s == DecodeStatus::ok) idx = static_cast<int>(flow_hash(p, false) % workers_.size());
-  else if (s == DecodeStatus::fragment && p.src.family) idx = route_fragment(p, frame, caplen, wirelen, ts);
+  else if (s == DecodeStatus::fragment && p.src.family) {
+    idx = route_fragment(p, frame, caplen, wirelen, ts);
+    // One pipeline's fragment table times out its datagrams whenever it takes a fragment (an
+    // IPv4 one past 64 KiB and one cut by the snap length are not taken): so does every worker's,
+    // not only the table of the worker the fragment goes to.
+    const FragmentPeek& f = peek_->peeked_fragment();
+    if (!p.ip_cut && (p.ip_version == 6 || uint64_t(f.offset) + f.length <= 65535))
+      for (size_t i = 0; i < workers_.size(); ++i)
+        if (static_cast<int>(i) != idx) expire_fragments(i, ts);
+  }
   if (idx >= 0) send(static_cast<size_t>(idx), frame, caplen, wirelen, ts, packets_);
   // Fragments waiting in the reader belong where they came in the input, and their worker may
   // write events of them (an overlap that differs) when they are sent: the merge waits for them,
@@ -268,6 +285,14 @@ void OfflineWorkers::send(size_t idx, const uint8_t* frame, uint32_t caplen, uin
 void OfflineWorkers::tick(size_t idx, Timestamp ts) {
   Batch& b = filling(idx);
   b.refs.push_back({static_cast<uint32_t>(b.data.size()), 0, 0, ts, packets_, /*tick=*/true});
+  if (b.refs.size() >= kBatchPackets) push(*workers_[idx], std::move(workers_[idx]->filling));
+}
+
+void OfflineWorkers::expire_fragments(size_t idx, Timestamp ts) {
+  Batch& b = filling(idx);
+  PacketRef r{static_cast<uint32_t>(b.data.size()), 0, 0, ts, packets_};
+  r.frag_expire = true;
+  b.refs.push_back(r);
   if (b.refs.size() >= kBatchPackets) push(*workers_[idx], std::move(workers_[idx]->filling));
 }
 

@@ -90,7 +90,11 @@ class OfflineWorkers {
   // pos: the packet's position in the input (a tick: the packet whose time it is).
   // held: a fragment held for its first fragment, sent after later packets (Pipeline::held_packet).
   // frag_ts: a held fragment's time for its datagram's timeout (Pipeline::held_packet).
-  struct PacketRef { uint32_t offset, caplen, wirelen; Timestamp ts; uint64_t pos; bool tick = false; bool held = false; Timestamp frag_ts{}; };
+  // frag_expire: no packet, another worker's fragment taken at ts (Pipeline::expire_fragments).
+  struct PacketRef {
+    uint32_t offset, caplen, wirelen; Timestamp ts; uint64_t pos; bool tick = false; bool held = false; Timestamp frag_ts{};
+    bool frag_expire = false;
+  };
   // Where a run of a worker's lines goes in the merged output. One pipeline handles a packet
   // in this order: the flows the packet's time ends, then the packet itself; at the end of the
   // input, the flows still open. The flow table ends flows timeout list by timeout list, each in
@@ -216,6 +220,8 @@ class OfflineWorkers {
   // time going back and writes the periodic stats when due.
   void advance_input_clock(Timestamp ts);
   void tick(size_t worker, Timestamp ts);
+  // A fragment taken by another worker's fragment table at ts: this worker's times out too.
+  void expire_fragments(size_t worker, Timestamp ts);
   // The counters and gauges of all workers, the reader and the merging thread; workers idle.
   void write_merged_stats(Timestamp ts);
   // The worker of a fragment, or -1 when it is held until its datagram's first fragment.

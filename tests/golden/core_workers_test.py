@@ -366,4 +366,63 @@ records = [(1000000000, ether(MAC_B, MAC_A, ipv4("10.7.0.1", "10.7.0.2", 17, b"Z
            (50000000, udp_frame("10.7.3.1", "10.7.2.1", 1, 53, b"q")),
            (51000000, ether(MAC_B, MAC_A, ipv4("10.7.0.1", "10.7.0.2", 17, dgram[:24], ident=9, flags=0x2000)))]
 same_as_one_worker("an overlap held across time going back", write("overlap_time_back", records))
+
+def fragment_counters_as_one_worker(what, path):
+    """The ip.fragments.* counters of 2 and 3 workers are those of one (and the events too)."""
+    def counters(n):
+        return {k: v for k, v in final_counters(events_of([path], n)).items() if k.startswith("ip.fragments.")}
+    one = counters(1)
+    c.true(f"{what}: datagrams timed out with one worker ({one})", one.get("ip.fragments.timeout", 0) > 0)
+    for n in (2, 3):
+        c.eq(f"{what}: ip.fragments counters with {n} workers", counters(n), one)
+    same_as_one_worker(what, path)
+
+
+# Datagrams whose middle fragment never comes (4 flows, spread over the workers), then packets of
+# another flow every second (each a check of timeouts, at .5 s), and 30 s after the datagrams a
+# fragment of one of the flows, between two checks, before the input ends. One pipeline's fragment
+# table times its datagrams out whenever it takes a fragment: the three datagrams past their
+# timeout by then are `ip.fragments.timeout`, the fourth `incomplete`. Each worker's table did so
+# only with its own fragments, and called the others' datagrams incomplete.
+for v6 in (False, True):
+    records = []
+    hosts = [("2001:db8::%x" % (i + 1), "2001:db8:1::1") if v6 else ("10.11.0.%d" % (i + 1), "10.12.0.1")
+             for i in range(4)]
+    for i, (src, dst) in enumerate(hosts):
+        dg = udp(src, dst, 40000 + i, 5000 + i, b"M" * 200)
+        t = 1000000 + i * 1000
+        mk = (lambda d, o, m: v6_fragment(src, dst, 100 + i, o, m, 17, d)) if v6 else \
+             (lambda d, o, m: ether(MAC_B, MAC_A, ipv4(src, dst, 17, d, ident=100 + i, flags=(0x2000 if m else 0) | o // 8)))
+        records += [(t, (v6_frame(src, dst, 17, udp(src, dst, 40000 + i, 5000 + i, b"hello")) if v6 else
+                         udp_frame(src, dst, 40000 + i, 5000 + i, b"hello"))),
+                    (t + 100, mk(dg[:64], 0, True)), (t + 200, mk(dg[128:], 128, False))]
+    for k in range(2, 31):
+        records.append((k * 1000000 + 500000, udp_frame("10.13.0.1", "10.13.0.2", 999, 53, b"tick")))
+    src, dst = hosts[0]
+    dg = udp(src, dst, 40000, 5000, b"N" * 200)
+    records.append((31003000, v6_fragment(src, dst, 200, 0, True, 17, dg[:64]) if v6 else
+                    ether(MAC_B, MAC_A, ipv4(src, dst, 17, dg[:64], ident=200, flags=0x2000))))
+    fragment_counters_as_one_worker(f"IPv{6 if v6 else 4} middle fragment lost, another worker's fragment later",
+                                    write(f"middle_lost_{6 if v6 else 4}", records))
+
+# A SPAN port's copy of a datagram's last fragment after the datagram was made whole: it waits in
+# the reader for a first fragment, as one pipeline's table keeps it, until the fragment timeout.
+# The route timed out at the packet that also brought a check of timeouts: its fragment reached
+# the worker after that check, and the input ended before the next, so it was counted incomplete
+# instead of timed out.
+for v6 in (False, True):
+    records = []
+    for i in range(8):
+        src, dst = ("2001:db8:7::%x" % (i + 1), "2001:db8:8::1") if v6 else ("10.14.0.%d" % (i + 1), "10.15.0.1")
+        plain = (lambda pl: v6_frame(src, dst, 17, udp(src, dst, 40000 + i, 5000 + i, pl))) if v6 else \
+                (lambda pl: udp_frame(src, dst, 40000 + i, 5000 + i, pl))
+        mk = (lambda d, o, m: v6_fragment(src, dst, 100 + i, o, m, 17, d)) if v6 else \
+             (lambda d, o, m: ether(MAC_B, MAC_A, ipv4(src, dst, 17, d, ident=100 + i, flags=(0x2000 if m else 0) | o // 8)))
+        dg = udp(src, dst, 40000 + i, 5000 + i, b"M" * 200)
+        t = 1000000 + i * 1000
+        records += [(t, plain(b"hello")), (t + 100, mk(dg[:104], 0, True)), (t + 200, mk(dg[104:], 104, False)),
+                    (t + 300, mk(dg[104:], 104, False))]
+        records += [(t + k * 1000000, plain(b"x")) for k in range(1, 32)]
+    fragment_counters_as_one_worker(f"IPv{6 if v6 else 4} last fragment twice", write(f"dup_last_{6 if v6 else 4}", records))
+
 c.done()
