@@ -163,12 +163,32 @@ void OfflineWorkers::run(Worker& w) {
             w.pipeline->expire_fragments(r.ts);
             continue;
           }
+          if (r.stats) {
+            auto& part = w.stats_parts.emplace_back();
+            part.pos = r.pos;
+            part.flows_active = w.pipeline->snapshot().flows_active;  // also sets its memory peak
+            part.counters = w.out.counters();
+            continue;
+          }
+          // A fragment held in the reader from before a point the periodic stats were due at:
+          // what it counts now, one pipeline had counted by then.
+          const bool late = r.held && !w.stats_parts.empty() && w.stats_parts.back().pos > r.pos;
+          Counters before;
+          if (late) before = w.out.counters();
           if (r.tick) {
             w.pipeline->advance_clock(r.ts);
           } else {
             w.pipeline->set_input_position(r.pos);
             if (r.held) w.pipeline->held_packet(b->data.data() + r.offset, r.caplen, r.wirelen, r.ts, r.frag_ts);
             else w.pipeline->packet(b->data.data() + r.offset, r.caplen, r.wirelen, r.ts);
+          }
+          if (late) {
+            for (auto& [name, v] : w.out.counters().all()) {
+              uint64_t d = v - before.get(name);
+              if (d == 0) continue;
+              for (auto& part : w.stats_parts)
+                if (part.pos > r.pos) part.counters.add(name, d);
+            }
           }
           if (size_t open = w.pipeline->active_flows(); open != w.flows_open) {
             w.flows_open = open;
@@ -317,10 +337,24 @@ void OfflineWorkers::advance_input_clock(Timestamp ts) {
   if (next_stats_usec_ == 0) {
     next_stats_usec_ = clock_.usec + stats_interval_usec_;
   } else if (clock_.usec >= next_stats_usec_) {
-    // Workers first brought to this point of the input, so that the event counts one moment.
-    epoch();
-    since_epoch_ = 0;
-    write_merged_stats(clock_);
+    // Every worker notes its counters at this point of the input (after the flows its time ends),
+    // and the merge writes the event in its place, so that it counts one moment of the input, as
+    // one pipeline's does: fragments held in the reader from before it are counted when they
+    // reach their worker, not left out.
+    PendingStats& ps = pending_stats_.emplace_back();
+    ps.ts = clock_;
+    ps.order = {packets_, kTimedOut, std::numeric_limits<uint8_t>::max(), std::numeric_limits<uint64_t>::max(),
+                std::numeric_limits<int64_t>::max()};
+    ps.packets = packets_;
+    ps.bytes = bytes_;
+    ps.dispatch = dispatch_counters_;
+    for (size_t i = 0; i < workers_.size(); ++i) {
+      Batch& b = filling(i);
+      PacketRef r{static_cast<uint32_t>(b.data.size()), 0, 0, clock_, packets_};
+      r.stats = true;
+      b.refs.push_back(r);
+      if (b.refs.size() >= kBatchPackets) push(*workers_[i], std::move(workers_[i]->filling));
+    }
     next_stats_usec_ = clock_.usec + stats_interval_usec_;
   }
 }
@@ -579,6 +613,7 @@ void OfflineWorkers::epoch() {
     EndedFlow* ended;
     const WorkerSink::Header* header;
     const Note* note;
+    size_t stats = 0;  // with no line and no note: pending_stats_[stats - 1]
   };
   std::vector<Line> all;
   for (auto& w : workers_) {
@@ -606,6 +641,8 @@ void OfflineWorkers::epoch() {
     }
     announcements_before(std::numeric_limits<size_t>::max());
   }
+  for (size_t k = 0; k < pending_stats_.size(); ++k)
+    all.push_back({&pending_stats_[k].order, nullptr, nullptr, nullptr, nullptr, nullptr, k + 1});
   std::stable_sort(all.begin(), all.end(), [](const Line& a, const Line& b) { return *a.order < *b.order; });
   interleave_lists(all);
   std::vector<std::pair<const LineOrder*, std::pair<size_t, size_t>>> changes;  // (when, (worker, open))
@@ -613,12 +650,28 @@ void OfflineWorkers::epoch() {
   for (size_t i = 0; i < workers_.size(); ++i)
     for (auto& [o, open] : workers_[i]->flows_open_changes) changes.push_back({&o, {i, open}});
   std::stable_sort(changes.begin(), changes.end(), [](const auto& a, const auto& b) { return *a.first < *b.first; });
+  size_t next_stats = 0;
   for (auto& [o, c] : changes) {
+    for (; next_stats < pending_stats_.size() && pending_stats_[next_stats].order < *o; ++next_stats)
+      pending_stats_[next_stats].peak = flows_open_peak_;
     flows_open_total_ = flows_open_total_ - flows_open_[c.first] + c.second;
     flows_open_[c.first] = c.second;
     flows_open_peak_ = std::max(flows_open_peak_, flows_open_total_);
   }
+  for (; next_stats < pending_stats_.size(); ++next_stats) pending_stats_[next_stats].peak = flows_open_peak_;
   for (auto& l : all) {
+    if (l.stats) {
+      const PendingStats& ps = pending_stats_[l.stats - 1];
+      Counters total;
+      uint64_t flows_active = 0;
+      for (auto& w : workers_) {
+        if (l.stats > w->stats_parts.size()) continue;  // (not reached: every worker notes every one)
+        total.merge(w->stats_parts[l.stats - 1].counters);
+        flows_active += w->stats_parts[l.stats - 1].flows_active;
+      }
+      write_stats(ps.ts, ps.packets, ps.bytes, flows_active, std::move(total), ps.dispatch, ps.peak);
+      continue;
+    }
     if (!l.line) {
       if (l.note->remember(l.note->ip, l.note->port)) ++merged_.counters().at(kAnnouncedServersEvicted);
       continue;
@@ -653,8 +706,10 @@ void OfflineWorkers::epoch() {
     w->marks.clear();
     w->flows_open_changes.clear();
     w->notes.clear();
+    w->stats_parts.clear();
     if (w->deferral) w->deferral->ended.clear();
   }
+  pending_stats_.clear();
 }
 
 namespace {
@@ -728,22 +783,29 @@ void OfflineWorkers::finish(FlowEnd why) {
 
 void OfflineWorkers::write_merged_stats(Timestamp ts) {
   Counters total;
-  StatsSnapshot s;
+  uint64_t flows_active = 0;
   for (auto& w : workers_) {
-    s.flows_active += w->pipeline->snapshot().flows_active;  // also sets the worker's memory peak
+    flows_active += w->pipeline->snapshot().flows_active;  // also sets the worker's memory peak
     total.merge(w->out.counters());
   }
+  write_stats(ts, packets_, bytes_, flows_active, std::move(total), dispatch_counters_, flows_open_peak_);
+}
+
+void OfflineWorkers::write_stats(Timestamp ts, uint64_t packets, uint64_t bytes, uint64_t flows_active,
+                                 Counters total, const Counters& dispatch, size_t peak) {
+  StatsSnapshot s;
+  s.flows_active = flows_active;
   // Every worker's clock followed the input's, so each counted the same jumps back: the
   // reader's count is the input's.
   total.at("time.backwards") = 0;
   // The peak of the open flows of all workers together, as one flow table's.
-  if (total.get("flows.peak_active") != 0) total.at("flows.peak_active") = flows_open_peak_;
-  total.merge(dispatch_counters_);
+  if (total.get("flows.peak_active") != 0) total.at("flows.peak_active") = peak;
+  total.merge(dispatch);
   // What the merging thread counted: the sinks (attached to the merged output) and the judges
   // (policy, asset inventory) with the events they wrote.
   total.merge(merged_.counters());
-  s.packets = packets_;
-  s.bytes = bytes_;
+  s.packets = packets;
+  s.bytes = bytes;
   s.filter = input_filter_;
   write_stats_event(merged_, ts, s, total);
 }

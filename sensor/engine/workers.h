@@ -28,8 +28,10 @@
 //
 // The caps over all flows are split evenly among the workers (worker_share, config.h), so the
 // process stays within the configured values. Periodic `stats` (output.stats_interval) are
-// written here, one for all workers, at the input's packet time: the workers are brought to
-// the same point of the input first (as at an epoch), so the counters are those of one moment.
+// written at the merge, one for all workers, at the input's packet time: every worker notes its
+// counters at that point of the input, and what fragments held in the reader from before it add
+// when they reach their worker later, so the counters are those of one moment, and the event
+// comes in its place among the others, as one pipeline writes it.
 //
 // The judges (policy, asset inventory) run once, on the merging thread, over the merged flow
 // stream: a worker keeps a copy of each ending flow's summary and writes its `flow` event
@@ -94,6 +96,7 @@ class OfflineWorkers {
   struct PacketRef {
     uint32_t offset, caplen, wirelen; Timestamp ts; uint64_t pos; bool tick = false; bool held = false; Timestamp frag_ts{};
     bool frag_expire = false;
+    bool stats = false;  // no packet: the periodic stats are due here (the worker's part of them)
   };
   // Where a run of a worker's lines goes in the merged output. One pipeline handles a packet
   // in this order: the flows the packet's time ends, then the packet itself; at the end of the
@@ -184,6 +187,11 @@ class OfflineWorkers {
     // adds them up in input order for the peak of all workers (flows.peak_active).
     size_t flows_open = 0;
     std::vector<std::pair<LineOrder, size_t>> flows_open_changes;
+    // Its part of each periodic `stats` due this epoch (pending_stats_, in the same order): its
+    // counters and open flows at that point of the input, and what the fragments held in the
+    // reader from before that point added when they reached it later.
+    struct StatsPart { uint64_t pos; Counters counters; uint64_t flows_active; };
+    std::vector<StatsPart> stats_parts;
     void mark(const LineOrder& o) {
       size_t line = sink->lines.size();
       if (!marks.empty() && marks.back().line == line) marks.back().order = o;
@@ -210,6 +218,16 @@ class OfflineWorkers {
     bool have_last = false;
   };
   using RouteIt = std::map<FragmentTable::Key, FragmentRoute>::iterator;
+  // A periodic `stats` event due at a point of the input: written at the merge, in its place
+  // (after the flows that point's time ended, before its packet's events), with the workers'
+  // counters of that point.
+  struct PendingStats {
+    Timestamp ts;
+    LineOrder order;
+    uint64_t packets = 0, bytes = 0;
+    Counters dispatch;  // the reader's counters then
+    size_t peak = 0;    // flows.peak_active then (set at the merge)
+  };
 
   void run(Worker& w);
   void push(Worker& w, std::unique_ptr<Batch> b);
@@ -224,6 +242,10 @@ class OfflineWorkers {
   void expire_fragments(size_t worker, Timestamp ts);
   // The counters and gauges of all workers, the reader and the merging thread; workers idle.
   void write_merged_stats(Timestamp ts);
+  // A `stats` event of `workers` (the sum of the workers' counters), the reader's and the
+  // merging thread's counters.
+  void write_stats(Timestamp ts, uint64_t packets, uint64_t bytes, uint64_t flows_active, Counters workers,
+                   const Counters& dispatch, size_t peak);
   // The worker of a fragment, or -1 when it is held until its datagram's first fragment.
   int route_fragment(const Packet& p, const uint8_t* frame, uint32_t caplen, uint32_t wirelen, Timestamp ts);
   RouteIt add_route(const FragmentTable::Key& key, Timestamp ts, size_t fallback);
@@ -280,6 +302,7 @@ class OfflineWorkers {
   int64_t next_tick_usec_ = std::numeric_limits<int64_t>::min();
   int64_t stats_interval_usec_ = 0;
   int64_t next_stats_usec_ = 0;
+  std::vector<PendingStats> pending_stats_;  // due since the last merge
   FragmentLimits frag_limits_;  // the workers' fragment timeout and datagram count
   std::map<FragmentTable::Key, FragmentRoute> routes_;
   std::list<FragmentTable::Key> route_age_;  // oldest first
