@@ -374,7 +374,15 @@ int OfflineWorkers::route_fragment(const Packet& p, const uint8_t* frame, uint32
   if (!p.ip_cut && uint64_t(f.offset) + f.length > 65535) return static_cast<int>(pair);
   FragmentTable::Key key = fragment_key(p, f.id);
   auto it = routes_.find(key);
-  if (it == routes_.end()) it = add_route(key, ts, pair);
+  if (it == routes_.end()) {
+    it = add_route(key, ts, pair);
+  } else if (it->second.restarted && !p.ip_cut) {
+    // A fragment contradicted the datagram's length: the workers' table dropped it, and this
+    // fragment begins another there, timed out 30 s from now (not from the dropped one's start).
+    it->second.restarted = false;
+    it->second.created = ts;
+    route_age_.splice(route_age_.end(), route_age_, it->second.age);
+  }
   // A fragment cut by the snap length is not taken by the workers' tables.
   const bool whole = !p.ip_cut && it->second.take(f.offset, f.length, f.more);
   int worker = -1;
@@ -441,6 +449,7 @@ bool OfflineWorkers::FragmentRoute::take(uint32_t offset, uint32_t length, bool 
   if (end64 > 65535) return false;
   uint32_t end = static_cast<uint32_t>(end64);
   auto restart = [this] {
+    restarted = true;
     have.clear();
     high = total = 0;
     have_last = false;

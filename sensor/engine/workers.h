@@ -216,6 +216,9 @@ class OfflineWorkers {
     std::vector<std::pair<uint32_t, uint32_t>> have;  // sorted, merged [begin, end)
     uint32_t high = 0, total = 0;
     bool have_last = false;
+    // The table dropped the datagram (take() started afresh): the next fragment it takes begins
+    // another, whose timeout counts from that fragment.
+    bool restarted = false;
   };
   using RouteIt = std::map<FragmentTable::Key, FragmentRoute>::iterator;
   // A periodic `stats` event due at a point of the input: written at the merge, in its place

@@ -461,4 +461,24 @@ for n in (2, 3):
     c.true(f"periodic stats while fragments are held, {n} workers: the output of one ({diff[:1]})",
            held_many == held_one)
 
+
+# A fragment that contradicts its datagram's length (a last fragment ending before bytes already
+# received): the table drops the datagram, and the next fragment begins another, timed out 30 s
+# from it. The reader timed its route out from the dropped datagram's start, and the last
+# fragment, coming after that, waited for a first fragment in the reader and made a datagram of
+# its own: two timeouts where one pipeline has one.
+records = []
+for i in range(4):
+    src, dst = "10.19.0.%d" % (i + 1), "10.20.0.1"
+    dg = udp(src, dst, 40000 + i, 5000 + i, b"M" * 200)
+    t = 1000000 + i * 1000
+    frag = lambda data, off, more: ether(MAC_B, MAC_A, ipv4(src, dst, 17, data, ident=100 + i,
+                                                             flags=(0x2000 if more else 0) | off // 8))
+    records += [(t, udp_frame(src, dst, 40000 + i, 5000 + i, b"hello")), (t + 100, frag(dg[:64], 0, True)),
+                (t + 200, frag(dg[8:40], 8, False)), (t + 20000000, frag(dg[64:128], 64, True)),
+                (t + 31500000, frag(dg[128:], 128, False))]
+records += [(k * 1000000 + 500000, udp_frame("10.21.0.1", "10.21.0.2", 999, 53, b"tick")) for k in range(2, 70)]
+fragment_counters_as_one_worker("a datagram dropped for its length, then fragments of another",
+                                write("length_contradicted", sorted(records, key=lambda r: r[0])))
+
 c.done()
