@@ -251,7 +251,8 @@ DecodeStatus Decoder::ipv4(const uint8_t* p, uint32_t len, uint32_t off, Packet&
     FragmentTable::Key key = fragment_key(out, be16(p + 4));
     bool conflict = false;
     auto r = frags_.add(key, fragment_time_ ? *fragment_time_ : out.ts, std::span<const uint8_t>(p, ihl), frag_off, more,
-                        std::span<const uint8_t>(p + ihl, len - ihl), reassembled_, conflict);
+                        std::span<const uint8_t>(p + ihl, len - ihl), reassembled_, conflict,
+                        fragment_time_ != nullptr);
     if (conflict) note("ipv4.fragment_overlap_conflict", off, out);
     if (r != FragmentTable::Result::complete) return DecodeStatus::fragment;
     // Rebuild a plain header: total length set, fragment fields cleared. The header is the first
@@ -334,7 +335,8 @@ DecodeStatus Decoder::ipv6(const uint8_t* p, uint32_t len, uint32_t off, Packet&
         FragmentTable::Key key = fragment_key(out, id);
         bool conflict = false;
         auto r = frags_.add(key, fragment_time_ ? *fragment_time_ : out.ts, std::span<const uint8_t>(hdr, 40), frag_off, more,
-                            std::span<const uint8_t>(p + pos, len - pos), reassembled_, conflict);
+                            std::span<const uint8_t>(p + pos, len - pos), reassembled_, conflict,
+                            fragment_time_ != nullptr);
         if (conflict) note("ipv6.fragment_overlap_conflict", off + pos, out);
         if (r != FragmentTable::Result::complete) return DecodeStatus::fragment;
         uint32_t total = static_cast<uint32_t>(reassembled_.size());

@@ -84,7 +84,8 @@ class Decoder {
   // workers.
   void set_peek_only(bool v) { peek_only_ = v; }
   // The time the fragment table takes the next fragments at, instead of their own (nullptr: their
-  // own). Events keep the packet's time.
+  // own). Events keep the packet's time. Set, the fragments come late: after others of a later
+  // time (FragmentTable::add).
   void set_fragment_time(const Timestamp* t) { fragment_time_ = t; }
   const FragmentPeek& peeked_fragment() const { return peeked_; }
 

@@ -57,7 +57,7 @@ void FragmentTable::merge_piece(std::vector<std::pair<uint32_t, uint32_t>>& have
 
 FragmentTable::Result FragmentTable::add(const Key& key, Timestamp ts, std::span<const uint8_t> header,
                                          uint32_t offset, bool more, std::span<const uint8_t> data,
-                                         std::vector<uint8_t>& out, bool& conflict) {
+                                         std::vector<uint8_t>& out, bool& conflict, bool late) {
   conflict = false;
   expire(ts);
   uint64_t end64 = uint64_t(offset) + data.size();
@@ -69,8 +69,11 @@ FragmentTable::Result FragmentTable::add(const Key& key, Timestamp ts, std::span
     while (table_.size() >= limits_.max_datagrams && !order_.empty()) drop(table_.find(order_.front()), c_evicted_);
     it = table_.emplace(key, Datagram{}).first;
     it->second.first = ts;
-    order_.push_back(key);
-    it->second.age = std::prev(order_.end());
+    // Oldest first: expire() stops at the first datagram not yet due.
+    auto at = order_.end();
+    if (late)
+      while (at != order_.begin() && table_.find(*std::prev(at))->second.first.usec > ts.usec) --at;
+    it->second.age = order_.insert(at, key);
   }
   Datagram& d = it->second;
   // Fragments that contradict the datagram's length: a last fragment ending before data already

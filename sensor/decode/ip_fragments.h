@@ -40,8 +40,12 @@ class FragmentTable {
   // the 40-byte IPv6 base header); offset in bytes. When complete, `out` holds the whole IP
   // datagram (rebuilt header + payload) and stays valid until the next call.
   // `conflict` is set when an overlap carried different bytes.
+  // late: the fragment comes after others of a later time (analyze --workers: held in the reader
+  // for its first fragment), where one table would have taken it earlier: a datagram it begins is
+  // put among the others by its time, so that it times out when the table would have timed it out.
   Result add(const Key& key, Timestamp ts, std::span<const uint8_t> header, uint32_t offset,
-             bool more, std::span<const uint8_t> data, std::vector<uint8_t>& out, bool& conflict);
+             bool more, std::span<const uint8_t> data, std::vector<uint8_t>& out, bool& conflict,
+             bool late = false);
   void expire(Timestamp now);
   // The input ended: datagrams still waiting are dropped (counted in ip.fragments.incomplete).
   void drop_all();

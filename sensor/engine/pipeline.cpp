@@ -213,7 +213,7 @@ void Pipeline::held_packet(const uint8_t* frame, uint32_t caplen, uint32_t wirel
   bytes_ += wirelen;
   if (ts.usec > last_ts_.usec) last_ts_ = ts;
   if (!decoder_) return;
-  if (frag_ts.usec != ts.usec) decoder_->set_fragment_time(&frag_ts);
+  decoder_->set_fragment_time(&frag_ts);  // also says the fragment comes late (FragmentTable::add)
   handle(frame, caplen, wirelen, ts);
   decoder_->set_fragment_time(nullptr);
 }

@@ -157,8 +157,7 @@ void OfflineWorkers::run(Worker& w) {
     switch (b->kind) {
       case Batch::Kind::packets:
         for (auto& r : b->refs) {
-          w.now = {r.pos, r.tick ? kTimedOut : kPacket};
-          w.mark(w.now);
+          // Neither writes events.
           if (r.frag_expire) {
             w.pipeline->expire_fragments(r.ts);
             continue;
@@ -170,6 +169,8 @@ void OfflineWorkers::run(Worker& w) {
             part.counters = w.out.counters();
             continue;
           }
+          w.now = {r.pos, r.tick ? kTimedOut : kPacket};
+          w.mark(w.now);
           // A fragment held in the reader from before a point the periodic stats were due at:
           // what it counts now, one pipeline had counted by then.
           const bool late = r.held && !w.stats_parts.empty() && w.stats_parts.back().pos > r.pos;

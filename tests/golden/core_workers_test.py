@@ -481,4 +481,21 @@ records += [(k * 1000000 + 500000, udp_frame("10.21.0.1", "10.21.0.2", 999, 53, 
 fragment_counters_as_one_worker("a datagram dropped for its length, then fragments of another",
                                 write("length_contradicted", sorted(records, key=lambda r: r[0])))
 
+
+# Fragments held in the reader for a first fragment that never comes (one from each of 8 hosts),
+# then first fragments of other datagrams whose rest never comes, 9 s later: at the next check of
+# timeouts 39 s after the held ones, one pipeline times them out. Handed on at their timeout, they
+# reached their worker's table after the later datagrams, which it times out oldest first: it
+# stopped at a later datagram not yet due and called the held ones incomplete at the end.
+records = []
+for i in range(8):
+    src, dst = "10.22.0.%d" % (i + 1), "10.24.0.1"
+    dg = udp(src, dst, 41000 + i, 6000 + i, b"L" * 200)
+    records.append((5000000 + i * 1000, ether(MAC_B, MAC_A, ipv4(src, dst, 17, dg[104:], ident=50 + i, flags=104 // 8))))
+    src = "10.23.0.%d" % (i + 1)
+    dg = udp(src, dst, 42000 + i, 7000 + i, b"F" * 200)
+    records.append((14000000 + i * 1000, ether(MAC_B, MAC_A, ipv4(src, dst, 17, dg[:104], ident=60 + i, flags=0x2000))))
+records.append((44000000, udp_frame("10.25.0.1", "10.25.0.2", 999, 53, b"tick")))
+fragment_counters_as_one_worker("held fragments handed on after later datagrams", write("held_then_later", records))
+
 c.done()

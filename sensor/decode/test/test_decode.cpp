@@ -776,3 +776,24 @@ TEST_CASE("A frame cut after a whole IP packet does not excuse TCP options or a 
   CHECK(cut_padding(ether(0x0800, ipv4(ip4(1, 1, 1, 1), ip4(2, 2, 2, 2), 17, dg))) == DecodeStatus::malformed);
   CHECK(h.anomalies == std::vector<std::string>{"tcp.data_offset_beyond_packet", "udp.length_beyond_packet"});
 }
+
+TEST_CASE("a fragment taken late begins its datagram among the others by its time", "[fragments]") {
+  // analyze --workers hands a worker fragments the reader held, after others of a later time:
+  // their datagram times out when one table, which took them first, would have timed it out.
+  Counters c;
+  FragmentTable t(FragmentLimits{}, c);
+  std::vector<uint8_t> out;
+  bool conflict = false;
+  const std::vector<uint8_t> header(20, 0x45), data(16, 0xAB);
+  const uint8_t a[4] = {10, 0, 0, 1}, b[4] = {10, 0, 0, 2}, d[4] = {10, 0, 0, 3};
+  FragmentTable::Key later{IpAddr::v4(a), IpAddr::v4(b), 1, 17, {}};
+  FragmentTable::Key earlier{IpAddr::v4(d), IpAddr::v4(b), 2, 17, {}};
+  CHECK(t.add(later, Timestamp{14'000'000}, header, 0, true, data, out, conflict) == FragmentTable::Result::pending);
+  CHECK(t.add(earlier, Timestamp{5'000'000}, header, 64, false, data, out, conflict, /*late=*/true) ==
+        FragmentTable::Result::pending);
+  t.expire(Timestamp{40'000'000});  // the earlier one is due, the later one not yet
+  CHECK(c.get("ip.fragments.timeout") == 1);
+  CHECK(t.pending() == 1);
+  t.expire(Timestamp{44'000'000});
+  CHECK(c.get("ip.fragments.timeout") == 2);
+}
