@@ -385,7 +385,7 @@ int OfflineWorkers::route_fragment(const Packet& p, const uint8_t* frame, uint32
     route_age_.splice(route_age_.end(), route_age_, it->second.age);
   }
   // A fragment cut by the snap length is not taken by the workers' tables.
-  const bool whole = !p.ip_cut && it->second.take(f.offset, f.length, f.more);
+  const bool whole = !p.ip_cut && it->second.take(f.offset, f.length, f.more, ts, frag_limits_.timeout_usec);
   int worker = -1;
   if (f.offset == 0 && !f.needs_more) {
     FragmentRoute& r = it->second;
@@ -444,8 +444,17 @@ int OfflineWorkers::hold(RouteIt it, const uint8_t* frame, uint32_t caplen, uint
   return -1;
 }
 
-bool OfflineWorkers::FragmentRoute::take(uint32_t offset, uint32_t length, bool more) {
-  // FragmentTable::add, without the bytes.
+bool OfflineWorkers::FragmentRoute::take(uint32_t offset, uint32_t length, bool more, Timestamp ts,
+                                         int64_t timeout_usec) {
+  // FragmentTable::add, without the bytes. The table has timed the datagram out by a fragment this
+  // late (the route may wait longer: a copy of the first fragment routes it afresh): this one begins
+  // another there.
+  if ((!have.empty() || have_last) && ts.usec - begun.usec >= timeout_usec) {
+    have.clear();
+    high = total = 0;
+    have_last = false;
+  }
+  if (have.empty() && !have_last) begun = ts;
   uint64_t end64 = uint64_t(offset) + length;
   if (end64 > 65535) return false;
   uint32_t end = static_cast<uint32_t>(end64);
@@ -547,6 +556,8 @@ void OfflineWorkers::routes_went_back(Timestamp now) {
   // time, it would move that clock forward again (Pipeline::held_packet) and end flows early. The
   // worker's fragment table, had it taken the fragment when it came, would now date it `now`; its
   // events keep the fragment's own time.
+  for (auto& [k, r] : routes_)
+    if (r.begun.usec > now.usec) r.begun = now;
   for (const FragmentTable::Key& k : waiting_)
     for (auto& h : routes_.find(k)->second.held)
       if (h.frag_ts.usec > now.usec) h.frag_ts = now;

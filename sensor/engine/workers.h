@@ -212,13 +212,15 @@ class OfflineWorkers {
     std::list<FragmentTable::Key>::iterator age, waiting;
     // The bytes of the datagram that came, as a worker's FragmentTable takes them: true when
     // this fragment makes it whole. A fragment the table drops the datagram for starts afresh.
-    bool take(uint32_t offset, uint32_t length, bool more);
+    // A fragment at ts after the table's datagram timed out (timeout after `begun`) begins another.
+    bool take(uint32_t offset, uint32_t length, bool more, Timestamp ts, int64_t timeout_usec);
     std::vector<std::pair<uint32_t, uint32_t>> have;  // sorted, merged [begin, end)
     uint32_t high = 0, total = 0;
     bool have_last = false;
     // The table dropped the datagram (take() started afresh): the next fragment it takes begins
     // another, whose timeout counts from that fragment.
     bool restarted = false;
+    Timestamp begun;  // when the tables' datagram began (its first fragment taken): its timeout
   };
   using RouteIt = std::map<FragmentTable::Key, FragmentRoute>::iterator;
   // A periodic `stats` event due at a point of the input: written at the merge, in its place

@@ -498,4 +498,22 @@ for i in range(8):
 records.append((44000000, udp_frame("10.25.0.1", "10.25.0.2", 999, 53, b"tick")))
 fragment_counters_as_one_worker("held fragments handed on after later datagrams", write("held_then_later", records))
 
+
+# A datagram's later fragments first (held), its first fragment 27 s later and a copy of it, which
+# routes the datagram afresh; 15 s later two more fragments: one pipeline's table timed the
+# datagram out before them, and they begin another there. The reader, still following the bytes
+# of the first one, took it for whole at the first of them and sent the second elsewhere: two
+# datagrams incomplete where one pipeline has one.
+records = []
+for i in range(4):
+    src, dst = "10.26.0.%d" % (i + 1), "10.27.0.1"
+    dg = udp(src, dst, 43000 + i, 8000 + i, b"R" * 200)
+    frag = lambda off, end, t: (t, ether(MAC_B, MAC_A, ipv4(src, dst, 17, dg[off:end], ident=70 + i,
+                                                            flags=(0x2000 if end < len(dg) else 0) | off // 8)))
+    t = 6000000 + i * 1000
+    records += [(t - 1000, udp_frame(src, dst, 43000 + i, 8000 + i, b"hi")), frag(144, 184, t), frag(184, 208, t + 100), frag(0, 112, t + 27000000), frag(0, 112, t + 27000100),
+                frag(112, 160, t + 42000000), frag(160, 208, t + 42000100)]
+fragment_counters_as_one_worker("a datagram timed out, routed afresh by a copy of its first fragment",
+                                write("afresh_after_timeout", sorted(records, key=lambda r: r[0])))
+
 c.done()
