@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -41,9 +42,13 @@ std::string& analyze_report_path() {
   return path;
 }
 
-bool ends_with(const std::string& s, const char* suffix) {
-  std::string_view x(suffix);
-  return s.size() >= x.size() && s.compare(s.size() - x.size(), x.size(), x) == 0;
+// Whether the report file is a PDF: its name ends in ".pdf", in any case ("REPORT.PDF" too).
+bool is_pdf_name(const std::string& s) {
+  constexpr std::string_view x = ".pdf";
+  if (s.size() < x.size()) return false;
+  for (size_t i = 0; i < x.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(s[s.size() - x.size() + i])) != x[i]) return false;
+  return true;
 }
 
 std::string find_chromium() {
@@ -212,7 +217,7 @@ int write_report_of(report::EventLog& log, const std::string& out_path, report::
 
 std::vector<std::string> report_files(const std::string& out_path) {
   if (out_path == "-") return {"/dev/stdout"};
-  if (!ends_with(out_path, ".pdf")) return {out_path};
+  if (!is_pdf_name(out_path)) return {out_path};
   return {out_path, out_path.substr(0, out_path.size() - 4) + ".html"};
 }
 
@@ -266,7 +271,7 @@ int write_report_of(report::EventLog& log, const std::string& out_path, report::
     }
     return kOk;
   }
-  bool pdf = ends_with(out_path, ".pdf");
+  bool pdf = is_pdf_name(out_path);
   std::string html_path = pdf ? out_path.substr(0, out_path.size() - 4) + ".html" : out_path;
   {
     std::ofstream o(html_path, std::ios::binary | std::ios::trunc);
