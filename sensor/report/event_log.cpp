@@ -1,12 +1,17 @@
 #include "sensor/report/event_log.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <cstdlib>
 #include <fstream>
 
 namespace medmon::report {
@@ -77,7 +82,91 @@ bool peek_header(std::string_view line, std::string_view& ts, std::string_view& 
   return quoted("{\"ts\":\"", ts) && quoted(",\"event_type\":\"", type);
 }
 
+// Writes all of `bytes`; 0, or the errno of the write that failed.
+int write_all(int fd, const char* bytes, size_t n) {
+  while (n > 0) {
+    ssize_t w = ::write(fd, bytes, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) return errno;
+    bytes += w;
+    n -= static_cast<size_t>(w);
+  }
+  return 0;
+}
+
+// Reads the lines of fd and gives each (without its newline) to on_line: from offset `begin` with
+// pread() up to `end` (-1: to the end of the file), or, when begin < 0, with read() to the end of
+// the stream, copying every byte read to copy_to (when >= 0). A last line without a newline is
+// given too, but not one an error cut. Returns the offset reached (the bytes read from a stream);
+// `err` says why it stopped early (empty at the end, or when the file was cut short).
+int64_t read_lines(int fd, int64_t begin, int64_t end, int copy_to, const std::function<void(std::string_view)>& on_line,
+                   std::string& err) {
+  std::string buf, line;
+  buf.resize(1 << 20);
+  int64_t at = begin < 0 ? 0 : begin;
+  while (end < 0 || at < end) {
+    size_t want = end < 0 ? buf.size() : static_cast<size_t>(std::min<int64_t>(end - at, static_cast<int64_t>(buf.size())));
+    ssize_t n = begin < 0 ? ::read(fd, buf.data(), want) : ::pread(fd, buf.data(), want, at);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      err = std::strerror(errno);
+      return at;
+    }
+    if (n == 0) break;  // the end (or cut short since: what is there is read)
+    if (copy_to >= 0)
+      if (int e = write_all(copy_to, buf.data(), static_cast<size_t>(n))) {
+        err = std::string("cannot keep a copy to read again: ") + std::strerror(e);
+        return at;
+      }
+    at += n;
+    std::string_view chunk(buf.data(), static_cast<size_t>(n));
+    for (size_t nl; (nl = chunk.find('\n')) != std::string_view::npos; chunk.remove_prefix(nl + 1)) {
+      if (line.empty()) {
+        on_line(chunk.substr(0, nl));
+      } else {
+        line.append(chunk.substr(0, nl));
+        on_line(line);
+        line.clear();
+      }
+    }
+    line.append(chunk);
+  }
+  if (!line.empty()) on_line(line);
+  return at;
+}
+
+// Whether a flow event holds anything a site policy wrote (a device name, a verdict, a zone).
+bool from_site(const nlohmann::json& e) {
+  return e.contains("src_device") || e.contains("dst_device") || e.contains("verdict") || e.contains("src_zone") ||
+         e.contains("dst_zone");
+}
+
+// The event of a line when it is of type `want`; a discarded value for any other line.
+nlohmann::json parse_of(std::string_view line, std::string_view want) {
+  while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.remove_suffix(1);
+  if (std::string_view ts, type; peek_header(line, ts, type) && type != want) return nlohmann::json(nlohmann::json::value_t::discarded);
+  nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || str(j, "event_type") != want)
+    return nlohmann::json(nlohmann::json::value_t::discarded);
+  return j;
+}
+
 }  // namespace
+
+// Where the flows are read again from: an open file and the part of it the events were read from.
+struct EventLog::Source {
+  int fd = -1;
+  bool owned = false;
+  int64_t begin = 0, end = 0;
+  ~Source() {
+    if (owned && fd >= 0) ::close(fd);
+  }
+};
+
+EventLog::EventLog() = default;
+EventLog::~EventLog() = default;
+EventLog::EventLog(EventLog&&) noexcept = default;
+EventLog& EventLog::operator=(EventLog&&) noexcept = default;
 
 void EventLog::add_line(std::string_view line) {
   ++lines;
@@ -110,48 +199,103 @@ void EventLog::add_line(std::string_view line) {
     if (ts > last_ts) last_ts = ts;
   }
   std::string type = str(j, "event_type");
-  if (type == "flow") flows.push_back(std::move(j));
-  else if (type == "alert") alerts.push_back(std::move(j));
-  else if (type == "asset") assets.push_back(std::move(j));
-  else if (type == "stats") stats = std::move(j);
+  if (type == "flow") {
+    ++flow_events;
+    if (!flows_from_site && from_site(j)) flows_from_site = true;
+    if (keep_lines_) flow_lines_.emplace_back(line);
+  } else if (type == "alert") {
+    alerts.push_back(std::move(j));
+  } else if (type == "asset") {
+    ++asset_events;
+    if (keep_lines_) asset_lines_.emplace_back(line);
+  } else if (type == "stats") {
+    stats = std::move(j);
+  }
+}
+
+bool EventLog::read_fd(int fd, int64_t begin, int64_t end, int copy_to) {
+  keep_lines_ = false;
+  std::string err;
+  int64_t reached = read_lines(fd, begin, end, copy_to, [this](std::string_view l) { add_line(l); }, err);
+  if (!err.empty() && read_error.empty()) {
+    read_error = err;
+    read_error_line = lines;
+  }
+  src_ = std::make_unique<Source>();
+  src_->begin = copy_to >= 0 ? 0 : begin;
+  src_->end = reached;
+  return true;
 }
 
 bool EventLog::load(const std::string& path, std::string& err) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) { err = path + ": cannot open: " + std::strerror(EISDIR); return false; }
-  errno = 0;
-  std::ifstream in(path);
-  if (!in) { err = path + ": cannot open: " + std::strerror(errno ? errno : EIO); return false; }
-  source = path;
-  std::string line;
-  while (std::getline(in, line)) add_line(line);
+  const bool std_in = path == "-";
+  const std::string name = std_in ? std::string("standard input") : path;
+  int fd = std_in ? ::dup(STDIN_FILENO) : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) { err = name + ": cannot open: " + std::strerror(errno); return false; }
+  struct stat st;
+  if (::fstat(fd, &st) != 0) { err = name + ": cannot open: " + std::strerror(errno); ::close(fd); return false; }
+  if (S_ISDIR(st.st_mode)) { err = name + ": cannot open: " + std::strerror(EISDIR); ::close(fd); return false; }
+  source = name;
+  if (S_ISREG(st.st_mode)) {
+    // Read in place, and again from there (standard input from where the shell left it).
+    off_t at = std_in ? ::lseek(fd, 0, SEEK_CUR) : 0;
+    read_fd(fd, at < 0 ? 0 : at, -1, -1);
+    src_->fd = fd;
+    src_->owned = true;
+    return true;
+  }
+  // A pipe, a terminal, a FIFO: read once, kept in an unlinked file to be read again.
+  const char* tmp = std::getenv("TMPDIR");
+  std::string dir = tmp && *tmp ? tmp : "/tmp";
+  std::string spool = dir + "/medmon-events-XXXXXX";
+  int copy = ::mkostemp(spool.data(), O_CLOEXEC);
+  if (copy < 0) {
+    err = fmt::format("{}: cannot create a file to read the events again under {}: {}", name, dir, std::strerror(errno));
+    ::close(fd);
+    return false;
+  }
+  ::unlink(spool.c_str());
+  read_fd(fd, -1, -1, copy);
+  ::close(fd);
+  src_->fd = copy;
+  src_->owned = true;
   return true;
 }
 
 bool EventLog::load_range(int fd, int64_t begin, int64_t end, std::string& err) {
-  std::string buf, line;
-  buf.resize(1 << 20);
-  for (int64_t at = begin; at < end;) {
-    size_t want = static_cast<size_t>(std::min<int64_t>(end - at, static_cast<int64_t>(buf.size())));
-    ssize_t n = ::pread(fd, buf.data(), want, at);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) { err = std::string("cannot read the events back: ") + std::strerror(errno); return false; }
-    if (n == 0) break;  // cut short since: what is there is read
-    at += n;
-    std::string_view chunk(buf.data(), static_cast<size_t>(n));
-    for (size_t nl; (nl = chunk.find('\n')) != std::string_view::npos; chunk.remove_prefix(nl + 1)) {
-      if (line.empty()) {
-        add_line(chunk.substr(0, nl));
-      } else {
-        line.append(chunk.substr(0, nl));
-        add_line(line);
-        line.clear();
-      }
-    }
-    line.append(chunk);
+  read_fd(fd, begin, end, -1);
+  src_->fd = fd;
+  if (!read_error.empty()) {
+    err = "cannot read the events back: " + read_error;
+    return false;
   }
-  if (!line.empty()) add_line(line);
   return true;
+}
+
+void EventLog::for_each_of(const char* type, const std::vector<std::string>& kept,
+                          const std::function<void(const nlohmann::json&)>& fn) const {
+  auto each = [&](std::string_view line) {
+    nlohmann::json j = parse_of(line, type);
+    if (!j.is_discarded()) fn(j);
+  };
+  if (!src_) {
+    for (const std::string& l : kept) each(l);
+    return;
+  }
+  std::string err;
+  read_lines(src_->fd, src_->begin, src_->end, -1, each, err);
+  if (!err.empty() && read_error.empty()) {
+    read_error = err;
+    read_error_line = lines;
+  }
+}
+
+void EventLog::for_each_flow(const std::function<void(const nlohmann::json&)>& fn) const {
+  for_each_of("flow", flow_lines_, fn);
+}
+
+void EventLog::for_each_asset(const std::function<void(const nlohmann::json&)>& fn) const {
+  for_each_of("asset", asset_lines_, fn);
 }
 
 }  // namespace medmon::report

@@ -150,14 +150,6 @@ const char* verdict_color(int rank) {
 const char* kPalette[] = {"#1565c0", "#2e7d32", "#6a1b9a", "#ef6c00", "#00838f", "#ad1457", "#5d4037", "#9e9d24"};
 
 // One device of the report: a policy device (by name) or, without a policy, an address.
-struct Dev {
-  std::string key, name, zone, model = "unbound";
-  std::string anchor;  // its section's id (from the name, made safe and unique)
-  std::set<std::string> ips;
-  std::vector<const json*> flows, alerts;
-  int verdict = 0;  // 0 pass, 1 review, 2 fail, -1 not judged
-};
-
 struct FlowGroup {
   std::string dir, peer, peer_name, peer_zone, proto, app, rule, verdict;
   uint64_t port = 0, count = 0, bytes = 0;
@@ -168,6 +160,47 @@ struct FlowGroup {
   std::set<std::string> declared_rules;  // every declared rule its flows matched, not only the shown one
   bool phi = false;
 };
+
+// A flow that carried PHI fields in clear, as the device's findings list it.
+struct PhiRow {
+  std::string ts, flow_id, src_ip, dst_ip, app, fields;
+  uint64_t src_port = 0, dst_port = 0;
+};
+
+// A device's traffic as its charts show it: bytes by protocol, over time and by peer.
+struct Traffic {
+  static constexpr int kBuckets = 40;  // bars of the time chart
+  double t0 = 0, t1 = 0;  // the first flow's start, the last flow's end
+  bool timed = false;     // whether a flow's time could be read (t0, t1 set)
+  std::map<std::string, std::vector<double>> series;             // app -> bytes per bucket
+  std::map<std::string, std::map<std::string, double>> by_peer;  // peer -> app -> bytes
+};
+
+// One device of the report: a policy device (by name) or, without a policy, an address. Its flows
+// are not kept (a day of a SPAN port has millions): what the page shows of them is summed up as
+// they are read, by group (direction, peer, protocol, port, application), by verdict, over time
+// and by peer.
+struct Dev {
+  std::string key, name, zone, model = "unbound";
+  std::string anchor;  // its section's id (from the name, made safe and unique)
+  std::set<std::string> ips;
+  std::vector<const json*> alerts;
+  uint64_t flows = 0;                           // its flows
+  std::map<std::string, uint64_t> verdicts;     // its own side's verdict ("" unjudged) -> flows
+  std::map<std::string, FlowGroup> groups;      // by direction, peer, protocol, port, application
+  uint64_t ungrouped = 0;                       // flows of groups past the cap (in no row)
+  std::vector<PhiRow> phi;                      // flows with PHI in clear, up to a cap
+  uint64_t phi_more = 0;                        // and those past it
+  Traffic traffic;
+  bool peers_folded = false;                    // peers past the cap are summed up as one
+  int verdict = 0;  // 0 pass, 1 review, 2 fail, -1 not judged
+};
+
+// Bounds on what the report keeps of the flows, whatever their number (docs/report.md).
+constexpr size_t kMaxGroupsPerDevice = 4096, kMaxGroups = 65536;  // rows of the flow tables
+constexpr size_t kMaxPhiRowsPerDevice = 1000, kMaxPhiRows = 20000;
+constexpr size_t kMaxPeersPerDevice = 4096, kMaxPeers = 65536;  // peers of the traffic charts
+constexpr const char* kOtherPeers = "(other peers)";
 
 // Whether the device is the flow's client (source) side.
 bool is_src(const json& f, const Dev& d) {
@@ -229,39 +262,46 @@ std::set<std::string> mds2_for(const json& f, const Dev& d, bool src, const Cont
   return ids;
 }
 
-// The device's flows grouped by direction, peer, protocol, port and application; the worst
-// verdict first, then the most bytes.
-std::vector<FlowGroup> group_flows(const Dev& d, const Context& c) {
-  std::map<std::string, FlowGroup> g;
-  for (const json* fp : d.flows) {
-    const json& f = *fp;
-    bool out_dir = is_src(f, d);
-    std::string peer = str(f, out_dir ? "dst_ip" : "src_ip");
-    std::string app = flow_app(f);
-    uint64_t port = flow_port(f);
-    std::string key = fmt::format("{}|{}|{}|{}|{}", out_dir, peer, str(f, "proto"), port, app);
-    FlowGroup& fg = g[key];
-    fg.dir = out_dir ? "out" : "in";
-    fg.peer = peer;
-    fg.peer_name = side_device(f, out_dir ? 1 : 0, c);
-    fg.peer_zone = str(f, out_dir ? "dst_zone" : "src_zone");
-    fg.proto = str(f, "proto");
-    fg.port = port;
-    fg.app = app;
-    ++fg.count;
-    const json& fl = member(f, "flow");
-    fg.bytes += num(fl, "bytes_toserver") + num(fl, "bytes_toclient");
-    if (fl.contains("payload_bytes_toserver") && num(fl, "payload_bytes_toserver") + num(fl, "payload_bytes_toclient") == 0)
-      ++fg.no_data;
-    auto [v, rule] = verdict_for(f, d);
-    if (verdict_rank(v) > verdict_rank(fg.verdict)) { fg.verdict = v; fg.rule = rule; }
-    if (v == "declared" && !rule.empty()) fg.declared_rules.insert(rule);
-    std::set<std::string> mds2 = mds2_for(f, d, out_dir, c);
-    fg.mds2.insert(mds2.begin(), mds2.end());
-    if (f.contains("phi_cleartext")) fg.phi = true;
+// Adds a flow to the device's groups (direction, peer, protocol, port and application); false
+// when it would open a group past the caps (`groups_left` of all devices).
+bool add_to_group(Dev& d, const json& f, const Context& c, size_t& groups_left) {
+  bool out_dir = is_src(f, d);
+  std::string peer = str(f, out_dir ? "dst_ip" : "src_ip");
+  std::string app = flow_app(f);
+  uint64_t port = flow_port(f);
+  std::string key = fmt::format("{}|{}|{}|{}|{}", out_dir, peer, str(f, "proto"), port, app);
+  auto it = d.groups.find(key);
+  if (it == d.groups.end()) {
+    if (groups_left == 0 || d.groups.size() >= kMaxGroupsPerDevice) return false;
+    --groups_left;
+    it = d.groups.emplace(std::move(key), FlowGroup()).first;
   }
+  FlowGroup& fg = it->second;
+  fg.dir = out_dir ? "out" : "in";
+  fg.peer = peer;
+  fg.peer_name = side_device(f, out_dir ? 1 : 0, c);
+  fg.peer_zone = str(f, out_dir ? "dst_zone" : "src_zone");
+  fg.proto = str(f, "proto");
+  fg.port = port;
+  fg.app = app;
+  ++fg.count;
+  const json& fl = member(f, "flow");
+  fg.bytes += num(fl, "bytes_toserver") + num(fl, "bytes_toclient");
+  if (fl.contains("payload_bytes_toserver") && num(fl, "payload_bytes_toserver") + num(fl, "payload_bytes_toclient") == 0)
+    ++fg.no_data;
+  auto [v, rule] = verdict_for(f, d);
+  if (verdict_rank(v) > verdict_rank(fg.verdict)) { fg.verdict = v; fg.rule = rule; }
+  if (v == "declared" && !rule.empty()) fg.declared_rules.insert(rule);
+  std::set<std::string> mds2 = mds2_for(f, d, out_dir, c);
+  fg.mds2.insert(mds2.begin(), mds2.end());
+  if (f.contains("phi_cleartext")) fg.phi = true;
+  return true;
+}
+
+// The device's flow groups, the worst verdict first, then the most bytes.
+std::vector<FlowGroup> group_flows(const Dev& d) {
   std::vector<FlowGroup> groups;
-  for (auto& [k, v] : g) groups.push_back(std::move(v));
+  for (auto& [k, v] : d.groups) groups.push_back(v);
   std::sort(groups.begin(), groups.end(), [](const FlowGroup& a, const FlowGroup& b) {
     if (verdict_rank(a.verdict) != verdict_rank(b.verdict)) return verdict_rank(a.verdict) > verdict_rank(b.verdict);
     return a.bytes > b.bytes;
@@ -278,14 +318,6 @@ std::pair<double, double> flow_interval(const json& f) {
   if (std::isnan(e) || e < s) e = s;
   return {s, e};
 }
-
-// A device's traffic as its charts show it: bytes by protocol, over time and by peer.
-struct Traffic {
-  static constexpr int kBuckets = 40;  // bars of the time chart
-  double t0 = 0, t1 = 0;  // the first flow's start, the last flow's end
-  std::map<std::string, std::vector<double>> series;             // app -> bytes per bucket
-  std::map<std::string, std::map<std::string, double>> by_peer;  // peer -> app -> bytes
-};
 
 // The height of the time chart's highest stack of bars, at least 1.
 double tallest_bucket(const Traffic& t) {
@@ -381,6 +413,9 @@ class Builder {
  private:
   void collect();
   int dev_for(const json& e, int side);
+  int dev_of(const json& e, int side) const;
+  void add_flow(Dev& d, const json& f);
+  void add_traffic(Dev& d, const json& f);
   void header_section();
   void summary_section();
   void device_section(const Dev& d);
@@ -390,7 +425,6 @@ class Builder {
   void flows_table(const Dev& d, std::vector<FlowGroup>& groups);
   void peer_diagram(const Dev& d, const std::vector<FlowGroup>& groups);
   void charts(const Dev& d);
-  Traffic traffic_of(const Dev& d) const;
   const char* color_of(const std::string& app) const;
   void time_chart(const Traffic& t);
   void peers_chart(const Traffic& t);
@@ -412,9 +446,12 @@ class Builder {
   std::vector<bool> sectioned_;
   void choose_sections();
   std::map<std::string, size_t> by_key_;
-  std::map<std::string, std::string> ip_name_;  // ip -> policy device name
-  std::map<std::string, std::string> ip_zone_;
   std::map<std::string, int> verdicts_;
+  uint64_t flows_ = 0;
+  // What the caps left out (docs/report.md): flows in no group row, PHI flows not listed, devices
+  // whose chart sums up the peers past the cap.
+  uint64_t ungrouped_ = 0, phi_unlisted_ = 0, peers_folded_ = 0;
+  size_t groups_left_ = kMaxGroups, phi_left_ = kMaxPhiRows, peers_left_ = kMaxPeers;
   std::array<uint64_t, 5> sev_{};
   std::vector<Asset> inventory_;
   std::unordered_map<std::string, size_t> asset_at_;  // ip -> its entry in inventory_
@@ -422,6 +459,90 @@ class Builder {
   Context ctx_;
   int overall_ = -1;
 };
+
+// The device of a flow's side, when it is one already (-1 otherwise).
+int Builder::dev_of(const json& e, int side) const {
+  std::string key;
+  if (policy_) {
+    key = side_device(e, side, ctx_);
+  } else {
+    key = str(e, side ? "dst_ip" : "src_ip");
+    if (!asset_at_.count(key)) return -1;
+  }
+  if (key.empty()) return -1;
+  auto it = by_key_.find(key);
+  return it == by_key_.end() ? -1 : static_cast<int>(it->second);
+}
+
+// A flow of the device: counted, by verdict, in its group, and in its PHI findings.
+void Builder::add_flow(Dev& d, const json& f) {
+  ++d.flows;
+  ++d.verdicts[verdict_for(f, d).first];
+  if (!add_to_group(d, f, ctx_, groups_left_)) {
+    ++d.ungrouped;
+    ++ungrouped_;
+  }
+  if (f.contains("phi_cleartext")) {
+    if (phi_left_ == 0 || d.phi.size() >= kMaxPhiRowsPerDevice) {
+      ++d.phi_more;
+      ++phi_unlisted_;
+    } else {
+      --phi_left_;
+      PhiRow r;
+      for (auto& x : f["phi_cleartext"]) if (x.is_string()) r.fields += (r.fields.empty() ? "" : ", ") + x.get<std::string>();
+      r.ts = str(f, "ts");
+      r.flow_id = str(f, "flow_id");
+      r.src_ip = str(f, "src_ip");
+      r.src_port = num(f, "src_port");
+      r.dst_ip = str(f, "dst_ip");
+      r.dst_port = num(f, "dst_port");
+      r.app = flow_app(f);
+      d.phi.push_back(std::move(r));
+    }
+  }
+  auto [s, e] = flow_interval(f);
+  if (std::isnan(s)) return;  // a flow of unknown time does not stretch the chart to 1970
+  Traffic& t = d.traffic;
+  if (!t.timed || s < t.t0) t.t0 = s;
+  if (!t.timed) t.t1 = e;
+  t.timed = true;
+  if (e > t.t1) t.t1 = e;
+}
+
+// A flow in the device's charts (once the times of all its flows are known): its bytes spread
+// over the time buckets it spans, and by peer; protocols outside the palette as "other".
+void Builder::add_traffic(Dev& d, const json& f) {
+  Traffic& t = d.traffic;
+  const int B = Traffic::kBuckets;
+  double span = std::max(t.t1 - t.t0, 1e-3);
+  auto [s, e] = flow_interval(f);
+  if (std::isnan(s)) s = e = t.t0;  // counted, at the start
+  const json& fl = member(f, "flow");
+  double bytes = static_cast<double>(num(fl, "bytes_toserver") + num(fl, "bytes_toclient"));
+  std::string app = flow_app(f);
+  if (!palette_.count(app)) app = "other";
+  auto& v = t.series[app];
+  v.resize(B, 0.0);
+  int b0 = std::clamp(static_cast<int>((s - t.t0) / span * B), 0, B - 1);
+  int b1 = std::clamp(static_cast<int>((e - t.t0) / span * B), 0, B - 1);
+  for (int b = b0; b <= b1; ++b) v[static_cast<size_t>(b)] += bytes / (b1 - b0 + 1);
+  bool out_dir = d.ips.count(str(f, "src_ip")) > 0;
+  std::string peer = str(f, out_dir ? "dst_ip" : "src_ip");
+  std::string pname = side_device(f, out_dir ? 1 : 0, ctx_);
+  std::string label = pname.empty() ? peer : pname + " " + peer;
+  auto it = t.by_peer.find(label);
+  if (it == t.by_peer.end()) {
+    if (peers_left_ == 0 || t.by_peer.size() >= kMaxPeersPerDevice) {
+      if (!d.peers_folded) ++peers_folded_;
+      d.peers_folded = true;
+      label = kOtherPeers;
+    } else {
+      --peers_left_;
+    }
+    it = t.by_peer.try_emplace(label).first;
+  }
+  it->second[app] += bytes;
+}
 
 int Builder::dev_for(const json& e, int side) {
   std::string ip = str(e, side ? "dst_ip" : "src_ip");
@@ -449,39 +570,33 @@ int Builder::dev_for(const json& e, int side) {
 }
 
 void Builder::collect() {
-  inventory_ = build_inventory(log_, opt_.have_bound ? &opt_.bound : nullptr);
+  // The addresses bound by fingerprint: those of the judge that wrote the events, else as the
+  // alerts tell them (one pass over the flows, shared by the inventory and the devices).
+  std::map<std::string, std::string> bound = opt_.have_bound ? opt_.bound : fingerprint_bindings(log_);
+  inventory_ = build_inventory(log_, &bound);
   // Indexes by address: without a site every address is a device, and scanning the inventory
   // (or the devices) per flow side or alert made the report quadratic.
   for (size_t i = 0; i < inventory_.size(); ++i) asset_at_.emplace(inventory_[i].ip, i);
   // A site was applied when anything in the events came from it: a device name, a verdict, a zone
   // (the site's own, or "external"), or an alert (only a site raises them). Traffic that touches
   // none of its devices still shows it, so the report can name them all as unseen.
-  auto from_site = [](const json& e) {
-    return e.contains("src_device") || e.contains("dst_device") || e.contains("verdict") || e.contains("src_zone") ||
-           e.contains("dst_zone");
-  };
-  policy_ = !log_.alerts.empty() || std::any_of(log_.flows.begin(), log_.flows.end(), from_site) ||
+  policy_ = !log_.alerts.empty() || log_.flows_from_site ||
             std::any_of(inventory_.begin(), inventory_.end(), [](const Asset& a) { return !a.device.empty(); });
-  if (policy_) ctx_.bound = opt_.have_bound ? opt_.bound : fingerprint_bindings(log_);
+  if (policy_) ctx_.bound = std::move(bound);
   for (const json& a : log_.alerts)
     if (std::string id = str(a, "flow_id"); !id.empty()) ctx_.alerts_of[id].push_back(&a);
-  for (const json& f : log_.flows) {
-    for (int side = 0; side < 2; ++side) {
-      std::string ip = str(f, side ? "dst_ip" : "src_ip");
-      std::string name = str(f, side ? "dst_device" : "src_device");
-      std::string zone = str(f, side ? "dst_zone" : "src_zone");
-      if (!name.empty()) ip_name_[ip] = name;
-      if (!zone.empty()) ip_zone_[ip] = zone;
-    }
-    int c = dev_for(f, 0);
-    int s = dev_for(f, 1);
-    if (c >= 0) devs_[static_cast<size_t>(c)].flows.push_back(&f);
-    if (s >= 0 && s != c) devs_[static_cast<size_t>(s)].flows.push_back(&f);
+  // The flows, read three times: which devices there are and their addresses; then each device's
+  // own side of its flows (which needs all its addresses); then its charts (which need the span
+  // of all its flows).
+  log_.for_each_flow([&](const json& f) {
+    ++flows_;
+    dev_for(f, 0);
+    dev_for(f, 1);
     std::string v = str(f, "verdict");
     if (!v.empty()) ++verdicts_[v];
     std::string app = flow_app(f);
     if (!palette_.count(app) && palette_.size() < 7) palette_.emplace(app, palette_.size());
-  }
+  });
   for (const Asset& a : inventory_) {
     if (policy_ && !a.device.empty()) {
       auto it = by_key_.find(a.device);
@@ -511,6 +626,17 @@ void Builder::collect() {
     d.ips.insert(ip);
     devs_.push_back(std::move(d));
   }
+  // Each flow for its devices (once for a device on both sides).
+  log_.for_each_flow([&](const json& f) {
+    int c = dev_of(f, 0), sv = dev_of(f, 1);
+    if (c >= 0) add_flow(devs_[static_cast<size_t>(c)], f);
+    if (sv >= 0 && sv != c) add_flow(devs_[static_cast<size_t>(sv)], f);
+  });
+  log_.for_each_flow([&](const json& f) {
+    int c = dev_of(f, 0), sv = dev_of(f, 1);
+    if (c >= 0) add_traffic(devs_[static_cast<size_t>(c)], f);
+    if (sv >= 0 && sv != c) add_traffic(devs_[static_cast<size_t>(sv)], f);
+  });
   std::unordered_map<std::string, Dev*> dev_at;  // ip -> the first device with that address
   for (Dev& d : devs_)
     for (const std::string& ip : d.ips) dev_at.emplace(ip, &d);
@@ -539,8 +665,7 @@ void Builder::collect() {
   for (Dev& d : devs_) {
     bool judged = false;
     int v = 0;
-    for (const json* f : d.flows) {
-      std::string fv = verdict_for(*f, d).first;
+    for (auto& [fv, n] : d.verdicts) {
       if (fv.empty()) continue;
       judged = true;
       if (fv == "forbidden") v = std::max(v, 2);
@@ -591,7 +716,7 @@ void Builder::choose_sections() {
     const Dev& y = devs_[b];
     if (x.verdict != y.verdict) return x.verdict > y.verdict;
     if (x.alerts.size() != y.alerts.size()) return x.alerts.size() > y.alerts.size();
-    return x.flows.size() > y.flows.size();
+    return x.flows > y.flows;
   });
   for (size_t i = kMaxDeviceSections; i < order.size(); ++i) sectioned_[order[i]] = false;
 }
@@ -632,17 +757,23 @@ void Builder::summary_section() {
   o() += "<h2 id=\"summary\">Summary</h2>\n";
   // A line that could not be read may have held any event, a high alert as well: nothing read
   // from the rest can say the devices passed.
-  const bool incomplete = log_.bad_lines > 0;
+  const bool incomplete = log_.incomplete();
   o() += fmt::format("<p>Overall: <span id=\"overall-verdict\" class=\"verdict big {}\">{}</span> ",
                      incomplete ? "incomplete" : verdict_class(overall_), incomplete ? "INCOMPLETE" : verdict_name(overall_));
   if (!policy_) o() += "<span class=\"muted\">No site policy was applied: devices are listed, nothing was judged.</span>";
   o() += "</p>\n";
-  if (incomplete)
+  if (log_.bad_lines)
     o() += fmt::format("<p id=\"incomplete\" class=\"warn\"><b>The events file is damaged:</b> {} line{} could not be read "
                        "(the first is line {}) and {} left out. What {} held (alerts, flows, verdicts) is missing below, so "
                        "no verdict on this page is complete: the overall verdict is unknown. Analyse the capture again.</p>\n",
                        log_.bad_lines, log_.bad_lines == 1 ? "" : "s", log_.first_bad_line, log_.bad_lines == 1 ? "was" : "were",
                        log_.bad_lines == 1 ? "it" : "they");
+  // A read error part way through (a failing disk, a network file system gone): the rest is missing.
+  if (!log_.read_error.empty())
+    o() += fmt::format("<p id=\"read-error\" class=\"warn\"><b>The events file could not be read to its end:</b> {} after "
+                       "line {}. What came after it (alerts, flows, verdicts) is missing below, so no verdict on this page "
+                       "is complete: the overall verdict is unknown.</p>\n",
+                       h(log_.read_error), log_.read_error_line);
   // Events analysed without a site policy carry no verdict and no device name: the site given to
   // the report cannot say which of its devices took part, so it lists none as unseen either.
   if (!policy_ && opt_.have_declared)
@@ -660,7 +791,7 @@ void Builder::summary_section() {
   };
   card("count-devices", devs_.size(), "devices");
   card("count-assets", inventory_.size(), "assets seen");
-  card("count-flows", log_.flows.size(), "flows");
+  card("count-flows", flows_, "flows");
   card("count-alerts", alerts, "alerts");
   for (int s = 4; s >= 0; --s) {
     std::string id = std::string("count-alerts-") + kSev[s];
@@ -677,8 +808,7 @@ void Builder::summary_section() {
          "<th>Flows</th><th>Forbidden</th><th>Undeclared</th><th>Declared</th><th>Alerts</th></tr>\n";
   for (size_t i = 0; i < devs_.size(); ++i) {
     const Dev& d = devs_[i];
-    std::map<std::string, uint64_t> v;
-    for (const json* f : d.flows) ++v[verdict_for(*f, d).first];
+    std::map<std::string, uint64_t> v = d.verdicts;
     std::string ips;
     for (auto& ip : d.ips) { if (!ips.empty()) ips += ", "; ips += ip; }
     // A link to the device's section, when it has one.
@@ -688,7 +818,7 @@ void Builder::summary_section() {
         "<td><span class=\"verdict {2}\">{1}</span></td><td>{3}</td><td>{4}</td><td>{5}</td><td class=\"num\">{6}</td>"
         "<td class=\"num\">{7}</td><td class=\"num\">{8}</td><td class=\"num\">{9}</td><td class=\"num\">{10}</td></tr>\n",
         h(d.name), verdict_name(d.verdict), verdict_class(d.verdict), h(ips), h(d.model), h(d.zone.empty() ? "-" : d.zone),
-        d.flows.size(), v["forbidden"], v["undeclared"], v["declared"], d.alerts.size(), name);
+        d.flows, v["forbidden"], v["undeclared"], v["declared"], d.alerts.size(), name);
   }
   o() += "</table>\n";
   if (devs_.empty()) o() += "<p class=\"muted\">No device was identified in these events.</p>\n";
@@ -697,6 +827,14 @@ void Builder::summary_section() {
                        "worst verdicts and the most alerts and flows; the other {} are in the table above and the asset "
                        "inventory only.</p>\n",
                        devs_.size(), shown, devs_.size() - shown);
+  // The flows are summed up, not kept: past the caps, some are in no row (their counts are whole).
+  if (ungrouped_ || phi_unlisted_ || peers_folded_)
+    o() += fmt::format("<p id=\"flows-capped\" class=\"warn\">{} flows: the report's tables are bounded, so {} flow{} "
+                       "{} in no row of the devices' flow tables, {} flow{} with PHI in clear {} not listed one by one, and "
+                       "{} device{} {} the peers past the first {} as one bar. Counts and verdicts include every flow.</p>\n",
+                       flows_, ungrouped_, ungrouped_ == 1 ? "" : "s", ungrouped_ == 1 ? "is" : "are", phi_unlisted_,
+                       phi_unlisted_ == 1 ? "" : "s", phi_unlisted_ == 1 ? "is" : "are", peers_folded_,
+                       peers_folded_ == 1 ? "" : "s", peers_folded_ == 1 ? "charts" : "chart", kMaxPeersPerDevice);
   // Devices the site policy binds that took no part in any flow: nothing to accept them on.
   std::vector<std::string> unseen;
   if (policy_)
@@ -714,10 +852,10 @@ void Builder::summary_section() {
 void Builder::device_section(const Dev& d) {
   o() += fmt::format("<section class=\"device\" id=\"{5}\" data-device=\"{0}\" data-verdict=\"{1}\" data-flows=\"{2}\" "
                      "data-alerts=\"{3}\">\n<h2>{0} <span class=\"verdict {4}\">{1}</span></h2>\n",
-                     h(d.name), verdict_name(d.verdict), d.flows.size(), d.alerts.size(), verdict_class(d.verdict), d.anchor);
+                     h(d.name), verdict_name(d.verdict), d.flows, d.alerts.size(), verdict_class(d.verdict), d.anchor);
   o() += "<div class=\"grid\">";  // identity and peers side by side
   identity_table(d);
-  std::vector<FlowGroup> groups = group_flows(d, ctx_);
+  std::vector<FlowGroup> groups = group_flows(d);
   o() += "<div><h3>Peers by zone</h3>\n";
   peer_diagram(d, groups);
   o() += "</div></div>\n";
@@ -789,21 +927,19 @@ void Builder::asset_identity(const Asset& a) {
 // Cleartext PHI: flows that carried PHI fields in clear.
 void Builder::phi_findings(const Dev& d) {
   o() += "<h3>Cleartext PHI findings</h3>\n";
-  std::vector<const json*> phi_flows;
-  for (const json* f : d.flows) if (f->contains("phi_cleartext")) phi_flows.push_back(f);
-  if (phi_flows.empty()) {
+  if (d.phi.empty() && !d.phi_more) {
     o() += "<p class=\"muted phi-none\">No PHI was seen in clear.</p>\n";
     return;
   }
   o() += "<table class=\"phi\"><tr><th>Time</th><th>Flow</th><th>From</th><th>To</th><th>App</th><th>PHI fields in clear</th></tr>\n";
-  for (const json* f : phi_flows) {
-    std::string fields;
-    for (auto& x : (*f)["phi_cleartext"]) if (x.is_string()) fields += (fields.empty() ? "" : ", ") + x.get<std::string>();
+  for (const PhiRow& r : d.phi)
     o() += fmt::format("<tr class=\"phi-row\"><td>{}</td><td><code>{}</code></td><td>{}:{}</td><td>{}:{}</td><td>{}</td><td>{}</td></tr>\n",
-                       h(str(*f, "ts")), h(str(*f, "flow_id")), h(str(*f, "src_ip")), num(*f, "src_port"),
-                       h(str(*f, "dst_ip")), num(*f, "dst_port"), h(flow_app(*f)), h(fields));
-  }
+                       h(r.ts), h(r.flow_id), h(r.src_ip), r.src_port, h(r.dst_ip), r.dst_port, h(r.app), h(r.fields));
   o() += "</table>\n";
+  if (d.phi_more)
+    o() += fmt::format("<p class=\"warn phi-capped\">{} more flow{} carried PHI in clear: not listed (the report lists "
+                       "{} per device, {} in all).</p>\n",
+                       d.phi_more, d.phi_more == 1 ? "" : "s", kMaxPhiRowsPerDevice, kMaxPhiRows);
 }
 
 // Lateral movement: the policy's lateral.* alerts.
@@ -854,7 +990,11 @@ void Builder::flows_table(const Dev& d, std::vector<FlowGroup>& groups) {
     }
   }
   o() += "</table>\n";
-  if (groups.empty()) o() += "<p class=\"muted\">No flow.</p>\n";
+  if (d.ungrouped)
+    o() += fmt::format("<p class=\"warn groups-capped\">{} flow{} of this device {} in no row above: the table has at most {} "
+                       "rows per device and {} in all.</p>\n",
+                       d.ungrouped, d.ungrouped == 1 ? "" : "s", d.ungrouped == 1 ? "is" : "are", kMaxGroupsPerDevice, kMaxGroups);
+  if (groups.empty() && !d.ungrouped) o() += "<p class=\"muted\">No flow.</p>\n";
   if (!opt_.have_declared && policy_)
     o() += "<p class=\"muted\">Declared flows that were not seen are listed when the report is given the site policy "
            "(<code>--site</code>).</p>\n";
@@ -918,48 +1058,12 @@ void Builder::peer_diagram(const Dev& d, const std::vector<FlowGroup>& groups) {
 }
 
 void Builder::charts(const Dev& d) {
-  if (d.flows.empty()) return;
+  if (!d.flows) return;
   // Traffic over time by protocol (stacked bars), and traffic by peer (bars split by protocol).
-  Traffic t = traffic_of(d);
   o() += "<div class=\"grid\">";
-  time_chart(t);
-  peers_chart(t);
+  time_chart(d.traffic);
+  peers_chart(d.traffic);
   o() += "</div>\n";
-}
-
-// The device's flows in time buckets and by peer; protocols outside the palette as "other".
-Traffic Builder::traffic_of(const Dev& d) const {
-  Traffic t;
-  bool first = true;
-  for (const json* f : d.flows) {
-    auto [s, e] = flow_interval(*f);
-    if (std::isnan(s)) continue;  // a flow of unknown time does not stretch the chart to 1970
-    if (first || s < t.t0) t.t0 = s;
-    if (first) t.t1 = e;
-    first = false;
-    if (e > t.t1) t.t1 = e;
-  }
-  const int B = Traffic::kBuckets;
-  double span = std::max(t.t1 - t.t0, 1e-3);
-  for (const json* f : d.flows) {
-    auto [s, e] = flow_interval(*f);
-    if (std::isnan(s)) s = e = t.t0;  // counted, at the start
-    const json& fl = member(*f, "flow");
-    double bytes = static_cast<double>(num(fl, "bytes_toserver") + num(fl, "bytes_toclient"));
-    std::string app = flow_app(*f);
-    if (!palette_.count(app)) app = "other";
-    auto& v = t.series[app];
-    v.resize(B, 0.0);
-    // Spread the flow's bytes evenly over the buckets it spans.
-    int b0 = std::clamp(static_cast<int>((s - t.t0) / span * B), 0, B - 1);
-    int b1 = std::clamp(static_cast<int>((e - t.t0) / span * B), 0, B - 1);
-    for (int b = b0; b <= b1; ++b) v[static_cast<size_t>(b)] += bytes / (b1 - b0 + 1);
-    bool out_dir = d.ips.count(str(*f, "src_ip")) > 0;
-    std::string peer = str(*f, out_dir ? "dst_ip" : "src_ip");
-    std::string pname = side_device(*f, out_dir ? 1 : 0, ctx_);
-    t.by_peer[pname.empty() ? peer : pname + " " + peer][app] += bytes;
-  }
-  return t;
 }
 
 // A protocol's colour in the charts; grey beyond the palette.

@@ -55,15 +55,17 @@ std::pair<int, std::string> ip_key(const std::string& ip) {
 
 std::vector<Asset> build_inventory(const EventLog& log, const std::map<std::string, std::string>* bound) {
   std::map<std::string, Asset> by_ip;
-  for (const json& e : log.assets) {
+  // The asset events in the order written, read again from the file (not kept: a SPAN port has
+  // an event for every change of tens of thousands of devices).
+  log.for_each_asset([&](const json& e) {
     const json& a = member(e, "asset");
     std::string ip = str(a, "ip");
-    if (ip.empty()) continue;
+    if (ip.empty()) return;
     const json& changes = a.value("changes", json::array());
     // The address was known only from a DHCP exchange its client declined: no device there.
     if (changes.is_array() && std::find(changes.begin(), changes.end(), "withdrawn") != changes.end()) {
       by_ip.erase(ip);
-      continue;
+      return;
     }
     Asset& r = by_ip[ip];
     // Another device (another MAC) took the address: what was listed of it was the former one's.
@@ -149,12 +151,12 @@ std::vector<Asset> build_inventory(const EventLog& log, const std::map<std::stri
     std::string fs = str(a, "first_seen"), ls = str(a, "last_seen");
     if (!fs.empty() && (r.first_seen.empty() || fs < r.first_seen)) r.first_seen = fs;
     if (ls > r.last_seen) r.last_seen = ls;
-  }
+  });
   // Flows: names and zones from the policy's headers, and the traffic each device took part in.
   // An asset event is written when something about the device changes, so its last_seen and
   // service counts are those of that moment: the flows give the latest.
   std::map<std::pair<std::string, std::string>, uint64_t> service_flows;  // (ip, "o|u" + service text) -> flows
-  for (const json& f : log.flows) {
+  log.for_each_flow([&](const json& f) {
     const json& fl = member(f, "flow");
     std::string service = fmt::format("{}/{}/{}", service_of(f), str(f, "proto", "?"), flow_port(f));
     for (int side = 0; side < 2; ++side) {
@@ -174,7 +176,7 @@ std::vector<Asset> build_inventory(const EventLog& log, const std::map<std::stri
       if (side == 0) ++service_flows[{ip, "u" + service}];
       else if (server_answered(f)) ++service_flows[{ip, "o" + service}];
     }
-  }
+  });
   for (auto& [ip, r] : by_ip) {
     auto recount = [&](std::vector<json>& list, const char* kind) {
       for (json& s : list) {
@@ -221,9 +223,17 @@ std::vector<Asset> build_inventory(const EventLog& log, const std::map<std::stri
 
 std::map<std::string, std::string> fingerprint_bindings(const EventLog& log) {
   // A side the policy judged (it has a verdict) that no header names is a device it learnt.
-  std::unordered_map<std::string, const json*> flow_of;
-  for (const json& f : log.flows)
-    if (std::string id = str(f, "flow_id"); !id.empty()) flow_of.emplace(id, &f);
+  // Of the flows the alerts name (not of every flow: there may be millions), which sides the
+  // policy judged: bit 0 the client's (src_verdict), bit 1 the server's. The first flow of an id wins.
+  std::unordered_map<std::string, int> flow_of;
+  for (const json& e : log.alerts)
+    if (std::string id = str(e, "flow_id"); !id.empty()) flow_of.emplace(id, -1);
+  if (!flow_of.empty())
+    log.for_each_flow([&](const json& f) {
+      auto it = flow_of.find(str(f, "flow_id"));
+      if (it == flow_of.end() || it->second >= 0) return;
+      it->second = (f.contains("src_verdict") ? 1 : 0) | (f.contains("dst_verdict") ? 2 : 0);
+    });
   std::map<std::string, std::string> bound;
   std::unordered_set<std::string> placed;  // devices given an address
   for (const json& e : log.alerts) {
@@ -241,9 +251,9 @@ std::map<std::string, std::string> fingerprint_bindings(const EventLog& log) {
     if (placed.count(dev)) continue;
     int side = -1;  // 0: the client (src_ip), 1: the server
     bool learnt[2] = {src_dev.empty(), dst_dev.empty()};
-    if (auto it = flow_of.find(str(e, "flow_id")); it != flow_of.end()) {
-      learnt[0] = learnt[0] && it->second->contains("src_verdict");
-      learnt[1] = learnt[1] && it->second->contains("dst_verdict");
+    if (auto it = flow_of.find(str(e, "flow_id")); it != flow_of.end() && it->second >= 0) {
+      learnt[0] = learnt[0] && (it->second & 1);
+      learnt[1] = learnt[1] && (it->second & 2);
     }
     if (learnt[0] != learnt[1]) {
       side = learnt[0] ? 0 : 1;

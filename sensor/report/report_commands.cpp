@@ -181,6 +181,10 @@ class SpoolSink : public EventSink {
 
 // Lines of an event file that are not JSON objects are skipped; say where the first one is.
 void warn_bad_lines(const report::EventLog& log, const std::string& path) {
+  // A read error part way: what follows is missing, as an unreadable line is.
+  if (!log.read_error.empty())
+    print_err("medmon: {}:{}: read error after this line: {}; the rest of the file is missing\n", path,
+              log.read_error_line, log.read_error);
   if (!log.bad_lines) return;
   print_err("medmon: {}:{}: not a JSON object, skipped ({} such line{} in the file)\n", path,
              log.first_bad_line, log.bad_lines, log.bad_lines == 1 ? "" : "s");
@@ -191,7 +195,7 @@ int run_assets(const std::string& events, bool as_json) {
   std::string err;
   if (!log.load(events, err)) { print_err("medmon: {}\n", err); return kInput; }
   auto inv = report::build_inventory(log);
-  warn_bad_lines(log, events);
+  warn_bad_lines(log, log.source);
   // A closed pipe (`| head -1`) is an output error, not a crash (fmt::print throws on it).
   try {
     if (as_json) {
@@ -204,7 +208,8 @@ int run_assets(const std::string& events, bool as_json) {
   } catch (const std::system_error&) {
   }
   if (!flush_stdout("the inventory")) return kInput;
-  return kOk;
+  // The inventory is printed, but of part of the events only.
+  return log.read_error.empty() ? kOk : kInput;
 }
 
 }  // namespace
@@ -247,9 +252,17 @@ int write_report_with(const std::string& events_path, const std::vector<std::str
   } else {
     std::string err;
     if (!log.load(events_path, err)) { print_err("medmon: {}\n", err); return kInput; }
-    warn_bad_lines(log, events_path);
   }
   return write_report_of(log, out_path, opt);
+}
+
+// Why a report is incomplete: the unreadable lines, the read error.
+std::string incomplete_reason(const report::EventLog& log) {
+  std::string why;
+  if (log.bad_lines) why = fmt::format("{} unreadable line{} in the events", log.bad_lines, log.bad_lines == 1 ? "" : "s");
+  if (!log.read_error.empty())
+    why += fmt::format("{}a read error after line {} of the events", why.empty() ? "" : ", ", log.read_error_line);
+  return why;
 }
 
 int write_report_of(report::EventLog& log, const std::string& out_path, report::ReportOptions& opt) {
@@ -260,13 +273,14 @@ int write_report_of(report::EventLog& log, const std::string& out_path, report::
     print_err("medmon: report: {}\n", e.what());
     return kInput;
   }
+  // After the page is made: its passes over the flows may meet a read error too.
+  if (log.source != "analyze") warn_bad_lines(log, log.source);
   // "-" is standard output, as for the other commands' outputs.
   if (out_path == "-") {
     std::fwrite(html.data(), 1, html.size(), stdout);
     if (!flush_stdout("the report")) return kInput;
-    if (log.bad_lines) {
-      print_err("medmon: standard output: the report is incomplete: {} unreadable line{} in the events\n",
-                log.bad_lines, log.bad_lines == 1 ? "" : "s");
+    if (log.incomplete()) {
+      print_err("medmon: standard output: the report is incomplete: {}\n", incomplete_reason(log));
       return kInput;
     }
     return kOk;
@@ -286,9 +300,8 @@ int write_report_of(report::EventLog& log, const std::string& out_path, report::
     if (!print_pdf(html_path, out_path, err)) { print_err("medmon: {}\n", err); return kUsage; }
   }
   // The report is written (its verdict says INCOMPLETE), but a damaged events file is no sign-off.
-  if (log.bad_lines) {
-    print_err("medmon: {}: the report is incomplete: {} unreadable line{} in the events\n", html_path,
-               log.bad_lines, log.bad_lines == 1 ? "" : "s");
+  if (log.incomplete()) {
+    print_err("medmon: {}: the report is incomplete: {}\n", html_path, incomplete_reason(log));
     return kInput;
   }
   return kOk;
@@ -304,13 +317,13 @@ void register_report_commands(CLI::App& app, int& exit_code) {
   auto a = std::make_shared<Args>();
   auto* as = app.add_subcommand("assets", "Print the asset inventory of an analysis (from its events)");
   // An events file that cannot be read is an input error (3, from the load), not a usage error.
-  as->add_option("events", a->events, "Events (JSON Lines) written by analyze or live")->required();
+  as->add_option("events", a->events, "Events (JSON Lines) written by analyze or live; - reads standard input")->required();
   as->add_flag("--json", a->json, "JSON instead of a table");
   as->callback([a, &exit_code] { exit_code = run_assets(a->events, a->json); });
 
   auto r = std::make_shared<Args>();
   auto* rep = app.add_subcommand("report", "Write the acceptance report (self-contained HTML, or PDF via Chromium)");
-  rep->add_option("events", r->events, "Events (JSON Lines) written by analyze")->required();
+  rep->add_option("events", r->events, "Events (JSON Lines) written by analyze; - reads standard input")->required();
   rep->add_option("-o,--out", r->out, "Report file: .html, or .pdf (printed by headless Chromium), - for standard output (HTML); default report.html");
   rep->add_option("--title", r->title, "Report title");
   rep->add_option("--site", r->site, "Site policy: lists the declared flows that were never seen")->check(CLI::ExistingFile);
@@ -327,9 +340,12 @@ void register_report_commands(CLI::App& app, int& exit_code) {
       }
     if (bad) { exit_code = kUsage; return; }
     // Writing the report over the events it is made of would destroy them.
+    // (Standard input redirected from a file is that file.)
+    const std::string events_in = r->events == "-" ? std::string("/dev/stdin") : r->events;
     for (const auto& f : report_files(r->out))
-      if (same_existing_file(r->events, f)) {
-        print_err("medmon: report: {} is the events file {}: refused, it would be overwritten\n", f, r->events);
+      if (r->out != "-" && same_existing_file(events_in, f)) {
+        print_err("medmon: report: {} is the events file {}: refused, it would be overwritten\n", f,
+                  r->events == "-" ? std::string("- (standard input)") : r->events);
         exit_code = kUsage;
         return;
       }

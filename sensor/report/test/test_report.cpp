@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <fcntl.h>
 #include <unistd.h>
 
 using namespace medmon::report;
@@ -42,6 +43,15 @@ EventLog make_log(bool with_bad_line = true) {
   return log;
 }
 
+// The first flow event of a log (flows are not kept: they are read again).
+nlohmann::json first_flow(const EventLog& log) {
+  nlohmann::json first;
+  log.for_each_flow([&](const nlohmann::json& f) {
+    if (first.is_null()) first = f;
+  });
+  return first;
+}
+
 size_t count(const std::string& s, const std::string& needle) {
   size_t n = 0;
   for (size_t p = s.find(needle); p != std::string::npos; p = s.find(needle, p + 1)) ++n;
@@ -51,9 +61,9 @@ size_t count(const std::string& s, const std::string& needle) {
 
 TEST_CASE("event log sorts events by type and skips bad lines") {
   EventLog log = make_log();
-  CHECK(log.flows.size() == 3);
+  CHECK(log.flow_events == 3);
   CHECK(log.alerts.size() == 2);
-  CHECK(log.assets.size() == 3);
+  CHECK(log.asset_events == 3);
   CHECK(log.bad_lines == 1);
   CHECK(log.first_ts == "2024-03-01T12:00:01.000000Z");
   CHECK(log.last_ts == "2024-03-01T12:00:05.000000Z");
@@ -250,7 +260,7 @@ TEST_CASE("event log: events the report does not read are checked and counted, n
   CHECK(log.events == 5);
   CHECK(log.bad_lines == 2);
   CHECK(log.first_bad_line == 3);
-  CHECK(log.flows.size() == 1);
+  CHECK(log.flow_events == 1);
   CHECK(log.first_ts == "2024-03-01T12:00:00.500000Z");
   CHECK(log.last_ts == "2024-03-01T12:00:04.000000Z");
 }
@@ -283,7 +293,7 @@ TEST_CASE("report survives hostile and empty input") {
     l.add_line(fmt::format(R"({{"event_type":"flow","src_ip":"10.0.0.1","dst_ip":"10.0.0.2","proto":"tcp","dst_port":80,"ndpi":{{"protocol":"HTTP","guessed":{}}}}})", g));
     CHECK_NOTHROW(build_inventory(l));
     CHECK_NOTHROW(render_html(l, ReportOptions{}));
-    CHECK(flow_app(l.flows.at(0)) == "http");
+    CHECK(flow_app(first_flow(l)) == "http");
   }
   CHECK(html_escape("<a href='x'>&\"") == "&lt;a href=&#39;x&#39;&gt;&amp;&quot;");
 }
@@ -772,7 +782,7 @@ TEST_CASE("inventory: SMB over the NetBIOS session service counts under the appl
   for (const char* id : {"f1", "f2"})
     log.add_line(std::string(R"({"ts":"2024-03-01T12:00:02.000000Z","event_type":"flow","flow_id":")") + id +
                  R"(","src_ip":"10.10.1.10","src_port":1,"dst_ip":"10.10.1.50","dst_port":445,"proto":"tcp","flow":{"start":"2024-03-01T12:00:02.000000Z","end":"2024-03-01T12:00:02.000000Z","tcp_flags_toclient":"SAFP","payload_bytes_toclient":100,"bytes_toserver":60,"bytes_toclient":80},"app":null,"ndpi":{"protocol":"NetBIOS","app":"SMBv23"}})");
-  CHECK(flow_app(log.flows.at(0)) == "smbv23");
+  CHECK(flow_app(first_flow(log)) == "smbv23");
   auto inv = build_inventory(log);
   REQUIRE(inv.size() == 1);
   REQUIRE(inv[0].offered_json.size() == 1);
@@ -795,4 +805,75 @@ TEST_CASE("inventory: another device taking an address starts its record again")
   CHECK(a.first_seen == "2023-11-14T22:15:00.000000Z");
   CHECK(a.flows == 1);
   CHECK(a.bytes == 900);
+}
+
+namespace {
+// A file of the given lines under the temporary directory, removed when it goes.
+struct TempEvents {
+  std::string path;
+  explicit TempEvents(const std::vector<std::string>& lines) {
+    path = (std::filesystem::temp_directory_path() / fmt::format("medmon-test-events-{}.jsonl", ::getpid())).string();
+    std::ofstream o(path, std::ios::binary | std::ios::trunc);
+    for (auto& l : lines) o << l << "\n";
+  }
+  ~TempEvents() { std::remove(path.c_str()); }
+};
+}  // namespace
+
+TEST_CASE("report: flows read again from the file make the page of the same lines kept in memory") {
+  std::vector<std::string> lines(std::begin(kEvents), std::end(kEvents));
+  TempEvents file(lines);
+  EventLog from_file;
+  std::string err;
+  REQUIRE(from_file.load(file.path, err));
+  EventLog in_memory;
+  for (auto& l : lines) in_memory.add_line(l);
+  in_memory.source = from_file.source;
+  CHECK(from_file.flow_events == 3);
+  CHECK(from_file.read_error.empty());
+  size_t n = 0;
+  from_file.for_each_flow([&](const nlohmann::json&) { ++n; });
+  CHECK(n == 3);
+  std::string html = render_html(from_file, ReportOptions{});
+  CHECK(html == render_html(in_memory, ReportOptions{}));
+  CHECK(html.find("id=\"count-flows\">3<") != std::string::npos);
+  CHECK(build_inventory(from_file)[0].flows == 3);
+}
+
+TEST_CASE("report: a read error is no end of file: the verdict is INCOMPLETE and the page says where") {
+  // A directory opened for reading fails on its first read (EISDIR), as a failing disk would.
+  int dir = ::open(std::filesystem::temp_directory_path().c_str(), O_RDONLY | O_DIRECTORY);
+  REQUIRE(dir >= 0);
+  EventLog log;
+  std::string err;
+  CHECK_FALSE(log.load_range(dir, 0, 4096, err));
+  ::close(dir);
+  CHECK(err.find("cannot read the events back") != std::string::npos);
+  CHECK_FALSE(log.read_error.empty());
+  CHECK(log.incomplete());
+  std::string html = render_html(log, ReportOptions{});
+  CHECK(html.find("class=\"verdict big incomplete\">INCOMPLETE") != std::string::npos);
+  CHECK(html.find("id=\"read-error\"") != std::string::npos);
+  CHECK(html.find("after line 0") != std::string::npos);
+}
+
+TEST_CASE("report: the flow table, the PHI findings and the peers are bounded, every flow counted") {
+  EventLog log;
+  log.add_line(R"({"ts":"2024-03-01T00:00:00.000000Z","event_type":"asset","asset":{"ip":"10.0.0.1","model":"unbound"}})");
+  const int n = 5000;
+  for (int i = 0; i < n; ++i)
+    log.add_line(fmt::format(R"({{"ts":"2024-03-01T00:00:01.000000Z","event_type":"flow","flow_id":"F{0}","src_ip":"10.0.0.1","src_port":1000,"dst_ip":"198.18.{1}.{2}","dst_port":80,"proto":"tcp","flow":{{"start":"2024-03-01T00:00:01.000000Z","end":"2024-03-01T00:00:02.000000Z","bytes_toserver":10,"bytes_toclient":10}},"app":"http","phi_cleartext":["PID-5"]}})",
+                             i, i / 256, i % 256));
+  std::string html = render_html(log, ReportOptions{});
+  CHECK(html.find("id=\"count-flows\">5000<") != std::string::npos);
+  CHECK(html.find("data-device=\"10.0.0.1\" data-verdict=\"NOT JUDGED\" data-flows=\"5000\"") != std::string::npos);
+  CHECK(count(html, "<tr class=\"flow-group\"") == 4096);
+  CHECK(html.find("904 flows of this device are in no row above") != std::string::npos);
+  CHECK(count(html, "<tr class=\"phi-row\"") == 1000);
+  CHECK(html.find("4000 more flows carried PHI in clear") != std::string::npos);
+  CHECK(html.find("(other peers)") != std::string::npos);
+  CHECK(html.find("id=\"flows-capped\"") != std::string::npos);
+  // Below the caps: no notice.
+  EventLog small = make_log();
+  CHECK(render_html(small, ReportOptions{}).find("capped") == std::string::npos);
 }
