@@ -63,10 +63,10 @@ try:
     rc, big_rss, err = run(["report", big, "-o", os.path.join(work, "big.html")])
     C.eq(f"report of 120 000 flows: exit 0 ({err})", rc, 0)
     C.true(f"report: 120 000 flows take the memory of 6 000 ({big_rss:.0f} MiB against {small_rss:.0f} MiB)",
-           big_rss < small_rss + 24)
+           big_rss < small_rss + 16)
     # Under ASan (MEDMON_SANITIZED=1) RSS is the sanitizer's, not medmon's: checked in the Release run.
     if os.environ.get("MEDMON_SANITIZED") != "1":
-        C.true(f"report of 120 000 flows: bounded ({big_rss:.0f} MiB)", big_rss < 80)
+        C.true(f"report of 120 000 flows: bounded ({big_rss:.0f} MiB)", big_rss < 48)
     page = open(os.path.join(work, "big.html")).read()
     C.eq("every flow counted", number(page, "count-flows"), 120000)
     C.true("the device's section counts every flow", 'data-device="10.0.0.1" data-verdict="NOT JUDGED" data-flows="120000"' in page)
