@@ -8,9 +8,11 @@
   the report says INCOMPLETE (`read-error`) and exits 3, `assets` exits 3, both name the line
   after which the rest is missing;
 - a report file named `.PDF` (any case) is printed to PDF, by `report -o` and `analyze --report`."""
+import fcntl
 import os
 import pty
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -97,10 +99,14 @@ try:
         attrs[3] &= ~termios.ECHO
         termios.tcsetattr(slave, termios.TCSANOW, attrs)
         p = subprocess.Popen([MEDMON, *args], stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        os.close(slave)
         os.write(master, b"".join(head))
-        time.sleep(1.0)  # read by medmon before the hangup
-        os.close(master)  # its next read: EIO
+        # Hung up once medmon has read it all (nothing left in the terminal's input queue).
+        deadline = time.time() + 120
+        while time.time() < deadline and struct.unpack("i", fcntl.ioctl(slave, termios.FIONREAD, b"\0" * 4))[0] > 0:
+            time.sleep(0.05)
+        time.sleep(0.2)
+        os.close(slave)
+        os.close(master)  # medmon's next read: EIO
         out, err = p.communicate(timeout=120)
         return p.returncode, out.decode(errors="replace"), err.decode(errors="replace")
 
