@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include <zlib.h>
+#include "dissectors/http/test/deflated.h"
 
 #include "dissectors/hl7/hl7_dissector.h"
 #include "sensor/output/event_output.h"
@@ -1225,20 +1225,7 @@ TEST_CASE("picked up mid-stream: the first message start after a tail is probed"
 }
 
 namespace {
-// Compressed as a client or server does: gzip (window bits 31), zlib (15) or raw deflate (-15).
-std::string deflated(const std::string& text, int window_bits) {
-  z_stream zs{};
-  REQUIRE(deflateInit2(&zs, Z_BEST_COMPRESSION, Z_DEFLATED, window_bits, 8, Z_DEFAULT_STRATEGY) == Z_OK);
-  std::string out(deflateBound(&zs, text.size()), '\0');
-  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(text.data()));
-  zs.avail_in = static_cast<uInt>(text.size());
-  zs.next_out = reinterpret_cast<Bytef*>(out.data());
-  zs.avail_out = static_cast<uInt>(out.size());
-  REQUIRE(deflate(&zs, Z_FINISH) == Z_STREAM_END);
-  out.resize(zs.total_out);
-  deflateEnd(&zs);
-  return out;
-}
+using http_test::deflated;
 std::string hex(size_t n) {
   char b[16];
   snprintf(b, sizeof b, "%zx", n);

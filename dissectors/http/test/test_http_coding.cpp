@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include <zlib.h>
+#include "dissectors/http/test/deflated.h"
 
 #include "dissectors/http/http_coding.h"
 
@@ -10,20 +10,7 @@ using namespace medmon::http;
 
 namespace {
 
-// Compressed as a server does: gzip (window bits 31), zlib (15) or raw deflate (-15).
-std::string deflated(const std::string& text, int window_bits) {
-  z_stream zs{};
-  REQUIRE(deflateInit2(&zs, Z_BEST_COMPRESSION, Z_DEFLATED, window_bits, 8, Z_DEFAULT_STRATEGY) == Z_OK);
-  std::string out(deflateBound(&zs, text.size()), '\0');
-  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(text.data()));
-  zs.avail_in = static_cast<uInt>(text.size());
-  zs.next_out = reinterpret_cast<Bytef*>(out.data());
-  zs.avail_out = static_cast<uInt>(out.size());
-  REQUIRE(deflate(&zs, Z_FINISH) == Z_STREAM_END);
-  out.resize(zs.total_out);
-  deflateEnd(&zs);
-  return out;
-}
+using http_test::deflated;
 
 const std::string kText = "MSH|^~\\&|EHR|WARD|LAB|HOSP|20240101120000||ADT^A01|C1|P|2.5\rPID|1||MRN77||QUILL^ZED\r";
 

@@ -5,7 +5,7 @@
 #include <thread>
 #include <vector>
 
-#include <zlib.h>
+#include "dissectors/http/test/deflated.h"
 
 #include "dissectors/api/announced_servers.h"
 #include "dissectors/proprietary/test/harness.h"
@@ -1125,20 +1125,7 @@ TEST_CASE("sdc: the endpoints remembered are bounded; the one announced longest 
 
 namespace {
 
-// Compressed as a server does: gzip (window bits 31), zlib (15) or raw deflate (-15).
-std::string deflated(const std::string& text, int window_bits) {
-  z_stream zs{};
-  REQUIRE(deflateInit2(&zs, Z_BEST_COMPRESSION, Z_DEFLATED, window_bits, 8, Z_DEFAULT_STRATEGY) == Z_OK);
-  std::string out(deflateBound(&zs, text.size()), '\0');
-  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(text.data()));
-  zs.avail_in = static_cast<uInt>(text.size());
-  zs.next_out = reinterpret_cast<Bytef*>(out.data());
-  zs.avail_out = static_cast<uInt>(out.size());
-  REQUIRE(deflate(&zs, Z_FINISH) == Z_STREAM_END);
-  out.resize(zs.total_out);
-  deflateEnd(&zs);
-  return out;
-}
+using http_test::deflated;
 
 std::string coded_answer(const std::string& body, const std::string& headers) {
   return "HTTP/1.1 200 OK\r\nContent-Type: application/soap+xml\r\n" + headers + "\r\n\r\n" + body;
