@@ -101,6 +101,12 @@ class FakeBackend : public Backend {
   std::mutex m;
   std::vector<Record> got;
 };
+
+// The connection a listening socket takes within `ms`, or -1.
+int accept_within(int listener, int ms) {
+  pollfd p{listener, POLLIN, 0};
+  return poll(&p, 1, ms) > 0 ? accept(listener, nullptr, nullptr) : -1;
+}
 }  // namespace
 
 TEST_CASE("Size rotation never splits a line and keeps every line in order") {
@@ -1473,10 +1479,6 @@ TEST_CASE("Syslog over TCP: messages the receiver never acknowledged are sent ag
   REQUIRE(listen(l, 4) == 0);
   socklen_t len = sizeof a;
   REQUIRE(getsockname(l, reinterpret_cast<sockaddr*>(&a), &len) == 0);
-  auto accept_within = [&](int ms) {
-    pollfd p{l, POLLIN, 0};
-    return poll(&p, 1, ms) > 0 ? accept(l, nullptr, nullptr) : -1;
-  };
   SinkSpec spec = parse_sink_spec("syslog=tcp://127.0.0.1:" + std::to_string(ntohs(a.sin_port)) +
                                   ",name=s,timeout=3,drain_timeout=10,spool=" + td.path + "/s");
   spec.name = "s";
@@ -1484,11 +1486,11 @@ TEST_CASE("Syslog over TCP: messages the receiver never acknowledged are sent ag
   const int n = 40;
   for (int i = 0; i < n; ++i) sink.write_line("flow", event(i, 1700000000, 300));
   sink.flush();
-  int first = accept_within(5000);
+  int first = accept_within(l, 5000);
   REQUIRE(first >= 0);
   usleep(500000);  // the messages wait in the sender's queue, most unacknowledged
   close(first);    // unread data: the connection is reset
-  int second = accept_within(5000);
+  int second = accept_within(l, 5000);
   REQUIRE(second >= 0);  // the unacknowledged messages come again
   std::string got;
   timeval tv{5, 0};
@@ -1718,22 +1720,18 @@ TEST_CASE("Syslog over a unix stream socket: messages the receiver never read ar
   std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
   REQUIRE(bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
   REQUIRE(listen(l, 4) == 0);
-  auto accept_within = [&](int ms) {
-    pollfd p{l, POLLIN, 0};
-    return poll(&p, 1, ms) > 0 ? accept(l, nullptr, nullptr) : -1;
-  };
   SinkSpec spec = parse_sink_spec("syslog=unix:" + path + ",name=s,timeout=3,drain_timeout=10,spool=" + td.path + "/s");
   spec.name = "s";
   AsyncSink sink(spec, std::make_unique<SyslogBackend>(spec, "site-a"));
   const int n = 40;
   for (int i = 0; i < n; ++i) sink.write_line("flow", event(i, 1700000000, 300));
   sink.flush();
-  int first = accept_within(5000);
+  int first = accept_within(l, 5000);
   REQUIRE(first >= 0);
   usleep(300000);  // every message waits in the receiver's queue, unread
   CHECK(sink.counters().delivered == 0);
   close(first);    // unread data: the sender's end is reset
-  int second = accept_within(5000);
+  int second = accept_within(l, 5000);
   REQUIRE(second >= 0);  // all of them come again
   std::string got;
   std::thread reader([&] {  // this receiver reads everything, up to the end
