@@ -273,7 +273,7 @@ void OfflineWorkers::packet(const uint8_t* frame, uint32_t caplen, uint32_t wire
     const FragmentPeek& f = peek_->peeked_fragment();
     if (!p.ip_cut && (p.ip_version == 6 || uint64_t(f.offset) + f.length <= 65535))
       for (size_t i = 0; i < workers_.size(); ++i)
-        if (static_cast<int>(i) != idx) expire_fragments(i, ts);
+        if (static_cast<int>(i) != idx) send_marker(i, ts, &PacketRef::frag_expire);
   }
   if (idx >= 0) send(static_cast<size_t>(idx), frame, caplen, wirelen, ts, packets_);
   // Fragments waiting in the reader belong where they came in the input, and their worker may
@@ -303,16 +303,10 @@ void OfflineWorkers::send(size_t idx, const uint8_t* frame, uint32_t caplen, uin
   if (b.refs.size() >= kBatchPackets) push(*workers_[idx], std::move(workers_[idx]->filling));
 }
 
-void OfflineWorkers::tick(size_t idx, Timestamp ts) {
-  Batch& b = filling(idx);
-  b.refs.push_back({static_cast<uint32_t>(b.data.size()), 0, 0, ts, packets_, /*tick=*/true});
-  if (b.refs.size() >= kBatchPackets) push(*workers_[idx], std::move(workers_[idx]->filling));
-}
-
-void OfflineWorkers::expire_fragments(size_t idx, Timestamp ts) {
+void OfflineWorkers::send_marker(size_t idx, Timestamp ts, bool PacketRef::*kind) {
   Batch& b = filling(idx);
   PacketRef r{static_cast<uint32_t>(b.data.size()), 0, 0, ts, packets_};
-  r.frag_expire = true;
+  r.*kind = true;
   b.refs.push_back(r);
   if (b.refs.size() >= kBatchPackets) push(*workers_[idx], std::move(workers_[idx]->filling));
 }
@@ -331,7 +325,7 @@ void OfflineWorkers::advance_input_clock(Timestamp ts) {
   // Each worker's clock follows, before this packet reaches one of them: its flows time out as
   // one pipeline's would, and its clock goes back with the input's.
   if (back || clock_.usec >= next_tick_usec_) {
-    for (size_t i = 0; i < workers_.size(); ++i) tick(i, clock_);
+    for (size_t i = 0; i < workers_.size(); ++i) send_marker(i, clock_, &PacketRef::tick);
     next_tick_usec_ = clock_.usec + kTickUsec;
   }
   if (stats_interval_usec_ <= 0) return;
@@ -349,13 +343,7 @@ void OfflineWorkers::advance_input_clock(Timestamp ts) {
     ps.packets = packets_;
     ps.bytes = bytes_;
     ps.dispatch = dispatch_counters_;
-    for (size_t i = 0; i < workers_.size(); ++i) {
-      Batch& b = filling(i);
-      PacketRef r{static_cast<uint32_t>(b.data.size()), 0, 0, clock_, packets_};
-      r.stats = true;
-      b.refs.push_back(r);
-      if (b.refs.size() >= kBatchPackets) push(*workers_[i], std::move(workers_[i]->filling));
-    }
+    for (size_t i = 0; i < workers_.size(); ++i) send_marker(i, clock_, &PacketRef::stats);
     next_stats_usec_ = clock_.usec + stats_interval_usec_;
   }
 }

@@ -242,9 +242,10 @@ class OfflineWorkers {
   // The input's packet time, kept as one pipeline keeps its clock: ticks the workers, counts
   // time going back and writes the periodic stats when due.
   void advance_input_clock(Timestamp ts);
-  void tick(size_t worker, Timestamp ts);
-  // A fragment taken by another worker's fragment table at ts: this worker's times out too.
-  void expire_fragments(size_t worker, Timestamp ts);
+  // A ref with no packet, in its place among the worker's packets: a clock tick, a check of
+  // fragment timeouts (a fragment another worker's table took at ts: this worker's times out
+  // too), or the point the periodic stats are due at.
+  void send_marker(size_t worker, Timestamp ts, bool PacketRef::*kind);
   // The counters and gauges of all workers, the reader and the merging thread; workers idle.
   void write_merged_stats(Timestamp ts);
   // A `stats` event of `workers` (the sum of the workers' counters), the reader's and the
